@@ -1,0 +1,56 @@
+"""Benchmark: `cnnlab --help` wall time vs `python -c "import torch"` (goal: <= 0.3x).
+
+Help paths must not import torch; this measures what a user waits for. Both commands are run
+alternately N times in fresh processes; the medians are compared.
+
+    python benchmarks/cli_startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import median, print_machine
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="3 runs each")
+    args = parser.parse_args()
+    runs = 3 if args.quick else args.runs
+    beside_python = Path(sys.executable).parent / "cnnlab"  # the venv's script, even if not on PATH
+    cnnlab = str(beside_python) if beside_python.exists() else shutil.which("cnnlab")
+    if cnnlab is None:
+        sys.exit("cnnlab is not installed in this environment")
+    commands = {
+        "cnnlab --help": [cnnlab, "--help"],
+        "cnnlab finetune --help": [cnnlab, "finetune", "--help"],
+        "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+    }
+    print_machine(threads=None)
+    for cmd in commands.values():  # warm the file cache once
+        wall(cmd)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            times[name].append(wall(cmd))
+    baseline = median(times["python -c 'import torch'"])
+    print(f"\n{'command':28} {'median s':>9} {'ratio vs import torch':>22}")
+    for name, values in times.items():
+        print(f"{name:28} {median(values):9.3f} {median(values) / baseline:22.2f}")
+
+
+if __name__ == "__main__":
+    main()

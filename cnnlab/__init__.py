@@ -1,0 +1,12 @@
+"""cnnlab: a command-line experiment runner for transfer learning and CNN compression."""
+
+from __future__ import annotations
+
+try:  # the installed distribution is the single source of the version
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("cnnlab")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,246 @@
+"""The `cnnlab` command line: Typer owns help and a few conveniences, Hydra owns configuration.
+
+`cnnlab finetune k=v ...` becomes the Hydra argv `command=finetune k=v ...` and runs through the
+single @hydra.main in cnnlab.app, so multirun, --cfg, --config-dir and launchers all keep working.
+This module must not import torch or onnxruntime: `cnnlab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
+
+from cnnlab import __version__, conftree
+from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP
+from cnnlab.console import console, debug_enabled, out, print_error
+
+app = typer.Typer(
+    name="cnnlab",
+    help="Transfer learning and CNN compression from the command line: train, fine-tune, prune, quantize, "
+         "distill, export to ONNX and measure latency — one honest table of accuracy x size x latency.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Hydra flags that take a value: `--cfg job`, `--config-dir DIR`, ...
+_HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
+                      "--config-path", "-cp", "--info", "-i", "--experimental-rerun"}
+_OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w./@-]+)(?:=(?P<value>.*))?$", re.S)
+
+
+class UserError(Exception):
+    """A mistake found before Hydra starts."""
+
+    is_user_error = True
+    exit_code = 2
+
+
+class HydraCommand(TyperCommand):
+    """Typer's help, followed by the config groups with their choices and the command's own settings."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        _print_config_help(self.name or "")
+
+
+def _print_config_help(command: str) -> None:
+    info = COMMANDS[command]
+    defaults = conftree.default_choices(command)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for group in (*info.groups, *info.extra_groups):
+        default = defaults.get(group)
+        names = [Text(n + ("*" if n == default else ""), style="bold" if n == default else "")
+                 for n in conftree.choices(group)]
+        table.add_row(group, Text(" ").join(names) if names else Text("(none yet)"))
+    out.print(Panel(table, title="Config groups: group=choice (* = default)", title_align="left",
+                    border_style="dim"))
+    settings = conftree.command_settings_text(command)
+    if settings:
+        out.print(Panel(Text(settings), title=f"{command} settings (conf/command/{command}.yaml)",
+                        title_align="left", border_style="dim"))
+    examples = "\n".join(f"$ {e}" for e in info.examples)
+    out.print(Panel(Text(f"{examples}\n\n{HYDRA_FLAGS_HELP}"), title="Examples and Hydra",
+                    title_align="left", border_style="dim"))
+
+
+def _config_dirs(args: list[str]) -> list[Path]:
+    dirs = []
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(Path(args[i + 1]).expanduser())
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]).expanduser())
+    return dirs
+
+
+def check_overrides(command: str, args: list[str]) -> None:
+    """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
+    extra_dirs = _config_dirs(args)
+    groups = conftree.group_dirs(extra_dirs)
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg.startswith("-"):
+            skip_next = arg in _HYDRA_VALUE_FLAGS
+            continue
+        match = _OVERRIDE.match(arg)
+        if not match or (match["value"] is None and not match["prefix"].startswith("~")):
+            raise UserError(f"malformed override '{arg}' — write key=value, e.g. trainer.epochs=3 "
+                            f"(see `cnnlab {command} --help`)")
+        key, value = match["key"], match["value"]
+        if key == "command":
+            raise UserError(f"command= is set by the CLI — run `cnnlab {value} ...` instead")
+        if key not in groups or value is None or match["prefix"]:
+            continue
+        if any(ch in value for ch in "()[]{}$*"):  # sweep functions and interpolations: Hydra's job
+            continue
+        valid = conftree.choices(key, extra_dirs)
+        for choice in value.split(","):
+            if choice and choice != "null" and choice not in valid:
+                raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
+                                f"(or add {key}/{choice}.yaml in a --config-dir)")
+
+
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """Separate Hydra flags (with their values) from key=value overrides, keeping their order."""
+    flags, overrides = [], []
+    expects_value = False
+    for arg in args:
+        if expects_value:
+            flags.append(arg)
+            expects_value = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            expects_value = arg in _HYDRA_VALUE_FLAGS
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool) -> None:
+    """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code."""
+    if debug:
+        os.environ["CNNLAB_DEBUG"] = "1"
+    # Let exceptions reach us so we decide how they look (one line, or a traceback with --debug).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    flags, overrides = split_flags(args)
+    if multirun:
+        flags.append("--multirun")
+    overrides = [f"command={command}", *([f"device={device}"] if device else []), *overrides]
+    code = 0
+    try:
+        check_overrides(command, args)
+        # Hydra's argparse wants every flag before the positional overrides.
+        sys.argv = ["cnnlab", *flags, *overrides]
+        from cnnlab.app import main  # heavy imports (torch) only past this point
+
+        main(records_run=COMMANDS[command].records_run)
+    except KeyboardInterrupt:
+        print_error("interrupted — the last completed epoch's checkpoint is kept; "
+                    f"continue with `cnnlab {command} resume=true`")
+        code = 130
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
+        code = _report(exc, command)
+    raise typer.Exit(code)
+
+
+def _report(exc: BaseException, command: str = "CMD") -> int:
+    from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
+
+    message, is_bug = describe(exc, command)
+    if debug_enabled() or is_bug:
+        traceback.print_exception(exc)
+    if is_bug:
+        print_error(f"{message} — this is a bug in cnnlab; please report it with the traceback above")
+        return 1
+    print_error(message)
+    return getattr(exc, "exit_code", 2)
+
+
+def _hydra_command(name: str) -> None:
+    info = COMMANDS[name]
+
+    def command(
+        ctx: typer.Context,
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (same as device=...)."),
+        multirun: bool = typer.Option(False, "-m", "--multirun", help="Run a sweep: comma-separated values become separate runs."),
+        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (also CNNLAB_DEBUG=1)."),
+    ) -> None:
+        launch(name, list(ctx.args), device=device, multirun=multirun, debug=debug)
+
+    command.__doc__ = f"{info.summary}\n\n{info.description}"
+    app.command(
+        name,
+        cls=HydraCommand,
+        options_metavar="[OPTIONS] [KEY=VALUE | GROUP=CHOICE]...",
+        help=f"{info.summary}\n\n{info.description}",
+        short_help=info.summary,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                          "help_option_names": ["-h", "--help"]},
+    )(command)
+
+
+for _name in COMMANDS:
+    _hydra_command(_name)
+
+
+@app.command("list")
+def list_(
+    what: str = typer.Argument(..., help="models | datasets | runs"),
+    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Outputs folder to scan for runs "
+                                           "[default: $CNNLAB_OUTPUTS or ./outputs]."),
+) -> None:
+    """List the model zoo, the datasets, or the runs in the outputs folder."""
+    from cnnlab import listing
+
+    try:
+        if what == "models":
+            listing.print_models()
+        elif what == "datasets":
+            listing.print_datasets()
+        elif what == "runs":
+            listing.print_runs(outputs or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")))
+        else:
+            raise UserError(f"cannot list '{what}' — choose models, datasets or runs")
+    except BaseException as exc:  # noqa: BLE001
+        raise typer.Exit(_report(exc))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"cnnlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """cnnlab: transfer learning and CNN compression from the command line."""
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,112 @@
+"""The table of commands: what each one is for and which pipeline module runs it.
+
+Both the command line (help, without importing torch) and the Hydra entry point (dispatch)
+read this one table, so adding a command is one entry here, one conf/command/<name>.yaml and
+one module in cnnlab/pipelines/ with `run(cfg, ctx) -> dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    summary: str                      # one line for `cnnlab --help`
+    description: str                  # a paragraph for `cnnlab CMD --help`
+    pipeline: str                     # module with run(cfg, ctx) -> dict of metrics
+    examples: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ("dataset", "model", "optim", "sched", "trainer", "experiment")
+    extra_groups: tuple[str, ...] = field(default=())
+    records_run: bool = True          # False: a read-only tool (inspect) that writes no run folder
+
+
+COMMANDS: dict[str, CommandInfo] = {
+    "pretrain": CommandInfo(
+        summary="Train a network from scratch (supervised) and keep the checkpoint.",
+        description="Trains model=NAME from random initialisation on dataset=NAME and writes model.pt "
+                    "(loadable with torch.load(weights_only=True)) and run.json to the run folder. "
+                    "The default, dataset=synthetic, runs offline in about two minutes on a 2-core CPU.",
+        pipeline="cnnlab.pipelines.pretrain",
+        examples=("cnnlab pretrain",
+                  "cnnlab pretrain model=lenet5 dataset=digits trainer.epochs=10",
+                  "cnnlab pretrain -m optim.lr=0.01,0.05,0.1"),
+    ),
+    "finetune": CommandInfo(
+        summary="Transfer learning: new head on a pretrained backbone (linear, partial or full).",
+        description="Loads a backbone (model.weights=imagenet|none|PATH|RUN|latest|latest:pretrain), replaces the "
+                    "classifier head for the dataset's classes and trains it: finetune.mode=linear (frozen "
+                    "backbone, head only; backbone features are computed once and cached), partial (the last "
+                    "finetune.unfreeze stages) or full (finetune.backbone_lr_scale for a lower backbone rate).",
+        pipeline="cnnlab.pipelines.finetune",
+        examples=("cnnlab finetune dataset=flowers",
+                  "cnnlab finetune dataset=imagefolder dataset.root=~/photos finetune.mode=partial",
+                  "cnnlab finetune model.weights=latest:pretrain finetune.mode=full",
+                  "cnnlab finetune -m model=resnet18,mobilenet_v3_small"),
+    ),
+    "distill": CommandInfo(
+        summary="Knowledge distillation: train a small student from a trained teacher.",
+        description="teacher=NAME (teacher.weights=latest:finetune|PATH|RUN|imagenet) teaches student=NAME with "
+                    "Hinton's soft targets (distill.temperature, distill.alpha) and optional feature hints "
+                    "(distill.feature=true). distill.baseline=true also trains the student alone with the same "
+                    "budget, so the run records the gain that distillation bought.",
+        pipeline="cnnlab.pipelines.distill",
+        examples=("cnnlab distill teacher=resnet50 student=mobilenet",
+                  "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2"),
+        groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
+    ),
+    "prune": CommandInfo(
+        summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
+        description="prune.method=channel removes whole channels across coupled layers (Torch-Pruning's dependency "
+                    "graph) so the model gets smaller and faster everywhere; prune.method=magnitude zeroes the "
+                    "smallest weights (sparsity; dense runtimes gain no speed). Recovers accuracy with a short "
+                    "fine-tune and records parameters, FLOPs, size and measured latency before and after.",
+        pipeline="cnnlab.pipelines.prune",
+        examples=("cnnlab prune source=latest:finetune prune.ratio=0.5",
+                  "cnnlab prune source=latest:finetune prune.method=magnitude prune.ratio=0.8"),
+    ),
+    "quantize": CommandInfo(
+        summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
+        description="quantize.mode=ptq (default) calibrates onnxruntime static INT8 on training images and, with "
+                    "quantize.format=auto, times and evaluates each candidate format on this machine and keeps the "
+                    "fastest within quantize.max_acc_drop; dynamic and qat modes are available too.",
+        pipeline="cnnlab.pipelines.quantize",
+        examples=("cnnlab quantize source=latest:finetune",
+                  "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2"),
+    ),
+    "export": CommandInfo(
+        summary="Export a run's model to ONNX and verify it against PyTorch.",
+        description="Writes model.onnx (dynamic batch, input 'input', output 'logits', class names and input "
+                    "spec in its metadata) and checks it: onnx.checker, then onnxruntime vs PyTorch on real "
+                    "validation images (max |logit difference|, top-1 agreement). A mismatch fails the run.",
+        pipeline="cnnlab.pipelines.export",
+        examples=("cnnlab export source=latest:finetune", "cnnlab export source=outputs/prune/... export.simplify=true"),
+        groups=("dataset", "experiment"),
+    ),
+    "bench": CommandInfo(
+        summary="Measure latency honestly: PyTorch eager/compiled and onnxruntime, CPU and CUDA.",
+        description="Warm-up, then timed iterations until a minimum count and time; median, p90, p99, "
+                    "throughput and achieved GFLOP/s per backend and batch size, with the hardware/software "
+                    "fingerprint. Writes bench.json.",
+        pipeline="cnnlab.pipelines.bench",
+        examples=("cnnlab bench source=latest:export", "cnnlab bench --device cuda model=resnet50",
+                  "cnnlab bench model=mobilenet_v3_small bench.batch_sizes=[1,32]"),
+        groups=("dataset", "model", "experiment"),
+    ),
+    "inspect": CommandInfo(
+        summary="Layer table: output shapes, parameters, FLOPs and receptive field of a network.",
+        description="Shows what kernel size, stride and padding do to the feature map, layer by layer, with "
+                    "parameter and FLOP totals — for LeNet-5 as for EfficientNet. Writes no run folder.",
+        pipeline="cnnlab.pipelines.inspect",
+        examples=("cnnlab inspect model=lenet5", "cnnlab inspect model=resnet50 dataset.image_size=224"),
+        groups=("dataset", "model"),
+        records_run=False,
+    ),
+}
+
+HYDRA_FLAGS_HELP = (
+    "key=value overrides any setting (groups and settings above); group=choice picks a config file.\n"
+    "-m/--multirun sweeps comma-separated values (model=resnet18,mobilenet_v2) as separate runs.\n"
+    "--cfg job prints the composed config and exits; --config-dir DIR adds your own config groups\n"
+    "(DIR/dataset/mydata.yaml → dataset=mydata); hydra/launcher=NAME picks a Hydra launcher plugin."
+)

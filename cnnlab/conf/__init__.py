@@ -1,0 +1,1 @@
+"""The packaged config tree (Hydra reads it as pkg://cnnlab.conf)."""

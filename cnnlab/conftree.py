@@ -1,0 +1,64 @@
+"""Read the config tree as files (no Hydra, no torch): groups, their choices, defaults.
+
+Used by `--help` and by the early check of `group=choice` overrides, both of which must stay
+fast; Hydra itself composes the real config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+# Groups Hydra or the CLI manage; not user-facing choices.
+_INTERNAL_GROUPS = {"hydra", "command"}
+
+
+def group_dirs(extra_dirs: Iterable[Path] = ()) -> dict[str, list[Path]]:
+    """Every config group name → the folders that provide its choices (packaged conf + user --config-dir)."""
+    found: dict[str, list[Path]] = {}
+    for root in (CONF_DIR, *extra_dirs):
+        if not root.is_dir():
+            continue
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            if sub.name not in _INTERNAL_GROUPS:
+                found.setdefault(sub.name, []).append(sub)
+    return found
+
+
+def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
+    """The options of one group, e.g. choices('model') → ['alexnet', ..., 'vgg16']."""
+    names: set[str] = set()
+    for folder in group_dirs(extra_dirs).get(group, []):
+        names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def _defaults_of(path: Path) -> dict[str, str | None]:
+    data = yaml.safe_load(path.read_text()) or {}
+    picked: dict[str, str | None] = {}
+    for entry in data.get("defaults", []) or []:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                key = key.removeprefix("override ").strip("/").split("@")[0]
+                picked[key] = value
+    return picked
+
+
+def default_choices(command: str | None = None) -> dict[str, str | None]:
+    """group → default choice, from config.yaml and the command's own defaults list."""
+    picked = _defaults_of(CONF_DIR / "config.yaml")
+    if command and (CONF_DIR / "command" / f"{command}.yaml").is_file():
+        picked.update(_defaults_of(CONF_DIR / "command" / f"{command}.yaml"))
+    return picked
+
+
+def command_settings_text(command: str) -> str:
+    """The command's own YAML (its knobs with their comments), minus the Hydra header lines."""
+    path = CONF_DIR / "command" / f"{command}.yaml"
+    if not path.is_file():
+        return ""
+    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("# @package")]
+    return "\n".join(lines).strip()

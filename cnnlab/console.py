@@ -1,0 +1,41 @@
+"""One rich console for logs and progress (stderr) and one for results (stdout).
+
+Logs and progress bars share a console so log lines scroll above a live progress bar;
+tables go to stdout so `cnnlab bench ... > table.txt` captures only the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.text import Text
+
+
+def _width(stream: object) -> int | None:
+    """Let rich size a real terminal; elsewhere (CI logs, pipes) don't wrap log lines at 80 columns."""
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    return None if is_tty else int(os.environ.get("COLUMNS", 160))
+
+
+console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+out = Console(highlight=False, width=_width(sys.stdout))
+
+
+def make_log_handler() -> logging.Handler:
+    """Console log handler (referenced by conf/hydra/job_logging/cnnlab.yaml)."""
+    return RichHandler(console=console, show_path=False, show_level=True, markup=False,
+                       rich_tracebacks=False, log_time_format="[%X]")
+
+
+def print_error(message: str) -> None:
+    """The single line a user sees for a mistake they can fix (soft_wrap: never broken over lines)."""
+    text = message.removeprefix("error:").strip()
+    console.print(Text.assemble(("error: ", "bold red"), text), soft_wrap=True)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0", "false", "False")

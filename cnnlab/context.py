@@ -1,0 +1,28 @@
+"""What a pipeline gets besides its config: where to write, the live run record, what the user typed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnlab.runs import RunRecord
+
+
+@dataclass
+class RunContext:
+    command: str
+    run_dir: Path
+    outputs: Path                      # root of all run folders (for source=latest...)
+    record: RunRecord
+    overrides: list[str] = field(default_factory=list)   # the user's key=value overrides, as typed
+    multirun: bool = False
+    is_main: bool = True               # rank 0 (or the only process): the one that writes files
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("cnnlab"))
+
+    def explicitly_set(self, *keys: str) -> bool:
+        """True when the user typed `key=...` for any of `keys` on the command line."""
+        return any(override.split("=", 1)[0].lstrip("+~") in keys for override in self.overrides)
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name

@@ -1,0 +1,32 @@
+"""DataLoaders whose order depends only on (seed, epoch) — the same for one process and for N DDP ranks."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def seed_worker(worker_id: int) -> None:
+    """worker_init_fn: torch already seeds each worker (base seed + id); give numpy and random the same seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
+                world_size: int = 1, drop_last: bool = False) -> DataLoader:
+    """batch_size is per rank; call loader.sampler.set_epoch(epoch) before every epoch.
+
+    A DistributedSampler even for one process: the global permutation is drawn from (seed, epoch)
+    alone and rank r takes every world_size-th index of it, so the ranks together see exactly the
+    order a single process sees. Worker seeds are drawn from the global torch RNG (no private
+    generator): it is seeded at the start of a run and restored from last.pt on resume, so a resumed
+    run draws the same augmentations as an uninterrupted one, with or without workers.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
+                      worker_init_fn=seed_worker, pin_memory=torch.cuda.is_available(),
+                      persistent_workers=workers > 0)

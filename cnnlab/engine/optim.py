@@ -1,0 +1,87 @@
+"""Optimizer and learning-rate schedule from the `optim` and `sched` config groups.
+
+The optimizer class comes from `optim._target_` (any torch.optim class); cnnlab builds the parameter
+groups: no weight decay on norms and biases (the torchvision-reference habit), and an optional lower
+learning rate for a pretrained backbone. Schedules are per step: linear warm-up, then cosine or step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def _split_decay(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    decay, no_decay = [], []
+    for sub in module.modules():
+        for name, param in sub.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            (no_decay if isinstance(sub, _NORM_TYPES) or name == "bias" else decay).append(param)
+    return decay, no_decay
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, *,
+                 head: nn.Module | None = None, backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Trainable parameters in groups: (head | backbone) x (decay | no decay). Frozen ones are left out."""
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    groups: list[dict[str, Any]] = []
+    decay, no_decay = _split_decay(model)
+    for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
+        body = [p for p in params if id(p) not in head_ids]
+        top = [p for p in params if id(p) in head_ids]
+        if body:
+            groups.append({"params": body, "lr": lr * backbone_lr_scale, "weight_decay": wd, "name": "backbone"})
+        if top:
+            groups.append({"params": top, "lr": lr, "weight_decay": wd, "name": "head"})
+    if not groups:
+        raise CnnlabError("nothing to train: every parameter is frozen",
+                          fix="use finetune.mode=partial or full, or check the model")
+    return groups
+
+
+def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+    cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
+    try:
+        # _partial_: Hydra would wrap the parameter tensors in OmegaConf nodes if passed as kwargs.
+        factory = instantiate(cfg, _partial_=True, _convert_="all")
+        return factory(list(groups))
+    except Exception as exc:  # a bad _target_ or argument in the user's optim config
+        raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {exc.__cause__ or exc}",
+                          fix="check the optim group (e.g. optim=sgd or optim=adamw)") from exc
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, name: str,
+              min_lr_ratio: float = 0.0, step_size: int = 1, gamma: float = 0.1) -> float:
+    """Multiplier of the base learning rate at a given optimizer step."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if name == "constant":
+        return 1.0
+    if name == "step":
+        return gamma ** ((step - warmup_steps) // max(1, step_size))
+    if name == "cosine":
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise CnnlabError(f"unknown schedule '{name}'", fix="use sched=cosine, step or constant")
+
+
+def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,
+                    steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(int(round(float(sched_cfg.get("warmup_epochs", 0)) * steps_per_epoch)), total - 1)
+    kwargs = {"total_steps": total, "warmup_steps": max(0, warmup), "name": str(sched_cfg.get("name", "cosine")),
+              "min_lr_ratio": float(sched_cfg.get("min_lr_ratio", 0.0)),
+              "step_size": int(sched_cfg.get("step_epochs", 1)) * steps_per_epoch,
+              "gamma": float(sched_cfg.get("gamma", 0.1))}
+    lr_factor(0, **kwargs)  # validate the name now, not mid-epoch
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, **kwargs))

@@ -1,0 +1,253 @@
+"""The one training engine: `train_one_epoch`, `evaluate` and `fit`, used by every command.
+
+What `fit` adds around the two loops: DDP wrapping, AMP, channels_last, gradient clipping, a
+per-step LR schedule, rich progress bars, a resumable `last.pt` written atomically after every
+epoch, exact resume (RNG streams included), a clear stop on a non-finite loss, and a history of
+per-epoch metrics. Frozen modules (fine-tuning) stay in eval mode so their BatchNorm statistics
+and dropout do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from cnnlab.engine.checkpoint import load_tensors, save_tensors, unwrap
+from cnnlab.engine.metrics import ClassificationMeter
+from cnnlab.engine.objectives import Objective
+from cnnlab.engine.progress import make_progress
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.seeding import rng_state, set_rng_state
+from cnnlab.errors import CnnlabError
+
+log = logging.getLogger("cnnlab")
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+class NonFiniteLoss(CnnlabError):
+    """The loss became NaN or infinite; the last good epoch's checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    epochs: int = 5
+    grad_clip: float | None = None
+    log_every: int = 20
+    max_steps_per_epoch: int | None = None
+    checkpoint_every: int = 1
+    compile: bool = False
+
+    @classmethod
+    def from_config(cls, trainer_cfg: Mapping[str, Any]) -> "TrainerSettings":
+        epochs = int(trainer_cfg.get("epochs", 5))
+        if epochs < 1:
+            raise CnnlabError(f"trainer.epochs={epochs} must be at least 1")
+        clip = trainer_cfg.get("grad_clip")
+        steps = trainer_cfg.get("max_steps_per_epoch")
+        return cls(epochs=epochs, grad_clip=float(clip) if clip else None,
+                   log_every=max(1, int(trainer_cfg.get("log_every", 20))),
+                   max_steps_per_epoch=int(steps) if steps else None,
+                   checkpoint_every=max(1, int(trainer_cfg.get("checkpoint_every", 1))),
+                   compile=bool(trainer_cfg.get("compile", False)))
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return max(self.history, key=lambda e: e.get("val_acc", -1.0)) if self.history else {}
+
+
+def set_train_mode(model: nn.Module, frozen: Iterable[nn.Module] = ()) -> None:
+    """model.train(), except the frozen modules, which keep eval behaviour (BN stats, dropout)."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+def _steps(loader: DataLoader, cap: int | None) -> int:
+    return min(len(loader), cap) if cap else len(loader)
+
+
+class Trainer:
+    def __init__(self, runtime: Runtime, settings: TrainerSettings, *, show_progress: bool = True) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.progress = make_progress(enabled=show_progress and runtime.is_main)
+
+    # ------------------------------------------------------------------ one epoch of training
+    def train_one_epoch(self, model: nn.Module, objective: Objective, loader: DataLoader,
+                        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+                        *, epoch: int, scaler: torch.amp.GradScaler | None = None,
+                        frozen: Sequence[nn.Module] = ()) -> dict[str, Any]:
+        rt, settings = self.runtime, self.settings
+        set_train_mode(model, frozen)
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        meter = ClassificationMeter(rt.device)
+        total = _steps(loader, settings.max_steps_per_epoch)
+        task = self.progress.add_task(f"epoch {epoch + 1} train", total=total, status="")
+        trainable = [p for group in optimizer.param_groups for p in group["params"]]
+        images, start = 0, time.perf_counter()
+        for step, batch in enumerate(loader):
+            if step >= total:
+                break
+            batch = [rt.to_device(t) for t in batch]
+            with rt.autocast():
+                loss, logits, targets = objective(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if settings.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if settings.grad_clip:
+                    nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            meter.update(loss, logits, targets)
+            images += targets.shape[0]
+            if (step + 1) % settings.log_every == 0 or step + 1 == total:
+                self._check_finite(meter, epoch, step, optimizer)
+                running = meter.compute()
+                rate = images / max(time.perf_counter() - start, 1e-9)
+                self.progress.update(task, completed=step + 1, status=(
+                    f"loss {running['loss']:.3f} acc {running['acc']:.1%} {rate * rt.world_size:.0f} img/s"))
+        seconds = time.perf_counter() - start
+        self.progress.remove_task(task)
+        metrics = meter.compute(across_ranks=True)
+        metrics.update(seconds=seconds, images_per_s=metrics["n"] / max(seconds, 1e-9),
+                       lr=optimizer.param_groups[-1]["lr"])
+        return metrics
+
+    def _check_finite(self, meter: ClassificationMeter, epoch: int, step: int,
+                      optimizer: torch.optim.Optimizer) -> None:
+        if not meter.loss_is_finite():
+            lr = optimizer.param_groups[-1]["lr"]
+            raise NonFiniteLoss(
+                f"the loss became NaN/inf at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}); the last completed "
+                "epoch's checkpoint is kept",
+                fix="lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none")
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, loader: DataLoader, *, desc: str = "val") -> dict[str, Any]:
+        """Loss, top-1 and top-5 over the loader (summed over ranks when each holds a shard)."""
+        rt = self.runtime
+        model.eval()
+        meter = ClassificationMeter(rt.device)
+        task = self.progress.add_task(desc, total=len(loader), status="")
+        for batch in loader:
+            images, targets = rt.to_device(batch[0]), rt.to_device(batch[1])
+            with rt.autocast():
+                logits = model(images)
+            loss = nn.functional.cross_entropy(logits.float(), targets)
+            meter.update(loss, logits, targets)
+            self.progress.advance(task)
+        self.progress.remove_task(task)
+        return meter.compute(across_ranks=rt.distributed)
+
+    # ------------------------------------------------------------------ the whole run
+    def fit(self, model: nn.Module, objective: Objective, train_loader: DataLoader, val_loader: DataLoader | None,
+            optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None, *,
+            state_path: Path | None = None, resume_from: Path | None = None, state_extra: dict[str, Any] | None = None,
+            frozen: Sequence[nn.Module] = (), on_epoch_end: EpochCallback | None = None) -> FitResult:
+        """Train for settings.epochs, evaluating after each epoch. `model` must already be on the
+        runtime's device (Runtime.prepare_model) and `optimizer` built on its parameters."""
+        rt, settings = self.runtime, self.settings
+        scaler = torch.amp.GradScaler(rt.device.type) if rt.needs_grad_scaler else None
+        result, start_epoch = FitResult(), 0
+        if resume_from is not None:
+            start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler)
+            log.info("resuming after epoch %d from %s", start_epoch, resume_from)
+        train_model = model
+        if settings.compile:
+            train_model = torch.compile(train_model)  # type: ignore[assignment]
+        if rt.distributed:
+            ids = [rt.device.index] if rt.device.type == "cuda" else None
+            train_model = DistributedDataParallel(train_model, device_ids=ids)
+        with self.progress:
+            for epoch in range(start_epoch, settings.epochs):
+                train = self.train_one_epoch(train_model, objective, train_loader, optimizer, scheduler,
+                                             epoch=epoch, scaler=scaler, frozen=frozen)
+                entry: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
+                                         "lr": train["lr"], "images_per_s": train["images_per_s"],
+                                         "train_seconds": train["seconds"]}
+                if val_loader is not None:
+                    val = self.evaluate(model, val_loader)
+                    entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
+                result.history.append(entry)
+                self._log_epoch(entry)
+                if state_path is not None and rt.is_main and ((epoch + 1) % settings.checkpoint_every == 0
+                                                              or epoch + 1 == settings.epochs):
+                    self._save_state(state_path, epoch + 1, model, optimizer, scheduler, scaler, result.history,
+                                     state_extra)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, entry)
+        return result
+
+    def _log_epoch(self, entry: dict[str, Any]) -> None:
+        if not self.runtime.is_main:
+            return
+        text = (f"epoch {entry['epoch']}/{self.settings.epochs}  train loss {entry['train_loss']:.4f} "
+                f"acc {entry['train_acc']:.2%}")
+        if "val_acc" in entry:
+            text += f"  val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%} top5 {entry['val_top5']:.2%}"
+        text += f"  {entry['images_per_s'] * self.runtime.world_size:.0f} img/s  lr {entry['lr']:.3g}"
+        log.info(text)
+
+    def _save_state(self, path: Path, epochs_done: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, scaler: Any, history: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
+        save_tensors(path, {
+            "format": "cnnlab.train-state/1",
+            "epoch": epochs_done,
+            "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng_state(),
+            "history": history,
+            "extra": extra or {},
+        })
+
+    def _restore(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 scaler: Any) -> tuple[int, list[dict[str, Any]]]:
+        state = load_tensors(path, "training state")
+        if state.get("format") != "cnnlab.train-state/1":
+            raise CnnlabError(f"{path} is not a cnnlab training state", fix="resume from a run folder holding last.pt")
+        try:
+            unwrap(model).load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CnnlabError(f"{path} does not match this model/optimizer ({str(exc).splitlines()[0]})",
+                              fix="resume with the same model, finetune mode and optimizer as the original run") from exc
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        return int(state["epoch"]), list(state.get("history") or [])
+
+
+def read_training_extra(path: Path) -> dict[str, Any]:
+    """The pipeline-specific part of a training state (what the run needs to rebuild its model)."""
+    return dict(load_tensors(path, "training state").get("extra") or {})

@@ -1,0 +1,68 @@
+"""`cnnlab list models|datasets|runs`: tables of what exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from rich.table import Table
+
+from cnnlab import conftree
+from cnnlab.console import out
+from cnnlab.runs import iter_runs
+
+
+def _fmt_millions(value: float | int | None) -> str:
+    return "—" if value is None else f"{value / 1e6:.1f} M"
+
+
+def print_models() -> None:
+    from cnnlab.models import ALIASES, MODELS, model_info  # imports torch: not a help path
+
+    table = Table(title="Model zoo (model=NAME)", title_justify="left")
+    for column in ("name", "family", "year", "params", "GFLOPs @224", "ImageNet top-1", "ImageNet weights"):
+        table.add_column(column, justify="right" if column in ("params", "GFLOPs @224", "ImageNet top-1", "year") else "left")
+    for name, entry in MODELS.items():
+        info = model_info(name)
+        acc = info.get("imagenet_acc1")
+        gflops = info.get("gflops")
+        table.add_row(name, str(info.get("family", "")), str(info.get("year", "")), _fmt_millions(info.get("params")),
+                      "—" if gflops is None else f"{gflops:.2f}", "—" if acc is None else f"{acc:.1f} %",
+                      entry.tv_weights or "none")
+    for alias, target in ALIASES.items():
+        table.add_row(alias, f"alias of {target}", "", "", "", "", "")
+    out.print(table)
+
+
+def print_datasets() -> None:
+    table = Table(title="Datasets (dataset=NAME)", title_justify="left")
+    table.add_column("name")
+    table.add_column("what")
+    table.add_column("offline")
+    for name in conftree.choices("dataset"):
+        path = conftree.CONF_DIR / "dataset" / f"{name}.yaml"
+        text = path.read_text()
+        first_comment = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        data = yaml.safe_load(text) or {}
+        offline = "downloads once" if "download" in data else ("your files" if "root" in data else "built in")
+        table.add_row(name, first_comment, offline)
+    out.print(table)
+
+
+def print_runs(outputs: Path) -> None:
+    runs = list(iter_runs(outputs))
+    if not runs:
+        out.print(f"no runs in {outputs}/ yet — start with `cnnlab pretrain` or `cnnlab finetune`")
+        return
+    table = Table(title=f"Runs in {outputs}/ (oldest first; source=latest picks the newest completed)",
+                  title_justify="left")
+    for column in ("run", "command", "status", "model", "dataset", "val acc", "started"):
+        table.add_column(column)
+    for run in runs:
+        model = (run.data.get("model") or {}).get("name", "")
+        dataset = (run.data.get("dataset") or {}).get("name", "")
+        acc = (run.data.get("metrics") or {}).get("val_acc")
+        style = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(run.status, "")
+        table.add_row(str(run.path), run.command, f"[{style}]{run.status}[/]" if style else run.status, model, dataset,
+                      "—" if acc is None else f"{acc:.2%}", run.started.replace("T", " ")[:19])
+    out.print(table)

@@ -1,0 +1,77 @@
+"""Build a registered network for a given class count and input size."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.registry import ModelEntry, get_entry
+from cnnlab.models.small_input import StemStride
+
+log = logging.getLogger(__name__)
+
+
+def create_model(name: str, num_classes: int, image_size: int, **arch_kwargs: Any) -> nn.Module:
+    """A randomly initialised `name` with a `num_classes`-way head, able to take `image_size` px input.
+
+    Networks that would collapse their feature map at this size get the mildest small-input adaptation
+    that avoids it (see `small_input_adaptation`); parameter shapes stay those of the stock network.
+    `arch_kwargs` go to the constructor (e.g. `dropout`, googlenet's `transform_input`).
+    """
+    entry = get_entry(name)
+    if num_classes < 2:
+        raise CnnlabError(f"a classifier needs at least 2 classes, got num_classes={num_classes}",
+                          fix="check the dataset: it should have two or more class folders/labels")
+    adaptation = small_input_adaptation(entry.name, image_size, **arch_kwargs)
+    model = _build(entry, num_classes, arch_kwargs)
+    if adaptation is not None:
+        adaptation.apply(model)
+        log.info("%s adapted to %d px input: %s", entry.name, image_size, adaptation)
+    return model
+
+
+def small_input_adaptation(name: str, image_size: int, **arch_kwargs: Any) -> StemStride | None:
+    """The adaptation `create_model` applies at `image_size` (None: the stock network fits).
+
+    A pure function of its arguments, so a checkpoint that records them rebuilds the same network. Each
+    candidate is tried on a parameter-free copy of the network on the meta device: whichever first runs
+    a forward pass at this size wins.
+    """
+    entry = get_entry(name)
+    if image_size < entry.min_size:
+        raise CnnlabError(f"{entry.name} needs images of at least {entry.min_size} px, got image_size={image_size}",
+                          fix=f"set image_size to {entry.min_size} or more, or pick a model that takes smaller images "
+                              "(lenet5, resnet18, mobilenet_v3_small take 16 px)")
+    if not entry.small_input:
+        return None
+    for candidate in (None, *entry.small_input):
+        if _runs_at(entry, image_size, arch_kwargs, candidate):
+            return candidate
+    raise CnnlabError(f"{entry.name} cannot take {image_size} px input, even adapted",
+                      fix="use a larger image_size")
+
+
+def _runs_at(entry: ModelEntry, image_size: int, arch_kwargs: dict[str, Any], adaptation: StemStride | None) -> bool:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        probe = _build(entry, 2, arch_kwargs).eval()
+        if adaptation is not None:
+            adaptation.apply(probe)
+        try:
+            probe(torch.empty(2, 3, image_size, image_size))
+        except RuntimeError:  # "Output size is too small" from a pool or conv
+            return False
+    return True
+
+
+def _build(entry: ModelEntry, num_classes: int, arch_kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return entry.builder(num_classes=num_classes, **arch_kwargs)
+    except TypeError as err:  # an option the constructor does not have
+        if not arch_kwargs:
+            raise
+        raise CnnlabError(f"{entry.name} does not accept the architecture options {sorted(arch_kwargs)}: {err}",
+                          fix="remove or rename the option") from err

@@ -1,0 +1,161 @@
+"""The model zoo: one entry per network, looked up by name.
+
+`MODELS` is a plain dict literal, so every model exists as soon as this module is imported — nothing depends
+on some other module having registered itself first. YAML files name models by these keys, so renaming a
+Python module never breaks a config.
+
+Stages are named with dotted module paths (`"layer1"`, `"features.3"`) or, where a stage is a run of
+siblings that torchvision keeps in one flat container, a range `"PARENT.FIRST..LAST"` (`"features.2..3"`
+is `features[2]` and `features[3]`; `"conv1..maxpool"` is the top-level modules from `conv1` through
+`maxpool`). Modules between two stages (pools) have no parameters and belong to neither.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping
+
+import torchvision.models as tvm
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.lenet import LeNet5
+from cnnlab.models.small_input import StemStride
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    year: int
+    paper: str
+    head: str  # dotted path of the final nn.Linear
+    stages: tuple[str, ...]  # backbone stages, input → output (see the module docstring for the syntax)
+    tv_weights: str | None  # torchvision weights enum member; None when there are no ImageNet weights
+    builder: Callable[..., nn.Module]  # builder(num_classes=N, **arch_kwargs): random init, never downloads
+    min_size: int = 16  # smallest image_size accepted
+    # Tried in order, mildest first, when the stock network cannot take the image size (see factory.py).
+    small_input: tuple[StemStride, ...] = ()
+    # Architecture options the ImageNet weights were trained with (merged into create_model's arch_kwargs).
+    pretrained_arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # State-dict keys of the weights file that have no counterpart in the model built here.
+    dropped_weight_prefixes: tuple[str, ...] = ()
+
+
+def _torchvision(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    return partial(constructor, weights=None)
+
+
+def _googlenet(**kwargs: Any) -> nn.Module:
+    # aux_logits=False always: with the auxiliary classifiers a training-mode forward returns a
+    # (logits, aux2, aux1) tuple instead of logits, which every loss, KD objective and export would need
+    # to special-case; their weights in the ImageNet file are dropped on load (dropped_weight_prefixes).
+    # init_weights=True is torchvision's current default, passed explicitly to silence its FutureWarning.
+    return tvm.googlenet(weights=None, **{"init_weights": True, **kwargs, "aux_logits": False})
+
+
+_MOBILENET_PAPER_V3 = "Searching for MobileNetV3"
+_RESNET_PAPER = "Deep Residual Learning for Image Recognition"
+_RESNET_STAGES = ("conv1..maxpool", "layer1", "layer2", "layer3", "layer4")
+_VGG_PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
+
+MODELS: dict[str, ModelEntry] = {
+    "lenet5": ModelEntry(
+        name="lenet5", family="LeNet", year=1998,
+        paper="Gradient-Based Learning Applied to Document Recognition",
+        head="classifier.4", stages=("features.0..2", "features.3..5", "classifier.0..3"),
+        tv_weights=None, builder=LeNet5,
+    ),
+    "alexnet": ModelEntry(
+        name="alexnet", family="AlexNet", year=2012,
+        paper="ImageNet Classification with Deep Convolutional Neural Networks",
+        head="classifier.6", stages=("features.0..2", "features.3..5", "features.6..12"),
+        tv_weights="AlexNet_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.alexnet), min_size=32,
+        # The stock stem (stride 4) needs ≥ 63 px; stride 2 works from 35 px, stride 1 from 32 px.
+        small_input=(StemStride("features.0", 2), StemStride("features.0", 1)),
+    ),
+    "vgg11": ModelEntry(
+        name="vgg11", family="VGG", year=2014, paper=_VGG_PAPER,
+        # Five max-pools halve 32 px down to 1 px, so 32 px is VGG's natural minimum: no adaptation needed.
+        head="classifier.6",
+        stages=("features.0..2", "features.3..5", "features.6..10", "features.11..15", "features.16..20"),
+        tv_weights="VGG11_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.vgg11), min_size=32,
+    ),
+    "vgg16": ModelEntry(
+        name="vgg16", family="VGG", year=2014, paper=_VGG_PAPER,
+        head="classifier.6",
+        stages=("features.0..4", "features.5..9", "features.10..16", "features.17..23", "features.24..30"),
+        tv_weights="VGG16_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.vgg16), min_size=32,
+    ),
+    "googlenet": ModelEntry(
+        name="googlenet", family="GoogLeNet", year=2014, paper="Going Deeper with Convolutions",
+        head="fc",
+        stages=("conv1..conv3", "inception3a..inception3b", "inception4a..inception4e", "inception5a..inception5b"),
+        tv_weights="GoogLeNet_Weights.IMAGENET1K_V1", builder=_googlenet,
+        # The ported weights expect torchvision's transform_input (ImageNet-normalised input re-scaled
+        # to the original network's normalisation inside the model).
+        pretrained_arch_kwargs={"transform_input": True},
+        dropped_weight_prefixes=("aux1.", "aux2."),
+    ),
+    "resnet18": ModelEntry(
+        name="resnet18", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
+        tv_weights="ResNet18_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.resnet18),
+    ),
+    "resnet34": ModelEntry(
+        name="resnet34", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
+        tv_weights="ResNet34_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.resnet34),
+    ),
+    "resnet50": ModelEntry(
+        name="resnet50", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
+        tv_weights="ResNet50_Weights.IMAGENET1K_V2", builder=_torchvision(tvm.resnet50),
+    ),
+    "mobilenet_v2": ModelEntry(
+        name="mobilenet_v2", family="MobileNet", year=2018,
+        paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+        # One stage per output resolution (112, 56, 28, 14, 7 px at 224 px input).
+        head="classifier.1",
+        stages=("features.0..1", "features.2..3", "features.4..6", "features.7..13", "features.14..18"),
+        tv_weights="MobileNet_V2_Weights.IMAGENET1K_V2", builder=_torchvision(tvm.mobilenet_v2),
+    ),
+    "mobilenet_v3_small": ModelEntry(
+        name="mobilenet_v3_small", family="MobileNet", year=2019, paper=_MOBILENET_PAPER_V3,
+        head="classifier.3",
+        stages=("features.0..1", "features.2..3", "features.4..8", "features.9..12"),
+        tv_weights="MobileNet_V3_Small_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.mobilenet_v3_small),
+    ),
+    "mobilenet_v3_large": ModelEntry(
+        name="mobilenet_v3_large", family="MobileNet", year=2019, paper=_MOBILENET_PAPER_V3,
+        head="classifier.3",
+        stages=("features.0..1", "features.2..3", "features.4..6", "features.7..12", "features.13..16"),
+        tv_weights="MobileNet_V3_Large_Weights.IMAGENET1K_V2", builder=_torchvision(tvm.mobilenet_v3_large),
+    ),
+    "efficientnet_b0": ModelEntry(
+        name="efficientnet_b0", family="EfficientNet", year=2019,
+        paper="EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+        head="classifier.1",
+        stages=("features.0..1", "features.2", "features.3", "features.4..5", "features.6..8"),
+        tv_weights="EfficientNet_B0_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.efficientnet_b0),
+    ),
+}
+
+ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v2"}
+
+
+def canonical_name(name: str) -> str:
+    """The registry key for `name` (case-insensitive; aliases resolved)."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key in MODELS:
+        return key
+    choices = [*MODELS, *ALIASES]
+    close = difflib.get_close_matches(key, choices, n=1)
+    hint = f"did you mean model={close[0]}? " if close else ""
+    aliases = ", ".join(f"{alias} → {target}" for alias, target in ALIASES.items())
+    raise CnnlabError(f"unknown model {name!r}",
+                      fix=f"{hint}choose one of: {', '.join(MODELS)} (aliases: {aliases})")
+
+
+def get_entry(name: str) -> ModelEntry:
+    return MODELS[canonical_name(name)]

@@ -1,0 +1,160 @@
+"""Pretrained weights: torchvision's ImageNet files (offline-aware) and local state-dict files.
+
+ImageNet weights are looked up in the torch hub cache first (`<torch.hub.get_dir()>/checkpoints/<file>`,
+`~/.cache/torch/hub/checkpoints` by default), so a file copied there works without network. Only when it is
+missing does torch.hub download it; offline, the error names the file, the folder and the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+import torch
+import torchvision.models as tvm
+from torch import Tensor, nn
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+from cnnlab.models.registry import get_entry
+
+log = logging.getLogger(__name__)
+
+_ALTERNATIVES = ("model.weights=none (random init), model.weights=/path/to/file.pth (a local state dict) "
+                 "or model.weights=latest:pretrain (a previous run)")
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    state_dict: dict[str, Tensor]  # 1000-class ImageNet state dict, torchvision key names
+    spec: InputSpec  # crop size and normalisation the weights were trained with
+    classes: tuple[str, ...]  # the 1000 ImageNet category names, in logit order
+    arch_kwargs: dict[str, Any]  # create_model options the weights need (googlenet: transform_input=True)
+    source: Path  # the file they were read from
+    resize_size: int = 256  # evaluation recipe: resize the short side to this, then centre-crop spec.size
+    interpolation: str = "bilinear"
+
+
+def hub_checkpoint_path(url: str) -> Path:
+    """Where torch.hub caches the file at `url` (the same name load_state_dict_from_url uses)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def imagenet_weights(name: str) -> PretrainedWeights:
+    """torchvision's ImageNet weights for `name`, from the hub cache or downloaded into it."""
+    entry = get_entry(name)
+    if entry.tv_weights is None:
+        raise CnnlabError(f"{entry.name} has no ImageNet weights",
+                          fix="use model.weights=none to train it from scratch, or model.weights=<run folder> / "
+                              "latest:pretrain to start from one of your runs")
+    weights = tvm.get_weight(entry.tv_weights)
+    path = hub_checkpoint_path(weights.url)
+    if not path.is_file():
+        _download(weights.url, path)
+    try:
+        state_dict = load_state_dict_file(path)
+    except CnnlabError as err:
+        raise CnnlabError(err.message, fix=f"delete {path} and download it again from {weights.url}") from err
+    transforms = weights.transforms()
+    spec = InputSpec(size=int(transforms.crop_size[0]), mean=tuple(transforms.mean), std=tuple(transforms.std))
+    return PretrainedWeights(
+        state_dict=state_dict,
+        spec=spec,
+        classes=tuple(weights.meta["categories"]),
+        arch_kwargs=dict(entry.pretrained_arch_kwargs),
+        source=path,
+        resize_size=int(transforms.resize_size[0]),
+        interpolation=transforms.interpolation.value,
+    )
+
+
+def _download(url: str, path: Path) -> None:
+    log.info("downloading %s to %s", url, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The hash prefix in torchvision's file names ("resnet18-f37072fd.pth") is checked, as
+        # torch.hub.load_state_dict_from_url(check_hash=True) would; the file appears only when complete.
+        match = torch.hub.HASH_REGEX.search(path.name)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None, progress=True)
+    except (OSError, RuntimeError) as err:  # URLError/HTTPError/timeouts are OSErrors; a bad hash is a RuntimeError
+        raise CnnlabError(
+            f"cannot get the ImageNet weights file {path.name}: it is not in {path.parent} and the download "
+            f"failed ({err})",
+            fix=f"download {url} where there is network and copy it into {path.parent}, or use {_ALTERNATIVES}",
+        ) from err
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
+    """The state dict in a torchvision-format .pth/.pt file (plain, or under 'state_dict' or 'model')."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"weights file {path} does not exist", fix="check the path")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, non-allowlisted objects: all mean "unreadable"
+        raise CnnlabError(f"cannot read {path} as PyTorch weights: {err}",
+                          fix="give a state dict saved with torch.save(model.state_dict(), path)") from err
+    if isinstance(content, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(content.get(wrapper), Mapping):
+                content = content[wrapper]
+                break
+    if not (isinstance(content, Mapping) and content
+            and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in content.items())):
+        raise CnnlabError(f"{path} does not hold a state dict (a mapping of parameter names to tensors)",
+                          fix="give a state dict saved with torch.save(model.state_dict(), path)")
+    return dict(content)
+
+
+def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Mapping[str, Tensor], *,
+                    strict_backbone: bool = True) -> None:
+    """Copy pretrained tensors into `model`, whose head may have another class count.
+
+    Every backbone tensor must be in `weights` with the model's shape (with strict_backbone=False, those
+    that are not are skipped). The head is loaded only when its shape matches (same class count); otherwise
+    the model keeps its fresh head.
+    """
+    entry = get_entry(name)
+    source = weights.state_dict if isinstance(weights, PretrainedWeights) else weights
+    incoming = {key: value for key, value in source.items() if not key.startswith(entry.dropped_weight_prefixes)}
+    own = model.state_dict()
+    head_keys = [key for key in own if key.startswith(entry.head + ".")]
+    head_fits = all(key in incoming and incoming[key].shape == own[key].shape for key in head_keys)
+
+    selected: dict[str, Tensor] = {}
+    skipped: list[str] = []
+    for key, target in own.items():
+        if key in head_keys:
+            if head_fits:
+                selected[key] = incoming[key]
+            continue
+        problem = _mismatch(key, target, incoming)
+        if problem is None:
+            selected[key] = incoming[key]
+        elif key.endswith("num_batches_tracked"):
+            continue  # a BatchNorm step counter, absent from older files; not a weight
+        elif strict_backbone:
+            raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {problem}",
+                              fix="use weights made for this model and architecture (same name and options), "
+                                  "or model.weights=none")
+        else:
+            skipped.append(key)
+    unexpected = [key for key in incoming if key not in own]
+    if strict_backbone and unexpected:
+        raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {unexpected[0]!r} is not in the model "
+                          f"({len(unexpected)} unexpected keys)",
+                          fix="use weights made for this model and architecture, or model.weights=none")
+    model.load_state_dict(selected, strict=False)
+    log.info("loaded %d pretrained tensors into %s (head %s, %d skipped)", len(selected), entry.name,
+             "loaded" if head_fits else "kept fresh", len(skipped))
+
+
+def _mismatch(key: str, target: Tensor, incoming: Mapping[str, Tensor]) -> str | None:
+    if key not in incoming:
+        return f"{key!r} is missing"
+    if incoming[key].shape != target.shape:
+        return f"{key!r} has shape {tuple(incoming[key].shape)}, the model expects {tuple(target.shape)}"
+    return None

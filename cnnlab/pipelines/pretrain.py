@@ -1,0 +1,43 @@
+"""`cnnlab pretrain`: train a network from random weights and keep the checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cnnlab.context import RunContext
+from cnnlab.data import build_datasets, resolve_input_spec
+from cnnlab.engine.runtime import main_process_first
+from cnnlab.errors import CnnlabError
+from cnnlab.models import canonical_name, create_model
+from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, fit_metrics,
+                                       loader_workers, make_loaders, save_and_record, setup_runtime, train)
+
+METHODS = ("supervised",)
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    method = str(cfg.pretrain.method)
+    if method not in METHODS:
+        raise CnnlabError(f"pretrain.method={method} is not available", fix=f"use one of: {', '.join(METHODS)}")
+    if str(cfg.model.weights).lower() not in ("none", "null"):
+        raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
+                          fix="use `cnnlab finetune model.weights=...` to start from existing weights")
+    cfg, resume_from = apply_resume(cfg, ctx)
+    runtime = setup_runtime(cfg)
+    name = canonical_name(cfg.model.name)
+
+    spec = resolve_input_spec(cfg.dataset, None)
+    with main_process_first(runtime):
+        data = build_datasets(cfg.dataset, spec)
+    ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
+                 len(data.classes), len(data.train), len(data.val), spec.size)
+
+    model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size))
+    train_loader, val_loader = make_loaders(cfg, runtime, data.train, data.val, workers=loader_workers(cfg, data))
+    result = train(cfg, ctx, runtime, model, train_loader, val_loader,
+                   objective=classification_objective(cfg, len(data.classes)), resume_from=resume_from)
+    trained = TrainedModel(model=model, name=name, arch_kwargs={}, data=data, dataset_config=cfg.dataset,
+                           weights="random initialisation")
+    return save_and_record(ctx, trained, fit_metrics(result))

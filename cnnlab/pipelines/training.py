@@ -1,0 +1,200 @@
+"""Supervised training shared by every command that trains (pretrain, finetune, and the recovery or
+baseline runs of prune, quantize-aware training and distill): runtime setup, loaders, optimizer and
+schedule, the engine's `fit`, and writing the model and its record."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle, make_loader
+from cnnlab.engine.checkpoint import save_model
+from cnnlab.engine.objectives import ClassificationObjective, Objective
+from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.seeding import seed_everything
+from cnnlab.engine.trainer import FitResult, Trainer, TrainerSettings
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import MODEL_FILE, STATE_FILE, RunInfo, latest_run, load_run
+
+
+def setup_runtime(cfg: DictConfig) -> Runtime:
+    seed_everything(int(cfg.seed))
+    return Runtime.from_config(cfg)
+
+
+def loader_workers(cfg: DictConfig, data: DataBundle) -> int:
+    workers = cfg.trainer.get("workers", "auto")
+    if str(workers) == "auto":
+        # In-memory tensors need no workers; for files leave one core to the training threads.
+        return 0 if data.in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
+    return int(workers)
+
+
+def eval_batch_size(cfg: DictConfig) -> int:
+    return int(cfg.trainer.get("eval_batch_size") or 2 * int(cfg.trainer.batch_size))
+
+
+def make_loaders(cfg: DictConfig, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
+                 workers: int = 0) -> tuple[DataLoader, DataLoader]:
+    """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard)."""
+    batch = int(cfg.trainer.batch_size)
+    if batch < 1:
+        raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
+    if batch % runtime.world_size:
+        raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
+                          fix=f"use a multiple of {runtime.world_size}")
+    train_loader = make_loader(train_set, batch // runtime.world_size, shuffle=True, seed=int(cfg.seed),
+                               workers=workers, rank=runtime.rank, world_size=runtime.world_size)
+    if runtime.distributed:  # exact evaluation: no sample padded or counted twice
+        val_set = Subset(val_set, range(runtime.rank, len(val_set), runtime.world_size))
+    val_loader = make_loader(val_set, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed), workers=workers)
+    return train_loader, val_loader
+
+
+def classification_objective(cfg: DictConfig, num_classes: int) -> ClassificationObjective:
+    return ClassificationObjective(num_classes, label_smoothing=float(cfg.trainer.get("label_smoothing", 0.0)),
+                                   mixup=float(cfg.trainer.get("mixup", 0.0)), cutmix=float(cfg.trainer.get("cutmix", 0.0)))
+
+
+def train(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, train_loader: DataLoader,
+          val_loader: DataLoader | None, *, objective: Objective, head: nn.Module | None = None,
+          frozen: Sequence[nn.Module] = (), backbone_lr_scale: float = 1.0, resume_from: Path | None = None,
+          state_extra: dict[str, Any] | None = None, checkpoint: bool = True) -> FitResult:
+    """Build optimizer + schedule for the trainable parameters of `model` and run the engine's fit.
+    `checkpoint` writes the resumable last.pt after every epoch (off for throw-away sub-trainings)."""
+    settings = TrainerSettings.from_config(cfg.trainer)
+    groups = param_groups(model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), head=head,
+                          backbone_lr_scale=backbone_lr_scale)
+    optimizer = build_optimizer(cfg.optim, groups)
+    steps = min(len(train_loader), settings.max_steps_per_epoch or len(train_loader))
+    scheduler = build_scheduler(cfg.sched, optimizer, steps_per_epoch=steps, epochs=settings.epochs)
+    trainer = Trainer(runtime, settings)
+    state_path = ctx.path(STATE_FILE) if checkpoint else None
+    if ctx.is_main and state_path is not None:
+        # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
+        ctx.record.add_artifact("checkpoint", state_path)
+    return trainer.fit(model, objective, train_loader, val_loader, optimizer, scheduler, state_path=state_path,
+                       resume_from=resume_from, state_extra=state_extra, frozen=frozen)
+
+
+def fit_metrics(result: FitResult) -> dict[str, Any]:
+    final, best = result.final, result.best
+    metrics = {key: final[key] for key in ("val_acc", "val_top5", "val_loss", "train_loss", "train_acc") if key in final}
+    metrics.update(epochs=len(result.history), best_val_acc=best.get("val_acc"), best_epoch=best.get("epoch"),
+                   train_images_per_s=sum(e["images_per_s"] for e in result.history) / max(1, len(result.history)),
+                   history=result.history)
+    return metrics
+
+
+@dataclass
+class TrainedModel:
+    """What a training pipeline hands to `save_and_record`."""
+
+    model: nn.Module
+    name: str
+    arch_kwargs: dict[str, Any]
+    data: DataBundle
+    dataset_config: Mapping[str, Any]   # the resolved dataset config (derived runs reuse it)
+    weights: str                 # where the starting weights came from, in words
+
+
+def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, Any],
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write model.pt and fill the run record's model/dataset/metrics/artifacts sections."""
+    from cnnlab.models import count_flops, count_params
+
+    if not ctx.is_main:
+        return metrics
+    data, spec = trained.data, trained.data.spec
+    model = trained.model.cpu().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    path = save_model(ctx.path(MODEL_FILE), model,
+                      arch={"name": trained.name, "num_classes": len(data.classes), "image_size": spec.size,
+                            "kwargs": trained.arch_kwargs},
+                      classes=data.classes, spec=spec, extra={"metrics": {k: v for k, v in metrics.items()
+                                                                           if k != "history"}, **(extra or {})})
+    ctx.record.add_artifact("model", path)
+    ctx.record.update(
+        model={"name": trained.name, "params": count_params(model), "flops": count_flops(model, spec.size),
+               "image_size": spec.size, "num_classes": len(data.classes), "weights": trained.weights,
+               "file_bytes": path.stat().st_size},
+        dataset=dataset_record(trained.data, trained.dataset_config),
+        metrics=metrics,
+    )
+    return metrics
+
+
+def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[str, Any]:
+    """run.json's dataset section; `config` lets derived runs (export, prune, ...) rebuild the same data."""
+    config = OmegaConf.to_container(dataset_config, resolve=True) if isinstance(dataset_config, DictConfig) \
+        else dict(dataset_config)
+    spec = data.spec
+    return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
+            "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
+            "config": config}
+
+
+# ---------------------------------------------------------------------------------------------- resume
+_NOT_OVERRIDABLE_ON_RESUME = ("resume",)
+
+
+def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | None]:
+    """(config to use, training state to resume from). Without resume= this is (cfg, None)."""
+    run = resume_target(cfg, ctx)
+    if run is None:
+        return cfg, None
+    ctx.record.update(resumed_from=str(run.path))
+    ctx.log.info("resuming %s (%s)", run.path, run.status)
+    return resumed_config(cfg, ctx, run), run.artifact("checkpoint")
+
+
+def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
+    """The run named by `resume=`: true → the newest interrupted/failed run of this command."""
+    spec = cfg.get("resume")
+    if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
+        return None
+    if spec is True or str(spec).lower() in ("true", "yes", "latest"):
+        run = latest_run(ctx.outputs, ctx.command, artifact="checkpoint", statuses=("interrupted", "failed"))
+        if run is None:
+            raise CnnlabError(f"resume=true: no interrupted or failed `cnnlab {ctx.command}` run with a {STATE_FILE} "
+                              f"in {ctx.outputs}/", fix="pass resume=RUN_FOLDER, or start a new run without resume=")
+        return run
+    run = load_run(Path(str(spec)).expanduser())
+    if run.artifact("checkpoint") is None:
+        raise CnnlabError(f"resume={spec}: the run has no {STATE_FILE} to resume from",
+                          fix="pick a run that completed at least one epoch")
+    return run
+
+
+def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig:
+    """The original run's config, with this invocation's key=value overrides applied on top
+    (trainer.epochs=20 extends a run; device=cpu moves it). Picking another model or dataset is refused."""
+    saved = run.path / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
+    old = OmegaConf.load(saved)
+    assert isinstance(old, DictConfig)
+    for override in ctx.overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+")
+        if key in _NOT_OVERRIDABLE_ON_RESUME or key.startswith("hydra"):
+            continue
+        if "." not in key and key in cfg and isinstance(cfg[key], DictConfig):
+            if OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
+                raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
+                                  fix=f"drop {key}= (or start a new run without resume=)")
+            continue
+        with open_dict(old):
+            OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
+    with open_dict(old):
+        old.resume = str(run.path)
+        old.paths = cfg.paths
+    return old

@@ -1,0 +1,82 @@
+"""`model.weights=` → the tensors a new model starts from.
+
+imagenet          torchvision's ImageNet weights (hub cache first, so a copied .pth works offline)
+none              random initialisation
+PATH              a cnnlab model.pt, or a torchvision-format state dict (.pth/.pt)
+RUN | latest | latest:<command>   the model.pt of a cnnlab run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from cnnlab.engine.checkpoint import ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import resolve_source
+
+
+@dataclass
+class InitialWeights:
+    kind: str                                   # none | imagenet | file | run
+    description: str
+    state_dict: dict[str, torch.Tensor] | None = None
+    spec: InputSpec | None = None               # normalisation (and native size) the weights expect
+    classes: list[str] | None = None            # classes of the weights' own head
+    arch_name: str | None = None                # architecture recorded with the weights (cnnlab runs)
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    structure: dict[str, Any] | None = None     # per-layer shapes (a pruned run)
+    source: dict[str, Any] | None = None        # the run the weights came from
+
+    @property
+    def pretrained(self) -> bool:
+        return self.state_dict is not None
+
+
+def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, Any] | None) -> InitialWeights:
+    return InitialWeights(kind="run", description=description, state_dict=ckpt.state_dict, spec=ckpt.spec,
+                          classes=list(ckpt.classes), arch_name=ckpt.name, arch_kwargs=dict(ckpt.arch.get("kwargs") or {}),
+                          structure=ckpt.structure, source=source)
+
+
+def resolve_weights(spec: Any, model_name: str, outputs: Path) -> InitialWeights:
+    from cnnlab import models
+
+    text = "none" if spec is None else str(spec).strip()
+    if text.lower() in ("none", "null", "", "random", "scratch"):
+        return InitialWeights(kind="none", description="random initialisation")
+    if text.lower() == "imagenet":
+        pretrained = models.imagenet_weights(model_name)
+        return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
+                              state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
+                              arch_name=model_name, arch_kwargs=dict(pretrained.arch_kwargs))
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
+        payload = load_tensors(path, "weights file")
+        if is_cnnlab_checkpoint(payload):
+            return _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)})
+        # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
+        return InitialWeights(kind="file", description=f"state dict {path}",
+                              state_dict=models.load_state_dict_file(path),
+                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name)
+    source = resolve_source(text, outputs, want=("checkpoint",), key="model.weights")
+    ckpt = read_checkpoint(source.path)
+    return _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
+
+
+def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen: bool) -> str:
+    """The architecture to build: the weights' own unless the user picked a different model on purpose."""
+    from cnnlab.models import canonical_name
+
+    wanted = canonical_name(model_name)
+    if weights.arch_name is None or weights.kind in ("imagenet", "file"):
+        return wanted
+    recorded = canonical_name(weights.arch_name)
+    if recorded != wanted and model_chosen:
+        raise CnnlabError(f"model.weights is a {recorded} checkpoint but model={model_name} was asked for",
+                          fix=f"drop model= (the checkpoint's {recorded} is used) or pass model={recorded}")
+    return recorded

@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated outputs folder and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import CliResult
+
+# Wide, unwrapped tables and log lines whatever the runner says (pytest-xdist sets COLUMNS=80).
+os.environ["COLUMNS"] = "200"
+
+# One thread per test process: on a shared 2-core machine two threads per op can run 10x slower
+# (oversubscription), and `pytest -n 2` already uses both cores.
+torch.set_num_threads(1)
+
+@pytest.fixture
+def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh outputs folder (CNNLAB_OUTPUTS) and working directory per test."""
+    out = tmp_path / "outputs"
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(out))
+    monkeypatch.chdir(tmp_path)
+    return out
+
+
+@pytest.fixture
+def cli(outputs: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `cnnlab ARGS` in this process (fast: torch is imported once per test session)."""
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # launch() rewrites argv for Hydra
+
+    def invoke(*args: str) -> CliResult:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.data.folder import build_imagefolder
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+SPEC = InputSpec(16)
+
+
+def write_image(path: Path, seed: int, mode: str = "RGB", fmt: str = "JPEG") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (10, 14, 4), dtype=np.uint8)
+    Image.fromarray(pixels, "RGBA").convert(mode).save(path, fmt)
+    return path
+
+
+def make_classes(directory: Path, classes: dict[str, int]) -> None:
+    for name, count in classes.items():
+        for i in range(count):
+            write_image(directory / name / f"{i}.jpg", seed=i)
+
+
+def test_train_val_layout(tmp_path: Path) -> None:
+    make_classes(tmp_path / "train", {"cat": 3, "dog": 2})
+    make_classes(tmp_path / "val", {"cat": 1, "dog": 1})
+    raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert raw.classes == ["cat", "dog"] and len(raw.train) == 5 and len(raw.val) == 2 and raw.test is None
+    image, label = raw.train[4]
+    assert image.mode == "RGB" and label == 1
+    assert raw.stored_size is None and not raw.in_memory
+
+
+@pytest.mark.parametrize("val_name", ["valid", "test"])
+def test_valid_or_test_folder_stands_in_for_val(tmp_path: Path, val_name: str) -> None:
+    make_classes(tmp_path / "train", {"a": 2, "b": 2})
+    make_classes(tmp_path / val_name, {"a": 1, "b": 1})
+    raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert len(raw.val) == 2 and raw.test is None
+
+
+def test_test_folder_next_to_val_becomes_the_test_split(tmp_path: Path) -> None:
+    for split in ("train", "val", "test"):
+        make_classes(tmp_path / split, {"a": 2, "b": 1})
+    raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert raw.test is not None and len(raw.test) == 3
+
+
+def test_one_level_layout_is_split_stratified_and_seeded(tmp_path: Path) -> None:
+    make_classes(tmp_path, {"a": 6, "b": 4})
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden folders are not classes
+    cfg = {"root": str(tmp_path), "val_fraction": 0.5, "seed": 0}
+    raw = build_imagefolder(cfg, SPEC)
+    assert raw.classes == ["a", "b"] and len(raw.train) == 5 and len(raw.val) == 5
+    assert sorted(label for _, label in (raw.val[i] for i in range(5))) == [0, 0, 0, 1, 1]
+    assert build_imagefolder(cfg, SPEC).val.indices == raw.val.indices
+
+
+def test_grey_and_rgba_files_come_out_rgb(tmp_path: Path) -> None:
+    write_image(tmp_path / "train" / "a" / "grey.png", 1, mode="L", fmt="PNG")
+    write_image(tmp_path / "train" / "a" / "alpha.png", 2, mode="RGBA", fmt="PNG")
+    make_classes(tmp_path / "val", {"a": 1})
+    raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert {raw.train[i][0].mode for i in range(2)} == {"RGB"}
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_classes(tmp_path / "train", {"a": 2, "b": 2})
+    make_classes(tmp_path / "val", {"a": 1, "b": 1})
+    (tmp_path / "train" / "a" / "0garbage.jpg").write_bytes(b"not an image at all")
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    (tmp_path / "val" / "b" / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (tmp_path / "train" / "b" / "notes.txt").write_text("not an image, not counted")
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert len(raw.train) == 4 and len(raw.val) == 2
+    assert "skipped 2 unreadable image file(s)" in caplog.text and "0garbage.jpg" in caplog.text
+
+
+def test_class_left_without_readable_image_is_a_user_error(tmp_path: Path) -> None:
+    make_classes(tmp_path, {"a": 3})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(CnnlabError, match=r"class folder\(s\) b .*skipped 1 unreadable"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+
+
+def test_missing_root_setting(tmp_path: Path) -> None:
+    with pytest.raises(CnnlabError, match=r"imagefolder needs dataset.root=DIR") as err:
+        build_imagefolder({"root": None}, SPEC)
+    assert "DIR/train/<class>" in str(err.value)
+
+
+def test_root_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(CnnlabError, match="does not exist") as err:
+        build_imagefolder({"root": str(tmp_path / "nope")}, SPEC)
+    assert "dataset.root=DIR" in str(err.value)
+
+
+def test_root_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    with pytest.raises(CnnlabError, match="is a file"):
+        build_imagefolder({"root": str(tmp_path / "file.jpg")}, SPEC)
+
+
+def test_root_without_class_folders(tmp_path: Path) -> None:
+    write_image(tmp_path / "loose.jpg", 0)
+    with pytest.raises(CnnlabError, match="no class folders") as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "DIR/<class>/*.jpg" in str(err.value)
+
+
+def test_class_folders_without_images(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(CnnlabError, match="no readable images"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+
+
+def test_train_and_val_class_mismatch(tmp_path: Path) -> None:
+    make_classes(tmp_path / "train", {"a": 1, "b": 1})
+    make_classes(tmp_path / "val", {"a": 1, "c": 1})
+    with pytest.raises(CnnlabError, match="missing: b; extra: c"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)

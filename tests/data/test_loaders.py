@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import torch
+from torch.utils.data import TensorDataset
+
+from cnnlab.data.loaders import make_loader
+
+
+def index_dataset(n: int) -> TensorDataset:
+    """Item i is (i, i): the batches spell out the sampling order."""
+    return TensorDataset(torch.arange(n), torch.arange(n))
+
+
+def epoch_order(loader, epoch: int) -> list[int]:
+    loader.sampler.set_epoch(epoch)
+    return [int(i) for batch, _ in loader for i in batch]
+
+
+def test_two_ranks_together_see_the_single_process_order() -> None:
+    data = index_dataset(24)
+    single = epoch_order(make_loader(data, 4, shuffle=True, seed=7), epoch=3)
+    ranks = [epoch_order(make_loader(data, 2, shuffle=True, seed=7, rank=r, world_size=2), epoch=3) for r in (0, 1)]
+    interleaved = [index for pair in zip(*ranks) for index in pair]
+    assert interleaved == single
+    assert sorted(single) == list(range(24))
+
+
+def test_order_depends_on_seed_and_epoch_only() -> None:
+    data = index_dataset(32)
+    order = epoch_order(make_loader(data, 8, shuffle=True, seed=1), epoch=0)
+    assert order == epoch_order(make_loader(data, 8, shuffle=True, seed=1), epoch=0)
+    assert order != epoch_order(make_loader(data, 8, shuffle=True, seed=1), epoch=1)
+    assert order != epoch_order(make_loader(data, 8, shuffle=True, seed=2), epoch=0)
+    assert order != list(range(32))
+
+
+def test_no_shuffle_keeps_dataset_order_and_drop_last_drops_the_tail() -> None:
+    data = index_dataset(10)
+    assert epoch_order(make_loader(data, 4, shuffle=False, seed=0), epoch=5) == list(range(10))
+    loader = make_loader(data, 4, shuffle=False, seed=0, drop_last=True)
+    assert epoch_order(loader, epoch=0) == list(range(8))
+
+
+class RandomItems(torch.utils.data.Dataset):
+    """Items drawn from torch's RNG, as a random augmentation would."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.rand(1) + index
+
+
+def test_workers_are_seeded_so_runs_repeat() -> None:
+    """Worker seeds follow the global torch RNG (seeded per run, restored on resume)."""
+
+    def run() -> torch.Tensor:
+        torch.manual_seed(5)
+        loader = make_loader(RandomItems(), 3, shuffle=False, seed=5, workers=1)
+        loader.sampler.set_epoch(0)
+        return torch.cat(list(loader))
+
+    first = run()
+    assert torch.equal(first, run())
+    assert make_loader(RandomItems(), 3, shuffle=False, seed=5).pin_memory == torch.cuda.is_available()

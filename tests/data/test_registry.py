@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.data import DATASETS, DataBundle, build_datasets, make_loader, resolve_input_spec
+from cnnlab.data.spec import IMAGENET_MEAN, InputSpec
+from cnnlab.errors import CnnlabError
+
+SYNTHETIC = {"name": "synthetic", "image_size": 16, "native_size": 64, "num_classes": 4, "train_size": 24,
+             "val_size": 8, "seed": 0, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+             "augment": {"hflip": True, "random_crop": True, "crop_scale": [0.6, 1.0]}}
+WEIGHTS = InputSpec(224, mean=IMAGENET_MEAN)
+
+
+def test_dataset_names() -> None:
+    assert DATASETS == ("synthetic", "digits", "imagefolder", "flowers", "cifar10", "cifar100")
+
+
+def test_size_from_config_then_weights_then_native() -> None:
+    assert resolve_input_spec(SYNTHETIC, WEIGHTS).size == 16
+    assert resolve_input_spec({**SYNTHETIC, "image_size": None}, WEIGHTS).size == 224
+    assert resolve_input_spec({**SYNTHETIC, "image_size": None}, None).size == 64
+
+
+def test_normalisation_from_weights_else_config() -> None:
+    assert resolve_input_spec(SYNTHETIC, WEIGHTS).mean == IMAGENET_MEAN
+    spec = resolve_input_spec(SYNTHETIC, None)
+    assert spec.mean == (0.5, 0.5, 0.5) and spec.std == (0.25, 0.25, 0.25)
+
+
+def test_no_size_anywhere_is_a_user_error() -> None:
+    with pytest.raises(CnnlabError, match="image size"):
+        resolve_input_spec({"name": "x", "image_size": None}, None)
+
+
+def test_bad_mean_is_a_user_error() -> None:
+    with pytest.raises(CnnlabError, match="3 values"):
+        resolve_input_spec({**SYNTHETIC, "mean": [0.5, 0.5]}, None)
+
+
+def test_bundle_items_are_normalised_float_tensors() -> None:
+    bundle = build_datasets(SYNTHETIC, resolve_input_spec(SYNTHETIC, None))
+    assert isinstance(bundle, DataBundle) and bundle.name == "synthetic"
+    assert bundle.random_train_transform and bundle.in_memory and bundle.test is None
+    assert len(bundle.classes) == 4 and len(bundle.train) == 24 and len(bundle.val) == 8
+    image, label = bundle.val[0]
+    assert type(image) is torch.Tensor and image.dtype == torch.float32 and image.shape == (3, 16, 16)
+    assert isinstance(label, int) and 0 <= label < 4
+    assert -2.0 - 1e-6 <= float(image.min()) and float(image.max()) <= 2.0 + 1e-6  # (x - 0.5) / 0.25, x in [0,1]
+    batch, labels = next(iter(make_loader(bundle.train, 8, shuffle=True, seed=0)))
+    assert batch.shape == (8, 3, 16, 16) and labels.dtype == torch.int64
+
+
+def test_train_augment_false_is_deterministic_and_equals_eval() -> None:
+    spec = resolve_input_spec(SYNTHETIC, None)
+    bundle = build_datasets(SYNTHETIC, spec, train_augment=False)
+    assert not bundle.random_train_transform
+    torch.manual_seed(0)
+    first = bundle.train[3][0]
+    torch.manual_seed(1)
+    assert torch.equal(first, bundle.train[3][0])
+    raw_pixels = bundle.train.base[3][0].float() / 255
+    assert torch.allclose(first, (raw_pixels - 0.5) / 0.25, atol=1e-6)
+
+
+def test_augmented_train_items_vary() -> None:
+    bundle = build_datasets(SYNTHETIC, resolve_input_spec(SYNTHETIC, None))
+    torch.manual_seed(0)
+    draws = [bundle.train[3][0] for _ in range(4)]
+    assert not all(torch.equal(draws[0], d) for d in draws[1:])
+
+
+def test_no_random_ops_means_no_random_train_transform() -> None:
+    cfg = {**SYNTHETIC, "augment": {"hflip": False, "random_crop": False}}
+    assert not build_datasets(cfg, resolve_input_spec(cfg, None)).random_train_transform
+
+
+def test_digits_bundle_at_the_weights_size() -> None:
+    cfg = {"name": "digits", "image_size": None, "native_size": 32, "val_fraction": 0.2, "seed": 0,
+           "mean": [0.25] * 3, "std": [0.35] * 3, "augment": {"random_crop": True, "crop_scale": [0.75, 1.0]}}
+    bundle = build_datasets(cfg, resolve_input_spec(cfg, InputSpec(20)))
+    assert bundle.classes == [str(d) for d in range(10)] and bundle.in_memory
+    assert bundle.train[0][0].shape == (3, 20, 20) and bundle.val[0][0].shape == (3, 20, 20)
+
+
+def test_unknown_dataset_is_a_user_error() -> None:
+    with pytest.raises(CnnlabError, match="unknown dataset 'mnist'") as err:
+        build_datasets({"name": "mnist"}, InputSpec(16))
+    assert "synthetic" in str(err.value)

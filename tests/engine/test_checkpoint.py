@@ -1,0 +1,79 @@
+"""model.pt: weights_only loading, rebuilt architecture, clear errors for bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.engine.checkpoint import load_model, read_checkpoint, save_model
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+
+SPEC = InputSpec(size=32, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+
+
+def save_resnet(path: Path) -> torch.nn.Module:
+    model = create_model("resnet18", num_classes=3, image_size=32).eval()
+    save_model(path, model, arch={"name": "resnet18", "num_classes": 3, "image_size": 32}, classes=["a", "b", "c"],
+               spec=SPEC, extra={"note": "x"})
+    return model
+
+
+def test_roundtrip_rebuilds_the_same_network(tmp_path: Path) -> None:
+    original = save_resnet(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)  # the security contract itself
+    assert payload["format"].startswith("cnnlab.checkpoint")
+    model, ckpt = load_model(tmp_path / "model.pt")
+    assert ckpt.classes == ["a", "b", "c"] and ckpt.spec == SPEC and ckpt.extra == {"note": "x"}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), original(x))
+    assert not list(tmp_path.glob(".model.pt*"))  # atomic write left no temp file
+
+
+def test_pruned_shapes_are_rebuilt(tmp_path: Path) -> None:
+    import torch_pruning as tp
+
+    model = create_model("resnet18", num_classes=3, image_size=32).eval()
+    example = torch.randn(1, 3, 32, 32)
+    pruner = tp.pruner.MagnitudePruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
+                                       pruning_ratio=0.5, ignored_layers=[model.fc])
+    pruner.step()
+    save_model(tmp_path / "pruned.pt", model, arch={"name": "resnet18", "num_classes": 3, "image_size": 32},
+               classes=["a", "b", "c"], spec=SPEC)
+    rebuilt, _ = load_model(tmp_path / "pruned.pt")
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert torch.allclose(rebuilt.eval()(example), model(example), atol=1e-5)
+
+
+def test_corrupt_truncated_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    good = tmp_path / "model.pt"
+    save_resnet(good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(CnnlabError, match="cannot be read safely"):
+        read_checkpoint(truncated)
+    pickled_module = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled_module)  # a whole pickled module: never unpickled
+    with pytest.raises(CnnlabError, match="cannot be read safely"):
+        read_checkpoint(pickled_module)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(2)}, plain)
+    with pytest.raises(CnnlabError, match="not a cnnlab model checkpoint"):
+        read_checkpoint(plain)
+    with pytest.raises(CnnlabError, match="does not exist"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_weights_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    save_resnet(path)
+    payload = torch.load(path, weights_only=True)
+    payload["arch"]["name"] = "resnet34"  # the recorded architecture no longer fits the weights
+    torch.save(payload, path)
+    with pytest.raises(CnnlabError, match="do not fit a resnet34"):
+        load_model(path)

@@ -1,0 +1,45 @@
+"""DDP under torchrun: 2 CPU ranks (gloo) give the result of one process, in one run folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from helpers import read_run, run_dirs, run_subprocess
+
+# No randomness in the data (no crops/flips) and no BatchNorm/dropout in LeNet-5: the only difference
+# between 1 process and 2 ranks is the order of floating-point sums in the gradient all-reduce.
+COMMON = ["pretrain", "model=lenet5", "dataset=synthetic", "dataset.image_size=16", "dataset.train_size=256",
+          "dataset.val_size=64", "dataset.augment.random_crop=false", "dataset.augment.hflip=false",
+          "trainer.epochs=2", "trainer.batch_size=64", "trainer.amp=none", "optim=adamw", "optim.lr=0.003",
+          "device=cpu"]
+
+
+def test_two_gloo_ranks_match_a_single_process(tmp_path: Path) -> None:
+    single_out, ddp_out = tmp_path / "single", tmp_path / "ddp"
+    single = run_subprocess(*COMMON, env={"CNNLAB_OUTPUTS": str(single_out)}, cwd=tmp_path)
+    assert single.code == 0, single.output
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(ddp_out), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "cnnlab", *COMMON], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    ddp_dirs = run_dirs(ddp_out, "pretrain")
+    assert len(ddp_dirs) == 1, ddp_dirs  # rank 1 wrote no run folder of its own
+    log = (ddp_dirs[0] / "run.log").read_text()
+    assert "rank 0 of 2 (gloo)" in log
+    assert log.count("epoch 2/2") == 1  # one log, written by rank 0
+    one, two = read_run(run_dirs(single_out, "pretrain")[0]), read_run(ddp_dirs[0])
+    assert two["status"] == "completed" and two["environment"]["torch_threads"] >= 1
+    for key in ("val_loss", "train_loss"):
+        assert abs(one["metrics"][key] - two["metrics"][key]) < 1e-3, (key, one["metrics"][key], two["metrics"][key])
+    assert abs(one["metrics"]["val_acc"] - two["metrics"]["val_acc"]) <= 1 / 64 + 1e-9
+    a = torch.load(run_dirs(single_out, "pretrain")[0] / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(ddp_dirs[0] / "model.pt", weights_only=True)["state_dict"]
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-3), name

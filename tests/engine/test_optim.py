@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.engine.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from cnnlab.errors import CnnlabError
+
+
+def tiny() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+
+
+def test_groups_skip_decay_on_norms_and_biases_and_scale_the_backbone() -> None:
+    model = tiny()
+    groups = param_groups(model, lr=0.1, weight_decay=1e-4, head=model[3], backbone_lr_scale=0.1)
+    by_key = {(g["name"], g["weight_decay"] > 0): g for g in groups}
+    assert {id(p) for p in by_key[("backbone", True)]["params"]} == {id(model[0].weight)}
+    assert {id(p) for p in by_key[("backbone", False)]["params"]} == {id(model[0].bias), id(model[1].weight),
+                                                                      id(model[1].bias)}
+    assert by_key[("head", True)]["lr"] == 0.1 and by_key[("backbone", True)]["lr"] == pytest.approx(0.01)
+
+
+def test_frozen_parameters_are_left_out_and_all_frozen_is_an_error() -> None:
+    model = tiny()
+    model[0].requires_grad_(False)
+    trainable = {id(p) for g in param_groups(model, 0.1, 0.0) for p in g["params"]}
+    assert id(model[0].weight) not in trainable and id(model[3].weight) in trainable
+    model.requires_grad_(False)
+    with pytest.raises(CnnlabError, match="nothing to train"):
+        param_groups(model, 0.1, 0.0)
+
+
+def test_optimizer_from_config_target() -> None:
+    model = tiny()
+    opt = build_optimizer({"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.05},
+                          param_groups(model, 1e-3, 0.05))
+    assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["betas"] == (0.9, 0.99)
+    with pytest.raises(CnnlabError, match="cannot build optimizer"):
+        build_optimizer({"_target_": "torch.optim.NoSuchOptimizer", "lr": 1.0}, param_groups(model, 1.0, 0.0))
+
+
+def test_warmup_then_cosine_to_the_floor() -> None:
+    kwargs = {"total_steps": 100, "warmup_steps": 10, "name": "cosine", "min_lr_ratio": 0.01}
+    assert lr_factor(0, **kwargs) == pytest.approx(0.1)
+    assert lr_factor(9, **kwargs) == pytest.approx(1.0)
+    assert lr_factor(10, **kwargs) == pytest.approx(1.0)
+    assert lr_factor(100, **kwargs) == pytest.approx(0.01)
+    factors = [lr_factor(s, **kwargs) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
+def test_step_schedule_and_unknown_name() -> None:
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = build_scheduler({"name": "step", "warmup_epochs": 0, "step_epochs": 2, "gamma": 0.5}, opt,
+                            steps_per_epoch=10, epochs=6)
+    lrs = []
+    for _ in range(60):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 1.0 and lrs[19] == 1.0 and lrs[20] == 0.5 and lrs[40] == 0.25
+    with pytest.raises(CnnlabError, match="unknown schedule"):
+        build_scheduler({"name": "sawtooth"}, opt, steps_per_epoch=10, epochs=1)

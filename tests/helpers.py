@@ -1,0 +1,48 @@
+"""Plain helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Small enough that a whole pretrain run takes a couple of seconds on 2 cores.
+TINY = ["dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
+        "dataset.num_classes=4", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16"]
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                   timeout: float = 300) -> CliResult:
+    """Run `python -m cnnlab ARGS` as a user would (separate process, real exit code)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_dirs(outputs: Path, command: str) -> list[Path]:
+    return sorted(p.parent for p in (outputs / command).rglob("run.json"))
+
+
+def read_run(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def only_run(outputs: Path, command: str) -> dict:
+    dirs = run_dirs(outputs, command)
+    assert len(dirs) == 1, dirs
+    return read_run(dirs[0])

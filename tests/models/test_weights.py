@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.error import URLError
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models import (MODELS, create_model, get_head, hub_checkpoint_path, imagenet_weights, load_pretrained,
+                           load_state_dict_file)
+
+
+@pytest.fixture
+def hub_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache; any download attempt fails as it would offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert Path(torch.hub.get_dir()) == tmp_path / "hub"
+
+    def offline(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return tmp_path / "hub" / "checkpoints"
+
+
+def _imagenet_file(name: str, state_dict: dict[str, torch.Tensor]) -> Path:
+    """Save `state_dict` where the hub cache expects `name`'s ImageNet weights file."""
+    path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state_dict, path)
+    return path
+
+
+def test_reads_a_copied_file_from_the_hub_cache(hub_dir: Path) -> None:
+    saved = create_model("mobilenet_v3_small", 1000, 224).state_dict()
+    path = _imagenet_file("mobilenet_v3_small", saved)
+    assert path == hub_dir / "mobilenet_v3_small-047dcff4.pth"
+    weights = imagenet_weights("mobilenet_v3_small")
+    assert weights.source == path
+    assert weights.spec.size == 224 and weights.spec.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert weights.resize_size == 256 and weights.interpolation == "bilinear"
+    assert len(weights.classes) == 1000 and weights.classes[0] == "tench"
+    assert weights.arch_kwargs == {}
+
+    model = create_model("mobilenet_v3_small", 7, 32)
+    fresh_head = get_head(model, "mobilenet_v3_small").weight.clone()
+    load_pretrained(model, "mobilenet_v3_small", weights)
+    loaded = model.state_dict()
+    for key, tensor in saved.items():
+        if not key.startswith("classifier.3."):
+            assert torch.equal(loaded[key], tensor), key
+    assert torch.equal(get_head(model, "mobilenet_v3_small").weight, fresh_head)  # 7 ≠ 1000 classes: kept fresh
+
+
+def test_same_class_count_loads_the_head_too(hub_dir: Path) -> None:
+    saved = create_model("resnet18", 1000, 224).state_dict()
+    _imagenet_file("resnet18", saved)
+    model = create_model("resnet18", 1000, 32)
+    load_pretrained(model, "resnet18", imagenet_weights("resnet18"))
+    assert torch.equal(model.fc.weight, saved["fc.weight"])
+
+
+def test_downloads_into_the_hub_cache_when_missing(hub_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state_dict = create_model("resnet18", 1000, 32).state_dict()
+    calls: list[tuple[str, str, object]] = []
+
+    def fake_download(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
+        calls.append((url, dst, hash_prefix))
+        torch.save(state_dict, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    weights = imagenet_weights("resnet18")
+    assert calls == [("https://download.pytorch.org/models/resnet18-f37072fd.pth",
+                      str(hub_dir / "resnet18-f37072fd.pth"), "f37072fd")]
+    assert torch.equal(weights.state_dict["conv1.weight"], state_dict["conv1.weight"])
+
+
+def test_offline_and_missing_names_file_folder_and_alternatives(hub_dir: Path) -> None:
+    with pytest.raises(CnnlabError) as caught:
+        imagenet_weights("resnet18")
+    text = str(caught.value)
+    assert "resnet18-f37072fd.pth" in text and str(hub_dir) in text
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in text
+    assert "model.weights=none" in text and "model.weights=/path/to/file.pth" in text
+    assert "model.weights=latest:pretrain" in text
+
+
+def test_corrupt_cached_file_says_to_replace_it(hub_dir: Path) -> None:
+    hub_dir.mkdir(parents=True)
+    (hub_dir / "resnet18-f37072fd.pth").write_bytes(b"\x00not a zip archive")
+    with pytest.raises(CnnlabError, match="delete .*resnet18-f37072fd.pth"):
+        imagenet_weights("resnet18")
+
+
+def test_lenet5_has_no_imagenet_weights() -> None:
+    with pytest.raises(CnnlabError, match="no ImageNet weights") as caught:
+        imagenet_weights("lenet5")
+    assert "model.weights=none" in str(caught.value)
+
+
+def test_googlenet_drops_aux_classifiers_and_asks_for_transform_input(hub_dir: Path) -> None:
+    stock = tvm.googlenet(weights=None, aux_logits=True, init_weights=False)  # torchvision's file has aux1/aux2
+    _imagenet_file("googlenet", stock.state_dict())
+    weights = imagenet_weights("googlenet")
+    assert weights.arch_kwargs == {"transform_input": True}
+    model = create_model("googlenet", 7, 32, **weights.arch_kwargs)
+    load_pretrained(model, "googlenet", weights)
+    assert torch.equal(model.inception5b.branch1.conv.weight, stock.inception5b.branch1.conv.weight)
+
+
+def test_adapted_alexnet_loads_stock_weights() -> None:
+    stock = tvm.alexnet(weights=None).state_dict()
+    model = create_model("alexnet", 7, 32)  # stem stride 1
+    load_pretrained(model, "alexnet", stock)
+    assert torch.equal(model.features[0].weight, stock["features.0.weight"])
+    assert model.features[0].stride == (1, 1)
+
+
+def test_backbone_mismatch_names_the_key() -> None:
+    model = create_model("resnet18", 7, 16)
+    state_dict = create_model("resnet18", 1000, 16).state_dict()
+    state_dict["layer2.0.conv1.weight"] = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(CnnlabError, match="'layer2.0.conv1.weight' has shape"):
+        load_pretrained(model, "resnet18", state_dict)
+    del state_dict["layer2.0.conv1.weight"]
+    with pytest.raises(CnnlabError, match="'layer2.0.conv1.weight' is missing"):
+        load_pretrained(model, "resnet18", state_dict)
+
+    load_pretrained(model, "resnet18", state_dict, strict_backbone=False)  # loads everything else
+    assert torch.equal(model.layer4[1].conv2.weight, state_dict["layer4.1.conv2.weight"])
+
+
+def test_unexpected_keys_are_refused() -> None:
+    state_dict = create_model("resnet18", 7, 16).state_dict()
+    state_dict["extra.weight"] = torch.zeros(1)
+    with pytest.raises(CnnlabError, match="'extra.weight' is not in the model"):
+        load_pretrained(create_model("resnet18", 7, 16), "resnet18", state_dict)
+
+
+def test_load_state_dict_file_unwraps_checkpoints(tmp_path: Path) -> None:
+    state_dict = {"w": torch.ones(2)}
+    for wrapper in ("state_dict", "model"):
+        torch.save({wrapper: state_dict, "epoch": 3}, tmp_path / "ckpt.pt")
+        assert torch.equal(load_state_dict_file(tmp_path / "ckpt.pt")["w"], state_dict["w"])
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n garbage", b""])
+def test_load_state_dict_file_rejects_corrupt_files(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CnnlabError, match="cannot read"):
+        load_state_dict_file(path)
+
+
+def test_load_state_dict_file_rejects_other_content(tmp_path: Path) -> None:
+    torch.save([torch.ones(1)], tmp_path / "list.pth")
+    with pytest.raises(CnnlabError, match="does not hold a state dict"):
+        load_state_dict_file(tmp_path / "list.pth")
+    with pytest.raises(CnnlabError, match="does not exist"):
+        load_state_dict_file(tmp_path / "absent.pth")
+
+
+def test_load_state_dict_file_refuses_arbitrary_pickles(tmp_path: Path) -> None:
+    torch.save({"w": Path("x")}, tmp_path / "pickle.pth")  # not allowed under weights_only=True
+    with pytest.raises(CnnlabError, match="cannot read"):
+        load_state_dict_file(tmp_path / "pickle.pth")

@@ -1,0 +1,120 @@
+"""`cnnlab finetune`: ImageNet/run weights, new head, linear/partial/full modes, feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.error import URLError
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from cnnlab.models import MODELS, create_model, hub_checkpoint_path
+from helpers import TINY, only_run, read_run, run_dirs
+
+SMALL = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=64", "dataset.val_size=32",
+         "dataset.num_classes=4", "trainer.epochs=2", "trainer.batch_size=16", "trainer.amp=none"]
+
+
+@pytest.fixture
+def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Put a (random) 1000-class state dict where torch hub caches torchvision's ImageNet file."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def install(name: str) -> dict[str, torch.Tensor]:
+        state = create_model(name, num_classes=1000, image_size=224).state_dict()
+        path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return state
+
+    return install
+
+
+def checkpoint_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+
+
+def test_linear_mode_freezes_the_imagenet_backbone_and_caches_features(cli, outputs: Path, fake_imagenet) -> None:
+    imagenet = fake_imagenet("mobilenet_v3_small")
+    result = cli("finetune", "model=mobilenet_v3_small", *SMALL)
+    assert result.code == 0, result.output
+    assert "cached" in result.stderr
+    record = only_run(outputs, "finetune")
+    assert record["model"]["weights"].startswith("torchvision ImageNet weights")
+    assert record["model"]["num_classes"] == 4 and record["metrics"]["finetune_mode"] == "linear"
+    # ImageNet normalisation comes with the weights, not the dataset's own mean/std.
+    assert record["dataset"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    state = checkpoint_state(run_dirs(outputs, "finetune")[0])
+    head = MODELS["mobilenet_v3_small"].head
+    for key, value in state.items():
+        if not key.startswith(head + "."):
+            assert torch.equal(value, imagenet[key]), key  # frozen: BN statistics included
+    assert state[head + ".weight"].shape[0] == 4
+
+
+def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0
+    for cache in ("true", "false"):
+        assert cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2", "trainer.amp=none",
+                   "dataset.num_classes=3", f"finetune.cache_features={cache}").code == 0
+    cached, recomputed = (read_run(d) for d in run_dirs(outputs, "finetune"))
+    assert cached["metrics"]["val_acc"] == pytest.approx(recomputed["metrics"]["val_acc"], abs=1e-6)
+    assert cached["metrics"]["val_loss"] == pytest.approx(recomputed["metrics"]["val_loss"], rel=1e-4)
+    a, b = (checkpoint_state(d) for d in run_dirs(outputs, "finetune"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_cache_refused_when_augmenting(cli) -> None:
+    result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true", "finetune.cache_features=true")
+    assert result.code == 2 and "train transforms are random" in result.stderr
+
+
+def test_partial_mode_trains_only_the_last_stages(cli, outputs: Path, fake_imagenet) -> None:
+    imagenet = fake_imagenet("resnet18")
+    result = cli("finetune", "model=resnet18", *SMALL, "finetune.mode=partial", "finetune.unfreeze=1")
+    assert result.code == 0, result.output
+    state = checkpoint_state(run_dirs(outputs, "finetune")[0])
+    assert torch.equal(state["layer3.0.conv1.weight"], imagenet["layer3.0.conv1.weight"])
+    assert torch.equal(state["layer1.0.bn1.running_mean"], imagenet["layer1.0.bn1.running_mean"])
+    assert not torch.equal(state["layer4.1.conv2.weight"], imagenet["layer4.1.conv2.weight"])
+    bad = cli("finetune", "model=resnet18", *SMALL, "finetune.mode=partial", "finetune.unfreeze=9")
+    assert bad.code == 2 and "finetune.unfreeze=9" in bad.stderr and "layer4" in bad.stderr
+
+
+def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0  # lenet5
+    pretrained = checkpoint_state(run_dirs(outputs, "pretrain")[0])
+    result = cli("finetune", "model.weights=latest:pretrain", "dataset=digits", "dataset.image_size=16",
+                 "finetune.mode=full", "trainer.epochs=1", "trainer.batch_size=64")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "finetune")
+    assert record["model"]["name"] == "lenet5" and record["model"]["num_classes"] == 10
+    assert record["source"]["command"] == "pretrain"
+    tuned = checkpoint_state(run_dirs(outputs, "finetune")[0])
+    assert not torch.equal(tuned["features.0.weight"], pretrained["features.0.weight"])
+    clash = cli("finetune", *TINY, "model=resnet18", "model.weights=latest:pretrain")
+    assert clash.code == 2 and "lenet5 checkpoint but model=resnet18" in clash.stderr
+
+
+def test_offline_without_imagenet_file_names_file_and_folder(cli, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
+
+    def offline(*args, **kwargs):
+        raise URLError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    result = cli("finetune", "model=resnet18", *SMALL)
+    assert result.code == 2
+    expected = hub_checkpoint_path(tvm.get_weight(MODELS["resnet18"].tv_weights).url)
+    assert expected.name in result.stderr and str(expected.parent) in result.stderr
+    assert "model.weights=none" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_weights_file_is_one_clear_line(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    result = cli("finetune", *TINY, f"model.weights={bad}")
+    assert result.code == 2 and "cannot be read safely" in result.stderr and "Traceback" not in result.stderr

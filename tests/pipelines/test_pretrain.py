@@ -1,0 +1,93 @@
+"""`cnnlab pretrain` end to end: run record, checkpoint, Ctrl-C + resume, NaN stop."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.engine.checkpoint import load_model
+from cnnlab.engine.trainer import Trainer
+from helpers import TINY, only_run, read_run, run_dirs
+
+
+def test_pretrain_writes_a_complete_run(cli, outputs: Path) -> None:
+    result = cli("pretrain", *TINY)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "pretrain")
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    assert record["status"] == "completed" and record["command"] == "pretrain"
+    assert 0.0 <= record["metrics"]["val_acc"] <= 1.0 and len(record["metrics"]["history"]) == 1
+    assert record["model"]["name"] == "lenet5" and record["model"]["params"] > 0 and record["model"]["flops"] > 0
+    assert record["dataset"] == {**record["dataset"], "name": "synthetic", "num_classes": 4, "image_size": 16}
+    assert record["artifacts"] == {"checkpoint": "last.pt", "model": "model.pt"}
+    assert record["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \
+        record["environment"]["packages"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "run.log").is_file()
+    model, ckpt = load_model(run_dir / "model.pt")
+    assert ckpt.classes and len(ckpt.classes) == 4 and ckpt.spec.size == 16
+    assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
+
+
+def test_pretrain_refuses_pretrained_weights(cli) -> None:
+    result = cli("pretrain", *TINY, "model.weights=imagenet")
+    assert result.code == 2 and "cnnlab finetune" in result.stderr
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def ctrl_c_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
+    """Simulate Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
+    save_state = Trainer._save_state
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save_state(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: Path,
+                                                                 ctrl_c_after_first_checkpoint) -> None:
+    interrupted = cli("pretrain", *TINY, "trainer.epochs=3")
+    assert interrupted.code == 130 and "resume=true" in interrupted.stderr
+    first_dir = run_dirs(outputs, "pretrain")[0]
+    first = read_run(first_dir)
+    assert first["status"] == "interrupted" and (first_dir / "last.pt").is_file()
+    before = _digest(first_dir)
+
+    ctrl_c_after_first_checkpoint()  # no more interruptions
+    resumed = cli("pretrain", "resume=true", "trainer.epochs=3")
+    assert resumed.code == 0, resumed.output
+    dirs = run_dirs(outputs, "pretrain")
+    assert len(dirs) == 2
+    record = read_run(dirs[1])
+    assert record["status"] == "completed" and record["resumed_from"] == str(first_dir)
+    assert [e["epoch"] for e in record["metrics"]["history"]] == [1, 2, 3]
+    assert record["dataset"]["image_size"] == 16  # the original run's config, not the defaults
+    assert _digest(first_dir) == before  # the interrupted run is never modified
+
+
+def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_first_checkpoint) -> None:
+    assert cli("pretrain", *TINY).code == 130
+    result = cli("pretrain", "resume=true", "model=resnet18")
+    assert result.code == 2 and "would change it" in result.stderr
+
+
+def test_resume_without_an_interrupted_run(cli) -> None:
+    result = cli("pretrain", *TINY, "resume=true")
+    assert result.code == 2 and "no interrupted or failed" in result.stderr
+
+
+def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
+    result = cli("pretrain", *TINY, "optim.lr=1e30", "optim.weight_decay=0", "trainer.amp=none")
+    assert result.code == 2, result.output
+    assert "NaN/inf" in result.stderr and "optim.lr" in result.stderr
+    assert only_run(outputs, "pretrain")["status"] == "failed"

@@ -1,0 +1,125 @@
+"""The command line as a user meets it: help, version, overrides, Hydra flags, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import TINY, only_run, read_run, run_dirs, run_subprocess
+
+
+def test_help_lists_commands_and_does_not_import_torch() -> None:
+    code = ("import sys; from typer.testing import CliRunner; from cnnlab.cli import app; "
+            "r = CliRunner().invoke(app, ['finetune', '--help']); print(r.stdout); "
+            "assert r.exit_code == 0, r.exit_code; "
+            "heavy = [m for m in ('torch', 'onnxruntime', 'torchvision') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "finetune.mode" in proc.stdout and "resnet18*" in proc.stdout and "imagefolder" in proc.stdout
+    assert "mobilenet_v3_small" in proc.stdout
+
+
+def test_top_level_help_and_version(cli) -> None:
+    result = cli("--help")
+    assert result.code == 0
+    for command in ("pretrain", "finetune", "list"):
+        assert command in result.stdout
+    version = cli("--version")
+    assert version.code == 0 and version.stdout.startswith("cnnlab ")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["model=nosuchnet"], "unknown model 'nosuchnet' — choose one of: alexnet"),
+    (["dataset=imagenet21k"], "unknown dataset 'imagenet21k'"),
+    (["trainer.epochs"], "malformed override 'trainer.epochs'"),
+    (["trainer.epoch=3"], "unknown setting 'trainer.epoch'"),
+    (["optim.lr=[0.1"], "malformed override"),
+    (["finetune.mode=sideways", "model=lenet5"], "finetune.mode=sideways is not a mode"),
+    (["dataset=imagefolder", "model=lenet5"], "dataset.root"),
+    (["model.weights=outputs/nothing/here"], "model.weights=outputs/nothing/here: no such file or folder"),
+    (["model.weights=latest:pretrain"], "matches no completed `cnnlab pretrain` run"),
+])
+def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
+    result = cli("finetune", *args)
+    assert result.code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]  # log lines may come before
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_cuda_without_gpu_is_a_clear_error_and_recorded(cli, outputs: Path) -> None:
+    result = cli("pretrain", *TINY, "--device", "cuda")
+    assert result.code == 2
+    assert "no CUDA GPU is visible" in result.stderr and "device=cpu" in result.stderr
+    record = only_run(outputs, "pretrain")
+    assert record["status"] == "failed" and "CUDA" in record["error"]
+
+
+def test_debug_shows_the_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_DEBUG", "0")  # --debug sets it to 1; monkeypatch restores the original after
+    result = cli("finetune", "--debug", *TINY, "finetune.mode=sideways")
+    assert result.code == 2
+    assert "Traceback" in result.stderr and "finetune.mode=sideways" in result.stderr
+
+
+def test_cfg_job_prints_config_without_running(cli, outputs: Path) -> None:
+    result = cli("pretrain", "--cfg", "job", "model=lenet5", "trainer.epochs=7")
+    assert result.code == 0, result.output
+    assert "epochs: 7" in result.stdout and "name: lenet5" in result.stdout
+    assert not run_dirs(outputs, "pretrain")
+
+
+def test_multirun_sweeps_into_one_folder_per_job(cli, outputs: Path) -> None:
+    result = cli("pretrain", "-m", *TINY, "optim.lr=0.01,0.1")
+    assert result.code == 0, result.output
+    dirs = run_dirs(outputs, "pretrain")
+    assert len(dirs) == 2 and all(d.parent.name.endswith("-multirun") for d in dirs)
+    records = [read_run(d) for d in dirs]
+    assert all(r["status"] == "completed" for r in records)
+    assert sorted(o for r in records for o in r["overrides"] if o.startswith("optim.lr")) == \
+        ["optim.lr=0.01", "optim.lr=0.1"]
+
+
+def test_user_config_dir_adds_a_dataset(cli, outputs: Path, tmp_path: Path) -> None:
+    user = tmp_path / "myconf" / "dataset"
+    user.mkdir(parents=True)
+    (user / "tinyshapes.yaml").write_text(
+        "defaults:\n  - synthetic\n  - _self_\nnum_classes: 3\nimage_size: 16\ntrain_size: 48\nval_size: 24\n")
+    result = cli("pretrain", "--config-dir", str(tmp_path / "myconf"), "dataset=tinyshapes", "model=lenet5",
+                 "trainer.epochs=1", "trainer.batch_size=16")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "pretrain")
+    assert record["dataset"]["num_classes"] == 3 and record["dataset"]["train_size"] == 48
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(outputs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_subprocess("pretrain", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
+                            "seed=1,2", cwd=tmp_path)
+    assert result.code == 0, result.output
+    records = [read_run(d) for d in run_dirs(outputs, "pretrain")]
+    assert len(records) == 2 and {r["status"] for r in records} == {"completed"}
+
+
+def test_list_datasets_and_runs(cli, outputs: Path) -> None:
+    assert "synthetic" in cli("list", "datasets").stdout
+    assert "no runs" in cli("list", "runs").stdout
+    assert cli("pretrain", *TINY).code == 0
+    listing = cli("list", "runs")
+    assert "pretrain" in listing.stdout and "completed" in listing.stdout
+    bad = cli("list", "everything")
+    assert bad.code == 2 and "choose models, datasets or runs" in bad.stderr
+
+
+def test_list_models_shows_the_zoo(cli) -> None:
+    result = cli("list", "models")
+    assert result.code == 0
+    for name in ("lenet5", "alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
+        assert name in result.stdout
