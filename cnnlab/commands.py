@@ -52,7 +52,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "budget, so the run records the gain that distillation bought.",
         pipeline="cnnlab.pipelines.distill",
         examples=("cnnlab distill teacher=resnet50 student=mobilenet",
-                  "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2"),
+                  "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2",
+                  "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
     ),
     "prune": CommandInfo(
@@ -63,7 +64,9 @@ COMMANDS: dict[str, CommandInfo] = {
                     "fine-tune and records parameters, FLOPs, size and measured latency before and after.",
         pipeline="cnnlab.pipelines.prune",
         examples=("cnnlab prune source=latest:finetune prune.ratio=0.5",
+                  "cnnlab prune source=latest:finetune prune.importance=taylor prune.steps=3 trainer.epochs=3",
                   "cnnlab prune source=latest:finetune prune.method=magnitude prune.ratio=0.8"),
+        groups=("dataset", "optim", "sched", "trainer", "experiment"),
     ),
     "quantize": CommandInfo(
         summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
@@ -76,27 +79,34 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "export": CommandInfo(
         summary="Export a run's model to ONNX and verify it against PyTorch.",
-        description="Writes model.onnx (dynamic batch, input 'input', output 'logits', class names and input "
-                    "spec in its metadata) and checks it: onnx.checker, then onnxruntime vs PyTorch on real "
-                    "validation images (max |logit difference|, top-1 agreement). A mismatch fails the run.",
+        description="Writes model.onnx (dynamic batch, input 'input', output 'logits'; class names, input size, "
+                    "mean/std, source run and cnnlab version in its metadata) and checks it: onnx.checker, then "
+                    "onnxruntime vs PyTorch on the source's validation images (max |logit difference|, top-1 "
+                    "agreement). A mismatch fails the run and leaves no model.onnx. Records the file's own "
+                    "validation accuracy as metrics.val_acc.",
         pipeline="cnnlab.pipelines.export",
-        examples=("cnnlab export source=latest:finetune", "cnnlab export source=outputs/prune/... export.simplify=true"),
+        examples=("cnnlab export source=latest:finetune",
+                  "cnnlab export source=outputs/prune/... export.simplify=true"),
         groups=("dataset", "experiment"),
     ),
     "bench": CommandInfo(
         summary="Measure latency honestly: PyTorch eager/compiled and onnxruntime, CPU and CUDA.",
-        description="Warm-up, then timed iterations until a minimum count and time; median, p90, p99, "
-                    "throughput and achieved GFLOP/s per backend and batch size, with the hardware/software "
-                    "fingerprint. Writes bench.json.",
+        description="Times source=RUN|PATH (its model.onnx with onnxruntime, and the PyTorch model.pt of its chain) "
+                    "or a random model=NAME: warm-up, then timed runs until a minimum count and time; p50/p90/p99, "
+                    "mean, std, images/s and achieved GFLOP/s (and % of the FP32 peak) per backend and batch size, "
+                    "with the hardware/software fingerprint. Writes bench.json; a backend that cannot run here is "
+                    "listed as skipped with the reason.",
         pipeline="cnnlab.pipelines.bench",
         examples=("cnnlab bench source=latest:export", "cnnlab bench --device cuda model=resnet50",
-                  "cnnlab bench model=mobilenet_v3_small bench.batch_sizes=[1,32]"),
+                  "cnnlab bench model=mobilenet_v3_small dataset.image_size=224 bench.batch_sizes=[1,32]",
+                  "cnnlab bench source=latest:export bench.compile=true bench.threads=4"),
         groups=("dataset", "model", "experiment"),
     ),
     "inspect": CommandInfo(
         summary="Layer table: output shapes, parameters, FLOPs and receptive field of a network.",
-        description="Shows what kernel size, stride and padding do to the feature map, layer by layer, with "
-                    "parameter and FLOP totals — for LeNet-5 as for EfficientNet. Writes no run folder.",
+        description="Shows what kernel size, stride and padding do to the feature map, layer by layer — output "
+                    "shape, parameters, FLOPs, receptive field and its growth — with totals, for LeNet-5 as for "
+                    "EfficientNet, at dataset.image_size. Writes no run folder.",
         pipeline="cnnlab.pipelines.inspect",
         examples=("cnnlab inspect model=lenet5", "cnnlab inspect model=resnet50 dataset.image_size=224"),
         groups=("dataset", "model"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -34,3 +35,19 @@ def build_digits(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     everything = TensorDataset(images, labels)
     return RawSplits(train=Subset(everything, train_idx), val=Subset(everything, val_idx), test=None,
                      classes=list(CLASSES), stored_size=spec.size, in_memory=True)
+
+
+def write_image_folder(root: str | Path, *, size: int = 32, val_fraction: float = 0.2, seed: int = 0) -> Path:
+    """Save the digits as PNG files in imagefolder layout (root/train/<digit>/*.png, root/val/<digit>/*.png):
+    a real image folder to try `dataset=imagefolder` on, used by the acceptance tests and benchmarks."""
+    from PIL import Image
+
+    root = Path(root)
+    images, labels = load_digit_images(size)
+    train_idx, val_idx = stratified_split(labels.tolist(), val_fraction, seed, what="digits")
+    for split, indices in (("train", train_idx), ("val", val_idx)):
+        for index in indices:
+            folder = root / split / CLASSES[int(labels[index])]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[index, 0].numpy(), mode="L").save(folder / f"{index:04d}.png")
+    return root

@@ -44,6 +44,7 @@ class TrainerSettings:
     max_steps_per_epoch: int | None = None
     checkpoint_every: int = 1
     compile: bool = False
+    sync_bn: bool = False
 
     @classmethod
     def from_config(cls, trainer_cfg: Mapping[str, Any]) -> "TrainerSettings":
@@ -56,7 +57,7 @@ class TrainerSettings:
                    log_every=max(1, int(trainer_cfg.get("log_every", 20))),
                    max_steps_per_epoch=int(steps) if steps else None,
                    checkpoint_every=max(1, int(trainer_cfg.get("checkpoint_every", 1))),
-                   compile=bool(trainer_cfg.get("compile", False)))
+                   compile=bool(trainer_cfg.get("compile", False)), sync_bn=bool(trainer_cfg.get("sync_bn", False)))
 
 
 @dataclass
@@ -180,6 +181,12 @@ class Trainer:
             start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler)
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
         train_model = model
+        if settings.sync_bn and rt.distributed:
+            if rt.device.type != "cuda":
+                raise CnnlabError("trainer.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel)",
+                                  fix="use trainer.sync_bn=false on the CPU")
+            # Replaces the BatchNorm modules in place, keeping the same Parameter objects (the optimizer's).
+            train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         if settings.compile:
             train_model = torch.compile(train_model)  # type: ignore[assignment]
         if rt.distributed:

@@ -8,6 +8,7 @@ full     everything trains; the backbone at optim.lr * finetune.backbone_lr_scal
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     frozen = freeze(model, name, plan)
     model = runtime.prepare_model(model)
     objective = classification_objective(cfg, len(data.classes))
+    started = time.perf_counter()
     if use_feature_cache(plan, data, runtime, cfg, ctx, resume=resume_from is not None):
         result = train_head_on_features(cfg, ctx, runtime, model, head_path, data)
     else:
@@ -86,11 +88,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         result = train(cfg, ctx, runtime, model, train_loader, val_loader, objective=objective,
                        head=model.get_submodule(head_path), frozen=frozen,
                        backbone_lr_scale=plan.backbone_lr_scale, resume_from=resume_from)
+    training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=weights.description)
     if weights.source:
         ctx.record.update(source=weights.source)
-    return save_and_record(ctx, trained, fit_metrics(result) | {"finetune_mode": plan.mode},
+    metrics = fit_metrics(result) | {"finetune_mode": plan.mode, "training_seconds": training_seconds}
+    return save_and_record(ctx, trained, metrics,
                            extra={"finetune": {"mode": plan.mode, "weights": weights.description}})
 
 

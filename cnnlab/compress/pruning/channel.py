@@ -1,0 +1,170 @@
+"""Structured (channel) pruning: whole channels leave every coupled layer, so the result is a smaller
+dense network that any runtime executes faster.
+
+Torch-Pruning's dependency graph finds the coupling (residual additions, depthwise convolutions,
+concatenations, batch norms, squeeze-excitation products, the classifier's input); its importance
+objects rank channels and its pruner removes them, in one or several steps. cnnlab adds what a
+command-line tool needs around it: importance by name, the classifier's outputs always kept,
+channel counts rounded to the nearest SIMD-friendly multiple, and a clear refusal (naming the layer)
+instead of a silently skipped layer or an untraceable graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
+from cnnlab.errors import CnnlabError
+
+IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
+    "l1": lambda: tp.importance.MagnitudeImportance(p=1),
+    "l2": lambda: tp.importance.MagnitudeImportance(p=2),
+    "taylor": lambda: tp.importance.TaylorImportance(),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+}
+
+
+def check_ratio(ratio: float, key: str = "prune.ratio") -> float:
+    ratio = float(ratio)
+    if not 0.0 <= ratio < 1.0:
+        raise CnnlabError(f"{key}={ratio:g} is outside [0, 1)", fix="give the fraction to remove, e.g. 0.5")
+    return ratio
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    ratio: float                     # fraction of channels removed (per layer, or overall when global)
+    importance: str = "l2"
+    global_ranking: bool = False     # one ranking over all layers: widths become uneven
+    round_to: int | None = None      # keep a multiple of this many channels in each pruned layer
+    steps: int = 1                   # reach `ratio` in this many equal steps
+
+    def __post_init__(self) -> None:
+        check_ratio(self.ratio)
+        if self.importance not in IMPORTANCES:
+            raise CnnlabError(f"prune.importance={self.importance} is not an importance",
+                              fix=f"use one of: {', '.join(IMPORTANCES)}")
+        if self.steps < 1:
+            raise CnnlabError(f"prune.steps={self.steps} must be at least 1")
+        if self.round_to is not None and self.round_to < 1:
+            raise CnnlabError(f"prune.round_to={self.round_to} must be a positive channel count, or null")
+
+    @property
+    def needs_gradients(self) -> bool:
+        return self.importance == "taylor"
+
+
+class _NearestMultiplePruner(tp.pruner.BasePruner):
+    """Torch-Pruning 1.6 rounds a layer's kept channels *down* to a multiple of round_to, so ratio 0.3 on
+    64 channels keeps 32 (not ~45) with round_to=16, and a layer narrower than round_to loses everything.
+    Rounding to the nearest multiple (at least one) keeps the ratio honest; a layer with fewer channels
+    than round_to stays whole."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        kept = current_channels - n_pruned
+        if kept <= 0:  # the ratio removes the whole layer: left for the refusal below, not rounded away
+            return n_pruned
+        rounded = max(round_to, int(kept / round_to + 0.5) * round_to)  # halves round up: keep, not cut
+        return max(0, current_channels - min(rounded, current_channels))
+
+
+class ChannelPruner:
+    """Prunes `model` in place, `settings.steps` times, each step removing channels up to that step's share
+    of `settings.ratio`. `keep` names layers whose output channels stay whole (always the classifier head).
+
+    Importance `taylor` reads the gradients already accumulated in the parameters: call
+    `accumulate_gradients` (or any backward pass) before each `step`.
+    """
+
+    def __init__(self, model: nn.Module, example_input: torch.Tensor, settings: ChannelSettings, *,
+                 keep: Sequence[str], key: str = "prune.ignore") -> None:
+        self.model = model
+        self.settings = settings
+        self.steps_done = 0
+        self._names = {module: path for path, module in model.named_modules()}
+        self._example = example_input
+        if settings.importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                                         for m in model.modules()):
+            raise CnnlabError("prune.importance=bn_scale ranks channels by batch-norm scale, but this network "
+                              "has no batch norms", fix="use prune.importance=l1, l2 or taylor")
+        kept_layers = resolve_layers(model, keep, key=key)
+        was_training = model.training
+        self._pruner = run_naming_layer(
+            model, lambda: _NearestMultiplePruner(
+                model, example_input, importance=IMPORTANCES[settings.importance](),
+                global_pruning=settings.global_ranking, pruning_ratio=settings.ratio,
+                iterative_steps=settings.steps, ignored_layers=kept_layers, round_to=settings.round_to,
+                forward_fn=lambda m, x: m(x)),
+            what="Torch-Pruning cannot trace this network's graph (it follows autograd through a forward pass)",
+            fix="channel pruning needs a forward pass that autograd can follow; use prune.method=magnitude, "
+                "or leave the layer out with prune.ignore")
+        model.train(was_training)
+        # Torch-Pruning silently skips a group whose layers would lose every channel (leaving them whole);
+        # cnnlab refuses instead, naming the layer, because the user asked for something else.
+        self._pruner.DG.check_pruning_group = self._refuse_removing_whole_layers(self._pruner.DG.check_pruning_group)
+
+    def _refuse_removing_whole_layers(self, check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        def refuse(group: Any) -> bool:
+            if check(group):
+                return True
+            for dep, idxs in group:
+                module = dep.target.module
+                channels = self._pruner.DG.get_out_channels(module) if self._pruner.DG.is_out_channel_pruning_fn(
+                    dep.handler) else self._pruner.DG.get_in_channels(module)
+                if channels is not None and len(idxs) >= channels:
+                    raise CnnlabError(
+                        f"prune.ratio={self.settings.ratio:g} would remove all {channels} channels of layer "
+                        f"{self._names.get(module, '?')!r} ({type(module).__name__}), i.e. the whole layer",
+                        fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking
+                                                        else "") + "or add the layer to prune.ignore")
+            return False
+        return refuse
+
+    def step(self) -> None:
+        """One pruning step; afterwards the model must still run (a graph Torch-Pruning misread fails here,
+        naming the layer)."""
+        if self.steps_done >= self.settings.steps:
+            raise RuntimeError(f"all {self.settings.steps} pruning steps are done")
+        if self.settings.needs_gradients and all(p.grad is None for p in self.model.parameters()):
+            raise RuntimeError("importance=taylor reads gradients: call accumulate_gradients() before step()")
+        was_training = self.model.training
+        self._pruner.step()
+        self.steps_done += 1
+        self.model.eval()
+        with torch.no_grad():
+            run_naming_layer(self.model, lambda: self.model(self._example),
+                             what="the pruned network no longer runs: Torch-Pruning misread its graph",
+                             fix="leave that layer out with prune.ignore, or use prune.method=magnitude")
+        self.model.train(was_training)
+        self.model.zero_grad(set_to_none=True)  # gradients of removed channels must not outlive them
+
+    @property
+    def current_ratio(self) -> float:
+        return self.settings.ratio * self.steps_done / self.settings.steps
+
+    def finish(self) -> None:
+        """Nothing to fold in: the removed channels are gone from the tensors already."""
+
+
+def accumulate_gradients(model: nn.Module, batches: Sequence[Any] | Any,
+                         loss_of: Callable[[nn.Module, Any], torch.Tensor], *, limit: int) -> int:
+    """Sum the loss gradients of up to `limit` batches into the parameters' .grad (Taylor importance:
+    |weight x gradient|). Eval mode, so batch-norm statistics are not disturbed. Returns the batches used."""
+    was_training = model.training
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    used = 0
+    for batch in batches:
+        if used >= limit:
+            break
+        loss_of(model, batch).backward()
+        used += 1
+    model.train(was_training)
+    if used == 0:
+        raise CnnlabError("prune.importance=taylor needs training batches, but the training set is empty")
+    return used

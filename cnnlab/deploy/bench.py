@@ -1,0 +1,203 @@
+"""Latency of one model on one backend at one batch size, measured the same way for every backend.
+
+Method: `warmup` untimed runs (allocators, caches, lazy initialisation, torch.compile's compilation), then
+timed runs, one request at a time, until both `min_iters` runs and `min_seconds` have passed. CPU runs and
+onnxruntime runs (whose `run` returns only when the outputs are ready, on any provider) are timed with
+`time.perf_counter_ns`; PyTorch on CUDA with CUDA events around each run and a synchronize after it, so
+the time is the GPU's and no run overlaps the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.deploy.ort import onnx_session, parse_device, session_io
+from cnnlab.deploy.peak import peak_estimate
+from cnnlab.errors import CnnlabError
+
+WARMUP = 5
+MIN_ITERS = 30
+MIN_SECONDS = 1.0
+
+
+@dataclass
+class LatencyStats:
+    backend: str              # torch, torch_compile, onnxruntime, tensorrt
+    device: str
+    batch_size: int
+    threads: int
+    iterations: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    std_ms: float
+    min_ms: float
+    throughput: float         # images per second: batch_size / mean latency
+    gflops_per_s: float | None  # achieved: FLOPs of the batch / mean latency (None when FLOPs are unknown)
+    peak_fraction: float | None  # gflops_per_s / the device's FP32 peak (None when either is unknown)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    warmup: int = WARMUP
+    min_iters: int = MIN_ITERS
+    min_seconds: float = MIN_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_iters < 1 or self.min_seconds < 0:
+            raise CnnlabError(f"timing needs warmup >= 0, min_iters >= 1 and min_seconds >= 0 (got {self.warmup}, "
+                              f"{self.min_iters}, {self.min_seconds})")
+
+
+def wall_clock(step: Callable[[], Any]) -> float:
+    """Milliseconds of one synchronous call."""
+    start = time.perf_counter_ns()
+    step()
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def cuda_event_clock(step: Callable[[], Any]) -> float:
+    """Milliseconds of GPU time of one call: events recorded around it, synchronized before reading."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    step()
+    end.record()
+    end.synchronize()
+    return float(start.elapsed_time(end))
+
+
+def measure(step: Callable[[], Any], plan: TimingPlan, clock: Callable[[Callable[[], Any]], float] = wall_clock,
+            ) -> list[float]:
+    """Per-run latencies (ms) after `plan.warmup` untimed runs, until min_iters and min_seconds are both met."""
+    for _ in range(plan.warmup):
+        clock(step)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < plan.min_iters or time.perf_counter() - started < plan.min_seconds:
+        times.append(clock(step))
+    return times
+
+
+def summarize(times_ms: list[float], *, backend: str, device: str, batch_size: int, threads: int,
+              flops: int | None, peak_gflops: float | None) -> LatencyStats:
+    values = np.asarray(times_ms, dtype=np.float64)
+    mean = float(values.mean())
+    achieved = flops * batch_size / (mean / 1e3) / 1e9 if flops else None
+    p50, p90, p99 = (float(v) for v in np.percentile(values, [50, 90, 99]))
+    return LatencyStats(
+        backend=backend, device=device, batch_size=batch_size, threads=threads, iterations=len(values),
+        mean_ms=mean, p50_ms=p50, p90_ms=p90, p99_ms=p99, std_ms=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        min_ms=float(values.min()), throughput=batch_size / (mean / 1e3), gflops_per_s=achieved,
+        peak_fraction=achieved / peak_gflops if achieved is not None and peak_gflops else None,
+    )
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with exactly `threads` intra-op threads, restoring the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_batch(batch_size: int) -> int:
+    if int(batch_size) < 1:
+        raise CnnlabError(f"batch size {batch_size} must be at least 1", fix="use bench.batch_sizes=[1,8,32]")
+    return int(batch_size)
+
+
+def _peak(device: str, threads: int, peak_gflops: float | None) -> float | None:
+    return peak_estimate(device, threads, peak_gflops).gflops
+
+
+def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu", warmup: int = WARMUP,
+              min_iters: int = MIN_ITERS, min_seconds: float = MIN_SECONDS, flops: int | None = None,
+              tensorrt: bool = False, peak_gflops: float | None = None, seed: int = 0) -> LatencyStats:
+    """onnxruntime latency of `path` at `batch_size` (input shape from the file; its batch axis must be dynamic
+    or equal to batch_size). On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's."""
+    batch_size = _check_batch(batch_size)
+    plan = TimingPlan(warmup, min_iters, min_seconds)
+    session = onnx_session(Path(path), threads=threads, device=device, tensorrt=tensorrt)
+    input_name, output_name = session_io(session)
+    shape = [batch_size, *session.get_inputs()[0].shape[1:]]
+    if not all(isinstance(d, int) for d in shape[1:]):
+        raise CnnlabError(f"{path} has a symbolic image shape {shape[1:]}; cannot choose an input size to time")
+    images = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(images, "cuda", index))
+        binding.bind_output(output_name, "cuda", index)
+
+        def step() -> None:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+    else:
+        feed = {input_name: images}
+
+        def step() -> None:
+            session.run([output_name], feed)
+
+    try:
+        times = measure(step, plan)
+    except Exception as exc:  # noqa: BLE001 - e.g. a fixed batch axis that is not batch_size
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CnnlabError(f"onnxruntime cannot run {path} at batch {batch_size}: {first}") from exc
+    return summarize(times, backend="tensorrt" if tensorrt else "onnxruntime", device=device, batch_size=batch_size,
+                     threads=threads, flops=flops, peak_gflops=_peak(device, threads, peak_gflops))
+
+
+def time_torch(model: nn.Module, batch_size: int, *, image_size: int, threads: int, device: str = "cpu",
+               compile: bool = False, warmup: int = WARMUP, min_iters: int = MIN_ITERS,
+               min_seconds: float = MIN_SECONDS, flops: int | None = None, peak_gflops: float | None = None,
+               channels: int = 3, seed: int = 0) -> LatencyStats:
+    """PyTorch eager (or torch.compile'd) latency of a copy of `model` in eval mode under inference_mode."""
+    batch_size = _check_batch(batch_size)
+    plan = TimingPlan(warmup, min_iters, min_seconds)
+    target = torch.device(device)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"device={device} but no CUDA GPU is visible", fix="use --device cpu")
+    runnable = copy.deepcopy(model).to(target).eval()
+    if compile:
+        runnable = torch.compile(runnable)  # type: ignore[assignment]
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch_size, channels, image_size, image_size, generator=generator).to(target)
+    clock = cuda_event_clock if target.type == "cuda" else wall_clock
+
+    def step() -> None:
+        runnable(images)
+
+    with torch_threads(threads), torch.inference_mode():
+        if compile:
+            _first_compiled_run(step)
+        times = measure(step, plan, clock)
+    return summarize(times, backend="torch_compile" if compile else "torch", device=device, batch_size=batch_size,
+                     threads=threads, flops=flops, peak_gflops=_peak(device, threads, peak_gflops))
+
+
+def _first_compiled_run(step: Callable[[], Any]) -> None:
+    """torch.compile compiles on the first call; a failure there (no C++ compiler, an unsupported op) is
+    the user's environment, not a bug: one line."""
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - inductor raises many types
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CnnlabError(f"torch.compile failed: {first}", fix="use bench.compile=false") from exc

@@ -1,0 +1,268 @@
+"""ONNX export of a cnnlab model: one self-describing file, checked against PyTorch before anyone uses it.
+
+Exporter: torch's dynamo exporter (`torch.onnx.export(dynamo=True)`, torch.export + onnxscript). It exports
+every network of the zoo correctly at every size; the TorchScript exporter cannot export an adaptive average
+pool whose output is not a divisor of its input (LeNet-5, AlexNet and VGG at small sizes) and is deprecated.
+See docs/export.md for the measurements behind this choice.
+
+The file: input `input` [N, 3, H, W] (float32, normalised) with a dynamic batch axis N, output `logits`
+[N, classes], and `metadata_props` that say everything a deployment needs (`read_onnx_metadata`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from cnnlab import __version__
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+from cnnlab.models import count_flops, count_params
+
+# The dynamo exporter writes opset 18 natively and silently raises any lower request to 18; onnxruntime
+# (>= 1.14), TensorRT (>= 8.6) and OpenCV 5 all run 18. Higher opsets go through onnx's version converter.
+DEFAULT_OPSET = 18
+MIN_OPSET = 18
+MAX_OPSET = onnx.defs.onnx_opset_version()
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+INPUT_FORMAT = "NCHW float32 RGB; pixel values x in [0, 255] → (x / 255 - mean) / std"
+# torch.export specialises a dimension whose example size is 1, so the example batch must not be 1.
+_EXAMPLE_BATCH = 2
+# The exporter's graph passes log every rewrite at INFO; a run's log should say what cnnlab did.
+_CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")
+
+
+def check_opset(opset: int) -> int:
+    if not MIN_OPSET <= int(opset) <= MAX_OPSET:
+        raise CnnlabError(f"export.opset={opset} is out of range: torch's exporter writes opset {MIN_OPSET} to "
+                          f"{MAX_OPSET}", fix=f"use export.opset={DEFAULT_OPSET} (the default)")
+    return int(opset)
+
+
+def export_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Sequence[str],
+                metadata: Mapping[str, Any] | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """Write `model` as ONNX to `path` atomically (a crash leaves no half-written file).
+
+    metadata_props hold the class names, the input spec, the cnnlab version, params and FLOPs, plus
+    `metadata` (e.g. the source run). The model's train/eval mode is restored afterwards.
+    """
+    opset = check_opset(opset)
+    proto = _export_proto(model, spec, opset)
+    strip_default_attributes(proto.graph)
+    props = {
+        "classes": list(classes),
+        "input_size": spec.size,
+        "input_channels": spec.channels,
+        "input_mean": list(spec.mean),
+        "input_std": list(spec.std),
+        "input_format": INPUT_FORMAT,
+        "params": count_params(model),
+        "flops": count_flops(model, spec.size),
+        "cnnlab_version": __version__,
+        "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
+        **dict(metadata or {}),
+    }
+    onnx.helper.set_model_props(proto, {key: _prop_text(value) for key, value in props.items()})
+    proto.producer_name = "cnnlab"
+    proto.producer_version = __version__
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _export_proto(model: nn.Module, spec: InputSpec, opset: int) -> onnx.ModelProto:
+    reference = next(model.parameters(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    example = torch.zeros(_EXAMPLE_BATCH, spec.channels, spec.size, spec.size, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
+                dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), verbose=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - torch raises many types; the user needs one line
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CnnlabError(f"torch could not export {type(model).__name__} to ONNX: {first}",
+                          fix="run with --debug for the exporter's report; file an issue with it") from exc
+    finally:
+        model.train(was_training)
+    assert program is not None  # dynamo=True always returns an ONNXProgram
+    proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise CnnlabError(f"torch wrote opset {written} although export.opset={opset} was asked for",
+                          fix=f"use export.opset={DEFAULT_OPSET}")
+    return proto
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def strip_default_attributes(graph: onnx.GraphProto) -> None:
+    """Drop node attributes whose value is the operator's documented default — a no-op for the graph's meaning.
+
+    The dynamo exporter writes defaults explicitly (e.g. HardSigmoid's beta=0.5), and OpenCV 5.0's DNN
+    module computes MobileNetV3's squeeze-excitation blocks wrongly when HardSigmoid carries an explicit
+    beta; without it, OpenCV matches onnxruntime (see docs/export.md).
+    """
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type)
+        except onnx.defs.SchemaError:
+            continue
+        kept = []
+        for attribute in node.attribute:
+            declared = schema.attributes.get(attribute.name)
+            default = declared.default_value if declared is not None else None
+            if default is not None and default.type != 0 and _same_attribute_value(attribute, default):
+                continue
+            kept.append(attribute)
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                strip_default_attributes(attribute.g)
+        if len(kept) != len(node.attribute):
+            del node.attribute[:]
+            node.attribute.extend(kept)
+
+
+def _same_attribute_value(attribute: onnx.AttributeProto, default: onnx.AttributeProto) -> bool:
+    if attribute.type != default.type:
+        return False
+    value, default_value = onnx.helper.get_attribute_value(attribute), onnx.helper.get_attribute_value(default)
+    if isinstance(value, (list, np.ndarray)):
+        return list(value) == list(default_value)
+    return bool(value == default_value)
+
+
+def _prop_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _prop_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def read_onnx_metadata(path: Path) -> dict[str, Any]:
+    """What an exported file says about itself: classes, spec (InputSpec), source, cnnlab_version, params,
+    flops, opset, input/output names, and `props` (every metadata entry, decoded). Keys a foreign ONNX file
+    lacks are None."""
+    proto = load_onnx(path)
+    props = {entry.key: _prop_value(entry.value) for entry in proto.metadata_props}
+    spec = None
+    if "input_size" in props:
+        spec = InputSpec.from_dict({"size": props["input_size"], "mean": props["input_mean"],
+                                    "std": props["input_std"], "channels": props.get("input_channels", 3)})
+    return {
+        "classes": props.get("classes"),
+        "spec": spec,
+        "source": props.get("source"),
+        "cnnlab_version": props.get("cnnlab_version"),
+        "arch": props.get("arch"),
+        "params": props.get("params"),
+        "flops": props.get("flops"),
+        "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+        "inputs": [value.name for value in proto.graph.input],
+        "outputs": [value.name for value in proto.graph.output],
+        "props": props,
+    }
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """onnx.load with one clear line for a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"ONNX file {path} does not exist")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise CnnlabError(f"{path} is not a readable ONNX model ({type(exc).__name__})",
+                          fix="point to a model.onnx written by `cnnlab export`, or re-export it") from exc
+
+
+class OnnxMismatch(CnnlabError):
+    """onnxruntime's logits differ from PyTorch's beyond the tolerance; `.result` holds the numbers."""
+
+    def __init__(self, message: str, result: dict[str, Any], fix: str | None = None) -> None:
+        self.result = result
+        super().__init__(message, fix=fix)
+
+
+def verify_onnx(path: Path, model: nn.Module, images: Tensor, *, atol: float, rtol: float = 0.0,
+                batch_size: int = 32) -> dict[str, Any]:
+    """onnx.checker, then onnxruntime vs `model` on `images`.
+
+    Returns max_abs_diff, top1_agreement, n, tolerance (atol + rtol * the largest |logit|) and logit_scale.
+    Raises OnnxMismatch (a CnnlabError) when max_abs_diff exceeds the tolerance or an output is not finite.
+    Runs the first image alone as well, so the dynamic batch axis is exercised at N=1 and N=batch_size.
+    """
+    from cnnlab.deploy.ort import onnx_session
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise CnnlabError(f"{path} fails onnx.checker: {first}") from exc
+    if len(images) == 0:
+        raise CnnlabError("no images to verify the ONNX file on", fix="use a dataset with a validation split")
+    session = onnx_session(path)
+    expected, actual = [], []
+    was_training = model.training
+    model.eval()
+    reference = next(model.parameters(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    try:
+        with torch.no_grad():
+            for chunk in [images[:1], *images.split(batch_size)]:
+                expected.append(model(chunk.to(device)).float().cpu())
+                actual.append(torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: chunk.numpy()})[0]))
+    finally:
+        model.train(was_training)
+    result = compare_logits(torch.cat(expected), torch.cat(actual), atol=atol, rtol=rtol)
+    result["n"] = len(images)  # the single-image rerun is not counted twice
+    if not result["passed"]:
+        raise OnnxMismatch(
+            f"ONNX output differs from PyTorch: max |logit difference| {result['max_abs_diff']:.3g} > tolerance "
+            f"{result['tolerance']:.3g}, top-1 agreement {result['top1_agreement']:.1%} on {result['n']} images",
+            result, fix="try export.simplify=false or another export.opset; report the model if it persists")
+    return result
+
+
+def compare_logits(expected: Tensor, actual: Tensor, *, atol: float, rtol: float = 0.0) -> dict[str, Any]:
+    """max |difference|, top-1 agreement and whether the difference is within atol + rtol * max |expected|."""
+    if expected.shape != actual.shape:
+        return {"max_abs_diff": float("inf"), "top1_agreement": 0.0, "n": len(expected), "tolerance": atol,
+                "logit_scale": None, "passed": False, "shape_mismatch": [list(expected.shape), list(actual.shape)]}
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    tolerance = float(atol) + float(rtol) * scale
+    finite = bool(torch.isfinite(actual).all())
+    diff = float((expected - actual).abs().max()) if finite else float("inf")
+    agreement = float((expected.argmax(-1) == actual.argmax(-1)).float().mean())
+    return {"max_abs_diff": diff, "top1_agreement": agreement, "n": len(expected), "tolerance": tolerance,
+            "logit_scale": scale, "passed": finite and diff <= tolerance}

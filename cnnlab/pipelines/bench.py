@@ -1,0 +1,179 @@
+"""`cnnlab bench [--device cpu|cuda] [source=RUN|PATH | model=NAME]`: latency per backend and batch size.
+
+Settings mistakes (an unknown backend, a batch size < 1, CUDA asked for but absent, onnxruntime without its
+CUDA provider on --device cuda) stop the run with one line. A backend that cannot run in this environment
+(no PyTorch model in an ONNX source's chain, TensorRT not installed, torch.compile failing) is skipped with
+the reason, which the table, bench.json and run.json all show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from cnnlab.console import out
+from cnnlab.context import RunContext
+from cnnlab.deploy.bench import LatencyStats, TimingPlan, time_onnx, time_torch
+from cnnlab.deploy.bench_report import bench_document, latency_table, skipped_lines
+from cnnlab.deploy.ort import TENSORRT, available_providers, execution_providers
+from cnnlab.deploy.peak import peak_estimate, physical_cores
+from cnnlab.engine.runtime import resolve_device
+from cnnlab.environment import cpu_info, fingerprint, gpu_info
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_json
+from cnnlab.pipelines.bench_subject import Subject, bench_subject, exported_onnx
+from cnnlab.runs import BENCH_FILE
+
+BACKENDS = ("torch", "torch_compile", "onnxruntime", "tensorrt")
+TORCH_BACKENDS = ("torch", "torch_compile")
+ONNX_BACKENDS = ("onnxruntime", "tensorrt")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    backends: tuple[str, ...] | None      # None: the defaults for the device
+    compile: bool
+    batch_sizes: tuple[int, ...]
+    threads: int
+    plan: TimingPlan
+    peak_gflops: float | None
+
+    @classmethod
+    def from_config(cls, section: DictConfig) -> "BenchSettings":
+        backends = section.get("backends")
+        if backends is not None and str(backends) != "auto":
+            backends = tuple(str(b) for b in (backends if isinstance(backends, (list, ListConfig)) else [backends]))
+            unknown = [b for b in backends if b not in BACKENDS]
+            if unknown or not backends:
+                raise CnnlabError(f"unknown backend {', '.join(unknown) or '(none)'} in bench.backends",
+                                  fix=f"choose from {', '.join(BACKENDS)} (or bench.backends=auto)")
+        else:
+            backends = None
+        sizes = section.get("batch_sizes")
+        sizes = list(sizes) if isinstance(sizes, (list, ListConfig)) else [sizes]
+        bad = [s for s in sizes if not isinstance(s, int) or isinstance(s, bool) or s < 1]
+        if bad or not sizes:
+            raise CnnlabError(f"bench.batch_sizes={sizes}: every batch size must be an integer of at least 1",
+                              fix="use e.g. bench.batch_sizes=[1,8,32]")
+        threads = section.get("threads")
+        threads = physical_cores() if threads is None else int(threads)
+        if threads < 1:
+            raise CnnlabError(f"bench.threads={threads} must be at least 1 (or null for one per physical core)")
+        peak = section.get("peak_gflops")
+        return cls(backends=backends, compile=bool(section.get("compile", False)), batch_sizes=tuple(sizes),
+                   threads=threads, plan=TimingPlan(int(section.warmup), int(section.min_iters),
+                                                     float(section.min_seconds)),
+                   peak_gflops=float(peak) if peak is not None else None)
+
+    def requested(self, device_kind: str) -> list[str]:
+        backends = list(self.backends or (["torch", "onnxruntime"] + (["tensorrt"] if device_kind == "cuda" else [])))
+        if self.compile and "torch_compile" not in backends:
+            backends.insert(backends.index("torch") + 1 if "torch" in backends else 0, "torch_compile")
+        return backends
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    settings = BenchSettings.from_config(cfg.bench)
+    device = resolve_device(cfg.get("device"))
+    device_name = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+    backends, skipped = plan_backends(settings, device.type)
+    subject = bench_subject(cfg, ctx)
+    if subject.model is None:
+        reason = "; ".join(subject.notes) or "no PyTorch model"
+        skipped += [{"backend": b, "batch_size": None, "reason": reason} for b in backends if b in TORCH_BACKENDS]
+        backends = [b for b in backends if b not in TORCH_BACKENDS]
+    if not backends:
+        raise CnnlabError(f"no backend can run: {'; '.join(skipped_lines({'skipped': skipped}))}",
+                          fix="see `cnnlab bench --help` for bench.backends")
+    peak = peak_estimate(device_name, settings.threads, settings.peak_gflops)
+    ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device_name,
+                 settings.threads, ", ".join(backends), list(settings.batch_sizes))
+
+    with exported_onnx(subject, needed=any(b in ONNX_BACKENDS for b in backends)):
+        records = []
+        for backend in backends:
+            records += time_backend(ctx, backend, subject, settings, device_name, peak.gflops, skipped)
+        model_info = subject.describe()
+    if not records:
+        raise CnnlabError(f"every backend was skipped: {'; '.join(skipped_lines({'skipped': skipped}))}")
+
+    document = bench_document(
+        model=model_info, source=subject.source.describe() if subject.source else None,
+        settings={"device": device_name, "backends": backends, "batch_sizes": list(settings.batch_sizes),
+                  "threads": settings.threads, **asdict(settings.plan)},
+        hardware={"cpu": cpu_info(), "physical_cores": physical_cores(), "gpus": gpu_info(), "peak": peak.to_dict(),
+                  "onnxruntime_providers": available_providers()},
+        environment=fingerprint(), records=records, skipped=skipped)
+    write_json(ctx.path(BENCH_FILE), document)
+    ctx.record.add_artifact("bench", ctx.path(BENCH_FILE))
+    ctx.record.update(model={k: v for k, v in model_info.items() if not k.endswith("_file")},
+                      bench=document["settings"])
+    if subject.source is not None and subject.source.run is not None:
+        ctx.record.update(dataset=subject.source.run.data.get("dataset"))
+    out.print(latency_table(document))
+    for line in skipped_lines(document):
+        out.print(line, markup=False, highlight=False)
+    return {"latency": [_compact(r) for r in records], "skipped": skipped,
+            "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
+
+
+def plan_backends(settings: BenchSettings, device_kind: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """(backends to time, skipped ones with the reason). Raises for what the user must change."""
+    runnable, skipped = [], []
+    for backend in settings.requested(device_kind):
+        if backend == "tensorrt" and device_kind != "cuda":
+            raise CnnlabError("bench.backends lists tensorrt, which runs on CUDA only", fix="use --device cuda")
+        if backend == "onnxruntime" and device_kind == "cuda":
+            execution_providers("cuda")  # raises: this onnxruntime has no CUDA provider
+        if backend == "tensorrt" and TENSORRT not in available_providers():
+            skipped.append({"backend": backend, "batch_size": None,
+                            "reason": f"onnxruntime has no {TENSORRT} (install TensorRT and onnxruntime-gpu)"})
+            continue
+        runnable.append(backend)
+    return runnable, skipped
+
+
+def time_backend(ctx: RunContext, backend: str, subject: Subject, settings: BenchSettings, device: str,
+                 peak_gflops: float | None, skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of one backend over the batch sizes; a batch size (or the whole backend, when torch.compile
+    fails) that cannot run is added to `skipped`."""
+    records = []
+    plan = settings.plan
+    for batch in settings.batch_sizes:
+        try:
+            if backend in TORCH_BACKENDS:
+                assert subject.model is not None
+                stats = time_torch(subject.model, batch, image_size=subject.spec.size, threads=settings.threads,
+                                   device=device, compile=backend == "torch_compile", warmup=plan.warmup,
+                                   min_iters=plan.min_iters, min_seconds=plan.min_seconds, flops=subject.flops,
+                                   peak_gflops=peak_gflops, channels=subject.spec.channels)
+                timed_file = subject.model_file
+            else:
+                assert subject.onnx is not None
+                stats = time_onnx(subject.onnx, batch, threads=settings.threads, device=device,
+                                  tensorrt=backend == "tensorrt", warmup=plan.warmup, min_iters=plan.min_iters,
+                                  min_seconds=plan.min_seconds, flops=subject.flops, peak_gflops=peak_gflops)
+                timed_file = subject.onnx if subject.onnx_origin == "source" else None
+        except CnnlabError as err:
+            whole_backend = backend == "torch_compile"
+            skipped.append({"backend": backend, "batch_size": None if whole_backend else batch,
+                            "reason": err.one_line()})
+            ctx.log.warning("skipped %s%s: %s", backend, "" if whole_backend else f" at batch {batch}", err.one_line())
+            if whole_backend:
+                break
+            continue
+        ctx.log.info("%-13s batch %3d: p50 %.3f ms, %.1f images/s", backend, batch, stats.p50_ms, stats.throughput)
+        records.append(record_of(stats, timed_file))
+    return records
+
+
+def record_of(stats: LatencyStats, timed_file: Any) -> dict[str, Any]:
+    return {**stats.to_dict(), "file": str(timed_file) if timed_file else None}
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("backend", "device", "batch_size", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput",
+            "gflops_per_s", "peak_fraction")
+    return {key: record[key] for key in keys}

@@ -1,0 +1,126 @@
+"""What `cnnlab bench` times: the model of `source=` (its ONNX file and the PyTorch model it came from), or a
+randomly initialised `model=NAME`.
+
+An ONNX source brings its PyTorch model when the chain has one: the checkpoint recorded in the file's
+metadata (`cnnlab export` writes it), else a model.pt in the same run folder. A checkpoint source, and
+model=NAME, get an ONNX file exported for the benchmark (unverified: timing does not need it to be exact,
+`cnnlab export` is what verifies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig
+from torch import nn
+
+from cnnlab.context import RunContext
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.engine.checkpoint import load_model
+from cnnlab.errors import CnnlabError
+from cnnlab.models import count_flops, count_params
+from cnnlab.pipelines.sources import require_source
+from cnnlab.pipelines.zoo_model import zoo_model
+from cnnlab.runs import Source
+
+
+@dataclass
+class Subject:
+    name: str
+    spec: InputSpec
+    num_classes: int
+    model: nn.Module | None              # None: no PyTorch model in the chain (the torch backends are skipped)
+    model_file: Path | None
+    onnx: Path | None                    # None until `exported_onnx` provides one
+    onnx_origin: str                     # "source" | "exported for this benchmark"
+    params: int | None
+    flops: int | None                    # per image
+    onnx_bytes: int | None = None
+    source: Source | None = None
+    notes: list[str] = field(default_factory=list)  # why a PyTorch model is missing, for the skip reason
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "image_size": self.spec.size, "num_classes": self.num_classes,
+                "params": self.params, "flops": self.flops,
+                "onnx_file": str(self.onnx) if self.onnx and self.onnx_origin == "source" else None,
+                "onnx_origin": self.onnx_origin if self.onnx else None,
+                "onnx_bytes": self.onnx_bytes,
+                "pt_file": str(self.model_file) if self.model_file else None,
+                "pt_bytes": self.model_file.stat().st_size if self.model_file else None}
+
+
+def bench_subject(cfg: DictConfig, ctx: RunContext) -> Subject:
+    settings = cfg.bench
+    if cfg.get("source") in (None, "", "null"):
+        zoo = zoo_model(cfg, image_size=settings.get("image_size"), num_classes=settings.get("num_classes"))
+        return Subject(name=zoo.name, spec=zoo.spec, num_classes=zoo.num_classes, model=zoo.model, model_file=None,
+                       onnx=None, onnx_origin="exported for this benchmark", params=count_params(zoo.model),
+                       flops=count_flops(zoo.model, zoo.spec.size))
+    if ctx.explicitly_set("model", "model.name"):
+        raise CnnlabError("bench takes either source=... or model=NAME, not both",
+                          fix="drop model= to time the source, or source= to time a random model=NAME")
+    if settings.get("image_size") is not None or settings.get("num_classes") is not None:
+        raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
+                          fix="drop them, or time a fresh model with model=NAME")
+    source = require_source(cfg, ctx, want=("onnx", "checkpoint"))
+    if source.kind == "checkpoint":
+        model, checkpoint = load_model(source.path)
+        return Subject(name=checkpoint.name, spec=checkpoint.spec, num_classes=len(checkpoint.classes),
+                       model=model.eval(), model_file=source.path, onnx=None,
+                       onnx_origin="exported for this benchmark", params=count_params(model),
+                       flops=count_flops(model, checkpoint.spec.size), source=source)
+    return _onnx_subject(source)
+
+
+def _onnx_subject(source: Source) -> Subject:
+    meta = read_onnx_metadata(source.path)
+    spec, classes = meta["spec"], meta["classes"]
+    if spec is None:
+        raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std)",
+                          fix="export it with `cnnlab export`, or bench its model.pt")
+    subject = Subject(name=str(meta.get("arch") or source.path.stem), spec=spec,
+                      num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
+                      onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
+                      onnx_bytes=source.path.stat().st_size, source=source)
+    checkpoint_path = chain_checkpoint(meta, source)
+    if checkpoint_path is None:
+        subject.notes.append("the source chain holds no model.pt")
+        return subject
+    model, checkpoint = load_model(checkpoint_path)
+    if checkpoint.spec.size != spec.size or list(checkpoint.classes) != list(classes or []):
+        subject.notes.append(f"{checkpoint_path} does not match the ONNX file's input size or classes")
+        return subject
+    subject.model, subject.model_file = model.eval(), checkpoint_path
+    return subject
+
+
+def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
+    """The model.pt an ONNX file was exported from: named in its metadata, else beside it in its run."""
+    origin = meta.get("source")
+    if isinstance(origin, dict) and origin.get("kind") == "checkpoint" and origin.get("path"):
+        path = Path(origin["path"])
+        if path.is_file():
+            return path
+    return source.run.artifact("model") if source.run is not None else None
+
+
+@contextlib.contextmanager
+def exported_onnx(subject: Subject, needed: bool) -> Iterator[Subject]:
+    """Give `subject` an ONNX file for the onnxruntime backends (a temporary export when it has none)."""
+    if subject.onnx is not None or not needed or subject.model is None:
+        yield subject
+        return
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as folder:
+        subject.onnx = export_onnx(subject.model, Path(folder) / "model.onnx", spec=subject.spec,
+                                   classes=[str(i) for i in range(subject.num_classes)],
+                                   metadata={"arch": subject.name})
+        subject.onnx_bytes = subject.onnx.stat().st_size
+        try:
+            yield subject
+        finally:
+            subject.onnx = None  # the file is gone with the folder

@@ -1,0 +1,96 @@
+"""`cnnlab export source=RUN`: the source's model.pt as a verified, self-describing model.onnx.
+
+1. load the source model and rebuild the data it was trained on;
+2. export to a temporary file (optionally simplified with onnxslim);
+3. verify: onnx.checker, then onnxruntime vs PyTorch on the first validation images — beyond tolerance the
+   run fails with the numbers and the temporary file is deleted, so no model.onnx exists that looks valid;
+4. rename it to model.onnx and measure the file's own accuracy on the validation split (metrics.val_acc).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
+from cnnlab.context import RunContext
+from cnnlab.data import make_loader
+from cnnlab.deploy.export import OnnxMismatch, check_opset, export_onnx, verify_onnx
+from cnnlab.deploy.ort import evaluate_onnx
+from cnnlab.deploy.simplify import simplify_onnx
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+from cnnlab.models import count_flops, count_params
+from cnnlab.pipelines.sources import check_same_classes, load_source_model, source_data
+from cnnlab.pipelines.training import dataset_record, eval_batch_size, loader_workers
+from cnnlab.runs import ONNX_FILE
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    settings = cfg.export
+    opset = check_opset(int(settings.opset))
+    verify_count = int(settings.verify_images)
+    if verify_count < 1:
+        raise CnnlabError(f"export.verify_images={verify_count} must be at least 1")
+    loaded = load_source_model(cfg, ctx)
+    checkpoint, model = loaded.checkpoint, loaded.model.eval()
+    data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec)
+    check_same_classes(data, checkpoint.classes)
+    ctx.log.info("export %s (%s, %d px) from %s to ONNX opset %d", checkpoint.name, ctx.command,
+                 checkpoint.spec.size, loaded.source.path, opset)
+
+    images = first_images(data.val, verify_count)
+    target = ctx.path(ONNX_FILE)
+    report: dict[str, Any] = {"opset": opset, "exporter": "torch.onnx (dynamo)", "simplify": bool(settings.simplify),
+                              "atol": float(settings.atol), "rtol": float(settings.rtol)}
+    with atomic_path(target) as unverified:  # renamed to model.onnx only if everything below succeeds
+        export_onnx(model, unverified, spec=checkpoint.spec, classes=checkpoint.classes, opset=opset,
+                    metadata={"arch": checkpoint.name, "source": loaded.source.describe()})
+        if settings.simplify:
+            report["simplified"] = simplify_onnx(unverified)
+        try:
+            report["verification"] = verify_onnx(unverified, model, images, atol=float(settings.atol),
+                                                 rtol=float(settings.rtol))
+        except OnnxMismatch as mismatch:
+            ctx.record.update(export={**report, "verification": mismatch.result})
+            raise
+    ctx.record.add_artifact("onnx", target)
+    verification = report["verification"]
+    ctx.log.info("verified on %d images: max |logit difference| %.3g (tolerance %.3g), top-1 agreement %.1f%%",
+                 verification["n"], verification["max_abs_diff"], verification["tolerance"],
+                 100 * verification["top1_agreement"])
+
+    metrics: dict[str, Any] = {"max_abs_diff": verification["max_abs_diff"],
+                               "top1_agreement": verification["top1_agreement"], "verify_images": verification["n"],
+                               "onnx_bytes": target.stat().st_size}
+    source_acc = (loaded.source.run.data.get("metrics") or {}).get("val_acc") if loaded.source.run else None
+    if source_acc is None:
+        source_acc = (checkpoint.extra.get("metrics") or {}).get("val_acc")
+    if settings.evaluate:
+        loader = make_loader(data.val, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed),
+                             workers=loader_workers(cfg, data))
+        onnx_metrics = evaluate_onnx(target, loader)
+        metrics.update(val_acc=onnx_metrics["acc"], val_top5=onnx_metrics["top5"], val_loss=onnx_metrics["loss"])
+        ctx.log.info("model.onnx: val acc %.2f%% on %d images (source: %s)", 100 * onnx_metrics["acc"],
+                     onnx_metrics["n"], "?" if source_acc is None else f"{100 * source_acc:.2f}%")
+    if source_acc is not None:
+        metrics["source_val_acc"] = source_acc
+    ctx.record.update(
+        export=report,
+        model={"name": checkpoint.name, "format": "onnx", "opset": opset, "params": count_params(model),
+               "flops": count_flops(model, checkpoint.spec.size), "image_size": checkpoint.spec.size,
+               "num_classes": len(checkpoint.classes), "file_bytes": target.stat().st_size},
+        dataset=dataset_record(data, dataset_cfg),
+    )
+    return metrics
+
+
+def first_images(dataset: Dataset, count: int) -> torch.Tensor:
+    """The first `count` images of a (deterministically transformed) split, stacked."""
+    total = len(dataset)  # type: ignore[arg-type]
+    if total == 0:
+        raise CnnlabError("the validation split is empty: nothing to verify the export on",
+                          fix="use a dataset with validation images")
+    return torch.stack([dataset[i][0] for i in range(min(count, total))])

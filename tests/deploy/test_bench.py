@@ -1,0 +1,97 @@
+"""The latency harness: the stopping rule, the statistics, and the onnxruntime / PyTorch timers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy import bench
+from cnnlab.deploy.bench import TimingPlan, measure, summarize, time_onnx, time_torch
+from cnnlab.deploy.export import export_onnx
+from cnnlab.errors import CnnlabError
+
+QUICK = {"warmup": 1, "min_iters": 3, "min_seconds": 0.0}
+
+
+class FakeClock:
+    """time.perf_counter / perf_counter_ns that advance only when a step runs."""
+
+    def __init__(self, step_seconds: float) -> None:
+        self.now, self.step_seconds = 0.0, step_seconds
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def perf_counter_ns(self) -> int:
+        return int(self.now * 1e9)
+
+    def run(self) -> None:
+        self.now += self.step_seconds
+
+
+def test_measure_runs_until_both_the_count_and_the_time_are_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(step_seconds=0.1)
+    monkeypatch.setattr(bench, "time", clock)
+    times = measure(clock.run, TimingPlan(warmup=2, min_iters=3, min_seconds=1.0))
+    assert len(times) == 10 and times == pytest.approx([100.0] * 10)  # 1 s of 0.1 s runs, after the warm-up
+    assert clock.now == pytest.approx(1.2)
+    assert len(measure(clock.run, TimingPlan(warmup=0, min_iters=25, min_seconds=1.0))) == 25
+
+
+def test_summary_statistics() -> None:
+    stats = summarize([1.0, 2.0, 3.0, 4.0, 10.0], backend="torch", device="cpu", batch_size=4, threads=2,
+                      flops=1_000_000, peak_gflops=10.0)
+    assert (stats.p50_ms, stats.mean_ms, stats.min_ms, stats.iterations) == (3.0, 4.0, 1.0, 5)
+    assert stats.p90_ms == pytest.approx(7.6) and stats.p99_ms == pytest.approx(9.76)
+    assert stats.throughput == pytest.approx(4 / 0.004)
+    assert stats.gflops_per_s == pytest.approx(4 * 1e6 / 0.004 / 1e9)
+    assert stats.peak_fraction == pytest.approx(stats.gflops_per_s / 10.0)
+    unknown = summarize([1.0], backend="torch", device="cpu", batch_size=1, threads=1, flops=None, peak_gflops=10.0)
+    assert unknown.gflops_per_s is None and unknown.peak_fraction is None and unknown.std_ms == 0.0
+    assert set(stats.to_dict()) >= {"backend", "device", "batch_size", "threads", "p50_ms", "p99_ms", "throughput"}
+
+
+def test_bad_plans_and_batch_sizes_are_user_errors(tmp_path: Path, lively_model) -> None:
+    with pytest.raises(CnnlabError, match="min_iters"):
+        TimingPlan(warmup=0, min_iters=0, min_seconds=0)
+    with pytest.raises(CnnlabError, match="batch size 0"):
+        time_torch(lively_model("lenet5", 16), 0, image_size=16, threads=1)
+
+
+def test_onnx_and_torch_timers(tmp_path: Path, lively_model) -> None:
+    model = lively_model("lenet5", 16)
+    path = export_onnx(model, tmp_path / "m.onnx", spec=InputSpec(16), classes=list("abcd"))
+    before = torch.get_num_threads()
+    onnx_stats = time_onnx(path, 3, threads=1, flops=1000, **QUICK)
+    torch_stats = time_torch(model, 3, image_size=16, threads=1, flops=1000, **QUICK)
+    for stats, backend in ((onnx_stats, "onnxruntime"), (torch_stats, "torch")):
+        assert stats.backend == backend and stats.batch_size == 3 and stats.threads == 1 and stats.device == "cpu"
+        assert stats.iterations >= 3 and 0 < stats.min_ms <= stats.p50_ms <= stats.p99_ms
+        assert stats.gflops_per_s == pytest.approx(3 * 1000 / (stats.mean_ms / 1e3) / 1e9)
+    assert torch.get_num_threads() == before  # the timer restores the thread setting
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.slow
+def test_torch_compile_timer(lively_model) -> None:
+    stats = time_torch(lively_model("lenet5", 16), 2, image_size=16, threads=1, compile=True, **QUICK)
+    assert stats.backend == "torch_compile" and stats.iterations >= 3
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_torch_timer_uses_events(lively_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    used = []
+    original = bench.cuda_event_clock
+    monkeypatch.setattr(bench, "cuda_event_clock", lambda step: used.append(1) or original(step))
+    stats = time_torch(lively_model("resnet18", 32), 4, image_size=32, threads=1, device="cuda", **QUICK)
+    assert stats.device == "cuda" and stats.iterations >= 3 and len(used) == stats.iterations + QUICK["warmup"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_cuda_torch_timer_without_a_gpu_is_a_user_error(lively_model) -> None:
+    with pytest.raises(CnnlabError, match="no CUDA GPU"):
+        time_torch(lively_model("lenet5", 16), 1, image_size=16, threads=1, device="cuda", **QUICK)

@@ -1,0 +1,119 @@
+"""ONNX export: named dynamic-batch I/O, self-describing metadata, verification, OpenCV compatibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cnnlab import __version__
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import (DEFAULT_OPSET, OnnxMismatch, export_onnx, read_onnx_metadata,
+                                  strip_default_attributes, verify_onnx)
+from cnnlab.deploy.ort import onnx_session
+from cnnlab.errors import CnnlabError
+from cnnlab.models import MODELS, count_flops, count_params
+
+SPEC = InputSpec(size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+CLASSES = ["cat", "dog", "owl", "emu"]
+
+
+def opencv_logits(path: Path, images: torch.Tensor) -> np.ndarray:
+    cv2 = pytest.importorskip("cv2")
+    net = cv2.dnn.readNetFromONNX(str(path))
+    net.setInput(images.numpy())
+    return net.forward()
+
+
+def export_and_check(model: torch.nn.Module, path: Path, size: int) -> dict:
+    """Export, verify against PyTorch with onnxruntime, and check that OpenCV's DNN module computes the same."""
+    export_onnx(model, path, spec=SPEC.with_size(size), classes=CLASSES)
+    images = torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(1))
+    result = verify_onnx(path, model, images, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        expected = model(images[:2]).numpy()
+    scale = float(np.abs(expected).max())
+    assert scale > 1e-3  # the comparison below means something
+    assert np.abs(opencv_logits(path, images[:2]) - expected).max() <= 1e-4 + 1e-4 * scale
+    return result
+
+
+def test_lenet_file_has_named_dynamic_io_and_metadata(tmp_path: Path, lively_model) -> None:
+    model = lively_model("lenet5", 32)
+    path = export_onnx(model, tmp_path / "model.onnx", spec=SPEC, classes=CLASSES,
+                       metadata={"source": {"run": "outputs/finetune/x", "kind": "checkpoint"}, "note": "hello"})
+    session = onnx_session(path)
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == ("input", "logits")
+    assert isinstance(inp.shape[0], str) and inp.shape[1:] == [3, 32, 32] and out.shape[1] == 4
+    for batch in (1, 5):  # the batch axis is dynamic
+        assert session.run(None, {"input": np.zeros((batch, 3, 32, 32), np.float32)})[0].shape == (batch, 4)
+    meta = read_onnx_metadata(path)
+    assert meta["classes"] == CLASSES and meta["spec"] == SPEC
+    assert meta["source"] == {"run": "outputs/finetune/x", "kind": "checkpoint"} and meta["props"]["note"] == "hello"
+    assert meta["cnnlab_version"] == __version__ and meta["opset"] == DEFAULT_OPSET
+    assert meta["params"] == count_params(model) and meta["flops"] == count_flops(model, 32)
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temporary file
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert np.abs(opencv_logits(path, images) - model(images).numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "googlenet"])
+def test_depthwise_and_inception_models_export_exactly(tmp_path: Path, lively_model, name: str) -> None:
+    """MobileNetV3: depthwise convolutions and squeeze-excitation (HardSigmoid); GoogLeNet: Inception branches."""
+    result = export_and_check(lively_model(name, 32), tmp_path / f"{name}.onnx", 32)
+    assert result["top1_agreement"] == 1.0 and result["n"] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_zoo_model_exports_and_opencv_agrees(tmp_path: Path, lively_model, name: str) -> None:
+    result = export_and_check(lively_model(name, 32), tmp_path / f"{name}.onnx", 32)
+    assert result["passed"]
+
+
+def test_export_keeps_the_training_mode(tmp_path: Path, lively_model) -> None:
+    model = lively_model("lenet5", 16).train()
+    export_onnx(model, tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES)
+    assert model.training
+
+
+def test_verify_reports_a_mismatch_with_numbers(tmp_path: Path, lively_model) -> None:
+    model = lively_model("lenet5", 16)
+    path = export_onnx(model, tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES)
+    with torch.no_grad():
+        model.classifier[4].bias.add_(0.5)  # the file no longer matches the model
+    with pytest.raises(OnnxMismatch) as caught:
+        verify_onnx(path, model, torch.randn(4, 3, 16, 16), atol=1e-4)
+    result = caught.value.result
+    assert result["max_abs_diff"] == pytest.approx(0.5, rel=1e-3) and not result["passed"]
+    assert "0.5" in caught.value.message and "top-1 agreement" in caught.value.message
+
+
+def test_opset_outside_the_exporters_range_is_refused(tmp_path: Path, lively_model) -> None:
+    with pytest.raises(CnnlabError, match="export.opset=13"):
+        export_onnx(lively_model("lenet5", 16), tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES,
+                    opset=13)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_file_that_is_not_onnx_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00not a protobuf at all" * 10)
+    with pytest.raises(CnnlabError, match="not a readable ONNX model"):
+        read_onnx_metadata(bad)
+    with pytest.raises(CnnlabError, match="onnxruntime cannot load"):
+        onnx_session(bad)
+
+
+def test_attributes_equal_to_the_default_are_dropped() -> None:
+    node = onnx.helper.make_node("HardSigmoid", ["x"], ["y"], alpha=1 / 6, beta=0.5)
+    conv = onnx.helper.make_node("Conv", ["x", "w"], ["z"], auto_pad="NOTSET", group=2)
+    graph = onnx.helper.make_graph([node, conv], "g", [], [])
+    strip_default_attributes(graph)
+    assert [a.name for a in graph.node[0].attribute] == ["alpha"]  # beta=0.5 is HardSigmoid's default
+    assert [a.name for a in graph.node[1].attribute] == ["group"]

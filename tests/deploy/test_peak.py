@@ -1,0 +1,57 @@
+"""The FP32 peak estimates behind bench's `% peak`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from cnnlab.deploy import peak
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch: pytest.MonkeyPatch):
+    def install(flags: list[str], clock: float | None, cores: int) -> None:
+        info = {"model": "Test CPU", "arch": "x86_64", "logical_cores": cores, "usable_cores": cores, "flags": flags}
+        monkeypatch.setattr(peak, "cpu_info", lambda: info)
+        monkeypatch.setattr(peak, "cpu_clock_ghz", lambda: (clock, "test"))
+        monkeypatch.setattr(peak, "physical_cores", lambda: cores)
+
+    return install
+
+
+def test_cpu_peak_is_cores_lanes_fma_units_and_clock(fake_cpu) -> None:
+    fake_cpu(["avx2", "avx512f", "fma"], 2.0, cores=8)
+    estimate = peak.cpu_peak(threads=4)  # the threads' cores, not the machine's
+    assert estimate.gflops == pytest.approx(4 * 16 * 2 * 2 * 2.0)
+    assert "AVX-512" in estimate.basis and "4 cores" in estimate.basis
+    assert peak.cpu_peak(threads=64).gflops == pytest.approx(8 * 16 * 2 * 2 * 2.0)  # capped at physical cores
+
+
+def test_cpu_peak_without_avx512_or_clock(fake_cpu) -> None:
+    fake_cpu(["avx2", "fma"], 3.0, cores=2)
+    assert peak.cpu_peak(threads=2).gflops == pytest.approx(2 * 8 * 2 * 2 * 3.0)
+    fake_cpu(["avx2", "fma"], None, cores=2)
+    unknown = peak.cpu_peak(threads=2)
+    assert unknown.gflops is None and "bench.peak_gflops" in unknown.basis
+
+
+def test_override_wins(fake_cpu) -> None:
+    fake_cpu(["avx2", "fma"], 3.0, cores=2)
+    assert peak.peak_estimate("cpu", 2, override=123.0).to_dict() == {"gflops": 123.0, "basis": "bench.peak_gflops"}
+
+
+def test_cuda_peak_from_device_properties(monkeypatch: pytest.MonkeyPatch) -> None:
+    h100 = SimpleNamespace(name="NVIDIA H100", major=9, minor=0, multi_processor_count=132, clock_rate=1_980_000)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: h100)
+    assert peak.cuda_peak(0).gflops == pytest.approx(132 * 128 * 2 * 1.98, rel=1e-3)  # ~67 TFLOP/s, the data sheet's
+    future = SimpleNamespace(name="Future GPU", major=99, minor=0, multi_processor_count=1, clock_rate=1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: future)
+    assert peak.cuda_peak(0).gflops is None
+
+
+def test_this_machines_estimate_is_sane() -> None:
+    estimate = peak.peak_estimate("cpu", 1)
+    assert estimate.gflops is None or 1 < estimate.gflops < 10_000
+    assert peak.physical_cores() >= 1

@@ -1,0 +1,71 @@
+"""Receptive-field arithmetic on real forward passes: stacks, branches, gates, flattening."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.deploy.receptive_field import Field, FieldTracer
+
+
+def trace(module: nn.Module, size: int = 32) -> tuple[Field | None, FieldTracer]:
+    tracer = FieldTracer()
+    with torch.no_grad(), tracer:
+        out = module.eval()(tracer.start(torch.zeros(1, 3, size, size)))
+    return tracer.field(out), tracer
+
+
+def test_a_stack_follows_the_classic_recurrence() -> None:
+    stack = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, dilation=2),
+                          nn.Conv2d(4, 4, 5, stride=2), nn.AvgPool2d(3, stride=1))
+    # r += (k - 1)·d·j, j *= s:
+    # 1 → 3 (3×3) → 4 (pool 2; j 2) → 12 (3×3 dilated 2) → 20 (5×5 s2; j 4) → 28 (3×3 pool)
+    field, _ = trace(stack)
+    assert field == Field(size=28, jump=4)
+
+
+class TwoPaths(nn.Module):
+    """A residual-style join of a 3×3 path and a 7×7 path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.narrow, self.wide = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 7, padding=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.narrow(x), self.wide(x)], 1) + torch.cat([self.wide(x), self.narrow(x)], 1)
+
+
+def test_joined_paths_take_the_widest_field() -> None:
+    assert trace(TwoPaths())[0] == Field(size=7, jump=1)
+
+
+class Gated(nn.Module):
+    """A squeeze-excitation gate: a globally pooled 1×1 tensor scales the map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x * torch.sigmoid(nn.functional.adaptive_avg_pool2d(x, 1))
+
+
+def test_a_global_gate_is_flagged_not_widened() -> None:
+    field, _ = trace(Gated())
+    assert field is not None and field.size == 3 and field.jump == 1 and field.global_context
+
+
+def test_flattening_keeps_the_field_until_a_linear_mixes_the_positions() -> None:
+    conv, linear = nn.Conv2d(3, 2, 3, stride=2, padding=1), nn.Linear(2 * 4 * 4, 5)
+    tracer = FieldTracer()
+    with torch.no_grad(), tracer:
+        flat = torch.flatten(conv(tracer.start(torch.zeros(1, 3, 8, 8))), 1)
+        out = linear(flat)
+    assert tracer.field(flat).size == 3  # type: ignore[union-attr]
+    assert tracer.field(out).size == 3 + 3 * 2  # type: ignore[union-attr]  # all 4 positions, 2 px apart
+
+
+def test_untraced_tensors_have_no_field() -> None:
+    _, tracer = trace(nn.Conv2d(3, 3, 1))
+    assert tracer.field(torch.zeros(1)) is None

@@ -1,0 +1,128 @@
+"""`cnnlab bench`: bench.json and run.json records per backend and batch size, skips with reasons, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import export_onnx
+from cnnlab.models import create_model
+from helpers import TINY, only_run, run_dirs
+
+QUICK = ["bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0", "bench.threads=1"]
+
+
+def bench_json(outputs: Path) -> dict:
+    return json.loads((run_dirs(outputs, "bench")[0] / "bench.json").read_text())
+
+
+def test_bench_of_an_export_times_the_onnx_file_and_its_pytorch_model(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    result = cli("bench", "source=latest:export", "bench.batch_sizes=[1,4]", *QUICK)
+    assert result.code == 0, result.output
+    document, record = bench_json(outputs), only_run(outputs, "bench")
+    export_dir, pretrain_dir = run_dirs(outputs, "export")[0], run_dirs(outputs, "pretrain")[0]
+    assert document["schema"] == "cnnlab.bench/1" and document["skipped"] == []
+    assert [(r["backend"], r["batch_size"]) for r in document["records"]] == \
+        [("torch", 1), ("torch", 4), ("onnxruntime", 1), ("onnxruntime", 4)]
+    for r in document["records"]:
+        assert r["device"] == "cpu" and r["threads"] == 1 and r["iterations"] >= 3
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["throughput"] > 0 and r["gflops_per_s"] > 0
+    files = {r["backend"]: r["file"] for r in document["records"]}
+    assert files == {"torch": str(pretrain_dir / "model.pt"), "onnxruntime": str(export_dir / "model.onnx")}
+    model = document["model"]
+    assert model["onnx_bytes"] == (export_dir / "model.onnx").stat().st_size and model["onnx_origin"] == "source"
+    assert model["pt_bytes"] == (pretrain_dir / "model.pt").stat().st_size and model["params"] > 0
+    assert model["flops"] > 0 and model["image_size"] == 16
+    assert document["hardware"]["peak"]["basis"] and document["environment"]["packages"]["onnxruntime"]
+    assert document["settings"]["threads"] == 1 and document["source"]["command"] == "export"
+    assert record["artifacts"]["bench"] == "bench.json" and len(record["metrics"]["latency"]) == 4
+    assert record["model"]["onnx_bytes"] == model["onnx_bytes"] and record["dataset"]["name"] == "synthetic"
+    assert "onnxruntime" in result.stdout and "p50 ms" in result.stdout
+
+
+def test_bench_of_a_zoo_model_exports_a_temporary_onnx(cli, outputs: Path) -> None:
+    result = cli("bench", "model=lenet5", "dataset.image_size=24", "bench.num_classes=7", "bench.batch_sizes=[2]",
+                 *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["backend"] for r in document["records"]] == ["torch", "onnxruntime"]
+    model = document["model"]
+    assert (model["name"], model["image_size"], model["num_classes"]) == ("lenet5", 24, 7)
+    assert model["onnx_origin"] == "exported for this benchmark" and model["onnx_file"] is None
+    assert model["onnx_bytes"] > 0 and document["source"] is None
+    assert not list(run_dirs(outputs, "bench")[0].glob("*.onnx"))
+
+
+def test_an_onnx_file_without_a_pytorch_model_skips_torch_with_the_reason(cli, outputs: Path, tmp_path: Path) -> None:
+    path = export_onnx(create_model("lenet5", 3, 16), tmp_path / "alone.onnx", spec=InputSpec(16),
+                       classes=["a", "b", "c"])
+    result = cli("bench", f"source={path}", "bench.batch_sizes=[1]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["backend"] for r in document["records"]] == ["onnxruntime"]
+    assert document["skipped"] == [{"backend": "torch", "batch_size": None,
+                                    "reason": "the source chain holds no model.pt"}]
+    assert "skipped torch" in result.stdout
+
+
+ZOO = ["model=lenet5", "dataset.image_size=16"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*ZOO, "bench.batch_sizes=[1,0]"], "every batch size must be an integer of at least 1"),
+    ([*ZOO, "bench.backends=[torch,jax]"], "unknown backend jax"),
+    ([*ZOO, "bench.backends=[tensorrt]"], "runs on CUDA only"),
+    ([*ZOO, "bench.threads=0"], "bench.threads=0"),
+    (["source=latest:export"], "matches no completed `cnnlab export` run"),
+    ([*ZOO, "source=latest:export"], "either source=... or model=NAME, not both"),
+])
+def test_bad_input_is_one_line(cli, args: list[str], message: str) -> None:
+    result = cli("bench", *QUICK, *args)
+    assert result.code == 2 and message in result.stderr, result.output
+    assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+
+
+def test_an_onnx_file_that_does_not_load_is_one_line(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"definitely not protobuf" * 5)
+    result = cli("bench", f"source={bad}", *QUICK)
+    assert result.code == 2 and "not a readable ONNX model" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_device_cuda_without_a_gpu_is_a_clear_error(cli) -> None:
+    result = cli("bench", "--device", "cuda", "model=lenet5", "dataset.image_size=16", *QUICK)
+    assert result.code == 2 and "no CUDA GPU is visible" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_cuda_times_pytorch_on_the_gpu(cli, outputs: Path) -> None:
+    result = cli("bench", "--device", "cuda", "model=resnet18", "dataset.image_size=64", "bench.backends=[torch]",
+                 "bench.batch_sizes=[1,8]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["device"] for r in document["records"]] == ["cuda:0", "cuda:0"]
+    assert document["hardware"]["gpus"] and document["hardware"]["peak"]["gflops"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_cuda_with_onnxruntime(cli, outputs: Path) -> None:
+    result = cli("bench", "--device", "cuda", "model=lenet5", "dataset.image_size=16", "bench.batch_sizes=[2]",
+                 *QUICK)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert result.code == 2 and "onnxruntime-gpu" in result.stderr  # a clear line, not a CPU fallback
+        return
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert {r["backend"] for r in document["records"]} >= {"torch", "onnxruntime"}
+    assert all(r["device"] == "cuda:0" for r in document["records"])
+    assert {s["backend"] for s in document["skipped"]} <= {"tensorrt"}

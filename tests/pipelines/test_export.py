@@ -1,0 +1,99 @@
+"""`cnnlab export`: a verified, self-describing model.onnx with the trained model's accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cnnlab.deploy import export as deploy_export
+from cnnlab.deploy.export import read_onnx_metadata
+from cnnlab.deploy.ort import onnx_session
+from helpers import TINY, only_run, read_run, run_dirs
+
+
+@pytest.fixture
+def finetuned(cli, outputs: Path) -> dict:
+    """pretrain → finetune (the chain the issue's "done when" starts from); returns the finetune record."""
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=full", "trainer.amp=none")
+    assert result.code == 0, result.output
+    return only_run(outputs, "finetune")
+
+
+def test_export_from_finetune_is_verified_and_as_accurate_as_the_model(cli, outputs: Path, finetuned: dict) -> None:
+    result = cli("export", "source=latest:finetune")
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "export")[0]
+    record = read_run(run_dir)
+    onnx_path = run_dir / "model.onnx"
+    assert record["status"] == "completed" and record["artifacts"]["onnx"] == "model.onnx"
+    metrics, verification = record["metrics"], record["export"]["verification"]
+    assert metrics["top1_agreement"] == 1.0 and metrics["verify_images"] == 32  # the whole (tiny) val split
+    assert metrics["max_abs_diff"] <= verification["tolerance"]
+    assert metrics["val_acc"] == pytest.approx(finetuned["metrics"]["val_acc"], abs=1e-9)
+    assert metrics["source_val_acc"] == finetuned["metrics"]["val_acc"]
+    assert record["model"]["file_bytes"] == onnx_path.stat().st_size and record["model"]["opset"] == 18
+    assert record["dataset"]["config"] == finetuned["dataset"]["config"]  # runs derived from this find the data
+    meta = read_onnx_metadata(onnx_path)
+    assert meta["source"]["run"] == finetuned["run_dir"] and meta["arch"] == "lenet5"
+    assert meta["spec"].size == 16 and len(meta["classes"]) == 4
+    # OpenCV's DNN module loads the file and computes what onnxruntime computes.
+    cv2 = pytest.importorskip("cv2")
+    images = np.random.default_rng(0).standard_normal((2, 3, 16, 16), dtype=np.float32)
+    net = cv2.dnn.readNetFromONNX(str(onnx_path))
+    net.setInput(images)
+    session = onnx_session(onnx_path)
+    assert np.abs(net.forward() - session.run(None, {"input": images})[0]).max() < 1e-4
+    for batch in (1, 3, 64):  # the batch axis is dynamic
+        assert session.run(None, {"input": torch.zeros(batch, 3, 16, 16).numpy()})[0].shape == (batch, 4)
+
+
+def test_simplified_export_is_verified_too(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("export", "source=latest:pretrain", "export.simplify=true", "export.evaluate=false")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "export")
+    assert record["export"]["simplified"]["tool"].startswith("onnxslim")
+    assert record["export"]["verification"]["passed"] and "val_acc" not in record["metrics"]
+
+
+def test_a_mismatch_fails_with_the_numbers_and_leaves_no_model_onnx(cli, outputs: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("pretrain", *TINY).code == 0
+
+    def broken_exporter(model, path, **kwargs):  # an exporter bug: one weight written wrong
+        deploy_export.export_onnx(model, path, **kwargs)
+        proto = onnx.load(str(path))
+        weight = next(t for t in proto.graph.initializer if len(t.dims) == 4)
+        values = onnx.numpy_helper.to_array(weight) + 1.0
+        weight.CopyFrom(onnx.numpy_helper.from_array(values.astype(np.float32), weight.name))
+        onnx.save(proto, str(path))
+        return path
+
+    monkeypatch.setattr("cnnlab.pipelines.export.export_onnx", broken_exporter)
+    result = cli("export", "source=latest:pretrain")
+    assert result.code == 2 and "ONNX output differs from PyTorch" in result.stderr
+    assert "Traceback" not in result.stderr
+    run_dir = run_dirs(outputs, "export")[0]
+    record = read_run(run_dir)
+    assert record["status"] == "failed" and "max |logit difference|" in record["error"]
+    assert record["export"]["verification"]["max_abs_diff"] > record["export"]["verification"]["tolerance"]
+    assert [p.name for p in run_dir.iterdir() if "onnx" in p.name] == []  # nothing that looks like a model
+
+
+def test_bad_sources_are_one_line_each(cli, outputs: Path) -> None:
+    none_yet = cli("export", "source=latest:finetune")
+    assert none_yet.code == 2 and "matches no completed `cnnlab finetune` run" in none_yet.stderr
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    # An export run holds an ONNX file, not a model.pt to export.
+    no_model = cli("export", f"source={run_dirs(outputs, 'export')[0]}")
+    assert no_model.code == 2 and "holds no model file" in no_model.stderr
+    old_opset = cli("export", "source=latest:pretrain", "export.opset=11")
+    assert old_opset.code == 2 and "export.opset=11" in old_opset.stderr
+    for result in (none_yet, no_model, old_opset):
+        assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1

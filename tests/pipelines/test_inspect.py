@@ -1,0 +1,33 @@
+"""`cnnlab inspect`: the layer table on stdout, no run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnlab.models import count_params, create_model
+
+
+def test_lenet_table_has_every_layer_and_the_totals(cli, outputs: Path) -> None:
+    result = cli("inspect", "model=lenet5", "dataset.image_size=32")
+    assert result.code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("features.0" in ln and "Conv2d" in ln and "5×5 s1 p2" in ln and "6×32×32" in ln for ln in lines)
+    assert any("features.3" in ln and "16×12×12" in ln for ln in lines)
+    total = next(ln for ln in lines if " total " in ln)
+    assert f"{count_params(create_model('lenet5', 10, 32)):,}" in total  # synthetic: 10 classes
+    assert "receptive field" in result.stdout
+    assert not outputs.exists() or not list(outputs.rglob("run.json"))  # read-only: no run folder
+
+
+def test_depthwise_and_gated_layers_are_marked(cli) -> None:
+    result = cli("inspect", "model=mobilenet_v3_small", "dataset.image_size=32", "inspect.num_classes=5")
+    assert result.code == 0, result.output
+    depthwise = [ln for ln in result.stdout.splitlines() if "Conv2d" in ln and " dw" in ln]
+    assert depthwise and "3×3 s2 p1 dw" in depthwise[0]  # MobileNetV3-Small's first block: stride-2 depthwise
+    gated = [ln for ln in result.stdout.splitlines() if "features.1.block.2" in ln]  # after its SE gate
+    assert gated and "*" in gated[0] and "5 classes" in result.stdout
+
+
+def test_unknown_model_is_one_line(cli) -> None:
+    result = cli("inspect", "model=resnet51")
+    assert result.code == 2 and "resnet51" in result.stderr and "Traceback" not in result.stderr

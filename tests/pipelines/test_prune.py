@@ -1,0 +1,156 @@
+"""`cnnlab prune`: channel and magnitude pruning of a source run, recovery, the record, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.engine.checkpoint import load_model
+from cnnlab.models import capture_structure, count_params, create_model
+from helpers import TINY, only_run, run_dirs
+
+FAST = ["prune.measure=false", "trainer.epochs=1"]
+
+
+def _source(cli, outputs: Path) -> Path:
+    assert cli("pretrain", *TINY).code == 0
+    return run_dirs(outputs, "pretrain")[0]
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_channel_pruning_shrinks_records_and_rebuilds(cli, outputs: Path) -> None:
+    source = _source(cli, outputs)
+    untouched = _fingerprint(source)
+    result = cli("prune", "source=latest:pretrain", "prune.ratio=0.5", *FAST)
+    assert result.code == 0, result.output
+    assert _fingerprint(source) == untouched  # the source run is only read
+
+    record = only_run(outputs, "prune")
+    metrics, report = record["metrics"], record["prune"]
+    assert metrics["params_after"] < 0.5 * metrics["params_before"]
+    assert metrics["flops_after"] < metrics["flops_before"]
+    assert metrics["params_ratio"] == pytest.approx(metrics["params_before"] / metrics["params_after"])
+    for key in ("acc_before", "acc_after_prune", "acc_after_recovery", "val_acc"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["val_acc"] == metrics["acc_after_recovery"] and metrics["epochs"] == 1
+    assert report["method"] == "channel" and report["importance"] == "l2" and report["round_to"] == 8
+    assert report["channels"]["classifier.4"] == [4, 4]  # the head keeps its classes
+    assert report["channels"]["classifier.0"] == [120, 64]  # 60 kept, rounded to the nearest multiple of 8
+    assert record["source"]["run"] == str(source)
+    assert record["dataset"]["config"]["name"] == "synthetic"  # runs derived from this one find the same data
+    assert "latency" not in record and "onnx" not in record["artifacts"]  # prune.measure=false
+
+    model, checkpoint = load_model(Path(record["run_dir"]) / "model.pt")
+    assert count_params(model) == metrics["params_after"] == record["model"]["params"]
+    assert capture_structure(model) != capture_structure(create_model("lenet5", 4, 16))
+    assert len(checkpoint.classes) == 4
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+    assert "parameters" in result.stdout and "val accuracy" in result.stdout
+
+
+def test_measure_exports_and_times_dense_and_pruned_in_the_same_run(cli, outputs: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    _source(cli, outputs)
+    result = cli("prune", "source=latest:pretrain", "trainer.epochs=1", "prune.bench_threads=1",
+                 "prune.bench_seconds=0")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "prune")
+    run_dir, metrics, latency = Path(record["run_dir"]), record["metrics"], record["latency"]
+    assert record["artifacts"]["onnx"] == "model.onnx" and not (run_dir / "dense.onnx").exists()
+    assert latency["threads"] == 1 and latency["batch"] == 1 and latency["runtime"] == "onnxruntime"
+    assert latency["dense"]["iterations"] >= 30 and latency["pruned"]["threads"] == 1
+    assert metrics["speedup"] == pytest.approx(latency["dense"]["p50_ms"] / latency["pruned"]["p50_ms"])
+    assert metrics["onnx_bytes_after"] == (run_dir / "model.onnx").stat().st_size < metrics["onnx_bytes_before"]
+    assert "p50 latency ms" in result.stdout
+
+    model, _ = load_model(run_dir / "model.pt")  # the exported file is the pruned model
+    image = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        expected = model.eval()(image).numpy()
+    session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(None, {"input": image.numpy()})[0], expected, atol=1e-4)
+
+
+def test_a_pruned_run_is_a_source_like_any_other(cli, outputs: Path) -> None:
+    _source(cli, outputs)
+    assert cli("prune", "source=latest:pretrain", *FAST).code == 0
+    result = cli("prune", "source=latest:prune", "prune.method=magnitude", "prune.ratio=0.3", *FAST)
+    assert result.code == 0, result.output
+    first, second = (only_run_dir.joinpath("model.pt") for only_run_dir in run_dirs(outputs, "prune"))
+    assert count_params(load_model(second)[0]) == count_params(load_model(first)[0])
+    exported = cli("export", f"source={first.parent}")  # export verifies ONNX against the rebuilt pruned model
+    assert exported.code == 0, exported.output
+
+
+def test_magnitude_pruning_reports_sparsity_and_says_it_is_not_faster(cli, outputs: Path) -> None:
+    _source(cli, outputs)
+    result = cli("prune", "source=latest:pretrain", "prune.method=magnitude", "prune.ratio=0.7", *FAST)
+    assert result.code == 0, result.output
+    assert "gain no speed" in result.stdout and "not faster" in result.stderr
+    record = only_run(outputs, "prune")
+    report, metrics = record["prune"], record["metrics"]
+    assert set(report["sparsity"]) == {"features.0", "features.3", "classifier.0", "classifier.2"}  # not the head
+    for path, sparsity in report["sparsity"].items():  # per layer (prune.global=false), kept through recovery
+        assert sparsity == pytest.approx(0.7, abs=0.02), path
+    assert metrics["sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert metrics["params_after"] == metrics["params_before"] and "not faster" in report["note"]
+
+    state = torch.load(Path(record["run_dir"]) / "model.pt", weights_only=True)["state_dict"]
+    assert not any(key.endswith(("_orig", "_mask")) for key in state)  # permanent: plain weights
+    assert (state["classifier.0.weight"] == 0).float().mean() == pytest.approx(0.7, abs=0.01)
+    assert (state["classifier.4.weight"] != 0).all()
+
+
+def test_iterative_steps_train_between_steps(cli, outputs: Path) -> None:
+    _source(cli, outputs)
+    result = cli("prune", "source=latest:pretrain", "prune.steps=2", "prune.finetune_epochs=1",
+                 "prune.importance=taylor", "prune.taylor_batches=2", "prune.round_to=null", *FAST)
+    assert result.code == 0, result.output
+    history = only_run(outputs, "prune")["prune"]["steps_history"]
+    assert [entry["ratio"] for entry in history] == [0.25, 0.5]
+    assert history[0]["params"] > history[1]["params"]
+    assert len(history[0]["finetune"]) == 1 and "finetune" not in history[1]
+
+
+def test_no_recovery_with_zero_epochs(cli, outputs: Path) -> None:
+    _source(cli, outputs)
+    assert cli("prune", "source=latest:pretrain", "prune.measure=false", "trainer.epochs=0").code == 0
+    metrics = only_run(outputs, "prune")["metrics"]
+    assert metrics["acc_after_recovery"] is None and metrics["val_acc"] == metrics["acc_after_prune"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("prune.ratio=1.0", r"prune.ratio=1 is outside [0, 1)"),
+    ("prune.ratio=-0.2", r"prune.ratio=-0.2 is outside [0, 1)"),
+    ("prune.method=lottery", "prune.method=lottery is not a pruning method"),
+    ("prune.importance=hessian", "prune.importance=hessian is not an importance"),
+    ("prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
+    ("prune.ignore=[features.7]", "the model has no layer 'features.7'"),
+    ("model=resnet18", "prune works on the model of source="),
+])
+def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, override: str, message: str) -> None:
+    source = _source(cli, outputs)
+    untouched = _fingerprint(source)
+    result = cli("prune", "source=latest:pretrain", override, *FAST)
+    assert result.code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
+    assert _fingerprint(source) == untouched
+    assert not any((d / "model.pt").exists() for d in run_dirs(outputs, "prune"))
+
+
+def test_missing_source_is_a_clear_error(cli) -> None:
+    result = cli("prune", *FAST)
+    assert result.code == 2 and "needs a model to work on" in result.stderr
+    result = cli("prune", "source=latest:finetune", *FAST)
+    assert result.code == 2 and "Traceback" not in result.output
