@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import datetime as _dt
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from cnnlab.context import RunContext
 from cnnlab.environment import fingerprint
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
-from cnnlab.runs import RunRecord
+from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
 
 log = logging.getLogger("cnnlab")
 
@@ -67,6 +68,8 @@ def execute(cfg: DictConfig) -> float | None:
     records = COMMANDS[command].records_run
     record = RunRecord.start(run_dir, command, overrides=list(hydra_cfg.overrides.task),
                              environment=fingerprint() if records else {}, enabled=is_main and records)
+    if os.environ.get(PIPELINE_TAG_ENV):  # a stage of `cnnlab pipeline`: how a re-run recognises it
+        record.update(pipeline=json.loads(os.environ[PIPELINE_TAG_ENV]))
     ctx = RunContext(command=command, run_dir=run_dir, outputs=Path(cfg.paths.outputs), record=record,
                      overrides=list(hydra_cfg.overrides.task), multirun=multirun, is_main=is_main)
     if is_main and records:

@@ -58,6 +58,7 @@ class HydraCommand(TyperCommand):
 def _print_config_help(command: str) -> None:
     info = COMMANDS[command]
     defaults = conftree.default_choices(command)
+    defaults.update(o.split("=", 1) for o in info.default_overrides)  # type: ignore[arg-type]
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
@@ -142,7 +143,9 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     flags, overrides = split_flags(args)
     if multirun:
         flags.append("--multirun")
-    overrides = [f"command={command}", *([f"device={device}"] if device else []), *overrides]
+    typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
+    overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
     code = 0
     try:
         check_overrides(command, args)
@@ -222,6 +225,38 @@ def list_(
             raise UserError(f"cannot list '{what}' — choose models, datasets or runs")
     except BaseException as exc:  # noqa: BLE001
         raise typer.Exit(_report(exc))
+
+
+@app.command("report")
+def report_(
+    outputs_dir: Optional[Path] = typer.Argument(None, help="Folder to read run records from (a sweep or pipeline "
+                                                "folder works too) [default: $CNNLAB_OUTPUTS or ./outputs]."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Only runs whose folder, relative to OUTPUTS_DIR, "
+                                       "matches this glob, e.g. 'finetune/2026-11-28/*'."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="Latency of which bench backend to compare."),
+    batch: int = typer.Option(1, "--batch", help="Latency at which batch size."),
+    device: Optional[str] = typer.Option(None, "--device", help="Latency on which device [default: the most "
+                                         "benchmarked one]."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write report.md/.csv/.json and the plot PNG."),
+) -> None:
+    """Accuracy × size × latency of every trained model, from run records only (nothing is re-run).
+
+    One row per model run (pretrain, finetune, distill, prune, quantize) with the latency its bench runs
+    measured; only like is compared with like (same dataset, backend, batch, device, threads), the Pareto
+    front is marked, and what was left out is listed. Writes report.md, report.csv, report.json and
+    report.png into OUTPUTS_DIR.
+    """
+    from cnnlab.report import Comparison, build_report, print_report, write_report
+
+    try:
+        folder = outputs_dir or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
+        report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device))
+        print_report(report)
+        if write:
+            for path in write_report(report):
+                out.print(f"wrote {path}", markup=False, highlight=False)
+    except BaseException as exc:  # noqa: BLE001
+        raise typer.Exit(_report(exc, "report"))
 
 
 def _version(value: bool) -> None:

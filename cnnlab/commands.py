@@ -19,6 +19,7 @@ class CommandInfo:
     groups: tuple[str, ...] = ("dataset", "model", "optim", "sched", "trainer", "experiment")
     extra_groups: tuple[str, ...] = field(default=())
     records_run: bool = True          # False: a read-only tool (inspect) that writes no run folder
+    default_overrides: tuple[str, ...] = ()  # applied unless the user sets the same key (pipeline: the experiment)
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -71,11 +72,16 @@ COMMANDS: dict[str, CommandInfo] = {
     "quantize": CommandInfo(
         summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
         description="quantize.mode=ptq (default) calibrates onnxruntime static INT8 on training images and, with "
-                    "quantize.format=auto, times and evaluates each candidate format on this machine and keeps the "
-                    "fastest within quantize.max_acc_drop; dynamic and qat modes are available too.",
+                    "quantize.format=auto, times and evaluates each candidate format (QDQ/QOperator, U8/S8 "
+                    "activations) on this machine and keeps the fastest within quantize.max_acc_drop points of "
+                    "FP32; the INT8 ONNX file itself is evaluated and timed next to the FP32 one. quantize.mode=qat "
+                    "fine-tunes with fake quantization and exports QDQ; quantize.mode=dynamic is for comparison.",
         pipeline="cnnlab.pipelines.quantize",
         examples=("cnnlab quantize source=latest:finetune",
+                  "cnnlab quantize source=latest:export quantize.bench_batch_sizes=[1,32]",
+                  "cnnlab quantize source=latest:finetune quantize.format=qdq_u8s8 quantize.calibrate_method=entropy",
                   "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2"),
+        groups=("dataset", "optim", "sched", "trainer", "experiment"),
     ),
     "export": CommandInfo(
         summary="Export a run's model to ONNX and verify it against PyTorch.",
@@ -111,6 +117,19 @@ COMMANDS: dict[str, CommandInfo] = {
         examples=("cnnlab inspect model=lenet5", "cnnlab inspect model=resnet50 dataset.image_size=224"),
         groups=("dataset", "model"),
         records_run=False,
+    ),
+    "pipeline": CommandInfo(
+        summary="The whole chain in one command: train, compress, export, bench each model, report.",
+        description="Runs the stages an experiment declares (conf/experiment/<name>.yaml; default quickstart: "
+                    "offline, a few minutes on a 2-core CPU) — pretrain → fine-tune → prune, quantize and distill "
+                    "variants → export each → bench each → report. Each stage is an ordinary run linked by source=; "
+                    "a re-run skips completed stages and resumes a failed one; pipeline.stages=[...] picks a subset.",
+        pipeline="cnnlab.pipelines.pipeline",
+        examples=("cnnlab pipeline", "cnnlab pipeline experiment=flowers_resnet50",
+                  "cnnlab pipeline pipeline.stages=[prune]",
+                  "cnnlab pipeline -m experiment=quickstart seed=0,1"),
+        groups=("experiment",),
+        default_overrides=("experiment=quickstart",),
     ),
 }
 

@@ -24,6 +24,7 @@ STATE_FILE = "last.pt"         # resumable training state, rewritten atomically 
 ONNX_FILE = "model.onnx"
 BENCH_FILE = "bench.json"
 SCHEMA_VERSION = 1
+PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"  # set by `cnnlab pipeline` for its stages; recorded in run.json
 FINISHED = ("completed",)
 
 

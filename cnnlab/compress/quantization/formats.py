@@ -1,0 +1,118 @@
+"""INT8 formats onnxruntime can run, and what this CPU is known to run fast or slowly.
+
+A format is the graph layout (QDQ: QuantizeLinear/DequantizeLinear pairs around float operators, which
+onnxruntime fuses into integer kernels when it loads the model; QOperator: integer operators such as
+QLinearConv written into the file; dynamic: weights stored as INT8, activations quantized at run time)
+plus the activation and weight types. Which one is fast depends on the CPU's integer instructions, so
+`quantize.format=auto` measures the candidates instead of trusting this table; the table only supplies
+the warnings for a format chosen by hand.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from cnnlab.environment import has_cpu_flag
+from cnnlab.errors import CnnlabError
+
+MODES = ("ptq", "dynamic", "qat")
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    mode: str          # "static" (calibrated; ptq and qat) or "dynamic"
+    layout: str        # "qdq" | "qop" | "dynamic"
+    activations: str   # "u8" | "s8" | "dynamic"
+    weights: str       # "u8" | "s8"
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "layout": self.layout, "activations": self.activations, "weights": self.weights}
+
+
+def _static(layout: str, activations: str, weights: str) -> Format:
+    return Format(f"{layout}_{activations}{weights}", "static", layout, activations, weights)
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    _static("qdq", "u8", "s8"), _static("qdq", "s8", "s8"), _static("qop", "u8", "s8"), _static("qop", "s8", "s8"),
+    _static("qdq", "u8", "u8"), _static("qop", "u8", "u8"),
+    Format("dynamic_s8", "dynamic", "dynamic", "dynamic", "s8"),
+    Format("dynamic_u8", "dynamic", "dynamic", "dynamic", "u8"),
+)}
+# What format=auto builds, times and evaluates per mode (S8 weights for static formats, as the issue asks:
+# U8 weights are asymmetric and slower on x86). QAT trains for one format: the QDQ U8xS8 layout that
+# onnxruntime fuses into its VNNI kernels on x86 (the fastest static format measured there).
+AUTO_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "ptq": ("qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8"),
+    "dynamic": ("dynamic_s8", "dynamic_u8"),
+    "qat": ("qdq_u8s8",),
+}
+QAT_FORMATS = ("qdq_u8s8", "qdq_s8s8")
+DYNAMIC_NOTE = ("dynamic quantization stores the weights as INT8 and quantizes activations at run time: "
+                "convolutions (ConvInteger) gain little or nothing from it; it helps MatMul/Linear-heavy "
+                "models. Static quantization (quantize.mode=ptq) is the one that makes a CNN faster.")
+
+
+def candidate_formats(mode: str, requested: str) -> list[Format]:
+    """The formats a run builds: every auto candidate of `mode`, or the one `requested` by name."""
+    if mode not in MODES:
+        raise CnnlabError(f"quantize.mode={mode} is not a mode", fix=f"use one of: {', '.join(MODES)}")
+    if requested == AUTO:
+        return [FORMATS[name] for name in AUTO_CANDIDATES[mode]]
+    if requested not in FORMATS:
+        raise CnnlabError(f"quantize.format={requested} is not a format",
+                          fix=f"use auto or one of: {', '.join(FORMATS)}")
+    chosen = FORMATS[requested]
+    allowed = QAT_FORMATS if mode == "qat" else [n for n, f in FORMATS.items()
+                                                if (f.mode == "dynamic") == (mode == "dynamic")]
+    if chosen.name not in allowed:
+        raise CnnlabError(f"quantize.format={requested} does not go with quantize.mode={mode}",
+                          fix=f"with mode={mode} use auto or one of: {', '.join(allowed)}")
+    return [chosen]
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def has_vnni() -> bool:
+    """8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI; AMX-INT8 CPUs have VNNI too)."""
+    return any(has_cpu_flag(flag) for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def resolve_reduce_range(setting: object) -> tuple[bool, str]:
+    """(reduce_range, why). auto: 7-bit weights on x86 CPUs without VNNI, whose U8xS8 instruction (vpmaddubsw)
+    adds pairs of products into a saturating 16-bit sum; with VNNI (vpdpbusd, 32-bit sums) nothing saturates."""
+    text = str(setting).lower()
+    if text in ("true", "false"):
+        return text == "true", f"quantize.reduce_range={text}"
+    if text != AUTO:
+        raise CnnlabError(f"quantize.reduce_range={setting} must be auto, true or false")
+    if not is_x86():
+        return False, f"{platform.machine()} CPU: full 8-bit weights"
+    if has_vnni():
+        return False, "the CPU has VNNI: 8-bit products sum without saturation, full 8-bit weights"
+    return True, "x86 CPU without VNNI: 7-bit weights avoid vpmaddubsw's 16-bit saturation"
+
+
+def slow_format_warning(fmt: Format) -> str | None:
+    """Why `fmt` is known to run slowly on this CPU (None when nothing is known against it)."""
+    if not is_x86():
+        return None
+    if fmt.layout == "dynamic":
+        return None if fmt.weights == "u8" else (
+            "S8 weights with dynamic quantization: onnxruntime's x86 ConvInteger takes a slow path for them "
+            "(measured slower than FP32)")
+    if fmt.weights == "u8":
+        return ("U8 weights: x86 integer kernels multiply unsigned activations by signed weights (VNNI's "
+                "vpdpbusd); U8xU8 takes a slower path")
+    if fmt.activations == "s8" and fmt.layout == "qop":
+        return ("S8 activations in QOperator format: onnxruntime's x86 QLinearConv has no fast S8xS8 path "
+                "(measured several times slower than FP32)")
+    if fmt.activations == "s8":
+        return ("S8 activations: x86 integer kernels are built for U8 activations x S8 weights (VNNI); "
+                "S8xS8 gains little over FP32")
+    return None

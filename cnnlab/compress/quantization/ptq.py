@@ -1,0 +1,162 @@
+"""Post-training quantization of an FP32 ONNX file with onnxruntime's tools.
+
+`preprocess` runs `quant_pre_process` once (symbolic shape inference, graph optimisation such as folding
+batch norms into convolutions, ONNX shape inference); every candidate format is then quantized from that one
+file: static formats from ranges calibrated once (`calibration.json` in the run folder: the first candidate
+runs the calibration, the others load it), dynamic formats without calibration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import onnx
+from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
+                                      quantize_dynamic, quantize_static)
+
+from cnnlab.compress.quantization.calibration import CalibrationReader
+from cnnlab.compress.quantization.formats import Format
+from cnnlab.deploy.export import load_onnx
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+
+CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                       "percentile": CalibrationMethod.Percentile}
+_TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+_LAYOUTS = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
+# Operators that only exist in a quantized graph: their presence is what makes a file INT8.
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                 "QLinearSigmoid", "QLinearLeakyRelu", "QGemm", "ConvInteger", "MatMulInteger",
+                 "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+
+
+@dataclass(frozen=True)
+class PtqSettings:
+    calibrate_method: str = "minmax"
+    percentile: float = 99.999
+    per_channel: bool = True
+    reduce_range: bool = False
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.calibrate_method not in CALIBRATION_METHODS:
+            raise CnnlabError(f"quantize.calibrate_method={self.calibrate_method} is not a calibration method",
+                              fix=f"use one of: {', '.join(CALIBRATION_METHODS)}")
+        if not 0 < self.percentile <= 100:
+            raise CnnlabError(f"quantize.percentile={self.percentile} must be in (0, 100]")
+
+
+def quantized_ops(path: Path) -> Counter[str]:
+    """How many nodes of each quantized operator type `path` holds (empty for an FP32 graph)."""
+    return Counter(node.op_type for node in load_onnx(path).graph.node if node.op_type in QUANTIZED_OPS)
+
+
+def check_float_graph(path: Path) -> None:
+    """Refuse a file that is quantized already: quantizing it again would stack rounding on rounding."""
+    found = quantized_ops(path)
+    if found:
+        raise CnnlabError(f"{path} is quantized already ({', '.join(f'{n} {op}' for op, n in found.most_common(3))})",
+                          fix="pass the FP32 model it came from (its run's source=, or the export/finetune run)")
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantization tools log advice through the root logger (e.g. "please run pre-processing",
+    which cnnlab does); keep their warnings off the run's log while they run — errors still show."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def preprocess(fp32: Path, out: Path) -> Path:
+    """quant_pre_process: shape inference + onnxruntime's basic graph optimisations, written to `out`."""
+    try:
+        with _quiet_root_logger():
+            quant_pre_process(str(fp32), str(out))
+    except Exception as exc:  # noqa: BLE001 - shape inference raises many types
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CnnlabError(f"onnxruntime's quantization pre-processing failed on {fp32}: {first}",
+                          fix="re-export the model with `cnnlab export`; run with --debug for details") from exc
+    return out
+
+
+def check_node_names(graph_path: Path, names: Sequence[str]) -> None:
+    """Every name in quantize.exclude must be a node of the (pre-processed) graph — a typo would silently
+    quantize the node the user meant to keep in float."""
+    nodes = [node.name for node in load_onnx(graph_path).graph.node]
+    missing = [name for name in names if name not in set(nodes)]
+    if missing:
+        examples = ", ".join([n for n in nodes if n][:6])
+        raise CnnlabError(f"quantize.exclude names no node called {', '.join(missing)} in the FP32 graph "
+                          f"(after pre-processing; e.g. {examples}, ...)",
+                          fix="use node names of the graph as onnxruntime sees it (open fp32 in Netron, or "
+                              "keep quantize.keep_candidates=true and read candidates/fp32_preprocessed.onnx)")
+
+
+def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settings: PtqSettings,
+                              reader: CalibrationReader, calibration_cache: Path) -> Path:
+    """Static INT8 of `preprocessed` in format `fmt`. The first call calibrates on `reader` and saves the
+    tensor ranges to `calibration_cache`; later calls (other formats) load them instead of calibrating again."""
+    extra = {"CalibStridedMinMax": 1}  # collect one batch at a time: memory stays one batch of activations
+    if settings.calibrate_method == "percentile":
+        extra["CalibPercentile"] = settings.percentile  # type: ignore[assignment]
+    reader.set_range(0, len(reader))
+    try:
+        with _quiet_root_logger():
+            quantize_static(str(preprocessed), str(out), reader, quant_format=_LAYOUTS[fmt.layout],
+                            per_channel=settings.per_channel, reduce_range=settings.reduce_range,
+                            activation_type=_TYPES[fmt.activations], weight_type=_TYPES[fmt.weights],
+                            nodes_to_exclude=list(settings.exclude),
+                            calibrate_method=CALIBRATION_METHODS[settings.calibrate_method],
+                            extra_options=extra, calibration_cache_path=str(calibration_cache))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer raises many types
+        raise _quantizer_error(fmt, exc) from exc
+    return out
+
+
+def quantize_dynamic_candidate(preprocessed: Path, out: Path, fmt: Format, settings: PtqSettings) -> Path:
+    """Dynamic INT8: weights stored as INT8, activations quantized at run time (no calibration)."""
+    try:
+        with _quiet_root_logger():
+            quantize_dynamic(str(preprocessed), str(out), per_channel=settings.per_channel,
+                             reduce_range=settings.reduce_range, weight_type=_TYPES[fmt.weights],
+                             nodes_to_exclude=list(settings.exclude))
+    except Exception as exc:  # noqa: BLE001
+        raise _quantizer_error(fmt, exc) from exc
+    return out
+
+
+def _quantizer_error(fmt: Format, exc: Exception) -> CnnlabError:
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return CnnlabError(f"onnxruntime could not quantize the model as {fmt.name}: {first}",
+                       fix="try another quantize.format, or keep the failing nodes in float with quantize.exclude")
+
+
+def file_size(path: Path) -> int:
+    return Path(path).stat().st_size
+
+
+def graph_input_name(path: Path) -> str:
+    return load_onnx(path).graph.input[0].name
+
+
+def write_with_metadata(source: Path, target: Path, props: Mapping[str, Any]) -> Path:
+    """Copy the graph `source` to `target` atomically with `props` as its metadata_props (values that are not
+    text are stored as JSON, as cnnlab's exporter does, so `read_onnx_metadata` reads them back)."""
+    proto = load_onnx(source)
+    onnx.helper.set_model_props(proto, {key: value if isinstance(value, str) else json.dumps(value)
+                                        for key, value in props.items()})
+    with atomic_path(Path(target)) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return Path(target)

@@ -1,0 +1,227 @@
+"""Quantization-aware training with torch.ao's FX graph mode, exported as a QDQ ONNX file that onnxruntime
+runs with the same integer kernels as a post-training quantized one.
+
+1. `prepare_qat`: batch norms are folded into their convolutions (the network is fine-tuned in its deployed,
+   folded form: onnxruntime folds them too), then `prepare_qat_fx` inserts fake-quantization on every weight
+   (S8, symmetric, per channel) and activation (U8 or S8, asymmetric, per tensor) where onnxruntime's static
+   quantizer would put them. The model is then an ordinary nn.Module for the training engine.
+2. Activation ranges are observed on training batches only (an evaluation pass must not move them); weight
+   ranges always follow the current weights.
+3. `export_qat_onnx`: each fake-quantizer becomes a fixed quantize → dequantize pair with its learned scale and
+   zero point, which torch's dynamo exporter writes as QuantizeLinear/DequantizeLinear. onnxruntime fuses
+   DequantizeLinear → Conv → QuantizeLinear into QLinearConv when it loads the file (the same fused graph as
+   `quantize.mode=ptq` with format qdq_u8s8: same speed).
+
+Why FX rather than PT2E: torch 2.14 moved PT2E to the separate torchao package; FX is still in torch, and its
+fused Conv(+ReLU)/Add(+ReLU) patterns match onnxruntime's QDQ fusions. The one pattern it leaves unfused,
+a clipping activation after a quantized op (ReLU6 in MobileNetV2), is fused here (`fuse_clipping`), as
+onnxruntime's quantizer does; otherwise every ReLU6 would stay a float Clip between integer kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import onnx
+import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed (Q/DQ ops)
+from torch import Tensor, fx, nn
+from torch.ao.quantization import (FakeQuantize, FakeQuantizeBase, MovingAverageMinMaxObserver,
+                                   MovingAveragePerChannelMinMaxObserver, QConfig, QConfigMapping)
+from torch.ao.quantization.quantize_fx import prepare_qat_fx
+from torch.fx.experimental.optimization import fuse as fold_batch_norms
+from torch.nn import functional as F
+
+from cnnlab.compress.quantization.formats import Format
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import export_onnx
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+
+_RANGES = {"u8": (0, 255, torch.quint8, torch.uint8), "s8": (-128, 127, torch.qint8, torch.int8)}
+_CLIPPING_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+_CLIPPING_FUNCTIONS = (F.relu, F.relu6, F.hardtanh, torch.relu, torch.clamp)
+
+
+class TrainingFakeQuantize(FakeQuantize):
+    """FakeQuantize whose observer watches training batches only: evaluating the model (the engine's
+    validation pass) must not move the activation ranges that will be deployed."""
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(X)
+        observing = self.observer_enabled.clone()
+        self.observer_enabled.fill_(0)
+        try:
+            return super().forward(X)
+        finally:
+            self.observer_enabled.copy_(observing)
+
+
+def qat_qconfig(fmt: Format, *, per_channel: bool, reduce_range: bool) -> QConfig:
+    """Fake quantization matching onnxruntime's static formats: asymmetric per-tensor activations of the
+    format's type, symmetric S8 weights (7-bit with reduce_range), per output channel or per tensor."""
+    if fmt.layout != "qdq" or fmt.weights != "s8":
+        raise CnnlabError(f"quantization-aware training exports QDQ with S8 weights, not {fmt.name}",
+                          fix="use quantize.format=qdq_u8s8 (or qdq_s8s8) with quantize.mode=qat")
+    qmin, qmax, qdtype, _ = _RANGES[fmt.activations]
+    activation = TrainingFakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=qmin,
+                                                quant_max=qmax, dtype=qdtype, qscheme=torch.per_tensor_affine)
+    wmin, wmax = (-64, 63) if reduce_range else (-128, 127)
+    # averaging_constant=1: the weight range is the current weights' range, not a running average.
+    if per_channel:
+        weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, averaging_constant=1.0,
+                                        quant_min=wmin, quant_max=wmax, dtype=torch.qint8,
+                                        qscheme=torch.per_channel_symmetric, ch_axis=0)
+    else:
+        weight = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, averaging_constant=1.0,
+                                        quant_min=wmin, quant_max=wmax, dtype=torch.qint8,
+                                        qscheme=torch.per_tensor_symmetric)
+    return QConfig(activation=activation, weight=weight)
+
+
+def prepare_qat(model: nn.Module, example: Tensor, fmt: Format, *, per_channel: bool = True,
+                reduce_range: bool = False, exclude: Sequence[str] = ()) -> fx.GraphModule:
+    """A fake-quantized copy of `model` (batch norms folded) ready to train; `exclude` lists module paths
+    left in float."""
+    source = copy.deepcopy(model).cpu().eval()
+    try:
+        folded = fold_batch_norms(source)
+    except Exception as exc:  # noqa: BLE001 - symbolic tracing raises many types
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise CnnlabError(f"quantization-aware training needs a model torch.fx can trace: {first}",
+                          fix="use quantize.mode=ptq for this model") from exc
+    mapping = QConfigMapping().set_global(qat_qconfig(fmt, per_channel=per_channel, reduce_range=reduce_range))
+    known = dict(folded.named_modules())
+    missing = [name for name in exclude if name not in known]
+    if missing:
+        raise CnnlabError(f"quantize.exclude names no module {', '.join(missing)} (with quantize.mode=qat it takes "
+                          f"module paths, e.g. {', '.join(n for n in list(known)[1:5])})",
+                          fix="use module paths as `cnnlab inspect` lists them")
+    for name in exclude:
+        mapping.set_module_name(name, None)
+    with warnings.catch_warnings():
+        # torch announces FX's move to torchao (see the module docstring); it still works and is what cnnlab uses.
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
+        prepared = prepare_qat_fx(folded.train(), mapping, (example.cpu(),))
+    fuse_clipping(prepared)
+    return prepared
+
+
+def _is_fake_quant(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "call_module" and isinstance(graph_module.get_submodule(str(node.target)), FakeQuantizeBase)
+
+
+def _is_clipping(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return isinstance(graph_module.get_submodule(str(node.target)), _CLIPPING_MODULES)
+    return node.op == "call_function" and node.target in _CLIPPING_FUNCTIONS
+
+
+def fuse_clipping(graph_module: fx.GraphModule) -> int:
+    """Drop the fake-quantizer between an op and a clipping activation (ReLU, ReLU6, Hardtanh) whose output is
+    fake-quantized itself: the clip then happens in float before the one quantization, as in onnxruntime's
+    fused kernels (its quantizer removes such activations; the output range encodes the clip). Returns how
+    many were dropped."""
+    dropped = 0
+    for node in list(graph_module.graph.nodes):
+        if not _is_fake_quant(graph_module, node) or len(node.users) != 1:
+            continue
+        (user,) = node.users
+        if _is_clipping(graph_module, user) and user.users and all(_is_fake_quant(graph_module, u) for u in user.users):
+            node.replace_all_uses_with(node.args[0])  # type: ignore[arg-type]
+            graph_module.graph.erase_node(node)
+            dropped += 1
+    if dropped:
+        graph_module.graph.lint()
+        graph_module.recompile()
+        graph_module.delete_all_unused_submodules()
+    return dropped
+
+
+class QuantDequant(nn.Module):
+    """A frozen fake-quantizer: quantize → dequantize with fixed scale and zero point, written with the
+    quantized_decomposed ops that the ONNX exporter turns into QuantizeLinear/DequantizeLinear."""
+
+    def __init__(self, fake_quant: FakeQuantizeBase) -> None:
+        super().__init__()
+        scale, zero_point = fake_quant.calculate_qparams()  # type: ignore[operator]
+        self.quant_min, self.quant_max = int(fake_quant.quant_min), int(fake_quant.quant_max)  # type: ignore[arg-type]
+        self.int_dtype = _RANGES["u8"][3] if self.quant_min >= 0 else _RANGES["s8"][3]
+        self.axis = int(fake_quant.ch_axis) if fake_quant.is_per_channel else None  # type: ignore[arg-type]
+        if self.axis is None:
+            # Python numbers, not tensors: torch.export would otherwise trace a data-dependent .item().
+            self.scale, self.zero_point = float(scale), int(zero_point)
+        else:
+            self.register_buffer("scale", scale.detach().float().clone())
+            self.register_buffer("zero_point", zero_point.detach().to(torch.int32).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        ops = torch.ops.quantized_decomposed
+        bounds = (self.quant_min, self.quant_max, self.int_dtype)
+        if self.axis is None:
+            q = ops.quantize_per_tensor(x, self.scale, self.zero_point, *bounds)
+            return ops.dequantize_per_tensor(q, self.scale, self.zero_point, *bounds)
+        q = ops.quantize_per_channel(x, self.scale, self.zero_point, self.axis, *bounds)
+        return ops.dequantize_per_channel(q, self.scale, self.zero_point, self.axis, *bounds)
+
+
+def freeze_fake_quant(model: nn.Module) -> nn.Module:
+    """Replace every fake-quantizer of `model` (in place) by its QuantDequant; a quantizer shared by two ops
+    stays shared. Weight quantizers first see the final weights, so their scales are exact."""
+    for module in model.modules():
+        weight_fake_quant = getattr(module, "weight_fake_quant", None)
+        if isinstance(weight_fake_quant, FakeQuantizeBase):
+            with torch.no_grad():
+                weight_fake_quant(module.weight)  # type: ignore[arg-type]
+    frozen: dict[int, QuantDequant] = {}
+
+    def replace(parent: nn.Module) -> None:
+        for name, child in list(parent._modules.items()):  # not named_children(): it skips shared modules
+            if isinstance(child, FakeQuantizeBase):
+                frozen.setdefault(id(child), QuantDequant(child))
+                setattr(parent, name, frozen[id(child)])
+            elif child is not None:
+                replace(child)
+
+    replace(model)
+    return model
+
+
+def export_qat_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Sequence[str],
+                    metadata: Mapping[str, Any] | None = None) -> Path:
+    """The trained fake-quantized model as a QDQ ONNX file with INT8 weights (the model is left as it is)."""
+    frozen = freeze_fake_quant(copy.deepcopy(model).cpu().eval())
+    frozen.requires_grad_(False)  # an inference graph: no fake-quant gradient masks to trace
+    export_onnx(frozen, path, spec=spec, classes=classes, metadata=metadata)
+    return fold_weight_quantization(path)
+
+
+def fold_weight_quantization(path: Path) -> Path:
+    """Store each weight as its INT8 values: the exporter writes float weights followed by QuantizeLinear, which
+    onnxruntime would fold when loading; folding it in the file makes it 4x smaller, like a post-training
+    quantized one. Done by onnxruntime's *basic* optimisation level (constant folding and other
+    hardware-independent rewrites, standard operators only), so the QDQ layout stays as it is."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="cnnlab-qat-") as folder:
+        folded = Path(folder) / path.name
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        proto = onnx.load(str(folded))
+    # onnxruntime declares every operator domain it knows; keep the ones the graph uses.
+    used = {node.domain or "ai.onnx" for node in proto.graph.node} | {"ai.onnx"}
+    kept = [entry for entry in proto.opset_import if (entry.domain or "ai.onnx") in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(kept)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return path

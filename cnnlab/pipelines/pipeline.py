@@ -1,0 +1,119 @@
+"""`cnnlab pipeline`: an experiment's chain of ordinary runs, then a bench of every model and a report.
+
+Stages run one after another as `cnnlab <command> ...` child processes, so each is exactly the run a
+user would get by typing it (its own Hydra run folder, log and run.json), all inside the workspace
+outputs/pipeline/<name>/runs/. Each stage run is tagged with its fingerprint (cnnlab/pipelines/plan.py):
+a re-run reuses completed stages, resumes an interrupted or failed training stage from its last.pt, and
+runs the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.context import RunContext
+from cnnlab.errors import CnnlabError
+from cnnlab.pipelines.plan import RESUMABLE, Stage, build_plan, select
+from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
+
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    settings = cfg.pipeline
+    workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
+    runs_root = workspace / "runs"
+    stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
+                        bench=OmegaConf.to_container(settings.bench, resolve=True))
+    wanted = select(stages, None if settings.stages is None else list(settings.stages))
+    common = [f"seed={cfg.seed}", f"device={cfg.device}"]
+    ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
+                 ", ".join(s.name for s in stages if s.name in wanted), runs_root)
+
+    fingerprints: dict[str, str] = {}
+    run_dirs: dict[str, str] = {}
+    outcome: dict[str, dict[str, Any]] = {}
+    for stage in stages:
+        fingerprints[stage.name] = stage.fingerprint(fingerprints, common)
+        done = _find(runs_root, fingerprints[stage.name])
+        if stage.name not in wanted:
+            if done and done.status == "completed":
+                run_dirs[stage.name] = str(done.path)
+            continue
+        for needed in stage.inputs:
+            if needed not in run_dirs:
+                raise CnnlabError(f"stage {stage.name} needs stage {needed}, which has not completed",
+                                  fix=f"include it: pipeline.stages=[{needed},{stage.name}]")
+        started = time.perf_counter()
+        how = decide(stage, done)
+        if how == "reused":
+            ctx.log.info("stage %-22s done already: %s", stage.name, done.path)  # type: ignore[union-attr]
+            run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
+        else:
+            run_dirs[stage.name] = str(_run_stage(stage, run_dirs, common, runs_root, fingerprints[stage.name],
+                                                  settings.name, done if how == "resumed" else None, ctx))
+        outcome[stage.name] = {"command": stage.command, "run": run_dirs[stage.name], "how": how,
+                               "seconds": round(time.perf_counter() - started, 1)}
+        ctx.record.update(pipeline={"name": str(settings.name), "workspace": str(workspace), "stages": outcome})
+
+    metrics: dict[str, Any] = {"stages": outcome, "workspace": str(workspace)}
+    if settings.report:
+        metrics["report"] = _report(workspace, ctx)
+    return metrics
+
+
+def decide(stage: Stage, previous: RunInfo | None) -> str:
+    """reused (completed before), resumed (a training stage stopped after an epoch: continue from its
+    last.pt in a new run) or ran (first time, or a stage that cannot resume: start over)."""
+    if previous is not None and previous.status == "completed":
+        return "reused"
+    if previous is not None and stage.command in RESUMABLE and previous.artifact("checkpoint") is not None:
+        return "resumed"
+    return "ran"
+
+
+def _find(runs_root: Path, fingerprint: str) -> RunInfo | None:
+    """The newest run of this stage: completed if there is one, else the newest attempt."""
+    attempts = [r for r in iter_runs(runs_root) if (r.data.get("pipeline") or {}).get("fingerprint") == fingerprint]
+    completed = [r for r in attempts if r.status == "completed"]
+    return (completed or attempts or [None])[-1]
+
+
+def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_root: Path, fingerprint: str,
+               name: str, resume: RunInfo | None, ctx: RunContext) -> Path:
+    overrides = [*common, *stage.resolved_overrides(run_dirs)]
+    if resume is not None:
+        overrides.append(f"resume={resume.path}")
+    ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, " ".join(overrides))
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root),
+           PIPELINE_TAG_ENV: json.dumps({"name": name, "stage": stage.name, "fingerprint": fingerprint})}
+    process = subprocess.run([sys.executable, "-m", "cnnlab", stage.command, *overrides], env=env)
+    attempt = _find(runs_root, fingerprint)
+    if process.returncode != 0 or attempt is None or attempt.status != "completed":
+        where = f" (see {attempt.path / 'run.log'})" if attempt is not None else ""
+        if process.returncode == 130:
+            raise KeyboardInterrupt
+        raise CnnlabError(f"stage {stage.name} (cnnlab {stage.command}) failed with exit code "
+                          f"{process.returncode}{where}",
+                          fix="fix the cause and run the same `cnnlab pipeline` again: completed stages are reused")
+    return attempt.path
+
+
+def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:
+    from cnnlab.report import build_report, print_report, write_report
+
+    report = build_report(workspace)
+    print_report(report)
+    written = write_report(report)
+    for path in written:
+        ctx.log.info("wrote %s", path)
+    ctx.record.update(artifacts={"report": os.path.relpath(workspace / "report.md", ctx.run_dir)})
+    return {"file": str(workspace / "report.md"), "pareto": [str(r.run.path) for r in report.rows if r.pareto],
+            "rows": len(report.rows)}

@@ -1,0 +1,89 @@
+"""A pipeline's plan: stages, the references between them, and a fingerprint per stage.
+
+An experiment declares `pipeline.plan` as NAME → {command, overrides}; an override may name another
+stage's run folder as `@stage` (`source=@finetune`). From that come the order, the dependencies and,
+for each model stage, an export (when it has no model.onnx of its own) and a bench. A stage's
+fingerprint hashes its command, its overrides and its inputs' fingerprints, so a re-run recognises
+work already done — and redoes everything downstream of a stage whose settings changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from cnnlab.errors import CnnlabError
+
+REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
+MODEL_COMMANDS = ("pretrain", "finetune", "distill", "prune", "quantize")
+HAS_OWN_ONNX = ("prune", "quantize")    # these write model.onnx themselves
+RESUMABLE = ("pretrain", "finetune")    # these keep last.pt and accept resume=RUN
+
+
+@dataclass
+class Stage:
+    name: str
+    command: str
+    overrides: list[str]
+    inputs: list[str] = field(default_factory=list)   # stages referenced with @name
+    automatic: bool = False                          # an export/bench added by the pipeline
+
+    def resolved_overrides(self, run_dirs: Mapping[str, str]) -> list[str]:
+        return [REFERENCE.sub(lambda m: run_dirs[m.group(1)], o) for o in self.overrides]
+
+    def fingerprint(self, upstream: Mapping[str, str], common: Iterable[str]) -> str:
+        text = [REFERENCE.sub(lambda m: "@" + upstream[m.group(1)], o) for o in self.overrides]
+        payload = json.dumps([self.command, text, sorted(common)], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any]) -> list[Stage]:
+    """The declared stages in order, each model stage followed by its export and bench."""
+    if not plan:
+        raise CnnlabError("the experiment declares no pipeline.plan",
+                          fix="use experiment=quickstart, or write conf/experiment/<name>.yaml with pipeline.plan")
+    bench_overrides = [f"bench.backends=[{','.join(bench['backends'])}]",
+                       f"bench.batch_sizes=[{','.join(str(b) for b in bench['batch_sizes'])}]",
+                       f"bench.min_seconds={bench['min_seconds']}"]
+    if bench.get("threads") is not None:
+        bench_overrides.append(f"bench.threads={bench['threads']}")
+    stages: list[Stage] = []
+    for name, spec in plan.items():
+        if not isinstance(spec, Mapping) or "command" not in spec:
+            raise CnnlabError(f"pipeline.plan.{name} needs a command", fix="write {command: CMD, overrides: [...]}")
+        overrides = [str(o) for o in spec.get("overrides") or []]
+        inputs = sorted({ref for o in overrides for ref in REFERENCE.findall(o)})
+        known = {s.name for s in stages}
+        missing = [ref for ref in inputs if ref not in known]
+        if missing:
+            raise CnnlabError(f"pipeline.plan.{name} refers to @{missing[0]}, which is not a stage before it",
+                              fix=f"stages before {name}: {', '.join(sorted(known)) or '(none)'}")
+        stage = Stage(name, str(spec["command"]), overrides, inputs)
+        stages.append(stage)
+        if stage.command not in MODEL_COMMANDS:
+            continue
+        timed = name
+        if export and stage.command not in HAS_OWN_ONNX:
+            stages.append(Stage(f"{name}.export", "export", [f"source=@{name}"], [name], automatic=True))
+            timed = f"{name}.export"
+        stages.append(Stage(f"{name}.bench", "bench", [f"source=@{timed}", *bench_overrides], [timed],
+                            automatic=True))
+    return stages
+
+
+def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
+    """Names of the stages to run: all, or the wanted ones with their automatic export/bench."""
+    if wanted is None:
+        return {s.name for s in stages}
+    wanted = list(wanted)
+    declared = [s.name for s in stages if not s.automatic]
+    unknown = [w for w in wanted if w not in {s.name for s in stages}]
+    if unknown:
+        raise CnnlabError(f"pipeline.stages names an unknown stage '{unknown[0]}'",
+                          fix=f"the experiment's stages: {', '.join(declared)}")
+    chosen = set(wanted)
+    chosen |= {s.name for s in stages if s.automatic and s.name.split(".")[0] in chosen}
+    return chosen

@@ -1,0 +1,66 @@
+"""INT8 formats: which candidates a mode builds, names, reduce_range, and the warnings for slow formats."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab.compress.quantization import FORMATS, candidate_formats, resolve_reduce_range, slow_format_warning
+from cnnlab.compress.quantization import formats as formats_module
+from cnnlab.errors import CnnlabError
+
+
+def names(mode: str, requested: str) -> list[str]:
+    return [f.name for f in candidate_formats(mode, requested)]
+
+
+def test_auto_builds_qdq_and_qoperator_with_u8_and_s8_activations_and_s8_weights() -> None:
+    assert names("ptq", "auto") == ["qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8"]
+    assert all(FORMATS[n].weights == "s8" for n in names("ptq", "auto"))
+    assert names("dynamic", "auto") == ["dynamic_s8", "dynamic_u8"]
+    assert names("qat", "auto") == ["qdq_u8s8"]
+
+
+def test_a_named_format_skips_the_search() -> None:
+    assert names("ptq", "qop_u8u8") == ["qop_u8u8"]
+    assert names("qat", "qdq_s8s8") == ["qdq_s8s8"]
+    assert names("dynamic", "dynamic_u8") == ["dynamic_u8"]
+
+
+@pytest.mark.parametrize("mode, requested, message", [
+    ("ptq", "int4", "quantize.format=int4 is not a format"),
+    ("ptq", "dynamic_u8", "does not go with quantize.mode=ptq"),
+    ("dynamic", "qdq_u8s8", "does not go with quantize.mode=dynamic"),
+    ("qat", "qop_u8s8", "does not go with quantize.mode=qat"),
+    ("fp16", "auto", "quantize.mode=fp16 is not a mode"),
+])
+def test_bad_names_are_refused(mode: str, requested: str, message: str) -> None:
+    with pytest.raises(CnnlabError, match=message):
+        candidate_formats(mode, requested)
+
+
+def test_reduce_range_auto_follows_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formats_module, "is_x86", lambda: True)
+    monkeypatch.setattr(formats_module, "has_cpu_flag", lambda flag: flag == "avx2")
+    reduce, why = resolve_reduce_range("auto")
+    assert reduce and "without VNNI" in why
+    monkeypatch.setattr(formats_module, "has_cpu_flag", lambda flag: flag in ("avx2", "avx512_vnni"))
+    assert resolve_reduce_range("auto")[0] is False
+    monkeypatch.setattr(formats_module, "is_x86", lambda: False)
+    monkeypatch.setattr(formats_module, "has_cpu_flag", lambda flag: False)
+    assert resolve_reduce_range("auto")[0] is False  # ARM: no vpmaddubsw saturation to avoid
+    assert resolve_reduce_range(True) == (True, "quantize.reduce_range=true")
+    assert resolve_reduce_range("false")[0] is False
+    with pytest.raises(CnnlabError, match="auto, true or false"):
+        resolve_reduce_range("maybe")
+
+
+def test_formats_known_to_be_slow_on_x86_come_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formats_module, "is_x86", lambda: True)
+    assert slow_format_warning(FORMATS["qdq_u8s8"]) is None
+    assert slow_format_warning(FORMATS["qop_u8s8"]) is None
+    assert "QOperator" in slow_format_warning(FORMATS["qop_s8s8"])  # type: ignore[operator]
+    assert "S8 activations" in slow_format_warning(FORMATS["qdq_s8s8"])  # type: ignore[operator]
+    assert "U8 weights" in slow_format_warning(FORMATS["qdq_u8u8"])  # type: ignore[operator]
+    assert "ConvInteger" in slow_format_warning(FORMATS["dynamic_s8"])  # type: ignore[operator]
+    monkeypatch.setattr(formats_module, "is_x86", lambda: False)
+    assert slow_format_warning(FORMATS["qop_s8s8"]) is None  # nothing known elsewhere: the timing decides

@@ -1,0 +1,164 @@
+"""Post-training quantization of an ONNX file: real INT8 graphs that onnxruntime runs, one calibration for all
+formats, dynamic quantization, exclusions, and the calibration data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from cnnlab.compress.quantization import (FORMATS, CalibrationReader, PtqSettings, calibration_batches,
+                                          check_float_graph, check_node_names, graph_input_name, preprocess,
+                                          quantize_dynamic_candidate, quantize_static_candidate, quantized_ops,
+                                          write_with_metadata)
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A LeNet-5 (16 px, 4 classes) as FP32 ONNX, and its pre-processed form."""
+    folder = tmp_path_factory.mktemp("ptq")
+    torch.manual_seed(0)
+    model = create_model("lenet5", 4, SIZE).eval()
+    fp32 = export_onnx(model, folder / "fp32.onnx", spec=InputSpec(SIZE), classes=list("abcd"),
+                       metadata={"arch": "lenet5"})
+    return fp32, preprocess(fp32, folder / "fp32_preprocessed.onnx")
+
+
+def random_batches(count: int, batch: int = 8, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((batch, 3, SIZE, SIZE), dtype=np.float32) for _ in range(count)]
+
+
+def run(path: Path, images: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
+
+
+class CountingReader(CalibrationReader):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.served = 0
+        super().__init__(*args, **kwargs)
+
+    def get_next(self):  # type: ignore[no-untyped-def]
+        item = super().get_next()
+        self.served += item is not None
+        return item
+
+
+def test_static_formats_are_int8_smaller_and_close_to_fp32(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    fp32, pre = graphs
+    reader = CountingReader(graph_input_name(pre), random_batches(3))
+    cache = tmp_path / "calibration.json"
+    images = random_batches(1, batch=16, seed=1)[0]
+    expected = run(fp32, images)
+    qdq = quantize_static_candidate(pre, tmp_path / "qdq.onnx", FORMATS["qdq_u8s8"], PtqSettings(), reader, cache)
+    assert reader.served == 3 and cache.is_file()  # calibrated once, on every batch
+    qop = quantize_static_candidate(pre, tmp_path / "qop.onnx", FORMATS["qop_u8s8"], PtqSettings(), reader, cache)
+    assert reader.served == 3  # the second format reuses the ranges: no second calibration pass
+
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(quantized_ops(qdq))
+    assert quantized_ops(qop)["QLinearConv"] == 2 and quantized_ops(qop)["QGemm"] == 3
+    for path in (qdq, qop):
+        assert path.stat().st_size < fp32.stat().st_size / 2  # INT8 weights: ~4x smaller
+        kernels = [t.data_type for t in onnx.load(str(path)).graph.initializer if len(t.dims) == 4]
+        assert onnx.TensorProto.INT8 in kernels and onnx.TensorProto.FLOAT not in kernels  # no float conv weight
+        actual = run(path, images)
+        assert actual.shape == expected.shape
+        assert np.abs(actual - expected).max() < 0.1 * np.abs(expected).max()
+    assert not quantized_ops(fp32)
+
+
+def test_other_calibration_methods_and_per_tensor_weights(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    _, pre = graphs
+    for method in ("entropy", "percentile"):
+        settings = PtqSettings(calibrate_method=method, percentile=99.9, per_channel=False, reduce_range=True)
+        reader = CalibrationReader(graph_input_name(pre), random_batches(2))
+        path = quantize_static_candidate(pre, tmp_path / f"{method}.onnx", FORMATS["qdq_u8s8"], settings, reader,
+                                         tmp_path / f"{method}.json")
+        assert quantized_ops(path)["QuantizeLinear"] > 0
+        assert run(path, random_batches(1)[0]).shape == (8, 4)
+    with pytest.raises(CnnlabError, match="calibrate_method=kl is not a calibration method"):
+        PtqSettings(calibrate_method="kl")
+
+
+def test_dynamic_quantization_stores_int8_weights_and_quantizes_activations_at_run_time(
+        graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    _, pre = graphs
+    path = quantize_dynamic_candidate(pre, tmp_path / "dynamic.onnx", FORMATS["dynamic_u8"], PtqSettings())
+    ops = quantized_ops(path)
+    assert ops["ConvInteger"] == 2 and ops["DynamicQuantizeLinear"] > 0
+    assert run(path, random_batches(1)[0]).shape == (8, 4)
+
+
+def test_excluded_nodes_stay_float_and_unknown_names_are_refused(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    _, pre = graphs
+    first_conv = next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv")
+    check_node_names(pre, [first_conv])
+    settings = PtqSettings(exclude=(first_conv,))
+    path = quantize_static_candidate(pre, tmp_path / "partial.onnx", FORMATS["qop_u8s8"], settings,
+                                     CalibrationReader(graph_input_name(pre), random_batches(1)), tmp_path / "c.json")
+    kinds = {n.name: n.op_type for n in onnx.load(str(path)).graph.node}
+    assert kinds[first_conv] == "Conv" and quantized_ops(path)["QLinearConv"] == 1
+    with pytest.raises(CnnlabError, match="no node called conv9"):
+        check_node_names(pre, ["conv9"])
+
+
+def test_a_quantized_file_is_not_quantized_again(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    fp32, pre = graphs
+    check_float_graph(fp32)
+    path = quantize_dynamic_candidate(pre, tmp_path / "q.onnx", FORMATS["dynamic_u8"], PtqSettings())
+    with pytest.raises(CnnlabError, match="is quantized already"):
+        check_float_graph(path)
+
+
+def test_the_written_model_carries_metadata(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    fp32, pre = graphs
+    path = quantize_dynamic_candidate(pre, tmp_path / "q.onnx", FORMATS["dynamic_u8"], PtqSettings())
+    props = {**read_onnx_metadata(fp32)["props"], "quantization": {"format": "dynamic_u8"}}
+    target = write_with_metadata(path, tmp_path / "model.onnx", props)
+    meta = read_onnx_metadata(target)
+    assert meta["spec"] == InputSpec(SIZE) and meta["classes"] == list("abcd") and meta["arch"] == "lenet5"
+    assert meta["props"]["quantization"] == {"format": "dynamic_u8"}
+    assert quantized_ops(target) == quantized_ops(path)
+
+
+def test_calibration_batches_are_a_seeded_shuffle_of_the_training_images() -> None:
+    images = torch.arange(20, dtype=torch.float32).view(20, 1, 1, 1).expand(20, 3, 2, 2).contiguous()
+    dataset = TensorDataset(images, torch.zeros(20, dtype=torch.long))
+    first = calibration_batches(dataset, batches=2, batch_size=4, seed=0)
+    again = calibration_batches(dataset, batches=2, batch_size=4, seed=0)
+    assert len(first) == 2 and first[0].shape == (4, 3, 2, 2) and first[0].dtype == np.float32
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    drawn = sorted(float(v) for batch in first for v in batch[:, 0, 0, 0])
+    assert drawn != [float(v) for v in range(8)]  # shuffled, not the first 8 images
+    assert len(calibration_batches(dataset, batches=100, batch_size=8, seed=0)) == 3  # all there is
+
+    reader = CalibrationReader("input", first)
+    assert reader.images == 8 and len(reader) == 2
+    reader.set_range(1, 2)
+    assert np.array_equal(reader.get_next()["input"], first[1]) and reader.get_next() is None  # type: ignore[index]
+
+
+@pytest.mark.parametrize("batches, size, message", [
+    (0, 4, "calib_batches=0: static quantization needs calibration images"),
+    (-1, 4, "calib_batches=-1"),
+    (2, 0, "calib_batch_size=0 must be at least 1"),
+])
+def test_an_empty_calibration_set_is_refused(batches: int, size: int, message: str) -> None:
+    dataset = TensorDataset(torch.zeros(4, 3, 2, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(CnnlabError, match=message):
+        calibration_batches(dataset, batches=batches, batch_size=size, seed=0)
+    empty = TensorDataset(torch.zeros(0, 3, 2, 2), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(CnnlabError, match="calibration set is empty"):
+        calibration_batches(empty, batches=2, batch_size=4, seed=0)

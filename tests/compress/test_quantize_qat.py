@@ -1,0 +1,122 @@
+"""Quantization-aware training: fake quantization where onnxruntime quantizes, ranges observed on training
+batches only, and a QDQ export with INT8 weights that onnxruntime fuses into integer kernels."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.compress.quantization import FORMATS, quantized_ops
+from cnnlab.compress.quantization.qat import TrainingFakeQuantize, export_qat_onnx, prepare_qat
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+SIZE = 16
+
+
+class Block(nn.Module):
+    """Conv-BN-ReLU6, a depthwise Conv-BN-ReLU with a residual addition (MobileNet's and ResNet's patterns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8))
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.relu(self.depthwise(x) + x)
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def trained_qat_model(fmt: str = "qdq_u8s8", **kwargs) -> nn.Module:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = Block().eval()
+    qat = prepare_qat(model, torch.zeros(2, 3, SIZE, SIZE), FORMATS[fmt], **kwargs)
+    optimizer = torch.optim.SGD(qat.parameters(), lr=0.01)
+    qat.train()
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(qat(torch.randn(8, 3, SIZE, SIZE)), torch.randint(0, 4, (8,)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return qat.eval()
+
+
+def test_batch_norms_are_folded_and_relu6_is_fused_into_the_quantized_conv() -> None:
+    qat = trained_qat_model()
+    modules = list(qat.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    assert any(isinstance(m, TrainingFakeQuantize) for m in modules)
+    graph = {node.name: node for node in qat.graph.nodes}
+    relu6 = next(n for n in graph.values() if n.op == "call_module" and isinstance(qat.get_submodule(n.target), nn.ReLU6))
+    (producer,) = relu6.all_input_nodes
+    assert isinstance(qat.get_submodule(producer.target), nn.Conv2d)  # no fake-quantizer between conv and ReLU6
+
+
+def test_activation_ranges_move_on_training_batches_only() -> None:
+    qat = trained_qat_model()
+    quantizers = [m for m in qat.modules() if isinstance(m, TrainingFakeQuantize)]
+    before = [q.scale.clone() for q in quantizers]
+    with torch.no_grad():
+        qat.eval()(10 * torch.randn(4, 3, SIZE, SIZE))  # an evaluation pass on very different data
+    assert all(torch.equal(b, q.scale) for b, q in zip(before, quantizers))
+    qat.train()(10 * torch.randn(4, 3, SIZE, SIZE))
+    assert any(not torch.equal(b, q.scale) for b, q in zip(before, quantizers))
+
+
+def test_the_export_is_qdq_with_int8_weights_that_onnxruntime_fuses(tmp_path: Path) -> None:
+    qat = trained_qat_model()
+    path = export_qat_onnx(qat, tmp_path / "qat.onnx", spec=InputSpec(SIZE), classes=list("abcd"))
+    proto = onnx.load(str(path))
+    ops = quantized_ops(path)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]  # weights: DQ only
+    kernels = [t.data_type for t in proto.graph.initializer if len(t.dims) == 4]
+    assert kernels and all(k == onnx.TensorProto.INT8 for k in kernels)  # stored as INT8, not float + Q
+
+    images = torch.randn(5, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = qat(images).numpy()
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "fused.onnx")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"input": images.numpy()})[0]
+    assert actual.shape == (5, 4)
+    assert np.abs(actual - expected).max() <= 0.05 * np.abs(expected).max() + 1e-3  # integer kernels vs simulation
+    fused = Counter(n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node)
+    assert fused["QLinearConv"] == 2 and fused["Clip"] == 0 and fused["Conv"] == 0
+
+
+def test_s8_activations_and_per_tensor_weights_export_too(tmp_path: Path) -> None:
+    qat = trained_qat_model("qdq_s8s8", per_channel=False, reduce_range=True)
+    path = export_qat_onnx(qat, tmp_path / "s8.onnx", spec=InputSpec(SIZE), classes=list("abcd"))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0].shape == (1, 4)
+    zero_points = [t for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8
+                   and len(t.dims) == 0]
+    assert zero_points  # S8 activation zero points
+
+
+def test_excluded_modules_stay_float_and_bad_requests_are_refused() -> None:
+    qat = trained_qat_model(exclude=("head",))
+    assert not hasattr(qat.get_submodule("head"), "weight_fake_quant")
+    assert hasattr(qat.get_submodule("stem.0"), "weight_fake_quant")
+    with pytest.raises(CnnlabError, match="no module nope"):
+        prepare_qat(Block(), torch.zeros(2, 3, SIZE, SIZE), FORMATS["qdq_u8s8"], exclude=("nope",))
+    with pytest.raises(CnnlabError, match="exports QDQ with S8 weights, not qop_u8s8"):
+        prepare_qat(Block(), torch.zeros(2, 3, SIZE, SIZE), FORMATS["qop_u8s8"])
+
+    class DataDependent(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(CnnlabError, match="needs a model torch.fx can trace"):
+        prepare_qat(DataDependent(), torch.zeros(2, 3, SIZE, SIZE), FORMATS["qdq_u8s8"])

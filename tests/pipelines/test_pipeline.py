@@ -1,0 +1,128 @@
+"""`cnnlab pipeline`: stages as ordinary linked runs, skip/resume on re-run, subsets, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnlab.errors import CnnlabError
+from cnnlab.pipelines.pipeline import decide
+from cnnlab.pipelines.plan import Stage, build_plan, select
+from cnnlab.runs import RunInfo, RunRecord, iter_runs
+from helpers import TINY
+
+BENCH = {"backends": ["onnxruntime"], "batch_sizes": [1], "threads": 1, "min_seconds": 0.0}
+TINY_TEXT = ", ".join(o for o in TINY)
+
+EXPERIMENT = f"""# @package _global_
+pipeline:
+  name: tiny
+  bench: {{backends: [onnxruntime], batch_sizes: [1], threads: 1, min_seconds: 0.05}}
+  plan:
+    teacher:
+      command: pretrain
+      overrides: [{TINY_TEXT}]
+    pruned:
+      command: prune
+      overrides: [source=@teacher, prune.ratio=RATIO, trainer.epochs=1, prune.measure=false]
+"""
+
+
+def write_experiment(root: Path, ratio: float = 0.5) -> Path:
+    folder = root / "myconf" / "experiment"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.yaml").write_text(EXPERIMENT.replace("RATIO", str(ratio)))
+    return root / "myconf"
+
+
+def pipeline_records(outputs: Path) -> list[dict]:
+    """The pipeline's own run records (one per invocation), oldest first."""
+    workspace = outputs / "pipeline" / "tiny"
+    return [r.data for r in iter_runs(workspace) if r.command == "pipeline"]
+
+
+def stage_runs(outputs: Path) -> list[RunInfo]:
+    return [r for r in iter_runs(outputs / "pipeline" / "tiny" / "runs")]
+
+
+def test_plan_adds_export_and_bench_and_checks_references() -> None:
+    stages = build_plan({"a": {"command": "pretrain"}, "b": {"command": "quantize", "overrides": ["source=@a"]}},
+                        export=True, bench=BENCH)
+    assert [s.name for s in stages] == ["a", "a.export", "a.bench", "b", "b.bench"]  # quantize has its own ONNX
+    assert stages[2].overrides[0] == "source=@a.export" and stages[3].inputs == ["a"]
+    with pytest.raises(CnnlabError, match="refers to @c"):
+        build_plan({"b": {"command": "prune", "overrides": ["source=@c"]}}, export=True, bench=BENCH)
+    assert select(stages, ["b"]) == {"b", "b.bench"}
+    with pytest.raises(CnnlabError, match="unknown stage 'z'"):
+        select(stages, ["z"])
+
+
+def test_fingerprints_follow_settings_and_inputs() -> None:
+    a = Stage("a", "pretrain", ["trainer.epochs=1"])
+    b = Stage("b", "prune", ["source=@a"], ["a"])
+    fa = a.fingerprint({}, ["seed=0"])
+    assert fa == Stage("a", "pretrain", ["trainer.epochs=1"]).fingerprint({}, ["seed=0"])
+    assert fa != a.fingerprint({}, ["seed=1"])
+    assert b.fingerprint({"a": fa}, []) != b.fingerprint({"a": "another"}, [])  # upstream change → redo
+
+
+def test_decide_reuses_resumes_or_runs(tmp_path: Path) -> None:
+    def attempt(status: str, checkpoint: bool) -> RunInfo:
+        folder = tmp_path / status / str(checkpoint)
+        record = RunRecord.start(folder, "finetune")
+        if checkpoint:
+            (folder / "last.pt").write_bytes(b"x")
+            record.add_artifact("checkpoint", folder / "last.pt")
+        record.finish(status)
+        return RunInfo(folder, json.loads((folder / "run.json").read_text()))
+
+    train, bench = Stage("t", "finetune", []), Stage("b", "bench", [])
+    assert decide(train, None) == "ran"
+    assert decide(train, attempt("completed", False)) == "reused"
+    assert decide(train, attempt("interrupted", True)) == "resumed"
+    assert decide(train, attempt("failed", False)) == "ran"
+    assert decide(bench, attempt("failed", True)) == "ran"  # only training commands resume
+
+
+def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_path: Path) -> None:
+    conf = write_experiment(tmp_path)
+    first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    assert first.code == 0, first.output
+    runs = stage_runs(outputs)
+    stages = sorted(r.data["pipeline"]["stage"] for r in runs)
+    assert stages == ["pruned", "pruned.bench", "teacher", "teacher.bench", "teacher.export"]
+    assert all(r.status == "completed" for r in runs)
+    records = pipeline_records(outputs)
+    assert len(records) == 1 and records[0]["status"] == "completed"
+    assert {s["how"] for s in records[0]["pipeline"]["stages"].values()} == {"ran"}
+    workspace = outputs / "pipeline" / "tiny"
+    assert (workspace / "report.md").is_file() and (workspace / "report.png").is_file()
+    report = json.loads((workspace / "report.json").read_text())
+    assert {row["command"] for row in report["rows"]} == {"pretrain", "prune"}
+    assert all(row["p50_ms"] is not None for row in report["rows"]) and any(row["pareto"] for row in report["rows"])
+
+    again = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    assert again.code == 0, again.output
+    assert len(stage_runs(outputs)) == 5  # nothing ran twice
+    assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
+
+    write_experiment(tmp_path, ratio=0.3)  # the prune stage changed: it and its bench run again
+    changed = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    assert changed.code == 0, changed.output
+    assert len(stage_runs(outputs)) == 7
+    counts = {}
+    for run in stage_runs(outputs):
+        counts[run.data["pipeline"]["stage"]] = counts.get(run.data["pipeline"]["stage"], 0) + 1
+    assert counts == {"teacher": 1, "teacher.export": 1, "teacher.bench": 1, "pruned": 2, "pruned.bench": 2}
+
+
+def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path, tmp_path: Path) -> None:
+    conf = write_experiment(tmp_path)
+    result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[pruned]")
+    assert result.code == 2 and "needs stage teacher" in result.stderr
+    broken = write_experiment(tmp_path, ratio=1.5)
+    failed = cli("pipeline", "--config-dir", str(broken), "experiment=tiny")
+    assert failed.code == 2
+    assert "stage pruned (cnnlab prune) failed" in failed.stderr and "run.log" in failed.stderr

@@ -1,0 +1,204 @@
+"""`cnnlab quantize`: PTQ with the auto search, the accuracy budget, dynamic and QAT modes, ONNX sources, the
+record, and bad input."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+
+from cnnlab.compress.quantization import quantized_ops, speedup
+from cnnlab.compress.quantization.formats import is_x86
+from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.engine.checkpoint import load_model
+from helpers import TINY, only_run, run_dirs
+
+# Tiny calibration and timing: these tests check what is built, measured and recorded, never how fast.
+FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.bench_rounds=1",
+        "quantize.bench_warmup=1", "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0",
+        "quantize.bench_threads=1"]
+# 32 validation images: one changed prediction is 3 points, so tests that are not about the budget lift it.
+NO_BUDGET = "quantize.max_acc_drop=100"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny pretrain run (LeNet-5, 16 px, 4 synthetic classes) that every test quantizes (read-only)."""
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    outputs = tmp_path_factory.mktemp("quantize-source") / "outputs"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CNNLAB_OUTPUTS", str(outputs))
+        patch.chdir(outputs.parent)
+        patch.setattr(sys, "argv", list(sys.argv))
+        result = CliRunner().invoke(app, ["pretrain", *TINY], catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout
+    return run_dirs(outputs, "pretrain")[0]
+
+
+def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    run_dir, metrics, report = Path(record["run_dir"]), record["metrics"], record["quantize"]
+    assert record["status"] == "completed" and record["source"]["run"] == str(source)
+
+    candidates = {c["name"]: c for c in report["candidates"]}
+    assert list(candidates) == ["qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8"]
+    fp32 = report["fp32"]
+    for c in candidates.values():  # every candidate: its own accuracy on val, its latency, its file
+        assert 0.0 <= c["acc"] <= 1.0 and c["n"] == 32 and c["int8_ops"]
+        assert c["latency"]["1"]["threads"] == 1 and c["latency"]["1"]["iterations"] >= 2
+        assert c["speedup"] == pytest.approx(fp32["latency"]["1"]["p50_ms"] / c["latency"]["1"]["p50_ms"])
+        assert c["file_bytes"] < fp32["file_bytes"] / 2
+    assert "QLinearConv" in candidates["qop_u8s8"]["int8_ops"] and "QuantizeLinear" in candidates["qdq_u8s8"]["int8_ops"]
+    fastest = max(candidates.values(), key=lambda c: c["speedup"])
+    assert report["chosen"] == metrics["format"] == fastest["name"] and report["within_budget"]
+    assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
+    assert report["calibration"] == {"method": "minmax", "batches": 2, "images": 32,
+                                     "split": "train (deterministic transforms)"}
+    assert fp32["origin"] == "exported from the source for this run" and 0.0 <= fp32["val_acc"] <= 1.0
+
+    assert metrics["val_acc"] == fastest["acc"] and metrics["fp32_val_acc"] == fp32["val_acc"]
+    assert metrics["acc_drop"] == pytest.approx(fp32["val_acc"] - fastest["acc"])
+    assert metrics["speedup"] == pytest.approx(fastest["speedup"]) == pytest.approx(metrics["speedup_b1"])
+    assert metrics["onnx_bytes_int8"] == (run_dir / "model.onnx").stat().st_size < metrics["onnx_bytes_fp32"]
+    assert record["artifacts"] == {"onnx": "model.onnx", "calibration": "calibration.json"}
+    assert record["model"]["precision"] == "int8" and record["model"]["quantization"] == fastest["name"]
+    assert record["dataset"]["config"]["name"] == "synthetic"  # runs derived from this one find the same data
+    assert not (run_dir / "candidates").exists()  # intermediate files are gone, their figures stay
+
+    model_file = run_dir / "model.onnx"  # the INT8 file: quantized, self-describing, and onnxruntime runs it
+    assert quantized_ops(model_file)
+    meta = read_onnx_metadata(model_file)
+    _, checkpoint = load_model(source / "model.pt")
+    assert meta["spec"] == checkpoint.spec and meta["classes"] == checkpoint.classes
+    assert meta["props"]["quantization"]["format"] == fastest["name"]
+    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "input"
+    assert "chosen" in result.stdout and "qop_s8s8" in result.stdout
+
+    again = cli("quantize", "source=latest:quantize", *FAST)  # an INT8 model is not quantized twice
+    assert again.code == 2 and "is quantized already" in again.stderr
+
+
+def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
+        cli, outputs: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnlab.pipelines.quantize as pipeline
+
+    real = pipeline.evaluate_onnx
+
+    def pessimistic(path, loader, *, desc="onnx eval"):  # type: ignore[no-untyped-def]
+        figures = real(path, loader, desc=desc)
+        # FP32 scores perfectly, every INT8 file at most 50%: no candidate can be within one point.
+        return {**figures, "acc": 1.0} if "fp32" in desc else {**figures, "acc": figures["acc"] / 2}
+
+    monkeypatch.setattr(pipeline, "evaluate_onnx", pessimistic)
+    result = cli("quantize", f"source={source}", *FAST)
+    assert result.code == 2, result.output
+    assert "no INT8 candidate is within quantize.max_acc_drop=1 points" in result.stderr
+    assert "Traceback" not in result.output and "chosen" in result.stdout
+    record = only_run(outputs, "quantize")
+    report = record["quantize"]
+    assert record["status"] == "failed" and "no INT8 candidate" in record["error"]
+    assert not report["within_budget"] and record["metrics"]["within_budget"] is False
+    best = max(report["candidates"], key=lambda c: (c["acc"], c["speedup"]))
+    assert report["chosen"] == best["name"] and "the most accurate is" in report["reason"]
+    assert all("acc" in c and "latency" in c for c in report["candidates"])  # the record is complete
+    assert record["metrics"]["fp32_val_acc"] == 1.0 and record["metrics"]["acc_drop"] > 0.5
+    assert quantized_ops(Path(record["run_dir"]) / "model.onnx")  # the best candidate is kept
+
+
+def test_a_named_format_skips_the_search_and_says_when_it_is_slow(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.format=qop_s8s8", "quantize.keep_candidates=true",
+                 *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    report = only_run(outputs, "quantize")["quantize"]
+    assert [c["name"] for c in report["candidates"]] == ["qop_s8s8"]
+    assert report["reason"].startswith("quantize.format=qop_s8s8 was asked for (no search)")
+    if is_x86():
+        assert "may not be faster on this CPU" in result.stderr and "QOperator" in result.stderr
+    run_dir = Path(only_run(outputs, "quantize")["run_dir"])
+    assert {p.name for p in (run_dir / "candidates").iterdir()} >= {"fp32.onnx", "fp32_preprocessed.onnx",
+                                                                     "qop_s8s8.onnx"}
+
+
+def test_dynamic_mode_quantizes_weights_only_and_says_convolutions_gain_little(
+        cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.mode=dynamic", *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report = record["quantize"]
+    assert [c["name"] for c in report["candidates"]] == ["dynamic_s8", "dynamic_u8"]
+    assert "calibration" not in report and "calibration" not in record["artifacts"]
+    assert "convolutions (ConvInteger) gain little" in report["note"]
+    assert quantized_ops(Path(record["run_dir"]) / "model.onnx")["ConvInteger"] == 2
+
+
+def test_qat_fine_tunes_and_exports_a_qdq_model_onnxruntime_runs(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.mode=qat", "trainer.epochs=1", "trainer.batch_size=16",
+                 *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report, metrics = record["quantize"], record["metrics"]
+    assert report["mode"] == "qat" and report["chosen"] == "qdq_u8s8"
+    assert report["qat"]["epochs"] == 1 and len(report["qat"]["history"]) == 1
+    assert 0.0 <= report["qat"]["fake_quant_val_acc"] <= 1.0
+    assert report["qat"]["lr"] == pytest.approx(0.05 * 0.02)  # optim.lr x quantize.lr_scale
+    model_file = Path(record["run_dir"]) / "model.onnx"
+    ops = quantized_ops(model_file)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
+    assert metrics["onnx_bytes_int8"] < metrics["onnx_bytes_fp32"]
+    assert 0.0 <= metrics["val_acc"] <= 1.0  # the QDQ file itself, evaluated by onnxruntime
+    assert metrics["speedup"] == pytest.approx(speedup(
+        {1: report["candidates"][0]["latency"]["1"]["p50_ms"]}, {1: report["fp32"]["latency"]["1"]["p50_ms"]}))
+    assert "model" not in record["artifacts"] and "checkpoint" not in record["artifacts"]
+
+
+def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_the_config(
+        cli, outputs: Path, source: Path, tmp_path: Path) -> None:
+    model, checkpoint = load_model(source / "model.pt")
+    bare = export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec, classes=checkpoint.classes)
+    dataset = [o for o in TINY if o.startswith("dataset")]
+    result = cli("quantize", f"source={bare}", "quantize.format=qdq_u8s8", *dataset, *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    assert record["source"]["kind"] == "onnx" and record["source"]["run"] is None
+    assert record["quantize"]["fp32"]["origin"] == "the source's ONNX file"
+    assert read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["classes"] == checkpoint.classes
+
+    qat = cli("quantize", f"source={bare}", "quantize.mode=qat", *dataset, *FAST)
+    assert qat.code == 2 and "fine-tunes the PyTorch model" in qat.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("quantize.calib_batches=0", "calib_batches=0: static quantization needs calibration images"),
+    ("quantize.format=int4", "quantize.format=int4 is not a format"),
+    ("quantize.calibrate_method=kl", "quantize.calibrate_method=kl is not a calibration method"),
+    ("quantize.mode=fp16", "quantize.mode=fp16 is not a mode"),
+    ("quantize.format=dynamic_u8", "does not go with quantize.mode=ptq"),
+    ("quantize.exclude=[nope]", "no node called nope"),
+    ("quantize.max_acc_drop=-1", "must be 0 or more"),
+    ("model=resnet18", "quantize works on the model of source="),
+])
+def test_bad_input_is_one_clear_line(cli, source: Path, override: str, message: str) -> None:
+    result = cli("quantize", f"source={source}", *FAST, override)
+    assert result.code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_a_missing_source_is_a_clear_error(cli, outputs: Path) -> None:
+    result = cli("quantize")
+    assert result.code == 2 and "needs a model to work on" in result.stderr
+    result = cli("quantize", "source=latest:finetune")
+    assert result.code == 2 and "matches no completed `cnnlab finetune` run" in result.stderr
+    empty = outputs.parent / "empty-run"  # a run that produced no model (e.g. interrupted before saving)
+    empty.mkdir()
+    (empty / "run.json").write_text('{"command": "finetune", "status": "failed", "artifacts": {}}')
+    result = cli("quantize", f"source={empty}")
+    assert result.code == 2 and "holds no onnx or model file" in result.stderr and "Traceback" not in result.output

@@ -1,0 +1,49 @@
+"""The config tree composes for every command and every group choice (lightning-hydra-template habit)."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from cnnlab import conftree
+from cnnlab.commands import COMMANDS
+
+
+def compose_for(command: str, *overrides: str):
+    with initialize_config_module(config_module="cnnlab.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=[f"command={command}", *overrides], return_hydra_config=True)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_composes(command: str) -> None:
+    cfg = compose_for(command)
+    assert cfg.hydra.runtime.choices.command == command
+    OmegaConf.to_container(cfg, resolve=False)  # every node is well formed
+
+
+@pytest.mark.parametrize("group", ["dataset", "model", "optim", "sched", "trainer"])
+def test_every_choice_of_every_group_composes(group: str) -> None:
+    for choice in conftree.choices(group):
+        cfg = compose_for("finetune", f"{group}={choice}")
+        assert cfg[group] is not None, (group, choice)
+
+
+def test_names_the_acceptance_uses_exist() -> None:
+    cfg = compose_for("finetune")
+    for key in ("trainer.epochs", "trainer.batch_size", "optim.lr", "seed", "device", "dataset.image_size",
+                "model.weights", "finetune.mode", "source", "resume"):
+        assert OmegaConf.select(cfg, key, default="<missing>") != "<missing>", key
+    assert cfg.dataset.name == "synthetic" and cfg.model.name == "resnet18" and cfg.model.weights == "imagenet"
+
+
+def test_pretrain_starts_from_random_weights_and_mobilenet_is_an_alias() -> None:
+    assert compose_for("pretrain").model.weights == "none"
+    assert compose_for("finetune", "model=mobilenet").model.name == "mobilenet_v2"
+
+
+def test_help_defaults_match_the_composed_config() -> None:
+    defaults = conftree.default_choices("finetune")
+    cfg = compose_for("finetune")
+    for group in ("dataset", "model", "optim", "sched", "trainer"):
+        assert cfg.hydra.runtime.choices[group] == defaults[group]
