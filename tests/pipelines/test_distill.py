@@ -1,0 +1,196 @@
+"""`cnnlab distill`: teacher/student config groups, KD vs baseline record, teacher-logit cache, hints, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from cnnlab.engine.checkpoint import load_model
+from cnnlab.models import MODELS, create_model, hub_checkpoint_path
+from cnnlab.runs import resolve_source
+from helpers import TINY, only_run, read_run, run_dirs
+
+# TINY trains the teacher (lenet5, synthetic 4 classes at 16 px); the same data flags keep the distill runs tiny.
+LENET_PAIR = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lenet5", "trainer.epochs=2",
+              "trainer.batch_size=16", "trainer.amp=none"]
+
+
+@pytest.fixture
+def teacher_run(cli, outputs: Path) -> Path:
+    result = cli("pretrain", *TINY, "trainer.epochs=2")
+    assert result.code == 0, result.output
+    return run_dirs(outputs, "pretrain")[0]
+
+
+def error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_help_shows_teacher_and_student_groups(cli) -> None:
+    result = cli("distill", "--help")
+    assert result.code == 0
+    assert "teacher" in result.stdout and "resnet50*" in result.stdout and "mobilenet*" in result.stdout
+    assert "temperature: 4.0" in result.stdout and "cache_teacher: auto" in result.stdout
+
+
+def test_teacher_and_student_groups_compose(cli) -> None:
+    result = cli("distill", "--cfg", "job", "teacher=resnet50", "student=mobilenet", "teacher.weights=some/run",
+                 "student.weights=none")
+    assert result.code == 0, result.output
+    assert "teacher:\n  name: resnet50\n  weights: some/run" in result.stdout
+    assert "student:\n  name: mobilenet_v2\n  weights: none" in result.stdout
+    defaults = cli("distill", "--cfg", "job", "student=lenet5")
+    assert "weights: latest:finetune" in defaults.stdout  # the teacher's default
+    assert "student:\n  name: lenet5\n  weights: none" in defaults.stdout  # the zoo's default (no ImageNet file)
+
+
+def test_distill_records_teacher_kd_student_and_baseline(cli, outputs: Path, teacher_run: Path) -> None:
+    result = cli("distill", *LENET_PAIR)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "distill")
+    metrics, info = record["metrics"], record["distill"]
+    assert metrics["teacher_val_acc"] == read_run(teacher_run)["metrics"]["val_acc"]
+    assert metrics["kd_gain"] == pytest.approx(metrics["val_acc"] - metrics["baseline_val_acc"])
+    assert info["baseline"]["val_acc"] == metrics["baseline_val_acc"] and len(info["baseline"]["history"]) == 2
+    assert info["teacher"]["name"] == "lenet5" and info["teacher"]["params"] > 0
+    assert info["teacher"]["source"]["run"] == str(teacher_run)
+    assert info["student"]["weights"] == "random initialisation" and info["cache_teacher"] is True
+    assert info["temperature"] == 4.0 and info["alpha"] == 0.5
+    assert record["source"]["command"] == "pretrain"
+    # The data is the teacher's own (its run's dataset config), and derived runs find it again here.
+    assert record["dataset"]["config"] == read_run(teacher_run)["dataset"]["config"]
+    # An ordinary run: its model.pt loads, and latest:distill finds it.
+    source = resolve_source("latest:distill", outputs, want=("checkpoint",))
+    model, checkpoint = load_model(source.path)
+    assert checkpoint.name == "lenet5" and len(checkpoint.classes) == 4
+    assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
+
+
+def test_alpha_zero_reproduces_the_baseline_exactly(cli, outputs: Path, teacher_run: Path) -> None:
+    """Same initial weights, seed, data order and budget: with the soft term off the two trainings are one."""
+    assert cli("distill", *LENET_PAIR, "distill.alpha=0").code == 0
+    record = only_run(outputs, "distill")
+    assert record["metrics"]["kd_gain"] == 0.0
+    kd, alone = record["metrics"]["history"], record["distill"]["baseline"]["history"]
+    assert [e["val_loss"] for e in kd] == [e["val_loss"] for e in alone]
+
+
+def test_cached_and_live_teacher_train_the_same_student(cli, outputs: Path, teacher_run: Path) -> None:
+    for cache in ("true", "false"):
+        assert cli("distill", *LENET_PAIR, f"distill.cache_teacher={cache}", "distill.baseline=false").code == 0
+    cached, live = (read_run(d) for d in run_dirs(outputs, "distill"))
+    assert cached["distill"]["cache_teacher"] is True and live["distill"]["cache_teacher"] is False
+    assert cached["metrics"]["teacher_cache_seconds"] is not None and live["metrics"]["teacher_cache_seconds"] is None
+    assert cached["metrics"]["val_acc"] == live["metrics"]["val_acc"]
+    assert cached["metrics"]["val_loss"] == pytest.approx(live["metrics"]["val_loss"], rel=1e-4)
+    a, b = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in run_dirs(outputs, "distill"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    assert "kd_gain" not in cached["metrics"] and cached["distill"]["baseline"] is None
+
+
+def test_feature_hint_trains_through_an_adapter_and_saves_the_plain_student(cli, outputs: Path,
+                                                                          teacher_run: Path) -> None:
+    result = cli("distill", *LENET_PAIR, "student=resnet18", "student.weights=none", "distill.feature=true",
+                 "distill.feature_stages=[-2,-2]", "trainer.epochs=1", "distill.baseline=false")
+    assert result.code == 0, result.output
+    assert "teacher runs every step" in result.stderr
+    record = only_run(outputs, "distill")
+    assert record["distill"]["feature_stages"] == ["layer3", "features.3..5"]
+    assert record["distill"]["cache_teacher"] is False
+    state = torch.load(run_dirs(outputs, "distill")[0] / "model.pt", weights_only=True)["state_dict"]
+    assert not any(key.startswith(("adapter.", "student.")) for key in state)
+    bad = cli("distill", *LENET_PAIR, "distill.feature=true", "distill.feature_stages=[0,7]")
+    assert "teacher lenet5 has 3 stages" in error_line(bad)
+
+
+@pytest.fixture
+def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A random 1000-class state dict where torch hub caches torchvision's ImageNet file (no download)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def install(name: str) -> None:
+        path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(create_model(name, num_classes=1000, image_size=224).state_dict(), path)
+
+    return install
+
+
+def test_the_design_command_runs_as_written_after_a_finetune(cli, outputs: Path, fake_imagenet) -> None:
+    fake_imagenet("resnet50")
+    fake_imagenet("mobilenet_v2")
+    assert cli("distill", "teacher=resnet50", "student=mobilenet").code == 2  # no teacher yet
+    finetune = cli("finetune", "model=resnet50", "dataset.image_size=32", "dataset.train_size=32",
+                   "dataset.val_size=16", "dataset.num_classes=3", "trainer.epochs=1", "trainer.batch_size=16")
+    assert finetune.code == 0, finetune.output
+    result = cli("distill", "teacher=resnet50", "student=mobilenet")
+    assert result.code == 0, result.output
+    failed, record = (read_run(d) for d in run_dirs(outputs, "distill"))
+    assert failed["status"] == "failed" and record["status"] == "completed"
+    assert record["distill"]["teacher"]["name"] == "resnet50" and record["model"]["name"] == "mobilenet_v2"
+    assert record["model"]["weights"].startswith("torchvision ImageNet weights")
+    assert record["dataset"]["image_size"] == 32 and record["dataset"]["num_classes"] == 3
+    assert {"teacher_val_acc", "val_acc", "baseline_val_acc", "kd_gain"} <= set(record["metrics"])
+    imagenet_teacher = cli("distill", "teacher=resnet50", "teacher.weights=imagenet", "student=lenet5")
+    assert "teacher.weights=imagenet is a 1000-class ImageNet classifier" in error_line(imagenet_teacher)
+
+
+def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
+    line = error_line(cli("distill", "teacher=resnet50", "student=mobilenet"))
+    assert "teacher.weights=latest:finetune" in line and "`cnnlab finetune model=resnet50`" in line
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["teacher.weights=none"], "teacher.weights=none: a teacher needs weights trained for this task"),
+    (["dataset=digits"], "the teacher knows 4 classes but dataset digits has 10"),
+    (["dataset.image_size=32"], "the teacher was trained on 16 px images but the data would be 32 px"),
+    (["teacher=nosuchnet"], "unknown teacher 'nosuchnet' — choose one of: alexnet"),
+    (["student.name=nosuchnet"], "unknown model 'nosuchnet' — choose one of: lenet5"),
+    (["student=resnet18"], "lenet5 checkpoint but student=resnet18"),
+    (["model=resnet18"], "not model="),
+    (["distill.augment=true", "distill.cache_teacher=true"], "train transforms are random"),
+    (["trainer.mixup=0.2"], "trainer.mixup"),
+    (["distill.alpha=2"], "distill.alpha=2.0 must be between 0 and 1"),
+    (["distill.feature_stages=3"], "distill.feature_stages=3 needs two indices"),
+])
+def test_bad_input_is_one_clear_line(cli, teacher_run: Path, args: list[str], expected: str) -> None:
+    student_run = "student.weights=latest:pretrain" if args == ["student=resnet18"] else "student.weights=none"
+    line = error_line(cli("distill", *LENET_PAIR, student_run, *args))
+    assert expected in line, line
+
+
+def test_student_run_for_other_classes_is_refused(cli, outputs: Path, teacher_run: Path) -> None:
+    assert cli("pretrain", *TINY, "dataset.num_classes=3").code == 0
+    other = run_dirs(outputs, "pretrain")[-1]
+    line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={teacher_run}", f"student.weights={other}"))
+    assert "student.weights is a run trained on 3 classes" in line and "student.weights=none" in line
+
+
+def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Path, teacher_run: Path) -> None:
+    assert cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false").code == 0
+    first = run_dirs(outputs, "distill")[0]
+    assert cli("pretrain", *TINY).code == 0  # a newer latest:pretrain must not replace the resumed run's teacher
+    result = cli("distill", f"resume={first}", "trainer.epochs=2")
+    assert result.code == 0, result.output
+    resumed = read_run(run_dirs(outputs, "distill")[-1])
+    assert resumed["resumed_from"] == str(first) and resumed["metrics"]["epochs"] == 2
+    assert resumed["source"]["run"] == str(teacher_run)
+    assert resumed["metrics"]["history"][0] == read_run(first)["metrics"]["history"][0]
+
+
+def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Path, tmp_path: Path) -> None:
+    data = [arg for arg in TINY if arg.startswith("dataset")]  # no run: the data comes from the command line
+    fitting, other = tmp_path / "teacher.pth", tmp_path / "imagenet_like.pth"
+    torch.save(create_model("lenet5", 4, 16).state_dict(), fitting)
+    torch.save(create_model("lenet5", 10, 16).state_dict(), other)
+    result = cli("distill", *LENET_PAIR, f"teacher.weights={fitting}", *data, "distill.baseline=false")
+    assert result.code == 0, result.output
+    assert only_run(outputs, "distill")["distill"]["teacher"]["weights"] == f"state dict {fitting}"
+    line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={other}", *data))
+    assert "has a 10-way head but dataset synthetic has 4 classes" in line
