@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 
 def pin_threads(threads: int) -> int:
@@ -33,3 +40,78 @@ def dump(path: str | None, data: dict) -> None:
     if path:
         with open(path, "w") as handle:
             json.dump(data, handle, indent=2)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_cnnlab(outputs: Path, threads: int, *args: str) -> tuple[int, dict | None, str]:
+    """Run `cnnlab ARGS` as a user would, with runs under `outputs`: (exit code, the new run's run.json or
+    None, the end of stderr)."""
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": str(threads)}
+    outputs.mkdir(parents=True, exist_ok=True)
+    before = set(outputs.rglob("run.json"))
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", *args], env=env, cwd=outputs.parent,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    new = sorted(set(outputs.rglob("run.json")) - before, key=lambda p: p.stat().st_mtime)
+    return proc.returncode, (json.loads(new[-1].read_text()) if new else None), proc.stderr[-3000:]
+
+
+def cnnlab(outputs: Path, threads: int, *args: str) -> dict:
+    """Run `cnnlab ARGS`; its run.json (the run folder is run.json["run_dir"]). Stops the benchmark on failure."""
+    code, record, stderr = run_cnnlab(outputs, threads, *args)
+    if code != 0 or record is None:
+        sys.exit(f"`cnnlab {' '.join(args)}` failed:\n{stderr}")
+    return record
+
+
+def has_imagenet_weights(model: str) -> bool:
+    import torchvision.models as tvm
+
+    from cnnlab.models import MODELS, hub_checkpoint_path
+
+    tv = MODELS[model].tv_weights
+    return tv is not None and hub_checkpoint_path(tvm.get_weight(tv).url).is_file()
+
+
+def train_dense(outputs: Path, threads: int, model: str, data: list[str], epochs: int) -> tuple[dict, str]:
+    common = [f"model={model}", *data, f"trainer.epochs={epochs}"]
+    if has_imagenet_weights(model):
+        return cnnlab(outputs, threads, "finetune", *common, "model.weights=imagenet",
+                      "finetune.mode=full"), "fine-tuned from ImageNet weights"
+    return cnnlab(outputs, threads, "pretrain", *common), "trained from scratch (no ImageNet file in the hub cache)"
+
+
+def export_dense(run: dict, path: Path) -> Path:
+    from cnnlab.deploy.export import export_onnx
+    from cnnlab.engine.checkpoint import load_model
+
+    model, checkpoint = load_model(Path(run["run_dir"]) / "model.pt")
+    return export_onnx(model, path, spec=checkpoint.spec, classes=checkpoint.classes)
+
+
+def independent_latency(paths: dict[str, Path], image_size: int, threads: int, batch: int, rounds: int,
+                        iterations: int) -> dict[str, float]:
+    """Median latency (ms) per file: plain onnxruntime, interleaved rounds so drift hits every model alike."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sessions = {key: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                for key, p in paths.items()}
+    feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size), dtype=np.float32)}
+    for session in sessions.values():  # warm-up
+        for _ in range(max(3, iterations // 4)):
+            session.run(None, feed)
+    per_round: dict[str, list[float]] = {key: [] for key in sessions}
+    for _ in range(rounds):
+        for key, session in sessions.items():
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                session.run(None, feed)
+                times.append(time.perf_counter() - start)
+            per_round[key].append(1000 * statistics.median(times))
+    return {key: statistics.median(values) for key, values in per_round.items()}

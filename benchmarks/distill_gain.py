@@ -16,15 +16,11 @@ Runs the real command line in separate processes with the same thread count. See
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import dump, pin_threads, print_machine
+from _common import cnnlab, dump, pin_threads, print_machine
 
 # The recipe docs/benchmarks/distill.md justifies: a ResNet-18 teacher trained from scratch, a LeNet-5 student
 # from scratch with a short budget, deterministic inputs (so the teacher-logit cache applies), T=4, alpha=0.5,
@@ -41,15 +37,10 @@ STUDENT = ["student=lenet5", "trainer.epochs=6", "distill.temperature=4", "disti
            "trainer.grad_clip=2"]
 
 
-def cnnlab(outputs: Path, threads: int, *args: str) -> tuple[Path, dict]:
-    """Run one command; (its run folder, its run.json)."""
-    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", *args, "trainer.amp=none"], env=env, cwd=outputs.parent,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if proc.returncode:
-        sys.exit(f"`cnnlab {' '.join(args)}` failed:\n{proc.stderr[-3000:]}")
-    newest = max(outputs.rglob("run.json"), key=lambda p: p.stat().st_mtime)
-    return newest.parent, json.loads(newest.read_text())
+def cnnlab_run(outputs: Path, threads: int, *args: str) -> tuple[Path, dict]:
+    """Run one command (fp32: the gains compare like with like); (its run folder, its run.json)."""
+    record = cnnlab(outputs, threads, *args, "trainer.amp=none")
+    return Path(record["run_dir"]), record
 
 
 def kd_seconds(run: dict) -> float:
@@ -83,11 +74,11 @@ def main() -> None:
             setting = DATASETS[name]
             data = setting["data"] + (setting["quick"] if args.quick else [])
             epochs = 1 if args.quick else setting["teacher_epochs"]
-            teacher_dir, teacher = cnnlab(outputs, args.threads, "pretrain", *data, f"model={TEACHER}",
+            teacher_dir, teacher = cnnlab_run(outputs, args.threads, "pretrain", *data, f"model={TEACHER}",
                                           f"trainer.epochs={epochs}")
             distill = ["distill", f"teacher={TEACHER}", f"teacher.weights={teacher_dir}", *student]
-            runs = [cnnlab(outputs, args.threads, *distill, f"seed={seed}")[1] for seed in args.seeds]
-            live = cnnlab(outputs, args.threads, *distill, f"seed={args.seeds[0]}", "distill.cache_teacher=false",
+            runs = [cnnlab_run(outputs, args.threads, *distill, f"seed={seed}")[1] for seed in args.seeds]
+            live = cnnlab_run(outputs, args.threads, *distill, f"seed={args.seeds[0]}", "distill.cache_teacher=false",
                           "distill.baseline=false")[1]
             results["datasets"][name] = {
                 "teacher_epochs": epochs, "teacher_val_acc": teacher["metrics"]["val_acc"],

@@ -16,22 +16,10 @@ Runs the real command line: one `cnnlab pretrain` gives a ResNet-18 backbone (sy
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import print_machine
-
-
-def cnnlab(outputs: Path, threads: int, *args: str) -> dict:
-    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": str(threads)}
-    subprocess.run([sys.executable, "-m", "cnnlab", *args], check=True, env=env, cwd=outputs.parent,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    newest = max(outputs.rglob("run.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(newest.read_text())
+from _common import cnnlab, print_machine
 
 
 def main() -> None:

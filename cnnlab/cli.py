@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP
-from cnnlab.console import console, debug_enabled, out, print_error
+from cnnlab.console import debug_enabled, out, print_error
 
 app = typer.Typer(
     name="cnnlab",
@@ -208,8 +208,8 @@ for _name in COMMANDS:
 @app.command("list")
 def list_(
     what: str = typer.Argument(..., help="models | datasets | runs"),
-    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Outputs folder to scan for runs "
-                                           "[default: $CNNLAB_OUTPUTS or ./outputs]."),
+    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Outputs folder to scan for runs; "
+                                           "default: $CNNLAB_OUTPUTS or ./outputs."),
 ) -> None:
     """List the model zoo, the datasets, or the runs in the outputs folder."""
     from cnnlab import listing
@@ -230,13 +230,13 @@ def list_(
 @app.command("report")
 def report_(
     outputs_dir: Optional[Path] = typer.Argument(None, help="Folder to read run records from (a sweep or pipeline "
-                                                "folder works too) [default: $CNNLAB_OUTPUTS or ./outputs]."),
+                                                "folder works too); default: $CNNLAB_OUTPUTS or ./outputs."),
     runs: Optional[str] = typer.Option(None, "--runs", help="Only runs whose folder, relative to OUTPUTS_DIR, "
                                        "matches this glob, e.g. 'finetune/2026-11-28/*'."),
     backend: str = typer.Option("onnxruntime", "--backend", help="Latency of which bench backend to compare."),
     batch: int = typer.Option(1, "--batch", help="Latency at which batch size."),
-    device: Optional[str] = typer.Option(None, "--device", help="Latency on which device [default: the most "
-                                         "benchmarked one]."),
+    device: Optional[str] = typer.Option(None, "--device", help="Latency on which device; default: the most "
+                                         "benchmarked one."),
     write: bool = typer.Option(True, "--write/--no-write", help="Write report.md/.csv/.json and the plot PNG."),
 ) -> None:
     """Accuracy × size × latency of every trained model, from run records only (nothing is re-run).

@@ -43,14 +43,15 @@ def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, 
                           structure=ckpt.structure, source=source)
 
 
-def resolve_weights(spec: Any, model_name: str, outputs: Path) -> InitialWeights:
+def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model") -> InitialWeights:
+    """`role` is the setting's name in errors: model (model.weights=), teacher or student."""
     from cnnlab import models
 
     text = "none" if spec is None else str(spec).strip()
     if text.lower() in ("none", "null", "", "random", "scratch"):
         return InitialWeights(kind="none", description="random initialisation")
     if text.lower() == "imagenet":
-        pretrained = models.imagenet_weights(model_name)
+        pretrained = models.imagenet_weights(model_name, role=role)
         return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
                               state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
                               arch_name=model_name, arch_kwargs=dict(pretrained.arch_kwargs))
@@ -63,20 +64,20 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path) -> InitialWeights
         return InitialWeights(kind="file", description=f"state dict {path}",
                               state_dict=models.load_state_dict_file(path),
                               spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name)
-    source = resolve_source(text, outputs, want=("checkpoint",), key="model.weights")
+    source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
     return _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
 
 
-def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen: bool) -> str:
+def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen: bool, role: str = "model") -> str:
     """The architecture to build: the weights' own unless the user picked a different model on purpose."""
     from cnnlab.models import canonical_name
 
-    wanted = canonical_name(model_name)
+    wanted = canonical_name(model_name, role=role)
     if weights.arch_name is None or weights.kind in ("imagenet", "file"):
         return wanted
     recorded = canonical_name(weights.arch_name)
     if recorded != wanted and model_chosen:
-        raise CnnlabError(f"model.weights is a {recorded} checkpoint but model={model_name} was asked for",
-                          fix=f"drop model= (the checkpoint's {recorded} is used) or pass model={recorded}")
+        raise CnnlabError(f"{role}.weights is a {recorded} checkpoint but {role}={model_name} was asked for",
+                          fix=f"drop {role}= (the checkpoint's {recorded} is used) or pass {role}={recorded}")
     return recorded

@@ -41,3 +41,24 @@ def cli(outputs: Path, monkeypatch: pytest.MonkeyPatch):
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+@pytest.fixture
+def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """install(name): a random 1000-class state dict where torch hub caches torchvision's ImageNet file for
+    that model (TORCH_HOME points into tmp_path), so model.weights=imagenet works offline. Returns it."""
+    import torchvision.models as tvm
+
+    from cnnlab.models import MODELS, create_model, hub_checkpoint_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def install(name: str) -> dict[str, torch.Tensor]:
+        state = create_model(name, num_classes=1000, image_size=224).state_dict()
+        path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return state
+
+    return install
+

@@ -143,17 +143,18 @@ MODELS: dict[str, ModelEntry] = {
 ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v2"}
 
 
-def canonical_name(name: str) -> str:
-    """The registry key for `name` (case-insensitive; aliases resolved)."""
+def canonical_name(name: str, *, role: str = "model") -> str:
+    """The registry key for `name` (case-insensitive; aliases resolved). `role` names the setting in errors
+    (model, teacher, student)."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key in MODELS:
         return key
     choices = [*MODELS, *ALIASES]
     close = difflib.get_close_matches(key, choices, n=1)
-    hint = f"did you mean model={close[0]}? " if close else ""
+    hint = f"did you mean {role}={close[0]}? " if close else ""
     aliases = ", ".join(f"{alias} → {target}" for alias, target in ALIASES.items())
-    raise CnnlabError(f"unknown model {name!r}",
+    raise CnnlabError(f"unknown {role} {name!r}",
                       fix=f"{hint}choose one of: {', '.join(MODELS)} (aliases: {aliases})")
 
 

@@ -23,8 +23,9 @@ from cnnlab.models.registry import get_entry
 
 log = logging.getLogger(__name__)
 
-_ALTERNATIVES = ("model.weights=none (random init), model.weights=/path/to/file.pth (a local state dict) "
-                 "or model.weights=latest:pretrain (a previous run)")
+def _alternatives(role: str) -> str:
+    return (f"{role}.weights=none (random init), {role}.weights=/path/to/file.pth (a local state dict) "
+            f"or {role}.weights=latest:pretrain (a previous run)")
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,18 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
-def imagenet_weights(name: str) -> PretrainedWeights:
-    """torchvision's ImageNet weights for `name`, from the hub cache or downloaded into it."""
+def imagenet_weights(name: str, *, role: str = "model") -> PretrainedWeights:
+    """torchvision's ImageNet weights for `name`, from the hub cache or downloaded into it. `role` names
+    the setting in errors (model, teacher, student)."""
     entry = get_entry(name)
     if entry.tv_weights is None:
         raise CnnlabError(f"{entry.name} has no ImageNet weights",
-                          fix="use model.weights=none to train it from scratch, or model.weights=<run folder> / "
+                          fix=f"use {role}.weights=none to train it from scratch, or {role}.weights=<run folder> / "
                               "latest:pretrain to start from one of your runs")
     weights = tvm.get_weight(entry.tv_weights)
     path = hub_checkpoint_path(weights.url)
     if not path.is_file():
-        _download(weights.url, path)
+        _download(weights.url, path, role)
     try:
         state_dict = load_state_dict_file(path)
     except CnnlabError as err:
@@ -71,7 +73,7 @@ def imagenet_weights(name: str) -> PretrainedWeights:
     )
 
 
-def _download(url: str, path: Path) -> None:
+def _download(url: str, path: Path, role: str) -> None:
     log.info("downloading %s to %s", url, path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def _download(url: str, path: Path) -> None:
         raise CnnlabError(
             f"cannot get the ImageNet weights file {path.name}: it is not in {path.parent} and the download "
             f"failed ({err})",
-            fix=f"download {url} where there is network and copy it into {path.parent}, or use {_ALTERNATIVES}",
+            fix=f"download {url} where there is network and copy it into {path.parent}, or use {_alternatives(role)}",
         ) from err
 
 
@@ -110,7 +112,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
 
 
 def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Mapping[str, Tensor], *,
-                    strict_backbone: bool = True) -> None:
+                    strict_backbone: bool = True, role: str = "model") -> None:
     """Copy pretrained tensors into `model`, whose head may have another class count.
 
     Every backbone tensor must be in `weights` with the model's shape (with strict_backbone=False, those
@@ -139,14 +141,14 @@ def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Ma
         elif strict_backbone:
             raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {problem}",
                               fix="use weights made for this model and architecture (same name and options), "
-                                  "or model.weights=none")
+                                  f"or {role}.weights=none")
         else:
             skipped.append(key)
     unexpected = [key for key in incoming if key not in own]
     if strict_backbone and unexpected:
         raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {unexpected[0]!r} is not in the model "
                           f"({len(unexpected)} unexpected keys)",
-                          fix="use weights made for this model and architecture, or model.weights=none")
+                          fix=f"use weights made for this model and architecture, or {role}.weights=none")
     model.load_state_dict(selected, strict=False)
     log.info("loaded %d pretrained tensors into %s (head %s, %d skipped)", len(selected), entry.name,
              "loaded" if head_fits else "kept fresh", len(skipped))

@@ -16,12 +16,10 @@
 from __future__ import annotations
 
 import copy
-import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
@@ -36,7 +34,8 @@ from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import FitResult, Trainer, TrainerSettings
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, canonical_name, count_flops, count_params, feature_stages
-from cnnlab.pipelines.finetune import _tristate, initial_model
+from cnnlab.pipelines.finetune import initial_model
+from cnnlab.pipelines.switches import optimisation_on, tristate
 from cnnlab.pipelines.sources import source_dataset_config
 from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, eval_batch_size,
                                        fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime, train)
@@ -65,7 +64,7 @@ class Plan:
                               fix="use distill.feature_stages=[-1,-1]")
         plan = cls(temperature=float(section.temperature), alpha=float(section.alpha), feature=bool(section.feature),
                    feature_weight=float(section.feature_weight), feature_stages=(stages[0], stages[1]),
-                   cache_teacher=_tristate(section.cache_teacher, "distill.cache_teacher"),
+                   cache_teacher=tristate(section.cache_teacher, "distill.cache_teacher"),
                    augment=bool(section.augment), baseline=bool(section.baseline))
         check_kd_settings(plan.temperature, plan.alpha)
         return plan
@@ -94,9 +93,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.log.info("distill %s (%s) → %s (%s) on %s: %d classes, %d train / %d val images at %d px", teacher.name,
                  teacher.weights.description, student.name, student.weights.description, data.name,
                  len(data.classes), len(data.train), len(data.val), data.spec.size)
-    teacher_model = runtime.prepare_model(initial_model(teacher.name, teacher.weights, data, new_head=False))
+    teacher_model = runtime.prepare_model(initial_model(teacher.name, teacher.weights, data, new_head=False,
+                                                        role="teacher"))
     seed_everything(seed)  # the student's initial weights do not depend on which teacher was built first
-    student_model = initial_model(student.name, student.weights, data, new_head=None)
+    student_model = initial_model(student.name, student.weights, data, new_head=None, role="student")
     baseline_model = copy.deepcopy(student_model) if plan.baseline else None  # the very same starting point
     members = {"teacher": describe_member(teacher, teacher_model, data.spec.size),
                "student": describe_member(student, student_model, data.spec.size)}
@@ -161,28 +161,14 @@ def refuse_unused_settings(cfg: DictConfig, ctx: RunContext) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the two networks
-@contextmanager
-def speaking_as(role: str) -> Iterator[None]:
-    """The shared weight helpers word their errors for model= / model.weights=; here they concern the role."""
-    try:
-        yield
-    except CnnlabError as err:
-        def reword(text: str) -> str:
-            return re.sub(r"\bmodel=", f"{role}=", text.replace("model.weights", f"{role}.weights"))
-
-        raise CnnlabError(reword(err.message), fix=reword(err.fix) if err.fix else None) from err
-
-
 def resolve_member(cfg: DictConfig, ctx: RunContext, role: str) -> Member:
     node = cfg[role]
     spec = str(node.weights)
-    with speaking_as(role):
-        name = canonical_name(str(node.name))  # an unknown name is reported first, with the choices
+    name = canonical_name(str(node.name), role=role)  # an unknown name is reported first, with the choices
     if role == "teacher":
         require_latest_run(spec, name, ctx)
-    with speaking_as(role):
-        weights = resolve_weights(spec, name, ctx.outputs)
-        name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"))
+    weights = resolve_weights(spec, name, ctx.outputs, role=role)
+    name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
     return Member(role=role, name=name, weights=weights)
 
 
@@ -266,20 +252,13 @@ def describe_member(member: Member, model: nn.Module, image_size: int) -> dict[s
 # ------------------------------------------------------------------------------------------------ training
 def use_teacher_cache(plan: Plan, data: DataBundle, ctx: RunContext) -> bool:
     """Cache the teacher's logits unless a training step could feed it something new."""
-    if plan.cache_teacher is False:
-        return False
     reasons = []
     if data.random_train_transform:
         reasons.append("train transforms are random (distill.augment=true)")
     if plan.feature:
         reasons.append("the feature hint needs the teacher's features at every step (distill.feature=true)")
-    if reasons:
-        if plan.cache_teacher:
-            raise CnnlabError(f"distill.cache_teacher=true cannot be used: {'; '.join(reasons)}",
-                              fix="use distill.cache_teacher=auto")
-        ctx.log.info("teacher runs every step: %s", "; ".join(reasons))
-        return False
-    return True
+    return optimisation_on(plan.cache_teacher, reasons, key="distill.cache_teacher", ctx=ctx,
+                           what="teacher runs every step")
 
 
 def with_cached_teacher_logits(cfg: DictConfig, ctx: RunContext, runtime: Runtime, teacher_model: nn.Module,

@@ -22,20 +22,12 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, create_model, feature_stages, load_pretrained, replace_head
+from cnnlab.pipelines.switches import optimisation_on, tristate
 from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, eval_batch_size,
                                        fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime, train)
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
 MODES = ("linear", "partial", "full")
-
-
-def _tristate(value: Any, key: str) -> bool | None:
-    text = str(value).lower()
-    if text == "auto":
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    raise CnnlabError(f"{key}={value} must be auto, true or false")
 
 
 @dataclass(frozen=True)
@@ -52,11 +44,11 @@ class Plan:
         mode = str(section.mode)
         if mode not in MODES:
             raise CnnlabError(f"finetune.mode={mode} is not a mode", fix=f"use one of: {', '.join(MODES)}")
-        augment = _tristate(section.augment, "finetune.augment")
+        augment = tristate(section.augment, "finetune.augment")
         return cls(mode=mode, unfreeze=int(section.unfreeze), backbone_lr_scale=float(section.backbone_lr_scale),
-                   new_head=_tristate(section.new_head, "finetune.new_head"),
+                   new_head=tristate(section.new_head, "finetune.new_head"),
                    augment=(mode != "linear") if augment is None else augment,
-                   cache_features=_tristate(section.cache_features, "finetune.cache_features"))
+                   cache_features=tristate(section.cache_features, "finetune.cache_features"))
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -98,9 +90,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                            extra={"finetune": {"mode": plan.mode, "weights": weights.description}})
 
 
-def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None) -> nn.Module:
+def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
+                  role: str = "model") -> nn.Module:
     """Build `name` with the weights' own head, load the weights, then give it a head for the data's
-    classes (new_head auto: only when the classes differ)."""
+    classes (new_head auto: only when the classes differ). `role` names the setting in errors."""
     size = data.spec.size
     if not weights.pretrained:
         return create_model(name, num_classes=len(data.classes), image_size=size)
@@ -113,11 +106,13 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
             apply_structure(model, weights.structure)
         model.load_state_dict(weights.state_dict)
     else:
-        load_pretrained(model, name, weights.state_dict)
+        load_pretrained(model, name, weights.state_dict, role=role)
     same_classes = weights.classes is not None and list(weights.classes) == list(data.classes)
     if new_head is False and not same_classes:
-        raise CnnlabError(f"finetune.new_head=false but the weights' {own_classes} classes differ from the "
-                          f"dataset's {len(data.classes)}", fix="use finetune.new_head=auto")
+        raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
+                          f"{len(data.classes)} (or other names)",
+                          fix=f"give {role}.weights trained on this dataset"
+                              + (", or use finetune.new_head=auto" if role == "model" else ""))
     if new_head or not same_classes:
         replace_head(model, name, len(data.classes))
     return model
@@ -149,7 +144,7 @@ def freeze(model: nn.Module, name: str, plan: Plan) -> list[nn.Module]:
 
 def use_feature_cache(plan: Plan, data: DataBundle, runtime: Runtime, cfg: DictConfig, ctx: RunContext, *,
                       resume: bool) -> bool:
-    if plan.mode != "linear" or plan.cache_features is False:
+    if plan.mode != "linear":
         return False
     reasons = []
     if data.random_train_transform:
@@ -160,13 +155,8 @@ def use_feature_cache(plan: Plan, data: DataBundle, runtime: Runtime, cfg: DictC
         reasons.append("resuming a run")
     if float(cfg.trainer.get("mixup", 0)) or float(cfg.trainer.get("cutmix", 0)):
         reasons.append("mixup/cutmix mixes images")
-    if reasons:
-        if plan.cache_features:
-            raise CnnlabError(f"finetune.cache_features=true cannot be used: {'; '.join(reasons)}",
-                              fix="use finetune.cache_features=auto")
-        ctx.log.info("feature cache off: %s", "; ".join(reasons))
-        return False
-    return True
+    return optimisation_on(plan.cache_features, reasons, key="finetune.cache_features", ctx=ctx,
+                           what="feature cache off")
 
 
 def train_head_on_features(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, head_path: str,

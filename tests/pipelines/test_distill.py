@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision.models as tvm
 
 from cnnlab.engine.checkpoint import load_model
-from cnnlab.models import MODELS, create_model, hub_checkpoint_path
+from cnnlab.models import create_model
 from cnnlab.runs import resolve_source
 from helpers import TINY, only_run, read_run, run_dirs
 
@@ -109,19 +108,6 @@ def test_feature_hint_trains_through_an_adapter_and_saves_the_plain_student(cli,
     assert "teacher lenet5 has 3 stages" in error_line(bad)
 
 
-@pytest.fixture
-def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A random 1000-class state dict where torch hub caches torchvision's ImageNet file (no download)."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def install(name: str) -> None:
-        path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(create_model(name, num_classes=1000, image_size=224).state_dict(), path)
-
-    return install
-
-
 def test_the_design_command_runs_as_written_after_a_finetune(cli, outputs: Path, fake_imagenet) -> None:
     fake_imagenet("resnet50")
     fake_imagenet("mobilenet_v2")
@@ -151,7 +137,7 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
     (["dataset=digits"], "the teacher knows 4 classes but dataset digits has 10"),
     (["dataset.image_size=32"], "the teacher was trained on 16 px images but the data would be 32 px"),
     (["teacher=nosuchnet"], "unknown teacher 'nosuchnet' — choose one of: alexnet"),
-    (["student.name=nosuchnet"], "unknown model 'nosuchnet' — choose one of: lenet5"),
+    (["student.name=nosuchnet"], "unknown student 'nosuchnet' — choose one of: lenet5"),
     (["student=resnet18"], "lenet5 checkpoint but student=resnet18"),
     (["model=resnet18"], "not model="),
     (["distill.augment=true", "distill.cache_teacher=true"], "train transforms are random"),

@@ -9,26 +9,11 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from cnnlab.models import MODELS, create_model, hub_checkpoint_path
+from cnnlab.models import MODELS, hub_checkpoint_path
 from helpers import TINY, only_run, read_run, run_dirs
 
 SMALL = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=64", "dataset.val_size=32",
          "dataset.num_classes=4", "trainer.epochs=2", "trainer.batch_size=16", "trainer.amp=none"]
-
-
-@pytest.fixture
-def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Put a (random) 1000-class state dict where torch hub caches torchvision's ImageNet file."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def install(name: str) -> dict[str, torch.Tensor]:
-        state = create_model(name, num_classes=1000, image_size=224).state_dict()
-        path = hub_checkpoint_path(tvm.get_weight(MODELS[name].tv_weights).url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, path)
-        return state
-
-    return install
 
 
 def checkpoint_state(run_dir: Path) -> dict[str, torch.Tensor]:
