@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--data", choices=("digits", "folder"), default="digits",
+                        help="digits: the in-memory set; folder: the same digits as PNG files (dataset=imagefolder), "
+                             "decoded every epoch when features are recomputed — the usual case for your own images")
     parser.add_argument("--quick", action="store_true", help="lenet5, 2 epochs")
     args = parser.parse_args()
     if args.quick:
@@ -37,12 +40,17 @@ def main() -> None:
         pre = cnnlab(outputs, args.threads, "pretrain", f"model={args.model}", "trainer.epochs=2" if not args.quick
                      else "trainer.epochs=1", "dataset.image_size=64")
         print(f"backbone: {args.model} pretrained on synthetic 64 px, val acc {pre['metrics']['val_acc']:.3f}")
+        data = ["dataset=digits"]
+        if args.data == "folder":
+            from cnnlab.data.digits import write_image_folder
+
+            data = ["dataset=imagefolder", f"dataset.root={write_image_folder(Path(tmp) / 'digits', size=32)}"]
         results = {}
         for cache in ("true", "false"):
-            results[cache] = cnnlab(outputs, args.threads, "finetune", "model.weights=latest:pretrain",
-                                    "dataset=digits", "finetune.mode=linear", f"finetune.cache_features={cache}",
+            results[cache] = cnnlab(outputs, args.threads, "finetune", "model.weights=latest:pretrain", *data,
+                                    "finetune.mode=linear", f"finetune.cache_features={cache}",
                                     f"trainer.epochs={args.epochs}")
-    print(f"\nlinear fine-tuning on digits ({results['true']['dataset']['train_size']} train / "
+    print(f"\nlinear fine-tuning on {args.data} ({results['true']['dataset']['train_size']} train / "
           f"{results['true']['dataset']['val_size']} val at {results['true']['dataset']['image_size']} px), "
           f"{args.epochs} epochs, {args.threads} threads")
     print(f"{'features':12} {'run s':>8} {'training s':>11} {'s / epoch':>10} {'val acc':>8}")

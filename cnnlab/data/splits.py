@@ -12,7 +12,10 @@ from cnnlab.errors import CnnlabError
 def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *,
                      what: str) -> tuple[list[int], list[int]]:
     """Indices (train, val), each sorted, with every class in the same proportion in both parts."""
-    fraction = float(val_fraction)
+    try:
+        fraction = float(val_fraction)
+    except (TypeError, ValueError):
+        fraction = float("nan")  # reported below, like any other out-of-range value
     if not 0.0 < fraction < 1.0:
         raise CnnlabError(f"{what}: val_fraction must be between 0 and 1, got {val_fraction}",
                           fix="set dataset.val_fraction=0.2 (for example)")

@@ -13,8 +13,8 @@ def test_split_keeps_class_proportions_and_covers_everything() -> None:
     assert sorted(labels[i] for i in val) == [0] * 5 + [1] * 10
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
-def test_fraction_outside_zero_one_is_a_user_error(fraction: float) -> None:
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, None, "half"])
+def test_fraction_outside_zero_one_is_a_user_error(fraction: object) -> None:
     with pytest.raises(CnnlabError, match="val_fraction"):
         stratified_split([0, 1] * 5, fraction, seed=0, what="t")
 

@@ -129,3 +129,22 @@ def test_report_command_line_needs_no_torch(study: Path) -> None:
                           **__import__("os").environ})
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "Pareto" in proc.stdout and "wrote" in proc.stdout
+
+
+def test_report_over_a_real_sweep_marks_the_pareto_front(cli, outputs: Path) -> None:
+    """End to end: a multirun sweep of two models, a bench sweep over both, one report."""
+    from helpers import TINY, run_dirs
+
+    tiny = [o for o in TINY if not o.startswith("model=")]
+    assert cli("pretrain", "-m", *tiny, "model=lenet5,mobilenet_v3_small").code == 0
+    trained = run_dirs(outputs, "pretrain")
+    assert len(trained) == 2 and all(d.parent.name.endswith("-multirun") for d in trained)
+    benched = cli("bench", "-m", f"source={trained[0]},{trained[1]}", "bench.backends=[onnxruntime]",
+                  "bench.batch_sizes=[1]", "bench.threads=1", "bench.min_seconds=0.05")
+    assert benched.code == 0, benched.output
+    result = cli("report", str(outputs))
+    assert result.code == 0, result.output
+    data = json.loads((outputs / "report.json").read_text())
+    assert {row["model"] for row in data["rows"]} == {"lenet5", "mobilenet_v3_small"}
+    assert all(row["p50_ms"] is not None for row in data["rows"])
+    assert any(row["pareto"] for row in data["rows"]) and "★" in result.stdout
