@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, ListConfig
 
 from cnnlab.console import out
@@ -76,7 +77,7 @@ class BenchSettings:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = BenchSettings.from_config(cfg.bench)
-    device = resolve_device(cfg.get("device"))
+    device = bench_device(cfg.get("device"))
     device_name = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
     backends, skipped = plan_backends(settings, device.type)
     subject = bench_subject(cfg, ctx)
@@ -119,6 +120,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
 
 
+def bench_device(spec: str | None) -> torch.device:
+    """Where to time. `auto` means the CPU here, unlike training: a GPU in the machine that trains says nothing
+    about the one that will serve the model, and timing it silently would make runs on different machines
+    incomparable. The GPU is one flag away: --device cuda."""
+    return torch.device("cpu") if str(spec or "auto").lower() == "auto" else resolve_device(spec)
+
+
 def plan_backends(settings: BenchSettings, device_kind: str) -> tuple[list[str], list[dict[str, Any]]]:
     """(backends to time, skipped ones with the reason). Raises for what the user must change."""
     runnable, skipped = [], []
@@ -126,7 +134,14 @@ def plan_backends(settings: BenchSettings, device_kind: str) -> tuple[list[str],
         if backend == "tensorrt" and device_kind != "cuda":
             raise CnnlabError("bench.backends lists tensorrt, which runs on CUDA only", fix="use --device cuda")
         if backend == "onnxruntime" and device_kind == "cuda":
-            execution_providers("cuda")  # raises: this onnxruntime has no CUDA provider
+            try:
+                execution_providers("cuda")
+            except CnnlabError as err:
+                if settings.backends:  # asked for by name: the user must change something
+                    raise
+                # The default list on a GPU machine with CPU-only onnxruntime: time PyTorch, say why not ONNX.
+                skipped.append({"backend": backend, "batch_size": None, "reason": err.one_line()})
+                continue
         if backend == "tensorrt" and TENSORRT not in available_providers():
             skipped.append({"backend": backend, "batch_size": None,
                             "reason": f"onnxruntime has no {TENSORRT} (install TensorRT and onnxruntime-gpu)"})

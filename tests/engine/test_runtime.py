@@ -46,7 +46,7 @@ def test_runtime_from_config_single_process(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cuda_runtime_trains_a_step_with_amp() -> None:
     runtime = rt.Runtime.from_config({"device": "cuda", "trainer": {"amp": "auto", "channels_last": "auto"}})
     model = runtime.prepare_model(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(),
-                                                      torch.nn.LazyLinear(2)))
+                                                      torch.nn.Linear(8 * 6 * 6, 2)))
     x = runtime.to_device(torch.randn(4, 3, 8, 8))
     with runtime.autocast():
         loss = model(x).float().sum()

@@ -119,10 +119,26 @@ def test_device_cuda_with_onnxruntime(cli, outputs: Path) -> None:
     result = cli("bench", "--device", "cuda", "model=lenet5", "dataset.image_size=16", "bench.batch_sizes=[2]",
                  *QUICK)
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        assert result.code == 2 and "onnxruntime-gpu" in result.stderr  # a clear line, not a CPU fallback
+        # The default backends: PyTorch is timed on the GPU and onnxruntime is skipped with the reason, never
+        # silently run on the CPU; asked for by name, it is a clear one-line error.
+        assert result.code == 0, result.output
+        document = bench_json(outputs)
+        assert {r["backend"] for r in document["records"]} == {"torch"}
+        assert any(s["backend"] == "onnxruntime" and "onnxruntime-gpu" in s["reason"] for s in document["skipped"])
+        named = cli("bench", "--device", "cuda", "model=lenet5", "dataset.image_size=16", "bench.backends=[onnxruntime]",
+                    *QUICK)
+        assert named.code == 2 and "onnxruntime-gpu" in named.stderr and "Traceback" not in named.stderr
         return
     assert result.code == 0, result.output
     document = bench_json(outputs)
     assert {r["backend"] for r in document["records"]} >= {"torch", "onnxruntime"}
     assert all(r["device"] == "cuda:0" for r in document["records"])
     assert {s["backend"] for s in document["skipped"]} <= {"tensorrt"}
+
+
+def test_bench_auto_device_is_the_cpu_even_beside_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnlab.pipelines.bench import bench_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine that trains on a GPU
+    assert bench_device("auto") == torch.device("cpu") and bench_device(None) == torch.device("cpu")
+    assert bench_device("cpu") == torch.device("cpu")
