@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -44,6 +45,29 @@ def dump(path: str | None, data: dict) -> None:
 
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# --quick: tiny synthetic data, so the train-then-time scripts prove they work in about a minute.
+QUICK_DATA = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128", "dataset.val_size=64",
+              "dataset.num_classes=4", "trainer.batch_size=32"]
+
+
+def add_train_and_time_arguments(parser: argparse.ArgumentParser, *, image_size: int, epochs: int, epochs_help: str,
+                                 rounds: int, iterations: int) -> None:
+    """The flags every benchmark that trains a model and then times it shares: data, epochs, threads, timing
+    rounds and --json; each script adds its own (models, ratios, batches, --quick)."""
+    parser.add_argument("--dataset", choices=("digits", "synthetic"), default="digits")
+    parser.add_argument("--image-size", type=int, default=image_size)
+    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="training and timing threads")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--json", help="also write the results here")
+
+
+def data_overrides(args: argparse.Namespace) -> list[str]:
+    """The dataset overrides --dataset and --image-size stand for."""
+    return [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}"]
 
 
 def run_cnnlab(outputs: Path, threads: int, *args: str) -> tuple[int, dict | None, str]:

@@ -28,31 +28,26 @@ import tempfile
 from pathlib import Path
 
 
-from _common import cnnlab, export_dense, independent_latency, print_machine, train_dense, usable_cores
+from _common import (QUICK_DATA, add_train_and_time_arguments, cnnlab, data_overrides, export_dense,
+                     independent_latency, print_machine, train_dense)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="resnet18,resnet50,mobilenet_v2")
     parser.add_argument("--ratios", default="0.3,0.5,0.7")
-    parser.add_argument("--dataset", choices=("digits", "synthetic"), default="digits")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=10, help="dense training epochs")
+    add_train_and_time_arguments(parser, image_size=96, epochs=10, epochs_help="dense training epochs", rounds=7,
+                                 iterations=50)
     parser.add_argument("--recovery-epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=usable_cores(), help="training and timing threads")
     parser.add_argument("--batch", type=int, default=1, help="timing batch size")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: resnet18, ratio 0.5, small synthetic data at 32 px, 1 epoch, short timing")
     args = parser.parse_args()
-    data = [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}"]
+    data = data_overrides(args)
     if args.quick:
         args.models, args.ratios, args.epochs, args.recovery_epochs = "resnet18", "0.5", 1, 1
         args.rounds, args.iterations = 3, 10
-        data = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128", "dataset.val_size=64",
-                "dataset.num_classes=4", "trainer.batch_size=32"]
+        data = QUICK_DATA
     models, ratios = args.models.split(","), [float(r) for r in args.ratios.split(",")]
     print_machine(args.threads)
     print(f"onnxruntime CPU, {args.threads} intra-op threads, batch {args.batch}; data: {' '.join(data)}")

@@ -10,11 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from _common import cnnlab, export_dense, independent_latency, run_cnnlab, train_dense, usable_cores  # noqa: F401
+from _common import (QUICK_DATA, cnnlab, export_dense, independent_latency, run_cnnlab,  # noqa: F401
+                     train_dense)
 
-# --quick: tiny synthetic data, so the scripts prove they work in about a minute.
-QUICK_DATA = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128", "dataset.val_size=64",
-              "dataset.num_classes=4", "trainer.batch_size=32"]
 QUICK_TIMING = ["quantize.bench_rounds=1", "quantize.bench_min_iters=3", "quantize.bench_min_seconds=0",
                 "quantize.calib_batches=2"]
 

@@ -28,9 +28,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import print_machine
+from _common import add_train_and_time_arguments, data_overrides, print_machine
 from quantize_common import (QUICK_DATA, QUICK_TIMING, cnnlab, export_dense, independent_latency, quantize,
-                             train_dense, usable_cores)
+                             train_dense)
 
 VARIANTS = {
     "ptq per-channel": ["quantize.mode=ptq", "quantize.format=qdq_u8s8"],
@@ -43,19 +43,14 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mobilenet_v2")
-    parser.add_argument("--dataset", choices=("digits", "synthetic"), default="digits")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=10, help="FP32 training epochs")
+    add_train_and_time_arguments(parser, image_size=96, epochs=10, epochs_help="FP32 training epochs", rounds=5,
+                                 iterations=30)
     parser.add_argument("--qat-epochs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=usable_cores(), help="training and timing threads")
     parser.add_argument("--batch", type=int, default=1, help="timing batch size")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=30)
-    parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: small synthetic data at 32 px, 1 epoch each, short timing")
     args = parser.parse_args()
-    data = [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}"]
+    data = data_overrides(args)
     extra: list[str] = []
     if args.quick:
         args.epochs, args.qat_epochs, args.rounds, args.iterations = 1, 1, 2, 5

@@ -26,9 +26,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import print_machine
+from _common import add_train_and_time_arguments, data_overrides, print_machine
 from quantize_common import (QUICK_DATA, QUICK_TIMING, export_dense, independent_latency, quantize, run_data,
-                             train_dense, usable_cores)
+                             train_dense)
 
 GOALS = {"resnet18": 3.0, "resnet34": 3.0, "resnet50": 3.0, "mobilenet_v2": 2.0}
 
@@ -51,18 +51,13 @@ def onnxruntime_defaults(fp32: Path, target: Path, run: dict, calib_batches: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="resnet18,resnet50,mobilenet_v2,efficientnet_b0")
-    parser.add_argument("--dataset", choices=("digits", "synthetic"), default="digits")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--epochs", type=int, default=5, help="FP32 training epochs")
-    parser.add_argument("--threads", type=int, default=usable_cores(), help="training and timing threads")
+    add_train_and_time_arguments(parser, image_size=224, epochs=5, epochs_help="FP32 training epochs", rounds=5,
+                                 iterations=20)
     parser.add_argument("--batches", default="1,32", help="timed batch sizes")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: resnet18, small synthetic data at 32 px, 1 epoch, short timing")
     args = parser.parse_args()
-    data = [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}"]
+    data = data_overrides(args)
     extra: list[str] = []
     if args.quick:
         args.models, args.epochs, args.rounds, args.iterations, args.batches = "resnet18", 1, 2, 5, "1,4"
