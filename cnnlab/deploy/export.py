@@ -12,6 +12,7 @@ The file: input `input` [N, 3, H, W] (float32, normalised) with a dynamic batch 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 from pathlib import Path
@@ -57,7 +58,7 @@ def export_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Seque
     `metadata` (e.g. the source run). The model's train/eval mode is restored afterwards.
     """
     opset = check_opset(opset)
-    proto = _export_proto(model, spec, opset)
+    proto = _export_proto(standard_layout(model), spec, opset)
     strip_default_attributes(proto.graph)
     props = {
         "classes": list(classes),
@@ -79,6 +80,16 @@ def export_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Seque
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
+
+
+def standard_layout(model: nn.Module) -> nn.Module:
+    """`model`, or a copy of it in the standard (contiguous NCHW) memory layout when any weight is channels_last
+    (the training engine's default on CPU). Exported from channels_last, torch.export records the strided views
+    behind every keepdim mean (squeeze-excitation, global pooling) and the ONNX graph carries them as Shape/Range/
+    Gather index arithmetic: EfficientNet-B0's QAT file ran 1.2x slower for it. The caller's model is left as is."""
+    if any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters()):
+        return copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    return model
 
 
 def _export_proto(model: nn.Module, spec: InputSpec, opset: int) -> onnx.ModelProto:

@@ -82,6 +82,22 @@ def test_export_keeps_the_training_mode(tmp_path: Path, lively_model) -> None:
     assert model.training
 
 
+def test_a_channels_last_model_exports_the_same_graph_and_stays_channels_last(tmp_path: Path, lively_model) -> None:
+    """The engine trains in channels_last on CPU; exported as is, every squeeze-excitation mean came out as
+    Shape/Range/Gather index arithmetic (a slower file). The export must not depend on the memory layout."""
+    model = lively_model("mobilenet_v3_small", 32)
+    reference = export_onnx(model, tmp_path / "standard.onnx", spec=SPEC, classes=CLASSES)
+    model = model.to(memory_format=torch.channels_last)
+    strided = export_onnx(model, tmp_path / "channels_last.onnx", spec=SPEC, classes=CLASSES)
+
+    def op_types(path: Path) -> list[str]:
+        return sorted(node.op_type for node in onnx.load(str(path)).graph.node)
+
+    assert op_types(strided) == op_types(reference) and "Gather" not in op_types(strided)
+    assert model.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)  # the caller's model as it was
+    assert verify_onnx(strided, model, torch.randn(4, 3, 32, 32), atol=1e-4, rtol=1e-4)["passed"]
+
+
 def test_verify_reports_a_mismatch_with_numbers(tmp_path: Path, lively_model) -> None:
     model = lively_model("lenet5", 16)
     path = export_onnx(model, tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES)

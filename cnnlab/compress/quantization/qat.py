@@ -21,6 +21,7 @@ onnxruntime's quantizer does; otherwise every ReLU6 would stay a float Clip betw
 from __future__ import annotations
 
 import copy
+import operator
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,8 +31,9 @@ import onnx
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed (Q/DQ ops)
 from torch import Tensor, fx, nn
-from torch.ao.quantization import (FakeQuantize, FakeQuantizeBase, MovingAverageMinMaxObserver,
-                                   MovingAveragePerChannelMinMaxObserver, QConfig, QConfigMapping)
+from torch.ao.quantization import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuantize, FixedQParamsObserver,
+                                   MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, QConfig,
+                                   QConfigMapping)
 from torch.ao.quantization.quantize_fx import prepare_qat_fx
 from torch.fx.experimental.optimization import fuse as fold_batch_norms
 from torch.nn import functional as F
@@ -45,6 +47,7 @@ from cnnlab.fileio import atomic_path
 _RANGES = {"u8": (0, 255, torch.quint8, torch.uint8), "s8": (-128, 127, torch.qint8, torch.int8)}
 _CLIPPING_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
 _CLIPPING_FUNCTIONS = (F.relu, F.relu6, F.hardtanh, torch.relu, torch.clamp)
+_SILU_FUNCTIONS = (F.silu,)
 
 
 class TrainingFakeQuantize(FakeQuantize):
@@ -84,6 +87,15 @@ def qat_qconfig(fmt: Format, *, per_channel: bool, reduce_range: bool) -> QConfi
     return QConfig(activation=activation, weight=weight)
 
 
+def sigmoid_qconfig(fmt: Format, base: QConfig) -> QConfig:
+    """A sigmoid's output is in [0, 1]: quantized with the fixed scale 1/256 (FX quantizes sigmoids only with
+    fixed parameters; with a learned range it leaves them in float and warns)."""
+    qmin, qmax, qdtype, _ = _RANGES[fmt.activations]
+    observer = FixedQParamsObserver.with_args(scale=1.0 / 256.0, zero_point=qmin, dtype=qdtype, quant_min=qmin,
+                                              quant_max=qmax)
+    return QConfig(activation=FixedQParamsFakeQuantize.with_args(observer=observer), weight=base.weight)
+
+
 def prepare_qat(model: nn.Module, example: Tensor, fmt: Format, *, per_channel: bool = True,
                 reduce_range: bool = False, exclude: Sequence[str] = ()) -> fx.GraphModule:
     """A fake-quantized copy of `model` (batch norms folded) ready to train; `exclude` lists module paths
@@ -95,7 +107,10 @@ def prepare_qat(model: nn.Module, example: Tensor, fmt: Format, *, per_channel: 
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise CnnlabError(f"quantization-aware training needs a model torch.fx can trace: {first}",
                           fix="use quantize.mode=ptq for this model") from exc
-    mapping = QConfigMapping().set_global(qat_qconfig(fmt, per_channel=per_channel, reduce_range=reduce_range))
+    qconfig = qat_qconfig(fmt, per_channel=per_channel, reduce_range=reduce_range)
+    mapping = QConfigMapping().set_global(qconfig)
+    for sigmoid in (torch.sigmoid, F.sigmoid, nn.Sigmoid):
+        mapping.set_object_type(sigmoid, sigmoid_qconfig(fmt, qconfig))
     known = dict(folded.named_modules())
     missing = [name for name in exclude if name not in known]
     if missing:
@@ -104,12 +119,39 @@ def prepare_qat(model: nn.Module, example: Tensor, fmt: Format, *, per_channel: 
                           fix="use module paths as `cnnlab inspect` lists them")
     for name in exclude:
         mapping.set_module_name(name, None)
+    expand_silu(folded)
     with warnings.catch_warnings():
         # torch announces FX's move to torchao (see the module docstring); it still works and is what cnnlab uses.
         warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
         prepared = prepare_qat_fx(folded.train(), mapping, (example.cpu(),))
     fuse_clipping(prepared)
     return prepared
+
+
+def expand_silu(graph_module: fx.GraphModule) -> int:
+    """Rewrite every SiLU (EfficientNet's activation) as x * sigmoid(x), in place; returns how many.
+
+    FX has no quantized SiLU, so it leaves the whole activation in float, and the exported graph runs it as a
+    float Sigmoid and Mul between dequantize/quantize pairs. Written out, both get fake-quantizers and the file
+    has the layout onnxruntime's quantizer produces for a PTQ model (QLinearSigmoid, QLinearMul): EfficientNet-B0's
+    QAT file was 1.3x slower than its PTQ one before this."""
+    rewritten = 0
+    for node in list(graph_module.graph.nodes):
+        is_module = node.op == "call_module" and isinstance(graph_module.get_submodule(str(node.target)), nn.SiLU)
+        if not (is_module or (node.op == "call_function" and node.target in _SILU_FUNCTIONS)):
+            continue
+        with graph_module.graph.inserting_after(node):
+            gate = graph_module.graph.call_function(torch.sigmoid, (node.args[0],))
+        with graph_module.graph.inserting_after(gate):
+            product = graph_module.graph.call_function(operator.mul, (node.args[0], gate))
+        node.replace_all_uses_with(product)
+        graph_module.graph.erase_node(node)
+        rewritten += 1
+    if rewritten:
+        graph_module.graph.lint()
+        graph_module.recompile()
+        graph_module.delete_all_unused_submodules()
+    return rewritten
 
 
 def _is_fake_quant(graph_module: fx.GraphModule, node: fx.Node) -> bool:
