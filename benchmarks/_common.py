@@ -58,6 +58,8 @@ def add_train_and_time_arguments(parser: argparse.ArgumentParser, *, image_size:
     rounds and --json; each script adds its own (models, ratios, batches, --quick)."""
     parser.add_argument("--dataset", choices=("digits", "synthetic"), default="digits")
     parser.add_argument("--image-size", type=int, default=image_size)
+    parser.add_argument("--data-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more dataset override, repeatable (e.g. dataset.num_classes=100)")
     parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
     parser.add_argument("--threads", type=int, default=usable_cores(), help="training and timing threads")
     parser.add_argument("--rounds", type=int, default=rounds)
@@ -66,8 +68,8 @@ def add_train_and_time_arguments(parser: argparse.ArgumentParser, *, image_size:
 
 
 def data_overrides(args: argparse.Namespace) -> list[str]:
-    """The dataset overrides --dataset and --image-size stand for."""
-    return [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}"]
+    """The dataset overrides --dataset, --image-size and --data-override stand for."""
+    return [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}", *args.data_override]
 
 
 def run_cnnlab(outputs: Path, threads: int, *args: str) -> tuple[int, dict | None, str]:
