@@ -1,0 +1,104 @@
+"""Benchmark: the same FP32 and INT8 ONNX files on onnxruntime's CPU execution provider and on its OpenVINO
+execution provider — how much of the INT8 speed-up the runtime, not the file, decides.
+
+Why: onnxruntime's CPU provider runs cnnlab's INT8 files with VNNI kernels; on CPUs with AMX-INT8 (Sapphire
+Rapids and later) OpenVINO also uses AMX. This script needs the `onnxruntime-openvino` wheel, which *replaces*
+the `onnxruntime` wheel (same module name), so run it from its own virtual environment (numpy and
+onnxruntime-openvino only; no torch, no cnnlab):
+
+    python -m venv ov && ov/bin/pip install onnxruntime-openvino numpy
+    ov/bin/python benchmarks/openvino_int8.py --pair resnet18=fp32.onnx,int8.onnx [--pair ...] [--threads 2]
+
+Each pair is an FP32 file and an INT8 file of the same model (e.g. `cnnlab export` and `cnnlab quantize`
+outputs, or candidates/ kept with quantize.keep_candidates=true). The baseline is the FP32 file on the CPU
+provider, timed in the same interleaved rounds as the other three sessions. Latency only: run the accuracy
+check with cnnlab (the file is the same on both providers; only the kernels differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+PROVIDERS = ("CPUExecutionProvider", "OpenVINOExecutionProvider")
+
+
+def session(path: str, provider: str, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if provider == "OpenVINOExecutionProvider":
+        chosen = [(provider, {"device_type": "CPU", "num_of_threads": str(threads)})]
+    else:
+        chosen = [provider]
+    made = ort.InferenceSession(path, options, providers=chosen)
+    if made.get_providers()[0] != provider:
+        raise SystemExit(f"{provider} did not start for {path} (got {made.get_providers()})")
+    return made
+
+
+def input_shape(made: ort.InferenceSession, batch: int) -> tuple[int, ...]:
+    dims = made.get_inputs()[0].shape
+    return (batch, *(int(d) for d in dims[1:]))
+
+
+def time_sessions(sessions: dict[str, ort.InferenceSession], batch: int, rounds: int,
+                  iterations: int) -> dict[str, float]:
+    """Median over interleaved rounds of each round's median latency (ms)."""
+    first = next(iter(sessions.values()))
+    feed = {first.get_inputs()[0].name: np.random.default_rng(0).standard_normal(input_shape(first, batch),
+                                                                                 dtype=np.float32)}
+    for made in sessions.values():
+        for _ in range(3):
+            made.run(None, feed)
+    per_round: dict[str, list[float]] = {key: [] for key in sessions}
+    for _ in range(rounds):
+        for key, made in sessions.items():
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                made.run(None, feed)
+                times.append(time.perf_counter() - start)
+            per_round[key].append(1000 * statistics.median(times))
+    return {key: statistics.median(values) for key, values in per_round.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", action="append", required=True, metavar="NAME=FP32.onnx,INT8.onnx")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--batches", default="1,32")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=10)
+    args = parser.parse_args()
+    missing = [p for p in PROVIDERS if p not in ort.get_available_providers()]
+    if missing:
+        raise SystemExit(f"this onnxruntime ({ort.__version__}) lacks {', '.join(missing)}: "
+                         "install onnxruntime-openvino in its own venv (see the docstring)")
+    print(f"machine: {platform.processor() or platform.machine()} | {len(os.sched_getaffinity(0))} usable cores | "
+          f"onnxruntime-openvino {ort.__version__} | {args.threads} threads")
+    print(f"{'model':16} {'batch':>5} {'cpu fp32':>9} {'cpu int8':>9} {'ov fp32':>9} {'ov int8':>9} "
+          f"{'cpu int8 x':>10} {'ov int8 x':>10} {'ov int8 x':>10}")
+    print(f"{'':16} {'':>5} {'ms':>9} {'ms':>9} {'ms':>9} {'ms':>9} {'(cpu fp32)':>10} {'(ov fp32)':>10} "
+          f"{'(cpu fp32)':>10}")
+    for pair in args.pair:
+        name, files = pair.split("=", 1)
+        fp32, int8 = files.split(",")
+        sessions = {f"{kind}_{tag}": session(path, provider, args.threads)
+                    for kind, path in (("fp32", fp32), ("int8", int8))
+                    for tag, provider in zip(("cpu", "ov"), PROVIDERS)}
+        for batch in (int(b) for b in args.batches.split(",")):
+            ms = time_sessions(sessions, batch, args.rounds, args.iterations)
+            print(f"{name:16} {batch:5d} {ms['fp32_cpu']:9.2f} {ms['int8_cpu']:9.2f} {ms['fp32_ov']:9.2f} "
+                  f"{ms['int8_ov']:9.2f} {ms['fp32_cpu'] / ms['int8_cpu']:9.2f}x {ms['fp32_ov'] / ms['int8_ov']:9.2f}x "
+                  f"{ms['fp32_cpu'] / ms['int8_ov']:9.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
