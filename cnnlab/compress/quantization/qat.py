@@ -137,8 +137,7 @@ def expand_silu(graph_module: fx.GraphModule) -> int:
     QAT file was 1.3x slower than its PTQ one before this."""
     rewritten = 0
     for node in list(graph_module.graph.nodes):
-        is_module = node.op == "call_module" and isinstance(graph_module.get_submodule(str(node.target)), nn.SiLU)
-        if not (is_module or (node.op == "call_function" and node.target in _SILU_FUNCTIONS)):
+        if not _calls(graph_module, node, nn.SiLU, _SILU_FUNCTIONS):
             continue
         with graph_module.graph.inserting_after(node):
             gate = graph_module.graph.call_function(torch.sigmoid, (node.args[0],))
@@ -148,20 +147,31 @@ def expand_silu(graph_module: fx.GraphModule) -> int:
         graph_module.graph.erase_node(node)
         rewritten += 1
     if rewritten:
-        graph_module.graph.lint()
-        graph_module.recompile()
-        graph_module.delete_all_unused_submodules()
+        _rebuild(graph_module)
     return rewritten
 
 
+def _calls(graph_module: fx.GraphModule, node: fx.Node, modules: type | tuple[type, ...],
+           functions: tuple[Any, ...] = ()) -> bool:
+    """Whether `node` runs a module of one of the types `modules` or one of `functions`."""
+    if node.op == "call_module":
+        return isinstance(graph_module.get_submodule(str(node.target)), modules)
+    return node.op == "call_function" and node.target in functions
+
+
+def _rebuild(graph_module: fx.GraphModule) -> None:
+    """After a graph rewrite: check it, regenerate forward() and drop the submodules no node calls any more."""
+    graph_module.graph.lint()
+    graph_module.recompile()
+    graph_module.delete_all_unused_submodules()
+
+
 def _is_fake_quant(graph_module: fx.GraphModule, node: fx.Node) -> bool:
-    return node.op == "call_module" and isinstance(graph_module.get_submodule(str(node.target)), FakeQuantizeBase)
+    return _calls(graph_module, node, FakeQuantizeBase)
 
 
 def _is_clipping(graph_module: fx.GraphModule, node: fx.Node) -> bool:
-    if node.op == "call_module":
-        return isinstance(graph_module.get_submodule(str(node.target)), _CLIPPING_MODULES)
-    return node.op == "call_function" and node.target in _CLIPPING_FUNCTIONS
+    return _calls(graph_module, node, _CLIPPING_MODULES, _CLIPPING_FUNCTIONS)
 
 
 def fuse_clipping(graph_module: fx.GraphModule) -> int:
@@ -179,9 +189,7 @@ def fuse_clipping(graph_module: fx.GraphModule) -> int:
             graph_module.graph.erase_node(node)
             dropped += 1
     if dropped:
-        graph_module.graph.lint()
-        graph_module.recompile()
-        graph_module.delete_all_unused_submodules()
+        _rebuild(graph_module)
     return dropped
 
 
