@@ -128,6 +128,13 @@ def independent_latency(paths: dict[str, Path], image_size: int, threads: int, b
     sessions = {key: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                 for key, p in paths.items()}
     feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size), dtype=np.float32)}
+    return time_sessions(sessions, feed, rounds, iterations)
+
+
+def time_sessions(sessions: dict, feed: dict, rounds: int, iterations: int) -> dict[str, float]:
+    """Median latency (ms) per onnxruntime session on `feed`: a warm-up, then interleaved rounds (each session
+    `iterations` runs per round) so drift hits every model alike; the median over rounds of each round's median.
+    Needs only numpy and onnxruntime, so a script in another environment (openvino_int8.py) can use it."""
     for session in sessions.values():  # warm-up
         for _ in range(max(3, iterations // 4)):
             session.run(None, feed)

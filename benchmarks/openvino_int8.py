@@ -18,13 +18,11 @@ check with cnnlab (the file is the same on both providers; only the kernels diff
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
+from _common import time_sessions, usable_cores
 
 PROVIDERS = ("CPUExecutionProvider", "OpenVINOExecutionProvider")
 
@@ -48,31 +46,10 @@ def input_shape(made: ort.InferenceSession, batch: int) -> tuple[int, ...]:
     return (batch, *(int(d) for d in dims[1:]))
 
 
-def time_sessions(sessions: dict[str, ort.InferenceSession], batch: int, rounds: int,
-                  iterations: int) -> dict[str, float]:
-    """Median over interleaved rounds of each round's median latency (ms)."""
-    first = next(iter(sessions.values()))
-    feed = {first.get_inputs()[0].name: np.random.default_rng(0).standard_normal(input_shape(first, batch),
-                                                                                 dtype=np.float32)}
-    for made in sessions.values():
-        for _ in range(3):
-            made.run(None, feed)
-    per_round: dict[str, list[float]] = {key: [] for key in sessions}
-    for _ in range(rounds):
-        for key, made in sessions.items():
-            times = []
-            for _ in range(iterations):
-                start = time.perf_counter()
-                made.run(None, feed)
-                times.append(time.perf_counter() - start)
-            per_round[key].append(1000 * statistics.median(times))
-    return {key: statistics.median(values) for key, values in per_round.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", action="append", required=True, metavar="NAME=FP32.onnx,INT8.onnx")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=10)
@@ -81,7 +58,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"this onnxruntime ({ort.__version__}) lacks {', '.join(missing)}: "
                          "install onnxruntime-openvino in its own venv (see the docstring)")
-    print(f"machine: {platform.processor() or platform.machine()} | {len(os.sched_getaffinity(0))} usable cores | "
+    print(f"machine: {platform.processor() or platform.machine()} | {usable_cores()} usable cores | "
           f"onnxruntime-openvino {ort.__version__} | {args.threads} threads")
     print(f"{'model':16} {'batch':>5} {'cpu fp32':>9} {'cpu int8':>9} {'ov fp32':>9} {'ov int8':>9} "
           f"{'cpu int8 x':>10} {'ov int8 x':>10} {'ov int8 x':>10}")
@@ -94,7 +71,10 @@ def main() -> None:
                     for kind, path in (("fp32", fp32), ("int8", int8))
                     for tag, provider in zip(("cpu", "ov"), PROVIDERS)}
         for batch in (int(b) for b in args.batches.split(",")):
-            ms = time_sessions(sessions, batch, args.rounds, args.iterations)
+            first = next(iter(sessions.values()))
+            feed = {first.get_inputs()[0].name: np.random.default_rng(0).standard_normal(
+                input_shape(first, batch), dtype=np.float32)}
+            ms = time_sessions(sessions, feed, args.rounds, args.iterations)
             print(f"{name:16} {batch:5d} {ms['fp32_cpu']:9.2f} {ms['int8_cpu']:9.2f} {ms['fp32_ov']:9.2f} "
                   f"{ms['int8_ov']:9.2f} {ms['fp32_cpu'] / ms['int8_cpu']:9.2f}x {ms['fp32_ov'] / ms['int8_ov']:9.2f}x "
                   f"{ms['fp32_cpu'] / ms['int8_ov']:9.2f}x", flush=True)
