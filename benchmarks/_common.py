@@ -67,6 +67,12 @@ def add_train_and_time_arguments(parser: argparse.ArgumentParser, *, image_size:
     parser.add_argument("--json", help="also write the results here")
 
 
+def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                        help="the CPU runtime INT8 files are chosen, evaluated and timed on (quantize.runtime); "
+                             "openvino needs onnxruntime-openvino in place of onnxruntime")
+
+
 def data_overrides(args: argparse.Namespace) -> list[str]:
     """The dataset overrides --dataset, --image-size and --data-override stand for."""
     return [f"dataset={args.dataset}", f"dataset.image_size={args.image_size}", *args.data_override]
@@ -118,17 +124,33 @@ def export_dense(run: dict, path: Path) -> Path:
 
 
 def independent_latency(paths: dict[str, Path], image_size: int, threads: int, batch: int, rounds: int,
-                        iterations: int) -> dict[str, float]:
-    """Median latency (ms) per file: plain onnxruntime, interleaved rounds so drift hits every model alike."""
+                        iterations: int, runtime: str = "onnxruntime") -> dict[str, float]:
+    """Median latency (ms) per file: plain onnxruntime sessions on `runtime` (onnxruntime's own CPU kernels or
+    its OpenVINO provider), interleaved rounds so drift hits every model alike."""
+    sessions = {key: plain_session(str(p), runtime, threads) for key, p in paths.items()}
+    feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size), dtype=np.float32)}
+    return time_sessions(sessions, feed, rounds, iterations)
+
+
+RUNTIME_PROVIDERS = {"onnxruntime": "CPUExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+
+
+def plain_session(path: str, runtime: str, threads: int):  # type: ignore[no-untyped-def]
+    """An onnxruntime session made without cnnlab (all graph optimisations, `threads` threads) on `runtime`,
+    which must really start: no silent fallback to the CPU provider. Needs only onnxruntime."""
     import onnxruntime as ort
 
+    provider = RUNTIME_PROVIDERS[runtime]
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sessions = {key: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                for key, p in paths.items()}
-    feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size), dtype=np.float32)}
-    return time_sessions(sessions, feed, rounds, iterations)
+    options.log_severity_level = 3  # errors only: OpenVINO's node-assignment notices are not results
+    chosen = ([(provider, {"device_type": "CPU", "num_of_threads": str(threads)})] if runtime == "openvino"
+              else [provider])
+    session = ort.InferenceSession(path, options, providers=chosen)
+    if session.get_providers()[0] != provider:
+        raise SystemExit(f"{provider} did not start for {path} (got {session.get_providers()})")
+    return session
 
 
 def time_sessions(sessions: dict, feed: dict, rounds: int, iterations: int) -> dict[str, float]:

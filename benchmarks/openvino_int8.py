@@ -3,16 +3,16 @@ execution provider — how much of the INT8 speed-up the runtime, not the file, 
 
 Why: onnxruntime's CPU provider runs cnnlab's INT8 files with VNNI kernels; on CPUs with AMX-INT8 (Sapphire
 Rapids and later) OpenVINO also uses AMX. This script needs the `onnxruntime-openvino` wheel, which *replaces*
-the `onnxruntime` wheel (same module name), so run it from its own virtual environment (numpy and
-onnxruntime-openvino only; no torch, no cnnlab):
+the `onnxruntime` wheel (same module name): run it from an environment where it does (cnnlab's, after
+`pip uninstall -y onnxruntime && pip install onnxruntime-openvino`, or a bare one with numpy and
+onnxruntime-openvino only — the script needs neither torch nor cnnlab):
 
-    python -m venv ov && ov/bin/pip install onnxruntime-openvino numpy
     ov/bin/python benchmarks/openvino_int8.py --pair resnet18=fp32.onnx,int8.onnx [--pair ...] [--threads 2]
 
 Each pair is an FP32 file and an INT8 file of the same model (e.g. `cnnlab export` and `cnnlab quantize`
 outputs, or candidates/ kept with quantize.keep_candidates=true). The baseline is the FP32 file on the CPU
-provider, timed in the same interleaved rounds as the other three sessions. Latency only: run the accuracy
-check with cnnlab (the file is the same on both providers; only the kernels differ).
+provider, timed in the same interleaved rounds as the other three sessions. Latency only: the accuracy on
+OpenVINO comes from `cnnlab quantize quantize.runtime=openvino`, which evaluates every file there.
 """
 
 from __future__ import annotations
@@ -22,23 +22,8 @@ import platform
 
 import numpy as np
 import onnxruntime as ort
-from _common import time_sessions, usable_cores
+from _common import RUNTIME_PROVIDERS, plain_session, time_sessions, usable_cores
 
-PROVIDERS = ("CPUExecutionProvider", "OpenVINOExecutionProvider")
-
-
-def session(path: str, provider: str, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if provider == "OpenVINOExecutionProvider":
-        chosen = [(provider, {"device_type": "CPU", "num_of_threads": str(threads)})]
-    else:
-        chosen = [provider]
-    made = ort.InferenceSession(path, options, providers=chosen)
-    if made.get_providers()[0] != provider:
-        raise SystemExit(f"{provider} did not start for {path} (got {made.get_providers()})")
-    return made
 
 
 def input_shape(made: ort.InferenceSession, batch: int) -> tuple[int, ...]:
@@ -54,7 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=10)
     args = parser.parse_args()
-    missing = [p for p in PROVIDERS if p not in ort.get_available_providers()]
+    missing = [p for p in RUNTIME_PROVIDERS.values() if p not in ort.get_available_providers()]
     if missing:
         raise SystemExit(f"this onnxruntime ({ort.__version__}) lacks {', '.join(missing)}: "
                          "install onnxruntime-openvino in its own venv (see the docstring)")
@@ -67,9 +52,9 @@ def main() -> None:
     for pair in args.pair:
         name, files = pair.split("=", 1)
         fp32, int8 = files.split(",")
-        sessions = {f"{kind}_{tag}": session(path, provider, args.threads)
+        sessions = {f"{kind}_{tag}": plain_session(path, runtime, args.threads)
                     for kind, path in (("fp32", fp32), ("int8", int8))
-                    for tag, provider in zip(("cpu", "ov"), PROVIDERS)}
+                    for tag, runtime in (("cpu", "onnxruntime"), ("ov", "openvino"))}
         for batch in (int(b) for b in args.batches.split(",")):
             first = next(iter(sessions.values()))
             feed = {first.get_inputs()[0].name: np.random.default_rng(0).standard_normal(

@@ -14,9 +14,12 @@ For each model:
      same training images as cnnlab's run, evaluated on the same validation split with the same code;
   4. an independent timing here: plain onnxruntime sessions of the FP32 export, cnnlab's model.onnx and the
      default-settings file, interleaved rounds, same threads, batch 1 and 32 (columns "independent").
+With --runtime openvino every file is chosen, evaluated and timed on onnxruntime's OpenVINO provider instead
+(FP32 too: it stays FP32 there), in an environment where onnxruntime-openvino replaces onnxruntime.
 
     python benchmarks/quantize_speedup.py [--models resnet18,resnet50,mobilenet_v2,efficientnet_b0]
                                           [--image-size 224] [--epochs 5] [--threads N] [--quick]
+                                          [--runtime onnxruntime|openvino]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import add_train_and_time_arguments, data_overrides, print_machine
+from _common import add_runtime_argument, add_train_and_time_arguments, data_overrides, print_machine
 from quantize_common import (QUICK_DATA, QUICK_TIMING, export_dense, independent_latency, quantize, run_data,
                              train_dense)
 
@@ -34,7 +37,7 @@ GOALS = {"resnet18": 3.0, "resnet34": 3.0, "resnet50": 3.0, "mobilenet_v2": 2.0}
 
 
 def onnxruntime_defaults(fp32: Path, target: Path, run: dict, calib_batches: int, calib_batch_size: int,
-                         eval_batch: int) -> float:
+                         eval_batch: int, runtime: str) -> float:
     """What a user gets without cnnlab: quantize_static with its defaults; its validation accuracy."""
     from onnxruntime.quantization import quantize_static
 
@@ -45,7 +48,8 @@ def onnxruntime_defaults(fp32: Path, target: Path, run: dict, calib_batches: int
     data = run_data(run)
     batches = calibration_batches(data.train, batches=calib_batches, batch_size=calib_batch_size, seed=0)
     quantize_static(str(fp32), str(target), CalibrationReader("input", batches))
-    return float(evaluate_onnx(target, make_loader(data.val, eval_batch, shuffle=False, seed=0))["acc"])
+    loader = make_loader(data.val, eval_batch, shuffle=False, seed=0)
+    return float(evaluate_onnx(target, loader, runtime=runtime)["acc"])
 
 
 def main() -> None:
@@ -54,6 +58,7 @@ def main() -> None:
     add_train_and_time_arguments(parser, image_size=224, epochs=5, epochs_help="FP32 training epochs", rounds=5,
                                  iterations=20)
     parser.add_argument("--batches", default="1,32", help="timed batch sizes")
+    add_runtime_argument(parser)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: resnet18, small synthetic data at 32 px, 1 epoch, short timing")
     args = parser.parse_args()
@@ -64,7 +69,7 @@ def main() -> None:
         data, extra = QUICK_DATA, QUICK_TIMING
     batches = [int(b) for b in args.batches.split(",")]
     print_machine(args.threads)
-    print(f"onnxruntime CPU, {args.threads} intra-op threads, batches {batches}; data: {' '.join(data)}")
+    print(f"{args.runtime} CPU, {args.threads} intra-op threads, batches {batches}; data: {' '.join(data)}")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,16 +77,18 @@ def main() -> None:
         for model in args.models.split(","):
             dense, how = train_dense(outputs, args.threads, model, data, args.epochs)
             size = dense["dataset"]["image_size"]
-            code, run = quantize(outputs, args.threads, dense, f"quantize.bench_batch_sizes=[{args.batches}]", *extra)
+            code, run = quantize(outputs, args.threads, dense, f"quantize.bench_batch_sizes=[{args.batches}]",
+                                 f"quantize.runtime={args.runtime}", *extra)
             report, metrics = run["quantize"], run["metrics"]
             calibration = report["calibration"]
             fp32 = export_dense(dense, Path(tmp) / f"{model}-fp32.onnx")
             default_file = Path(tmp) / f"{model}-ort-defaults.onnx"
             default_acc = onnxruntime_defaults(fp32, default_file, dense, calibration["batches"],
-                                               calibration["images"] // calibration["batches"], 64)
+                                               calibration["images"] // calibration["batches"], 64, args.runtime)
             files = {"fp32": fp32, "cnnlab": Path(run["run_dir"]) / "model.onnx", "ort_default": default_file}
             for batch in batches:
-                latency = independent_latency(files, size, args.threads, batch, args.rounds, args.iterations)
+                latency = independent_latency(files, size, args.threads, batch, args.rounds, args.iterations,
+                                              runtime=args.runtime)
                 rows.append({
                     "model": model, "trained": how, "batch": batch, "format": metrics["format"], "exit": code,
                     "acc_fp32": metrics["fp32_val_acc"], "acc_cnnlab": metrics["val_acc"], "acc_default": default_acc,

@@ -75,12 +75,15 @@ COMMANDS: dict[str, CommandInfo] = {
                     "quantize.format=auto, times and evaluates each candidate format (QDQ/QOperator, U8/S8 "
                     "activations) on this machine and keeps the fastest within quantize.max_acc_drop points of "
                     "FP32; the INT8 ONNX file itself is evaluated and timed next to the FP32 one. quantize.mode=qat "
-                    "fine-tunes with fake quantization and exports QDQ; quantize.mode=dynamic is for comparison.",
+                    "fine-tunes with fake quantization and exports QDQ; quantize.mode=dynamic is for comparison. "
+                    "quantize.runtime=openvino chooses, evaluates and times on onnxruntime's OpenVINO provider "
+                    "(needs onnxruntime-openvino in place of onnxruntime).",
         pipeline="cnnlab.pipelines.quantize",
         examples=("cnnlab quantize source=latest:finetune",
                   "cnnlab quantize source=latest:export quantize.bench_batch_sizes=[1,32]",
                   "cnnlab quantize source=latest:finetune quantize.format=qdq_u8s8 quantize.calibrate_method=entropy",
-                  "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2"),
+                  "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2",
+                  "cnnlab quantize source=latest:finetune quantize.runtime=openvino"),
         groups=("dataset", "optim", "sched", "trainer", "experiment"),
     ),
     "export": CommandInfo(
@@ -96,7 +99,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "experiment"),
     ),
     "bench": CommandInfo(
-        summary="Measure latency honestly: PyTorch eager/compiled and onnxruntime, CPU and CUDA.",
+        summary="Measure latency honestly: PyTorch eager/compiled, onnxruntime, TensorRT, OpenVINO; CPU and CUDA.",
         description="Times source=RUN|PATH (its model.onnx with onnxruntime, and the PyTorch model.pt of its chain) "
                     "or a random model=NAME: warm-up, then timed runs until a minimum count and time; p50/p90/p99, "
                     "mean, std, images/s and achieved GFLOP/s (and % of the FP32 peak) per backend and batch size, "
@@ -105,7 +108,8 @@ COMMANDS: dict[str, CommandInfo] = {
         pipeline="cnnlab.pipelines.bench",
         examples=("cnnlab bench source=latest:export", "cnnlab bench --device cuda model=resnet50",
                   "cnnlab bench model=mobilenet_v3_small dataset.image_size=224 bench.batch_sizes=[1,32]",
-                  "cnnlab bench source=latest:export bench.compile=true bench.threads=4"),
+                  "cnnlab bench source=latest:export bench.compile=true bench.threads=4",
+                  "cnnlab bench source=latest:quantize bench.backends=[onnxruntime,openvino]"),
         groups=("dataset", "model", "experiment"),
     ),
     "inspect": CommandInfo(

@@ -53,8 +53,15 @@ def package_versions() -> dict[str, str | None]:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = None
+            versions[name] = _replacement_version(name)
     return versions
+
+
+def _replacement_version(name: str) -> str | None:
+    """'1.24.1 (onnxruntime-openvino)' when another distribution provides the module `name` (onnxruntime-gpu
+    or onnxruntime-openvino install in place of onnxruntime), else None."""
+    others = [d for d in metadata.packages_distributions().get(name, []) if d != name]
+    return f"{metadata.version(others[0])} ({others[0]})" if others else None
 
 
 def git_revision(path: Path | None = None) -> str | None:

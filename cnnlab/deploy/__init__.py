@@ -2,7 +2,7 @@
 
 export.py        export_onnx (dynamic batch, self-describing metadata), read_onnx_metadata, verify_onnx
 simplify.py      simplify_onnx (onnxslim)
-ort.py           onnx_session (CPU / CUDA / TensorRT providers), evaluate_onnx (accuracy of the file itself)
+ort.py           onnx_session (CPU / CUDA / TensorRT / OpenVINO providers), evaluate_onnx (accuracy of the file itself)
 bench.py         LatencyStats, time_onnx, time_torch (warm-up, min count and time, CUDA events)
 peak.py          the device's FP32 peak FLOP/s, for the achieved fraction
 bench_report.py  bench.json and the terminal table

@@ -31,7 +31,7 @@ MIN_SECONDS = 1.0
 
 @dataclass
 class LatencyStats:
-    backend: str              # torch, torch_compile, onnxruntime, tensorrt
+    backend: str              # torch, torch_compile, onnxruntime, tensorrt, openvino
     device: str
     batch_size: int
     threads: int
@@ -128,12 +128,13 @@ def _peak(device: str, threads: int, peak_gflops: float | None) -> float | None:
 
 def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu", warmup: int = WARMUP,
               min_iters: int = MIN_ITERS, min_seconds: float = MIN_SECONDS, flops: int | None = None,
-              tensorrt: bool = False, peak_gflops: float | None = None, seed: int = 0) -> LatencyStats:
-    """onnxruntime latency of `path` at `batch_size` (input shape from the file; its batch axis must be dynamic
-    or equal to batch_size). On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's."""
+              runtime: str = "onnxruntime", peak_gflops: float | None = None, seed: int = 0) -> LatencyStats:
+    """Latency of `path` at `batch_size` through onnxruntime with `runtime`'s provider (onnxruntime's own
+    kernels, tensorrt or openvino); input shape from the file, whose batch axis must be dynamic or equal to
+    batch_size. On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's."""
     batch_size = _check_batch(batch_size)
     plan = TimingPlan(warmup, min_iters, min_seconds)
-    session = onnx_session(Path(path), threads=threads, device=device, tensorrt=tensorrt)
+    session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime)
     input_name, output_name = session_io(session)
     shape = [batch_size, *session.get_inputs()[0].shape[1:]]
     if not all(isinstance(d, int) for d in shape[1:]):
@@ -161,7 +162,7 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
     except Exception as exc:  # noqa: BLE001 - e.g. a fixed batch axis that is not batch_size
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise CnnlabError(f"onnxruntime cannot run {path} at batch {batch_size}: {first}") from exc
-    return summarize(times, backend="tensorrt" if tensorrt else "onnxruntime", device=device, batch_size=batch_size,
+    return summarize(times, backend=runtime, device=device, batch_size=batch_size,
                      threads=threads, flops=flops, peak_gflops=_peak(device, threads, peak_gflops))
 
 

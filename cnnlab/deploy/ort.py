@@ -1,4 +1,5 @@
-"""onnxruntime sessions on the CPU or a CUDA GPU, and the accuracy of an ONNX file on a data loader."""
+"""onnxruntime sessions (its own kernels on the CPU or a CUDA GPU, TensorRT, OpenVINO on the CPU), and the
+accuracy of an ONNX file on a data loader."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
+# The onnxruntime-based runtimes cnnlab times and evaluates on, and the devices each runs on here.
+RUNTIME_DEVICES = {"onnxruntime": ("cpu", "cuda"), "tensorrt": ("cuda",), "openvino": ("cpu",)}
+ONNX_RUNTIMES = tuple(RUNTIME_DEVICES)
+_INSTALL = {
+    CUDA: "install onnxruntime-gpu in place of onnxruntime",
+    TENSORRT: "install TensorRT and onnxruntime-gpu in place of onnxruntime",
+    # One `onnxruntime` module per environment: the OpenVINO build replaces the plain wheel, not beside it.
+    OPENVINO: "pip uninstall -y onnxruntime && pip install onnxruntime-openvino (it replaces the plain wheel)",
+}
 _ERRORS_ONLY = 3  # onnxruntime's log severity: keep its warnings (e.g. unused initializers) off the terminal
 
 
@@ -30,37 +41,54 @@ def parse_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
-def execution_providers(device: str = "cpu", *, tensorrt: bool = False) -> list[Any]:
-    """The provider chain for `device`, or a CnnlabError naming what this onnxruntime build lacks."""
+def check_runtime_device(runtime: str, device: str) -> None:
+    """A CnnlabError when `runtime` (onnxruntime | tensorrt | openvino) does not run on `device` here."""
+    if runtime not in RUNTIME_DEVICES:
+        raise CnnlabError(f"unknown onnxruntime runtime '{runtime}'", fix=f"use one of {', '.join(ONNX_RUNTIMES)}")
+    kind, _ = parse_device(device)
+    if kind not in RUNTIME_DEVICES[runtime]:
+        if runtime == "tensorrt":
+            raise CnnlabError("tensorrt runs on CUDA only", fix="use --device cuda")
+        raise CnnlabError("openvino runs on the CPU only (cnnlab does not drive Intel GPUs or NPUs)",
+                          fix="use --device cpu")
+
+
+def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime",
+                        threads: int | None = None) -> list[Any]:
+    """The provider chain of `runtime` on `device`, or a CnnlabError naming what this onnxruntime build lacks
+    and how to get it. `threads` reaches OpenVINO, which keeps its own thread pool."""
+    check_runtime_device(runtime, device)
     kind, index = parse_device(device)
-    if kind == "cpu":
-        if tensorrt:
-            raise CnnlabError("TensorRT runs on CUDA devices only", fix="use --device cuda")
+    if runtime == "onnxruntime" and kind == "cpu":
         return [CPU]
+    wanted = {"onnxruntime": [CUDA], "tensorrt": [TENSORRT, CUDA], "openvino": [OPENVINO]}[runtime]
     installed = available_providers()
-    wanted = [TENSORRT, CUDA] if tensorrt else [CUDA]
     missing = [name for name in wanted if name not in installed]
     if missing:
         raise CnnlabError(f"onnxruntime {ort.__version__} has no {' or '.join(missing)} "
                           f"(it offers {', '.join(installed)})",
-                          fix="install onnxruntime-gpu in place of onnxruntime (TensorRT: and TensorRT itself), "
-                              "or leave onnxruntime out of bench.backends")
+                          fix=_INSTALL[missing[0]] + (", or leave onnxruntime out of bench.backends"
+                                                      if runtime == "onnxruntime" else ""))
+    if runtime == "openvino":
+        options = {"device_type": "CPU", **({"num_of_threads": str(threads)} if threads is not None else {})}
+        return [(OPENVINO, options), CPU]  # the CPU provider runs any node OpenVINO does not take
     return [(name, {"device_id": index}) for name in wanted] + [CPU]
 
 
 def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
-                 tensorrt: bool = False) -> ort.InferenceSession:
+                 runtime: str = "onnxruntime") -> ort.InferenceSession:
     """An InferenceSession with all graph optimisations, `threads` intra-op threads (None: onnxruntime's
-    default, one per physical core) and one inter-op thread, on `device`. Refuses to fall back silently:
-    if the requested GPU provider did not start, that is an error rather than a CPU session."""
-    providers = execution_providers(device, tensorrt=tensorrt)
+    default, one per physical core) and one inter-op thread, on `device` through `runtime` (onnxruntime's
+    own kernels, TensorRT or OpenVINO). Refuses to fall back silently: if the requested provider did not
+    start, that is an error rather than a plain CPU session."""
+    if threads is not None and threads < 1:
+        raise CnnlabError(f"threads={threads} must be at least 1")
+    providers = execution_providers(device, runtime=runtime, threads=threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = _ERRORS_ONLY
     if threads is not None:
-        if threads < 1:
-            raise CnnlabError(f"threads={threads} must be at least 1")
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     path = Path(path)
@@ -75,7 +103,8 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
     wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if session.get_providers()[0] != wanted:
         raise CnnlabError(f"onnxruntime could not start {wanted} (it fell back to {session.get_providers()[0]})",
-                          fix="check the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs")
+                          fix="check the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs"
+                          if runtime != "openvino" else "check the OpenVINO libraries onnxruntime-openvino ships")
     return session
 
 
@@ -85,13 +114,13 @@ def session_io(session: ort.InferenceSession) -> tuple[str, str]:
 
 
 def evaluate_onnx(path_or_session: Path | str | ort.InferenceSession, loader: DataLoader, *,
-                  desc: str = "onnx eval") -> dict[str, Any]:
-    """acc, top5, loss (cross-entropy) and n of the ONNX model itself over `loader` — the exported
-    artifact's own accuracy, not the PyTorch model's."""
+                  desc: str = "onnx eval", runtime: str = "onnxruntime") -> dict[str, Any]:
+    """acc, top5, loss (cross-entropy) and n of the ONNX model itself over `loader` on `runtime` (CPU) — the
+    exported artifact's own accuracy as that runtime computes it, not the PyTorch model's."""
     if isinstance(path_or_session, ort.InferenceSession):
         session = path_or_session
     else:
-        session = onnx_session(Path(path_or_session))
+        session = onnx_session(Path(path_or_session), runtime=runtime)
     input_name, output_name = session_io(session)
     meter = ClassificationMeter(torch.device("cpu"))
     with make_progress() as progress:

@@ -1,9 +1,10 @@
 """`cnnlab bench [--device cpu|cuda] [source=RUN|PATH | model=NAME]`: latency per backend and batch size.
 
 Settings mistakes (an unknown backend, a batch size < 1, CUDA asked for but absent, onnxruntime without its
-CUDA provider on --device cuda) stop the run with one line. A backend that cannot run in this environment
-(no PyTorch model in an ONNX source's chain, TensorRT not installed, torch.compile failing) is skipped with
-the reason, which the table, bench.json and run.json all show.
+CUDA provider on --device cuda, tensorrt on the CPU or openvino on CUDA) stop the run with one line. A backend
+that cannot run in this environment (no PyTorch model in an ONNX source's chain, TensorRT or the OpenVINO
+build of onnxruntime not installed, torch.compile failing) is skipped with the reason, which the table,
+bench.json and run.json all show.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench import LatencyStats, TimingPlan, time_onnx, time_torch
 from cnnlab.deploy.bench_report import bench_document, latency_table, skipped_lines
-from cnnlab.deploy.ort import TENSORRT, available_providers, execution_providers
+from cnnlab.deploy.ort import ONNX_RUNTIMES, available_providers, check_runtime_device, execution_providers
 from cnnlab.deploy.peak import peak_estimate, physical_cores
 from cnnlab.engine.runtime import resolve_device
 from cnnlab.environment import cpu_info, fingerprint, gpu_info
@@ -27,9 +28,9 @@ from cnnlab.fileio import write_json
 from cnnlab.pipelines.bench_subject import Subject, bench_subject, exported_onnx
 from cnnlab.runs import BENCH_FILE
 
-BACKENDS = ("torch", "torch_compile", "onnxruntime", "tensorrt")
 TORCH_BACKENDS = ("torch", "torch_compile")
-ONNX_BACKENDS = ("onnxruntime", "tensorrt")
+ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt, openvino: onnxruntime sessions with that provider
+BACKENDS = TORCH_BACKENDS + ONNX_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -131,21 +132,17 @@ def plan_backends(settings: BenchSettings, device_kind: str) -> tuple[list[str],
     """(backends to time, skipped ones with the reason). Raises for what the user must change."""
     runnable, skipped = [], []
     for backend in settings.requested(device_kind):
-        if backend == "tensorrt" and device_kind != "cuda":
-            raise CnnlabError("bench.backends lists tensorrt, which runs on CUDA only", fix="use --device cuda")
-        if backend == "onnxruntime" and device_kind == "cuda":
+        if backend in ONNX_BACKENDS:
+            check_runtime_device(backend, device_kind)  # tensorrt on the CPU, openvino on CUDA: the user must change
             try:
-                execution_providers("cuda")
+                execution_providers(device_kind, runtime=backend)
             except CnnlabError as err:
-                if settings.backends:  # asked for by name: the user must change something
+                if backend == "onnxruntime" and settings.backends:  # asked for by name: the user must change it
                     raise
-                # The default list on a GPU machine with CPU-only onnxruntime: time PyTorch, say why not ONNX.
+                # Not installed here (TensorRT, the OpenVINO build; CPU-only onnxruntime on a GPU machine by
+                # default): time the others, say why not this one.
                 skipped.append({"backend": backend, "batch_size": None, "reason": err.one_line()})
                 continue
-        if backend == "tensorrt" and TENSORRT not in available_providers():
-            skipped.append({"backend": backend, "batch_size": None,
-                            "reason": f"onnxruntime has no {TENSORRT} (install TensorRT and onnxruntime-gpu)"})
-            continue
         runnable.append(backend)
     return runnable, skipped
 
@@ -168,7 +165,7 @@ def time_backend(ctx: RunContext, backend: str, subject: Subject, settings: Benc
             else:
                 assert subject.onnx is not None
                 stats = time_onnx(subject.onnx, batch, threads=settings.threads, device=device,
-                                  tensorrt=backend == "tensorrt", warmup=plan.warmup, min_iters=plan.min_iters,
+                                  runtime=backend, warmup=plan.warmup, min_iters=plan.min_iters,
                                   min_seconds=plan.min_seconds, flops=subject.flops, peak_gflops=peak_gflops)
                 timed_file = subject.onnx if subject.onnx_origin == "source" else None
         except CnnlabError as err:

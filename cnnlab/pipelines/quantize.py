@@ -6,7 +6,8 @@
    ptq — `quant_pre_process` once, calibration once, a static INT8 file per format; dynamic — a file per
    weight type; qat — fake-quantized fine-tuning of the source model, exported as QDQ.
 3. Every candidate and the FP32 graph measured in this run: the accuracy of the ONNX file itself on the
-   validation split (onnxruntime), and its latency on this machine (interleaved rounds, same threads).
+   validation split and its latency on this machine, both on `quantize.runtime` (onnxruntime's own CPU
+   kernels, or OpenVINO's through onnxruntime; interleaved rounds, same threads).
 4. The fastest candidate within `quantize.max_acc_drop` points of FP32 becomes model.onnx (input spec and
    classes in its metadata); run.json gets every candidate's figures and why the winner won.
 5. If no candidate is within the budget, model.onnx holds the most accurate one, the record is complete,
@@ -25,20 +26,20 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 from torch import nn
 
-from cnnlab.compress.quantization import (AUTO, DYNAMIC_NOTE, CalibrationReader, CandidateFigures, FileTiming,
-                                          Format, PtqSettings, Selection, TimingSettings, calibration_batches,
-                                          candidate_formats, check_float_graph, check_node_names, drop_points,
-                                          graph_input_name, preprocess, quantize_dynamic_candidate,
-                                          quantize_static_candidate, quantized_ops, resolve_reduce_range, select,
-                                          signed_points, slow_format_warning, speedup, time_files,
-                                          within_budget, write_with_metadata)
+from cnnlab.compress.quantization import (AUTO, CALIBRATION_CACHE, DYNAMIC_NOTE, CalibrationReader,
+                                          CandidateFigures, FileTiming, Format, PtqSettings, Selection,
+                                          TimingSettings, calibration_batches, candidate_formats, check_float_graph,
+                                          check_node_names, drop_points, graph_input_name, preprocess,
+                                          quantize_dynamic_candidate, quantize_static_candidate, quantized_ops,
+                                          resolve_reduce_range, select, signed_points, slow_format_warning, speedup,
+                                          time_files, within_budget, write_with_metadata)
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
-from cnnlab.deploy.ort import evaluate_onnx
+from cnnlab.deploy.ort import evaluate_onnx, execution_providers
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.environment import cpu_info
 from cnnlab.errors import CnnlabError
@@ -48,6 +49,7 @@ from cnnlab.pipelines.training import (classification_objective, dataset_record,
                                        make_loaders, setup_runtime, train)
 from cnnlab.runs import ONNX_FILE, Source
 
+QUANTIZE_RUNTIMES = ("onnxruntime", "openvino")  # CPU runtimes the INT8 file is timed and evaluated on
 WORK_DIR = "candidates"          # every intermediate file; deleted at the end unless quantize.keep_candidates
 CALIBRATION_FILE = "calibration.json"
 FP32 = "fp32"
@@ -78,11 +80,16 @@ class QuantizeSettings:
                           exclude=tuple(str(n) for n in ([exclude] if isinstance(exclude, str) else exclude)))
         sizes = section.bench_batch_sizes
         threads = section.get("bench_threads")
+        runtime = str(section.get("runtime", "onnxruntime"))
+        if runtime not in QUANTIZE_RUNTIMES:
+            raise CnnlabError(f"unknown quantize.runtime={runtime}", fix=f"use one of {', '.join(QUANTIZE_RUNTIMES)}")
+        execution_providers("cpu", runtime=runtime)  # before any work: the OpenVINO build must be installed
         timing = TimingSettings(
             batch_sizes=tuple(int(b) for b in ([sizes] if isinstance(sizes, int) else sizes)),
             threads=int(threads) if threads not in (None, 0) else int(cpu_info()["usable_cores"] or 1),
             rounds=int(section.bench_rounds),
-            plan=TimingPlan(int(section.bench_warmup), int(section.bench_min_iters), float(section.bench_min_seconds)))
+            plan=TimingPlan(int(section.bench_warmup), int(section.bench_min_iters), float(section.bench_min_seconds)),
+            runtime=runtime)
         settings = cls(mode=mode, requested_format=requested, formats=formats, ptq=ptq, reduce_range_why=why,
                        calib_batches=int(section.calib_batches), calib_batch_size=int(section.calib_batch_size),
                        max_acc_drop=float(section.max_acc_drop), lr_scale=float(section.lr_scale), timing=timing,
@@ -103,7 +110,7 @@ class QuantizeSettings:
             "per_channel": self.ptq.per_channel, "reduce_range": self.ptq.reduce_range,
             "reduce_range_why": self.reduce_range_why, "exclude": list(self.ptq.exclude),
             "max_acc_drop_points": self.max_acc_drop,
-            "timing": {"runtime": "onnxruntime", "device": "cpu", "threads": self.timing.threads,
+            "timing": {"runtime": self.timing.runtime, "device": "cpu", "threads": self.timing.threads,
                        "batch_sizes": list(self.timing.batch_sizes), "rounds": self.timing.rounds,
                        "warmup": self.timing.plan.warmup, "min_iters": self.timing.plan.min_iters,
                        "min_seconds": self.timing.plan.min_seconds}}
@@ -158,7 +165,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                    seed=int(cfg.seed), workers=loader_workers(cfg, data))
                if settings.mode == "ptq" else None)
     for fmt in settings.formats if settings.requested_format != AUTO else ():
-        warning = slow_format_warning(fmt)
+        warning = slow_format_warning(fmt, settings.timing.runtime)
         if warning:
             ctx.log.warning("quantize.format=%s may not be faster on this CPU: %s", fmt.name, warning)
     ctx.log.info("quantize %s (%s, %d px) from %s: mode %s, candidates %s", fp32.name, data.name, fp32.spec.size,
@@ -181,7 +188,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     val_loader = make_loader(data.val, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed),
                              workers=loader_workers(cfg, data))
-    fp32_metrics = evaluate_onnx(fp32_path, val_loader, desc="val (fp32 onnx)")
+    fp32_metrics = evaluate_onnx(fp32_path, val_loader, desc="val (fp32 onnx)", runtime=settings.timing.runtime)
     measure_candidates(ctx, candidates, val_loader, settings)
     usable = [c for c in candidates if c.usable]
     if not usable:
@@ -272,7 +279,10 @@ def build_onnx_candidates(ctx: RunContext, settings: QuantizeSettings, fp32_path
     if batches is not None:
         reader = CalibrationReader(graph_input_name(preprocessed), batches)
         report["calibration"] = {"method": settings.ptq.calibrate_method, "batches": len(batches),
-                                 "images": reader.images, "split": "train (deterministic transforms)"}
+                                 "images": reader.images, "split": "train (deterministic transforms)",
+                                 "ranges": f"calibrated once, reused by every format ({CALIBRATION_FILE})"
+                                 if CALIBRATION_CACHE else "calibrated for every format (this onnxruntime "
+                                                           "has no calibration cache)"}
     for candidate in candidates:
         target = work / f"{candidate.format.name}.onnx"
         ctx.log.info("quantizing: %s", candidate.format.name)
@@ -333,11 +343,12 @@ def measure_candidates(ctx: RunContext, candidates: list[Candidate], val_loader:
         if not candidate.metrics["int8_ops"]:
             candidate.notes.append("nothing was quantized (every node excluded or unsupported)")
         try:
-            candidate.metrics.update(evaluate_onnx(candidate.path, val_loader, desc=f"val ({candidate.format.name})"))
+            candidate.metrics.update(evaluate_onnx(candidate.path, val_loader, desc=f"val ({candidate.format.name})",
+                                                   runtime=settings.timing.runtime))
         except CnnlabError as err:
             if not settings.searching:
                 raise
-            candidate.error = f"onnxruntime cannot run it: {err.message}"
+            candidate.error = f"{settings.timing.runtime} cannot run it: {err.message}"
             ctx.log.warning("skipping %s: %s", candidate.format.name, candidate.error)
 
 
@@ -358,7 +369,7 @@ def note_speed(ctx: RunContext, settings: QuantizeSettings, candidate: Candidate
     ratio = speedup(candidate.timing.p50_ms(), fp32_timing.p50_ms())  # type: ignore[union-attr]
     if ratio >= 1.0:
         return
-    known = slow_format_warning(candidate.format)
+    known = slow_format_warning(candidate.format, settings.timing.runtime)
     candidate.notes.append(f"{1 / ratio:.2f}x slower than FP32 on this machine" + (f" ({known})" if known else ""))
     if not settings.searching:
         ctx.log.warning("%s runs %.2fx slower than FP32 on this CPU%s", candidate.format.name, 1 / ratio,
@@ -373,7 +384,8 @@ def write_model(ctx: RunContext, fp32: Fp32Model, fp32_props: dict[str, Any], ch
     props = dict(fp32_props)
     props.update(source=fp32.source.describe(),
                  quantization={"mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
-                               "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range})
+                               "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
+                               "chosen_on": f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"})
     target = write_with_metadata(chosen.path, ctx.path(ONNX_FILE), props)  # type: ignore[arg-type]
     ctx.record.add_artifact("onnx", target)
     return target
@@ -414,7 +426,8 @@ def describe_candidate(candidate: Candidate, fp32_acc: float, fp32_timing: FileT
 def print_summary(settings: QuantizeSettings, fp32_metrics: dict[str, Any], fp32_timing: FileTiming, fp32_path: Path,
                   candidates: list[Candidate], selection: Selection) -> None:
     sizes = settings.timing.batch_sizes
-    table = Table(title=f"quantize.mode={settings.mode} · onnxruntime CPU, {settings.timing.threads} thread(s)",
+    table = Table(title=f"quantize.mode={settings.mode} · {settings.timing.runtime} CPU, "
+                        f"{settings.timing.threads} thread(s)",
                   title_justify="left")
     table.add_column("model")
     for column in ("val acc", "Δ pts", *(f"p50 ms b{b}" for b in sizes), "speed-up", "MB"):

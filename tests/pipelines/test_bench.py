@@ -11,10 +11,12 @@ import torch
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
+from cnnlab.deploy.ort import OPENVINO
 from cnnlab.models import create_model
 from helpers import TINY, only_run, run_dirs
 
 QUICK = ["bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0", "bench.threads=1"]
+HAS_OPENVINO = OPENVINO in ort.get_available_providers()  # onnxruntime-openvino installed in place of onnxruntime
 
 
 def bench_json(outputs: Path) -> dict:
@@ -142,3 +144,40 @@ def test_bench_auto_device_is_the_cpu_even_beside_a_gpu(monkeypatch: pytest.Monk
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine that trains on a GPU
     assert bench_device("auto") == torch.device("cpu") and bench_device(None) == torch.device("cpu")
     assert bench_device("cpu") == torch.device("cpu")
+
+
+def test_openvino_on_cuda_is_refused_before_anything_runs() -> None:
+    from omegaconf import OmegaConf
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.pipelines.bench import BenchSettings, plan_backends
+
+    section = OmegaConf.create({"backends": ["torch", "openvino"], "batch_sizes": [1], "threads": 1, "warmup": 1,
+                                "min_iters": 1, "min_seconds": 0})
+    with pytest.raises(CnnlabError, match="openvino runs on the CPU only"):
+        plan_backends(BenchSettings.from_config(section), "cuda")
+
+
+@pytest.mark.skipif(HAS_OPENVINO, reason="this onnxruntime is the OpenVINO build")
+def test_openvino_without_its_build_is_skipped_with_the_wheel_to_install(cli, outputs: Path) -> None:
+    zoo = ["model=lenet5", "dataset.image_size=16", "bench.batch_sizes=[1]", *QUICK]
+    result = cli("bench", *zoo, "bench.backends=[onnxruntime,openvino]")
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["backend"] for r in document["records"]] == ["onnxruntime"]
+    [skipped] = document["skipped"]
+    assert skipped["backend"] == "openvino" and "pip install onnxruntime-openvino" in skipped["reason"]
+    alone = cli("bench", *zoo, "bench.backends=[openvino]")
+    assert alone.code == 2 and "onnxruntime-openvino" in alone.stderr and "Traceback" not in alone.output
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs onnxruntime-openvino in place of onnxruntime")
+def test_openvino_times_the_same_file_beside_onnxruntime(cli, outputs: Path) -> None:
+    result = cli("bench", "model=lenet5", "dataset.image_size=16", "bench.batch_sizes=[1,4]",
+                 "bench.backends=[onnxruntime,openvino]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [(r["backend"], r["batch_size"]) for r in document["records"]] == \
+        [("onnxruntime", 1), ("onnxruntime", 4), ("openvino", 1), ("openvino", 4)]
+    assert document["skipped"] == [] and OPENVINO in document["hardware"]["onnxruntime_providers"]
+    assert all(r["p50_ms"] > 0 and r["threads"] == 1 for r in document["records"])

@@ -9,9 +9,10 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from cnnlab.compress.quantization import quantized_ops, speedup
+from cnnlab.compress.quantization import CALIBRATION_CACHE, quantized_ops, speedup
 from cnnlab.compress.quantization.formats import is_x86
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.deploy.ort import OPENVINO
 from cnnlab.engine.checkpoint import load_model
 from helpers import TINY, only_run, run_dirs
 
@@ -21,6 +22,7 @@ FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.be
         "quantize.bench_threads=1"]
 # 32 validation images: one changed prediction is 3 points, so tests that are not about the budget lift it.
 NO_BUDGET = "quantize.max_acc_drop=100"
+HAS_OPENVINO = OPENVINO in ort.get_available_providers()  # onnxruntime-openvino installed in place of onnxruntime
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +61,18 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     fastest = max(candidates.values(), key=lambda c: c["speedup"])
     assert report["chosen"] == metrics["format"] == fastest["name"] and report["within_budget"]
     assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
-    assert report["calibration"] == {"method": "minmax", "batches": 2, "images": 32,
-                                     "split": "train (deterministic transforms)"}
+    calibration = report["calibration"]
+    assert {k: calibration[k] for k in ("method", "batches", "images", "split")} == {
+        "method": "minmax", "batches": 2, "images": 32, "split": "train (deterministic transforms)"}
+    assert calibration["ranges"].startswith("calibrated once" if CALIBRATION_CACHE else "calibrated for every")
     assert fp32["origin"] == "exported from the source for this run" and 0.0 <= fp32["val_acc"] <= 1.0
 
     assert metrics["val_acc"] == fastest["acc"] and metrics["fp32_val_acc"] == fp32["val_acc"]
     assert metrics["acc_drop"] == pytest.approx(fp32["val_acc"] - fastest["acc"])
     assert metrics["speedup"] == pytest.approx(fastest["speedup"]) == pytest.approx(metrics["speedup_b1"])
     assert metrics["onnx_bytes_int8"] == (run_dir / "model.onnx").stat().st_size < metrics["onnx_bytes_fp32"]
-    assert record["artifacts"] == {"onnx": "model.onnx", "calibration": "calibration.json"}
+    assert record["artifacts"] == {"onnx": "model.onnx", **({"calibration": "calibration.json"}
+                                                             if CALIBRATION_CACHE else {})}
     assert record["model"]["precision"] == "int8" and record["model"]["quantization"] == fastest["name"]
     assert record["dataset"]["config"]["name"] == "synthetic"  # runs derived from this one find the same data
     assert not (run_dir / "candidates").exists()  # intermediate files are gone, their figures stay
@@ -92,8 +97,8 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
 
     real = pipeline.evaluate_onnx
 
-    def pessimistic(path, loader, *, desc="onnx eval"):  # type: ignore[no-untyped-def]
-        figures = real(path, loader, desc=desc)
+    def pessimistic(path, loader, *, desc="onnx eval", **options):  # type: ignore[no-untyped-def]
+        figures = real(path, loader, desc=desc, **options)
         # FP32 scores perfectly, every INT8 file at most 50%: no candidate can be within one point.
         return {**figures, "acc": 1.0} if "fp32" in desc else {**figures, "acc": figures["acc"] / 2}
 
@@ -183,6 +188,7 @@ def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_
     ("quantize.format=dynamic_u8", "does not go with quantize.mode=ptq"),
     ("quantize.exclude=[nope]", "no node called nope"),
     ("quantize.max_acc_drop=-1", "must be 0 or more"),
+    ("quantize.runtime=tvm", "unknown quantize.runtime=tvm — use one of onnxruntime, openvino"),
     ("model=resnet18", "quantize works on the model of source="),
 ])
 def test_bad_input_is_one_clear_line(cli, source: Path, override: str, message: str) -> None:
@@ -202,3 +208,28 @@ def test_a_missing_source_is_a_clear_error(cli, outputs: Path) -> None:
     (empty / "run.json").write_text('{"command": "finetune", "status": "failed", "artifacts": {}}')
     result = cli("quantize", f"source={empty}")
     assert result.code == 2 and "holds no onnx or model file" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(HAS_OPENVINO, reason="this onnxruntime is the OpenVINO build")
+def test_the_openvino_runtime_without_its_build_names_the_wheel_before_any_work(cli, outputs: Path,
+                                                                                  source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.runtime=openvino", *FAST)
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "has no OpenVINOExecutionProvider" in result.stderr
+    assert "pip uninstall -y onnxruntime && pip install onnxruntime-openvino" in result.stderr
+    for run_dir in run_dirs(outputs, "quantize"):  # stopped before anything was exported or quantized
+        assert not (run_dir / "candidates").exists()
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs onnxruntime-openvino in place of onnxruntime")
+def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.runtime=openvino", *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report = record["quantize"]
+    assert report["timing"]["runtime"] == "openvino" and "openvino CPU" in result.stdout
+    assert report["fp32"]["latency"]["1"]["backend"] == "openvino"
+    assert all(c["latency"]["1"]["backend"] == "openvino" and 0.0 <= c["acc"] <= 1.0 for c in report["candidates"])
+    props = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["props"]
+    assert props["quantization"]["chosen_on"] == "openvino cpu, 1 thread(s)"
+    assert "may not be faster on this CPU" not in result.stderr  # onnxruntime's kernel caveats are not OpenVINO's

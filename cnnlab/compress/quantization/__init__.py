@@ -8,8 +8,8 @@ from cnnlab.compress.quantization.calibration import CalibrationReader, calibrat
 from cnnlab.compress.quantization.formats import (AUTO, AUTO_CANDIDATES, DYNAMIC_NOTE, FORMATS, MODES, QAT_FORMATS,
                                                   Format, candidate_formats, has_vnni, resolve_reduce_range,
                                                   slow_format_warning)
-from cnnlab.compress.quantization.ptq import (CALIBRATION_METHODS, QUANTIZED_OPS, PtqSettings, check_float_graph,
-                                              check_node_names, graph_input_name, preprocess,
+from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, CALIBRATION_METHODS, QUANTIZED_OPS, PtqSettings,
+                                              check_float_graph, check_node_names, graph_input_name, preprocess,
                                               quantize_dynamic_candidate, quantize_static_candidate, quantized_ops,
                                               write_with_metadata)
 from cnnlab.compress.quantization.selection import (CandidateFigures, Selection, drop_points, select,
@@ -17,7 +17,7 @@ from cnnlab.compress.quantization.selection import (CandidateFigures, Selection,
 from cnnlab.compress.quantization.timing import FileTiming, TimingSettings, median_round, time_files
 
 __all__ = [
-    "AUTO", "AUTO_CANDIDATES", "CALIBRATION_METHODS", "DYNAMIC_NOTE", "FORMATS", "MODES", "QAT_FORMATS",
+    "AUTO", "AUTO_CANDIDATES", "CALIBRATION_CACHE", "CALIBRATION_METHODS", "DYNAMIC_NOTE", "FORMATS", "MODES", "QAT_FORMATS",
     "QUANTIZED_OPS", "CalibrationReader", "CandidateFigures", "FileTiming", "Format", "PtqSettings", "Selection",
     "TimingSettings", "calibration_batches", "candidate_formats", "check_float_graph", "check_node_names",
     "drop_points", "graph_input_name", "has_vnni", "median_round", "preprocess", "quantize_dynamic_candidate",

@@ -98,9 +98,10 @@ def resolve_reduce_range(setting: object) -> tuple[bool, str]:
     return True, "x86 CPU without VNNI: 7-bit weights avoid vpmaddubsw's 16-bit saturation"
 
 
-def slow_format_warning(fmt: Format) -> str | None:
-    """Why `fmt` is known to run slowly on this CPU (None when nothing is known against it)."""
-    if not is_x86():
+def slow_format_warning(fmt: Format, runtime: str = "onnxruntime") -> str | None:
+    """Why `fmt` is known to run slowly on this CPU with onnxruntime's own kernels (None when nothing is known
+    against it; OpenVINO compiles the graph with kernels of its own, so what is known here says nothing there)."""
+    if not is_x86() or runtime != "onnxruntime":
         return None
     if fmt.layout == "dynamic":
         return None if fmt.weights == "u8" else (

@@ -3,12 +3,15 @@
 `preprocess` runs `quant_pre_process` once (symbolic shape inference, graph optimisation such as folding
 batch norms into convolutions, ONNX shape inference); every candidate format is then quantized from that one
 file: static formats from ranges calibrated once (`calibration.json` in the run folder: the first candidate
-runs the calibration, the others load it), dynamic formats without calibration.
+runs the calibration, the others load it), dynamic formats without calibration. onnxruntime builds older than
+the calibration cache (1.24, the newest OpenVINO build, among them) calibrate again for every format: the
+same images in the same order give the same ranges, only slower.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 from collections import Counter
@@ -30,6 +33,8 @@ CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": Calibratio
                        "percentile": CalibrationMethod.Percentile}
 _TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
 _LAYOUTS = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
+# Whether this onnxruntime's quantize_static can save calibrated ranges and load them for the next format.
+CALIBRATION_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters
 # Operators that only exist in a quantized graph: their presence is what makes a file INT8.
 QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                  "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
@@ -107,10 +112,12 @@ def check_node_names(graph_path: Path, names: Sequence[str]) -> None:
 def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settings: PtqSettings,
                               reader: CalibrationReader, calibration_cache: Path) -> Path:
     """Static INT8 of `preprocessed` in format `fmt`. The first call calibrates on `reader` and saves the
-    tensor ranges to `calibration_cache`; later calls (other formats) load them instead of calibrating again."""
+    tensor ranges to `calibration_cache`; later calls (other formats) load them instead of calibrating again
+    (without CALIBRATION_CACHE every call calibrates, and no cache file is written)."""
     extra = {"CalibStridedMinMax": 1}  # collect one batch at a time: memory stays one batch of activations
     if settings.calibrate_method == "percentile":
         extra["CalibPercentile"] = settings.percentile  # type: ignore[assignment]
+    cache = {"calibration_cache_path": str(calibration_cache)} if CALIBRATION_CACHE else {}
     reader.set_range(0, len(reader))
     try:
         with _quiet_root_logger():
@@ -119,7 +126,7 @@ def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settin
                             activation_type=_TYPES[fmt.activations], weight_type=_TYPES[fmt.weights],
                             nodes_to_exclude=list(settings.exclude),
                             calibrate_method=CALIBRATION_METHODS[settings.calibrate_method],
-                            extra_options=extra, calibration_cache_path=str(calibration_cache))
+                            extra_options=extra, **cache)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer raises many types
         raise _quantizer_error(fmt, exc) from exc
     return out

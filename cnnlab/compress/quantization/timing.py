@@ -1,6 +1,7 @@
 """Latency of several ONNX files on this machine, measured so that they can be compared.
 
-Each file is timed with cnnlab's harness (`cnnlab.deploy.bench.time_onnx`: warm-up, then timed runs until
+Each file is timed on the runtime it will be deployed on (onnxruntime's CPU kernels, or OpenVINO's) with
+cnnlab's harness (`cnnlab.deploy.bench.time_onnx`: warm-up, then timed runs until
 a minimum count and time) in interleaved rounds — FP32, candidate 1, candidate 2, …, FP32, … — so a
 machine that speeds up or slows down during the run (turbo, thermal limits, a neighbour's job) affects
 every file alike. Per file and batch size the round with the median p50 is kept.
@@ -22,6 +23,7 @@ class TimingSettings:
     threads: int = 1
     rounds: int = 3
     plan: TimingPlan = TimingPlan()
+    runtime: str = "onnxruntime"  # the CPU runtime the file will be deployed on: onnxruntime | openvino
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -54,9 +56,9 @@ def time_files(files: Mapping[str, Path], settings: TimingSettings, *,
     for _ in range(settings.rounds):
         for batch in settings.batch_sizes:
             for name, path in files.items():
-                rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, warmup=plan.warmup,
-                                                     min_iters=plan.min_iters, min_seconds=plan.min_seconds,
-                                                     flops=flops))
+                rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
+                                                     warmup=plan.warmup, min_iters=plan.min_iters,
+                                                     min_seconds=plan.min_seconds, flops=flops))
     return {name: FileTiming(stats={b: median_round(r) for b, r in per_batch.items()},
                              p50_per_round={b: [s.p50_ms for s in r] for b, r in per_batch.items()})
             for name, per_batch in rounds.items()}
