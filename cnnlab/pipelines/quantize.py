@@ -82,7 +82,8 @@ class QuantizeSettings:
         threads = section.get("bench_threads")
         runtime = str(section.get("runtime", "onnxruntime"))
         if runtime not in QUANTIZE_RUNTIMES:
-            raise CnnlabError(f"unknown quantize.runtime={runtime}", fix=f"use one of {', '.join(QUANTIZE_RUNTIMES)}")
+            raise CnnlabError(f"unknown quantize.runtime={runtime}",
+                              fix=f"use one of {', '.join(QUANTIZE_RUNTIMES)}")
         execution_providers("cpu", runtime=runtime)  # before any work: the OpenVINO build must be installed
         timing = TimingSettings(
             batch_sizes=tuple(int(b) for b in ([sizes] if isinstance(sizes, int) else sizes)),
