@@ -25,7 +25,6 @@ import onnxruntime as ort
 from _common import RUNTIME_PROVIDERS, plain_session, time_sessions, usable_cores
 
 
-
 def input_shape(made: ort.InferenceSession, batch: int) -> tuple[int, ...]:
     dims = made.get_inputs()[0].shape
     return (batch, *(int(d) for d in dims[1:]))
@@ -42,7 +41,7 @@ def main() -> None:
     missing = [p for p in RUNTIME_PROVIDERS.values() if p not in ort.get_available_providers()]
     if missing:
         raise SystemExit(f"this onnxruntime ({ort.__version__}) lacks {', '.join(missing)}: "
-                         "install onnxruntime-openvino in its own venv (see the docstring)")
+                         "install onnxruntime-openvino in place of onnxruntime (see the docstring)")
     print(f"machine: {platform.processor() or platform.machine()} | {usable_cores()} usable cores | "
           f"onnxruntime-openvino {ort.__version__} | {args.threads} threads")
     print(f"{'model':16} {'batch':>5} {'cpu fp32':>9} {'cpu int8':>9} {'ov fp32':>9} {'ov int8':>9} "
