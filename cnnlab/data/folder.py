@@ -66,7 +66,7 @@ def _class_dirs(directory: Path) -> list[str]:
     return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith("."))
 
 
-def _checked_root(cfg: Mapping[str, Any]) -> Path:
+def checked_root(cfg: Mapping[str, Any]) -> Path:
     if cfg.get("root") in (None, ""):
         raise CnnlabError("imagefolder needs dataset.root=DIR", fix=FIX)
     root = Path(str(cfg["root"])).expanduser()
@@ -105,7 +105,7 @@ def _check_same_classes(train: ImageFolder, other: ImageFolder, other_dir: Path)
 
 
 def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
-    root = _checked_root(cfg)
+    root = checked_root(cfg)
     checker = ReadableImageFilter()
     train_dir = root / "train"
     split_dirs = [root / name for name in VAL_DIR_NAMES if (root / name).is_dir()]

@@ -1,4 +1,5 @@
-"""dataset.name -> builder, and the two functions the pipelines call: resolve_input_spec, build_datasets."""
+"""dataset.name -> builder, and the functions the pipelines call: check_dataset, resolve_input_spec,
+build_datasets."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any, Callable, Mapping
 
 from cnnlab.data.bundle import DataBundle, RawSplits, TransformedDataset
 from cnnlab.data.digits import build_digits
-from cnnlab.data.folder import build_imagefolder
+from cnnlab.data.folder import build_imagefolder, checked_root
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.data.synthetic import build_synthetic
-from cnnlab.data.torchvision_sets import build_cifar10, build_cifar100, build_flowers
+from cnnlab.data.torchvision_sets import (CIFAR10_FILES, CIFAR100_FILES, FLOWERS, build_cifar10, build_cifar100,
+                                          build_flowers, check_downloadable)
 from cnnlab.data.transforms import Augment, eval_transform, train_transform
 from cnnlab.errors import CnnlabError
 
@@ -24,6 +26,14 @@ BUILDERS: dict[str, Builder] = {
     "cifar100": build_cifar100,
 }
 DATASETS: tuple[str, ...] = tuple(BUILDERS)
+# What can be checked in milliseconds, before a pipeline loads weights or builds a model: a missing folder
+# should be the first thing a user hears about, not the last.
+PRECHECKS: dict[str, Callable[[Mapping[str, Any]], object]] = {
+    "imagefolder": checked_root,
+    "flowers": lambda cfg: check_downloadable(cfg, FLOWERS),
+    "cifar10": lambda cfg: check_downloadable(cfg, CIFAR10_FILES),
+    "cifar100": lambda cfg: check_downloadable(cfg, CIFAR100_FILES),
+}
 
 
 def _triple(values: Any, default: tuple[float, float, float], key: str) -> tuple[float, float, float]:
@@ -51,12 +61,24 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
                      std=_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"))
 
 
-def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True) -> DataBundle:
-    """train_augment=False gives the train split with the deterministic eval transform (used for feature
-    caching, teacher-logit caching, quantization calibration)."""
+def _known_name(dataset_cfg: Mapping[str, Any]) -> str:
     name = str(dataset_cfg.get("name"))
     if name not in BUILDERS:
         raise CnnlabError(f"unknown dataset {name!r}", fix=f"choose dataset= one of {', '.join(DATASETS)}")
+    return name
+
+
+def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
+    """Fail now on what is wrong with the dataset's settings and folder (no reading of images)."""
+    name = _known_name(dataset_cfg)
+    if name in PRECHECKS:
+        PRECHECKS[name](dataset_cfg)
+
+
+def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True) -> DataBundle:
+    """train_augment=False gives the train split with the deterministic eval transform (used for feature
+    caching, teacher-logit caching, quantization calibration)."""
+    name = _known_name(dataset_cfg)
     raw = BUILDERS[name](dataset_cfg, spec)
     augment = Augment.from_config(dataset_cfg.get("augment")) if train_augment else Augment()
     evaluate = eval_transform(spec, raw.stored_size)

@@ -82,8 +82,9 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 
-def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str, bool], T]) -> T:
-    """Run `make(root, download)` once the files are there, or fail with a message that names them."""
+def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, bool | None, str]:
+    """(root, download mode, state) — or the error that no download could mend: no dataset.root, or files
+    missing with dataset.download=false."""
     if cfg.get("root") in (None, ""):
         raise CnnlabError(f"{files.title} needs dataset.root=DIR",
                           fix=f"set dataset.root=DIR; {files.placement(Path('DIR'))}")
@@ -92,6 +93,12 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
     if state == "missing" and mode is False:
         raise CnnlabError(f"{files.title} is not in {root} and dataset.download=false",
                           fix=f"{files.placement(root)}; or allow the download with dataset.download=auto")
+    return root, mode, state
+
+
+def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str, bool], T]) -> T:
+    """Run `make(root, download)` once the files are there, or fail with a message that names them."""
+    root, mode, state = check_downloadable(cfg, files)
     try:
         if state == "archived":
             files.extract_archives(root)

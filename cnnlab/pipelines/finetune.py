@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cnnlab.context import RunContext
-from cnnlab.data import DataBundle, build_datasets, make_loader, resolve_input_spec
+from cnnlab.data import DataBundle, build_datasets, check_dataset, make_loader, resolve_input_spec
 from cnnlab.engine.features import extract_features
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
@@ -55,6 +55,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     plan = Plan.from_config(cfg.finetune)
     runtime = setup_runtime(cfg)
+    check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
     weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs)
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
     if not weights.pretrained:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.data import DATASETS, DataBundle, build_datasets, make_loader, resolve_input_spec
+from cnnlab.data import DATASETS, DataBundle, build_datasets, check_dataset, make_loader, resolve_input_spec
 from cnnlab.data.spec import IMAGENET_MEAN, InputSpec
 from cnnlab.errors import CnnlabError
 
@@ -88,3 +88,23 @@ def test_unknown_dataset_is_a_user_error() -> None:
     with pytest.raises(CnnlabError, match="unknown dataset 'mnist'") as err:
         build_datasets({"name": "mnist"}, InputSpec(16))
     assert "synthetic" in str(err.value)
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"name": "imagenet21k"}, "unknown dataset 'imagenet21k'"),
+    ({"name": "imagefolder", "root": None}, "imagefolder needs dataset.root=DIR"),
+    ({"name": "imagefolder", "root": "{tmp}/nope"}, "does not exist"),
+    ({"name": "flowers", "root": None}, "Flowers-102 needs dataset.root=DIR"),
+    ({"name": "cifar10", "root": "{tmp}", "download": False}, "CIFAR-10 is not in .* and dataset.download=false"),
+])
+def test_check_dataset_fails_before_any_image_is_read(tmp_path, cfg: dict, message: str) -> None:
+    cfg = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in cfg.items()}
+    with pytest.raises(CnnlabError, match=message):
+        check_dataset(cfg)
+
+
+def test_check_dataset_passes_what_can_still_be_fetched_or_built(tmp_path) -> None:
+    check_dataset(SYNTHETIC)
+    check_dataset({"name": "cifar100", "root": str(tmp_path), "download": "auto"})  # missing, but may download
+    (tmp_path / "train").mkdir()
+    check_dataset({"name": "imagefolder", "root": str(tmp_path)})

@@ -83,19 +83,31 @@ def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Pat
     assert clash.code == 2 and "lenet5 checkpoint but model=resnet18" in clash.stderr
 
 
-def test_offline_without_imagenet_file_names_file_and_folder(cli, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def offline_without_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty torch hub folder and no network."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
 
     def offline(*args, **kwargs):
         raise URLError("network is unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
+def test_offline_without_imagenet_file_names_file_and_folder(cli, offline_without_imagenet) -> None:
     result = cli("finetune", "model=resnet18", *SMALL)
     assert result.code == 2
     expected = hub_checkpoint_path(tvm.get_weight(MODELS["resnet18"].tv_weights).url)
     assert expected.name in result.stderr and str(expected.parent) in result.stderr
     assert "model.weights=none" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_dataset_folder_is_reported_before_missing_weights(cli, tmp_path: Path,
+                                                                    offline_without_imagenet) -> None:
+    result = cli("finetune", "model=resnet18", "dataset=imagefolder", f"dataset.root={tmp_path / 'nope'}")
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert "does not exist" in result.stderr and "dataset.root=DIR" in result.stderr
+    assert "model.weights=none" not in result.stderr
 
 
 def test_corrupt_weights_file_is_one_clear_line(cli, tmp_path: Path) -> None:
