@@ -68,7 +68,7 @@ def add_train_and_time_arguments(parser: argparse.ArgumentParser, *, image_size:
 
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
+    parser.add_argument("--runtime", choices=tuple(RUNTIME_PROVIDERS), default="onnxruntime",
                         help="the CPU runtime INT8 files are chosen, evaluated and timed on (quantize.runtime); "
                              "openvino needs onnxruntime-openvino in place of onnxruntime")
 

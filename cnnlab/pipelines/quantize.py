@@ -39,7 +39,7 @@ from cnnlab.data import DataBundle, make_loader
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
-from cnnlab.deploy.ort import evaluate_onnx, execution_providers
+from cnnlab.deploy.ort import RUNTIME_DEVICES, evaluate_onnx, execution_providers
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.environment import cpu_info
 from cnnlab.errors import CnnlabError
@@ -49,7 +49,8 @@ from cnnlab.pipelines.training import (classification_objective, dataset_record,
                                        make_loaders, setup_runtime, train)
 from cnnlab.runs import ONNX_FILE, Source
 
-QUANTIZE_RUNTIMES = ("onnxruntime", "openvino")  # CPU runtimes the INT8 file is timed and evaluated on
+# The CPU runtimes an INT8 file can be timed and evaluated on: onnxruntime, openvino.
+QUANTIZE_RUNTIMES = tuple(runtime for runtime, devices in RUNTIME_DEVICES.items() if "cpu" in devices)
 WORK_DIR = "candidates"          # every intermediate file; deleted at the end unless quantize.keep_candidates
 CALIBRATION_FILE = "calibration.json"
 FP32 = "fp32"
