@@ -9,6 +9,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnxruntime as ort
+
+from cnnlab.deploy.ort import OPENVINO
+
+# onnxruntime-openvino installed in place of onnxruntime: the tests that need its provider run, those that
+# check the message shown without it are skipped.
+HAS_OPENVINO = OPENVINO in ort.get_available_providers()
+
 # Small enough that a whole pretrain run takes a couple of seconds on 2 cores.
 TINY = ["dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
         "dataset.num_classes=4", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16"]

@@ -14,9 +14,9 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.ort import CPU, CUDA, OPENVINO, evaluate_onnx, execution_providers, onnx_session, parse_device
 from cnnlab.errors import CnnlabError
+from helpers import HAS_OPENVINO
 
 HAS_ORT_CUDA = CUDA in ort.get_available_providers()
-HAS_OPENVINO = OPENVINO in ort.get_available_providers()  # onnxruntime-openvino installed in place of onnxruntime
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import pytest
 from cnnlab.compress.quantization import CALIBRATION_CACHE, quantized_ops, speedup
 from cnnlab.compress.quantization.formats import is_x86
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
-from cnnlab.deploy.ort import OPENVINO
 from cnnlab.engine.checkpoint import load_model
-from helpers import TINY, only_run, run_dirs
+from helpers import HAS_OPENVINO, TINY, only_run, run_dirs
 
 # Tiny calibration and timing: these tests check what is built, measured and recorded, never how fast.
 FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.bench_rounds=1",
@@ -22,7 +21,6 @@ FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.be
         "quantize.bench_threads=1"]
 # 32 validation images: one changed prediction is 3 points, so tests that are not about the budget lift it.
 NO_BUDGET = "quantize.max_acc_drop=100"
-HAS_OPENVINO = OPENVINO in ort.get_available_providers()  # onnxruntime-openvino installed in place of onnxruntime
 
 
 @pytest.fixture(scope="module")
