@@ -21,13 +21,12 @@ from cnnlab.engine.features import extract_features
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import MODELS, create_model, feature_stages, load_pretrained, replace_head
+from cnnlab.models import FINETUNE_MODES, MODELS, create_model, first_trainable, freeze_before, load_pretrained, replace_head
 from cnnlab.pipelines.switches import optimisation_on, tristate
 from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, eval_batch_size,
                                        fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime, train)
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
-MODES = ("linear", "partial", "full")
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,8 @@ class Plan:
     @classmethod
     def from_config(cls, section: DictConfig) -> "Plan":
         mode = str(section.mode)
-        if mode not in MODES:
-            raise CnnlabError(f"finetune.mode={mode} is not a mode", fix=f"use one of: {', '.join(MODES)}")
+        if mode not in FINETUNE_MODES:
+            raise CnnlabError(f"finetune.mode={mode} is not a mode", fix=f"use one of: {', '.join(FINETUNE_MODES)}")
         augment = tristate(section.augment, "finetune.augment")
         return cls(mode=mode, unfreeze=int(section.unfreeze), backbone_lr_scale=float(section.backbone_lr_scale),
                    new_head=tristate(section.new_head, "finetune.new_head"),
@@ -120,27 +119,8 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
 
 
 def freeze(model: nn.Module, name: str, plan: Plan) -> list[nn.Module]:
-    """Freeze everything before the first trainable module (in definition order, which is execution
-    order for the zoo's networks). Returns the frozen leaf modules, kept in eval mode while training."""
-    if plan.mode == "full":
-        return []
-    if plan.mode == "linear":
-        first_trainable = MODELS[name].head
-    else:
-        stages = feature_stages(model, name)
-        if not 1 <= plan.unfreeze <= len(stages):
-            raise CnnlabError(f"finetune.unfreeze={plan.unfreeze} but {name} has {len(stages)} stages",
-                              fix=f"use 1..{len(stages)} ({', '.join(path for path, _ in stages)})")
-        first_trainable = stages[-plan.unfreeze][0]
-    frozen: list[nn.Module] = []
-    for path, module in model.named_modules():
-        if path == first_trainable or path.startswith(first_trainable + "."):
-            break
-        if next(module.children(), None) is None:  # a leaf: freeze its own parameters
-            for param in module.parameters(recurse=False):
-                param.requires_grad_(False)
-            frozen.append(module)
-    return frozen
+    """Freeze what `plan.mode` keeps fixed; returns the frozen leaf modules (kept in eval mode while training)."""
+    return freeze_before(model, first_trainable(name, plan.mode, plan.unfreeze))
 
 
 def use_feature_cache(plan: Plan, data: DataBundle, runtime: Runtime, cfg: DictConfig, ctx: RunContext, *,

@@ -68,6 +68,15 @@ def test_partial_mode_trains_only_the_last_stages(cli, outputs: Path, fake_image
     assert bad.code == 2 and "finetune.unfreeze=9" in bad.stderr and "layer4" in bad.stderr
 
 
+def test_partial_mode_trains_a_network_whose_stages_are_ranges(cli, outputs: Path) -> None:
+    # MobileNetV3's stages are ranges ("features.9..12"); the mode used to freeze every parameter.
+    result = cli("finetune", "model=mobilenet_v3_small", "model.weights=none", *SMALL, "trainer.epochs=1",
+                 "finetune.mode=partial", "finetune.unfreeze=1")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "finetune")
+    assert record["metrics"]["finetune_mode"] == "partial"
+
+
 def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Path) -> None:
     assert cli("pretrain", *TINY).code == 0  # lenet5
     pretrained = checkpoint_state(run_dirs(outputs, "pretrain")[0])
