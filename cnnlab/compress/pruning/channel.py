@@ -19,6 +19,7 @@ import torch_pruning as tp
 from torch import nn
 
 from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
+from cnnlab.compress.pruning.tp_adapter import NearestMultiplePruner, refuse_whole_layer_removal
 from cnnlab.errors import CnnlabError
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
@@ -59,20 +60,6 @@ class ChannelSettings:
         return self.importance == "taylor"
 
 
-class _NearestMultiplePruner(tp.pruner.BasePruner):
-    """Torch-Pruning 1.6 rounds a layer's kept channels *down* to a multiple of round_to, so ratio 0.3 on
-    64 channels keeps 32 (not ~45) with round_to=16, and a layer narrower than round_to loses everything.
-    Rounding to the nearest multiple (at least one) keeps the ratio honest; a layer with fewer channels
-    than round_to stays whole."""
-
-    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
-        kept = current_channels - n_pruned
-        if kept <= 0:  # the ratio removes the whole layer: left for the refusal below, not rounded away
-            return n_pruned
-        rounded = max(round_to, int(kept / round_to + 0.5) * round_to)  # halves round up: keep, not cut
-        return max(0, current_channels - min(rounded, current_channels))
-
-
 class ChannelPruner:
     """Prunes `model` in place, `settings.steps` times, each step removing channels up to that step's share
     of `settings.ratio`. `keep` names layers whose output channels stay whole (always the classifier head).
@@ -95,7 +82,7 @@ class ChannelPruner:
         kept_layers = resolve_layers(model, keep, key=key)
         was_training = model.training
         self._pruner = run_naming_layer(
-            model, lambda: _NearestMultiplePruner(
+            model, lambda: NearestMultiplePruner(
                 model, example_input, importance=IMPORTANCES[settings.importance](),
                 global_pruning=settings.global_ranking, pruning_ratio=settings.ratio,
                 iterative_steps=settings.steps, ignored_layers=kept_layers, round_to=settings.round_to,
@@ -104,26 +91,14 @@ class ChannelPruner:
             fix="channel pruning needs a forward pass that autograd can follow; use prune.method=magnitude, "
                 "or leave the layer out with prune.ignore")
         model.train(was_training)
-        # Torch-Pruning silently skips a group whose layers would lose every channel (leaving them whole);
-        # cnnlab refuses instead, naming the layer, because the user asked for something else.
-        self._pruner.DG.check_pruning_group = self._refuse_removing_whole_layers(self._pruner.DG.check_pruning_group)
+        refuse_whole_layer_removal(self._pruner, self._refusal)
 
-    def _refuse_removing_whole_layers(self, check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-        def refuse(group: Any) -> bool:
-            if check(group):
-                return True
-            for dep, idxs in group:
-                module = dep.target.module
-                channels = self._pruner.DG.get_out_channels(module) if self._pruner.DG.is_out_channel_pruning_fn(
-                    dep.handler) else self._pruner.DG.get_in_channels(module)
-                if channels is not None and len(idxs) >= channels:
-                    raise CnnlabError(
-                        f"prune.ratio={self.settings.ratio:g} would remove all {channels} channels of layer "
-                        f"{self._names.get(module, '?')!r} ({type(module).__name__}), i.e. the whole layer",
-                        fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking
-                                                        else "") + "or add the layer to prune.ignore")
-            return False
-        return refuse
+    def _refusal(self, module: nn.Module, channels: int) -> CnnlabError:
+        return CnnlabError(
+            f"prune.ratio={self.settings.ratio:g} would remove all {channels} channels of layer "
+            f"{self._names.get(module, '?')!r} ({type(module).__name__}), i.e. the whole layer",
+            fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking else "")
+                + "or add the layer to prune.ignore")
 
     def step(self) -> None:
         """One pruning step; afterwards the model must still run (a graph Torch-Pruning misread fails here,

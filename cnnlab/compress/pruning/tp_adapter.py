@@ -1,0 +1,56 @@
+"""The one place where cnnlab relies on Torch-Pruning behaviour outside its documented API.
+
+Two needs have no public hook in Torch-Pruning 1.5–1.6:
+
+1. Rounding. `BasePruner(round_to=k)` rounds a layer's kept channels *down* to a multiple of k, so ratio
+   0.3 on 64 channels keeps 32 (not ~45) with k=16, and a layer narrower than k loses everything.
+   `NearestMultiplePruner` overrides `BasePruner._round_to(n_pruned, current_channels, round_to)` to round
+   to the nearest multiple (at least one) and to leave a layer narrower than k whole.
+2. Refusing to remove a whole layer. Before pruning a group, `BasePruner._prune` asks
+   `DependencyGraph.check_pruning_group(group)`; when a group would lose every channel of a layer it returns
+   False and the group is skipped without a word, leaving the layer whole although the user asked for a
+   ratio. `refuse_whole_layer_removal` wraps that check on one pruner's own graph (an instance attribute,
+   not a class patch) so that cnnlab raises an error naming the layer instead.
+
+tests/compress/test_tp_adapter.py checks that both hooks still exist with the signatures used here and are
+still called by `step()`: an upgrade of Torch-Pruning that changes them fails that test, not a user's run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch_pruning as tp
+from torch import nn
+
+
+class NearestMultiplePruner(tp.pruner.BasePruner):
+    """A Torch-Pruning `BasePruner` whose `round_to` keeps the nearest multiple of channels (halves up)."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        kept = current_channels - n_pruned
+        if kept <= 0:  # the ratio removes the whole layer: left for the refusal, not rounded away
+            return n_pruned
+        rounded = max(round_to, int(kept / round_to + 0.5) * round_to)  # halves round up: keep, not cut
+        return max(0, current_channels - min(rounded, current_channels))
+
+
+def refuse_whole_layer_removal(pruner: tp.pruner.BasePruner,
+                               refusal: Callable[[nn.Module, int], Exception]) -> None:
+    """Make `pruner` raise `refusal(module, channels)` where Torch-Pruning would silently skip a group
+    because it removes all `channels` of `module`."""
+    graph = pruner.DG
+    check = graph.check_pruning_group
+
+    def refuse(group: Any) -> bool:
+        if check(group):
+            return True
+        for dep, idxs in group:
+            module = dep.target.module
+            channels = (graph.get_out_channels(module) if graph.is_out_channel_pruning_fn(dep.handler)
+                        else graph.get_in_channels(module))
+            if channels is not None and len(idxs) >= channels:
+                raise refusal(module, channels)
+        return False
+
+    graph.check_pruning_group = refuse
