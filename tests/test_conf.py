@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS
+from cnnlab.models import canonical_name
 
 
 def compose_for(command: str, *overrides: str):
@@ -26,7 +27,16 @@ def test_every_command_composes(command: str) -> None:
 def test_every_choice_of_every_group_composes(group: str) -> None:
     for choice in conftree.choices(group):
         cfg = compose_for("finetune", f"{group}={choice}")
-        assert cfg[group] is not None, (group, choice)
+        chosen = cfg[group]
+        # The group's file was the one composed: its identity field says which choice it is.
+        if group == "optim":
+            assert chosen._target_.rsplit(".", 1)[-1].lower() == choice.lower(), (group, choice)
+        elif group == "model":
+            assert chosen.name == canonical_name(choice), (group, choice)
+        elif group == "trainer":
+            assert int(chosen.epochs) >= 1 and int(chosen.batch_size) >= 1, (group, choice)
+        else:
+            assert chosen.name == choice, (group, choice)
 
 
 def test_names_the_acceptance_uses_exist() -> None:

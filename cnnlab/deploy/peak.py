@@ -52,17 +52,24 @@ def simd_fp32_lanes(flags: set[str] | list[str]) -> tuple[int, str]:
 def cpu_clock_ghz() -> tuple[float | None, str]:
     """The highest clock the OS reports: cpufreq's maximum, else the GHz in the model name, else cpuinfo's MHz."""
     max_freq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
-    if max_freq.is_file():
+    cpuinfo = Path("/proc/cpuinfo")
+    return clock_from(max_freq.read_text() if max_freq.is_file() else None, cpu_info()["model"],
+                      cpuinfo.read_text(errors="ignore") if cpuinfo.is_file() else None)
+
+
+def clock_from(max_freq_khz: str | None, model_name: str, cpuinfo: str | None) -> tuple[float | None, str]:
+    """(GHz, source) from cpufreq's cpuinfo_max_freq text (kHz), the CPU model name ("... @ 2.10GHz") and
+    /proc/cpuinfo's text, in that order of trust; (None, reason) when none gives a clock."""
+    if max_freq_khz is not None:
         try:
-            return int(max_freq.read_text().strip()) / 1e6, "cpufreq max"
+            return int(max_freq_khz.strip()) / 1e6, "cpufreq max"
         except ValueError:
             pass
-    named = re.search(r"@\s*([\d.]+)\s*GHz", cpu_info()["model"])
+    named = re.search(r"@\s*([\d.]+)\s*GHz", model_name)
     if named:
         return float(named.group(1)), "model name"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo.read_text(errors="ignore"), re.M)
+    if cpuinfo is not None:
+        mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
         if mhz:
             return float(mhz.group(1)) / 1000, "/proc/cpuinfo cpu MHz"
     return None, "no clock reported"
@@ -76,13 +83,19 @@ def physical_cores() -> int:
     if not cpuinfo.is_file():
         return usable
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return cores_from(cpuinfo.read_text(errors="ignore"), allowed) or usable
+
+
+def cores_from(cpuinfo: str, allowed: set[int] | None = None) -> int:
+    """Distinct (physical id, core id) pairs among the `allowed` logical CPUs of a /proc/cpuinfo text
+    (0 when it lists none); a CPU without a core id counts as its own core."""
     cores = set()
-    for block in cpuinfo.read_text(errors="ignore").split("\n\n"):
+    for block in cpuinfo.split("\n\n"):
         fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
         if "processor" not in fields or (allowed is not None and int(fields["processor"]) not in allowed):
             continue
         cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
-    return len(cores) or usable
+    return len(cores)
 
 
 def cpu_peak(threads: int) -> PeakEstimate:

@@ -51,7 +51,24 @@ def test_cuda_peak_from_device_properties(monkeypatch: pytest.MonkeyPatch) -> No
     assert peak.cuda_peak(0).gflops is None
 
 
-def test_this_machines_estimate_is_sane() -> None:
-    estimate = peak.peak_estimate("cpu", 1)
-    assert estimate.gflops is None or 1 < estimate.gflops < 10_000
-    assert peak.physical_cores() >= 1
+def _cpuinfo(*cpus: tuple[int, int, int]) -> str:
+    """A /proc/cpuinfo text with one block per (processor, physical id, core id)."""
+    return "\n\n".join(f"processor\t: {p}\nphysical id\t: {s}\ncore id\t\t: {c}\ncpu MHz\t\t: 2450.000"
+                       for p, s, c in cpus) + "\n"
+
+
+def test_hyper_threads_of_one_core_count_once() -> None:
+    two_cores_four_threads = _cpuinfo((0, 0, 0), (1, 0, 1), (2, 0, 0), (3, 0, 1))
+    assert peak.cores_from(two_cores_four_threads) == 2
+    assert peak.cores_from(two_cores_four_threads, allowed={0, 2}) == 1  # both threads of core 0
+    two_sockets = _cpuinfo((0, 0, 0), (1, 1, 0))
+    assert peak.cores_from(two_sockets) == 2  # same core id on another socket is another core
+    assert peak.cores_from("") == 0
+
+
+def test_clock_prefers_cpufreq_then_model_name_then_cpuinfo() -> None:
+    info = _cpuinfo((0, 0, 0))
+    assert peak.clock_from("3700000\n", "AMD EPYC @ 2.10GHz", info) == (3.7, "cpufreq max")
+    assert peak.clock_from(None, "Intel Xeon Gold 6338 CPU @ 2.00GHz", info) == (2.0, "model name")
+    assert peak.clock_from("garbage", "AMD EPYC", info) == (2.45, "/proc/cpuinfo cpu MHz")
+    assert peak.clock_from(None, "AMD EPYC", None) == (None, "no clock reported")
