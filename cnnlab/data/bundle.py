@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
+from cnnlab.data.decode import DecodeSummary
 from cnnlab.data.spec import InputSpec
 
 
@@ -24,6 +25,7 @@ class RawSplits:
     classes: list[str]
     stored_size: int | None  # side of the square images as stored; None = photos of any size
     in_memory: bool
+    decode: DecodeSummary | None = None  # files decoded by cnnlab.data.decode: read/converted/skipped counts
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DataBundle:
     spec: InputSpec
     random_train_transform: bool  # True if train items are randomly augmented (feature caching is then invalid)
     in_memory: bool  # True for synthetic/digits (DataLoader workers add nothing there)
+    decode: DecodeSummary | None = None  # RawSplits.decode, for the run record
 
 
 class TransformedDataset(Dataset):

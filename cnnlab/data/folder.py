@@ -1,7 +1,9 @@
 """The user's own images: DIR/train/<class>/*, DIR/val/<class>/* — or DIR/<class>/*, split by val_fraction.
 
-Files that carry an image extension but cannot be decoded are skipped (counted in one warning);
-everything else that is wrong with the folder is a CnnlabError that shows the expected layout.
+Images are decoded by cnnlab.data.decode (what a viewer shows: 16-bit, palette, alpha, EXIF rotation, ...).
+Files that carry an image extension but cannot be read are skipped; conversions and skips are counted in
+one summary line per dataset (a warning when there is anything to say) and in RawSplits.decode.
+Everything else that is wrong with the folder is a CnnlabError that shows the expected layout.
 """
 
 from __future__ import annotations
@@ -9,14 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from PIL import Image
 from torch.utils.data import Subset
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from cnnlab.data.bundle import RawSplits
+from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, inspect_image, load_rgb
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import CnnlabError
@@ -26,40 +27,105 @@ log = logging.getLogger(__name__)
 VAL_DIR_NAMES = ("val", "valid", "test")  # the first one present is the validation split
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg (split by dataset.val_fraction)"
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
+DUPLICATE = "duplicate of a file already read (symlink)"
+FOLDER_ALREADY_SCANNED = "folder link to a folder already scanned (loop or repeat)"
 
 
-class ReadableImageFilter:
-    """ImageFolder's is_valid_file hook: keeps image files that decode, records the ones that do not."""
+class FolderScan:
+    """Finds the images of one dataset (all its splits), proves each decodes and counts its conversions.
+
+    Folders are walked in sorted order, following symbolic links safely: a folder link that leads to a
+    folder already scanned, to a class folder of the split, or back up to one of its own parents (a loop)
+    is not entered; a file whose real path is already in the dataset is kept once (files reached without a
+    link win over links to them within a split, so a link never moves a picture to another class). Files with an
+    extension we read are checked with `decode.inspect_image` (reduced decode; truncated files fail);
+    image-looking files we cannot read (.heic, ...) are skipped; everything else (README.txt) is ignored.
+    Every kept image and every skip is counted in `summary`.
+    """
 
     def __init__(self) -> None:
-        self.unreadable: list[str] = []
+        self.summary = DecodeSummary()
+        self._files: set[str] = set()  # real paths already in the dataset
+        self._folders: set[str] = set()  # real paths of the folders walked or claimed as class folders
 
-    def __call__(self, path: str) -> bool:
-        if not has_file_allowed_extension(path, IMG_EXTENSIONS):
-            return False  # README.txt, .DS_Store: not images, not worth a warning
+    def samples(self, directory: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
+        """[(path, class index)] for the class folders of one split, in ImageFolder's order."""
+        class_dirs = {name: directory / name for name in sorted(class_to_idx)}
+        self._folders.update(os.path.realpath(path) for path in class_dirs.values())
+        found = [(path, class_to_idx[name], via_link) for name, folder in class_dirs.items()
+                 for path, via_link in self._walk(folder, via_link=folder.is_symlink())]
+        # files reached without a link are checked first, so that a link never takes a file away from
+        # the class folder it lives in (sorted() is stable: the order stays ImageFolder's otherwise)
+        kept = set()
+        for index in sorted(range(len(found)), key=lambda i: found[i][2]):
+            if self._accept(found[index][0]):
+                kept.add(index)
+        return [(path, label) for index, (path, label, _) in enumerate(found) if index in kept]
+
+    def _walk(self, folder: Path, *, via_link: bool) -> Iterator[tuple[str, bool]]:
+        """(file path, reached through a symlink) for every non-folder entry under `folder`, sorted."""
+        real = os.path.realpath(folder)
         try:
-            with Image.open(path) as image:
-                # JPEG: decode at reduced scale — still reads every byte, so a truncated file fails here
-                image.draft("RGB", (1, 1))
-                image.load()
-        except Exception:  # noqa: BLE001 - whatever PIL raises, the file is unusable
-            self.unreadable.append(path)
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:  # unreadable folder: nothing in it can be read either
+            return
+        for entry in entries:
+            link = via_link or entry.is_symlink()
+            if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
+                yield entry.path, link
+            elif not entry.name.startswith("."):  # .ipynb_checkpoints, .git: not part of the dataset
+                target = os.path.realpath(entry.path)
+                # already walked, a class folder of its own, or one of our parents (a loop): not again
+                if target in self._folders or os.path.commonpath([target, real]) == target:
+                    self.summary.add_skipped(FOLDER_ALREADY_SCANNED, entry.path)
+                    continue
+                self._folders.add(target)
+                yield from self._walk(Path(entry.path), via_link=link)
+
+    def _accept(self, path: str) -> bool:
+        reason = extension_reason(path)
+        if reason is not None:
+            if reason:
+                self.summary.add_skipped(reason, path)
             return False
+        real = os.path.realpath(path)
+        if real in self._files:
+            self.summary.add_skipped(DUPLICATE, path)
+            return False
+        try:
+            kinds = inspect_image(path)
+        except UndecodableImage as exc:
+            self.summary.add_skipped(exc.reason, path)
+            return False
+        self._files.add(real)
+        self.summary.add_read(kinds)
         return True
 
-    def summary(self) -> str:
-        """'' or ' (skipped N unreadable image file(s), first: PATH)'."""
-        if not self.unreadable:
-            return ""
-        return f" (skipped {len(self.unreadable)} unreadable image file(s), first: {self.unreadable[0]})"
+    def skipped_text(self) -> str:
+        """'' or '; skipped N (reason: n, first: PATH; ...)', to end an error message with."""
+        text = self.summary.skipped_text()
+        return f"; {text}" if text else ""
 
 
 class _VisibleImageFolder(ImageFolder):
-    """ImageFolder that ignores hidden folders (.ipynb_checkpoints, .git) instead of taking them for classes."""
+    """ImageFolder that ignores hidden folders (.ipynb_checkpoints, .git) instead of taking them for classes,
+    finds its files with a FolderScan (torchvision's os.walk(followlinks=True) loops on a link to a parent)
+    and decodes them with decode.load_rgb."""
+
+    def __init__(self, root: str, scan: FolderScan) -> None:
+        self._scan: FolderScan | None = scan  # make_dataset runs inside ImageFolder.__init__
+        super().__init__(root, loader=load_rgb, allow_empty=True)
+        self._scan = None  # DataLoader workers get a copy of the dataset: leave the scan's path sets behind
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         classes = _class_dirs(Path(directory))
         return classes, {name: index for index, name in enumerate(classes)}
+
+    def make_dataset(self, directory: str | Path, class_to_idx: dict[str, int],  # type: ignore[override]
+                     extensions: tuple[str, ...] | None = None, is_valid_file: Any = None,
+                     allow_empty: bool = False) -> list[tuple[str, int]]:
+        assert self._scan is not None, "make_dataset is only called from __init__"
+        return self._scan.samples(Path(directory), class_to_idx)
 
 
 def _class_dirs(directory: Path) -> list[str]:
@@ -77,20 +143,20 @@ def checked_root(cfg: Mapping[str, Any]) -> Path:
     return root
 
 
-def _open_split(directory: Path, checker: ReadableImageFilter) -> ImageFolder:
+def _open_split(directory: Path, scan: FolderScan) -> ImageFolder:
     if not _class_dirs(directory):
         raise CnnlabError(f"imagefolder: no class folders in {directory}", fix=FIX)
-    folder = _VisibleImageFolder(str(directory), is_valid_file=checker, allow_empty=True)
+    folder = _VisibleImageFolder(str(directory), scan)
     if not folder.samples:
         raise CnnlabError(f"imagefolder: no readable images in the class folders of {directory}"
-                          f"{checker.summary()}", fix=FIX)
+                          f"{scan.skipped_text()}", fix=FIX)
     counts = {name: 0 for name in folder.classes}
     for _, label in folder.samples:
         counts[folder.classes[label]] += 1
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
         raise CnnlabError(f"imagefolder: class folder(s) {', '.join(empty)} in {directory} hold no readable image"
-                          f"{checker.summary()}",
+                          f"{scan.skipped_text()}",
                           fix="add images to those folders or remove them")
     return folder
 
@@ -106,24 +172,23 @@ def _check_same_classes(train: ImageFolder, other: ImageFolder, other_dir: Path)
 
 def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     root = checked_root(cfg)
-    checker = ReadableImageFilter()
+    scan = FolderScan()
     train_dir = root / "train"
     split_dirs = [root / name for name in VAL_DIR_NAMES if (root / name).is_dir()]
     if train_dir.is_dir() and split_dirs:
-        train, val = _open_split(train_dir, checker), _open_split(split_dirs[0], checker)
+        train, val = _open_split(train_dir, scan), _open_split(split_dirs[0], scan)
         _check_same_classes(train, val, split_dirs[0])
         test = None
         if (root / "test").is_dir() and split_dirs[0] != root / "test":
-            test = _open_split(root / "test", checker)
+            test = _open_split(root / "test", scan)
             _check_same_classes(train, test, root / "test")
         splits = (train, val, test)
     else:  # one level of class folders (or a train/ without a val split): split it ourselves
         source = train_dir if train_dir.is_dir() else root
-        train = _open_split(source, checker)
+        train = _open_split(source, scan)
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
                                               what=f"imagefolder {source}")
         splits = (Subset(train, train_idx), Subset(train, val_idx), None)
-    if checker.unreadable:
-        log.warning("imagefolder %s%s", root, checker.summary())
+    scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),
-                     stored_size=None, in_memory=False)
+                     stored_size=None, in_memory=False, decode=scan.summary)

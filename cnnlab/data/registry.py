@@ -86,4 +86,4 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     return DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),
                       test=None if raw.test is None else TransformedDataset(raw.test, evaluate),
                       classes=raw.classes, spec=spec, random_train_transform=augment.is_random,
-                      in_memory=raw.in_memory)
+                      in_memory=raw.in_memory, decode=raw.decode)

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from cnnlab.data.decode import GRAY16
 from cnnlab.data.folder import build_imagefolder
 from cnnlab.data.spec import InputSpec
+from cnnlab.data.transforms import eval_transform
 from cnnlab.errors import CnnlabError
 
 SPEC = InputSpec(16)
@@ -82,14 +85,15 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest
     with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
         raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
     assert len(raw.train) == 4 and len(raw.val) == 2
-    assert "skipped 2 unreadable image file(s)" in caplog.text and "0garbage.jpg" in caplog.text
+    assert "skipped 2 (unreadable: 2, first: " in caplog.text and "0garbage.jpg" in caplog.text
+    assert "notes.txt" not in caplog.text
 
 
 def test_class_left_without_readable_image_is_a_user_error(tmp_path: Path) -> None:
     make_classes(tmp_path, {"a": 3})
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(CnnlabError, match=r"class folder\(s\) b .*skipped 1 unreadable"):
+    with pytest.raises(CnnlabError, match=r"class folder\(s\) b .*image; skipped 1 \(unreadable: 1"):
         build_imagefolder({"root": str(tmp_path)}, SPEC)
 
 
@@ -130,3 +134,47 @@ def test_train_and_val_class_mismatch(tmp_path: Path) -> None:
     make_classes(tmp_path / "val", {"a": 1, "c": 1})
     with pytest.raises(CnnlabError, match="missing: b; extra: c"):
         build_imagefolder({"root": str(tmp_path)}, SPEC)
+
+
+def test_16_bit_pngs_give_the_tensors_of_their_8_bit_copies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # torchvision's pil_loader clips 16-bit values to 255: every image white, training at chance
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        grey = rng.integers(31, 235, (12, 10), dtype=np.uint8)  # 16-bit values 7967..60395
+        for root, image in (("deep", Image.fromarray(grey.astype(np.uint16) * 257)), ("flat", Image.fromarray(grey))):
+            (tmp_path / root / "c").mkdir(parents=True, exist_ok=True)
+            image.save(tmp_path / root / "c" / f"{i}.png")
+    assert Image.open(tmp_path / "deep" / "c" / "0.png").mode == "I;16"
+    with caplog.at_level(logging.INFO, logger="cnnlab.data.folder"):
+        deep, flat = (build_imagefolder({"root": str(tmp_path / root), "val_fraction": 0.5}, SPEC)
+                      for root in ("deep", "flat"))
+    to_tensor = eval_transform(SPEC, None)
+    for i in range(len(deep.train)):
+        ours, reference = to_tensor(deep.train[i][0]), to_tensor(flat.train[i][0])
+        assert torch.equal(ours, reference) and ours.std() > 0.1
+    assert deep.decode is not None and deep.decode.converted == {GRAY16: 4}
+    assert [record.levelname for record in caplog.records] == ["WARNING", "WARNING"]  # 8-bit grey is converted too
+    assert "16-bit grayscale: 4" in caplog.records[0].getMessage()
+
+
+def test_gif_is_read_and_unsupported_picture_formats_are_counted(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    make_classes(tmp_path, {"a": 2, "b": 2})
+    write_image(tmp_path / "a" / "anim.gif", 5, mode="P", fmt="GIF")
+    (tmp_path / "b" / "phone.heic").write_bytes(b"....ftypheic")
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\0")
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.4}, SPEC)
+    assert len(raw.train) + len(raw.val) == 5
+    assert raw.decode is not None and raw.decode.as_record() == {
+        "read": 5, "converted": {"palette": 1}, "skipped": {"format .heic not supported": 1}}
+    assert "format .heic not supported: 1, first: " in caplog.text and "phone.heic" in caplog.text
+    assert ".DS_Store" not in caplog.text
+
+
+def test_plain_rgb_dataset_logs_its_summary_at_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_classes(tmp_path, {"a": 2, "b": 2})
+    with caplog.at_level(logging.INFO, logger="cnnlab.data.folder"):
+        build_imagefolder({"root": str(tmp_path), "val_fraction": 0.5}, SPEC)
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("INFO", f"imagefolder {tmp_path}: read 4 images")]

@@ -1,0 +1,319 @@
+"""Image files -> the RGB picture an image viewer shows: the one decoder for every image file cnnlab reads.
+
+`decode_image(path)` opens any file Pillow can read and returns an 8-bit "RGB" `PIL.Image.Image`
+whose pixels match what a viewer (a browser, macOS Preview, GIMP's default view) displays:
+
+| Pillow mode | what a viewer shows, and so what we return | kind in the summary |
+| --- | --- | --- |
+| RGB, RGBX | unchanged | - |
+| L | grey copied into R, G and B | 8-bit grayscale |
+| 1 | 0 -> black, 1 -> white | 1-bit |
+| I;16, I;16L, I;16B, I;16N | value / 257, rounded: 0..65535 -> 0..255 | 16-bit grayscale |
+| I (32-bit int) | all in 0..65535: as 16-bit; else min-max of the image -> 0..255 | 32-bit integer grayscale |
+| F (32-bit float) | all in [0, 1]: x 255; else min-max of the finite values; NaN/inf -> 0 | 32-bit float grayscale |
+| P | the palette's colours | palette |
+| RGBA, RGBa, LA, La, PA, and P/L/RGB with a transparent colour | composited on `BACKGROUND` (white) | alpha on white |
+| CMYK | Pillow's CMYK -> RGB conversion (no ICC profile) | CMYK |
+| YCbCr, LAB, HSV | Pillow's conversion to RGB (LAB: CIE L*a*b* D50 -> sRGB) | YCbCr, CIELAB, HSV |
+
+and for every mode:
+
+- the EXIF orientation tag is applied (`PIL.ImageOps.exif_transpose`): kind "EXIF-rotated";
+- multi-frame files (animated GIF/WebP/PNG, multi-page TIFF, MPO) give their first frame: kind
+  "first frame of many";
+- images above `MAX_PIXELS` (Pillow's default decompression-bomb limit, ~89.5 Mpx) are downscaled on
+  load to at most `MAX_PIXELS` by the smallest integer factor (JPEG: decoded directly at 1/2, 1/4 or 1/8
+  scale with `Image.draft`; other formats: `Image.reduce`): kind "downscaled to <= 89 Mpx"; above
+  `REFUSE_FACTOR` x `MAX_PIXELS` they are refused (`UndecodableImage`, reason "too large"). Pillow's own
+  DecompressionBombWarning is silenced while we decode (the summary reports the policy instead);
+  `Image.MAX_IMAGE_PIXELS` is never changed.
+- Modes with no faithful RGB picture (anything not in the table) raise `UndecodableImage`.
+- Embedded ICC colour profiles are not applied (neither does torchvision's loader, on which pretrained
+  weights were trained): wide-gamut photos come out slightly less saturated than in a colour-managed viewer.
+
+`inspect_image(path)` runs the same steps on a reduced decode (cheap for JPEG) and returns only the kinds:
+the folder scan uses it once per file to prove the file decodes and to count its conversions (the
+DataLoader workers decode again per item, so their counts never need to travel back).
+`DecodeSummary` collects those counts into the one line per dataset that the builders log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, features
+
+from cnnlab.errors import CnnlabError
+
+# What browsers and most viewers show under transparent pixels; a constant so that it is one decision.
+BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+# Pillow's default Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3), fixed here so that a library
+# that changes Pillow's global does not change what a dataset contains.
+MAX_PIXELS = 89_478_485
+REFUSE_FACTOR = 2  # Pillow too raises DecompressionBombError beyond 2 x its limit
+
+# File extensions we try to decode; a file with one of these that fails is skipped and counted.
+READ_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".tif", ".tiff",
+     ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".psd", ".qoi"}
+    | {ext for ext, feature in ((".webp", "webp"), (".avif", "avif"), (".jp2", "jpg_2000"), (".j2k", "jpg_2000"))
+       if features.check(feature)})
+# Extensions that name pictures this Pillow build cannot read: counted as skipped, never read.
+IMAGE_LOOKING_EXTENSIONS = frozenset(
+    {".webp", ".avif", ".jp2", ".j2k", ".heic", ".heif", ".jxl", ".svg", ".eps", ".exr", ".hdr", ".raw", ".dng",
+     ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}) - READ_EXTENSIONS
+
+# Conversion kinds (the keys of DecodeSummary.converted).
+GRAY = "8-bit grayscale"
+BILEVEL = "1-bit"
+GRAY16 = "16-bit grayscale"
+INT32 = "32-bit integer grayscale"
+FLOAT32 = "32-bit float grayscale"
+PALETTE = "palette"
+ALPHA = "alpha on white"
+EXIF_ROTATED = "EXIF-rotated"
+FIRST_FRAME = "first frame of many"
+
+# Skip reasons that do not depend on the file (the others name the format, mode or limit).
+UNREADABLE = "unreadable"
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_COLOUR_KEY_MODES = ("1", "L", "P", "RGB")  # a "transparency" entry in .info makes one colour transparent
+_MODE_KINDS: dict[str, tuple[str, ...]] = {
+    "RGB": (), "RGBX": (), "RGBA": (), "RGBa": (),
+    "L": (GRAY,), "LA": (GRAY,), "La": (GRAY,), "1": (BILEVEL,),
+    "P": (PALETTE,), "PA": (PALETTE,),
+    **{mode: (GRAY16,) for mode in _SIXTEEN_BIT}, "I": (INT32,), "F": (FLOAT32,),
+    "CMYK": ("CMYK",), "YCbCr": ("YCbCr",), "LAB": ("CIELAB",), "HSV": ("HSV",),
+}
+
+
+class UndecodableImage(Exception):
+    """A file `decode_image` will not turn into a picture; `reason` is its key in DecodeSummary.skipped."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, detail: str = "") -> None:
+        self.path, self.reason, self.detail = str(path), reason, detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """decode_image's result: `image` is mode "RGB", size (W, H) after EXIF rotation and any downscale;
+    `kinds` names the conversions applied (empty for a plain 8-bit RGB file)."""
+
+    image: Image.Image
+    kinds: tuple[str, ...]
+
+
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.0f} Mpx" if count >= 1_000_000 else f"{count} px"
+
+
+def too_large_reason() -> str:
+    """The skip reason for images over REFUSE_FACTOR x MAX_PIXELS, e.g. 'too large (over 179 Mpx)'."""
+    return f"too large (over {_pixels(REFUSE_FACTOR * MAX_PIXELS)})"
+
+
+def downscaled_kind() -> str:
+    """The conversion kind of images between MAX_PIXELS and the refusal limit, e.g. 'downscaled to <= 89 Mpx'."""
+    return f"downscaled to <= {_pixels(MAX_PIXELS)}"
+
+
+def extension_reason(path: str | os.PathLike[str]) -> str | None:
+    """None if the file's extension is one we read; "format .heic not supported" if it names a picture we
+    cannot read; "" for files that are not images at all (README.txt, .DS_Store: ignored silently)."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in READ_EXTENSIONS:
+        return None
+    return f"format {ext} not supported" if ext in IMAGE_LOOKING_EXTENSIONS else ""
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in _ALPHA_MODES or (image.mode in _COLOUR_KEY_MODES and "transparency" in image.info)
+
+
+def _downscale_factor(size: tuple[int, int]) -> float:
+    """How much each side must shrink so that W x H <= MAX_PIXELS (1.0 = not at all)."""
+    return max(1.0, math.sqrt(size[0] * size[1] / MAX_PIXELS))
+
+
+def _header_kinds(path: str, image: Image.Image) -> list[str]:
+    """The conversions the file needs, from its header alone; raises for modes and sizes we refuse."""
+    if image.mode not in _MODE_KINDS:
+        raise UndecodableImage(path, f"colour mode {image.mode} not supported")
+    if image.size[0] * image.size[1] > REFUSE_FACTOR * MAX_PIXELS:
+        raise UndecodableImage(path, too_large_reason(), f"{image.size[0]}x{image.size[1]}")
+    kinds = list(_MODE_KINDS[image.mode])
+    if _has_alpha(image):
+        kinds.append(ALPHA)
+    if getattr(image, "is_animated", False):  # before load(): GIF checks by seeking to frame 1 and back
+        kinds.append(FIRST_FRAME)
+    if _downscale_factor(image.size) > 1:
+        kinds.append(downscaled_kind())
+    return kinds
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block is no reason to lose the picture
+        return 1
+
+
+def _scaled_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """One grey plane (uint16, int32 or float32) -> uint8 by the rules in the module docstring."""
+    if mode in _SIXTEEN_BIT or (mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535):
+        # round(v * 255 / 65535) == round(v / 257) in integer arithmetic
+        return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    values = values.astype(np.float64)
+    finite = np.isfinite(values)
+    low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
+    if mode == "F" and low >= 0.0 and high <= 1.0:
+        low, high = 0.0, 1.0
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return np.where(finite, np.rint(np.clip(scaled, 0, 255)), 0).astype(np.uint8)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in _SIXTEEN_BIT or image.mode in ("I", "F"):
+        return Image.fromarray(_scaled_to_uint8(np.asarray(image), image.mode), "L").convert("RGB")
+    if _has_alpha(image):
+        # La (premultiplied) has no direct path to RGBA in Pillow; LA does
+        rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+        picture = Image.new("RGB", rgba.size, BACKGROUND)
+        picture.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
+        return picture
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, ...], Image.Image | None]:
+    """(kinds, RGB picture); preview=True stops after the (reduced) decode and returns no picture."""
+    path = str(path)
+    with warnings.catch_warnings():
+        # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:  # Pillow's global limit, if someone lowered it
+            raise UndecodableImage(path, too_large_reason(), str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - whatever Pillow raises, the file is not a picture we can read
+            raise UndecodableImage(path, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+        with opened as image:
+            kinds = _header_kinds(path, image)
+            try:
+                if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
+                    image.draft(None, (1, 1))
+                elif _downscale_factor(image.size) > 1:
+                    # JPEG decodes at 1/2 (1/4, 1/8) scale directly: the size reduce() below would give,
+                    # without ever holding the full-size picture
+                    factor = math.ceil(_downscale_factor(image.size))
+                    image.draft(None, (max(1, image.size[0] // factor), max(1, image.size[1] // factor)))
+                image.load()
+            except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+                raise UndecodableImage(path, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+            rotated = _orientation(image) not in (1, 0)
+            if rotated:
+                kinds.append(EXIF_ROTATED)
+            if preview:
+                return tuple(kinds), None
+            picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
+    factor = math.ceil(_downscale_factor(picture.size))
+    if factor > 1:  # draft() only helps JPEG, and only by powers of two
+        picture = picture.reduce(factor)
+    return tuple(kinds), picture
+
+
+def decode_image(path: str | os.PathLike[str]) -> Decoded:
+    """Decode `path` to the RGB picture a viewer shows (rules: module docstring).
+
+    Returns a `Decoded`: `.image` mode "RGB", 8 bits per channel, (W, H) as displayed; `.kinds` the
+    conversions applied. Raises `UndecodableImage` (with `.reason`) for files that cannot be opened or
+    decoded, modes with no faithful RGB picture, and images over REFUSE_FACTOR x MAX_PIXELS pixels.
+    """
+    kinds, picture = _decode(path, preview=False)
+    assert picture is not None
+    return Decoded(picture, kinds)
+
+
+def inspect_image(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The conversion kinds `decode_image(path)` will report, found by decoding at reduced scale (JPEG at
+    1/8; other formats are still decoded in full, which is what proves a truncated file bad). Raises
+    `UndecodableImage` exactly where decode_image would."""
+    return _decode(path, preview=True)[0]
+
+
+def load_rgb(path: str) -> Image.Image:
+    """A `loader=` for torchvision datasets: `decode_image(path).image`, or a CnnlabError for a file that
+    was readable when the dataset was scanned and no longer is."""
+    try:
+        return decode_image(path).image
+    except UndecodableImage as exc:
+        raise CnnlabError(f"image {path} can no longer be read ({exc.reason}: {exc.detail or '-'}); "
+                          "it was readable when the dataset was scanned",
+                          fix="restore the file, or remove it and start the run again") from exc
+
+
+@dataclass
+class DecodeSummary:
+    """Counts for one dataset: images read, conversions by kind, skipped files by reason.
+
+    `converted[kind]` counts images (one image may count under several kinds); `skipped[reason]` counts
+    files, `first_skipped[reason]` names the first of them.
+    """
+
+    read: int = 0
+    converted: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    first_skipped: dict[str, str] = field(default_factory=dict)
+    converted_images: int = 0
+
+    def add_read(self, kinds: Iterable[str]) -> None:
+        kinds = tuple(kinds)
+        self.read += 1
+        self.converted.update(kinds)
+        self.converted_images += bool(kinds)
+
+    def add_skipped(self, reason: str, path: str) -> None:
+        self.skipped[reason] += 1
+        self.first_skipped.setdefault(reason, path)
+
+    @property
+    def clean(self) -> bool:
+        """True when every image was plain 8-bit RGB and nothing was skipped."""
+        return not self.converted and not self.skipped
+
+    def converted_text(self) -> str:
+        """'converted 43 (16-bit grayscale: 40, palette: 3)' or ''."""
+        if not self.converted:
+            return ""
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in self.converted.most_common())
+        return f"converted {self.converted_images} ({kinds})"
+
+    def skipped_text(self) -> str:
+        """'skipped 3 (unreadable: 2, first: PATH; format .heic not supported: 1, first: PATH)' or ''."""
+        if not self.skipped:
+            return ""
+        reasons = "; ".join(f"{reason}: {count}, first: {self.first_skipped[reason]}"
+                            for reason, count in self.skipped.most_common())
+        return f"skipped {sum(self.skipped.values())} ({reasons})"
+
+    def line(self) -> str:
+        """The summary line: 'read N images; converted ...; skipped ...'."""
+        return "; ".join(part for part in (f"read {self.read} images", self.converted_text(), self.skipped_text())
+                         if part)
+
+    def log(self, logger: logging.Logger, what: str) -> None:
+        """One line: a warning when anything was converted or skipped, info otherwise."""
+        logger.log(logging.INFO if self.clean else logging.WARNING, "%s: %s", what, self.line())
+
+    def as_record(self) -> dict[str, Any]:
+        """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""
+        return {"read": self.read, "converted": dict(self.converted), "skipped": dict(self.skipped)}

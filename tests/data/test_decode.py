@@ -1,0 +1,244 @@
+"""cnnlab.data.decode: every Pillow mode comes out as the RGB picture a viewer shows (tiny files in tmp_path)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.data import decode
+from cnnlab.data.decode import (ALPHA, BACKGROUND, EXIF_ROTATED, FIRST_FRAME, GRAY16, PALETTE, DecodeSummary,
+                                UndecodableImage, decode_image, inspect_image, load_rgb)
+from cnnlab.data.folder import DUPLICATE, FOLDER_ALREADY_SCANNED, build_imagefolder
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+WHITE = BACKGROUND
+
+
+def saved(image: Image.Image, path: Path, **params: object) -> Path:
+    image.save(path, **params)
+    return path
+
+
+def pixel(path: Path, xy: tuple[int, int] = (0, 0)) -> tuple[int, ...]:
+    picture = decode_image(path).image
+    assert picture.mode == "RGB"
+    return picture.getpixel(xy)  # type: ignore[return-value]
+
+
+def grey16(value: int, rawmode: str = "I;16") -> Image.Image:
+    dtype = ">u2" if rawmode == "I;16B" else "<u2"
+    return Image.frombytes(rawmode, (3, 2), np.full((2, 3), value, dtype).tobytes())
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("I;16", "png"), ("I;16", "tif"), ("I;16B", "tif")])
+def test_16_bit_grey_is_scaled_by_its_full_range(tmp_path: Path, mode: str, suffix: str) -> None:
+    path = saved(grey16(32896, mode), tmp_path / f"a.{suffix}")
+    assert Image.open(path).mode == mode
+    assert pixel(path) == (128, 128, 128)  # 32896 / 257; torchvision's pil_loader gives (255, 255, 255)
+    assert decode_image(path).kinds == (GRAY16,)
+    assert pixel(saved(grey16(65535, mode), tmp_path / f"b.{suffix}")) == (255, 255, 255)
+
+
+def test_32_bit_int_within_16_bits_is_read_as_16_bit(tmp_path: Path) -> None:
+    path = saved(Image.fromarray(np.full((2, 2), 32896, np.int32)), tmp_path / "i.tif")
+    assert Image.open(path).mode == "I" and pixel(path) == (128, 128, 128)
+
+
+def test_32_bit_int_beyond_16_bits_is_min_max_scaled(tmp_path: Path) -> None:
+    values = np.array([[-100_000, 50_000, 200_000]], np.int32)
+    path = saved(Image.fromarray(values), tmp_path / "i.tif")
+    assert [pixel(path, (x, 0))[0] for x in range(3)] == [0, 128, 255]  # 150000 / 300000 * 255 = 127.5
+
+
+def test_float_in_unit_range_is_times_255(tmp_path: Path) -> None:
+    path = saved(Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32)), tmp_path / "f.tif")
+    assert Image.open(path).mode == "F"
+    assert [pixel(path, (x, 0))[0] for x in range(3)] == [0, 128, 255]
+
+
+def test_float_beyond_unit_range_is_min_max_scaled_and_nan_is_black(tmp_path: Path) -> None:
+    path = saved(Image.fromarray(np.array([[-1.0, 1.0, 3.0, np.nan]], np.float32)), tmp_path / "f.tif")
+    assert [pixel(path, (x, 0))[0] for x in range(4)] == [0, 128, 255, 0]
+
+
+def palette_image() -> Image.Image:
+    image = Image.new("P", (2, 1))
+    image.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    image.putdata([0, 1])
+    return image
+
+
+def test_palette_gives_its_colours(tmp_path: Path) -> None:
+    path = saved(palette_image(), tmp_path / "p.png")
+    assert pixel(path, (0, 0)) == (10, 20, 30) and pixel(path, (1, 0)) == (200, 100, 50)
+    assert decode_image(path).kinds == (PALETTE,)
+
+
+def test_palette_transparency_is_composited_on_white(tmp_path: Path) -> None:
+    path = saved(palette_image(), tmp_path / "p.png", transparency=0)
+    assert pixel(path, (0, 0)) == WHITE and pixel(path, (1, 0)) == (200, 100, 50)
+    assert decode_image(path).kinds == (PALETTE, ALPHA)
+
+
+def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
+    image = Image.new("RGBA", (3, 1))
+    image.putdata([(255, 0, 0, 0), (0, 0, 255, 255), (0, 0, 0, 128)])
+    path = saved(image, tmp_path / "a.png")
+    assert [pixel(path, (x, 0)) for x in range(3)] == [WHITE, (0, 0, 255), (127, 127, 127)]
+    assert decode_image(path).kinds == (ALPHA,)
+
+
+def test_grey_with_alpha(tmp_path: Path) -> None:
+    image = Image.new("LA", (2, 1))
+    image.putdata([(0, 0), (100, 255)])
+    path = saved(image, tmp_path / "la.png")
+    assert pixel(path, (0, 0)) == WHITE and pixel(path, (1, 0)) == (100, 100, 100)
+
+
+def test_grey_is_replicated(tmp_path: Path) -> None:
+    path = saved(Image.new("L", (2, 2), 77), tmp_path / "l.png")
+    assert pixel(path) == (77, 77, 77)
+
+
+def test_one_bit(tmp_path: Path) -> None:
+    image = Image.new("1", (2, 1))
+    image.putdata([0, 1])
+    path = saved(image, tmp_path / "b.png")
+    assert pixel(path, (0, 0)) == (0, 0, 0) and pixel(path, (1, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(("mode", "value", "expected"), [
+    ("CMYK", (0, 255, 0, 0), (255, 0, 255)),
+    ("YCbCr", (128, 128, 128), (128, 128, 128)),
+    ("LAB", (128, 128, 128), (119, 119, 119)),  # L* = 50, a* = b* = 0: sRGB mid grey
+])
+def test_other_colour_spaces_use_pillows_conversion(tmp_path: Path, mode: str, value: tuple[int, ...],
+                                                    expected: tuple[int, int, int]) -> None:
+    path = saved(Image.new(mode, (2, 2), value), tmp_path / "c.tif")
+    assert Image.open(path).mode == mode and pixel(path) == expected
+
+
+@pytest.mark.parametrize(("mode", "value", "expected"), [
+    ("HSV", (0, 255, 255), (255, 0, 0)),
+    ("RGBa", (64, 0, 0, 128), (191, 127, 127)),  # premultiplied: red 127 at half alpha, over white
+    ("La", (64, 128), (191, 191, 191)),
+    ("I;16N", None, (128, 128, 128)),
+])
+def test_modes_no_file_format_stores_still_convert(mode: str, value: object, expected: tuple[int, ...]) -> None:
+    image = grey16(32896, "I;16N") if value is None else Image.new(mode, (1, 1), value)  # type: ignore[arg-type]
+    assert decode._to_rgb(image).getpixel((0, 0)) == expected
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    image = Image.new("RGB", (2, 1))
+    image.putdata([(255, 0, 0), (0, 0, 255)])
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = saved(image, tmp_path / "o.png", exif=exif)
+    decoded = decode_image(path)
+    assert decoded.image.size == (1, 2) and decoded.kinds == (EXIF_ROTATED,)
+    assert decoded.image.getpixel((0, 0)) == (255, 0, 0) and decoded.image.getpixel((0, 1)) == (0, 0, 255)
+    assert inspect_image(path) == (EXIF_ROTATED,)
+
+
+@pytest.mark.parametrize(("suffix", "params"), [
+    ("gif", {}), ("webp", {"lossless": True}), ("tif", {}), ("bmp", {}), ("png", {}), ("jpg", {"quality": 100}),
+])
+def test_common_formats_are_read(tmp_path: Path, suffix: str, params: dict[str, object]) -> None:
+    path = saved(Image.new("RGB", (4, 4), (0, 0, 255)), tmp_path / f"x.{suffix}", **params)
+    assert max(abs(a - b) for a, b in zip(pixel(path), (0, 0, 255))) <= 2
+
+
+def test_multi_frame_files_give_their_first_frame(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (2, 2), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    path = saved(frames[0], tmp_path / "m.gif", save_all=True, append_images=frames[1:])
+    assert pixel(path) == (255, 0, 0)
+    assert decode_image(path).kinds == (PALETTE, FIRST_FRAME)
+
+
+def test_mode_without_a_faithful_conversion_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(decode._MODE_KINDS, "CMYK")  # every mode Pillow opens today has a conversion
+    path = saved(Image.new("CMYK", (2, 2)), tmp_path / "c.tif")
+    with pytest.raises(UndecodableImage) as err:
+        decode_image(path)
+    assert err.value.reason == "colour mode CMYK not supported"
+
+
+def test_garbage_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "x.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(UndecodableImage) as err:
+        inspect_image(tmp_path / "x.png")
+    assert err.value.reason == decode.UNREADABLE
+
+
+def test_file_broken_after_the_scan_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"")
+    with pytest.raises(CnnlabError, match=r"x.jpg can no longer be read \(unreadable"):
+        load_rgb(str(tmp_path / "x.jpg"))
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_large_images_are_downscaled_and_huge_ones_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           suffix: str) -> None:
+    monkeypatch.setattr(decode, "MAX_PIXELS", 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow would warn above it and raise above 2x
+    large = saved(Image.new("RGB", (13, 13), (0, 0, 255)), tmp_path / f"large.{suffix}")  # 169 px
+    huge = saved(Image.new("RGB", (15, 14)), tmp_path / f"huge.{suffix}")  # 210 px > 2 x 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not leak
+        decoded = decode_image(large)
+        assert decoded.image.size == (7, 7) and decoded.kinds == ("downscaled to <= 100 px",)
+        with pytest.raises(UndecodableImage) as err:
+            inspect_image(huge)
+    assert err.value.reason == "too large (over 200 px)"
+    assert Image.MAX_IMAGE_PIXELS == 100  # our policy never touches Pillow's global
+
+
+def image_folder(root: Path) -> None:
+    for name, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (4, 4), colour).save(root / name / f"{i}.png")
+
+
+def test_symlink_loop_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image_folder(tmp_path)
+    os.symlink(tmp_path / "a", tmp_path / "a" / "loop")  # a/loop/loop/loop/...
+    os.symlink(tmp_path, tmp_path / "b" / "up")  # b/up/a, b/up/b/up/...
+    with caplog.at_level(logging.WARNING):
+        raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.5}, InputSpec(4))
+    assert len(raw.train) + len(raw.val) == 4
+    assert raw.decode is not None and raw.decode.skipped == {FOLDER_ALREADY_SCANNED: 2}
+    assert "folder link to a folder already scanned" in caplog.text
+
+
+def test_duplicate_symlink_across_classes_counts_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image_folder(tmp_path)
+    os.symlink(tmp_path / "b" / "1.png", tmp_path / "a" / "0link.png")  # sorts before the real files
+    with caplog.at_level(logging.WARNING):
+        raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.5}, InputSpec(4))
+    items = [raw.train[i] for i in range(len(raw.train))] + [raw.val[i] for i in range(len(raw.val))]
+    assert len(items) == 4
+    # the blue picture stays in class b only: the link in a is the one dropped
+    assert {label for image, label in items if image.getpixel((0, 0)) == (0, 0, 255)} == {1}
+    assert raw.decode is not None and raw.decode.read == 4 and raw.decode.skipped == {DUPLICATE: 1}
+    assert f"{DUPLICATE}: 1, first: {tmp_path / 'a' / '0link.png'}" in caplog.text
+
+
+def test_summary_line_and_record() -> None:
+    summary = DecodeSummary()
+    for kinds in [(GRAY16,), (GRAY16, EXIF_ROTATED), ()]:
+        summary.add_read(kinds)
+    summary.add_skipped("unreadable", "/d/x.jpg")
+    summary.add_skipped("unreadable", "/d/y.jpg")
+    assert summary.line() == ("read 3 images; converted 2 (16-bit grayscale: 2, EXIF-rotated: 1); "
+                              "skipped 2 (unreadable: 2, first: /d/x.jpg)")
+    assert summary.as_record() == {"read": 3, "converted": {GRAY16: 2, EXIF_ROTATED: 1}, "skipped": {"unreadable": 2}}
+    assert not summary.clean and DecodeSummary(read=5).clean
