@@ -17,7 +17,11 @@ from cnnlab.data.spec import InputSpec
 
 @dataclass
 class RawSplits:
-    """Untransformed splits; items are (uint8 tensor [3,H,W] or RGB PIL image, label)."""
+    """Untransformed splits; items are (uint8 tensor [C,H,W] or PIL image (RGB, or L for grayscale sets), label).
+
+    test: the official test split (only `cnnlab evaluate` reads it), None when the set has none;
+    unlabeled: images without labels (STL-10's 100,000; label -1) for self-supervised pretraining, else None.
+    """
 
     train: Dataset
     val: Dataset
@@ -26,12 +30,17 @@ class RawSplits:
     stored_size: int | None  # side of the square images as stored; None = photos of any size
     in_memory: bool
     decode: DecodeSummary | None = None  # files decoded by cnnlab.data.decode: read/converted/skipped counts
+    unlabeled: Dataset | None = None
 
 
 @dataclass
 class DataBundle:
+    """Transformed splits at `spec` (registry.build_datasets). train: the training labels kept by
+    `label_fraction`; val: for model selection; test: the official test split, read by `cnnlab evaluate` only;
+    unlabeled: RawSplits.unlabeled with the eval transform (None for most sets)."""
+
     name: str
-    train: Dataset  # items: (float32 tensor [3,H,W] normalised, int label)
+    train: Dataset  # items: (float32 tensor [spec.channels,H,W] normalised, int label)
     val: Dataset
     test: Dataset | None
     classes: list[str]
@@ -39,6 +48,8 @@ class DataBundle:
     random_train_transform: bool  # True if train items are randomly augmented (feature caching is then invalid)
     in_memory: bool  # True for synthetic/digits (DataLoader workers add nothing there)
     decode: DecodeSummary | None = None  # RawSplits.decode, for the run record
+    label_fraction: float = 1.0  # dataset.label_fraction: the share of the training labels in `train`
+    unlabeled: Dataset | None = None
 
 
 class TransformedDataset(Dataset):

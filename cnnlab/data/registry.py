@@ -1,17 +1,22 @@
 """dataset.name -> builder, and the functions the pipelines call: check_dataset, resolve_input_spec,
-build_datasets."""
+build_datasets (which also applies dataset.label_fraction)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from torch.utils.data import Subset
+
 from cnnlab.data.bundle import DataBundle, RawSplits, TransformedDataset
 from cnnlab.data.digits import build_digits
 from cnnlab.data.folder import build_imagefolder, checked_root
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from cnnlab.data.splits import label_subset, labels_of
 from cnnlab.data.synthetic import build_synthetic
-from cnnlab.data.torchvision_sets import (CIFAR10_FILES, CIFAR100_FILES, FLOWERS, build_cifar10, build_cifar100,
-                                          build_flowers, check_downloadable)
+from cnnlab.data.torchvision_sets import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
+                                          MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk, build_cifar10, build_cifar100,
+                                          build_fashion_mnist, build_flowers, build_kmnist, build_mnist, build_stl10,
+                                          build_svhn, check_downloadable)
 from cnnlab.data.transforms import Augment, eval_transform, train_transform
 from cnnlab.errors import CnnlabError
 
@@ -24,15 +29,21 @@ BUILDERS: dict[str, Builder] = {
     "flowers": build_flowers,
     "cifar10": build_cifar10,
     "cifar100": build_cifar100,
+    "mnist": build_mnist,
+    "fashion_mnist": build_fashion_mnist,
+    "kmnist": build_kmnist,
+    "svhn": build_svhn,
+    "stl10": build_stl10,
 }
 DATASETS: tuple[str, ...] = tuple(BUILDERS)
+_DOWNLOADABLE: dict[str, OnDisk] = {"flowers": FLOWERS, "cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES,
+                                    "mnist": MNIST_FILES, "fashion_mnist": FASHION_MNIST_FILES,
+                                    "kmnist": KMNIST_FILES, "svhn": SVHN_FILES, "stl10": STL10_FILES}
 # What can be checked in milliseconds, before a pipeline loads weights or builds a model: a missing folder
 # should be the first thing a user hears about, not the last.
 PRECHECKS: dict[str, Callable[[Mapping[str, Any]], object]] = {
     "imagefolder": checked_root,
-    "flowers": lambda cfg: check_downloadable(cfg, FLOWERS),
-    "cifar10": lambda cfg: check_downloadable(cfg, CIFAR10_FILES),
-    "cifar100": lambda cfg: check_downloadable(cfg, CIFAR100_FILES),
+    **{name: (lambda cfg, files=files: check_downloadable(cfg, files)) for name, files in _DOWNLOADABLE.items()},
 }
 
 
@@ -46,9 +57,14 @@ def _triple(values: Any, default: tuple[float, float, float], key: str) -> tuple
     return triple  # type: ignore[return-value]
 
 
-def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec | None) -> InputSpec:
+def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec | None, *,
+                       any_channels: bool = False) -> InputSpec:
     """Size: dataset.image_size if set, else the pretrained weights' size, else dataset.native_size.
-    Mean/std: the weights' when given (they were trained with them), else dataset.mean/std."""
+    Mean/std: the weights' when given (they were trained with them), else dataset.mean/std.
+    Channels: the weights'; else the data's own (`dataset.channels`, 3 when unset) when the model is built for
+    them (`any_channels`: a LeNet-5 from scratch takes 1-channel digits natively); else 3 — ImageNet-shaped
+    networks, whose grayscale inputs the transforms replicate to RGB.
+    The resize/crop geometry is left unrecorded: `build_datasets` gives it the data's (cnnlab.data.spec)."""
     size = dataset_cfg.get("image_size")
     if size is None:
         size = weights_spec.size if weights_spec is not None else dataset_cfg.get("native_size")
@@ -57,8 +73,13 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
                           fix="set dataset.image_size=64 (for example)")
     if weights_spec is not None:
         return weights_spec.with_size(int(size))
+    channels = dataset_cfg.get("channels") or 3
+    if channels not in (1, 3):
+        raise CnnlabError(f"dataset.channels={channels}: images have 1 (grayscale) or 3 (RGB) channels",
+                          fix="set dataset.channels=1 or 3")
+    channels = int(channels) if any_channels else 3
     return InputSpec(size=int(size), mean=_triple(dataset_cfg.get("mean"), IMAGENET_MEAN, "mean"),
-                     std=_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"))
+                     std=_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"), channels=channels)
 
 
 def _known_name(dataset_cfg: Mapping[str, Any]) -> str:
@@ -76,14 +97,30 @@ def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
 
 
 def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True) -> DataBundle:
-    """train_augment=False gives the train split with the deterministic eval transform (used for feature
+    """The dataset's splits, transformed for `spec`.
+
+    A spec that records its geometry (a model's, from its checkpoint or ONNX file) is performed as it is; one
+    that does not (resolve_input_spec's) gets the data's — a square resize for sets stored at a fixed size, resize
+    + centre crop for photos — and the bundle's `spec` states it, so the checkpoint saved from it does too.
+    `dataset.label_fraction` (default 1) keeps a seeded class-balanced share of the training labels
+    (`dataset.seed`), after val was set apart: val and test stay the same whatever the fraction.
+    train_augment=False gives the train split with the deterministic eval transform (used for feature
     caching, teacher-logit caching, quantization calibration)."""
     name = _known_name(dataset_cfg)
     raw = BUILDERS[name](dataset_cfg, spec)
+    if not spec.recorded:
+        spec = spec.for_stored_size(raw.stored_size)
+    fraction = dataset_cfg.get("label_fraction")
+    fraction = 1.0 if fraction is None else fraction
+    train_raw = raw.train
+    if fraction != 1.0:  # label_subset checks the value
+        keep = label_subset(labels_of(raw.train), fraction, int(dataset_cfg.get("seed") or 0), what=f"dataset {name}")
+        train_raw = Subset(raw.train, keep)
     augment = Augment.from_config(dataset_cfg.get("augment")) if train_augment else Augment()
-    evaluate = eval_transform(spec, raw.stored_size)
-    train = TransformedDataset(raw.train, train_transform(spec, raw.stored_size, augment))
+    evaluate = eval_transform(spec)
+    train = TransformedDataset(train_raw, train_transform(spec, raw.stored_size, augment))
     return DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),
                       test=None if raw.test is None else TransformedDataset(raw.test, evaluate),
                       classes=raw.classes, spec=spec, random_train_transform=augment.is_random,
-                      in_memory=raw.in_memory, decode=raw.decode)
+                      in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
+                      unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate))

@@ -1,7 +1,9 @@
-"""Train and eval transforms (torchvision.transforms.v2) for uint8 tensors and RGB PIL images alike.
+"""Train and eval transforms (torchvision.transforms.v2) for uint8 tensors and PIL images alike.
 
-Every pipeline starts with ToImage (PIL or uint8 tensor -> uint8 image tensor), so in-memory and
-file datasets go through the same ops, and ends with a plain float32 tensor normalised by the spec.
+Every pipeline starts with ToImage (PIL or uint8 tensor -> uint8 image tensor), so in-memory and file datasets
+go through the same ops; then the channels are made those of the spec (grey replicated to RGB for ImageNet-shaped
+models, RGB to luminance for a 1-channel LeNet-5), and it ends with a plain float32 tensor normalised by the spec.
+The eval pipeline is the spec's own preprocessing (cnnlab.data.spec), step by step.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from typing import Any, Mapping
 
 import torch
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
-from cnnlab.data.spec import InputSpec
+from cnnlab.data.spec import EVAL_CROP_RATIO, SHORTER_SIDE, InputSpec
 
-# torchvision's reference eval recipe: resize to size/0.875, then centre-crop `size` (224 <- 256).
-EVAL_CROP_RATIO = 0.875
+__all__ = ["EVAL_CROP_RATIO", "Augment", "eval_transform", "train_transform"]
 
 
 @dataclass(frozen=True)
@@ -41,30 +43,64 @@ class Augment:
         return self.hflip or self.random_crop or self.randaugment
 
 
-def _eval_geometry(size: int, stored_size: int | None) -> list[v2.Transform]:
-    if stored_size is None:  # photos of any size and aspect
-        return [v2.Resize(int(size / EVAL_CROP_RATIO)), v2.CenterCrop(size)]
-    # square images stored at a fixed size (synthetic, digits, CIFAR): cropping would only lose content
-    return [] if stored_size == size else [v2.Resize((size, size))]
+class ToChannels:
+    """An image tensor [C, H, W] with `channels` channels: unchanged when it has them already, otherwise
+    grey → RGB (copied) or RGB → luminance (ITU-R 601-2, torchvision's rgb_to_grayscale)."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+
+    def __call__(self, image: Any) -> Any:
+        if image.shape[-3] == self.channels:
+            return image
+        return F.rgb_to_grayscale(image, num_output_channels=self.channels)
+
+    def __repr__(self) -> str:
+        return f"ToChannels({self.channels})"
 
 
-def _to_normalised_tensor(spec: InputSpec) -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.mean), list(spec.std)), v2.ToPureTensor()]
+def _interpolation(spec: InputSpec) -> v2.InterpolationMode:
+    return v2.InterpolationMode[spec.interpolation.upper()]
 
 
-def eval_transform(spec: InputSpec, stored_size: int | None) -> v2.Compose:
-    """Deterministic: resize (+ centre crop for photos), scale to [0,1], normalise."""
-    return v2.Compose([v2.ToImage(), *_eval_geometry(spec.size, stored_size), *_to_normalised_tensor(spec)])
+def _geometry(spec: InputSpec) -> list[Any]:
+    """The spec's resize (+ centre crop): steps 2 and 3 of cnnlab.data.spec."""
+    side = spec.resize_to or spec.size
+    size = side if spec.resize == SHORTER_SIDE else (side, side)  # an int resizes the shorter side
+    ops: list[Any] = [v2.Resize(size, interpolation=_interpolation(spec), antialias=spec.antialias)]
+    if spec.crop is not None:
+        ops.append(v2.CenterCrop(spec.crop))
+    return ops
+
+
+def _to_normalised_tensor(spec: InputSpec) -> list[Any]:
+    channels = spec.channels  # ToDtype(scale=True) is x / 255: the only `scale` a spec takes
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(spec.mean[:channels]), list(spec.std[:channels])),
+            v2.ToPureTensor()]
+
+
+def _resolved(spec: InputSpec, stored_size: int | None) -> InputSpec:
+    return spec if spec.recorded else spec.for_stored_size(stored_size)
+
+
+def eval_transform(spec: InputSpec, stored_size: int | None = None) -> v2.Compose:
+    """Deterministic: exactly the spec's preprocessing (channels, resize, crop, scale, normalise) → float32
+    [channels, size, size]. A spec that records no geometry gets cnnlab's eval recipe for images stored at
+    `stored_size` px (None: photos — shorter side to size / 0.875, centre crop)."""
+    spec = _resolved(spec, stored_size)
+    return v2.Compose([v2.ToImage(), ToChannels(spec.channels), *_geometry(spec), *_to_normalised_tensor(spec)])
 
 
 def train_transform(spec: InputSpec, stored_size: int | None, augment: Augment) -> v2.Compose:
     """The eval pipeline with its geometry swapped for the augmentations that `augment` turns on."""
+    spec = _resolved(spec, stored_size)
     if augment.random_crop:
-        geometry: list[v2.Transform] = [v2.RandomResizedCrop(spec.size, scale=augment.crop_scale)]
+        geometry: list[Any] = [v2.RandomResizedCrop(spec.size, scale=augment.crop_scale,
+                                                    interpolation=_interpolation(spec), antialias=spec.antialias)]
     else:
-        geometry = _eval_geometry(spec.size, stored_size)
+        geometry = _geometry(spec)
     if augment.hflip:
         geometry.append(v2.RandomHorizontalFlip())
     if augment.randaugment:
         geometry.append(v2.RandAugment(magnitude=augment.randaugment_magnitude))
-    return v2.Compose([v2.ToImage(), *geometry, *_to_normalised_tensor(spec)])
+    return v2.Compose([v2.ToImage(), ToChannels(spec.channels), *geometry, *_to_normalised_tensor(spec)])

@@ -1,8 +1,12 @@
-"""Running classification metrics kept on the device (no host sync per step)."""
+"""Classification metrics: running top-1/top-5/loss kept on the device during training (no host sync per step),
+and the full scores of `cnnlab evaluate` — per-class accuracy, confusion matrix, expected calibration error."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from torch.nn import functional as F
 
 from cnnlab.engine.runtime import all_reduce_sum
 
@@ -31,3 +35,82 @@ class ClassificationMeter:
         loss, top1, top5, n = sums.tolist()
         n = max(n, 1.0)
         return {"loss": loss / n, "acc": top1 / n, "top5": top5 / n, "n": int(n)}
+
+
+ECE_BINS = 15  # Guo et al. 2017, "On Calibration of Modern Neural Networks"
+
+
+def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """ECE (Guo et al. 2017): Σ_m |B_m|/n · |acc(B_m) − conf(B_m)| over `bins` equal-width confidence bins
+    (i/bins, (i+1)/bins]. confidences: [N] top-1 probabilities in [0, 1]; correct: [N] bools (top-1 right).
+    A number in [0, 1]; 0 for an empty set."""
+    confidences = confidences.double().flatten()
+    if confidences.numel() == 0:
+        return 0.0
+    index = (confidences * bins).ceil().long().sub(1).clamp(0, bins - 1)  # (lo, hi] bins; 0 falls in the first
+    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(confidences))
+    hits = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, correct.double().flatten())
+    conf = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, confidences)
+    return float((hits - conf).abs().sum() / confidences.numel())  # Σ |B|/n · |hits/|B| − conf/|B||
+
+
+def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 [num_classes, num_classes]: row = true class, column = predicted class; sums to N."""
+    flat = targets.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+@dataclass(frozen=True)
+class ClassificationScores:
+    """What `cnnlab evaluate` reports on one split: n images; top1/top5 accuracy and mean cross-entropy `loss`
+    (nats); `ece` (15 bins); `confusion` [C, C] (rows true, columns predicted); per-class accuracy = recall
+    (None for a class with no image in the split)."""
+
+    n: int
+    top1: float
+    top5: float
+    loss: float
+    ece: float
+    confusion: torch.Tensor
+
+    @property
+    def per_class(self) -> list[float | None]:
+        totals = self.confusion.sum(dim=1)
+        return [None if int(t) == 0 else float(self.confusion[i, i]) / int(t) for i, t in enumerate(totals.tolist())]
+
+
+class ScoreAccumulator:
+    """Collects, batch by batch, what ClassificationScores needs (per image: 4 numbers, on the CPU)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self._confidence: list[torch.Tensor] = []
+        self._predicted: list[torch.Tensor] = []
+        self._targets: list[torch.Tensor] = []
+        self._top5: list[torch.Tensor] = []
+        self._loss = 0.0
+
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """logits: [B, C] float; targets: [B] int64 class indices."""
+        logits, targets = logits.detach().float().cpu(), targets.cpu().long()
+        probs = logits.softmax(dim=-1)
+        confidence, predicted = probs.max(dim=-1)
+        k = min(5, logits.shape[-1])
+        self._confidence.append(confidence)
+        self._predicted.append(predicted)
+        self._targets.append(targets)
+        self._top5.append(logits.topk(k, dim=-1).indices.eq(targets.unsqueeze(-1)).any(dim=-1))
+        self._loss += float(F.cross_entropy(logits, targets, reduction="sum"))
+
+    def compute(self) -> ClassificationScores:
+        if not self._targets:
+            return ClassificationScores(0, 0.0, 0.0, 0.0, 0.0, torch.zeros(self.num_classes, self.num_classes,
+                                                                          dtype=torch.int64))
+        targets, predicted = torch.cat(self._targets), torch.cat(self._predicted)
+        correct = predicted.eq(targets)
+        n = targets.numel()
+        return ClassificationScores(
+            n=n, top1=float(correct.double().mean()), top5=float(torch.cat(self._top5).double().mean()),
+            loss=self._loss / n, ece=expected_calibration_error(torch.cat(self._confidence), correct),
+            confusion=confusion_matrix(targets, predicted, self.num_classes))

@@ -42,6 +42,9 @@ class ModelEntry:
     pretrained_arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # State-dict keys of the weights file that have no counterpart in the model built here.
     dropped_weight_prefixes: tuple[str, ...] = ()
+    # Takes any number of input channels (`in_channels=` arch option): grayscale sets train it in one channel
+    # instead of replicating grey into RGB. ImageNet-shaped networks keep 3 so their weights stay usable.
+    any_channels: bool = False
 
 
 def _torchvision(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -66,7 +69,7 @@ MODELS: dict[str, ModelEntry] = {
         name="lenet5", family="LeNet", year=1998,
         paper="Gradient-Based Learning Applied to Document Recognition",
         head="classifier.4", stages=("features.0..2", "features.3..5", "classifier.0..3"),
-        tv_weights=None, builder=LeNet5,
+        tv_weights=None, builder=LeNet5, any_channels=True,
     ),
     "alexnet": ModelEntry(
         name="alexnet", family="AlexNet", year=2012,

@@ -10,7 +10,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import build_datasets, resolve_input_spec
 from cnnlab.engine.runtime import main_process_first
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, create_model
+from cnnlab.models import canonical_name, create_model, get_entry
 from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, fit_metrics,
                                        loader_workers, make_loaders, save_and_record, setup_runtime, train)
 
@@ -28,16 +28,19 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime = setup_runtime(cfg)
     name = canonical_name(cfg.model.name)
 
-    spec = resolve_input_spec(cfg.dataset, None)
+    # From scratch, a network that takes any channel count learns grayscale sets in one channel.
+    spec = resolve_input_spec(cfg.dataset, None, any_channels=get_entry(name).any_channels)
+    arch_kwargs = {"in_channels": spec.channels} if spec.channels != 3 else {}
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec)
     ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
                  len(data.classes), len(data.train), len(data.val), spec.size)
 
-    model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size))
+    model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size,
+                                                       **arch_kwargs))
     train_loader, val_loader = make_loaders(cfg, runtime, data.train, data.val, workers=loader_workers(cfg, data))
     result = train(cfg, ctx, runtime, model, train_loader, val_loader,
                    objective=classification_objective(cfg, len(data.classes)), resume_from=resume_from)
-    trained = TrainedModel(model=model, name=name, arch_kwargs={}, data=data, dataset_config=cfg.dataset,
+    trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
     return save_and_record(ctx, trained, fit_metrics(result))

@@ -14,7 +14,8 @@ WEIGHTS = InputSpec(224, mean=IMAGENET_MEAN)
 
 
 def test_dataset_names() -> None:
-    assert DATASETS == ("synthetic", "digits", "imagefolder", "flowers", "cifar10", "cifar100")
+    assert DATASETS == ("synthetic", "digits", "imagefolder", "flowers", "cifar10", "cifar100", "mnist",
+                        "fashion_mnist", "kmnist", "svhn", "stl10")
 
 
 def test_size_from_config_then_weights_then_native() -> None:
@@ -85,8 +86,8 @@ def test_digits_bundle_at_the_weights_size() -> None:
 
 
 def test_unknown_dataset_is_a_user_error() -> None:
-    with pytest.raises(CnnlabError, match="unknown dataset 'mnist'") as err:
-        build_datasets({"name": "mnist"}, InputSpec(16))
+    with pytest.raises(CnnlabError, match="unknown dataset 'emnist'") as err:
+        build_datasets({"name": "emnist"}, InputSpec(16))
     assert "synthetic" in str(err.value)
 
 

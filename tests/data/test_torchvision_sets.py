@@ -7,16 +7,27 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import gzip
+import struct
+from collections import Counter
+
 import numpy as np
 import pytest
+import torch
 import torchvision.datasets.cifar
 import torchvision.datasets.flowers102
+import torchvision.datasets.stl10
+import torchvision.datasets.svhn
 import torchvision.datasets.utils
 from PIL import Image
 from scipy.io import savemat
 
+from cnnlab.data import torchvision_sets
+from cnnlab.data.registry import build_datasets, check_dataset, resolve_input_spec
 from cnnlab.data.spec import InputSpec
-from cnnlab.data.torchvision_sets import build_cifar10, build_cifar100, build_flowers, download_mode
+from cnnlab.data.splits import label_subset, labels_of
+from cnnlab.data.torchvision_sets import (build_cifar10, build_cifar100, build_fashion_mnist, build_flowers,
+                                          build_kmnist, build_mnist, build_stl10, build_svhn, download_mode)
 from cnnlab.errors import CnnlabError
 
 SPEC = InputSpec(16)
@@ -29,7 +40,8 @@ def exists_only(path: str, md5: str | None = None) -> bool:
 
 @pytest.fixture
 def fake_checksums(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (torchvision.datasets.flowers102, torchvision.datasets.cifar, torchvision.datasets.utils):
+    for module in (torchvision.datasets.flowers102, torchvision.datasets.cifar, torchvision.datasets.utils,
+                   torchvision.datasets.svhn, torchvision.datasets.stl10):
         monkeypatch.setattr(module, "check_integrity", exists_only)
 
 
@@ -110,13 +122,18 @@ def test_flowers_with_wrong_checksums_is_reported_as_corrupted(tmp_path: Path, o
     assert not offline
 
 
-def test_cifar10_train_and_official_test_split(tmp_path: Path, fake_checksums: None, offline: list[str]) -> None:
+def test_cifar10_val_is_carved_from_train_and_test_is_the_official_batch(tmp_path: Path, fake_checksums: None,
+                                                                          offline: list[str]) -> None:
     write_cifar10(tmp_path)
-    raw = build_cifar10({"root": str(tmp_path), "download": "auto"}, SPEC)
-    assert (len(raw.train), len(raw.val), raw.test) == (10, 3, None)
+    raw = build_cifar10({"root": str(tmp_path), "download": "auto", "val_fraction": 0.2, "seed": 0}, SPEC)
+    assert (len(raw.train), len(raw.val), len(raw.test)) == (8, 2, 3)
     assert raw.classes[:2] == ["airplane", "automobile"] and raw.stored_size == 32
-    image, label = raw.val[1]
+    assert sorted(labels_of(raw.val)) == [0, 1]  # stratified: one of each class
+    assert not set(raw.train.indices) & set(raw.val.indices)  # disjoint parts of the training batches
+    image, label = raw.test[1]
     assert image.size == (32, 32) and label == 1 and not offline
+    again = build_cifar10({"root": str(tmp_path), "val_fraction": 0.2, "seed": 0}, SPEC)
+    assert again.val.indices == raw.val.indices  # seeded
 
 
 def test_cifar10_archive_is_extracted_offline(tmp_path: Path, fake_checksums: None, offline: list[str]) -> None:
@@ -124,16 +141,16 @@ def test_cifar10_archive_is_extracted_offline(tmp_path: Path, fake_checksums: No
     write_cifar10(source)
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as archive:
         archive.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    raw = build_cifar10({"root": str(tmp_path), "download": False}, SPEC)
-    assert len(raw.train) == 10 and (tmp_path / "cifar-10-batches-py" / "test_batch").is_file() and not offline
+    raw = build_cifar10({"root": str(tmp_path), "download": False, "val_fraction": 0.2}, SPEC)
+    assert len(raw.train) + len(raw.val) == 10 and (tmp_path / "cifar-10-batches-py" / "test_batch").is_file() and not offline
 
 
 def test_cifar100_fine_labels(tmp_path: Path, fake_checksums: None) -> None:
     names = [f"class{i}" for i in range(100)]
-    write_cifar(tmp_path, "cifar-100-python", {"train": 4, "test": 2}, "fine_labels", ("meta", "fine_label_names"),
+    write_cifar(tmp_path, "cifar-100-python", {"train": 400, "test": 2}, "fine_labels", ("meta", "fine_label_names"),
                 names)
-    raw = build_cifar100({"root": str(tmp_path), "download": "auto"}, SPEC)
-    assert len(raw.train) == 4 and len(raw.val) == 2 and raw.classes == names
+    raw = build_cifar100({"root": str(tmp_path), "download": "auto", "val_fraction": 0.25}, SPEC)
+    assert (len(raw.train), len(raw.val), len(raw.test)) == (300, 100, 2) and raw.classes == names
 
 
 @pytest.mark.parametrize("build, expected", [
@@ -155,3 +172,148 @@ def test_download_setting_values() -> None:
 def test_missing_root_setting_is_a_user_error() -> None:
     with pytest.raises(CnnlabError, match="CIFAR-10 needs dataset.root=DIR"):
         build_cifar10({"root": None}, SPEC)
+
+
+# ------------------------------------------------------------------------------------- MNIST-style idx files
+def write_idx(folder: Path, prefix: str, labels: list[int], *, gz: bool = True) -> None:
+    """An idx image file (N x 28 x 28, uint8; image i is filled with 10 * label + i) and its label file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count = len(labels)
+    images = np.stack([np.full((28, 28), 10 * label + i, np.uint8) for i, label in enumerate(labels)])
+    files = {f"{prefix}-images-idx3-ubyte": struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes(),
+             f"{prefix}-labels-idx1-ubyte": struct.pack(">II", 2049, count) + bytes(labels)}
+    for name, data in files.items():
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+
+
+def write_mnist_style(folder: Path, *, gz: bool = True, train: int = 20, test: int = 6) -> None:
+    write_idx(folder, "train", [i % 2 for i in range(train)], gz=gz)
+    write_idx(folder, "t10k", [i % 2 for i in range(test)], gz=gz)
+
+
+@pytest.mark.parametrize("build, folder, first_class", [
+    (build_mnist, "MNIST", "0 - zero"), (build_fashion_mnist, "FashionMNIST", "T-shirt/top"),
+    (build_kmnist, "KMNIST", "o"),
+])
+def test_mnist_style_sets_read_gz_idx_files_offline(tmp_path: Path, offline: list[str], build, folder: str,
+                                                    first_class: str) -> None:
+    write_mnist_style(tmp_path / folder / "raw")
+    raw = build({"root": str(tmp_path), "download": "auto", "val_fraction": 0.2}, SPEC)
+    assert (len(raw.train), len(raw.val), len(raw.test)) == (16, 4, 6) and raw.stored_size == 28
+    assert raw.classes[0] == first_class and len(raw.classes) == 10 and not offline
+    image, label = raw.test[3]
+    assert image.mode == "L" and image.size == (28, 28) and label == 1 and image.getpixel((0, 0)) == 13
+
+
+def test_fashion_mnist_is_found_in_the_debian_folder_without_configuration(tmp_path: Path, offline: list[str],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "usr_share_datasets_fashion-mnist"
+    write_mnist_style(system)
+    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", system)
+    before = sorted(p.name for p in system.iterdir())
+    raw = build_fashion_mnist({"root": str(tmp_path / "data"), "download": False, "val_fraction": 0.2}, SPEC)
+    assert (len(raw.train) + len(raw.val), len(raw.test)) == (20, 6) and not offline
+    assert sorted(p.name for p in system.iterdir()) == before  # read-only: nothing written there
+    assert (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+
+
+def test_fashion_mnist_missing_everywhere_names_the_files_and_the_debian_package(
+        tmp_path: Path, offline: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", tmp_path / "nowhere")
+    with pytest.raises(CnnlabError, match="dataset.download=false") as err:
+        check_dataset({"name": "fashion_mnist", "root": str(tmp_path), "download": False})
+    message = str(err.value)
+    for part in ("FashionMNIST/raw/train-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz",
+                 "apt-get install dataset-fashion-mnist", "fashion-mnist.s3-website"):
+        assert part in message
+    assert "\n" not in message and not offline
+
+
+def test_mnist_offline_download_fails_with_one_clean_message(tmp_path: Path, offline: list[str]) -> None:
+    with pytest.raises(CnnlabError, match="could not be downloaded") as err:
+        build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert offline and "MNIST/raw/train-labels-idx1-ubyte" in str(err.value)
+
+
+def test_svhn_official_splits(tmp_path: Path, fake_checksums: None, offline: list[str]) -> None:
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 20), ("test", 4)):
+        savemat(tmp_path / f"{split}_32x32.mat", {"X": rng.integers(0, 255, (32, 32, 3, count), dtype=np.uint8),
+                                                  "y": np.array([[10 if i % 2 else 3] for i in range(count)])})
+    raw = build_svhn({"root": str(tmp_path), "download": False, "val_fraction": 0.2}, SPEC)
+    assert (len(raw.train), len(raw.val), len(raw.test)) == (16, 4, 4) and raw.classes[0] == "0"
+    assert sorted(set(labels_of(raw.test))) == [0, 3] and raw.test[0][0].size == (32, 32) and not offline
+
+
+def write_stl10(root: Path) -> None:
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, count in (("train", 20), ("test", 4), ("unlabeled", 3)):
+        (folder / f"{name}_X.bin").write_bytes(rng.integers(0, 255, count * 3 * 96 * 96, dtype=np.uint8).tobytes())
+        if name != "unlabeled":
+            (folder / f"{name}_y.bin").write_bytes(bytes(1 + i % 2 for i in range(count)))  # 1-based on disk
+    (folder / "class_names.txt").write_text("\n".join(["airplane", "bird", "car", "cat", "deer", "dog", "horse",
+                                                         "monkey", "ship", "truck"]))
+
+
+def test_stl10_splits_and_lazy_unlabeled_images(tmp_path: Path, fake_checksums: None, offline: list[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    write_stl10(tmp_path)
+    opened: list[str] = []
+    original = torchvision.datasets.STL10.__init__
+
+    def counting(self, root, split="train", *args, **kwargs):
+        opened.append(split)
+        original(self, root, split, *args, **kwargs)
+
+    monkeypatch.setattr(torchvision.datasets.STL10, "__init__", counting)
+    raw = build_stl10({"root": str(tmp_path), "download": False, "val_fraction": 0.2}, SPEC)
+    assert (len(raw.train), len(raw.val), len(raw.test)) == (16, 4, 4) and raw.stored_size == 96
+    assert raw.classes[1] == "bird" and sorted(set(labels_of(raw.test))) == [0, 1]
+    assert "unlabeled" not in opened  # 2.8 GB for the real set: loaded only when used
+    assert len(raw.unlabeled) == 3 and raw.unlabeled[0][1] == -1 and opened.count("unlabeled") == 1
+
+
+# ------------------------------------------------------------------------------ through the registry
+def test_grayscale_set_feeds_rgb_models_and_one_channel_lenet(tmp_path: Path, offline: list[str]) -> None:
+    write_mnist_style(tmp_path / "MNIST" / "raw")
+    cfg = {"name": "mnist", "root": str(tmp_path), "download": False, "val_fraction": 0.2, "native_size": 28,
+           "channels": 1, "mean": [0.5] * 3, "std": [0.5] * 3, "image_size": 16}
+    rgb = build_datasets(cfg, resolve_input_spec(cfg, None), train_augment=False)
+    gray = build_datasets(cfg, resolve_input_spec(cfg, None, any_channels=True), train_augment=False)
+    assert rgb.spec.channels == 3 and gray.spec.channels == 1
+    image_rgb, label = rgb.test[3]
+    image_gray, _ = gray.test[3]
+    assert image_rgb.shape == (3, 16, 16) and image_gray.shape == (1, 16, 16) and label == 1
+    assert torch.equal(image_rgb[0], image_rgb[2]) and torch.allclose(image_rgb[0], image_gray[0])
+    assert rgb.spec.resize == "square" and rgb.spec.crop is None  # stored-size set: plain resize, recorded
+    assert len(rgb.test) == 6 and len(rgb.train) + len(rgb.val) == 20  # test kept apart from train and val
+
+
+def test_label_fraction_is_class_balanced_seeded_and_leaves_val_alone(tmp_path: Path, offline: list[str]) -> None:
+    write_idx(tmp_path / "MNIST" / "raw", "train", [i % 4 for i in range(200)])
+    write_idx(tmp_path / "MNIST" / "raw", "t10k", [i % 4 for i in range(8)])
+    cfg = {"name": "mnist", "root": str(tmp_path), "download": False, "val_fraction": 0.2, "native_size": 28,
+           "image_size": 16}
+    spec = resolve_input_spec(cfg, None)
+    full = build_datasets(cfg, spec)
+    tenth = build_datasets({**cfg, "label_fraction": 0.1}, spec)
+    assert len(full.train) == 160 and len(tenth.train) == 16 and tenth.label_fraction == 0.1
+    assert Counter(labels_of(tenth.train.base)) == {0: 4, 1: 4, 2: 4, 3: 4}  # every class, in proportion
+    assert labels_of(tenth.val.base) == labels_of(full.val.base) and len(tenth.test) == len(full.test)
+    assert build_datasets({**cfg, "label_fraction": 0.1}, spec).train.base.indices == tenth.train.base.indices
+    assert build_datasets({**cfg, "label_fraction": 0.1, "seed": 1}, spec).train.base.indices != \
+        tenth.train.base.indices
+    with pytest.raises(CnnlabError, match="label_fraction must be in"):
+        build_datasets({**cfg, "label_fraction": 0}, spec)
+
+
+def test_label_subset_keeps_at_least_one_per_class() -> None:
+    labels = [0] * 50 + [1] * 5
+    kept = label_subset(labels, 0.05, seed=0, what="test")
+    assert Counter(labels[i] for i in kept) == {0: 2, 1: 1} and kept == sorted(kept)
+    assert label_subset(labels, 1.0, seed=0, what="test") == list(range(55))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
 
@@ -44,3 +45,39 @@ def test_random_train_transform_varies_and_keeps_the_size() -> None:
     outs = [transform(image) for _ in range(4)]
     assert all(out.shape == (3, 16, 16) for out in outs)
     assert not all(torch.equal(outs[0], out) for out in outs[1:])
+
+
+def test_the_spec_records_the_geometry_of_the_data_and_eval_performs_it() -> None:
+    photos, stored = SPEC.for_stored_size(None), SPEC.for_stored_size(24)
+    assert (photos.resize, photos.resize_to, photos.crop) == ("shorter_side", 18, 16)  # 16 / 0.875 → 18
+    assert (stored.resize, stored.resize_to, stored.crop) == ("square", 16, None)
+    photo = Image.new("RGB", (40, 20), (255, 0, 0))
+    assert torch.equal(eval_transform(photos)(photo), eval_transform(SPEC, stored_size=None)(photo))
+    image = torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8)
+    assert torch.equal(eval_transform(stored)(image), eval_transform(SPEC, stored_size=24)(image))
+    # a recorded geometry wins over the stored size: the artifact's preprocessing is performed as recorded
+    assert torch.equal(eval_transform(stored, stored_size=None)(image), eval_transform(stored)(image))
+
+
+def test_spec_round_trips_and_old_records_load_with_the_old_behaviour() -> None:
+    spec = SPEC.for_stored_size(None)
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    old = InputSpec.from_dict({"size": 16, "mean": [0.5] * 3, "std": [0.25] * 3})  # written before the geometry
+    assert not old.recorded and old.channels == 3
+    assert (old.preprocessing().resize, old.preprocessing().resize_to, old.preprocessing().crop) == ("square", 16, None)
+    assert old.with_size(20).size == 20 and spec.with_size(20).resize is None  # another size: geometry re-derived
+    for bad in ({"resize": "stretch"}, {"crop": 0}, {"channels": 2}, {"interpolation": "lanczos"}, {"scale": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            InputSpec.from_dict({**spec.to_dict(), **bad})
+
+
+def test_channels_follow_the_spec() -> None:
+    grey = Image.new("L", (16, 16), 128)
+    rgb_out = eval_transform(SPEC.for_stored_size(16))(grey)
+    assert rgb_out.shape == (3, 16, 16) and torch.equal(rgb_out[0], rgb_out[1])  # grey copied into R, G, B
+    one = InputSpec(16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=1).for_stored_size(16)
+    colour = Image.new("RGB", (16, 16), (255, 0, 0))
+    out = eval_transform(one)(colour)
+    assert out.shape == (1, 16, 16)  # luminance: 0.299 × 255 ≈ 76 → (76/255 - 0.5) / 0.25
+    assert torch.allclose(out, torch.full((1, 16, 16), (76 / 255 - 0.5) / 0.25), atol=0.02)
+    assert train_transform(one, 16, Augment(random_crop=True, hflip=True))(colour).shape == (1, 16, 16)

@@ -1,0 +1,125 @@
+"""One model file, ready to score batches: a cnnlab checkpoint through PyTorch, or an ONNX file (FP32 or INT8)
+through onnxruntime (its own CPU kernels, or OpenVINO's) — with the input spec and class names the file records.
+
+`open_model(kind, path, runtime=...)` → `InferenceModel`; `model.logits(images)` takes a float32 [N, C, H, W]
+batch preprocessed by `cnnlab.data.transforms.eval_transform(model.spec)` and returns float32 logits [N, classes].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+RUNTIMES = ("auto", "pytorch", "onnxruntime", "openvino")
+# Which file of a run each runtime scores (a run may hold both a model.pt and a model.onnx): auto prefers the
+# deployable ONNX file (an INT8 one for a quantize run), else the checkpoint.
+_KINDS = {"auto": ("onnx", "checkpoint"), "pytorch": ("checkpoint",), "onnxruntime": ("onnx",), "openvino": ("onnx",)}
+
+
+@dataclass
+class InferenceModel:
+    """A loaded model file. kind: "checkpoint" | "onnx"; precision: "fp32" | "int8"; runtime: what runs it;
+    arch: the zoo name (None for an anonymous ONNX file); dataset: the dataset section the file records (its
+    `config` rebuilds the data it was trained on), or None."""
+
+    kind: str
+    path: Path
+    runtime: str
+    precision: str
+    arch: str | None
+    classes: list[str]
+    spec: InputSpec
+    dataset: dict[str, Any] | None
+    _run: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 logits [N, len(classes)] of a preprocessed batch [N, spec.channels, spec.size, spec.size]."""
+        return self._run(images).float().cpu()
+
+    def describe(self) -> dict[str, Any]:
+        """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes."""
+        return {"kind": self.kind, "path": str(self.path), "runtime": self.runtime, "precision": self.precision,
+                "arch": self.arch, "input": self.spec.to_dict(), "num_classes": len(self.classes),
+                "file_bytes": self.path.stat().st_size}
+
+
+def source_kinds(runtime: str) -> tuple[str, ...]:
+    """The `want=` of cnnlab.runs.resolve_source for `runtime`: the kinds of file it runs, preferred first."""
+    return _KINDS.get(runtime, _KINDS["auto"])
+
+
+def model_device(device: str | None, kind: str, runtime: str) -> str:
+    """device=auto: CUDA for PyTorch when there is one; onnxruntime and OpenVINO stay on the CPU unless told."""
+    device = str(device or "auto")
+    if device != "auto":
+        return device
+    on_torch = pick_runtime(kind, runtime) == "pytorch"
+    return "cuda" if on_torch and torch.cuda.is_available() else "cpu"
+
+
+def pick_runtime(kind: str, runtime: str) -> str:
+    """The runtime for a file of `kind`: auto → pytorch for a checkpoint, onnxruntime for ONNX. CnnlabError for
+    a combination that cannot run (a checkpoint on onnxruntime, an ONNX file on PyTorch)."""
+    if runtime not in RUNTIMES:
+        raise CnnlabError(f"unknown runtime {runtime!r}", fix=f"use one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        return "pytorch" if kind == "checkpoint" else "onnxruntime"
+    if kind == "checkpoint" and runtime != "pytorch":
+        raise CnnlabError(f"a model.pt runs on PyTorch, not {runtime}",
+                          fix="export it first (`cnnlab export source=...`) and pass the export run, or use runtime=pytorch")
+    if kind == "onnx" and runtime == "pytorch":
+        raise CnnlabError("an ONNX file does not run on PyTorch",
+                          fix="use runtime=onnxruntime (or openvino), or pass the run's model.pt")
+    return runtime
+
+
+def open_model(kind: str, path: Path, *, runtime: str = "auto", device: str = "cpu") -> InferenceModel:
+    """Load `path` (kind "checkpoint" or "onnx", as cnnlab.runs.Source names it) on `runtime`/`device`.
+    CnnlabError for an unreadable file, one without cnnlab's input metadata, or a runtime that cannot run it."""
+    runtime = pick_runtime(kind, runtime)
+    path = Path(path)
+    if kind == "checkpoint":
+        return _checkpoint(path, device)
+    return _onnx(path, runtime, device)
+
+
+def _checkpoint(path: Path, device: str) -> InferenceModel:
+    from cnnlab.engine.checkpoint import load_model
+
+    model, checkpoint = load_model(path)
+    target = torch.device(device)
+    model = model.to(target).eval()
+    dataset = checkpoint.extra.get("dataset")
+    return InferenceModel(kind="checkpoint", path=path, runtime="pytorch", precision="fp32", arch=checkpoint.name,
+                          classes=list(checkpoint.classes), spec=checkpoint.spec,
+                          dataset=dataset if isinstance(dataset, dict) else None,
+                          _run=lambda images: model(images.to(target)))
+
+
+def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
+    from cnnlab.deploy.onnx_check import check_onnx_file
+    from cnnlab.deploy.ort import onnx_session, session_io
+
+    checked = check_onnx_file(path)
+    meta = checked.metadata
+    if checked.spec is None or not checked.classes:
+        raise CnnlabError(f"{path} records no input spec or class names (not written by cnnlab)",
+                          fix="export it with `cnnlab export`, or pass the run's model.pt")
+    session = onnx_session(path, device=device, runtime=runtime)
+    input_name, output_name = session_io(session)
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run([output_name], {input_name: images.numpy()})[0])
+
+    dataset = meta.get("dataset")
+    return InferenceModel(kind="onnx", path=path, runtime=runtime,
+                          precision="int8" if "quantization" in (meta.get("props") or {}) else "fp32",
+                          arch=meta.get("arch"), classes=list(checked.classes), spec=checked.spec,
+                          dataset=dataset if isinstance(dataset, dict) else None, _run=run)

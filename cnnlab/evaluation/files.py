@@ -1,0 +1,96 @@
+"""Files of the evaluate and predict runs, each written atomically (cnnlab.fileio)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from cnnlab.fileio import atomic_path, write_json, write_text
+
+
+def _csv_text(rows: Sequence[Sequence[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def write_confusion_csv(path: Path, confusion: torch.Tensor, classes: Sequence[str]) -> Path:
+    """Header `true \\ predicted, <class>…`, then one row per true class: image counts (rows sum to the class's
+    images in the split, the whole to N)."""
+    rows: list[list[object]] = [["true \\ predicted", *classes]]
+    rows += [[name, *(int(v) for v in row)] for name, row in zip(classes, confusion.tolist())]
+    write_text(path, _csv_text(rows))
+    return path
+
+
+def write_per_class_csv(path: Path, confusion: torch.Tensor, classes: Sequence[str]) -> Path:
+    """class, images, correct, accuracy (empty for a class without images)."""
+    rows: list[list[object]] = [["class", "images", "correct", "accuracy"]]
+    for i, name in enumerate(classes):
+        total, hits = int(confusion[i].sum()), int(confusion[i, i])
+        rows.append([name, total, hits, f"{hits / total:.6f}" if total else ""])
+    write_text(path, _csv_text(rows))
+    return path
+
+
+def plot_confusion_png(path: Path, confusion: torch.Tensor, classes: Sequence[str], title: str) -> Path:
+    """The confusion matrix as a heat map normalised per true class (row), counts written in the cells when there
+    are at most 20 classes; class names on the axes up to 40 classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    counts = confusion.double()
+    rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    n = len(classes)
+    side = min(4 + 0.45 * n, 24)
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= 40:
+        ax.set_xticks(range(n), labels=list(classes), rotation=90)
+        ax.set_yticks(range(n), labels=list(classes))
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's top-k: `labels` and `probabilities` (softmax, in [0, 1]), most likely first."""
+
+    file: str
+    labels: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+
+def write_predictions(folder: Path, predictions: Sequence[Prediction], unreadable: dict[str, str],
+                      context: dict[str, object]) -> tuple[Path, Path]:
+    """predictions.csv (file, rank, class, probability: one row per file and rank) and predictions.json
+    ({context…, "predictions": [{file, top: [{class, probability}]}], "unreadable": {file: reason}})."""
+    rows: list[list[object]] = [["file", "rank", "class", "probability"]]
+    for p in predictions:
+        rows += [[p.file, rank, label, f"{prob:.6f}"]
+                 for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), start=1)]
+    csv_path, json_path = folder / "predictions.csv", folder / "predictions.json"
+    write_text(csv_path, _csv_text(rows))
+    write_json(json_path, {**context, "predictions": [
+        {"file": p.file, "top": [{"class": c, "probability": prob} for c, prob in zip(p.labels, p.probabilities)]}
+        for p in predictions], "unreadable": dict(unreadable)})
+    return csv_path, json_path

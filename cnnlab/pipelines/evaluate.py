@@ -1,0 +1,104 @@
+"""`cnnlab evaluate source=RUN|FILE [dataset=...] [split=test]`: score a model file on a split — the one command
+that reads the official test split.
+
+1. open the source: a model.pt through PyTorch, or an FP32/INT8 model.onnx through onnxruntime (or OpenVINO);
+2. rebuild its data — the dataset its run (or the file itself) records, unless dataset=... picks another —
+   preprocessed exactly as the file's input spec says;
+3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
+4. write confusion.csv, confusion.png, per_class.csv and the run record (metrics `<split>_acc`, `<split>_top5`,
+   `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from omegaconf import DictConfig
+from torch.utils.data import Dataset
+
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle, make_loader
+from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
+from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
+from cnnlab.engine.progress import make_progress
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluation.files import plot_confusion_png, write_confusion_csv, write_per_class_csv
+from cnnlab.pipelines.sources import check_same_classes, dataset_config_of, require_source, source_data
+from cnnlab.pipelines.training import dataset_record, eval_batch_size, loader_workers
+from cnnlab.runs import RunInfo, Source
+
+SPLITS = ("train", "val", "test")
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    runtime, split = str(cfg.evaluate.runtime), str(cfg.split)
+    if split not in SPLITS:
+        raise CnnlabError(f"split={split} is not a split", fix="use split=test (default), val or train")
+    source = require_source(cfg, ctx, want=source_kinds(runtime))
+    model = open_model(source.kind, source.path, runtime=runtime,
+                       device=model_device(cfg.get("device"), source.kind, runtime))
+    data, dataset_cfg = source_data(cfg, ctx, with_recorded_dataset(source, model), model.spec)
+    check_same_classes(data, model.classes)
+    images = split_of(data, split)
+    ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
+                 model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)
+
+    scores = score(model, make_loader(images, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed),
+                                      workers=loader_workers(cfg, data)), desc=f"evaluate {split}")
+    files = write_outputs(ctx, scores, model.classes, f"{model.arch or source.path.name} on {data.name}/{split}")
+    ctx.log.info("%s: top-1 %.2f%%, top-5 %.2f%%, ECE %.4f on %d images", split, 100 * scores.top1,
+                 100 * scores.top5, scores.ece, scores.n)
+    ctx.record.update(evaluate={"split": split, "n": scores.n, "runtime": model.runtime, "ece_bins": ECE_BINS,
+                                "files": files},
+                      model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
+                             "precision": model.precision, "image_size": model.spec.size,
+                             "num_classes": len(model.classes), "file_bytes": source.path.stat().st_size,
+                             "input": model.spec.to_dict()},
+                      dataset=dataset_record(data, dataset_cfg))
+    return {f"{split}_acc": scores.top1, f"{split}_top5": scores.top5, f"{split}_loss": scores.loss,
+            "ece": scores.ece, "n": scores.n, "split": split,
+            "per_class_acc": dict(zip(model.classes, scores.per_class))}
+
+
+def with_recorded_dataset(source: Source, model: InferenceModel) -> Source:
+    """`source`, standing on the file's own dataset record when no run record gives one (a model.onnx or
+    model.pt copied out of its run folder still knows the data it was trained on)."""
+    if dataset_config_of(source.run) is not None or not (model.dataset or {}).get("config"):
+        return source
+    return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(model.dataset or {})}))
+
+
+def split_of(data: DataBundle, split: str) -> Dataset:
+    images = {"train": data.train, "val": data.val, "test": data.test}[split]
+    if images is None:
+        raise CnnlabError(f"dataset {data.name} has no {split} split",
+                          fix="use split=val, or a dataset with an official test split (cifar10, cifar100, mnist, "
+                              "fashion_mnist, kmnist, svhn, stl10, flowers)")
+    if len(images) == 0:  # type: ignore[arg-type]
+        raise CnnlabError(f"the {split} split of {data.name} is empty", fix="use another split or dataset")
+    return images
+
+
+def score(model: InferenceModel, loader: Any, *, desc: str = "evaluate") -> ClassificationScores:
+    """The model's scores over `loader` (batches of preprocessed images and labels), with a progress bar."""
+    accumulator = ScoreAccumulator(len(model.classes))
+    with make_progress() as progress:
+        task = progress.add_task(desc, total=len(loader), status="")
+        for images, targets, *_ in loader:
+            accumulator.update(model.logits(images), targets)
+            progress.advance(task)
+    return accumulator.compute()
+
+
+def write_outputs(ctx: RunContext, scores: ClassificationScores, classes: list[str], title: str) -> dict[str, str]:
+    """confusion.csv, confusion.png and per_class.csv in the run folder, recorded as artifacts."""
+    if not ctx.is_main:
+        return {}
+    paths = {"confusion_csv": write_confusion_csv(ctx.path("confusion.csv"), scores.confusion, classes),
+             "confusion_png": plot_confusion_png(ctx.path("confusion.png"), scores.confusion, classes,
+                                                 f"{title}: top-1 {100 * scores.top1:.2f}%"),
+             "per_class_csv": write_per_class_csv(ctx.path("per_class.csv"), scores.confusion, classes)}
+    for name, path in paths.items():
+        ctx.record.add_artifact(name, path)
+    return {name: path.name for name, path in paths.items()}

@@ -1,0 +1,131 @@
+"""`cnnlab predict source=RUN|FILE IMAGE_OR_FOLDER...`: the top-k classes of new images, as a deployment would
+compute them — with nothing but the model file: its input spec (channels, resize, crop, interpolation, mean/std)
+and class names.
+
+1. open the source: a model.onnx (FP32 or INT8) through onnxruntime, or a model.pt through PyTorch;
+2. list the images: files as given, folders walked (sorted; files with an image extension);
+3. decode each (cnnlab.data.decode: as a viewer shows it), preprocess with eval_transform(spec), batch, run;
+   an unreadable file is listed with its reason, not fatal;
+4. print a table and write predictions.csv / predictions.json to the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from omegaconf import DictConfig
+from rich.table import Table
+
+from cnnlab.console import console
+from cnnlab.context import RunContext
+from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image
+from cnnlab.data.transforms import eval_transform
+from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
+from cnnlab.engine.progress import make_progress
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluation.files import Prediction, write_predictions
+from cnnlab.pipelines.sources import require_source
+
+_SHOWN = 50  # rows of the terminal table; the files hold every prediction
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    settings = cfg.predict
+    runtime, topk, batch = str(settings.runtime), int(settings.topk), int(settings.batch_size)
+    if topk < 1 or batch < 1:
+        raise CnnlabError(f"predict.topk={topk} and predict.batch_size={batch} must be at least 1")
+    files = list_images(list(settings.inputs or []))
+    source = require_source(cfg, ctx, want=source_kinds(runtime))
+    model = open_model(source.kind, source.path, runtime=runtime,
+                       device=model_device(cfg.get("device"), source.kind, runtime))
+    ctx.log.info("predict with %s (%s, %s, %s): %d files, top-%d", model.arch or source.path.name, model.kind,
+                 model.precision, model.runtime, len(files), topk)
+
+    predictions, unreadable = predict_files(model, files, topk=min(topk, len(model.classes)), batch_size=batch)
+    for path, reason in unreadable.items():
+        ctx.log.warning("unreadable, skipped: %s (%s)", path, reason)
+    show(predictions, unreadable)
+    context = {"source": source.describe(), "model": model.describe()}
+    if ctx.is_main:
+        csv_path, json_path = write_predictions(ctx.run_dir, predictions, unreadable, context)
+        ctx.record.add_artifact("predictions_csv", csv_path)
+        ctx.record.add_artifact("predictions_json", json_path)
+    ctx.record.update(model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
+                             "precision": model.precision, "image_size": model.spec.size,
+                             "num_classes": len(model.classes), "input": model.spec.to_dict()},
+                      predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})
+    return {"images": len(predictions), "unreadable": len(unreadable)}
+
+
+def list_images(inputs: Sequence[Any]) -> list[Path]:
+    """Files as given (any extension: the decoder decides), and the image files under each folder, sorted; each
+    file once. CnnlabError when nothing is given, a path does not exist, or no image is found at all."""
+    if not inputs:
+        raise CnnlabError("`cnnlab predict` needs images", fix="cnnlab predict source=RUN photo.jpg photos/")
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(str(item)).expanduser()
+        if path.is_dir():
+            files += sorted(p for p in _walk(path) if p.suffix.lower() in READ_EXTENSIONS)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CnnlabError(f"{path}: no such file or folder", fix="give image files or folders that exist")
+    if not files:
+        raise CnnlabError(f"no image files in {', '.join(str(i) for i in inputs)}",
+                          fix=f"give files with an image extension ({', '.join(sorted(READ_EXTENSIONS)[:6])}, ...)")
+    unique: dict[Path, Path] = {}
+    for file in files:  # a file named twice (alone and in its folder) is predicted once
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values())
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # no .git, .ipynb_checkpoints
+        yield from (Path(parent) / name for name in names if not name.startswith("."))
+
+
+def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
+                  batch_size: int) -> tuple[list[Prediction], dict[str, str]]:
+    """(top-k predictions of the readable files, in order; {file: reason} for the others). Each file is decoded
+    with decode_image and preprocessed with eval_transform(model.spec.preprocessing()), batch_size at a time."""
+    transform = eval_transform(model.spec.preprocessing())
+    predictions: list[Prediction] = []
+    unreadable: dict[str, str] = {}
+    with make_progress() as progress:
+        task = progress.add_task("predict", total=len(files), status="")
+        for start in range(0, len(files), batch_size):
+            names, tensors = [], []
+            for path in files[start:start + batch_size]:
+                try:
+                    tensors.append(transform(decode_image(path).image))
+                    names.append(str(path))
+                except UndecodableImage as exc:
+                    unreadable[str(path)] = exc.reason + (f" ({exc.detail})" if exc.detail else "")
+            if tensors:
+                probabilities = model.logits(torch.stack(tensors)).softmax(dim=-1)
+                top = probabilities.topk(topk, dim=-1)
+                for name, values, indices in zip(names, top.values.tolist(), top.indices.tolist()):
+                    predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values)))
+            progress.advance(task, len(files[start:start + batch_size]))
+    return predictions, unreadable
+
+
+def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
+    """A rich table: file, then `class probability%` for each rank; the unreadable files after it."""
+    table = Table(title=f"top-{len(predictions[0].labels) if predictions else 0} predictions", show_lines=False)
+    table.add_column("file", overflow="fold")
+    for rank in range(len(predictions[0].labels) if predictions else 0):
+        table.add_column(f"#{rank + 1}")
+    for p in predictions[:_SHOWN]:
+        table.add_row(p.file, *(f"{label} {100 * prob:.1f}%" for label, prob in zip(p.labels, p.probabilities)))
+    if predictions:
+        console.print(table)
+    if len(predictions) > _SHOWN:
+        console.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
+    for path, reason in unreadable.items():
+        console.print(f"unreadable: {path} ({reason})", markup=False, highlight=False)

@@ -1,0 +1,127 @@
+"""`cnnlab evaluate`: a checkpoint, its ONNX export and an INT8 file scored on the official test split."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.compress.quantization import (FORMATS, CalibrationReader, PtqSettings, graph_input_name, preprocess,
+                                          quantize_static_candidate)
+from cnnlab.deploy.export import copy_with_metadata, read_onnx_metadata
+from helpers import only_run, read_run, run_dirs
+
+CLASSES = 4
+TRAIN, TEST = 96, 24
+
+
+def write_idx(folder: Path, prefix: str, count: int, seed: int) -> None:
+    """MNIST-style gz idx files whose classes are learnable: class c is a bright band at rows 7c..7c+6, + noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % CLASSES
+    images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 7 * label:7 * label + 7] = 230
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes()))
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">II", 2049, count) + labels.astype(np.uint8).tobytes()))
+
+
+@pytest.fixture
+def mnist_args(tmp_path: Path) -> list[str]:
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", TRAIN, seed=0)
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", TEST, seed=1)
+    return ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
+            "dataset.val_fraction=0.25"]
+
+
+@pytest.fixture
+def pretrained(cli, outputs: Path, mnist_args: list[str]) -> dict:
+    result = cli("pretrain", *mnist_args, "model=lenet5", "trainer.epochs=2", "trainer.batch_size=16",
+                 "trainer.amp=none", "optim.lr=0.05")
+    assert result.code == 0, result.output
+    return only_run(outputs, "pretrain")
+
+
+def test_checkpoint_and_its_onnx_score_the_same_on_the_test_split(cli, outputs: Path, pretrained: dict) -> None:
+    result = cli("evaluate", "source=latest:pretrain")
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "evaluate")[0]
+    record = read_run(run_dir)
+    metrics = record["metrics"]
+    assert record["command"] == "evaluate" and record["status"] == "completed"
+    assert record["source"]["kind"] == "checkpoint" and record["source"]["run"] == pretrained["run_dir"]
+    assert metrics["split"] == "test" and metrics["n"] == TEST and record["evaluate"]["runtime"] == "pytorch"
+    assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["test_acc"] <= metrics["test_top5"] <= 1
+    assert record["model"]["precision"] == "fp32" and record["dataset"]["name"] == "mnist"
+    per_class = metrics["per_class_acc"]
+    assert len(per_class) == 10 and per_class["4 - four"] is None  # the tiny set only has digits 0-3
+
+    rows = list(csv.reader((run_dir / "confusion.csv").open()))
+    counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
+    assert counts.shape == (10, 10) and counts.sum() == TEST  # every test image once
+    assert np.trace(counts) / TEST == pytest.approx(metrics["test_acc"])
+    assert (run_dir / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "per_class.csv").is_file()
+
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    result = cli("evaluate", "source=latest:export")
+    assert result.code == 0, result.output
+    onnx_record = read_run(run_dirs(outputs, "evaluate")[1])
+    assert onnx_record["source"]["kind"] == "onnx" and onnx_record["evaluate"]["runtime"] == "onnxruntime"
+    assert abs(onnx_record["metrics"]["test_acc"] - metrics["test_acc"]) <= 1 / TEST + 1e-9  # within one image
+
+    result = cli("evaluate", "source=latest:pretrain", "split=val")
+    assert result.code == 0, result.output
+    assert read_run(run_dirs(outputs, "evaluate")[2])["metrics"]["val_acc"] == pytest.approx(
+        pretrained["metrics"]["val_acc"])  # the val split is the one training reported on
+
+
+def test_an_int8_onnx_file_copied_anywhere_evaluates(cli, outputs: Path, pretrained: dict, tmp_path: Path) -> None:
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    fp32 = run_dirs(outputs, "export")[0] / "model.onnx"
+    pre = preprocess(fp32, tmp_path / "pre.onnx")
+    rng = np.random.default_rng(0)
+    reader = CalibrationReader(graph_input_name(pre), [rng.standard_normal((8, 3, 16, 16), dtype=np.float32)])
+    int8 = quantize_static_candidate(pre, tmp_path / "int8.onnx", FORMATS["qdq_u8s8"], PtqSettings(), reader,
+                                     tmp_path / "calibration.json")
+    alone = tmp_path / "elsewhere" / "model_int8.onnx"  # no run folder around it: the file's own metadata says it all
+    alone.parent.mkdir()
+    copy_with_metadata(int8, alone, read_onnx_metadata(fp32)["identity"], params=None, flops=None,
+                       extra={"quantization": {"format": "qdq_u8s8"}})
+
+    result = cli("evaluate", f"source={alone}")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "evaluate")
+    assert record["model"]["precision"] == "int8" and record["metrics"]["n"] == TEST
+    assert record["dataset"]["name"] == "mnist" and 0 <= record["metrics"]["test_acc"] <= 1
+
+
+def test_a_dataset_without_a_test_split_says_which_have_one(cli, outputs: Path) -> None:
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("evaluate", "source=latest:pretrain")
+    assert result.code == 2 and "dataset synthetic has no test split" in result.stderr
+    assert "split=val" in result.stderr and "Traceback" not in result.stderr
+    result = cli("evaluate", "source=latest:pretrain", "evaluate.runtime=onnxruntime")
+    assert result.code == 2 and "matches no completed `cnnlab pretrain` run with a model" in result.stderr
+
+
+def test_scores_match_a_hand_computation() -> None:
+    from cnnlab.engine.metrics import ScoreAccumulator
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]])
+    accumulator = ScoreAccumulator(2)
+    accumulator.update(logits[:2], torch.tensor([0, 0]))
+    accumulator.update(logits[2:], torch.tensor([1, 1]))
+    scores = accumulator.compute()
+    assert scores.n == 4 and scores.top1 == 0.5 and scores.top5 == 1.0
+    assert scores.confusion.tolist() == [[1, 1], [1, 1]] and scores.per_class == [0.5, 0.5]

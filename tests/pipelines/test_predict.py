@@ -1,0 +1,126 @@
+"""`cnnlab predict`: top-k classes of new photos from a checkpoint or its ONNX file, preprocessed from the file alone."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from helpers import read_run, run_dirs
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+
+
+def photo(path: Path, colour: tuple[int, int, int], size: tuple[int, int], seed: int, mode: str = "RGB") -> None:
+    """A noisy photo of one colour with a darker border band, so that the crop matters a little."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (height, width, 3)), 0, 255).astype(np.uint8)
+    pixels[:, : width // 6] //= 3
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert(mode).save(path)
+
+
+@pytest.fixture
+def trained(cli, outputs: Path, tmp_path: Path) -> Path:
+    """A LeNet-5 trained on coloured photos (imagefolder: resize + centre crop), and its exported model.onnx."""
+    root = tmp_path / "photos_dataset"
+    for index, (name, colour) in enumerate(COLOURS.items()):
+        for i in range(12):
+            photo(root / ("train" if i < 9 else "val") / name / f"{i}.png", colour, (40 + 3 * i, 26), seed=100 * index + i)
+    result = cli("pretrain", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16", "model=lenet5",
+                 "trainer.epochs=10", "trainer.batch_size=12", "trainer.amp=none", "optim.lr=0.05")
+    assert result.code == 0, result.output
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    new = tmp_path / "new"
+    for index, (name, colour) in enumerate(COLOURS.items()):
+        photo(new / f"{name}_wide.jpg", colour, (60, 30), seed=999 + index)
+    photo(new / "nested" / "red_tall.png", COLOURS["red"], (20, 44), seed=5)
+    photo(new / "grey_red.png", COLOURS["red"], (30, 30), seed=6, mode="L")
+    (new / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (new / "notes.txt").write_text("not an image")
+    return new
+
+
+def predictions_of(run_dir: Path) -> dict[str, list[dict]]:
+    data = json.loads((run_dir / "predictions.json").read_text())
+    return {Path(p["file"]).name: p["top"] for p in data["predictions"]}
+
+
+def test_checkpoint_and_onnx_predict_the_same_and_bad_files_are_listed(cli, outputs: Path, trained: Path) -> None:
+    result = cli("predict", "source=latest:pretrain", f"predict.inputs=['{trained}']", "predict.batch_size=4",
+                 "predict.topk=3")
+    assert result.code == 0, result.output
+    assert "unreadable" in result.output and "broken.jpg" in result.output
+    torch_dir = run_dirs(outputs, "predict")[0]
+    record = read_run(torch_dir)
+    assert record["status"] == "completed" and record["metrics"] == {"images": 6, "unreadable": 1}
+    assert list(record["predict"]["unreadable"]) == [str(trained / "broken.jpg")]
+    from_torch = predictions_of(torch_dir)
+    assert sorted(from_torch) == ["blue_wide.jpg", "green_wide.jpg", "grey_red.png", "red_tall.png", "red_wide.jpg",
+                                  "yellow_wide.jpg"]  # the folder walked (nested too), notes.txt ignored
+    assert all(len(top) == 3 and top[0]["probability"] >= top[1]["probability"] for top in from_torch.values())
+    for name in COLOURS:
+        assert from_torch[f"{name}_wide.jpg"][0]["class"] == name  # it learned the colours
+    rows = list(csv.reader((torch_dir / "predictions.csv").open()))
+    assert rows[0] == ["file", "rank", "class", "probability"] and len(rows) == 1 + 6 * 3
+
+    result = cli("predict", "source=latest:export", f"predict.inputs=['{trained}']")
+    assert result.code == 0, result.output
+    onnx_dir = run_dirs(outputs, "predict")[1]
+    assert read_run(onnx_dir)["model"]["format"] == "onnx"
+    from_onnx = predictions_of(onnx_dir)
+    for name, top in from_torch.items():
+        assert from_onnx[name][0]["class"] == top[0]["class"]
+        assert from_onnx[name][0]["probability"] == pytest.approx(top[0]["probability"], abs=1e-4)
+
+
+def client_preprocess(path: Path, spec: dict) -> np.ndarray:
+    """An independent client: PIL + numpy, following the ONNX metadata's input spec literally."""
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    side = spec["resize_to"]
+    if spec["resize"] == "shorter_side":
+        size = (side, int(side * height / width)) if width <= height else (int(side * width / height), side)
+    else:
+        size = (side, side)
+    image = image.resize(size, Image.BILINEAR)
+    if spec["crop"] is not None:
+        crop, (width, height) = spec["crop"], image.size
+        top, left = int(round((height - crop) / 2)), int(round((width - crop) / 2))
+        image = image.crop((left, top, left + crop, top + crop))
+    pixels = np.asarray(image, dtype=np.float32) * spec["scale"]
+    pixels = (pixels - np.array(spec["mean"], np.float32)) / np.array(spec["std"], np.float32)
+    return pixels.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def test_a_client_reading_only_the_onnx_metadata_gets_the_same_top1(cli, outputs: Path, trained: Path) -> None:
+    model_path = run_dirs(outputs, "export")[0] / "model.onnx"
+    props = {p.key: json.loads(p.value) if p.value[:1] in "[{" else p.value
+             for p in onnx.load(str(model_path)).metadata_props}
+    spec, classes = props["input_spec"], props["classes"]
+    assert spec["resize"] == "shorter_side" and spec["resize_to"] == 18 and spec["crop"] == 16  # photos: resize, crop
+    result = cli("predict", "source=latest:export", str(trained))  # a positional folder, as the README shows
+    assert result.code == 0, result.output
+    predicted = predictions_of(run_dirs(outputs, "predict")[0])
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    for name in ("red_wide.jpg", "green_wide.jpg", "blue_wide.jpg", "yellow_wide.jpg", "red_tall.png"):
+        path = next(trained.rglob(name))
+        logits = session.run(None, {session.get_inputs()[0].name: client_preprocess(path, spec)})[0][0]
+        assert classes[int(logits.argmax())] == predicted[name][0]["class"]
+
+
+def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) -> None:
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("predict", "source=latest:pretrain")
+    assert result.code == 2 and "needs images" in result.stderr and "Traceback" not in result.stderr
+    result = cli("predict", "source=latest:pretrain", f"predict.inputs=['{tmp_path / 'missing.jpg'}']")
+    assert result.code == 2 and "no such file or folder" in result.stderr
