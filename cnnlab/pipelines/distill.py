@@ -1,7 +1,8 @@
 """`cnnlab distill`: a trained teacher teaches a student; the run records what distillation bought.
 
 1. The teacher (teacher=NAME, teacher.weights): weights trained for the task — a cnnlab run, a model.pt,
-   a state dict, or ImageNet weights when the dataset has ImageNet's classes. Never a random teacher.
+   a state dict, or ImageNet weights when the dataset has ImageNet's classes. Never a random teacher, nor
+   one that scores chance on the validation images (refused before anything is spent on it).
 2. The data: the dataset the teacher's run recorded (dataset=... picks another with the same classes), at
    the teacher's input size and normalisation.
 3. The student (student=NAME, student.weights=none|imagenet|RUN) for the same classes and input size.
@@ -37,8 +38,9 @@ from cnnlab.models import MODELS, canonical_name, count_flops, count_params, fea
 from cnnlab.pipelines.finetune import initial_model
 from cnnlab.pipelines.switches import optimisation_on, tristate
 from cnnlab.pipelines.sources import source_dataset_config
-from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, eval_batch_size,
-                                       fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime, train)
+from cnnlab.pipelines.training import (TrainedModel, apply_resume, at_chance, classification_objective,
+                                       eval_batch_size, fit_metrics, loader_workers, make_loaders, record_warning,
+                                       save_and_record, setup_runtime, train)
 from cnnlab.runs import Source, latest_run, load_run, resolve_source
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
@@ -102,16 +104,19 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                "student": describe_member(student, student_model, data.spec.size)}
     ctx.record.update(source=source.describe() if source else teacher.weights.source, distill=members)
 
+    workers = loader_workers(cfg, data)
+    _, val_loader = make_loaders(cfg, runtime, data.train, data.val, workers=workers)
+    # Checked before anything is spent on it (the logit cache, the student's training).
+    teacher_acc = Trainer(runtime, TrainerSettings.from_config(cfg.trainer)).evaluate(
+        teacher_model, val_loader, desc="teacher val")["acc"] if len(data.val) else None
+    check_teacher_learned(ctx, teacher, source, teacher_acc, data)
+    members["teacher"]["val_acc"] = teacher_acc
+    ctx.record.update(distill=members)
+
     cache = use_teacher_cache(plan, data, ctx)
     train_set, cache_seconds = with_cached_teacher_logits(cfg, ctx, runtime, teacher_model, data) if cache \
         else (data.train, None)
-    workers = loader_workers(cfg, data)
-    train_loader, val_loader = make_loaders(cfg, runtime, train_set, data.val, workers=workers)
-    teacher_acc = Trainer(runtime, TrainerSettings.from_config(cfg.trainer)).evaluate(
-        teacher_model, val_loader, desc="teacher val")["acc"]
-    ctx.log.info("teacher val acc %.2f%%", 100 * teacher_acc)
-    members["teacher"]["val_acc"] = teacher_acc
-    ctx.record.update(distill=members)
+    train_loader, _ = make_loaders(cfg, runtime, train_set, data.val, workers=workers)
 
     trained_module, objective, stage_names = kd_setup(plan, cfg, teacher, student, teacher_model, student_model,
                                                       data.spec.size)
@@ -229,6 +234,26 @@ def trained_teacher_weights(teacher: Member, data: DataBundle) -> InitialWeights
     return weights
 
 
+def check_teacher_learned(ctx: RunContext, teacher: Member, source: Source | None, acc: float | None,
+                          data: DataBundle) -> None:
+    """Refuse a teacher that scores chance on the validation images (it would teach noise); warn when there
+    are no validation images to tell."""
+    where = str(source.run.path if source and source.run else source.path if source else teacher.weights.description)
+    if acc is None:
+        record_warning(ctx, f"the teacher ({where}) cannot be checked: dataset {data.name} has no validation images; "
+                            "make sure it is trained before trusting what it teaches")
+        return
+    ctx.log.info("teacher val acc %.2f%%", 100 * acc)
+    n = len(data.classes)
+    if at_chance(acc, n):
+        raise CnnlabError(
+            f"the teacher {teacher.name} ({where}) scores {acc:.1%} on the validation images, chance for {n} classes "
+            f"(1/{n} = {1 / n:.1%}): it has nothing to teach",
+            fix="retrain the teacher and pass the new run as teacher.weights=RUN; if its training accuracy was high, "
+                "its BatchNorm statistics lag its weights: train it with trainer.precise_bn=true (and/or a lower "
+                "optim.lr)")
+
+
 def check_student_fits(student: Member, data: DataBundle) -> None:
     """A student that starts from a cnnlab run must have been trained for the teacher's classes and size."""
     weights = student.weights
@@ -299,7 +324,7 @@ def pick_stage(member: Member, model: nn.Module, index: int) -> tuple[str, nn.Mo
     return path, stage[-1]
 
 
-def comparison_metrics(kd: FitResult, baseline: FitResult | None, teacher_acc: float,
+def comparison_metrics(kd: FitResult, baseline: FitResult | None, teacher_acc: float | None,
                        cache_seconds: float | None) -> dict[str, Any]:
     metrics: dict[str, Any] = {"teacher_val_acc": teacher_acc, "teacher_cache_seconds": cache_seconds}
     if baseline is not None:

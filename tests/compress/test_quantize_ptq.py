@@ -181,3 +181,34 @@ def test_an_empty_calibration_set_is_refused(batches: int, size: int, message: s
     empty = TensorDataset(torch.zeros(0, 3, 2, 2), torch.zeros(0, dtype=torch.long))
     with pytest.raises(CnnlabError, match="calibration set is empty"):
         calibration_batches(empty, batches=2, batch_size=4, seed=0)
+
+
+def test_a_calibration_set_smaller_than_asked_or_than_the_classes_is_one_warning_line() -> None:
+    from cnnlab.compress.quantization.calibration import calibration_shortfall
+
+    assert calibration_shortfall(256, batches=8, batch_size=32, num_classes=10) is None
+    short = calibration_shortfall(64, batches=8, batch_size=32, num_classes=10)
+    assert short is not None and "\n" not in short
+    assert "on 64 training images" in short and "256 asked for" in short and "classes" not in short
+    tiny = calibration_shortfall(2, batches=1, batch_size=2, num_classes=4)
+    assert tiny is not None and "on 2 training images" in tiny and "fewer than the 4 classes" in tiny
+    assert "asked" not in tiny  # 1 x 2 were asked for and drawn
+
+
+def test_quantize_records_the_calibration_shortfall(cli, outputs: Path) -> None:
+    from helpers import TINY, read_run, run_dirs
+
+    assert cli("pretrain", *TINY).code == 0  # 64 training images, 4 classes
+    fast = ["quantize.format=qdq_u8s8", "quantize.max_acc_drop=100", "quantize.bench_rounds=1",
+            "quantize.bench_warmup=1", "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0",
+            "quantize.bench_threads=1"]
+    result = cli("quantize", "source=latest:pretrain", "quantize.calib_batches=1", "quantize.calib_batch_size=3",
+                 *fast)
+    assert result.code == 0, result.output
+    [warning] = read_run(run_dirs(outputs, "quantize")[0])["warnings"]
+    assert "on 3 training images" in warning and "fewer than the 4 classes" in warning
+    assert warning in " ".join(result.stderr.split())  # the log line says it too
+    many = cli("quantize", "source=latest:pretrain", "quantize.calib_batches=4", "quantize.calib_batch_size=32", *fast)
+    assert many.code == 0, many.output
+    [warning] = read_run(run_dirs(outputs, "quantize")[1])["warnings"]
+    assert "on 64 training images" in warning and "128 asked for" in warning

@@ -17,9 +17,13 @@ LENET_PAIR = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lene
               "trainer.batch_size=16", "trainer.amp=none"]
 
 
+# Enough for the TINY teacher to beat chance (56 % on 4 classes): a teacher at chance is refused.
+TEACHER_TRAINING = ["trainer.epochs=3", "optim=adamw", "optim.lr=0.003"]
+
+
 @pytest.fixture
 def teacher_run(cli, outputs: Path) -> Path:
-    result = cli("pretrain", *TINY, "trainer.epochs=2")
+    result = cli("pretrain", *TINY, *TEACHER_TRAINING)
     assert result.code == 0, result.output
     return run_dirs(outputs, "pretrain")[0]
 
@@ -112,10 +116,13 @@ def test_the_design_command_runs_as_written_after_a_finetune(cli, outputs: Path,
     fake_imagenet("resnet50")
     fake_imagenet("mobilenet_v2")
     assert cli("distill", "teacher=resnet50", "student=mobilenet").code == 2  # no teacher yet
-    finetune = cli("finetune", "model=resnet50", "dataset.image_size=32", "dataset.train_size=32",
-                   "dataset.val_size=16", "dataset.num_classes=3", "trainer.epochs=1", "trainer.batch_size=16")
+    # The fake ImageNet weights are random, so the head learns from random features: enough images and (cheap,
+    # cached-feature) epochs for the teacher to beat chance, since a teacher at chance is refused.
+    finetune = cli("finetune", "model=resnet50", "dataset.image_size=32", "dataset.train_size=240",
+                   "dataset.val_size=60", "dataset.num_classes=3", "trainer.epochs=10", "trainer.batch_size=16",
+                   "optim=adamw", "optim.lr=0.01")
     assert finetune.code == 0, finetune.output
-    result = cli("distill", "teacher=resnet50", "student=mobilenet")
+    result = cli("distill", "teacher=resnet50", "student=mobilenet", "trainer.batch_size=16")
     assert result.code == 0, result.output
     failed, record = (read_run(d) for d in run_dirs(outputs, "distill"))
     assert failed["status"] == "failed" and record["status"] == "completed"
@@ -142,8 +149,8 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
     (["model=resnet18"], "not model="),
     (["distill.augment=true", "distill.cache_teacher=true"], "train transforms are random"),
     (["trainer.mixup=0.2"], "trainer.mixup"),
-    (["distill.alpha=2"], "distill.alpha=2.0 must be between 0 and 1"),
-    (["distill.feature_stages=3"], "distill.feature_stages=3 needs two indices"),
+    (["distill.alpha=2"], "distill.alpha=2 is not allowed: distill.alpha takes a number in [0, 1]"),
+    (["distill.feature_stages=3"], "distill.feature_stages=3 is not allowed"),
 ])
 def test_bad_input_is_one_clear_line(cli, teacher_run: Path, args: list[str], expected: str) -> None:
     student_run = "student.weights=latest:pretrain" if args == ["student=resnet18"] else "student.weights=none"
@@ -170,13 +177,43 @@ def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Pa
     assert resumed["metrics"]["history"][0] == read_run(first)["metrics"]["history"][0]
 
 
-def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Path, tmp_path: Path) -> None:
+def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Path, tmp_path: Path,
+                                                               teacher_run: Path) -> None:
     data = [arg for arg in TINY if arg.startswith("dataset")]  # no run: the data comes from the command line
     fitting, other = tmp_path / "teacher.pth", tmp_path / "imagenet_like.pth"
-    torch.save(create_model("lenet5", 4, 16).state_dict(), fitting)
+    torch.save(torch.load(teacher_run / "model.pt", weights_only=True)["state_dict"], fitting)  # trained, no record
     torch.save(create_model("lenet5", 10, 16).state_dict(), other)
     result = cli("distill", *LENET_PAIR, f"teacher.weights={fitting}", *data, "distill.baseline=false")
     assert result.code == 0, result.output
     assert only_run(outputs, "distill")["distill"]["teacher"]["weights"] == f"state dict {fitting}"
     line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={other}", *data))
     assert "has a 10-way head but dataset synthetic has 4 classes" in line
+
+
+def test_a_teacher_at_chance_is_refused_before_any_training(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY, "optim.lr=1e-9").code == 0  # learns nothing: 25 % on 4 classes
+    untrained = run_dirs(outputs, "pretrain")[0]
+    assert read_run(untrained)["metrics"]["val_acc"] < 1.5 / 4
+    line = error_line(cli("distill", *LENET_PAIR))
+    assert f"the teacher lenet5 ({untrained}) scores" in line and "chance for 4 classes" in line
+    assert "teacher.weights=" in line and "trainer.precise_bn=true" in line and "optim.lr" in line
+    failed = only_run(outputs, "distill")
+    assert failed["status"] == "failed" and failed["metrics"].get("history") is None  # the student never trained
+
+
+def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
+    from cnnlab.context import RunContext
+    from cnnlab.pipelines.distill import Member, check_teacher_learned
+    from cnnlab.runs import RunRecord
+    from cnnlab.weights import InitialWeights
+
+    class NoValData:
+        name, classes = "mine", ["a", "b"]
+
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    teacher = Member("teacher", "lenet5", InitialWeights(kind="file", description="state dict t.pth"))
+    check_teacher_learned(ctx, teacher, None, None, NoValData())  # type: ignore[arg-type]
+    [warning] = read_run(tmp_path)["warnings"]
+    assert "state dict t.pth" in warning and "no validation images" in warning
+    check_teacher_learned(ctx, teacher, None, 0.9, NoValData())  # type: ignore[arg-type]  # a good teacher: silent
+    assert len(read_run(tmp_path)["warnings"]) == 1

@@ -91,3 +91,37 @@ def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
     assert result.code == 2, result.output
     assert "NaN/inf" in result.stderr and "optim.lr" in result.stderr
     assert only_run(outputs, "pretrain")["status"] == "failed"
+
+
+def test_chance_validation_after_learning_is_a_recorded_warning(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from cnnlab.context import RunContext
+    from cnnlab.pipelines.training import check_not_at_chance
+    from cnnlab.runs import RunRecord
+
+    ctx = RunContext(command="pretrain", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "pretrain"))
+    check_not_at_chance(ctx, {"val_acc": 0.3, "train_acc": 0.92}, 10)  # above chance: it generalises somewhat
+    check_not_at_chance(ctx, {"val_acc": 0.1, "train_acc": 0.25}, 10)  # nothing learned: another problem
+    check_not_at_chance(ctx, {"val_acc": 0.5, "train_acc": 0.9}, 2)  # 2 classes: 50 % is not chance-plus-margin
+    assert "warnings" not in read_run(tmp_path) and not caplog.records
+    check_not_at_chance(ctx, {"val_acc": 0.0972, "train_acc": 0.9241}, 10)  # the MobileNetV3 run
+    [warning] = read_run(tmp_path)["warnings"]
+    assert "9.7%" in warning and "92.4%" in warning and "BatchNorm" in warning
+    assert "trainer.precise_bn=true" in warning and "optim.lr" in warning
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [warning]
+
+
+def test_a_batchnorm_model_saves_the_statistics_its_val_acc_used(cli, outputs: Path) -> None:
+    from cnnlab.data import build_datasets, make_loader, resolve_input_spec
+
+    result = cli("pretrain", *TINY, "model=mobilenet_v3_small", "trainer.epochs=2", "trainer.amp=none")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "pretrain")
+    assert "precise BN" in result.stderr and all(e["bn_seconds"] > 0 for e in record["metrics"]["history"])
+    model, _ = load_model(run_dirs(outputs, "pretrain")[0] / "model.pt")
+    config = record["dataset"]["config"]
+    data = build_datasets(config, resolve_input_spec(config, None))
+    with torch.no_grad():
+        hits = sum(int((model.eval()(x).argmax(1) == y).sum()) for x, y in make_loader(data.val, 64, shuffle=False,
+                                                                                         seed=0))
+    assert hits / len(data.val) == pytest.approx(record["metrics"]["val_acc"])

@@ -65,3 +65,20 @@ def calibration_batches(dataset: Dataset, *, batches: int, batch_size: int, seed
         if len(drawn) == batches:
             break
     return drawn
+
+
+def calibration_shortfall(images: int, *, batches: int, batch_size: int, num_classes: int) -> str | None:
+    """A one-line warning when the calibration set drawn (`images`) is smaller than asked for (batches x
+    batch_size: the split is too small) or than the number of classes (some classes cannot be represented, so
+    their activation ranges may be clipped); None when it is neither."""
+    asked = batches * batch_size
+    problems = []
+    if images < asked:
+        problems.append(f"fewer than the {asked} asked for (quantize.calib_batches={batches} x "
+                        f"quantize.calib_batch_size={batch_size}; the training split has no more)")
+    if images < num_classes:
+        problems.append(f"fewer than the {num_classes} classes (some classes are not represented)")
+    if not problems:
+        return None
+    return (f"static quantization calibrates on {images} training images, " + " and ".join(problems)
+            + ": the activation ranges may not cover what the validation images produce")

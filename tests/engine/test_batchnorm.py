@@ -1,0 +1,165 @@
+"""Precise BN: BatchNorm running statistics recomputed for the trained weights, frozen layers untouched,
+and the training engine evaluating (and saving) with the recomputed statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.data import build_datasets, make_loader, resolve_input_spec
+from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum, training_batchnorms
+from cnnlab.engine.objectives import ClassificationObjective
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.seeding import seed_everything
+from cnnlab.engine.trainer import Trainer, TrainerSettings
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+
+# Real handwritten digits at 16 px, deterministic transforms; 10 classes: chance is 10 %. The "mean" leaves the
+# inputs un-centred (about 3 to 6, as a deep layer's activations can be): BatchNorm's initial running statistics
+# (0, 1) are then far off, and momentum 0.01 needs hundreds of steps to forget them.
+DATA_CFG = {"name": "digits", "image_size": 16, "val_fraction": 0.2, "seed": 0, "mean": [-1.0] * 3, "std": [0.35] * 3,
+            "augment": {"hflip": False, "random_crop": False, "randaugment": False}}
+CPU = Runtime(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+CHANCE_MARGIN = 1.5 / 10
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_datasets(DATA_CFG, resolve_input_spec(DATA_CFG, None))
+
+
+def lagging_bn_net() -> nn.Sequential:
+    """A small CNN whose BatchNorm layers average with momentum 0.01, like torchvision's MobileNetV3: after a
+    few dozen steps their running statistics are still mostly the initial (0, 1)."""
+    def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout, momentum=0.01), nn.ReLU()]
+
+    return nn.Sequential(*block(3, 16, 1), *block(16, 32, 2), *block(32, 32, 2), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(32, 10))
+
+
+def accuracy(model: nn.Module, loader) -> float:
+    model.eval()
+    with torch.no_grad():
+        hits = sum(int((model(images).argmax(1) == labels).sum()) for images, labels in loader)
+    return hits / len(loader.dataset)
+
+
+def fit(data, model: nn.Module, *, epochs: int = 2, **settings) -> tuple[dict, nn.Module]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    trainer = Trainer(CPU, TrainerSettings(epochs=epochs, **settings), show_progress=False)
+    result = trainer.fit(model, ClassificationObjective(10), make_loader(data.train, 64, shuffle=True, seed=0),
+                         make_loader(data.val, 256, shuffle=False, seed=0), optimizer, None)
+    return result.final, model
+
+
+@pytest.fixture(scope="module")
+def trained(data) -> nn.Module:
+    """lagging_bn_net after two epochs of plain training (no precise BN)."""
+    seed_everything(0)
+    return fit(data, lagging_bn_net(), precise_bn=False)[1]
+
+
+def test_recomputed_statistics_turn_chance_into_train_accuracy(data, trained: nn.Module) -> None:
+    model = trained
+    train_eval = make_loader(data.train, 256, shuffle=False, seed=0)
+    val = make_loader(data.val, 256, shuffle=False, seed=0)
+    assert accuracy(model, val) < CHANCE_MARGIN  # the bug: lagging statistics, chance in eval mode
+    weights = {name: p.clone() for name, p in model.named_parameters()}
+
+    used = recompute_bn_stats(model, make_loader(data.train, 64, shuffle=True, seed=1), batches=10)
+
+    assert used == 640
+    train_acc, val_acc = accuracy(model, train_eval), accuracy(model, val)
+    assert train_acc > 0.85 and val_acc > train_acc - 0.1
+    assert all(torch.equal(p, weights[name]) for name, p in model.named_parameters())  # only the statistics
+
+
+def test_matches_the_population_statistics_and_restores_the_layer(data) -> None:
+    bn = nn.BatchNorm2d(3, momentum=0.01)
+    bn.num_batches_tracked.fill_(7)
+    model = nn.Sequential(bn).eval()
+    images = torch.stack([data.train[i][0] for i in range(128)])
+    loader = [(images[:64],), (images[64:],)]
+    expected_rand = (torch.manual_seed(3), torch.rand(3))[1]
+    torch.manual_seed(3)
+
+    assert recompute_bn_stats(model, loader, batches=5) == 128
+
+    batch_means = torch.stack([b[0].mean(dim=(0, 2, 3)) for b in loader])
+    torch.testing.assert_close(bn.running_mean, batch_means.mean(0))
+    batch_vars = torch.stack([b[0].transpose(0, 1).flatten(1).var(dim=1) for b in loader])  # unbiased, as BN keeps
+    torch.testing.assert_close(bn.running_var, batch_vars.mean(0))
+    assert bn.momentum == 0.01 and int(bn.num_batches_tracked) == 7 and not model.training and not bn.training
+    assert torch.equal(torch.rand(3), expected_rand)  # the RNG stream training draws from did not move
+
+
+def test_frozen_batchnorm_keeps_its_statistics(data) -> None:
+    seed_everything(0)
+    model = lagging_bn_net()
+    frozen = [model[0], model[1]]  # the first conv + BN, as finetune freezes a backbone's first stage
+    model[1].running_mean.fill_(0.5)
+    model[1].running_var.fill_(2.0)
+    kept = {key: value.clone() for key, value in model[1].state_dict().items()}
+    others = model[4].running_mean.clone()
+
+    recompute_bn_stats(model, make_loader(data.train, 64, shuffle=False, seed=0), batches=2, frozen=frozen)
+
+    assert all(torch.equal(value, kept[key]) for key, value in model[1].state_dict().items())
+    assert not torch.equal(model[4].running_mean, others)
+    assert training_batchnorms(model, frozen) == [model[4], model[7]]
+
+
+def test_a_model_without_batchnorm_is_unchanged(data) -> None:
+    model = create_model("lenet5", num_classes=10, image_size=16)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    assert recompute_bn_stats(model, make_loader(data.train, 64, shuffle=False, seed=0), batches=3) == 0
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
+    assert recompute_bn_stats(lagging_bn_net(), [], batches=3) == 0  # an empty loader changes nothing either
+
+
+def test_fit_evaluates_with_recomputed_statistics(data) -> None:
+    seed_everything(0)
+    final, model = fit(data, lagging_bn_net())  # trainer.precise_bn: auto
+    assert final["train_acc"] > 0.7 and final["val_acc"] > final["train_acc"] - 0.1
+    assert final["bn_seconds"] > 0
+    # What the reported val_acc used is what the model now holds (and what model.pt / last.pt save).
+    assert accuracy(model, make_loader(data.val, 256, shuffle=False, seed=0)) == pytest.approx(final["val_acc"])
+
+
+def test_precise_bn_does_not_change_training(data, trained: nn.Module) -> None:
+    seed_everything(0)
+    _, with_pass = fit(data, lagging_bn_net(), precise_bn=True)
+    for (name, a), (_, b) in zip(trained.named_parameters(), with_pass.named_parameters()):
+        assert torch.equal(a, b), name  # same weights: only the running statistics differ
+
+
+def test_frozen_modules_and_cached_features_skip_the_pass(data) -> None:
+    head = nn.Linear(32, 10)  # the feature-cache path trains the head alone: nothing to recompute
+    trainer = Trainer(CPU, TrainerSettings(), show_progress=False)
+    loader = make_loader(data.train, 64, shuffle=False, seed=0)
+    assert trainer._precise_bn_batches(head, loader, ()) == 0
+    model = lagging_bn_net()
+    assert trainer._precise_bn_batches(model, loader, list(model)) == 0  # a fully frozen backbone
+    assert trainer._precise_bn_batches(model, loader, ()) == 20  # trainer.precise_bn_batches
+    whole = Trainer(CPU, TrainerSettings(precise_bn_batches=100), show_progress=False)
+    assert whole._precise_bn_batches(model, loader, ()) == 23  # at most one epoch: 1437 images / 64
+    capped = Trainer(CPU, TrainerSettings(max_steps_per_epoch=4), show_progress=False)
+    assert capped._precise_bn_batches(model, loader, ()) == 4
+
+
+def test_settings_and_momentum_override() -> None:
+    assert TrainerSettings.from_config({}).precise_bn is None
+    assert TrainerSettings.from_config({"precise_bn": "false"}).precise_bn is False
+    assert TrainerSettings.from_config({"precise_bn": True, "precise_bn_batches": 8}).precise_bn_batches == 8
+    with pytest.raises(CnnlabError, match="trainer.precise_bn=maybe"):
+        TrainerSettings.from_config({"precise_bn": "maybe"})
+    with pytest.raises(CnnlabError, match="precise_bn_batches=0"):
+        TrainerSettings.from_config({"precise_bn_batches": 0})
+    model = lagging_bn_net()
+    assert set_bn_momentum(model, 0.1, frozen=[model[1]]) == 2
+    assert model[1].momentum == 0.01 and model[4].momentum == 0.1
+    with pytest.raises(ValueError):
+        set_bn_momentum(model, 0.0)
