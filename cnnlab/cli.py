@@ -21,7 +21,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from cnnlab import __version__, conftree
-from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP
+from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import debug_enabled, out, print_error
 
 app = typer.Typer(
@@ -118,6 +118,24 @@ def check_overrides(command: str, args: list[str]) -> None:
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")
 
 
+def positional_inputs(args: list[str]) -> list[str]:
+    """`cnnlab predict source=RUN photo.jpg folder/`: the arguments that are paths (existing files or folders,
+    or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are."""
+    kept, paths, expects_value = [], [], False
+    for arg in args:
+        if expects_value or arg.startswith("-"):
+            kept.append(arg)
+            expects_value = not expects_value and arg in _HYDRA_VALUE_FLAGS
+        elif "=" in arg and not Path(arg).exists():
+            kept.append(arg)
+        else:
+            paths.append(arg)
+    if not paths:
+        return kept
+    quoted = ",".join("'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'" for path in paths)
+    return [*kept, f"predict.inputs=[{quoted}]"]
+
+
 def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     """Separate Hydra flags (with their values) from key=value overrides, keeping their order."""
     flags, overrides = [], []
@@ -140,6 +158,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         os.environ["CNNLAB_DEBUG"] = "1"
     # Let exceptions reach us so we decide how they look (one line, or a traceback with --debug).
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if command == "predict":
+        args = positional_inputs(args)
     flags, overrides = split_flags(args)
     if multirun:
         flags.append("--multirun")
@@ -154,10 +174,11 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         from cnnlab.app import main  # heavy imports (torch) only past this point
 
         main(records_run=COMMANDS[command].records_run)
-    except KeyboardInterrupt:
-        print_error("interrupted — the last completed epoch's checkpoint is kept; "
-                    f"continue with `cnnlab {command} resume=true`")
-        code = 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.app.Interrupted carries what it knows)
+        typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
+        print_error(interrupt_hint(command, typed, how=getattr(stop, "how", "Ctrl-C"),
+                                   checkpoint_kept=getattr(stop, "checkpoint_kept", False)))
+        code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
@@ -193,7 +214,8 @@ def _hydra_command(name: str) -> None:
     app.command(
         name,
         cls=HydraCommand,
-        options_metavar="[OPTIONS] [KEY=VALUE | GROUP=CHOICE]...",
+        options_metavar="[OPTIONS] [KEY=VALUE | GROUP=CHOICE]..."
+                        + (" IMAGE_OR_FOLDER..." if name == "predict" else ""),
         help=f"{info.summary}\n\n{info.description}",
         short_help=info.summary,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True,

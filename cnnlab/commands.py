@@ -7,7 +7,9 @@ one module in cnnlab/pipelines/ with `run(cfg, ctx) -> dict`.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class CommandInfo:
     extra_groups: tuple[str, ...] = field(default=())
     records_run: bool = True          # False: a read-only tool (inspect) that writes no run folder
     default_overrides: tuple[str, ...] = ()  # applied unless the user sets the same key (pipeline: the experiment)
+    resumable: bool = False           # keeps last.pt after every epoch and continues from it with resume=
+    rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -32,6 +36,7 @@ COMMANDS: dict[str, CommandInfo] = {
         examples=("cnnlab pretrain",
                   "cnnlab pretrain model=lenet5 dataset=digits trainer.epochs=10",
                   "cnnlab pretrain -m optim.lr=0.01,0.05,0.1"),
+        resumable=True,
     ),
     "finetune": CommandInfo(
         summary="Transfer learning: new head on a pretrained backbone (linear, partial or full).",
@@ -44,6 +49,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab finetune dataset=imagefolder dataset.root=~/photos finetune.mode=partial",
                   "cnnlab finetune model.weights=latest:pretrain finetune.mode=full",
                   "cnnlab finetune -m model=resnet18,mobilenet_v3_small"),
+        resumable=True,
     ),
     "distill": CommandInfo(
         summary="Knowledge distillation: train a small student from a trained teacher.",
@@ -56,6 +62,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2",
                   "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
+        resumable=True,
     ),
     "prune": CommandInfo(
         summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
@@ -112,6 +119,34 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab bench source=latest:quantize bench.backends=[onnxruntime,openvino]"),
         groups=("dataset", "model", "experiment"),
     ),
+    "evaluate": CommandInfo(
+        summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",
+        description="Runs source=RUN|FILE — a model.pt through PyTorch, or an FP32 or INT8 model.onnx through "
+                    "onnxruntime (evaluate.runtime=pytorch|onnxruntime|openvino) — over split=test (the official "
+                    "test split, which no other command reads; or val, train) of the dataset the source recorded "
+                    "(dataset=... picks another), preprocessed as the file's input spec says. Records top-1, top-5, "
+                    "loss, per-class accuracy and the expected calibration error (15 bins) in run.json, and writes "
+                    "confusion.csv, confusion.png and per_class.csv.",
+        pipeline="cnnlab.pipelines.evaluate",
+        examples=("cnnlab evaluate source=latest:finetune",
+                  "cnnlab evaluate source=latest:quantize",
+                  "cnnlab evaluate source=outputs/export/2026-01-05/10-00-00/model.onnx split=val",
+                  "cnnlab evaluate source=latest:finetune dataset=fashion_mnist evaluate.runtime=pytorch"),
+        groups=("dataset", "experiment"),
+    ),
+    "predict": CommandInfo(
+        summary="Top-k classes of new images, with the preprocessing the model file records.",
+        description="Runs source=RUN|FILE (a model.onnx, FP32 or INT8, through onnxruntime; a model.pt through "
+                    "PyTorch) on image files and folders given after the command, preprocessed from the file's "
+                    "own input spec (channels, resize, crop, mean/std) as a deployment would. Prints a table of "
+                    "the predict.topk classes with their probabilities and writes predictions.csv and "
+                    "predictions.json; unreadable files are listed, not fatal.",
+        pipeline="cnnlab.pipelines.predict",
+        examples=("cnnlab predict source=latest:export photo.jpg",
+                  "cnnlab predict source=latest:quantize photos/ predict.topk=3",
+                  "cnnlab predict source=outputs/finetune/2026-01-05/10-00-00 a.png b.png"),
+        groups=("experiment",),
+    ),
     "inspect": CommandInfo(
         summary="Layer table: output shapes, parameters, FLOPs and receptive field of a network.",
         description="Shows what kernel size, stride and padding do to the feature map, layer by layer — output "
@@ -134,6 +169,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab pipeline -m experiment=quickstart seed=0,1"),
         groups=("experiment",),
         default_overrides=("experiment=quickstart",),
+        rerun_note="completed stages are reused and an interrupted training stage resumes from its checkpoint",
     ),
 }
 
@@ -143,3 +179,19 @@ HYDRA_FLAGS_HELP = (
     "--cfg job prints the composed config and exits; --config-dir DIR adds your own config groups\n"
     "(DIR/dataset/mydata.yaml → dataset=mydata); hydra/launcher=NAME picks a Hydra launcher plugin."
 )
+
+
+def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False) -> str:
+    """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
+    works: `resume=true` only for a resumable command whose run already wrote its checkpoint (last.pt);
+    otherwise the same command line again (`args`: what followed `cnnlab COMMAND`)."""
+    info = COMMANDS[command]
+    if info.resumable and checkpoint_kept:
+        return (f"interrupted ({how}) — the last completed epoch's checkpoint is kept; "
+                f"continue with `cnnlab {command} resume=true`")
+    again = shlex.join(["cnnlab", command, *args])
+    if info.rerun_note:
+        return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
+    why = "no epoch had completed, so there is no checkpoint to resume" if info.resumable \
+        else f"`cnnlab {command}` does not resume"
+    return f"interrupted ({how}) — {why}; start it again with `{again}`"

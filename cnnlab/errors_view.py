@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -21,14 +22,44 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), text.strip())
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it wraps, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        wrapper = isinstance(current, (HydraException, OmegaConfBaseException))
+        # OmegaConf re-raises a resolver's error `from None`: only its context holds it. Other exceptions'
+        # context is not followed: a bug raised while handling a CnnlabError stays a bug.
+        current = current.__cause__ or (current.__context__ if wrapper else None)
+    return chain
+
+
+def yaml_message(exc: yaml.YAMLError) -> str:
+    """One line for a YAML file that does not parse: the file, line and column, and the problem."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or _first_line(str(exc))
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "a config file"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark is not mark:  # where the broken construct began
+        problem += f" ({context} that starts at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return (f"invalid YAML in {where}: {problem} — correct the file (YAML: `key: value`, lists in [a, b]), "
+            f"or take it out of the --config-dir")
+
+
 def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line."""
     if isinstance(exc, UserAbort):
         exc = exc.error
-    if isinstance(exc, CnnlabError):
-        return exc.one_line(), False
+    # ours, maybe wrapped (an OmegaConf resolver such as the run-folder one wraps what it raises)
+    ours = next((e for e in _causes(exc) if isinstance(e, CnnlabError)), None)
+    if ours is not None:
+        return ours.one_line(), False
     if getattr(exc, "is_user_error", False):
         return str(exc), False
+    parse_error = next((e for e in _causes(exc) if isinstance(e, yaml.YAMLError)), None)
+    if parse_error is not None:  # a user's --config-dir file (Hydra passes PyYAML's error on, maybe wrapped)
+        return yaml_message(parse_error), False
     text = str(exc)
     if isinstance(exc, OverrideParseException):
         return f"malformed override: {_first_line(text)} — write key=value, quoting values with spaces", False

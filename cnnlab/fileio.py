@@ -1,32 +1,82 @@
 """Atomic file writes: write a temporary file beside the target, then rename over it.
 
-A crash or Ctrl-C mid-write leaves the previous file intact; readers never see half a file.
+A crash or Ctrl-C mid-write leaves the previous file intact; readers never see half a file. A disk that
+fills up (ENOSPC) or a quota that runs out (EDQUOT) mid-write becomes one CnnlabError naming the file, and
+the temporary file is removed so the failed write leaves no trace.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from cnnlab.errors import CnnlabError
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError saying the disk (ENOSPC) or the user's quota (EDQUOT) is full."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None) -> CnnlabError:
+    """The one-line error for a write that ran out of space: which file, how much is free there."""
+    where = Path(target if target is not None else (exc.filename or "."))
+    folder = where if where.is_dir() else where.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = f"{_bytes(shutil.disk_usage(folder).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
+    return CnnlabError(f"{what} while writing {where} ({free}); the file was not changed",
+                       fix=f"free space on the disk holding {folder}, then run the command again")
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success it replaces `target` atomically."""
+    """Yield a temporary path in the target's folder; on success it replaces `target` atomically.
+
+    On any exception the temporary file is deleted and `target` keeps its previous content; ENOSPC/EDQUOT
+    raise `disk_full_error` instead of the bare OSError.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(exc, target) from exc
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(exc, target) from exc
+        raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass  # never let the clean-up hide the error that ended the write
 
 
 def write_json(target: str | os.PathLike[str], data: Any) -> None:

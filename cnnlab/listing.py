@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from cnnlab import conftree
@@ -62,7 +63,16 @@ def print_runs(outputs: Path) -> None:
         model = (run.data.get("model") or {}).get("name", "")
         dataset = (run.data.get("dataset") or {}).get("name", "")
         acc = (run.data.get("metrics") or {}).get("val_acc")
-        style = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(run.status, "")
-        table.add_row(str(run.path), run.command, f"[{style}]{run.status}[/]" if style else run.status, model, dataset,
-                      "—" if acc is None else f"{acc:.2%}", run.started.replace("T", " ")[:19])
+        # dead: recorded `running`, but its process is gone from this host (killed); resume=true continues it
+        # damaged: run.json cannot be used (the reason is shown); latest, resume and report skip it
+        status = escape(run.status + (f" (run.json: {run.damaged})" if run.damaged else ""))
+        style = {"completed": "green", "failed": "red", "interrupted": "yellow", "dead": "bold red",
+                 "damaged": "red"}.get(run.status, "")
+        table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,
+                      escape(str(model)), escape(str(dataset)), "—" if acc is None else f"{acc:.2%}",
+                      escape(run.started.replace("T", " ")[:19]))
     out.print(table)
+    damaged = sum(1 for run in runs if run.damaged)
+    if damaged:
+        out.print(f"{damaged} damaged run(s): skipped by source=latest, resume=true and `cnnlab report`; "
+                  "restore their run.json or move them out of the outputs folder", markup=False, highlight=False)

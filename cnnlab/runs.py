@@ -4,12 +4,18 @@ A run folder is `outputs/<command>/<date>/<time>/` (multirun: `.../<time>-multir
 `run.json` (this module), `model.pt`, maybe `model.onnx`, `bench.json`, and Hydra's `.hydra/`.
 A reference names a run by folder, by file (`.../model.pt`, `.../model.onnx`), or as
 `latest` / `latest:<command>` (the newest *completed* run, optionally of one command).
+
+A run's status is what its process last wrote (running, completed, failed, interrupted), except that a
+`running` run whose process is gone from this host reads `dead` (SIGKILL, the OOM killer, a power cut):
+run.json records pid, host and the process's start time, and the check is made on every read — the file is
+never rewritten for it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,63 @@ BENCH_FILE = "bench.json"
 SCHEMA_VERSION = 1
 PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"  # set by `cnnlab pipeline` for its stages; recorded in run.json
 FINISHED = ("completed",)
+DEAD = "dead"                  # never written: read for a `running` run whose process is gone
+RESUMABLE_STATUSES = ("interrupted", "failed", DEAD)  # what `resume=true` continues
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks after boot) from Linux's /proc/PID/stat; None elsewhere."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces and ')'
+    try:
+        return fields[0], int(fields[19])       # fields 3 (state) and 22 (starttime) of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """What identifies the process writing a run: pid, host, and (Linux) the boot and the process's start
+    time, so that a pid reused by another process after a reboot or a crash is not taken for the run's."""
+    pid = os.getpid() if pid is None else pid
+    stat = _proc_stat(pid)
+    return {"pid": pid, "host": socket.gethostname(), "start_ticks": stat[1] if stat else None,
+            "boot_id": _boot_id()}
+
+
+def process_alive(identity: dict[str, Any] | None) -> bool | None:
+    """Whether the process of `identity` (see process_identity) still runs: True or False on the host that
+    recorded it, None where that cannot be told (another host, an old record without a pid)."""
+    if not identity or not isinstance(identity.get("pid"), int) or identity.get("host") != socket.gethostname():
+        return None
+    boot = _boot_id()
+    if identity.get("boot_id") and boot and identity["boot_id"] != boot:
+        return False  # the machine rebooted since: every process of that boot is gone
+    pid = identity["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    except OSError:
+        return None
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc: the pid exists, which is all that can be known
+    state, ticks = stat
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped by its parent
+    return identity.get("start_ticks") in (None, ticks)  # another start time: the pid was reused
 
 
 def _now() -> str:
@@ -60,6 +123,7 @@ class RunRecord:
             "artifacts": {},
             "environment": environment or {},
             "error": None,
+            "process": process_identity(),  # tells a live run from a killed one (RunInfo.status)
         }
         record = cls(run_dir, data, enabled=enabled)
         record.save()
@@ -93,12 +157,101 @@ class RunRecord:
         self.save()
 
 
+# ------------------------------------------------------------------------------ reading records back
+# run.json is untrusted input (hand-edited, truncated by a full disk, copied from elsewhere): every field a
+# reader uses is checked once, on read. A record that fails is kept as a *damaged* run, listed with the reason
+# and skipped by latest/report/resume, never silently dropped.
+DAMAGED = "damaged"            # never written: read for a run.json that cannot be used
+_NUMBER, _TEXT, _INT, _MAP, _LIST = (int, float), (str,), (int,), (dict,), (list,)
+# section → field → accepted types (None allowed everywhere but in `command` and `status`).
+_TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "command": _TEXT, "status": _TEXT, "started": _TEXT, "ended": _TEXT, "run_dir": _TEXT, "overrides": _LIST,
+    "metrics": _MAP, "artifacts": _MAP, "model": _MAP, "dataset": _MAP, "source": _MAP, "pipeline": _MAP,
+    "environment": _MAP, "process": _MAP, "error": _TEXT}
+_SECTION_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "metrics": {"val_acc": _NUMBER, "latency": _LIST},
+    "model": {"name": _TEXT, "params": _INT, "flops": _NUMBER, "file_bytes": _INT, "image_size": _INT,
+              "num_classes": _INT},
+    "dataset": {"name": _TEXT, "num_classes": _INT, "image_size": _INT, "config": _MAP},
+    "source": {"run": _TEXT, "path": _TEXT, "kind": _TEXT, "command": _TEXT},
+    "pipeline": {"fingerprint": _TEXT},
+}
+# A bench record as the report reads it (metrics.latency[i]).
+_LATENCY_FIELDS: dict[str, tuple[type, ...]] = {"backend": _TEXT, "batch_size": _INT, "device": _TEXT,
+                                                "threads": _INT, "p50_ms": _NUMBER}
+
+
+def _type_problem(where: str, value: Any, types: tuple[type, ...], *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, types):  # bool passes isinstance(int): refuse it
+        return f"{where} is {type(value).__name__}, expected {' or '.join(t.__name__ for t in types)}"
+    return None
+
+
+def artifact_escape(run_dir: Path, name: str, rel: str) -> str | None:
+    """Why artifact `name` at `rel` is not a file inside `run_dir` (absolute, `..`, a symlink out), or None."""
+    rel_path = Path(rel)
+    if rel_path.is_absolute() or ".." in rel_path.parts:
+        return f"artifact '{name}' ({rel}) points outside the run folder"
+    resolved = (run_dir / rel_path).resolve()
+    if not resolved.is_relative_to(run_dir.resolve()):
+        return f"artifact '{name}' ({rel}) leads outside the run folder (to {resolved})"
+    return None
+
+
+def record_problem(data: Any, run_dir: Path) -> str | None:
+    """Why a decoded run.json cannot be used as a run record, or None when every field readers use is sound."""
+    if not isinstance(data, dict):
+        return f"it holds a JSON {type(data).__name__}, not a run record"
+    for key, types in _TOP_FIELDS.items():
+        problem = _type_problem(key, data.get(key), types, required=key in ("command", "status"))
+        if problem:
+            return problem
+    for section, fields in _SECTION_FIELDS.items():
+        for key, types in fields.items():
+            problem = _type_problem(f"{section}.{key}", (data.get(section) or {}).get(key), types)
+            if problem:
+                return problem
+    for i, record in enumerate((data.get("metrics") or {}).get("latency") or []):
+        if not isinstance(record, dict):
+            return f"metrics.latency[{i}] is {type(record).__name__}, expected dict"
+        for key, types in _LATENCY_FIELDS.items():
+            problem = _type_problem(f"metrics.latency[{i}].{key}", record.get(key), types,
+                                    required=key != "threads")
+            if problem:
+                return problem
+    if not all(isinstance(o, str) for o in data.get("overrides") or []):
+        return "overrides holds a non-text entry"
+    for name, rel in (data.get("artifacts") or {}).items():
+        problem = _type_problem(f"artifacts.{name}", rel, _TEXT, required=True) or artifact_escape(run_dir, name, rel)
+        if problem:
+            return problem
+    return None
+
+
 @dataclass(frozen=True)
 class RunInfo:
-    """A run folder read back from disk."""
+    """A run folder read back from disk. `data` is the record, its fields checked by `record_problem`;
+    a damaged record (`damaged` says why) has empty `data` and the status `damaged`."""
 
     path: Path
     data: dict[str, Any]
+    damaged: str | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> "RunInfo":
+        """The run in folder `path`, damaged when its run.json cannot be read or used.
+        Raises FileNotFoundError when there is no run.json at all."""
+        path = Path(path)
+        try:
+            data = read_json(path / RUN_FILE)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+            return cls(path, {}, damaged=f"not valid JSON ({_first_line(exc)})")
+        problem = record_problem(data, path)
+        return cls(path, {}, damaged=problem) if problem else cls(path, data)
 
     @property
     def command(self) -> str:
@@ -106,43 +259,66 @@ class RunInfo:
 
     @property
     def status(self) -> str:
-        return str(self.data.get("status", "?"))
+        """The recorded status, or `dead` for a `running` run whose process is gone from this host
+        (computed on each read; run.json is left as it is), or `damaged` for an unusable run.json."""
+        if self.damaged:
+            return DAMAGED
+        status = str(self.data.get("status", "?"))
+        if status == "running" and process_alive(self.data.get("process")) is False:
+            return DEAD
+        return status
 
     @property
     def started(self) -> str:
         return str(self.data.get("started") or "")
 
     def artifact(self, name: str) -> Path | None:
-        """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists."""
+        """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists.
+        Raises CnnlabError, without opening it, when it leads outside the run folder (checked again here:
+        a symlink may have changed since the record was read)."""
         rel = (self.data.get("artifacts") or {}).get(name)
         if rel is None:
             return None
+        escape = artifact_escape(self.path, name, str(rel))
+        if escape:
+            raise CnnlabError(f"run {self.path}: {escape}; refused",
+                              fix="pick another run (see `cnnlab list runs`); a run's files live in its folder")
         path = self.path / rel
         return path if path.exists() else None
 
 
+def _first_line(exc: BaseException) -> str:
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+
+
 def load_run(path: Path) -> RunInfo:
-    run_file = Path(path) / RUN_FILE
+    """The run in folder `path`; a CnnlabError when it has no run.json or a damaged one."""
     try:
-        return RunInfo(Path(path), read_json(run_file))
+        run = RunInfo.read(Path(path))
     except FileNotFoundError:
         raise CnnlabError(f"{path} is not a cnnlab run folder (no {RUN_FILE})",
                           fix="give a folder under outputs/, a model.pt/model.onnx file, latest or latest:<command>")
-    except ValueError as exc:
-        raise CnnlabError(f"{run_file} is not valid JSON ({exc})", fix="the run record is damaged; pick another run")
+    if run.damaged:
+        raise CnnlabError(f"{Path(path) / RUN_FILE} is damaged: {run.damaged}",
+                          fix="pick another run (`cnnlab list runs` marks the damaged ones)")
+    return run
 
 
 def iter_runs(outputs: Path) -> Iterator[RunInfo]:
-    """Every readable run under `outputs`, oldest first (by start time)."""
+    """Every run under `outputs`, oldest first (by start time), damaged ones included (status `damaged`,
+    `.damaged` says why; they sort first). Raises CnnlabError when `outputs` is a file."""
     outputs = Path(outputs)
+    if outputs.exists() and not outputs.is_dir():
+        raise CnnlabError(f"the outputs folder {outputs} is a file, not a folder",
+                          fix="move or rename that file, or point to the runs with --outputs DIR / CNNLAB_OUTPUTS=DIR")
     if not outputs.is_dir():
         return iter(())
     runs = []
     for run_file in outputs.rglob(RUN_FILE):
         try:
-            runs.append(RunInfo(run_file.parent, read_json(run_file)))
-        except (OSError, ValueError):
-            continue  # a half-copied or foreign file is not a run
+            runs.append(RunInfo.read(run_file.parent))
+        except FileNotFoundError:
+            continue  # gone between the listing and the read
     runs.sort(key=lambda r: (r.started, str(r.path)))
     return iter(runs)
 

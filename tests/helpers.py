@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -54,3 +56,10 @@ def only_run(outputs: Path, command: str) -> dict:
     dirs = run_dirs(outputs, command)
     assert len(dirs) == 1, dirs
     return read_run(dirs[0])
+
+
+def hinted_command(message: str) -> list[str]:
+    """The arguments after `cnnlab` of the last command an error or hint line names in backticks, to follow it."""
+    commands = re.findall(r"`(cnnlab [^`]+)`", message)
+    assert commands, f"no `cnnlab ...` command in: {message}"
+    return shlex.split(commands[-1])[1:]

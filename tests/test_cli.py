@@ -123,3 +123,56 @@ def test_list_models_shows_the_zoo(cli) -> None:
     assert result.code == 0
     for name in ("lenet5", "alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
         assert name in result.stdout
+
+
+def test_ctrl_c_during_quantize_names_a_command_that_works(cli, outputs: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """quantize cannot resume: its interrupt hint is the same command again, and following it works."""
+    from cnnlab.pipelines import quantize
+    from helpers import hinted_command
+
+    assert cli("pretrain", *TINY).code == 0
+    fast = ["source=latest:pretrain", "quantize.format=qdq_u8s8", "quantize.max_acc_drop=100",
+            "quantize.calib_batches=1", "quantize.bench_rounds=1", "quantize.bench_warmup=1",
+            "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0", "quantize.bench_threads=1"]
+    measure = quantize.measure_candidates
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quantize, "measure_candidates", interrupted)
+    stopped = cli("quantize", *fast)
+    assert stopped.code == 130 and "resume=" not in stopped.stderr
+    assert "`cnnlab quantize` does not resume" in stopped.stderr
+    assert only_run(outputs, "quantize")["status"] == "interrupted"
+    monkeypatch.setattr(quantize, "measure_candidates", measure)
+    again = cli(*hinted_command(stopped.stderr))  # the hint, followed
+    assert again.code == 0, again.output
+    assert read_run(run_dirs(outputs, "quantize")[-1])["status"] == "completed"
+
+
+def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
+    """The hints the command line can print: resume only where the command resumes and a checkpoint exists."""
+    from cnnlab.commands import COMMANDS, interrupt_hint
+    from helpers import hinted_command
+
+    for name, info in COMMANDS.items():
+        for kept in (False, True):
+            hint = interrupt_hint(name, ["a=1"], checkpoint_kept=kept)
+            command = hinted_command(hint)
+            assert command == ([name, "resume=true"] if info.resumable and kept else [name, "a=1"]), hint
+
+
+def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
+    from cnnlab.cli import positional_inputs
+
+    odd = tmp_path / "a b's=1.jpg"
+    odd.write_bytes(b"")
+    args = ["source=latest", "--config-dir", "conf", "photo.jpg", str(odd), "predict.topk=3"]
+    out = positional_inputs(args)
+    assert out[:4] == ["source=latest", "--config-dir", "conf", "predict.topk=3"]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_override(out[-1])
+    assert parsed.key_or_group == "predict.inputs" and parsed.value() == ["photo.jpg", str(odd)]
+    assert positional_inputs(["source=latest"]) == ["source=latest"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import RunRecord, iter_runs, latest_run, load_run, resolve_source
+from cnnlab.runs import RunInfo, RunRecord, iter_runs, latest_run, load_run, resolve_source
 
 
 def make_run(outputs: Path, command: str, name: str, status: str = "completed", *, model: bool = True,
@@ -92,3 +92,149 @@ def test_load_run_damaged_record(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(CnnlabError, match="not valid JSON"):
         load_run(tmp_path)
+
+
+def _damage(run_dir: Path, how: str) -> None:
+    run_file = run_dir / "run.json"
+    good = run_file.read_bytes()
+    record = json.loads(good)
+    if how == "truncated":
+        run_file.write_bytes(good[: len(good) // 2])
+    elif how == "list":
+        run_file.write_text("[1, 2, 3]")
+    elif how == "binary":
+        run_file.write_bytes(bytes(range(256)))
+    elif how == "wrong-types":
+        record["metrics"] = {"val_acc": "high"}
+        run_file.write_text(json.dumps(record))
+    elif how == "artifacts-a-list":
+        record["artifacts"] = ["model.pt"]
+        run_file.write_text(json.dumps(record))
+    elif how == "no-command":
+        del record["command"]
+        run_file.write_text(json.dumps(record))
+
+
+DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
+           "wrong-types": "metrics.val_acc is str", "artifacts-a-list": "artifacts is list",
+           "no-command": "command is NoneType"}
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_records_are_listed_with_the_reason_and_skipped(tmp_path: Path, how: str) -> None:
+    good = make_run(tmp_path, "pretrain", "a", started="2026-01-01T10:00:00")
+    bad = make_run(tmp_path, "pretrain", "b", started="2026-01-01T11:00:00")  # the newest
+    _damage(bad, how)
+    runs = {run.path.name: run for run in iter_runs(tmp_path)}
+    assert set(runs) == {"a", "b"}                       # never silently dropped
+    assert runs["b"].status == "damaged" and DAMAGES[how] in (runs["b"].damaged or "")
+    assert runs["b"].data == {} and runs["a"].damaged is None
+    assert latest_run(tmp_path, "pretrain").path == good  # skipped by latest
+    assert resolve_source("latest", tmp_path).run.path == good
+    with pytest.raises(CnnlabError, match="is damaged") as info:
+        resolve_source(str(bad), tmp_path)
+    assert DAMAGES[how] in str(info.value) and info.value.fix
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_artifacts_outside_the_run_folder_are_refused_unopened(tmp_path: Path, where: str) -> None:
+    outside = tmp_path / "secret.pt"
+    outside.write_bytes(b"not yours")
+    run_dir = make_run(tmp_path / "outputs", "pretrain", "r")
+    record = json.loads((run_dir / "run.json").read_text())
+    if where == "absolute":
+        record["artifacts"]["model"] = str(outside)
+    elif where == "dotdot":
+        record["artifacts"]["model"] = "../../../../../secret.pt"
+    else:
+        (run_dir / "model.pt").unlink()
+        (run_dir / "model.pt").symlink_to(outside)
+    (run_dir / "run.json").write_text(json.dumps(record))
+    run = next(iter_runs(tmp_path / "outputs"))
+    assert run.status == "damaged" and "outside the run folder" in (run.damaged or "")
+    assert latest_run(tmp_path / "outputs") is None
+    with pytest.raises(CnnlabError, match="outside the run folder"):
+        resolve_source(str(run_dir), tmp_path / "outputs")
+    # A record read while the folder was sound, whose symlink is swapped afterwards, is refused on use.
+    if where == "symlink":
+        sound = RunInfo(run_dir, {**record, "artifacts": {"model": "model.pt"}})
+        with pytest.raises(CnnlabError, match="leads outside the run folder"):
+            sound.artifact("model")
+
+
+def test_outputs_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "outputs").write_text("oops")
+    with pytest.raises(CnnlabError, match="is a file, not a folder") as info:
+        list(iter_runs(tmp_path / "outputs"))
+    assert "CNNLAB_OUTPUTS" in (info.value.fix or "")
+
+
+# ------------------------------------------------------------------ liveness: a killed run reads `dead`
+def _reaped_pid() -> int:
+    """The pid of a process that has exited and been reaped: nothing runs under it (until reused)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _running_run(outputs: Path, name: str, started: str = "2026-01-01T10:00:00", **process: object) -> Path:
+    """A run with a last.pt whose record says `running`, its process identity changed by `process`."""
+    run_dir = outputs / "pretrain" / "2026-01-01" / name
+    RunRecord.start(run_dir, "pretrain").update(process=process, started=started)  # dicts merge
+    (run_dir / "last.pt").write_bytes(b"x")
+    record = json.loads((run_dir / "run.json").read_text())
+    record["artifacts"] = {"checkpoint": "last.pt"}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    return run_dir
+
+
+def test_a_record_names_the_process_that_writes_it(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    RunRecord.start(tmp_path / "r", "pretrain")
+    process = json.loads((tmp_path / "r" / "run.json").read_text())["process"]
+    assert process["pid"] == os.getpid() and process["host"] == socket.gethostname()
+    assert load_run(tmp_path / "r").status == "running"  # this very process: alive
+
+
+LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+@pytest.mark.parametrize("process, status", [
+    ({}, "running"),                                       # this test's own process
+    ({"pid": "reaped"}, "dead"),                           # SIGKILL, the OOM killer: the process is gone
+    pytest.param({"start_ticks": -1}, "dead", marks=LINUX_PROC),            # same pid, another start: reused
+    pytest.param({"boot_id": "an-earlier-boot"}, "dead", marks=LINUX_PROC),  # the machine rebooted since
+    ({"host": "another-host", "pid": "reaped"}, "running"),  # another machine's process: cannot be told
+])
+def test_running_is_computed_on_read(tmp_path: Path, process: dict, status: str) -> None:
+    if process.get("pid") == "reaped":
+        process = {**process, "pid": _reaped_pid()}
+    run_dir = _running_run(tmp_path, "r", **process)
+    before = (run_dir / "run.json").read_bytes()
+    assert load_run(run_dir).status == status
+    assert (run_dir / "run.json").read_bytes() == before  # never rewritten silently
+
+
+def test_a_record_without_a_process_stays_running(tmp_path: Path) -> None:
+    run_dir = _running_run(tmp_path, "old")
+    record = json.loads((run_dir / "run.json").read_text())
+    del record["process"]  # written before cnnlab recorded it
+    (run_dir / "run.json").write_text(json.dumps(record))
+    assert load_run(run_dir).status == "running"
+
+
+def test_a_dead_run_is_resumable_and_listed_as_dead(cli, outputs: Path) -> None:
+    from cnnlab.runs import RESUMABLE_STATUSES
+
+    _running_run(outputs, "alive", started="2026-01-01T12:00:00")
+    dead = _running_run(outputs, "dead", pid=_reaped_pid(), started="2026-01-01T11:00:00")
+    assert latest_run(outputs, "pretrain", artifact="checkpoint", statuses=RESUMABLE_STATUSES).path == dead
+    listing = cli("list", "runs", "--outputs", outputs.name).stdout  # relative: short rows, never wrapped
+    rows = {line.split()[1]: line for line in listing.splitlines() if "/2026-01-01/" in line}
+    assert " dead " in rows["outputs/pretrain/2026-01-01/dead"]
+    assert " running " in rows["outputs/pretrain/2026-01-01/alive"]

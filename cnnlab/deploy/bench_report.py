@@ -10,10 +10,13 @@ from rich.table import Table
 SCHEMA = "cnnlab.bench/1"
 
 
-def bench_document(*, model: dict[str, Any], source: dict[str, Any] | None, settings: dict[str, Any],
+def bench_document(*, model: dict[str, Any] | None, source: dict[str, Any] | None, settings: dict[str, Any],
                    hardware: dict[str, Any], environment: dict[str, Any], records: Sequence[dict[str, Any]],
-                   skipped: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
+                   skipped: Sequence[dict[str, Any]], subjects: Sequence[dict[str, Any]] | None = None,
+                   ) -> dict[str, Any]:
+    """One model (`model`, `source`), or several timed in one interleaved session (`subjects`, each
+    {model, source}; `model` and `source` are then None and every record names its `subject` index)."""
+    document = {
         "schema": SCHEMA,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "model": model,              # name, image_size, num_classes, params, flops (per image), file sizes
@@ -21,9 +24,34 @@ def bench_document(*, model: dict[str, Any], source: dict[str, Any] | None, sett
         "settings": settings,        # device, backends, batch_sizes, threads, warmup, min_iters, min_seconds
         "hardware": hardware,        # cpu, physical_cores, gpus, peak {gflops, basis}, onnxruntime providers
         "environment": environment,  # cnnlab.environment.fingerprint(): versions, platform, git revision
-        "records": list(records),    # one per (backend, batch size): LatencyStats + the file that was timed
+        "records": list(records),    # one per (backend, batch size[, subject]): LatencyStats + the file timed
         "skipped": list(skipped),    # {backend, batch_size (None: every size), reason}
     }
+    if subjects is not None:
+        document["subjects"] = list(subjects)
+    return document
+
+
+def paired_table(document: dict[str, Any]) -> Table:
+    """Several models timed in interleaved rounds: p50 (the median round), every round's p50, the spread between
+    rounds, and each model against the first one, measured in the same rounds."""
+    settings = document["settings"]
+    table = Table(title=f"{len(document['subjects'])} models timed in {settings['rounds']} interleaved rounds on "
+                        f"{settings['device']}, {settings['threads']} threads", title_justify="left")
+    for header in ("model", "source", "backend", "batch", "p50 ms", "p50 ms per round", "spread", "vs the first"):
+        table.add_column(header, justify="left" if header in ("model", "source", "backend") else "right")
+    first: dict[tuple[str, int], float] = {}
+    for r in document["records"]:
+        subject = document["subjects"][r["subject"]]
+        key = (r["backend"], r["batch_size"])
+        first.setdefault(key, r["p50_ms"])
+        rounds = r["p50_ms_per_round"]
+        spread = (max(rounds) - min(rounds)) / sorted(rounds)[len(rounds) // 2] if len(rounds) > 1 else None
+        source = subject.get("source") or {}
+        table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
+                      r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
+                      _maybe(spread, "{:.1%}"), ratio_text(first[key] / r["p50_ms"]))
+    return table
 
 
 def latency_table(document: dict[str, Any]) -> Table:
@@ -48,6 +76,14 @@ def skipped_lines(document: dict[str, Any]) -> list[str]:
         batch = "" if skip.get("batch_size") is None else f" at batch {skip['batch_size']}"
         lines.append(f"skipped {skip['backend']}{batch}: {skip['reason']}")
     return lines
+
+
+def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> str:
+    """A ratio as a reader says it: 2.5 → "2.50× faster", 0.97 → "1.03× slower" (never "0.97× faster"); exactly 1,
+    "1.00×". `better`/`worse` for other ratios ("smaller"/"larger")."""
+    if ratio == 1.0:
+        return "1.00×"
+    return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
 
 
 def _maybe(value: float | None, pattern: str) -> str:

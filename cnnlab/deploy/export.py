@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -50,36 +51,91 @@ def check_opset(opset: int) -> int:
     return int(opset)
 
 
-def export_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Sequence[str],
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a model file is, written into the metadata of every ONNX file cnnlab makes (export, prune, quantize)
+    and read back by `read_onnx_metadata`, so a file copied anywhere still says what it is.
+
+    arch: the zoo name (`resnet18`; None for an anonymous file); classes: the class names, in output order;
+    spec: the input it expects and how to get there from an image (size, mean, std, channels, resize, crop,
+    interpolation: `InputSpec.to_dict()`, stored whole as `input_spec` beside the older `input_*` entries); source: what the file was made from (a
+    `cnnlab.runs.Source.describe()`: kind, path, run, command); dataset: the run record's dataset section (name,
+    classes, image size, and the config, with absolute roots, that rebuilds the data)."""
+
+    arch: str | None
+    classes: tuple[str, ...]
+    spec: InputSpec
+    source: Mapping[str, Any] | None = None
+    dataset: Mapping[str, Any] | None = None
+
+    def props(self) -> dict[str, Any]:
+        """The metadata entries (JSON values); fields that are None are left out."""
+        props: dict[str, Any] = {
+            "arch": self.arch, "classes": list(self.classes), "input_size": self.spec.size,
+            "input_channels": self.spec.channels, "input_mean": list(self.spec.mean), "input_std": list(self.spec.std),
+            "input_format": INPUT_FORMAT, "input_spec": self.spec.to_dict(), "source": dict(self.source) if self.source is not None else None,
+            "dataset": dict(self.dataset) if self.dataset is not None else None}
+        return {key: value for key, value in props.items() if value is not None}
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> "ModelIdentity | None":
+        """The identity in decoded metadata entries; None for a file without cnnlab's input metadata."""
+        if "input_size" not in props or "input_mean" not in props:
+            return None
+        # input_spec carries the whole preprocessing (resize, crop, interpolation); files written before it
+        # existed have the input_* entries alone, which mean a square resize to input_size.
+        recorded = props["input_spec"] if isinstance(props.get("input_spec"), Mapping) else {
+            "size": props["input_size"], "mean": props["input_mean"], "std": props["input_std"],
+            "channels": props.get("input_channels", 3)}
+        spec = InputSpec.from_dict(recorded)
+        return cls(arch=props.get("arch"), classes=tuple(props.get("classes") or ()), spec=spec,
+                   source=props.get("source"), dataset=props.get("dataset"))
+
+
+def set_metadata(proto: onnx.ModelProto, identity: ModelIdentity, *, params: int | None, flops: int | None,
+                 extra: Mapping[str, Any] | None = None) -> None:
+    """Replace `proto`'s metadata_props with `identity`, the cnnlab version, the FP32 graph's params and FLOPs
+    per image, and `extra` (e.g. how it was quantized); the one place cnnlab writes ONNX metadata."""
+    props = {**dict(extra or {}), "params": params, "flops": flops, "cnnlab_version": __version__,
+             **identity.props()}
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {key: _prop_text(value) for key, value in props.items() if value is not None})
+    proto.producer_name = "cnnlab"
+    proto.producer_version = __version__
+
+
+def export_onnx(model: nn.Module, path: Path, *, identity: ModelIdentity | None = None,
+                spec: InputSpec | None = None, classes: Sequence[str] | None = None,
                 metadata: Mapping[str, Any] | None = None, opset: int = DEFAULT_OPSET) -> Path:
     """Write `model` as ONNX to `path` atomically (a crash leaves no half-written file).
 
-    metadata_props hold the class names, the input spec, the cnnlab version, params and FLOPs, plus
-    `metadata` (e.g. the source run). The model's train/eval mode is restored afterwards.
+    metadata_props hold `identity` (every cnnlab command passes one; `spec` + `classes` alone make an anonymous
+    one, for tests and benchmarks), the cnnlab version, params and FLOPs, plus `metadata` (extra entries; the
+    identity's fields win). The model's train/eval mode is restored afterwards.
     """
+    if identity is None:
+        if spec is None or classes is None:
+            raise TypeError("export_onnx needs identity=, or spec= and classes=")
+        identity = ModelIdentity(arch=None, classes=tuple(classes), spec=spec)
     opset = check_opset(opset)
-    proto = _export_proto(standard_layout(model), spec, opset)
+    proto = _export_proto(standard_layout(model), identity.spec, opset)
     strip_default_attributes(proto.graph)
-    props = {
-        "classes": list(classes),
-        "input_size": spec.size,
-        "input_channels": spec.channels,
-        "input_mean": list(spec.mean),
-        "input_std": list(spec.std),
-        "input_format": INPUT_FORMAT,
-        "params": count_params(model),
-        "flops": count_flops(model, spec.size),
-        "cnnlab_version": __version__,
-        "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
-        **dict(metadata or {}),
-    }
-    onnx.helper.set_model_props(proto, {key: _prop_text(value) for key, value in props.items()})
-    proto.producer_name = "cnnlab"
-    proto.producer_version = __version__
+    set_metadata(proto, identity, params=count_params(model), flops=count_flops(model, identity.spec.size),
+                 extra={"exporter": f"torch.onnx dynamo (torch {torch.__version__})", **dict(metadata or {})})
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
+
+
+def copy_with_metadata(source: Path, target: Path, identity: ModelIdentity, *, params: int | None,
+                       flops: int | None, extra: Mapping[str, Any] | None = None) -> Path:
+    """Copy the graph `source` (e.g. a quantized candidate) to `target` atomically with `set_metadata`'s entries."""
+    proto = load_onnx(source)
+    set_metadata(proto, identity, params=params, flops=flops, extra=extra)
+    with atomic_path(Path(target)) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return Path(target)
 
 
 def standard_layout(model: nn.Module) -> nn.Module:
@@ -181,19 +237,22 @@ def _prop_value(text: str) -> Any:
 
 
 def read_onnx_metadata(path: Path) -> dict[str, Any]:
-    """What an exported file says about itself: classes, spec (InputSpec), source, cnnlab_version, params,
-    flops, opset, input/output names, and `props` (every metadata entry, decoded). Keys a foreign ONNX file
-    lacks are None."""
+    """What an exported file says about itself: identity (ModelIdentity, None for a foreign file) and its fields
+    classes, spec (InputSpec), arch, source, dataset; cnnlab_version, params, flops, opset, input/output names,
+    and `props` (every metadata entry, decoded). Keys a foreign ONNX file lacks are None."""
     proto = load_onnx(path)
     props = {entry.key: _prop_value(entry.value) for entry in proto.metadata_props}
-    spec = None
-    if "input_size" in props:
-        spec = InputSpec.from_dict({"size": props["input_size"], "mean": props["input_mean"],
-                                    "std": props["input_std"], "channels": props.get("input_channels", 3)})
+    try:
+        identity = ModelIdentity.from_props(props)
+    except (ValueError, TypeError, KeyError) as exc:  # metadata is untrusted input like the rest of the file
+        raise CnnlabError(f"ONNX file {path} has invalid cnnlab metadata ({exc})",
+                          fix="re-export it with `cnnlab export source=RUN`") from exc
     return {
+        "identity": identity,
         "classes": props.get("classes"),
-        "spec": spec,
+        "spec": identity.spec if identity is not None else None,
         "source": props.get("source"),
+        "dataset": props.get("dataset"),
         "cnnlab_version": props.get("cnnlab_version"),
         "arch": props.get("arch"),
         "params": props.get("params"),

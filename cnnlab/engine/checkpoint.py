@@ -8,7 +8,6 @@ arguments, per-layer shapes (so a channel-pruned model rebuilds), class names an
 from __future__ import annotations
 
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,30 +45,50 @@ def load_tensors(path: Path, what: str = "checkpoint") -> dict[str, Any]:
         raise CnnlabError(f"{what} {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses pickled code (a whole saved module) — never unpickle it.
-        raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects, not just tensors",
-                          fix="save weights with torch.save(model.state_dict()) or use a cnnlab model.pt") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt or truncated "
+    except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            # weights_only refuses pickled code (a whole saved module) — never unpickle it.
+            raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects, not just tensors",
+                              fix="save weights with torch.save(model.state_dict()) or use a cnnlab model.pt") from exc
+        raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt, truncated or not a PyTorch file "
                           f"({type(exc).__name__})", fix="pick another file or re-create it") from exc
     if not isinstance(payload, dict):
         raise CnnlabError(f"{what} {path} holds a {type(payload).__name__}, not a checkpoint dictionary")
     return payload
 
 
+# Bounds of what a checkpoint may ask to be built: beyond them a hand-made file could allocate gigabytes.
+MAX_IMAGE_SIZE = 8192
+MAX_CLASSES = 1_000_000
+MAX_CHANNELS = 65_536
+# A recorded layer's shape keys → how its weight tensor is shaped (see cnnlab.models.structure).
+_LAYER_KINDS = {frozenset({"in_channels", "out_channels", "groups"}): "conv",
+                frozenset({"num_features"}): "batchnorm",
+                frozenset({"in_features", "out_features"}): "linear"}
+
+
 @dataclass
 class ModelCheckpoint:
-    arch: dict[str, Any]                 # name, num_classes, image_size, kwargs
-    state_dict: dict[str, torch.Tensor]
-    classes: list[str]
+    """A model.pt after validation (`read_checkpoint`): every field has the type and range stated here."""
+
+    arch: dict[str, Any]                 # name (str), num_classes (int), image_size (int), kwargs (dict)
+    state_dict: dict[str, torch.Tensor]  # parameter/buffer name → tensor, shapes consistent with `structure`
+    classes: list[str]                   # num_classes names
     spec: InputSpec
-    structure: dict[str, dict[str, Any]] | None = None
+    structure: dict[str, dict[str, int]] | None = None  # module path → constructor shapes (pruned models)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return str(self.arch["name"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.arch["num_classes"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.arch["image_size"])
 
 
 def save_model(path: Path, model: nn.Module, *, arch: dict[str, Any], classes: list[str], spec: InputSpec,
@@ -95,17 +114,112 @@ def is_cnnlab_checkpoint(payload: dict[str, Any]) -> bool:
     return payload.get("format") == FORMAT
 
 
+class _Invalid(ValueError):
+    """One field of a checkpoint payload is missing, of the wrong type or out of range."""
+
+
+def _int_in(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _Invalid(f"{where} is {value!r}, expected an integer in [{low}, {high}]")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{where} is a {type(value).__name__}, expected a dictionary")
+    return value
+
+
+def _check_arch(arch: Any) -> dict[str, Any]:
+    arch = _mapping(arch, "arch")
+    if not isinstance(arch.get("name"), str) or not arch["name"]:
+        raise _Invalid(f"arch.name is {arch.get('name')!r}, expected a model name")
+    _int_in(arch.get("num_classes"), "arch.num_classes", 1, MAX_CLASSES)
+    _int_in(arch.get("image_size"), "arch.image_size", 1, MAX_IMAGE_SIZE)
+    kwargs = _mapping(arch.get("kwargs") or {}, "arch.kwargs")
+    for key, value in kwargs.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool, type(None))):
+            raise _Invalid(f"arch.kwargs[{key!r}] is {type(value).__name__}, expected a plain value")
+    return {"name": arch["name"], "num_classes": arch["num_classes"], "image_size": arch["image_size"],
+            "kwargs": dict(kwargs)}
+
+
+def _check_spec(data: Any) -> InputSpec:
+    """The recorded input spec, preprocessing included (InputSpec.from_dict validates every field)."""
+    try:
+        return InputSpec.from_dict(_mapping(data, "input"))
+    except ValueError as exc:
+        raise _Invalid(f"input.{exc}") from exc  # from_dict names the field first: "size is -32, ..."
+
+
+def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
+    state = _mapping(state, "state_dict")
+    if not state:
+        raise _Invalid("state_dict is empty")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise _Invalid(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+    return state
+
+
+def _expected_weight_shape(kind: str, shape: dict[str, int]) -> tuple[int, ...]:
+    if kind == "conv":
+        if shape["in_channels"] % shape["groups"] or shape["out_channels"] % shape["groups"]:
+            raise _Invalid(f"{shape} cannot form {shape['groups']} groups")
+        return shape["out_channels"], shape["in_channels"] // shape["groups"]
+    if kind == "linear":
+        return shape["out_features"], shape["in_features"]
+    return (shape["num_features"],)
+
+
+def _check_structure(structure: Any, state: dict[str, torch.Tensor]) -> dict[str, dict[str, int]] | None:
+    """Plain bounded ints, and every recorded layer the same shape as its weight in the state dict: what
+    gets built is then never larger than what the file already holds."""
+    if structure is None:
+        return None
+    for path, shape in _mapping(structure, "structure").items():
+        shape = _mapping(shape, f"structure[{path!r}]")
+        kind = _LAYER_KINDS.get(frozenset(shape))
+        if not isinstance(path, str) or kind is None:
+            raise _Invalid(f"structure[{path!r}] records {sorted(map(str, shape))}, not a known layer")
+        for key, value in shape.items():
+            _int_in(value, f"structure[{path!r}].{key}", 1, MAX_CHANNELS)
+        weight = state.get(f"{path}.weight", state.get(f"{path}.running_mean"))  # a non-affine norm: its stats
+        expected = _expected_weight_shape(kind, shape)
+        if weight is None or tuple(weight.shape[:len(expected)]) != expected:
+            found = "no weight" if weight is None else f"a weight of shape {tuple(weight.shape)}"
+            raise _Invalid(f"structure[{path!r}] records {shape} but the state dict holds {found}")
+    return structure
+
+
+def validate_checkpoint(payload: dict[str, Any]) -> ModelCheckpoint:
+    """A typed ModelCheckpoint from a loaded payload, or ValueError naming the first field that is missing,
+    of the wrong type or out of range (sizes and channel counts are bounded: nothing huge is ever built)."""
+    arch = _check_arch(payload.get("arch"))
+    classes = payload.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise _Invalid(f"classes is {type(classes).__name__ if not isinstance(classes, list) else 'a list'} "
+                       "holding something else than class names (text)")
+    if len(classes) != arch["num_classes"]:
+        raise _Invalid(f"classes has {len(classes)} names but arch.num_classes is {arch['num_classes']}")
+    state = _check_state_dict(payload.get("state_dict"))
+    return ModelCheckpoint(arch=arch, state_dict=state, classes=list(classes), spec=_check_spec(payload.get("input")),
+                           structure=_check_structure(payload.get("structure"), state),
+                           extra=_mapping(payload.get("extra") or {}, "extra"))
+
+
 def read_checkpoint(path: Path) -> ModelCheckpoint:
+    """The validated checkpoint in `path` (a cnnlab model.pt). CnnlabError for a missing, unreadable, foreign
+    or nonsensical file — checked before anything is built from it."""
     payload = load_tensors(path, "checkpoint")
     if not is_cnnlab_checkpoint(payload):
         raise CnnlabError(f"{path} is not a cnnlab model checkpoint (no '{FORMAT}' marker)",
                           fix="point to a model.pt written by cnnlab, or a run folder")
     try:
-        return ModelCheckpoint(arch=payload["arch"], state_dict=payload["state_dict"], classes=payload["classes"],
-                               spec=InputSpec.from_dict(payload["input"]), structure=payload.get("structure"),
-                               extra=payload.get("extra") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CnnlabError(f"checkpoint {path} is incomplete ({exc!r})", fix="re-create it with cnnlab") from exc
+        return validate_checkpoint(payload)
+    except _Invalid as exc:
+        raise CnnlabError(f"checkpoint {path} is invalid: {exc}",
+                          fix="the file was not written by this cnnlab or was altered; re-create it with cnnlab") from exc
 
 
 def build_model(ckpt: ModelCheckpoint) -> nn.Module:
@@ -127,5 +241,7 @@ def build_model(ckpt: ModelCheckpoint) -> nn.Module:
 
 
 def load_model(path: Path) -> tuple[nn.Module, ModelCheckpoint]:
+    """The network of a cnnlab model.pt, ready for evaluation (eval mode: batch norms use their running
+    statistics, dropout is off), and its validated checkpoint. CnnlabError for a bad file."""
     ckpt = read_checkpoint(path)
-    return build_model(ckpt), ckpt
+    return build_model(ckpt).eval(), ckpt

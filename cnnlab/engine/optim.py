@@ -3,11 +3,15 @@
 The optimizer class comes from `optim._target_` (any torch.optim class); cnnlab builds the parameter
 groups: no weight decay on norms and biases (the torchvision-reference habit), and an optional lower
 learning rate for a pretrained backbone. Schedules are per step: linear warm-up, then cosine or step.
+On resume, `hyperparameters` / `reapply_hyperparameters` keep this run's settings over the restored
+ones, and `place_schedule` puts the schedule at the step this run's batch size makes of the epochs done.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from typing import Any, Iterable, Mapping
 
 import torch
@@ -85,3 +89,45 @@ def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimiz
               "gamma": float(sched_cfg.get("gamma", 0.1))}
     lr_factor(0, **kwargs)  # validate the name now, not mid-epoch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, **kwargs))
+
+
+def hyperparameters(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """A copy of each param group's settings (lr, initial_lr, weight_decay, momentum, betas, ...), without
+    its parameters: what `reapply_hyperparameters` puts back after `optimizer.load_state_dict`."""
+    return [{key: copy.deepcopy(value) for key, value in group.items() if key != "params"}
+            for group in optimizer.param_groups]
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return not torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):  # betas come back as a list or a tuple
+        return list(a) != list(b)
+    return bool(a != b)
+
+
+def reapply_hyperparameters(optimizer: torch.optim.Optimizer,
+                            chosen: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Set every group's settings back to `chosen` (from `hyperparameters`, same groups) where the loaded
+    state differs; returns {key: (loaded value, chosen value)} of the first group that differed. A scheduled
+    `lr` is left alone: its base is `initial_lr`, and the schedule sets `lr` from it (`place_schedule`)."""
+    changed: dict[str, tuple[Any, Any]] = {}
+    for group, wanted in zip(optimizer.param_groups, chosen):
+        for key, value in wanted.items():
+            if key == "lr" and "initial_lr" in wanted:
+                continue
+            if key in group and _differs(group[key], value):
+                changed.setdefault(key, (group[key], value))
+                group[key] = copy.deepcopy(value)
+    return changed
+
+
+def place_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, optimizer: torch.optim.Optimizer,
+                   step: int) -> None:
+    """Move a per-step schedule to optimizer step `step` (0 = before the first step), with the groups'
+    current `initial_lr` as its base rates, and set each group's `lr` to the schedule's value there."""
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+    scheduler.last_epoch = step - 1
+    with warnings.catch_warnings():  # not "step() before optimizer.step()": the position is set, not advanced
+        warnings.simplefilter("ignore", UserWarning)
+        scheduler.step()

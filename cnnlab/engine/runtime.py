@@ -2,7 +2,8 @@
 
 `Runtime.from_config(cfg)` is the one place that turns `device=`, `trainer.amp=` and
 `trainer.channels_last=` into concrete choices, and joins the torchrun process group when
-launched under torchrun (gloo on CPU, nccl on CUDA).
+launched under torchrun (gloo on CPU, nccl on CUDA). `Runtime.out_of_memory_as_error` turns running
+out of memory (CUDA or CPU) into one CnnlabError naming the setting to lower.
 """
 
 from __future__ import annotations
@@ -107,6 +108,17 @@ class Runtime:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
 
+    @contextlib.contextmanager
+    def out_of_memory_as_error(self, key: str, value: int) -> Iterator[None]:
+        """Within this block, running out of memory raises a CnnlabError naming `key` (e.g. trainer.batch_size,
+        whose current value is `value`) and a smaller value to try; other exceptions pass unchanged."""
+        try:
+            yield
+        except BaseException as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise out_of_memory_error(self, key, value) from exc
+
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "none",
                 "channels_last": self.channels_last, "world_size": self.world_size,
@@ -125,6 +137,33 @@ class Runtime:
             _join_process_group(device, rank, world_size)
         return cls(device=device, amp_dtype=amp, channels_last=channels_last, rank=rank,
                    world_size=world_size, local_rank=local_rank)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA, MPS; also torch.cuda.OutOfMemoryError), Python's MemoryError, and the CPU
+    allocator's failure, which torch raises as a plain RuntimeError ("DefaultCPUAllocator: can't allocate
+    memory"). Linux may instead kill the process outright (the OOM killer): that run then reads `dead`."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "DefaultCPUAllocator" in text and ("can't allocate memory" in text or "not enough memory" in text)
+
+
+def out_of_memory_error(runtime: Runtime, key: str, value: int) -> CnnlabError:
+    """The one-line error for an allocation that failed at `key`=`value`: where (with the GPU's free memory),
+    and half the value as the next size to try (a multiple of the DDP world size)."""
+    where = str(runtime.device)
+    if runtime.device.type == "cuda":
+        with contextlib.suppress(Exception):  # the numbers are a courtesy; never fail the error itself
+            free, total = torch.cuda.mem_get_info(runtime.device)
+            where += f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)"
+    step = runtime.world_size
+    smaller = (value // 2) // step * step
+    if smaller >= step:
+        fix = f"use {key}={smaller} (if that fails too, halve it again)"
+    else:
+        fix = "it does not fit even at the smallest size: lower dataset.image_size or choose a smaller model="
+    return CnnlabError(f"out of memory on {where} at {key}={value}", fix=fix)
 
 
 def _join_process_group(device: torch.device, rank: int, world_size: int) -> None:

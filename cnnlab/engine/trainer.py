@@ -4,7 +4,8 @@ What `fit` adds around the two loops: DDP wrapping, AMP, channels_last, gradient
 per-step LR schedule, rich progress bars, a resumable `last.pt` written atomically after every
 epoch, exact resume (RNG streams included), a clear stop on a non-finite loss, and a history of
 per-epoch metrics. Frozen modules (fine-tuning) stay in eval mode so their BatchNorm statistics
-and dropout do not change.
+and dropout do not change; the BatchNorm statistics of the layers that train are recomputed for the
+epoch's final weights before every evaluation and checkpoint (precise BN, see engine/batchnorm.py).
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from cnnlab.engine.batchnorm import recompute_bn_stats, set_train_mode, training_batchnorms
 from cnnlab.engine.checkpoint import load_tensors, save_tensors, unwrap
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.objectives import Objective
+from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
 from cnnlab.engine.progress import make_progress
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import rng_state, set_rng_state
@@ -45,6 +48,8 @@ class TrainerSettings:
     checkpoint_every: int = 1
     compile: bool = False
     sync_bn: bool = False
+    precise_bn: bool | None = None   # None = auto: on when the model has BatchNorm layers that train
+    precise_bn_batches: int = 20
 
     @classmethod
     def from_config(cls, trainer_cfg: Mapping[str, Any]) -> "TrainerSettings":
@@ -53,11 +58,17 @@ class TrainerSettings:
             raise CnnlabError(f"trainer.epochs={epochs} must be at least 1")
         clip = trainer_cfg.get("grad_clip")
         steps = trainer_cfg.get("max_steps_per_epoch")
+        bn_batches = int(trainer_cfg.get("precise_bn_batches", 20))
+        if bn_batches < 1:
+            raise CnnlabError(f"trainer.precise_bn_batches={bn_batches} must be at least 1",
+                              fix="use trainer.precise_bn_batches=20, or trainer.precise_bn=false to switch it off")
         return cls(epochs=epochs, grad_clip=float(clip) if clip else None,
                    log_every=max(1, int(trainer_cfg.get("log_every", 20))),
                    max_steps_per_epoch=int(steps) if steps else None,
                    checkpoint_every=max(1, int(trainer_cfg.get("checkpoint_every", 1))),
-                   compile=bool(trainer_cfg.get("compile", False)), sync_bn=bool(trainer_cfg.get("sync_bn", False)))
+                   compile=bool(trainer_cfg.get("compile", False)), sync_bn=bool(trainer_cfg.get("sync_bn", False)),
+                   precise_bn=_auto_flag(trainer_cfg.get("precise_bn", "auto"), "trainer.precise_bn"),
+                   precise_bn_batches=bn_batches)
 
 
 @dataclass
@@ -73,11 +84,16 @@ class FitResult:
         return max(self.history, key=lambda e: e.get("val_acc", -1.0)) if self.history else {}
 
 
-def set_train_mode(model: nn.Module, frozen: Iterable[nn.Module] = ()) -> None:
-    """model.train(), except the frozen modules, which keep eval behaviour (BN stats, dropout)."""
-    model.train()
-    for module in frozen:
-        module.eval()
+def _auto_flag(value: Any, key: str) -> bool | None:
+    """true/false, or None for auto."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("auto", "none", "null"):
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    raise CnnlabError(f"{key}={value} is not a choice", fix=f"use {key}=auto, true or false")
 
 
 def _steps(loader: DataLoader, cap: int | None) -> int:
@@ -178,8 +194,11 @@ class Trainer:
         scaler = torch.amp.GradScaler(rt.device.type) if rt.needs_grad_scaler else None
         result, start_epoch = FitResult(), 0
         if resume_from is not None:
-            start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler)
+            steps_per_epoch = _steps(train_loader, settings.max_steps_per_epoch)
+            start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler,
+                                                        steps_per_epoch=steps_per_epoch)
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
+        bn_batches = self._precise_bn_batches(model, train_loader, frozen)
         train_model = model
         if settings.sync_bn and rt.distributed:
             if rt.device.type != "cuda":
@@ -194,11 +213,17 @@ class Trainer:
             train_model = DistributedDataParallel(train_model, device_ids=ids)
         with self.progress:
             for epoch in range(start_epoch, settings.epochs):
-                train = self.train_one_epoch(train_model, objective, train_loader, optimizer, scheduler,
-                                             epoch=epoch, scaler=scaler, frozen=frozen)
+                with rt.out_of_memory_as_error("trainer.batch_size", (train_loader.batch_size or 1) * rt.world_size):
+                    train = self.train_one_epoch(train_model, objective, train_loader, optimizer, scheduler,
+                                                 epoch=epoch, scaler=scaler, frozen=frozen)
                 entry: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                                          "lr": train["lr"], "images_per_s": train["images_per_s"],
                                          "train_seconds": train["seconds"]}
+                if bn_batches:  # before evaluating and saving: both see the statistics of these weights
+                    started = time.perf_counter()
+                    recompute_bn_stats(model, train_loader, batches=bn_batches, frozen=frozen, to_device=rt.to_device,
+                                       autocast=rt.autocast)
+                    entry["bn_seconds"] = time.perf_counter() - started
                 if val_loader is not None:
                     val = self.evaluate(model, val_loader)
                     entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
@@ -211,6 +236,19 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, entry)
         return result
+
+    def _precise_bn_batches(self, model: nn.Module, loader: DataLoader, frozen: Sequence[nn.Module]) -> int:
+        """How many training batches the precise-BN pass takes after each epoch (0 = off)."""
+        settings = self.settings
+        layers = len(training_batchnorms(model, frozen))
+        if settings.precise_bn is False or not layers:
+            return 0
+        # The epoch's own first batches: never more than training itself ran (a capped epoch stays capped).
+        batches = min(settings.precise_bn_batches, _steps(loader, settings.max_steps_per_epoch))
+        if self.runtime.is_main:
+            log.info("precise BN: the running statistics of %d BatchNorm layers are recomputed over %d training "
+                     "batches before every evaluation (trainer.precise_bn=false turns this off)", layers, batches)
+        return batches
 
     def _log_epoch(self, entry: dict[str, Any]) -> None:
         if not self.runtime.is_main:
@@ -237,22 +275,39 @@ class Trainer:
         })
 
     def _restore(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 scaler: Any) -> tuple[int, list[dict[str, Any]]]:
+                 scaler: Any, *, steps_per_epoch: int) -> tuple[int, list[dict[str, Any]]]:
+        """Load last.pt (weights, optimizer state, schedule, AMP scaler, RNG streams); (epochs done, history).
+
+        This run's settings win over the saved ones: the optimizer's hyperparameters as built from this run's
+        config (the saved config plus the overrides given with resume=, e.g. optim.lr after a NaN stop) replace
+        the restored values, and the schedule is placed at epochs done x this run's `steps_per_epoch`, so a
+        resume with another trainer.batch_size ends where an uninterrupted run with that batch size ends."""
         state = load_tensors(path, "training state")
         if state.get("format") != "cnnlab.train-state/1":
             raise CnnlabError(f"{path} is not a cnnlab training state", fix="resume from a run folder holding last.pt")
+        chosen = hyperparameters(optimizer)
         try:
             unwrap(model).load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CnnlabError(f"{path} does not match this model/optimizer ({str(exc).splitlines()[0]})",
                               fix="resume with the same model, finetune mode and optimizer as the original run") from exc
+        overridden = reapply_hyperparameters(optimizer, chosen)
+        if overridden:
+            log.info("resume: this run's optimizer settings replace the saved ones: %s", ", ".join(
+                f"{'lr' if key == 'initial_lr' else key} {old} → {new}" for key, (old, new) in overridden.items()))
+        epochs = int(state["epoch"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
+            saved_step, step = scheduler.last_epoch, epochs * steps_per_epoch
+            place_schedule(scheduler, optimizer, step)
+            if step != saved_step:
+                log.info("resume: the LR schedule continues at step %d (%d epochs x %d steps per epoch now; "
+                         "the saved run was at step %d)", step, epochs, steps_per_epoch, saved_step)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        return int(state["epoch"]), list(state.get("history") or [])
+        return epochs, list(state.get("history") or [])
 
 
 def read_training_extra(path: Path) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`cnnlab bench [--device cpu|cuda] [source=RUN|PATH | model=NAME]`: latency per backend and batch size.
+"""`cnnlab bench [--device cpu|cuda] [source=RUN|PATH | source=[A,B,...] | model=NAME]`: latency per backend and
+batch size.
+
+`source=[A,B,...]` times several models in one session, interleaved round by round (A, B, ..., A, B, ...), so that
+their ratios compare like with like on a machine whose speed drifts: the only latencies `cnnlab report` turns into
+a speed-up (`paired` in run.json).
 
 Settings mistakes (an unknown backend, a batch size < 1, CUDA asked for but absent, onnxruntime without its
 CUDA provider on --device cuda, tensorrt on the CPU or openvino on CUDA) stop the run with one line. A backend
@@ -9,23 +14,26 @@ bench.json and run.json all show.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig
 
+from cnnlab.compress.quantization.timing import TimingSettings, time_files
+
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench import LatencyStats, TimingPlan, time_onnx, time_torch
-from cnnlab.deploy.bench_report import bench_document, latency_table, skipped_lines
+from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines
 from cnnlab.deploy.ort import ONNX_RUNTIMES, available_providers, check_runtime_device, execution_providers
 from cnnlab.deploy.peak import peak_estimate, physical_cores
 from cnnlab.engine.runtime import resolve_device
 from cnnlab.environment import cpu_info, fingerprint, gpu_info
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
-from cnnlab.pipelines.bench_subject import Subject, bench_subject, exported_onnx
+from cnnlab.pipelines.bench_subject import Subject, bench_subject, exported_onnx, paired_subjects
 from cnnlab.runs import BENCH_FILE
 
 TORCH_BACKENDS = ("torch", "torch_compile")
@@ -41,6 +49,7 @@ class BenchSettings:
     threads: int
     plan: TimingPlan
     peak_gflops: float | None
+    rounds: int                           # interleaved rounds of a paired session (source=[A,B,...])
 
     @classmethod
     def from_config(cls, section: DictConfig) -> "BenchSettings":
@@ -64,10 +73,13 @@ class BenchSettings:
         if threads < 1:
             raise CnnlabError(f"bench.threads={threads} must be at least 1 (or null for one per physical core)")
         peak = section.get("peak_gflops")
+        rounds = int(section.get("rounds", 3))
+        if rounds < 1:
+            raise CnnlabError(f"bench.rounds={rounds} must be at least 1", fix="use bench.rounds=3")
         return cls(backends=backends, compile=bool(section.get("compile", False)), batch_sizes=tuple(sizes),
                    threads=threads, plan=TimingPlan(int(section.warmup), int(section.min_iters),
                                                      float(section.min_seconds)),
-                   peak_gflops=float(peak) if peak is not None else None)
+                   peak_gflops=float(peak) if peak is not None else None, rounds=rounds)
 
     def requested(self, device_kind: str) -> list[str]:
         backends = list(self.backends or (["torch", "onnxruntime"] + (["tensorrt"] if device_kind == "cuda" else [])))
@@ -81,6 +93,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     device = bench_device(cfg.get("device"))
     device_name = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
     backends, skipped = plan_backends(settings, device.type)
+    if isinstance(cfg.get("source"), (list, ListConfig)):
+        return run_paired(cfg, ctx, settings, device_name, backends, skipped)
     subject = bench_subject(cfg, ctx)
     if subject.model is None:
         reason = "; ".join(subject.notes) or "no PyTorch model"
@@ -103,10 +117,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     document = bench_document(
         model=model_info, source=subject.source.describe() if subject.source else None,
-        settings={"device": device_name, "backends": backends, "batch_sizes": list(settings.batch_sizes),
-                  "threads": settings.threads, **asdict(settings.plan)},
-        hardware={"cpu": cpu_info(), "physical_cores": physical_cores(), "gpus": gpu_info(), "peak": peak.to_dict(),
-                  "onnxruntime_providers": available_providers()},
+        settings=_described(settings, device_name, backends), hardware=_hardware(peak.to_dict()),
         environment=fingerprint(), records=records, skipped=skipped)
     write_json(ctx.path(BENCH_FILE), document)
     ctx.record.add_artifact("bench", ctx.path(BENCH_FILE))
@@ -119,6 +130,64 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         out.print(line, markup=False, highlight=False)
     return {"latency": [_compact(r) for r in records], "skipped": skipped,
             "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
+
+
+def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device: str, backends: list[str],
+               skipped: list[dict[str, Any]]) -> dict[str, Any]:
+    """source=[A,B,...]: every model's ONNX file timed in `bench.rounds` interleaved rounds per backend and batch
+    size (compress/quantization/timing.py, the routine quantize's formats are chosen with); per model the median
+    round, and every round's p50 for the report's stability check."""
+    subjects = paired_subjects(cfg, ctx)
+    skipped += [{"backend": b, "batch_size": None, "reason": "a paired session times ONNX files only"}
+                for b in backends if b in TORCH_BACKENDS]
+    backends = [b for b in backends if b in ONNX_BACKENDS]
+    if not backends:
+        raise CnnlabError("a paired session (source=[A,B,...]) times ONNX files, and no ONNX backend is left",
+                          fix="use bench.backends=[onnxruntime]")
+    ctx.log.info("bench %d models in %d interleaved rounds on %s, %d threads: %s × batch %s", len(subjects),
+                 settings.rounds, device, settings.threads, ", ".join(backends), list(settings.batch_sizes))
+    records: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        files = {str(i): stack.enter_context(exported_onnx(s, needed=True)).onnx for i, s in enumerate(subjects)}
+        for backend in backends:
+            timing = TimingSettings(batch_sizes=settings.batch_sizes, threads=settings.threads, rounds=settings.rounds,
+                                    plan=settings.plan, runtime=backend, device=device)
+            try:
+                timings = time_files(files, timing, flops={str(i): s.flops for i, s in enumerate(subjects)})
+            except CnnlabError as err:
+                skipped.append({"backend": backend, "batch_size": None, "reason": err.one_line()})
+                ctx.log.warning("skipped %s: %s", backend, err.one_line())
+                continue
+            records += [{**record_of(timings[str(i)].stats[batch], s.onnx if s.onnx_origin == "source" else None),
+                         "subject": i, "p50_ms_per_round": timings[str(i)].p50_per_round[batch]}
+                        for batch in settings.batch_sizes for i, s in enumerate(subjects)]
+        described = [{"model": s.describe(), "source": s.source.describe() if s.source else None} for s in subjects]
+    if not records:
+        raise CnnlabError(f"every backend was skipped: {'; '.join(skipped_lines({'skipped': skipped}))}")
+    document = bench_document(
+        model=None, source=None, subjects=described,
+        settings={**_described(settings, device, backends), "rounds": settings.rounds},
+        hardware=_hardware(peak_estimate(device, settings.threads, settings.peak_gflops).to_dict()),
+        environment=fingerprint(), records=records, skipped=skipped)
+    write_json(ctx.path(BENCH_FILE), document)
+    ctx.record.add_artifact("bench", ctx.path(BENCH_FILE))
+    ctx.record.update(bench=document["settings"], paired={"rounds": settings.rounds, "subjects": [
+        {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"]} for d in described]})
+    out.print(paired_table(document))
+    for line in skipped_lines(document):
+        out.print(line, markup=False, highlight=False)
+    return {"latency": [{**_compact(r), "subject": r["subject"], "p50_ms_per_round": r["p50_ms_per_round"]}
+                        for r in records], "skipped": skipped, "subjects": len(subjects)}
+
+
+def _described(settings: BenchSettings, device: str, backends: list[str]) -> dict[str, Any]:
+    return {"device": device, "backends": backends, "batch_sizes": list(settings.batch_sizes),
+            "threads": settings.threads, **asdict(settings.plan)}
+
+
+def _hardware(peak: dict[str, Any]) -> dict[str, Any]:
+    return {"cpu": cpu_info(), "physical_cores": physical_cores(), "gpus": gpu_info(), "peak": peak,
+            "onnxruntime_providers": available_providers()}
 
 
 def bench_device(spec: str | None) -> torch.device:

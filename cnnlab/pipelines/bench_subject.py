@@ -20,13 +20,13 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.deploy.export import ModelIdentity, export_onnx, read_onnx_metadata
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import count_flops, count_params
 from cnnlab.pipelines.sources import require_source
 from cnnlab.pipelines.zoo_model import zoo_model
-from cnnlab.runs import Source
+from cnnlab.runs import Source, resolve_source
 
 
 @dataclass
@@ -43,6 +43,13 @@ class Subject:
     onnx_bytes: int | None = None
     source: Source | None = None
     notes: list[str] = field(default_factory=list)  # why a PyTorch model is missing, for the skip reason
+    checkpoint_classes: tuple[str, ...] = ()        # a checkpoint source's class names
+
+    def identity(self) -> ModelIdentity:
+        """For a temporary export: the checkpoint's classes when it has them (a zoo model's are numbered)."""
+        classes = self.checkpoint_classes or tuple(str(i) for i in range(self.num_classes))
+        return ModelIdentity(arch=self.name, classes=classes, spec=self.spec,
+                             source=self.source.describe() if self.source is not None else None)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "image_size": self.spec.size, "num_classes": self.num_classes,
@@ -61,32 +68,58 @@ def bench_subject(cfg: DictConfig, ctx: RunContext) -> Subject:
         return Subject(name=zoo.name, spec=zoo.spec, num_classes=zoo.num_classes, model=zoo.model, model_file=None,
                        onnx=None, onnx_origin="exported for this benchmark", params=count_params(zoo.model),
                        flops=count_flops(zoo.model, zoo.spec.size))
+    _check_source_only(cfg, ctx)
+    return subject_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))
+
+
+def paired_subjects(cfg: DictConfig, ctx: RunContext) -> list[Subject]:
+    """`source=[A,B,...]`: every source, for one interleaved session (their ONNX files; PyTorch models only where
+    an ONNX file must be exported for the timing)."""
+    _check_source_only(cfg, ctx)
+    specs = [str(spec) for spec in cfg.source]
+    if len(specs) < 2:
+        raise CnnlabError(f"source={specs} lists {len(specs)} model(s); a paired session times two or more",
+                          fix="pass source=[A,B,...], or source=A for one model")
+    return [subject_of(resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")), torch_twin=False)
+            for spec in specs]
+
+
+def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
     if ctx.explicitly_set("model", "model.name"):
         raise CnnlabError("bench takes either source=... or model=NAME, not both",
                           fix="drop model= to time the source, or source= to time a random model=NAME")
-    if settings.get("image_size") is not None or settings.get("num_classes") is not None:
+    if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:
         raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
                           fix="drop them, or time a fresh model with model=NAME")
-    source = require_source(cfg, ctx, want=("onnx", "checkpoint"))
+
+
+def subject_of(source: Source, *, torch_twin: bool = True) -> Subject:
+    """What to time for a resolved source; `torch_twin`: also load the PyTorch model behind an ONNX file."""
     if source.kind == "checkpoint":
         model, checkpoint = load_model(source.path)
         return Subject(name=checkpoint.name, spec=checkpoint.spec, num_classes=len(checkpoint.classes),
                        model=model.eval(), model_file=source.path, onnx=None,
                        onnx_origin="exported for this benchmark", params=count_params(model),
-                       flops=count_flops(model, checkpoint.spec.size), source=source)
-    return _onnx_subject(source)
+                       flops=count_flops(model, checkpoint.spec.size), source=source,
+                       checkpoint_classes=tuple(checkpoint.classes))
+    return _onnx_subject(source, torch_twin)
 
 
-def _onnx_subject(source: Source) -> Subject:
+def _onnx_subject(source: Source, torch_twin: bool) -> Subject:
     meta = read_onnx_metadata(source.path)
     spec, classes = meta["spec"], meta["classes"]
     if spec is None:
         raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std)",
                           fix="export it with `cnnlab export`, or bench its model.pt")
-    subject = Subject(name=str(meta.get("arch") or source.path.stem), spec=spec,
+    subject = Subject(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
                       num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
                       onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
                       onnx_bytes=source.path.stat().st_size, source=source)
+    if not torch_twin:
+        return subject
+    if "quantization" in meta["props"]:
+        subject.notes.append("an INT8 file has no PyTorch twin (its model.pt chain is the FP32 model)")
+        return subject
     checkpoint_path = chain_checkpoint(meta, source)
     if checkpoint_path is None:
         subject.notes.append("the source chain holds no model.pt")
@@ -97,6 +130,11 @@ def _onnx_subject(source: Source) -> Subject:
         return subject
     subject.model, subject.model_file = model.eval(), checkpoint_path
     return subject
+
+
+def run_model_name(source: Source) -> str | None:
+    """The model name the source's run recorded (for ONNX files written before their metadata named it)."""
+    return ((source.run.data.get("model") or {}).get("name") if source.run is not None else None) or None
 
 
 def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
@@ -116,9 +154,7 @@ def exported_onnx(subject: Subject, needed: bool) -> Iterator[Subject]:
         yield subject
         return
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as folder:
-        subject.onnx = export_onnx(subject.model, Path(folder) / "model.onnx", spec=subject.spec,
-                                   classes=[str(i) for i in range(subject.num_classes)],
-                                   metadata={"arch": subject.name})
+        subject.onnx = export_onnx(subject.model, Path(folder) / "model.onnx", identity=subject.identity())
         subject.onnx_bytes = subject.onnx.stat().st_size
         try:
             yield subject

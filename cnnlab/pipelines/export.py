@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import make_loader
-from cnnlab.deploy.export import OnnxMismatch, check_opset, export_onnx, verify_onnx
+from cnnlab.deploy.export import ModelIdentity, OnnxMismatch, check_opset, export_onnx, verify_onnx
 from cnnlab.deploy.ort import evaluate_onnx
 from cnnlab.deploy.simplify import simplify_onnx
 from cnnlab.errors import CnnlabError
@@ -42,12 +42,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  checkpoint.spec.size, loaded.source.path, opset)
 
     images = first_images(data.val, verify_count)
+    dataset = dataset_record(data, dataset_cfg)
+    identity = ModelIdentity(arch=checkpoint.name, classes=tuple(checkpoint.classes), spec=checkpoint.spec,
+                             source=loaded.source.describe(), dataset=dataset)
     target = ctx.path(ONNX_FILE)
     report: dict[str, Any] = {"opset": opset, "exporter": "torch.onnx (dynamo)", "simplify": bool(settings.simplify),
                               "atol": float(settings.atol), "rtol": float(settings.rtol)}
     with atomic_path(target) as unverified:  # renamed to model.onnx only if everything below succeeds
-        export_onnx(model, unverified, spec=checkpoint.spec, classes=checkpoint.classes, opset=opset,
-                    metadata={"arch": checkpoint.name, "source": loaded.source.describe()})
+        export_onnx(model, unverified, identity=identity, opset=opset)
         if settings.simplify:
             report["simplified"] = simplify_onnx(unverified)
         try:
@@ -82,7 +84,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         model={"name": checkpoint.name, "format": "onnx", "opset": opset, "params": count_params(model),
                "flops": count_flops(model, checkpoint.spec.size), "image_size": checkpoint.spec.size,
                "num_classes": len(checkpoint.classes), "file_bytes": target.stat().st_size},
-        dataset=dataset_record(data, dataset_cfg),
+        dataset=dataset,
     )
     return metrics
 

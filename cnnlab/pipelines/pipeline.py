@@ -1,7 +1,8 @@
-"""`cnnlab pipeline`: an experiment's chain of ordinary runs, then a bench of every model and a report.
+"""`cnnlab pipeline`: an experiment's chain of ordinary runs, then one paired bench of every model and a report.
 
 Stages run one after another as `cnnlab <command> ...` child processes, so each is exactly the run a
-user would get by typing it (its own Hydra run folder, log and run.json), all inside the workspace
+user would get by typing it (its own Hydra run folder, log and run.json; the Hydra flags that shaped this
+pipeline's config, such as --config-dir, are passed on), all inside the workspace
 outputs/pipeline/<name>/runs/. Each stage run is tagged with its fingerprint (cnnlab/pipelines/plan.py):
 a re-run reuses completed stages, resumes an interrupted or failed training stage from its last.pt, and
 runs the rest.
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
@@ -34,6 +36,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                         bench=OmegaConf.to_container(settings.bench, resolve=True))
     wanted = select(stages, None if settings.stages is None else list(settings.stages))
     common = [f"seed={cfg.seed}", f"device={cfg.device}"]
+    flags = hydra_flags()
     ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
 
@@ -41,7 +44,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     run_dirs: dict[str, str] = {}
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
-        fingerprints[stage.name] = stage.fingerprint(fingerprints, common)
+        fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags])
         done = _find(runs_root, fingerprints[stage.name])
         if stage.name not in wanted:
             if done and done.status == "completed":
@@ -57,8 +60,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             ctx.log.info("stage %-22s done already: %s", stage.name, done.path)  # type: ignore[union-attr]
             run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
         else:
-            run_dirs[stage.name] = str(_run_stage(stage, run_dirs, common, runs_root, fingerprints[stage.name],
-                                                  settings.name, done if how == "resumed" else None, ctx))
+            run_dirs[stage.name] = str(_run_stage(stage, run_dirs, [*flags, *common], runs_root,
+                                                  fingerprints[stage.name], settings.name,
+                                                  done if how == "resumed" else None, ctx))
         outcome[stage.name] = {"command": stage.command, "run": run_dirs[stage.name], "how": how,
                                "seconds": round(time.perf_counter() - started, 1)}
         ctx.record.update(pipeline={"name": str(settings.name), "workspace": str(workspace), "stages": outcome})
@@ -67,6 +71,22 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.report:
         metrics["report"] = _report(workspace, ctx)
     return metrics
+
+
+def hydra_flags() -> list[str]:
+    """The Hydra flags that shaped this pipeline's config, for its stages (each a fresh `cnnlab` process that would
+    otherwise not know them): the user's config folders (--config-dir, absolute), and another primary config
+    (--config-path, --config-name). A stage's `dataset=NAME` from the user's folder then means what it means here."""
+    hydra = HydraConfig.get()
+    flags: list[str] = []
+    for source in hydra.runtime.config_sources:
+        if source.provider == "command-line":
+            flags += ["--config-dir", str(source.path)]
+        elif source.provider == "main" and source.schema == "file":
+            flags += ["--config-path", str(source.path)]
+    if hydra.job.config_name not in (None, "config"):
+        flags += ["--config-name", str(hydra.job.config_name)]
+    return flags
 
 
 def decide(stage: Stage, previous: RunInfo | None) -> str:
@@ -88,6 +108,7 @@ def _find(runs_root: Path, fingerprint: str) -> RunInfo | None:
 
 def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_root: Path, fingerprint: str,
                name: str, resume: RunInfo | None, ctx: RunContext) -> Path:
+    """Run one stage as `cnnlab <command> <common flags and overrides> <its overrides>`; its completed run."""
     overrides = [*common, *stage.resolved_overrides(run_dirs)]
     if resume is not None:
         overrides.append(f"resume={resume.path}")
@@ -114,6 +135,6 @@ def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:
     written = write_report(report)
     for path in written:
         ctx.log.info("wrote %s", path)
-    ctx.record.update(artifacts={"report": os.path.relpath(workspace / "report.md", ctx.run_dir)})
+    # Not an artifact: the report lies in the workspace, outside this run's folder (metrics.report.file names it).
     return {"file": str(workspace / "report.md"), "pareto": [str(r.run.path) for r in report.rows if r.pareto],
             "rows": len(report.rows)}

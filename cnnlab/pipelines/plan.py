@@ -1,10 +1,12 @@
 """A pipeline's plan: stages, the references between them, and a fingerprint per stage.
 
 An experiment declares `pipeline.plan` as NAME → {command, overrides}; an override may name another
-stage's run folder as `@stage` (`source=@finetune`). From that come the order, the dependencies and,
-for each model stage, an export (when it has no model.onnx of its own) and a bench. A stage's
-fingerprint hashes its command, its overrides and its inputs' fingerprints, so a re-run recognises
-work already done — and redoes everything downstream of a stage whose settings changed.
+stage's run folder as `@stage` (`source=@finetune`). From that come the order, the dependencies, for
+each model stage an export (when it has no model.onnx of its own), and at the end one `bench` stage that
+times every model in one interleaved session (`cnnlab bench source=[...]`: the paired figures the
+report's speed-ups come from). A stage's fingerprint hashes its command, its overrides and its inputs'
+fingerprints, so a re-run recognises work already done — and redoes everything downstream of a stage
+whose settings changed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
 MODEL_COMMANDS = ("pretrain", "finetune", "distill", "prune", "quantize")
 HAS_OWN_ONNX = ("prune", "quantize")    # these write model.onnx themselves
 RESUMABLE = ("pretrain", "finetune")    # these keep last.pt and accept resume=RUN
+BENCH_STAGE = "bench"                   # the one automatic stage that times every model together
 
 
 @dataclass
@@ -41,17 +44,21 @@ class Stage:
 
 
 def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any]) -> list[Stage]:
-    """The declared stages in order, each model stage followed by its export and bench."""
+    """The declared stages in order, each model stage followed by its export, then one bench of all models."""
     if not plan:
         raise CnnlabError("the experiment declares no pipeline.plan",
                           fix="use experiment=quickstart, or write conf/experiment/<name>.yaml with pipeline.plan")
     bench_overrides = [f"bench.backends=[{','.join(bench['backends'])}]",
                        f"bench.batch_sizes=[{','.join(str(b) for b in bench['batch_sizes'])}]",
-                       f"bench.min_seconds={bench['min_seconds']}"]
+                       f"bench.min_seconds={bench['min_seconds']}", f"bench.rounds={bench.get('rounds', 3)}"]
     if bench.get("threads") is not None:
         bench_overrides.append(f"bench.threads={bench['threads']}")
     stages: list[Stage] = []
+    timed: list[str] = []
     for name, spec in plan.items():
+        if name == BENCH_STAGE:
+            raise CnnlabError(f"pipeline.plan.{name}: '{BENCH_STAGE}' is the name of the pipeline's own benchmark "
+                              "stage", fix="give the stage another name")
         if not isinstance(spec, Mapping) or "command" not in spec:
             raise CnnlabError(f"pipeline.plan.{name} needs a command", fix="write {command: CMD, overrides: [...]}")
         overrides = [str(o) for o in spec.get("overrides") or []]
@@ -65,17 +72,20 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
         stages.append(stage)
         if stage.command not in MODEL_COMMANDS:
             continue
-        timed = name
         if export and stage.command not in HAS_OWN_ONNX:
             stages.append(Stage(f"{name}.export", "export", [f"source=@{name}"], [name], automatic=True))
-            timed = f"{name}.export"
-        stages.append(Stage(f"{name}.bench", "bench", [f"source=@{timed}", *bench_overrides], [timed],
-                            automatic=True))
+            timed.append(f"{name}.export")
+        else:
+            timed.append(name)
+    if timed:  # one session for all: a speed-up divides latencies measured side by side, never at different times
+        sources = f"source=[{','.join('@' + t for t in timed)}]" if len(timed) > 1 else f"source=@{timed[0]}"
+        stages.append(Stage(BENCH_STAGE, "bench", [sources, *bench_overrides], timed, automatic=True))
     return stages
 
 
 def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
-    """Names of the stages to run: all, or the wanted ones with their automatic export/bench."""
+    """Names of the stages to run: all, or the wanted ones with their automatic export and the bench (which
+    then needs every other model stage to have completed before)."""
     if wanted is None:
         return {s.name for s in stages}
     wanted = list(wanted)
@@ -86,4 +96,5 @@ def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
                           fix=f"the experiment's stages: {', '.join(declared)}")
     chosen = set(wanted)
     chosen |= {s.name for s in stages if s.automatic and s.name.split(".")[0] in chosen}
+    chosen |= {s.name for s in stages if s.name == BENCH_STAGE and chosen & set(s.inputs)}
     return chosen

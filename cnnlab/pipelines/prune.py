@@ -16,7 +16,7 @@ The source run is only read, never written.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +32,8 @@ from cnnlab.compress.pruning import (IMPORTANCES, METHODS, ChannelPruner, Channe
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench import LatencyStats, time_onnx
-from cnnlab.deploy.export import export_onnx
+from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.deploy.export import ModelIdentity, export_onnx
 from cnnlab.engine.checkpoint import ModelCheckpoint
 from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.runtime import Runtime, all_reduce_sum
@@ -41,9 +42,9 @@ from cnnlab.environment import cpu_info
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.pipelines.sources import check_same_classes, load_source_model, source_data
-from cnnlab.pipelines.training import (TrainedModel, classification_objective, fit_metrics, loader_workers,
-                                       make_loaders, save_and_record, setup_runtime, train)
-from cnnlab.runs import ONNX_FILE
+from cnnlab.pipelines.training import (TrainedModel, classification_objective, dataset_record, fit_metrics,
+                                       loader_workers, make_loaders, save_and_record, setup_runtime, train)
+from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 
 DENSE_ONNX = "dense.onnx"
 BENCH_ROUNDS = 3
@@ -135,7 +136,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     acc_before = work.evaluate(model, "val (dense)")
     ctx.log.info("dense: %s params, %.3g GFLOPs, val acc %.2f%%", f"{dense['params']:,}", dense["flops"] / 1e9,
                  100 * acc_before)
-    bench = LatencyComparison(ctx, plan, checkpoint, model) if plan.measure and ctx.is_main else None
+    identity = ModelIdentity(arch=name, classes=tuple(checkpoint.classes), spec=checkpoint.spec,
+                             source=loaded.source.describe(), dataset=dataset_record(data, dataset_cfg))
+    bench = LatencyComparison(ctx, plan, identity, model) if plan.measure and ctx.is_main else None
 
     keep = (MODELS[name].head, *plan.ignore)  # the classifier never loses outputs: they are the classes
     pruner = make_pruner(plan, model, keep, checkpoint)
@@ -249,35 +252,38 @@ class LatencyComparison:
     """Dense and pruned model exported to ONNX and timed on this machine, in this run, with the same
     threads and batch: the speed-up that counts, next to the FLOPs ratio that is often quoted instead."""
 
-    def __init__(self, ctx: RunContext, plan: Plan, checkpoint: ModelCheckpoint, dense: nn.Module) -> None:
+    def __init__(self, ctx: RunContext, plan: Plan, dense_identity: ModelIdentity, dense: nn.Module) -> None:
         self.ctx = ctx
         self.plan = plan
-        self.checkpoint = checkpoint
+        self.dense_identity = dense_identity  # the source model's; the pruned file's source is this run's model.pt
         self.threads = plan.bench_threads or int(cpu_info()["usable_cores"] or 1)
         # Pruning works in place: keep the dense network (on the CPU) until it is exported for the timing.
         self.dense = copy.deepcopy(dense).cpu()
 
-    def _export(self, model: nn.Module, path: Path) -> Path:
+    def _export(self, model: nn.Module, path: Path, identity: ModelIdentity) -> Path:
         was_training = model.training
         try:
-            return export_onnx(model.eval(), path, spec=self.checkpoint.spec, classes=self.checkpoint.classes,
-                               metadata={"cnnlab.prune": f"{self.plan.method} {self.plan.ratio:g}"})
+            return export_onnx(model.eval(), path, identity=identity,
+                               metadata={"prune": f"{self.plan.method} {self.plan.ratio:g}"})
         finally:
             model.train(was_training)
 
     def finish(self, model: nn.Module, *, flops_before: int, flops_after: int) -> dict[str, Any]:
         """Export the pruned model (model.onnx, kept) and the dense one (dense.onnx, deleted: the source can
         always be exported again), time both; the metrics."""
-        pruned_path = self._export(model, self.ctx.path(ONNX_FILE))
+        checkpoint = self.ctx.path(MODEL_FILE)
+        origin = Source(str(checkpoint), "checkpoint", checkpoint, RunInfo(self.ctx.run_dir, self.ctx.record.data))
+        pruned_path = self._export(model, self.ctx.path(ONNX_FILE), replace(self.dense_identity,
+                                                                              source=origin.describe()))
         self.ctx.record.add_artifact("onnx", pruned_path)
-        dense_path = self._export(self.dense, self.ctx.path(DENSE_ONNX))
+        dense_path = self._export(self.dense, self.ctx.path(DENSE_ONNX), self.dense_identity)
         try:
             return self._time(dense_path, pruned_path, flops_before, flops_after)
         finally:
             dense_path.unlink()
 
     def _time(self, dense_path: Path, pruned_path: Path, flops_before: int, flops_after: int) -> dict[str, Any]:
-        batch, size = self.plan.bench_batch, self.checkpoint.spec.size
+        batch, size = self.plan.bench_batch, self.dense_identity.spec.size
         self.ctx.log.info("timing dense and pruned ONNX models: onnxruntime CPU, batch %d, %d threads", batch,
                           self.threads)
         # Alternating rounds (dense, pruned, dense, ...): a machine that speeds up or slows down during the
@@ -309,10 +315,10 @@ def print_summary(plan: Plan, metrics: dict[str, Any]) -> None:
     for column in ("", "dense", "pruned", "ratio"):
         table.add_column(column, justify="right")
     rows: list[tuple[str, str, str, Callable[[Any, Any], str]]] = [
-        ("parameters", "params_before", "params_after", lambda a, b: f"{a / b:.2f}x"),
-        ("GFLOPs", "flops_before", "flops_after", lambda a, b: f"{a / b:.2f}x"),
-        ("ONNX MB", "onnx_bytes_before", "onnx_bytes_after", lambda a, b: f"{a / b:.2f}x"),
-        ("p50 latency ms", "latency_p50_ms_before", "latency_p50_ms_after", lambda a, b: f"{a / b:.2f}x faster"),
+        ("parameters", "params_before", "params_after", lambda a, b: ratio_text(a / b, "fewer", "more")),
+        ("GFLOPs", "flops_before", "flops_after", lambda a, b: ratio_text(a / b, "fewer", "more")),
+        ("ONNX MB", "onnx_bytes_before", "onnx_bytes_after", lambda a, b: ratio_text(a / b, "smaller", "larger")),
+        ("p50 latency ms", "latency_p50_ms_before", "latency_p50_ms_after", lambda a, b: ratio_text(a / b)),
     ]
     scale = {"GFLOPs": 1e-9, "ONNX MB": 1e-6}
     for label, before, after, ratio in rows:

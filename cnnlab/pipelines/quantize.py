@@ -32,21 +32,23 @@ from cnnlab.compress.quantization import (AUTO, CALIBRATION_CACHE, DYNAMIC_NOTE,
                                           check_node_names, drop_points, graph_input_name, preprocess,
                                           quantize_dynamic_candidate, quantize_static_candidate, quantized_ops,
                                           resolve_reduce_range, select, signed_points, slow_format_warning, speedup,
-                                          time_files, within_budget, write_with_metadata)
+                                          time_files, within_budget)
+from cnnlab.compress.quantization.calibration import calibration_shortfall
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.bench import TimingPlan
-from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx, read_onnx_metadata
 from cnnlab.deploy.ort import RUNTIME_DEVICES, evaluate_onnx, execution_providers
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.environment import cpu_info
 from cnnlab.errors import CnnlabError
-from cnnlab.pipelines.bench_subject import chain_checkpoint
+from cnnlab.pipelines.bench_subject import chain_checkpoint, run_model_name
 from cnnlab.pipelines.sources import check_same_classes, require_source, source_data
 from cnnlab.pipelines.training import (classification_objective, dataset_record, eval_batch_size, loader_workers,
-                                       make_loaders, setup_runtime, train)
+                                       make_loaders, record_warning, setup_runtime, train)
 from cnnlab.runs import ONNX_FILE, Source
 
 # The CPU runtimes an INT8 file can be timed and evaluated on: onnxruntime, openvino.
@@ -166,6 +168,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     batches = (calibration_batches(data.train, batches=settings.calib_batches, batch_size=settings.calib_batch_size,
                                    seed=int(cfg.seed), workers=loader_workers(cfg, data))
                if settings.mode == "ptq" else None)
+    shortfall = calibration_shortfall(sum(len(b) for b in batches), batches=settings.calib_batches,
+                                      batch_size=settings.calib_batch_size, num_classes=len(data.classes)) \
+        if batches is not None else None
+    if shortfall:
+        record_warning(ctx, shortfall)
     for fmt in settings.formats if settings.requested_format != AUTO else ():
         warning = slow_format_warning(fmt, settings.timing.runtime)
         if warning:
@@ -175,9 +182,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     work = ctx.path(WORK_DIR)
     work.mkdir(exist_ok=True)
-    fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx", spec=fp32.spec,  # type: ignore[arg-type]
-                                         classes=fp32.classes, metadata={"arch": fp32.name,
-                                                                         "source": fp32.source.describe()})
+    identity = ModelIdentity(arch=fp32.name, classes=tuple(fp32.classes), spec=fp32.spec,
+                             source=fp32.source.describe(), dataset=dataset_record(data, dataset_cfg))
+    fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx", identity=identity)  # type: ignore[arg-type]
     fp32_meta = read_onnx_metadata(fp32_path)
     report: dict[str, Any] = settings.describe()
     candidates = [Candidate(fmt) for fmt in settings.formats]
@@ -210,7 +217,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                         "(small models: quantizing and dequantizing costs more than the integer arithmetic saves)",
                         chosen.format.name)
 
-    target = write_model(ctx, fp32, fp32_meta["props"], chosen, settings)
+    target = write_model(ctx, identity, fp32_meta, chosen, settings)
     metrics = summary_metrics(fp32_path, fp32_metrics, timings[FP32], chosen, target, selection)
     report.update(fp32={"file": str(fp32_path) if fp32.onnx else None,
                         "origin": "the source's ONNX file" if fp32.onnx else "exported from the source for this run",
@@ -222,7 +229,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.mode == "dynamic":
         report["note"] = DYNAMIC_NOTE
     ctx.record.update(
-        quantize=report, metrics=metrics, dataset=dataset_record(data, dataset_cfg),
+        quantize=report, metrics=metrics, dataset=identity.dataset,
         model={"name": fp32.name, "format": "onnx", "precision": "int8", "quantization": selection.chosen,
                "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
                "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
@@ -265,8 +272,9 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
             raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model, and {source.path} comes without one",
                               fix="pass the run or model.pt the ONNX file was exported from")
         model = load_model(checkpoint_path)[0].eval()
-    return Fp32Model(source, str(meta.get("arch") or source.path.stem), meta["spec"], list(meta["classes"]), model,
-                     source.path)
+    # An ONNX file made before its metadata named the architecture: the source run's record still does.
+    name = str(meta.get("arch") or run_model_name(source) or source.path.stem)
+    return Fp32Model(source, name, meta["spec"], list(meta["classes"]), model, source.path)
 
 
 # ------------------------------------------------------------------------------------------------ candidates
@@ -372,23 +380,23 @@ def note_speed(ctx: RunContext, settings: QuantizeSettings, candidate: Candidate
     if ratio >= 1.0:
         return
     known = slow_format_warning(candidate.format, settings.timing.runtime)
-    candidate.notes.append(f"{1 / ratio:.2f}x slower than FP32 on this machine" + (f" ({known})" if known else ""))
+    candidate.notes.append(f"{ratio_text(ratio)} than FP32 on this machine" + (f" ({known})" if known else ""))
     if not settings.searching:
-        ctx.log.warning("%s runs %.2fx slower than FP32 on this CPU%s", candidate.format.name, 1 / ratio,
+        ctx.log.warning("%s runs %s than FP32 on this CPU%s", candidate.format.name, ratio_text(ratio),
                         f": {known}" if known else "")
 
 
 # ------------------------------------------------------------------------------------------------ results
-def write_model(ctx: RunContext, fp32: Fp32Model, fp32_props: dict[str, Any], chosen: Candidate,
+def write_model(ctx: RunContext, identity: ModelIdentity, fp32_meta: dict[str, Any], chosen: Candidate,
                 settings: QuantizeSettings) -> Path:
-    """The chosen candidate as model.onnx, with the FP32 file's metadata (input spec, classes, ...) plus how
-    it was quantized."""
-    props = dict(fp32_props)
-    props.update(source=fp32.source.describe(),
-                 quantization={"mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
-                               "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
-                               "chosen_on": f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"})
-    target = write_with_metadata(chosen.path, ctx.path(ONNX_FILE), props)  # type: ignore[arg-type]
+    """The chosen candidate as model.onnx, with the model's identity (architecture, source, dataset, classes, input
+    spec), the FP32 graph's params and FLOPs, and how it was quantized."""
+    quantization = {"mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
+                    "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
+                    "chosen_on": f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"}
+    target = copy_with_metadata(chosen.path, ctx.path(ONNX_FILE), identity,  # type: ignore[arg-type]
+                                params=fp32_meta.get("params"), flops=fp32_meta.get("flops"),
+                                extra={"quantization": quantization})
     ctx.record.add_artifact("onnx", target)
     return target
 
@@ -436,7 +444,7 @@ def print_summary(settings: QuantizeSettings, fp32_metrics: dict[str, Any], fp32
         table.add_column(column, justify="right")
     table.add_column("")
     table.add_row(FP32, f"{fp32_metrics['acc']:.2%}", "", *(f"{fp32_timing.stats[b].p50_ms:.3g}" for b in sizes),
-                  "1.00x", f"{fp32_path.stat().st_size / 1e6:.3g}", "")
+                  "reference", f"{fp32_path.stat().st_size / 1e6:.3g}", "")
     for c in candidates:
         if not c.usable:
             table.add_row(c.format.name, *[""] * (4 + len(sizes)), f"failed: {c.error}")
@@ -447,7 +455,7 @@ def print_summary(settings: QuantizeSettings, fp32_metrics: dict[str, Any], fp32
         table.add_row(c.format.name, f"{c.metrics['acc']:.2%}",
                       signed_points(-drop_points(c.metrics["acc"], fp32_metrics["acc"])),
                       *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes),
-                      f"{speedup(c.timing.p50_ms(), fp32_timing.p50_ms()):.2f}x",
+                      ratio_text(speedup(c.timing.p50_ms(), fp32_timing.p50_ms())),
                       f"{c.path.stat().st_size / 1e6:.3g}", "; ".join([mark, *c.notes]).strip("; "))
     out.print(table)
     out.print(f"chosen: {selection.reason}", soft_wrap=True)

@@ -8,6 +8,7 @@ works on a source run reuses it unless the user picks a dataset on the command l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +16,7 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
+from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import RunInfo, Source, resolve_source
@@ -23,11 +25,15 @@ _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
 
 def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = ("checkpoint",)) -> Source:
+    """The file `source=` names (kinds in `want`, in order of preference), recorded in run.json. An ONNX
+    source is checked against its own metadata (deploy.onnx_check) before any command uses it."""
     spec = cfg.get("source")
     if spec in (None, "", "null"):
         raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on", fix=f"pass {_HOW}")
     source = resolve_source(str(spec), ctx.outputs, want=want)
     ctx.record.update(source=source.describe())
+    if source.kind == "onnx":  # a file from disk: its graph must be the model its metadata describes
+        check_onnx_file(source.path)
     return source
 
 
@@ -52,26 +58,46 @@ def dataset_config_of(run: RunInfo | None) -> dict[str, Any] | None:
     return ((run.data.get("dataset") or {}).get("config")) or None
 
 
+def _dataset_keys(ctx: RunContext) -> list[str]:
+    """The dataset keys of this command line: `dataset` (a group choice) and `dataset.x.y` (one setting)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in ctx.overrides]
+    return [k for k in keys if k.split(".")[0] == "dataset"]
+
+
 def user_chose_dataset(ctx: RunContext) -> bool:
-    return any(o.split("=", 1)[0].lstrip("+~").split(".")[0] == "dataset" for o in ctx.overrides)
+    return bool(_dataset_keys(ctx))
 
 
 def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> DictConfig:
-    """The source run's dataset, unless `dataset=`/`dataset.*=` was given on this command line."""
+    """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `++dataset.root=DIR`
+    for data that moved); `dataset=NAME` picks another dataset instead."""
     recorded = dataset_config_of(source.run)
-    if user_chose_dataset(ctx) or recorded is None:
-        if recorded is None and not user_chose_dataset(ctx):
+    keys = _dataset_keys(ctx)
+    if recorded is None or "dataset" in keys:
+        if recorded is None and not keys:
             ctx.log.warning("the source records no dataset; using dataset=%s (pass dataset=... to choose)",
                             cfg.dataset.name)
         return cfg.dataset
-    return OmegaConf.create(recorded)
+    config = OmegaConf.create(recorded)
+    for key in keys:  # only the settings typed here: the composed default dataset is not the source's
+        OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
+    return config
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it."""
     dataset_cfg = source_dataset_config(cfg, ctx, source)
-    data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment)
+    try:
+        data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment)
+    except CnnlabError as err:
+        root = dataset_cfg.get("root")
+        if root in (None, "") or Path(str(root)).expanduser().exists() or user_chose_dataset(ctx):
+            raise
+        # The recorded data is gone (moved, or another machine): the default dataset knows no `root`, hence `++`.
+        raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
+                          fix="point to where the data is now with ++dataset.root=DIR (the source's other dataset "
+                              "settings are kept)") from err
     return data, dataset_cfg
 
 

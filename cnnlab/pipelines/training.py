@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
+from cnnlab.engine.batchnorm import set_bn_momentum
 from cnnlab.engine.checkpoint import save_model
 from cnnlab.engine.objectives import ClassificationObjective, Objective
 from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
@@ -23,7 +24,8 @@ from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import FitResult, Trainer, TrainerSettings
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import MODEL_FILE, STATE_FILE, RunInfo, latest_run, load_run
+from cnnlab.runs import (MODEL_FILE, RESUMABLE_STATUSES, STATE_FILE, RunInfo, latest_run, load_run,
+                         process_alive)
 
 
 def setup_runtime(cfg: DictConfig) -> Runtime:
@@ -49,6 +51,9 @@ def make_loaders(cfg: DictConfig, runtime: Runtime, train_set: Dataset, val_set:
     batch = int(cfg.trainer.batch_size)
     if batch < 1:
         raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
+    if 0 < len(train_set) < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
+        raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({len(train_set)} images)",
+                          fix=f"use trainer.batch_size={min(64, len(train_set))} (at most {len(train_set)})")
     if batch % runtime.world_size:
         raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
                           fix=f"use a multiple of {runtime.world_size}")
@@ -72,6 +77,7 @@ def train(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, 
     """Build optimizer + schedule for the trainable parameters of `model` and run the engine's fit.
     `checkpoint` writes the resumable last.pt after every epoch (off for throw-away sub-trainings)."""
     settings = TrainerSettings.from_config(cfg.trainer)
+    override_bn_momentum(cfg, ctx, model, frozen)
     groups = param_groups(model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), head=head,
                           backbone_lr_scale=backbone_lr_scale)
     optimizer = build_optimizer(cfg.optim, groups)
@@ -84,6 +90,19 @@ def train(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, 
         ctx.record.add_artifact("checkpoint", state_path)
     return trainer.fit(model, objective, train_loader, val_loader, optimizer, scheduler, state_path=state_path,
                        resume_from=resume_from, state_extra=state_extra, frozen=frozen)
+
+
+def override_bn_momentum(cfg: DictConfig, ctx: RunContext, model: nn.Module, frozen: Sequence[nn.Module]) -> None:
+    """trainer.bn_momentum: one running-average momentum for every BatchNorm layer that trains."""
+    momentum = cfg.trainer.get("bn_momentum")
+    if momentum is None or str(momentum).lower() in ("none", "null"):
+        return
+    try:
+        layers = set_bn_momentum(model, float(momentum), frozen)
+    except ValueError as exc:
+        raise CnnlabError(f"trainer.bn_momentum={momentum}: {exc}",
+                          fix="use a value in (0, 1], e.g. trainer.bn_momentum=0.1, or null for the model's own") from exc
+    ctx.log.info("trainer.bn_momentum=%s set on %d BatchNorm layers", momentum, layers)
 
 
 def fit_metrics(result: FitResult) -> dict[str, Any]:
@@ -119,9 +138,13 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
     path = save_model(ctx.path(MODEL_FILE), model,
                       arch={"name": trained.name, "num_classes": len(data.classes), "image_size": spec.size,
                             "kwargs": trained.arch_kwargs},
-                      classes=data.classes, spec=spec, extra={"metrics": {k: v for k, v in metrics.items()
-                                                                           if k != "history"}, **(extra or {})})
+                      classes=data.classes, spec=spec,
+                      # the model's identity travels with the file: where it came from, what data it learned
+                      extra={"metrics": {k: v for k, v in metrics.items() if k != "history"},
+                             "source": ctx.record.data.get("source"),
+                             "dataset": dataset_record(trained.data, trained.dataset_config), **(extra or {})})
     ctx.record.add_artifact("model", path)
+    check_not_at_chance(ctx, metrics, len(data.classes))
     ctx.record.update(
         model={"name": trained.name, "params": count_params(model), "flops": count_flops(model, spec.size),
                "image_size": spec.size, "num_classes": len(data.classes), "weights": trained.weights,
@@ -132,14 +155,43 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
     return metrics
 
 
+def record_warning(ctx: RunContext, message: str) -> None:
+    """A warning for the user: one log line, and an entry in run.json's `warnings` list."""
+    ctx.log.warning(message)
+    ctx.record.update(warnings=[*(ctx.record.data.get("warnings") or []), message])
+
+
+def at_chance(acc: float, num_classes: int) -> bool:
+    """An accuracy no better than guessing: below 1.5 x 1/num_classes."""
+    return acc < 1.5 / max(num_classes, 1)
+
+
+def check_not_at_chance(ctx: RunContext, metrics: Mapping[str, Any], num_classes: int) -> None:
+    """Warn when training learned (train accuracy > 3 x chance and > 50 %) but validation scores chance: the
+    signature of BatchNorm running statistics that do not match the weights (or of a diverged run)."""
+    val, train_acc = metrics.get("val_acc"), metrics.get("train_acc")
+    if val is None or train_acc is None or num_classes < 2:
+        return
+    if at_chance(val, num_classes) and train_acc > max(3.0 / num_classes, 0.5):
+        record_warning(ctx, f"validation accuracy {val:.1%} is at chance (1/{num_classes} = {1 / num_classes:.1%}) "
+                            f"while training accuracy is {train_acc:.1%}: the saved model does not work. Likely "
+                            "cause: BatchNorm running statistics that lag the weights (short run, small BN momentum) "
+                            "— rerun with trainer.precise_bn=true, and/or a lower optim.lr")
+
+
 def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[str, Any]:
-    """run.json's dataset section; `config` lets derived runs (export, prune, ...) rebuild the same data."""
+    """run.json's dataset section; `config` lets derived runs (export, prune, ...) rebuild the same data, from any
+    working folder: its `root` is stored absolute (a relative `dataset.root=./photos` means where this run ran)."""
     config = OmegaConf.to_container(dataset_config, resolve=True) if isinstance(dataset_config, DictConfig) \
         else dict(dataset_config)
+    assert isinstance(config, dict)
+    if config.get("root") not in (None, ""):
+        config["root"] = str(Path(str(config["root"])).expanduser().absolute())
     spec = data.spec
     return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
             "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
-            "config": config}
+            "config": config, "decode": None if data.decode is None else data.decode.as_record(),
+            "label_fraction": data.label_fraction, "test_size": None if data.test is None else len(data.test)}
 
 
 # ---------------------------------------------------------------------------------------------- resume
@@ -157,20 +209,27 @@ def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | N
 
 
 def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
-    """The run named by `resume=`: true → the newest interrupted/failed run of this command."""
+    """The run named by `resume=`: true → the newest interrupted, failed or dead (killed: recorded `running`,
+    its process gone) run of this command that holds a last.pt; a folder → that run, unless it still runs."""
     spec = cfg.get("resume")
     if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
         return None
     if spec is True or str(spec).lower() in ("true", "yes", "latest"):
-        run = latest_run(ctx.outputs, ctx.command, artifact="checkpoint", statuses=("interrupted", "failed"))
+        run = latest_run(ctx.outputs, ctx.command, artifact="checkpoint", statuses=RESUMABLE_STATUSES)
         if run is None:
-            raise CnnlabError(f"resume=true: no interrupted or failed `cnnlab {ctx.command}` run with a {STATE_FILE} "
-                              f"in {ctx.outputs}/", fix="pass resume=RUN_FOLDER, or start a new run without resume=")
+            raise CnnlabError(f"resume=true: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
+                              f"a {STATE_FILE} in {ctx.outputs}/",
+                              fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(Path(str(spec)).expanduser())
     if run.artifact("checkpoint") is None:
         raise CnnlabError(f"resume={spec}: the run has no {STATE_FILE} to resume from",
                           fix="pick a run that completed at least one epoch")
+    process = run.data.get("process") or {}
+    if run.status == "running" and process_alive(process):
+        raise CnnlabError(f"resume={spec}: that run is still running (pid {process.get('pid')} on "
+                          f"{process.get('host')}); two trainings would write over each other",
+                          fix=f"wait for it to finish, or stop it (kill {process.get('pid')}) and resume then")
     return run
 
 
@@ -182,6 +241,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     old = OmegaConf.load(saved)
     assert isinstance(old, DictConfig)
+    replaced = []
     for override in ctx.overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+")
@@ -192,9 +252,18 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig
                 raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
                                   fix=f"drop {key}= (or start a new run without resume=)")
             continue
+        before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
+        if before != after:
+            replaced.append(f"{key}={after} (saved: {before})")
         with open_dict(old):
             OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
+    if replaced:  # they win over the restored state too (the optimizer's lr, the schedule's position)
+        ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
     with open_dict(old):
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.report.formats import csv_text, describe, json_text, markdown, rich_table
+from cnnlab.report.formats import csv_text, describe, json_text, markdown, rich_table, speedup_notes
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import Comparison, Row, build_rows, collect_runs
@@ -81,3 +81,5 @@ def print_report(report: Report) -> None:
     for row in report.rows:
         for note in row.notes:
             out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)
+    for row, note in speedup_notes(report.rows):
+        out.print(f"no speed-up for {row.run.path}: {note}", markup=False, highlight=False)

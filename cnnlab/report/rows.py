@@ -2,7 +2,9 @@
 
 Reads run.json (and nothing else): a row is a completed pretrain/finetune/distill/prune/quantize run with
 a validation accuracy. Export runs are the same model in another format and bench runs are measurements,
-so both attach to the model run they came from (following `source` links through exports).
+so both attach to the model run they came from (following `source` links through exports). A latency comes
+from the newest paired session (`cnnlab bench source=[...]`) that timed the model, else from its newest
+own bench; a speed-up only ever from a paired session (report/paired.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Iterable
 
+from cnnlab.report.paired import SpeedUp, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 
 MODEL_COMMANDS = ("pretrain", "finetune", "distill", "prune", "quantize")
@@ -42,7 +45,7 @@ class Row:
     source: Path | None                   # the model run this one was derived from
     latency: dict[str, Any] | None = None  # the matching bench record (p50_ms, backend, batch_size, ...)
     bench_run: Path | None = None
-    speedup: float | None = None          # source p50 / this p50, same comparison
+    speedup: SpeedUp | None = None        # against `source` (None: no source row), from a paired session only
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -56,11 +59,12 @@ class Row:
 
 
 def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
-    """Completed runs under `outputs`, optionally only those whose folder (relative) matches `pattern`."""
+    """Completed (and damaged) runs under `outputs`, optionally only those whose folder (relative) matches `pattern`."""
     runs = []
     for run in iter_runs(outputs):
         relative = str(run.path.relative_to(outputs)) if run.path.is_relative_to(outputs) else str(run.path)
-        if run.status == "completed" and (pattern is None or fnmatch(relative, pattern)):
+        # damaged runs come along so that the report lists them as left out, with the reason
+        if (run.status == "completed" or run.damaged) and (pattern is None or fnmatch(relative, pattern)):
             runs.append(run)
     return runs
 
@@ -114,6 +118,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
     for run in runs:
+        if run.damaged:
+            left_out.append((run.path, f"damaged run.json: {run.damaged}"))
+            continue
         if run.command not in MODEL_COMMANDS:
             continue
         metrics, model, dataset = run.data.get("metrics") or {}, run.data.get("model") or {}, run.data.get("dataset") or {}
@@ -127,18 +134,37 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         accuracy=float(metrics["val_acc"]), params=model.get("params"), flops=model.get("flops"),
                         file_bytes=size, file_kind=kind, source=origin(_source_run(run))))
 
-    comparison = _settle(comparison, [b for bs in benches.values() for b in bs])
-    for row in rows:
-        _attach_latency(row, benches.get(row.run.path.resolve(), []), comparison)
+    paired = sessions(runs, origin)
+    comparison = _settle(comparison, [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)])
+
+    def matches(record: dict[str, Any]) -> bool:
+        return (record["backend"], record["batch_size"], record["device"], record["threads"]) == \
+            (comparison.backend, comparison.batch, comparison.device, comparison.threads)
+
     by_path = {row.run.path.resolve(): row for row in rows}
+
+    def same_network(a: Path, b: Path) -> bool:
+        """One architecture, (almost) the same parameters, both FP32 or both INT8: it should time alike."""
+        ra, rb = by_path.get(a), by_path.get(b)
+        if ra is None or rb is None or ra.model != rb.model or not ra.params or not rb.params:
+            return False
+        return abs(ra.params - rb.params) <= 0.02 * max(ra.params, rb.params) and \
+            (ra.command == "quantize") == (rb.command == "quantize")
+
     for row in rows:
-        source = by_path.get(row.source) if row.source else None
-        if row.p50_ms and source is not None and source.p50_ms:
-            row.speedup = source.p50_ms / row.p50_ms
+        path = row.run.path.resolve()
+        timed = next(((s, t) for s in paired if (t := s.timing(path, matches)) is not None), None)
+        if timed is not None:  # the newest paired session that timed it
+            row.bench_run, row.latency = timed[0].run.path, timed[1].record
+        else:
+            _attach_latency(row, benches.get(path, []), comparison)
+        if row.source is not None and row.source in by_path:
+            row.speedup = speedup(path, row.source, paired, matches, same_network)
     return rows, left_out, comparison
 
 
 def _records(bench: RunInfo) -> list[dict[str, Any]]:
+    """The latency records of a bench run (a paired session's: one per subject)."""
     return list((bench.data.get("metrics") or {}).get("latency") or [])
 
 

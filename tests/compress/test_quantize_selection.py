@@ -18,14 +18,14 @@ def test_the_fastest_candidate_within_the_budget_wins() -> None:
     candidates = [fig("qdq_u8s8", 0.895, 3.0), fig("qdq_s8s8", 0.90, 8.0), fig("qop_s8s8", 0.90, 40.0)]
     chosen = select(candidates, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0)
     assert chosen.chosen == "qdq_u8s8" and chosen.within_budget
-    assert "fastest of 3" in chosen.reason and "3.33x FP32 speed" in chosen.reason and "-0.50 pts" in chosen.reason
+    assert "fastest of 3" in chosen.reason and "3.33× faster than FP32" in chosen.reason and "-0.50 pts" in chosen.reason
 
 
 def test_a_faster_candidate_over_budget_loses_and_is_named() -> None:
     candidates = [fig("fast_but_bad", 0.85, 2.0), fig("slower_ok", 0.899, 5.0), fig("slowest_ok", 0.90, 9.0)]
     chosen = select(candidates, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0)
     assert chosen.chosen == "slower_ok" and chosen.within_budget
-    assert "faster but over budget: fast_but_bad (5.00x FP32 speed, -5.00 pts)" in chosen.reason
+    assert "faster but over budget: fast_but_bad (5.00× faster than FP32, -5.00 pts)" in chosen.reason
 
 
 def test_no_candidate_within_budget_reports_the_most_accurate() -> None:

@@ -95,3 +95,10 @@ def test_cuda_torch_timer_uses_events(lively_model, monkeypatch: pytest.MonkeyPa
 def test_cuda_torch_timer_without_a_gpu_is_a_user_error(lively_model) -> None:
     with pytest.raises(CnnlabError, match="no CUDA GPU"):
         time_torch(lively_model("lenet5", 16), 1, image_size=16, threads=1, device="cuda", **QUICK)
+
+
+def test_ratios_read_faster_or_slower_never_a_fraction_faster() -> None:
+    from cnnlab.deploy.bench_report import ratio_text
+
+    assert ratio_text(2.5) == "2.50× faster" and ratio_text(1.0) == "1.00×"
+    assert ratio_text(1 / 1.03) == "1.03× slower" and ratio_text(0.5, "smaller", "larger") == "2.00× larger"

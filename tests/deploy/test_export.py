@@ -133,3 +133,23 @@ def test_attributes_equal_to_the_default_are_dropped() -> None:
     strip_default_attributes(graph)
     assert [a.name for a in graph.node[0].attribute] == ["alpha"]  # beta=0.5 is HardSigmoid's default
     assert [a.name for a in graph.node[1].attribute] == ["group"]
+
+
+def test_the_identity_is_written_in_one_place_and_read_back(tmp_path: Path, lively_model) -> None:
+    from cnnlab.deploy.export import ModelIdentity, copy_with_metadata
+
+    identity = ModelIdentity(arch="lenet5", classes=tuple(CLASSES), spec=SPEC.with_size(16),
+                             source={"kind": "checkpoint", "path": "/runs/prune/model.pt", "run": "/runs/prune"},
+                             dataset={"name": "digits", "num_classes": 4, "config": {"root": "/data/digits"}})
+    path = export_onnx(lively_model("lenet5", 16), tmp_path / "model.onnx", identity=identity,
+                       metadata={"arch": "ignored", "note": "kept"})
+    meta = read_onnx_metadata(path)
+    assert meta["identity"] == identity and meta["arch"] == "lenet5" and meta["props"]["note"] == "kept"
+    assert meta["dataset"]["config"]["root"] == "/data/digits" and meta["source"]["run"] == "/runs/prune"
+    copied = copy_with_metadata(path, tmp_path / "int8.onnx", identity, params=1, flops=2,
+                                extra={"quantization": {"format": "qdq_u8s8"}})
+    again = read_onnx_metadata(copied)
+    assert again["identity"] == identity and again["params"] == 1 and again["props"]["quantization"]
+    assert "note" not in again["props"]  # every entry rewritten from the identity: nothing stale carried over
+    with pytest.raises(TypeError, match="identity="):
+        export_onnx(lively_model("lenet5", 16), tmp_path / "x.onnx")

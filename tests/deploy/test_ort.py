@@ -101,3 +101,68 @@ def test_an_openvino_session_computes_what_the_cpu_provider_does(lenet_onnx) -> 
     assert session.get_providers()[0] == OPENVINO
     expected = onnx_session(path).run(None, {"input": images})[0]
     assert abs(session.run(None, {"input": images})[0] - expected).max() < 1e-4  # FP32 stays FP32 on the CPU
+
+
+# ------------------------------------------------------------------ deploy.onnx_check: graph vs metadata
+def _identity_with_metadata_of(real: Path, target: Path, shape: list[int]) -> Path:
+    """An Identity graph carrying `real`'s metadata: what `bench` used to time as the real model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "fake",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *shape[1:]])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", *shape[1:]])])
+    fake = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    fake.metadata_props.extend(onnx.load(str(real)).metadata_props)
+    onnx.save(fake, str(target))
+    return target
+
+
+def test_onnx_check_accepts_a_real_export(lenet_onnx) -> None:
+    from cnnlab.deploy.onnx_check import check_onnx_file
+
+    _, path = lenet_onnx
+    checked = check_onnx_file(path)
+    assert checked.spec == InputSpec(16) and checked.classes == list("abcd")
+
+
+@pytest.mark.parametrize("shape, problem", [
+    ([1, 3, 16, 16], "not [N, classes]"),          # right input, but nothing computes logits
+    ([1, 4], "not [N, C, H, W]"),                   # logits-shaped passthrough
+    ([1, 1, 16, 16], "the metadata says [N, 3, 16, 16]"),
+])
+def test_onnx_check_refuses_a_graph_that_contradicts_its_metadata(lenet_onnx, tmp_path: Path, shape, problem) -> None:
+    from cnnlab.deploy.onnx_check import check_onnx_file
+
+    _, real = lenet_onnx
+    fake = _identity_with_metadata_of(real, tmp_path / "fake.onnx", shape)
+    with pytest.raises(CnnlabError, match="does not match its own metadata") as info:
+        check_onnx_file(fake)
+    assert problem in str(info.value) and "no convolution or matrix product" in str(info.value)
+    assert "cnnlab export" in (info.value.fix or "")
+
+
+def test_onnx_check_refuses_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    from cnnlab.deploy.onnx_check import check_onnx_file
+
+    text = tmp_path / "model.onnx"
+    text.write_text("hello\n")
+    with pytest.raises(CnnlabError, match="not a readable ONNX model"):
+        check_onnx_file(text)
+    with pytest.raises(CnnlabError, match="does not exist"):
+        check_onnx_file(tmp_path / "missing.onnx")
+
+
+def test_onnx_check_refuses_a_class_count_the_graph_does_not_have(lively_model, tmp_path: Path) -> None:
+    import onnx
+
+    from cnnlab.deploy.onnx_check import check_onnx_file
+
+    path = export_onnx(lively_model("lenet5", 16), tmp_path / "m.onnx", spec=InputSpec(16), classes=list("abcd"))
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "classes":
+            entry.value = '["a", "b", "c", "d", "e", "f", "g"]'
+    onnx.save(proto, str(path))
+    with pytest.raises(CnnlabError, match="its output has 4 classes but the metadata names 7"):
+        check_onnx_file(path)

@@ -77,3 +77,65 @@ def test_mismatched_weights_are_a_clear_error(tmp_path: Path) -> None:
     torch.save(payload, path)
     with pytest.raises(CnnlabError, match="do not fit a resnet34"):
         load_model(path)
+
+
+@pytest.mark.parametrize("content", [b"hello, I am text\n", bytes(range(256)) * 40, b"\x80\x02}q\x00."],
+                         ids=["text", "random-bytes", "pickle-fragment"])
+def test_text_and_random_bytes_are_one_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(CnnlabError, match="cannot be read safely"):
+        read_checkpoint(path)
+    assert path.read_bytes() == content  # never rewritten
+
+
+def _edit(payload: dict, change: str) -> None:
+    if change == "num_classes":
+        payload["arch"]["num_classes"] = "abc"
+    elif change == "input_size":
+        payload["input"]["size"] = -32
+    elif change == "channels":
+        payload["structure"]["conv1"]["out_channels"] = 2 ** 20
+    elif change == "classes":
+        payload["classes"] = [1, 2, 3]
+    elif change == "state_dict":
+        payload["state_dict"]["fc.weight"] = [[0.0] * 512] * 3
+    elif change == "structure_vs_weights":
+        payload["structure"]["fc"]["in_features"] = 1024
+    elif change == "class_count":
+        payload["classes"] = ["a", "b"]
+    elif change == "std":
+        payload["input"]["std"] = [0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ("num_classes", "arch.num_classes is 'abc'"),
+    ("input_size", "input.size is -32"),
+    ("channels", "structure['conv1'].out_channels is 1048576"),
+    ("classes", "classes is a list holding something else than class names"),
+    ("state_dict", "state_dict['fc.weight'] is a list, not a tensor"),
+    ("structure_vs_weights", "structure['fc'] records"),
+    ("class_count", "classes has 2 names but arch.num_classes is 3"),
+    ("std", "input.std"),
+])
+def test_nonsense_that_loads_safely_is_refused_before_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               change: str, message: str) -> None:
+    import cnnlab.models
+
+    path = tmp_path / "model.pt"
+    save_resnet(path)
+    payload = torch.load(path, weights_only=True)
+    _edit(payload, change)
+    torch.save(payload, path)
+    built = []
+    monkeypatch.setattr(cnnlab.models, "create_model", lambda *a, **k: built.append(a))  # nothing may be built
+    with pytest.raises(CnnlabError, match="is invalid") as info:
+        load_model(path)
+    assert message in str(info.value) and not built
+
+
+def test_load_model_returns_the_network_in_eval_mode(tmp_path: Path) -> None:
+    save_resnet(tmp_path / "model.pt")
+    model, ckpt = load_model(tmp_path / "model.pt")
+    assert not model.training and not any(m.training for m in model.modules())
+    assert ckpt.num_classes == 3 and ckpt.image_size == 32 and ckpt.name == "resnet18"

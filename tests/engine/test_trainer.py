@@ -27,11 +27,11 @@ def data():
     return build_datasets(DATA_CFG, resolve_input_spec(DATA_CFG, None))
 
 
-def make_job(data, epochs: int = 2, lr: float = 3e-3, seed: int = 0):
+def make_job(data, epochs: int = 2, lr: float = 3e-3, seed: int = 0, batch: int = 64):
     seed_everything(seed)
     model = create_model("lenet5", num_classes=10, image_size=16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    train = make_loader(data.train, 64, shuffle=True, seed=seed)
+    train = make_loader(data.train, batch, shuffle=True, seed=seed)
     val = make_loader(data.val, 128, shuffle=False, seed=seed)
     scheduler = build_scheduler({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.0}, optimizer,
                                 steps_per_epoch=len(train), epochs=epochs)
@@ -120,3 +120,72 @@ def test_settings_validate_epochs() -> None:
 
     with pytest.raises(CnnlabError, match="trainer.epochs=0"):
         TrainerSettings.from_config({"epochs": 0})
+
+
+# ---------------------------------------------------------------------------------------------- issue 14
+@pytest.fixture(scope="module")
+def few(data):
+    """192 training and 64 validation digits: enough steps per epoch for the schedule, seconds per run."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import Subset
+
+    return SimpleNamespace(train=Subset(data.train, range(192)), val=Subset(data.val, range(64)))
+
+
+def _interrupted_state(data, tmp_path: Path, **job) -> Path:
+    """last.pt of a 3-epoch job stopped (Ctrl-C) right after its first epoch."""
+    def stop_after_first(epoch: int, entry: dict) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_job(data, epochs=3, **job), state_path=state, on_epoch_end=stop_after_first)
+    return state
+
+
+def test_resume_with_another_batch_size_ends_the_schedule_where_an_uninterrupted_run_does(few, tmp_path) -> None:
+    straight = fit(make_job(few, epochs=3, batch=64))
+    state = _interrupted_state(few, tmp_path, batch=32)  # twice the steps per epoch
+    resumed = fit(make_job(few, epochs=3, batch=64), resume_from=state)
+    assert [e["lr"] for e in resumed.history[1:]] == pytest.approx([e["lr"] for e in straight.history[1:]])
+    assert resumed.final["lr"] == pytest.approx(straight.final["lr"])
+
+
+def test_an_lr_given_on_resume_wins_over_the_restored_one(few, tmp_path, caplog) -> None:
+    straight = fit(make_job(few, epochs=3, lr=1e-3))
+    state = _interrupted_state(few, tmp_path, lr=3e-2)
+    job = make_job(few, epochs=3, lr=1e-3)
+    with caplog.at_level("INFO", logger="cnnlab"):
+        resumed = fit(job, resume_from=state)
+    assert [e["lr"] for e in resumed.history[1:]] == pytest.approx([e["lr"] for e in straight.history[1:]])
+    assert {group["initial_lr"] for group in job[2].param_groups} == {1e-3}
+    assert "replace the saved ones: lr 0.03 → 0.001" in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 4503599627370496 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_out_of_memory_in_a_step_names_the_batch_size_and_a_smaller_one(few, error: BaseException) -> None:
+    from cnnlab.errors import CnnlabError
+
+    def exhausting(model: nn.Module, batch):
+        raise error
+
+    trainer, model, optimizer, scheduler, train, val = make_job(few, epochs=1)
+    with pytest.raises(CnnlabError, match="out of memory on cpu at trainer.batch_size=64") as info:
+        trainer.fit(model, exhausting, train, val, optimizer, scheduler)
+    assert info.value.fix is not None and "trainer.batch_size=32" in info.value.fix
+
+
+def test_other_runtime_errors_in_a_step_are_not_taken_for_out_of_memory(few) -> None:
+    def broken(model: nn.Module, batch):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    trainer, model, optimizer, scheduler, train, val = make_job(few, epochs=1)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        trainer.fit(model, broken, train, val, optimizer, scheduler)

@@ -77,7 +77,7 @@ ZOO = ["model=lenet5", "dataset.image_size=16"]
 
 
 @pytest.mark.parametrize("args, message", [
-    ([*ZOO, "bench.batch_sizes=[1,0]"], "every batch size must be an integer of at least 1"),
+    ([*ZOO, "bench.batch_sizes=[1,0]"], "bench.batch_sizes=[1,0] is not allowed"),
     ([*ZOO, "bench.backends=[torch,jax]"], "unknown backend jax"),
     ([*ZOO, "bench.backends=[tensorrt]"], "runs on CUDA only"),
     ([*ZOO, "bench.threads=0"], "bench.threads=0"),
@@ -180,3 +180,24 @@ def test_openvino_times_the_same_file_beside_onnxruntime(cli, outputs: Path) -> 
         [("onnxruntime", 1), ("onnxruntime", 4), ("openvino", 1), ("openvino", 4)]
     assert document["skipped"] == [] and OPENVINO in document["hardware"]["onnxruntime_providers"]
     assert all(r["p50_ms"] > 0 and r["threads"] == 1 for r in document["records"])
+
+
+def test_several_sources_are_timed_interleaved_in_one_paired_session(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    pretrain_dir, export_dir = run_dirs(outputs, "pretrain")[0], run_dirs(outputs, "export")[0]
+    result = cli("bench", f"source=[{pretrain_dir},{export_dir}]", "bench.rounds=2", "bench.batch_sizes=[1]", *QUICK)
+    assert result.code == 0, result.output
+    document, record = bench_json(outputs), only_run(outputs, "bench")
+    assert [s["model"]["name"] for s in document["subjects"]] == ["lenet5", "lenet5"]
+    assert document["model"] is None and document["settings"]["rounds"] == 2
+    assert [(r["backend"], r["subject"]) for r in document["records"]] == [("onnxruntime", 0), ("onnxruntime", 1)]
+    assert all(len(r["p50_ms_per_round"]) == 2 and r["iterations"] >= 3 for r in document["records"])
+    assert document["skipped"] == [{"backend": "torch", "batch_size": None,
+                                    "reason": "a paired session times ONNX files only"}]
+    assert [s["run"] for s in record["paired"]["subjects"]] == [str(pretrain_dir), str(export_dir)]
+    assert [r["subject"] for r in record["metrics"]["latency"]] == [0, 1]
+    assert "interleaved rounds" in result.stdout and "vs the first" in result.stdout
+
+    alone = cli("bench", f"source=[{export_dir}]", *QUICK)
+    assert alone.code == 2 and "a paired session times two or more" in alone.stderr

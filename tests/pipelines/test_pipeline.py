@@ -1,4 +1,5 @@
-"""`cnnlab pipeline`: stages as ordinary linked runs, skip/resume on re-run, subsets, the report."""
+"""`cnnlab pipeline`: stages as ordinary linked runs, skip/resume on re-run, subsets, the user's config folder passed
+to every stage, one paired bench of every model, the report."""
 
 from __future__ import annotations
 
@@ -14,16 +15,24 @@ from cnnlab.runs import RunInfo, RunRecord, iter_runs
 from helpers import TINY
 
 BENCH = {"backends": ["onnxruntime"], "batch_sizes": [1], "threads": 1, "min_seconds": 0.0}
-TINY_TEXT = ", ".join(o for o in TINY)
+# TINY without its dataset: the teacher learns `dataset=shapes`, a dataset defined only in the user's config folder
+# (the embedded synthetic data under another name), so every stage must be given --config-dir.
+TINY_TEXT = ", ".join(o for o in TINY if not o.startswith("dataset"))
+SHAPES = """defaults: [synthetic, _self_]
+image_size: 16
+train_size: 64
+val_size: 32
+num_classes: 4
+"""
 
 EXPERIMENT = f"""# @package _global_
 pipeline:
   name: tiny
-  bench: {{backends: [onnxruntime], batch_sizes: [1], threads: 1, min_seconds: 0.05}}
+  bench: {{backends: [onnxruntime], batch_sizes: [1], threads: 1, min_seconds: 0.02, rounds: 2}}
   plan:
     teacher:
       command: pretrain
-      overrides: [{TINY_TEXT}]
+      overrides: [dataset=shapes, {TINY_TEXT}]
     pruned:
       command: prune
       overrides: [source=@teacher, prune.ratio=RATIO, trainer.epochs=1, prune.measure=false]
@@ -34,6 +43,8 @@ def write_experiment(root: Path, ratio: float = 0.5) -> Path:
     folder = root / "myconf" / "experiment"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tiny.yaml").write_text(EXPERIMENT.replace("RATIO", str(ratio)))
+    (root / "myconf" / "dataset").mkdir(exist_ok=True)
+    (root / "myconf" / "dataset" / "shapes.yaml").write_text(SHAPES)
     return root / "myconf"
 
 
@@ -47,14 +58,19 @@ def stage_runs(outputs: Path) -> list[RunInfo]:
     return [r for r in iter_runs(outputs / "pipeline" / "tiny" / "runs")]
 
 
-def test_plan_adds_export_and_bench_and_checks_references() -> None:
+def test_plan_adds_export_and_one_paired_bench_and_checks_references() -> None:
     stages = build_plan({"a": {"command": "pretrain"}, "b": {"command": "quantize", "overrides": ["source=@a"]}},
                         export=True, bench=BENCH)
-    assert [s.name for s in stages] == ["a", "a.export", "a.bench", "b", "b.bench"]  # quantize has its own ONNX
-    assert stages[2].overrides[0] == "source=@a.export" and stages[3].inputs == ["a"]
+    assert [s.name for s in stages] == ["a", "a.export", "b", "bench"]  # quantize has its own ONNX
+    bench = stages[-1]  # every model in one session: paired timings, the only ones the report divides
+    assert bench.overrides[0] == "source=[@a.export,@b]" and bench.inputs == ["a.export", "b"]
+    assert "bench.rounds=3" in bench.overrides and stages[2].inputs == ["a"]
     with pytest.raises(CnnlabError, match="refers to @c"):
         build_plan({"b": {"command": "prune", "overrides": ["source=@c"]}}, export=True, bench=BENCH)
-    assert select(stages, ["b"]) == {"b", "b.bench"}
+    with pytest.raises(CnnlabError, match="pipeline's own benchmark"):
+        build_plan({"bench": {"command": "pretrain"}}, export=True, bench=BENCH)
+    assert select(stages, ["b"]) == {"b", "bench"}
+    assert select(stages, ["a"]) == {"a", "a.export", "bench"}
     with pytest.raises(CnnlabError, match="unknown stage 'z'"):
         select(stages, ["z"])
 
@@ -92,8 +108,16 @@ def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_pa
     assert first.code == 0, first.output
     runs = stage_runs(outputs)
     stages = sorted(r.data["pipeline"]["stage"] for r in runs)
-    assert stages == ["pruned", "pruned.bench", "teacher", "teacher.bench", "teacher.export"]
+    assert stages == ["bench", "pruned", "teacher", "teacher.export"]
     assert all(r.status == "completed" for r in runs)
+    by_stage = {r.data["pipeline"]["stage"]: r for r in runs}
+    teacher = by_stage["teacher"].data
+    assert teacher["dataset"]["name"] == "synthetic" and teacher["dataset"]["num_classes"] == 4  # myconf's shapes
+    bench = by_stage["bench"]  # one session timed both models, round by round
+    subjects = bench.data["paired"]["subjects"]
+    assert [s["run"] for s in subjects] == [str(by_stage["teacher.export"].path), str(by_stage["pruned"].path)]
+    latency = bench.data["metrics"]["latency"]
+    assert sorted(r["subject"] for r in latency) == [0, 1] and all(len(r["p50_ms_per_round"]) == 2 for r in latency)
     records = pipeline_records(outputs)
     assert len(records) == 1 and records[0]["status"] == "completed"
     assert {s["how"] for s in records[0]["pipeline"]["stages"].values()} == {"ran"}
@@ -102,20 +126,24 @@ def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_pa
     report = json.loads((workspace / "report.json").read_text())
     assert {row["command"] for row in report["rows"]} == {"pretrain", "prune"}
     assert all(row["p50_ms"] is not None for row in report["rows"]) and any(row["pareto"] for row in report["rows"])
+    pruned = next(row for row in report["rows"] if row["command"] == "prune")
+    assert pruned["speedup"]["status"] in ("paired", "unstable")  # from the session; stable or not is the machine's
+    assert pruned["speedup"]["bench_run"] == str(bench.path.relative_to(workspace))
+    assert len(pruned["speedup"]["per_round"]) == 2
 
     again = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert again.code == 0, again.output
-    assert len(stage_runs(outputs)) == 5  # nothing ran twice
+    assert len(stage_runs(outputs)) == 4  # nothing ran twice
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
 
-    write_experiment(tmp_path, ratio=0.3)  # the prune stage changed: it and its bench run again
+    write_experiment(tmp_path, ratio=0.3)  # the prune stage changed: it and the bench run again
     changed = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert changed.code == 0, changed.output
-    assert len(stage_runs(outputs)) == 7
+    assert len(stage_runs(outputs)) == 6
     counts = {}
     for run in stage_runs(outputs):
         counts[run.data["pipeline"]["stage"]] = counts.get(run.data["pipeline"]["stage"], 0) + 1
-    assert counts == {"teacher": 1, "teacher.export": 1, "teacher.bench": 1, "pruned": 2, "pruned.bench": 2}
+    assert counts == {"teacher": 1, "teacher.export": 1, "pruned": 2, "bench": 2}
 
 
 def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path, tmp_path: Path) -> None:

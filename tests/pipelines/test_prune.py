@@ -130,8 +130,8 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path) -> None:
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("prune.ratio=1.0", r"prune.ratio=1 is outside [0, 1)"),
-    ("prune.ratio=-0.2", r"prune.ratio=-0.2 is outside [0, 1)"),
+    ("prune.ratio=1.0", "prune.ratio=1.0 is not allowed: prune.ratio takes a number in [0, 1)"),
+    ("prune.ratio=-0.2", "prune.ratio=-0.2 is not allowed"),
     ("prune.method=lottery", "prune.method=lottery is not a pruning method"),
     ("prune.importance=hessian", "prune.importance=hessian is not an importance"),
     ("prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
@@ -154,3 +154,43 @@ def test_missing_source_is_a_clear_error(cli) -> None:
     assert result.code == 2 and "needs a model to work on" in result.stderr
     result = cli("prune", "source=latest:finetune", *FAST)
     assert result.code == 2 and "Traceback" not in result.output
+
+
+def _photos(root: Path) -> Path:
+    """root/photos/{train,val}/{cat,dog}/*.png: 16 random 20 px images per split."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            folder = root / "photos" / split / name
+            folder.mkdir(parents=True)
+            for i in range(8):
+                Image.fromarray((rng.random((20, 20, 3)) * 255).astype("uint8")).save(folder / f"{i}.png")
+    return root / "photos"
+
+
+def test_a_relative_dataset_root_chains_from_another_folder_and_moved_data_has_a_working_fix(
+        cli, outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    photos = _photos(here)
+    small = [*FAST, "trainer.batch_size=8"]
+    monkeypatch.chdir(here)
+    assert cli("pretrain", "dataset=imagefolder", "dataset.root=./photos", "dataset.image_size=16", "model=lenet5",
+               "trainer.epochs=1", "trainer.batch_size=8").code == 0
+    assert only_run(outputs, "pretrain")["dataset"]["config"]["root"] == str(photos)  # recorded absolute
+
+    monkeypatch.chdir(elsewhere)
+    result = cli("prune", "source=latest:pretrain", *small)
+    assert result.code == 0, result.output
+
+    moved = photos.rename(tmp_path / "moved")  # the data is gone from where the run recorded it
+    failed = cli("prune", "source=latest:pretrain", *small)
+    assert failed.code == 2 and "++dataset.root=DIR" in failed.stderr
+    for override in (f"++dataset.root={moved}", f"+dataset.root={moved}"):  # the fix, and Hydra's for dataset.root=
+        fixed = cli("prune", "source=latest:pretrain", override, *small)
+        assert fixed.code == 0, fixed.output
+    plain = cli("prune", "source=latest:pretrain", f"dataset.root={moved}", *small)
+    assert plain.code == 2 and "+dataset.root=" in plain.stderr

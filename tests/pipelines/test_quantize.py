@@ -13,7 +13,7 @@ from cnnlab.compress.quantization import CALIBRATION_CACHE, quantized_ops, speed
 from cnnlab.compress.quantization.formats import is_x86
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
 from cnnlab.engine.checkpoint import load_model
-from helpers import HAS_OPENVINO, TINY, only_run, run_dirs
+from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
 
 # Tiny calibration and timing: these tests check what is built, measured and recorded, never how fast.
 FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.bench_rounds=1",
@@ -185,7 +185,7 @@ def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_
     ("quantize.mode=fp16", "quantize.mode=fp16 is not a mode"),
     ("quantize.format=dynamic_u8", "does not go with quantize.mode=ptq"),
     ("quantize.exclude=[nope]", "no node called nope"),
-    ("quantize.max_acc_drop=-1", "must be 0 or more"),
+    ("quantize.max_acc_drop=-1", "quantize.max_acc_drop=-1 is not allowed"),
     ("quantize.runtime=tvm", "unknown quantize.runtime=tvm — use one of onnxruntime, openvino"),
     ("model=resnet18", "quantize works on the model of source="),
 ])
@@ -231,3 +231,34 @@ def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, ou
     props = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["props"]
     assert props["quantization"]["chosen_on"] == "openvino cpu, 1 thread(s)"
     assert "may not be faster on this CPU" not in result.stderr  # onnxruntime's kernel caveats are not OpenVINO's
+
+
+def test_a_model_keeps_its_identity_through_prune_quantize_and_export(cli, outputs: Path, source: Path) -> None:
+    """prune → quantize once recorded the INT8 model as "model" (the pruned ONNX file did not name its architecture).
+    Every command's ONNX file, and every checkpoint, now says what it is: architecture, source, dataset, classes and
+    input spec."""
+    from cnnlab.engine.checkpoint import read_checkpoint
+    from cnnlab.report import build_report
+
+    assert cli("prune", f"source={source}", "trainer.epochs=0", "prune.bench_seconds=0",
+               "prune.bench_threads=1").code == 0
+    quantized = cli("quantize", "source=latest:prune", "quantize.format=qdq_u8s8", *FAST, NO_BUDGET)
+    assert quantized.code == 0, quantized.output
+    assert cli("export", "source=latest:prune", "export.evaluate=false").code == 0
+    records = {command: only_run(outputs, command) for command in ("prune", "quantize", "export")}
+    assert records["quantize"]["model"]["name"] == "lenet5"
+    _, checkpoint = load_model(source / "model.pt")
+    dataset = read_run(source)["dataset"]
+    for command, record in records.items():
+        meta = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")
+        assert meta["arch"] == "lenet5" and meta["classes"] == checkpoint.classes, command
+        assert meta["spec"] == checkpoint.spec and meta["identity"].spec == checkpoint.spec, command
+        assert meta["dataset"]["name"] == "synthetic" and meta["dataset"]["config"] == dataset["config"], command
+        assert Path(meta["source"]["path"]).is_file() and meta["source"]["run"], command
+    prune_dir = Path(records["prune"]["run_dir"])
+    # the pruned file was exported from the pruned checkpoint (bench times that one as its PyTorch twin)
+    assert read_onnx_metadata(prune_dir / "model.onnx")["source"]["path"] == str(prune_dir / "model.pt")
+    assert read_onnx_metadata(Path(records["quantize"]["run_dir"]) / "model.onnx")["source"]["run"] == str(prune_dir)
+    pruned = read_checkpoint(prune_dir / "model.pt")
+    assert pruned.extra["source"]["run"] == str(source) and pruned.extra["dataset"]["name"] == "synthetic"
+    assert {row.model for row in build_report(outputs).rows} == {"lenet5"}

@@ -1,4 +1,4 @@
-"""cnnlab report from fabricated run records: rows, latency matching, speed-ups, Pareto front, outputs."""
+"""cnnlab report from fabricated run records: rows, latency matching, paired speed-ups, Pareto front, outputs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: st
     return run_dir
 
 
+def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
+               started: str | None = None) -> Path:
+    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept)."""
+    run_dir = outputs / "bench" / "2026-11-28" / name
+    record = RunRecord.start(run_dir, "bench")
+    if started:
+        record.update(started=started)
+    record.update(paired={"rounds": len(rounds[0]), "subjects": [{"name": "m", "run": str(s)} for s in subjects]})
+    latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
+                "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r} for i, r in enumerate(rounds)]
+    record.finish("completed", metrics={"latency": latency})
+    return run_dir
+
+
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
     """A finetuned teacher, its export, a pruned and a quantized child, a distilled student; all benchmarked."""
@@ -63,6 +77,9 @@ def study(tmp_path: Path) -> Path:
     bench_run(out, "b4", student, 2.0)
     bench_run(out, "b5", slow_and_bad, 5.0)
     bench_run(out, "b6", student, 0.5, batch=32)    # another batch size: must not be mixed in
+    # the same models, timed side by side: where speed-ups come from (the export stands for the teacher)
+    paired_run(out, "paired", [export, pruned, quantized, student, slow_and_bad],
+               [[10.0, 10.2, 9.9], [4.0, 4.1, 3.95], [3.0, 3.05, 2.98], [2.0, 2.02, 1.99], [5.0, 5.1, 4.9]])
     model_run(out, "finetune", "failed", 0.99, status="failed")
     return out
 
@@ -73,8 +90,9 @@ def test_rows_latency_speedup_and_pareto(study: Path) -> None:
     assert set(rows) == {"teacher", "pruned", "int8", "student", "worse"}  # failed run and export are not rows
     assert rows["teacher"].p50_ms == 10.0 and rows["teacher"].file_kind == "onnx"
     assert rows["teacher"].file_bytes == 44_000  # the export's ONNX is the teacher's deployable size
-    assert rows["pruned"].speedup == pytest.approx(2.5)
-    assert rows["int8"].speedup == pytest.approx(10 / 3)  # the quantize source is an export: traced to the teacher
+    assert rows["pruned"].speedup.shown == pytest.approx(2.5) and rows["pruned"].speedup.status == "paired"
+    assert rows["int8"].speedup.shown == pytest.approx(10 / 3)  # the quantize source is an export: traced back
+    assert rows["teacher"].speedup is None and rows["teacher"].bench_run.name == "paired"
     assert rows["student"].p50_ms == 2.0  # batch 32 timing ignored
     pareto = {name for name, row in rows.items() if row.pareto}
     assert pareto == {"teacher", "int8", "student"}  # pruned (0.96 @ 4 ms) is beaten by int8 (0.965 @ 3 ms)
@@ -148,3 +166,67 @@ def test_report_over_a_real_sweep_marks_the_pareto_front(cli, outputs: Path) -> 
     assert {row["model"] for row in data["rows"]} == {"lenet5", "mobilenet_v3_small"}
     assert all(row["p50_ms"] is not None for row in data["rows"])
     assert any(row["pareto"] for row in data["rows"]) and "★" in result.stdout
+
+
+def _cell(report, name: str) -> str:
+    from cnnlab.report.formats import speedup_cell
+
+    return speedup_cell(next(row for row in report.rows if row.run.path.name == name))
+
+
+def test_two_benches_at_different_times_give_no_speedup(tmp_path: Path) -> None:
+    """The quick-start incident: one network benchmarked at 16.9 ms and later, under load, its INT8 child at
+    0.53 ms, and a "32×" in the report. Without a paired session there is no ratio at all."""
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
+    bench_run(out, "early", fp32, 16.9)
+    bench_run(out, "later", int8, 0.53)
+    report = build_report(out)
+    row = next(r for r in report.rows if r.run.path == int8)
+    assert row.p50_ms == 0.53 and row.speedup.status == "unpaired" and row.speedup.shown is None
+    assert "no paired timing" in row.speedup.note
+    assert _cell(report, "int8") == "—"
+    write_report(report)
+    md = (out / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| quantize/"))
+    assert "×" not in line and "31.89" not in md and "(no speed-up): no paired timing" in md
+    assert json.loads((out / "report.json").read_text())["rows"][0]["speedup_vs_source"] is None
+
+
+def test_paired_slowdown_reads_slower(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
+    paired_run(out, "p", [fp32, int8], [[10.0, 10.1, 9.9], [10.3, 10.4, 10.2]])
+    report = build_report(out)
+    assert _cell(report, "int8") == "1.03× slower"
+    assert "faster" not in _cell(report, "int8")
+
+
+def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    pretrain = model_run(out, "pretrain", "pre", 0.8)
+    finetune = model_run(out, "finetune", "fine", 0.98, source=pretrain)
+    pruned = model_run(out, "prune", "pruned", 0.97, source=finetune, params=300_000, onnx_bytes=1000)
+    # rounds that disagree: 2x, then 3x, then 1.5x
+    paired_run(out, "shaky", [finetune, pruned], [[10.0, 12.0, 9.0], [5.0, 4.0, 6.0]])
+    report = build_report(out)
+    assert _cell(report, "pruned") == "— (unstable)"
+    assert "unstable: the rounds gave" in next(r for r in report.rows if r.run.path == pruned).speedup.note
+
+    # a later session with steady rounds, but pretrain and finetune (one network) at 16.9 and 24.7 ms
+    paired_run(out, "busy", [pretrain, finetune, pruned], [[16.9, 17.0, 16.8], [24.7, 24.9, 24.5], [5.0, 5.1, 4.9]],
+               started="2099-01-01T00:00:00+00:00")
+    report = build_report(out)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["fine"].speedup.status == "unstable" and "same network timed" in rows["fine"].speedup.note
+    assert rows["pruned"].speedup.status == "unstable" and "unstable session" in rows["pruned"].speedup.note
+    assert _cell(report, "pruned") == "— (unstable)"
+
+    # a steady session: the same network within the noise, the pruned model's ratio shown
+    paired_run(out, "calm", [pretrain, finetune, pruned], [[10.0, 10.2, 9.9], [10.3, 10.4, 10.1], [5.0, 5.1, 4.9]],
+               started="2099-01-02T00:00:00+00:00")
+    report = build_report(out)
+    assert _cell(report, "fine") == "1.03× slower (same network: noise)"
+    assert _cell(report, "pruned") == "2.06× faster"

@@ -23,7 +23,8 @@ class TimingSettings:
     threads: int = 1
     rounds: int = 3
     plan: TimingPlan = TimingPlan()
-    runtime: str = "onnxruntime"  # the CPU runtime the file will be deployed on: onnxruntime | openvino
+    runtime: str = "onnxruntime"  # the runtime the file will be deployed on: onnxruntime | openvino | tensorrt
+    device: str = "cpu"           # cpu | cuda[:N] (`cnnlab bench` times several sources on either)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -49,16 +50,18 @@ class FileTiming:
 
 
 def time_files(files: Mapping[str, Path], settings: TimingSettings, *,
-               flops: int | None = None) -> dict[str, FileTiming]:
-    """Time every file at every batch size in `settings.rounds` interleaved rounds."""
+               flops: int | Mapping[str, int | None] | None = None) -> dict[str, FileTiming]:
+    """Time every file at every batch size in `settings.rounds` interleaved rounds. `flops` per image: one
+    figure for all files, or one per file name."""
     plan = settings.plan
     rounds: dict[str, dict[int, list[LatencyStats]]] = {name: {b: [] for b in settings.batch_sizes} for name in files}
     for _ in range(settings.rounds):
         for batch in settings.batch_sizes:
             for name, path in files.items():
                 rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
-                                                     warmup=plan.warmup, min_iters=plan.min_iters,
-                                                     min_seconds=plan.min_seconds, flops=flops))
+                                                     device=settings.device, warmup=plan.warmup,
+                                                     min_iters=plan.min_iters, min_seconds=plan.min_seconds,
+                                                     flops=flops.get(name) if isinstance(flops, Mapping) else flops))
     return {name: FileTiming(stats={b: median_round(r) for b, r in per_batch.items()},
                              p50_per_round={b: [s.p50_ms for s in r] for b, r in per_batch.items()})
             for name, per_batch in rounds.items()}

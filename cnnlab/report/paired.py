@@ -1,0 +1,138 @@
+"""Speed-ups from paired measurements only: two models timed interleaved in one bench session.
+
+A latency measured today and one measured yesterday (or a minute later, under another load) do not divide
+into a speed-up: the machine changed in between. `cnnlab bench source=[A,B,...]` (the pipeline's bench
+stage) times its models round by round — A, B, ..., A, B, ... — and records every round's p50; a
+speed-up is source p50 / model p50 from such a session, and it is reported only when it is stable:
+
+- the ratio of each round (taken side by side) varies by at most UNSTABLE_SPREAD between rounds, and
+- no network appears twice in the session with timings further apart than SAME_NETWORK_TOLERANCE (or the
+  rounds' own spread): two copies of one network must time alike, else the session measured the machine's
+  load, not the models (e.g. a pretrained and a fine-tuned ResNet-18).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cnnlab.runs import RunInfo
+
+UNSTABLE_SPREAD = 0.15          # (max - min) / median of the per-round ratios above which a ratio is not shown
+SAME_NETWORK_TOLERANCE = 0.10   # two timings of one network further apart than this (or the rounds' spread)
+PAIRED = "paired"
+SAME_NETWORK = "same network"
+UNSTABLE = "unstable"
+UNPAIRED = "unpaired"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One model's latency in a session: the median round's record and every round's p50 (ms)."""
+
+    record: dict[str, Any]
+    per_round: tuple[float, ...]
+
+    @property
+    def p50_ms(self) -> float:
+        return float(self.record["p50_ms"])
+
+
+@dataclass(frozen=True)
+class Session:
+    """A paired bench run: per subject, the model run it times (export runs traced back to their model)."""
+
+    run: RunInfo
+    subjects: tuple[Path | None, ...]
+
+    def timing(self, model_run: Path, matches: Callable[[dict[str, Any]], bool]) -> Timing | None:
+        """The timing of `model_run` among the records that `matches` (backend, batch, device, threads)."""
+        for record in (self.run.data.get("metrics") or {}).get("latency") or []:
+            index = record.get("subject")
+            if index is not None and index < len(self.subjects) and self.subjects[index] == model_run \
+                    and matches(record):
+                return Timing(record, tuple(float(v) for v in record.get("p50_ms_per_round") or [record["p50_ms"]]))
+        return None
+
+    def members(self) -> list[Path]:
+        return [s for s in dict.fromkeys(self.subjects) if s is not None]
+
+
+@dataclass(frozen=True)
+class SpeedUp:
+    """A model against the one it was derived from. `ratio` = source p50 / this p50 (> 1: faster), from one paired
+    session (`bench_run`); shown only when status is `paired` or `same network` (then the difference is noise)."""
+
+    status: str                       # paired | same network | unstable | unpaired
+    ratio: float | None = None
+    per_round: tuple[float, ...] = ()
+    bench_run: Path | None = None
+    note: str | None = None           # why it is not shown, or what it means
+
+    @property
+    def shown(self) -> float | None:
+        return self.ratio if self.status in (PAIRED, SAME_NETWORK) else None
+
+
+def sessions(runs: Sequence[RunInfo], origin: Callable[[Path | None], Path | None]) -> list[Session]:
+    """Every paired bench run, newest first."""
+    found = []
+    for run in runs:
+        paired = run.data.get("paired") if run.command == "bench" else None
+        if paired:
+            subjects = tuple(origin(Path(s["run"]).resolve() if s.get("run") else None) for s in paired["subjects"])
+            found.append(Session(run, subjects))
+    return sorted(found, key=lambda s: s.run.started, reverse=True)
+
+
+def spread(values: Sequence[float]) -> float:
+    """(max - min) / median; 0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    ordered = sorted(values)
+    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
+
+
+def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callable[[dict[str, Any]], bool],
+            same_network: Callable[[Path, Path], bool]) -> SpeedUp:
+    """`model` against `source` from the newest session that timed both; see the module docstring."""
+    for session in found:
+        ours, theirs = session.timing(model, matches), session.timing(source, matches)
+        if ours is None or theirs is None:
+            continue
+        ratio = theirs.p50_ms / ours.p50_ms
+        rounds = tuple(t / o for t, o in zip(theirs.per_round, ours.per_round))
+        where = session.run.path
+        if spread(rounds) > UNSTABLE_SPREAD:
+            return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable: the rounds gave {min(rounds):.2f}–"
+                                                           f"{max(rounds):.2f} (more than {UNSTABLE_SPREAD:.0%} apart)")
+        if same_network(model, source):
+            if abs(ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(rounds)):
+                return SpeedUp(UNSTABLE, ratio, rounds, where,
+                               f"unstable: the same network timed {ratio:.2f}× apart in one session")
+            return SpeedUp(SAME_NETWORK, ratio, rounds, where, "same network: the difference is noise")
+        disagreement = _disagreement(session, matches, same_network)
+        if disagreement:
+            return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable session: {disagreement}")
+        return SpeedUp(PAIRED, ratio, rounds, where)
+    return SpeedUp(UNPAIRED, note="no paired timing with its source: time both in one session, e.g. "
+                                  f"cnnlab bench source=[{source},{model}]")
+
+
+def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],
+                  same_network: Callable[[Path, Path], bool]) -> str | None:
+    """Two copies of one network in the session that timed further apart than the noise, in words."""
+    members = session.members()
+    for i, a in enumerate(members):
+        for b in members[i + 1:]:
+            if not same_network(a, b):
+                continue
+            ta, tb = session.timing(a, matches), session.timing(b, matches)
+            if ta is None or tb is None:
+                continue
+            rounds = [x / y for x, y in zip(ta.per_round, tb.per_round)]
+            ratio = ta.p50_ms / tb.p50_ms
+            if abs(ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(rounds)):
+                return f"the same network ({a.name}, {b.name}) timed {ratio:.2f}× apart"
+    return None

@@ -1,0 +1,393 @@
+"""The one check of every setting, where it enters: right after Hydra composes the config.
+
+A setting's rule (type, range, choices) comes from two places:
+
+1. derived from the packaged YAML defaults, so a new knob is covered without touching this file: a key
+   whose default is an int takes an integer, a float takes a number, a bool takes true/false, a list
+   takes a list (of numbers when its default holds numbers); a default of null in any choice of its
+   group (dataset.image_size is 64 for synthetic, null for imagefolder) also allows null;
+2. `RULES` below: ranges and choices for the known knobs, and the type of knobs whose default is null.
+
+`check_settings(cfg, command)` raises one CnnlabError naming the key, the value, what is allowed and a
+value that works. Lower layers still check their arguments; this check makes their parse errors
+unreachable from the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from cnnlab.conftree import CONF_DIR
+from cnnlab.errors import CnnlabError
+
+MIN_IMAGE_SIZE = 8      # below this no convolutional network here has a spatial map left (models check their own)
+MAX_IMAGE_SIZE = 4096   # a typo like 22400 would otherwise allocate gigabytes per image
+_NOT_DERIVED = {"hydra", "experiment"}  # Hydra's own tree; experiments are deltas, not defaults
+_MISSING = "???"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting accepts. kind: int | number | bool | str | list | scalar (any str/number/bool)."""
+
+    kind: str
+    nullable: bool = False
+    low: float | None = None
+    low_open: bool = False            # True: value > low, else value >= low
+    high: float | None = None
+    high_open: bool = False           # True: value < high, else value <= high
+    choices: tuple[Any, ...] = ()     # kind "str": the only values; other kinds: extra words allowed (auto)
+    item: "Rule | None" = None        # kind "list": each element's rule
+    length: int | None = None         # kind "list": exact length
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if value in self.choices and isinstance(value, str):
+            return True
+        if self.kind == "str" and self.choices:
+            return False
+        if self.kind == "list":
+            if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
+                return False
+            return self.item is None or all(self.item.accepts(v) for v in value)
+        if not _has_kind(value, self.kind):
+            return False
+        return self._in_range(value) if self.kind in ("int", "number") else True
+
+    def _in_range(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        """What is allowed, in words: 'an integer >= 1', 'true, false or auto', 'null or a number > 0'."""
+        if self.kind == "str" and self.choices:
+            text = "one of " + ", ".join(str(c) for c in self.choices)
+        elif self.kind == "list":
+            items = _plural(self.item.describe()) if self.item is not None else "values"
+            text = f"a list of {self.length} {items}" if self.length is not None else f"a list of {items}"
+        else:
+            base = ["true", "false"] if self.kind == "bool" else [
+                {"int": "an integer", "number": "a number", "str": "a text", "scalar": "a single value"}[self.kind]
+                + self._range_text()]
+            words = base + [str(c) for c in self.choices]
+            text = ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
+        return f"null or {text}" if self.nullable else text
+
+    def _range_text(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f" in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        if self.low is not None:
+            return f" {'>' if self.low_open else '>='} {_number(self.low)}"
+        if self.high is not None:
+            return f" {'<' if self.high_open else '<='} {_number(self.high)}"
+        return ""
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _plural(text: str) -> str:
+    return text.replace("an integer", "integers").replace("a number", "numbers").replace("a text", "texts")
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # bool is an int in Python; never a number setting
+        return kind == "scalar"
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "number":
+        return isinstance(value, (int, float))
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, (str, int, float))  # scalar
+
+
+def _int(low: float | None = None, **kw: Any) -> Rule:
+    return Rule("int", low=low, **kw)
+
+
+def _num(low: float | None = None, **kw: Any) -> Rule:
+    return Rule("number", low=low, **kw)
+
+
+_TRISTATE = Rule("bool", choices=("auto",))              # auto | true | false
+_FRACTION = _num(0, high=1, high_open=True)              # [0, 1)
+_POSITIVE = _num(0, low_open=True)                       # > 0
+_COUNT = _int(1)                                          # >= 1
+_OPTIONAL_COUNT = _int(1, nullable=True)
+_OPTIONAL_OFF = _int(0, nullable=True)                   # null or 0: off / every core
+_IMAGE_SIZE = _int(MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE, nullable=True)
+_NORMALISATION = Rule("list", item=_num(), length=3)
+
+# Ranges and choices of the known knobs, and the type of those whose default is null. Knobs with a list
+# of choices owned by a lower layer (finetune.mode, prune.method, quantize.format, bench.backends, ...) keep
+# that check there, so the list is written once.
+RULES: dict[str, Rule] = {
+    "seed": _int(0, high=2**32 - 1),
+    "device": Rule("str"),
+    "trainer.epochs": _COUNT,
+    "trainer.batch_size": _COUNT,
+    "trainer.eval_batch_size": _OPTIONAL_COUNT,
+    "trainer.workers": _int(0, choices=("auto",)),
+    "trainer.amp": Rule("str", choices=("auto", "bf16", "fp16", "none")),
+    "trainer.channels_last": _TRISTATE,
+    "trainer.grad_clip": _num(0, nullable=True),                  # 0 or null: off
+    "trainer.label_smoothing": _FRACTION,
+    "trainer.mixup": _num(0),
+    "trainer.cutmix": _num(0),
+    "trainer.log_every": _COUNT,
+    "trainer.checkpoint_every": _COUNT,
+    "trainer.max_steps_per_epoch": _OPTIONAL_OFF,
+    "optim.lr": _POSITIVE,
+    "optim.weight_decay": _num(0),
+    "optim.momentum": _FRACTION,
+    "optim.betas": Rule("list", item=_FRACTION, length=2),
+    "sched.warmup_epochs": _num(0),
+    "sched.min_lr_ratio": _num(0, high=1),
+    "sched.step_epochs": _COUNT,
+    "sched.gamma": _POSITIVE,
+    "dataset.image_size": _IMAGE_SIZE,
+    "dataset.native_size": _int(MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE),
+    "dataset.num_classes": _int(2),
+    "dataset.train_size": _COUNT,
+    "dataset.val_size": _COUNT,
+    "dataset.val_fraction": _num(0, low_open=True, high=1, high_open=True),
+    "dataset.seed": _int(0, high=2**32 - 1),
+    "dataset.mean": _NORMALISATION,
+    "dataset.std": Rule("list", item=_POSITIVE, length=3),
+    "dataset.root": Rule("str", nullable=True),
+    "dataset.label_fraction": _num(0, low_open=True, high=1),
+    "dataset.channels": _int(1, high=3),
+    "split": Rule("str", choices=("test", "val", "train")),
+    "predict.topk": _COUNT,
+    "predict.batch_size": _COUNT,
+    "dataset.download": _TRISTATE,
+    "dataset.augment.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2),
+    "dataset.augment.randaugment_magnitude": _int(0, high=30),
+    "finetune.unfreeze": _COUNT,
+    "finetune.backbone_lr_scale": _num(0),
+    "finetune.new_head": _TRISTATE,
+    "finetune.augment": _TRISTATE,
+    "finetune.cache_features": _TRISTATE,
+    "prune.ratio": _FRACTION,
+    "prune.round_to": _OPTIONAL_OFF,
+    "prune.steps": _COUNT,
+    "prune.finetune_epochs": _int(0),
+    "prune.lr_scale": _POSITIVE,
+    "prune.taylor_batches": _COUNT,
+    "prune.bench_threads": _OPTIONAL_OFF,
+    "prune.bench_batch": _COUNT,
+    "prune.bench_seconds": _num(0),
+    "prune.ignore": Rule("list", item=Rule("str")),
+    "quantize.percentile": _num(0, low_open=True, high=100),
+    "quantize.calib_batches": _int(0),                           # 0: fine for dynamic/qat; ptq says why not
+    "quantize.calib_batch_size": _COUNT,
+    "quantize.reduce_range": _TRISTATE,
+    "quantize.max_acc_drop": _num(0),
+    "quantize.lr_scale": _POSITIVE,
+    "quantize.bench_batch_sizes": Rule("list", item=_COUNT),
+    "quantize.bench_threads": _OPTIONAL_OFF,
+    "quantize.bench_rounds": _COUNT,
+    "quantize.bench_warmup": _int(0),
+    "quantize.bench_min_iters": _COUNT,
+    "quantize.bench_min_seconds": _num(0),
+    "quantize.exclude": Rule("list", item=Rule("str")),
+    "distill.temperature": _POSITIVE,
+    "distill.alpha": _num(0, high=1),
+    "distill.feature_weight": _num(0),
+    "distill.feature_stages": Rule("list", item=_int(), length=2),
+    "distill.cache_teacher": _TRISTATE,
+    "export.opset": _int(18),
+    "export.verify_images": _COUNT,
+    "export.atol": _num(0),
+    "export.rtol": _num(0),
+    "bench.batch_sizes": Rule("list", item=_COUNT),
+    "bench.threads": _OPTIONAL_COUNT,
+    "bench.warmup": _int(0),
+    "bench.min_iters": _COUNT,
+    "bench.min_seconds": _num(0),
+    "bench.image_size": _IMAGE_SIZE,
+    "bench.num_classes": _OPTIONAL_COUNT,
+    "bench.peak_gflops": _num(0, low_open=True, nullable=True),
+    "inspect.num_classes": _OPTIONAL_COUNT,
+    "pipeline.bench.threads": _OPTIONAL_COUNT,
+    "pipeline.bench.batch_sizes": Rule("list", item=_COUNT),
+    "pipeline.bench.min_seconds": _num(0),
+}
+# Where one command gives a knob another meaning.
+COMMAND_RULES: dict[str, dict[str, Rule]] = {
+    "prune": {"trainer.epochs": _int(0)},  # 0 epochs: prune without recovery training
+}
+# Single values also accepted where a list is the default (the lower layer wraps them).
+_SCALAR_FOR_LIST = {"prune.ignore", "quantize.exclude", "quantize.bench_batch_sizes"}
+
+
+def _package(path: Path) -> str:
+    """The key prefix a YAML file's content lands under: its group folder, or '' for _global_."""
+    header = next((ln for ln in path.read_text().splitlines() if ln.startswith("# @package")), "")
+    if "_global_" in header or path.parent == CONF_DIR:
+        return ""
+    return ".".join(path.relative_to(CONF_DIR).parent.parts)
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "defaults" and not prefix:
+                continue
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+@lru_cache(maxsize=1)
+def packaged_defaults() -> dict[str, tuple[Any, ...]]:
+    """key → every default value the packaged YAML files give it (one per group choice)."""
+    found: dict[str, list[Any]] = {}
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
+        if path.relative_to(CONF_DIR).parts[0] in _NOT_DERIVED:
+            continue
+        data = yaml.safe_load(path.read_text()) or {}
+        prefix = _package(path)
+        for key, value in _leaves({k: v for k, v in data.items() if k not in ("defaults", "hydra")}, prefix):
+            found.setdefault(key, []).append(value)
+    return {key: tuple(values) for key, values in found.items()}
+
+
+def _kind_of(values: list[Any]) -> str | None:
+    kinds = {"bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "number"
+             if isinstance(v, float) else "list" if isinstance(v, list) else "str" if isinstance(v, str) else "other"
+             for v in values}
+    if not kinds or "other" in kinds:
+        return None
+    if kinds <= {"int"}:
+        return "int"
+    if kinds <= {"int", "number"}:
+        return "number"
+    if kinds == {"bool"}:
+        return "bool"
+    if kinds == {"list"}:
+        return "list"
+    return None if "list" in kinds else "scalar"
+
+
+def derived_rule(defaults: tuple[Any, ...]) -> Rule | None:
+    """The rule a knob's default values imply, or None when they say nothing (all null, dicts)."""
+    present = [v for v in defaults if v is not None]
+    kind = _kind_of(present)
+    if kind is None:
+        return None
+    if kind == "list":
+        items = [item for value in present for item in value]
+        item_kind = _kind_of(items)
+        item = Rule(item_kind) if item_kind in ("int", "number", "bool") else None
+        return Rule("list", nullable=None in defaults, item=item)
+    # a word default (auto, imagenet) stays "scalar": it may also be set to true/false or a number
+    return Rule(kind, nullable=None in defaults)
+
+
+def rule_for(key: str, command: str | None = None) -> Rule | None:
+    """The rule of one dotted key for `command`: the command's own, the explicit one, else the derived one."""
+    explicit = (COMMAND_RULES.get(command or "", {}).get(key) or RULES.get(key))
+    if explicit is not None:
+        return explicit
+    defaults = packaged_defaults()
+    if key in defaults:
+        return derived_rule(defaults[key])
+    if key.startswith(("teacher.", "student.")):  # teacher/student pick from the model zoo
+        return rule_for("model." + key.split(".", 1)[1], command)
+    return None
+
+
+def _example(key: str, rule: Rule) -> str:
+    """A value that passes `rule`, for the fix: the packaged default when it does, else a plain one."""
+    for value in packaged_defaults().get(key, ()):
+        if value is not None and rule.accepts(value):
+            return _show(value)
+    if rule.kind == "list":
+        return "[...]"
+    if rule.kind == "str" and rule.choices:
+        return str(rule.choices[0])
+    if rule.kind == "bool":
+        return "true"
+    if rule.kind in ("int", "number") and rule.low is not None:
+        low = rule.low + (1 if rule.kind == "int" and rule.low_open else 0)
+        return _show(int(low) if rule.kind == "int" else (low * 2 or 1.0) if rule.low_open else low)
+    return "null" if rule.nullable else "..."
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def check_setting(key: str, value: Any, command: str | None = None) -> None:
+    """A CnnlabError when `value` does not fit the rule of `key` (keys without a rule are not checked)."""
+    rule = rule_for(key, command)
+    if rule is None or value == _MISSING:
+        return
+    if key in _SCALAR_FOR_LIST and not isinstance(value, list) and rule.item is not None:
+        if rule.item.accepts(value):
+            return
+    if not rule.accepts(value):
+        raise CnnlabError(f"{key}={_show(value)} is not allowed: {key} takes {rule.describe()}",
+                          fix=f"set e.g. {key}={_example(key, rule)}")
+
+
+def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:
+    """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
+    OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order."""
+    for key, value in _leaves(config, ""):
+        check_setting(key, value, command)
+
+
+# Where each command takes a finished run as its starting point (the fix for resume= given the wrong run).
+_START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "prune": "source",
+                   "quantize": "source", "export": "source", "bench": "source"}
+
+
+def check_resume(spec: Any, command: str) -> None:
+    """`resume=RUN_FOLDER` must name a run of the same command: resume continues that run with its own config.
+    A run of another command is refused with the key that starts from it instead (model.weights=, source=)."""
+    from cnnlab.runs import RUN_FILE, load_run  # runs reads files; keep `settings` importable on its own
+
+    if spec is None or isinstance(spec, bool) or str(spec).lower() in ("true", "false", "yes", "no", "latest",
+                                                                         "none", "null"):
+        return
+    folder = Path(str(spec)).expanduser()
+    if not (folder / RUN_FILE).is_file():
+        return  # not a run folder: resolving resume= says so with its own message
+    run = load_run(folder)
+    if run.command == command:
+        return
+    start = _START_FROM_RUN.get(command)
+    instead = (f"to start from its model, run `cnnlab {command} {start}={spec}` (without resume=)" if start else
+               f"{command} starts from random weights; to train further from that run use "
+               f"`cnnlab finetune model.weights={spec}`")
+    raise CnnlabError(f"resume={spec} is a `cnnlab {run.command}` run, but `cnnlab {command} resume=` continues an "
+                      f"interrupted {command} run", fix=instead)
+
+
+def check_config(config: Mapping[str, Any], command: str) -> None:
+    """Everything `execute` checks before a command runs: every setting's type and range, and resume=."""
+    check_settings(config, command)
+    check_resume(config.get("resume"), command)

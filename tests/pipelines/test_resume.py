@@ -1,0 +1,229 @@
+"""Resources that run out and runs that stop, end to end through the command line (issue 14): a batch larger
+than the training set, out of memory, a full disk, SIGTERM and SIGKILL — and what `resume=` does with the
+overrides given to it (they win over the restored state). Every hint printed is followed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.engine.objectives import ClassificationObjective
+from cnnlab.engine.trainer import Trainer
+from cnnlab.runs import RunRecord, load_run
+from helpers import TINY, hinted_command, only_run, read_run, run_dirs
+
+
+@pytest.fixture
+def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
+    save_state = Trainer._save_state
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save_state(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
+
+
+def _lrs(run_dir: Path) -> list[float]:
+    return [entry["lr"] for entry in read_run(run_dir)["metrics"]["history"]]
+
+
+def _resumed_and_straight(outputs: Path) -> tuple[Path, Path]:
+    """The completed resumed run and the completed uninterrupted one."""
+    completed = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"]
+    resumed = [d for d in completed if read_run(d).get("resumed_from")]
+    straight = [d for d in completed if not read_run(d).get("resumed_from")]
+    assert len(resumed) == 1 and len(straight) == 1, completed
+    return resumed[0], straight[0]
+
+
+# ---------------------------------------------------------------------------------------------- resources
+def test_a_batch_larger_than_the_training_set_is_refused_before_any_work(cli, outputs: Path) -> None:
+    result = cli("pretrain", *TINY, "trainer.batch_size=100000")
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "trainer.batch_size=100000 is larger than the training set (64 images)" in result.stderr
+    assert only_run(outputs, "pretrain")["status"] == "failed"
+    assert "use trainer.batch_size=64" in result.stderr
+    assert cli("pretrain", *TINY, "trainer.batch_size=64").code == 0  # the fix, followed
+
+
+def test_out_of_memory_in_training_names_the_batch_size_to_use(cli, outputs: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(self, model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.77 GiB")
+
+    monkeypatch.setattr(ClassificationObjective, "__call__", exhausted)
+    result = cli("pretrain", *TINY)
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "out of memory on cpu at trainer.batch_size=16 — use trainer.batch_size=8" in result.stderr
+    record = only_run(outputs, "pretrain")
+    assert record["status"] == "failed" and "trainer.batch_size=16" in record["error"]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_fails_the_run_and_keeps_the_last_one(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_save = torch.save
+    kept: dict[str, bytes] = {}
+
+    def save(payload, target, *args, **kwargs):
+        target = Path(target)
+        previous = target.parent / "last.pt"
+        if target.name.startswith(".last.pt.") and previous.exists():  # the second epoch's checkpoint
+            kept["last.pt"] = previous.read_bytes()
+            target.write_bytes(b"half a checkpoint")  # what a full disk leaves behind
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real_save(payload, target, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    result = cli("pretrain", *TINY, "trainer.epochs=3")
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "disk full while writing" in result.stderr and "last.pt" in result.stderr
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    record = read_run(run_dir)
+    assert record["status"] == "failed" and "disk full" in record["error"]
+    assert (run_dir / "last.pt").read_bytes() == kept["last.pt"]  # the last good checkpoint, untouched
+    assert not list(run_dir.glob(".*.tmp"))  # no temporary file left
+
+    monkeypatch.setattr(torch, "save", real_save)  # space freed: the failed run continues where it stopped
+    resumed = cli("pretrain", "resume=true")
+    assert resumed.code == 0, resumed.output
+    assert [e["epoch"] for e in read_run(run_dirs(outputs, "pretrain")[1])["metrics"]["history"]] == [1, 2, 3]
+
+
+def test_a_full_disk_met_outside_the_atomic_writes_is_one_line_too(cli, outputs: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnlab.pipelines import pretrain
+
+    def full(*args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", str(outputs / "somewhere.bin"))
+
+    monkeypatch.setattr(pretrain, "save_and_record", full)
+    result = cli("pretrain", *TINY)
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "disk quota exceeded while writing" in result.stderr and "somewhere.bin" in result.stderr
+    assert only_run(outputs, "pretrain")["status"] == "failed"
+
+
+# ---------------------------------------------------------------------------------------------- signals
+def _start(outputs: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
+    """`cnnlab pretrain` in its own process, planned far longer than the test waits; stderr goes to a file."""
+    log = cwd / "stderr.txt"
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": "1"}
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "pretrain", *TINY, "trainer.epochs=1000"],
+                                cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    return proc, log
+
+
+def _first_checkpoint(outputs: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> Path:
+    """The run folder, once its first last.pt exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(outputs.glob("pretrain/*/*/last.pt"))
+        if found:
+            return found[0].parent
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended early ({proc.returncode}): {log.read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no checkpoint in time")
+
+
+def _epochs_done(run_dir: Path) -> int:
+    return int(torch.load(run_dir / "last.pt", weights_only=True)["epoch"])
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_hint_resumes_it(cli, outputs: Path, tmp_path: Path) -> None:
+    proc, log = _start(outputs, tmp_path)
+    run_dir = _first_checkpoint(outputs, proc, log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    stderr = log.read_text()
+    assert "Traceback" not in stderr
+    hint = stderr.strip().splitlines()[-1]
+    assert "interrupted (SIGTERM)" in hint and "resume=true" in hint
+    record = read_run(run_dir)
+    assert record["status"] == "interrupted" and record["error"] == "interrupted (SIGTERM)"
+
+    done = _epochs_done(run_dir)  # the hint, followed (one more epoch rather than the 1000 planned)
+    resumed = cli(*hinted_command(hint), f"trainer.epochs={done + 1}")
+    assert resumed.code == 0, resumed.output
+    record = read_run(run_dirs(outputs, "pretrain")[-1])
+    assert record["status"] == "completed" and record["resumed_from"] == str(run_dir)
+    assert [e["epoch"] for e in record["metrics"]["history"]] == list(range(1, done + 2))
+
+
+def test_a_killed_run_is_listed_as_dead_and_resume_true_finds_it(cli, outputs: Path, tmp_path: Path) -> None:
+    proc, log = _start(outputs, tmp_path)
+    run_dir = _first_checkpoint(outputs, proc, log)
+    proc.kill()  # SIGKILL: no handler runs, run.json still says running
+    proc.wait(timeout=60)
+    assert read_run(run_dir)["status"] == "running" and load_run(run_dir).status == "dead"
+    listing = cli("list", "runs", "--outputs", outputs.name).stdout
+    assert " dead " in next(line for line in listing.splitlines() if "pretrain/" in line)
+
+    resumed = cli("pretrain", "resume=true", f"trainer.epochs={_epochs_done(run_dir) + 1}")
+    assert resumed.code == 0, resumed.output
+    assert read_run(run_dirs(outputs, "pretrain")[-1])["resumed_from"] == str(run_dir)
+
+
+# ---------------------------------------------------------------------------------------------- interrupts
+def test_ctrl_c_before_the_first_checkpoint_says_to_start_again(cli, outputs: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    train_one_epoch = Trainer.train_one_epoch
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", interrupted)
+    result = cli("pretrain", *TINY)
+    assert result.code == 130 and "resume=true" not in result.stderr
+    assert "no checkpoint to resume" in result.stderr
+    monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
+    again = cli(*hinted_command(result.stderr))  # the hint, followed
+    assert again.code == 0, again.output
+    assert read_run(run_dirs(outputs, "pretrain")[-1])["status"] == "completed"
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def test_resume_refuses_a_run_whose_process_still_runs(cli, outputs: Path) -> None:
+    run_dir = outputs / "pretrain" / "2026-01-01" / "live"
+    record = RunRecord.start(run_dir, "pretrain")  # written by this very process: alive
+    (run_dir / "last.pt").write_bytes(b"x")
+    record.add_artifact("checkpoint", run_dir / "last.pt")
+    result = cli("pretrain", f"resume={run_dir}")
+    assert result.code == 2 and f"still running (pid {os.getpid()}" in result.stderr
+    assert f"kill {os.getpid()}" in result.stderr
+
+
+def test_resume_with_another_batch_size_ends_with_the_lr_of_an_uninterrupted_run(
+        cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130  # batch 16: 4 steps per epoch
+    ctrl_c_after_the_first_checkpoint()
+    resumed = cli("pretrain", "resume=true", "trainer.batch_size=32")  # 2 steps per epoch
+    assert resumed.code == 0, resumed.output
+    assert "trainer.batch_size=32 (saved: 16)" in resumed.output
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "trainer.batch_size=32").code == 0
+    resumed_dir, straight_dir = _resumed_and_straight(outputs)
+    assert _lrs(resumed_dir)[1:] == pytest.approx(_lrs(straight_dir)[1:])  # the final lr included
+
+
+def test_an_lr_given_on_resume_wins_over_the_saved_one(cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim.lr=0.05").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    resumed = cli("pretrain", "resume=true", "optim.lr=0.01")
+    assert resumed.code == 0, resumed.output
+    assert "optim.lr=0.01 (saved: 0.05)" in resumed.output  # the log says what was overridden
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim.lr=0.01").code == 0
+    resumed_dir, straight_dir = _resumed_and_straight(outputs)
+    assert _lrs(resumed_dir)[1:] == pytest.approx(_lrs(straight_dir)[1:])

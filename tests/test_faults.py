@@ -1,0 +1,269 @@
+"""The fault suite: wrong settings and untrusted files, each through the command line as a user meets it.
+
+The contract for every case: exit code != 0, exactly one `error:` line on stderr naming the key or file,
+no traceback, no "bug in cnnlab", and the files the user had are byte-identical afterwards. Where the error
+names a fix, the test follows it. docs/errors.md lists the same cases with their messages.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+from helpers import TINY, CliResult
+
+Cli = Callable[..., CliResult]
+
+
+def one_error_line(result: CliResult, *names: str) -> str:
+    """The single error line of a failed command, after checking the contract."""
+    assert result.code != 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output and "bug in cnnlab" not in result.output, result.output
+    for name in names:
+        assert name in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(*roots: Path) -> dict[str, bytes]:
+    """Every file under `roots`: its bytes (a symlink: its target path)."""
+    files = {}
+    for root in roots:
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_symlink():
+                files[str(path)] = str(path.readlink()).encode()
+            elif path.is_file():
+                files[str(path)] = path.read_bytes()
+    return files
+
+
+def unchanged(before: dict[str, bytes]) -> bool:
+    """Every file of an earlier snapshot still exists with the same bytes."""
+    now = snapshot(*{Path(p) for p in before})
+    return now == before
+
+
+def fix_of(line: str) -> str:
+    return line.split(" — ", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished `cnnlab pretrain` run (lenet5, 16 px, 4 classes); tests copy it into their outputs."""
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    base = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CNNLAB_OUTPUTS", str(base / "outputs"))
+        patch.chdir(base)
+        patch.setattr(sys, "argv", list(sys.argv))
+        result = CliRunner().invoke(app, ["pretrain", *TINY], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return next((base / "outputs").rglob("run.json")).parent
+
+
+def place(run: Path, outputs: Path, name: str = "12-00-00", command: str = "pretrain") -> Path:
+    target = outputs / command / "2026-01-01" / name
+    shutil.copytree(run, target, symlinks=True)
+    return target
+
+
+# ----------------------------------------------------------------------------------- 1. settings
+@pytest.mark.parametrize("command, override", [
+    ("pretrain", "trainer.epochs=abc"),
+    ("pretrain", "trainer.batch_size=0"),
+    ("pretrain", "optim.lr=-0.1"),
+    ("pretrain", "dataset.image_size=2"),
+    ("pretrain", "trainer.amp=fp8"),
+    ("pretrain", "trainer.channels_last=maybe"),
+    ("finetune", "finetune.new_head=perhaps"),
+    ("prune", "prune.ratio=1.5"),
+    ("distill", "distill.temperature=0"),
+    ("quantize", "quantize.calib_batches=many"),
+    ("export", "export.atol=-1"),
+    ("bench", "bench.warmup=-1"),
+])
+def test_a_wrong_setting_is_one_line_naming_key_value_and_allowed(cli: Cli, command: str, override: str) -> None:
+    key, value = override.split("=")
+    line = one_error_line(cli(command, *TINY, override), "takes", f"set e.g. {key}=")
+    assert line.startswith(f"error: {key}={value} is not allowed"), line
+
+
+def test_following_a_settings_fix_works(cli: Cli, outputs: Path) -> None:
+    line = one_error_line(cli("pretrain", *TINY, "trainer.epochs=abc"), "trainer.epochs=abc")
+    fixed = fix_of(line).removeprefix("set e.g. ")
+    assert fixed == "trainer.epochs=5"
+    assert cli("pretrain", *TINY, fixed, "trainer.max_steps_per_epoch=1").code == 0
+
+
+def test_invalid_yaml_in_a_config_dir_names_file_and_line(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    user = tmp_path / "myconf" / "dataset"
+    user.mkdir(parents=True)
+    bad = user / "tiny.yaml"
+    bad.write_text("defaults:\n  - synthetic\n  - _self_\nnum_classes: 3\nimage_size: [16\n")
+    before = snapshot(tmp_path / "myconf")
+    line = one_error_line(cli("pretrain", "--config-dir", str(tmp_path / "myconf"), "dataset=tiny", "model=lenet5"),
+                          str(bad), "line ")
+    assert "invalid YAML" in line
+    assert snapshot(tmp_path / "myconf") == before and not outputs.exists()
+    bad.write_text("defaults:\n  - synthetic\n  - _self_\nnum_classes: 3\nimage_size: 16\n")  # the fix
+    fixed = cli("pretrain", "--cfg", "job", "--config-dir", str(tmp_path / "myconf"), "dataset=tiny", "model=lenet5")
+    assert fixed.code == 0 and "num_classes: 3" in fixed.stdout
+
+
+def test_resume_with_a_run_of_another_command(cli: Cli, outputs: Path, trained: Path) -> None:
+    run = place(trained, outputs)
+    before = snapshot(run)
+    line = one_error_line(cli("finetune", *TINY, f"resume={run}"), f"resume={run}", "`cnnlab pretrain` run")
+    assert f"model.weights={run}" in line and "Missing key" not in line
+    assert snapshot(run) == before
+    # the fix: start from that run's model
+    assert cli("finetune", *TINY, f"model.weights={run}").code == 0
+
+
+# ------------------------------------------------------------------------- 3. files on disk
+@pytest.mark.parametrize("content", [b"this is not a checkpoint\n", bytes(range(256)) * 64],
+                         ids=["text", "random-bytes"])
+def test_a_model_pt_that_is_not_a_checkpoint(cli: Cli, outputs: Path, tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    one_error_line(cli("bench", f"source={path}"), str(path), "cannot be read safely")
+    assert path.read_bytes() == content
+
+
+def _nonsense(payload: dict, change: str) -> None:
+    if change == "num_classes":
+        payload["arch"]["num_classes"] = "abc"
+    elif change == "input_size":
+        payload["input"]["size"] = -16
+    elif change == "channels":
+        first = next(iter(payload["structure"]))
+        payload["structure"][first]["out_channels"] = 2 ** 20
+    elif change == "classes":
+        payload["classes"] = [0, 1, 2, 3]
+    elif change == "state_dict":
+        key = next(iter(payload["state_dict"]))
+        payload["state_dict"][key] = "zeros"
+
+
+@pytest.mark.parametrize("change", ["num_classes", "input_size", "channels", "classes", "state_dict"])
+def test_a_checkpoint_holding_nonsense(cli: Cli, outputs: Path, trained: Path, tmp_path: Path, change: str) -> None:
+    path = tmp_path / "model.pt"
+    payload = torch.load(trained / "model.pt", weights_only=True)
+    _nonsense(payload, change)
+    torch.save(payload, path)
+    before = path.read_bytes()
+    one_error_line(cli("bench", f"source={path}"), str(path), "is invalid")
+    assert path.read_bytes() == before
+
+
+DAMAGES = {
+    "truncated": lambda good: good[: len(good) // 3],
+    "a-list": lambda good: b"[1, 2, 3]",
+    "wrong-types": lambda good: json.dumps({**json.loads(good), "metrics": {"val_acc": "great"}}).encode(),
+    "binary": lambda good: bytes(range(256)),
+}
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_run_json_is_listed_skipped_and_refused(cli: Cli, outputs: Path, trained: Path, how: str) -> None:
+    place(trained, outputs, "10-00-00")
+    bad = place(trained, outputs, "11-00-00")
+    (bad / "run.json").write_bytes(DAMAGES[how]((bad / "run.json").read_bytes()))
+    before = snapshot(outputs)
+    listing = cli("list", "runs")
+    assert listing.code == 0 and "Traceback" not in listing.output
+    assert "damaged" in listing.stdout and "skipped by source=latest" in listing.stdout
+    report = cli("report", str(outputs), "--no-write")
+    assert report.code == 0, report.output
+    assert "damaged run.json" in report.output and "11-00-00" in report.output
+    one_error_line(cli("bench", f"source={bad}"), str(bad / "run.json"), "is damaged")
+    one_error_line(cli("pretrain", *TINY, f"resume={bad}"), "is damaged")
+    assert unchanged(before)  # new folders of the failed runs aside, every file is as it was
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_artifact_paths_outside_the_run_folder_are_refused(cli: Cli, outputs: Path, trained: Path,
+                                                           tmp_path: Path, where: str) -> None:
+    secret = tmp_path / "secret.pt"
+    secret.write_bytes(b"someone else's file")
+    run = place(trained, outputs)
+    record = json.loads((run / "run.json").read_text())
+    if where == "absolute":
+        record["artifacts"]["model"] = str(secret)
+    elif where == "dotdot":
+        record["artifacts"]["model"] = "../../../../secret.pt"
+    else:
+        (run / "model.pt").unlink()
+        (run / "model.pt").symlink_to(secret)
+    (run / "run.json").write_text(json.dumps(record))
+    before = snapshot(tmp_path)
+    one_error_line(cli("bench", f"source={run}"), str(run), "outside the run folder")
+    listing = cli("list", "runs")
+    assert listing.code == 0 and "damaged" in listing.stdout  # listed, with the reason (wrapped in its cell)
+    assert unchanged(before)
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cnnlab.deploy.export import export_onnx
+    from cnnlab.engine.checkpoint import load_model
+
+    model, ckpt = load_model(trained / "model.pt")
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", spec=ckpt.spec, classes=ckpt.classes)
+
+
+def test_an_onnx_graph_that_is_not_its_metadatas_model(cli: Cli, outputs: Path, exported: Path, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = ["N", 3, 16, 16]
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)])
+    fake = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    fake.metadata_props.extend(onnx.load(str(exported)).metadata_props)  # a real model's metadata
+    path = tmp_path / "model.onnx"
+    onnx.save(fake, str(path))
+    before = path.read_bytes()
+    line = one_error_line(cli("bench", f"source={path}"), str(path), "does not match its own metadata")
+    assert "no convolution or matrix product" in line
+    assert path.read_bytes() == before
+    assert not list((outputs / "bench").rglob("bench.json"))  # nothing was timed
+
+
+def test_a_file_named_onnx_that_is_not_onnx(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x00\x01not protobuf at all\xff" * 50)
+    one_error_line(cli("bench", f"source={path}"), str(path), "not a readable ONNX model")
+
+
+def test_outputs_that_is_a_file(cli: Cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs.write_text("I am a file")
+    one_error_line(cli("pretrain", *TINY), str(outputs), "is a file")
+    one_error_line(cli("list", "runs"), str(outputs), "is a file")
+    one_error_line(cli("report", str(outputs)), str(outputs))
+    assert outputs.read_text() == "I am a file"
+    # the fix: write the runs elsewhere
+    elsewhere = outputs.parent / "runs"
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(elsewhere))
+    assert cli("pretrain", *TINY).code == 0 and list(elsewhere.rglob("run.json"))
+
+
+def test_a_date_folder_that_is_a_file(cli: Cli, outputs: Path) -> None:
+    day = outputs / "pretrain" / _dt.datetime.now().strftime("%Y-%m-%d")
+    day.parent.mkdir(parents=True)
+    day.write_text("not a folder")
+    line = one_error_line(cli("pretrain", *TINY), str(day), "is a file")
+    assert "paths.outputs=" in line
+    assert day.read_text() == "not a folder"

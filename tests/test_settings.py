@@ -1,0 +1,114 @@
+"""cnnlab.settings: every knob checked once, against rules derived from the YAML defaults plus known ranges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from cnnlab.commands import COMMANDS
+from cnnlab.errors import CnnlabError
+from cnnlab.settings import (check_config, check_resume, check_setting, derived_rule, packaged_defaults,
+                             rule_for)
+
+
+def composed(command: str, *overrides: str) -> dict[str, Any]:
+    import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
+
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[f"command={command}", *COMMANDS[command].default_overrides, *overrides])
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_commands_defaults_pass(command: str) -> None:
+    check_config(composed(command), command)
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("trainer.epochs", "abc", "an integer >= 1"),
+    ("trainer.epochs", 2.5, "an integer >= 1"),
+    ("trainer.epochs", 0, "an integer >= 1"),
+    ("trainer.batch_size", -4, "an integer >= 1"),
+    ("optim.lr", "fast", "a number > 0"),
+    ("optim.lr", 0, "a number > 0"),
+    ("optim.lr", float("nan"), "a number > 0"),
+    ("dataset.image_size", 2, "null or an integer in [8, 4096]"),
+    ("dataset.image_size", 100000, "null or an integer in [8, 4096]"),
+    ("prune.ratio", 1.0, "a number in [0, 1)"),
+    ("prune.ratio", True, "a number in [0, 1)"),
+    ("trainer.amp", "fp8", "one of auto, bf16, fp16, none"),
+    ("trainer.channels_last", "maybe", "true, false or auto"),
+    ("trainer.workers", -1, "an integer >= 0 or auto"),
+    ("dataset.mean", [0.5, 0.5], "a list of 3 numbers"),
+    ("bench.batch_sizes", [1, 0], "a list of integers >= 1"),
+    ("export.evaluate", "yes", "true or false"),
+])
+def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
+    with pytest.raises(CnnlabError) as info:
+        check_setting(key, value, "pretrain")
+    line = info.value.one_line()
+    assert line.startswith(f"{key}=") and allowed in line, line
+    example = (info.value.fix or "").removeprefix("set e.g. ")
+    key_, _, text = example.partition("=")
+    assert key_ == key
+    check_setting(key, yaml.safe_load(text), "pretrain")  # the value the fix suggests passes
+
+
+def test_rules_are_derived_from_the_yaml_defaults() -> None:
+    assert derived_rule((5,)).describe() == "an integer"
+    assert derived_rule((64, None)).describe() == "null or an integer"     # synthetic: 64, imagefolder: null
+    assert derived_rule((0.001, 0.05)).describe() == "a number"
+    assert derived_rule((1, 0.5)).describe() == "a number"
+    assert derived_rule((True,)).describe() == "true or false"
+    assert derived_rule(([1, 8, 32],)).describe() == "a list of integers"
+    assert derived_rule(("auto",)).describe() == "a single value"          # words may become true/false
+    assert derived_rule((None,)) is None                                    # says nothing
+    defaults = packaged_defaults()
+    assert defaults["trainer.epochs"] == (5,) and None in defaults["dataset.image_size"]
+    # every int/float/bool knob of the packaged YAML has a rule, whether or not it is listed in RULES
+    for key, values in defaults.items():
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, (int, float)) for v in present):
+            assert rule_for(key) is not None, key
+
+
+def test_a_command_can_give_a_knob_another_range() -> None:
+    check_setting("trainer.epochs", 0, "prune")  # prune without recovery training
+    with pytest.raises(CnnlabError):
+        check_setting("trainer.epochs", 0, "finetune")
+
+
+def test_composed_config_with_a_bad_override_is_refused() -> None:
+    with pytest.raises(CnnlabError, match="trainer.batch_size=abc"):
+        check_config(composed("pretrain", "trainer.batch_size=abc"), "pretrain")
+    with pytest.raises(CnnlabError, match="teacher.weights"):
+        check_config(composed("distill", "teacher.weights=[1,2]"), "distill")
+
+
+def _run(tmp_path: Path, command: str) -> Path:
+    run_dir = tmp_path / command / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"command": command, "status": "completed"}))
+    return run_dir
+
+
+@pytest.mark.parametrize("command, run_of, fix", [
+    ("finetune", "pretrain", "cnnlab finetune model.weights="),
+    ("prune", "finetune", "cnnlab prune source="),
+    ("distill", "finetune", "cnnlab distill teacher.weights="),
+    ("pretrain", "finetune", "cnnlab finetune model.weights="),
+])
+def test_resume_takes_a_run_of_the_same_command(tmp_path: Path, command: str, run_of: str, fix: str) -> None:
+    run_dir = _run(tmp_path, run_of)
+    with pytest.raises(CnnlabError, match=f"is a `cnnlab {run_of}` run") as info:
+        check_resume(str(run_dir), command)
+    assert fix + str(run_dir) in (info.value.fix or "")
+    check_resume(str(_run(tmp_path / "same", command)), command)  # its own command: fine
+    for spec in (None, True, "true", "latest", str(tmp_path / "nothing-here")):
+        check_resume(spec, command)  # resolved (and refused) later with their own messages
