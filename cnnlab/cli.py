@@ -182,11 +182,12 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _report(exc, command)
+        code = _show_error(exc, command)
     raise typer.Exit(code)
 
 
-def _report(exc: BaseException, command: str = "CMD") -> int:
+def _show_error(exc: BaseException, command: str = "CMD") -> int:
+    """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with."""
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
     message, is_bug = describe(exc, command)
@@ -246,7 +247,7 @@ def list_(
         else:
             raise UserError(f"cannot list '{what}' — choose models, datasets or runs")
     except BaseException as exc:  # noqa: BLE001
-        raise typer.Exit(_report(exc))
+        raise typer.Exit(_show_error(exc))
 
 
 @app.command("report")
@@ -278,7 +279,7 @@ def report_(
             for path in write_report(report):
                 out.print(f"wrote {path}", markup=False, highlight=False)
     except BaseException as exc:  # noqa: BLE001
-        raise typer.Exit(_report(exc, "report"))
+        raise typer.Exit(_show_error(exc, "report"))
 
 
 def _version(value: bool) -> None:

@@ -22,8 +22,12 @@ class CommandInfo:
     extra_groups: tuple[str, ...] = field(default=())
     records_run: bool = True          # False: a read-only tool (inspect) that writes no run folder
     default_overrides: tuple[str, ...] = ()  # applied unless the user sets the same key (pipeline: the experiment)
-    resumable: bool = False           # keeps last.pt after every epoch and continues from it with resume=
+    # keeps last.pt after every epoch and continues from it with resume=RUN; the pipeline resumes such a stage
+    # (distill too: resume= restores its saved config and keeps the teacher the run started with)
+    resumable: bool = False
     rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
+    produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
+    writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -37,6 +41,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab pretrain model=lenet5 dataset=digits trainer.epochs=10",
                   "cnnlab pretrain -m optim.lr=0.01,0.05,0.1"),
         resumable=True,
+        produces_model=True,
     ),
     "finetune": CommandInfo(
         summary="Transfer learning: new head on a pretrained backbone (linear, partial or full).",
@@ -50,6 +55,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab finetune model.weights=latest:pretrain finetune.mode=full",
                   "cnnlab finetune -m model=resnet18,mobilenet_v3_small"),
         resumable=True,
+        produces_model=True,
     ),
     "distill": CommandInfo(
         summary="Knowledge distillation: train a small student from a trained teacher.",
@@ -63,6 +69,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
         resumable=True,
+        produces_model=True,
     ),
     "prune": CommandInfo(
         summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
@@ -75,6 +82,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab prune source=latest:finetune prune.importance=taylor prune.steps=3 trainer.epochs=3",
                   "cnnlab prune source=latest:finetune prune.method=magnitude prune.ratio=0.8"),
         groups=("dataset", "optim", "sched", "trainer", "experiment"),
+        produces_model=True, writes_onnx=True,
     ),
     "quantize": CommandInfo(
         summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
@@ -92,6 +100,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2",
                   "cnnlab quantize source=latest:finetune quantize.runtime=openvino"),
         groups=("dataset", "optim", "sched", "trainer", "experiment"),
+        produces_model=True, writes_onnx=True,
     ),
     "export": CommandInfo(
         summary="Export a run's model to ONNX and verify it against PyTorch.",
@@ -172,6 +181,15 @@ COMMANDS: dict[str, CommandInfo] = {
         rerun_note="completed stages are reused and an interrupted training stage resumes from its checkpoint",
     ),
 }
+
+
+
+def commands_where(**facts: bool) -> tuple[str, ...]:
+    """Names of the commands whose CommandInfo has every given fact (`commands_where(produces_model=True)`),
+    in table order. Raises AttributeError for a fact CommandInfo does not have."""
+    return tuple(name for name, info in COMMANDS.items()
+                 if all(getattr(info, fact) == value for fact, value in facts.items()))
+
 
 HYDRA_FLAGS_HELP = (
     "key=value overrides any setting (groups and settings above); group=choice picks a config file.\n"

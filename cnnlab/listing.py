@@ -60,16 +60,15 @@ def print_runs(outputs: Path) -> None:
     for column in ("run", "command", "status", "model", "dataset", "val acc", "started"):
         table.add_column(column)
     for run in runs:
-        model = (run.data.get("model") or {}).get("name", "")
-        dataset = (run.data.get("dataset") or {}).get("name", "")
-        acc = (run.data.get("metrics") or {}).get("val_acc")
+        acc = run.metrics.val_acc  # sections of a damaged record are empty: its row shows only the reason
         # dead: recorded `running`, but its process is gone from this host (killed); resume=true continues it
         # damaged: run.json cannot be used (the reason is shown); latest, resume and report skip it
         status = escape(run.status + (f" (run.json: {run.damaged})" if run.damaged else ""))
         style = {"completed": "green", "failed": "red", "interrupted": "yellow", "dead": "bold red",
                  "damaged": "red"}.get(run.status, "")
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,
-                      escape(str(model)), escape(str(dataset)), "—" if acc is None else f"{acc:.2%}",
+                      escape(run.model.name or ""), escape(run.dataset.name or ""),
+                      "—" if acc is None else f"{acc:.2%}",
                       escape(run.started.replace("T", " ")[:19]))
     out.print(table)
     damaged = sum(1 for run in runs if run.damaged)

@@ -19,10 +19,12 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Generic, Iterable, Iterator, TypeVar
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json, write_json
+from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
+                            SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"        # final weights + what rebuilds the architecture (weights_only loadable)
@@ -162,42 +164,12 @@ class RunRecord:
 # reader uses is checked once, on read. A record that fails is kept as a *damaged* run, listed with the reason
 # and skipped by latest/report/resume, never silently dropped.
 DAMAGED = "damaged"            # never written: read for a run.json that cannot be used
-_NUMBER, _TEXT, _INT, _MAP, _LIST = (int, float), (str,), (int,), (dict,), (list,)
-# section → field → accepted types (None allowed everywhere but in `command` and `status`).
+# top-level fields → accepted types (None allowed everywhere but in `command` and `status`); the sections
+# (model, dataset, source, metrics, artifacts) are checked by their typed readers in cnnlab/records.py.
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
-    "command": _TEXT, "status": _TEXT, "started": _TEXT, "ended": _TEXT, "run_dir": _TEXT, "overrides": _LIST,
-    "metrics": _MAP, "artifacts": _MAP, "model": _MAP, "dataset": _MAP, "source": _MAP, "pipeline": _MAP,
-    "environment": _MAP, "process": _MAP, "error": _TEXT}
-_SECTION_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "metrics": {"val_acc": _NUMBER, "latency": _LIST},
-    "model": {"name": _TEXT, "params": _INT, "flops": _NUMBER, "file_bytes": _INT, "image_size": _INT,
-              "num_classes": _INT},
-    "dataset": {"name": _TEXT, "num_classes": _INT, "image_size": _INT, "config": _MAP},
-    "source": {"run": _TEXT, "path": _TEXT, "kind": _TEXT, "command": _TEXT},
-    "pipeline": {"fingerprint": _TEXT},
-}
-# A bench record as the report reads it (metrics.latency[i]).
-_LATENCY_FIELDS: dict[str, tuple[type, ...]] = {"backend": _TEXT, "batch_size": _INT, "device": _TEXT,
-                                                "threads": _INT, "p50_ms": _NUMBER}
-
-
-def _type_problem(where: str, value: Any, types: tuple[type, ...], *, required: bool = False) -> str | None:
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, types):  # bool passes isinstance(int): refuse it
-        return f"{where} is {type(value).__name__}, expected {' or '.join(t.__name__ for t in types)}"
-    return None
-
-
-def artifact_escape(run_dir: Path, name: str, rel: str) -> str | None:
-    """Why artifact `name` at `rel` is not a file inside `run_dir` (absolute, `..`, a symlink out), or None."""
-    rel_path = Path(rel)
-    if rel_path.is_absolute() or ".." in rel_path.parts:
-        return f"artifact '{name}' ({rel}) points outside the run folder"
-    resolved = (run_dir / rel_path).resolve()
-    if not resolved.is_relative_to(run_dir.resolve()):
-        return f"artifact '{name}' ({rel}) leads outside the run folder (to {resolved})"
-    return None
+    "command": (str,), "status": (str,), "started": (str,), "ended": (str,), "run_dir": (str,),
+    "overrides": (list,), "pipeline": (dict,), "environment": (dict,), "process": (dict,), "error": (str,)}
+_PIPELINE_FIELDS: dict[str, tuple[type, ...]] = {"fingerprint": (str,)}
 
 
 def record_problem(data: Any, run_dir: Path) -> str | None:
@@ -205,29 +177,40 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
     if not isinstance(data, dict):
         return f"it holds a JSON {type(data).__name__}, not a run record"
     for key, types in _TOP_FIELDS.items():
-        problem = _type_problem(key, data.get(key), types, required=key in ("command", "status"))
+        problem = type_problem(key, data.get(key), types, required=key in ("command", "status"))
         if problem:
             return problem
-    for section, fields in _SECTION_FIELDS.items():
-        for key, types in fields.items():
-            problem = _type_problem(f"{section}.{key}", (data.get(section) or {}).get(key), types)
-            if problem:
-                return problem
-    for i, record in enumerate((data.get("metrics") or {}).get("latency") or []):
-        if not isinstance(record, dict):
-            return f"metrics.latency[{i}] is {type(record).__name__}, expected dict"
-        for key, types in _LATENCY_FIELDS.items():
-            problem = _type_problem(f"metrics.latency[{i}].{key}", record.get(key), types,
-                                    required=key != "threads")
-            if problem:
-                return problem
+    for key, types in _PIPELINE_FIELDS.items():
+        problem = type_problem(f"pipeline.{key}", (data.get("pipeline") or {}).get(key), types)
+        if problem:
+            return problem
     if not all(isinstance(o, str) for o in data.get("overrides") or []):
         return "overrides holds a non-text entry"
-    for name, rel in (data.get("artifacts") or {}).items():
-        problem = _type_problem(f"artifacts.{name}", rel, _TEXT, required=True) or artifact_escape(run_dir, name, rel)
-        if problem:
-            return problem
+    try:
+        for name, section in SECTIONS.items():
+            section.from_dict(data.get(name))
+        artifacts_from_dict(data.get("artifacts"), run_dir)
+    except RecordProblem as exc:
+        return str(exc)
     return None
+
+
+S = TypeVar("S", bound=Section)
+
+
+class _SectionOf(Generic[S]):
+    """A RunInfo attribute: the run.json section of the same name as its typed object, read on first use and
+    then kept (like functools.cached_property: the value goes into the instance's __dict__, which wins after)."""
+
+    def __init__(self, kind: type[S]) -> None:
+        self.kind = kind
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: "RunInfo", owner: type | None = None) -> S:
+        section = run.__dict__[self.name] = self.kind.from_dict(run.data.get(self.name))
+        return section
 
 
 @dataclass(frozen=True)
@@ -271,6 +254,12 @@ class RunInfo:
     @property
     def started(self) -> str:
         return str(self.data.get("started") or "")
+
+    # The typed sections (cnnlab/records.py); empty ones for a damaged record. Sound: `read` checked them.
+    model = _SectionOf(ModelSection)
+    dataset = _SectionOf(DatasetSection)
+    source = _SectionOf(SourceSection)
+    metrics = _SectionOf(MetricsSection)
 
     def artifact(self, name: str) -> Path | None:
         """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists.

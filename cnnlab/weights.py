@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.data import DataBundle
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint
 from cnnlab.errors import CnnlabError
@@ -81,3 +82,35 @@ def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen
         raise CnnlabError(f"{role}.weights is a {recorded} checkpoint but {role}={model_name} was asked for",
                           fix=f"drop {role}= (the checkpoint's {recorded} is used) or pass {role}={recorded}")
     return recorded
+
+
+def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
+                  role: str = "model") -> torch.nn.Module:
+    """The network a training run starts from: zoo model `name` built with the weights' own head, the weights
+    loaded (a pruned run's per-layer shapes applied first), then a head for the data's classes (new_head None =
+    auto: only when the classes differ; False: refuse other classes). `role` (model, teacher, student) names the
+    setting in errors. Raises CnnlabError when the weights do not fit."""
+    from cnnlab.models import create_model, load_pretrained, replace_head
+
+    size = data.spec.size
+    if not weights.pretrained:
+        return create_model(name, num_classes=len(data.classes), image_size=size)
+    own_classes = len(weights.classes) if weights.classes else len(data.classes)
+    model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)
+    if weights.kind == "run":
+        from cnnlab.models import apply_structure
+
+        if weights.structure:
+            apply_structure(model, weights.structure)
+        model.load_state_dict(weights.state_dict)
+    else:
+        load_pretrained(model, name, weights.state_dict, role=role)
+    same_classes = weights.classes is not None and list(weights.classes) == list(data.classes)
+    if new_head is False and not same_classes:
+        raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
+                          f"{len(data.classes)} (or other names)",
+                          fix=f"give {role}.weights trained on this dataset"
+                              + (", or use finetune.new_head=auto" if role == "model" else ""))
+    if new_head or not same_classes:
+        replace_head(model, name, len(data.classes))
+    return model

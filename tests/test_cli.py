@@ -135,17 +135,17 @@ def test_ctrl_c_during_quantize_names_a_command_that_works(cli, outputs: Path,
     fast = ["source=latest:pretrain", "quantize.format=qdq_u8s8", "quantize.max_acc_drop=100",
             "quantize.calib_batches=1", "quantize.bench_rounds=1", "quantize.bench_warmup=1",
             "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0", "quantize.bench_threads=1"]
-    measure = quantize.measure_candidates
+    measure = quantize.search_formats  # where the candidates are timed: a long step to stop in
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(quantize, "measure_candidates", interrupted)
+    monkeypatch.setattr(quantize, "search_formats", interrupted)
     stopped = cli("quantize", *fast)
     assert stopped.code == 130 and "resume=" not in stopped.stderr
     assert "`cnnlab quantize` does not resume" in stopped.stderr
     assert only_run(outputs, "quantize")["status"] == "interrupted"
-    monkeypatch.setattr(quantize, "measure_candidates", measure)
+    monkeypatch.setattr(quantize, "search_formats", measure)
     again = cli(*hinted_command(stopped.stderr))  # the hint, followed
     assert again.code == 0, again.output
     assert read_run(run_dirs(outputs, "quantize")[-1])["status"] == "completed"
@@ -161,6 +161,22 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
             hint = interrupt_hint(name, ["a=1"], checkpoint_kept=kept)
             command = hinted_command(hint)
             assert command == ([name, "resume=true"] if info.resumable and kept else [name, "a=1"]), hint
+
+
+def test_facts_about_commands_come_from_the_one_table() -> None:
+    """The pipeline's plan and the report ask the table which commands make models, write ONNX, resume."""
+    from cnnlab.commands import commands_where
+    from cnnlab.pipelines import plan
+    from cnnlab.report import rows
+
+    models = commands_where(produces_model=True)
+    assert models == ("pretrain", "finetune", "distill", "prune", "quantize")
+    assert plan.MODEL_COMMANDS == rows.MODEL_COMMANDS == models
+    assert plan.HAS_OWN_ONNX == commands_where(writes_onnx=True) == commands_where(produces_model=True,
+                                                                                   writes_onnx=True)
+    assert plan.RESUMABLE == ("pretrain", "finetune", "distill")
+    with pytest.raises(AttributeError):
+        commands_where(no_such_fact=True)
 
 
 def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:

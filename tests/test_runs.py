@@ -110,6 +110,12 @@ def _damage(run_dir: Path, how: str) -> None:
     elif how == "artifacts-a-list":
         record["artifacts"] = ["model.pt"]
         run_file.write_text(json.dumps(record))
+    elif how == "test-acc-text":
+        record["metrics"] = {"test_acc": "95 %", "split": "test"}
+        run_file.write_text(json.dumps(record))
+    elif how == "latency-without-device":
+        record["metrics"] = {"latency": [{"backend": "onnxruntime", "batch_size": 1, "p50_ms": 1.0}]}
+        run_file.write_text(json.dumps(record))
     elif how == "no-command":
         del record["command"]
         run_file.write_text(json.dumps(record))
@@ -117,7 +123,8 @@ def _damage(run_dir: Path, how: str) -> None:
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
            "wrong-types": "metrics.val_acc is str", "artifacts-a-list": "artifacts is list",
-           "no-command": "command is NoneType"}
+           "no-command": "command is NoneType", "test-acc-text": "metrics.test_acc is str",
+           "latency-without-device": "metrics.latency[0].device is NoneType"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -134,6 +141,33 @@ def test_damaged_records_are_listed_with_the_reason_and_skipped(tmp_path: Path, 
     with pytest.raises(CnnlabError, match="is damaged") as info:
         resolve_source(str(bad), tmp_path)
     assert DAMAGES[how] in str(info.value) and info.value.fix
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_list_and_report_name_a_damaged_record_and_go_on(cli, outputs: Path, how: str) -> None:
+    make_run(outputs, "pretrain", "a", started="2026-01-01T10:00:00")
+    _damage(make_run(outputs, "pretrain", "b", started="2026-01-01T11:00:00"), how)
+    listing = cli("list", "runs")
+    assert listing.code == 0 and "(run.json: " in listing.stdout  # the reason, maybe wrapped in its cell
+    report = cli("report", str(outputs), "--no-write")
+    assert report.code == 0 and "left out" in report.stdout and DAMAGES[how] in report.stdout, report.output
+
+
+def test_typed_sections_read_what_the_record_holds(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "bench", "a")
+    latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": 2, "p50_ms": 1.5, "p90_ms": 2.0}
+    RunRecord(run_dir, json.loads((run_dir / "run.json").read_text())).update(
+        model={"name": "lenet5", "params": 61706, "weights": "none"}, source={"run": "elsewhere"},
+        metrics={"latency": [latency]})
+    run = RunInfo.read(run_dir)
+    assert run.model.name == "lenet5" and run.model.params == 61706 and run.model.extra == {"weights": "none"}
+    assert run.model is run.model  # read once
+    assert run.source.run_path == Path("elsewhere").resolve() and run.dataset.key == (None, None, None)
+    assert run.metrics.val_acc == 0.5 and run.metrics.test_acc is None
+    assert run.metrics.latency_records[0].setting == ("onnxruntime", 1, "cpu", 2)
+    assert run.metrics.to_dict() == run.data["metrics"] and run.model.to_dict() == run.data["model"]
+    damaged = RunInfo(run_dir, {}, damaged="why")
+    assert damaged.model.name is None and damaged.metrics.latency_records == ()
 
 
 @pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])

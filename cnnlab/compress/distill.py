@@ -12,18 +12,21 @@ training engine runs, and the teacher-logit cache.
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from cnnlab.data import make_loader
+from cnnlab.data import DataBundle, make_loader
 from cnnlab.engine.checkpoint import unwrap
 from cnnlab.engine.progress import make_progress
+from cnnlab.engine.recipe import auto_flag
 from cnnlab.engine.runtime import Runtime
 from cnnlab.errors import CnnlabError
+from cnnlab.weights import InitialWeights
 
 
 # ------------------------------------------------------------------------------------------------ losses
@@ -231,3 +234,114 @@ class WithTeacherLogits(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int, Tensor]:
         image, label = self.base[index][:2]
         return image, label, self.logits[index]
+
+# ------------------------------------------------------------------------------------------------ settings, roles
+@dataclass(frozen=True)
+class DistillSettings:
+    """The `distill` section: temperature T (> 0), alpha in [0, 1] (weight of the soft targets), the feature hint
+    (on/off, its weight, the (student stage, teacher stage) indices), the teacher-logit cache (None = auto),
+    augmentation and whether a label-only baseline trains too. Raises CnnlabError for values out of range."""
+
+    temperature: float
+    alpha: float
+    feature: bool
+    feature_weight: float
+    feature_stages: tuple[int, int]
+    cache_teacher: bool | None
+    augment: bool
+    baseline: bool
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "DistillSettings":
+        given = section["feature_stages"]
+        stages = list(given) if isinstance(given, Sequence) or type(given).__name__ == "ListConfig" else given
+        if not (isinstance(stages, list) and len(stages) == 2 and all(isinstance(i, int) for i in stages)):
+            raise CnnlabError(f"distill.feature_stages={section['feature_stages']} needs two indices: "
+                              "[student stage, teacher stage]", fix="use distill.feature_stages=[-1,-1]")
+        settings = cls(temperature=float(section["temperature"]), alpha=float(section["alpha"]),
+                       feature=bool(section["feature"]), feature_weight=float(section["feature_weight"]),
+                       feature_stages=(stages[0], stages[1]),
+                       cache_teacher=auto_flag(section["cache_teacher"], "distill.cache_teacher"),
+                       augment=bool(section["augment"]), baseline=bool(section["baseline"]))
+        check_kd_settings(settings.temperature, settings.alpha)
+        return settings
+
+
+@dataclass(frozen=True)
+class DistillRole:
+    """The teacher or the student: its role (names the setting in errors), zoo name and starting weights."""
+
+    role: str
+    name: str
+    weights: InitialWeights
+
+
+_TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
+
+
+def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
+    """The teacher's weights, checked to be trained for exactly the data's classes. Raises CnnlabError."""
+    from cnnlab.models import MODELS
+
+    weights, n = teacher.weights, len(data.classes)
+    if weights.kind == "file":  # a plain state dict: its head must already have one output per class
+        head = weights.state_dict.get(f"{MODELS[teacher.name].head}.weight") if weights.state_dict else None
+        rows = None if head is None else int(head.shape[0])
+        if rows != n:
+            raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "
+                              f"has {n} classes", fix=_TRAIN_A_TEACHER.format(name=teacher.name))
+        return replace(weights, classes=list(data.classes))  # a state dict has no names: same order assumed
+    if list(weights.classes or []) != list(data.classes):
+        if weights.kind == "imagenet":
+            raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
+                              f"not a teacher for dataset {data.name} ({n} classes)",
+                              fix=_TRAIN_A_TEACHER.format(name=teacher.name))
+        raise CnnlabError(f"the teacher knows {len(weights.classes or [])} classes but dataset {data.name} has {n} "
+                          "(or other names)", fix="drop dataset= to distill on the teacher's own dataset, or pick "
+                                                  "a teacher trained on this one")
+    return weights
+
+
+def check_student_fits(student: DistillRole, data: DataBundle) -> None:
+    """A student that starts from a cnnlab run must have been trained for the teacher's classes and size."""
+    weights = student.weights
+    if weights.kind != "run":
+        return  # random or ImageNet weights: the head is made for the data's classes
+    if list(weights.classes or []) != list(data.classes):
+        raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
+                          f"and dataset {data.name} have {len(data.classes)} (or other names)",
+                          fix="use student.weights=none or imagenet, or a student run trained on the teacher's data")
+    if weights.spec is not None and weights.spec.size != data.spec.size:
+        raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "
+                          f"takes {data.spec.size} px", fix="use student.weights=none or imagenet, or a student "
+                                                            "run trained at the teacher's input size")
+
+
+def kd_training(settings: DistillSettings, teacher: DistillRole, student: DistillRole, teacher_model: nn.Module,
+                student_model: nn.Module, image_size: int, *, label_smoothing: float = 0.0
+                ) -> tuple[nn.Module, DistillationObjective, list[str] | None]:
+    """What trains (the student, or the student with its hint adapter), its objective, and the hint stages'
+    names (None without hints). Raises CnnlabError for a stage index the network does not have."""
+    kd = {"temperature": settings.temperature, "alpha": settings.alpha, "label_smoothing": label_smoothing}
+    if not settings.feature:
+        return student_model, DistillationObjective(teacher_model, **kd), None
+    student_path, student_stage = pick_stage(student, student_model, settings.feature_stages[0])
+    teacher_path, teacher_stage = pick_stage(teacher, teacher_model, settings.feature_stages[1])
+    adapter = HintAdapter(stage_output_shape(student_model, student_stage, image_size),
+                          stage_output_shape(teacher_model, teacher_stage, image_size))
+    objective = DistillationObjective(teacher_model, teacher_stage=teacher_stage,
+                                      feature_weight=settings.feature_weight, **kd)
+    return HintedStudent(student_model, student_stage, adapter), objective, [student_path, teacher_path]
+
+
+def pick_stage(member: DistillRole, model: nn.Module, index: int) -> tuple[str, nn.Module]:
+    """(stage name, the module whose output is the stage's output) for distill.feature_stages."""
+    from cnnlab.models import feature_stages
+
+    stages = feature_stages(model, member.name)
+    if not -len(stages) <= index < len(stages):
+        raise CnnlabError(f"distill.feature_stages: {member.role} {member.name} has {len(stages)} stages, "
+                          f"no stage {index}", fix=f"use -{len(stages)}..{len(stages) - 1} "
+                                                   f"({', '.join(path for path, _ in stages)})")
+    path, stage = stages[index]
+    return path, stage[-1]

@@ -4,6 +4,9 @@ export.py        export_onnx (dynamic batch, self-describing metadata), read_onn
 simplify.py      simplify_onnx (onnxslim)
 ort.py           onnx_session (CPU / CUDA / TensorRT / OpenVINO providers), evaluate_onnx (accuracy of the file itself)
 bench.py         LatencyStats, time_onnx, time_torch (warm-up, min count and time, CUDA events)
+paired.py        time_paired: several files timed in one session (same threads, interleaved rounds), for bench,
+                 prune and quantize
+subject.py       TimedModel: what bench times (a model file and how to load it), chain_checkpoint
 peak.py          the device's FP32 peak FLOP/s, for the achieved fraction
 bench_report.py  bench.json and the terminal table
 layers.py        layer_table: the rows of `cnnlab inspect`

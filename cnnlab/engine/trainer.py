@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,8 @@ from cnnlab.engine.checkpoint import load_tensors, save_tensors, unwrap
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.objectives import Objective
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
-from cnnlab.engine.progress import make_progress
+from cnnlab.engine.progress import Progress, make_progress
+from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import rng_state, set_rng_state
 from cnnlab.errors import CnnlabError
@@ -37,38 +38,6 @@ EpochCallback = Callable[[int, dict[str, Any]], None]
 
 class NonFiniteLoss(CnnlabError):
     """The loss became NaN or infinite; the last good epoch's checkpoint is kept."""
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    epochs: int = 5
-    grad_clip: float | None = None
-    log_every: int = 20
-    max_steps_per_epoch: int | None = None
-    checkpoint_every: int = 1
-    compile: bool = False
-    sync_bn: bool = False
-    precise_bn: bool | None = None   # None = auto: on when the model has BatchNorm layers that train
-    precise_bn_batches: int = 20
-
-    @classmethod
-    def from_config(cls, trainer_cfg: Mapping[str, Any]) -> "TrainerSettings":
-        epochs = int(trainer_cfg.get("epochs", 5))
-        if epochs < 1:
-            raise CnnlabError(f"trainer.epochs={epochs} must be at least 1")
-        clip = trainer_cfg.get("grad_clip")
-        steps = trainer_cfg.get("max_steps_per_epoch")
-        bn_batches = int(trainer_cfg.get("precise_bn_batches", 20))
-        if bn_batches < 1:
-            raise CnnlabError(f"trainer.precise_bn_batches={bn_batches} must be at least 1",
-                              fix="use trainer.precise_bn_batches=20, or trainer.precise_bn=false to switch it off")
-        return cls(epochs=epochs, grad_clip=float(clip) if clip else None,
-                   log_every=max(1, int(trainer_cfg.get("log_every", 20))),
-                   max_steps_per_epoch=int(steps) if steps else None,
-                   checkpoint_every=max(1, int(trainer_cfg.get("checkpoint_every", 1))),
-                   compile=bool(trainer_cfg.get("compile", False)), sync_bn=bool(trainer_cfg.get("sync_bn", False)),
-                   precise_bn=_auto_flag(trainer_cfg.get("precise_bn", "auto"), "trainer.precise_bn"),
-                   precise_bn_batches=bn_batches)
 
 
 @dataclass
@@ -84,24 +53,35 @@ class FitResult:
         return max(self.history, key=lambda e: e.get("val_acc", -1.0)) if self.history else {}
 
 
-def _auto_flag(value: Any, key: str) -> bool | None:
-    """true/false, or None for auto."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in ("auto", "none", "null"):
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    raise CnnlabError(f"{key}={value} is not a choice", fix=f"use {key}=auto, true or false")
-
-
 def _steps(loader: DataLoader, cap: int | None) -> int:
     return min(len(loader), cap) if cap else len(loader)
 
 
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: str = "val",
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Mean loss (cross-entropy, float32), top-1 `acc` and `top5` (fractions in [0, 1]) and `n` of `model` over
+    `loader`'s (image [B, C, H, W], label [B]) batches, under the runtime's autocast; summed over ranks when
+    each holds a shard. Leaves the model in eval mode. As torchvision's references' `evaluate`."""
+    model.eval()
+    meter = ClassificationMeter(runtime.device)
+    progress = progress or make_progress(enabled=False)
+    task = progress.add_task(desc, total=len(loader), status="")
+    for batch in loader:
+        images, targets = runtime.to_device(batch[0]), runtime.to_device(batch[1])
+        with runtime.autocast():
+            logits = model(images)
+        loss = nn.functional.cross_entropy(logits.float(), targets)
+        meter.update(loss, logits, targets)
+        progress.advance(task)
+    progress.remove_task(task)
+    return meter.compute(across_ranks=runtime.distributed)
+
+
 class Trainer:
-    def __init__(self, runtime: Runtime, settings: TrainerSettings, *, show_progress: bool = True) -> None:
+    """The engine with its recipe and runtime: `fit` runs `train_one_epoch` and `evaluate` for recipe.epochs."""
+
+    def __init__(self, runtime: Runtime, settings: Recipe, *, show_progress: bool = True) -> None:
         self.runtime = runtime
         self.settings = settings
         self.progress = make_progress(enabled=show_progress and runtime.is_main)
@@ -165,24 +145,6 @@ class Trainer:
                 "epoch's checkpoint is kept",
                 fix="lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none")
 
-    # ------------------------------------------------------------------ evaluation
-    @torch.inference_mode()
-    def evaluate(self, model: nn.Module, loader: DataLoader, *, desc: str = "val") -> dict[str, Any]:
-        """Loss, top-1 and top-5 over the loader (summed over ranks when each holds a shard)."""
-        rt = self.runtime
-        model.eval()
-        meter = ClassificationMeter(rt.device)
-        task = self.progress.add_task(desc, total=len(loader), status="")
-        for batch in loader:
-            images, targets = rt.to_device(batch[0]), rt.to_device(batch[1])
-            with rt.autocast():
-                logits = model(images)
-            loss = nn.functional.cross_entropy(logits.float(), targets)
-            meter.update(loss, logits, targets)
-            self.progress.advance(task)
-        self.progress.remove_task(task)
-        return meter.compute(across_ranks=rt.distributed)
-
     # ------------------------------------------------------------------ the whole run
     def fit(self, model: nn.Module, objective: Objective, train_loader: DataLoader, val_loader: DataLoader | None,
             optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None, *,
@@ -191,6 +153,8 @@ class Trainer:
         """Train for settings.epochs, evaluating after each epoch. `model` must already be on the
         runtime's device (Runtime.prepare_model) and `optimizer` built on its parameters."""
         rt, settings = self.runtime, self.settings
+        if settings.epochs < 1:
+            raise CnnlabError(f"trainer.epochs={settings.epochs} must be at least 1")
         scaler = torch.amp.GradScaler(rt.device.type) if rt.needs_grad_scaler else None
         result, start_epoch = FitResult(), 0
         if resume_from is not None:
@@ -225,7 +189,7 @@ class Trainer:
                                        autocast=rt.autocast)
                     entry["bn_seconds"] = time.perf_counter() - started
                 if val_loader is not None:
-                    val = self.evaluate(model, val_loader)
+                    val = evaluate(model, val_loader, rt, progress=self.progress)
                     entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
                 result.history.append(entry)
                 self._log_epoch(entry)

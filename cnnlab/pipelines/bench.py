@@ -21,20 +21,22 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from cnnlab.compress.quantization.timing import TimingSettings, time_files
-
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench import LatencyStats, TimingPlan, time_onnx, time_torch
 from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines
 from cnnlab.deploy.ort import ONNX_RUNTIMES, available_providers, check_runtime_device, execution_providers
+from cnnlab.deploy.paired import PairedSettings, default_threads, time_paired
 from cnnlab.deploy.peak import peak_estimate, physical_cores
+from cnnlab.deploy.subject import TimedModel, exported_onnx, timed_model_of
 from cnnlab.engine.runtime import resolve_device
 from cnnlab.environment import cpu_info, fingerprint, gpu_info
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
-from cnnlab.pipelines.bench_subject import Subject, bench_subject, exported_onnx, paired_subjects
-from cnnlab.runs import BENCH_FILE
+from cnnlab.models import count_flops, count_params
+from cnnlab.pipelines.sources import require_source
+from cnnlab.pipelines.zoo_model import zoo_model
+from cnnlab.runs import BENCH_FILE, resolve_source
 
 TORCH_BACKENDS = ("torch", "torch_compile")
 ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt, openvino: onnxruntime sessions with that provider
@@ -69,7 +71,7 @@ class BenchSettings:
             raise CnnlabError(f"bench.batch_sizes={sizes}: every batch size must be an integer of at least 1",
                               fix="use e.g. bench.batch_sizes=[1,8,32]")
         threads = section.get("threads")
-        threads = physical_cores() if threads is None else int(threads)
+        threads = default_threads() if threads is None else int(threads)
         if threads < 1:
             raise CnnlabError(f"bench.threads={threads} must be at least 1 (or null for one per physical core)")
         peak = section.get("peak_gflops")
@@ -95,7 +97,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     backends, skipped = plan_backends(settings, device.type)
     if isinstance(cfg.get("source"), (list, ListConfig)):
         return run_paired(cfg, ctx, settings, device_name, backends, skipped)
-    subject = bench_subject(cfg, ctx)
+    subject = bench_model(cfg, ctx)
     if subject.model is None:
         reason = "; ".join(subject.notes) or "no PyTorch model"
         skipped += [{"backend": b, "batch_size": None, "reason": reason} for b in backends if b in TORCH_BACKENDS]
@@ -135,9 +137,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device: str, backends: list[str],
                skipped: list[dict[str, Any]]) -> dict[str, Any]:
     """source=[A,B,...]: every model's ONNX file timed in `bench.rounds` interleaved rounds per backend and batch
-    size (compress/quantization/timing.py, the routine quantize's formats are chosen with); per model the median
+    size (cnnlab/deploy/paired.py, the one paired timing of prune, quantize and the report); per model the median
     round, and every round's p50 for the report's stability check."""
-    subjects = paired_subjects(cfg, ctx)
+    subjects = paired_models(cfg, ctx)
     skipped += [{"backend": b, "batch_size": None, "reason": "a paired session times ONNX files only"}
                 for b in backends if b in TORCH_BACKENDS]
     backends = [b for b in backends if b in ONNX_BACKENDS]
@@ -150,16 +152,16 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     with contextlib.ExitStack() as stack:
         files = {str(i): stack.enter_context(exported_onnx(s, needed=True)).onnx for i, s in enumerate(subjects)}
         for backend in backends:
-            timing = TimingSettings(batch_sizes=settings.batch_sizes, threads=settings.threads, rounds=settings.rounds,
+            timing = PairedSettings(batch_sizes=settings.batch_sizes, threads=settings.threads, rounds=settings.rounds,
                                     plan=settings.plan, runtime=backend, device=device)
             try:
-                timings = time_files(files, timing, flops={str(i): s.flops for i, s in enumerate(subjects)})
+                timings = time_paired(files, timing, flops={str(i): s.flops for i, s in enumerate(subjects)})
             except CnnlabError as err:
                 skipped.append({"backend": backend, "batch_size": None, "reason": err.one_line()})
                 ctx.log.warning("skipped %s: %s", backend, err.one_line())
                 continue
             records += [{**record_of(timings[str(i)].stats[batch], s.onnx if s.onnx_origin == "source" else None),
-                         "subject": i, "p50_ms_per_round": timings[str(i)].p50_per_round[batch]}
+                         "subject": i, "p50_ms_per_round": list(timings[str(i)].p50_per_round[batch])}
                         for batch in settings.batch_sizes for i, s in enumerate(subjects)]
         described = [{"model": s.describe(), "source": s.source.describe() if s.source else None} for s in subjects]
     if not records:
@@ -178,6 +180,39 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
         out.print(line, markup=False, highlight=False)
     return {"latency": [{**_compact(r), "subject": r["subject"], "p50_ms_per_round": r["p50_ms_per_round"]}
                         for r in records], "skipped": skipped, "subjects": len(subjects)}
+
+
+# ------------------------------------------------------------------------------------------------ subjects
+def bench_model(cfg: DictConfig, ctx: RunContext) -> TimedModel:
+    settings = cfg.bench
+    if cfg.get("source") in (None, "", "null"):
+        zoo = zoo_model(cfg, image_size=settings.get("image_size"), num_classes=settings.get("num_classes"))
+        return TimedModel(name=zoo.name, spec=zoo.spec, num_classes=zoo.num_classes, model=zoo.model,
+                          model_file=None, onnx=None, onnx_origin="exported for this benchmark",
+                          params=count_params(zoo.model), flops=count_flops(zoo.model, zoo.spec.size))
+    _check_source_only(cfg, ctx)
+    return timed_model_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))
+
+
+def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
+    """`source=[A,B,...]`: every source, for one interleaved session (their ONNX files; PyTorch models only where
+    an ONNX file must be exported for the timing)."""
+    _check_source_only(cfg, ctx)
+    specs = [str(spec) for spec in cfg.source]
+    if len(specs) < 2:
+        raise CnnlabError(f"source={specs} lists {len(specs)} model(s); a paired session times two or more",
+                          fix="pass source=[A,B,...], or source=A for one model")
+    return [timed_model_of(resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")), torch_twin=False)
+            for spec in specs]
+
+
+def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
+    if ctx.explicitly_set("model", "model.name"):
+        raise CnnlabError("bench takes either source=... or model=NAME, not both",
+                          fix="drop model= to time the source, or source= to time a random model=NAME")
+    if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:
+        raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
+                          fix="drop them, or time a fresh model with model=NAME")
 
 
 def _described(settings: BenchSettings, device: str, backends: list[str]) -> dict[str, Any]:
@@ -216,7 +251,7 @@ def plan_backends(settings: BenchSettings, device_kind: str) -> tuple[list[str],
     return runnable, skipped
 
 
-def time_backend(ctx: RunContext, backend: str, subject: Subject, settings: BenchSettings, device: str,
+def time_backend(ctx: RunContext, backend: str, subject: TimedModel, settings: BenchSettings, device: str,
                  peak_gflops: float | None, skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of one backend over the batch sizes; a batch size (or the whole backend, when torch.compile
     fails) that cannot run is added to `skipped`."""

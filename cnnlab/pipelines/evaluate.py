@@ -18,14 +18,15 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from cnnlab.context import RunContext
-from cnnlab.data import DataBundle, make_loader
+from cnnlab.data import DataBundle
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
 from cnnlab.engine.progress import make_progress
+from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import plot_confusion_png, write_confusion_csv, write_per_class_csv
 from cnnlab.pipelines.sources import check_same_classes, dataset_config_of, require_source, source_data
-from cnnlab.pipelines.training import dataset_record, eval_batch_size, loader_workers
+from cnnlab.pipelines.training import dataset_record, eval_loader, loader_workers
 from cnnlab.runs import RunInfo, Source
 
 SPLITS = ("train", "val", "test")
@@ -33,6 +34,7 @@ SPLITS = ("train", "val", "test")
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime, split = str(cfg.evaluate.runtime), str(cfg.split)
+    recipe = Recipe.from_config(cfg)  # the evaluation batch size, loader workers and seed
     if split not in SPLITS:
         raise CnnlabError(f"split={split} is not a split", fix="use split=test (default), val or train")
     source = require_source(cfg, ctx, want=source_kinds(runtime))
@@ -44,8 +46,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
                  model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)
 
-    scores = score(model, make_loader(images, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed),
-                                      workers=loader_workers(cfg, data)), desc=f"evaluate {split}")
+    scores = score(model, eval_loader(recipe, images, workers=loader_workers(recipe, data)), desc=f"evaluate {split}")
     files = write_outputs(ctx, scores, model.classes, f"{model.arch or source.path.name} on {data.name}/{split}")
     ctx.log.info("%s: top-1 %.2f%%, top-5 %.2f%%, ECE %.4f on %d images", split, 100 * scores.top1,
                  100 * scores.top5, scores.ece, scores.n)

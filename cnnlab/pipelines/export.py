@@ -16,20 +16,20 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from cnnlab.context import RunContext
-from cnnlab.data import make_loader
 from cnnlab.deploy.export import ModelIdentity, OnnxMismatch, check_opset, export_onnx, verify_onnx
 from cnnlab.deploy.ort import evaluate_onnx
 from cnnlab.deploy.simplify import simplify_onnx
+from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
 from cnnlab.pipelines.sources import check_same_classes, load_source_model, source_data
-from cnnlab.pipelines.training import dataset_record, eval_batch_size, loader_workers
+from cnnlab.pipelines.training import dataset_record, eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    settings = cfg.export
+    settings, recipe = cfg.export, Recipe.from_config(cfg)
     opset = check_opset(int(settings.opset))
     verify_count = int(settings.verify_images)
     if verify_count < 1:
@@ -71,9 +71,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if source_acc is None:
         source_acc = (checkpoint.extra.get("metrics") or {}).get("val_acc")
     if settings.evaluate:
-        loader = make_loader(data.val, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed),
-                             workers=loader_workers(cfg, data))
-        onnx_metrics = evaluate_onnx(target, loader)
+        onnx_metrics = evaluate_onnx(target, eval_loader(recipe, data.val, workers=loader_workers(recipe, data)))
         metrics.update(val_acc=onnx_metrics["acc"], val_top5=onnx_metrics["top5"], val_loss=onnx_metrics["loss"])
         ctx.log.info("model.onnx: val acc %.2f%% on %d images (source: %s)", 100 * onnx_metrics["acc"],
                      onnx_metrics["n"], "?" if source_acc is None else f"{100 * source_acc:.2f}%")

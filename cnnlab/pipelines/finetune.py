@@ -16,21 +16,25 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cnnlab.context import RunContext
-from cnnlab.data import DataBundle, build_datasets, check_dataset, make_loader, resolve_input_spec
+from cnnlab.data import DataBundle, build_datasets, check_dataset, resolve_input_spec
 from cnnlab.engine.features import extract_features
+from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import FINETUNE_MODES, MODELS, create_model, first_trainable, freeze_before, load_pretrained, replace_head
+from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
 from cnnlab.pipelines.switches import optimisation_on, tristate
-from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, eval_batch_size,
-                                       fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime, train)
-from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
-
+from cnnlab.pipelines.training import (Checkpointing, Trainable, TrainedModel, apply_resume, classification_objective,
+                                       eval_loader, fit_metrics, loader_workers, make_loaders, save_and_record,
+                                       setup_runtime, train_model)
+from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 
 
 @dataclass(frozen=True)
-class Plan:
+class FinetuneSettings:
+    """The `finetune` section: mode (linear | partial | full), how many backbone stages train in partial mode,
+    the backbone's learning rate as a fraction of optim.lr, and the tri-state switches (None = auto)."""
+
     mode: str
     unfreeze: int
     backbone_lr_scale: float
@@ -39,7 +43,7 @@ class Plan:
     cache_features: bool | None
 
     @classmethod
-    def from_config(cls, section: DictConfig) -> "Plan":
+    def from_config(cls, section: DictConfig) -> "FinetuneSettings":
         mode = str(section.mode)
         if mode not in FINETUNE_MODES:
             raise CnnlabError(f"finetune.mode={mode} is not a mode", fix=f"use one of: {', '.join(FINETUNE_MODES)}")
@@ -52,8 +56,9 @@ class Plan:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
-    plan = Plan.from_config(cfg.finetune)
-    runtime = setup_runtime(cfg)
+    settings = FinetuneSettings.from_config(cfg.finetune)
+    recipe = Recipe.from_config(cfg)
+    runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
     weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs)
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
@@ -62,70 +67,42 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     spec = resolve_input_spec(cfg.dataset, weights.spec)
     with main_process_first(runtime):
-        data = build_datasets(cfg.dataset, spec, train_augment=plan.augment)
+        data = build_datasets(cfg.dataset, spec, train_augment=settings.augment)
     ctx.log.info("finetune %s (%s) on %s: %d classes, %d train / %d val images at %d px, mode=%s", name,
-                 weights.description, data.name, len(data.classes), len(data.train), len(data.val), spec.size, plan.mode)
+                 weights.description, data.name, len(data.classes), len(data.train), len(data.val), spec.size,
+                 settings.mode)
 
-    model = initial_model(name, weights, data, plan.new_head)
+    model = initial_model(name, weights, data, settings.new_head)
     head_path = MODELS[name].head
-    frozen = freeze(model, name, plan)
+    frozen = freeze(model, name, settings)
     model = runtime.prepare_model(model)
-    objective = classification_objective(cfg, len(data.classes))
     started = time.perf_counter()
-    if use_feature_cache(plan, data, runtime, cfg, ctx, resume=resume_from is not None):
-        result = train_head_on_features(cfg, ctx, runtime, model, head_path, data)
+    if use_feature_cache(settings, data, runtime, recipe, ctx, resume=resume_from is not None):
+        result = train_head_on_features(ctx, runtime, recipe, model, head_path, data)
     else:
-        train_loader, val_loader = make_loaders(cfg, runtime, data.train, data.val,
-                                                workers=loader_workers(cfg, data))
-        result = train(cfg, ctx, runtime, model, train_loader, val_loader, objective=objective,
-                       head=model.get_submodule(head_path), frozen=frozen,
-                       backbone_lr_scale=plan.backbone_lr_scale, resume_from=resume_from)
+        loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
+        trainable = Trainable(model, head=model.get_submodule(head_path), frozen=frozen,
+                              backbone_lr_scale=settings.backbone_lr_scale)
+        result = train_model(ctx, runtime, recipe, trainable, loaders,
+                             classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
     training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=weights.description)
     if weights.source:
         ctx.record.update(source=weights.source)
-    metrics = fit_metrics(result) | {"finetune_mode": plan.mode, "training_seconds": training_seconds}
+    metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "training_seconds": training_seconds}
     return save_and_record(ctx, trained, metrics,
-                           extra={"finetune": {"mode": plan.mode, "weights": weights.description}})
+                           extra={"finetune": {"mode": settings.mode, "weights": weights.description}})
 
 
-def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
-                  role: str = "model") -> nn.Module:
-    """Build `name` with the weights' own head, load the weights, then give it a head for the data's
-    classes (new_head auto: only when the classes differ). `role` names the setting in errors."""
-    size = data.spec.size
-    if not weights.pretrained:
-        return create_model(name, num_classes=len(data.classes), image_size=size)
-    own_classes = len(weights.classes) if weights.classes else len(data.classes)
-    model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)
-    if weights.kind == "run":
-        from cnnlab.models import apply_structure
-
-        if weights.structure:
-            apply_structure(model, weights.structure)
-        model.load_state_dict(weights.state_dict)
-    else:
-        load_pretrained(model, name, weights.state_dict, role=role)
-    same_classes = weights.classes is not None and list(weights.classes) == list(data.classes)
-    if new_head is False and not same_classes:
-        raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
-                          f"{len(data.classes)} (or other names)",
-                          fix=f"give {role}.weights trained on this dataset"
-                              + (", or use finetune.new_head=auto" if role == "model" else ""))
-    if new_head or not same_classes:
-        replace_head(model, name, len(data.classes))
-    return model
+def freeze(model: nn.Module, name: str, settings: FinetuneSettings) -> list[nn.Module]:
+    """Freeze what `settings.mode` keeps fixed; returns the frozen leaf modules (kept in eval mode while training)."""
+    return freeze_before(model, first_trainable(name, settings.mode, settings.unfreeze))
 
 
-def freeze(model: nn.Module, name: str, plan: Plan) -> list[nn.Module]:
-    """Freeze what `plan.mode` keeps fixed; returns the frozen leaf modules (kept in eval mode while training)."""
-    return freeze_before(model, first_trainable(name, plan.mode, plan.unfreeze))
-
-
-def use_feature_cache(plan: Plan, data: DataBundle, runtime: Runtime, cfg: DictConfig, ctx: RunContext, *,
-                      resume: bool) -> bool:
-    if plan.mode != "linear":
+def use_feature_cache(settings: FinetuneSettings, data: DataBundle, runtime: Runtime, recipe: Recipe,
+                      ctx: RunContext, *, resume: bool) -> bool:
+    if settings.mode != "linear":
         return False
     reasons = []
     if data.random_train_transform:
@@ -134,25 +111,22 @@ def use_feature_cache(plan: Plan, data: DataBundle, runtime: Runtime, cfg: DictC
         reasons.append("running under DDP")
     if resume:
         reasons.append("resuming a run")
-    if float(cfg.trainer.get("mixup", 0)) or float(cfg.trainer.get("cutmix", 0)):
+    if recipe.mixes_images:
         reasons.append("mixup/cutmix mixes images")
-    return optimisation_on(plan.cache_features, reasons, key="finetune.cache_features", ctx=ctx,
+    return optimisation_on(settings.cache_features, reasons, key="finetune.cache_features", ctx=ctx,
                            what="feature cache off")
 
 
-def train_head_on_features(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, head_path: str,
+def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, model: nn.Module, head_path: str,
                            data: DataBundle) -> FitResult:
     """Run the frozen backbone once over train and val, then train the head on the cached features."""
-    batch = eval_batch_size(cfg)
-    seed = int(cfg.seed)
-    train_features = extract_features(model, head_path, make_loader(data.train, batch, shuffle=False, seed=seed),
-                                      runtime, "train features")
-    val_features = extract_features(model, head_path, make_loader(data.val, batch, shuffle=False, seed=seed),
-                                    runtime, "val features")
+    train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images), runtime,
+                                                     f"{split} features")
+                                    for split, images in (("train", data.train), ("val", data.val)))
     ctx.log.info("cached %d-dim features for %d train / %d val images", train_features.tensors[0].shape[1],
                  len(train_features), len(val_features))
     head = model.get_submodule(head_path)
-    train_loader, val_loader = make_loaders(cfg, runtime, train_features, val_features)
     # No last.pt: it would hold the head alone, and recomputing the cache is cheaper than resuming.
-    return train(cfg, ctx, runtime, head, train_loader, val_loader,
-                 objective=classification_objective(cfg, len(data.classes)), head=head, checkpoint=False)
+    return train_model(ctx, runtime, recipe, Trainable(head, head=head),
+                       make_loaders(recipe, runtime, train_features, val_features),
+                       classification_objective(recipe, len(data.classes)), Checkpointing(enabled=False))

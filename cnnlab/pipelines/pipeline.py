@@ -27,7 +27,6 @@ from cnnlab.pipelines.plan import RESUMABLE, Stage, build_plan, select
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
 
-
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = cfg.pipeline
     workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
@@ -90,8 +89,9 @@ def hydra_flags() -> list[str]:
 
 
 def decide(stage: Stage, previous: RunInfo | None) -> str:
-    """reused (completed before), resumed (a training stage stopped after an epoch: continue from its
-    last.pt in a new run) or ran (first time, or a stage that cannot resume: start over)."""
+    """reused (completed before), resumed (a stage of a resumable command — commands.py: pretrain, finetune,
+    distill — stopped after an epoch: continue from its last.pt in a new run) or ran (first time, or a stage
+    that cannot resume: start over)."""
     if previous is not None and previous.status == "completed":
         return "reused"
     if previous is not None and stage.command in RESUMABLE and previous.artifact("checkpoint") is not None:

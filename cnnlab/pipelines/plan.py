@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from cnnlab.commands import commands_where
 from cnnlab.errors import CnnlabError
 
 REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
-MODEL_COMMANDS = ("pretrain", "finetune", "distill", "prune", "quantize")
-HAS_OWN_ONNX = ("prune", "quantize")    # these write model.onnx themselves
-RESUMABLE = ("pretrain", "finetune")    # these keep last.pt and accept resume=RUN
+MODEL_COMMANDS = commands_where(produces_model=True)
+HAS_OWN_ONNX = commands_where(writes_onnx=True)
+RESUMABLE = commands_where(resumable=True)  # keep last.pt and accept resume=RUN
 BENCH_STAGE = "bench"                   # the one automatic stage that times every model together
 
 

@@ -11,8 +11,10 @@ from cnnlab.data import build_datasets, resolve_input_spec
 from cnnlab.engine.runtime import main_process_first
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, create_model, get_entry
-from cnnlab.pipelines.training import (TrainedModel, apply_resume, classification_objective, fit_metrics,
-                                       loader_workers, make_loaders, save_and_record, setup_runtime, train)
+from cnnlab.engine.recipe import Recipe
+from cnnlab.pipelines.training import (Checkpointing, Trainable, TrainedModel, apply_resume, classification_objective,
+                                       fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime,
+                                       train_model)
 
 METHODS = ("supervised",)
 
@@ -25,7 +27,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
     cfg, resume_from = apply_resume(cfg, ctx)
-    runtime = setup_runtime(cfg)
+    recipe = Recipe.from_config(cfg)
+    runtime = setup_runtime(cfg, recipe)
     name = canonical_name(cfg.model.name)
 
     # From scratch, a network that takes any channel count learns grayscale sets in one channel.
@@ -37,10 +40,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  len(data.classes), len(data.train), len(data.val), spec.size)
 
     model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size,
-                                                       **arch_kwargs))
-    train_loader, val_loader = make_loaders(cfg, runtime, data.train, data.val, workers=loader_workers(cfg, data))
-    result = train(cfg, ctx, runtime, model, train_loader, val_loader,
-                   objective=classification_objective(cfg, len(data.classes)), resume_from=resume_from)
+                                               **arch_kwargs))
+    loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
+    result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
+                         classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
     trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
     return save_and_record(ctx, trained, fit_metrics(result))

@@ -5,9 +5,9 @@ schedule, the engine's `fit`, and writing the model and its record."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -22,33 +22,41 @@ from cnnlab.engine.objectives import ClassificationObjective, Objective
 from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
-from cnnlab.engine.trainer import FitResult, Trainer, TrainerSettings
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import FitResult, Trainer, evaluate
 from cnnlab.errors import CnnlabError
+from cnnlab.records import ModelSection
 from cnnlab.runs import (MODEL_FILE, RESUMABLE_STATUSES, STATE_FILE, RunInfo, latest_run, load_run,
                          process_alive)
 
 
-def setup_runtime(cfg: DictConfig) -> Runtime:
-    seed_everything(int(cfg.seed))
-    return Runtime.from_config(cfg)
+def setup_runtime(cfg: Mapping[str, Any], recipe: Recipe) -> Runtime:
+    """Seed every RNG with recipe.seed and pick the device (cfg.device), AMP and memory format (the recipe's)."""
+    seed_everything(recipe.seed)
+    return Runtime.from_config({"device": cfg.get("device"),
+                                "trainer": {"amp": recipe.amp, "channels_last": recipe.channels_last}})
 
 
-def loader_workers(cfg: DictConfig, data: DataBundle) -> int:
-    workers = cfg.trainer.get("workers", "auto")
-    if str(workers) == "auto":
+def loader_workers(recipe: Recipe, data: DataBundle) -> int:
+    if recipe.workers is None:
         # In-memory tensors need no workers; for files leave one core to the training threads.
         return 0 if data.in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
-    return int(workers)
+    return recipe.workers
 
 
-def eval_batch_size(cfg: DictConfig) -> int:
-    return int(cfg.trainer.get("eval_batch_size") or 2 * int(cfg.trainer.batch_size))
+class Loaders(NamedTuple):
+    """The train loader (shuffled; each rank its share of the global batch) and the val loader (None: no
+    validation). A tuple, so `train_loader, val_loader = make_loaders(...)` reads as before."""
+
+    train: DataLoader
+    val: DataLoader | None
 
 
-def make_loaders(cfg: DictConfig, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
-                 workers: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard)."""
-    batch = int(cfg.trainer.batch_size)
+def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
+                 workers: int = 0) -> Loaders:
+    """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard).
+    Raises CnnlabError for a batch larger than the training set or one that does not split over the ranks."""
+    batch = recipe.batch_size
     if batch < 1:
         raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
     if 0 < len(train_set) < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
@@ -57,52 +65,98 @@ def make_loaders(cfg: DictConfig, runtime: Runtime, train_set: Dataset, val_set:
     if batch % runtime.world_size:
         raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
                           fix=f"use a multiple of {runtime.world_size}")
-    train_loader = make_loader(train_set, batch // runtime.world_size, shuffle=True, seed=int(cfg.seed),
+    train_loader = make_loader(train_set, batch // runtime.world_size, shuffle=True, seed=recipe.seed,
                                workers=workers, rank=runtime.rank, world_size=runtime.world_size)
     if runtime.distributed:  # exact evaluation: no sample padded or counted twice
         val_set = Subset(val_set, range(runtime.rank, len(val_set), runtime.world_size))
-    val_loader = make_loader(val_set, eval_batch_size(cfg), shuffle=False, seed=int(cfg.seed), workers=workers)
-    return train_loader, val_loader
+    val_loader = make_loader(val_set, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
+    return Loaders(train_loader, val_loader)
 
 
-def classification_objective(cfg: DictConfig, num_classes: int) -> ClassificationObjective:
-    return ClassificationObjective(num_classes, label_smoothing=float(cfg.trainer.get("label_smoothing", 0.0)),
-                                   mixup=float(cfg.trainer.get("mixup", 0.0)), cutmix=float(cfg.trainer.get("cutmix", 0.0)))
+def eval_loader(recipe: Recipe, images: Dataset, *, workers: int = 0) -> DataLoader:
+    """One pass over `images` in order, at the recipe's evaluation batch size."""
+    return make_loader(images, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
 
 
-def train(cfg: DictConfig, ctx: RunContext, runtime: Runtime, model: nn.Module, train_loader: DataLoader,
-          val_loader: DataLoader | None, *, objective: Objective, head: nn.Module | None = None,
-          frozen: Sequence[nn.Module] = (), backbone_lr_scale: float = 1.0, resume_from: Path | None = None,
-          state_extra: dict[str, Any] | None = None, checkpoint: bool = True) -> FitResult:
-    """Build optimizer + schedule for the trainable parameters of `model` and run the engine's fit.
-    `checkpoint` writes the resumable last.pt after every epoch (off for throw-away sub-trainings)."""
-    settings = TrainerSettings.from_config(cfg.trainer)
-    override_bn_momentum(cfg, ctx, model, frozen)
-    groups = param_groups(model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), head=head,
-                          backbone_lr_scale=backbone_lr_scale)
-    optimizer = build_optimizer(cfg.optim, groups)
-    steps = min(len(train_loader), settings.max_steps_per_epoch or len(train_loader))
-    scheduler = build_scheduler(cfg.sched, optimizer, steps_per_epoch=steps, epochs=settings.epochs)
-    trainer = Trainer(runtime, settings)
-    state_path = ctx.path(STATE_FILE) if checkpoint else None
+def classification_objective(recipe: Recipe, num_classes: int) -> ClassificationObjective:
+    return ClassificationObjective(num_classes, label_smoothing=recipe.label_smoothing, mixup=recipe.mixup,
+                                   cutmix=recipe.cutmix)
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What trains: `model` (on the runtime's device), its classifier `head` (None: one learning rate for all),
+    the `frozen` leaf modules (kept in eval mode) and the backbone's learning rate as a fraction of the head's."""
+
+    model: nn.Module
+    head: nn.Module | None = None
+    frozen: Sequence[nn.Module] = ()
+    backbone_lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """The resumable last.pt: written after every epoch unless `enabled` is False (throw-away sub-trainings),
+    continued from `resume_from`, with `extra` (what the command needs to rebuild its model) stored inside."""
+
+    enabled: bool = True
+    resume_from: Path | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Trainable, loaders: Loaders,
+                objective: Objective, checkpointing: Checkpointing = Checkpointing()) -> FitResult:
+    """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
+    Raises CnnlabError for a bad bn_momentum, optimizer or schedule, and what the engine raises."""
+    override_bn_momentum(recipe, ctx, trainable)
+    groups = param_groups(trainable.model, recipe.lr, recipe.weight_decay, head=trainable.head,
+                          backbone_lr_scale=trainable.backbone_lr_scale)
+    optimizer = build_optimizer(recipe.optimizer, groups)
+    steps = min(len(loaders.train), recipe.max_steps_per_epoch or len(loaders.train))
+    scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
+    state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
     if ctx.is_main and state_path is not None:
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)
-    return trainer.fit(model, objective, train_loader, val_loader, optimizer, scheduler, state_path=state_path,
-                       resume_from=resume_from, state_extra=state_extra, frozen=frozen)
+    return Trainer(runtime, recipe).fit(trainable.model, objective, loaders.train, loaders.val, optimizer, scheduler,
+                                        state_path=state_path, resume_from=checkpointing.resume_from,
+                                        state_extra=dict(checkpointing.extra or {}), frozen=trainable.frozen)
 
 
-def override_bn_momentum(cfg: DictConfig, ctx: RunContext, model: nn.Module, frozen: Sequence[nn.Module]) -> None:
+@dataclass(frozen=True)
+class RecoveryTraining:
+    """Scoring and re-training a model changed in place (pruned, fake-quantized): this run's runtime, loaders and
+    objective, and a recipe already set for it (e.g. optim.lr x prune.lr_scale). No last.pt: a resumed run could
+    not rebuild the changed model mid-way."""
+
+    ctx: RunContext
+    runtime: Runtime
+    recipe: Recipe
+    loaders: Loaders
+    objective: Objective
+
+    def accuracy(self, model: nn.Module, desc: str = "val") -> float:
+        """Top-1 accuracy (a fraction) of `model` on the val loader."""
+        assert self.loaders.val is not None, "recovery training scores on a validation split"
+        return float(evaluate(model, self.loaders.val, self.runtime, desc=desc)["acc"])
+
+    def train(self, model: nn.Module, epochs: int | None = None) -> FitResult:
+        """`epochs` (None: recipe.epochs) of training through `train_model`, without last.pt."""
+        recipe = self.recipe if epochs is None else replace(self.recipe, epochs=epochs)
+        return train_model(self.ctx, self.runtime, recipe, Trainable(model), self.loaders, self.objective,
+                           Checkpointing(enabled=False))
+
+
+def override_bn_momentum(recipe: Recipe, ctx: RunContext, trainable: Trainable) -> None:
     """trainer.bn_momentum: one running-average momentum for every BatchNorm layer that trains."""
-    momentum = cfg.trainer.get("bn_momentum")
-    if momentum is None or str(momentum).lower() in ("none", "null"):
+    if recipe.bn_momentum is None:
         return
     try:
-        layers = set_bn_momentum(model, float(momentum), frozen)
+        layers = set_bn_momentum(trainable.model, recipe.bn_momentum, trainable.frozen)
     except ValueError as exc:
-        raise CnnlabError(f"trainer.bn_momentum={momentum}: {exc}",
+        raise CnnlabError(f"trainer.bn_momentum={recipe.bn_momentum}: {exc}",
                           fix="use a value in (0, 1], e.g. trainer.bn_momentum=0.1, or null for the model's own") from exc
-    ctx.log.info("trainer.bn_momentum=%s set on %d BatchNorm layers", momentum, layers)
+    ctx.log.info("trainer.bn_momentum=%s set on %d BatchNorm layers", recipe.bn_momentum, layers)
 
 
 def fit_metrics(result: FitResult) -> dict[str, Any]:
@@ -129,8 +183,6 @@ class TrainedModel:
 def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, Any],
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write model.pt and fill the run record's model/dataset/metrics/artifacts sections."""
-    from cnnlab.models import count_flops, count_params
-
     if not ctx.is_main:
         return metrics
     data, spec = trained.data, trained.data.spec
@@ -145,14 +197,23 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
                              "dataset": dataset_record(trained.data, trained.dataset_config), **(extra or {})})
     ctx.record.add_artifact("model", path)
     check_not_at_chance(ctx, metrics, len(data.classes))
-    ctx.record.update(
-        model={"name": trained.name, "params": count_params(model), "flops": count_flops(model, spec.size),
-               "image_size": spec.size, "num_classes": len(data.classes), "weights": trained.weights,
-               "file_bytes": path.stat().st_size},
-        dataset=dataset_record(trained.data, trained.dataset_config),
-        metrics=metrics,
-    )
+    section = model_section(trained.name, spec.size, len(data.classes), model=model, file=path,
+                            weights=trained.weights)
+    ctx.record.update(model=section.to_dict(), dataset=dataset_record(trained.data, trained.dataset_config),
+                      metrics=metrics)
     return metrics
+
+
+def model_section(name: str | None, image_size: int, num_classes: int, *, model: nn.Module | None = None,
+                  file: Path | None = None, **extra: Any) -> ModelSection:
+    """run.json's model section — the one place it is built: parameters and FLOPs (at `image_size` px) of a
+    PyTorch `model` when there is one, the size in bytes of its `file`, and `extra` fields as given."""
+    from cnnlab.models import count_flops, count_params
+
+    return ModelSection(name=name, image_size=image_size, num_classes=num_classes,
+                        params=None if model is None else count_params(model),
+                        flops=None if model is None else count_flops(model, image_size),
+                        file_bytes=None if file is None else file.stat().st_size, extra=extra)
 
 
 def record_warning(ctx: RunContext, message: str) -> None:

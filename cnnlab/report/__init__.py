@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.report.formats import csv_text, describe, json_text, markdown, rich_table, speedup_notes
+from cnnlab.report.formats import csv_text, json_text, legend, markdown, rich_table, speedup_notes
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import Comparison, Row, build_rows, collect_runs
@@ -75,7 +75,7 @@ def print_report(report: Report) -> None:
 
     for title, rows in report.groups.items():
         out.print(rich_table(rows, report.base, title))
-    out.print(describe(report.comparison), soft_wrap=True)
+    out.print(legend(report.comparison), soft_wrap=True)
     for path, reason in report.left_out:
         out.print(f"left out {path}: {reason}", markup=False, highlight=False)
     for row in report.rows:

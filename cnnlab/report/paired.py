@@ -5,7 +5,8 @@ into a speed-up: the machine changed in between. `cnnlab bench source=[A,B,...]`
 stage) times its models round by round — A, B, ..., A, B, ... — and records every round's p50; a
 speed-up is source p50 / model p50 from such a session, and it is reported only when it is stable:
 
-- the ratio of each round (taken side by side) varies by at most UNSTABLE_SPREAD between rounds, and
+- the ratio of each round (taken side by side) varies by at most UNSTABLE_SPREAD between rounds (the stability
+  rule of cnnlab/deploy/paired.py, the module that timed them), and
 - no network appears twice in the session with timings further apart than SAME_NETWORK_TOLERANCE (or the
   rounds' own spread): two copies of one network must time alike, else the session measured the machine's
   load, not the models (e.g. a pretrained and a fine-tuned ResNet-18).
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
 from cnnlab.runs import RunInfo
 
-UNSTABLE_SPREAD = 0.15          # (max - min) / median of the per-round ratios above which a ratio is not shown
 SAME_NETWORK_TOLERANCE = 0.10   # two timings of one network further apart than this (or the rounds' spread)
 PAIRED = "paired"
 SAME_NETWORK = "same network"
@@ -84,14 +85,6 @@ def sessions(runs: Sequence[RunInfo], origin: Callable[[Path | None], Path | Non
             subjects = tuple(origin(Path(s["run"]).resolve() if s.get("run") else None) for s in paired["subjects"])
             found.append(Session(run, subjects))
     return sorted(found, key=lambda s: s.run.started, reverse=True)
-
-
-def spread(values: Sequence[float]) -> float:
-    """(max - min) / median; 0 for fewer than two values."""
-    if len(values) < 2:
-        return 0.0
-    ordered = sorted(values)
-    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
 
 
 def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callable[[dict[str, Any]], bool],

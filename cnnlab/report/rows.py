@@ -1,10 +1,12 @@
 """Run records → report rows: one row per trained model, with the latency its bench runs measured.
 
-Reads run.json (and nothing else): a row is a completed pretrain/finetune/distill/prune/quantize run with
-a validation accuracy. Export runs are the same model in another format and bench runs are measurements,
-so both attach to the model run they came from (following `source` links through exports). A latency comes
+Reads run.json (and nothing else), through the typed sections of cnnlab/records.py: a row is a completed run
+of a command that produces a model (commands.py: pretrain, finetune, distill, prune, quantize) with a validation
+accuracy. Export runs are the same model in another format, bench runs measurements and evaluate runs scores,
+so all three attach to the model run they came from (following `source` links through exports). A latency comes
 from the newest paired session (`cnnlab bench source=[...]`) that timed the model, else from its newest
-own bench; a speed-up only ever from a paired session (report/paired.py).
+own bench; a speed-up only ever from a paired session (report/paired.py); a test accuracy from the newest
+`cnnlab evaluate split=test` of the model.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Iterable
 
+from cnnlab.commands import commands_where
+from cnnlab.records import LatencyRecord
 from cnnlab.report.paired import SpeedUp, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 
-MODEL_COMMANDS = ("pretrain", "finetune", "distill", "prune", "quantize")
+MODEL_COMMANDS = commands_where(produces_model=True)
+ATTACHED = ("export", "bench", "evaluate")   # runs that attach to the model run they came from
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,10 @@ class Comparison:
     device: str | None = None     # None: the most common device among the benches
     threads: int | None = None    # None: the most common thread count
 
+    def admits(self, record: LatencyRecord) -> bool:
+        """Whether `record` was measured in exactly this setting."""
+        return record.setting == (self.backend, self.batch, self.device, self.threads)
+
 
 @dataclass
 class Row:
@@ -37,14 +46,16 @@ class Row:
     model: str
     dataset: str
     dataset_key: tuple[Any, ...]          # name, classes, image size: only equal keys are compared
-    accuracy: float
+    accuracy: float                       # top-1 on the validation split
     params: int | None
     flops: int | None
     file_bytes: int | None
     file_kind: str                        # "onnx" (deployable graph) or "pt" (checkpoint)
     source: Path | None                   # the model run this one was derived from
-    latency: dict[str, Any] | None = None  # the matching bench record (p50_ms, backend, batch_size, ...)
+    latency: LatencyRecord | None = None  # the matching bench record
     bench_run: Path | None = None
+    test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
+    evaluate_run: Path | None = None
     speedup: SpeedUp | None = None        # against `source` (None: no source row), from a paired session only
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
@@ -55,7 +66,7 @@ class Row:
 
     @property
     def p50_ms(self) -> float | None:
-        return None if self.latency is None else float(self.latency["p50_ms"])
+        return None if self.latency is None else float(self.latency.p50_ms)
 
 
 def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
@@ -69,14 +80,9 @@ def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
     return runs
 
 
-def _source_run(run: RunInfo) -> Path | None:
-    source = run.data.get("source") or {}
-    return Path(source["run"]).resolve() if source.get("run") else None
-
-
 def _origins(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     """Export run → the model run it exported (exports of exports followed to the end)."""
-    export_source = {r.path.resolve(): _source_run(r) for r in runs if r.command == "export"}
+    export_source = {r.path.resolve(): r.source.run_path for r in runs if r.command == "export"}
 
     def origin(path: Path) -> Path:
         seen = set()
@@ -96,7 +102,7 @@ def _file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> tuple[int | None,
     if onnx is not None:
         return onnx.stat().st_size, "onnx"
     model = run.artifact("model")
-    return (model.stat().st_size, "pt") if model is not None else ((run.data.get("model") or {}).get("file_bytes"), "pt")
+    return (model.stat().st_size, "pt") if model is not None else (run.model.file_bytes, "pt")
 
 
 def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
@@ -106,14 +112,13 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     def origin(path: Path | None) -> Path | None:
         return None if path is None else origins.get(path, path)
 
-    exports: dict[Path, list[RunInfo]] = {}
-    benches: dict[Path, list[RunInfo]] = {}
+    # command (export, bench, evaluate) → model run → the runs of that command that came from it
+    attached: dict[str, dict[Path, list[RunInfo]]] = {command: {} for command in ATTACHED}
     for run in runs:
-        target = origin(_source_run(run))
-        if target is not None and run.command == "export":
-            exports.setdefault(target, []).append(run)
-        elif target is not None and run.command == "bench":
-            benches.setdefault(target, []).append(run)
+        target = origin(run.source.run_path)
+        if target is not None and run.command in attached:
+            attached[run.command].setdefault(target, []).append(run)
+    exports, benches = attached["export"], attached["bench"]
 
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
@@ -123,23 +128,22 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
             continue
         if run.command not in MODEL_COMMANDS:
             continue
-        metrics, model, dataset = run.data.get("metrics") or {}, run.data.get("model") or {}, run.data.get("dataset") or {}
-        if metrics.get("val_acc") is None:
+        if run.metrics.val_acc is None:
             left_out.append((run.path, "no validation accuracy recorded"))
             continue
         size, kind = _file(run, exports)
-        rows.append(Row(run=run, command=run.command, model=str(model.get("name", "?")),
-                        dataset=str(dataset.get("name", "?")),
-                        dataset_key=(dataset.get("name"), dataset.get("num_classes"), dataset.get("image_size")),
-                        accuracy=float(metrics["val_acc"]), params=model.get("params"), flops=model.get("flops"),
-                        file_bytes=size, file_kind=kind, source=origin(_source_run(run))))
+        test = _newest_test(attached["evaluate"].get(run.path.resolve(), []))
+        rows.append(Row(run=run, command=run.command, model=run.model.name or "?", dataset=run.dataset.name or "?",
+                        dataset_key=run.dataset.key, accuracy=float(run.metrics.val_acc), params=run.model.params,
+                        flops=run.model.flops, file_bytes=size, file_kind=kind, source=origin(run.source.run_path),
+                        test_accuracy=None if test is None else test.metrics.test_acc,
+                        evaluate_run=None if test is None else test.path))
 
     paired = sessions(runs, origin)
     comparison = _settle(comparison, [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)])
 
-    def matches(record: dict[str, Any]) -> bool:
-        return (record["backend"], record["batch_size"], record["device"], record["threads"]) == \
-            (comparison.backend, comparison.batch, comparison.device, comparison.threads)
+    def matches(record: dict[str, Any]) -> bool:  # paired.py hands over the records as run.json holds them
+        return comparison.admits(LatencyRecord.from_dict(record))
 
     by_path = {row.run.path.resolve(): row for row in rows}
 
@@ -155,7 +159,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
         path = row.run.path.resolve()
         timed = next(((s, t) for s in paired if (t := s.timing(path, matches)) is not None), None)
         if timed is not None:  # the newest paired session that timed it
-            row.bench_run, row.latency = timed[0].run.path, timed[1].record
+            row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
         else:
             _attach_latency(row, benches.get(path, []), comparison)
         if row.source is not None and row.source in by_path:
@@ -163,18 +167,20 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     return rows, left_out, comparison
 
 
-def _records(bench: RunInfo) -> list[dict[str, Any]]:
-    """The latency records of a bench run (a paired session's: one per subject)."""
-    return list((bench.data.get("metrics") or {}).get("latency") or [])
+def _newest_test(evaluations: list[RunInfo]) -> RunInfo | None:
+    """The newest evaluate run that scored the test split."""
+    scored = [r for r in evaluations if r.metrics.split == "test" and r.metrics.test_acc is not None]
+    return max(scored, key=lambda r: r.started, default=None)
 
 
 def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
     """Fill in the device and thread count the benches most often used for this backend and batch."""
-    matching = [r for b in benches for r in _records(b)
-                if r["backend"] == comparison.backend and r["batch_size"] == comparison.batch]
+    # a paired session's records: one per subject
+    matching = [r for b in benches for r in b.metrics.latency_records
+                if r.backend == comparison.backend and r.batch_size == comparison.batch]
 
     def most_common(key: str) -> Any:
-        values = [r[key] for r in matching]
+        values = [getattr(r, key) for r in matching]
         return max(set(values), key=values.count) if values else None
 
     return Comparison(backend=comparison.backend, batch=comparison.batch,
@@ -185,9 +191,8 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
 def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison) -> None:
     """The newest bench record of this model that matches the comparison exactly."""
     for bench in sorted(benches, key=lambda b: b.started, reverse=True):
-        for record in _records(bench):
-            if (record["backend"], record["batch_size"], record["device"], record["threads"]) == \
-                    (comparison.backend, comparison.batch, comparison.device, comparison.threads):
+        for record in bench.metrics.latency_records:
+            if comparison.admits(record):
                 row.latency, row.bench_run = record, bench.path
                 return
     if benches:

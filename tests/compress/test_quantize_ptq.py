@@ -14,11 +14,10 @@ from torch.utils.data import TensorDataset
 
 from cnnlab.compress.quantization import (CALIBRATION_CACHE, FORMATS, CalibrationReader, PtqSettings,
                                           calibration_batches, check_float_graph, check_node_names, graph_input_name,
-                                          preprocess,
-                                          quantize_dynamic_candidate, quantize_static_candidate, quantized_ops,
-                                          write_with_metadata)
+                                          preprocess, quantize_dynamic_candidate, quantize_static_candidate,
+                                          quantized_ops)
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import export_onnx, read_onnx_metadata
+from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx, read_onnx_metadata
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -144,11 +143,13 @@ def test_a_quantized_file_is_not_quantized_again(graphs: tuple[Path, Path], tmp_
 def test_the_written_model_carries_metadata(graphs: tuple[Path, Path], tmp_path: Path) -> None:
     fp32, pre = graphs
     path = quantize_dynamic_candidate(pre, tmp_path / "q.onnx", FORMATS["dynamic_u8"], PtqSettings())
-    props = {**read_onnx_metadata(fp32)["props"], "quantization": {"format": "dynamic_u8"}}
-    target = write_with_metadata(path, tmp_path / "model.onnx", props)
+    identity = ModelIdentity(arch="lenet5", classes=tuple("abcd"), spec=InputSpec(SIZE))
+    target = copy_with_metadata(path, tmp_path / "model.onnx", identity, params=123, flops=456,
+                                extra={"quantization": {"format": "dynamic_u8"}})
     meta = read_onnx_metadata(target)
     assert meta["spec"] == InputSpec(SIZE) and meta["classes"] == list("abcd") and meta["arch"] == "lenet5"
     assert meta["props"]["quantization"] == {"format": "dynamic_u8"}
+    assert (meta["params"], meta["flops"]) == (123, 456)
     assert quantized_ops(target) == quantized_ops(path)
 
 

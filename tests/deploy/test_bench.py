@@ -102,3 +102,48 @@ def test_ratios_read_faster_or_slower_never_a_fraction_faster() -> None:
 
     assert ratio_text(2.5) == "2.50× faster" and ratio_text(1.0) == "1.00×"
     assert ratio_text(1 / 1.03) == "1.03× slower" and ratio_text(0.5, "smaller", "larger") == "2.00× larger"
+
+
+def test_a_paired_session_interleaves_keeps_the_median_round_and_flags_unstable_ratios(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnlab.deploy import paired
+
+    # Round r times A at 10, 10, 30 ms and B at 5, 5, 5 ms: A/B ratios 2, 2, 6 — the median round says 2, and the
+    # rounds disagree by far more than the stability threshold.
+    p50s = {"a.onnx": iter([10.0, 10.0, 30.0]), "b.onnx": iter([5.0, 5.0, 5.0])}
+    order: list[str] = []
+
+    def fake_time_onnx(path, batch, *, threads, **_):  # type: ignore[no-untyped-def]
+        order.append(Path(path).name)
+        stats = summarize([next(p50s[Path(path).name])], backend="onnxruntime", device="cpu", batch_size=batch,
+                          threads=threads, flops=None, peak_gflops=None)
+        return stats
+
+    monkeypatch.setattr(bench, "time_onnx", fake_time_onnx)
+    settings = paired.PairedSettings(threads=2, rounds=3, plan=TimingPlan(**QUICK))
+    result = paired.time_paired({"A": Path("a.onnx"), "B": Path("b.onnx")}, settings)
+    assert order == ["a.onnx", "b.onnx"] * 3  # A, B, A, B, A, B: the machine's drift hits both alike
+    assert result["A"].stats[1].p50_ms == 10.0 and result["A"].p50_per_round[1] == (10.0, 10.0, 30.0)
+    assert result.ratios("A", "B", 1) == (2.0, 2.0, 6.0) and result.speedup("A", "B", 1) == 2.0
+    assert not result.stable("A", "B", 1) and paired.spread([2.0, 2.0, 6.0]) == 2.0
+    assert result["B"].to_dict()["1"]["p50_ms_per_round"] == [5.0, 5.0, 5.0]
+
+
+def test_one_default_thread_count_for_every_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench, prune and quantize time at the same threads unless told otherwise: the physical cores."""
+    from omegaconf import OmegaConf
+
+    from cnnlab.compress.pruning import PruneSettings
+    from cnnlab.compress.quantization.settings import QuantizeSettings
+    from cnnlab.deploy import paired
+    from cnnlab.pipelines.bench import BenchSettings
+
+    monkeypatch.setattr(paired, "physical_cores", lambda: 3)
+    conf = Path(__file__).parents[2] / "cnnlab" / "conf" / "command"
+    sections = {name: OmegaConf.load(conf / f"{name}.yaml")[name] for name in ("bench", "prune", "quantize")}
+    assert paired.PairedSettings().threads == 3
+    assert BenchSettings.from_config(sections["bench"]).threads == 3
+    assert PruneSettings.from_config(sections["prune"]).bench_threads == 3
+    assert QuantizeSettings.from_config(sections["quantize"]).timing.threads == 3
+    with pytest.raises(CnnlabError, match="must be at least 1"):
+        paired.PairedSettings(batch_sizes=(0,))

@@ -12,7 +12,8 @@ from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum, trainin
 from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
-from cnnlab.engine.trainer import Trainer, TrainerSettings
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import Trainer
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -49,7 +50,7 @@ def accuracy(model: nn.Module, loader) -> float:
 
 def fit(data, model: nn.Module, *, epochs: int = 2, **settings) -> tuple[dict, nn.Module]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    trainer = Trainer(CPU, TrainerSettings(epochs=epochs, **settings), show_progress=False)
+    trainer = Trainer(CPU, Recipe(epochs=epochs, **settings), show_progress=False)
     result = trainer.fit(model, ClassificationObjective(10), make_loader(data.train, 64, shuffle=True, seed=0),
                          make_loader(data.val, 256, shuffle=False, seed=0), optimizer, None)
     return result.final, model
@@ -138,26 +139,26 @@ def test_precise_bn_does_not_change_training(data, trained: nn.Module) -> None:
 
 def test_frozen_modules_and_cached_features_skip_the_pass(data) -> None:
     head = nn.Linear(32, 10)  # the feature-cache path trains the head alone: nothing to recompute
-    trainer = Trainer(CPU, TrainerSettings(), show_progress=False)
+    trainer = Trainer(CPU, Recipe(), show_progress=False)
     loader = make_loader(data.train, 64, shuffle=False, seed=0)
     assert trainer._precise_bn_batches(head, loader, ()) == 0
     model = lagging_bn_net()
     assert trainer._precise_bn_batches(model, loader, list(model)) == 0  # a fully frozen backbone
     assert trainer._precise_bn_batches(model, loader, ()) == 20  # trainer.precise_bn_batches
-    whole = Trainer(CPU, TrainerSettings(precise_bn_batches=100), show_progress=False)
+    whole = Trainer(CPU, Recipe(precise_bn_batches=100), show_progress=False)
     assert whole._precise_bn_batches(model, loader, ()) == 23  # at most one epoch: 1437 images / 64
-    capped = Trainer(CPU, TrainerSettings(max_steps_per_epoch=4), show_progress=False)
+    capped = Trainer(CPU, Recipe(max_steps_per_epoch=4), show_progress=False)
     assert capped._precise_bn_batches(model, loader, ()) == 4
 
 
 def test_settings_and_momentum_override() -> None:
-    assert TrainerSettings.from_config({}).precise_bn is None
-    assert TrainerSettings.from_config({"precise_bn": "false"}).precise_bn is False
-    assert TrainerSettings.from_config({"precise_bn": True, "precise_bn_batches": 8}).precise_bn_batches == 8
+    assert Recipe.from_config({"trainer": {}}).precise_bn is None
+    assert Recipe.from_config({"trainer": {"precise_bn": "false"}}).precise_bn is False
+    assert Recipe.from_config({"trainer": {"precise_bn": True, "precise_bn_batches": 8}}).precise_bn_batches == 8
     with pytest.raises(CnnlabError, match="trainer.precise_bn=maybe"):
-        TrainerSettings.from_config({"precise_bn": "maybe"})
+        Recipe.from_config({"trainer": {"precise_bn": "maybe"}})
     with pytest.raises(CnnlabError, match="precise_bn_batches=0"):
-        TrainerSettings.from_config({"precise_bn_batches": 0})
+        Recipe.from_config({"trainer": {"precise_bn_batches": 0}})
     model = lagging_bn_net()
     assert set_bn_momentum(model, 0.1, frozen=[model[1]]) == 2
     assert model[1].momentum == 0.01 and model[4].momentum == 0.1

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from cnnlab.engine.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 
 
@@ -20,6 +21,27 @@ def test_groups_skip_decay_on_norms_and_biases_and_scale_the_backbone() -> None:
     assert {id(p) for p in by_key[("backbone", False)]["params"]} == {id(model[0].bias), id(model[1].weight),
                                                                       id(model[1].bias)}
     assert by_key[("head", True)]["lr"] == 0.1 and by_key[("backbone", True)]["lr"] == pytest.approx(0.01)
+
+
+def test_a_recipe_at_an_lr_scale_trains_as_the_former_whole_model_backbone_scale() -> None:
+    """prune's recovery and QAT moved from `train(cfg, ..., backbone_lr_scale=s)` (no head: every parameter in the
+    scaled group) to `recipe.with_lr_scale(s)`: the same groups at the same learning rates, and the same schedule."""
+    recipe = Recipe(optimizer={"_target_": "torch.optim.SGD", "lr": 0.05, "weight_decay": 1e-4, "momentum": 0.9},
+                    schedule={"name": "cosine", "warmup_epochs": 1})
+    scaled = recipe.with_lr_scale(0.02)
+    assert scaled.lr == pytest.approx(0.05 * 0.02) and recipe.lr == 0.05  # a copy: the recipe itself stays
+    before, after = tiny(), tiny()
+    after.load_state_dict(before.state_dict())
+    old = build_optimizer(recipe.optimizer,
+                          param_groups(before, recipe.lr, recipe.weight_decay, backbone_lr_scale=0.02))
+    new = build_optimizer(scaled.optimizer, param_groups(after, scaled.lr, scaled.weight_decay))
+    schedules = [build_scheduler(r.schedule, o, steps_per_epoch=3, epochs=2)
+                 for r, o in ((recipe, old), (scaled, new))]
+    for _ in range(6):
+        assert [g["lr"] for g in old.param_groups] == pytest.approx([g["lr"] for g in new.param_groups])
+        for optimizer, schedule in zip((old, new), schedules):
+            optimizer.step()
+            schedule.step()
 
 
 def test_frozen_parameters_are_left_out_and_all_frozen_is_an_error() -> None:

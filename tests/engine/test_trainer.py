@@ -13,7 +13,8 @@ from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.optim import build_scheduler
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
-from cnnlab.engine.trainer import NonFiniteLoss, Trainer, TrainerSettings, set_train_mode
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import NonFiniteLoss, Trainer, set_train_mode
 from cnnlab.models import create_model
 
 # Real handwritten digits at 16 px: LeNet-5 learns them in a few seconds.
@@ -35,7 +36,7 @@ def make_job(data, epochs: int = 2, lr: float = 3e-3, seed: int = 0, batch: int 
     val = make_loader(data.val, 128, shuffle=False, seed=seed)
     scheduler = build_scheduler({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.0}, optimizer,
                                 steps_per_epoch=len(train), epochs=epochs)
-    trainer = Trainer(CPU, TrainerSettings(epochs=epochs, log_every=2), show_progress=False)
+    trainer = Trainer(CPU, Recipe(epochs=epochs, log_every=2), show_progress=False)
     return trainer, model, optimizer, scheduler, train, val
 
 
@@ -107,7 +108,7 @@ def test_frozen_modules_keep_their_batchnorm_statistics(data) -> None:
         module.requires_grad_(False)
     before = model[1].running_mean.clone()
     optimizer = torch.optim.SGD(model[5].parameters(), lr=0.1)
-    trainer = Trainer(CPU, TrainerSettings(epochs=1), show_progress=False)
+    trainer = Trainer(CPU, Recipe(epochs=1), show_progress=False)
     trainer.fit(model, ClassificationObjective(10), make_loader(data.train, 64, shuffle=True, seed=0), None,
                 optimizer, None, frozen=frozen)
     assert torch.equal(model[1].running_mean, before)
@@ -118,8 +119,11 @@ def test_frozen_modules_keep_their_batchnorm_statistics(data) -> None:
 def test_settings_validate_epochs() -> None:
     from cnnlab.errors import CnnlabError
 
+    with pytest.raises(CnnlabError, match="trainer.epochs=-1"):
+        Recipe.from_config({"trainer": {"epochs": -1}})
+    recipe = Recipe.from_config({"trainer": {"epochs": 0}})  # prune without recovery: a recipe, but nothing to fit
     with pytest.raises(CnnlabError, match="trainer.epochs=0"):
-        TrainerSettings.from_config({"epochs": 0})
+        Trainer(CPU, recipe, show_progress=False).fit(None, None, None, None, None, None)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- issue 14

@@ -203,7 +203,8 @@ def test_a_teacher_at_chance_is_refused_before_any_training(cli, outputs: Path) 
 
 def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
     from cnnlab.context import RunContext
-    from cnnlab.pipelines.distill import Member, check_teacher_learned
+    from cnnlab.compress.distill import DistillRole
+    from cnnlab.pipelines.distill import check_teacher_learned
     from cnnlab.runs import RunRecord
     from cnnlab.weights import InitialWeights
 
@@ -211,7 +212,7 @@ def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
         name, classes = "mine", ["a", "b"]
 
     ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
-    teacher = Member("teacher", "lenet5", InitialWeights(kind="file", description="state dict t.pth"))
+    teacher = DistillRole("teacher", "lenet5", InitialWeights(kind="file", description="state dict t.pth"))
     check_teacher_learned(ctx, teacher, None, None, NoValData())  # type: ignore[arg-type]
     [warning] = read_run(tmp_path)["warnings"]
     assert "state dict t.pth" in warning and "no validation images" in warning

@@ -100,6 +100,35 @@ def test_decide_reuses_resumes_or_runs(tmp_path: Path) -> None:
     assert decide(train, attempt("interrupted", True)) == "resumed"
     assert decide(train, attempt("failed", False)) == "ran"
     assert decide(bench, attempt("failed", True)) == "ran"  # only training commands resume
+    assert decide(Stage("d", "distill", []), attempt("dead", True)) == "resumed"
+
+
+def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:
+    stages = build_plan({"a": {"command": "distill"}, "b": {"command": "prune", "overrides": ["source=@a"]},
+                         "c": {"command": "evaluate", "overrides": ["source=@a"]}}, export=True, bench=BENCH)
+    assert [s.name for s in stages] == ["a", "a.export", "b", "c", "bench"]  # prune writes its own ONNX
+    assert stages[-1].inputs == ["a.export", "b"]  # evaluate makes no model: nothing to time
+
+
+def test_a_distill_stage_resumes_the_way_the_pipeline_runs_it(cli, outputs: Path) -> None:
+    """What _run_stage runs for a resumed stage: the stage's own overrides again, plus resume=RUN."""
+    from helpers import run_dirs
+
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim=adamw", "optim.lr=0.003").code == 0  # beats chance
+    stage = Stage("d", "distill", ["teacher=lenet5", "teacher.weights=@t", "student=lenet5", "trainer.epochs=EPOCHS",
+                                   "trainer.batch_size=16", "trainer.amp=none", "distill.baseline=false"], ["t"])
+
+    def overrides(epochs: int) -> list[str]:
+        resolved = stage.resolved_overrides({"t": str(run_dirs(outputs, "pretrain")[0])})
+        return ["seed=0", "device=cpu", *(o.replace("EPOCHS", str(epochs)) for o in resolved)]
+
+    assert cli("distill", *overrides(1)).code == 0  # an attempt that stopped after its first epoch
+    first = run_dirs(outputs, "distill")[0]
+    result = cli("distill", *overrides(2), f"resume={first}")
+    assert result.code == 0, result.output
+    resumed = RunInfo.read(run_dirs(outputs, "distill")[-1])
+    assert resumed.data["resumed_from"] == str(first) and resumed.metrics.extra["epochs"] == 2
+    assert resumed.metrics.extra["history"][0] == RunInfo.read(first).metrics.extra["history"][0]
 
 
 def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_path: Path) -> None:

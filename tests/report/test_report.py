@@ -131,6 +131,39 @@ def test_write_report_files(study: Path) -> None:
     assert len((study / "report.csv").read_text().splitlines()) == 6
 
 
+def evaluate_run(outputs: Path, name: str, source: Path, acc: float, *, split: str = "test",
+                 started: str | None = None) -> Path:
+    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece."""
+    run_dir = outputs / "evaluate" / "2026-11-28" / name
+    record = RunRecord.start(run_dir, "evaluate")
+    record.update(source={"run": str(source), "kind": "onnx"}, **({"started": started} if started else {}))
+    record.finish("completed", metrics={f"{split}_acc": acc, f"{split}_top5": 1.0, "ece": 0.01, "n": 100,
+                                        "split": split})
+    return run_dir
+
+
+def test_test_accuracy_comes_from_the_newest_test_evaluation(study: Path) -> None:
+    export = study / "export" / "2026-11-28" / "e"
+    evaluate_run(study, "old", export, 0.91, started="2000-01-01T00:00:00")  # of the export: counts for the teacher
+    evaluate_run(study, "new", export, 0.95, started="2999-01-01T00:00:00")
+    evaluate_run(study, "val", study / "finetune" / "2026-11-28" / "teacher", 0.5, split="val",
+                 started="3000-01-01T00:00:00")  # newer, but not the test split
+    report = build_report(study)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["teacher"].test_accuracy == 0.95 and rows["teacher"].evaluate_run.name == "new"
+    assert rows["pruned"].test_accuracy is None and len(report.rows) == 5  # evaluate runs are not rows
+    write_report(report)
+    md = (study / "report.md").read_text()
+    assert "| val top-1 | test top-1 | params |" in md and "| 97.00% | 95.00% |" in md and "| 96.00% | — |" in md
+    first = json.loads((study / "report.json").read_text())["rows"][0]  # the most accurate: the teacher
+    assert first["test_accuracy"] == 0.95 and first["evaluate_run"] == "evaluate/2026-11-28/new"
+
+
+def test_no_test_column_without_test_evaluations(study: Path) -> None:
+    write_report(build_report(study))
+    assert "test top-1" not in (study / "report.md").read_text().split("## ")[1]
+
+
 def test_runs_glob_and_empty_folder(study: Path, tmp_path: Path) -> None:
     report = build_report(study, pattern="prune/*")
     assert {row.command for row in report.rows} == {"prune"}

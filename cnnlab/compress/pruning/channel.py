@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
 from cnnlab.compress.pruning.tp_adapter import NearestMultiplePruner, refuse_whole_layer_removal
+from cnnlab.engine.runtime import all_reduce_sum
 from cnnlab.errors import CnnlabError
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
@@ -129,7 +130,8 @@ class ChannelPruner:
 def accumulate_gradients(model: nn.Module, batches: Sequence[Any] | Any,
                          loss_of: Callable[[nn.Module, Any], torch.Tensor], *, limit: int) -> int:
     """Sum the loss gradients of up to `limit` batches into the parameters' .grad (Taylor importance:
-    |weight x gradient|). Eval mode, so batch-norm statistics are not disturbed. Returns the batches used."""
+    |weight x gradient|). Eval mode, so batch-norm statistics are not disturbed. Under DDP the sums are then
+    added over ranks, so every rank ranks — and removes — the same channels. Returns the batches used."""
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
@@ -142,4 +144,7 @@ def accumulate_gradients(model: nn.Module, batches: Sequence[Any] | Any,
     model.train(was_training)
     if used == 0:
         raise CnnlabError("prune.importance=taylor needs training batches, but the training set is empty")
+    for param in model.parameters():
+        if param.grad is not None:
+            param.grad.copy_(all_reduce_sum(param.grad))  # a no-op in a single process
     return used

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
-import onnx
 from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
                                       quantize_dynamic, quantize_static)
 
@@ -27,7 +25,6 @@ from cnnlab.compress.quantization.calibration import CalibrationReader
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import load_onnx
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import atomic_path
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
@@ -156,14 +153,3 @@ def file_size(path: Path) -> int:
 
 def graph_input_name(path: Path) -> str:
     return load_onnx(path).graph.input[0].name
-
-
-def write_with_metadata(source: Path, target: Path, props: Mapping[str, Any]) -> Path:
-    """Copy the graph `source` to `target` atomically with `props` as its metadata_props (values that are not
-    text are stored as JSON, as cnnlab's exporter does, so `read_onnx_metadata` reads them back)."""
-    proto = load_onnx(source)
-    onnx.helper.set_model_props(proto, {key: value if isinstance(value, str) else json.dumps(value)
-                                        for key, value in props.items()})
-    with atomic_path(Path(target)) as tmp:
-        tmp.write_bytes(proto.SerializeToString())
-    return Path(target)

@@ -1,5 +1,7 @@
-"""What `cnnlab bench` times: the model of `source=` (its ONNX file and the PyTorch model it came from), or a
-randomly initialised `model=NAME`.
+"""What a benchmark times — a `TimedModel`: a model file and how to load it (its ONNX file and the PyTorch model
+it came from), described for bench.json. `cnnlab bench` makes one per source (or per randomly initialised
+`model=NAME`); `chain_checkpoint` and `run_model_name` also serve every command that follows an ONNX file back
+to its model.pt (quantize).
 
 An ONNX source brings its PyTorch model when the chain has one: the checkpoint recorded in the file's
 metadata (`cnnlab export` writes it), else a model.pt in the same run folder. A checkpoint source, and
@@ -15,22 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig
 from torch import nn
 
-from cnnlab.context import RunContext
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import ModelIdentity, export_onnx, read_onnx_metadata
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import count_flops, count_params
-from cnnlab.pipelines.sources import require_source
-from cnnlab.pipelines.zoo_model import zoo_model
-from cnnlab.runs import Source, resolve_source
+from cnnlab.runs import Source
 
 
 @dataclass
-class Subject:
+class TimedModel:
+    """A model as `cnnlab bench` times it: the ONNX file and/or PyTorch model, its input spec and size figures."""
+
     name: str
     spec: InputSpec
     num_classes: int
@@ -61,60 +61,28 @@ class Subject:
                 "pt_bytes": self.model_file.stat().st_size if self.model_file else None}
 
 
-def bench_subject(cfg: DictConfig, ctx: RunContext) -> Subject:
-    settings = cfg.bench
-    if cfg.get("source") in (None, "", "null"):
-        zoo = zoo_model(cfg, image_size=settings.get("image_size"), num_classes=settings.get("num_classes"))
-        return Subject(name=zoo.name, spec=zoo.spec, num_classes=zoo.num_classes, model=zoo.model, model_file=None,
-                       onnx=None, onnx_origin="exported for this benchmark", params=count_params(zoo.model),
-                       flops=count_flops(zoo.model, zoo.spec.size))
-    _check_source_only(cfg, ctx)
-    return subject_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))
-
-
-def paired_subjects(cfg: DictConfig, ctx: RunContext) -> list[Subject]:
-    """`source=[A,B,...]`: every source, for one interleaved session (their ONNX files; PyTorch models only where
-    an ONNX file must be exported for the timing)."""
-    _check_source_only(cfg, ctx)
-    specs = [str(spec) for spec in cfg.source]
-    if len(specs) < 2:
-        raise CnnlabError(f"source={specs} lists {len(specs)} model(s); a paired session times two or more",
-                          fix="pass source=[A,B,...], or source=A for one model")
-    return [subject_of(resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")), torch_twin=False)
-            for spec in specs]
-
-
-def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
-    if ctx.explicitly_set("model", "model.name"):
-        raise CnnlabError("bench takes either source=... or model=NAME, not both",
-                          fix="drop model= to time the source, or source= to time a random model=NAME")
-    if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:
-        raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
-                          fix="drop them, or time a fresh model with model=NAME")
-
-
-def subject_of(source: Source, *, torch_twin: bool = True) -> Subject:
+def timed_model_of(source: Source, *, torch_twin: bool = True) -> TimedModel:
     """What to time for a resolved source; `torch_twin`: also load the PyTorch model behind an ONNX file."""
     if source.kind == "checkpoint":
         model, checkpoint = load_model(source.path)
-        return Subject(name=checkpoint.name, spec=checkpoint.spec, num_classes=len(checkpoint.classes),
-                       model=model.eval(), model_file=source.path, onnx=None,
-                       onnx_origin="exported for this benchmark", params=count_params(model),
-                       flops=count_flops(model, checkpoint.spec.size), source=source,
-                       checkpoint_classes=tuple(checkpoint.classes))
-    return _onnx_subject(source, torch_twin)
+        return TimedModel(name=checkpoint.name, spec=checkpoint.spec, num_classes=len(checkpoint.classes),
+                          model=model.eval(), model_file=source.path, onnx=None,
+                          onnx_origin="exported for this benchmark", params=count_params(model),
+                          flops=count_flops(model, checkpoint.spec.size), source=source,
+                          checkpoint_classes=tuple(checkpoint.classes))
+    return _onnx_timed_model(source, torch_twin)
 
 
-def _onnx_subject(source: Source, torch_twin: bool) -> Subject:
+def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     meta = read_onnx_metadata(source.path)
     spec, classes = meta["spec"], meta["classes"]
     if spec is None:
         raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std)",
                           fix="export it with `cnnlab export`, or bench its model.pt")
-    subject = Subject(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
-                      num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
-                      onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
-                      onnx_bytes=source.path.stat().st_size, source=source)
+    subject = TimedModel(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
+                         num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
+                         onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
+                         onnx_bytes=source.path.stat().st_size, source=source)
     if not torch_twin:
         return subject
     if "quantization" in meta["props"]:
@@ -148,7 +116,7 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
 
 
 @contextlib.contextmanager
-def exported_onnx(subject: Subject, needed: bool) -> Iterator[Subject]:
+def exported_onnx(subject: TimedModel, needed: bool) -> Iterator[TimedModel]:
     """Give `subject` an ONNX file for the onnxruntime backends (a temporary export when it has none)."""
     if subject.onnx is not None or not needed or subject.model is None:
         yield subject

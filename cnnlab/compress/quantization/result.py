@@ -1,0 +1,151 @@
+"""What a format search found (`search.search_formats`): typed figures per candidate and for FP32, the choice and its
+reason; and how they are written down (run.json's `quantize` and `metrics` sections, the terminal table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from rich.table import Table
+
+from cnnlab.compress.quantization.formats import Format
+from cnnlab.compress.quantization.selection import Selection, drop_points, signed_points, speedup, within_budget
+from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.deploy.paired import PairedSettings, SubjectTiming
+from cnnlab.errors import CnnlabError
+
+FP32 = "fp32"
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A file's own figures on the validation split, as the runtime computes them (deploy.ort.evaluate_onnx)."""
+
+    acc: float       # top-1, in [0, 1]
+    top5: float
+    loss: float      # mean cross-entropy
+    n: int           # images
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, Any]) -> "Accuracy":
+        return cls(float(metrics["acc"]), float(metrics["top5"]), float(metrics["loss"]), int(metrics["n"]))
+
+
+@dataclass(frozen=True)
+class Fp32Figures:
+    path: Path
+    accuracy: Accuracy
+    timing: SubjectTiming
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One format: its file, what makes it INT8, its accuracy and latency — or why it could not be built or run."""
+
+    format: Format
+    path: Path | None = None
+    accuracy: Accuracy | None = None
+    int8_ops: Mapping[str, int] | None = None   # quantized operator -> node count
+    timing: SubjectTiming | None = None
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Built, evaluated and timed: it took part in the selection."""
+        return self.error is None and self.path is not None and self.accuracy is not None and self.timing is not None
+
+
+@dataclass(frozen=True)
+class QuantizationResult:
+    fp32: Fp32Figures
+    candidates: tuple[CandidateResult, ...]
+    selection: Selection
+    timing: PairedSettings
+    max_acc_drop: float                       # percentage points
+
+    @property
+    def chosen(self) -> CandidateResult:
+        return next(c for c in self.candidates if c.usable and c.format.name == self.selection.chosen)
+
+    def speedup(self, candidate: CandidateResult) -> float:
+        """FP32 p50 / the candidate's, geometric mean over the batch sizes (selection.speedup)."""
+        assert candidate.timing is not None
+        return speedup(candidate.timing.p50_ms(), self.fp32.timing.p50_ms())
+
+    def metrics(self, target: Path) -> dict[str, Any]:
+        """run.json's metrics: the chosen file's (`target`, model.onnx) figures against FP32's."""
+        chosen, fp32 = self.chosen, self.fp32
+        assert chosen.accuracy is not None and chosen.timing is not None
+        metrics: dict[str, Any] = {
+            "val_acc": chosen.accuracy.acc, "val_top5": chosen.accuracy.top5, "val_loss": chosen.accuracy.loss,
+            "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - chosen.accuracy.acc,
+            "speedup": self.speedup(chosen), "onnx_bytes_fp32": fp32.path.stat().st_size,
+            "onnx_bytes_int8": target.stat().st_size, "format": self.selection.chosen,
+            "within_budget": self.selection.within_budget}
+        metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
+        for batch, stats in chosen.timing.stats.items():
+            reference = fp32.timing.stats[batch].p50_ms
+            metrics.update({f"latency_p50_ms_fp32_b{batch}": reference, f"latency_p50_ms_int8_b{batch}": stats.p50_ms,
+                            f"speedup_b{batch}": reference / stats.p50_ms})
+        return metrics
+
+    def describe(self) -> dict[str, Any]:
+        """run.json's quantize.{fp32 figures, candidates, chosen, reason, within_budget} (fp32's file and origin are
+        the caller's to add)."""
+        fp32 = self.fp32
+        return {"fp32": {"val_acc": fp32.accuracy.acc, "val_top5": fp32.accuracy.top5, "val_loss": fp32.accuracy.loss,
+                         "file_bytes": fp32.path.stat().st_size, "latency": fp32.timing.to_dict()},
+                "candidates": [self._describe(c) for c in self.candidates], "chosen": self.selection.chosen,
+                "reason": self.selection.reason, "within_budget": self.selection.within_budget}
+
+    def _describe(self, candidate: CandidateResult) -> dict[str, Any]:
+        described: dict[str, Any] = {**candidate.format.describe(), "notes": list(candidate.notes)}
+        if candidate.error is not None:
+            return {**described, "error": candidate.error}
+        accuracy = candidate.accuracy
+        described.update(acc=accuracy.acc if accuracy else None, top5=accuracy.top5 if accuracy else None,
+                         loss=accuracy.loss if accuracy else None, n=accuracy.n if accuracy else None,
+                         int8_ops=dict(candidate.int8_ops or {}))
+        if candidate.path is not None and candidate.path.exists():
+            described["file_bytes"] = candidate.path.stat().st_size
+        if candidate.usable:
+            assert accuracy is not None and candidate.timing is not None
+            described.update(acc_drop_points=drop_points(accuracy.acc, self.fp32.accuracy.acc),
+                             speedup=self.speedup(candidate), latency=candidate.timing.to_dict())
+        return described
+
+    def over_budget(self) -> CnnlabError:
+        """The error of a search whose best candidate is over the budget (model.onnx and run.json hold it)."""
+        return CnnlabError(
+            f"no INT8 candidate is within quantize.max_acc_drop={self.max_acc_drop:g} points of the FP32 accuracy "
+            f"({self.fp32.accuracy.acc:.2%}): {self.selection.reason}. model.onnx holds it; run.json has every "
+            "candidate",
+            fix="raise quantize.max_acc_drop, calibrate with more quantize.calib_batches or "
+                "quantize.calibrate_method=entropy|percentile, keep sensitive nodes in float (quantize.exclude), "
+                "or train for it (quantize.mode=qat)")
+
+    def table(self, mode: str) -> Table:
+        """Every candidate next to FP32: accuracy, its drop, p50 per batch size, speed-up, size, and why."""
+        sizes, fp32 = self.timing.batch_sizes, self.fp32
+        table = Table(title=f"quantize.mode={mode} · {self.timing.runtime} CPU, {self.timing.threads} thread(s)",
+                      title_justify="left")
+        table.add_column("model")
+        for column in ("val acc", "Δ pts", *(f"p50 ms b{b}" for b in sizes), "speed-up", "MB"):
+            table.add_column(column, justify="right")
+        table.add_column("")
+        table.add_row(FP32, f"{fp32.accuracy.acc:.2%}", "", *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes),
+                      "reference", f"{fp32.path.stat().st_size / 1e6:.3g}", "")
+        for c in self.candidates:
+            if not c.usable:
+                table.add_row(c.format.name, *[""] * (4 + len(sizes)), f"failed: {c.error}")
+                continue
+            assert c.timing is not None and c.path is not None and c.accuracy is not None
+            over_budget = not within_budget(c.accuracy.acc, fp32.accuracy.acc, self.max_acc_drop)
+            mark = "chosen" if c.format.name == self.selection.chosen else "over budget" if over_budget else ""
+            table.add_row(c.format.name, f"{c.accuracy.acc:.2%}",
+                          signed_points(-drop_points(c.accuracy.acc, fp32.accuracy.acc)),
+                          *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes), ratio_text(self.speedup(c)),
+                          f"{c.path.stat().st_size / 1e6:.3g}", "; ".join([mark, *c.notes]).strip("; "))
+        return table

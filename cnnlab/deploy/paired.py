@@ -1,0 +1,138 @@
+"""Two or more ONNX files timed against each other on this machine: one interleaved, paired session.
+
+A latency measured now and one measured a minute later do not divide into a speed-up: the machine changed in
+between (turbo, thermal limits, a neighbour's job). So every comparison in cnnlab — `cnnlab bench
+source=[A,B,...]` (and the pipeline's bench stage, which runs it), quantize's FP32-vs-candidates timing and
+prune's dense-vs-pruned timing — goes through `time_paired`: per round, per batch size, every file once with
+`cnnlab.deploy.bench.time_onnx` (warm-up, then timed runs until a minimum count and time), in the same order
+(A, B, ..., A, B, ...). Per file and batch size the round with the median p50 is kept, and every round's p50
+is kept too: the ratio of two files round by round shows whether the session was stable.
+
+Threads: one default everywhere, `default_threads()` = the physical cores this process may use. Hyper-threads
+share their core's FMA units, so a second thread per core adds contention, not arithmetic; it is what
+`cnnlab bench` has always used and what docs/bench.md explains, and a speed-up that prune or quantize
+records is then measured at the threads of the bench runs the report reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+from cnnlab.deploy.peak import physical_cores
+from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:  # deploy.bench imports torch; `cnnlab report` reads the stability rule below without it
+    from cnnlab.deploy.bench import LatencyStats, TimingPlan
+
+ROUNDS = 3
+UNSTABLE_SPREAD = 0.15  # (max - min) / median of the per-round ratios above which a ratio is not trusted
+
+
+def default_threads() -> int:
+    """Intra-op threads of every timing when none are asked for: the physical cores (see the module docstring)."""
+    return physical_cores()
+
+
+def threads_or_default(threads: int | None) -> int:
+    """`threads`, or `default_threads()` for None or 0 (a config's "not set")."""
+    return default_threads() if threads in (None, 0) else int(threads)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PairedSettings:
+    """How a session times: batch sizes, intra-op threads, interleaved rounds, the per-timing plan, and where
+    (`runtime`: onnxruntime | openvino | tensorrt; `device`: cpu | cuda[:N])."""
+
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: int = field(default_factory=default_threads)
+    rounds: int = ROUNDS
+    plan: TimingPlan = field(default_factory=lambda: _bench().TimingPlan())
+    runtime: str = "onnxruntime"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise CnnlabError(f"timing batch sizes {list(self.batch_sizes)} must be at least 1",
+                              fix="use batch sizes such as [1] or [1,32]")
+        if self.rounds < 1 or self.threads < 1:
+            raise CnnlabError(f"timing rounds ({self.rounds}) and threads ({self.threads}) must be at least 1")
+
+
+@dataclass(frozen=True)
+class SubjectTiming:
+    """One file's latency per batch size: the median round's statistics, and every round's p50 (ms)."""
+
+    stats: Mapping[int, LatencyStats]
+    p50_per_round: Mapping[int, tuple[float, ...]]
+
+    def p50_ms(self) -> dict[int, float]:
+        return {batch: stats.p50_ms for batch, stats in self.stats.items()}
+
+    def to_dict(self) -> dict[str, object]:
+        """Per batch size (as text, a JSON key): the statistics and `p50_ms_per_round`."""
+        return {str(batch): {**stats.to_dict(), "p50_ms_per_round": list(self.p50_per_round[batch])}
+                for batch, stats in self.stats.items()}
+
+
+@dataclass(frozen=True)
+class PairedTiming:
+    """The result of one session: every subject's timing, by the name it was given."""
+
+    settings: PairedSettings
+    subjects: Mapping[str, SubjectTiming]
+
+    def __getitem__(self, name: str) -> SubjectTiming:
+        return self.subjects[name]
+
+    def ratios(self, reference: str, other: str, batch: int) -> tuple[float, ...]:
+        """reference p50 / other p50 per round (> 1: `other` is faster), the rounds taken side by side."""
+        return tuple(r / o for r, o in zip(self[reference].p50_per_round[batch], self[other].p50_per_round[batch]))
+
+    def speedup(self, reference: str, other: str, batch: int) -> float:
+        """reference p50 / other p50 of their median rounds."""
+        return self[reference].stats[batch].p50_ms / self[other].stats[batch].p50_ms
+
+    def stable(self, reference: str, other: str, batch: int) -> bool:
+        """Whether the per-round ratios agree within UNSTABLE_SPREAD (one round: trivially)."""
+        return spread(self.ratios(reference, other, batch)) <= UNSTABLE_SPREAD
+
+
+def spread(values: Sequence[float]) -> float:
+    """(max - min) / median; 0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    ordered = sorted(values)
+    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
+
+
+def median_round(rounds: Sequence[LatencyStats]) -> LatencyStats:
+    """The round with the median p50 (the upper middle one of an even count)."""
+    return sorted(rounds, key=lambda stats: stats.p50_ms)[len(rounds) // 2]
+
+
+def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
+                flops: int | Mapping[str, int | None] | None = None) -> PairedTiming:
+    """Time every file at every batch size in `settings.rounds` interleaved rounds. `flops` per image: one
+    figure for all files, or one per name. Raises CnnlabError when the runtime cannot run a file."""
+    time_onnx, plan = _bench().time_onnx, settings.plan
+    rounds: dict[str, dict[int, list[LatencyStats]]] = {name: {b: [] for b in settings.batch_sizes} for name in files}
+    for _ in range(settings.rounds):
+        for batch in settings.batch_sizes:
+            for name, path in files.items():
+                rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
+                                                     device=settings.device, warmup=plan.warmup,
+                                                     min_iters=plan.min_iters, min_seconds=plan.min_seconds,
+                                                     flops=flops.get(name) if isinstance(flops, Mapping) else flops))
+    return PairedTiming(settings, {
+        name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},
+                            p50_per_round={b: tuple(s.p50_ms for s in r) for b, r in per_batch.items()})
+        for name, per_batch in rounds.items()})
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    """cnnlab.deploy.bench, imported when a session is timed (see the TYPE_CHECKING import above)."""
+    from cnnlab.deploy import bench
+
+    return bench

@@ -1,0 +1,145 @@
+"""The training recipe: every setting one training run uses, typed once from the config.
+
+A command builds its `Recipe` at the top (`Recipe.from_config(cfg)`, which reads `trainer`, `optim`, `sched`
+and `seed`) and hands the object down; where it needs another value it makes a copy with
+`dataclasses.replace(recipe, epochs=3)` or `recipe.with_lr_scale(0.1)` instead of merging a new config.
+The boundary checks (settings.py) have already refused out-of-range values; what is checked here is what
+turns text into a type (`precise_bn=maybe`, `bn_momentum=fast`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from cnnlab.errors import CnnlabError
+
+_OFF = ("none", "null")
+
+
+def auto_flag(value: Any, key: str) -> bool | None:
+    """true/false, or None for auto. Raises CnnlabError for anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("auto", *_OFF):
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    raise CnnlabError(f"{key}={value} is not a choice", fix=f"use {key}=auto, true or false")
+
+
+def _optional(value: Any, kind: type, *, zero_is_off: bool = False) -> Any:
+    """`kind(value)`, or None for null/none (and for 0 when `zero_is_off`)."""
+    if value is None or str(value).lower() in _OFF or (zero_is_off and not value):
+        return None
+    return kind(value)
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A config section (DictConfig or mapping) as a plain dict, interpolations resolved."""
+    if node is None:
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(node):
+            return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra
+        pass
+    return dict(node)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: the `trainer` group, the optimizer (`optim`) and schedule (`sched`) sections, and `seed`.
+
+    Units: epochs and batches are counts, `batch_size` is the global batch (split over DDP ranks),
+    `grad_clip` a max L2 norm, `mixup`/`cutmix` Beta alphas (0 = off). `optimizer` is the `optim` section as
+    instantiated by Hydra (`_target_`, `lr`, `weight_decay`, ...); `schedule` the `sched` section (name,
+    warmup_epochs, ...). Frozen: a copy with other values comes from `dataclasses.replace`.
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    eval_batch_size: int | None = None          # None: 2 x batch_size
+    workers: int | None = None                  # DataLoader workers; None = auto (see training.loader_workers)
+    seed: int = 0                               # training seed: init, data order, augmentation
+    amp: str = "auto"                           # auto | bf16 | fp16 | none (resolved by engine/runtime.py)
+    channels_last: Any = "auto"
+    grad_clip: float | None = None
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    compile: bool = False
+    log_every: int = 20
+    checkpoint_every: int = 1
+    max_steps_per_epoch: int | None = None
+    sync_bn: bool = False
+    precise_bn: bool | None = None              # None = auto: on when the model has BatchNorm layers that train
+    precise_bn_batches: int = 20
+    bn_momentum: float | None = None            # None: each BatchNorm layer keeps its own
+    optimizer: Mapping[str, Any] = field(default_factory=lambda: {"_target_": "torch.optim.SGD", "lr": 0.05})
+    schedule: Mapping[str, Any] = field(default_factory=lambda: {"name": "constant"})
+
+    __hash__ = None  # type: ignore[assignment]  # the two mappings are not hashable; nothing hashes a recipe
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "Recipe":
+        """The recipe of a composed config (`trainer`, `optim`, `sched`, `seed`; a missing section keeps the
+        defaults above). Raises CnnlabError for a value that is not of its kind."""
+        trainer = cfg.get("trainer") or {}
+        epochs = int(trainer.get("epochs", 5))
+        if epochs < 0:
+            raise CnnlabError(f"trainer.epochs={epochs} must not be negative")
+        bn_batches = int(trainer.get("precise_bn_batches", 20))
+        if bn_batches < 1:
+            raise CnnlabError(f"trainer.precise_bn_batches={bn_batches} must be at least 1",
+                              fix="use trainer.precise_bn_batches=20, or trainer.precise_bn=false to switch it off")
+        workers = trainer.get("workers", "auto")
+        momentum = trainer.get("bn_momentum")
+        try:
+            momentum = _optional(momentum, float)
+        except ValueError as exc:
+            raise CnnlabError(f"trainer.bn_momentum={momentum} is not a number",
+                              fix="use a value in (0, 1], e.g. trainer.bn_momentum=0.1, or null for the model's own"
+                              ) from exc
+        return cls(
+            epochs=epochs, batch_size=int(trainer.get("batch_size", 64)),
+            eval_batch_size=_optional(trainer.get("eval_batch_size"), int, zero_is_off=True),
+            workers=None if str(workers) == "auto" else int(workers), seed=int(cfg.get("seed", 0) or 0),
+            amp=str(trainer.get("amp", "auto")), channels_last=trainer.get("channels_last", "auto"),
+            grad_clip=_optional(trainer.get("grad_clip"), float, zero_is_off=True),
+            label_smoothing=float(trainer.get("label_smoothing", 0.0)), mixup=float(trainer.get("mixup", 0.0)),
+            cutmix=float(trainer.get("cutmix", 0.0)), compile=bool(trainer.get("compile", False)),
+            log_every=max(1, int(trainer.get("log_every", 20))),
+            checkpoint_every=max(1, int(trainer.get("checkpoint_every", 1))),
+            max_steps_per_epoch=_optional(trainer.get("max_steps_per_epoch"), int, zero_is_off=True),
+            sync_bn=bool(trainer.get("sync_bn", False)),
+            precise_bn=auto_flag(trainer.get("precise_bn", "auto"), "trainer.precise_bn"),
+            precise_bn_batches=bn_batches, bn_momentum=momentum,
+            optimizer=_plain(cfg.get("optim")) or cls().optimizer, schedule=_plain(cfg.get("sched")) or cls().schedule)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def lr(self) -> float:
+        """The base learning rate (optim.lr)."""
+        return float(self.optimizer.get("lr", 0.0))
+
+    @property
+    def weight_decay(self) -> float:
+        return float(self.optimizer.get("weight_decay", 0.0) or 0.0)
+
+    @property
+    def eval_batch(self) -> int:
+        """Batch size of evaluation passes: trainer.eval_batch_size, else twice the training batch."""
+        return self.eval_batch_size or 2 * self.batch_size
+
+    @property
+    def mixes_images(self) -> bool:
+        """MixUp or CutMix is on: a training image is a blend of two (no fixed per-image target)."""
+        return bool(self.mixup or self.cutmix)
+
+    def with_lr_scale(self, factor: float) -> "Recipe":
+        """A copy whose optimizer runs at optim.lr x `factor` (prune's recovery, QAT)."""
+        return replace(self, optimizer={**self.optimizer, "lr": self.lr * factor})

@@ -1,0 +1,198 @@
+"""The sections of run.json as typed, frozen objects: `model`, `dataset`, `source`, `metrics` (with its latency
+records) and `artifacts`.
+
+Each has `from_dict`, which checks every field a reader uses and raises `RecordProblem` (a ValueError) saying
+which one is wrong, and `to_dict`, which gives back what was read (fields a command records beyond the typed ones
+travel in `extra`, unchecked). runs.py validates a whole record with these on read, so a damaged run.json becomes
+a run with the status `damaged`, never a crash in a command; readers (the report, `cnnlab list`) then use the
+typed fields instead of `.get` chains. No torch here: `cnnlab list` and `report` stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+
+class RecordProblem(ValueError):
+    """A run.json section that cannot be used; the message names the field (`model.params is str, ...`)."""
+
+
+def type_problem(where: str, value: Any, types: tuple[type, ...], *, required: bool = False) -> str | None:
+    """Why `value` (at `where`) is not one of `types`, or None. None passes unless `required`."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, types):  # bool passes isinstance(int): refuse it
+        return f"{where} is {type(value).__name__}, expected {' or '.join(t.__name__ for t in types)}"
+    return None
+
+
+def typed(*types: type, required: bool = False, default: Any = None) -> Any:
+    """A section field declared once: the dataclass field and its check on read, one of `types` (None passes unless
+    `required`)."""
+    return field(default=default, metadata={"types": types, "required": required})
+
+
+class Section:
+    """A run.json section: typed fields (declared with `typed`, checked on read) and `extra` (the rest, as
+    recorded)."""
+
+    NAME: ClassVar[str]
+    extra: Mapping[str, Any]
+
+    @classmethod
+    def checks(cls) -> dict[str, tuple[tuple[type, ...], bool]]:
+        """Typed field → (accepted types, required)."""
+        return {f.name: (f.metadata["types"], f.metadata["required"])
+                for f in fields(cls) if "types" in f.metadata}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None):  # type: ignore[no-untyped-def]
+        """The section read from `data` (a dict; None gives an empty section). Raises RecordProblem."""
+        where = where or cls.NAME
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise RecordProblem(f"{where} is {type(data).__name__}, expected dict")
+        checks = cls.checks()
+        for key, (types, required) in checks.items():
+            problem = type_problem(f"{where}.{key}", data.get(key), types, required=required)
+            if problem:
+                raise RecordProblem(problem)
+        typed_values = {key: data[key] for key in checks if data.get(key) is not None}
+        return cls(**typed_values, extra={k: v for k, v in data.items() if k not in checks})  # type: ignore[call-arg]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as run.json holds it: typed fields that are set, then `extra`."""
+        typed_values = {name: getattr(self, name) for name in self.checks()}
+        return {**{k: v for k, v in typed_values.items() if v is not None}, **dict(self.extra)}
+
+
+@dataclass(frozen=True)
+class ModelSection(Section):
+    """run.json `model`: the network a run produced or read. params: count; flops: multiply-adds of one image at
+    image_size px; file_bytes: size of the model file. `extra`: weights, format, opset, precision, input, ..."""
+
+    NAME = "model"
+    name: str | None = typed(str)
+    params: int | None = typed(int)
+    flops: float | None = typed(int, float)
+    file_bytes: int | None = typed(int)
+    image_size: int | None = typed(int)
+    num_classes: int | None = typed(int)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSection(Section):
+    """run.json `dataset`: what the model learned from; `config` rebuilds the same data (derived runs).
+    `extra`: train_size, val_size, test_size, mean, std, decode, label_fraction."""
+
+    NAME = "dataset"
+    name: str | None = typed(str)
+    num_classes: int | None = typed(int)
+    image_size: int | None = typed(int)
+    config: dict[str, Any] | None = typed(dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """(name, classes, image size): only runs with equal keys are compared with each other."""
+        return self.name, self.num_classes, self.image_size
+
+
+@dataclass(frozen=True)
+class SourceSection(Section):
+    """run.json `source`: the run (folder) and file (path, kind: checkpoint | onnx) a derived run started from."""
+
+    NAME = "source"
+    run: str | None = typed(str)
+    path: str | None = typed(str)
+    kind: str | None = typed(str)
+    command: str | None = typed(str)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_path(self) -> Path | None:
+        """The source run's folder, resolved; None when the run was not started from another run."""
+        return Path(self.run).resolve() if self.run else None
+
+
+@dataclass(frozen=True)
+class LatencyRecord(Section):
+    """One bench measurement (run.json metrics.latency[i]): p50_ms in milliseconds per batch of batch_size
+    on `device` with `threads` intra-op threads (None: not recorded). `extra`: p90_ms, images_per_s, ..."""
+
+    NAME = "latency"
+    backend: str = typed(str, required=True, default="")
+    batch_size: int = typed(int, required=True, default=1)
+    device: str = typed(str, required=True, default="")
+    threads: int | None = typed(int)
+    p50_ms: float = typed(int, float, required=True, default=0.0)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def setting(self) -> tuple[str, int, str, int | None]:
+        """(backend, batch size, device, threads): what must be equal for two latencies to compare."""
+        return self.backend, self.batch_size, self.device, self.threads
+
+
+@dataclass(frozen=True)
+class MetricsSection(Section):
+    """run.json `metrics`: val_acc is top-1 on the validation split as a fraction in [0, 1]; test_acc the same on
+    the test split (`cnnlab evaluate split=test`, which also records `split`); `latency` the bench records.
+    `extra`: every other metric a command records (history, kd_gain, ece, ...)."""
+
+    NAME = "metrics"
+    val_acc: float | None = typed(int, float)
+    test_acc: float | None = typed(int, float)
+    split: str | None = typed(str)
+    latency: tuple[LatencyRecord, ...] | None = typed(list)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None) -> "MetricsSection":
+        section = super().from_dict(data, where)
+        if section.latency is None:
+            return section
+        return replace(section, latency=tuple(LatencyRecord.from_dict(r, f"{cls.NAME}.latency[{i}]")
+                                              for i, r in enumerate(section.latency)))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.latency is not None:
+            data["latency"] = [r.to_dict() for r in self.latency]
+        return data
+
+    @property
+    def latency_records(self) -> tuple[LatencyRecord, ...]:
+        return self.latency or ()
+
+
+def artifact_escape(run_dir: Path, name: str, rel: str) -> str | None:
+    """Why artifact `name` at `rel` is not a file inside `run_dir` (absolute, `..`, a symlink out), or None."""
+    rel_path = Path(rel)
+    if rel_path.is_absolute() or ".." in rel_path.parts:
+        return f"artifact '{name}' ({rel}) points outside the run folder"
+    resolved = (run_dir / rel_path).resolve()
+    if not resolved.is_relative_to(run_dir.resolve()):
+        return f"artifact '{name}' ({rel}) leads outside the run folder (to {resolved})"
+    return None
+
+
+def artifacts_from_dict(data: Any, run_dir: Path) -> dict[str, str]:
+    """run.json `artifacts`: name → path relative to the run folder, each inside it. Raises RecordProblem."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecordProblem(f"artifacts is {type(data).__name__}, expected dict")
+    for name, rel in data.items():
+        problem = type_problem(f"artifacts.{name}", rel, (str,), required=True) or artifact_escape(run_dir, name, rel)
+        if problem:
+            raise RecordProblem(problem)
+    return dict(data)
+
+
+SECTIONS: dict[str, type[Section]] = {"model": ModelSection, "dataset": DatasetSection, "source": SourceSection,
+                                      "metrics": MetricsSection}
