@@ -91,6 +91,10 @@ def _config_dirs(args: list[str]) -> list[Path]:
 def check_overrides(command: str, args: list[str]) -> None:
     """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
     extra_dirs = _config_dirs(args)
+    for folder in extra_dirs:  # Hydra skips a missing one silently; its groups then look "unknown"
+        if not folder.is_dir():
+            raise UserError(f"--config-dir {folder} is not a folder — give the folder that holds your "
+                            f"<group>/<name>.yaml files (e.g. --config-dir myconf for myconf/dataset/birds.yaml)")
     groups = conftree.group_dirs(extra_dirs)
     skip_next = False
     for arg in args:

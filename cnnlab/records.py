@@ -28,10 +28,21 @@ def type_problem(where: str, value: Any, types: tuple[type, ...], *, required: b
     return None
 
 
-def typed(*types: type, required: bool = False, default: Any = None) -> Any:
+def typed(*types: type, required: bool = False, default: Any = None,
+          within: tuple[float, float] | None = None) -> Any:
     """A section field declared once: the dataclass field and its check on read, one of `types` (None passes unless
-    `required`)."""
-    return field(default=default, metadata={"types": types, "required": required})
+    `required`); a number `within` (low, high) must also be finite and in that closed range."""
+    return field(default=default, metadata={"types": types, "required": required, "within": within})
+
+
+def range_problem(where: str, value: Any, within: tuple[float, float] | None) -> str | None:
+    """Why a number is out of its range (NaN included), or None."""
+    if within is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high = within
+    if not low <= value <= high:  # False for NaN too
+        return f"{where} is {value!r}, expected a number in [{low:g}, {high:g}]"
+    return None
 
 
 class Section:
@@ -56,8 +67,10 @@ class Section:
         if not isinstance(data, dict):
             raise RecordProblem(f"{where} is {type(data).__name__}, expected dict")
         checks = cls.checks()
+        ranges = {f.name: f.metadata.get("within") for f in fields(cls) if "types" in f.metadata}  # type: ignore[arg-type]
         for key, (types, required) in checks.items():
-            problem = type_problem(f"{where}.{key}", data.get(key), types, required=required)
+            problem = (type_problem(f"{where}.{key}", data.get(key), types, required=required)
+                       or range_problem(f"{where}.{key}", data.get(key), ranges[key]))
             if problem:
                 raise RecordProblem(problem)
         typed_values = {key: data[key] for key in checks if data.get(key) is not None}
@@ -145,8 +158,8 @@ class MetricsSection(Section):
     `extra`: every other metric a command records (history, kd_gain, ece, ...)."""
 
     NAME = "metrics"
-    val_acc: float | None = typed(int, float)
-    test_acc: float | None = typed(int, float)
+    val_acc: float | None = typed(int, float, within=(0.0, 1.0))  # a percentage (97.3) would top every front
+    test_acc: float | None = typed(int, float, within=(0.0, 1.0))
     split: str | None = typed(str)
     latency: tuple[LatencyRecord, ...] | None = typed(list)
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -353,10 +353,33 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
                           fix=f"set e.g. {key}={_example(key, rule)}")
 
 
+# Groups whose every key cnnlab reads itself: a key there that no packaged file or rule knows is a typo in the
+# user's own config file (`imag_size: 16` in myconf/dataset/x.yaml would otherwise be ignored without a word,
+# and the run would train at another size). optim/sched files may carry a library's own keyword arguments.
+_CLOSED_GROUPS = ("dataset", "model", "trainer", "teacher", "student")
+
+
+def check_known(key: str) -> None:
+    """A CnnlabError for a key of a closed group that cnnlab does not know, with the closest known key."""
+    group, _, rest = key.partition(".")
+    # teacher/student files are model entries (`/model@_here_`): they know the model group's keys too
+    as_model = f"model.{rest}" if group in ("teacher", "student") else key
+    if group not in _CLOSED_GROUPS or {key, as_model} & (set(packaged_defaults()) | set(RULES)):
+        return
+    import difflib
+
+    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group]
+    close = difflib.get_close_matches(key, known, n=1)
+    raise CnnlabError(f"{key} is not a setting cnnlab knows (from a --config-dir file or an experiment?)",
+                      fix=(f"did you mean {close[0]}? " if close else "")
+                          + f"rename or remove it; `cnnlab CMD --cfg job` shows the composed config")
+
+
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order."""
     for key, value in _leaves(config, ""):
+        check_known(key)
         check_setting(key, value, command)
 
 

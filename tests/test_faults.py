@@ -121,6 +121,23 @@ def test_invalid_yaml_in_a_config_dir_names_file_and_line(cli: Cli, outputs: Pat
     assert fixed.code == 0 and "num_classes: 3" in fixed.stdout
 
 
+def test_a_typo_in_a_config_dir_file_is_named_not_ignored(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    user = tmp_path / "myconf" / "dataset"
+    user.mkdir(parents=True)
+    (user / "tiny.yaml").write_text("defaults:\n  - synthetic\n  - _self_\nnum_classes: 3\nimag_size: 16\n")
+    args = ("pretrain", "--config-dir", str(tmp_path / "myconf"), "dataset=tiny", "model=lenet5",
+            "dataset.train_size=32", "dataset.val_size=16", "trainer.epochs=1", "trainer.batch_size=16")
+    line = one_error_line(cli(*args), "dataset.imag_size")  # it used to train at the default size, silently
+    assert "did you mean dataset.image_size?" in line
+    (user / "tiny.yaml").write_text("defaults:\n  - synthetic\n  - _self_\nnum_classes: 3\nimage_size: 16\n")
+    assert cli(*args).code == 0  # the fix, followed
+
+
+def test_a_missing_config_dir_is_named(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    line = one_error_line(cli("pretrain", "--config-dir", str(tmp_path / "nonexist"), "dataset=tiny"), "nonexist")
+    assert "is not a folder" in line
+
+
 def test_resume_with_a_run_of_another_command(cli: Cli, outputs: Path, trained: Path) -> None:
     run = place(trained, outputs)
     before = snapshot(run)

@@ -119,12 +119,19 @@ def _damage(run_dir: Path, how: str) -> None:
     elif how == "no-command":
         del record["command"]
         run_file.write_text(json.dumps(record))
+    elif how == "acc-a-percentage":  # a script that wrote 97.3 for 97.3 % would top every Pareto front
+        record["metrics"] = {"val_acc": 97.3}
+        run_file.write_text(json.dumps(record))
+    elif how == "acc-nan":
+        run_file.write_text(json.dumps(record | {"metrics": {"val_acc": 0.5}}).replace("0.5", "NaN"))
 
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
            "wrong-types": "metrics.val_acc is str", "artifacts-a-list": "artifacts is list",
            "no-command": "command is NoneType", "test-acc-text": "metrics.test_acc is str",
-           "latency-without-device": "metrics.latency[0].device is NoneType"}
+           "latency-without-device": "metrics.latency[0].device is NoneType",
+           "acc-a-percentage": "metrics.val_acc is 97.3",
+           "acc-nan": "metrics.val_acc is nan"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -151,6 +158,15 @@ def test_list_and_report_name_a_damaged_record_and_go_on(cli, outputs: Path, how
     assert listing.code == 0 and "(run.json: " in listing.stdout  # the reason, maybe wrapped in its cell
     report = cli("report", str(outputs), "--no-write")
     assert report.code == 0 and "left out" in report.stdout and DAMAGES[how] in report.stdout, report.output
+
+
+def test_accuracies_outside_zero_to_one_are_damage() -> None:
+    from cnnlab.records import MetricsSection, RecordProblem
+
+    assert MetricsSection.from_dict({"val_acc": 1.0, "test_acc": 0.0}).val_acc == 1.0
+    for value in (97.3, -0.1, float("nan"), float("inf")):
+        with pytest.raises(RecordProblem, match=r"expected a number in \[0, 1\]"):
+            MetricsSection.from_dict({"test_acc": value})
 
 
 def test_typed_sections_read_what_the_record_holds(tmp_path: Path) -> None:

@@ -40,8 +40,16 @@ class InferenceModel:
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """float32 logits [N, len(classes)] of a preprocessed batch [N, spec.channels, spec.size, spec.size]."""
-        return self._run(images).float().cpu()
+        """float32 logits [N, len(classes)] of a preprocessed batch [N, spec.channels, spec.size, spec.size].
+
+        Errors: CnnlabError when a logit is NaN or infinite — an accuracy or a ranking computed from them would be
+        a number that means nothing (a diverged run's weights give such files)."""
+        logits = self._run(images).float().cpu()
+        if not torch.isfinite(logits).all():
+            raise CnnlabError(f"{self.path} gives NaN or infinite outputs: its weights are broken (e.g. saved from a "
+                              "run whose loss diverged), so no accuracy or prediction can be computed from it",
+                              fix="use an earlier checkpoint of that run, or train again with a lower optim.lr")
+        return logits
 
     def describe(self) -> dict[str, Any]:
         """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes."""
@@ -115,8 +123,19 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     session = onnx_session(path, device=device, runtime=runtime)
     input_name, output_name = session_io(session)
 
+    fixed_batch = session.get_inputs()[0].shape[0]
+    fixed_batch = fixed_batch if isinstance(fixed_batch, int) and fixed_batch > 0 else None
+
     def run(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run([output_name], {input_name: images.numpy()})[0])
+        if fixed_batch is None:
+            return torch.from_numpy(session.run([output_name], {input_name: images.numpy()})[0])
+        # A file exported with a static batch (onnxsim --overwrite-input-shape 1,...) takes exactly that many
+        # images: feed it in chunks, the last one padded with zeros whose outputs are dropped.
+        outputs = []
+        for chunk in images.split(fixed_batch):
+            padded = torch.cat([chunk, chunk.new_zeros((fixed_batch - len(chunk), *chunk.shape[1:]))])
+            outputs.append(torch.from_numpy(session.run([output_name], {input_name: padded.numpy()})[0])[:len(chunk)])
+        return torch.cat(outputs)
 
     dataset = meta.get("dataset")
     return InferenceModel(kind="onnx", path=path, runtime=runtime,

@@ -159,6 +159,8 @@ def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise _Invalid(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+        if value.is_floating_point() and not torch.isfinite(value).all():  # a diverged run's weights
+            raise _Invalid(f"state_dict[{key!r}] holds NaN or infinite values (saved from a diverged run?)")
     return state
 
 
@@ -202,6 +204,8 @@ def validate_checkpoint(payload: dict[str, Any]) -> ModelCheckpoint:
                        "holding something else than class names (text)")
     if len(classes) != arch["num_classes"]:
         raise _Invalid(f"classes has {len(classes)} names but arch.num_classes is {arch['num_classes']}")
+    if len(set(classes)) != len(classes):  # two outputs with one name: predictions could not be told apart
+        raise _Invalid(f"classes names {sorted({c for c in classes if classes.count(c) > 1})} more than once")
     state = _check_state_dict(payload.get("state_dict"))
     return ModelCheckpoint(arch=arch, state_dict=state, classes=list(classes), spec=_check_spec(payload.get("input")),
                            structure=_check_structure(payload.get("structure"), state),

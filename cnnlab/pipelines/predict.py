@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from omegaconf import DictConfig
 from rich.table import Table
+from rich.text import Text
 
 from cnnlab.console import console
 from cnnlab.context import RunContext
@@ -122,7 +123,8 @@ def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
     for rank in range(len(predictions[0].labels) if predictions else 0):
         table.add_column(f"#{rank + 1}")
     for p in predictions[:_SHOWN]:
-        table.add_row(p.file, *(f"{label} {100 * prob:.1f}%" for label, prob in zip(p.labels, p.probabilities)))
+        # Text, not markup: file and class names are the user's ("foo[/bar].png" is a valid name)
+        table.add_row(Text(p.file), *(Text(f"{label} {100 * prob:.1f}%") for label, prob in zip(p.labels, p.probabilities)))
     if predictions:
         console.print(table)
     if len(predictions) > _SHOWN:

@@ -26,7 +26,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import FitResult, Trainer, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.records import ModelSection
-from cnnlab.runs import (MODEL_FILE, RESUMABLE_STATUSES, STATE_FILE, RunInfo, latest_run, load_run,
+from cnnlab.runs import (MODEL_FILE, RESUMABLE_STATUSES, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
 
 
@@ -264,7 +264,7 @@ def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | N
     run = resume_target(cfg, ctx)
     if run is None:
         return cfg, None
-    ctx.record.update(resumed_from=str(run.path))
+    ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     return resumed_config(cfg, ctx, run), run.artifact("checkpoint")
 
@@ -276,7 +276,13 @@ def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
     if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
         return None
     if spec is True or str(spec).lower() in ("true", "yes", "latest"):
-        run = latest_run(ctx.outputs, ctx.command, artifact="checkpoint", statuses=RESUMABLE_STATUSES)
+        # A run that a later run already continued is done with: resuming it again would repeat that work
+        # (a scheduler's requeue script that always says resume=true would loop on it).
+        runs = list(iter_runs(ctx.outputs))
+        continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")}
+        candidates = [r for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
+                      and r.artifact("checkpoint") is not None and r.path.resolve() not in continued]
+        run = candidates[-1] if candidates else None
         if run is None:
             raise CnnlabError(f"resume=true: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
                               f"a {STATE_FILE} in {ctx.outputs}/",

@@ -106,6 +106,10 @@ def _edit(payload: dict, change: str) -> None:
         payload["classes"] = ["a", "b"]
     elif change == "std":
         payload["input"]["std"] = [0.0, 1.0, 1.0]
+    elif change == "nan_weights":  # what a run whose loss diverged leaves behind
+        payload["state_dict"]["fc.weight"] = payload["state_dict"]["fc.weight"] * float("nan")
+    elif change == "duplicate_classes":
+        payload["classes"] = ["a", "a", "b"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -117,6 +121,8 @@ def _edit(payload: dict, change: str) -> None:
     ("structure_vs_weights", "structure['fc'] records"),
     ("class_count", "classes has 2 names but arch.num_classes is 3"),
     ("std", "input.std"),
+    ("nan_weights", "state_dict['fc.weight'] holds NaN or infinite values"),
+    ("duplicate_classes", "classes names ['a'] more than once"),
 ])
 def test_nonsense_that_loads_safely_is_refused_before_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                change: str, message: str) -> None:

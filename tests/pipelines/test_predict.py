@@ -124,3 +124,14 @@ def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) 
     assert result.code == 2 and "needs images" in result.stderr and "Traceback" not in result.stderr
     result = cli("predict", "source=latest:pretrain", f"predict.inputs=['{tmp_path / 'missing.jpg'}']")
     assert result.code == 2 and "no such file or folder" in result.stderr
+
+
+def test_file_names_that_look_like_markup_are_printed_as_text(cli, outputs: Path, tmp_path: Path) -> None:
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    odd = tmp_path / "foo[" / "bar].png"  # "foo[/bar].png": a closing rich tag, once a traceback
+    photo(odd, (200, 30, 30), (20, 20), seed=1)
+    result = cli("predict", "source=latest:pretrain", str(odd))
+    assert result.code == 0, result.output
+    assert (run_dirs(outputs, "predict")[0] / "predictions.csv").is_file()

@@ -174,7 +174,10 @@ def test_a_killed_run_is_listed_as_dead_and_resume_true_finds_it(cli, outputs: P
 
     resumed = cli("pretrain", "resume=true", f"trainer.epochs={_epochs_done(run_dir) + 1}")
     assert resumed.code == 0, resumed.output
-    assert read_run(run_dirs(outputs, "pretrain")[-1])["resumed_from"] == str(run_dir)
+    assert Path(read_run(run_dirs(outputs, "pretrain")[-1])["resumed_from"]) == run_dir.resolve()
+    # Continued once, the dead run is done with: a requeue script's second resume=true must not train it again.
+    again = cli("pretrain", "resume=true", f"trainer.epochs={_epochs_done(run_dir) + 1}")
+    assert again.code == 2 and "no interrupted or failed" in again.stderr, again.output
 
 
 # ---------------------------------------------------------------------------------------------- interrupts

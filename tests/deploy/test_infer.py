@@ -1,0 +1,46 @@
+"""Scoring and predicting through a loaded model file: static-batch files and broken weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import export_onnx
+from cnnlab.deploy.infer import open_model
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+
+SPEC = InputSpec(16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+def _export(tmp_path: Path, *, nan: bool = False) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    model = create_model("lenet5", 4, 16).eval()
+    if nan:
+        with torch.no_grad():
+            model.classifier[-1].weight.fill_(float("nan"))
+    return model, export_onnx(model, tmp_path / "model.onnx", spec=SPEC, classes=list("abcd"))
+
+
+def test_a_static_batch_file_scores_any_number_of_images(tmp_path: Path) -> None:
+    model, path = _export(tmp_path)
+    proto = onnx.load(str(path))
+    for value in (*proto.graph.input, *proto.graph.output):  # as `onnxsim --overwrite-input-shape 1,3,16,16` leaves it
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(proto, str(path))
+    images = torch.randn(5, 3, 16, 16)
+    logits = open_model("onnx", path, runtime="onnxruntime").logits(images)
+    with torch.no_grad():
+        expected = model(images)
+    assert logits.shape == (5, 4) and torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_nan_outputs_are_refused_not_scored(tmp_path: Path) -> None:
+    _, path = _export(tmp_path, nan=True)
+    loaded = open_model("onnx", path, runtime="onnxruntime")
+    with pytest.raises(CnnlabError, match="NaN or infinite outputs"):
+        loaded.logits(torch.randn(2, 3, 16, 16))
