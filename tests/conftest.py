@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.engine.trainer import Trainer
 from helpers import CliResult
 
 # Wide, unwrapped tables and log lines whatever the runner says (pytest-xdist sets COLUMNS=80).
@@ -62,3 +63,15 @@ def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     return install
 
+
+@pytest.fixture
+def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
+    save_state = Trainer._save_state
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save_state(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)

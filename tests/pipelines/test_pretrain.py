@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from cnnlab.engine.checkpoint import load_model
-from cnnlab.engine.trainer import Trainer
 from helpers import TINY, only_run, read_run, run_dirs
 
 
@@ -56,21 +55,8 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def ctrl_c_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
-    """Simulate Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
-    save_state = Trainer._save_state
-
-    def save_then_interrupt(self, *args, **kwargs):
-        save_state(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
-    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
-
-
 def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: Path,
-                                                                 ctrl_c_after_first_checkpoint) -> None:
+                                                                 ctrl_c_after_the_first_checkpoint) -> None:
     interrupted = cli("pretrain", *TINY, "trainer.epochs=3")
     assert interrupted.code == 130 and "resume=true" in interrupted.stderr
     first_dir = run_dirs(outputs, "pretrain")[0]
@@ -78,7 +64,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: P
     assert first["status"] == "interrupted" and (first_dir / "last.pt").is_file()
     before = _digest(first_dir)
 
-    ctrl_c_after_first_checkpoint()  # no more interruptions
+    ctrl_c_after_the_first_checkpoint()  # no more interruptions
     resumed = cli("pretrain", "resume=true", "trainer.epochs=3")
     assert resumed.code == 0, resumed.output
     dirs = run_dirs(outputs, "pretrain")
@@ -90,7 +76,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: P
     assert _digest(first_dir) == before  # the interrupted run is never modified
 
 
-def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_first_checkpoint) -> None:
+def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
     assert result.code == 2 and "would change it" in result.stderr

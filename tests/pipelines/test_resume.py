@@ -21,19 +21,6 @@ from cnnlab.runs import RunRecord, load_run
 from helpers import TINY, hinted_command, only_run, read_run, run_dirs
 
 
-@pytest.fixture
-def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
-    """Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
-    save_state = Trainer._save_state
-
-    def save_then_interrupt(self, *args, **kwargs):
-        save_state(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
-    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
-
-
 def _lrs(run_dir: Path) -> list[float]:
     return [entry["lr"] for entry in read_run(run_dir)["metrics"]["history"]]
 
