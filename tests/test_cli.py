@@ -166,7 +166,7 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
 def test_facts_about_commands_come_from_the_one_table() -> None:
     """The pipeline's plan and the report ask the table which commands make models, write ONNX, resume."""
     from cnnlab.commands import commands_where
-    from cnnlab.pipelines import plan
+    from cnnlab.steps import plan
     from cnnlab.report import rows
 
     models = commands_where(produces_model=True)

@@ -34,8 +34,8 @@ from cnnlab.environment import cpu_info, fingerprint, gpu_info
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
 from cnnlab.models import count_flops, count_params
-from cnnlab.pipelines.sources import require_source
-from cnnlab.pipelines.zoo_model import zoo_model
+from cnnlab.steps.sources import require_source
+from cnnlab.steps.zoo_model import zoo_model
 from cnnlab.runs import BENCH_FILE, resolve_source
 
 TORCH_BACKENDS = ("torch", "torch_compile")

@@ -34,11 +34,11 @@ from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name
-from cnnlab.pipelines.sources import source_dataset_config
-from cnnlab.pipelines.switches import optimisation_on
-from cnnlab.pipelines.training import (Checkpointing, Trainable, TrainedModel, apply_resume, at_chance,
-                                       classification_objective, fit_metrics, loader_workers, make_loaders,
-                                       model_section, record_warning, save_and_record, setup_runtime, train_model)
+from cnnlab.steps.sources import source_dataset_config
+from cnnlab.steps.switches import optimisation_on
+from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, loader_workers, make_loaders, setup_runtime, train_model
+from cnnlab.steps.recording import TrainedModel, at_chance, fit_metrics, model_section, record_warning, save_and_record
+from cnnlab.steps.resume import apply_resume
 from cnnlab.runs import Source, latest_run, load_run, resolve_source
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 

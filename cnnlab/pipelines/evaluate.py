@@ -25,8 +25,9 @@ from cnnlab.engine.progress import make_progress
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import plot_confusion_png, write_confusion_csv, write_per_class_csv
-from cnnlab.pipelines.sources import check_same_classes, dataset_config_of, require_source, source_data
-from cnnlab.pipelines.training import dataset_record, eval_loader, loader_workers
+from cnnlab.steps.sources import check_same_classes, dataset_config_of, require_source, source_data
+from cnnlab.steps.recording import dataset_record
+from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import RunInfo, Source
 
 SPLITS = ("train", "val", "test")

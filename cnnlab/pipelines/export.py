@@ -23,8 +23,9 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
-from cnnlab.pipelines.sources import check_same_classes, load_source_model, source_data
-from cnnlab.pipelines.training import dataset_record, eval_loader, loader_workers
+from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
+from cnnlab.steps.recording import dataset_record
+from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
 
 

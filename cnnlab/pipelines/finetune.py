@@ -23,10 +23,10 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
-from cnnlab.pipelines.switches import optimisation_on, tristate
-from cnnlab.pipelines.training import (Checkpointing, Trainable, TrainedModel, apply_resume, classification_objective,
-                                       eval_loader, fit_metrics, loader_workers, make_loaders, save_and_record,
-                                       setup_runtime, train_model)
+from cnnlab.steps.switches import optimisation_on, tristate
+from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
+from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
+from cnnlab.steps.resume import apply_resume
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 
 

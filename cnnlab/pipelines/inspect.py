@@ -14,7 +14,7 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.layers import LayerTable, layer_table
 from cnnlab.deploy.receptive_field import Field
-from cnnlab.pipelines.zoo_model import zoo_model
+from cnnlab.steps.zoo_model import zoo_model
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

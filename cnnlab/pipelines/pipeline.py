@@ -3,7 +3,7 @@
 Stages run one after another as `cnnlab <command> ...` child processes, so each is exactly the run a
 user would get by typing it (its own Hydra run folder, log and run.json; the Hydra flags that shaped this
 pipeline's config, such as --config-dir, are passed on), all inside the workspace
-outputs/pipeline/<name>/runs/. Each stage run is tagged with its fingerprint (cnnlab/pipelines/plan.py):
+outputs/pipeline/<name>/runs/. Each stage run is tagged with its fingerprint (cnnlab/steps/plan.py):
 a re-run reuses completed stages, resumes an interrupted or failed training stage from its last.pt, and
 runs the rest.
 """
@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
-from cnnlab.pipelines.plan import RESUMABLE, Stage, build_plan, select
+from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
 

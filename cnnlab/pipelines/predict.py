@@ -28,7 +28,7 @@ from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import Prediction, write_predictions
-from cnnlab.pipelines.sources import require_source
+from cnnlab.steps.sources import require_source
 
 _SHOWN = 50  # rows of the terminal table; the files hold every prediction
 

@@ -12,9 +12,9 @@ from cnnlab.engine.runtime import main_process_first
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, create_model, get_entry
 from cnnlab.engine.recipe import Recipe
-from cnnlab.pipelines.training import (Checkpointing, Trainable, TrainedModel, apply_resume, classification_objective,
-                                       fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime,
-                                       train_model)
+from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, loader_workers, make_loaders, setup_runtime, train_model
+from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
+from cnnlab.steps.resume import apply_resume
 
 METHODS = ("supervised",)
 

@@ -30,9 +30,9 @@ from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
-from cnnlab.pipelines.sources import check_same_classes, load_source_model, source_data
-from cnnlab.pipelines.training import (RecoveryTraining, TrainedModel, classification_objective, dataset_record,
-                                       fit_metrics, loader_workers, make_loaders, save_and_record, setup_runtime)
+from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
+from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 
 DENSE_ONNX = "dense.onnx"

@@ -32,9 +32,10 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx, read_onnx_metadata
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
-from cnnlab.pipelines.quantize_model import load_fp32_model, train_qat_candidate
-from cnnlab.pipelines.sources import check_same_classes, source_data
-from cnnlab.pipelines.training import dataset_record, eval_loader, loader_workers, record_warning
+from cnnlab.steps.quantize_model import load_fp32_model, train_qat_candidate
+from cnnlab.steps.sources import check_same_classes, source_data
+from cnnlab.steps.recording import dataset_record, record_warning
+from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
 
 WORK_DIR = "candidates"          # every intermediate file; deleted at the end unless quantize.keep_candidates

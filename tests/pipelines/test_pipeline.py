@@ -10,7 +10,7 @@ import pytest
 
 from cnnlab.errors import CnnlabError
 from cnnlab.pipelines.pipeline import decide
-from cnnlab.pipelines.plan import Stage, build_plan, select
+from cnnlab.steps.plan import Stage, build_plan, select
 from cnnlab.runs import RunInfo, RunRecord, iter_runs
 from helpers import TINY
 

@@ -97,7 +97,7 @@ def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
 def test_chance_validation_after_learning_is_a_recorded_warning(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from cnnlab.context import RunContext
-    from cnnlab.pipelines.training import check_not_at_chance
+    from cnnlab.steps.recording import check_not_at_chance
     from cnnlab.runs import RunRecord
 
     ctx = RunContext(command="pretrain", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "pretrain"))

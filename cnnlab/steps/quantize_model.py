@@ -21,9 +21,8 @@ from cnnlab.deploy.subject import chain_checkpoint, run_model_name
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
-from cnnlab.pipelines.sources import require_source
-from cnnlab.pipelines.training import (RecoveryTraining, classification_objective, loader_workers, make_loaders,
-                                       setup_runtime)
+from cnnlab.steps.sources import require_source
+from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
 from cnnlab.runs import Source
 
 

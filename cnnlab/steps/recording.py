@@ -1,0 +1,116 @@
+"""Writing a trained model and its run record: model.pt, run.json's model and dataset sections, the
+metrics of a fit, and the warning when a model learned nothing (accuracy at chance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle
+from cnnlab.engine.checkpoint import save_model
+from cnnlab.engine.trainer import FitResult
+from cnnlab.records import ModelSection
+from cnnlab.runs import (MODEL_FILE)
+
+
+
+def fit_metrics(result: FitResult) -> dict[str, Any]:
+    final, best = result.final, result.best
+    metrics = {key: final[key] for key in ("val_acc", "val_top5", "val_loss", "train_loss", "train_acc") if key in final}
+    metrics.update(epochs=len(result.history), best_val_acc=best.get("val_acc"), best_epoch=best.get("epoch"),
+                   train_images_per_s=sum(e["images_per_s"] for e in result.history) / max(1, len(result.history)),
+                   history=result.history)
+    return metrics
+
+
+@dataclass
+class TrainedModel:
+    """What a training pipeline hands to `save_and_record`."""
+
+    model: nn.Module
+    name: str
+    arch_kwargs: dict[str, Any]
+    data: DataBundle
+    dataset_config: Mapping[str, Any]   # the resolved dataset config (derived runs reuse it)
+    weights: str                 # where the starting weights came from, in words
+
+
+def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, Any],
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write model.pt and fill the run record's model/dataset/metrics/artifacts sections."""
+    if not ctx.is_main:
+        return metrics
+    data, spec = trained.data, trained.data.spec
+    model = trained.model.cpu().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    path = save_model(ctx.path(MODEL_FILE), model,
+                      arch={"name": trained.name, "num_classes": len(data.classes), "image_size": spec.size,
+                            "kwargs": trained.arch_kwargs},
+                      classes=data.classes, spec=spec,
+                      # the model's identity travels with the file: where it came from, what data it learned
+                      extra={"metrics": {k: v for k, v in metrics.items() if k != "history"},
+                             "source": ctx.record.data.get("source"),
+                             "dataset": dataset_record(trained.data, trained.dataset_config), **(extra or {})})
+    ctx.record.add_artifact("model", path)
+    check_not_at_chance(ctx, metrics, len(data.classes))
+    section = model_section(trained.name, spec.size, len(data.classes), model=model, file=path,
+                            weights=trained.weights)
+    ctx.record.update(model=section.to_dict(), dataset=dataset_record(trained.data, trained.dataset_config),
+                      metrics=metrics)
+    return metrics
+
+
+def model_section(name: str | None, image_size: int, num_classes: int, *, model: nn.Module | None = None,
+                  file: Path | None = None, **extra: Any) -> ModelSection:
+    """run.json's model section — the one place it is built: parameters and FLOPs (at `image_size` px) of a
+    PyTorch `model` when there is one, the size in bytes of its `file`, and `extra` fields as given."""
+    from cnnlab.models import count_flops, count_params
+
+    return ModelSection(name=name, image_size=image_size, num_classes=num_classes,
+                        params=None if model is None else count_params(model),
+                        flops=None if model is None else count_flops(model, image_size),
+                        file_bytes=None if file is None else file.stat().st_size, extra=extra)
+
+
+def record_warning(ctx: RunContext, message: str) -> None:
+    """A warning for the user: one log line, and an entry in run.json's `warnings` list."""
+    ctx.log.warning(message)
+    ctx.record.update(warnings=[*(ctx.record.data.get("warnings") or []), message])
+
+
+def at_chance(acc: float, num_classes: int) -> bool:
+    """An accuracy no better than guessing: below 1.5 x 1/num_classes."""
+    return acc < 1.5 / max(num_classes, 1)
+
+
+def check_not_at_chance(ctx: RunContext, metrics: Mapping[str, Any], num_classes: int) -> None:
+    """Warn when training learned (train accuracy > 3 x chance and > 50 %) but validation scores chance: the
+    signature of BatchNorm running statistics that do not match the weights (or of a diverged run)."""
+    val, train_acc = metrics.get("val_acc"), metrics.get("train_acc")
+    if val is None or train_acc is None or num_classes < 2:
+        return
+    if at_chance(val, num_classes) and train_acc > max(3.0 / num_classes, 0.5):
+        record_warning(ctx, f"validation accuracy {val:.1%} is at chance (1/{num_classes} = {1 / num_classes:.1%}) "
+                            f"while training accuracy is {train_acc:.1%}: the saved model does not work. Likely "
+                            "cause: BatchNorm running statistics that lag the weights (short run, small BN momentum) "
+                            "— rerun with trainer.precise_bn=true, and/or a lower optim.lr")
+
+
+def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[str, Any]:
+    """run.json's dataset section; `config` lets derived runs (export, prune, ...) rebuild the same data, from any
+    working folder: its `root` is stored absolute (a relative `dataset.root=./photos` means where this run ran)."""
+    config = OmegaConf.to_container(dataset_config, resolve=True) if isinstance(dataset_config, DictConfig) \
+        else dict(dataset_config)
+    assert isinstance(config, dict)
+    if config.get("root") not in (None, ""):
+        config["root"] = str(Path(str(config["root"])).expanduser().absolute())
+    spec = data.spec
+    return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
+            "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
+            "config": config, "decode": None if data.decode is None else data.decode.as_record(),
+            "label_fraction": data.label_fraction, "test_size": None if data.test is None else len(data.test)}

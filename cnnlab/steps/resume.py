@@ -1,0 +1,95 @@
+"""`resume=`: find the interrupted run to continue (a path, `true` for the latest of this command) and
+rebuild its saved configuration with the overrides the user may change on resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cnnlab.context import RunContext
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import (RESUMABLE_STATUSES, STATE_FILE, RunInfo, iter_runs, load_run,
+                         process_alive)
+
+
+
+_NOT_OVERRIDABLE_ON_RESUME = ("resume",)
+
+
+def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | None]:
+    """(config to use, training state to resume from). Without resume= this is (cfg, None)."""
+    run = resume_target(cfg, ctx)
+    if run is None:
+        return cfg, None
+    ctx.record.update(resumed_from=str(run.path.resolve()))
+    ctx.log.info("resuming %s (%s)", run.path, run.status)
+    return resumed_config(cfg, ctx, run), run.artifact("checkpoint")
+
+
+def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
+    """The run named by `resume=`: true → the newest interrupted, failed or dead (killed: recorded `running`,
+    its process gone) run of this command that holds a last.pt; a folder → that run, unless it still runs."""
+    spec = cfg.get("resume")
+    if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
+        return None
+    if spec is True or str(spec).lower() in ("true", "yes", "latest"):
+        # A run that a later run already continued is done with: resuming it again would repeat that work
+        # (a scheduler's requeue script that always says resume=true would loop on it).
+        runs = list(iter_runs(ctx.outputs))
+        continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")}
+        candidates = [r for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
+                      and r.artifact("checkpoint") is not None and r.path.resolve() not in continued]
+        run = candidates[-1] if candidates else None
+        if run is None:
+            raise CnnlabError(f"resume=true: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
+                              f"a {STATE_FILE} in {ctx.outputs}/",
+                              fix="pass resume=RUN_FOLDER, or start a new run without resume=")
+        return run
+    run = load_run(Path(str(spec)).expanduser())
+    if run.artifact("checkpoint") is None:
+        raise CnnlabError(f"resume={spec}: the run has no {STATE_FILE} to resume from",
+                          fix="pick a run that completed at least one epoch")
+    process = run.data.get("process") or {}
+    if run.status == "running" and process_alive(process):
+        raise CnnlabError(f"resume={spec}: that run is still running (pid {process.get('pid')} on "
+                          f"{process.get('host')}); two trainings would write over each other",
+                          fix=f"wait for it to finish, or stop it (kill {process.get('pid')}) and resume then")
+    return run
+
+
+def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig:
+    """The original run's config, with this invocation's key=value overrides applied on top
+    (trainer.epochs=20 extends a run; device=cpu moves it). Picking another model or dataset is refused."""
+    saved = run.path / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
+    old = OmegaConf.load(saved)
+    assert isinstance(old, DictConfig)
+    replaced = []
+    for override in ctx.overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+")
+        if key in _NOT_OVERRIDABLE_ON_RESUME or key.startswith("hydra"):
+            continue
+        if "." not in key and key in cfg and isinstance(cfg[key], DictConfig):
+            if OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
+                raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
+                                  fix=f"drop {key}= (or start a new run without resume=)")
+            continue
+        before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
+        if before != after:
+            replaced.append(f"{key}={after} (saved: {before})")
+        with open_dict(old):
+            OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
+    if replaced:  # they win over the restored state too (the optimizer's lr, the schedule's position)
+        ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
+    with open_dict(old):
+        old.resume = str(run.path)
+        old.paths = cfg.paths
+    return old
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

@@ -1,0 +1,155 @@
+"""Supervised training shared by every command that trains (pretrain, finetune, and the recovery or
+baseline runs of prune, quantize-aware training and distill): runtime setup, loaders, optimizer and
+schedule, and the engine's `fit`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle, make_loader
+from cnnlab.engine.batchnorm import set_bn_momentum
+from cnnlab.engine.objectives import ClassificationObjective, Objective
+from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.seeding import seed_everything
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import FitResult, Trainer, evaluate
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import (STATE_FILE)
+
+
+
+def setup_runtime(cfg: Mapping[str, Any], recipe: Recipe) -> Runtime:
+    """Seed every RNG with recipe.seed and pick the device (cfg.device), AMP and memory format (the recipe's)."""
+    seed_everything(recipe.seed)
+    return Runtime.from_config({"device": cfg.get("device"),
+                                "trainer": {"amp": recipe.amp, "channels_last": recipe.channels_last}})
+
+
+def loader_workers(recipe: Recipe, data: DataBundle) -> int:
+    if recipe.workers is None:
+        # In-memory tensors need no workers; for files leave one core to the training threads.
+        return 0 if data.in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
+    return recipe.workers
+
+
+class Loaders(NamedTuple):
+    """The train loader (shuffled; each rank its share of the global batch) and the val loader (None: no
+    validation). A tuple, so `train_loader, val_loader = make_loaders(...)` reads as before."""
+
+    train: DataLoader
+    val: DataLoader | None
+
+
+def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
+                 workers: int = 0) -> Loaders:
+    """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard).
+    Raises CnnlabError for a batch larger than the training set or one that does not split over the ranks."""
+    batch = recipe.batch_size
+    if batch < 1:
+        raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
+    if 0 < len(train_set) < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
+        raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({len(train_set)} images)",
+                          fix=f"use trainer.batch_size={min(64, len(train_set))} (at most {len(train_set)})")
+    if batch % runtime.world_size:
+        raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
+                          fix=f"use a multiple of {runtime.world_size}")
+    train_loader = make_loader(train_set, batch // runtime.world_size, shuffle=True, seed=recipe.seed,
+                               workers=workers, rank=runtime.rank, world_size=runtime.world_size)
+    if runtime.distributed:  # exact evaluation: no sample padded or counted twice
+        val_set = Subset(val_set, range(runtime.rank, len(val_set), runtime.world_size))
+    val_loader = make_loader(val_set, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
+    return Loaders(train_loader, val_loader)
+
+
+def eval_loader(recipe: Recipe, images: Dataset, *, workers: int = 0) -> DataLoader:
+    """One pass over `images` in order, at the recipe's evaluation batch size."""
+    return make_loader(images, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
+
+
+def classification_objective(recipe: Recipe, num_classes: int) -> ClassificationObjective:
+    return ClassificationObjective(num_classes, label_smoothing=recipe.label_smoothing, mixup=recipe.mixup,
+                                   cutmix=recipe.cutmix)
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What trains: `model` (on the runtime's device), its classifier `head` (None: one learning rate for all),
+    the `frozen` leaf modules (kept in eval mode) and the backbone's learning rate as a fraction of the head's."""
+
+    model: nn.Module
+    head: nn.Module | None = None
+    frozen: Sequence[nn.Module] = ()
+    backbone_lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """The resumable last.pt: written after every epoch unless `enabled` is False (throw-away sub-trainings),
+    continued from `resume_from`, with `extra` (what the command needs to rebuild its model) stored inside."""
+
+    enabled: bool = True
+    resume_from: Path | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Trainable, loaders: Loaders,
+                objective: Objective, checkpointing: Checkpointing = Checkpointing()) -> FitResult:
+    """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
+    Raises CnnlabError for a bad bn_momentum, optimizer or schedule, and what the engine raises."""
+    override_bn_momentum(recipe, ctx, trainable)
+    groups = param_groups(trainable.model, recipe.lr, recipe.weight_decay, head=trainable.head,
+                          backbone_lr_scale=trainable.backbone_lr_scale)
+    optimizer = build_optimizer(recipe.optimizer, groups)
+    steps = min(len(loaders.train), recipe.max_steps_per_epoch or len(loaders.train))
+    scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
+    state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
+    if ctx.is_main and state_path is not None:
+        # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
+        ctx.record.add_artifact("checkpoint", state_path)
+    return Trainer(runtime, recipe).fit(trainable.model, objective, loaders.train, loaders.val, optimizer, scheduler,
+                                        state_path=state_path, resume_from=checkpointing.resume_from,
+                                        state_extra=dict(checkpointing.extra or {}), frozen=trainable.frozen)
+
+
+@dataclass(frozen=True)
+class RecoveryTraining:
+    """Scoring and re-training a model changed in place (pruned, fake-quantized): this run's runtime, loaders and
+    objective, and a recipe already set for it (e.g. optim.lr x prune.lr_scale). No last.pt: a resumed run could
+    not rebuild the changed model mid-way."""
+
+    ctx: RunContext
+    runtime: Runtime
+    recipe: Recipe
+    loaders: Loaders
+    objective: Objective
+
+    def accuracy(self, model: nn.Module, desc: str = "val") -> float:
+        """Top-1 accuracy (a fraction) of `model` on the val loader."""
+        assert self.loaders.val is not None, "recovery training scores on a validation split"
+        return float(evaluate(model, self.loaders.val, self.runtime, desc=desc)["acc"])
+
+    def train(self, model: nn.Module, epochs: int | None = None) -> FitResult:
+        """`epochs` (None: recipe.epochs) of training through `train_model`, without last.pt."""
+        recipe = self.recipe if epochs is None else replace(self.recipe, epochs=epochs)
+        return train_model(self.ctx, self.runtime, recipe, Trainable(model), self.loaders, self.objective,
+                           Checkpointing(enabled=False))
+
+
+def override_bn_momentum(recipe: Recipe, ctx: RunContext, trainable: Trainable) -> None:
+    """trainer.bn_momentum: one running-average momentum for every BatchNorm layer that trains."""
+    if recipe.bn_momentum is None:
+        return
+    try:
+        layers = set_bn_momentum(trainable.model, recipe.bn_momentum, trainable.frozen)
+    except ValueError as exc:
+        raise CnnlabError(f"trainer.bn_momentum={recipe.bn_momentum}: {exc}",
+                          fix="use a value in (0, 1], e.g. trainer.bn_momentum=0.1, or null for the model's own") from exc
+    ctx.log.info("trainer.bn_momentum=%s set on %d BatchNorm layers", recipe.bn_momentum, layers)
