@@ -8,7 +8,7 @@ arguments, per-layer shapes (so a channel-pruned model rebuilds), class names an
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class ModelCheckpoint:
     spec: InputSpec
     structure: dict[str, dict[str, int]] | None = None  # module path → constructor shapes (pruned models)
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = "checkpoint"           # where it was read from (errors name the file)
 
     @property
     def name(self) -> str:
@@ -220,7 +221,7 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
         raise CnnlabError(f"{path} is not a cnnlab model checkpoint (no '{FORMAT}' marker)",
                           fix="point to a model.pt written by cnnlab, or a run folder")
     try:
-        return validate_checkpoint(payload)
+        return replace(validate_checkpoint(payload), origin=f"checkpoint {path}")
     except _Invalid as exc:
         raise CnnlabError(f"checkpoint {path} is invalid: {exc}",
                           fix="the file was not written by this cnnlab or was altered; re-create it with cnnlab") from exc
@@ -233,14 +234,17 @@ def build_model(ckpt: ModelCheckpoint) -> nn.Module:
     arch = ckpt.arch
     model = create_model(arch["name"], num_classes=arch["num_classes"], image_size=arch["image_size"],
                          **(arch.get("kwargs") or {}))
-    if ckpt.structure:
-        apply_structure(model, ckpt.structure)
+    # A file whose recorded architecture was changed (arch.name edited, shapes of another model) fails here.
+    fix = "the file does not match its recorded architecture; re-create it with cnnlab"
     try:
+        if ckpt.structure:
+            apply_structure(model, ckpt.structure)
         model.load_state_dict(ckpt.state_dict, strict=True)
+    except CnnlabError as exc:
+        raise CnnlabError(f"{ckpt.origin}: {exc.message}", fix=fix) from exc
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CnnlabError(f"checkpoint weights do not fit a {arch['name']} ({first})",
-                          fix="the file does not match its recorded architecture; re-create it with cnnlab") from exc
+        raise CnnlabError(f"{ckpt.origin}: its weights do not fit a {arch['name']} ({first})", fix=fix) from exc
     return model
 
 

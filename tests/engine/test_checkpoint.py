@@ -75,8 +75,22 @@ def test_mismatched_weights_are_a_clear_error(tmp_path: Path) -> None:
     payload = torch.load(path, weights_only=True)
     payload["arch"]["name"] = "resnet34"  # the recorded architecture no longer fits the weights
     torch.save(payload, path)
-    with pytest.raises(CnnlabError, match="do not fit a resnet34"):
+    with pytest.raises(CnnlabError, match="do not fit a resnet34") as raised:
         load_model(path)
+    assert str(path) in raised.value.message  # the error names the file
+
+
+def test_a_structure_of_another_model_names_the_file(tmp_path: Path) -> None:
+    """arch.name changed on a pruned checkpoint: the recorded shapes fail before the weights do."""
+    path = tmp_path / "model.pt"
+    save_resnet(path)
+    payload = torch.load(path, weights_only=True)
+    payload["arch"]["name"] = "vgg11"
+    payload["structure"] = {"conv1": {"in_channels": 3, "out_channels": 64, "groups": 1}}
+    torch.save(payload, path)
+    with pytest.raises(CnnlabError) as raised:
+        load_model(path)
+    assert raised.value.message.startswith(f"checkpoint {path}: ")
 
 
 @pytest.mark.parametrize("content", [b"hello, I am text\n", bytes(range(256)) * 40, b"\x80\x02}q\x00."],
