@@ -269,9 +269,11 @@ def report_(
     """Accuracy × size × latency of every trained model, from run records only (nothing is re-run).
 
     One row per model run (pretrain, finetune, distill, prune, quantize) with the latency its bench runs
-    measured; only like is compared with like (same dataset, backend, batch, device, threads), the Pareto
-    front is marked, and what was left out is listed. Writes report.md, report.csv, report.json and
-    report.png into OUTPUTS_DIR.
+    measured; runs that differ only in `seed` (a `-m seed=0,1,2` sweep) form one group row with mean ± std,
+    its runs listed under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds
+    ("not significant" when it contains zero). Only like is compared with like (same dataset, backend,
+    batch, device, threads), the Pareto front is marked, and what was left out is listed. Writes report.md,
+    report.csv, report.json and report.png (error bars for seed groups) into OUTPUTS_DIR.
     """
     from cnnlab.report import Comparison, build_report, print_report, write_report
 

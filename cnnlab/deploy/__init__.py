@@ -7,6 +7,10 @@ bench.py         LatencyStats, time_onnx, time_torch (warm-up, min count and tim
 paired.py        time_paired: several files timed in one session (same threads, interleaved rounds), for bench,
                  prune and quantize
 subject.py       TimedModel: what bench times (a model file and how to load it), chain_checkpoint
+bench_settings.py  BenchSettings (the bench: section, typed once), the backends, bench_device
+backends.py      plan_backends: the backends that can run here, and SkippedBackend (what did not, and why)
+bench_session.py time_backends / time_paired_backends: one model on every backend, or several paired → BenchTimings
+hardware.py      bench.json's hardware section
 peak.py          the device's FP32 peak FLOP/s, for the achieved fraction
 bench_report.py  bench.json and the terminal table
 layers.py        layer_table: the rows of `cnnlab inspect`

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from torch import nn
 
@@ -27,22 +27,23 @@ from cnnlab.models import count_flops, count_params
 from cnnlab.runs import Source
 
 
-@dataclass
+@dataclass(frozen=True)
 class TimedModel:
-    """A model as `cnnlab bench` times it: the ONNX file and/or PyTorch model, its input spec and size figures."""
+    """A model as `cnnlab bench` times it: the ONNX file and/or PyTorch model, its input spec and size figures
+    (params, FLOPs per image, file sizes in bytes)."""
 
     name: str
     spec: InputSpec
     num_classes: int
     model: nn.Module | None              # None: no PyTorch model in the chain (the torch backends are skipped)
     model_file: Path | None
-    onnx: Path | None                    # None until `exported_onnx` provides one
+    onnx: Path | None                    # None until `exported_onnx` gives a copy with one
     onnx_origin: str                     # "source" | "exported for this benchmark"
     params: int | None
     flops: int | None                    # per image
     onnx_bytes: int | None = None
     source: Source | None = None
-    notes: list[str] = field(default_factory=list)  # why a PyTorch model is missing, for the skip reason
+    notes: tuple[str, ...] = ()                     # why a PyTorch model is missing, for the skip reason
     checkpoint_classes: tuple[str, ...] = ()        # a checkpoint source's class names
 
     def identity(self) -> ModelIdentity:
@@ -51,14 +52,33 @@ class TimedModel:
         return ModelIdentity(arch=self.name, classes=classes, spec=self.spec,
                              source=self.source.describe() if self.source is not None else None)
 
+    @property
+    def source_onnx(self) -> Path | None:
+        """The ONNX file when it is the source's own (None for none yet, or a temporary export)."""
+        return self.onnx if self.onnx and self.onnx_origin == "source" else None
+
     def describe(self) -> dict[str, Any]:
+        """bench.json's `model` section: name, input size, classes, params, FLOPs per image, the files and sizes."""
         return {"name": self.name, "image_size": self.spec.size, "num_classes": self.num_classes,
                 "params": self.params, "flops": self.flops,
-                "onnx_file": str(self.onnx) if self.onnx and self.onnx_origin == "source" else None,
+                "onnx_file": str(self.source_onnx) if self.source_onnx else None,
                 "onnx_origin": self.onnx_origin if self.onnx else None,
                 "onnx_bytes": self.onnx_bytes,
                 "pt_file": str(self.model_file) if self.model_file else None,
                 "pt_bytes": self.model_file.stat().st_size if self.model_file else None}
+
+
+    def describe_source(self) -> dict[str, Any] | None:
+        """bench.json's `source` section: the source= reference (None for a zoo model)."""
+        return self.source.describe() if self.source is not None else None
+
+
+def timed_zoo_model(name: str, model: nn.Module, spec: InputSpec, num_classes: int) -> TimedModel:
+    """A freshly built network `model` (zoo name `name`, `num_classes` outputs) at `spec`'s input: timed as PyTorch,
+    and through an ONNX file exported for the benchmark."""
+    return TimedModel(name=name, spec=spec, num_classes=num_classes, model=model, model_file=None, onnx=None,
+                      onnx_origin="exported for this benchmark", params=count_params(model),
+                      flops=count_flops(model, spec.size))
 
 
 def timed_model_of(source: Source, *, torch_twin: bool = True) -> TimedModel:
@@ -86,18 +106,14 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     if not torch_twin:
         return subject
     if "quantization" in meta["props"]:
-        subject.notes.append("an INT8 file has no PyTorch twin (its model.pt chain is the FP32 model)")
-        return subject
+        return replace(subject, notes=("an INT8 file has no PyTorch twin (its model.pt chain is the FP32 model)",))
     checkpoint_path = chain_checkpoint(meta, source)
     if checkpoint_path is None:
-        subject.notes.append("the source chain holds no model.pt")
-        return subject
+        return replace(subject, notes=("the source chain holds no model.pt",))
     model, checkpoint = load_model(checkpoint_path)
     if checkpoint.spec.size != spec.size or list(checkpoint.classes) != list(classes or []):
-        subject.notes.append(f"{checkpoint_path} does not match the ONNX file's input size or classes")
-        return subject
-    subject.model, subject.model_file = model.eval(), checkpoint_path
-    return subject
+        return replace(subject, notes=(f"{checkpoint_path} does not match the ONNX file's input size or classes",))
+    return replace(subject, model=model.eval(), model_file=checkpoint_path)
 
 
 def run_model_name(source: Source) -> str | None:
@@ -116,15 +132,19 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
 
 
 @contextlib.contextmanager
+def exported_onnx_all(subjects: Sequence[TimedModel]) -> Iterator[list[TimedModel]]:
+    """Every subject with an ONNX file (`exported_onnx`), in order; the temporary ones are removed at the end."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(exported_onnx(s, needed=True)) for s in subjects]
+
+
+@contextlib.contextmanager
 def exported_onnx(subject: TimedModel, needed: bool) -> Iterator[TimedModel]:
-    """Give `subject` an ONNX file for the onnxruntime backends (a temporary export when it has none)."""
+    """`subject` with an ONNX file for the onnxruntime backends: a copy with a temporary export (valid inside the
+    `with` block only) when it has none, is `needed` and has a PyTorch model; else `subject` itself."""
     if subject.onnx is not None or not needed or subject.model is None:
         yield subject
         return
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as folder:
-        subject.onnx = export_onnx(subject.model, Path(folder) / "model.onnx", identity=subject.identity())
-        subject.onnx_bytes = subject.onnx.stat().st_size
-        try:
-            yield subject
-        finally:
-            subject.onnx = None  # the file is gone with the folder
+        onnx = export_onnx(subject.model, Path(folder) / "model.onnx", identity=subject.identity())
+        yield replace(subject, onnx=onnx, onnx_bytes=onnx.stat().st_size)

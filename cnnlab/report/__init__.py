@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.report.formats import csv_text, json_text, legend, markdown, rich_table, speedup_notes
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, json_text, legend, markdown,
+                                   rich_differences, rich_table, speedup_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
-from cnnlab.report.rows import Comparison, Row, build_rows, collect_runs
+from cnnlab.report.rows import MODEL_COMMANDS, Comparison, Row, build_rows, matching_runs, usable
+from cnnlab.report.seeds import UNFINISHED, SeedGroup, group_by_seed
 
-__all__ = ["Comparison", "Report", "build_report", "write_report"]
+__all__ = ["Comparison", "Report", "SeedGroup", "build_report", "write_report"]
 
 
 @dataclass
@@ -22,30 +25,44 @@ class Report:
     groups: dict[str, list[Row]]          # "dataset (classes, size)" → rows, most accurate first
     left_out: list[tuple[Path, str]]
     comparison: Comparison
+    seed_groups: dict[str, list[SeedGroup]]  # the same datasets → runs that differ only in seed, by mean val top-1
 
     @property
     def rows(self) -> list[Row]:
         return [row for rows in self.groups.values() for row in rows]
+
+    @property
+    def all_seed_groups(self) -> list[SeedGroup]:
+        return [group for groups in self.seed_groups.values() for group in groups]
 
 
 def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison()) -> Report:
     outputs = Path(outputs).resolve()
     if not outputs.is_dir():
         raise CnnlabError(f"{outputs} is not a folder", fix="give the outputs folder (or a run/sweep folder in it)")
-    runs = collect_runs(outputs, pattern)
-    rows, left_out, comparison = build_rows(runs, comparison)
+    everything = matching_runs(outputs, pattern)
+    rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison)
     if not rows:
         what = f" matching --runs {pattern}" if pattern else ""
         raise CnnlabError(f"no completed model runs{what} under {outputs}",
                           fix="train something first (cnnlab pipeline, or cnnlab finetune + cnnlab bench)")
     mark_pareto(rows)
-    groups: dict[str, list[Row]] = {}
-    for row in rows:
-        name, classes, size = row.dataset_key
-        groups.setdefault(f"{name} ({classes} classes, {size} px)", []).append(row)
-    for members in groups.values():
+    unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
+    seeded = group_by_seed(rows, unfinished)
+    mark_pareto(seeded)
+    return Report(base=outputs, groups=_by_dataset(rows), left_out=left_out, comparison=comparison,
+                  seed_groups=_by_dataset(seeded))
+
+
+def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
+    """Rows or seed groups by dataset title ("digits (10 classes, 64 px)"), most accurate first, then fastest."""
+    found: dict[str, list[Any]] = {}
+    for item in items:
+        name, classes, size = item.dataset_key
+        found.setdefault(f"{name} ({classes} classes, {size} px)", []).append(item)
+    for members in found.values():
         members.sort(key=lambda r: (-r.accuracy, r.p50_ms if r.p50_ms is not None else float("inf")))
-    return Report(base=outputs, groups=groups, left_out=left_out, comparison=comparison)
+    return found
 
 
 def _slug(text: str) -> str:
@@ -56,15 +73,18 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
     """report.md, report.csv, report.json and one PNG per dataset group, written atomically."""
     folder = Path(folder or report.base)
     plots: dict[str, str] = {}
-    for title, rows in report.groups.items():
-        name = "report.png" if len(report.groups) == 1 else f"report-{_slug(title)}.png"
-        if plot(rows, folder / name, f"{title} — {report.comparison.backend}, batch {report.comparison.batch}, "
+    for title, groups in report.seed_groups.items():
+        name = "report.png" if len(report.seed_groups) == 1 else f"report-{_slug(title)}.png"
+        if plot(groups, folder / name, f"{title} — {report.comparison.backend}, batch {report.comparison.batch}, "
                                      f"{report.comparison.device}"):
             plots[title] = name
     written = [folder / name for name in plots.values()]
-    for name, text in (("report.md", markdown(report.groups, report.left_out, report.base, report.comparison, plots)),
-                       ("report.csv", csv_text(report.rows, report.base)),
-                       ("report.json", json_text(report.rows, report.left_out, report.base, report.comparison))):
+    groups = report.all_seed_groups
+    for name, text in (("report.md", markdown(report.seed_groups, report.left_out, report.base, report.comparison,
+                                              plots)),
+                       ("report.csv", csv_text(report.rows, report.base, groups)),
+                       ("report.json", json_text(report.rows, report.left_out, report.base, report.comparison,
+                                                 groups))):
         write_text(folder / name, text)
         written.append(folder / name)
     return written
@@ -73,9 +93,16 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
 def print_report(report: Report) -> None:
     from cnnlab.console import out
 
-    for title, rows in report.groups.items():
-        out.print(rich_table(rows, report.base, title))
+    for title, groups in report.seed_groups.items():
+        out.print(rich_table(groups, report.base, title))
+        found = rich_differences(groups, report.base, title)
+        if found is not None:
+            out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
+    if any(group.changes for group in report.all_seed_groups):
+        out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
+    for note in group_notes(report.all_seed_groups, report.base):
+        out.print(f"partial seed group {note}", markup=False, highlight=False)
     for path, reason in report.left_out:
         out.print(f"left out {path}: {reason}", markup=False, highlight=False)
     for row in report.rows:

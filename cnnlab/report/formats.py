@@ -1,4 +1,8 @@
-"""The report as a rich table (terminal), Markdown, CSV and JSON — the same columns everywhere."""
+"""The report as a rich table (terminal), Markdown, CSV and JSON — the same columns everywhere.
+
+The tables show one row per seed group (report/seeds.py): mean ± std over its seeds, with the runs of a group of
+several listed under it ("└ seed 0 ..."); a run alone reads as before. Under each dataset's table, the differences
+the report highlights (KD gain, pruning and INT8 top-1 change) with their 95 % CI paired over seeds."""
 
 from __future__ import annotations
 
@@ -6,18 +10,23 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from rich.table import Table
 
 from cnnlab.deploy.bench_report import ratio_text
 from cnnlab.report.paired import SAME_NETWORK, UNSTABLE
 from cnnlab.report.rows import Comparison, Row
+from cnnlab.report.seeds import SeedGroup
+from cnnlab.report.stats import Change, Spread
 
 COLUMNS = ("run", "command", "model", "dataset", "val top-1", "params", "FLOPs", "size", "p50 ms", "speed-up",
            "Pareto")
 TEST_COLUMN = "test top-1"   # shown only where some model of the table was scored with `cnnlab evaluate split=test`
-TEXT_COLUMNS = ("run", "command", "model", "dataset")  # left-aligned; the numbers are right-aligned
+SEEDS_COLUMN = "seeds"      # n seeds: shown only where some group has several runs (or missing seeds)
+TEXT_COLUMNS = ("run", SEEDS_COLUMN, "command", "model", "dataset")  # left-aligned; the numbers are right-aligned
+MEMBER = "└ "               # a seed run listed under its group
+DIFFERENCE_COLUMNS = ("run", "model", "difference", "top-1 on", "n seeds", "mean ± std", "95 % CI", "verdict")
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -47,27 +56,144 @@ def speedup_notes(rows: Sequence[Row]) -> list[tuple[Row, str]]:
             if row.speedup is not None and row.speedup.shown is None and row.speedup.note]
 
 
-def columns(rows: Sequence[Row]) -> tuple[str, ...]:
-    """The table's columns: COLUMNS, with the test accuracy beside the validation one when any row has it."""
-    if all(row.test_accuracy is None for row in rows):
-        return COLUMNS
-    at = COLUMNS.index("val top-1") + 1
-    return (*COLUMNS[:at], TEST_COLUMN, *COLUMNS[at:])
+def columns(rows: Sequence[Row], groups: Sequence[SeedGroup] = ()) -> tuple[str, ...]:
+    """The table's columns: COLUMNS, with the test accuracy beside the validation one when any row has it, and
+    the number of seeds after the run when some group has several runs or misses some."""
+    shown = COLUMNS
+    if any(row.test_accuracy is not None for row in rows):
+        at = shown.index("val top-1") + 1
+        shown = (*shown[:at], TEST_COLUMN, *shown[at:])
+    if any(group.n > 1 or group.missing for group in groups):
+        shown = (shown[0], SEEDS_COLUMN, *shown[1:])
+    return shown
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _values(row: Row, base: Path) -> dict[str, str]:
+    """The row's cell of every column."""
+    return {
+        "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
+        "val top-1": _percent(row.accuracy), TEST_COLUMN: _percent(row.test_accuracy),
+        "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
+        "FLOPs": "—" if row.flops is None else human_flops(row.flops),
+        "size": "—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}",
+        "p50 ms": "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
+        "speed-up": speedup_cell(row), "Pareto": "★" if row.pareto else "",
+    }
 
 
 def cells(row: Row, base: Path, shown: Sequence[str] = COLUMNS) -> list[str]:
     """The row's cells for the `shown` columns (see `columns`)."""
-    size = "—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}"
-    test = [] if TEST_COLUMN not in shown else ["—" if row.test_accuracy is None else f"{row.test_accuracy:.2%}"]
-    return [
-        _relative(row.run.path, base), row.command, row.model, row.dataset, f"{row.accuracy:.2%}", *test,
-        "—" if row.params is None else f"{row.params / 1e6:.2f} M",
-        "—" if row.flops is None else human_flops(row.flops),
-        size,
-        "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
-        speedup_cell(row),
-        "★" if row.pareto else "",
-    ]
+    values = _values(row, base)
+    return [values.get(column, "") for column in shown]
+
+
+def spread_cell(spread: Spread | None, of: int, *, percent: bool = True) -> str:
+    """mean ± std over seeds ("92.00 ± 2.00%", latency "1.234 ± 0.050"); "(2 of 3)" when not every run has it."""
+    if spread is None:
+        return "—"
+    scale, digits, unit = (100, 2, "%") if percent else (1, 3, "")
+    text = f"{scale * spread.mean:.{digits}f}"
+    if spread.std is not None:
+        text += f" ± {scale * spread.std:.{digits}f}"
+    return text + unit + (f" ({spread.n} of {of})" if spread.n < of else "")
+
+
+def _group_run(group: SeedGroup, base: Path) -> str:
+    """The group's run folders: `sweep/{0,1,2}` when they share a folder, else the first and how many more."""
+    paths = [_relative(row.run.path, base) for row in group.rows]
+    parents = {str(Path(p).parent) for p in paths}
+    if len(parents) == 1:
+        return f"{parents.pop()}/{{{','.join(Path(p).name for p in paths)}}}"
+    return f"{paths[0]} (+{len(paths) - 1})"
+
+
+def seeds_cell(group: SeedGroup) -> str:
+    """n seeds: "3", "2 of 3" (one did not complete), "4 runs, 3 seeds" (a seed run twice)."""
+    text = str(group.seeds) if not group.missing else f"{group.seeds} of {group.seeds + len(group.missing)}"
+    return text if group.n == group.seeds else f"{group.n} runs, {text} seeds"
+
+
+def group_speedup_cell(group: SeedGroup) -> str:
+    """The mean paired speed-up of the runs that have one shown, "(2 of 3 paired)" when not all do."""
+    if group.n == 1:
+        return speedup_cell(group.first)
+    speeds = [row.speedup for row in group.rows if row.speedup is not None]
+    shown = [s.shown for s in speeds if s.shown is not None]
+    if not shown:
+        return "— (unstable)" if any(s.status == UNSTABLE for s in speeds) else "—"
+    text = ratio_text(sum(shown) / len(shown))
+    if all(s.status == SAME_NETWORK for s in speeds):
+        text += " (same network: noise)"
+    return text + (f" ({len(shown)} of {group.n} paired)" if len(shown) < group.n else f" (mean of {group.n})")
+
+
+def _mean_count(values: Sequence[int | float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]:
+    """A seed group's cells: a run alone reads like its row; several runs read mean ± std (n seeds)."""
+    values = _values(group.first, base)
+    values.update({SEEDS_COLUMN: seeds_cell(group), "Pareto": "★" if group.pareto else ""})
+    if group.n > 1:
+        params, flops = _mean_count([r.params for r in group.rows]), _mean_count([r.flops for r in group.rows])
+        values.update({
+            "run": _group_run(group, base), "val top-1": spread_cell(group.val, group.n),
+            TEST_COLUMN: spread_cell(group.test, group.n),
+            "params": "—" if params is None else f"{params / 1e6:.2f} M",
+            "FLOPs": "—" if flops is None else human_flops(round(flops)),
+            "size": "—" if group.file_bytes is None else f"{human_bytes(group.file_bytes)} {group.first.file_kind}",
+            "p50 ms": spread_cell(group.latency, group.n, percent=False), "speed-up": group_speedup_cell(group)})
+    return [values.get(column, "") for column in shown]
+
+
+def member_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> Iterator[list[str]]:
+    """The runs of a group of several, one line each, listed under the group's line."""
+    if group.n < 2:
+        return
+    shared = len({row.run.path.parent for row in group.rows}) == 1  # the group's line names the folder
+    for lineage, row in group.members:
+        values = _values(row, base)
+        values.update({"run": MEMBER + (row.run.path.name if shared else values["run"]),
+                       SEEDS_COLUMN: group.seed_label(lineage), "Pareto": ""})
+        if SEEDS_COLUMN not in shown:
+            values["run"] += f" ({group.seed_label(lineage)})"
+        yield [values.get(column, "") for column in shown]
+
+
+def points(value: float, *, sign: bool = True) -> str:
+    """A top-1 difference (a fraction) in percentage points."""
+    return f"{100 * value:+.2f}" if sign else f"{100 * value:.2f}"
+
+
+def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
+    """One highlighted difference: mean ± std over seeds in points, its 95 % CI and whether it is significant."""
+    interval, spread = change.interval, change.spread
+    text = points(spread.mean) + ("" if spread.std is None else f" ± {points(spread.std, sign=False)}")
+    if interval is None:
+        ci, verdict = "1 seed: no interval", ""
+    else:
+        ci = f"[{points(interval[0])}, {points(interval[1])}]"
+        verdict = "significant" if change.significant else "not significant"
+    run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
+    return [run, group.first.model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
+            f"{text} points", ci, verdict]
+
+
+def differences(groups: Sequence[SeedGroup], base: Path) -> list[list[str]]:
+    return [difference_cells(group, change, base) for group in groups for change in group.changes]
+
+
+def group_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
+    """Seed groups that are partial: the seeds that did not complete, and where they are."""
+    return [f"{group.label} ({_group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)}): "
+            f"{group.seed_label(lineage)} {status} ({_relative(path, base)})"
+            for group in groups for lineage, status, path in group.missing]
 
 
 def row_fields(row: Row, base: Path) -> dict[str, Any]:
@@ -89,38 +215,100 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
     }
 
 
+def spread_fields(spread: Spread | None) -> dict[str, Any] | None:
+    return None if spread is None else {"mean": spread.mean, "std": spread.std, "n": spread.n,
+                                        "values": list(spread.values)}
+
+
+def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
+    """One machine-readable seed group (report.json `groups`): mean ± std over its runs and its differences."""
+    first = group.first
+    return {
+        "runs": [_relative(row.run.path, base) for row in group.rows],
+        "seeds": [group.seed_label(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
+        "command": first.command, "model": first.model, "dataset": first.dataset, "image_size": first.dataset_key[2],
+        "val_top1": spread_fields(group.val), "test_top1": spread_fields(group.test),
+        "p50_ms": spread_fields(group.latency), "pareto": group.pareto,
+        "missing": [{"run": _relative(path, base), "seed": group.seed_label(lineage), "status": status}
+                    for lineage, status, path in group.missing],
+        "changes": [change.to_dict() for change in group.changes],
+    }
+
+
 def legend(comparison: Comparison) -> str:
     """What the columns mean: where the latencies come from, the Pareto mark, the speed-up, the accuracies."""
     return (f"val top-1: accuracy on the validation split, as the run recorded it (test top-1: on the test split, "
-            f"from the newest `cnnlab evaluate split=test` of the model); latency: p50 of {comparison.backend}, "
-            f"batch {comparison.batch}, on {comparison.device or '?'} with {comparison.threads or '?'} thread(s) "
-            f"(from bench runs); ★ = Pareto-optimal in accuracy × latency among models of the same dataset; "
-            f"speed-up is against the model it was derived from, both timed interleaved in one bench session "
-            f"(paired); — when there is no such timing or it was unstable")
+            f"from the newest `cnnlab evaluate split=test` of the model); runs that differ only in seed are one row, "
+            f"mean ± std over the n seeds (sample std), with each run listed under it; latency: p50 of "
+            f"{comparison.backend}, batch {comparison.batch}, on {comparison.device or '?'} with "
+            f"{comparison.threads or '?'} thread(s) (from bench runs); ★ = Pareto-optimal in accuracy × latency "
+            f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
+            f"derived from, both timed interleaved in one bench session (paired); — when there is no such timing or "
+            f"it was unstable")
 
 
-def rich_table(rows: Sequence[Row], base: Path, title: str) -> Table:
+DIFFERENCES_LEGEND = ("differences in top-1 percentage points, one per seed against the run's own reference; "
+                      "95 % CI: Student t over the per-seed differences (n - 1 dof); not significant when it "
+                      "contains zero")
+
+
+def _table_lines(groups: Sequence[SeedGroup], base: Path) -> tuple[tuple[str, ...], list[tuple[list[str], str | None]]]:
+    """(columns, [(cells, terminal style)]) of one dataset's table: each group (bold on the front), then its runs."""
+    shown = columns([row for group in groups for row in group.rows], groups)
+    lines: list[tuple[list[str], str | None]] = []
+    for group in groups:
+        lines.append((group_cells(group, base, shown), "bold" if group.pareto else None))
+        lines += [(cells, "dim") for cells in member_cells(group, base, shown)]
+    return shown, lines
+
+
+def rich_table(groups: Sequence[SeedGroup], base: Path, title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    shown = columns(rows)
+    shown, lines = _table_lines(groups, base)
     for column in shown:
         table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right")
-    for row in rows:
-        table.add_row(*cells(row, base, shown), style="bold" if row.pareto else None)
+    for line, style in lines:
+        table.add_row(*line, style=style)
     return table
 
 
-def markdown(groups: dict[str, list[Row]], left_out: Sequence[tuple[Path, str]], base: Path,
+def rich_differences(groups: Sequence[SeedGroup], base: Path, title: str) -> Table | None:
+    found = differences(groups, base)
+    if not found:
+        return None
+    table = Table(title=f"{title}: differences (95 % CI paired over seeds)", title_justify="left")
+    for column in DIFFERENCE_COLUMNS:
+        table.add_column(column, justify="left" if column in ("run", "model", "difference", "verdict") else "right")
+    for line in found:
+        table.add_row(*line)
+    return table
+
+
+def _markdown_table(shown: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
+            *("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)]
+
+
+def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"# cnnlab report: {base}", "", legend(comparison) + ".", ""]
-    for title, rows in groups.items():
-        shown = columns(rows)
-        lines += [f"## {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(row, base, shown)) + " |" for row in rows]
+    for title, members in groups.items():
+        shown, table = _table_lines(members, base)
+        lines += [f"## {title}", "", *_markdown_table(shown, [line for line, _ in table])]
         if title in plots:
             lines += ["", f"![accuracy vs latency]({plots[title]})"]
+        found = differences(members, base)
+        if found:
+            lines += ["", "### Differences (95 % CI paired over seeds)", "", DIFFERENCES_LEGEND + ".", "",
+                      *_markdown_table(DIFFERENCE_COLUMNS, found)]
         lines.append("")
-    notes = [(row, note) for rows in groups.values() for row in rows for note in row.notes]
-    unpaired = speedup_notes([row for rows in groups.values() for row in rows])
+    every = [group for members in groups.values() for group in members]
+    rows = [row for group in every for row in group.rows]
+    notes = [(row, note) for row in rows for note in row.notes]
+    unpaired = speedup_notes(rows)
+    partial = group_notes(every, base)
+    if partial:
+        lines += ["## Partial seed groups", "", *(f"- {note}" for note in partial), ""]
     if left_out or notes or unpaired:
         lines += ["## Left out of the comparison", ""]
         lines += [f"- `{_relative(path, base)}`: {reason}" for path, reason in left_out]
@@ -130,17 +318,28 @@ def markdown(groups: dict[str, list[Row]], left_out: Sequence[tuple[Path, str]],
     return "\n".join(lines)
 
 
-def csv_text(rows: Sequence[Row], base: Path) -> str:
+def _membership(groups: Sequence[SeedGroup]) -> dict[Path, tuple[int, str]]:
+    """run folder → (index of its group in report.json `groups`, its seed label)."""
+    return {row.run.path: (index, group.seed_label(lineage))
+            for index, group in enumerate(groups) for lineage, row in group.members}
+
+
+def csv_text(rows: Sequence[Row], base: Path, groups: Sequence[SeedGroup] = ()) -> str:
+    """One line per run; `group` (its index in report.json's groups) and `seed` tie it to its seed group."""
     buffer = io.StringIO()
     fields = [k for k in row_fields(rows[0], base) if k not in ("latency", "notes", "speedup")] if rows else ["run"]
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=[*fields, "group", "seed"], extrasaction="ignore")
     writer.writeheader()
+    membership = _membership(groups)
     for row in rows:
-        writer.writerow(row_fields(row, base))
+        index, seed = membership.get(row.run.path, (None, None))
+        writer.writerow({**row_fields(row, base), "group": index, "seed": seed})
     return buffer.getvalue()
 
 
-def json_text(rows: Sequence[Row], left_out: Sequence[tuple[Path, str]], base: Path, comparison: Comparison) -> str:
+def json_text(rows: Sequence[Row], left_out: Sequence[tuple[Path, str]], base: Path, comparison: Comparison,
+              groups: Sequence[SeedGroup] = ()) -> str:
     return json.dumps({"comparison": comparison.__dict__, "rows": [row_fields(r, base) for r in rows],
+                       "groups": [group_fields(g, base) for g in groups],
                        "left_out": [{"run": _relative(p, base), "reason": reason} for p, reason in left_out]},
                       indent=2, default=str) + "\n"

@@ -1,26 +1,42 @@
-"""The accuracy × latency Pareto front: models no other model beats on both at once."""
+"""The accuracy × latency Pareto front: models no other model beats on both at once.
+
+Works on report rows and on seed groups alike (a group counts with its mean val top-1 and mean p50)."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from cnnlab.report.rows import Row
+from typing import Any, Protocol, Sequence, TypeVar
 
 
-def dominates(a: Row, b: Row) -> bool:
+class Point(Protocol):
+    pareto: bool
+
+    @property
+    def accuracy(self) -> float: ...
+
+    @property
+    def p50_ms(self) -> float | None: ...
+
+    @property
+    def dataset_key(self) -> tuple[Any, ...]: ...
+
+
+P = TypeVar("P", bound=Point)
+
+
+def dominates(a: Point, b: Point) -> bool:
     """a is at least as accurate and at least as fast as b, and strictly better in one of the two."""
     assert a.p50_ms is not None and b.p50_ms is not None
     return a.accuracy >= b.accuracy and a.p50_ms <= b.p50_ms and (a.accuracy > b.accuracy or a.p50_ms < b.p50_ms)
 
 
-def mark_pareto(rows: Sequence[Row]) -> None:
-    """Set row.pareto within each group of comparable rows (same dataset; rows without latency are never on it)."""
-    timed = [r for r in rows if r.p50_ms is not None]
-    for row in timed:
-        rivals = [other for other in timed if other is not row and other.dataset_key == row.dataset_key]
-        row.pareto = not any(dominates(other, row) for other in rivals)
+def mark_pareto(points: Sequence[Point]) -> None:
+    """Set .pareto within each group of comparable points (same dataset; those without latency are never on it)."""
+    timed = [p for p in points if p.p50_ms is not None]
+    for point in timed:
+        rivals = [other for other in timed if other is not point and other.dataset_key == point.dataset_key]
+        point.pareto = not any(dominates(other, point) for other in rivals)
 
 
-def front(rows: Sequence[Row]) -> list[Row]:
-    """The Pareto rows, fastest first (the order to draw the front in)."""
-    return sorted((r for r in rows if r.pareto), key=lambda r: r.p50_ms or 0.0)
+def front(points: Sequence[P]) -> list[P]:
+    """The Pareto points, fastest first (the order to draw the front in)."""
+    return sorted((p for p in points if p.pareto), key=lambda p: p.p50_ms or 0.0)

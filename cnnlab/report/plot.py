@@ -1,19 +1,33 @@
-"""The accuracy × latency plot: one point per model, marker area by file size, the Pareto front drawn."""
+"""The accuracy × latency plot: one point per seed group (a run alone is a group of one), marker area by file size,
+error bars of ± one std over seeds in both directions, the Pareto front drawn."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from cnnlab.fileio import atomic_path
 from cnnlab.report.formats import human_bytes
 from cnnlab.report.pareto import front
-from cnnlab.report.rows import Row
+from cnnlab.report.seeds import SeedGroup
 
 
-def plot(rows: Sequence[Row], path: Path, title: str) -> Path | None:
-    """Write a PNG of the rows that have a latency; None when there is nothing to draw."""
-    timed = [r for r in rows if r.p50_ms is not None]
+def plot(groups: Sequence[SeedGroup], path: Path, title: str) -> Path | None:
+    """Write a PNG of the groups that have a latency; None when there is nothing to draw."""
+    fig = figure(groups, title)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def figure(groups: Sequence[SeedGroup], title: str) -> Any:
+    """The matplotlib figure of `plot`; None when no group has a latency."""
+    timed = [g for g in groups if g.p50_ms is not None]
     if not timed:
         return None
     import matplotlib
@@ -21,28 +35,33 @@ def plot(rows: Sequence[Row], path: Path, title: str) -> Path | None:
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    sizes_mb = [max((r.file_bytes or 0) / 1e6, 0.01) for r in timed]
+    xs = [g.p50_ms or 0.0 for g in timed]
+    ys = [100 * g.accuracy for g in timed]
+    sizes_mb = [max((g.file_bytes or 0) / 1e6, 0.01) for g in timed]
     largest = max(sizes_mb)
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    ax.scatter([r.p50_ms for r in timed], [100 * r.accuracy for r in timed],
-               s=[60 + 900 * s / largest for s in sizes_mb],
-               c=["tab:red" if r.pareto else "tab:blue" for r in timed], alpha=0.6, edgecolors="black", linewidths=0.6)
-    for row in timed:
-        size = "" if row.file_bytes is None else f"\n{human_bytes(row.file_bytes)}"
-        ax.annotate(f"{row.label}{size}", (row.p50_ms, 100 * row.accuracy), textcoords="offset points",
-                    xytext=(8, 6), fontsize=8)
+    ax.scatter(xs, ys, s=[60 + 900 * s / largest for s in sizes_mb],
+               c=["tab:red" if g.pareto else "tab:blue" for g in timed], alpha=0.6, edgecolors="black", linewidths=0.6)
+    seeded = [(x, y, g) for x, y, g in zip(xs, ys, timed) if g.n > 1]
+    if seeded:  # ± one std over seeds; a run alone has none
+        ax.errorbar([x for x, _, _ in seeded], [y for _, y, _ in seeded],
+                    xerr=[(g.latency.std if g.latency else None) or 0.0 for _, _, g in seeded],
+                    yerr=[100 * (g.val.std or 0.0) for _, _, g in seeded],
+                    fmt="none", ecolor="black", elinewidth=0.9, capsize=3, label="± std over seeds")
+    for x, y, group in zip(xs, ys, timed):
+        seeds = f" ({group.seeds} seeds)" if group.n > 1 else ""
+        size = "" if group.file_bytes is None else f"\n{human_bytes(group.file_bytes)}"
+        ax.annotate(f"{group.label}{seeds}{size}", (x, y), textcoords="offset points", xytext=(8, 6), fontsize=8)
     best = front(timed)
     if len(best) > 1:
-        ax.step([r.p50_ms for r in best], [100 * r.accuracy for r in best], where="post", color="tab:red",
+        ax.step([g.p50_ms for g in best], [100 * g.accuracy for g in best], where="post", color="tab:red",
                 linewidth=1.2, label="Pareto front")
+    if len(best) > 1 or seeded:
         ax.legend(loc="lower right")
     ax.set_xlabel("latency p50 (ms, lower is better)")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("validation top-1 (%)" + (", mean ± std over seeds" if seeded else ""))
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.25, y=0.15)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return fig

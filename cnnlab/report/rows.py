@@ -69,15 +69,24 @@ class Row:
         return None if self.latency is None else float(self.latency.p50_ms)
 
 
-def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
-    """Completed (and damaged) runs under `outputs`, optionally only those whose folder (relative) matches `pattern`."""
+def matching_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
+    """Every run under `outputs` (any status), optionally only those whose folder (relative) matches `pattern`."""
     runs = []
     for run in iter_runs(outputs):
         relative = str(run.path.relative_to(outputs)) if run.path.is_relative_to(outputs) else str(run.path)
-        # damaged runs come along so that the report lists them as left out, with the reason
-        if (run.status == "completed" or run.damaged) and (pattern is None or fnmatch(relative, pattern)):
+        if pattern is None or fnmatch(relative, pattern):
             runs.append(run)
     return runs
+
+
+def usable(run: RunInfo) -> bool:
+    """Completed runs, and damaged ones: the report lists those as left out, with the reason."""
+    return run.status == "completed" or bool(run.damaged)
+
+
+def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
+    """Completed (and damaged) runs under `outputs`, optionally only those whose folder (relative) matches `pattern`."""
+    return [run for run in matching_runs(outputs, pattern) if usable(run)]
 
 
 def _origins(runs: Iterable[RunInfo]) -> dict[Path, Path]:

@@ -1,4 +1,4 @@
-"""KD losses, hint adapter, objective and teacher-logit cache (cnnlab/compress/distill.py)."""
+"""KD losses, hint adapter, objective and teacher-logit cache (cnnlab/compress/distill.py, distill_hints.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cnnlab.compress.distill import (DistillationObjective, FeatureTap, HintAdapter, HintedStudent, WithTeacherLogits,
-                                     check_kd_settings, kd_loss, predict_logits, soft_target_loss, stage_output_shape)
+from cnnlab.compress.distill import (DistillationObjective, WithTeacherLogits, check_kd_settings, kd_loss,
+                                     predict_logits, soft_target_loss)
+from cnnlab.compress.distill_hints import FeatureTap, HintAdapter, HintedStudent, stage_output_shape
 from cnnlab.engine.runtime import Runtime
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, feature_stages

@@ -136,7 +136,7 @@ def test_one_default_thread_count_for_every_timing(monkeypatch: pytest.MonkeyPat
     from cnnlab.compress.pruning import PruneSettings
     from cnnlab.compress.quantization.settings import QuantizeSettings
     from cnnlab.deploy import paired
-    from cnnlab.pipelines.bench import BenchSettings
+    from cnnlab.deploy.bench_settings import BenchSettings
 
     monkeypatch.setattr(paired, "physical_cores", lambda: 3)
     conf = Path(__file__).parents[2] / "cnnlab" / "conf" / "command"

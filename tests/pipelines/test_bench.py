@@ -138,7 +138,7 @@ def test_device_cuda_with_onnxruntime(cli, outputs: Path) -> None:
 
 
 def test_bench_auto_device_is_the_cpu_even_beside_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnnlab.pipelines.bench import bench_device
+    from cnnlab.deploy.bench_settings import bench_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine that trains on a GPU
     assert bench_device("auto") == torch.device("cpu") and bench_device(None) == torch.device("cpu")
@@ -149,7 +149,8 @@ def test_openvino_on_cuda_is_refused_before_anything_runs() -> None:
     from omegaconf import OmegaConf
 
     from cnnlab.errors import CnnlabError
-    from cnnlab.pipelines.bench import BenchSettings, plan_backends
+    from cnnlab.deploy.backends import plan_backends
+    from cnnlab.deploy.bench_settings import BenchSettings
 
     section = OmegaConf.create({"backends": ["torch", "openvino"], "batch_sizes": [1], "threads": 1, "warmup": 1,
                                 "min_iters": 1, "min_seconds": 0})

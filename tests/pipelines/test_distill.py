@@ -203,8 +203,8 @@ def test_a_teacher_at_chance_is_refused_before_any_training(cli, outputs: Path) 
 
 def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
     from cnnlab.context import RunContext
-    from cnnlab.compress.distill import DistillRole
-    from cnnlab.pipelines.distill import check_teacher_learned
+    from cnnlab.steps.distill_roles import DistillRole
+    from cnnlab.steps.distill_teacher import check_teacher_learned
     from cnnlab.runs import RunRecord
     from cnnlab.weights import InitialWeights
 

@@ -8,52 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from report.fakes import bench_run, evaluate_run, model_run, paired_run
 
 from cnnlab.errors import CnnlabError
 from cnnlab.report import Comparison, build_report, write_report
 from cnnlab.runs import RunRecord
-
-DATASET = {"name": "digits", "num_classes": 10, "image_size": 64}
-
-
-def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str = "resnet18", source: Path | None = None,
-              params: int = 1_000_000, onnx_bytes: int | None = None, status: str = "completed",
-              dataset: dict | None = None) -> Path:
-    run_dir = outputs / command / "2026-11-28" / name
-    record = RunRecord.start(run_dir, command)
-    record.update(model={"name": model, "params": params, "flops": 2 * params}, dataset=dataset or DATASET,
-                  source={"run": str(source)} if source else None)
-    (run_dir / "model.pt").write_bytes(b"\0" * 1000)
-    record.add_artifact("model", run_dir / "model.pt")
-    if onnx_bytes:
-        (run_dir / "model.onnx").write_bytes(b"\0" * onnx_bytes)
-        record.add_artifact("onnx", run_dir / "model.onnx")
-    record.finish(status, metrics={"val_acc": acc})
-    return run_dir
-
-
-def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: str = "onnxruntime", batch: int = 1,
-              device: str = "cpu", threads: int = 2) -> Path:
-    run_dir = outputs / "bench" / "2026-11-28" / name
-    record = RunRecord.start(run_dir, "bench")
-    record.update(source={"run": str(source)})
-    record.finish("completed", metrics={"latency": [{"backend": backend, "batch_size": batch, "device": device,
-                                                     "threads": threads, "p50_ms": p50}]})
-    return run_dir
-
-
-def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
-               started: str | None = None) -> Path:
-    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept)."""
-    run_dir = outputs / "bench" / "2026-11-28" / name
-    record = RunRecord.start(run_dir, "bench")
-    if started:
-        record.update(started=started)
-    record.update(paired={"rounds": len(rounds[0]), "subjects": [{"name": "m", "run": str(s)} for s in subjects]})
-    latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
-                "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r} for i, r in enumerate(rounds)]
-    record.finish("completed", metrics={"latency": latency})
-    return run_dir
 
 
 @pytest.fixture
@@ -129,17 +88,6 @@ def test_write_report_files(study: Path) -> None:
     assert len(data["rows"]) == 5 and data["comparison"]["backend"] == "onnxruntime"
     assert (study / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((study / "report.csv").read_text().splitlines()) == 6
-
-
-def evaluate_run(outputs: Path, name: str, source: Path, acc: float, *, split: str = "test",
-                 started: str | None = None) -> Path:
-    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece."""
-    run_dir = outputs / "evaluate" / "2026-11-28" / name
-    record = RunRecord.start(run_dir, "evaluate")
-    record.update(source={"run": str(source), "kind": "onnx"}, **({"started": started} if started else {}))
-    record.finish("completed", metrics={f"{split}_acc": acc, f"{split}_top5": 1.0, "ece": 0.01, "n": 100,
-                                        "split": split})
-    return run_dir
 
 
 def test_test_accuracy_comes_from_the_newest_test_evaluation(study: Path) -> None:

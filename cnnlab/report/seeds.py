@@ -1,0 +1,334 @@
+"""Seed groups: runs that differ only in `seed` (a `-m seed=0,1,2` sweep) become one row, mean ± std over seeds.
+
+Two runs belong to one group when their saved configuration (`.hydra/config.yaml` in the run folder, which
+Hydra writes for every run) is equal once `seed`, `paths` and the run references are set aside, and the runs
+they were made from (run.json `source`: the fine-tuned model a prune started from, a distillation's teacher)
+belong to one group themselves — so the pruned models of three fine-tuning seeds form one group. A reference to
+a run (`source=`, `model.weights=RUN`, `teacher.weights=latest:finetune`, `resume=`) is compared through that
+recorded source, never as text. A run without a saved config is grouped by the overrides run.json records;
+with neither, it stays a group of its own: settings that cannot be read are never taken for equal.
+
+Runs of a group's settings that did not complete (failed, interrupted, killed, still running) are listed with the
+group as missing seeds, so a partial group says so instead of looking complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Hashable, Sequence
+
+from cnnlab.report.rows import Row
+from cnnlab.report.stats import Change, Spread
+from cnnlab.runs import RunInfo
+
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
+IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
+# settings that name a run (or a file): compared through the run.json source, not as text
+REFERENCES = ("source", "resume", "model.weights", "teacher.weights", "student.weights")
+UNFINISHED = ("failed", "interrupted", "dead", "running")
+RUN = "<run>"
+Lineage = tuple[int | None, ...]  # the seeds of a run's sources, then its own (see SeedKeys.lineage)
+
+# command → (what the difference is called, the run's own recorded reference accuracy, what it is against)
+CHANGES = {
+    "distill": ("KD gain", "baseline_val_acc", "the student alone, same budget"),
+    "prune": ("pruning top-1 change", "acc_before", "before pruning"),
+    "quantize": ("INT8 top-1 change", "fp32_val_acc", "FP32"),
+}
+
+
+def saved_config(run: RunInfo) -> dict[str, Any] | None:
+    """The run's composed configuration as Hydra saved it; None when it is missing or unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run.path / SAVED_CONFIG).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _names_a_run(value: Any) -> bool:
+    """A reference to a run or a model file (a path, latest, latest:<command>), not a word like none/imagenet."""
+    text = str(value)
+    return value is not None and ("/" in text or "\\" in text or text.startswith("latest")
+                                  or text.endswith((".pt", ".pth", ".onnx")))
+
+
+def _comparable_config(config: dict[str, Any]) -> str:
+    """The configuration without seed, paths and run references, as canonical text."""
+    config = copy.deepcopy(config)
+    for key in IGNORED:
+        config.pop(key, None)
+    for dotted in REFERENCES:
+        *parents, leaf = dotted.split(".")
+        node: Any = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and _names_a_run(node.get(leaf)):
+            node[leaf] = RUN
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _with_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The config with `key.sub=value` overrides applied (what resuming with trainer.epochs=20 trains with)."""
+    import yaml
+
+    config = copy.deepcopy(config)
+    for override in overrides:
+        key, _, text = override.partition("=")
+        *parents, leaf = key.lstrip("+~").split(".")
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            value = text
+        node: Any = config
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node[leaf] = value
+    return config
+
+
+def _comparable_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
+    kept = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in IGNORED or key.split(".")[0] in ("paths", "hydra"):
+            continue
+        kept.append(f"{key}={RUN}" if key in REFERENCES and _names_a_run(value) else f"{key}={value}")
+    return tuple(sorted(kept))
+
+
+class SeedKeys:
+    """What a run is apart from its seed (`key`), and its seed; results are kept per run folder."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Path, Hashable] = {}
+        self._configs: dict[Path, dict[str, Any] | None] = {}
+        self._lineages: dict[Path, Lineage] = {}
+        self._runs: dict[Path, RunInfo | None] = {}
+
+    def config(self, run: RunInfo) -> dict[str, Any] | None:
+        path = run.path.resolve()
+        if path not in self._configs:
+            self._configs[path] = saved_config(run)
+        return self._configs[path]
+
+    def seed(self, run: RunInfo) -> int | None:
+        """The run's own `seed`: from its saved config, else from the override it was given (for a resumed run,
+        those of the run it continued)."""
+        run = (self._origin(run) or (run, ()))[0]
+        seed = (self.config(run) or {}).get("seed")
+        if seed is None:
+            for override in run.data.get("overrides") or []:
+                key, _, value = override.partition("=")
+                seed = value if key.lstrip("+~") == "seed" else seed
+        try:
+            return None if seed is None or isinstance(seed, bool) else int(seed)
+        except (TypeError, ValueError):
+            return None
+
+    def lineage(self, run: RunInfo) -> Lineage:
+        """The seeds of the run's sources, oldest first, then its own: the pruned model of fine-tuning seed 2
+        is (2, 0) — its own seed stays at the default while the one that made it varies."""
+        path = run.path.resolve()
+        if path not in self._lineages:
+            self._lineages[path] = (self.seed(run),)  # a loop of sources ends here
+            parent = self._source(run)
+            self._lineages[path] = (*(self.lineage(parent) if parent else ()), self.seed(run))
+        return self._lineages[path]
+
+    def _source(self, run: RunInfo) -> RunInfo | None:
+        """The run the run was made from, when its folder holds a sound record."""
+        path = run.source.run_path
+        if path is None:
+            return None
+        if path not in self._runs:
+            try:
+                parent: RunInfo | None = RunInfo.read(path)
+            except (FileNotFoundError, OSError):
+                parent = None
+            self._runs[path] = None if parent is None or parent.damaged else parent
+        return self._runs[path]
+
+    def key(self, run: RunInfo) -> Hashable | None:
+        """Equal for runs that differ only in seed; None when the run's settings cannot be read."""
+        path = run.path.resolve()
+        if path not in self._keys:
+            self._keys[path] = None  # a source that leads back here (a loop) is not followed twice
+            self._keys[path] = self._key(run)
+        return self._keys[path]
+
+    def _key(self, run: RunInfo) -> Hashable | None:
+        settings = self._settings(run)
+        if settings is None:
+            return None
+        return run.command, settings, self._source_key(run)
+
+    def _origin(self, run: RunInfo) -> tuple[RunInfo, list[str]] | None:
+        """The run a resumed run continued (followed to the first), with the overrides given on resuming, oldest
+        first; (run, []) for a run that was not resumed; None when a run on the way cannot be read."""
+        origin, resumed, seen = run, [], set()
+        while origin.data.get("resumed_from") and origin.path.resolve() not in seen:
+            # a resumed run's own saved config holds the resume= invocation, not the settings it trained with
+            seen.add(origin.path.resolve())
+            resumed[:0] = [o for o in origin.data.get("overrides") or []
+                           if o.partition("=")[0].lstrip("+~") not in ("resume", "command")]
+            try:
+                origin = RunInfo.read(Path(str(origin.data["resumed_from"])))
+            except (FileNotFoundError, OSError):
+                return None
+        return origin, resumed
+
+    def _settings(self, run: RunInfo) -> Hashable | None:
+        found = self._origin(run)
+        if found is None:
+            return None
+        origin, resumed = found
+        config = self.config(origin)
+        if config is not None:
+            return "config", _comparable_config(_with_overrides(config, resumed))
+        overrides = origin.data.get("overrides") or []
+        return ("overrides", _comparable_overrides([*overrides, *resumed])) if overrides else None
+
+    def _source_key(self, run: RunInfo) -> Hashable | None:
+        source = run.source
+        if source.run_path is None:
+            return ("file", source.path) if source.path else None
+        parent = self._source(run)
+        parent_key = None if parent is None else self.key(parent)
+        return parent_key if parent_key is not None else ("run", str(source.run_path))
+
+
+@dataclass
+class SeedGroup:
+    """Runs of one model setting over seeds: one row of the report, mean ± std over its members.
+    A run whose settings cannot be read forms a group of its own."""
+
+    members: list[tuple[Lineage, Row]]                                 # (seeds, row), by seed
+    missing: list[tuple[Lineage, str, Path]] = field(default_factory=list)  # (seeds, status, run folder)
+    changes: list[Change] = field(default_factory=list)
+    pareto: bool = False
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for _, row in self.members]
+
+    @property
+    def first(self) -> Row:
+        return self.members[0][1]
+
+    @property
+    def lineages(self) -> list[Lineage]:
+        return [lineage for lineage, _ in self.members]
+
+    def seed_label(self, lineage: Lineage) -> str:
+        """"seed 2": the seeds that vary within the group (a pruned model: its fine-tuning's seed), "/"-joined."""
+        known = self.lineages + [m[0] for m in self.missing]
+        varying = [i for i in range(len(lineage)) if len({s[i] if i < len(s) else None for s in known}) > 1] \
+            or [len(lineage) - 1]
+        return "seed " + "/".join("?" if lineage[i] is None else str(lineage[i]) for i in varying if i < len(lineage))
+
+    @property
+    def seeds(self) -> int:
+        """n seeds: distinct seed lineages among the members (a repeated seed counts once)."""
+        return len(set(self.lineages))
+
+    @property
+    def n(self) -> int:
+        return len(self.members)
+
+    @property
+    def dataset_key(self) -> tuple[Any, ...]:
+        return self.first.dataset_key
+
+    @property
+    def label(self) -> str:
+        return self.first.label
+
+    @property
+    def val(self) -> Spread:
+        spread = Spread.of([row.accuracy for row in self.rows])
+        assert spread is not None  # every row has a validation accuracy
+        return spread
+
+    @property
+    def test(self) -> Spread | None:
+        return Spread.of([row.test_accuracy for row in self.rows])
+
+    @property
+    def latency(self) -> Spread | None:
+        return Spread.of([row.p50_ms for row in self.rows])
+
+    @property
+    def accuracy(self) -> float:
+        """Mean val top-1: what the Pareto front and the order use."""
+        return self.val.mean
+
+    @property
+    def p50_ms(self) -> float | None:
+        latency = self.latency
+        return None if latency is None else latency.mean
+
+    @property
+    def file_bytes(self) -> int | None:
+        sizes = [row.file_bytes for row in self.rows if row.file_bytes is not None]
+        return round(sum(sizes) / len(sizes)) if sizes else None
+
+
+def _fraction(value: Any) -> float | None:
+    """A recorded accuracy (metrics' untyped extras): a finite number in [0, 1], else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
+
+
+def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
+    """The group's highlighted differences, one value per seed: on val top-1 (against the reference the run
+    recorded, else its source's row), and on test top-1 where the run and its source were both evaluated."""
+    command = group.first.command
+    if command not in CHANGES:
+        return []
+    what, recorded, against = CHANGES[command]
+    val, test = [], []
+    for row in group.rows:
+        source = rows_by_path.get(row.source) if row.source is not None else None
+        reference = _fraction(row.run.metrics.extra.get(recorded))
+        if reference is None and source is not None and command != "distill":
+            reference = source.accuracy
+        if reference is not None:
+            val.append(row.accuracy - reference)
+        if command != "distill" and source is not None and None not in (row.test_accuracy, source.test_accuracy):
+            test.append(row.test_accuracy - source.test_accuracy)  # type: ignore[operator]
+    return [Change(what, split, against, tuple(values)) for split, values in (("val", val), ("test", test)) if values]
+
+
+def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys: SeedKeys | None = None
+                  ) -> list[SeedGroup]:
+    """The rows as seed groups (in the order of their first row), each with its missing seeds and its changes."""
+    keys = keys or SeedKeys()
+    groups: dict[Hashable, SeedGroup] = {}
+    for row in rows:
+        settings = keys.key(row.run)
+        key = (settings, row.dataset_key, row.model) if settings is not None else ("alone", row.run.path)
+        groups.setdefault(key, SeedGroup(members=[])).members.append((keys.lineage(row.run), row))
+    for group in groups.values():
+        group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))
+    for run in unfinished:
+        settings = keys.key(run)
+        if settings is None:
+            continue
+        lineage = keys.lineage(run)
+        for key, group in groups.items():
+            if key[0] == settings and lineage not in group.lineages + [m[0] for m in group.missing]:
+                group.missing.append((lineage, run.status, run.path))
+    rows_by_path = {row.run.path.resolve(): row for row in rows}
+    for group in groups.values():
+        group.changes = _changes(group, rows_by_path)
+    return list(groups.values())

@@ -1,0 +1,117 @@
+"""The two networks of `cnnlab distill`: who teaches, who learns, and the weights each starts from.
+
+`resolve_role` turns `teacher=` / `student=` (a zoo name and `.weights`) into a `DistillRole`;
+`trained_teacher_weights` and `check_student_fits` check them against the data (the same classes, the same input
+size); `keep_resumed_teacher` makes a resumed run keep the teacher it started with. Every refusal is a
+CnnlabError that names the setting and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+from torch import nn
+
+from cnnlab.compress.distill import Network
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle
+from cnnlab.errors import CnnlabError
+from cnnlab.models import canonical_name
+from cnnlab.runs import latest_run, load_run
+from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
+
+TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
+
+
+@dataclass(frozen=True)
+class DistillRole:
+    """The teacher or the student: its role (teacher | student, names the setting in errors), zoo name and
+    starting weights."""
+
+    role: str
+    name: str
+    weights: InitialWeights
+
+    def network(self, model: nn.Module) -> Network:
+        """This role with its built `model`, as the KD math (cnnlab.compress.distill) takes it."""
+        return Network(role=self.role, name=self.name, model=model)
+
+
+def resolve_role(cfg: DictConfig, ctx: RunContext, role: str) -> DistillRole:
+    """`cfg[role]` (name, weights) resolved: the zoo name (an unknown one is reported first, with the choices),
+    the weights it starts from, and the architecture those weights were trained as. Raises CnnlabError."""
+    node = cfg[role]
+    spec = str(node.weights)
+    name = canonical_name(str(node.name), role=role)
+    if role == "teacher":
+        require_latest_run(spec, name, ctx)
+    weights = resolve_weights(spec, name, ctx.outputs, role=role)
+    name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
+    return DistillRole(role=role, name=name, weights=weights)
+
+
+def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
+    """teacher.weights=latest[:command] with no such run: say how to get a teacher."""
+    if spec != "latest" and not spec.startswith("latest:"):
+        return
+    command = spec.partition(":")[2] or None
+    if latest_run(ctx.outputs, command, artifact="model") is None:
+        what = f"`cnnlab {command}` run" if command else "run"
+        raise CnnlabError(f"teacher.weights={spec}: there is no completed {what} with a model in {ctx.outputs}/ — "
+                          "distillation needs a trained teacher",
+                          fix=f"train one first (`cnnlab {command or 'finetune'} model={name}`), or pass "
+                              "teacher.weights=RUN_FOLDER, path/to/model.pt or imagenet")
+
+
+def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
+    """The teacher's weights, checked to be trained for exactly the data's classes (a plain state dict, which has
+    no class names, gets the data's: the same order is assumed). Raises CnnlabError."""
+    from cnnlab.models import MODELS
+
+    weights, n = teacher.weights, len(data.classes)
+    if weights.kind == "file":  # a plain state dict: its head must already have one output per class
+        head = weights.state_dict.get(f"{MODELS[teacher.name].head}.weight") if weights.state_dict else None
+        rows = None if head is None else int(head.shape[0])
+        if rows != n:
+            raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "
+                              f"has {n} classes", fix=TRAIN_A_TEACHER.format(name=teacher.name))
+        return replace(weights, classes=list(data.classes))
+    if list(weights.classes or []) != list(data.classes):
+        if weights.kind == "imagenet":
+            raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
+                              f"not a teacher for dataset {data.name} ({n} classes)",
+                              fix=TRAIN_A_TEACHER.format(name=teacher.name))
+        raise CnnlabError(f"the teacher knows {len(weights.classes or [])} classes but dataset {data.name} has {n} "
+                          "(or other names)", fix="drop dataset= to distill on the teacher's own dataset, or pick "
+                                                  "a teacher trained on this one")
+    return weights
+
+
+def check_student_fits(student: DistillRole, data: DataBundle) -> None:
+    """A student that starts from a cnnlab run must have been trained for the teacher's classes and input size
+    (random or ImageNet weights get a head made for the data's classes). Raises CnnlabError."""
+    weights = student.weights
+    if weights.kind != "run":
+        return
+    if list(weights.classes or []) != list(data.classes):
+        raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
+                          f"and dataset {data.name} have {len(data.classes)} (or other names)",
+                          fix="use student.weights=none or imagenet, or a student run trained on the teacher's data")
+    if weights.spec is not None and weights.spec.size != data.spec.size:
+        raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "
+                          f"takes {data.spec.size} px", fix="use student.weights=none or imagenet, or a student "
+                                                            "run trained at the teacher's input size")
+
+
+def keep_resumed_teacher(cfg: DictConfig, resume_from: Path | None) -> DictConfig:
+    """A resumed run keeps the teacher it started with (the file its run.json's `source` names), even if
+    latest:finetune now names a newer run. Without resume (`resume_from` None) `cfg` is returned as is."""
+    if resume_from is None:
+        return cfg
+    recorded = (load_run(resume_from.parent).data.get("source") or {}).get("path")
+    if recorded:
+        with open_dict(cfg):
+            cfg.teacher.weights = recorded
+    return cfg

@@ -1,0 +1,110 @@
+"""The teacher's side of `cnnlab distill`: the data it was trained on, the check that it learned something, and
+its logits for the train set, computed once when nothing in training is random."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import Dataset
+
+from cnnlab.compress.distill import DistillSettings, WithTeacherLogits, predict_logits
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
+from cnnlab.engine.runtime import Runtime, main_process_first
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import Source, resolve_source
+from cnnlab.steps.distill_roles import TRAIN_A_TEACHER, DistillRole, resolve_role, trained_teacher_weights
+from cnnlab.steps.recording import at_chance, record_warning
+from cnnlab.steps.sources import source_dataset_config
+from cnnlab.steps.switches import optimisation_on
+
+
+@dataclass(frozen=True)
+class TeacherData:
+    """The trained teacher (its weights checked against the data's classes), the cnnlab run it comes from (None
+    for ImageNet weights or a plain file), its data, and the resolved dataset config that data was built from."""
+
+    teacher: DistillRole
+    source: Source | None
+    data: DataBundle
+    dataset_config: DictConfig
+
+
+def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, settings: DistillSettings) -> TeacherData:
+    """The teacher and its data: the dataset its run recorded (unless dataset=/dataset.* is given here) at its
+    input size and normalisation. Raises CnnlabError for a random teacher, another input size, other classes."""
+    teacher = resolve_role(cfg, ctx, "teacher")
+    if teacher.weights.kind == "none":
+        raise CnnlabError("teacher.weights=none: a teacher needs weights trained for this task (a random teacher "
+                          "teaches nothing)", fix=TRAIN_A_TEACHER.format(name=teacher.name))
+    source = None
+    if teacher.weights.kind == "run":
+        source = resolve_source(str(cfg.teacher.weights), ctx.outputs, want=("checkpoint",), key="teacher.weights")
+    dataset_cfg = source_dataset_config(cfg, ctx, source) if source else cfg.dataset
+    spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)
+    trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
+    if spec.size != trained_size:
+        raise CnnlabError(f"the teacher was trained on {trained_size} px images but the data would be {spec.size} px; "
+                          "teacher and student must see the same input",
+                          fix=f"drop dataset.image_size (or set it to {trained_size})")
+    with main_process_first(runtime):
+        data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
+    return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)
+
+
+def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source | None, acc: float | None,
+                          data: DataBundle) -> None:
+    """Refuse a teacher whose validation accuracy `acc` (0..1) is at chance (it would teach noise): CnnlabError.
+    With no validation images (`acc` None) warn, in the log and run.json, that it cannot be checked."""
+    where = str(source.run.path if source and source.run else source.path if source else teacher.weights.description)
+    if acc is None:
+        record_warning(ctx, f"the teacher ({where}) cannot be checked: dataset {data.name} has no validation images; "
+                            "make sure it is trained before trusting what it teaches")
+        return
+    ctx.log.info("teacher val acc %.2f%%", 100 * acc)
+    n = len(data.classes)
+    if at_chance(acc, n):
+        raise CnnlabError(
+            f"the teacher {teacher.name} ({where}) scores {acc:.1%} on the validation images, chance for {n} classes "
+            f"(1/{n} = {1 / n:.1%}): it has nothing to teach",
+            fix="retrain the teacher and pass the new run as teacher.weights=RUN; if its training accuracy was high, "
+                "its BatchNorm statistics lag its weights: train it with trainer.precise_bn=true (and/or a lower "
+                "optim.lr)")
+
+
+@dataclass(frozen=True)
+class TeacherCache:
+    """The train set the student learns from: with `used`, (image, label, teacher logits) items whose logits took
+    `seconds` to compute; otherwise the plain train set (the teacher then runs every step) and `seconds` None."""
+
+    train_set: Dataset
+    used: bool
+    seconds: float | None
+
+
+def teacher_logit_cache(ctx: RunContext, settings: DistillSettings, data: DataBundle, teacher_model: nn.Module,
+                        runtime: Runtime, *, batch_size: int) -> TeacherCache:
+    """The teacher's logits for the train set, computed once in batches of `batch_size` — unless a training step
+    could feed it something new (random train transforms, the feature hint): distill.cache_teacher=auto then
+    says why in the log, and =true is a CnnlabError."""
+    if not use_teacher_cache(settings, data, ctx):
+        return TeacherCache(data.train, used=False, seconds=None)
+    started = time.perf_counter()
+    train_set = WithTeacherLogits(data.train, predict_logits(teacher_model, data.train, runtime, batch_size=batch_size))
+    seconds = time.perf_counter() - started
+    ctx.log.info("cached the teacher's logits for %d train images in %.1f s", len(train_set), seconds)
+    return TeacherCache(train_set, used=True, seconds=seconds)
+
+
+def use_teacher_cache(settings: DistillSettings, data: DataBundle, ctx: RunContext) -> bool:
+    """Cache the teacher's logits unless a training step could feed it something new."""
+    reasons = []
+    if data.random_train_transform:
+        reasons.append("train transforms are random (distill.augment=true)")
+    if settings.feature:
+        reasons.append("the feature hint needs the teacher's features at every step (distill.feature=true)")
+    return optimisation_on(settings.cache_teacher, reasons, key="distill.cache_teacher", ctx=ctx,
+                           what="teacher runs every step")

@@ -1,0 +1,75 @@
+"""A benchmark session over backends and batch sizes: its records, the skips of what cannot run, and the
+run.json figures of each record (cnnlab/deploy/bench_session.py). The timers are replaced by fakes here;
+tests/deploy/test_bench.py times for real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.deploy import bench_session
+from cnnlab.deploy.backends import BackendPlan, SkippedBackend
+from cnnlab.deploy.bench import summarize
+from cnnlab.deploy.bench_session import BenchTimings, TimedRecord, time_backends
+from cnnlab.deploy.bench_settings import BenchSettings
+from cnnlab.deploy.subject import TimedModel
+from cnnlab.errors import CnnlabError
+
+SETTINGS = BenchSettings.from_config(OmegaConf.create(
+    {"backends": None, "batch_sizes": [1, 4], "threads": 2, "warmup": 0, "min_iters": 1, "min_seconds": 0}))
+
+
+def stats(backend: str, batch: int, ms: float = 2.0):  # type: ignore[no-untyped-def]
+    return summarize([ms, ms], backend=backend, device="cpu", batch_size=batch, threads=2, flops=None,
+                     peak_gflops=None)
+
+
+def subject(tmp_path: Path) -> TimedModel:
+    return TimedModel(name="lenet5", spec=InputSpec(16), num_classes=3, model=object(),  # type: ignore[arg-type]
+                      model_file=tmp_path / "model.pt", onnx=tmp_path / "tmp.onnx",
+                      onnx_origin="exported for this benchmark", params=10, flops=100)
+
+
+def test_every_backend_at_every_batch_size_and_a_failing_one_skipped(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_torch(model, batch, *, compile, **_):  # type: ignore[no-untyped-def]
+        if compile:
+            raise CnnlabError("torch.compile failed: no compiler")
+        return stats("torch", batch)
+
+    def fake_onnx(path, batch, *, runtime, **_):  # type: ignore[no-untyped-def]
+        if batch == 4:
+            raise CnnlabError("onnxruntime cannot run it at batch 4")
+        return stats(runtime, batch)
+
+    monkeypatch.setattr(bench_session, "time_torch", fake_torch)
+    monkeypatch.setattr(bench_session, "time_onnx", fake_onnx)
+    plan = BackendPlan(("torch", "torch_compile", "onnxruntime"), (SkippedBackend("tensorrt", None, "absent"),))
+    timings = time_backends(subject(tmp_path), plan, SETTINGS, "cpu", None)
+    assert [(r.stats.backend, r.stats.batch_size) for r in timings.records] == [("torch", 1), ("torch", 4),
+                                                                                ("onnxruntime", 1)]
+    # The PyTorch records name the model.pt; a temporary ONNX export is not worth naming.
+    assert [r.to_dict()["file"] for r in timings.records] == [str(tmp_path / "model.pt")] * 2 + [None]
+    assert [(s.backend, s.batch_size) for s in timings.skipped] == [("tensorrt", None), ("torch_compile", None),
+                                                                    ("onnxruntime", 4)]
+    assert timings.require_records() is timings
+
+
+def test_records_give_bench_json_every_field_and_run_json_the_headline_ones() -> None:
+    single, paired = TimedRecord(stats("onnxruntime", 1), Path("m.onnx")), \
+        TimedRecord(stats("onnxruntime", 1), None, subject=1, p50_ms_per_round=(2.0, 2.5))
+    assert single.to_dict() == {**stats("onnxruntime", 1).to_dict(), "file": "m.onnx"}
+    assert "iterations" not in single.metrics() and single.metrics()["p50_ms"] == 2.0
+    assert "subject" not in single.metrics() and "file" not in single.metrics()
+    assert paired.to_dict()["p50_ms_per_round"] == [2.0, 2.5]
+    assert (paired.metrics()["subject"], paired.metrics()["p50_ms_per_round"]) == (1, [2.0, 2.5])
+
+
+def test_nothing_timed_is_one_error_with_every_reason() -> None:
+    nothing = BenchTimings((), (SkippedBackend("torch", None, "no model"), SkippedBackend("onnxruntime", 1, "bad")))
+    with pytest.raises(CnnlabError, match="every backend was skipped: skipped torch: no model; "
+                                          "skipped onnxruntime at batch 1: bad"):
+        nothing.require_records()

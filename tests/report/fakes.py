@@ -1,0 +1,95 @@
+"""Run folders written directly on disk, as the commands record them: fast stand-ins for trained models.
+
+`model_run(..., seed=N)` also writes the saved config (.hydra/config.yaml) that seed groups are made from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from cnnlab.runs import RunRecord
+
+DATASET = {"name": "digits", "num_classes": 10, "image_size": 64}
+
+
+def saved_config(command: str, model: str, seed: int, source: Path | None, **settings: Any) -> dict[str, Any]:
+    """What Hydra saves as .hydra/config.yaml (the parts that matter here); `settings` override sections,
+    e.g. trainer={"epochs": 5}."""
+    config: dict[str, Any] = {
+        "dataset": {"name": "digits", "seed": 0, "val_fraction": 0.2}, "model": {"name": model, "weights": "none"},
+        "optim": {"lr": 0.05}, "trainer": {"epochs": 2, "batch_size": 64}, "seed": seed, "device": "auto",
+        "source": None if source is None else str(source), "resume": None,
+        "paths": {"outputs": "${oc.env:CNNLAB_OUTPUTS,outputs}"}, command: {"ratio": 0.5}}
+    for key, value in settings.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str = "resnet18", source: Path | None = None,
+              params: int = 1_000_000, onnx_bytes: int | None = None, status: str = "completed",
+              dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
+              metrics: dict[str, Any] | None = None, overrides: Sequence[str] = ()) -> Path:
+    """A model run; with `seed`, its saved config too (`settings` as in `saved_config`); `metrics` adds to val_acc;
+    `overrides` as run.json records the command line's."""
+    run_dir = outputs / command / "2026-11-28" / name
+    record = RunRecord.start(run_dir, command, overrides=overrides)
+    if seed is not None:
+        (run_dir / ".hydra").mkdir()
+        (run_dir / ".hydra" / "config.yaml").write_text(
+            yaml.safe_dump(saved_config(command, model, seed, source, **(settings or {}))))
+    record.update(model={"name": model, "params": params, "flops": 2 * params}, dataset=dataset or DATASET,
+                  source={"run": str(source)} if source else None)
+    (run_dir / "model.pt").write_bytes(b"\0" * 1000)
+    record.add_artifact("model", run_dir / "model.pt")
+    if onnx_bytes:
+        (run_dir / "model.onnx").write_bytes(b"\0" * onnx_bytes)
+        record.add_artifact("onnx", run_dir / "model.onnx")
+    record.finish(status, metrics={"val_acc": acc, **(metrics or {})})
+    return run_dir
+
+
+def sweep(outputs: Path, command: str, accs: list[float], *, name: str = "10-00-00-multirun",
+          sources: list[Path] | None = None, seeds: list[int] | None = None, metrics: list[dict] | None = None,
+          **kwargs: Any) -> list[Path]:
+    """A `-m seed=0,1,...` multirun: job i in `<name>/<i>` with seed i (or seeds[i]), from sources[i] when given.
+    A derived command keeps its own default seed 0 when `sources` are given (the seed is its source's)."""
+    return [model_run(outputs, command, f"{name}/{i}", acc, seed=seeds[i] if seeds else 0 if sources else i,
+                      metrics=metrics[i] if metrics else None, **({"source": sources[i]} if sources else {}), **kwargs)
+            for i, acc in enumerate(accs)]
+
+
+def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: str = "onnxruntime", batch: int = 1,
+              device: str = "cpu", threads: int = 2) -> Path:
+    run_dir = outputs / "bench" / "2026-11-28" / name
+    record = RunRecord.start(run_dir, "bench")
+    record.update(source={"run": str(source)})
+    record.finish("completed", metrics={"latency": [{"backend": backend, "batch_size": batch, "device": device,
+                                                     "threads": threads, "p50_ms": p50}]})
+    return run_dir
+
+
+def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
+               started: str | None = None) -> Path:
+    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept)."""
+    run_dir = outputs / "bench" / "2026-11-28" / name
+    record = RunRecord.start(run_dir, "bench")
+    if started:
+        record.update(started=started)
+    record.update(paired={"rounds": len(rounds[0]), "subjects": [{"name": "m", "run": str(s)} for s in subjects]})
+    latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
+                "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r} for i, r in enumerate(rounds)]
+    record.finish("completed", metrics={"latency": latency})
+    return run_dir
+
+
+def evaluate_run(outputs: Path, name: str, source: Path, acc: float, *, split: str = "test",
+                 started: str | None = None) -> Path:
+    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece."""
+    run_dir = outputs / "evaluate" / "2026-11-28" / name
+    record = RunRecord.start(run_dir, "evaluate")
+    record.update(source={"run": str(source), "kind": "onnx"}, **({"started": started} if started else {}))
+    record.finish("completed", metrics={f"{split}_acc": acc, f"{split}_top5": 1.0, "ece": 0.01, "n": 100,
+                                        "split": split})
+    return run_dir

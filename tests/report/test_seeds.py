@@ -1,0 +1,264 @@
+"""Seed groups in `cnnlab report`: runs that differ only in seed are one row (mean ± std over n seeds), the KD gain,
+pruning and INT8 top-1 changes come with a 95 % CI paired over seeds, error bars in the plot; partial and damaged
+groups never crash the report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from report.fakes import bench_run, evaluate_run, model_run, sweep
+
+from cnnlab.report import build_report, print_report, write_report
+from cnnlab.report.plot import figure
+from cnnlab.report.seeds import SeedGroup
+from cnnlab.runs import RunRecord
+
+T2 = 4.303  # two-sided 95 % Student t with 2 degrees of freedom (t table)
+
+
+def group_of(report, command: str, **match) -> SeedGroup:
+    found = [g for g in report.all_seed_groups if g.first.command == command
+             and all(getattr(g.first, k) == v for k, v in match.items())]
+    assert len(found) == 1, [g.label for g in report.all_seed_groups]
+    return found[0]
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """`finetune -m seed=0,1,2` (top-1 90, 92, 94 %, p50 2.0, 2.2, 2.4 ms), a prune and a quantize of each seed's model,
+    and a fine-tuning with other settings (5 epochs)."""
+    out = tmp_path / "outputs"
+    tuned = sweep(out, "finetune", [0.90, 0.92, 0.94], onnx_bytes=44_000)
+    for i, run in enumerate(tuned):
+        bench_run(out, f"b{i}", run, 2.0 + 0.2 * i)
+    # pruning changes +1.0, +1.2, +1.4 points against the model before pruning (recorded as acc_before)
+    sweep(out, "prune", [0.91, 0.932, 0.954], sources=tuned, params=300_000, onnx_bytes=12_000,
+          metrics=[{"acc_before": a} for a in (0.90, 0.92, 0.94)])
+    # INT8 changes +1.0, -2.0, +0.4 points against FP32 (fp32_val_acc)
+    sweep(out, "quantize", [0.91, 0.90, 0.944], sources=tuned, onnx_bytes=11_000,
+          metrics=[{"fp32_val_acc": a} for a in (0.90, 0.92, 0.94)])
+    model_run(out, "finetune", "long", 0.95, seed=0, settings={"trainer": {"epochs": 5}})
+    return out
+
+
+def test_runs_that_differ_only_in_seed_are_one_row_with_mean_and_std(seeds: Path) -> None:
+    report = build_report(seeds)
+    assert len(report.rows) == 10  # every run is still a row of its own (report.json `rows`)
+    tuned = group_of(report, "finetune", model="resnet18", accuracy=0.90)
+    assert tuned.n == 3 and tuned.seeds == 3
+    assert tuned.val.mean == pytest.approx(0.92) and tuned.val.std == pytest.approx(0.02)
+    assert tuned.latency.mean == pytest.approx(2.2) and tuned.latency.std == pytest.approx(0.2)
+    assert [tuned.seed_label(s) for s in tuned.lineages] == ["seed 0", "seed 1", "seed 2"]
+    longer = group_of(report, "finetune", accuracy=0.95)  # 5 epochs instead of 2: another experiment
+    assert longer.n == 1 and longer.val.std is None
+    # the pruned models of the three seeds are one group too: their sources are one group
+    pruned = group_of(report, "prune")
+    assert pruned.n == 3 and pruned.val.mean == pytest.approx(0.932)
+    assert [pruned.seed_label(s) for s in pruned.lineages] == ["seed 0", "seed 1", "seed 2"]  # fine-tuning seeds
+
+    write_report(report)
+    md = (seeds / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| finetune/2026-11-28/10-00-00-multirun/{0,1,2} "))
+    assert "| 3 |" in line and "| 92.00 ± 2.00% |" in line and "| 2.200 ± 0.200 |" in line
+    assert "| └ 1 | seed 1 | finetune |" in md and "| 92.00% |" in md  # the runs, listed under their group
+    assert "| finetune/2026-11-28/long | 1 | finetune | resnet18 | digits | 95.00% |" in md
+    data = json.loads((seeds / "report.json").read_text())
+    assert len(data["rows"]) == 10 and len(data["groups"]) == 4
+    group = next(g for g in data["groups"] if g["command"] == "finetune" and g["n_runs"] == 3)
+    assert group["val_top1"]["mean"] == pytest.approx(0.92) and group["val_top1"]["std"] == pytest.approx(0.02)
+    assert group["runs"] == [f"finetune/2026-11-28/10-00-00-multirun/{i}" for i in range(3)]
+    csv_lines = (seeds / "report.csv").read_text().splitlines()
+    assert csv_lines[0].endswith(",group,seed") and len(csv_lines) == 11
+
+
+def test_pruning_and_int8_changes_come_with_a_paired_interval(seeds: Path) -> None:
+    report = build_report(seeds)
+    [pruning] = group_of(report, "prune").changes
+    assert pruning.what == "pruning top-1 change" and pruning.split == "val"
+    assert list(pruning.differences) == pytest.approx([0.010, 0.012, 0.014])
+    half = T2 * 0.002 / math.sqrt(3)  # std of the differences 0.2 points
+    assert pruning.interval == pytest.approx((0.012 - half, 0.012 + half), abs=1e-5)
+    assert pruning.significant is True  # [+0.70, +1.70] points
+    [int8] = group_of(report, "quantize").changes
+    assert list(int8.differences) == pytest.approx([0.010, -0.020, 0.004])
+    half = T2 * math.sqrt(0.000252) / math.sqrt(3)
+    assert int8.interval == pytest.approx((-0.002 - half, -0.002 + half), abs=1e-5)
+    assert int8.significant is False  # [-4.14, +3.74] points: contains zero
+
+    write_report(report)
+    md = (seeds / "report.md").read_text()
+    assert "### Differences (95 % CI paired over seeds)" in md
+    prune_line = next(ln for ln in md.splitlines() if "pruning top-1 change" in ln)
+    assert "| val | 3 | +1.20 ± 0.20 points | [+0.70, +1.70] | significant |" in prune_line
+    int8_line = next(ln for ln in md.splitlines() if "INT8 top-1 change" in ln)
+    assert "| -0.20 ± 1.59 points | [-4.14, +3.74] | not significant |" in int8_line
+    data = json.loads((seeds / "report.json").read_text())
+    change = next(g for g in data["groups"] if g["command"] == "quantize")["changes"][0]
+    assert change["significant"] is False and change["ci95"][0] == pytest.approx(-0.002 - half, abs=1e-5)
+
+
+def test_without_a_recorded_reference_the_source_row_counts_and_test_top1_is_paired_too(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    tuned = sweep(out, "finetune", [0.90, 0.92, 0.94])
+    int8 = sweep(out, "quantize", [0.89, 0.915, 0.93], sources=tuned, onnx_bytes=1000)  # no fp32_val_acc recorded
+    for i, (fp32_test, int8_test) in enumerate([(0.90, 0.899), (0.91, 0.911), (0.92, 0.918)]):
+        evaluate_run(out, f"fp32-{i}", tuned[i], fp32_test)
+        evaluate_run(out, f"int8-{i}", int8[i], int8_test)
+    report = build_report(out)
+    tuned_group = group_of(report, "finetune")
+    assert tuned_group.test.mean == pytest.approx(0.91) and tuned_group.test.std == pytest.approx(0.01)
+    val, test = group_of(report, "quantize").changes
+    assert val.split == "val" and list(val.differences) == pytest.approx([-0.01, -0.005, -0.01])
+    assert test.split == "test" and list(test.differences) == pytest.approx([-0.001, 0.001, -0.002])
+    assert test.significant is False
+    write_report(report)
+    md = (out / "report.md").read_text()
+    assert "| val top-1 | test top-1 |" in md and "| 92.00 ± 2.00% | 91.00 ± 1.00% |" in md
+
+
+def test_one_seed_gives_no_interval(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    teacher = model_run(out, "finetune", "teacher", 0.97, seed=0)
+    model_run(out, "distill", "kd", 0.88, model="mobilenet_v2", source=teacher, seed=0,
+              metrics={"baseline_val_acc": 0.87})
+    report = build_report(out)
+    [gain] = group_of(report, "distill").changes
+    assert gain.what == "KD gain" and gain.differences == pytest.approx((0.01,)) and gain.interval is None
+    write_report(report)
+    md = (out / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if "KD gain" in ln)
+    assert "| 1 | +1.00 points | 1 seed: no interval |  |" in line
+    assert "| seeds |" not in md  # no group of several: the table keeps its columns
+
+
+def test_kd_gain_over_three_seeds_excludes_zero(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    teacher = model_run(out, "finetune", "teacher", 0.97, seed=0)
+    sweep(out, "distill", [0.88, 0.90, 0.91], model="mobilenet_v2", source=teacher,
+          metrics=[{"baseline_val_acc": b} for b in (0.87, 0.885, 0.90)])  # gains 1.0, 1.5, 1.0 points
+    group = group_of(build_report(out), "distill")
+    [gain] = group.changes
+    assert group.n == 3
+    std = math.sqrt(((0.01 - 0.011667) ** 2 * 2 + (0.015 - 0.011667) ** 2) / 2)  # 0.2887 points
+    half = T2 * std / math.sqrt(3)
+    assert gain.spread.mean == pytest.approx(0.011667, abs=1e-6)
+    assert gain.interval == pytest.approx((gain.spread.mean - half, gain.spread.mean + half), abs=1e-5)
+    assert gain.interval[0] > 0 and gain.significant is True
+
+
+def test_partial_and_damaged_groups_never_crash_the_report(seeds: Path) -> None:
+    sweep_dir = "11-00-00-multirun"
+    sweep(seeds, "finetune", [0.80, 0.82], name=sweep_dir, model="lenet5")
+    model_run(seeds, "finetune", f"{sweep_dir}/2", 0.5, seed=2, model="lenet5", status="failed")  # seed 2 failed
+    damaged = seeds / "finetune" / "2026-11-28" / sweep_dir / "3"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{not json")
+    # dataset.seed is not the training seed: another split of the data, another group
+    model_run(seeds, "finetune", "other-split", 0.81, seed=1, model="lenet5", settings={"dataset": {"seed": 1}})
+    # an unreadable saved config: settings that cannot be read are never taken for equal
+    garbled = model_run(seeds, "finetune", "garbled", 0.83, seed=1, model="lenet5")
+    (garbled / ".hydra" / "config.yaml").write_text("dataset: [unclosed\n  : :")
+    # a pruned model whose source run folder is gone
+    model_run(seeds, "prune", "orphan", 0.7, model="lenet5", seed=0, source=seeds / "finetune" / "gone",
+              metrics={"acc_before": "high"})  # and a reference of the wrong type: ignored
+    report = build_report(seeds)
+    lenet = [g for g in report.all_seed_groups if g.first.model == "lenet5" and g.first.command == "finetune"]
+    sizes = sorted(g.n for g in lenet)
+    assert sizes == [1, 1, 2]
+    partial = next(g for g in lenet if g.n == 2)
+    assert partial.val.mean == pytest.approx(0.81) and partial.val.std == pytest.approx(math.sqrt(0.0002))
+    assert [(partial.seed_label(seed), status) for seed, status, _ in partial.missing] == [("seed 2", "failed")]
+    assert group_of(report, "prune", model="lenet5").changes == []
+    assert any(path == damaged and "damaged" in reason for path, reason in report.left_out)
+    print_report(report)
+    write_report(report)
+    md = (seeds / "report.md").read_text()
+    assert "| 2 of 3 |" in md and "## Partial seed groups" in md
+    assert f"seed 2 failed (finetune/2026-11-28/{sweep_dir}/2)" in md
+    missing = next(g for g in json.loads((seeds / "report.json").read_text())["groups"] if g["missing"])["missing"]
+    assert missing == [{"run": f"finetune/2026-11-28/{sweep_dir}/2", "seed": "seed 2", "status": "failed"}]
+
+
+def test_without_a_saved_config_the_recorded_overrides_group_the_runs(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    for seed, acc in enumerate([0.90, 0.92]):
+        model_run(out, "finetune", f"s{seed}", acc, overrides=["command=finetune", "model=resnet18", f"seed={seed}"])
+    model_run(out, "finetune", "lr", 0.93, overrides=["command=finetune", "model=resnet18", "optim.lr=0.1", "seed=0"])
+    model_run(out, "finetune", "bare", 0.91)  # neither: a group of its own
+    model_run(out, "finetune", "bare2", 0.91)
+    report = build_report(out)
+    assert sorted(g.n for g in report.all_seed_groups) == [1, 1, 1, 2]
+    two = next(g for g in report.all_seed_groups if g.n == 2)
+    assert two.val.mean == pytest.approx(0.91) and {r.run.path.name for r in two.rows} == {"s0", "s1"}
+
+
+def test_a_seed_run_twice_counts_once_as_a_seed(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    sweep(out, "finetune", [0.90, 0.92, 0.91], seeds=[0, 1, 1])
+    report = build_report(out)
+    [group] = report.all_seed_groups
+    assert group.n == 3 and group.seeds == 2
+    write_report(report)
+    assert "| 3 runs, 2 seeds |" in (out / "report.md").read_text()
+
+
+def test_resumed_run_is_grouped_by_the_settings_of_the_run_it_continued(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    first = sweep(out, "finetune", [0.90, 0.92])
+    interrupted = model_run(out, "finetune", "10-00-00-multirun/2", 0.0, seed=2, status="interrupted")
+    resumed = out / "finetune" / "2026-11-28" / "resumed"
+    record = RunRecord.start(resumed, "finetune", overrides=["command=finetune", f"resume={interrupted}"])
+    (resumed / ".hydra").mkdir()
+    (resumed / ".hydra" / "config.yaml").write_text(f"seed: 0\nresume: {interrupted}\nmodel: {{name: lenet5}}\n")
+    record.update(model={"name": "resnet18", "params": 10}, dataset={"name": "digits", "num_classes": 10,
+                                                                     "image_size": 64},
+                  resumed_from=str(interrupted))
+    record.finish("completed", metrics={"val_acc": 0.94})
+    report = build_report(out)
+    [group] = report.all_seed_groups
+    assert {r.run.path for r in group.rows} == {*first, resumed} and group.val.mean == pytest.approx(0.92)
+    assert group.missing == []  # seed 2 was interrupted, and completed on resuming
+
+
+def test_plot_has_error_bars_of_one_std_over_seeds(seeds: Path) -> None:
+    from matplotlib.container import ErrorbarContainer
+
+    for command, p50s in (("prune", (1.0, 1.1, 1.2)), ("quantize", (0.5, 0.5, 0.5))):
+        for i, p50 in enumerate(p50s):
+            bench_run(seeds, f"{command}-{i}", seeds / command / "2026-11-28" / "10-00-00-multirun" / str(i), p50)
+    report = build_report(seeds)
+    [groups] = report.seed_groups.values()
+    fig = figure(groups, "digits")
+    [bars] = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    segments = [seg for collection in bars.lines[2] for seg in collection.get_segments()]
+    vertical = {round(abs(s[1][1] - s[0][1]), 4) for s in segments if s[0][0] == s[1][0] and s[0][1] != s[1][1]}
+    horizontal = {round(abs(s[1][0] - s[0][0]), 4) for s in segments if s[0][1] == s[1][1]}
+    # ± one std: finetune 92.00 ± 2.00 % → a 4-point bar; prune 93.20 ± 2.20; quantize 91.80 ± 2.31 (90.0, 91.0, 94.4)
+    assert vertical == {4.0, 4.4, round(2 * 100 * math.sqrt(((0.91 - 0.918) ** 2 + (0.90 - 0.918) ** 2
+                                                             + (0.944 - 0.918) ** 2) / 2), 4)}
+    assert horizontal == {0.4, 0.2, 0.0}  # 2.2 ± 0.2 ms, 1.1 ± 0.1 ms, 0.5 ± 0 ms
+    assert len(groups) == 4  # the 5-epoch fine-tuning: a run alone, no bar
+    assert "(3 seeds)" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    write_report(report)
+    assert (seeds / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_real_seed_sweep_is_one_group(cli, outputs: Path) -> None:
+    """End to end: `cnnlab pretrain -m seed=0,1` saves its configs where the report reads them."""
+    from helpers import TINY
+
+    assert cli("pretrain", "-m", *TINY, "seed=0,1").code == 0
+    assert cli("pretrain", *TINY, "seed=0", "trainer.epochs=2").code == 0  # other settings: its own group
+    result = cli("report", str(outputs))
+    assert result.code == 0, result.output
+    groups = json.loads((outputs / "report.json").read_text())["groups"]
+    assert sorted(g["n_runs"] for g in groups) == [1, 2]
+    pair = next(g for g in groups if g["n_runs"] == 2)
+    assert pair["seeds"] == ["seed 0", "seed 1"] and pair["val_top1"]["std"] is not None
+    assert "seed 1" in result.stdout

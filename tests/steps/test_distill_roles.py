@@ -1,0 +1,67 @@
+"""The teacher's and the student's weights checked against the data (cnnlab/steps/distill_roles.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+from cnnlab.steps.distill_roles import (DistillRole, check_student_fits, keep_resumed_teacher,
+                                        trained_teacher_weights)
+from cnnlab.weights import InitialWeights
+
+DATA = SimpleNamespace(name="mine", classes=["a", "b", "c"], spec=InputSpec(16))
+
+
+def role(kind: str, role_name: str = "teacher", **fields) -> DistillRole:  # type: ignore[no-untyped-def]
+    return DistillRole(role_name, "lenet5", InitialWeights(kind=kind, description=f"{kind} weights", **fields))
+
+
+def test_a_state_dict_teacher_takes_the_data_classes_when_its_head_fits() -> None:
+    from cnnlab.models import MODELS
+
+    head = {f"{MODELS['lenet5'].head}.weight": torch.zeros(3, 84)}
+    weights = trained_teacher_weights(role("file", state_dict=head), DATA)  # type: ignore[arg-type]
+    assert weights.classes == ["a", "b", "c"] and weights.state_dict is head
+    with pytest.raises(CnnlabError, match="has a 3-way head but dataset mine has 4 classes"):
+        trained_teacher_weights(role("file", state_dict=head),
+                                SimpleNamespace(name="mine", classes=list("abcd")))  # type: ignore[arg-type]
+
+
+def test_a_teacher_for_other_classes_is_refused() -> None:
+    with pytest.raises(CnnlabError, match="teacher.weights=imagenet is a 2-class ImageNet classifier"):
+        trained_teacher_weights(role("imagenet", classes=["x", "y"]), DATA)  # type: ignore[arg-type]
+    with pytest.raises(CnnlabError, match="the teacher knows 3 classes but dataset mine has 3 \\(or other names\\)"):
+        trained_teacher_weights(role("run", classes=["a", "b", "z"]), DATA)  # type: ignore[arg-type]
+    same = role("run", classes=["a", "b", "c"])
+    assert trained_teacher_weights(same, DATA) is same.weights  # type: ignore[arg-type]
+
+
+def test_a_student_run_must_know_the_classes_and_the_input_size() -> None:
+    check_student_fits(role("none", "student"), DATA)  # type: ignore[arg-type]  # a new head: anything fits
+    check_student_fits(role("run", "student", classes=["a", "b", "c"], spec=InputSpec(16)), DATA)  # type: ignore[arg-type]
+    with pytest.raises(CnnlabError, match="trained on 2 classes"):
+        check_student_fits(role("run", "student", classes=["a", "b"]), DATA)  # type: ignore[arg-type]
+    with pytest.raises(CnnlabError, match="trained on 32 px images, but the teacher takes 16 px"):
+        check_student_fits(role("run", "student", classes=["a", "b", "c"], spec=InputSpec(32)),
+                           DATA)  # type: ignore[arg-type]
+
+
+def test_a_role_is_a_network_for_the_kd_math() -> None:
+    model = torch.nn.Linear(2, 2)
+    network = role("none", "student").network(model)
+    assert (network.role, network.name, network.model) == ("student", "lenet5", model)
+
+
+def test_a_resumed_run_keeps_the_teacher_it_recorded(tmp_path: Path) -> None:
+    from cnnlab.runs import RunRecord
+
+    cfg = OmegaConf.create({"teacher": {"name": "lenet5", "weights": "latest:finetune"}})
+    assert keep_resumed_teacher(cfg, None) is cfg and cfg.teacher.weights == "latest:finetune"
+    RunRecord.start(tmp_path, "distill").update(source={"path": "/runs/teacher/model.pt"})
+    assert keep_resumed_teacher(cfg, tmp_path / "last.pt").teacher.weights == "/runs/teacher/model.pt"

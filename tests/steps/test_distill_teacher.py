@@ -1,0 +1,54 @@
+"""The teacher's logits cached for the train set, or not, and the metrics that compare KD with its baseline
+(cnnlab/steps/distill_teacher.py, cnnlab/steps/distill_record.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from cnnlab.compress.distill import DistillSettings
+from cnnlab.context import RunContext
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.trainer import FitResult
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import RunRecord
+from cnnlab.steps.distill_record import comparison_metrics
+from cnnlab.steps.distill_teacher import teacher_logit_cache
+
+CPU = Runtime(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+SECTION = {"temperature": 4.0, "alpha": 0.5, "feature": False, "feature_weight": 1.0, "feature_stages": [-1, -1],
+           "cache_teacher": "auto", "augment": False, "baseline": False}
+
+
+def test_the_teacher_logits_are_cached_once_unless_a_step_could_change_them(tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    images, labels = torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 1])
+    data = SimpleNamespace(train=TensorDataset(images, labels), random_train_transform=False)
+    teacher = torch.nn.Linear(4, 2)
+    cache = teacher_logit_cache(ctx, DistillSettings.from_config(SECTION), data, teacher, CPU,  # type: ignore[arg-type]
+                                batch_size=2)
+    assert cache.used and cache.seconds is not None and cache.seconds >= 0
+    image, label, logits = cache.train_set[3]
+    assert torch.equal(image, images[3]) and label == 1 and torch.allclose(logits, teacher(images[3]).detach())
+
+    hinted = DistillSettings.from_config({**SECTION, "feature": True})
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        plain = teacher_logit_cache(ctx, hinted, data, teacher, CPU, batch_size=2)  # type: ignore[arg-type]
+    assert not plain.used and plain.train_set is data.train and plain.seconds is None
+    assert "teacher runs every step: the feature hint needs the teacher's features" in caplog.text
+    with pytest.raises(CnnlabError, match="distill.cache_teacher=true cannot be used"):
+        teacher_logit_cache(ctx, DistillSettings.from_config({**SECTION, "feature": True, "cache_teacher": True}),
+                            data, teacher, CPU, batch_size=2)  # type: ignore[arg-type]
+
+
+def test_kd_gain_is_the_kd_student_against_its_baseline() -> None:
+    kd, baseline = FitResult([{"val_acc": 0.75}]), FitResult([{"val_acc": 0.5}])
+    assert comparison_metrics(kd, None, 0.9, None) == {"teacher_val_acc": 0.9, "teacher_cache_seconds": None}
+    assert comparison_metrics(kd, baseline, 0.9, 1.5) == {"teacher_val_acc": 0.9, "teacher_cache_seconds": 1.5,
+                                                          "baseline_val_acc": 0.5, "kd_gain": 0.25}
