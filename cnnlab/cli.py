@@ -113,6 +113,11 @@ def check_overrides(command: str, args: list[str]) -> None:
             raise UserError(f"command= is set by the CLI — run `cnnlab {value} ...` instead")
         if key not in groups or value is None or match["prefix"]:
             continue
+        owners = conftree.commands_using(key)
+        if owners and command not in owners:  # Hydra would say "No match in the defaults list"
+            raise UserError(f"{key}={value} is a setting of `cnnlab {' / '.join(owners)}`; `cnnlab {command}` has "
+                            f"no {key} — run `cnnlab {owners[0]} {key}={value}` first and start from its run "
+                            f"(e.g. source= or model.weights=latest:{owners[0]})")
         if any(ch in value for ch in "()[]{}$*"):  # sweep functions and interpolations: Hydra's job
             continue
         valid = conftree.choices(key, extra_dirs)

@@ -32,14 +32,21 @@ class CommandInfo:
 
 COMMANDS: dict[str, CommandInfo] = {
     "pretrain": CommandInfo(
-        summary="Train a network from scratch (supervised) and keep the checkpoint.",
+        summary="Train a network from scratch (supervised, or self-supervised: SimCLR, SimSiam) and keep it.",
         description="Trains model=NAME from random initialisation on dataset=NAME and writes model.pt "
                     "(loadable with torch.load(weights_only=True)) and run.json to the run folder. "
+                    "method=supervised (default) learns the labels; method=simclr or method=simsiam learns from "
+                    "two augmented views of unlabeled images (method.temperature, method.projection_dim, "
+                    "method.views.*), shows a kNN accuracy each epoch, and saves the backbone for "
+                    "`cnnlab finetune model.weights=latest:pretrain` (docs/pretrain.md). "
                     "The default, dataset=synthetic, runs offline in about two minutes on a 2-core CPU.",
         pipeline="cnnlab.pipelines.pretrain",
         examples=("cnnlab pretrain",
                   "cnnlab pretrain model=lenet5 dataset=digits trainer.epochs=10",
+                  "cnnlab pretrain method=simclr dataset=cifar10 model=resnet18 trainer.batch_size=256",
+                  "cnnlab pretrain method=simsiam dataset=imagefolder dataset.root=~/unlabeled_photos",
                   "cnnlab pretrain -m optim.lr=0.01,0.05,0.1"),
+        extra_groups=("method",),
         resumable=True,
         produces_model=True,
     ),

@@ -55,6 +55,14 @@ def default_choices(command: str | None = None) -> dict[str, str | None]:
     return picked
 
 
+def commands_using(group: str) -> list[str]:
+    """The commands whose own defaults list selects `group` (e.g. method → [pretrain], teacher → [distill]);
+    empty for a group the root config selects for every command."""
+    if group in _defaults_of(CONF_DIR / "config.yaml"):
+        return []
+    return sorted(path.stem for path in (CONF_DIR / "command").glob("*.yaml") if group in _defaults_of(path))
+
+
 def command_settings_text(command: str) -> str:
     """The command's own YAML (its knobs with their comments), minus the Hydra header lines."""
     path = CONF_DIR / "command" / f"{command}.yaml"

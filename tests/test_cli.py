@@ -43,6 +43,9 @@ def test_top_level_help_and_version(cli) -> None:
     (["dataset=imagefolder", "model=lenet5"], "dataset.root"),
     (["model.weights=outputs/nothing/here"], "model.weights=outputs/nothing/here: no such file or folder"),
     (["model.weights=latest:pretrain"], "matches no completed `cnnlab pretrain` run"),
+    # A group only another command selects (Hydra: "Could not override ... No match in the defaults list").
+    (["method=simclr"], "method=simclr is a setting of `cnnlab pretrain`; `cnnlab finetune` has no method"),
+    (["teacher=resnet18"], "run `cnnlab distill teacher=resnet18` first"),
 ])
 def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
     result = cli("finetune", *args)

@@ -1,4 +1,5 @@
 """The user's own images: DIR/train/<class>/*, DIR/val/<class>/* — or DIR/<class>/*, split by val_fraction.
+A flat DIR/*.jpg (no class folders) serves self-supervised pretraining only (`build_flat_folder`).
 
 Images are decoded by cnnlab.data.decode (what a viewer shows: 16-bit, palette, alpha, EXIF rotation, ...).
 Files that carry an image extension but cannot be read are skipped; conversions and skips are counted in
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
@@ -29,6 +30,9 @@ LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jp
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
 DUPLICATE = "duplicate of a file already read (symlink)"
 FOLDER_ALREADY_SCANNED = "folder link to a folder already scanned (loop or repeat)"
+UNLABELED = "unlabeled"  # the one class name of a flat folder's images (label -1)
+FLAT_FIX = (f"sort the images into class folders ({LAYOUT}); a flat folder of unlabeled images serves "
+            "self-supervised pretraining only: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`")
 
 
 class FolderScan:
@@ -145,6 +149,8 @@ def checked_root(cfg: Mapping[str, Any]) -> Path:
 
 def _open_split(directory: Path, scan: FolderScan) -> ImageFolder:
     if not _class_dirs(directory):
+        if _loose_images(directory):
+            raise CnnlabError(f"imagefolder: {directory} holds images but no class folders", fix=FLAT_FIX)
         raise CnnlabError(f"imagefolder: no class folders in {directory}", fix=FIX)
     folder = _VisibleImageFolder(str(directory), scan)
     if not folder.samples:
@@ -192,3 +198,42 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary)
+
+
+def _loose_images(directory: Path) -> list[str]:
+    """The files directly in `directory` whose extension is an image's (sorted), not yet decoded."""
+    return sorted(entry.path for entry in os.scandir(directory)
+                  if not entry.is_dir() and not entry.name.startswith(".") and extension_reason(entry.path) is None)
+
+
+def is_flat_folder(cfg: Mapping[str, Any]) -> bool:
+    """dataset.root holds images directly and no class folder (the unlabeled layout)."""
+    root = checked_root(cfg)
+    return not _class_dirs(root) and bool(_loose_images(root))
+
+
+class FlatImages(Dataset):
+    """(image, -1) for every readable image file of one flat folder, decoded by decode.load_rgb."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return load_rgb(self.paths[index]), -1
+
+
+def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
+    """A flat folder of unlabeled images (`is_flat_folder`) as one training split: every readable image with
+    label -1, an empty val split, and the single class name UNLABELED (a model needs at least one output)."""
+    root = checked_root(cfg)
+    scan = FolderScan()
+    paths = [path for path in _loose_images(root) if scan._accept(path)]
+    if not paths:
+        raise CnnlabError(f"imagefolder: no readable images in {root}{scan.skipped_text()}", fix=FLAT_FIX)
+    scan.summary.log(log, f"imagefolder {root} (unlabeled)")
+    images = FlatImages(paths)
+    return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,
+                     in_memory=False, decode=scan.summary)

@@ -9,7 +9,7 @@ from torch.utils.data import Subset
 
 from cnnlab.data.bundle import DataBundle, RawSplits, TransformedDataset
 from cnnlab.data.digits import build_digits
-from cnnlab.data.folder import build_imagefolder, checked_root
+from cnnlab.data.folder import build_flat_folder, build_imagefolder, checked_root, is_flat_folder
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.data.splits import label_subset, labels_of
 from cnnlab.data.synthetic import build_synthetic
@@ -96,7 +96,8 @@ def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
         PRECHECKS[name](dataset_cfg)
 
 
-def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True) -> DataBundle:
+def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True,
+                   allow_unlabeled: bool = False) -> DataBundle:
     """The dataset's splits, transformed for `spec`.
 
     A spec that records its geometry (a model's, from its checkpoint or ONNX file) is performed as it is; one
@@ -105,9 +106,12 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     `dataset.label_fraction` (default 1) keeps a seeded class-balanced share of the training labels
     (`dataset.seed`), after val was set apart: val and test stay the same whatever the fraction.
     train_augment=False gives the train split with the deterministic eval transform (used for feature
-    caching, teacher-logit caching, quantization calibration)."""
+    caching, teacher-logit caching, quantization calibration).
+    allow_unlabeled=True (self-supervised pretraining): `dataset=imagefolder` also takes a flat folder of images
+    without class folders — all of them train, with label -1, one class name and an empty val split."""
     name = _known_name(dataset_cfg)
-    raw = BUILDERS[name](dataset_cfg, spec)
+    flat = allow_unlabeled and name == "imagefolder" and is_flat_folder(dataset_cfg)
+    raw = (build_flat_folder if flat else BUILDERS[name])(dataset_cfg, spec)
     if not spec.recorded:
         spec = spec.for_stored_size(raw.stored_size)
     fraction = dataset_cfg.get("label_fraction")

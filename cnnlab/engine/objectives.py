@@ -1,22 +1,43 @@
 """Training objectives: what one step computes from a batch.
 
 An objective owns the forward pass, so knowledge distillation (teacher logits, feature hints)
-plugs into the same engine as plain classification. It returns (loss, logits, hard targets);
-the engine does everything else (autocast, backward, clipping, metrics).
+and self-supervised learning (engine/selfsup.py) plug into the same engine as plain classification.
+It returns (loss, logits, hard targets); the engine does everything else (autocast, backward,
+clipping, metrics). An objective may also carry a `validation` (see `Validation`): the engine then
+scores each epoch with it instead of classification accuracy.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
+
+from cnnlab.engine.progress import Progress
+from cnnlab.engine.runtime import Runtime
 
 
 class Objective(Protocol):
     def __call__(self, model: nn.Module, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ...
+
+
+class Validation(Protocol):
+    """Per-epoch validation metrics of `model` (unwrapped, on the runtime's device) on the validation loader, e.g.
+    {"knn_acc": 0.83} (engine/knn.py); they go into the epoch's history entry and log line. An objective with a
+    `validation` attribute that is not None replaces the engine's classification `evaluate` with it."""
+
+    def __call__(self, model: nn.Module, loader: DataLoader, runtime: Runtime,
+                 progress: Progress | None = None) -> dict[str, Any]:
+        ...
+
+
+def validation_of(objective: Objective) -> Validation | None:
+    """The objective's own per-epoch validation, or None for the engine's classification `evaluate`."""
+    return getattr(objective, "validation", None)
 
 
 class ClassificationObjective:

@@ -1,6 +1,6 @@
 """Optimizer and learning-rate schedule from the `optim` and `sched` config groups.
 
-The optimizer class comes from `optim._target_` (any torch.optim class); cnnlab builds the parameter
+The optimizer class comes from `optim._target_` (any torch.optim class, or `LARS` below); cnnlab builds the parameter
 groups: no weight decay on norms and biases (the torchvision-reference habit), and an optional lower
 learning rate for a pretrained backbone. Schedules are per step: linear warm-up, then cosine or step.
 On resume, `hyperparameters` / `reapply_hyperparameters` keep this run's settings over the restored
@@ -62,6 +62,53 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
     except Exception as exc:  # a bad _target_ or argument in the user's optim config
         raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {exc.__cause__ or exc}",
                           fix="check the optim group (e.g. optim=sgd or optim=adamw)") from exc
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, "Large Batch Training of
+    Convolutional Networks", arXiv:1708.03888), as SimCLR trains with it (arXiv:2002.05709, §B.1; its reference
+    `LARSOptimizer`).
+
+    Per parameter tensor w with gradient g: d = g + weight_decay * w; d is scaled by the trust ratio
+    trust_coefficient * ||w|| / ||d|| (1 where either norm is 0); then v = momentum * v + d and w -= lr * v.
+    Biases and normalisation parameters (1-d tensors) keep the plain SGD update: SimCLR's reference excludes
+    BatchNorm and bias from the adaptation, as from weight decay (which cnnlab's parameter groups already give 0).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:
+        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or trust_coefficient <= 0:
+            raise ValueError(f"LARS: lr={lr} must be > 0, momentum={momentum} in [0, 1), weight_decay="
+                             f"{weight_decay} >= 0 and trust_coefficient={trust_coefficient} > 0")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+                                  "trust_coefficient": trust_coefficient, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                update = param.grad
+                if group["weight_decay"]:
+                    update = update.add(param, alpha=group["weight_decay"])
+                if param.ndim > 1:  # not a bias or a norm's scale/shift
+                    weight_norm, update_norm = torch.linalg.vector_norm(param), torch.linalg.vector_norm(update)
+                    trust = torch.where((weight_norm > 0) & (update_norm > 0),
+                                        group["trust_coefficient"] * weight_norm / (update_norm + group["eps"]),
+                                        torch.ones_like(weight_norm))
+                    update = update * trust
+                state = self.state[param]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = update.detach().clone()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(update)
+                param.add_(state["momentum_buffer"], alpha=-group["lr"])
+        return loss
 
 
 def lr_factor(step: int, *, total_steps: int, warmup_steps: int, name: str,

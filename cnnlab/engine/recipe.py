@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from cnnlab.engine.epoch_log import EpochLogSettings
 from cnnlab.errors import CnnlabError
 
 _OFF = ("none", "null")
@@ -81,13 +82,15 @@ class Recipe:
     bn_momentum: float | None = None            # None: each BatchNorm layer keeps its own
     optimizer: Mapping[str, Any] = field(default_factory=lambda: {"_target_": "torch.optim.SGD", "lr": 0.05})
     schedule: Mapping[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    epoch_log: EpochLogSettings = field(default_factory=EpochLogSettings)  # root key `logger`: TensorBoard or not
 
     __hash__ = None  # type: ignore[assignment]  # the two mappings are not hashable; nothing hashes a recipe
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Recipe":
-        """The recipe of a composed config (`trainer`, `optim`, `sched`, `seed`; a missing section keeps the
-        defaults above). Raises CnnlabError for a value that is not of its kind."""
+        """The recipe of a composed config (`trainer`, `optim`, `sched`, `seed`, `logger`; a missing section keeps
+        the defaults above). Raises CnnlabError for a value that is not of its kind, and for logger=tensorboard
+        without the package (before anything is spent)."""
         trainer = cfg.get("trainer") or {}
         epochs = int(trainer.get("epochs", 5))
         if epochs < 0:
@@ -118,7 +121,8 @@ class Recipe:
             sync_bn=bool(trainer.get("sync_bn", False)),
             precise_bn=auto_flag(trainer.get("precise_bn", "auto"), "trainer.precise_bn"),
             precise_bn_batches=bn_batches, bn_momentum=momentum,
-            optimizer=_plain(cfg.get("optim")) or cls().optimizer, schedule=_plain(cfg.get("sched")) or cls().schedule)
+            optimizer=_plain(cfg.get("optim")) or cls().optimizer, schedule=_plain(cfg.get("sched")) or cls().schedule,
+            epoch_log=EpochLogSettings.from_logger(cfg.get("logger", "none")))
 
     # ------------------------------------------------------------------ derived values
     @property

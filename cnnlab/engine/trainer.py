@@ -6,6 +6,8 @@ epoch, exact resume (RNG streams included), a clear stop on a non-finite loss, a
 per-epoch metrics. Frozen modules (fine-tuning) stay in eval mode so their BatchNorm statistics
 and dropout do not change; the BatchNorm statistics of the layers that train are recomputed for the
 epoch's final weights before every evaluation and checkpoint (precise BN, see engine/batchnorm.py).
+An objective may bring its own per-epoch validation (objectives.Validation: the kNN monitor of self-supervised
+pretraining); its metrics then take the place of val_loss/val_acc/val_top5 in the history and the log line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader
 from cnnlab.engine.batchnorm import recompute_bn_stats, set_train_mode, training_batchnorms
 from cnnlab.engine.checkpoint import load_tensors, save_tensors, unwrap
 from cnnlab.engine.metrics import ClassificationMeter
-from cnnlab.engine.objectives import Objective
+from cnnlab.engine.objectives import Objective, validation_of
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
 from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
@@ -34,6 +36,9 @@ from cnnlab.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
 EpochCallback = Callable[[int, dict[str, Any]], None]
+# What fit itself puts in an epoch's history entry; anything else there came from an objective's validation.
+_TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "train_seconds", "bn_seconds",
+                 "val_loss", "val_acc", "val_top5"}
 
 
 class NonFiniteLoss(CnnlabError):
@@ -50,7 +55,9 @@ class FitResult:
 
     @property
     def best(self) -> dict[str, Any]:
-        return max(self.history, key=lambda e: e.get("val_acc", -1.0)) if self.history else {}
+        """The epoch with the highest val_acc (the kNN accuracy where an objective's validation gives that)."""
+        key = next((k for k in ("val_acc", "knn_acc") if any(k in e for e in self.history)), "val_acc")
+        return max(self.history, key=lambda e: e.get(key, -1.0)) if self.history else {}
 
 
 def _steps(loader: DataLoader, cap: int | None) -> int:
@@ -163,6 +170,7 @@ class Trainer:
                                                         steps_per_epoch=steps_per_epoch)
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
         bn_batches = self._precise_bn_batches(model, train_loader, frozen)
+        validation = validation_of(objective)
         train_model = model
         if settings.sync_bn and rt.distributed:
             if rt.device.type != "cuda":
@@ -188,7 +196,9 @@ class Trainer:
                     recompute_bn_stats(model, train_loader, batches=bn_batches, frozen=frozen, to_device=rt.to_device,
                                        autocast=rt.autocast)
                     entry["bn_seconds"] = time.perf_counter() - started
-                if val_loader is not None:
+                if val_loader is not None and validation is not None:
+                    entry.update(validation(model, val_loader, rt, self.progress))
+                elif val_loader is not None:
                     val = evaluate(model, val_loader, rt, progress=self.progress)
                     entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
                 result.history.append(entry)
@@ -221,6 +231,9 @@ class Trainer:
                 f"acc {entry['train_acc']:.2%}")
         if "val_acc" in entry:
             text += f"  val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%} top5 {entry['val_top5']:.2%}"
+        for key, value in entry.items():  # an objective's own validation metrics (knn_acc)
+            if key not in _TRAINER_KEYS and isinstance(value, (int, float)):
+                text += f"  {key.replace('_', ' ')} " + (f"{value:.2%}" if key.endswith("_acc") else f"{value:.4g}")
         text += f"  {entry['images_per_s'] * self.runtime.world_size:.0f} img/s  lr {entry['lr']:.3g}"
         log.info(text)
 

@@ -1,39 +1,63 @@
-"""`cnnlab pretrain`: train a network from random weights and keep the checkpoint."""
+"""`cnnlab pretrain`: train a network from random weights and keep the checkpoint.
+
+method=supervised (default): cross-entropy on the labels. method=simclr | simsiam: self-supervised — two augmented
+views of every training image (the labels are not used), a projection head (and SimSiam's predictor) on the
+backbone, the kNN monitor on the validation split each epoch; the saved model.pt is the backbone alone, an
+ordinary zoo model with a fresh classifier head, ready for `cnnlab finetune` (docs/pretrain.md).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
+from torch.utils.data import Dataset, Subset
 
 from cnnlab.context import RunContext
-from cnnlab.data import build_datasets, resolve_input_spec
-from cnnlab.engine.runtime import main_process_first
+from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
+from cnnlab.data.spec import InputSpec
+from cnnlab.data.views import ViewSettings, two_view_dataset
+from cnnlab.engine.knn import KnnMonitor
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.runtime import Runtime, main_process_first
+from cnnlab.engine.selfsup import SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
+from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, create_model, get_entry
-from cnnlab.engine.recipe import Recipe
-from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, loader_workers, make_loaders, setup_runtime, train_model
+from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
+                                   loader_workers, make_loaders, setup_runtime, train_model)
 
-METHODS = ("supervised",)
+# The head of a backbone pretrained on unlabeled images (a flat folder): placeholders for `finetune` to replace.
+PLACEHOLDER_CLASSES = ("unlabeled_0", "unlabeled_1")
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    method = str(cfg.pretrain.method)
-    if method not in METHODS:
-        raise CnnlabError(f"pretrain.method={method} is not available", fix=f"use one of: {', '.join(METHODS)}")
     if str(cfg.model.weights).lower() not in ("none", "null"):
         raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
     cfg, resume_from = apply_resume(cfg, ctx)
+    method = str((cfg.get("method") or {}).get("name", "supervised"))
+    if method == "supervised":
+        return supervised(cfg, ctx, resume_from)
+    return self_supervised(cfg, ctx, resume_from, SelfSupervisedSettings.from_config(cfg.method))
+
+
+def _spec(cfg: DictConfig, name: str) -> tuple[InputSpec, dict[str, Any]]:
+    """From scratch, a network that takes any channel count learns grayscale sets in one channel."""
+    spec = resolve_input_spec(cfg.dataset, None, any_channels=get_entry(name).any_channels)
+    return spec, ({"in_channels": spec.channels} if spec.channels != 3 else {})
+
+
+def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     name = canonical_name(cfg.model.name)
-
-    # From scratch, a network that takes any channel count learns grayscale sets in one channel.
-    spec = resolve_input_spec(cfg.dataset, None, any_channels=get_entry(name).any_channels)
-    arch_kwargs = {"in_channels": spec.channels} if spec.channels != 3 else {}
+    spec, arch_kwargs = _spec(cfg, name)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec)
     ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
@@ -46,4 +70,88 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                          classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
     trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
+    ctx.record.update(pretrain={"method": "supervised"})
     return save_and_record(ctx, trained, fit_metrics(result))
+
+
+def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
+                    settings: SelfSupervisedSettings) -> dict[str, Any]:
+    views = ViewSettings.from_config(cfg.method.get("views"))
+    recipe = Recipe.from_config(cfg)
+    settings.check_batch(recipe.batch_size)
+    runtime = setup_runtime(cfg, recipe)
+    name = canonical_name(cfg.model.name)
+    spec, arch_kwargs = _spec(cfg, name)
+    with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
+        data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)
+    if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head
+        data = replace(data, classes=list(PLACEHOLDER_CLASSES))
+    images = two_view_dataset(data, views, unlabeled=settings.unlabeled)
+    if len(images) < recipe.batch_size:
+        raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
+                          f"(trainer.batch_size={recipe.batch_size}): {settings.name} learns from the other images "
+                          "of a batch", fix=f"use trainer.batch_size={max(2, min(256, len(images)))} or more images")
+    ctx.log.info("pretrain %s with %s on %s: %d images (labels unused), two views at %d px (%s)", name,
+                 settings.name, data.name, len(images), data.spec.size,
+                 ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size).items()))
+
+    model = create_model(name, num_classes=len(data.classes), image_size=data.spec.size, **arch_kwargs)
+    network = runtime.prepare_model(siamese_network(model, name, settings))
+    loaders = make_loaders(recipe, runtime, images, data.val, workers=loader_workers(recipe, data))
+    monitor = knn_monitor(ctx, recipe, runtime, data, settings)
+    if monitor is None:
+        loaders = Loaders(loaders.train, None)
+    objective = (SimCLRObjective(settings.temperature, monitor) if settings.name == "simclr"
+                 else SimSiamObjective(monitor))
+    result = train_model(ctx, runtime, recipe, Trainable(network), loaders, objective,
+                         Checkpointing(resume_from=resume_from))
+
+    record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
+              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size)}
+    trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,
+                           dataset_config=cfg.dataset, weights=f"self-supervised ({settings.name}) from random "
+                                                               "initialisation")
+    ctx.record.update(pretrain=record)
+    return save_and_record(ctx, trained, self_supervised_metrics(result, settings.name),
+                           extra={"pretrain": record})
+
+
+def siamese_network(model: torch.nn.Module, name: str, settings: SelfSupervisedSettings) -> SiameseNetwork:
+    """The zoo model with the method's projection head (and SimSiam's predictor) in place of its classifier."""
+    width = feature_dim(model, name)
+    hidden = settings.hidden_dim or width
+    simsiam = settings.name == "simsiam"
+    projector = projection_head(width, hidden, settings.projection_dim, layers=settings.projection_layers,
+                                bn_output=simsiam)
+    predictor = prediction_head(settings.projection_dim, settings.predictor_hidden_dim) if simsiam else None
+    return SiameseNetwork(model, name, projector, predictor)
+
+
+def knn_monitor(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: DataBundle,
+                settings: SelfSupervisedSettings) -> KnnMonitor | None:
+    """The kNN monitor on the validation split, its memory bank the labelled training images (a seeded
+    `method.knn.bank_size` of them when set); None, with the reason logged, when there are no labels to score."""
+    if len(data.classes) < 2 or len(data.val) == 0:
+        ctx.log.info("kNN monitor off: %s has no labelled validation images (a flat folder of unlabeled images)",
+                     data.name)
+        return None
+    bank: Dataset = data.train
+    size = settings.knn_bank_size
+    if size is not None and size < len(bank):  # type: ignore[arg-type]
+        generator = torch.Generator().manual_seed(recipe.seed)
+        bank = Subset(bank, sorted(torch.randperm(len(bank), generator=generator)[:size].tolist()))  # type: ignore[arg-type]
+    ctx.log.info("kNN monitor: k=%d, temperature %g, %d bank images, %d val images", settings.knn_k,
+                 settings.knn_temperature, len(bank), len(data.val))  # type: ignore[arg-type]
+    return KnnMonitor(eval_loader(recipe, bank, workers=loader_workers(recipe, data)), len(data.classes),
+                      k=settings.knn_k, temperature=settings.knn_temperature)
+
+
+def self_supervised_metrics(result: FitResult, method: str) -> dict[str, Any]:
+    """fit_metrics without the classifier's validation (its head was not trained), with the kNN accuracy."""
+    metrics = {k: v for k, v in fit_metrics(result).items() if k not in ("best_val_acc", "best_epoch")}
+    metrics["method"] = method
+    if "knn_acc" in result.final:
+        best = result.best
+        metrics.update(knn_acc=result.final["knn_acc"], best_knn_acc=best.get("knn_acc"),
+                       best_epoch=best.get("epoch"))
+    return metrics

@@ -1,13 +1,14 @@
 """Supervised training shared by every command that trains (pretrain, finetune, and the recovery or
 baseline runs of prune, quantize-aware training and distill): runtime setup, loaders, optimizer and
-schedule, and the engine's `fit`."""
+schedule, and the engine's `fit` with its per-epoch logs (metrics.csv, curves.png, TensorBoard: engine/epoch_log.py)."""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -15,12 +16,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
 from cnnlab.engine.batchnorm import set_bn_momentum
+from cnnlab.engine.checkpoint import load_tensors
+from cnnlab.engine.epoch_log import EpochLog, EpochLogFiles, EpochLogSettings
 from cnnlab.engine.objectives import ClassificationObjective, Objective
 from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import FitResult, Trainer, evaluate
+from cnnlab.engine.trainer import EpochCallback, FitResult, Trainer, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import (STATE_FILE)
 
@@ -114,9 +117,11 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     if ctx.is_main and state_path is not None:
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)
-    return Trainer(runtime, recipe).fit(trainable.model, objective, loaders.train, loaders.val, optimizer, scheduler,
-                                        state_path=state_path, resume_from=checkpointing.resume_from,
-                                        state_extra=dict(checkpointing.extra or {}), frozen=trainable.frozen)
+    with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
+        return Trainer(runtime, recipe).fit(trainable.model, objective, loaders.train, loaders.val, optimizer,
+                                            scheduler, state_path=state_path, resume_from=checkpointing.resume_from,
+                                            state_extra=dict(checkpointing.extra or {}), frozen=trainable.frozen,
+                                            on_epoch_end=on_epoch_end)
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,53 @@ class RecoveryTraining:
         recipe = self.recipe if epochs is None else replace(self.recipe, epochs=epochs)
         return train_model(self.ctx, self.runtime, recipe, Trainable(model), self.loaders, self.objective,
                            Checkpointing(enabled=False))
+
+
+_ARTIFACTS = {"csv": "metrics_csv", "png": "curves_png", "tensorboard": "tensorboard"}
+
+
+@contextmanager
+def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
+                  resume_from: Path | None) -> Iterator[EpochCallback | None]:
+    """The per-epoch logs of one training in the run folder, as the `on_epoch_end` callback of fit (None on DDP
+    ranks > 0: rank 0 writes), each file recorded in run.json's artifacts once it exists. The run's first
+    training writes metrics.csv, curves.png and tensorboard/ (artifacts metrics_csv, curves_png, tensorboard); a
+    later one in the same run (distill's baseline, prune's steps) metrics_2.csv, curves_2.png, tensorboard_2/,
+    and so on. A resumed training starts with the history restored from `resume_from`."""
+    if not (ctx.is_main and runtime.is_main):
+        yield None
+        return
+    earlier = sum(1 for name in (ctx.record.data.get("artifacts") or {}) if name.startswith(_ARTIFACTS["csv"]))
+    suffix = f"_{earlier + 1}" if earlier else ""
+    epochs = EpochLog(EpochLogFiles.in_folder(ctx.run_dir, suffix),
+                      settings,
+                      history=restored_history(resume_from) if resume_from is not None else (),
+                      title=f"cnnlab {ctx.command} {ctx.run_dir.parent.name}/{ctx.run_dir.name}"
+                            + (f" (training {earlier + 1})" if earlier else ""))
+    recorded: set[str] = set()
+
+    def record() -> None:
+        for kind, path in epochs.written().items():
+            if kind not in recorded:
+                ctx.record.add_artifact(_ARTIFACTS[kind] + suffix, path)
+                recorded.add(kind)
+
+    def on_epoch_end(epoch: int, entry: dict[str, Any]) -> None:
+        epochs.add(entry)
+        record()
+
+    try:
+        with epochs:  # leaving draws the final curves, also when training stops with an error or Ctrl-C
+            record()
+            yield on_epoch_end
+    finally:
+        record()
+
+
+def restored_history(state_path: Path) -> list[dict[str, Any]]:
+    """The per-epoch entries saved in a training state (last.pt) that fit resumes from."""
+    history = load_tensors(state_path, "training state").get("history") or []
+    return [dict(entry) for entry in history if isinstance(entry, Mapping)]
 
 
 def override_bn_momentum(recipe: Recipe, ctx: RunContext, trainable: Trainable) -> None:

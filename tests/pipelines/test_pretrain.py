@@ -36,7 +36,7 @@ def test_pretrain_writes_a_complete_run(cli, outputs: Path) -> None:
     assert accuracy == pytest.approx(record["metrics"]["val_acc"], abs=1.01 / images)
     assert record["model"]["name"] == "lenet5" and record["model"]["params"] > 0 and record["model"]["flops"] > 0
     assert record["dataset"] == {**record["dataset"], "name": "synthetic", "num_classes": 4, "image_size": 16}
-    assert record["artifacts"] == {"checkpoint": "last.pt", "model": "model.pt"}
+    assert {"checkpoint": "last.pt", "model": "model.pt"}.items() <= record["artifacts"].items()  # + epoch logs
     assert record["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \
         record["environment"]["packages"]["torch"].startswith(torch.__version__.split("+")[0])
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "run.log").is_file()
@@ -119,3 +119,98 @@ def test_a_batchnorm_model_saves_the_statistics_its_val_acc_used(cli, outputs: P
     assert "precise BN" in result.stderr and all(e["bn_seconds"] > 0 for e in record["metrics"]["history"])
     accuracy, _ = saved_model_val_accuracy(run_dirs(outputs, "pretrain")[0], record)
     assert accuracy == pytest.approx(record["metrics"]["val_acc"])
+
+
+# ------------------------------------------------------------------ self-supervised pretraining (method=simclr|simsiam)
+SSL = [*TINY, "trainer.epochs=2"]
+
+
+def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
+    result = cli("pretrain", "method=simclr", *SSL)
+    assert result.code == 0, result.output
+    assert "knn acc" in result.stderr and "kNN monitor: k=200" in result.stderr
+    record = only_run(outputs, "pretrain")
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    section = record["pretrain"]
+    assert section["method"] == "simclr" and section["temperature"] == 0.5 and section["projection_dim"] == 128
+    assert section["hidden_dim"] == section["feature_dim"] == 84  # auto: LeNet-5's penultimate width
+    assert section["views"] == {"crop_scale": [0.08, 1.0], "hflip": True, "color_jitter": 0.5, "grayscale_p": 0.2,
+                                "blur": False}  # 16 px: no blur
+    metrics = record["metrics"]
+    assert metrics["method"] == "simclr" and 0.0 <= metrics["knn_acc"] <= 1.0 and "val_acc" not in metrics
+    assert {"epoch", "train_loss", "train_acc", "lr", "knn_acc"} <= set(metrics["history"][0])
+    assert not {"val_loss", "val_acc", "val_top5"} & set(metrics["history"][0])  # no classifier evaluation
+    assert metrics["knn_acc"] == metrics["history"][-1]["knn_acc"] and metrics["epochs"] == 2
+    # an ordinary zoo checkpoint: the backbone with a head for the dataset's classes, no projection head
+    model, checkpoint = load_model(run_dir / "model.pt")
+    assert checkpoint.name == "lenet5" and len(checkpoint.classes) == 4
+    assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
+    assert not any("projector" in key for key in checkpoint.state_dict)
+    assert checkpoint.extra["pretrain"]["method"] == "simclr"
+
+    probe = cli("finetune", f"model.weights={run_dir}", "finetune.mode=linear", *TINY)
+    assert probe.code == 0, probe.output
+    assert "cached 84-dim features" in probe.stderr
+    assert only_run(outputs, "finetune")["metrics"]["val_acc"] is not None
+
+
+def test_simsiam_pretrain_then_a_full_fine_tune(cli, outputs: Path) -> None:
+    result = cli("pretrain", "method=simsiam", *SSL, "model=resnet18", "trainer.amp=none")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "pretrain")
+    assert record["pretrain"]["method"] == "simsiam" and record["pretrain"]["predictor_hidden_dim"] == 512
+    assert "temperature" not in record["pretrain"] and record["pretrain"]["views"]["crop_scale"] == [0.2, 1.0]
+    assert "precise BN" in result.stderr  # the BatchNorm layers of backbone and heads are recomputed too
+    full = cli("finetune", "model.weights=latest:pretrain", "finetune.mode=full", *TINY, "model=resnet18")
+    assert full.code == 0, full.output
+
+
+def test_a_flat_folder_of_unlabeled_images_pretrains_without_the_monitor(cli, outputs: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(20):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    result = cli("pretrain", "method=simclr", "dataset=imagefolder", f"dataset.root={folder}", "dataset.image_size=16",
+                 "model=lenet5", "trainer.epochs=1", "trainer.batch_size=8")
+    assert result.code == 0, result.output
+    assert "kNN monitor off" in result.stderr
+    record = only_run(outputs, "pretrain")
+    assert record["dataset"]["train_size"] == 20 and "knn_acc" not in record["metrics"]
+    _, checkpoint = load_model(run_dirs(outputs, "pretrain")[0] / "model.pt")
+    assert checkpoint.classes == ["unlabeled_0", "unlabeled_1"]  # a placeholder head: finetune replaces it
+    # the same folder is refused where labels are needed, with the way to use it
+    refused = cli("finetune", f"dataset.root={folder}", "dataset=imagefolder", "model.weights=latest:pretrain",
+                  "dataset.image_size=16")
+    assert refused.code == 2 and "no class folders" in refused.stderr and "method=simclr" in refused.stderr
+
+
+def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    assert cli("pretrain", "method=simsiam", *SSL).code == 130
+    ctrl_c_after_the_first_checkpoint()
+    resumed = cli("pretrain", "resume=true")
+    assert resumed.code == 0, resumed.output
+    record = read_run(run_dirs(outputs, "pretrain")[1])
+    assert record["pretrain"]["method"] == "simsiam" and [e["epoch"] for e in record["metrics"]["history"]] == [1, 2]
+
+
+@pytest.mark.parametrize("args, message, fix", [
+    (["trainer.batch_size=1"], "no negatives", "trainer.batch_size="),
+    (["dataset.train_size=8", "trainer.batch_size=16"], "fewer than one batch", "trainer.batch_size=8"),
+    (["method.views.crop_scale=[0.5,0.2]"], "gives no valid crop", "method.views.crop_scale=[0.2,1.0]"),
+    (["method.views.crop_scale=[0,1]"], "a crop of no area is empty", "method.views.crop_scale=[0.2,1.0]"),
+])
+def test_bad_self_supervised_settings_are_one_line(cli, args: list[str], message: str, fix: str) -> None:
+    result = cli("pretrain", "method=simclr", *TINY, *args)
+    assert result.code == 2, result.output
+    assert message in result.stderr and fix in result.stderr and "Traceback" not in result.output
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_other_commands_refuse_a_method(cli) -> None:
+    result = cli("finetune", "method=simclr", *TINY)
+    assert result.code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if "method" in line]
+    assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr

@@ -1,0 +1,59 @@
+"""The kNN monitor (engine/knn.py): weighted kNN on cosine similarity, and as the engine's per-epoch validation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cnnlab.engine.knn import KnnMonitor, knn_predict
+from cnnlab.engine.runtime import Runtime
+
+CPU = Runtime(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
+
+
+def _clusters(per_class: int, classes: int = 4, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points around `classes` orthogonal directions (noise 0.1): well separated in cosine similarity."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    points = torch.eye(dim)[labels] * 5 + 0.1 * torch.randn(len(labels), dim, generator=generator)
+    return points, labels
+
+
+def test_well_separated_clusters_are_classified_perfectly() -> None:
+    bank, bank_labels = _clusters(50)
+    queries, labels = _clusters(10, seed=1)
+    assert (knn_predict(queries, bank, bank_labels, 4, k=200, temperature=0.1) == labels).all()
+    # k larger than the bank (200 > 4 x 5): every bank image votes, the similar ones carry the weight
+    small_bank, small_labels = _clusters(5, seed=2)
+    assert (knn_predict(queries, small_bank, small_labels, 4) == labels).all()
+
+
+def test_random_labels_score_about_chance() -> None:
+    generator = torch.Generator().manual_seed(3)
+    bank, queries = torch.randn(2000, 32, generator=generator), torch.randn(2000, 32, generator=generator)
+    bank_labels, labels = torch.randint(0, 10, (2000,), generator=generator), torch.randint(0, 10, (2000,),
+                                                                                            generator=generator)
+    accuracy = (knn_predict(queries, bank, bank_labels, 10) == labels).float().mean().item()
+    assert 0.06 < accuracy < 0.14
+
+
+class _Encoder(nn.Module):
+    """A model with `features`, as the monitor expects (a SiameseNetwork's backbone output)."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+
+def test_the_monitor_scores_the_validation_loader_against_the_bank() -> None:
+    bank, bank_labels = _clusters(50)
+    queries, labels = _clusters(10, seed=1)
+    monitor = KnnMonitor(DataLoader(TensorDataset(bank, bank_labels), batch_size=64), 4, k=200, temperature=0.1)
+    model = _Encoder()
+    assert monitor(model, DataLoader(TensorDataset(queries, labels), batch_size=7), CPU) == {"knn_acc": 1.0}
+    flipped = (labels + 1) % 4  # every validation label wrong
+    assert monitor(model, DataLoader(TensorDataset(queries, flipped), batch_size=7), CPU) == {"knn_acc": 0.0}
+    assert not model.training  # evaluated in eval mode
