@@ -72,6 +72,11 @@ class ClassificationScores:
     loss: float
     ece: float
     confusion: torch.Tensor
+    # Per image, in the split's order: [N] int64 true class, [N] int64 predicted class, [N] float top-1 probability
+    # (what a paired comparison of two models on the same images needs: evaluate's predictions.csv).
+    targets: torch.Tensor | None = None
+    predicted: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
 
     @property
     def per_class(self) -> list[float | None]:
@@ -110,7 +115,9 @@ class ScoreAccumulator:
         targets, predicted = torch.cat(self._targets), torch.cat(self._predicted)
         correct = predicted.eq(targets)
         n = targets.numel()
+        confidence = torch.cat(self._confidence)
         return ClassificationScores(
             n=n, top1=float(correct.double().mean()), top5=float(torch.cat(self._top5).double().mean()),
-            loss=self._loss / n, ece=expected_calibration_error(torch.cat(self._confidence), correct),
-            confusion=confusion_matrix(targets, predicted, self.num_classes))
+            loss=self._loss / n, ece=expected_calibration_error(confidence, correct),
+            confusion=confusion_matrix(targets, predicted, self.num_classes),
+            targets=targets, predicted=predicted, confidence=confidence)

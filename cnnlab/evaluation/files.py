@@ -12,6 +12,8 @@ import torch
 
 from cnnlab.fileio import atomic_path, write_json, write_text
 
+OUTCOMES_FILE = "outcomes.csv"  # per image: evaluate writes it, the report pairs two of them
+
 
 def _csv_text(rows: Sequence[Sequence[object]]) -> str:
     buffer = io.StringIO()
@@ -26,6 +28,27 @@ def write_confusion_csv(path: Path, confusion: torch.Tensor, classes: Sequence[s
     rows += [[name, *(int(v) for v in row)] for name, row in zip(classes, confusion.tolist())]
     write_text(path, _csv_text(rows))
     return path
+
+
+def write_outcomes_csv(path: Path, targets: torch.Tensor, predicted: torch.Tensor, confidence: torch.Tensor,
+                       classes: Sequence[str]) -> Path:
+    """One row per image in the split's order: `index, true, predicted, correct (0/1), confidence` (top-1
+    probability). Two evaluate runs of one split list the same images in the same order, so their `correct`
+    columns pair up image by image (report/stats.py `paired_bootstrap`, `mcnemar_p`)."""
+    rows: list[list[object]] = [["index", "true", "predicted", "correct", "confidence"]]
+    rows += [[i, classes[t], classes[p], int(t == p), f"{c:.6f}"]
+             for i, (t, p, c) in enumerate(zip(targets.tolist(), predicted.tolist(), confidence.tolist()))]
+    write_text(path, _csv_text(rows))
+    return path
+
+
+def read_outcomes_csv(path: Path) -> list[bool]:
+    """The `correct` column of an outcomes file, per image. ValueError for a file not in that layout."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "correct" not in reader.fieldnames:
+            raise ValueError(f"{path} has no `correct` column")
+        return [row["correct"] == "1" for row in reader]
 
 
 def write_per_class_csv(path: Path, confusion: torch.Tensor, classes: Sequence[str]) -> Path:

@@ -5,7 +5,7 @@ that reads the official test split.
 2. rebuild its data — the dataset its run (or the file itself) records, unless dataset=... picks another —
    preprocessed exactly as the file's input spec says;
 3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
-4. write confusion.csv, confusion.png, per_class.csv and the run record (metrics `<split>_acc`, `<split>_top5`,
+4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics `<split>_acc`, `<split>_top5`,
    `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`).
 """
 
@@ -24,7 +24,8 @@ from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulat
 from cnnlab.engine.progress import make_progress
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
-from cnnlab.evaluation.files import plot_confusion_png, write_confusion_csv, write_per_class_csv
+from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
+                                     write_per_class_csv)
 from cnnlab.steps.sources import check_same_classes, dataset_config_of, require_source, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
@@ -94,13 +95,17 @@ def score(model: InferenceModel, loader: Any, *, desc: str = "evaluate") -> Clas
 
 
 def write_outputs(ctx: RunContext, scores: ClassificationScores, classes: list[str], title: str) -> dict[str, str]:
-    """confusion.csv, confusion.png and per_class.csv in the run folder, recorded as artifacts."""
+    """confusion.csv, confusion.png, per_class.csv and outcomes.csv (per image) in the run folder, recorded as
+    artifacts."""
     if not ctx.is_main:
         return {}
     paths = {"confusion_csv": write_confusion_csv(ctx.path("confusion.csv"), scores.confusion, classes),
              "confusion_png": plot_confusion_png(ctx.path("confusion.png"), scores.confusion, classes,
                                                  f"{title}: top-1 {100 * scores.top1:.2f}%"),
              "per_class_csv": write_per_class_csv(ctx.path("per_class.csv"), scores.confusion, classes)}
+    if scores.targets is not None and scores.predicted is not None and scores.confidence is not None:
+        paths["outcomes_csv"] = write_outcomes_csv(ctx.path(OUTCOMES_FILE), scores.targets, scores.predicted,
+                                                   scores.confidence, classes)
     for name, path in paths.items():
         ctx.record.add_artifact(name, path)
     return {name: path.name for name, path in paths.items()}

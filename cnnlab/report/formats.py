@@ -176,10 +176,13 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
     interval, spread = change.interval, change.spread
     text = points(spread.mean) + ("" if spread.std is None else f" ± {points(spread.std, sign=False)}")
     if interval is None:
-        ci, verdict = "1 seed: no interval", ""
+        ci = "1 seed: no interval"
     else:
         ci = f"[{points(interval[0])}, {points(interval[1])}]"
-        verdict = "significant" if change.significant else "not significant"
+    if change.image_interval is not None:  # the test images' own uncertainty, seeds or not
+        low, high = change.image_interval
+        ci += f"; [{points(low)}, {points(high)}] over {change.images} images"
+    verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
     run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
     return [run, group.first.model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
             f"{text} points", ci, verdict]
@@ -248,8 +251,9 @@ def legend(comparison: Comparison) -> str:
 
 
 DIFFERENCES_LEGEND = ("differences in top-1 percentage points, one per seed against the run's own reference; "
-                      "95 % CI: Student t over the per-seed differences (n - 1 dof); not significant when it "
-                      "contains zero")
+                      "95 % CI: Student t over the per-seed differences (n - 1 dof); on test top-1 also a paired "
+                      "bootstrap over the test images both models scored (evaluate's outcomes.csv), the interval "
+                      "a single seed has; not significant when the interval (seeds, else images) contains zero")
 
 
 def _table_lines(groups: Sequence[SeedGroup], base: Path) -> tuple[tuple[str, ...], list[tuple[list[str], str | None]]]:

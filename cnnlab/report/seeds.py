@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable, Sequence
 
+from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.report.rows import Row
-from cnnlab.report.stats import Change, Spread
+from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.runs import RunInfo
 
 SAVED_CONFIG = Path(".hydra") / "config.yaml"
@@ -297,6 +298,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         return []
     what, recorded, against = CHANGES[command]
     val, test = [], []
+    outcomes: list[tuple[list[bool], list[bool]] | None] = []
     for row in group.rows:
         source = rows_by_path.get(row.source) if row.source is not None else None
         reference = _fraction(row.run.metrics.extra.get(recorded))
@@ -306,7 +308,27 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
             val.append(row.accuracy - reference)
         if command != "distill" and source is not None and None not in (row.test_accuracy, source.test_accuracy):
             test.append(row.test_accuracy - source.test_accuracy)  # type: ignore[operator]
-    return [Change(what, split, against, tuple(values)) for split, values in (("val", val), ("test", test)) if values]
+            outcomes.append(_outcome_pair(source.evaluate_run, row.evaluate_run))
+    changes = [Change(what, "val", against, tuple(val))] if val else []
+    if test:
+        pairs = [pair for pair in outcomes if pair is not None]
+        interval = None
+        if pairs and len(pairs) == len(outcomes) and len({len(a) for pair in pairs for a in pair}) == 1:
+            interval = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+        changes.append(Change(what, "test", against, tuple(test), image_interval=interval,
+                              images=len(pairs[0][0]) if interval is not None else 0))
+    return changes
+
+
+def _outcome_pair(reference: Path | None, changed: Path | None) -> tuple[list[bool], list[bool]] | None:
+    """The per-image outcomes (evaluate's outcomes.csv) of a model and its source on the same test images; None
+    when either evaluate run has none (an older cnnlab) or the file is damaged."""
+    if reference is None or changed is None:
+        return None
+    try:
+        return read_outcomes_csv(reference / OUTCOMES_FILE), read_outcomes_csv(changed / OUTCOMES_FILE)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys: SeedKeys | None = None

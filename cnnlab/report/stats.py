@@ -5,6 +5,11 @@ denominator, as timm's and W&B's grouped runs show it). A difference (the KD gai
 is paired: each seed's run gives one difference against its own reference (the baseline student of the same seed,
 the model before pruning, the FP32 source), and the 95 % CI of their mean is the Student t interval with n - 1
 degrees of freedom. With one seed there is no interval; one that contains zero is "not significant".
+
+On the test split a second interval needs no seeds: both models scored the same images (evaluate's outcomes.csv),
+so the paired bootstrap over images (Efron & Tibshirani 1993, percentile interval; resampling images, each seed's
+pair kept together) gives the uncertainty of the difference from the finite test set — the interval a single
+seed can have.
 """
 
 from __future__ import annotations
@@ -60,6 +65,30 @@ def paired_interval(differences: Sequence[float], level: float = LEVEL) -> tuple
     return mean - half, mean + half
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def paired_bootstrap(reference: Sequence[Sequence[bool]], changed: Sequence[Sequence[bool]], *,
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = LEVEL
+                     ) -> tuple[float, float]:
+    """Percentile CI of top-1(changed) - top-1(reference) (a fraction) from per-image outcomes.
+
+    reference, changed: [S][N] correct-or-not per image, for S seeds (pairs) of the same N images in the same
+    order. Images are resampled with replacement (the same draw for every pair), the difference averaged over
+    pairs. Seeded: the same outcomes give the same interval. ValueError for pairs of different lengths."""
+    import numpy as np
+
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(changed, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[1] == 0:
+        raise ValueError(f"outcomes of shapes {a.shape} and {b.shape} do not pair up image by image")
+    per_image = (b - a).mean(axis=0)                       # [N]: the difference each image makes
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, per_image.size, size=(resamples, per_image.size))
+    means = per_image[draws].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
 @dataclass(frozen=True)
 class Change:
     """A difference the report highlights, one value per seed (fractions: 0.01 = one point of top-1).
@@ -71,6 +100,9 @@ class Change:
     split: str
     against: str
     differences: tuple[float, ...]
+    # Test split only: the paired bootstrap CI over the images both models scored, and how many images.
+    image_interval: tuple[float, float] | None = None
+    images: int = 0
 
     @property
     def spread(self) -> Spread:
@@ -84,12 +116,15 @@ class Change:
 
     @property
     def significant(self) -> bool | None:
-        """False when the 95 % CI contains zero, None with one seed (no interval)."""
-        interval = self.interval
+        """False when the 95 % CI contains zero: the seed interval, else (one seed) the bootstrap over images;
+        None when there is neither."""
+        interval = self.interval or self.image_interval
         return None if interval is None else not interval[0] <= 0.0 <= interval[1]
 
     def to_dict(self) -> dict[str, object]:
         interval, spread = self.interval, self.spread
         return {"what": self.what, "split": self.split, "against": self.against, "n": spread.n,
                 "differences": list(self.differences), "mean": spread.mean, "std": spread.std,
-                "ci95": None if interval is None else list(interval), "significant": self.significant}
+                "ci95": None if interval is None else list(interval), "significant": self.significant,
+                "ci95_images": None if self.image_interval is None else list(self.image_interval),
+                "images": self.images}

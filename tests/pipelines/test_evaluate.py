@@ -70,6 +70,11 @@ def test_checkpoint_and_its_onnx_score_the_same_on_the_test_split(cli, outputs: 
     assert np.trace(counts) / TEST == pytest.approx(metrics["test_acc"])
     assert (run_dir / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert (run_dir / "per_class.csv").is_file()
+    outcomes = list(csv.DictReader((run_dir / "outcomes.csv").open()))
+    assert [int(r["index"]) for r in outcomes] == list(range(TEST))  # one row per test image, in order
+    assert sum(r["correct"] == "1" for r in outcomes) / TEST == pytest.approx(metrics["test_acc"])
+    assert all((r["true"] == r["predicted"]) == (r["correct"] == "1") for r in outcomes)
+    assert record["artifacts"]["outcomes_csv"] == "outcomes.csv"
 
     assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
     result = cli("evaluate", "source=latest:export")

@@ -85,10 +85,14 @@ def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list
 
 
 def evaluate_run(outputs: Path, name: str, source: Path, acc: float, *, split: str = "test",
-                 started: str | None = None) -> Path:
-    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece."""
+                 started: str | None = None, correct: list[bool] | None = None) -> Path:
+    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece; with
+    `correct`, its outcomes.csv (one row per image)."""
     run_dir = outputs / "evaluate" / "2026-11-28" / name
     record = RunRecord.start(run_dir, "evaluate")
+    if correct is not None:
+        rows = "".join(f"{i},a,{'a' if ok else 'b'},{int(ok)},0.9\n" for i, ok in enumerate(correct))
+        (run_dir / "outcomes.csv").write_text("index,true,predicted,correct,confidence\n" + rows)
     record.update(source={"run": str(source), "kind": "onnx"}, **({"started": started} if started else {}))
     record.finish("completed", metrics={f"{split}_acc": acc, f"{split}_top5": 1.0, "ece": 0.01, "n": 100,
                                         "split": split})

@@ -119,6 +119,37 @@ def test_without_a_recorded_reference_the_source_row_counts_and_test_top1_is_pai
     assert "| val top-1 | test top-1 |" in md and "| 92.00 ± 2.00% | 91.00 ± 1.00% |" in md
 
 
+def test_one_seed_with_per_image_outcomes_gets_a_bootstrap_interval_over_the_test_images(tmp_path: Path) -> None:
+    """INT8 loses 30 of 1,000 test images and wins none: one seed, yet the images alone show a real drop."""
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "fp32", 0.90, seed=0)
+    int8 = model_run(out, "quantize", "int8", 0.88, source=tuned, seed=0, onnx_bytes=1000)
+    fp32_correct = [i < 900 for i in range(1000)]
+    int8_correct = [i < 870 for i in range(1000)]
+    evaluate_run(out, "fp32-test", tuned, 0.90, correct=fp32_correct)
+    evaluate_run(out, "int8-test", int8, 0.87, correct=int8_correct)
+    test = next(c for c in group_of(build_report(out), "quantize").changes if c.split == "test")
+    assert test.interval is None and test.images == 1000
+    low, high = test.image_interval
+    # 30 losses in 1,000 paired images: mean -0.03, binomial SE sqrt(0.03 * 0.97 / 1000) = 0.0054
+    assert -0.03 - 2.6 * 0.0054 < low < -0.03 < high < -0.03 + 2.6 * 0.0054
+    assert test.significant is True
+    report = build_report(out)
+    write_report(report)
+    line = next(ln for ln in (out / "report.md").read_text().splitlines() if "INT8 top-1 change" in ln and "| test |" in ln)
+    assert "1 seed: no interval; [" in line and "over 1000 images" in line and "| significant |" in line
+
+
+def test_outcomes_of_different_lengths_give_no_bootstrap(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "fp32", 0.90, seed=0)
+    int8 = model_run(out, "quantize", "int8", 0.88, source=tuned, seed=0, onnx_bytes=1000)
+    evaluate_run(out, "fp32-test", tuned, 0.90, correct=[True] * 10)
+    evaluate_run(out, "int8-test", int8, 0.87, correct=[True] * 9)
+    test = next(c for c in group_of(build_report(out), "quantize").changes if c.split == "test")
+    assert test.image_interval is None and test.significant is None
+
+
 def test_one_seed_gives_no_interval(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     teacher = model_run(out, "finetune", "teacher", 0.97, seed=0)

@@ -53,3 +53,20 @@ def test_one_seed_has_no_interval() -> None:
     change = Change("KD gain", "val", "the student alone, same budget", (0.03,))
     assert change.interval is None and change.significant is None and change.spread.std is None
     assert paired_interval([0.03]) is None and paired_interval([]) is None
+
+
+def test_paired_bootstrap_over_images() -> None:
+    from cnnlab.report.stats import paired_bootstrap
+
+    same = [[True, False] * 50]
+    assert paired_bootstrap(same, same) == (0.0, 0.0)  # identical outcomes: no difference in any resample
+    # 10 % of 1,000 images fixed, none broken: +0.10, SE sqrt(0.1 * 0.9 / 1000) = 0.0095
+    before, after = [[i >= 100 for i in range(1000)]], [[True] * 1000]
+    low, high = paired_bootstrap(before, after)
+    assert 0.10 - 2.6 * 0.0095 < low < 0.10 < high < 0.10 + 2.6 * 0.0095
+    assert paired_bootstrap(before, after) == (low, high)  # seeded
+    # two seeds: the per-image difference is averaged over the pairs (+0.10 and 0: +0.05)
+    low2, high2 = paired_bootstrap(before * 2, [after[0], before[0]])
+    assert low2 < 0.05 < high2 and high2 - low2 < high - low
+    with pytest.raises(ValueError, match="do not pair up"):
+        paired_bootstrap([[True] * 3], [[True] * 4])
