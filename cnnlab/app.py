@@ -4,6 +4,11 @@ Hydra composes the config, creates the run folder and configures logging; `execu
 run record, dispatches to the command's pipeline and closes the record with its outcome: completed,
 failed (a CnnlabError, a full disk, a bug) or interrupted (Ctrl-C, or SIGTERM — what schedulers send
 before they kill a job — handled the same way).
+
+Under a launcher (docs/scale-out.md) each job also takes its share of the cores (joblib, submitit_local),
+is recorded with its identity, and skips or continues what an earlier attempt did (cnnlab/steps/jobs.py): a
+sweep started again skips its completed jobs (`rerun=true` runs them again), a requeued SLURM job continues its
+interrupted run.
 """
 
 from __future__ import annotations
@@ -26,16 +31,18 @@ from typing import Any, Iterator
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
-from cnnlab.environment import fingerprint
+from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
 from cnnlab.settings import check_config
+from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
+                               launcher_parallelism, remote_job_error, sweep_size)
 
 log = logging.getLogger("cnnlab")
 
@@ -62,8 +69,19 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     raise CnnlabError(f"cannot create a run folder under {parent}")
 
 
+def job_subdir(num: Any) -> str:
+    """A sweep job's folder in the sweep folder: its number, as Hydra names it; `<num>-requeue<k>` for the k-th
+    restart of a requeued SLURM job, so the attempt that was interrupted keeps its folder untouched."""
+    try:
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        restarts = 0
+    return f"{num}-requeue{restarts}" if restarts > 0 else str(num)
+
+
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
 OmegaConf.register_new_resolver("cnnlab_run_dir", new_run_dir, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("cnnlab_job_subdir", job_subdir, replace=True)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -116,23 +134,75 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+@contextlib.contextmanager
+def _environ(**values: str | None) -> Iterator[None]:
+    """os.environ with `values` set (None: left as it is) within the block — child processes (launcher workers,
+    a pipeline's stages) inherit them — and restored after it (a loky worker runs several jobs)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update({key: value for key, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _config_sources(hydra_cfg: Any) -> list[str]:
+    """The config folders and primary config that shaped this job besides its overrides (part of its identity)."""
+    sources = [f"{s.provider}:{s.path}" for s in hydra_cfg.runtime.config_sources
+               if s.provider in ("command-line", "main") and s.schema == "file"]
+    return [*sources, f"config_name:{hydra_cfg.job.config_name}"]
+
+
 def execute(cfg: DictConfig) -> float | None:
-    """Run one job: the pipeline of the chosen command, bracketed by its run record."""
+    """Run one job: its share of the cores, then the pipeline of the chosen command, bracketed by its run record."""
     hydra_cfg = HydraConfig.get()
+    parallel = None
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # jobs side by side: each its share (× any enclosing job's count)
+        sweep = os.environ.get(SWEEP_JOBS_ENV)
+        at_once = launcher_parallelism(hydra_cfg.launcher, int(sweep) if sweep else None,
+                                       cpu_info()["usable_cores"] or 1)
+        parallel = str(at_once * int(os.environ.get(PARALLEL_JOBS_ENV) or 1))
+    with _environ(**{PARALLEL_JOBS_ENV: parallel}):
+        return _execute(cfg, hydra_cfg)
+
+
+def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     command = hydra_cfg.runtime.choices["command"]
     pipeline = importlib.import_module(COMMANDS[command].pipeline)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     is_main = _rank() == 0
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     records = COMMANDS[command].records_run
-    record = RunRecord.start(run_dir, command, overrides=list(hydra_cfg.overrides.task),
+    overrides = list(hydra_cfg.overrides.task)
+    threads = apply_job_threads()
+    job = JobIdentity(command, tuple(overrides), multirun, hydra_cfg.job.get("num") if multirun else None,
+                      tuple(_config_sources(hydra_cfg)))
+    # Every DDP rank decides alike (from the same records, before any of them writes a checkpoint).
+    before = earlier_attempt(job, Path(cfg.paths.outputs), rerun=bool(os.environ.get(RERUN_ENV))) \
+        if records and cfg.get("resume") in (None, False) else None
+    if before is not None and before.action == "skip":
+        log.info("job #%s completed before in %s: skipped — %s", job.num, before.run.path, RERUN_HINT)
+        return before.returned_value()
+    if before is not None:  # an interrupted attempt of this very job: continue it (a new run, resumed_from)
+        log.info("job #%s continues its interrupted attempt %s (%s)", job.num, before.run.path, before.run.status)
+        with open_dict(cfg):
+            cfg.resume = str(before.run.path)
+    record = RunRecord.start(run_dir, command, overrides=overrides,
                              environment=fingerprint() if records else {}, enabled=is_main and records)
+    record.update(job=job.record())
     if os.environ.get(PIPELINE_TAG_ENV):  # a stage of `cnnlab pipeline`: how a re-run recognises it
         record.update(pipeline=json.loads(os.environ[PIPELINE_TAG_ENV]))
     ctx = RunContext(command=command, run_dir=run_dir, outputs=Path(cfg.paths.outputs), record=record,
-                     overrides=list(hydra_cfg.overrides.task), multirun=multirun, is_main=is_main)
+                     overrides=overrides, multirun=multirun, is_main=is_main)
     if is_main and records:
         log.info("cnnlab %s → %s", command, run_dir)
+        if threads["source"] == "share":
+            log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once", threads["torch"],
+                     threads["usable_cores"], threads["jobs_in_parallel"])
     with terminate_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
@@ -145,6 +215,9 @@ def execute(cfg: DictConfig) -> float | None:
             if interrupted is stop:
                 raise
             raise interrupted from stop
+        except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
+            _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
+            raise
         except BaseException as exc:
             if is_disk_full(exc) or is_disk_full(exc.__cause__):  # type: ignore[arg-type]
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
@@ -155,10 +228,11 @@ def execute(cfg: DictConfig) -> float | None:
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise
             _close(record, "failed", error=error.one_line())
-            if multirun:  # let Hydra record the failure and carry on with the other jobs
-                if error is exc:
-                    raise
-                raise error from exc
+            if multirun:  # let Hydra record the failure and carry on with the other jobs; say where its log is
+                log.error("job #%s failed: %s", job.num, error.one_line())  # the job's log says why, too
+                located = CnnlabError(f"{error.message} (job #{job.num}, log: {run_dir / 'run.log'})", fix=error.fix)
+                located.exit_code = error.exit_code
+                raise located from exc
             raise UserAbort(error) from None
         record.finish("completed", metrics=metrics)
     primary = metrics.get("val_acc")  # sweepers (e.g. Optuna) optimise the returned value
@@ -183,4 +257,28 @@ def main(records_run: bool = True) -> None:
         logging_choice = "disabled" if rank > 0 else "cnnlab_console"
         sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null",
                      f"hydra/job_logging={logging_choice}", "hydra/hydra_logging=disabled"]
-    _hydra_main()
+    rerun = _take_rerun_option()
+    multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
+    sweep = sweep_size([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]) if multirun else None
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    # What jobs (in this process, a launcher's workers, submitted jobs) inherit: the launch options, the sweep's
+    # size (for the thread share) and the user's explicit thread count.
+    with _environ(**{RERUN_ENV: "1" if rerun else None, SWEEP_JOBS_ENV: str(sweep) if sweep else None,
+                     THREADS_ENV: omp if omp.isdigit() and int(omp) > 0 and THREADS_ENV not in os.environ else None}):
+        try:
+            _hydra_main()
+        except Exception as exc:
+            remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
+            if remote is None:
+                raise
+            raise UserAbort(remote) from None
+
+
+def _take_rerun_option() -> bool:
+    """Remove `rerun=true|false` from the command line and return it: a launch option (run a sweep's completed
+    jobs again), not a setting of the jobs — it must not change their overrides, which identify them."""
+    rerun = False
+    for arg in [a for a in sys.argv[1:] if a.lstrip("+").startswith("rerun=")]:
+        sys.argv.remove(arg)
+        rerun = arg.split("=", 1)[1].strip().lower() in ("true", "1", "yes")
+    return rerun

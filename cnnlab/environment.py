@@ -1,4 +1,5 @@
-"""The hardware/software fingerprint recorded with every run and benchmark."""
+"""The hardware/software fingerprint recorded with every run and benchmark, and the one rule for how many
+threads a job may use when several jobs share this machine (`core_share`, `apply_job_threads`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,58 @@ def cpu_info() -> dict[str, Any]:
         "usable_cores": affinity,
         "flags": sorted(f for f in _INTERESTING_FLAGS if f in flags),
     }
+
+
+# Set per job by cnnlab.app from the launcher (joblib's n_jobs, submitit_local's sweep size) and inherited by
+# child processes (a pipeline's stages); torchrun's LOCAL_WORLD_SIZE multiplies it.
+PARALLEL_JOBS_ENV = "CNNLAB_PARALLEL_JOBS"
+# The user's explicit intra-op thread count for every job (the launching shell's OMP_NUM_THREADS counts too).
+THREADS_ENV = "CNNLAB_THREADS"
+
+
+def _positive_env(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def jobs_in_parallel() -> int:
+    """How many cnnlab processes run at once on this machine's cores: the launcher's parallel jobs
+    (CNNLAB_PARALLEL_JOBS) times the DDP ranks torchrun started on this node (LOCAL_WORLD_SIZE)."""
+    return (_positive_env(PARALLEL_JOBS_ENV) or 1) * (_positive_env("LOCAL_WORLD_SIZE") or 1)
+
+
+def core_share(cores: int | None = None) -> int:
+    """This job's share of `cores` (default: the usable cores): max(1, cores ÷ jobs running at once). Every
+    default thread count derived from the machine's cores (torch intra-op threads of a parallel job,
+    onnxruntime and bench timings) goes through here, so k jobs side by side never ask for k × the cores."""
+    cores = cpu_info()["usable_cores"] if cores is None else cores
+    return max(1, int(cores or 1) // jobs_in_parallel())
+
+
+def job_threads() -> tuple[int | None, str]:
+    """(torch intra-op threads for this job, why): CNNLAB_THREADS when set (`explicit`); this job's
+    `core_share()` when jobs run in parallel (`share`); else (None, `default`): torch's own default stays."""
+    explicit = _positive_env(THREADS_ENV)
+    if explicit is not None:
+        return explicit, "explicit"
+    if jobs_in_parallel() > 1:
+        return core_share(), "share"
+    return None, "default"
+
+
+def apply_job_threads() -> dict[str, Any]:
+    """Set torch's intra-op threads by `job_threads()` (torch.set_num_threads also sizes MKL and OpenMP
+    at run time: nothing has to be set before torch is imported); what run.json records of it."""
+    import torch
+
+    threads, source = job_threads()
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return {"torch": torch.get_num_threads(), "source": source, "jobs_in_parallel": jobs_in_parallel(),
+            "usable_cores": cpu_info()["usable_cores"]}
 
 
 def has_cpu_flag(flag: str) -> bool:
@@ -98,6 +151,8 @@ def fingerprint() -> dict[str, Any]:
         "cpu": cpu_info(),
         "gpus": gpu_info(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "threads": {"source": job_threads()[1], "jobs_in_parallel": jobs_in_parallel(),
+                    "usable_cores": cpu_info()["usable_cores"]},
         "cuda": getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None,
         "git_rev": git_revision(),
     }

@@ -168,8 +168,12 @@ DAMAGED = "damaged"            # never written: read for a run.json that cannot 
 # (model, dataset, source, metrics, artifacts) are checked by their typed readers in cnnlab/records.py.
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "command": (str,), "status": (str,), "started": (str,), "ended": (str,), "run_dir": (str,),
-    "overrides": (list,), "pipeline": (dict,), "environment": (dict,), "process": (dict,), "error": (str,)}
-_PIPELINE_FIELDS: dict[str, tuple[type, ...]] = {"fingerprint": (str,)}
+    "overrides": (list,), "pipeline": (dict,), "job": (dict,), "environment": (dict,), "process": (dict,),
+    "error": (str,)}
+# the fields of the sections that recognise a run done before (a pipeline's stage; a sweep's or SLURM's job)
+_NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "pipeline": {"fingerprint": (str,)},
+    "job": {"fingerprint": (str,), "num": (int,), "slurm": (dict,)}}
 
 
 def record_problem(data: Any, run_dir: Path) -> str | None:
@@ -180,10 +184,11 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
         problem = type_problem(key, data.get(key), types, required=key in ("command", "status"))
         if problem:
             return problem
-    for key, types in _PIPELINE_FIELDS.items():
-        problem = type_problem(f"pipeline.{key}", (data.get("pipeline") or {}).get(key), types)
-        if problem:
-            return problem
+    for section, fields in _NESTED_FIELDS.items():
+        for key, types in fields.items():
+            problem = type_problem(f"{section}.{key}", (data.get(section) or {}).get(key), types)
+            if problem:
+                return problem
     if not all(isinstance(o, str) for o in data.get("overrides") or []):
         return "overrides holds a non-text entry"
     try:

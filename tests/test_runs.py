@@ -122,6 +122,9 @@ def _damage(run_dir: Path, how: str) -> None:
     elif how == "acc-a-percentage":  # a script that wrote 97.3 for 97.3 % would top every Pareto front
         record["metrics"] = {"val_acc": 97.3}
         run_file.write_text(json.dumps(record))
+    elif how == "job-fingerprint-a-number":  # a sweep started again must not take it for one of its jobs
+        record["job"] = {"fingerprint": 12, "multirun": True}
+        run_file.write_text(json.dumps(record))
     elif how == "acc-nan":
         run_file.write_text(json.dumps(record | {"metrics": {"val_acc": 0.5}}).replace("0.5", "NaN"))
 
@@ -131,7 +134,7 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "no-command": "command is NoneType", "test-acc-text": "metrics.test_acc is str",
            "latency-without-device": "metrics.latency[0].device is NoneType",
            "acc-a-percentage": "metrics.val_acc is 97.3",
-           "acc-nan": "metrics.val_acc is nan"}
+           "acc-nan": "metrics.val_acc is nan", "job-fingerprint-a-number": "job.fingerprint is int"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from cnnlab.deploy.peak import physical_cores
+from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 
 if TYPE_CHECKING:  # deploy.bench imports torch; `cnnlab report` reads the stability rule below without it
@@ -31,8 +32,9 @@ UNSTABLE_SPREAD = 0.15  # (max - min) / median of the per-round ratios above whi
 
 
 def default_threads() -> int:
-    """Intra-op threads of every timing when none are asked for: the physical cores (see the module docstring)."""
-    return physical_cores()
+    """Intra-op threads of every timing when none are asked for: the physical cores (see the module docstring),
+    shared among the jobs running at once (a joblib sweep of 2 jobs on 2 cores: 1 each; environment.core_share)."""
+    return core_share(physical_cores())
 
 
 def threads_or_default(threads: int | None) -> int:

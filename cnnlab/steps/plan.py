@@ -40,8 +40,14 @@ class Stage:
 
     def fingerprint(self, upstream: Mapping[str, str], common: Iterable[str]) -> str:
         text = [REFERENCE.sub(lambda m: "@" + upstream[m.group(1)], o) for o in self.overrides]
-        payload = json.dumps([self.command, text, sorted(common)], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return fingerprint(self.command, text, common)
+
+
+def fingerprint(command: str, overrides: Iterable[str], common: Iterable[str] = ()) -> str:
+    """What recognises a run done before: the command, its overrides in order, and the settings every run of
+    the batch shares (`common`, any order). A pipeline stage and a sweep's job (steps/jobs.py) both use it."""
+    payload = json.dumps([command, list(overrides), sorted(common)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any]) -> list[Stage]:

@@ -1,0 +1,152 @@
+"""Benchmark: what a model and its compressed forms score on Fashion-MNIST's official 10,000 test images.
+
+Per seed, through the real command line (each stage a separate `cnnlab` process, as a user runs them):
+  1. `cnnlab pretrain model=M dataset=fashion_mnist seed=S`  — from random weights on the 54,000 training images
+     (6,000 carved off as val, dataset.seed fixed so every seed sees the same split);
+  2. `cnnlab export` → `cnnlab evaluate split=test` on the FP32 ONNX file (onnxruntime);
+  3. `cnnlab quantize` (PTQ, format chosen by measurement) → `cnnlab evaluate split=test` on the INT8 file;
+  4. `cnnlab prune prune.ratio=0.5` (channel pruning + recovery epochs) → `cnnlab evaluate split=test`;
+  5. optionally (--teacher RUN) `cnnlab distill` from a trained teacher: the student with KD and the same
+     student trained alone (distill.baseline=true), both scored on val; KD's student scored on test.
+Differences (INT8 − FP32, pruned − dense) are paired per seed; the 95 % confidence interval is Student's t over
+the seeds (n − 1 degrees of freedom), marked "not significant" when it contains zero. Test accuracy also gets a
+binomial standard error (one seed: sqrt(p(1 − p)/10,000) ≈ 0.3 points at 90 %).
+
+Data: the Debian package `dataset-fashion-mnist` (found offline in /usr/share/datasets/fashion-mnist/), or
+torchvision's download where the network allows.
+
+    python benchmarks/fashion_mnist.py [--model lenet5] [--epochs 15] [--seeds 0 1 2] [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _common import cnnlab, dump, print_machine, usable_cores
+from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
+from cnnlab.report.stats import paired_bootstrap, paired_interval
+
+QUICK = ["dataset=synthetic", "dataset.image_size=28", "dataset.train_size=256", "dataset.val_size=64",
+         "dataset.num_classes=4", "trainer.max_steps_per_epoch=4"]
+
+
+def timed(outputs: Path, threads: int, *args: str) -> tuple[dict, float]:
+    started = time.perf_counter()
+    record = cnnlab(outputs, threads, *args)
+    return record, time.perf_counter() - started
+
+
+def test_acc(outputs: Path, threads: int, run: dict, quick: bool) -> tuple[float, list[bool]]:
+    """Top-1 of the run's model file on the test split (evaluate's own run record) and each image's outcome."""
+    split = "val" if quick else "test"  # the synthetic set has no test split
+    record = cnnlab(outputs, threads, "evaluate", f"source={run['run_dir']}", f"split={split}")
+    return float(record["metrics"][f"{split}_acc"]), read_outcomes_csv(Path(record["run_dir"]) / OUTCOMES_FILE)
+
+
+def interval(diffs: list[float], reference: list[list[bool]], changed: list[list[bool]]) -> str:
+    """mean, the 95 % Student t interval over paired per-seed differences, and the paired bootstrap interval over
+    the test images (cnnlab's report/stats.py), in points."""
+    mean = statistics.mean(diffs)
+    low, high = paired_bootstrap(reference, changed)
+    images = f"images [{100 * low:+.2f}, {100 * high:+.2f}]"
+    if len(diffs) < 2:
+        return f"{mean:+.2f} (1 seed: no seed interval; {images})"
+    seeds = paired_interval(diffs)
+    assert seeds is not None
+    verdict = "not significant" if seeds[0] <= 0 <= seeds[1] else "significant"
+    return f"{mean:+.2f} seeds [{seeds[0]:+.2f}, {seeds[1]:+.2f}] ({verdict}); {images}"
+
+
+def mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {spread:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--recovery-epochs", type=int, default=3, help="prune's recovery training")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=usable_cores())
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for the training run, repeatable (e.g. optim.lr=0.1)")
+    parser.add_argument("--teacher", help="a trained teacher run folder: adds the KD rows (student = --model)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("quantize", "prune"))
+    parser.add_argument("--outputs", help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="tiny synthetic data: proves the script works")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    print_machine(args.threads)
+    data = QUICK if args.quick else ["dataset=fashion_mnist"]
+    epochs = 1 if args.quick else args.epochs
+    recovery = 1 if args.quick else args.recovery_epochs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = Path(args.outputs or tmp) / "outputs"
+        rows: list[dict] = []
+        outcomes: dict[str, dict[int, list[bool]]] = {"fp32": {}, "int8": {}, "pruned": {}}
+        for seed in args.seeds:
+            row: dict = {"seed": seed}
+            train, row["train_s"] = timed(outputs, args.threads, "pretrain", f"model={args.model}", *data,
+                                          f"seed={seed}", f"trainer.epochs={epochs}", *args.train_override)
+            row["val"] = 100 * train["metrics"]["val_acc"]
+            exported = cnnlab(outputs, args.threads, "export", f"source={train['run_dir']}")
+            fp32, outcomes["fp32"][seed] = test_acc(outputs, args.threads, exported, args.quick)
+            row["fp32"] = 100 * fp32
+            if "quantize" not in args.skip:
+                quant, row["quantize_s"] = timed(outputs, args.threads, "quantize", f"source={train['run_dir']}")
+                int8, outcomes["int8"][seed] = test_acc(outputs, args.threads, quant, args.quick)
+                row["int8"] = 100 * int8
+                row["int8_format"], row["int8_speedup"] = quant["metrics"]["format"], quant["metrics"]["speedup"]
+            if "prune" not in args.skip:
+                pruned, row["prune_s"] = timed(outputs, args.threads, "prune", f"source={train['run_dir']}",
+                                               "prune.ratio=0.5", f"trainer.epochs={recovery}")
+                acc, outcomes["pruned"][seed] = test_acc(outputs, args.threads, pruned, args.quick)
+                row["pruned"] = 100 * acc
+                row["prune_speedup"] = pruned["metrics"].get("speedup")
+            if args.teacher:
+                kd = cnnlab(outputs, args.threads, "distill", f"teacher.weights={args.teacher}",
+                            f"student={args.model}", *data, f"seed={seed}", f"trainer.epochs={epochs}",
+                            "distill.baseline=true")
+                row["kd_val_gain"] = 100 * kd["metrics"]["kd_gain"]
+                row["kd_test"] = 100 * test_acc(outputs, args.threads, kd, args.quick)[0]
+            rows.append(row)
+            print(" | ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                  flush=True)
+
+    def paired(changed: str) -> tuple[list[list[bool]], list[list[bool]]]:
+        return [outcomes["fp32"][r["seed"]] for r in rows], [outcomes[changed][r["seed"]] for r in rows]
+
+    fp32 = [r["fp32"] for r in rows]
+    n_test = 64 if args.quick else 10_000
+    binomial = 100 * math.sqrt(statistics.mean(fp32) / 100 * (1 - statistics.mean(fp32) / 100) / n_test)
+    print(f"\n{args.model}, {epochs} epochs, {len(rows)} seeds, {n_test} test images (binomial SE of one run "
+          f"{binomial:.2f} points)")
+    print(f"  train wall time per seed: {mean_std([r['train_s'] / 60 for r in rows])} min")
+    print(f"  FP32 test top-1: {mean_std(fp32)} %  (val {mean_std([r['val'] for r in rows])} %)")
+    if "int8" in rows[0]:
+        print(f"  INT8 test top-1: {mean_std([r['int8'] for r in rows])} %  formats "
+              f"{sorted({r['int8_format'] for r in rows})}, speed-up {mean_std([r['int8_speedup'] for r in rows])}x")
+        print(f"  INT8 - FP32: {interval([r['int8'] - r['fp32'] for r in rows], *paired('int8'))} points")
+    if "pruned" in rows[0]:
+        speedups = [r["prune_speedup"] for r in rows if r["prune_speedup"] is not None]
+        print(f"  pruned 0.5 test top-1: {mean_std([r['pruned'] for r in rows])} % after {recovery} recovery "
+              f"epochs, speed-up {mean_std(speedups) if speedups else 'not measured'}x")
+        print(f"  pruned - dense: {interval([r['pruned'] - r['fp32'] for r in rows], *paired('pruned'))} points")
+    if args.teacher:
+        gains = [r["kd_val_gain"] for r in rows]
+        seeds = paired_interval(gains)
+        print(f"  KD gain (val, same-budget student alone as baseline): {statistics.mean(gains):+.2f} points"
+              + (f", seeds [{seeds[0]:+.2f}, {seeds[1]:+.2f}]" if seeds else " (1 seed)"))
+        print(f"  KD student test top-1: {mean_std([r['kd_test'] for r in rows])} %")
+    dump(args.json, {"model": args.model, "epochs": epochs, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""A job as launchers see it: how many run at once, which earlier run it repeats, how its failure reads.
+
+cnnlab rides the engines a user already has — Hydra's launchers (joblib, submitit on a laptop or on SLURM),
+torchrun — and adds only what they lack:
+
+- **Cores shared, not oversubscribed.** `launcher_parallelism` says how many jobs a launcher runs at once on
+  this machine (joblib's `n_jobs`, every job of a `submitit_local` sweep; one per allocation on SLURM);
+  cnnlab.app hands it to `cnnlab.environment.core_share`, which gives each job its share of the cores.
+- **Work done once.** Every job is recorded with its identity (`JobIdentity`: command, overrides, config
+  folders → a fingerprint; the SLURM job and restart count when there is one). `earlier_attempt` finds what a
+  job already did: the same sweep job completed before (skipped — `rerun=true` runs it again), or an
+  interrupted attempt of it to continue: the previous attempt of a requeued SLURM job, or the interrupted
+  job of a sweep started again.
+- **Remote failures in one line.** `remote_job_error` turns submitit's "job failed" (a page of trace) into
+  the job's own last error line and the path of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from cnnlab.commands import COMMANDS
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, iter_runs
+from cnnlab.steps.plan import fingerprint
+
+RERUN_ENV = "CNNLAB_RERUN"            # set by cnnlab.app from the launch option rerun=true
+SWEEP_JOBS_ENV = "CNNLAB_SWEEP_JOBS"  # set by cnnlab.app: how many jobs the command line's sweep makes
+RERUN_HINT = "add rerun=true to the same command to run completed jobs again"
+_SLURM_VARS = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
+               "array_task_id": "SLURM_ARRAY_TASK_ID", "restart_count": "SLURM_RESTART_COUNT"}
+
+
+# --------------------------------------------------------------------------------------- jobs at once
+def launcher_parallelism(launcher: Mapping[str, Any], sweep_jobs: int | None, cores: int) -> int:
+    """How many jobs `launcher` (the job's `hydra.launcher` config) runs at once on this machine: joblib's
+    n_jobs (-1 = one per core, -2 = all but one, as joblib reads it), every job of a submitit_local sweep,
+    else 1 (the basic launcher runs one after another; a SLURM job has its allocation to itself) — never more
+    than the sweep's `sweep_jobs` when that is known."""
+    target = str(launcher.get("_target_") or "")
+    if launcher.get("n_jobs") is not None:
+        n_jobs = int(launcher["n_jobs"])
+        at_once = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
+    elif "submitit" in target and target.endswith("LocalLauncher"):
+        at_once = sweep_jobs or 1
+    else:
+        at_once = 1
+    if sweep_jobs:
+        at_once = min(at_once, sweep_jobs)
+    return max(1, at_once)
+
+
+def sweep_size(overrides: Iterable[str]) -> int | None:
+    """How many jobs the command line's overrides make under Hydra's basic sweeper (`seed=1,2 lr=0.1,0.2`
+    → 4); None when that cannot be told here (a glob over config groups, a malformed override)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
+        jobs = 1
+        for override in parsed:
+            if override.is_sweep_override():
+                jobs *= len(list(override.sweep_string_iterator()))
+        return jobs
+    except Exception:  # noqa: BLE001 - only a better thread share is lost; Hydra reports real mistakes
+        return None
+
+
+# ------------------------------------------------------------------------------------- job identity
+def slurm_job() -> dict[str, Any] | None:
+    """The SLURM job this process belongs to (ids as text, restart_count as a number), None outside SLURM."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    found: dict[str, Any] = {key: os.environ.get(var) for key, var in _SLURM_VARS.items()}
+    try:
+        found["restart_count"] = int(found["restart_count"] or 0)
+    except ValueError:
+        found["restart_count"] = 0
+    return found
+
+
+def _slurm_key(slurm: Mapping[str, Any]) -> tuple[str, ...]:
+    """What stays the same across a job's requeues: the array job and task, or the job id."""
+    if slurm.get("array_job_id"):
+        return str(slurm["array_job_id"]), str(slurm.get("array_task_id"))
+    return (str(slurm.get("job_id")),)
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    """What makes two runs the same job: the command, its overrides (any order) and the config folders
+    (`common`: --config-dir and friends) → `fingerprint`; whether it was a sweep's job; its SLURM job."""
+
+    command: str
+    overrides: tuple[str, ...]
+    multirun: bool
+    num: int | None = None
+    common: tuple[str, ...] = ()
+    slurm: Mapping[str, Any] | None = field(default_factory=slurm_job)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.command, sorted(self.overrides), self.common)
+
+    @property
+    def requeued(self) -> bool:
+        """A SLURM job started again (preempted, timed out and requeued, or `scontrol requeue`)."""
+        return bool(self.slurm) and int(self.slurm.get("restart_count") or 0) > 0
+
+    def record(self) -> dict[str, Any]:
+        """run.json's `job` section."""
+        return {"fingerprint": self.fingerprint, "multirun": self.multirun, "num": self.num,
+                **({"slurm": dict(self.slurm)} if self.slurm else {})}
+
+    def is_attempt(self, run: RunInfo) -> bool:
+        """`run` was an earlier attempt at this job: an earlier start of this requeued SLURM job, or the same
+        sweep job (same fingerprint) of an earlier sweep."""
+        job = run.data.get("job") or {}
+        if run.command != self.command:
+            return False
+        return self.earlier_start(run) or \
+            (self.multirun and bool(job.get("multirun")) and job.get("fingerprint") == self.fingerprint)
+
+    def earlier_start(self, run: RunInfo) -> bool:
+        """`run` is this requeued SLURM job (same job, or same array job and task) at a lower restart count."""
+        earlier = (run.data.get("job") or {}).get("slurm")
+        if not (self.requeued and isinstance(earlier, dict) and self.slurm):
+            return False
+        return _slurm_key(earlier) == _slurm_key(self.slurm) and \
+            int(earlier.get("restart_count") or 0) < int(self.slurm.get("restart_count") or 0)
+
+
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """What an earlier attempt means for this job: `skip` (it completed), `resume` (continue its last.pt)."""
+
+    action: str
+    run: RunInfo
+
+    def returned_value(self) -> float | None:
+        """What the job returns to a sweeper (Optuna optimises it) without running: the earlier val_acc."""
+        value = (self.run.data.get("metrics") or {}).get("val_acc")
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False) -> EarlierAttempt | None:
+    """The run this job should not redo: a completed attempt (skip, unless `rerun`), else the newest interrupted,
+    failed or killed attempt with a last.pt that no later run has continued (resume; for a resumable command).
+    Only sweep jobs and requeued SLURM jobs look back: a plain command typed twice runs twice."""
+    if not (job.multirun or job.requeued):
+        return None
+    runs = list(iter_runs(Path(outputs) / job.command))
+    attempts = [r for r in runs if job.is_attempt(r)]
+    if not attempts:
+        return None
+    completed = [r for r in attempts if r.status == "completed"]
+    if completed and not rerun:
+        return EarlierAttempt("skip", completed[-1])
+    if not COMMANDS[job.command].resumable:
+        return None
+    # Continued: a later run took it over and got somewhere (completed, or wrote a last.pt of its own, which is
+    # then the one to continue). A continuation that has not got that far yet — a DDP rank deciding while
+    # rank 0 starts, an attempt killed in its first epoch — leaves it to continue.
+    continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")
+                 and (r.status == "completed" or r.artifact("checkpoint") is not None)}
+    # A requeued job's previous start is over whatever its record says (SLURM restarts a job only once it
+    # ended; on another node its `running` cannot be checked from here).
+    resumable = [r for r in attempts if r.path.resolve() not in continued and r.artifact("checkpoint") is not None
+                 and (r.status in RESUMABLE_STATUSES or (r.status == "running" and job.earlier_start(r)))]
+    return EarlierAttempt("resume", resumable[-1]) if resumable else None
+
+
+# ------------------------------------------------------------------------------------ remote failures
+_TRACE = re.compile(r"failed during processing with trace:\s*-+\s*(?P<trace>.*?)\s*-+\s*You can check", re.S)
+_LOG = re.compile(r"^\s*-\s*(?P<path>\S+_log\.err)\s*$", re.M)
+_RESULT = re.compile(r"with path (?P<stem>\S+)_result\.pkl")
+_STREAM = re.compile(r"Error stream produced:\s*-+\s*(?P<stream>.*)", re.S)
+
+
+def remote_job_error(exc: BaseException) -> CnnlabError | None:
+    """submitit's failure of a job (FailedJobError, UncompletedJobError: a page of the remote trace, "job
+    failed") as one line: the job's own last error line and its log's path. None for any other exception."""
+    if not type(exc).__module__.startswith("submitit"):
+        return None
+    text = str(exc)
+    trace, log = _TRACE.search(text), _LOG.search(text)
+    if trace is None and (stream := _STREAM.search(text)) is not None:  # killed before it could report
+        trace = stream
+    lines = [ln.strip() for ln in (trace.group(trace.lastgroup or 0) if trace else "").splitlines() if ln.strip()]
+    last = next((ln for ln in reversed(lines) if not ln.startswith(("File ", "^", "~"))), None)
+    if log is not None:
+        where = log.group("path")
+    elif (result := _RESULT.search(text)) is not None:
+        where = f"{result.group('stem')}_log.err"
+    else:
+        where = None
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    message = f"a launched job failed: {last or first}"
+    return CnnlabError(message + (f" (log: {where})" if where else ""),
+                       fix="read that log; fix the cause and run the same command again: completed jobs are "
+                           "skipped")

@@ -1,0 +1,281 @@
+"""Scale-out on the engines users already have (docs/scale-out.md): parallel jobs share the cores, submitit runs
+every command, a requeued SLURM job continues its interrupted run, a sweep started again skips its completed
+jobs, and two torchrun "nodes" give the result of one process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab import environment
+from cnnlab.app import job_subdir
+from cnnlab.engine.trainer import Trainer
+from cnnlab.steps.jobs import launcher_parallelism, remote_job_error, sweep_size
+from helpers import TINY, CliResult, read_run, run_dirs, run_subprocess
+
+TWO_EPOCHS = [o for o in TINY if not o.startswith("trainer.epochs=")] + ["trainer.epochs=2"]
+_original_save_state = Trainer._save_state
+_SLURM = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
+
+
+@pytest.fixture(autouse=True)
+def _no_scheduler_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither a real SLURM job nor the caller's thread settings leak into these tests."""
+    for var in (*_SLURM, environment.THREADS_ENV, environment.PARALLEL_JOBS_ENV, "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _cnnlab_without_thread_settings(*args: str, cwd: Path, **env: str) -> CliResult:
+    """`python -m cnnlab ARGS` as helpers.run_subprocess runs it, but without its OMP_NUM_THREADS=1 (which a
+    job would take for the user's explicit setting)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", *_SLURM)}
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**clean, **env}, timeout=300)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+# ------------------------------------------------------------------------------------- the core share
+def test_the_core_share_divides_usable_cores_among_jobs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    usable = environment.cpu_info()["usable_cores"]
+    assert environment.core_share(8) == 8 and environment.job_threads() == (None, "default")
+    monkeypatch.setenv(environment.PARALLEL_JOBS_ENV, "3")
+    assert environment.core_share(8) == 2 and environment.core_share(2) == 1  # never below one
+    assert environment.job_threads() == (max(1, usable // 3), "share")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun's ranks on this node count too
+    assert environment.jobs_in_parallel() == 6
+    monkeypatch.setenv(environment.THREADS_ENV, "5")  # the user's explicit setting wins
+    assert environment.job_threads() == (5, "explicit")
+
+
+@pytest.mark.parametrize("launcher, sweep, expected", [
+    ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 4, 1),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}, 4, 2),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -1}, 4, 4),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -1}, 2, 2),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -2}, None, 7),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}, 3, 3),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}, 50, 1),
+])
+def test_jobs_at_once_follow_the_launcher(launcher: dict, sweep: int | None, expected: int) -> None:
+    assert launcher_parallelism(launcher, sweep, cores=8) == expected
+
+
+def test_the_sweep_size_is_read_from_the_command_line() -> None:
+    assert sweep_size(["seed=1,2", "optim.lr=0.1,0.2", "model=lenet5", "hydra.launcher.n_jobs=2"]) == 4
+    assert sweep_size(["seed=range(0,3)"]) == 3
+    assert sweep_size(["seed=1"]) == 1
+
+
+def test_a_joblib_sweep_gives_each_job_its_share_and_records_it(outputs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = _cnnlab_without_thread_settings("pretrain", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                             *TINY, "seed=1,2", cwd=tmp_path)
+    assert result.code == 0, result.output
+    usable = environment.cpu_info()["usable_cores"]
+    for run_dir in run_dirs(outputs, "pretrain"):
+        record = read_run(run_dir)
+        assert record["environment"]["threads"] == {"source": "share", "jobs_in_parallel": 2, "usable_cores": usable}
+        assert record["environment"]["torch_threads"] == max(1, usable // 2)
+
+
+# ------------------------------------------------------------------------------------------- submitit
+def test_submitit_local_runs_a_sweep_and_a_failing_job_says_why_and_where(outputs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = _cnnlab_without_thread_settings("pretrain", "-m", "hydra/launcher=submitit_local", *TINY, "seed=1,2",
+                                             cwd=tmp_path)
+    assert result.code == 0, result.output
+    records = [read_run(d) for d in run_dirs(outputs, "pretrain")]
+    assert len(records) == 2 and {r["status"] for r in records} == {"completed"}
+    usable = environment.cpu_info()["usable_cores"]  # submitit_local starts every job at once
+    assert all(r["environment"]["threads"] == {"source": "share", "jobs_in_parallel": 2, "usable_cores": usable}
+               for r in records)
+
+    failed = run_subprocess("pretrain", "-m", "hydra/launcher=submitit_local", *TINY, f"resume={tmp_path / 'nope'}",
+                            cwd=tmp_path)
+    assert failed.code == 2, failed.output
+    line = failed.stderr.strip().splitlines()[-1]
+    assert "is not a cnnlab run folder" in line and "(job #0, log: " in line and "Traceback" not in failed.output
+    log = Path(line.split("log: ", 1)[1].split(")", 1)[0])
+    assert log.is_file() and "is not a cnnlab run folder" in log.read_text()
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("slurm_gpu", ["--partition=a100", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--time=240",
+                   "--requeue", "--signal=USR2@120"]),
+    ("slurm_cpu", ["--partition=a100", "--cpus-per-task=4", "--mem=8GB", "--time=120", "--requeue"]),
+])
+def test_the_slurm_examples_make_the_sbatch_script_they_promise(config: str, expected: list[str], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """conf/hydra/launcher/slurm_*.yaml through the submitit launcher's own parameter mapping, rendered by submitit
+    (no cluster: a stand-in `srun` satisfies its check)."""
+    submitit = pytest.importorskip("submitit")
+    from hydra import compose, initialize_config_module
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["command=pretrain", f"hydra/launcher={config}",
+                                           "hydra.launcher.partition=a100"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert params.pop("_target_").endswith("SlurmLauncher")
+    params.pop("submitit_folder")
+    params["name"] = "cnnlab"
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path / "jobs",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m cnnlab", "uid")
+    for flag in expected:
+        assert f"#SBATCH {flag}\n" in script, (flag, script)
+
+
+def test_a_remote_failure_reads_as_the_jobs_error_and_its_log() -> None:
+    utils = pytest.importorskip("submitit.core.utils")
+    failed = utils.FailedJobError(
+        "Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call "
+        "last):\n  File \"x.py\", line 1, in <module>\nRuntimeError: CUDA error: device-side assert triggered\n"
+        "----------------------\nYou can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /runs/.submitit/41_0/41_0_0_log.err\n  - /runs/.submitit/41_0/41_0_0_log.out")
+    error = remote_job_error(failed)
+    assert error is not None
+    assert error.message == ("a launched job failed: RuntimeError: CUDA error: device-side assert triggered "
+                             "(log: /runs/.submitit/41_0/41_0_0_log.err)")
+    killed = utils.UncompletedJobError(
+        "Job 42_1 (task: 0) with path /runs/.submitit/42_1/42_1_0_result.pkl\nhas not produced any output "
+        "(state: OUT_OF_MEMORY)\nError stream produced:\n----------------------------------------\n"
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=42.batch\n")
+    error = remote_job_error(killed)
+    assert error is not None and "oom_kill" in error.message and "(log: /runs/.submitit/42_1/42_1_0_log.err)" in \
+        error.message
+    assert remote_job_error(RuntimeError("not from submitit")) is None
+
+
+# ------------------------------------------------------------------------------------------ preemption
+def _interrupt_at_checkpoint(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
+    """Ctrl-C (as SIGTERM does, cnnlab.app.terminate_as_interrupt) right after the `number`-th last.pt of
+    this test is written."""
+    save_state, calls = Trainer._save_state, []
+
+    def save_then_maybe_stop(self, *args, **kwargs):
+        save_state(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_maybe_stop)
+
+
+def test_a_requeued_slurm_job_continues_its_own_interrupted_run(cli, outputs: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "500")
+    for task in ("3", "4"):  # two tasks of one array job, both preempted after their first epoch
+        monkeypatch.setenv("SLURM_JOB_ID", f"50{task}")
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+        monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+        _interrupt_at_checkpoint(monkeypatch, 1)
+        assert cli("pretrain", *TWO_EPOCHS, f"seed={task}").code == 130
+    interrupted = {read_run(d)["job"]["slurm"]["array_task_id"]: d for d in run_dirs(outputs, "pretrain")}
+    assert {read_run(d)["status"] for d in interrupted.values()} == {"interrupted"}
+
+    monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
+    monkeypatch.setenv("SLURM_JOB_ID", "503")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")  # task 3 requeued: the same command again, restart count 1
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    result = cli("pretrain", *TWO_EPOCHS, "seed=3")
+    assert result.code == 0, result.output
+    record = read_run(run_dirs(outputs, "pretrain")[-1])
+    assert record["status"] == "completed" and record["resumed_from"] == str(interrupted["3"].resolve())
+    assert [e["epoch"] for e in record["metrics"]["history"]] == [1, 2]  # epoch 1 came from the checkpoint
+    assert record["job"]["slurm"]["restart_count"] == 1
+
+    # Requeued once more (after it completed): nothing to redo.
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    again = cli("pretrain", *TWO_EPOCHS, "seed=3")
+    assert again.code == 0 and "completed before" in again.output and len(run_dirs(outputs, "pretrain")) == 3
+
+
+def test_a_requeued_sweep_job_gets_a_folder_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert job_subdir(3) == "3"  # Hydra's layout, unchanged
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    assert job_subdir(3) == "3-requeue2"  # the interrupted attempt in 3/ stays as it was
+
+
+# ------------------------------------------------------------------------------------- sweeps that survive
+def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupted_one(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = ["pretrain", "-m", *TWO_EPOCHS, "seed=1,2"]
+    _interrupt_at_checkpoint(monkeypatch, 3)  # job 0 saves twice and completes; job 1 stops after its epoch 1
+    assert cli(*sweep).code == 130
+    first = {read_run(d)["overrides"][-1]: d for d in run_dirs(outputs, "pretrain")}
+    assert read_run(first["seed=1"])["status"] == "completed" and read_run(first["seed=2"])["status"] == "interrupted"
+
+    monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
+    again = cli(*sweep)
+    assert again.code == 0, again.output
+    assert f"job #0 completed before in {first['seed=1']}: skipped" in " ".join(again.output.split())
+    assert "rerun=true" in again.output
+    runs = [read_run(d) for d in run_dirs(outputs, "pretrain")]
+    assert len(runs) == 3  # job 0 not trained again; job 1 continued in a new run
+    resumed = next(r for r in runs if r.get("resumed_from"))
+    assert resumed["resumed_from"] == str(first["seed=2"].resolve()) and resumed["status"] == "completed"
+    assert all(Path(r["run_dir"]).parent.name.endswith("-multirun") for r in runs)  # Hydra's layout kept
+
+    assert "skipped" in cli(*sweep).output and len(run_dirs(outputs, "pretrain")) == 3  # all done: nothing runs
+    forced = cli(*sweep, "rerun=true")
+    assert forced.code == 0, forced.output
+    assert len(run_dirs(outputs, "pretrain")) == 5 and "skipped" not in forced.output
+
+
+def test_a_plain_command_typed_twice_runs_twice(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0 and cli("pretrain", *TINY).code == 0
+    assert len(run_dirs(outputs, "pretrain")) == 2
+
+
+# ------------------------------------------------------------------------------------------ multi-node DDP
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_torchrun_nodes_on_one_machine_match_a_single_process(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("single_node_ddp", Path(__file__).parent / "engine" /
+                                                  "test_distributed.py")
+    single_node = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(single_node)  # type: ignore[union-attr]
+    COMMON = single_node.COMMON  # the single-node DDP test's run (its tolerances are repeated below)
+    single_out, ddp_out = tmp_path / "single", tmp_path / "ddp"
+    single = run_subprocess(*COMMON, env={"CNNLAB_OUTPUTS": str(single_out)}, cwd=tmp_path)
+    assert single.code == 0, single.output
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(ddp_out), "OMP_NUM_THREADS": "1"}
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                               "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                               "--rdzv-id", "cnnlab-two-nodes", "-m", "cnnlab", *COMMON],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+
+    ddp_dirs = run_dirs(ddp_out, "pretrain")
+    assert len(ddp_dirs) == 1, ddp_dirs  # one run folder, written by global rank 0
+    assert "rank 0 of 2 (gloo)" in (ddp_dirs[0] / "run.log").read_text()
+    single_dir = run_dirs(single_out, "pretrain")[0]
+    assert read_run(ddp_dirs[0])["status"] == "completed"
+    # The tolerances of tests/engine/test_distributed.py (2 ranks on one node vs 1 process).
+    one, two = (read_run(d)["metrics"] for d in (single_dir, ddp_dirs[0]))
+    loss_gaps = {key: abs(one[key] - two[key]) for key in ("val_loss", "train_loss")}
+    assert max(loss_gaps.values()) < 1e-3 and abs(one["val_acc"] - two["val_acc"]) <= 1 / 64 + 1e-9, (one, two)
+    weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (single_dir, ddp_dirs[0])]
+    differing = [name for name in weights[0] if not torch.allclose(weights[0][name], weights[1][name], atol=1e-3)]
+    assert not differing, differing
