@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench_common import print_header, print_table
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.bench import LatencyStats, time_onnx, time_torch
+from cnnlab.deploy.bench import LatencyStats, TimingPlan, time_onnx, time_torch
 from cnnlab.deploy.export import export_onnx
 from cnnlab.models import count_flops, create_model
 
@@ -46,9 +46,9 @@ def main() -> None:
             path = export_onnx(model, Path(folder) / f"{name}.onnx", spec=InputSpec(size),
                                classes=[str(i) for i in range(1000)])
             for batch in batches:
-                eager = time_torch(model, batch, image_size=size, threads=args.threads, min_seconds=seconds,
-                                   flops=flops)
-                onnx = time_onnx(path, batch, threads=args.threads, min_seconds=seconds, flops=flops)
+                eager = time_torch(model, batch, image_size=size, threads=args.threads,
+                                   plan=TimingPlan(min_seconds=seconds), flops=flops)
+                onnx = time_onnx(path, batch, threads=args.threads, plan=TimingPlan(min_seconds=seconds), flops=flops)
                 rows += [row(name, eager), row(name, onnx)]
                 speedups.append((name, batch, f"{eager.p50_ms / onnx.p50_ms:.2f}×"))
     print_table(("model", "backend", "batch", "p50 ms", "images/s", "GFLOP/s", "% FP32 peak"), rows)

@@ -27,7 +27,7 @@ import torch.utils.benchmark as torch_benchmark
 
 from bench_common import print_header, print_table
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.bench import time_onnx, time_torch
+from cnnlab.deploy.bench import TimingPlan, time_onnx, time_torch
 from cnnlab.deploy.export import export_onnx
 from cnnlab.models import create_model
 
@@ -79,10 +79,10 @@ def main() -> None:
                            classes=[str(i) for i in range(1000)])
         for batch in batches:
             pairs = {
-                "onnxruntime": (lambda: time_onnx(path, batch, threads=args.threads, min_seconds=seconds).p50_ms,
+                "onnxruntime": (lambda: time_onnx(path, batch, threads=args.threads, plan=TimingPlan(min_seconds=seconds)).p50_ms,
                                 lambda: independent_onnx_p50(path, batch, size, args.threads, seconds)),
                 "torch": (lambda: time_torch(model, batch, image_size=size, threads=args.threads,
-                                             min_seconds=seconds).p50_ms,
+                                             plan=TimingPlan(min_seconds=seconds)).p50_ms,
                           lambda: independent_torch_p50(model, batch, size, args.threads, seconds)),
             }
             for backend, (ours, theirs) in pairs.items():

@@ -78,6 +78,26 @@ COMMANDS: dict[str, CommandInfo] = {
         resumable=True,
         produces_model=True,
     ),
+    "search": CommandInfo(
+        summary="Architecture or hyperparameter search (Optuna) with latency measured on the target machine.",
+        description="Searches space=mobilenet (inverted-residual networks: width, depth, resolution, kernel, "
+                    "expansion, SE, activation), space=efficientnet (compound scaling around B0) or space=hparams "
+                    "(lr, weight decay, batch size, augmentation for model=NAME) on dataset=NAME: each trial is "
+                    "timed with the bench harness (search.latency.*, cached per architecture) and scored by a "
+                    "short proxy training, poor trials stopped early; NSGA-II trades accuracy against latency "
+                    "within search.max_latency_ms / search.max_params. Writes study.db (resume=true continues "
+                    "it), trials.csv, pareto.png, and trains the most accurate feasible candidate for "
+                    "trainer.epochs as model.pt (its architecture string: model=searched model.arch=...).",
+        pipeline="cnnlab.pipelines.search",
+        examples=("cnnlab search dataset=fashion_mnist search.trials=40 search.max_latency_ms=2.0",
+                  "cnnlab search space=efficientnet dataset=cifar10 search.max_params=1000000",
+                  "cnnlab search space=hparams model=resnet18 dataset=digits search.trials=20",
+                  "cnnlab search resume=true",
+                  "cnnlab export source=latest:search"),
+        extra_groups=("space",),
+        resumable=True,
+        produces_model=True,
+    ),
     "prune": CommandInfo(
         summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
         description="prune.method=channel removes whole channels across coupled layers (Torch-Pruning's dependency "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -44,13 +44,16 @@ def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, 
                           structure=ckpt.structure, source=source)
 
 
-def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model") -> InitialWeights:
-    """`role` is the setting's name in errors: model (model.weights=), teacher or student."""
+def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
+                    options: Mapping[str, Any] | None = None) -> InitialWeights:
+    """`role` is the setting's name in errors: model (model.weights=), teacher or student. `options`: the config's
+    architecture options (models.model_options: model=searched's arch string), used when the weights do not
+    bring their own (random initialisation, a plain state dict)."""
     from cnnlab import models
 
     text = "none" if spec is None else str(spec).strip()
     if text.lower() in ("none", "null", "", "random", "scratch"):
-        return InitialWeights(kind="none", description="random initialisation")
+        return InitialWeights(kind="none", description="random initialisation", arch_kwargs=dict(options or {}))
     if text.lower() == "imagenet":
         pretrained = models.imagenet_weights(model_name, role=role)
         return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
@@ -64,7 +67,8 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
         return InitialWeights(kind="file", description=f"state dict {path}",
                               state_dict=models.load_state_dict_file(path),
-                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name)
+                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name,
+                              arch_kwargs=dict(options or {}))
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
     return _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
@@ -94,7 +98,7 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
 
     size = data.spec.size
     if not weights.pretrained:
-        return create_model(name, num_classes=len(data.classes), image_size=size)
+        return create_model(name, num_classes=len(data.classes), image_size=size, **weights.arch_kwargs)
     own_classes = len(weights.classes) if weights.classes else len(data.classes)
     model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)
     if weights.kind == "run":

@@ -173,11 +173,11 @@ def test_facts_about_commands_come_from_the_one_table() -> None:
     from cnnlab.report import rows
 
     models = commands_where(produces_model=True)
-    assert models == ("pretrain", "finetune", "distill", "prune", "quantize")
+    assert models == ("pretrain", "finetune", "distill", "search", "prune", "quantize")
     assert plan.MODEL_COMMANDS == rows.MODEL_COMMANDS == models
     assert plan.HAS_OWN_ONNX == commands_where(writes_onnx=True) == commands_where(produces_model=True,
                                                                                    writes_onnx=True)
-    assert plan.RESUMABLE == ("pretrain", "finetune", "distill")
+    assert plan.RESUMABLE == ("pretrain", "finetune", "distill", "search")
     with pytest.raises(AttributeError):
         commands_where(no_such_fact=True)
 

@@ -126,14 +126,13 @@ def _peak(device: str, threads: int, peak_gflops: float | None) -> float | None:
     return peak_estimate(device, threads, peak_gflops).gflops
 
 
-def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu", warmup: int = WARMUP,
-              min_iters: int = MIN_ITERS, min_seconds: float = MIN_SECONDS, flops: int | None = None,
-              runtime: str = "onnxruntime", peak_gflops: float | None = None, seed: int = 0) -> LatencyStats:
+def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu", plan: TimingPlan = TimingPlan(),
+              flops: int | None = None, runtime: str = "onnxruntime", peak_gflops: float | None = None,
+              seed: int = 0) -> LatencyStats:
     """Latency of `path` at `batch_size` through onnxruntime with `runtime`'s provider (onnxruntime's own
     kernels, tensorrt or openvino); input shape from the file, whose batch axis must be dynamic or equal to
     batch_size. On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's."""
     batch_size = _check_batch(batch_size)
-    plan = TimingPlan(warmup, min_iters, min_seconds)
     session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime)
     input_name, output_name = session_io(session)
     shape = [batch_size, *session.get_inputs()[0].shape[1:]]
@@ -167,12 +166,10 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
 
 
 def time_torch(model: nn.Module, batch_size: int, *, image_size: int, threads: int, device: str = "cpu",
-               compile: bool = False, warmup: int = WARMUP, min_iters: int = MIN_ITERS,
-               min_seconds: float = MIN_SECONDS, flops: int | None = None, peak_gflops: float | None = None,
-               channels: int = 3, seed: int = 0) -> LatencyStats:
+               compile: bool = False, plan: TimingPlan = TimingPlan(), flops: int | None = None,
+               peak_gflops: float | None = None, channels: int = 3, seed: int = 0) -> LatencyStats:
     """PyTorch eager (or torch.compile'd) latency of a copy of `model` in eval mode under inference_mode."""
     batch_size = _check_batch(batch_size)
-    plan = TimingPlan(warmup, min_iters, min_seconds)
     target = torch.device(device)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise CnnlabError(f"device={device} but no CUDA GPU is visible", fix="use --device cpu")

@@ -100,13 +100,11 @@ def _time_one(subject: TimedModel, backend: str, batch: int, settings: BenchSett
     if backend in TORCH_BACKENDS:
         assert subject.model is not None
         return time_torch(subject.model, batch, image_size=subject.spec.size, threads=settings.threads, device=device,
-                          compile=backend == "torch_compile", warmup=plan.warmup, min_iters=plan.min_iters,
-                          min_seconds=plan.min_seconds, flops=subject.flops, peak_gflops=peak_gflops,
-                          channels=subject.spec.channels), subject.model_file
+                          compile=backend == "torch_compile", plan=plan, flops=subject.flops,
+                          peak_gflops=peak_gflops, channels=subject.spec.channels), subject.model_file
     assert subject.onnx is not None
     return time_onnx(subject.onnx, batch, threads=settings.threads, device=device, runtime=backend,
-                     warmup=plan.warmup, min_iters=plan.min_iters, min_seconds=plan.min_seconds, flops=subject.flops,
-                     peak_gflops=peak_gflops), subject.source_onnx
+                     plan=plan, flops=subject.flops, peak_gflops=peak_gflops), subject.source_onnx
 
 
 def time_paired_backends(subjects: Sequence[TimedModel], plan: BackendPlan, settings: BenchSettings,

@@ -124,8 +124,7 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
         for batch in settings.batch_sizes:
             for name, path in files.items():
                 rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
-                                                     device=settings.device, warmup=plan.warmup,
-                                                     min_iters=plan.min_iters, min_seconds=plan.min_seconds,
+                                                     device=settings.device, plan=plan,
                                                      flops=flops.get(name) if isinstance(flops, Mapping) else flops))
     return PairedTiming(settings, {
         name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},

@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -36,6 +36,25 @@ from cnnlab.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+class Loaders(NamedTuple):
+    """The train loader (shuffled; each rank its share of the global batch) and the val loader (None: no
+    validation). A tuple, so `train_loader, val_loader = loaders` reads as before."""
+
+    train: DataLoader
+    val: DataLoader | None
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """Where fit keeps its resumable state: `path` (last.pt, written after checkpoint_every epochs; None: not
+    kept), `resume_from` (a last.pt to continue from) and `extra` (what the caller needs to rebuild its model,
+    stored inside)."""
+
+    path: Path | None = None
+    resume_from: Path | None = None
+    extra: Mapping[str, Any] | None = None
 # What fit itself puts in an epoch's history entry; anything else there came from an objective's validation.
 _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "train_seconds", "bn_seconds",
                  "val_loss", "val_acc", "val_top5"}
@@ -153,15 +172,16 @@ class Trainer:
                 fix="lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none")
 
     # ------------------------------------------------------------------ the whole run
-    def fit(self, model: nn.Module, objective: Objective, train_loader: DataLoader, val_loader: DataLoader | None,
-            optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None, *,
-            state_path: Path | None = None, resume_from: Path | None = None, state_extra: dict[str, Any] | None = None,
+    def fit(self, model: nn.Module, objective: Objective, loaders: Loaders, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LRScheduler | None, *, state: StateFile = StateFile(),
             frozen: Sequence[nn.Module] = (), on_epoch_end: EpochCallback | None = None) -> FitResult:
         """Train for settings.epochs, evaluating after each epoch. `model` must already be on the
         runtime's device (Runtime.prepare_model) and `optimizer` built on its parameters."""
         rt, settings = self.runtime, self.settings
         if settings.epochs < 1:
             raise CnnlabError(f"trainer.epochs={settings.epochs} must be at least 1")
+        train_loader, val_loader = loaders
+        state_path, resume_from, state_extra = state.path, state.resume_from, dict(state.extra or {})
         scaler = torch.amp.GradScaler(rt.device.type) if rt.needs_grad_scaler else None
         result, start_epoch = FitResult(), 0
         if resume_from is not None:

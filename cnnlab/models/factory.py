@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -13,6 +13,18 @@ from cnnlab.models.registry import ModelEntry, get_entry
 from cnnlab.models.small_input import StemStride
 
 log = logging.getLogger(__name__)
+
+
+# Keys of a `model` config node that are architecture options passed to the builder (and so recorded in model.pt):
+# `arch`, the architecture string of model=searched (docs/search.md).
+ARCH_OPTIONS = ("arch",)
+
+
+def model_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture options a `model` (or `teacher`/`student`) config node sets: {} for the zoo's fixed
+    networks, {"arch": STRING} for model=searched. What every fresh build from a config passes to create_model."""
+    return {key: str(model_config[key]) for key in ARCH_OPTIONS
+            if key in model_config and model_config[key] is not None}
 
 
 def create_model(name: str, num_classes: int, image_size: int, **arch_kwargs: Any) -> nn.Module:

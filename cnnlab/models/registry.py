@@ -22,6 +22,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.lenet import LeNet5
+from cnnlab.models.searched import searched_network
 from cnnlab.models.small_input import StemStride
 
 
@@ -140,6 +141,14 @@ MODELS: dict[str, ModelEntry] = {
         head="classifier.1",
         stages=("features.0..1", "features.2", "features.3", "features.4..5", "features.6..8"),
         tv_weights="EfficientNet_B0_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.efficientnet_b0),
+    ),
+    # What `cnnlab search` finds: an inverted-residual network written as a string (arch=, models/searched.py;
+    # default MobileNetV2), so `model=searched model.arch=STRING` and a search run's model.pt rebuild it anywhere.
+    "searched": ModelEntry(
+        name="searched", family="Searched", year=2019,
+        paper="MnasNet: Platform-Aware Neural Architecture Search for Mobile",
+        head="classifier.1", stages=("stem", "blocks", "final"),
+        tv_weights=None, builder=searched_network, any_channels=True,
     ),
 }
 

@@ -8,7 +8,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -23,7 +23,7 @@ from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import EpochCallback, FitResult, Trainer, evaluate
+from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import (STATE_FILE)
 
@@ -41,14 +41,6 @@ def loader_workers(recipe: Recipe, data: DataBundle) -> int:
         # In-memory tensors need no workers; for files leave one core to the training threads.
         return 0 if data.in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
     return recipe.workers
-
-
-class Loaders(NamedTuple):
-    """The train loader (shuffled; each rank its share of the global batch) and the val loader (None: no
-    validation). A tuple, so `train_loader, val_loader = make_loaders(...)` reads as before."""
-
-    train: DataLoader
-    val: DataLoader | None
 
 
 def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
@@ -118,10 +110,9 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)
     with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
-        return Trainer(runtime, recipe).fit(trainable.model, objective, loaders.train, loaders.val, optimizer,
-                                            scheduler, state_path=state_path, resume_from=checkpointing.resume_from,
-                                            state_extra=dict(checkpointing.extra or {}), frozen=trainable.frozen,
-                                            on_epoch_end=on_epoch_end)
+        return Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
+                                            state=StateFile(state_path, checkpointing.resume_from, checkpointing.extra),
+                                            frozen=trainable.frozen, on_epoch_end=on_epoch_end)
 
 
 @dataclass(frozen=True)

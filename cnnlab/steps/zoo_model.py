@@ -12,7 +12,7 @@ from torch import nn
 from cnnlab.data import resolve_input_spec
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, create_model
+from cnnlab.models import canonical_name, create_model, model_options
 
 IMAGENET_CLASSES = 1000
 
@@ -34,5 +34,5 @@ def zoo_model(cfg: DictConfig, *, image_size: Any = None, num_classes: Any = Non
             raise CnnlabError(f"image size {image_size} must be at least 1")
         spec = spec.with_size(int(image_size))
     classes = int(num_classes if num_classes is not None else cfg.dataset.get("num_classes") or IMAGENET_CLASSES)
-    model = create_model(name, num_classes=classes, image_size=spec.size).eval()
+    model = create_model(name, num_classes=classes, image_size=spec.size, **model_options(cfg.model)).eval()
     return ZooModel(name=name, model=model, spec=spec, num_classes=classes)

@@ -13,7 +13,7 @@ from cnnlab.deploy.bench import TimingPlan, measure, summarize, time_onnx, time_
 from cnnlab.deploy.export import export_onnx
 from cnnlab.errors import CnnlabError
 
-QUICK = {"warmup": 1, "min_iters": 3, "min_seconds": 0.0}
+QUICK = {"plan": TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)}
 
 
 class FakeClock:
@@ -120,7 +120,7 @@ def test_a_paired_session_interleaves_keeps_the_median_round_and_flags_unstable_
         return stats
 
     monkeypatch.setattr(bench, "time_onnx", fake_time_onnx)
-    settings = paired.PairedSettings(threads=2, rounds=3, plan=TimingPlan(**QUICK))
+    settings = paired.PairedSettings(threads=2, rounds=3, plan=QUICK["plan"])
     result = paired.time_paired({"A": Path("a.onnx"), "B": Path("b.onnx")}, settings)
     assert order == ["a.onnx", "b.onnx"] * 3  # A, B, A, B, A, B: the machine's drift hits both alike
     assert result["A"].stats[1].p50_ms == 10.0 and result["A"].p50_per_round[1] == (10.0, 10.0, 30.0)

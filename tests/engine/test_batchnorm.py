@@ -13,7 +13,7 @@ from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import Trainer
+from cnnlab.engine.trainer import Loaders, Trainer
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -51,8 +51,9 @@ def accuracy(model: nn.Module, loader) -> float:
 def fit(data, model: nn.Module, *, epochs: int = 2, **settings) -> tuple[dict, nn.Module]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     trainer = Trainer(CPU, Recipe(epochs=epochs, **settings), show_progress=False)
-    result = trainer.fit(model, ClassificationObjective(10), make_loader(data.train, 64, shuffle=True, seed=0),
-                         make_loader(data.val, 256, shuffle=False, seed=0), optimizer, None)
+    result = trainer.fit(model, ClassificationObjective(10), Loaders(make_loader(data.train, 64, shuffle=True, seed=0),
+                                                                     make_loader(data.val, 256, shuffle=False, seed=0)),
+                         optimizer, None)
     return result.final, model
 
 

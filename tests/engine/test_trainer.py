@@ -14,7 +14,7 @@ from cnnlab.engine.optim import build_scheduler
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import NonFiniteLoss, Trainer, set_train_mode
+from cnnlab.engine.trainer import Loaders, NonFiniteLoss, StateFile, Trainer, set_train_mode
 from cnnlab.models import create_model
 
 # Real handwritten digits at 16 px: LeNet-5 learns them in a few seconds.
@@ -42,7 +42,9 @@ def make_job(data, epochs: int = 2, lr: float = 3e-3, seed: int = 0, batch: int 
 
 def fit(job, **kwargs):
     trainer, model, optimizer, scheduler, train, val = job
-    return trainer.fit(model, ClassificationObjective(10), train, val, optimizer, scheduler, **kwargs)
+    state = StateFile(kwargs.pop("state_path", None), kwargs.pop("resume_from", None))
+    return trainer.fit(model, ClassificationObjective(10), Loaders(train, val), optimizer, scheduler, state=state,
+                       **kwargs)
 
 
 def test_fit_learns_and_records_history(data) -> None:
@@ -96,7 +98,7 @@ def test_non_finite_loss_stops_with_advice(data) -> None:
 
     trainer, model, optimizer, scheduler, train, val = job
     with pytest.raises(NonFiniteLoss, match="NaN/inf") as info:
-        trainer.fit(model, poisoned, train, val, optimizer, scheduler)
+        trainer.fit(model, poisoned, Loaders(train, val), optimizer, scheduler)
     assert "optim.lr" in info.value.fix
 
 
@@ -109,7 +111,7 @@ def test_frozen_modules_keep_their_batchnorm_statistics(data) -> None:
     before = model[1].running_mean.clone()
     optimizer = torch.optim.SGD(model[5].parameters(), lr=0.1)
     trainer = Trainer(CPU, Recipe(epochs=1), show_progress=False)
-    trainer.fit(model, ClassificationObjective(10), make_loader(data.train, 64, shuffle=True, seed=0), None,
+    trainer.fit(model, ClassificationObjective(10), Loaders(make_loader(data.train, 64, shuffle=True, seed=0), None),
                 optimizer, None, frozen=frozen)
     assert torch.equal(model[1].running_mean, before)
     set_train_mode(model, frozen)
@@ -123,7 +125,7 @@ def test_settings_validate_epochs() -> None:
         Recipe.from_config({"trainer": {"epochs": -1}})
     recipe = Recipe.from_config({"trainer": {"epochs": 0}})  # prune without recovery: a recipe, but nothing to fit
     with pytest.raises(CnnlabError, match="trainer.epochs=0"):
-        Trainer(CPU, recipe, show_progress=False).fit(None, None, None, None, None, None)  # type: ignore[arg-type]
+        Trainer(CPU, recipe, show_progress=False).fit(None, None, None, None, None)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- issue 14
@@ -182,7 +184,7 @@ def test_out_of_memory_in_a_step_names_the_batch_size_and_a_smaller_one(few, err
 
     trainer, model, optimizer, scheduler, train, val = make_job(few, epochs=1)
     with pytest.raises(CnnlabError, match="out of memory on cpu at trainer.batch_size=64") as info:
-        trainer.fit(model, exhausting, train, val, optimizer, scheduler)
+        trainer.fit(model, exhausting, Loaders(train, val), optimizer, scheduler)
     assert info.value.fix is not None and "trainer.batch_size=32" in info.value.fix
 
 
@@ -192,4 +194,4 @@ def test_other_runtime_errors_in_a_step_are_not_taken_for_out_of_memory(few) -> 
 
     trainer, model, optimizer, scheduler, train, val = make_job(few, epochs=1)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        trainer.fit(model, broken, train, val, optimizer, scheduler)
+        trainer.fit(model, broken, Loaders(train, val), optimizer, scheduler)

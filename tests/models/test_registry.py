@@ -15,7 +15,7 @@ MODEL_CONF = Path(__file__).resolve().parents[2] / "cnnlab" / "conf" / "model"
 
 def test_exactly_the_documented_models() -> None:
     assert set(MODELS) == {"lenet5", "alexnet", "vgg11", "vgg16", "googlenet", "resnet18", "resnet34", "resnet50",
-                           "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"}
+                           "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "searched"}
     assert all(key == entry.name for key, entry in MODELS.items())
     assert ALIASES == {"mobilenet": "mobilenet_v2"}
 

@@ -1,0 +1,164 @@
+"""Benchmark (issue 18): hardware-aware architecture search against MobileNetV2 on Fashion-MNIST.
+
+Through the real command line (each step a separate `cnnlab` process, as a user runs them), 2 threads, onnxruntime
+on the CPU, batch 1:
+  1. MobileNetV2 (width 1.0) at --image-size, randomly initialised, exported and timed with the search's own
+     harness: its latency / --speedup is the search's latency budget (search.max_latency_ms);
+  2. `cnnlab search space=mobilenet dataset=fashion_mnist` with <= 40 trials (NSGA-II, measured latency, proxy
+     trainings of search.proxy_epochs on a share of the training split) at the same input size (the resolution
+     is searched too with --search-resolution); the chosen model trained for --epochs;
+  3. `cnnlab pretrain model=mobilenet_v2` with the same budget (epochs, recipe, data, resolution);
+  4. both exported and scored on the official 10,000 test images (`cnnlab evaluate split=test`);
+  5. both timed again by an independent interleaved timing (plain onnxruntime sessions, not cnnlab's harness);
+  6. the speed-up, the test accuracy difference, the search's wall time, and Spearman's rank correlation of
+     FLOPs and measured latency over every trial the search timed.
+
+Data: the Debian package `dataset-fashion-mnist` (offline in /usr/share/datasets/fashion-mnist/).
+
+    python benchmarks/search_mobilenet.py [--trials 40] [--image-size 28] [--epochs 10] [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import cnnlab, dump, plain_session, print_machine, time_sessions
+
+QUICK = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128", "dataset.val_size=64",
+         "dataset.num_classes=4", "trainer.max_steps_per_epoch=4"]
+QUICK_TIMING = ["search.latency.rounds=1", "search.latency.warmup=1", "search.latency.min_iters=5",
+                "search.latency.min_seconds=0"]
+
+
+def budget_ms(image_size: int, classes: int, threads: int, speedup: float, tmp: Path) -> tuple[float, float]:
+    """MobileNetV2's latency at this size (the search's own timing: export, paired harness) and that / speedup.
+    MobileNetV2 takes grayscale replicated to RGB (3 channels), as cnnlab trains it."""
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.deploy.bench import TimingPlan
+    from cnnlab.models import create_model
+    from cnnlab.search.latency import measure
+    from cnnlab.search.settings import LatencySettings
+
+    model = create_model("mobilenet_v2", classes, image_size)
+    spec = InputSpec(image_size, (0.5,) * 3, (0.25,) * 3, channels=3)
+    settings = LatencySettings(threads=threads, rounds=3, plan=TimingPlan(5, 30, 0.3))
+    reference = measure(model, spec, [str(i) for i in range(classes)], settings, folder=tmp).p50_ms
+    return reference, reference / speedup
+
+
+class OwnInput:
+    """An onnxruntime session that runs on its own random input (the searched network takes 1-channel images,
+    MobileNetV2 3), whatever feed it is given: time_sessions' one feed cannot fit both."""
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        self.session = session
+        shape = [1, *session.get_inputs()[0].shape[1:]]
+        self.feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+
+    def run(self, outputs, _feed):  # type: ignore[no-untyped-def]
+        return self.session.run(outputs, self.feed)
+
+
+def interleaved_latency(paths: dict[str, Path], threads: int, rounds: int, iterations: int) -> dict[str, float]:
+    """Median latency (ms) per ONNX file at batch 1: plain onnxruntime sessions, not cnnlab's harness, in
+    interleaved rounds (benchmarks/_common.py: time_sessions)."""
+    sessions = {key: OwnInput(plain_session(str(path), "onnxruntime", threads)) for key, path in paths.items()}
+    return time_sessions(sessions, {}, rounds, iterations)
+
+
+def test_acc(outputs: Path, threads: int, run: dict, split: str) -> float:
+    record = cnnlab(outputs, threads, "evaluate", f"source={run['run_dir']}", f"split={split}")
+    return 100 * float(record["metrics"][f"{split}_acc"])
+
+
+def spearman_from_csv(path: Path) -> tuple[float | None, int]:
+    from scipy.stats import spearmanr
+
+    rows = [r for r in csv.DictReader(path.open()) if r["latency_ms"] and r["flops"]]
+    if len(rows) < 3:
+        return None, len(rows)
+    return float(spearmanr([float(r["flops"]) for r in rows], [float(r["latency_ms"]) for r in rows]).statistic), len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--image-size", type=int, default=28, help="Fashion-MNIST is 28 px; 32 also fits")
+    parser.add_argument("--epochs", type=int, default=10, help="training of the chosen model and of MobileNetV2")
+    parser.add_argument("--proxy-epochs", type=int, default=3)
+    parser.add_argument("--proxy-fraction", type=float, default=0.2, help="share of the training split per trial")
+    parser.add_argument("--speedup", type=float, default=1.5, help="latency budget: MobileNetV2's / this (0: none)")
+    parser.add_argument("--search-resolution", action="store_true",
+                        help="also search the input resolution (default: both models at --image-size)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for both trainings, repeatable (e.g. optim=adamw)")
+    parser.add_argument("--outputs", help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="synthetic data, 3 trials, 1 epoch: proves it runs")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    print_machine(args.threads)
+    if args.quick:
+        args.trials, args.epochs, args.proxy_epochs, args.rounds, args.iterations = 3, 1, 1, 2, 20
+        args.image_size, args.proxy_fraction, args.speedup = 32, 1.0, 0.0
+    data = QUICK if args.quick else ["dataset=fashion_mnist", f"dataset.image_size={args.image_size}"]
+    split = "val" if args.quick else "test"  # the synthetic set has no test split
+    train = [*data, f"trainer.epochs={args.epochs}", *args.train_override]
+    classes = 4 if args.quick else 10
+
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = Path(args.outputs or tmp) / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        reference_ms, budget = budget_ms(args.image_size, classes, args.threads, args.speedup or 1.0, outputs)
+        constraint = [f"search.max_latency_ms={budget:.4f}"] if args.speedup else []
+        print(f"MobileNetV2 at {args.image_size} px: {reference_ms:.3f} ms (search harness); "
+              + (f"budget {budget:.3f} ms (/{args.speedup:g})" if args.speedup else "no latency budget"), flush=True)
+
+        started = time.perf_counter()
+        same_size = [] if args.search_resolution else ["space.params.resolution.choices=[1.0]"]
+        search = cnnlab(outputs, args.threads, "search", "space=mobilenet", *same_size, *train,
+                        f"search.trials={args.trials}",
+                        f"search.proxy_epochs={args.proxy_epochs}", f"search.proxy_train_fraction={args.proxy_fraction}",
+                        f"search.latency.threads={args.threads}", "search.latency.batch_size=1", *constraint,
+                        *(QUICK_TIMING if args.quick else []))
+        search_s = time.perf_counter() - started
+        chosen = search["search"]["chosen"]
+        print(f"search: {search['search']['finished']} trials ({search['search']['pruned']} stopped early) in "
+              f"{search_s / 60:.1f} min; chosen trial {chosen['trial']}: {chosen['arch']}", flush=True)
+
+        baseline = cnnlab(outputs, args.threads, "pretrain", "model=mobilenet_v2", *train)
+        files = {}
+        for key, run in (("searched", search), ("mobilenet_v2", baseline)):
+            exported = cnnlab(outputs, args.threads, "export", f"source={run['run_dir']}")
+            files[key] = Path(exported["run_dir"]) / "model.onnx"
+        acc = {"searched": test_acc(outputs, args.threads, search, split),
+               "mobilenet_v2": test_acc(outputs, args.threads, baseline, split)}
+        latency = interleaved_latency(files, args.threads, args.rounds, args.iterations)
+        rho, timed = spearman_from_csv(Path(search["run_dir"]) / "trials.csv")
+
+    speedup = latency["mobilenet_v2"] / latency["searched"]
+    params = {"searched": search["model"]["params"], "mobilenet_v2": baseline["model"]["params"]}
+    print(f"\nFashion-MNIST{' (quick: synthetic)' if args.quick else ''} at {args.image_size} px, {args.epochs} "
+          f"epochs each, {args.threads} threads, onnxruntime CPU, batch 1")
+    for key in ("searched", "mobilenet_v2"):
+        print(f"  {key:13s} {split} top-1 {acc[key]:6.2f} %   {latency[key]:7.3f} ms   {params[key]:>10,} params")
+    print(f"  speed-up (independent interleaved timing): {speedup:.2f}x;  accuracy difference "
+          f"{acc['searched'] - acc['mobilenet_v2']:+.2f} points")
+    print(f"  search wall time {search_s / 60:.1f} min for {search['search']['finished']} trials")
+    print(f"  latency vs FLOPs over {timed} timed trials: Spearman rho = "
+          + ("n/a (fewer than 3)" if rho is None else f"{rho:.3f}"))
+    dump(args.json, {"args": vars(args), "reference_ms_search_harness": reference_ms, "budget_ms": budget,
+                     "chosen": chosen, "search_seconds": search_s, "accuracy": acc, "latency_ms": latency,
+                     "speedup": speedup, "params": params, "spearman_latency_flops": rho, "timed_trials": timed})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""`cnnlab search`: hardware-aware architecture search (space=mobilenet | efficientnet) or hyperparameter search
+(space=hparams, or a space file of your own), with latency measured on the target. docs/search.md.
+
+1. The space, the settings, the latency runtime (checked before any work); the study in study.db (a resumed run
+   continues a copy of the interrupted run's study and latency cache; the interrupted trial runs again).
+2. search.trials trials (steps/search_trials.py): candidate → latency (cached) → constraints → proxy training,
+   stopped early at a rung when dominated (search/study.py). NSGA-II (two objectives) or TPE (hparams).
+3. trials.csv, the Pareto front (table, pareto.png), latency vs FLOPs rank correlation.
+4. The most accurate candidate within the constraints, trained for trainer.epochs: the run's model.pt. When no
+   candidate meets them, the run keeps its study and files and fails naming the closest trial.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.console import out
+from cnnlab.context import RunContext
+from cnnlab.data import check_dataset
+from cnnlab.engine.recipe import Recipe
+from cnnlab.fileio import read_json
+from cnnlab.runs import RUN_FILE, STATE_FILE
+from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
+from cnnlab.search.results import (best_feasible, front_table, latency_flops_correlation, no_candidate_met,
+                                   plot_front, write_trials_csv)
+from cnnlab.search.settings import SearchSettings
+from cnnlab.search.space import SearchSpace
+from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
+from cnnlab.steps.recording import fit_metrics, save_and_record
+from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.search_trials import TRIAL_ERRORS, TrialRunner, chosen_candidate, train_chosen
+from cnnlab.steps.training import setup_runtime
+from cnnlab.models import model_options
+from cnnlab.weights import InitialWeights, resolve_weights
+
+TRIALS_CSV, PARETO_PNG = "trials.csv", "pareto.png"
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    cfg, resume_from = apply_resume(cfg, ctx)
+    settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
+    space = SearchSpace.from_mapping(_space_name(ctx), OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
+    check_runtime(settings.latency)
+    recipe = Recipe.from_config(cfg)
+    runtime = setup_runtime(cfg, recipe)
+    check_dataset(cfg.dataset)
+    weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
+        else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
+
+    carried = carry_over(ctx, resume_from)
+    study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
+                       population=settings.population, constrained=settings.constrained)
+    ctx.record.add_artifact("study", ctx.path(STUDY_FILE))
+    ctx.record.add_artifact("checkpoint", ctx.path(STUDY_FILE))  # what resume=true continues, until last.pt
+    ctx.record.update(search={"space": space.describe(), "settings": settings.describe()})
+    again = requeue_interrupted(study) if carried else []
+    done = len(finished_trials(study))
+    ctx.log.info("search %s (%s) on %s: %d of %d trials done%s; latency: %s", space.name, space.kind,
+                 cfg.dataset.name, done, settings.trials, f", trial(s) {again} run again" if again else "",
+                 settings.latency.key)
+    runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights)
+    try:
+        if done < settings.trials:
+            study.optimize(runner, n_trials=settings.trials - done, catch=TRIAL_ERRORS)
+    finally:  # also after Ctrl-C: what finished is on disk and in the files
+        rows = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+        summary = write_results(ctx, rows, space.name)
+
+    chosen = best_feasible(rows)
+    if chosen is None:
+        raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params)
+    ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms, %s params", chosen["trial"],
+                 100 * chosen["val_acc"], chosen["latency_ms"], f"{chosen['params']:,}")
+    candidate = chosen_candidate(space, chosen)
+    final_resume = resume_from if resume_from is not None and Path(resume_from).name == STATE_FILE else None
+    result, trained = train_chosen(runner, candidate, chosen["trial"], final_resume)
+    metrics = fit_metrics(result) | {"latency_ms": chosen["latency_ms"], "proxy_val_acc": chosen["val_acc"],
+                                     "search_trials": summary["finished"],
+                                     "spearman_latency_flops": summary["spearman_latency_flops"]}
+    save_and_record(ctx, trained, metrics, extra={"search": {"trial": chosen["trial"], "arch": candidate.arch}})
+    if candidate.arch:
+        ctx.record.update(model={"arch": candidate.arch})
+    ctx.record.update(search={**summary, "chosen": {k: chosen[k] for k in ("trial", "arch", "val_acc", "latency_ms",
+                                                                          "params", "flops", "image_size")},
+                              "overrides": dict(candidate.overrides)})
+    if ctx.is_main:
+        out.print(f"chosen: trial {chosen['trial']} {candidate.arch or dict(candidate.overrides)} — "
+                  f"val top-1 {metrics.get('val_acc', 0):.2%} after {recipe.epochs} epochs, "
+                  f"{chosen['latency_ms']:.3f} ms ({settings.latency.key})")
+    return metrics
+
+
+def _space_name(ctx: RunContext) -> str:
+    """The space's name: the one the resumed run recorded, else this invocation's `space=` choice."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if ctx.record.data.get("resumed_from"):
+        resumed = read_json(Path(str(ctx.record.data["resumed_from"])) / RUN_FILE)
+        return str(((resumed.get("search") or {}).get("space") or {}).get("name") or "space")
+    return str(HydraConfig.get().runtime.choices.get("space") or "space")
+
+
+def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:
+    """A resumed search: copy the interrupted run's study.db and latency.json into this run (the old run is
+    never written). True when a study was carried over."""
+    if resume_from is None:
+        return False
+    old = Path(str(ctx.record.data["resumed_from"]))
+    for name in (STUDY_FILE, CACHE_FILE):
+        if (old / name).is_file():
+            shutil.copy2(old / name, ctx.path(name))
+    return ctx.path(STUDY_FILE).is_file()
+
+
+def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str) -> dict[str, Any]:
+    """trials.csv, pareto.png and the front's table; run.json's search summary (counts, correlation)."""
+    states = [r["state"] for r in rows]
+    summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
+               "failed": states.count("fail"), "feasible": sum(bool(r["feasible"]) for r in rows),
+               "spearman_latency_flops": latency_flops_correlation(rows)}
+    if not ctx.is_main:
+        return summary
+    ctx.record.add_artifact("trials_csv", write_trials_csv(ctx.path(TRIALS_CSV), rows))
+    title = f"cnnlab search space={space}: {summary['finished']} trials"
+    if (png := plot_front(rows, ctx.path(PARETO_PNG), title)) is not None:
+        ctx.record.add_artifact("pareto_png", png)
+    chosen = best_feasible(rows)
+    out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of {len(rows)} trials; "
+                                        "* = chosen)"))
+    rho = summary["spearman_latency_flops"]
+    if rho is not None:
+        out.print(f"latency vs FLOPs over {len(rows)} trials: Spearman rho = {rho:.3f}")
+    ctx.record.update(search=summary)
+    return summary

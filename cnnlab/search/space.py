@@ -1,0 +1,217 @@
+"""Search spaces (the `space` config group, docs/search.md): what a trial may choose, checked once, and how one
+Optuna trial turns into a `Candidate` — an architecture string at an input size, or config overrides.
+
+Schema of a space file (conf/space/NAME.yaml, or DIR/space/NAME.yaml with `--config-dir DIR`):
+
+    kind: mobilenet | efficientnet | hparams
+    base: ARCH STRING         # mobilenet / efficientnet: the network the choices scale and edit
+    params:                   # name → range; at least one
+      NAME: {type: float, low: 1e-4, high: 0.1, log: true}    # float: low <= high (log: low > 0), optional step
+      NAME: {type: int, low: 0, high: 15, step: 1}           # int
+      NAME: {type: categorical, choices: [a, b]}             # categorical: a non-empty list
+      NAME: {..., per_stage: true}                           # mobilenet: one choice per stage of the base
+    fixed: {KEY: VALUE}       # hparams: overrides every trial (and the chosen model's training) gets
+
+Architecture kinds know their parameter names (ARCH_PARAMS); hparams parameter names are config keys
+(optim.lr, trainer.batch_size, dataset.augment.randaugment_magnitude, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.searched import ArchSpec, depth_scaled, format_arch, parse_arch
+
+KINDS = ("mobilenet", "efficientnet", "hparams")
+TYPES = ("float", "int", "categorical")
+# The knobs of each architecture kind (a space may fix any of them by leaving it out).
+ARCH_PARAMS = {
+    "mobilenet": {"width": False, "depth": False, "resolution": False, "stem_stride": False,
+                  "kernel": True, "expansion": True, "se": True, "activation": True},
+    "efficientnet": {"width": False, "depth": False, "resolution": False},
+}
+_ACTIVATION_NAMES = {"relu": "relu", "hardswish": "hardswish", "hs": "hardswish", "silu": "silu", "swish": "silu"}
+MIN_RESOLUTION = 16
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable value: a float or int range (log scale, step) or a list of choices; `per_stage`: one
+    independent choice per stage of the base network."""
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    per_stage: bool = False
+
+    def suggest(self, trial: Any, name: str | None = None) -> Any:
+        """The value an Optuna trial picks for this parameter (under `name`, default its own)."""
+        key = name or self.name
+        if self.type == "categorical":
+            return trial.suggest_categorical(key, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(key, int(self.low), int(self.high), step=int(self.step or 1),  # type: ignore[arg-type]
+                                     log=self.log)
+        return trial.suggest_float(key, float(self.low), float(self.high), step=self.step,  # type: ignore[arg-type]
+                                   log=self.log)
+
+    def describe(self) -> str:
+        if self.type == "categorical":
+            return "{" + ", ".join(str(c) for c in self.choices) + "}"
+        return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "") + (" per stage" if self.per_stage else "")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A checked space: its name, kind, base architecture (architecture kinds) and parameters."""
+
+    name: str
+    kind: str
+    params: tuple[Param, ...]
+    base: ArchSpec | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_architecture(self) -> bool:
+        return self.kind != "hparams"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Mapping[str, Any] | None) -> "SearchSpace":
+        """The space of a `space` config section (plain values). Raises CnnlabError, one line naming the key,
+        for an empty space, an unknown kind or type, low > high, empty choices, an unknown architecture knob."""
+        data = dict(data or {})
+        kind = str(data.get("kind") or "")
+        if kind not in KINDS:
+            raise CnnlabError(f"space {name}: kind={kind or '(missing)'} is not a kind of search space",
+                              fix=f"set space.kind to one of {', '.join(KINDS)} (docs/search.md)")
+        params = data.get("params") or {}
+        if not isinstance(params, Mapping) or not params:
+            raise CnnlabError(f"space {name} is empty: it names no parameter to search",
+                              fix="add params: {NAME: {type: float, low: ..., high: ...}} (docs/search.md)")
+        parsed = tuple(_param(name, str(key), value) for key, value in params.items())
+        base = None
+        if kind != "hparams":
+            unknown = [p.name for p in parsed if p.name not in ARCH_PARAMS[kind]]
+            if unknown:
+                raise CnnlabError(f"space {name}: {kind} spaces have no parameter {unknown[0]!r}",
+                                  fix=f"use {', '.join(ARCH_PARAMS[kind])}")
+            if not data.get("base"):
+                raise CnnlabError(f"space {name}: a {kind} space needs `base:` (an architecture string)",
+                                  fix="e.g. base: w1_stem32s2_k3e1c16n1s1_k3e6c24n2s2_head1280 (docs/search.md)")
+            base = parse_arch(str(data["base"]))
+            parsed = tuple(replace(p, per_stage=ARCH_PARAMS[kind][p.name]) for p in parsed)  # the kind decides
+            activation = next((p for p in parsed if p.name == "activation"), None)
+            if activation is not None:
+                bad = [c for c in activation.choices if str(c).lower() not in _ACTIVATION_NAMES]
+                if bad:
+                    raise CnnlabError(f"space {name}: activation choice {bad[0]!r} is unknown",
+                                      fix="use relu, hardswish or silu")
+        fixed = data.get("fixed") or {}
+        if not isinstance(fixed, Mapping):
+            raise CnnlabError(f"space {name}: fixed must map config keys to values", fix="e.g. fixed: {trainer.mixup: 0.2}")
+        return cls(name=name, kind=kind, params=parsed, base=base, fixed=dict(fixed))
+
+    def describe(self) -> dict[str, Any]:
+        """run.json's search.space: name, kind, base and every parameter's range in words."""
+        return {"name": self.name, "kind": self.kind, "base": None if self.base is None else format_arch(self.base),
+                "params": {p.name: p.describe() for p in self.params}, "fixed": dict(self.fixed)}
+
+
+def _param(space: str, name: str, value: Any) -> Param:
+    where = f"space {space}: params.{name}"
+    if not isinstance(value, Mapping):
+        raise CnnlabError(f"{where} is {value!r}, not a range", fix="write {type: float, low: 0.1, high: 1.0}")
+    kind = str(value.get("type") or "")
+    if kind not in TYPES:
+        raise CnnlabError(f"{where}: type={kind or '(missing)'} is unknown", fix=f"use type: {' | '.join(TYPES)}")
+    per_stage = bool(value.get("per_stage", False))
+    if kind == "categorical":
+        choices = tuple(value.get("choices") or ())
+        if not choices:
+            raise CnnlabError(f"{where} has no choices", fix="give choices: [a, b, ...]")
+        if any(not isinstance(c, (str, int, float, bool)) and c is not None for c in choices):
+            raise CnnlabError(f"{where}: choices must be plain values (numbers, text, true/false)")
+        return Param(name, kind, choices=choices, per_stage=per_stage)
+    try:
+        low, high = float(value["low"]), float(value["high"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CnnlabError(f"{where} needs numeric low and high", fix="e.g. {type: float, low: 0.001, high: 0.1}") from exc
+    log = bool(value.get("log", False))
+    step = value.get("step")
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise CnnlabError(f"{where}: low={low:g} is above high={high:g}", fix="swap them: low must be <= high")
+    if log and low <= 0:
+        raise CnnlabError(f"{where}: a log range needs low > 0 (got {low:g})", fix="raise low, or drop log: true")
+    if log and step is not None:
+        raise CnnlabError(f"{where}: step and log cannot be combined (Optuna)", fix="drop one of them")
+    if kind == "int" and (low != int(low) or high != int(high)):
+        raise CnnlabError(f"{where}: an int range needs whole low and high", fix="use type: float")
+    return Param(name, kind, low=low, high=high, log=log, step=None if step is None else float(step),
+                 per_stage=per_stage)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What one trial builds and trains: a zoo model (name + architecture options) at `image_size` px, with
+    config `overrides` (hparams; `fixed` included). `arch` is the architecture string of a searched network."""
+
+    model: str
+    image_size: int
+    arch: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What identifies the network for the latency cache: the same key, the same graph."""
+        return f"{self.arch or self.model}@{self.image_size}px"
+
+
+def sample(space: SearchSpace, trial: Any, *, image_size: int, model: str) -> Candidate:
+    """The candidate `trial` picks from `space`; `image_size` is the dataset's (resolution multiplies it),
+    `model` the zoo model an hparams space trains."""
+    if space.kind == "hparams":
+        values = {p.name: p.suggest(trial) for p in space.params}
+        return Candidate(model=model, image_size=image_size, overrides={**space.fixed, **values})
+    assert space.base is not None
+    spec = _architecture(space, space.base, trial)
+    size = resolution(image_size, _value(space, "resolution", trial, 1.0))
+    return Candidate(model="searched", image_size=size, arch=format_arch(spec.with_resolution(size)),
+                     overrides=dict(space.fixed))
+
+
+def resolution(image_size: int, factor: float) -> int:
+    """The dataset's size x factor, rounded to a multiple of 4 (at least MIN_RESOLUTION)."""
+    return max(MIN_RESOLUTION, round(image_size * float(factor) / 4) * 4)
+
+
+def _value(space: SearchSpace, name: str, trial: Any, default: Any, suffix: str = "") -> Any:
+    param = space.param(name)
+    return default if param is None else param.suggest(trial, name + suffix)
+
+
+def _architecture(space: SearchSpace, base: ArchSpec, trial: Any) -> ArchSpec:
+    """Width, depth and stem stride for the whole network; kernel, expansion, SE and activation per stage
+    (stage i of the base: `kernel_i`, ...). A stage whose base expansion is 1 keeps it (MobileNetV2's first)."""
+    width = float(_value(space, "width", trial, 1.0))
+    depth = float(_value(space, "depth", trial, 1.0))
+    stem_stride = int(_value(space, "stem_stride", trial, base.stem_stride))
+    stages = []
+    for index, stage in enumerate(base.stages):
+        suffix = f"_{index}"
+        expansion = stage.expansion if stage.expansion == 1 else float(_value(space, "expansion", trial,
+                                                                               stage.expansion, suffix))
+        activation = _ACTIVATION_NAMES[str(_value(space, "activation", trial, stage.activation, suffix)).lower()]
+        stages.append(replace(stage, kernel=int(_value(space, "kernel", trial, stage.kernel, suffix)),
+                              expansion=expansion, se=bool(_value(space, "se", trial, stage.se, suffix)),
+                              activation=activation, repeats=depth_scaled(stage.repeats, depth)))
+    return replace(base, width=round(width * base.width, 4), stem_stride=stem_stride, stages=tuple(stages))

@@ -1,0 +1,132 @@
+"""The Optuna study of a search: stored in the run folder (SQLite), its sampler, its constraints, and the
+successive-halving rule that stops poor trials early.
+
+- Architecture spaces are multi-objective (maximise validation top-1, minimise measured latency) with NSGA-II;
+  the hparams space maximises validation top-1 alone with TPE. Constraints (search.max_latency_ms,
+  search.max_params) go through the sampler's `constraints_func`, read from the trial's `constraints` attribute.
+- Early stopping: Optuna's pruners are single-objective (`Trial.report` is not supported for multi-objective
+  studies), so the study applies asynchronous successive halving (ASHA, Li et al. 2020) itself: at rung epochs
+  1, eta, eta^2, ... a trial continues only when fewer than 1/eta of the trials that reached the rung dominate
+  it (higher accuracy there and no higher latency). With one objective (equal latencies) this is successive
+  halving's "keep the top 1/eta"; with two, a fast trial is not stopped for being less accurate than slow ones.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+STUDY_FILE = "study.db"
+STUDY_NAME = "cnnlab-search"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+ACC_AT = "val_acc@"      # user attribute per epoch: val_acc@1, val_acc@2, ...
+
+
+def storage_url(folder: Path) -> str:
+    return f"sqlite:///{(folder / STUDY_FILE).resolve()}"
+
+
+# Optuna >= 5 takes constraints from the trial (Trial.set_constraint; `constraints_func` is deprecated there).
+_TRIAL_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def constraints_of(trial: FrozenTrial) -> Sequence[float]:
+    """The constraint values a trial recorded (<= 0: met); a trial that never measured them is infeasible."""
+    return trial.user_attrs.get("constraints", [1.0])
+
+
+def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
+    """Record a trial's constraint values (<= 0: met) for the sampler and for trials.csv."""
+    trial.set_user_attr("constraints", list(values.values()))
+    if _TRIAL_CONSTRAINTS:
+        for key, value in values.items():
+            trial.set_constraint(key, value)
+
+
+def open_study(folder: Path, *, multi_objective: bool, seed: int, population: int, constrained: bool) -> optuna.Study:
+    """The study in `folder`/study.db, created or loaded (a resumed run continues its copy)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # cnnlab logs one line per trial itself
+    constraints: Callable[[FrozenTrial], Sequence[float]] | None = \
+        constraints_of if constrained and not _TRIAL_CONSTRAINTS else None
+    if multi_objective:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+            population_size=population, seed=seed, constraints_func=constraints)
+        directions = ["maximize", "minimize"]
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints,
+                                             n_startup_trials=min(10, population))
+        directions = ["maximize"]
+    return optuna.create_study(storage=storage_url(folder), study_name=STUDY_NAME, sampler=sampler,
+                               directions=directions, load_if_exists=True)
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """A resumed study: trials left running by a killed process become failed, and every trial that an
+    interruption stopped is queued again with its parameters (once). Returns the numbers queued again."""
+    storage = study._storage  # Optuna has no public call that fails a trial of a dead process
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    taken = [t.params for t in trials if t.state in FINISHED]
+    taken += [t.system_attrs.get("fixed_params") for t in trials if t.state == TrialState.WAITING]
+    queued = []
+    for trial in trials:
+        stopped = trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")
+        if stopped and trial.params and trial.params not in taken:
+            study.enqueue_trial(dict(trial.params))
+            taken.append(trial.params)
+            queued.append(trial.number)
+    return queued
+
+
+def rung_epochs(epochs: int, eta: int) -> tuple[int, ...]:
+    """The epochs (1, eta, eta^2, ...) before the last at which a trial may be stopped."""
+    rungs, epoch = [], 1
+    while epoch < epochs:
+        rungs.append(epoch)
+        epoch *= eta
+    return tuple(rungs)
+
+
+def dominated_too_often(acc: float, latency: float, peers: Sequence[tuple[float, float]], *, eta: int,
+                        min_peers: int) -> bool:
+    """Whether a trial at a rung (its accuracy there, its latency) is stopped: at least `min_peers` others reached
+    the rung and at least a 1/eta share of them dominate it."""
+    if len(peers) < min_peers:
+        return False
+    dominating = sum(1 for a, lat in peers if a >= acc and lat <= latency and (a > acc or lat < latency))
+    return dominating >= max(1, math.ceil((len(peers) + 1) / eta))
+
+
+def rung_peers(study: optuna.Study, epoch: int, number: int) -> list[tuple[float, float]]:
+    """(accuracy at `epoch`, latency) of every other trial that reported that epoch."""
+    peers = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        if trial.number != number and f"{ACC_AT}{epoch}" in attrs and attrs.get("latency_ms") is not None:
+            peers.append((float(attrs[f"{ACC_AT}{epoch}"]), float(attrs["latency_ms"])))
+    return peers
+
+
+def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    """One row of trials.csv: number, state, the candidate, its measurements and how far it trained."""
+    attrs = trial.user_attrs
+    epochs = sorted(int(k[len(ACC_AT):]) for k in attrs if k.startswith(ACC_AT))
+    constraints = attrs.get("constraints")
+    return {"trial": trial.number, "state": trial.state.name.lower(), "arch": attrs.get("arch"),
+            "model": attrs.get("model"), "image_size": attrs.get("image_size"),
+            "val_acc": attrs.get("val_acc"), "latency_ms": attrs.get("latency_ms"), "params": attrs.get("params"),
+            "flops": attrs.get("flops"), "epochs": epochs[-1] if epochs else 0,
+            "feasible": None if constraints is None else all(v <= 0 for v in constraints),
+            "violation": None if constraints is None else sum(max(0.0, v) for v in constraints),
+            "seconds": None if trial.duration is None else round(trial.duration.total_seconds(), 1),
+            "params_chosen": dict(trial.params)}

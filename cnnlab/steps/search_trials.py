@@ -1,0 +1,224 @@
+"""One trial of `cnnlab search`, and the training of the chosen candidate: what needs the run's context.
+
+A trial: the candidate the sampler picks (space.sample) → the network, its parameters and FLOPs → its latency on
+the target (cached per architecture) → the constraints → a short proxy training on a seeded share of the training
+split through the one training engine (steps/training.py: train_model), whose per-epoch validation reports
+the accuracy to the study and stops a poor trial at a rung (search/study.py). Proxy trainings write no per-epoch
+files and no last.pt: the study (study.db) is what a resumed search continues from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import optuna
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from cnnlab.context import RunContext
+from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
+from cnnlab.data.spec import InputSpec
+from cnnlab.engine.objectives import Objective
+from cnnlab.engine.progress import Progress
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.trainer import NonFiniteLoss, evaluate
+from cnnlab.errors import CnnlabError
+from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
+from cnnlab.search.latency import LatencyCache, cached_latency
+from cnnlab.search.settings import SearchSettings
+from cnnlab.search.space import Candidate, SearchSpace, sample
+from cnnlab.search.study import ACC_AT, dominated_too_often, rung_epochs, rung_peers, set_constraints
+from cnnlab.steps.recording import TrainedModel
+from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
+                                   train_model)
+from cnnlab.weights import InitialWeights, initial_model
+
+
+def trial_config(cfg: DictConfig, overrides: Mapping[str, Any]) -> DictConfig:
+    """A copy of the run's config with a candidate's overrides (config keys) set. CnnlabError for a key the
+    config does not have (a typo in a space file)."""
+    if not overrides:
+        return cfg
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key, value in overrides.items():
+        if OmegaConf.select(copy, key, default="<missing>") == "<missing>":
+            raise CnnlabError(f"the search space sets {key}, which is not a setting of this command",
+                              fix="use keys that `cnnlab search --cfg job` shows (e.g. optim.lr, trainer.batch_size)")
+        with open_dict(copy):
+            OmegaConf.update(copy, key, value, force_add=True)
+    assert isinstance(copy, DictConfig)
+    return copy
+
+
+def arch_kwargs(candidate: Candidate, spec: InputSpec) -> dict[str, Any]:
+    """The zoo options a candidate is built with (recorded in model.pt: what rebuilds it)."""
+    kwargs: dict[str, Any] = {"arch": candidate.arch} if candidate.arch else {}
+    if get_entry(candidate.model).any_channels and spec.channels != 3:
+        kwargs["in_channels"] = spec.channels
+    return kwargs
+
+
+class RungValidation:
+    """The engine's classification score after each epoch, reported to the trial (val_acc@EPOCH); at a rung
+    epoch a trial that too many others dominate stops (optuna.TrialPruned)."""
+
+    def __init__(self, objective: Objective, study: optuna.Study, trial: optuna.Trial, latency_ms: float,
+                 settings: SearchSettings) -> None:
+        self.objective, self.study, self.trial = objective, study, trial
+        self.latency_ms, self.settings = latency_ms, settings
+        self.rungs = rung_epochs(settings.proxy_epochs, settings.eta)
+        self.epoch = 0
+
+    def __call__(self, model: nn.Module, batch: Any) -> Any:
+        return self.objective(model, batch)
+
+    def validation(self, model: nn.Module, loader: DataLoader, runtime: Runtime,
+                   progress: Progress | None = None) -> dict[str, Any]:
+        val = evaluate(model, loader, runtime, progress=progress)
+        self.epoch += 1
+        acc = float(val["acc"])
+        self.trial.set_user_attr(f"{ACC_AT}{self.epoch}", acc)
+        self.trial.set_user_attr("val_acc", acc)
+        if len(self.study.directions) == 1:
+            self.trial.report(acc, self.epoch)  # Optuna's own record of the curve (single objective only)
+        if self.epoch in self.rungs and dominated_too_often(
+                acc, self.latency_ms, rung_peers(self.study, self.epoch, self.trial.number),
+                eta=self.settings.eta, min_peers=self.settings.min_rung_trials):
+            raise optuna.TrialPruned(f"stopped at epoch {self.epoch}: val top-1 {acc:.2%} is dominated at this rung")
+        return {"val_loss": val["loss"], "val_acc": val["acc"], "val_top5": val["top5"]}
+
+
+@dataclass
+class TrialRunner:
+    """The study's objective: `runner(trial)` → validation top-1 (and latency for an architecture space)."""
+
+    ctx: RunContext
+    cfg: DictConfig
+    runtime: Runtime
+    space: SearchSpace
+    settings: SearchSettings
+    cache: LatencyCache
+    study: optuna.Study
+    weights: InitialWeights = field(default_factory=lambda: InitialWeights(kind="none",
+                                                                         description="random initialisation"))
+    _data: dict[str, DataBundle] = field(default_factory=dict)
+
+    @property
+    def base_spec(self) -> InputSpec:
+        model = "searched" if self.space.is_architecture else canonical_name(str(self.cfg.model.name))
+        return resolve_input_spec(self.cfg.dataset, self.weights.spec, any_channels=get_entry(model).any_channels)
+
+    def candidate(self, trial: optuna.Trial) -> Candidate:
+        return sample(self.space, trial, image_size=self.base_spec.size, model=canonical_name(str(self.cfg.model.name)))
+
+    def data(self, cfg: DictConfig, candidate: Candidate) -> DataBundle:
+        """The dataset at the candidate's size (cached per size and dataset settings)."""
+        key = f"{candidate.image_size}:{OmegaConf.to_yaml(cfg.dataset)}"
+        if key not in self._data:
+            self._data[key] = build_datasets(cfg.dataset, self.base_spec.with_size(candidate.image_size))
+        return self._data[key]
+
+    def build(self, candidate: Candidate, data: DataBundle) -> nn.Module:
+        if candidate.arch is None and self.weights.pretrained:
+            return initial_model(candidate.model, self.weights, data, None)
+        return create_model(candidate.model, num_classes=len(data.classes), image_size=candidate.image_size,
+                            **arch_kwargs(candidate, data.spec))
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        started = time.perf_counter()
+        try:
+            return self._run(trial, started)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # a resumed search runs this candidate again
+            raise
+
+    def _run(self, trial: optuna.Trial, started: float) -> float | tuple[float, float]:
+        candidate = self.candidate(trial)
+        cfg = trial_config(self.cfg, candidate.overrides)
+        data = self.data(cfg, candidate)
+        torch.manual_seed(self.runtime_seed(trial))
+        model = self.build(candidate, data)
+        params, flops = count_params(model), count_flops(model, candidate.image_size)
+        timed = cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes,
+                               flops=flops)
+        constraints = self.settings.violations(timed.p50_ms, params)
+        for key, value in {"arch": candidate.arch, "model": candidate.model, "image_size": candidate.image_size,
+                           "params": params, "flops": flops, "latency_ms": timed.p50_ms,
+                           "latency_cached": timed.cached}.items():
+            trial.set_user_attr(key, value)
+        set_constraints(trial, constraints)
+        what = candidate.arch or " ".join(f"{k}={v}" for k, v in candidate.overrides.items())
+        if any(v > 0 for v in constraints.values()) and not self.settings.train_infeasible:
+            self.ctx.log.info("trial %d: %s — %.3f ms, %s params: breaks a constraint, not trained", trial.number,
+                              what, timed.p50_ms, f"{params:,}")
+            return self.values(0.0, timed.p50_ms)
+        acc = self.proxy_train(trial, cfg, model, data, timed.p50_ms)
+        self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %.3f ms, %s params, %.0f s", trial.number, what,
+                          100 * acc, timed.p50_ms, f"{params:,}", time.perf_counter() - started)
+        return self.values(acc, timed.p50_ms)
+
+    def runtime_seed(self, trial: optuna.Trial) -> int:
+        return int(self.cfg.seed) + trial.number
+
+    def values(self, acc: float, latency_ms: float) -> float | tuple[float, float]:
+        return (acc, latency_ms) if self.space.is_architecture else acc
+
+    def proxy_train(self, trial: optuna.Trial, cfg: DictConfig, model: nn.Module, data: DataBundle,
+                    latency_ms: float) -> float:
+        """search.proxy_epochs on a seeded search.proxy_train_fraction of the training split; the last epoch's
+        validation top-1."""
+        recipe = replace(Recipe.from_config(cfg), epochs=self.settings.proxy_epochs)
+        train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)
+        loaders = make_loaders(recipe, self.runtime, train_set, data.val, workers=loader_workers(recipe, data))
+        objective = RungValidation(classification_objective(recipe, len(data.classes)), self.study, trial,
+                                   latency_ms, self.settings)
+        quiet = replace(self.ctx, is_main=False)  # no metrics.csv/curves per trial, no last.pt
+        result = train_model(quiet, self.runtime, recipe, Trainable(self.runtime.prepare_model(model)), loaders,
+                             objective, Checkpointing(enabled=False))
+        return float(result.final["val_acc"])
+
+
+def proxy_subset(train: Any, fraction: float, seed: int) -> Any:
+    """A seeded `fraction` of the training images (all of them at 1)."""
+    if fraction >= 1:
+        return train
+    count = max(1, round(len(train) * fraction))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
+    return Subset(train, sorted(order.tolist()))
+
+
+TRIAL_ERRORS = (NonFiniteLoss,)  # a diverging candidate fails its trial, not the search
+
+
+def chosen_candidate(space: SearchSpace, row: Mapping[str, Any]) -> Candidate:
+    """The candidate of a trial row (trials.csv's fields): its network, size and overrides."""
+    overrides = {**space.fixed, **({} if space.is_architecture else dict(row["params_chosen"]))}
+    return Candidate(model=str(row["model"]), image_size=int(row["image_size"]), arch=row.get("arch"),
+                     overrides=overrides)
+
+
+def train_chosen(runner: TrialRunner, candidate: Candidate, trial: int,
+                 resume_from: Any = None) -> tuple[Any, TrainedModel]:
+    """The chosen candidate trained from scratch for trainer.epochs on the whole training split (last.pt after
+    every epoch, continued from `resume_from`); (fit result, what save_and_record writes)."""
+    # The data section records the size trained at, so derived runs (distill, evaluate) rebuild the same input.
+    cfg = trial_config(runner.cfg, {**candidate.overrides, "dataset.image_size": candidate.image_size})
+    recipe = Recipe.from_config(cfg)
+    data = runner.data(cfg, candidate)
+    torch.manual_seed(recipe.seed)
+    model = runner.build(candidate, data)
+    loaders = make_loaders(recipe, runner.runtime, data.train, data.val, workers=loader_workers(recipe, data))
+    runner.ctx.log.info("training the chosen candidate (trial %d) for %d epochs on %d images at %d px", trial,
+                        recipe.epochs, len(data.train), candidate.image_size)  # type: ignore[arg-type]
+    result = train_model(runner.ctx, runner.runtime, recipe, Trainable(runner.runtime.prepare_model(model)), loaders,
+                         classification_objective(recipe, len(data.classes)),
+                         Checkpointing(resume_from=resume_from, extra={"search_trial": trial}))
+    kwargs = runner.weights.arch_kwargs if candidate.arch is None and runner.weights.pretrained \
+        else arch_kwargs(candidate, data.spec)
+    return result, TrainedModel(model=model, name=candidate.model, arch_kwargs=kwargs, data=data,
+                                dataset_config=cfg.dataset, weights=f"{runner.weights.description} (search trial {trial})")

@@ -1,0 +1,91 @@
+"""Search spaces (cnnlab/search/space.py): the packaged spaces load, bad ones are one line each, and a trial
+turns into a candidate the zoo builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+from cnnlab.models.searched import parse_arch
+from cnnlab.search.space import SearchSpace, resolution, sample
+
+SPACES = Path(__file__).resolve().parents[2] / "cnnlab" / "conf" / "space"
+
+
+def _space(name: str) -> SearchSpace:
+    return SearchSpace.from_mapping(name, yaml.safe_load((SPACES / f"{name}.yaml").read_text()))
+
+
+def _trial(seed: int = 0) -> optuna.Trial:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "efficientnet", "hparams"])
+def test_the_packaged_spaces_load(name: str) -> None:
+    space = _space(name)
+    assert space.kind == name and space.params
+    assert space.describe()["name"] == name
+
+
+def test_a_mobilenet_trial_is_an_architecture_string_the_zoo_builds() -> None:
+    space = _space("mobilenet")
+    for seed in range(3):
+        trial = _trial(seed)
+        candidate = sample(space, trial, image_size=32, model="resnet18")
+        assert candidate.model == "searched" and candidate.image_size in (24, 28, 32)
+        spec = parse_arch(candidate.arch)  # type: ignore[arg-type]
+        assert spec.resolution == candidate.image_size and len(spec.stages) == 7
+        assert spec.stages[0].expansion == 1  # MobileNetV2's e1 stage keeps it
+        assert {f"kernel_{i}" for i in range(7)} <= set(trial.params)
+        assert candidate.key == f"{candidate.arch}@{candidate.image_size}px"
+    model = create_model("searched", 3, candidate.image_size, arch=candidate.arch)
+    assert model.classifier[1].out_features == 3
+
+
+def test_an_efficientnet_trial_scales_b0() -> None:
+    candidate = sample(_space("efficientnet"), _trial(), image_size=64, model="resnet18")
+    spec = parse_arch(candidate.arch)  # type: ignore[arg-type]
+    assert all(stage.se and stage.activation == "silu" for stage in spec.stages)
+    assert 0.25 <= spec.width <= 1.2 and 48 <= candidate.image_size <= 80
+
+
+def test_an_hparams_trial_is_overrides_with_the_fixed_ones() -> None:
+    candidate = sample(_space("hparams"), _trial(), image_size=28, model="lenet5")
+    assert candidate.arch is None and candidate.model == "lenet5" and candidate.image_size == 28
+    assert candidate.overrides["dataset.augment.randaugment"] is True
+    assert 0.001 <= candidate.overrides["optim.lr"] <= 0.3
+    assert candidate.overrides["trainer.batch_size"] in (32, 64, 128)
+
+
+def test_resolution_rounds_to_four_and_has_a_floor() -> None:
+    assert resolution(28, 0.875) == 24 and resolution(32, 1.0) == 32 and resolution(16, 0.5) == 16
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"kind": "mobilenet"}, "space mine is empty"),
+    ({"kind": "hparams", "params": {}}, "space mine is empty"),
+    ({"kind": "nas", "params": {"a": {"type": "int", "low": 0, "high": 1}}}, "kind=nas is not a kind"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.1, "high": 0.001}}},
+     "low=0.1 is above high=0.001"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "gaussian", "low": 0, "high": 1}}}, "type=gaussian"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}},
+     "a log range needs low > 0"),
+    ({"kind": "hparams", "params": {"trainer.batch_size": {"type": "categorical", "choices": []}}}, "no choices"),
+    ({"kind": "hparams", "params": {"optim.lr": 0.1}}, "not a range"),
+    ({"kind": "mobilenet", "params": {"width": {"type": "float", "low": 0.5, "high": 1}}}, "needs `base:`"),
+    ({"kind": "mobilenet", "base": "k3e6c24n2s2", "params": {"lr": {"type": "float", "low": 0.5, "high": 1}}},
+     "no parameter 'lr'"),
+    ({"kind": "mobilenet", "base": "k3e6c24n2s2",
+      "params": {"activation": {"type": "categorical", "choices": ["gelu"]}}}, "activation choice 'gelu'"),
+])
+def test_an_empty_or_contradictory_space_is_one_line(data: dict, message: str) -> None:
+    with pytest.raises(CnnlabError) as caught:
+        SearchSpace.from_mapping("mine", data)
+    line = caught.value.one_line()
+    assert message in line and "\n" not in line and caught.value.fix

@@ -1,0 +1,71 @@
+"""The study (cnnlab/search/study.py): stored in SQLite, successive halving that respects two objectives,
+and a resumed study that runs the interrupted trial again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from cnnlab.search.study import (STUDY_FILE, constraints_of, dominated_too_often, finished_trials, open_study,
+                                 requeue_interrupted, rung_epochs, rung_peers, set_constraints,
+                                 trial_record)
+
+
+def test_rungs_are_powers_of_eta_before_the_last_epoch() -> None:
+    assert rung_epochs(1, 3) == () and rung_epochs(3, 3) == (1,) and rung_epochs(10, 3) == (1, 3, 9)
+    assert rung_epochs(9, 3) == (1, 3) and rung_epochs(5, 2) == (1, 2, 4)
+
+
+def test_one_objective_keeps_the_top_third() -> None:
+    peers = [(a, 1.0) for a in (0.5, 0.6, 0.7, 0.8, 0.9)]  # equal latency: plain successive halving
+    assert dominated_too_often(0.55, 1.0, peers, eta=3, min_peers=4)
+    assert not dominated_too_often(0.85, 1.0, peers, eta=3, min_peers=4)
+    assert not dominated_too_often(0.1, 1.0, peers[:3], eta=3, min_peers=4)  # too few at the rung yet
+
+
+def test_a_fast_trial_is_not_stopped_for_being_less_accurate_than_slow_ones() -> None:
+    slow = [(a, 5.0) for a in (0.7, 0.8, 0.9, 0.95)]
+    assert not dominated_too_often(0.4, 0.5, slow, eta=3, min_peers=4)
+    assert dominated_too_often(0.4, 6.0, slow, eta=3, min_peers=4)
+
+
+def _objective(trial: optuna.Trial) -> tuple[float, float]:
+    x = trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("latency_ms", 1 + x)
+    set_constraints(trial, {"latency_ms": x - 0.5})
+    trial.set_user_attr("val_acc@1", x)
+    trial.set_user_attr("val_acc", x)
+    return x, 1 + x
+
+
+def test_the_study_lives_in_the_run_folder_and_reloads(tmp_path: Path) -> None:
+    study = open_study(tmp_path, multi_objective=True, seed=0, population=4, constrained=True)
+    study.optimize(_objective, n_trials=5)
+    assert (tmp_path / STUDY_FILE).is_file()
+    again = open_study(tmp_path, multi_objective=True, seed=0, population=4, constrained=True)
+    assert len(finished_trials(again)) == 5
+    row = trial_record(again.trials[0])
+    x = again.trials[0].params["x"]
+    assert row["state"] == "complete" and row["epochs"] == 1 and row["feasible"] == (x <= 0.5)
+    assert row["violation"] == max(0.0, x - 0.5) and row["params_chosen"] == {"x": x}
+    assert constraints_of(again.trials[0]) == [x - 0.5]
+    assert len(rung_peers(again, 1, number=0)) == 4
+
+
+def test_an_interrupted_trial_runs_again_once(tmp_path: Path) -> None:
+    study = open_study(tmp_path, multi_objective=False, seed=0, population=4, constrained=False)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    stopped = study.ask()
+    stopped.suggest_float("x", 0, 1)
+    stopped.set_user_attr("interrupted", True)
+    study.tell(stopped, state=TrialState.FAIL)
+    killed = study.ask()  # left running by a killed process
+    killed.suggest_float("x", 0, 1)
+    assert requeue_interrupted(study) == [2, 3]
+    assert requeue_interrupted(study) == []  # queued already
+    assert study.trials[3].user_attrs["interrupted"]
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [study.trials[2].params, study.trials[3].params]
+    assert study.trials[3].state == TrialState.FAIL
