@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY, only_run, read_run, run_dirs, run_subprocess
+from helpers import TINY, only_run, read_run, run_dirs
 
 
 def test_help_lists_commands_and_does_not_import_torch() -> None:
@@ -100,15 +100,6 @@ def test_user_config_dir_adds_a_dataset(cli, outputs: Path, tmp_path: Path) -> N
     assert result.code == 0, result.output
     record = only_run(outputs, "pretrain")
     assert record["dataset"]["num_classes"] == 3 and record["dataset"]["train_size"] == 48
-
-
-def test_joblib_launcher_runs_jobs_in_parallel_processes(outputs: Path, tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_subprocess("pretrain", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
-                            "seed=1,2", cwd=tmp_path)
-    assert result.code == 0, result.output
-    records = [read_run(d) for d in run_dirs(outputs, "pretrain")]
-    assert len(records) == 2 and {r["status"] for r in records} == {"completed"}
 
 
 def test_list_datasets_and_runs(cli, outputs: Path) -> None:

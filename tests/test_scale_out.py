@@ -79,8 +79,10 @@ def test_a_joblib_sweep_gives_each_job_its_share_and_records_it(outputs: Path, t
                                              *TINY, "seed=1,2", cwd=tmp_path)
     assert result.code == 0, result.output
     usable = environment.cpu_info()["usable_cores"]
+    assert len(run_dirs(outputs, "pretrain")) == 2
     for run_dir in run_dirs(outputs, "pretrain"):
         record = read_run(run_dir)
+        assert record["status"] == "completed"
         assert record["environment"]["threads"] == {"source": "share", "jobs_in_parallel": 2, "usable_cores": usable}
         assert record["environment"]["torch_threads"] == max(1, usable // 2)
 
@@ -248,6 +250,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # ~40 s; single-node DDP stays in CI (tests/engine/test_distributed.py)
 def test_two_torchrun_nodes_on_one_machine_match_a_single_process(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("single_node_ddp", Path(__file__).parent / "engine" /
                                                   "test_distributed.py")

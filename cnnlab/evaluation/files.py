@@ -6,9 +6,10 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:  # tensors are only passed through: `cnnlab report` reads outcomes.csv without torch
+    import torch
 
 from cnnlab.fileio import atomic_path, write_json, write_text
 

@@ -112,6 +112,7 @@ def test_feature_hint_trains_through_an_adapter_and_saves_the_plain_student(cli,
     assert "teacher lenet5 has 3 stages" in error_line(bad)
 
 
+@pytest.mark.slow  # ~55 s (ResNet-50 teacher); the KD path itself is tested on small models above
 def test_the_design_command_runs_as_written_after_a_finetune(cli, outputs: Path, fake_imagenet) -> None:
     fake_imagenet("resnet50")
     fake_imagenet("mobilenet_v2")
