@@ -62,7 +62,8 @@ def test_lenet_file_has_named_dynamic_io_and_metadata(tmp_path: Path, lively_mod
         assert np.abs(opencv_logits(path, images) - model(images).numpy()).max() < 1e-4
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "googlenet"])
+@pytest.mark.parametrize("name", ["mobilenet_v3_small",
+                                  pytest.param("googlenet", marks=pytest.mark.slow)])  # ~20 s: CI time
 def test_depthwise_and_inception_models_export_exactly(tmp_path: Path, lively_model, name: str) -> None:
     """MobileNetV3: depthwise convolutions and squeeze-excitation (HardSigmoid); GoogLeNet: Inception branches."""
     result = export_and_check(lively_model(name, 32), tmp_path / f"{name}.onnx", 32)
@@ -82,6 +83,7 @@ def test_export_keeps_the_training_mode(tmp_path: Path, lively_model) -> None:
     assert model.training
 
 
+@pytest.mark.slow  # ~35 s; the engine's own export path is exercised by every export test in CI
 def test_a_channels_last_model_exports_the_same_graph_and_stays_channels_last(tmp_path: Path, lively_model) -> None:
     """The engine trains in channels_last on CPU; exported as is, every squeeze-excitation mean came out as
     Shape/Range/Gather index arithmetic (a slower file). The export must not depend on the memory layout."""

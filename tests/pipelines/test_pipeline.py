@@ -175,6 +175,7 @@ def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_pa
     assert counts == {"teacher": 1, "teacher.export": 1, "pruned": 2, "bench": 2}
 
 
+@pytest.mark.slow  # ~35 s; stage selection itself is unit-tested above (select)
 def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path, tmp_path: Path) -> None:
     conf = write_experiment(tmp_path)
     result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[pruned]")

@@ -130,6 +130,7 @@ def test_report_command_line_needs_no_torch(study: Path) -> None:
     assert "Pareto" in proc.stdout and "wrote" in proc.stdout
 
 
+@pytest.mark.slow  # ~30 s; a real `-m seed=0,1` sweep through the report stays in CI (tests/report/test_seeds.py)
 def test_report_over_a_real_sweep_marks_the_pareto_front(cli, outputs: Path) -> None:
     """End to end: a multirun sweep of two models, a bench sweep over both, one report."""
     from helpers import TINY, run_dirs
