@@ -2,7 +2,9 @@
 
 export.py        export_onnx (dynamic batch, self-describing metadata), read_onnx_metadata, verify_onnx
 simplify.py      simplify_onnx (onnxslim)
-ort.py           onnx_session (CPU / CUDA / TensorRT / OpenVINO providers), evaluate_onnx (accuracy of the file itself)
+ort.py           onnx_session (onnxruntime on CPU / CUDA / TensorRT; OpenVINO), evaluate_onnx (accuracy of the file
+                 itself), installed_cpu_runtimes
+openvino_runtime.py  OpenVinoSession: the openvino package behind onnxruntime's session API, FP32 pinned to f32
 bench.py         LatencyStats, time_onnx, time_torch (warm-up, min count and time, CUDA events)
 paired.py        time_paired: several files timed in one session (same threads, interleaved rounds), for bench,
                  prune and quantize

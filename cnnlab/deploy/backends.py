@@ -8,7 +8,7 @@ from typing import Any, Iterable, Sequence
 
 from cnnlab.deploy.bench_report import skipped_lines
 from cnnlab.deploy.bench_settings import ONNX_BACKENDS, BenchSettings
-from cnnlab.deploy.ort import check_runtime_device, execution_providers
+from cnnlab.deploy.ort import check_runtime_device, require_runtime
 from cnnlab.errors import CnnlabError
 
 
@@ -58,12 +58,12 @@ def plan_backends(settings: BenchSettings, device_kind: str) -> BackendPlan:
         if backend in ONNX_BACKENDS:
             check_runtime_device(backend, device_kind)  # tensorrt on the CPU, openvino on CUDA: the user must change
             try:
-                execution_providers(device_kind, runtime=backend)
+                require_runtime(backend, device_kind)
             except CnnlabError as err:
                 if backend == "onnxruntime" and settings.backends:  # asked for by name: the user must change it
                     raise
-                # Not installed here (TensorRT, the OpenVINO build; CPU-only onnxruntime on a GPU machine by
-                # default): time the others, say why not this one.
+                # Not installed here (TensorRT; the openvino package, `pip install "cnnlab[openvino]"`; CPU-only
+                # onnxruntime on a GPU machine by default): time the others, say why not this one.
                 skipped.append(SkippedBackend(backend, None, err.one_line()))
                 continue
         runnable.append(backend)

@@ -1,10 +1,10 @@
 """Latency of one model on one backend at one batch size, measured the same way for every backend.
 
 Method: `warmup` untimed runs (allocators, caches, lazy initialisation, torch.compile's compilation), then
-timed runs, one request at a time, until both `min_iters` runs and `min_seconds` have passed. CPU runs and
-onnxruntime runs (whose `run` returns only when the outputs are ready, on any provider) are timed with
-`time.perf_counter_ns`; PyTorch on CUDA with CUDA events around each run and a synchronize after it, so
-the time is the GPU's and no run overlaps the next.
+timed runs, one request at a time, until both `min_iters` runs and `min_seconds` have passed. CPU runs,
+onnxruntime runs (whose `run` returns only when the outputs are ready, on any provider) and OpenVINO runs (a
+synchronous infer request) are timed with `time.perf_counter_ns`; PyTorch on CUDA with CUDA events around each
+run and a synchronize after it, so the time is the GPU's and no run overlaps the next.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.deploy.openvino_runtime import first_reason
 from cnnlab.deploy.ort import onnx_session, parse_device, session_io
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.errors import CnnlabError
@@ -128,12 +129,13 @@ def _peak(device: str, threads: int, peak_gflops: float | None) -> float | None:
 
 def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu", plan: TimingPlan = TimingPlan(),
               flops: int | None = None, runtime: str = "onnxruntime", peak_gflops: float | None = None,
-              seed: int = 0) -> LatencyStats:
-    """Latency of `path` at `batch_size` through onnxruntime with `runtime`'s provider (onnxruntime's own
-    kernels, tensorrt or openvino); input shape from the file, whose batch axis must be dynamic or equal to
-    batch_size. On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's."""
+              seed: int = 0, precision: str = "f32") -> LatencyStats:
+    """Latency of `path` at `batch_size` on `runtime`: onnxruntime's own kernels, TensorRT (through onnxruntime)
+    or OpenVINO's native runtime (CPU), computing in `precision` (f32; bf16 on openvino only); input shape from
+    the file, whose batch axis must be dynamic or equal to batch_size. On CUDA, input and output stay on the
+    GPU (I/O binding), like PyTorch's. Raises CnnlabError when the runtime cannot load or run the file."""
     batch_size = _check_batch(batch_size)
-    session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime)
+    session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime, precision=precision)
     input_name, output_name = session_io(session)
     shape = [batch_size, *session.get_inputs()[0].shape[1:]]
     if not all(isinstance(d, int) for d in shape[1:]):
@@ -159,8 +161,7 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
     try:
         times = measure(step, plan)
     except Exception as exc:  # noqa: BLE001 - e.g. a fixed batch axis that is not batch_size
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise CnnlabError(f"onnxruntime cannot run {path} at batch {batch_size}: {first}") from exc
+        raise CnnlabError(f"{runtime} cannot run {path} at batch {batch_size}: {first_reason(exc)}") from exc
     return summarize(times, backend=runtime, device=device, batch_size=batch_size,
                      threads=threads, flops=flops, peak_gflops=_peak(device, threads, peak_gflops))
 

@@ -16,7 +16,7 @@ from cnnlab.engine.runtime import resolve_device
 from cnnlab.errors import CnnlabError
 
 TORCH_BACKENDS = ("torch", "torch_compile")
-ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt, openvino: onnxruntime sessions with that provider
+ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt (onnxruntime sessions), openvino (its native runtime)
 BACKENDS = TORCH_BACKENDS + ONNX_BACKENDS
 
 

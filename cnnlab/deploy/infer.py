@@ -1,5 +1,6 @@
 """One model file, ready to score batches: a cnnlab checkpoint through PyTorch, or an ONNX file (FP32 or INT8)
-through onnxruntime (its own CPU kernels, or OpenVINO's) — with the input spec and class names the file records.
+through onnxruntime or OpenVINO's native runtime (`pip install "cnnlab[openvino]"`; computing in f32) — with the
+input spec and class names the file records.
 
 `open_model(kind, path, runtime=...)` → `InferenceModel`; `model.logits(images)` takes a float32 [N, C, H, W]
 batch preprocessed by `cnnlab.data.transforms.eval_transform(model.spec)` and returns float32 logits [N, classes].
@@ -120,7 +121,7 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     if checked.spec is None or not checked.classes:
         raise CnnlabError(f"{path} records no input spec or class names (not written by cnnlab)",
                           fix="export it with `cnnlab export`, or pass the run's model.pt")
-    session = onnx_session(path, device=device, runtime=runtime)
+    session = onnx_session(path, device=device, runtime=runtime)  # onnxruntime's, or an OpenVinoSession
     input_name, output_name = session_io(session)
 
     fixed_batch = session.get_inputs()[0].shape[0]

@@ -1,31 +1,36 @@
-"""onnxruntime sessions (its own kernels on the CPU or a CUDA GPU, TensorRT, OpenVINO on the CPU), and the
-accuracy of an ONNX file on a data loader."""
+"""Sessions that run an ONNX file — onnxruntime's (its own kernels on the CPU or a CUDA GPU, TensorRT) or
+OpenVINO's native runtime on the CPU (the `openvino` package, cnnlab.deploy.openvino_runtime) behind the same
+API — which runtimes can run here, and the accuracy of an ONNX file on a data loader."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import onnxruntime as ort
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+# onnxruntime's OpenVINO provider (the onnxruntime-openvino wheel, which replaces onnxruntime). cnnlab no longer
+# runs it — runtime=openvino is the native openvino package — the name stays for code that looks it up among
+# this onnxruntime's providers.
 OPENVINO = "OpenVINOExecutionProvider"
-# The onnxruntime-based runtimes cnnlab times and evaluates on, and the devices each runs on here.
+# The runtimes cnnlab times and evaluates ONNX files on, and the devices each runs on here.
 RUNTIME_DEVICES = {"onnxruntime": ("cpu", "cuda"), "tensorrt": ("cuda",), "openvino": ("cpu",)}
 ONNX_RUNTIMES = tuple(RUNTIME_DEVICES)
 _INSTALL = {
     CUDA: "install onnxruntime-gpu in place of onnxruntime",
     TENSORRT: "install TensorRT and onnxruntime-gpu in place of onnxruntime",
-    # One `onnxruntime` module per environment: the OpenVINO build replaces the plain wheel, not beside it.
-    OPENVINO: "pip uninstall -y onnxruntime && pip install onnxruntime-openvino (it replaces the plain wheel)",
 }
+# What onnx_session returns: an onnxruntime session, or OpenVINO's behind the same API.
+OnnxSession = Union[ort.InferenceSession, OpenVinoSession]
 _ERRORS_ONLY = 3  # onnxruntime's log severity: keep its warnings (e.g. unused initializers) off the terminal
 
 
@@ -44,7 +49,7 @@ def parse_device(device: str) -> tuple[str, int]:
 def check_runtime_device(runtime: str, device: str) -> None:
     """A CnnlabError when `runtime` (onnxruntime | tensorrt | openvino) does not run on `device` here."""
     if runtime not in RUNTIME_DEVICES:
-        raise CnnlabError(f"unknown onnxruntime runtime '{runtime}'", fix=f"use one of {', '.join(ONNX_RUNTIMES)}")
+        raise CnnlabError(f"unknown ONNX runtime '{runtime}'", fix=f"use one of {', '.join(ONNX_RUNTIMES)}")
     kind, _ = parse_device(device)
     if kind not in RUNTIME_DEVICES[runtime]:
         if runtime == "tensorrt":
@@ -55,13 +60,32 @@ def check_runtime_device(runtime: str, device: str) -> None:
 
 def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime",
                         threads: int | None = None) -> list[Any]:
-    """The provider chain of `runtime` on `device`, or a CnnlabError naming what this onnxruntime build lacks
-    and how to get it. `threads` reaches OpenVINO, which keeps its own thread pool."""
-    check_runtime_device(runtime, device)
+    """onnxruntime's provider chain for `runtime` (onnxruntime | tensorrt) on `device`, or a CnnlabError naming
+    what this onnxruntime build lacks and how to get it. runtime=openvino is not an onnxruntime provider: it is
+    checked the same way (CPU only, the openvino package importable, else a CnnlabError naming
+    `cnnlab[openvino]`) and gets no providers ([]). `threads` is not used (kept for callers that pass it)."""
+    require_runtime(runtime, device)
     kind, index = parse_device(device)
+    if runtime == "openvino":
+        return []
     if runtime == "onnxruntime" and kind == "cpu":
         return [CPU]
-    wanted = {"onnxruntime": [CUDA], "tensorrt": [TENSORRT, CUDA], "openvino": [OPENVINO]}[runtime]
+    wanted = {"onnxruntime": [CUDA], "tensorrt": [TENSORRT, CUDA]}[runtime]
+    return [(name, {"device_id": index}) for name in wanted] + [CPU]
+
+
+def require_runtime(runtime: str, device: str = "cpu") -> None:
+    """Nothing when `runtime` (onnxruntime | tensorrt | openvino) can run on `device` (cpu | cuda[:N]) here; else a
+    CnnlabError with what is missing and how to get it (a wrong device; the openvino package not installed; an
+    onnxruntime build without the CUDA or TensorRT provider)."""
+    check_runtime_device(runtime, device)
+    kind, _ = parse_device(device)
+    if runtime == "openvino":
+        load_openvino()
+        return
+    if runtime == "onnxruntime" and kind == "cpu":
+        return
+    wanted = {"onnxruntime": [CUDA], "tensorrt": [TENSORRT, CUDA]}[runtime]
     installed = available_providers()
     missing = [name for name in wanted if name not in installed]
     if missing:
@@ -69,21 +93,44 @@ def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime",
                           f"(it offers {', '.join(installed)})",
                           fix=_INSTALL[missing[0]] + (", or leave onnxruntime out of bench.backends"
                                                       if runtime == "onnxruntime" else ""))
-    if runtime == "openvino":
-        options = {"device_type": "CPU", **({"num_of_threads": str(threads)} if threads is not None else {})}
-        return [(OPENVINO, options), CPU]  # the CPU provider runs any node OpenVINO does not take
-    return [(name, {"device_id": index}) for name in wanted] + [CPU]
 
 
-def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
-                 runtime: str = "onnxruntime") -> ort.InferenceSession:
-    """An InferenceSession with all graph optimisations, `threads` intra-op threads (None: onnxruntime's
-    default, one per physical core) and one inter-op thread, on `device` through `runtime` (onnxruntime's
-    own kernels, TensorRT or OpenVINO). Refuses to fall back silently: if the requested provider did not
-    start, that is an error rather than a plain CPU session."""
+def runtime_missing(runtime: str, device: str = "cpu") -> str | None:
+    """One line saying why `runtime` cannot run on `device` here (with the fix), or None when it can."""
+    try:
+        require_runtime(runtime, device)
+    except CnnlabError as err:
+        return err.one_line()
+    return None
+
+
+def installed_cpu_runtimes() -> tuple[str, ...]:
+    """The runtimes that run ONNX files on this machine's CPU: ("onnxruntime",), plus "openvino" when the
+    openvino package imports (`pip install "cnnlab[openvino]"`)."""
+    return tuple(r for r in ONNX_RUNTIMES if "cpu" in RUNTIME_DEVICES[r] and runtime_missing(r, "cpu") is None)
+
+
+def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu", runtime: str = "onnxruntime",
+                 precision: str = "f32") -> OnnxSession:
+    """A session running the ONNX file `path` on `device` through `runtime`: onnxruntime's own kernels or
+    TensorRT (an InferenceSession with all graph optimisations, `threads` intra-op threads — None: onnxruntime's
+    default, one per physical core — and one inter-op thread), or OpenVINO on the CPU (an OpenVinoSession with
+    `threads` inference threads, the same run/get_inputs/get_outputs/get_providers API). `precision`: "f32", or
+    "bf16" (openvino only, on a CPU with bf16). Refuses to fall back silently: if the requested provider did
+    not start, that is an error rather than a plain CPU session. Raises CnnlabError for threads < 1, a missing
+    or unreadable file, a runtime not installed here, or a precision the runtime cannot honour."""
     if threads is not None and threads < 1:
         raise CnnlabError(f"threads={threads} must be at least 1")
+    if precision not in PRECISIONS:
+        raise CnnlabError(f"unknown inference precision {precision!r}", fix=f"use one of {', '.join(PRECISIONS)}")
+    if precision != "f32" and runtime != "openvino":
+        why = f"onnxruntime's CPU kernels have no {precision} convolutions" if runtime == "onnxruntime" else \
+            f"cnnlab runs {precision} through OpenVINO only"
+        raise CnnlabError(f"{runtime} cannot run an ONNX file in {precision}: {why}",
+                          fix='use the openvino runtime (pip install "cnnlab[openvino]")')
     providers = execution_providers(device, runtime=runtime, threads=threads)
+    if runtime == "openvino":
+        return OpenVinoSession(path, threads=threads, precision=precision)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -103,24 +150,25 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
     wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if session.get_providers()[0] != wanted:
         raise CnnlabError(f"onnxruntime could not start {wanted} (it fell back to {session.get_providers()[0]})",
-                          fix="check the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs"
-                          if runtime != "openvino" else "check the OpenVINO libraries onnxruntime-openvino ships")
+                          fix="check the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs")
     return session
 
 
-def session_io(session: ort.InferenceSession) -> tuple[str, str]:
+def session_io(session: OnnxSession) -> tuple[str, str]:
     """Names of the (single) input and the first output."""
     return session.get_inputs()[0].name, session.get_outputs()[0].name
 
 
-def evaluate_onnx(path_or_session: Path | str | ort.InferenceSession, loader: DataLoader, *,
+def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader, *,
                   desc: str = "onnx eval", runtime: str = "onnxruntime") -> dict[str, Any]:
-    """acc, top5, loss (cross-entropy) and n of the ONNX model itself over `loader` on `runtime` (CPU) — the
-    exported artifact's own accuracy as that runtime computes it, not the PyTorch model's."""
-    if isinstance(path_or_session, ort.InferenceSession):
-        session = path_or_session
-    else:
+    """acc, top5, loss (cross-entropy) and n of the ONNX model itself over `loader` (batches of float32
+    [N, C, H, W] images and int64 [N] labels) on `runtime` (CPU) — the exported artifact's own accuracy as that
+    runtime computes it, not the PyTorch model's. A session (onnxruntime's or an OpenVinoSession) is used as is;
+    `runtime` applies to a path only."""
+    if isinstance(path_or_session, (str, Path)):
         session = onnx_session(Path(path_or_session), runtime=runtime)
+    else:
+        session = path_or_session
     input_name, output_name = session_io(session)
     meter = ClassificationMeter(torch.device("cpu"))
     with make_progress() as progress:

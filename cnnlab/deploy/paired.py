@@ -115,9 +115,11 @@ def median_round(rounds: Sequence[LatencyStats]) -> LatencyStats:
 
 
 def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
-                flops: int | Mapping[str, int | None] | None = None) -> PairedTiming:
+                flops: int | Mapping[str, int | None] | None = None,
+                precisions: Mapping[str, str] | None = None) -> PairedTiming:
     """Time every file at every batch size in `settings.rounds` interleaved rounds. `flops` per image: one
-    figure for all files, or one per name. Raises CnnlabError when the runtime cannot run a file."""
+    figure for all files, or one per name; `precisions`: what the runtime computes each name in (f32 unless
+    named; bf16 on OpenVINO). Raises CnnlabError when the runtime cannot run a file."""
     time_onnx, plan = _bench().time_onnx, settings.plan
     rounds: dict[str, dict[int, list[LatencyStats]]] = {name: {b: [] for b in settings.batch_sizes} for name in files}
     for _ in range(settings.rounds):
@@ -125,7 +127,8 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
             for name, path in files.items():
                 rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
                                                      device=settings.device, plan=plan,
-                                                     flops=flops.get(name) if isinstance(flops, Mapping) else flops))
+                                                     flops=flops.get(name) if isinstance(flops, Mapping) else flops,
+                                                     precision=(precisions or {}).get(name, "f32")))
     return PairedTiming(settings, {
         name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},
                             p50_per_round={b: tuple(s.p50_ms for s in r) for b, r in per_batch.items()})

@@ -26,6 +26,9 @@ from omegaconf import DictConfig
 
 from cnnlab.compress.quantization import (DYNAMIC_NOTE, FP32, Calibration, CandidateResult, QuantizationResult,
                                           build_onnx_candidates, search_formats)
+from cnnlab.compress.quantization.formats import BF16
+from cnnlab.compress.quantization.nncf_engine import AccuracyControl
+from cnnlab.compress.quantization.portability import LOADS
 from cnnlab.compress.quantization.settings import QuantizeSettings
 from cnnlab.console import out
 from cnnlab.context import RunContext
@@ -40,6 +43,7 @@ from cnnlab.runs import ONNX_FILE
 
 WORK_DIR = "candidates"          # every intermediate file; deleted at the end unless quantize.keep_candidates
 CALIBRATION_FILE = "calibration.json"
+ACCURACY_CONTROL_IMAGES = 1000   # validation images NNCF's accuracy control evaluates on (quantize.nncf_accuracy_control)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -56,7 +60,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     calibration = (Calibration.draw(data.train, settings.calib_batches, settings.calib_batch_size, seed=recipe.seed,
                                     workers=workers, method=settings.ptq.calibrate_method,
-                                    cache=ctx.path(CALIBRATION_FILE)) if settings.mode == "ptq" else None)
+                                    cache=ctx.path(CALIBRATION_FILE)) if settings.calibrates else None)
     shortfall = calibration.shortfall(len(data.classes)) if calibration else None
     if shortfall:
         record_warning(ctx, shortfall)
@@ -72,12 +76,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx", identity=identity)  # type: ignore[arg-type]
     fp32_meta = read_onnx_metadata(fp32_path)
     report: dict[str, Any] = settings.describe()
-    if settings.mode == "qat":
+    if settings.precision == "bf16":
+        candidates: tuple[CandidateResult, ...] = (CandidateResult(BF16, fp32_path),)
+    elif settings.mode == "qat":
         built, report["qat"] = train_qat_candidate(cfg, ctx, recipe, settings, fp32, data, work)
-        candidates: tuple[CandidateResult, ...] = (built,)
+        candidates = (built,)
     else:
+        control = (nncf_accuracy_control(eval_loader(recipe, data.val, workers=workers), settings.max_acc_drop)
+                   if settings.builds_nncf and settings.nncf_accuracy_control else None)
         candidates = build_onnx_candidates(fp32_path, settings.formats, settings.ptq, work, calibration=calibration,
-                                           searching=settings.searching)
+                                           searching=settings.searching, accuracy_control=control)
         if calibration is not None:
             report["calibration"] = calibration.describe()
             if calibration.cache.exists():
@@ -87,7 +95,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     result = search_formats(fp32_path, candidates, eval_loader(recipe, data.val, workers=workers),
                             timing=settings.timing, max_acc_drop=settings.max_acc_drop, no_search=settings.no_search,
-                            flops=fp32_meta.get("flops"))
+                            flops=fp32_meta.get("flops"), deploy_runtimes=settings.deploy_runtimes,
+                            keep_fp32_if_slower=settings.keeps_fp32_if_slower)
     target = write_model(ctx, identity, fp32_meta, result, settings)
     metrics = result.metrics(target)
     described = result.describe()
@@ -98,7 +107,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         report["note"] = DYNAMIC_NOTE
     ctx.record.update(
         quantize=report, metrics=metrics, dataset=identity.dataset,
-        model={"name": fp32.name, "format": "onnx", "precision": "int8", "quantization": result.selection.chosen,
+        model={"name": fp32.name, "format": "onnx",
+               "precision": "fp32" if result.fp32_kept else "bf16" if settings.precision == "bf16" else "int8",
+               "quantization": result.shipped,
                "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
                "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
     out.print(result.table(settings.mode))
@@ -112,16 +123,35 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
+def nncf_accuracy_control(val_loader: Any, max_acc_drop: float) -> AccuracyControl:
+    """NNCF's accuracy control on the first ACCURACY_CONTROL_IMAGES validation images (as numpy; the whole split at
+    224 px would not fit in memory), within the run's budget."""
+    batches, count = [], 0
+    for images, targets, *_ in val_loader:
+        batches.append((images.numpy(), targets.numpy().astype("int64")))
+        count += len(targets)
+        if count >= ACCURACY_CONTROL_IMAGES:
+            break
+    return AccuracyControl(tuple(batches), max_acc_drop)
+
+
 def write_model(ctx: RunContext, identity: ModelIdentity, fp32_meta: dict[str, Any], result: QuantizationResult,
                 settings: QuantizeSettings) -> Path:
-    """The chosen candidate as model.onnx, with the model's identity (architecture, source, dataset, classes, input
-    spec), the FP32 graph's params and FLOPs, and how it was quantized."""
-    chosen = result.chosen
-    quantization = {"mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
-                    "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
-                    "chosen_on": f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"}
-    target = copy_with_metadata(chosen.path, ctx.path(ONNX_FILE), identity,  # type: ignore[arg-type]
-                                params=fp32_meta.get("params"), flops=fp32_meta.get("flops"),
-                                extra={"quantization": quantization})
+    """The chosen candidate as model.onnx — or the FP32 graph when no candidate beats it — with the model's identity
+    (architecture, source, dataset, classes, input spec), the FP32 graph's params and FLOPs, and how it was
+    quantized (an INT8 file's `quantization` entry; the FP32 one's `fp32_kept` says why it is not INT8)."""
+    chosen, chosen_on = result.chosen, f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"
+    if result.fp32_kept:
+        source, extra = result.fp32.path, {"fp32_kept": {"reason": result.selection.reason, "chosen_on": chosen_on}}
+    elif chosen.format == BF16:  # the FP32 graph; the deployment runs it in bf16 (OpenVINO's precision hint)
+        source, extra = result.fp32.path, {"inference_precision": {"precision": "bf16", "runtime": "openvino",
+                                                                   "chosen_on": chosen_on}}
+    else:
+        source, extra = chosen.path, {"quantization": {
+            "mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
+            "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
+            "chosen_on": chosen_on, "loads_on": sorted(r for r, v in (chosen.loads_on or {}).items() if v == LOADS)}}
+    target = copy_with_metadata(source, ctx.path(ONNX_FILE), identity,  # type: ignore[arg-type]
+                                params=fp32_meta.get("params"), flops=fp32_meta.get("flops"), extra=extra)
     ctx.record.add_artifact("onnx", target)
     return target

@@ -14,7 +14,7 @@ def names(mode: str, requested: str) -> list[str]:
 
 
 def test_auto_builds_qdq_and_qoperator_with_u8_and_s8_activations_and_s8_weights() -> None:
-    assert names("ptq", "auto") == ["qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8"]
+    assert names("ptq", "auto") == ["qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8", "nncf_qdq"]
     assert all(FORMATS[n].weights == "s8" for n in names("ptq", "auto"))
     assert names("dynamic", "auto") == ["dynamic_s8", "dynamic_u8"]
     assert names("qat", "auto") == ["qdq_u8s8"]
@@ -64,3 +64,36 @@ def test_formats_known_to_be_slow_on_x86_come_with_a_reason(monkeypatch: pytest.
     assert "ConvInteger" in slow_format_warning(FORMATS["dynamic_s8"])  # type: ignore[operator]
     monkeypatch.setattr(formats_module, "is_x86", lambda: False)
     assert slow_format_warning(FORMATS["qop_s8s8"]) is None  # nothing known elsewhere: the timing decides
+
+
+def test_the_engine_picks_which_auto_candidates_are_built() -> None:
+    from cnnlab.compress.quantization import candidate_formats
+
+    both = [f.name for f in candidate_formats("ptq", "auto", "auto")]
+    assert "nncf_qdq" in both and "qdq_u8s8" in both
+    assert [f.name for f in candidate_formats("ptq", "auto", "nncf")] == ["nncf_qdq"]
+    assert "nncf_qdq" not in [f.name for f in candidate_formats("ptq", "auto", "onnxruntime")]
+    # NNCF not installed: auto builds onnxruntime's candidates only; asking for NNCF by name says how to install it
+    assert "nncf_qdq" not in [f.name for f in candidate_formats("ptq", "auto", "auto", nncf_missing="no nncf")]
+    for engine, fmt in (("nncf", "auto"), ("auto", "nncf_qdq")):
+        with pytest.raises(CnnlabError) as err:
+            candidate_formats("ptq", fmt, engine, nncf_missing="nncf is not installed")
+        assert 'cnnlab[openvino]' in (err.value.fix or "")
+
+
+def test_engine_mismatches_are_one_line_errors() -> None:
+    from cnnlab.compress.quantization import candidate_formats
+
+    with pytest.raises(CnnlabError, match="post-training quantization only"):
+        candidate_formats("qat", "auto", "nncf")
+    with pytest.raises(CnnlabError, match="built by nncf, not quantize.engine=onnxruntime"):
+        candidate_formats("ptq", "nncf_qdq", "onnxruntime")
+    with pytest.raises(CnnlabError, match="not an engine"):
+        candidate_formats("ptq", "auto", "tensorrt")
+
+
+def test_qdq_is_read_by_more_runtimes_than_qoperator() -> None:
+    from cnnlab.compress.quantization import FORMATS
+
+    assert FORMATS["qdq_u8s8"].portability > FORMATS["qop_u8s8"].portability
+    assert FORMATS["nncf_qdq"].portability == FORMATS["qdq_s8s8"].portability

@@ -70,3 +70,59 @@ def test_signed_points_never_prints_minus_zero() -> None:
     assert signed_points(-0.0) == "+0.00"
     assert signed_points(-drop_points(0.5, 0.5)) == "+0.00"
     assert signed_points(-1.234) == "-1.23"
+
+
+QDQ_READERS, QOP_READERS = ("onnxruntime", "openvino", "tensorrt"), ("onnxruntime",)
+
+
+def test_a_more_portable_candidate_within_timing_noise_beats_the_fastest() -> None:
+    # MobileNetV2 on onnxruntime (issue 20): QOperator won by 0.001 ms over QDQ and then did not load in OpenVINO.
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.510}, read_by=QOP_READERS)
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.511}, read_by=QDQ_READERS)
+    chosen = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0)
+    assert chosen.chosen == "qdq_u8s8"
+    assert "within timing noise of the fastest, qop_u8s8" in chosen.reason and "openvino" in chosen.reason
+
+
+def test_a_clearly_faster_less_portable_candidate_still_wins() -> None:
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.40}, read_by=QOP_READERS)
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.50}, read_by=QDQ_READERS)
+    chosen = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0)
+    assert chosen.chosen == "qop_u8s8"
+
+
+def test_the_noise_band_grows_with_the_sessions_own_round_spread() -> None:
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, noise=0.15)
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.50}, read_by=QDQ_READERS, noise=0.01)
+    # 10 % slower: beyond MIN_NOISE but within the 15 % the rounds of the faster file disagreed by
+    assert select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).chosen == "qdq_u8s8"
+    steady = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, noise=0.01)
+    assert select([steady, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).chosen == "qop_u8s8"
+
+
+def test_a_portable_candidate_over_budget_is_never_preferred() -> None:
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.50}, read_by=QOP_READERS)
+    qdq = CandidateFigures("qdq_u8s8", 0.85, {1: 0.50}, read_by=QDQ_READERS)
+    assert select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).chosen == "qop_u8s8"
+
+
+def test_fp32_is_kept_when_no_candidate_within_budget_beats_it() -> None:
+    # EfficientNet-B0 on onnxruntime: INT8 measured 0.86x FP32
+    slow = [fig("qdq_u8s8", 0.90, 11.6), fig("qop_u8s8", 0.90, 12.5)]
+    kept = select(slow, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0, keep_fp32_if_slower=True)
+    assert kept.fp32_kept and kept.within_budget and kept.chosen == "qdq_u8s8"
+    assert kept.reason.startswith("FP32 kept: no INT8 candidate") and "1.16× slower than FP32" in kept.reason
+    shipped = select(slow, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0)
+    assert not shipped.fp32_kept  # a format asked for by name ships (with a warning elsewhere)
+    fast = select([fig("qdq_u8s8", 0.90, 9.9)], fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0,
+                  keep_fp32_if_slower=True)
+    assert not fast.fp32_kept
+
+
+def test_round_spread_is_the_relative_range_of_per_round_speedups() -> None:
+    from cnnlab.compress.quantization.selection import round_spread
+
+    fp32 = {1: (10.0, 10.0, 10.0)}
+    assert round_spread({1: (5.0, 5.0, 5.0)}, fp32) == pytest.approx(0.0)
+    assert round_spread({1: (4.0, 5.0, 5.0)}, fp32) == pytest.approx((2.5 - 2.0) / 2.0)
+    assert round_spread({1: (5.0,)}, {1: (10.0,)}) == 0.0

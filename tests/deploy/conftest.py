@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -34,3 +36,16 @@ def lively_model():
         return make_lively(create_model(name, num_classes=num_classes, image_size=image_size))
 
     return build
+
+
+@pytest.fixture(scope="module")
+def lenet_onnx_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
+    """A lively LeNet-5 (16 px, classes "abcd") and its ONNX export (dynamic batch), made once per test module:
+    an export takes seconds. Tests must not modify the file."""
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.deploy.export import export_onnx
+
+    torch.manual_seed(0)
+    model = make_lively(create_model("lenet5", num_classes=4, image_size=16))
+    path = export_onnx(model, tmp_path_factory.mktemp("lenet") / "m.onnx", spec=InputSpec(16), classes=list("abcd"))
+    return model, path

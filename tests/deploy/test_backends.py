@@ -28,3 +28,11 @@ def test_leaving_backends_out_records_one_skip_each_with_the_reason() -> None:
     assert not onnx_only.without(["onnxruntime"], "gone").needs_onnx
     assert skipped_summary((SkippedBackend("torch", None, "why"), SkippedBackend("onnxruntime", 8, "too big"))) == \
         "skipped torch: why; skipped onnxruntime at batch 8: too big"
+
+
+def test_openvino_is_planned_beside_onnxruntime_where_the_package_is_installed() -> None:
+    import pytest
+
+    pytest.importorskip("openvino", reason='needs pip install "cnnlab[openvino]"')
+    section = OmegaConf.create({**SECTION, "backends": ["onnxruntime", "openvino"]})
+    assert plan_backends(BenchSettings.from_config(section), "cpu") == BackendPlan(("onnxruntime", "openvino"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 from pathlib import Path
 
 import onnx
@@ -31,12 +33,16 @@ def test_a_static_batch_file_scores_any_number_of_images(tmp_path: Path) -> None
     proto = onnx.load(str(path))
     for value in (*proto.graph.input, *proto.graph.output):  # as `onnxsim --overwrite-input-shape 1,3,16,16` leaves it
         value.type.tensor_type.shape.dim[0].dim_value = 1
-    onnx.save(proto, str(path))
+    static = tmp_path / "static.onnx"
+    onnx.save(proto, str(static))
     images = torch.randn(5, 3, 16, 16)
-    logits = open_model("onnx", path, runtime="onnxruntime").logits(images)
     with torch.no_grad():
         expected = model(images)
-    assert logits.shape == (5, 4) and torch.allclose(logits, expected, atol=1e-4)
+    runtimes = ("onnxruntime", "openvino") if importlib.util.find_spec("openvino") else ("onnxruntime",)
+    for runtime, file in itertools.product(runtimes, (path, static)):  # a dynamic batch, and chunks of one
+        loaded = open_model("onnx", file, runtime=runtime)
+        logits = loaded.logits(images)
+        assert loaded.runtime == runtime and logits.shape == (5, 4) and torch.allclose(logits, expected, atol=1e-4)
 
 
 def test_nan_outputs_are_refused_not_scored(tmp_path: Path) -> None:

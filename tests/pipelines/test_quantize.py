@@ -18,7 +18,10 @@ from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
 # Tiny calibration and timing: these tests check what is built, measured and recorded, never how fast.
 FAST = ["quantize.calib_batches=2", "quantize.calib_batch_size=16", "quantize.bench_rounds=1",
         "quantize.bench_warmup=1", "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0",
-        "quantize.bench_threads=1"]
+        "quantize.bench_threads=1",
+        # a tiny LeNet's INT8 file is often slower than FP32; tests that check the INT8 path ship it regardless
+        "quantize.keep_fp32_if_slower=false"]
+ONNXRUNTIME_ONLY = ["quantize.engine=onnxruntime", "quantize.deploy_runtimes=[onnxruntime]"]
 # 32 validation images: one changed prediction is 3 points, so tests that are not about the budget lift it.
 NO_BUDGET = "quantize.max_acc_drop=100"
 # INT8 rounding of a tiny LeNet moves a few of the 32 predictions, never a quarter of them: a candidate further
@@ -71,7 +74,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: Path, source: Path) -> None:
-    result = cli("quantize", f"source={source}", *FAST, NO_BUDGET)
+    result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY, NO_BUDGET)
     assert result.code == 0, result.output
     record = only_run(outputs, "quantize")
     run_dir, metrics, report = Path(record["run_dir"]), record["metrics"], record["quantize"]
@@ -90,6 +93,7 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     fastest = max(candidates.values(), key=lambda c: c["speedup"])
     assert report["chosen"] == metrics["format"] == fastest["name"] and report["within_budget"]
     assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
+    assert report["deploy_runtimes"] == ["onnxruntime"] and fastest["loads_on"] == {"onnxruntime": "loads"}
     calibration = report["calibration"]
     assert {k: calibration[k] for k in ("method", "batches", "images", "split")} == {
         "method": "minmax", "batches": 2, "images": 32, "split": "train (deterministic transforms)"}
@@ -135,7 +139,7 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
         return {**figures, "acc": 1.0} if "fp32" in desc else {**figures, "acc": figures["acc"] / 2}
 
     monkeypatch.setattr(search, "evaluate_onnx", pessimistic)
-    result = cli("quantize", f"source={source}", *FAST)
+    result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY)
     assert result.code == 2, result.output
     assert "no INT8 candidate is within quantize.max_acc_drop=1 points" in result.stderr
     assert "Traceback" not in result.output and "chosen" in result.stdout
@@ -152,7 +156,7 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
 
 def test_a_named_format_skips_the_search_and_says_when_it_is_slow(cli, outputs: Path, source: Path) -> None:
     result = cli("quantize", f"source={source}", "quantize.format=qop_s8s8", "quantize.keep_candidates=true",
-                 *FAST, NO_BUDGET)
+                 *FAST, NO_BUDGET, "quantize.deploy_runtimes=[onnxruntime]")
     assert result.code == 0, result.output
     report = only_run(outputs, "quantize")["quantize"]
     assert [c["name"] for c in report["candidates"]] == ["qop_s8s8"]
@@ -166,7 +170,8 @@ def test_a_named_format_skips_the_search_and_says_when_it_is_slow(cli, outputs: 
 
 def test_dynamic_mode_quantizes_weights_only_and_says_convolutions_gain_little(
         cli, outputs: Path, source: Path) -> None:
-    result = cli("quantize", f"source={source}", "quantize.mode=dynamic", *FAST, NO_BUDGET)
+    result = cli("quantize", f"source={source}", "quantize.mode=dynamic", *FAST, NO_BUDGET,
+                 "quantize.deploy_runtimes=[onnxruntime]")
     assert result.code == 0, result.output
     record = only_run(outputs, "quantize")
     report = record["quantize"]
@@ -243,30 +248,41 @@ def test_a_missing_source_is_a_clear_error(cli, outputs: Path) -> None:
     assert result.code == 2 and "holds no onnx or model file" in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(HAS_OPENVINO, reason="this onnxruntime is the OpenVINO build")
-def test_the_openvino_runtime_without_its_build_names_the_wheel_before_any_work(cli, outputs: Path,
-                                                                                  source: Path) -> None:
+def test_the_openvino_runtime_without_its_package_names_the_extra_before_any_work(
+        cli, outputs: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError: not installed
     result = cli("quantize", f"source={source}", "quantize.runtime=openvino", *FAST)
     assert result.code == 2 and "Traceback" not in result.output
-    assert "has no OpenVINOExecutionProvider" in result.stderr
-    assert "pip uninstall -y onnxruntime && pip install onnxruntime-openvino" in result.stderr
+    assert "quantize.runtime: openvino: the openvino package is not importable" in result.stderr
+    assert 'pip install "cnnlab[openvino]"' in result.stderr
     for run_dir in run_dirs(outputs, "quantize"):  # stopped before anything was exported or quantized
         assert not (run_dir / "candidates").exists()
 
 
-@pytest.mark.skipif(not HAS_OPENVINO, reason="needs onnxruntime-openvino in place of onnxruntime")
+@pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "cnnlab[openvino]"')
 def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, outputs: Path, source: Path) -> None:
-    result = cli("quantize", f"source={source}", "quantize.runtime=openvino", *FAST, NO_BUDGET)
+    result = cli("quantize", f"source={source}", "quantize.runtime=openvino", "quantize.engine=onnxruntime",
+                 *FAST, NO_BUDGET)
     assert result.code == 0, result.output
     record = only_run(outputs, "quantize")
     report = record["quantize"]
     assert report["timing"]["runtime"] == "openvino" and "openvino CPU" in result.stdout
     assert report["fp32"]["latency"]["1"]["backend"] == "openvino"
+    usable = [c for c in report["candidates"] if "error" not in c]
+    assert [c["name"] for c in usable] == ["qdq_u8s8", "qdq_s8s8"]  # QOperator files do not load in OpenVINO
     assert all(c["latency"]["1"]["backend"] == "openvino" and abs(c["acc"] - report["fp32"]["val_acc"]) <= CLOSE_TO_FP32
-               for c in report["candidates"])
+               for c in usable)
     props = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["props"]
     assert props["quantization"]["chosen_on"] == "openvino cpu, 1 thread(s)"
     assert "may not be faster on this CPU" not in result.stderr  # onnxruntime's kernel caveats are not OpenVINO's
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "cnnlab[openvino]"')
+def test_a_named_format_a_deployment_runtime_cannot_load_is_refused(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", "quantize.format=qop_u8s8", *FAST, NO_BUDGET)
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "qop_u8s8: openvino cannot run it" in result.stderr
+    assert "leave openvino out of quantize.deploy_runtimes" in result.stderr
 
 
 def test_a_model_keeps_its_identity_through_prune_quantize_and_export(cli, outputs: Path, source: Path) -> None:
@@ -298,3 +314,142 @@ def test_a_model_keeps_its_identity_through_prune_quantize_and_export(cli, outpu
     pruned = read_checkpoint(prune_dir / "model.pt")
     assert pruned.extra["source"]["run"] == str(source) and pruned.extra["dataset"]["name"] == "synthetic"
     assert {row.model for row in build_report(outputs).rows} == {"lenet5"}
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.skipif(not (_has("openvino") and _has("nncf")), reason='needs pip install "cnnlab[openvino]"')
+def test_auto_adds_nncf_and_keeps_only_files_every_installed_runtime_loads(cli, outputs: Path, source: Path) -> None:
+    """QOperator files do not load in OpenVINO (issue 20: MobileNetV2's chosen qop_u8s8 file could not be deployed
+    there): with OpenVINO installed they are measured, recorded as not loadable and never chosen."""
+    result = cli("quantize", f"source={source}", *FAST, NO_BUDGET)
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report = record["quantize"]
+    assert report["engine"] == "auto" and report["deploy_runtimes"] == ["onnxruntime", "openvino"]
+    candidates = {c["name"]: c for c in report["candidates"]}
+    assert list(candidates) == ["qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8", "nncf_qdq"]
+    for name in ("qop_u8s8", "qop_s8s8"):
+        assert "openvino cannot run it" in candidates[name]["error"], candidates[name]
+        assert candidates[name]["loads_on"]["onnxruntime"] == "loads"
+    nncf = candidates["nncf_qdq"]
+    assert nncf["engine"] == "nncf" and nncf["layout"] == "qdq" and "QuantizeLinear" in nncf["int8_ops"]
+    assert abs(nncf["acc"] - report["fp32"]["val_acc"]) <= CLOSE_TO_FP32
+    assert nncf["loads_on"] == {"onnxruntime": "loads", "openvino": "loads"}
+    assert report["chosen"] in ("qdq_u8s8", "qdq_s8s8", "nncf_qdq")
+    props = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["props"]
+    assert props["quantization"]["loads_on"] == ["onnxruntime", "openvino"]
+    assert props["quantization"]["engine"] == candidates[report["chosen"]]["engine"]
+
+
+def test_auto_keeps_fp32_when_no_int8_candidate_is_faster(cli, outputs: Path, source: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """EfficientNet-B0's INT8 file ran at 0.86x FP32: format=auto must not ship a file slower than the one it
+    replaces. Here FP32's measured latencies are divided by 1000, so every candidate is slower."""
+    from dataclasses import replace as replaced
+
+    import cnnlab.compress.quantization.search as search
+    from cnnlab.deploy.paired import PairedTiming, SubjectTiming
+
+    real = search.time_paired
+
+    def fp32_wins(files, settings, **options):  # type: ignore[no-untyped-def]
+        timing = real(files, settings, **options)
+        fast = timing["fp32"]
+        subjects = dict(timing.subjects)
+        subjects["fp32"] = SubjectTiming(
+            stats={b: replaced(s, p50_ms=s.p50_ms / 1000) for b, s in fast.stats.items()},
+            p50_per_round={b: tuple(p / 1000 for p in r) for b, r in fast.p50_per_round.items()})
+        return PairedTiming(timing.settings, subjects)
+
+    monkeypatch.setattr(search, "time_paired", fp32_wins)
+    result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY, NO_BUDGET,
+                 "quantize.keep_fp32_if_slower=true")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report, metrics = record["quantize"], record["metrics"]
+    assert report["fp32_kept"] and report["shipped"] == "fp32" and report["reason"].startswith("FP32 kept")
+    assert metrics["format"] == "fp32" and metrics["speedup"] == 1.0 and metrics["acc_drop"] == 0.0
+    assert metrics["int8_best"] == report["chosen"] and metrics["int8_best_speedup"] < 1.0
+    assert record["model"]["precision"] == "fp32"
+    model_file = Path(record["run_dir"]) / "model.onnx"
+    assert not quantized_ops(model_file)  # the FP32 graph, with the run's identity
+    props = read_onnx_metadata(model_file)["props"]
+    assert "quantization" not in props and props["fp32_kept"]["reason"].startswith("FP32 kept")
+    assert "no INT8 candidate within the budget is faster than FP32" in result.stderr
+    assert "kept: no INT8 candidate is faster" in result.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("quantize.engine=tflite", "quantize.engine=tflite is not an engine"),
+    ("quantize.deploy_runtimes=[tvm]", "quantize.deploy_runtimes names tvm, not a CPU runtime"),
+    ("quantize.format=nncf_qdq quantize.engine=onnxruntime", "is built by nncf, not quantize.engine=onnxruntime"),
+    ("quantize.mode=qat quantize.engine=nncf", "does post-training quantization only"),
+])
+def test_engine_and_deployment_settings_are_checked_before_any_work(cli, outputs: Path, source: Path, override: str,
+                                                                    message: str) -> None:
+    result = cli("quantize", f"source={source}", *FAST, *override.split())
+    assert result.code == 2 and message in result.stderr and "Traceback" not in result.output
+    for run_dir in run_dirs(outputs, "quantize"):
+        assert not (run_dir / "candidates").exists()
+
+
+def _cpu_has_bf16() -> bool:
+    if not HAS_OPENVINO:
+        return False
+    from cnnlab.deploy.openvino_runtime import cpu_has_bf16
+
+    return cpu_has_bf16()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("quantize.precision=fp16", "quantize.precision=fp16 is not a precision"),
+    ("quantize.precision=bf16", "quantize.precision=bf16 runs through OpenVINO, not quantize.runtime=onnxruntime"),
+    ("quantize.precision=bf16 quantize.runtime=openvino quantize.mode=qat", "builds no INT8 file"),
+])
+def test_bf16_settings_are_checked_before_any_work(cli, source: Path, override: str, message: str) -> None:
+    if "runtime=openvino" in override and not HAS_OPENVINO:
+        pytest.skip('needs pip install "cnnlab[openvino]"')
+    result = cli("quantize", f"source={source}", *FAST, *override.split())
+    assert result.code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not HAS_OPENVINO or _cpu_has_bf16(), reason="needs OpenVINO on a CPU without bf16")
+def test_bf16_on_a_cpu_without_it_is_one_line(cli, source: Path) -> None:
+    result = cli("quantize", f"source={source}", *FAST, "quantize.precision=bf16", "quantize.runtime=openvino")
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "quantize.precision=bf16:" in result.stderr and "quantize.precision=int8" in result.stderr
+
+
+@pytest.mark.skipif(not _cpu_has_bf16(), reason="needs OpenVINO on a CPU with AVX512-BF16 or AMX")
+def test_bf16_is_measured_like_a_candidate_and_ships_the_fp32_graph(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", *FAST, NO_BUDGET, "quantize.precision=bf16",
+                 "quantize.runtime=openvino")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    report = record["quantize"]
+    (candidate,) = report["candidates"]
+    assert candidate["name"] == "bf16" and abs(candidate["acc"] - report["fp32"]["val_acc"]) <= CLOSE_TO_FP32
+    assert candidate["latency"]["1"]["backend"] == "openvino"
+    model_file = Path(record["run_dir"]) / "model.onnx"
+    assert not quantized_ops(model_file) and record["model"]["precision"] == "bf16"
+    props = read_onnx_metadata(model_file)["props"]
+    assert props["inference_precision"]["precision"] == "bf16"
+
+
+@pytest.mark.skipif(not _has("nncf"), reason='needs pip install "cnnlab[openvino]"')
+def test_nncf_alone_with_accuracy_control_records_what_it_did(cli, outputs: Path, source: Path) -> None:
+    result = cli("quantize", f"source={source}", *FAST, "quantize.engine=nncf", "quantize.nncf_accuracy_control=true",
+                 "quantize.deploy_runtimes=[onnxruntime]", "quantize.max_acc_drop=50")
+    assert result.code == 0, result.output
+    report = only_run(outputs, "quantize")["quantize"]
+    (candidate,) = report["candidates"]
+    assert candidate["name"] == "nncf_qdq" and report["reason"].startswith("the only ptq format of quantize.engine=nncf")
+    built = candidate["built_by"]
+    assert built["engine"] == "nncf" and built["mode"] == "accuracy_control"
+    assert built["accuracy_control"]["max_drop_points"] == 50 and built["accuracy_control"]["within_budget"]
+    assert built["calibration"]["images"] == 32  # the same calibration images as onnxruntime's formats

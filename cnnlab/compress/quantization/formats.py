@@ -1,9 +1,11 @@
-"""INT8 formats onnxruntime can run, and what this CPU is known to run fast or slowly.
+"""INT8 formats, the engines that build them, the runtimes that read them, and what this CPU is known to run fast
+or slowly.
 
 A format is the graph layout (QDQ: QuantizeLinear/DequantizeLinear pairs around float operators, which
 onnxruntime fuses into integer kernels when it loads the model; QOperator: integer operators such as
 QLinearConv written into the file; dynamic: weights stored as INT8, activations quantized at run time)
-plus the activation and weight types. Which one is fast depends on the CPU's integer instructions, so
+plus the activation and weight types, built by an engine: onnxruntime's quantizer (every format below) or NNCF
+(Intel's post-training quantizer: `nncf_qdq`, QDQ with its own choice of which nodes to quantize). Which one is fast depends on the CPU's integer instructions, so
 `quantize.format=auto` measures the candidates instead of trusting this table; the table only supplies
 the warnings for a format chosen by hand.
 """
@@ -18,6 +20,12 @@ from cnnlab.errors import CnnlabError
 
 MODES = ("ptq", "dynamic", "qat")
 AUTO = "auto"
+ENGINES = ("auto", "onnxruntime", "nncf")
+# Which runtimes read each layout. QDQ is the ONNX standard's portable INT8 form (onnxruntime, OpenVINO and TensorRT
+# fuse the pairs into integer kernels); QOperator (QLinearConv & co) and the dynamic ops (ConvInteger,
+# DynamicQuantizeLinear) are onnxruntime's own: OpenVINO has no conversion for them.
+READ_BY: dict[str, tuple[str, ...]] = {"qdq": ("onnxruntime", "openvino", "tensorrt"),
+                                       "qop": ("onnxruntime",), "dynamic": ("onnxruntime",)}
 
 
 @dataclass(frozen=True)
@@ -27,9 +35,23 @@ class Format:
     layout: str        # "qdq" | "qop" | "dynamic"
     activations: str   # "u8" | "s8" | "dynamic"
     weights: str       # "u8" | "s8"
+    engine: str = "onnxruntime"   # what builds it: onnxruntime's quantizer | nncf
+
+    @property
+    def inference_precision(self) -> str:
+        """What the runtime computes in when it runs this candidate: "bf16" for the bf16 candidate (the FP32 file,
+        run with OpenVINO's bf16 hint), else "f32" (INT8 files: integer kernels; the rest of the graph in f32)."""
+        return "bf16" if self.layout == "bf16" else "f32"
+
+    @property
+    def portability(self) -> int:
+        """How many runtimes read this layout (READ_BY): a candidate within timing noise of a faster one but read
+        by more runtimes wins (selection.select)."""
+        return len(READ_BY.get(self.layout, ()))
 
     def describe(self) -> dict[str, str]:
-        return {"name": self.name, "layout": self.layout, "activations": self.activations, "weights": self.weights}
+        return {"name": self.name, "layout": self.layout, "activations": self.activations, "weights": self.weights,
+                "engine": self.engine}
 
 
 def _static(layout: str, activations: str, weights: str) -> Format:
@@ -41,31 +63,54 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     _static("qdq", "u8", "u8"), _static("qop", "u8", "u8"),
     Format("dynamic_s8", "dynamic", "dynamic", "dynamic", "s8"),
     Format("dynamic_u8", "dynamic", "dynamic", "dynamic", "u8"),
+    # NNCF's ONNX backend: QDQ, U8 activations, S8 symmetric per-channel weights, its own placement of quantizers
+    Format("nncf_qdq", "static", "qdq", "u8", "s8", engine="nncf"),
 )}
 # What format=auto builds, times and evaluates per mode (S8 weights for static formats, as the issue asks:
 # U8 weights are asymmetric and slower on x86). QAT trains for one format: the QDQ U8xS8 layout that
 # onnxruntime fuses into its VNNI kernels on x86 (the fastest static format measured there).
 AUTO_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "ptq": ("qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8"),
+    "ptq": ("qdq_u8s8", "qdq_s8s8", "qop_u8s8", "qop_s8s8", "nncf_qdq"),
     "dynamic": ("dynamic_s8", "dynamic_u8"),
     "qat": ("qdq_u8s8",),
 }
+# quantize.precision=bf16: no new file — the FP32 graph run by OpenVINO in bfloat16 (its INFERENCE_PRECISION_HINT),
+# on CPUs with AVX512-BF16 or AMX. Measured and evaluated like an INT8 candidate.
+BF16 = Format("bf16", "bf16", "bf16", "bf16", "bf16", engine="openvino")
+PRECISIONS = ("int8", "bf16")
 QAT_FORMATS = ("qdq_u8s8", "qdq_s8s8")
 DYNAMIC_NOTE = ("dynamic quantization stores the weights as INT8 and quantizes activations at run time: "
                 "convolutions (ConvInteger) gain little or nothing from it; it helps MatMul/Linear-heavy "
                 "models. Static quantization (quantize.mode=ptq) is the one that makes a CNN faster.")
 
 
-def candidate_formats(mode: str, requested: str) -> list[Format]:
-    """The formats a run builds: every auto candidate of `mode`, or the one `requested` by name."""
+def candidate_formats(mode: str, requested: str, engine: str = AUTO, *, nncf_missing: str | None = None) -> list[Format]:
+    """The formats a run builds: every auto candidate of `mode` that `engine` builds (auto: both engines; NNCF's
+    left out when `nncf_missing` says why it cannot run here), or the one `requested` by name.
+    Raises CnnlabError for an unknown mode, format or engine, or a combination that cannot go together."""
     if mode not in MODES:
         raise CnnlabError(f"quantize.mode={mode} is not a mode", fix=f"use one of: {', '.join(MODES)}")
+    if engine not in ENGINES:
+        raise CnnlabError(f"quantize.engine={engine} is not an engine", fix=f"use one of: {', '.join(ENGINES)}")
+    if engine == "nncf" and mode != "ptq":
+        raise CnnlabError(f"quantize.engine=nncf does post-training quantization only, not quantize.mode={mode}",
+                          fix="use quantize.mode=ptq with engine=nncf, or quantize.engine=onnxruntime")
     if requested == AUTO:
-        return [FORMATS[name] for name in AUTO_CANDIDATES[mode]]
+        formats = [FORMATS[name] for name in AUTO_CANDIDATES[mode] if engine in (AUTO, FORMATS[name].engine)]
+        if engine == "nncf" and nncf_missing:
+            raise CnnlabError(f"quantize.engine=nncf: {nncf_missing}", fix='pip install "cnnlab[openvino]"')
+        if engine == AUTO and nncf_missing:
+            formats = [f for f in formats if f.engine != "nncf"]
+        return formats
     if requested not in FORMATS:
         raise CnnlabError(f"quantize.format={requested} is not a format",
                           fix=f"use auto or one of: {', '.join(FORMATS)}")
     chosen = FORMATS[requested]
+    if engine != AUTO and chosen.engine != engine:
+        raise CnnlabError(f"quantize.format={requested} is built by {chosen.engine}, not quantize.engine={engine}",
+                          fix=f"drop quantize.engine, or use quantize.engine={chosen.engine}")
+    if chosen.engine == "nncf" and nncf_missing:
+        raise CnnlabError(f"quantize.format={requested}: {nncf_missing}", fix='pip install "cnnlab[openvino]"')
     allowed = QAT_FORMATS if mode == "qat" else [n for n, f in FORMATS.items()
                                                 if (f.mode == "dynamic") == (mode == "dynamic")]
     if chosen.name not in allowed:

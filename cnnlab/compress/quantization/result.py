@@ -50,6 +50,8 @@ class CandidateResult:
     timing: SubjectTiming | None = None
     notes: tuple[str, ...] = ()
     error: str | None = None
+    loads_on: Mapping[str, str] | None = None   # deployment runtime -> "loads" or why it cannot run the file
+    built_by: Mapping[str, Any] | None = None   # what the engine did (NNCF: version, preset, accuracy control)
 
     @property
     def usable(self) -> bool:
@@ -64,10 +66,22 @@ class QuantizationResult:
     selection: Selection
     timing: PairedSettings
     max_acc_drop: float                       # percentage points
+    deploy_runtimes: tuple[str, ...] = ()     # runtimes every candidate was checked to load on
 
     @property
     def chosen(self) -> CandidateResult:
+        """The INT8 candidate chosen — or, when `fp32_kept`, the best one, which the FP32 model replaces."""
         return next(c for c in self.candidates if c.usable and c.format.name == self.selection.chosen)
+
+    @property
+    def fp32_kept(self) -> bool:
+        """No INT8 candidate within the budget beats FP32 here: the FP32 file ships (selection.select)."""
+        return self.selection.fp32_kept
+
+    @property
+    def shipped(self) -> str:
+        """What model.onnx holds: the chosen format's name, or "fp32"."""
+        return FP32 if self.fp32_kept else self.selection.chosen
 
     def speedup(self, candidate: CandidateResult) -> float:
         """FP32 p50 / the candidate's, geometric mean over the batch sizes (selection.speedup)."""
@@ -75,16 +89,22 @@ class QuantizationResult:
         return speedup(candidate.timing.p50_ms(), self.fp32.timing.p50_ms())
 
     def metrics(self, target: Path) -> dict[str, Any]:
-        """run.json's metrics: the chosen file's (`target`, model.onnx) figures against FP32's."""
+        """run.json's metrics: the shipped file's (`target`, model.onnx) figures against FP32's. With FP32 kept,
+        model.onnx is FP32 (speed-up 1, no accuracy change) and `int8_best*` say what the best candidate measured."""
         chosen, fp32 = self.chosen, self.fp32
         assert chosen.accuracy is not None and chosen.timing is not None
+        shipped = fp32.accuracy if self.fp32_kept else chosen.accuracy
         metrics: dict[str, Any] = {
-            "val_acc": chosen.accuracy.acc, "val_top5": chosen.accuracy.top5, "val_loss": chosen.accuracy.loss,
-            "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - chosen.accuracy.acc,
-            "speedup": self.speedup(chosen), "onnx_bytes_fp32": fp32.path.stat().st_size,
-            "onnx_bytes_int8": target.stat().st_size, "format": self.selection.chosen,
+            "val_acc": shipped.acc, "val_top5": shipped.top5, "val_loss": shipped.loss,
+            "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - shipped.acc,
+            "speedup": 1.0 if self.fp32_kept else self.speedup(chosen), "onnx_bytes_fp32": fp32.path.stat().st_size,
+            "onnx_bytes_int8": target.stat().st_size, "format": self.shipped,
             "within_budget": self.selection.within_budget}
         metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
+        if self.fp32_kept:
+            metrics.update(fp32_kept=True, int8_best=chosen.format.name, int8_best_speedup=self.speedup(chosen),
+                           int8_best_val_acc=chosen.accuracy.acc)
+            return metrics
         for batch, stats in chosen.timing.stats.items():
             reference = fp32.timing.stats[batch].p50_ms
             metrics.update({f"latency_p50_ms_fp32_b{batch}": reference, f"latency_p50_ms_int8_b{batch}": stats.p50_ms,
@@ -98,16 +118,19 @@ class QuantizationResult:
         return {"fp32": {"val_acc": fp32.accuracy.acc, "val_top5": fp32.accuracy.top5, "val_loss": fp32.accuracy.loss,
                          "file_bytes": fp32.path.stat().st_size, "latency": fp32.timing.to_dict()},
                 "candidates": [self._describe(c) for c in self.candidates], "chosen": self.selection.chosen,
+                "shipped": self.shipped, "fp32_kept": self.fp32_kept, "deploy_runtimes": list(self.deploy_runtimes),
                 "reason": self.selection.reason, "within_budget": self.selection.within_budget}
 
     def _describe(self, candidate: CandidateResult) -> dict[str, Any]:
-        described: dict[str, Any] = {**candidate.format.describe(), "notes": list(candidate.notes)}
+        described: dict[str, Any] = {**candidate.format.describe(), "notes": list(candidate.notes),
+                                     **({"built_by": dict(candidate.built_by)} if candidate.built_by else {})}
         if candidate.error is not None:
-            return {**described, "error": candidate.error}
+            return {**described, "error": candidate.error, **({"loads_on": dict(candidate.loads_on)}
+                                                               if candidate.loads_on else {})}
         accuracy = candidate.accuracy
         described.update(acc=accuracy.acc if accuracy else None, top5=accuracy.top5 if accuracy else None,
                          loss=accuracy.loss if accuracy else None, n=accuracy.n if accuracy else None,
-                         int8_ops=dict(candidate.int8_ops or {}))
+                         int8_ops=dict(candidate.int8_ops or {}), loads_on=dict(candidate.loads_on or {}))
         if candidate.path is not None and candidate.path.exists():
             described["file_bytes"] = candidate.path.stat().st_size
         if candidate.usable:
@@ -136,14 +159,17 @@ class QuantizationResult:
             table.add_column(column, justify="right")
         table.add_column("")
         table.add_row(FP32, f"{fp32.accuracy.acc:.2%}", "", *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes),
-                      "reference", f"{fp32.path.stat().st_size / 1e6:.3g}", "")
+                      "reference", f"{fp32.path.stat().st_size / 1e6:.3g}",
+                      "kept: no INT8 candidate is faster" if self.fp32_kept else "")
         for c in self.candidates:
             if not c.usable:
                 table.add_row(c.format.name, *[""] * (4 + len(sizes)), f"failed: {c.error}")
                 continue
             assert c.timing is not None and c.path is not None and c.accuracy is not None
             over_budget = not within_budget(c.accuracy.acc, fp32.accuracy.acc, self.max_acc_drop)
-            mark = "chosen" if c.format.name == self.selection.chosen else "over budget" if over_budget else ""
+            chosen = c.format.name == self.selection.chosen
+            mark = ("best INT8, slower than FP32" if chosen and self.fp32_kept else "chosen" if chosen
+                    else "over budget" if over_budget else "")
             table.add_row(c.format.name, f"{c.accuracy.acc:.2%}",
                           signed_points(-drop_points(c.accuracy.acc, fp32.accuracy.acc)),
                           *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes), ratio_text(self.speedup(c)),

@@ -3,6 +3,13 @@
 Pure functions on measured figures, so the rule can be tested without timing anything. Speed is the
 latency relative to FP32 measured in the same run, combined over the timed batch sizes by a geometric mean
 (a candidate twice as fast at batch 1 and equally fast at batch 32 counts as 1.41x).
+
+Two refinements of "the fastest":
+- portability: a candidate within timing noise of the fastest but read by more runtimes wins (QDQ, read by
+  onnxruntime, OpenVINO and TensorRT, over a QOperator file only onnxruntime loads). Noise is the spread of the
+  per-round speed-ups of the two files in this session, at least MIN_NOISE.
+- FP32 kept: in a search, when no candidate within the budget is faster than FP32, the FP32 model is what ships
+  (`Selection.fp32_kept`), with the reason — an INT8 file slower than the model it replaces is not a compression.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from typing import Mapping, Sequence
 from cnnlab.deploy.bench_report import ratio_text
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
+# Two speed-ups closer than this (relative) are a tie even when the session's rounds agree better: paired rounds
+# on a quiet machine still differ by 1-2 % (docs/benchmarks.md, per-round ratios).
+MIN_NOISE = 0.02
 
 
 @dataclass
@@ -22,13 +32,23 @@ class CandidateFigures:
     acc: float                         # validation accuracy of the INT8 file itself, in [0, 1]
     latency_ms: Mapping[int, float]    # p50 per batch size
     notes: list[str] = field(default_factory=list)
+    read_by: tuple[str, ...] = ()      # runtimes that load its layout (formats.READ_BY)
+    noise: float = 0.0                 # relative spread of its per-round speed-ups in this session
+
+    @property
+    def portability(self) -> int:
+        return len(self.read_by)
 
 
 @dataclass(frozen=True)
 class Selection:
+    """The INT8 candidate chosen (`chosen`), whether it is within the accuracy budget, and why; `fp32_kept`: no
+    candidate within the budget beats FP32 here, so the FP32 model ships instead of `chosen`."""
+
     chosen: str
     within_budget: bool
     reason: str
+    fp32_kept: bool = False
 
 
 def drop_points(acc: float, fp32_acc: float) -> float:
@@ -53,10 +73,24 @@ def speedup(candidate_ms: Mapping[int, float], fp32_ms: Mapping[int, float]) -> 
     return math.exp(sum(math.log(fp32_ms[b] / candidate_ms[b]) for b in sizes) / len(sizes))
 
 
+def round_spread(candidate_rounds: Mapping[int, Sequence[float]], fp32_rounds: Mapping[int, Sequence[float]]) -> float:
+    """(max - min) / median of a candidate's per-round speed-ups over FP32 (each round: the geometric mean over the
+    batch sizes of FP32 p50 / candidate p50 in that round); 0.0 with fewer than two rounds."""
+    sizes = sorted(set(candidate_rounds) & set(fp32_rounds))
+    count = min((len(candidate_rounds[b]) for b in sizes), default=0)
+    if count < 2:
+        return 0.0
+    ratios = sorted(speedup({b: candidate_rounds[b][r] for b in sizes}, {b: fp32_rounds[b][r] for b in sizes})
+                    for r in range(count))
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    return (ratios[-1] - ratios[0]) / median
+
+
 def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_latency_ms: Mapping[int, float],
-           max_drop_points: float) -> Selection:
-    """The fastest candidate within `max_drop_points` of `fp32_acc`; if none is, the most accurate one
-    (ties: the faster), with within_budget=False."""
+           max_drop_points: float, keep_fp32_if_slower: bool = False) -> Selection:
+    """The fastest candidate within `max_drop_points` of `fp32_acc` — or one read by more runtimes within timing
+    noise of it; if none is within the budget, the most accurate one (ties: the faster), with within_budget=False.
+    `keep_fp32_if_slower`: when the candidate chosen is slower than FP32, the selection says to ship FP32."""
     if not candidates:
         raise ValueError("no candidate to select from")
     speed = {c.name: speedup(c.latency_ms, fp32_latency_ms) for c in candidates}
@@ -70,10 +104,27 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
         best = max(candidates, key=lambda c: (c.acc, speed[c.name]))
         return Selection(best.name, False, f"no candidate is within the {budget}; the most accurate is "
                                            f"{best.name} ({figures(best)})")
-    chosen = max(eligible, key=lambda c: (speed[c.name], c.acc))
-    reason = (f"{chosen.name}: the fastest of {len(eligible)} candidate(s) within the {budget} ({figures(chosen)})"
-              if len(candidates) > 1 else f"{chosen.name}: within the {budget} ({figures(chosen)})")
+    fastest = max(eligible, key=lambda c: (speed[c.name], c.acc))
+    reason = (f"{fastest.name}: the fastest of {len(eligible)} candidate(s) within the {budget} ({figures(fastest)})"
+              if len(candidates) > 1 else f"{fastest.name}: within the {budget} ({figures(fastest)})")
+    chosen = _more_portable_tie(fastest, eligible, speed)
+    if chosen is not fastest:
+        reason = (f"{chosen.name} ({figures(chosen)}): within timing noise of the fastest, {fastest.name} "
+                  f"({figures(fastest)}), and read by more runtimes ({', '.join(chosen.read_by)} vs "
+                  f"{', '.join(fastest.read_by) or 'unknown'})")
     faster_over_budget = [c for c in candidates if c not in eligible and speed[c.name] > speed[chosen.name]]
     if faster_over_budget:
         reason += "; faster but over budget: " + ", ".join(f"{c.name} ({figures(c)})" for c in faster_over_budget)
+    if keep_fp32_if_slower and speed[chosen.name] < 1.0:
+        return Selection(chosen.name, True, f"FP32 kept: no INT8 candidate within the {budget} is faster than FP32 "
+                                            f"on this machine; the best, {reason}", fp32_kept=True)
     return Selection(chosen.name, True, reason)
+
+
+def _more_portable_tie(fastest: CandidateFigures, eligible: Sequence[CandidateFigures],
+                       speed: Mapping[str, float]) -> CandidateFigures:
+    """`fastest`, or the fastest of the eligible candidates read by more runtimes whose speed-up is within the
+    noise of both files' per-round spreads (at least MIN_NOISE) of it."""
+    ties = [c for c in eligible if c.portability > fastest.portability
+            and speed[c.name] >= speed[fastest.name] * (1.0 - max(MIN_NOISE, c.noise, fastest.noise))]
+    return max(ties, key=lambda c: (c.portability, speed[c.name], c.acc)) if ties else fastest

@@ -5,18 +5,68 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
-from cnnlab.compress.quantization.formats import (AUTO, Format, candidate_formats, resolve_reduce_range,
+from cnnlab.compress.quantization.formats import (AUTO, BF16, PRECISIONS, Format, candidate_formats, resolve_reduce_range,
                                                   slow_format_warning)
 from cnnlab.compress.quantization.ptq import PtqSettings
 from cnnlab.deploy.bench import TimingPlan
-from cnnlab.deploy.ort import RUNTIME_DEVICES, execution_providers
+from cnnlab.deploy.ort import RUNTIME_DEVICES, installed_cpu_runtimes, require_runtime
 from cnnlab.deploy.paired import PairedSettings, threads_or_default
 from cnnlab.errors import CnnlabError
 
 # The CPU runtimes an INT8 file can be timed and evaluated on: onnxruntime, openvino.
 QUANTIZE_RUNTIMES = tuple(runtime for runtime, devices in RUNTIME_DEVICES.items() if "cpu" in devices)
+
+
+def _nncf_missing(mode: str, engine: str) -> str | None:
+    """Why NNCF cannot build candidates here (not installed), when this run would use it; None otherwise."""
+    if mode != "ptq" or engine == "onnxruntime":
+        return None
+    from cnnlab.compress.quantization.nncf_engine import nncf_available
+
+    return nncf_available()
+
+
+def _deploy_runtimes(setting: object, runtime: str) -> tuple[str, ...]:
+    """quantize.deploy_runtimes: null → every CPU runtime installed here; else the ones named, each installed.
+    `runtime` (where the choice is measured) is always among them, first."""
+    if setting is None or str(setting) == AUTO:
+        named = list(installed_cpu_runtimes())
+    else:
+        named = [str(r) for r in (setting if isinstance(setting, (list, ListConfig)) else [setting])]
+        unknown = [r for r in named if r not in QUANTIZE_RUNTIMES]
+        if unknown:
+            raise CnnlabError(f"quantize.deploy_runtimes names {', '.join(unknown)}, not a CPU runtime",
+                              fix=f"use a list of {', '.join(QUANTIZE_RUNTIMES)} (or null: the ones installed)")
+        for name in named:
+            _require(name, "quantize.deploy_runtimes", f", or leave {name} out of quantize.deploy_runtimes")
+    return tuple(dict.fromkeys([runtime, *named]))
+
+
+def _check_bf16(runtime: str, mode: str, requested: str) -> None:
+    """quantize.precision=bf16 runs the FP32 graph on OpenVINO in bf16: on a CPU that has it, with no INT8 settings."""
+    if runtime != "openvino":
+        raise CnnlabError(f"quantize.precision=bf16 runs through OpenVINO, not quantize.runtime={runtime} "
+                          "(onnxruntime's CPU kernels have no bf16 convolutions)", fix="add quantize.runtime=openvino")
+    if mode != "ptq" or requested != AUTO:
+        raise CnnlabError("quantize.precision=bf16 builds no INT8 file: quantize.mode and quantize.format do not apply",
+                          fix="drop quantize.mode / quantize.format, or use quantize.precision=int8")
+    from cnnlab.deploy.openvino_runtime import check_precision
+
+    try:
+        check_precision("bf16")
+    except CnnlabError as err:
+        raise CnnlabError(f"quantize.precision=bf16: {err.message}", fix="use quantize.precision=int8 here, or "
+                          "quantize on a CPU with AVX512-BF16 or AMX (Intel Sapphire Rapids or later)") from err
+
+
+def _require(runtime: str, key: str, alternative: str = "") -> None:
+    """A CnnlabError naming `key` when `runtime` cannot run on this CPU (deploy.ort.require_runtime says why)."""
+    try:
+        require_runtime(runtime, "cpu")
+    except CnnlabError as err:
+        raise CnnlabError(f"{key}: {runtime}: {err.message}", fix=f"{err.fix or 'install it'}{alternative}") from err
 
 
 @dataclass(frozen=True)
@@ -34,11 +84,20 @@ class QuantizeSettings:
     lr_scale: float
     timing: PairedSettings           # FP32 and the candidates, one paired session
     keep_candidates: bool
+    precision: str = "int8"          # int8 | bf16 (the FP32 graph on OpenVINO in bfloat16)
+    keep_fp32: bool = True           # format=auto ships FP32 when no INT8 candidate beats it
+    nncf_accuracy_control: bool = False  # NNCF's candidate in its accuracy-controlled mode (budget: max_acc_drop)
+    engine: str = AUTO               # auto | onnxruntime | nncf: what builds the candidates
+    deploy_runtimes: tuple[str, ...] = ()   # every candidate must load on each (quantize.runtime among them)
 
     @classmethod
     def from_config(cls, section: DictConfig) -> "QuantizeSettings":
-        mode, requested = str(section.mode), str(section.format)
-        formats = tuple(candidate_formats(mode, requested))
+        mode, requested, engine = str(section.mode), str(section.format), str(section.get("engine", AUTO))
+        precision = str(section.get("precision", "int8"))
+        if precision not in PRECISIONS:
+            raise CnnlabError(f"quantize.precision={precision} is not a precision", fix=f"use one of {', '.join(PRECISIONS)}")
+        formats = ((BF16,) if precision == "bf16" else
+                   tuple(candidate_formats(mode, requested, engine, nncf_missing=_nncf_missing(mode, engine))))
         reduce_range, why = resolve_reduce_range(section.reduce_range)
         exclude = section.get("exclude") or []
         ptq = PtqSettings(calibrate_method=str(section.calibrate_method), percentile=float(section.percentile),
@@ -49,7 +108,9 @@ class QuantizeSettings:
         if runtime not in QUANTIZE_RUNTIMES:
             raise CnnlabError(f"unknown quantize.runtime={runtime}",
                               fix=f"use one of {', '.join(QUANTIZE_RUNTIMES)}")
-        execution_providers("cpu", runtime=runtime)  # before any work: the OpenVINO build must be installed
+        _require(runtime, "quantize.runtime")  # before any work: the OpenVINO package must be installed
+        if precision == "bf16":
+            _check_bf16(runtime, mode, requested)
         timing = PairedSettings(
             batch_sizes=tuple(int(b) for b in ([sizes] if isinstance(sizes, int) else sizes)),
             threads=threads_or_default(section.get("bench_threads")),
@@ -59,7 +120,10 @@ class QuantizeSettings:
         settings = cls(mode=mode, requested_format=requested, formats=formats, ptq=ptq, reduce_range_why=why,
                        calib_batches=int(section.calib_batches), calib_batch_size=int(section.calib_batch_size),
                        max_acc_drop=float(section.max_acc_drop), lr_scale=float(section.lr_scale), timing=timing,
-                       keep_candidates=bool(section.keep_candidates))
+                       keep_candidates=bool(section.keep_candidates), engine=engine,
+                       keep_fp32=bool(section.get("keep_fp32_if_slower", True)), precision=precision,
+                       nncf_accuracy_control=bool(section.get("nncf_accuracy_control", False)),
+                       deploy_runtimes=_deploy_runtimes(section.get("deploy_runtimes"), runtime))
         if settings.max_acc_drop < 0:
             raise CnnlabError(f"quantize.max_acc_drop={settings.max_acc_drop} must be 0 or more (percentage points)")
         if settings.lr_scale <= 0:
@@ -72,10 +136,12 @@ class QuantizeSettings:
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
-            "mode": self.mode, "format": self.requested_format, "candidates": [f.name for f in self.formats],
+            "precision": self.precision, "mode": self.mode, "format": self.requested_format, "engine": self.engine,
+            "candidates": [f.name for f in self.formats], "deploy_runtimes": list(self.deploy_runtimes),
             "per_channel": self.ptq.per_channel, "reduce_range": self.ptq.reduce_range,
             "reduce_range_why": self.reduce_range_why, "exclude": list(self.ptq.exclude),
-            "max_acc_drop_points": self.max_acc_drop,
+            "max_acc_drop_points": self.max_acc_drop, "keep_fp32_if_slower": self.keep_fp32,
+            "nncf_accuracy_control": self.nncf_accuracy_control,
             "timing": {"runtime": self.timing.runtime, "device": "cpu", "threads": self.timing.threads,
                        "batch_sizes": list(self.timing.batch_sizes), "rounds": self.timing.rounds,
                        "warmup": self.timing.plan.warmup, "min_iters": self.timing.plan.min_iters,
@@ -95,9 +161,28 @@ class QuantizeSettings:
         return [(f.name, w) for f in named if (w := slow_format_warning(f, self.timing.runtime))]
 
     @property
+    def calibrates(self) -> bool:
+        """Whether the candidates need calibration images (static INT8 post-training quantization)."""
+        return self.mode == "ptq" and self.precision == "int8"
+
+    @property
+    def builds_nncf(self) -> bool:
+        """Whether one of the candidates is NNCF's."""
+        return any(f.engine == "nncf" for f in self.formats)
+
+    @property
+    def keeps_fp32_if_slower(self) -> bool:
+        """format=auto never ships an INT8 file slower than FP32 (a format named by hand ships, with a warning),
+        unless quantize.keep_fp32_if_slower=false."""
+        return self.requested_format == AUTO and self.keep_fp32
+
+    @property
     def no_search(self) -> str | None:
         """Why there is no choice to make (one format), for the reason recorded; None in a search."""
         if self.searching:
             return None
+        if self.precision == "bf16":
+            return "quantize.precision=bf16: the FP32 graph run by OpenVINO in bfloat16"
         return (f"quantize.format={self.requested_format} was asked for (no search)"
-                if self.requested_format != AUTO else f"the only {self.mode} format")
+                if self.requested_format != AUTO else
+                f"the only {self.mode} format{'' if self.engine == AUTO else f' of quantize.engine={self.engine}'}")
