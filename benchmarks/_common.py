@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -115,12 +116,25 @@ def train_dense(outputs: Path, threads: int, model: str, data: list[str], epochs
     return cnnlab(outputs, threads, "pretrain", *common), "trained from scratch (no ImageNet file in the hub cache)"
 
 
-def export_dense(run: dict, path: Path) -> Path:
+def export_dense(run: dict, path: Path, size: int | None = None) -> Path:
+    """The run's model.pt as FP32 ONNX (cnnlab's exporter and metadata); `size`: the same weights at another
+    input size (the run's preprocessing, resized to it), e.g. a model trained at 96 px timed at 224 px."""
     from cnnlab.deploy.export import export_onnx
     from cnnlab.engine.checkpoint import load_model
 
     model, checkpoint = load_model(Path(run["run_dir"]) / "model.pt")
-    return export_onnx(model, path, spec=checkpoint.spec, classes=checkpoint.classes)
+    spec = checkpoint.spec if size is None else resized_spec(checkpoint.spec, size)
+    return export_onnx(model, path, spec=spec, classes=checkpoint.classes)
+
+
+def resized_spec(spec, size: int):  # type: ignore[no-untyped-def]
+    """`spec` (cnnlab.data.InputSpec) at `size` px: a square resize stays a square resize to the new size; any
+    other geometry is dropped (build_datasets then gives the data's own)."""
+    from dataclasses import replace
+
+    if spec.resize == "square" and spec.crop is None:
+        return replace(spec, size=int(size), resize_to=int(size))
+    return spec.with_size(int(size))
 
 
 def independent_latency(paths: dict[str, Path], image_size: int, threads: int, batch: int, rounds: int,
@@ -133,6 +147,24 @@ def independent_latency(paths: dict[str, Path], image_size: int, threads: int, b
 
 
 RUNTIME_PROVIDERS = {"onnxruntime": "CPUExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+
+
+def plain_openvino(model, threads: int, batch: int | None = None):  # type: ignore[no-untyped-def]
+    """An OpenVINO compiled model made without cnnlab, from an ONNX path or an `openvino.Model` (e.g. NNCF's
+    output): the native `openvino` package's CPU plugin with PERFORMANCE_HINT=LATENCY, INFERENCE_NUM_THREADS=
+    `threads` and INFERENCE_PRECISION_HINT=f32 (pinned: on a CPU with bf16 the plugin would otherwise run an FP32
+    model in bf16), reshaped to a static `batch` first when one is given. Checks that the plugin kept f32."""
+    core = _openvino_core()
+    model = core.read_model(str(model)) if isinstance(model, (str, Path)) else model.clone()
+    if batch is not None:
+        shape = model.inputs[0].get_partial_shape()
+        model.reshape([batch, *(shape[i].get_length() for i in range(1, shape.rank.get_length()))])
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads), "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = core.compile_model(model, "CPU", config)
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if str(precision) != "f32":
+        raise RuntimeError(f"OpenVINO compiled for {precision}, not the f32 asked for")
+    return compiled
 
 
 def plain_session(path: str, runtime: str, threads: int):  # type: ignore[no-untyped-def]
@@ -151,6 +183,13 @@ def plain_session(path: str, runtime: str, threads: int):  # type: ignore[no-unt
     if session.get_providers()[0] != provider:
         raise SystemExit(f"{provider} did not start for {path} (got {session.get_providers()})")
     return session
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_core():  # type: ignore[no-untyped-def]
+    import openvino as ov
+
+    return ov.Core()
 
 
 def time_sessions(sessions: dict, feed: dict, rounds: int, iterations: int) -> dict[str, float]:
