@@ -119,7 +119,7 @@ COMMANDS: dict[str, CommandInfo] = {
                     "FP32; the INT8 ONNX file itself is evaluated and timed next to the FP32 one. quantize.mode=qat "
                     "fine-tunes with fake quantization and exports QDQ; quantize.mode=dynamic is for comparison. "
                     "quantize.runtime=openvino chooses, evaluates and times on OpenVINO's own CPU runtime "
-                    "(pip install \"cnnlab[openvino]\", beside onnxruntime).",
+                    "(pip install \"cnnlab\\[openvino]\", beside onnxruntime).",
         pipeline="cnnlab.pipelines.quantize",
         examples=("cnnlab quantize source=latest:finetune",
                   "cnnlab quantize source=latest:export quantize.bench_batch_sizes=[1,32]",

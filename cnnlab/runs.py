@@ -362,6 +362,11 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
             if run is not None:
                 break
         if run is None:
+            other = next((r for kind in _ARTIFACT_OF_KIND if kind not in want
+                          if (r := latest_run(outputs, command, artifact=_ARTIFACT_OF_KIND[kind])) is not None), None)
+            if other is not None:
+                raise _wrong_kind(f"{key}={spec}: the newest completed `cnnlab {other.command}` run, {other.path},",
+                                  other.path, want)
             what = f"completed `cnnlab {command}` run" if command else "completed run"
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
@@ -372,7 +377,9 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     if path.is_dir():
         return _from_run(spec, load_run(path), want, key)
     kind = _KINDS.get(path.suffix.lower())
-    if kind is None or kind not in want:
+    if kind is not None and kind not in want:
+        raise _wrong_kind(f"{key}={spec}:", path, want)
+    if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
     run_dir = path.parent if (path.parent / RUN_FILE).exists() else None
@@ -384,6 +391,18 @@ def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str) -> Sourc
         file = run.artifact(_ARTIFACT_OF_KIND[kind])
         if file is not None:
             return Source(spec, kind, file.resolve(), run)
+    if any(run.artifact(_ARTIFACT_OF_KIND[k]) is not None for k in _ARTIFACT_OF_KIND if k not in want):
+        raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want)
     names = " or ".join(_ARTIFACT_OF_KIND[k] for k in want)
     raise CnnlabError(f"{key}={spec}: run {run.path} ({run.command}, {run.status}) holds no {names} file",
                       fix="pick a completed run that produced one (see `cnnlab list runs`)")
+
+
+def _wrong_kind(what: str, where: Path, want: tuple[str, ...]) -> CnnlabError:
+    """A source that holds a model of another kind than the command (or its runtime) runs: how to convert it."""
+    if want == ("onnx",):
+        return CnnlabError(f"{what} holds a model.pt (PyTorch checkpoint), and this runs ONNX files",
+                           fix=f"export it first (`cnnlab export source={where}`) and pass that run, or run the "
+                               "model.pt on PyTorch (runtime=pytorch where the command offers it)")
+    return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
+                       fix="pass the run or model.pt the ONNX file was exported from")

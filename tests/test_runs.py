@@ -81,8 +81,11 @@ def test_resolve_source_rejects_folder_without_record_and_wrong_kind(tmp_path: P
     with pytest.raises(CnnlabError, match="not a cnnlab run folder"):
         resolve_source(str(tmp_path / "empty"), tmp_path)
     run_dir = make_run(tmp_path, "pretrain", "r", model=True)
-    with pytest.raises(CnnlabError, match="holds no onnx"):
-        resolve_source(str(run_dir), tmp_path, want=("onnx",))
+    # a run with only a model.pt, where ONNX files are run: say so and how to convert (not "no such run")
+    for spec in (str(run_dir), "latest:pretrain", "latest", str(run_dir / "model.pt")):
+        with pytest.raises(CnnlabError, match="holds a model.pt") as info:
+            resolve_source(spec, tmp_path, want=("onnx",))
+        assert "cnnlab export source=" in (info.value.fix or "") and "runtime=pytorch" in (info.value.fix or "")
     (tmp_path / "weights.txt").write_text("?")
     with pytest.raises(CnnlabError, match="expected a"):
         resolve_source(str(tmp_path / "weights.txt"), tmp_path)

@@ -82,7 +82,8 @@ def time_backends(subject: TimedModel, plan: BackendPlan, settings: BenchSetting
             try:
                 stats, timed_file = _time_one(subject, backend, batch, settings, device, peak_gflops)
             except CnnlabError as err:
-                whole_backend = backend == "torch_compile"
+                # torch_compile failing, or a runtime that cannot load the file at all, fails at every batch size
+                whole_backend = backend == "torch_compile" or "cannot load" in err.message
                 skipped.append(SkippedBackend(backend, None if whole_backend else batch, err.one_line()))
                 log.warning("skipped %s%s: %s", backend, "" if whole_backend else f" at batch {batch}", err.one_line())
                 if whole_backend:

@@ -110,7 +110,10 @@ def check_onnx_file(path: Path) -> OnnxModel:
     if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
         raise CnnlabError(f"{path} has unreadable cnnlab metadata (classes is not a list of names)", fix=_FIX)
     spec = meta.get("spec")
-    problems = graph_problems(load_onnx(path), spec, len(classes) if classes is not None else None)
+    proto = load_onnx(path)
+    if not proto.graph.node:  # an empty or truncated file parses as an empty model: nothing to check against
+        raise CnnlabError(f"{path} holds no ONNX graph (an empty or truncated file)", fix=_FIX)
+    problems = graph_problems(proto, spec, len(classes) if classes is not None else None)
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
     return OnnxModel(path=path, spec=spec, classes=classes, metadata=meta)

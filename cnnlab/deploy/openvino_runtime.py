@@ -89,9 +89,28 @@ def check_precision(precision: str) -> str:
 def first_reason(exc: BaseException) -> str:
     """The first informative line of a runtime's exception: its first non-empty line, past the lines with
     which OpenVINO's errors name its own C++ sources ("Exception from src/...", "Check '...' failed at ...")."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    lines = [ln.strip().lstrip("- ").strip() for ln in str(exc).splitlines() if ln.strip()]
     noise = ("Exception from ", "Check '", "FrontEnd API failed")
-    return next((ln for ln in lines if not ln.startswith(noise)), lines[0] if lines else type(exc).__name__)
+    useful = [ln for ln in lines if not ln.startswith(noise)]
+    if not useful:
+        return lines[0] if lines else type(exc).__name__
+    # "Model wasn't fully converted." says nothing by itself: OpenVINO's summary names the operators it has no
+    # conversion for (e.g. com.microsoft.QGemm, QLinearConv in a QOperator file)
+    summary = [ln for ln in useful if ln.startswith(("No conversion rule found", "Conversion is failed for"))]
+    if summary:
+        head = useful[0].split(" Failed operations detailed log:")[0]
+        return f"{head} {'; '.join(summary)}"
+    return useful[0]
+
+
+def _load_fix(path: Path, reason: str) -> str:
+    """What to do about a file OpenVINO cannot load: an INT8 file in onnxruntime's own QOperator operators
+    (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; anything else, a re-export."""
+    if "conversion rule" in reason or "QLinear" in reason or "com.microsoft" in reason:
+        return ("it holds onnxruntime-only INT8 operators (QOperator format): run it on onnxruntime, or quantize "
+                "again with a QDQ format (quantize.format=qdq_u8s8, or format=auto with openvino in "
+                "quantize.deploy_runtimes)")
+    return "point to a valid .onnx file (re-export it with `cnnlab export`)"
 
 
 @dataclass(frozen=True)
@@ -139,8 +158,8 @@ class OpenVinoSession:
             model = frontend.convert(frontend.load(str(path)))
             compiled = _core().compile_model(model, _DEVICE, config)
         except Exception as exc:  # noqa: BLE001 - GeneralFailure, OpConversionFailure, RuntimeError, ...
-            raise CnnlabError(f"openvino cannot load {path}: {first_reason(exc)}",
-                              fix="point to a valid .onnx file (re-export it with `cnnlab export`)") from exc
+            reason = first_reason(exc)
+            raise CnnlabError(f"openvino cannot load {path}: {reason}", fix=_load_fix(path, reason)) from exc
         self.path = path
         self.threads = threads
         self.precision = precision

@@ -18,10 +18,6 @@ from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-# onnxruntime's OpenVINO provider (the onnxruntime-openvino wheel, which replaces onnxruntime). cnnlab no longer
-# runs it — runtime=openvino is the native openvino package — the name stays for code that looks it up among
-# this onnxruntime's providers.
-OPENVINO = "OpenVINOExecutionProvider"
 # The runtimes cnnlab times and evaluates ONNX files on, and the devices each runs on here.
 RUNTIME_DEVICES = {"onnxruntime": ("cpu", "cuda"), "tensorrt": ("cuda",), "openvino": ("cpu",)}
 ONNX_RUNTIMES = tuple(RUNTIME_DEVICES)

@@ -75,8 +75,8 @@ def _percent(value: float | None) -> str:
 def _values(row: Row, base: Path) -> dict[str, str]:
     """The row's cell of every column."""
     return {
-        "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
-        "val top-1": _percent(row.accuracy), TEST_COLUMN: _percent(row.test_accuracy),
+        "run": _relative(row.run.path, base), "command": row.command, "model": row.display_model,
+        "dataset": row.dataset, "val top-1": _percent(row.accuracy), TEST_COLUMN: _percent(row.test_accuracy),
         "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": "—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}",
@@ -184,7 +184,7 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
         ci += f"; [{points(low)}, {points(high)}] over {change.images} images"
     verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
     run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
-    return [run, group.first.model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
+    return [run, group.first.display_model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
             f"{text} points", ci, verdict]
 
 
@@ -203,7 +203,7 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
-        "image_size": row.dataset_key[2], "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
+        "precision": row.precision, "arch": row.arch, "image_size": row.dataset_key[2], "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
         "evaluate_run": None if row.evaluate_run is None else _relative(row.evaluate_run, base),
         "params": row.params, "flops": row.flops, "file_bytes": row.file_bytes, "file_kind": row.file_kind,
         "p50_ms": row.p50_ms, "latency": None if row.latency is None else row.latency.to_dict(),
@@ -229,7 +229,8 @@ def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
     return {
         "runs": [_relative(row.run.path, base) for row in group.rows],
         "seeds": [group.seed_label(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
-        "command": first.command, "model": first.model, "dataset": first.dataset, "image_size": first.dataset_key[2],
+        "command": first.command, "model": first.model, "precision": first.precision, "arch": first.arch,
+        "dataset": first.dataset, "image_size": first.dataset_key[2],
         "val_top1": spread_fields(group.val), "test_top1": spread_fields(group.test),
         "p50_ms": spread_fields(group.latency), "pareto": group.pareto,
         "missing": [{"run": _relative(path, base), "seed": group.seed_label(lineage), "status": status}

@@ -59,10 +59,19 @@ class Row:
     speedup: SpeedUp | None = None        # against `source` (None: no source row), from a paired session only
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
+    precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (run.json model.precision)
+    arch: str | None = None               # a searched network's arch string (run.json model.arch)
+
+    @property
+    def display_model(self) -> str:
+        """The model column: the model — a searched network with its arch string — and the precision of a
+        quantize run (int8, bf16, or fp32 when FP32 was kept)."""
+        model = f"{self.model}[{self.arch}]" if self.arch else self.model
+        return model + (f" ({self.precision})" if self.command == "quantize" else "")
 
     @property
     def label(self) -> str:
-        return f"{self.command}:{self.model}"
+        return f"{self.command}:{self.display_model}"
 
     @property
     def p50_ms(self) -> float | None:
@@ -146,7 +155,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         dataset_key=run.dataset.key, accuracy=float(run.metrics.val_acc), params=run.model.params,
                         flops=run.model.flops, file_bytes=size, file_kind=kind, source=origin(run.source.run_path),
                         test_accuracy=None if test is None else test.metrics.test_acc,
-                        evaluate_run=None if test is None else test.path))
+                        evaluate_run=None if test is None else test.path, precision=precision_of(run),
+                        arch=_arch(run)))
 
     paired = sessions(runs, origin)
     comparison = _settle(comparison, [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)])
@@ -157,12 +167,11 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     by_path = {row.run.path.resolve(): row for row in rows}
 
     def same_network(a: Path, b: Path) -> bool:
-        """One architecture, (almost) the same parameters, both FP32 or both INT8: it should time alike."""
+        """One architecture, (almost) the same parameters, the same precision: it should time alike."""
         ra, rb = by_path.get(a), by_path.get(b)
         if ra is None or rb is None or ra.model != rb.model or not ra.params or not rb.params:
             return False
-        return abs(ra.params - rb.params) <= 0.02 * max(ra.params, rb.params) and \
-            (ra.command == "quantize") == (rb.command == "quantize")
+        return abs(ra.params - rb.params) <= 0.02 * max(ra.params, rb.params) and ra.precision == rb.precision
 
     for row in rows:
         path = row.run.path.resolve()
@@ -174,6 +183,19 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
         if row.source is not None and row.source in by_path:
             row.speedup = speedup(path, row.source, paired, matches, same_network)
     return rows, left_out, comparison
+
+
+def _arch(run: RunInfo) -> str | None:
+    """The arch string of a run whose model is a searched network (model=searched, or a search run's choice)."""
+    arch = run.model.extra.get("arch")
+    return str(arch) if isinstance(arch, str) and arch else None
+
+
+def precision_of(run: RunInfo) -> str:
+    """What a run's model computes in: its recorded model.precision (a quantize run that kept FP32 says fp32);
+    runs recorded before that field existed: int8 for quantize, else fp32."""
+    recorded = run.model.extra.get("precision")
+    return str(recorded) if recorded in ("fp32", "int8", "bf16") else ("int8" if run.command == "quantize" else "fp32")
 
 
 def _newest_test(evaluations: list[RunInfo]) -> RunInfo | None:

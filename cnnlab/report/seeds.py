@@ -40,6 +40,8 @@ CHANGES = {
     "prune": ("pruning top-1 change", "acc_before", "before pruning"),
     "quantize": ("INT8 top-1 change", "fp32_val_acc", "FP32"),
 }
+# quantize runs that shipped another precision: the FP32 graph kept (no change to measure), or bf16
+PRECISION_CHANGES = {"bf16": "bf16 top-1 change"}
 
 
 def saved_config(run: RunInfo) -> dict[str, Any] | None:
@@ -297,6 +299,10 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     if command not in CHANGES:
         return []
     what, recorded, against = CHANGES[command]
+    if command == "quantize" and group.first.precision != "int8":
+        if group.first.precision not in PRECISION_CHANGES:
+            return []  # FP32 kept: model.onnx is the source's network, there is no change to report
+        what = PRECISION_CHANGES[group.first.precision]
     val, test = [], []
     outcomes: list[tuple[list[bool], list[bool]] | None] = []
     for row in group.rows:
@@ -338,7 +344,8 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
     groups: dict[Hashable, SeedGroup] = {}
     for row in rows:
         settings = keys.key(row.run)
-        key = (settings, row.dataset_key, row.model) if settings is not None else ("alone", row.run.path)
+        # the precision too: seeds of one quantize setting can ship INT8 on one seed and keep FP32 on another
+        key = (settings, row.dataset_key, row.model, row.precision) if settings is not None else ("alone", row.run.path)
         groups.setdefault(key, SeedGroup(members=[])).members.append((keys.lineage(row.run), row))
     for group in groups.values():
         group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))

@@ -239,3 +239,27 @@ def test_absl_never_closes_a_stream_it_borrowed(monkeypatch: pytest.MonkeyPatch)
     assert handler.stream is sys.__stderr__
     logging.shutdown([lambda: handler])  # as logging.config.dictConfig does with every handler
     assert not borrowed.closed
+
+
+def test_a_qoperator_file_names_the_operators_and_how_to_deploy_it(lenet_onnx, tmp_path: Path) -> None:
+    """OpenVINO has no conversion for onnxruntime's QOperator INT8 operators: the message used to stop at
+    "Failed operations detailed log:" and to suggest a re-export, which cannot help."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    _, path = lenet_onnx
+    shape = [1, *onnx_session(path).get_inputs()[0].shape[1:]]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"input": np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    qop = tmp_path / "qop.onnx"
+    quantize_static(str(path), str(qop), Reader(), quant_format=QuantFormat.QOperator)
+    with pytest.raises(CnnlabError) as caught:
+        onnx_session(qop, runtime="openvino")
+    line = caught.value.one_line()
+    assert "QLinear" in line or "conversion rule" in line, line
+    assert "QOperator" in caught.value.fix and "qdq_u8s8" in caught.value.fix and "\n" not in line

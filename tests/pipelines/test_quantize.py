@@ -389,6 +389,8 @@ def test_auto_keeps_fp32_when_no_int8_candidate_is_faster(cli, outputs: Path, so
     ("quantize.deploy_runtimes=[tvm]", "quantize.deploy_runtimes names tvm, not a CPU runtime"),
     ("quantize.format=nncf_qdq quantize.engine=onnxruntime", "is built by nncf, not quantize.engine=onnxruntime"),
     ("quantize.mode=qat quantize.engine=nncf", "does post-training quantization only"),
+    ("quantize.engine=onnxruntime quantize.nncf_accuracy_control=true", "applies to NNCF's candidate"),
+    ("quantize.mode=dynamic quantize.nncf_accuracy_control=true", "applies to NNCF's candidate"),
 ])
 def test_engine_and_deployment_settings_are_checked_before_any_work(cli, outputs: Path, source: Path, override: str,
                                                                     message: str) -> None:

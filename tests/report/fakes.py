@@ -30,7 +30,8 @@ def saved_config(command: str, model: str, seed: int, source: Path | None, **set
 def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str = "resnet18", source: Path | None = None,
               params: int = 1_000_000, onnx_bytes: int | None = None, status: str = "completed",
               dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
-              metrics: dict[str, Any] | None = None, overrides: Sequence[str] = ()) -> Path:
+              metrics: dict[str, Any] | None = None, overrides: Sequence[str] = (),
+              precision: str | None = None, arch: str | None = None) -> Path:
     """A model run; with `seed`, its saved config too (`settings` as in `saved_config`); `metrics` adds to val_acc;
     `overrides` as run.json records the command line's."""
     run_dir = outputs / command / "2026-11-28" / name
@@ -39,7 +40,9 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
         (run_dir / ".hydra").mkdir()
         (run_dir / ".hydra" / "config.yaml").write_text(
             yaml.safe_dump(saved_config(command, model, seed, source, **(settings or {}))))
-    record.update(model={"name": model, "params": params, "flops": 2 * params}, dataset=dataset or DATASET,
+    record.update(model={"name": model, "params": params, "flops": 2 * params,
+                         **({"precision": precision} if precision else {}), **({"arch": arch} if arch else {})},
+                  dataset=dataset or DATASET,
                   source={"run": str(source)} if source else None)
     (run_dir / "model.pt").write_bytes(b"\0" * 1000)
     record.add_artifact("model", run_dir / "model.pt")

@@ -212,3 +212,37 @@ def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_p
     report = build_report(out)
     assert _cell(report, "fine") == "1.03× slower (same network: noise)"
     assert _cell(report, "pruned") == "2.06× faster"
+
+
+def test_a_quantize_run_that_kept_fp32_is_the_same_network_as_its_source(tmp_path: Path) -> None:
+    """A quantize run whose model.onnx is the FP32 graph (FP32 kept) was shown as an INT8 row with a 1.01x
+    "speed-up" (timing noise between one network), and an unstable-session alarm hid a real INT8 speed-up."""
+    from cnnlab.report.seeds import group_by_seed
+
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    kept = model_run(out, "quantize", "kept", 0.98, source=fp32, onnx_bytes=4000, precision="fp32",
+                     metrics={"fp32_val_acc": 0.98})
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000, precision="int8",
+                     metrics={"fp32_val_acc": 0.98})
+    paired_run(out, "p", [fp32, kept, int8], [[10.0, 10.1, 9.9], [10.1, 10.0, 10.2], [8.4, 8.5, 8.3]])
+    report = build_report(out)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["kept"].label == "quantize:resnet18 (fp32)" and rows["int8"].label == "quantize:resnet18 (int8)"
+    assert _cell(report, "kept").endswith("(same network: noise)")
+    assert _cell(report, "int8") == "1.19× faster"  # FP32 and INT8 are not "the same network timed apart"
+    groups = {g.first.run.path.name: g for g in group_by_seed(report.rows)}
+    assert groups["kept"].changes == [] and [c.what for c in groups["int8"].changes] == ["INT8 top-1 change"]
+
+
+def test_a_searched_network_shows_its_arch_string_beside_hand_picked_models(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    model_run(out, "finetune", "picked", 0.95, model="mobilenet_v2")
+    arch = "r32_w0.5_s1-k3e4x1_s2-k5e6x2"
+    model_run(out, "search", "searched", 0.94, model="searched", arch=arch)
+    report = build_report(out)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["searched"].display_model == f"searched[{arch}]" and rows["picked"].display_model == "mobilenet_v2"
+    write_report(report, out)
+    fields = {r["run"].split("/")[-1]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    assert fields["searched"]["arch"] == arch and fields["picked"]["arch"] is None

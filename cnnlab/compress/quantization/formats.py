@@ -22,10 +22,11 @@ MODES = ("ptq", "dynamic", "qat")
 AUTO = "auto"
 ENGINES = ("auto", "onnxruntime", "nncf")
 # Which runtimes read each layout. QDQ is the ONNX standard's portable INT8 form (onnxruntime, OpenVINO and TensorRT
-# fuse the pairs into integer kernels); QOperator (QLinearConv & co) and the dynamic ops (ConvInteger,
-# DynamicQuantizeLinear) are onnxruntime's own: OpenVINO has no conversion for them.
+# fuse the pairs into integer kernels); QOperator (QLinearConv, QGemm & co, some in onnxruntime's com.microsoft
+# domain) is onnxruntime's own: OpenVINO has no conversion for it. Dynamic files (ConvInteger, DynamicQuantizeLinear:
+# standard ops) load in OpenVINO 2026 too; TensorRT has no ConvInteger.
 READ_BY: dict[str, tuple[str, ...]] = {"qdq": ("onnxruntime", "openvino", "tensorrt"),
-                                       "qop": ("onnxruntime",), "dynamic": ("onnxruntime",)}
+                                       "qop": ("onnxruntime",), "dynamic": ("onnxruntime", "openvino")}
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,10 @@ class QuantizationResult:
             "onnx_bytes_int8": target.stat().st_size, "format": self.shipped,
             "within_budget": self.selection.within_budget}
         metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
-        if self.fp32_kept:
-            metrics.update(fp32_kept=True, int8_best=chosen.format.name, int8_best_speedup=self.speedup(chosen),
+        if self.fp32_kept:  # model.onnx is the FP32 graph: no INT8 file size to report, no size gained
+            del metrics["onnx_bytes_int8"]
+            metrics.update(size_ratio=1.0, onnx_bytes=target.stat().st_size, fp32_kept=True,
+                           int8_best=chosen.format.name, int8_best_speedup=self.speedup(chosen),
                            int8_best_val_acc=chosen.accuracy.acc)
             return metrics
         for batch, stats in chosen.timing.stats.items():

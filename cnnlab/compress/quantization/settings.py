@@ -44,14 +44,15 @@ def _deploy_runtimes(setting: object, runtime: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([runtime, *named]))
 
 
-def _check_bf16(runtime: str, mode: str, requested: str) -> None:
+def _check_bf16(runtime: str, mode: str, requested: str, engine: str, accuracy_control: bool) -> None:
     """quantize.precision=bf16 runs the FP32 graph on OpenVINO in bf16: on a CPU that has it, with no INT8 settings."""
     if runtime != "openvino":
         raise CnnlabError(f"quantize.precision=bf16 runs through OpenVINO, not quantize.runtime={runtime} "
                           "(onnxruntime's CPU kernels have no bf16 convolutions)", fix="add quantize.runtime=openvino")
-    if mode != "ptq" or requested != AUTO:
-        raise CnnlabError("quantize.precision=bf16 builds no INT8 file: quantize.mode and quantize.format do not apply",
-                          fix="drop quantize.mode / quantize.format, or use quantize.precision=int8")
+    if mode != "ptq" or requested != AUTO or engine != AUTO or accuracy_control:
+        raise CnnlabError("quantize.precision=bf16 builds no INT8 file: quantize.mode, format, engine and "
+                          "nncf_accuracy_control do not apply",
+                          fix="drop them, or use quantize.precision=int8")
     from cnnlab.deploy.openvino_runtime import check_precision
 
     try:
@@ -93,7 +94,7 @@ class QuantizeSettings:
     @classmethod
     def from_config(cls, section: DictConfig) -> "QuantizeSettings":
         mode, requested, engine = str(section.mode), str(section.format), str(section.get("engine", AUTO))
-        precision = str(section.get("precision", "int8"))
+        precision = str(section.get("precision", "int8")).lower()  # BF16 and bf16 alike
         if precision not in PRECISIONS:
             raise CnnlabError(f"quantize.precision={precision} is not a precision", fix=f"use one of {', '.join(PRECISIONS)}")
         formats = ((BF16,) if precision == "bf16" else
@@ -109,8 +110,14 @@ class QuantizeSettings:
             raise CnnlabError(f"unknown quantize.runtime={runtime}",
                               fix=f"use one of {', '.join(QUANTIZE_RUNTIMES)}")
         _require(runtime, "quantize.runtime")  # before any work: the OpenVINO package must be installed
+        accuracy_control = bool(section.get("nncf_accuracy_control", False))
         if precision == "bf16":
-            _check_bf16(runtime, mode, requested)
+            _check_bf16(runtime, mode, requested, engine, accuracy_control)
+        elif accuracy_control and not any(f.engine == "nncf" for f in formats):
+            raise CnnlabError("quantize.nncf_accuracy_control=true applies to NNCF's candidate, and this run builds "
+                              f"none (quantize.mode={mode}, engine={engine}, format={requested})",
+                              fix="use quantize.mode=ptq with quantize.engine=nncf or auto (NNCF installed), or drop "
+                                  "quantize.nncf_accuracy_control")
         timing = PairedSettings(
             batch_sizes=tuple(int(b) for b in ([sizes] if isinstance(sizes, int) else sizes)),
             threads=threads_or_default(section.get("bench_threads")),
@@ -122,7 +129,7 @@ class QuantizeSettings:
                        max_acc_drop=float(section.max_acc_drop), lr_scale=float(section.lr_scale), timing=timing,
                        keep_candidates=bool(section.keep_candidates), engine=engine,
                        keep_fp32=bool(section.get("keep_fp32_if_slower", True)), precision=precision,
-                       nncf_accuracy_control=bool(section.get("nncf_accuracy_control", False)),
+                       nncf_accuracy_control=accuracy_control,
                        deploy_runtimes=_deploy_runtimes(section.get("deploy_runtimes"), runtime))
         if settings.max_acc_drop < 0:
             raise CnnlabError(f"quantize.max_acc_drop={settings.max_acc_drop} must be 0 or more (percentage points)")
