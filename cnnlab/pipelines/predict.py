@@ -47,7 +47,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     predictions, unreadable = predict_files(model, files, topk=min(topk, len(model.classes)), batch_size=batch)
     for path, reason in unreadable.items():
-        ctx.log.warning("unreadable, skipped: %s (%s)", path, reason)
+        ctx.log.warning("skipped %s: %s", path, reason)
     show(predictions, unreadable)
     context = {"source": source.describe(), "model": model.describe()}
     if ctx.is_main:

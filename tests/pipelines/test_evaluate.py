@@ -121,7 +121,9 @@ def test_a_dataset_without_a_test_split_says_which_have_one(cli, outputs: Path) 
     assert result.code == 2 and "dataset synthetic has no test split" in result.stderr
     assert "split=val" in result.stderr and "Traceback" not in result.stderr
     result = cli("evaluate", "source=latest:pretrain", "evaluate.runtime=onnxruntime")
-    assert result.code == 2 and "matches no completed `cnnlab pretrain` run with a model" in result.stderr
+    # the run exists, with a model.pt: say so and how to get the ONNX file (not "no such run")
+    assert result.code == 2 and "holds a model.pt (PyTorch checkpoint), and this runs ONNX files" in result.stderr
+    assert "cnnlab export source=" in result.stderr and "runtime=pytorch" in result.stderr
 
 
 def test_scores_match_a_hand_computation() -> None:
