@@ -11,11 +11,16 @@ on the CPU, batch 1:
   4. both exported and scored on the official 10,000 test images (`cnnlab evaluate split=test`);
   5. both timed again by an independent interleaved timing (plain onnxruntime sessions, not cnnlab's harness);
   6. the speed-up, the test accuracy difference, the search's wall time, and Spearman's rank correlation of
-     FLOPs and measured latency over every trial the search timed.
+     FLOPs and measured latency over every trial the search timed;
+  7. the hand-picked baselines (--baselines: MobileNetV3-Small, MobileNetV2 at width 0.5, ResNet-18, LeNet-5)
+     trained with the same budget, exported, scored on the same test images and timed in the same interleaved
+     rounds; a plot (--plot) of the search's trials (proxy validation top-1 against measured latency, coloured
+     by feasibility) beside every final model's test top-1 against the independent latency.
 
 Data: the Debian package `dataset-fashion-mnist` (offline in /usr/share/datasets/fashion-mnist/).
 
-    python benchmarks/search_mobilenet.py [--trials 40] [--image-size 28] [--epochs 10] [--threads 2] [--quick]
+    python benchmarks/search_mobilenet.py [--trials 40] [--image-size 28] [--epochs 10] [--label-fraction 1]
+        [--baselines mobilenet_v3_small,mobilenet_v2_w0.5,resnet18,lenet5] [--plot PNG] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ QUICK = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128",
          "dataset.num_classes=4", "trainer.max_steps_per_epoch=4"]
 QUICK_TIMING = ["search.latency.rounds=1", "search.latency.warmup=1", "search.latency.min_iters=5",
                 "search.latency.min_seconds=0"]
+
+
+BASE_SPACE = Path(__file__).resolve().parent.parent / "conf" / "space" / "mobilenet.yaml"
+
+
+def baseline_overrides(name: str) -> list[str]:
+    """The model overrides of a hand-picked baseline. `mobilenet_v2_wW` is MobileNetV2 at width multiplier W,
+    written as the search space's own base string (MobileNetV2) with its width token changed."""
+    if name.startswith("mobilenet_v2_w"):
+        import yaml
+
+        base = str(yaml.safe_load(BASE_SPACE.read_text())["base"])
+        width = name.removeprefix("mobilenet_v2_w")
+        return ["model=searched", f"model.arch=w{width}_" + base.split("_", 1)[1]]
+    return [f"model={name}"]
 
 
 def budget_ms(image_size: int, classes: int, threads: int, speedup: float, tmp: Path) -> tuple[float, float]:
@@ -77,6 +97,38 @@ def test_acc(outputs: Path, threads: int, run: dict, split: str) -> float:
     return 100 * float(record["metrics"][f"{split}_acc"])
 
 
+def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], budget: float | None,
+         title: str, split: str) -> None:
+    """Left: every trial's proxy validation top-1 against its measured latency (search harness), feasible or not.
+    Right: each final model's test top-1 against the independent interleaved latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(trials_csv.open()) if r["latency_ms"] and r["val_acc"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for feasible, colour, label in (("True", "tab:blue", "feasible"), ("False", "tab:grey", "over a constraint")):
+        pick = [r for r in rows if r["feasible"] == feasible]
+        left.scatter([float(r["latency_ms"]) for r in pick], [100 * float(r["val_acc"]) for r in pick],
+                     c=colour, s=18, label=f"{label} ({len(pick)})")
+    if budget:
+        left.axvline(budget, color="tab:red", ls="--", lw=1, label=f"budget {budget:.2f} ms")
+    left.set(xlabel="latency, ms (search harness, batch 1)", ylabel="val top-1 after the proxy training, %",
+             title="search trials")
+    left.legend(fontsize=8)
+    for name, (latency, acc) in finals.items():
+        right.scatter(latency, acc, s=40, c="tab:red" if name == "searched" else "tab:green")
+        right.annotate(name, (latency, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    right.set(xscale="log", xlabel="latency, ms (independent interleaved timing, batch 1)", ylabel=f"{split} top-1, %",
+              title="final models, same training budget")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
 def spearman_from_csv(path: Path) -> tuple[float | None, int]:
     from scipy.stats import spearmanr
 
@@ -91,6 +143,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--image-size", type=int, default=28, help="Fashion-MNIST is 28 px; 32 also fits")
     parser.add_argument("--epochs", type=int, default=10, help="training of the chosen model and of MobileNetV2")
+    parser.add_argument("--label-fraction", type=float, default=1.0,
+                        help="dataset.label_fraction for every training: a seeded class-balanced share of the "
+                             "training split (the budget; the test set stays whole)")
+    parser.add_argument("--baselines", default="mobilenet_v3_small,mobilenet_v2_w0.5,resnet18,lenet5",
+                        help="hand-picked models trained with the same budget ('' for none)")
+    parser.add_argument("--population", type=int, default=10, help="search.population (NSGA-II generation)")
+    parser.add_argument("--plot", help="write the trials / final models plot here (PNG)")
     parser.add_argument("--proxy-epochs", type=int, default=3)
     parser.add_argument("--proxy-fraction", type=float, default=0.2, help="share of the training split per trial")
     parser.add_argument("--speedup", type=float, default=1.5, help="latency budget: MobileNetV2's / this (0: none)")
@@ -108,8 +167,11 @@ def main() -> None:
     print_machine(args.threads)
     if args.quick:
         args.trials, args.epochs, args.proxy_epochs, args.rounds, args.iterations = 3, 1, 1, 2, 20
-        args.image_size, args.proxy_fraction, args.speedup = 32, 1.0, 0.0
-    data = QUICK if args.quick else ["dataset=fashion_mnist", f"dataset.image_size={args.image_size}"]
+        args.image_size, args.proxy_fraction, args.speedup, args.population = 32, 1.0, 0.0, 3
+        args.baselines = "lenet5,mobilenet_v2_w0.5"
+    data = QUICK if args.quick else ["dataset=fashion_mnist", f"dataset.image_size={args.image_size}",
+                                     f"dataset.label_fraction={args.label_fraction}"]
+    baselines = [name for name in args.baselines.split(",") if name]
     split = "val" if args.quick else "test"  # the synthetic set has no test split
     train = [*data, f"trainer.epochs={args.epochs}", *args.train_override]
     classes = 4 if args.quick else 10
@@ -125,7 +187,7 @@ def main() -> None:
         started = time.perf_counter()
         same_size = [] if args.search_resolution else ["space.params.resolution.choices=[1.0]"]
         search = cnnlab(outputs, args.threads, "search", "space=mobilenet", *same_size, *train,
-                        f"search.trials={args.trials}",
+                        f"search.trials={args.trials}", f"search.population={args.population}",
                         f"search.proxy_epochs={args.proxy_epochs}", f"search.proxy_train_fraction={args.proxy_fraction}",
                         f"search.latency.threads={args.threads}", "search.latency.batch_size=1", *constraint,
                         *(QUICK_TIMING if args.quick else []))
@@ -134,22 +196,34 @@ def main() -> None:
         print(f"search: {search['search']['finished']} trials ({search['search']['pruned']} stopped early) in "
               f"{search_s / 60:.1f} min; chosen trial {chosen['trial']}: {chosen['arch']}", flush=True)
 
-        baseline = cnnlab(outputs, args.threads, "pretrain", "model=mobilenet_v2", *train)
-        files = {}
-        for key, run in (("searched", search), ("mobilenet_v2", baseline)):
+        runs, train_s = {"searched": search}, {}
+        for name in ["mobilenet_v2", *baselines]:
+            started_baseline = time.perf_counter()
+            runs[name] = cnnlab(outputs, args.threads, "pretrain", *baseline_overrides(name), *train)
+            train_s[name] = time.perf_counter() - started_baseline
+            print(f"baseline {name}: val top-1 {100 * runs[name]['metrics']['val_acc']:.2f} % "
+                  f"({train_s[name] / 60:.1f} min)", flush=True)
+        files, acc = {}, {}
+        for key, run in runs.items():
             exported = cnnlab(outputs, args.threads, "export", f"source={run['run_dir']}")
             files[key] = Path(exported["run_dir"]) / "model.onnx"
-        acc = {"searched": test_acc(outputs, args.threads, search, split),
-               "mobilenet_v2": test_acc(outputs, args.threads, baseline, split)}
+            acc[key] = test_acc(outputs, args.threads, run, split)
         latency = interleaved_latency(files, args.threads, args.rounds, args.iterations)
-        rho, timed = spearman_from_csv(Path(search["run_dir"]) / "trials.csv")
+        trials_csv = Path(search["run_dir"]) / "trials.csv"
+        rho, timed = spearman_from_csv(trials_csv)
+        if args.plot:
+            plot(Path(args.plot), trials_csv, {key: (latency[key], acc[key]) for key in runs},
+                 budget if args.speedup else None,
+                 f"Fashion-MNIST{' (quick)' if args.quick else ''} at {args.image_size} px, {args.epochs} epochs "
+                 f"on {args.label_fraction:g} of the training split, {args.threads} threads, onnxruntime CPU", split)
 
     speedup = latency["mobilenet_v2"] / latency["searched"]
-    params = {"searched": search["model"]["params"], "mobilenet_v2": baseline["model"]["params"]}
+    params = {key: run["model"]["params"] for key, run in runs.items()}
     print(f"\nFashion-MNIST{' (quick: synthetic)' if args.quick else ''} at {args.image_size} px, {args.epochs} "
           f"epochs each, {args.threads} threads, onnxruntime CPU, batch 1")
-    for key in ("searched", "mobilenet_v2"):
-        print(f"  {key:13s} {split} top-1 {acc[key]:6.2f} %   {latency[key]:7.3f} ms   {params[key]:>10,} params")
+    for key in runs:
+        print(f"  {key:20s} {split} top-1 {acc[key]:6.2f} %   {latency[key]:7.3f} ms "
+              f"({latency['mobilenet_v2'] / latency[key]:5.2f}x MobileNetV2)   {params[key]:>10,} params")
     print(f"  speed-up (independent interleaved timing): {speedup:.2f}x;  accuracy difference "
           f"{acc['searched'] - acc['mobilenet_v2']:+.2f} points")
     print(f"  search wall time {search_s / 60:.1f} min for {search['search']['finished']} trials")
@@ -157,7 +231,8 @@ def main() -> None:
           + ("n/a (fewer than 3)" if rho is None else f"{rho:.3f}"))
     dump(args.json, {"args": vars(args), "reference_ms_search_harness": reference_ms, "budget_ms": budget,
                      "chosen": chosen, "search_seconds": search_s, "accuracy": acc, "latency_ms": latency,
-                     "speedup": speedup, "params": params, "spearman_latency_flops": rho, "timed_trials": timed})
+                     "speedup": speedup, "params": params, "spearman_latency_flops": rho, "timed_trials": timed,
+                     "baselines": baselines, "baseline_train_seconds": train_s})
 
 
 if __name__ == "__main__":
