@@ -26,3 +26,8 @@ class CnnlabError(CompactHydraException):
 
     def __str__(self) -> str:
         return f"error: {self.one_line()}"
+
+
+class ModelLoadError(CnnlabError):
+    """A runtime cannot load a model file at all (read, convert or compile it), so it can run that file at no batch
+    size: a benchmark skips the whole backend rather than each batch size (cnnlab/deploy/bench_session.py)."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.deploy.openvino_runtime import first_reason
-from cnnlab.deploy.ort import onnx_session, parse_device, session_io
+from cnnlab.deploy.ort import example_feed, onnx_session, parse_device, session_io
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.errors import CnnlabError
 
@@ -137,24 +137,22 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
     batch_size = _check_batch(batch_size)
     session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime, precision=precision)
     input_name, output_name = session_io(session)
-    shape = [batch_size, *session.get_inputs()[0].shape[1:]]
-    if not all(isinstance(d, int) for d in shape[1:]):
-        raise CnnlabError(f"{path} has a symbolic image shape {shape[1:]}; cannot choose an input size to time")
-    images = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    try:
+        feed = example_feed(session, batch_size, seed=seed)
+    except CnnlabError as err:  # example_feed knows no path; a timing error names the file
+        raise CnnlabError(f"{path} has a {err.message}; cannot choose an input size to time") from err
     kind, index = parse_device(device)
     if kind == "cuda":
         import onnxruntime as ort
 
         binding = session.io_binding()
-        binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(images, "cuda", index))
+        binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(feed[input_name], "cuda", index))
         binding.bind_output(output_name, "cuda", index)
 
         def step() -> None:
             session.run_with_iobinding(binding)
             binding.synchronize_outputs()
     else:
-        feed = {input_name: images}
-
         def step() -> None:
             session.run([output_name], feed)
 

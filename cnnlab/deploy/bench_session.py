@@ -15,7 +15,7 @@ from cnnlab.deploy.bench import LatencyStats, time_onnx, time_torch
 from cnnlab.deploy.bench_settings import TORCH_BACKENDS, BenchSettings
 from cnnlab.deploy.paired import time_paired
 from cnnlab.deploy.subject import TimedModel
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelLoadError
 
 log = logging.getLogger("cnnlab")
 
@@ -75,7 +75,8 @@ def time_backends(subject: TimedModel, plan: BackendPlan, settings: BenchSetting
                   peak_gflops: float | None) -> BenchTimings:
     """`subject` on every backend of `plan` at every batch size of `settings`, on `device` (cpu | cuda:N). The
     torch backends need `subject.model`, the ONNX ones `subject.onnx` (see `exported_onnx`). A batch size that
-    fails is skipped; torch_compile failing skips the whole backend."""
+    fails is skipped; torch_compile failing, or a runtime that cannot load the file (ModelLoadError), skips the
+    whole backend."""
     records, skipped = [], list(plan.skipped)
     for backend in plan.backends:
         for batch in settings.batch_sizes:
@@ -83,7 +84,7 @@ def time_backends(subject: TimedModel, plan: BackendPlan, settings: BenchSetting
                 stats, timed_file = _time_one(subject, backend, batch, settings, device, peak_gflops)
             except CnnlabError as err:
                 # torch_compile failing, or a runtime that cannot load the file at all, fails at every batch size
-                whole_backend = backend == "torch_compile" or "cannot load" in err.message
+                whole_backend = backend == "torch_compile" or isinstance(err, ModelLoadError)
                 skipped.append(SkippedBackend(backend, None if whole_backend else batch, err.one_line()))
                 log.warning("skipped %s%s: %s", backend, "" if whole_backend else f" at batch {batch}", err.one_line())
                 if whole_backend:

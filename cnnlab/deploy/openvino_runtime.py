@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelLoadError
 
 INSTALL_FIX = 'pip install "cnnlab[openvino]" (the openvino package installs beside onnxruntime)'
 PRECISIONS = ("f32", "bf16")
@@ -133,8 +133,8 @@ class OpenVinoSession:
 
     path: the .onnx file. threads: OpenVINO's inference threads (None: its default, one per core it may use).
     precision: "f32" (default; pinned, see the module docstring) or "bf16" (only on a CPU with bf16).
-    Raises CnnlabError when openvino is not installed, the file does not exist or cannot be read or compiled,
-    threads < 1, or the precision is unknown or not available on this CPU.
+    Raises CnnlabError when openvino is not installed, the file does not exist, threads < 1, or the precision is
+    unknown or not available on this CPU; ModelLoadError (a CnnlabError) when the file cannot be read or compiled.
 
     One infer request is created and reused by every `run` (a dynamic batch axis takes any batch size); runs
     from several threads are serialised, never interleaved on that request.
@@ -159,7 +159,7 @@ class OpenVinoSession:
             compiled = _core().compile_model(model, _DEVICE, config)
         except Exception as exc:  # noqa: BLE001 - GeneralFailure, OpConversionFailure, RuntimeError, ...
             reason = first_reason(exc)
-            raise CnnlabError(f"openvino cannot load {path}: {reason}", fix=_load_fix(path, reason)) from exc
+            raise ModelLoadError(f"openvino cannot load {path}: {reason}", fix=_load_fix(path, reason)) from exc
         self.path = path
         self.threads = threads
         self.precision = precision

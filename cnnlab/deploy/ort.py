@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import onnxruntime as ort
 import torch
 from torch.nn import functional as F
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelLoadError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 # The runtimes cnnlab times and evaluates ONNX files on, and the devices each runs on here.
@@ -114,7 +115,8 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
     `threads` inference threads, the same run/get_inputs/get_outputs/get_providers API). `precision`: "f32", or
     "bf16" (openvino only, on a CPU with bf16). Refuses to fall back silently: if the requested provider did
     not start, that is an error rather than a plain CPU session. Raises CnnlabError for threads < 1, a missing
-    or unreadable file, a runtime not installed here, or a precision the runtime cannot honour."""
+    file, a runtime not installed here, or a precision the runtime cannot honour; ModelLoadError (a CnnlabError)
+    for a file the runtime cannot load."""
     if threads is not None and threads < 1:
         raise CnnlabError(f"threads={threads} must be at least 1")
     if precision not in PRECISIONS:
@@ -141,8 +143,8 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail / InvalidGraph / InvalidProtobuf / ...
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise CnnlabError(f"onnxruntime cannot load {path}: {first}",
-                          fix="point to a valid .onnx file (re-export it with `cnnlab export`)") from exc
+        raise ModelLoadError(f"onnxruntime cannot load {path}: {first}",
+                             fix="point to a valid .onnx file (re-export it with `cnnlab export`)") from exc
     wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if session.get_providers()[0] != wanted:
         raise CnnlabError(f"onnxruntime could not start {wanted} (it fell back to {session.get_providers()[0]})",
@@ -153,6 +155,19 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
 def session_io(session: OnnxSession) -> tuple[str, str]:
     """Names of the (single) input and the first output."""
     return session.get_inputs()[0].name, session.get_outputs()[0].name
+
+
+def example_feed(session: OnnxSession, batch_size: int, *, seed: int | None = None) -> dict[str, np.ndarray]:
+    """The feed of one run: {the session's (single) input name: a float32 array of shape [batch_size, *the
+    input's other dims]} — zeros, or with `seed` standard-normal values drawn from it. The first (batch) axis
+    is `batch_size` whatever the file declares (dynamic: a name or None; a fixed size that differs fails when
+    run); every other axis must be a fixed positive size, else CnnlabError("symbolic image shape [...]")."""
+    shape = [int(batch_size), *session.get_inputs()[0].shape[1:]]
+    if not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        raise CnnlabError(f"symbolic image shape {shape[1:]}")
+    images = np.zeros(shape, dtype=np.float32) if seed is None else \
+        np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    return {session_io(session)[0]: images}
 
 
 def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader, *,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -73,6 +75,15 @@ def test_onnx_and_torch_timers(tmp_path: Path, lively_model) -> None:
         assert stats.gflops_per_s == pytest.approx(3 * 1000 / (stats.mean_ms / 1e3) / 1e9)
     assert torch.get_num_threads() == before  # the timer restores the thread setting
     assert not model.training and next(model.parameters()).device.type == "cpu"
+
+
+def test_an_onnx_file_with_a_symbolic_image_dim_cannot_be_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name="images", shape=["batch", 3, "h", 16])],
+                              get_outputs=lambda: [SimpleNamespace(name="logits", shape=["batch", 4])])
+    monkeypatch.setattr(bench, "onnx_session", lambda *_, **__: session)
+    with pytest.raises(CnnlabError, match=re.escape("m.onnx has a symbolic image shape [3, 'h', 16]; cannot choose "
+                                                    "an input size to time")):
+        time_onnx(Path("m.onnx"), 2, threads=1, **QUICK)
 
 
 @pytest.mark.slow

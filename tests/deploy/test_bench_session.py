@@ -16,7 +16,7 @@ from cnnlab.deploy.bench import summarize
 from cnnlab.deploy.bench_session import BenchTimings, TimedRecord, time_backends
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.deploy.subject import TimedModel
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelLoadError
 
 SETTINGS = BenchSettings.from_config(OmegaConf.create(
     {"backends": None, "batch_sizes": [1, 4], "threads": 2, "warmup": 0, "min_iters": 1, "min_seconds": 0}))
@@ -56,6 +56,24 @@ def test_every_backend_at_every_batch_size_and_a_failing_one_skipped(tmp_path: P
     assert [(s.backend, s.batch_size) for s in timings.skipped] == [("tensorrt", None), ("torch_compile", None),
                                                                     ("onnxruntime", 4)]
     assert timings.require_records() is timings
+
+
+def test_a_file_the_runtime_cannot_load_skips_the_backend_by_its_type_not_its_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_onnx(path, batch, *, runtime, **_):  # type: ignore[no-untyped-def]
+        calls.append((runtime, batch))
+        if runtime == "openvino":
+            raise ModelLoadError("openvino rejected the file")
+        raise CnnlabError("a message that says cannot load, about one batch size")
+
+    monkeypatch.setattr(bench_session, "time_onnx", fake_onnx)
+    timings = time_backends(subject(tmp_path), BackendPlan(("openvino", "onnxruntime"), ()), SETTINGS, "cpu", None)
+    assert calls == [("openvino", 1), ("onnxruntime", 1), ("onnxruntime", 4)]
+    assert [(s.backend, s.batch_size) for s in timings.skipped] == [("openvino", None), ("onnxruntime", 1),
+                                                                    ("onnxruntime", 4)]
+    assert timings.skipped[0].reason == "openvino rejected the file"
 
 
 def test_records_give_bench_json_every_field_and_run_json_the_headline_ones() -> None:

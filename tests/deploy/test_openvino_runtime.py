@@ -24,7 +24,7 @@ from cnnlab.deploy.bench import TimingPlan, time_onnx
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.deploy.openvino_runtime import OpenVinoSession
 from cnnlab.deploy.ort import evaluate_onnx, installed_cpu_runtimes, onnx_session, runtime_missing
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelLoadError
 from helpers import run_dirs
 
 pytest.importorskip("openvino", reason='needs pip install "cnnlab[openvino]"')
@@ -154,7 +154,7 @@ def test_the_runtimes_installed_here() -> None:
 def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
     text = tmp_path / "m.onnx"
     text.write_text("hello\n")
-    with pytest.raises(CnnlabError) as caught:
+    with pytest.raises(ModelLoadError) as caught:
         onnx_session(text, runtime="openvino")
     line = caught.value.one_line()
     assert line.startswith(f"openvino cannot load {text}: ") and "Exception from" not in line and "\n" not in line

@@ -3,8 +3,11 @@ test_openvino_runtime.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
@@ -13,9 +16,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
-from cnnlab.deploy.ort import (CPU, CUDA, TENSORRT, evaluate_onnx, execution_providers, onnx_session, parse_device,
-                              require_runtime)
-from cnnlab.errors import CnnlabError
+from cnnlab.deploy.ort import (CPU, CUDA, TENSORRT, evaluate_onnx, example_feed, execution_providers, onnx_session,
+                              parse_device, require_runtime)
+from cnnlab.errors import CnnlabError, ModelLoadError
 
 HAS_ORT_CUDA = CUDA in ort.get_available_providers()
 
@@ -44,6 +47,44 @@ def test_evaluate_onnx_measures_the_files_own_accuracy(lenet_onnx) -> None:
 def test_session_threads_must_be_positive(lenet_onnx) -> None:
     with pytest.raises(CnnlabError, match="threads=0"):
         onnx_session(lenet_onnx[1], threads=0)
+
+
+def fake_session(shape: list) -> SimpleNamespace:  # type: ignore[type-arg]
+    """What example_feed reads of a session: its inputs' names and shapes, and its outputs."""
+    return SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name="images", shape=shape)],
+                           get_outputs=lambda: [SimpleNamespace(name="logits", shape=[None, 4])])
+
+
+@pytest.mark.parametrize("batch_axis", ["batch", None, 2])  # onnxruntime's dim name, OpenVINO's None, a fixed size
+def test_example_feed_is_float32_at_the_batch_size_asked_for_with_the_files_image_dims(batch_axis) -> None:
+    feed = example_feed(fake_session([batch_axis, 3, 16, 12]), 5)
+    assert list(feed) == ["images"]
+    images = feed["images"]
+    assert images.shape == (5, 3, 16, 12) and images.dtype == np.float32 and not images.any()
+    drawn = example_feed(fake_session([batch_axis, 3, 16, 12]), 2, seed=0)["images"]
+    assert drawn.shape == (2, 3, 16, 12) and drawn.dtype == np.float32 and drawn.std() > 0.5
+    np.testing.assert_array_equal(drawn, example_feed(fake_session([None, 3, 16, 12]), 2, seed=0)["images"])
+
+
+@pytest.mark.parametrize("image_dims", [["height", 16, 16], [3, None, 16], [3, 0, 16]])
+def test_example_feed_refuses_image_dims_that_are_not_fixed(image_dims) -> None:
+    with pytest.raises(CnnlabError, match=r"^error: symbolic image shape \["):
+        example_feed(fake_session([1, *image_dims]), 1)
+
+
+def test_example_feed_runs_a_real_export(lenet_onnx) -> None:
+    session = onnx_session(lenet_onnx[1], threads=1)
+    assert session.run(None, example_feed(session, 3))[0].shape == (3, 4)
+
+
+def test_a_file_onnxruntime_cannot_read_is_a_model_load_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00not a protobuf at all" * 10)
+    with pytest.raises(ModelLoadError, match=f"^error: onnxruntime cannot load {re.escape(str(bad))}: "):
+        onnx_session(bad)
+    with pytest.raises(CnnlabError, match="does not exist") as missing:
+        onnx_session(tmp_path / "missing.onnx")
+    assert not isinstance(missing.value, ModelLoadError)  # a missing file is not one the runtime failed to read
 
 
 def test_device_strings() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from cnnlab.errors import CnnlabError
 
 LOADS = "loads"  # the recorded verdict of a runtime that opened and ran the file
@@ -19,17 +17,13 @@ LOADS = "loads"  # the recorded verdict of a runtime that opened and ran the fil
 
 def check_runtimes(path: Path, runtimes: Sequence[str]) -> dict[str, str]:
     """runtime → "loads", or the one-line reason it cannot open or run `path` (one image of zeros, batch 1)."""
-    from cnnlab.deploy.ort import onnx_session, session_io
+    from cnnlab.deploy.ort import example_feed, onnx_session, session_io
 
     verdicts = {}
     for runtime in runtimes:
         try:
             session = onnx_session(path, threads=1, runtime=runtime)
-            input_name, output_name = session_io(session)
-            shape = [1, *session.get_inputs()[0].shape[1:]]
-            if not all(isinstance(d, int) and d > 0 for d in shape[1:]):
-                raise CnnlabError(f"symbolic image shape {shape[1:]}")
-            session.run([output_name], {input_name: np.zeros(shape, dtype=np.float32)})
+            session.run([session_io(session)[1]], example_feed(session, 1))
             verdicts[runtime] = LOADS
         except CnnlabError as err:
             verdicts[runtime] = err.message

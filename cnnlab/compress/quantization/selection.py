@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.deploy.paired import spread
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
 # Two speed-ups closer than this (relative) are a tie even when the session's rounds agree better: paired rounds
@@ -74,16 +75,13 @@ def speedup(candidate_ms: Mapping[int, float], fp32_ms: Mapping[int, float]) -> 
 
 
 def round_spread(candidate_rounds: Mapping[int, Sequence[float]], fp32_rounds: Mapping[int, Sequence[float]]) -> float:
-    """(max - min) / median of a candidate's per-round speed-ups over FP32 (each round: the geometric mean over the
-    batch sizes of FP32 p50 / candidate p50 in that round); 0.0 with fewer than two rounds."""
+    """`paired.spread` — (max - min) / median, the rule of a stable paired timing — of a candidate's per-round
+    speed-ups over FP32 (each round: the geometric mean over the batch sizes of FP32 p50 / candidate p50 in that
+    round); 0.0 with fewer than two rounds."""
     sizes = sorted(set(candidate_rounds) & set(fp32_rounds))
     count = min((len(candidate_rounds[b]) for b in sizes), default=0)
-    if count < 2:
-        return 0.0
-    ratios = sorted(speedup({b: candidate_rounds[b][r] for b in sizes}, {b: fp32_rounds[b][r] for b in sizes})
-                    for r in range(count))
-    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
-    return (ratios[-1] - ratios[0]) / median
+    return spread([speedup({b: candidate_rounds[b][r] for b in sizes}, {b: fp32_rounds[b][r] for b in sizes})
+                   for r in range(count)])
 
 
 def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_latency_ms: Mapping[int, float],
