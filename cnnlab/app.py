@@ -33,6 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnlab import conftree
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint
@@ -157,6 +158,20 @@ def _config_sources(hydra_cfg: Any) -> list[str]:
     return [*sources, f"config_name:{hydra_cfg.job.config_name}"]
 
 
+def check_config_files(hydra_cfg: Any) -> None:
+    """CnnlabError when a chosen group file's top level is not a mapping: Hydra puts a list under the group's key
+    without a word (`space=mine` then fails deep inside, `experiment=mine` is ignored)."""
+    folders = [Path(s.path) for s in hydra_cfg.runtime.config_sources if s.schema == "file"]  # --config-dir
+    for group, chosen in hydra_cfg.runtime.choices.items():
+        if group.split("/")[0] == "hydra" or chosen is None:
+            continue
+        for choice in chosen if OmegaConf.is_list(chosen) or isinstance(chosen, list) else [chosen]:
+            path = conftree.config_file(f"{group.split('@')[0]}/{choice}", folders)
+            problem = conftree.not_a_mapping(path) if path is not None else None
+            if problem:
+                raise CnnlabError(problem, fix=conftree.MAPPING_FIX)
+
+
 def execute(cfg: DictConfig) -> float | None:
     """Run one job: its share of the cores, then the pipeline of the chosen command, bracketed by its run record."""
     hydra_cfg = HydraConfig.get()
@@ -206,6 +221,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     with terminate_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
+            check_config_files(hydra_cfg)
             check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
             metrics = pipeline.run(cfg, ctx) or {}
         except KeyboardInterrupt as stop:

@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.panel import Panel
@@ -37,6 +37,11 @@ app = typer.Typer(
 # Hydra flags that take a value: `--cfg job`, `--config-dir DIR`, ...
 _HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
                       "--config-path", "-cp", "--info", "-i", "--experimental-rerun"}
+# Every flag Hydra's argparse knows (hydra._internal.utils.get_args_parser); any other would print its usage page.
+_HYDRA_FLAGS = _HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r",
+                                    "--multirun", "-m", "--shell-completion", "-sc"}
+# ctx.meta keys HydraCommand.parse_args fills: how many trailing args followed `--`; single-dash words Click splits
+_AFTER_DASHES, _SPLIT_WORDS = "cnnlab.after_dashes", "cnnlab.split_words"
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w./@-]+)(?:=(?P<value>.*))?$", re.S)
 
 
@@ -53,6 +58,16 @@ class HydraCommand(TyperCommand):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         super().format_help(ctx, formatter)
         _print_config_help(self.name or "")
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        # Click reads `-name.png` as the short options -n -a -m (multirun!) ...: remember the word as typed
+        ctx.meta[_SPLIT_WORDS] = [a for a in args[:end] if a[:1] == "-" and a[:2] != "--" and len(a) > 2
+                                  and a.split("=", 1)[0] not in _HYDRA_FLAGS]
+        after = args[end + 1:]  # Click drops `--` and passes what follows last: never options
+        rest = super().parse_args(ctx, list(args))  # (Click pops from the list it is given)
+        ctx.meta[_AFTER_DASHES] = len(after) if after and rest[-len(after):] == after else 0
+        return rest
 
 
 def _print_config_help(command: str) -> None:
@@ -88,6 +103,14 @@ def _config_dirs(args: list[str]) -> list[Path]:
     return dirs
 
 
+def no_such_option(command: str, arg: str) -> str:
+    """The one line for a word that starts with '-' but is no option cnnlab or Hydra knows."""
+    if command == "predict":
+        return (f"no such option: {arg} — for a file whose name starts with '-', write ./{arg} or put it after -- "
+                f"(cnnlab predict source=RUN -- {arg})")
+    return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
+
+
 def check_overrides(command: str, args: list[str]) -> None:
     """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
     extra_dirs = _config_dirs(args)
@@ -102,6 +125,8 @@ def check_overrides(command: str, args: list[str]) -> None:
             skip_next = False
             continue
         if arg.startswith("-"):
+            if arg.split("=", 1)[0] not in _HYDRA_FLAGS:  # else Hydra's argparse prints its usage page
+                raise UserError(no_such_option(command, arg))
             skip_next = arg in _HYDRA_VALUE_FLAGS
             continue
         match = _OVERRIDE.match(arg)
@@ -125,11 +150,17 @@ def check_overrides(command: str, args: list[str]) -> None:
             if choice and choice != "null" and choice not in valid:
                 raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")
+            # a list file: Hydra's own error does not name it (and `key.x=v` into it is a ValueError)
+            path = conftree.config_file(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
+            problem = conftree.not_a_mapping(path) if path is not None else None
+            if problem:
+                raise UserError(f"{problem} — {conftree.MAPPING_FIX}")
 
 
-def positional_inputs(args: list[str]) -> list[str]:
+def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list[str]:
     """`cnnlab predict source=RUN photo.jpg folder/`: the arguments that are paths (existing files or folders,
-    or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are."""
+    or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are.
+    `after_dashes` (what followed `--`) holds no flags: `-- -name.png` is a file."""
     kept, paths, expects_value = [], [], False
     for arg in args:
         if expects_value or arg.startswith("-"):
@@ -139,6 +170,8 @@ def positional_inputs(args: list[str]) -> list[str]:
             kept.append(arg)
         else:
             paths.append(arg)
+    for arg in after_dashes:
+        (kept if "=" in arg and not Path(arg).exists() else paths).append(arg)
     if not paths:
         return kept
     quoted = ",".join("'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'" for path in paths)
@@ -161,14 +194,17 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool) -> None:
-    """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code."""
+def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool,
+           after_dashes: Sequence[str] = (), split_words: Sequence[str] = ()) -> None:
+    """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code.
+    after_dashes: the arguments that followed `--`; split_words: `-word`s Click took for short options."""
     if debug:
         os.environ["CNNLAB_DEBUG"] = "1"
     # Let exceptions reach us so we decide how they look (one line, or a traceback with --debug).
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    if command == "predict":
-        args = positional_inputs(args)
+    if split_words:
+        raise typer.Exit(_show_error(UserError(no_such_option(command, split_words[0])), command))
+    args = positional_inputs(args, after_dashes) if command == "predict" else [*args, *after_dashes]
     flags, overrides = split_flags(args)
     if multirun:
         flags.append("--multirun")
@@ -191,15 +227,15 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command)
+        code = _show_error(exc, command, config_dirs=_config_dirs(args))
     raise typer.Exit(code)
 
 
-def _show_error(exc: BaseException, command: str = "CMD") -> int:
+def _show_error(exc: BaseException, command: str = "CMD", config_dirs: list[Path] | None = None) -> int:
     """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with."""
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
-    message, is_bug = describe(exc, command)
+    message, is_bug = describe(exc, command, config_dirs or [])
     if debug_enabled() or is_bug:
         traceback.print_exception(exc)
     if is_bug:
@@ -218,7 +254,9 @@ def _hydra_command(name: str) -> None:
         multirun: bool = typer.Option(False, "-m", "--multirun", help="Run a sweep: comma-separated values become separate runs."),
         debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (also CNNLAB_DEBUG=1)."),
     ) -> None:
-        launch(name, list(ctx.args), device=device, multirun=multirun, debug=debug)
+        args, literal = list(ctx.args), ctx.meta.get(_AFTER_DASHES, 0)
+        launch(name, args[:len(args) - literal], device=device, multirun=multirun, debug=debug,
+               after_dashes=args[len(args) - literal:], split_words=ctx.meta.get(_SPLIT_WORDS, []))
 
     command.__doc__ = f"{info.summary}\n\n{info.description}"
     app.command(

@@ -36,6 +36,30 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     return sorted(names)
 
 
+# The fix for a config file whose top level is not a mapping (Hydra would merge a list silently or fail in two lines).
+MAPPING_FIX = "write its settings as `key: value` lines; a list goes under a key, e.g. `names: [a, b]`"
+
+
+def config_file(config_path: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
+    """The file Hydra loads for `group/name` (e.g. 'experiment/mine'): cnnlab's conf/ first, then each --config-dir,
+    in Hydra's search order; None when none holds it."""
+    name = config_path if config_path.endswith(".yaml") else f"{config_path}.yaml"
+    return next((root / name for root in (CONF_DIR, *extra_dirs) if (root / name).is_file()), None)
+
+
+def not_a_mapping(path: Path) -> str | None:
+    """'{path}: its top level is a list, ...' when the file parses to something other than a mapping; None for a
+    mapping, an empty file, or one that does not parse (Hydra reports that YAML error itself)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if data is None or isinstance(data, dict):
+        return None
+    what = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
+    return f"{path}: its top level is {what}, but a config file must be a mapping (`key: value`)"
+
+
 def _defaults_of(path: Path) -> dict[str, str | None]:
     data = yaml.safe_load(path.read_text()) or {}
     picked: dict[str, str | None] = {}

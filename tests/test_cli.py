@@ -186,3 +186,23 @@ def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
     parsed = OverridesParser.create().parse_override(out[-1])
     assert parsed.key_or_group == "predict.inputs" and parsed.value() == ["photo.jpg", str(odd)]
     assert positional_inputs(["source=latest"]) == ["source=latest"]
+
+
+def test_a_file_named_like_an_option_is_one_line_and_dashdash_predicts_it(cli, outputs: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    assert cli("pretrain", *TINY).code == 0
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(tmp_path / "-name.png")  # the working directory
+    result = cli("predict", "source=latest:pretrain", "-name.png")  # was Hydra's usage page, and -m (multirun) on
+    assert result.code == 2 and "Traceback" not in result.output and "usage:" not in result.output, result.output
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith("error")] == [
+        "error: no such option: -name.png — for a file whose name starts with '-', write ./-name.png or put it "
+        "after -- (cnnlab predict source=RUN -- -name.png)"]
+    assert not run_dirs(outputs, "predict")
+    for typed in (["--", "-name.png"], ["./-name.png"], ["predict.topk=2", "--", "-name.png"]):  # the fix, followed
+        result = cli("predict", "source=latest:pretrain", *typed)
+        assert result.code == 0, result.output
+        assert read_run(run_dirs(outputs, "predict")[-1])["metrics"] == {"images": 1, "unreadable": 0}
+    result = cli("finetune", "--foo")
+    assert result.code == 2 and result.stderr.strip() == (
+        "error: no such option: --foo — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab finetune --help`)")

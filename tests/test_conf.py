@@ -57,3 +57,15 @@ def test_help_defaults_match_the_composed_config() -> None:
     cfg = compose_for("finetune")
     for group in ("dataset", "model", "optim", "sched", "trainer"):
         assert cfg.hydra.runtime.choices[group] == defaults[group]
+
+
+def test_every_packaged_config_file_is_a_mapping(tmp_path) -> None:
+    files = sorted(conftree.CONF_DIR.rglob("*.yaml"))
+    assert len(files) > 20 and [f for f in files if conftree.not_a_mapping(f)] == []
+    for text, what in (("- a\n- b\n", "a list"), ("just words\n", "a single value ('just words')")):
+        (tmp_path / "x.yaml").write_text(text)
+        assert conftree.not_a_mapping(tmp_path / "x.yaml") == (f"{tmp_path / 'x.yaml'}: its top level is {what}, "
+                                                               "but a config file must be a mapping (`key: value`)")
+    for text in ("", "# only a comment\n", "a: [1\n"):  # empty is fine; a YAML error is reported as one
+        (tmp_path / "x.yaml").write_text(text)
+        assert conftree.not_a_mapping(tmp_path / "x.yaml") is None

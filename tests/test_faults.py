@@ -138,6 +138,38 @@ def test_a_missing_config_dir_is_named(cli: Cli, outputs: Path, tmp_path: Path) 
     assert "is not a folder" in line
 
 
+# A list at the top: Hydra merged a `_global_` one with two lines and put any other under its group's key without a
+# word (experiment=mine ignored; trainer=mine trainer.epochs=1 a "bug" traceback; a file picked by defaults: later).
+GLOBAL = "# @package _global_\n"
+
+
+@pytest.mark.parametrize("pick, files, listed, fixed", [
+    ("experiment=mine", {"experiment/mine.yaml": "- trainer.epochs=3\n"}, "experiment/mine.yaml", "names: [a, b]\n"),
+    ("experiment=mine", {"experiment/mine.yaml": GLOBAL + "- trainer.epochs=3\n"}, "experiment/mine.yaml",
+     GLOBAL + "names: [a, b]\n"),
+    ("trainer=mine", {"trainer/mine.yaml": "- epochs\n"}, "trainer/mine.yaml",
+     "defaults:\n  - default\n  - _self_\n"),
+    ("experiment=mine", {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /optim: mine\n",
+                         "optim/mine.yaml": "- lr\n"}, "optim/mine.yaml", "defaults:\n  - sgd\n  - _self_\n"),
+    ("experiment=mine", {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /optim: mine\n",
+                         "optim/mine.yaml": GLOBAL + "- lr\n"}, "optim/mine.yaml", "defaults:\n  - sgd\n  - _self_\n"),
+])
+def test_a_config_file_whose_top_level_is_a_list_is_named(cli: Cli, outputs: Path, tmp_path: Path, pick: str,
+                                                          files: dict[str, str], listed: str, fixed: str) -> None:
+    conf = tmp_path / "myconf"
+    for name, text in files.items():
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(text)
+    before = snapshot(conf)
+    line = one_error_line(cli("pretrain", "--config-dir", str(conf), pick, *TINY), str(conf / listed))
+    assert "its top level is a list, but a config file must be a mapping (`key: value`) — write its settings as " \
+           "`key: value` lines" in line, line
+    assert snapshot(conf) == before
+    (conf / listed).write_text(fixed)  # the fix, followed
+    result = cli("pretrain", "--config-dir", str(conf), pick, *TINY, "trainer.max_steps_per_epoch=1")
+    assert result.code == 0, result.output
+
+
 def test_resume_with_a_run_of_another_command(cli: Cli, outputs: Path, trained: Path) -> None:
     run = place(trained, outputs)
     before = snapshot(run)

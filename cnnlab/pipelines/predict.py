@@ -130,4 +130,5 @@ def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
     if len(predictions) > _SHOWN:
         console.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
     for path, reason in unreadable.items():
-        console.print(f"unreadable: {path} ({reason})", markup=False, highlight=False)
+        # the reason already says what went wrong ("unreadable (...)", "colour mode ... not supported")
+        console.print(f"skipped {path}: {reason}", markup=False, highlight=False)

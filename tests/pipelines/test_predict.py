@@ -116,6 +116,24 @@ def test_a_client_reading_only_the_onnx_metadata_gets_the_same_top1(cli, outputs
         assert classes[int(logits.argmax())] == predicted[name][0]["class"]
 
 
+def test_an_unreadable_file_is_listed_with_its_reason_said_once(tmp_path: Path, capsys) -> None:
+    from types import SimpleNamespace
+
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.pipelines.predict import predict_files, show
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    model = SimpleNamespace(spec=InputSpec(16), classes=["a", "b"])  # never run: no file is readable
+    predictions, unreadable = predict_files(model, [broken], topk=1, batch_size=4)  # type: ignore[arg-type]
+    assert predictions == [] and list(unreadable) == [str(broken)]
+    reason = unreadable[str(broken)]
+    assert reason.startswith("unreadable (") and reason.count("unreadable") == 1, reason
+    show(predictions, unreadable)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "broken.jpg" in ln]
+    assert lines == [f"skipped {broken}: {reason}"], lines  # it read "unreadable: X (unreadable (...))"
+
+
 def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) -> None:
     from helpers import TINY
 

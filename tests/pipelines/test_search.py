@@ -138,6 +138,16 @@ def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> Non
     assert "space empty is empty" in line
 
 
+def test_a_space_file_whose_top_level_is_a_list_is_one_line(cli, tmp_path: Path) -> None:
+    conf = tmp_path / "myconf" / "space"
+    conf.mkdir(parents=True)
+    (conf / "listed.yaml").write_text("- optim.lr\n- trainer.batch_size\n")  # was a bug's traceback (dict(list))
+    line = _one_line(cli("search", "--config-dir", str(tmp_path / "myconf"), "space=listed", *DATA))
+    assert line == (f"error: {conf / 'listed.yaml'}: its top level is a list, but a config file must be a mapping "
+                    "(`key: value`) — write its settings as `key: value` lines; a list goes under a key, "
+                    "e.g. `names: [a, b]`"), line
+
+
 def test_a_users_hparams_space_searches_config_keys(cli, outputs: Path, tmp_path: Path) -> None:
     conf = tmp_path / "myconf" / "space"
     conf.mkdir(parents=True)
