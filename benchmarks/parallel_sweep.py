@@ -7,7 +7,13 @@ once), so two jobs side by side on 2 cores use one thread each instead of fighti
 sequential, ...) so that a change of the machine's speed during the session hits both; the medians are
 compared, and every job's metrics must agree between the two (different thread counts only reorder sums).
 
+A parallel sweep can beat one-after-another only by what a job loses when it gets 2 threads instead of 1: with
+S = (a job's speed on 2 threads) / (its speed on 1), two 1-thread jobs side by side finish 2 / S times sooner
+than the same jobs run one after another on 2 threads (less, when they contend for memory bandwidth). The
+script prints each job's training throughput both ways, so S (and that bound) is read off the same run.
+
     python benchmarks/parallel_sweep.py [--reps 3] [--json out.json]
+    python benchmarks/parallel_sweep.py --set model=mobilenet_v2 --set dataset=fashion_mnist ...   # other jobs
     python benchmarks/parallel_sweep.py --quick      # tiny jobs, one repetition: proves the script works
 """
 
@@ -88,9 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions of each way (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny jobs, one repetition")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="the jobs' settings instead of the default ResNet-18 ones (repeatable)")
     parser.add_argument("--json", help="write the timings and the verdict here")
     args = parser.parse_args()
-    settings, reps = (QUICK, 1) if args.quick else (FULL, args.reps)
+    settings, reps = (QUICK, 1) if args.quick else (args.set or FULL, args.reps)
     cores = two_cores()
     print_machine(None)
     print(f"4-job sweep (seed={SEEDS}) pinned to cores {sorted(cores)}: {' '.join(settings)}; {reps} repetition(s)")
@@ -108,12 +116,23 @@ def main() -> None:
 
     ratio = median(times["sequential"]) / median(times["joblib"])
     problems = compare(metrics["sequential"], metrics["joblib"])
+    throughput = {name: median(job["metrics"]["train_images_per_s"] for job in jobs.values())
+                  for name, jobs in metrics.items()}
+    scaling = throughput["sequential"] / throughput["joblib"]
+    print(f"training throughput per job (median): {throughput['sequential']:.0f} images/s alone on its threads, "
+          f"{throughput['joblib']:.0f} images/s beside another job → S = {scaling:.2f}, "
+          f"bound on the joblib gain 2 / S = {2 / scaling:.2f}x (start-up overlap aside)")
+    accuracy = {name: [100 * jobs[seed]["metrics"]["val_acc"] for seed in sorted(jobs)]
+                for name, jobs in metrics.items()}
+    print("val top-1 per seed: " + "; ".join(f"{name} " + ", ".join(f"{a:.2f}" for a in values)
+                                            for name, values in accuracy.items()))
     print(f"median wall time: sequential {median(times['sequential']):.1f} s, joblib n_jobs=2 "
           f"{median(times['joblib']):.1f} s → joblib is {ratio:.2f}x faster (goal >= 1.6x)")
     if args.quick:
         print("(--quick: process start-up dominates jobs this small; the ratio says nothing about the goal)")
     print("metrics: the same within tolerance" if not problems else "metrics differ:\n  " + "\n  ".join(problems))
     dump(args.json, {"settings": settings, "cores": sorted(cores), "seconds": times, "ratio": round(ratio, 3),
+                     "images_per_s": throughput, "thread_scaling": round(scaling, 3), "val_acc": accuracy,
                      "metrics_match": not problems, "problems": problems, "quick": args.quick})
     if problems:
         sys.exit(1)

@@ -106,12 +106,19 @@ def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], b
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in csv.DictReader(trials_csv.open()) if r["latency_ms"] and r["val_acc"]]
+    rows = [r for r in csv.DictReader(trials_csv.open()) if r["latency_ms"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for feasible, colour, label in (("True", "tab:blue", "feasible"), ("False", "tab:grey", "over a constraint")):
-        pick = [r for r in rows if r["feasible"] == feasible]
+    trained = [r for r in rows if r["val_acc"]]
+    for state, marker, label in (("complete", "o", "trained"), ("pruned", "v", "stopped early")):
+        pick = [r for r in trained if r["state"] == state]
         left.scatter([float(r["latency_ms"]) for r in pick], [100 * float(r["val_acc"]) for r in pick],
-                     c=colour, s=18, label=f"{label} ({len(pick)})")
+                     c=["tab:blue" if r["feasible"] == "True" else "tab:grey" for r in pick], marker=marker, s=20,
+                     label=f"{label} ({len(pick)})")
+    untrained = [float(r["latency_ms"]) for r in rows if not r["val_acc"]]  # over a constraint: timed, not trained
+    if untrained:
+        bottom = min([100 * float(r["val_acc"]) for r in trained] or [0.0]) - 3
+        left.scatter(untrained, [bottom] * len(untrained), c="tab:grey", marker="x", s=20,
+                     label=f"over a constraint, not trained ({len(untrained)})")
     if budget:
         left.axvline(budget, color="tab:red", ls="--", lw=1, label=f"budget {budget:.2f} ms")
     left.set(xlabel="latency, ms (search harness, batch 1)", ylabel="val top-1 after the proxy training, %",

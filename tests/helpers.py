@@ -61,3 +61,16 @@ def hinted_command(message: str) -> list[str]:
     commands = re.findall(r"`(cnnlab [^`]+)`", message)
     assert commands, f"no `cnnlab ...` command in: {message}"
     return shlex.split(commands[-1])[1:]
+
+
+def loader_order_with_one_worker(n: int) -> list[int]:
+    """The epoch-0 order of make_loader over items 0..n-1 (batch 4, seed 3) read by one DataLoader worker; a
+    module-level function so that a joblib/loky worker can import it (tests/data/test_loaders.py)."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from cnnlab.data.loaders import make_loader
+
+    loader = make_loader(TensorDataset(torch.arange(n), torch.arange(n)), 4, shuffle=True, seed=3, workers=1)
+    loader.sampler.set_epoch(0)
+    return [int(i) for batch, _ in loader for i in batch]

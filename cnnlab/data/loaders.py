@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 
 import numpy as np
@@ -29,4 +30,11 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
                       worker_init_fn=seed_worker, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=workers > 0)
+                      persistent_workers=workers > 0, multiprocessing_context=worker_context() if workers else None)
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """The platform's default start method (fork on Linux), named explicitly: a job that a launcher runs in a
+    joblib/loky worker inherits loky's own default, whose processes DataLoader cannot start ("'Process' object has
+    no attribute 'env'"): `hydra/launcher=joblib` on a dataset read with workers crashed."""
+    return multiprocessing.get_context(multiprocessing.get_all_start_methods()[0])

@@ -4,7 +4,6 @@ schedule, and the engine's `fit` with its per-epoch logs (metrics.csv, curves.pn
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
+from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import (STATE_FILE)
 
@@ -37,9 +37,11 @@ def setup_runtime(cfg: Mapping[str, Any], recipe: Recipe) -> Runtime:
 
 
 def loader_workers(recipe: Recipe, data: DataBundle) -> int:
+    """trainer.workers, or by default: none for in-memory tensors; for files, this job's share of the cores
+    (environment.core_share) less one for the training threads, at most 4 — so jobs side by side never start
+    workers for cores another job holds."""
     if recipe.workers is None:
-        # In-memory tensors need no workers; for files leave one core to the training threads.
-        return 0 if data.in_memory else max(0, min(4, (os.cpu_count() or 1) - 1))
+        return 0 if data.in_memory else max(0, min(4, core_share() - 1))
     return recipe.workers
 
 

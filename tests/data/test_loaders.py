@@ -63,3 +63,13 @@ def test_workers_are_seeded_so_runs_repeat() -> None:
     first = run()
     assert torch.equal(first, run())
     assert make_loader(RandomItems(), 3, shuffle=False, seed=5).pin_memory == torch.cuda.is_available()
+
+
+def test_workers_start_inside_a_joblib_job() -> None:
+    from joblib import Parallel, delayed
+
+    # loky's own start method is the default there; DataLoader could not start its workers with it
+    from helpers import loader_order_with_one_worker  # importable by the loky worker (tests/ is on its path)
+
+    inside = Parallel(n_jobs=2, backend="loky")(delayed(loader_order_with_one_worker)(8) for _ in range(2))
+    assert inside[0] == epoch_order(make_loader(index_dataset(8), 4, shuffle=True, seed=3), epoch=0)

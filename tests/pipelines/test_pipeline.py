@@ -131,7 +131,7 @@ def test_a_distill_stage_resumes_the_way_the_pipeline_runs_it(cli, outputs: Path
     assert resumed.metrics.extra["history"][0] == RunInfo.read(first).metrics.extra["history"][0]
 
 
-def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_path: Path) -> None:
+def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Path) -> None:
     conf = write_experiment(tmp_path)
     first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert first.code == 0, first.output
@@ -165,6 +165,11 @@ def test_pipeline_runs_reuses_and_redoes_what_changed(cli, outputs: Path, tmp_pa
     assert len(stage_runs(outputs)) == 4  # nothing ran twice
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
 
+
+@pytest.mark.slow  # ~40 s; what a change redoes is unit-tested above (fingerprints, decide)
+def test_pipeline_redoes_only_what_changed(cli, outputs: Path, tmp_path: Path) -> None:
+    conf = write_experiment(tmp_path)
+    assert cli("pipeline", "--config-dir", str(conf), "experiment=tiny").code == 0
     write_experiment(tmp_path, ratio=0.3)  # the prune stage changed: it and the bench run again
     changed = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert changed.code == 0, changed.output
