@@ -14,6 +14,8 @@ test split is `test` — never used for model selection (only `cnnlab evaluate` 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
@@ -57,14 +59,22 @@ class OnDisk:
 
     def extract_archives(self, root: Path, copy: Path | None = None) -> None:
         """Extract each archive standing in for a missing path, from `root` or, when given, from the read-only
-        folder `copy` that holds the archives under their own names (a system package)."""
+        folder `copy` that holds the archives under their own names (a system package).
+
+        Atomic: each archive is extracted into a private folder beside its target and renamed into place, so
+        another process (the jobs of a parallel sweep all open the set at once) never reads a half-written file,
+        and an interrupted extraction leaves nothing that looks ready."""
         for path, archive in self.needs:
             if archive is None or (root / path).exists():
                 continue
             source = copy / Path(archive).name if copy is not None else root / archive
             if source.is_file():
-                (root / archive).parent.mkdir(parents=True, exist_ok=True)
-                extract_archive(str(source), str((root / archive).parent))
+                folder = (root / archive).parent
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix=".extracting-", dir=folder) as private:
+                    extract_archive(str(source), private)
+                    for entry in Path(private).iterdir():
+                        _move_into_place(entry, folder / entry.name)
 
     def system_copy(self) -> Path | None:
         """The folder of SYSTEM_COPIES that holds every archive of this set, or None."""
@@ -107,6 +117,16 @@ FASHION_MNIST_FILES = _idx_files(
     "Fashion-MNIST", "FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     hint=f"or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist` (found in {DEBIAN_FASHION_MNIST}/)")
 KMNIST_FILES = _idx_files("KMNIST", "KMNIST", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/")
+
+
+def _move_into_place(entry: Path, target: Path) -> None:
+    """Rename `entry` to `target` atomically; a file replaces, a folder that another process has already put
+    there (with the same contents, from the same archive) is kept and ours dropped."""
+    try:
+        os.replace(entry, target)
+    except OSError:
+        if not (entry.is_dir() and target.is_dir()):
+            raise
 
 
 def download_mode(value: Any) -> bool | None:

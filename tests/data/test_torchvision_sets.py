@@ -317,3 +317,29 @@ def test_label_subset_keeps_at_least_one_per_class() -> None:
     kept = label_subset(labels, 0.05, seed=0, what="test")
     assert Counter(labels[i] for i in kept) == {0: 2, 1: 1} and kept == sorted(kept)
     assert label_subset(labels, 1.0, seed=0, what="test") == list(range(55))
+
+
+def test_an_interrupted_extraction_leaves_nothing_that_looks_ready(tmp_path: Path, offline: list[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs of a parallel sweep open the set at once: a half-written idx file must never stand at its
+    final path, where another job would take it as ready and fail on it."""
+    system = tmp_path / "system"
+    write_mnist_style(system)
+    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", system)
+    root = tmp_path / "data"
+
+    def cut_short(source: str, folder: str) -> None:
+        name = Path(source).name.removesuffix(".gz")
+        (Path(folder) / name).write_bytes(gzip.open(source).read()[:20])  # part of the file, then the crash
+        raise OSError("interrupted")
+
+    whole = torchvision_sets.extract_archive
+    monkeypatch.setattr(torchvision_sets, "extract_archive", cut_short)
+    with pytest.raises(CnnlabError, match="cannot decompress"):
+        build_fashion_mnist({"root": str(root), "download": False, "val_fraction": 0.2}, SPEC)
+    raw = root / "FashionMNIST" / "raw"
+    assert [p.name for p in raw.iterdir()] == []  # no partial file, no private folder left behind
+    assert torchvision_sets.FASHION_MNIST_FILES.state(root) != "ready"
+    monkeypatch.setattr(torchvision_sets, "extract_archive", whole)
+    raw_splits = build_fashion_mnist({"root": str(root), "download": False, "val_fraction": 0.2}, SPEC)
+    assert len(raw_splits.test) == 6 and not offline  # the next attempt extracts the whole files
