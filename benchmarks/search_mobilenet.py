@@ -31,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from _common import cnnlab, dump, plain_session, print_machine, time_sessions
 
@@ -77,9 +76,10 @@ class OwnInput:
     MobileNetV2 3), whatever feed it is given: time_sessions' one feed cannot fit both."""
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        from cnnlab.deploy.ort import example_feed
+
         self.session = session
-        shape = [1, *session.get_inputs()[0].shape[1:]]
-        self.feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+        self.feed = example_feed(session, 1, seed=0)
 
     def run(self, outputs, _feed):  # type: ignore[no-untyped-def]
         return self.session.run(outputs, self.feed)

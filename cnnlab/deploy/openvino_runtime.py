@@ -103,7 +103,7 @@ def first_reason(exc: BaseException) -> str:
     return useful[0]
 
 
-def _load_fix(path: Path, reason: str) -> str:
+def _load_fix(reason: str) -> str:
     """What to do about a file OpenVINO cannot load: an INT8 file in onnxruntime's own QOperator operators
     (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; anything else, a re-export."""
     if "conversion rule" in reason or "QLinear" in reason or "com.microsoft" in reason:
@@ -159,7 +159,7 @@ class OpenVinoSession:
             compiled = _core().compile_model(model, _DEVICE, config)
         except Exception as exc:  # noqa: BLE001 - GeneralFailure, OpConversionFailure, RuntimeError, ...
             reason = first_reason(exc)
-            raise ModelLoadError(f"openvino cannot load {path}: {reason}", fix=_load_fix(path, reason)) from exc
+            raise ModelLoadError(f"openvino cannot load {path}: {reason}", fix=_load_fix(reason)) from exc
         self.path = path
         self.threads = threads
         self.precision = precision

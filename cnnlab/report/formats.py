@@ -203,7 +203,8 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
-        "precision": row.precision, "arch": row.arch, "image_size": row.dataset_key[2], "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
+        "precision": row.precision, "arch": row.arch, "image_size": row.dataset_key[2], "accuracy": row.accuracy,
+        "test_accuracy": row.test_accuracy,
         "evaluate_run": None if row.evaluate_run is None else _relative(row.evaluate_run, base),
         "params": row.params, "flops": row.flops, "file_bytes": row.file_bytes, "file_kind": row.file_kind,
         "p50_ms": row.p50_ms, "latency": None if row.latency is None else row.latency.to_dict(),
