@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import datetime as _dt
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -25,8 +26,9 @@ import signal
 import sys
 import tempfile
 import threading
+import traceback
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -158,18 +160,80 @@ def _config_sources(hydra_cfg: Any) -> list[str]:
     return [*sources, f"config_name:{hydra_cfg.job.config_name}"]
 
 
+# At most this many of a sweep's jobs (group choices crossed) are looked at for a config file that is not a mapping.
+_MAX_JOBS_CHECKED = 256
+
+
+def list_file_error(overrides: Sequence[str], config_dirs: Sequence[Path] = (),
+                    config_name: str | None = "config") -> CnnlabError | None:
+    """The error for the first file that composing `overrides` loads — a group choice, or a file in the defaults list
+    of one (`override /dataset: mine`, `/dataset/mine@ds`) — whose top level is not a mapping; None when all are
+    mappings, or when Hydra cannot tell its defaults list (it reports why itself). Hydra merges such a file without a
+    word (under its group's key: `experiment=mine` is ignored), or fails on it without naming it: a traceback for
+    `dataset.x=v` into a list, "Error merging override" for `+dataset.x=v`, two lines for a `_global_` list."""
+    if not config_dirs:  # cnnlab's own files are mappings (tests/test_conf.py); a job then pays nothing here
+        return None
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+
+    search_path = create_config_search_path("pkg://cnnlab.conf")  # as @hydra.main below, with --config-dir
+    for folder in config_dirs:
+        search_path.prepend("command-line", f"file://{Path(folder).resolve()}", SearchPathQuery(provider="schema"))
+    try:
+        defaults = ConfigLoaderImpl(search_path).compute_defaults_list(config_name, list(overrides), RunMode.RUN)
+    except Exception:  # noqa: BLE001 - Hydra's own error then stands
+        return None
+    for default in defaults.defaults:
+        problem = conftree.not_a_mapping_at(default.config_path, config_dirs) if default.config_path else None
+        if problem:
+            return CnnlabError(problem, fix=conftree.MAPPING_FIX)
+    return None
+
+
+def _jobs_overrides(overrides: Sequence[str]) -> list[list[str]]:
+    """A sweep's overrides as the overrides of its jobs, for their defaults lists: the choices of config groups
+    crossed (up to _MAX_JOBS_CHECKED jobs), one value of a setting (no file depends on `dataset.image_size=16,32`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    lists = []
+    for override in parsed:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            lists.append([override.input_line])
+        elif override.is_discrete_sweep():
+            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            lists.append(values[:1] if "." in override.key_or_group else values)
+    return [list(job) for job in itertools.islice(itertools.product(*lists), _MAX_JOBS_CHECKED)]
+
+
+def _named_list_file(argv: Sequence[str]) -> CnnlabError | None:
+    """list_file_error() for the Hydra command line `argv` (each job of a sweep); None when it does not parse."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+        jobs = _jobs_overrides(args.overrides) if args.multirun else [list(args.overrides)]
+    except (Exception, SystemExit):  # noqa: BLE001 - Hydra's own error then stands
+        return None
+    folders = [Path(args.config_dir).expanduser()] if args.config_dir else []
+    return next(filter(None, (list_file_error(job, folders, args.config_name or "config") for job in jobs)), None)
+
+
+def _raised_in_a_job(exc: BaseException) -> bool:
+    """Whether `exc` came out of a job's run (its config composed, its files checked) rather than its composition."""
+    return any(frame.f_code is _execute.__code__ for frame, _ in traceback.walk_tb(exc.__traceback__))
+
+
 def check_config_files(hydra_cfg: Any) -> None:
-    """CnnlabError when a chosen group file's top level is not a mapping: Hydra puts a list under the group's key
-    without a word (`space=mine` then fails deep inside, `experiment=mine` is ignored)."""
-    folders = [Path(s.path) for s in hydra_cfg.runtime.config_sources if s.schema == "file"]  # --config-dir
-    for group, chosen in hydra_cfg.runtime.choices.items():
-        if group.split("/")[0] == "hydra" or chosen is None:
-            continue
-        for choice in chosen if OmegaConf.is_list(chosen) or isinstance(chosen, list) else [chosen]:
-            path = conftree.config_file(f"{group.split('@')[0]}/{choice}", folders)
-            problem = conftree.not_a_mapping(path) if path is not None else None
-            if problem:
-                raise CnnlabError(problem, fix=conftree.MAPPING_FIX)
+    """Raise list_file_error() for this job's composition: a file that is not a mapping, which Hydra merged silently."""
+    folders = [Path(s.path) for s in hydra_cfg.runtime.config_sources
+               if s.schema == "file" and s.provider != "main"]  # --config-dir, hydra.searchpath
+    error = list_file_error([*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task], folders,
+                            hydra_cfg.job.config_name)
+    if error is not None:
+        raise error
 
 
 def execute(cfg: DictConfig) -> float | None:
@@ -285,6 +349,8 @@ def main(records_run: bool = True) -> None:
             _hydra_main()
         except Exception as exc:
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
+            if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):
+                remote = _named_list_file(sys.argv[1:])  # composing failed: on a file that is not a mapping?
             if remote is None:
                 raise
             raise UserAbort(remote) from None

@@ -150,9 +150,8 @@ def check_overrides(command: str, args: list[str]) -> None:
             if choice and choice != "null" and choice not in valid:
                 raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")
-            # a list file: Hydra's own error does not name it (and `key.x=v` into it is a ValueError)
-            path = conftree.config_file(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
-            problem = conftree.not_a_mapping(path) if path is not None else None
+            # a list file, named before Hydra starts (files that other files' defaults lists pull in: cnnlab.app)
+            problem = conftree.not_a_mapping_at(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
             if problem:
                 raise UserError(f"{problem} — {conftree.MAPPING_FIX}")
 
@@ -227,15 +226,15 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command, config_dirs=_config_dirs(args))
+        code = _show_error(exc, command)
     raise typer.Exit(code)
 
 
-def _show_error(exc: BaseException, command: str = "CMD", config_dirs: list[Path] | None = None) -> int:
+def _show_error(exc: BaseException, command: str = "CMD") -> int:
     """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with."""
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
-    message, is_bug = describe(exc, command, config_dirs or [])
+    message, is_bug = describe(exc, command)
     if debug_enabled() or is_bug:
         traceback.print_exception(exc)
     if is_bug:

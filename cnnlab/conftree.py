@@ -60,6 +60,12 @@ def not_a_mapping(path: Path) -> str | None:
     return f"{path}: its top level is {what}, but a config file must be a mapping (`key: value`)"
 
 
+def not_a_mapping_at(config_path: str, extra_dirs: Iterable[Path] = ()) -> str | None:
+    """not_a_mapping() of the file Hydra loads for `group/name` (see config_file); None when none holds it."""
+    path = config_file(config_path, extra_dirs)
+    return not_a_mapping(path) if path is not None else None
+
+
 def _defaults_of(path: Path) -> dict[str, str | None]:
     data = yaml.safe_load(path.read_text()) or {}
     picked: dict[str, str | None] = {}

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Iterable
-
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
@@ -51,20 +47,9 @@ def yaml_message(exc: yaml.YAMLError) -> str:
             f"or take it out of the --config-dir")
 
 
-def not_a_mapping_message(text: str, config_dirs: Iterable[Path] = ()) -> str | None:
-    """The one line for Hydra's "In 'group/name': ... raised while composing config" when that file's top level is
-    not a mapping (a `# @package _global_` list: "Cannot merge DictConfig with ListConfig"); None otherwise."""
-    from cnnlab import conftree
-
-    named = re.match(r"In '([^']+)'", text.strip())
-    path = conftree.config_file(named[1], config_dirs) if named else None
-    problem = conftree.not_a_mapping(path) if path is not None else None
-    return f"{problem} — {conftree.MAPPING_FIX}" if problem else None
-
-
-def describe(exc: BaseException, command: str = "CMD", config_dirs: Iterable[Path] = ()) -> tuple[str, bool]:
-    """(message, is_bug) for an exception that reached the command line; `config_dirs`: the --config-dir folders,
-    where a file Hydra names by 'group/name' is looked for."""
+def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
+    """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
+    Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
     if isinstance(exc, UserAbort):
         exc = exc.error
     # ours, maybe wrapped (an OmegaConf resolver such as the run-folder one wraps what it raises)
@@ -82,9 +67,6 @@ def describe(exc: BaseException, command: str = "CMD", config_dirs: Iterable[Pat
     if isinstance(exc, MissingConfigException):
         return _first_line(text).replace("In 'config': ", "") + f" — see `cnnlab {command} --help` for the choices", False
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
-        listed = not_a_mapping_message(text, config_dirs)
-        if listed is not None:
-            return listed, False
         cause = exc.__cause__
         detail = _first_line(str(cause)) if cause is not None else ""
         if "is not in struct" in text or "is not in struct" in detail:

@@ -372,7 +372,7 @@ def check_known(key: str) -> None:
     close = difflib.get_close_matches(key, known, n=1)
     raise CnnlabError(f"{key} is not a setting cnnlab knows (from a --config-dir file or an experiment?)",
                       fix=(f"did you mean {close[0]}? " if close else "")
-                          + f"rename or remove it; `cnnlab CMD --cfg job` shows the composed config")
+                          + "rename or remove it; `cnnlab CMD --cfg job` shows the composed config")
 
 
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 import torch
 
-from helpers import TINY, CliResult
+from helpers import TINY, CliResult, read_run, run_dirs
 
 Cli = Callable[..., CliResult]
 
@@ -168,6 +168,45 @@ def test_a_config_file_whose_top_level_is_a_list_is_named(cli: Cli, outputs: Pat
     (conf / listed).write_text(fixed)  # the fix, followed
     result = cli("pretrain", "--config-dir", str(conf), pick, *TINY, "trainer.max_steps_per_epoch=1")
     assert result.code == 0, result.output
+
+
+# A list file that another file's defaults list pulls in, with a setting into it (`dataset.x=v`): Hydra failed while
+# composing, naming no file (a ValueError traceback, or "Error merging override"); without one it merged it silently.
+OVERRIDES_DATASET = {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /dataset: mine\n",
+                     "dataset/mine.yaml": "- a\n- b\n"}
+DATASET_FIXED = "defaults:\n  - synthetic\n  - _self_\n"
+UNDER_A_KEY = {"experiment/mine.yaml": GLOBAL + "defaults:\n  - /dataset/mine@ds\n", "dataset/mine.yaml": "- a\n- b\n"}
+
+
+@pytest.mark.parametrize("files, args, fixed, follow", [
+    (OVERRIDES_DATASET, ["dataset.image_size=32"], DATASET_FIXED, ["dataset.image_size=32"]),
+    (OVERRIDES_DATASET, ["+dataset.x=1"], DATASET_FIXED, ["+dataset.x=1"]),
+    (OVERRIDES_DATASET, ["-m", "dataset.image_size=16,32"], DATASET_FIXED, ["dataset.image_size=16"]),
+    (OVERRIDES_DATASET, ["--cfg", "job", "dataset.image_size=32"], DATASET_FIXED, ["dataset.image_size=32"]),
+    ({"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /model: mine\n", "model/mine.yaml": "- resnet18\n"},
+     ["model.name=lenet5"], "defaults:\n  - lenet5\n  - _self_\n", ["model.name=lenet5"]),
+    (UNDER_A_KEY, ["ds.x=1"], "x: 0\n", ["ds.x=1"]),
+    (UNDER_A_KEY, ["+ds.x=1"], "names: [a, b]\n", ["+ds.x=1"]),
+    (UNDER_A_KEY, [], "names: [a, b]\n", []),  # no setting: merged without a word (checked as the job starts)
+], ids=["override-setting", "override-add", "override-sweep", "override-cfg", "model", "at-key-setting", "at-key-add",
+        "at-key"])
+def test_a_list_file_in_a_defaults_list_is_named_with_a_setting_into_it(
+        cli: Cli, outputs: Path, tmp_path: Path, files: dict[str, str], args: list[str], fixed: str,
+        follow: list[str]) -> None:
+    conf = tmp_path / "myconf"
+    for name, text in files.items():
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(text)
+    listed = next(name for name in files if name != "experiment/mine.yaml")
+    before = snapshot(conf)
+    line = one_error_line(cli("finetune", "--config-dir", str(conf), "experiment=mine", *args), listed)
+    assert "its top level is a list, but a config file must be a mapping (`key: value`) — write its settings as " \
+           "`key: value` lines" in line, line
+    assert snapshot(conf) == before  # named before any work (at most a run record that says failed):
+    assert [read_run(run)["status"] for run in run_dirs(outputs, "finetune")] in ([], ["failed"])
+    (conf / listed).write_text(fixed)  # the fix, followed (the composed config only: no training)
+    result = cli("finetune", "--config-dir", str(conf), "experiment=mine", "--cfg", "job", *follow)
+    assert result.code == 0 and "Traceback" not in result.output, result.output
 
 
 def test_resume_with_a_run_of_another_command(cli: Cli, outputs: Path, trained: Path) -> None:

@@ -48,7 +48,6 @@ def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor,
     if confidences.numel() == 0:
         return 0.0
     index = (confidences * bins).ceil().long().sub(1).clamp(0, bins - 1)  # (lo, hi] bins; 0 falls in the first
-    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(confidences))
     hits = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, correct.double().flatten())
     conf = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, confidences)
     return float((hits - conf).abs().sum() / confidences.numel())  # Σ |B|/n · |hits/|B| − conf/|B||

@@ -3,7 +3,8 @@
 
 1. The space, the settings, the latency runtime (checked before any work); the study in study.db (a resumed run
    continues a copy of the interrupted run's study and latency cache; the interrupted trial runs again).
-2. search.trials trials (steps/search_trials.py): candidate → latency (cached) → constraints → proxy training,
+2. search.trials trials (steps/search_trials.py): candidate → latency (cached; timed beside search.reference
+   when set) → constraints → proxy training,
    stopped early at a rung when dominated (search/study.py). NSGA-II (two objectives) or TPE (hparams).
 3. trials.csv, the Pareto front (table, pareto.png), latency vs FLOPs rank correlation.
 4. The most accurate candidate within the constraints, trained for trainer.epochs: the run's model.pt. When no
@@ -26,13 +27,13 @@ from cnnlab.fileio import read_json
 from cnnlab.runs import RUN_FILE, STATE_FILE
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
 from cnnlab.search.results import (best_feasible, front_table, latency_flops_correlation, no_candidate_met,
-                                   plot_front, write_trials_csv)
+                                   plot_front, relative, write_trials_csv)
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.steps.recording import fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
-from cnnlab.steps.search_trials import TRIAL_ERRORS, TrialRunner, chosen_candidate, train_chosen
+from cnnlab.steps.search_trials import REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, chosen_candidate, train_chosen
 from cnnlab.steps.training import setup_runtime
 from cnnlab.models import model_options
 from cnnlab.weights import InitialWeights, resolve_weights
@@ -61,36 +62,41 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     done = len(finished_trials(study))
     ctx.log.info("search %s (%s) on %s: %d of %d trials done%s; latency: %s", space.name, space.kind,
                  cfg.dataset.name, done, settings.trials, f", trial(s) {again} run again" if again else "",
-                 settings.latency.key)
+                 settings.latency.key + (f" vs {settings.reference}" if settings.reference else ""))
     runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights)
     try:
         if done < settings.trials:
             study.optimize(runner, n_trials=settings.trials - done, catch=TRIAL_ERRORS)
     finally:  # also after Ctrl-C: what finished is on disk and in the files
         rows = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-        summary = write_results(ctx, rows, space.name)
+        summary = write_results(ctx, rows, space.name, settings.reference)
 
     chosen = best_feasible(rows)
     if chosen is None:
-        raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params)
-    ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms, %s params", chosen["trial"],
-                 100 * chosen["val_acc"], chosen["latency_ms"], f"{chosen['params']:,}")
+        raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params,
+                               min_speedup=settings.min_speedup)
+    speed = "" if chosen.get("speedup") is None else f" ({chosen['speedup']:.2f}x faster than {settings.reference})"
+    ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
+                 100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")
     candidate = chosen_candidate(space, chosen)
     final_resume = resume_from if resume_from is not None and Path(resume_from).name == STATE_FILE else None
     result, trained = train_chosen(runner, candidate, chosen["trial"], final_resume)
     metrics = fit_metrics(result) | {"latency_ms": chosen["latency_ms"], "proxy_val_acc": chosen["val_acc"],
                                      "search_trials": summary["finished"],
                                      "spearman_latency_flops": summary["spearman_latency_flops"]}
+    if chosen.get("speedup") is not None:
+        metrics["speedup_vs_reference"] = chosen["speedup"]
     save_and_record(ctx, trained, metrics, extra={"search": {"trial": chosen["trial"], "arch": candidate.arch}})
     if candidate.arch:
         ctx.record.update(model={"arch": candidate.arch})
-    ctx.record.update(search={**summary, "chosen": {k: chosen[k] for k in ("trial", "arch", "val_acc", "latency_ms",
-                                                                          "params", "flops", "image_size")},
+    ctx.record.update(search={**summary, "chosen": {k: chosen.get(k) for k in (
+                                  "trial", "arch", "val_acc", "latency_ms", "speedup", "reference_ms", "params",
+                                  "flops", "image_size")},
                               "overrides": dict(candidate.overrides)})
     if ctx.is_main:
         out.print(f"chosen: trial {chosen['trial']} {candidate.arch or dict(candidate.overrides)} — "
                   f"val top-1 {metrics.get('val_acc', 0):.2%} after {recipe.epochs} epochs, "
-                  f"{chosen['latency_ms']:.3f} ms ({settings.latency.key})")
+                  f"{chosen['latency_ms']:.3f} ms{speed} ({settings.latency.key})")
     return metrics
 
 
@@ -116,7 +122,7 @@ def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:
     return ctx.path(STUDY_FILE).is_file()
 
 
-def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str) -> dict[str, Any]:
+def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, reference: str | None) -> dict[str, Any]:
     """trials.csv, pareto.png and the front's table; run.json's search summary (counts, correlation)."""
     states = [r["state"] for r in rows]
     summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
@@ -126,11 +132,14 @@ def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str) -> di
         return summary
     ctx.record.add_artifact("trials_csv", write_trials_csv(ctx.path(TRIALS_CSV), rows))
     title = f"cnnlab search space={space}: {summary['finished']} trials"
-    if (png := plot_front(rows, ctx.path(PARETO_PNG), title)) is not None:
+    if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference)) is not None:
         ctx.record.add_artifact("pareto_png", png)
     chosen = best_feasible(rows)
+    versus = f"; × ref = speed-up over {reference}, paired" if reference and relative(rows) else ""
     out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of {len(rows)} trials; "
-                                        "* = chosen)"))
+                                        f"* = chosen{versus})"))
+    if ctx.path(REFERENCE_ONNX).is_file():
+        ctx.record.add_artifact("reference_onnx", ctx.path(REFERENCE_ONNX))
     rho = summary["spearman_latency_flops"]
     if rho is not None:
         out.print(f"latency vs FLOPs over {len(rows)} trials: Spearman rho = {rho:.3f}")

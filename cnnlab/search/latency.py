@@ -4,10 +4,16 @@ architecture in the run folder (latency.json), so a resumed search or a repeated
 A candidate is exported to ONNX (the file a deployment would run) and timed by cnnlab's one paired-timing
 harness (deploy/paired.py: warm-up, timed runs until min_iters and min_seconds, `rounds` rounds, the median
 round's p50) with the runtime, device, threads and batch size of `search.latency` — as `cnnlab bench` times.
+
+With a reference (search.reference), the reference's ONNX file is timed beside every candidate in the same
+interleaved rounds, and the candidate's speed-up is the median of the per-round ratios reference ÷ candidate:
+a slow minute on the machine slows both and leaves the ratio where it was (docs/search.md, "Budgets relative to
+a reference").
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +37,33 @@ def check_runtime(settings: LatencySettings) -> None:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The model candidates are timed against: its registry name, its ONNX file and its input size (px)."""
+
+    name: str
+    path: Path
+    image_size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.image_size}px"
+
+
+@dataclass(frozen=True)
 class Timed:
-    """One candidate's measured latency (ms, median round's p50) and every round's p50."""
+    """One candidate's measured latency (ms, median round's p50) and every round's p50; with a reference, the
+    reference's p50 in the same session (ms) and the speed-up (median per-round reference ÷ candidate)."""
 
     p50_ms: float
     p50_ms_per_round: tuple[float, ...]
     cached: bool = False
+    reference_ms: float | None = None
+    speedup: float | None = None
+
+    @property
+    def relative(self) -> float | None:
+        """Candidate ÷ reference latency (None without a reference): what the study minimises with one."""
+        return None if self.speedup is None else 1.0 / self.speedup
 
 
 class LatencyCache:
@@ -50,31 +77,53 @@ class LatencyCache:
         entry = self.data.get(setting, {}).get(key)
         if not entry:
             return None
-        return Timed(float(entry["p50_ms"]), tuple(float(v) for v in entry.get("p50_ms_per_round", ())), cached=True)
+        optional = {k: float(entry[k]) for k in ("reference_ms", "speedup") if entry.get(k) is not None}
+        return Timed(float(entry["p50_ms"]), tuple(float(v) for v in entry.get("p50_ms_per_round", ())), cached=True,
+                     **optional)
 
     def put(self, setting: str, key: str, timed: Timed) -> None:
-        self.data.setdefault(setting, {})[key] = {"p50_ms": timed.p50_ms,
-                                                  "p50_ms_per_round": list(timed.p50_ms_per_round)}
+        entry: dict[str, Any] = {"p50_ms": timed.p50_ms, "p50_ms_per_round": list(timed.p50_ms_per_round)}
+        if timed.speedup is not None:
+            entry |= {"reference_ms": timed.reference_ms, "speedup": timed.speedup}
+        self.data.setdefault(setting, {})[key] = entry
         write_json(self.path, self.data)
 
 
+def export_reference(model: nn.Module, name: str, spec: InputSpec, classes: list[str], path: Path) -> Reference:
+    """The reference `model` (registry `name`, eval mode, input `spec`) exported to `path` once per run."""
+    export_onnx(model.eval(), path, spec=spec, classes=classes)
+    return Reference(name, path, spec.size)
+
+
 def measure(model: nn.Module, spec: InputSpec, classes: list[str], settings: LatencySettings, *,
-            flops: int | None = None, folder: Path | None = None) -> Timed:
-    """Export `model` (eval mode, input `spec`) to a temporary ONNX file in `folder` and time it."""
+            flops: int | None = None, folder: Path | None = None, reference: Reference | None = None) -> Timed:
+    """Export `model` (eval mode, input `spec`) to a temporary ONNX file in `folder` and time it (beside
+    `reference`, interleaved, when given)."""
     with tempfile.TemporaryDirectory(dir=folder, prefix=".latency-") as tmp:
         path = export_onnx(model.eval(), Path(tmp) / "candidate.onnx", spec=spec, classes=classes)
-        timing = time_paired({"candidate": path}, settings.paired(), flops=flops)
-    subject = timing["candidate"]
-    batch = settings.batch_size
-    return Timed(subject.stats[batch].p50_ms, tuple(subject.p50_per_round[batch]))
+        files = {"candidate": path} if reference is None else {"reference": reference.path, "candidate": path}
+        timing = time_paired(files, settings.paired(), flops={"candidate": flops})
+    subject, batch = timing["candidate"], settings.batch_size
+    timed = Timed(subject.stats[batch].p50_ms, tuple(subject.p50_per_round[batch]))
+    if reference is None:
+        return timed
+    return Timed(timed.p50_ms, timed.p50_ms_per_round, reference_ms=timing["reference"].stats[batch].p50_ms,
+                 speedup=statistics.median(timing.ratios("reference", "candidate", batch)))
+
+
+def setting_key(settings: LatencySettings, reference: Reference | None) -> str:
+    """What makes two cached timings comparable: the harness setting and, with one, the reference."""
+    return settings.key if reference is None else f"{settings.key} vs {reference.key}"
 
 
 def cached_latency(cache: LatencyCache, settings: LatencySettings, key: str, model: nn.Module, spec: InputSpec,
-                   classes: list[str], *, flops: int | None = None) -> Timed:
-    """The cached latency of candidate `key` under `settings`, else a measurement (then cached)."""
-    found = cache.get(settings.key, key)
+                   classes: list[str], *, flops: int | None = None, reference: Reference | None = None) -> Timed:
+    """The cached latency of candidate `key` under `settings` (and `reference`), else a measurement (then
+    cached)."""
+    setting = setting_key(settings, reference)
+    found = cache.get(setting, key)
     if found is not None:
         return found
-    timed = measure(model, spec, classes, settings, flops=flops, folder=cache.path.parent)
-    cache.put(settings.key, key, timed)
+    timed = measure(model, spec, classes, settings, flops=flops, folder=cache.path.parent, reference=reference)
+    cache.put(setting, key, timed)
     return timed

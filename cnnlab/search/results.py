@@ -9,17 +9,28 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
 
-CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "params", "flops", "image_size", "epochs",
-              "seconds", "violation", "model", "arch", "params_chosen")
+CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", "reference_ms", "params", "flops",
+              "image_size", "epochs", "seconds", "violation", "model", "arch", "params_chosen")
 
 Row = Mapping[str, Any]
+
+
+def cost(row: Row) -> float:
+    """The latency a row is ranked by: candidate ÷ reference latency (1 / speedup) when the search timed a
+    reference beside it, else the measured p50 in ms (search/study.py: latency_objective)."""
+    return 1.0 / row["speedup"] if row.get("speedup") else row["latency_ms"]
+
+
+def relative(rows: Sequence[Row]) -> bool:
+    """Whether these rows were timed against a reference (their latency axis is then relative)."""
+    return any(r.get("speedup") for r in rows)
 
 
 def write_trials_csv(path: Path, rows: Sequence[Row]) -> Path:
@@ -42,16 +53,16 @@ def pareto_front(rows: Sequence[Row], *, feasible_only: bool = True) -> list[Row
     pool = [r for r in trained(rows) if r["state"] == "complete" and (r["feasible"] or not feasible_only)]
 
     def beaten(row: Row) -> bool:
-        return any(o["val_acc"] >= row["val_acc"] and o["latency_ms"] <= row["latency_ms"]
-                   and (o["val_acc"] > row["val_acc"] or o["latency_ms"] < row["latency_ms"]) for o in pool)
+        return any(o["val_acc"] >= row["val_acc"] and cost(o) <= cost(row)
+                   and (o["val_acc"] > row["val_acc"] or cost(o) < cost(row)) for o in pool)
 
-    return sorted((r for r in pool if not beaten(r)), key=lambda r: r["latency_ms"])
+    return sorted((r for r in pool if not beaten(r)), key=cost)
 
 
 def best_feasible(rows: Sequence[Row]) -> Row | None:
     """The most accurate completed trial that meets every constraint (the faster one of a tie)."""
     pool = [r for r in trained(rows) if r["state"] == "complete" and r["feasible"]]
-    return max(pool, key=lambda r: (r["val_acc"], -r["latency_ms"])) if pool else None
+    return max(pool, key=lambda r: (r["val_acc"], -cost(r))) if pool else None
 
 
 def closest(rows: Sequence[Row]) -> Row | None:
@@ -61,8 +72,9 @@ def closest(rows: Sequence[Row]) -> Row | None:
 
 
 def latency_flops_correlation(rows: Sequence[Row]) -> float | None:
-    """Spearman's rank correlation of FLOPs and measured latency over every timed trial (None: < 3 distinct)."""
-    points = {(r["flops"], r["latency_ms"]) for r in rows if r.get("flops") and r.get("latency_ms") is not None}
+    """Spearman's rank correlation of FLOPs and measured latency (relative to the reference when there is one:
+    its ranks are free of the machine's drift) over every timed trial (None: < 3 distinct)."""
+    points = {(r["flops"], cost(r)) for r in rows if r.get("flops") and r.get("latency_ms") is not None}
     if len(points) < 3:
         return None
     from scipy.stats import spearmanr
@@ -75,20 +87,24 @@ def latency_flops_correlation(rows: Sequence[Row]) -> float | None:
 def front_table(rows: Sequence[Row], chosen: Row | None, title: str) -> Table:
     """The Pareto front (feasible trials) as a rich table; the chosen trial marked."""
     table = Table(title=title)
-    for column, justify in (("trial", "right"), ("val top-1", "right"), ("latency ms", "right"),
-                            ("params", "right"), ("MFLOPs", "right"), ("px", "right"), ("architecture", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    paired = relative(rows)
+    columns = ("trial", "val top-1", "latency ms", *(("× ref",) if paired else ()), "params", "MFLOPs", "px")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_column("architecture", justify="left")
     for row in pareto_front(rows):
         mark = " *" if chosen is not None and row["trial"] == chosen["trial"] else ""
-        table.add_row(f"{row['trial']}{mark}", f"{100 * row['val_acc']:.2f}%", f"{row['latency_ms']:.3f}",
+        speedup = (f"{row['speedup']:.2f}",) if paired else ()
+        table.add_row(f"{row['trial']}{mark}", f"{100 * row['val_acc']:.2f}%", f"{row['latency_ms']:.3f}", *speedup,
                       f"{row['params']:,}", f"{row['flops'] / 1e6:.1f}", str(row["image_size"]),
                       str(row.get("arch") or " ".join(f"{k}={v}" for k, v in row["params_chosen"].items())))
     return table
 
 
-def plot_front(rows: Sequence[Row], path: Path, title: str) -> Path | None:
-    """Latency (x) against validation top-1 (y) for every timed trial: feasible ones blue, infeasible red,
-    stopped early hollow, the feasible Pareto front as a step line. None when nothing was timed."""
+def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None) -> Path | None:
+    """Latency (x: ms, or candidate ÷ `reference` latency when the trials were timed against one) against
+    validation top-1 (y) for every timed trial: feasible ones blue, infeasible red, stopped early hollow, the
+    feasible Pareto front as a step line. None when nothing was timed."""
     timed = [r for r in rows if r.get("latency_ms") is not None]
     if not timed:
         return None
@@ -103,17 +119,18 @@ def plot_front(rows: Sequence[Row], path: Path, title: str) -> Path | None:
             group = [r for r in timed if bool(r["feasible"]) == feasible and r["state"] == state
                      and r.get("val_acc") is not None]
             if group:
-                ax.scatter([r["latency_ms"] for r in group], [100 * r["val_acc"] for r in group], c=face,
+                ax.scatter([cost(r) for r in group], [100 * r["val_acc"] for r in group], c=face,
                            edgecolors=colour, s=45, label=label + suffix)
     untrained = [r for r in timed if r.get("val_acc") is None]
     if untrained:
-        ax.scatter([r["latency_ms"] for r in untrained], [0.0] * len(untrained), marker="x", c="tab:red",
+        ax.scatter([cost(r) for r in untrained], [0.0] * len(untrained), marker="x", c="tab:red",
                    label="infeasible, not trained (at 0)")
     best = pareto_front(rows)
     if best:
-        ax.step([r["latency_ms"] for r in best], [100 * r["val_acc"] for r in best], where="post", color="tab:blue",
+        ax.step([cost(r) for r in best], [100 * r["val_acc"] for r in best], where="post", color="tab:blue",
                 linewidth=1.2)
-    ax.set_xlabel("measured latency, ms (p50)")
+    ax.set_xlabel(f"latency relative to {reference or 'the reference'} (candidate ÷ reference p50, paired)"
+                  if relative(timed) else "measured latency, ms (p50)")
     ax.set_ylabel("validation top-1, % (proxy training)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
@@ -125,20 +142,35 @@ def plot_front(rows: Sequence[Row], path: Path, title: str) -> Path | None:
     return path
 
 
-def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_params: int | None) -> CnnlabError:
+def _significant(value: float, direction: Callable[[float], float], digits: int = 3) -> float:
+    """`value` to `digits` significant digits, rounded up (math.ceil) or down (math.floor): a suggested limit
+    that admits the value it was read from, as printed."""
+    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value)))) if value else 1
+    return direction(value * scale) / scale
+
+
+def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_params: int | None,
+                     min_speedup: float | None = None) -> CnnlabError:
     """No trial met the constraints: the error names the closest one and the value that would admit it."""
     near = closest(rows)
     limits = " and ".join(f"search.{k}={v}" for k, v in (("max_latency_ms", max_latency_ms),
-                                                          ("max_params", max_params)) if v is not None)
+                                                          ("max_params", max_params),
+                                                          ("min_speedup", min_speedup)) if v is not None)
     if near is None or near["violation"] <= 0:  # feasible ones exist, but none completed its proxy training
         return CnnlabError("no trial completed its proxy training (every one failed or was stopped early)",
                            fix="run more trials (search.trials=...), raise search.min_rung_trials, or check run.log")
     need = []
     if max_latency_ms is not None and near["latency_ms"] > max_latency_ms:
-        need.append(f"search.max_latency_ms={near['latency_ms']:.3g}")
+        need.append(f"search.max_latency_ms={_significant(near['latency_ms'], math.ceil):g}")
     if max_params is not None and near["params"] > max_params:
         need.append(f"search.max_params={near['params']}")
+    speed = ""
+    if near.get("speedup") is not None:
+        speed = f", {near['speedup']:.2f}x faster than the reference"
+        if min_speedup is not None and near["speedup"] < min_speedup:
+            need.append(f"search.min_speedup={_significant(near['speedup'], math.floor):g}")
     return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} ({near['arch'] or near['model']}, "
-                       f"{near['latency_ms']:.3f} ms, {near['params']:,} params); the study and trials.csv are kept",
+                       f"{near['latency_ms']:.3f} ms{speed}, {near['params']:,} params); the study and trials.csv are "
+                       "kept",
                        fix=f"relax the constraint ({' '.join(need) or 'raise it'}) or search a smaller space "
                            "(e.g. lower space.params.width)")

@@ -42,7 +42,11 @@ class LatencySettings:
 @dataclass(frozen=True)
 class SearchSettings:
     """The `search:` section, checked: trial budget, constraints (None: none), the proxy training, the
-    successive-halving rule (eta, min_rung_trials), NSGA-II's population and the latency measurement."""
+    successive-halving rule (eta, min_rung_trials), NSGA-II's population and the latency measurement.
+
+    `reference` (a zoo model name, None: none) is timed beside every candidate in the same interleaved rounds;
+    `min_speedup` constrains the ratio reference p50 ÷ candidate p50, which the machine's drift between trials
+    cannot move the way it moves an absolute budget (search.max_latency_ms)."""
 
     trials: int
     max_latency_ms: float | None
@@ -54,6 +58,8 @@ class SearchSettings:
     min_rung_trials: int
     train_infeasible: bool
     latency: LatencySettings
+    reference: str | None = None
+    min_speedup: float | None = None
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "SearchSettings":
@@ -82,12 +88,28 @@ class SearchSettings:
         max_latency = number("max_latency_ms", 0.0, optional=True)
         if max_latency is not None and max_latency <= 0:
             raise CnnlabError("search.max_latency_ms must be above 0", fix="set e.g. search.max_latency_ms=2.0, or null")
+        reference, min_speedup = cls._reference(section.get("reference"), number("min_speedup", 0.0, optional=True))
         return cls(trials=number("trials", 1, whole=True), max_latency_ms=max_latency,
                    max_params=number("max_params", 1, whole=True, optional=True),
                    proxy_epochs=number("proxy_epochs", 1, whole=True), proxy_train_fraction=fraction,
                    population=number("population", 2, whole=True), eta=number("eta", 2, whole=True),
                    min_rung_trials=number("min_rung_trials", 1, whole=True),
-                   train_infeasible=bool(section.get("train_infeasible", False)), latency=timing)
+                   train_infeasible=bool(section.get("train_infeasible", False)), latency=timing,
+                   reference=reference, min_speedup=min_speedup)
+
+    @staticmethod
+    def _reference(name: Any, min_speedup: float | None) -> tuple[str | None, float | None]:
+        """The reference's registry name (None: none) and the speed-up asked of candidates against it."""
+        if min_speedup is not None and min_speedup <= 0:
+            raise CnnlabError("search.min_speedup must be above 0", fix="set e.g. search.min_speedup=1.5, or null")
+        if name in (None, "", "none", "null"):
+            if min_speedup is not None:
+                raise CnnlabError("search.min_speedup needs search.reference: the model the speed-up is measured "
+                                  "against", fix="add e.g. search.reference=mobilenet_v2")
+            return None, None
+        from cnnlab.models import canonical_name
+
+        return canonical_name(str(name), role="search.reference"), min_speedup
 
     @staticmethod
     def _latency(section: Mapping[str, Any], runtime: str) -> LatencySettings:
@@ -111,20 +133,23 @@ class SearchSettings:
 
     @property
     def constrained(self) -> bool:
-        return self.max_latency_ms is not None or self.max_params is not None
+        return self.max_latency_ms is not None or self.max_params is not None or self.min_speedup is not None
 
-    def violations(self, latency_ms: float, params: int) -> dict[str, float]:
+    def violations(self, latency_ms: float, params: int, speedup: float | None = None) -> dict[str, float]:
         """Optuna's constraint values (<= 0: met): latency over its budget (ms), parameters over theirs (in
-        millions) — only the constraints that are set."""
+        millions), speed-up under search.min_speedup — only the constraints that are set."""
         values = {}
         if self.max_latency_ms is not None:
             values["latency_ms"] = latency_ms - self.max_latency_ms
         if self.max_params is not None:
             values["params_m"] = (params - self.max_params) / 1e6
+        if self.min_speedup is not None:
+            values["speedup"] = self.min_speedup - (speedup if speedup is not None else 0.0)
         return values
 
     def describe(self) -> dict[str, Any]:
         return {"trials": self.trials, "max_latency_ms": self.max_latency_ms, "max_params": self.max_params,
                 "proxy_epochs": self.proxy_epochs, "proxy_train_fraction": self.proxy_train_fraction,
                 "population": self.population, "eta": self.eta, "min_rung_trials": self.min_rung_trials,
-                "train_infeasible": self.train_infeasible, "latency": self.latency.describe()}
+                "train_infeasible": self.train_infeasible, "reference": self.reference,
+                "min_speedup": self.min_speedup, "latency": self.latency.describe()}

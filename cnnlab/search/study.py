@@ -1,7 +1,8 @@
 """The Optuna study of a search: stored in the run folder (SQLite), its sampler, its constraints, and the
 successive-halving rule that stops poor trials early.
 
-- Architecture spaces are multi-objective (maximise validation top-1, minimise measured latency) with NSGA-II;
+- Architecture spaces are multi-objective (maximise validation top-1, minimise measured latency — relative to
+  search.reference when one is set) with NSGA-II;
   the hparams space maximises validation top-1 alone with TPE. Constraints (search.max_latency_ms,
   search.max_params) go through the sampler's `constraints_func`, read from the trial's `constraints` attribute.
 - Early stopping: Optuna's pruners are single-objective (`Trial.report` is not supported for multi-objective
@@ -107,13 +108,21 @@ def dominated_too_often(acc: float, latency: float, peers: Sequence[tuple[float,
     return dominating >= max(1, math.ceil((len(peers) + 1) / eta))
 
 
+def latency_objective(attrs: Mapping[str, Any]) -> float | None:
+    """The latency a trial is ranked by: candidate ÷ reference latency when the search has a reference (the
+    paired ratio drift cannot move), else the measured p50 in ms; None when it was never timed."""
+    value = attrs.get("relative_latency", attrs.get("latency_ms"))
+    return None if value is None else float(value)
+
+
 def rung_peers(study: optuna.Study, epoch: int, number: int) -> list[tuple[float, float]]:
-    """(accuracy at `epoch`, latency) of every other trial that reported that epoch."""
+    """(accuracy at `epoch`, latency objective) of every other trial that reported that epoch."""
     peers = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        if trial.number != number and f"{ACC_AT}{epoch}" in attrs and attrs.get("latency_ms") is not None:
-            peers.append((float(attrs[f"{ACC_AT}{epoch}"]), float(attrs["latency_ms"])))
+        latency = latency_objective(attrs)
+        if trial.number != number and f"{ACC_AT}{epoch}" in attrs and latency is not None:
+            peers.append((float(attrs[f"{ACC_AT}{epoch}"]), latency))
     return peers
 
 
@@ -125,6 +134,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
     return {"trial": trial.number, "state": trial.state.name.lower(), "arch": attrs.get("arch"),
             "model": attrs.get("model"), "image_size": attrs.get("image_size"),
             "val_acc": attrs.get("val_acc"), "latency_ms": attrs.get("latency_ms"), "params": attrs.get("params"),
+            "reference_ms": attrs.get("reference_ms"), "speedup": attrs.get("speedup"),
             "flops": attrs.get("flops"), "epochs": epochs[-1] if epochs else 0,
             "feasible": None if constraints is None else all(v <= 0 for v in constraints),
             "violation": None if constraints is None else sum(max(0.0, v) for v in constraints),

@@ -29,7 +29,7 @@ from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
-from cnnlab.search.latency import LatencyCache, cached_latency
+from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
 from cnnlab.search.study import ACC_AT, dominated_too_often, rung_epochs, rung_peers, set_constraints
@@ -37,6 +37,8 @@ from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    train_model)
 from cnnlab.weights import InitialWeights, initial_model
+
+REFERENCE_ONNX = "reference.onnx"
 
 
 def trial_config(cfg: DictConfig, overrides: Mapping[str, Any]) -> DictConfig:
@@ -65,12 +67,13 @@ def arch_kwargs(candidate: Candidate, spec: InputSpec) -> dict[str, Any]:
 
 class RungValidation:
     """The engine's classification score after each epoch, reported to the trial (val_acc@EPOCH); at a rung
-    epoch a trial that too many others dominate stops (optuna.TrialPruned)."""
+    epoch a trial that too many others dominate stops (optuna.TrialPruned). `latency`: the trial's latency
+    objective (study.latency_objective)."""
 
-    def __init__(self, objective: Objective, study: optuna.Study, trial: optuna.Trial, latency_ms: float,
+    def __init__(self, objective: Objective, study: optuna.Study, trial: optuna.Trial, latency: float,
                  settings: SearchSettings) -> None:
         self.objective, self.study, self.trial = objective, study, trial
-        self.latency_ms, self.settings = latency_ms, settings
+        self.latency, self.settings = latency, settings
         self.rungs = rung_epochs(settings.proxy_epochs, settings.eta)
         self.epoch = 0
 
@@ -87,7 +90,7 @@ class RungValidation:
         if len(self.study.directions) == 1:
             self.trial.report(acc, self.epoch)  # Optuna's own record of the curve (single objective only)
         if self.epoch in self.rungs and dominated_too_often(
-                acc, self.latency_ms, rung_peers(self.study, self.epoch, self.trial.number),
+                acc, self.latency, rung_peers(self.study, self.epoch, self.trial.number),
                 eta=self.settings.eta, min_peers=self.settings.min_rung_trials):
             raise optuna.TrialPruned(f"stopped at epoch {self.epoch}: val top-1 {acc:.2%} is dominated at this rung")
         return {"val_loss": val["loss"], "val_acc": val["acc"], "val_top5": val["top5"]}
@@ -107,6 +110,7 @@ class TrialRunner:
     weights: InitialWeights = field(default_factory=lambda: InitialWeights(kind="none",
                                                                          description="random initialisation"))
     _data: dict[str, DataBundle] = field(default_factory=dict)
+    _reference: Reference | None = None
 
     @property
     def base_spec(self) -> InputSpec:
@@ -145,42 +149,63 @@ class TrialRunner:
         model = self.build(candidate, data)
         params, flops = count_params(model), count_flops(model, candidate.image_size)
         timed = cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes,
-                               flops=flops)
-        constraints = self.settings.violations(timed.p50_ms, params)
+                               flops=flops, reference=self.reference(data))
+        constraints = self.settings.violations(timed.p50_ms, params, timed.speedup)
+        paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
+                                                   "relative_latency": timed.relative}
         for key, value in {"arch": candidate.arch, "model": candidate.model, "image_size": candidate.image_size,
                            "params": params, "flops": flops, "latency_ms": timed.p50_ms,
-                           "latency_cached": timed.cached}.items():
+                           "latency_cached": timed.cached, **paired}.items():
             trial.set_user_attr(key, value)
         set_constraints(trial, constraints)
         what = candidate.arch or " ".join(f"{k}={v}" for k, v in candidate.overrides.items())
+        cost = timed.relative if timed.relative is not None else timed.p50_ms
         if any(v > 0 for v in constraints.values()) and not self.settings.train_infeasible:
-            self.ctx.log.info("trial %d: %s — %.3f ms, %s params: breaks a constraint, not trained", trial.number,
-                              what, timed.p50_ms, f"{params:,}")
-            return self.values(0.0, timed.p50_ms)
-        acc = self.proxy_train(trial, cfg, model, data, timed.p50_ms)
-        self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %.3f ms, %s params, %.0f s", trial.number, what,
-                          100 * acc, timed.p50_ms, f"{params:,}", time.perf_counter() - started)
-        return self.values(acc, timed.p50_ms)
+            self.ctx.log.info("trial %d: %s — %s, %s params: breaks a constraint, not trained", trial.number,
+                              what, describe_latency(timed), f"{params:,}")
+            return self.values(0.0, cost)
+        acc = self.proxy_train(trial, cfg, model, data, cost)
+        self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s", trial.number, what,
+                          100 * acc, describe_latency(timed), f"{params:,}", time.perf_counter() - started)
+        return self.values(acc, cost)
+
+    def reference(self, data: DataBundle) -> Reference | None:
+        """search.reference built at the dataset's own size and channels (as cnnlab would train it, random
+        weights: latency does not depend on them) and exported once to the run's reference.onnx."""
+        name = self.settings.reference
+        if name is None or self._reference is not None:
+            return self._reference
+        spec = resolve_input_spec(self.cfg.dataset, None, any_channels=get_entry(name).any_channels)
+        model = create_model(name, num_classes=len(data.classes), image_size=spec.size,
+                             **({"in_channels": spec.channels} if get_entry(name).any_channels else {}))
+        self._reference = export_reference(model, name, spec, data.classes, self.ctx.path(REFERENCE_ONNX))
+        return self._reference
 
     def runtime_seed(self, trial: optuna.Trial) -> int:
         return int(self.cfg.seed) + trial.number
 
-    def values(self, acc: float, latency_ms: float) -> float | tuple[float, float]:
-        return (acc, latency_ms) if self.space.is_architecture else acc
+    def values(self, acc: float, latency: float) -> float | tuple[float, float]:
+        return (acc, latency) if self.space.is_architecture else acc
 
     def proxy_train(self, trial: optuna.Trial, cfg: DictConfig, model: nn.Module, data: DataBundle,
-                    latency_ms: float) -> float:
+                    latency: float) -> float:
         """search.proxy_epochs on a seeded search.proxy_train_fraction of the training split; the last epoch's
         validation top-1."""
         recipe = replace(Recipe.from_config(cfg), epochs=self.settings.proxy_epochs)
         train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)
         loaders = make_loaders(recipe, self.runtime, train_set, data.val, workers=loader_workers(recipe, data))
         objective = RungValidation(classification_objective(recipe, len(data.classes)), self.study, trial,
-                                   latency_ms, self.settings)
+                                   latency, self.settings)
         quiet = replace(self.ctx, is_main=False)  # no metrics.csv/curves per trial, no last.pt
         result = train_model(quiet, self.runtime, recipe, Trainable(self.runtime.prepare_model(model)), loaders,
                              objective, Checkpointing(enabled=False))
         return float(result.final["val_acc"])
+
+
+def describe_latency(timed: Timed) -> str:
+    """'0.412 ms' or, with a reference, '0.412 ms, 1.63x faster than the reference'."""
+    text = f"{timed.p50_ms:.3f} ms"
+    return text if timed.speedup is None else f"{text}, {timed.speedup:.2f}x faster than the reference"
 
 
 def proxy_subset(train: Any, fraction: float, seed: int) -> Any:

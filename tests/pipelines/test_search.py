@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import csv
+import json
 from pathlib import Path
 
 import optuna
@@ -117,14 +118,32 @@ def _one_line(result) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_constraint_no_candidate_meets_keeps_the_run_and_names_the_closest(cli, outputs: Path) -> None:
-    line = _one_line(cli("search", *FAST, "search.max_latency_ms=0.000001"))
-    assert "no candidate met search.max_latency_ms=1e-06: the closest was trial" in line
-    assert "relax the constraint (search.max_latency_ms=" in line
+    line = _one_line(cli("search", *FAST, "search.max_latency_ms=0.000001", "search.reference=lenet5",
+                         "search.min_speedup=1000"))
+    assert "no candidate met search.max_latency_ms=1e-06 and search.min_speedup=1000.0: the closest was trial" in line
+    assert "relax the constraint (search.max_latency_ms=" in line and " search.min_speedup=" in line
+    assert "faster than the reference" in line
     run_dir = run_dirs(outputs, "search")[0]
     assert (run_dir / "trials.csv").is_file() and (run_dir / "study.db").is_file()
     assert not (run_dir / "model.pt").exists()
     rows = list(csv.DictReader((run_dir / "trials.csv").open()))
     assert [r["feasible"] for r in rows] == ["False", "False"] and all(r["val_acc"] == "" for r in rows)
+
+
+def test_a_speedup_over_a_reference_is_measured_beside_every_trial_and_constrains_the_choice(cli,
+                                                                                           outputs: Path) -> None:
+    """ResNet-18 at 16 px is timed in the same rounds as each tiny candidate; the choice meets min_speedup."""
+    result = cli("search", *FAST, "search.reference=resnet18", "search.min_speedup=1.5")
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "search")[0]
+    record = read_run(run_dir)
+    rows = list(csv.DictReader((run_dir / "trials.csv").open()))
+    assert all(float(r["speedup"]) > 1.5 and float(r["reference_ms"]) > float(r["latency_ms"]) for r in rows)
+    chosen = record["search"]["chosen"]
+    assert chosen["speedup"] >= 1.5 and record["metrics"]["speedup_vs_reference"] == chosen["speedup"]
+    assert record["search"]["settings"]["reference"] == "resnet18" and "reference_onnx" in record["artifacts"]
+    assert "vs resnet18@16px" in next(iter(json.loads((run_dir / "latency.json").read_text())))
+    assert "faster than resnet18" in result.stdout and "× ref" in result.stdout
 
 
 def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> None:

@@ -68,3 +68,69 @@ def test_bad_settings_name_the_key(change: dict, key: str) -> None:
     with pytest.raises(CnnlabError) as caught:
         SearchSettings.from_config({**BASE, **change})
     assert key in caught.value.one_line() and caught.value.fix
+
+
+def _stats(p50: float):  # type: ignore[no-untyped-def]
+    from cnnlab.deploy.bench import LatencyStats
+
+    return LatencyStats(backend="onnxruntime", device="cpu", threads=1, batch_size=1, iterations=3, mean_ms=p50, p50_ms=p50, p90_ms=p50, p99_ms=p50, std_ms=0.0,
+                        min_ms=p50, throughput=1e3 / p50, gflops_per_s=None, peak_fraction=None)
+
+
+def test_a_reference_timed_beside_the_candidate_gives_a_speedup_the_machines_drift_cannot_move(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine slows 3x between rounds (turbo off, a neighbour's job): the candidate's own p50 moves with it,
+    but the per-round ratio to the reference timed in the same round stays the true 2x."""
+    from cnnlab.deploy import bench
+    from cnnlab.search.latency import export_reference, measure
+
+    slowdown = iter([1.0, 1.0, 3.0, 3.0, 1.5, 1.5])  # round by round, reference then candidate
+
+    def fake_time_onnx(path: Path, batch: int, **kwargs):  # type: ignore[no-untyped-def]
+        true_ms = 4.0 if path.name == "reference.onnx" else 2.0
+        return _stats(true_ms * next(slowdown))
+
+    monkeypatch.setattr(bench, "time_onnx", fake_time_onnx)
+    spec = InputSpec(16, (0.5,) * 3, (0.25,) * 3)
+    reference = export_reference(create_model("searched", 3, 16, arch=ARCH), "searched", spec, ["a", "b", "c"],
+                                 tmp_path / "reference.onnx")
+    assert reference.key == "searched@16px" and reference.path.is_file()
+    settings = LatencySettings(threads=1, rounds=3, plan=FAST.plan)
+    timed = measure(create_model("searched", 3, 16, arch=ARCH), spec, ["a", "b", "c"], settings, folder=tmp_path,
+                    reference=reference)
+    assert timed.speedup == pytest.approx(2.0) and timed.relative == pytest.approx(0.5)
+    assert timed.p50_ms_per_round == (2.0, 6.0, 3.0) and timed.reference_ms == 6.0  # the median round's p50
+
+    cache = LatencyCache(tmp_path / "latency.json")
+    cache.put("onnxruntime/cpu/1t/b1 vs searched@16px", "a@16px", timed)
+    again = LatencyCache(tmp_path / "latency.json").get("onnxruntime/cpu/1t/b1 vs searched@16px", "a@16px")
+    assert again is not None and again.speedup == timed.speedup and again.reference_ms == 6.0 and again.cached
+
+
+def test_timings_against_a_reference_are_cached_apart_from_plain_ones(tmp_path: Path) -> None:
+    from cnnlab.search.latency import Reference, setting_key
+
+    reference = Reference("mobilenet_v2", tmp_path / "reference.onnx", 28)
+    assert setting_key(FAST, None) == FAST.key
+    assert setting_key(FAST, reference) == f"{FAST.key} vs mobilenet_v2@28px" != setting_key(FAST, None)
+
+
+def test_a_speedup_constraint_against_a_reference() -> None:
+    settings = SearchSettings.from_config({**BASE, "reference": "MobileNet", "min_speedup": 1.5})
+    assert settings.reference == "mobilenet_v2" and settings.constrained  # aliases resolve to the zoo name
+    assert settings.violations(1.0, 10, speedup=1.2) == {"speedup": pytest.approx(0.3)}
+    assert settings.violations(1.0, 10, speedup=1.8)["speedup"] < 0
+    assert settings.describe()["reference"] == "mobilenet_v2" and settings.describe()["min_speedup"] == 1.5
+    only_reference = SearchSettings.from_config({**BASE, "reference": "resnet18"})
+    assert only_reference.reference == "resnet18" and not only_reference.constrained
+
+
+@pytest.mark.parametrize("change, message, fix", [
+    ({"min_speedup": 1.5}, "search.min_speedup needs search.reference", "search.reference=mobilenet_v2"),
+    ({"reference": "mobilenet_v2", "min_speedup": 0}, "search.min_speedup must be above 0", "search.min_speedup=1.5"),
+    ({"reference": "mobilnet_v2"}, "unknown search.reference 'mobilnet_v2'", "did you mean search.reference=mobilenet_v2"),
+])
+def test_bad_reference_settings_are_one_line(change: dict, message: str, fix: str) -> None:
+    with pytest.raises(CnnlabError) as caught:
+        SearchSettings.from_config({**BASE, **change})
+    assert message in caught.value.one_line() and fix in caught.value.fix

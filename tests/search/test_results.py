@@ -49,3 +49,36 @@ def test_files_and_table(tmp_path: Path) -> None:
     assert (tmp_path / "pareto.png").stat().st_size > 1000
     assert plot_front([], tmp_path / "none.png", "t") is None
     assert front_table(ROWS, ROWS[1], "front").row_count == 2
+
+
+def test_with_a_reference_trials_are_ranked_by_the_paired_ratio_not_the_drifting_milliseconds(tmp_path: Path) -> None:
+    """Trial 1 was timed in a slow minute (more ms) but is 2x faster than the reference timed beside it; trial 0,
+    timed in a fast minute, is only 1.2x faster. The ratio decides the front and the tie, not the milliseconds."""
+    rows = [dict(_row(0, 0.90, 1.0), speedup=1.2, reference_ms=1.2), dict(_row(1, 0.90, 1.5), speedup=2.0,
+                                                                         reference_ms=3.0)]
+    assert [r["trial"] for r in pareto_front(rows)] == [1]
+    assert best_feasible(rows)["trial"] == 1  # type: ignore[index]
+    table = front_table(rows, rows[1], "t")
+    assert [c.header for c in table.columns][3] == "× ref" and list(table.columns[3].cells) == ["2.00"]
+    read = list(csv.DictReader(write_trials_csv(tmp_path / "trials.csv", rows).open()))
+    assert read[1]["speedup"] == "2.0" and read[1]["reference_ms"] == "3.0"
+    assert plot_front(rows, tmp_path / "pareto.png", "t", "mobilenet_v2") is not None
+
+
+@pytest.mark.parametrize("speedup, latency", [(1.4349, 0.4561), (1.23, 7.0001), (0.999, 0.1)])
+def test_the_suggested_limit_admits_the_closest_trial_as_printed(speedup: float, latency: float) -> None:
+    """Following the fix must work: the suggested search.min_speedup is rounded down, max_latency_ms up."""
+    import re
+
+    from cnnlab.search.results import no_candidate_met
+    from cnnlab.search.settings import SearchSettings
+
+    row = dict(_row(0, None, latency, feasible=False), speedup=speedup, violation=1.0)
+    error = no_candidate_met([row], max_latency_ms=latency / 2, max_params=None, min_speedup=speedup + 1)
+    suggested = dict(re.findall(r"search\.(min_speedup|max_latency_ms)=([0-9.e+-]+)", error.fix))
+    assert set(suggested) == {"min_speedup", "max_latency_ms"}
+    settings = SearchSettings.from_config({"trials": 1, "proxy_epochs": 1, "proxy_train_fraction": 1, "population": 2,
+                                           "eta": 2, "min_rung_trials": 1, "reference": "lenet5",
+                                           **{k: float(v) for k, v in suggested.items()}})
+    assert all(v <= 0 for v in settings.violations(latency, 1, speedup).values())
+    assert f"{speedup:.2f}x faster than the reference" in error.one_line()
