@@ -90,14 +90,15 @@ def trial_speedup(row: dict) -> float:
 def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], min_speedup: float | None,
          title: str, split: str) -> None:
     """Left: every trial's proxy validation top-1 against its speed-up over MobileNetV2 (search harness, paired),
-    feasible or not. Right: each final model's test top-1 against the independent interleaved latency."""
+    feasible or not. Middle: every trial's latency relative to MobileNetV2 against its FLOPs (why cnnlab
+    measures). Right: each final model's test top-1 against the independent interleaved latency."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [r for r in csv.DictReader(trials_csv.open()) if r["latency_ms"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.8))
     trained = [r for r in rows if r["val_acc"]]
     for state, marker, label in (("complete", "o", "trained"), ("pruned", "v", "stopped early")):
         pick = [r for r in trained if r["state"] == state]
@@ -114,11 +115,24 @@ def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], m
     left.set(xscale="log", xlabel="speed-up over MobileNetV2 (search harness: paired rounds, batch 1)",
              ylabel="val top-1 after the proxy training, %", title="search trials")
     left.legend(fontsize=8)
+    rho, timed = spearman_from_csv(trials_csv)
+    middle.scatter([float(r["flops"]) / 1e6 for r in rows], [1 / trial_speedup(r) for r in rows], s=20,
+                   c="tab:purple")
+    middle.set(xscale="log", yscale="log", xlabel="MFLOPs per image",
+               ylabel="latency relative to MobileNetV2 (paired)",
+               title=f"measured latency vs FLOPs, {timed} trials: Spearman ρ = "
+                     + ("n/a" if rho is None else f"{rho:.2f}"))
     for name, (latency, acc) in finals.items():
         right.scatter(latency, acc, s=40, c="tab:red" if name == "searched" else "tab:green")
         right.annotate(name, (latency, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
     right.set(xscale="log", xlabel="latency, ms (independent interleaved timing, batch 1)", ylabel=f"{split} top-1, %",
               title="final models, same training budget")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (left.xaxis, middle.xaxis, middle.yaxis, right.xaxis):  # 0.5, 2 — not 5×10⁻¹, 2×10⁰
+        axis.set_major_formatter(ScalarFormatter())
+        if axis is not right.xaxis:  # a decade or more wide: its minor labels would overlap
+            axis.set_minor_formatter(ScalarFormatter())
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,11 +85,14 @@ COMMANDS: dict[str, CommandInfo] = {
                     "(lr, weight decay, batch size, augmentation for model=NAME) on dataset=NAME: each trial is "
                     "timed with the bench harness (search.latency.*, cached per architecture) and scored by a "
                     "short proxy training, poor trials stopped early; NSGA-II trades accuracy against latency "
-                    "within search.max_latency_ms / search.max_params. Writes study.db (resume=true continues "
+                    "within search.max_latency_ms / search.max_params, or search.min_speedup over "
+                    "search.reference (a zoo model timed beside each candidate in the same rounds: a ratio the "
+                    "machine's drift cannot move). Writes study.db (resume=true continues "
                     "it), trials.csv, pareto.png, and trains the most accurate feasible candidate for "
                     "trainer.epochs as model.pt (its architecture string: model=searched model.arch=...).",
         pipeline="cnnlab.pipelines.search",
         examples=("cnnlab search dataset=fashion_mnist search.trials=40 search.max_latency_ms=2.0",
+                  "cnnlab search dataset=fashion_mnist search.reference=mobilenet_v2 search.min_speedup=1.5",
                   "cnnlab search space=efficientnet dataset=cifar10 search.max_params=1000000",
                   "cnnlab search space=hparams model=resnet18 dataset=digits search.trials=20",
                   "cnnlab search resume=true",

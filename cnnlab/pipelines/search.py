@@ -69,13 +69,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             study.optimize(runner, n_trials=settings.trials - done, catch=TRIAL_ERRORS)
     finally:  # also after Ctrl-C: what finished is on disk and in the files
         rows = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-        summary = write_results(ctx, rows, space.name, settings.reference)
+        summary = write_results(ctx, rows, space.name, settings)
 
     chosen = best_feasible(rows)
     if chosen is None:
         raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params,
                                min_speedup=settings.min_speedup)
-    speed = "" if chosen.get("speedup") is None else f" ({chosen['speedup']:.2f}x faster than {settings.reference})"
+    speed = "" if chosen.get("speedup") is None else f" (speed-up {chosen['speedup']:.2f}x over {settings.reference})"
     ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
                  100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")
     candidate = chosen_candidate(space, chosen)
@@ -122,7 +122,16 @@ def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:
     return ctx.path(STUDY_FILE).is_file()
 
 
-def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, reference: str | None) -> dict[str, Any]:
+def latency_limit(settings: SearchSettings, rows: list[dict[str, Any]]) -> tuple[float, str] | None:
+    """The latency constraint on the plot's axis: 1 / min_speedup on a relative axis, max_latency_ms on one in ms."""
+    if relative(rows):
+        return None if settings.min_speedup is None else (1 / settings.min_speedup,
+                                                          f"search.min_speedup={settings.min_speedup:g}")
+    return None if settings.max_latency_ms is None else (settings.max_latency_ms,
+                                                         f"search.max_latency_ms={settings.max_latency_ms:g}")
+
+
+def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, settings: SearchSettings) -> dict[str, Any]:
     """trials.csv, pareto.png and the front's table; run.json's search summary (counts, correlation)."""
     states = [r["state"] for r in rows]
     summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
@@ -132,7 +141,8 @@ def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, refer
         return summary
     ctx.record.add_artifact("trials_csv", write_trials_csv(ctx.path(TRIALS_CSV), rows))
     title = f"cnnlab search space={space}: {summary['finished']} trials"
-    if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference)) is not None:
+    reference = settings.reference
+    if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference, limit=latency_limit(settings, rows))) is not None:
         ctx.record.add_artifact("pareto_png", png)
     chosen = best_feasible(rows)
     versus = f"; × ref = speed-up over {reference}, paired" if reference and relative(rows) else ""

@@ -101,10 +101,12 @@ def front_table(rows: Sequence[Row], chosen: Row | None, title: str) -> Table:
     return table
 
 
-def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None) -> Path | None:
+def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None, *,
+               limit: tuple[float, str] | None = None) -> Path | None:
     """Latency (x: ms, or candidate ÷ `reference` latency when the trials were timed against one) against
     validation top-1 (y) for every timed trial: feasible ones blue, infeasible red, stopped early hollow, the
-    feasible Pareto front as a step line. None when nothing was timed."""
+    feasible Pareto front as a step line, the latency `limit` (x, label) as a dashed line. None when nothing was
+    timed."""
     timed = [r for r in rows if r.get("latency_ms") is not None]
     if not timed:
         return None
@@ -129,12 +131,14 @@ def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | Non
     if best:
         ax.step([cost(r) for r in best], [100 * r["val_acc"] for r in best], where="post", color="tab:blue",
                 linewidth=1.2)
+    if limit is not None:
+        ax.axvline(limit[0], color="tab:red", linestyle="--", linewidth=1, label=limit[1])
     ax.set_xlabel(f"latency relative to {reference or 'the reference'} (candidate ÷ reference p50, paired)"
                   if relative(timed) else "measured latency, ms (p50)")
     ax.set_ylabel("validation top-1, % (proxy training)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -166,7 +170,7 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
         need.append(f"search.max_params={near['params']}")
     speed = ""
     if near.get("speedup") is not None:
-        speed = f", {near['speedup']:.2f}x faster than the reference"
+        speed = f", speed-up {near['speedup']:.2f}x over the reference"
         if min_speedup is not None and near["speedup"] < min_speedup:
             need.append(f"search.min_speedup={_significant(near['speedup'], math.floor):g}")
     return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} ({near['arch'] or near['model']}, "

@@ -203,9 +203,9 @@ class TrialRunner:
 
 
 def describe_latency(timed: Timed) -> str:
-    """'0.412 ms' or, with a reference, '0.412 ms, 1.63x faster than the reference'."""
+    """'0.412 ms' or, with a reference, '0.412 ms, speed-up 1.63x over the reference'."""
     text = f"{timed.p50_ms:.3f} ms"
-    return text if timed.speedup is None else f"{text}, {timed.speedup:.2f}x faster than the reference"
+    return text if timed.speedup is None else f"{text}, speed-up {timed.speedup:.2f}x over the reference"
 
 
 def proxy_subset(train: Any, fraction: float, seed: int) -> Any:

@@ -122,7 +122,7 @@ def test_a_constraint_no_candidate_meets_keeps_the_run_and_names_the_closest(cli
                          "search.min_speedup=1000"))
     assert "no candidate met search.max_latency_ms=1e-06 and search.min_speedup=1000.0: the closest was trial" in line
     assert "relax the constraint (search.max_latency_ms=" in line and " search.min_speedup=" in line
-    assert "faster than the reference" in line
+    assert "x over the reference" in line
     run_dir = run_dirs(outputs, "search")[0]
     assert (run_dir / "trials.csv").is_file() and (run_dir / "study.db").is_file()
     assert not (run_dir / "model.pt").exists()
@@ -143,7 +143,7 @@ def test_a_speedup_over_a_reference_is_measured_beside_every_trial_and_constrain
     assert chosen["speedup"] >= 1.5 and record["metrics"]["speedup_vs_reference"] == chosen["speedup"]
     assert record["search"]["settings"]["reference"] == "resnet18" and "reference_onnx" in record["artifacts"]
     assert "vs resnet18@16px" in next(iter(json.loads((run_dir / "latency.json").read_text())))
-    assert "faster than resnet18" in result.stdout and "× ref" in result.stdout
+    assert "over resnet18" in result.stdout and "× ref" in result.stdout
 
 
 def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> None:
@@ -184,3 +184,16 @@ def test_a_latency_runtime_that_is_not_installed_is_one_line(cli, monkeypatch: p
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError: not installed
     line = _one_line(cli("search", *FAST, "search.latency.runtime=openvino"))
     assert "openvino package is not importable" in line and "cnnlab[openvino]" in line
+
+
+def test_the_plot_draws_the_latency_constraint_on_its_own_axis() -> None:
+    from cnnlab.pipelines.search import latency_limit
+    from cnnlab.search.settings import SearchSettings
+
+    base = {"trials": 1, "proxy_epochs": 1, "proxy_train_fraction": 1, "population": 2, "eta": 2,
+            "min_rung_trials": 1, "max_latency_ms": 2.0}
+    paired, plain = [{"speedup": 2.0, "latency_ms": 1.0}], [{"latency_ms": 1.0}]
+    relative = SearchSettings.from_config({**base, "reference": "mobilenet_v2", "min_speedup": 1.6})
+    assert latency_limit(relative, paired) == (1 / 1.6, "search.min_speedup=1.6")  # candidate ÷ reference axis
+    assert latency_limit(SearchSettings.from_config(base), plain) == (2.0, "search.max_latency_ms=2")
+    assert latency_limit(SearchSettings.from_config({**base, "reference": "lenet5"}), paired) is None

@@ -81,4 +81,4 @@ def test_the_suggested_limit_admits_the_closest_trial_as_printed(speedup: float,
                                            "eta": 2, "min_rung_trials": 1, "reference": "lenet5",
                                            **{k: float(v) for k, v in suggested.items()}})
     assert all(v <= 0 for v in settings.violations(latency, 1, speedup).values())
-    assert f"{speedup:.2f}x faster than the reference" in error.one_line()
+    assert f"speed-up {speedup:.2f}x over the reference" in error.one_line()
