@@ -206,3 +206,15 @@ def test_a_file_named_like_an_option_is_one_line_and_dashdash_predicts_it(cli, o
     result = cli("finetune", "--foo")
     assert result.code == 2 and result.stderr.strip() == (
         "error: no such option: --foo — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab finetune --help`)")
+
+
+def test_the_flags_cnnlab_lets_through_are_exactly_hydras() -> None:
+    """cli's copy of Hydra's command-line flags (which take a value, which do not) must follow Hydra's own parser:
+    a flag Hydra added would otherwise be refused as unknown, a removed one would reach Hydra's usage page."""
+    from hydra._internal.utils import get_args_parser
+
+    from cnnlab.cli import _HYDRA_FLAGS, _HYDRA_VALUE_FLAGS
+
+    actions = [a for a in get_args_parser()._actions if a.option_strings]
+    assert _HYDRA_FLAGS == {flag for a in actions for flag in a.option_strings}
+    assert _HYDRA_VALUE_FLAGS == {flag for a in actions if a.nargs != 0 for flag in a.option_strings}

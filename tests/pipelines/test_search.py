@@ -57,6 +57,16 @@ def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, ou
     assert finetuned["model"]["name"] == "searched"
     pruned = cli("prune", "source=latest:search", *DATA, "prune.ratio=0.3", "prune.measure=false")
     assert pruned.code == 0, pruned.output
+    # prune → quantize → bench, as issue 18's "done when" reads: the searched network all the way to INT8 timings
+    quantized = cli("quantize", "source=latest:prune", "quantize.calib_batches=2", "quantize.calib_batch_size=16",
+                    "quantize.engine=onnxruntime", "quantize.deploy_runtimes=[onnxruntime]", "quantize.max_acc_drop=100",
+                    "quantize.keep_fp32_if_slower=false", "quantize.bench_rounds=1", "quantize.bench_warmup=1",
+                    "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0", "quantize.bench_threads=1")
+    assert quantized.code == 0, quantized.output
+    benched = cli("bench", "source=latest:quantize", "bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0",
+                  "bench.threads=1")
+    assert benched.code == 0, benched.output
+    assert read_run(run_dirs(outputs, "bench")[0])["model"]["name"] == "searched"
     # the search run records the size it trained at, so a derived run rebuilds the same input
     assert record["dataset"]["config"]["image_size"] == chosen["image_size"] == record["dataset"]["image_size"]
     taught = cli("distill", f"teacher.weights={run_dir}", "student=lenet5", "trainer.epochs=1",
