@@ -23,6 +23,7 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.data import check_dataset
 from cnnlab.engine.recipe import Recipe
+from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json
 from cnnlab.runs import RUN_FILE, STATE_FILE
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
@@ -52,6 +53,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
         else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
 
+    if resume_from is not None:
+        check_same_search(ctx, settings)
     carried = carry_over(ctx, resume_from)
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)
@@ -110,6 +113,22 @@ def _space_name(ctx: RunContext) -> str:
     return str(HydraConfig.get().runtime.choices.get("space") or "space")
 
 
+def check_same_search(ctx: RunContext, settings: SearchSettings) -> None:
+    """A resumed search continues its study: every finished trial was timed, judged feasible and trained under the
+    original settings, so only search.trials may change (a new constraint would leave the old verdicts standing,
+    and trials it now admits were never trained). CnnlabError naming what differs."""
+    old = read_json(Path(str(ctx.record.data["resumed_from"])) / RUN_FILE)
+    saved = ((old.get("search") or {}).get("settings") or {})
+    now = settings.describe()
+    changed = [f"search.{key}={now[key]} (saved: {saved[key]})" for key in now
+               if key != "trials" and key in saved and saved[key] != now[key]]
+    if changed:
+        raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
+                          "new trials differently from the finished ones",
+                          fix="drop those overrides to resume (only search.trials may change), or start a new search "
+                              "without resume=")
+
+
 def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:
     """A resumed search: copy the interrupted run's study.db and latency.json into this run (the old run is
     never written). True when a study was carried over."""
@@ -135,16 +154,18 @@ def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, setti
     """trials.csv, pareto.png and the front's table; run.json's search summary (counts, correlation)."""
     states = [r["state"] for r in rows]
     summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
-               "failed": states.count("fail"), "feasible": sum(bool(r["feasible"]) for r in rows),
+               "failed": states.count("fail"),
+               "feasible": sum(bool(r["feasible"]) for r in rows if r["state"] in ("complete", "pruned")),
                "spearman_latency_flops": latency_flops_correlation(rows)}
     if not ctx.is_main:
         return summary
     ctx.record.add_artifact("trials_csv", write_trials_csv(ctx.path(TRIALS_CSV), rows))
     title = f"cnnlab search space={space}: {summary['finished']} trials"
     reference = settings.reference
-    if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference, limit=latency_limit(settings, rows))) is not None:
-        ctx.record.add_artifact("pareto_png", png)
     chosen = best_feasible(rows)
+    if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference, limit=latency_limit(settings, rows),
+                          chosen=chosen)) is not None:
+        ctx.record.add_artifact("pareto_png", png)
     versus = f"; × ref = speed-up over {reference}, paired" if reference and relative(rows) else ""
     out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of {len(rows)} trials; "
                                         f"* = chosen{versus})"))

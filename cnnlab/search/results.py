@@ -20,6 +20,7 @@ CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", 
               "image_size", "epochs", "seconds", "violation", "model", "arch", "params_chosen")
 
 Row = Mapping[str, Any]
+NOISE_ROOM = 0.05  # a suggested limit leaves this much room: a new search times its candidates anew
 
 
 def cost(row: Row) -> float:
@@ -102,11 +103,11 @@ def front_table(rows: Sequence[Row], chosen: Row | None, title: str) -> Table:
 
 
 def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None, *,
-               limit: tuple[float, str] | None = None) -> Path | None:
+               limit: tuple[float, str] | None = None, chosen: Row | None = None) -> Path | None:
     """Latency (x: ms, or candidate ÷ `reference` latency when the trials were timed against one) against
     validation top-1 (y) for every timed trial: feasible ones blue, infeasible red, stopped early hollow, the
-    feasible Pareto front as a step line, the latency `limit` (x, label) as a dashed line. None when nothing was
-    timed."""
+    feasible Pareto front as a step line, the latency `limit` (x, label) as a dashed line, the `chosen` trial as
+    a star. None when nothing was timed."""
     timed = [r for r in rows if r.get("latency_ms") is not None]
     if not timed:
         return None
@@ -131,6 +132,9 @@ def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | Non
     if best:
         ax.step([cost(r) for r in best], [100 * r["val_acc"] for r in best], where="post", color="tab:blue",
                 linewidth=1.2)
+    if chosen is not None:
+        ax.scatter([cost(chosen)], [100 * chosen["val_acc"]], marker="*", s=220, c="gold", edgecolors="black",
+                   zorder=3, label=f"chosen: trial {chosen['trial']}")
     if limit is not None:
         ax.axvline(limit[0], color="tab:red", linestyle="--", linewidth=1, label=limit[1])
     ax.set_xlabel(f"latency relative to {reference or 'the reference'} (candidate ÷ reference p50, paired)"
@@ -165,16 +169,18 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
                            fix="run more trials (search.trials=...), raise search.min_rung_trials, or check run.log")
     need = []
     if max_latency_ms is not None and near["latency_ms"] > max_latency_ms:
-        need.append(f"search.max_latency_ms={_significant(near['latency_ms'], math.ceil):g}")
+        need.append(f"search.max_latency_ms={_significant(near['latency_ms'] * (1 + NOISE_ROOM), math.ceil):g}")
     if max_params is not None and near["params"] > max_params:
         need.append(f"search.max_params={near['params']}")
     speed = ""
     if near.get("speedup") is not None:
         speed = f", speed-up {near['speedup']:.2f}x over the reference"
         if min_speedup is not None and near["speedup"] < min_speedup:
-            need.append(f"search.min_speedup={_significant(near['speedup'], math.floor):g}")
+            need.append(f"search.min_speedup={_significant(near['speedup'] * (1 - NOISE_ROOM), math.floor):g}")
     return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} ({near['arch'] or near['model']}, "
                        f"{near['latency_ms']:.3f} ms{speed}, {near['params']:,} params); the study and trials.csv are "
                        "kept",
-                       fix=f"relax the constraint ({' '.join(need) or 'raise it'}) or search a smaller space "
-                           "(e.g. lower space.params.width)")
+                       fix="relax the constraint " + (f"({' '.join(need)}: the closest trial's figure with "
+                                                      f"{NOISE_ROOM:.0%} room, as a new search times anew) "
+                                                      if need else "")
+                           + "or search a smaller space (e.g. lower space.params.width)")

@@ -3,6 +3,7 @@ the errors name)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -64,15 +65,21 @@ class SearchSettings:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "SearchSettings":
         """Raises CnnlabError, naming the key, for a value out of range or a runtime cnnlab does not know."""
-        def number(key: str, low: float, *, whole: bool = False, optional: bool = False) -> Any:
+        def number(key: str, low: float, *, whole: bool = False, optional: bool = False,
+                   example: float | None = None) -> Any:
+            """A finite number >= low (> low with an `example`: the value the fix suggests)."""
             value = section.get(key)
             if value is None and optional:
                 return None
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+            above = example is not None
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value > low if above else value >= low)
             if not ok or (whole and value != int(value)):
                 kind = "an integer" if whole else "a number"
+                suggest = example if above else (int(low) if whole else low)
                 raise CnnlabError(f"search.{key}={value} is not allowed: it takes {'null or ' if optional else ''}"
-                                  f"{kind} >= {low:g}", fix=f"set e.g. search.{key}={int(low) if whole else low}")
+                                  f"{kind} {'>' if above else '>='} {low:g}",
+                                  fix=f"set e.g. search.{key}={suggest:g}" + (", or null" if optional else ""))
             return int(value) if whole else float(value)
 
         fraction = number("proxy_train_fraction", 0.0)
@@ -85,10 +92,9 @@ class SearchSettings:
             raise CnnlabError(f"search.latency.runtime={runtime} is not a runtime cnnlab times",
                               fix=f"use one of {', '.join(ONNX_RUNTIMES)}")
         timing = cls._latency(latency, runtime)
-        max_latency = number("max_latency_ms", 0.0, optional=True)
-        if max_latency is not None and max_latency <= 0:
-            raise CnnlabError("search.max_latency_ms must be above 0", fix="set e.g. search.max_latency_ms=2.0, or null")
-        reference, min_speedup = cls._reference(section.get("reference"), number("min_speedup", 0.0, optional=True))
+        max_latency = number("max_latency_ms", 0.0, optional=True, example=2.0)
+        reference, min_speedup = cls._reference(section.get("reference"),
+                                                number("min_speedup", 0.0, optional=True, example=1.5))
         return cls(trials=number("trials", 1, whole=True), max_latency_ms=max_latency,
                    max_params=number("max_params", 1, whole=True, optional=True),
                    proxy_epochs=number("proxy_epochs", 1, whole=True), proxy_train_fraction=fraction,
@@ -100,8 +106,6 @@ class SearchSettings:
     @staticmethod
     def _reference(name: Any, min_speedup: float | None) -> tuple[str | None, float | None]:
         """The reference's registry name (None: none) and the speed-up asked of candidates against it."""
-        if min_speedup is not None and min_speedup <= 0:
-            raise CnnlabError("search.min_speedup must be above 0", fix="set e.g. search.min_speedup=1.5, or null")
         if name in (None, "", "none", "null"):
             if min_speedup is not None:
                 raise CnnlabError("search.min_speedup needs search.reference: the model the speed-up is measured "
@@ -109,7 +113,11 @@ class SearchSettings:
             return None, None
         from cnnlab.models import canonical_name
 
-        return canonical_name(str(name), role="search.reference"), min_speedup
+        name = canonical_name(str(name), role="search.reference")
+        if name == "searched":  # without an architecture string it is only MobileNetV2 under another name
+            raise CnnlabError("search.reference=searched names no architecture: the reference is a zoo model",
+                              fix="use e.g. search.reference=mobilenet_v2 (or mobilenet_v3_small, resnet18, lenet5)")
+        return name, min_speedup
 
     @staticmethod
     def _latency(section: Mapping[str, Any], runtime: str) -> LatencySettings:

@@ -50,7 +50,9 @@ def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
 
 def open_study(folder: Path, *, multi_objective: bool, seed: int, population: int, constrained: bool) -> optuna.Study:
     """The study in `folder`/study.db, created or loaded (a resumed run continues its copy)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # cnnlab logs one line per trial itself
+    # cnnlab logs one line per trial itself, a failed one included: Optuna's "Trial N failed" warning carries a
+    # traceback, printed before the one-line error of a CnnlabError raised inside a trial
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     constraints: Callable[[FrozenTrial], Sequence[float]] | None = \
         constraints_of if constrained and not _TRIAL_CONSTRAINTS else None
     if multi_objective:

@@ -10,12 +10,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_text
 from cnnlab.runs import (RESUMABLE_STATUSES, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
 
 
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
 
 
 def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | None]:
@@ -25,7 +27,16 @@ def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | N
         return cfg, None
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
-    return resumed_config(cfg, ctx, run), run.artifact("checkpoint")
+    effective = resumed_config(cfg, ctx, run)
+    save_effective_config(effective, ctx)
+    return effective, run.artifact("checkpoint")
+
+
+def save_effective_config(cfg: DictConfig, ctx: RunContext) -> None:
+    """Replace Hydra's .hydra/config.yaml of this run — composed from `resume=...` and the defaults, not what the
+    run continues — with the config it really runs: resuming this run in turn (and report's seed groups) read it."""
+    if ctx.is_main:
+        write_text(ctx.run_dir / SAVED_CONFIG, OmegaConf.to_yaml(cfg))
 
 
 def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
@@ -38,7 +49,10 @@ def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
-        continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")}
+        # A resume refused before any work (a changed model, a changed search constraint) continued nothing: it
+        # holds no checkpoint of its own, and following its fix must find the same run again.
+        continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")
+                     and (r.status == "completed" or r.artifact("checkpoint") is not None)}
         candidates = [r for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
                       and r.artifact("checkpoint") is not None and r.path.resolve() not in continued]
         run = candidates[-1] if candidates else None
@@ -62,7 +76,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
 def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig:
     """The original run's config, with this invocation's key=value overrides applied on top
     (trainer.epochs=20 extends a run; device=cpu moves it). Picking another model or dataset is refused."""
-    saved = run.path / ".hydra" / "config.yaml"
+    saved = run.path / SAVED_CONFIG
     if not saved.is_file():
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     old = OmegaConf.load(saved)

@@ -140,6 +140,9 @@ class TrialRunner:
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)  # a resumed search runs this candidate again
             raise
+        except TRIAL_ERRORS as err:  # the search goes on without this candidate
+            self.ctx.log.warning("trial %d failed: %s", trial.number, err)
+            raise
 
     def _run(self, trial: optuna.Trial, started: float) -> float | tuple[float, float]:
         candidate = self.candidate(trial)

@@ -217,3 +217,22 @@ def test_an_lr_given_on_resume_wins_over_the_saved_one(cli, outputs: Path, ctrl_
     assert cli("pretrain", *TINY, "trainer.epochs=3", "optim.lr=0.01").code == 0
     resumed_dir, straight_dir = _resumed_and_straight(outputs)
     assert _lrs(resumed_dir)[1:] == pytest.approx(_lrs(straight_dir)[1:])
+
+
+def test_a_resumed_run_interrupted_again_resumes_with_the_original_settings(
+        cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    """The second resume read the first resume's .hydra/config.yaml — `resume=true` on the defaults — and lost
+    every setting of the original run (trainer.epochs, optim.lr, the dataset)."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim.lr=0.05").code == 130  # stops after epoch 1
+    assert cli("pretrain", "resume=true").code == 130  # continues, stops again after epoch 2
+    ctrl_c_after_the_first_checkpoint()
+    resumed = cli("pretrain", "resume=true")
+    assert resumed.code == 0, resumed.output
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim.lr=0.05").code == 0
+    completed = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"]
+    last = next(d for d in completed if read_run(d).get("resumed_from"))
+    straight = next(d for d in completed if not read_run(d).get("resumed_from"))
+    saved = (last / ".hydra" / "config.yaml").read_text()
+    assert "epochs: 3" in saved and "lr: 0.05" in saved and "train_size: 64" in saved
+    assert [e["epoch"] for e in read_run(last)["metrics"]["history"]][-1] == 3
+    assert _lrs(last)[-1] == pytest.approx(_lrs(straight)[-1])

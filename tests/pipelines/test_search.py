@@ -3,6 +3,8 @@ chains on (export, finetune, prune); Ctrl-C and resume=true lose no finished tri
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import csv
@@ -109,9 +111,12 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert (first / "trials.csv").is_file() and (first / "pareto.png").is_file()  # written on the way out
 
     monkeypatch.setattr(TrialRunner, "proxy_train", real)
-    resumed = cli("search", "resume=true")
+    changed = _one_line(cli("search", "resume=true", "search.max_params=1000"))  # old verdicts would stand
+    assert "search.max_params=1000 (saved: None) would judge new trials differently" in changed
+    assert "only search.trials may change" in changed
+    resumed = cli("search", "resume=true")  # the fix, followed: the refused attempt continued nothing
     assert resumed.code == 0, resumed.output
-    second = next(d for d in run_dirs(outputs, "search") if d != first)
+    second = next(d for d in run_dirs(outputs, "search") if read_run(d)["status"] == "completed")
     assert read_run(second)["resumed_from"] == str(first.resolve())
     after = _study(second).trials
     finished = [t for t in after if t.state.name == "COMPLETE"]
@@ -154,6 +159,20 @@ def test_a_speedup_over_a_reference_is_measured_beside_every_trial_and_constrain
     assert record["search"]["settings"]["reference"] == "resnet18" and "reference_onnx" in record["artifacts"]
     assert "vs resnet18@16px" in next(iter(json.loads((run_dir / "latency.json").read_text())))
     assert "over resnet18" in result.stdout and "× ref" in result.stdout
+
+
+def test_an_error_inside_a_trial_is_one_line_without_optunas_traceback(outputs: Path, tmp_path: Path) -> None:
+    """16 proxy images (a quarter of 64) cannot fill a batch of 32: the error is cnnlab's one line, not Optuna's
+    'Trial 0 failed' warning with a traceback above it. Its own process: Optuna's log handler keeps the stderr
+    of the moment it was made, which an in-process runner does not capture."""
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "cnnlab", "search", *FAST, "search.proxy_train_fraction=0.25",
+                             "trainer.batch_size=32"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "trainer.batch_size=32 is larger than the training set" in errors[0]
+    assert "Trial 0 failed" not in result.stderr
 
 
 def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> None:

@@ -127,7 +127,13 @@ def test_a_speedup_constraint_against_a_reference() -> None:
 
 @pytest.mark.parametrize("change, message, fix", [
     ({"min_speedup": 1.5}, "search.min_speedup needs search.reference", "search.reference=mobilenet_v2"),
-    ({"reference": "mobilenet_v2", "min_speedup": 0}, "search.min_speedup must be above 0", "search.min_speedup=1.5"),
+    ({"reference": "mobilenet_v2", "min_speedup": 0}, "search.min_speedup=0 is not allowed: it takes null or a "
+     "number > 0", "search.min_speedup=1.5, or null"),
+    ({"reference": "mobilenet_v2", "min_speedup": -1}, "number > 0", "search.min_speedup=1.5"),
+    ({"reference": "mobilenet_v2", "min_speedup": "abc"}, "search.min_speedup=abc", "search.min_speedup=1.5"),
+    ({"reference": "mobilenet_v2", "min_speedup": float("inf")}, "search.min_speedup=inf", "search.min_speedup=1.5"),
+    ({"max_latency_ms": -1.0}, "search.max_latency_ms=-1.0 is not allowed", "search.max_latency_ms=2, or null"),
+    ({"reference": "searched"}, "search.reference=searched names no architecture", "search.reference=mobilenet_v2"),
     ({"reference": "mobilnet_v2"}, "unknown search.reference 'mobilnet_v2'", "did you mean search.reference=mobilenet_v2"),
 ])
 def test_bad_reference_settings_are_one_line(change: dict, message: str, fix: str) -> None:

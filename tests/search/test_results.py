@@ -45,7 +45,7 @@ def test_files_and_table(tmp_path: Path) -> None:
     path = write_trials_csv(tmp_path / "trials.csv", ROWS)
     read = list(csv.DictReader(path.open()))
     assert len(read) == 6 and read[0]["arch"] == "k3e6c8n1s1" and read[0]["params_chosen"] == "width=0.5"
-    assert plot_front(ROWS, tmp_path / "pareto.png", "t") == tmp_path / "pareto.png"
+    assert plot_front(ROWS, tmp_path / "pareto.png", "t", chosen=ROWS[1]) == tmp_path / "pareto.png"
     assert (tmp_path / "pareto.png").stat().st_size > 1000
     assert plot_front([], tmp_path / "none.png", "t") is None
     assert front_table(ROWS, ROWS[1], "front").row_count == 2
