@@ -28,6 +28,7 @@ from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSecti
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"        # final weights + what rebuilds the architecture (weights_only loadable)
+SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the config a run ran with (a resumed run: the one it continued)
 STATE_FILE = "last.pt"         # resumable training state, rewritten atomically every epoch
 ONNX_FILE = "model.onnx"
 BENCH_FILE = "bench.json"

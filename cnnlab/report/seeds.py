@@ -24,9 +24,8 @@ from typing import Any, Hashable, Sequence
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.report.rows import Row
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
-from cnnlab.runs import RunInfo
+from cnnlab.runs import SAVED_CONFIG, RunInfo
 
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
 IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
 # settings that name a run (or a file): compared through the run.json source, not as text
 REFERENCES = ("source", "resume", "model.weights", "teacher.weights", "student.weights")

@@ -11,13 +11,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.runs import (RESUMABLE_STATUSES, STATE_FILE, RunInfo, iter_runs, load_run,
+from cnnlab.runs import (RESUMABLE_STATUSES, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
 
 
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
 
 
 def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | None]:
