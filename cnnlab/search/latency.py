@@ -62,8 +62,14 @@ class Timed:
 
     @property
     def relative(self) -> float | None:
-        """Candidate ÷ reference latency (None without a reference): what the study minimises with one."""
+        """Candidate ÷ reference latency (None without a reference)."""
         return None if self.speedup is None else 1.0 / self.speedup
+
+    @property
+    def objective(self) -> float:
+        """What the study minimises: the relative latency with a reference, else p50 in ms (study.latency_objective)."""
+        relative = self.relative
+        return self.p50_ms if relative is None else relative
 
 
 class LatencyCache:

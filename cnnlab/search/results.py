@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
+from cnnlab.search.study import latency_objective
 
 CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", "reference_ms", "params", "flops",
               "image_size", "epochs", "seconds", "violation", "model", "arch", "params_chosen")
@@ -24,9 +25,10 @@ NOISE_ROOM = 0.05  # a suggested limit leaves this much room: a new search times
 
 
 def cost(row: Row) -> float:
-    """The latency a row is ranked by: candidate ÷ reference latency (1 / speedup) when the search timed a
-    reference beside it, else the measured p50 in ms (search/study.py: latency_objective)."""
-    return 1.0 / row["speedup"] if row.get("speedup") else row["latency_ms"]
+    """The latency a timed row is ranked by (search/study.py: latency_objective)."""
+    value = latency_objective(row)
+    assert value is not None, "cost() of a trial that was never timed"
+    return value
 
 
 def relative(rows: Sequence[Row]) -> bool:

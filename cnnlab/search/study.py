@@ -111,10 +111,12 @@ def dominated_too_often(acc: float, latency: float, peers: Sequence[tuple[float,
 
 
 def latency_objective(attrs: Mapping[str, Any]) -> float | None:
-    """The latency a trial is ranked by: candidate ÷ reference latency when the search has a reference (the
-    paired ratio drift cannot move), else the measured p50 in ms; None when it was never timed."""
-    value = attrs.get("relative_latency", attrs.get("latency_ms"))
-    return None if value is None else float(value)
+    """The latency a trial (its user attributes, or a trials.csv row) is ranked by: candidate ÷ reference latency
+    (1 / speedup) when the search has a reference — the paired ratio drift cannot move — else the measured p50 in
+    ms; None when it was never timed."""
+    if attrs.get("speedup"):
+        return 1.0 / float(attrs["speedup"])
+    return None if attrs.get("latency_ms") is None else float(attrs["latency_ms"])
 
 
 def rung_peers(study: optuna.Study, epoch: int, number: int) -> list[tuple[float, float]]:

@@ -154,15 +154,14 @@ class TrialRunner:
         timed = cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes,
                                flops=flops, reference=self.reference(data))
         constraints = self.settings.violations(timed.p50_ms, params, timed.speedup)
-        paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
-                                                   "relative_latency": timed.relative}
+        paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup}
         for key, value in {"arch": candidate.arch, "model": candidate.model, "image_size": candidate.image_size,
                            "params": params, "flops": flops, "latency_ms": timed.p50_ms,
                            "latency_cached": timed.cached, **paired}.items():
             trial.set_user_attr(key, value)
         set_constraints(trial, constraints)
         what = candidate.arch or " ".join(f"{k}={v}" for k, v in candidate.overrides.items())
-        cost = timed.relative if timed.relative is not None else timed.p50_ms
+        cost = timed.objective
         if any(v > 0 for v in constraints.values()) and not self.settings.train_infeasible:
             self.ctx.log.info("trial %d: %s — %s, %s params: breaks a constraint, not trained", trial.number,
                               what, describe_latency(timed), f"{params:,}")
