@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 
 from cnnlab.deploy.bench_report import ratio_text
-from cnnlab.report.paired import SAME_NETWORK, UNSTABLE
+from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNSTABLE
 from cnnlab.report.rows import Comparison, Row
 from cnnlab.report.seeds import SeedGroup
 from cnnlab.report.stats import Change, Spread
@@ -43,11 +43,18 @@ def human_bytes(count: int) -> str:
 
 
 def speedup_cell(row: Row) -> str:
-    """"2.50× faster", "1.03× slower", "1.02× faster (same network: noise)", "— (unstable)" or "—"."""
+    """"2.50× faster", "1.03× slower", "1.02× faster (same network: noise)", "3.09× faster vs mobilenet_v2" (a search
+    against its reference), "— (unstable)" or "—"."""
     speed = row.speedup
     if speed is None or speed.shown is None:
         return "— (unstable)" if speed is not None and speed.status == UNSTABLE else "—"
-    return ratio_text(speed.shown) + (" (same network: noise)" if speed.status == SAME_NETWORK else "")
+    return ratio_text(speed.shown) + _qualifier(speed.status, speed.versus)
+
+
+def _qualifier(status: str, versus: str | None) -> str:
+    if status == SAME_NETWORK:
+        return " (same network: noise)"
+    return f" vs {versus}" if status == REFERENCE else ""
 
 
 def speedup_notes(rows: Sequence[Row]) -> list[tuple[Row, str]]:
@@ -126,8 +133,8 @@ def group_speedup_cell(group: SeedGroup) -> str:
     if not shown:
         return "— (unstable)" if any(s.status == UNSTABLE for s in speeds) else "—"
     text = ratio_text(sum(shown) / len(shown))
-    if all(s.status == SAME_NETWORK for s in speeds):
-        text += " (same network: noise)"
+    if len({(s.status, s.versus) for s in speeds}) == 1:  # one kind of ratio: say which
+        text += _qualifier(speeds[0].status, speeds[0].versus)
     return text + (f" ({len(shown)} of {group.n} paired)" if len(shown) < group.n else f" (mean of {group.n})")
 
 
@@ -210,11 +217,13 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
         "p50_ms": row.p50_ms, "latency": None if row.latency is None else row.latency.to_dict(),
         "bench_run": None if row.bench_run is None else
         _relative(row.bench_run, base), "source": None if row.source is None else _relative(row.source, base),
-        "speedup_vs_source": None if row.speedup is None else row.speedup.shown,
+        "speedup_vs_source": None if row.speedup is None else row.speedup.vs_source,
+        "speedup_vs_reference": row.speedup.shown if row.speedup and row.speedup.status == REFERENCE else None,
+        "reference": None if row.speedup is None else row.speedup.versus,
         "speedup": None if row.speedup is None else {
             "status": row.speedup.status, "ratio": row.speedup.ratio, "per_round": list(row.speedup.per_round),
             "bench_run": None if row.speedup.bench_run is None else _relative(row.speedup.bench_run, base),
-            "note": row.speedup.note},
+            "note": row.speedup.note, "versus": row.speedup.versus},
         "pareto": row.pareto, "notes": row.notes,
     }
 
@@ -248,7 +257,8 @@ def legend(comparison: Comparison) -> str:
             f"{comparison.backend}, batch {comparison.batch}, on {comparison.device or '?'} with "
             f"{comparison.threads or '?'} thread(s) (from bench runs); ★ = Pareto-optimal in accuracy × latency "
             f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
-            f"derived from, both timed interleaved in one bench session (paired); — when there is no such timing or "
+            f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
+            f"search.reference as the search timed them interleaved (\"vs NAME\"); — when there is no such timing or "
             f"it was unstable")
 
 

@@ -14,6 +14,7 @@ speed-up is source p50 / model p50 from such a session, and it is reported only 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +27,7 @@ PAIRED = "paired"
 SAME_NETWORK = "same network"
 UNSTABLE = "unstable"
 UNPAIRED = "unpaired"
+REFERENCE = "vs reference"   # a search's chosen network against search.reference, from the search's own paired timing
 
 
 @dataclass(frozen=True)
@@ -63,17 +65,41 @@ class Session:
 @dataclass(frozen=True)
 class SpeedUp:
     """A model against the one it was derived from. `ratio` = source p50 / this p50 (> 1: faster), from one paired
-    session (`bench_run`); shown only when status is `paired` or `same network` (then the difference is noise)."""
+    session (`bench_run`); shown only when status is `paired` or `same network` (then the difference is noise).
+    A search run, which derives from no model, is instead shown against its search.reference (`versus`)."""
 
-    status: str                       # paired | same network | unstable | unpaired
+    status: str                       # paired | same network | unstable | unpaired | vs reference
     ratio: float | None = None
     per_round: tuple[float, ...] = ()
     bench_run: Path | None = None
     note: str | None = None           # why it is not shown, or what it means
+    versus: str | None = None         # status `vs reference`: the reference model's name
 
     @property
     def shown(self) -> float | None:
-        return self.ratio if self.status in (PAIRED, SAME_NETWORK) else None
+        return self.ratio if self.status in (PAIRED, SAME_NETWORK, REFERENCE) else None
+
+    @property
+    def vs_source(self) -> float | None:
+        """The shown ratio when it is against the model's source (report.json `speedup_vs_source`)."""
+        return None if self.status == REFERENCE else self.shown
+
+
+def reference_speedup(run: RunInfo) -> SpeedUp | None:
+    """A search run's recorded speed-up over its search.reference (metrics `speedup_vs_reference`: the median of
+    the per-round ratios reference ÷ candidate, timed interleaved by the search), or None when it has none or the
+    record does not hold a finite positive number and the reference's name (run.json is untrusted input)."""
+    if run.command != "search":
+        return None
+    ratio = run.metrics.extra.get("speedup_vs_reference")
+    search = run.data.get("search")
+    settings = search.get("settings") if isinstance(search, dict) else None
+    name = settings.get("reference") if isinstance(settings, dict) else None
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0 \
+            or not isinstance(name, str) or not name:
+        return None
+    return SpeedUp(REFERENCE, float(ratio), bench_run=run.path, versus=name,
+                   note=f"over search.reference={name}, timed interleaved by the search itself")
 
 
 def sessions(runs: Sequence[RunInfo], origin: Callable[[Path | None], Path | None]) -> list[Session]:

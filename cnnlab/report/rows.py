@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from cnnlab.commands import commands_where
 from cnnlab.records import LatencyRecord
-from cnnlab.report.paired import SpeedUp, sessions, speedup
+from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 
 MODEL_COMMANDS = commands_where(produces_model=True)
@@ -56,7 +56,7 @@ class Row:
     bench_run: Path | None = None
     test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
     evaluate_run: Path | None = None
-    speedup: SpeedUp | None = None        # against `source` (None: no source row), from a paired session only
+    speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (run.json model.precision)
@@ -182,6 +182,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
             _attach_latency(row, benches.get(path, []), comparison)
         if row.source is not None and row.source in by_path:
             row.speedup = speedup(path, row.source, paired, matches, same_network)
+        else:
+            row.speedup = reference_speedup(row.run)
     return rows, left_out, comparison
 
 

@@ -246,3 +246,28 @@ def test_a_searched_network_shows_its_arch_string_beside_hand_picked_models(tmp_
     write_report(report, out)
     fields = {r["run"].split("/")[-1]: r for r in json.loads((out / "report.json").read_text())["rows"]}
     assert fields["searched"]["arch"] == arch and fields["picked"]["arch"] is None
+
+
+def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path) -> None:
+    """A search derives from no model, so its speed-up column was "—"; the search's own paired ratio over
+    search.reference is the figure a user searched for."""
+    out = tmp_path / "outputs"
+    searched = model_run(out, "search", "searched", 0.94, model="searched", arch="r32_w0.5_s1-k3e4x1",
+                         metrics={"speedup_vs_reference": 3.09})
+    _add_search_settings(searched, {"reference": "mobilenet_v2", "min_speedup": 1.5})
+    alone = model_run(out, "search", "no-reference", 0.93, model="searched")
+    forged = model_run(out, "search", "forged", 0.93, model="searched", metrics={"speedup_vs_reference": "fast"})
+    _add_search_settings(forged, {"reference": "mobilenet_v2"})
+    report = build_report(out)
+    assert _cell(report, "searched") == "3.09× faster vs mobilenet_v2"
+    assert _cell(report, alone.name) == "—" and _cell(report, forged.name) == "—"
+    write_report(report, out)
+    fields = {r["run"].split("/")[-1]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    assert fields["searched"]["speedup_vs_reference"] == 3.09 and fields["searched"]["reference"] == "mobilenet_v2"
+    assert fields["searched"]["speedup_vs_source"] is None  # not a speed-up over a source model
+    assert "speedup_vs_reference" in (out / "report.csv").read_text().splitlines()[0]
+
+
+def _add_search_settings(run_dir: Path, settings: dict) -> None:
+    record = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**record, "search": {"settings": settings}}))
