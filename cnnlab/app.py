@@ -22,10 +22,8 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import traceback
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -42,6 +40,7 @@ from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
+from cnnlab.interrupts import Interrupted, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
 from cnnlab.settings import check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
@@ -85,37 +84,6 @@ def job_subdir(num: Any) -> str:
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
 OmegaConf.register_new_resolver("cnnlab_run_dir", new_run_dir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("cnnlab_job_subdir", job_subdir, replace=True)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or a termination signal, with what the command line's one-line hint needs
-    (cnnlab.commands.interrupt_hint): how it stopped, the exit code, whether a checkpoint was kept."""
-
-    def __init__(self, how: str = "Ctrl-C", *, exit_code: int = 130) -> None:
-        super().__init__(how)
-        self.how = how
-        self.exit_code = exit_code
-        self.checkpoint_kept = False
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Within this block SIGTERM stops the run like Ctrl-C (Interrupted, exit code 143): the record says
-    interrupted and the last checkpoint stays resumable. Python handles signals in the main thread only;
-    elsewhere (a launcher's worker thread) SIGTERM keeps its default action."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        signal.signal(signum, signal.SIG_IGN)  # a repeated SIGTERM must not cut the clean-up short
-        raise Interrupted(signal.Signals(signum).name, exit_code=128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:
@@ -282,7 +250,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         if threads["source"] == "share":
             log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once", threads["torch"],
                      threads["usable_cores"], threads["jobs_in_parallel"])
-    with terminate_as_interrupt():
+    with signals_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
             check_config_files(hydra_cfg)

@@ -218,7 +218,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         from cnnlab.app import main  # heavy imports (torch) only past this point
 
         main(records_run=COMMANDS[command].records_run)
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.app.Interrupted carries what it knows)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
         typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
         print_error(interrupt_hint(command, typed, how=getattr(stop, "how", "Ctrl-C"),
                                    checkpoint_kept=getattr(stop, "checkpoint_kept", False)))

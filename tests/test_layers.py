@@ -15,7 +15,8 @@ RANK = {"data": 0, "models": 1, "engine": 2, "deploy": 3, "compress": 4, "search
         "records": 6, "runs": 6, "report": 6, "context": 6, "settings": 6, "weights": 6,
         "steps": 7, "pipelines": 8, "app": 9, "cli": 9, "listing": 9, "__main__": 9}
 # Shared leaves: they import no layer, so any layer may read them.
-LEAVES = {"errors", "errors_view", "fileio", "console", "conftree", "commands", "environment", "__version__"}
+LEAVES = {"errors", "errors_view", "fileio", "console", "conftree", "commands", "environment", "interrupts",
+          "__version__"}
 KNOWN_EXCEPTIONS = {("cnnlab/deploy/subject.py", "runs")}  # deploy/subject.py takes a runs.Source (to remove)
 
 

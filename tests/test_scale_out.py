@@ -164,7 +164,7 @@ def test_a_remote_failure_reads_as_the_jobs_error_and_its_log() -> None:
 
 # ------------------------------------------------------------------------------------------ preemption
 def _interrupt_at_checkpoint(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
-    """Ctrl-C (as SIGTERM does, cnnlab.app.terminate_as_interrupt) right after the `number`-th last.pt of
+    """Ctrl-C (as SIGTERM does, cnnlab.interrupts.signals_as_interrupt) right after the `number`-th last.pt of
     this test is written."""
     save_state, calls = Trainer._save_state, []
 

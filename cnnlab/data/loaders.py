@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from cnnlab.interrupts import raise_if_interrupted
 
 
 def seed_worker(worker_id: int) -> None:
@@ -15,6 +18,18 @@ def seed_worker(worker_id: int) -> None:
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
+
+
+class InterruptibleLoader(DataLoader):
+    """A DataLoader that raises, between batches, a Ctrl-C or SIGTERM whose exception Python dropped (one that
+    arrived inside a weakref callback or a finaliser; cnnlab/interrupts.py). Every long loop in cnnlab — training,
+    evaluation, calibration, the kNN monitor, feature caches — reads its batches from one of these, so none of them
+    runs on after such a signal."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for batch in super().__iter__():
+            raise_if_interrupted()
+            yield batch
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
@@ -28,7 +43,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     run draws the same augmentations as an uninterrupted one, with or without workers.
     """
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
+    return InterruptibleLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
                       worker_init_fn=seed_worker, pin_memory=torch.cuda.is_available(),
                       persistent_workers=workers > 0, multiprocessing_context=worker_context() if workers else None)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from cnnlab.deploy.peak import physical_cores
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
+from cnnlab.interrupts import raise_if_interrupted
 
 if TYPE_CHECKING:  # deploy.bench imports torch; `cnnlab report` reads the stability rule below without it
     from cnnlab.deploy.bench import LatencyStats, TimingPlan
@@ -125,6 +126,7 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
     for _ in range(settings.rounds):
         for batch in settings.batch_sizes:
             for name, path in files.items():
+                raise_if_interrupted()  # a Ctrl-C dropped inside onnxruntime's clean-up still stops the timing
                 rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
                                                      device=settings.device, plan=plan,
                                                      flops=flops.get(name) if isinstance(flops, Mapping) else flops,

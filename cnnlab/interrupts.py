@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM stop a run as an `Interrupted` exception, and one that Python drops is raised again.
+
+Python raises KeyboardInterrupt wherever the main thread is when the signal arrives. Inside a weakref callback,
+a `__del__` or a garbage-collector finaliser (PyTorch, Optuna and onnxruntime all run some), the exception is
+printed as "Exception ignored in: ..." and dropped, and the run carries on as if nothing happened (one Ctrl-C
+in about five during a search). The handler here also remembers the interrupt, and `raise_if_interrupted()`,
+which every long loop calls at a step boundary, raises it again there.
+
+SIGTERM (what schedulers send before they kill a job, e.g. SLURM's preemption) is handled like Ctrl-C with exit
+code 143, so the run record says interrupted and the last checkpoint stays resumable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a termination signal, with what the command line's one-line hint needs
+    (cnnlab.commands.interrupt_hint): how it stopped, the exit code, whether a checkpoint was kept."""
+
+    def __init__(self, how: str = "Ctrl-C", *, exit_code: int = 130) -> None:
+        super().__init__(how)
+        self.how = how
+        self.exit_code = exit_code
+        self.checkpoint_kept = False
+
+
+# (how, exit code) of the signal received inside `signals_as_interrupt`, until the block ends
+_pending: tuple[str, int] | None = None
+
+
+def raise_if_interrupted() -> None:
+    """Raise `Interrupted` if a Ctrl-C or SIGTERM arrived in this run, even if Python dropped the exception it
+    raised at the time. One global read: cheap enough for every training step."""
+    if _pending is not None:
+        raise Interrupted(_pending[0], exit_code=_pending[1])
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are
+    remembered for `raise_if_interrupted`. A repeated SIGTERM is ignored, so it cannot cut the clean-up short; a
+    second Ctrl-C still interrupts the clean-up, as it always does. Python handles signals in the main thread
+    only; elsewhere (a launcher's worker thread) both keep their previous handling."""
+    global _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        global _pending
+        how, code = ("Ctrl-C", 130) if signum == signal.SIGINT else (signal.Signals(signum).name, 128 + signum)
+        if signum != signal.SIGINT:
+            signal.signal(signum, signal.SIG_IGN)
+        _pending = _pending or (how, code)
+        raise Interrupted(how, exit_code=code)
+
+    # A process told to ignore Ctrl-C (SIG_IGN: e.g. a helper that its parent stops) keeps ignoring it.
+    signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        _pending = None
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, which cannot be restored from here
+                signal.signal(signum, handler)
