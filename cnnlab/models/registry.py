@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import torchvision.models as tvm
 from torch import nn
@@ -155,19 +155,20 @@ MODELS: dict[str, ModelEntry] = {
 ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v2"}
 
 
-def canonical_name(name: str, *, role: str = "model") -> str:
+def canonical_name(name: str, *, role: str = "model", refused: Collection[str] = ()) -> str:
     """The registry key for `name` (case-insensitive; aliases resolved). `role` names the setting in errors
-    (model, teacher, student)."""
+    (model, teacher, student); `refused`: models the caller rejects with a reason of its own, never offered."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key in MODELS:
         return key
-    choices = [*MODELS, *ALIASES]
-    close = difflib.get_close_matches(key, choices, n=1)
+    names = [n for n in MODELS if n not in refused]
+    aliases = {alias: target for alias, target in ALIASES.items() if target not in refused}
+    close = difflib.get_close_matches(key, [*names, *aliases], n=1)
     hint = f"did you mean {role}={close[0]}? " if close else ""
-    aliases = ", ".join(f"{alias} → {target}" for alias, target in ALIASES.items())
+    listed = ", ".join(f"{alias} → {target}" for alias, target in aliases.items())
     raise CnnlabError(f"unknown {role} {name!r}",
-                      fix=f"{hint}choose one of: {', '.join(MODELS)} (aliases: {aliases})")
+                      fix=f"{hint}choose one of: {', '.join(names)}" + (f" (aliases: {listed})" if listed else ""))
 
 
 def get_entry(name: str) -> ModelEntry:

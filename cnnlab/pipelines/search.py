@@ -33,17 +33,20 @@ from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.steps.recording import fit_metrics, save_and_record
-from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.resume import ResumePoint, apply_resume
 from cnnlab.steps.search_trials import REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, chosen_candidate, train_chosen
 from cnnlab.steps.training import setup_runtime
 from cnnlab.models import model_options
 from cnnlab.weights import InitialWeights, resolve_weights
 
 TRIALS_CSV, PARETO_PNG = "trials.csv", "pareto.png"
+# What resume= continues: the study, opened before the first trial (the final training's last.pt replaces it
+# as the checkpoint once that starts; a run holding last.pt holds its study too).
+SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials")
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    cfg, resume_from = apply_resume(cfg, ctx)
+    cfg, resume_from = apply_resume(cfg, ctx, SEARCH_STATE)
     settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
     space = SearchSpace.from_mapping(_space_name(ctx), OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
     check_runtime(settings.latency)
@@ -59,7 +62,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)
     ctx.record.add_artifact("study", ctx.path(STUDY_FILE))
-    ctx.record.add_artifact("checkpoint", ctx.path(STUDY_FILE))  # what resume=true continues, until last.pt
+    ctx.record.add_artifact("checkpoint", ctx.path(SEARCH_STATE.file))
     ctx.record.update(search={"space": space.describe(), "settings": settings.describe()})
     again = requeue_interrupted(study) if carried else []
     done = len(finished_trials(study))

@@ -113,7 +113,8 @@ class SearchSettings:
             return None, None
         from cnnlab.models import canonical_name
 
-        name = canonical_name(str(name), role="search.reference")
+        # `searched` is refused below with its reason, so an unknown name is not offered it
+        name = canonical_name(str(name), role="search.reference", refused=("searched",))
         if name == "searched":  # without an architecture string it is only MobileNetV2 under another name
             raise CnnlabError("search.reference=searched names no architecture: the reference is a zoo model",
                               fix="use e.g. search.reference=mobilenet_v2 (or mobilenet_v3_small, resnet18, lenet5)")

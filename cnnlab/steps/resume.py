@@ -3,6 +3,7 @@ rebuild its saved configuration with the overrides the user may change on resumi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,22 @@ from cnnlab.runs import (RESUMABLE_STATUSES, SAVED_CONFIG, STATE_FILE, RunInfo, 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
 
 
-def apply_resume(cfg: DictConfig, ctx: RunContext) -> tuple[DictConfig, Path | None]:
-    """(config to use, training state to resume from). Without resume= this is (cfg, None)."""
-    run = resume_target(cfg, ctx)
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a command's run continues from: `file`, the one it registers as its "checkpoint" artifact, and when a
+    run has written it (`written`, completing "a run that ..."), for the errors about a run without one."""
+
+    file: str
+    written: str
+
+
+TRAINING_STATE = ResumePoint(STATE_FILE, "completed at least one epoch")
+
+
+def apply_resume(cfg: DictConfig, ctx: RunContext,
+                 point: ResumePoint = TRAINING_STATE) -> tuple[DictConfig, Path | None]:
+    """(config to use, `point`'s file to resume from). Without resume= this is (cfg, None)."""
+    run = resume_target(cfg, ctx, point)
     if run is None:
         return cfg, None
     ctx.record.update(resumed_from=str(run.path.resolve()))
@@ -38,9 +52,10 @@ def save_effective_config(cfg: DictConfig, ctx: RunContext) -> None:
         write_text(ctx.run_dir / SAVED_CONFIG, OmegaConf.to_yaml(cfg))
 
 
-def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
+def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAINING_STATE) -> RunInfo | None:
     """The run named by `resume=`: true → the newest interrupted, failed or dead (killed: recorded `running`,
-    its process gone) run of this command that holds a last.pt; a folder → that run, unless it still runs."""
+    its process gone) run of this command that holds a checkpoint (`point`: what the errors name); a folder →
+    that run, unless it still runs."""
     spec = cfg.get("resume")
     if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
         return None
@@ -57,13 +72,13 @@ def resume_target(cfg: DictConfig, ctx: RunContext) -> RunInfo | None:
         run = candidates[-1] if candidates else None
         if run is None:
             raise CnnlabError(f"resume=true: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
-                              f"a {STATE_FILE} in {ctx.outputs}/",
+                              f"a {point.file} in {ctx.outputs}/",
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(Path(str(spec)).expanduser())
     if run.artifact("checkpoint") is None:
-        raise CnnlabError(f"resume={spec}: the run has no {STATE_FILE} to resume from",
-                          fix="pick a run that completed at least one epoch")
+        raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
+                          fix=f"pick a run that {point.written}")
     process = run.data.get("process") or {}
     if run.status == "running" and process_alive(process):
         raise CnnlabError(f"resume={spec}: that run is still running (pid {process.get('pid')} on "

@@ -195,6 +195,8 @@ class TrialRunner:
         validation top-1."""
         recipe = replace(Recipe.from_config(cfg), epochs=self.settings.proxy_epochs)
         train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)
+        check_proxy_batch(self.space, recipe.batch_size, len(train_set), len(data.train),
+                          self.settings.proxy_train_fraction)
         loaders = make_loaders(recipe, self.runtime, train_set, data.val, workers=loader_workers(recipe, data))
         objective = RungValidation(classification_objective(recipe, len(data.classes)), self.study, trial,
                                    latency, self.settings)
@@ -217,6 +219,36 @@ def proxy_subset(train: Any, fraction: float, seed: int) -> Any:
     count = max(1, round(len(train) * fraction))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
     return Subset(train, sorted(order.tolist()))
+
+
+BATCH_KEY = "trainer.batch_size"
+
+
+def check_proxy_batch(space: SearchSpace, batch: int, proxy: int, full: int, fraction: float) -> None:
+    """A batch size that the space sets (samples, or fixes) and the proxy training set (`proxy` of `full` images)
+    cannot fill: CnnlabError with fixes that reach it — trainer.batch_size= cannot, the space overrides it — a
+    larger search.proxy_train_fraction (when the split holds the space's largest batch), or the space's batch
+    sizes narrowed to what fits (a Hydra dict override merges into the space's entry)."""
+    param = space.param(BATCH_KEY)
+    if batch <= proxy or (param is None and BATCH_KEY not in space.fixed):
+        return  # make_loaders' own error names trainer.batch_size, which then does set it
+    if param is None:
+        how, largest, override = "fixes", int(space.fixed[BATCH_KEY]), f"space.fixed={{{BATCH_KEY}:{proxy}}}"
+    elif param.type == "categorical":
+        how, largest = "samples", max(int(c) for c in param.choices)
+        fits = [int(c) for c in param.choices if int(c) <= proxy] or [proxy]
+        override = f"space.params={{{BATCH_KEY}:{{choices:[{','.join(map(str, fits))}]}}}}"
+    else:
+        how, largest = "samples", int(param.high)  # type: ignore[arg-type]
+        override = f"space.params={{{BATCH_KEY}:{{low:{min(int(param.low), proxy)},high:{proxy}}}}}"  # type: ignore[arg-type]
+    narrow = f"narrow the space's batch sizes to at most {proxy}: '{override}'"
+    needed = -(-largest * 100 // full) / 100  # the smallest fraction, in hundredths, whose share holds `largest`
+    fix = (f"trainer.batch_size= cannot change it: use search.proxy_train_fraction={needed:g} (room for the space's "
+           f"largest, {largest}), or {narrow}" if needed <= 1 else
+           f"trainer.batch_size= cannot change it, and even the whole training split ({full} images) is smaller than "
+           f"the space's largest ({largest}): {narrow}")
+    raise CnnlabError(f"{BATCH_KEY}={batch} (space {space.name} {how} it) is larger than the proxy training set "
+                      f"({proxy} images: search.proxy_train_fraction={fraction:g} of {full})", fix=fix)
 
 
 TRIAL_ERRORS = (NonFiniteLoss,)  # a diverging candidate fails its trial, not the search

@@ -7,12 +7,14 @@ import sys
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import optuna
 import pytest
 
 from cnnlab.engine.checkpoint import read_checkpoint
+from cnnlab.errors import CnnlabError
 from cnnlab.models.searched import parse_arch
 from cnnlab.steps.search_trials import TrialRunner
 from helpers import hinted_command, read_run, run_dirs
@@ -218,3 +220,64 @@ def test_the_plot_draws_the_latency_constraint_on_its_own_axis() -> None:
     assert latency_limit(relative, paired) == (1 / 1.6, "search.min_speedup=1.6")  # candidate ÷ reference axis
     assert latency_limit(SearchSettings.from_config(base), plain) == (2.0, "search.max_latency_ms=2")
     assert latency_limit(SearchSettings.from_config({**base, "reference": "lenet5"}), paired) is None
+
+
+SETTINGS = {"trials": 1, "proxy_epochs": 1, "proxy_train_fraction": 1, "population": 2, "eta": 2, "min_rung_trials": 1}
+
+
+def test_an_unknown_reference_offers_only_names_search_reference_accepts() -> None:
+    """`searched` is refused as a reference (no architecture): an unknown name's fix must not offer it, not even as
+    the close match of `search`; every name it offers, followed, is accepted."""
+    from cnnlab.search.settings import SearchSettings
+
+    for typo in ("nonsense", "search"):
+        with pytest.raises(CnnlabError) as err:
+            SearchSettings.from_config({**SETTINGS, "reference": typo})
+        fix = str(err.value.fix)
+        assert "searched" not in fix, fix
+        offered = fix.split("choose one of: ")[1].split(" (aliases")[0].split(", ")
+        assert {"lenet5", "mobilenet_v2", "resnet18"} <= set(offered), offered
+        for name in offered:
+            assert SearchSettings.from_config({**SETTINGS, "reference": name}).reference == name
+
+
+def test_resume_with_no_search_to_continue_names_the_study_it_would_continue(cli, outputs: Path) -> None:
+    """A search resumes from its study.db (the checkpoint it registers), not from a training's last.pt."""
+    line = _one_line(cli("search", "resume=true", *DATA))
+    assert "no interrupted or failed (or killed) `cnnlab search` run with a study.db in " in line, line
+    assert "last.pt" not in line
+    refused = run_dirs(outputs, "search")[0]  # stopped before its study was opened
+    line = _one_line(cli("search", f"resume={refused}"))
+    assert f"resume={refused}: the run has no study.db to resume from — pick a run that started its trials" in line
+
+
+def test_a_batch_size_the_space_samples_gets_a_fix_that_reaches_it(cli, outputs: Path) -> None:
+    """space=hparams samples trainer.batch_size in {32, 64, 128}: a proxy set of 16 images fills none of them, and
+    trainer.batch_size= (DATA sets 16) cannot help, the space overrides it. The fix narrows the space's choices."""
+    hparams = ["space=hparams", "model=lenet5", *DATA, *QUICK, "search.proxy_train_fraction=0.25"]
+    line = _one_line(cli("search", *hparams))
+    assert ("(space hparams samples it) is larger than the proxy training set (16 images: "
+            "search.proxy_train_fraction=0.25 of 64)") in line, line
+    assert "use trainer.batch_size=" not in line and "the space's largest (128)" in line
+    override = re.findall(r"'([^']+)'", line)[-1]
+    assert override == "space.params={trainer.batch_size:{choices:[16]}}"
+    followed = cli("search", *hparams, override)
+    assert followed.code == 0, followed.output
+    completed = next(d for d in run_dirs(outputs, "search") if read_run(d)["status"] == "completed")
+    assert read_run(completed)["search"]["overrides"]["trainer.batch_size"] == 16
+
+
+def test_the_proxy_fraction_the_batch_fix_names_holds_the_spaces_largest_batch() -> None:
+    from cnnlab.search.space import SearchSpace
+    from cnnlab.steps.search_trials import check_proxy_batch, proxy_subset
+
+    sampled = SearchSpace.from_mapping("hparams", {"kind": "hparams", "params": {
+        "trainer.batch_size": {"type": "categorical", "choices": [32, 64, 128]}}})
+    for full in (128, 200, 256, 333, 1000):
+        with pytest.raises(CnnlabError) as err:
+            check_proxy_batch(sampled, 32, 13, full, 0.05)
+        fraction = float(re.findall(r"use search.proxy_train_fraction=([0-9.]+) ", str(err.value.fix))[0])
+        assert len(proxy_subset(list(range(full)), fraction, seed=0)) >= 128, (full, fraction)  # the fix, followed
+    lr_only = SearchSpace.from_mapping("lr", {"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.01,
+                                                                                       "high": 0.1}}})
+    check_proxy_batch(lr_only, 32, 13, 256, 0.05)  # trainer.batch_size= does set it: make_loaders' own message
