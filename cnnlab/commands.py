@@ -25,6 +25,7 @@ class CommandInfo:
     # keeps last.pt after every epoch and continues from it with resume=RUN; the pipeline resumes such a stage
     # (distill too: resume= restores its saved config and keeps the teacher the run started with)
     resumable: bool = False
+    kept_note: str = "the last completed epoch's checkpoint is kept"  # what an interrupted resumable run keeps
     rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
     produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
@@ -99,6 +100,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab export source=latest:search"),
         extra_groups=("space",),
         resumable=True,
+        kept_note="the study (study.db: every finished trial) is kept",
         produces_model=True,
     ),
     "prune": CommandInfo(
@@ -235,7 +237,7 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     otherwise the same command line again (`args`: what followed `cnnlab COMMAND`)."""
     info = COMMANDS[command]
     if info.resumable and checkpoint_kept:
-        return (f"interrupted ({how}) — the last completed epoch's checkpoint is kept; "
+        return (f"interrupted ({how}) — {info.kept_note}; "
                 f"continue with `cnnlab {command} resume=true`")
     again = shlex.join(["cnnlab", command, *args])
     if info.rerun_note:

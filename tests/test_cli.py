@@ -155,6 +155,9 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
             hint = interrupt_hint(name, ["a=1"], checkpoint_kept=kept)
             command = hinted_command(hint)
             assert command == ([name, "resume=true"] if info.resumable and kept else [name, "a=1"]), hint
+    # what is kept is what resume= continues: a search keeps its study, not an epoch's checkpoint
+    assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
+    assert "epoch's checkpoint" in interrupt_hint("pretrain", [], checkpoint_kept=True)
 
 
 def test_facts_about_commands_come_from_the_one_table() -> None:
