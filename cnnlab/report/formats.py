@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from cnnlab.deploy.bench_report import ratio_text
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNSTABLE
@@ -284,7 +285,7 @@ def rich_table(groups: Sequence[SeedGroup], base: Path, title: str) -> Table:
     for column in shown:
         table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right")
     for line, style in lines:
-        table.add_row(*line, style=style)
+        table.add_row(*map(Text, line), style=style)  # cells hold run.json text: never read as rich markup
     return table
 
 
@@ -296,7 +297,7 @@ def rich_differences(groups: Sequence[SeedGroup], base: Path, title: str) -> Tab
     for column in DIFFERENCE_COLUMNS:
         table.add_column(column, justify="left" if column in ("run", "model", "difference", "verdict") else "right")
     for line in found:
-        table.add_row(*line)
+        table.add_row(*map(Text, line))
     return table
 
 

@@ -27,6 +27,7 @@ PAIRED = "paired"
 SAME_NETWORK = "same network"
 UNSTABLE = "unstable"
 UNPAIRED = "unpaired"
+PLAUSIBLE_RATIO = 1e4          # a recorded search speed-up beyond 10,000× either way is a damaged record, not a timing
 REFERENCE = "vs reference"   # a search's chosen network against search.reference, from the search's own paired timing
 
 
@@ -88,15 +89,16 @@ class SpeedUp:
 def reference_speedup(run: RunInfo) -> SpeedUp | None:
     """A search run's recorded speed-up over its search.reference (metrics `speedup_vs_reference`: the median of
     the per-round ratios reference ÷ candidate, timed interleaved by the search), or None when it has none or the
-    record does not hold a finite positive number and the reference's name (run.json is untrusted input)."""
+    record does not hold a plausible ratio (within PLAUSIBLE_RATIO either way) and the reference's name (run.json is
+    untrusted input)."""
     if run.command != "search":
         return None
     ratio = run.metrics.extra.get("speedup_vs_reference")
     search = run.data.get("search")
     settings = search.get("settings") if isinstance(search, dict) else None
     name = settings.get("reference") if isinstance(settings, dict) else None
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0 \
-            or not isinstance(name, str) or not name:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
+            or not 1 / PLAUSIBLE_RATIO <= ratio <= PLAUSIBLE_RATIO or not isinstance(name, str) or not name:
         return None
     return SpeedUp(REFERENCE, float(ratio), bench_run=run.path, versus=name,
                    note=f"over search.reference={name}, timed interleaved by the search itself")

@@ -258,9 +258,11 @@ def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path
     alone = model_run(out, "search", "no-reference", 0.93, model="searched")
     forged = model_run(out, "search", "forged", 0.93, model="searched", metrics={"speedup_vs_reference": "fast"})
     _add_search_settings(forged, {"reference": "mobilenet_v2"})
+    huge = model_run(out, "search", "huge", 0.93, model="searched", metrics={"speedup_vs_reference": 1e300})
+    _add_search_settings(huge, {"reference": "mobilenet_v2"})
     report = build_report(out)
     assert _cell(report, "searched") == "3.09× faster vs mobilenet_v2"
-    assert _cell(report, alone.name) == "—" and _cell(report, forged.name) == "—"
+    assert _cell(report, alone.name) == "—" and _cell(report, forged.name) == "—" and _cell(report, huge.name) == "—"
     write_report(report, out)
     fields = {r["run"].split("/")[-1]: r for r in json.loads((out / "report.json").read_text())["rows"]}
     assert fields["searched"]["speedup_vs_reference"] == 3.09 and fields["searched"]["reference"] == "mobilenet_v2"
@@ -271,3 +273,17 @@ def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path
 def _add_search_settings(run_dir: Path, settings: dict) -> None:
     record = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**record, "search": {"settings": settings}}))
+
+
+def test_text_from_run_json_is_printed_as_written_not_read_as_rich_markup(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from cnnlab.report.formats import rich_table
+    from cnnlab.report.seeds import group_by_seed
+
+    out = tmp_path / "outputs"
+    model_run(out, "finetune", "odd", 0.9, model="[bold red]EVIL[/]")
+    report = build_report(out)
+    console = Console(record=True, width=300)
+    console.print(rich_table(group_by_seed(report.rows), out, "digits"))
+    assert "[bold red]EVIL[/]" in console.export_text()
