@@ -11,6 +11,7 @@ import pytest
 
 from cnnlab.compress.quantization import CALIBRATION_CACHE, quantized_ops, speedup
 from cnnlab.compress.quantization.formats import is_x86
+from cnnlab.compress.quantization.selection import MIN_NOISE
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
 from cnnlab.engine.checkpoint import load_model
 from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
@@ -91,9 +92,16 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
         assert c["file_bytes"] < fp32["file_bytes"] / 2
     assert "QLinearConv" in candidates["qop_u8s8"]["int8_ops"] and "QuantizeLinear" in candidates["qdq_u8s8"]["int8_ops"]
     fastest = max(candidates.values(), key=lambda c: c["speedup"])
-    assert report["chosen"] == metrics["format"] == fastest["name"] and report["within_budget"]
-    assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
-    assert report["deploy_runtimes"] == ["onnxruntime"] and fastest["loads_on"] == {"onnxruntime": "loads"}
+    chosen = candidates[report["chosen"]]
+    assert report["chosen"] == metrics["format"] and report["within_budget"]
+    if chosen is fastest:
+        assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
+    else:  # the selection rule's tie: a QDQ file (read by more runtimes) within timing noise of a faster QOperator one
+        assert chosen["name"].startswith("qdq_") and fastest["name"].startswith("qop_")
+        assert chosen["speedup"] >= fastest["speedup"] * (1 - MIN_NOISE)  # one round: no spread, the floor
+        assert report["reason"].startswith(f"{chosen['name']} (") and f"within timing noise of the fastest, " \
+            f"{fastest['name']}" in report["reason"]
+    assert report["deploy_runtimes"] == ["onnxruntime"] and chosen["loads_on"] == {"onnxruntime": "loads"}
     calibration = report["calibration"]
     assert {k: calibration[k] for k in ("method", "batches", "images", "split")} == {
         "method": "minmax", "batches": 2, "images": 32, "split": "train (deterministic transforms)"}
@@ -102,13 +110,13 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     # FP32 ONNX on the validation split is the source model on it: the accuracy the source run recorded
     assert fp32["val_acc"] == pytest.approx(read_run(source)["metrics"]["val_acc"]) and fp32["val_acc"] > 0.25
 
-    assert metrics["val_acc"] == fastest["acc"] and metrics["fp32_val_acc"] == fp32["val_acc"]
-    assert metrics["acc_drop"] == pytest.approx(fp32["val_acc"] - fastest["acc"])
-    assert metrics["speedup"] == pytest.approx(fastest["speedup"]) == pytest.approx(metrics["speedup_b1"])
+    assert metrics["val_acc"] == chosen["acc"] and metrics["fp32_val_acc"] == fp32["val_acc"]
+    assert metrics["acc_drop"] == pytest.approx(fp32["val_acc"] - chosen["acc"])
+    assert metrics["speedup"] == pytest.approx(chosen["speedup"]) == pytest.approx(metrics["speedup_b1"])
     assert metrics["onnx_bytes_int8"] == (run_dir / "model.onnx").stat().st_size < metrics["onnx_bytes_fp32"]
     assert record["artifacts"] == {"onnx": "model.onnx", **({"calibration": "calibration.json"}
                                                              if CALIBRATION_CACHE else {})}
-    assert record["model"]["precision"] == "int8" and record["model"]["quantization"] == fastest["name"]
+    assert record["model"]["precision"] == "int8" and record["model"]["quantization"] == chosen["name"]
     assert record["dataset"]["config"]["name"] == "synthetic"  # runs derived from this one find the same data
     assert not (run_dir / "candidates").exists()  # intermediate files are gone, their figures stay
 
@@ -118,7 +126,7 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     meta = read_onnx_metadata(model_file)
     _, checkpoint = load_model(source / "model.pt")
     assert meta["spec"] == checkpoint.spec and meta["classes"] == checkpoint.classes
-    assert meta["props"]["quantization"]["format"] == fastest["name"]
+    assert meta["props"]["quantization"]["format"] == chosen["name"]
     session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].name == "input"
     assert "chosen" in result.stdout and "qop_s8s8" in result.stdout
