@@ -40,7 +40,7 @@ from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
-from cnnlab.interrupts import Interrupted, signals_as_interrupt
+from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
 from cnnlab.settings import check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
@@ -256,17 +256,16 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_config_files(hydra_cfg)
             check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
             metrics = pipeline.run(cfg, ctx) or {}
-        except KeyboardInterrupt as stop:
-            interrupted = stop if isinstance(stop, Interrupted) else Interrupted()
-            _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
-            interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
-            if interrupted is stop:
-                raise
-            raise interrupted from stop
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
             raise
         except BaseException as exc:
+            if (interrupted := interruption_behind(exc)) is not None:  # Ctrl-C, or an error while unwinding one
+                _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
+                interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
+                if interrupted is exc:
+                    raise
+                raise interrupted from exc
             if is_disk_full(exc) or is_disk_full(exc.__cause__):  # type: ignore[arg-type]
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.

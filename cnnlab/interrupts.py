@@ -40,6 +40,21 @@ def raise_if_interrupted() -> None:
         raise Interrupted(_pending[0], exit_code=_pending[1])
 
 
+def interruption_behind(exc: BaseException) -> Interrupted | None:
+    """The interrupt that `exc` is a consequence of, or None: a KeyboardInterrupt in its chain of causes and
+    contexts, or a Ctrl-C / SIGTERM received in this block. A second Ctrl-C during a library's clean-up after the
+    first leaves that library's own error instead (Optuna's `_run_trial`: "UnboundLocalError: updated_state"),
+    which is still the user stopping the run, not a bug."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return link if isinstance(link, Interrupted) else Interrupted()
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None if _pending is None else Interrupted(_pending[0], exit_code=_pending[1])
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from cnnlab.data.loaders import make_loader
-from cnnlab.interrupts import Interrupted, raise_if_interrupted, signals_as_interrupt
+from cnnlab.interrupts import Interrupted, interruption_behind, raise_if_interrupted, signals_as_interrupt
 
 
 class _Finalised:
@@ -39,7 +39,8 @@ def test_a_ctrl_c_dropped_inside_a_finaliser_is_raised_again_between_batches(mon
     assert len(seen) == 2 and stopped.value.how == "Ctrl-C" and stopped.value.exit_code == 130
 
 
-def test_the_remembered_interrupt_ends_with_its_block() -> None:
+def test_the_remembered_interrupt_ends_with_its_block(monkeypatch) -> None:
+    monkeypatch.setattr("sys.unraisablehook", lambda report: None)  # the drop is expected here
     with pytest.raises(Interrupted):
         with signals_as_interrupt():
             _ctrl_c_inside_a_finaliser()
@@ -63,3 +64,32 @@ def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it() -> None:
             raise_if_interrupted()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _raised(make):  # type: ignore[no-untyped-def]
+    try:
+        make()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects whatever was raised
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def _error_while_unwinding() -> None:
+    try:
+        raise KeyboardInterrupt
+    finally:
+        raise UnboundLocalError("cannot access local variable 'updated_state'")  # Optuna's _run_trial clean-up
+
+
+def test_an_error_raised_while_unwinding_a_ctrl_c_is_the_interrupt() -> None:
+    assert isinstance(interruption_behind(_raised(_error_while_unwinding)), Interrupted)
+    sigterm = Interrupted("SIGTERM", exit_code=143)
+    assert interruption_behind(RuntimeError("clean-up")) is None  # a plain bug stays a bug
+    wrapped = RuntimeError("clean-up")
+    wrapped.__cause__ = sigterm
+    assert interruption_behind(wrapped) is sigterm
+    with signals_as_interrupt():  # a signal received in the block, its exception swallowed by a library
+        _raised(lambda: signal.raise_signal(signal.SIGTERM))
+        behind = interruption_behind(ValueError("a library's error after it"))
+    assert behind is not None and behind.exit_code == 143
+    assert interruption_behind(ValueError("after the block")) is None
