@@ -25,7 +25,7 @@ from cnnlab.data import check_dataset
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json
-from cnnlab.runs import RUN_FILE, STATE_FILE
+from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
 from cnnlab.search.results import (best_feasible, front_table, latency_flops_correlation, no_candidate_met,
                                    plot_front, relative, write_trials_csv)
@@ -57,7 +57,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
 
     if resume_from is not None:
-        check_same_search(ctx, settings)
+        check_same_search(ctx, cfg)
     carried = carry_over(ctx, resume_from)
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)
@@ -116,20 +116,46 @@ def _space_name(ctx: RunContext) -> str:
     return str(HydraConfig.get().runtime.choices.get("space") or "space")
 
 
-def check_same_search(ctx: RunContext, settings: SearchSettings) -> None:
-    """A resumed search continues its study: every finished trial was timed, judged feasible and trained under the
-    original settings, so only search.trials may change (a new constraint would leave the old verdicts standing,
-    and trials it now admits were never trained). CnnlabError naming what differs."""
-    old = read_json(Path(str(ctx.record.data["resumed_from"])) / RUN_FILE)
-    saved = ((old.get("search") or {}).get("settings") or {})
-    now = settings.describe()
-    changed = [f"search.{key}={now[key]} (saved: {saved[key]})" for key in now
-               if key != "trials" and key in saved and saved[key] != now[key]]
+# What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
+# visibly it runs. Every other setting (search.*, dataset.*, the proxy recipe, the space, the seed) decided how the
+# finished trials were timed, judged and trained; a new value would leave their verdicts standing beside new ones.
+RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "trainer.workers", "trainer.log_every",
+                     "trainer.checkpoint_every", "device", "logger", "resume", "paths")
+
+
+def check_same_search(ctx: RunContext, cfg: DictConfig) -> None:
+    """A resumed search continues its study under the settings it started with: CnnlabError naming every setting
+    of `cfg` (the resumed config, this invocation's overrides applied) that differs from the interrupted run's
+    saved config, outside RESUME_MAY_CHANGE."""
+    saved = OmegaConf.load(Path(str(ctx.record.data["resumed_from"])) / SAVED_CONFIG)  # read by apply_resume already
+    before, now = _leaves(saved), _leaves(cfg)
+    changed = [f"{key}={_text(now.get(key))} (saved: {_text(before.get(key))})"
+               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+               and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
     if changed:
         raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
                           "new trials differently from the finished ones",
-                          fix="drop those overrides to resume (only search.trials may change), or start a new search "
-                              "without resume=")
+                          fix="drop those overrides to resume (only search.trials and trainer.epochs may change), "
+                              "or start a new search without resume=")
+
+
+def _leaves(cfg: DictConfig) -> dict[str, Any]:
+    """Every setting as dotted key → value (lists are values)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def _text(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:

@@ -49,22 +49,28 @@ def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
 
 
 def open_study(folder: Path, *, multi_objective: bool, seed: int, population: int, constrained: bool) -> optuna.Study:
-    """The study in `folder`/study.db, created or loaded (a resumed run continues its copy)."""
+    """The study in `folder`/study.db, created or loaded (a resumed run continues its copy).
+
+    A sampler's random state is not stored in the study, so a loaded study gets a sampler seeded with `seed` plus
+    the number of trials it holds: seeded with `seed` again, it would draw the interrupted run's first candidates
+    once more (NSGA-II's random first generation, TPE's startup trials) and spend the resumed run re-training them."""
     # cnnlab logs one line per trial itself, a failed one included: Optuna's "Trial N failed" warning carries a
     # traceback, printed before the one-line error of a CnnlabError raised inside a trial
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    constraints: Callable[[FrozenTrial], Sequence[float]] | None = \
-        constraints_of if constrained and not _TRIAL_CONSTRAINTS else None
-    if multi_objective:
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
-            population_size=population, seed=seed, constraints_func=constraints)
-        directions = ["maximize", "minimize"]
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints,
-                                             n_startup_trials=min(10, population))
-        directions = ["maximize"]
-    return optuna.create_study(storage=storage_url(folder), study_name=STUDY_NAME, sampler=sampler,
-                               directions=directions, load_if_exists=True)
+
+    def sampler(seed: int) -> optuna.samplers.BaseSampler:
+        constraints: Callable[[FrozenTrial], Sequence[float]] | None = \
+            constraints_of if constrained and not _TRIAL_CONSTRAINTS else None
+        if multi_objective:
+            return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=min(10, population))
+
+    study = optuna.create_study(storage=storage_url(folder), study_name=STUDY_NAME, sampler=sampler(seed),
+                                directions=["maximize", "minimize"] if multi_objective else ["maximize"],
+                                load_if_exists=True)
+    if held := len(study.get_trials(deepcopy=False)):
+        study.sampler = sampler(seed + held)
+    return study
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

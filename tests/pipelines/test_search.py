@@ -118,8 +118,10 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
 
     monkeypatch.setattr(TrialRunner, "proxy_train", real)
     changed = _one_line(cli("search", "resume=true", "search.max_params=1000"))  # old verdicts would stand
-    assert "search.max_params=1000 (saved: None) would judge new trials differently" in changed
-    assert "only search.trials may change" in changed
+    assert "search.max_params=1000 (saved: null) would judge new trials differently" in changed
+    assert "only search.trials and trainer.epochs may change" in changed
+    for other in ("dataset.image_size=32", "trainer.batch_size=8", "seed=1"):  # each decided a finished verdict
+        assert f"{other} (saved: " in _one_line(cli("search", "resume=true", other))
     resumed = cli("search", "resume=true")  # the fix, followed: the refused attempt continued nothing
     assert resumed.code == 0, resumed.output
     second = next(d for d in run_dirs(outputs, "search") if read_run(d)["status"] == "completed")
@@ -129,6 +131,43 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert len(finished) == 3 and finished[0].params == before[0].params  # the finished trial was kept
     assert finished[1].params == before[1].params and finished[1].user_attrs["latency_cached"]  # run again
     assert len(_study(first).trials) == 2  # the interrupted run is never written
+
+
+def test_a_second_ctrl_c_during_optunas_bookkeeping_is_still_an_interrupt(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second Ctrl-C of an impatient user lands in Optuna's _run_trial while it records the first: Optuna's
+    own clean-up then fails (UnboundLocalError 'updated_state'); that was exit 1 with a traceback."""
+    import optuna.study._optimize as optimize
+
+    real_proxy, real_tell = TrialRunner.proxy_train, optimize._tell_with_warning
+    calls = []
+
+    def interrupt_the_second(self, trial, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(trial.number)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_proxy(self, trial, *args, **kwargs)
+
+    def second_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("state") is not None:  # recording the interrupted trial
+            raise KeyboardInterrupt
+        return real_tell(*args, **kwargs)
+
+    monkeypatch.setattr(TrialRunner, "proxy_train", interrupt_the_second)
+    monkeypatch.setattr(optimize, "_tell_with_warning", second_ctrl_c)
+    stopped = cli("search", *FAST, "search.trials=3")
+    assert stopped.code == 130 and "Traceback" not in stopped.output, stopped.output
+    assert hinted_command(stopped.stderr) == ["search", "resume=true"]
+    first = run_dirs(outputs, "search")[0]
+    assert read_run(first)["status"] == "interrupted"
+    assert [t.state.name for t in _study(first).trials] == ["COMPLETE", "RUNNING"]  # Optuna never recorded it
+
+    monkeypatch.setattr(TrialRunner, "proxy_train", real_proxy)
+    monkeypatch.setattr(optimize, "_tell_with_warning", real_tell)
+    resumed = cli("search", "resume=true")
+    assert resumed.code == 0, resumed.output
+    second = next(d for d in run_dirs(outputs, "search") if read_run(d)["status"] == "completed")
+    assert [t.state.name for t in _study(second).trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
 
 
 def _one_line(result) -> str:  # type: ignore[no-untyped-def]

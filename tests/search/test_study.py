@@ -69,3 +69,20 @@ def test_an_interrupted_trial_runs_again_once(tmp_path: Path) -> None:
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert [t.system_attrs["fixed_params"] for t in waiting] == [study.trials[2].params, study.trials[3].params]
     assert study.trials[3].state == TrialState.FAIL
+
+
+def test_a_reloaded_study_draws_new_candidates_not_the_first_runs_again(tmp_path: Path) -> None:
+    """The sampler's random state is not stored: seeded as before, a resumed search drew (and re-trained) the
+    interrupted run's first candidates once more."""
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        return trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+
+    for multi_objective in (True, False):
+        folder = tmp_path / str(multi_objective)
+        folder.mkdir()
+        first = open_study(folder, multi_objective=multi_objective, seed=0, population=8, constrained=False)
+        first.optimize(objective if multi_objective else lambda t: objective(t)[0], n_trials=3)
+        resumed = open_study(folder, multi_objective=multi_objective, seed=0, population=8, constrained=False)
+        resumed.optimize(objective if multi_objective else lambda t: objective(t)[0], n_trials=3)
+        drawn = [t.params for t in resumed.trials]  # all six within the random first generation / startup trials
+        assert drawn[3:] != drawn[:3] and not set(map(str, drawn[3:])) & set(map(str, drawn[:3]))
