@@ -389,25 +389,38 @@ _START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "p
 
 
 def check_resume(spec: Any, command: str) -> None:
-    """`resume=RUN_FOLDER` must name a run of the same command: resume continues that run with its own config.
-    A run of another command is refused with the key that starts from it instead (model.weights=, source=)."""
-    from cnnlab.runs import RUN_FILE, load_run  # runs reads files; keep `settings` importable on its own
+    """`resume=` must name a run of the same command: resume continues that run with its own config. A run of
+    another command is refused with what does work: continuing it with its own command when it was interrupted
+    (it holds a checkpoint), else the key that starts from its model (model.weights=, source=); `latest:CMD` of
+    another command likewise."""
+    from cnnlab.runs import RESUMABLE_STATUSES, RUN_FILE, load_run  # runs reads files; keep `settings` importable
 
-    if spec is None or isinstance(spec, bool) or str(spec).lower() in ("true", "false", "yes", "no", "latest",
-                                                                         "none", "null"):
+    text = "" if spec is None or isinstance(spec, bool) else str(spec)
+    if text.lower().startswith("latest:"):
+        other = text.split(":", 1)[1]
+        if other != command:
+            raise CnnlabError(f"resume={text}: `cnnlab {command} resume=` continues an interrupted {command} run, "
+                              f"not a {other} run",
+                              fix=f"run `cnnlab {other} resume=true` to continue the {other} run, or `cnnlab {command} "
+                                  f"resume=true` for the latest interrupted {command} run")
         return
-    folder = Path(str(spec)).expanduser()
-    if not (folder / RUN_FILE).is_file():
-        return  # not a run folder: resolving resume= says so with its own message
+    folder = Path(text).expanduser()
+    if not text or not (folder / RUN_FILE).is_file():
+        return  # true/false, or not a run folder: resolving resume= says so with its own message
     run = load_run(folder)
     if run.command == command:
         return
-    start = _START_FROM_RUN.get(command)
-    instead = (f"to start from its model, run `cnnlab {command} {start}={spec}` (without resume=)" if start else
-               f"{command} starts from random weights; to train further from that run use "
-               f"`cnnlab finetune model.weights={spec}`")
-    raise CnnlabError(f"resume={spec} is a `cnnlab {run.command}` run, but `cnnlab {command} resume=` continues an "
-                      f"interrupted {command} run", fix=instead)
+    if run.status in RESUMABLE_STATUSES and run.artifact("checkpoint") is not None:
+        instead = f"to continue that run, use `cnnlab {run.command} resume={spec}`"
+    elif run.artifact("model") is None:
+        instead = f"pick a `cnnlab {command}` run (`cnnlab list runs` shows each run's command and status)"
+    elif start := _START_FROM_RUN.get(command):
+        instead = f"to start from its model, run `cnnlab {command} {start}={spec}` (without resume=)"
+    else:
+        instead = (f"{command} starts from random weights; to train further from that run use "
+                   f"`cnnlab finetune model.weights={spec}`")
+    raise CnnlabError(f"resume={spec} is a `cnnlab {run.command}` run ({run.status}), but `cnnlab {command} resume=` "
+                      f"continues an interrupted {command} run", fix=instead)
 
 
 def check_config(config: Mapping[str, Any], command: str) -> None:

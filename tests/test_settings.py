@@ -91,10 +91,14 @@ def test_composed_config_with_a_bad_override_is_refused() -> None:
         check_config(composed("distill", "teacher.weights=[1,2]"), "distill")
 
 
-def _run(tmp_path: Path, command: str) -> Path:
+def _run(tmp_path: Path, command: str, status: str = "completed", artifact: str | None = "model") -> Path:
     run_dir = tmp_path / command / "r"
     run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({"command": command, "status": "completed"}))
+    files = {"model": "model.pt", "checkpoint": "last.pt"}
+    if artifact:
+        (run_dir / files[artifact]).write_bytes(b"")
+    (run_dir / "run.json").write_text(json.dumps({"command": command, "status": status,
+                                                  "artifacts": {artifact: files[artifact]} if artifact else {}}))
     return run_dir
 
 
@@ -112,3 +116,25 @@ def test_resume_takes_a_run_of_the_same_command(tmp_path: Path, command: str, ru
     check_resume(str(_run(tmp_path / "same", command)), command)  # its own command: fine
     for spec in (None, True, "true", "latest", str(tmp_path / "nothing-here")):
         check_resume(spec, command)  # resolved (and refused) later with their own messages
+
+
+@pytest.mark.parametrize("status, artifact, fix", [
+    ("interrupted", "checkpoint", "to continue that run, use `cnnlab pretrain resume={run}`"),
+    ("failed", "checkpoint", "to continue that run, use `cnnlab pretrain resume={run}`"),
+    ("interrupted", None, "pick a `cnnlab search` run"),  # nothing to continue, no model to start from
+])
+def test_resume_given_another_commands_run_names_a_fix_that_works_for_it(tmp_path: Path, status: str,
+                                                                         artifact: str | None, fix: str) -> None:
+    """An interrupted pretrain run given to `search resume=` was sent to `finetune model.weights=`, which fails:
+    the run has no model.pt."""
+    run_dir = _run(tmp_path, "pretrain", status, artifact)
+    with pytest.raises(CnnlabError, match=f"is a `cnnlab pretrain` run \\({status}\\)") as info:
+        check_resume(str(run_dir), "search")
+    assert fix.format(run=run_dir) in (info.value.fix or "")
+
+
+def test_resume_latest_of_another_command_is_refused_with_the_command_that_continues_it() -> None:
+    check_resume("latest:search", "search")  # the same as resume=true
+    with pytest.raises(CnnlabError, match="resume=latest:pretrain: `cnnlab search resume=` continues") as info:
+        check_resume("latest:pretrain", "search")
+    assert "cnnlab pretrain resume=true" in (info.value.fix or "")

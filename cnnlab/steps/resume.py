@@ -1,5 +1,6 @@
-"""`resume=`: find the interrupted run to continue (a path, `true` for the latest of this command) and
-rebuild its saved configuration with the overrides the user may change on resuming."""
+"""`resume=`: find the interrupted run to continue (a run folder, or `true` / `latest` / `latest:CMD` for the latest
+interrupted run of this command) and rebuild its saved configuration with the overrides the user may change on
+resuming."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.runs import (RESUMABLE_STATUSES, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
+from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
 
 
@@ -59,7 +60,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
     spec = cfg.get("resume")
     if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
         return None
-    if spec is True or str(spec).lower() in ("true", "yes", "latest"):
+    if spec is True or str(spec).lower() in ("true", "yes", "latest", f"latest:{ctx.command}"):
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
@@ -75,7 +76,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                               f"a {point.file} in {ctx.outputs}/",
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
-    run = load_run(Path(str(spec)).expanduser())
+    run = load_run(_run_folder(str(spec), ctx.command))
     if run.artifact("checkpoint") is None:
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
@@ -85,6 +86,23 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                           f"{process.get('host')}); two trainings would write over each other",
                           fix=f"wait for it to finish, or stop it (kill {process.get('pid')}) and resume then")
     return run
+
+
+def _run_folder(spec: str, command: str) -> Path:
+    """The folder `resume=` names: CnnlabError in resume='s own terms (true or a run folder) when it names
+    nothing, or a file (its run folder is named instead)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        in_a_run = (path.parent / RUN_FILE).is_file()
+        raise CnnlabError(f"resume={spec} is a file; resume= takes the run folder that holds it",
+                          fix=f"pass its folder: `cnnlab {command} resume={path.parent}`" if in_a_run else
+                              f"pass resume=true or a `cnnlab {command}` run folder (`cnnlab list runs` shows them)")
+    if not (path / RUN_FILE).is_file():
+        raise CnnlabError(f"resume={spec}: {'no such folder' if not path.exists() else f'no {RUN_FILE} there'}, "
+                          "so no run to continue",
+                          fix=f"pass resume=true (the latest interrupted `cnnlab {command}` run) or a run folder "
+                              "that `cnnlab list runs` shows")
+    return path
 
 
 def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnlab.engine.checkpoint import load_model
-from helpers import TINY, only_run, read_run, run_dirs
+from helpers import TINY, hinted_command, only_run, read_run, run_dirs
 
 
 def saved_model_val_accuracy(run_dir: Path, record: dict) -> tuple[float, int]:
@@ -85,6 +85,31 @@ def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoi
 def test_resume_without_an_interrupted_run(cli) -> None:
     result = cli("pretrain", *TINY, "resume=true")
     assert result.code == 2 and "no interrupted or failed" in result.stderr
+
+
+def test_resume_given_what_is_not_a_run_of_this_command_names_a_fix_that_works(
+        cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    """A file was "damaged run.json", `latest:pretrain` (offered by source='s errors) was "not a run folder", and an
+    interrupted pretrain run given to `search resume=` was sent to `finetune model.weights=` — it has no model."""
+    assert cli("pretrain", *TINY).code == 130
+    ctrl_c_after_the_first_checkpoint()
+    interrupted = run_dirs(outputs, "pretrain")[0]
+    for spec, says in [(interrupted / "run.json", "is a file; resume= takes the run folder that holds it"),
+                       (interrupted / "missing", "no such folder, so no run to continue")]:
+        result = cli("pretrain", f"resume={spec}")
+        assert result.code == 2 and says in result.stderr and "Traceback" not in result.output, result.output
+    assert hinted_command(cli("pretrain", f"resume={interrupted / 'run.json'}").stderr) == ["pretrain",
+                                                                                           f"resume={interrupted}"]
+    other = cli("search", f"resume={interrupted}")
+    assert other.code == 2 and hinted_command(other.stderr) == ["pretrain", f"resume={interrupted}"]
+    followed = cli("pretrain", "resume=latest:pretrain")  # the same run as both hints name
+    assert followed.code == 0, followed.output
+    assert read_run(only_completed(outputs))["resumed_from"] == str(interrupted.resolve())
+
+
+def only_completed(outputs: Path) -> Path:
+    (run,) = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"]
+    return run
 
 
 def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
