@@ -27,7 +27,8 @@ def model_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
             if key in model_config and model_config[key] is not None}
 
 
-def create_model(name: str, num_classes: int, image_size: int, **arch_kwargs: Any) -> nn.Module:
+def create_model(name: str, num_classes: int, image_size: int, *, size_key: str = "dataset.image_size",
+                 **arch_kwargs: Any) -> nn.Module:
     """A randomly initialised `name` with a `num_classes`-way head, able to take `image_size` px input.
 
     Networks that would collapse their feature map at this size get the mildest small-input adaptation
@@ -38,7 +39,7 @@ def create_model(name: str, num_classes: int, image_size: int, **arch_kwargs: An
     if num_classes < 2:
         raise CnnlabError(f"a classifier needs at least 2 classes, got num_classes={num_classes}",
                           fix="check the dataset: it should have two or more class folders/labels")
-    adaptation = small_input_adaptation(entry.name, image_size, **arch_kwargs)
+    adaptation = small_input_adaptation(entry.name, image_size, size_key=size_key, **arch_kwargs)
     model = _build(entry, num_classes, arch_kwargs)
     if adaptation is not None:
         adaptation.apply(model)
@@ -46,7 +47,8 @@ def create_model(name: str, num_classes: int, image_size: int, **arch_kwargs: An
     return model
 
 
-def small_input_adaptation(name: str, image_size: int, **arch_kwargs: Any) -> StemStride | None:
+def small_input_adaptation(name: str, image_size: int, *, size_key: str = "dataset.image_size",
+                           **arch_kwargs: Any) -> StemStride | None:
     """The adaptation `create_model` applies at `image_size` (None: the stock network fits).
 
     A pure function of its arguments, so a checkpoint that records them rebuilds the same network. Each
@@ -55,16 +57,16 @@ def small_input_adaptation(name: str, image_size: int, **arch_kwargs: Any) -> St
     """
     entry = get_entry(name)
     if image_size < entry.min_size:
-        raise CnnlabError(f"{entry.name} needs images of at least {entry.min_size} px, got image_size={image_size}",
-                          fix=f"set image_size to {entry.min_size} or more, or pick a model that takes smaller images "
+        raise CnnlabError(f"{entry.name} needs images of at least {entry.min_size} px, got {size_key}={image_size}",
+                          fix=f"set {size_key}={entry.min_size} or more, or pick a model that takes smaller images "
                               "(lenet5, resnet18, mobilenet_v3_small take 16 px)")
     if not entry.small_input:
         return None
     for candidate in (None, *entry.small_input):
         if _runs_at(entry, image_size, arch_kwargs, candidate):
             return candidate
-    raise CnnlabError(f"{entry.name} cannot take {image_size} px input, even adapted",
-                      fix="use a larger image_size")
+    raise CnnlabError(f"{entry.name} cannot take {image_size} px input ({size_key}), even adapted",
+                      fix=f"use a larger {size_key}")
 
 
 def _runs_at(entry: ModelEntry, image_size: int, arch_kwargs: dict[str, Any], adaptation: StemStride | None) -> bool:

@@ -19,7 +19,8 @@ def bench_model(cfg: DictConfig, ctx: RunContext) -> TimedModel:
     Raises CnnlabError for both given, or a source that cannot be read."""
     settings = cfg.bench
     if cfg.get("source") in (None, "", "null"):
-        zoo = zoo_model(cfg, image_size=settings.get("image_size"), num_classes=settings.get("num_classes"))
+        zoo = zoo_model(cfg, image_size=settings.get("image_size"), num_classes=settings.get("num_classes"),
+                        size_key="bench.image_size")
         return timed_zoo_model(zoo.name, zoo.model, zoo.spec, zoo.num_classes)
     _check_source_only(cfg, ctx)
     return timed_model_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))

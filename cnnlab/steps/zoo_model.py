@@ -25,8 +25,10 @@ class ZooModel:
     num_classes: int
 
 
-def zoo_model(cfg: DictConfig, *, image_size: Any = None, num_classes: Any = None) -> ZooModel:
-    """`image_size` / `num_classes` (a command's own knobs) win over the dataset's; classes default to 1000."""
+def zoo_model(cfg: DictConfig, *, image_size: Any = None, num_classes: Any = None,
+              size_key: str = "dataset.image_size") -> ZooModel:
+    """`image_size` / `num_classes` (a command's own knobs; `size_key` names the first in errors) win over the
+    dataset's; classes default to 1000."""
     name = canonical_name(str(cfg.model.name))
     spec = resolve_input_spec(cfg.dataset, None)
     if image_size is not None:
@@ -34,5 +36,6 @@ def zoo_model(cfg: DictConfig, *, image_size: Any = None, num_classes: Any = Non
             raise CnnlabError(f"image size {image_size} must be at least 1")
         spec = spec.with_size(int(image_size))
     classes = int(num_classes if num_classes is not None else cfg.dataset.get("num_classes") or IMAGENET_CLASSES)
-    model = create_model(name, num_classes=classes, image_size=spec.size, **model_options(cfg.model)).eval()
+    model = create_model(name, num_classes=classes, image_size=spec.size, **model_options(cfg.model),
+                         size_key=size_key if image_size is not None else "dataset.image_size").eval()
     return ZooModel(name=name, model=model, spec=spec, num_classes=classes)

@@ -204,3 +204,14 @@ def test_several_sources_are_timed_interleaved_in_one_paired_session(cli, output
 
     alone = cli("bench", f"source=[{export_dir}]", *QUICK)
     assert alone.code == 2 and "a paired session times two or more" in alone.stderr
+
+
+@pytest.mark.parametrize("size_args, key", [(["dataset.image_size=16"], "dataset.image_size"),
+                                            (["bench.image_size=16"], "bench.image_size")])
+def test_a_size_too_small_for_the_model_names_the_key_that_set_it(cli, size_args: list[str], key: str) -> None:
+    """AlexNet at 16 px said "set image_size to 32": no such key; the fix must be one the user can type."""
+    result = cli("bench", "model=alexnet", "bench.backends=[torch]", "bench.batch_sizes=[1]", *QUICK, *size_args)
+    assert result.code == 2 and "Traceback" not in result.output, result.output
+    assert f"got {key}=16" in result.stderr and f"set {key}=32 or more" in result.stderr
+    fixed = [f"{key}=32" if arg.startswith(key) else arg for arg in size_args]
+    assert cli("bench", "model=alexnet", "bench.backends=[torch]", "bench.batch_sizes=[1]", *QUICK, *fixed).code == 0
