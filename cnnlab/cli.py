@@ -302,8 +302,9 @@ def report_(
                                                 "folder works too); default: $CNNLAB_OUTPUTS or ./outputs."),
     runs: Optional[str] = typer.Option(None, "--runs", help="Only runs whose folder, relative to OUTPUTS_DIR, "
                                        "matches this glob, e.g. 'finetune/2026-11-28/*'."),
-    backend: str = typer.Option("onnxruntime", "--backend", help="Latency of which bench backend to compare."),
-    batch: int = typer.Option(1, "--batch", help="Latency at which batch size."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="Latency of which bench backend to compare: "
+                                "torch, torch_compile, onnxruntime, tensorrt or openvino."),
+    batch: int = typer.Option(1, "--batch", help="Latency at which batch size (1 or more, as benchmarked)."),
     device: Optional[str] = typer.Option(None, "--device", help="Latency on which device; default: the most "
                                          "benchmarked one."),
     write: bool = typer.Option(True, "--write/--no-write", help="Write report.md/.csv/.json and the plot PNG."),

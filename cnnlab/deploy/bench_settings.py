@@ -10,14 +10,11 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from cnnlab.deploy.bench import TimingPlan
-from cnnlab.deploy.ort import ONNX_RUNTIMES
+from cnnlab.deploy.names import BACKENDS, ONNX_BACKENDS, TORCH_BACKENDS  # noqa: F401 - re-exported
 from cnnlab.deploy.paired import PairedSettings, default_threads
 from cnnlab.engine.runtime import resolve_device
 from cnnlab.errors import CnnlabError
 
-TORCH_BACKENDS = ("torch", "torch_compile")
-ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt (onnxruntime sessions), openvino (its native runtime)
-BACKENDS = TORCH_BACKENDS + ONNX_BACKENDS
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError, ModelLoadError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-# The runtimes cnnlab times and evaluates ONNX files on, and the devices each runs on here.
-RUNTIME_DEVICES = {"onnxruntime": ("cpu", "cuda"), "tensorrt": ("cuda",), "openvino": ("cpu",)}
-ONNX_RUNTIMES = tuple(RUNTIME_DEVICES)
 _INSTALL = {
     CUDA: "install onnxruntime-gpu in place of onnxruntime",
     TENSORRT: "install TensorRT and onnxruntime-gpu in place of onnxruntime",

@@ -13,7 +13,7 @@ from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, js
                                    rich_differences, rich_table, speedup_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
-from cnnlab.report.rows import MODEL_COMMANDS, Comparison, Row, build_rows, matching_runs, usable
+from cnnlab.report.rows import MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, matching_runs, usable
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, group_by_seed
 
 __all__ = ["Comparison", "Report", "SeedGroup", "build_report", "write_report"]
@@ -41,6 +41,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     if not outputs.is_dir():
         raise CnnlabError(f"{outputs} is not a folder", fix="give the outputs folder (or a run/sweep folder in it)")
     everything = matching_runs(outputs, pattern)
+    check_comparison(comparison, everything)
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison)
     if not rows:
         what = f" matching --runs {pattern}" if pattern else ""
@@ -58,11 +59,18 @@ def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
     """Rows or seed groups by dataset title ("digits (10 classes, 64 px)"), most accurate first, then fastest."""
     found: dict[str, list[Any]] = {}
     for item in items:
-        name, classes, size = item.dataset_key
-        found.setdefault(f"{name} ({classes} classes, {size} px)", []).append(item)
+        found.setdefault(dataset_title(*item.dataset_key), []).append(item)
     for members in found.values():
         members.sort(key=lambda r: (-r.accuracy, r.p50_ms if r.p50_ms is not None else float("inf")))
     return found
+
+
+def dataset_title(name: str | None, classes: int | None, size: int | None) -> str:
+    """"digits (10 classes, 64 px)"; what the runs did not record is left out ("dataset not recorded" for all)."""
+    details = ", ".join(([] if classes is None else [f"{classes} classes"]) + ([] if size is None else [f"{size} px"]))
+    if name is None:
+        return f"dataset not recorded ({details})" if details else "dataset not recorded"
+    return f"{name} ({details})" if details else name
 
 
 def _slug(text: str) -> str:
@@ -75,8 +83,7 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
     plots: dict[str, str] = {}
     for title, groups in report.seed_groups.items():
         name = "report.png" if len(report.seed_groups) == 1 else f"report-{_slug(title)}.png"
-        if plot(groups, folder / name, f"{title} — {report.comparison.backend}, batch {report.comparison.batch}, "
-                                     f"{report.comparison.device}"):
+        if plot(groups, folder / name, f"{title} — {report.comparison.describe()}"):
             plots[title] = name
     written = [folder / name for name in plots.values()]
     groups = report.all_seed_groups

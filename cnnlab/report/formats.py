@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -16,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.deploy.bench_report import ratio_text
-from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNSTABLE
-from cnnlab.report.rows import Comparison, Row
+from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
+from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup
-from cnnlab.report.stats import Change, Spread
+from cnnlab.report.stats import Change, Spread, ratio_mean
 
 COLUMNS = ("run", "command", "model", "dataset", "val top-1", "params", "FLOPs", "size", "p50 ms", "speed-up",
            "Pareto")
@@ -84,7 +85,8 @@ def _values(row: Row, base: Path) -> dict[str, str]:
     """The row's cell of every column."""
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.display_model,
-        "dataset": row.dataset, "val top-1": _percent(row.accuracy), TEST_COLUMN: _percent(row.test_accuracy),
+        "dataset": row.dataset or MISSING, "val top-1": _percent(row.accuracy),
+        TEST_COLUMN: _percent(row.test_accuracy),
         "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": "—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}",
@@ -125,18 +127,45 @@ def seeds_cell(group: SeedGroup) -> str:
     return text if group.n == group.seeds else f"{group.n} runs, {text} seeds"
 
 
+def group_speedup(group: SeedGroup) -> float | None:
+    """The group's speed-up: the geometric mean of its runs' shown ratios (ratios: 2× and 0.5× make 1×); None when
+    no run has one shown."""
+    shown = [row.speedup.shown for row in group.rows if row.speedup is not None and row.speedup.shown is not None]
+    return ratio_mean(shown) if shown else None
+
+
 def group_speedup_cell(group: SeedGroup) -> str:
-    """The mean paired speed-up of the runs that have one shown, "(2 of 3 paired)" when not all do."""
+    """`group_speedup`, what kind of ratio it is and how many runs it is over: "2.00× faster (geometric mean of
+    3 seeds)", "1.50× faster (geometric mean of 2 of 3 seeds; 1 unpaired)", "3.09× faster vs mobilenet_v2 (1 of
+    2 seeds; 1 with no ratio recorded)"."""
     if group.n == 1:
         return speedup_cell(group.first)
     speeds = [row.speedup for row in group.rows if row.speedup is not None]
-    shown = [s.shown for s in speeds if s.shown is not None]
-    if not shown:
+    shown = [s for s in speeds if s.shown is not None]
+    mean = group_speedup(group)
+    if mean is None:
         return "— (unstable)" if any(s.status == UNSTABLE for s in speeds) else "—"
-    text = ratio_text(sum(shown) / len(shown))
-    if len({(s.status, s.versus) for s in speeds}) == 1:  # one kind of ratio: say which
-        text += _qualifier(speeds[0].status, speeds[0].versus)
-    return text + (f" ({len(shown)} of {group.n} paired)" if len(shown) < group.n else f" (mean of {group.n})")
+    text = ratio_text(mean)
+    if len({(s.status, s.versus) for s in shown}) == 1:  # one kind of ratio: say which
+        text += _qualifier(shown[0].status, shown[0].versus)
+    return f"{text} ({_coverage(group, len(shown))})"
+
+
+def _coverage(group: SeedGroup, shown: int) -> str:
+    """Over how many of the group's runs a speed-up is, and why the others have none ("1 unstable")."""
+    unit = "seeds" if group.n == group.seeds else "runs"  # a seed run twice: count runs
+    if shown == group.n:
+        return f"geometric mean of {group.n} {unit}"
+    head = f"geometric mean of {shown} of {group.n} {unit}" if shown > 1 else f"1 of {group.n} {unit}"
+    why = Counter(_why_no_speedup(row) for row in group.rows if row.speedup is None or row.speedup.shown is None)
+    return head + "; " + ", ".join(f"{count} {reason}" for reason, count in why.items())
+
+
+def _why_no_speedup(row: Row) -> str:
+    """A run's missing speed-up in a few words (the notes under the table say more)."""
+    if row.speedup is None:  # a search without a recorded ratio, or a model whose source is not in the report
+        return "with no ratio recorded" if row.command == "search" else "with its source outside the report"
+    return {UNSTABLE: "unstable", UNPAIRED: "unpaired"}.get(row.speedup.status, row.speedup.status)
 
 
 def _mean_count(values: Sequence[int | float | None]) -> float | None:
@@ -239,12 +268,12 @@ def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
     first = group.first
     return {
         "runs": [_relative(row.run.path, base) for row in group.rows],
-        "seeds": [group.seed_label(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
+        "seeds": [group.seed_value(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
         "command": first.command, "model": first.model, "precision": first.precision, "arch": first.arch,
         "dataset": first.dataset, "image_size": first.dataset_key[2],
         "val_top1": spread_fields(group.val), "test_top1": spread_fields(group.test),
         "p50_ms": spread_fields(group.latency), "pareto": group.pareto,
-        "missing": [{"run": _relative(path, base), "seed": group.seed_label(lineage), "status": status}
+        "missing": [{"run": _relative(path, base), "seed": group.seed_value(lineage), "status": status}
                     for lineage, status, path in group.missing],
         "changes": [change.to_dict() for change in group.changes],
     }
@@ -255,12 +284,11 @@ def legend(comparison: Comparison) -> str:
     return (f"val top-1: accuracy on the validation split, as the run recorded it (test top-1: on the test split, "
             f"from the newest `cnnlab evaluate split=test` of the model); runs that differ only in seed are one row, "
             f"mean ± std over the n seeds (sample std), with each run listed under it; latency: p50 of "
-            f"{comparison.backend}, batch {comparison.batch}, on {comparison.device or '?'} with "
-            f"{comparison.threads or '?'} thread(s) (from bench runs); ★ = Pareto-optimal in accuracy × latency "
+            f"{comparison.describe()} (from bench runs); ★ = Pareto-optimal in accuracy × latency "
             f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
             f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
-            f"search.reference as the search timed them interleaved (\"vs NAME\"); — when there is no such timing or "
-            f"it was unstable")
+            f"search.reference as the search timed them interleaved (\"vs NAME\"), a seed group's the geometric mean "
+            f"of its runs' ratios; — when there is no such timing or it was unstable")
 
 
 DIFFERENCES_LEGEND = ("differences in top-1 percentage points, one per seed against the run's own reference; "
@@ -335,14 +363,15 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
     return "\n".join(lines)
 
 
-def _membership(groups: Sequence[SeedGroup]) -> dict[Path, tuple[int, str]]:
-    """run folder → (index of its group in report.json `groups`, its seed label)."""
-    return {row.run.path: (index, group.seed_label(lineage))
+def _membership(groups: Sequence[SeedGroup]) -> dict[Path, tuple[int, int | str | None]]:
+    """run folder → (index of its group in report.json `groups`, its seed: SeedGroup.seed_value)."""
+    return {row.run.path: (index, group.seed_value(lineage))
             for index, group in enumerate(groups) for lineage, row in group.members}
 
 
 def csv_text(rows: Sequence[Row], base: Path, groups: Sequence[SeedGroup] = ()) -> str:
-    """One line per run; `group` (its index in report.json's groups) and `seed` tie it to its seed group."""
+    """One line per run; `group` (its index in report.json's groups) and `seed` (an integer, empty when not
+    recorded; docs/report.md) tie it to its seed group."""
     buffer = io.StringIO()
     fields = [k for k in row_fields(rows[0], base) if k not in ("latency", "notes", "speedup")] if rows else ["run"]
     writer = csv.DictWriter(buffer, fieldnames=[*fields, "group", "seed"], extrasaction="ignore")

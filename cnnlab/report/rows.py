@@ -14,14 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from cnnlab.commands import commands_where
+from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
+from cnnlab.errors import CnnlabError
 from cnnlab.records import LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 
 MODEL_COMMANDS = commands_where(produces_model=True)
+MISSING = "—"                                # a table cell whose value no run recorded
 ATTACHED = ("export", "bench", "evaluate")   # runs that attach to the model run they came from
 
 
@@ -38,13 +41,43 @@ class Comparison:
         """Whether `record` was measured in exactly this setting."""
         return record.setting == (self.backend, self.batch, self.device, self.threads)
 
+    def describe(self) -> str:
+        """The setting in words, "onnxruntime, batch 1, on cpu with 2 threads"; what no bench run recorded reads
+        "device and threads not recorded" rather than None."""
+        where = " ".join(([f"on {self.device}"] if self.device else [])
+                         + ([f"with {plural(self.threads, 'thread')}"] if self.threads is not None else []))
+        missing = " and ".join(([] if self.device else ["device"]) + ([] if self.threads is not None else ["threads"]))
+        return ", ".join(part for part in (self.backend, f"batch {self.batch}", where,
+                                           missing and f"{missing} not recorded") if part)
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 thread", "2 threads"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def check_comparison(comparison: Comparison, runs: Sequence[RunInfo]) -> None:
+    """CnnlabError (exit 2) for a backend `cnnlab bench` cannot time or a batch size below 1; the fix names the valid
+    values and what the bench runs among `runs` hold."""
+    held = [r for run in runs if run.command == "bench" and not run.damaged for r in run.metrics.latency_records]
+    if comparison.backend not in BACKENDS:
+        timed = sorted({r.backend for r in held})
+        raise CnnlabError(f"--backend {comparison.backend} is not a bench backend",
+                          fix=f"choose one of {', '.join(BACKENDS)}"
+                              + (f" (the bench runs here timed {', '.join(timed)})" if timed else ""))
+    if comparison.batch < 1:
+        sizes = sorted({r.batch_size for r in held if r.backend == comparison.backend})
+        raise CnnlabError(f"--batch {comparison.batch}: a batch size must be at least 1",
+                          fix=f"use one the {comparison.backend} bench runs here timed: {', '.join(map(str, sizes))}"
+                          if sizes else "use e.g. --batch 1")
+
 
 @dataclass
 class Row:
     run: RunInfo
     command: str
-    model: str
-    dataset: str
+    model: str | None                     # None: the run recorded no model name
+    dataset: str | None                   # None: the run recorded no dataset name
     dataset_key: tuple[Any, ...]          # name, classes, image size: only equal keys are compared
     accuracy: float                       # top-1 on the validation split
     params: int | None
@@ -59,19 +92,21 @@ class Row:
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
-    precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (run.json model.precision)
+    precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch)
 
     @property
     def display_model(self) -> str:
         """The model column: the model — a searched network with its arch string — and the precision of a
-        quantize run (int8, bf16, or fp32 when FP32 was kept)."""
-        model = f"{self.model}[{self.arch}]" if self.arch else self.model
+        quantize run (int8, bf16, or fp32 when FP32 was kept); "—" for a name the run did not record."""
+        model = self.model or MISSING
+        model = f"{model}[{self.arch}]" if self.arch else model
         return model + (f" ({self.precision})" if self.command == "quantize" else "")
 
     @property
     def label(self) -> str:
-        return f"{self.command}:{self.display_model}"
+        """"quantize:resnet18 (int8)"; the command alone when the run recorded no model name."""
+        return f"{self.command}:{self.display_model}" if self.model or self.arch else self.command
 
     @property
     def p50_ms(self) -> float | None:
@@ -151,7 +186,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
             continue
         size, kind = _file(run, exports)
         test = _newest_test(attached["evaluate"].get(run.path.resolve(), []))
-        rows.append(Row(run=run, command=run.command, model=run.model.name or "?", dataset=run.dataset.name or "?",
+        rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.key, accuracy=float(run.metrics.val_acc), params=run.model.params,
                         flops=run.model.flops, file_bytes=size, file_kind=kind, source=origin(run.source.run_path),
                         test_accuracy=None if test is None else test.metrics.test_acc,
@@ -169,7 +204,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     def same_network(a: Path, b: Path) -> bool:
         """One architecture, (almost) the same parameters, the same precision: it should time alike."""
         ra, rb = by_path.get(a), by_path.get(b)
-        if ra is None or rb is None or ra.model != rb.model or not ra.params or not rb.params:
+        if ra is None or rb is None or not ra.model or ra.model != rb.model or not ra.params or not rb.params:
             return False
         return abs(ra.params - rb.params) <= 0.02 * max(ra.params, rb.params) and ra.precision == rb.precision
 
@@ -179,7 +214,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
         if timed is not None:  # the newest paired session that timed it
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
         else:
-            _attach_latency(row, benches.get(path, []), comparison)
+            _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
         if row.source is not None and row.source in by_path:
             row.speedup = speedup(path, row.source, paired, matches, same_network)
         else:
@@ -221,15 +256,15 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
                       threads=comparison.threads or most_common("threads"))
 
 
-def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison) -> None:
-    """The newest bench record of this model that matches the comparison exactly."""
+def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *, paired: bool = False) -> None:
+    """The newest bench record of this model that matches the comparison exactly; else a note saying why there is
+    none (`paired`: a paired session timed the model, in another setting)."""
     for bench in sorted(benches, key=lambda b: b.started, reverse=True):
         for record in bench.metrics.latency_records:
             if comparison.admits(record):
                 row.latency, row.bench_run = record, bench.path
                 return
-    if benches:
-        row.notes.append(f"no {comparison.backend} batch-{comparison.batch} timing on {comparison.device} with "
-                         f"{comparison.threads} thread(s)")
+    if benches or paired:
+        row.notes.append(f"no timing in the setting compared ({comparison.describe()})")
     else:
         row.notes.append(f"not benchmarked (cnnlab bench source={row.run.path})")

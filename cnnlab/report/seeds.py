@@ -230,12 +230,28 @@ class SeedGroup:
     def lineages(self) -> list[Lineage]:
         return [lineage for lineage, _ in self.members]
 
-    def seed_label(self, lineage: Lineage) -> str:
-        """"seed 2": the seeds that vary within the group (a pruned model: its fine-tuning's seed), "/"-joined."""
+    def varying_seeds(self, lineage: Lineage) -> tuple[int | None, ...]:
+        """The seeds of `lineage` that vary within the group (a pruned model: its fine-tuning's seed), oldest first;
+        the run's own seed when none varies. None: a seed the run did not record."""
         known = self.lineages + [m[0] for m in self.missing]
         varying = [i for i in range(len(lineage)) if len({s[i] if i < len(s) else None for s in known}) > 1] \
             or [len(lineage) - 1]
-        return "seed " + "/".join("?" if lineage[i] is None else str(lineage[i]) for i in varying if i < len(lineage))
+        return tuple(lineage[i] for i in varying if 0 <= i < len(lineage))
+
+    def seed_label(self, lineage: Lineage) -> str:
+        """For people: "seed 2", "seed 2/1" when two levels vary, "seed not recorded" (a part: "—")."""
+        seeds = self.varying_seeds(lineage)
+        if all(seed is None for seed in seeds):
+            return "seed not recorded"
+        return "seed " + "/".join("—" if seed is None else str(seed) for seed in seeds)
+
+    def seed_value(self, lineage: Lineage) -> int | str | None:
+        """For report.csv / report.json: the varying seed as an integer, None when not recorded; when two levels vary,
+        "2/1" (oldest first, a part not recorded left empty)."""
+        seeds = self.varying_seeds(lineage)
+        if len(seeds) == 1 or all(seed is None for seed in seeds):
+            return seeds[0] if seeds else None
+        return "/".join("" if seed is None else str(seed) for seed in seeds)
 
     @property
     def seeds(self) -> int:

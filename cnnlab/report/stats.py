@@ -55,6 +55,12 @@ class Spread:
         return statistics.stdev(self.values) if self.n > 1 else None
 
 
+def ratio_mean(ratios: Sequence[float]) -> float:
+    """The mean of ratios (speed-ups, > 0): the geometric mean, so 2× and 0.5× average to 1× (the arithmetic mean
+    would say 1.25×) and the mean of the inverted ratios is the inverted mean."""
+    return statistics.geometric_mean(ratios)
+
+
 def paired_interval(differences: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
     """The `level` CI of the mean of paired differences (Student t, n - 1 dof); None with fewer than two."""
     n = len(differences)

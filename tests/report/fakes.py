@@ -27,8 +27,9 @@ def saved_config(command: str, model: str, seed: int, source: Path | None, **set
     return config
 
 
-def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str = "resnet18", source: Path | None = None,
-              params: int = 1_000_000, onnx_bytes: int | None = None, status: str = "completed",
+def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str | None = "resnet18",
+              source: Path | None = None, params: int = 1_000_000, onnx_bytes: int | None = None,
+              status: str = "completed",
               dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
               metrics: dict[str, Any] | None = None, overrides: Sequence[str] = (),
               precision: str | None = None, arch: str | None = None) -> Path:

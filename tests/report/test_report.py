@@ -75,7 +75,8 @@ def test_only_like_with_like(study: Path) -> None:
 def test_threads_and_device_must_match(study: Path) -> None:
     report = build_report(study, comparison=Comparison(threads=8))
     assert all(row.p50_ms is None for row in report.rows)
-    assert all("8 thread(s)" in row.notes[0] for row in report.rows)
+    note = "no timing in the setting compared (onnxruntime, batch 1, on cpu with 8 threads)"
+    assert all(row.notes == [note] for row in report.rows)
 
 
 def test_write_report_files(study: Path) -> None:
@@ -287,3 +288,94 @@ def test_text_from_run_json_is_printed_as_written_not_read_as_rich_markup(tmp_pa
     console = Console(record=True, width=300)
     console.print(rich_table(group_by_seed(report.rows), out, "digits"))
     assert "[bold red]EVIL[/]" in console.export_text()
+
+
+def _report_cli(*args: str) -> tuple[int, str, str]:
+    """`cnnlab report ARGS` in this process: (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    result = CliRunner().invoke(app, ["report", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("option, message, fix", [
+    (["--batch", "0"], "--batch 0: a batch size must be at least 1",
+     "use one the onnxruntime bench runs here timed: 1, 32"),
+    (["--batch", "-2"], "--batch -2: a batch size must be at least 1", "use one the onnxruntime bench runs here timed"),
+    (["--backend", "foo"], "--backend foo is not a bench backend",
+     "choose one of torch, torch_compile, onnxruntime, tensorrt, openvino (the bench runs here timed onnxruntime)"),
+])
+def test_a_batch_below_one_or_an_unknown_backend_is_one_clear_error(study: Path, option: list[str], message: str,
+                                                                   fix: str) -> None:
+    """Both were accepted silently: every row then read "no timing", as if nothing had been benchmarked."""
+    code, stdout, stderr = _report_cli(str(study), *option, "--no-write")
+    assert code == 2 and stdout == ""
+    [line] = stderr.splitlines()
+    assert line.startswith(f"error: {message} — ") and fix in line and "Traceback" not in stderr
+    assert not (study / "report.md").exists()
+    with pytest.raises(CnnlabError, match="bench backend|batch size"):
+        build_report(study, comparison=Comparison(backend=option[1]) if option[0] == "--backend"
+                     else Comparison(batch=int(option[1])))
+
+
+def test_the_report_checks_backend_names_without_loading_a_runtime() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from cnnlab.report.rows import check_comparison; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"  # `cnnlab report` stays light: the names live in cnnlab/deploy/names.py
+
+
+def test_a_setting_no_bench_recorded_reads_not_recorded_never_none_or_a_question_mark() -> None:
+    assert Comparison("onnxruntime", 1, "cpu", 2).describe() == "onnxruntime, batch 1, on cpu with 2 threads"
+    assert Comparison("onnxruntime", 8, "cpu", 1).describe() == "onnxruntime, batch 8, on cpu with 1 thread"
+    assert Comparison("torch", 1, "cuda", None).describe() == "torch, batch 1, on cuda, threads not recorded"
+    assert Comparison("openvino", 4).describe() == "openvino, batch 4, device and threads not recorded"
+
+
+def test_missing_threads_model_and_dataset_names_read_naturally(tmp_path: Path) -> None:
+    """The legend read "on cpu with ? thread(s)", a note "on None with None thread(s)" and a dataset title
+    "None (None classes, None px)" for values the runs did not record."""
+    from rich.console import Console
+
+    from cnnlab.report import print_report
+    from cnnlab.report.formats import legend
+
+    out = tmp_path / "outputs"
+    timed = model_run(out, "finetune", "timed", 0.9)
+    bench_run(out, "b", timed, 2.0, threads=None)  # a bench record without its thread count
+    nameless = model_run(out, "finetune", "nameless", 0.8, model=None, dataset={"num_classes": 10})
+    bench_run(out, "b2", nameless, 3.0, backend="torch")
+    report = build_report(out)
+    assert "on cpu, threads not recorded (from bench runs)" in legend(report.comparison)
+    row = next(r for r in report.rows if r.run.path == nameless)
+    assert row.notes == ["no timing in the setting compared (onnxruntime, batch 1, on cpu, threads not recorded)"]
+    assert row.display_model == "—" and row.label == "finetune"
+    assert set(report.groups) == {"digits (10 classes, 64 px)", "dataset not recorded (10 classes)"}
+    for comparison in (Comparison(), Comparison(backend="openvino", batch=4)):
+        report = build_report(out, comparison=comparison)
+        write_report(report)
+        console = Console(record=True, width=300)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("cnnlab.console.out", console)
+            print_report(report)
+        for text in ((out / "report.md").read_text(), console.export_text()):
+            assert "None" not in text and "?" not in text and "thread(s)" not in text
+    assert "openvino, batch 4, device and threads not recorded" in (out / "report.md").read_text()
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert next(r for r in rows if r["run"].endswith("nameless"))["model"] is None
+
+
+def test_a_model_timed_only_in_a_paired_session_is_not_called_unbenchmarked(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
+    paired_run(out, "p", [fp32, int8], [[10.0, 10.1, 9.9], [5.0, 5.1, 4.9]], threads=2)
+    report = build_report(out, comparison=Comparison(threads=4))
+    row = next(r for r in report.rows if r.run.path == int8)
+    assert row.notes == ["no timing in the setting compared (onnxruntime, batch 1, on cpu with 4 threads)"]
+    assert "another backend, batch, device or thread count" in row.speedup.note  # not "time both in one session"

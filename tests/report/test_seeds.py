@@ -4,12 +4,13 @@ groups never crash the report."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
 
 import pytest
-from report.fakes import bench_run, evaluate_run, model_run, sweep
+from report.fakes import bench_run, evaluate_run, model_run, paired_run, sweep
 
 from cnnlab.report import build_report, print_report, write_report
 from cnnlab.report.plot import figure
@@ -136,7 +137,8 @@ def test_one_seed_with_per_image_outcomes_gets_a_bootstrap_interval_over_the_tes
     assert test.significant is True
     report = build_report(out)
     write_report(report)
-    line = next(ln for ln in (out / "report.md").read_text().splitlines() if "INT8 top-1 change" in ln and "| test |" in ln)
+    line = next(ln for ln in (out / "report.md").read_text().splitlines()
+                if "INT8 top-1 change" in ln and "| test |" in ln)
     assert "1 seed: no interval; [" in line and "over 1000 images" in line and "| significant |" in line
 
 
@@ -210,7 +212,7 @@ def test_partial_and_damaged_groups_never_crash_the_report(seeds: Path) -> None:
     assert "| 2 of 3 |" in md and "## Partial seed groups" in md
     assert f"seed 2 failed (finetune/2026-11-28/{sweep_dir}/2)" in md
     missing = next(g for g in json.loads((seeds / "report.json").read_text())["groups"] if g["missing"])["missing"]
-    assert missing == [{"run": f"finetune/2026-11-28/{sweep_dir}/2", "seed": "seed 2", "status": "failed"}]
+    assert missing == [{"run": f"finetune/2026-11-28/{sweep_dir}/2", "seed": 2, "status": "failed"}]
 
 
 def test_without_a_saved_config_the_recorded_overrides_group_the_runs(tmp_path: Path) -> None:
@@ -291,5 +293,87 @@ def test_a_real_seed_sweep_is_one_group(cli, outputs: Path) -> None:
     groups = json.loads((outputs / "report.json").read_text())["groups"]
     assert sorted(g["n_runs"] for g in groups) == [1, 2]
     pair = next(g for g in groups if g["n_runs"] == 2)
-    assert pair["seeds"] == ["seed 0", "seed 1"] and pair["val_top1"]["std"] is not None
+    assert pair["seeds"] == [0, 1] and pair["val_top1"]["std"] is not None
     assert "seed 1" in result.stdout
+
+
+@pytest.mark.parametrize("rounds, cell", [
+    # seed 0 twice as fast, seed 1 twice as slow: 1×, where the arithmetic mean of 2 and 0.5 said 1.25×
+    (([10.0, 5.0], [5.0, 10.0]), "1.00× (geometric mean of 2 seeds)"),
+    (([8.0, 2.0], [4.0, 4.0]), "2.00× faster (geometric mean of 2 seeds)"),  # 4× and 1×: not 2.50×
+])
+def test_a_group_speedup_is_the_geometric_mean_of_its_runs_ratios(tmp_path: Path, rounds, cell: str) -> None:
+    from cnnlab.report.formats import group_speedup_cell
+
+    out = tmp_path / "outputs"
+    tuned = sweep(out, "finetune", [0.90, 0.92])
+    int8 = sweep(out, "quantize", [0.89, 0.91], sources=tuned, onnx_bytes=1000)
+    for i, (source_ms, int8_ms) in enumerate(rounds):
+        paired_run(out, f"p{i}", [tuned[i], int8[i]], [[source_ms] * 3, [int8_ms] * 3])
+    report = build_report(out)
+    group = group_of(report, "quantize")
+    assert group_speedup_cell(group) == cell
+    from cnnlab.report.formats import group_speedup
+
+    ratios = [row.speedup.shown for row in group.rows]
+    assert group_speedup(group) == pytest.approx(math.sqrt(ratios[0] * ratios[1]))
+    write_report(report)
+    assert f"| {cell} |" in (out / "report.md").read_text()
+
+
+def _search_reference(run_dir: Path, name: str) -> None:
+    record = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**record, "search": {"settings": {"reference": name}}}))
+
+
+def test_a_group_speedup_says_what_it_is_and_why_some_seeds_have_none(tmp_path: Path) -> None:
+    """A search group read "3.00× faster vs mobilenet_v2 (1 of 2 paired)": its ratio is not a paired bench
+    session's, and the other seed was not unpaired — its search recorded no ratio. The count says seeds, and why."""
+    from cnnlab.report.formats import group_speedup_cell
+
+    out = tmp_path / "outputs"
+    searched = sweep(out, "search", [0.94, 0.93], model="searched",
+                     metrics=[{"speedup_vs_reference": 3.0}, {}])
+    for run in searched:
+        _search_reference(run, "mobilenet_v2")
+    tuned = sweep(out, "finetune", [0.90, 0.92, 0.94], name="11-00-00-multirun")
+    int8 = sweep(out, "quantize", [0.89, 0.91, 0.93], sources=tuned, onnx_bytes=1000, name="11-00-00-multirun")
+    paired_run(out, "p0", [tuned[0], int8[0]], [[10.0, 10.1, 9.9], [5.0, 5.05, 4.95]])  # 2×
+    paired_run(out, "p1", [tuned[1], int8[1]], [[10.0, 12.0, 9.0], [5.0, 4.0, 6.0]])    # rounds 2×, 3×, 1.5×
+    kept = sweep(out, "quantize", [0.90, 0.92], sources=tuned[:2], onnx_bytes=4000, precision="fp32",
+                 name="12-00-00-multirun")
+    paired_run(out, "p2", [tuned[0], kept[0]], [[10.0, 10.1, 9.9], [10.1, 10.2, 10.0]])  # the FP32 graph kept
+    report = build_report(out)
+    cells = {f"{group.first.command} {group.first.run.path.parent.name}": group_speedup_cell(group)
+             for group in report.all_seed_groups if group.n > 1}
+    assert cells["search 10-00-00-multirun"] == "3.00× faster vs mobilenet_v2 (1 of 2 seeds; 1 with no ratio recorded)"
+    assert cells["quantize 11-00-00-multirun"] == "2.00× faster (1 of 3 seeds; 1 unstable, 1 unpaired)"
+    # the qualifier of the ratios shown stays, whatever the others are
+    assert cells["quantize 12-00-00-multirun"] == "1.01× slower (same network: noise) (1 of 2 seeds; 1 unpaired)"
+    assert cells["finetune 11-00-00-multirun"] == "—" and not any(" paired)" in cell for cell in cells.values())
+
+
+def test_report_csv_and_json_hold_seeds_as_numbers(seeds: Path) -> None:
+    """report.csv's seed column read "seed 0": text a spreadsheet or pandas cannot sort or join on."""
+    tuned = [seeds / "finetune" / "2026-11-28" / "10-00-00-multirun" / str(i) for i in range(3)]
+    # prune seeds 0 and 1 of fine-tuning seed 0, seed 0 of fine-tuning seed 1: two seed levels vary
+    sweep(seeds, "prune", [0.80, 0.81, 0.82], name="11-00-00-multirun", sources=[tuned[0], tuned[0], tuned[1]],
+          seeds=[0, 1, 0], model="resnet18", params=200_000, settings={"prune": {"ratio": 0.7}})
+    for name in ("a", "b"):  # grouped by their recorded overrides, which set no seed
+        model_run(seeds, "finetune", f"unseeded-{name}", 0.5, model="lenet5",
+                  overrides=["command=finetune", "model=lenet5"])
+    report = build_report(seeds)
+    write_report(report)
+    with open(seeds / "report.csv", newline="") as f:
+        found = {line["run"]: line["seed"] for line in csv.DictReader(f)}
+    assert found["finetune/2026-11-28/10-00-00-multirun/2"] == "2"
+    assert found["prune/2026-11-28/10-00-00-multirun/1"] == "1"  # its fine-tuning seed: what varies in its group
+    assert found["finetune/2026-11-28/long"] == "0"
+    assert found["finetune/2026-11-28/unseeded-a"] == "" and found["finetune/2026-11-28/unseeded-b"] == ""
+    assert [found[f"prune/2026-11-28/11-00-00-multirun/{i}"] for i in range(3)] == ["0/0", "0/1", "1/0"]
+    assert all(seed == "" or seed.isdigit() or "/" in seed for seed in found.values())
+    groups = {tuple(g["runs"]): g["seeds"] for g in json.loads((seeds / "report.json").read_text())["groups"]}
+    assert groups[tuple(f"finetune/2026-11-28/10-00-00-multirun/{i}" for i in range(3))] == [0, 1, 2]
+    assert groups[("finetune/2026-11-28/unseeded-a", "finetune/2026-11-28/unseeded-b")] == [None, None]
+    md = (seeds / "report.md").read_text()
+    assert "| └ unseeded-a | seed not recorded |" in md and "| └ 1 | seed 0/1 |" in md and "seed ?" not in md
