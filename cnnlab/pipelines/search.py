@@ -1,8 +1,9 @@
 """`cnnlab search`: hardware-aware architecture search (space=mobilenet | efficientnet) or hyperparameter search
 (space=hparams, or a space file of your own), with latency measured on the target. docs/search.md.
 
-1. The space, the settings, the latency runtime (checked before any work); the study in study.db (a resumed run
-   continues a copy of the interrupted run's study and latency cache; the interrupted trial runs again).
+1. The space, the settings, the latency runtime, the proxy batch against the training split (checked before any
+   work); the study in study.db (a resumed run continues a copy of the interrupted run's study and latency cache;
+   the interrupted trial runs again; a completed search resumes only to extend it).
 2. search.trials trials (steps/search_trials.py): candidate → latency (cached; timed beside search.reference
    when set) → constraints → proxy training,
    stopped early at a rung when dominated (search/study.py). NSGA-II (two objectives) or TPE (hparams).
@@ -21,20 +22,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.console import out
 from cnnlab.context import RunContext
-from cnnlab.data import check_dataset
+from cnnlab.data import DataBundle, check_dataset
 from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import read_training_extra
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json
 from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
-from cnnlab.search.results import (best_feasible, front_table, latency_flops_correlation, no_candidate_met,
-                                   plot_front, relative, write_trials_csv)
+from cnnlab.search.results import (best_feasible, correlation_line, correlation_points, counted, empty_front_line,
+                                   front_table, latency_flops_correlation, no_candidate_met, pareto_front, plot_front,
+                                   relative, speedup_text, write_trials_csv)
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.steps.recording import fit_metrics, save_and_record
 from cnnlab.steps.resume import ResumePoint, apply_resume
-from cnnlab.steps.search_trials import REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, chosen_candidate, train_chosen
+from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
+                                        chosen_candidate, train_chosen)
 from cnnlab.steps.training import setup_runtime
 from cnnlab.models import model_options
 from cnnlab.weights import InitialWeights, resolve_weights
@@ -48,7 +52,8 @@ SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials")
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx, SEARCH_STATE)
     settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
-    space = SearchSpace.from_mapping(_space_name(ctx), OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
+    space = SearchSpace.from_mapping(_space_name(ctx),
+                                     OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
     check_runtime(settings.latency)
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
@@ -58,6 +63,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     if resume_from is not None:
         check_same_search(ctx, cfg)
+        check_something_left(ctx, settings.trials, recipe.epochs)
+    built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
+    check_proxy_batches(cfg, space, settings, weights, built)
     carried = carry_over(ctx, resume_from)
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)
@@ -66,10 +74,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.record.update(search={"space": space.describe(), "settings": settings.describe()})
     again = requeue_interrupted(study) if carried else []
     done = len(finished_trials(study))
-    ctx.log.info("search %s (%s) on %s: %d of %d trials done%s; latency: %s", space.name, space.kind,
-                 cfg.dataset.name, done, settings.trials, f", trial(s) {again} run again" if again else "",
+    ctx.log.info("search %s (%s) on %s: %d of %s done%s; latency: %s", space.name, space.kind,
+                 cfg.dataset.name, done, counted(settings.trials, "trial"),
+                 f", {'trial' if len(again) == 1 else 'trials'} {again} run again" if again else "",
                  settings.latency.key + (f" vs {settings.reference}" if settings.reference else ""))
-    runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights)
+    runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights,
+                         _data=built)
     try:
         if done < settings.trials:
             study.optimize(runner, n_trials=settings.trials - done, catch=TRIAL_ERRORS)
@@ -80,13 +90,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     chosen = best_feasible(rows)
     if chosen is None:
         raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params,
-                               min_speedup=settings.min_speedup)
-    speed = "" if chosen.get("speedup") is None else f" (speed-up {chosen['speedup']:.2f}x over {settings.reference})"
+                               min_speedup=settings.min_speedup, reference=settings.reference)
+    speed = "" if chosen.get("speedup") is None else f" ({speedup_text(chosen['speedup'], settings.reference)})"
     ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
                  100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")
     candidate = chosen_candidate(space, chosen)
-    final_resume = resume_from if resume_from is not None and Path(resume_from).name == STATE_FILE else None
-    result, trained = train_chosen(runner, candidate, chosen["trial"], final_resume)
+    continued = final_checkpoint(ctx, resume_from, chosen["trial"])
+    result, trained = train_chosen(runner, candidate, chosen["trial"], continued)
     metrics = fit_metrics(result) | {"latency_ms": chosen["latency_ms"], "proxy_val_acc": chosen["val_acc"],
                                      "search_trials": summary["finished"],
                                      "spearman_latency_flops": summary["spearman_latency_flops"]}
@@ -101,7 +111,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                               "overrides": dict(candidate.overrides)})
     if ctx.is_main:
         out.print(f"chosen: trial {chosen['trial']} {candidate.arch or dict(candidate.overrides)} — "
-                  f"val top-1 {metrics.get('val_acc', 0):.2%} after {recipe.epochs} epochs, "
+                  f"val top-1 {metrics.get('val_acc', 0):.2%} after {counted(recipe.epochs, 'epoch')}, "
                   f"{chosen['latency_ms']:.3f} ms{speed} ({settings.latency.key})")
     return metrics
 
@@ -158,6 +168,38 @@ def _text(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def check_something_left(ctx: RunContext, trials: int, epochs: int) -> None:
+    """A completed search resumes to extend it: more trials than it finished (`trials`, search.trials), or a longer
+    training of its chosen model (`epochs`, trainer.epochs, above the epochs it trained). CnnlabError, naming both,
+    when neither is asked: the new run would copy the old one and call itself a resume."""
+    old = Path(str(ctx.record.data["resumed_from"]))
+    record = read_json(old / RUN_FILE)
+    if record.get("status") != "completed":
+        return  # interrupted, failed or killed: what it left undone is the work
+    finished = int((record.get("search") or {}).get("finished") or 0)
+    trained = int((record.get("metrics") or {}).get("epochs") or 0)
+    if trials > finished or epochs > trained:
+        return
+    raise CnnlabError(f"resume={old}: that search is complete ({counted(finished, 'trial')} finished, its chosen model "
+                      f"trained for {counted(trained, 'epoch')}), so there is nothing to continue",
+                      fix=f"extend it with more trials than its {finished}: `cnnlab search resume={old} "
+                          f"search.trials={2 * finished}` (or trainer.epochs above {trained} to train its chosen "
+                          "model longer), or start a new search without resume=")
+
+
+def final_checkpoint(ctx: RunContext, resume_from: Path | None, trial: int) -> Path | None:
+    """The last.pt the chosen candidate's training continues from: the resumed run's, when it trained this same
+    trial — an extended search may choose another, whose network that state does not fit."""
+    if resume_from is None or Path(resume_from).name != STATE_FILE:
+        return None  # the resumed run had not started its final training: the study is what it left
+    before = read_training_extra(Path(resume_from)).get("search_trial")
+    if before == trial:
+        return resume_from
+    ctx.log.info("the chosen candidate is now trial %d, not trial %s: it trains from scratch (not from %s)", trial,
+                 before, resume_from)
+    return None
+
+
 def carry_over(ctx: RunContext, resume_from: Path | None) -> bool:
     """A resumed search: copy the interrupted run's study.db and latency.json into this run (the old run is
     never written). True when a study was carried over."""
@@ -180,28 +222,32 @@ def latency_limit(settings: SearchSettings, rows: list[dict[str, Any]]) -> tuple
 
 
 def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, settings: SearchSettings) -> dict[str, Any]:
-    """trials.csv, pareto.png and the front's table; run.json's search summary (counts, correlation)."""
+    """trials.csv, pareto.png and the front's table (a line instead when it is empty); run.json's search summary
+    (counts, the correlation and how many timed candidates it is over)."""
     states = [r["state"] for r in rows]
     summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
                "failed": states.count("fail"),
                "feasible": sum(bool(r["feasible"]) for r in rows if r["state"] in ("complete", "pruned")),
-               "spearman_latency_flops": latency_flops_correlation(rows)}
+               "spearman_latency_flops": latency_flops_correlation(rows),
+               "spearman_candidates": len(correlation_points(rows))}
     if not ctx.is_main:
         return summary
     ctx.record.add_artifact("trials_csv", write_trials_csv(ctx.path(TRIALS_CSV), rows))
-    title = f"cnnlab search space={space}: {summary['finished']} trials"
+    title = f"cnnlab search space={space}: {counted(summary['finished'], 'finished trial')}"
     reference = settings.reference
     chosen = best_feasible(rows)
     if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference, limit=latency_limit(settings, rows),
                           chosen=chosen)) is not None:
         ctx.record.add_artifact("pareto_png", png)
-    versus = f"; × ref = speed-up over {reference}, paired" if reference and relative(rows) else ""
-    out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of {len(rows)} trials; "
-                                        f"* = chosen{versus})"))
+    if pareto_front(rows):
+        versus = f"; vs {reference}: timed beside it, paired" if reference and relative(rows) else ""
+        out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of "
+                                            f"{counted(len(rows), 'trial')}; * = chosen{versus})", reference))
+    else:  # an empty table says nothing (Ctrl-C before the first trial finished, no trial within the constraints)
+        out.print(empty_front_line(rows))
     if ctx.path(REFERENCE_ONNX).is_file():
         ctx.record.add_artifact("reference_onnx", ctx.path(REFERENCE_ONNX))
-    rho = summary["spearman_latency_flops"]
-    if rho is not None:
-        out.print(f"latency vs FLOPs over {len(rows)} trials: Spearman rho = {rho:.3f}")
+    if (line := correlation_line(rows)) is not None:
+        out.print(line)
     ctx.record.update(search=summary)
     return summary

@@ -9,6 +9,9 @@ With a reference (search.reference), the reference's ONNX file is timed beside e
 interleaved rounds, and the candidate's speed-up is the median of the per-round ratios reference ÷ candidate:
 a slow minute on the machine slows both and leaves the ratio where it was (docs/search.md, "Budgets relative to
 a reference").
+
+A new timing of the same candidate reads differently: by its rounds' spread (deploy/paired.py: spread), and by at
+least TIMING_NOISE between sessions — the room a limit suggested from a timing must leave (noise_room).
 """
 
 from __future__ import annotations
@@ -17,18 +20,28 @@ import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.ort import execution_providers
-from cnnlab.deploy.paired import time_paired
+from cnnlab.deploy.paired import spread, time_paired
 from cnnlab.fileio import read_json, write_json
 from cnnlab.search.settings import LatencySettings
 
 CACHE_FILE = "latency.json"
+# The share by which repeated timings of one network, in separate sessions, differ from their median (docs/search.md:
+# MobileNetV2 at width 0.5 against MobileNetV2 read 1.65-1.95x in five timings on a 2-core VM, ± 8 %).
+TIMING_NOISE = 0.08
+
+
+def noise_room(rounds: Sequence[float]) -> float:
+    """How far (a share of the figure) a new timing may land from one whose rounds read `rounds`: their spread
+    ((max - min) / median: the median may be read anywhere in that range next time), at least TIMING_NOISE (one
+    session's rounds miss the drift between sessions; one round shows no spread at all)."""
+    return max(TIMING_NOISE, spread(rounds))
 
 
 def check_runtime(settings: LatencySettings) -> None:
@@ -52,13 +65,15 @@ class Reference:
 @dataclass(frozen=True)
 class Timed:
     """One candidate's measured latency (ms, median round's p50) and every round's p50; with a reference, the
-    reference's p50 in the same session (ms) and the speed-up (median per-round reference ÷ candidate)."""
+    reference's p50 in the same session (ms), the speed-up (median per-round reference ÷ candidate) and every
+    round's ratio (empty in caches written before they were kept)."""
 
     p50_ms: float
     p50_ms_per_round: tuple[float, ...]
     cached: bool = False
     reference_ms: float | None = None
     speedup: float | None = None
+    speedup_per_round: tuple[float, ...] = ()
 
     @property
     def relative(self) -> float | None:
@@ -85,12 +100,13 @@ class LatencyCache:
             return None
         optional = {k: float(entry[k]) for k in ("reference_ms", "speedup") if entry.get(k) is not None}
         return Timed(float(entry["p50_ms"]), tuple(float(v) for v in entry.get("p50_ms_per_round", ())), cached=True,
-                     **optional)
+                     speedup_per_round=tuple(float(v) for v in entry.get("speedup_per_round", ())), **optional)
 
     def put(self, setting: str, key: str, timed: Timed) -> None:
         entry: dict[str, Any] = {"p50_ms": timed.p50_ms, "p50_ms_per_round": list(timed.p50_ms_per_round)}
         if timed.speedup is not None:
-            entry |= {"reference_ms": timed.reference_ms, "speedup": timed.speedup}
+            entry |= {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
+                      "speedup_per_round": list(timed.speedup_per_round)}
         self.data.setdefault(setting, {})[key] = entry
         write_json(self.path, self.data)
 
@@ -113,8 +129,9 @@ def measure(model: nn.Module, spec: InputSpec, classes: list[str], settings: Lat
     timed = Timed(subject.stats[batch].p50_ms, tuple(subject.p50_per_round[batch]))
     if reference is None:
         return timed
+    ratios = timing.ratios("reference", "candidate", batch)
     return Timed(timed.p50_ms, timed.p50_ms_per_round, reference_ms=timing["reference"].stats[batch].p50_ms,
-                 speedup=statistics.median(timing.ratios("reference", "candidate", batch)))
+                 speedup=statistics.median(ratios), speedup_per_round=ratios)
 
 
 def setting_key(settings: LatencySettings, reference: Reference | None) -> str:

@@ -1,7 +1,7 @@
 """What a finished search shows: the trials as rows (trials.csv), the Pareto front of validation top-1 against
 measured latency (a rich table and a PNG, trials coloured by feasibility), the chosen trial (best accuracy
 within the constraints, else the closest to meeting them), and how well FLOPs rank the measured latencies
-(Spearman's rho over every timed trial)."""
+(Spearman's rho over every timed trial). Ratios read as `cnnlab report` prints them (bench_report.ratio_text)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,26 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rich.table import Table
 
+from cnnlab.deploy.bench_report import ratio_text
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
+from cnnlab.search.latency import TIMING_NOISE, noise_room
 from cnnlab.search.study import latency_objective
 
 CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", "reference_ms", "params", "flops",
               "image_size", "epochs", "seconds", "violation", "model", "arch", "params_chosen")
 
 Row = Mapping[str, Any]
-NOISE_ROOM = 0.05  # a suggested limit leaves this much room: a new search times its candidates anew
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '3 epochs', '1,200 images': a count with its noun, plural when it is not one."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def speedup_text(speedup: float, reference: str | None) -> str:
+    """A speed-up over the reference as `cnnlab report` says it: '1.63× faster vs lenet5', '2.83× slower vs ...'."""
+    return f"{ratio_text(speedup)} vs {reference or 'the reference'}"
 
 
 def cost(row: Row) -> float:
@@ -41,7 +52,8 @@ def write_trials_csv(path: Path, rows: Sequence[Row]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "params_chosen": " ".join(f"{k}={v}" for k, v in (row.get("params_chosen") or {}).items())})
+        chosen = " ".join(f"{k}={v}" for k, v in (row.get("params_chosen") or {}).items())
+        writer.writerow({**row, "params_chosen": chosen})
     write_text(path, buffer.getvalue())
     return path
 
@@ -74,34 +86,60 @@ def closest(rows: Sequence[Row]) -> Row | None:
     return min(pool, key=lambda r: (r["violation"], -(r.get("val_acc") or 0.0))) if pool else None
 
 
+def correlation_points(rows: Sequence[Row]) -> list[tuple[int, float]]:
+    """(FLOPs, latency objective) of every timed trial, a candidate timed twice (a repeat, a resumed trial) once."""
+    return sorted({(r["flops"], cost(r)) for r in rows if r.get("flops") and r.get("latency_ms") is not None})
+
+
 def latency_flops_correlation(rows: Sequence[Row]) -> float | None:
     """Spearman's rank correlation of FLOPs and measured latency (relative to the reference when there is one:
-    its ranks are free of the machine's drift) over every timed trial (None: < 3 distinct)."""
-    points = {(r["flops"], cost(r)) for r in rows if r.get("flops") and r.get("latency_ms") is not None}
+    its ranks are free of the machine's drift) over correlation_points (None: < 3 of them)."""
+    points = correlation_points(rows)
     if len(points) < 3:
         return None
     from scipy.stats import spearmanr
 
-    flops, latency = zip(*sorted(points))
+    flops, latency = zip(*points)
     rho = float(spearmanr(flops, latency).statistic)
     return None if math.isnan(rho) else rho
 
 
-def front_table(rows: Sequence[Row], chosen: Row | None, title: str) -> Table:
-    """The Pareto front (feasible trials) as a rich table; the chosen trial marked."""
+def correlation_line(rows: Sequence[Row]) -> str | None:
+    """'latency vs FLOPs over 12 timed candidates: Spearman rho = 0.612' — the count is what the rho was computed
+    over (trials never timed and repeats left out); None when there is no rho."""
+    rho = latency_flops_correlation(rows)
+    if rho is None:
+        return None
+    used = counted(len(correlation_points(rows)), "timed candidate")
+    return f"latency vs FLOPs over {used}: Spearman rho = {rho:.3f}"
+
+
+def front_table(rows: Sequence[Row], chosen: Row | None, title: str, reference: str | None = None) -> Table:
+    """The Pareto front (feasible trials) as a rich table; the chosen trial marked; with a reference, each trial's
+    speed-up over it as `cnnlab report` writes one."""
     table = Table(title=title)
     paired = relative(rows)
-    columns = ("trial", "val top-1", "latency ms", *(("× ref",) if paired else ()), "params", "MFLOPs", "px")
+    columns = ("trial", "val top-1", "latency ms", *((f"vs {reference or 'ref'}",) if paired else ()), "params",
+               "MFLOPs", "px")
     for column in columns:
         table.add_column(column, justify="right")
     table.add_column("architecture", justify="left")
     for row in pareto_front(rows):
         mark = " *" if chosen is not None and row["trial"] == chosen["trial"] else ""
-        speedup = (f"{row['speedup']:.2f}",) if paired else ()
+        speedup = (ratio_text(row["speedup"]),) if paired else ()
         table.add_row(f"{row['trial']}{mark}", f"{100 * row['val_acc']:.2f}%", f"{row['latency_ms']:.3f}", *speedup,
                       f"{row['params']:,}", f"{row['flops'] / 1e6:.1f}", str(row["image_size"]),
                       str(row.get("arch") or " ".join(f"{k}={v}" for k, v in row["params_chosen"].items())))
     return table
+
+
+def empty_front_line(rows: Sequence[Row]) -> str:
+    """What stands in for an empty front's table: why nothing is on it."""
+    finished = sum(r["state"] in ("complete", "pruned") for r in rows)
+    if not finished:
+        return "no finished trial yet"
+    return (f"no trial on the Pareto front: none of the {counted(finished, 'finished trial')} completed its proxy "
+            "training within the constraints")
 
 
 def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None, *,
@@ -159,9 +197,34 @@ def _significant(value: float, direction: Callable[[float], float], digits: int 
     return direction(value * scale) / scale
 
 
+def suggested_limits(near: Row, *, max_latency_ms: float | None, max_params: int | None,
+                     min_speedup: float | None) -> list[tuple[str, float | None]]:
+    """(search.KEY=VALUE, room) for each constraint the `near` trial broke: a timed figure with `room` (a share) for
+    the timing noise — its rounds' spread, at least TIMING_NOISE (latency.noise_room): a new search times anew —
+    rounded so that the figure is admitted; a counted one (parameters) as it is (room None)."""
+    need: list[tuple[str, float | None]] = []
+    if max_latency_ms is not None and near["latency_ms"] > max_latency_ms:
+        room = noise_room(near.get("latency_ms_per_round") or ())
+        need.append((f"search.max_latency_ms={_significant(near['latency_ms'] * (1 + room), math.ceil):g}", room))
+    if max_params is not None and near["params"] > max_params:
+        need.append((f"search.max_params={near['params']}", None))
+    if min_speedup is not None and near.get("speedup") is not None and near["speedup"] < min_speedup:
+        room = noise_room(near.get("speedup_per_round") or ())
+        # the counterpart of a latency `room` slower; above 0 for any room, as search.min_speedup must be
+        need.append((f"search.min_speedup={_significant(near['speedup'] / (1 + room), math.floor):g}", room))
+    return need
+
+
+def _why(rooms: Sequence[float]) -> str:
+    """Why the suggested timed limits are not the closest trial's figures."""
+    noise = " and ".join(dict.fromkeys(f"{room:.0%}" for room in rooms))
+    return (f": the closest trial's timed figures with {noise} room for timing noise (its rounds' spread, at least "
+            f"{TIMING_NOISE:.0%}), as a new search times anew") if rooms else ""
+
+
 def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_params: int | None,
-                     min_speedup: float | None = None) -> CnnlabError:
-    """No trial met the constraints: the error names the closest one and the value that would admit it."""
+                     min_speedup: float | None = None, reference: str | None = None) -> CnnlabError:
+    """No trial met the constraints: the error names the closest one and the values that would admit it."""
     near = closest(rows)
     limits = " and ".join(f"search.{k}={v}" for k, v in (("max_latency_ms", max_latency_ms),
                                                           ("max_params", max_params),
@@ -169,20 +232,11 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
     if near is None or near["violation"] <= 0:  # feasible ones exist, but none completed its proxy training
         return CnnlabError("no trial completed its proxy training (every one failed or was stopped early)",
                            fix="run more trials (search.trials=...), raise search.min_rung_trials, or check run.log")
-    need = []
-    if max_latency_ms is not None and near["latency_ms"] > max_latency_ms:
-        need.append(f"search.max_latency_ms={_significant(near['latency_ms'] * (1 + NOISE_ROOM), math.ceil):g}")
-    if max_params is not None and near["params"] > max_params:
-        need.append(f"search.max_params={near['params']}")
-    speed = ""
-    if near.get("speedup") is not None:
-        speed = f", speed-up {near['speedup']:.2f}x over the reference"
-        if min_speedup is not None and near["speedup"] < min_speedup:
-            need.append(f"search.min_speedup={_significant(near['speedup'] * (1 - NOISE_ROOM), math.floor):g}")
-    return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} ({near['arch'] or near['model']}, "
-                       f"{near['latency_ms']:.3f} ms{speed}, {near['params']:,} params); the study and trials.csv are "
-                       "kept",
-                       fix="relax the constraint " + (f"({' '.join(need)}: the closest trial's figure with "
-                                                      f"{NOISE_ROOM:.0%} room, as a new search times anew) "
-                                                      if need else "")
+    need = suggested_limits(near, max_latency_ms=max_latency_ms, max_params=max_params, min_speedup=min_speedup)
+    speed = "" if near.get("speedup") is None else f", {speedup_text(near['speedup'], reference)}"
+    relaxed = " ".join(text for text, _ in need) + _why([room for _, room in need if room is not None])
+    return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} "
+                       f"({near['arch'] or near['model']}, {near['latency_ms']:.3f} ms{speed}, {near['params']:,} "
+                       "params); the study and trials.csv are kept",
+                       fix="relax the constraint " + (f"({relaxed}) " if need else "")
                            + "or search a smaller space (e.g. lower space.params.width)")

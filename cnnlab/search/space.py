@@ -57,15 +57,16 @@ class Param:
         if self.type == "categorical":
             return trial.suggest_categorical(key, list(self.choices))
         if self.type == "int":
-            return trial.suggest_int(key, int(self.low), int(self.high), step=int(self.step or 1),  # type: ignore[arg-type]
-                                     log=self.log)
+            return trial.suggest_int(key, int(self.low), int(self.high),  # type: ignore[arg-type]
+                                     step=int(self.step or 1), log=self.log)
         return trial.suggest_float(key, float(self.low), float(self.high), step=self.step,  # type: ignore[arg-type]
                                    log=self.log)
 
     def describe(self) -> str:
         if self.type == "categorical":
             return "{" + ", ".join(str(c) for c in self.choices) + "}"
-        return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "") + (" per stage" if self.per_stage else "")
+        return (f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+                + (" per stage" if self.per_stage else ""))
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class SearchSpace:
                                       fix="use relu, hardswish or silu")
         fixed = data.get("fixed") or {}
         if not isinstance(fixed, Mapping):
-            raise CnnlabError(f"space {name}: fixed must map config keys to values", fix="e.g. fixed: {trainer.mixup: 0.2}")
+            raise CnnlabError(f"space {name}: fixed must map config keys to values",
+                              fix="e.g. fixed: {trainer.mixup: 0.2}")
         return cls(name=name, kind=kind, params=parsed, base=base, fixed=dict(fixed))
 
     def describe(self) -> dict[str, Any]:
@@ -145,7 +147,8 @@ def _param(space: str, name: str, value: Any) -> Param:
     try:
         low, high = float(value["low"]), float(value["high"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CnnlabError(f"{where} needs numeric low and high", fix="e.g. {type: float, low: 0.001, high: 0.1}") from exc
+        raise CnnlabError(f"{where} needs numeric low and high",
+                          fix="e.g. {type: float, low: 0.001, high: 0.1}") from exc
     log = bool(value.get("log", False))
     step = value.get("step")
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:

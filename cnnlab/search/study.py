@@ -137,7 +137,8 @@ def rung_peers(study: optuna.Study, epoch: int, number: int) -> list[tuple[float
 
 
 def trial_record(trial: FrozenTrial) -> dict[str, Any]:
-    """One row of trials.csv: number, state, the candidate, its measurements and how far it trained."""
+    """One row of trials.csv: number, state, the candidate, its measurements (with every timing round's: the
+    noise a suggested limit leaves room for) and how far it trained."""
     attrs = trial.user_attrs
     epochs = sorted(int(k[len(ACC_AT):]) for k in attrs if k.startswith(ACC_AT))
     constraints = attrs.get("constraints")
@@ -145,6 +146,8 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
             "model": attrs.get("model"), "image_size": attrs.get("image_size"),
             "val_acc": attrs.get("val_acc"), "latency_ms": attrs.get("latency_ms"), "params": attrs.get("params"),
             "reference_ms": attrs.get("reference_ms"), "speedup": attrs.get("speedup"),
+            "latency_ms_per_round": attrs.get("latency_ms_per_round"),
+            "speedup_per_round": attrs.get("speedup_per_round"),
             "flops": attrs.get("flops"), "epochs": epochs[-1] if epochs else 0,
             "feasible": None if constraints is None else all(v <= 0 for v in constraints),
             "violation": None if constraints is None else sum(max(0.0, v) for v in constraints),

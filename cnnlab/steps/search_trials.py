@@ -30,6 +30,7 @@ from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
 from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
+from cnnlab.search.results import counted, speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
 from cnnlab.search.study import ACC_AT, dominated_too_often, rung_epochs, rung_peers, set_constraints
@@ -114,18 +115,14 @@ class TrialRunner:
 
     @property
     def base_spec(self) -> InputSpec:
-        model = "searched" if self.space.is_architecture else canonical_name(str(self.cfg.model.name))
-        return resolve_input_spec(self.cfg.dataset, self.weights.spec, any_channels=get_entry(model).any_channels)
+        return base_spec(self.cfg, self.space, self.weights)
 
     def candidate(self, trial: optuna.Trial) -> Candidate:
         return sample(self.space, trial, image_size=self.base_spec.size, model=canonical_name(str(self.cfg.model.name)))
 
     def data(self, cfg: DictConfig, candidate: Candidate) -> DataBundle:
         """The dataset at the candidate's size (cached per size and dataset settings)."""
-        key = f"{candidate.image_size}:{OmegaConf.to_yaml(cfg.dataset)}"
-        if key not in self._data:
-            self._data[key] = build_datasets(cfg.dataset, self.base_spec.with_size(candidate.image_size))
-        return self._data[key]
+        return sized_data(self._data, cfg, self.base_spec, candidate.image_size)
 
     def build(self, candidate: Candidate, data: DataBundle) -> nn.Module:
         if candidate.arch is None and self.weights.pretrained:
@@ -154,21 +151,24 @@ class TrialRunner:
         timed = cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes,
                                flops=flops, reference=self.reference(data))
         constraints = self.settings.violations(timed.p50_ms, params, timed.speedup)
-        paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup}
+        paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
+                                                   "speedup_per_round": list(timed.speedup_per_round)}
         for key, value in {"arch": candidate.arch, "model": candidate.model, "image_size": candidate.image_size,
                            "params": params, "flops": flops, "latency_ms": timed.p50_ms,
-                           "latency_cached": timed.cached, **paired}.items():
+                           "latency_ms_per_round": list(timed.p50_ms_per_round), "latency_cached": timed.cached,
+                           **paired}.items():
             trial.set_user_attr(key, value)
         set_constraints(trial, constraints)
         what = candidate.arch or " ".join(f"{k}={v}" for k, v in candidate.overrides.items())
         cost = timed.objective
         if any(v > 0 for v in constraints.values()) and not self.settings.train_infeasible:
             self.ctx.log.info("trial %d: %s — %s, %s params: breaks a constraint, not trained", trial.number,
-                              what, describe_latency(timed), f"{params:,}")
+                              what, describe_latency(timed, self.settings.reference), f"{params:,}")
             return self.values(0.0, cost)
         acc = self.proxy_train(trial, cfg, model, data, cost)
         self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s", trial.number, what,
-                          100 * acc, describe_latency(timed), f"{params:,}", time.perf_counter() - started)
+                          100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",
+                          time.perf_counter() - started)
         return self.values(acc, cost)
 
     def reference(self, data: DataBundle) -> Reference | None:
@@ -195,6 +195,7 @@ class TrialRunner:
         validation top-1."""
         recipe = replace(Recipe.from_config(cfg), epochs=self.settings.proxy_epochs)
         train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)
+        # checked for the space's largest batch before the first trial (check_proxy_batches); again for this one
         check_proxy_batch(self.space, recipe.batch_size, len(train_set), len(data.train),
                           self.settings.proxy_train_fraction)
         loaders = make_loaders(recipe, self.runtime, train_set, data.val, workers=loader_workers(recipe, data))
@@ -206,49 +207,95 @@ class TrialRunner:
         return float(result.final["val_acc"])
 
 
-def describe_latency(timed: Timed) -> str:
-    """'0.412 ms' or, with a reference, '0.412 ms, speed-up 1.63x over the reference'."""
+def base_spec(cfg: DictConfig, space: SearchSpace, weights: InitialWeights) -> InputSpec:
+    """The input the dataset is read at before a candidate picks its size: the model's (hparams) or the dataset's."""
+    model = "searched" if space.is_architecture else canonical_name(str(cfg.model.name))
+    return resolve_input_spec(cfg.dataset, weights.spec, any_channels=get_entry(model).any_channels)
+
+
+def sized_data(built: dict[str, DataBundle], cfg: DictConfig, spec: InputSpec, size: int) -> DataBundle:
+    """The dataset of `cfg` at `size` px from `built` (per size and dataset settings), built there when new."""
+    key = f"{size}:{OmegaConf.to_yaml(cfg.dataset)}"
+    if key not in built:
+        built[key] = build_datasets(cfg.dataset, spec.with_size(size))
+    return built[key]
+
+
+def describe_latency(timed: Timed, reference: str | None = None) -> str:
+    """'0.412 ms' or, with a reference, '0.412 ms, 1.63× faster vs mobilenet_v2' (as `cnnlab report` says it)."""
     text = f"{timed.p50_ms:.3f} ms"
-    return text if timed.speedup is None else f"{text}, speed-up {timed.speedup:.2f}x over the reference"
+    return text if timed.speedup is None else f"{text}, {speedup_text(timed.speedup, reference)}"
+
+
+def proxy_size(full: int, fraction: float) -> int:
+    """How many of `full` training images a proxy training reads at search.proxy_train_fraction=`fraction`."""
+    return full if fraction >= 1 else max(1, round(full * fraction))
 
 
 def proxy_subset(train: Any, fraction: float, seed: int) -> Any:
     """A seeded `fraction` of the training images (all of them at 1)."""
     if fraction >= 1:
         return train
-    count = max(1, round(len(train) * fraction))
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:proxy_size(len(train), fraction)]
     return Subset(train, sorted(order.tolist()))
 
 
 BATCH_KEY = "trainer.batch_size"
 
 
-def check_proxy_batch(space: SearchSpace, batch: int, proxy: int, full: int, fraction: float) -> None:
-    """A batch size that the space sets (samples, or fixes) and the proxy training set (`proxy` of `full` images)
-    cannot fill: CnnlabError with fixes that reach it — trainer.batch_size= cannot, the space overrides it — a
-    larger search.proxy_train_fraction (when the split holds the space's largest batch), or the space's batch
-    sizes narrowed to what fits (a Hydra dict override merges into the space's entry)."""
+def largest_batch(space: SearchSpace, batch: int) -> int:
+    """The largest batch size a trial can get: the space's fixed one, the top of what it samples, else
+    trainer.batch_size (`batch`)."""
     param = space.param(BATCH_KEY)
-    if batch <= proxy or (param is None and BATCH_KEY not in space.fixed):
-        return  # make_loaders' own error names trainer.batch_size, which then does set it
     if param is None:
-        how, largest, override = "fixes", int(space.fixed[BATCH_KEY]), f"space.fixed={{{BATCH_KEY}:{proxy}}}"
+        return int(space.fixed.get(BATCH_KEY, batch))
+    if param.type == "categorical":
+        return max(int(c) for c in param.choices)
+    return int(param.high)  # type: ignore[arg-type]
+
+
+def check_proxy_batches(cfg: DictConfig, space: SearchSpace, settings: SearchSettings, weights: InitialWeights,
+                        built: dict[str, DataBundle]) -> None:
+    """Before any timing or training: the space's largest batch (largest_batch) fits the proxy training set, the
+    training split read at the base input size (kept in `built` for the trials). CnnlabError (check_proxy_batch)
+    otherwise — a later trial would fail on it after the search had spent its earlier ones."""
+    spec = base_spec(cfg, space, weights)
+    full = len(sized_data(built, cfg, spec, spec.size).train)
+    fraction = settings.proxy_train_fraction
+    check_proxy_batch(space, largest_batch(space, int(cfg.trainer.batch_size)), proxy_size(full, fraction), full,
+                      fraction)
+
+
+def check_proxy_batch(space: SearchSpace, batch: int, proxy: int, full: int, fraction: float) -> None:
+    """A batch size the proxy training set (`proxy` of `full` images) cannot fill: CnnlabError in the terms of
+    the settings that decide it, with fixes that reach it — a larger search.proxy_train_fraction (when the split
+    holds the batch), and trainer.batch_size= when that sets it, else (the space sets it: samples or fixes) the
+    space's batch sizes narrowed to what fits (a Hydra dict override merges into the space's entry)."""
+    if batch <= proxy:
+        return
+    param, largest = space.param(BATCH_KEY), largest_batch(space, batch)
+    needed = -(-largest * 100 // full) / 100  # the smallest fraction, in hundredths, whose share holds `largest`
+    what = f"the proxy training set ({proxy} images: search.proxy_train_fraction={fraction:g} of {full})"
+    if param is None and BATCH_KEY not in space.fixed:
+        smaller = f"use {BATCH_KEY}={min(64, proxy)} (at most {proxy})"
+        raise CnnlabError(f"{BATCH_KEY}={batch} is larger than {what}",
+                          fix=f"{smaller}, or search.proxy_train_fraction={needed:g} (room for {batch})"
+                              if needed <= 1 else f"{smaller}: even the whole training split holds only {full}")
+    if param is None:
+        how, override = "fixes", f"space.fixed={{{BATCH_KEY}:{proxy}}}"
     elif param.type == "categorical":
-        how, largest = "samples", max(int(c) for c in param.choices)
+        how = "samples"
         fits = [int(c) for c in param.choices if int(c) <= proxy] or [proxy]
         override = f"space.params={{{BATCH_KEY}:{{choices:[{','.join(map(str, fits))}]}}}}"
     else:
-        how, largest = "samples", int(param.high)  # type: ignore[arg-type]
-        override = f"space.params={{{BATCH_KEY}:{{low:{min(int(param.low), proxy)},high:{proxy}}}}}"  # type: ignore[arg-type]
+        how, low = "samples", min(int(param.low), proxy)  # type: ignore[arg-type]
+        override = f"space.params={{{BATCH_KEY}:{{low:{low},high:{proxy}}}}}"
     narrow = f"narrow the space's batch sizes to at most {proxy}: '{override}'"
-    needed = -(-largest * 100 // full) / 100  # the smallest fraction, in hundredths, whose share holds `largest`
     fix = (f"trainer.batch_size= cannot change it: use search.proxy_train_fraction={needed:g} (room for the space's "
            f"largest, {largest}), or {narrow}" if needed <= 1 else
            f"trainer.batch_size= cannot change it, and even the whole training split ({full} images) is smaller than "
            f"the space's largest ({largest}): {narrow}")
-    raise CnnlabError(f"{BATCH_KEY}={batch} (space {space.name} {how} it) is larger than the proxy training set "
-                      f"({proxy} images: search.proxy_train_fraction={fraction:g} of {full})", fix=fix)
+    raise CnnlabError(f"{BATCH_KEY}={batch} (space {space.name} {how} it) is larger than {what}", fix=fix)
 
 
 TRIAL_ERRORS = (NonFiniteLoss,)  # a diverging candidate fails its trial, not the search
@@ -272,12 +319,14 @@ def train_chosen(runner: TrialRunner, candidate: Candidate, trial: int,
     torch.manual_seed(recipe.seed)
     model = runner.build(candidate, data)
     loaders = make_loaders(recipe, runner.runtime, data.train, data.val, workers=loader_workers(recipe, data))
-    runner.ctx.log.info("training the chosen candidate (trial %d) for %d epochs on %d images at %d px", trial,
-                        recipe.epochs, len(data.train), candidate.image_size)  # type: ignore[arg-type]
+    runner.ctx.log.info("training the chosen candidate (trial %d) for %s on %s at %d px", trial,
+                        counted(recipe.epochs, "epoch"), counted(len(data.train), "image"),  # type: ignore[arg-type]
+                        candidate.image_size)
     result = train_model(runner.ctx, runner.runtime, recipe, Trainable(runner.runtime.prepare_model(model)), loaders,
                          classification_objective(recipe, len(data.classes)),
                          Checkpointing(resume_from=resume_from, extra={"search_trial": trial}))
     kwargs = runner.weights.arch_kwargs if candidate.arch is None and runner.weights.pretrained \
         else arch_kwargs(candidate, data.spec)
     return result, TrainedModel(model=model, name=candidate.model, arch_kwargs=kwargs, data=data,
-                                dataset_config=cfg.dataset, weights=f"{runner.weights.description} (search trial {trial})")
+                                dataset_config=cfg.dataset,
+                                weights=f"{runner.weights.description} (search trial {trial})")

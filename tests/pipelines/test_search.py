@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from cnnlab.deploy.bench_report import ratio_text
 from cnnlab.engine.checkpoint import read_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.models.searched import parse_arch
@@ -56,7 +57,16 @@ def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, ou
     assert chosen["speedup"] >= 1.5 and record["metrics"]["speedup_vs_reference"] == chosen["speedup"]
     assert search["settings"]["reference"] == "resnet18" and "reference_onnx" in record["artifacts"]
     assert "vs resnet18@16px" in next(iter(json.loads((run_dir / "latency.json").read_text())))
-    assert "over resnet18" in result.stdout and "× ref" in result.stdout
+    # a speed-up reads as `cnnlab report` prints it, in the log, the table and the chosen line
+    assert re.search(r"[0-9.]+× faster vs resnet18", result.stderr) and "x over" not in result.output
+    assert re.search(r"┃ +vs resnet18 ┃", result.stdout) and re.search(r"│ +[0-9.]+× faster │", result.stdout)
+    assert f"({ratio_text(chosen['speedup'])} vs resnet18)" in result.stdout
+    trials = _study(run_dir).trials  # every round kept: the noise a suggested limit leaves room for
+    assert all(len(t.user_attrs["latency_ms_per_round"]) == len(t.user_attrs["speedup_per_round"]) == 1
+               for t in trials)
+    # one epoch is "1 epoch"
+    assert f"training the chosen candidate (trial {chosen['trial']}) for 1 epoch on 64 images" in result.stderr
+    assert "after 1 epoch," in result.stdout and "1 epochs" not in result.output
 
     assert cli("export", f"source={run_dir}").code == 0  # ONNX, verified against PyTorch
     tuned = cli("finetune", f"model.weights={run_dir}", *DATA, "finetune.mode=full")
@@ -67,7 +77,8 @@ def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, ou
     assert pruned.code == 0, pruned.output
     # prune → quantize → bench, as issue 18's "done when" reads: the searched network all the way to INT8 timings
     quantized = cli("quantize", "source=latest:prune", "quantize.calib_batches=2", "quantize.calib_batch_size=16",
-                    "quantize.engine=onnxruntime", "quantize.deploy_runtimes=[onnxruntime]", "quantize.max_acc_drop=100",
+                    "quantize.engine=onnxruntime", "quantize.deploy_runtimes=[onnxruntime]",
+                    "quantize.max_acc_drop=100",
                     "quantize.keep_fp32_if_slower=false", "quantize.bench_rounds=1", "quantize.bench_warmup=1",
                     "quantize.bench_min_iters=2", "quantize.bench_min_seconds=0", "quantize.bench_threads=1")
     assert quantized.code == 0, quantized.output
@@ -182,7 +193,8 @@ def test_a_constraint_no_candidate_meets_keeps_the_run_and_names_the_closest(cli
                          "search.min_speedup=1000"))
     assert "no candidate met search.max_latency_ms=1e-06 and search.min_speedup=1000.0: the closest was trial" in line
     assert "relax the constraint (search.max_latency_ms=" in line and " search.min_speedup=" in line
-    assert "x over the reference" in line
+    assert re.search(r" ms, [0-9.]+× (faster|slower) vs lenet5, ", line), line
+    assert "room for timing noise (its rounds' spread, at least 8%)" in line
     run_dir = run_dirs(outputs, "search")[0]
     assert (run_dir / "trials.csv").is_file() and (run_dir / "study.db").is_file()
     assert not (run_dir / "model.pt").exists()
@@ -190,22 +202,38 @@ def test_a_constraint_no_candidate_meets_keeps_the_run_and_names_the_closest(cli
     assert [r["feasible"] for r in rows] == ["False", "False"] and all(r["val_acc"] == "" for r in rows)
 
 
-def test_an_error_inside_a_trial_is_one_line_without_optunas_traceback(cli) -> None:
-    """16 proxy images (a quarter of 64) cannot fill a batch of 32: the error is cnnlab's one line, not Optuna's
-    'Trial 0 failed' warning with a traceback above it. Optuna's logger does not propagate and its handler keeps
-    the stderr of the moment it was made (beyond the runner's capture): a handler of the test's own records it."""
+def test_an_error_inside_a_trial_is_one_line_without_optunas_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CnnlabError raised inside a trial is cnnlab's one line, not Optuna's 'Trial 0 failed' warning with a
+    traceback above it. Optuna's logger does not propagate and its handler keeps the stderr of the moment it was
+    made (beyond the runner's capture): a handler of the test's own records it."""
     import logging
 
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise CnnlabError("the proxy training refused", fix="do something else")
+
+    monkeypatch.setattr(TrialRunner, "proxy_train", refuse)
     records: list[logging.LogRecord] = []
     catcher = logging.Handler()
     catcher.emit = records.append  # type: ignore[method-assign]
     logging.getLogger("optuna").addHandler(catcher)
     try:
-        line = _one_line(cli("search", *FAST, "search.proxy_train_fraction=0.25", "trainer.batch_size=32"))
+        line = _one_line(cli("search", *FAST))
     finally:
         logging.getLogger("optuna").removeHandler(catcher)
-    assert "trainer.batch_size=32 is larger than the training set" in line
+    assert line == "error: the proxy training refused — do something else"
     assert not [r.getMessage() for r in records if "failed" in r.getMessage()]
+
+
+def test_a_proxy_batch_the_proxy_set_cannot_fill_is_refused_before_any_timing(cli, outputs: Path) -> None:
+    """16 proxy images (a quarter of 64) cannot fill a batch of 32. The error said 'the training set (16 images)'
+    beside dataset.train_size=64, and only after the first candidate was built and timed."""
+    line = _one_line(cli("search", *FAST, "search.proxy_train_fraction=0.25", "trainer.batch_size=32"))
+    assert line == ("error: trainer.batch_size=32 is larger than the proxy training set (16 images: "
+                    "search.proxy_train_fraction=0.25 of 64) — use trainer.batch_size=16 (at most 16), or "
+                    "search.proxy_train_fraction=0.5 (room for 32)"), line
+    run_dir = run_dirs(outputs, "search")[0]
+    assert not (run_dir / "latency.json").exists() and not (run_dir / "study.db").exists()  # no trial started
+    assert "checkpoint" not in read_run(run_dir)["artifacts"]  # so resume=true does not pick the refused run
 
 
 def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> None:
@@ -319,4 +347,112 @@ def test_the_proxy_fraction_the_batch_fix_names_holds_the_spaces_largest_batch()
         assert len(proxy_subset(list(range(full)), fraction, seed=0)) >= 128, (full, fraction)  # the fix, followed
     lr_only = SearchSpace.from_mapping("lr", {"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.01,
                                                                                        "high": 0.1}}})
-    check_proxy_batch(lr_only, 32, 13, 256, 0.05)  # trainer.batch_size= does set it: make_loaders' own message
+    arch = SearchSpace.from_mapping("mobilenet", {"kind": "mobilenet", "base": BASE_ARCH,
+                                                  "params": {"width": {"type": "categorical", "choices": [0.5, 1.0]}}})
+    for space in (lr_only, arch):  # trainer.batch_size= does set it: the error says so, in the proxy set's terms
+        with pytest.raises(CnnlabError) as err:
+            check_proxy_batch(space, 32, 13, 256, 0.05)
+        assert err.value.message == ("trainer.batch_size=32 is larger than the proxy training set (13 images: "
+                                     "search.proxy_train_fraction=0.05 of 256)")
+        batch, fraction = re.findall(r"use trainer.batch_size=(\d+) .*search.proxy_train_fraction=([0-9.]+) ",
+                                     str(err.value.fix))[0]
+        check_proxy_batch(space, int(batch), 13, 256, 0.05)  # each fix, followed, passes
+        check_proxy_batch(space, 32, len(proxy_subset(list(range(256)), float(fraction), seed=0)), 256,
+                          float(fraction))
+    with pytest.raises(CnnlabError) as err:  # no fraction holds the batch: the batch alone
+        check_proxy_batch(arch, 300, 256, 256, 1.0)
+    assert err.value.fix == "use trainer.batch_size=64 (at most 256): even the whole training split holds only 256"
+
+
+def test_ctrl_c_before_any_trial_finished_prints_no_empty_table(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrialRunner, "proxy_train", interrupt)
+    stopped = cli("search", *FAST)
+    assert stopped.code == 130, stopped.output
+    assert "no finished trial yet" in stopped.stdout and "Pareto front" not in stopped.stdout
+    assert "┏" not in stopped.stdout  # no table's frame either
+
+
+def test_a_completed_search_resumes_only_to_extend_it(cli, outputs: Path) -> None:
+    """A completed search resumed with nothing new was accepted: it copied the study, trained nothing and
+    recorded a second completed run. With more trials it extends (docs: resume=... search.trials=60)."""
+    assert cli("search", *FAST).code == 0
+    done = run_dirs(outputs, "search")[0]
+    line = _one_line(cli("search", f"resume={done}"))
+    assert line.startswith(f"error: resume={done}: that search is complete (2 trials finished, its chosen model "
+                           "trained for 1 epoch), so there is nothing to continue — extend it with more trials than "
+                           f"its 2: `cnnlab search resume={done} search.trials=4`"), line
+    assert _one_line(cli("search", f"resume={done}", "search.trials=2")) == line  # as many as it has: the same
+    extended = cli(*hinted_command(line))  # the fix, followed
+    assert extended.code == 0, extended.output
+    second = next(d for d in run_dirs(outputs, "search") if d != done and read_run(d)["status"] == "completed")
+    record = read_run(second)
+    assert record["resumed_from"] == str(done.resolve()) and record["search"]["finished"] == 4
+    assert len(_study(second).trials) == 4 and len(_study(done).trials) == 2
+    checkpoint = read_checkpoint(second / "model.pt")  # the extension's choice, trained whichever trial it is
+    assert checkpoint.arch["kwargs"]["arch"] == record["search"]["chosen"]["arch"]
+
+
+def _fake_ctx(tmp_path: Path, data: dict | None = None):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    logged: list[str] = []
+    record = SimpleNamespace(data=data or {}, add_artifact=lambda *args: None, update=lambda **kwargs: None)
+    log = SimpleNamespace(info=lambda text, *args: logged.append(text % args))
+    return SimpleNamespace(is_main=True, record=record, path=lambda name: tmp_path / name, log=log, logged=logged)
+
+
+def test_the_resumed_final_training_continues_only_the_same_trials_last_pt(tmp_path: Path) -> None:
+    """An extended search may choose another trial: the old last.pt holds a network of another shape."""
+    from cnnlab.engine.checkpoint import save_tensors
+    from cnnlab.pipelines.search import final_checkpoint
+
+    last = tmp_path / "last.pt"
+    save_tensors(last, {"format": "cnnlab.train-state/1", "epoch": 1, "extra": {"search_trial": 1}})
+    ctx = _fake_ctx(tmp_path)
+    assert final_checkpoint(ctx, last, 1) == last
+    assert final_checkpoint(ctx, last, 3) is None
+    assert ctx.logged == [f"the chosen candidate is now trial 3, not trial 1: it trains from scratch (not from {last})"]
+    assert final_checkpoint(ctx, tmp_path / "study.db", 1) is None  # stopped during the trials: nothing to continue
+
+
+@pytest.mark.parametrize("status, trials, epochs, refused", [
+    ("completed", 2, 1, True), ("completed", 1, 1, True), ("completed", 3, 1, False), ("completed", 2, 2, False),
+    ("interrupted", 2, 1, False)])
+def test_only_a_completed_search_with_nothing_new_is_refused(tmp_path: Path, status: str, trials: int, epochs: int,
+                                                             refused: bool) -> None:
+    from cnnlab.pipelines.search import check_something_left
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({"status": status, "search": {"finished": 2}, "metrics": {"epochs": 1}}))
+    ctx = _fake_ctx(tmp_path, {"resumed_from": str(old)})
+    if not refused:
+        check_something_left(ctx, trials, epochs)
+        return
+    with pytest.raises(CnnlabError) as err:
+        check_something_left(ctx, trials, epochs)
+    assert "that search is complete" in err.value.message and "search.trials=4" in str(err.value.fix)
+
+
+def test_the_summary_counts_the_candidates_the_correlation_used(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """'latency vs FLOPs over N trials' counted every trial, the untimed failed ones too; an empty front printed an
+    empty table."""
+    from cnnlab.pipelines.search import write_results
+    from cnnlab.search.settings import SearchSettings
+
+    def row(trial: int, state: str, flops: int | None, ms: float | None) -> dict:
+        return {"trial": trial, "state": state, "arch": f"a{trial}", "model": "searched", "image_size": 16,
+                "val_acc": 0.5 if state == "complete" else None, "latency_ms": ms, "params": 10, "flops": flops,
+                "feasible": state == "complete", "violation": 0.0, "epochs": 1, "seconds": 1.0, "params_chosen": {}}
+
+    rows = [row(0, "complete", 100, 1.0), row(1, "complete", 200, 3.0), row(2, "complete", 300, 2.0),
+            row(3, "fail", None, None), row(4, "fail", None, None)]
+    summary = write_results(_fake_ctx(tmp_path), rows, "mobilenet", SearchSettings.from_config(SETTINGS))
+    printed = capsys.readouterr().out
+    assert "latency vs FLOPs over 3 timed candidates: Spearman rho = 0.500" in printed, printed
+    assert summary["spearman_candidates"] == 3 and "Pareto front (3 feasible of 5 trials" in printed
+    write_results(_fake_ctx(tmp_path), rows[3:], "mobilenet", SearchSettings.from_config(SETTINGS))
+    assert capsys.readouterr().out.strip() == "no finished trial yet"
