@@ -284,7 +284,7 @@ def legend(comparison: Comparison) -> str:
     return (f"val top-1: accuracy on the validation split, as the run recorded it (test top-1: on the test split, "
             f"from the newest `cnnlab evaluate split=test` of the model); runs that differ only in seed are one row, "
             f"mean ± std over the n seeds (sample std), with each run listed under it; latency: p50 of "
-            f"{comparison.describe()} (from bench runs); ★ = Pareto-optimal in accuracy × latency "
+            f"{comparison.describe()}{' (from bench runs)' if comparison.timed else ''}; ★ = Pareto-optimal in accuracy × latency "
             f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
             f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
             f"search.reference as the search timed them interleaved (\"vs NAME\"), a seed group's the geometric mean "

@@ -36,19 +36,21 @@ class Comparison:
     batch: int = 1
     device: str | None = None     # None: the most common device among the benches
     threads: int | None = None    # None: the most common thread count
+    timed: bool = True            # False: no bench run of the models here timed anything (an accuracy-only report)
 
     def admits(self, record: LatencyRecord) -> bool:
         """Whether `record` was measured in exactly this setting."""
         return record.setting == (self.backend, self.batch, self.device, self.threads)
 
     def describe(self) -> str:
-        """The setting in words, "onnxruntime, batch 1, on cpu with 2 threads"; what no bench run recorded reads
-        "device and threads not recorded" rather than None."""
+        """The setting in words, "onnxruntime, batch 1, on cpu with 2 threads"; what the bench runs timed without
+        recording it reads "device and threads not recorded" rather than None; with no bench run at all,
+        "no bench runs" (nothing was left unrecorded)."""
         where = " ".join(([f"on {self.device}"] if self.device else [])
                          + ([f"with {plural(self.threads, 'thread')}"] if self.threads is not None else []))
         missing = " and ".join(([] if self.device else ["device"]) + ([] if self.threads is not None else ["threads"]))
-        return ", ".join(part for part in (self.backend, f"batch {self.batch}", where,
-                                           missing and f"{missing} not recorded") if part)
+        unknown = (f"{missing} not recorded" if self.timed else "no bench runs") if missing else ""
+        return ", ".join(part for part in (self.backend, f"batch {self.batch}", where, unknown) if part)
 
 
 def plural(count: int, noun: str) -> str:
@@ -194,7 +196,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         arch=_arch(run)))
 
     paired = sessions(runs, origin)
-    comparison = _settle(comparison, [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)])
+    timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
+    comparison = _settle(comparison, timings)
+    _check_timed(comparison, timings)
 
     def matches(record: dict[str, Any]) -> bool:  # paired.py hands over the records as run.json holds them
         return comparison.admits(LatencyRecord.from_dict(record))
@@ -242,18 +246,45 @@ def _newest_test(evaluations: list[RunInfo]) -> RunInfo | None:
 
 
 def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
-    """Fill in the device and thread count the benches most often used for this backend and batch."""
+    """Fill in the device and thread count the benches most often used for this backend and batch (the threads:
+    on the device asked for)."""
     # a paired session's records: one per subject
     matching = [r for b in benches for r in b.metrics.latency_records
                 if r.backend == comparison.backend and r.batch_size == comparison.batch]
 
-    def most_common(key: str) -> Any:
-        values = [getattr(r, key) for r in matching]
-        return max(set(values), key=values.count) if values else None
+    def most_common(key: str, records: list[LatencyRecord]) -> Any:
+        values = [getattr(r, key) for r in records]
+        return max(set(values), key=lambda v: (values.count(v), str(v))) if values else None
 
-    return Comparison(backend=comparison.backend, batch=comparison.batch,
-                      device=comparison.device or most_common("device"),
-                      threads=comparison.threads or most_common("threads"))
+    device = comparison.device or most_common("device", matching)
+    on_device = [r for r in matching if r.device == device]
+    threads = comparison.threads if comparison.threads is not None else most_common("threads", on_device)
+    return Comparison(backend=comparison.backend, batch=comparison.batch, device=device, threads=threads,
+                      timed=any(b.metrics.latency_records for b in benches))
+
+
+def _timed_setting(record: LatencyRecord) -> str:
+    """"onnxruntime, batch 1, on cpu with 2 threads" for one bench record."""
+    return Comparison(record.backend, record.batch_size, record.device, record.threads).describe()
+
+
+def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
+    """CnnlabError (exit 2) when the models' bench runs timed something, but nothing in the setting asked for: a
+    report with every latency blank is no comparison. The fix lists the settings they did time."""
+    held = [r for b in benches for r in b.metrics.latency_records]
+    if not held or any(comparison.admits(r) for r in held):
+        return
+    where = " ".join(([f"on {comparison.device}"] if comparison.device else [])
+                     + ([f"with {plural(comparison.threads, 'thread')}"] if comparison.threads is not None else []))
+    asked = ", ".join(part for part in (comparison.backend, f"batch {comparison.batch}", where) if part)
+    same = [r for r in held if r.backend == comparison.backend]
+    timed = "; ".join(sorted({_timed_setting(r) for r in same or held}))
+    if same:
+        batches = ", ".join(map(str, sorted({r.batch_size for r in same})))
+        fix = f"use one the {comparison.backend} bench runs here timed: {batches} ({timed})"
+    else:
+        fix = f"use a setting the bench runs here timed: {timed}"
+    raise CnnlabError(f"no bench run here timed the setting asked for ({asked})", fix=fix)
 
 
 def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *, paired: bool = False) -> None:

@@ -31,6 +31,11 @@ IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make anot
 REFERENCES = ("source", "resume", "model.weights", "teacher.weights", "student.weights")
 UNFINISHED = ("failed", "interrupted", "dead", "running")
 RUN = "<run>"
+# run.json model fields that describe the file or where the weights came from, not the network: everything else
+# recorded there (name, arch, params, flops, image_size, num_classes, precision, quantization, ...) defines it
+NOT_THE_NETWORK = ("weights", "file_bytes", "onnx_bytes", "pt_bytes", "onnx_origin")
+# values of resume= that resume nothing: the same run as leaving resume out
+NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
 Lineage = tuple[int | None, ...]  # the seeds of a run's sources, then its own (see SeedKeys.lineage)
 
 # command → (what the difference is called, the run's own recorded reference accuracy, what it is against)
@@ -61,11 +66,29 @@ def _names_a_run(value: Any) -> bool:
                                   or text.endswith((".pt", ".pth", ".onnx")))
 
 
+def _resumes_nothing(value: Any) -> bool:
+    """resume=false / null / none / no / 0: a fresh run, exactly as without resume= (the default, null)."""
+    return value is None or value is False or str(value).strip().lower() in NO_RESUME
+
+
+def network_key(row: Row) -> str:
+    """What defines the network a run produced, from run.json's model section (name, arch string, parameters,
+    FLOPs, input size, classes, precision, ...): runs of one recipe that produced different networks (a search that
+    chose another architecture, a prune that kept other channels) are never one seed group."""
+    model = row.run.model
+    fields = {key: value for key, value in model.extra.items() if key not in NOT_THE_NETWORK}
+    fields.update(name=model.name, params=model.params, flops=model.flops, image_size=model.image_size,
+                  num_classes=model.num_classes, arch=row.arch, precision=row.precision)
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
 def _comparable_config(config: dict[str, Any]) -> str:
-    """The configuration without seed, paths and run references, as canonical text."""
+    """The configuration without seed, paths and run references, as canonical text (resume=false is no resume)."""
     config = copy.deepcopy(config)
     for key in IGNORED:
         config.pop(key, None)
+    if _resumes_nothing(config.get("resume")):
+        config["resume"] = None
     for dotted in REFERENCES:
         *parents, leaf = dotted.split(".")
         node: Any = config
@@ -101,7 +124,7 @@ def _comparable_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key in IGNORED or key.split(".")[0] in ("paths", "hydra"):
+        if key in IGNORED or key.split(".")[0] in ("paths", "hydra") or (key == "resume" and _resumes_nothing(value)):
             continue
         kept.append(f"{key}={RUN}" if key in REFERENCES and _names_a_run(value) else f"{key}={value}")
     return tuple(sorted(kept))
@@ -359,8 +382,9 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
     groups: dict[Hashable, SeedGroup] = {}
     for row in rows:
         settings = keys.key(row.run)
-        # the precision too: seeds of one quantize setting can ship INT8 on one seed and keep FP32 on another
-        key = (settings, row.dataset_key, row.model, row.precision) if settings is not None else ("alone", row.run.path)
+        # the network too (model name, arch, params, FLOPs, precision, ...): one recipe can produce different
+        # networks — a search choosing another architecture, a quantize shipping INT8 on one seed and FP32 on another
+        key = (settings, row.dataset_key, network_key(row)) if settings is not None else ("alone", row.run.path)
         groups.setdefault(key, SeedGroup(members=[])).members.append((keys.lineage(row.run), row))
     for group in groups.values():
         group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))

@@ -73,10 +73,11 @@ def test_only_like_with_like(study: Path) -> None:
 
 
 def test_threads_and_device_must_match(study: Path) -> None:
-    report = build_report(study, comparison=Comparison(threads=8))
-    assert all(row.p50_ms is None for row in report.rows)
-    note = "no timing in the setting compared (onnxruntime, batch 1, on cpu with 8 threads)"
-    assert all(row.notes == [note] for row in report.rows)
+    """Nothing here was timed with 8 threads: one error naming what was timed, not a report of blank latencies."""
+    with pytest.raises(CnnlabError) as caught:
+        build_report(study, comparison=Comparison(threads=8))
+    assert "(onnxruntime, batch 1, on cpu with 8 threads)" in str(caught.value)
+    assert "onnxruntime, batch 1, on cpu with 2 threads" in str(caught.value)
 
 
 def test_write_report_files(study: Path) -> None:
@@ -335,6 +336,8 @@ def test_a_setting_no_bench_recorded_reads_not_recorded_never_none_or_a_question
     assert Comparison("onnxruntime", 8, "cpu", 1).describe() == "onnxruntime, batch 8, on cpu with 1 thread"
     assert Comparison("torch", 1, "cuda", None).describe() == "torch, batch 1, on cuda, threads not recorded"
     assert Comparison("openvino", 4).describe() == "openvino, batch 4, device and threads not recorded"
+    # no bench run at all (an accuracy-only report): nothing was left unrecorded
+    assert Comparison("onnxruntime", 1, timed=False).describe() == "onnxruntime, batch 1, no bench runs"
 
 
 def test_missing_threads_model_and_dataset_names_read_naturally(tmp_path: Path) -> None:
@@ -356,16 +359,17 @@ def test_missing_threads_model_and_dataset_names_read_naturally(tmp_path: Path) 
     assert row.notes == ["no timing in the setting compared (onnxruntime, batch 1, on cpu, threads not recorded)"]
     assert row.display_model == "—" and row.label == "finetune"
     assert set(report.groups) == {"digits (10 classes, 64 px)", "dataset not recorded (10 classes)"}
-    for comparison in (Comparison(), Comparison(backend="openvino", batch=4)):
-        report = build_report(out, comparison=comparison)
-        write_report(report)
-        console = Console(record=True, width=300)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("cnnlab.console.out", console)
-            print_report(report)
-        for text in ((out / "report.md").read_text(), console.export_text()):
-            assert "None" not in text and "?" not in text and "thread(s)" not in text
-    assert "openvino, batch 4, device and threads not recorded" in (out / "report.md").read_text()
+    report = build_report(out)
+    write_report(report)
+    console = Console(record=True, width=300)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cnnlab.console.out", console)
+        print_report(report)
+    for text in ((out / "report.md").read_text(), console.export_text()):
+        assert "None" not in text and "?" not in text and "thread(s)" not in text
+    with pytest.raises(CnnlabError) as caught:  # nothing was timed with openvino: an error, not a blank report
+        build_report(out, comparison=Comparison(backend="openvino", batch=4))
+    assert "None" not in str(caught.value) and "onnxruntime, batch 1, on cpu, threads not recorded" in str(caught.value)
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert next(r for r in rows if r["run"].endswith("nameless"))["model"] is None
 
@@ -375,7 +379,41 @@ def test_a_model_timed_only_in_a_paired_session_is_not_called_unbenchmarked(tmp_
     fp32 = model_run(out, "finetune", "fp32", 0.98)
     int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
     paired_run(out, "p", [fp32, int8], [[10.0, 10.1, 9.9], [5.0, 5.1, 4.9]], threads=2)
+    bench_run(out, "b4", fp32, 9.0, threads=4)  # the setting compared was timed, for the FP32 model only
     report = build_report(out, comparison=Comparison(threads=4))
     row = next(r for r in report.rows if r.run.path == int8)
     assert row.notes == ["no timing in the setting compared (onnxruntime, batch 1, on cpu with 4 threads)"]
     assert "another backend, batch, device or thread count" in row.speedup.note  # not "time both in one session"
+
+
+@pytest.mark.parametrize("option, asked", [
+    (["--batch", "7"], "(onnxruntime, batch 7)"),
+    (["--backend", "openvino"], "(openvino, batch 1)"),
+    (["--device", "cuda"], "(onnxruntime, batch 1, on cuda)"),
+])
+def test_a_setting_no_bench_run_timed_is_one_clear_error_and_writes_nothing(study: Path, option: list[str],
+                                                                            asked: str) -> None:
+    """`--batch 7` with benches at 1 and 32 only exited 0 with every latency blank, said "device and threads not
+    recorded" (they were, at other batches) and overwrote report.md/.csv/.json with that useless report."""
+    (study / "report.md").write_text("the previous report")
+    code, stdout, stderr = _report_cli(str(study), *option)
+    assert code == 2 and stdout == "" and "Traceback" not in stderr
+    [line] = stderr.splitlines()
+    assert line.startswith(f"error: no bench run here timed the setting asked for {asked} — ")
+    assert "onnxruntime, batch 1, on cpu with 2 threads" in line and "not recorded" not in line
+    if option[0] != "--backend":
+        assert "use one the onnxruntime bench runs here timed: 1, 32 (" in line
+    assert (study / "report.md").read_text() == "the previous report"
+    assert not (study / "report.csv").exists() and not (study / "report.json").exists()
+
+
+def test_a_report_without_bench_runs_is_accuracy_only_and_does_not_say_not_recorded(tmp_path: Path) -> None:
+    from cnnlab.report.formats import legend
+
+    out = tmp_path / "outputs"
+    model_run(out, "finetune", "a", 0.9)
+    for comparison in (Comparison(), Comparison(batch=7)):
+        report = build_report(out, comparison=comparison)
+        assert report.rows[0].p50_ms is None and not report.comparison.timed
+        assert "not recorded" not in legend(report.comparison) and "no bench runs" in legend(report.comparison)
+    assert report.rows[0].notes == [f"not benchmarked (cnnlab bench source={out / 'finetune' / '2026-11-28' / 'a'})"]

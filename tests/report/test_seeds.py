@@ -246,8 +246,9 @@ def test_resumed_run_is_grouped_by_the_settings_of_the_run_it_continued(tmp_path
     record = RunRecord.start(resumed, "finetune", overrides=["command=finetune", f"resume={interrupted}"])
     (resumed / ".hydra").mkdir()
     (resumed / ".hydra" / "config.yaml").write_text(f"seed: 0\nresume: {interrupted}\nmodel: {{name: lenet5}}\n")
-    record.update(model={"name": "resnet18", "params": 10}, dataset={"name": "digits", "num_classes": 10,
-                                                                     "image_size": 64},
+    # the network the interrupted run was training (fakes.model_run's), continued
+    record.update(model={"name": "resnet18", "params": 1_000_000, "flops": 2_000_000},
+                  dataset={"name": "digits", "num_classes": 10, "image_size": 64},
                   resumed_from=str(interrupted))
     record.finish("completed", metrics={"val_acc": 0.94})
     report = build_report(out)
@@ -377,3 +378,46 @@ def test_report_csv_and_json_hold_seeds_as_numbers(seeds: Path) -> None:
     assert groups[("finetune/2026-11-28/unseeded-a", "finetune/2026-11-28/unseeded-b")] == [None, None]
     md = (seeds / "report.md").read_text()
     assert "| └ unseeded-a | seed not recorded |" in md and "| └ 1 | seed 0/1 |" in md and "seed ?" not in md
+
+
+def test_one_recipe_that_produced_different_networks_is_never_one_seed_group(tmp_path: Path) -> None:
+    """Two `cnnlab search` runs with the same settings and seed chose different networks; the report made them one
+    group ("2 runs, 1 seeds"): accuracy averaged over two models, params from one, latency from the other."""
+    out = tmp_path / "outputs"
+    a = model_run(out, "search", "a", 0.25, model="searched", seed=0, params=2260, arch="r16_w0.5_k3e6")
+    b = model_run(out, "search", "b", 0.50, model="searched", seed=0, params=2492, arch="r16_w0.5_k5e3.se")
+    same = model_run(out, "search", "c", 0.75, model="searched", seed=1, params=2260, arch="r16_w0.5_k3e6")
+    bench_run(out, "ba", a, 1.0)
+    bench_run(out, "bb", b, 9.0)
+    # one prune recipe over fine-tuning seeds: a run that kept other channels (other params) is another network
+    tuned = sweep(out, "finetune", [0.9, 0.9, 0.9])
+    pruned = sweep(out, "prune", [0.8, 0.8, 0.8], sources=tuned, name="11-00-00-multirun")
+    odd = model_run(out, "prune", "11-00-00-multirun-odd", 0.7, seed=0, source=tuned[0], params=400_000)
+    report = build_report(out)
+    groups = {frozenset(r.run.path for r in g.rows): g for g in report.all_seed_groups}
+    assert frozenset({a, same}) in groups and frozenset({b}) in groups
+    assert groups[frozenset({a, same})].latency.values == (1.0,) and groups[frozenset({b})].p50_ms == 9.0
+    assert frozenset(pruned) in groups and frozenset({odd}) in groups
+    write_report(report)
+    by_run = {row["run"]: row["group"] for row in csv.DictReader((out / "report.csv").open())}
+    assert by_run["search/2026-11-28/a"] == by_run["search/2026-11-28/c"] != by_run["search/2026-11-28/b"]
+    assert by_run["prune/2026-11-28/11-00-00-multirun-odd"] != by_run["prune/2026-11-28/11-00-00-multirun/0"]
+
+
+@pytest.mark.parametrize("value", ["false", "null", "none", "no", "0", "False", "~"])
+def test_resume_false_like_values_do_not_split_a_seed_group(tmp_path: Path, value: str) -> None:
+    """`resume=false` on the command line (recorded in the saved config and the overrides) put an otherwise
+    identical run in a group of its own."""
+    import yaml
+
+    out = tmp_path / "outputs"
+    runs = sweep(out, "finetune", [0.90, 0.92])
+    extra = model_run(out, "finetune", "10-00-00-multirun/2", 0.94, seed=2, overrides=[f"resume={value}"],
+                      settings={"resume": yaml.safe_load(value)})
+    # without a saved config: grouped by the overrides run.json records
+    plain = [model_run(out, "finetune", f"plain-{i}", 0.5, overrides=["command=finetune", "model=lenet5", f"seed={i}",
+                                                                       *([f"resume={value}"] if i else [])])
+             for i in range(2)]
+    report = build_report(out)
+    groups = {frozenset(r.run.path for r in g.rows) for g in report.all_seed_groups}
+    assert groups == {frozenset({*runs, extra}), frozenset(plain)}
