@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 
+from cnnlab.deploy.bench_report import ratio_text
+
 from _common import cnnlab, dump, plain_session, print_machine, time_sessions
 
 QUICK = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=128", "dataset.val_size=64",
@@ -88,7 +90,7 @@ def trial_speedup(row: dict) -> float:
 
 
 def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], min_speedup: float | None,
-         title: str, split: str) -> None:
+         title: str, split: str, correlation: tuple[float | None, int]) -> None:
     """Left: every trial's proxy validation top-1 against its speed-up over MobileNetV2 (search harness, paired),
     feasible or not. Middle: every trial's latency relative to MobileNetV2 against its FLOPs (why cnnlab
     measures). Right: each final model's test top-1 against the independent interleaved latency."""
@@ -115,12 +117,12 @@ def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], m
     left.set(xscale="log", xlabel="speed-up over MobileNetV2 (search harness: paired rounds, batch 1)",
              ylabel="val top-1 after the proxy training, %", title="search trials")
     left.legend(fontsize=8)
-    rho, timed = spearman_from_csv(trials_csv)
+    rho, timed = correlation
     middle.scatter([float(r["flops"]) / 1e6 for r in rows], [1 / trial_speedup(r) for r in rows], s=20,
                    c="tab:purple")
     middle.set(xscale="log", yscale="log", xlabel="MFLOPs per image",
                ylabel="latency relative to MobileNetV2 (paired)",
-               title=f"measured latency vs FLOPs, {timed} trials: Spearman ρ = "
+               title=f"measured latency vs FLOPs, {timed} timed candidates: Spearman ρ = "
                      + ("n/a" if rho is None else f"{rho:.2f}"))
     for name, (latency, acc) in finals.items():
         right.scatter(latency, acc, s=40, c="tab:red" if name == "searched" else "tab:green")
@@ -140,14 +142,11 @@ def plot(path: Path, trials_csv: Path, finals: dict[str, tuple[float, float]], m
     print(f"plot: {path}")
 
 
-def spearman_from_csv(path: Path) -> tuple[float | None, int]:
-    from scipy.stats import spearmanr
-
-    rows = [r for r in csv.DictReader(path.open()) if r["speedup"] and r["flops"]]
-    if len(rows) < 3:
-        return None, len(rows)
-    relative = [1 / trial_speedup(r) for r in rows]  # latency relative to the reference: drift-free ranks
-    return float(spearmanr([float(r["flops"]) for r in rows], relative).statistic), len(rows)
+def spearman_of(search: dict) -> tuple[float | None, int]:
+    """The search's own latency-vs-FLOPs rank correlation and the number of timed candidates it used (run.json:
+    each candidate once, relative to the reference when there is one)."""
+    summary = search.get("search") or {}
+    return summary.get("spearman_latency_flops"), int(summary.get("spearman_candidates") or 0)
 
 
 def main() -> None:
@@ -219,24 +218,27 @@ def main() -> None:
             acc[key] = test_acc(outputs, args.threads, run, split)
         latency = interleaved_latency(files, args.threads, args.rounds, args.iterations)
         trials_csv = Path(search["run_dir"]) / "trials.csv"
-        rho, timed = spearman_from_csv(trials_csv)
+        rho, timed = spearman_of(search)
         if args.plot:
             plot(Path(args.plot), trials_csv, {key: (latency[key], acc[key]) for key in runs}, args.speedup or None,
                  f"Fashion-MNIST{' (quick)' if args.quick else ''} at {args.image_size} px, {args.epochs} epochs "
-                 f"on {args.label_fraction:g} of the training split, {args.threads} threads, onnxruntime CPU", split)
+                 f"on {args.label_fraction:g} of the training split, {args.threads} threads, onnxruntime CPU", split,
+                 (rho, timed))
 
     speedup = latency["mobilenet_v2"] / latency["searched"]
     params = {key: run["model"]["params"] for key, run in runs.items()}
     print(f"\nFashion-MNIST{' (quick: synthetic)' if args.quick else ''} at {args.image_size} px, {args.epochs} "
           f"epochs each, {args.threads} threads, onnxruntime CPU, batch 1")
     for key in runs:
-        print(f"  {key:20s} {split} top-1 {acc[key]:6.2f} %   {latency[key]:7.3f} ms "
-              f"({latency['mobilenet_v2'] / latency[key]:5.2f}x MobileNetV2)   {params[key]:>10,} params")
-    print(f"  speed-up (independent interleaved timing): {speedup:.2f}x;  accuracy difference "
+        versus = "the reference" if key == "mobilenet_v2" else \
+            f"{ratio_text(latency['mobilenet_v2'] / latency[key])} than MobileNetV2"
+        print(f"  {key:20s} {split} top-1 {acc[key]:6.2f} %   {latency[key]:7.3f} ms ({versus})   "
+              f"{params[key]:>10,} params")
+    print(f"  searched vs MobileNetV2 (independent interleaved timing): {ratio_text(speedup)};  accuracy difference "
           f"{acc['searched'] - acc['mobilenet_v2']:+.2f} points")
     print(f"  search wall time {search_s / 60:.1f} min for {search['search']['finished']} trials; the search's own "
-          f"paired speed-up of its choice: {chosen['speedup']:.2f}x")
-    print(f"  latency (relative to MobileNetV2) vs FLOPs over {timed} timed trials: Spearman rho = "
+          f"paired ratio for its choice: {ratio_text(chosen['speedup'])}")
+    print(f"  latency (relative to MobileNetV2) vs FLOPs over {timed} timed candidates: Spearman rho = "
           + ("n/a (fewer than 3)" if rho is None else f"{rho:.3f}"))
     dump(args.json, {"args": vars(args), "chosen": chosen, "search_seconds": search_s, "accuracy": acc, "latency_ms": latency,
                      "speedup": speedup, "params": params, "spearman_latency_flops": rho, "timed_trials": timed,

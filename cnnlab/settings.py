@@ -26,7 +26,8 @@ import yaml
 from cnnlab.conftree import CONF_DIR
 from cnnlab.errors import CnnlabError
 
-MIN_IMAGE_SIZE = 8      # below this no convolutional network here has a spatial map left (models check their own)
+MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
+MIN_INPUT_SIZE = 16     # the smallest input any zoo model takes (models/registry.py min_size; each checks its own)
 MAX_IMAGE_SIZE = 4096   # a typo like 22400 would otherwise allocate gigabytes per image
 _NOT_DERIVED = {"hydra", "experiment"}  # Hydra's own tree; experiments are deltas, not defaults
 _MISSING = "???"
@@ -130,7 +131,7 @@ _POSITIVE = _num(0, low_open=True)                       # > 0
 _COUNT = _int(1)                                          # >= 1
 _OPTIONAL_COUNT = _int(1, nullable=True)
 _OPTIONAL_OFF = _int(0, nullable=True)                   # null or 0: off / every core
-_IMAGE_SIZE = _int(MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE, nullable=True)
+_IMAGE_SIZE = _int(MIN_INPUT_SIZE, high=MAX_IMAGE_SIZE, nullable=True)
 _NORMALISATION = Rule("list", item=_num(), length=3)
 
 # Ranges and choices of the known knobs, and the type of those whose default is null. Knobs with a list
@@ -388,42 +389,54 @@ _START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "p
                    "quantize": "source", "export": "source", "bench": "source"}
 
 
-def check_resume(spec: Any, command: str) -> None:
+def check_resume(spec: Any, command: str, outputs: Path | None = None) -> None:
     """`resume=` must name a run of the same command: resume continues that run with its own config. A run of
-    another command is refused with what does work: continuing it with its own command when it was interrupted
-    (it holds a checkpoint), else the key that starts from its model (model.weights=, source=); `latest:CMD` of
-    another command likewise."""
-    from cnnlab.runs import RESUMABLE_STATUSES, RUN_FILE, load_run  # runs reads files; keep `settings` importable
+    another command (a folder, or `latest:CMD`: the newest CMD run in `outputs`) is refused with what does work:
+    continuing it with its own command when it was interrupted (it holds a checkpoint), else the key that starts
+    from its model (model.weights=, source=)."""
+    from cnnlab.runs import RUN_FILE, iter_runs, load_run  # runs reads files; keep `settings` importable on its own
 
     text = "" if spec is None or isinstance(spec, bool) else str(spec)
     if text.lower().startswith("latest:"):
         other = text.split(":", 1)[1]
-        if other != command:
+        if other == command:
+            return  # the same as resume=true
+        newest = [r for r in iter_runs(outputs) if r.command == other] if outputs is not None else []
+        if not newest:
             raise CnnlabError(f"resume={text}: `cnnlab {command} resume=` continues an interrupted {command} run, "
-                              f"not a {other} run",
-                              fix=f"run `cnnlab {other} resume=true` to continue the {other} run, or `cnnlab {command} "
-                                  f"resume=true` for the latest interrupted {command} run")
-        return
+                              f"and there is no {other} run here either",
+                              fix=f"pass resume=true for the latest interrupted `cnnlab {command}` run, or start a new "
+                                  "run without resume=")
+        _refuse_another_commands_run(newest[-1], text, command)
     folder = Path(text).expanduser()
     if not text or not (folder / RUN_FILE).is_file():
         return  # true/false, or not a run folder: resolving resume= says so with its own message
     run = load_run(folder)
-    if run.command == command:
-        return
+    if run.command != command:
+        _refuse_another_commands_run(run, text, command)
+
+
+def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
+    """CnnlabError for `resume=` given `run` (a runs.RunInfo) of another command, with the fix that works for it."""
+    from cnnlab.runs import RESUMABLE_STATUSES
+
+    folder = run.path
     if run.status in RESUMABLE_STATUSES and run.artifact("checkpoint") is not None:
-        instead = f"to continue that run, use `cnnlab {run.command} resume={spec}`"
+        instead = f"to continue that run, use `cnnlab {run.command} resume={folder}`"
     elif run.artifact("model") is None:
         instead = f"pick a `cnnlab {command}` run (`cnnlab list runs` shows each run's command and status)"
     elif start := _START_FROM_RUN.get(command):
-        instead = f"to start from its model, run `cnnlab {command} {start}={spec}` (without resume=)"
+        instead = f"to start from its model, run `cnnlab {command} {start}={folder}` (without resume=)"
     else:
         instead = (f"{command} starts from random weights; to train further from that run use "
-                   f"`cnnlab finetune model.weights={spec}`")
-    raise CnnlabError(f"resume={spec} is a `cnnlab {run.command}` run ({run.status}), but `cnnlab {command} resume=` "
-                      f"continues an interrupted {command} run", fix=instead)
+                   f"`cnnlab finetune model.weights={folder}`")
+    named = "" if spec == str(folder) else f" ({folder})"
+    raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but `cnnlab {command} "
+                      f"resume=` continues an interrupted {command} run", fix=instead)
 
 
 def check_config(config: Mapping[str, Any], command: str) -> None:
     """Everything `execute` checks before a command runs: every setting's type and range, and resume=."""
     check_settings(config, command)
-    check_resume(config.get("resume"), command)
+    outputs = (config.get("paths") or {}).get("outputs")
+    check_resume(config.get("resume"), command, Path(str(outputs)) if outputs else None)

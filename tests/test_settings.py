@@ -38,8 +38,8 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("optim.lr", "fast", "a number > 0"),
     ("optim.lr", 0, "a number > 0"),
     ("optim.lr", float("nan"), "a number > 0"),
-    ("dataset.image_size", 2, "null or an integer in [8, 4096]"),
-    ("dataset.image_size", 100000, "null or an integer in [8, 4096]"),
+    ("dataset.image_size", 2, "null or an integer in [16, 4096]"),
+    ("dataset.image_size", 100000, "null or an integer in [16, 4096]"),
     ("prune.ratio", 1.0, "a number in [0, 1)"),
     ("prune.ratio", True, "a number in [0, 1)"),
     ("trainer.amp", "fp8", "one of auto, bf16, fp16, none"),
@@ -91,13 +91,14 @@ def test_composed_config_with_a_bad_override_is_refused() -> None:
         check_config(composed("distill", "teacher.weights=[1,2]"), "distill")
 
 
-def _run(tmp_path: Path, command: str, status: str = "completed", artifact: str | None = "model") -> Path:
+def _run(tmp_path: Path, command: str, status: str = "completed", artifact: str | None = "model",
+         started: str = "2026-11-01T10:00:00+00:00") -> Path:
     run_dir = tmp_path / command / "r"
     run_dir.mkdir(parents=True)
     files = {"model": "model.pt", "checkpoint": "last.pt"}
     if artifact:
         (run_dir / files[artifact]).write_bytes(b"")
-    (run_dir / "run.json").write_text(json.dumps({"command": command, "status": status,
+    (run_dir / "run.json").write_text(json.dumps({"command": command, "status": status, "started": started,
                                                   "artifacts": {artifact: files[artifact]} if artifact else {}}))
     return run_dir
 
@@ -133,8 +134,19 @@ def test_resume_given_another_commands_run_names_a_fix_that_works_for_it(tmp_pat
     assert fix.format(run=run_dir) in (info.value.fix or "")
 
 
-def test_resume_latest_of_another_command_is_refused_with_the_command_that_continues_it() -> None:
-    check_resume("latest:search", "search")  # the same as resume=true
-    with pytest.raises(CnnlabError, match="resume=latest:pretrain: `cnnlab search resume=` continues") as info:
-        check_resume("latest:pretrain", "search")
-    assert "cnnlab pretrain resume=true" in (info.value.fix or "")
+def test_resume_latest_of_another_command_names_the_fix_for_that_commands_newest_run(tmp_path: Path) -> None:
+    """`resume=latest:pretrain` on search sent the user to `pretrain resume=true`, which fails when the newest
+    pretrain run completed: the fix is the one for the run it names."""
+    check_resume("latest:search", "search", tmp_path)  # the same as resume=true
+    with pytest.raises(CnnlabError, match="there is no pretrain run here either") as info:
+        check_resume("latest:pretrain", "search", tmp_path)
+    assert "resume=true" in (info.value.fix or "")
+    completed = _run(tmp_path, "pretrain")
+    with pytest.raises(CnnlabError, match=f"resume=latest:pretrain \\({completed}\\) is a `cnnlab pretrain` run "
+                                          "\\(completed\\)") as info:
+        check_resume("latest:pretrain", "finetune", tmp_path)
+    assert f"cnnlab finetune model.weights={completed}" in (info.value.fix or "")
+    interrupted = _run(tmp_path / "later", "pretrain", "interrupted", "checkpoint", started="2026-11-01T11:00:00+00:00")
+    with pytest.raises(CnnlabError) as info:
+        check_resume("latest:pretrain", "finetune", tmp_path)
+    assert f"cnnlab pretrain resume={interrupted}" in (info.value.fix or "")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.registry import ModelEntry, get_entry
+from cnnlab.models.registry import MODELS, ModelEntry, get_entry
 from cnnlab.models.small_input import StemStride
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,11 @@ def small_input_adaptation(name: str, image_size: int, *, size_key: str = "datas
     """
     entry = get_entry(name)
     if image_size < entry.min_size:
+        fitting = sorted(n for n, e in MODELS.items()  # `searched` needs an arch string: not a pick
+                         if e.min_size <= image_size and n not in (entry.name, "searched"))
+        other = f", or pick a model that takes {image_size} px ({', '.join(fitting)})" if fitting else ""
         raise CnnlabError(f"{entry.name} needs images of at least {entry.min_size} px, got {size_key}={image_size}",
-                          fix=f"set {size_key}={entry.min_size} or more, or pick a model that takes smaller images "
-                              "(lenet5, resnet18, mobilenet_v3_small take 16 px)")
+                          fix=f"set {size_key}={entry.min_size} or more{other}")
     if not entry.small_input:
         return None
     for candidate in (None, *entry.small_input):

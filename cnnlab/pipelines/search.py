@@ -36,7 +36,7 @@ from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.steps.recording import fit_metrics, save_and_record
-from cnnlab.steps.resume import ResumePoint, apply_resume
+from cnnlab.steps.resume import ResumePoint, apply_resume, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
                                         chosen_candidate, train_chosen)
 from cnnlab.steps.training import setup_runtime
@@ -76,7 +76,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     done = len(finished_trials(study))
     ctx.log.info("search %s (%s) on %s: %d of %s done%s; latency: %s", space.name, space.kind,
                  cfg.dataset.name, done, counted(settings.trials, "trial"),
-                 f", {'trial' if len(again) == 1 else 'trials'} {again} run again" if again else "",
+                 f"; interrupted {'trial' if len(again) == 1 else 'trials'} {', '.join(map(str, again))} "
+                 f"{'runs' if len(again) == 1 else 'run'} again as new {'trial' if len(again) == 1 else 'trials'}"
+                 if again else "",
                  settings.latency.key + (f" vs {settings.reference}" if settings.reference else ""))
     runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights,
                          _data=built)
@@ -139,7 +141,7 @@ def check_same_search(ctx: RunContext, cfg: DictConfig) -> None:
     saved config, outside RESUME_MAY_CHANGE."""
     saved = OmegaConf.load(Path(str(ctx.record.data["resumed_from"])) / SAVED_CONFIG)  # read by apply_resume already
     before, now = _leaves(saved), _leaves(cfg)
-    changed = [f"{key}={_text(now.get(key))} (saved: {_text(before.get(key))})"
+    changed = [f"{key}={setting_text(now.get(key))} (saved: {setting_text(before.get(key))})"
                for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
                and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
     if changed:
@@ -162,10 +164,6 @@ def _leaves(cfg: DictConfig) -> dict[str, Any]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
-
-
-def _text(value: Any) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_something_left(ctx: RunContext, trials: int, epochs: int) -> None:
@@ -242,7 +240,8 @@ def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, setti
     if pareto_front(rows):
         versus = f"; vs {reference}: timed beside it, paired" if reference and relative(rows) else ""
         out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of "
-                                            f"{counted(len(rows), 'trial')}; * = chosen{versus})", reference))
+                                            f"{counted(summary['finished'], 'finished trial')}; * = chosen{versus})",
+                              reference))
     else:  # an empty table says nothing (Ctrl-C before the first trial finished, no trial within the constraints)
         out.print(empty_front_line(rows))
     if ctx.path(REFERENCE_ONNX).is_file():

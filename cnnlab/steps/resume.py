@@ -42,8 +42,25 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective = resumed_config(cfg, ctx, run)
+    if point == TRAINING_STATE:
+        check_epochs_left(run, effective, ctx.command)
     save_effective_config(effective, ctx)
     return effective, run.artifact("checkpoint")
+
+
+def check_epochs_left(run: RunInfo, cfg: DictConfig, command: str) -> None:
+    """A completed training resumes only to train longer: CnnlabError when trainer.epochs does not exceed the epochs
+    it recorded. Resumed as it is, it would train nothing and write a second completed run of the same model, which
+    `cnnlab report` then counts as a replicate."""
+    trained = run.data.get("metrics", {}).get("epochs") if isinstance(run.data.get("metrics"), dict) else None
+    if run.status != "completed" or not isinstance(trained, int) or isinstance(trained, bool):
+        return  # interrupted, failed or killed: what it left undone is the work (or no epoch count to judge by)
+    if int(cfg.trainer.epochs) > trained:
+        return
+    raise CnnlabError(f"resume={run.path}: that run is complete (trained {trained} epoch{'s' * (trained != 1)} of "
+                      f"{trained}), so there is nothing to continue",
+                      fix=f"train it longer: `cnnlab {command} resume={run.path} trainer.epochs={2 * trained}`, or "
+                          "start a new run without resume=")
 
 
 def save_effective_config(cfg: DictConfig, ctx: RunContext) -> None:
@@ -72,7 +89,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                       and r.artifact("checkpoint") is not None and r.path.resolve() not in continued]
         run = candidates[-1] if candidates else None
         if run is None:
-            raise CnnlabError(f"resume=true: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
+            raise CnnlabError(f"resume={spec}: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
                               f"a {point.file} in {ctx.outputs}/",
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
@@ -126,7 +143,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig
             continue
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
         if before != after:
-            replaced.append(f"{key}={after} (saved: {before})")
+            replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):
             OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
     if replaced:  # they win over the restored state too (the optimizer's lr, the schedule's position)
@@ -135,6 +152,11 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as the command line writes it: null, true/false, 0.1, [1, 2]."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _plain(value: Any) -> Any:

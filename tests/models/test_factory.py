@@ -85,3 +85,15 @@ def test_unknown_arch_option_and_bad_class_count_are_user_errors() -> None:
         create_model("resnet18", 7, 32, widht=2)
     with pytest.raises(CnnlabError, match="at least 2 classes"):
         create_model("resnet18", 1, 32)
+
+
+def test_the_size_error_offers_only_models_that_take_that_size() -> None:
+    """LeNet-5 at 8 px was offered "lenet5, resnet18, mobilenet_v3_small take 16 px": itself, and none take 8."""
+    with pytest.raises(CnnlabError) as small:
+        create_model("lenet5", 4, 8)
+    assert small.value.fix == "set dataset.image_size=16 or more"
+    with pytest.raises(CnnlabError) as alexnet:
+        create_model("alexnet", 4, 16, size_key="bench.image_size")
+    offered = alexnet.value.fix.split("takes 16 px (")[1].rstrip(")").split(", ")
+    assert "alexnet" not in offered and "searched" not in offered and "lenet5" in offered
+    assert all(MODELS[name].min_size <= 16 for name in offered)

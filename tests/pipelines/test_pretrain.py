@@ -112,6 +112,24 @@ def only_completed(outputs: Path) -> Path:
     return run
 
 
+def test_a_completed_run_resumes_only_to_train_longer(cli, outputs: Path) -> None:
+    """Resumed as it was, a completed run trained nothing and wrote a second completed run of the same model."""
+    assert cli("pretrain", *TINY).code == 0
+    (done,) = run_dirs(outputs, "pretrain")
+    again = cli("pretrain", f"resume={done}")
+    assert again.code == 2 and "that run is complete" in again.stderr and "Traceback" not in again.output
+    longer = cli(*hinted_command(again.stderr))
+    assert longer.code == 0, longer.output
+    trained = only_completed_resumed(outputs)
+    assert read_run(trained)["metrics"]["epochs"] == 2 * read_run(done)["metrics"]["epochs"]
+
+
+def only_completed_resumed(outputs: Path) -> Path:
+    (run,) = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"
+              and read_run(d).get("resumed_from")]
+    return run
+
+
 def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
     result = cli("pretrain", *TINY, "optim.lr=1e30", "optim.weight_decay=0", "trainer.amp=none")
     assert result.code == 2, result.output
