@@ -103,9 +103,9 @@ def test_submitit_local_runs_a_sweep_and_a_failing_job_says_why_and_where(output
                             cwd=tmp_path)
     assert failed.code == 2, failed.output
     line = failed.stderr.strip().splitlines()[-1]
-    assert "is not a cnnlab run folder" in line and "(job #0, log: " in line and "Traceback" not in failed.output
+    assert "no such folder, so no run to continue" in line and "(job #0, log: " in line and "Traceback" not in failed.output
     log = Path(line.split("log: ", 1)[1].split(")", 1)[0])
-    assert log.is_file() and "is not a cnnlab run folder" in log.read_text()
+    assert log.is_file() and "no such folder, so no run to continue" in log.read_text()
 
 
 @pytest.mark.parametrize("config, expected", [
