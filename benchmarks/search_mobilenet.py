@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 
 from _common import cnnlab, dump, plain_session, print_machine, time_sessions
 

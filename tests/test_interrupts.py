@@ -17,6 +17,15 @@ class _Finalised:
     pass
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_not_ignored():  # type: ignore[no-untyped-def]
+    """A shell starts a background job (`pytest ... &`) with Ctrl-C ignored, and signals_as_interrupt rightly keeps
+    ignoring it there (the last test): the others are about a process that takes Ctrl-C, so they start in one."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c_inside_a_finaliser() -> None:
     """What happened in about one search in five: the signal arrives while Python runs a weakref callback, which
     prints "Exception ignored in: ..." and drops the KeyboardInterrupt."""

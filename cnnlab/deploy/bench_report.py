@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from cnnlab.wording import ratio_text
+
 SCHEMA = "cnnlab.bench/1"
 
 
@@ -76,14 +78,6 @@ def skipped_lines(document: dict[str, Any]) -> list[str]:
         batch = "" if skip.get("batch_size") is None else f" at batch {skip['batch_size']}"
         lines.append(f"skipped {skip['backend']}{batch}: {skip['reason']}")
     return lines
-
-
-def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> str:
-    """A ratio as a reader says it: 2.5 → "2.50× faster", 0.97 → "1.03× slower" (never "0.97× faster"); exactly 1,
-    "1.00×". `better`/`worse` for other ratios ("smaller"/"larger")."""
-    if ratio == 1.0:
-        return "1.00×"
-    return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
 
 
 def _maybe(value: float | None, pattern: str) -> str:

@@ -27,26 +27,41 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import read_training_extra
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json
-from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE
+from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
-from cnnlab.search.results import (best_feasible, correlation_line, correlation_points, counted, empty_front_line,
+from cnnlab.search.results import (best_feasible, correlation_line, correlation_points, empty_front_line,
                                    front_table, latency_flops_correlation, no_candidate_met, pareto_front, plot_front,
                                    relative, speedup_text, write_trials_csv)
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.steps.recording import fit_metrics, save_and_record
-from cnnlab.steps.resume import ResumePoint, apply_resume, setting_text
+from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
                                         chosen_candidate, train_chosen)
 from cnnlab.steps.training import setup_runtime
 from cnnlab.models import model_options
 from cnnlab.weights import InitialWeights, resolve_weights
+from cnnlab.wording import counted
 
 TRIALS_CSV, PARETO_PNG = "trials.csv", "pareto.png"
+
+
+def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
+    """A completed search has work left when asked for more trials than it finished (search.trials), or a longer
+    training of its chosen model (trainer.epochs above the epochs it trained): None then, else what it did."""
+    finished = recorded_count(run, "search", "finished") or 0
+    trained = recorded_count(run, "metrics", "epochs") or 0
+    if int(cfg.search.trials) > finished or int(cfg.trainer.epochs) > trained:
+        return None
+    return Completed(f"{counted(finished, 'trial')} finished, its chosen model trained for {counted(trained, 'epoch')}",
+                     f"extend it with more trials than its {finished}", f"search.trials={2 * finished}",
+                     f" (or trainer.epochs above {trained} to train its chosen model longer)")
+
+
 # What resume= continues: the study, opened before the first trial (the final training's last.pt replaces it
 # as the checkpoint once that starts; a run holding last.pt holds its study too).
-SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials")
+SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_left)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -63,7 +78,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     if resume_from is not None:
         check_same_search(ctx, cfg)
-        check_something_left(ctx, settings.trials, recipe.epochs)
     built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
     check_proxy_batches(cfg, space, settings, weights, built)
     carried = carry_over(ctx, resume_from)
@@ -164,25 +178,6 @@ def _leaves(cfg: DictConfig) -> dict[str, Any]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
-
-
-def check_something_left(ctx: RunContext, trials: int, epochs: int) -> None:
-    """A completed search resumes to extend it: more trials than it finished (`trials`, search.trials), or a longer
-    training of its chosen model (`epochs`, trainer.epochs, above the epochs it trained). CnnlabError, naming both,
-    when neither is asked: the new run would copy the old one and call itself a resume."""
-    old = Path(str(ctx.record.data["resumed_from"]))
-    record = read_json(old / RUN_FILE)
-    if record.get("status") != "completed":
-        return  # interrupted, failed or killed: what it left undone is the work
-    finished = int((record.get("search") or {}).get("finished") or 0)
-    trained = int((record.get("metrics") or {}).get("epochs") or 0)
-    if trials > finished or epochs > trained:
-        return
-    raise CnnlabError(f"resume={old}: that search is complete ({counted(finished, 'trial')} finished, its chosen model "
-                      f"trained for {counted(trained, 'epoch')}), so there is nothing to continue",
-                      fix=f"extend it with more trials than its {finished}: `cnnlab search resume={old} "
-                          f"search.trials={2 * finished}` (or trainer.epochs above {trained} to train its chosen "
-                          "model longer), or start a new search without resume=")
 
 
 def final_checkpoint(ctx: RunContext, resume_from: Path | None, trial: int) -> Path | None:

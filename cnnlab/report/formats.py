@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup

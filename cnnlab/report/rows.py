@@ -22,6 +22,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
+from cnnlab.wording import counted
 
 MODEL_COMMANDS = commands_where(produces_model=True)
 MISSING = "—"                                # a table cell whose value no run recorded
@@ -47,15 +48,10 @@ class Comparison:
         recording it reads "device and threads not recorded" rather than None; with no bench run at all,
         "no bench runs" (nothing was left unrecorded)."""
         where = " ".join(([f"on {self.device}"] if self.device else [])
-                         + ([f"with {plural(self.threads, 'thread')}"] if self.threads is not None else []))
+                         + ([f"with {counted(self.threads, 'thread')}"] if self.threads is not None else []))
         missing = " and ".join(([] if self.device else ["device"]) + ([] if self.threads is not None else ["threads"]))
         unknown = (f"{missing} not recorded" if self.timed else "no bench runs") if missing else ""
         return ", ".join(part for part in (self.backend, f"batch {self.batch}", where, unknown) if part)
-
-
-def plural(count: int, noun: str) -> str:
-    """"1 thread", "2 threads"."""
-    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def check_comparison(comparison: Comparison, runs: Sequence[RunInfo]) -> None:
@@ -275,7 +271,7 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     if not held or any(comparison.admits(r) for r in held):
         return
     where = " ".join(([f"on {comparison.device}"] if comparison.device else [])
-                     + ([f"with {plural(comparison.threads, 'thread')}"] if comparison.threads is not None else []))
+                     + ([f"with {counted(comparison.threads, 'thread')}"] if comparison.threads is not None else []))
     asked = ", ".join(part for part in (comparison.backend, f"batch {comparison.batch}", where) if part)
     same = [r for r in held if r.backend == comparison.backend]
     timed = "; ".join(sorted({_timed_setting(r) for r in same or held}))

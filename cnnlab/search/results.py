@@ -13,21 +13,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rich.table import Table
 
-from cnnlab.deploy.bench_report import ratio_text
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
 from cnnlab.search.latency import TIMING_NOISE, noise_room
 from cnnlab.search.study import latency_objective
+from cnnlab.wording import counted, ratio_text
 
 CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", "reference_ms", "params", "flops",
-              "image_size", "epochs", "seconds", "violation", "model", "arch", "params_chosen")
+              "image_size", "epochs", "seconds", "same_as", "violation", "model", "arch", "params_chosen")
 
 Row = Mapping[str, Any]
-
-
-def counted(count: int, noun: str) -> str:
-    """'1 epoch', '3 epochs', '1,200 images': a count with its noun, plural when it is not one."""
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def speedup_text(speedup: float, reference: str | None) -> str:

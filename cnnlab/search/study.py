@@ -77,6 +77,16 @@ def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
 
 
+def scored_twin(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial | None:
+    """The earliest completed trial that proposed the same candidate as `trial` (equal sampled parameters) and holds
+    its proxy score, or None. NSGA-II's crossover and mutation re-propose candidates in a small space; their score is
+    reused rather than trained again (the approach of Optuna's FAQ on duplicate parameters)."""
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.number != trial.number and other.params == trial.params and "val_acc" in other.user_attrs:
+            return other
+    return None
+
+
 def requeue_interrupted(study: optuna.Study) -> list[int]:
     """A resumed study: trials left running by a killed process become failed, and every trial that an
     interruption stopped is queued again with its parameters (once). Returns the numbers queued again."""
@@ -152,4 +162,5 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
             "feasible": None if constraints is None else all(v <= 0 for v in constraints),
             "violation": None if constraints is None else sum(max(0.0, v) for v in constraints),
             "seconds": None if trial.duration is None else round(trial.duration.total_seconds(), 1),
+            "same_as": attrs.get("same_as"),
             "params_chosen": dict(trial.params)}

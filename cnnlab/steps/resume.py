@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -15,19 +15,40 @@ from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
 from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
-
-
+from cnnlab.wording import counted
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
 
 
 @dataclass(frozen=True)
+class Completed:
+    """What a completed run did (`did`: "it trained for 3 epochs"), and how to ask it for more: `how` ("train it
+    longer"), the override that does (`more`: "trainer.epochs=6"), and any other way (`also`, said after the fix)."""
+
+    did: str
+    how: str
+    more: str
+    also: str = ""
+
+
+def epochs_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
+    """A completed training has work left when trainer.epochs exceeds the epochs it recorded (or it recorded no
+    count to judge by): None then, else what it did."""
+    trained = recorded_count(run, "metrics", "epochs")
+    if trained is None or int(cfg.trainer.epochs) > trained:
+        return None
+    return Completed(f"it trained for {counted(trained, 'epoch')}", "train it longer", f"trainer.epochs={2 * trained}")
+
+
+@dataclass(frozen=True)
 class ResumePoint:
     """What a command's run continues from: `file`, the one it registers as its "checkpoint" artifact, and when a
-    run has written it (`written`, completing "a run that ..."), for the errors about a run without one."""
+    run has written it (`written`, completing "a run that ..."), for the errors about a run without one;
+    `completed`, what a completed run did when the resumed config asks for no more (None: work is left)."""
 
     file: str
     written: str
+    completed: Callable[[RunInfo, DictConfig], Completed | None] = epochs_left
 
 
 TRAINING_STATE = ResumePoint(STATE_FILE, "completed at least one epoch")
@@ -42,25 +63,30 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective = resumed_config(cfg, ctx, run)
-    if point == TRAINING_STATE:
-        check_epochs_left(run, effective, ctx.command)
+    check_work_left(run, effective, ctx.command, point)
     save_effective_config(effective, ctx)
     return effective, run.artifact("checkpoint")
 
 
-def check_epochs_left(run: RunInfo, cfg: DictConfig, command: str) -> None:
-    """A completed training resumes only to train longer: CnnlabError when trainer.epochs does not exceed the epochs
-    it recorded. Resumed as it is, it would train nothing and write a second completed run of the same model, which
-    `cnnlab report` then counts as a replicate."""
-    trained = run.data.get("metrics", {}).get("epochs") if isinstance(run.data.get("metrics"), dict) else None
-    if run.status != "completed" or not isinstance(trained, int) or isinstance(trained, bool):
-        return  # interrupted, failed or killed: what it left undone is the work (or no epoch count to judge by)
-    if int(cfg.trainer.epochs) > trained:
+def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
+    """A completed run resumes only to do more (train longer, search more trials): CnnlabError, naming what it did
+    and the override that asks for more, when `cfg` asks for nothing new. Resumed as it is, it would do nothing and
+    write a second completed run of the same model, which `cnnlab report` then counts as a replicate."""
+    if run.status != "completed":
+        return  # interrupted, failed or killed: what it left undone is the work
+    done = point.completed(run, cfg)
+    if done is None:
         return
-    raise CnnlabError(f"resume={run.path}: that run is complete (trained {trained} epoch{'s' * (trained != 1)} of "
-                      f"{trained}), so there is nothing to continue",
-                      fix=f"train it longer: `cnnlab {command} resume={run.path} trainer.epochs={2 * trained}`, or "
-                          "start a new run without resume=")
+    raise CnnlabError(f"resume={run.path}: that run is complete ({done.did}), so there is nothing to continue",
+                      fix=f"{done.how}: `cnnlab {command} resume={run.path} {done.more}`{done.also}, or start a new "
+                          "run without resume=")
+
+
+def recorded_count(run: RunInfo, section: str, key: str) -> int | None:
+    """run.json's `section.key` when it is a count (a non-negative int), else None: records are untrusted input."""
+    block = run.data.get(section)
+    value = block.get(key) if isinstance(block, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def save_effective_config(cfg: DictConfig, ctx: RunContext) -> None:

@@ -30,14 +30,16 @@ from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
 from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
-from cnnlab.search.results import counted, speedup_text
+from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
-from cnnlab.search.study import ACC_AT, dominated_too_often, rung_epochs, rung_peers, set_constraints
+from cnnlab.search.study import (ACC_AT, dominated_too_often, rung_epochs, rung_peers, scored_twin,
+                                 set_constraints)
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    train_model)
 from cnnlab.weights import InitialWeights, initial_model
+from cnnlab.wording import counted
 
 REFERENCE_ONNX = "reference.onnx"
 
@@ -165,6 +167,13 @@ class TrialRunner:
             self.ctx.log.info("trial %d: %s — %s, %s params: breaks a constraint, not trained", trial.number,
                               what, describe_latency(timed, self.settings.reference), f"{params:,}")
             return self.values(0.0, cost)
+        twin = scored_twin(self.study, trial)
+        if twin is not None:  # the same candidate, scored already: its score stands; training it again is waste
+            trial.set_user_attr("same_as", twin.number)
+            trial.set_user_attr("val_acc", twin.user_attrs["val_acc"])
+            self.ctx.log.info("trial %d: %s — the same candidate as trial %d: its val top-1 %.2f%% stands (not "
+                              "trained again)", trial.number, what, twin.number, 100 * twin.user_attrs["val_acc"])
+            return self.values(float(twin.user_attrs["val_acc"]), cost)
         acc = self.proxy_train(trial, cfg, model, data, cost)
         self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s", trial.number, what,
                           100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",

@@ -108,13 +108,6 @@ def test_cuda_torch_timer_without_a_gpu_is_a_user_error(lively_model) -> None:
         time_torch(lively_model("lenet5", 16), 1, image_size=16, threads=1, device="cuda", **QUICK)
 
 
-def test_ratios_read_faster_or_slower_never_a_fraction_faster() -> None:
-    from cnnlab.deploy.bench_report import ratio_text
-
-    assert ratio_text(2.5) == "2.50× faster" and ratio_text(1.0) == "1.00×"
-    assert ratio_text(1 / 1.03) == "1.03× slower" and ratio_text(0.5, "smaller", "larger") == "2.00× larger"
-
-
 def test_a_paired_session_interleaves_keeps_the_median_round_and_flags_unstable_ratios(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from cnnlab.deploy import paired

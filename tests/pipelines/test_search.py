@@ -3,17 +3,16 @@ chains on (export, finetune, prune); Ctrl-C and resume=true lose no finished tri
 
 from __future__ import annotations
 
-import sys
-
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.engine.checkpoint import read_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.models.searched import parse_arch
@@ -106,8 +105,8 @@ def test_model_searched_with_an_arch_string_trains_that_network(cli, outputs: Pa
     assert {k: v.shape for k, v in tuned.state_dict.items()} == {k: v.shape for k, v in checkpoint.state_dict.items()}
 
 
-def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
-        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _ctrl_c_in_the_second_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's Ctrl-C while the second trial trains (the first finishes)."""
     real = TrialRunner.proxy_train
     calls = []
 
@@ -118,6 +117,12 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
         return real(self, trial, *args, **kwargs)
 
     monkeypatch.setattr(TrialRunner, "proxy_train", interrupt_the_second)
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = TrialRunner.proxy_train
+    _ctrl_c_in_the_second_trial(monkeypatch)
     stopped = cli("search", *FAST, "search.trials=3")
     assert stopped.code == 130 and "Traceback" not in stopped.output
     assert hinted_command(stopped.stderr) == ["search", "resume=true"]
@@ -144,6 +149,7 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert len(_study(first).trials) == 2  # the interrupted run is never written
 
 
+@pytest.mark.slow  # ~25 s: CI time; tests/test_interrupts.py covers interruption_behind
 def test_a_second_ctrl_c_during_optunas_bookkeeping_is_still_an_interrupt(
         cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The second Ctrl-C of an impatient user lands in Optuna's _run_trial while it records the first: Optuna's
@@ -151,20 +157,13 @@ def test_a_second_ctrl_c_during_optunas_bookkeeping_is_still_an_interrupt(
     import optuna.study._optimize as optimize
 
     real_proxy, real_tell = TrialRunner.proxy_train, optimize._tell_with_warning
-    calls = []
-
-    def interrupt_the_second(self, trial, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(trial.number)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_proxy(self, trial, *args, **kwargs)
+    _ctrl_c_in_the_second_trial(monkeypatch)
 
     def second_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
         if kwargs.get("state") is not None:  # recording the interrupted trial
             raise KeyboardInterrupt
         return real_tell(*args, **kwargs)
 
-    monkeypatch.setattr(TrialRunner, "proxy_train", interrupt_the_second)
     monkeypatch.setattr(optimize, "_tell_with_warning", second_ctrl_c)
     stopped = cli("search", *FAST, "search.trials=3")
     assert stopped.code == 130 and "Traceback" not in stopped.output, stopped.output
@@ -188,6 +187,7 @@ def _one_line(result) -> str:  # type: ignore[no-untyped-def]
     return lines[0]
 
 
+@pytest.mark.slow  # ~25 s: CI time; tests/search/test_results.py covers no_candidate_met
 def test_a_constraint_no_candidate_meets_keeps_the_run_and_names_the_closest(cli, outputs: Path) -> None:
     line = _one_line(cli("search", *FAST, "search.max_latency_ms=0.000001", "search.reference=lenet5",
                          "search.min_speedup=1000"))
@@ -268,6 +268,28 @@ def test_a_users_hparams_space_searches_config_keys(cli, outputs: Path, tmp_path
     assert record["model"]["name"] == "lenet5" and record["search"]["chosen"]["arch"] is None
     overrides = record["search"]["overrides"]
     assert 0.01 <= overrides["optim.lr"] <= 0.1 and overrides["trainer.label_smoothing"] == 0.1
+
+
+def test_a_candidate_proposed_again_is_not_trained_again(cli, outputs: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """NSGA-II re-proposes candidates in a small space; each was proxy-trained again (minutes of a real search
+    each). A space of one candidate: every trial after the first is that candidate, scored once."""
+    conf = tmp_path / "myconf" / "space"
+    conf.mkdir(parents=True)
+    (conf / "one.yaml").write_text("kind: hparams\nparams:\n  optim.lr: {type: categorical, choices: [0.05]}\n")
+    real, trained = TrialRunner.proxy_train, []
+
+    def counting(self, trial, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trained.append(trial.number)
+        return real(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(TrialRunner, "proxy_train", counting)
+    result = cli("search", "--config-dir", str(tmp_path / "myconf"), "space=one", "model=lenet5", *DATA, *QUICK,
+                 "search.trials=3")
+    assert result.code == 0, result.output
+    assert trained == [0] and "the same candidate as trial 0" in result.stderr
+    rows = list(csv.DictReader((run_dirs(outputs, "search")[0] / "trials.csv").open()))
+    assert [r["same_as"] for r in rows] == ["", "0", "0"] and len({r["val_acc"] for r in rows}) == 1
 
 
 def test_a_latency_runtime_that_is_not_installed_is_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -375,13 +397,14 @@ def test_ctrl_c_before_any_trial_finished_prints_no_empty_table(cli, monkeypatch
     assert "┏" not in stopped.stdout  # no table's frame either
 
 
+@pytest.mark.slow  # ~25 s: CI time; test_only_a_completed_search_with_nothing_new_is_refused covers the check
 def test_a_completed_search_resumes_only_to_extend_it(cli, outputs: Path) -> None:
     """A completed search resumed with nothing new was accepted: it copied the study, trained nothing and
     recorded a second completed run. With more trials it extends (docs: resume=... search.trials=60)."""
     assert cli("search", *FAST).code == 0
     done = run_dirs(outputs, "search")[0]
     line = _one_line(cli("search", f"resume={done}"))
-    assert line.startswith(f"error: resume={done}: that search is complete (2 trials finished, its chosen model "
+    assert line.startswith(f"error: resume={done}: that run is complete (2 trials finished, its chosen model "
                            "trained for 1 epoch), so there is nothing to continue — extend it with more trials than "
                            f"its 2: `cnnlab search resume={done} search.trials=4`"), line
     assert _one_line(cli("search", f"resume={done}", "search.trials=2")) == line  # as many as it has: the same
@@ -423,18 +446,20 @@ def test_the_resumed_final_training_continues_only_the_same_trials_last_pt(tmp_p
     ("interrupted", 2, 1, False)])
 def test_only_a_completed_search_with_nothing_new_is_refused(tmp_path: Path, status: str, trials: int, epochs: int,
                                                              refused: bool) -> None:
-    from cnnlab.pipelines.search import check_something_left
+    from omegaconf import OmegaConf
 
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "run.json").write_text(json.dumps({"status": status, "search": {"finished": 2}, "metrics": {"epochs": 1}}))
-    ctx = _fake_ctx(tmp_path, {"resumed_from": str(old)})
+    from cnnlab.pipelines.search import SEARCH_STATE
+    from cnnlab.runs import RunInfo
+    from cnnlab.steps.resume import check_work_left
+
+    old = RunInfo(tmp_path / "old", {"status": status, "search": {"finished": 2}, "metrics": {"epochs": 1}})
+    cfg = OmegaConf.create({"search": {"trials": trials}, "trainer": {"epochs": epochs}})
     if not refused:
-        check_something_left(ctx, trials, epochs)
+        check_work_left(old, cfg, "search", SEARCH_STATE)
         return
     with pytest.raises(CnnlabError) as err:
-        check_something_left(ctx, trials, epochs)
-    assert "that search is complete" in err.value.message and "search.trials=4" in str(err.value.fix)
+        check_work_left(old, cfg, "search", SEARCH_STATE)
+    assert "that run is complete (2 trials finished" in err.value.message and "search.trials=4" in str(err.value.fix)
 
 
 def test_the_summary_counts_the_candidates_the_correlation_used(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

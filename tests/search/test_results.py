@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.deploy.bench_report import ratio_text
-from cnnlab.search.results import (best_feasible, closest, correlation_line, counted, empty_front_line, front_table,
+from cnnlab.wording import ratio_text
+from cnnlab.search.results import (best_feasible, closest, correlation_line, empty_front_line, front_table,
                                    latency_flops_correlation, no_candidate_met, pareto_front, plot_front,
                                    speedup_text, write_trials_csv)
 from cnnlab.search.settings import SearchSettings
@@ -142,9 +142,3 @@ def test_an_empty_front_is_one_line_not_an_empty_table() -> None:
     infeasible = [dict(r, feasible=False) for r in ROWS]
     assert empty_front_line(infeasible) == ("no trial on the Pareto front: none of the 6 finished trials completed "
                                             "its proxy training within the constraints")
-
-
-@pytest.mark.parametrize("count, noun, text", [(1, "epoch", "1 epoch"), (2, "epoch", "2 epochs"),
-                                              (0, "trial", "0 trials"), (1200, "image", "1,200 images")])
-def test_counts_agree_with_their_noun(count: int, noun: str, text: str) -> None:
-    assert counted(count, noun) == text

@@ -7,7 +7,7 @@ from typing import Any, Callable
 from rich.table import Table
 
 from cnnlab.compress.pruning.settings import PruneSettings
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 
 SPARSITY_NOTE = ("magnitude pruning zeroes weights but keeps every tensor's shape: dense runtimes (PyTorch, "
                  "onnxruntime) still run every multiply-add, so the model is not faster and model.onnx is not "

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.compress.quantization.selection import Selection, drop_points, signed_points, speedup, within_budget
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.deploy.paired import PairedSettings, SubjectTiming
 from cnnlab.errors import CnnlabError
 

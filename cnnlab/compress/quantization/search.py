@@ -29,7 +29,7 @@ from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, ch
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
 from cnnlab.compress.quantization.portability import LOADS, check_runtimes, unreadable
 from cnnlab.compress.quantization.selection import CandidateFigures, round_spread, select, speedup
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
 from cnnlab.deploy.paired import PairedSettings, time_paired
 from cnnlab.errors import CnnlabError

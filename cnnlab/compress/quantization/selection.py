@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from cnnlab.deploy.bench_report import ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.deploy.paired import spread
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
