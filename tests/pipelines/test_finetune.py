@@ -124,3 +124,34 @@ def test_corrupt_weights_file_is_one_clear_line(cli, tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint at all")
     result = cli("finetune", *TINY, f"model.weights={bad}")
     assert result.code == 2 and "cannot be read safely" in result.stderr and "Traceback" not in result.stderr
+
+
+# Training losses per epoch of two real 15-epoch fine-tunes of ResNet-18 on 10 % of Fashion-MNIST at optim.lr 0.05
+# (docs/benchmarks.md): from a SimCLR backbone at the full rate (test top-1 81.84 %), and from scratch (86.40 %).
+SIMCLR_FULL_RATE = [1.124, 2.174, 1.062, 0.980, 0.763, 0.652, 0.646, 0.608, 0.581, 0.577, 0.523, 0.511, 0.491, 0.483,
+                    0.486]
+FROM_SCRATCH = [1.138, 0.758, 0.608, 0.614, 0.673, 0.512, 0.470, 0.437, 0.394, 0.479, 0.427, 0.372, 0.354, 0.336,
+                0.338]
+
+
+@pytest.mark.parametrize("losses, scale, pretrained, mode, warned", [
+    (SIMCLR_FULL_RATE, 1.0, True, "full", True),
+    (SIMCLR_FULL_RATE, 0.1, True, "full", False),      # already gentle: the jump is not the backbone rate's
+    (SIMCLR_FULL_RATE, 1.0, False, "full", False),     # nothing pretrained to lose
+    (SIMCLR_FULL_RATE, 1.0, True, "linear", False),    # a frozen backbone loses nothing
+    (FROM_SCRATCH, 1.0, True, "full", False),          # its bumps stay below 1.5 x epoch 1
+    (SIMCLR_FULL_RATE[:1], 1.0, True, "full", False),  # one epoch: nothing to compare
+])
+def test_a_loss_jump_after_epoch_one_of_a_pretrained_backbone_is_a_warning_with_a_gentler_rate(
+        losses: list[float], scale: float, pretrained: bool, mode: str, warned: bool) -> None:
+    from cnnlab.pipelines.finetune import FinetuneSettings, backbone_overwritten
+
+    settings = FinetuneSettings(mode=mode, unfreeze=1, backbone_lr_scale=scale, new_head=None, augment=True,
+                                cache_features=None)
+    history = [{"epoch": i, "train_loss": loss} for i, loss in enumerate(losses, 1)]
+    message = backbone_overwritten(history, settings, pretrained=pretrained)
+    assert (message is not None) == warned
+    if warned:
+        assert message is not None and message.startswith("training loss rose from 1.12 (epoch 1) to 2.17 (epoch 2)")
+        assert message.endswith("rerun with finetune.backbone_lr_scale=0.1")
+    assert backbone_overwritten([{"epoch": 1}, {"epoch": 2, "train_loss": None}], settings, pretrained=True) is None
