@@ -217,7 +217,8 @@ def main() -> None:
         verdict = (f"{mean_std(closed)} % (goal ≥ 60 %)" if closed
                    else "undefined: the supervised probe is not above random init")
         print(f"  {method} closes of the random → supervised gap: {verdict}")
-    print(f"label efficiency (finetune.mode=full, {finetune_epochs} epochs):")
+    gentler = "" if args.backbone_lr_scale is None else f"; pretrained backbones at {args.backbone_lr_scale:g} x lr"
+    print(f"label efficiency (finetune.mode=full, {finetune_epochs} epochs{gentler}):")
     for fraction in fractions:
         tuned = [r["efficiency"][f"{fraction:g}/{init}"] for r in rows]
         scratch = [r["efficiency"][f"{fraction:g}/scratch"] for r in rows]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,27 @@ def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
                      f" (or trainer.epochs above {trained} to train its chosen model longer)")
 
 
+def check_one_process() -> None:
+    """CnnlabError under torchrun (WORLD_SIZE > 1). Every rank would time the candidates on its own and decide
+    alone which to train (a broken constraint, a re-proposed candidate) and what NSGA-II proposes next: ranks that
+    decide differently then wait on each other's collectives for ever. Trials are small; parallel searches are a
+    Hydra sweep."""
+    ranks = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if ranks > 1:
+        raise CnnlabError(f"cnnlab search runs as one process, not under torchrun ({ranks} ranks here): each rank "
+                          "would time the candidates and choose which to train on its own, and ranks that choose "
+                          "differently wait on each other for ever",
+                          fix="run `cnnlab search ...` without torchrun; for several searches at once, run them as "
+                              "a sweep: `cnnlab search -m seed=0,1 hydra/launcher=joblib` (docs/scale-out.md)")
+
+
 # What resume= continues: the study, opened before the first trial (the final training's last.pt replaces it
 # as the checkpoint once that starts; a run holding last.pt holds its study too).
 SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_left)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    check_one_process()
     cfg, resume_from = apply_resume(cfg, ctx, SEARCH_STATE)
     settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
     space = SearchSpace.from_mapping(_space_name(ctx),

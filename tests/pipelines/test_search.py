@@ -292,6 +292,15 @@ def test_a_candidate_proposed_again_is_not_trained_again(cli, outputs: Path, tmp
     assert [r["same_as"] for r in rows] == ["", "0", "0"] and len({r["val_acc"] for r in rows}) == 1
 
 
+def test_under_torchrun_the_search_is_refused_before_any_rank_decides_alone(cli,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rank timed and chose candidates on its own: ranks that chose differently (a constraint met on one, a
+    re-proposed candidate on another) would wait on each other's collectives for ever."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    line = _one_line(cli("search", *FAST))
+    assert "not under torchrun (2 ranks here)" in line and "cnnlab search -m seed=0,1 hydra/launcher=joblib" in line
+
+
 def test_a_latency_runtime_that_is_not_installed_is_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError: not installed
     line = _one_line(cli("search", *FAST, "search.latency.runtime=openvino"))
