@@ -177,7 +177,8 @@ def check_same_search(ctx: RunContext, cfg: DictConfig) -> None:
     if changed:
         raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
                           "new trials differently from the finished ones",
-                          fix="drop those overrides to resume (only search.trials and trainer.epochs may change), "
+                          fix="drop those overrides to resume (only search.trials, trainer.epochs and where it runs — "
+                              "device, trainer.workers, logger — may change), "
                               "or start a new search without resume=")
 
 

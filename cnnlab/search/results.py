@@ -54,8 +54,10 @@ def write_trials_csv(path: Path, rows: Sequence[Row]) -> Path:
 
 
 def trained(rows: Sequence[Row]) -> list[Row]:
-    """Trials with a validation accuracy (completed or stopped early) and a latency."""
-    return [r for r in rows if r.get("val_acc") is not None and r.get("latency_ms") is not None]
+    """Trials with a validation accuracy (completed or stopped early) and a latency, each candidate once: a twin
+    (`same_as`: a re-proposed candidate that reused an earlier trial's score) is that trial's point again."""
+    return [r for r in rows if r.get("val_acc") is not None and r.get("latency_ms") is not None
+            and r.get("same_as") in (None, "")]
 
 
 def pareto_front(rows: Sequence[Row], *, feasible_only: bool = True) -> list[Row]:

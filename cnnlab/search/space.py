@@ -178,6 +178,13 @@ class Candidate:
         """What identifies the network for the latency cache: the same key, the same graph."""
         return f"{self.arch or self.model}@{self.image_size}px"
 
+    @property
+    def identity(self) -> str:
+        """What a trial trains: the network (`key`) and the config overrides. Sampled settings that build the
+        same network (a depth multiplier on one-block stages, resolutions that round to one size) share it."""
+        overrides = ",".join(f"{k}={self.overrides[k]!r}" for k in sorted(self.overrides))
+        return f"{self.key}|{overrides}"
+
 
 def sample(space: SearchSpace, trial: Any, *, image_size: int, model: str) -> Candidate:
     """The candidate `trial` picks from `space`; `image_size` is the dataset's (resolution multiplies it),

@@ -77,12 +77,18 @@ def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
 
 
+TRAINS = "candidate"  # user attribute: what the trial trains (search.space.Candidate.identity)
+
+
 def scored_twin(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial | None:
-    """The earliest completed trial that proposed the same candidate as `trial` (equal sampled parameters) and holds
-    its proxy score, or None. NSGA-II's crossover and mutation re-propose candidates in a small space; their score is
-    reused rather than trained again (the approach of Optuna's FAQ on duplicate parameters)."""
+    """The earliest completed trial that trained what `trial` trains (the same TRAINS attribute: the same network
+    and overrides, however the settings that built it were sampled) and holds its proxy score, or None.
+    NSGA-II's crossover and mutation re-propose candidates in a small space; their score is reused rather than
+    trained again (the approach of Optuna's FAQ on duplicate parameters)."""
+    trains = trial.user_attrs.get(TRAINS)
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.number != trial.number and other.params == trial.params and "val_acc" in other.user_attrs:
+        if other.number != trial.number and trains is not None and other.user_attrs.get(TRAINS) == trains \
+                and "val_acc" in other.user_attrs:
             return other
     return None
 

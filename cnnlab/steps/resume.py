@@ -65,7 +65,17 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     effective = resumed_config(cfg, ctx, run)
     check_work_left(run, effective, ctx.command, point)
     save_effective_config(effective, ctx)
-    return effective, run.artifact("checkpoint")
+    return effective, resume_file(run, point)
+
+
+def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
+    """The file `run` continues from: its "checkpoint" artifact, or `point`'s file when the artifact names one not
+    written yet (a search stopped before its chosen model's first epoch wrote last.pt still holds its study)."""
+    recorded = run.artifact("checkpoint")
+    if recorded is not None:
+        return recorded
+    own = run.path / point.file
+    return own if own.is_file() else None
 
 
 def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
@@ -110,17 +120,17 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
         # A resume refused before any work (a changed model, a changed search constraint) continued nothing: it
         # holds no checkpoint of its own, and following its fix must find the same run again.
         continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")
-                     and (r.status == "completed" or r.artifact("checkpoint") is not None)}
+                     and (r.status == "completed" or resume_file(r, point) is not None)}
         candidates = [r for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
-                      and r.artifact("checkpoint") is not None and r.path.resolve() not in continued]
+                      and resume_file(r, point) is not None and r.path.resolve() not in continued]
         run = candidates[-1] if candidates else None
         if run is None:
-            raise CnnlabError(f"resume={spec}: no interrupted or failed (or killed) `cnnlab {ctx.command}` run with "
-                              f"a {point.file} in {ctx.outputs}/",
+            raise CnnlabError(f"resume={setting_text(spec)}: no interrupted or failed (or killed) `cnnlab {ctx.command}` "
+                              f"run with a {point.file} in {ctx.outputs}/",
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(_run_folder(str(spec), ctx.command))
-    if run.artifact("checkpoint") is None:
+    if resume_file(run, point) is None:
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
     process = run.data.get("process") or {}

@@ -33,7 +33,7 @@ from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
-from cnnlab.search.study import (ACC_AT, dominated_too_often, rung_epochs, rung_peers, scored_twin,
+from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, rung_epochs, rung_peers, scored_twin,
                                  set_constraints)
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
@@ -155,7 +155,8 @@ class TrialRunner:
         constraints = self.settings.violations(timed.p50_ms, params, timed.speedup)
         paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
                                                    "speedup_per_round": list(timed.speedup_per_round)}
-        for key, value in {"arch": candidate.arch, "model": candidate.model, "image_size": candidate.image_size,
+        for key, value in {TRAINS: candidate.identity, "arch": candidate.arch, "model": candidate.model,
+                           "image_size": candidate.image_size,
                            "params": params, "flops": flops, "latency_ms": timed.p50_ms,
                            "latency_ms_per_round": list(timed.p50_ms_per_round), "latency_cached": timed.cached,
                            **paired}.items():

@@ -4,6 +4,7 @@ schedule, and the engine's `fit` with its per-epoch logs (metrics.csv, curves.pn
 
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
 from cnnlab.runs import (STATE_FILE)
 
 
@@ -115,9 +117,23 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)
     with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
-        return Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
-                                            state=StateFile(state_path, checkpointing.resume_from, checkpointing.extra),
-                                            frozen=trainable.frozen, on_epoch_end=on_epoch_end)
+        result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
+                                              state=StateFile(state_path, checkpointing.resume_from,
+                                                              checkpointing.extra),
+                                              frozen=trainable.frozen, on_epoch_end=on_epoch_end)
+    keep_state(ctx, state_path, checkpointing.resume_from)
+    return result
+
+
+def keep_state(ctx: RunContext, state_path: Path | None, resumed_from: Path | None) -> None:
+    """A resumed training with no epoch left to run (an extended search that chose the same trial again) wrote no
+    last.pt of its own: copy the one it continued, so the checkpoint this run records exists and a later resume of
+    this run finds it."""
+    if not ctx.is_main or state_path is None or resumed_from is None or state_path.exists():
+        return
+    if Path(resumed_from).is_file():
+        with atomic_path(state_path) as tmp:
+            shutil.copyfile(resumed_from, tmp)
 
 
 @dataclass(frozen=True)

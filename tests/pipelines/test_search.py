@@ -135,7 +135,7 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     monkeypatch.setattr(TrialRunner, "proxy_train", real)
     changed = _one_line(cli("search", "resume=true", "search.max_params=1000"))  # old verdicts would stand
     assert "search.max_params=1000 (saved: null) would judge new trials differently" in changed
-    assert "only search.trials and trainer.epochs may change" in changed
+    assert "only search.trials, trainer.epochs and where it runs" in changed
     for other in ("dataset.image_size=32", "trainer.batch_size=8", "seed=1"):  # each decided a finished verdict
         assert f"{other} (saved: " in _one_line(cli("search", "resume=true", other))
     resumed = cli("search", "resume=true")  # the fix, followed: the refused attempt continued nothing

@@ -142,3 +142,12 @@ def test_an_empty_front_is_one_line_not_an_empty_table() -> None:
     infeasible = [dict(r, feasible=False) for r in ROWS]
     assert empty_front_line(infeasible) == ("no trial on the Pareto front: none of the 6 finished trials completed "
                                             "its proxy training within the constraints")
+
+
+def test_a_twin_is_its_first_trials_point_again_not_a_second_row_of_the_front() -> None:
+    """A re-proposed candidate (same_as) reused trial 1's score: the front listed the same network twice and the
+    choice could fall on the copy."""
+    twin = dict(_row(6, 0.90, 2.0), same_as=1)
+    assert [r["trial"] for r in pareto_front([*ROWS, twin])] == [r["trial"] for r in pareto_front(ROWS)]
+    assert best_feasible([twin, *ROWS])["trial"] == 1
+    assert [r["trial"] for r in pareto_front([dict(ROWS[0], same_as=""), twin])] == [0]  # "" : read from trials.csv

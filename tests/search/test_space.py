@@ -89,3 +89,17 @@ def test_an_empty_or_contradictory_space_is_one_line(data: dict, message: str) -
         SearchSpace.from_mapping("mine", data)
     line = caught.value.one_line()
     assert message in line and "\n" not in line and caught.value.fix
+
+
+def test_settings_that_build_the_same_network_train_the_same_candidate() -> None:
+    """Depth on one-block stages, or resolutions that round to one size, sample other settings for the same
+    network: one identity, so the search trains it once. Other overrides (an hparams space) are another one."""
+    from cnnlab.search.space import Candidate
+
+    arch = "r16_w1_stem8s2_k3e1c8n1s1_k3e3c16n1s2_head32"
+    assert Candidate("searched", 16, arch).identity == Candidate("searched", 16, arch).identity
+    assert Candidate("searched", 16, arch).identity != Candidate("searched", 20, arch).identity
+    assert Candidate("lenet5", 16, overrides={"optim.lr": 0.01}).identity != \
+        Candidate("lenet5", 16, overrides={"optim.lr": 0.05}).identity
+    assert Candidate("lenet5", 16, overrides={"a": 1, "b": 2}).identity == \
+        Candidate("lenet5", 16, overrides={"b": 2, "a": 1}).identity

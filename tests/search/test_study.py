@@ -89,23 +89,23 @@ def test_a_reloaded_study_draws_new_candidates_not_the_first_runs_again(tmp_path
 
 
 def test_a_candidate_proposed_again_finds_its_scored_twin(tmp_path: Path) -> None:
-    """Only a completed trial with a score is a twin; a pruned one, or the trial itself, is not."""
-    from cnnlab.search.study import scored_twin
+    """A twin trains what the trial trains (the TRAINS attribute), whatever settings were sampled to build it;
+    only a completed trial with a score is one, never the trial itself."""
+    from cnnlab.search.study import TRAINS, scored_twin
 
     study = open_study(tmp_path, multi_objective=False, seed=0, population=4, constrained=False)
-    for value in (0.25, 0.5):
-        study.enqueue_trial({"x": value})
-    study.optimize(lambda t: (t.set_user_attr("val_acc", t.suggest_float("x", 0, 1)), 1.0)[1], n_trials=2)
-    study.enqueue_trial({"x": 0.5})
-    again = study.ask()
-    again.suggest_float("x", 0, 1)
-    assert scored_twin(study, again).number == 1
-    study.enqueue_trial({"x": 0.75})
-    new = study.ask()
-    new.suggest_float("x", 0, 1)
+
+    def trains(trial: optuna.Trial, what: str) -> optuna.Trial:
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr(TRAINS, what)
+        return trial
+
+    for what in ("net-a", "net-b"):
+        done = trains(study.ask(), what)
+        done.set_user_attr("val_acc", 0.5)
+        study.tell(done, 0.5)
+    assert scored_twin(study, trains(study.ask(), "net-b")).number == 1  # other sampled x, the same network
+    new = trains(study.ask(), "net-c")
     assert scored_twin(study, new) is None
     study.tell(new, state=optuna.trial.TrialState.PRUNED)  # stopped at a rung: no score to reuse
-    study.enqueue_trial({"x": 0.75})
-    after_a_pruned_one = study.ask()
-    after_a_pruned_one.suggest_float("x", 0, 1)
-    assert scored_twin(study, after_a_pruned_one) is None
+    assert scored_twin(study, trains(study.ask(), "net-c")) is None

@@ -39,3 +39,19 @@ def test_an_unfinished_run_always_has_work_left(tmp_path: Path) -> None:
 def test_a_record_without_a_usable_epoch_count_is_not_judged(tmp_path: Path, metrics: Any) -> None:
     """run.json is untrusted: a count that is not a count refuses nothing (and raises no TypeError)."""
     assert epochs_left(_run(tmp_path, "completed", metrics), OmegaConf.create({"trainer": {"epochs": 1}})) is None
+
+
+def test_a_run_whose_recorded_checkpoint_was_never_written_resumes_from_its_point_file(tmp_path: Path) -> None:
+    """A search stopped (or extended with nothing to train) before its chosen model wrote last.pt records last.pt
+    as its checkpoint, yet holds its study: resume= refused it, naming the study.db that was there."""
+    from cnnlab.steps.resume import ResumePoint, resume_file
+
+    run_dir = tmp_path / "search"
+    run_dir.mkdir()
+    run = RunInfo(run_dir, {"status": "completed", "artifacts": {"checkpoint": "last.pt"}})
+    study = ResumePoint("study.db", "started its trials")
+    assert resume_file(run, study) is None and resume_file(run, TRAINING_STATE) is None
+    (run_dir / "study.db").write_bytes(b"")
+    assert resume_file(run, study) == run_dir / "study.db"
+    (run_dir / "last.pt").write_bytes(b"")
+    assert resume_file(run, study) == run_dir / "last.pt"  # the recorded one, once it exists

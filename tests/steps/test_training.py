@@ -21,3 +21,22 @@ def test_default_workers_are_the_jobs_share_less_one(monkeypatch: pytest.MonkeyP
     assert loader_workers(SimpleNamespace(workers=None), files) == expected  # type: ignore[arg-type]
     assert loader_workers(SimpleNamespace(workers=None), SimpleNamespace(in_memory=True)) == 0  # type: ignore[arg-type]
     assert loader_workers(SimpleNamespace(workers=3), files) == 3  # type: ignore[arg-type]
+
+
+def test_a_resumed_training_with_no_epoch_left_keeps_the_state_it_continued(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An extended search that chose the same trial again trained no epoch and wrote no last.pt, yet recorded it
+    as its checkpoint: extending that run again failed."""
+    from cnnlab.steps.training import keep_state
+
+    old, new = tmp_path / "old" / "last.pt", tmp_path / "new" / "last.pt"
+    old.parent.mkdir()
+    new.parent.mkdir()
+    old.write_bytes(b"state")
+    ctx = SimpleNamespace(is_main=True)
+    keep_state(ctx, new, None)  # a fresh run: nothing to keep
+    assert not new.exists()
+    keep_state(ctx, new, old)
+    assert new.read_bytes() == b"state"
+    new.write_bytes(b"trained on")  # a run that trained writes its own: never replaced
+    keep_state(ctx, new, old)
+    assert new.read_bytes() == b"trained on"
