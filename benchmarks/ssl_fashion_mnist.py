@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--backbone-lr-scale", type=float, default=None,
                         help="finetune.backbone_lr_scale of the pretrained-init full fine-tunes (default: the "
-                             "product's 1.0); scratch keeps one lr (its backbone has nothing to keep)")
+                             "product's auto, 0.1 for pretrained weights); scratch keeps one lr (auto: 1)")
     parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
                         help="one more override for every pretraining run, repeatable (e.g. optim=lars)")
     parser.add_argument("--outputs", help="keep the runs here (default: a temporary folder)")

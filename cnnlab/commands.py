@@ -56,7 +56,8 @@ COMMANDS: dict[str, CommandInfo] = {
         description="Loads a backbone (model.weights=imagenet|none|PATH|RUN|latest|latest:pretrain), replaces the "
                     "classifier head for the dataset's classes and trains it: finetune.mode=linear (frozen "
                     "backbone, head only; backbone features are computed once and cached), partial (the last "
-                    "finetune.unfreeze stages) or full (finetune.backbone_lr_scale for a lower backbone rate).",
+                    "finetune.unfreeze stages) or full; in partial and full a pretrained backbone trains at "
+                    "finetune.backbone_lr_scale x optim.lr (auto: 0.1, so the new head does not overwrite it).",
         pipeline="cnnlab.pipelines.finetune",
         examples=("cnnlab finetune dataset=flowers",
                   "cnnlab finetune dataset=imagefolder dataset.root=~/photos finetune.mode=partial",

@@ -180,7 +180,7 @@ RULES: dict[str, Rule] = {
     "dataset.augment.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2),
     "dataset.augment.randaugment_magnitude": _int(0, high=30),
     "finetune.unfreeze": _COUNT,
-    "finetune.backbone_lr_scale": _num(0),
+    "finetune.backbone_lr_scale": _num(0, choices=("auto",)),
     "finetune.new_head": _TRISTATE,
     "finetune.augment": _TRISTATE,
     "finetune.cache_features": _TRISTATE,

@@ -9,7 +9,7 @@ full     everything trains; the backbone at optim.lr * finetune.backbone_lr_scal
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
@@ -30,6 +30,13 @@ from cnnlab.steps.resume import apply_resume
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 
 
+# The backbone's rate relative to optim.lr when pretrained weights fine-tune (partial, full) at auto. At the full
+# rate a new head's first large gradients overwrite the pretrained features: a SimCLR ResNet-18 on 10 % of
+# Fashion-MNIST ended 4.6 points below scratch that way, 1.0 above it at 0.1 (docs/benchmarks.md); the
+# discriminative rates of ULMFiT (Howard & Ruder, 2018) and LP-FT (Kumar et al., 2022) keep them.
+PRETRAINED_BACKBONE_LR_SCALE = 0.1
+
+
 @dataclass(frozen=True)
 class FinetuneSettings:
     """The `finetune` section: mode (linear | partial | full), how many backbone stages train in partial mode,
@@ -37,10 +44,21 @@ class FinetuneSettings:
 
     mode: str
     unfreeze: int
-    backbone_lr_scale: float
+    backbone_lr_scale: float | None   # None: auto (PRETRAINED_BACKBONE_LR_SCALE for pretrained weights, else 1)
     new_head: bool | None
     augment: bool
     cache_features: bool | None
+
+    def resolved(self, *, pretrained: bool, log: Any = None) -> "FinetuneSettings":
+        """backbone_lr_scale=auto made a number: PRETRAINED_BACKBONE_LR_SCALE for pretrained weights in partial or
+        full mode (logged), else 1 (a random backbone has nothing to keep; linear mode freezes it)."""
+        if self.backbone_lr_scale is not None:
+            return self
+        scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained and self.mode != "linear" else 1.0
+        if scale != 1.0 and log is not None:
+            log.info("finetune.backbone_lr_scale=auto: the pretrained backbone trains at %g x optim.lr, the new head at "
+                     "optim.lr (finetune.backbone_lr_scale=1 for one rate)", scale)
+        return replace(self, backbone_lr_scale=scale)
 
     @classmethod
     def from_config(cls, section: DictConfig) -> "FinetuneSettings":
@@ -48,7 +66,8 @@ class FinetuneSettings:
         if mode not in FINETUNE_MODES:
             raise CnnlabError(f"finetune.mode={mode} is not a mode", fix=f"use one of: {', '.join(FINETUNE_MODES)}")
         augment = tristate(section.augment, "finetune.augment")
-        return cls(mode=mode, unfreeze=int(section.unfreeze), backbone_lr_scale=float(section.backbone_lr_scale),
+        scale = None if str(section.backbone_lr_scale).lower() == "auto" else float(section.backbone_lr_scale)
+        return cls(mode=mode, unfreeze=int(section.unfreeze), backbone_lr_scale=scale,
                    new_head=tristate(section.new_head, "finetune.new_head"),
                    augment=(mode != "linear") if augment is None else augment,
                    cache_features=tristate(section.cache_features, "finetune.cache_features"))
@@ -64,6 +83,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
     if not weights.pretrained:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")
+    settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
     spec = resolve_input_spec(cfg.dataset, weights.spec)
     with main_process_first(runtime):
@@ -90,12 +110,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                            dataset_config=cfg.dataset, weights=weights.description)
     if weights.source:
         ctx.record.update(source=weights.source)
-    metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "training_seconds": training_seconds}
+    metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": settings.backbone_lr_scale,
+                                     "training_seconds": training_seconds}
     spike = backbone_overwritten(metrics.get("history") or [], settings, pretrained=weights.pretrained)
     if spike is not None and ctx.is_main:
         record_warning(ctx, spike)
     return save_and_record(ctx, trained, metrics,
-                           extra={"finetune": {"mode": settings.mode, "weights": weights.description}})
+                           extra={"finetune": {"mode": settings.mode, "weights": weights.description,
+                                               "backbone_lr_scale": settings.backbone_lr_scale}})
 
 
 # A later epoch's training loss this many times the first epoch's: the start was lost, not merely slow.

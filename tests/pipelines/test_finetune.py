@@ -75,6 +75,7 @@ def test_partial_mode_trains_a_network_whose_stages_are_ranges(cli, outputs: Pat
     assert result.code == 0, result.output
     record = only_run(outputs, "finetune")
     assert record["metrics"]["finetune_mode"] == "partial"
+    assert record["metrics"]["backbone_lr_scale"] == 1.0  # auto, from random weights: nothing to keep
 
 
 def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Path) -> None:
@@ -86,6 +87,8 @@ def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Pat
     record = only_run(outputs, "finetune")
     assert record["model"]["name"] == "lenet5" and record["model"]["num_classes"] == 10
     assert record["source"]["command"] == "pretrain"
+    # auto: a pretrained backbone at a tenth of the head's rate, said in the log (its full rate overwrote features)
+    assert record["metrics"]["backbone_lr_scale"] == 0.1 and "backbone trains at 0.1 x optim.lr" in result.stderr
     tuned = checkpoint_state(run_dirs(outputs, "finetune")[0])
     assert not torch.equal(tuned["features.0.weight"], pretrained["features.0.weight"])
     clash = cli("finetune", *TINY, "model=resnet18", "model.weights=latest:pretrain")
