@@ -74,9 +74,49 @@ def check_one_process() -> None:
                               "a sweep: `cnnlab search -m seed=0,1 hydra/launcher=joblib` (docs/scale-out.md)")
 
 
+# What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
+# visibly it runs. Every other setting (search.*, dataset.*, the proxy recipe, the space, the seed) decided how the
+# finished trials were timed, judged and trained; a new value would leave their verdicts standing beside new ones.
+RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "trainer.workers", "trainer.log_every",
+                     "trainer.checkpoint_every", "device", "logger", "resume", "paths")
+
+
+def check_same_search(run: RunInfo, cfg: DictConfig) -> None:
+    """A resumed search continues its study under the settings it started with: CnnlabError naming every setting
+    of `cfg` (the resumed config, this invocation's overrides applied) that differs from the resumed run's
+    saved config, outside RESUME_MAY_CHANGE."""
+    saved = OmegaConf.load(run.path / SAVED_CONFIG)  # read by apply_resume already
+    before, now = _leaves(saved), _leaves(cfg)
+    changed = [f"{key}={setting_text(now.get(key))} (saved: {setting_text(before.get(key))})"
+               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+               and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
+    if changed:
+        raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
+                          "new trials differently from the finished ones",
+                          fix="drop those overrides to resume (only search.trials, trainer.epochs and where it runs — "
+                              "device, trainer.workers, logger — may change), "
+                              "or start a new search without resume=")
+
+
+def _leaves(cfg: DictConfig) -> dict[str, Any]:
+    """Every setting as dotted key → value (lists are values)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
 # What resume= continues: the study, opened before the first trial (the final training's last.pt replaces it
 # as the checkpoint once that starts; a run holding last.pt holds its study too).
-SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_left)
+SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_left,
+                           same_settings=check_same_search)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -92,8 +132,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
         else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
 
-    if resume_from is not None:
-        check_same_search(ctx, cfg)
     built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
     check_proxy_batches(cfg, space, settings, weights, built)
     carried = carry_over(ctx, resume_from)
@@ -156,45 +194,6 @@ def _space_name(ctx: RunContext) -> str:
         resumed = read_json(Path(str(ctx.record.data["resumed_from"])) / RUN_FILE)
         return str(((resumed.get("search") or {}).get("space") or {}).get("name") or "space")
     return str(HydraConfig.get().runtime.choices.get("space") or "space")
-
-
-# What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
-# visibly it runs. Every other setting (search.*, dataset.*, the proxy recipe, the space, the seed) decided how the
-# finished trials were timed, judged and trained; a new value would leave their verdicts standing beside new ones.
-RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "trainer.workers", "trainer.log_every",
-                     "trainer.checkpoint_every", "device", "logger", "resume", "paths")
-
-
-def check_same_search(ctx: RunContext, cfg: DictConfig) -> None:
-    """A resumed search continues its study under the settings it started with: CnnlabError naming every setting
-    of `cfg` (the resumed config, this invocation's overrides applied) that differs from the interrupted run's
-    saved config, outside RESUME_MAY_CHANGE."""
-    saved = OmegaConf.load(Path(str(ctx.record.data["resumed_from"])) / SAVED_CONFIG)  # read by apply_resume already
-    before, now = _leaves(saved), _leaves(cfg)
-    changed = [f"{key}={setting_text(now.get(key))} (saved: {setting_text(before.get(key))})"
-               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
-               and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
-    if changed:
-        raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
-                          "new trials differently from the finished ones",
-                          fix="drop those overrides to resume (only search.trials, trainer.epochs and where it runs — "
-                              "device, trainer.workers, logger — may change), "
-                              "or start a new search without resume=")
-
-
-def _leaves(cfg: DictConfig) -> dict[str, Any]:
-    """Every setting as dotted key → value (lists are values)."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
 
 
 def final_checkpoint(ctx: RunContext, resume_from: Path | None, trial: int) -> Path | None:

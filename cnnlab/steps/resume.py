@@ -49,6 +49,9 @@ class ResumePoint:
     file: str
     written: str
     completed: Callable[[RunInfo, DictConfig], Completed | None] = epochs_left
+    # CnnlabError when the resumed config may not continue the run (a search's finished trials were judged under
+    # its settings); None: any override resumed_config lets through may
+    same_settings: Callable[[RunInfo, DictConfig], None] | None = None
 
 
 TRAINING_STATE = ResumePoint(STATE_FILE, "completed at least one epoch")
@@ -62,8 +65,12 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
         return cfg, None
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
-    effective = resumed_config(cfg, ctx, run)
+    effective, replaced = resumed_config(cfg, ctx, run)
+    if point.same_settings is not None:
+        point.same_settings(run, effective)
     check_work_left(run, effective, ctx.command, point)
+    if replaced:  # said once accepted: they win over the restored state too (the optimizer's lr, the schedule's position)
+        ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
     save_effective_config(effective, ctx)
     return effective, resume_file(run, point)
 
@@ -158,9 +165,10 @@ def _run_folder(spec: str, command: str) -> Path:
     return path
 
 
-def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig:
+def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[DictConfig, list[str]]:
     """The original run's config, with this invocation's key=value overrides applied on top
-    (trainer.epochs=20 extends a run; device=cpu moves it). Picking another model or dataset is refused."""
+    (trainer.epochs=20 extends a run; device=cpu moves it), and those that changed a saved value, as
+    "key=new (saved: old)". Picking another model or dataset is refused."""
     saved = run.path / SAVED_CONFIG
     if not saved.is_file():
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
@@ -182,12 +190,10 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> DictConfig
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):
             OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
-    if replaced:  # they win over the restored state too (the optimizer's lr, the schedule's position)
-        ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
     with open_dict(old):
         old.resume = str(run.path)
         old.paths = cfg.paths
-    return old
+    return old, replaced
 
 
 def setting_text(value: Any) -> str:

@@ -133,7 +133,9 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert (first / "trials.csv").is_file() and (first / "pareto.png").is_file()  # written on the way out
 
     monkeypatch.setattr(TrialRunner, "proxy_train", real)
-    changed = _one_line(cli("search", "resume=true", "search.max_params=1000"))  # old verdicts would stand
+    refused = cli("search", "resume=true", "search.max_params=1000")  # old verdicts would stand
+    assert "replace the saved settings" not in refused.stderr  # said only of a resume that goes ahead
+    changed = _one_line(refused)
     assert "search.max_params=1000 (saved: null) would judge new trials differently" in changed
     assert "only search.trials, trainer.epochs and where it runs" in changed
     for other in ("dataset.image_size=32", "trainer.batch_size=8", "seed=1"):  # each decided a finished verdict
