@@ -127,22 +127,23 @@ LOSS_SPIKE = 1.5
 def backbone_overwritten(history: Sequence[Mapping[str, Any]], settings: FinetuneSettings, *,
                          pretrained: bool) -> str | None:
     """The warning for a fine-tune whose training loss jumped after epoch 1 (the first later epoch above
-    LOSS_SPIKE x epoch 1's) while a pretrained backbone trained at more than 0.1 x optim.lr, or None. The new
-    head's large early gradients reach the backbone at the full rate and overwrite the features it was pretrained
-    for; a lower backbone rate keeps them (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features").
-    `history`: run.json's per-epoch metrics, each with `train_loss`."""
+    LOSS_SPIKE x epoch 1's) while a pretrained backbone trained above PRETRAINED_BACKBONE_LR_SCALE x optim.lr,
+    or None. The new head's large early gradients reach the backbone at the full rate and overwrite the features it
+    was pretrained for; a lower backbone rate keeps them (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained
+    Features"). `history`: run.json's per-epoch metrics, each with `train_loss`."""
     losses = [float(e["train_loss"]) for e in history if isinstance(e.get("train_loss"), (int, float))]
-    if not pretrained or settings.mode == "linear" or settings.backbone_lr_scale <= 0.1 or len(losses) < 2:
+    scale = settings.backbone_lr_scale  # resolved (FinetuneSettings.resolved): a number
+    if not pretrained or settings.mode == "linear" or scale <= PRETRAINED_BACKBONE_LR_SCALE or len(losses) < 2:
         return None
     later = next(((epoch, loss) for epoch, loss in enumerate(losses[1:], 2) if loss > LOSS_SPIKE * losses[0]), None)
     if later is None:
         return None
     epoch, loss = later
     return (f"training loss rose from {losses[0]:.2f} (epoch 1) to {loss:.2f} (epoch {epoch}) while the pretrained "
-            f"backbone trained at {settings.backbone_lr_scale:g} x optim.lr: a jump like this overwrites the features "
+            f"backbone trained at {scale:g} x optim.lr: a jump like this overwrites the features "
             "it was pretrained for (a SimCLR backbone fine-tuned on 10 % of Fashion-MNIST ended 4.6 points below "
             "training from scratch this way, and 1.0 point above it at 0.1 x) — rerun with "
-            f"finetune.backbone_lr_scale={settings.backbone_lr_scale / 10:g}")
+            f"finetune.backbone_lr_scale={scale / 10:g}")
 
 
 def freeze(model: nn.Module, name: str, settings: FinetuneSettings) -> list[nn.Module]:

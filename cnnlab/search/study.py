@@ -86,11 +86,11 @@ def scored_twin(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial | None:
     NSGA-II's crossover and mutation re-propose candidates in a small space; their score is reused rather than
     trained again (the approach of Optuna's FAQ on duplicate parameters)."""
     trains = trial.user_attrs.get(TRAINS)
-    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.number != trial.number and trains is not None and other.user_attrs.get(TRAINS) == trains \
-                and "val_acc" in other.user_attrs:
-            return other
-    return None
+    if trains is None:
+        return None
+    return next((other for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if other.number != trial.number and other.user_attrs.get(TRAINS) == trains
+                 and "val_acc" in other.user_attrs), None)
 
 
 def requeue_interrupted(study: optuna.Study) -> list[int]:
