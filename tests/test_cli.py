@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY, only_run, read_run, run_dirs
+from helpers import TINY, only_run, read_run, run_dirs, run_subprocess
 
 
 def test_help_lists_commands_and_does_not_import_torch() -> None:
@@ -22,6 +22,16 @@ def test_help_lists_commands_and_does_not_import_torch() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "finetune.mode" in proc.stdout and "resnet18*" in proc.stdout and "imagefolder" in proc.stdout
     assert "mobilenet_v3_small" in proc.stdout
+
+
+def test_a_plain_run_prints_no_library_warnings(tmp_path: Path) -> None:
+    """A fresh `pip install -e ".[test]"` resolved Hydra's release candidate (through the launcher plugins'
+    `>=1.1.0.dev7`), and every command began with ~20 lines of its deprecation warnings."""
+    import re
+
+    result = run_subprocess("pretrain", *TINY, env={"CNNLAB_OUTPUTS": str(tmp_path / "outputs")}, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert not re.findall(r"\w*Warning: .*", result.stdout + result.stderr)
 
 
 def test_top_level_help_and_version(cli) -> None:

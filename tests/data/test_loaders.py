@@ -52,7 +52,7 @@ class RandomItems(torch.utils.data.Dataset):
 
 
 def test_workers_are_seeded_so_runs_repeat() -> None:
-    """Worker seeds follow the global torch RNG (seeded per run, restored on resume)."""
+    """Worker seeds come from the loader's own generator, seeded with the run's seed."""
 
     def run() -> torch.Tensor:
         torch.manual_seed(5)
@@ -73,3 +73,46 @@ def test_workers_start_inside_a_joblib_job() -> None:
 
     inside = Parallel(n_jobs=2, backend="loky")(delayed(loader_order_with_one_worker)(8) for _ in range(2))
     assert inside[0] == epoch_order(make_loader(index_dataset(8), 4, shuffle=True, seed=3), epoch=0)
+
+
+def augmentations_by_index(workers: int = 0, *, epoch: int = 1, seed: int = 5, rank: int = 0,
+                           world_size: int = 1) -> dict[int, float]:
+    """{index: the random draw of its item} for one shuffled epoch, read as a training loader reads it."""
+    loader = make_loader(RandomItems(), 2 // world_size, shuffle=True, seed=seed, workers=workers, rank=rank,
+                         world_size=world_size)
+    loader.sampler.set_epoch(epoch)
+    drawn = torch.cat(list(loader)).flatten().tolist()
+    return {int(value): value - int(value) for value in drawn}
+
+
+def test_an_image_gets_the_same_augmentation_with_any_worker_count_and_on_any_rank() -> None:
+    """Each worker used to draw from its own stream, so the worker count changed a run's augmentations (and its
+    metrics: up to 3.8 points after one epoch); now an item's draw depends on (seed, epoch, index) alone."""
+    torch.manual_seed(0)
+    single = augmentations_by_index(workers=0)
+    assert augmentations_by_index(workers=1) == single
+    assert augmentations_by_index(workers=2) == single
+    ranks = [augmentations_by_index(rank=r, world_size=2) for r in (0, 1)]
+    assert {**ranks[0], **ranks[1]} == single and not ranks[0].keys() & ranks[1].keys()
+
+
+def test_augmentations_change_with_the_epoch_and_the_seed() -> None:
+    first = augmentations_by_index(epoch=1)
+    assert augmentations_by_index(epoch=1) == first
+    assert augmentations_by_index(epoch=2) != first
+    assert augmentations_by_index(seed=6) != first
+    assert len(set(first.values())) == len(first)  # neighbouring indices draw unrelated values
+
+
+def test_reading_batches_leaves_the_global_rng_alone() -> None:
+    """Dropout and mixup draw from the global RNG: reading a training epoch, with or without workers, must not move
+    it, or the worker count would change them too (a new iterator per epoch drew a worker seed from it)."""
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    for workers in (0, 1):
+        torch.manual_seed(3)
+        loader = make_loader(RandomItems(), 3, shuffle=True, seed=5, workers=workers)
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)
+            list(loader)
+        assert torch.equal(torch.rand(4), expected), f"{workers} workers moved the global RNG"

@@ -63,6 +63,24 @@ def test_optimizer_from_config_target() -> None:
         build_optimizer({"_target_": "torch.optim.NoSuchOptimizer", "lr": 1.0}, param_groups(model, 1.0, 0.0))
 
 
+@pytest.mark.parametrize("target", ["os.system", "builtins.eval", "torch.optimizer_hack", "subprocess.run"])
+def test_an_optimizer_target_outside_torch_optim_is_refused_before_it_is_called(target: str, tmp_path) -> None:
+    """A config (a resumed run's saved one too) is untrusted: instantiate() would call whatever `_target_` names."""
+    marker = tmp_path / "ran"
+    with pytest.raises(CnnlabError, match="torch.optim class") as error:
+        build_optimizer({"_target_": target, "_args_": [f"touch {marker}"]}, param_groups(tiny(), 1.0, 0.0))
+    assert "optim=sgd" in error.value.fix and not marker.exists()
+
+
+def test_lars_and_every_torch_optim_class_pass_the_rule() -> None:
+    from cnnlab.engine.optim import LARS
+
+    assert isinstance(build_optimizer({"_target_": "cnnlab.engine.optim.LARS", "lr": 0.1},
+                                      param_groups(tiny(), 0.1, 0.0)), LARS)
+    assert isinstance(build_optimizer({"_target_": "torch.optim.RMSprop", "lr": 0.1},
+                                      param_groups(tiny(), 0.1, 0.0)), torch.optim.RMSprop)
+
+
 def test_warmup_then_cosine_to_the_floor() -> None:
     kwargs = {"total_steps": 100, "warmup_steps": 10, "name": "cosine", "min_lr_ratio": 0.01}
     assert lr_factor(0, **kwargs) == pytest.approx(0.1)
