@@ -6,6 +6,8 @@ once), so two jobs side by side on 2 cores use one thread each instead of fighti
 `python -m cnnlab pretrain -m ... seed=0,1,2,3` pinned to the same 2 cores, alternately (sequential, joblib,
 sequential, ...) so that a change of the machine's speed during the session hits both; the medians are
 compared, and every job's metrics must agree between the two (different thread counts only reorder sums).
+With --threads N both ways give every job N threads (OMP_NUM_THREADS, the user's explicit choice): the jobs then
+differ in nothing but how they are launched, and their metrics must agree to the last digit.
 
 A parallel sweep can beat one-after-another only by what a job loses when it gets 2 threads instead of 1: with
 S = (a job's speed on 2 threads) / (its speed on 1), two 1-thread jobs side by side finish 2 / S times sooner
@@ -14,6 +16,7 @@ script prints each job's training throughput both ways, so S (and that bound) is
 
     python benchmarks/parallel_sweep.py [--reps 3] [--json out.json]
     python benchmarks/parallel_sweep.py --set model=mobilenet_v2 --set dataset=fashion_mnist ...   # other jobs
+    python benchmarks/parallel_sweep.py --threads 1 ...   # every job 1 thread, both ways: metrics to the digit
     python benchmarks/parallel_sweep.py --quick      # tiny jobs, one repetition: proves the script works
 """
 
@@ -46,10 +49,12 @@ def two_cores() -> set[int]:
     return set(usable[:2])
 
 
-def sweep(launcher: str, settings: list[str], outputs: Path, cores: set[int]) -> float:
+def sweep(launcher: str, settings: list[str], outputs: Path, cores: set[int], threads: int | None = None) -> float:
     """Wall seconds of one 4-job sweep, pinned to `cores`, with no thread setting from this shell (a job would
-    take OMP_NUM_THREADS for the user's explicit choice and not take its share)."""
+    take OMP_NUM_THREADS for the user's explicit choice and not take its share) unless `threads` sets one."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CNNLAB_THREADS")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     env["CNNLAB_OUTPUTS"] = str(outputs)
     command = [sys.executable, "-m", "cnnlab", "pretrain", "-m", *LAUNCHERS[launcher], *settings, "device=cpu",
                f"seed={SEEDS}"]
@@ -73,7 +78,9 @@ def job_metrics(outputs: Path) -> dict[str, dict]:
     return found
 
 
-def compare(sequential: dict[str, dict], parallel: dict[str, dict]) -> list[str]:
+def compare(sequential: dict[str, dict], parallel: dict[str, dict], *, exact: bool = False) -> list[str]:
+    """Every job's differences beyond the tolerances (none at all when `exact`)."""
+    tolerance, acc_tolerance = (0.0, 0.0) if exact else (TOLERANCE, ACC_TOLERANCE)
     problems = []
     if set(sequential) != set(parallel) or len(sequential) != 4:
         return [f"jobs differ: {sorted(sequential)} vs {sorted(parallel)}"]
@@ -83,9 +90,9 @@ def compare(sequential: dict[str, dict], parallel: dict[str, dict]) -> list[str]
             problems.append(f"{seed}: {one['status']} / {two['status']}")
             continue
         for key in ("val_loss", "train_loss"):
-            if abs(one["metrics"][key] - two["metrics"][key]) > TOLERANCE:
+            if abs(one["metrics"][key] - two["metrics"][key]) > tolerance:
                 problems.append(f"{seed}: {key} {one['metrics'][key]:.5f} vs {two['metrics'][key]:.5f}")
-        if abs(one["metrics"]["val_acc"] - two["metrics"]["val_acc"]) > ACC_TOLERANCE:
+        if abs(one["metrics"]["val_acc"] - two["metrics"]["val_acc"]) > acc_tolerance:
             problems.append(f"{seed}: val_acc {one['metrics']['val_acc']:.4f} vs {two['metrics']['val_acc']:.4f}")
     return problems
 
@@ -96,6 +103,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny jobs, one repetition")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="the jobs' settings instead of the default ResNet-18 ones (repeatable)")
+    parser.add_argument("--threads", type=int, help="give every job this many threads both ways (OMP_NUM_THREADS); "
+                        "the metrics must then agree exactly")
     parser.add_argument("--json", help="write the timings and the verdict here")
     args = parser.parse_args()
     settings, reps = (QUICK, 1) if args.quick else (args.set or FULL, args.reps)
@@ -109,13 +118,13 @@ def main() -> None:
         for rep in range(reps):
             for name in LAUNCHERS:  # interleaved: sequential, joblib, sequential, joblib, ...
                 outputs = Path(scratch) / f"{name}-{rep}"
-                times[name].append(sweep(name, settings, outputs, cores))
+                times[name].append(sweep(name, settings, outputs, cores, args.threads))
                 metrics[name] = job_metrics(outputs)
                 threads = sorted({job["threads"] for job in metrics[name].values()})
                 print(f"  rep {rep + 1} {name:<10} {times[name][-1]:7.1f} s  (torch threads per job: {threads})")
 
     ratio = median(times["sequential"]) / median(times["joblib"])
-    problems = compare(metrics["sequential"], metrics["joblib"])
+    problems = compare(metrics["sequential"], metrics["joblib"], exact=args.threads is not None)
     throughput = {name: median(job["metrics"]["train_images_per_s"] for job in jobs.values())
                   for name, jobs in metrics.items()}
     scaling = throughput["sequential"] / throughput["joblib"]
@@ -130,8 +139,10 @@ def main() -> None:
           f"{median(times['joblib']):.1f} s → joblib is {ratio:.2f}x faster (goal >= 1.6x)")
     if args.quick:
         print("(--quick: process start-up dominates jobs this small; the ratio says nothing about the goal)")
-    print("metrics: the same within tolerance" if not problems else "metrics differ:\n  " + "\n  ".join(problems))
-    dump(args.json, {"settings": settings, "cores": sorted(cores), "seconds": times, "ratio": round(ratio, 3),
+    same = "exactly the same" if args.threads is not None else "the same within tolerance"
+    print(f"metrics: {same}" if not problems else "metrics differ:\n  " + "\n  ".join(problems))
+    dump(args.json, {"settings": settings, "threads": args.threads, "cores": sorted(cores), "seconds": times,
+                     "ratio": round(ratio, 3),
                      "images_per_s": throughput, "thread_scaling": round(scaling, 3), "val_acc": accuracy,
                      "metrics_match": not problems, "problems": problems, "quick": args.quick})
     if problems:

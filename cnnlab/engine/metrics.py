@@ -27,8 +27,11 @@ class ClassificationMeter:
                                   hits.any(dim=-1).sum().double(), torch.tensor(n, dtype=torch.float64,
                                                                                  device=self.sums.device)])
 
-    def loss_is_finite(self) -> bool:
-        return bool(torch.isfinite(self.sums[0]))
+    def loss_is_finite(self, *, across_ranks: bool = False) -> bool:
+        """Whether the running loss sum is finite; across_ranks: on every rank, so that all ranks stop together (a
+        rank that stopped alone would leave the others waiting in the next gradient all-reduce)."""
+        broken = (~torch.isfinite(self.sums[:1])).double()
+        return not bool((all_reduce_sum(broken) if across_ranks else broken)[0])
 
     def compute(self, *, across_ranks: bool = False) -> dict[str, float]:
         sums = all_reduce_sum(self.sums) if across_ranks else self.sums

@@ -13,7 +13,7 @@ import datetime as _dt
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,8 @@ from cnnlab.environment import has_cpu_flag
 from cnnlab.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
+
+T = TypeVar("T")
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
@@ -188,6 +190,32 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def from_rank_zero(runtime: Runtime, compute: Callable[[], T]) -> T:
+    """`compute()` run on rank 0 alone, its result handed to every rank (torch.distributed.broadcast_object_list:
+    it must pickle); in a single process, simply `compute()`. For what one rank must measure or decide for all —
+    a latency that each rank would time differently. A CnnlabError on rank 0 is raised on every rank, and any
+    other exception there ends the other ranks with a CnnlabError naming it, so none waits for a result that
+    never comes."""
+    if not runtime.distributed:
+        return compute()
+    message: list[Any] = [None]
+    failure: BaseException | None = None
+    if runtime.is_main:
+        try:
+            message = [("ok", compute())]
+        except CnnlabError as exc:
+            failure, message = exc, [("error", exc.message, exc.fix)]
+        except BaseException as exc:  # Ctrl-C included: the other ranks must not wait on
+            failure, message = exc, [("error", f"rank 0 failed: {type(exc).__name__}: {exc}", None)]
+    dist.broadcast_object_list(message, src=0)
+    if failure is not None:
+        raise failure
+    kind, *rest = message[0]
+    if kind == "error":
+        raise CnnlabError(rest[0], fix=rest[1])
+    return rest[0]
 
 
 @contextlib.contextmanager

@@ -164,7 +164,7 @@ class Trainer:
 
     def _check_finite(self, meter: ClassificationMeter, epoch: int, step: int,
                       optimizer: torch.optim.Optimizer) -> None:
-        if not meter.loss_is_finite():
+        if not meter.loss_is_finite(across_ranks=self.runtime.distributed):
             lr = optimizer.param_groups[-1]["lr"]
             raise NonFiniteLoss(
                 f"the loss became NaN/inf at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}); the last completed "

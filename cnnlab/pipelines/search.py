@@ -10,11 +10,15 @@
 3. trials.csv, the Pareto front (table, pareto.png), latency vs FLOPs rank correlation.
 4. The most accurate candidate within the constraints, trained for trainer.epochs: the run's model.pt. When no
    candidate meets them, the run keeps its study and files and fails naming the closest trial.
+
+Under torchrun every rank runs the same seeded study (rank > 0 in its scratch folder) and the ranks train each
+candidate together: rank 0 alone times a candidate and hands its figures to the others (TrialRunner.latency), and
+the validation scores are reduced over the ranks, so every rank tells its study the same values and the samplers
+propose the same next candidate on every rank. Rank 0 writes the run folder.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,20 +62,6 @@ def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
     return Completed(f"{counted(finished, 'trial')} finished, its chosen model trained for {counted(trained, 'epoch')}",
                      f"extend it with more trials than its {finished}", f"search.trials={2 * finished}",
                      f" (or trainer.epochs above {trained} to train its chosen model longer)")
-
-
-def check_one_process() -> None:
-    """CnnlabError under torchrun (WORLD_SIZE > 1). Every rank would time the candidates on its own and decide
-    alone which to train (a broken constraint, a re-proposed candidate) and what NSGA-II proposes next: ranks that
-    decide differently then wait on each other's collectives for ever. Trials are small; parallel searches are a
-    Hydra sweep."""
-    ranks = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if ranks > 1:
-        raise CnnlabError(f"cnnlab search runs as one process, not under torchrun ({ranks} ranks here): each rank "
-                          "would time the candidates and choose which to train on its own, and ranks that choose "
-                          "differently wait on each other for ever",
-                          fix="run `cnnlab search ...` without torchrun; for several searches at once, run them as "
-                              "a sweep: `cnnlab search -m seed=0,1 hydra/launcher=joblib` (docs/scale-out.md)")
 
 
 # What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
@@ -120,7 +110,6 @@ SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_le
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    check_one_process()
     cfg, resume_from = apply_resume(cfg, ctx, SEARCH_STATE)
     settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
     space = SearchSpace.from_mapping(_space_name(ctx),

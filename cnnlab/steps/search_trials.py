@@ -25,7 +25,7 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.engine.objectives import Objective
 from cnnlab.engine.progress import Progress
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.runtime import Runtime, from_rank_zero
 from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
@@ -150,8 +150,7 @@ class TrialRunner:
         torch.manual_seed(self.runtime_seed(trial))
         model = self.build(candidate, data)
         params, flops = count_params(model), count_flops(model, candidate.image_size)
-        timed = cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes,
-                               flops=flops, reference=self.reference(data))
+        timed = self.latency(candidate, model, data, flops)
         constraints = self.settings.violations(timed.p50_ms, params, timed.speedup)
         paired = {} if timed.speedup is None else {"reference_ms": timed.reference_ms, "speedup": timed.speedup,
                                                    "speedup_per_round": list(timed.speedup_per_round)}
@@ -180,6 +179,14 @@ class TrialRunner:
                           100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",
                           time.perf_counter() - started)
         return self.values(acc, cost)
+
+    def latency(self, candidate: Candidate, model: nn.Module, data: DataBundle, flops: int) -> Timed:
+        """The candidate's latency on the target (cached per architecture). Under torchrun rank 0 alone times it
+        and every rank takes its figures: the ranks then judge constraints, and tell the study, the same values,
+        so their seeded samplers propose the same next candidates and they train each one together."""
+        return from_rank_zero(self.runtime, lambda: cached_latency(
+            self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes, flops=flops,
+            reference=self.reference(data)))
 
     def reference(self, data: DataBundle) -> Reference | None:
         """search.reference built at the dataset's own size and channels (as cnnlab would train it, random

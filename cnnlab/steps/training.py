@@ -110,8 +110,7 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     steps = min(len(loaders.train), recipe.max_steps_per_epoch or len(loaders.train))
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
-    if ctx.is_main:  # the worker count picks the augmentations' random stream: runs agree to the digit only with
-        # the same (docs/scale-out.md), and the config may say only `auto`
+    if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record
         ctx.record.update(environment={"loader_workers": loaders.train.num_workers})
     if ctx.is_main and state_path is not None:
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).

@@ -17,7 +17,7 @@ from cnnlab.engine.checkpoint import read_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.models.searched import parse_arch
 from cnnlab.steps.search_trials import TrialRunner
-from helpers import hinted_command, read_run, run_dirs
+from helpers import hinted_command, read_run, run_dirs, run_subprocess
 
 BASE_ARCH = "w1_stem8s2_k3e1c8n1s1_k3e3c16n1s2_head32"
 DATA = ["dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
@@ -294,13 +294,31 @@ def test_a_candidate_proposed_again_is_not_trained_again(cli, outputs: Path, tmp
     assert [r["same_as"] for r in rows] == ["", "0", "0"] and len({r["val_acc"] for r in rows}) == 1
 
 
-def test_under_torchrun_the_search_is_refused_before_any_rank_decides_alone(cli,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each rank timed and chose candidates on its own: ranks that chose differently (a constraint met on one, a
-    re-proposed candidate on another) would wait on each other's collectives for ever."""
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    line = _one_line(cli("search", *FAST))
-    assert "not under torchrun (2 ranks here)" in line and "cnnlab search -m seed=0,1 hydra/launcher=joblib" in line
+def test_under_torchrun_two_ranks_search_together_as_one_process_does(tmp_path: Path) -> None:
+    """Under torchrun the search was refused: every rank timed the candidates itself and could decide alone. Now
+    rank 0 times them for all, and the 2 ranks run the same seeded study: they propose the candidates one process
+    proposes, train each together (one log, one run folder) and score it as one process does, within one image."""
+    import os
+    import subprocess
+
+    args = ["search", "space=mobilenet", *FAST, "device=cpu", "trainer.amp=none"]
+    single = run_subprocess(*args, env={"CNNLAB_OUTPUTS": str(tmp_path / "single")}, cwd=tmp_path)
+    assert single.code == 0, single.output
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "ddp"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "cnnlab", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ddp_dirs = run_dirs(tmp_path / "ddp", "search")
+    assert len(ddp_dirs) == 1, ddp_dirs  # rank 1 searched in a scratch folder
+    log = (ddp_dirs[0] / "run.log").read_text()
+    assert "rank 0 of 2 (gloo)" in log and log.count("trial 1: ") == 1
+    rows = {name: list(csv.DictReader((run_dirs(tmp_path / name, "search")[0] / "trials.csv").open()))
+            for name in ("single", "ddp")}
+    assert [r["arch"] for r in rows["ddp"]] == [r["arch"] for r in rows["single"]] and len(rows["ddp"]) == 2
+    for one, two in zip(rows["single"], rows["ddp"]):
+        assert abs(float(one["val_acc"]) - float(two["val_acc"])) <= 1 / 32 + 1e-9, (one, two)
+    record = read_run(ddp_dirs[0])
+    assert record["status"] == "completed" and (ddp_dirs[0] / "model.pt").is_file()
 
 
 def test_a_latency_runtime_that_is_not_installed_is_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> None:
