@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
-from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint
+from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint, launched_ranks
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
@@ -102,7 +102,7 @@ def _close(record: RunRecord, status: str, **outcome: Any) -> None:
 
 
 def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    return launched_ranks().rank
 
 
 @contextlib.contextmanager

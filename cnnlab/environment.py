@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -61,6 +62,28 @@ def _positive_env(name: str) -> int | None:
     except ValueError:
         return None
     return value if value >= 1 else None
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the processes of one DDP run (torchrun's RANK, WORLD_SIZE, LOCAL_RANK)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def launched_ranks() -> Ranks:
+    """What torchrun (or srun with the environment torchrun would give) says this process is; Ranks() — rank 0
+    of 1 — outside it. The one reader of those variables: the app (whose rank writes the run folder) and the
+    runtime (which joins the process group) must not disagree."""
+    values = {}
+    for name, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)):
+        try:
+            values[name] = int(os.environ.get(name) or default)
+        except ValueError:
+            values[name] = default
+    return Ranks(rank=values["RANK"], world_size=max(1, values["WORLD_SIZE"]), local_rank=values["LOCAL_RANK"])
 
 
 def jobs_in_parallel() -> int:

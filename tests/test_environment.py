@@ -27,3 +27,22 @@ def test_a_module_installed_by_another_distribution_names_it(monkeypatch: pytest
 def test_a_module_nobody_installed_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environment, "_PACKAGES", ("surely-not-installed-pkg",))
     assert environment.package_versions() == {"surely-not-installed-pkg": None}
+
+
+def test_the_ranks_torchrun_launched_are_read_in_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app (which rank writes the run folder) and the runtime (which joins the process group) read them alike;
+    an empty or garbled value is the single-process default, not a crash before the run starts."""
+    from cnnlab import app
+    from cnnlab.engine.runtime import Runtime
+    from cnnlab.environment import Ranks, launched_ranks
+
+    monkeypatch.setenv("RANK", "")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert launched_ranks() == Ranks() and app._rank() == 0
+    runtime = Runtime.from_config({"device": "cpu", "trainer": {"amp": "none"}})
+    assert (runtime.rank, runtime.world_size, runtime.local_rank) == (0, 1, 0)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert launched_ranks() == Ranks(rank=3, world_size=4, local_rank=1) and app._rank() == 3

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import os
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from cnnlab.environment import has_cpu_flag
+from cnnlab.environment import has_cpu_flag, launched_ranks
 from cnnlab.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
@@ -128,8 +127,7 @@ class Runtime:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Runtime":
-        rank, world_size, local_rank = (int(os.environ.get(k, d)) for k, d in
-                                        (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+        rank, world_size, local_rank = astuple(launched_ranks())
         device = resolve_device(cfg.get("device"), local_rank)
         trainer = cfg.get("trainer") or {}
         amp = resolve_amp(trainer.get("amp"), device)

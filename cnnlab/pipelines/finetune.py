@@ -56,8 +56,8 @@ class FinetuneSettings:
             return self
         scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained and self.mode != "linear" else 1.0
         if scale != 1.0 and log is not None:
-            log.info("finetune.backbone_lr_scale=auto: the pretrained backbone trains at %g x optim.lr, the new head at "
-                     "optim.lr (finetune.backbone_lr_scale=1 for one rate)", scale)
+            log.info("finetune.backbone_lr_scale=auto: the pretrained backbone trains at %g x optim.lr, the new "
+                     "head at optim.lr (finetune.backbone_lr_scale=1 for one rate)", scale)
         return replace(self, backbone_lr_scale=scale)
 
     @classmethod
@@ -103,8 +103,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
         trainable = Trainable(model, head=model.get_submodule(head_path), frozen=frozen,
                               backbone_lr_scale=settings.backbone_lr_scale)
-        result = train_model(ctx, runtime, recipe, trainable, loaders,
-                             classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
+        result = train_model(ctx, runtime, recipe, trainable, loaders, classification_objective(recipe, len(data.classes)),
+                             Checkpointing(resume_from=resume_from))
     training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=weights.description)
