@@ -111,6 +111,17 @@ def no_such_option(command: str, arg: str) -> str:
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
 
 
+def _read_as_text(choice: str) -> bool:
+    """Whether Hydra's override grammar reads `choice` as a string (`1`, `2.5`, `nan`, `inf`, `true` are not: a
+    config group given one fails inside Hydra with a ValueError)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return isinstance(OverridesParser.create().parse_override(f"key={choice}").value(), str)
+    except Exception:  # noqa: BLE001 - not ours to judge: Hydra's own message follows
+        return True
+
+
 def check_overrides(command: str, args: list[str]) -> None:
     """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
     extra_dirs = _config_dirs(args)
@@ -147,9 +158,14 @@ def check_overrides(command: str, args: list[str]) -> None:
             continue
         valid = conftree.choices(key, extra_dirs)
         for choice in value.split(","):
+            quoted = len(choice) > 1 and choice[0] == choice[-1] and choice[0] in "'\""
+            choice = choice[1:-1] if quoted else choice
             if choice and choice != "null" and choice not in valid:
                 raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")
+            if choice and choice != "null" and not quoted and not _read_as_text(choice):
+                raise UserError(f"{key}={choice}: Hydra reads {choice} as a number or a boolean, not as the name of "
+                                f"{key}/{choice}.yaml — quote it: {key}='{choice}'")
             # a list file, named before Hydra starts (files that other files' defaults lists pull in: cnnlab.app)
             problem = conftree.not_a_mapping_at(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
             if problem:

@@ -231,3 +231,21 @@ def test_the_flags_cnnlab_lets_through_are_exactly_hydras() -> None:
     actions = [a for a in get_args_parser()._actions if a.option_strings]
     assert _HYDRA_FLAGS == {flag for a in actions for flag in a.option_strings}
     assert _HYDRA_VALUE_FLAGS == {flag for a in actions if a.nargs != 0 for flag in a.option_strings}
+
+
+@pytest.mark.parametrize("name", ["1", "nan"])
+def test_a_config_named_like_a_number_is_chosen_quoted(cli, outputs: Path, tmp_path: Path, name: str) -> None:
+    """Hydra reads model=1 or space=nan as a number: it failed inside Hydra with a traceback blamed on cnnlab, after
+    the unknown-name error had said to add that very file."""
+    import shutil
+
+    from cnnlab import conftree
+
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    shutil.copy(conftree.CONF_DIR / "model" / "lenet5.yaml", tmp_path / "myconf" / "model" / f"{name}.yaml")
+    conf = ["--config-dir", str(tmp_path / "myconf"), *[a for a in TINY if not a.startswith("model=")]]
+    bare = cli("pretrain", *conf, f"model={name}")
+    assert bare.code == 2 and "Traceback" not in bare.output
+    assert f"quote it: model='{name}'" in bare.stderr
+    assert cli("pretrain", *conf, f"model='{name}'").code == 0
+    assert only_run(outputs, "pretrain")["status"] == "completed"

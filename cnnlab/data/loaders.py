@@ -76,6 +76,10 @@ class InterruptibleLoader(DataLoader):
             raise_if_interrupted()
             yield batch
 
+    def check_worker_number_rationality(self) -> None:
+        """Silenced: torch's UserWarning for more workers than cores came twice per run (train and val loaders);
+        steps/training.py loader_workers says it once, in the setting's own name."""
+
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
                 world_size: int = 1, drop_last: bool = False) -> DataLoader:

@@ -4,6 +4,7 @@ API — which runtimes can run here, and the accuracy of an ONNX file on a data 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -41,25 +42,38 @@ def parse_device(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
-def check_runtime_device(runtime: str, device: str) -> None:
+@dataclass(frozen=True)
+class RuntimeKeys:
+    """How the running command names its settings, for the fixes the errors below give: `device` is followed by
+    the value (`--device cuda`, `search.latency.device=cuda`); `alternative` is the other way out when a provider
+    is missing."""
+
+    device: str = "--device "
+    alternative: str = "leave onnxruntime out of bench.backends"
+
+
+BENCH_KEYS = RuntimeKeys()
+
+
+def check_runtime_device(runtime: str, device: str, keys: RuntimeKeys = BENCH_KEYS) -> None:
     """A CnnlabError when `runtime` (onnxruntime | tensorrt | openvino) does not run on `device` here."""
     if runtime not in RUNTIME_DEVICES:
         raise CnnlabError(f"unknown ONNX runtime '{runtime}'", fix=f"use one of {', '.join(ONNX_RUNTIMES)}")
     kind, _ = parse_device(device)
     if kind not in RUNTIME_DEVICES[runtime]:
         if runtime == "tensorrt":
-            raise CnnlabError("tensorrt runs on CUDA only", fix="use --device cuda")
+            raise CnnlabError("tensorrt runs on CUDA only", fix=f"use {keys.device}cuda")
         raise CnnlabError("openvino runs on the CPU only (cnnlab does not drive Intel GPUs or NPUs)",
-                          fix="use --device cpu")
+                          fix=f"use {keys.device}cpu")
 
 
-def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime",
-                        threads: int | None = None) -> list[Any]:
+def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime", threads: int | None = None,
+                        keys: RuntimeKeys = BENCH_KEYS) -> list[Any]:
     """onnxruntime's provider chain for `runtime` (onnxruntime | tensorrt) on `device`, or a CnnlabError naming
     what this onnxruntime build lacks and how to get it. runtime=openvino is not an onnxruntime provider: it is
     checked the same way (CPU only, the openvino package importable, else a CnnlabError naming
     `cnnlab[openvino]`) and gets no providers ([]). `threads` is not used (kept for callers that pass it)."""
-    require_runtime(runtime, device)
+    require_runtime(runtime, device, keys)
     kind, index = parse_device(device)
     if runtime == "openvino":
         return []
@@ -69,11 +83,11 @@ def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime",
     return [(name, {"device_id": index}) for name in wanted] + [CPU]
 
 
-def require_runtime(runtime: str, device: str = "cpu") -> None:
+def require_runtime(runtime: str, device: str = "cpu", keys: RuntimeKeys = BENCH_KEYS) -> None:
     """Nothing when `runtime` (onnxruntime | tensorrt | openvino) can run on `device` (cpu | cuda[:N]) here; else a
     CnnlabError with what is missing and how to get it (a wrong device; the openvino package not installed; an
     onnxruntime build without the CUDA or TensorRT provider)."""
-    check_runtime_device(runtime, device)
+    check_runtime_device(runtime, device, keys)
     kind, _ = parse_device(device)
     if runtime == "openvino":
         load_openvino()
@@ -86,8 +100,7 @@ def require_runtime(runtime: str, device: str = "cpu") -> None:
     if missing:
         raise CnnlabError(f"onnxruntime {ort.__version__} has no {' or '.join(missing)} "
                           f"(it offers {', '.join(installed)})",
-                          fix=_INSTALL[missing[0]] + (", or leave onnxruntime out of bench.backends"
-                                                      if runtime == "onnxruntime" else ""))
+                          fix=_INSTALL[missing[0]] + (f", or {keys.alternative}" if runtime == "onnxruntime" else ""))
 
 
 def runtime_missing(runtime: str, device: str = "cpu") -> str | None:

@@ -10,6 +10,7 @@ ones, and `place_schedule` puts the schedule at the step this run's batch size m
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import math
 import warnings
@@ -70,15 +71,53 @@ def _whitelist_argument() -> dict[str, Any]:
         if "_execution_whitelist_" in inspect.signature(instantiate).parameters else {}
 
 
+# Optimizers that cannot train cnnlab's networks (dense gradients).
+UNSUITABLE = {"torch.optim.SparseAdam": "it takes only sparse gradients, and a CNN's gradients are dense"}
+
+
+def _optimizer_class(target: str) -> type:
+    """The class `target` names. CnnlabError naming torch.optim's optimizers when there is none."""
+    module, _, name = target.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        found = None
+    if not isinstance(found, type):
+        known = sorted(n for n, v in vars(torch.optim).items()
+                       if isinstance(v, type) and issubclass(v, torch.optim.Optimizer) and v is not torch.optim.Optimizer
+                       and f"torch.optim.{n}" not in UNSUITABLE)
+        raise CnnlabError(f"optim._target_={target} names no class", fix=f"use one of torch.optim.{{{', '.join(known)}}}"
+                                                                          " (or optim=sgd, optim=adamw, optim=lars)")
+    return found
+
+
+def _refused_keys(cls: type, cfg: DictConfig) -> list[str]:
+    """The `optim.*` keys that `cls` takes no argument for (none when it takes **kwargs)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [str(key) for key in cfg if not str(key).startswith("_") and str(key) not in params]
+
+
 def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
     """The optimizer `optim_cfg._target_` names over the parameter groups. Raises CnnlabError for a target outside
-    OPTIMIZER_TARGETS (any torch.optim class, or LARS) or arguments the class refuses."""
+    OPTIMIZER_TARGETS (any torch.optim class, or LARS), one that cannot train a CNN (UNSUITABLE), settings the
+    class takes no argument for (named, with the `~optim.KEY` overrides that drop them), or arguments it refuses."""
     cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
     target = str(cfg.get("_target_"))
     if not _allowed_target(target):
         raise CnnlabError(f"optim._target_={target} is not an optimizer cnnlab builds: it takes a torch.optim class "
-                          "or cnnlab.engine.optim.LARS", fix="use optim=sgd, optim=adamw, optim=lars, or "
-                          "optim._target_=torch.optim.<Class> (e.g. torch.optim.RMSprop)")
+                          "or cnnlab.engine.optim.LARS", fix="use optim=sgd, optim=adamw, optim=lars, or another "
+                          "torch.optim class without optim=sgd's nesterov (e.g. optim._target_=torch.optim.RMSprop "
+                          "~optim.nesterov)")
+    if target in UNSUITABLE:
+        raise CnnlabError(f"optim._target_={target} cannot train this network: {UNSUITABLE[target]}",
+                          fix="use optim=adamw (or optim=sgd)")
+    refused = _refused_keys(_optimizer_class(target), cfg)
+    if refused:
+        raise CnnlabError(f"{target} takes no {' or '.join(refused)} (set by the optim group)",
+                          fix=f"drop {'them' if len(refused) > 1 else 'it'}: add "
+                              f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
     try:
         # _partial_: Hydra would wrap the parameter tensors in OmegaConf nodes if passed as kwargs.
         factory = instantiate(cfg, _partial_=True, _convert_="all", **_whitelist_argument())

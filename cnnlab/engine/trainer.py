@@ -13,6 +13,7 @@ pretraining); its metrics then take the place of val_loss/val_acc/val_top5 in th
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,16 @@ class StateFile:
 # What fit itself puts in an epoch's history entry; anything else there came from an objective's validation.
 _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "train_seconds", "bn_seconds",
                  "val_loss", "val_acc", "val_top5"}
+
+
+NON_FINITE_FIX = "lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none"
+
+
+def _what_is_kept(epoch: int) -> str:
+    """What a run stopped in `epoch` (0-based) leaves to continue from."""
+    if epoch == 0:
+        return "no epoch had completed, so no checkpoint was written"
+    return "the last completed epoch's checkpoint is kept"
 
 
 class NonFiniteLoss(CnnlabError):
@@ -166,10 +177,19 @@ class Trainer:
                       optimizer: torch.optim.Optimizer) -> None:
         if not meter.loss_is_finite(across_ranks=self.runtime.distributed):
             lr = optimizer.param_groups[-1]["lr"]
-            raise NonFiniteLoss(
-                f"the loss became NaN/inf at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}); the last completed "
-                "epoch's checkpoint is kept",
-                fix="lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none")
+            raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}); "
+                                f"{_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
+
+    @staticmethod
+    def _check_finite_validation(entry: dict[str, Any], lr: float) -> None:
+        """A validation loss that is NaN/inf: the weights give non-finite outputs, whatever top-1 the argmax of
+        those outputs happens to read (a run at lr 1e6 "scored" chance and completed)."""
+        loss = entry.get("val_loss")
+        if isinstance(loss, float) and not math.isfinite(loss):
+            epoch = int(entry["epoch"]) - 1
+            raise NonFiniteLoss(f"the validation loss is {loss} after epoch {epoch + 1} (train loss "
+                                f"{entry['train_loss']:.4g}, lr {lr:.3g}): the weights no longer give finite outputs; "
+                                f"{_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
 
     # ------------------------------------------------------------------ the whole run
     def fit(self, model: nn.Module, objective: Objective, loaders: Loaders, optimizer: torch.optim.Optimizer,
@@ -221,8 +241,9 @@ class Trainer:
                 elif val_loader is not None:
                     val = evaluate(model, val_loader, rt, progress=self.progress)
                     entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
-                result.history.append(entry)
                 self._log_epoch(entry)
+                self._check_finite_validation(entry, train["lr"])
+                result.history.append(entry)
                 if state_path is not None and rt.is_main and ((epoch + 1) % settings.checkpoint_every == 0
                                                               or epoch + 1 == settings.epochs):
                     self._save_state(state_path, epoch + 1, model, optimizer, scheduler, scaler, result.history,

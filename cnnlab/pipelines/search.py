@@ -122,7 +122,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
 
     built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
-    check_proxy_batches(cfg, space, settings, weights, built)
+    check_proxy_batches(cfg, space, settings, weights, built, runtime.world_size)
     carried = carry_over(ctx, resume_from)
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)

@@ -26,7 +26,7 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
-from cnnlab.deploy.ort import execution_providers
+from cnnlab.deploy.ort import RuntimeKeys, execution_providers
 from cnnlab.deploy.paired import spread, time_paired
 from cnnlab.fileio import read_json, write_json
 from cnnlab.search.settings import LatencySettings
@@ -44,9 +44,13 @@ def noise_room(rounds: Sequence[float]) -> float:
     return max(TIMING_NOISE, spread(rounds))
 
 
+# The fixes a runtime error gives, in the search's own settings (not bench's --device and bench.backends).
+SEARCH_KEYS = RuntimeKeys(device="search.latency.device=", alternative="use search.latency.device=cpu")
+
+
 def check_runtime(settings: LatencySettings) -> None:
     """A CnnlabError, before any trial, when the latency runtime is not installed here (with how to get it)."""
-    execution_providers(settings.device, runtime=settings.runtime, threads=settings.threads)
+    execution_providers(settings.device, runtime=settings.runtime, threads=settings.threads, keys=SEARCH_KEYS)
 
 
 @dataclass(frozen=True)

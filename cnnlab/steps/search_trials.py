@@ -184,9 +184,14 @@ class TrialRunner:
         """The candidate's latency on the target (cached per architecture). Under torchrun rank 0 alone times it
         and every rank takes its figures: the ranks then judge constraints, and tell the study, the same values,
         so their seeded samplers propose the same next candidates and they train each one together."""
-        return from_rank_zero(self.runtime, lambda: cached_latency(
-            self.cache, self.settings.latency, candidate.key, model, data.spec, data.classes, flops=flops,
-            reference=self.reference(data)))
+        def measure() -> Timed:
+            # Timing and the reference's random weights draw from torch's RNG; the proxy training after must not
+            # depend on whether a candidate was timed or read from the cache (a resumed search), or on a reference.
+            with torch.random.fork_rng(devices=[]):
+                return cached_latency(self.cache, self.settings.latency, candidate.key, model, data.spec,
+                                      data.classes, flops=flops, reference=self.reference(data))
+
+        return from_rank_zero(self.runtime, measure)
 
     def reference(self, data: DataBundle) -> Reference | None:
         """search.reference built at the dataset's own size and channels (as cnnlab would train it, random
@@ -272,15 +277,54 @@ def largest_batch(space: SearchSpace, batch: int) -> int:
 
 
 def check_proxy_batches(cfg: DictConfig, space: SearchSpace, settings: SearchSettings, weights: InitialWeights,
-                        built: dict[str, DataBundle]) -> None:
+                        built: dict[str, DataBundle], world_size: int = 1) -> None:
     """Before any timing or training: the space's largest batch (largest_batch) fits the proxy training set, the
-    training split read at the base input size (kept in `built` for the trials). CnnlabError (check_proxy_batch)
-    otherwise — a later trial would fail on it after the search had spent its earlier ones."""
+    training split read at the base input size (kept in `built` for the trials), and under torchrun every batch
+    size splits over the `world_size` ranks. CnnlabError (check_proxy_batch, check_batches_split) otherwise — a
+    later trial would fail on it after the search had spent its earlier ones."""
+    check_batches_split(space, int(cfg.trainer.batch_size), world_size)
     spec = base_spec(cfg, space, weights)
     full = len(sized_data(built, cfg, spec, spec.size).train)
     fraction = settings.proxy_train_fraction
     check_proxy_batch(space, largest_batch(space, int(cfg.trainer.batch_size)), proxy_size(full, fraction), full,
                       fraction)
+
+
+def check_batches_split(space: SearchSpace, batch: int, world_size: int) -> None:
+    """Under torchrun every batch size a trial can get must split over the ranks: CnnlabError before any trial,
+    naming the setting that decides it (trainer.batch_size, or the space's fixed or sampled sizes) and a value
+    that splits. Found in trial 0 before, it named trainer.batch_size when the space had sampled the size."""
+    if world_size <= 1:
+        return
+    param = space.param(BATCH_KEY)
+    multiple = f"a multiple of {world_size} (the ranks)"
+    if param is None and BATCH_KEY not in space.fixed:
+        if batch % world_size:
+            raise CnnlabError(f"{BATCH_KEY}={batch} does not split over {world_size} ranks",
+                              fix=f"use {BATCH_KEY}={max(world_size, batch // world_size * world_size)} ({multiple})")
+        return
+    if param is None:
+        fixed = int(space.fixed[BATCH_KEY])
+        if fixed % world_size:
+            good = max(world_size, fixed // world_size * world_size)
+            raise CnnlabError(f"space {space.name} fixes {BATCH_KEY}={fixed}, which does not split over {world_size} "
+                              "ranks", fix=f"use 'space.fixed={{{BATCH_KEY}:{good}}}' ({multiple})")
+        return
+    if param.type == "categorical":
+        bad = [int(c) for c in param.choices if int(c) % world_size]
+        if bad:
+            good = [int(c) for c in param.choices if not int(c) % world_size] or [world_size]
+            raise CnnlabError(f"space {space.name} samples {BATCH_KEY} from {list(param.choices)}; "
+                              f"{', '.join(map(str, bad))} {'does' if len(bad) == 1 else 'do'} not split over "
+                              f"{world_size} ranks", fix=f"narrow the choices to multiples of {world_size}: "
+                              f"'space.params={{{BATCH_KEY}:{{choices:[{','.join(map(str, good))}]}}}}'")
+        return
+    low, step = int(param.low or 1), int(param.step or 1)  # type: ignore[arg-type]
+    if low % world_size or step % world_size:
+        raise CnnlabError(f"space {space.name} samples {BATCH_KEY} from {low} to {int(param.high or low)} in steps "  # type: ignore[arg-type]
+                          f"of {step}: not every size splits over {world_size} ranks",
+                          fix=f"sample multiples of {world_size}: 'space.params={{{BATCH_KEY}:{{low:"
+                              f"{max(world_size, low // world_size * world_size)},step:{world_size}}}}}'")
 
 
 def check_proxy_batch(space: SearchSpace, batch: int, proxy: int, full: int, fraction: float) -> None:

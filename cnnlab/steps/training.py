@@ -4,6 +4,7 @@ schedule, and the engine's `fit` with its per-epoch logs (metrics.csv, curves.pn
 
 from __future__ import annotations
 
+import logging
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
+from cnnlab import environment
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
@@ -44,6 +46,11 @@ def loader_workers(recipe: Recipe, data: DataBundle) -> int:
     workers for cores another job holds."""
     if recipe.workers is None:
         return 0 if data.in_memory else max(0, min(4, core_share() - 1))
+    cores = int(environment.cpu_info()["usable_cores"] or 1)
+    if recipe.workers > cores:  # as asked, but said once, in cnnlab's words (torch's UserWarning is not shown)
+        logging.getLogger("cnnlab").warning(
+            "trainer.workers=%d starts more loader processes than the %d usable cores; they take turns, and each "
+            "holds a copy of the dataset's state (trainer.workers=auto picks the job's share)", recipe.workers, cores)
     return recipe.workers
 
 

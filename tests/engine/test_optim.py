@@ -59,8 +59,22 @@ def test_optimizer_from_config_target() -> None:
     opt = build_optimizer({"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.05},
                           param_groups(model, 1e-3, 0.05))
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["betas"] == (0.9, 0.99)
-    with pytest.raises(CnnlabError, match="cannot build optimizer"):
+    with pytest.raises(CnnlabError, match="names no class") as missing:
         build_optimizer({"_target_": "torch.optim.NoSuchOptimizer", "lr": 1.0}, param_groups(model, 1.0, 0.0))
+    assert "torch.optim.{" in missing.value.fix and "RMSprop" in missing.value.fix
+
+
+def test_settings_another_optimizer_does_not_take_are_named_with_the_overrides_that_drop_them() -> None:
+    """`optim._target_=torch.optim.RMSprop` on the default optim=sgd failed on `nesterov` with "check the optim
+    group"; the refusal's own hint (RMSprop) led there. The fix named now is the one that works."""
+    sgd = {"_target_": "torch.optim.RMSprop", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-5}
+    with pytest.raises(CnnlabError, match="RMSprop takes no nesterov") as error:
+        build_optimizer(sgd, param_groups(tiny(), 0.05, 5e-5))
+    assert "~optim.nesterov" in error.value.fix
+    followed = {k: v for k, v in sgd.items() if k != "nesterov"}
+    assert isinstance(build_optimizer(followed, param_groups(tiny(), 0.05, 5e-5)), torch.optim.RMSprop)
+    with pytest.raises(CnnlabError, match="SparseAdam cannot train this network"):
+        build_optimizer({"_target_": "torch.optim.SparseAdam", "lr": 0.1}, param_groups(tiny(), 0.1, 0.0))
 
 
 @pytest.mark.parametrize("target", ["os.system", "builtins.eval", "torch.optimizer_hack", "subprocess.run"])

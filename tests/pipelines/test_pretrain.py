@@ -150,6 +150,17 @@ def test_diverging_loss_stops_with_advice(cli, outputs: Path) -> None:
     assert result.code == 2, result.output
     assert "NaN/inf" in result.stderr and "optim.lr" in result.stderr
     assert only_run(outputs, "pretrain")["status"] == "failed"
+    assert "no epoch had completed, so no checkpoint was written" in result.stderr  # not "the checkpoint is kept"
+
+
+def test_a_nan_validation_loss_fails_the_run_even_when_training_losses_stay_finite(cli, outputs: Path) -> None:
+    """At lr 1e6 the training loss stayed finite (7e25) but the weights gave NaN on the val split, which the run
+    scored as 25 % (chance) and recorded as completed, exit 0; `cnnlab export` then failed on it."""
+    result = cli("pretrain", *TINY, "optim.lr=1e6", "trainer.max_steps_per_epoch=2")
+    assert result.code == 2, result.output
+    assert "the validation loss is nan after epoch 1" in result.stderr and "optim.lr" in result.stderr
+    record = only_run(outputs, "pretrain")
+    assert record["status"] == "failed" and "val_acc" not in (record.get("metrics") or {})
 
 
 def test_chance_validation_after_learning_is_a_recorded_warning(tmp_path: Path,

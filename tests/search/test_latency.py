@@ -154,3 +154,14 @@ def test_bad_reference_settings_are_one_line(change: dict, message: str, fix: st
     with pytest.raises(CnnlabError) as caught:
         SearchSettings.from_config({**BASE, **change})
     assert message in caught.value.one_line() and fix in caught.value.fix
+
+
+@pytest.mark.parametrize("runtime, device, named", [("tensorrt", "cpu", "use search.latency.device=cuda"),
+                                                    ("openvino", "cuda", "use search.latency.device=cpu")])
+def test_a_runtime_on_the_wrong_device_names_the_search_setting(runtime: str, device: str, named: str) -> None:
+    """The search said `use --device cuda` (bench's flag), which `cnnlab search` does not take."""
+    from cnnlab.search.latency import check_runtime
+
+    with pytest.raises(CnnlabError) as error:
+        check_runtime(LatencySettings(runtime=runtime, device=device))
+    assert error.value.fix == named

@@ -23,6 +23,28 @@ def test_default_workers_are_the_jobs_share_less_one(monkeypatch: pytest.MonkeyP
     assert loader_workers(SimpleNamespace(workers=3), files) == 3  # type: ignore[arg-type]
 
 
+def test_more_workers_than_cores_is_said_once_in_cnnlab_words(monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """torch's UserWarning ("This DataLoader will create 4 worker processes in total...") came twice per run."""
+    import os
+    import warnings
+
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from cnnlab.data.loaders import make_loader
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(environment, "cpu_info", lambda: {"usable_cores": cores})
+    assert loader_workers(SimpleNamespace(workers=cores + 1), SimpleNamespace(in_memory=False)) == cores + 1  # type: ignore[arg-type]
+    assert f"trainer.workers={cores + 1} starts more loader processes than the {cores} usable cores" in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's warning would fail the test
+        loader = make_loader(TensorDataset(torch.arange(8)), 4, shuffle=True, seed=0, workers=cores + 1)
+        loader.sampler.set_epoch(0)
+        assert sorted(int(i) for (batch,) in loader for i in batch) == list(range(8))
+
+
 def test_a_resumed_training_with_no_epoch_left_keeps_the_state_it_continued(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An extended search that chose the same trial again trained no epoch and wrote no last.pt, yet recorded it
     as its checkpoint: extending that run again failed."""
