@@ -237,7 +237,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
         typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
         print_error(interrupt_hint(command, typed, how=getattr(stop, "how", "Ctrl-C"),
-                                   checkpoint_kept=getattr(stop, "checkpoint_kept", False)))
+                                   checkpoint_kept=getattr(stop, "checkpoint_kept", False), multirun=multirun))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

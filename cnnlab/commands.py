@@ -232,11 +232,17 @@ HYDRA_FLAGS_HELP = (
 )
 
 
-def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False) -> str:
+def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
+                   multirun: bool = False) -> str:
     """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
-    works: `resume=true` only for a resumable command whose run already wrote its checkpoint (last.pt);
-    otherwise the same command line again (`args`: what followed `cnnlab COMMAND`)."""
+    works: for a sweep (`multirun`), the same sweep again (it skips the completed jobs and continues the
+    interrupted one); `resume=true` only for a resumable command whose run already wrote its checkpoint
+    (last.pt); otherwise the same command line again (`args`: what followed `cnnlab COMMAND`)."""
     info = COMMANDS[command]
+    if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
+        again = shlex.join(["cnnlab", command, *args])
+        what = "continues the interrupted one from its checkpoint" if info.resumable else "runs the others"
+        return f"interrupted ({how}) — run the sweep again with `{again}`: it skips the completed jobs and {what}"
     if info.resumable and checkpoint_kept:
         return (f"interrupted ({how}) — {info.kept_note}; "
                 f"continue with `cnnlab {command} resume=true`")

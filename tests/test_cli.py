@@ -169,6 +169,11 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
     assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
     assert "epoch's checkpoint" in interrupt_hint("pretrain", [], checkpoint_kept=True)
 
+    # a sweep's job: `cnnlab pretrain resume=true` would continue that one job outside its sweep
+    for name in COMMANDS:
+        sweep = interrupt_hint(name, ["-m", "seed=0,1"], checkpoint_kept=True, multirun=True)
+        assert hinted_command(sweep) == [name, "-m", "seed=0,1"] and "skips the completed jobs" in sweep, sweep
+
 
 def test_facts_about_commands_come_from_the_one_table() -> None:
     """The pipeline's plan and the report ask the table which commands make models, write ONNX, resume."""

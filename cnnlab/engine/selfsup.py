@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -38,16 +39,32 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums each rank's gradient for every part over the ranks and hands each rank the
+    sum for its own part — SimCLR's and lightly's GatherLayer, on public torch.distributed calls
+    (torch.distributed.nn.functional.all_gather, which did the same, is deprecated since torch 2.14)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        summed = torch.stack(grads).contiguous()
+        dist.all_reduce(summed)
+        return summed[dist.get_rank()]
+
+
 def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(every rank's `tensor` concatenated along dim 0, this rank's offset in it). Gradients flow back to each
-    rank's own part (torch.distributed.nn.functional.all_gather sums them over the ranks), so negatives from other
-    ranks train this rank's encoder as in a single process with the global batch. Without DDP: (tensor, 0)."""
+    rank's own part, summed over the ranks (_GatherWithGrad), so negatives from other ranks train this rank's
+    encoder as in a single process with the global batch. Without DDP: (tensor, 0)."""
     rank, world = _world()
     if world == 1:
         return tensor, 0
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor)), rank * tensor.shape[0]
+    return torch.cat(_GatherWithGrad.apply(tensor)), rank * tensor.shape[0]
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *,

@@ -139,6 +139,9 @@ class TrialRunner:
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)  # a resumed search runs this candidate again
             raise
+        except optuna.TrialPruned as stopped:  # one line per trial, as for completed and failed ones
+            self.ctx.log.info("trial %d: %s", trial.number, stopped)
+            raise
         except TRIAL_ERRORS as err:  # the search goes on without this candidate
             self.ctx.log.warning("trial %d failed: %s", trial.number, err)
             raise

@@ -66,3 +66,21 @@ def test_batch_sizes_that_split_pass() -> None:
     space = SearchSpace.from_mapping("mine", {"kind": "hparams", "params": {
         "trainer.batch_size": {"type": "categorical", "choices": [16, 32]}}})
     check_batches_split(space, 15, world_size=2)  # trainer.batch_size is not what the trials use
+
+
+def test_a_trial_stopped_at_a_rung_gets_its_line_in_the_log(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Completed and failed trials each had a line; a trial stopped at a rung had none (trials.csv said `pruned`)."""
+    import logging
+
+    import optuna
+
+    def stopped(self, trial, started):  # type: ignore[no-untyped-def]
+        raise optuna.TrialPruned("stopped at epoch 1: val top-1 25.00% is dominated at this rung")
+
+    monkeypatch.setattr(TrialRunner, "_run", stopped)
+    runner = TrialRunner(ctx=SimpleNamespace(log=logging.getLogger("cnnlab")), cfg=None, runtime=None,  # type: ignore[arg-type]
+                         space=None, settings=None, cache=None, study=None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="cnnlab"), pytest.raises(optuna.TrialPruned):
+        runner(SimpleNamespace(number=6))  # type: ignore[arg-type]
+    assert "trial 6: stopped at epoch 1: val top-1 25.00% is dominated at this rung" in caplog.text
