@@ -32,9 +32,15 @@ def make_log_handler() -> logging.Handler:
 
 
 def print_error(message: str) -> None:
-    """The single line a user sees for a mistake they can fix (soft_wrap: never broken over lines)."""
+    """The single line a user sees for a mistake they can fix (soft_wrap: never broken over lines). Under
+    torchrun every rank prints its own; a rank other than 0 says which it is (`error (rank 1 of 2):`), so the same
+    line twice reads as two ranks, and a line only one rank prints says where it came from."""
+    from cnnlab.environment import launched_ranks
+
     text = message.removeprefix("error:").strip()
-    console.print(Text.assemble(("error: ", "bold red"), text), soft_wrap=True)
+    ranks = launched_ranks()
+    label = f"error (rank {ranks.rank} of {ranks.world_size}): " if ranks.rank > 0 else "error: "
+    console.print(Text.assemble((label, "bold red"), text), soft_wrap=True)
 
 
 def debug_enabled() -> bool:

@@ -254,3 +254,13 @@ def test_a_config_named_like_a_number_is_chosen_quoted(cli, outputs: Path, tmp_p
     assert f"quote it: model='{name}'" in bare.stderr
     assert cli("pretrain", *conf, f"model='{name}'").code == 0
     assert only_run(outputs, "pretrain")["status"] == "completed"
+
+
+def test_under_torchrun_a_rank_other_than_0_says_which_it_is(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rank printed the identical `error:` line, so each mistake read twice under torchrun."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = cli("pretrain", "model=nosuchnet")
+    assert result.code == 2 and "error (rank 1 of 2): unknown model 'nosuchnet'" in result.stderr
+    monkeypatch.setenv("RANK", "0")
+    assert "error: unknown model 'nosuchnet'" in cli("pretrain", "model=nosuchnet").stderr
