@@ -157,15 +157,21 @@ def check_overrides(command: str, args: list[str]) -> None:
         if any(ch in value for ch in "()[]{}$*"):  # sweep functions and interpolations: Hydra's job
             continue
         valid = conftree.choices(key, extra_dirs)
-        for choice in value.split(","):
+        choices = value.split(",")
+        for choice in choices:
             quoted = len(choice) > 1 and choice[0] == choice[-1] and choice[0] in "'\""
             choice = choice[1:-1] if quoted else choice
+            if choice == "null" and not quoted and "null" not in valid:  # Hydra: "Got NoneType", a traceback
+                raise UserError(f"{key}=null leaves the command with no {key} — choose one of: {', '.join(valid)}")
             if choice and choice != "null" and choice not in valid:
                 raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")
-            if choice and choice != "null" and not quoted and not _read_as_text(choice):
-                raise UserError(f"{key}={choice}: Hydra reads {choice} as a number or a boolean, not as the name of "
-                                f"{key}/{choice}.yaml — quote it: {key}='{choice}'")
+            if choice and not quoted and not _read_as_text(choice):
+                # The shell strips quotes: the whole override goes inside double quotes, every such name quoted.
+                fixed = ",".join(f"'{c}'" if c and not _read_as_text(c) else c for c in choices)
+                raise UserError(f"{key}={choice}: Hydra reads {choice} as a number, a boolean or null, not as the "
+                                f"name of {key}/{choice}.yaml — quote it, inside double quotes for the shell: "
+                                f"\"{key}={fixed}\"")
             # a list file, named before Hydra starts (files that other files' defaults lists pull in: cnnlab.app)
             problem = conftree.not_a_mapping_at(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
             if problem:
@@ -228,6 +234,10 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
     code = 0
     try:
+        shown = next((a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in ("--cfg", "-c", "--info", "-i")), None)
+        if multirun and shown:  # Hydra: "Only one of --run, --multirun, --cfg, --info ..." with a traceback
+            raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
+                            "one value per key) to see it, or drop " + shown + " to run the sweep")
         check_overrides(command, args)
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]

@@ -153,7 +153,9 @@ RULES: dict[str, Rule] = {
     "trainer.log_every": _COUNT,
     "trainer.checkpoint_every": _COUNT,
     "trainer.max_steps_per_epoch": _OPTIONAL_OFF,
-    "optim.lr": _POSITIVE,
+    # Capped: from about 1e38 torch cannot even hold the rate (float32 overflow, a traceback); no network trains
+    # at more than a few units.
+    "optim.lr": _num(0, low_open=True, high=1e6),
     "optim.weight_decay": _num(0),
     "optim.momentum": _FRACTION,
     "optim.betas": Rule("list", item=_FRACTION, length=2),

@@ -46,6 +46,7 @@ def test_top_level_help_and_version(cli) -> None:
 @pytest.mark.parametrize("args, expected", [
     (["model=nosuchnet"], "unknown model 'nosuchnet' — choose one of: alexnet"),
     (["dataset=imagenet21k"], "unknown dataset 'imagenet21k'"),
+    (["optim=null"], "optim=null leaves the command with no optim — choose one of: adamw"),  # was a traceback
     (["trainer.epochs"], "malformed override 'trainer.epochs'"),
     (["trainer.epoch=3"], "unknown setting 'trainer.epoch'"),
     (["optim.lr=[0.1"], "malformed override"),
@@ -56,6 +57,7 @@ def test_top_level_help_and_version(cli) -> None:
     # A group only another command selects (Hydra: "Could not override ... No match in the defaults list").
     (["method=simclr"], "method=simclr is a setting of `cnnlab pretrain`; `cnnlab finetune` has no method"),
     (["teacher=resnet18"], "run `cnnlab distill teacher=resnet18` first"),
+    (["-m", "seed=0,1", "--cfg", "hydra"], "--cfg shows one run's configuration and cannot be combined with -m"),
 ])
 def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
     result = cli("finetune", *args)
@@ -251,9 +253,11 @@ def test_a_config_named_like_a_number_is_chosen_quoted(cli, outputs: Path, tmp_p
     conf = ["--config-dir", str(tmp_path / "myconf"), *[a for a in TINY if not a.startswith("model=")]]
     bare = cli("pretrain", *conf, f"model={name}")
     assert bare.code == 2 and "Traceback" not in bare.output
-    assert f"quote it: model='{name}'" in bare.stderr
-    assert cli("pretrain", *conf, f"model='{name}'").code == 0
+    assert f"\"model='{name}'\"" in bare.stderr  # the shell keeps the inner quotes only inside double quotes
+    assert cli("pretrain", *conf, f"model='{name}'").code == 0  # what the shell hands over
     assert only_run(outputs, "pretrain")["status"] == "completed"
+    sweep = cli("pretrain", *conf, "-m", f"model=lenet5,{name}")
+    assert f"\"model=lenet5,'{name}'\"" in sweep.stderr  # a sweep keeps its other choices
 
 
 def test_under_torchrun_a_rank_other_than_0_says_which_it_is(cli, monkeypatch: pytest.MonkeyPatch) -> None:

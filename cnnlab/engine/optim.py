@@ -72,7 +72,9 @@ def _whitelist_argument() -> dict[str, Any]:
 
 
 # Optimizers that cannot train cnnlab's networks (dense gradients).
-UNSUITABLE = {"torch.optim.SparseAdam": "it takes only sparse gradients, and a CNN's gradients are dense"}
+UNSUITABLE = {"torch.optim.SparseAdam": "it takes only sparse gradients, and a CNN's gradients are dense",
+              "torch.optim.LBFGS": "it re-evaluates the loss through a closure and takes one parameter group, while "
+                                   "cnnlab takes one step per batch over several groups"}
 
 
 def _optimizer_class(target: str) -> type:

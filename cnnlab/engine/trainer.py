@@ -64,11 +64,9 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
 NON_FINITE_FIX = "lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none"
 
 
-def _what_is_kept(epoch: int) -> str:
-    """What a run stopped in `epoch` (0-based) leaves to continue from."""
-    if epoch == 0:
-        return "no epoch had completed, so no checkpoint was written"
-    return "the last completed epoch's checkpoint is kept"
+def _what_is_kept(completed: int) -> str:
+    """What a run stopped after `completed` good epochs leaves to continue from."""
+    return "no checkpoint was written" if completed == 0 else "the last completed epoch's checkpoint is kept"
 
 
 class NonFiniteLoss(CnnlabError):

@@ -179,7 +179,8 @@ def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | Non
     ax.set_ylabel("validation top-1, % (proxy training)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # every trial failed: nothing to label (matplotlib warns)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -227,6 +228,10 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
                                                           ("max_params", max_params),
                                                           ("min_speedup", min_speedup)) if v is not None)
     if near is None or near["violation"] <= 0:  # feasible ones exist, but none completed its proxy training
+        if rows and all(r["state"] == "fail" for r in rows):
+            return CnnlabError(f"every trial failed ({len(rows)}); run.log gives each one's reason",
+                               fix="for a loss that became NaN/inf, lower optim.lr (or the learning rates the space "
+                                   "samples); otherwise fix what run.log names and search again")
         return CnnlabError("no trial completed its proxy training (every one failed or was stopped early)",
                            fix="run more trials (search.trials=...), raise search.min_rung_trials, or check run.log")
     need = suggested_limits(near, max_latency_ms=max_latency_ms, max_params=max_params, min_speedup=min_speedup)

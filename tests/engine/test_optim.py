@@ -75,6 +75,8 @@ def test_settings_another_optimizer_does_not_take_are_named_with_the_overrides_t
     assert isinstance(build_optimizer(followed, param_groups(tiny(), 0.05, 5e-5)), torch.optim.RMSprop)
     with pytest.raises(CnnlabError, match="SparseAdam cannot train this network"):
         build_optimizer({"_target_": "torch.optim.SparseAdam", "lr": 0.1}, param_groups(tiny(), 0.1, 0.0))
+    with pytest.raises(CnnlabError, match="LBFGS cannot train this network"):  # was: fix keys, then a second error
+        build_optimizer({"_target_": "torch.optim.LBFGS", "lr": 0.1, "momentum": 0.9}, param_groups(tiny(), 0.1, 0.0))
 
 
 @pytest.mark.parametrize("target", ["os.system", "builtins.eval", "torch.optimizer_hack", "subprocess.run"])

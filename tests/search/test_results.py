@@ -151,3 +151,15 @@ def test_a_twin_is_its_first_trials_point_again_not_a_second_row_of_the_front() 
     assert [r["trial"] for r in pareto_front([*ROWS, twin])] == [r["trial"] for r in pareto_front(ROWS)]
     assert best_feasible([twin, *ROWS])["trial"] == 1
     assert [r["trial"] for r in pareto_front([dict(ROWS[0], same_as=""), twin])] == [0]  # "" : read from trials.csv
+
+
+def test_a_search_whose_every_trial_failed_says_so_and_plots_without_warnings(tmp_path: Path) -> None:
+    """Every trial's loss became NaN: the error said "run more trials" and matplotlib warned about an empty legend."""
+    import warnings
+
+    failed = [_row(n, None, 1.0 + n, state="fail") for n in range(3)]
+    error = no_candidate_met(failed, max_latency_ms=None, max_params=None, min_speedup=None)
+    assert "every trial failed (3)" in error.message and "lower optim.lr" in (error.fix or "")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_front(failed, tmp_path / "pareto.png", "t")
