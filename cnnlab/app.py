@@ -86,6 +86,16 @@ OmegaConf.register_new_resolver("cnnlab_run_dir", new_run_dir, use_cache=True, r
 OmegaConf.register_new_resolver("cnnlab_job_subdir", job_subdir, replace=True)
 
 
+def check_source_is_read(source: Any, command: str) -> None:
+    """`source=` given to a command that does not start from a source run: refused, not ignored (`cnnlab finetune
+    source=RUN` trained from random weights, exit 0, with only a warning about random weights)."""
+    if source in (None, "") or COMMANDS[command].reads_source:
+        return
+    start = {"finetune": "model.weights", "distill": "teacher.weights"}.get(command)
+    raise CnnlabError(f"`cnnlab {command}` does not read source= (it was given {source})",
+                      fix=f"use {start}={source} to start from that run" if start else "drop source=")
+
+
 def _checkpoint_kept(record: RunRecord) -> bool:
     rel = (record.data.get("artifacts") or {}).get("checkpoint")
     return bool(rel) and (record.run_dir / rel).is_file()
@@ -232,10 +242,10 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     before = earlier_attempt(job, Path(cfg.paths.outputs), rerun=bool(os.environ.get(RERUN_ENV))) \
         if records and cfg.get("resume") in (None, False) else None
     if before is not None and before.action == "skip":
-        log.info("job #%s completed before in %s: skipped — %s", job.num, before.run.path, RERUN_HINT)
+        log.info("%s completed before in %s: skipped — %s", job.name, before.run.path, RERUN_HINT)
         return before.returned_value()
     if before is not None:  # an interrupted attempt of this very job: continue it (a new run, resumed_from)
-        log.info("job #%s continues its interrupted attempt %s (%s)", job.num, before.run.path, before.run.status)
+        log.info("%s continues its interrupted attempt %s (%s)", job.name, before.run.path, before.run.status)
         with open_dict(cfg):
             cfg.resume = str(before.run.path)
     record = RunRecord.start(run_dir, command, overrides=overrides,
@@ -255,6 +265,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
             check_config_files(hydra_cfg)
             check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
+            check_source_is_read(cfg.get("source"), command)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")

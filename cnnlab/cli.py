@@ -23,6 +23,7 @@ from typer.core import TyperCommand
 from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import debug_enabled, out, print_error
+from cnnlab.environment import launched_ranks
 
 app = typer.Typer(
     name="cnnlab",
@@ -109,6 +110,18 @@ def no_such_option(command: str, arg: str) -> str:
         return (f"no such option: {arg} — for a file whose name starts with '-', write ./{arg} or put it after -- "
                 f"(cnnlab predict source=RUN -- {arg})")
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
+
+
+def check_launcher(args: Sequence[str], multirun: bool) -> None:
+    """A SLURM launcher (hydra/launcher=submitit_slurm, slurm_cpu, slurm_gpu) on a machine without SLURM: one line
+    before Hydra starts (submitit raised 'Could not detect "srun"' from inside the launcher, a traceback)."""
+    import shutil
+
+    launcher = next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
+    if multirun and "slurm" in launcher and shutil.which("srun") is None:
+        raise UserError(f"hydra/launcher={launcher} submits the jobs to SLURM, and this machine has no SLURM (no srun "
+                        "on the PATH) — run the command on the cluster's login node, or try the sweep here with "
+                        "hydra/launcher=submitit_local")
 
 
 def _read_as_text(choice: str) -> bool:
@@ -239,6 +252,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
             raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
                             "one value per key) to see it, or drop " + shown + " to run the sweep")
         check_overrides(command, args)
+        check_launcher(args, multirun)
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point
@@ -246,8 +260,13 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         main(records_run=COMMANDS[command].records_run)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
         typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
-        print_error(interrupt_hint(command, typed, how=getattr(stop, "how", "Ctrl-C"),
-                                   checkpoint_kept=getattr(stop, "checkpoint_kept", False), multirun=multirun))
+        how, ranks = getattr(stop, "how", "Ctrl-C"), launched_ranks()
+        if ranks.rank > 0:  # rank 0 alone writes the checkpoint, so only it knows what there is to continue from
+            print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
+        else:
+            hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
+                                  multirun=multirun)
+            print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

@@ -29,6 +29,7 @@ class CommandInfo:
     rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
     produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
+    reads_source: bool = False        # starts from the model of a `source=` run or file
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -105,6 +106,7 @@ COMMANDS: dict[str, CommandInfo] = {
         produces_model=True,
     ),
     "prune": CommandInfo(
+        reads_source=True,
         summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
         description="prune.method=channel removes whole channels across coupled layers (Torch-Pruning's dependency "
                     "graph) so the model gets smaller and faster everywhere; prune.method=magnitude zeroes the "
@@ -118,6 +120,7 @@ COMMANDS: dict[str, CommandInfo] = {
         produces_model=True, writes_onnx=True,
     ),
     "quantize": CommandInfo(
+        reads_source=True,
         summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
         description="quantize.mode=ptq (default) calibrates onnxruntime static INT8 on training images and, with "
                     "quantize.format=auto, times and evaluates each candidate format (QDQ/QOperator, U8/S8 "
@@ -136,6 +139,7 @@ COMMANDS: dict[str, CommandInfo] = {
         produces_model=True, writes_onnx=True,
     ),
     "export": CommandInfo(
+        reads_source=True,
         summary="Export a run's model to ONNX and verify it against PyTorch.",
         description="Writes model.onnx (dynamic batch, input 'input', output 'logits'; class names, input size, "
                     "mean/std, source run and cnnlab version in its metadata) and checks it: onnx.checker, then "
@@ -148,6 +152,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "experiment"),
     ),
     "bench": CommandInfo(
+        reads_source=True,
         summary="Measure latency honestly: PyTorch eager/compiled, onnxruntime, TensorRT, OpenVINO; CPU and CUDA.",
         description="Times source=RUN|PATH (its model.onnx with onnxruntime, and the PyTorch model.pt of its chain) "
                     "or a random model=NAME: warm-up, then timed runs until a minimum count and time; p50/p90/p99, "
@@ -162,6 +167,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "model", "experiment"),
     ),
     "evaluate": CommandInfo(
+        reads_source=True,
         summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",
         description="Runs source=RUN|FILE — a model.pt through PyTorch, or an FP32 or INT8 model.onnx through "
                     "onnxruntime (evaluate.runtime=pytorch|onnxruntime|openvino) — over split=test (the official "
@@ -177,6 +183,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "experiment"),
     ),
     "predict": CommandInfo(
+        reads_source=True,
         summary="Top-k classes of new images, with the preprocessing the model file records.",
         description="Runs source=RUN|FILE (a model.onnx, FP32 or INT8, through onnxruntime; a model.pt through "
                     "PyTorch) on image files and folders given after the command, preprocessed from the file's "

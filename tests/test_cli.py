@@ -58,6 +58,9 @@ def test_top_level_help_and_version(cli) -> None:
     (["method=simclr"], "method=simclr is a setting of `cnnlab pretrain`; `cnnlab finetune` has no method"),
     (["teacher=resnet18"], "run `cnnlab distill teacher=resnet18` first"),
     (["-m", "seed=0,1", "--cfg", "hydra"], "--cfg shows one run's configuration and cannot be combined with -m"),
+    # finetune trained from random weights, exit 0, when given another command's source= (a silent wrong start)
+    (["source=outputs/pretrain/x", "model=lenet5"], "does not read source= (it was given outputs/pretrain/x) — use "
+                                                    "model.weights=outputs/pretrain/x"),
 ])
 def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
     result = cli("finetune", *args)
@@ -268,3 +271,37 @@ def test_under_torchrun_a_rank_other_than_0_says_which_it_is(cli, monkeypatch: p
     assert result.code == 2 and "error (rank 1 of 2): unknown model 'nosuchnet'" in result.stderr
     monkeypatch.setenv("RANK", "0")
     assert "error: unknown model 'nosuchnet'" in cli("pretrain", "model=nosuchnet").stderr
+
+
+def test_a_slurm_launcher_without_slurm_is_one_line_with_the_local_launcher_named(cli, monkeypatch) -> None:
+    """submitit raised 'Could not detect "srun"' from inside Hydra's launcher: a traceback called a cnnlab bug."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    result = cli("pretrain", "-m", "hydra/launcher=slurm_cpu", "seed=0,1")
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "no SLURM (no srun on the PATH)" in result.stderr and "hydra/launcher=submitit_local" in result.stderr
+
+
+def test_under_torchrun_only_rank_0_says_what_to_continue_from(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM under torchrun: rank 1 (which writes no checkpoint) said "no epoch had completed, so there is no
+    checkpoint", beside rank 0's "the checkpoint is kept; continue with `cnnlab pretrain resume=true`"."""
+    import os
+
+    from cnnlab import app
+    from cnnlab.interrupts import Interrupted
+
+    def stopped(**_: object) -> None:
+        stop = Interrupted("SIGTERM", exit_code=143)
+        stop.checkpoint_kept = os.environ["RANK"] == "0"
+        raise stop
+
+    monkeypatch.setattr(app, "main", stopped)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    other = cli("pretrain", *TINY)
+    assert other.code == 143 and "error (rank 1 of 2): interrupted (SIGTERM) — rank 0's line says" in other.stderr
+    assert "no checkpoint" not in other.stderr
+    monkeypatch.setenv("RANK", "0")
+    first = cli("pretrain", *TINY)
+    assert "continue with `cnnlab pretrain resume=true` (under torchrun, as this run was started)" in first.stderr

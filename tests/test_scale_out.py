@@ -159,6 +159,14 @@ def test_a_remote_failure_reads_as_the_jobs_error_and_its_log() -> None:
     error = remote_job_error(killed)
     assert error is not None and "oom_kill" in error.message and "(log: /runs/.submitit/42_1/42_1_0_log.err)" in \
         error.message
+    # kill -9 in the middle of an epoch: the stream's last line is a log line, not the cause
+    silent = utils.UncompletedJobError(
+        "Job 43_0 (task: 0) with path /runs/.submitit/43_0/43_0_0_result.pkl\nhas not produced any output "
+        "(state: FINISHED)\nError stream produced:\n----------------------------------------\n"
+        "[11:12:51] INFO     epoch 2/4  train loss 1.1301 acc 51.2%  lr 0.0376\n")
+    error = remote_job_error(silent)
+    assert error is not None and "epoch 2/4" not in error.message and "ended without an error of its own" in \
+        error.message
     assert remote_job_error(RuntimeError("not from submitit")) is None
 
 
@@ -199,11 +207,14 @@ def test_a_requeued_slurm_job_continues_its_own_interrupted_run(cli, outputs: Pa
     assert record["status"] == "completed" and record["resumed_from"] == str(interrupted["3"].resolve())
     assert [e["epoch"] for e in record["metrics"]["history"]] == [1, 2]  # epoch 1 came from the checkpoint
     assert record["job"]["slurm"]["restart_count"] == 1
+    flat = " ".join(result.output.split())
+    assert "SLURM job 500_3 continues its interrupted attempt" in flat and "job #None" not in flat
 
     # Requeued once more (after it completed): nothing to redo.
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
     again = cli("pretrain", *TWO_EPOCHS, "seed=3")
-    assert again.code == 0 and "completed before" in again.output and len(run_dirs(outputs, "pretrain")) == 3
+    assert again.code == 0 and len(run_dirs(outputs, "pretrain")) == 3
+    assert "SLURM job 500_3 completed before" in " ".join(again.output.split())
 
 
 def test_a_requeued_sweep_job_gets_a_folder_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,6 +107,14 @@ class JobIdentity:
         return fingerprint(self.command, sorted(self.overrides), self.common)
 
     @property
+    def name(self) -> str:
+        """How the log names it: 'job #3' in a sweep; a run SLURM started: 'SLURM job 4242' (an array's task:
+        'SLURM job 500_3'); else 'this run'."""
+        if self.num is not None:
+            return f"job #{self.num}"
+        return f"SLURM job {'_'.join(_slurm_key(self.slurm))}" if self.slurm else "this run"
+
+    @property
     def requeued(self) -> bool:
         """A SLURM job started again (preempted, timed out and requeued, or `scontrol requeue`)."""
         return bool(self.slurm) and int(self.slurm.get("restart_count") or 0) > 0
@@ -179,6 +187,7 @@ _TRACE = re.compile(r"failed during processing with trace:\s*-+\s*(?P<trace>.*?)
 _LOG = re.compile(r"^\s*-\s*(?P<path>\S+_log\.err)\s*$", re.M)
 _RESULT = re.compile(r"with path (?P<stem>\S+)_result\.pkl")
 _STREAM = re.compile(r"Error stream produced:\s*-+\s*(?P<stream>.*)", re.S)
+_ERRORISH = re.compile(r"error|killed|exception|traceback|signal|oom", re.I)
 
 
 def remote_job_error(exc: BaseException) -> CnnlabError | None:
@@ -188,10 +197,13 @@ def remote_job_error(exc: BaseException) -> CnnlabError | None:
         return None
     text = str(exc)
     trace, log = _TRACE.search(text), _LOG.search(text)
-    if trace is None and (stream := _STREAM.search(text)) is not None:  # killed before it could report
-        trace = stream
+    killed = trace is None and (trace := _STREAM.search(text)) is not None  # ended before it could report
     lines = [ln.strip() for ln in (trace.group(trace.lastgroup or 0) if trace else "").splitlines() if ln.strip()]
-    last = next((ln for ln in reversed(lines) if not ln.startswith(("File ", "^", "~"))), None)
+    if killed:  # its stream ends with whatever it last logged (an epoch's INFO line): only an error line is a cause
+        last = next((ln for ln in reversed(lines) if _ERRORISH.search(ln) and " INFO " not in ln), None) or \
+            "it ended without an error of its own (killed: by a signal, out of memory or past its time limit?)"
+    else:
+        last = next((ln for ln in reversed(lines) if not ln.startswith(("File ", "^", "~"))), None)
     if log is not None:
         where = log.group("path")
     elif (result := _RESULT.search(text)) is not None:
