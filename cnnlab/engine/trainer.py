@@ -61,6 +61,8 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
                  "val_loss", "val_acc", "val_top5"}
 
 
+_SAID: set[str] = set()  # notes logged once a process (Trainer._precise_bn_batches)
+
 NON_FINITE_FIX = "lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none"
 
 
@@ -258,9 +260,11 @@ class Trainer:
             return 0
         # The epoch's own first batches: never more than training itself ran (a capped epoch stays capped).
         batches = min(settings.precise_bn_batches, _steps(loader, settings.max_steps_per_epoch))
-        if self.runtime.is_main:
-            log.info("precise BN: the running statistics of %d BatchNorm layers are recomputed over %d training "
-                     "batches before every evaluation (trainer.precise_bn=false turns this off)", layers, batches)
+        message = (f"precise BN: the running statistics of {layers} BatchNorm layers are recomputed over {batches} "
+                   "training batches before every evaluation (trainer.precise_bn=false turns this off)")
+        if self.runtime.is_main and message not in _SAID:  # once a process: a search trains many candidates
+            _SAID.add(message)
+            log.info(message)
         return batches
 
     def _log_epoch(self, entry: dict[str, Any]) -> None:
