@@ -112,13 +112,20 @@ def no_such_option(command: str, arg: str) -> str:
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
 
 
-def check_launcher(args: Sequence[str], multirun: bool) -> None:
-    """A SLURM launcher (hydra/launcher=submitit_slurm, slurm_cpu, slurm_gpu) on a machine without SLURM: one line
-    before Hydra starts (submitit raised 'Could not detect "srun"' from inside the launcher, a traceback)."""
+def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
+    """What a sweep (-m) cannot run with, as one line before Hydra starts: --cfg or --info (Hydra: "Only one of
+    --run, --multirun, --cfg, --info ...", a traceback), and a SLURM launcher (hydra/launcher=submitit_slurm,
+    slurm_cpu, slurm_gpu) on a machine without SLURM (submitit: 'Could not detect "srun"', a traceback)."""
     import shutil
 
+    if not multirun:
+        return
+    shown = next((a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in ("--cfg", "-c", "--info", "-i")), None)
+    if shown:
+        raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
+                        f"one value per key) to see it, or drop {shown} to run the sweep")
     launcher = next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
-    if multirun and "slurm" in launcher and shutil.which("srun") is None:
+    if "slurm" in launcher and shutil.which("srun") is None:
         raise UserError(f"hydra/launcher={launcher} submits the jobs to SLURM, and this machine has no SLURM (no srun "
                         "on the PATH) — run the command on the cluster's login node, or try the sweep here with "
                         "hydra/launcher=submitit_local")
@@ -247,12 +254,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
     code = 0
     try:
-        shown = next((a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in ("--cfg", "-c", "--info", "-i")), None)
-        if multirun and shown:  # Hydra: "Only one of --run, --multirun, --cfg, --info ..." with a traceback
-            raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
-                            "one value per key) to see it, or drop " + shown + " to run the sweep")
         check_overrides(command, args)
-        check_launcher(args, multirun)
+        check_sweep_flags(args, multirun)
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point
