@@ -102,11 +102,13 @@ def core_share(cores: int | None = None) -> int:
 
 def job_threads() -> tuple[int | None, str]:
     """(torch intra-op threads for this job, why): CNNLAB_THREADS when set (`explicit`); this job's
-    `core_share()` when jobs run in parallel (`share`); else (None, `default`): torch's own default stays."""
+    `core_share()` when jobs run in parallel, or when a launcher (not the user: cnnlab.app moves the user's
+    OMP_NUM_THREADS into CNNLAB_THREADS) has set OMP_NUM_THREADS — joblib's loky workers get 1 on 2 cores even for a
+    sweep of one job (`share`); else (None, `default`): torch's own default stays."""
     explicit = _positive_env(THREADS_ENV)
     if explicit is not None:
         return explicit, "explicit"
-    if jobs_in_parallel() > 1:
+    if jobs_in_parallel() > 1 or _positive_env("OMP_NUM_THREADS") is not None:
         return core_share(), "share"
     return None, "default"
 

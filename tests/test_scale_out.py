@@ -28,7 +28,7 @@ _SLURM = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RE
 @pytest.fixture(autouse=True)
 def _no_scheduler_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Neither a real SLURM job nor the caller's thread settings leak into these tests."""
-    for var in (*_SLURM, environment.THREADS_ENV, environment.PARALLEL_JOBS_ENV, "LOCAL_WORLD_SIZE"):
+    for var in (*_SLURM, environment.THREADS_ENV, environment.PARALLEL_JOBS_ENV, "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -52,6 +52,16 @@ def test_the_core_share_divides_usable_cores_among_jobs_at_once(monkeypatch: pyt
     assert environment.jobs_in_parallel() == 6
     monkeypatch.setenv(environment.THREADS_ENV, "5")  # the user's explicit setting wins
     assert environment.job_threads() == (5, "explicit")
+
+
+def test_a_thread_limit_a_launcher_set_is_replaced_by_the_jobs_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """joblib's loky workers start with OMP_NUM_THREADS=1 on 2 cores: a one-job joblib sweep trained on 1 thread
+    and recorded `default`. The user's own OMP_NUM_THREADS never gets here as such: cnnlab.app moves it into
+    CNNLAB_THREADS (explicit) before any launcher starts."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert environment.job_threads() == (environment.core_share(), "share")
+    monkeypatch.setenv(environment.THREADS_ENV, "1")
+    assert environment.job_threads() == (1, "explicit")
 
 
 @pytest.mark.parametrize("launcher, sweep, expected", [
