@@ -42,7 +42,7 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
-from cnnlab.settings import check_config
+from cnnlab.settings import START_FROM_RUN, check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
 
@@ -91,7 +91,7 @@ def check_source_is_read(source: Any, command: str) -> None:
     source=RUN` trained from random weights, exit 0, with only a warning about random weights)."""
     if source in (None, "") or COMMANDS[command].reads_source:
         return
-    start = {"finetune": "model.weights", "distill": "teacher.weights"}.get(command)
+    start = START_FROM_RUN.get(command)  # the key that does start from a run, where the command has one
     raise CnnlabError(f"`cnnlab {command}` does not read source= (it was given {source})",
                       fix=f"use {start}={source} to start from that run" if start else "drop source=")
 

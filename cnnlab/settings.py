@@ -386,9 +386,10 @@ def check_settings(config: Mapping[str, Any], command: str | None = None) -> Non
         check_setting(key, value, command)
 
 
-# Where each command takes a finished run as its starting point (the fix for resume= given the wrong run).
-_START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "prune": "source",
-                   "quantize": "source", "export": "source", "bench": "source"}
+# Where each command takes a finished run as its starting point (the fix for resume= given the wrong run, and for
+# source= given to a command that does not read it: cnnlab.app).
+START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "prune": "source",
+                  "quantize": "source", "export": "source", "bench": "source"}
 
 
 def check_resume(spec: Any, command: str, outputs: Path | None = None) -> None:
@@ -427,7 +428,7 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
         instead = f"to continue that run, use `cnnlab {run.command} resume={folder}`"
     elif run.artifact("model") is None:
         instead = f"pick a `cnnlab {command}` run (`cnnlab list runs` shows each run's command and status)"
-    elif start := _START_FROM_RUN.get(command):
+    elif start := START_FROM_RUN.get(command):
         instead = f"to start from its model, run `cnnlab {command} {start}={folder}` (without resume=)"
     else:
         instead = (f"{command} starts from random weights; to train further from that run use "

@@ -57,18 +57,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, *,
 
 # What `optim._target_` may name: a config (a resumed run's saved one included) is untrusted input, and
 # instantiate() calls whatever it names.
-OPTIMIZER_TARGETS = ("torch.optim.*", "cnnlab.engine.optim.LARS")
-
-
-def _allowed_target(target: str) -> bool:
-    return any(target.startswith(rule[:-1]) if rule.endswith("*") else target == rule for rule in OPTIMIZER_TARGETS)
-
-
-def _whitelist_argument() -> dict[str, Any]:
-    """Hydra >= 1.4 takes the same rule as `_execution_whitelist_` (and warns without one); 1.3 has no such
-    argument, so cnnlab's own check above is what holds there."""
-    return {"_execution_whitelist_": list(OPTIMIZER_TARGETS)} \
-        if "_execution_whitelist_" in inspect.signature(instantiate).parameters else {}
+OPTIMIZER_MODULE, LARS_TARGET = "torch.optim.", "cnnlab.engine.optim.LARS"
 
 
 # Optimizers that cannot train cnnlab's networks (dense gradients).
@@ -103,11 +92,11 @@ def _refused_keys(cls: type, cfg: DictConfig) -> list[str]:
 
 def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
     """The optimizer `optim_cfg._target_` names over the parameter groups. Raises CnnlabError for a target outside
-    OPTIMIZER_TARGETS (any torch.optim class, or LARS), one that cannot train a CNN (UNSUITABLE), settings the
+    torch.optim (OPTIMIZER_MODULE) and LARS, one that cannot train a CNN (UNSUITABLE), settings the
     class takes no argument for (named, with the `~optim.KEY` overrides that drop them), or arguments it refuses."""
     cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
     target = str(cfg.get("_target_"))
-    if not _allowed_target(target):
+    if not (target.startswith(OPTIMIZER_MODULE) or target == LARS_TARGET):
         raise CnnlabError(f"optim._target_={target} is not an optimizer cnnlab builds: it takes a torch.optim class "
                           "or cnnlab.engine.optim.LARS", fix="use optim=sgd, optim=adamw, optim=lars, or another "
                           "torch.optim class without optim=sgd's nesterov (e.g. optim._target_=torch.optim.RMSprop "
@@ -122,7 +111,7 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
                               f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
     try:
         # _partial_: Hydra would wrap the parameter tensors in OmegaConf nodes if passed as kwargs.
-        factory = instantiate(cfg, _partial_=True, _convert_="all", **_whitelist_argument())
+        factory = instantiate(cfg, _partial_=True, _convert_="all")
         return factory(list(groups))
     except Exception as exc:  # a bad _target_ or argument in the user's optim config
         raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {exc.__cause__ or exc}",
