@@ -10,8 +10,9 @@ Per seed, through the real command line (each step a separate `cnnlab` process, 
      by `cnnlab evaluate split=test` on the official 10,000 test images. Prints the share of the gap between random
      init and supervised that each self-supervised backbone closes (issue 17's goal for SimCLR: ≥ 60 %);
   3. label efficiency: `finetune.mode=full` on `dataset.label_fraction` = each `--fractions` entry (of all 54,000
-     training labels), initialised from the first `--methods` backbone vs from scratch (model.weights=none), same
-     labels, same epochs; test accuracy (goal at 1 %: ≥ +5 points);
+     training labels), initialised from each `--methods` backbone vs from scratch (model.weights=none), same
+     labels, same epochs; test accuracy (goal at 1 %: ≥ +5 points). Beside it, the cheap alternative on the same
+     labels: a linear probe of each self-supervised backbone (`finetune.mode=linear`, --probe-epochs);
   4. the kNN monitor's accuracy per epoch (run.json history) of every self-supervised run: a PNG (--plot).
 Every step's wall time is printed and kept in --json, with the machine (benchmarks/_common.py).
 
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1],
                         help="label fractions of the label-efficiency study")
     parser.add_argument("--methods", nargs="+", default=["simclr", "simsiam"], choices=("simclr", "simsiam"),
-                        help="self-supervised methods; the first one is also fine-tuned for label efficiency")
+                        help="self-supervised methods; each is also fine-tuned (and linear-probed) for label efficiency")
     parser.add_argument("--knn-bank", type=int, default=5000, help="method.knn.bank_size: bounds the per-epoch kNN")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=usable_cores())
@@ -191,18 +192,22 @@ def main() -> None:
                 row[f"gap_closed_{method}"] = gap_closed(row["probe"][method], row["probe"]["random"],
                                                          row["probe"]["supervised"])
 
-            init = args.methods[0]  # label efficiency: the first method's backbone vs from scratch, same labels
-            for fraction in fractions:
-                labels = [f"dataset.label_fraction={fraction:g}", f"trainer.epochs={finetune_epochs}", *tune_batch]
-                gentle = ([] if args.backbone_lr_scale is None
-                          else [f"finetune.backbone_lr_scale={args.backbone_lr_scale:g}"])
-                pretrained = f"model.weights={backbones[init]['run_dir']}"  # type: ignore[index]
-                for name, weights in ((init, [pretrained, *gentle]),
-                                      ("scratch", ["model.weights=none", *model])):
+            gentle = ([] if args.backbone_lr_scale is None
+                      else [f"finetune.backbone_lr_scale={args.backbone_lr_scale:g}"])
+            for fraction in fractions:  # label efficiency: each backbone vs from scratch, the same labels
+                labels = [f"dataset.label_fraction={fraction:g}", *tune_batch]
+                starts = [(m, [f"model.weights={backbones[m]['run_dir']}", *gentle]) for m in args.methods]  # type: ignore[index]
+                for name, weights in (*starts, ("scratch", ["model.weights=none", *model])):
                     tuned = steps(f"seed {seed} full {fraction:g} {name}", "finetune", *weights, "finetune.mode=full",
-                                  *common, *labels)
+                                  *common, *labels, f"trainer.epochs={finetune_epochs}")
                     row["efficiency"][f"{fraction:g}/{name}"] = test_acc(steps, f"seed {seed} full {fraction:g} "
                                                                                 f"{name}", tuned, split)
+                for name, weights in starts:  # the frozen backbone's answer on the same few labels
+                    probe = steps(f"seed {seed} linear {fraction:g} {name}", "finetune", weights[0],
+                                  "finetune.mode=linear", "finetune.new_head=true", *common, *labels,
+                                  f"trainer.epochs={probe_epochs}")
+                    row["efficiency"][f"{fraction:g}/{name}/linear"] = test_acc(
+                        steps, f"seed {seed} linear {fraction:g} {name}", probe, split)
             rows.append(row)
             print(f"  linear probe ({split}): " + ", ".join(f"{k} {v:.2f} %" for k, v in row["probe"].items()),
                   flush=True)
@@ -218,13 +223,17 @@ def main() -> None:
                    else "undefined: the supervised probe is not above random init")
         print(f"  {method} closes of the random → supervised gap: {verdict}")
     gentler = "" if args.backbone_lr_scale is None else f"; pretrained backbones at {args.backbone_lr_scale:g} x lr"
-    print(f"label efficiency (finetune.mode=full, {finetune_epochs} epochs{gentler}):")
+    print(f"label efficiency (finetune.mode=full, {finetune_epochs} epochs{gentler}; linear: "
+          f"finetune.mode=linear, {probe_epochs} epochs), against finetune.mode=full from scratch:")
     for fraction in fractions:
-        tuned = [r["efficiency"][f"{fraction:g}/{init}"] for r in rows]
         scratch = [r["efficiency"][f"{fraction:g}/scratch"] for r in rows]
-        print(f"  {100 * fraction:g} % labels: {init} {mean_std(tuned)}, scratch {mean_std(scratch)}, "
-              f"difference {mean_std([a - b for a, b in zip(tuned, scratch)])} points"
-              + (" (goal at 1 %: ≥ +5)" if fraction == 0.01 else ""))
+        print(f"  {100 * fraction:g} % labels: scratch {mean_std(scratch)}"
+              + (" (goal at 1 %: ≥ +5 points)" if fraction == 0.01 else ""))
+        for method in args.methods:
+            for mode, key in (("full", f"{fraction:g}/{method}"), ("linear", f"{fraction:g}/{method}/linear")):
+                tuned = [r["efficiency"][key] for r in rows]
+                print(f"    {method} {mode:<6} {mean_std(tuned)}, "
+                      f"difference {mean_std([a - b for a, b in zip(tuned, scratch)])} points")
     print("pretraining throughput (images/s, as the engine logs it): "
           + ", ".join(f"{m} {mean_std([r['images_per_s'][m] for r in rows])}" for m in [*args.methods, "supervised"]))
     for method, runs in curves.items():

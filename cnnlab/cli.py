@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
-from cnnlab.console import debug_enabled, out, print_error
+from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 
 app = typer.Typer(
@@ -253,6 +253,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
     code = 0
+    stderr = sys.stderr
+    held = HeldSweepFailureLine(stderr) if multirun else None
     try:
         check_overrides(command, args)
         check_sweep_flags(args, multirun)
@@ -260,9 +262,12 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point
 
+        sys.stderr = held or stderr
         main(records_run=COMMANDS[command].records_run)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
         typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
+        if held is not None:
+            held.drop()
         how, ranks = getattr(stop, "how", "Ctrl-C"), launched_ranks()
         if ranks.rank > 0:  # rank 0 alone writes the checkpoint, so only it knows what there is to continue from
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
@@ -274,15 +279,22 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command)
+        code = _show_error(exc, command, held)
+    finally:
+        if held is not None:
+            held.release()  # a failure nobody described (e.g. a SystemExit) keeps Hydra's line
+        sys.stderr = stderr
     raise typer.Exit(code)
 
 
-def _show_error(exc: BaseException, command: str = "CMD") -> int:
-    """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with."""
+def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailureLine | None = None) -> int:
+    """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with. `held`: Hydra's line
+    for a failed sweep job, written only above a traceback (cnnlab's own line says more)."""
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
     message, is_bug = describe(exc, command)
+    if held is not None:
+        held.release() if debug_enabled() or is_bug else held.drop()
     if debug_enabled() or is_bug:
         traceback.print_exception(exc)
     if is_bug:

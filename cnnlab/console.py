@@ -45,3 +45,37 @@ def print_error(message: str) -> None:
 
 def debug_enabled() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0", "false", "False")
+
+
+class HeldSweepFailureLine:
+    """sys.stderr while a sweep runs, holding back Hydra's own "Error executing job with overrides: [...]" line.
+
+    Hydra (hydra/core/utils.py, JobReturn.return_value) writes that line to sys.stderr just before it re-raises a
+    failed job's exception. cnnlab's error line says the same and more (the job number, its log, the fix), so the
+    held line is dropped when the failure is a user error, and written before the traceback when it is a bug (it
+    names the overrides). Anything else written meanwhile lets it through first, in order.
+    """
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream) -> None:  # noqa: ANN001 - a text stream
+        self.stream, self.held = stream, ""
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX) and not self.held:
+            self.held = text
+            return len(text)
+        self.release()
+        return self.stream.write(text)
+
+    def release(self) -> None:
+        """Write the held line, if any."""
+        if self.held:
+            self.stream.write(self.held)
+            self.held = ""
+
+    def drop(self) -> None:
+        self.held = ""
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - flush, isatty, fileno... of the real stream
+        return getattr(self.stream, name)

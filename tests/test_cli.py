@@ -105,6 +105,36 @@ def test_multirun_sweeps_into_one_folder_per_job(cli, outputs: Path) -> None:
         ["optim.lr=0.01", "optim.lr=0.1"]
 
 
+def test_a_failed_sweep_job_is_one_cnnlab_line_without_hydras_own(tmp_path: Path) -> None:
+    """Hydra wrote "Error executing job with overrides: [...]" above cnnlab's line, which says the same and more."""
+    result = run_subprocess("pretrain", "-m", *TINY, "optim.lr=0.01,-5",
+                            env={"CNNLAB_OUTPUTS": str(tmp_path / "outputs")}, cwd=tmp_path)
+    assert result.code == 2, result.output
+    assert "(job #1, log: " in result.stderr.strip().splitlines()[-1]
+    assert "Error executing job" not in result.output and "Traceback" not in result.output
+
+
+def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:
+    """A bug's traceback keeps the line naming the job's overrides; other output is never held back."""
+    import io
+
+    from cnnlab.console import HeldSweepFailureLine
+
+    stream = io.StringIO()
+    held = HeldSweepFailureLine(stream)
+    held.write("progress\n")
+    held.write("Error executing job with overrides: ['seed=1']\n")
+    assert stream.getvalue() == "progress\n"
+    held.release()
+    held.write("Traceback (most recent call last):\n")
+    assert stream.getvalue().splitlines() == ["progress", "Error executing job with overrides: ['seed=1']",
+                                              "Traceback (most recent call last):"]
+    held.write("Error executing job with overrides: ['seed=2']\n")
+    held.drop()
+    held.release()
+    assert "seed=2" not in stream.getvalue()
+
+
 def test_user_config_dir_adds_a_dataset(cli, outputs: Path, tmp_path: Path) -> None:
     user = tmp_path / "myconf" / "dataset"
     user.mkdir(parents=True)
