@@ -6,8 +6,10 @@ Per seed, through the real command line (each stage a separate `cnnlab` process,
   2. `cnnlab export` → `cnnlab evaluate split=test` on the FP32 ONNX file (onnxruntime);
   3. `cnnlab quantize` (PTQ, format chosen by measurement) → `cnnlab evaluate split=test` on the INT8 file;
   4. `cnnlab prune prune.ratio=0.5` (channel pruning + recovery epochs) → `cnnlab evaluate split=test`;
-  5. optionally (--teacher RUN) `cnnlab distill` from a trained teacher: the student with KD and the same
-     student trained alone (distill.baseline=true), both scored on val; KD's student scored on test.
+  5. optionally (--teacher RUN) `cnnlab distill` from a trained teacher, twice per seed: the student with KD, and
+     the same student from the same initial weights, seed, data order and budget on the labels alone
+     (distill.alpha=0: plain cross-entropy; `--kd-epochs`); both scored by `cnnlab evaluate split=test`, the gain
+     paired per seed and per test image.
 Differences (INT8 − FP32, pruned − dense) are paired per seed; the 95 % confidence interval is Student's t over
 the seeds (n − 1 degrees of freedom), marked "not significant" when it contains zero. Test accuracy also gets a
 binomial standard error (one seed: sqrt(p(1 − p)/10,000) ≈ 0.3 points at 90 %).
@@ -16,6 +18,7 @@ Data: the Debian package `dataset-fashion-mnist` (found offline in /usr/share/da
 torchvision's download where the network allows.
 
     python benchmarks/fashion_mnist.py [--model lenet5] [--epochs 15] [--seeds 0 1 2] [--threads 2] [--quick]
+    python benchmarks/fashion_mnist.py --teacher RUN --skip train --kd-epochs 5     # the KD rows alone
 """
 
 from __future__ import annotations
@@ -62,6 +65,20 @@ def interval(diffs: list[float], reference: list[list[bool]], changed: list[list
     return f"{mean:+.2f} seeds [{seeds[0]:+.2f}, {seeds[1]:+.2f}] ({verdict}); {images}"
 
 
+def kd_rows(args: argparse.Namespace, outputs: Path, data: list[str], seed: int, row: dict,
+            outcomes: dict[str, dict[int, list[bool]]]) -> None:
+    """The student with KD and its twin on the labels alone (distill.alpha=0: the same start, seed, data order and
+    epochs), both scored on the test split; fills row["kd"], row["alone"] (%), their wall times and outcomes."""
+    epochs = 1 if args.quick else (args.kd_epochs or args.epochs)
+    row["kd_epochs"] = epochs
+    common = ["distill", f"teacher.weights={args.teacher}", f"student={args.model}", *data, f"seed={seed}",
+              f"trainer.epochs={epochs}", "distill.baseline=false", *args.kd_override]
+    for name, extra in (("kd", []), ("alone", ["distill.alpha=0"])):
+        run, row[f"{name}_s"] = timed(outputs, args.threads, *common, *extra)
+        acc, outcomes[name][seed] = test_acc(outputs, args.threads, run, args.quick)
+        row[name] = 100 * acc
+
+
 def mean_std(values: list[float]) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.2f} ± {spread:.2f}"
@@ -77,7 +94,11 @@ def main() -> None:
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
                         help="one more override for the training run, repeatable (e.g. optim.lr=0.1)")
     parser.add_argument("--teacher", help="a trained teacher run folder: adds the KD rows (student = --model)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("quantize", "prune"))
+    parser.add_argument("--kd-epochs", type=int, help="the KD student's and its twin's epochs (default: --epochs)")
+    parser.add_argument("--kd-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for both distill runs, repeatable (e.g. distill.temperature=2)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("train", "quantize", "prune"),
+                        help="stages to leave out; `train` leaves only the KD rows (needs --teacher)")
     parser.add_argument("--outputs", help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny synthetic data: proves the script works")
     parser.add_argument("--json")
@@ -90,9 +111,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Path(args.outputs or tmp) / "outputs"
         rows: list[dict] = []
-        outcomes: dict[str, dict[int, list[bool]]] = {"fp32": {}, "int8": {}, "pruned": {}}
+        outcomes: dict[str, dict[int, list[bool]]] = {"fp32": {}, "int8": {}, "pruned": {}, "alone": {}, "kd": {}}
         for seed in args.seeds:
             row: dict = {"seed": seed}
+            if "train" in args.skip:  # the KD rows alone
+                kd_rows(args, outputs, data, seed, row, outcomes)
+                rows.append(row)
+                continue
             train, row["train_s"] = timed(outputs, args.threads, "pretrain", f"model={args.model}", *data,
                                           f"seed={seed}", f"trainer.epochs={epochs}", *args.train_override)
             row["val"] = 100 * train["metrics"]["val_acc"]
@@ -111,11 +136,7 @@ def main() -> None:
                 row["pruned"] = 100 * acc
                 row["prune_speedup"] = pruned["metrics"].get("speedup")
             if args.teacher:
-                kd = cnnlab(outputs, args.threads, "distill", f"teacher.weights={args.teacher}",
-                            f"student={args.model}", *data, f"seed={seed}", f"trainer.epochs={epochs}",
-                            "distill.baseline=true")
-                row["kd_val_gain"] = 100 * kd["metrics"]["kd_gain"]
-                row["kd_test"] = 100 * test_acc(outputs, args.threads, kd, args.quick)[0]
+                kd_rows(args, outputs, data, seed, row, outcomes)
             rows.append(row)
             print(" | ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                   flush=True)
@@ -123,6 +144,18 @@ def main() -> None:
     def paired(changed: str) -> tuple[list[list[bool]], list[list[bool]]]:
         return [outcomes["fp32"][r["seed"]] for r in rows], [outcomes[changed][r["seed"]] for r in rows]
 
+    if args.teacher:
+        gains = [r["kd"] - r["alone"] for r in rows]
+        print(f"\nKD from {args.teacher}: student {args.model}, {rows[0]['kd_epochs']} epochs, {len(rows)} seed(s)")
+        print(f"  student alone (distill.alpha=0) test top-1: {mean_std([r['alone'] for r in rows])} %")
+        print(f"  student with KD test top-1: {mean_std([r['kd'] for r in rows])} %")
+        kd_pairs = [outcomes["alone"][r["seed"]] for r in rows], [outcomes["kd"][r["seed"]] for r in rows]
+        print(f"  KD gain: {interval(gains, *kd_pairs)} points (goal ≥ +0.5, interval above zero)")
+        print(f"  wall time per seed: KD {mean_std([r['kd_s'] / 60 for r in rows])} min, alone "
+              f"{mean_std([r['alone_s'] / 60 for r in rows])} min")
+    if "fp32" not in rows[0]:
+        dump(args.json, {"model": args.model, "epochs": epochs, "teacher": args.teacher, "rows": rows})
+        return
     fp32 = [r["fp32"] for r in rows]
     n_test = 64 if args.quick else 10_000
     binomial = 100 * math.sqrt(statistics.mean(fp32) / 100 * (1 - statistics.mean(fp32) / 100) / n_test)
@@ -139,13 +172,7 @@ def main() -> None:
         print(f"  pruned 0.5 test top-1: {mean_std([r['pruned'] for r in rows])} % after {recovery} recovery "
               f"epochs, speed-up {mean_std(speedups) if speedups else 'not measured'}x")
         print(f"  pruned - dense: {interval([r['pruned'] - r['fp32'] for r in rows], *paired('pruned'))} points")
-    if args.teacher:
-        gains = [r["kd_val_gain"] for r in rows]
-        seeds = paired_interval(gains)
-        print(f"  KD gain (val, same-budget student alone as baseline): {statistics.mean(gains):+.2f} points"
-              + (f", seeds [{seeds[0]:+.2f}, {seeds[1]:+.2f}]" if seeds else " (1 seed)"))
-        print(f"  KD student test top-1: {mean_std([r['kd_test'] for r in rows])} %")
-    dump(args.json, {"model": args.model, "epochs": epochs, "rows": rows})
+    dump(args.json, {"model": args.model, "epochs": epochs, "teacher": args.teacher, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -131,6 +131,23 @@ def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
                         "hydra/launcher=submitit_local")
 
 
+def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -> None:
+    """After a Ctrl-C of a submitit_local sweep: wait (at most `timeout_s`) for this process's children, submitit's
+    job controllers. They take the same Ctrl-C, stop their jobs (which record themselves `interrupted`) and print
+    their own KeyboardInterrupt traceback; waiting puts cnnlab's line (what to type next) after those, last."""
+    import time
+
+    if not any(a.startswith("hydra/launcher=") and "submitit" in a for a in args):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                time.sleep(0.05)
+        except ChildProcessError:  # none left
+            return
+
+
 def _read_as_text(choice: str) -> bool:
     """Whether Hydra's override grammar reads `choice` as a string (`1`, `2.5`, `nan`, `inf`, `true` are not: a
     config group given one fails inside Hydra with a ValueError)."""
@@ -268,6 +285,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
         if held is not None:
             held.drop()
+        wait_for_submitit_controllers(args if multirun else ())
         how, ranks = getattr(stop, "how", "Ctrl-C"), launched_ranks()
         if ranks.rank > 0:  # rank 0 alone writes the checkpoint, so only it knows what there is to continue from
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")

@@ -13,6 +13,7 @@ code 143, so the run record says interrupted and the last checkpoint stays resum
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Any, Iterator
@@ -55,11 +56,20 @@ def interruption_behind(exc: BaseException) -> Interrupted | None:
     return None if _pending is None else Interrupted(_pending[0], exit_code=_pending[1])
 
 
+def _signals_arrive_twice() -> bool:
+    """True in a job of submitit's local executor (hydra/launcher=submitit_local): the job shares the terminal's
+    process group, so one Ctrl-C reaches it directly and again, a moment later, forwarded by submitit's controller,
+    which then kills it a second after that (submitit/local/local.py, Controller.kill_tasks). Taken as a second
+    Ctrl-C, the forwarded copy cut the clean-up short and left the run recorded `running`."""
+    return os.environ.get("SUBMITIT_EXECUTOR") == "local"
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are
     remembered for `raise_if_interrupted`. A repeated SIGTERM is ignored, so it cannot cut the clean-up short; a
-    second Ctrl-C still interrupts the clean-up, as it always does. Python handles signals in the main thread
+    second Ctrl-C still interrupts the clean-up, as it always does, except where every Ctrl-C arrives twice
+    (a submitit_local job). Python handles signals in the main thread
     only; elsewhere (a launcher's worker thread) both keep their previous handling."""
     global _pending
     if threading.current_thread() is not threading.main_thread():
@@ -69,7 +79,7 @@ def signals_as_interrupt() -> Iterator[None]:
     def stop(signum: int, frame: Any) -> None:
         global _pending
         how, code = ("Ctrl-C", 130) if signum == signal.SIGINT else (signal.Signals(signum).name, 128 + signum)
-        if signum != signal.SIGINT:
+        if signum != signal.SIGINT or _signals_arrive_twice():
             signal.signal(signum, signal.SIG_IGN)
         _pending = _pending or (how, code)
         raise Interrupted(how, exit_code=code)

@@ -65,6 +65,31 @@ def test_sigterm_is_an_interrupt_with_exit_code_143_and_a_repeat_is_ignored() ->
     assert stopped.value.how == "SIGTERM" and stopped.value.exit_code == 143
 
 
+def test_in_a_submitit_local_job_the_forwarded_copy_of_a_ctrl_c_cannot_cut_the_clean_up_short(monkeypatch) -> None:
+    """submitit's controller forwards the Ctrl-C the job already got from the terminal: the copy must not interrupt
+    the clean-up that records the run `interrupted` (it did: such runs stayed `running`)."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    cleaned = False
+    with pytest.raises(Interrupted) as stopped:
+        with signals_as_interrupt():
+            try:
+                signal.raise_signal(signal.SIGINT)
+            finally:
+                signal.raise_signal(signal.SIGINT)  # the controller's copy, during the clean-up
+                cleaned = True
+    assert cleaned and stopped.value.how == "Ctrl-C"
+
+
+def test_elsewhere_a_second_ctrl_c_still_interrupts_the_clean_up(monkeypatch) -> None:
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    with pytest.raises(Interrupted), signals_as_interrupt():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        finally:
+            signal.raise_signal(signal.SIGINT)
+            raise AssertionError("the second Ctrl-C should have interrupted this clean-up")
+
+
 def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it() -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

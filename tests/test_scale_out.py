@@ -41,6 +41,41 @@ def _cnnlab_without_thread_settings(*args: str, cwd: Path, **env: str) -> CliRes
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def test_ctrl_c_of_a_submitit_local_sweep_keeps_each_jobs_checkpoint_and_ends_with_the_hint(
+        outputs: Path, tmp_path: Path) -> None:
+    """submitit's controllers print their own KeyboardInterrupt tracebacks; they came after cnnlab's line. Each job
+    keeps a last.pt to continue from. (It records itself `interrupted` unless submitit's controller kills it first:
+    the controller sends SIGKILL one second after the Ctrl-C, which a loaded machine can outrun; the forwarded
+    second Ctrl-C no longer cuts the clean-up short: tests/test_interrupts.py.)"""
+    import signal
+    import time
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    many = [o for o in TINY if not o.startswith("trainer.epochs=")] + ["trainer.epochs=500"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_NUM_THREADS", *_SLURM)} | {"OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen([sys.executable, "-m", "cnnlab", "pretrain", "-m", "hydra/launcher=submitit_local",
+                              *many, "seed=1,2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,  # its own "terminal" group
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both jobs past an epoch: each has a last.pt to continue from
+            logs = [d / "run.log" for d in run_dirs(outputs, "pretrain")]
+            if len(logs) == 2 and all("epoch 2/" in p.read_text() for p in logs if p.exists()):
+                break
+            time.sleep(0.2)
+        os.killpg(sweep.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, stderr = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130, stderr
+    assert "run the sweep again" in stderr.strip().splitlines()[-1]
+    runs = [read_run(d) for d in run_dirs(outputs, "pretrain")]
+    assert len(runs) == 2 and all(r["status"] in ("interrupted", "running") for r in runs)
+    assert all((Path(r["run_dir"]) / "last.pt").is_file() for r in runs)
+
+
 # ------------------------------------------------------------------------------------- the core share
 def test_the_core_share_divides_usable_cores_among_jobs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     usable = environment.cpu_info()["usable_cores"]
