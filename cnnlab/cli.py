@@ -133,7 +133,7 @@ def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
 
 def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -> None:
     """After a Ctrl-C of a submitit_local sweep: wait (at most `timeout_s`) for this process's children, submitit's
-    job controllers. They take the same Ctrl-C, stop their jobs (which record themselves `interrupted`) and print
+    job controllers. They take the same Ctrl-C, stop their jobs (each keeps its last.pt) and print
     their own KeyboardInterrupt traceback; waiting puts cnnlab's line (what to type next) after those, last."""
     import time
 

@@ -74,3 +74,22 @@ def loader_order_with_one_worker(n: int) -> list[int]:
     loader = make_loader(TensorDataset(torch.arange(n), torch.arange(n)), 4, shuffle=True, seed=3, workers=1)
     loader.sampler.set_epoch(0)
     return [int(i) for batch, _ in loader for i in batch]
+
+
+def write_idx(folder: Path, prefix: str, count: int, seed: int, classes: int = 4) -> None:
+    """MNIST-style gz idx files whose classes are learnable: class c is a bright band at rows 7c..7c+6, + noise."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % classes
+    images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 7 * label:7 * label + 7] = 230
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes()))
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">II", 2049, count) + labels.astype(np.uint8).tobytes()))

@@ -20,7 +20,7 @@ from cnnlab.data import DataBundle
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, model_options
 from cnnlab.runs import latest_run, load_run
-from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
+from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights, takes_any_channels
 
 TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
 
@@ -90,11 +90,22 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
 
 
 def check_student_fits(student: DistillRole, data: DataBundle) -> None:
-    """A student that starts from a cnnlab run must have been trained for the teacher's classes and input size
-    (random or ImageNet weights get a head made for the data's classes). Raises CnnlabError."""
+    """A student that starts from a cnnlab run must have been trained for the teacher's classes, input size and
+    channels (random or ImageNet weights get a head made for the data's classes); a student for 1-channel data
+    must be a network built for any channels. Raises CnnlabError."""
     weights = student.weights
+    channels = data.spec.channels
+    if channels != 3 and weights.kind != "run" and not takes_any_channels(student.name):
+        raise CnnlabError(f"the teacher reads {data.name} as {channels}-channel images and student={student.name} "
+                          "takes 3 channels", fix="use a student built for any channels (student=lenet5 or "
+                                                  "student=searched), or a teacher trained on 3 channels (a "
+                                                  "torchvision network, e.g. `cnnlab pretrain model=resnet18`)")
     if weights.kind != "run":
         return
+    if weights.spec is not None and weights.spec.channels != channels:
+        raise CnnlabError(f"student.weights is a run trained on {weights.spec.channels}-channel images, but the "
+                          f"teacher takes {channels}", fix="use student.weights=none, or a student run trained on "
+                                                          "the teacher's data")
     if list(weights.classes or []) != list(data.classes):
         raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
                           f"and dataset {data.name} have {len(data.classes)} (or other names)",

@@ -10,7 +10,7 @@ import torch
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models import create_model
 from cnnlab.runs import resolve_source
-from helpers import TINY, only_run, read_run, run_dirs
+from helpers import TINY, only_run, read_run, run_dirs, write_idx
 
 # TINY trains the teacher (lenet5, synthetic 4 classes at 16 px); the same data flags keep the distill runs tiny.
 LENET_PAIR = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lenet5", "trainer.epochs=2",
@@ -219,3 +219,31 @@ def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
     assert "state dict t.pth" in warning and "no validation images" in warning
     check_teacher_learned(ctx, teacher, None, 0.9, NoValData())  # type: ignore[arg-type]  # a good teacher: silent
     assert len(read_run(tmp_path)["warnings"]) == 1
+
+
+@pytest.fixture
+def grayscale_teacher(cli, outputs: Path, tmp_path: Path) -> list[str]:
+    """A LeNet-5 trained on 1-channel images (MNIST-style files), as `cnnlab pretrain dataset=fashion_mnist` makes."""
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", 96, seed=0)
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", 24, seed=1)
+    data = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
+            "dataset.val_fraction=0.25"]
+    assert cli("pretrain", *data, "model=lenet5", *TEACHER_TRAINING, "trainer.batch_size=16").code == 0
+    teacher, _ = load_model(resolve_source("latest:pretrain", outputs, want=("checkpoint",)).path)
+    assert teacher.features[0].in_channels == 1
+    return ["teacher=lenet5", "teacher.weights=latest:pretrain", "trainer.epochs=1", "trainer.batch_size=16"]
+
+
+def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outputs: Path,
+                                                                      grayscale_teacher: list[str]) -> None:
+    """The student was built for 3 channels and met the teacher's 1-channel images: a traceback."""
+    result = cli("distill", *grayscale_teacher, "student=lenet5")
+    assert result.code == 0, result.output
+    student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
+    assert student.features[0].in_channels == 1 and only_run(outputs, "distill")["status"] == "completed"
+
+
+def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, grayscale_teacher: list[str]) -> None:
+    line = error_line(cli("distill", *grayscale_teacher, "student=mobilenet_v3_small", "student.weights=none"))
+    assert "1-channel images" in line and "student=lenet5" in line
+

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,30 +12,16 @@ import torch
 from cnnlab.compress.quantization import (FORMATS, CalibrationReader, PtqSettings, graph_input_name, preprocess,
                                           quantize_static_candidate)
 from cnnlab.deploy.export import copy_with_metadata, read_onnx_metadata
-from helpers import only_run, read_run, run_dirs
+from helpers import only_run, read_run, run_dirs, write_idx
 
 CLASSES = 4
 TRAIN, TEST = 96, 24
 
 
-def write_idx(folder: Path, prefix: str, count: int, seed: int) -> None:
-    """MNIST-style gz idx files whose classes are learnable: class c is a bright band at rows 7c..7c+6, + noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(count) % CLASSES
-    images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        images[i, 7 * label:7 * label + 7] = 230
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-        gzip.compress(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes()))
-    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(struct.pack(">II", 2049, count) + labels.astype(np.uint8).tobytes()))
-
-
 @pytest.fixture
 def mnist_args(tmp_path: Path) -> list[str]:
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", TRAIN, seed=0)
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", TEST, seed=1)
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", TRAIN, seed=0, classes=CLASSES)
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", TEST, seed=1, classes=CLASSES)
     return ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
             "dataset.val_fraction=0.25"]
 
