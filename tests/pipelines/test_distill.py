@@ -243,7 +243,12 @@ def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outpu
     assert student.features[0].in_channels == 1 and only_run(outputs, "distill")["status"] == "completed"
 
 
-def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, grayscale_teacher: list[str]) -> None:
+def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, outputs: Path,
+                                                                           grayscale_teacher: list[str]) -> None:
     line = error_line(cli("distill", *grayscale_teacher, "student=mobilenet_v3_small", "student.weights=none"))
-    assert "1-channel images" in line and "student=lenet5" in line
+    assert "1-channel images" in line and "student=lenet5" in line and "student=searched" in line
+    followed = cli("distill", *grayscale_teacher, "student=searched")  # the other student the line names
+    assert followed.code == 0, followed.output
+    student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
+    assert next(m for m in student.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 1
 
