@@ -99,7 +99,7 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
         raise CnnlabError(f"the teacher reads {data.name} as {channels}-channel images and student={student.name} "
                           "takes 3 channels", fix="use a student built for any channels (student=lenet5 or "
                                                   "student=searched), or a teacher trained on 3 channels (a "
-                                                  "torchvision network, e.g. `cnnlab pretrain model=resnet18`)")
+                                                  f"torchvision network, e.g. `cnnlab pretrain model=resnet18 dataset={data.name}`)")
     if weights.kind != "run":
         return
     if weights.spec is not None and weights.spec.channels != channels:
