@@ -112,6 +112,11 @@ def no_such_option(command: str, arg: str) -> str:
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
 
 
+def _launcher(args: Sequence[str]) -> str:
+    """The Hydra launcher the command line names (hydra/launcher=NAME), or "" for Hydra's basic one."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
+
+
 def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
     """What a sweep (-m) cannot run with, as one line before Hydra starts: --cfg or --info (Hydra: "Only one of
     --run, --multirun, --cfg, --info ...", a traceback), and a SLURM launcher (hydra/launcher=submitit_slurm,
@@ -124,7 +129,7 @@ def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
     if shown:
         raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
                         f"one value per key) to see it, or drop {shown} to run the sweep")
-    launcher = next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
+    launcher = _launcher(args)
     if "slurm" in launcher and shutil.which("srun") is None:
         raise UserError(f"hydra/launcher={launcher} submits the jobs to SLURM, and this machine has no SLURM (no srun "
                         "on the PATH) — run the command on the cluster's login node, or try the sweep here with "
@@ -137,7 +142,7 @@ def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -
     their own KeyboardInterrupt traceback; waiting puts cnnlab's line (what to type next) after those, last."""
     import time
 
-    if not any(a.startswith("hydra/launcher=") and "submitit" in a for a in args):
+    if "submitit" not in _launcher(args):
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -88,25 +88,18 @@ def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen
     return recorded
 
 
-def takes_any_channels(name: str) -> bool:
-    """Whether zoo model `name` is built for any number of input channels (LeNet-5, searched networks); the others
-    take 3, and a grayscale set reaches them replicated (cnnlab/data/registry.py resolve_input_spec)."""
-    from cnnlab.models.registry import get_entry
-
-    return get_entry(name).any_channels
-
-
 def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
                   role: str = "model") -> torch.nn.Module:
     """The network a training run starts from: zoo model `name` built with the weights' own head, the weights
     loaded (a pruned run's per-layer shapes applied first), then a head for the data's classes (new_head None =
     auto: only when the classes differ; False: refuse other classes). `role` (model, teacher, student) names the
     setting in errors. Raises CnnlabError when the weights do not fit."""
-    from cnnlab.models import create_model, load_pretrained, replace_head
+    from cnnlab.models import create_model, get_entry, load_pretrained, replace_head
 
     size = data.spec.size
     if not weights.pretrained:  # a network that takes any channels is built for the data's (1 for grayscale sets)
-        channels = {"in_channels": data.spec.channels} if data.spec.channels != 3 and takes_any_channels(name) else {}
+        channels = {"in_channels": data.spec.channels} if data.spec.channels != 3 and get_entry(name).any_channels \
+            else {}
         return create_model(name, num_classes=len(data.classes), image_size=size, **{**channels, **weights.arch_kwargs})
     own_classes = len(weights.classes) if weights.classes else len(data.classes)
     model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)

@@ -18,9 +18,9 @@ from cnnlab.compress.distill import Network
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, model_options
+from cnnlab.models import canonical_name, get_entry, model_options
 from cnnlab.runs import latest_run, load_run
-from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights, takes_any_channels
+from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
 TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
 
@@ -95,7 +95,7 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
     must be a network built for any channels. Raises CnnlabError."""
     weights = student.weights
     channels = data.spec.channels
-    if channels != 3 and weights.kind != "run" and not takes_any_channels(student.name):
+    if channels != 3 and weights.kind != "run" and not get_entry(student.name).any_channels:
         raise CnnlabError(f"the teacher reads {data.name} as {channels}-channel images and student={student.name} "
                           "takes 3 channels", fix="use a student built for any channels (student=lenet5 or "
                                                   "student=searched), or a teacher trained on 3 channels (a "
