@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -107,8 +107,19 @@ def save_model(path: Path, model: nn.Module, *, arch: dict[str, Any], classes: l
         "input": spec.to_dict(),
         "extra": extra or {},
     }
+    try:  # never write what read_checkpoint would refuse (a run that "completed" with an unloadable model.pt)
+        validate_checkpoint(payload)
+    except _Invalid as exc:
+        non_finite = first_non_finite(payload["state_dict"]) is not None
+        raise CnnlabError(f"{path} was not written: {exc}",
+                          fix=NON_FINITE_FIX if non_finite else "this is a bug in cnnlab; please report the command") \
+            from exc
     save_tensors(Path(path), payload)
     return Path(path)
+
+
+# What to change when training made the loss or the weights NaN/inf.
+NON_FINITE_FIX = "lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none"
 
 
 def is_cnnlab_checkpoint(payload: dict[str, Any]) -> bool:
@@ -153,6 +164,12 @@ def _check_spec(data: Any) -> InputSpec:
         raise _Invalid(f"input.{exc}") from exc  # from_dict names the field first: "size is -32, ..."
 
 
+def first_non_finite(state: Mapping[str, Any]) -> str | None:
+    """The name of the first floating-point tensor in `state` (a state dict) holding NaN or ±inf, or None."""
+    return next((key for key, value in state.items() if isinstance(value, torch.Tensor) and value.is_floating_point()
+                 and not torch.isfinite(value).all()), None)
+
+
 def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
     state = _mapping(state, "state_dict")
     if not state:
@@ -160,8 +177,9 @@ def _check_state_dict(state: Any) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise _Invalid(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
-        if value.is_floating_point() and not torch.isfinite(value).all():  # a diverged run's weights
-            raise _Invalid(f"state_dict[{key!r}] holds NaN or infinite values (saved from a diverged run?)")
+    broken = first_non_finite(state)
+    if broken is not None:  # a diverged run's weights
+        raise _Invalid(f"state_dict[{broken!r}] holds NaN or infinite values (saved from a diverged run?)")
     return state
 
 

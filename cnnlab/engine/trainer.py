@@ -12,6 +12,7 @@ pretraining); its metrics then take the place of val_loss/val_acc/val_top5 in th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -25,7 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from cnnlab.engine.batchnorm import recompute_bn_stats, set_train_mode, training_batchnorms
-from cnnlab.engine.checkpoint import load_tensors, save_tensors, unwrap
+from cnnlab.engine.checkpoint import NON_FINITE_FIX, first_non_finite, load_tensors, save_tensors, unwrap
+from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.objectives import Objective, validation_of
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
@@ -63,7 +65,6 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
 
 _SAID: set[str] = set()  # notes logged once a process (Trainer._precise_bn_batches)
 
-NON_FINITE_FIX = "lower optim.lr, set trainer.grad_clip=1.0, or use trainer.amp=none"
 
 
 def _what_is_kept(completed: int) -> str:
@@ -181,6 +182,15 @@ class Trainer:
                                 f"{_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
 
     @staticmethod
+    def _check_finite_weights(model: nn.Module, epoch: int) -> None:
+        """Weights that hold NaN/inf though the loss stayed finite (a tap that sees only padding, a kernel's wrong
+        gradient): the run would save a model.pt that no command can load."""
+        broken = first_non_finite(unwrap(model).state_dict())
+        if broken is not None:
+            raise NonFiniteLoss(f"the weights hold NaN or infinite values after epoch {epoch + 1} ({broken}), though "
+                                f"the loss stayed finite; {_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
+
+    @staticmethod
     def _check_finite_validation(entry: dict[str, Any], lr: float) -> None:
         """A validation loss that is NaN/inf: the weights give non-finite outputs, whatever top-1 the argmax of
         those outputs happens to read (a run at lr 1e6 "scored" chance and completed)."""
@@ -223,11 +233,12 @@ class Trainer:
         if rt.distributed:
             ids = [rt.device.index] if rt.device.type == "cuda" else None
             train_model = DistributedDataParallel(train_model, device_ids=ids)
-        with self.progress:
+        with self.progress, self._conv_guard(model):
             for epoch in range(start_epoch, settings.epochs):
                 with rt.out_of_memory_as_error("trainer.batch_size", (train_loader.batch_size or 1) * rt.world_size):
                     train = self.train_one_epoch(train_model, objective, train_loader, optimizer, scheduler,
                                                  epoch=epoch, scaler=scaler, frozen=frozen)
+                self._check_finite_weights(model, epoch)
                 entry: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                                          "lr": train["lr"], "images_per_s": train["images_per_s"],
                                          "train_seconds": train["seconds"]}
@@ -251,6 +262,14 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, entry)
         return result
+
+    def _conv_guard(self, model: nn.Module) -> contextlib.AbstractContextManager[Any]:
+        """On the CPU under bf16 autocast, convolutions narrower than their stride train in float32
+        (engine/conv_guard.py: oneDNN's bf16 weight gradient is wrong there)."""
+        rt = self.runtime
+        if rt.device.type == "cpu" and rt.amp_dtype == torch.bfloat16:
+            return narrow_convs_in_float32(model)
+        return contextlib.nullcontext()
 
     def _precise_bn_batches(self, model: nn.Module, loader: DataLoader, frozen: Sequence[nn.Module]) -> int:
         """How many training batches the precise-BN pass takes after each epoch (0 = off)."""

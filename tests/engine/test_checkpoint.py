@@ -159,3 +159,17 @@ def test_load_model_returns_the_network_in_eval_mode(tmp_path: Path) -> None:
     model, ckpt = load_model(tmp_path / "model.pt")
     assert not model.training and not any(m.training for m in model.modules())
     assert ckpt.num_classes == 3 and ckpt.image_size == 32 and ckpt.name == "resnet18"
+
+
+def test_weights_holding_nan_are_not_written_and_the_file_there_is_kept(tmp_path: Path) -> None:
+    """A run saved a model.pt that read_checkpoint refuses: what cnnlab writes must pass its own validation."""
+    path = tmp_path / "model.pt"
+    model = create_model("lenet5", num_classes=3, image_size=32)
+    arch = {"name": "lenet5", "num_classes": 3, "image_size": 32}
+    save_model(path, model, arch=arch, classes=["a", "b", "c"], spec=InputSpec(size=32))
+    before = path.read_bytes()
+    with torch.no_grad():
+        model.features[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(CnnlabError, match=r"was not written: state_dict\['features.0.weight'\] holds NaN") as info:
+        save_model(path, model, arch=arch, classes=["a", "b", "c"], spec=InputSpec(size=32))
+    assert "trainer.amp=none" in info.value.fix and path.read_bytes() == before

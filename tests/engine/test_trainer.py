@@ -195,3 +195,35 @@ def test_other_runtime_errors_in_a_step_are_not_taken_for_out_of_memory(few) -> 
     trainer, model, optimizer, scheduler, train, val = make_job(few, epochs=1)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         trainer.fit(model, broken, Loaders(train, val), optimizer, scheduler)
+
+
+def _narrow_conv_job(runtime: Runtime):
+    """A stride-2 convolution on 1×1 maps (as MobileNetV2's last stages at 16 px), trained by plain SGD."""
+    torch.manual_seed(0)
+    images, labels = torch.randn(64, 8, 1, 1), torch.arange(64) % 4
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=16)
+    conv = nn.Conv2d(8, 32, 3, stride=2, padding=1)
+    model = runtime.prepare_model(nn.Sequential(conv, nn.Flatten(), nn.Linear(32, 4)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    trainer = Trainer(runtime, Recipe(epochs=2, log_every=1), show_progress=False)
+    trainer.fit(model, ClassificationObjective(4), Loaders(loader, loader), optimizer, None)
+    return conv.weight.detach()
+
+
+def test_bf16_training_leaves_the_taps_that_see_only_padding_as_float32_training_does() -> None:
+    """Under CPU bf16 autocast, oneDNN's weight gradient gave those taps values from uninitialised memory: a run
+    "completed" with weights that are garbage at any larger input, or NaN (a model.pt no command could load)."""
+    bf16 = _narrow_conv_job(Runtime(device=torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=True))
+    fp32 = _narrow_conv_job(CPU)
+    padding_only = torch.ones(3, 3, dtype=torch.bool)
+    padding_only[1, 1] = False
+    # Weight decay and momentum alone move them, identically in both runs.
+    assert torch.equal(bf16[:, :, padding_only], fp32[:, :, padding_only])
+
+
+def test_weights_that_become_nan_stop_the_run_even_when_the_loss_stays_finite(data) -> None:
+    trainer, model, optimizer, scheduler, train, val = make_job(data, epochs=1)
+    model.register_buffer("broken", torch.tensor([float("nan")]))  # reaches no loss, but would be saved
+    with pytest.raises(NonFiniteLoss, match=r"weights hold NaN or infinite values after epoch 1 \(broken\)") as info:
+        fit((trainer, model, optimizer, scheduler, train, val))
+    assert "no checkpoint was written" in str(info.value) and "trainer.amp=none" in info.value.fix
