@@ -5,7 +5,7 @@ input is narrower than its horizontal stride (width < stride[1]: a stride-2 conv
 MobileNet, EfficientNet and ResNet have at 16 px and below). The taps that see only padding get values from
 uninitialised memory (1e-26 to 1e28, sometimes NaN) in 10-90 % of the steps, for depthwise and dense convolutions
 alike; the forward output and the input gradient are right. Measured on torch 2.14.1 (Intel Xeon with AMX), see
-docs/training.md ("Mixed precision on the CPU"); the class of bug is pytorch/pytorch#68868 (oneDNN weight gradient
+docs/training.md ("Mixed precision"); the class of bug is pytorch/pytorch#68868 (oneDNN weight gradient
 wrong in edge cases of stride and padding).
 
 What it did to a run: the loss and the validation accuracy stay finite and plausible, while those taps drift to

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
@@ -50,8 +50,9 @@ def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16 make bf16 convolutions faster than fp32 (measured 1.6x on ResNet-18 training
-    here); without them bf16 autocast on CPU is emulated and slower."""
+    """AMX or AVX512-BF16 make bf16 convolutions faster than fp32 (measured 1.6x on ResNet-18 training at 64 px
+    here); without them bf16 autocast on CPU is emulated and slower. Depthwise convolutions are the exception
+    (Runtime.for_network)."""
     return has_cpu_flag("amx_bf16") or has_cpu_flag("avx512_bf16")
 
 
@@ -79,6 +80,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    amp_auto: bool = False  # amp_dtype is trainer.amp=auto's choice (for_network may revise it), not the user's
 
     @property
     def is_main(self) -> bool:
@@ -91,6 +93,16 @@ class Runtime:
     @property
     def needs_grad_scaler(self) -> bool:
         return self.amp_dtype == torch.float16
+
+    def for_network(self, model: torch.nn.Module) -> "Runtime":
+        """This runtime for training `model`. Where trainer.amp=auto chose bf16 on the CPU and the network has
+        depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks), float32 instead: oneDNN
+        trains them 2-3x slower in bf16 (benchmarks/cpu_amp.py, docs/benchmarks.md). An explicit trainer.amp=bf16
+        is kept."""
+        if self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 and any(
+                isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules()):
+            return replace(self, amp_dtype=None)
+        return self
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
@@ -136,7 +148,8 @@ class Runtime:
         if world_size > 1:
             _join_process_group(device, rank, world_size)
         return cls(device=device, amp_dtype=amp, channels_last=channels_last, rank=rank,
-                   world_size=world_size, local_rank=local_rank)
+                   world_size=world_size, local_rank=local_rank,
+                   amp_auto=str(trainer.get("amp") or "auto").lower() == "auto")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -207,7 +207,7 @@ class Trainer:
             frozen: Sequence[nn.Module] = (), on_epoch_end: EpochCallback | None = None) -> FitResult:
         """Train for settings.epochs, evaluating after each epoch. `model` must already be on the
         runtime's device (Runtime.prepare_model) and `optimizer` built on its parameters."""
-        rt, settings = self.runtime, self.settings
+        rt, settings = self._runtime_for(model), self.settings
         if settings.epochs < 1:
             raise CnnlabError(f"trainer.epochs={settings.epochs} must be at least 1")
         train_loader, val_loader = loaders
@@ -262,6 +262,19 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, entry)
         return result
+
+    def _runtime_for(self, model: nn.Module) -> Runtime:
+        """The runtime this fit trains `model` with (Runtime.for_network: no bf16 for depthwise networks on the
+        CPU unless asked for); said once a process."""
+        runtime = self.runtime.for_network(model)
+        if runtime != self.runtime:
+            message = ("trainer.amp=auto: float32, not bf16 — this network has depthwise convolutions, which oneDNN "
+                       "trains 2-3x slower in bf16 on the CPU (trainer.amp=bf16 forces it)")
+            if runtime.is_main and message not in _SAID:
+                _SAID.add(message)
+                log.info(message)
+        self.runtime = runtime
+        return runtime
 
     def _conv_guard(self, model: nn.Module) -> contextlib.AbstractContextManager[Any]:
         """On the CPU under bf16 autocast, convolutions narrower than their stride train in float32

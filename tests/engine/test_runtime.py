@@ -107,3 +107,44 @@ def test_rank_zero_decides_for_every_rank_and_its_errors_reach_them_all(tmp_path
 def test_rank_zero_work_in_a_single_process_is_a_plain_call() -> None:
     runtime = rt.Runtime(device=torch.device("cpu"), amp_dtype=None, channels_last=False)
     assert rt.from_rank_zero(runtime, lambda: 7) == 7
+
+
+def test_amp_auto_trains_depthwise_networks_in_float32_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast made MobileNetV2 train 2-3x slower than float32 on an AMX Xeon (benchmarks/cpu_amp.py), while
+    ResNet-18 at 64 px gained 1.4x: `auto` now decides per network; an explicit bf16 is kept."""
+    from cnnlab.models import create_model
+
+    monkeypatch.setattr(rt, "cpu_has_fast_bf16", lambda: True)
+    auto = rt.Runtime.from_config({"device": "cpu", "trainer": {"amp": "auto"}})
+    asked = rt.Runtime.from_config({"device": "cpu", "trainer": {"amp": "bf16"}})
+    mobilenet = create_model("mobilenet_v2", num_classes=3, image_size=32)
+    resnet = create_model("resnet18", num_classes=3, image_size=32)
+    assert auto.amp_dtype == torch.bfloat16 and auto.for_network(mobilenet).amp_dtype is None
+    assert auto.for_network(resnet).amp_dtype == torch.bfloat16
+    assert asked.for_network(mobilenet).amp_dtype == torch.bfloat16
+
+
+def test_a_fit_of_a_depthwise_network_under_amp_auto_runs_without_autocast(caplog: pytest.LogCaptureFixture,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch import nn
+
+    from cnnlab.engine import trainer
+    from cnnlab.engine.objectives import ClassificationObjective
+    from cnnlab.engine.recipe import Recipe
+    from cnnlab.engine.trainer import Loaders, Trainer
+
+    monkeypatch.setattr(trainer, "_SAID", set())  # said once a process: another test may have said it
+
+    seen: list[bool] = []
+    depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    depthwise.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    model = nn.Sequential(depthwise, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    data = torch.utils.data.TensorDataset(torch.randn(8, 4, 6, 6), torch.arange(8) % 2)
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    auto_bf16 = rt.Runtime(device=torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=False, amp_auto=True)
+    with caplog.at_level("INFO"):
+        Trainer(auto_bf16, Recipe(epochs=1), show_progress=False).fit(
+            model, ClassificationObjective(2), Loaders(loader, loader), torch.optim.SGD(model.parameters(), lr=0.1),
+            None)
+    assert seen and not any(seen)
+    assert "float32, not bf16" in caplog.text and "trainer.amp=bf16 forces it" in caplog.text
