@@ -94,13 +94,12 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     loaded (a pruned run's per-layer shapes applied first), then a head for the data's classes (new_head None =
     auto: only when the classes differ; False: refuse other classes). `role` (model, teacher, student) names the
     setting in errors. Raises CnnlabError when the weights do not fit."""
-    from cnnlab.models import create_model, get_entry, load_pretrained, replace_head
+    from cnnlab.models import channel_options, create_model, load_pretrained, replace_head
 
     size = data.spec.size
     if not weights.pretrained:  # a network that takes any channels is built for the data's (1 for grayscale sets)
-        channels = {"in_channels": data.spec.channels} if data.spec.channels != 3 and get_entry(name).any_channels \
-            else {}
-        return create_model(name, num_classes=len(data.classes), image_size=size, **{**channels, **weights.arch_kwargs})
+        return create_model(name, num_classes=len(data.classes), image_size=size,
+                            **{**channel_options(name, data.spec.channels), **weights.arch_kwargs})
     own_classes = len(weights.classes) if weights.classes else len(data.classes)
     model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)
     if weights.kind == "run":

@@ -173,3 +173,10 @@ def canonical_name(name: str, *, role: str = "model", refused: Collection[str] =
 
 def get_entry(name: str) -> ModelEntry:
     return MODELS[canonical_name(name)]
+
+
+def channel_options(name: str, channels: int) -> dict[str, int]:
+    """The create_model option that builds network `name` for images of `channels` channels: {"in_channels": 1}
+    for a network that takes any channel count (LeNet-5, searched networks) on grayscale images, else {} (an
+    ImageNet-shaped network takes 3, and a grayscale image is replicated to fit: data/transforms.py)."""
+    return {"in_channels": channels} if channels != 3 and get_entry(name).any_channels else {}

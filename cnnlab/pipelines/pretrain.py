@@ -25,7 +25,7 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.selfsup import SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, create_model, get_entry, model_options
+from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
@@ -50,7 +50,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 def _spec(cfg: DictConfig, name: str) -> tuple[InputSpec, dict[str, Any]]:
     """From scratch, a network that takes any channel count learns grayscale sets in one channel."""
     spec = resolve_input_spec(cfg.dataset, None, any_channels=get_entry(name).any_channels)
-    return spec, {**model_options(cfg.model), **({"in_channels": spec.channels} if spec.channels != 3 else {})}
+    return spec, {**model_options(cfg.model), **channel_options(name, spec.channels)}
 
 
 def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, Any]:

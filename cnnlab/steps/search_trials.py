@@ -28,7 +28,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, from_rank_zero
 from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, count_flops, count_params, create_model, get_entry
+from cnnlab.models import canonical_name, count_flops, count_params, channel_options, create_model, get_entry
 from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
@@ -63,9 +63,7 @@ def trial_config(cfg: DictConfig, overrides: Mapping[str, Any]) -> DictConfig:
 def arch_kwargs(candidate: Candidate, spec: InputSpec) -> dict[str, Any]:
     """The zoo options a candidate is built with (recorded in model.pt: what rebuilds it)."""
     kwargs: dict[str, Any] = {"arch": candidate.arch} if candidate.arch else {}
-    if get_entry(candidate.model).any_channels and spec.channels != 3:
-        kwargs["in_channels"] = spec.channels
-    return kwargs
+    return {**kwargs, **channel_options(candidate.model, spec.channels)}
 
 
 class RungValidation:
@@ -204,7 +202,7 @@ class TrialRunner:
             return self._reference
         spec = resolve_input_spec(self.cfg.dataset, None, any_channels=get_entry(name).any_channels)
         model = create_model(name, num_classes=len(data.classes), image_size=spec.size,
-                             **({"in_channels": spec.channels} if get_entry(name).any_channels else {}))
+                             **channel_options(name, spec.channels))
         self._reference = export_reference(model, name, spec, data.classes, self.ctx.path(REFERENCE_ONNX))
         return self._reference
 

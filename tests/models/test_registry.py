@@ -49,3 +49,10 @@ def test_weights_name_matches_the_architecture(name: str) -> None:
         model = MODELS[name].builder(num_classes=1000)
     assert count_params(model) == weights.meta["num_params"]
     assert len(weights.meta["categories"]) == 1000
+
+
+def test_channel_options_build_only_networks_that_take_any_channels_for_grayscale() -> None:
+    from cnnlab.models import channel_options
+
+    assert channel_options("lenet5", 1) == {"in_channels": 1} and channel_options("searched", 1) == {"in_channels": 1}
+    assert channel_options("lenet5", 3) == {} and channel_options("resnet18", 1) == {}
