@@ -100,6 +100,7 @@ def predict_logits(model: nn.Module, dataset: Dataset, runtime: Runtime, *, batc
                    desc: str = "teacher logits") -> Tensor:
     """The model's logits for every item of `dataset`, in order: float32 [N, classes] on the CPU."""
     model.eval()
+    runtime = runtime.for_network(model)  # the precision this network trains in
     loader = make_loader(dataset, batch_size, shuffle=False, seed=0)
     chunks = []
     with make_progress(runtime.is_main) as progress:

@@ -34,6 +34,7 @@ def extract_features(model: nn.Module, head_path: str, loader: DataLoader, runti
                      desc: str = "features") -> TensorDataset:
     """(features, labels) for every item of the loader, on the CPU in float32."""
     model.eval()
+    runtime = runtime.for_network(model)  # the precision this network trains in (no bf16 for depthwise on CPU)
     features, labels = [], []
     with without_head(model, head_path), make_progress(runtime.is_main) as progress:
         task = progress.add_task(desc, total=len(loader), status="")

@@ -59,6 +59,7 @@ class KnnMonitor:
     def _embed(self, model: nn.Module, loader: DataLoader, runtime: Runtime, progress: Progress,
                desc: str) -> tuple[torch.Tensor, torch.Tensor]:
         vectors, labels = [], []
+        runtime = runtime.for_network(model)  # the precision this network trains in
         task = progress.add_task(desc, total=len(loader), status="")
         for batch in loader:
             with runtime.autocast():

@@ -63,8 +63,7 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
                  "val_loss", "val_acc", "val_top5"}
 
 
-_SAID: set[str] = set()  # notes logged once a process (Trainer._precise_bn_batches)
-
+_SAID: set[str] = set()  # notes logged once a process (precise BN, amp=auto's float32): a search trains many
 
 
 def _what_is_kept(completed: int) -> str:
@@ -102,6 +101,7 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: st
     `loader`'s (image [B, C, H, W], label [B]) batches, under the runtime's autocast; summed over ranks when
     each holds a shard. Leaves the model in eval mode. As torchvision's references' `evaluate`."""
     model.eval()
+    runtime = runtime.for_network(model)  # the precision this network trains in (no bf16 for depthwise on CPU)
     meter = ClassificationMeter(runtime.device)
     progress = progress or make_progress(enabled=False)
     task = progress.add_task(desc, total=len(loader), status="")

@@ -131,7 +131,7 @@ def test_a_fit_of_a_depthwise_network_under_amp_auto_runs_without_autocast(caplo
     from cnnlab.engine import trainer
     from cnnlab.engine.objectives import ClassificationObjective
     from cnnlab.engine.recipe import Recipe
-    from cnnlab.engine.trainer import Loaders, Trainer
+    from cnnlab.engine.trainer import Loaders, Trainer, evaluate
 
     monkeypatch.setattr(trainer, "_SAID", set())  # said once a process: another test may have said it
 
@@ -146,5 +146,8 @@ def test_a_fit_of_a_depthwise_network_under_amp_auto_runs_without_autocast(caplo
         Trainer(auto_bf16, Recipe(epochs=1), show_progress=False).fit(
             model, ClassificationObjective(2), Loaders(loader, loader), torch.optim.SGD(model.parameters(), lr=0.1),
             None)
+    assert seen and not any(seen)
+    seen.clear()
+    evaluate(model, loader, auto_bf16)  # scored in the precision it trained in
     assert seen and not any(seen)
     assert "float32, not bf16" in caplog.text and "trainer.amp=bf16 forces it" in caplog.text
