@@ -25,7 +25,7 @@ class CommandInfo:
     # keeps last.pt after every epoch and continues from it with resume=RUN; the pipeline resumes such a stage
     # (distill too: resume= restores its saved config and keeps the teacher the run started with)
     resumable: bool = False
-    kept_note: str = "the last completed epoch's checkpoint is kept"  # what an interrupted resumable run keeps
+    kept_note: str = "its last checkpoint (last.pt) is kept"  # what an interrupted resumable run keeps
     rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
     produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)

@@ -202,7 +202,7 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
             assert command == ([name, "resume=true"] if info.resumable and kept else [name, "a=1"]), hint
     # what is kept is what resume= continues: a search keeps its study, not an epoch's checkpoint
     assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
-    assert "epoch's checkpoint" in interrupt_hint("pretrain", [], checkpoint_kept=True)
+    assert "last checkpoint (last.pt)" in interrupt_hint("pretrain", [], checkpoint_kept=True)
 
     # a sweep's job: `cnnlab pretrain resume=true` would continue that one job outside its sweep
     for name in COMMANDS:

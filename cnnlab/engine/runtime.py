@@ -95,8 +95,8 @@ class Runtime:
         return self.amp_dtype == torch.float16
 
     def for_network(self, model: torch.nn.Module) -> "Runtime":
-        """This runtime for training or running `model`. Where trainer.amp=auto chose bf16 on the CPU and the network has
-        depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks), float32 instead: oneDNN
+        """This runtime for training or running `model`. Where trainer.amp=auto chose bf16 on the CPU and the
+        network has depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks), float32 instead: oneDNN
         trains them 2-3x slower in bf16 (benchmarks/cpu_amp.py, docs/benchmarks.md). An explicit trainer.amp=bf16
         is kept."""
         if self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 and any(

@@ -66,9 +66,9 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
 _SAID: set[str] = set()  # notes logged once a process (precise BN, amp=auto's float32): a search trains many
 
 
-def _what_is_kept(completed: int) -> str:
-    """What a run stopped after `completed` good epochs leaves to continue from."""
-    return "no checkpoint was written" if completed == 0 else "the last completed epoch's checkpoint is kept"
+def _what_is_kept(saved_epoch: int | None) -> str:
+    """What a stopped run leaves to continue from: the epoch of the last last.pt this fit wrote, or None."""
+    return "no checkpoint was written" if saved_epoch is None else f"the checkpoint of epoch {saved_epoch} is kept"
 
 
 class NonFiniteLoss(CnnlabError):
@@ -123,6 +123,7 @@ class Trainer:
         self.runtime = runtime
         self.settings = settings
         self.progress = make_progress(enabled=show_progress and runtime.is_main)
+        self._saved_epoch: int | None = None  # the epoch of the last last.pt this fit wrote
 
     # ------------------------------------------------------------------ one epoch of training
     def train_one_epoch(self, model: nn.Module, objective: Objective, loader: DataLoader,
@@ -179,19 +180,24 @@ class Trainer:
         if not meter.loss_is_finite(across_ranks=self.runtime.distributed):
             lr = optimizer.param_groups[-1]["lr"]
             raise NonFiniteLoss(f"the loss became NaN/inf at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}); "
-                                f"{_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
+                                f"{_what_is_kept(self._saved_epoch)}", fix=self._non_finite_fix())
 
-    @staticmethod
-    def _check_finite_weights(model: nn.Module, epoch: int) -> None:
+    def _non_finite_fix(self) -> str:
+        """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32."""
+        if self.runtime.amp_dtype is None:
+            return "lower optim.lr or set trainer.grad_clip=1.0"
+        return NON_FINITE_FIX
+
+    def _check_finite_weights(self, model: nn.Module, epoch: int) -> None:
         """Weights that hold NaN/inf though the loss stayed finite (a tap that sees only padding, a kernel's wrong
         gradient): the run would save a model.pt that no command can load."""
         broken = first_non_finite(unwrap(model).state_dict())
         if broken is not None:
             raise NonFiniteLoss(f"the weights hold NaN or infinite values after epoch {epoch + 1} ({broken}), though "
-                                f"the loss stayed finite; {_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
+                                f"the loss stayed finite; {_what_is_kept(self._saved_epoch)}",
+                                fix=self._non_finite_fix())
 
-    @staticmethod
-    def _check_finite_validation(entry: dict[str, Any], lr: float) -> None:
+    def _check_finite_validation(self, entry: dict[str, Any], lr: float) -> None:
         """A validation loss that is NaN/inf: the weights give non-finite outputs, whatever top-1 the argmax of
         those outputs happens to read (a run at lr 1e6 "scored" chance and completed)."""
         loss = entry.get("val_loss")
@@ -199,7 +205,7 @@ class Trainer:
             epoch = int(entry["epoch"]) - 1
             raise NonFiniteLoss(f"the validation loss is {loss} after epoch {epoch + 1} (train loss "
                                 f"{entry['train_loss']:.4g}, lr {lr:.3g}): the weights no longer give finite outputs; "
-                                f"{_what_is_kept(epoch)}", fix=NON_FINITE_FIX)
+                                f"{_what_is_kept(self._saved_epoch)}", fix=self._non_finite_fix())
 
     # ------------------------------------------------------------------ the whole run
     def fit(self, model: nn.Module, objective: Objective, loaders: Loaders, optimizer: torch.optim.Optimizer,
@@ -219,6 +225,7 @@ class Trainer:
             start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler,
                                                         steps_per_epoch=steps_per_epoch)
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
+            self._saved_epoch = start_epoch  # the state resumed from stays where it is
         bn_batches = self._precise_bn_batches(model, train_loader, frozen)
         validation = validation_of(objective)
         train_model = model
@@ -314,6 +321,7 @@ class Trainer:
 
     def _save_state(self, path: Path, epochs_done: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, scaler: Any, history: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
+        self._saved_epoch = epochs_done
         save_tensors(path, {
             "format": "cnnlab.train-state/1",
             "epoch": epochs_done,

@@ -226,4 +226,24 @@ def test_weights_that_become_nan_stop_the_run_even_when_the_loss_stays_finite(da
     model.register_buffer("broken", torch.tensor([float("nan")]))  # reaches no loss, but would be saved
     with pytest.raises(NonFiniteLoss, match=r"weights hold NaN or infinite values after epoch 1 \(broken\)") as info:
         fit((trainer, model, optimizer, scheduler, train, val))
-    assert "no checkpoint was written" in str(info.value) and "trainer.amp=none" in info.value.fix
+    # a float32 run is not told to leave mixed precision
+    assert "no checkpoint was written" in str(info.value) and info.value.fix == "lower optim.lr or set trainer.grad_clip=1.0"
+
+
+def test_a_stop_names_the_checkpoint_that_is_really_kept(data, tmp_path: Path) -> None:
+    """With trainer.checkpoint_every=2 a stop in epoch 2 said "the last completed epoch's checkpoint is kept",
+    though no last.pt had been written yet."""
+    for poisoned_epoch, kept in ((2, "no checkpoint was written"), (3, "the checkpoint of epoch 2 is kept")):
+        trainer, model, optimizer, scheduler, train, val = make_job(data, epochs=3)
+        trainer.settings = Recipe(epochs=3, log_every=2, checkpoint_every=2)
+        steps = [0]
+
+        def poisoned(model: nn.Module, batch, poisoned_epoch=poisoned_epoch):
+            steps[0] += 1
+            loss, logits, targets = ClassificationObjective(10)(model, batch)
+            return (loss * float("nan") if steps[0] > (poisoned_epoch - 1) * len(train) else loss), logits, targets
+
+        state = StateFile(tmp_path / f"last{poisoned_epoch}.pt")
+        with pytest.raises(NonFiniteLoss, match=f"epoch {poisoned_epoch},") as info:
+            trainer.fit(model, poisoned, Loaders(train, val), optimizer, scheduler, state=state)
+        assert kept in str(info.value) and (tmp_path / f"last{poisoned_epoch}.pt").exists() == (poisoned_epoch == 3)

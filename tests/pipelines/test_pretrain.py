@@ -283,3 +283,12 @@ def test_other_commands_refuse_a_method(cli) -> None:
     assert result.code == 2 and "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if "method" in line]
     assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr
+
+
+def test_the_record_says_the_precision_a_network_trained_in(cli, outputs: Path) -> None:
+    """trainer.amp=auto may say bf16 and mean float32 (a depthwise network on the CPU): the record says what ran."""
+    tiny = [*TINY, "model=mobilenet_v3_small", "trainer.epochs=1", "trainer.max_steps_per_epoch=1"]
+    assert cli("pretrain", *tiny, "trainer.amp=auto").code == 0
+    assert only_run(outputs, "pretrain")["environment"]["amp"] == "none"
+    assert cli("pretrain", *tiny, "trainer.amp=bf16").code == 0  # asked for: kept
+    assert sorted(read_run(run)["environment"]["amp"] for run in run_dirs(outputs, "pretrain")) == ["bfloat16", "none"]

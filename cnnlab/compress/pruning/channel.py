@@ -20,7 +20,6 @@ from torch import nn
 
 from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
 from cnnlab.compress.pruning.tp_adapter import NearestMultiplePruner, refuse_whole_layer_removal
-from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.runtime import all_reduce_sum
 from cnnlab.errors import CnnlabError
 
@@ -137,12 +136,11 @@ def accumulate_gradients(model: nn.Module, batches: Sequence[Any] | Any,
     model.eval()
     model.zero_grad(set_to_none=True)
     used = 0
-    with narrow_convs_in_float32(model):  # under CPU bf16 autocast their weight gradient is wrong (conv_guard.py)
-        for batch in batches:
-            if used >= limit:
-                break
-            loss_of(model, batch).backward()
-            used += 1
+    for batch in batches:  # float32: no autocast here, so conv_guard.py's bf16 kernel bug cannot reach the ranking
+        if used >= limit:
+            break
+        loss_of(model, batch).backward()
+        used += 1
     model.train(was_training)
     if used == 0:
         raise CnnlabError("prune.importance=taylor needs training batches, but the training set is empty")
