@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import dump, median, pin_threads, print_machine
+from cnnlab.engine.runtime import has_grouped_convs
 from cnnlab.models import create_model
 
 CASES = [("lenet5", 28), ("resnet18", 28), ("resnet18", 32), ("resnet18", 64), ("resnet50", 32), ("resnet50", 64),
@@ -49,7 +50,7 @@ def measure(name: str, size: int, args: argparse.Namespace) -> dict:
         for key in ("fp32", "bf16"):
             rates[key].append(args.batch * steps_per_second(model, images, labels, optimizer, key == "bf16",
                                                             args.steps))
-    grouped = any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules())
+    grouped = has_grouped_convs(model)  # the product's own rule: float32 under amp=auto
     row = {"model": name, "size": size, "depthwise": grouped, "fp32_img_s": median(rates["fp32"]),
            "bf16_img_s": median(rates["bf16"]), "rounds": rates}
     row["bf16_over_fp32"] = row["bf16_img_s"] / row["fp32_img_s"]

@@ -56,6 +56,11 @@ def cpu_has_fast_bf16() -> bool:
     return has_cpu_flag("amx_bf16") or has_cpu_flag("avx512_bf16")
 
 
+def has_grouped_convs(model: torch.nn.Module) -> bool:
+    """Whether `model` has a depthwise or grouped Conv2d (groups > 1): what Runtime.for_network keeps out of bf16."""
+    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules())
+
+
 def resolve_amp(spec: str | None, device: torch.device) -> torch.dtype | None:
     spec = str(spec or "auto").lower()
     if spec in ("none", "false", "off", "fp32", "no"):
@@ -99,8 +104,8 @@ class Runtime:
         network has depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks), float32 instead: oneDNN
         trains them 2-3x slower in bf16 (benchmarks/cpu_amp.py, docs/benchmarks.md). An explicit trainer.amp=bf16
         is kept."""
-        if self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 and any(
-                isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules()):
+        if self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 \
+                and has_grouped_convs(model):
             return replace(self, amp_dtype=None)
         return self
 
