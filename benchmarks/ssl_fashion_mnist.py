@@ -16,10 +16,10 @@ Per seed, through the real command line (each step a separate `cnnlab` process, 
   4. the kNN monitor's accuracy per epoch (run.json history) of every self-supervised run: a PNG (--plot).
 Every step's wall time is printed and kept in --json, with the machine (benchmarks/_common.py).
 
-The network: `--model resnet18` (default) is torchvision's ResNet-18 as cnnlab builds it — the stock 7×7 stride-2
-stem and max-pool (cnnlab has no CIFAR-style 3×3 stem: it adapts a network to small inputs only where the stock
-one would collapse, and ResNets run stock from 16 px; docs/models.md), at `--image-size` (default 32: Fashion-MNIST's
-28 px upscaled, so the last stage sees 1×1). `--model lenet5` or `mobilenet_v3_small` are smaller backbones.
+The network: `--model resnet18` (default) is torchvision's ResNet-18 with the stock 7×7 stride-2 stem and max-pool,
+at `--image-size` (default 32: Fashion-MNIST's 28 px upscaled, so the last stage sees 1×1). `--stem cifar` gives it
+the small-image stem the published CIFAR recipes use (3×3 stride 1, no max-pool: `model.stem=cifar`,
+docs/models.md) at about 13× the compute. `--model lenet5` or `mobilenet_v3_small` are smaller backbones.
 
 Data: the Debian package `dataset-fashion-mnist` (found offline in /usr/share/datasets/fashion-mnist/), or
 torchvision's download where the network allows. --quick: tiny synthetic data (no test split: val is scored),
@@ -115,6 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--stem", choices=("imagenet", "cifar"), default="imagenet",
+                        help="model.stem: cifar is the small-image stem of the CIFAR recipes (~13x the compute)")
     parser.add_argument("--train-images", type=int, default=10_000,
                         help="pretraining images (and linear-probe labels): a seeded class-balanced subset of 54,000")
     parser.add_argument("--epochs", type=int, default=20, help="pretraining epochs, every method")
@@ -155,8 +157,8 @@ def main() -> None:
         data = ["dataset=fashion_mnist", f"dataset.image_size={args.image_size}"]
         batch, fractions, tune_batch = args.batch_size, args.fractions, []
     subset = [f"dataset.label_fraction={train_fraction:.6g}"]
-    model = [f"model={args.model}"]
-    budget = (f"{args.model} at {'32' if quick else args.image_size} px, "
+    model = [f"model={args.model}", *([f"model.stem={args.stem}"] if args.stem != "imagenet" else [])]
+    budget = (f"{args.model}{' (CIFAR stem)' if args.stem == 'cifar' else ''} at {'32' if quick else args.image_size} px, "
               f"{'256 synthetic' if quick else round(train_fraction * FASHION_TRAIN)} images × {epochs} epochs, "
               f"batch {batch}, {args.threads} threads")
     print(f"budget: {budget}")

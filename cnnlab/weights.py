@@ -55,10 +55,17 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
     if text.lower() in ("none", "null", "", "random", "scratch"):
         return InitialWeights(kind="none", description="random initialisation", arch_kwargs=dict(options or {}))
     if text.lower() == "imagenet":
+        stem = (options or {}).get("stem")
+        entry = models.get_entry(model_name)
+        if models.check_stem(model_name, stem) == "cifar" and not entry.cifar_stem.keeps_shapes:
+            raise CnnlabError(f"{role}.stem=cifar gives {entry.name} a 3×3 first convolution; its ImageNet weights "
+                              "have a 7×7 one and do not fit",
+                              fix=f"train it from scratch ({role}.weights=none, e.g. `cnnlab pretrain`) or drop "
+                                  f"{role}.stem")
         pretrained = models.imagenet_weights(model_name, role=role)
         return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
                               state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
-                              arch_name=model_name, arch_kwargs=dict(pretrained.arch_kwargs))
+                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **(options or {})})
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
         payload = load_tensors(path, "weights file")
@@ -71,7 +78,20 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
                               arch_kwargs=dict(options or {}))
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
-    return _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
+    weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
+    _check_recorded_stem(weights, options, role)
+    return weights
+
+
+def _check_recorded_stem(weights: InitialWeights, options: Mapping[str, Any] | None, role: str) -> None:
+    """A checkpoint rebuilds its own stem; a different one asked for on top would be silently ignored: refuse it."""
+    asked = (options or {}).get("stem")
+    recorded = str(weights.arch_kwargs.get("stem") or "imagenet")
+    if asked is not None and str(asked).strip().lower() != recorded:
+        built = "the stock stem" if recorded == "imagenet" else f"{role}.stem={recorded}"
+        raise CnnlabError(f"{role}.stem={asked} but {role}.weights holds a network built with {built} "
+                          "(a checkpoint rebuilds its own architecture)",
+                          fix=f"drop {role}.stem, or start from weights trained with {role}.stem={asked}")
 
 
 def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen: bool, role: str = "model") -> str:

@@ -10,21 +10,28 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import MODELS, ModelEntry, get_entry
-from cnnlab.models.small_input import StemStride
+from cnnlab.models.small_input import STEM_CHOICES, StemStride
 
 log = logging.getLogger(__name__)
 
 
 # Keys of a `model` config node that are architecture options passed to the builder (and so recorded in model.pt):
-# `arch`, the architecture string of model=searched (docs/search.md).
-ARCH_OPTIONS = ("arch",)
+# `arch`, the architecture string of model=searched (docs/search.md); `stem`, the small-image stem (docs/models.md).
+ARCH_OPTIONS = ("arch", "stem")
 
 
 def model_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The architecture options a `model` (or `teacher`/`student`) config node sets: {} for the zoo's fixed
-    networks, {"arch": STRING} for model=searched. What every fresh build from a config passes to create_model."""
-    return {key: str(model_config[key]) for key in ARCH_OPTIONS
-            if key in model_config and model_config[key] is not None}
+    """The architecture options a `model` (or `teacher`/`student`) config node sets: {} for the zoo's stock
+    networks, {"arch": STRING} for model=searched, {"stem": "cifar"} for model.stem=cifar. What every fresh build
+    from a config passes to create_model. The stock stem (`stem: null` or `imagenet`) is left out, so a stock
+    network records no options, as before the option existed."""
+    options = {key: str(model_config[key]) for key in ARCH_OPTIONS
+               if key in model_config and model_config[key] is not None}
+    if "stem" in options:  # recorded in one spelling; the stock stem not at all
+        options["stem"] = options["stem"].strip().lower()
+        if options["stem"] == "imagenet":
+            del options["stem"]
+    return options
 
 
 def create_model(name: str, num_classes: int, image_size: int, *, size_key: str = "dataset.image_size",
@@ -84,10 +91,32 @@ def _runs_at(entry: ModelEntry, image_size: int, arch_kwargs: dict[str, Any], ad
 
 
 def _build(entry: ModelEntry, num_classes: int, arch_kwargs: dict[str, Any]) -> nn.Module:
+    kwargs = dict(arch_kwargs)
+    stem = check_stem(entry.name, kwargs.pop("stem", None))
     try:
-        return entry.builder(num_classes=num_classes, **arch_kwargs)
+        model = entry.builder(num_classes=num_classes, **kwargs)
     except TypeError as err:  # an option the constructor does not have
-        if not arch_kwargs:
+        if not kwargs:
             raise
-        raise CnnlabError(f"{entry.name} does not accept the architecture options {sorted(arch_kwargs)}: {err}",
+        raise CnnlabError(f"{entry.name} does not accept the architecture options {sorted(kwargs)}: {err}",
                           fix="remove or rename the option") from err
+    if stem == "cifar":
+        assert entry.cifar_stem is not None  # check_stem refused it otherwise
+        entry.cifar_stem.apply(model)
+    return model
+
+
+def check_stem(name: str, stem: Any) -> str:
+    """The stem `model.stem` asks of network `name`, checked: "imagenet" (the stock stem; also for None) or "cifar".
+    Raises CnnlabError for another value, or for "cifar" on a network that has no small-image stem."""
+    entry = get_entry(name)
+    value = "imagenet" if stem is None else str(stem).strip().lower()
+    with_stem = sorted(n for n, e in MODELS.items() if e.cifar_stem is not None)
+    if value not in STEM_CHOICES:
+        raise CnnlabError(f"unknown stem {stem!r} for {entry.name}",
+                          fix=f"use model.stem=cifar (the small-image stem; {', '.join(with_stem)}) or drop "
+                              "model.stem (the stock stem)")
+    if value == "cifar" and entry.cifar_stem is None:
+        raise CnnlabError(f"{entry.name} has no small-image stem (model.stem=cifar)",
+                          fix=f"drop model.stem, or pick a model that has one: {', '.join(with_stem)}")
+    return value

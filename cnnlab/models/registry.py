@@ -23,7 +23,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.models.lenet import LeNet5
 from cnnlab.models.searched import searched_network
-from cnnlab.models.small_input import StemStride
+from cnnlab.models.small_input import CifarStem, StemStride
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class ModelEntry:
     min_size: int = 16  # smallest image_size accepted
     # Tried in order, mildest first, when the stock network cannot take the image size (see factory.py).
     small_input: tuple[StemStride, ...] = ()
+    # What `model.stem=cifar` does to this network (None: it has no small-image stem; see small_input.CifarStem).
+    cifar_stem: CifarStem | None = None
     # Architecture options the ImageNet weights were trained with (merged into create_model's arch_kwargs).
     pretrained_arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # State-dict keys of the weights file that have no counterpart in the model built here.
@@ -63,6 +65,7 @@ def _googlenet(**kwargs: Any) -> nn.Module:
 _MOBILENET_PAPER_V3 = "Searching for MobileNetV3"
 _RESNET_PAPER = "Deep Residual Learning for Image Recognition"
 _RESNET_STAGES = ("conv1..maxpool", "layer1", "layer2", "layer3", "layer4")
+_RESNET_CIFAR_STEM = CifarStem(resnet_conv1=True)
 _VGG_PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
 MODELS: dict[str, ModelEntry] = {
@@ -106,14 +109,17 @@ MODELS: dict[str, ModelEntry] = {
     "resnet18": ModelEntry(
         name="resnet18", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
         tv_weights="ResNet18_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.resnet18),
+        cifar_stem=_RESNET_CIFAR_STEM,
     ),
     "resnet34": ModelEntry(
         name="resnet34", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
         tv_weights="ResNet34_Weights.IMAGENET1K_V1", builder=_torchvision(tvm.resnet34),
+        cifar_stem=_RESNET_CIFAR_STEM,
     ),
     "resnet50": ModelEntry(
         name="resnet50", family="ResNet", year=2015, paper=_RESNET_PAPER, head="fc", stages=_RESNET_STAGES,
         tv_weights="ResNet50_Weights.IMAGENET1K_V2", builder=_torchvision(tvm.resnet50),
+        cifar_stem=_RESNET_CIFAR_STEM,
     ),
     "mobilenet_v2": ModelEntry(
         name="mobilenet_v2", family="MobileNet", year=2018,
@@ -122,6 +128,9 @@ MODELS: dict[str, ModelEntry] = {
         head="classifier.1",
         stages=("features.0..1", "features.2..3", "features.4..6", "features.7..13", "features.14..18"),
         tv_weights="MobileNet_V2_Weights.IMAGENET1K_V2", builder=_torchvision(tvm.mobilenet_v2),
+        # The CIFAR variant keeps 32 px at full size for two more stages: stem conv and the first 24-channel
+        # block's depthwise conv at stride 1 (overall stride 8 instead of 32); every weight keeps its shape.
+        cifar_stem=CifarStem(convs=("features.0.0", "features.2.conv.1.0")),
     ),
     "mobilenet_v3_small": ModelEntry(
         name="mobilenet_v3_small", family="MobileNet", year=2019, paper=_MOBILENET_PAPER_V3,

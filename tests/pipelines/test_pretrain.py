@@ -292,3 +292,41 @@ def test_the_record_says_the_precision_a_network_trained_in(cli, outputs: Path) 
     assert only_run(outputs, "pretrain")["environment"]["amp"] == "none"
     assert cli("pretrain", *tiny, "trainer.amp=bf16").code == 0  # asked for: kept
     assert sorted(read_run(run)["environment"]["amp"] for run in run_dirs(outputs, "pretrain")) == ["bfloat16", "none"]
+
+
+def test_a_cifar_stem_network_records_its_stem_and_every_later_step_rebuilds_it(cli, outputs: Path) -> None:
+    result = cli("pretrain", *TINY, "model=resnet18", "model.stem=CIFAR", "trainer.amp=none")
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    model, checkpoint = load_model(run_dir / "model.pt")
+    assert checkpoint.arch["kwargs"] == {"stem": "cifar"}  # one spelling
+    assert model.conv1.kernel_size == (3, 3) and isinstance(model.maxpool, torch.nn.Identity)
+    exported = cli("export", f"source={run_dir}")
+    assert exported.code == 0, exported.output
+    onnx_file = next(p for p in (run_dirs(outputs, "export")[0]).iterdir() if p.suffix == ".onnx")
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    image = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = model.eval()(image).numpy()
+    assert session.run(None, {session.get_inputs()[0].name: image.numpy()})[0] == pytest.approx(expected, abs=1e-4)
+    # ImageNet weights do not fit a 3×3 conv1: refused before any download; the fix, followed, trains from scratch
+    imagenet = cli("finetune", *TINY, "model=resnet18", "model.stem=cifar")
+    assert imagenet.code == 2 and "ImageNet weights have a 7×7 one" in imagenet.stderr, imagenet.output
+    assert "model.weights=none" in imagenet.stderr
+    scratch = cli("finetune", *TINY, "model=resnet18", "model.stem=cifar", "model.weights=none", "trainer.amp=none")
+    assert scratch.code == 0, scratch.output
+    # a checkpoint rebuilds its own stem, without being told
+    tuned = cli("finetune", *TINY, "model=resnet18", f"model.weights={run_dir}", "trainer.amp=none")
+    assert tuned.code == 0, tuned.output
+    trained = [run for run in run_dirs(outputs, "finetune") if (run / "model.pt").is_file()]  # not the refused run
+    assert len(trained) == 2 and all(load_model(run / "model.pt")[1].arch["kwargs"] == {"stem": "cifar"} for run in trained)
+
+
+def test_a_stem_the_weights_were_not_built_with_is_refused_not_ignored(cli, outputs: Path) -> None:
+    assert cli("pretrain", *TINY).code == 0  # LeNet-5: the stock stem
+    clash = cli("finetune", *TINY, "model.weights=latest:pretrain", "model.stem=cifar")
+    assert clash.code == 2 and "model.stem=cifar but model.weights holds a network built with the stock stem" \
+        in clash.stderr, clash.output
+    assert "drop model.stem" in clash.stderr
+    assert cli("finetune", *TINY, "model.weights=latest:pretrain").code == 0
