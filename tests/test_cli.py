@@ -162,6 +162,8 @@ def test_list_models_shows_the_zoo(cli) -> None:
     assert result.code == 0
     for name in ("lenet5", "alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
         assert name in result.stdout
+    stem_line = next(line for line in result.stdout.splitlines() if "model.stem=cifar" in line)
+    assert "resnet18, resnet34, resnet50, mobilenet_v2;" in stem_line and "vgg" not in stem_line
 
 
 def test_ctrl_c_during_quantize_names_a_command_that_works(cli, outputs: Path,
