@@ -96,6 +96,21 @@ def check_source_is_read(source: Any, command: str) -> None:
                       fix=f"use {start}={source} to start from that run" if start else "drop source=")
 
 
+def check_model_is_read(source: Any, overrides: list[str], command: str) -> None:
+    """`model=` / `model.*` given to a command that takes its model from `source=`: refused, not ignored (`cnnlab
+    evaluate source=RUN model.stem=imagenet` scored the run's own network, exit 0). bench reads model= only when it
+    times a random zoo network (no source=)."""
+    info = COMMANDS[command]
+    if not info.reads_source or ("model" in info.groups and source in (None, "")):
+        return
+    for override in overrides:
+        key = override.lstrip("~+").split("=", 1)[0]
+        if key == "model" or key.startswith("model."):
+            whose = f"source={source}" if source not in (None, "") else "its source= run"
+            raise CnnlabError(f"`cnnlab {command}` uses the model of {whose}, which brings its own architecture "
+                              f"and weights: {override} would be ignored", fix=f"drop {override}")
+
+
 def _checkpoint_kept(record: RunRecord) -> bool:
     rel = (record.data.get("artifacts") or {}).get("checkpoint")
     return bool(rel) and (record.run_dir / rel).is_file()
@@ -266,6 +281,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_config_files(hydra_cfg)
             check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
             check_source_is_read(cfg.get("source"), command)
+            check_model_is_read(cfg.get("source"), overrides, command)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")

@@ -35,7 +35,7 @@ def print_models() -> None:
     out.print(table)
     with_stem = [name for name, entry in MODELS.items() if entry.cifar_stem is not None]
     out.print(f"small images (≤ 64 px): model.stem=cifar keeps the first stage at input resolution "
-              f"({', '.join(with_stem)}; ~13× the compute) — docs/models.md")
+              f"({', '.join(with_stem)}; 9–13× the FLOPs) — docs/models.md")
 
 
 def print_datasets() -> None:

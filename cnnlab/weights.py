@@ -45,49 +45,67 @@ def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, 
 
 
 def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
-                    options: Mapping[str, Any] | None = None) -> InitialWeights:
-    """`role` is the setting's name in errors: model (model.weights=), teacher or student. `options`: the config's
-    architecture options (models.model_options: model=searched's arch string), used when the weights do not
-    bring their own (random initialisation, a plain state dict)."""
+                    node: Mapping[str, Any] | None = None) -> InitialWeights:
+    """`role` is the setting's name in errors: model (model.weights=), teacher or student. `node`: the config node
+    (`cfg.model`, `cfg.teacher`, ...) whose architecture options (models.model_options: model=searched's arch
+    string, the stem) are used when the weights do not bring their own (random initialisation, ImageNet, a plain
+    state dict); a checkpoint brings its own, and a stem the node asks for that it was not built with is refused.
+    Raises CnnlabError."""
     from cnnlab import models
 
+    node = node or {}
+    options, stem = models.model_options(node), models.requested_stem(node)
+    models.check_stem_value(stem, role)
     text = "none" if spec is None else str(spec).strip()
     if text.lower() in ("none", "null", "", "random", "scratch"):
-        return InitialWeights(kind="none", description="random initialisation", arch_kwargs=dict(options or {}))
+        models.check_stem(model_name, stem, role)
+        return InitialWeights(kind="none", description="random initialisation", arch_kwargs=options)
     if text.lower() == "imagenet":
-        stem = (options or {}).get("stem")
-        entry = models.get_entry(model_name)
-        if models.check_stem(model_name, stem) == "cifar" and not entry.cifar_stem.keeps_shapes:
-            raise CnnlabError(f"{role}.stem=cifar gives {entry.name} a 3×3 first convolution; its ImageNet weights "
-                              "have a 7×7 one and do not fit",
-                              fix=f"train it from scratch ({role}.weights=none, e.g. `cnnlab pretrain`) or drop "
-                                  f"{role}.stem")
+        _check_imagenet_stem(model_name, stem, role)
         pretrained = models.imagenet_weights(model_name, role=role)
         return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
                               state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
-                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **(options or {})})
+                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **options})
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
         payload = load_tensors(path, "weights file")
         if is_cnnlab_checkpoint(payload):
-            return _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)})
+            weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)})
+            _check_recorded_stem(weights, stem, role)
+            return weights
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
+        models.check_stem(model_name, stem, role)
         return InitialWeights(kind="file", description=f"state dict {path}",
                               state_dict=models.load_state_dict_file(path),
                               spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name,
-                              arch_kwargs=dict(options or {}))
+                              arch_kwargs=options)
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
     weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
-    _check_recorded_stem(weights, options, role)
+    _check_recorded_stem(weights, stem, role)
     return weights
 
 
-def _check_recorded_stem(weights: InitialWeights, options: Mapping[str, Any] | None, role: str) -> None:
+def _check_imagenet_stem(model_name: str, stem: str | None, role: str) -> None:
+    """ImageNet weights with a stem whose first convolution has another shape: refused before any download."""
+    from cnnlab import models
+
+    entry = models.get_entry(model_name)
+    if models.check_stem(model_name, stem, role) != "cifar" or entry.cifar_stem is None or entry.cifar_stem.keeps_shapes:
+        return
+    fix = {"student": f"train the student from scratch (student.weights=none), or drop {role}.stem",
+           "teacher": f"train the teacher first (`cnnlab pretrain model={entry.name} model.stem=cifar`) and pass "
+                      "teacher.weights=latest:pretrain, or drop teacher.stem"}.get(
+        role, f"train it from scratch (`cnnlab pretrain model={entry.name} model.stem=cifar`), then fine-tune that "
+              f"(model.weights=latest:pretrain); or drop {role}.stem")
+    raise CnnlabError(f"{role}.stem=cifar gives {entry.name} a 3×3 first convolution; its ImageNet weights have a "
+                      "7×7 one and do not fit", fix=fix)
+
+
+def _check_recorded_stem(weights: InitialWeights, asked: str | None, role: str) -> None:
     """A checkpoint rebuilds its own stem; a different one asked for on top would be silently ignored: refuse it."""
-    asked = (options or {}).get("stem")
     recorded = str(weights.arch_kwargs.get("stem") or "imagenet")
-    if asked is not None and str(asked).strip().lower() != recorded:
+    if asked is not None and asked != recorded:
         built = "the stock stem" if recorded == "imagenet" else f"{role}.stem={recorded}"
         raise CnnlabError(f"{role}.stem={asked} but {role}.weights holds a network built with {built} "
                           "(a checkpoint rebuilds its own architecture)",

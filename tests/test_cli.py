@@ -71,6 +71,17 @@ def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict", "quantize", "prune", "bench"])
+@pytest.mark.parametrize("setting", ["model.stem=imagenet", "model=vgg11"])
+def test_a_model_setting_that_the_source_overrides_is_refused_not_ignored(cli, command: str, setting: str) -> None:
+    """`cnnlab evaluate source=RUN model.stem=imagenet` scored the run's own network, exit 0."""
+    result = cli(command, "source=outputs/pretrain/x", setting)
+    assert result.code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and f"{setting} would be ignored" in lines[0] and f"drop {setting}" in lines[0], lines
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
 def test_cuda_without_gpu_is_a_clear_error_and_recorded(cli, outputs: Path) -> None:
     result = cli("pretrain", *TINY, "--device", "cuda")

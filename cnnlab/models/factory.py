@@ -106,17 +106,37 @@ def _build(entry: ModelEntry, num_classes: int, arch_kwargs: dict[str, Any]) -> 
     return model
 
 
-def check_stem(name: str, stem: Any) -> str:
-    """The stem `model.stem` asks of network `name`, checked: "imagenet" (the stock stem; also for None) or "cifar".
+def requested_stem(node: Mapping[str, Any]) -> str | None:
+    """The stem a `model` / `teacher` / `student` config node asks for: None when not set (the weights' own, else
+    the stock stem), else its value in one spelling ("imagenet", "cifar", or whatever else was typed, which
+    check_stem refuses). Unlike model_options, an explicit "imagenet" is kept: a checkpoint's stem is compared
+    with it."""
+    value = node.get("stem") if hasattr(node, "get") else None
+    return None if value is None else str(value).strip().lower()
+
+
+def check_stem(name: str, stem: Any, role: str = "model") -> str:
+    """The stem `ROLE.stem` asks of network `name`, checked: "imagenet" (the stock stem; also for None) or "cifar".
     Raises CnnlabError for another value, or for "cifar" on a network that has no small-image stem."""
+    value = check_stem_value(stem, role)
     entry = get_entry(name)
-    value = "imagenet" if stem is None else str(stem).strip().lower()
-    with_stem = sorted(n for n, e in MODELS.items() if e.cifar_stem is not None)
-    if value not in STEM_CHOICES:
-        raise CnnlabError(f"unknown stem {stem!r} for {entry.name}",
-                          fix=f"use model.stem=cifar (the small-image stem; {', '.join(with_stem)}) or drop "
-                              "model.stem (the stock stem)")
     if value == "cifar" and entry.cifar_stem is None:
-        raise CnnlabError(f"{entry.name} has no small-image stem (model.stem=cifar)",
-                          fix=f"drop model.stem, or pick a model that has one: {', '.join(with_stem)}")
+        hint = f"write the stem into {role}.arch (e.g. stem32s1, docs/search.md)" if entry.name == "searched" \
+            else f"pick a model that has one: {', '.join(_with_cifar_stem())}"
+        raise CnnlabError(f"{entry.name} has no small-image stem ({role}.stem=cifar)",
+                          fix=f"drop {role}.stem, or {hint}")
     return value
+
+
+def check_stem_value(stem: Any, role: str = "model") -> str:
+    """`stem` (None: the stock stem) as "imagenet" or "cifar"; CnnlabError naming `ROLE.stem` for anything else."""
+    value = "imagenet" if stem is None else str(stem).strip().lower()
+    if value not in STEM_CHOICES:
+        raise CnnlabError(f"{role}.stem={stem} is not a stem",
+                          fix=f"use {role}.stem=cifar (the small-image stem of {', '.join(_with_cifar_stem())}) or "
+                              f"drop {role}.stem (the stock stem)")
+    return value
+
+
+def _with_cifar_stem() -> list[str]:
+    return [name for name, entry in MODELS.items() if entry.cifar_stem is not None]

@@ -46,8 +46,8 @@ class CifarStem:
     ImageNet networks divide the input by 4 before their first stage (ResNet: 7×7 stride-2 conv, then a stride-2
     max-pool), which leaves 7×7 of a 28 px Fashion-MNIST image and 1×1 by the last stage. The CIFAR variants keep
     the first stage at input resolution (He et al. 2016 §4.2; SimCLR, Chen et al. 2020, appendix B.9: "replace the
-    first 7×7 conv of stride 2 with 3×3 conv of stride 1, and remove the first max pooling"). That costs about 16×
-    the compute of the stock network at the same input size.
+    first 7×7 conv of stride 2 with 3×3 conv of stride 1, and remove the first max pooling"). That costs 9–13× the
+    FLOPs of the stock network at the same input size (ResNet-18 at 16–28 px; count_flops).
 
     `convs`: dotted paths of Conv2d layers whose stride becomes 1 (shape-preserving, so ImageNet weights still load);
     `resnet_conv1`: replace `conv1` by a 3×3 stride-1 conv and `maxpool` by identity (conv1's weight changes shape,

@@ -22,7 +22,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, model_options
+from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, fit_metrics, record_warning, save_and_record
@@ -79,7 +79,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
-    weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
+    weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
     if not weights.pretrained:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")

@@ -32,6 +32,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import read_training_extra
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json
+from cnnlab.models import requested_stem
 from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
 from cnnlab.search.results import (best_feasible, correlation_line, correlation_points, empty_front_line,
@@ -45,7 +46,6 @@ from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_c
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
                                         chosen_candidate, train_chosen)
 from cnnlab.steps.training import setup_runtime
-from cnnlab.models import model_options
 from cnnlab.weights import InitialWeights, resolve_weights
 from cnnlab.wording import counted
 
@@ -118,8 +118,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)
+    if space.is_architecture and requested_stem(cfg.model) not in (None, "imagenet"):
+        raise CnnlabError(f"model.stem={cfg.model.stem} does not apply to an architecture search: every candidate's "
+                          "stem is part of its architecture string (stemCsS)",
+                          fix="drop model.stem; the space searches the stem's stride (its stem_stride parameter, "
+                              "docs/search.md)")
     weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
-        else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, options=model_options(cfg.model))
+        else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
 
     built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
     check_proxy_batches(cfg, space, settings, weights, built, runtime.world_size)

@@ -91,7 +91,7 @@ class Row:
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
-    arch: str | None = None               # a searched network's arch string (run.json model.arch)
+    arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
 
     @property
     def display_model(self) -> str:
@@ -223,9 +223,12 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
 
 
 def _arch(run: RunInfo) -> str | None:
-    """The arch string of a run whose model is a searched network (model=searched, or a search run's choice)."""
-    arch = run.model.extra.get("arch")
-    return str(arch) if isinstance(arch, str) and arch else None
+    """The arch string of a run whose model is a searched network (model=searched, or a search run's choice);
+    "stem=cifar" for a zoo network built with the small-image stem (run.json model.stem)."""
+    arch, stem = run.model.extra.get("arch"), run.model.extra.get("stem")
+    if isinstance(arch, str) and arch:
+        return arch
+    return f"stem={stem}" if isinstance(stem, str) and stem and stem != "imagenet" else None
 
 
 def precision_of(run: RunInfo) -> str:

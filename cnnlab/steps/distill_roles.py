@@ -18,7 +18,7 @@ from cnnlab.compress.distill import Network
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, get_entry, model_options
+from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import latest_run, load_run
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
@@ -47,7 +47,7 @@ def resolve_role(cfg: DictConfig, ctx: RunContext, role: str) -> DistillRole:
     name = canonical_name(str(node.name), role=role)
     if role == "teacher":
         require_latest_run(spec, name, ctx)
-    weights = resolve_weights(spec, name, ctx.outputs, role=role, options=model_options(node))
+    weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node)
     name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
     return DistillRole(role=role, name=name, weights=weights)
 

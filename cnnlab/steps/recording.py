@@ -58,10 +58,11 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
                              "dataset": dataset_record(trained.data, trained.dataset_config), **(extra or {})})
     ctx.record.add_artifact("model", path)
     check_not_at_chance(ctx, metrics, len(data.classes))
-    # a searched network's arch string names it (models/searched.py): the report shows it beside hand-picked ones
-    arch = trained.arch_kwargs.get("arch")
+    # a searched network's arch string names it (models/searched.py), and a zoo network's small-image stem
+    # (model.stem=cifar): the report shows them beside the stock networks
+    shape = {key: str(trained.arch_kwargs[key]) for key in ("arch", "stem") if trained.arch_kwargs.get(key)}
     section = model_section(trained.name, spec.size, len(data.classes), model=model, file=path,
-                            weights=trained.weights, **({"arch": str(arch)} if arch else {}))
+                            weights=trained.weights, **shape)
     ctx.record.update(model=section.to_dict(), dataset=dataset_record(trained.data, trained.dataset_config),
                       metrics=metrics)
     return metrics

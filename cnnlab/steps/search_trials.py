@@ -60,9 +60,10 @@ def trial_config(cfg: DictConfig, overrides: Mapping[str, Any]) -> DictConfig:
     return copy
 
 
-def arch_kwargs(candidate: Candidate, spec: InputSpec) -> dict[str, Any]:
-    """The zoo options a candidate is built with (recorded in model.pt: what rebuilds it)."""
-    kwargs: dict[str, Any] = {"arch": candidate.arch} if candidate.arch else {}
+def arch_kwargs(candidate: Candidate, spec: InputSpec, weights: InitialWeights) -> dict[str, Any]:
+    """The zoo options a candidate is built with (recorded in model.pt: what rebuilds it): a searched network's
+    arch string, or for a zoo model (hyperparameter search) the options its starting weights resolved (the stem)."""
+    kwargs: dict[str, Any] = {"arch": candidate.arch} if candidate.arch else dict(weights.arch_kwargs)
     return {**kwargs, **channel_options(candidate.model, spec.channels)}
 
 
@@ -128,7 +129,7 @@ class TrialRunner:
         if candidate.arch is None and self.weights.pretrained:
             return initial_model(candidate.model, self.weights, data, None)
         return create_model(candidate.model, num_classes=len(data.classes), image_size=candidate.image_size,
-                            **arch_kwargs(candidate, data.spec))
+                            **arch_kwargs(candidate, data.spec, self.weights))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         started = time.perf_counter()
@@ -388,7 +389,7 @@ def train_chosen(runner: TrialRunner, candidate: Candidate, trial: int,
                          classification_objective(recipe, len(data.classes)),
                          Checkpointing(resume_from=resume_from, extra={"search_trial": trial}))
     kwargs = runner.weights.arch_kwargs if candidate.arch is None and runner.weights.pretrained \
-        else arch_kwargs(candidate, data.spec)
+        else arch_kwargs(candidate, data.spec, runner.weights)
     return result, TrainedModel(model=model, name=candidate.model, arch_kwargs=kwargs, data=data,
                                 dataset_config=cfg.dataset,
                                 weights=f"{runner.weights.description} (search trial {trial})")

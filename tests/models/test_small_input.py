@@ -49,8 +49,9 @@ def test_the_stem_option_is_checked_and_recorded_in_one_spelling() -> None:
     with pytest.raises(CnnlabError, match="vgg11 has no small-image stem") as err:
         create_model("vgg11", 10, 32, stem="cifar")
     assert "resnet18" in err.value.fix
-    with pytest.raises(CnnlabError, match="unknown stem 'tiny'"):
-        check_stem("resnet18", "tiny")
+    with pytest.raises(CnnlabError, match="teacher.stem=tiny is not a stem") as err:
+        check_stem("resnet18", "tiny", role="teacher")
+    assert "teacher.stem=cifar" in err.value.fix
     assert check_stem("mobilenet", None) == "imagenet" and check_stem("resnet18", " CIFAR ") == "cifar"
     assert model_options({"name": "resnet18", "stem": " CIFAR"}) == {"stem": "cifar"}
     assert model_options({"name": "resnet18", "stem": "imagenet"}) == model_options({"name": "resnet18", "stem": None}) == {}

@@ -310,23 +310,35 @@ def test_a_cifar_stem_network_records_its_stem_and_every_later_step_rebuilds_it(
     with torch.no_grad():
         expected = model.eval()(image).numpy()
     assert session.run(None, {session.get_inputs()[0].name: image.numpy()})[0] == pytest.approx(expected, abs=1e-4)
-    # ImageNet weights do not fit a 3×3 conv1: refused before any download; the fix, followed, trains from scratch
+    assert read_run(run_dir)["model"]["stem"] == "cifar"  # what the report shows: resnet18[stem=cifar]
+    # ImageNet weights do not fit a 3×3 conv1: refused before any download; the command it names trains from scratch
     imagenet = cli("finetune", *TINY, "model=resnet18", "model.stem=cifar")
     assert imagenet.code == 2 and "ImageNet weights have a 7×7 one" in imagenet.stderr, imagenet.output
-    assert "model.weights=none" in imagenet.stderr
-    scratch = cli("finetune", *TINY, "model=resnet18", "model.stem=cifar", "model.weights=none", "trainer.amp=none")
+    assert hinted_command(imagenet.stderr) == ["pretrain", "model=resnet18", "model.stem=cifar"]
+    scratch = cli(*hinted_command(imagenet.stderr), *TINY[:5], "trainer.epochs=1", "trainer.batch_size=16", "trainer.amp=none")
     assert scratch.code == 0, scratch.output
-    # a checkpoint rebuilds its own stem, without being told
-    tuned = cli("finetune", *TINY, "model=resnet18", f"model.weights={run_dir}", "trainer.amp=none")
-    assert tuned.code == 0, tuned.output
+    # a checkpoint rebuilds its own stem, without being told (by run folder and by model.pt path)
+    for weights in (run_dir, run_dir / "model.pt"):
+        tuned = cli("finetune", *TINY, "model=resnet18", f"model.weights={weights}", "trainer.amp=none")
+        assert tuned.code == 0, tuned.output
     trained = [run for run in run_dirs(outputs, "finetune") if (run / "model.pt").is_file()]  # not the refused run
     assert len(trained) == 2 and all(load_model(run / "model.pt")[1].arch["kwargs"] == {"stem": "cifar"} for run in trained)
 
 
 def test_a_stem_the_weights_were_not_built_with_is_refused_not_ignored(cli, outputs: Path) -> None:
+    """model.stem=imagenet on a cifar-stem checkpoint, and any stem on a model.pt path, were silently ignored."""
     assert cli("pretrain", *TINY).code == 0  # LeNet-5: the stock stem
-    clash = cli("finetune", *TINY, "model.weights=latest:pretrain", "model.stem=cifar")
-    assert clash.code == 2 and "model.stem=cifar but model.weights holds a network built with the stock stem" \
-        in clash.stderr, clash.output
-    assert "drop model.stem" in clash.stderr
-    assert cli("finetune", *TINY, "model.weights=latest:pretrain").code == 0
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    for weights in ("latest:pretrain", run_dir / "model.pt"):
+        clash = cli("finetune", *TINY, f"model.weights={weights}", "model.stem=cifar")
+        assert clash.code == 2 and "model.stem=cifar but model.weights holds a network built with the stock stem" \
+            in clash.stderr, clash.output
+        assert "drop model.stem" in clash.stderr
+    assert cli("finetune", *TINY, "model.weights=latest:pretrain").code == 0  # the fix, followed
+    # a value that is no stem is named as such, before any comparison with the weights
+    bogus = cli("finetune", *TINY, "model.weights=latest:pretrain", "model.stem=bogus")
+    assert bogus.code == 2 and "model.stem=bogus is not a stem" in bogus.stderr and "weights trained" not in bogus.stderr
+    # distill's roles name their own setting
+    student = cli("distill", f"teacher.weights={run_dir}", "student=lenet5", "student.stem=cifar", *TINY[:5])
+    assert student.code == 2 and "lenet5 has no small-image stem (student.stem=cifar)" in student.stderr, student.output
+    assert "drop student.stem" in student.stderr

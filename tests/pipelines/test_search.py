@@ -15,6 +15,7 @@ import pytest
 from cnnlab.wording import ratio_text
 from cnnlab.engine.checkpoint import read_checkpoint
 from cnnlab.errors import CnnlabError
+from cnnlab.engine.checkpoint import load_model
 from cnnlab.models.searched import parse_arch
 from cnnlab.steps.search_trials import TrialRunner
 from helpers import hinted_command, read_run, run_dirs, run_subprocess
@@ -270,6 +271,23 @@ def test_a_users_hparams_space_searches_config_keys(cli, outputs: Path, tmp_path
     assert record["model"]["name"] == "lenet5" and record["search"]["chosen"]["arch"] is None
     overrides = record["search"]["overrides"]
     assert 0.01 <= overrides["optim.lr"] <= 0.1 and overrides["trainer.label_smoothing"] == 0.1
+
+
+def test_a_hyperparameter_search_keeps_the_stem_an_architecture_search_refuses_it(cli, outputs: Path,
+                                                                                   tmp_path: Path) -> None:
+    """search space=hparams model.stem=cifar trained the stock network, exit 0 (the stem never reached the build)."""
+    conf = tmp_path / "myconf" / "space"
+    conf.mkdir(parents=True)
+    (conf / "lr.yaml").write_text("kind: hparams\nparams:\n  optim.lr: {type: float, low: 0.01, high: 0.1}\n")
+    result = cli("search", "--config-dir", str(tmp_path / "myconf"), "space=lr", "model=resnet18",
+                 "model.stem=cifar", "model.weights=none", "trainer.amp=none", *DATA, *QUICK)
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "search")[0]
+    model, checkpoint = load_model(run_dir / "model.pt")
+    assert checkpoint.arch["kwargs"] == {"stem": "cifar"} and model.conv1.kernel_size == (3, 3)
+    assert read_run(run_dir)["model"]["stem"] == "cifar"
+    refused = cli("search", "space=mobilenet", "model.stem=cifar", *FAST)
+    assert refused.code == 2 and "does not apply to an architecture search" in refused.stderr, refused.output
 
 
 def test_a_candidate_proposed_again_is_not_trained_again(cli, outputs: Path, tmp_path: Path,

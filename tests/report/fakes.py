@@ -32,7 +32,7 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
               status: str = "completed",
               dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
               metrics: dict[str, Any] | None = None, overrides: Sequence[str] = (),
-              precision: str | None = None, arch: str | None = None) -> Path:
+              precision: str | None = None, arch: str | None = None, stem: str | None = None) -> Path:
     """A model run; with `seed`, its saved config too (`settings` as in `saved_config`); `metrics` adds to val_acc;
     `overrides` as run.json records the command line's."""
     run_dir = outputs / command / "2026-11-28" / name
@@ -42,7 +42,8 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
         (run_dir / ".hydra" / "config.yaml").write_text(
             yaml.safe_dump(saved_config(command, model, seed, source, **(settings or {}))))
     record.update(model={"name": model, "params": params, "flops": 2 * params,
-                         **({"precision": precision} if precision else {}), **({"arch": arch} if arch else {})},
+                         **({"precision": precision} if precision else {}), **({"arch": arch} if arch else {}),
+                         **({"stem": stem} if stem else {})},
                   dataset=dataset or DATASET,
                   source={"run": str(source)} if source else None)
     (run_dir / "model.pt").write_bytes(b"\0" * 1000)

@@ -250,6 +250,15 @@ def test_a_searched_network_shows_its_arch_string_beside_hand_picked_models(tmp_
     assert fields["searched"]["arch"] == arch and fields["picked"]["arch"] is None
 
 
+def test_a_small_image_stem_is_shown_beside_the_stock_network(tmp_path: Path) -> None:
+    """Stock and model.stem=cifar ResNet-18 rows both read "resnet18", differing only in FLOPs."""
+    out = tmp_path / "outputs"
+    model_run(out, "pretrain", "stock", 0.91)
+    model_run(out, "pretrain", "cifar", 0.94, stem="cifar")
+    rows = {row.run.path.name: row for row in build_report(out).rows}
+    assert rows["cifar"].display_model == "resnet18[stem=cifar]" and rows["stock"].display_model == "resnet18"
+
+
 def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path) -> None:
     """A search derives from no model, so its speed-up column was "—"; the search's own paired ratio over
     search.reference is the figure a user searched for."""
