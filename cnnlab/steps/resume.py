@@ -18,6 +18,9 @@ from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE,
 from cnnlab.wording import counted
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
+# Settings that change a network's architecture: last.pt holds the original one, so a new value is refused like
+# another model= (it failed later as "last.pt does not match this model").
+_ARCHITECTURE_KEYS = tuple(f"{role}.{key}" for role in ("model", "teacher", "student") for key in ("name", "arch", "stem"))
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,10 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                                   fix=f"drop {key}= (or start a new run without resume=)")
             continue
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
+        if before != after and key in _ARCHITECTURE_KEYS:
+            raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
+                              f"network it trains (saved: {setting_text(before)})",
+                              fix=f"drop {key}= (or start a new run without resume=)")
         if before != after:
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):

@@ -95,6 +95,11 @@ def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoi
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
     assert result.code == 2 and "would change it" in result.stderr
+    # an architecture setting inside the group, too (it failed later as "last.pt does not match this model")
+    for setting in ("model.name=resnet18", "model.stem=cifar"):
+        result = cli("pretrain", "resume=true", setting)
+        assert result.code == 2 and f"{setting} would change the network it trains" in result.stderr, result.output
+    assert cli("pretrain", "resume=true").code == 0  # the fix, followed
 
 
 def test_resume_without_an_interrupted_run(cli) -> None:
