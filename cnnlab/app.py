@@ -107,8 +107,9 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
         key = override.lstrip("~+").split("=", 1)[0]
         if key == "model" or key.startswith("model."):
             whose = f"source={source}" if source not in (None, "") else "its source= run"
+            either = " (or drop source= to use model=)" if "model" in info.groups else ""
             raise CnnlabError(f"`cnnlab {command}` uses the model of {whose}, which brings its own architecture "
-                              f"and weights: {override} would be ignored", fix=f"drop {override}")
+                              f"and weights: {override} would be ignored", fix=f"drop {override}{either}")
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:

@@ -28,7 +28,6 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.recipe import Recipe
-from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
 from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
@@ -39,8 +38,6 @@ DENSE_ONNX = "dense.onnx"
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    if ctx.explicitly_set("model", "model.name", "model.weights"):
-        raise CnnlabError("prune works on the model of source=, not model=", fix="drop model=..., pass source=RUN")
     settings = PruneSettings.from_config(cfg.prune)
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)

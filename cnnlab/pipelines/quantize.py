@@ -47,8 +47,6 @@ ACCURACY_CONTROL_IMAGES = 1000   # validation images NNCF's accuracy control eva
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    if ctx.explicitly_set("model", "model.name", "model.weights"):
-        raise CnnlabError("quantize works on the model of source=, not model=", fix="drop model=..., pass source=RUN")
     settings = QuantizeSettings.from_config(cfg.quantize)
     recipe = Recipe.from_config(cfg)
     fp32 = load_fp32_model(cfg, ctx, settings.mode)

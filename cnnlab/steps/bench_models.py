@@ -39,9 +39,7 @@ def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
 
 
 def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
-    if ctx.explicitly_set("model", "model.name"):
-        raise CnnlabError("bench takes either source=... or model=NAME, not both",
-                          fix="drop model= to time the source, or source= to time a random model=NAME")
+    # model= with source= is refused where every command's settings are checked (app.check_model_is_read)
     if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:
         raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
                           fix="drop them, or time a fresh model with model=NAME")

@@ -83,7 +83,7 @@ ZOO = ["model=lenet5", "dataset.image_size=16"]
     ([*ZOO, "bench.backends=[tensorrt]"], "runs on CUDA only"),
     ([*ZOO, "bench.threads=0"], "bench.threads=0"),
     (["source=latest:export"], "matches no completed `cnnlab export` run"),
-    ([*ZOO, "source=latest:export"], "either source=... or model=NAME, not both"),
+    ([*ZOO, "source=latest:export"], "would be ignored — drop model=lenet5 (or drop source= to use model=)"),
 ])
 def test_bad_input_is_one_line(cli, args: list[str], message: str) -> None:
     result = cli("bench", *QUICK, *args)

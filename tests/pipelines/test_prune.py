@@ -157,7 +157,7 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     ("prune.importance=hessian", "prune.importance=hessian is not an importance"),
     ("prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
     ("prune.ignore=[features.7]", "the model has no layer 'features.7'"),
-    ("model=resnet18", "prune works on the model of source="),
+    ("model=resnet18", "model=resnet18 would be ignored"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, source: Path, override: str,
                                                             message: str) -> None:

@@ -235,7 +235,7 @@ def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_
     ("quantize.exclude=[nope]", "no node called nope"),
     ("quantize.max_acc_drop=-1", "quantize.max_acc_drop=-1 is not allowed"),
     ("quantize.runtime=tvm", "unknown quantize.runtime=tvm — use one of onnxruntime, openvino"),
-    ("model=resnet18", "quantize works on the model of source="),
+    ("model=resnet18", "model=resnet18 would be ignored"),
 ])
 def test_bad_input_is_one_clear_line(cli, source: Path, override: str, message: str) -> None:
     result = cli("quantize", f"source={source}", *FAST, override)
