@@ -101,15 +101,20 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
     evaluate source=RUN model.stem=imagenet` scored the run's own network, exit 0). bench reads model= only when it
     times a random zoo network (no source=)."""
     info = COMMANDS[command]
-    if not info.reads_source or ("model" in info.groups and source in (None, "")):
+    given_source = source not in (None, "")
+    if "model" in info.groups and not (info.reads_source and given_source):
         return
     for override in overrides:
         key = override.lstrip("~+").split("=", 1)[0]
-        if key == "model" or key.startswith("model."):
-            whose = f"source={source}" if source not in (None, "") else "its source= run"
-            either = " (or drop source= to use model=)" if "model" in info.groups else ""
-            raise CnnlabError(f"`cnnlab {command}` uses the model of {whose}, which brings its own architecture "
-                              f"and weights: {override} would be ignored", fix=f"drop {override}{either}")
+        if key != "model" and not key.startswith("model."):
+            continue
+        if not info.reads_source:  # distill, pipeline: their networks come from elsewhere
+            raise CnnlabError(f"`cnnlab {command}` has no model= setting: {override} would be ignored",
+                              fix=f"drop {override}" + (f"; {info.model_fix}" if info.model_fix else ""))
+        whose = f"source={source}" if given_source else "its source= run"
+        either = " (or drop source= to use model=)" if "model" in info.groups else ""
+        raise CnnlabError(f"`cnnlab {command}` uses the model of {whose}, which brings its own architecture "
+                          f"and weights: {override} would be ignored", fix=f"drop {override}{either}")
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:

@@ -30,6 +30,7 @@ class CommandInfo:
     produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
     reads_source: bool = False        # starts from the model of a `source=` run or file
+    model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -78,6 +79,8 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2",
                   "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
+        model_fix="distill takes its networks from teacher= and student= (teacher.stem=, student.stem=, ...), e.g. "
+                  "`cnnlab distill teacher=resnet50 student=mobilenet teacher.weights=latest:finetune`",
         resumable=True,
         produces_model=True,
     ),
@@ -217,6 +220,8 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab pipeline pipeline.stages=[prune]",
                   "cnnlab pipeline -m experiment=quickstart seed=0,1"),
         groups=("experiment",),
+        model_fix="each stage sets its own model in the experiment (conf/experiment/<name>.yaml, "
+                  "pipeline.plan.<stage>.overrides; docs/pipeline.md)",
         default_overrides=("experiment=quickstart",),
         rerun_note="completed stages are reused and an interrupted training stage resumes from its checkpoint",
     ),

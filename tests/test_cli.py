@@ -71,6 +71,14 @@ def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected:
     assert "Traceback" not in result.output
 
 
+def test_a_model_setting_of_a_command_without_one_is_refused_not_ignored(cli) -> None:
+    """`cnnlab pipeline model=resnet50` ran the experiment's own models, exit 0."""
+    result = cli("pipeline", "model=resnet50")
+    assert result.code == 2 and "`cnnlab pipeline` has no model= setting: model=resnet50 would be ignored" \
+        in result.stderr, result.output
+    assert "conf/experiment/<name>.yaml" in result.stderr and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict", "quantize", "prune", "bench"])
 @pytest.mark.parametrize("setting", ["model.stem=imagenet", "model=vgg11"])
 def test_a_model_setting_that_the_source_overrides_is_refused_not_ignored(cli, command: str, setting: str) -> None:

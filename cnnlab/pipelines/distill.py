@@ -91,12 +91,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 def refuse_unused_settings(cfg: DictConfig, ctx: RunContext) -> None:
-    """distill trains two networks of its own (teacher=, student=) on real images: model= and image mixing
-    (trainer.mixup/cutmix) are mistakes. Raises CnnlabError."""
-    if ctx.explicitly_set("model", "model.name", "model.weights"):
-        raise CnnlabError("distill takes its two networks from teacher= and student=, not model=",
-                          fix="e.g. `cnnlab distill teacher=resnet50 student=mobilenet "
-                              "teacher.weights=latest:finetune`")
+    """distill trains on real images: image mixing (trainer.mixup/cutmix) is a mistake (model= is refused for every
+    command that has no such setting: app.check_model_is_read). Raises CnnlabError."""
     if Recipe.from_config(cfg).mixes_images:
         raise CnnlabError("distill does not mix images (trainer.mixup/cutmix): the teacher's answers are for "
                           "the real images", fix="set trainer.mixup=0 trainer.cutmix=0")

@@ -147,7 +147,9 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
     (["teacher=nosuchnet"], "unknown teacher 'nosuchnet' — choose one of: alexnet"),
     (["student.name=nosuchnet"], "unknown student 'nosuchnet' — choose one of: lenet5"),
     (["student=resnet18"], "lenet5 checkpoint but student=resnet18"),
-    (["model=resnet18"], "not model="),
+    (["model=resnet18"], "has no model= setting: model=resnet18 would be ignored — drop model=resnet18; distill "
+                         "takes its networks from teacher= and student="),
+    (["model.stem=cifar"], "model.stem=cifar would be ignored"),
     (["distill.augment=true", "distill.cache_teacher=true"], "train transforms are random"),
     (["trainer.mixup=0.2"], "trainer.mixup"),
     (["distill.alpha=2"], "distill.alpha=2 is not allowed: distill.alpha takes a number in [0, 1]"),
