@@ -97,9 +97,10 @@ def check_source_is_read(source: Any, command: str) -> None:
 
 
 def check_model_is_read(source: Any, overrides: list[str], command: str) -> None:
-    """`model=` / `model.*` given to a command that takes its model from `source=`: refused, not ignored (`cnnlab
-    evaluate source=RUN model.stem=imagenet` scored the run's own network, exit 0). bench reads model= only when it
-    times a random zoo network (no source=)."""
+    """`model=` / `model.*` given to a command that would not read it: refused, not ignored. Such a command takes
+    its model from `source=` (`cnnlab evaluate source=RUN model.stem=imagenet` scored the run's own network, exit
+    0), or has no model setting at all (distill: teacher=/student=; pipeline: the experiment's stages). bench reads
+    model= only when it times a random zoo network (no source=)."""
     info = COMMANDS[command]
     given_source = source not in (None, "")
     if "model" in info.groups and not (info.reads_source and given_source):
