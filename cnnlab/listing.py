@@ -18,7 +18,7 @@ def _fmt_millions(value: float | int | None) -> str:
 
 
 def print_models() -> None:
-    from cnnlab.models import ALIASES, MODELS, model_info  # imports torch: not a help path
+    from cnnlab.models import ALIASES, MODELS, model_info, models_with_cifar_stem  # imports torch: not a help path
 
     table = Table(title="Model zoo (model=NAME)", title_justify="left")
     for column in ("name", "family", "year", "params", "GFLOPs @224", "ImageNet top-1", "ImageNet weights"):
@@ -33,9 +33,8 @@ def print_models() -> None:
     for alias, target in ALIASES.items():
         table.add_row(alias, f"alias of {target}", "", "", "", "", "")
     out.print(table)
-    with_stem = [name for name, entry in MODELS.items() if entry.cifar_stem is not None]
     out.print(f"small images (≤ 64 px): model.stem=cifar keeps the first stage at input resolution "
-              f"({', '.join(with_stem)}; 9–13× the FLOPs) — docs/models.md")
+              f"({', '.join(models_with_cifar_stem())}; 9–13× the FLOPs) — docs/models.md")
 
 
 def print_datasets() -> None:

@@ -27,11 +27,9 @@ def model_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
     network records no options, as before the option existed."""
     options = {key: str(model_config[key]) for key in ARCH_OPTIONS
                if key in model_config and model_config[key] is not None}
-    if "stem" in options:  # recorded in one spelling; the stock stem not at all
-        options["stem"] = options["stem"].strip().lower()
-        if options["stem"] == "imagenet":
-            del options["stem"]
-    return options
+    stem = requested_stem(model_config)  # recorded in one spelling; the stock stem not at all
+    options.pop("stem", None)
+    return options if stem in (None, "imagenet") else {**options, "stem": stem}
 
 
 def create_model(name: str, num_classes: int, image_size: int, *, size_key: str = "dataset.image_size",
@@ -111,7 +109,7 @@ def requested_stem(node: Mapping[str, Any]) -> str | None:
     the stock stem), else its value in one spelling ("imagenet", "cifar", or whatever else was typed, which
     check_stem refuses). Unlike model_options, an explicit "imagenet" is kept: a checkpoint's stem is compared
     with it."""
-    value = node.get("stem") if hasattr(node, "get") else None
+    value = node.get("stem")
     return None if value is None else str(value).strip().lower()
 
 
@@ -122,7 +120,7 @@ def check_stem(name: str, stem: Any, role: str = "model") -> str:
     entry = get_entry(name)
     if value == "cifar" and entry.cifar_stem is None:
         hint = f"write the stem into {role}.arch (e.g. stem32s1, docs/search.md)" if entry.name == "searched" \
-            else f"pick a model that has one: {', '.join(_with_cifar_stem())}"
+            else f"pick a model that has one: {', '.join(models_with_cifar_stem())}"
         raise CnnlabError(f"{entry.name} has no small-image stem ({role}.stem=cifar)",
                           fix=f"drop {role}.stem, or {hint}")
     return value
@@ -133,10 +131,11 @@ def check_stem_value(stem: Any, role: str = "model") -> str:
     value = "imagenet" if stem is None else str(stem).strip().lower()
     if value not in STEM_CHOICES:
         raise CnnlabError(f"{role}.stem={stem} is not a stem",
-                          fix=f"use {role}.stem=cifar (the small-image stem of {', '.join(_with_cifar_stem())}) or "
+                          fix=f"use {role}.stem=cifar (the small-image stem of {', '.join(models_with_cifar_stem())}) or "
                               f"drop {role}.stem (the stock stem)")
     return value
 
 
-def _with_cifar_stem() -> list[str]:
+def models_with_cifar_stem() -> list[str]:
+    """The zoo names that model.stem=cifar applies to, in registry order."""
     return [name for name, entry in MODELS.items() if entry.cifar_stem is not None]
