@@ -19,10 +19,19 @@ import torch.distributed as dist
 
 from cnnlab.environment import has_cpu_flag, launched_ranks
 from cnnlab.errors import CnnlabError
+from cnnlab.models.measure import smallest_conv_input
 
 log = logging.getLogger("cnnlab")
 
 T = TypeVar("T")
+
+# Where any convolution of a dense network runs on a map smaller than this (px side), bf16 autocast trained it slower
+# than float32 on the CPU; where every one ran on at least this, faster. benchmarks/cpu_amp.py on a Sapphire Rapids
+# Xeon, bf16 / float32 per step: ResNet-18, -34 and -50 at 28-32 px (last stage on 1x1 maps) 0.67-0.88x, at batch 64
+# and at batch 256 alike; ResNet-18 at 48-64 px, ResNet-50 and GoogLeNet at 64 px, LeNet-5, ResNet-18 with
+# model.stem=cifar at 28 px (2x2 maps or more) 1.13-1.71x, at batch 16 and 64 alike; VGG-11 at 32 px even (0.97x).
+# The batch did not move it; the smallest map did.
+BF16_MIN_MAP = 2
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
@@ -50,15 +59,34 @@ def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16 make bf16 convolutions faster than fp32 (measured 1.6x on ResNet-18 training at 64 px
-    here); without them bf16 autocast on CPU is emulated and slower. Depthwise convolutions are the exception
-    (Runtime.for_network)."""
+    """AMX or AVX512-BF16 make bf16 convolutions faster than fp32 (measured 1.4x on ResNet-18 training at 64 px
+    here); without them bf16 autocast on CPU is emulated and slower. Depthwise convolutions and networks that
+    compute little an image are the exceptions (cpu_float32_reason)."""
     return has_cpu_flag("amx_bf16") or has_cpu_flag("avx512_bf16")
 
 
 def has_grouped_convs(model: torch.nn.Module) -> bool:
     """Whether `model` has a depthwise or grouped Conv2d (groups > 1): what Runtime.for_network keeps out of bf16."""
     return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules())
+
+
+def cpu_float32_reason(model: torch.nn.Module, input_size: int | None) -> str | None:
+    """Why trainer.amp=auto trains `model` in float32 rather than bf16 on a bf16-capable CPU, or None (bf16 pays).
+    input_size: the side of its input in px (None: unknown, so only the depthwise rule applies; so does a model
+    without convolutions). Raises what the model's forward pass raises on one zero image of that size."""
+    if has_grouped_convs(model):
+        return "this network has depthwise convolutions, which oneDNN trains 2-3x slower in bf16 on the CPU"
+    if input_size is None or not has_convs(model):
+        return None  # unknown, or not an image network (a linear probe's head on cached features)
+    smallest = smallest_conv_input(model, input_size)
+    if smallest is None or smallest >= BF16_MIN_MAP:
+        return None
+    return (f"at {input_size} px its deepest convolutions run on {smallest}x{smallest} maps, where oneDNN trains "
+            f"1.1-1.5x slower in bf16 on the CPU (bf16 paid from {BF16_MIN_MAP}x{BF16_MIN_MAP} maps)")
+
+
+def has_convs(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
 def resolve_amp(spec: str | None, device: torch.device) -> torch.dtype | None:
@@ -86,6 +114,8 @@ class Runtime:
     world_size: int = 1
     local_rank: int = 0
     amp_auto: bool = False  # amp_dtype is trainer.amp=auto's choice (for_network may revise it), not the user's
+    input_size: int | None = None  # px side of the images this runtime computes on (for_input), when known
+    float32_reason: str | None = None  # why for_network revised trainer.amp=auto's bf16 to float32
 
     @property
     def is_main(self) -> bool:
@@ -99,15 +129,20 @@ class Runtime:
     def needs_grad_scaler(self) -> bool:
         return self.amp_dtype == torch.float16
 
+    def for_input(self, size: int) -> "Runtime":
+        """This runtime for `size` px inputs, so that for_network can weigh a network's compute at that size."""
+        return replace(self, input_size=int(size))
+
     def for_network(self, model: torch.nn.Module) -> "Runtime":
-        """This runtime for training or running `model`. Where trainer.amp=auto chose bf16 on the CPU and the
-        network has depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks), float32 instead: oneDNN
-        trains them 2-3x slower in bf16 (benchmarks/cpu_amp.py, docs/benchmarks.md). An explicit trainer.amp=bf16
-        is kept."""
-        if self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16 \
-                and has_grouped_convs(model):
-            return replace(self, amp_dtype=None)
-        return self
+        """This runtime for training or running `model`. Where trainer.amp=auto chose bf16 on the CPU, float32
+        instead for a network with depthwise or grouped convolutions (MobileNet, EfficientNet, searched networks:
+        oneDNN trains them 2-3x slower in bf16) or one with a convolution on a map smaller than BF16_MIN_MAP at
+        `input_size` (ResNet-18 at 28 px: 1.3-1.5x slower in bf16); benchmarks/cpu_amp.py, docs/benchmarks.md. The
+        reason is kept in `float32_reason`. An explicit trainer.amp=bf16 is kept."""
+        if not (self.amp_auto and self.device.type == "cpu" and self.amp_dtype == torch.bfloat16):
+            return self
+        reason = cpu_float32_reason(model, self.input_size)
+        return self if reason is None else replace(self, amp_dtype=None, float32_reason=reason)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:

@@ -271,12 +271,11 @@ class Trainer:
         return result
 
     def _runtime_for(self, model: nn.Module) -> Runtime:
-        """The runtime this fit trains `model` with (Runtime.for_network: no bf16 for depthwise networks on the
-        CPU unless asked for); said once a process."""
+        """The runtime this fit trains `model` with (Runtime.for_network: no bf16 on the CPU for depthwise networks
+        or small compute unless asked for); said once a process."""
         runtime = self.runtime.for_network(model)
-        if runtime != self.runtime:
-            message = ("trainer.amp=auto: float32, not bf16 — this network has depthwise convolutions, which oneDNN "
-                       "trains 2-3x slower in bf16 on the CPU (trainer.amp=bf16 forces it)")
+        if runtime.float32_reason is not None:
+            message = f"trainer.amp=auto: float32, not bf16 — {runtime.float32_reason} (trainer.amp=bf16 forces it)"
             if runtime.is_main and message not in _SAID:
                 _SAID.add(message)
                 log.info(message)

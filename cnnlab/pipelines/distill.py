@@ -46,6 +46,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     taught = teacher_and_data(cfg, ctx, runtime, settings)
     teacher, data = taught.teacher, taught.data
+    runtime = runtime.for_input(data.spec.size)
     student = resolve_role(cfg, ctx, "student")
     check_student_fits(student, data)
     ctx.log.info("distill %s (%s) → %s (%s) on %s: %d classes, %d train / %d val images at %d px", teacher.name,

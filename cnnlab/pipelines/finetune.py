@@ -86,6 +86,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
     spec = resolve_input_spec(cfg.dataset, weights.spec)
+    runtime = runtime.for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec, train_augment=settings.augment)
     ctx.log.info("finetune %s (%s) on %s: %d classes, %d train / %d val images at %d px, mode=%s", name,

@@ -55,9 +55,9 @@ def _spec(cfg: DictConfig, name: str) -> tuple[InputSpec, dict[str, Any]]:
 
 def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
-    runtime = setup_runtime(cfg, recipe)
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = _spec(cfg, name)
+    runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec)
     ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
@@ -79,9 +79,9 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     views = ViewSettings.from_config(cfg.method.get("views"))
     recipe = Recipe.from_config(cfg)
     settings.check_batch(recipe.batch_size)
-    runtime = setup_runtime(cfg, recipe)
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = _spec(cfg, name)
+    runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
         data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)
     if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head

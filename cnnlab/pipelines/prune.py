@@ -46,6 +46,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
     check_same_classes(data, checkpoint.classes)
     name, size = checkpoint.name, checkpoint.spec.size
+    runtime = runtime.for_input(size)
     ctx.log.info("prune %s (%s) by %s, ratio %g in %d step(s), on %s at %d px", name, loaded.source.path,
                  settings.method, settings.ratio, settings.steps, data.name, size)
 

@@ -222,11 +222,12 @@ class TrialRunner:
         # checked for the space's largest batch before the first trial (check_proxy_batches); again for this one
         check_proxy_batch(self.space, recipe.batch_size, len(train_set), len(data.train),
                           self.settings.proxy_train_fraction)
-        loaders = make_loaders(recipe, self.runtime, train_set, data.val, workers=loader_workers(recipe, data))
+        runtime = self.runtime.for_input(data.spec.size)
+        loaders = make_loaders(recipe, runtime, train_set, data.val, workers=loader_workers(recipe, data))
         objective = RungValidation(classification_objective(recipe, len(data.classes)), self.study, trial,
                                    latency, self.settings)
         quiet = replace(self.ctx, is_main=False)  # no metrics.csv/curves per trial, no last.pt
-        result = train_model(quiet, self.runtime, recipe, Trainable(self.runtime.prepare_model(model)), loaders,
+        result = train_model(quiet, runtime, recipe, Trainable(runtime.prepare_model(model)), loaders,
                              objective, Checkpointing(enabled=False))
         return float(result.final["val_acc"])
 
@@ -381,11 +382,12 @@ def train_chosen(runner: TrialRunner, candidate: Candidate, trial: int,
     data = runner.data(cfg, candidate)
     torch.manual_seed(recipe.seed)
     model = runner.build(candidate, data)
-    loaders = make_loaders(recipe, runner.runtime, data.train, data.val, workers=loader_workers(recipe, data))
+    runtime = runner.runtime.for_input(data.spec.size)
+    loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
     runner.ctx.log.info("training the chosen candidate (trial %d) for %s on %s at %d px", trial,
                         counted(recipe.epochs, "epoch"), counted(len(data.train), "image"),  # type: ignore[arg-type]
                         candidate.image_size)
-    result = train_model(runner.ctx, runner.runtime, recipe, Trainable(runner.runtime.prepare_model(model)), loaders,
+    result = train_model(runner.ctx, runtime, recipe, Trainable(runtime.prepare_model(model)), loaders,
                          classification_objective(recipe, len(data.classes)),
                          Checkpointing(resume_from=resume_from, extra={"search_trial": trial}))
     kwargs = runner.weights.arch_kwargs if candidate.arch is None and runner.weights.pretrained \

@@ -118,8 +118,9 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
     if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record
+        trains_in = runtime.for_network(trainable.model)
         ctx.record.update(environment={"loader_workers": loaders.train.num_workers,
-                                       "amp": runtime.for_network(trainable.model).describe()["amp"]})
+                                       "amp": trains_in.describe()["amp"], "amp_reason": trains_in.float32_reason})
     if ctx.is_main and state_path is not None:
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)

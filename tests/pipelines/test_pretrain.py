@@ -290,6 +290,18 @@ def test_other_commands_refuse_a_method(cli) -> None:
     assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr
 
 
+def test_a_network_on_1x1_maps_trains_in_float32_under_amp_auto(cli, outputs: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU with fast bf16, ResNet-18 at 16 px runs its last stages on 1x1 maps, where bf16 is slower: the run
+    trains in float32 and its record says why."""
+    from cnnlab.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert cli("pretrain", *TINY, "model=resnet18", "trainer.epochs=1", "trainer.max_steps_per_epoch=1").code == 0
+    environment = only_run(outputs, "pretrain")["environment"]
+    assert environment["amp"] == "none" and "1x1 maps" in environment["amp_reason"]
+
+
 def test_the_record_says_the_precision_a_network_trained_in(cli, outputs: Path) -> None:
     """trainer.amp=auto may say bf16 and mean float32 (a depthwise network on the CPU): the record says what ran."""
     tiny = [*TINY, "model=mobilenet_v3_small", "trainer.epochs=1", "trainer.max_steps_per_epoch=1"]
