@@ -19,11 +19,17 @@ torchvision's download where the network allows.
 
     python benchmarks/fashion_mnist.py [--model lenet5] [--epochs 15] [--seeds 0 1 2] [--threads 2] [--quick]
     python benchmarks/fashion_mnist.py --teacher RUN --skip train --kd-epochs 5     # the KD rows alone
+    python benchmarks/fashion_mnist.py --model resnet18 --seeds 0 --trained RUN    # a run trained across sessions
+
+--trained takes finished `cnnlab pretrain` runs (one per seed, in --seeds order) instead of training: a network
+too slow to train in one sitting is trained with `cnnlab pretrain ... resume=true` over several, then scored here.
+Its training time is the sum of the epochs' own `train_seconds` from the run record.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import tempfile
@@ -79,6 +85,21 @@ def kd_rows(args: argparse.Namespace, outputs: Path, data: list[str], seed: int,
         row[name] = 100 * acc
 
 
+def finished_run(folder: str, model: str) -> dict:
+    """The run.json of a completed `cnnlab pretrain` run of `model` in `folder` (stops the benchmark otherwise), with
+    the seconds its epochs trained for (summed over resumed sessions)."""
+    path = Path(folder) / "run.json"
+    if not path.is_file():
+        raise SystemExit(f"--trained {folder}: no run.json there (give a `cnnlab pretrain` run folder)")
+    record = json.loads(path.read_text())
+    arch = (record.get("model") or {}).get("name")
+    if record.get("command") != "pretrain" or record.get("status") != "completed" or arch != model:
+        raise SystemExit(f"--trained {folder}: a {record.get('status')} `{record.get('command')}` run of {arch}, "
+                         f"not a completed pretrain run of {model}")
+    record["train_seconds"] = sum(e.get("train_seconds", 0.0) for e in record["metrics"].get("history", []))
+    return record
+
+
 def mean_std(values: list[float]) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.2f} ± {spread:.2f}"
@@ -99,10 +120,14 @@ def main() -> None:
                         help="one more override for both distill runs, repeatable (e.g. distill.temperature=2)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("train", "quantize", "prune"),
                         help="stages to leave out; `train` leaves only the KD rows (needs --teacher)")
+    parser.add_argument("--trained", nargs="+", metavar="RUN",
+                        help="finished pretrain runs, one per seed (in --seeds order), to start from instead of training")
     parser.add_argument("--outputs", help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny synthetic data: proves the script works")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.trained and len(args.trained) != len(args.seeds):
+        parser.error(f"--trained names {len(args.trained)} run(s) for {len(args.seeds)} seed(s)")
     print_machine(args.threads)
     data = QUICK if args.quick else ["dataset=fashion_mnist"]
     epochs = 1 if args.quick else args.epochs
@@ -118,8 +143,13 @@ def main() -> None:
                 kd_rows(args, outputs, data, seed, row, outcomes)
                 rows.append(row)
                 continue
-            train, row["train_s"] = timed(outputs, args.threads, "pretrain", f"model={args.model}", *data,
-                                          f"seed={seed}", f"trainer.epochs={epochs}", *args.train_override)
+            if args.trained:
+                train = finished_run(args.trained[args.seeds.index(seed)], args.model)
+                row["train_s"], row["trained"] = train["train_seconds"], train["run_dir"]
+                row["epochs"] = len(train["metrics"]["history"])
+            else:
+                train, row["train_s"] = timed(outputs, args.threads, "pretrain", f"model={args.model}", *data,
+                                              f"seed={seed}", f"trainer.epochs={epochs}", *args.train_override)
             row["val"] = 100 * train["metrics"]["val_acc"]
             exported = cnnlab(outputs, args.threads, "export", f"source={train['run_dir']}")
             fp32, outcomes["fp32"][seed] = test_acc(outputs, args.threads, exported, args.quick)
@@ -159,6 +189,7 @@ def main() -> None:
     fp32 = [r["fp32"] for r in rows]
     n_test = 64 if args.quick else 10_000
     binomial = 100 * math.sqrt(statistics.mean(fp32) / 100 * (1 - statistics.mean(fp32) / 100) / n_test)
+    epochs = rows[0].get("epochs", epochs)
     print(f"\n{args.model}, {epochs} epochs, {len(rows)} seeds, {n_test} test images (binomial SE of one run "
           f"{binomial:.2f} points)")
     print(f"  train wall time per seed: {mean_std([r['train_s'] / 60 for r in rows])} min")
