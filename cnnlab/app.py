@@ -38,7 +38,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint, launched_ranks
 from cnnlab.errors import CnnlabError
-from cnnlab.errors_view import UserAbort
+from cnnlab.errors_view import UserAbort, removed_setting_error
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
@@ -304,7 +304,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
-                disk_full_error(exc) if is_disk_full(exc) else None  # type: ignore[arg-type]
+                disk_full_error(exc) if is_disk_full(exc) else \
+                removed_setting_error(exc, overrides, command)  # type: ignore[arg-type]
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

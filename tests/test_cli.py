@@ -61,6 +61,10 @@ def test_top_level_help_and_version(cli) -> None:
     # finetune trained from random weights, exit 0, when given another command's source= (a silent wrong start)
     (["source=outputs/pretrain/x", "model=lenet5"], "does not read source= (it was given outputs/pretrain/x) — use "
                                                     "model.weights=outputs/pretrain/x"),
+    # a setting the command reads, deleted: "unknown setting 'weights'" after Hydra's own "Error executing job" line
+    (["~model.weights", *TINY], "~model.weights removed model.weights, which `cnnlab finetune` reads — drop "
+                                "~model.weights"),
+    (["~model", *TINY[:5]], "~model removed model, which `cnnlab finetune` reads — drop ~model"),
 ])
 def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
     result = cli("finetune", *args)
@@ -68,7 +72,7 @@ def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected:
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]  # log lines may come before
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "Error executing job" not in result.output
 
 
 def test_a_model_setting_of_a_command_without_one_is_refused_not_ignored(cli) -> None:

@@ -200,6 +200,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
         return comparison.admits(LatencyRecord.from_dict(record))
 
     by_path = {row.run.path.resolve(): row for row in rows}
+    for row in rows:
+        row.arch = row.arch or _inherited_arch(row, by_path)
 
     def same_network(a: Path, b: Path) -> bool:
         """One architecture, (almost) the same parameters, the same precision: it should time alike."""
@@ -229,6 +231,22 @@ def _arch(run: RunInfo) -> str | None:
     if isinstance(arch, str) and arch:
         return arch
     return f"stem={stem}" if isinstance(stem, str) and stem and stem != "imagenet" else None
+
+
+def _inherited_arch(row: Row, by_path: dict[Path, Row]) -> str | None:
+    """The arch string or stem of the nearest run up the source chain with the same network, for a run that does
+    not record its own (quantize writes an ONNX file from the source's network: a model.stem=cifar ResNet-18 stays
+    one, and its INT8 row must not read as the stock network)."""
+    seen: set[Path] = set()
+    source = row.source
+    while source is not None and source not in seen and (parent := by_path.get(source)) is not None:
+        if parent.model != row.model:
+            return None
+        if parent.run.model.extra.get("arch") or parent.run.model.extra.get("stem"):
+            return _arch(parent.run)
+        seen.add(source)
+        source = parent.source
+    return None
 
 
 def precision_of(run: RunInfo) -> str:

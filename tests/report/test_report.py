@@ -259,6 +259,22 @@ def test_a_small_image_stem_is_shown_beside_the_stock_network(tmp_path: Path) ->
     assert rows["cifar"].display_model == "resnet18[stem=cifar]" and rows["stock"].display_model == "resnet18"
 
 
+def test_a_quantized_small_image_stem_network_keeps_its_stem_in_the_report(tmp_path: Path) -> None:
+    """quantize records the network's name but not its stem: its row takes the stem from up the source chain, so
+    an INT8 model.stem=cifar ResNet-18 does not read as the stock network."""
+    out = tmp_path / "outputs"
+    cifar = model_run(out, "pretrain", "cifar", 0.94, stem="cifar")
+    pruned = model_run(out, "prune", "pruned", 0.93, source=cifar)
+    model_run(out, "quantize", "int8", 0.93, source=pruned, precision="int8")
+    stock = model_run(out, "pretrain", "stock", 0.91)
+    model_run(out, "quantize", "stock-int8", 0.91, source=stock, precision="int8")
+    model_run(out, "distill", "student", 0.9, source=cifar, model="lenet5")  # another network: nothing to inherit
+    rows = {row.run.path.name: row for row in build_report(out).rows}
+    assert rows["pruned"].display_model == "resnet18[stem=cifar]"
+    assert rows["int8"].display_model == "resnet18[stem=cifar] (int8)"
+    assert rows["stock-int8"].display_model == "resnet18 (int8)" and rows["student"].display_model == "lenet5"
+
+
 def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path) -> None:
     """A search derives from no model, so its speed-up column was "—"; the search's own paired ratio over
     search.reference is the figure a user searched for."""
