@@ -46,7 +46,7 @@ COMMANDS: dict[str, CommandInfo] = {
         pipeline="cnnlab.pipelines.pretrain",
         examples=("cnnlab pretrain",
                   "cnnlab pretrain model=lenet5 dataset=digits trainer.epochs=10",
-                  "cnnlab pretrain model=resnet18 model.stem=cifar dataset=fashion_mnist trainer.amp=none",
+                  "cnnlab pretrain model=resnet18 model.stem=cifar dataset=fashion_mnist",
                   "cnnlab pretrain method=simclr dataset=cifar10 model=resnet18 trainer.batch_size=256",
                   "cnnlab pretrain method=simsiam dataset=imagefolder dataset.root=~/unlabeled_photos",
                   "cnnlab pretrain -m optim.lr=0.01,0.05,0.1"),

@@ -82,7 +82,7 @@ def cpu_float32_reason(model: torch.nn.Module, input_size: int | None) -> str | 
     if smallest is None or smallest >= BF16_MIN_MAP:
         return None
     return (f"at {input_size} px its deepest convolutions run on {smallest}x{smallest} maps, where oneDNN trains "
-            f"1.1-1.5x slower in bf16 on the CPU (bf16 paid from {BF16_MIN_MAP}x{BF16_MIN_MAP} maps)")
+            f"up to 1.5x slower in bf16 on the CPU (bf16 paid from {BF16_MIN_MAP}x{BF16_MIN_MAP} maps)")
 
 
 def has_convs(model: torch.nn.Module) -> bool:

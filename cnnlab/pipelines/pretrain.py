@@ -25,7 +25,7 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.selfsup import SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options
+from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
@@ -65,6 +65,7 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
 
     model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size,
                                                **arch_kwargs))
+    say_stem_hint(ctx, name, model, spec.size, arch_kwargs)
     loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
     result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
                          classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
@@ -96,6 +97,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
                  ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size).items()))
 
     model = create_model(name, num_classes=len(data.classes), image_size=data.spec.size, **arch_kwargs)
+    say_stem_hint(ctx, name, model, data.spec.size, arch_kwargs)
     network = runtime.prepare_model(siamese_network(model, name, settings))
     loaders = make_loaders(recipe, runtime, images, data.val, workers=loader_workers(recipe, data))
     monitor = knn_monitor(ctx, recipe, runtime, data, settings)
@@ -114,6 +116,13 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     ctx.record.update(pretrain=record)
     return save_and_record(ctx, trained, self_supervised_metrics(result, settings.name),
                            extra={"pretrain": record})
+
+
+def say_stem_hint(ctx: RunContext, name: str, model: torch.nn.Module, size: int, arch_kwargs: dict[str, Any]) -> None:
+    """Log models.stem_hint (a stock-stem network whose last stage sees 1x1 maps), once, on the main process."""
+    hint = stem_hint(name, model, size, arch_kwargs.get("stem"))
+    if hint is not None and ctx.is_main:
+        ctx.log.info(hint)
 
 
 def siamese_network(model: torch.nn.Module, name: str, settings: SelfSupervisedSettings) -> SiameseNetwork:

@@ -55,3 +55,17 @@ def test_the_stem_option_is_checked_and_recorded_in_one_spelling() -> None:
     assert check_stem("mobilenet", None) == "imagenet" and check_stem("resnet18", " CIFAR ") == "cifar"
     assert model_options({"name": "resnet18", "stem": " CIFAR"}) == {"stem": "cifar"}
     assert model_options({"name": "resnet18", "stem": "imagenet"}) == model_options({"name": "resnet18", "stem": None}) == {}
+
+
+def test_a_stock_stem_on_1x1_maps_gets_a_hint_towards_the_cifar_stem() -> None:
+    """Stock ResNet-18 at 28 px scored 90.1 % on Fashion-MNIST's test set, no better than LeNet-5: pretrain says
+    that model.stem=cifar exists where the last stage sees 1x1 maps, and only there."""
+    from cnnlab.models import stem_hint
+
+    def hint(name: str, size: int, stem: str | None = None) -> str | None:
+        return stem_hint(name, create_model(name, num_classes=10, image_size=size, **({"stem": stem} if stem else {})),
+                         size, stem)
+
+    assert "model.stem=cifar" in str(hint("resnet18", 28)) and "1x1 maps" in str(hint("mobilenet_v2", 28))
+    assert hint("resnet18", 64) is None  # its last stage sees 2x2
+    assert hint("resnet18", 28, "cifar") is None and hint("lenet5", 28) is None and hint("vgg11", 32) is None
