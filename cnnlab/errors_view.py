@@ -85,6 +85,10 @@ def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         cause = exc.__cause__
         detail = _first_line(str(cause)) if cause is not None else ""
+        if text.startswith("Could not delete from config.") and "'" in text:  # Hydra: `~KEY` of a null or absent KEY
+            key = text.split("'")[1]
+            return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
+                    f"~{key}; `cnnlab {command} --help` lists the settings"), False
         if "is not in struct" in text or "is not in struct" in detail:
             key = text.split("'")[1] if "'" in text else "?"
             return (f"unknown setting '{key}' — check the spelling in `cnnlab {command} --help` "

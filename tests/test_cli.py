@@ -65,6 +65,8 @@ def test_top_level_help_and_version(cli) -> None:
     (["~model.weights", *TINY], "~model.weights removed model.weights, which `cnnlab finetune` reads — drop "
                                 "~model.weights"),
     (["~model", *TINY[:5]], "~model removed model, which `cnnlab finetune` reads — drop ~model"),
+    (["~model.stem"], "~model.stem: there is no model.stem value to delete (the setting is absent or already null) — "
+                      "drop ~model.stem"),  # Hydra's "Could not delete from config", which named no fix
 ])
 def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected: str) -> None:
     result = cli("finetune", *args)
