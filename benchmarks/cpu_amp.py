@@ -1,5 +1,5 @@
 """Benchmark: bf16 autocast vs float32 for CPU training, per network and image size — the evidence behind
-`trainer.amp=auto` on the CPU (engine/runtime.py: bf16 only for networks without depthwise/grouped convolutions that
+`trainer.amp=auto` on the CPU (engine/runtime.py: bf16 only for networks without depthwise/grouped convolutions
 whose every convolution runs on maps of at least BF16_MIN_MAP px: models.measure.smallest_conv_input).
 
 One training step = forward under autocast (or not), cross-entropy in float32, backward, SGD step; channels_last

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from _common import cnnlab, dump, print_machine, usable_cores
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.report.stats import paired_bootstrap, paired_interval
@@ -85,9 +87,10 @@ def kd_rows(args: argparse.Namespace, outputs: Path, data: list[str], seed: int,
         row[name] = 100 * acc
 
 
-def finished_run(folder: str, model: str) -> dict:
-    """The run.json of a completed `cnnlab pretrain` run of `model` in `folder` (stops the benchmark otherwise), with
-    the seconds its epochs trained for (summed over resumed sessions)."""
+def finished_run(folder: str, model: str, seed: int, dataset: str) -> dict:
+    """The run.json of a completed `cnnlab pretrain` run of `model` with `seed` on `dataset` in `folder` (stops the
+    benchmark otherwise), with the seconds its epochs trained for (summed over resumed sessions; validation and
+    start-up not included)."""
     path = Path(folder) / "run.json"
     if not path.is_file():
         raise SystemExit(f"--trained {folder}: no run.json there (give a `cnnlab pretrain` run folder)")
@@ -96,6 +99,11 @@ def finished_run(folder: str, model: str) -> dict:
     if record.get("command") != "pretrain" or record.get("status") != "completed" or arch != model:
         raise SystemExit(f"--trained {folder}: a {record.get('status')} `{record.get('command')}` run of {arch}, "
                          f"not a completed pretrain run of {model}")
+    config = yaml.safe_load((Path(folder) / ".hydra" / "config.yaml").read_text())
+    trained_on = (record.get("dataset") or {}).get("name")
+    if config.get("seed") != seed or trained_on != dataset:
+        raise SystemExit(f"--trained {folder}: trained with seed {config.get('seed')} on {trained_on}, not seed {seed} "
+                         f"on {dataset} (give the runs in --seeds order)")
     record["train_seconds"] = sum(e.get("train_seconds", 0.0) for e in record["metrics"].get("history", []))
     return record
 
@@ -144,7 +152,8 @@ def main() -> None:
                 rows.append(row)
                 continue
             if args.trained:
-                train = finished_run(args.trained[args.seeds.index(seed)], args.model)
+                train = finished_run(args.trained[args.seeds.index(seed)], args.model, seed,
+                                     "synthetic" if args.quick else "fashion_mnist")
                 row["train_s"], row["trained"] = train["train_seconds"], train["run_dir"]
                 row["epochs"] = len(train["metrics"]["history"])
             else:
@@ -192,7 +201,8 @@ def main() -> None:
     epochs = rows[0].get("epochs", epochs)
     print(f"\n{args.model}, {epochs} epochs, {len(rows)} seeds, {n_test} test images (binomial SE of one run "
           f"{binomial:.2f} points)")
-    print(f"  train wall time per seed: {mean_std([r['train_s'] / 60 for r in rows])} min")
+    what = "training time per seed (the epochs' own seconds, --trained)" if args.trained else "train wall time per seed"
+    print(f"  {what}: {mean_std([r['train_s'] / 60 for r in rows])} min")
     print(f"  FP32 test top-1: {mean_std(fp32)} %  (val {mean_std([r['val'] for r in rows])} %)")
     if "int8" in rows[0]:
         print(f"  INT8 test top-1: {mean_std([r['int8'] for r in rows])} %  formats "

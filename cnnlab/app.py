@@ -38,7 +38,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint, launched_ranks
 from cnnlab.errors import CnnlabError
-from cnnlab.errors_view import UserAbort, removed_setting_error
+from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
@@ -94,6 +94,18 @@ def check_source_is_read(source: Any, command: str) -> None:
     start = START_FROM_RUN.get(command)  # the key that does start from a run, where the command has one
     raise CnnlabError(f"`cnnlab {command}` does not read source= (it was given {source})",
                       fix=f"use {start}={source} to start from that run" if start else "drop source=")
+
+
+def check_nothing_deleted(overrides: list[str], command: str) -> None:
+    """`~KEY` (Hydra's delete) is refused: every setting a command has is one it reads, and a deleted one fell back
+    to a built-in value without a word (`~optim.lr` trained at lr 0, exit 0). A sweep writes it `~KEY=null`."""
+    deleted = next((o.split("=", 1)[0] for o in overrides if o.startswith("~")), None)
+    if deleted is not None:
+        key = deleted[1:]
+        raise CnnlabError(f"{deleted} deletes a setting of `cnnlab {command}`; a deleted setting would fall back "
+                          "silently to a built-in value",
+                          fix=f"drop {deleted} (to change the setting, give {key}=VALUE; `cnnlab {command} --help` "
+                              "lists the settings)")
 
 
 def check_model_is_read(source: Any, overrides: list[str], command: str) -> None:
@@ -288,6 +300,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_config_files(hydra_cfg)
             check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
             check_source_is_read(cfg.get("source"), command)
+            check_nothing_deleted(overrides, command)
             check_model_is_read(cfg.get("source"), overrides, command)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
@@ -304,8 +317,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
-                disk_full_error(exc) if is_disk_full(exc) else \
-                removed_setting_error(exc, overrides, command)  # type: ignore[arg-type]
+                disk_full_error(exc) if is_disk_full(exc) else None  # type: ignore[arg-type]
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

@@ -29,6 +29,7 @@ class CommandInfo:
     rerun_note: str = ""              # what running the same command again reuses (pipeline: finished stages)
     produces_model: bool = False      # its run holds a new model (model.pt or model.onnx): a report row, a model stage
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
+    converts_source: bool = False     # its model is the source's network in another form (INT8): the same stem/arch
     reads_source: bool = False        # starts from the model of a `source=` run or file
     model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
 
@@ -140,7 +141,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab quantize source=latest:finetune quantize.mode=qat trainer.epochs=2",
                   "cnnlab quantize source=latest:finetune quantize.runtime=openvino"),
         groups=("dataset", "optim", "sched", "trainer", "experiment"),
-        produces_model=True, writes_onnx=True,
+        produces_model=True, writes_onnx=True, converts_source=True,
     ),
     "export": CommandInfo(
         reads_source=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import CnnlabError
 
@@ -33,22 +33,6 @@ def _causes(exc: BaseException) -> list[BaseException]:
         # context is not followed: a bug raised while handling a CnnlabError stays a bug.
         current = current.__cause__ or (current.__context__ if wrapper else None)
     return chain
-
-
-def removed_setting_error(exc: BaseException, overrides: list[str], command: str) -> CnnlabError | None:
-    """The one-line error for a setting the command reads but the user deleted with `~key` (or `~group`), which
-    OmegaConf reports as a missing key; None for any other exception (a key missing for another reason is a bug)."""
-    missing = next((e for e in _causes(exc) if isinstance(e, (ConfigAttributeError, ConfigKeyError))), None)
-    full_key = str(getattr(missing, "full_key", "") or "")
-    if not full_key:
-        return None
-    for override in overrides:
-        removed = override[1:].split("=", 1)[0] if override.startswith("~") else ""
-        if removed and (full_key == removed or full_key.startswith(removed + ".")):
-            return CnnlabError(f"{override} removed {full_key}, which `cnnlab {command}` reads",
-                               fix=f"drop {override} (to change the setting, give {removed}=VALUE; "
-                                   f"`cnnlab {command} --help` lists the settings)")
-    return None
 
 
 def yaml_message(exc: yaml.YAMLError) -> str:

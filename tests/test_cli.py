@@ -61,10 +61,12 @@ def test_top_level_help_and_version(cli) -> None:
     # finetune trained from random weights, exit 0, when given another command's source= (a silent wrong start)
     (["source=outputs/pretrain/x", "model=lenet5"], "does not read source= (it was given outputs/pretrain/x) — use "
                                                     "model.weights=outputs/pretrain/x"),
-    # a setting the command reads, deleted: "unknown setting 'weights'" after Hydra's own "Error executing job" line
-    (["~model.weights", *TINY], "~model.weights removed model.weights, which `cnnlab finetune` reads — drop "
-                                "~model.weights"),
-    (["~model", *TINY[:5]], "~model removed model, which `cnnlab finetune` reads — drop ~model"),
+    # a deleted setting: "unknown setting 'weights'" after Hydra's own "Error executing job" line; ~optim.lr trained
+    # at lr 0, exit 0
+    (["~model.weights", *TINY], "~model.weights deletes a setting of `cnnlab finetune`; a deleted setting would fall "
+                                "back silently to a built-in value — drop ~model.weights"),
+    (["~model", *TINY[:5]], "~model deletes a setting of `cnnlab finetune`"),
+    (["~optim.lr", *TINY], "~optim.lr deletes a setting of `cnnlab finetune`"),
     (["~model.stem"], "~model.stem: there is no model.stem value to delete (the setting is absent or already null) — "
                       "drop ~model.stem"),  # Hydra's "Could not delete from config", which named no fix
 ])

@@ -26,11 +26,11 @@ log = logging.getLogger("cnnlab")
 T = TypeVar("T")
 
 # Where any convolution of a dense network runs on a map smaller than this (px side), bf16 autocast trained it slower
-# than float32 on the CPU; where every one ran on at least this, faster. benchmarks/cpu_amp.py on a Sapphire Rapids
-# Xeon, bf16 / float32 per step: ResNet-18, -34 and -50 at 28-32 px (last stage on 1x1 maps) 0.67-0.88x, at batch 64
-# and at batch 256 alike; ResNet-18 at 48-64 px, ResNet-50 and GoogLeNet at 64 px, LeNet-5, ResNet-18 with
-# model.stem=cifar at 28 px (2x2 maps or more) 1.13-1.71x, at batch 16 and 64 alike; VGG-11 at 32 px even (0.97x).
-# The batch did not move it; the smallest map did.
+# than float32 on the CPU. benchmarks/cpu_amp.py on a Sapphire Rapids Xeon, bf16 / float32 per step: ResNet-18, -34
+# and -50 at 28-32 px (last stage on 1x1 maps) 0.67-0.97x, at batch 64 and 256 alike; ResNet-18 at 48-64 px,
+# ResNet-50 and GoogLeNet at 64 px, LeNet-5, ResNet-18 with model.stem=cifar at 28 px (2x2 maps or more)
+# 1.09-1.81x at batch 64; ResNet-18 at 64 px and batch 16 and VGG-11 at 32 px near even (1.03x, 0.84-1.01x).
+# The batch did not move the line; the smallest map did.
 BF16_MIN_MAP = 2
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
@@ -60,8 +60,8 @@ def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """AMX or AVX512-BF16 make bf16 convolutions faster than fp32 (measured 1.4x on ResNet-18 training at 64 px
-    here); without them bf16 autocast on CPU is emulated and slower. Depthwise convolutions and networks that
-    compute little an image are the exceptions (cpu_float32_reason)."""
+    here); without them bf16 autocast on CPU is emulated and slower. Depthwise convolutions and convolutions on
+    1x1 maps are the exceptions (cpu_float32_reason)."""
     return has_cpu_flag("amx_bf16") or has_cpu_flag("avx512_bf16")
 
 
@@ -130,7 +130,7 @@ class Runtime:
         return self.amp_dtype == torch.float16
 
     def for_input(self, size: int) -> "Runtime":
-        """This runtime for `size` px inputs, so that for_network can weigh a network's compute at that size."""
+        """This runtime for `size` px inputs, so that for_network can see the maps a network's convolutions run on."""
         return replace(self, input_size=int(size))
 
     def for_network(self, model: torch.nn.Module) -> "Runtime":

@@ -272,7 +272,7 @@ class Trainer:
 
     def _runtime_for(self, model: nn.Module) -> Runtime:
         """The runtime this fit trains `model` with (Runtime.for_network: no bf16 on the CPU for depthwise networks
-        or small compute unless asked for); said once a process."""
+        or convolutions on 1x1 maps unless asked for); said once a process."""
         runtime = self.runtime.for_network(model)
         if runtime.float32_reason is not None:
             message = f"trainer.amp=auto: float32, not bf16 — {runtime.float32_reason} (trainer.amp=bf16 forces it)"

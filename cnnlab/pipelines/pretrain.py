@@ -63,9 +63,9 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
     ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
                  len(data.classes), len(data.train), len(data.val), spec.size)
 
-    model = runtime.prepare_model(create_model(name, num_classes=len(data.classes), image_size=spec.size,
-                                               **arch_kwargs))
+    model = create_model(name, num_classes=len(data.classes), image_size=spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, spec.size, arch_kwargs)
+    model = runtime.prepare_model(model)
     loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
     result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
                          classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
@@ -119,9 +119,10 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
 
 
 def say_stem_hint(ctx: RunContext, name: str, model: torch.nn.Module, size: int, arch_kwargs: dict[str, Any]) -> None:
-    """Log models.stem_hint (a stock-stem network whose last stage sees 1x1 maps), once, on the main process."""
-    hint = stem_hint(name, model, size, arch_kwargs.get("stem"))
-    if hint is not None and ctx.is_main:
+    """Log models.stem_hint (a stock-stem network whose last stage sees 1x1 maps) on the main process; `model` is
+    the freshly built network, still on the CPU."""
+    hint = stem_hint(name, model, size, arch_kwargs.get("stem")) if ctx.is_main else None
+    if hint is not None:
         ctx.log.info(hint)
 
 

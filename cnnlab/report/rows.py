@@ -25,6 +25,7 @@ from cnnlab.runs import RunInfo, iter_runs
 from cnnlab.wording import counted
 
 MODEL_COMMANDS = commands_where(produces_model=True)
+CONVERTING_COMMANDS = commands_where(converts_source=True)
 MISSING = "—"                                # a table cell whose value no run recorded
 ATTACHED = ("export", "bench", "evaluate")   # runs that attach to the model run they came from
 
@@ -234,18 +235,18 @@ def _arch(run: RunInfo) -> str | None:
 
 
 def _inherited_arch(row: Row, by_path: dict[Path, Row]) -> str | None:
-    """The arch string or stem of the nearest run up the source chain with the same network, for a run that does
-    not record its own (quantize writes an ONNX file from the source's network: a model.stem=cifar ResNet-18 stays
-    one, and its INT8 row must not read as the stock network)."""
+    """For a run whose model is its source's network in another form (quantize: an INT8 ONNX file), the source's
+    arch string or stem, up the chain of such runs: a model.stem=cifar ResNet-18 stays one, and its INT8 row must
+    not read as the stock network. Other commands record their network's own shape (a stock network records none)."""
     seen: set[Path] = set()
-    source = row.source
-    while source is not None and source not in seen and (parent := by_path.get(source)) is not None:
-        if parent.model != row.model:
+    while row.command in CONVERTING_COMMANDS and row.source is not None and row.source not in seen:
+        seen.add(row.source)
+        parent = by_path.get(row.source)
+        if parent is None or parent.model != row.model:
             return None
-        if parent.run.model.extra.get("arch") or parent.run.model.extra.get("stem"):
-            return _arch(parent.run)
-        seen.add(source)
-        source = parent.source
+        if parent.arch is not None or parent.command not in CONVERTING_COMMANDS:
+            return parent.arch
+        row = parent
     return None
 
 

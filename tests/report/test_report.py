@@ -260,19 +260,25 @@ def test_a_small_image_stem_is_shown_beside_the_stock_network(tmp_path: Path) ->
 
 
 def test_a_quantized_small_image_stem_network_keeps_its_stem_in_the_report(tmp_path: Path) -> None:
-    """quantize records the network's name but not its stem: its row takes the stem from up the source chain, so
-    an INT8 model.stem=cifar ResNet-18 does not read as the stock network."""
+    """quantize records the network's name but not its stem: its row takes the stem from its source, so an INT8
+    model.stem=cifar ResNet-18 does not read as the stock network; a run that builds its own network (a stock
+    student of a cifar-stem teacher) takes nothing."""
     out = tmp_path / "outputs"
     cifar = model_run(out, "pretrain", "cifar", 0.94, stem="cifar")
-    pruned = model_run(out, "prune", "pruned", 0.93, source=cifar)
+    pruned = model_run(out, "prune", "pruned", 0.93, source=cifar, stem="cifar")  # prune records its stem
     model_run(out, "quantize", "int8", 0.93, source=pruned, precision="int8")
     stock = model_run(out, "pretrain", "stock", 0.91)
     model_run(out, "quantize", "stock-int8", 0.91, source=stock, precision="int8")
     model_run(out, "distill", "student", 0.9, source=cifar, model="lenet5")  # another network: nothing to inherit
+    # a stock student of a cifar-stem teacher of the same name records no stem: it is the stock network
+    twin = model_run(out, "distill", "stock-student", 0.9, source=cifar)
+    model_run(out, "quantize", "stock-student-int8", 0.9, source=twin, precision="int8")
     rows = {row.run.path.name: row for row in build_report(out).rows}
     assert rows["pruned"].display_model == "resnet18[stem=cifar]"
     assert rows["int8"].display_model == "resnet18[stem=cifar] (int8)"
     assert rows["stock-int8"].display_model == "resnet18 (int8)" and rows["student"].display_model == "lenet5"
+    assert rows["stock-student"].display_model == "resnet18"
+    assert rows["stock-student-int8"].display_model == "resnet18 (int8)"
 
 
 def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path) -> None:
