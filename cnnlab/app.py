@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -96,10 +97,16 @@ def check_source_is_read(source: Any, command: str) -> None:
                       fix=f"use {start}={source} to start from that run" if start else "drop source=")
 
 
+_OPTIMIZER_ARGUMENT = re.compile(r"optim\.(?!lr$|_target_$)\w+")
+
+
 def check_nothing_deleted(overrides: list[str], command: str) -> None:
-    """`~KEY` (Hydra's delete) is refused: every setting a command has is one it reads, and a deleted one fell back
-    to a built-in value without a word (`~optim.lr` trained at lr 0, exit 0). A sweep writes it `~KEY=null`."""
-    deleted = next((o.split("=", 1)[0] for o in overrides if o.startswith("~")), None)
+    """`~KEY` (Hydra's delete) is refused for every setting cnnlab reads itself: a deleted one fell back to a
+    built-in value without a word (`~optim.lr` trained at lr 0, exit 0). Allowed: `~optim.KEY` for an argument of
+    the optimizer class (not lr), which then takes the class's own default — how another torch.optim class drops
+    SGD's nesterov (engine/optim.py). A sweep writes a delete as `~KEY=null`."""
+    deleted = next((name for o in overrides if o.startswith("~")
+                    and not _OPTIMIZER_ARGUMENT.fullmatch((name := o.split("=", 1)[0])[1:])), None)
     if deleted is not None:
         key = deleted[1:]
         raise CnnlabError(f"{deleted} deletes a setting of `cnnlab {command}`; a deleted setting would fall back "

@@ -67,6 +67,7 @@ def test_top_level_help_and_version(cli) -> None:
                                 "back silently to a built-in value — drop ~model.weights"),
     (["~model", *TINY[:5]], "~model deletes a setting of `cnnlab finetune`"),
     (["~optim.lr", *TINY], "~optim.lr deletes a setting of `cnnlab finetune`"),
+    (["~optim._target_", *TINY], "~optim._target_ deletes a setting of `cnnlab finetune`"),
     (["~model.stem"], "~model.stem: there is no model.stem value to delete (the setting is absent or already null) — "
                       "drop ~model.stem"),  # Hydra's "Could not delete from config", which named no fix
 ])
@@ -77,6 +78,15 @@ def test_bad_input_is_one_line_without_traceback(cli, args: list[str], expected:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.output and "Error executing job" not in result.output
+
+
+def test_the_optimizer_s_own_fix_deletes_an_argument_and_works_when_followed(cli) -> None:
+    """Deleting settings is refused, except an argument of the optimizer class: another torch.optim class drops
+    SGD's nesterov with ~optim.nesterov, as build_optimizer's error says."""
+    rmsprop = [*TINY, "optim._target_=torch.optim.RMSprop"]
+    refused = cli("pretrain", *rmsprop)
+    assert refused.code == 2 and "add ~optim.nesterov to the command" in refused.stderr, refused.output
+    assert cli("pretrain", *rmsprop, "~optim.nesterov").code == 0
 
 
 def test_a_model_setting_of_a_command_without_one_is_refused_not_ignored(cli) -> None:
