@@ -100,6 +100,10 @@ class Recipe:
             raise CnnlabError(f"trainer.precise_bn_batches={bn_batches} must be at least 1",
                               fix="use trainer.precise_bn_batches=20, or trainer.precise_bn=false to switch it off")
         workers = trainer.get("workers", "auto")
+        optimizer = _plain(cfg.get("optim")) or cls().optimizer
+        if optimizer.get("lr") is None:  # the schedule and parameter groups start from it: never a silent 0
+            raise CnnlabError("the optim settings have no lr (a --config-dir optim file without one?)",
+                              fix="set optim.lr=VALUE (e.g. optim.lr=0.001), or add lr: to that file")
         momentum = trainer.get("bn_momentum")
         try:
             momentum = _optional(momentum, float)
@@ -121,14 +125,14 @@ class Recipe:
             sync_bn=bool(trainer.get("sync_bn", False)),
             precise_bn=auto_flag(trainer.get("precise_bn", "auto"), "trainer.precise_bn"),
             precise_bn_batches=bn_batches, bn_momentum=momentum,
-            optimizer=_plain(cfg.get("optim")) or cls().optimizer, schedule=_plain(cfg.get("sched")) or cls().schedule,
+            optimizer=optimizer, schedule=_plain(cfg.get("sched")) or cls().schedule,
             epoch_log=EpochLogSettings.from_logger(cfg.get("logger", "none")))
 
     # ------------------------------------------------------------------ derived values
     @property
     def lr(self) -> float:
-        """The base learning rate (optim.lr)."""
-        return float(self.optimizer.get("lr", 0.0))
+        """The base learning rate (optim.lr; from_config refuses an optimizer without one)."""
+        return float(self.optimizer["lr"])
 
     @property
     def weight_decay(self) -> float:

@@ -120,3 +120,11 @@ def test_step_schedule_and_unknown_name() -> None:
     assert lrs[0] == 1.0 and lrs[19] == 1.0 and lrs[20] == 0.5 and lrs[40] == 0.25
     with pytest.raises(CnnlabError, match="unknown schedule"):
         build_scheduler({"name": "sawtooth"}, opt, steps_per_epoch=10, epochs=1)
+
+
+def test_an_optimizer_without_lr_is_refused_not_trained_at_zero() -> None:
+    """A --config-dir optim file without `lr:` trained at learning rate 0 (Recipe.lr read a missing lr as 0.0)."""
+    with pytest.raises(CnnlabError, match="the optim settings have no lr") as error:
+        Recipe.from_config({"optim": {"_target_": "torch.optim.Adam"}})
+    assert "optim.lr=" in error.value.fix
+    assert Recipe.from_config({"optim": {"_target_": "torch.optim.Adam", "lr": 0.001}}).lr == 0.001
