@@ -41,6 +41,7 @@ def _cnnlab_without_thread_settings(*args: str, cwd: Path, **env: str) -> CliRes
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.mark.slow  # ~16 s; in CI: the submitit_local sweep below, a submitit job's Ctrl-C (tests/test_interrupts.py)
 def test_ctrl_c_of_a_submitit_local_sweep_keeps_each_jobs_checkpoint_and_ends_with_the_hint(
         outputs: Path, tmp_path: Path) -> None:
     """submitit's controllers print their own KeyboardInterrupt tracebacks; they came after cnnlab's line. Each job

@@ -155,7 +155,7 @@ def _export_proto(model: nn.Module, spec: InputSpec, opset: int) -> onnx.ModelPr
     was_training = model.training
     model.eval()
     try:
-        with _quiet_exporter():
+        with _quiet_exporter(), _reused_torchlib_registry():
             program = torch.onnx.export(
                 model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
                 dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), verbose=False,
@@ -173,6 +173,42 @@ def _export_proto(model: nn.Module, spec: InputSpec, opset: int) -> onnx.ModelPr
         raise CnnlabError(f"torch wrote opset {written} although export.opset={opset} was asked for",
                           fix=f"use export.opset={DEFAULT_OPSET}")
     return proto
+
+
+# torch's ATen → ONNX function tables, one per registry class and opset (`_reused_torchlib_registry`).
+_TORCHLIB_REGISTRIES: dict[tuple[type, int | None], Any] = {}
+
+
+@contextlib.contextmanager
+def _reused_torchlib_registry() -> Iterator[None]:
+    """Build torch's table of ATen → ONNX functions once per process and opset, not once per export.
+
+    `torch.onnx.export(dynamo=True)` rebuilds it from onnxscript's torchlib on every call (1.4-2.5 s on a 2-core
+    Xeon; benchmarks/export_speed.py times the difference). A search exports every trial; prune and quantize
+    export two or more models. The exporter only reads the table (`custom_translation_table`, which would add to
+    it, is never passed), so one table serves every export of the same opset and the graphs are byte-identical
+    (tests/deploy/test_export.py). Private torch API: where it has moved, each export builds its own as before.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+        registry_class = _registration.ONNXRegistry
+        original = registry_class.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def reused(cls: type, opset_version: int | None = None) -> Any:
+        key = (cls, opset_version)
+        if key not in _TORCHLIB_REGISTRIES:
+            _TORCHLIB_REGISTRIES[key] = build(cls) if opset_version is None else build(cls, opset_version)
+        return _TORCHLIB_REGISTRIES[key]
+
+    registry_class.from_torchlib = classmethod(reused)
+    try:
+        yield
+    finally:
+        registry_class.from_torchlib = original
 
 
 @contextlib.contextmanager

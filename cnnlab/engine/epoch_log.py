@@ -30,11 +30,16 @@ COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"
            "train_seconds", "bn_seconds")
 
 
+# One epoch is one point per panel, no curve: its numbers are in metrics.csv and the log, and drawing it cost
+# about as much as a tiny run's training (matplotlib, ~0.3 s).
+MIN_PLOTTED_EPOCHS = 2
+
+
 @dataclass(frozen=True)
 class EpochLogSettings:
     """`tensorboard`: also write TensorBoard event files (logger=tensorboard). `plot_every_s`: curves.png is
     redrawn after an epoch when at least this many seconds passed since it was last drawn (0: after every
-    epoch); it is always drawn when training ends, however it ends."""
+    epoch); it is always drawn when training ends, however it ends, once there are `MIN_PLOTTED_EPOCHS`."""
 
     tensorboard: bool = False
     plot_every_s: float = 30.0
@@ -176,10 +181,9 @@ class EpochLog:
             self._plot()
 
     def close(self) -> None:
-        """Draw the final curves (when there is an epoch) and close the event files."""
+        """Draw the final curves (from MIN_PLOTTED_EPOCHS epochs on) and close the event files."""
         try:
-            if self.entries:
-                self._plot()
+            self._plot()
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -214,5 +218,7 @@ class EpochLog:
         self._writer.flush()  # an interrupted run keeps every finished epoch
 
     def _plot(self) -> None:
+        if len(self.entries) < MIN_PLOTTED_EPOCHS:
+            return
         plot_curves(self.files.png, self.entries, self.title)
         self._plotted, self._plotted_at = True, time.monotonic()

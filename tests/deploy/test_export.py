@@ -15,7 +15,7 @@ from cnnlab.deploy.export import (DEFAULT_OPSET, OnnxMismatch, export_onnx, read
                                   strip_default_attributes, verify_onnx)
 from cnnlab.deploy.ort import onnx_session
 from cnnlab.errors import CnnlabError
-from cnnlab.models import MODELS, count_flops, count_params
+from cnnlab.models import MODELS, count_flops, count_params, create_model
 
 SPEC = InputSpec(size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 CLASSES = ["cat", "dog", "owl", "emu"]
@@ -155,3 +155,23 @@ def test_the_identity_is_written_in_one_place_and_read_back(tmp_path: Path, live
     assert "note" not in again["props"]  # every entry rewritten from the identity: nothing stale carried over
     with pytest.raises(TypeError, match="identity="):
         export_onnx(lively_model("lenet5", 16), tmp_path / "x.onnx")
+
+
+def test_the_reused_function_table_writes_the_graph_a_fresh_one_writes(tmp_path: Path) -> None:
+    """export_onnx builds torch's ATen → ONNX table once per process (it was rebuilt for every export, about a
+    second each); reusing it must not change a byte of the graph, and torch's own builder is back afterwards."""
+    from torch.onnx._internal.exporter import _registration
+
+    from cnnlab.deploy import export as export_module
+
+    builder = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    model = create_model("lenet5", num_classes=4, image_size=32).eval()
+    graphs = []
+    for name in ("fresh", "reused"):
+        if name == "fresh":
+            export_module._TORCHLIB_REGISTRIES.clear()
+        export_onnx(model, tmp_path / f"{name}.onnx", spec=SPEC, classes=CLASSES)
+        graphs.append(onnx.load(tmp_path / f"{name}.onnx").graph.SerializeToString())
+        assert len(export_module._TORCHLIB_REGISTRIES) == 1  # built by the first export, found by the second
+    assert graphs[0] == graphs[1]
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is builder

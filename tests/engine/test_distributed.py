@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import read_run, run_dirs, run_subprocess
+from helpers import read_run, run_dirs
 
 # No randomness in the data (no crops/flips) and no BatchNorm/dropout in LeNet-5: the only difference
 # between 1 process and 2 ranks is the order of floating-point sums in the gradient all-reduce.
@@ -19,9 +19,9 @@ COMMON = ["pretrain", "model=lenet5", "dataset=synthetic", "dataset.image_size=1
           "device=cpu"]
 
 
-def test_two_gloo_ranks_match_a_single_process(tmp_path: Path) -> None:
-    single_out, ddp_out = tmp_path / "single", tmp_path / "ddp"
-    single = run_subprocess(*COMMON, env={"CNNLAB_OUTPUTS": str(single_out)}, cwd=tmp_path)
+def test_two_gloo_ranks_match_a_single_process(cli, outputs: Path, tmp_path: Path) -> None:
+    single_out, ddp_out = outputs, tmp_path / "ddp"
+    single = cli(*COMMON)  # in this process (one thread, as each rank has): only the ranks need processes
     assert single.code == 0, single.output
     env = {**os.environ, "CNNLAB_OUTPUTS": str(ddp_out), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

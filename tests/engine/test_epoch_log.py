@@ -56,6 +56,7 @@ def test_curves_png_is_drawn_at_the_end_and_per_epoch_when_asked(tmp_path: Path)
     files = EpochLogFiles.in_folder(tmp_path)
     with EpochLog(files, EpochLogSettings(plot_every_s=3600)) as epochs:
         epochs.add(EPOCHS[0])
+        epochs.add(EPOCHS[1])
         assert not files.png.exists()  # not yet time to redraw
     png = files.png.read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
@@ -63,8 +64,18 @@ def test_curves_png_is_drawn_at_the_end_and_per_epoch_when_asked(tmp_path: Path)
     every = EpochLogFiles.in_folder(tmp_path, "_2")
     with EpochLog(every, EpochLogSettings(plot_every_s=0), title="a title") as epochs:
         epochs.add(EPOCHS[0])
+        assert not every.png.exists()  # one epoch is one point: no curve yet
+        epochs.add(EPOCHS[1])
         assert every.png.read_bytes().startswith(PNG_SIGNATURE)
         assert set(epochs.written()) == {"csv", "png"}
+
+
+def test_one_epoch_draws_no_curves_but_keeps_its_numbers(tmp_path: Path) -> None:
+    files = EpochLogFiles.in_folder(tmp_path)
+    with EpochLog(files, EpochLogSettings(plot_every_s=0)) as epochs:
+        epochs.add(EPOCHS[0])
+    assert not files.png.exists() and epochs.written() == {"csv": files.csv}
+    assert [row["epoch"] for row in read_rows(files.csv)[1]] == ["1"]
 
 
 def test_an_error_in_training_still_leaves_the_curves(tmp_path: Path) -> None:
@@ -72,8 +83,9 @@ def test_an_error_in_training_still_leaves_the_curves(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         with EpochLog(files) as epochs:
             epochs.add(EPOCHS[0])
+            epochs.add(EPOCHS[1])
             raise KeyboardInterrupt
-    assert files.png.read_bytes().startswith(PNG_SIGNATURE) and len(read_rows(files.csv)[1]) == 1
+    assert files.png.read_bytes().startswith(PNG_SIGNATURE) and len(read_rows(files.csv)[1]) == 2
 
 
 def test_no_epoch_writes_nothing(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models.searched import parse_arch
 from cnnlab.steps.search_trials import TrialRunner
-from helpers import hinted_command, read_run, run_dirs, run_subprocess
+from helpers import hinted_command, read_run, run_dirs
 
 BASE_ARCH = "w1_stem8s2_k3e1c8n1s1_k3e3c16n1s2_head32"
 DATA = ["dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
@@ -33,7 +33,7 @@ def _study(run_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name="cnnlab-search", storage=f"sqlite:///{run_dir / 'study.db'}")
 
 
-def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, outputs: Path) -> None:
+def test_search_writes_its_study_front_and_its_model(cli, outputs: Path) -> None:
     # ResNet-18 at 16 px is timed in the same rounds as each tiny candidate; the choice must be 1.5x faster
     result = cli("search", "space=mobilenet", *FAST, "search.reference=resnet18", "search.min_speedup=1.5")
     assert result.code == 0, result.output
@@ -67,8 +67,15 @@ def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, ou
     # one epoch is "1 epoch"
     assert f"training the chosen candidate (trial {chosen['trial']}) for 1 epoch on 64 images" in result.stderr
     assert "after 1 epoch," in result.stdout and "1 epochs" not in result.output
-
+    # the search run records the size it trained at, so a derived run rebuilds the same input
+    assert record["dataset"]["config"]["image_size"] == chosen["image_size"] == record["dataset"]["image_size"]
     assert cli("export", f"source={run_dir}").code == 0  # ONNX, verified against PyTorch
+
+
+@pytest.mark.slow  # ~30 s; in CI: tests/models/test_searched.py (checkpoint, export, pruned rebuild), test_distill.py
+def test_the_searched_model_chains_through_finetune_prune_quantize_bench_and_distill(cli, outputs: Path) -> None:
+    assert cli("search", "space=mobilenet", *FAST).code == 0
+    run_dir = run_dirs(outputs, "search")[0]
     tuned = cli("finetune", f"model.weights={run_dir}", *DATA, "finetune.mode=full")
     assert tuned.code == 0, tuned.output
     finetuned = read_run(run_dirs(outputs, "finetune")[0])
@@ -86,8 +93,6 @@ def test_search_writes_its_study_front_and_model_and_the_model_chains_on(cli, ou
                   "bench.threads=1")
     assert benched.code == 0, benched.output
     assert read_run(run_dirs(outputs, "bench")[0])["model"]["name"] == "searched"
-    # the search run records the size it trained at, so a derived run rebuilds the same input
-    assert record["dataset"]["config"]["image_size"] == chosen["image_size"] == record["dataset"]["image_size"]
     taught = cli("distill", f"teacher.weights={run_dir}", "student=lenet5", "trainer.epochs=1",
                  "trainer.max_steps_per_epoch=2", "distill.baseline=false")
     # rebuilt and scored on the recorded input; a one-epoch teacher may score chance, which distill refuses
@@ -312,7 +317,8 @@ def test_a_candidate_proposed_again_is_not_trained_again(cli, outputs: Path, tmp
     assert [r["same_as"] for r in rows] == ["", "0", "0"] and len({r["val_acc"] for r in rows}) == 1
 
 
-def test_under_torchrun_two_ranks_search_together_as_one_process_does(tmp_path: Path) -> None:
+@pytest.mark.slow  # ~35 s; in CI: DDP training (tests/engine/test_distributed.py), rank 0 deciding (test_runtime.py)
+def test_under_torchrun_two_ranks_search_together_as_one_process_does(cli, outputs: Path, tmp_path: Path) -> None:
     """Under torchrun the search was refused: every rank timed the candidates itself and could decide alone. Now
     rank 0 times them for all, and the 2 ranks run the same seeded study: they propose the candidates one process
     proposes, train each together (one log, one run folder) and score it as one process does, within one image."""
@@ -320,7 +326,7 @@ def test_under_torchrun_two_ranks_search_together_as_one_process_does(tmp_path: 
     import subprocess
 
     args = ["search", "space=mobilenet", *FAST, "device=cpu", "trainer.amp=none"]
-    single = run_subprocess(*args, env={"CNNLAB_OUTPUTS": str(tmp_path / "single")}, cwd=tmp_path)
+    single = cli(*args)  # in this process (one thread, as each rank has): only the ranks need processes
     assert single.code == 0, single.output
     env = {**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "ddp"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -330,8 +336,8 @@ def test_under_torchrun_two_ranks_search_together_as_one_process_does(tmp_path: 
     assert len(ddp_dirs) == 1, ddp_dirs  # rank 1 searched in a scratch folder
     log = (ddp_dirs[0] / "run.log").read_text()
     assert "rank 0 of 2 (gloo)" in log and log.count("trial 1: ") == 1
-    rows = {name: list(csv.DictReader((run_dirs(tmp_path / name, "search")[0] / "trials.csv").open()))
-            for name in ("single", "ddp")}
+    rows = {name: list(csv.DictReader((run_dirs(folder, "search")[0] / "trials.csv").open()))
+            for name, folder in (("single", outputs), ("ddp", tmp_path / "ddp"))}
     assert [r["arch"] for r in rows["ddp"]] == [r["arch"] for r in rows["single"]] and len(rows["ddp"]) == 2
     for one, two in zip(rows["single"], rows["ddp"]):
         assert abs(float(one["val_acc"]) - float(two["val_acc"])) <= 1 / 32 + 1e-9, (one, two)

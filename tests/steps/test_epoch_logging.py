@@ -55,7 +55,7 @@ def test_a_resumed_run_starts_its_csv_with_the_restored_history(cli, outputs: Pa
     assert cli("pretrain", *TINY, "trainer.epochs=2").code == 130
     interrupted = run_dirs(outputs, "pretrain")[0]
     assert [row["epoch"] for row in csv_rows(interrupted / "metrics.csv")] == ["1"]  # kept by the stopped run
-    assert (interrupted / "curves.png").is_file()
+    assert not (interrupted / "curves.png").exists()  # one epoch is one point: no curve
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
     assert cli("pretrain", "resume=true").code == 0
     resumed = next(d for d in run_dirs(outputs, "pretrain") if d != interrupted)
@@ -63,6 +63,7 @@ def test_a_resumed_run_starts_its_csv_with_the_restored_history(cli, outputs: Pa
     rows = csv_rows(resumed / "metrics.csv")
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert [float(row["val_acc"]) for row in rows] == [entry["val_acc"] for entry in history]
+    assert read_run(resumed)["artifacts"]["curves_png"] == "curves.png"  # the restored epoch and the new one
 
 
 def test_logger_tensorboard_writes_event_files(cli, outputs: Path) -> None:
@@ -96,10 +97,11 @@ def test_later_trainings_of_a_run_get_numbered_files(tmp_path: Path) -> None:
     for _ in range(2):
         with epoch_logging(ctx, runtime, EpochLogSettings(), None) as on_epoch_end:
             assert on_epoch_end is not None
-            on_epoch_end(1, {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5})
+            for epoch in (1, 2):
+                on_epoch_end(epoch, {"epoch": epoch, "train_loss": 1.0, "train_acc": 0.5})
     assert read_run(tmp_path)["artifacts"] == {"metrics_csv": "metrics.csv", "curves_png": "curves.png",
                                                "metrics_csv_2": "metrics_2.csv", "curves_png_2": "curves_2.png"}
-    assert len(csv_rows(tmp_path / "metrics_2.csv")) == 1
+    assert len(csv_rows(tmp_path / "metrics_2.csv")) == 2
 
     other_rank = RunContext(command="distill", run_dir=tmp_path / "rank1", outputs=tmp_path.parent,
                             record=RunRecord.start(tmp_path, "distill", enabled=False), is_main=False)
