@@ -183,7 +183,7 @@ _TORCHLIB_REGISTRIES: dict[tuple[type, int | None], Any] = {}
 def _reused_torchlib_registry() -> Iterator[None]:
     """Build torch's table of ATen → ONNX functions once per process and opset, not once per export.
 
-    `torch.onnx.export(dynamo=True)` rebuilds it from onnxscript's torchlib on every call (1.4-2.5 s on a 2-core
+    `torch.onnx.export(dynamo=True)` rebuilds it from onnxscript's torchlib on every call (1.3-1.7 s on a 2-core
     Xeon; benchmarks/export_speed.py times the difference). A search exports every trial; prune and quantize
     export two or more models. The exporter only reads the table (`custom_translation_table`, which would add to
     it, is never passed), so one table serves every export of the same opset and the graphs are byte-identical
