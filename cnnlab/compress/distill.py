@@ -62,7 +62,8 @@ class DistillationObjective:
 
     A batch is (images, labels) — the teacher then runs on the same images, in eval mode without gradients,
     under the engine's autocast — or (images, labels, cached teacher logits). With a `teacher_stage` the
-    model must be a HintedStudent; the teacher then always runs, for its stage's features.
+    model must be a HintedStudent; the teacher then always runs, for its stage's features. With alpha=0 and no
+    hint the loss is cross-entropy alone, and the teacher does not run at all (`needs_teacher_logits`).
     """
 
     def __init__(self, teacher: nn.Module, *, temperature: float, alpha: float, label_smoothing: float = 0.0,
@@ -75,6 +76,11 @@ class DistillationObjective:
         self.feature_weight = feature_weight
         self.teacher_tap = FeatureTap(teacher_stage) if teacher_stage is not None else None
 
+    @property
+    def needs_teacher_logits(self) -> bool:
+        """False when the loss is the labels' cross-entropy alone (alpha=0, no hint): nothing reads the teacher."""
+        return self.alpha != 0 or self.teacher_tap is not None
+
     def teacher_logits(self, images: Tensor) -> Tensor:
         # no_grad rather than inference_mode: inference tensors cannot be saved for the student's backward.
         with torch.no_grad():
@@ -83,7 +89,12 @@ class DistillationObjective:
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         images, targets = batch[0], batch[1]
         cached = batch[2] if len(batch) > 2 and self.teacher_tap is None else None
-        teacher_logits = cached if cached is not None else self.teacher_logits(images)
+        if cached is not None:
+            teacher_logits = cached
+        elif self.needs_teacher_logits:
+            teacher_logits = self.teacher_logits(images)
+        else:  # alpha=0: kd_loss never reads them, so a whole teacher forward pass per step is saved
+            teacher_logits = torch.empty(0)
         student_logits = model(images)
         loss = kd_loss(student_logits, teacher_logits, targets, temperature=self.temperature, alpha=self.alpha,
                        label_smoothing=self.label_smoothing)

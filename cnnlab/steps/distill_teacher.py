@@ -100,7 +100,11 @@ def teacher_logit_cache(ctx: RunContext, settings: DistillSettings, data: DataBu
 
 
 def use_teacher_cache(settings: DistillSettings, data: DataBundle, ctx: RunContext) -> bool:
-    """Cache the teacher's logits unless a training step could feed it something new."""
+    """Cache the teacher's logits unless a training step could feed it something new — or nothing reads them
+    (distill.alpha=0 without the feature hint: the student learns from the labels alone)."""
+    if settings.alpha == 0 and not settings.feature:
+        ctx.log.info("teacher's logits not computed: distill.alpha=0 trains the student on the labels alone")
+        return False
     reasons = []
     if data.random_train_transform:
         reasons.append("train transforms are random (distill.augment=true)")

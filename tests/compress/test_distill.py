@@ -134,6 +134,22 @@ def _tiny_pair() -> tuple[nn.Module, nn.Module]:
     return create_model("lenet5", 3, 16).eval(), create_model("lenet5", 3, 16)
 
 
+class _NoTeacher(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the teacher ran")
+
+
+def test_objective_with_alpha_zero_never_runs_the_teacher() -> None:
+    """alpha=0 is cross-entropy on the labels: a teacher forward pass per step would be pure waste."""
+    _, student = _tiny_pair()
+    objective = DistillationObjective(_NoTeacher(), temperature=4, alpha=0.0, label_smoothing=0.1)
+    images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    loss, logits, _ = objective(student, [images, labels])
+    assert not objective.needs_teacher_logits
+    assert torch.equal(loss, F.cross_entropy(logits.float(), labels, label_smoothing=0.1))
+    assert DistillationObjective(_NoTeacher(), temperature=4, alpha=0.1).needs_teacher_logits
+
+
 def test_objective_with_cached_logits_equals_running_the_teacher() -> None:
     teacher, student = _tiny_pair()
     objective = DistillationObjective(teacher, temperature=4, alpha=0.9)

@@ -75,10 +75,12 @@ def test_distill_records_teacher_kd_student_and_baseline(cli, outputs: Path, tea
 
 
 def test_alpha_zero_reproduces_the_baseline_exactly(cli, outputs: Path, teacher_run: Path) -> None:
-    """Same initial weights, seed, data order and budget: with the soft term off the two trainings are one."""
+    """Same initial weights, seed, data order and budget: with the soft term off the two trainings are one — and
+    the teacher's logits, which nothing reads then, are not computed."""
     assert cli("distill", *LENET_PAIR, "distill.alpha=0").code == 0
     record = only_run(outputs, "distill")
     assert record["metrics"]["kd_gain"] == 0.0
+    assert record["distill"]["cache_teacher"] is False and record["metrics"]["teacher_cache_seconds"] is None
     kd, alone = record["metrics"]["history"], record["distill"]["baseline"]["history"]
     assert [e["val_loss"] for e in kd] == [e["val_loss"] for e in alone]
 

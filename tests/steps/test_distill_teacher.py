@@ -47,6 +47,22 @@ def test_the_teacher_logits_are_cached_once_unless_a_step_could_change_them(tmp_
                             data, teacher, CPU, batch_size=2)  # type: ignore[arg-type]
 
 
+def test_alpha_zero_computes_no_teacher_logits(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """distill.alpha=0 (labels alone, the same-budget control) never reads the teacher's logits: no cache pass,
+    even when cache_teacher=true asks for one."""
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    data = SimpleNamespace(train=TensorDataset(torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 1])),
+                           random_train_transform=False)
+    never = torch.nn.Linear(4, 2)
+    never.register_forward_pre_hook(lambda *_: pytest.fail("the teacher ran"))
+    for cache_setting in ("auto", True):
+        settings = DistillSettings.from_config({**SECTION, "alpha": 0.0, "cache_teacher": cache_setting})
+        with caplog.at_level(logging.INFO, logger="cnnlab"):
+            cache = teacher_logit_cache(ctx, settings, data, never, CPU, batch_size=2)  # type: ignore[arg-type]
+        assert not cache.used and cache.train_set is data.train and cache.seconds is None
+    assert "distill.alpha=0 trains the student on the labels alone" in caplog.text
+
+
 def test_kd_gain_is_the_kd_student_against_its_baseline() -> None:
     kd, baseline = FitResult([{"val_acc": 0.75}]), FitResult([{"val_acc": 0.5}])
     assert comparison_metrics(kd, None, 0.9, None) == {"teacher_val_acc": 0.9, "teacher_cache_seconds": None}
