@@ -159,7 +159,8 @@ def test_the_identity_is_written_in_one_place_and_read_back(tmp_path: Path, live
 
 def test_the_reused_function_table_writes_the_graph_a_fresh_one_writes(tmp_path: Path) -> None:
     """export_onnx builds torch's ATen → ONNX table once per process (it was rebuilt for every export, 1.3-1.7 s
-    each: docs/benchmarks.md); reusing it must not change a byte of the graph, and torch's own builder is back afterwards."""
+    each: docs/benchmarks.md); reusing it must not change a byte of the graph, and torch's own builder is back
+    afterwards."""
     from torch.onnx._internal.exporter import _registration
 
     from cnnlab.deploy import export as export_module
