@@ -257,6 +257,13 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def _onto_source_dataset(override: str) -> str:
+    """`dataset.KEY=V` as `++dataset.KEY=V` for a command that rebuilds its source's recorded data: Hydra checks a
+    plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
+    key = override.split("=", 1)[0]
+    return f"++{override}" if key.startswith("dataset.") and "=" in override else override
+
+
 def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool,
            after_dashes: Sequence[str] = (), split_words: Sequence[str] = ()) -> None:
     """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code.
@@ -272,6 +279,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     if multirun:
         flags.append("--multirun")
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if COMMANDS[command].source_dataset and "dataset" not in typed:
+        overrides = [_onto_source_dataset(o) for o in overrides]
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
     code = 0
@@ -372,7 +381,7 @@ def list_(
         elif what == "datasets":
             listing.print_datasets()
         elif what == "runs":
-            listing.print_runs(outputs or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")))
+            listing.print_runs(outputs or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")), named=outputs is not None)
         else:
             raise UserError(f"cannot list '{what}' — choose models, datasets or runs")
     except BaseException as exc:  # noqa: BLE001
@@ -391,6 +400,8 @@ def report_(
     device: Optional[str] = typer.Option(None, "--device", help="Latency on which device; default: the most "
                                          "benchmarked one."),
     write: bool = typer.Option(True, "--write/--no-write", help="Write report.md/.csv/.json and the plot PNG."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Write the files into this folder instead of "
+                                           "OUTPUTS_DIR (never into a run folder: source runs are never modified)."),
 ) -> None:
     """Accuracy × size × latency of every trained model, from run records only (nothing is re-run).
 
@@ -399,16 +410,17 @@ def report_(
     its runs listed under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds
     ("not significant" when it contains zero). Only like is compared with like (same dataset, backend,
     batch, device, threads), the Pareto front is marked, and what was left out is listed. Writes report.md,
-    report.csv, report.json and report.png (error bars for seed groups) into OUTPUTS_DIR.
+    report.csv, report.json and report.png (error bars for seed groups) into OUTPUTS_DIR (or --out).
     """
-    from cnnlab.report import Comparison, build_report, print_report, write_report
+    from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
 
     try:
         folder = outputs_dir or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
+        target = report_folder(folder, out_dir) if write else None  # refused before any work: never into a run
         report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device))
         print_report(report)
-        if write:
-            for path in write_report(report):
+        if target is not None:
+            for path in write_report(report, target):
                 out.print(f"wrote {path}", markup=False, highlight=False)
     except BaseException as exc:  # noqa: BLE001
         raise typer.Exit(_show_error(exc, "report"))

@@ -31,6 +31,8 @@ class CommandInfo:
     writes_onnx: bool = False         # writes model.onnx itself (the pipeline adds no export stage after it)
     converts_source: bool = False     # its model is the source's network in another form (INT8): the same stem/arch
     reads_source: bool = False        # starts from the model of a `source=` run or file
+    # rebuilds the data the source recorded (steps.sources): `dataset.KEY=V` edits that, not the default dataset
+    source_dataset: bool = False
     model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
 
 
@@ -112,6 +114,7 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "prune": CommandInfo(
         reads_source=True,
+        source_dataset=True,
         summary="Prune a trained model: channel pruning (real speed-ups) or magnitude sparsity.",
         description="prune.method=channel removes whole channels across coupled layers (Torch-Pruning's dependency "
                     "graph) so the model gets smaller and faster everywhere; prune.method=magnitude zeroes the "
@@ -126,6 +129,7 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "quantize": CommandInfo(
         reads_source=True,
+        source_dataset=True,
         summary="INT8 quantization (post-training or quantization-aware) that is measured to be faster.",
         description="quantize.mode=ptq (default) calibrates onnxruntime static INT8 on training images and, with "
                     "quantize.format=auto, times and evaluates each candidate format (QDQ/QOperator, U8/S8 "
@@ -145,6 +149,7 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "export": CommandInfo(
         reads_source=True,
+        source_dataset=True,
         summary="Export a run's model to ONNX and verify it against PyTorch.",
         description="Writes model.onnx (dynamic batch, input 'input', output 'logits'; class names, input size, "
                     "mean/std, source run and cnnlab version in its metadata) and checks it: onnx.checker, then "
@@ -173,6 +178,7 @@ COMMANDS: dict[str, CommandInfo] = {
     ),
     "evaluate": CommandInfo(
         reads_source=True,
+        source_dataset=True,
         summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",
         description="Runs source=RUN|FILE — a model.pt through PyTorch, or an FP32 or INT8 model.onnx through "
                     "onnxruntime (evaluate.runtime=pytorch|onnxruntime|openvino) — over split=test (the official "
@@ -194,7 +200,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "PyTorch) on image files and folders given after the command, preprocessed from the file's "
                     "own input spec (channels, resize, crop, mean/std) as a deployment would. Prints a table of "
                     "the predict.topk classes with their probabilities and writes predictions.csv and "
-                    "predictions.json; unreadable files are listed, not fatal.",
+                    "predictions.json; unreadable files (and pictures in a format not read, such as .heic) are "
+                    "listed, not fatal, unless no file can be read.",
         pipeline="cnnlab.pipelines.predict",
         examples=("cnnlab predict source=latest:export photo.jpg",
                   "cnnlab predict source=latest:quantize photos/ predict.topk=3",

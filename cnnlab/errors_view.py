@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
@@ -47,6 +49,27 @@ def yaml_message(exc: yaml.YAMLError) -> str:
             f"or take it out of the --config-dir")
 
 
+def _added_existing(text: str) -> tuple[str, str] | None:
+    """(KEY, 'KEY=VALUE') when Hydra refused a `+KEY=VALUE` override because KEY is already in the config: "Could
+    not append to config. An item is already at 'KEY'" (a setting), "Multiple values for GROUP" or "GROUP appears
+    more than once in the final defaults list" (a config group chosen twice). The last two also come from a config
+    file that lists a group twice: they are matched only when the command line holds `+GROUP=...`."""
+    if text.startswith("Could not append to config. An item is already at '"):
+        key = text.split("'")[1]
+        line = next((ln for ln in text.splitlines() if "remove + prefix: '" in ln), "")
+        plain = line.split("remove + prefix: '", 1)[1].rstrip().removesuffix("'") if line else f"{key}=VALUE"
+        return key, plain
+    group = None
+    if text.startswith("Multiple values for "):
+        group = text.removeprefix("Multiple values for ").split(". ")[0].rstrip(".")
+    elif text.rstrip().endswith(" appears more than once in the final defaults list"):
+        group = text.rstrip().removesuffix(" appears more than once in the final defaults list")
+    if not group:
+        return None
+    typed = next((arg for arg in sys.argv[1:] if arg.startswith(f"+{group}=")), None)  # not `++GROUP=`
+    return (group, typed[1:]) if typed is not None else None
+
+
 def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
     Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
@@ -73,6 +96,10 @@ def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
             key = text.split("'")[1]
             return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
                     f"~{key}; `cnnlab {command} --help` lists the settings"), False
+        added = _added_existing(text)
+        if added is not None:  # `+KEY=VALUE` (or `+GROUP=CHOICE`) for something the config already has
+            key, plain = added
+            return f"+{plain}: {key} already exists, and '+' only adds what does not — drop the '+': {plain}", False
         if "is not in struct" in text or "is not in struct" in detail:
             key = text.split("'")[1] if "'" in text else "?"
             return (f"unknown setting '{key}' — check the spelling in `cnnlab {command} --help` "

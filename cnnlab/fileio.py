@@ -3,13 +3,21 @@
 A crash or Ctrl-C mid-write leaves the previous file intact; readers never see half a file. A disk that
 fills up (ENOSPC) or a quota that runs out (EDQUOT) mid-write becomes one CnnlabError naming the file, and
 the temporary file is removed so the failed write leaves no trace.
+
+Every CSV file cnnlab writes goes through `write_text`, which makes it safe to open in a spreadsheet: a text cell
+that starts with = + - @ or a tab or carriage return (a class or file name such as `=HYPERLINK(...)`) would run as
+a formula there (CSV injection), so it gets a leading single quote (OWASP's advice); numbers (-0.5, +3, -1e-06)
+are left alone (`spreadsheet_safe`).
 """
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -84,7 +92,35 @@ def write_json(target: str | os.PathLike[str], data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
+# Characters that make a spreadsheet read a cell as a formula (tab and CR: some strip them, then see the next one).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` as a spreadsheet shows it as text: a leading single quote when it starts like a formula
+    (FORMULA_STARTS) and is not a number."""
+    if cell.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def spreadsheet_safe_csv(text: str) -> str:
+    """CSV `text` with every cell passed through `spreadsheet_safe`; `text` itself (the same bytes) when no cell
+    needed it. The rows are re-written with the line ending `text` used."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    safe = [[spreadsheet_safe(cell) for cell in row] for row in rows]
+    if safe == rows:
+        return text
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n" if text.endswith("\r\n") else "\n").writerows(safe)
+    return buffer.getvalue()
+
+
 def write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `target` atomically; a `.csv` target is made spreadsheet-safe (`spreadsheet_safe_csv`)."""
+    if Path(target).suffix.lower() == ".csv":
+        text = spreadsheet_safe_csv(text)
     with atomic_path(target) as tmp:
         tmp.write_text(text)
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cnnlab import conftree
 from cnnlab.console import out
+from cnnlab.errors import CnnlabError
 from cnnlab.runs import iter_runs
 
 
@@ -52,10 +53,18 @@ def print_datasets() -> None:
     out.print(table)
 
 
-def print_runs(outputs: Path) -> None:
+def print_runs(outputs: Path, *, named: bool = False) -> None:
+    """The runs under `outputs`, oldest first. A folder the user `named` (--outputs DIR) that does not exist is a
+    CnnlabError (exit 2): "no runs yet" would hide a mistyped path. The default outputs folder (./outputs,
+    $CNNLAB_OUTPUTS) does not exist before the first run: then there are simply no runs yet."""
+    if named and not outputs.exists():
+        raise CnnlabError(f"--outputs {outputs}: no such folder",
+                          fix="give the folder your runs are in (commands write them to $CNNLAB_OUTPUTS, else "
+                              "./outputs: `cnnlab list runs` without --outputs lists that one)")
     runs = list(iter_runs(outputs))
     if not runs:
-        out.print(f"no runs in {outputs}/ yet — start with `cnnlab pretrain` or `cnnlab finetune`")
+        missing = "" if outputs.exists() else " (the folder does not exist yet)"
+        out.print(f"no runs in {outputs}/ yet{missing} — start with `cnnlab pretrain` or `cnnlab finetune`")
         return
     table = Table(title=f"Runs in {outputs}/ (oldest first; source=latest picks the newest completed)",
                   title_justify="left")

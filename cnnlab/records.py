@@ -10,6 +10,8 @@ typed fields instead of `.get` chains. No torch here: `cnnlab list` and `report`
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -97,6 +99,38 @@ class ModelSection(Section):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Datasets whose images are the user's own folder (dataset.root): two folders are two datasets, whatever their
+# name. Every other set is canonical (torchvision, scikit-learn, generated): one name, the same images, wherever a
+# machine keeps its copy. tests/report/test_identity.py checks this against conf/dataset/*.yaml.
+FOLDER_DATASETS = ("imagefolder",)
+# Datasets generated from their settings: each of these settings generates other images (the class count and the
+# image size, also settings of `synthetic`, are part of every identity already).
+GENERATED_DATASETS: dict[str, tuple[str, ...]] = {"synthetic": ("seed", "train_size", "val_size")}
+
+
+def _hashable(value: Any) -> Any:
+    """A recorded setting as a hashable value (run.json is untrusted: a list where a number belongs stays usable)."""
+    return value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """What a dataset is, for comparing runs: the name, classes and input size, plus the folder of a user-folder
+    set (FOLDER_DATASETS: its resolved root) and the settings that generate a generated set (GENERATED_DATASETS).
+    A canonical set is its name: its copy may lie anywhere. Only runs with equal identities are compared."""
+
+    name: str | None = None
+    num_classes: int | None = None
+    image_size: int | None = None
+    folder: str | None = None                     # a user-folder set: its root, absolute; None: not recorded
+    settings: tuple[tuple[str, Any], ...] = ()    # a generated set: (setting, value) as recorded
+
+    @property
+    def known(self) -> bool:
+        """Whether the run recorded which dataset it was: unknown data is never taken for the same data."""
+        return self.name is not None and (self.name not in FOLDER_DATASETS or self.folder is not None)
+
+
 @dataclass(frozen=True)
 class DatasetSection(Section):
     """run.json `dataset`: what the model learned from; `config` rebuilds the same data (derived runs).
@@ -110,9 +144,15 @@ class DatasetSection(Section):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[Any, ...]:
-        """(name, classes, image size): only runs with equal keys are compared with each other."""
-        return self.name, self.num_classes, self.image_size
+    def identity(self) -> DatasetIdentity:
+        """What must be equal for two runs to be compared: see DatasetIdentity."""
+        config = self.config or {}
+        root = config.get("root")
+        # recorded absolute (steps/recording.py); normalised so data/../data/rgb is data/rgb
+        folder = os.path.normpath(str(root)) if self.name in FOLDER_DATASETS and root not in (None, "") else None
+        settings = tuple((key, _hashable(config[key])) for key in GENERATED_DATASETS.get(self.name or "", ())
+                         if config.get(key) is not None)
+        return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings)
 
 
 @dataclass(frozen=True)

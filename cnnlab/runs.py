@@ -348,7 +348,35 @@ class Source:
 
 _KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".onnx": "onnx"}
 _ARTIFACT_OF_KIND = {"checkpoint": "model", "onnx": "onnx"}
+_FILE_OF_KIND = {"checkpoint": "a model.pt", "onnx": "a model.onnx"}
 _HOW_TO_NAME = "give a run folder, a model.pt/.onnx file, latest, or latest:<command> (see `cnnlab list runs`)"
+# The commands whose completed runs hold a model file of each kind: what `latest:<command>` can name
+# (tests/test_runs.py checks this against cnnlab.commands.COMMANDS).
+MODEL_MAKERS = {"checkpoint": ("pretrain", "finetune", "distill", "search", "prune"),
+                "onnx": ("prune", "quantize", "export")}
+
+
+def latest_makers(want: tuple[str, ...] = ("checkpoint", "onnx")) -> list[str]:
+    """`latest:<command>` for every command whose runs hold a model of a kind in `want`, in COMMANDS order."""
+    from cnnlab.commands import COMMANDS  # a table without heavy imports
+
+    makers = {command for kind in want for command in MODEL_MAKERS[kind]}
+    return [f"latest:{command}" for command in COMMANDS if command in makers]
+
+
+def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoint", "onnx")) -> None:
+    """`latest:<command>` whose <command> is no cnnlab command, or one whose runs never hold a model (evaluate,
+    bench, ...): a CnnlabError listing the latest:<command> forms that work for `want`."""
+    from cnnlab.commands import COMMANDS
+
+    command = spec.partition(":")[2] if spec.startswith("latest:") else ""
+    if not command:
+        return
+    choices = f"use one of {', '.join(latest_makers(want))}, or latest (the newest run with a model)"
+    if command not in COMMANDS:
+        raise CnnlabError(f"{key}={spec}: `{command}` is not a cnnlab command", fix=choices)
+    if not any(command in makers for makers in MODEL_MAKERS.values()):
+        raise CnnlabError(f"{key}={spec}: `cnnlab {command}` runs hold no model to start from", fix=choices)
 
 
 def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkpoint", "onnx"),
@@ -356,6 +384,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     """Turn `source=...` into a file. `want` lists acceptable kinds in order of preference."""
     spec = str(spec).strip()
     if spec == "latest" or spec.startswith("latest:"):
+        check_latest_command(spec, key, want)
         command = spec.partition(":")[2] or None
         run = None
         for kind in want:
@@ -369,6 +398,10 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                 raise _wrong_kind(f"{key}={spec}: the newest completed `cnnlab {other.command}` run, {other.path},",
                                   other.path, want)
             what = f"completed `cnnlab {command}` run" if command else "completed run"
+            if command and f"latest:{command}" not in latest_makers(want):  # its runs hold the other kind
+                files = " or ".join(_FILE_OF_KIND[kind] for kind in want)
+                raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/, and `cnnlab {command}` "
+                                  f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
         return _from_run(spec, run, want, key)

@@ -16,7 +16,8 @@ import torch
 
 from cnnlab.data import DataBundle
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-from cnnlab.engine.checkpoint import ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint
+from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint,
+                                     self_supervised_method)
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import resolve_source
 
@@ -32,16 +33,20 @@ class InitialWeights:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     structure: dict[str, Any] | None = None     # per-layer shapes (a pruned run)
     source: dict[str, Any] | None = None        # the run the weights came from
+    untrained_head: str | None = None           # simclr, simsiam: a self-supervised backbone, head never trained
+    path: Path | None = None                    # the model.pt of kind "run"
 
     @property
     def pretrained(self) -> bool:
         return self.state_dict is not None
 
 
-def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, Any] | None) -> InitialWeights:
+def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, Any] | None,
+                     path: Path) -> InitialWeights:
     return InitialWeights(kind="run", description=description, state_dict=ckpt.state_dict, spec=ckpt.spec,
                           classes=list(ckpt.classes), arch_name=ckpt.name, arch_kwargs=dict(ckpt.arch.get("kwargs") or {}),
-                          structure=ckpt.structure, source=source)
+                          structure=ckpt.structure, source=source, untrained_head=self_supervised_method(ckpt),
+                          path=path)
 
 
 def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
@@ -70,7 +75,7 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
         payload = load_tensors(path, "weights file")
         if is_cnnlab_checkpoint(payload):
-            weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)})
+            weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)}, path)
             _check_recorded_stem(weights, stem, role)
             return weights
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
@@ -81,7 +86,8 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
                               arch_kwargs=options)
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
-    weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe())
+    weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe(),
+                               source.path)
     _check_recorded_stem(weights, stem, role)
     return weights
 

@@ -184,7 +184,7 @@ def test_typed_sections_read_what_the_record_holds(tmp_path: Path) -> None:
     run = RunInfo.read(run_dir)
     assert run.model.name == "lenet5" and run.model.params == 61706 and run.model.extra == {"weights": "none"}
     assert run.model is run.model  # read once
-    assert run.source.run_path == Path("elsewhere").resolve() and run.dataset.key == (None, None, None)
+    assert run.source.run_path == Path("elsewhere").resolve() and not run.dataset.identity.known
     assert run.metrics.val_acc == 0.5 and run.metrics.test_acc is None
     assert run.metrics.latency_records[0].setting == ("onnxruntime", 1, "cpu", 2)
     assert run.metrics.to_dict() == run.data["metrics"] and run.model.to_dict() == run.data["model"]
@@ -294,3 +294,32 @@ def test_a_dead_run_is_resumable_and_listed_as_dead(cli, outputs: Path) -> None:
     rows = {line.split()[1]: line for line in listing.splitlines() if "/2026-01-01/" in line}
     assert " dead " in rows["outputs/pretrain/2026-01-01/dead"]
     assert " running " in rows["outputs/pretrain/2026-01-01/alive"]
+
+
+@pytest.mark.parametrize("spec, want, message, fix", [
+    # was "run `cnnlab bogus` first"
+    ("latest:bogus", ("checkpoint", "onnx"), "source=latest:bogus: `bogus` is not a cnnlab command",
+     "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune, latest:quantize, "
+     "latest:export, or latest (the newest run with a model)"),
+    # was "run `cnnlab evaluate` first": an evaluate run never holds a model
+    ("latest:evaluate", ("checkpoint",), "`cnnlab evaluate` runs hold no model to start from",
+     "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune, or latest (the "
+     "newest run with a model)"),
+    # was "run `cnnlab export` first": an export run holds a model.onnx, not the model.pt asked for
+    ("latest:export", ("checkpoint",), "`cnnlab export` runs do not hold a model.pt",
+     "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune"),
+])
+def test_latest_of_a_command_that_gives_no_such_model_lists_the_commands_that_do(
+        tmp_path: Path, spec: str, want: tuple[str, ...], message: str, fix: str) -> None:
+    with pytest.raises(CnnlabError, match=message) as info:
+        resolve_source(spec, tmp_path, want=want)
+    assert info.value.fix == fix
+
+
+def test_the_commands_latest_can_name_are_the_commands_that_keep_a_model() -> None:
+    from cnnlab.commands import COMMANDS, commands_where
+    from cnnlab.runs import MODEL_MAKERS
+
+    makers = {command for commands in MODEL_MAKERS.values() for command in commands}
+    assert makers <= set(COMMANDS)
+    assert set(commands_where(produces_model=True)) <= makers

@@ -31,6 +31,9 @@ FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
 DUPLICATE = "duplicate of a file already read (symlink)"
 FOLDER_ALREADY_SCANNED = "folder link to a folder already scanned (loop or repeat)"
 UNLABELED = "unlabeled"  # the one class name of a flat folder's images (label -1)
+# an image folder that cannot be split by dataset.val_fraction: give it its own validation split instead
+_VAL_LAYOUT_FIX = ("give it a validation split: training images in {root}/train/<class>/, validation images of "
+                   "every class in {root}/val/<class>/")
 FLAT_FIX = (f"sort the images into class folders ({LAYOUT}); a flat folder of unlabeled images serves "
             "self-supervised pretraining only: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`")
 
@@ -193,7 +196,8 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
         source = train_dir if train_dir.is_dir() else root
         train = _open_split(source, scan)
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
-                                              what=f"imagefolder {source}")
+                                              what=f"imagefolder {source}", classes=train.classes, folder=source,
+                                              layout_fix=_VAL_LAYOUT_FIX.format(root=root))
         splits = (Subset(train, train_idx), Subset(train, val_idx), None)
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),

@@ -3,6 +3,9 @@ the torchvision sets), and seeded class-balanced label subsets (`dataset.label_f
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -11,9 +14,20 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from cnnlab.errors import CnnlabError
 
 
-def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *,
-                     what: str) -> tuple[list[int], list[int]]:
-    """Indices (train, val), each sorted, with every class in the same proportion in both parts."""
+def _val_count(fraction: float, total: int) -> int:
+    """How many of `total` items a split with test_size=`fraction` puts in val (scikit-learn's own rounding)."""
+    return int(math.ceil(fraction * total))
+
+
+def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *, what: str,
+                     classes: Sequence[str] | None = None, folder: Path | None = None,
+                     layout_fix: str = "") -> tuple[list[int], list[int]]:
+    """Indices (train, val), each sorted, with every class in the same proportion in both parts. `classes` (names
+    by label), `folder` (where the class folders are: FOLDER/<class>/) and `layout_fix` (another way out, for an
+    image folder: give it a val/ split) let the errors name the class, its folder and every fix that works.
+
+    Raises CnnlabError when no split exists: a class with a single item (no val_fraction can split it), or a
+    val_fraction that leaves val or train with fewer items than there are classes (the fix names one that works)."""
     try:
         fraction = float(val_fraction)
     except (TypeError, ValueError):
@@ -21,16 +35,33 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *,
     if not 0.0 < fraction < 1.0:
         raise CnnlabError(f"{what}: val_fraction must be between 0 and 1, got {val_fraction}",
                           fix="set dataset.val_fraction=0.2 (for example)")
+    counts = Counter(int(label) for label in labels)
+    total, n_classes = len(labels), len(counts)
+    alone = sorted(label for label, count in counts.items() if count < 2)
+    if alone:
+        names = [classes[label] if classes is not None else str(label) for label in alone]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        places = (" and ".join(f"{folder / name}/" for name in names[:2]) + (", ..." if len(names) > 2 else "")
+                  if folder is not None else f"{'class' if len(names) == 1 else 'each of classes'} {shown}")
+        layout = f"; or {layout_fix}" if layout_fix else ""
+        raise CnnlabError(f"{what}: {'class' if len(names) == 1 else 'classes'} {shown} "
+                          f"{'has' if len(names) == 1 else 'have'} a single image, and a split "
+                          "by class needs at least 2 per class (one for train, one for val), whatever "
+                          "dataset.val_fraction is", fix=f"add at least one more image to {places}{layout}")
+    n_val = _val_count(fraction, total)
+    if n_val < n_classes or total - n_val < n_classes:
+        part, kept = ("val", n_val) if n_val < n_classes else ("train", total - n_val)
+        workable = [f / 100 for f in range(1, 100)
+                    if n_classes <= _val_count(f / 100, total) <= total - n_classes]  # never empty: 0.5 works
+        suggestion = min(workable, key=lambda f: abs(f - fraction))
+        raise CnnlabError(f"{what}: dataset.val_fraction={val_fraction} leaves {part} {kept} "
+                          f"of the {total} images, and a split by class needs at least one per class ({n_classes}) "
+                          "in each part", fix=f"set dataset.val_fraction={suggestion:g}")
     from sklearn.model_selection import train_test_split  # heavy import, only needed here
 
     indices = np.arange(len(labels))
-    try:
-        train_idx, val_idx = train_test_split(indices, test_size=fraction, stratify=np.asarray(labels),
-                                              random_state=int(seed), shuffle=True)
-    except ValueError as exc:  # too few images per class for a stratified split
-        raise CnnlabError(f"{what}: cannot split {len(labels)} images into train/val by class ({exc})",
-                          fix="add images (at least 2 per class), change dataset.val_fraction, "
-                              "or provide separate train/ and val/ folders") from exc
+    train_idx, val_idx = train_test_split(indices, test_size=fraction, stratify=np.asarray(labels),
+                                          random_state=int(seed), shuffle=True)
     return sorted(int(i) for i in train_idx), sorted(int(i) for i in val_idx)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -43,9 +44,15 @@ class Augment:
         return self.hflip or self.random_crop or self.randaugment
 
 
+_LUMA_16BIT = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 × 2**16, summing to 2**16
+
+
 class ToChannels:
-    """An image tensor [C, H, W] with `channels` channels: unchanged when it has them already, otherwise
-    grey → RGB (copied) or RGB → luminance (ITU-R 601-2, torchvision's rgb_to_grayscale)."""
+    """An image tensor [..., C, H, W] with `channels` channels: unchanged when it has them already, otherwise
+    grey → RGB (copied) or RGB → luminance L = 0.299 R + 0.587 G + 0.114 B (ITU-R 601-2). On uint8 pixels L is
+    rounded as PIL's `convert("L")` rounds it, so a grey picture saved as RGB keeps its values (torchvision's
+    rgb_to_grayscale truncates: every grey v became v - 1, and predict fed a one-channel model other pixels than
+    evaluate's stored grey images)."""
 
     def __init__(self, channels: int) -> None:
         self.channels = channels
@@ -53,7 +60,12 @@ class ToChannels:
     def __call__(self, image: Any) -> Any:
         if image.shape[-3] == self.channels:
             return image
-        return F.rgb_to_grayscale(image, num_output_channels=self.channels)
+        if self.channels != 1 or image.dtype != torch.uint8:
+            return F.rgb_to_grayscale(image, num_output_channels=self.channels)
+        weights = torch.tensor(_LUMA_16BIT, dtype=torch.int32).view(3, 1, 1)  # PIL's fixed-point ITU-R 601-2
+        luma = ((image.to(torch.int32) * weights).sum(-3, keepdim=True) + (1 << 15)) >> 16
+        luma = luma.to(torch.uint8)
+        return tv_tensors.wrap(luma, like=image) if isinstance(image, tv_tensors.TVTensor) else luma
 
     def __repr__(self) -> str:
         return f"ToChannels({self.channels})"

@@ -60,13 +60,15 @@ class ModelIdentity:
     spec: the input it expects and how to get there from an image (size, mean, std, channels, resize, crop,
     interpolation: `InputSpec.to_dict()`, stored whole as `input_spec` beside the older `input_*` entries); source: what the file was made from (a
     `cnnlab.runs.Source.describe()`: kind, path, run, command); dataset: the run record's dataset section (name,
-    classes, image size, and the config, with absolute roots, that rebuilds the data)."""
+    classes, image size, and the config, with absolute roots, that rebuilds the data); untrained_head: the
+    self-supervised method of a backbone exported before any fine-tune (its outputs are not class scores)."""
 
     arch: str | None
     classes: tuple[str, ...]
     spec: InputSpec
     source: Mapping[str, Any] | None = None
     dataset: Mapping[str, Any] | None = None
+    untrained_head: str | None = None  # simclr, simsiam: a self-supervised backbone whose head was never trained
 
     def props(self) -> dict[str, Any]:
         """The metadata entries (JSON values); fields that are None are left out."""
@@ -74,7 +76,7 @@ class ModelIdentity:
             "arch": self.arch, "classes": list(self.classes), "input_size": self.spec.size,
             "input_channels": self.spec.channels, "input_mean": list(self.spec.mean), "input_std": list(self.spec.std),
             "input_format": INPUT_FORMAT, "input_spec": self.spec.to_dict(), "source": dict(self.source) if self.source is not None else None,
-            "dataset": dict(self.dataset) if self.dataset is not None else None}
+            "dataset": dict(self.dataset) if self.dataset is not None else None, "untrained_head": self.untrained_head}
         return {key: value for key, value in props.items() if value is not None}
 
     @classmethod
@@ -89,7 +91,8 @@ class ModelIdentity:
             "channels": props.get("input_channels", 3)}
         spec = InputSpec.from_dict(recorded)
         return cls(arch=props.get("arch"), classes=tuple(props.get("classes") or ()), spec=spec,
-                   source=props.get("source"), dataset=props.get("dataset"))
+                   source=props.get("source"), dataset=props.get("dataset"),
+                   untrained_head=str(props["untrained_head"]) if props.get("untrained_head") else None)
 
 
 def set_metadata(proto: onnx.ModelProto, identity: ModelIdentity, *, params: int | None, flops: int | None,

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from cnnlab.data.spec import InputSpec
+from cnnlab.engine.runtime import device_spec, resolve_device
 from cnnlab.errors import CnnlabError
 
 RUNTIMES = ("auto", "pytorch", "onnxruntime", "openvino")
@@ -65,12 +66,19 @@ def source_kinds(runtime: str) -> tuple[str, ...]:
 
 
 def model_device(device: str | None, kind: str, runtime: str) -> str:
-    """device=auto: CUDA for PyTorch when there is one; onnxruntime and OpenVINO stay on the CPU unless told."""
-    device = str(device or "auto")
-    if device != "auto":
-        return device
-    on_torch = pick_runtime(kind, runtime) == "pytorch"
-    return "cuda" if on_torch and torch.cuda.is_available() else "cpu"
+    """The device a file of `kind` runs on for evaluate and predict, checked before the file is opened: device=auto
+    is CUDA for PyTorch when there is one (onnxruntime and OpenVINO stay on the CPU unless told). CnnlabError, one
+    line with the fix, for an unknown device, CUDA where none is visible, or a runtime that cannot run there."""
+    device = device_spec(device)
+    runtime = pick_runtime(kind, runtime)
+    if device == "auto":
+        return "cuda" if runtime == "pytorch" and torch.cuda.is_available() else "cpu"
+    if runtime == "pytorch":
+        return str(resolve_device(device))
+    from cnnlab.deploy.ort import RuntimeKeys, require_runtime  # onnxruntime loads only for ONNX files
+
+    require_runtime(runtime, device, RuntimeKeys(device="device=", alternative="use device=cpu"))
+    return device
 
 
 def pick_runtime(kind: str, runtime: str) -> str:
@@ -100,9 +108,10 @@ def open_model(kind: str, path: Path, *, runtime: str = "auto", device: str = "c
 
 
 def _checkpoint(path: Path, device: str) -> InferenceModel:
-    from cnnlab.engine.checkpoint import load_model
+    from cnnlab.engine.checkpoint import load_model, require_trained_head
 
     model, checkpoint = load_model(path)
+    require_trained_head(checkpoint, path, "its scores and predictions")
     target = torch.device(device)
     model = model.to(target).eval()
     dataset = checkpoint.extra.get("dataset")
@@ -115,9 +124,11 @@ def _checkpoint(path: Path, device: str) -> InferenceModel:
 def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     from cnnlab.deploy.onnx_check import check_onnx_file
     from cnnlab.deploy.ort import onnx_session, session_io
+    from cnnlab.engine.checkpoint import require_trained_onnx_head
 
     checked = check_onnx_file(path)
     meta = checked.metadata
+    require_trained_onnx_head(meta, path, "its scores and predictions")
     if checked.spec is None or not checked.classes:
         raise CnnlabError(f"{path} records no input spec or class names (not written by cnnlab)",
                           fix="export it with `cnnlab export`, or pass the run's model.pt")

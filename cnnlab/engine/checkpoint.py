@@ -266,6 +266,44 @@ def build_model(ckpt: ModelCheckpoint) -> nn.Module:
     return model
 
 
+def self_supervised_method(ckpt: ModelCheckpoint) -> str | None:
+    """The method (simclr, simsiam) of a `cnnlab pretrain method=...` checkpoint, whose backbone learned from
+    unlabeled views and whose classifier head was never trained; None for every other checkpoint (a fine-tune
+    of such a backbone records its own `finetune` section instead)."""
+    section = ckpt.extra.get("pretrain")
+    method = section.get("method") if isinstance(section, dict) else None
+    return str(method) if method not in (None, "supervised") else None
+
+
+def untrained_head_error(method: str, origin: Any, use: str, backbone: Any = None,
+                         then: str = "source=latest:finetune") -> CnnlabError:
+    """The error for a model whose classifier head was never trained (a backbone pretrained with `method`):
+    `use` (e.g. "its test accuracy") would be chance-level. `backbone`: the model.pt or run to fine-tune
+    (default: `origin` itself); `then`: the setting that takes the fine-tuned model."""
+    return CnnlabError(f"{origin} is a backbone pretrained with method={method}: its classifier head was never "
+                       f"trained, so {use} would be chance-level",
+                       fix=f"fine-tune it first (`cnnlab finetune model.weights={backbone or origin} "
+                           f"finetune.mode=linear` for a linear probe, or finetune.mode=full), then use {then}")
+
+
+def require_trained_onnx_head(metadata: Mapping[str, Any], path: Any, use: str) -> None:
+    """The same check for an ONNX file, from its cnnlab metadata (`deploy.export.read_onnx_metadata`): an export
+    of a self-supervised backbone records `untrained_head`; the backbone to fine-tune is the run it came from."""
+    identity = metadata.get("identity")
+    method = getattr(identity, "untrained_head", None)
+    if method is not None:
+        source = getattr(identity, "source", None) or {}
+        raise untrained_head_error(method, path, use, backbone=source.get("run") or source.get("path"))
+
+
+def require_trained_head(ckpt: ModelCheckpoint, path: Path, use: str) -> None:
+    """CnnlabError (untrained_head_error) when `ckpt`, read from `path`, is a self-supervised backbone with an
+    untrained head."""
+    method = self_supervised_method(ckpt)
+    if method is not None:
+        raise untrained_head_error(method, path, use)
+
+
 def load_model(path: Path) -> tuple[nn.Module, ModelCheckpoint]:
     """The network of a cnnlab model.pt, ready for evaluation (eval mode: batch norms use their running
     statistics, dropout is off), and its validated checkpoint. CnnlabError for a bad file."""

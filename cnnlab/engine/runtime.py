@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import re
 from dataclasses import astuple, dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -36,9 +37,17 @@ BF16_MIN_MAP = 2
 _AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
+def device_spec(spec: str | None) -> str:
+    """`device=` lower-cased: auto, cpu, cuda or cuda:N; CnnlabError naming those for anything else."""
+    spec = str(spec or "auto").lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec):
+        raise CnnlabError(f"unknown device '{spec}'", fix="use device=auto, cpu, cuda or cuda:N (N a GPU index)")
+    return spec
+
+
 def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
     """auto → the local CUDA device when present, else CPU; an explicit cuda without CUDA is an error."""
-    spec = str(spec or "auto").lower()
+    spec = device_spec(spec)
     if spec == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     if spec.startswith("cuda"):
@@ -53,9 +62,7 @@ def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
             raise CnnlabError(f"device={spec} but only {torch.cuda.device_count()} CUDA device(s) exist",
                               fix="use device=cuda:0 or device=auto")
         return device
-    if spec == "cpu":
-        return torch.device("cpu")
-    raise CnnlabError(f"unknown device '{spec}'", fix="use device=auto, cpu, cuda or cuda:N")
+    return torch.device("cpu")
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -24,8 +24,21 @@ from cnnlab.models.registry import get_entry
 log = logging.getLogger(__name__)
 
 def _alternatives(role: str) -> str:
+    """Other weights to start `role` from. A teacher is never random (a random teacher teaches nothing:
+    steps/distill_teacher.py refuses teacher.weights=none), so it gets trained runs only."""
+    if role == "teacher":
+        return ("teacher.weights=latest:finetune or latest:pretrain (a teacher you trained for the task), a run "
+                "folder, or /path/to/model.pt")
     return (f"{role}.weights=none (random init), {role}.weights=/path/to/file.pth (a local state dict) "
             f"or {role}.weights=latest:pretrain (a previous run)")
+
+
+def _without_these(role: str, name: str) -> str:
+    """The fix for weights that cannot be used for `role` (model, student, teacher) of network `name`."""
+    if role == "teacher":
+        return (f"train the teacher first (`cnnlab pretrain model={name}`, with dataset= the data to distill on) and "
+                "pass teacher.weights=latest:pretrain, or a run folder / model.pt of a teacher trained for the task")
+    return f"use {role}.weights=none to train it from scratch, or {role}.weights=<run folder> / latest:pretrain"
 
 
 @dataclass(frozen=True)
@@ -49,9 +62,8 @@ def imagenet_weights(name: str, *, role: str = "model") -> PretrainedWeights:
     the setting in errors (model, teacher, student)."""
     entry = get_entry(name)
     if entry.tv_weights is None:
-        raise CnnlabError(f"{entry.name} has no ImageNet weights",
-                          fix=f"use {role}.weights=none to train it from scratch, or {role}.weights=<run folder> / "
-                              "latest:pretrain to start from one of your runs")
+        raise CnnlabError(f"{entry.name} has no ImageNet weights", fix=_without_these(role, entry.name)
+                          + ("" if role == "teacher" else " to start from one of your runs"))
     weights = tvm.get_weight(entry.tv_weights)
     path = hub_checkpoint_path(weights.url)
     if not path.is_file():
@@ -141,17 +153,23 @@ def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Ma
         elif strict_backbone:
             raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {problem}",
                               fix="use weights made for this model and architecture (same name and options), "
-                                  f"or {role}.weights=none")
+                                  f"or {_instead(role)}")
         else:
             skipped.append(key)
     unexpected = [key for key in incoming if key not in own]
     if strict_backbone and unexpected:
         raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {unexpected[0]!r} is not in the model "
                           f"({len(unexpected)} unexpected keys)",
-                          fix=f"use weights made for this model and architecture, or {role}.weights=none")
+                          fix=f"use weights made for this model and architecture, or {_instead(role)}")
     model.load_state_dict(selected, strict=False)
     log.info("loaded %d pretrained tensors into %s (head %s, %d skipped)", len(selected), entry.name,
              "loaded" if head_fits else "kept fresh", len(skipped))
+
+
+def _instead(role: str) -> str:
+    """The plain way out of weights that do not fit: random init, except for a teacher (which must be trained)."""
+    return "a teacher trained for the task (teacher.weights=latest:finetune)" if role == "teacher" \
+        else f"{role}.weights=none"
 
 
 def _mismatch(key: str, target: Tensor, incoming: Mapping[str, Tensor]) -> str | None:

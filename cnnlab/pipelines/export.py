@@ -19,6 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity, OnnxMismatch, check_opset, export_onnx, verify_onnx
 from cnnlab.deploy.ort import evaluate_onnx
 from cnnlab.deploy.simplify import simplify_onnx
+from cnnlab.engine.checkpoint import self_supervised_method
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
@@ -45,7 +46,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     images = first_images(data.val, verify_count)
     dataset = dataset_record(data, dataset_cfg)
     identity = ModelIdentity(arch=checkpoint.name, classes=tuple(checkpoint.classes), spec=checkpoint.spec,
-                             source=loaded.source.describe(), dataset=dataset)
+                             source=loaded.source.describe(), dataset=dataset,
+                             untrained_head=self_supervised_method(checkpoint))  # evaluate/predict refuse such files
     target = ctx.path(ONNX_FILE)
     report: dict[str, Any] = {"opset": opset, "exporter": "torch.onnx (dynamo)", "simplify": bool(settings.simplify),
                               "atol": float(settings.atol), "rtol": float(settings.rtol)}

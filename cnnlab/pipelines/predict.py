@@ -3,9 +3,11 @@ compute them — with nothing but the model file: its input spec (channels, resi
 and class names.
 
 1. open the source: a model.onnx (FP32 or INT8) through onnxruntime, or a model.pt through PyTorch;
-2. list the images: files as given, folders walked (sorted; files with an image extension);
+2. list the images: files as given, folders walked (sorted; files with an image extension, including pictures
+   this build cannot read, such as .heic);
 3. decode each (cnnlab.data.decode: as a viewer shows it), preprocess with eval_transform(spec), batch, run;
-   an unreadable file is listed with its reason, not fatal;
+   an unreadable file (or a picture format that is not read: "format .heic not supported", as `imagefolder`
+   counts it) is listed with its reason, not fatal — unless no file at all could be read: a CnnlabError;
 4. print a table and write predictions.csv / predictions.json to the run folder.
 """
 
@@ -22,7 +24,7 @@ from rich.text import Text
 
 from cnnlab.console import console
 from cnnlab.context import RunContext
-from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image
+from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image, extension_reason
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.progress import make_progress
@@ -31,6 +33,7 @@ from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.steps.sources import require_source
 
 _SHOWN = 50  # rows of the terminal table; the files hold every prediction
+_SOME_FORMATS = ", ".join(ext for ext in (".jpg", ".png", ".bmp", ".gif", ".tif", ".webp") if ext in READ_EXTENSIONS)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -49,6 +52,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     for path, reason in unreadable.items():
         ctx.log.warning("skipped %s: %s", path, reason)
     show(predictions, unreadable)
+    if not predictions:  # nothing predicted is no success: no predictions files, a failed run
+        ctx.record.update(predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})
+        raise nothing_readable(unreadable)
     context = {"source": source.describe(), "model": model.describe()}
     if ctx.is_main:
         csv_path, json_path = write_predictions(ctx.run_dir, predictions, unreadable, context)
@@ -69,15 +75,15 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
     files: list[Path] = []
     for item in inputs:
         path = Path(str(item)).expanduser()
-        if path.is_dir():
-            files += sorted(p for p in _walk(path) if p.suffix.lower() in READ_EXTENSIONS)
+        if path.is_dir():  # pictures this build cannot read (.heic, ...) too: they are listed as skipped
+            files += sorted(p for p in _walk(path) if extension_reason(p) != "")
         elif path.exists():
             files.append(path)
         else:
             raise CnnlabError(f"{path}: no such file or folder", fix="give image files or folders that exist")
     if not files:
         raise CnnlabError(f"no image files in {', '.join(str(i) for i in inputs)}",
-                          fix=f"give files with an image extension ({', '.join(sorted(READ_EXTENSIONS)[:6])}, ...)")
+                          fix=f"give files with an image extension ({_SOME_FORMATS}, ...)")
     unique: dict[Path, Path] = {}
     for file in files:  # a file named twice (alone and in its folder) is predicted once
         unique.setdefault(file.resolve(), file)
@@ -102,6 +108,9 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
         for start in range(0, len(files), batch_size):
             names, tensors = [], []
             for path in files[start:start + batch_size]:
+                if reason := extension_reason(path):  # a picture format this build does not read (.heic)
+                    unreadable[str(path)] = reason
+                    continue
                 try:
                     tensors.append(transform(decode_image(path).image))
                     names.append(str(path))
@@ -114,6 +123,16 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
                     predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values)))
             progress.advance(task, len(files[start:start + batch_size]))
     return predictions, unreadable
+
+
+def nothing_readable(unreadable: dict[str, str]) -> CnnlabError:
+    """The error for a predict run in which no file could be read: the first files and their reasons."""
+    shown = "; ".join(f"{path}: {reason}" for path, reason in list(unreadable.items())[:3])
+    more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+    return CnnlabError(f"no image could be read: all {len(unreadable)} files were skipped ({shown}{more}; every "
+                       "file and its reason is listed above and in run.json's predict.unreadable)",
+                       fix=f"give images in a format cnnlab reads ({_SOME_FORMATS}, ...), e.g. convert these to "
+                           "PNG or JPEG")
 
 
 def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:

@@ -80,6 +80,11 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     views = ViewSettings.from_config(cfg.method.get("views"))
     recipe = Recipe.from_config(cfg)
     settings.check_batch(recipe.batch_size)
+    fraction = cfg.dataset.get("label_fraction")
+    if fraction not in (None, 1, 1.0) and ctx.is_main:  # a seeded, class-balanced image budget (the benchmarks' use)
+        ctx.log.warning("dataset.label_fraction=%s keeps %.0f %% of the training images: %s uses no labels, so this "
+                        "only shrinks what it learns from (for label efficiency, give it to the fine-tune instead)",
+                        fraction, 100 * float(fraction), settings.name)
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = _spec(cfg, name)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)

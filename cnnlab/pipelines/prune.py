@@ -27,6 +27,7 @@ from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePrun
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity
+from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
@@ -43,6 +44,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime = setup_runtime(cfg, recipe)
     loaded = load_source_model(cfg, ctx)
     checkpoint = loaded.checkpoint
+    require_trained_head(checkpoint, loaded.source.path, "the dense and pruned accuracies")
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
     check_same_classes(data, checkpoint.classes)
     name, size = checkpoint.name, checkpoint.spec.size

@@ -10,19 +10,21 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
 from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, json_text, legend, markdown,
-                                   rich_differences, rich_table, speedup_notes)
+                                   rich_differences, rich_table, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
-from cnnlab.report.rows import MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, matching_runs, usable
+from cnnlab.report.rows import (MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
+                                matching_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, group_by_seed
+from cnnlab.runs import RUN_FILE, RunInfo, iter_runs
 
-__all__ = ["Comparison", "Report", "SeedGroup", "build_report", "write_report"]
+__all__ = ["Comparison", "Report", "SeedGroup", "build_report", "dataset_title", "report_folder", "write_report"]
 
 
 @dataclass
 class Report:
     base: Path
-    groups: dict[str, list[Row]]          # "dataset (classes, size)" → rows, most accurate first
+    groups: dict[str, list[Row]]          # dataset title (rows.dataset_title) → rows, most accurate first
     left_out: list[tuple[Path, str]]
     comparison: Comparison
     seed_groups: dict[str, list[SeedGroup]]  # the same datasets → runs that differ only in seed, by mean val top-1
@@ -44,9 +46,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     check_comparison(comparison, everything)
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison)
     if not rows:
-        what = f" matching --runs {pattern}" if pattern else ""
-        raise CnnlabError(f"no completed model runs{what} under {outputs}",
-                          fix="train something first (cnnlab pipeline, or cnnlab finetune + cnnlab bench)")
+        raise _nothing_to_report(outputs, pattern, everything)
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
     seeded = group_by_seed(rows, unfinished)
@@ -55,34 +55,91 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                   seed_groups=_by_dataset(seeded))
 
 
+def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo]) -> CnnlabError:
+    """Why there is no row, with the fix that helps: a --runs glob that matched no run folder is not a folder
+    without runs ("train something first" would send the user the wrong way)."""
+    listing = f"`cnnlab list runs --outputs {outputs}`"
+    if pattern is not None and not matched:
+        present = sorted(str(run.path.relative_to(outputs)) for run in iter_runs(outputs)
+                         if run.path.is_relative_to(outputs))
+        if present:
+            # one example under each top folder (a command, a pipeline's runs/): what a glob starts with
+            first: dict[str, str] = {}
+            for path in present:
+                first.setdefault(Path(path).parts[0], path)
+            examples = ", ".join(list(first.values())[:6])
+            return CnnlabError(f"--runs '{pattern}' matched no run folder under {outputs}",
+                               fix=f"give a glob over the run folders relative to it ({len(present)} there, e.g. "
+                                   f"{examples}); {listing} lists them all")
+    if matched:
+        what = ", ".join(sorted({f"{run.status} {run.command}" for run in matched}))
+        where = f" matching --runs '{pattern}'" if pattern else ""
+        return CnnlabError(f"no completed model runs{where} under {outputs} (only {what} runs)",
+                           fix=(f"give --runs a glob that matches model runs ({', '.join(MODEL_COMMANDS)}); "
+                                if pattern else "") + f"{listing} shows them all, or train a model first "
+                               "(cnnlab pipeline, or cnnlab finetune + cnnlab bench)")
+    return CnnlabError(f"no completed model runs under {outputs} (no runs at all)",
+                       fix="train something first (cnnlab pipeline, or cnnlab finetune + cnnlab bench), or give the "
+                           "outputs folder your runs are in")
+
+
 def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
-    """Rows or seed groups by dataset title ("digits (10 classes, 64 px)"), most accurate first, then fastest."""
-    found: dict[str, list[Any]] = {}
+    """Rows or seed groups by dataset identity, titled ("digits (10 classes, 64 px)", a user folder's with its root),
+    most accurate first, then fastest."""
+    found: dict[Any, list[Any]] = {}
     for item in items:
-        found.setdefault(dataset_title(*item.dataset_key), []).append(item)
-    for members in found.values():
+        found.setdefault(item.dataset_key, []).append(item)
+    titled: dict[str, list[Any]] = {}
+    for identity, members in found.items():
         members.sort(key=lambda r: (-r.accuracy, r.p50_ms if r.p50_ms is not None else float("inf")))
-    return found
+        title = dataset_title(identity)
+        # two identities read alike only when a record holds odd values: never merge their tables
+        titled[_unique(title, titled)] = members
+    return titled
 
 
-def dataset_title(name: str | None, classes: int | None, size: int | None) -> str:
-    """"digits (10 classes, 64 px)"; what the runs did not record is left out ("dataset not recorded" for all)."""
-    details = ", ".join(([] if classes is None else [f"{classes} classes"]) + ([] if size is None else [f"{size} px"]))
-    if name is None:
-        return f"dataset not recorded ({details})" if details else "dataset not recorded"
-    return f"{name} ({details})" if details else name
+def _unique(name: str, taken: Any, form: str = "{name} [{count}]") -> str:
+    """`name`, or `form` with count 2, 3, ... when it is taken."""
+    count, unique = 1, name
+    while unique in taken:
+        count += 1
+        unique = form.format(name=name, count=count)
+    return unique
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _run_folder_at_or_above(folder: Path) -> Path | None:
+    """The run folder `folder` is or lies in (it, or a folder above it, holds a run.json), else None."""
+    folder = Path(folder).resolve()
+    return next((f for f in (folder, *folder.parents) if (f / RUN_FILE).is_file()), None)
+
+
+def report_folder(folder: Path, out: Path | None = None) -> Path:
+    """Where `cnnlab report FOLDER [--out OUT]` writes its files: OUT, else FOLDER. Never into a run folder —
+    source runs are never modified: CnnlabError (exit 2) naming --out and --no-write instead."""
+    target = Path(out or folder)
+    run = _run_folder_at_or_above(target)
+    if run is not None:
+        what = f"{target} is a run folder" if run == target.resolve() else f"{target} lies in the run folder {run}"
+        raise CnnlabError(f"{what}, and the report does not write into runs (source runs are never modified)",
+                          fix="write the report elsewhere with --out DIR (a folder outside every run), or only "
+                              "print it with --no-write")
+    return target
+
+
 def write_report(report: Report, folder: Path | None = None) -> list[Path]:
-    """report.md, report.csv, report.json and one PNG per dataset group, written atomically."""
-    folder = Path(folder or report.base)
+    """report.md, report.csv, report.json and one PNG per dataset group, written atomically into `folder` (default:
+    the folder reported on); never into a run folder (`report_folder`)."""
+    folder = report_folder(report.base, folder)
+    folder.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
     for title, groups in report.seed_groups.items():
-        name = "report.png" if len(report.seed_groups) == 1 else f"report-{_slug(title)}.png"
+        # slugs of two titles can meet (/data/a-b and /data/a_b): a plot never overwrites another
+        name = "report.png" if len(report.seed_groups) == 1 else \
+            _unique(f"report-{_slug(title)}", {p[:-4] for p in plots.values()}, "{name}-{count}") + ".png"
         if plot(groups, folder / name, f"{title} — {report.comparison.describe()}"):
             plots[title] = name
     written = [folder / name for name in plots.values()]
@@ -112,6 +169,8 @@ def print_report(report: Report) -> None:
         out.print(f"partial seed group {note}", markup=False, highlight=False)
     for path, reason in report.left_out:
         out.print(f"left out {path}: {reason}", markup=False, highlight=False)
+    for row, note in test_notes(report.rows):
+        out.print(f"no test top-1 for {row.run.path}: {note}", markup=False, highlight=False)
     for row in report.rows:
         for note in row.notes:
             out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)

@@ -65,6 +65,11 @@ def speedup_notes(rows: Sequence[Row]) -> list[tuple[Row, str]]:
             if row.speedup is not None and row.speedup.shown is None and row.speedup.note]
 
 
+def test_notes(rows: Sequence[Row]) -> list[tuple[Row, str]]:
+    """Why a row evaluated on the test split shows no test top-1 (its evaluations scored other data)."""
+    return [(row, row.test_note) for row in rows if row.test_accuracy is None and row.test_note]
+
+
 def columns(rows: Sequence[Row], groups: Sequence[SeedGroup] = ()) -> tuple[str, ...]:
     """The table's columns: COLUMNS, with the test accuracy beside the validation one when any row has it, and
     the number of seeds after the run when some group has several runs or misses some."""
@@ -240,9 +245,10 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
-        "precision": row.precision, "arch": row.arch, "image_size": row.dataset_key[2], "accuracy": row.accuracy,
-        "test_accuracy": row.test_accuracy,
+        "dataset_folder": row.dataset_key.folder, "precision": row.precision, "arch": row.arch,
+        "image_size": row.dataset_key.image_size, "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
         "evaluate_run": None if row.evaluate_run is None else _relative(row.evaluate_run, base),
+        "test_note": row.test_note,
         "params": row.params, "flops": row.flops, "file_bytes": row.file_bytes, "file_kind": row.file_kind,
         "p50_ms": row.p50_ms, "latency": None if row.latency is None else row.latency.to_dict(),
         "bench_run": None if row.bench_run is None else
@@ -270,7 +276,8 @@ def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
         "runs": [_relative(row.run.path, base) for row in group.rows],
         "seeds": [group.seed_value(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
         "command": first.command, "model": first.model, "precision": first.precision, "arch": first.arch,
-        "dataset": first.dataset, "image_size": first.dataset_key[2],
+        "dataset": first.dataset, "dataset_folder": first.dataset_key.folder,
+        "image_size": first.dataset_key.image_size,
         "val_top1": spread_fields(group.val), "test_top1": spread_fields(group.test),
         "p50_ms": spread_fields(group.latency), "pareto": group.pareto,
         "missing": [{"run": _relative(path, base), "seed": group.seed_value(lineage), "status": status}
@@ -282,8 +289,9 @@ def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
 def legend(comparison: Comparison) -> str:
     """What the columns mean: where the latencies come from, the Pareto mark, the speed-up, the accuracies."""
     return (f"val top-1: accuracy on the validation split, as the run recorded it (test top-1: on the test split, "
-            f"from the newest `cnnlab evaluate split=test` of the model); runs that differ only in seed are one row, "
-            f"mean ± std over the n seeds (sample std), with each run listed under it; latency: p50 of "
+            f"from the newest `cnnlab evaluate split=test` of the model on its own data); runs that differ only in "
+            f"seed are one row, mean ± std over the n seeds (sample std), with each run listed under it; latency: "
+            f"p50 of "
             f"{comparison.describe()}{' (from bench runs)' if comparison.timed else ''}; ★ = Pareto-optimal in accuracy × latency "
             f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
             f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
@@ -351,12 +359,14 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
     rows = [row for group in every for row in group.rows]
     notes = [(row, note) for row in rows for note in row.notes]
     unpaired = speedup_notes(rows)
+    untested = test_notes(rows)
     partial = group_notes(every, base)
     if partial:
         lines += ["## Partial seed groups", "", *(f"- {note}" for note in partial), ""]
-    if left_out or notes or unpaired:
+    if left_out or notes or unpaired or untested:
         lines += ["## Left out of the comparison", ""]
         lines += [f"- `{_relative(path, base)}`: {reason}" for path, reason in left_out]
+        lines += [f"- `{_relative(row.run.path, base)}` (no test top-1): {note}" for row, note in untested]
         lines += [f"- `{_relative(row.run.path, base)}` (no latency): {note}" for row, note in notes]
         lines += [f"- `{_relative(row.run.path, base)}` (no speed-up): {note}" for row, note in unpaired]
         lines.append("")

@@ -4,7 +4,9 @@ Works on report rows and on seed groups alike (a group counts with its mean val 
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, TypeVar
+from typing import Protocol, Sequence, TypeVar
+
+from cnnlab.records import DatasetIdentity
 
 
 class Point(Protocol):
@@ -17,7 +19,7 @@ class Point(Protocol):
     def p50_ms(self) -> float | None: ...
 
     @property
-    def dataset_key(self) -> tuple[Any, ...]: ...
+    def dataset_key(self) -> DatasetIdentity: ...
 
 
 P = TypeVar("P", bound=Point)

@@ -6,7 +6,7 @@ accuracy. Export runs are the same model in another format, bench runs measureme
 so all three attach to the model run they came from (following `source` links through exports). A latency comes
 from the newest paired session (`cnnlab bench source=[...]`) that timed the model, else from its newest
 own bench; a speed-up only ever from a paired session (report/paired.py); a test accuracy from the newest
-`cnnlab evaluate split=test` of the model.
+`cnnlab evaluate split=test` of the model on its own data (the same DatasetIdentity, cnnlab/records.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 from cnnlab.commands import commands_where
 from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
 from cnnlab.errors import CnnlabError
-from cnnlab.records import LatencyRecord
+from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 from cnnlab.wording import counted
@@ -77,7 +77,7 @@ class Row:
     command: str
     model: str | None                     # None: the run recorded no model name
     dataset: str | None                   # None: the run recorded no dataset name
-    dataset_key: tuple[Any, ...]          # name, classes, image size: only equal keys are compared
+    dataset_key: DatasetIdentity          # only rows of one dataset identity are compared
     accuracy: float                       # top-1 on the validation split
     params: int | None
     flops: int | None
@@ -87,7 +87,8 @@ class Row:
     latency: LatencyRecord | None = None  # the matching bench record
     bench_run: Path | None = None
     test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
-    evaluate_run: Path | None = None
+    evaluate_run: Path | None = None      # ... of the model on its own data
+    test_note: str | None = None          # why there is no test top-1 although the model was evaluated
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
@@ -184,13 +185,16 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
             left_out.append((run.path, "no validation accuracy recorded"))
             continue
         size, kind = _file(run, exports)
-        test = _newest_test(attached["evaluate"].get(run.path.resolve(), []))
+        evaluations = attached["evaluate"].get(run.path.resolve(), [])
+        test = _newest_test(evaluations, run.dataset.identity)
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
-                        dataset_key=run.dataset.key, accuracy=float(run.metrics.val_acc), params=run.model.params,
-                        flops=run.model.flops, file_bytes=size, file_kind=kind, source=origin(run.source.run_path),
+                        dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
+                        params=run.model.params, flops=run.model.flops, file_bytes=size, file_kind=kind,
+                        source=origin(run.source.run_path),
                         test_accuracy=None if test is None else test.metrics.test_acc,
-                        evaluate_run=None if test is None else test.path, precision=precision_of(run),
-                        arch=_arch(run)))
+                        evaluate_run=None if test is None else test.path,
+                        test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
+                        precision=precision_of(run), arch=_arch(run)))
 
     paired = sessions(runs, origin)
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
@@ -257,10 +261,44 @@ def precision_of(run: RunInfo) -> str:
     return str(recorded) if recorded in ("fp32", "int8", "bf16") else ("int8" if run.command == "quantize" else "fp32")
 
 
-def _newest_test(evaluations: list[RunInfo]) -> RunInfo | None:
-    """The newest evaluate run that scored the test split."""
-    scored = [r for r in evaluations if r.metrics.split == "test" and r.metrics.test_acc is not None]
-    return max(scored, key=lambda r: r.started, default=None)
+def _test_scores(evaluations: list[RunInfo]) -> list[RunInfo]:
+    return [r for r in evaluations if r.metrics.split == "test" and r.metrics.test_acc is not None]
+
+
+def _newest_test(evaluations: list[RunInfo], data: DatasetIdentity) -> RunInfo | None:
+    """The newest evaluate run that scored the test split of the model's own data (`data`): a score on other data
+    (`cnnlab evaluate dataset.root=ELSEWHERE`) says nothing about the model's test accuracy. None when the model did
+    not record its data: unknown data is never taken for the same."""
+    if not data.known:
+        return None
+    return max((r for r in _test_scores(evaluations) if r.dataset.identity == data), key=lambda r: r.started,
+               default=None)
+
+
+def _other_data_note(evaluations: list[RunInfo], data: DatasetIdentity) -> str | None:
+    """Why a model evaluated on the test split shows no test top-1: every such evaluation scored other data."""
+    other = sorted(_test_scores(evaluations), key=lambda r: r.started)
+    if not other:
+        return None
+    newest = other[-1]
+    what = dataset_title(newest.dataset.identity)
+    more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+    mine = "its own data is not recorded" if not data.known else f"not its own, {dataset_title(data)}"
+    return f"its test evaluations scored other data: {newest.path}{more} on {what}; {mine}"
+
+
+def dataset_title(data: DatasetIdentity) -> str:
+    """"digits (10 classes, 64 px)"; a user folder's at its root ("imagefolder (3 classes, 32 px) at /data/rgb"), a
+    generated set's with its settings; what the runs did not record is left out ("dataset not recorded" for all)."""
+    details = ", ".join(([] if data.num_classes is None else [f"{data.num_classes} classes"])
+                        + ([] if data.image_size is None else [f"{data.image_size} px"]))
+    if data.settings:
+        details += ("; " if details else "") + ", ".join(f"{key} {value}" for key, value in data.settings)
+    name = data.name if data.name is not None else "dataset not recorded"
+    title = f"{name} ({details})" if details else name
+    if data.folder is not None:
+        return f"{title} at {data.folder}"
+    return title + (", folder not recorded" if data.name in FOLDER_DATASETS else "")
 
 
 def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:

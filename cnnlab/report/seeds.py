@@ -8,6 +8,12 @@ a run (`source=`, `model.weights=RUN`, `teacher.weights=latest:finetune`, `resum
 recorded source, never as text. A run without a saved config is grouped by the overrides run.json records;
 with neither, it stays a group of its own: settings that cannot be read are never taken for equal.
 
+Paths in the saved config are relative to the folder the run was started from (Hydra records it: `.hydra/hydra.yaml`
+`hydra.runtime.cwd`), so `dataset.root=data/rgb` typed in two folders names two datasets: such paths are compared
+resolved, never as text — a user folder's root (a canonical set's copy may lie anywhere: its root is set aside), a
+model file named without a recorded source run. And the data each run recorded in run.json (its dataset identity,
+resolved dataset config and split sizes) must be equal too: runs on different data are never one group.
+
 Runs of a group's settings that did not complete (failed, interrupted, killed, still running) are listed with the
 group as missing seeds, so a partial group says so instead of looking complete.
 """
@@ -17,11 +23,13 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable, Sequence
 
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
+from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
 from cnnlab.report.rows import Row
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.runs import SAVED_CONFIG, RunInfo
@@ -36,6 +44,10 @@ RUN = "<run>"
 NOT_THE_NETWORK = ("weights", "file_bytes", "onnx_bytes", "pt_bytes", "onnx_origin")
 # values of resume= that resume nothing: the same run as leaving resume out
 NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
+HYDRA_RECORD = Path(".hydra") / "hydra.yaml"  # Hydra's own record of the run: hydra.runtime.cwd, where it started
+MODEL_FILES = (".pt", ".pth", ".onnx")
+# recorded split sizes that tell two copies of "the same" data apart (a folder that gained images, a partial set)
+SPLIT_SIZES = ("train_size", "val_size")
 Lineage = tuple[int | None, ...]  # the seeds of a run's sources, then its own (see SeedKeys.lineage)
 
 # command → (what the difference is called, the run's own recorded reference accuracy, what it is against)
@@ -48,15 +60,50 @@ CHANGES = {
 PRECISION_CHANGES = {"bf16": "bf16 top-1 change"}
 
 
-def saved_config(run: RunInfo) -> dict[str, Any] | None:
-    """The run's composed configuration as Hydra saved it; None when it is missing or unreadable."""
+def _yaml_file(path: Path) -> dict[str, Any] | None:
     import yaml
 
     try:
-        data = yaml.safe_load((run.path / SAVED_CONFIG).read_text())
+        data = yaml.safe_load(path.read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def saved_config(run: RunInfo) -> dict[str, Any] | None:
+    """The run's composed configuration as Hydra saved it; None when it is missing or unreadable."""
+    return _yaml_file(run.path / SAVED_CONFIG)
+
+
+def started_in(run: RunInfo) -> Path | None:
+    """The folder the run was started from (Hydra's hydra.runtime.cwd): what its relative paths are relative to;
+    None when Hydra's record is missing or unreadable."""
+    runtime = ((_yaml_file(run.path / HYDRA_RECORD) or {}).get("hydra") or {}).get("runtime")
+    cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
+    return Path(cwd) if isinstance(cwd, str) and Path(cwd).is_absolute() else None
+
+
+def resolved_path(text: Any, cwd: Path | None) -> str | None:
+    """A path setting as an absolute, normalised path; None when it is relative and `cwd` is unknown."""
+    path = Path(os.path.expanduser(str(text)))
+    if not path.is_absolute():
+        if cwd is None:
+            return None
+        path = cwd / path
+    return os.path.normpath(path)
+
+
+def data_key(row: Row) -> str:
+    """The data the run trained and was validated on, as run.json records it: the dataset identity (a user folder's
+    resolved root, a generated set's settings), the resolved dataset config (a canonical set's root set aside: its
+    copy may lie anywhere) and the split sizes."""
+    section = row.run.dataset
+    config = {key: value for key, value in (section.config or {}).items() if key != "root"}  # the root: in identity
+    identity = section.identity
+    return json.dumps({"identity": [identity.name, identity.num_classes, identity.image_size, identity.folder,
+                                    list(identity.settings)],
+                       "config": config, **{key: section.extra.get(key) for key in SPLIT_SIZES}},
+                      sort_keys=True, default=str)
 
 
 def _names_a_run(value: Any) -> bool:
@@ -138,6 +185,7 @@ class SeedKeys:
         self._configs: dict[Path, dict[str, Any] | None] = {}
         self._lineages: dict[Path, Lineage] = {}
         self._runs: dict[Path, RunInfo | None] = {}
+        self._cwds: dict[Path, Path | None] = {}
 
     def config(self, run: RunInfo) -> dict[str, Any] | None:
         path = run.path.resolve()
@@ -211,6 +259,12 @@ class SeedKeys:
                 return None
         return origin, resumed
 
+    def cwd(self, run: RunInfo) -> Path | None:
+        path = run.path.resolve()
+        if path not in self._cwds:
+            self._cwds[path] = started_in(run)
+        return self._cwds[path]
+
     def _settings(self, run: RunInfo) -> Hashable | None:
         found = self._origin(run)
         if found is None:
@@ -218,17 +272,58 @@ class SeedKeys:
         origin, resumed = found
         config = self.config(origin)
         if config is not None:
-            return "config", _comparable_config(_with_overrides(config, resumed))
+            config = self._resolved_root(_with_overrides(config, resumed), origin, run)
+            return None if config is None else ("config", _comparable_config(config))
         overrides = origin.data.get("overrides") or []
         return ("overrides", _comparable_overrides([*overrides, *resumed])) if overrides else None
+
+    def _resolved_root(self, config: dict[str, Any], origin: RunInfo, run: RunInfo) -> dict[str, Any] | None:
+        """`config` with dataset.root resolved where it names the data (a user folder: relative to the folder the
+        run started in, else as `run` recorded it) and set aside where it does not (a canonical set's copy); None
+        when a user folder's root cannot be resolved: unreadable settings are never taken for equal."""
+        dataset = config.get("dataset")
+        if not isinstance(dataset, dict) or dataset.get("root") in (None, ""):
+            return config
+        config = {**config, "dataset": dict(dataset)}
+        if dataset.get("name") not in FOLDER_DATASETS:
+            del config["dataset"]["root"]
+            return config
+        root = resolved_path(dataset["root"], self.cwd(origin))
+        if root is None and run.dataset.name == dataset.get("name"):
+            root = run.dataset.identity.folder
+        if root is None:
+            return None
+        config["dataset"]["root"] = root
+        return config
 
     def _source_key(self, run: RunInfo) -> Hashable | None:
         source = run.source
         if source.run_path is None:
-            return ("file", source.path) if source.path else None
+            if source.path:  # a model file outside any run: the file itself, wherever the run was started
+                return "file", self._file(source.path, run)
+            return self._named_files(run)
         parent = self._source(run)
         parent_key = None if parent is None else self.key(parent)
         return parent_key if parent_key is not None else ("run", str(source.run_path))
+
+    def _named_files(self, run: RunInfo) -> Hashable | None:
+        """The model files a run's references name when it recorded no source (a torchvision state dict,
+        `model.weights=x.pth`): resolved, so x.pth in two folders is two files; None when it names none."""
+        origin = (self._origin(run) or (run, ()))[0]
+        config = self.config(origin)
+        named = []
+        for dotted in REFERENCES:
+            node: Any = config
+            for part in dotted.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, str) and node.lower().endswith(MODEL_FILES):
+                named.append((dotted, self._file(node, origin)))
+        return ("files", tuple(named)) if named else None
+
+    def _file(self, text: str, run: RunInfo) -> str:
+        """A file the run named, resolved; a relative name whose folder is unknown stays the run's own (equal to
+        no other run's: it cannot be told which file it was)."""
+        return resolved_path(text, self.cwd(run)) or f"{text} (relative to where {run.path} started)"
 
 
 @dataclass
@@ -286,7 +381,7 @@ class SeedGroup:
         return len(self.members)
 
     @property
-    def dataset_key(self) -> tuple[Any, ...]:
+    def dataset_key(self) -> DatasetIdentity:
         return self.first.dataset_key
 
     @property
@@ -345,6 +440,8 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     outcomes: list[tuple[list[bool], list[bool]] | None] = []
     for row in group.rows:
         source = rows_by_path.get(row.source) if row.source is not None else None
+        if source is not None and not _same_data(row.dataset_key, source.dataset_key):
+            source = None  # scored on other data: no difference of the two means anything
         reference = _fraction(row.run.metrics.extra.get(recorded))
         if reference is None and source is not None and command != "distill":
             reference = source.accuracy
@@ -362,6 +459,11 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         changes.append(Change(what, "test", against, tuple(test), image_interval=interval,
                               images=len(pairs[0][0]) if interval is not None else 0))
     return changes
+
+
+def _same_data(a: DatasetIdentity, b: DatasetIdentity) -> bool:
+    """Both recorded their data, and it is the same (cnnlab/records.py DatasetIdentity)."""
+    return a.known and a == b
 
 
 def _outcome_pair(reference: Path | None, changed: Path | None) -> tuple[list[bool], list[bool]] | None:
@@ -383,8 +485,9 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
     for row in rows:
         settings = keys.key(row.run)
         # the network too (model name, arch, params, FLOPs, precision, ...): one recipe can produce different
-        # networks — a search choosing another architecture, a quantize shipping INT8 on one seed and FP32 on another
-        key = (settings, row.dataset_key, network_key(row)) if settings is not None else ("alone", row.run.path)
+        # networks — a search choosing another architecture, a quantize shipping INT8 on one seed and FP32 on another;
+        # and the data as recorded (the resolved folder, config and split sizes): one recipe typed in two folders
+        key = (settings, data_key(row), network_key(row)) if settings is not None else ("alone", row.run.path)
         groups.setdefault(key, SeedGroup(members=[])).members.append((keys.lineage(row.run), row))
     for group in groups.values():
         group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))

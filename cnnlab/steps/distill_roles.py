@@ -17,9 +17,10 @@ from torch import nn
 from cnnlab.compress.distill import Network
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
+from cnnlab.engine.checkpoint import untrained_head_error
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, get_entry
-from cnnlab.runs import latest_run, load_run
+from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
 TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
@@ -56,13 +57,21 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
     """teacher.weights=latest[:command] with no such run: say how to get a teacher."""
     if spec != "latest" and not spec.startswith("latest:"):
         return
+    check_latest_command(spec, "teacher.weights", ("checkpoint",))  # latest:bogus, latest:evaluate
     command = spec.partition(":")[2] or None
     if latest_run(ctx.outputs, command, artifact="model") is None:
         what = f"`cnnlab {command}` run" if command else "run"
+        others = "teacher.weights=RUN_FOLDER or path/to/model.pt" + (" or imagenet" if get_entry(name).tv_weights
+                                                                       else "")
+        if command is not None and command not in MODEL_MAKERS["checkpoint"]:  # quantize, export: ONNX files only
+            raise CnnlabError(f"teacher.weights={spec}: `cnnlab {command}` runs hold no model.pt, and a teacher "
+                              "needs one", fix=f"use one of {', '.join(latest_makers(('checkpoint',)))}, or {others}")
+        # pretrain and finetune train a network named by model=; the other commands start from a run
+        train = f"`cnnlab {command} model={name}`" if command in ("pretrain", "finetune") else None
         raise CnnlabError(f"teacher.weights={spec}: there is no completed {what} with a model in {ctx.outputs}/ — "
                           "distillation needs a trained teacher",
-                          fix=f"train one first (`cnnlab {command or 'finetune'} model={name}`), or pass "
-                              "teacher.weights=RUN_FOLDER, path/to/model.pt or imagenet")
+                          fix=(f"train one first ({train}), or pass {others}" if train else
+                               f"{TRAIN_A_TEACHER.format(name=name)}, or pass {others}"))
 
 
 def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
@@ -71,6 +80,9 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
     from cnnlab.models import MODELS
 
     weights, n = teacher.weights, len(data.classes)
+    if weights.untrained_head is not None:  # its soft targets would be noise
+        raise untrained_head_error(weights.untrained_head, weights.path, "the soft targets it teaches",
+                                   then="teacher.weights=latest:finetune")
     if weights.kind == "file":  # a plain state dict: its head must already have one output per class
         head = weights.state_dict.get(f"{MODELS[teacher.name].head}.weight") if weights.state_dict else None
         rows = None if head is None else int(head.shape[0])
@@ -102,6 +114,8 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
                                                   f"torchvision network, e.g. `cnnlab pretrain model=resnet18 dataset={data.name}`)")
     if weights.kind != "run":
         return
+    # a fresh start that works for this student: ImageNet weights only where the network has them
+    fresh = "student.weights=none or imagenet" if get_entry(student.name).tv_weights else "student.weights=none"
     if weights.spec is not None and weights.spec.channels != channels:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.channels}-channel images, but the "
                           f"teacher takes {channels}", fix="use student.weights=none, or a student run trained on "
@@ -109,11 +123,11 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
     if list(weights.classes or []) != list(data.classes):
         raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
                           f"and dataset {data.name} have {len(data.classes)} (or other names)",
-                          fix="use student.weights=none or imagenet, or a student run trained on the teacher's data")
+                          fix=f"use {fresh}, or a student run trained on the teacher's data")
     if weights.spec is not None and weights.spec.size != data.spec.size:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "
-                          f"takes {data.spec.size} px", fix="use student.weights=none or imagenet, or a student "
-                                                            "run trained at the teacher's input size")
+                          f"takes {data.spec.size} px", fix=f"use {fresh}, or a student run trained at the "
+                                                             "teacher's input size")
 
 
 def keep_resumed_teacher(cfg: DictConfig, resume_from: Path | None) -> DictConfig:

@@ -18,7 +18,7 @@ from cnnlab.data import DataBundle
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import read_onnx_metadata
 from cnnlab.deploy.subject import chain_checkpoint, run_model_name
-from cnnlab.engine.checkpoint import load_model
+from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.sources import require_source
@@ -44,6 +44,7 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
     source = require_source(cfg, ctx, want=("checkpoint", "onnx") if mode == "qat" else ("onnx", "checkpoint"))
     if source.kind == "checkpoint":
         model, checkpoint = load_model(source.path)
+        require_trained_head(checkpoint, source.path, "the INT8 model's accuracy")
         own_onnx = source.run.artifact("onnx") if source.run is not None else None
         if own_onnx is not None and (quantized_ops(own_onnx)
                                      or read_onnx_metadata(own_onnx)["spec"] != checkpoint.spec):
@@ -51,6 +52,7 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
         return Fp32Model(source, checkpoint.name, checkpoint.spec, list(checkpoint.classes), model.eval(), own_onnx)
     check_float_graph(source.path)
     meta = read_onnx_metadata(source.path)
+    require_trained_onnx_head(meta, source.path, "the INT8 model's accuracy")
     if meta["spec"] is None or not meta["classes"]:
         raise CnnlabError(f"{source.path} has no cnnlab metadata (input size, mean/std, class names)",
                           fix="export it with `cnnlab export`, or pass the run or model.pt it came from")

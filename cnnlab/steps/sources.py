@@ -70,23 +70,33 @@ def user_chose_dataset(ctx: RunContext) -> bool:
 
 def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> DictConfig:
     """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `++dataset.root=DIR`
-    for data that moved); `dataset=NAME` picks another dataset instead."""
+    for data that moved); `dataset=NAME` picks another dataset instead. Naming the source's own dataset again
+    (`dataset=imagefolder dataset.root=...`) keeps its recorded settings: the composed defaults would carve the
+    val split with another `dataset.seed` or `val_fraction`, scoring images the model trained on."""
     recorded = dataset_config_of(source.run)
     keys = _dataset_keys(ctx)
-    if recorded is None or "dataset" in keys:
+    renamed = "dataset" in keys and str(cfg.dataset.get("name")) != str((recorded or {}).get("name"))
+    if recorded is None or renamed:
         if recorded is None and not keys:
             ctx.log.warning("the source records no dataset; using dataset=%s (pass dataset=... to choose)",
                             cfg.dataset.name)
         return cfg.dataset
     config = OmegaConf.create(recorded)
-    for key in keys:  # only the settings typed here: the composed default dataset is not the source's
+    for key in (k for k in keys if k != "dataset"):  # only the settings typed here: not the composed defaults
         OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
     return config
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False) -> tuple[DataBundle, DictConfig]:
-    """The source's data at the checkpoint's input spec, and the dataset config that built it."""
+    """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
+    `dataset.image_size` other than the model's is refused: the model is fed at the size it was trained at, and
+    a record saying otherwise would be false."""
+    size = OmegaConf.select(cfg, "dataset.image_size") if "dataset.image_size" in _dataset_keys(ctx) else None
+    if size is not None and int(size) != checkpoint_spec.size:
+        raise CnnlabError(f"dataset.image_size={size}, but the model takes {checkpoint_spec.size} px images (its "
+                          "input size is fixed by its training)", fix="drop dataset.image_size=, or train a model at "
+                                                                       f"{size} px and use that one")
     dataset_cfg = source_dataset_config(cfg, ctx, source)
     try:
         data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment)
@@ -94,11 +104,33 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
         root = dataset_cfg.get("root")
         if root in (None, "") or Path(str(root)).expanduser().exists() or user_chose_dataset(ctx):
             raise
-        # The recorded data is gone (moved, or another machine): the default dataset knows no `root`, hence `++`.
+        # The recorded data is gone (moved, or another machine); cli.py lets dataset.KEY= edit the source's dataset.
         raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
-                          fix="point to where the data is now with ++dataset.root=DIR (the source's other dataset "
+                          fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
     return data, dataset_cfg
+
+
+# Dataset settings that do not decide which images fall in the val split (augmentation, label share, where the
+# files are, how they are fed); any other recorded setting that differs carves another split.
+_NOT_SPLIT_KEYS = frozenset({"augment", "label_fraction", "download", "root", "image_size", "native_size", "mean",
+                             "std", "decode", "channels"})
+
+
+def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
+    """CnnlabError when `dataset_cfg` (this command's) carves the source's dataset into another val split than the
+    one its run trained beside (another dataset.seed or val_fraction): that split holds images the model trained
+    on, and its accuracy would read high. Other datasets, or sources that record none, pass."""
+    recorded = dataset_config_of(source.run) or {}
+    used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
+    if not recorded or str(recorded.get("name")) != str(used.get("name")):
+        return
+    for key in sorted(set(recorded) | set(used)):
+        if key not in _NOT_SPLIT_KEYS and recorded.get(key) != used.get(key):
+            raise CnnlabError(f"split=val with dataset.{key}={used.get(key)}: the source's run set its val split "
+                              f"apart with dataset.{key}={recorded.get(key)}, so this one would hold images the model "
+                              "trained on", fix=f"drop dataset.{key}= (the source's own val split is used), or score "
+                                                "split=test")
 
 
 def check_same_classes(data: DataBundle, classes: list[str], what: str = "the model") -> None:

@@ -178,3 +178,27 @@ def test_plain_rgb_dataset_logs_its_summary_at_info(tmp_path: Path, caplog: pyte
         build_imagefolder({"root": str(tmp_path), "val_fraction": 0.5}, SPEC)
     assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
         ("INFO", f"imagefolder {tmp_path}: read 4 images")]
+
+
+@pytest.mark.parametrize("train_level", [False, True])
+def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level: bool) -> None:
+    """A class with a single image cannot be split by any dataset.val_fraction, which the message used to suggest:
+    it names the class folder and the two fixes that work, and following either one builds the dataset."""
+    source = tmp_path / "train" if train_level else tmp_path
+    make_classes(source, {"cat": 3, "dog": 1})
+    with pytest.raises(CnnlabError, match="class dog has a single image") as caught:
+        build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
+    fix = caught.value.fix or ""
+    assert "val_fraction" not in fix and f"add at least one more image to {source / 'dog'}/" in fix, fix
+    assert f"{tmp_path}/val/<class>/" in fix, fix
+    write_image(source / "dog" / "extra.jpg", seed=9)  # fix 1: another image of that class
+    assert len(build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC).val) == 2
+    (source / "dog" / "extra.jpg").unlink()
+    if not train_level:  # fix 2: a train/ and val/ layout
+        for name in ("cat", "dog"):
+            (tmp_path / name).rename(tmp_path / f"_{name}")
+            (tmp_path / "train").mkdir(exist_ok=True)
+            (tmp_path / f"_{name}").rename(tmp_path / "train" / name)
+    make_classes(tmp_path / "val", {"cat": 1, "dog": 1})
+    raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
+    assert len(raw.train) == 4 and len(raw.val) == 2

@@ -19,6 +19,19 @@ def test_fraction_outside_zero_one_is_a_user_error(fraction: object) -> None:
         stratified_split([0, 1] * 5, fraction, seed=0, what="t")
 
 
-def test_class_with_one_image_is_a_user_error() -> None:
-    with pytest.raises(CnnlabError, match="cannot split"):
-        stratified_split([0, 0, 0, 0, 1], 0.4, seed=0, what="t")
+def test_class_with_one_image_names_the_class_and_no_val_fraction_fix() -> None:
+    """It said "change dataset.val_fraction", which cannot split a class of one image."""
+    with pytest.raises(CnnlabError, match="t: class b has a single image") as caught:
+        stratified_split([0, 0, 0, 0, 1], 0.4, seed=0, what="t", classes=["a", "b"])
+    assert "val_fraction" not in (caught.value.fix or "") and "add at least one more image to class b" in \
+        (caught.value.fix or "")
+
+
+@pytest.mark.parametrize("fraction, part", [(0.01, "val"), (0.95, "train")])
+def test_a_val_fraction_too_small_or_large_for_the_classes_names_one_that_works(fraction: float, part: str) -> None:
+    labels = [0] * 10 + [1] * 10 + [2] * 10
+    with pytest.raises(CnnlabError, match=f"leaves {part} 1 of the 30 images") as caught:
+        stratified_split(labels, fraction, seed=0, what="t")
+    suggested = float((caught.value.fix or "").removeprefix("set dataset.val_fraction="))
+    train, val = stratified_split(labels, suggested, seed=0, what="t")  # the fix works
+    assert {labels[i] for i in train} == {labels[i] for i in val} == {0, 1, 2}

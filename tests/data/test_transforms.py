@@ -81,3 +81,23 @@ def test_channels_follow_the_spec() -> None:
     assert out.shape == (1, 16, 16)  # luminance: 0.299 × 255 ≈ 76 → (76/255 - 0.5) / 0.25
     assert torch.allclose(out, torch.full((1, 16, 16), (76 / 255 - 0.5) / 0.25), atol=0.02)
     assert train_transform(one, 16, Augment(random_crop=True, hflip=True))(colour).shape == (1, 16, 16)
+
+
+def test_rgb_to_one_channel_rounds_as_pil_does() -> None:
+    """torchvision's rgb_to_grayscale truncates uint8 luminance: a grey picture saved as RGB lost one grey level
+    (200 → 199), so predict fed a one-channel model other pixels than evaluate did from the stored grey images."""
+    import numpy as np
+
+    from cnnlab.data.transforms import ToChannels
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    pixels[0] = 200  # a grey row: R = G = B
+    picture = Image.fromarray(pixels)
+    ours = ToChannels(1)(torch.from_numpy(pixels).permute(2, 0, 1))
+    assert ours.dtype == torch.uint8 and ours.shape == (1, 9, 11)
+    assert torch.equal(ours[0], torch.from_numpy(np.array(picture.convert("L"))))
+    assert (ours[0, 0] == 200).all()
+    spec = InputSpec(9, channels=1, mean=(0.0,), std=(1.0,))
+    grey = Image.fromarray(np.full((9, 9), 200, np.uint8))
+    assert torch.equal(eval_transform(spec)(grey.convert("RGB")), eval_transform(spec)(grey))

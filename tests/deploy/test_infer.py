@@ -12,7 +12,7 @@ import torch
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
-from cnnlab.deploy.infer import open_model
+from cnnlab.deploy.infer import model_device, open_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -50,3 +50,28 @@ def test_nan_outputs_are_refused_not_scored(tmp_path: Path) -> None:
     loaded = open_model("onnx", path, runtime="onnxruntime")
     with pytest.raises(CnnlabError, match="NaN or infinite outputs"):
         loaded.logits(torch.randn(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:", "tpu"])
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_an_unknown_device_is_one_line_before_any_file_opens(kind: str, device: str) -> None:
+    """evaluate/predict checked `device=` only when the model moved there: `device=gpu` with a model.pt was a
+    traceback (torch's RuntimeError)."""
+    with pytest.raises(CnnlabError, match="unknown device") as err:
+        model_device(device, kind, "auto")
+    assert err.value.fix and "device=" in err.value.fix
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_cuda_without_a_gpu_names_device_cpu(kind: str) -> None:
+    with pytest.raises(CnnlabError) as err:
+        model_device("cuda", kind, "auto")
+    assert "device=cpu" in err.value.fix and "bench.backends" not in err.value.fix
+
+
+@pytest.mark.parametrize("kind, expected", [("checkpoint", "cuda" if torch.cuda.is_available() else "cpu"),
+                                            ("onnx", "cpu")])
+def test_auto_and_cpu_devices(kind: str, expected: str) -> None:
+    assert model_device("auto", kind, "auto") == expected
+    assert model_device("CPU", kind, "auto") == "cpu"

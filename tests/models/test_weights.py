@@ -166,3 +166,29 @@ def test_load_state_dict_file_refuses_arbitrary_pickles(tmp_path: Path) -> None:
     torch.save({"w": Path("x")}, tmp_path / "pickle.pth")  # not allowed under weights_only=True
     with pytest.raises(CnnlabError, match="cannot read"):
         load_state_dict_file(tmp_path / "pickle.pth")
+
+
+@pytest.mark.parametrize("role", ["model", "student", "teacher"])
+def test_every_role_is_told_a_fix_it_can_use(hub_dir: Path, role: str) -> None:
+    """`teacher.weights=imagenet` for a network without ImageNet weights said "use teacher.weights=none to train it
+    from scratch", which distill then refused (a random teacher teaches nothing): a teacher is told to train one."""
+    fixes = []
+    with pytest.raises(CnnlabError) as no_imagenet:
+        imagenet_weights("lenet5", role=role)
+    fixes.append(no_imagenet.value.fix or "")
+    with pytest.raises(CnnlabError) as offline:  # the download fails (hub_dir)
+        imagenet_weights("resnet18", role=role)
+    fixes.append(offline.value.fix or "")
+    for state_dict in ({**create_model("resnet18", 7, 16).state_dict(), "extra.weight": torch.zeros(1)},
+                       {key: value for key, value in create_model("resnet18", 7, 16).state_dict().items()
+                        if key != "layer2.0.conv1.weight"}):
+        with pytest.raises(CnnlabError) as mismatch:
+            load_pretrained(create_model("resnet18", 7, 16), "resnet18", state_dict, role=role)
+        fixes.append(mismatch.value.fix or "")
+    for fix in fixes:
+        if role == "teacher":
+            assert "weights=none" not in fix and "teacher.weights=latest:" in fix, fix
+        else:
+            assert f"{role}.weights=none" in fix, fix
+    if role == "teacher":
+        assert "`cnnlab pretrain model=lenet5`" in fixes[0] and "teacher.weights=latest:pretrain" in fixes[0]

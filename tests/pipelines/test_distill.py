@@ -256,3 +256,26 @@ def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, o
     student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
     assert next(m for m in student.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 1
 
+
+
+def test_a_teacher_without_imagenet_weights_is_told_how_to_train_one_and_that_works(cli, outputs: Path) -> None:
+    """It was told "use teacher.weights=none to train it from scratch", which distill then refused."""
+    data = [arg for arg in TINY if arg.startswith("dataset")]
+    line = error_line(cli("distill", *LENET_PAIR, "teacher.weights=imagenet", *data))
+    assert "lenet5 has no ImageNet weights" in line and "weights=none" not in line, line
+    assert "`cnnlab pretrain model=lenet5`" in line and "teacher.weights=latest:pretrain" in line, line
+    assert cli("pretrain", "model=lenet5", *data, *TEACHER_TRAINING, "trainer.batch_size=16").code == 0
+    result = cli("distill", *LENET_PAIR, "teacher.weights=latest:pretrain", "distill.baseline=false")
+    assert result.code == 0, result.output
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("latest:bogus", "teacher.weights=latest:bogus: `bogus` is not a cnnlab command — use one of latest:pretrain, "
+                     "latest:finetune"),  # was "train one first (`cnnlab bogus model=lenet5`)"
+    ("latest:evaluate", "`cnnlab evaluate` runs hold no model to start from — use one of latest:pretrain"),
+    ("latest:quantize", "`cnnlab quantize` runs hold no model.pt, and a teacher needs one — use one of "
+                        "latest:pretrain"),
+])
+def test_a_latest_command_that_cannot_give_a_teacher_lists_those_that_can(cli, spec: str, expected: str) -> None:
+    line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={spec}"))
+    assert expected in line and "latest:quantize" not in line.split("—", 1)[1], line

@@ -124,3 +124,46 @@ def test_scores_match_a_hand_computation() -> None:
     scores = accumulator.compute()
     assert scores.n == 4 and scores.top1 == 0.5 and scores.top5 == 1.0
     assert scores.confusion.tolist() == [[1, 1], [1, 1]] and scores.per_class == [0.5, 0.5]
+
+
+def test_naming_the_source_dataset_again_keeps_its_split(cli, outputs: Path, mnist_args: list[str]) -> None:
+    """`dataset=mnist dataset.root=...` restating the training run's data replaced its recorded config with the
+    defaults: `split=val` was carved with dataset.seed 0 instead of the run's 3, mostly from training images."""
+    assert cli("pretrain", *mnist_args, "dataset.seed=3", "model=lenet5", "trainer.epochs=1", "trainer.amp=none",
+               "trainer.batch_size=16").code == 0
+    plain = cli("evaluate", "source=latest:pretrain", "split=val")
+    restated = cli("evaluate", "source=latest:pretrain", "split=val", *mnist_args[:2])
+    assert plain.code == 0 and restated.code == 0, restated.output
+    records = sorted((read_run(d) for d in run_dirs(outputs, "evaluate")), key=lambda r: r["started"])
+    configs = [r["dataset"]["config"] for r in records]
+    assert [c["seed"] for c in configs] == [3, 3] and [c["val_fraction"] for c in configs] == [0.25, 0.25]
+    assert records[0]["metrics"]["val_acc"] == records[1]["metrics"]["val_acc"]
+
+
+def test_a_plain_dataset_key_edits_the_source_dataset(cli, outputs: Path, pretrained: dict, tmp_path: Path) -> None:
+    """docs/evaluate.md's `dataset.KEY=...` (data that moved) failed as "unknown setting 'dataset.root'": Hydra
+    checked it against the default dataset, synthetic, which has no root."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.move(str(tmp_path / "data"), moved)
+    result = cli("evaluate", "source=latest:pretrain", f"dataset.root={moved}")
+    assert result.code == 0, result.output
+    record = read_run(run_dirs(outputs, "evaluate")[0])
+    assert record["dataset"]["config"]["root"] == str(moved) and record["metrics"]["n"] == TEST
+    assert record["dataset"]["config"]["val_fraction"] == 0.25  # the source's other settings kept
+
+
+def test_another_val_carve_or_image_size_is_refused_not_misrecorded(cli, outputs: Path, pretrained: dict) -> None:
+    """`dataset.seed=5 split=val` scored a val split holding training images; `dataset.image_size=32` was
+    ignored (the model's 16 px used) but recorded as 32."""
+    carved = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.seed=5")
+    assert carved.code == 2 and "would hold images the model trained on" in carved.stderr, carved.output
+    assert "drop dataset.seed=" in carved.stderr and "Traceback" not in carved.stderr
+    sized = cli("evaluate", "source=latest:pretrain", "dataset.image_size=32")
+    assert sized.code == 2 and "the model takes 16 px images" in sized.stderr, sized.output
+    assert cli("evaluate", "source=latest:pretrain", "dataset.image_size=16").code == 0  # its own size is fine
+    assert cli("evaluate", "source=latest:pretrain", "split=test", "dataset.seed=5").code == 0  # test is fixed
+    assert not run_dirs(outputs, "evaluate") or all(read_run(d)["status"] != "completed" or
+                                                   read_run(d)["dataset"]["config"].get("image_size") in (None, 16)
+                                                   for d in run_dirs(outputs, "evaluate"))

@@ -153,3 +153,56 @@ def test_file_names_that_look_like_markup_are_printed_as_text(cli, outputs: Path
     result = cli("predict", "source=latest:pretrain", str(odd))
     assert result.code == 0, result.output
     assert (run_dirs(outputs, "predict")[0] / "predictions.csv").is_file()
+
+
+def test_pictures_in_a_format_not_read_are_listed_as_imagefolder_counts_them(tmp_path: Path) -> None:
+    """A folder's .heic/.HEIC files were dropped silently, while `imagefolder` counts them as skipped."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.pipelines.predict import list_images, predict_files
+
+    photo(tmp_path / "a.png", COLOURS["red"], (20, 20), seed=1)
+    for name in ("phone.heic", "PHONE2.HEIC", "scan.jxl"):
+        (tmp_path / name).write_bytes(b"....ftypheic")
+    (tmp_path / "notes.txt").write_text("not an image")
+    files = list_images([tmp_path])
+    assert sorted(p.name for p in files) == ["PHONE2.HEIC", "a.png", "phone.heic", "scan.jxl"]  # notes.txt: not one
+    model = SimpleNamespace(spec=InputSpec(16), classes=["a", "b"], logits=lambda x: torch.zeros(len(x), 2))
+    predictions, unreadable = predict_files(model, files, topk=1, batch_size=2)  # type: ignore[arg-type]
+    assert [Path(p.file).name for p in predictions] == ["a.png"]
+    assert unreadable == {str(tmp_path / "PHONE2.HEIC"): "format .heic not supported",
+                          str(tmp_path / "phone.heic"): "format .heic not supported",
+                          str(tmp_path / "scan.jxl"): "format .jxl not supported"}
+    # a file named on its own is judged the same way
+    assert predict_files(model, [tmp_path / "phone.heic"], topk=1,  # type: ignore[arg-type]
+                         batch_size=2)[1] == {str(tmp_path / "phone.heic"): "format .heic not supported"}
+
+
+def test_a_run_in_which_no_image_could_be_read_fails(cli, outputs: Path, tmp_path: Path) -> None:
+    """It exited 0 with empty predictions files when every input was unreadable."""
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "phone.heic").write_bytes(b"....ftypheic")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = cli("predict", "source=latest:pretrain", str(photos))
+    assert result.code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert lines[0].startswith("error: no image could be read: all 2 files were skipped (") and \
+        "phone.heic: format .heic not supported" in lines[0] and "broken.jpg: unreadable" in lines[0], lines[0]
+    assert "convert these to PNG or JPEG" in lines[0]
+    run_dir = run_dirs(outputs, "predict")[0]
+    record = read_run(run_dir)
+    assert record["status"] == "failed" and sorted(Path(p).name for p in record["predict"]["unreadable"]) == [
+        "broken.jpg", "phone.heic"]
+    assert not (run_dir / "predictions.csv").exists() and not (run_dir / "predictions.json").exists()
+    photo(photos / "ok.png", COLOURS["red"], (20, 20), seed=1)  # the fix: one readable image, and the run works
+    result = cli("predict", "source=latest:pretrain", str(photos))
+    assert result.code == 0, result.output
+    assert read_run(run_dirs(outputs, "predict")[-1])["metrics"] == {"images": 1, "unreadable": 2}

@@ -14,11 +14,19 @@ from cnnlab.runs import RunRecord
 DATASET = {"name": "digits", "num_classes": 10, "image_size": 64}
 
 
-def saved_config(command: str, model: str, seed: int, source: Path | None, **settings: Any) -> dict[str, Any]:
+def folder_dataset(root: Path | str, *, train_size: int = 36, val_size: int = 18, name: str = "imagefolder",
+                   **config: Any) -> dict[str, Any]:
+    """run.json's dataset section of a run on the folder `root` (recorded absolute, as steps/recording.py does), 3
+    classes at 32 px; `name="cifar10"` for a canonical set's copy at `root`; `config` adds to the recorded config."""
+    return {"name": name, "num_classes": 3, "image_size": 32, "train_size": train_size, "val_size": val_size,
+            "config": {"name": name, "root": str(root), "image_size": 32, "val_fraction": 0.2, "seed": 0, **config}}
+
+
+def saved_config(command: str, model_name: str, seed: int, source: Path | None, /, **settings: Any) -> dict[str, Any]:
     """What Hydra saves as .hydra/config.yaml (the parts that matter here); `settings` override sections,
-    e.g. trainer={"epochs": 5}."""
+    e.g. trainer={"epochs": 5} or model={"weights": "init.pth"}."""
     config: dict[str, Any] = {
-        "dataset": {"name": "digits", "seed": 0, "val_fraction": 0.2}, "model": {"name": model, "weights": "none"},
+        "dataset": {"name": "digits", "seed": 0, "val_fraction": 0.2}, "model": {"name": model_name, "weights": "none"},
         "optim": {"lr": 0.05}, "trainer": {"epochs": 2, "batch_size": 64}, "seed": seed, "device": "auto",
         "source": None if source is None else str(source), "resume": None,
         "paths": {"outputs": "${oc.env:CNNLAB_OUTPUTS,outputs}"}, command: {"ratio": 0.5}}
@@ -32,19 +40,25 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
               status: str = "completed",
               dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
               metrics: dict[str, Any] | None = None, overrides: Sequence[str] = (),
-              precision: str | None = None, arch: str | None = None, stem: str | None = None) -> Path:
-    """A model run; with `seed`, its saved config too (`settings` as in `saved_config`); `metrics` adds to val_acc;
-    `overrides` as run.json records the command line's."""
+              precision: str | None = None, arch: str | None = None, stem: str | None = None,
+              cwd: Path | None = None) -> Path:
+    """A model run; with `seed`, its saved config too (`settings` as in `saved_config`), and with `cwd` Hydra's
+    record of the folder it was started from (.hydra/hydra.yaml); `metrics` adds to val_acc; `overrides` as run.json
+    records the command line's; a `status` other than completed records no dataset (training records it at the end)."""
     run_dir = outputs / command / "2026-11-28" / name
     record = RunRecord.start(run_dir, command, overrides=overrides)
     if seed is not None:
         (run_dir / ".hydra").mkdir()
         (run_dir / ".hydra" / "config.yaml").write_text(
             yaml.safe_dump(saved_config(command, model, seed, source, **(settings or {}))))
+    if cwd is not None:
+        (run_dir / ".hydra").mkdir(exist_ok=True)
+        (run_dir / ".hydra" / "hydra.yaml").write_text(
+            yaml.safe_dump({"hydra": {"run": {"dir": "x"}, "runtime": {"cwd": str(cwd), "output_dir": str(run_dir)}}}))
     record.update(model={"name": model, "params": params, "flops": 2 * params,
                          **({"precision": precision} if precision else {}), **({"arch": arch} if arch else {}),
                          **({"stem": stem} if stem else {})},
-                  dataset=dataset or DATASET,
+                  dataset=(dataset or DATASET) if status == "completed" else None,
                   source={"run": str(source)} if source else None)
     (run_dir / "model.pt").write_bytes(b"\0" * 1000)
     record.add_artifact("model", run_dir / "model.pt")
@@ -90,15 +104,16 @@ def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list
 
 
 def evaluate_run(outputs: Path, name: str, source: Path, acc: float, *, split: str = "test",
-                 started: str | None = None, correct: list[bool] | None = None) -> Path:
-    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece; with
-    `correct`, its outcomes.csv (one row per image)."""
+                 started: str | None = None, correct: list[bool] | None = None, dataset: dict | None = None) -> Path:
+    """A `cnnlab evaluate` run as pipelines/evaluate.py records it: metrics <split>_acc, split, n, ece, and the data
+    it scored (`dataset`, default the models' DATASET); with `correct`, its outcomes.csv (one row per image)."""
     run_dir = outputs / "evaluate" / "2026-11-28" / name
     record = RunRecord.start(run_dir, "evaluate")
     if correct is not None:
         rows = "".join(f"{i},a,{'a' if ok else 'b'},{int(ok)},0.9\n" for i, ok in enumerate(correct))
         (run_dir / "outcomes.csv").write_text("index,true,predicted,correct,confidence\n" + rows)
-    record.update(source={"run": str(source), "kind": "onnx"}, **({"started": started} if started else {}))
+    record.update(source={"run": str(source), "kind": "onnx"}, dataset=dataset or DATASET,
+                  **({"started": started} if started else {}))
     record.finish("completed", metrics={f"{split}_acc": acc, f"{split}_top5": 1.0, "ece": 0.01, "n": 100,
                                         "split": split})
     return run_dir

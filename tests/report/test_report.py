@@ -448,3 +448,33 @@ def test_a_report_without_bench_runs_is_accuracy_only_and_does_not_say_not_recor
         assert report.rows[0].p50_ms is None and not report.comparison.timed
         assert "not recorded" not in legend(report.comparison) and "no bench runs" in legend(report.comparison)
     assert report.rows[0].notes == [f"not benchmarked (cnnlab bench source={out / 'finetune' / '2026-11-28' / 'a'})"]
+
+
+def test_the_report_never_writes_into_a_run_folder(study: Path, tmp_path: Path) -> None:
+    """`cnnlab report RUN` wrote report.* into that run: source runs are never modified."""
+    run = study / "finetune" / "2026-11-28" / "teacher"
+    before = sorted(p.name for p in run.iterdir())
+    code, stdout, stderr = _report_cli(str(run))
+    [line] = stderr.splitlines()
+    assert code == 2 and stdout == "" and "is a run folder" in line and "--out DIR" in line and "--no-write" in line
+    assert sorted(p.name for p in run.iterdir()) == before
+    code, stdout, _ = _report_cli(str(run), "--no-write")  # the fixes the line names work
+    assert code == 0 and "teacher" in stdout and sorted(p.name for p in run.iterdir()) == before
+    code, stdout, stderr = _report_cli(str(run), "--out", str(tmp_path / "reports"))
+    assert code == 0, stderr
+    assert (tmp_path / "reports" / "report.md").is_file() and sorted(p.name for p in run.iterdir()) == before
+    code, _, stderr = _report_cli(str(study), "--out", str(run / "sub"))  # nor into a folder inside a run
+    assert code == 2 and "lies in the run folder" in stderr and not (run / "sub").exists()
+    with pytest.raises(CnnlabError, match="is a run folder"):
+        write_report(build_report(run))
+
+
+def test_a_runs_glob_that_matches_nothing_says_so_and_names_what_exists(study: Path) -> None:
+    """It said "train something first" although runs existed and only the glob matched none."""
+    code, stdout, stderr = _report_cli(str(study), "--runs", "nomatch/*", "--no-write")
+    [line] = stderr.splitlines()
+    assert code == 2 and stdout == "" and "Traceback" not in stderr
+    assert line.startswith(f"error: --runs 'nomatch/*' matched no run folder under {study} — ")
+    assert "train something" not in line and "finetune/2026-11-28/" in line and "cnnlab list runs --outputs" in line
+    with pytest.raises(CnnlabError, match="only completed bench runs"):  # matched, but no model among them
+        build_report(study, pattern="bench/*")

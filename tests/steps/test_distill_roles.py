@@ -65,3 +65,13 @@ def test_a_resumed_run_keeps_the_teacher_it_recorded(tmp_path: Path) -> None:
     assert keep_resumed_teacher(cfg, None) is cfg and cfg.teacher.weights == "latest:finetune"
     RunRecord.start(tmp_path, "distill").update(source={"path": "/runs/teacher/model.pt"})
     assert keep_resumed_teacher(cfg, tmp_path / "last.pt").teacher.weights == "/runs/teacher/model.pt"
+
+
+def test_a_student_is_offered_imagenet_weights_only_when_its_network_has_them() -> None:
+    """"use student.weights=none or imagenet" to a LeNet-5 student: it has no ImageNet weights."""
+    for name, offered in (("lenet5", False), ("resnet18", True)):
+        student = DistillRole("student", name, InitialWeights(kind="run", description="run", classes=["a", "b"]))
+        with pytest.raises(CnnlabError, match="trained on 2 classes") as caught:
+            check_student_fits(student, DATA)  # type: ignore[arg-type]
+        assert "student.weights=none" in (caught.value.fix or "")
+        assert ("imagenet" in (caught.value.fix or "")) is offered, caught.value.fix

@@ -1,0 +1,74 @@
+"""Files as cnnlab writes them (cnnlab/fileio.py): CSV files that a spreadsheet opens without running formulas."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.fileio import write_text
+
+# A class or file name a spreadsheet would run as a formula (CSV injection), one for each starting character.
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-1+cmd|' /C calc'!A0", "@SUM(A1)", "\t=1", "\r=1"]
+
+
+def _cells(path: Path) -> list[list[str]]:
+    with path.open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+@pytest.mark.parametrize("cell", FORMULAS)
+def test_a_text_cell_that_starts_like_a_formula_gets_a_leading_quote(cell: str) -> None:
+    from cnnlab.fileio import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["-0.5", "+3", "-1e-06", "-inf", "nan", "0.250000", "", "cat", "a=b", "'=x"])
+def test_numbers_and_plain_text_are_left_alone(cell: str) -> None:
+    from cnnlab.fileio import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == cell
+
+
+def test_a_csv_file_is_neutralised_cell_by_cell_and_untouched_when_safe(tmp_path: Path) -> None:
+    from cnnlab.fileio import spreadsheet_safe_csv
+
+    text = "class,loss\r\n=1+2,-0.5\r\n\"a,=b\",@x\r\n"
+    write_text(tmp_path / "t.csv", text)
+    assert _cells(tmp_path / "t.csv") == [["class", "loss"], ["'=1+2", "-0.5"], ["a,=b", "'@x"]]
+    assert (tmp_path / "t.csv").read_bytes().count(b"\r\n") == 3  # the file's own line ending is kept
+    safe = "epoch,loss\n1,-0.5\n"
+    assert spreadsheet_safe_csv(safe) is safe
+    write_text(tmp_path / "notes.txt", "=1+2\n")  # not a CSV file: written as given
+    assert (tmp_path / "notes.txt").read_text() == "=1+2\n"
+
+
+def test_the_evaluate_and_predict_files_neutralise_class_and_file_names(tmp_path: Path) -> None:
+    """per_class.csv, confusion.csv, outcomes.csv and predictions.csv held such names raw."""
+    from cnnlab.evaluation.files import (Prediction, write_confusion_csv, write_outcomes_csv, write_per_class_csv,
+                                         write_predictions)
+
+    classes = ["=1+2", "-cats", "ok"]
+    confusion = torch.tensor([[2, 0, 0], [1, 1, 0], [0, 0, 3]])
+    per_class = _cells(write_per_class_csv(tmp_path / "per_class.csv", confusion, classes))
+    assert [row[0] for row in per_class[1:]] == ["'=1+2", "'-cats", "ok"]
+    matrix = _cells(write_confusion_csv(tmp_path / "confusion.csv", confusion, classes))
+    assert matrix[0][1:] == ["'=1+2", "'-cats", "ok"] and matrix[1][0] == "'=1+2" and matrix[1][1] == "2"
+    outcomes = _cells(write_outcomes_csv(tmp_path / "outcomes.csv", torch.tensor([0, 1]), torch.tensor([1, 1]),
+                                         torch.tensor([0.5, 0.25]), classes))
+    assert outcomes[1] == ["0", "'=1+2", "'-cats", "0", "0.500000"]
+    csv_path, _ = write_predictions(tmp_path, [Prediction("@evil.png", ("=1+2",), (0.75,))], {}, {})
+    assert _cells(csv_path)[1] == ["'@evil.png", "1", "'=1+2", "0.750000"]
+
+
+def test_the_training_log_and_the_search_trials_keep_their_numbers(tmp_path: Path) -> None:
+    from cnnlab.engine.epoch_log import csv_text
+    from cnnlab.search.results import write_trials_csv
+
+    write_text(tmp_path / "metrics.csv", csv_text([{"epoch": 1, "train_loss": -0.5, "note": "=1"}]))
+    assert _cells(tmp_path / "metrics.csv") == [["epoch", "train_loss", "note"], ["1", "-0.5", "'=1"]]
+    rows = _cells(write_trials_csv(tmp_path / "trials.csv", [{"trial": 0, "state": "=x", "speedup": -1.25}]))
+    assert rows[1][:2] == ["0", "'=x"] and "-1.25" in rows[1]
