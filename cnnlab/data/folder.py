@@ -25,7 +25,9 @@ from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
 
-VAL_DIR_NAMES = ("val", "valid", "test")  # the first one present is the validation split
+VAL_DIR_NAMES = ("val", "valid")  # the first one present is the validation split
+# test/ is only ever the test split: model selection on it would make the test score read high (issue 16's rule)
+TEST_DIR_NAME = "test"
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg (split by dataset.val_fraction)"
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
 DUPLICATE = "duplicate of a file already read (symlink)"
@@ -179,26 +181,36 @@ def _check_same_classes(train: ImageFolder, other: ImageFolder, other_dir: Path)
                       fix=f"give every split the same <class> folders: {LAYOUT}")
 
 
+def _test_split(train: ImageFolder, test_dir: Path, scan: FolderScan) -> ImageFolder | None:
+    if not test_dir.is_dir():
+        return None
+    test = _open_split(test_dir, scan)
+    _check_same_classes(train, test, test_dir)
+    return test
+
+
 def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     root = checked_root(cfg)
     scan = FolderScan()
     train_dir = root / "train"
     split_dirs = [root / name for name in VAL_DIR_NAMES if (root / name).is_dir()]
+    test_dir = root / TEST_DIR_NAME
     if train_dir.is_dir() and split_dirs:
         train, val = _open_split(train_dir, scan), _open_split(split_dirs[0], scan)
         _check_same_classes(train, val, split_dirs[0])
-        test = None
-        if (root / "test").is_dir() and split_dirs[0] != root / "test":
-            test = _open_split(root / "test", scan)
-            _check_same_classes(train, test, root / "test")
-        splits = (train, val, test)
+        splits = (train, val, _test_split(train, test_dir, scan))
     else:  # one level of class folders (or a train/ without a val split): split it ourselves
         source = train_dir if train_dir.is_dir() else root
         train = _open_split(source, scan)
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
                                               what=f"imagefolder {source}", classes=train.classes, folder=source,
                                               layout_fix=_VAL_LAYOUT_FIX.format(root=root))
-        splits = (Subset(train, train_idx), Subset(train, val_idx), None)
+        # with train/, a test/ beside it is the test split (without, root/test/ would be a class folder)
+        test = _test_split(train, test_dir, scan) if train_dir.is_dir() else None
+        if test is not None:
+            log.info("imagefolder %s: no val/ folder, so val is %g of train/ (dataset.val_fraction, seeded); test/ "
+                     "stays the test split, read only by `cnnlab evaluate`", root, cfg.get("val_fraction", 0.2))
+        splits = (Subset(train, train_idx), Subset(train, val_idx), test)
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary)

@@ -41,10 +41,9 @@ def test_train_val_layout(tmp_path: Path) -> None:
     assert raw.stored_size is None and not raw.in_memory
 
 
-@pytest.mark.parametrize("val_name", ["valid", "test"])
-def test_valid_or_test_folder_stands_in_for_val(tmp_path: Path, val_name: str) -> None:
+def test_a_valid_folder_stands_in_for_val(tmp_path: Path) -> None:
     make_classes(tmp_path / "train", {"a": 2, "b": 2})
-    make_classes(tmp_path / val_name, {"a": 1, "b": 1})
+    make_classes(tmp_path / "valid", {"a": 1, "b": 1})
     raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
     assert len(raw.val) == 2 and raw.test is None
 
@@ -202,3 +201,24 @@ def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level:
     make_classes(tmp_path / "val", {"cat": 1, "dog": 1})
     raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
     assert len(raw.train) == 4 and len(raw.val) == 2
+
+
+def test_a_test_folder_beside_train_is_the_test_split_never_validation(tmp_path: Path) -> None:
+    """train/ + test/ without val/ used test/ as the validation split: the best epoch was picked on the test images
+    and `evaluate split=test` had nothing left to score. Now val is carved from train/, test/ stays the test split."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data import build_datasets, resolve_input_spec
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 10), ("test", 3)):
+        for name in ("cat", "dog"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    config = {"name": "imagefolder", "root": str(tmp_path), "image_size": 8, "val_fraction": 0.2, "seed": 0,
+              "mean": [0.5] * 3, "std": [0.5] * 3}
+    data = build_datasets(config, resolve_input_spec(config, None))
+    assert len(data.test) == 6 and len(data.train) + len(data.val) == 20 and len(data.val) == 4
