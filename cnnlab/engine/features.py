@@ -8,6 +8,7 @@ cached tensors gives the same result at a fraction of the cost.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -31,10 +32,14 @@ def without_head(model: nn.Module, head_path: str) -> Iterator[nn.Module]:
 
 @torch.inference_mode()
 def extract_features(model: nn.Module, head_path: str, loader: DataLoader, runtime: Runtime,
-                     desc: str = "features") -> TensorDataset:
-    """(features, labels) for every item of the loader, on the CPU in float32."""
+                     desc: str = "features", *, float32: bool = False) -> TensorDataset:
+    """(features, labels) for every item of the loader, on the CPU in float32. The backbone runs in the precision
+    the network trains in, or in float32 with `float32=True`: the validation features, so that the val accuracy
+    recorded is the saved float32 model's (as trainer.evaluate)."""
     model.eval()
     runtime = runtime.for_network(model)  # the precision this network trains in (no bf16 for depthwise on CPU)
+    if float32:
+        runtime = replace(runtime, amp_dtype=None)
     features, labels = [], []
     with without_head(model, head_path), make_progress(runtime.is_main) as progress:
         task = progress.add_task(desc, total=len(loader), status="")

@@ -173,7 +173,7 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
                            data: DataBundle) -> FitResult:
     """Run the frozen backbone once over train and val, then train the head on the cached features."""
     train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images), runtime,
-                                                     f"{split} features")
+                                                     f"{split} features", float32=split == "val")
                                     for split, images in (("train", data.train), ("val", data.val)))
     ctx.log.info("cached %d-dim features for %d train / %d val images", train_features.tensors[0].shape[1],
                  len(train_features), len(val_features))

@@ -51,6 +51,25 @@ def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
 
 
+def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_bf16(cli, outputs: Path) -> None:
+    """The cached val features were computed under bf16 autocast, so the probe's recorded val accuracy was not the
+    saved float32 model's (the same kind as trainer.evaluate's, fixed there first)."""
+    from cnnlab.data import build_datasets, make_loader, resolve_input_spec
+    from cnnlab.engine.checkpoint import load_model
+
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=linear", "trainer.amp=bf16")
+    assert result.code == 0 and "cached" in result.stderr, result.output
+    record = only_run(outputs, "finetune")
+    model, _ = load_model(run_dirs(outputs, "finetune")[0] / "model.pt")
+    config = record["dataset"]["config"]
+    data = build_datasets(config, resolve_input_spec(config, None))
+    with torch.no_grad():
+        losses = [torch.nn.functional.cross_entropy(model(x), y, reduction="sum")
+                  for x, y in make_loader(data.val, 64, shuffle=False, seed=0)]
+    assert float(sum(losses)) / len(data.val) == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
+
+
 def test_cache_refused_when_augmenting(cli) -> None:
     result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true", "finetune.cache_features=true")
     assert result.code == 2 and "train transforms are random" in result.stderr
