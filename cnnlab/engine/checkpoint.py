@@ -292,7 +292,8 @@ def require_trained_onnx_head(metadata: Mapping[str, Any], path: Any, use: str) 
     identity = metadata.get("identity")
     method = getattr(identity, "untrained_head", None)
     if method is not None:
-        source = getattr(identity, "source", None) or {}
+        source = getattr(identity, "source", None)
+        source = source if isinstance(source, Mapping) else {}  # untrusted metadata: any JSON value
         raise untrained_head_error(method, path, use, backbone=source.get("run") or source.get("path"))
 
 

@@ -26,8 +26,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
-from cnnlab.steps.sources import (check_same_classes, check_same_val_split, dataset_config_of, require_source,
-                                  source_data)
+from cnnlab.steps.sources import check_same_classes, dataset_config_of, require_source, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import RunInfo, Source
@@ -44,10 +43,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
     source = with_recorded_dataset(source, model)
-    data, dataset_cfg = source_data(cfg, ctx, source, model.spec)
+    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val")
     check_same_classes(data, model.classes)
-    if split == "val":
-        check_same_val_split(source, dataset_cfg)
     images = split_of(data, split)
     ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
                  model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)

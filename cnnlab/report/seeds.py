@@ -78,7 +78,8 @@ def saved_config(run: RunInfo) -> dict[str, Any] | None:
 def started_in(run: RunInfo) -> Path | None:
     """The folder the run was started from (Hydra's hydra.runtime.cwd): what its relative paths are relative to;
     None when Hydra's record is missing or unreadable."""
-    runtime = ((_yaml_file(run.path / HYDRA_RECORD) or {}).get("hydra") or {}).get("runtime")
+    hydra = (_yaml_file(run.path / HYDRA_RECORD) or {}).get("hydra")  # untrusted: any YAML value
+    runtime = hydra.get("runtime") if isinstance(hydra, dict) else None
     cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
     return Path(cwd) if isinstance(cwd, str) and Path(cwd).is_absolute() else None
 

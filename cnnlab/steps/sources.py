@@ -7,18 +7,21 @@ works on a source run reuses it unless the user picks a dataset on the command l
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
+from cnnlab.data.folder import VAL_DIR_NAMES
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.errors import CnnlabError
+from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
@@ -68,30 +71,58 @@ def user_chose_dataset(ctx: RunContext) -> bool:
     return bool(_dataset_keys(ctx))
 
 
+def _folder(root: Any) -> str | None:
+    """A dataset root as an absolute, normalised path (a relative one is relative to where the command runs)."""
+    return os.path.normpath(Path(str(root)).expanduser().absolute()) if root not in (None, "") else None
+
+
+def same_data(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether dataset config `config` names the data `recorded` describes: the same name and, for a user folder
+    (records.FOLDER_DATASETS), the same folder; a --config-dir file with `defaults: [imagefolder]` and its own
+    root names other data under the same name."""
+    if str(config.get("name")) != str(recorded.get("name")):
+        return False
+    return recorded.get("name") not in FOLDER_DATASETS or _folder(config.get("root")) == _folder(recorded.get("root"))
+
+
 def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> DictConfig:
-    """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `++dataset.root=DIR`
-    for data that moved); `dataset=NAME` picks another dataset instead. Naming the source's own dataset again
-    (`dataset=imagefolder dataset.root=...`) keeps its recorded settings: the composed defaults would carve the
-    val split with another `dataset.seed` or `val_fraction`, scoring images the model trained on."""
+    """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `dataset.root=DIR`
+    for data that moved; cli.py lets such keys through for the commands that read a source's data); `dataset=NAME`
+    picks other data instead. Naming the source's own data again (`dataset=imagefolder dataset.root=SAME`) keeps its
+    recorded settings: the composed defaults would carve the val split with another `dataset.seed` or
+    `val_fraction`, scoring images the model trained on. CnnlabError for a typed key the source's dataset does not
+    have (it would be ignored, yet recorded), or typed keys on a source that records no dataset."""
     recorded = dataset_config_of(source.run)
     keys = _dataset_keys(ctx)
-    renamed = "dataset" in keys and str(cfg.dataset.get("name")) != str((recorded or {}).get("name"))
-    if recorded is None or renamed:
-        if recorded is None and not keys:
+    typed = [k for k in keys if k != "dataset"]
+    if recorded is None:
+        if typed and "dataset" not in keys:
+            raise CnnlabError(f"{typed[0]}=: the source records no dataset for it to change",
+                              fix="name the data the model was trained on with dataset=NAME (e.g. dataset=imagefolder "
+                                  "dataset.root=DIR)")
+        if not keys:
             ctx.log.warning("the source records no dataset; using dataset=%s (pass dataset=... to choose)",
                             cfg.dataset.name)
         return cfg.dataset
+    if "dataset" in keys and not same_data(recorded, cfg.dataset):
+        return cfg.dataset
     config = OmegaConf.create(recorded)
-    for key in (k for k in keys if k != "dataset"):  # only the settings typed here: not the composed defaults
+    for key in typed:  # only the settings typed here: not the composed defaults
+        top = key.split(".")[1]
+        if top not in recorded and ("dataset" not in keys or top not in cfg.dataset):
+            known = ", ".join(sorted(k for k, v in recorded.items() if not isinstance(v, (dict, list))))
+            raise CnnlabError(f"{key}: dataset {recorded.get('name')} (the source's) has no setting {top!r}",
+                              fix=f"drop {key}= (its settings: {known}), or pick other data with dataset=NAME")
         OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
     return config
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
-                train_augment: bool = False) -> tuple[DataBundle, DictConfig]:
+                train_augment: bool = False, uses_val: bool = True) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size` other than the model's is refused: the model is fed at the size it was trained at, and
-    a record saying otherwise would be false."""
+    a record saying otherwise would be false. `uses_val`: the command scores (or selects on) the val split, so
+    another carve of it is refused (check_same_val_split)."""
     size = OmegaConf.select(cfg, "dataset.image_size") if "dataset.image_size" in _dataset_keys(ctx) else None
     if size is not None and int(size) != checkpoint_spec.size:
         raise CnnlabError(f"dataset.image_size={size}, but the model takes {checkpoint_spec.size} px images (its "
@@ -108,29 +139,39 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
         raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
+    if uses_val:
+        check_same_val_split(source, dataset_cfg)
     return data, dataset_cfg
 
 
-# Dataset settings that do not decide which images fall in the val split (augmentation, label share, where the
-# files are, how they are fed); any other recorded setting that differs carves another split.
-_NOT_SPLIT_KEYS = frozenset({"augment", "label_fraction", "download", "root", "image_size", "native_size", "mean",
-                             "std", "decode", "channels"})
+# The settings that carve a val split out of the training images (torchvision sets, digits, a one-level folder).
+_CARVE_KEYS = ("seed", "val_fraction")
 
 
 def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
-    """CnnlabError when `dataset_cfg` (this command's) carves the source's dataset into another val split than the
+    """CnnlabError when `dataset_cfg` (this command's) carves the source's data into another val split than the
     one its run trained beside (another dataset.seed or val_fraction): that split holds images the model trained
-    on, and its accuracy would read high. Other datasets, or sources that record none, pass."""
+    on, and an accuracy on it would read high. Passes for other data, a source that records none, and data whose
+    val split is not carved from train (synthetic draws each split from its own stream; a folder with val/)."""
     recorded = dataset_config_of(source.run) or {}
     used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
-    if not recorded or str(recorded.get("name")) != str(used.get("name")):
+    if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not _carves_val(recorded):
         return
-    for key in sorted(set(recorded) | set(used)):
-        if key not in _NOT_SPLIT_KEYS and recorded.get(key) != used.get(key):
-            raise CnnlabError(f"split=val with dataset.{key}={used.get(key)}: the source's run set its val split "
-                              f"apart with dataset.{key}={recorded.get(key)}, so this one would hold images the model "
-                              "trained on", fix=f"drop dataset.{key}= (the source's own val split is used), or score "
-                                                "split=test")
+    for key in _CARVE_KEYS:
+        if recorded.get(key) != used.get(key):
+            raise CnnlabError(f"dataset.{key}={used.get(key)}: the source's run set its val split apart with "
+                              f"dataset.{key}={recorded.get(key)}, so another carve would hold images the model "
+                              "trained on (and read high)",
+                              fix=f"drop dataset.{key}= (the source's own val split is used); `cnnlab evaluate "
+                                  "split=test` scores the fixed test split whatever it is")
+
+
+def _carves_val(recorded: Mapping[str, Any]) -> bool:
+    if recorded.get("name") in GENERATED_DATASETS:
+        return False
+    root = _folder(recorded.get("root"))
+    return not (recorded.get("name") in FOLDER_DATASETS and root is not None
+                and any((Path(root) / name).is_dir() for name in VAL_DIR_NAMES))
 
 
 def check_same_classes(data: DataBundle, classes: list[str], what: str = "the model") -> None:

@@ -173,3 +173,17 @@ def test_weights_holding_nan_are_not_written_and_the_file_there_is_kept(tmp_path
     with pytest.raises(CnnlabError, match=r"was not written: state_dict\['features.0.weight'\] holds NaN") as info:
         save_model(path, model, arch=arch, classes=["a", "b", "c"], spec=InputSpec(size=32))
     assert "trainer.amp=none" in info.value.fix and path.read_bytes() == before
+
+
+def test_an_untrained_head_in_onnx_metadata_with_a_malformed_source_is_still_one_line() -> None:
+    """ONNX metadata is untrusted: `source` as a string raised AttributeError (a 'bug in cnnlab' traceback)."""
+    from types import SimpleNamespace
+
+    from cnnlab.engine.checkpoint import require_trained_onnx_head
+
+    for source in ("a string", ["a", "list"], None, {"run": "/runs/pretrain/1"}):
+        identity = SimpleNamespace(untrained_head="simclr", source=source)
+        with pytest.raises(CnnlabError, match="classifier head was never trained"):
+            require_trained_onnx_head({"identity": identity}, "model.onnx", "its scores")
+    require_trained_onnx_head({"identity": SimpleNamespace(untrained_head=None, source="x")}, "model.onnx", "x")
+    require_trained_onnx_head({}, "foreign.onnx", "its scores")  # no cnnlab metadata: nothing to say

@@ -167,3 +167,49 @@ def test_another_val_carve_or_image_size_is_refused_not_misrecorded(cli, outputs
     assert not run_dirs(outputs, "evaluate") or all(read_run(d)["status"] != "completed" or
                                                    read_run(d)["dataset"]["config"].get("image_size") in (None, 16)
                                                    for d in run_dirs(outputs, "evaluate"))
+
+
+def test_every_command_that_scores_val_refuses_another_carve(cli, outputs: Path, pretrained: dict) -> None:
+    """prune, quantize and export score (and prune trains on) the source's splits too: a typed dataset.seed carved
+    a val split holding training images there as well."""
+    for command in ("prune", "quantize", "export"):
+        carved = cli(command, "source=latest:pretrain", "dataset.seed=5", "trainer.epochs=1")
+        assert carved.code == 2 and "would hold images the model trained on" in carved.stderr, (command, carved.output)
+
+
+def test_synthetic_draws_val_on_its_own_so_another_size_is_no_carve(cli, outputs: Path) -> None:
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    other = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.val_size=48")
+    assert other.code == 0, other.output
+    assert read_run(run_dirs(outputs, "evaluate")[0])["metrics"]["n"] == 48
+    missing = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.root=/somewhere")
+    said = " ".join(missing.stderr.split())
+    assert missing.code == 2 and "dataset synthetic (the source's) has no setting 'root'" in said, missing.output
+
+
+def test_a_config_dir_dataset_with_its_own_folder_is_other_data(cli, outputs: Path, tmp_path: Path) -> None:
+    """Two --config-dir files with `defaults: [imagefolder]` share the name imagefolder: the second one's folder
+    was dropped for the source's recorded one (scored on the training run's data, exit 0)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    conf = tmp_path / "conf" / "dataset"
+    conf.mkdir(parents=True)
+    for which in ("a", "b"):
+        for split, count in (("train", 6), ("val", 2)):
+            for name in ("cat", "dog"):
+                folder = tmp_path / which / split / name
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        (conf / f"{which}folder.yaml").write_text(f"defaults: [imagefolder, _self_]\nroot: {tmp_path / which}\n"
+                                                  "image_size: 16\n")
+    config_dir = ["--config-dir", str(tmp_path / "conf")]
+    assert cli("pretrain", *config_dir, "dataset=afolder", "model=lenet5", "trainer.epochs=1",
+               "trainer.batch_size=4").code == 0
+    result = cli("evaluate", *config_dir, "source=latest:pretrain", "dataset=bfolder", "split=val")
+    assert result.code == 0, result.output
+    assert read_run(run_dirs(outputs, "evaluate")[0])["dataset"]["config"]["root"] == str(tmp_path / "b")

@@ -250,3 +250,14 @@ def test_runs_of_one_sweep_on_one_folder_stay_one_seed_group(tmp_path: Path) -> 
     sweep(out, "prune", [0.9, 0.91, 0.92], sources=tuned, dataset=folder_dataset("/w/A/data/rgb"))
     groups = build_report(out).all_seed_groups
     assert sorted(g.n for g in groups) == [3, 3]
+
+
+def test_a_hydra_record_that_is_not_a_mapping_is_no_crash(tmp_path: Path) -> None:
+    """.hydra/hydra.yaml is untrusted: `hydra: [1]` raised AttributeError in the report."""
+    from cnnlab.report.seeds import started_in
+    from cnnlab.runs import RunInfo
+
+    for text in ("hydra: [1]\n", "hydra:\n  runtime: 3\n", "[1, 2]\n", "hydra:\n  runtime:\n    cwd: relative\n"):
+        (tmp_path / ".hydra").mkdir(exist_ok=True)
+        (tmp_path / ".hydra" / "hydra.yaml").write_text(text)
+        assert started_in(RunInfo(path=tmp_path, data={})) is None
