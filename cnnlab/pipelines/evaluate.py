@@ -11,7 +11,6 @@ that reads the official test split.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from omegaconf import DictConfig
@@ -26,10 +25,9 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
-from cnnlab.steps.sources import check_same_classes, dataset_config_of, require_source, source_data
+from cnnlab.steps.sources import check_same_classes, require_source, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
-from cnnlab.runs import RunInfo, Source
 
 SPLITS = ("train", "val", "test")
 
@@ -42,7 +40,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
-    source = with_recorded_dataset(source, model)
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val")
     check_same_classes(data, model.classes)
     images = split_of(data, split)
@@ -63,14 +60,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return {f"{split}_acc": scores.top1, f"{split}_top5": scores.top5, f"{split}_loss": scores.loss,
             "ece": scores.ece, "n": scores.n, "split": split,
             "per_class_acc": dict(zip(model.classes, scores.per_class))}
-
-
-def with_recorded_dataset(source: Source, model: InferenceModel) -> Source:
-    """`source`, standing on the file's own dataset record when no run record gives one (a model.onnx or
-    model.pt copied out of its run folder still knows the data it was trained on)."""
-    if dataset_config_of(source.run) is not None or not (model.dataset or {}).get("config"):
-        return source
-    return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(model.dataset or {})}))
 
 
 def split_of(data: DataBundle, split: str) -> Dataset:

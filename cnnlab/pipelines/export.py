@@ -40,7 +40,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     checkpoint, model = loaded.checkpoint, loaded.model.eval()
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec)
     check_same_classes(data, checkpoint.classes)
-    ctx.log.info("export %s (%s, %d px) from %s to ONNX opset %d", checkpoint.name, ctx.command,
+    ctx.log.info("export %s (%s, %d px) from %s to ONNX opset %d", checkpoint.name, data.name,
                  checkpoint.spec.size, loaded.source.path, opset)
 
     images = first_images(data.val, verify_count)

@@ -8,7 +8,7 @@ works on a source run reuses it unless the user picks a dataset on the command l
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.folder import VAL_DIR_NAMES
 from cnnlab.deploy.onnx_check import check_onnx_file
-from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
+from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
@@ -117,12 +117,30 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
     return config
 
 
+def with_file_dataset(source: Source) -> Source:
+    """`source`, standing on the file's own dataset record when no run record gives one: a model.pt or model.onnx
+    copied out of its run folder still knows the data it was trained on (checkpoint `extra.dataset`, ONNX metadata
+    `dataset`), so its split settings are kept and checked as a run's are."""
+    if dataset_config_of(source.run) is not None:
+        return source
+    if source.kind == "onnx":
+        from cnnlab.deploy.export import read_onnx_metadata
+
+        recorded = read_onnx_metadata(source.path).get("dataset")
+    else:
+        recorded = read_checkpoint(source.path).extra.get("dataset")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
+        return source
+    return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(recorded)}))
+
+
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size` other than the model's is refused: the model is fed at the size it was trained at, and
     a record saying otherwise would be false. `uses_val`: the command scores (or selects on) the val split, so
     another carve of it is refused (check_same_val_split)."""
+    source = with_file_dataset(source)
     size = OmegaConf.select(cfg, "dataset.image_size") if "dataset.image_size" in _dataset_keys(ctx) else None
     if size is not None and int(size) != checkpoint_spec.size:
         raise CnnlabError(f"dataset.image_size={size}, but the model takes {checkpoint_spec.size} px images (its "
@@ -177,4 +195,5 @@ def _carves_val(recorded: Mapping[str, Any]) -> bool:
 def check_same_classes(data: DataBundle, classes: list[str], what: str = "the model") -> None:
     if list(data.classes) != list(classes):
         raise CnnlabError(f"{what} knows {len(classes)} classes but dataset {data.name} has {len(data.classes)} "
-                          f"(or other names)", fix="use the dataset the model was trained on (drop dataset=...)")
+                          f"(or other names)", fix="use the dataset the model was trained on: drop dataset=... if you "
+                                                   "gave one, else name it (dataset=NAME and its settings)")

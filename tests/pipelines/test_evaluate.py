@@ -213,3 +213,20 @@ def test_a_config_dir_dataset_with_its_own_folder_is_other_data(cli, outputs: Pa
     result = cli("evaluate", *config_dir, "source=latest:pretrain", "dataset=bfolder", "split=val")
     assert result.code == 0, result.output
     assert read_run(run_dirs(outputs, "evaluate")[0])["dataset"]["config"]["root"] == str(tmp_path / "b")
+
+
+def test_a_model_file_copied_out_of_its_run_keeps_its_data_and_split(cli, outputs: Path, pretrained: dict,
+                                                                     tmp_path: Path) -> None:
+    """A bare model.pt fell back to dataset=synthetic (export/quantize/prune refused with a fix that did nothing),
+    and with dataset.val_fraction=0.9 it was scored partly on its own training images, exit 0."""
+    import shutil
+
+    bare = tmp_path / "bare" / "model.pt"
+    bare.parent.mkdir()
+    shutil.copy(Path(pretrained["run_dir"]) / "model.pt", bare)
+    exported = cli("export", f"source={bare}")
+    assert exported.code == 0, exported.output
+    assert read_run(run_dirs(outputs, "export")[0])["dataset"]["config"]["val_fraction"] == 0.25
+    for command in ("quantize", "export"):
+        carved = cli(command, f"source={bare}", "dataset.val_fraction=0.9")
+        assert carved.code == 2 and "would hold images the model trained on" in carved.stderr, carved.output
