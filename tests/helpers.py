@@ -93,3 +93,23 @@ def write_idx(folder: Path, prefix: str, count: int, seed: int, classes: int = 4
         gzip.compress(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes()))
     (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
         gzip.compress(struct.pack(">II", 2049, count) + labels.astype(np.uint8).tobytes()))
+
+
+def saved_model_val_scores(run_dir: Path, record: dict) -> tuple[float, float, int]:
+    """(top-1, mean cross-entropy, images) of the run's saved model.pt, in float32, on the validation split its
+    run.json records: what the run's recorded val metrics must equal."""
+    import torch
+
+    from cnnlab.data import build_datasets, make_loader, resolve_input_spec
+    from cnnlab.engine.checkpoint import load_model
+
+    model, _ = load_model(run_dir / "model.pt")
+    config = record["dataset"]["config"]
+    data = build_datasets(config, resolve_input_spec(config, None))
+    hits, loss = 0, 0.0
+    with torch.no_grad():
+        for x, y in make_loader(data.val, 64, shuffle=False, seed=0):
+            logits = model(x)
+            hits += int((logits.argmax(1) == y).sum())
+            loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+    return hits / len(data.val), loss / len(data.val), len(data.val)

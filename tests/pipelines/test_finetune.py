@@ -10,7 +10,7 @@ import torch
 import torchvision.models as tvm
 
 from cnnlab.models import MODELS, hub_checkpoint_path
-from helpers import TINY, only_run, read_run, run_dirs
+from helpers import TINY, only_run, read_run, run_dirs, saved_model_val_scores
 
 SMALL = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=64", "dataset.val_size=32",
          "dataset.num_classes=4", "trainer.epochs=2", "trainer.batch_size=16", "trainer.amp=none"]
@@ -54,20 +54,12 @@ def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
 def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_bf16(cli, outputs: Path) -> None:
     """The cached val features were computed under bf16 autocast, so the probe's recorded val accuracy was not the
     saved float32 model's (the same kind as trainer.evaluate's, fixed there first)."""
-    from cnnlab.data import build_datasets, make_loader, resolve_input_spec
-    from cnnlab.engine.checkpoint import load_model
-
     assert cli("pretrain", *TINY).code == 0
     result = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=linear", "trainer.amp=bf16")
     assert result.code == 0 and "cached" in result.stderr, result.output
     record = only_run(outputs, "finetune")
-    model, _ = load_model(run_dirs(outputs, "finetune")[0] / "model.pt")
-    config = record["dataset"]["config"]
-    data = build_datasets(config, resolve_input_spec(config, None))
-    with torch.no_grad():
-        losses = [torch.nn.functional.cross_entropy(model(x), y, reduction="sum")
-                  for x, y in make_loader(data.val, 64, shuffle=False, seed=0)]
-    assert float(sum(losses)) / len(data.val) == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
+    _, loss, _ = saved_model_val_scores(run_dirs(outputs, "finetune")[0], record)
+    assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
 
 
 def test_cache_refused_when_augmenting(cli) -> None:
