@@ -134,7 +134,8 @@ class DatasetIdentity:
 @dataclass(frozen=True)
 class DatasetSection(Section):
     """run.json `dataset`: what the model learned from; `config` rebuilds the same data (derived runs).
-    `extra`: train_size, val_size, test_size, mean, std, decode, label_fraction."""
+    `extra`: train_size, val_size, test_size, mean, std, decode, label_fraction, content (a user folder's
+    data.content.folder_digest when the run read it)."""
 
     NAME = "dataset"
     name: str | None = typed(str)

@@ -173,7 +173,7 @@ _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "error": (str,)}
 # the fields of the sections that recognise a run done before (a pipeline's stage; a sweep's or SLURM's job)
 _NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "pipeline": {"fingerprint": (str,)},
+    "pipeline": {"fingerprint": (str,), "inputs": (dict,)},
     "job": {"fingerprint": (str,), "num": (int,), "slurm": (dict,)}}
 
 

@@ -76,6 +76,20 @@ def loader_order_with_one_worker(n: int) -> list[int]:
     return [int(i) for batch, _ in loader for i in batch]
 
 
+def random_image_folder(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("cat", "dog"), size: int = 16,
+                        seed: int = 0) -> Path:
+    """root/<class>/<i>.png: `per_class` random RGB pictures of `size` px per class (an `imagefolder` without val/)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
 def write_idx(folder: Path, prefix: str, count: int, seed: int, classes: int = 4) -> None:
     """MNIST-style gz idx files whose classes are learnable: class c is a bright band at rows 7c..7c+6, + noise."""
     import gzip

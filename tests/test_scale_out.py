@@ -295,6 +295,25 @@ def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupte
     assert len(run_dirs(outputs, "pretrain")) == 5 and "skipped" not in forced.output
 
 
+def test_a_sweep_job_on_an_image_folder_edited_since_trains_again(cli, outputs: Path, tmp_path: Path) -> None:
+    """Same settings, other images: the completed job was skipped, its model of the old folder kept (exit 0)."""
+    from helpers import random_image_folder
+
+    data = random_image_folder(tmp_path / "photos")
+    sweep = ["pretrain", "-m", "dataset=imagefolder", f"dataset.root={data}", "dataset.image_size=16", "model=lenet5",
+             "trainer.epochs=1", "trainer.batch_size=4", "seed=1"]
+    assert cli(*sweep).code == 0
+    assert "skipped" in cli(*sweep).output and len(run_dirs(outputs, "pretrain")) == 1
+    random_image_folder(tmp_path / "new", per_class=1, classes=("dog",), seed=1)
+    (tmp_path / "new" / "dog" / "0.png").rename(data / "dog" / "new.png")
+    again = cli(*sweep)
+    assert again.code == 0, again.output
+    assert "skipped" not in again.output and "changed since it ran" in " ".join(again.output.split())
+    runs = [read_run(d) for d in run_dirs(outputs, "pretrain")]
+    assert len(runs) == 2 and runs[-1]["dataset"]["train_size"] + runs[-1]["dataset"]["val_size"] == 13
+    assert "skipped" in cli(*sweep).output  # and the new run stands for the folder as it is now
+
+
 def test_a_plain_command_typed_twice_runs_twice(cli, outputs: Path) -> None:
     assert cli("pretrain", *TINY).code == 0 and cli("pretrain", *TINY).code == 0
     assert len(run_dirs(outputs, "pretrain")) == 2

@@ -31,6 +31,7 @@ class RawSplits:
     in_memory: bool
     decode: DecodeSummary | None = None  # files decoded by cnnlab.data.decode: read/converted/skipped counts
     unlabeled: Dataset | None = None
+    content: str | None = None  # a user folder's data.content.folder_digest when it was read
 
 
 @dataclass
@@ -50,6 +51,7 @@ class DataBundle:
     decode: DecodeSummary | None = None  # RawSplits.decode, for the run record
     label_fraction: float = 1.0  # dataset.label_fraction: the share of the training labels in `train`
     unlabeled: Dataset | None = None
+    content: str | None = None  # RawSplits.content, for the run record (dataset.content)
 
 
 class TransformedDataset(Dataset):

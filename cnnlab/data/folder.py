@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
+from cnnlab.data.content import folder_digest
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, inspect_image, load_rgb
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import stratified_split
@@ -191,6 +192,7 @@ def _test_split(train: ImageFolder, test_dir: Path, scan: FolderScan) -> ImageFo
 
 def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     root = checked_root(cfg)
+    content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
     scan = FolderScan()
     train_dir = root / "train"
     split_dirs = [root / name for name in VAL_DIR_NAMES if (root / name).is_dir()]
@@ -213,7 +215,7 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
         splits = (Subset(train, train_idx), Subset(train, val_idx), test)
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),
-                     stored_size=None, in_memory=False, decode=scan.summary)
+                     stored_size=None, in_memory=False, decode=scan.summary, content=content)
 
 
 def _loose_images(directory: Path) -> list[str]:
@@ -245,6 +247,7 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     """A flat folder of unlabeled images (`is_flat_folder`) as one training split: every readable image with
     label -1, an empty val split, and the single class name UNLABELED (a model needs at least one output)."""
     root = checked_root(cfg)
+    content = folder_digest(root)
     scan = FolderScan()
     paths = [path for path in _loose_images(root) if scan._accept(path)]
     if not paths:
@@ -252,4 +255,4 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     scan.summary.log(log, f"imagefolder {root} (unlabeled)")
     images = FlatImages(paths)
     return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,
-                     in_memory=False, decode=scan.summary)
+                     in_memory=False, decode=scan.summary, content=content)

@@ -10,6 +10,7 @@ wins. k = 200 and temperature 0.1 are those papers' values.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -44,8 +45,8 @@ class KnnMonitor:
     """A `Validation` for the engine: {"knn_acc": top-1 of weighted kNN} of `model`'s features on the validation
     loader, with the memory bank recomputed from `bank_loader` ((image, label) batches, deterministic transform)
     every time. `features(model, images)` gives the representation (default: `model.features(images)`, a
-    SiameseNetwork's backbone output). Under torch.distributed each rank scores its shard of the validation split
-    against the whole bank and the hits are summed over the ranks."""
+    SiameseNetwork's backbone output), in float32 even under bf16 training. Under torch.distributed each rank
+    scores its shard of the validation split against the whole bank and the hits are summed over the ranks."""
 
     def __init__(self, bank_loader: DataLoader, num_classes: int, *, k: int = 200, temperature: float = 0.1,
                  features: Features = _penultimate) -> None:
@@ -59,7 +60,8 @@ class KnnMonitor:
     def _embed(self, model: nn.Module, loader: DataLoader, runtime: Runtime, progress: Progress,
                desc: str) -> tuple[torch.Tensor, torch.Tensor]:
         vectors, labels = [], []
-        runtime = runtime.for_network(model)  # the precision this network trains in
+        # float32 whatever the network trains in, as trainer.evaluate: the knn_acc recorded is the saved model's
+        runtime = replace(runtime, amp_dtype=None)
         task = progress.add_task(desc, total=len(loader), status="")
         for batch in loader:
             with runtime.autocast():

@@ -26,6 +26,7 @@ from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, fit_metrics, record_warning, save_and_record
+from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.resume import apply_resume
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
 
@@ -86,6 +87,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
     spec = resolve_input_spec(cfg.dataset, weights.spec)
+    if weights.spec is not None:  # the weights' normalisation applies; the size is the user's to pick
+        refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained weights", keys=("mean", "std"))
     runtime = runtime.for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec, train_augment=settings.augment)

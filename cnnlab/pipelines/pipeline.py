@@ -5,7 +5,8 @@ user would get by typing it (its own Hydra run folder, log and run.json; the Hyd
 pipeline's config, such as --config-dir, are passed on), all inside the workspace
 outputs/pipeline/<name>/runs/. Each stage run is tagged with its fingerprint (cnnlab/steps/plan.py):
 a re-run reuses completed stages, resumes an interrupted or failed training stage from its last.pt, and
-runs the rest.
+runs the rest — including a completed stage whose image folder changed on disk or whose upstream stage ran again
+(steps/freshness.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
+from cnnlab.steps.freshness import changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
@@ -41,20 +43,28 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     fingerprints: dict[str, str] = {}
     run_dirs: dict[str, str] = {}
+    stale: dict[str, str] = {}  # stage → why its earlier run no longer stands (steps/freshness.py)
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
         fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags])
         done = _find(runs_root, fingerprints[stage.name])
+        changed = None if done is None else changed_since(done, {n: run_dirs[n] for n in stage.inputs
+                                                                  if n in run_dirs})
+        if changed:
+            stale[stage.name] = changed
         if stage.name not in wanted:
-            if done and done.status == "completed":
+            if done and done.status == "completed" and not changed:
                 run_dirs[stage.name] = str(done.path)
             continue
         for needed in stage.inputs:
             if needed not in run_dirs:
-                raise CnnlabError(f"stage {stage.name} needs stage {needed}, which has not completed",
+                why = f"whose run is out of date: {stale[needed]}" if needed in stale else "which has not completed"
+                raise CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
                                   fix=f"include it: pipeline.stages=[{needed},{stage.name}]")
         started = time.perf_counter()
-        how = decide(stage, done)
+        how = decide(stage, done, changed)
+        if changed and done is not None:
+            ctx.log.info("stage %-22s runs again: %s (earlier run %s)", stage.name, changed, done.path)
         if how == "reused":
             ctx.log.info("stage %-22s done already: %s", stage.name, done.path)  # type: ignore[union-attr]
             run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
@@ -88,10 +98,12 @@ def hydra_flags() -> list[str]:
     return flags
 
 
-def decide(stage: Stage, previous: RunInfo | None) -> str:
+def decide(stage: Stage, previous: RunInfo | None, changed: str | None = None) -> str:
     """reused (completed before), resumed (a stage of a resumable command — commands.py: pretrain, finetune,
-    distill — stopped after an epoch: continue from its last.pt in a new run) or ran (first time, or a stage
-    that cannot resume: start over)."""
+    distill — stopped after an epoch: continue from its last.pt in a new run) or ran (first time, a stage
+    that cannot resume, or one whose earlier run is out of date — `changed`, steps/freshness.py: start over)."""
+    if changed:
+        return "ran"
     if previous is not None and previous.status == "completed":
         return "reused"
     if previous is not None and stage.command in RESUMABLE and previous.artifact("checkpoint") is not None:
@@ -113,8 +125,9 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
     if resume is not None:
         overrides.append(f"resume={resume.path}")
     ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, " ".join(overrides))
-    env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root),
-           PIPELINE_TAG_ENV: json.dumps({"name": name, "stage": stage.name, "fingerprint": fingerprint})}
+    tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint,
+           "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}
     process = subprocess.run([sys.executable, "-m", "cnnlab", stage.command, *overrides], env=env)
     attempt = _find(runs_root, fingerprint)
     if process.returncode != 0 or attempt is None or attempt.status != "completed":

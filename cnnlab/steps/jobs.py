@@ -10,13 +10,14 @@ torchrun — and adds only what they lack:
   folders → a fingerprint; the SLURM job and restart count when there is one). `earlier_attempt` finds what a
   job already did: the same sweep job completed before (skipped — `rerun=true` runs it again), or an
   interrupted attempt of it to continue: the previous attempt of a requeued SLURM job, or the interrupted
-  job of a sweep started again.
+  job of a sweep started again — never one whose image folder changed on disk since (steps/freshness.py).
 - **Remote failures in one line.** `remote_job_error` turns submitit's "job failed" (a page of trace) into
   the job's own last error line and the path of its log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,10 @@ from typing import Any, Iterable, Mapping
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, iter_runs
+from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.plan import fingerprint
+
+log = logging.getLogger(__name__)
 
 RERUN_ENV = "CNNLAB_RERUN"            # set by cnnlab.app from the launch option rerun=true
 SWEEP_JOBS_ENV = "CNNLAB_SWEEP_JOBS"  # set by cnnlab.app: how many jobs the command line's sweep makes
@@ -163,6 +167,14 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False) -> 
         return None
     runs = list(iter_runs(Path(outputs) / job.command))
     attempts = [r for r in runs if job.is_attempt(r)]
+    if not attempts:
+        return None
+    # Same settings, other images: an attempt whose image folder changed on disk since is neither skipped nor
+    # continued (steps/freshness.py); the job starts over on the folder as it is now.
+    changed = {r.path: data_changed(r) for r in attempts}
+    if changed[attempts[-1].path]:
+        log.info("%s: not reusing %s — %s", job.name, attempts[-1].path, changed[attempts[-1].path])
+    attempts = [r for r in attempts if not changed[r.path]]
     if not attempts:
         return None
     completed = [r for r in attempts if r.status == "completed"]

@@ -23,6 +23,7 @@ from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoin
 from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
+from cnnlab.steps.input_settings import refuse_ignored_input_settings
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
@@ -137,15 +138,11 @@ def with_file_dataset(source: Source) -> Source:
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
-    `dataset.image_size` other than the model's is refused: the model is fed at the size it was trained at, and
-    a record saying otherwise would be false. `uses_val`: the command scores (or selects on) the val split, so
-    another carve of it is refused (check_same_val_split)."""
+    `dataset.image_size`, `channels`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
+    the model is fed as it was trained, and a record saying otherwise would be false. `uses_val`: the command
+    scores (or selects on) the val split, so another carve of it is refused (check_same_val_split)."""
     source = with_file_dataset(source)
-    size = OmegaConf.select(cfg, "dataset.image_size") if "dataset.image_size" in _dataset_keys(ctx) else None
-    if size is not None and int(size) != checkpoint_spec.size:
-        raise CnnlabError(f"dataset.image_size={size}, but the model takes {checkpoint_spec.size} px images (its "
-                          "input size is fixed by its training)", fix="drop dataset.image_size=, or train a model at "
-                                                                       f"{size} px and use that one")
+    refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
     dataset_cfg = source_dataset_config(cfg, ctx, source)
     try:
         data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment)

@@ -142,6 +142,22 @@ def test_round_to_leaves_layers_narrower_than_the_multiple_whole() -> None:
     assert widths["features.3"] == 8 and widths["classifier.0"] == 64
 
 
+def test_kept_channels_are_the_floor_of_the_exact_count_and_narrow_layers_stay_whole() -> None:
+    """Torch-Pruning truncates C x (1 - ratio) in floating point: 120 x (1 - 0.9) = 11.999…, so 11 channels were kept
+    (8 after rounding to 8, where the nearest multiple of 12 is 16); a layer narrower than round_to was refused
+    when the ratio truncated it to nothing, though the docs say it stays whole."""
+    exact = _model("lenet5")
+    ChannelPruner(exact, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.9),
+                  keep=[MODELS["lenet5"].head, "features.0"]).step()
+    assert layer_widths(exact)["classifier.0"] == 12 and layer_widths(exact)["features.3"] == 1  # 1.6 → 1
+    rounded = _model("lenet5")
+    _prune(rounded, "lenet5", ratio=0.9, round_to=8)
+    assert layer_widths(rounded)["classifier.0"] == 16  # 12 → 16 (halves up)
+    narrow = _model("lenet5")
+    _prune(narrow, "lenet5", ratio=0.85, round_to=8)  # 6 x 0.15 = 0.9 channels: no multiple of 8 fits
+    assert layer_widths(narrow)["features.0"] == 6 and layer_widths(narrow)["classifier.0"] == 16  # 18 → 16
+
+
 def test_iterative_steps_reach_the_ratio() -> None:
     model = _model("resnet18")
     pruner = ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.5, steps=2),

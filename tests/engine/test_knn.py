@@ -57,3 +57,20 @@ def test_the_monitor_scores_the_validation_loader_against_the_bank() -> None:
     flipped = (labels + 1) % 4  # every validation label wrong
     assert monitor(model, DataLoader(TensorDataset(queries, flipped), batch_size=7), CPU) == {"knn_acc": 0.0}
     assert not model.training  # evaluated in eval mode
+
+
+def test_the_monitor_embeds_in_float32_under_bf16_training() -> None:
+    """The knn_acc in run.json was measured under bf16 autocast (trainer.amp=auto on an AMX CPU), not on the
+    float32 model that is saved; validation runs in float32 (as trainer.evaluate)."""
+    bank, bank_labels = _clusters(20)
+    seen: list[bool] = []
+    model = _Encoder()
+
+    def features(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return network.features(images)
+
+    bf16 = Runtime(device=torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=False)
+    monitor = KnnMonitor(DataLoader(TensorDataset(bank, bank_labels), batch_size=16), 4, features=features)
+    assert monitor(model, DataLoader(TensorDataset(bank, bank_labels), batch_size=16), bf16) == {"knn_acc": 1.0}
+    assert seen and not any(seen)

@@ -189,6 +189,23 @@ def test_synthetic_draws_val_on_its_own_so_another_size_is_no_carve(cli, outputs
     assert missing.code == 2 and "dataset synthetic (the source's) has no setting 'root'" in said, missing.output
 
 
+def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Path, pretrained: dict,
+                                                                mnist_args: list[str]) -> None:
+    """`dataset.mean=`/`std=` on a source (or on fine-tuning from pretrained weights) were ignored — the recorded
+    normalisation applied — yet written into run.json's dataset config, exit 0."""
+    own = read_run(Path(pretrained["run_dir"]))["dataset"]["mean"]
+    for command, extra in (("evaluate", ["source=latest:pretrain"]),
+                           ("finetune", ["model=lenet5", "model.weights=latest:pretrain", *mnist_args])):
+        refused = cli(command, *extra, "dataset.mean=[0.1,0.2,0.3]")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"takes mean {own}" in said and "drop dataset.mean=" in said, refused.output
+        assert "Traceback" not in refused.stderr
+    std = cli("evaluate", "source=latest:pretrain", "dataset.std=[9,9,9]")
+    assert std.code == 2 and "drop dataset.std=" in std.stderr, std.output
+    same = cli("evaluate", "source=latest:pretrain", f"dataset.mean=[{','.join(str(v) for v in own)}]")
+    assert same.code == 0, same.output  # the model's own values change nothing
+
+
 def test_a_config_dir_dataset_with_its_own_folder_is_other_data(cli, outputs: Path, tmp_path: Path) -> None:
     """Two --config-dir files with `defaults: [imagefolder]` share the name imagefolder: the second one's folder
     was dropped for the source's recorded one (scored on the training run's data, exit 0)."""

@@ -12,7 +12,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.pipelines.pipeline import decide
 from cnnlab.steps.plan import Stage, build_plan, select
 from cnnlab.runs import RunInfo, RunRecord, iter_runs
-from helpers import TINY
+from helpers import TINY, random_image_folder
 
 BENCH = {"backends": ["onnxruntime"], "batch_sizes": [1], "threads": 1, "min_seconds": 0.0}
 # TINY without its dataset: the teacher learns `dataset=shapes`, a dataset defined only in the user's config folder
@@ -101,6 +101,9 @@ def test_decide_reuses_resumes_or_runs(tmp_path: Path) -> None:
     assert decide(train, attempt("failed", False)) == "ran"
     assert decide(bench, attempt("failed", True)) == "ran"  # only training commands resume
     assert decide(Stage("d", "distill", []), attempt("dead", True)) == "resumed"
+    # an earlier run that no longer stands (its image folder changed, its upstream ran again): start over
+    assert decide(train, attempt("completed", False), changed="the images in /x changed since it ran") == "ran"
+    assert decide(Stage("d", "distill", []), attempt("dead", True), changed="stage t ran again since") == "ran"
 
 
 def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:
@@ -164,6 +167,44 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert again.code == 0, again.output
     assert len(stage_runs(outputs)) == 4  # nothing ran twice
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
+
+
+def test_a_stage_whose_image_folder_changed_runs_again_with_everything_after_it(cli, outputs: Path,
+                                                                                 tmp_path: Path) -> None:
+    """The fingerprint is the command line: new images in the same folder reused the old model and its scores."""
+    data = random_image_folder(tmp_path / "photos")
+    folder = tmp_path / "myconf" / "experiment"
+    folder.mkdir(parents=True)
+    (folder / "photos.yaml").write_text(f"""# @package _global_
+pipeline:
+  name: tiny
+  report: false
+  bench: {{backends: [onnxruntime], batch_sizes: [1], threads: 1, min_seconds: 0.0, rounds: 1}}
+  plan:
+    teacher:
+      command: pretrain
+      overrides: [dataset=imagefolder, dataset.root={data}, dataset.image_size=16, model=lenet5, trainer.epochs=1,
+                  trainer.batch_size=4]
+    scored:
+      command: evaluate
+      overrides: [source=@teacher, split=val]
+""")
+    command = ["pipeline", "--config-dir", str(tmp_path / "myconf"), "experiment=photos"]
+    assert cli(*command).code == 0
+    assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"ran"}
+    assert cli(*command).code == 0
+    assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
+    random_image_folder(tmp_path / "new", per_class=1, classes=("dog",), seed=1)
+    (tmp_path / "new" / "dog" / "0.png").rename(data / "dog" / "new.png")
+    again = cli(*command)
+    assert again.code == 0, again.output
+    assert "changed since it ran" in " ".join(again.output.split())
+    stages = pipeline_records(outputs)[-1]["pipeline"]["stages"]
+    assert {name: s["how"] for name, s in stages.items()} == {
+        "teacher": "ran", "teacher.export": "ran", "scored": "ran", "bench": "ran"}
+    scored = RunInfo.read(Path(stages["scored"]["run"])).data
+    assert scored["pipeline"]["inputs"] == {"teacher": stages["teacher"]["run"]}
+    assert scored["dataset"]["val_size"] + scored["dataset"]["train_size"] == 13  # the folder as it is now
 
 
 @pytest.mark.slow  # ~40 s; what a change redoes is unit-tested above (fingerprints, decide)

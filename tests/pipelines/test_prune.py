@@ -155,14 +155,15 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     ("prune.ratio=-0.2", "prune.ratio=-0.2 is not allowed"),
     ("prune.method=lottery", "prune.method=lottery is not a pruning method"),
     ("prune.importance=hessian", "prune.importance=hessian is not an importance"),
-    ("prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
+    # exact widths: floor(6 x 0.1) = 0 (with round_to=8, the default, a 6-channel layer stays whole)
+    ("prune.round_to=null prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
     ("prune.ignore=[features.7]", "the model has no layer 'features.7'"),
     ("model=resnet18", "model=resnet18 would be ignored"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, source: Path, override: str,
                                                             message: str) -> None:
     untouched = _fingerprint(source)
-    result = cli("prune", f"source={source}", override, *FAST)
+    result = cli("prune", f"source={source}", *override.split(), *FAST)
     assert result.code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1

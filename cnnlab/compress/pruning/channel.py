@@ -19,7 +19,8 @@ import torch_pruning as tp
 from torch import nn
 
 from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
-from cnnlab.compress.pruning.tp_adapter import NearestMultiplePruner, refuse_whole_layer_removal
+from cnnlab.compress.pruning.tp_adapter import (NearestMultiplePruner, refuse_whole_layer_removal,
+                                                 torch_pruning_ratio)
 from cnnlab.engine.runtime import all_reduce_sum
 from cnnlab.errors import CnnlabError
 
@@ -85,7 +86,7 @@ class ChannelPruner:
         self._pruner = run_naming_layer(
             model, lambda: NearestMultiplePruner(
                 model, example_input, importance=IMPORTANCES[settings.importance](),
-                global_pruning=settings.global_ranking, pruning_ratio=settings.ratio,
+                global_pruning=settings.global_ranking, pruning_ratio=torch_pruning_ratio(settings.ratio),
                 iterative_steps=settings.steps, ignored_layers=kept_layers, round_to=settings.round_to,
                 forward_fn=lambda m, x: m(x)),
             what="Torch-Pruning cannot trace this network's graph (it follows autograd through a forward pass)",

@@ -5,7 +5,8 @@ Two needs have no public hook in Torch-Pruning 1.5–1.6:
 1. Rounding. `BasePruner(round_to=k)` rounds a layer's kept channels *down* to a multiple of k, so ratio
    0.3 on 64 channels keeps 32 (not ~45) with k=16, and a layer narrower than k loses everything.
    `NearestMultiplePruner` overrides `BasePruner._round_to(n_pruned, current_channels, round_to)` to round
-   to the nearest multiple (at least one) and to leave a layer narrower than k whole.
+   to the nearest multiple (at least one) and to leave a layer narrower than k whole. Before any rounding,
+   Torch-Pruning truncates C x (1 - ratio) in floating point; `torch_pruning_ratio` takes its float error out.
 2. Refusing to remove a whole layer. Before pruning a group, `BasePruner._prune` asks
    `DependencyGraph.check_pruning_group(group)`; when a group would lose every channel of a layer it returns
    False and the group is skipped without a word, leaving the layer whole although the user asked for a
@@ -28,11 +29,24 @@ class NearestMultiplePruner(tp.pruner.BasePruner):
     """A Torch-Pruning `BasePruner` whose `round_to` keeps the nearest multiple of channels (halves up)."""
 
     def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        if current_channels < round_to:  # no multiple fits: the layer stays whole (docs/prune.md), whatever the ratio
+            return 0
         kept = current_channels - n_pruned
         if kept <= 0:  # the ratio removes the whole layer: left for the refusal, not rounded away
             return n_pruned
         rounded = max(round_to, int(kept / round_to + 0.5) * round_to)  # halves round up: keep, not cut
         return max(0, current_channels - min(rounded, current_channels))
+
+
+# Far below one channel for any real width (< 10^8 channels), far above float64's error on C x (1 - ratio).
+_FLOAT_SLACK = 1e-9
+
+
+def torch_pruning_ratio(ratio: float) -> float:
+    """The `pruning_ratio` to hand Torch-Pruning for a layer to keep floor(C x (1 - ratio)) channels in exact
+    arithmetic. Torch-Pruning keeps `int(C * (1 - ratio))`, and in floating point 1 - 0.9 is 0.0999…98: 120 channels
+    at ratio 0.9 kept 11, not 12 (and 8, not 16, after rounding to a multiple of 8)."""
+    return max(0.0, ratio - _FLOAT_SLACK) if ratio > 0 else ratio
 
 
 def refuse_whole_layer_removal(pruner: tp.pruner.BasePruner,

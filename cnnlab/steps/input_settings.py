@@ -1,0 +1,50 @@
+"""Typed dataset settings a model's recorded preprocessing overrides: refused, not silently ignored.
+
+A model trained (or pretrained weights) records its whole preprocessing (data/spec.py InputSpec): it is fed the
+way it learned, whatever `dataset.mean`, `std` or `image_size` say (`dataset.channels` describes the images,
+which the transforms convert to the model's channels, so it is not one of them). A setting the user typed for it
+that differs would be dropped without a word and still written into run.json's dataset config — so it is refused
+with the value that applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.context import RunContext
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+INPUT_KEYS = ("image_size", "mean", "std")  # the dataset settings an InputSpec fixes
+
+
+def _applied(spec: InputSpec, key: str) -> Any:
+    return {"image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std)}[key]
+
+
+def _same(typed: Any, applied: Any) -> bool:
+    if isinstance(applied, list):  # a 1-channel spec uses the first entry; compare as recorded (3 values)
+        values = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
+        if not isinstance(values, (list, tuple)) or len(values) != len(applied):
+            return False
+        return all(isinstance(v, (int, float)) and abs(float(v) - a) < 1e-6 for v, a in zip(values, applied))
+    return typed is not None and str(typed) == str(applied)
+
+
+def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputSpec, whose: str,
+                                  keys: tuple[str, ...] = INPUT_KEYS) -> None:
+    """CnnlabError when a `dataset.KEY=` typed on this command line (KEY in `keys`) differs from what `spec` — the
+    preprocessing of `whose` ("the model", "the pretrained weights") — applies. Raises nothing for untyped keys:
+    the composed defaults (a dataset's own mean/std) give way to the model's without being the user's choice."""
+    for key in keys:
+        if not ctx.explicitly_set(f"dataset.{key}"):
+            continue
+        typed, applied = OmegaConf.select(cfg, f"dataset.{key}"), _applied(spec, key)
+        if not _same(typed, applied):
+            shown = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
+            what = f"{applied} px images" if key == "image_size" else f"{key} {applied}"
+            raise CnnlabError(f"dataset.{key}={shown}, but {whose} takes {what} (its preprocessing is recorded with "
+                              "it and applied as recorded)",
+                              fix=f"drop dataset.{key}=, or train a model with that setting and use that one")

@@ -1,0 +1,53 @@
+"""steps/freshness.py: a run done before no longer stands when its image folder changed or its inputs ran again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnlab.data.content import folder_digest
+from cnnlab.runs import RunInfo, RunRecord
+from cnnlab.steps.freshness import changed_since, data_changed
+
+
+def _run(folder: Path, dataset: dict | None, pipeline: dict | None = None) -> RunInfo:
+    record = RunRecord.start(folder, "finetune")
+    record.update(dataset=dataset, pipeline=pipeline)
+    record.finish("completed")
+    return RunInfo.read(folder)
+
+
+def _images(root: Path) -> Path:
+    (root / "cat").mkdir(parents=True)
+    (root / "cat" / "0.png").write_bytes(b"0")
+    return root
+
+
+def test_an_image_folder_edited_since_the_run_makes_it_stale(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data")
+    dataset = {"name": "imagefolder", "config": {"root": str(data)}, "content": folder_digest(data)}
+    run = _run(tmp_path / "run", dataset)
+    assert data_changed(run) is None
+    (data / "cat" / "1.png").write_bytes(b"1")
+    assert data_changed(run) == f"the images in {data} changed since it ran"
+    for path in (data / "cat").iterdir():
+        path.unlink()
+    (data / "cat").rmdir()
+    data.rmdir()
+    assert data_changed(run) == f"its image folder {data} is gone"
+
+
+def test_canonical_sets_and_records_without_a_digest_stand(tmp_path: Path) -> None:
+    data = _images(tmp_path / "data")
+    old = _run(tmp_path / "old", {"name": "imagefolder", "config": {"root": str(data)}})  # before dataset.content
+    canonical = _run(tmp_path / "mnist", {"name": "fashion_mnist", "config": {"root": str(data)}, "content": "x"})
+    (data / "cat" / "1.png").write_bytes(b"1")
+    assert data_changed(old) is None and data_changed(canonical) is None
+    assert data_changed(_run(tmp_path / "none", None)) is None
+
+
+def test_a_pipeline_stage_whose_upstream_ran_again_is_stale(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run", None, {"fingerprint": "f", "inputs": {"finetune": "/runs/a"}})
+    assert changed_since(run, {"finetune": "/runs/a"}) is None
+    assert changed_since(run, {"finetune": "/runs/b"}) == "stage finetune ran again since (/runs/b)"
+    older = _run(tmp_path / "older", None, {"fingerprint": "f"})  # recorded before pipeline.inputs
+    assert changed_since(older, {"finetune": "/runs/b"}) is None
