@@ -4,6 +4,11 @@ A crash or Ctrl-C mid-write leaves the previous file intact; readers never see h
 fills up (ENOSPC) or a quota that runs out (EDQUOT) mid-write becomes one CnnlabError naming the file, and
 the temporary file is removed so the failed write leaves no trace.
 
+The file gets the permissions a plain `open(path, "w")` gives a new file: 0o666 less the umask (0o644 under the usual
+umask 0o022), so another user or a serving container can read an exported model. The temporary file is created
+with that mode (`_create_temp`: the kernel applies the umask, nothing changes the process-wide umask), not
+tempfile.mkstemp's private 0o600.
+
 Every CSV file cnnlab writes goes through `write_text`, which makes it safe to open in a spreadsheet: a text cell
 that starts with = + - @ or a tab or carriage return (a class or file name such as `=HYPERLINK(...)`) would run as
 a formula there (CSV injection), so it gets a leading single quote (OWASP's advice); numbers (-0.5, +3, -1e-06)
@@ -18,8 +23,8 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,23 +61,40 @@ def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None) 
                        fix=f"free space on the disk holding {folder}, then run the command again")
 
 
+# O_EXCL: never open a file someone else made; O_NOFOLLOW: nor follow a planted link (as tempfile.mkstemp).
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(target: Path) -> Path:
+    """A new empty file beside `target`, `.<name>.<random>.tmp`, created with mode 0o666 so that the kernel gives
+    it what `open(path, "w")` would (0o666 & ~umask) — tempfile.mkstemp would make it 0o600."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(candidate, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(target.parent))
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces `target` atomically.
 
     On any exception the temporary file is deleted and `target` keeps its previous content; ENOSPC/EDQUOT
-    raise `disk_full_error` instead of the bare OSError.
+    raise `disk_full_error` instead of the bare OSError. The file ends up with mode 0o666 & ~umask, as a file
+    made by `open(target, "w")`.
     """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp_path = _create_temp(target)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(exc, target) from exc
         raise
-    os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -20,6 +20,7 @@ from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, loa
                                      self_supervised_method)
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import resolve_source
+from cnnlab.wording import class_difference
 
 
 @dataclass
@@ -35,6 +36,7 @@ class InitialWeights:
     source: dict[str, Any] | None = None        # the run the weights came from
     untrained_head: str | None = None           # simclr, simsiam: a self-supervised backbone, head never trained
     path: Path | None = None                    # the model.pt of kind "run"
+    file: Path | None = None                    # the state-dict file of kinds "imagenet" (hub cache) and "file"
 
     @property
     def pretrained(self) -> bool:
@@ -44,9 +46,9 @@ class InitialWeights:
 def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, Any] | None,
                      path: Path) -> InitialWeights:
     return InitialWeights(kind="run", description=description, state_dict=ckpt.state_dict, spec=ckpt.spec,
-                          classes=list(ckpt.classes), arch_name=ckpt.name, arch_kwargs=dict(ckpt.arch.get("kwargs") or {}),
-                          structure=ckpt.structure, source=source, untrained_head=self_supervised_method(ckpt),
-                          path=path)
+                          classes=list(ckpt.classes), arch_name=ckpt.name,
+                          arch_kwargs=dict(ckpt.arch.get("kwargs") or {}), structure=ckpt.structure, source=source,
+                          untrained_head=self_supervised_method(ckpt), path=path)
 
 
 def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
@@ -70,10 +72,11 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         pretrained = models.imagenet_weights(model_name, role=role)
         return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
                               state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
-                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **options})
+                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **options},
+                              file=pretrained.source)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
-        payload = load_tensors(path, "weights file")
+        payload = load_tensors(path, "weights file", pickled_fix=_save_state_dict(role))
         if is_cnnlab_checkpoint(payload):
             weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)}, path)
             _check_recorded_stem(weights, stem, role)
@@ -83,7 +86,7 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         return InitialWeights(kind="file", description=f"state dict {path}",
                               state_dict=models.load_state_dict_file(path),
                               spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name,
-                              arch_kwargs=options)
+                              arch_kwargs=options, file=path)
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
     weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe(),
@@ -92,12 +95,21 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
     return weights
 
 
+def _save_state_dict(role: str) -> str:
+    """The fix for `role`.weights= naming a whole pickled model (which weights_only loading refuses): its state
+    dict, which this setting loads (a teacher's head must already have one output per class of the data)."""
+    teacher = " (a teacher's head needs one output per class of the dataset)" if role == "teacher" else ""
+    return (f"save its weights with torch.save(model.state_dict(), 'weights.pth') and pass "
+            f"{role}.weights=weights.pth{teacher}, or a cnnlab run / model.pt")
+
+
 def _check_imagenet_stem(model_name: str, stem: str | None, role: str) -> None:
     """ImageNet weights with a stem whose first convolution has another shape: refused before any download."""
     from cnnlab import models
 
     entry = models.get_entry(model_name)
-    if models.check_stem(model_name, stem, role) != "cifar" or entry.cifar_stem is None or entry.cifar_stem.keeps_shapes:
+    if (models.check_stem(model_name, stem, role) != "cifar" or entry.cifar_stem is None
+            or entry.cifar_stem.keeps_shapes):
         return
     fix = {"student": f"train the student from scratch (student.weights=none), or drop {role}.stem",
            "teacher": f"train the teacher first (`cnnlab pretrain model={entry.name} model.stem=cifar`) and pass "
@@ -153,11 +165,11 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
             apply_structure(model, weights.structure)
         model.load_state_dict(weights.state_dict)
     else:
-        load_pretrained(model, name, weights.state_dict, role=role)
+        load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
     same_classes = weights.classes is not None and list(weights.classes) == list(data.classes)
     if new_head is False and not same_classes:
         raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
-                          f"{len(data.classes)} (or other names)",
+                          f"{len(data.classes)}: {class_difference(list(weights.classes or []), list(data.classes))}",
                           fix=f"give {role}.weights trained on this dataset"
                               + (", or use finetune.new_head=auto" if role == "model" else ""))
     if new_head or not same_classes:

@@ -1,9 +1,12 @@
 """How cnnlab says counts and ratios, in one place so every table and message says them alike.
 
-A leaf module: no torch, no cnnlab imports, safe for the light commands (`report`, `runs`) to use.
+A leaf module: the standard library only (no torch, no cnnlab imports), safe for the light commands (`report`,
+`runs`) to use.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 
 def counted(count: int, noun: str) -> str:
@@ -17,3 +20,16 @@ def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> s
     if ratio == 1.0:
         return "1.00×"
     return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
+
+
+def class_difference(known: list[str], found: list[str]) -> str:
+    """How two class lists differ, for a message: the names only one has, names that differ only in their Unicode
+    form (a folder name from macOS is decomposed, NFD: "café" twice, as bytes unequal), or the order."""
+    only_known, only_found = [c for c in known if c not in found], [c for c in found if c not in known]
+    if only_known or only_found:
+        nfc = [unicodedata.normalize("NFC", c) for c in only_known]
+        if sorted(nfc) == sorted(unicodedata.normalize("NFC", c) for c in only_found):
+            return f"{', '.join(only_known[:4])} differ only in their Unicode form (NFC vs NFD), not on screen"
+        return (f"only the model's: {', '.join(only_known[:4]) or '-'}{' …' if len(only_known) > 4 else ''}; "
+                f"only the data's: {', '.join(only_found[:4]) or '-'}{' …' if len(only_found) > 4 else ''}")
+    return "the same names in another order"

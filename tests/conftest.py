@@ -75,3 +75,14 @@ def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
     yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
+
+
+@pytest.fixture
+def tiny_export(cli, outputs: Path) -> Path:
+    """A tiny run's cnnlab export (synthetic data, 4 classes, LeNet-5 at 16 px): model.onnx whose metadata names the
+    run's model.pt."""
+    from helpers import TINY, run_dirs
+
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+    return run_dirs(outputs, "export")[0] / "model.onnx"

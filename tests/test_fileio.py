@@ -72,3 +72,28 @@ def test_the_training_log_and_the_search_trials_keep_their_numbers(tmp_path: Pat
     assert _cells(tmp_path / "metrics.csv") == [["epoch", "train_loss", "note"], ["1", "-0.5", "'=1"]]
     rows = _cells(write_trials_csv(tmp_path / "trials.csv", [{"trial": 0, "state": "=x", "speedup": -1.25}]))
     assert rows[1][:2] == ["0", "'=x"] and "-1.25" in rows[1]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Every atomically written file (model.pt, run.json, CSV) was 0o600 whatever the umask (tempfile.mkstemp), so
+    another user or a serving container could not read an exported model; it now gets 0o666 & ~umask, as a file
+    made by open(path, "w") (run.log), and the temporary file it was written to is gone."""
+    import os
+    import stat
+
+    from cnnlab.engine.checkpoint import save_tensors
+    from cnnlab.fileio import write_json
+
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "table.csv", "a,b\n1,2\n")
+        write_json(tmp_path / "run.json", {"status": "completed"})
+        save_tensors(tmp_path / "model.pt", {"w": torch.zeros(2)})
+        with (tmp_path / "run.log").open("w") as handle:  # what a plain open gives, for comparison
+            handle.write("x\n")
+    finally:
+        os.umask(old)
+    for name in ("table.csv", "run.json", "model.pt", "run.log"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "run.json", "run.log", "table.csv"]

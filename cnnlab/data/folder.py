@@ -1,6 +1,8 @@
 """The user's own images: DIR/train/<class>/*, DIR/val/<class>/* — or DIR/<class>/*, split by val_fraction.
 A flat DIR/*.jpg (no class folders) serves self-supervised pretraining only (`build_flat_folder`).
 
+Split folders are found ignoring case (Train/, VALID/, Validation/, Test/): train; val, valid, validation (the
+first present in that order is the validation split); test. Hidden files and folders (a leading dot) are never read.
 Images are decoded by cnnlab.data.decode (what a viewer shows: 16-bit, palette, alpha, EXIF rotation, ...).
 Files that carry an image extension but cannot be read are skipped; conversions and skips are counted in
 one summary line per dataset (a warning when there is anything to say) and in RawSplits.decode.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
@@ -26,9 +28,13 @@ from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
 
-VAL_DIR_NAMES = ("val", "valid")  # the first one present is the validation split
+# split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
+# the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
+TRAIN_DIR_NAMES = ("train",)
+VAL_DIR_NAMES = ("val", "valid", "validation")
 # test/ is only ever the test split: model selection on it would make the test score read high (issue 16's rule)
-TEST_DIR_NAME = "test"
+TEST_DIR_NAMES = ("test",)
+SPLIT_DIR_NAMES = TRAIN_DIR_NAMES + VAL_DIR_NAMES + TEST_DIR_NAMES
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg (split by dataset.val_fraction)"
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
 DUPLICATE = "duplicate of a file already read (symlink)"
@@ -39,15 +45,27 @@ _VAL_LAYOUT_FIX = ("give it a validation split: training images in {root}/train/
                    "every class in {root}/val/<class>/")
 FLAT_FIX = (f"sort the images into class folders ({LAYOUT}); a flat folder of unlabeled images serves "
             "self-supervised pretraining only: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`")
+_SPLIT_NAMES_TEXT = ", ".join(SPLIT_DIR_NAMES)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")  # .git, .ipynb_checkpoints, .DS_Store, ._IMG_0001.jpg: not part of the dataset
+
+
+def _shown(names: Sequence[str], limit: int = 5) -> str:
+    """'a, b, c' or 'a, b, c, d, e and 3 more'."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 class FolderScan:
     """Finds the images of one dataset (all its splits), proves each decodes and counts its conversions.
 
-    Folders are walked in sorted order, following symbolic links safely: a folder link that leads to a
-    folder already scanned, to a class folder of the split, or back up to one of its own parents (a loop)
-    is not entered; a file whose real path is already in the dataset is kept once (files reached without a
-    link win over links to them within a split, so a link never moves a picture to another class). Files with an
+    Folders are walked in sorted order, hidden files and folders (a leading dot) left out, following symbolic
+    links safely: a folder link that leads to a folder already scanned, to a class folder of any split, or back up
+    to one of its own parents (a loop) is not entered; a file whose real path is already in the dataset is kept
+    once. Files reached without a link win over links to them across all splits of the dataset (every split is
+    walked before any file is accepted), so a link never moves a picture to another class or split. Files with an
     extension we read are checked with `decode.inspect_image` (reduced decode; truncated files fail);
     image-looking files we cannot read (.heic, ...) are skipped; everything else (README.txt) is ignored.
     Every kept image and every skip is counted in `summary`.
@@ -58,39 +76,44 @@ class FolderScan:
         self._files: set[str] = set()  # real paths already in the dataset
         self._folders: set[str] = set()  # real paths of the folders walked or claimed as class folders
 
-    def samples(self, directory: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
-        """[(path, class index)] for the class folders of one split, in ImageFolder's order."""
-        class_dirs = {name: directory / name for name in sorted(class_to_idx)}
-        self._folders.update(os.path.realpath(path) for path in class_dirs.values())
-        found = [(path, class_to_idx[name], via_link) for name, folder in class_dirs.items()
-                 for path, via_link in self._walk(folder, via_link=folder.is_symlink())]
-        # files reached without a link are checked first, so that a link never takes a file away from
-        # the class folder it lives in (sorted() is stable: the order stays ImageFolder's otherwise)
-        kept = set()
-        for index in sorted(range(len(found)), key=lambda i: found[i][2]):
-            if self._accept(found[index][0]):
-                kept.add(index)
-        return [(path, label) for index, (path, label, _) in enumerate(found) if index in kept]
+    def samples(self, splits: Sequence[tuple[Path, Sequence[str]]]) -> list[list[tuple[str, int]]]:
+        """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order."""
+        for directory, classes in splits:  # every split's class folders first: a folder link never enters one
+            self._folders.update(os.path.realpath(directory / name) for name in classes)
+        found = [(split, path, label, via_link) for split, (directory, classes) in enumerate(splits)
+                 for label, name in enumerate(classes)
+                 for path, via_link in self._walk(directory / name, via_link=(directory / name).is_symlink())]
+        # files reached without a link, in every split, are checked first: a link never takes a file away from the
+        # folder it lives in (sorted() is stable: the order stays ImageFolder's otherwise)
+        kept = {index for index in sorted(range(len(found)), key=lambda i: found[i][3])
+                if self._accept(found[index][1])}
+        result: list[list[tuple[str, int]]] = [[] for _ in splits]
+        for index, (split, path, label, _) in enumerate(found):
+            if index in kept:
+                result[split].append((path, label))
+        return result
 
     def _walk(self, folder: Path, *, via_link: bool) -> Iterator[tuple[str, bool]]:
-        """(file path, reached through a symlink) for every non-folder entry under `folder`, sorted."""
+        """(file path, reached through a symlink) for every visible non-folder entry under `folder`, sorted."""
         real = os.path.realpath(folder)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError:  # unreadable folder: nothing in it can be read either
             return
         for entry in entries:
+            if _is_hidden(entry.name):
+                continue
             link = via_link or entry.is_symlink()
             if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
                 yield entry.path, link
-            elif not entry.name.startswith("."):  # .ipynb_checkpoints, .git: not part of the dataset
-                target = os.path.realpath(entry.path)
-                # already walked, a class folder of its own, or one of our parents (a loop): not again
-                if target in self._folders or os.path.commonpath([target, real]) == target:
-                    self.summary.add_skipped(FOLDER_ALREADY_SCANNED, entry.path)
-                    continue
-                self._folders.add(target)
-                yield from self._walk(Path(entry.path), via_link=link)
+                continue
+            target = os.path.realpath(entry.path)
+            # already walked, a class folder of its own, or one of our parents (a loop): not again
+            if target in self._folders or os.path.commonpath([target, real]) == target:
+                self.summary.add_skipped(FOLDER_ALREADY_SCANNED, entry.path)
+                continue
+            self._folders.add(target)
+            yield from self._walk(Path(entry.path), via_link=link)
 
     def _accept(self, path: str) -> bool:
         reason = extension_reason(path)
@@ -118,28 +141,43 @@ class FolderScan:
 
 
 class _VisibleImageFolder(ImageFolder):
-    """ImageFolder that ignores hidden folders (.ipynb_checkpoints, .git) instead of taking them for classes,
-    finds its files with a FolderScan (torchvision's os.walk(followlinks=True) loops on a link to a parent)
-    and decodes them with decode.load_rgb."""
+    """ImageFolder over classes and samples found beforehand (`_split_classes`, `FolderScan.samples`: hidden
+    folders are no classes, links are followed safely, which torchvision's os.walk(followlinks=True) is not),
+    decoding with decode.load_rgb."""
 
-    def __init__(self, root: str, scan: FolderScan) -> None:
-        self._scan: FolderScan | None = scan  # make_dataset runs inside ImageFolder.__init__
-        super().__init__(root, loader=load_rgb, allow_empty=True)
-        self._scan = None  # DataLoader workers get a copy of the dataset: leave the scan's path sets behind
+    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]]) -> None:
+        self._found: tuple[list[str], list[tuple[str, int]]] | None = (classes, samples)  # read in __init__
+        super().__init__(str(root), loader=load_rgb, allow_empty=True)
+        self._found = None
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
-        classes = _class_dirs(Path(directory))
+        assert self._found is not None, "find_classes is only called from __init__"
+        classes = self._found[0]
         return classes, {name: index for index, name in enumerate(classes)}
 
     def make_dataset(self, directory: str | Path, class_to_idx: dict[str, int],  # type: ignore[override]
                      extensions: tuple[str, ...] | None = None, is_valid_file: Any = None,
                      allow_empty: bool = False) -> list[tuple[str, int]]:
-        assert self._scan is not None, "make_dataset is only called from __init__"
-        return self._scan.samples(Path(directory), class_to_idx)
+        assert self._found is not None, "make_dataset is only called from __init__"
+        return self._found[1]
 
 
 def _class_dirs(directory: Path) -> list[str]:
-    return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith("."))
+    """The sorted names of the visible (no leading dot) folders in `directory`, links to folders included."""
+    return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not _is_hidden(entry.name))
+
+
+def split_candidates(root: Path, names: Sequence[str]) -> list[Path]:
+    """The folders of `root` named like one split (`names`, lower case; matched ignoring case), best first: in the
+    order of `names`, then the lower-case spelling, then sorted. The first is the split; the others are not read."""
+    found = [name for name in _class_dirs(root) if name.lower() in names]
+    return [root / name for name in sorted(found, key=lambda n: (names.index(n.lower()), n != n.lower(), n))]
+
+
+def split_dir(root: Path, names: Sequence[str]) -> Path | None:
+    """The folder of `root` that is the split named by `names` (see `split_candidates`), or None."""
+    candidates = split_candidates(root, names)
+    return candidates[0] if candidates else None
 
 
 def checked_root(cfg: Mapping[str, Any]) -> Path:
@@ -153,75 +191,175 @@ def checked_root(cfg: Mapping[str, Any]) -> Path:
     return root
 
 
-def _open_split(directory: Path, scan: FolderScan) -> ImageFolder:
-    if not _class_dirs(directory):
+def _chosen_split(root: Path, names: Sequence[str], what: str) -> Path | None:
+    """`split_dir`, with a warning naming the folders of the same split that are not read."""
+    candidates = split_candidates(root, names)
+    if len(candidates) > 1:
+        log.warning("imagefolder %s: %s/ is the %s split; %s not read (of %s, the first present is used)", root,
+                    candidates[0].name, what, ", ".join(f"{path.name}/" for path in candidates[1:]),
+                    ", ".join(f"{name}/" for name in names))
+    return candidates[0] if candidates else None
+
+
+def _split_classes(directory: Path, root: Path) -> list[str]:
+    """The sorted class names of one split folder (or of the root of a one-level layout), after refusing the
+    layouts that would train on wrong classes (`_check_class_folder`)."""
+    classes = _class_dirs(directory)
+    if not classes:
         if _loose_images(directory):
-            raise CnnlabError(f"imagefolder: {directory} holds images but no class folders", fix=FLAT_FIX)
+            raise CnnlabError(f"imagefolder: {directory} holds images but no class folders", fix=FLAT_FIX + (
+                "" if directory == root else f"; a folder named {directory.name} is read as a split, so a class "
+                f"named {directory.name} must be renamed (e.g. to {directory.name}_class)"))
         raise CnnlabError(f"imagefolder: no class folders in {directory}", fix=FIX)
-    folder = _VisibleImageFolder(str(directory), scan)
+    for name in classes:
+        _check_class_folder(directory, name, classes, one_level=directory == root)
+    return classes
+
+
+def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_level: bool) -> None:
+    """Refuses a class folder that holds no image directly but sub-folders that make it a layout mistake:
+    named like a split in a one-level layout (DIR/test/<class>/ without DIR/train/), or holding folders named like
+    a split or like the other classes. Images nested in sub-folders of other names (class/2021/*.jpg) are fine."""
+    folder = directory / name
+    try:
+        if _has_loose_image(folder):
+            return
+        subs = _class_dirs(folder)
+    except OSError:  # unreadable: the scan finds no image in it, and says so (`_checked_split`)
+        return
+    if not subs:
+        return  # an empty class folder: its split decides (`_checked_split`)
+    if one_level and name.lower() in SPLIT_DIR_NAMES:
+        others = [other for other in classes if other.lower() not in SPLIT_DIR_NAMES]
+        move = (f"move the training class folders ({_shown(others)}) into {directory}/train/" if others else
+                f"put the training images in {directory}/train/<class>/")
+        raise CnnlabError(f"imagefolder: {folder} holds class folders ({_shown(subs)}) but {directory} has no "
+                          f"train/ folder, so {name}/ would be read as one class, not as a split",
+                          fix=f"{move}: {directory}/train/<class>/ beside {folder}/<class>/")
+    splits = [sub for sub in subs if sub.lower() in SPLIT_DIR_NAMES]
+    if splits:
+        raise CnnlabError(f"imagefolder: {folder} holds no image directly but split folders ({_shown(splits)}): "
+                          "split folders go above the class folders, not inside them",
+                          fix=f"lay it out as {LAYOUT} (move {folder}/{splits[0]}/ to "
+                              f"{directory}/{splits[0]}/{name}/, and so on)")
+    alike = [sub for sub in subs if sub in classes and sub != name]
+    if alike:
+        raise CnnlabError(f"imagefolder: {folder} holds no image directly but folders named like the class folders "
+                          f"beside it ({_shown(alike)}): a class folder holds the images of one class",
+                          fix=f"move the images of {folder}/{alike[0]}/ into {directory}/{alike[0]}/ (and so on), "
+                              f"or give the sub-folders of {folder} names that are not class names")
+
+
+def _check_train_is_no_class(train_dir: Path, root: Path) -> None:
+    """Refuses DIR/train/*.jpg beside class folders DIR/<class>/*.jpg: a class named train (vehicles/{bus,car,train}),
+    which the folder name makes the training split."""
+    if not _loose_images(train_dir):
+        return
+    classes = [name for name in _class_dirs(root) if name.lower() not in SPLIT_DIR_NAMES
+               and _has_loose_image(root / name)]
+    if classes:
+        raise CnnlabError(f"imagefolder: {train_dir} holds images beside the class folders {_shown(classes)} of "
+                          f"{root}: a folder named {train_dir.name} is read as the training split "
+                          f"({train_dir}/<class>/), not as a class",
+                          fix=f"rename the class folder {train_dir} to {train_dir}_class (any name but "
+                              f"{_SPLIT_NAMES_TEXT}, in any case)")
+
+
+def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> None:
+    if train == other:
+        return
+    missing, extra = sorted(set(train) - set(other)), sorted(set(other) - set(train))
+    steps = ([f"create {other_dir}/{missing[0]}/{' and the others missing' if len(missing) > 1 else ''} "
+              "(an empty one is fine: no images of that class to score there)"] if missing else []) + (
+        [f"remove or rename {other_dir}/{extra[0]}/{' and the other extra ones' if len(extra) > 1 else ''} "
+         "(the training split has no such class)"] if extra else [])
+    raise CnnlabError(f"imagefolder: the class folders of {other_dir} differ from the training split's "
+                      f"(missing: {_shown(missing) or '-'}; extra: {_shown(extra) or '-'})",
+                      fix=f"{'; '.join(steps)}: every split has the same <class> folders ({LAYOUT})")
+
+
+def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, every_class: bool) -> ImageFolder:
+    """`folder` if it has images; a class without a readable image is refused where `every_class` (the training
+    split), and only logged in val/ and test/ (that class has no images to score there)."""
     if not folder.samples:
         raise CnnlabError(f"imagefolder: no readable images in the class folders of {directory}"
                           f"{scan.skipped_text()}", fix=FIX)
-    counts = {name: 0 for name in folder.classes}
-    for _, label in folder.samples:
-        counts[folder.classes[label]] += 1
-    empty = [name for name, count in counts.items() if count == 0]
-    if empty:
-        raise CnnlabError(f"imagefolder: class folder(s) {', '.join(empty)} in {directory} hold no readable image"
+    present = set(folder.targets)
+    empty = [name for index, name in enumerate(folder.classes) if index not in present]
+    if empty and every_class:
+        raise CnnlabError(f"imagefolder: class folder(s) {_shown(empty)} in {directory} hold no readable image"
                           f"{scan.skipped_text()}",
-                          fix="add images to those folders or remove them")
+                          fix=f"add images to {directory / empty[0]}/{' and the others' if len(empty) > 1 else ''}, "
+                              "or remove that class from every split")
+    if empty:
+        log.warning("imagefolder %s: class folder(s) %s hold no readable image: no %s images of those classes to "
+                    "score", directory, _shown(empty), directory.name)
     return folder
 
 
-def _check_same_classes(train: ImageFolder, other: ImageFolder, other_dir: Path) -> None:
-    if train.classes == other.classes:
-        return
-    missing, extra = sorted(set(train.classes) - set(other.classes)), sorted(set(other.classes) - set(train.classes))
-    raise CnnlabError(f"imagefolder: the class folders of {other_dir} differ from train/ "
-                      f"(missing: {', '.join(missing) or '-'}; extra: {', '.join(extra) or '-'})",
-                      fix=f"give every split the same <class> folders: {LAYOUT}")
+def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
+    """(the folder of the training images, the val split folder or None, the test split folder or None): with a
+    train/ folder, its val/ and test/ beside it; without, `root` is one level of class folders (val carved, no test;
+    a val/ or test/ in it is refused by `_check_class_folder`)."""
+    train_dir = _chosen_split(root, TRAIN_DIR_NAMES, "training")
+    if train_dir is None:
+        return root, None, None
+    _check_train_is_no_class(train_dir, root)
+    return (train_dir, _chosen_split(root, VAL_DIR_NAMES, "validation"),
+            _chosen_split(root, TEST_DIR_NAMES, "test"))
 
 
-def _test_split(train: ImageFolder, test_dir: Path, scan: FolderScan) -> ImageFolder | None:
-    if not test_dir.is_dir():
-        return None
-    test = _open_split(test_dir, scan)
-    _check_same_classes(train, test, test_dir)
-    return test
+def _open_splits(root: Path, dirs: Sequence[Path | None],
+                 scan: FolderScan) -> tuple[ImageFolder, ImageFolder | None, ImageFolder | None]:
+    """The ImageFolders of (train source, val, test) with the training split's classes (so labels line up), every
+    split's class folders checked before any image is decoded, and the images of all splits found by one scan."""
+    source = dirs[0]
+    assert source is not None
+    classes = _split_classes(source, root)
+    for other in dirs[1:]:
+        if other is not None:
+            _check_same_classes(classes, _split_classes(other, root), other)
+    present = [d for d in dirs if d is not None]
+    found = dict(zip(present, scan.samples([(d, classes) for d in present])))
+    train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,
+                                                              every_class=d == source) for d in dirs)
+    assert train is not None
+    return train, val, test
 
 
 def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
+    """The splits of a user's image folder: train/ + val/ (+ test/), train/ (+ test/) with val carved from train/,
+    or one level of class folders with val carved from it (see the module docstring and docs/datasets.md)."""
     root = checked_root(cfg)
     content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
+    dirs = _split_dirs(root)
     scan = FolderScan()
-    train_dir = root / "train"
-    split_dirs = [root / name for name in VAL_DIR_NAMES if (root / name).is_dir()]
-    test_dir = root / TEST_DIR_NAME
-    if train_dir.is_dir() and split_dirs:
-        train, val = _open_split(train_dir, scan), _open_split(split_dirs[0], scan)
-        _check_same_classes(train, val, split_dirs[0])
-        splits = (train, val, _test_split(train, test_dir, scan))
-    else:  # one level of class folders (or a train/ without a val split): split it ourselves
-        source = train_dir if train_dir.is_dir() else root
-        train = _open_split(source, scan)
+    train, val, test = _open_splits(root, dirs, scan)
+    splits: tuple[Any, Any] = (train, val)
+    if val is None:  # one level of class folders (or a train/ without a val split): split it ourselves
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
-                                              what=f"imagefolder {source}", classes=train.classes, folder=source,
+                                              what=f"imagefolder {dirs[0]}", classes=train.classes, folder=dirs[0],
                                               layout_fix=_VAL_LAYOUT_FIX.format(root=root))
-        # with train/, a test/ beside it is the test split (without, root/test/ would be a class folder)
-        test = _test_split(train, test_dir, scan) if train_dir.is_dir() else None
         if test is not None:
-            log.info("imagefolder %s: no val/ folder, so val is %g of train/ (dataset.val_fraction, seeded); test/ "
-                     "stays the test split, read only by `cnnlab evaluate`", root, cfg.get("val_fraction", 0.2))
-        splits = (Subset(train, train_idx), Subset(train, val_idx), test)
+            log.info("imagefolder %s: no val/ folder, so val is %g of %s/ (dataset.val_fraction, seeded); %s/ "
+                     "stays the test split, read only by `cnnlab evaluate`", root, cfg.get("val_fraction", 0.2),
+                     dirs[0].name, Path(test.root).name)
+        splits = (Subset(train, train_idx), Subset(train, val_idx))
     scan.summary.log(log, f"imagefolder {root}")
-    return RawSplits(train=splits[0], val=splits[1], test=splits[2], classes=list(train.classes),
+    return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary, content=content)
 
 
 def _loose_images(directory: Path) -> list[str]:
-    """The files directly in `directory` whose extension is an image's (sorted), not yet decoded."""
+    """The visible files directly in `directory` whose extension is an image's (sorted), not yet decoded."""
     return sorted(entry.path for entry in os.scandir(directory)
-                  if not entry.is_dir() and not entry.name.startswith(".") and extension_reason(entry.path) is None)
+                  if not entry.is_dir() and not _is_hidden(entry.name) and extension_reason(entry.path) is None)
+
+
+def _has_loose_image(directory: Path) -> bool:
+    """Whether `directory` holds a visible file with an image's extension directly (stops at the first)."""
+    return any(not entry.is_dir() and not _is_hidden(entry.name) and extension_reason(entry.path) is None
+               for entry in os.scandir(directory))
 
 
 def is_flat_folder(cfg: Mapping[str, Any]) -> bool:

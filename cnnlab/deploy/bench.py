@@ -131,12 +131,20 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
               flops: int | None = None, runtime: str = "onnxruntime", peak_gflops: float | None = None,
               seed: int = 0, precision: str = "f32") -> LatencyStats:
     """Latency of `path` at `batch_size` on `runtime`: onnxruntime's own kernels, TensorRT (through onnxruntime)
-    or OpenVINO's native runtime (CPU), computing in `precision` (f32; bf16 on openvino only); input shape from
-    the file, whose batch axis must be dynamic or equal to batch_size. On CUDA, input and output stay on the
-    GPU (I/O binding), like PyTorch's. Raises CnnlabError when the runtime cannot load or run the file."""
+    or OpenVINO's native runtime (CPU), computing in `precision` (f32; bf16 on openvino only); input shape and
+    dtype from the file (float16 images for an FP16 file: example_feed), whose batch axis must be dynamic or equal
+    to batch_size. On CUDA, input and output stay on the GPU (I/O binding), like PyTorch's. Raises CnnlabError
+    when the runtime cannot load or run the file, or its batch axis is fixed to another size (one line, said
+    before any run)."""
     batch_size = _check_batch(batch_size)
     session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime, precision=precision)
     input_name, output_name = session_io(session)
+    fixed = session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int) and fixed > 0 and fixed != batch_size:
+        raise CnnlabError(f"{runtime} cannot run {path} at batch {batch_size}: the file has a fixed batch "
+                          f"dimension of {fixed}",
+                          fix=f"time it at batch {fixed}, or export the model with a dynamic batch "
+                              "(`cnnlab export source=RUN` does)")
     try:
         feed = example_feed(session, batch_size, seed=seed)
     except CnnlabError as err:  # example_feed knows no path; a timing error names the file

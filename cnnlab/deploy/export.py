@@ -178,8 +178,9 @@ def _export_proto(model: nn.Module, spec: InputSpec, opset: int) -> onnx.ModelPr
     return proto
 
 
-# torch's ATen → ONNX function tables, one per registry class and opset (`_reused_torchlib_registry`).
-_TORCHLIB_REGISTRIES: dict[tuple[type, int | None], Any] = {}
+# torch's ATen → ONNX function tables, one per registry class, opset and set of operator namespaces torch has
+# registered (`_reused_torchlib_registry`).
+_TORCHLIB_REGISTRIES: dict[tuple[type, int | None, frozenset[str]], Any] = {}
 
 
 @contextlib.contextmanager
@@ -190,19 +191,24 @@ def _reused_torchlib_registry() -> Iterator[None]:
     Xeon; benchmarks/export_speed.py times the difference). A search exports every trial; prune and quantize
     export two or more models. The exporter only reads the table (`custom_translation_table`, which would add to
     it, is never passed), so one table serves every export of the same opset and the graphs are byte-identical
-    (tests/deploy/test_export.py). Private torch API: where it has moved, each export builds its own as before.
+    (tests/deploy/test_export.py). The table only covers the operators torch had registered when it was built: QAT's
+    `quantized_decomposed` ops are registered when torch.ao's FX quantization is first imported, after quantize has
+    exported the FP32 model, so a table is kept per set of registered operator namespaces (13 ms to list; the
+    `prims` torch.export adds to on its first run leave the set as it is) and one built before them is not used for
+    the QAT graph. Private torch API: where it has moved, each export builds its own.
     """
     try:
         from torch.onnx._internal.exporter import _registration
         registry_class = _registration.ONNXRegistry
         original = registry_class.__dict__["from_torchlib"]
         build = original.__func__
+        registered_ops = torch._C._dispatch_get_all_op_names
     except (ImportError, AttributeError, KeyError):
         yield
         return
 
     def reused(cls: type, opset_version: int | None = None) -> Any:
-        key = (cls, opset_version)
+        key = (cls, opset_version, frozenset(name.split("::")[0] for name in registered_ops()))
         if key not in _TORCHLIB_REGISTRIES:
             _TORCHLIB_REGISTRIES[key] = build(cls) if opset_version is None else build(cls, opset_version)
         return _TORCHLIB_REGISTRIES[key]

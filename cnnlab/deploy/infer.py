@@ -1,13 +1,17 @@
-"""One model file, ready to score batches: a cnnlab checkpoint through PyTorch, or an ONNX file (FP32 or INT8)
-through onnxruntime or OpenVINO's native runtime (`pip install "cnnlab[openvino]"`; computing in f32) — with the
-input spec and class names the file records.
+"""One model file, ready to score batches: a cnnlab checkpoint through PyTorch, or an ONNX file (FP32, FP16 or
+INT8) through onnxruntime or OpenVINO's native runtime (`pip install "cnnlab[openvino]"`; computing in f32) — with
+the input spec and class names the file records.
 
 `open_model(kind, path, runtime=...)` → `InferenceModel`; `model.logits(images)` takes a float32 [N, C, H, W]
 batch preprocessed by `cnnlab.data.transforms.eval_transform(model.spec)` and returns float32 logits [N, classes].
+An ONNX file is read through cnnlab.deploy.ort's `run_images` and `as_logits`: an FP16 file gets float16 images,
+and a graph ending in Softmax gives the log of its probabilities, so that evaluate's scores and predict's
+probabilities are the model's (not a second softmax over probabilities).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +22,8 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.engine.runtime import device_spec, resolve_device
 from cnnlab.errors import CnnlabError
 
+log = logging.getLogger("cnnlab")
+
 RUNTIMES = ("auto", "pytorch", "onnxruntime", "openvino")
 # Which file of a run each runtime scores (a run may hold both a model.pt and a model.onnx): auto prefers the
 # deployable ONNX file (an INT8 one for a quantize run), else the checkpoint.
@@ -26,9 +32,11 @@ _KINDS = {"auto": ("onnx", "checkpoint"), "pytorch": ("checkpoint",), "onnxrunti
 
 @dataclass
 class InferenceModel:
-    """A loaded model file. kind: "checkpoint" | "onnx"; precision: "fp32" | "int8"; runtime: what runs it;
-    arch: the zoo name (None for an anonymous ONNX file); dataset: the dataset section the file records (its
-    `config` rebuilds the data it was trained on), or None."""
+    """A loaded model file. kind: "checkpoint" | "onnx"; precision: "fp32" | "fp16" | "int8" (an ONNX file's from
+    its graph: onnx_check.graph_precision, the test `cnnlab quantize` uses); runtime: what runs it; arch: the zoo
+    name (None for an anonymous ONNX file); dataset: the dataset section the file records (its `config` rebuilds
+    the data it was trained on), or None; outputs: what the file itself outputs — "logits", or "probabilities" /
+    "log-probabilities" for an ONNX graph ending in Softmax / LogSoftmax (`logits` turns them back into logits)."""
 
     kind: str
     path: Path
@@ -39,6 +47,7 @@ class InferenceModel:
     spec: InputSpec
     dataset: dict[str, Any] | None
     _run: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)
+    outputs: str = "logits"
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -54,10 +63,10 @@ class InferenceModel:
         return logits
 
     def describe(self) -> dict[str, Any]:
-        """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes."""
+        """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes, file_bytes, outputs."""
         return {"kind": self.kind, "path": str(self.path), "runtime": self.runtime, "precision": self.precision,
                 "arch": self.arch, "input": self.spec.to_dict(), "num_classes": len(self.classes),
-                "file_bytes": self.path.stat().st_size}
+                "file_bytes": self.path.stat().st_size, "outputs": self.outputs}
 
 
 def source_kinds(runtime: str) -> tuple[str, ...]:
@@ -123,7 +132,7 @@ def _checkpoint(path: Path, device: str) -> InferenceModel:
 
 def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     from cnnlab.deploy.onnx_check import check_onnx_file
-    from cnnlab.deploy.ort import onnx_session, session_io
+    from cnnlab.deploy.ort import as_logits, onnx_session, run_images
     from cnnlab.engine.checkpoint import require_trained_onnx_head
 
     checked = check_onnx_file(path)
@@ -133,24 +142,17 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
         raise CnnlabError(f"{path} records no input spec or class names (not written by cnnlab)",
                           fix="export it with `cnnlab export`, or pass the run's model.pt")
     session = onnx_session(path, device=device, runtime=runtime)  # onnxruntime's, or an OpenVinoSession
-    input_name, output_name = session_io(session)
-
-    fixed_batch = session.get_inputs()[0].shape[0]
-    fixed_batch = fixed_batch if isinstance(fixed_batch, int) and fixed_batch > 0 else None
+    if checked.outputs == "probabilities":
+        log.info("%s outputs probabilities (its graph ends in Softmax): scored from their log, not softmaxed again",
+                 path)
+    elif checked.outputs != "logits":
+        log.info("%s outputs %s (its graph ends in LogSoftmax): scored as logits", path, checked.outputs)
 
     def run(images: torch.Tensor) -> torch.Tensor:
-        if fixed_batch is None:
-            return torch.from_numpy(session.run([output_name], {input_name: images.numpy()})[0])
-        # A file exported with a static batch (onnxsim --overwrite-input-shape 1,...) takes exactly that many
-        # images: feed it in chunks, the last one padded with zeros whose outputs are dropped.
-        outputs = []
-        for chunk in images.split(fixed_batch):
-            padded = torch.cat([chunk, chunk.new_zeros((fixed_batch - len(chunk), *chunk.shape[1:]))])
-            outputs.append(torch.from_numpy(session.run([output_name], {input_name: padded.numpy()})[0])[:len(chunk)])
-        return torch.cat(outputs)
+        # float16 in for an FP16 file, float32 out; a fixed batch in chunks; probabilities back to logits
+        return as_logits(torch.from_numpy(run_images(session, images)), checked.outputs)
 
     dataset = meta.get("dataset")
-    return InferenceModel(kind="onnx", path=path, runtime=runtime,
-                          precision="int8" if "quantization" in (meta.get("props") or {}) else "fp32",
+    return InferenceModel(kind="onnx", path=path, runtime=runtime, precision=checked.precision,
                           arch=meta.get("arch"), classes=list(checked.classes), spec=checked.spec,
-                          dataset=dataset if isinstance(dataset, dict) else None, _run=run)
+                          dataset=dataset if isinstance(dataset, dict) else None, _run=run, outputs=checked.outputs)

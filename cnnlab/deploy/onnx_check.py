@@ -5,15 +5,23 @@ any graph. An Identity graph carrying a ResNet's metadata would otherwise be "be
 thousands of images/s. `check_onnx_file` compares the graph with the metadata — the input is [N, C, H, W]
 with the recorded channels and size, the first output is [N, num_classes], and at least one node does the
 work of a network (a convolution or a matrix product) — without running it.
+
+The same reading of the graph says how to run and score it: what it computes in (`graph_precision`: int8 when
+it holds quantized operators — the one test `cnnlab quantize` uses too — fp16 when its weights or input are
+float16, else fp32), what its output is (`output_kind`: logits, or probabilities when a Softmax makes it), and
+whether its batch dimension is fixed (`fixed_batch`).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import onnx
+from onnx import TensorProto
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import load_onnx, read_onnx_metadata
@@ -24,18 +32,33 @@ from cnnlab.errors import CnnlabError
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "ConvInteger", "MatMulInteger", "QLinearConv",
                          "QLinearMatMul", "QGemm", "FusedConv", "FusedGemm", "FusedMatMul", "DynamicQuantizeMatMul",
                          "MatMulIntegerToFloat", "NhwcConv", "QLinearConvTranspose"})
+# Operators that only exist in a quantized graph: their presence is what makes a file INT8 (`quantized_ops`).
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                 "QLinearSigmoid", "QLinearLeakyRelu", "QGemm", "ConvInteger", "MatMulInteger",
+                 "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+# What the first output of a classifier holds (`output_kind`).
+LOGITS, PROBABILITIES, LOG_PROBABILITIES = "logits", "probabilities", "log-probabilities"
+_OUTPUT_OPS = {"Softmax": PROBABILITIES, "LogSoftmax": LOG_PROBABILITIES}
+# Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape).
+_PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze"})
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
 
 @dataclass(frozen=True)
 class OnnxModel:
     """An ONNX file that passed `check_onnx_file`: its path, input spec and class names (from its metadata;
-    None for a file without cnnlab metadata), and the full decoded metadata (read_onnx_metadata's dict)."""
+    None for a file without cnnlab metadata), the full decoded metadata (read_onnx_metadata's dict), and what
+    its graph says: `precision` ("fp32" | "fp16" | "int8", `graph_precision`), `outputs` (LOGITS | PROBABILITIES
+    | LOG_PROBABILITIES, `output_kind`) and `batch` (the fixed batch size of its input; None: dynamic)."""
 
     path: Path
     spec: InputSpec | None
     classes: list[str] | None
     metadata: dict[str, Any]
+    precision: str = "fp32"
+    outputs: str = LOGITS
+    batch: int | None = None
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None] | None:
@@ -53,6 +76,70 @@ def _nodes(proto: onnx.ModelProto) -> Iterable[onnx.NodeProto]:
         for node in stack.pop():
             yield node
             stack.extend(a.g.node for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
+
+
+def _proto(model: onnx.ModelProto | Path | str) -> onnx.ModelProto:
+    return model if isinstance(model, onnx.ModelProto) else load_onnx(Path(model))
+
+
+def quantized_ops(model: onnx.ModelProto | Path | str) -> Counter[str]:
+    """How many nodes of each quantized operator type (QUANTIZED_OPS) the graph holds — main graph, functions and
+    subgraphs — for a loaded model or a path; empty for a float graph. The one test of "is this file INT8" that
+    quantize (refusing to quantize twice), evaluate, predict and bench all use."""
+    return Counter(node.op_type for node in _nodes(_proto(model)) if node.op_type in QUANTIZED_OPS)
+
+
+def graph_precision(model: onnx.ModelProto | Path | str) -> str:
+    """What the graph computes in: "int8" when it holds quantized operators (`quantized_ops`), "fp16" when its
+    input or most of its float weights are float16 (onnxconverter_common's convert_float_to_float16, with or
+    without keep_io_types), else "fp32"."""
+    proto = _proto(model)
+    if quantized_ops(proto):
+        return "int8"
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in initializers]
+    if inputs and inputs[0].type.tensor_type.elem_type == TensorProto.FLOAT16:
+        return "fp16"
+    sizes: Counter[int] = Counter()
+    for tensor in proto.graph.initializer:
+        if tensor.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            sizes[tensor.data_type] += math.prod(tensor.dims)
+    return "fp16" if sizes[TensorProto.FLOAT16] > sizes[TensorProto.FLOAT] else "fp32"
+
+
+def output_kind(model: onnx.ModelProto | Path | str) -> str:
+    """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
+    a Cast, Identity or reshape), LOG_PROBABILITIES for a LogSoftmax, else LOGITS (cnnlab's own exports)."""
+    proto = _proto(model)
+    if not proto.graph.output:
+        return LOGITS
+    producers = {name: node for node in proto.graph.node for name in node.output}
+    name = proto.graph.output[0].name
+    for _ in range(len(proto.graph.node)):
+        node = producers.get(name)
+        if node is None:
+            return LOGITS
+        if node.op_type in _OUTPUT_OPS and node.domain in ("", "ai.onnx"):
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if _opset(proto) >= 13 else 1)
+            return _OUTPUT_OPS[node.op_type] if axis in (-1, 1) else LOGITS  # over the classes of [N, classes]
+        if node.op_type not in _PASS_THROUGH or not node.input:
+            return LOGITS
+        name = node.input[0]
+    return LOGITS
+
+
+def _opset(proto: onnx.ModelProto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+
+
+def fixed_batch(model: onnx.ModelProto | Path | str) -> int | None:
+    """The batch size the (single) image input is fixed to, or None when its first dimension is dynamic (a name,
+    or not given) — `cnnlab export` writes a dynamic one."""
+    proto = _proto(model)
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in initializers]
+    dims = _dims(inputs[0]) if inputs else None
+    return dims[0] if dims and dims[0] else None
 
 
 def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: int | None) -> list[str]:
@@ -95,9 +182,10 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
 def check_onnx_file(path: Path) -> OnnxModel:
     """Load an ONNX file from disk and check its graph against its metadata, before anyone uses it.
 
-    Returns the OnnxModel. Raises CnnlabError (one line) for a missing file, one that is not ONNX, metadata
-    that cannot be decoded, or a graph that contradicts its metadata (input shape and channels vs the input
-    spec, output shape vs the class count, no Conv/Gemm/MatMul-like node at all).
+    Returns the OnnxModel (with the graph's precision, output kind and fixed batch). Raises CnnlabError (one
+    line) for a missing file, one that is not ONNX, metadata that cannot be decoded, or a graph that contradicts
+    its metadata (input shape and channels vs the input spec, output shape vs the class count, no
+    Conv/Gemm/MatMul-like node at all).
     """
     path = Path(path)
     try:
@@ -116,4 +204,5 @@ def check_onnx_file(path: Path) -> OnnxModel:
     problems = graph_problems(proto, spec, len(classes) if classes is not None else None)
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
-    return OnnxModel(path=path, spec=spec, classes=classes, metadata=meta)
+    return OnnxModel(path=path, spec=spec, classes=classes, metadata=meta, precision=graph_precision(proto),
+                     outputs=output_kind(proto), batch=fixed_batch(proto))

@@ -115,16 +115,23 @@ def _load_fix(reason: str) -> str:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """An input or output of the model, as onnxruntime's NodeArg describes it: the tensor name and the shape,
-    an int per static axis and None per dynamic one (e.g. [None, 3, 224, 224] for a dynamic batch)."""
+    """An input or output of the model, as onnxruntime's NodeArg describes it: the tensor name, the shape (an int
+    per static axis and None per dynamic one, e.g. [None, 3, 224, 224] for a dynamic batch) and the element type
+    in onnxruntime's words ("tensor(float)", "tensor(float16)", ...)."""
 
     name: str
     shape: list[int | None]
+    type: str = "tensor(float)"
+
+
+# OpenVINO's element type names → onnxruntime's tensor types.
+_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "bf16": "tensor(bfloat16)"}
 
 
 def _info(port: Any) -> TensorInfo:
     shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
-    return TensorInfo(port.get_any_name(), shape)
+    kind = str(port.get_element_type().get_type_name())
+    return TensorInfo(port.get_any_name(), shape, _TYPES.get(kind, f"tensor({kind})"))
 
 
 class OpenVinoSession:

@@ -1,6 +1,11 @@
 """Sessions that run an ONNX file — onnxruntime's (its own kernels on the CPU or a CUDA GPU, TensorRT) or
 OpenVINO's native runtime on the CPU (the `openvino` package, cnnlab.deploy.openvino_runtime) behind the same
-API — which runtimes can run here, and the accuracy of an ONNX file on a data loader."""
+API — which runtimes can run here, and the accuracy of an ONNX file on a data loader.
+
+Every run of a session on images goes through `run_images` (float32 in, cast to the dtype the graph declares —
+float16 for an FP16 file —, float32 out, a fixed batch fed in chunks) and `as_logits` (a file whose output is
+a Softmax's probabilities scored from their log): evaluate, predict, export's and quantize's accuracy, and
+bench's feed (`example_feed`) all read ONNX files this way."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
+from cnnlab.deploy.onnx_check import LOG_PROBABILITIES, LOGITS, PROBABILITIES, output_kind
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
@@ -28,6 +34,10 @@ _INSTALL = {
 # What onnx_session returns: an onnxruntime session, or OpenVINO's behind the same API.
 OnnxSession = Union[ort.InferenceSession, OpenVinoSession]
 _ERRORS_ONLY = 3  # onnxruntime's log severity: keep its warnings (e.g. unused initializers) off the terminal
+# The float tensor types an image input may be declared in (onnxruntime's names), as numpy dtypes.
+FLOAT_INPUTS = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+# The smallest normal float32: a probability of 0 scores as log(TINY) ~ -87, a finite logit.
+_TINY = float(np.finfo(np.float32).tiny)
 
 
 def available_providers() -> list[str]:
@@ -168,35 +178,92 @@ def session_io(session: OnnxSession) -> tuple[str, str]:
     return session.get_inputs()[0].name, session.get_outputs()[0].name
 
 
+def input_dtype(session: OnnxSession) -> type[np.floating]:
+    """The numpy dtype the session's (single) input is declared in: float32; float16 for an FP16 file converted
+    without keep_io_types; float64. CnnlabError (one line) for an input that is not a float tensor."""
+    declared = str(getattr(session.get_inputs()[0], "type", "tensor(float)"))
+    if declared not in FLOAT_INPUTS:
+        raise CnnlabError(f"the model's input is a {declared}, not a float image batch",
+                          fix="export the model with `cnnlab export` (a float32 image input)")
+    return FLOAT_INPUTS[declared]  # type: ignore[return-value]
+
+
+def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The first output of `session` for a batch of float32 images [N, C, H, W], as float32 [N, ...].
+
+    The images are cast to the dtype the graph's input declares (`input_dtype`: float16 for an FP16 file), the
+    output read back as float32. A file with a fixed batch of B (onnxsim --overwrite-input-shape 1,...) takes B
+    images at a time: fed in chunks, the last one padded with zeros whose outputs are dropped."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    input_name, output_name = session_io(session)
+    dtype = input_dtype(session)
+    batch = session.get_inputs()[0].shape[0]
+    if not (isinstance(batch, int) and batch > 0) or batch == len(images):
+        return np.asarray(session.run([output_name], {input_name: images.astype(dtype, copy=False)})[0],
+                          dtype=np.float32)
+    outputs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)])
+        outputs.append(np.asarray(session.run([output_name], {input_name: padded.astype(dtype, copy=False)})[0],
+                                  dtype=np.float32)[:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def as_logits(outputs: torch.Tensor, kind: str = LOGITS) -> torch.Tensor:
+    """Scores whose softmax is the model's probabilities, from a file's outputs of `kind` (onnx_check.output_kind):
+    LOGITS and LOG_PROBABILITIES as they are; PROBABILITIES (a graph ending in Softmax) → their log, clamped at the
+    smallest normal float32 so that a probability of 0 stays a finite score — softmax(log p) = p, so top-1, the
+    cross-entropy loss, ECE and predicted probabilities are those of the model, not of a second softmax."""
+    if kind == PROBABILITIES:
+        return outputs.float().clamp_min(_TINY).log()
+    if kind not in (LOGITS, LOG_PROBABILITIES):
+        raise ValueError(f"unknown output kind {kind!r}")
+    return outputs
+
+
+def session_file(session: OnnxSession) -> Path | None:
+    """The file a session was opened on (an OpenVinoSession's path; an onnxruntime session's model path), or None
+    for one made from bytes."""
+    path = getattr(session, "path", None) or getattr(session, "_model_path", None)
+    return Path(path) if isinstance(path, (str, Path)) else None
+
+
 def example_feed(session: OnnxSession, batch_size: int, *, seed: int | None = None) -> dict[str, np.ndarray]:
-    """The feed of one run: {the session's (single) input name: a float32 array of shape [batch_size, *the
-    input's other dims]} — zeros, or with `seed` standard-normal values drawn from it. The first (batch) axis
-    is `batch_size` whatever the file declares (dynamic: a name or None; a fixed size that differs fails when
-    run); every other axis must be a fixed positive size, else CnnlabError("symbolic image shape [...]")."""
+    """The feed of one run: {the session's (single) input name: an array of shape [batch_size, *the input's other
+    dims]} in the dtype the input declares (`input_dtype`: float32, float16 for an FP16 file) — zeros, or with
+    `seed` standard-normal values drawn from it. The first (batch) axis is `batch_size` whatever the file declares
+    (dynamic: a name or None; a fixed size that differs fails when run); every other axis must be a fixed positive
+    size, else CnnlabError("symbolic image shape [...]")."""
     shape = [int(batch_size), *session.get_inputs()[0].shape[1:]]
     if not all(isinstance(d, int) and d > 0 for d in shape[1:]):
         raise CnnlabError(f"symbolic image shape {shape[1:]}")
     images = np.zeros(shape, dtype=np.float32) if seed is None else \
         np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
-    return {session_io(session)[0]: images}
+    return {session_io(session)[0]: images.astype(input_dtype(session), copy=False)}
 
 
 def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader, *,
-                  desc: str = "onnx eval", runtime: str = "onnxruntime") -> dict[str, Any]:
+                  desc: str = "onnx eval", runtime: str = "onnxruntime", outputs: str | None = None) -> dict[str, Any]:
     """acc, top5, loss (cross-entropy) and n of the ONNX model itself over `loader` (batches of float32
     [N, C, H, W] images and int64 [N] labels) on `runtime` (CPU) — the exported artifact's own accuracy as that
     runtime computes it, not the PyTorch model's. A session (onnxruntime's or an OpenVinoSession) is used as is;
-    `runtime` applies to a path only."""
+    `runtime` applies to a path only. The images go in through `run_images` (an FP16 file takes float16);
+    `outputs` (LOGITS | PROBABILITIES | LOG_PROBABILITIES) says what the file's output holds, None: read from its
+    graph (`output_kind`; logits when the session's file is unknown), and `as_logits` scores it."""
     if isinstance(path_or_session, (str, Path)):
         session = onnx_session(Path(path_or_session), runtime=runtime)
+        file: Path | None = Path(path_or_session)
     else:
         session = path_or_session
-    input_name, output_name = session_io(session)
+        file = session_file(session)
+    kind = outputs or (output_kind(file) if file is not None and file.is_file() else LOGITS)
     meter = ClassificationMeter(torch.device("cpu"))
     with make_progress() as progress:
         task = progress.add_task(desc, total=len(loader), status="")
         for images, targets, *_ in loader:
-            logits = torch.from_numpy(session.run([output_name], {input_name: images.numpy()})[0]).float()
+            logits = as_logits(torch.from_numpy(run_images(session, images)), kind)
             meter.update(F.cross_entropy(logits, targets), logits, targets)
             progress.advance(task)
     return meter.compute()

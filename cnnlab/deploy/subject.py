@@ -20,7 +20,8 @@ from typing import Any, Iterator, Sequence
 from torch import nn
 
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import ModelIdentity, export_onnx, read_onnx_metadata
+from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, read_onnx_metadata
+from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import count_flops, count_params
@@ -45,6 +46,8 @@ class TimedModel:
     source: Source | None = None
     notes: tuple[str, ...] = ()                     # why a PyTorch model is missing, for the skip reason
     checkpoint_classes: tuple[str, ...] = ()        # a checkpoint source's class names
+    precision: str = "fp32"                         # what the source's ONNX graph computes in (graph_precision)
+    fixed_batch: int | None = None                  # the batch size the source's ONNX input is fixed to, if any
 
     def identity(self) -> ModelIdentity:
         """For a temporary export: the checkpoint's classes when it has them (a zoo model's are numbered)."""
@@ -58,9 +61,10 @@ class TimedModel:
         return self.onnx if self.onnx and self.onnx_origin == "source" else None
 
     def describe(self) -> dict[str, Any]:
-        """bench.json's `model` section: name, input size, classes, params, FLOPs per image, the files and sizes."""
+        """bench.json's `model` section: name, input size, classes, params, FLOPs per image, the precision of the
+        ONNX file (fp32 | fp16 | int8), the files and sizes."""
         return {"name": self.name, "image_size": self.spec.size, "num_classes": self.num_classes,
-                "params": self.params, "flops": self.flops,
+                "params": self.params, "flops": self.flops, "precision": self.precision,
                 "onnx_file": str(self.source_onnx) if self.source_onnx else None,
                 "onnx_origin": self.onnx_origin if self.onnx else None,
                 "onnx_bytes": self.onnx_bytes,
@@ -99,14 +103,17 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     if spec is None:
         raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std)",
                           fix="export it with `cnnlab export`, or bench its model.pt")
+    proto = load_onnx(source.path)
     subject = TimedModel(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
                          num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
                          onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
-                         onnx_bytes=source.path.stat().st_size, source=source)
+                         onnx_bytes=source.path.stat().st_size, source=source, precision=graph_precision(proto),
+                         fixed_batch=fixed_batch(proto))
     if not torch_twin:
         return subject
-    if "quantization" in meta["props"]:
-        return replace(subject, notes=("an INT8 file has no PyTorch twin (its model.pt chain is the FP32 model)",))
+    if subject.precision != "fp32":  # the graph's own precision: the test quantize uses (onnx_check.quantized_ops)
+        return replace(subject, notes=(f"an {subject.precision.upper()} file has no PyTorch twin (its model.pt chain "
+                                       "is the FP32 model)",))
     checkpoint_path = chain_checkpoint(meta, source)
     if checkpoint_path is None:
         return replace(subject, notes=("the source chain holds no model.pt",))
@@ -114,6 +121,21 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     if checkpoint.spec.size != spec.size or list(checkpoint.classes) != list(classes or []):
         return replace(subject, notes=(f"{checkpoint_path} does not match the ONNX file's input size or classes",))
     return replace(subject, model=model.eval(), model_file=checkpoint_path)
+
+
+def require_batch_sizes(subjects: Sequence[TimedModel], batch_sizes: Sequence[int],
+                        key: str = "bench.batch_sizes") -> None:
+    """Nothing when every subject's own ONNX file takes every batch size of `batch_sizes`; else CnnlabError (one
+    line, before anything is timed) naming the file's fixed batch and the fix: `key`=[that batch], or an export
+    with a dynamic batch (`cnnlab export` writes one)."""
+    for subject in subjects:
+        fixed = subject.fixed_batch if subject.source_onnx is not None else None
+        other = [b for b in batch_sizes if fixed is not None and b != fixed]
+        if other:
+            raise CnnlabError(f"{subject.source_onnx} has a fixed batch dimension of {fixed}: it cannot run at "
+                              f"batch {', '.join(str(b) for b in other)}",
+                              fix=f"use {key}=[{fixed}], or export the model with a dynamic batch "
+                                  "(`cnnlab export source=RUN` does)")
 
 
 def run_model_name(source: Source) -> str | None:

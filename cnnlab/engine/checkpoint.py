@@ -38,8 +38,17 @@ def save_tensors(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_tensors(path: Path, what: str = "checkpoint") -> dict[str, Any]:
-    """torch.load(weights_only=True) with a clear error for a missing, truncated or foreign file."""
+# How a plain state dict (or a whole pickled model's weights) becomes what `source=` takes: a cnnlab model.pt,
+# which records the network, the classes and the input the weights need.
+STATE_DICT_TO_SOURCE = ("`cnnlab finetune model=NAME model.weights={weights} dataset=...` (NAME: the network it was "
+                        "saved from; dataset: its data) loads the weights and writes a cnnlab model.pt; then use "
+                        "source=latest:finetune")
+
+
+def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | None = None) -> dict[str, Any]:
+    """torch.load(weights_only=True) with a clear error for a missing, truncated or foreign file. `pickled_fix`:
+    the fix for a file holding pickled objects (a whole saved model); by default, for a checkpoint (what
+    `source=` reads), how its weights become a cnnlab model.pt."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"{what} {path} does not exist")
@@ -48,8 +57,12 @@ def load_tensors(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)
         if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             # weights_only refuses pickled code (a whole saved module) — never unpickle it.
-            raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects, not just tensors",
-                              fix="save weights with torch.save(model.state_dict()) or use a cnnlab model.pt") from exc
+            if pickled_fix is None:  # a model.pt for source=, or cnnlab's own last.pt (never pickles objects)
+                pickled_fix = ("save its weights with torch.save(model.state_dict(), 'weights.pth'); "
+                               + STATE_DICT_TO_SOURCE.format(weights="weights.pth")) if what == "checkpoint" \
+                    else "pick another file or re-create it"
+            raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
+                              "model?), not just tensors", fix=pickled_fix) from exc
         raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt, truncated or not a PyTorch file "
                           f"({type(exc).__name__})", fix="pick another file or re-create it") from exc
     if not isinstance(payload, dict):
@@ -234,15 +247,22 @@ def validate_checkpoint(payload: dict[str, Any]) -> ModelCheckpoint:
 def read_checkpoint(path: Path) -> ModelCheckpoint:
     """The validated checkpoint in `path` (a cnnlab model.pt). CnnlabError for a missing, unreadable, foreign
     or nonsensical file — checked before anything is built from it."""
+    from cnnlab.models.weights import find_state_dict
+
     payload = load_tensors(path, "checkpoint")
     if not is_cnnlab_checkpoint(payload):
+        if payload.get("format") != "cnnlab.train-state/1" and find_state_dict(payload)[0] is not None:
+            # weights alone: the network, classes and input they need are not recorded
+            raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
+                              "no network, classes or input recorded)", fix=STATE_DICT_TO_SOURCE.format(weights=path))
         raise CnnlabError(f"{path} is not a cnnlab model checkpoint (no '{FORMAT}' marker)",
                           fix="point to a model.pt written by cnnlab, or a run folder")
     try:
         return replace(validate_checkpoint(payload), origin=f"checkpoint {path}")
     except _Invalid as exc:
         raise CnnlabError(f"checkpoint {path} is invalid: {exc}",
-                          fix="the file was not written by this cnnlab or was altered; re-create it with cnnlab") from exc
+                          fix="the file was not written by this cnnlab or was altered; re-create it with cnnlab") \
+            from exc
 
 
 def build_model(ckpt: ModelCheckpoint) -> nn.Module:

@@ -7,6 +7,7 @@ missing does torch.hub download it; offline, the error names the file, the folde
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,38 @@ def _download(url: str, path: Path, role: str) -> None:
         ) from err
 
 
+# Where training scripts keep the weights inside a checkpoint dictionary ({'state_dict': ..., 'epoch': ...}).
+STATE_DICT_WRAPPERS = ("state_dict", "model", "model_state_dict")
+# Prefixes a wrapped model puts on every key of its state dict, and the wrapper (timm's clean_state_dict removes
+# `module.` the same way).
+WRAPPER_PREFIXES = {"module.": "a DataParallel / DistributedDataParallel model", "_orig_mod.": "a torch.compile model"}
+
+
+def find_state_dict(content: Any) -> tuple[dict[str, Tensor] | None, list[str]]:
+    """The state dict in what torch.load returned — plain, or under one of STATE_DICT_WRAPPERS — with a
+    WRAPPER_PREFIXES prefix that is on every key removed; and the prefixes removed. (None, []) when `content`
+    is not a non-empty mapping of names to tensors."""
+    if isinstance(content, Mapping):
+        for wrapper in STATE_DICT_WRAPPERS:
+            if isinstance(content.get(wrapper), Mapping):
+                content = content[wrapper]
+                break
+    if not (isinstance(content, Mapping) and content
+            and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in content.items())):
+        return None, []
+    state, removed = dict(content), []
+    while True:
+        prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) and len(k) > len(p) for k in state)), None)
+        if prefix is None:
+            return state, removed
+        state = {key[len(prefix):]: value for key, value in state.items()}
+        removed.append(prefix)
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
-    """The state dict in a torchvision-format .pth/.pt file (plain, or under 'state_dict' or 'model')."""
+    """The state dict in a torchvision-format .pth/.pt file (plain, or under 'state_dict', 'model' or
+    'model_state_dict'); the `module.` prefix a DataParallel / DistributedDataParallel model puts on every key
+    is removed (and logged), as is torch.compile's `_orig_mod.`."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"weights file {path} does not exist", fix="check the path")
@@ -111,28 +142,30 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     except Exception as err:  # truncated zip, foreign pickle, non-allowlisted objects: all mean "unreadable"
         raise CnnlabError(f"cannot read {path} as PyTorch weights: {err}",
                           fix="give a state dict saved with torch.save(model.state_dict(), path)") from err
-    if isinstance(content, Mapping):
-        for wrapper in ("state_dict", "model"):
-            if isinstance(content.get(wrapper), Mapping):
-                content = content[wrapper]
-                break
-    if not (isinstance(content, Mapping) and content
-            and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in content.items())):
+    state, removed = find_state_dict(content)
+    if state is None:
         raise CnnlabError(f"{path} does not hold a state dict (a mapping of parameter names to tensors)",
                           fix="give a state dict saved with torch.save(model.state_dict(), path)")
-    return dict(content)
+    for prefix in removed:
+        log.info("%s: removed the prefix %r from every key (weights saved from %s)", path, prefix,
+                 WRAPPER_PREFIXES[prefix])
+    return state
 
 
 def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Mapping[str, Tensor], *,
-                    strict_backbone: bool = True, role: str = "model") -> None:
+                    strict_backbone: bool = True, role: str = "model", origin: str | Path | None = None) -> None:
     """Copy pretrained tensors into `model`, whose head may have another class count.
 
     Every backbone tensor must be in `weights` with the model's shape (with strict_backbone=False, those
     that are not are skipped). The head is loaded only when its shape matches (same class count); otherwise
-    the model keeps its fresh head.
+    the model keeps its fresh head. `origin`: the file the tensors were read from (PretrainedWeights bring
+    their own), named in the error when they do not fit; a file in the torch hub cache is to be deleted.
     """
     entry = get_entry(name)
-    source = weights.state_dict if isinstance(weights, PretrainedWeights) else weights
+    if isinstance(weights, PretrainedWeights):
+        source, origin = weights.state_dict, weights.source
+    else:
+        source = weights
     incoming = {key: value for key, value in source.items() if not key.startswith(entry.dropped_weight_prefixes)}
     own = model.state_dict()
     head_keys = [key for key in own if key.startswith(entry.head + ".")]
@@ -151,19 +184,55 @@ def load_pretrained(model: nn.Module, name: str, weights: PretrainedWeights | Ma
         elif key.endswith("num_batches_tracked"):
             continue  # a BatchNorm step counter, absent from older files; not a weight
         elif strict_backbone:
-            raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {problem}",
-                              fix="use weights made for this model and architecture (same name and options), "
-                                  f"or {_instead(role)}")
+            raise _not_fitting(entry.name, problem, origin, role)
         else:
             skipped.append(key)
     unexpected = [key for key in incoming if key not in own]
     if strict_backbone and unexpected:
-        raise CnnlabError(f"the pretrained weights do not fit {entry.name}: {unexpected[0]!r} is not in the model "
-                          f"({len(unexpected)} unexpected keys)",
-                          fix=f"use weights made for this model and architecture, or {_instead(role)}")
+        raise _not_fitting(entry.name, f"{unexpected[0]!r} is not in the model ({len(unexpected)} unexpected keys)",
+                           origin, role)
     model.load_state_dict(selected, strict=False)
     log.info("loaded %d pretrained tensors into %s (head %s, %d skipped)", len(selected), entry.name,
              "loaded" if head_fits else "kept fresh", len(skipped))
+
+
+def _not_fitting(name: str, problem: str, origin: str | Path | None, role: str) -> CnnlabError:
+    """Weights that do not fit network `name`. torchvision's file in the torch hub cache (where
+    `model.weights=imagenet` finds it by its name alone) whose SHA-256 does not start with the hash in its name
+    holds other weights: it is named, to be deleted (downloaded again) or replaced."""
+    where = f" in {origin}" if origin is not None else ""
+    url = _replaced_hub_file(name, origin)
+    if url is not None:
+        return CnnlabError(f"the ImageNet weights file{where} does not hold torchvision's {name} weights (its "
+                           f"SHA-256 does not match the hash in its name) and does not fit {name}: {problem}",
+                           fix=f"delete {origin} (the next run downloads it again from {url}) or replace it with "
+                               f"that file, or {_instead(role)}")
+    return CnnlabError(f"the pretrained weights{where} do not fit {name}: {problem}",
+                       fix="use weights made for this model and architecture (same name and options), "
+                           f"or {_instead(role)}")
+
+
+def _replaced_hub_file(name: str, origin: str | Path | None) -> str | None:
+    """torchvision's URL for `name`'s ImageNet weights when `origin` is their file in the hub cache and its content
+    is not that file (its SHA-256 does not start with the hash prefix in the name, as torch.hub checks a download);
+    otherwise None."""
+    entry = get_entry(name)
+    if origin is None or entry.tv_weights is None:
+        return None
+    origin, url = Path(origin), tvm.get_weight(entry.tv_weights).url
+    if origin != hub_checkpoint_path(url):
+        return None
+    match = torch.hub.HASH_REGEX.search(origin.name)
+    if match is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with origin.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return url  # unreadable now: it cannot be torchvision's file either
+    return None if digest.hexdigest().startswith(match.group(1)) else url
 
 
 def _instead(role: str) -> str:

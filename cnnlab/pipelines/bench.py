@@ -6,10 +6,13 @@ their ratios compare like with like on a machine whose speed drifts: the only la
 a speed-up (`paired` in run.json).
 
 Settings mistakes (an unknown backend, a batch size < 1, CUDA asked for but absent, onnxruntime without its
-CUDA provider on --device cuda, tensorrt on the CPU or openvino on CUDA) stop the run with one line. A backend
-that cannot run in this environment (no PyTorch model in an ONNX source's chain, TensorRT or the OpenVINO
-build of onnxruntime not installed, torch.compile failing) is skipped with the reason, which the table,
-bench.json and run.json all show.
+CUDA provider on --device cuda, tensorrt on the CPU or openvino on CUDA, a batch size an ONNX source with a fixed
+batch dimension cannot take) stop the run with one line. A backend that cannot run in this environment (no
+PyTorch model in an ONNX source's chain — or an FP16/INT8 file, whose model.pt is the FP32 model —, TensorRT or
+the OpenVINO build of onnxruntime not installed, torch.compile failing) is skipped with the reason, which the
+table, bench.json and run.json all show. An ONNX file given as the source is what was asked for: when an ONNX
+backend was requested and none timed the file, the run fails with every reason instead of exiting 0 with the
+PyTorch rows alone.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from rich.table import Table
 
 from cnnlab.console import out
 from cnnlab.context import RunContext
-from cnnlab.deploy.backends import BackendPlan, plan_backends, skipped_summary
+from cnnlab.deploy.backends import BackendPlan, SkippedBackend, plan_backends, skipped_summary
 from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines
-from cnnlab.deploy.bench_session import time_backends, time_paired_backends
-from cnnlab.deploy.bench_settings import TORCH_BACKENDS, BenchSettings, bench_device, device_name
+from cnnlab.deploy.bench_session import BenchTimings, time_backends, time_paired_backends
+from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSettings, bench_device, device_name
 from cnnlab.deploy.hardware import bench_hardware
 from cnnlab.deploy.peak import peak_estimate
-from cnnlab.deploy.subject import exported_onnx, exported_onnx_all
+from cnnlab.deploy.subject import TimedModel, exported_onnx, exported_onnx_all, require_batch_sizes
 from cnnlab.environment import fingerprint
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
@@ -47,6 +50,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if not plan.backends:
         raise CnnlabError(f"no backend can run: {skipped_summary(plan.skipped)}",
                           fix="see `cnnlab bench --help` for bench.backends")
+    if plan.needs_onnx:  # a fixed-batch ONNX source: one line now, not onnxruntime's error at every batch size
+        require_batch_sizes([subject], settings.batch_sizes)
     peak = peak_estimate(device, settings.threads, settings.peak_gflops)
     ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device,
                  settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
@@ -55,6 +60,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         timings = time_backends(timed, plan, settings, device, peak.gflops)
         model_info = timed.describe()
     timings.require_records()
+    require_source_file_timed(subject, timings, settings.requested(where.type))
 
     document = bench_document(
         model=model_info, source=subject.describe_source(), settings=settings.describe(device, plan.backends),
@@ -82,6 +88,7 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     ctx.log.info("bench %d models in %d interleaved rounds on %s, %d threads: %s × batch %s", len(subjects),
                  settings.rounds, device, settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
 
+    require_batch_sizes(subjects, settings.batch_sizes)
     with exported_onnx_all(subjects) as timed:
         timings = time_paired_backends(timed, plan, settings, device)
         described = [{"model": s.describe(), "source": s.describe_source()} for s in timed]
@@ -98,6 +105,22 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     _show(document, paired_table(document))
     return {"latency": [r.metrics() for r in timings.records], "skipped": timings.skipped_dicts(),
             "subjects": len(subjects)}
+
+
+def require_source_file_timed(subject: TimedModel, timings: BenchTimings, requested: list[str]) -> None:
+    """Nothing unless the source is an ONNX file, an ONNX backend was requested (`requested`: the backends asked
+    for, before any was skipped) and no record timed that file; then CnnlabError (one line) with every ONNX
+    backend's skip reason — a run that timed only the model.pt behind the file would answer another question."""
+    path = subject.source_onnx
+    if path is None or not any(b in ONNX_BACKENDS for b in requested):
+        return
+    if any(record.file == path for record in timings.records):
+        return
+    reasons = [s for s in timings.skipped if s.backend in ONNX_BACKENDS] or \
+        [SkippedBackend(b, None, "not run") for b in requested if b in ONNX_BACKENDS]
+    raise CnnlabError(f"{path} itself was not timed: {skipped_summary(reasons)}",
+                      fix="fix what the reason names; to time only the PyTorch model behind the file, ask for it "
+                          "with bench.backends=[torch]")
 
 
 def _write(ctx: RunContext, document: dict[str, Any]) -> None:

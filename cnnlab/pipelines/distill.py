@@ -30,7 +30,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.steps.distill_record import checkpoint_extra, comparison_metrics, role_sections, settings_section
 from cnnlab.steps.distill_roles import check_student_fits, keep_resumed_teacher, resolve_role
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
-from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    setup_runtime, train_model)
@@ -74,7 +74,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     seed_everything(recipe.seed)
     kd = train_model(ctx, runtime, recipe, Trainable(runtime.prepare_model(kd_setup.module)),
                      make_loaders(recipe, runtime, cache.train_set, data.val, workers=workers), kd_setup.objective,
-                     Checkpointing(resume_from=resume_from))
+                     Checkpointing(resume_from=resume_from, dataset=dataset_record(data, taught.dataset_config)))
     baseline = None
     if baseline_model is not None:
         ctx.log.info("baseline: %s alone on the labels, same start, seed, data and budget", student.name)

@@ -1,12 +1,15 @@
 """`cnnlab evaluate source=RUN|FILE [dataset=...] [split=test]`: score a model file on a split — the one command
 that reads the official test split.
 
-1. open the source: a model.pt through PyTorch, or an FP32/INT8 model.onnx through onnxruntime (or OpenVINO);
+1. open the source: a model.pt through PyTorch, or an FP32/FP16/INT8 model.onnx through onnxruntime (or OpenVINO)
+   — its precision read from the graph (onnx_check.graph_precision, as quantize reads it), a graph ending in
+   Softmax scored from the log of its probabilities (cnnlab.deploy.infer);
 2. rebuild its data — the dataset its run (or the file itself) records, unless dataset=... picks another —
    preprocessed exactly as the file's input spec says;
 3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
 4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics `<split>_acc`, `<split>_top5`,
-   `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`).
+   `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`; `model.precision`, `model.outputs`: logits |
+   probabilities | log-probabilities).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                       model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
                              "precision": model.precision, "image_size": model.spec.size,
                              "num_classes": len(model.classes), "file_bytes": source.path.stat().st_size,
-                             "input": model.spec.to_dict()},
+                             "input": model.spec.to_dict(), "outputs": model.outputs},
                       dataset=dataset_record(data, dataset_cfg))
     return {f"{split}_acc": scores.top1, f"{split}_top5": scores.top5, f"{split}_loss": scores.loss,
             "ece": scores.ece, "n": scores.n, "split": split,

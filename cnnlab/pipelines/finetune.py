@@ -25,7 +25,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
-from cnnlab.steps.recording import TrainedModel, fit_metrics, record_warning, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.resume import apply_resume
 from cnnlab.weights import check_weights_arch, initial_model, resolve_weights
@@ -108,7 +108,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         trainable = Trainable(model, head=model.get_submodule(head_path), frozen=frozen,
                               backbone_lr_scale=settings.backbone_lr_scale)
         result = train_model(ctx, runtime, recipe, trainable, loaders, classification_objective(recipe, len(data.classes)),
-                             Checkpointing(resume_from=resume_from))
+                             Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
     training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=weights.description)

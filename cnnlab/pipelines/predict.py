@@ -30,7 +30,7 @@ from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import Prediction, write_predictions
-from cnnlab.steps.sources import require_source
+from cnnlab.steps.sources import refuse_dataset_settings, require_source
 
 _SHOWN = 50  # rows of the terminal table; the files hold every prediction
 _SOME_FORMATS = ", ".join(ext for ext in (".jpg", ".png", ".bmp", ".gif", ".tif", ".webp") if ext in READ_EXTENSIONS)
@@ -41,6 +41,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime, topk, batch = str(settings.runtime), int(settings.topk), int(settings.batch_size)
     if topk < 1 or batch < 1:
         raise CnnlabError(f"predict.topk={topk} and predict.batch_size={batch} must be at least 1")
+    refuse_dataset_settings(ctx, "predict feeds images the way the model file records (size, crop, normalisation), "
+                                 "as a deployment would, whatever dataset settings say",
+                            "the file's preprocessing is its input spec (docs/predict.md, \"Preprocessing\")")
     files = list_images(list(settings.inputs or []))
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
@@ -91,7 +94,15 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    for parent, dirs, names in os.walk(folder):
+    """Files under `folder`, hidden ones left out; folder links followed as `imagefolder` follows them, each folder
+    once (a link back up is not walked again)."""
+    seen: set[tuple[int, int]] = set()
+    for parent, dirs, names in os.walk(folder, followlinks=True):
+        info = os.stat(parent)
+        if (info.st_dev, info.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # no .git, .ipynb_checkpoints
         yield from (Path(parent) / name for name in names if not name.startswith("."))
 

@@ -27,7 +27,7 @@ from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
-from cnnlab.steps.recording import TrainedModel, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
                                    loader_workers, make_loaders, setup_runtime, train_model)
@@ -68,7 +68,8 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
     model = runtime.prepare_model(model)
     loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
     result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
-                         classification_objective(recipe, len(data.classes)), Checkpointing(resume_from=resume_from))
+                         classification_objective(recipe, len(data.classes)),
+                         Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
     trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
     ctx.record.update(pretrain={"method": "supervised"})
@@ -111,7 +112,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     objective = (SimCLRObjective(settings.temperature, monitor) if settings.name == "simclr"
                  else SimSiamObjective(monitor))
     result = train_model(ctx, runtime, recipe, Trainable(network), loaders, objective,
-                         Checkpointing(resume_from=resume_from))
+                         Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
 
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
               "feature_dim": network.feature_dim, "views": views.describe(data.spec.size)}

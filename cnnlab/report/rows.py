@@ -11,6 +11,7 @@ own bench; a speed-up only ever from a paired session (report/paired.py); a test
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -158,6 +159,24 @@ def _file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> tuple[int | None,
     return (model.stat().st_size, "pt") if model is not None else (run.model.file_bytes, "pt")
 
 
+def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
+    """Run folders that are copies of another one here (a backup `cp -r RUN RUN_backup`): the same recorded run
+    folder and start time. Copy → the folder counted instead: the one the record names when it is among `runs`,
+    else the first. A copy counted as a run of its own would be a second seed of the same training."""
+    found: dict[tuple[str, str], list[RunInfo]] = {}
+    for run in runs:
+        recorded = run.data.get("run_dir")
+        if not run.damaged and isinstance(recorded, str) and run.started:
+            found.setdefault((os.path.realpath(recorded), run.started), []).append(run)
+    copied: dict[Path, Path] = {}
+    for (recorded, _), same in found.items():
+        if len(same) < 2:
+            continue
+        kept = next((r for r in same if os.path.realpath(r.path) == recorded), same[0])
+        copied.update({r.path: kept.path for r in same if r is not kept})
+    return copied
+
+
 def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
     """(rows, left out with the reason, the comparison actually used)."""
     origins = _origins(runs)
@@ -175,9 +194,13 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
 
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
+    copied = copies(runs)
     for run in runs:
         if run.damaged:
             left_out.append((run.path, f"damaged run.json: {run.damaged}"))
+            continue
+        if run.path in copied:
+            left_out.append((run.path, f"a copy of the run in {copied[run.path]} (the same run.json): counted once"))
             continue
         if run.command not in MODEL_COMMANDS:
             continue
@@ -258,7 +281,9 @@ def precision_of(run: RunInfo) -> str:
     """What a run's model computes in: its recorded model.precision (a quantize run that kept FP32 says fp32);
     runs recorded before that field existed: int8 for quantize, else fp32."""
     recorded = run.model.extra.get("precision")
-    return str(recorded) if recorded in ("fp32", "int8", "bf16") else ("int8" if run.command == "quantize" else "fp32")
+    if recorded in ("fp32", "fp16", "int8", "bf16"):
+        return str(recorded)
+    return "int8" if run.command == "quantize" else "fp32"
 
 
 def _test_scores(evaluations: list[RunInfo]) -> list[RunInfo]:

@@ -9,7 +9,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.subject import TimedModel, timed_model_of, timed_zoo_model
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import resolve_source
-from cnnlab.steps.sources import require_source
+from cnnlab.steps.sources import refuse_dataset_settings, require_source
 from cnnlab.steps.zoo_model import zoo_model
 
 
@@ -43,3 +43,5 @@ def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
     if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:
         raise CnnlabError("bench.image_size / bench.num_classes apply to model=NAME only; a source's input is fixed",
                           fix="drop them, or time a fresh model with model=NAME")
+    refuse_dataset_settings(ctx, "bench times a source at the input size it records, whatever the dataset says",
+                            "a fresh model=NAME takes bench.image_size")

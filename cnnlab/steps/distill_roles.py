@@ -19,6 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.engine.checkpoint import untrained_head_error
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import class_difference
 from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
@@ -95,9 +96,10 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
             raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
                               f"not a teacher for dataset {data.name} ({n} classes)",
                               fix=TRAIN_A_TEACHER.format(name=teacher.name))
-        raise CnnlabError(f"the teacher knows {len(weights.classes or [])} classes but dataset {data.name} has {n} "
-                          "(or other names)", fix="drop dataset= to distill on the teacher's own dataset, or pick "
-                                                  "a teacher trained on this one")
+        raise CnnlabError(f"the teacher knows {len(weights.classes or [])} classes but dataset {data.name} has {n}: "
+                          f"{class_difference(list(weights.classes or []), list(data.classes))}",
+                          fix="drop dataset= to distill on the teacher's own dataset, or pick a teacher trained on "
+                              "this one")
     return weights
 
 
@@ -122,7 +124,8 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
                                                           "the teacher's data")
     if list(weights.classes or []) != list(data.classes):
         raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
-                          f"and dataset {data.name} have {len(data.classes)} (or other names)",
+                          f"and dataset {data.name} have {len(data.classes)}: "
+                          f"{class_difference(list(weights.classes or []), list(data.classes))}",
                           fix=f"use {fresh}, or a student run trained on the teacher's data")
     if weights.spec is not None and weights.spec.size != data.spec.size:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "

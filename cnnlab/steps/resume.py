@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
+from cnnlab.steps.freshness import data_changed
 from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
 from cnnlab.wording import counted
@@ -66,6 +67,10 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     run = resume_target(cfg, ctx, point)
     if run is None:
         return cfg, None
+    changed = data_changed(run)
+    if changed:  # the same dataset.seed would carve other files: training images into val, val images into training
+        raise CnnlabError(f"resume={run.path}: {changed}, so its training and val splits are not the ones it trained "
+                          "on", fix="start a new run on the folder as it is (drop resume=)")
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective, replaced = resumed_config(cfg, ctx, run)

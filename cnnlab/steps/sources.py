@@ -17,13 +17,15 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
-from cnnlab.data.folder import VAL_DIR_NAMES
+from cnnlab.data.folder import TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
+from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.wording import class_difference
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
@@ -36,6 +38,9 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
         raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on", fix=f"pass {_HOW}")
     source = resolve_source(str(spec), ctx.outputs, want=want)
     ctx.record.update(source=source.describe())
+    if source.run is not None and source.run.status != "completed":
+        ctx.log.warning("source run %s is %s, not completed: its %s is the one it saved before it stopped",
+                        source.run.path, source.run.status, source.path.name)
     if source.kind == "onnx":  # a file from disk: its graph must be the model its metadata describes
         check_onnx_file(source.path)
     return source
@@ -55,11 +60,30 @@ def load_source_model(cfg: DictConfig, ctx: RunContext) -> SourceModel:
     return SourceModel(source=source, model=model, checkpoint=checkpoint)
 
 
+# The recorded settings that decide which images land in which split: checked before use (run.json is untrusted; a
+# NaN seed was a traceback, a float fraction of 7 an empty split).
+_SPLIT_SETTINGS: dict[str, tuple[type, ...]] = {"seed": (int,), "val_fraction": (int, float),
+                                                "label_fraction": (int, float)}
+
+
 def dataset_config_of(run: RunInfo | None) -> dict[str, Any] | None:
-    """The dataset config a run recorded (training runs, and every run derived from one)."""
+    """The dataset config a run recorded (training runs, and every run derived from one). CnnlabError when a
+    setting that decides the splits (seed, val_fraction, label_fraction) holds something no run records."""
     if run is None:
         return None
-    return ((run.data.get("dataset") or {}).get("config")) or None
+    config = ((run.data.get("dataset") or {}).get("config")) or None
+    if not isinstance(config, dict):
+        return None
+    for key, types in _SPLIT_SETTINGS.items():
+        value = config.get(key)
+        bad = value is not None and (isinstance(value, bool) or not isinstance(value, types) or value != value
+                                     or (key != "seed" and not 0 <= value <= 1))
+        if bad:
+            raise CnnlabError(f"{run.path / 'run.json'}: dataset.config.{key} is {value!r}, which no run records "
+                              "(the file was edited or damaged), so the data it names cannot be rebuilt",
+                              fix="restore that run.json, or use the run's model.pt, which records its dataset "
+                                  "settings too, as source=path/to/model.pt")
+    return config
 
 
 def _dataset_keys(ctx: RunContext) -> list[str]:
@@ -72,9 +96,19 @@ def user_chose_dataset(ctx: RunContext) -> bool:
     return bool(_dataset_keys(ctx))
 
 
+def refuse_dataset_settings(ctx: RunContext, why: str, fix: str) -> None:
+    """CnnlabError for any `dataset=` / `dataset.KEY=` on this command line: for commands that read no dataset
+    (predict, bench of a source), where such a setting would be accepted, recorded and ignored. `why` completes
+    "dataset.KEY=: ...", `fix` follows "drop dataset.KEY=; "."""
+    keys = _dataset_keys(ctx)
+    if keys:
+        raise CnnlabError(f"{keys[0]}=: {why}", fix=f"drop {keys[0]}=; {fix}")
+
+
 def _folder(root: Any) -> str | None:
-    """A dataset root as an absolute, normalised path (a relative one is relative to where the command runs)."""
-    return os.path.normpath(Path(str(root)).expanduser().absolute()) if root not in (None, "") else None
+    """A dataset root as an absolute path with its links resolved (a relative one is relative to where the command
+    runs): /data/photos and a link to it name the same images."""
+    return os.path.realpath(Path(str(root)).expanduser()) if root not in (None, "") else None
 
 
 def same_data(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
@@ -165,13 +199,26 @@ _CARVE_KEYS = ("seed", "val_fraction")
 
 def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     """CnnlabError when `dataset_cfg` (this command's) carves the source's data into another val split than the
-    one its run trained beside (another dataset.seed or val_fraction): that split holds images the model trained
-    on, and an accuracy on it would read high. Passes for other data, a source that records none, and data whose
-    val split is not carved from train (synthetic draws each split from its own stream; a folder with val/)."""
+    one its run trained beside: another dataset.seed or val_fraction, a record that does not say them (a hand-edited
+    run.json), or a user folder whose images changed since (the same seed then carves other files). That split holds
+    images the model trained on, and an accuracy on it would read high. Passes for other data, a source that records
+    none, and data whose val split is not carved from train (synthetic draws each split from its own stream; a
+    folder with val/)."""
     recorded = dataset_config_of(source.run) or {}
     used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
     if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not _carves_val(recorded):
         return
+    unsaid = [key for key in _CARVE_KEYS if recorded.get(key) is None]
+    if unsaid:
+        raise CnnlabError(f"the source's run.json does not record dataset.{unsaid[0]}, so the val split it trained "
+                          "beside cannot be rebuilt (another carve would hold images the model trained on)",
+                          fix="score split=test, or use the run's model.pt, which records its dataset settings, as "
+                              "source=path/to/model.pt")
+    changed = data_changed(source.run) if source.run is not None else None
+    if changed:
+        raise CnnlabError(f"{changed}: its val split, carved from the folder by dataset.seed, would now hold images "
+                          "the model trained on (and read high)",
+                          fix="score split=test (a test/ folder beside train/), or train again on the folder as it is")
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             raise CnnlabError(f"dataset.{key}={used.get(key)}: the source's run set its val split apart with "
@@ -185,12 +232,16 @@ def _carves_val(recorded: Mapping[str, Any]) -> bool:
     if recorded.get("name") in GENERATED_DATASETS:
         return False
     root = _folder(recorded.get("root"))
+    # as data/folder.py reads a folder: a train/ and a val/ (any case, any accepted spelling) are fixed splits
     return not (recorded.get("name") in FOLDER_DATASETS and root is not None
-                and any((Path(root) / name).is_dir() for name in VAL_DIR_NAMES))
+                and split_dir(Path(root), TRAIN_DIR_NAMES) is not None
+                and split_dir(Path(root), VAL_DIR_NAMES) is not None)
 
 
 def check_same_classes(data: DataBundle, classes: list[str], what: str = "the model") -> None:
+    """CnnlabError when the data's classes are not the model's, in order (labels would mean other classes)."""
     if list(data.classes) != list(classes):
-        raise CnnlabError(f"{what} knows {len(classes)} classes but dataset {data.name} has {len(data.classes)} "
-                          f"(or other names)", fix="use the dataset the model was trained on: drop dataset=... if you "
-                                                   "gave one, else name it (dataset=NAME and its settings)")
+        raise CnnlabError(f"{what} knows {len(classes)} classes but dataset {data.name} has {len(data.classes)}: "
+                          f"{class_difference(list(classes), list(data.classes))}",
+                          fix="use the data the model was trained on (its run records it: drop dataset=... if you "
+                              "gave one), or class folders named exactly as the model's classes")

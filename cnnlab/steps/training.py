@@ -104,6 +104,9 @@ class Checkpointing:
     enabled: bool = True
     resume_from: Path | None = None
     extra: Mapping[str, Any] | None = None
+    # run.json's dataset section (recording.dataset_record), written before the first epoch: an interrupted run
+    # then still says which images it read (resume= refuses a user folder that changed since: steps/resume.py)
+    dataset: Mapping[str, Any] | None = None
 
 
 def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Trainable, loaders: Loaders,
@@ -124,6 +127,8 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     if ctx.is_main and state_path is not None:
         # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
         ctx.record.add_artifact("checkpoint", state_path)
+        if checkpointing.dataset is not None:
+            ctx.record.update(dataset=dict(checkpointing.dataset))
     with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
         result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
                                               state=StateFile(state_path, checkpointing.resume_from,

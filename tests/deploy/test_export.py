@@ -176,3 +176,20 @@ def test_the_reused_function_table_writes_the_graph_a_fresh_one_writes(tmp_path:
         assert len(export_module._TORCHLIB_REGISTRIES) == 1  # built by the first export, found by the second
     assert graphs[0] == graphs[1]
     assert _registration.ONNXRegistry.__dict__["from_torchlib"] is builder
+
+
+def test_a_table_built_before_torch_registered_more_operators_is_not_reused() -> None:
+    """quantize exports the FP32 model first; QAT's quantized_decomposed ops are registered afterwards (on the first
+    import of torch.ao's FX quantization), and the reused table lacked them: `cnnlab quantize quantize.mode=qat`
+    failed in a fresh process with "No ONNX function found for quantized_decomposed.quantize_per_tensor"."""
+    from torch.onnx._internal.exporter import _registration
+
+    from cnnlab.deploy import export as export_module
+
+    with export_module._reused_torchlib_registry():
+        first = _registration.ONNXRegistry.from_torchlib(18)
+        assert _registration.ONNXRegistry.from_torchlib(18) is first
+    library = torch.library.Library("cnnlab_test_more_ops", "DEF")  # as importing FX quantization adds a namespace
+    library.define("noop(Tensor x) -> Tensor")
+    with export_module._reused_torchlib_registry():
+        assert _registration.ONNXRegistry.from_torchlib(18) is not first

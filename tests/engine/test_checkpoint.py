@@ -187,3 +187,44 @@ def test_an_untrained_head_in_onnx_metadata_with_a_malformed_source_is_still_one
             require_trained_onnx_head({"identity": identity}, "model.onnx", "its scores")
     require_trained_onnx_head({"identity": SimpleNamespace(untrained_head=None, source="x")}, "model.onnx", "x")
     require_trained_onnx_head({}, "foreign.onnx", "its scores")  # no cnnlab metadata: nothing to say
+
+
+def test_a_plain_state_dict_or_a_whole_pickled_model_as_source_is_told_how_to_make_a_model_pt(tmp_path: Path) -> None:
+    """`source=` needs a cnnlab model.pt. A whole pickled model was told "save weights with
+    torch.save(model.state_dict())", and the state dict so saved was then refused as "not a cnnlab model
+    checkpoint" with no way forward: both now say how finetune turns weights into a model.pt for source=."""
+    plain = tmp_path / "weights.pth"
+    torch.save(create_model("lenet5", 4, 16).state_dict(), plain)
+    with pytest.raises(CnnlabError, match="plain state dict") as caught:
+        read_checkpoint(plain)
+    fix = caught.value.fix or ""
+    assert f"`cnnlab finetune model=NAME model.weights={plain}" in fix and "source=latest:finetune" in fix, fix
+    whole = tmp_path / "whole.pth"
+    torch.save(create_model("lenet5", 4, 16), whole)
+    with pytest.raises(CnnlabError, match="pickled objects") as caught:
+        load_model(whole)
+    fix = caught.value.fix or ""
+    assert "torch.save(model.state_dict(), 'weights.pth')" in fix and "model.weights=weights.pth" in fix, fix
+    assert "source=latest:finetune" in fix, fix
+    other = tmp_path / "other.pt"
+    torch.save({"epoch": 3, "note": "no tensors"}, other)  # not weights at all: no finetune route offered
+    with pytest.raises(CnnlabError, match="not a cnnlab model checkpoint") as caught:
+        read_checkpoint(other)
+    assert "finetune" not in (caught.value.fix or "")
+
+
+def test_the_fix_for_a_state_dict_given_as_source_works_when_followed(cli, outputs: Path, tmp_path: Path) -> None:
+    """The end to end path: a DistributedDataParallel state dict (`module.` keys) given to `evaluate source=` gets
+    the finetune fix; following it (model.weights= strips the prefix) gives a model.pt that source=latest:finetune
+    evaluates."""
+    from helpers import TINY
+
+    saved = tmp_path / "ddp.pth"
+    torch.save({f"module.{key}": value for key, value in create_model("lenet5", 4, 16).state_dict().items()}, saved)
+    refused = cli("evaluate", f"source={saved}", "split=val")
+    assert refused.code == 2 and "Traceback" not in refused.output
+    assert f"cnnlab finetune model=NAME model.weights={saved}" in refused.stderr
+    trained = cli("finetune", *TINY, f"model.weights={saved}")  # TINY: model=lenet5, its dataset
+    assert trained.code == 0, trained.output
+    evaluated = cli("evaluate", "source=latest:finetune", "split=val")
+    assert evaluated.code == 0, evaluated.output

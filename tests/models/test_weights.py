@@ -192,3 +192,91 @@ def test_every_role_is_told_a_fix_it_can_use(hub_dir: Path, role: str) -> None:
             assert f"{role}.weights=none" in fix, fix
     if role == "teacher":
         assert "`cnnlab pretrain model=lenet5`" in fixes[0] and "teacher.weights=latest:pretrain" in fixes[0]
+
+
+@pytest.mark.parametrize("wrapper", [None, "state_dict", "model", "model_state_dict"])
+def test_a_state_dict_saved_from_data_parallel_loses_its_module_prefix(tmp_path: Path, wrapper: str | None,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A state dict of a DataParallel / DistributedDataParallel model (every key `module.`-prefixed) as
+    model.weights=FILE.pth said "'conv1.weight' is missing": the prefix is removed (as timm's clean_state_dict
+    does) and the log says so; the usual checkpoint wrappers around it are unwrapped too."""
+    saved = create_model("resnet18", 7, 16).state_dict()
+    prefixed = {f"module.{key}": value for key, value in saved.items()}
+    torch.save(prefixed if wrapper is None else {wrapper: prefixed, "epoch": 3}, tmp_path / "ddp.pth")
+    with caplog.at_level("INFO", logger="cnnlab.models.weights"):
+        state_dict = load_state_dict_file(tmp_path / "ddp.pth")
+    assert set(state_dict) == set(saved)
+    assert any("'module.'" in record.getMessage() and "DistributedDataParallel" in record.getMessage()
+               and "ddp.pth" in record.getMessage() for record in caplog.records)
+    model = create_model("resnet18", 7, 16)
+    load_pretrained(model, "resnet18", state_dict)
+    assert torch.equal(model.layer4[1].conv2.weight, saved["layer4.1.conv2.weight"])
+
+
+def test_a_module_prefix_on_only_some_keys_is_kept(tmp_path: Path) -> None:
+    torch.save({"module.w": torch.ones(1), "b": torch.ones(1)}, tmp_path / "mixed.pth")
+    assert set(load_state_dict_file(tmp_path / "mixed.pth")) == {"module.w", "b"}
+
+
+def _data(classes: int = 7, size: int = 32) -> object:
+    """What cnnlab.weights.initial_model reads of a DataBundle."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name="tiny", classes=[str(i) for i in range(classes)],
+                           spec=SimpleNamespace(size=size, channels=3))
+
+
+def test_wrong_weights_in_the_hub_cache_name_the_file_and_deleting_it_works(hub_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """resnet18's weights saved under the name torchvision gives mobilenet_v2's file: model.weights=imagenet said
+    "do not fit mobilenet_v2 … or model.weights=none" without naming the cached file. The error names it and says
+    to delete or replace it; deleting it makes the next run download the real file, which loads."""
+    from cnnlab.weights import initial_model, resolve_weights
+
+    cached = _imagenet_file("mobilenet_v2", create_model("resnet18", 1000, 16).state_dict())
+    assert cached == hub_dir / "mobilenet_v2-7ebf99e0.pth"
+    weights = resolve_weights("imagenet", "mobilenet_v2", hub_dir, role="model")
+    with pytest.raises(CnnlabError) as caught:
+        initial_model("mobilenet_v2", weights, _data(), new_head=None)
+    assert str(cached) in caught.value.message and "mobilenet_v2" in caught.value.message
+    fix = caught.value.fix or ""
+    assert f"delete {cached}" in fix and "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth" in fix
+    assert "model.weights=none" in fix
+    with pytest.raises(CnnlabError, match="delete .*mobilenet_v2-7ebf99e0.pth") as teacher:  # the same for a teacher
+        load_pretrained(create_model("mobilenet_v2", 7, 32), "mobilenet_v2", imagenet_weights("mobilenet_v2"),
+                        role="teacher")
+    assert "weights=none" not in (teacher.value.fix or "")
+
+    cached.unlink()  # the fix: the next run downloads torchvision's file again
+    real = create_model("mobilenet_v2", 1000, 32).state_dict()
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kwargs: torch.save(real, dst))
+    model = initial_model("mobilenet_v2", resolve_weights("imagenet", "mobilenet_v2", hub_dir), _data(),
+                          new_head=None)
+    assert torch.equal(model.state_dict()["features.18.0.weight"], real["features.18.0.weight"])
+
+
+def test_a_state_dict_file_that_does_not_fit_is_named(tmp_path: Path) -> None:
+    """model.weights=FILE.pth of another network: the error names the file; nothing in it says to delete it."""
+    from cnnlab.weights import initial_model, resolve_weights
+
+    path = tmp_path / "other.pth"
+    torch.save(create_model("lenet5", 7, 32).state_dict(), path)
+    with pytest.raises(CnnlabError) as caught:
+        initial_model("resnet18", resolve_weights(str(path), "resnet18", tmp_path), _data(), new_head=None)
+    assert str(path) in caught.value.message and "delete" not in (caught.value.fix or "")
+
+
+@pytest.mark.parametrize("role", ["model", "teacher", "student"])
+def test_a_whole_pickled_model_as_weights_is_told_to_save_its_state_dict_for_that_setting(tmp_path: Path,
+                                                                                         role: str) -> None:
+    """`{role}.weights=` loads a plain state dict, so the advice for a whole pickled model (torch.save(model)) is
+    the state dict passed to that same setting, not a `source=` route."""
+    from cnnlab.weights import resolve_weights
+
+    path = tmp_path / "whole.pth"
+    torch.save(create_model("lenet5", 7, 16), path)
+    with pytest.raises(CnnlabError, match="pickled objects") as caught:
+        resolve_weights(str(path), "lenet5", tmp_path, role=role)
+    fix = caught.value.fix or ""
+    assert "torch.save(model.state_dict(), 'weights.pth')" in fix and f"{role}.weights=weights.pth" in fix, fix
+    assert "source=" not in fix

@@ -215,3 +215,60 @@ def test_a_size_too_small_for_the_model_names_the_key_that_set_it(cli, size_args
     assert f"got {key}=16" in result.stderr and f"set {key}=32 or more" in result.stderr
     fixed = [f"{key}=32" if arg.startswith(key) else arg for arg in size_args]
     assert cli("bench", "model=alexnet", "bench.backends=[torch]", "bench.batch_sizes=[1]", *QUICK, *fixed).code == 0
+
+
+def test_an_fp16_file_is_timed_itself_not_only_its_fp32_model_pt(cli, outputs: Path, tiny_export: Path,
+                                                               tmp_path: Path) -> None:
+    """bench of an FP16 file exited 0 with onnxruntime skipped (float32 fed to a float16 input) and only the FP32
+    model.pt named in its metadata timed."""
+    from onnx_variants import to_float16
+
+    half = to_float16(tiny_export, tmp_path / "fp16.onnx")
+    result = cli("bench", f"source={half}", "bench.batch_sizes=[1,2]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [(r["backend"], r["batch_size"], r["file"]) for r in document["records"]] == \
+        [("onnxruntime", 1, str(half)), ("onnxruntime", 2, str(half))]
+    assert document["model"]["precision"] == "fp16"
+    reason = "an FP16 file has no PyTorch twin (its model.pt chain is the FP32 model)"
+    assert document["skipped"] == [{"backend": "torch", "batch_size": None, "reason": reason}]
+
+
+def test_a_source_file_no_onnx_backend_could_time_fails_the_run(cli, outputs: Path, tiny_export: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing only the model.pt behind an ONNX source, with the file itself skipped, is no answer: exit 2."""
+    from cnnlab.deploy import bench_session
+    from cnnlab.errors import CnnlabError
+
+    def cannot_run(path, batch, **_):
+        raise CnnlabError(f"onnxruntime cannot run {path} at batch {batch}: some reason")
+
+    monkeypatch.setattr(bench_session, "time_onnx", cannot_run)
+    result = cli("bench", f"source={tiny_export}", "bench.batch_sizes=[1]", *QUICK)
+    assert result.code == 2 and f"{tiny_export} itself was not timed" in result.stderr, result.output
+    assert "some reason" in result.stderr and "Traceback" not in result.stderr
+    assert cli("bench", f"source={tiny_export}", "bench.batch_sizes=[1]", "bench.backends=[torch]",
+               *QUICK).code == 0  # the PyTorch model alone, asked for by name
+
+
+def test_a_fixed_batch_file_is_refused_before_timing_with_the_batch_sizes_that_fit(cli, outputs: Path,
+                                                                                  tiny_export: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A file with a fixed batch of 3 failed with onnxruntime's cut-off "Got invalid dimensions for input: input
+    for the following indices"."""
+    from onnx_variants import with_fixed_batch
+
+    fixed = with_fixed_batch(tiny_export, tmp_path / "fixed_batch3.onnx", 3)
+    result = cli("bench", f"source={fixed}", *QUICK)
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "fixed batch dimension of 3" in said and "batch 1, 8, 32" in said, result.output
+    assert "bench.batch_sizes=[3]" in said and "dynamic batch" in said and "cnnlab export" in said
+    assert "invalid dimensions" not in result.output and "Traceback" not in result.output
+    assert not any((d / "bench.json").exists() for d in run_dirs(outputs, "bench"))  # nothing was timed
+    result = cli("bench", f"source={fixed}", "bench.batch_sizes=[3]", *QUICK)
+    assert result.code == 0, result.output
+    [timed] = [d for d in run_dirs(outputs, "bench") if (d / "bench.json").exists()]
+    assert {(r["backend"], r["batch_size"]) for r in json.loads((timed / "bench.json").read_text())["records"]} == \
+        {("torch", 3), ("onnxruntime", 3)}
+    paired = cli("bench", f"source=[{tiny_export},{fixed}]", "bench.batch_sizes=[1]", *QUICK)
+    assert paired.code == 2 and "fixed batch dimension of 3" in paired.stderr, paired.output

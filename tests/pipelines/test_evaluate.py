@@ -206,6 +206,52 @@ def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Pat
     assert same.code == 0, same.output  # the model's own values change nothing
 
 
+def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli, outputs: Path,
+                                                                             tmp_path: Path) -> None:
+    """The val split of a one-level folder is carved by dataset.seed from the files there: after images were added,
+    `evaluate split=val` scored a new carve holding training images (50 % → 77.78 %), exit 0; a folder reached
+    through a link counted as other data and was carved with the default seed; a run.json without dataset.seed was
+    carved with seed 0."""
+    import json
+    import shutil
+
+    from helpers import random_image_folder
+
+    data = random_image_folder(tmp_path / "photos", per_class=8)
+    (tmp_path / "link").symlink_to(data, target_is_directory=True)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={data}", "dataset.image_size=16", "dataset.seed=3",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    run = run_dirs(outputs, "pretrain")[0]
+    linked = cli("evaluate", f"source={run}", "split=val", "dataset=imagefolder", f"dataset.root={tmp_path / 'link'}")
+    assert linked.code == 0, linked.output
+    assert read_run(run_dirs(outputs, "evaluate")[-1])["dataset"]["config"]["seed"] == 3  # the same images
+
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    record = json.loads((edited / "run.json").read_text())
+    del record["dataset"]["config"]["seed"]
+    (edited / "run.json").write_text(json.dumps(record))
+    unsaid = cli("evaluate", f"source={edited}", "split=val")
+    assert unsaid.code == 2 and "does not record dataset.seed" in unsaid.stderr, unsaid.output
+    record["dataset"]["config"]["seed"] = float("nan")  # a traceback before: cannot convert float NaN to integer
+    (edited / "run.json").write_text(json.dumps(record))
+    damaged = cli("evaluate", f"source={edited}", "split=val")
+    assert damaged.code == 2 and "dataset.config.seed is nan" in damaged.stderr, damaged.output
+    assert "Traceback" not in damaged.stderr
+    record["dataset"]["config"]["seed"], record["status"] = 3, "failed"  # a run that stopped: said, not refused
+    (edited / "run.json").write_text(json.dumps(record))
+    failed = cli("evaluate", f"source={edited}", "split=val")
+    assert failed.code == 0 and "is failed, not completed" in " ".join(failed.output.split()), failed.output
+
+    random_image_folder(tmp_path / "new", per_class=2, classes=("cat",), seed=1)
+    for i, picture in enumerate(sorted((tmp_path / "new" / "cat").iterdir())):
+        picture.rename(data / "cat" / f"new{i}.png")
+    changed = cli("evaluate", f"source={run}", "split=val")
+    said = " ".join(changed.stderr.split())
+    assert changed.code == 2 and f"the images in {data} changed since it ran" in said, changed.output
+    assert "score split=test" in said and "Traceback" not in changed.stderr
+
+
 def test_a_config_dir_dataset_with_its_own_folder_is_other_data(cli, outputs: Path, tmp_path: Path) -> None:
     """Two --config-dir files with `defaults: [imagefolder]` share the name imagefolder: the second one's folder
     was dropped for the source's recorded one (scored on the training run's data, exit 0)."""
@@ -247,3 +293,55 @@ def test_a_model_file_copied_out_of_its_run_keeps_its_data_and_split(cli, output
     for command in ("quantize", "export"):
         carved = cli(command, f"source={bare}", "dataset.val_fraction=0.9")
         assert carved.code == 2 and "would hold images the model trained on" in carved.stderr, carved.output
+
+
+def test_a_file_ending_in_softmax_scores_as_its_source_not_softmaxed_twice(cli, outputs: Path, tiny_export: Path,
+                                                                           tmp_path: Path) -> None:
+    """A Softmax added before `logits` (metadata kept): the same top-1, but ECE 0.4945 instead of 0.1889."""
+    from onnx_variants import with_softmax
+
+    ending = with_softmax(tiny_export, tmp_path / "softmax.onnx")
+    for source in (tiny_export, ending):
+        result = cli("evaluate", f"source={source}", "split=val")
+        assert result.code == 0, result.output
+    plain, softmax = sorted((read_run(d) for d in run_dirs(outputs, "evaluate")), key=lambda r: r["started"])
+    assert softmax["metrics"]["val_acc"] == plain["metrics"]["val_acc"]
+    assert softmax["metrics"]["ece"] == pytest.approx(plain["metrics"]["ece"], abs=1e-4)
+    assert softmax["metrics"]["val_loss"] == pytest.approx(plain["metrics"]["val_loss"], abs=1e-4)
+    assert softmax["model"]["outputs"] == "probabilities" and plain["model"]["outputs"] == "logits"
+    assert "outputs probabilities" in result.output
+
+
+def test_fp16_and_dynamic_int8_files_evaluate_with_the_precision_of_their_graph(cli, outputs: Path,
+                                                                                tiny_export: Path,
+                                                                                tmp_path: Path) -> None:
+    """An FP16 file (float16 input and output) was a traceback "expected (tensor(float16)) — this is a bug in
+    cnnlab"; a quantize_dynamic file was recorded as precision fp32 though quantize sees it as quantized."""
+    from onnx_variants import dynamic_int8, to_float16
+
+    files = {"fp32": tiny_export, "fp16": to_float16(tiny_export, tmp_path / "fp16.onnx"),
+             "int8": dynamic_int8(tiny_export, tmp_path / "dynamic_int8.onnx")}
+    for source in files.values():
+        result = cli("evaluate", f"source={source}", "split=val")
+        assert result.code == 0 and "Traceback" not in result.output, result.output
+    records = {Path(r["source"]["path"]).name: r for r in (read_run(d) for d in run_dirs(outputs, "evaluate"))}
+    fp32, fp16, int8 = (records[path.name] for path in files.values())
+    assert (fp32["model"]["precision"], fp16["model"]["precision"], int8["model"]["precision"]) == \
+        ("fp32", "fp16", "int8")
+    n = fp32["metrics"]["n"]
+    assert fp16["metrics"]["n"] == n and abs(fp16["metrics"]["val_acc"] - fp32["metrics"]["val_acc"]) <= 1 / n + 1e-9
+    assert fp16["metrics"]["val_loss"] == pytest.approx(fp32["metrics"]["val_loss"], abs=0.02)
+
+
+def test_a_capitalised_val_folder_is_a_fixed_split_not_a_carve(cli, outputs: Path, tmp_path: Path) -> None:
+    """`Train/` + `Val/` (Windows, Kaggle): the check for another carve looked for a lower-case `val/` only and
+    refused a typed dataset.seed although the val split is a folder that no seed changes."""
+    from helpers import random_image_folder
+
+    random_image_folder(tmp_path / "photos" / "Train")
+    random_image_folder(tmp_path / "photos" / "Val", per_class=2, seed=1)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={tmp_path / 'photos'}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    result = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.seed=5")
+    assert result.code == 0, result.output
+    assert read_run(run_dirs(outputs, "evaluate")[0])["metrics"]["n"] == 4  # all of Val/, no carve

@@ -206,3 +206,35 @@ def test_a_run_in_which_no_image_could_be_read_fails(cli, outputs: Path, tmp_pat
     result = cli("predict", "source=latest:pretrain", str(photos))
     assert result.code == 0, result.output
     assert read_run(run_dirs(outputs, "predict")[-1])["metrics"] == {"images": 1, "unreadable": 2}
+
+
+def test_dataset_settings_that_predict_and_bench_would_ignore_are_refused(cli, outputs: Path, tmp_path: Path) -> None:
+    """`predict ... dataset.image_size=32` (or dataset.mean=, dataset=digits) and `bench source=RUN
+    dataset.image_size=64` were accepted, recorded and ignored: the model file's own preprocessing applied."""
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    picture = tmp_path / "x.png"
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(picture)
+    for typed in ("dataset.image_size=32", "dataset.mean=[0.5,0.5,0.5]", "dataset=digits"):
+        refused = cli("predict", "source=latest:pretrain", str(picture), typed)
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and "predict feeds images the way the model file records" in said, refused.output
+        assert f"drop {typed.split('=')[0]}=" in said and "Traceback" not in refused.stderr
+    bench = cli("bench", "source=latest:pretrain", "dataset.image_size=64", "bench.min_seconds=0")
+    assert bench.code == 2 and "at the input size it records" in bench.stderr, bench.output
+    assert cli("predict", "source=latest:pretrain", str(picture)).code == 0
+
+
+def test_a_folder_link_inside_a_predicted_folder_is_walked_once(tmp_path: Path) -> None:
+    """os.walk does not follow links: `predict photos/` skipped photos/more -> elsewhere/, silently."""
+    from cnnlab.pipelines.predict import list_images
+
+    (tmp_path / "elsewhere").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "elsewhere" / "b.png")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "a.png")
+    (photos / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (photos / "loop").symlink_to(photos, target_is_directory=True)  # a link back up: not walked again
+    assert sorted(p.name for p in list_images([photos])) == ["a.png", "b.png"]

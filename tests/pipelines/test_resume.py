@@ -236,3 +236,24 @@ def test_a_resumed_run_interrupted_again_resumes_with_the_original_settings(
     assert "epochs: 3" in saved and "lr: 0.05" in saved and "train_size: 64" in saved
     assert [e["epoch"] for e in read_run(last)["metrics"]["history"]][-1] == 3
     assert _lrs(last)[-1] == pytest.approx(_lrs(straight)[-1])
+
+
+def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Path, tmp_path: Path,
+                                                               ctrl_c_after_the_first_checkpoint) -> None:
+    """Images added to a one-level folder re-carve its seeded val split: the resumed run went on training on some of
+    its old val images and scored on some of its old training images, exit 0."""
+    from helpers import random_image_folder
+
+    data = random_image_folder(tmp_path / "photos")
+    folder = ["dataset=imagefolder", f"dataset.root={data}", "dataset.image_size=16", "model=lenet5",
+              "trainer.batch_size=4", "trainer.epochs=2"]
+    assert cli("pretrain", *folder).code == 130
+    ctrl_c_after_the_first_checkpoint()
+    interrupted = read_run(run_dirs(outputs, "pretrain")[0])
+    assert interrupted["dataset"]["content"]  # recorded before the first epoch, so an interrupted run has it
+    random_image_folder(tmp_path / "new", per_class=1, classes=("dog",), seed=1)
+    (tmp_path / "new" / "dog" / "0.png").rename(data / "dog" / "new.png")
+    refused = cli("pretrain", "resume=true")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and f"the images in {data} changed since it ran" in said, refused.output
+    assert "drop resume=" in said and "Traceback" not in refused.stderr

@@ -36,7 +36,8 @@ def test_a_state_dict_teacher_takes_the_data_classes_when_its_head_fits() -> Non
 def test_a_teacher_for_other_classes_is_refused() -> None:
     with pytest.raises(CnnlabError, match="teacher.weights=imagenet is a 2-class ImageNet classifier"):
         trained_teacher_weights(role("imagenet", classes=["x", "y"]), DATA)  # type: ignore[arg-type]
-    with pytest.raises(CnnlabError, match="the teacher knows 3 classes but dataset mine has 3 \\(or other names\\)"):
+    with pytest.raises(CnnlabError, match="the teacher knows 3 classes but dataset mine has 3: only the model's: z; "
+                                          "only the data's: c"):
         trained_teacher_weights(role("run", classes=["a", "b", "z"]), DATA)  # type: ignore[arg-type]
     same = role("run", classes=["a", "b", "c"])
     assert trained_teacher_weights(same, DATA) is same.weights  # type: ignore[arg-type]
@@ -75,3 +76,15 @@ def test_a_student_is_offered_imagenet_weights_only_when_its_network_has_them() 
             check_student_fits(student, DATA)  # type: ignore[arg-type]
         assert "student.weights=none" in (caught.value.fix or "")
         assert ("imagenet" in (caught.value.fix or "")) is offered, caught.value.fix
+
+
+def test_classes_that_differ_only_in_unicode_form_are_named_so() -> None:
+    """NFC vs NFD folder names ("café" from macOS) read alike on screen: the message said "(or other names)"."""
+    import unicodedata
+
+    from cnnlab.wording import class_difference
+
+    decomposed = unicodedata.normalize("NFD", "café")
+    assert class_difference(["café", "tea"], [decomposed, "tea"]) == \
+        "café differ only in their Unicode form (NFC vs NFD), not on screen"
+    assert class_difference(["a", "b"], ["b", "a"]) == "the same names in another order"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,6 +23,7 @@ from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
 from cnnlab.compress.quantization.calibration import CalibrationReader
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import load_onnx
+from cnnlab.deploy.onnx_check import QUANTIZED_OPS, graph_precision, quantized_ops  # noqa: F401 - re-exported
 from cnnlab.errors import CnnlabError
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -32,11 +32,6 @@ _TYPES = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
 _LAYOUTS = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
 # Whether this onnxruntime's quantize_static can save calibrated ranges and load them for the next format.
 CALIBRATION_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters
-# Operators that only exist in a quantized graph: their presence is what makes a file INT8.
-QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                 "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
-                 "QLinearSigmoid", "QLinearLeakyRelu", "QGemm", "ConvInteger", "MatMulInteger",
-                 "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 
 
 @dataclass(frozen=True)
@@ -55,17 +50,18 @@ class PtqSettings:
             raise CnnlabError(f"quantize.percentile={self.percentile} must be in (0, 100]")
 
 
-def quantized_ops(path: Path) -> Counter[str]:
-    """How many nodes of each quantized operator type `path` holds (empty for an FP32 graph)."""
-    return Counter(node.op_type for node in load_onnx(path).graph.node if node.op_type in QUANTIZED_OPS)
-
-
 def check_float_graph(path: Path) -> None:
-    """Refuse a file that is quantized already: quantizing it again would stack rounding on rounding."""
-    found = quantized_ops(path)
+    """Refuse a file that is quantized already (quantizing it again would stack rounding on rounding), and an FP16
+    one (INT8 ranges and the FP32 reference start from an FP32 graph): one line each, naming the FP32 source."""
+    proto = load_onnx(path)
+    found = quantized_ops(proto)
     if found:
         raise CnnlabError(f"{path} is quantized already ({', '.join(f'{n} {op}' for op, n in found.most_common(3))})",
                           fix="pass the FP32 model it came from (its run's source=, or the export/finetune run)")
+    if graph_precision(proto) == "fp16":
+        raise CnnlabError(f"{path} is an FP16 file: INT8 quantization starts from an FP32 ONNX",
+                          fix="pass the FP32 model it came from: the cnnlab export (`cnnlab export source=RUN`) or "
+                              "the run's model.pt")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,239 @@
+"""imagefolder layouts a tester got wrong results from (all ran and exited 0): split folders in other cases or
+spellings, split folders taken for classes, a class named train, an empty class folder in val/, links across splits
+and hidden files. Each test builds tiny PNGs (8 px) whose colour tells which file a sample is."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cnnlab.data.folder import DUPLICATE, FOLDER_ALREADY_SCANNED, build_imagefolder
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+SPEC = InputSpec(8)
+
+
+def png(path: Path, shade: int) -> Path:
+    """An 8×8 PNG of grey level `shade` (the picture's identity in the assertions)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (shade, shade, shade)).save(path)
+    return path
+
+
+def classes(directory: Path, counts: dict[str, int], first_shade: int = 0) -> None:
+    shade = first_shade
+    for name, count in counts.items():
+        for i in range(count):
+            png(directory / name / f"{i}.png", shade)
+            shade += 1
+
+
+def build(root: Path, **cfg: object):  # type: ignore[no-untyped-def]
+    return build_imagefolder({"root": str(root), "val_fraction": 0.5, "seed": 0, **cfg}, SPEC)
+
+
+def paths_of(split) -> list[str]:  # type: ignore[no-untyped-def]
+    """The file paths of a split (an ImageFolder or a Subset of one)."""
+    if hasattr(split, "samples"):
+        return [path for path, _ in split.samples]
+    return [split.dataset.samples[i][0] for i in split.indices]
+
+
+# 1. split folders are recognised ignoring case; 3. validation/ is a validation split
+
+
+@pytest.mark.parametrize("train_name, val_name, test_name", [("Train", "Val", "Test"), ("TRAIN", "Validation", None),
+                                                             ("train", "VALID", "TEST"), ("train", "validation", None)])
+def test_split_folders_are_found_ignoring_case(tmp_path: Path, train_name: str, val_name: str,
+                                               test_name: str | None) -> None:
+    """Train/ + Val/ trained a 2-class model with classes ['Train', 'Val']; train/ + validation/ ignored
+    validation/ and carved val from train/. Now each is the split it is named after."""
+    classes(tmp_path / train_name, {"cat": 3, "dog": 3})
+    classes(tmp_path / val_name, {"cat": 1, "dog": 2}, first_shade=100)
+    if test_name:
+        classes(tmp_path / test_name, {"cat": 2, "dog": 2}, first_shade=200)
+    raw = build(tmp_path)
+    assert raw.classes == ["cat", "dog"]
+    assert len(raw.train) == 6 and len(raw.val) == 3 and all(f"/{val_name}/" in p for p in paths_of(raw.val))
+    assert [raw.val[i][1] for i in range(3)] == [0, 1, 1]
+    assert (raw.test is None) if test_name is None else len(raw.test) == 4
+
+
+def test_of_several_validation_folders_the_first_in_documented_order_wins(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    classes(tmp_path / "train", {"a": 2, "b": 2})
+    classes(tmp_path / "Validation", {"a": 1, "b": 1})
+    classes(tmp_path / "Valid", {"a": 2, "b": 2})
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build(tmp_path)
+    assert len(raw.val) == 4 and all("/Valid/" in p for p in paths_of(raw.val))
+    assert "Valid/ is the validation split; Validation/ not read" in caplog.text
+
+
+# 2. a split folder (or class-named folders) inside a one-level layout is refused
+
+
+@pytest.mark.parametrize("split", ["test", "Val", "validation"])
+def test_split_folder_beside_class_folders_is_refused_with_a_fix_that_works(tmp_path: Path, split: str) -> None:
+    """DIR/{a,b,c,d,test/{a,b,c,d}} trained a 5-class model whose class 'test' was the test images."""
+    names = {"a": 2, "b": 2, "c": 2, "d": 2}
+    classes(tmp_path, names)
+    classes(tmp_path / split, names, first_shade=100)
+    with pytest.raises(CnnlabError, match=f"{tmp_path / split} holds class folders .* no train/ folder") as err:
+        build(tmp_path)
+    assert f"{tmp_path}/train/<class>/ beside {tmp_path / split}/<class>/" in (err.value.fix or "")
+    for name in names:  # follow the fix
+        (tmp_path / "train").mkdir(exist_ok=True)
+        (tmp_path / name).rename(tmp_path / "train" / name)
+    raw = build(tmp_path)
+    assert raw.classes == ["a", "b", "c", "d"] and len(raw.train) + len(raw.val) + len(raw.test or []) == 16
+
+
+def test_split_folders_without_a_train_folder_are_refused(tmp_path: Path) -> None:
+    classes(tmp_path / "val", {"a": 2, "b": 2})
+    classes(tmp_path / "test", {"a": 2, "b": 2})
+    with pytest.raises(CnnlabError, match="no train/ folder") as err:
+        build(tmp_path)
+    assert f"put the training images in {tmp_path}/train/<class>/" in (err.value.fix or "")
+
+
+@pytest.mark.parametrize("under", ["", "train"])
+def test_class_folder_holding_folders_named_like_the_classes_is_refused(tmp_path: Path, under: str) -> None:
+    split = tmp_path / under
+    classes(split, {"a": 2, "b": 2})
+    classes(split / "c", {"a": 2, "b": 2}, first_shade=100)  # c/a, c/b: no image of its own
+    with pytest.raises(CnnlabError, match=f"{split / 'c'} holds no image directly but folders named like "
+                                          r"the class folders beside it \(a, b\)"):
+        build(tmp_path)
+
+
+def test_class_folders_holding_split_folders_are_refused(tmp_path: Path) -> None:
+    for name in ("cat", "dog"):
+        classes(tmp_path / name, {"train": 2, "val": 1})
+    with pytest.raises(CnnlabError, match=r"cat holds no image directly but split folders \(train, val\)") as err:
+        build(tmp_path)
+    assert f"move {tmp_path}/cat/train/ to {tmp_path}/train/cat/" in (err.value.fix or "")
+
+
+def test_images_nested_in_other_sub_folders_of_a_class_are_read(tmp_path: Path) -> None:
+    classes(tmp_path / "a", {"2020": 2, "2021": 2})
+    classes(tmp_path, {"b": 4}, first_shade=100)
+    raw = build(tmp_path)
+    assert raw.classes == ["a", "b"] and len(raw.train) + len(raw.val) == 8
+
+
+# 4. a class named train
+
+
+def test_class_named_train_is_refused_naming_the_collision(tmp_path: Path) -> None:
+    """vehicles/{bus,car,train}/*.png said 'vehicles/train holds images but no class folders — sort the images into
+    class folders' (they are sorted). Now the message names the clash, and the rename it suggests works."""
+    vehicles = tmp_path / "vehicles"
+    for shade, name in enumerate(("bus", "car", "train")):
+        for i in range(2):
+            png(vehicles / name / f"{i}.png", 10 * shade + i)
+    with pytest.raises(CnnlabError, match=f"{vehicles / 'train'} holds images beside the class folders bus, car .*"
+                                          "a folder named train is read as the training split") as err:
+        build(vehicles)
+    assert f"rename the class folder {vehicles / 'train'} to {vehicles / 'train'}_class" in (err.value.fix or "")
+    (vehicles / "train").rename(vehicles / "train_class")
+    assert build(vehicles).classes == ["bus", "car", "train_class"]
+
+
+def test_train_folder_of_loose_images_says_a_class_named_train_must_be_renamed(tmp_path: Path) -> None:
+    png(tmp_path / "train" / "0.png", 0)
+    classes(tmp_path / "val", {"a": 1})
+    with pytest.raises(CnnlabError, match="train holds images but no class folders") as err:
+        build(tmp_path)
+    assert "a class named train must be renamed (e.g. to train_class)" in (err.value.fix or "")
+
+
+# 5. an empty class folder in val/ or test/
+
+
+def test_empty_class_folder_in_val_and_test_is_allowed_and_logged(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """An empty val/2/ was refused ('add images ... or remove them'), and removing it was refused too."""
+    classes(tmp_path / "train", {"0": 2, "1": 2, "2": 2})
+    classes(tmp_path / "val", {"0": 1, "1": 1}, first_shade=100)
+    (tmp_path / "val" / "2").mkdir()
+    classes(tmp_path / "test", {"0": 1, "2": 1}, first_shade=200)
+    (tmp_path / "test" / "1").mkdir()
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build(tmp_path)
+    assert raw.classes == ["0", "1", "2"] and len(raw.train) == 6
+    assert [(item[0].getpixel((0, 0))[0], item[1]) for item in (raw.val[0], raw.val[1])] == [(100, 0), (101, 1)]
+    assert raw.test is not None and [raw.test[i][1] for i in range(2)] == [0, 2]  # labels are train/'s
+    assert f"imagefolder {tmp_path / 'val'}: class folder(s) 2 hold no readable image" in caplog.text
+    assert f"imagefolder {tmp_path / 'test'}: class folder(s) 1 hold no readable image" in caplog.text
+
+
+def test_missing_val_class_folder_gets_a_fix_that_works(tmp_path: Path) -> None:
+    classes(tmp_path / "train", {"0": 2, "1": 2, "2": 2})
+    classes(tmp_path / "val", {"0": 1, "1": 1}, first_shade=100)
+    with pytest.raises(CnnlabError, match=r"missing: 2; extra: -") as err:
+        build(tmp_path)
+    assert f"create {tmp_path / 'val'}/2/ (an empty one is fine" in (err.value.fix or "")
+    (tmp_path / "val" / "2").mkdir()
+    assert len(build(tmp_path).val) == 2
+
+
+def test_empty_class_folder_in_train_is_still_refused(tmp_path: Path) -> None:
+    classes(tmp_path / "train", {"0": 2, "1": 2})
+    (tmp_path / "train" / "2").mkdir()
+    classes(tmp_path / "val", {"0": 1, "1": 1, "2": 1}, first_shade=100)
+    with pytest.raises(CnnlabError, match=r"class folder\(s\) 2 in .*train hold no readable image") as err:
+        build(tmp_path)
+    assert "remove that class from every split" in (err.value.fix or "")
+
+
+# 6. links across splits
+
+
+def test_link_from_train_to_a_val_file_is_skipped_and_the_real_file_stays_in_val(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`ln -s ../../val/2/0.png DIR/train/10/zz_link.png` dropped the real val file and trained on it as class 10."""
+    classes(tmp_path / "train", {"10": 2, "2": 2})
+    classes(tmp_path / "val", {"10": 1, "2": 2}, first_shade=100)
+    link = tmp_path / "train" / "10" / "zz_link.png"
+    os.symlink("../../val/2/0.png", link)
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build(tmp_path)
+    assert str(tmp_path / "val" / "2" / "0.png") in paths_of(raw.val) and len(raw.val) == 3
+    assert str(link) not in paths_of(raw.train) and len(raw.train) == 4
+    assert raw.decode is not None and raw.decode.skipped == {DUPLICATE: 1}
+    assert f"{DUPLICATE}: 1, first: {link}" in caplog.text
+
+
+def test_folder_link_from_train_into_val_is_not_entered(tmp_path: Path) -> None:
+    classes(tmp_path / "train", {"a": 2, "b": 2})
+    classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
+    os.symlink(tmp_path / "val" / "b", tmp_path / "train" / "a" / "more")
+    raw = build(tmp_path)
+    assert len(raw.train) == 4 and len(raw.val) == 2
+    assert raw.decode is not None and raw.decode.skipped == {FOLDER_ALREADY_SCANNED: 1}
+
+
+# 7. hidden files
+
+
+@pytest.mark.parametrize("layout", ["one_level", "train_val"])
+def test_hidden_files_and_folders_are_not_read(tmp_path: Path, layout: str) -> None:
+    """imagefolder read .hidden.png (predict skips it); macOS writes ._IMG.jpg beside every picture on some drives."""
+    split = tmp_path / "train" if layout == "train_val" else tmp_path
+    classes(split, {"a": 2, "b": 2})
+    if layout == "train_val":
+        classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
+    png(split / "a" / ".hidden.png", 250)
+    png(split / "b" / ".cache" / "0.png", 251)
+    raw = build(tmp_path)
+    everything = paths_of(raw.train) + paths_of(raw.val)
+    assert len(everything) == 4 + (2 if layout == "train_val" else 0)
+    assert not any("/." in path for path in everything)
+    assert raw.decode is not None and raw.decode.read == len(everything) and not raw.decode.skipped
+

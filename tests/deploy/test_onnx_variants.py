@@ -1,0 +1,133 @@
+"""ONNX files other tools make from a cnnlab export (tests/onnx_variants.py): a Softmax after the logits, FP16, a
+fixed batch, onnxruntime's dynamic INT8 — read, scored, predicted and timed as what they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from cnnlab.deploy.bench import TimingPlan, time_onnx
+from cnnlab.deploy.infer import open_model
+from cnnlab.deploy.onnx_check import check_onnx_file
+from cnnlab.deploy.ort import evaluate_onnx, example_feed, onnx_session
+from cnnlab.errors import CnnlabError
+from helpers import HAS_OPENVINO
+from onnx_variants import dynamic_int8, to_float16, with_fixed_batch, with_softmax
+
+QUICK = TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)
+RUNTIMES = ("onnxruntime", "openvino") if HAS_OPENVINO else ("onnxruntime",)
+
+
+def _images(n: int = 6, seed: int = 1) -> torch.Tensor:
+    return torch.randn(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_a_graph_ending_in_softmax_gives_the_models_probabilities_not_a_second_softmax(
+        lenet_onnx_once, tmp_path: Path, op: str, runtime: str) -> None:
+    """evaluate's ECE and predict's probabilities came from softmax(softmax(logits)): 47.1 % shown for 98.8 %."""
+    model, path = lenet_onnx_once
+    ending = with_softmax(path, tmp_path / f"{op}.onnx", op=op)
+    images = _images()
+    with torch.no_grad():
+        expected = model(images).softmax(dim=-1)
+    loaded = open_model("onnx", ending, runtime=runtime)
+    probabilities = loaded.logits(images).softmax(dim=-1)
+    assert torch.allclose(probabilities, expected, atol=1e-5), (probabilities, expected)
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    assert output_kind(ending) == ("probabilities" if op == "Softmax" else "log-probabilities")
+    assert output_kind(path) == "logits"
+    assert loaded.outputs == output_kind(ending) and loaded.describe()["outputs"] == loaded.outputs
+
+
+def test_evaluate_onnx_and_predict_score_a_softmax_file_as_its_source(lenet_onnx_once, tmp_path: Path) -> None:
+    from cnnlab.pipelines.predict import predict_files
+
+    _, path = lenet_onnx_once
+    ending = with_softmax(path, tmp_path / "softmax.onnx")
+    loader = DataLoader(TensorDataset(_images(12), torch.arange(12) % 4), batch_size=5)
+    plain, softmax = evaluate_onnx(path, loader), evaluate_onnx(ending, loader)
+    assert softmax["acc"] == plain["acc"] and softmax["loss"] == pytest.approx(plain["loss"], abs=1e-5)
+    # through a session too (quantize scores its candidates so)
+    assert evaluate_onnx(onnx_session(ending), loader)["loss"] == pytest.approx(plain["loss"], abs=1e-5)
+
+    from PIL import Image
+
+    picture = tmp_path / "one.png"
+    Image.fromarray((torch.rand(16, 16, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()
+                    ).save(picture)
+    [from_logits], _ = predict_files(open_model("onnx", path), [picture], topk=4, batch_size=1)
+    [from_probabilities], _ = predict_files(open_model("onnx", ending), [picture], topk=4, batch_size=1)
+    assert from_probabilities.labels == from_logits.labels
+    assert from_probabilities.probabilities == pytest.approx(from_logits.probabilities, abs=1e-5)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_an_fp16_file_takes_float16_images_and_scores_like_its_fp32_source(lenet_onnx_once, tmp_path: Path,
+                                                                          runtime: str) -> None:
+    """A float16 input was fed float32: onnxruntime's InvalidArgument "expected (tensor(float16))", a traceback."""
+    model, path = lenet_onnx_once
+    half = to_float16(path, tmp_path / "fp16.onnx")
+    images = _images()
+    with torch.no_grad():
+        expected = model(images)
+    loaded = open_model("onnx", half, runtime=runtime)
+    logits = loaded.logits(images)
+    assert logits.dtype == torch.float32 and torch.allclose(logits, expected, atol=2e-2), (logits, expected)
+    loader = DataLoader(TensorDataset(images, torch.arange(6) % 4), batch_size=4)
+    assert evaluate_onnx(half, loader, runtime=runtime)["n"] == 6
+    assert loaded.precision == "fp16" and check_onnx_file(half).precision == "fp16"
+
+
+def test_bench_times_an_fp16_file_in_float16(lenet_onnx_once, tmp_path: Path) -> None:
+    half = to_float16(lenet_onnx_once[1], tmp_path / "fp16.onnx")
+    stats = time_onnx(half, 2, threads=1, plan=QUICK)
+    assert stats.batch_size == 2 and stats.p50_ms > 0
+    assert next(iter(example_feed(onnx_session(half), 2, seed=0).values())).dtype.name == "float16"
+
+
+def test_a_fixed_batch_file_is_refused_at_another_batch_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
+    """onnxruntime's cut-off "Got invalid dimensions for input: input for the following indices" was the message."""
+    fixed = with_fixed_batch(lenet_onnx_once[1], tmp_path / "fixed_batch3.onnx", 3)
+    with pytest.raises(CnnlabError) as err:
+        time_onnx(fixed, 1, threads=1, plan=QUICK)
+    assert "fixed batch dimension of 3" in err.value.message and "batch 1" in err.value.message
+    assert "dynamic batch" in (err.value.fix or "") and "invalid dimensions" not in err.value.one_line()
+    assert time_onnx(fixed, 3, threads=1, plan=QUICK).batch_size == 3
+    assert open_model("onnx", fixed).logits(_images(5)).shape == (5, 4)  # scoring feeds it in chunks of 3
+    assert check_onnx_file(fixed).batch == 3 and check_onnx_file(lenet_onnx_once[1]).batch is None
+
+
+def test_precision_is_read_from_the_graph_by_the_one_test_quantize_uses(lenet_onnx_once, tmp_path: Path) -> None:
+    """A quantize_dynamic file (no `quantization` metadata entry) was recorded as fp32 by evaluate, while quantize
+    refused it as quantized already."""
+    from cnnlab.compress.quantization import check_float_graph, quantized_ops
+
+    _, path = lenet_onnx_once
+    int8 = dynamic_int8(path, tmp_path / "dynamic_int8.onnx")
+    assert open_model("onnx", int8).precision == "int8" and open_model("onnx", path).precision == "fp32"
+    assert quantized_ops(int8)
+    with pytest.raises(CnnlabError, match="quantized already"):
+        check_float_graph(int8)
+
+    from cnnlab.deploy.onnx_check import graph_precision, quantized_ops as graph_quantized_ops
+
+    assert quantized_ops is graph_quantized_ops and graph_precision(int8) == "int8"  # one function, not a copy
+
+
+def test_quantize_refuses_an_fp16_file_naming_the_fp32_sources(lenet_onnx_once, tmp_path: Path) -> None:
+    """quantize of an FP16 file failed inside onnxruntime's quantizer with "try another quantize.format"."""
+    from cnnlab.compress.quantization import check_float_graph
+
+    half = to_float16(lenet_onnx_once[1], tmp_path / "fp16.onnx")
+    with pytest.raises(CnnlabError) as err:
+        check_float_graph(half)
+    assert "FP16" in err.value.message and "INT8 quantization starts from an FP32 ONNX" in err.value.message
+    assert "cnnlab export" in err.value.fix and "model.pt" in err.value.fix
+    check_float_graph(lenet_onnx_once[1])  # the FP32 export passes

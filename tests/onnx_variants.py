@@ -1,0 +1,74 @@
+"""ONNX files that other tools make from a cnnlab export, built here with the `onnx` API (no extra packages):
+a Softmax after the logits, an FP16 conversion (as onnxconverter_common's convert_float_to_float16 without
+keep_io_types leaves it), a fixed batch dimension and onnxruntime's dynamic INT8 quantization. The metadata
+of the export is kept in every one, as the tools keep it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _save(proto: onnx.ModelProto, target: Path) -> Path:
+    onnx.checker.check_model(proto)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(target))
+    return target
+
+
+def with_softmax(source: Path, target: Path, op: str = "Softmax") -> Path:
+    """`source` with a Softmax (or LogSoftmax) over the classes before its `logits` output, same output name."""
+    proto = onnx.load(str(source))
+    output = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = ["raw_logits" if name == output else name for name in node.output]
+    proto.graph.node.append(helper.make_node(op, ["raw_logits"], [output], axis=-1, name="probabilities"))
+    return _save(proto, target)
+
+
+def to_float16(source: Path, target: Path) -> Path:
+    """`source` in float16 throughout: weights, constants, input and output (no Cast kept at the edges)."""
+    proto = onnx.load(str(source))
+    graph = proto.graph
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name)
+            graph.initializer[index].CopyFrom(half)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR and attribute.t.data_type == TensorProto.FLOAT:
+                attribute.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attribute.t).astype(np.float16)))
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT:
+                attribute.i = TensorProto.FLOAT16
+    for value in (*graph.input, *graph.output):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    del graph.value_info[:]  # inferred again by the runtime, in the new types
+    return _save(proto, target)
+
+
+def with_fixed_batch(source: Path, target: Path, batch: int) -> Path:
+    """`source` with its batch dimension (input and output) fixed to `batch`."""
+    proto = onnx.load(str(source))
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = batch
+    del proto.graph.value_info[:]
+    return _save(proto, target)
+
+
+def dynamic_int8(source: Path, target: Path) -> Path:
+    """onnxruntime.quantization.quantize_dynamic of `source` (its metadata kept, no `quantization` entry)."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(str(source), str(target))
+    proto = onnx.load(str(target))
+    if not proto.metadata_props:  # the quantizer keeps them; make sure, as the tester's file had them
+        proto.metadata_props.extend(onnx.load(str(source)).metadata_props)
+        onnx.save(proto, str(target))
+    return target
