@@ -14,11 +14,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from cnnlab.data.decode import extension_reason
+
 
 def folder_digest(root: Path) -> str | None:
-    """16 hex digits over (path relative to `root`, size in bytes, mtime in ns) of every file under `root`, folder
-    links followed once (a loop is not entered twice); hidden files and folders (a leading dot) are left out, as the
-    dataset builders leave them out. None when `root` is not a folder."""
+    """16 hex digits over (path relative to `root`, size in bytes, mtime in ns) of every picture under `root` (a file
+    with an image extension, read or not: `decode.extension_reason`), folder links followed once (a loop is not
+    entered twice); hidden files and folders (a leading dot) and other files (Thumbs.db, notes.txt, a CSV) are left
+    out, as the dataset builders leave them out. None when `root` is not a folder."""
     root = Path(root)
     if not root.is_dir():
         return None
@@ -31,7 +34,7 @@ def folder_digest(root: Path) -> str | None:
             continue
         seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(f for f in files if not f.startswith(".")):
+        for name in sorted(f for f in files if not f.startswith(".") and extension_reason(f) != ""):
             path = os.path.join(folder, name)
             try:
                 stat = os.stat(path)

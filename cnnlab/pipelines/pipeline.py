@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
-from cnnlab.steps.freshness import changed_since
+from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
@@ -43,13 +43,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     fingerprints: dict[str, str] = {}
     run_dirs: dict[str, str] = {}
-    stale: dict[str, str] = {}  # stage → why its earlier run no longer stands (steps/freshness.py)
+    stale: dict[str, str] = {}  # stage → why its earlier runs no longer stand (steps/freshness.py)
+    digests: Digests = {}
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
         fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags])
-        done = _find(runs_root, fingerprints[stage.name])
-        changed = None if done is None else changed_since(done, {n: run_dirs[n] for n in stage.inputs
-                                                                  if n in run_dirs})
+        inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
+        newest = _find(runs_root, fingerprints[stage.name])
+        # an attempt made after the change (interrupted, to resume) counts; those before it do not
+        done = _find(runs_root, fingerprints[stage.name], lambda r: not changed_since(r, inputs, digests))
+        changed = changed_since(newest, inputs, digests) if newest is not None and done is None else None
         if changed:
             stale[stage.name] = changed
         if stage.name not in wanted:
@@ -62,9 +65,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 raise CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
                                   fix=f"include it: pipeline.stages=[{needed},{stage.name}]")
         started = time.perf_counter()
-        how = decide(stage, done, changed)
-        if changed and done is not None:
-            ctx.log.info("stage %-22s runs again: %s (earlier run %s)", stage.name, changed, done.path)
+        how = decide(stage, done)
+        if changed:
+            ctx.log.info("stage %-22s runs again: %s (earlier run %s)", stage.name, changed, newest.path)  # type: ignore[union-attr]
         if how == "reused":
             ctx.log.info("stage %-22s done already: %s", stage.name, done.path)  # type: ignore[union-attr]
             run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
@@ -98,12 +101,10 @@ def hydra_flags() -> list[str]:
     return flags
 
 
-def decide(stage: Stage, previous: RunInfo | None, changed: str | None = None) -> str:
+def decide(stage: Stage, previous: RunInfo | None) -> str:
     """reused (completed before), resumed (a stage of a resumable command — commands.py: pretrain, finetune,
-    distill — stopped after an epoch: continue from its last.pt in a new run) or ran (first time, a stage
-    that cannot resume, or one whose earlier run is out of date — `changed`, steps/freshness.py: start over)."""
-    if changed:
-        return "ran"
+    distill — stopped after an epoch: continue from its last.pt in a new run) or ran (first time, or a stage
+    that cannot resume: start over). `previous` is the newest earlier run that still stands (steps/freshness.py)."""
     if previous is not None and previous.status == "completed":
         return "reused"
     if previous is not None and stage.command in RESUMABLE and previous.artifact("checkpoint") is not None:
@@ -111,9 +112,10 @@ def decide(stage: Stage, previous: RunInfo | None, changed: str | None = None) -
     return "ran"
 
 
-def _find(runs_root: Path, fingerprint: str) -> RunInfo | None:
-    """The newest run of this stage: completed if there is one, else the newest attempt."""
-    attempts = [r for r in iter_runs(runs_root) if (r.data.get("pipeline") or {}).get("fingerprint") == fingerprint]
+def _find(runs_root: Path, fingerprint: str, fresh: Callable[[RunInfo], bool] | None = None) -> RunInfo | None:
+    """The newest run of this stage (of those `fresh` accepts): completed if there is one, else the newest attempt."""
+    attempts = [r for r in iter_runs(runs_root) if (r.data.get("pipeline") or {}).get("fingerprint") == fingerprint
+                and (fresh is None or fresh(r))]
     completed = [r for r in attempts if r.status == "completed"]
     return (completed or attempts or [None])[-1]
 

@@ -8,6 +8,7 @@ Reusing such a run would put a model of other data, or of an older upstream mode
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -16,28 +17,43 @@ from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
 from cnnlab.runs import RunInfo
 
 
-def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None) -> str | None:
+# A folder's digest per resolved root, for the decisions of one process (a pipeline's stages, a sweep job's earlier
+# attempts): their folders do not change while they are being decided, and 70,000 pictures take a moment to stat.
+Digests = dict[str, "str | None"]
+
+
+def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None) -> str | None:
     """Why `run` no longer stands for the same work, or None. `inputs`: the run folders its `@stage` references
-    name now (a pipeline stage's), compared with those recorded in its run.json `pipeline.inputs`; a record from
-    before either was recorded cannot be checked and is taken as it is."""
+    name now (a pipeline stage's), compared (resolved) with those recorded in its run.json `pipeline.inputs`; a record
+    from before either was recorded cannot be checked and is taken as it is."""
     recorded = (run.data.get("pipeline") or {}).get("inputs")
     if inputs and isinstance(recorded, dict):
         for stage, path in inputs.items():
-            if recorded.get(stage) != path:
+            then = recorded.get(stage)
+            if not isinstance(then, str) or os.path.realpath(then) != os.path.realpath(path):
                 return f"stage {stage} ran again since ({path})"
-    return data_changed(run)
+    return data_changed(run, digests=digests)
 
 
-def data_changed(run: RunInfo) -> str | None:
-    """Why the images `run` read are not those in its folder now (a user folder: FOLDER_DATASETS), or None."""
+def data_changed(run: RunInfo, root: str | None = None, digests: Digests | None = None) -> str | None:
+    """Why the images `run` read are not those in its folder now (a user folder: FOLDER_DATASETS), or None.
+    `root`: the folder to compare with instead of the recorded one (data that moved: the digest is of paths
+    relative to the root, so a moved folder matches)."""
     try:
         dataset = DatasetSection.from_dict(run.data.get("dataset"))
     except RecordProblem:
         return None  # RunInfo.read has refused such a record already
-    content, root = dataset.extra.get("content"), (dataset.config or {}).get("root")
+    content, recorded_root = dataset.extra.get("content"), (dataset.config or {}).get("root")
+    root = root or recorded_root
     if dataset.name not in FOLDER_DATASETS or not isinstance(content, str) or not isinstance(root, str):
         return None
-    now = folder_digest(Path(root))
+    key = os.path.realpath(root)
+    if digests is None or key not in digests:
+        now = folder_digest(Path(root))
+        if digests is not None:
+            digests[key] = now
+    else:
+        now = digests[key]
     if now is None:
         return f"its image folder {root} is gone"
     if now != content:

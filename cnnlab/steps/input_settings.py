@@ -42,7 +42,7 @@ def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputS
         if not ctx.explicitly_set(f"dataset.{key}"):
             continue
         typed, applied = OmegaConf.select(cfg, f"dataset.{key}"), _applied(spec, key)
-        if not _same(typed, applied):
+        if typed is not None and not _same(typed, applied):  # `dataset.image_size=null`: the model's, as untyped
             shown = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
             what = f"{applied} px images" if key == "image_size" else f"{key} {applied}"
             raise CnnlabError(f"dataset.{key}={shown}, but {whose} takes {what} (its preprocessing is recorded with "

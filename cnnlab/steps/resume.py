@@ -67,13 +67,17 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     run = resume_target(cfg, ctx, point)
     if run is None:
         return cfg, None
-    changed = data_changed(run)
-    if changed:  # the same dataset.seed would carve other files: training images into val, val images into training
-        raise CnnlabError(f"resume={run.path}: {changed}, so its training and val splits are not the ones it trained "
-                          "on", fix="start a new run on the folder as it is (drop resume=)")
     ctx.record.update(resumed_from=str(run.path.resolve()))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective, replaced = resumed_config(cfg, ctx, run)
+    # the folder it will read (dataset.root= may say where the data moved; a moved folder keeps its digest): other
+    # pictures there would be carved into other splits — training images into val, val images into training
+    root = OmegaConf.select(effective, "dataset.root")
+    changed = data_changed(run, root=str(root) if root not in (None, "") else None)
+    if changed:
+        raise CnnlabError(f"resume={run.path}: {changed}, so its training and val splits are not the ones it trained "
+                          "on", fix="start a new run on the folder as it is (drop resume=), or resume with "
+                                    "++dataset.root=DIR, DIR holding the pictures it trained on (moved or copied)")
     if point.same_settings is not None:
         point.same_settings(run, effective)
     check_work_left(run, effective, ctx.command, point)

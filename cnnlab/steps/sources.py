@@ -81,8 +81,8 @@ def dataset_config_of(run: RunInfo | None) -> dict[str, Any] | None:
         if bad:
             raise CnnlabError(f"{run.path / 'run.json'}: dataset.config.{key} is {value!r}, which no run records "
                               "(the file was edited or damaged), so the data it names cannot be rebuilt",
-                              fix="restore that run.json, or use the run's model.pt, which records its dataset "
-                                  "settings too, as source=path/to/model.pt")
+                              fix="restore that run.json (the run's model.pt records the same settings under "
+                                  "extra.dataset.config)")
     return config
 
 
@@ -172,7 +172,7 @@ def with_file_dataset(source: Source) -> Source:
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
-    `dataset.image_size`, `channels`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
+    `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
     the model is fed as it was trained, and a record saying otherwise would be false. `uses_val`: the command
     scores (or selects on) the val split, so another carve of it is refused (check_same_val_split)."""
     source = with_file_dataset(source)
@@ -212,13 +212,15 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     if unsaid:
         raise CnnlabError(f"the source's run.json does not record dataset.{unsaid[0]}, so the val split it trained "
                           "beside cannot be rebuilt (another carve would hold images the model trained on)",
-                          fix="score split=test, or use the run's model.pt, which records its dataset settings, as "
-                              "source=path/to/model.pt")
+                          fix="restore the run's run.json (its model.pt records the settings too: "
+                              "`python -c \"import torch; print(torch.load('model.pt', weights_only=True)['extra']"
+                              "['dataset']['config'])\"`)")
     changed = data_changed(source.run) if source.run is not None else None
     if changed:
         raise CnnlabError(f"{changed}: its val split, carved from the folder by dataset.seed, would now hold images "
                           "the model trained on (and read high)",
-                          fix="score split=test (a test/ folder beside train/), or train again on the folder as it is")
+                          fix="train again on the folder as it is, or give the pictures it trained on with "
+                              "dataset.root=DIR (a copy of the folder as it was)")
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             raise CnnlabError(f"dataset.{key}={used.get(key)}: the source's run set its val split apart with "
@@ -231,6 +233,8 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
 def _carves_val(recorded: Mapping[str, Any]) -> bool:
     if recorded.get("name") in GENERATED_DATASETS:
         return False
+    if recorded.get("name") not in FOLDER_DATASETS and "val_fraction" not in recorded:
+        return False  # a set with its own fixed val split (flowers): its config has nothing to carve with
     root = _folder(recorded.get("root"))
     # as data/folder.py reads a folder: a train/ and a val/ (any case, any accepted spelling) are fixed splits
     return not (recorded.get("name") in FOLDER_DATASETS and root is not None

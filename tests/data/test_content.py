@@ -45,3 +45,16 @@ def test_links_are_followed_once_and_a_missing_folder_has_no_digest(tmp_path: Pa
     assert folder_digest(root) is not None
     assert folder_digest(tmp_path / "missing") is None
     assert folder_digest(root / "cat" / "0.png") is None
+
+
+def test_files_that_are_no_pictures_do_not_count(tmp_path: Path) -> None:
+    """Windows Explorer's Thumbs.db or a notes.txt beside the images made every pipeline stage train again and
+    refused export/prune/quantize of the models trained on the folder."""
+    root = _folder(tmp_path / "data")
+    first = folder_digest(root)
+    (root / "Thumbs.db").write_bytes(b"cache")
+    (root / "cat" / "notes.txt").write_text("labels checked")
+    (root / "labels.csv").write_text("a,b")
+    assert folder_digest(root) == first
+    (root / "cat" / "photo.heic").write_bytes(b"x")  # a picture, even one cnnlab cannot read, does count
+    assert folder_digest(root) != first

@@ -204,6 +204,7 @@ def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Pat
     assert std.code == 2 and "drop dataset.std=" in std.stderr, std.output
     same = cli("evaluate", "source=latest:pretrain", f"dataset.mean=[{','.join(str(v) for v in own)}]")
     assert same.code == 0, same.output  # the model's own values change nothing
+    assert cli("evaluate", "source=latest:pretrain", "dataset.image_size=null").code == 0  # null: the model's
 
 
 def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli, outputs: Path,
@@ -249,7 +250,7 @@ def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli
     changed = cli("evaluate", f"source={run}", "split=val")
     said = " ".join(changed.stderr.split())
     assert changed.code == 2 and f"the images in {data} changed since it ran" in said, changed.output
-    assert "score split=test" in said and "Traceback" not in changed.stderr
+    assert "train again on the folder as it is" in said and "Traceback" not in changed.stderr
 
 
 def test_a_config_dir_dataset_with_its_own_folder_is_other_data(cli, outputs: Path, tmp_path: Path) -> None:

@@ -101,9 +101,25 @@ def test_decide_reuses_resumes_or_runs(tmp_path: Path) -> None:
     assert decide(train, attempt("failed", False)) == "ran"
     assert decide(bench, attempt("failed", True)) == "ran"  # only training commands resume
     assert decide(Stage("d", "distill", []), attempt("dead", True)) == "resumed"
-    # an earlier run that no longer stands (its image folder changed, its upstream ran again): start over
-    assert decide(train, attempt("completed", False), changed="the images in /x changed since it ran") == "ran"
-    assert decide(Stage("d", "distill", []), attempt("dead", True), changed="stage t ran again since") == "ran"
+
+
+def test_an_attempt_made_after_the_change_is_resumed_and_those_before_it_are_not_reused(tmp_path: Path) -> None:
+    """A completed run of the old images hid the newer interrupted one: every re-run trained from scratch."""
+    from cnnlab.pipelines.pipeline import _find
+    from cnnlab.steps.freshness import changed_since
+
+    runs = tmp_path / "runs"
+    for name, status, inputs in (("a", "completed", "/runs/old"), ("b", "interrupted", "/runs/new")):
+        record = RunRecord.start(runs / name, "finetune")
+        record.update(pipeline={"fingerprint": "f", "inputs": {"teacher": inputs}}, started=f"2026-12-02T10:0{name}")
+        (runs / name / "last.pt").write_bytes(b"x")
+        record.add_artifact("checkpoint", runs / name / "last.pt")
+        record.finish(status)
+    now = {"teacher": "/runs/new"}
+    assert _find(runs, "f").path.name == "a"  # the newest completed one, stale
+    fresh = _find(runs, "f", lambda r: not changed_since(r, now))
+    assert fresh is not None and fresh.path.name == "b" and decide(Stage("s", "finetune", []), fresh) == "resumed"
+    assert _find(runs, "f", lambda r: not changed_since(r, {"teacher": "/runs/newer"})) is None  # start over
 
 
 def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:
@@ -169,6 +185,7 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
 
 
+@pytest.mark.slow  # ~60 s (three pipelines); the decisions are unit-tested above and in tests/steps/test_freshness.py
 def test_a_stage_whose_image_folder_changed_runs_again_with_everything_after_it(cli, outputs: Path,
                                                                                  tmp_path: Path) -> None:
     """The fingerprint is the command line: new images in the same folder reused the old model and its scores."""

@@ -251,9 +251,15 @@ def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Pat
     ctrl_c_after_the_first_checkpoint()
     interrupted = read_run(run_dirs(outputs, "pretrain")[0])
     assert interrupted["dataset"]["content"]  # recorded before the first epoch, so an interrupted run has it
+    import shutil
+
+    as_it_was = tmp_path / "as_it_was"
+    shutil.copytree(data, as_it_was)  # copy2 keeps names, sizes and times: the same pictures elsewhere
     random_image_folder(tmp_path / "new", per_class=1, classes=("dog",), seed=1)
     (tmp_path / "new" / "dog" / "0.png").rename(data / "dog" / "new.png")
     refused = cli("pretrain", "resume=true")
     said = " ".join(refused.stderr.split())
     assert refused.code == 2 and f"the images in {data} changed since it ran" in said, refused.output
     assert "drop resume=" in said and "Traceback" not in refused.stderr
+    elsewhere = cli("pretrain", "resume=true", f"++dataset.root={as_it_was}")  # the fix that names the folder
+    assert elsewhere.code == 0, elsewhere.output

@@ -51,3 +51,37 @@ def test_a_pipeline_stage_whose_upstream_ran_again_is_stale(tmp_path: Path) -> N
     assert changed_since(run, {"finetune": "/runs/b"}) == "stage finetune ran again since (/runs/b)"
     older = _run(tmp_path / "older", None, {"fingerprint": "f"})  # recorded before pipeline.inputs
     assert changed_since(older, {"finetune": "/runs/b"}) is None
+
+
+def test_the_same_upstream_run_named_another_way_is_the_same_run(tmp_path: Path, monkeypatch) -> None:
+    """`paths.outputs` is relative by default: a re-run with CNNLAB_OUTPUTS=$PWD/outputs named every upstream run
+    another way, and every stage after the first trained again."""
+    (tmp_path / "outputs" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path / "run", None, {"fingerprint": "f", "inputs": {"teacher": "outputs/x"}})
+    assert changed_since(run, {"teacher": str(tmp_path / "outputs" / "x")}) is None
+
+
+def test_the_digest_cache_walks_a_folder_once_and_a_moved_folder_matches(tmp_path: Path, monkeypatch) -> None:
+    import cnnlab.steps.freshness as freshness
+
+    data = _images(tmp_path / "data")
+    run = _run(tmp_path / "run", {"name": "imagefolder", "config": {"root": str(data)}, "content": folder_digest(data)})
+    walks = []
+    monkeypatch.setattr(freshness, "folder_digest", lambda root: walks.append(root) or folder_digest(root))
+    digests: dict = {}
+    assert data_changed(run, digests=digests) is None and data_changed(run, digests=digests) is None
+    assert len(walks) == 1
+    data.rename(tmp_path / "moved")  # mv keeps names, sizes and times: the same pictures
+    assert data_changed(run, root=str(tmp_path / "moved")) is None
+
+
+def test_a_set_with_its_own_val_split_is_no_carve(tmp_path: Path) -> None:
+    """flowers records no dataset.seed or val_fraction (its val split is fixed): every flowers model was refused by
+    export, prune, quantize and evaluate split=val as "does not record dataset.seed"."""
+    from cnnlab.runs import Source
+    from cnnlab.steps.sources import check_same_val_split
+
+    config = {"name": "flowers", "root": str(tmp_path), "image_size": 224}
+    run = _run(tmp_path / "run", {"name": "flowers", "config": config})
+    check_same_val_split(Source("RUN", "checkpoint", tmp_path / "run" / "model.pt", run), dict(config))
