@@ -66,8 +66,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                   fix=f"include it: pipeline.stages=[{needed},{stage.name}]")
         started = time.perf_counter()
         how = decide(stage, done)
-        if changed:
-            ctx.log.info("stage %-22s runs again: %s (earlier run %s)", stage.name, changed, newest.path)  # type: ignore[union-attr]
+        if changed and newest is not None:
+            ctx.log.info("stage %-22s runs again: %s (earlier run %s)", stage.name, changed, newest.path)
         if how == "reused":
             ctx.log.info("stage %-22s done already: %s", stage.name, done.path)  # type: ignore[union-attr]
             run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
