@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from cnnlab.data.decode import extension_reason
 
@@ -26,20 +27,28 @@ def folder_digest(root: Path) -> str | None:
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
+    for path in visible_files(root):
+        if extension_reason(path) == "":
+            continue
+        try:
+            stat = os.stat(path)
+        except OSError:  # a dangling link: not an image either way
+            continue
+        relative = os.path.relpath(path, root)
+        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]
+
+
+def visible_files(root: Path) -> Iterator[str]:
+    """The paths of the files under `root`, folder by folder in sorted order; hidden files and folders (a leading
+    dot: .git, .DS_Store, .ipynb_checkpoints) left out; folder links followed, each folder once (a link back up is not
+    walked again)."""
     seen: set[tuple[int, int]] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         info = os.stat(folder)
-        if (info.st_dev, info.st_ino) in seen:  # a link back to a folder walked already
+        if (info.st_dev, info.st_ino) in seen:
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(f for f in files if not f.startswith(".") and extension_reason(f) != ""):
-            path = os.path.join(folder, name)
-            try:
-                stat = os.stat(path)
-            except OSError:  # a dangling link: not an image either way
-                continue
-            relative = os.path.relpath(path, root)
-            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:16]
+        yield from (os.path.join(folder, name) for name in sorted(files) if not name.startswith("."))

@@ -13,7 +13,6 @@ and class names.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -30,6 +29,7 @@ from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import Prediction, write_predictions
+from cnnlab.data.content import visible_files
 from cnnlab.steps.sources import refuse_dataset_settings, require_source
 
 _SHOWN = 50  # rows of the terminal table; the files hold every prediction
@@ -94,17 +94,8 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    """Files under `folder`, hidden ones left out; folder links followed as `imagefolder` follows them, each folder
-    once (a link back up is not walked again)."""
-    seen: set[tuple[int, int]] = set()
-    for parent, dirs, names in os.walk(folder, followlinks=True):
-        info = os.stat(parent)
-        if (info.st_dev, info.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # no .git, .ipynb_checkpoints
-        yield from (Path(parent) / name for name in names if not name.startswith("."))
+    """Files under `folder` (data.content.visible_files: hidden ones left out, folder links followed once)."""
+    return (Path(path) for path in visible_files(folder))
 
 
 def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
