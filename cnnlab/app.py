@@ -137,6 +137,25 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
                           f"and weights: {override} would be ignored", fix=f"drop {override}{either}")
 
 
+def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str]) -> None:
+    """A typed `dataset.val_fraction` on data whose val split is not carved from the training images (a folder with
+    train/ and val/ of its own, flowers) would change nothing yet be recorded as used: refused. Commands that read a
+    source's data check its carve settings against the source instead (steps/sources.py check_same_val_split)."""
+    if cfg.get("source") not in (None, "") or cfg.get("dataset") is None or \
+            not any(o.split("=", 1)[0].lstrip("~+") == "dataset.val_fraction" for o in overrides):
+        return
+    from cnnlab.steps.sources import carves_val  # torchvision: imported only when the key was typed
+
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    if isinstance(dataset, dict) and not carves_val(dataset):
+        where = f"{dataset.get('root')} has" if dataset.get("root") not in (None, "") else \
+            f"dataset {dataset.get('name')} has"
+        raise CnnlabError(f"dataset.val_fraction={dataset.get('val_fraction')} has no effect: {where} a val split "
+                          "of its own, which is used as it is",
+                          fix="drop dataset.val_fraction= (to carve val from the training images instead, lay the "
+                              "folder out without its val/ folder)")
+
+
 def _checkpoint_kept(record: RunRecord) -> bool:
     rel = (record.data.get("artifacts") or {}).get("checkpoint")
     return bool(rel) and (record.run_dir / rel).is_file()
@@ -309,6 +328,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_source_is_read(cfg.get("source"), command)
             check_nothing_deleted(overrides, command)
             check_model_is_read(cfg.get("source"), overrides, command)
+            check_val_fraction_is_used(cfg, overrides)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")

@@ -175,7 +175,7 @@ RULES: dict[str, Rule] = {
     "dataset.root": Rule("str", nullable=True),
     "dataset.label_fraction": _num(0, low_open=True, high=1),
     "dataset.channels": _int(1, high=3),
-    "split": Rule("str", choices=("test", "val", "train")),
+    "split": Rule("str", choices=("test", "val", "train", "all")),
     "predict.topk": _COUNT,
     "predict.batch_size": _COUNT,
     "dataset.download": _TRISTATE,

@@ -374,3 +374,20 @@ def test_under_torchrun_only_rank_0_says_what_to_continue_from(cli, monkeypatch:
     monkeypatch.setenv("RANK", "0")
     first = cli("pretrain", *TINY)
     assert "continue with `cnnlab pretrain resume=true` (under torchrun, as this run was started)" in first.stderr
+
+
+def test_a_typed_val_fraction_the_data_does_not_carve_with_is_refused(cli, tmp_path: Path) -> None:
+    """A folder with train/ and val/ keeps its val split:
+    `dataset.val_fraction=0.5` changed nothing, exit 0, and run.json recorded it as used."""
+    from helpers import random_image_folder
+
+    random_image_folder(tmp_path / "photos" / "train", per_class=6)
+    random_image_folder(tmp_path / "photos" / "val", per_class=1, seed=1)
+    folder = ["dataset=imagefolder", f"dataset.root={tmp_path / 'photos'}", "dataset.image_size=16",
+              "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4"]
+    refused = cli("pretrain", *folder, "dataset.val_fraction=0.5")
+    assert refused.code == 2 and "dataset.val_fraction=0.5 has no effect" in refused.stderr, refused.output
+    assert "drop dataset.val_fraction=" in refused.stderr and "Traceback" not in refused.stderr
+    assert cli("pretrain", *folder).code == 0  # the fix, followed
+    (tmp_path / "photos" / "val").rename(tmp_path / "held_out")  # now val is carved from train/: the setting applies
+    assert cli("pretrain", *folder, "dataset.val_fraction=0.5").code == 0

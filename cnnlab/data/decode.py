@@ -127,12 +127,30 @@ def downscaled_kind() -> str:
     return f"downscaled to <= {_pixels(MAX_PIXELS)}"
 
 
+# Formats whose files start with an unmistakable signature: a file without an extension is read when Pillow
+# identifies it as one of these (hash-named downloads, camera exports); a lenient one (TGA) could take any bytes.
+SNIFFED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
+
+
+def _sniffed_format(path: str) -> str | None:
+    """The format Pillow identifies from the file's first bytes (its header only), None when it names none."""
+    try:
+        with Image.open(path) as image:
+            return image.format
+    except Exception:  # noqa: BLE001 - not an image Pillow knows (or unreadable): what matters is "no format"
+        return None
+
+
 def extension_reason(path: str | os.PathLike[str]) -> str | None:
     """None if the file's extension is one we read; "format .heic not supported" if it names a picture we
-    cannot read; "" for files that are not images at all (README.txt, .DS_Store: ignored silently)."""
-    ext = os.path.splitext(str(path))[1].lower()
+    cannot read; "" for files that are not images at all (README.txt, .DS_Store: ignored silently). A file with
+    no extension is read when its content is an image in SNIFFED_FORMATS (None), ignored otherwise ("")."""
+    root, ext = os.path.splitext(str(path))
+    ext = ext.lower()
     if ext in READ_EXTENSIONS:
         return None
+    if not ext and not os.path.basename(root).startswith("."):
+        return None if _sniffed_format(str(path)) in SNIFFED_FORMATS else ""
     return f"format {ext} not supported" if ext in IMAGE_LOOKING_EXTENSIONS else ""
 
 

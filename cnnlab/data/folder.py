@@ -1,8 +1,9 @@
 """The user's own images: DIR/train/<class>/*, DIR/val/<class>/* — or DIR/<class>/*, split by val_fraction.
 A flat DIR/*.jpg (no class folders) serves self-supervised pretraining only (`build_flat_folder`).
 
-Split folders are found ignoring case (Train/, VALID/, Validation/, Test/): train; val, valid, validation (the
-first present in that order is the validation split); test. Hidden files and folders (a leading dot) are never read.
+Split folders are found ignoring case (Train/, VALID/, Validation/, Test/): train, training; val, valid, validation;
+test, testing (of several spellings present, the first in that order is the split; Kaggle sets use Training/ and
+Testing/). Hidden files and folders (a leading dot) are never read.
 Images are decoded by cnnlab.data.decode (what a viewer shows: 16-bit, palette, alpha, EXIF rotation, ...).
 Files that carry an image extension but cannot be read are skipped; conversions and skips are counted in
 one summary line per dataset (a warning when there is anything to say) and in RawSplits.decode.
@@ -30,10 +31,10 @@ log = logging.getLogger(__name__)
 
 # split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
 # the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
-TRAIN_DIR_NAMES = ("train",)
+TRAIN_DIR_NAMES = ("train", "training")
 VAL_DIR_NAMES = ("val", "valid", "validation")
 # test/ is only ever the test split: model selection on it would make the test score read high (issue 16's rule)
-TEST_DIR_NAMES = ("test",)
+TEST_DIR_NAMES = ("test", "testing")
 SPLIT_DIR_NAMES = TRAIN_DIR_NAMES + VAL_DIR_NAMES + TEST_DIR_NAMES
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg (split by dataset.val_fraction)"
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"

@@ -6,6 +6,8 @@ that reads the official test split.
    Softmax scored from the log of its probabilities (cnnlab.deploy.infer);
 2. rebuild its data — the dataset its run (or the file itself) records, unless dataset=... picks another —
    preprocessed exactly as the file's input spec says;
+   `split=all` (train, val and test together: a folder of new labelled images with no split folders) is refused
+   on the data the model trained on (steps/sources.py refuse_training_images);
 3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
 4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics `<split>_acc`, `<split>_top5`,
    `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`; `model.precision`, `model.outputs`: logits |
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from omegaconf import DictConfig
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
@@ -28,23 +30,25 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
-from cnnlab.steps.sources import check_same_classes, require_source, source_data
+from cnnlab.steps.sources import check_same_classes, refuse_training_images, require_source, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all")  # all: every image of the data (new labelled images, no split folders)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime, split = str(cfg.evaluate.runtime), str(cfg.split)
     recipe = Recipe.from_config(cfg)  # the evaluation batch size, loader workers and seed
     if split not in SPLITS:
-        raise CnnlabError(f"split={split} is not a split", fix="use split=test (default), val or train")
+        raise CnnlabError(f"split={split} is not a split", fix="use split=test (default), val, train or all")
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val")
     check_same_classes(data, model.classes)
+    if split == "all":
+        refuse_training_images(source, dataset_cfg, data)
     images = split_of(data, split)
     ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
                  model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)
@@ -66,11 +70,20 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 def split_of(data: DataBundle, split: str) -> Dataset:
-    images = {"train": data.train, "val": data.val, "test": data.test}[split]
+    """The images of `split` (SPLITS); "all" is train, val and test together. CnnlabError for a split the data
+    lacks or an empty one."""
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    if split == "all":
+        present = [part for part in parts.values() if part is not None and len(part)]  # type: ignore[arg-type]
+        if not present:
+            raise CnnlabError(f"dataset {data.name} holds no images", fix="point dataset.root=DIR to the images")
+        return ConcatDataset(present)
+    images = parts[split]
     if images is None:
         raise CnnlabError(f"dataset {data.name} has no {split} split",
-                          fix="use split=val, or a dataset with an official test split (cifar10, cifar100, mnist, "
-                              "fashion_mnist, kmnist, svhn, stl10, flowers)")
+                          fix="use split=val; split=all to score every image of a folder of new labelled images "
+                              "(dataset=imagefolder dataset.root=DIR); or a dataset with an official test split "
+                              "(cifar10, cifar100, mnist, fashion_mnist, kmnist, svhn, stl10, flowers)")
     if len(images) == 0:  # type: ignore[arg-type]
         raise CnnlabError(f"the {split} split of {data.name} is empty", fix="use another split or dataset")
     return images

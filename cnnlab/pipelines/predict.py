@@ -65,7 +65,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.record.add_artifact("predictions_json", json_path)
     ctx.record.update(model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
                              "precision": model.precision, "image_size": model.spec.size,
-                             "num_classes": len(model.classes), "input": model.spec.to_dict()},
+                             "num_classes": len(model.classes), "input": model.spec.to_dict(),
+                             "outputs": model.outputs},
                       predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})
     return {"images": len(predictions), "unreadable": len(unreadable)}
 

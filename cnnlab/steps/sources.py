@@ -206,7 +206,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     folder with val/)."""
     recorded = dataset_config_of(source.run) or {}
     used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
-    if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not _carves_val(recorded):
+    if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not carves_val(recorded):
         return
     unsaid = [key for key in _CARVE_KEYS if recorded.get(key) is None]
     if unsaid:
@@ -230,7 +230,28 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                                   "split=test` scores the fixed test split whatever it is")
 
 
-def _carves_val(recorded: Mapping[str, Any]) -> bool:
+def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
+    """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
+    its run records (steps.sources.same_data), or a folder with the same pictures (the recorded
+    data.content.folder_digest) wherever it lies now. For `cnnlab evaluate split=all`, whose score would read high."""
+    source = with_file_dataset(source)
+    recorded = dataset_config_of(source.run)
+    if recorded is None:
+        return
+    used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
+    content = ((source.run.data.get("dataset") or {}).get("content")) if source.run is not None else None
+    same_pictures = isinstance(content, str) and content == data.content
+    if same_pictures or (isinstance(used, Mapping) and same_data(recorded, used)):
+        raise CnnlabError(f"split=all of {data.name} would score the images the model trained on"
+                          + (f" (the folder {used.get('root')} holds the same pictures)"
+                             if same_pictures and isinstance(used, Mapping) else ""),
+                          fix="use split=test (or val) for the data the model trained on; split=all is for a folder "
+                              "of new labelled images: dataset=imagefolder dataset.root=NEW_DIR split=all")
+
+
+def carves_val(recorded: Mapping[str, Any]) -> bool:
+    """Whether the data `recorded` (a dataset config) carves its val split out of the training images by
+    dataset.seed and val_fraction (torchvision sets, digits, a folder without train/ + val/ folders)."""
     if recorded.get("name") in GENERATED_DATASETS:
         return False
     if recorded.get("name") not in FOLDER_DATASETS and "val_fraction" not in recorded:

@@ -222,3 +222,29 @@ def test_a_test_folder_beside_train_is_the_test_split_never_validation(tmp_path:
               "mean": [0.5] * 3, "std": [0.5] * 3}
     data = build_datasets(config, resolve_input_spec(config, None))
     assert len(data.test) == 6 and len(data.train) + len(data.val) == 20 and len(data.val) == 4
+
+
+def test_kaggle_training_and_testing_folders_are_the_train_and_test_splits(tmp_path: Path) -> None:
+    """Kaggle sets ship Training/ + Testing/: without those names the folder was read as two classes,
+    `Training` and `Testing`, trained at chance with exit 0."""
+    make_classes(tmp_path / "Training", {"glioma": 5, "none": 5})
+    make_classes(tmp_path / "Testing", {"glioma": 2, "none": 1})
+    raw = build_imagefolder({"root": str(tmp_path), "val_fraction": 0.2, "seed": 0}, SPEC)
+    assert raw.classes == ["glioma", "none"]
+    assert raw.test is not None and len(raw.test) == 3 and len(raw.train) + len(raw.val) == 10
+
+
+def test_an_image_without_an_extension_is_read_by_its_content(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Hash-named downloads (`a3f9c2`) were ignored without a word: a class of them was 'empty'. A file without
+    an extension is read when its bytes are a JPEG/PNG/...; any other such file (LICENSE) is still ignored."""
+    make_classes(tmp_path / "train", {"cat": 2, "dog": 2})
+    make_classes(tmp_path / "val", {"cat": 1, "dog": 1})
+    write_image(tmp_path / "train" / "cat" / "a3f9c2", seed=7, fmt="JPEG")
+    write_image(tmp_path / "train" / "dog" / "b71e04", seed=8, fmt="PNG")
+    (tmp_path / "train" / "dog" / "LICENSE").write_text("CC-BY 4.0")
+    with caplog.at_level(logging.INFO):
+        raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert len(raw.train) == 6 and len(raw.val) == 2
+    assert [label for _, label in raw.train] == [0, 0, 0, 1, 1, 1]
+    assert "skipped" not in caplog.text  # LICENSE is not an image: ignored as README.txt is

@@ -346,3 +346,31 @@ def test_a_capitalised_val_folder_is_a_fixed_split_not_a_carve(cli, outputs: Pat
     result = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.seed=5")
     assert result.code == 0, result.output
     assert read_run(run_dirs(outputs, "evaluate")[0])["metrics"]["n"] == 4  # all of Val/, no carve
+
+
+def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, outputs: Path,
+                                                                             tmp_path: Path) -> None:
+    """A folder of new labelled images without split folders could only be scored on its carved val fifth
+    (`split=test` said "use split=val"). `split=all` scores every image of it, and is refused on the training data
+    — by its path or by its pictures in a copy elsewhere — whose score would read high."""
+    import shutil
+
+    from helpers import random_image_folder
+
+    trained, new = tmp_path / "photos", tmp_path / "new_photos"
+    random_image_folder(trained, per_class=6)
+    random_image_folder(new, per_class=4, seed=3)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={trained}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    no_test = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}")
+    assert no_test.code == 2 and "split=all" in no_test.stderr and "Traceback" not in no_test.stderr
+    result = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
+    assert result.code == 0, result.output
+    record = next(r for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed")
+    assert record["metrics"]["n"] == 8 and record["metrics"]["split"] == "all" and "all_acc" in record["metrics"]
+    shutil.copytree(trained, tmp_path / "copy")
+    for root in (trained, tmp_path / "copy"):
+        refused = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={root}",
+                      "split=all")
+        assert refused.code == 2 and "images the model trained on" in refused.stderr, refused.output
+        assert "Traceback" not in refused.stderr

@@ -61,6 +61,7 @@ def test_checkpoint_and_onnx_predict_the_same_and_bad_files_are_listed(cli, outp
     torch_dir = run_dirs(outputs, "predict")[0]
     record = read_run(torch_dir)
     assert record["status"] == "completed" and record["metrics"] == {"images": 6, "unreadable": 1}
+    assert record["model"]["outputs"] == "logits"  # what the probabilities were computed from, as evaluate records
     assert list(record["predict"]["unreadable"]) == [str(trained / "broken.jpg")]
     from_torch = predictions_of(torch_dir)
     assert sorted(from_torch) == ["blue_wide.jpg", "green_wide.jpg", "grey_red.png", "red_tall.png", "red_wide.jpg",
