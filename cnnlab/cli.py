@@ -220,6 +220,15 @@ def check_overrides(command: str, args: list[str]) -> None:
                 raise UserError(f"{problem} — {conftree.MAPPING_FIX}")
 
 
+def hydra_quoted(text: str) -> str:
+    """`text` as a single-quoted Hydra override value that reads back as exactly `text`: in Hydra's quoted strings
+    only the backslashes before a quote (or before the closing one) are escapes, and OmegaConf resolves `${...}`
+    unless escaped as `\\${` (a file named `x${y}.png` stopped with "Interpolation key 'y' not found";
+    `m\\n.png` became `m\\\\n.png`, no such file)."""
+    text = re.sub(r"(\\+)(?='|$|\$\{)", lambda run: run.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
 def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list[str]:
     """`cnnlab predict source=RUN photo.jpg folder/`: the arguments that are paths (existing files or folders,
     or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are.
@@ -237,7 +246,7 @@ def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list
         (kept if "=" in arg and not Path(arg).exists() else paths).append(arg)
     if not paths:
         return kept
-    quoted = ",".join("'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'" for path in paths)
+    quoted = ",".join(hydra_quoted(path) for path in paths)
     return [*kept, f"predict.inputs=[{quoted}]"]
 
 

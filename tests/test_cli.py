@@ -280,6 +280,21 @@ def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
     assert positional_inputs(["source=latest"]) == ["source=latest"]
 
 
+@pytest.mark.parametrize("name", ["x${y}.png", "m\\n.png", "end\\", "it\\'s.png", "\\${a}.png", "$${b}",
+                                  "a\\\\b.png", "c,d [e].png"])
+def test_a_predict_path_reads_back_exactly_through_hydra_and_omegaconf(name: str) -> None:
+    """`cnnlab predict x${y}.png` stopped with "Interpolation key 'y' not found" and `m\\n.png` was looked for as
+    `m\\\\n.png`: the override must come back as the very path once Hydra parsed it and OmegaConf resolved it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from cnnlab.cli import positional_inputs
+
+    override = positional_inputs([name])[-1]
+    value = OverridesParser.create().parse_override(override).value()
+    assert OmegaConf.to_container(OmegaConf.create({"inputs": value}), resolve=True)["inputs"] == [name]
+
+
 def test_a_file_named_like_an_option_is_one_line_and_dashdash_predicts_it(cli, outputs: Path, tmp_path: Path) -> None:
     from PIL import Image
 

@@ -151,8 +151,11 @@ def test_file_names_that_look_like_markup_are_printed_as_text(cli, outputs: Path
     assert cli("pretrain", *TINY).code == 0
     odd = tmp_path / "foo[" / "bar].png"  # "foo[/bar].png": a closing rich tag, once a traceback
     photo(odd, (200, 30, 30), (20, 20), seed=1)
-    result = cli("predict", "source=latest:pretrain", str(odd))
+    dollar = tmp_path / "x${y}.png"  # an OmegaConf interpolation: "Interpolation key 'y' not found", once
+    photo(dollar, (30, 200, 30), (20, 20), seed=2)
+    result = cli("predict", "source=latest:pretrain", str(odd), str(dollar))
     assert result.code == 0, result.output
+    assert read_run(run_dirs(outputs, "predict")[0])["metrics"]["images"] == 2
     assert (run_dirs(outputs, "predict")[0] / "predictions.csv").is_file()
 
 
