@@ -23,10 +23,43 @@ def _save(proto: onnx.ModelProto, target: Path) -> Path:
 def with_softmax(source: Path, target: Path, op: str = "Softmax") -> Path:
     """`source` with a Softmax (or LogSoftmax) over the classes before its `logits` output, same output name."""
     proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    proto.graph.node.append(helper.make_node(op, ["raw_logits"], [output], axis=-1, name="probabilities"))
+    return _save(proto, target)
+
+
+def _renamed_output(proto: onnx.ModelProto) -> str:
+    """Renames what produces the graph's output to `raw_logits`; returns the output's name (for the new tail)."""
     output = proto.graph.output[0].name
     for node in proto.graph.node:
         node.output[:] = ["raw_logits" if name == output else name for name in node.output]
-    proto.graph.node.append(helper.make_node(op, ["raw_logits"], [output], axis=-1, name="probabilities"))
+    return output
+
+
+def with_softmax_in_function(source: Path, target: Path) -> Path:
+    """`source` whose logits go through a local function (as torch.onnx's dynamo exporter writes a module) that
+    holds an Identity and the Softmax."""
+    proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    domain = "pkg.torch.head"
+    function = helper.make_function(domain, "ClassifierHead", ["x"], ["probs"],
+                                    [helper.make_node("Identity", ["x"], ["y"]),
+                                     helper.make_node("Softmax", ["y"], ["probs"], axis=-1)],
+                                    [helper.make_opsetid("", proto.opset_import[0].version)])
+    proto.functions.append(function)
+    proto.opset_import.append(helper.make_opsetid(domain, 1))
+    proto.graph.node.append(helper.make_node("ClassifierHead", ["raw_logits"], [output], domain=domain))
+    return _save(proto, target)
+
+
+def with_written_out_softmax(source: Path, target: Path) -> Path:
+    """`source` ending in a softmax written out as Exp / ReduceSum / Div (no Softmax node to recognise)."""
+    proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    proto.graph.initializer.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), "softmax_axes"))
+    proto.graph.node.extend([helper.make_node("Exp", ["raw_logits"], ["exp"]),
+                             helper.make_node("ReduceSum", ["exp", "softmax_axes"], ["total"], keepdims=1),
+                             helper.make_node("Div", ["exp", "total"], [output])])
     return _save(proto, target)
 
 

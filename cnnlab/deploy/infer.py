@@ -46,8 +46,9 @@ class InferenceModel:
     classes: list[str]
     spec: InputSpec
     dataset: dict[str, Any] | None
-    _run: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)
+    _run: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)  # the file's raw outputs of a batch
     outputs: str = "logits"
+    _sensed: bool = field(default=False, repr=False)  # the first batch's outputs checked (ort.sensed_output_kind)
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -55,7 +56,15 @@ class InferenceModel:
 
         Errors: CnnlabError when a logit is NaN or infinite — an accuracy or a ranking computed from them would be
         a number that means nothing (a diverged run's weights give such files)."""
-        logits = self._run(images).float().cpu()
+        from cnnlab.deploy.ort import as_logits, sensed_note, sensed_output_kind
+
+        outputs = self._run(images).float().cpu()
+        if self.kind == "onnx" and not self._sensed:  # a softmax the graph walk missed: seen in the outputs
+            self._sensed = True
+            if (sensed := sensed_output_kind(outputs, self.outputs)) != self.outputs:
+                log.warning("%s", sensed_note(self.path))
+                self.outputs = sensed
+        logits = as_logits(outputs, self.outputs)
         if not torch.isfinite(logits).all():
             raise CnnlabError(f"{self.path} gives NaN or infinite outputs: its weights are broken (e.g. saved from a "
                               "run whose loss diverged), so no accuracy or prediction can be computed from it",
@@ -132,7 +141,7 @@ def _checkpoint(path: Path, device: str) -> InferenceModel:
 
 def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     from cnnlab.deploy.onnx_check import check_onnx_file
-    from cnnlab.deploy.ort import as_logits, onnx_session, run_images
+    from cnnlab.deploy.ort import onnx_session, run_images
     from cnnlab.engine.checkpoint import require_trained_onnx_head
 
     checked = check_onnx_file(path)
@@ -149,8 +158,8 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
         log.info("%s outputs %s (its graph ends in LogSoftmax): scored as logits", path, checked.outputs)
 
     def run(images: torch.Tensor) -> torch.Tensor:
-        # float16 in for an FP16 file, float32 out; a fixed batch in chunks; probabilities back to logits
-        return as_logits(torch.from_numpy(run_images(session, images)), checked.outputs)
+        # float16 in for an FP16 file, float32 out; a fixed batch in chunks (InferenceModel.logits reads the outputs)
+        return torch.from_numpy(run_images(session, images))
 
     dataset = meta.get("dataset")
     return InferenceModel(kind="onnx", path=path, runtime=runtime, precision=checked.precision,

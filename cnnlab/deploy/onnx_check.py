@@ -40,8 +40,10 @@ QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", 
 # What the first output of a classifier holds (`output_kind`).
 LOGITS, PROBABILITIES, LOG_PROBABILITIES = "logits", "probabilities", "log-probabilities"
 _OUTPUT_OPS = {"Softmax": PROBABILITIES, "LogSoftmax": LOG_PROBABILITIES}
-# Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape).
-_PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze"})
+# Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape,
+# a quantizer's Q/DQ pair around the probabilities).
+_PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "QuantizeLinear", "DequantizeLinear"})
+_FUNCTION_DEPTH = 16  # local functions calling local functions: deeper than any exporter nests (untrusted files)
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
 
@@ -113,19 +115,41 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
-    producers = {name: node for node in proto.graph.node for name in node.output}
-    name = proto.graph.output[0].name
-    for _ in range(len(proto.graph.node)):
+    functions = {(f.domain, f.name): f for f in proto.functions}
+    kind, _ = _traced_kind(proto.graph.output[0].name, list(proto.graph.node), functions, _opset(proto), 0)
+    return kind or LOGITS
+
+
+def _traced_kind(name: str, nodes: list[Any], functions: dict[tuple[str, str], Any], opset: int,
+                 depth: int) -> tuple[str | None, str]:
+    """(the output kind of value `name` among `nodes`, a graph's or a local function's, name): walking back through
+    pass-through nodes and into local functions (torch.onnx's dynamo exporter wraps modules in them). (None, INPUT)
+    when the walk reaches INPUT, an input of this scope: the caller goes on from the matching input of its call."""
+    producers = {output: node for node in nodes for output in node.output}
+    for _ in range(len(nodes) + 1):
         node = producers.get(name)
         if node is None:
-            return LOGITS
+            return None, name
+        function = functions.get((node.domain, node.op_type))
+        if function is not None:
+            index = list(node.output).index(name)
+            if depth >= _FUNCTION_DEPTH or index >= len(function.output):
+                return LOGITS, name
+            kind, reached = _traced_kind(function.output[index], list(function.node), functions, opset, depth + 1)
+            if kind is not None:
+                return kind, name
+            position = list(function.input).index(reached) if reached in function.input else len(node.input)
+            if position >= len(node.input) or not node.input[position]:
+                return LOGITS, name
+            name = node.input[position]
+            continue
         if node.op_type in _OUTPUT_OPS and node.domain in ("", "ai.onnx"):
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if _opset(proto) >= 13 else 1)
-            return _OUTPUT_OPS[node.op_type] if axis in (-1, 1) else LOGITS  # over the classes of [N, classes]
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
+            return (_OUTPUT_OPS[node.op_type] if axis in (-1, 1) else LOGITS), name  # over [N, classes]'s classes
         if node.op_type not in _PASS_THROUGH or not node.input:
-            return LOGITS
+            return LOGITS, name
         name = node.input[0]
-    return LOGITS
+    return LOGITS, name
 
 
 def _opset(proto: onnx.ModelProto) -> int:

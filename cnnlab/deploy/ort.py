@@ -9,6 +9,7 @@ bench's feed (`example_feed`) all read ONNX files this way."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -25,6 +26,8 @@ from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_ope
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError, ModelLoadError
+
+log = logging.getLogger("cnnlab")
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 _INSTALL = {
@@ -211,6 +214,29 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
     return np.concatenate(outputs)
 
 
+_SUMS_TO_ONE = 2e-3  # how far a row of probabilities may sum from 1: float16 outputs round each value to ~5e-4
+
+
+def sensed_output_kind(outputs: torch.Tensor, kind: str) -> str:
+    """`kind` (from the graph: onnx_check.output_kind), or PROBABILITIES where the graph said LOGITS yet every row
+    of `outputs` [N, classes] is a probability vector — every value in [0, 1], every row summing to 1 within
+    _SUMS_TO_ONE: a softmax the graph walk cannot see (written out as Exp / ReduceSum / Div, in a custom operator).
+    A trained model's logits never all lie so; softmaxed again, its loss, ECE and probabilities would be wrong."""
+    if kind != LOGITS or outputs.ndim != 2 or outputs.shape[1] < 2 or outputs.numel() == 0:
+        return kind
+    values = outputs.float()
+    sums = values.sum(dim=1)
+    if values.min() >= 0 and values.max() <= 1 and bool(((sums - 1).abs() <= _SUMS_TO_ONE).all()):
+        return PROBABILITIES
+    return kind
+
+
+def sensed_note(path: Any) -> str:
+    """The warning when sensed_output_kind overrides the graph: what was seen and what is done about it."""
+    return (f"{path}: every output row is a probability vector (values in [0, 1], each row summing to 1) though its "
+            "graph does not end in a Softmax cnnlab recognises: scored from their log, not softmaxed again")
+
+
 def as_logits(outputs: torch.Tensor, kind: str = LOGITS) -> torch.Tensor:
     """Scores whose softmax is the model's probabilities, from a file's outputs of `kind` (onnx_check.output_kind):
     LOGITS and LOG_PROBABILITIES as they are; PROBABILITIES (a graph ending in Softmax) → their log, clamped at the
@@ -262,8 +288,12 @@ def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader,
     meter = ClassificationMeter(torch.device("cpu"))
     with make_progress() as progress:
         task = progress.add_task(desc, total=len(loader), status="")
-        for images, targets, *_ in loader:
-            logits = as_logits(torch.from_numpy(run_images(session, images)), kind)
+        for batch, (images, targets, *_) in enumerate(loader):
+            outputs = torch.from_numpy(run_images(session, images))
+            if batch == 0 and (sensed := sensed_output_kind(outputs, kind)) != kind:
+                log.warning("%s", sensed_note(file or "the ONNX session"))
+                kind = sensed
+            logits = as_logits(outputs, kind)
             meter.update(F.cross_entropy(logits, targets), logits, targets)
             progress.advance(task)
     return meter.compute()

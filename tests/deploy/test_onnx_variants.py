@@ -15,7 +15,8 @@ from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.deploy.ort import evaluate_onnx, example_feed, onnx_session
 from cnnlab.errors import CnnlabError
 from helpers import HAS_OPENVINO
-from onnx_variants import dynamic_int8, to_float16, with_fixed_batch, with_softmax
+from onnx_variants import (dynamic_int8, to_float16, with_fixed_batch, with_softmax, with_softmax_in_function,
+                           with_written_out_softmax)
 
 QUICK = TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)
 RUNTIMES = ("onnxruntime", "openvino") if HAS_OPENVINO else ("onnxruntime",)
@@ -66,6 +67,34 @@ def test_evaluate_onnx_and_predict_score_a_softmax_file_as_its_source(lenet_onnx
     [from_probabilities], _ = predict_files(open_model("onnx", ending), [picture], topk=4, batch_size=1)
     assert from_probabilities.labels == from_logits.labels
     assert from_probabilities.probabilities == pytest.approx(from_logits.probabilities, abs=1e-5)
+
+
+@pytest.mark.parametrize("make", [with_softmax_in_function, with_written_out_softmax])
+def test_a_softmax_inside_a_function_or_written_out_is_not_softmaxed_again(lenet_onnx_once, tmp_path: Path,
+                                                                          make, caplog: pytest.LogCaptureFixture
+                                                                          ) -> None:
+    """The graph walk stopped at a local function (dynamo exports wrap modules in them) and at a softmax written
+    out as Exp/ReduceSum/Div: such files were scored as logits, softmaxed twice — a wrong loss, ECE and
+    probabilities with exit 0. The walk now enters functions; what it cannot see, the first outputs show."""
+    import logging
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    model, path = lenet_onnx_once
+    ending = make(path, tmp_path / "ending.onnx")
+    assert output_kind(ending) == ("probabilities" if make is with_softmax_in_function else "logits")
+    images = _images()
+    with torch.no_grad():
+        expected = model(images).softmax(dim=-1)
+    loaded = open_model("onnx", ending)
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        probabilities = loaded.logits(images).softmax(dim=-1)
+    assert torch.allclose(probabilities, expected, atol=1e-5), (probabilities, expected)
+    assert loaded.outputs == "probabilities" and loaded.describe()["outputs"] == "probabilities"
+    assert ("every output row is a probability vector" in caplog.text) == (make is with_written_out_softmax)
+    loader = DataLoader(TensorDataset(_images(12), torch.arange(12) % 4), batch_size=5)
+    assert evaluate_onnx(ending, loader)["loss"] == pytest.approx(evaluate_onnx(path, loader)["loss"], abs=1e-5)
+    assert open_model("onnx", path).logits(images).softmax(dim=-1) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
