@@ -310,11 +310,23 @@ def require_trained_onnx_head(metadata: Mapping[str, Any], path: Any, use: str) 
     """The same check for an ONNX file, from its cnnlab metadata (`deploy.export.read_onnx_metadata`): an export
     of a self-supervised backbone records `untrained_head`; the backbone to fine-tune is the run it came from."""
     identity = metadata.get("identity")
-    method = getattr(identity, "untrained_head", None)
+    source = getattr(identity, "source", None)
+    source = source if isinstance(source, Mapping) else {}  # untrusted metadata: any JSON value
+    method = getattr(identity, "untrained_head", None) or _source_checkpoint_method(source.get("path"))
     if method is not None:
-        source = getattr(identity, "source", None)
-        source = source if isinstance(source, Mapping) else {}  # untrusted metadata: any JSON value
         raise untrained_head_error(method, path, use, backbone=source.get("run") or source.get("path"))
+
+
+def _source_checkpoint_method(path: Any) -> str | None:
+    """The self-supervised method of the model.pt an ONNX file was exported from, where that file is still on
+    disk: exports written before `untrained_head` existed record only their source. None when it is gone,
+    unreadable, or not a self-supervised backbone."""
+    if not isinstance(path, str) or not path.endswith((".pt", ".pth")) or not Path(path).is_file():
+        return None
+    try:
+        return self_supervised_method(read_checkpoint(Path(path)))
+    except CnnlabError:  # a damaged or foreign file: the export is judged by its own metadata alone
+        return None
 
 
 def require_trained_head(ckpt: ModelCheckpoint, path: Path, use: str) -> None:

@@ -398,6 +398,16 @@ def test_a_self_supervised_backbone_is_not_scored_as_a_classifier(cli, outputs: 
         said = "".join(refused.stderr.split())
         assert refused.code == 2 and "method=simclr" in said, (args, refused.output)
         assert f"model.weights={run_dir}finetune.mode=linear" in said
+    # an export written before `untrained_head` existed: its source model.pt says what it is
+    import onnx
+
+    old = onnx.load(str(run_dirs(outputs, "export")[0] / "model.onnx"))
+    props = [prop for prop in old.metadata_props if prop.key != "untrained_head"]
+    del old.metadata_props[:]
+    old.metadata_props.extend(props)
+    onnx.save(old, str(tmp_path / "old_export.onnx"))
+    refused = cli("evaluate", f"source={tmp_path / 'old_export.onnx'}", "split=val")
+    assert refused.code == 2 and "method=simclr" in "".join(refused.stderr.split()), refused.output
     # the fix, followed
     assert cli("finetune", f"model.weights={run_dir / 'model.pt'}", "finetune.mode=linear", *TINY).code == 0
     scored = cli("evaluate", "source=latest:finetune", "split=val")
