@@ -139,21 +139,14 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
 
 def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str]) -> None:
     """A typed `dataset.val_fraction` on data whose val split is not carved from the training images (a folder with
-    train/ and val/ of its own, flowers) would change nothing yet be recorded as used: refused. Commands that read a
-    source's data check its carve settings against the source instead (steps/sources.py check_same_val_split)."""
+    train/ and val/ of its own) would change nothing yet be recorded as used: refused (steps/sources.py
+    refuse_unused_val_fraction; commands that read a source's data check the data they rebuild, in source_data)."""
     if cfg.get("source") not in (None, "") or cfg.get("dataset") is None or \
             not any(o.split("=", 1)[0].lstrip("~+") == "dataset.val_fraction" for o in overrides):
         return
-    from cnnlab.steps.sources import carves_val  # torchvision: imported only when the key was typed
+    from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed
 
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    if isinstance(dataset, dict) and not carves_val(dataset):
-        where = f"{dataset.get('root')} has" if dataset.get("root") not in (None, "") else \
-            f"dataset {dataset.get('name')} has"
-        raise CnnlabError(f"dataset.val_fraction={dataset.get('val_fraction')} has no effect: {where} a val split "
-                          "of its own, which is used as it is",
-                          fix="drop dataset.val_fraction= (to carve val from the training images instead, lay the "
-                              "folder out without its val/ folder)")
+    refuse_unused_val_fraction(OmegaConf.to_container(cfg.dataset, resolve=True))
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:

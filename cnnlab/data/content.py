@@ -27,9 +27,7 @@ def folder_digest(root: Path) -> str | None:
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
-    for path in visible_files(root):
-        if extension_reason(path) == "":
-            continue
+    for path in pictures(root):
         try:
             stat = os.stat(path)
         except OSError:  # a dangling link: not an image either way
@@ -37,6 +35,47 @@ def folder_digest(root: Path) -> str | None:
         relative = os.path.relpath(path, root)
         digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
+
+
+def pictures(root: Path) -> Iterator[str]:
+    """The pictures under `root` as folder_digest counts them: visible files with an image extension (or an image's
+    signature, `decode.extension_reason`)."""
+    return (path for path in visible_files(root) if extension_reason(path) != "")
+
+
+def shared_pictures(folder: Path, other: Path, *, outside: Path | None = None) -> list[str]:
+    """The pictures under `folder` whose bytes equal those of a picture under `other` (not under `outside`, e.g.
+    other's test split), sorted: a copy is found whatever its names and file times. Sizes are compared first, so a
+    file is hashed (SHA-256) only when a picture of the other folder has its size."""
+    skipped = os.path.realpath(outside) if outside is not None else None
+    by_size: dict[int, list[str]] = {}
+    for path in pictures(other):
+        if skipped is not None and os.path.commonpath([os.path.realpath(path), skipped]) == skipped:
+            continue
+        try:
+            by_size.setdefault(os.path.getsize(path), []).append(path)
+        except OSError:  # a dangling link
+            continue
+    hashes: dict[str, str | None] = {}
+
+    def sha256(path: str) -> str | None:
+        if path not in hashes:
+            try:
+                with open(path, "rb") as handle:
+                    hashes[path] = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError:
+                hashes[path] = None
+        return hashes[path]
+
+    shared = []
+    for path in pictures(folder):
+        try:
+            candidates = by_size.get(os.path.getsize(path), [])
+        except OSError:
+            continue
+        if candidates and sha256(path) is not None and any(sha256(c) == sha256(path) for c in candidates):
+            shared.append(path)
+    return sorted(shared)
 
 
 def visible_files(root: Path) -> Iterator[str]:

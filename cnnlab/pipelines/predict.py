@@ -13,6 +13,7 @@ and class names.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -78,7 +79,7 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
         raise CnnlabError("`cnnlab predict` needs images", fix="cnnlab predict source=RUN photo.jpg photos/")
     files: list[Path] = []
     for item in inputs:
-        path = Path(str(item)).expanduser()
+        path = _input_path(str(item))
         if path.is_dir():  # pictures this build cannot read (.heic, ...) too: they are listed as skipped
             files += sorted(p for p in _walk(path) if extension_reason(p) != "")
         elif path.exists():
@@ -92,6 +93,18 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
     for file in files:  # a file named twice (alone and in its folder) is predicted once
         unique.setdefault(file.resolve(), file)
     return list(unique.values())
+
+
+def _input_path(text: str) -> Path:
+    """The file or folder `text` names: itself when it exists as written (a file named `~home.png`, `./~nobody`),
+    else with `~` expanded (`predict.inputs=['~/photos']`, which no shell expands); as written when `~` names no
+    home folder."""
+    if os.path.lexists(text) or not text.startswith("~"):
+        return Path(text)
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory": `~user` of no user
+        return Path(text)
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -7,6 +7,7 @@ works on a source run reuses it unless the user picks a dataset on the command l
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,8 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
-from cnnlab.data.folder import TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
+from cnnlab.data.content import shared_pictures
+from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError
@@ -26,6 +28,8 @@ from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.wording import class_difference
+
+log = logging.getLogger("cnnlab")
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
@@ -188,6 +192,9 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
         raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
+    if ctx.explicitly_set("dataset.val_fraction"):
+        refuse_unused_val_fraction(OmegaConf.to_container(dataset_cfg, resolve=True)
+                                   if isinstance(dataset_cfg, DictConfig) else dataset_cfg)
     if uses_val:
         check_same_val_split(source, dataset_cfg)
     return data, dataset_cfg
@@ -241,12 +248,40 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
     used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
     content = ((source.run.data.get("dataset") or {}).get("content")) if source.run is not None else None
     same_pictures = isinstance(content, str) and content == data.content
+    fix = ("use split=test (or val) for the data the model trained on; split=all is for a folder of new labelled "
+           "images: dataset=imagefolder dataset.root=NEW_DIR split=all")
     if same_pictures or (isinstance(used, Mapping) and same_data(recorded, used)):
         raise CnnlabError(f"split=all of {data.name} would score the images the model trained on"
                           + (f" (the folder {used.get('root')} holds the same pictures)"
-                             if same_pictures and isinstance(used, Mapping) else ""),
-                          fix="use split=test (or val) for the data the model trained on; split=all is for a folder "
-                              "of new labelled images: dataset=imagefolder dataset.root=NEW_DIR split=all")
+                             if same_pictures and isinstance(used, Mapping) else ""), fix=fix)
+    trained, scored = _folder(recorded.get("root")), _folder(used.get("root")) if isinstance(used, Mapping) else None
+    if recorded.get("name") not in FOLDER_DATASETS or trained is None or scored is None:
+        return
+    if not Path(trained).is_dir():
+        log.warning("the folder the model trained on, %s, is gone: split=all cannot check that %s holds none of "
+                    "its pictures", trained, scored)
+        return
+    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes; the source's test split
+    # is no training image
+    test = split_dir(Path(trained), TEST_DIR_NAMES) if split_dir(Path(trained), TRAIN_DIR_NAMES) else None
+    shared = shared_pictures(Path(scored), Path(trained), outside=test)
+    if shared:
+        raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
+                          f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
+                          "score would read high", fix=f"remove them from {scored}, or {fix}")
+
+
+def refuse_unused_val_fraction(dataset: Any) -> None:
+    """CnnlabError when the dataset config `dataset`, whose `val_fraction` the user typed, does not carve its val
+    split (carves_val): the setting would change nothing, yet run.json would record it as used."""
+    if not isinstance(dataset, Mapping) or carves_val(dataset):
+        return
+    where = f"{dataset.get('root')} has" if dataset.get("root") not in (None, "") else \
+        f"dataset {dataset.get('name')} has"
+    raise CnnlabError(f"dataset.val_fraction={dataset.get('val_fraction')} has no effect: {where} a val split of its "
+                      "own, which is used as it is",
+                      fix="drop dataset.val_fraction= (to carve val from the training images instead, lay the folder "
+                          "out without its val/ folder)")
 
 
 def carves_val(recorded: Mapping[str, Any]) -> bool:

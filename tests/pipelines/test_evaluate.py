@@ -346,6 +346,9 @@ def test_a_capitalised_val_folder_is_a_fixed_split_not_a_carve(cli, outputs: Pat
     result = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.seed=5")
     assert result.code == 0, result.output
     assert read_run(run_dirs(outputs, "evaluate")[0])["metrics"]["n"] == 4  # all of Val/, no carve
+    # a carve setting on that fixed split changes nothing: refused as in training, not recorded as used
+    refused = cli("evaluate", "source=latest:pretrain", "split=val", "dataset.val_fraction=0.3")
+    assert refused.code == 2 and "dataset.val_fraction=0.3 has no effect" in refused.stderr, refused.output
 
 
 def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, outputs: Path,
@@ -368,9 +371,14 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
     assert result.code == 0, result.output
     record = next(r for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed")
     assert record["metrics"]["n"] == 8 and record["metrics"]["split"] == "all" and "all_acc" in record["metrics"]
-    shutil.copytree(trained, tmp_path / "copy")
-    for root in (trained, tmp_path / "copy"):
+    shutil.copytree(trained, tmp_path / "copy")  # file times kept: the folder digest is the same
+    # `cp -r` (new file times) with a picture added; a new folder holding one training picture: found by the bytes
+    shutil.copytree(trained, tmp_path / "cp_r", copy_function=shutil.copyfile)
+    shutil.copy(new / "cat" / "0.png", tmp_path / "cp_r" / "cat" / "added.png")
+    shutil.copy(trained / "dog" / "2.png", new / "dog" / "new_name.png")
+    for root, said in ((trained, "images the model trained on"), (tmp_path / "copy", "images the model trained on"),
+                       (tmp_path / "cp_r", "12 of the pictures"), (new, "1 of the pictures")):
         refused = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={root}",
                       "split=all")
-        assert refused.code == 2 and "images the model trained on" in refused.stderr, refused.output
+        assert refused.code == 2 and said in refused.stderr, refused.output
         assert "Traceback" not in refused.stderr

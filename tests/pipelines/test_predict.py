@@ -242,3 +242,16 @@ def test_a_folder_link_inside_a_predicted_folder_is_walked_once(tmp_path: Path) 
     (photos / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (photos / "loop").symlink_to(photos, target_is_directory=True)  # a link back up: not walked again
     assert sorted(p.name for p in list_images([photos])) == ["a.png", "b.png"]
+
+
+def test_a_file_whose_name_starts_with_a_tilde_is_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cnnlab predict -- ~home.png` was a traceback ("Could not determine home directory") and `./~nobody` became
+    user nobody's home folder: `~` is expanded only for a path that does not exist as written."""
+    from cnnlab.pipelines.predict import list_images
+
+    monkeypatch.chdir(tmp_path)
+    photo(tmp_path / "~home.png", COLOURS["red"], (20, 20), seed=1)
+    (tmp_path / "~nobody").write_bytes((tmp_path / "~home.png").read_bytes())  # a PNG without an extension
+    assert list_images(["~home.png", "./~nobody"]) == [Path("~home.png"), Path("./~nobody")]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert list_images(["~/~home.png"]) == [tmp_path / "~home.png"]  # a home folder that exists: expanded
