@@ -193,8 +193,7 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
     if ctx.explicitly_set("dataset.val_fraction"):
-        refuse_unused_val_fraction(OmegaConf.to_container(dataset_cfg, resolve=True)
-                                   if isinstance(dataset_cfg, DictConfig) else dataset_cfg)
+        refuse_unused_val_fraction(_plain(dataset_cfg))
     if uses_val:
         check_same_val_split(source, dataset_cfg)
     return data, dataset_cfg
@@ -212,7 +211,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     none, and data whose val split is not carved from train (synthetic draws each split from its own stream; a
     folder with val/)."""
     recorded = dataset_config_of(source.run) or {}
-    used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
+    used = _plain(dataset_cfg)
     if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not carves_val(recorded):
         return
     unsaid = [key for key in _CARVE_KEYS if recorded.get(key) is None]
@@ -237,15 +236,21 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                                   "split=test` scores the fixed test split whatever it is")
 
 
+def _plain(dataset_cfg: Any) -> Any:
+    """A dataset config as plain, resolved values (a DictConfig converted; anything else as it is)."""
+    return OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
+
+
 def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
     """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
-    its run records (steps.sources.same_data), or a folder with the same pictures (the recorded
-    data.content.folder_digest) wherever it lies now. For `cnnlab evaluate split=all`, whose score would read high."""
+    its run records (steps.sources.same_data), a folder with the same recorded data.content.folder_digest, or one
+    holding any picture with the bytes of a training or validation picture of the source's folder, while that
+    folder is on disk (data.content.shared_pictures). For `cnnlab evaluate split=all`, whose score would read high."""
     source = with_file_dataset(source)
     recorded = dataset_config_of(source.run)
     if recorded is None:
         return
-    used = OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
+    used = _plain(dataset_cfg)
     content = ((source.run.data.get("dataset") or {}).get("content")) if source.run is not None else None
     same_pictures = isinstance(content, str) and content == data.content
     fix = ("use split=test (or val) for the data the model trained on; split=all is for a folder of new labelled "
