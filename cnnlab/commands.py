@@ -182,7 +182,8 @@ COMMANDS: dict[str, CommandInfo] = {
         summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",
         description="Runs source=RUN|FILE — a model.pt through PyTorch, or an FP32 or INT8 model.onnx through "
                     "onnxruntime (evaluate.runtime=pytorch|onnxruntime|openvino) — over split=test (the official "
-                    "test split, which no other command reads; or val, train) of the dataset the source recorded "
+                    "test split, which no other command reads; or val, train; all: every image, for new labelled "
+                    "images) of the dataset the source recorded "
                     "(dataset=... picks another), preprocessed as the file's input spec says. Records top-1, top-5, "
                     "loss, per-class accuracy and the expected calibration error (15 bins) in run.json, and writes "
                     "confusion.csv, confusion.png and per_class.csv.",
