@@ -117,13 +117,22 @@ def _hashable(value: Any) -> Any:
 class DatasetIdentity:
     """What a dataset is, for comparing runs: the name, classes and input size, plus the folder of a user-folder
     set (FOLDER_DATASETS: its resolved root) and the settings that generate a generated set (GENERATED_DATASETS).
-    A canonical set is its name: its copy may lie anywhere. Only runs with equal identities are compared."""
+    A canonical set is its name: its copy may lie anywhere. Only runs with equal identities are compared.
+
+    A user folder whose run recorded its `content` (data.content.folder_digest: every picture's relative path,
+    size and time) is that content, wherever it lies: a folder moved (`mv` keeps the times) and scored with
+    `dataset.root=NEW` is the same data; `folder` then only says where it was read."""
 
     name: str | None = None
     num_classes: int | None = None
     image_size: int | None = None
-    folder: str | None = None                     # a user-folder set: its root, absolute; None: not recorded
+    folder: str | None = field(default=None, compare=False)  # a user-folder set: its root, absolute; None: unknown
     settings: tuple[tuple[str, Any], ...] = ()    # a generated set: (setting, value) as recorded
+    content: str | None = field(default=None, compare=False)  # a user folder's folder_digest, where recorded
+    place: str | None = field(default=None, repr=False)  # what is compared: the content, else the folder
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "place", self.content or self.folder)
 
     @property
     def known(self) -> bool:
@@ -153,7 +162,9 @@ class DatasetSection(Section):
         folder = os.path.normpath(str(root)) if self.name in FOLDER_DATASETS and root not in (None, "") else None
         settings = tuple((key, _hashable(config[key])) for key in GENERATED_DATASETS.get(self.name or "", ())
                          if config.get(key) is not None)
-        return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings)
+        content = self.extra.get("content") if folder is not None else None
+        return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings,
+                               content=content if isinstance(content, str) and content else None)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ def class_difference(known: list[str], found: list[str]) -> str:
         nfc = [unicodedata.normalize("NFC", c) for c in only_known]
         if sorted(nfc) == sorted(unicodedata.normalize("NFC", c) for c in only_found):
             return f"{', '.join(only_known[:4])} differ only in their Unicode form (NFC vs NFD), not on screen"
-        return (f"only the model's: {', '.join(only_known[:4]) or '-'}{' …' if len(only_known) > 4 else ''}; "
-                f"only the data's: {', '.join(only_found[:4]) or '-'}{' …' if len(only_found) > 4 else ''}")
+        if sorted(c.casefold() for c in nfc) == sorted(unicodedata.normalize("NFC", c).casefold() for c in only_found):
+            return (f"the names differ only in case (the model's {', '.join(only_known[:4])}; the data's "
+                    f"{', '.join(only_found[:4])}): class names are compared exactly")
+        parts = [f"only the {side}'s: {', '.join(names[:4])}{' …' if len(names) > 4 else ''}"
+                 for side, names in (("model", only_known), ("data", only_found)) if names]
+        return "; ".join(parts)  # a side with nothing of its own is left out, not shown as "-"
     return "the same names in another order"

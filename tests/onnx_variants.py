@@ -21,10 +21,12 @@ def _save(proto: onnx.ModelProto, target: Path) -> Path:
 
 
 def with_softmax(source: Path, target: Path, op: str = "Softmax") -> Path:
-    """`source` with a Softmax (or LogSoftmax) over the classes before its `logits` output, same output name."""
+    """`source` with a Softmax (or LogSoftmax, or an elementwise Sigmoid) over the classes before its `logits`
+    output, same output name."""
     proto = onnx.load(str(source))
     output = _renamed_output(proto)
-    proto.graph.node.append(helper.make_node(op, ["raw_logits"], [output], axis=-1, name="probabilities"))
+    axis = {} if op in ("Sigmoid", "HardSigmoid") else {"axis": -1}
+    proto.graph.node.append(helper.make_node(op, ["raw_logits"], [output], name="probabilities", **axis))
     return _save(proto, target)
 
 

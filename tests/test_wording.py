@@ -25,3 +25,14 @@ def test_wording_is_a_leaf_the_light_commands_can_import() -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert all(name.split(".")[0] in sys.stdlib_module_names for name in imported), imported
+
+
+def test_a_class_difference_names_only_the_side_that_has_names_of_its_own() -> None:
+    """A model of classes a, b scored on data of a, b, c said "only the model's: -; only the data's: c"."""
+    from cnnlab.wording import class_difference
+
+    assert class_difference(["a", "b"], ["a", "b", "c"]) == "only the data's: c"
+    assert class_difference(["a", "b", "c"], ["a", "b"]) == "only the model's: c"
+    assert class_difference(["a", "x"], ["a", "y", "z"]) == "only the model's: x; only the data's: y, z"
+    assert class_difference([str(i) for i in range(6)], []) == "only the model's: 0, 1, 2, 3 …"
+    assert "differ only in case" in class_difference(["cat", "dog"], ["Cat", "Dog"])  # was two lists to compare

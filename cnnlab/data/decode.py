@@ -325,7 +325,7 @@ class DecodeSummary:
 
     def line(self) -> str:
         """The summary line: 'read N images; converted ...; skipped ...'."""
-        return "; ".join(part for part in (f"read {self.read} images", self.converted_text(), self.skipped_text())
+        return "; ".join(part for part in (f"read {self.read:,} image{'' if self.read == 1 else 's'}", self.converted_text(), self.skipped_text())
                          if part)
 
     def log(self, logger: logging.Logger, what: str) -> None:

@@ -202,11 +202,20 @@ def _chosen_split(root: Path, names: Sequence[str], what: str) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def _split_classes(directory: Path, root: Path) -> list[str]:
+def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | None = None) -> list[str]:
     """The sorted class names of one split folder (or of the root of a one-level layout), after refusing the
-    layouts that would train on wrong classes (`_check_class_folder`)."""
+    layouts that would train on wrong classes (`_check_class_folder`). `train`: (the training split's folder, its
+    classes) when `directory` is a val or test split beside it."""
     classes = _class_dirs(directory)
     if not classes:
+        if _loose_images(directory) and train is not None:  # Kaggle's Testing/ of unlabelled pictures
+            raise CnnlabError(
+                f"imagefolder: {directory} holds images but no class folders: as the split beside {train[0]}/, "
+                f"its images need the same class folders ({directory}/<class>/)",
+                fix=f"sort them into {directory}/<class>/ (the classes of {train[0].name}/: {_shown(train[1])}; "
+                    "`cnnlab evaluate source=RUN split=test` then scores them); or, "
+                    f"for unlabelled images to classify, move {directory} out of {root} and run "
+                    f"`cnnlab predict source=RUN {directory.name}`")
         if _loose_images(directory):
             raise CnnlabError(f"imagefolder: {directory} holds images but no class folders", fix=FLAT_FIX + (
                 "" if directory == root else f"; a folder named {directory.name} is read as a split, so a class "
@@ -274,8 +283,9 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
               "(an empty one is fine: no images of that class to score there)"] if missing else []) + (
         [f"remove or rename {other_dir}/{extra[0]}/{' and the other extra ones' if len(extra) > 1 else ''} "
          "(the training split has no such class)"] if extra else [])
+    differ = "; ".join(f"{what}: {_shown(names)}" for what, names in (("missing", missing), ("extra", extra)) if names)
     raise CnnlabError(f"imagefolder: the class folders of {other_dir} differ from the training split's "
-                      f"(missing: {_shown(missing) or '-'}; extra: {_shown(extra) or '-'})",
+                      f"({differ or 'the same names in another order'})",
                       fix=f"{'; '.join(steps)}: every split has the same <class> folders ({LAYOUT})")
 
 
@@ -310,34 +320,40 @@ def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
             _chosen_split(root, TEST_DIR_NAMES, "test"))
 
 
-def _open_splits(root: Path, dirs: Sequence[Path | None],
-                 scan: FolderScan) -> tuple[ImageFolder, ImageFolder | None, ImageFolder | None]:
+def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *,
+                 training: bool = True) -> tuple[ImageFolder, ImageFolder | None, ImageFolder | None]:
     """The ImageFolders of (train source, val, test) with the training split's classes (so labels line up), every
-    split's class folders checked before any image is decoded, and the images of all splits found by one scan."""
+    split's class folders checked before any image is decoded, and the images of all splits found by one scan.
+    training=False (the folder is only scored): an empty class folder of the train source is logged, not refused."""
     source = dirs[0]
     assert source is not None
     classes = _split_classes(source, root)
     for other in dirs[1:]:
         if other is not None:
-            _check_same_classes(classes, _split_classes(other, root), other)
+            _check_same_classes(classes, _split_classes(other, root, (source, classes)), other)
     present = [d for d in dirs if d is not None]
     found = dict(zip(present, scan.samples([(d, classes) for d in present])))
     train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,
-                                                              every_class=d == source) for d in dirs)
+                                                              every_class=training and d == source) for d in dirs)
     assert train is not None
     return train, val, test
 
 
-def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
+def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = True) -> RawSplits:
     """The splits of a user's image folder: train/ + val/ (+ test/), train/ (+ test/) with val carved from train/,
-    or one level of class folders with val carved from it (see the module docstring and docs/datasets.md)."""
+    or one level of class folders with val carved from it (see the module docstring and docs/datasets.md).
+    carve=False leaves train whole and val empty where val would be carved, and lets a class folder be empty
+    (`cnnlab evaluate split=all` only scores every image: a folder too small to carve — one picture per class — or
+    without pictures of some class is no reason to refuse it)."""
     root = checked_root(cfg)
     content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
     dirs = _split_dirs(root)
     scan = FolderScan()
-    train, val, test = _open_splits(root, dirs, scan)
+    train, val, test = _open_splits(root, dirs, scan, training=carve)
     splits: tuple[Any, Any] = (train, val)
-    if val is None:  # one level of class folders (or a train/ without a val split): split it ourselves
+    if val is None and not carve:
+        splits = (train, Subset(train, []))
+    elif val is None:  # one level of class folders (or a train/ without a val split): split it ourselves
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
                                               what=f"imagefolder {dirs[0]}", classes=train.classes, folder=dirs[0],
                                               layout_fix=_VAL_LAYOUT_FIX.format(root=root))

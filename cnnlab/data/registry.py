@@ -97,7 +97,7 @@ def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
 
 
 def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True,
-                   allow_unlabeled: bool = False) -> DataBundle:
+                   allow_unlabeled: bool = False, carve_val: bool = True) -> DataBundle:
     """The dataset's splits, transformed for `spec`.
 
     A spec that records its geometry (a model's, from its checkpoint or ONNX file) is performed as it is; one
@@ -108,10 +108,17 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     train_augment=False gives the train split with the deterministic eval transform (used for feature
     caching, teacher-logit caching, quantization calibration).
     allow_unlabeled=True (self-supervised pretraining): `dataset=imagefolder` also takes a flat folder of images
-    without class folders — all of them train, with label -1, one class name and an empty val split."""
+    without class folders — all of them train, with label -1, one class name and an empty val split.
+    carve_val=False: an image folder without a val split keeps all its images in train, val empty (what
+    `cnnlab evaluate split=all` reads: no carve to fail on a folder of one picture per class)."""
     name = _known_name(dataset_cfg)
     flat = allow_unlabeled and name == "imagefolder" and is_flat_folder(dataset_cfg)
-    raw = (build_flat_folder if flat else BUILDERS[name])(dataset_cfg, spec)
+    if flat:
+        raw = build_flat_folder(dataset_cfg, spec)
+    elif name == "imagefolder" and not carve_val:
+        raw = build_imagefolder(dataset_cfg, spec, carve=False)
+    else:
+        raw = BUILDERS[name](dataset_cfg, spec)
     if not spec.recorded:
         spec = spec.for_stored_size(raw.stored_size)
     fraction = dataset_cfg.get("label_fraction")

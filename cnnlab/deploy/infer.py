@@ -36,7 +36,8 @@ class InferenceModel:
     its graph: onnx_check.graph_precision, the test `cnnlab quantize` uses); runtime: what runs it; arch: the zoo
     name (None for an anonymous ONNX file); dataset: the dataset section the file records (its `config` rebuilds
     the data it was trained on), or None; outputs: what the file itself outputs — "logits", or "probabilities" /
-    "log-probabilities" for an ONNX graph ending in Softmax / LogSoftmax (`logits` turns them back into logits)."""
+    "log-probabilities" / "sigmoid-probabilities" for an ONNX graph ending in Softmax / LogSoftmax / Sigmoid
+    (`scores` turns them into logits and the model's probabilities)."""
 
     kind: str
     path: Path
@@ -52,11 +53,25 @@ class InferenceModel:
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """float32 logits [N, len(classes)] of a preprocessed batch [N, spec.channels, spec.size, spec.size].
+        """float32 logits [N, len(classes)] of a preprocessed batch [N, spec.channels, spec.size, spec.size]: scores
+        whose softmax is a distribution over the classes (`scores`)."""
+        return self.scores(images)[0]
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 [N, len(classes)]: the probability the model gives each class of a preprocessed batch (`scores`)."""
+        return self.scores(images)[1]
+
+    @torch.no_grad()
+    def scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, probabilities), both float32 [N, len(classes)], of a preprocessed batch [N, spec.channels,
+        spec.size, spec.size] from one run of the model. The probabilities are softmax(logits), except for a graph
+        ending in Sigmoid (outputs "sigmoid-probabilities"): each class's own one-vs-rest probability as the model
+        gives it, while the logits are their log (softmax: normalised to sum to 1, for the cross-entropy loss).
 
         Errors: CnnlabError when a logit is NaN or infinite — an accuracy or a ranking computed from them would be
         a number that means nothing (a diverged run's weights give such files)."""
-        from cnnlab.deploy.ort import as_logits, sensed_note, sensed_output_kind
+        from cnnlab.deploy.ort import as_logits, class_probabilities, sensed_note, sensed_output_kind
 
         outputs = self._run(images).float().cpu()
         if self.kind == "onnx" and not self._sensed:  # a softmax the graph walk missed: seen in the outputs
@@ -69,7 +84,7 @@ class InferenceModel:
             raise CnnlabError(f"{self.path} gives NaN or infinite outputs: its weights are broken (e.g. saved from a "
                               "run whose loss diverged), so no accuracy or prediction can be computed from it",
                               fix="use an earlier checkpoint of that run, or train again with a lower optim.lr")
-        return logits
+        return logits, class_probabilities(outputs, self.outputs)
 
     def describe(self) -> dict[str, Any]:
         """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes, file_bytes, outputs."""
@@ -154,6 +169,10 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     if checked.outputs == "probabilities":
         log.info("%s outputs probabilities (its graph ends in Softmax): scored from their log, not softmaxed again",
                  path)
+    elif checked.outputs == "sigmoid-probabilities":
+        log.warning("%s ends in Sigmoid: one probability per class on its own (one-vs-rest), not summing to 1. "
+                    "Classes are ranked by them, shown as they are, and the ECE bins the top one; the loss is the "
+                    "cross-entropy of them normalised to sum to 1", path)
     elif checked.outputs != "logits":
         log.info("%s outputs %s (its graph ends in LogSoftmax): scored as logits", path, checked.outputs)
 

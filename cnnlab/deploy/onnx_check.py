@@ -39,7 +39,14 @@ QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", 
                  "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 # What the first output of a classifier holds (`output_kind`).
 LOGITS, PROBABILITIES, LOG_PROBABILITIES = "logits", "probabilities", "log-probabilities"
-_OUTPUT_OPS = {"Softmax": PROBABILITIES, "LogSoftmax": LOG_PROBABILITIES}
+# One-vs-rest probabilities: each class's own sigmoid (a head trained with binary cross-entropy, as timm's BCE
+# recipes and multi-label models are); they need not sum to 1.
+SIGMOID_PROBABILITIES = "sigmoid-probabilities"
+# (domain, op) → kind; onnxruntime's QOperator INT8 graphs end in its QLinear versions.
+_OUTPUT_OPS = {("", "Softmax"): PROBABILITIES, ("", "LogSoftmax"): LOG_PROBABILITIES,
+               ("", "Sigmoid"): SIGMOID_PROBABILITIES, ("", "HardSigmoid"): SIGMOID_PROBABILITIES,
+               ("com.microsoft", "QLinearSoftmax"): PROBABILITIES,
+               ("com.microsoft", "QLinearSigmoid"): SIGMOID_PROBABILITIES}
 # Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape,
 # a quantizer's Q/DQ pair around the probabilities).
 _PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "QuantizeLinear", "DequantizeLinear"})
@@ -52,7 +59,8 @@ class OnnxModel:
     """An ONNX file that passed `check_onnx_file`: its path, input spec and class names (from its metadata;
     None for a file without cnnlab metadata), the full decoded metadata (read_onnx_metadata's dict), and what
     its graph says: `precision` ("fp32" | "fp16" | "int8", `graph_precision`), `outputs` (LOGITS | PROBABILITIES
-    | LOG_PROBABILITIES, `output_kind`) and `batch` (the fixed batch size of its input; None: dynamic)."""
+    | LOG_PROBABILITIES | SIGMOID_PROBABILITIES, `output_kind`) and `batch` (the fixed batch size of its input;
+    None: dynamic)."""
 
     path: Path
     spec: InputSpec | None
@@ -111,7 +119,8 @@ def graph_precision(model: onnx.ModelProto | Path | str) -> str:
 
 def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
-    a Cast, Identity or reshape), LOG_PROBABILITIES for a LogSoftmax, else LOGITS (cnnlab's own exports)."""
+    a Cast, Identity, reshape or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax, SIGMOID_PROBABILITIES for a
+    Sigmoid or HardSigmoid (one-vs-rest), else LOGITS (cnnlab's own exports)."""
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
@@ -143,9 +152,12 @@ def _traced_kind(name: str, nodes: list[Any], functions: dict[tuple[str, str], A
                 return LOGITS, name
             name = node.input[position]
             continue
-        if node.op_type in _OUTPUT_OPS and node.domain in ("", "ai.onnx"):
+        ending = _OUTPUT_OPS.get(("" if node.domain == "ai.onnx" else node.domain, node.op_type))
+        if ending == SIGMOID_PROBABILITIES:  # elementwise: no axis
+            return ending, name
+        if ending is not None:
             axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
-            return (_OUTPUT_OPS[node.op_type] if axis in (-1, 1) else LOGITS), name  # over [N, classes]'s classes
+            return (ending if axis in (-1, 1) else LOGITS), name  # a softmax over [N, classes]'s classes
         if node.op_type not in _PASS_THROUGH or not node.input:
             return LOGITS, name
         name = node.input[0]

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
-from cnnlab.deploy.onnx_check import LOG_PROBABILITIES, LOGITS, PROBABILITIES, output_kind
+from cnnlab.deploy.onnx_check import LOG_PROBABILITIES, LOGITS, PROBABILITIES, SIGMOID_PROBABILITIES, output_kind
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
@@ -241,12 +241,24 @@ def as_logits(outputs: torch.Tensor, kind: str = LOGITS) -> torch.Tensor:
     """Scores whose softmax is the model's probabilities, from a file's outputs of `kind` (onnx_check.output_kind):
     LOGITS and LOG_PROBABILITIES as they are; PROBABILITIES (a graph ending in Softmax) → their log, clamped at the
     smallest normal float32 so that a probability of 0 stays a finite score — softmax(log p) = p, so top-1, the
-    cross-entropy loss, ECE and predicted probabilities are those of the model, not of a second softmax."""
-    if kind == PROBABILITIES:
+    cross-entropy loss, ECE and predicted probabilities are those of the model, not of a second softmax.
+    SIGMOID_PROBABILITIES (one-vs-rest) → their log too: softmax gives them normalised to sum to 1 (their ranking
+    kept); `class_probabilities` gives them as they are."""
+    if kind in (PROBABILITIES, SIGMOID_PROBABILITIES):
         return outputs.float().clamp_min(_TINY).log()
     if kind not in (LOGITS, LOG_PROBABILITIES):
         raise ValueError(f"unknown output kind {kind!r}")
     return outputs
+
+
+def class_probabilities(outputs: torch.Tensor, kind: str = LOGITS) -> torch.Tensor:
+    """float32 [N, classes]: the probability the model gives each class, from a file's outputs of `kind` —
+    softmax(as_logits(...)), except for SIGMOID_PROBABILITIES: each class's own sigmoid, as the model states it
+    (a softmax over them would show 41 % for a class the model gives 97 %). What predict shows and the confidence
+    evaluate's ECE bins."""
+    if kind == SIGMOID_PROBABILITIES:
+        return outputs.float().clamp(0.0, 1.0)
+    return as_logits(outputs, kind).float().softmax(dim=-1)
 
 
 def session_file(session: OnnxSession) -> Path | None:
@@ -276,8 +288,9 @@ def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader,
     [N, C, H, W] images and int64 [N] labels) on `runtime` (CPU) — the exported artifact's own accuracy as that
     runtime computes it, not the PyTorch model's. A session (onnxruntime's or an OpenVinoSession) is used as is;
     `runtime` applies to a path only. The images go in through `run_images` (an FP16 file takes float16);
-    `outputs` (LOGITS | PROBABILITIES | LOG_PROBABILITIES) says what the file's output holds, None: read from its
-    graph (`output_kind`; logits when the session's file is unknown), and `as_logits` scores it."""
+    `outputs` (LOGITS | PROBABILITIES | LOG_PROBABILITIES | SIGMOID_PROBABILITIES) says what the file's output
+    holds, None: read from its graph (`output_kind`; logits when the session's file is unknown), and `as_logits`
+    scores it."""
     if isinstance(path_or_session, (str, Path)):
         session = onnx_session(Path(path_or_session), runtime=runtime)
         file: Path | None = Path(path_or_session)

@@ -98,10 +98,11 @@ class ScoreAccumulator:
         self._loss = 0.0
 
     @torch.no_grad()
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """logits: [B, C] float; targets: [B] int64 class indices."""
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, probabilities: torch.Tensor | None = None) -> None:
+        """logits: [B, C] float (the cross-entropy's input); targets: [B] int64 class indices; probabilities:
+        [B, C], the model's own for each class (its top one is the confidence ECE bins), None: softmax(logits)."""
         logits, targets = logits.detach().float().cpu(), targets.cpu().long()
-        probs = logits.softmax(dim=-1)
+        probs = logits.softmax(dim=-1) if probabilities is None else probabilities.detach().float().cpu()
         confidence, predicted = probs.max(dim=-1)
         k = min(5, logits.shape[-1])
         self._confidence.append(confidence)

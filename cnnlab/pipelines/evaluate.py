@@ -45,7 +45,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
-    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val")
+    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val", carve_val=split != "all")
     check_same_classes(data, model.classes)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
@@ -95,7 +95,8 @@ def score(model: InferenceModel, loader: Any, *, desc: str = "evaluate") -> Clas
     with make_progress() as progress:
         task = progress.add_task(desc, total=len(loader), status="")
         for images, targets, *_ in loader:
-            accumulator.update(model.logits(images), targets)
+            logits, probabilities = model.scores(images)
+            accumulator.update(logits, targets, probabilities)
             progress.advance(task)
     return accumulator.compute()
 

@@ -74,7 +74,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 def list_images(inputs: Sequence[Any]) -> list[Path]:
     """Files as given (any extension: the decoder decides), and the image files under each folder, sorted; each
-    file once. CnnlabError when nothing is given, a path does not exist, or no image is found at all."""
+    path once (a link to a file is a row of its own: the user named it). CnnlabError when nothing is given, a path
+    does not exist, or no image is found at all."""
     if not inputs:
         raise CnnlabError("`cnnlab predict` needs images", fix="cnnlab predict source=RUN photo.jpg photos/")
     files: list[Path] = []
@@ -88,10 +89,11 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
             raise CnnlabError(f"{path}: no such file or folder", fix="give image files or folders that exist")
     if not files:
         raise CnnlabError(f"no image files in {', '.join(str(i) for i in inputs)}",
-                          fix=f"give files with an image extension ({_SOME_FORMATS}, ...)")
-    unique: dict[Path, Path] = {}
-    for file in files:  # a file named twice (alone and in its folder) is predicted once
-        unique.setdefault(file.resolve(), file)
+                          fix=f"give pictures ({_SOME_FORMATS}, ...; a file without an extension is read when its "
+                              "bytes are one), or folders holding them")
+    unique: dict[str, Path] = {}
+    for file in files:  # a file named twice (alone and in its folder) is predicted once; a link is its own name
+        unique.setdefault(os.path.abspath(file), file)
     return list(unique.values())
 
 
@@ -133,7 +135,7 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
                 except UndecodableImage as exc:
                     unreadable[str(path)] = exc.reason + (f" ({exc.detail})" if exc.detail else "")
             if tensors:
-                probabilities = model.logits(torch.stack(tensors)).softmax(dim=-1)
+                probabilities = model.probabilities(torch.stack(tensors))
                 top = probabilities.topk(topk, dim=-1)
                 for name, values, indices in zip(names, top.values.tolist(), top.indices.tolist()):
                     predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values)))

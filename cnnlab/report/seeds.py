@@ -101,7 +101,7 @@ def data_key(row: Row) -> str:
     section = row.run.dataset
     config = {key: value for key, value in (section.config or {}).items() if key != "root"}  # the root: in identity
     identity = section.identity
-    return json.dumps({"identity": [identity.name, identity.num_classes, identity.image_size, identity.folder,
+    return json.dumps({"identity": [identity.name, identity.num_classes, identity.image_size, identity.place,
                                     list(identity.settings)],
                        "config": config, **{key: section.extra.get(key) for key in SPLIT_SIZES}},
                       sort_keys=True, default=str)

@@ -174,16 +174,18 @@ def with_file_dataset(source: Source) -> Source:
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
-                train_augment: bool = False, uses_val: bool = True) -> tuple[DataBundle, DictConfig]:
+                train_augment: bool = False, uses_val: bool = True,
+                carve_val: bool = True) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
     the model is fed as it was trained, and a record saying otherwise would be false. `uses_val`: the command
-    scores (or selects on) the val split, so another carve of it is refused (check_same_val_split)."""
+    scores (or selects on) the val split, so another carve of it is refused (check_same_val_split). carve_val=False:
+    an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image)."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
     dataset_cfg = source_dataset_config(cfg, ctx, source)
     try:
-        data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment)
+        data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val)
     except CnnlabError as err:
         root = dataset_cfg.get("root")
         if root in (None, "") or Path(str(root)).expanduser().exists() or user_chose_dataset(ctx):

@@ -242,3 +242,4 @@ def test_summary_line_and_record() -> None:
                               "skipped 2 (unreadable: 2, first: /d/x.jpg)")
     assert summary.as_record() == {"read": 3, "converted": {GRAY16: 2, EXIF_ROTATED: 1}, "skipped": {"unreadable": 2}}
     assert not summary.clean and DecodeSummary(read=5).clean
+    assert DecodeSummary(read=1).line() == "read 1 image" and DecodeSummary(read=1200).line() == "read 1,200 images"

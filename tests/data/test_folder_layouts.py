@@ -176,7 +176,7 @@ def test_empty_class_folder_in_val_and_test_is_allowed_and_logged(tmp_path: Path
 def test_missing_val_class_folder_gets_a_fix_that_works(tmp_path: Path) -> None:
     classes(tmp_path / "train", {"0": 2, "1": 2, "2": 2})
     classes(tmp_path / "val", {"0": 1, "1": 1}, first_shade=100)
-    with pytest.raises(CnnlabError, match=r"missing: 2; extra: -") as err:
+    with pytest.raises(CnnlabError, match=r"missing: 2\)") as err:
         build(tmp_path)
     assert f"create {tmp_path / 'val'}/2/ (an empty one is fine" in (err.value.fix or "")
     (tmp_path / "val" / "2").mkdir()
@@ -237,3 +237,21 @@ def test_hidden_files_and_folders_are_not_read(tmp_path: Path, layout: str) -> N
     assert not any("/." in path for path in everything)
     assert raw.decode is not None and raw.decode.read == len(everything) and not raw.decode.skipped
 
+
+
+def test_a_test_folder_of_unlabelled_images_names_predict_not_a_class_rename(tmp_path: Path) -> None:
+    """Kaggle's Training/<class>/ beside a flat Testing/ of unlabelled pictures said "a class named Testing must be
+    renamed (e.g. to Testing_class)" — there is no such class. Both fixes the message names work."""
+    data = tmp_path / "data"
+    classes(data / "Training", {"cat": 3, "dog": 3})
+    for i in range(2):
+        png(data / "Testing" / f"{i}.png", 200 + i)
+    with pytest.raises(CnnlabError, match="Testing holds images but no class folders: as the split beside") as err:
+        build(data)
+    fix = err.value.fix or ""
+    assert "Testing_class" not in fix and "cnnlab predict source=RUN Testing" in fix and "cat, dog" in fix
+    (data / "Testing").rename(tmp_path / "Testing")  # moved out: Training/ alone, val carved from it
+    assert build(data).test is None and build(data).classes == ["cat", "dog"]
+    for i, name in enumerate(("cat", "dog")):  # or sorted into class folders: the test split
+        png(data / "Testing" / name / "0.png", 210 + i)
+    assert build(data).test is not None and len(build(data).test) == 2

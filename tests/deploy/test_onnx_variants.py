@@ -98,6 +98,72 @@ def test_a_softmax_inside_a_function_or_written_out_is_not_softmaxed_again(lenet
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_sigmoid_head_shows_its_own_probabilities_and_ranks_by_them(lenet_onnx_once, tmp_path: Path,
+                                                                      runtime: str) -> None:
+    """A graph ending in Sigmoid (one-vs-rest, a BCE-trained head) was scored as logits: predict showed the softmax
+    of the sigmoids (41 % for a class the model gives 97 %), and evaluate's ECE binned those — exit 0."""
+    from PIL import Image
+
+    from cnnlab.data.transforms import eval_transform
+    from cnnlab.deploy.onnx_check import output_kind
+    from cnnlab.pipelines.evaluate import score
+    from cnnlab.pipelines.predict import predict_files
+
+    model, path = lenet_onnx_once
+    ending = with_softmax(path, tmp_path / "sigmoid.onnx", op="Sigmoid")
+    assert output_kind(ending) == "sigmoid-probabilities" and check_onnx_file(ending).outputs == output_kind(ending)
+    assert output_kind(with_softmax(path, tmp_path / "hard.onnx", op="HardSigmoid")) == "sigmoid-probabilities"
+    images = _images(12)
+    with torch.no_grad():
+        raw = model(images)
+    expected = raw.sigmoid()
+    loaded = open_model("onnx", ending, runtime=runtime)
+    logits, probabilities = loaded.scores(images)
+    assert torch.allclose(probabilities, expected, atol=1e-5), (probabilities, expected)
+    normalised = expected / expected.sum(dim=1, keepdim=True)
+    assert torch.allclose(logits.softmax(dim=-1), normalised, atol=1e-5)  # the cross-entropy's distribution
+    assert loaded.describe()["outputs"] == "sigmoid-probabilities"
+
+    targets = torch.arange(12) % 4
+    scores = score(loaded, DataLoader(TensorDataset(images, targets), batch_size=5))
+    assert torch.equal(scores.predicted, raw.argmax(dim=1))
+    assert torch.allclose(scores.confidence, expected.max(dim=1).values, atol=1e-5)  # ECE bins the model's own
+
+    picture = tmp_path / "one.png"
+    Image.fromarray((torch.rand(16, 16, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()
+                    ).save(picture)
+    [own], _ = predict_files(open_model("onnx", path), [picture], topk=4, batch_size=1)
+    [shown], _ = predict_files(loaded, [picture], topk=4, batch_size=1)
+    assert shown.labels == own.labels  # the same ranking
+    with torch.no_grad():
+        [sigmoids] = model(eval_transform(loaded.spec.preprocessing())(Image.open(picture))[None]).sigmoid().tolist()
+    assert list(shown.probabilities) == pytest.approx([sigmoids[loaded.classes.index(c)] for c in shown.labels],
+                                                      abs=1e-5)
+
+
+def test_quantized_operator_endings_are_read_as_what_they_output() -> None:
+    """onnxruntime's QOperator INT8 graphs end in com.microsoft's QLinearSoftmax / QLinearSigmoid and a
+    DequantizeLinear: they were taken for logits."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    for op, kind in (("QLinearSoftmax", "probabilities"), ("QLinearSigmoid", "sigmoid-probabilities")):
+        scale = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+        zero = helper.make_tensor("z", TensorProto.UINT8, [], [0])
+        attributes = {"axis": -1, "opset": 13} if op == "QLinearSoftmax" else {}
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                 helper.make_node(op, ["xq", "s", "z", "s", "z"], ["yq"], domain="com.microsoft", **attributes),
+                 helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [scale, zero])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                        helper.make_opsetid("com.microsoft", 1)])
+        assert output_kind(onnx.ModelProto.FromString(proto.SerializeToString())) == kind
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_an_fp16_file_takes_float16_images_and_scores_like_its_fp32_source(lenet_onnx_once, tmp_path: Path,
                                                                           runtime: str) -> None:
     """A float16 input was fed float32: onnxruntime's InvalidArgument "expected (tensor(float16))", a traceback."""

@@ -371,6 +371,19 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
     assert result.code == 0, result.output
     record = next(r for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed")
     assert record["metrics"]["n"] == 8 and record["metrics"]["split"] == "all" and "all_acc" in record["metrics"]
+    # one picture per class: nothing to carve, and none needed (it was refused: "a split by class needs 2 per class")
+    random_image_folder(tmp_path / "one_each", per_class=1, seed=7)
+    single = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={tmp_path / 'one_each'}",
+                 "split=all")
+    assert single.code == 0, single.output
+    # and a class with no picture of its own (refused: "class folder(s) dog hold no readable image")
+    random_image_folder(tmp_path / "cats_only", per_class=2, seed=8, classes=("cat",))
+    (tmp_path / "cats_only" / "dog").mkdir()
+    cats = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={tmp_path / 'cats_only'}",
+               "split=all")
+    assert cats.code == 0, cats.output
+    assert sorted(r["metrics"]["n"] for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed"
+                  ) == [2, 2, 8]
     shutil.copytree(trained, tmp_path / "copy")  # file times kept: the folder digest is the same
     # `cp -r` (new file times) with a picture added; a new folder holding one training picture: found by the bytes
     shutil.copytree(trained, tmp_path / "cp_r", copy_function=shutil.copyfile)

@@ -244,6 +244,19 @@ def test_a_folder_link_inside_a_predicted_folder_is_walked_once(tmp_path: Path) 
     assert sorted(p.name for p in list_images([photos])) == ["a.png", "b.png"]
 
 
+def test_a_file_named_twice_is_predicted_once_and_a_link_to_it_gets_its_own_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`predict a.png link.png` (link.png -> a.png) printed one row: the two names were deduplicated by target."""
+    from cnnlab.pipelines.predict import list_images
+
+    monkeypatch.chdir(tmp_path)
+    photos = tmp_path / "photos"
+    photo(photos / "a.png", COLOURS["red"], (20, 20), seed=1)
+    (tmp_path / "link.png").symlink_to(photos / "a.png")
+    assert list_images(["photos/a.png", "link.png"]) == [Path("photos/a.png"), Path("link.png")]
+    assert list_images(["photos/a.png", "photos", "./photos/a.png"]) == [Path("photos/a.png")]
+
+
 def test_a_file_whose_name_starts_with_a_tilde_is_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`cnnlab predict -- ~home.png` was a traceback ("Could not determine home directory") and `./~nobody` became
     user nobody's home folder: `~` is expanded only for a path that does not exist as written."""

@@ -41,6 +41,10 @@ def test_user_folder_and_generated_sets_are_the_ones_conf_declares() -> None:
      False),                                                                 # other settings generate other images
     ({"name": "synthetic", "config": {"seed": 0, "augment": {"hflip": True}}},
      {"name": "synthetic", "config": {"seed": 0, "augment": {"hflip": False}}}, True),
+    # a folder whose run recorded its content (folder_digest) is that content: moved, the same data
+    ({**folder_dataset("/A/data/rgb"), "content": "0f1e"}, {**folder_dataset("/B/moved"), "content": "0f1e"}, True),
+    ({**folder_dataset("/A/data/rgb"), "content": "0f1e"}, {**folder_dataset("/A/data/rgb"), "content": "77aa"}, False),
+    (folder_dataset("/A/data/rgb"), {**folder_dataset("/B/moved"), "content": "0f1e"}, False),
 ])
 def test_a_dataset_identity_is_its_folder_or_its_generating_settings_or_its_name(a: dict, b: dict, same: bool) -> None:
     assert (DatasetSection.from_dict(a).identity == DatasetSection.from_dict(b).identity) is same
@@ -117,6 +121,16 @@ def evaluated(tmp_path: Path) -> Path:
 def test_a_test_score_on_other_data_is_not_the_models_test_top1(evaluated: Path) -> None:
     row = _rows(build_report(evaluated))["model"]
     assert row.test_accuracy == 1.0 and row.evaluate_run.name == "own"  # the newer "swap" scored other data
+
+
+def test_a_test_score_on_the_same_folder_moved_is_the_models_test_top1(tmp_path: Path) -> None:
+    """`mv data /mnt/data`, then `evaluate dataset.root=/mnt/data`: the test column stayed empty (other data by
+    path), though the recorded content — every picture's path, size and time — is the same."""
+    out = tmp_path / "outputs"
+    model = model_run(out, "pretrain", "model", 1.0, dataset={**folder_dataset("/p/data/rgb"), "content": "0f1e"})
+    evaluate_run(out, "moved", model, 0.9, dataset={**folder_dataset("/mnt/rgb"), "content": "0f1e"})
+    row = _rows(build_report(out))["model"]
+    assert row.test_accuracy == 0.9 and row.evaluate_run.name == "moved"
 
 
 def test_a_model_evaluated_only_on_other_data_shows_no_test_top1_and_says_why(evaluated: Path) -> None:
