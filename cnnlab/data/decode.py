@@ -51,6 +51,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, features
 
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import counted
 
 # What browsers and most viewers show under transparent pixels; a constant so that it is one decision.
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
@@ -325,7 +326,8 @@ class DecodeSummary:
 
     def line(self) -> str:
         """The summary line: 'read N images; converted ...; skipped ...'."""
-        return "; ".join(part for part in (f"read {self.read:,} image{'' if self.read == 1 else 's'}", self.converted_text(), self.skipped_text())
+        return "; ".join(part for part in ("read " + counted(self.read, "image"), self.converted_text(),
+                                                   self.skipped_text())
                          if part)
 
     def log(self, logger: logging.Logger, what: str) -> None:
