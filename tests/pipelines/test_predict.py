@@ -174,7 +174,8 @@ def test_pictures_in_a_format_not_read_are_listed_as_imagefolder_counts_them(tmp
     (tmp_path / "notes.txt").write_text("not an image")
     files = list_images([tmp_path])
     assert sorted(p.name for p in files) == ["PHONE2.HEIC", "a.png", "phone.heic", "scan.jxl"]  # notes.txt: not one
-    model = SimpleNamespace(spec=InputSpec(16), classes=["a", "b"], logits=lambda x: torch.zeros(len(x), 2))
+    model = SimpleNamespace(spec=InputSpec(16), classes=["a", "b"],
+                            probabilities=lambda x: torch.full((len(x), 2), 0.5))
     predictions, unreadable = predict_files(model, files, topk=1, batch_size=2)  # type: ignore[arg-type]
     assert [Path(p.file).name for p in predictions] == ["a.png"]
     assert unreadable == {str(tmp_path / "PHONE2.HEIC"): "format .heic not supported",
