@@ -9,9 +9,14 @@ Per seed, through the real command line (each stage a separate `cnnlab` process,
   5. optionally (--teacher RUN) `cnnlab distill` from a trained teacher, twice per seed: the student with KD, and
      the same student from the same initial weights, seed, data order and budget on the labels alone
      (distill.alpha=0: plain cross-entropy; `--kd-epochs`); both scored by `cnnlab evaluate split=test`, the gain
-     paired per seed and per test image.
-Differences (INT8 − FP32, pruned − dense) are paired per seed; the 95 % confidence interval is Student's t over
-the seeds (n − 1 degrees of freedom), marked "not significant" when it contains zero. Test accuracy also gets a
+     paired per seed and per test image;
+  6. optionally (--qat) `cnnlab quantize quantize.mode=qat` (fake-quantized fine-tuning, `--qat-epochs`) →
+     `cnnlab evaluate split=test`, paired against stage 3's PTQ file: does QAT recover what PTQ lost? With
+     `--quantize-override` (both stages) a harder scheme shows a PTQ loss to recover, e.g. per-tensor weights
+     (`quantize.per_channel=false`) in one format (`quantize.format=qdq_u8s8`, QAT's) and no budget to refuse it
+     (`quantize.max_acc_drop=100`).
+Differences (INT8 − FP32, pruned − dense, QAT − PTQ) are paired per seed; the 95 % confidence interval is Student's
+t over the seeds (n − 1 degrees of freedom), marked "not significant" when it contains zero. Test accuracy also gets a
 binomial standard error (one seed: sqrt(p(1 − p)/10,000) ≈ 0.3 points at 90 %).
 
 Data: the Debian package `dataset-fashion-mnist` (found offline in /usr/share/datasets/fashion-mnist/), or
@@ -20,6 +25,8 @@ torchvision's download where the network allows.
     python benchmarks/fashion_mnist.py [--model lenet5] [--epochs 15] [--seeds 0 1 2] [--threads 2] [--quick]
     python benchmarks/fashion_mnist.py --teacher RUN --skip train --kd-epochs 5     # the KD rows alone
     python benchmarks/fashion_mnist.py --model resnet18 --seeds 0 --trained RUN    # a run trained across sessions
+    python benchmarks/fashion_mnist.py --trained R0 R1 R2 --skip prune --qat --quantize-override \
+        quantize.per_channel=false ...                                               # PTQ vs QAT, per-tensor
 
 --trained takes finished `cnnlab pretrain` runs (one per seed, in --seeds order) instead of training: a network
 too slow to train in one sitting is trained with `cnnlab pretrain ... resume=true` over several, then scored here.
@@ -126,6 +133,12 @@ def main() -> None:
     parser.add_argument("--kd-epochs", type=int, help="the KD student's and its twin's epochs (default: --epochs)")
     parser.add_argument("--kd-override", action="append", default=[], metavar="KEY=VALUE",
                         help="one more override for both distill runs, repeatable (e.g. distill.temperature=2)")
+    parser.add_argument("--quantize-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for PTQ and QAT alike, repeatable (e.g. quantize.per_channel=false)")
+    parser.add_argument("--qat", action="store_true", help="adds QAT (quantize.mode=qat) beside PTQ, paired with it")
+    parser.add_argument("--qat-epochs", type=int, default=1, help="QAT's fine-tuning epochs")
+    parser.add_argument("--qat-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override for QAT alone, repeatable (e.g. trainer.max_steps_per_epoch=300)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("train", "quantize", "prune"),
                         help="stages to leave out; `train` leaves only the KD rows (needs --teacher)")
     parser.add_argument("--trained", nargs="+", metavar="RUN",
@@ -134,6 +147,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny synthetic data: proves the script works")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.qat and "quantize" in args.skip:
+        parser.error("--qat is paired with the PTQ stage: leave `quantize` out of --skip")
     if args.trained and len(args.trained) != len(args.seeds):
         parser.error(f"--trained names {len(args.trained)} run(s) for {len(args.seeds)} seed(s)")
     print_machine(args.threads)
@@ -144,7 +159,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Path(args.outputs or tmp) / "outputs"
         rows: list[dict] = []
-        outcomes: dict[str, dict[int, list[bool]]] = {"fp32": {}, "int8": {}, "pruned": {}, "alone": {}, "kd": {}}
+        outcomes: dict[str, dict[int, list[bool]]] = {"fp32": {}, "int8": {}, "qat": {}, "pruned": {}, "alone": {},
+                                                       "kd": {}}
         for seed in args.seeds:
             row: dict = {"seed": seed}
             if "train" in args.skip:  # the KD rows alone
@@ -164,10 +180,17 @@ def main() -> None:
             fp32, outcomes["fp32"][seed] = test_acc(outputs, args.threads, exported, args.quick)
             row["fp32"] = 100 * fp32
             if "quantize" not in args.skip:
-                quant, row["quantize_s"] = timed(outputs, args.threads, "quantize", f"source={train['run_dir']}")
+                quant, row["quantize_s"] = timed(outputs, args.threads, "quantize", f"source={train['run_dir']}",
+                                                 *args.quantize_override)
                 int8, outcomes["int8"][seed] = test_acc(outputs, args.threads, quant, args.quick)
                 row["int8"] = 100 * int8
                 row["int8_format"], row["int8_speedup"] = quant["metrics"]["format"], quant["metrics"]["speedup"]
+            if args.qat:
+                qat, row["qat_s"] = timed(outputs, args.threads, "quantize", f"source={train['run_dir']}",
+                                          "quantize.mode=qat", f"trainer.epochs={1 if args.quick else args.qat_epochs}",
+                                          *args.quantize_override, *args.qat_override)
+                acc, outcomes["qat"][seed] = test_acc(outputs, args.threads, qat, args.quick)
+                row["qat"], row["qat_speedup"] = 100 * acc, qat["metrics"]["speedup"]
             if "prune" not in args.skip:
                 pruned, row["prune_s"] = timed(outputs, args.threads, "prune", f"source={train['run_dir']}",
                                                "prune.ratio=0.5", f"trainer.epochs={recovery}")
@@ -208,6 +231,12 @@ def main() -> None:
         print(f"  INT8 test top-1: {mean_std([r['int8'] for r in rows])} %  formats "
               f"{sorted({r['int8_format'] for r in rows})}, speed-up {mean_std([r['int8_speedup'] for r in rows])}x")
         print(f"  INT8 - FP32: {interval([r['int8'] - r['fp32'] for r in rows], *paired('int8'))} points")
+    if "qat" in rows[0]:
+        print(f"  QAT test top-1: {mean_std([r['qat'] for r in rows])} % after {args.qat_epochs} epoch(s), speed-up "
+              f"{mean_std([r['qat_speedup'] for r in rows])}x")
+        print(f"  QAT - FP32: {interval([r['qat'] - r['fp32'] for r in rows], *paired('qat'))} points")
+        ptq_qat = [outcomes["int8"][r["seed"]] for r in rows], [outcomes["qat"][r["seed"]] for r in rows]
+        print(f"  QAT - PTQ: {interval([r['qat'] - r['int8'] for r in rows], *ptq_qat)} points (what QAT recovers)")
     if "pruned" in rows[0]:
         speedups = [r["prune_speedup"] for r in rows if r["prune_speedup"] is not None]
         print(f"  pruned 0.5 test top-1: {mean_std([r['pruned'] for r in rows])} % after {recovery} recovery "

@@ -30,6 +30,38 @@ def with_softmax(source: Path, target: Path, op: str = "Softmax") -> Path:
     return _save(proto, target)
 
 
+def with_ending_then(source: Path, target: Path, steps: list[tuple[str, float | None, dict]],
+                     op: str = "Softmax", axis: int = -1) -> Path:
+    """`source` with `op` over its logits (a Softmax over `axis`, or an elementwise Sigmoid) and then `steps`
+    before its output: (op_type, a scalar constant second operand or None, attributes) each, e.g. ("Mul", 100.0,
+    {}) for percent, ("Transpose", None, {"perm": [1, 0]}). A step before `op` is written ("before", ...) in
+    op_type's place: ("before:Transpose", None, {...})."""
+    proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    before = [step for step in steps if step[0].startswith("before:")]
+    after = [step for step in steps if not step[0].startswith("before:")]
+    name, nodes = "raw_logits", []
+
+    def add(op_type: str, constant: float | None, attributes: dict, last: bool) -> None:
+        nonlocal name
+        inputs = [name]
+        if constant is not None:
+            proto.graph.initializer.append(numpy_helper.from_array(np.array(constant, dtype=np.float32),
+                                                                   f"c{len(nodes)}"))
+            inputs.append(f"c{len(nodes)}")
+        produced = output if last else f"v{len(nodes)}"
+        nodes.append(helper.make_node(op_type, inputs, [produced], **attributes))
+        name = produced
+
+    for step_op, constant, attributes in before:
+        add(step_op.removeprefix("before:"), constant, attributes, False)
+    add(op, None, {} if op in ("Sigmoid", "HardSigmoid") else {"axis": axis}, not after)
+    for index, (step_op, constant, attributes) in enumerate(after):
+        add(step_op, constant, attributes, index == len(after) - 1)
+    proto.graph.node.extend(nodes)
+    return _save(proto, target)
+
+
 def _renamed_output(proto: onnx.ModelProto) -> str:
     """Renames what produces the graph's output to `raw_logits`; returns the output's name (for the new tail)."""
     output = proto.graph.output[0].name

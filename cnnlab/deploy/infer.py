@@ -160,6 +160,8 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     from cnnlab.engine.checkpoint import require_trained_onnx_head
 
     checked = check_onnx_file(path)
+    if checked.unreadable is not None:
+        raise checked.unreadable
     meta = checked.metadata
     require_trained_onnx_head(meta, path, "its scores and predictions")
     if checked.spec is None or not checked.classes:

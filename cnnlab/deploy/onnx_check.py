@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import load_onnx, read_onnx_metadata
@@ -50,6 +50,11 @@ _OUTPUT_OPS = {("", "Softmax"): PROBABILITIES, ("", "LogSoftmax"): LOG_PROBABILI
 # Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape,
 # a quantizer's Q/DQ pair around the probabilities).
 _PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "QuantizeLinear", "DequantizeLinear"})
+# Elementwise arithmetic a converter may put after the probabilities (× 100 for percent): followed back through
+# its one computed input; between an ending and the output it makes the output unreadable (`UnreadableOutput`).
+_VALUE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Pow", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Clip",
+                        "Relu", "Max", "Min", "Round", "Floor", "Ceil"})
+_RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze"})  # after a transpose: where each axis ends up is lost
 _FUNCTION_DEPTH = 16  # local functions calling local functions: deeper than any exporter nests (untrusted files)
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
@@ -59,8 +64,8 @@ class OnnxModel:
     """An ONNX file that passed `check_onnx_file`: its path, input spec and class names (from its metadata;
     None for a file without cnnlab metadata), the full decoded metadata (read_onnx_metadata's dict), and what
     its graph says: `precision` ("fp32" | "fp16" | "int8", `graph_precision`), `outputs` (LOGITS | PROBABILITIES
-    | LOG_PROBABILITIES | SIGMOID_PROBABILITIES, `output_kind`) and `batch` (the fixed batch size of its input;
-    None: dynamic)."""
+    | LOG_PROBABILITIES | SIGMOID_PROBABILITIES, `output_kind`), `batch` (the fixed batch size of its input;
+    None: dynamic) and `unreadable` (why no score can be read from its output, or None)."""
 
     path: Path
     spec: InputSpec | None
@@ -69,6 +74,7 @@ class OnnxModel:
     precision: str = "fp32"
     outputs: str = LOGITS
     batch: int | None = None
+    unreadable: CnnlabError | None = None  # output_kind's UnreadableOutput, with the path: raise it to read scores
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None] | None:
@@ -117,51 +123,150 @@ def graph_precision(model: onnx.ModelProto | Path | str) -> str:
     return "fp16" if sizes[TensorProto.FLOAT16] > sizes[TensorProto.FLOAT] else "fp32"
 
 
+class UnreadableOutput(CnnlabError):
+    """A graph whose output is computed from its probabilities by further arithmetic (a Softmax × 100 gives
+    percent): neither logits, probabilities nor log-probabilities, so no score read from it would be right."""
+
+
 def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
-    a Cast, Identity, reshape or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax, SIGMOID_PROBABILITIES for a
-    Sigmoid or HardSigmoid (one-vs-rest), else LOGITS (cnnlab's own exports)."""
+    a Cast, Identity, reshape, Transpose or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax or a Log of a Softmax,
+    SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest), else LOGITS (cnnlab's own exports).
+
+    Errors: UnreadableOutput (a CnnlabError) when elementwise arithmetic stands between such an ending and the
+    output (Mul, Div, Add, Pow, Clip, ... with one non-constant input, other than × 1 or + 0)."""
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
-    functions = {(f.domain, f.name): f for f in proto.functions}
-    kind, _ = _traced_kind(proto.graph.output[0].name, list(proto.graph.node), functions, _opset(proto), 0)
+    walk = _OutputWalk(proto)
+    kind, _ = walk.kind(proto.graph.output[0].name, list(proto.graph.node), 0, _Tail())
     return kind or LOGITS
 
 
-def _traced_kind(name: str, nodes: list[Any], functions: dict[tuple[str, str], Any], opset: int,
-                 depth: int) -> tuple[str | None, str]:
-    """(the output kind of value `name` among `nodes`, a graph's or a local function's, name): walking back through
-    pass-through nodes and into local functions (torch.onnx's dynamo exporter wraps modules in them). (None, INPUT)
-    when the walk reaches INPUT, an input of this scope: the caller goes on from the matching input of its call."""
-    producers = {output: node for node in nodes for output in node.output}
-    for _ in range(len(nodes) + 1):
+@dataclass
+class _Tail:
+    """What lies between the value being traced and the graph's output: elementwise ops passed (`passed`, nearest
+    the output first) and where each axis of the value ends up in the output (`axes`; None: unmoved, []: lost to a
+    reshape after a transpose)."""
+
+    passed: list[str] = field(default_factory=list)
+    axes: list[int] | None = None
+
+    def transposed(self, perm: list[int] | None) -> None:
+        """Walking back through Transpose(perm): out axis i is in axis perm[i]."""
+        if perm is None or self.axes == [] or (self.axes is not None and len(perm) != len(self.axes)):
+            self.axes = []
+            return
+        outer = self.axes if self.axes is not None else list(range(len(perm)))
+        inner = [0] * len(perm)
+        for i, j in enumerate(perm):
+            inner[j] = outer[i]
+        self.axes = inner
+
+    def over_classes(self, axis: int) -> bool:
+        """Whether a softmax over `axis` of the traced value is over the output's classes (its last axis)."""
+        if self.axes is None:
+            return axis in (-1, 1)  # [N, classes]; opset < 13's axis=1 flattens to it
+        if not self.axes:
+            return False
+        rank = len(self.axes)
+        axis = axis + rank if axis < 0 else axis
+        return 0 <= axis < rank and self.axes[axis] == rank - 1
+
+
+class _OutputWalk:
+    """Walks back from a graph's output to what makes it (`kind`), through pass-through nodes, transposes,
+    elementwise arithmetic and local functions (torch.onnx's dynamo exporter wraps modules in them)."""
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.functions = {(f.domain, f.name): f for f in proto.functions}
+        self.opset = _opset(proto)
+        self.initializers = {t.name: t for t in proto.graph.initializer}
+
+    def kind(self, name: str, nodes: list[Any], depth: int, tail: _Tail) -> tuple[str | None, str]:
+        """(the output kind of value `name` among `nodes`, a graph's or a local function's, name). (None, INPUT)
+        when the walk reaches INPUT, an input of this scope: the caller goes on from the matching input of its
+        call."""
+        producers = {output: node for node in nodes for output in node.output}
+        for _ in range(len(nodes) + 1):
+            node = producers.get(name)
+            if node is None:
+                return None, name
+            function = self.functions.get((node.domain, node.op_type))
+            if function is not None:
+                index = list(node.output).index(name)
+                if depth >= _FUNCTION_DEPTH or index >= len(function.output):
+                    return LOGITS, name
+                kind, reached = self.kind(function.output[index], list(function.node), depth + 1, tail)
+                if kind is not None:
+                    return kind, name
+                position = list(function.input).index(reached) if reached in function.input else len(node.input)
+                if position >= len(node.input) or not node.input[position]:
+                    return LOGITS, name
+                name = node.input[position]
+                continue
+            ending = _OUTPUT_OPS.get(("" if node.domain == "ai.onnx" else node.domain, node.op_type))
+            if ending is not None:
+                return self._ending(node, ending, tail), name
+            if node.op_type == "Transpose":
+                tail.transposed(next((list(a.ints) for a in node.attribute if a.name == "perm"), None))
+            elif node.op_type in _VALUE_OPS:
+                variable = [i for i in node.input if i and not self._is_constant(i, producers)]
+                if len(variable) != 1:  # a combination of two computed values (x * sigmoid(x)): no ending of ours
+                    return LOGITS, name
+                if not self._neutral(node, variable[0], producers):
+                    tail.passed.append(node.op_type)
+                name = variable[0]
+                continue
+            elif node.op_type not in _PASS_THROUGH:
+                return LOGITS, name
+            elif tail.axes is not None and node.op_type in _RESHAPES:
+                tail.axes = []
+            if not node.input:
+                return LOGITS, name
+            name = node.input[0]
+        return LOGITS, name
+
+    def _ending(self, node: Any, ending: str, tail: _Tail) -> str:
+        if ending != SIGMOID_PROBABILITIES:  # elementwise sigmoids have no axis; a softmax must be over the classes
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if self.opset >= 13 else 1)
+            if not tail.over_classes(axis):
+                return LOGITS
+        if tail.passed == ["Log"] and ending == PROBABILITIES:
+            return LOG_PROBABILITIES  # log(softmax(x)): a LogSoftmax written in two nodes
+        if tail.passed:
+            steps = " then ".join(reversed(tail.passed))
+            raise UnreadableOutput(
+                f"its output is computed from a {node.op_type} by {steps} — neither logits, probabilities nor "
+                "log-probabilities, so the model's probabilities (its loss, calibration) cannot be read from it",
+                fix=f"export the model with the logits (or the {node.op_type} itself) as its output, without the "
+                    "arithmetic after it")
+        return ending
+
+    def _is_constant(self, name: str, producers: dict[str, Any]) -> bool:
         node = producers.get(name)
-        if node is None:
-            return None, name
-        function = functions.get((node.domain, node.op_type))
-        if function is not None:
-            index = list(node.output).index(name)
-            if depth >= _FUNCTION_DEPTH or index >= len(function.output):
-                return LOGITS, name
-            kind, reached = _traced_kind(function.output[index], list(function.node), functions, opset, depth + 1)
-            if kind is not None:
-                return kind, name
-            position = list(function.input).index(reached) if reached in function.input else len(node.input)
-            if position >= len(node.input) or not node.input[position]:
-                return LOGITS, name
-            name = node.input[position]
-            continue
-        ending = _OUTPUT_OPS.get(("" if node.domain == "ai.onnx" else node.domain, node.op_type))
-        if ending == SIGMOID_PROBABILITIES:  # elementwise: no axis
-            return ending, name
-        if ending is not None:
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
-            return (ending if axis in (-1, 1) else LOGITS), name  # a softmax over [N, classes]'s classes
-        if node.op_type not in _PASS_THROUGH or not node.input:
-            return LOGITS, name
-        name = node.input[0]
-    return LOGITS, name
+        return name in self.initializers or (node is not None and node.op_type == "Constant")
+
+    def _neutral(self, node: Any, variable: str, producers: dict[str, Any]) -> bool:
+        """A × 1, ÷ 1, + 0 or − 0 by a constant: the values pass unchanged."""
+        identity = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
+        if identity is None or len(node.input) != 2:
+            return False
+        constant = node.input[1] if node.input[0] == variable else node.input[0]
+        if node.op_type in ("Div", "Sub") and constant == node.input[0]:
+            return False  # 1 / p or 0 − p
+        value = self._constant_value(constant, producers)
+        return value is not None and value.size > 0 and bool((value == identity).all())
+
+    def _constant_value(self, name: str, producers: dict[str, Any]) -> Any:
+        tensor = self.initializers.get(name)
+        if tensor is None and (node := producers.get(name)) is not None:
+            tensor = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR),
+                          None)
+        try:
+            return None if tensor is None else numpy_helper.to_array(tensor)
+        except Exception:  # noqa: BLE001 - an external or malformed tensor: not known to be neutral
+            return None
 
 
 def _opset(proto: onnx.ModelProto) -> int:
@@ -221,7 +326,8 @@ def check_onnx_file(path: Path) -> OnnxModel:
     Returns the OnnxModel (with the graph's precision, output kind and fixed batch). Raises CnnlabError (one
     line) for a missing file, one that is not ONNX, metadata that cannot be decoded, or a graph that contradicts
     its metadata (input shape and channels vs the input spec, output shape vs the class count, no
-    Conv/Gemm/MatMul-like node at all).
+    Conv/Gemm/MatMul-like node at all). An output computed from its probabilities by further arithmetic is no
+    error here (its latency is still a latency): `unreadable` holds the error for whoever reads its scores.
     """
     path = Path(path)
     try:
@@ -240,5 +346,9 @@ def check_onnx_file(path: Path) -> OnnxModel:
     problems = graph_problems(proto, spec, len(classes) if classes is not None else None)
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
+    try:
+        outputs, unreadable = output_kind(proto), None
+    except UnreadableOutput as exc:  # still timed by bench; refused where scores are read (unreadable_output)
+        outputs, unreadable = LOGITS, UnreadableOutput(f"{path}: {exc.message}", fix=exc.fix)
     return OnnxModel(path=path, spec=spec, classes=classes, metadata=meta, precision=graph_precision(proto),
-                     outputs=output_kind(proto), batch=fixed_batch(proto))
+                     outputs=outputs, batch=fixed_batch(proto), unreadable=unreadable)

@@ -21,7 +21,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
-from cnnlab.deploy.onnx_check import LOG_PROBABILITIES, LOGITS, PROBABILITIES, SIGMOID_PROBABILITIES, output_kind
+from cnnlab.deploy.onnx_check import (LOG_PROBABILITIES, LOGITS, PROBABILITIES, SIGMOID_PROBABILITIES, UnreadableOutput,
+                                     output_kind)
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
@@ -290,14 +291,20 @@ def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader,
     `runtime` applies to a path only. The images go in through `run_images` (an FP16 file takes float16);
     `outputs` (LOGITS | PROBABILITIES | LOG_PROBABILITIES | SIGMOID_PROBABILITIES) says what the file's output
     holds, None: read from its graph (`output_kind`; logits when the session's file is unknown), and `as_logits`
-    scores it."""
+    scores it.
+
+    Errors: UnreadableOutput (a CnnlabError naming the file) when the graph computes its output from its
+    probabilities by further arithmetic (`output_kind`)."""
     if isinstance(path_or_session, (str, Path)):
         session = onnx_session(Path(path_or_session), runtime=runtime)
         file: Path | None = Path(path_or_session)
     else:
         session = path_or_session
         file = session_file(session)
-    kind = outputs or (output_kind(file) if file is not None and file.is_file() else LOGITS)
+    try:
+        kind = outputs or (output_kind(file) if file is not None and file.is_file() else LOGITS)
+    except UnreadableOutput as exc:
+        raise UnreadableOutput(f"{file}: {exc.message}", fix=exc.fix) from None
     meter = ClassificationMeter(torch.device("cpu"))
     with make_progress() as progress:
         task = progress.add_task(desc, total=len(loader), status="")

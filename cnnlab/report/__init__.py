@@ -92,10 +92,17 @@ def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
     titled: dict[str, list[Any]] = {}
     for identity, members in found.items():
         members.sort(key=lambda r: (-r.accuracy, r.p50_ms if r.p50_ms is not None else float("inf")))
-        title = dataset_title(identity)
+        title = dataset_title(identity) + _also_read_at(identity, members)
         # two identities read alike only when a record holds odd values: never merge their tables
         titled[_unique(title, titled)] = members
     return titled
+
+
+def _also_read_at(identity: Any, members: list[Any]) -> str:
+    """" (also read at /mnt/rgb)": the other roots of one user folder's content among `members` (a folder moved with
+    `mv` is the same data, DatasetIdentity), so that a title naming the first root read does not hide the others."""
+    others = sorted({m.dataset_key.folder for m in members} - {identity.folder, None})
+    return f" (also read at {', '.join(others)})" if others else ""
 
 
 def _unique(name: str, taken: Any, form: str = "{name} [{count}]") -> str:

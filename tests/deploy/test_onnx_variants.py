@@ -15,8 +15,8 @@ from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.deploy.ort import evaluate_onnx, example_feed, onnx_session
 from cnnlab.errors import CnnlabError
 from helpers import HAS_OPENVINO
-from onnx_variants import (dynamic_int8, to_float16, with_fixed_batch, with_softmax, with_softmax_in_function,
-                           with_written_out_softmax)
+from onnx_variants import (dynamic_int8, to_float16, with_ending_then, with_fixed_batch, with_softmax,
+                           with_softmax_in_function, with_written_out_softmax)
 
 QUICK = TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)
 RUNTIMES = ("onnxruntime", "openvino") if HAS_OPENVINO else ("onnxruntime",)
@@ -139,6 +139,55 @@ def test_a_sigmoid_head_shows_its_own_probabilities_and_ranks_by_them(lenet_onnx
         [sigmoids] = model(eval_transform(loaded.spec.preprocessing())(Image.open(picture))[None]).sigmoid().tolist()
     assert list(shown.probabilities) == pytest.approx([sigmoids[loaded.classes.index(c)] for c in shown.labels],
                                                       abs=1e-5)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "Sigmoid"])
+def test_arithmetic_after_the_probabilities_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path, op: str) -> None:
+    """A Softmax or Sigmoid times 100 (percent) was read as logits and softmaxed: probabilities near 100 % for
+    every image's top class, a wrong loss and ECE, exit 0. Such an output is none of the kinds cnnlab reads."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    _, path = lenet_onnx_once
+    percent = with_ending_then(path, tmp_path / "percent.onnx", [("Mul", 100.0, {})], op=op)
+    with pytest.raises(CnnlabError) as refused:
+        open_model("onnx", percent)
+    with pytest.raises(CnnlabError):
+        output_kind(percent)
+    message = str(refused.value)
+    assert str(percent) in message and f"computed from a {op} by Mul" in message and "\n" not in message
+    assert "export the model with the logits" in message
+    shifted = with_ending_then(path, tmp_path / "shifted.onnx", [("Cast", None, {"to": 1}), ("Add", 0.5, {}),
+                                                                ("Clip", None, {})], op=op)
+    problem = check_onnx_file(shifted).unreadable  # a latency is still a latency: only reading scores is refused
+    assert problem is not None and f"computed from a {op} by Add then Clip" in str(problem)
+    loader = DataLoader(TensorDataset(_images(4), torch.arange(4)), batch_size=4)
+    with pytest.raises(CnnlabError, match=f"{shifted}: its output is computed from a {op}"):
+        evaluate_onnx(shifted, loader)
+
+
+def test_neutral_steps_transposes_and_a_log_keep_what_the_output_is(lenet_onnx_once, tmp_path: Path) -> None:
+    """× 1, a transpose pair (tf2onnx writes one around a softmax on another axis) and Log(Softmax) leave a
+    readable output; a softmax between transposes that is not over the classes leaves logits."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    model, path = lenet_onnx_once
+    pair = [("Transpose", None, {"perm": [1, 0]})]
+    before = [("before:Transpose", None, {"perm": [1, 0]})]
+    cases = [
+        ("probabilities", with_ending_then(path, tmp_path / "one.onnx", [("Mul", 1.0, {}), ("Div", 1.0, {})])),
+        ("sigmoid-probabilities", with_ending_then(path, tmp_path / "t.onnx", pair + pair, op="Sigmoid")),
+        ("log-probabilities", with_ending_then(path, tmp_path / "log.onnx", [("Log", None, {})])),
+        # [N, C] → [C, N] → a softmax over axis 0, the classes → [N, C]
+        ("probabilities", with_ending_then(path, tmp_path / "around.onnx", before + pair, axis=0)),
+        ("logits", with_ending_then(path, tmp_path / "over_batch.onnx", before + pair, axis=-1)),
+    ]
+    assert [output_kind(file) for _, file in cases] == [kind for kind, _ in cases]
+    images = _images()
+    with torch.no_grad():
+        expected = model(images).softmax(dim=-1)
+    for kind, file in cases[:1] + cases[2:4]:
+        _, probabilities = open_model("onnx", file).scores(images)
+        assert torch.allclose(probabilities, expected, atol=1e-5), file
 
 
 def test_quantized_operator_endings_are_read_as_what_they_output() -> None:

@@ -133,6 +133,16 @@ def test_a_test_score_on_the_same_folder_moved_is_the_models_test_top1(tmp_path:
     assert row.test_accuracy == 0.9 and row.evaluate_run.name == "moved"
 
 
+def test_the_title_of_a_moved_folder_names_every_root_it_was_read_at(tmp_path: Path) -> None:
+    """Runs on one folder's content before and after `mv` are one table, titled by the first root read alone: the
+    new root, where the data is now, was nowhere in the report."""
+    out = tmp_path / "outputs"
+    model = model_run(out, "pretrain", "model", 0.9, dataset={**folder_dataset("/p/data/rgb"), "content": "0f1e"})
+    model_run(out, "prune", "pruned", 0.88, source=model, dataset={**folder_dataset("/mnt/rgb"), "content": "0f1e"})
+    [title] = build_report(out).groups
+    assert "/p/data/rgb" in title and "/mnt/rgb" in title and "(also read at " in title
+
+
 def test_a_model_evaluated_only_on_other_data_shows_no_test_top1_and_says_why(evaluated: Path) -> None:
     import shutil
 
