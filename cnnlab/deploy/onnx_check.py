@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import onnx
+import onnx.inliner
 from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
@@ -50,12 +52,14 @@ _OUTPUT_OPS = {("", "Softmax"): PROBABILITIES, ("", "LogSoftmax"): LOG_PROBABILI
 # Nodes between a Softmax and the graph output that leave the values as they are (a converter's Cast, a reshape,
 # a quantizer's Q/DQ pair around the probabilities).
 _PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "QuantizeLinear", "DequantizeLinear"})
-# Elementwise arithmetic a converter may put after the probabilities (× 100 for percent): followed back through
-# its one computed input; between an ending and the output it makes the output unreadable (`UnreadableOutput`).
-_VALUE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Pow", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Clip",
-                        "Relu", "Max", "Min", "Round", "Floor", "Ceil"})
+# Elementwise arithmetic a converter may put after the probabilities (× 100 for percent), as (domain, op):
+# followed back through its one computed input; between an ending and the output it makes the output unreadable
+# (`UnreadableOutput`). onnxruntime's QOperator quantizer writes a Mul or Add as QLinearMul / QLinearAdd.
+_VALUE_OPS = frozenset({*(("", op) for op in ("Mul", "Div", "Add", "Sub", "Pow", "Exp", "Log", "Neg", "Abs", "Sqrt",
+                                              "Reciprocal", "Clip", "Relu", "LeakyRelu", "Max", "Min", "Round", "Floor",
+                                              "Ceil")),
+                        *(("com.microsoft", op) for op in ("QLinearMul", "QLinearAdd", "QLinearLeakyRelu"))})
 _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze"})  # after a transpose: where each axis ends up is lost
-_FUNCTION_DEPTH = 16  # local functions calling local functions: deeper than any exporter nests (untrusted files)
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
 
@@ -132,141 +136,200 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
     a Cast, Identity, reshape, Transpose or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax or a Log of a Softmax,
     SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest), else LOGITS (cnnlab's own exports).
+    Model-local functions (torch.onnx's dynamo exporter wraps modules in them) are inlined first.
 
     Errors: UnreadableOutput (a CnnlabError) when elementwise arithmetic stands between such an ending and the
-    output (Mul, Div, Add, Pow, Clip, ... with one non-constant input, other than × 1 or + 0)."""
+    output (Mul by 100, an Add, ... with one computed input), other than × 1, + 0, a Clip to [0, 1] or a Relu of
+    probabilities, Log of probabilities or Exp of log-probabilities."""
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
-    walk = _OutputWalk(proto)
-    kind, _ = walk.kind(proto.graph.output[0].name, list(proto.graph.node), 0, _Tail())
-    return kind or LOGITS
+    return _OutputWalk(_inlined(proto), _opset(proto)).kind()
+
+
+def _inlined(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """`proto` with its model-local functions inlined (their attribute references resolved), or as it is when it
+    has none or they cannot be inlined (recursive, malformed: untrusted files) — the walk then stops at a call."""
+    if not proto.functions:
+        return proto
+    try:
+        return onnx.inliner.inline_local_functions(proto)
+    except Exception:  # noqa: BLE001 - onnx's ValidationError and parse errors alike: read the calls as opaque
+        return proto
+
+
+@dataclass(frozen=True)
+class _Step:
+    """An elementwise node between a value and the output: its op, whether it leaves every value as it is (× 1,
+    + 0) and whether it leaves values in [0, 1] as they are (a Relu, a Clip to at least [1e-6, 1])."""
+
+    op: str
+    identity: bool = False
+    keeps_probabilities: bool = False
 
 
 @dataclass
 class _Tail:
-    """What lies between the value being traced and the graph's output: elementwise ops passed (`passed`, nearest
-    the output first) and where each axis of the value ends up in the output (`axes`; None: unmoved, []: lost to a
-    reshape after a transpose)."""
+    """What lies between the value being traced and the graph's output: elementwise steps passed (`passed`,
+    nearest the output first) and where each axis of the value ends up in the output (`axes`; None: unmoved, []:
+    lost to a reshape after a transpose, or to a transpose the walk cannot follow)."""
 
-    passed: list[str] = field(default_factory=list)
+    passed: list[_Step] = field(default_factory=list)
     axes: list[int] | None = None
 
     def transposed(self, perm: list[int] | None) -> None:
         """Walking back through Transpose(perm): out axis i is in axis perm[i]."""
-        if perm is None or self.axes == [] or (self.axes is not None and len(perm) != len(self.axes)):
+        rank = len(perm) if perm is not None else len(self.axes or [])
+        if perm is None and rank:
+            perm = list(range(rank))[::-1]  # the operator's default: reverse the axes
+        if perm is None or sorted(perm) != list(range(rank)) or self.axes == [] or \
+                (self.axes is not None and len(self.axes) != rank):
             self.axes = []
             return
-        outer = self.axes if self.axes is not None else list(range(len(perm)))
-        inner = [0] * len(perm)
+        outer = self.axes if self.axes is not None else list(range(rank))
+        inner = [0] * rank
         for i, j in enumerate(perm):
             inner[j] = outer[i]
         self.axes = inner
 
-    def over_classes(self, axis: int) -> bool:
-        """Whether a softmax over `axis` of the traced value is over the output's classes (its last axis)."""
+    def over_classes(self, axis: int, opset: int) -> bool:
+        """Whether a softmax over `axis` of the traced value is over the output's classes (its last axis). Before
+        opset 13 a softmax normalises over axes `axis`..last flattened, so it must be the last axis alone."""
         if self.axes is None:
             return axis in (-1, 1)  # [N, classes]; opset < 13's axis=1 flattens to it
         if not self.axes:
             return False
         rank = len(self.axes)
         axis = axis + rank if axis < 0 else axis
+        if opset < 13 and axis != rank - 1:
+            return False
         return 0 <= axis < rank and self.axes[axis] == rank - 1
 
 
 class _OutputWalk:
-    """Walks back from a graph's output to what makes it (`kind`), through pass-through nodes, transposes,
-    elementwise arithmetic and local functions (torch.onnx's dynamo exporter wraps modules in them)."""
+    """Walks back from a graph's output to what makes it (`kind`), through pass-through nodes, transposes and
+    elementwise arithmetic with one computed input."""
 
-    def __init__(self, proto: onnx.ModelProto) -> None:
-        self.functions = {(f.domain, f.name): f for f in proto.functions}
-        self.opset = _opset(proto)
+    def __init__(self, proto: onnx.ModelProto, opset: int) -> None:
+        self.opset = opset
+        self.output = proto.graph.output[0].name
         self.initializers = {t.name: t for t in proto.graph.initializer}
+        self.producers = {output: node for node in proto.graph.node for output in node.output}
+        self._constants: dict[str, bool] = {}
 
-    def kind(self, name: str, nodes: list[Any], depth: int, tail: _Tail) -> tuple[str | None, str]:
-        """(the output kind of value `name` among `nodes`, a graph's or a local function's, name). (None, INPUT)
-        when the walk reaches INPUT, an input of this scope: the caller goes on from the matching input of its
-        call."""
-        producers = {output: node for node in nodes for output in node.output}
-        for _ in range(len(nodes) + 1):
-            node = producers.get(name)
+    def kind(self) -> str:
+        name, tail = self.output, _Tail()
+        for _ in range(len(self.producers) + 1):
+            node = self.producers.get(name)
             if node is None:
-                return None, name
-            function = self.functions.get((node.domain, node.op_type))
-            if function is not None:
-                index = list(node.output).index(name)
-                if depth >= _FUNCTION_DEPTH or index >= len(function.output):
-                    return LOGITS, name
-                kind, reached = self.kind(function.output[index], list(function.node), depth + 1, tail)
-                if kind is not None:
-                    return kind, name
-                position = list(function.input).index(reached) if reached in function.input else len(node.input)
-                if position >= len(node.input) or not node.input[position]:
-                    return LOGITS, name
-                name = node.input[position]
-                continue
-            ending = _OUTPUT_OPS.get(("" if node.domain == "ai.onnx" else node.domain, node.op_type))
+                return LOGITS
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            ending = _OUTPUT_OPS.get((domain, node.op_type))
             if ending is not None:
-                return self._ending(node, ending, tail), name
-            if node.op_type == "Transpose":
+                return self._ending(node, ending, tail)
+            if node.op_type == "Transpose" and domain == "":
                 tail.transposed(next((list(a.ints) for a in node.attribute if a.name == "perm"), None))
-            elif node.op_type in _VALUE_OPS:
-                variable = [i for i in node.input if i and not self._is_constant(i, producers)]
+            elif (domain, node.op_type) in _VALUE_OPS:
+                variable = [i for i in node.input if i and not self._is_constant(i)]
                 if len(variable) != 1:  # a combination of two computed values (x * sigmoid(x)): no ending of ours
-                    return LOGITS, name
-                if not self._neutral(node, variable[0], producers):
-                    tail.passed.append(node.op_type)
+                    return LOGITS
+                tail.passed.append(self._step(node, variable[0]))
                 name = variable[0]
                 continue
-            elif node.op_type not in _PASS_THROUGH:
-                return LOGITS, name
+            elif domain != "" or node.op_type not in _PASS_THROUGH:
+                return LOGITS
             elif tail.axes is not None and node.op_type in _RESHAPES:
                 tail.axes = []
             if not node.input:
-                return LOGITS, name
+                return LOGITS
             name = node.input[0]
-        return LOGITS, name
+        return LOGITS
 
     def _ending(self, node: Any, ending: str, tail: _Tail) -> str:
-        if ending != SIGMOID_PROBABILITIES:  # elementwise sigmoids have no axis; a softmax must be over the classes
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if self.opset >= 13 else 1)
-            if not tail.over_classes(axis):
-                return LOGITS
-        if tail.passed == ["Log"] and ending == PROBABILITIES:
-            return LOG_PROBABILITIES  # log(softmax(x)): a LogSoftmax written in two nodes
-        if tail.passed:
-            steps = " then ".join(reversed(tail.passed))
+        kind = ending
+        steps = [step for step in reversed(tail.passed) if not step.identity]  # from the ending to the output
+        for step in steps:
+            if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and step.keeps_probabilities:
+                continue
+            if (kind, step.op) in ((PROBABILITIES, "Log"), (LOG_PROBABILITIES, "Exp")):
+                kind = LOG_PROBABILITIES if step.op == "Log" else PROBABILITIES  # log(softmax(x)), exp(logsoftmax(x))
+                continue
             raise UnreadableOutput(
-                f"its output is computed from a {node.op_type} by {steps} — neither logits, probabilities nor "
-                "log-probabilities, so the model's probabilities (its loss, calibration) cannot be read from it",
+                f"its output is computed from a {node.op_type} by {' then '.join(s.op for s in steps)} — neither "
+                "logits, probabilities nor log-probabilities, so the model's probabilities (its loss, calibration) "
+                "cannot be read from it",
                 fix=f"export the model with the logits (or the {node.op_type} itself) as its output, without the "
                     "arithmetic after it")
-        return ending
+        if ending != SIGMOID_PROBABILITIES:  # elementwise sigmoids have no axis; a softmax must be over the classes
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if self.opset >= 13 else 1)
+            if not tail.over_classes(axis, self.opset):
+                return LOGITS
+        return kind
 
-    def _is_constant(self, name: str, producers: dict[str, Any]) -> bool:
-        node = producers.get(name)
-        return name in self.initializers or (node is not None and node.op_type == "Constant")
-
-    def _neutral(self, node: Any, variable: str, producers: dict[str, Any]) -> bool:
-        """A × 1, ÷ 1, + 0 or − 0 by a constant: the values pass unchanged."""
-        identity = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
-        if identity is None or len(node.input) != 2:
-            return False
+    def _step(self, node: Any, variable: str) -> _Step:
+        if node.op_type == "Relu":
+            return _Step(node.op_type, keeps_probabilities=True)
+        if node.op_type == "Clip":
+            low, high = self._clip_bounds(node)
+            return _Step(node.op_type, keeps_probabilities=(low is None or low <= 1e-6) and (high is None or high >= 1))
+        neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
+        if neutral is None or len(node.input) != 2 or node.domain not in ("", "ai.onnx"):
+            return _Step(node.op_type)
         constant = node.input[1] if node.input[0] == variable else node.input[0]
         if node.op_type in ("Div", "Sub") and constant == node.input[0]:
-            return False  # 1 / p or 0 − p
-        value = self._constant_value(constant, producers)
-        return value is not None and value.size > 0 and bool((value == identity).all())
+            return _Step(node.op_type)  # 1 / p or 0 − p
+        value = self._value(constant)
+        return _Step(node.op_type, identity=value is not None and value.size > 0 and bool((value == neutral).all()))
 
-    def _constant_value(self, name: str, producers: dict[str, Any]) -> Any:
+    def _clip_bounds(self, node: Any) -> tuple[float | None, float | None]:
+        """Clip's (min, max): attributes before opset 11, optional inputs since; None where absent. A bound that
+        cannot be read is taken as 0.5, one that clips probabilities."""
+        attributes = {a.name: a.f for a in node.attribute if a.name in ("min", "max")}
+        bounds: list[float | None] = [attributes.get("min"), attributes.get("max")]
+        for index, name in enumerate(node.input[1:3]):
+            if name:
+                value = self._value(name)
+                bounds[index] = float(value.reshape(-1)[0]) if value is not None and value.size == 1 else 0.5
+        return bounds[0], bounds[1]
+
+    def _is_constant(self, name: str, depth: int = 0) -> bool:
+        """Whether `name` is known before the graph runs: an initializer, a Constant, or computed from such only."""
+        if name in self._constants:
+            return self._constants[name]
+        node = self.producers.get(name)
+        if name in self.initializers:
+            constant = True
+        elif node is None or depth > 32:
+            constant = False
+        elif node.op_type == "Constant":
+            constant = True
+        else:
+            inputs = [i for i in node.input if i]
+            constant = bool(inputs) and all(self._is_constant(i, depth + 1) for i in inputs)
+        self._constants[name] = constant
+        return constant
+
+    def _value(self, name: str, depth: int = 0) -> Any:
+        """The float values of constant `name` (an initializer, a Constant node's, through Identity / Cast), or
+        None when not known here."""
         tensor = self.initializers.get(name)
-        if tensor is None and (node := producers.get(name)) is not None:
-            tensor = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR),
-                          None)
+        node = self.producers.get(name)
         try:
-            return None if tensor is None else numpy_helper.to_array(tensor)
-        except Exception:  # noqa: BLE001 - an external or malformed tensor: not known to be neutral
+            if tensor is not None:
+                return numpy_helper.to_array(tensor).astype("float64")
+            if node is None or depth > 32:
+                return None
+            if node.op_type in ("Identity", "Cast") and node.input:
+                return self._value(node.input[0], depth + 1)
+            if node.op_type == "Constant":
+                for attribute in node.attribute:
+                    if attribute.name == "value":
+                        return numpy_helper.to_array(attribute.t).astype("float64")
+                    if attribute.name in ("value_float", "value_floats", "value_int", "value_ints"):
+                        return np.asarray(onnx.helper.get_attribute_value(attribute), dtype="float64")
+        except Exception:  # noqa: BLE001 - an external, string or malformed tensor: not known
             return None
+        return None
 
 
 def _opset(proto: onnx.ModelProto) -> int:

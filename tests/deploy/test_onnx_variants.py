@@ -190,6 +190,68 @@ def test_neutral_steps_transposes_and_a_log_keep_what_the_output_is(lenet_onnx_o
         assert torch.allclose(probabilities, expected, atol=1e-5), file
 
 
+def _graph(nodes: list, initializers: dict | None = None, *, opset: int = 13, functions: tuple = ()):
+    """x [2, 5] → nodes → y [2, 5], a model of opset `opset` (with local functions of domain "pkg.t")."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensors = [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in (initializers or {}).items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])], tensors)
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1), helper.make_opsetid("pkg.t", 1)]
+    return onnx.ModelProto.FromString(helper.make_model(graph, opset_imports=opsets,
+                                                        functions=list(functions)).SerializeToString())
+
+
+def test_the_graph_walk_reads_what_exporters_write_after_a_softmax() -> None:
+    """Found by a reviewer of the walk above: a percent Mul inside a local function (the dynamo exporter's
+    aten_mul), behind an Identity, or as onnxruntime's QLinearMul was read as logits (a wrong number); a Transpose
+    whose perm is out of range raised IndexError (a traceback, in bench too); an opset-11 softmax over axis 0 of
+    [C, N] (all values at once) was read as probabilities; Clip/Relu of probabilities, Exp(LogSoftmax) and
+    Log(Clip(Softmax)) were refused."""
+    from onnx import helper
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    node = helper.make_node
+    softmax = node("Softmax", ["x"], ["p"], axis=-1)
+    aten_mul = helper.make_function("pkg.t", "aten_mul", ["self", "other"], ["r"],
+                                    [node("Mul", ["self", "other"], ["r"])], [helper.make_opsetid("", 13)])
+    refused = {
+        "in a function": _graph([softmax, node("aten_mul", ["p", "c"], ["y"], domain="pkg.t")], {"c": 100.0},
+                                functions=(aten_mul,)),
+        "behind an Identity": _graph([softmax, node("Identity", ["c0"], ["c"]), node("Mul", ["p", "c"], ["y"])],
+                                     {"c0": 100.0}),
+        "QLinearMul": _graph([softmax, node("QuantizeLinear", ["p", "s"], ["q"]),
+                              node("QLinearMul", ["q", "s", "z", "cq", "s", "z", "s", "z"], ["m"],
+                                   domain="com.microsoft"),
+                              node("DequantizeLinear", ["m", "s"], ["y"])],
+                             {"s": 0.01, "z": 0.0, "cq": 100.0}),
+    }
+    for what, proto in refused.items():
+        with pytest.raises(CnnlabError, match="computed from a Softmax by"):
+            output_kind(proto)
+    assert output_kind(_graph([softmax, node("aten_mul", ["p", "c"], ["y"], domain="pkg.t")], {"c": 1.0},
+                              functions=(aten_mul,))) == "probabilities"
+    bad_perm = _graph([softmax, node("Transpose", ["p"], ["y"], perm=[2, 0])])
+    assert output_kind(bad_perm) == "logits"
+    flattened = _graph([node("Transpose", ["x"], ["t"], perm=[1, 0]), node("Softmax", ["t"], ["u"], axis=0),
+                        node("Transpose", ["u"], ["y"], perm=[1, 0])], opset=11)
+    assert output_kind(flattened) == "logits"  # before opset 13, axis 0 normalises over every value
+    readable = {
+        "probabilities": [_graph([softmax, node("Clip", ["p", "lo", "hi"], ["y"])], {"lo": 1e-7, "hi": 1.0}),
+                          _graph([softmax, node("Relu", ["p"], ["y"])]),
+                          _graph([node("LogSoftmax", ["x"], ["l"], axis=-1), node("Exp", ["l"], ["y"])])],
+        "log-probabilities": [_graph([softmax, node("Clip", ["p", "lo"], ["c"]), node("Log", ["c"], ["y"])],
+                                     {"lo": 1e-7})],
+    }
+    for kind, protos in readable.items():
+        assert [output_kind(proto) for proto in protos] == [kind] * len(protos)
+    with pytest.raises(CnnlabError, match="by Clip"):  # a clip inside [0, 1] changes probabilities
+        output_kind(_graph([softmax, node("Clip", ["p", "lo", "hi"], ["y"])], {"lo": 0.1, "hi": 0.9}))
+
+
 def test_quantized_operator_endings_are_read_as_what_they_output() -> None:
     """onnxruntime's QOperator INT8 graphs end in com.microsoft's QLinearSoftmax / QLinearSigmoid and a
     DequantizeLinear: they were taken for logits."""
