@@ -68,7 +68,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
     steps = prune_in_steps(settings, pruner, work, size)
+    recalibrated = work.recalibrate_bn(model)  # the kept channels' statistics are those of the dense network
     acc_pruned = work.accuracy(model, "val (pruned)")
+    if recalibrated:
+        ctx.log.info("pruned: val acc %.2f%% before recovery, BatchNorm statistics recomputed over %s training "
+                     "images", 100 * acc_pruned, f"{recalibrated:,}")
     recovery = work.train(model) if recipe.epochs > 0 else None
     pruner.finish()  # magnitude: the masks (kept on while training) become plain zeros
 
@@ -76,6 +80,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     acc_after = recovery.final["val_acc"] if recovery is not None else acc_pruned
     metrics = {**(fit_metrics(recovery) if recovery is not None else {}),
                "val_acc": acc_after, "acc_before": acc_before, "acc_after_prune": acc_pruned,
+               "bn_recalibration_images": recalibrated,
                "acc_after_recovery": acc_after if recovery is not None else None, "acc_drop": acc_before - acc_after,
                "params_before": dense["params"], "params_after": pruned["params"],
                "params_ratio": dense["params"] / pruned["params"], "flops_before": dense["flops"],

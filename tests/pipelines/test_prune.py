@@ -150,6 +150,28 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     assert metrics["acc_after_recovery"] is None and metrics["val_acc"] == metrics["acc_after_prune"]
 
 
+def test_a_pruned_network_is_scored_and_saved_with_its_own_batchnorm_statistics(cli, outputs: Path) -> None:
+    """Each kept channel kept the dense network's BatchNorm statistics while its inputs lost channels: the pruned
+    model was scored (MobileNetV2 on Fashion-MNIST: 10.00 %, chance, on three seeds) and, with trainer.epochs=0,
+    saved so. Now the statistics are recomputed over training batches first, as training does before scoring."""
+    tiny_bn = [*TINY, "model=mobilenet_v2"]
+    assert cli("pretrain", *tiny_bn).code == 0
+    dense_run = only_run(outputs, "pretrain")
+    assert cli("prune", f"source={dense_run['run_dir']}", "prune.ratio=0.5", "prune.measure=false",
+               "trainer.epochs=0").code == 0
+    record = only_run(outputs, "prune")
+    dense, _ = load_model(Path(dense_run["run_dir"]) / "model.pt")
+    pruned, _ = load_model(Path(record["run_dir"]) / "model.pt")
+    dense_bn = {name: m for name, m in dense.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    for name, layer in pruned.named_modules():
+        if isinstance(layer, torch.nn.BatchNorm2d) and layer.num_features < dense_bn[name].num_features:
+            sliced = set(dense_bn[name].running_var.tolist())
+            assert not set(layer.running_var.tolist()) <= sliced, name  # recomputed, not the dense ones kept
+    assert record["metrics"]["bn_recalibration_images"] > 0
+    assert record["metrics"]["acc_after_prune"] == pytest.approx(_val_accuracy(Path(record["run_dir"]) / "model.pt",
+                                                                                Path(dense_run["run_dir"])))
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("prune.ratio=1.0", "prune.ratio=1.0 is not allowed: prune.ratio takes a number in [0, 1)"),
     ("prune.ratio=-0.2", "prune.ratio=-0.2 is not allowed"),
