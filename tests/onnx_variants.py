@@ -62,6 +62,25 @@ def with_ending_then(source: Path, target: Path, steps: list[tuple[str, float | 
     return _save(proto, target)
 
 
+def with_ensemble(source: Path, target: Path, scale: float = 1.0, silu: bool = False) -> Path:
+    """`source` whose output is the mean of softmax(logits) and softmax(2 · logits), times `scale` (an ensemble of
+    two heads; scale 50 gives percent) — or, with `silu`, logits · sigmoid(logits) (a head ending in SiLU)."""
+    proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    constants = {"two": 2.0, "half": 0.5 * scale}
+    proto.graph.initializer.extend(numpy_helper.from_array(np.array(v, dtype=np.float32), k)
+                                   for k, v in constants.items())
+    node = helper.make_node
+    if silu:
+        nodes = [node("Sigmoid", ["raw_logits"], ["gate"]), node("Mul", ["raw_logits", "gate"], [output])]
+    else:
+        nodes = [node("Softmax", ["raw_logits"], ["p1"], axis=-1), node("Mul", ["raw_logits", "two"], ["sharp"]),
+                 node("Softmax", ["sharp"], ["p2"], axis=-1), node("Add", ["p1", "p2"], ["total"]),
+                 node("Mul", ["total", "half"], [output])]
+    proto.graph.node.extend(nodes)
+    return _save(proto, target)
+
+
 def _renamed_output(proto: onnx.ModelProto) -> str:
     """Renames what produces the graph's output to `raw_logits`; returns the output's name (for the new tail)."""
     output = proto.graph.output[0].name

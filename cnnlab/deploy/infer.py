@@ -76,8 +76,8 @@ class InferenceModel:
         outputs = self._run(images).float().cpu()
         if self.kind == "onnx" and not self._sensed:  # a softmax the graph walk missed: seen in the outputs
             self._sensed = True
-            if (sensed := sensed_output_kind(outputs, self.outputs)) != self.outputs:
-                log.warning("%s", sensed_note(self.path))
+            if (sensed := sensed_output_kind(outputs, self.outputs, self.path)) != self.outputs:
+                log.warning("%s", sensed_note(self.path, self.outputs))
                 self.outputs = sensed
         logits = as_logits(outputs, self.outputs)
         if not torch.isfinite(logits).all():
@@ -175,8 +175,8 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
         log.warning("%s ends in Sigmoid: one probability per class on its own (one-vs-rest), not summing to 1. "
                     "Classes are ranked by them, shown as they are, and the ECE bins the top one; the loss is the "
                     "cross-entropy of them normalised to sum to 1", path)
-    elif checked.outputs != "logits":
-        log.info("%s outputs %s (its graph ends in LogSoftmax): scored as logits", path, checked.outputs)
+    elif checked.outputs == "log-probabilities":
+        log.info("%s outputs log-probabilities (its graph ends in LogSoftmax): scored as logits", path)
 
     def run(images: torch.Tensor) -> torch.Tensor:
         # float16 in for an FP16 file, float32 out; a fixed batch in chunks (InferenceModel.logits reads the outputs)

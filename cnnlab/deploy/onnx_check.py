@@ -44,6 +44,10 @@ LOGITS, PROBABILITIES, LOG_PROBABILITIES = "logits", "probabilities", "log-proba
 # One-vs-rest probabilities: each class's own sigmoid (a head trained with binary cross-entropy, as timm's BCE
 # recipes and multi-label models are); they need not sum to 1.
 SIGMOID_PROBABILITIES = "sigmoid-probabilities"
+# Arithmetic on several computed values of which one comes from a softmax (an ensemble's averaged softmaxes,
+# or the same × 50): probabilities or not, only the values can tell (ort.sensed_output_kind decides on the first
+# batch: probability rows are read as such, anything else is refused).
+FROM_PROBABILITIES = "computed-from-probabilities"
 # (domain, op) → kind; onnxruntime's QOperator INT8 graphs end in its QLinear versions.
 _OUTPUT_OPS = {("", "Softmax"): PROBABILITIES, ("", "LogSoftmax"): LOG_PROBABILITIES,
                ("", "Sigmoid"): SIGMOID_PROBABILITIES, ("", "HardSigmoid"): SIGMOID_PROBABILITIES,
@@ -68,8 +72,8 @@ class OnnxModel:
     """An ONNX file that passed `check_onnx_file`: its path, input spec and class names (from its metadata;
     None for a file without cnnlab metadata), the full decoded metadata (read_onnx_metadata's dict), and what
     its graph says: `precision` ("fp32" | "fp16" | "int8", `graph_precision`), `outputs` (LOGITS | PROBABILITIES
-    | LOG_PROBABILITIES | SIGMOID_PROBABILITIES, `output_kind`), `batch` (the fixed batch size of its input;
-    None: dynamic) and `unreadable` (why no score can be read from its output, or None)."""
+    | LOG_PROBABILITIES | SIGMOID_PROBABILITIES | FROM_PROBABILITIES, `output_kind`), `batch` (the fixed batch size
+    of its input; None: dynamic) and `unreadable` (why no score can be read from its output, or None)."""
 
     path: Path
     spec: InputSpec | None
@@ -135,8 +139,10 @@ class UnreadableOutput(CnnlabError):
 def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
     a Cast, Identity, reshape, Transpose or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax or a Log of a Softmax,
-    SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest), else LOGITS (cnnlab's own exports).
-    Model-local functions (torch.onnx's dynamo exporter wraps modules in them) are inlined first.
+    SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest), FROM_PROBABILITIES for arithmetic on
+    several computed values one of which comes from a softmax (an ensemble's mean of softmaxes: its first batch
+    decides, ort.sensed_output_kind), else LOGITS (cnnlab's own exports). Model-local functions (torch.onnx's
+    dynamo exporter wraps modules in them) are inlined first.
 
     Errors: UnreadableOutput (a CnnlabError) when elementwise arithmetic stands between such an ending and the
     output (Mul by 100, an Add, ... with one computed input), other than × 1, + 0, a Clip to [0, 1] or a Relu of
@@ -231,8 +237,8 @@ class _OutputWalk:
                 tail.transposed(next((list(a.ints) for a in node.attribute if a.name == "perm"), None))
             elif (domain, node.op_type) in _VALUE_OPS:
                 variable = [i for i in node.input if i and not self._is_constant(i)]
-                if len(variable) != 1:  # a combination of two computed values (x * sigmoid(x)): no ending of ours
-                    return LOGITS
+                if len(variable) != 1:  # several computed values (x * sigmoid(x), an ensemble's mean)
+                    return FROM_PROBABILITIES if any(self._reaches_ending(v) for v in variable) else LOGITS
                 tail.passed.append(self._step(node, variable[0]))
                 name = variable[0]
                 continue
@@ -244,6 +250,26 @@ class _OutputWalk:
                 return LOGITS
             name = node.input[0]
         return LOGITS
+
+    def _reaches_ending(self, name: str) -> bool:
+        """Whether a softmax (Softmax, LogSoftmax, QLinearSoftmax) makes `name` through the nodes the walk passes
+        (elementwise arithmetic on any number of computed values, transposes, pass-through nodes). Sigmoids do not
+        count: x * sigmoid(x) is SiLU, an activation a head may end in, whose values are its logits."""
+        stack, seen = [name], set()
+        while stack and len(seen) < 256:
+            current = stack.pop()
+            node = self.producers.get(current)
+            if current in seen or node is None:
+                continue
+            seen.add(current)
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            if _OUTPUT_OPS.get((domain, node.op_type), SIGMOID_PROBABILITIES) != SIGMOID_PROBABILITIES:
+                return True
+            if (domain, node.op_type) in _VALUE_OPS:
+                stack.extend(i for i in node.input if i and not self._is_constant(i))
+            elif domain == "" and (node.op_type in _PASS_THROUGH or node.op_type == "Transpose") and node.input:
+                stack.append(node.input[0])
+        return False
 
     def _ending(self, node: Any, ending: str, tail: _Tail) -> str:
         kind = ending

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
-from cnnlab.deploy.onnx_check import (LOG_PROBABILITIES, LOGITS, PROBABILITIES, SIGMOID_PROBABILITIES, UnreadableOutput,
-                                     output_kind)
+from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOGITS, PROBABILITIES,
+                                     SIGMOID_PROBABILITIES, UnreadableOutput, output_kind)
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
@@ -218,24 +218,37 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
 _SUMS_TO_ONE = 2e-3  # how far a row of probabilities may sum from 1: float16 outputs round each value to ~5e-4
 
 
-def sensed_output_kind(outputs: torch.Tensor, kind: str) -> str:
-    """`kind` (from the graph: onnx_check.output_kind), or PROBABILITIES where the graph said LOGITS yet every row
-    of `outputs` [N, classes] is a probability vector — every value in [0, 1], every row summing to 1 within
-    _SUMS_TO_ONE: a softmax the graph walk cannot see (written out as Exp / ReduceSum / Div, in a custom operator).
-    A trained model's logits never all lie so; softmaxed again, its loss, ECE and probabilities would be wrong."""
-    if kind != LOGITS or outputs.ndim != 2 or outputs.shape[1] < 2 or outputs.numel() == 0:
+def sensed_output_kind(outputs: torch.Tensor, kind: str, source: Any = "the ONNX file") -> str:
+    """`kind` (from the graph: onnx_check.output_kind), or PROBABILITIES where every row of `outputs`
+    [N, classes] is a probability vector — every value in [0, 1], every row summing to 1 within _SUMS_TO_ONE —
+    and the graph said LOGITS (a softmax the graph walk cannot see: written out as Exp / ReduceSum / Div, in a
+    custom operator) or FROM_PROBABILITIES (an ensemble's mean of softmaxes). A trained model's logits never all
+    lie so; softmaxed again, its loss, ECE and probabilities would be wrong.
+
+    Errors: UnreadableOutput naming `source` when the graph said FROM_PROBABILITIES and the rows are not
+    probability vectors (the same ensemble × 50: percent) — neither logits nor probabilities."""
+    if kind not in (LOGITS, FROM_PROBABILITIES):
         return kind
+    rows = outputs.ndim == 2 and outputs.shape[1] >= 2 and outputs.numel() > 0
     values = outputs.float()
-    sums = values.sum(dim=1)
-    if values.min() >= 0 and values.max() <= 1 and bool(((sums - 1).abs() <= _SUMS_TO_ONE).all()):
+    if rows and values.min() >= 0 and values.max() <= 1 and bool(((values.sum(dim=1) - 1).abs() <= _SUMS_TO_ONE).all()):
         return PROBABILITIES
+    if kind == FROM_PROBABILITIES:
+        sums = values.sum(dim=-1) if values.numel() else values
+        raise UnreadableOutput(
+            f"{source}: its output is computed from a Softmax by arithmetic on several values, and its rows "
+            f"are not probability vectors (they sum to {float(sums.min()):.4g}–{float(sums.max()):.4g}) — neither "
+            "logits nor probabilities, so the model's probabilities (its loss, calibration) cannot be read from it",
+            fix="export the model with the logits (or the probabilities themselves) as its output")
     return kind
 
 
-def sensed_note(path: Any) -> str:
-    """The warning when sensed_output_kind overrides the graph: what was seen and what is done about it."""
-    return (f"{path}: every output row is a probability vector (values in [0, 1], each row summing to 1) though its "
-            "graph does not end in a Softmax cnnlab recognises: scored from their log, not softmaxed again")
+def sensed_note(path: Any, kind: str = LOGITS) -> str:
+    """The warning when sensed_output_kind overrides the graph's `kind`: what was seen and what is done about it."""
+    graph = ("its graph computes it from a Softmax by arithmetic on several values (an ensemble's mean)"
+             if kind == FROM_PROBABILITIES else "its graph does not end in a Softmax cnnlab recognises")
+    return (f"{path}: every output row is a probability vector (values in [0, 1], each row summing to 1) and {graph}: "
+            "scored from their log, not softmaxed again")
 
 
 def as_logits(outputs: torch.Tensor, kind: str = LOGITS) -> torch.Tensor:
@@ -310,8 +323,8 @@ def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader,
         task = progress.add_task(desc, total=len(loader), status="")
         for batch, (images, targets, *_) in enumerate(loader):
             outputs = torch.from_numpy(run_images(session, images))
-            if batch == 0 and (sensed := sensed_output_kind(outputs, kind)) != kind:
-                log.warning("%s", sensed_note(file or "the ONNX session"))
+            if batch == 0 and (sensed := sensed_output_kind(outputs, kind, file or "the ONNX session")) != kind:
+                log.warning("%s", sensed_note(file or "the ONNX session", kind))
                 kind = sensed
             logits = as_logits(outputs, kind)
             meter.update(F.cross_entropy(logits, targets), logits, targets)

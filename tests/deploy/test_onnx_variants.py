@@ -15,7 +15,7 @@ from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.deploy.ort import evaluate_onnx, example_feed, onnx_session
 from cnnlab.errors import CnnlabError
 from helpers import HAS_OPENVINO
-from onnx_variants import (dynamic_int8, to_float16, with_ending_then, with_fixed_batch, with_softmax,
+from onnx_variants import (dynamic_int8, to_float16, with_ending_then, with_ensemble, with_fixed_batch, with_softmax,
                            with_softmax_in_function, with_written_out_softmax)
 
 QUICK = TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)
@@ -188,6 +188,35 @@ def test_neutral_steps_transposes_and_a_log_keep_what_the_output_is(lenet_onnx_o
     for kind, file in cases[:1] + cases[2:4]:
         _, probabilities = open_model("onnx", file).scores(images)
         assert torch.allclose(probabilities, expected, atol=1e-5), file
+
+
+def test_an_ensemble_of_softmaxes_is_read_from_its_values(lenet_onnx_once, tmp_path: Path) -> None:
+    """The mean of two softmaxes is probabilities; the same × 50 (percent) was read as logits and softmaxed — a
+    wrong number the first-batch check could not see (rows summing to 50). Arithmetic on several values one of
+    which is a softmax leaves the first batch to decide: probability rows are read so, anything else is refused."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    model, path = lenet_onnx_once
+    images = _images()
+    with torch.no_grad():
+        logits = model(images)
+    mean = with_ensemble(path, tmp_path / "mean.onnx")
+    assert output_kind(mean) == "computed-from-probabilities"
+    loaded = open_model("onnx", mean)
+    _, probabilities = loaded.scores(images)
+    expected = (logits.softmax(dim=-1) + (2 * logits).softmax(dim=-1)) / 2
+    assert torch.allclose(probabilities, expected, atol=1e-5) and loaded.outputs == "probabilities"
+    loader = DataLoader(TensorDataset(images, torch.arange(6) % 4), batch_size=3)
+    assert evaluate_onnx(mean, loader)["loss"] == pytest.approx(
+        float(torch.nn.functional.nll_loss(expected.log(), torch.arange(6) % 4)), abs=1e-4)
+
+    percent = with_ensemble(path, tmp_path / "percent.onnx", scale=50.0)
+    with pytest.raises(CnnlabError, match="not probability vectors") as refused:
+        open_model("onnx", percent).scores(images)
+    assert str(percent) in str(refused.value)
+    with pytest.raises(CnnlabError, match="not probability vectors"):
+        evaluate_onnx(percent, loader)
+    assert output_kind(with_ensemble(path, tmp_path / "silu.onnx", silu=True)) == "logits"  # a head ending in SiLU
 
 
 def _graph(nodes: list, initializers: dict | None = None, *, opset: int = 13, functions: tuple = ()):
