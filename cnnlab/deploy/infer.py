@@ -176,7 +176,8 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
                     "Classes are ranked by them, shown as they are, and the ECE bins the top one; the loss is the "
                     "cross-entropy of them normalised to sum to 1", path)
     elif checked.outputs == "log-probabilities":
-        log.info("%s outputs log-probabilities (its graph ends in LogSoftmax): scored as logits", path)
+        log.info("%s outputs log-probabilities (its graph ends in LogSoftmax, or Log of a Softmax): scored as logits",
+                 path)
 
     def run(images: torch.Tensor) -> torch.Tensor:
         # float16 in for an FP16 file, float32 out; a fixed batch in chunks (InferenceModel.logits reads the outputs)

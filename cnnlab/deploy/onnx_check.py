@@ -233,6 +233,10 @@ class _OutputWalk:
             ending = _OUTPUT_OPS.get((domain, node.op_type))
             if ending is not None:
                 return self._ending(node, ending, tail)
+            if node.op_type == "TopK" and domain == "":
+                raise UnreadableOutput("its output is made by a TopK: its columns are ranks, sorted, not the classes",
+                                       fix="export the model with the logits (or the Softmax) over all classes, in "
+                                           "class order, as its output")
             if node.op_type == "Transpose" and domain == "":
                 tail.transposed(next((list(a.ints) for a in node.attribute if a.name == "perm"), None))
             elif (domain, node.op_type) in _VALUE_OPS:

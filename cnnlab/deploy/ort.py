@@ -225,14 +225,25 @@ def sensed_output_kind(outputs: torch.Tensor, kind: str, source: Any = "the ONNX
     custom operator) or FROM_PROBABILITIES (an ensemble's mean of softmaxes). A trained model's logits never all
     lie so; softmaxed again, its loss, ECE and probabilities would be wrong.
 
-    Errors: UnreadableOutput naming `source` when the graph said FROM_PROBABILITIES and the rows are not
-    probability vectors (the same ensemble × 50: percent) — neither logits nor probabilities."""
+    Errors: UnreadableOutput naming `source` when every row (two or more) sums to the same constant other than 1
+    with no negative value — probabilities scaled (percent, a sum of softmaxes) by arithmetic the graph walk did not
+    see — or when the graph said FROM_PROBABILITIES and the rows are not probability vectors."""
     if kind not in (LOGITS, FROM_PROBABILITIES):
         return kind
     rows = outputs.ndim == 2 and outputs.shape[1] >= 2 and outputs.numel() > 0
     values = outputs.float()
     if rows and values.min() >= 0 and values.max() <= 1 and bool(((values.sum(dim=1) - 1).abs() <= _SUMS_TO_ONE).all()):
         return PROBABILITIES
+    if rows and outputs.shape[0] >= 2 and values.min() >= 0:
+        sums = values.sum(dim=1)
+        scale = float(sums.mean())
+        if scale > 0 and bool(((sums - scale).abs() <= _SUMS_TO_ONE * max(1.0, scale)).all()):
+            raise UnreadableOutput(  # no logits of a trained model sum alike over a batch: scaled probabilities
+                f"{source}: every output row sums to {scale:.4g} with no value below 0 — probabilities scaled by "
+                f"{scale:.4g} (percent, or a sum of softmaxes), neither logits nor probabilities, so the model's "
+                "probabilities (its loss, calibration) cannot be read from it",
+                fix="export the model with the logits (or the Softmax itself) as its output, without the arithmetic "
+                    "after it")
     if kind == FROM_PROBABILITIES:
         sums = values.sum(dim=-1) if values.numel() else values
         raise UnreadableOutput(

@@ -28,6 +28,7 @@ from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image, 
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.progress import make_progress
+from cnnlab.wording import counted
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.data.content import visible_files
@@ -49,10 +50,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
-    ctx.log.info("predict with %s (%s, %s, %s): %d files, top-%d", model.arch or source.path.name, model.kind,
-                 model.precision, model.runtime, len(files), topk)
+    topk = min(topk, len(model.classes))  # a model of 4 classes has no top-5
+    ctx.log.info("predict with %s (%s, %s, %s): %s, top-%d", model.arch or source.path.name, model.kind,
+                 model.precision, model.runtime, counted(len(files), "file"), topk)
 
-    predictions, unreadable = predict_files(model, files, topk=min(topk, len(model.classes)), batch_size=batch)
+    predictions, unreadable = predict_files(model, files, topk=topk, batch_size=batch)
     for path, reason in unreadable.items():
         ctx.log.warning("skipped %s: %s", path, reason)
     show(predictions, unreadable)

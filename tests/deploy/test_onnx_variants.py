@@ -211,12 +211,45 @@ def test_an_ensemble_of_softmaxes_is_read_from_its_values(lenet_onnx_once, tmp_p
         float(torch.nn.functional.nll_loss(expected.log(), torch.arange(6) % 4)), abs=1e-4)
 
     percent = with_ensemble(path, tmp_path / "percent.onnx", scale=50.0)
-    with pytest.raises(CnnlabError, match="not probability vectors") as refused:
+    with pytest.raises(CnnlabError, match="sums to 50") as refused:
         open_model("onnx", percent).scores(images)
     assert str(percent) in str(refused.value)
-    with pytest.raises(CnnlabError, match="not probability vectors"):
+    with pytest.raises(CnnlabError, match="sums to 50"):
         evaluate_onnx(percent, loader)
     assert output_kind(with_ensemble(path, tmp_path / "silu.onnx", silu=True)) == "logits"  # a head ending in SiLU
+
+
+def test_probabilities_scaled_past_the_graph_walk_are_refused_from_their_values(lenet_onnx_once,
+                                                                                 tmp_path: Path) -> None:
+    """Found by a tester: Softmax × 100 with one node the walk does not pass between them (an Unsqueeze/Squeeze
+    pair, a Slice, a Sum; a dynamo ensemble's Concat/ReduceMean) was read as logits — loss 18.75 for 1.58, exit 0.
+    Rows that all sum to one constant other than 1, none negative, are scaled probabilities; and a TopK's sorted
+    columns are not the classes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    _, path = lenet_onnx_once
+    images = _images(6)
+    percent = with_ending_then(path, tmp_path / "percent.onnx", [("Mul", 100.0, {}), ("Sum", None, {})])
+    assert output_kind(percent) == "logits"  # the walk stops at the Sum: the values decide
+    with pytest.raises(CnnlabError, match="every output row sums to 100") as refused:
+        open_model("onnx", percent).scores(images)
+    assert str(percent) in str(refused.value)
+    with pytest.raises(CnnlabError, match="every output row sums to 100"):
+        evaluate_onnx(percent, DataLoader(TensorDataset(images, torch.arange(6) % 4), batch_size=3))
+    plain = with_ending_then(path, tmp_path / "plain.onnx", [("Sum", None, {})])
+    assert open_model("onnx", plain).scores(images)[1].sum(dim=1).allclose(torch.ones(6), atol=1e-5)
+
+    k = numpy_helper.from_array(np.array([5], dtype=np.int64), "k")
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["p"], axis=-1),
+                               helper.make_node("TopK", ["p", "k"], ["y", "i"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])], [k])
+    with pytest.raises(CnnlabError, match="TopK"):
+        output_kind(onnx.ModelProto.FromString(helper.make_model(graph).SerializeToString()))
 
 
 def _graph(nodes: list, initializers: dict | None = None, *, opset: int = 13, functions: tuple = ()):

@@ -172,6 +172,19 @@ def test_a_pruned_network_is_scored_and_saved_with_its_own_batchnorm_statistics(
                                                                                 Path(dense_run["run_dir"])))
 
 
+def test_a_last_training_batch_of_one_image_is_left_out_not_a_traceback(cli, outputs: Path) -> None:
+    """17 images at batch 16 left a last batch of one: BatchNorm raised "Expected more than 1 value per channel
+    when training" — a traceback in pretrain's first epoch and in prune's statistics pass."""
+    one_over = [*TINY, "model=mobilenet_v2", "dataset.train_size=17"]
+    result = cli("pretrain", *one_over)
+    assert result.code == 0, result.output
+    source = only_run(outputs, "pretrain")["run_dir"]
+    result = cli("prune", f"source={source}", "prune.ratio=0.5", "prune.measure=false", "trainer.epochs=1",
+                 "trainer.batch_size=16")
+    assert result.code == 0, result.output
+    assert only_run(outputs, "prune")["metrics"]["bn_recalibration_images"] > 0
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("prune.ratio=1.0", "prune.ratio=1.0 is not allowed: prune.ratio takes a number in [0, 1)"),
     ("prune.ratio=-0.2", "prune.ratio=-0.2 is not allowed"),

@@ -35,5 +35,5 @@ def summary_table(settings: PruneSettings, metrics: dict[str, Any]) -> Table:
     recovered = metrics["acc_after_recovery"]
     table.add_row("val accuracy", f"{metrics['acc_before']:.2%}",
                   f"{metrics['acc_after_prune']:.2%} → {recovered:.2%}" if recovered is not None
-                  else f"{metrics['acc_after_prune']:.2%}", f"{-100 * metrics['acc_drop']:+.2f} pts")
+                  else f"{metrics['acc_after_prune']:.2%}", f"{round(-100 * metrics['acc_drop'], 2) + 0.0:+.2f} pts")  # + 0.0: never "-0.00"
     return table
