@@ -116,6 +116,29 @@ def with_written_out_softmax(source: Path, target: Path) -> Path:
     return _save(proto, target)
 
 
+# A sigmoid without a Sigmoid node, as converters and hand-written heads spell it: (nodes from "raw_logits" to
+# "OUT", constants). "percent" is the first spelling × 100.
+_SIGMOIDS = {
+    "reciprocal": (["Neg raw_logits n", "Exp n e", "Add e one d", "Reciprocal d OUT"], {"one": 1.0}),
+    "exp_ratio": (["Exp raw_logits e", "Add one e d", "Div e d OUT"], {"one": 1.0}),
+    "tanh": (["Mul raw_logits half h", "Tanh h t", "Add t one u", "Mul half u OUT"], {"one": 1.0, "half": 0.5}),
+    "percent": (["Neg raw_logits n", "Exp n e", "Add e one d", "Div hundred d OUT"], {"one": 1.0, "hundred": 100.0}),
+}
+
+
+def with_written_out_sigmoid(source: Path, target: Path, spelling: str) -> Path:
+    """`source` ending in a sigmoid written out in elementwise arithmetic: `spelling` is a key of _SIGMOIDS."""
+    proto = onnx.load(str(source))
+    output = _renamed_output(proto)
+    lines, constants = _SIGMOIDS[spelling]
+    for name, value in constants.items():
+        proto.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
+    for line in lines:
+        op, *names = line.replace("OUT", output).split()
+        proto.graph.node.append(helper.make_node(op, names[:-1], names[-1:]))
+    return _save(proto, target)
+
+
 def to_float16(source: Path, target: Path) -> Path:
     """`source` in float16 throughout: weights, constants, input and output (no Cast kept at the edges)."""
     proto = onnx.load(str(source))

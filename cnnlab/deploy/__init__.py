@@ -4,6 +4,8 @@ export.py        export_onnx (dynamic batch, self-describing metadata), read_onn
 simplify.py      simplify_onnx (onnxslim)
 ort.py           onnx_session (onnxruntime on CPU / CUDA / TensorRT; OpenVINO), evaluate_onnx (accuracy of the file
                  itself), installed_cpu_runtimes
+onnx_check.py    check_onnx_file: a file from disk against its metadata; what its output holds (output_kind)
+onnx_elementwise.py  unit_squash: a sigmoid written out in elementwise nodes, found by evaluating them
 openvino_runtime.py  OpenVinoSession: the openvino package behind onnxruntime's session API, FP32 pinned to f32
 bench.py         LatencyStats, time_onnx, time_torch (warm-up, min count and time, CUDA events)
 paired.py        time_paired: several files timed in one session (same threads, interleaved rounds), for bench,

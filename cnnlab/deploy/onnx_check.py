@@ -27,6 +27,7 @@ from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import load_onnx, read_onnx_metadata
+from cnnlab.deploy.onnx_elementwise import unit_squash
 from cnnlab.errors import CnnlabError
 
 # Nodes that compute a layer of a network, in float and quantized graphs (QDQ keeps Conv; QOperator and
@@ -139,7 +140,8 @@ class UnreadableOutput(CnnlabError):
 def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
     a Cast, Identity, reshape, Transpose or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax or a Log of a Softmax,
-    SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest), FROM_PROBABILITIES for arithmetic on
+    SIGMOID_PROBABILITIES for a Sigmoid or HardSigmoid (one-vs-rest) or a sigmoid written out in elementwise
+    arithmetic (`_OutputWalk.written_out_sigmoid`), FROM_PROBABILITIES for arithmetic on
     several computed values one of which comes from a softmax (an ensemble's mean of softmaxes: its first batch
     decides, ort.sensed_output_kind), else LOGITS (cnnlab's own exports). Model-local functions (torch.onnx's
     dynamo exporter wraps modules in them) are inlined first.
@@ -150,7 +152,9 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
-    return _OutputWalk(_inlined(proto), _opset(proto)).kind()
+    walk = _OutputWalk(_inlined(proto), _opset(proto))
+    kind = walk.kind()
+    return walk.written_out_sigmoid() if kind == LOGITS else kind
 
 
 def _inlined(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -254,6 +258,21 @@ class _OutputWalk:
                 return LOGITS
             name = node.input[0]
         return LOGITS
+
+    def written_out_sigmoid(self) -> str:
+        """SIGMOID_PROBABILITIES when the output is a sigmoid spelled without a Sigmoid node (1 / (1 + exp(−x)),
+        exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2)), a hard sigmoid by Clip: onnx_elementwise.unit_squash),
+        else LOGITS. Errors: UnreadableOutput when it is such a sigmoid scaled (× 100: percent)."""
+        scale = unit_squash(self.output, self.producers, self._value, self._is_constant)
+        if scale is None:
+            return LOGITS
+        if abs(scale - 1.0) <= 1e-3:
+            return SIGMOID_PROBABILITIES
+        raise UnreadableOutput(
+            f"its output is a sigmoid written out (Exp, Div, ... on the logits) scaled to [0, {scale:.4g}] — neither "
+            "logits nor probabilities, so the model's probabilities (its loss, calibration) cannot be read from it",
+            fix="export the model with the logits (or the sigmoid itself) as its output, without the arithmetic "
+                "after it")
 
     def _reaches_ending(self, name: str) -> bool:
         """Whether a softmax (Softmax, LogSoftmax, QLinearSoftmax) makes `name` through the nodes the walk passes

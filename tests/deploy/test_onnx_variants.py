@@ -16,7 +16,7 @@ from cnnlab.deploy.ort import evaluate_onnx, example_feed, onnx_session
 from cnnlab.errors import CnnlabError
 from helpers import HAS_OPENVINO
 from onnx_variants import (dynamic_int8, to_float16, with_ending_then, with_ensemble, with_fixed_batch, with_softmax,
-                           with_softmax_in_function, with_written_out_softmax)
+                           with_softmax_in_function, with_written_out_sigmoid, with_written_out_softmax)
 
 QUICK = TimingPlan(warmup=1, min_iters=3, min_seconds=0.0)
 RUNTIMES = ("onnxruntime", "openvino") if HAS_OPENVINO else ("onnxruntime",)
@@ -139,6 +139,35 @@ def test_a_sigmoid_head_shows_its_own_probabilities_and_ranks_by_them(lenet_onnx
         [sigmoids] = model(eval_transform(loaded.spec.preprocessing())(Image.open(picture))[None]).sigmoid().tolist()
     assert list(shown.probabilities) == pytest.approx([sigmoids[loaded.classes.index(c)] for c in shown.labels],
                                                       abs=1e-5)
+
+
+@pytest.mark.parametrize("spelling", ["reciprocal", "exp_ratio", "tanh"])
+def test_a_sigmoid_written_out_shows_its_own_probabilities(lenet_onnx_once, tmp_path: Path, spelling: str) -> None:
+    """A sigmoid spelled without a Sigmoid node — 1 / (1 + exp(−x)), exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2))
+    — was read as logits and softmaxed: predict showed the softmax of the sigmoids and the ECE binned those, exit 0
+    (found by the tester of stop 40). Its output is now read as the one-vs-rest probabilities it is."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    model, path = lenet_onnx_once
+    written = with_written_out_sigmoid(path, tmp_path / f"{spelling}.onnx", spelling)
+    assert output_kind(written) == "sigmoid-probabilities"
+    images = _images(12)
+    with torch.no_grad():
+        expected = model(images).sigmoid()
+    _, probabilities = open_model("onnx", written).scores(images)
+    assert torch.allclose(probabilities, expected, atol=1e-5), (probabilities, expected)
+
+
+def test_a_sigmoid_written_out_and_scaled_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
+    """100 / (1 + exp(−x)): percent from a written-out sigmoid; read as logits it was softmaxed (exit 0)."""
+    _, path = lenet_onnx_once
+    percent = with_written_out_sigmoid(path, tmp_path / "percent.onnx", "percent")
+    assert check_onnx_file(percent).unreadable is not None  # bench still times it
+    with pytest.raises(CnnlabError) as refused:
+        open_model("onnx", percent)
+    message = str(refused.value)
+    assert "sigmoid written out" in message and "[0, 100]" in message and "\n" not in message
+    assert "export the model with the logits" in message
 
 
 @pytest.mark.parametrize("op", ["Softmax", "Sigmoid"])
