@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
 from cnnlab.wording import ratio_text
 
 SCHEMA = "cnnlab.bench/1"
@@ -36,24 +37,57 @@ def bench_document(*, model: dict[str, Any] | None, source: dict[str, Any] | Non
 
 def paired_table(document: dict[str, Any]) -> Table:
     """Several models timed in interleaved rounds: p50 (the median round), every round's p50, the spread between
-    rounds, and each model against the first one, measured in the same rounds."""
+    rounds, and each model against the first one, measured in the same rounds — marked unstable when the
+    per-round ratios are more than UNSTABLE_SPREAD apart (the rule `cnnlab report` applies to a speed-up)."""
     settings = document["settings"]
     table = Table(title=f"{len(document['subjects'])} models timed in {settings['rounds']} interleaved rounds on "
                         f"{settings['device']}, {settings['threads']} threads", title_justify="left")
     for header in ("model", "source", "backend", "batch", "p50 ms", "p50 ms per round", "spread", "vs the first"):
         table.add_column(header, justify="left" if header in ("model", "source", "backend") else "right")
-    first: dict[tuple[str, int], float] = {}
+    first = _first_records(document)
     for r in document["records"]:
         subject = document["subjects"][r["subject"]]
-        key = (r["backend"], r["batch_size"])
-        first.setdefault(key, r["p50_ms"])
+        reference = first[(r["backend"], r["batch_size"])]
         rounds = r["p50_ms_per_round"]
-        spread = (max(rounds) - min(rounds)) / sorted(rounds)[len(rounds) // 2] if len(rounds) > 1 else None
+        versus = ratio_text(reference["p50_ms"] / r["p50_ms"])
+        ratios = _round_ratios(reference, r)
+        if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
+            versus += f" (unstable: {min(ratios):.2f}–{max(ratios):.2f})"
         source = subject.get("source") or {}
         table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
                       r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
-                      _maybe(spread, "{:.1%}"), ratio_text(first[key] / r["p50_ms"]))
+                      _maybe(spread(rounds) if len(rounds) > 1 else None, "{:.1%}"), versus)
     return table
+
+
+def unstable_lines(document: dict[str, Any]) -> list[str]:
+    """A paired session's ratios to the first model whose rounds disagree by more than UNSTABLE_SPREAD, in words:
+    the machine's speed changed during the session, so those ratios are not figures."""
+    first, lines = _first_records(document), []
+    for r in document.get("records") or []:
+        reference = first[(r["backend"], r["batch_size"])]
+        ratios = _round_ratios(reference, r)
+        if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
+            lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
+                         f"against the first on {r['backend']} at batch {r['batch_size']} gave {min(ratios):.2f}–"
+                         f"{max(ratios):.2f} over {len(ratios)} rounds, more than {UNSTABLE_SPREAD:.0%} apart: the "
+                         "machine's speed changed during the session — time again with nothing else running, or with "
+                         "more rounds (bench.rounds); cnnlab report shows such a ratio as unstable")
+    return lines
+
+
+def _first_records(document: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per (backend, batch size), the record of the first model timed there: what the others are compared with."""
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in document.get("records") or []:
+        first.setdefault((r["backend"], r["batch_size"]), r)
+    return first
+
+
+def _round_ratios(reference: dict[str, Any], record: dict[str, Any]) -> list[float]:
+    """reference p50 / record p50 of each round, the rounds taken side by side (the paired figures)."""
+    return [a / b for a, b in zip(reference.get("p50_ms_per_round") or [], record.get("p50_ms_per_round") or [])
+            if b > 0]
 
 
 def latency_table(document: dict[str, Any]) -> Table:

@@ -25,7 +25,7 @@ from rich.table import Table
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.backends import BackendPlan, SkippedBackend, plan_backends, skipped_summary
-from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines
+from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines, unstable_lines
 from cnnlab.deploy.bench_session import BenchTimings, time_backends, time_paired_backends
 from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSettings, bench_device, device_name
 from cnnlab.deploy.hardware import bench_hardware
@@ -103,6 +103,8 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     ctx.record.update(bench=document["settings"], paired={"rounds": settings.rounds, "subjects": [
         {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"]} for d in described]})
     _show(document, paired_table(document))
+    for line in unstable_lines(document):
+        ctx.log.warning(line)
     return {"latency": [r.metrics() for r in timings.records], "skipped": timings.skipped_dicts(),
             "subjects": len(subjects)}
 

@@ -1,0 +1,41 @@
+"""The paired table of `cnnlab bench source=[A,B,...]`: ratios to the first model, and when they are not figures."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from cnnlab.deploy.bench_report import paired_table, unstable_lines
+
+
+def _document(rounds: dict[int, list[float]]) -> dict:
+    """A paired bench.json: subject index → its p50 (ms) per round, onnxruntime at batch 1."""
+    records = [{"backend": "onnxruntime", "batch_size": 1, "subject": index, "p50_ms_per_round": per_round,
+                "p50_ms": sorted(per_round)[len(per_round) // 2]} for index, per_round in rounds.items()]
+    return {"settings": {"rounds": 9, "device": "cpu", "threads": 2}, "records": records,
+            "subjects": [{"model": {"name": f"net{index}"}, "source": {"command": "export"}} for index in rounds]}
+
+
+def _text(table) -> str:
+    console = Console(width=250, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_a_session_whose_rounds_disagree_marks_the_ratio_unstable() -> None:
+    """Measured on a VM that alternated between two speeds: the median rounds gave the pruned network 3.83× where
+    the rounds taken side by side gave 2.02–4.12× (median 2.66×); the table printed 3.83× with nothing to doubt."""
+    dense = [1.848, 1.215, 1.533, 0.987, 0.971, 1.016, 1.587, 1.801, 1.601]
+    pruned = [0.449, 0.426, 0.753, 0.391, 0.391, 0.383, 0.400, 0.891, 0.389]
+    document = _document({0: dense, 1: pruned})
+    text = _text(paired_table(document))
+    assert "3.83× faster (unstable: 2.02–4.12)" in text
+    [line] = unstable_lines(document)
+    assert "net1 (model 2)" in line and "2.02–4.12 over 9 rounds" in line and "more than 15% apart" in line
+    assert "time again with nothing else running" in line
+
+
+def test_a_steady_session_gives_plain_ratios() -> None:
+    document = _document({0: [1.0, 1.02, 0.99], 1: [0.5, 0.51, 0.5], 2: [1.0, 1.0, 1.01]})
+    text = _text(paired_table(document))
+    assert "2.00× faster" in text and "unstable" not in text
+    assert unstable_lines(document) == []
