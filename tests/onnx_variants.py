@@ -116,13 +116,47 @@ def with_written_out_softmax(source: Path, target: Path) -> Path:
     return _save(proto, target)
 
 
+def node_from_line(line: str) -> onnx.NodeProto:
+    """A node from "Op input... output [name=value...]": `domain=` sets its domain, `value=` makes a one-element
+    float tensor (ConstantOfShape's), `to=` an int (Cast's), any other a float attribute."""
+    op, *tokens = line.split()
+    names = [t for t in tokens if "=" not in t]
+    attributes: dict[str, object] = dict(t.split("=", 1) for t in tokens if "=" in t)
+    domain = str(attributes.pop("domain", ""))
+    for key, text in list(attributes.items()):
+        attributes[key] = (numpy_helper.from_array(np.array([float(text)], dtype=np.float32)) if key == "value"
+                           else int(text) if key == "to" else float(text))
+    return helper.make_node(op, names[:-1], names[-1:], domain=domain, **attributes)
+
+
 # A sigmoid without a Sigmoid node, as converters and hand-written heads spell it: (nodes from "raw_logits" to
-# "OUT", constants). "percent" is the first spelling × 100.
+# "OUT", constants: float32 unless given as a numpy array). "percent", "per_class_percent", "relu6" and "log" are
+# refused (scaled, clamped logits, log-sigmoid).
 _SIGMOIDS = {
     "reciprocal": (["Neg raw_logits n", "Exp n e", "Add e one d", "Reciprocal d OUT"], {"one": 1.0}),
     "exp_ratio": (["Exp raw_logits e", "Add one e d", "Div e d OUT"], {"one": 1.0}),
     "tanh": (["Mul raw_logits half h", "Tanh h t", "Add t one u", "Mul half u OUT"], {"one": 1.0, "half": 0.5}),
+    # torch.where(x >= 0, 1 / (1 + exp(-x)), exp(x) / (1 + exp(x))): the numerically stable sigmoid
+    "stable_where": (["Neg raw_logits n", "Exp n e", "Add e one d", "Reciprocal d positive", "Exp raw_logits ex",
+                      "Add ex one dx", "Div ex dx negative", "GreaterOrEqual raw_logits zero c",
+                      "Where c positive negative OUT"], {"one": 1.0, "zero": 0.0}),
+    "probit": (["Div raw_logits root r", "Erf r e", "Add e one u", "Mul half u OUT"],
+               {"root": 2 ** 0.5, "one": 1.0, "half": 0.5}),
+    "temperature_10": (["Div raw_logits ten t", "Neg t n", "Exp n e", "Add e one d", "Reciprocal d OUT"],
+                       {"ten": 10.0, "one": 1.0}),
+    # torch.ones_like(x) / (torch.ones_like(x) + torch.exp(-x)), as TorchScript exports it
+    "ones_like": (["Shape raw_logits s", "ConstantOfShape s ones value=1", "Neg raw_logits n", "Exp n e",
+                   "Add ones e d", "Div ones d OUT"], {}),
+    # onnxruntime's QDQ format (quantize_static): a QuantizeLinear / DequantizeLinear pair after each step, and the
+    # constant 1 stored as uint8 20 × 0.05
+    "qdq": (["Neg raw_logits n", "Exp n e", "QuantizeLinear e scale zero q", "DequantizeLinear q scale zero dq",
+             "DequantizeLinear one_q scale zero one", "Add dq one d", "Reciprocal d OUT"],
+            {"one_q": np.array(20, dtype=np.uint8), "scale": 0.05, "zero": np.array(0, dtype=np.uint8)}),
     "percent": (["Neg raw_logits n", "Exp n e", "Add e one d", "Div hundred d OUT"], {"one": 1.0, "hundred": 100.0}),
+    "per_class_percent": (["Neg raw_logits n", "Exp n e", "Add e one d", "Div scales d OUT"],
+                          {"one": 1.0, "scales": [100.0, 100.0, 1.0, 1.0]}),
+    "relu6": (["Clip raw_logits zero six OUT"], {"zero": 0.0, "six": 6.0}),
+    "log": (["Neg raw_logits n", "Exp n e", "Add e one d", "Log d l", "Neg l OUT"], {"one": 1.0}),
 }
 
 
@@ -132,10 +166,9 @@ def with_written_out_sigmoid(source: Path, target: Path, spelling: str) -> Path:
     output = _renamed_output(proto)
     lines, constants = _SIGMOIDS[spelling]
     for name, value in constants.items():
-        proto.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
-    for line in lines:
-        op, *names = line.replace("OUT", output).split()
-        proto.graph.node.append(helper.make_node(op, names[:-1], names[-1:]))
+        array = value if isinstance(value, np.ndarray) else np.array(value, dtype=np.float32)
+        proto.graph.initializer.append(numpy_helper.from_array(array, name))
+    proto.graph.node.extend(node_from_line(line.replace("OUT", output)) for line in lines)
     return _save(proto, target)
 
 

@@ -27,7 +27,7 @@ from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import load_onnx, read_onnx_metadata
-from cnnlab.deploy.onnx_elementwise import unit_squash
+from cnnlab.deploy.onnx_elementwise import dequantize, unit_squash
 from cnnlab.errors import CnnlabError
 
 # Nodes that compute a layer of a network, in float and quantized graphs (QDQ keeps Conv; QOperator and
@@ -65,6 +65,9 @@ _VALUE_OPS = frozenset({*(("", op) for op in ("Mul", "Div", "Add", "Sub", "Pow",
                                               "Ceil")),
                         *(("com.microsoft", op) for op in ("QLinearMul", "QLinearAdd", "QLinearLeakyRelu"))})
 _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze"})  # after a transpose: where each axis ends up is lost
+_LOG_SIGMOID = "log-sigmoid"  # a step of the walk only: no kind cnnlab reads
+_LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"): PROBABILITIES,
+            (SIGMOID_PROBABILITIES, "Log"): _LOG_SIGMOID, (_LOG_SIGMOID, "Exp"): SIGMOID_PROBABILITIES}
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
 
@@ -223,6 +226,8 @@ class _OutputWalk:
     def __init__(self, proto: onnx.ModelProto, opset: int) -> None:
         self.opset = opset
         self.output = proto.graph.output[0].name
+        dims = _dims(proto.graph.output[0])
+        self.classes = dims[-1] if dims and dims[-1] and len(dims) >= 2 else None  # declared: [N, classes]
         self.initializers = {t.name: t for t in proto.graph.initializer}
         self.producers = {output: node for node in proto.graph.node for output in node.output}
         self._constants: dict[str, bool] = {}
@@ -261,18 +266,30 @@ class _OutputWalk:
 
     def written_out_sigmoid(self) -> str:
         """SIGMOID_PROBABILITIES when the output is a sigmoid spelled without a Sigmoid node (1 / (1 + exp(−x)),
-        exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2)), a hard sigmoid by Clip: onnx_elementwise.unit_squash),
-        else LOGITS. Errors: UnreadableOutput when it is such a sigmoid scaled (× 100: percent)."""
-        scale = unit_squash(self.output, self.producers, self._value, self._is_constant)
-        if scale is None:
+        exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2)), torch's stable `where` form, a probit, a hard sigmoid by
+        Clip: onnx_elementwise.unit_squash), else LOGITS. Errors: UnreadableOutput when it is such a sigmoid scaled
+        (× 100: percent; per class), the log of one, or the logits clamped to [0, c ≠ 1] by Clip/Relu alone (a
+        ReLU6 head cannot be told from a hard sigmoid scaled by 6)."""
+        squash = unit_squash(self.output, self.producers, self._value, self._is_constant, self.classes)
+        if squash is None:
             return LOGITS
-        if abs(scale - 1.0) <= 1e-3:
+        if squash.unit and not squash.logarithm:
             return SIGMOID_PROBABILITIES
-        raise UnreadableOutput(
-            f"its output is a sigmoid written out (Exp, Div, ... on the logits) scaled to [0, {scale:.4g}] — neither "
-            "logits nor probabilities, so the model's probabilities (its loss, calibration) cannot be read from it",
-            fix="export the model with the logits (or the sigmoid itself) as its output, without the arithmetic "
-                "after it")
+        ops = ", ".join(squash.ops)
+        fix = "export the model with the logits (or the sigmoid itself) as its output, without the arithmetic after it"
+        if squash.logarithm:
+            what = f"the log of a sigmoid written out ({ops} on the logits)"
+        elif not squash.smooth:
+            what = (f"the logits clamped to [0, {squash.highest:.4g}] by {ops} — cnnlab cannot tell that from a hard "
+                    f"sigmoid scaled by {squash.highest:.4g}")
+            fix = "export the model with the logits, before the clamp, as its output"
+        elif abs(squash.highest - squash.lowest) <= 1e-3 * squash.highest:
+            what = f"a sigmoid written out ({ops} on the logits) scaled to [0, {squash.highest:.4g}]"
+        else:
+            what = (f"a sigmoid written out ({ops} on the logits) scaled per class to [0, c], c from "
+                    f"{squash.lowest:.4g} to {squash.highest:.4g}")
+        raise UnreadableOutput(f"its output is {what} — neither logits nor probabilities, so the model's "
+                               "probabilities (its loss, calibration) cannot be read from it", fix=fix)
 
     def _reaches_ending(self, name: str) -> bool:
         """Whether a softmax (Softmax, LogSoftmax, QLinearSoftmax) makes `name` through the nodes the walk passes
@@ -300,9 +317,13 @@ class _OutputWalk:
         for step in steps:
             if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and step.keeps_probabilities:
                 continue
-            if (kind, step.op) in ((PROBABILITIES, "Log"), (LOG_PROBABILITIES, "Exp")):
-                kind = LOG_PROBABILITIES if step.op == "Log" else PROBABILITIES  # log(softmax(x)), exp(logsoftmax(x))
-                continue
+            # log(softmax(x)), exp(logsoftmax(x)); exp(log(sigmoid(x))) (torch's exp(logsigmoid(x))) is a sigmoid
+            after = _LOG_EXP.get((kind, step.op))
+            if after is None:
+                kind = ""
+                break
+            kind = after
+        if kind in ("", _LOG_SIGMOID):
             raise UnreadableOutput(
                 f"its output is computed from a {node.op_type} by {' then '.join(s.op for s in steps)} — neither "
                 "logits, probabilities nor log-probabilities, so the model's probabilities (its loss, calibration) "
@@ -359,8 +380,8 @@ class _OutputWalk:
         return constant
 
     def _value(self, name: str, depth: int = 0) -> Any:
-        """The float values of constant `name` (an initializer, a Constant node's, through Identity / Cast), or
-        None when not known here."""
+        """The float values of constant `name` (an initializer, a Constant node's, through Identity / Cast /
+        DequantizeLinear), or None when not known here."""
         tensor = self.initializers.get(name)
         node = self.producers.get(name)
         try:
@@ -370,6 +391,11 @@ class _OutputWalk:
                 return None
             if node.op_type in ("Identity", "Cast") and node.input:
                 return self._value(node.input[0], depth + 1)
+            if node.op_type == "DequantizeLinear" and len(node.input) >= 2:  # a QDQ file's constants (its 1 in 1 + e)
+                zero = self._value(node.input[2], depth + 1) if len(node.input) > 2 and node.input[2] else 0.0
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                return dequantize(self._value(node.input[0], depth + 1), self._value(node.input[1], depth + 1), zero,
+                                  axis)
             if node.op_type == "Constant":
                 for attribute in node.attribute:
                     if attribute.name == "value":

@@ -141,7 +141,15 @@ def test_a_sigmoid_head_shows_its_own_probabilities_and_ranks_by_them(lenet_onnx
                                                       abs=1e-5)
 
 
-@pytest.mark.parametrize("spelling", ["reciprocal", "exp_ratio", "tanh"])
+# The tester of the first three (probe 41) found the rest still read as logits and softmaxed, exit 0: torch's stable
+# where() sigmoid, a probit, a temperature of 10 (levels off past ±50), ones_like(x) as ConstantOfShape, a QDQ pair.
+_PROBABILITY = {"reciprocal": torch.sigmoid, "exp_ratio": torch.sigmoid, "tanh": torch.sigmoid,
+                "stable_where": torch.sigmoid, "probit": lambda x: 0.5 * (1 + torch.erf(x / 2 ** 0.5)),
+                "temperature_10": lambda x: torch.sigmoid(x / 10), "ones_like": torch.sigmoid,
+                "qdq": torch.sigmoid}
+
+
+@pytest.mark.parametrize("spelling", list(_PROBABILITY))
 def test_a_sigmoid_written_out_shows_its_own_probabilities(lenet_onnx_once, tmp_path: Path, spelling: str) -> None:
     """A sigmoid spelled without a Sigmoid node — 1 / (1 + exp(−x)), exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2))
     — was read as logits and softmaxed: predict showed the softmax of the sigmoids and the ECE binned those, exit 0
@@ -153,9 +161,26 @@ def test_a_sigmoid_written_out_shows_its_own_probabilities(lenet_onnx_once, tmp_
     assert output_kind(written) == "sigmoid-probabilities"
     images = _images(12)
     with torch.no_grad():
-        expected = model(images).sigmoid()
+        expected = _PROBABILITY[spelling](model(images))
     _, probabilities = open_model("onnx", written).scores(images)
-    assert torch.allclose(probabilities, expected, atol=1e-5), (probabilities, expected)
+    tolerance = 0.03 if spelling == "qdq" else 1e-5  # exp(−x) on a grid of 0.05: the file's own rounding
+    assert torch.allclose(probabilities, expected, atol=tolerance), (probabilities, expected)
+
+
+def test_an_int8_copy_of_a_written_out_sigmoid_is_read_as_its_float_source(lenet_onnx_once, tmp_path: Path) -> None:
+    """onnxruntime's quantize_dynamic turns the Gemm into MatMulInteger → Cast → Mul by a scale computed at run time
+    → Add: the tail then starts from two computed values, and the INT8 file was read as logits (probe 41)."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    _, path = lenet_onnx_once
+    written = with_written_out_sigmoid(path, tmp_path / "float.onnx", "reciprocal")
+    quantized = dynamic_int8(written, tmp_path / "int8.onnx")
+    assert output_kind(quantized) == "sigmoid-probabilities"
+    images = _images(8)
+    session = onnx_session(quantized)
+    raw = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    _, probabilities = open_model("onnx", quantized).scores(images)
+    assert torch.allclose(probabilities, torch.from_numpy(raw), atol=1e-6)
 
 
 def test_a_sigmoid_written_out_and_scaled_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
@@ -168,6 +193,34 @@ def test_a_sigmoid_written_out_and_scaled_is_refused_in_one_line(lenet_onnx_once
     message = str(refused.value)
     assert "sigmoid written out" in message and "[0, 100]" in message and "\n" not in message
     assert "export the model with the logits" in message
+
+
+@pytest.mark.parametrize("spelling, words", [
+    ("per_class_percent", "scaled per class to [0, c], c from 1 to 100"),
+    ("relu6", "the logits clamped to [0, 6] by Clip"),
+    ("log", "the log of a sigmoid written out (Neg, Exp, Add, Log"),
+])
+def test_a_written_out_sigmoid_that_is_no_probability_is_refused_naming_its_ops(
+        lenet_onnx_once, tmp_path: Path, spelling: str, words: str) -> None:
+    """Found by the tester of probe 41: [100, 100, 1, 1] / (1 + exp(−x)) and log σ(x) written out were read as
+    logits and softmaxed (exit 0); a ReLU6 head was refused with a message naming Exp and Div, which it has not."""
+    _, path = lenet_onnx_once
+    written = with_written_out_sigmoid(path, tmp_path / f"{spelling}.onnx", spelling)
+    with pytest.raises(CnnlabError) as refused:
+        open_model("onnx", written)
+    message = str(refused.value)
+    assert words in message and "\n" not in message, message
+    if spelling == "relu6":
+        assert "Exp" not in message and "before the clamp" in message
+
+
+def test_exp_of_a_log_sigmoid_is_a_sigmoid(lenet_onnx_once, tmp_path: Path) -> None:
+    """torch.exp(F.logsigmoid(x)) exports as Sigmoid → Log → Exp: a sigmoid, refused before (probe 41)."""
+    from cnnlab.deploy.onnx_check import output_kind
+
+    _, path = lenet_onnx_once
+    written = with_ending_then(path, tmp_path / "exp_log.onnx", [("Log", None, {}), ("Exp", None, {})], op="Sigmoid")
+    assert output_kind(written) == "sigmoid-probabilities"
 
 
 @pytest.mark.parametrize("op", ["Softmax", "Sigmoid"])
