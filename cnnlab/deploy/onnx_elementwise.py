@@ -34,7 +34,8 @@ _ENDS = 3      # how many outermost (finite) points each side must be within _LI
 _COLUMNS = 256          # classes evaluated at once: memory is nodes × grid × this, whatever the class count
 _MAX_NODES = 128        # a longer elementwise tail is no head anyone exports: not evaluated
 _MAX_DEPTH = 100        # nodes of arithmetic between the output and where f starts (moves not counted)
-_MAX_WORK = 4_000_000   # nodes × classes: past it (a malformed file's giant "per-class" constant) not evaluated
+_MAX_WORK = 4_000_000   # nodes × classes: past it not evaluated
+_MAX_CLASSES = 100_000  # a longer vector, where the graph does not declare its classes, is not over them
 
 _UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Exp": np.exp, "Log": np.log, "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal,
@@ -60,6 +61,7 @@ _MOVES = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "T
                     "QuantizeLinear", "DequantizeLinear"})
 # ...of which these may put another axis last: a vector constant met past one is not over the classes.
 _RELAYOUTS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
+_VARIADIC = frozenset({"Sum", "Mean", "Max", "Min"})  # any number of inputs, one included
 _QLINEAR = frozenset({"QLinearAdd", "QLinearMul"})  # onnxruntime's QOperator format (com.microsoft)
 
 
@@ -166,7 +168,7 @@ class _Evaluation:
         if op in _UNARY or op in ("HardSigmoid", "LeakyRelu", "Elu"):
             argument = self.at(inputs[0], moved, depth + 1)
             return argument.then(op, _unary(op, node, argument.array))
-        if op in _BINARY and len(inputs) >= 2:
+        if op in _BINARY and (len(inputs) >= 2 or op in _VARIADIC):
             return self._combine(op, [self.at(i, moved, depth + 1) for i in inputs])
         if op == "Where" and len(inputs) == 3:
             condition, then, otherwise = (self.at(i, moved, depth + 1) for i in inputs)
@@ -219,8 +221,8 @@ class _Evaluation:
         if moved or (self.classes is not None and row.shape[1] != self.classes):
             return None
         if self.classes is None:  # not declared: the first vector met says it, every other must agree
-            if row.shape[1] * max(len(self._cache), 1) > _MAX_WORK:
-                raise _TooLarge
+            if row.shape[1] > _MAX_CLASSES:
+                return None
             self.classes = row.shape[1]
         self.per_class = True
         return row[:, self.columns]

@@ -66,6 +66,7 @@ SIGMOIDS = {
                              "one": 1.0}),
     "behind 100 Identity nodes": ([*(f"Identity i{k} i{k + 1}" for k in range(100)), "Neg i100 n", "Exp n e",
                                    "Add e one d", "Reciprocal d y"], {"one": 1.0}),
+    "a one-input Sum at the output": (["Sigmoid x s", "Sum s y"], {}),
     "a matrix constant: the Mul is where the function starts": (["Mul x m a", "Sigmoid a y"],
                                                                {"m": [[1.0, 1.0], [2.0, 2.0]]}),
 }
@@ -129,10 +130,13 @@ def test_what_is_no_squash_is_not_taken_for_one(what: str) -> None:
     assert _squash(lines, constants) is None
 
 
-def test_a_constant_of_another_length_than_the_classes_is_not_over_the_classes() -> None:
-    """A "per-class" bias of 100,000 entries on a 4-class output (a malformed file: 2.5 GB of grid before) is where
-    the function starts, not broadcast into 100,000 columns."""
-    squash = _squash(["Add x b a", "Sigmoid a y"], {"b": np.zeros(100_000)}, classes=4)
+@pytest.mark.parametrize("length, classes", [(100_000, 4), (400_000, None)])
+def test_a_constant_of_another_length_than_the_classes_is_not_over_the_classes(length: int,
+                                                                              classes: int | None) -> None:
+    """A "per-class" bias of 100,000 entries on a 4-class output (a malformed file: 2.5 GB of grid before), or of
+    400,000 where the output does not declare its classes (6.5 GB), is where the function starts, not broadcast
+    into that many columns."""
+    squash = _squash(["Add x b a", "Sigmoid a y"], {"b": np.zeros(length)}, classes=classes)
     assert squash is not None and squash.unit
 
 
