@@ -99,9 +99,10 @@ def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
 
 
 def _also_read_at(identity: Any, members: list[Any]) -> str:
-    """" (also read at /mnt/rgb)": the other roots of one user folder's content among `members` (a folder moved with
-    `mv` is the same data, DatasetIdentity), so that a title naming the first root read does not hide the others."""
-    others = sorted({m.dataset_key.folder for m in members} - {identity.folder, None})
+    """" (also read at /mnt/rgb)": the other roots of one user folder's content among `members` and the evaluations
+    that gave their test top-1 (a folder moved with `mv` is the same data, DatasetIdentity), so that a title naming
+    the first root read does not hide the others."""
+    others = sorted(set().union(*(m.read_at for m in members)) - {identity.folder, None})
     return f" (also read at {', '.join(others)})" if others else ""
 
 

@@ -89,12 +89,18 @@ class Row:
     bench_run: Path | None = None
     test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
     evaluate_run: Path | None = None      # ... of the model on its own data
+    test_read_at: str | None = None       # ... read at this root (a user folder moved since training: another one)
     test_note: str | None = None          # why there is no test top-1 although the model was evaluated
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
+
+    @property
+    def read_at(self) -> set[str]:
+        """The roots this row's data was read at: for training, and for its test top-1 (a user folder)."""
+        return {f for f in (self.dataset_key.folder, self.test_read_at) if f is not None}
 
     @property
     def display_model(self) -> str:
@@ -216,6 +222,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         source=origin(run.source.run_path),
                         test_accuracy=None if test is None else test.metrics.test_acc,
                         evaluate_run=None if test is None else test.path,
+                        test_read_at=None if test is None else test.dataset.identity.folder,
                         test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
                         precision=precision_of(run), arch=_arch(run)))
 

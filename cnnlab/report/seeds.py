@@ -386,6 +386,10 @@ class SeedGroup:
         return self.first.dataset_key
 
     @property
+    def read_at(self) -> set[str]:
+        return set().union(*(row.read_at for row in self.rows))
+
+    @property
     def label(self) -> str:
         return self.first.label
 

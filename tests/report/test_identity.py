@@ -129,8 +129,11 @@ def test_a_test_score_on_the_same_folder_moved_is_the_models_test_top1(tmp_path:
     out = tmp_path / "outputs"
     model = model_run(out, "pretrain", "model", 1.0, dataset={**folder_dataset("/p/data/rgb"), "content": "0f1e"})
     evaluate_run(out, "moved", model, 0.9, dataset={**folder_dataset("/mnt/rgb"), "content": "0f1e"})
-    row = _rows(build_report(out))["model"]
+    report = build_report(out)
+    row = _rows(report)["model"]
     assert row.test_accuracy == 0.9 and row.evaluate_run.name == "moved"
+    [title] = report.groups  # the root the test score was read at is named too (before: the training root alone)
+    assert "/p/data/rgb" in title and "(also read at /mnt/rgb)" in title
 
 
 def test_the_title_of_a_moved_folder_names_every_root_it_was_read_at(tmp_path: Path) -> None:
