@@ -118,20 +118,20 @@ def with_written_out_softmax(source: Path, target: Path) -> Path:
 
 def node_from_line(line: str) -> onnx.NodeProto:
     """A node from "Op input... output [name=value...]": `domain=` sets its domain, `value=` makes a one-element
-    float tensor (ConstantOfShape's), `to=` an int (Cast's), any other a float attribute."""
+    float tensor (ConstantOfShape's), a whole number an int attribute (`to=1`, `axis=1`), any other a float."""
     op, *tokens = line.split()
     names = [t for t in tokens if "=" not in t]
     attributes: dict[str, object] = dict(t.split("=", 1) for t in tokens if "=" in t)
     domain = str(attributes.pop("domain", ""))
     for key, text in list(attributes.items()):
         attributes[key] = (numpy_helper.from_array(np.array([float(text)], dtype=np.float32)) if key == "value"
-                           else int(text) if key == "to" else float(text))
+                           else int(text) if text.lstrip("-").isdigit() else float(text))
     return helper.make_node(op, names[:-1], names[-1:], domain=domain, **attributes)
 
 
 # A sigmoid without a Sigmoid node, as converters and hand-written heads spell it: (nodes from "raw_logits" to
-# "OUT", constants: float32 unless given as a numpy array). "percent", "per_class_percent", "relu6" and "log" are
-# refused (scaled, clamped logits, log-sigmoid).
+# "OUT", constants: float32 unless given as a numpy array). "label_smoothing", "percent", "per_class_percent",
+# "relu6" and "log" are refused (narrowed, scaled, clamped logits, log-sigmoid).
 _SIGMOIDS = {
     "reciprocal": (["Neg raw_logits n", "Exp n e", "Add e one d", "Reciprocal d OUT"], {"one": 1.0}),
     "exp_ratio": (["Exp raw_logits e", "Add one e d", "Div e d OUT"], {"one": 1.0}),
@@ -152,6 +152,21 @@ _SIGMOIDS = {
     "qdq": (["Neg raw_logits n", "Exp n e", "QuantizeLinear e scale zero q", "DequantizeLinear q scale zero dq",
              "DequantizeLinear one_q scale zero one", "Add dq one d", "Reciprocal d OUT"],
             {"one_q": np.array(20, dtype=np.uint8), "scale": 0.05, "zero": np.array(0, dtype=np.uint8)}),
+    # found by the tester of the above (probe 42): nodes after a sigmoid the grid did not follow
+    "cat_groups": (["Slice raw_logits zero_i two_i one_i first", "Slice raw_logits two_i four_i one_i second",
+                    "Sigmoid first s1", "Neg second n", "Exp n e", "Add e one d", "Reciprocal d s2",
+                    "Concat s1 s2 OUT axis=1"],
+                   {"zero_i": np.array([0]), "two_i": np.array([2]), "four_i": np.array([4]), "one_i": np.array([1]),
+                    "one": 1.0}),
+    "nan_to_num": (["Sigmoid raw_logits s", "IsNaN s nan", "Where nan zero s a", "IsInf a inf", "Where inf one a OUT"],
+                   {"zero": 0.0, "one": 1.0}),
+    "masked_class": (["Sigmoid raw_logits s", "Where mask zero s OUT"],
+                     {"mask": np.array([False, False, True, False]), "zero": 0.0}),
+    "above_mean_mask": (["ReduceMean raw_logits m", "GreaterOrEqual raw_logits m keep", "Sigmoid raw_logits s",
+                         "Where keep s zero OUT"], {"zero": 0.0}),
+    "clamp_eps_sub": (["Sigmoid raw_logits s", "Sub one eps high", "Clip s eps high OUT"], {"one": 1.0, "eps": 1e-6}),
+    "squared": (["Sigmoid raw_logits s", "Mul s s OUT"], {}),
+    "label_smoothing": (["Sigmoid raw_logits s", "Mul s ninety m", "Add m five OUT"], {"ninety": 0.9, "five": 0.05}),
     "percent": (["Neg raw_logits n", "Exp n e", "Add e one d", "Div hundred d OUT"], {"one": 1.0, "hundred": 100.0}),
     "per_class_percent": (["Neg raw_logits n", "Exp n e", "Add e one d", "Div scales d OUT"],
                           {"one": 1.0, "scales": [100.0, 100.0, 1.0, 1.0]}),

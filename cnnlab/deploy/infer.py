@@ -172,7 +172,8 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
         log.info("%s outputs probabilities (its graph ends in Softmax): scored from their log, not softmaxed again",
                  path)
     elif checked.outputs == "sigmoid-probabilities":
-        log.warning("%s ends in Sigmoid: one probability per class on its own (one-vs-rest), not summing to 1. "
+        log.warning("%s ends in a sigmoid (a Sigmoid node, or one written out): one probability per class on its own "
+                    "(one-vs-rest), not summing to 1. "
                     "Classes are ranked by them, shown as they are, and the ECE bins the top one; the loss is the "
                     "cross-entropy of them normalised to sum to 1", path)
     elif checked.outputs == "log-probabilities":

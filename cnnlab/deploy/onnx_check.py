@@ -27,7 +27,7 @@ from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import load_onnx, read_onnx_metadata
-from cnnlab.deploy.onnx_elementwise import dequantize, unit_squash
+from cnnlab.deploy.onnx_elementwise import Squash, dequantize, unit_squash
 from cnnlab.errors import CnnlabError
 
 # Nodes that compute a layer of a network, in float and quantized graphs (QDQ keeps Conv; QOperator and
@@ -65,6 +65,7 @@ _VALUE_OPS = frozenset({*(("", op) for op in ("Mul", "Div", "Add", "Sub", "Pow",
                                               "Ceil")),
                         *(("com.microsoft", op) for op in ("QLinearMul", "QLinearAdd", "QLinearLeakyRelu"))})
 _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze"})  # after a transpose: where each axis ends up is lost
+_FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
 _LOG_SIGMOID = "log-sigmoid"  # a step of the walk only: no kind cnnlab reads
 _LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"): PROBABILITIES,
             (SIGMOID_PROBABILITIES, "Log"): _LOG_SIGMOID, (_LOG_SIGMOID, "Exp"): SIGMOID_PROBABILITIES}
@@ -155,6 +156,13 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
     proto = _proto(model)
     if not proto.graph.output:
         return LOGITS
+    element = proto.graph.output[0].type.tensor_type.elem_type
+    if element not in (TensorProto.UNDEFINED, *_FLOATS):
+        name = TensorProto.DataType.Name(element).lower() if element in TensorProto.DataType.values() else element
+        raise UnreadableOutput(f"its output holds {name} values (a QuantizeLinear or a Cast ends the graph), not "
+                               "float scores: read as probabilities or logits they would be wrong",
+                               fix="export the model with a float output (the logits, or a DequantizeLinear at the "
+                                   "end, as onnxruntime's quantizers write)")
     walk = _OutputWalk(_inlined(proto), _opset(proto))
     kind = walk.kind()
     return walk.written_out_sigmoid() if kind == LOGITS else kind
@@ -231,6 +239,7 @@ class _OutputWalk:
         self.initializers = {t.name: t for t in proto.graph.initializer}
         self.producers = {output: node for node in proto.graph.node for output in node.output}
         self._constants: dict[str, bool] = {}
+        self._values: dict[str, Any] = {}  # _value's answers: a chain of DequantizeLinear nodes is 3^K paths
 
     def kind(self) -> str:
         name, tail = self.output, _Tail()
@@ -267,29 +276,40 @@ class _OutputWalk:
     def written_out_sigmoid(self) -> str:
         """SIGMOID_PROBABILITIES when the output is a sigmoid spelled without a Sigmoid node (1 / (1 + exp(−x)),
         exp(x) / (1 + exp(x)), 0.5 · (1 + tanh(x / 2)), torch's stable `where` form, a probit, a hard sigmoid by
-        Clip: onnx_elementwise.unit_squash), else LOGITS. Errors: UnreadableOutput when it is such a sigmoid scaled
-        (× 100: percent; per class), the log of one, or the logits clamped to [0, c ≠ 1] by Clip/Relu alone (a
-        ReLU6 head cannot be told from a hard sigmoid scaled by 6)."""
+        Clip, a Concat or Max of such: onnx_elementwise.unit_squash), else LOGITS. Errors: UnreadableOutput as
+        `_read_squash`."""
         squash = unit_squash(self.output, self.producers, self._value, self._is_constant, self.classes)
-        if squash is None:
-            return LOGITS
+        return LOGITS if squash is None else self._read_squash(squash)
+
+    def _read_squash(self, squash: Squash) -> str:
+        """SIGMOID_PROBABILITIES for a squash onto [0, 1]; UnreadableOutput, naming its ops, for one scaled (× 100:
+        percent; per class), narrowed (label smoothing, a clamp inside (0, 1)), bounded by Clip/Relu alone onto
+        [0, c ≠ 1] (a ReLU6 head cannot be told from a hard sigmoid × 6), or the log of one."""
         if squash.unit and not squash.logarithm:
             return SIGMOID_PROBABILITIES
-        ops = ", ".join(squash.ops)
-        fix = "export the model with the logits (or the sigmoid itself) as its output, without the arithmetic after it"
+        ops = f"{', '.join(squash.ops)} on the logits"
+        low, high = squash.bottom[0], squash.top[1]
+        if squash.constant is not None:
+            low, high = min(low, squash.constant[0]), max(high, squash.constant[1])
+        uniform = squash.top[1] - squash.top[0] <= 1e-3 * squash.top[1]
         if squash.logarithm:
-            what = f"the log of a sigmoid written out ({ops} on the logits)"
-        elif not squash.smooth:
-            what = (f"the logits clamped to [0, {squash.highest:.4g}] by {ops} — cnnlab cannot tell that from a hard "
-                    f"sigmoid scaled by {squash.highest:.4g}")
-            fix = "export the model with the logits, before the clamp, as its output"
-        elif abs(squash.highest - squash.lowest) <= 1e-3 * squash.highest:
-            what = f"a sigmoid written out ({ops} on the logits) scaled to [0, {squash.highest:.4g}]"
+            what = f"the log of a sigmoid ({ops})"
+        elif squash.from_zero and uniform and not squash.smooth:
+            what = (f"bounded to [0, {high:.4g}] by {ops}: a hard sigmoid scaled by {high:.4g}, or the logits "
+                    "clamped")
+        elif squash.from_zero and uniform:
+            what = f"a sigmoid ({ops}) scaled to [0, {high:.4g}]"
+        elif squash.from_zero and squash.constant is None:
+            what = f"a sigmoid ({ops}) scaled per class to [0, c], c from {squash.top[0]:.4g} to {high:.4g}"
+        elif low >= 0 and high <= 1 + 1e-3:
+            what = (f"a sigmoid ({ops}) narrowed to [{low:.4g}, {high:.4g}] (label smoothing, a clamp inside "
+                    "(0, 1), a sigmoid of clipped logits)")
         else:
-            what = (f"a sigmoid written out ({ops} on the logits) scaled per class to [0, c], c from "
-                    f"{squash.lowest:.4g} to {squash.highest:.4g}")
+            what = f"a sigmoid ({ops}) moved to [{low:.4g}, {high:.4g}]"
         raise UnreadableOutput(f"its output is {what} — neither logits nor probabilities, so the model's "
-                               "probabilities (its loss, calibration) cannot be read from it", fix=fix)
+                               "probabilities (its loss, calibration) cannot be read from it",
+                               fix="export the model with the logits (before any clamp), or the sigmoid itself, as "
+                                   "its output, without the arithmetic after it")
 
     def _reaches_ending(self, name: str) -> bool:
         """Whether a softmax (Softmax, LogSoftmax, QLinearSoftmax) makes `name` through the nodes the walk passes
@@ -314,6 +334,12 @@ class _OutputWalk:
     def _ending(self, node: Any, ending: str, tail: _Tail) -> str:
         kind = ending
         steps = [step for step in reversed(tail.passed) if not step.identity]  # from the ending to the output
+        if ending == SIGMOID_PROBABILITIES and steps:
+            # elementwise steps after a sigmoid are read from their numbers, as a written-out sigmoid's are: a clamp
+            # to [1e-6, 1 - 1e-6] or σ² stays probabilities, × 100 or label smoothing is refused alike
+            squash = unit_squash(self.output, self.producers, self._value, self._is_constant, self.classes)
+            if squash is not None:
+                return self._read_squash(squash)
         for step in steps:
             if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and step.keeps_probabilities:
                 continue
@@ -341,7 +367,9 @@ class _OutputWalk:
             return _Step(node.op_type, keeps_probabilities=True)
         if node.op_type == "Clip":
             low, high = self._clip_bounds(node)
-            return _Step(node.op_type, keeps_probabilities=(low is None or low <= 1e-6) and (high is None or high >= 1))
+            # within 1e-3 of [0, 1]: torch's clamp(eps, 1 - eps) has 1 - 1e-6 = 0.99999899 in float32
+            return _Step(node.op_type, keeps_probabilities=(low is None or low <= 1e-3) and
+                         (high is None or high >= 1 - 1e-3))
         neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
         if neutral is None or len(node.input) != 2 or node.domain not in ("", "ai.onnx"):
             return _Step(node.op_type)
@@ -381,7 +409,12 @@ class _OutputWalk:
 
     def _value(self, name: str, depth: int = 0) -> Any:
         """The float values of constant `name` (an initializer, a Constant node's, through Identity / Cast /
-        DequantizeLinear), or None when not known here."""
+        DequantizeLinear), or None when not known here. Each name is read once."""
+        if name not in self._values:
+            self._values[name] = self._read_value(name, depth)
+        return self._values[name]
+
+    def _read_value(self, name: str, depth: int) -> Any:
         tensor = self.initializers.get(name)
         node = self.producers.get(name)
         try:

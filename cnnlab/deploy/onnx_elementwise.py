@@ -21,29 +21,30 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-# Where f is evaluated: ±50 in steps of 0.25, then far points out to ±1e6, so that a sigmoid of x / 100 or a
+# Where f is evaluated: ±50 in steps of 0.25, then far points out to ±1e8, so that a sigmoid of x / 1e4 or a
 # softsign (which nears its limits as 1/x) is seen to level off. A column: vector constants over the classes
-# broadcast it to one column per class. Far points where an exact spelling overflows (exp(x) / (1 + exp(x)) is
-# inf / inf past x = 709) are left out; the ±50 stretch must be finite.
+# broadcast it to one column per class. Points where an exact spelling overflows (exp(x) / (1 + exp(x)) is
+# inf / inf past x = 709, exp(900x) / (1 + exp(900x)) past 0.79) are left out; _ENDS points each side of 0 must
+# remain, and f must level off over the outermost ones.
 _CENTRE = np.linspace(-50.0, 50.0, 401)
-_FAR = np.array([75.0, 100.0, 200.0, 500.0, 1e3, 1e4, 1e5, 1e6])
+_FAR = np.array([75.0, 100.0, 200.0, 500.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8])
 _GRID = np.concatenate([-_FAR[::-1], _CENTRE, _FAR])[:, None]
-_CENTRAL = slice(len(_FAR), len(_FAR) + len(_CENTRE))
-_LIMIT = 1e-3  # f ≤ c·_LIMIT at the outermost points one side, f ≥ c·(1 − _LIMIT) the other: it levels off
-_ENDS = 3      # how many outermost (finite) points each side must be within _LIMIT of the bound
+_LIMIT = 1e-3  # f moves less than _LIMIT of its range over the _ENDS outermost points each side: it levels off
+_ENDS = 3      # (and a level within _LIMIT of 0 or 1 is 0 or 1)
 _COLUMNS = 256          # classes evaluated at once: memory is nodes × grid × this, whatever the class count
 _MAX_NODES = 128        # a longer elementwise tail is no head anyone exports: not evaluated
 _MAX_DEPTH = 100        # nodes of arithmetic between the output and where f starts (moves not counted)
 _MAX_WORK = 4_000_000   # nodes × classes: past it not evaluated
 _MAX_CLASSES = 100_000  # a longer vector, where the graph does not declare its classes, is not over them
+_MAX_PARTS = 3          # nested Concat / Max / Where of squashes followed (a per-group sigmoid head is one)
 
 _UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Exp": np.exp, "Log": np.log, "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal,
     "Tanh": np.tanh, "Relu": lambda x: np.maximum(x, 0.0), "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "Softplus": lambda x: np.logaddexp(0.0, x), "Softsign": lambda x: x / (1.0 + np.abs(x)),
     "Erf": lambda x: torch.special.erf(torch.from_numpy(np.ascontiguousarray(x))).numpy(),
-    "Sign": np.sign, "Floor": np.floor, "Ceil": np.ceil, "Round": np.round,
-    "Not": lambda x: (x == 0).astype("float64")}
+    "Atan": np.arctan, "Sign": np.sign, "Floor": np.floor, "Ceil": np.ceil, "Round": np.round,
+    "Not": lambda x: (x == 0).astype("float64"), "IsNaN": lambda x: np.isnan(x).astype("float64")}
 _BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power, "Max": np.maximum,
     "Min": np.minimum, "Sum": np.add, "Mean": np.add,
@@ -54,7 +55,8 @@ _BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Or": lambda a, b: ((a != 0) | (b != 0)).astype("float64")}
 # Steps that are not piecewise linear: a bounded output made with one of them is a squash someone wrote on
 # purpose; made with Clip/Relu/Min/Max alone it may be the logits clamped (a ReLU6 head).
-_SMOOTH = frozenset({"Exp", "Log", "Sqrt", "Reciprocal", "Tanh", "Sigmoid", "Softplus", "Softsign", "Erf", "Pow"})
+_SMOOTH = frozenset({"Exp", "Log", "Sqrt", "Reciprocal", "Tanh", "Sigmoid", "Softplus", "Softsign", "Erf", "Pow",
+                     "Atan"})
 # Nodes that move values without changing them (a layout change is no change to an elementwise function; a
 # Q/DQ pair is the same values on an integer grid: onnxruntime's quantizers write them around every step).
 _MOVES = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Dropout",
@@ -63,25 +65,56 @@ _MOVES = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "T
 _RELAYOUTS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
 _VARIADIC = frozenset({"Sum", "Mean", "Max", "Min"})  # any number of inputs, one included
 _QLINEAR = frozenset({"QLinearAdd", "QLinearMul"})  # onnxruntime's QOperator format (com.microsoft)
+# Nodes whose every output value is one of their data inputs' (or their mean): a squash of each input is one of
+# the output — torch.cat of per-group sigmoids, the Max of two sigmoid heads, a top-k mask's Where.
+_SELECTORS = {"Concat": slice(None), "Max": slice(None), "Min": slice(None), "Mean": slice(None),
+              "Where": slice(1, 3)}
 
 
 @dataclass(frozen=True)
 class Squash:
-    """An output that is f(x) for one computed x, where every class's f maps the real line monotonically onto
-    [0, c_k] (`lowest`, `highest`: the least and greatest c_k; both 1 for a sigmoid), or — `logarithm` — the log
-    of such an f. `ops`: the tail's operators from x to the output; `smooth`: one of them is not piecewise linear
-    (Exp, Tanh, Erf, …), so the bound is a squash written on purpose, not logits clamped by a Clip."""
+    """An output that is f(x) for one computed x (or a Concat, Max, Min, Mean or Where of such outputs), where
+    every class's f is monotone (either way) from a level `bottom` to a level `top`, levelling off at both ends —
+    or a constant (a masked class: `constant`). `bottom`, `top`, `constant`: the least and greatest such level over
+    the classes (a sigmoid: 0, 1). `logarithm`: the output is the log of such an f. `ops`: the tail's operators
+    from x to the output; `smooth`: one of them is not piecewise linear (Exp, Tanh, Erf, …), so the bound is a
+    squash written on purpose, not logits clamped by a Clip."""
 
-    lowest: float
-    highest: float
+    bottom: tuple[float, float]
+    top: tuple[float, float]
     ops: tuple[str, ...]
     smooth: bool
     logarithm: bool = False
+    constant: tuple[float, float] | None = None
+
+    @property
+    def from_zero(self) -> bool:
+        """Every class's f starts at 0 (within _LIMIT of its top)."""
+        return self.bottom[1] <= _LIMIT * self.top[0]
 
     @property
     def unit(self) -> bool:
-        """Every class's f levels off at 0 and 1 (within 1e-3): one-vs-rest probabilities."""
-        return abs(self.lowest - 1.0) <= 1e-3 and abs(self.highest - 1.0) <= 1e-3
+        """Every class's f levels off at 0 and 1 (within 1e-3), constant classes within [0, 1]: one-vs-rest
+        probabilities."""
+        return self.bottom[1] <= _LIMIT and abs(self.top[0] - 1.0) <= _LIMIT and abs(self.top[1] - 1.0) <= _LIMIT \
+            and (self.constant is None or (self.constant[0] >= 0 and self.constant[1] <= 1 + _LIMIT))
+
+    def merged(self, other: "Squash") -> "Squash | None":
+        """The Squash of both outputs side by side (two slices of classes, two inputs of a Concat/Max/Where), or
+        None when one is a log and the other not."""
+        if self.logarithm != other.logarithm:
+            return None
+        constants = [c for c in (self.constant, other.constant) if c is not None]
+        return Squash(_span(self.bottom, other.bottom), _span(self.top, other.top),
+                      tuple(dict.fromkeys([*self.ops, *other.ops])), self.smooth or other.smooth, self.logarithm,
+                      None if not constants else (min(c[0] for c in constants), max(c[1] for c in constants)))
+
+
+def _span(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+_NONE = (np.inf, -np.inf)  # an empty span: a part with constant classes only
 
 
 @dataclass(frozen=True)
@@ -112,43 +145,50 @@ class _Evaluation:
         self.producers, self.value, self.is_constant = producers, value, is_constant
         self.classes, self.columns = classes, columns
         self.per_class = False  # a vector constant was met: every class has its own f
-        self._cache: dict[tuple[str, bool], _Value] = {}
+        self._cache: dict[tuple[str, tuple[str, ...]], _Value] = {}
 
-    def at(self, name: str, moved: bool = False, depth: int = 0) -> _Value:
+    def at(self, name: str, path: tuple[str, ...] = (), depth: int = 0) -> _Value:
+        """The value of `name` reached through the relayouts `path` (Reshape, Transpose, … passed so far)."""
         # Moves are passed in a loop: a chain of hundreds of Identity nodes costs no recursion.
         for _ in range(len(self.producers) + 1):
             node = self.producers.get(name)
             if self.is_constant(name) or node is None or node.op_type not in _MOVES or \
                     node.domain not in ("", "ai.onnx") or not node.input or not node.input[0]:
                 break
-            moved = moved or node.op_type in _RELAYOUTS
+            if node.op_type in _RELAYOUTS:
+                path = (*path, name)
             name = node.input[0]
-        key = (name, moved)
+        key = (name, path)
         if key not in self._cache:
             if len(self._cache) >= _MAX_NODES:
                 raise _TooLarge
-            self._cache[key] = self._compute(name, moved, depth)
+            self._cache[key] = self._compute(name, path, depth)
         return self._cache[key]
 
-    def _compute(self, name: str, moved: bool, depth: int) -> _Value:
+    def _compute(self, name: str, path: tuple[str, ...], depth: int) -> _Value:
         node = self.producers.get(name)
         if self.is_constant(name) and not (node is not None and node.op_type == "ConstantOfShape"):
-            row = self._row(self.value(name), moved)
-            return _Value(row) if row is not None else self._start(name)
+            constant = self.value(name)
+            if constant is not None or node is None:  # else computed from constants (1 − eps): evaluated below
+                row = self._row(constant, bool(path))
+                return _Value(row) if row is not None else self._start(name, path)
         if node is None or depth > _MAX_DEPTH:
-            return self._start(name)
+            return self._start(name, path)
         try:
             with np.errstate(all="ignore"):
-                result = self._apply(node, moved, depth)
-        except ValueError:  # a broadcast that fails on the grid (per-class constants on both sides of a Reshape)
-            result = None
-        return self._start(name) if result is None else result
+                result = self._apply(node, path, depth)
+        except (_TooLarge, RecursionError):
+            raise
+        except Exception:  # noqa: BLE001 - a failed broadcast (per-class constants on both sides of a Reshape), a
+            result = None  # malformed constant of an untrusted file: not evaluated here
+        return self._start(name, path) if result is None else result
 
-    def _start(self, name: str) -> _Value:
-        """`name` is where f starts: its value is the grid."""
-        return _Value(_GRID.copy(), name)
+    def _start(self, name: str, path: tuple[str, ...]) -> _Value:
+        """`name` is where f starts: its value is the grid. Reached through relayouts it is another value — a
+        class permutation of x is not x — so the path is part of its name."""
+        return _Value(_GRID.copy(), name if not path else f"{name} via {' '.join(path)}")
 
-    def _apply(self, node: Any, moved: bool, depth: int) -> _Value | None:
+    def _apply(self, node: Any, path: tuple[str, ...], depth: int) -> _Value | None:
         """The node's value on the grid, or None when it is where f starts."""
         domain = "" if node.domain == "ai.onnx" else node.domain
         op = node.op_type
@@ -157,27 +197,27 @@ class _Evaluation:
             tensor = next((a.t for a in node.attribute if a.name == "value"), None)
             return _Value(np.full((1, 1), 0.0 if tensor is None else _scalar(tensor)))
         if domain == "com.microsoft" and op in _QLINEAR and len(node.input) >= 6:
-            arguments = [self._dequantized(node, 0, moved, depth), self._dequantized(node, 3, moved, depth)]
+            arguments = [self._dequantized(node, 0, path, depth), self._dequantized(node, 3, path, depth)]
             return self._combine(op[len("QLinear"):], arguments)
         if domain != "" or not inputs:
             return None
         if op == "Cast":
             if not _to_float(node):
                 return None  # a Cast to an integer type changes the values
-            return self.at(inputs[0], moved, depth + 1)
-        if op in _UNARY or op in ("HardSigmoid", "LeakyRelu", "Elu"):
-            argument = self.at(inputs[0], moved, depth + 1)
+            return self.at(inputs[0], path, depth + 1)
+        if op in _UNARY or op in ("HardSigmoid", "LeakyRelu", "Elu", "IsInf"):
+            argument = self.at(inputs[0], path, depth + 1)
             return argument.then(op, _unary(op, node, argument.array))
         if op in _BINARY and (len(inputs) >= 2 or op in _VARIADIC):
-            return self._combine(op, [self.at(i, moved, depth + 1) for i in inputs])
+            return self._combine(op, [self.at(i, path, depth + 1) for i in inputs])
         if op == "Where" and len(inputs) == 3:
-            condition, then, otherwise = (self.at(i, moved, depth + 1) for i in inputs)
+            condition, then, otherwise = (self.at(i, path, depth + 1) for i in inputs)
             if _several_sources([condition, then, otherwise]):
                 return None
             return condition.then(op, np.where(condition.array != 0, then.array, otherwise.array), then, otherwise)
         if op == "Clip":
-            argument = self.at(inputs[0], moved, depth + 1)
-            low, high = self._bound(node, 1, "min"), self._bound(node, 2, "max")
+            argument = self.at(inputs[0], path, depth + 1)
+            low, high = self._bound(node, 1, "min", path, depth), self._bound(node, 2, "max", path, depth)
             return (None if low is False or high is False else argument.then(
                 op, np.clip(argument.array, -np.inf if low is None else low, np.inf if high is None else high)))
         return None
@@ -196,15 +236,15 @@ class _Evaluation:
         smooth = op in ("Div", "Pow") and arguments[1].source is not None
         return arguments[0].then(op, result, *arguments[1:], smooth=smooth)
 
-    def _dequantized(self, node: Any, index: int, moved: bool, depth: int) -> _Value:
+    def _dequantized(self, node: Any, index: int, path: tuple[str, ...], depth: int) -> _Value:
         """Input `index` of a QLinear op by its real value: a constant (scale · (q − zero point)) or, computed,
         the float value it stands for (Q/DQ are moves here)."""
         name = node.input[index]
         if not self.is_constant(name):
-            return self.at(name, moved, depth + 1)
+            return self.at(name, path, depth + 1)
         zero = self.value(node.input[index + 2]) if len(node.input) > index + 2 and node.input[index + 2] else 0.0
         real = dequantize(self.value(name), self.value(node.input[index + 1]), zero)
-        row = None if real is None else self._row(real, moved)
+        row = None if real is None else self._row(real, bool(path))
         if row is None:
             raise ValueError("a quantized constant that is not a scalar or over the classes: not evaluated here")
         return _Value(row)
@@ -227,12 +267,12 @@ class _Evaluation:
         self.per_class = True
         return row[:, self.columns]
 
-    def _bound(self, node: Any, index: int, attribute: str) -> float | None | bool:
+    def _bound(self, node: Any, index: int, attribute: str, path: tuple[str, ...], depth: int) -> float | None | bool:
         """A Clip bound (its input since opset 11, its attribute before): a float, None when absent, False when
-        not a known scalar."""
+        not a known scalar (a Clip bound is a scalar by the operator's definition)."""
         if len(node.input) > index and node.input[index]:
-            constant = self.value(node.input[index])  # a Clip bound is a scalar by the operator's definition
-            return False if constant is None or constant.size != 1 else float(constant.reshape(-1)[0])
+            bound = self.at(node.input[index], path, depth + 1)
+            return False if bound.source is not None or bound.array.size != 1 else float(bound.array.reshape(-1)[0])
         return next((a.f for a in node.attribute if a.name == attribute), None)
 
 
@@ -260,6 +300,10 @@ def _unary(op: str, node: Any, argument: np.ndarray) -> np.ndarray:
         return np.where(argument >= 0, argument, attributes.get("alpha", 0.01) * argument)
     if op == "Elu":
         return np.where(argument >= 0, argument, attributes.get("alpha", 1.0) * np.expm1(argument))
+    if op == "IsInf":
+        ints = {a.name: a.i for a in node.attribute}
+        return ((np.isposinf(argument) & bool(ints.get("detect_positive", 1))) |
+                (np.isneginf(argument) & bool(ints.get("detect_negative", 1)))).astype("float64")
     if op == "HardSigmoid":
         return np.clip(attributes.get("alpha", 0.2) * argument + attributes.get("beta", 0.5), 0.0, 1.0)
     return _UNARY[op](argument)
@@ -274,6 +318,8 @@ def _scalar(tensor: Any) -> float:
     from onnx import numpy_helper
 
     values = numpy_helper.to_array(tensor).reshape(-1)
+    if np.iscomplexobj(values):
+        raise ValueError("a complex constant")
     return float(values[0]) if values.size else 0.0
 
 
@@ -282,36 +328,48 @@ def _to_float(node: Any) -> bool:
     return next((a.i for a in node.attribute if a.name == "to"), 1) in (1, 10, 11, 16)
 
 
-def _heights(f: np.ndarray) -> np.ndarray | None:
-    """c_k for every column of f (grid × classes) when each maps the grid monotonically (either way) onto
-    [0, c_k], c_k > 0, levelling off at both ends; else None."""
+def _levels(f: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(bottom, top) per column of f (grid × classes) when each column is constant or monotone (either way),
+    levelling off at both ends of the grid; None otherwise."""
     finite = np.isfinite(f).all(axis=1)
-    if not finite[_CENTRAL].all():
+    x = _GRID[finite, 0]
+    if (x < 0).sum() < _ENDS or (x > 0).sum() < _ENDS:
         return None
     f = f[finite]
     f = np.where(f[0] > f[-1], f[::-1], f)  # a class whose weight is negative: σ(−w·x) is a squash too
-    c = f[-1]
-    if (c <= 0).any() or (f < -1e-6 * c).any() or (f > c * (1 + 1e-6)).any() or \
-            (np.diff(f, axis=0) < -1e-9 * c).any():
+    bottom, top = f[0], f[-1]
+    span = top - bottom
+    if (np.diff(f, axis=0) < -1e-9 * span).any() or (f < bottom - 1e-9 * span).any() or \
+            (f > top + 1e-9 * span).any():
         return None
-    levels_off = (f[:_ENDS] <= c * _LIMIT).all() and (f[-_ENDS:] >= c * (1 - _LIMIT)).all()
-    return c if levels_off else None
+    levels_off = (f[_ENDS - 1] - bottom <= _LIMIT * span).all() and (top - f[-_ENDS] <= _LIMIT * span).all()
+    return (bottom, top) if levels_off else None
 
 
-def unit_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
-                is_constant: Callable[[str], bool], classes: int | None = None) -> Squash | None:
-    """A Squash when `output` is f(x) for one computed value x, made by elementwise nodes whose other operands
-    are constants (scalars, or vectors over the `classes`: then each class's own f), and every class's f maps the
-    real line monotonically (either way) onto [0, c_k] — a sigmoid written out (c = 1), scaled by c, or the log of
-    one. None otherwise: no elementwise node at all, an f that is no such function (logits scaled, shifted,
-    clipped on one side), or a tail past the size limits (`_MAX_NODES`, `_MAX_WORK`).
+def _squash_of(f: np.ndarray, value: _Value) -> Squash | None:
+    """The Squash that f (grid × classes, from `value`) is, or its log; None when it is neither (a class that
+    goes below 0: tanh, logits clipped both ways)."""
+    log = False
+    levels = _levels(f)
+    if levels is None and value.smooth and (f[np.isfinite(f)] <= 1e-12).all():
+        levels, log = _levels(np.exp(f)), True  # log σ(x) = −softplus(−x): the log of a squash
+    if levels is None:
+        return None
+    bottom, top = levels
+    flat = top - bottom <= 1e-9 * np.maximum(np.abs(top), 1e-12)
+    moving_bottom, moving_top = bottom[~flat], top[~flat]
+    if (moving_bottom < -1e-6 * np.abs(moving_top)).any() or (bottom[flat] < 0).any():
+        return None
+    constant = None if not flat.any() else (float(bottom[flat].min()), float(bottom[flat].max()))
+    spans = [(float(v.min()), float(v.max())) if v.size else _NONE for v in (moving_bottom, moving_top)]
+    return Squash(spans[0], spans[1], value.ops, value.smooth, log, constant)
 
-    `producers` maps a value's name to the node making it; `value(name)` gives a constant's float array (or None);
-    `is_constant(name)` says whether a name is known before the graph runs (onnx_check's walk provides all three);
-    `classes`: the output's class count when the graph declares it (None: taken from the first vector constant).
-    Memory: about nodes × 417 × 256 floats, whatever the class count (classes are evaluated 256 at a time)."""
-    lowest, highest, logarithm, start = np.inf, -np.inf, None, 0
-    first: _Value | None = None
+
+def _grid_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
+                 is_constant: Callable[[str], bool], classes: int | None) -> Squash | None:
+    """The Squash of `output` evaluated on the grid (`_COLUMNS` classes at a time), or None."""
+    squash: Squash | None = None
+    start = 0
     while True:
         evaluation = _Evaluation(producers, value, is_constant, classes, slice(start, start + _COLUMNS))
         try:
@@ -320,19 +378,65 @@ def unit_squash(output: str, producers: Mapping[str, Any], value: Callable[[str]
             return None
         if result.source in (None, output):
             return None
-        first, f = first or result, result.array
         classes = evaluation.classes
         if evaluation.per_class and classes is not None and classes * len(evaluation._cache) > _MAX_WORK:
             return None
         with np.errstate(all="ignore"):
-            f = np.broadcast_to(f, (len(_GRID), f.shape[1]))
-            heights, log = _heights(f), False
-            if heights is None and result.smooth and (f[np.isfinite(f)] <= 1e-12).all():
-                heights, log = _heights(np.exp(f)), True  # log σ(x) = −softplus(−x): the log of a squash
-        if heights is None or logarithm not in (None, log):
+            part = _squash_of(np.broadcast_to(result.array, (len(_GRID), result.array.shape[1])), result)
+        squash = part if squash is None or part is None else squash.merged(part)
+        if squash is None:
             return None
-        lowest, highest, logarithm = min(lowest, float(heights.min())), max(highest, float(heights.max())), log
         start += _COLUMNS
         if not evaluation.per_class or classes is None or start >= classes:
-            break
-    return Squash(lowest, highest, first.ops, first.smooth, bool(logarithm))
+            return squash
+
+
+def _selected_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
+                     is_constant: Callable[[str], bool], depth: int) -> Squash | None:
+    """The Squash of a Concat / Max / Min / Mean / Where (past moves) whose data inputs are each a Squash or a
+    constant in [0, 1] — torch.cat of per-group sigmoids, a top-k mask — or None."""
+    name, node = output, producers.get(output)
+    while node is not None and node.op_type in _MOVES and node.input and node.input[0] and not is_constant(name):
+        name, node = node.input[0], producers.get(node.input[0])
+    if node is None or node.op_type not in _SELECTORS or node.domain not in ("", "ai.onnx") or depth >= _MAX_PARTS:
+        return None
+    squash: Squash | None = None
+    for part in [i for i in node.input if i][_SELECTORS[node.op_type]]:
+        if is_constant(part):
+            constant = value(part)
+            if constant is None or constant.size == 0 or constant.min() < 0 or constant.max() > 1:
+                return None
+            found: Squash | None = Squash(_NONE, _NONE, (), False, False,
+                                          (float(constant.min()), float(constant.max())))
+        else:  # each part has its own classes: its vectors are over them
+            found = _squash(part, producers, value, is_constant, None, depth + 1)
+        squash = found if squash is None or found is None else squash.merged(found)
+        if squash is None:
+            return None
+    if squash is None or squash.bottom == _NONE:
+        return None  # constants only
+    return squash
+
+
+def _squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
+            is_constant: Callable[[str], bool], classes: int | None, depth: int) -> Squash | None:
+    squash = _grid_squash(output, producers, value, is_constant, classes) or \
+        _selected_squash(output, producers, value, is_constant, depth)
+    return None if squash is None or squash.bottom == _NONE else squash  # constant classes only: no squash
+
+
+def unit_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
+                is_constant: Callable[[str], bool], classes: int | None = None) -> Squash | None:
+    """A Squash when `output` is f(x) for one computed value x, made by elementwise nodes whose other operands
+    are constants (scalars, or vectors over the `classes`: then each class's own f), and every class's f is
+    monotone (either way) between two levels ≥ 0, levelling off at both ends, or constant — a sigmoid written out
+    (levels 0 and 1), scaled (0 and c), narrowed (label smoothing: 0.05 and 0.95), or the log of one; or a Concat,
+    Max, Min, Mean or Where of such outputs. None otherwise: no elementwise node at all, an f that is no such
+    function (logits scaled, shifted, clipped on one side, tanh), or a tail past the size limits (`_MAX_NODES`,
+    `_MAX_WORK`).
+
+    `producers` maps a value's name to the node making it; `value(name)` gives a constant's float array (or None);
+    `is_constant(name)` says whether a name is known before the graph runs (onnx_check's walk provides all three);
+    `classes`: the output's class count when the graph declares it (None: taken from the first vector constant).
+    Memory: about nodes × 421 × 256 floats, whatever the class count (classes are evaluated 256 at a time)."""
+    return _squash(output, producers, value, is_constant, classes, 0)

@@ -216,6 +216,7 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
 
 
 _SUMS_TO_ONE = 2e-3  # how far a row of probabilities may sum from 1: float16 outputs round each value to ~5e-4
+_OUTSIDE = 1e-3      # how far a probability may lie outside [0, 1] (rounding; a clamp to [1e-6, 1 - 1e-6] is inside)
 
 
 def sensed_output_kind(outputs: torch.Tensor, kind: str, source: Any = "the ONNX file") -> str:
@@ -225,9 +226,20 @@ def sensed_output_kind(outputs: torch.Tensor, kind: str, source: Any = "the ONNX
     custom operator) or FROM_PROBABILITIES (an ensemble's mean of softmaxes). A trained model's logits never all
     lie so; softmaxed again, its loss, ECE and probabilities would be wrong.
 
-    Errors: UnreadableOutput naming `source` when every row (two or more) sums to the same constant other than 1
+    Errors: UnreadableOutput naming `source` when the graph said PROBABILITIES or SIGMOID_PROBABILITIES and a value
+    lies outside [0, 1] (a misreading of the graph: no score is made from it); when every row (two or more) sums to
+    the same constant other than 1
     with no negative value — probabilities scaled (percent, a sum of softmaxes) by arithmetic the graph walk did not
     see — or when the graph said FROM_PROBABILITIES and the rows are not probability vectors."""
+    if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and outputs.numel() and \
+            not bool(((outputs >= -_OUTSIDE) & (outputs <= 1 + _OUTSIDE)).all()):
+        # the graph said probabilities, the numbers say otherwise: a misreading must not become a score
+        ending = "a Softmax" if kind == PROBABILITIES else "a sigmoid"
+        raise UnreadableOutput(
+            f"{source}: its graph was read as ending in {ending}, but its outputs hold values outside [0, 1] "
+            f"({float(outputs.min()):.4g} to {float(outputs.max()):.4g}) — cnnlab cannot tell what they are",
+            fix="export the model with the logits (or the Softmax / Sigmoid itself) as its output, without the "
+                "arithmetic after it")
     if kind not in (LOGITS, FROM_PROBABILITIES):
         return kind
     rows = outputs.ndim == 2 and outputs.shape[1] >= 2 and outputs.numel() > 0

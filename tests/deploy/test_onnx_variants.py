@@ -146,7 +146,13 @@ def test_a_sigmoid_head_shows_its_own_probabilities_and_ranks_by_them(lenet_onnx
 _PROBABILITY = {"reciprocal": torch.sigmoid, "exp_ratio": torch.sigmoid, "tanh": torch.sigmoid,
                 "stable_where": torch.sigmoid, "probit": lambda x: 0.5 * (1 + torch.erf(x / 2 ** 0.5)),
                 "temperature_10": lambda x: torch.sigmoid(x / 10), "ones_like": torch.sigmoid,
-                "qdq": torch.sigmoid}
+                "qdq": torch.sigmoid, "cat_groups": torch.sigmoid, "nan_to_num": torch.sigmoid,
+                "masked_class": lambda x: torch.sigmoid(x) * torch.tensor([1.0, 1.0, 0.0, 1.0]),
+                "above_mean_mask": lambda x: torch.sigmoid(x) * (x >= x.mean()),
+                "clamp_eps_sub": lambda x: torch.sigmoid(x).clamp(1e-6, 1 - 1e-6),
+                "squared": lambda x: torch.sigmoid(x) ** 2}
+# ... and the tester of those (probe 42): after a Concat, an IsNaN/Where, a class mask, a computed mask, a clamp whose
+# bound is computed, or a square, a sigmoid was softmaxed again (or refused when it was a Sigmoid node)
 
 
 @pytest.mark.parametrize("spelling", list(_PROBABILITY))
@@ -191,14 +197,15 @@ def test_a_sigmoid_written_out_and_scaled_is_refused_in_one_line(lenet_onnx_once
     with pytest.raises(CnnlabError) as refused:
         open_model("onnx", percent)
     message = str(refused.value)
-    assert "sigmoid written out" in message and "[0, 100]" in message and "\n" not in message
+    assert "a sigmoid (Neg, Exp, Add, Div on the logits) scaled to [0, 100]" in message and "\n" not in message
     assert "export the model with the logits" in message
 
 
 @pytest.mark.parametrize("spelling, words", [
     ("per_class_percent", "scaled per class to [0, c], c from 1 to 100"),
-    ("relu6", "the logits clamped to [0, 6] by Clip"),
-    ("log", "the log of a sigmoid written out (Neg, Exp, Add, Log"),
+    ("label_smoothing", "a sigmoid (Sigmoid, Mul, Add on the logits) narrowed to [0.05, 0.95]"),
+    ("relu6", "bounded to [0, 6] by Clip on the logits: a hard sigmoid scaled by 6, or the logits clamped"),
+    ("log", "the log of a sigmoid (Neg, Exp, Add, Log"),
 ])
 def test_a_written_out_sigmoid_that_is_no_probability_is_refused_naming_its_ops(
         lenet_onnx_once, tmp_path: Path, spelling: str, words: str) -> None:
@@ -211,7 +218,7 @@ def test_a_written_out_sigmoid_that_is_no_probability_is_refused_naming_its_ops(
     message = str(refused.value)
     assert words in message and "\n" not in message, message
     if spelling == "relu6":
-        assert "Exp" not in message and "before the clamp" in message
+        assert "Exp" not in message and "before any clamp" in message
 
 
 def test_exp_of_a_log_sigmoid_is_a_sigmoid(lenet_onnx_once, tmp_path: Path) -> None:
@@ -236,14 +243,18 @@ def test_arithmetic_after_the_probabilities_is_refused_in_one_line(lenet_onnx_on
     with pytest.raises(CnnlabError):
         output_kind(percent)
     message = str(refused.value)
-    assert str(percent) in message and f"computed from a {op} by Mul" in message and "\n" not in message
+    # a sigmoid's tail is read from its numbers (onnx_elementwise), as a written-out sigmoid's is
+    expected = "computed from a Softmax by Mul" if op == "Softmax" else "a sigmoid (Sigmoid, Mul on the logits) scaled"
+    assert str(percent) in message and expected in message and "\n" not in message
     assert "export the model with the logits" in message
     shifted = with_ending_then(path, tmp_path / "shifted.onnx", [("Cast", None, {"to": 1}), ("Add", 0.5, {}),
                                                                 ("Clip", None, {})], op=op)
     problem = check_onnx_file(shifted).unreadable  # a latency is still a latency: only reading scores is refused
-    assert problem is not None and f"computed from a {op} by Add then Clip" in str(problem)
+    expected = "computed from a Softmax by Add then Clip" if op == "Softmax" else "a sigmoid (Sigmoid, Add, Clip"
+    assert problem is not None and expected in str(problem)
     loader = DataLoader(TensorDataset(_images(4), torch.arange(4)), batch_size=4)
-    with pytest.raises(CnnlabError, match=f"{shifted}: its output is computed from a {op}"):
+    with pytest.raises(CnnlabError, match=f"{shifted}: its output is " +
+                       (f"computed from a {op}" if op == "Softmax" else r"a sigmoid \(Sigmoid, Add, Clip")):
         evaluate_onnx(shifted, loader)
 
 
@@ -481,3 +492,38 @@ def test_quantize_refuses_an_fp16_file_naming_the_fp32_sources(lenet_onnx_once, 
     assert "FP16" in err.value.message and "INT8 quantization starts from an FP32 ONNX" in err.value.message
     assert "cnnlab export" in err.value.fix and "model.pt" in err.value.fix
     check_float_graph(lenet_onnx_once[1])  # the FP32 export passes
+
+
+def test_an_integer_output_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
+    """A Sigmoid then a QuantizeLinear as the output (uint8 0–255, a converted fully-quantized classifier) was read
+    as probabilities, each clamped to 1: every class at 100 %, exit 0 (probe 42)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    output = proto.graph.output[0].name
+    proto.graph.node[-1].output[0] = "raw_logits"
+    proto.graph.initializer.extend([numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+                                    numpy_helper.from_array(np.array(0, np.uint8), "zero")])
+    proto.graph.node.extend([helper.make_node("Sigmoid", ["raw_logits"], ["s"]),
+                             helper.make_node("QuantizeLinear", ["s", "scale", "zero"], [output])])
+    proto.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    quantized = tmp_path / "uint8.onnx"
+    onnx.save(proto, str(quantized))
+    with pytest.raises(CnnlabError, match="its output holds uint8 values") as refused:
+        open_model("onnx", quantized)
+    assert "\n" not in str(refused.value) and "DequantizeLinear at the end" in str(refused.value)
+
+
+def test_probabilities_outside_zero_one_are_refused_not_clamped() -> None:
+    """Whatever the graph walk says, a first batch read as probabilities must lie in [0, 1]: a misreading (a class
+    permutation taken for a move gave sigmoid-probabilities of 6.35 and −5.02, shown as 1 and 0) is refused."""
+    from cnnlab.deploy.onnx_check import SIGMOID_PROBABILITIES
+    from cnnlab.deploy.ort import sensed_output_kind
+
+    inside = torch.tensor([[0.98, 1.0, 0.0, 0.05]])
+    assert sensed_output_kind(inside, SIGMOID_PROBABILITIES) == SIGMOID_PROBABILITIES
+    with pytest.raises(CnnlabError, match=r"values outside \[0, 1\] \(-5.02 to 6.35\)"):
+        sensed_output_kind(torch.tensor([[0.98, 6.35, -5.02, 0.05]]), SIGMOID_PROBABILITIES, "m.onnx")
