@@ -65,7 +65,7 @@ _VALUE_OPS = frozenset({*(("", op) for op in ("Mul", "Div", "Add", "Sub", "Pow",
                                               "Ceil")),
                         *(("com.microsoft", op) for op in ("QLinearMul", "QLinearAdd", "QLinearLeakyRelu"))})
 _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze"})  # after a transpose: where each axis ends up is lost
-_FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
+_FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)  # bfloat16: onnxruntime cannot return it
 _LOG_SIGMOID = "log-sigmoid"  # a step of the walk only: no kind cnnlab reads
 _LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"): PROBABILITIES,
             (SIGMOID_PROBABILITIES, "Log"): _LOG_SIGMOID, (_LOG_SIGMOID, "Exp"): SIGMOID_PROBABILITIES}
@@ -157,6 +157,9 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
     if not proto.graph.output:
         return LOGITS
     element = proto.graph.output[0].type.tensor_type.elem_type
+    if element == TensorProto.BFLOAT16:
+        raise UnreadableOutput("its output is bfloat16, which onnxruntime cannot hand back to Python",
+                               fix="export the model with a float32 (or float16) output: a Cast to float at the end")
     if element not in (TensorProto.UNDEFINED, *_FLOATS):
         name = TensorProto.DataType.Name(element).lower() if element in TensorProto.DataType.values() else element
         raise UnreadableOutput(f"its output holds {name} values (a QuantizeLinear or a Cast ends the graph), not "

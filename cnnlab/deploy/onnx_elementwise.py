@@ -67,8 +67,12 @@ _VARIADIC = frozenset({"Sum", "Mean", "Max", "Min"})  # any number of inputs, on
 _QLINEAR = frozenset({"QLinearAdd", "QLinearMul"})  # onnxruntime's QOperator format (com.microsoft)
 # Nodes whose every output value is one of their data inputs' (or their mean): a squash of each input is one of
 # the output — torch.cat of per-group sigmoids, the Max of two sigmoid heads, a top-k mask's Where.
-_SELECTORS = {"Concat": slice(None), "Max": slice(None), "Min": slice(None), "Mean": slice(None),
-              "Where": slice(1, 3)}
+_SELECTORS = {("", "Concat"): slice(None), ("", "Max"): slice(None), ("", "Min"): slice(None),
+              ("", "Mean"): slice(None), ("", "Where"): slice(1, 3),
+              ("com.microsoft", "QLinearConcat"): slice(2, None, 3)}  # (Y scale, Y zero, then X, scale, zero...)
+# ...of which these pass every value of one input as it is: a constant input in [0, 1] is a probability there (a
+# masked class); Max, Min and Mean change values with a constant (Max(σ, 0.5) is narrowed), so the grid reads them.
+_PASSING = frozenset({("", "Concat"), ("", "Where"), ("com.microsoft", "QLinearConcat")})
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,9 @@ class _Evaluation:
     """f on the grid for one output name, `columns` of its classes at a time (every value a _Value)."""
 
     def __init__(self, producers: Mapping[str, Any], value: Callable[[str], Any], is_constant: Callable[[str], bool],
-                 classes: int | None, columns: slice):
+                 classes: int | None, columns: slice, nesting: int = 0):
         self.producers, self.value, self.is_constant = producers, value, is_constant
-        self.classes, self.columns = classes, columns
+        self.classes, self.columns, self.nesting = classes, columns, nesting
         self.per_class = False  # a vector constant was met: every class has its own f
         self._cache: dict[tuple[str, tuple[str, ...]], _Value] = {}
 
@@ -156,7 +160,7 @@ class _Evaluation:
                     node.domain not in ("", "ai.onnx") or not node.input or not node.input[0]:
                 break
             if node.op_type in _RELAYOUTS:
-                path = (*path, name)
+                path = (*path, self._relayout(node))
             name = node.input[0]
         key = (name, path)
         if key not in self._cache:
@@ -176,12 +180,49 @@ class _Evaluation:
             return self._start(name, path)
         try:
             with np.errstate(all="ignore"):
-                result = self._apply(node, path, depth)
+                result = self._apply(node, path, depth) or self._selected(name, node)
         except (_TooLarge, RecursionError):
             raise
         except Exception:  # noqa: BLE001 - a failed broadcast (per-class constants on both sides of a Reshape), a
             result = None  # malformed constant of an untrusted file: not evaluated here
         return self._start(name, path) if result is None else result
+
+    def _selected(self, name: str, node: Any) -> _Value | None:
+        """A Concat / Max / Min / Mean / Where (or QLinearConcat) of inputs that are each a squash (or, where values
+        pass as they are, a constant in [0, 1]) — torch.cat of per-group sigmoids, the Max of two sigmoid heads, a
+        top-k mask: where f starts, with the value of a squash between their levels (σ of the grid), so that
+        arithmetic after it (× 100, label smoothing, log) is read as after a Sigmoid. None when it is no such node."""
+        key = ("" if node.domain == "ai.onnx" else node.domain, node.op_type)
+        if key not in _SELECTORS or self.nesting >= _MAX_PARTS:
+            return None
+        squash: Squash | None = None
+        for part in [i for i in node.input][_SELECTORS[key]]:
+            if not part:
+                return None
+            if self.is_constant(part):
+                constant = self.value(part)
+                if key not in _PASSING or constant is None or constant.size == 0 or constant.min() < 0 or \
+                        constant.max() > 1:
+                    return None
+                found: Squash | None = Squash(_NONE, _NONE, (), False, False,
+                                              (float(constant.min()), float(constant.max())))
+            else:  # each part has its own classes: its vectors are over them
+                found = _squash(part, self.producers, self.value, self.is_constant, None, self.nesting + 1)
+            squash = found if squash is None or found is None else squash.merged(found)
+            if squash is None:
+                return None
+        if squash is None or squash.bottom == _NONE:
+            return None  # constants only
+        sigmoid = 1.0 / (1.0 + np.exp(-_GRID))
+        low, high = squash.bottom[0], squash.top[1]
+        array = np.log(sigmoid) if squash.logarithm else low + (high - low) * sigmoid
+        return _Value(array, f"{name} (selected)", (*squash.ops, node.op_type), squash.smooth)
+
+    def _relayout(self, node: Any) -> str:
+        """What a relayout does, as text: two Reshape nodes to the same shape are the same move."""
+        constants = [str(np.asarray(self.value(i)).tolist()) for i in node.input[1:] if i]
+        attributes = [f"{a.name}={list(a.ints) if a.ints else a.i}" for a in node.attribute]
+        return f"{node.op_type}({', '.join([*constants, *attributes])})"
 
     def _start(self, name: str, path: tuple[str, ...]) -> _Value:
         """`name` is where f starts: its value is the grid. Reached through relayouts it is another value — a
@@ -196,15 +237,20 @@ class _Evaluation:
         if domain == "" and op == "ConstantOfShape":  # ones_like(x): a scalar whatever x's shape
             tensor = next((a.t for a in node.attribute if a.name == "value"), None)
             return _Value(np.full((1, 1), 0.0 if tensor is None else _scalar(tensor)))
+        if domain == "com.microsoft" and op == "QLinearSigmoid" and node.input and node.input[0]:
+            argument = self.at(node.input[0], path, depth + 1)  # Q/DQ are moves: its real values
+            return argument.then("Sigmoid", _UNARY["Sigmoid"](argument.array))
         if domain == "com.microsoft" and op in _QLINEAR and len(node.input) >= 6:
             arguments = [self._dequantized(node, 0, path, depth), self._dequantized(node, 3, path, depth)]
             return self._combine(op[len("QLinear"):], arguments)
         if domain != "" or not inputs:
             return None
         if op == "Cast":
-            if not _to_float(node):
-                return None  # a Cast to an integer type changes the values
-            return self.at(inputs[0], path, depth + 1)
+            to = next((a.i for a in node.attribute if a.name == "to"), 1)
+            argument = self.at(inputs[0], path, depth + 1)
+            if to == 9:  # bool: TorchScript's nan_to_num casts IsNaN's mask so
+                return argument.then("Cast", (argument.array != 0).astype("float64"))
+            return argument if _to_float(node) else None  # a Cast to an integer type changes the values
         if op in _UNARY or op in ("HardSigmoid", "LeakyRelu", "Elu", "IsInf"):
             argument = self.at(inputs[0], path, depth + 1)
             return argument.then(op, _unary(op, node, argument.array))
@@ -366,12 +412,12 @@ def _squash_of(f: np.ndarray, value: _Value) -> Squash | None:
 
 
 def _grid_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
-                 is_constant: Callable[[str], bool], classes: int | None) -> Squash | None:
+                 is_constant: Callable[[str], bool], classes: int | None, nesting: int) -> Squash | None:
     """The Squash of `output` evaluated on the grid (`_COLUMNS` classes at a time), or None."""
     squash: Squash | None = None
     start = 0
     while True:
-        evaluation = _Evaluation(producers, value, is_constant, classes, slice(start, start + _COLUMNS))
+        evaluation = _Evaluation(producers, value, is_constant, classes, slice(start, start + _COLUMNS), nesting)
         try:
             result = evaluation.at(output)
         except (_TooLarge, RecursionError):
@@ -391,37 +437,9 @@ def _grid_squash(output: str, producers: Mapping[str, Any], value: Callable[[str
             return squash
 
 
-def _selected_squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
-                     is_constant: Callable[[str], bool], depth: int) -> Squash | None:
-    """The Squash of a Concat / Max / Min / Mean / Where (past moves) whose data inputs are each a Squash or a
-    constant in [0, 1] — torch.cat of per-group sigmoids, a top-k mask — or None."""
-    name, node = output, producers.get(output)
-    while node is not None and node.op_type in _MOVES and node.input and node.input[0] and not is_constant(name):
-        name, node = node.input[0], producers.get(node.input[0])
-    if node is None or node.op_type not in _SELECTORS or node.domain not in ("", "ai.onnx") or depth >= _MAX_PARTS:
-        return None
-    squash: Squash | None = None
-    for part in [i for i in node.input if i][_SELECTORS[node.op_type]]:
-        if is_constant(part):
-            constant = value(part)
-            if constant is None or constant.size == 0 or constant.min() < 0 or constant.max() > 1:
-                return None
-            found: Squash | None = Squash(_NONE, _NONE, (), False, False,
-                                          (float(constant.min()), float(constant.max())))
-        else:  # each part has its own classes: its vectors are over them
-            found = _squash(part, producers, value, is_constant, None, depth + 1)
-        squash = found if squash is None or found is None else squash.merged(found)
-        if squash is None:
-            return None
-    if squash is None or squash.bottom == _NONE:
-        return None  # constants only
-    return squash
-
-
 def _squash(output: str, producers: Mapping[str, Any], value: Callable[[str], Any],
             is_constant: Callable[[str], bool], classes: int | None, depth: int) -> Squash | None:
-    squash = _grid_squash(output, producers, value, is_constant, classes) or \
-        _selected_squash(output, producers, value, is_constant, depth)
+    squash = _grid_squash(output, producers, value, is_constant, classes, depth)
     return None if squash is None or squash.bottom == _NONE else squash  # constant classes only: no squash
 
 

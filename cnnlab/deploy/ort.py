@@ -204,15 +204,26 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
     dtype = input_dtype(session)
     batch = session.get_inputs()[0].shape[0]
     if not (isinstance(batch, int) and batch > 0) or batch == len(images):
-        return np.asarray(session.run([output_name], {input_name: images.astype(dtype, copy=False)})[0],
-                          dtype=np.float32)
+        return _float_scores(session.run([output_name], {input_name: images.astype(dtype, copy=False)})[0])
     outputs = []
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)])
-        outputs.append(np.asarray(session.run([output_name], {input_name: padded.astype(dtype, copy=False)})[0],
-                                  dtype=np.float32)[:len(chunk)])
+        outputs.append(_float_scores(session.run([output_name], {input_name: padded.astype(dtype, copy=False)})[0])
+                       [:len(chunk)])
     return np.concatenate(outputs)
+
+
+def _float_scores(output: Any) -> np.ndarray:
+    """A run's first output as float32; UnreadableOutput for integer or bool values (a QuantizeLinear or Cast ends
+    a graph that does not declare its output type: 0–255 read as scores would be wrong)."""
+    array = np.asarray(output)
+    if array.dtype.kind in "biu":
+        raise UnreadableOutput(f"its output holds {array.dtype} values, not float scores: read as probabilities or "
+                               "logits they would be wrong",
+                               fix="export the model with a float output (the logits, or a DequantizeLinear at the "
+                                   "end, as onnxruntime's quantizers write)")
+    return array.astype(np.float32, copy=False)
 
 
 _SUMS_TO_ONE = 2e-3  # how far a row of probabilities may sum from 1: float16 outputs round each value to ~5e-4
@@ -231,13 +242,14 @@ def sensed_output_kind(outputs: torch.Tensor, kind: str, source: Any = "the ONNX
     the same constant other than 1
     with no negative value — probabilities scaled (percent, a sum of softmaxes) by arithmetic the graph walk did not
     see — or when the graph said FROM_PROBABILITIES and the rows are not probability vectors."""
-    if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and outputs.numel() and \
-            not bool(((outputs >= -_OUTSIDE) & (outputs <= 1 + _OUTSIDE)).all()):
+    known = outputs[~torch.isnan(outputs)]  # NaN outputs are named by the broken-weights check, with its fix
+    if kind in (PROBABILITIES, SIGMOID_PROBABILITIES) and known.numel() and \
+            not bool(((known >= -_OUTSIDE) & (known <= 1 + _OUTSIDE)).all()):
         # the graph said probabilities, the numbers say otherwise: a misreading must not become a score
         ending = "a Softmax" if kind == PROBABILITIES else "a sigmoid"
         raise UnreadableOutput(
             f"{source}: its graph was read as ending in {ending}, but its outputs hold values outside [0, 1] "
-            f"({float(outputs.min()):.4g} to {float(outputs.max()):.4g}) — cnnlab cannot tell what they are",
+            f"({float(known.min()):.4g} to {float(known.max()):.4g}) — cnnlab cannot tell what they are",
             fix="export the model with the logits (or the Softmax / Sigmoid itself) as its output, without the "
                 "arithmetic after it")
     if kind not in (LOGITS, FROM_PROBABILITIES):

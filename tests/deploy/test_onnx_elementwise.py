@@ -73,6 +73,16 @@ SIGMOIDS = {
                                                                      "Div e d y"], {"k": 900.0, "one": 1.0}),
     "the Max of two sigmoid heads of different logits": (["Sigmoid x s1", "Sigmoid other s2", "Max s1 s2 y"], {}),
     "a sigmoid masked per class (a constant class)": (["Sigmoid x s", "Mul s mask y"], {"mask": [1.0, 0.0, 1.0]}),
+    # found by the tester of those (probe 43)
+    "TorchScript's nan_to_num: IsNaN and IsInf, Casts to bool, Wheres": (
+        ["Sigmoid x s", "IsNaN s n", "Cast n nb to=9", "Where nb zero s a", "IsInf a i", "Cast i ib to=9",
+         "Where ib zero a y"], {"zero": 0.0}),
+    "INT8 QOperator: QLinearConcat of QLinearSigmoids": (
+        ["QLinearSigmoid x sc zp sc zp s1 domain=com.microsoft",
+         "QLinearSigmoid other sc zp sc zp s2 domain=com.microsoft",
+         "QLinearConcat sc zp s1 sc zp s2 sc zp y axis=1 domain=com.microsoft"], {"sc": 1 / 255, "zp": 0.0}),
+    "two identical Reshape nodes of the logits": (["Reshape x shape a", "Reshape x shape b", "Exp a e", "Exp b f",
+                                                   "Add f one d", "Div e d y"], {"shape": [0, 4], "one": 1.0}),
     "a matrix constant: the Mul is where the function starts": (["Mul x m a", "Sigmoid a y"],
                                                                {"m": [[1.0, 1.0], [2.0, 2.0]]}),
 }
@@ -219,3 +229,13 @@ def test_a_chain_of_dequantized_constants_is_read_once_per_name(monkeypatch: pyt
     monkeypatch.setattr(onnx_check._OutputWalk, "_read_value", counted)
     assert onnx_check.output_kind(helper.make_model(graph)) == "logits"
     assert len(reads) == len(set(reads)) <= 3 * 21
+
+
+@pytest.mark.parametrize("after, unit, top", [("Mul c hundred y", False, 100.0), ("Mean c half y", False, 0.75),
+                                              ("Identity c y", True, 1.0)])
+def test_arithmetic_after_a_concat_of_sigmoids_is_read_as_after_one(after: str, unit: bool, top: float) -> None:
+    """torch.cat of sigmoids × 100 was softmaxed (100 % shown for 74.3 %), and the Mean of it with 0.5 (narrowed to
+    [0.25, 0.75]) accepted, where the same after one Sigmoid is refused (probe 43)."""
+    squash = _squash(["Sigmoid x s1", "Sigmoid other s2", "Concat s1 s2 c axis=1", after],
+                     {"hundred": 100.0, "half": 0.5})
+    assert squash is not None and squash.unit == unit and squash.top[1] == pytest.approx(top), squash

@@ -494,9 +494,11 @@ def test_quantize_refuses_an_fp16_file_naming_the_fp32_sources(lenet_onnx_once, 
     check_float_graph(lenet_onnx_once[1])  # the FP32 export passes
 
 
-def test_an_integer_output_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_integer_output_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path, declared: bool) -> None:
     """A Sigmoid then a QuantizeLinear as the output (uint8 0–255, a converted fully-quantized classifier) was read
-    as probabilities, each clamped to 1: every class at 100 %, exit 0 (probe 42)."""
+    as probabilities, each clamped to 1: every class at 100 %, exit 0 (probe 42); with no output type declared it
+    is refused from the values the run returns (probe 43)."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
@@ -509,11 +511,14 @@ def test_an_integer_output_is_refused_in_one_line(lenet_onnx_once, tmp_path: Pat
                                     numpy_helper.from_array(np.array(0, np.uint8), "zero")])
     proto.graph.node.extend([helper.make_node("Sigmoid", ["raw_logits"], ["s"]),
                              helper.make_node("QuantizeLinear", ["s", "scale", "zero"], [output])])
-    proto.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    if declared:
+        proto.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    else:
+        proto.graph.output[0].ClearField("type")
     quantized = tmp_path / "uint8.onnx"
     onnx.save(proto, str(quantized))
     with pytest.raises(CnnlabError, match="its output holds uint8 values") as refused:
-        open_model("onnx", quantized)
+        open_model("onnx", quantized).scores(_images(2))
     assert "\n" not in str(refused.value) and "DequantizeLinear at the end" in str(refused.value)
 
 
@@ -527,3 +532,51 @@ def test_probabilities_outside_zero_one_are_refused_not_clamped() -> None:
     assert sensed_output_kind(inside, SIGMOID_PROBABILITIES) == SIGMOID_PROBABILITIES
     with pytest.raises(CnnlabError, match=r"values outside \[0, 1\] \(-5.02 to 6.35\)"):
         sensed_output_kind(torch.tensor([[0.98, 6.35, -5.02, 0.05]]), SIGMOID_PROBABILITIES, "m.onnx")
+
+
+def test_a_bfloat16_output_is_refused_in_one_line(lenet_onnx_once, tmp_path: Path) -> None:
+    """onnxruntime cannot hand a bfloat16 output back to Python: a traceback ending "this is a bug in cnnlab"."""
+    import onnx
+    from onnx import helper
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    output = proto.graph.output[0].name
+    proto.graph.node[-1].output[0] = "raw_logits"
+    proto.graph.node.append(helper.make_node("Cast", ["raw_logits"], [output], to=onnx.TensorProto.BFLOAT16))
+    proto.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.BFLOAT16
+    bf16 = tmp_path / "bf16.onnx"
+    onnx.save(proto, str(bf16))
+    with pytest.raises(CnnlabError, match="its output is bfloat16.*a Cast to float at the end"):
+        open_model("onnx", bf16)
+
+
+def test_nan_probabilities_keep_the_broken_weights_message() -> None:
+    """The [0, 1] check must leave NaN to the check that names broken weights and an earlier checkpoint (probe 43)."""
+    from cnnlab.deploy.onnx_check import PROBABILITIES
+    from cnnlab.deploy.ort import sensed_output_kind
+
+    assert sensed_output_kind(torch.tensor([[float("nan")] * 4]), PROBABILITIES) == PROBABILITIES
+
+
+def test_torchscripts_nan_to_num_of_a_sigmoid_is_a_sigmoid(tmp_path: Path) -> None:
+    """torch.nan_to_num(torch.sigmoid(x)) as the TorchScript exporter writes it (IsNaN, IsInf, Less, Casts to bool,
+    And, Where): read as logits and softmaxed after the dynamo form was fixed (probe 43)."""
+    import warnings
+
+    from cnnlab.deploy.onnx_check import output_kind
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nan_to_num(torch.sigmoid(self.head(x)))
+
+    path = tmp_path / "nan_to_num.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Model().eval(), (torch.rand(2, 3, 2, 2),), str(path), dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["scores"])
+    assert output_kind(path) == "sigmoid-probabilities"
