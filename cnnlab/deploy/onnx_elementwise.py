@@ -5,12 +5,14 @@ A converter or a hand-written head can spell a sigmoid without a Sigmoid node �
 numerically stable `where(x >= 0, …, …)`, a probit `0.5 · (1 + erf(x / √2))` — and then its output holds one
 probability per class, not logits. Matching every spelling by its nodes would never end; instead `unit_squash`
 follows the graph's output back through elementwise nodes to the value they all start from, evaluates that
-function f on a grid of inputs, and reports when f maps the real line monotonically onto [0, c] — a squashing
-function (c = 1: probabilities, as a Sigmoid's; c ≠ 1: scaled probabilities, percent) — or is the log of one.
+function f on a grid of inputs, and reports when f maps the real line monotonically between two levels ≥ 0 — a
+squashing function: onto [0, 1] probabilities, as a Sigmoid's; onto [0, c ≠ 1] scaled ones (percent); onto a
+narrower range, label smoothing — or is the log of one. onnx_check decides which of those it reads.
 
 Where the walk cannot evaluate a node (an operator it does not know, a constant that is not a scalar or a vector
 over the classes, two computed inputs that start from different values, a broadcast that fails), that node is
-where f starts: the output is still f of that node's value.
+where f starts: the output is still f of that node's value. A Concat, Max or Where of squashes (torch.cat of
+per-group sigmoids) starts f too, with a squash's values, so that what follows it is read as after a Sigmoid.
 """
 
 from __future__ import annotations
