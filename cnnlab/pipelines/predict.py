@@ -27,6 +27,7 @@ from cnnlab.context import RunContext
 from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image, extension_reason
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
+from cnnlab.engine.metrics import top_k
 from cnnlab.engine.progress import make_progress
 from cnnlab.wording import counted
 from cnnlab.errors import CnnlabError
@@ -138,8 +139,9 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
                     unreadable[str(path)] = exc.reason + (f" ({exc.detail})" if exc.detail else "")
             if tensors:
                 probabilities = model.probabilities(torch.stack(tensors))
-                top = probabilities.topk(topk, dim=-1)
-                for name, values, indices in zip(names, top.values.tolist(), top.indices.tolist()):
+                ranked = top_k(probabilities, topk)  # ties in class order, as evaluate ranks them
+                shown = probabilities.gather(-1, ranked)
+                for name, values, indices in zip(names, shown.tolist(), ranked.tolist()):
                     predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values)))
             progress.advance(task, len(files[start:start + batch_size]))
     return predictions, unreadable
