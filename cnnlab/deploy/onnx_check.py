@@ -141,6 +141,14 @@ class UnreadableOutput(CnnlabError):
     percent): neither logits, probabilities nor log-probabilities, so no score read from it would be right."""
 
 
+def integer_output(dtype: str) -> UnreadableOutput:
+    """The refusal of an output of integer or bool `dtype` (declared in the graph, or seen in a run's values)."""
+    return UnreadableOutput(f"its output holds {dtype} values (a QuantizeLinear or a Cast ends the graph), not float "
+                            "scores: read as probabilities or logits they would be wrong",
+                            fix="export the model with a float output (the logits, or a DequantizeLinear at the end, "
+                                "as onnxruntime's quantizers write)")
+
+
 def output_kind(model: onnx.ModelProto | Path | str) -> str:
     """What the first output holds: PROBABILITIES when a Softmax over the classes makes it (possibly followed by
     a Cast, Identity, reshape, Transpose or Q/DQ pair), LOG_PROBABILITIES for a LogSoftmax or a Log of a Softmax,
@@ -161,11 +169,8 @@ def output_kind(model: onnx.ModelProto | Path | str) -> str:
         raise UnreadableOutput("its output is bfloat16, which onnxruntime cannot hand back to Python",
                                fix="export the model with a float32 (or float16) output: a Cast to float at the end")
     if element not in (TensorProto.UNDEFINED, *_FLOATS):
-        name = TensorProto.DataType.Name(element).lower() if element in TensorProto.DataType.values() else element
-        raise UnreadableOutput(f"its output holds {name} values (a QuantizeLinear or a Cast ends the graph), not "
-                               "float scores: read as probabilities or logits they would be wrong",
-                               fix="export the model with a float output (the logits, or a DequantizeLinear at the "
-                                   "end, as onnxruntime's quantizers write)")
+        raise integer_output(TensorProto.DataType.Name(element).lower() if element in TensorProto.DataType.values()
+                             else str(element))
     walk = _OutputWalk(_inlined(proto), _opset(proto))
     kind = walk.kind()
     return walk.written_out_sigmoid() if kind == LOGITS else kind

@@ -147,9 +147,13 @@ class _Evaluation:
     """f on the grid for one output name, `columns` of its classes at a time (every value a _Value)."""
 
     def __init__(self, producers: Mapping[str, Any], value: Callable[[str], Any], is_constant: Callable[[str], bool],
-                 classes: int | None, columns: slice, nesting: int = 0):
+                 classes: int | None, columns: slice, nesting: int = 0,
+                 selected: dict[str, _Value | None] | None = None):
         self.producers, self.value, self.is_constant = producers, value, is_constant
         self.classes, self.columns, self.nesting = classes, columns, nesting
+        # _selected's answers, shared by the evaluations of every slice of classes: a selector's value does not
+        # depend on the slice, and finding it evaluates each of its inputs over all their classes
+        self.selected = {} if selected is None else selected
         self.per_class = False  # a vector constant was met: every class has its own f
         self._cache: dict[tuple[str, tuple[str, ...]], _Value] = {}
 
@@ -190,6 +194,11 @@ class _Evaluation:
         return self._start(name, path) if result is None else result
 
     def _selected(self, name: str, node: Any) -> _Value | None:
+        if name not in self.selected:
+            self.selected[name] = self._select(name, node)
+        return self.selected[name]
+
+    def _select(self, name: str, node: Any) -> _Value | None:
         """A Concat / Max / Min / Mean / Where (or QLinearConcat) of inputs that are each a squash (or, where values
         pass as they are, a constant in [0, 1]) — torch.cat of per-group sigmoids, the Max of two sigmoid heads, a
         top-k mask: where f starts, with the value of a squash between their levels (σ of the grid), so that
@@ -417,9 +426,10 @@ def _grid_squash(output: str, producers: Mapping[str, Any], value: Callable[[str
                  is_constant: Callable[[str], bool], classes: int | None, nesting: int) -> Squash | None:
     """The Squash of `output` evaluated on the grid (`_COLUMNS` classes at a time), or None."""
     squash: Squash | None = None
-    start = 0
+    start, selected = 0, {}
     while True:
-        evaluation = _Evaluation(producers, value, is_constant, classes, slice(start, start + _COLUMNS), nesting)
+        evaluation = _Evaluation(producers, value, is_constant, classes, slice(start, start + _COLUMNS), nesting,
+                                 selected)
         try:
             result = evaluation.at(output)
         except (_TooLarge, RecursionError):

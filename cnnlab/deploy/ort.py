@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
 from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOGITS, PROBABILITIES,
-                                     SIGMOID_PROBABILITIES, UnreadableOutput, output_kind)
+                                     SIGMOID_PROBABILITIES, UnreadableOutput, integer_output, output_kind)
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
@@ -219,10 +219,7 @@ def _float_scores(output: Any) -> np.ndarray:
     a graph that does not declare its output type: 0–255 read as scores would be wrong)."""
     array = np.asarray(output)
     if array.dtype.kind in "biu":
-        raise UnreadableOutput(f"its output holds {array.dtype} values, not float scores: read as probabilities or "
-                               "logits they would be wrong",
-                               fix="export the model with a float output (the logits, or a DequantizeLinear at the "
-                                   "end, as onnxruntime's quantizers write)")
+        raise integer_output(str(array.dtype))
     return array.astype(np.float32, copy=False)
 
 
