@@ -7,8 +7,10 @@ Per seed, through the real command line (each step a separate `cnnlab` process, 
   2. linear probe: `cnnlab finetune model.weights=RUN finetune.mode=linear finetune.new_head=true` (frozen backbone,
      cached features, a fresh head for every backbone) on the labels of the same `--train-images`, for the
      self-supervised backbones, the supervised one and a random-init one (`model.weights=none`), each then scored
-     by `cnnlab evaluate split=test` on the official 10,000 test images. Prints the share of the gap between random
-     init and supervised that each self-supervised backbone closes (issue 17's goal for SimCLR: ≥ 60 %);
+     by `cnnlab evaluate split=test` on the official 10,000 test images. Each probe runs twice: on standardised
+     features (the product's default, finetune.standardize_features) and on raw ones (=false, the probe before
+     2026-12-03). Prints the share of the gap between random init and supervised that each self-supervised
+     backbone closes, for both probes (issue 17's goal for SimCLR: ≥ 60 %);
   3. label efficiency: `finetune.mode=full` on `dataset.label_fraction` = each `--fractions` entry (of all 54,000
      training labels), initialised from each `--methods` backbone vs from scratch (model.weights=none), same
      labels, same epochs; test accuracy (goal at 1 %: ≥ +5 points). Beside it, the cheap alternative on the same
@@ -185,14 +187,20 @@ def main() -> None:
                     curves[method].append(row["knn"][method])
                     print(f"    kNN per epoch: {' '.join(f'{a:.1f}' for a in row['knn'][method])} %", flush=True)
 
-            for name, run in backbones.items():  # linear probes: frozen backbone, a fresh head, same labels
+            # linear probes: frozen backbone, a fresh head, same labels; on standardised features (the product's
+            # default) and on raw ones (finetune.standardize_features=false, the probe before 2026-12-03)
+            row["probe_raw"] = {}
+            for name, run in backbones.items():
                 weights = ["model.weights=none", *model] if run is None else [f"model.weights={run['run_dir']}"]
-                probe = steps(f"seed {seed} probe {name}", "finetune", *weights, "finetune.mode=linear",
-                              "finetune.new_head=true", *common, *subset, f"trainer.epochs={probe_epochs}")
-                row["probe"][name] = test_acc(steps, f"seed {seed} probe {name}", probe, split)
+                for key, standardize, label in (("probe", "true", "probe"), ("probe_raw", "false", "raw probe")):
+                    probe = steps(f"seed {seed} {label} {name}", "finetune", *weights, "finetune.mode=linear",
+                                  "finetune.new_head=true", f"finetune.standardize_features={standardize}", *common,
+                                  *subset, f"trainer.epochs={probe_epochs}")
+                    row[key][name] = test_acc(steps, f"seed {seed} {label} {name}", probe, split)
             for method in args.methods:
-                row[f"gap_closed_{method}"] = gap_closed(row["probe"][method], row["probe"]["random"],
-                                                         row["probe"]["supervised"])
+                for key, suffix in (("probe", ""), ("probe_raw", "_raw")):
+                    row[f"gap_closed_{method}{suffix}"] = gap_closed(row[key][method], row[key]["random"],
+                                                                     row[key]["supervised"])
 
             gentle = ([] if args.backbone_lr_scale is None
                       else [f"finetune.backbone_lr_scale={args.backbone_lr_scale:g}"])
@@ -216,14 +224,16 @@ def main() -> None:
 
     walls = steps.walls
     print(f"\n{budget}; {len(rows)} seed(s); {split} accuracy (%), mean ± std over seeds")
-    print("linear probe (frozen backbone, fresh head, the same labelled images):")
-    for name in ["random", *args.methods, "supervised"]:
-        print(f"  {name:<10} {mean_std([r['probe'][name] for r in rows])}")
-    for method in args.methods:
-        closed = [r[f"gap_closed_{method}"] for r in rows if r[f"gap_closed_{method}"] is not None]
-        verdict = (f"{mean_std(closed)} % (goal ≥ 60 %)" if closed
-                   else "undefined: the supervised probe is not above random init")
-        print(f"  {method} closes of the random → supervised gap: {verdict}")
+    for key, features in (("probe", "standardised features"), ("probe_raw", "raw features")):
+        print(f"linear probe on {features} (frozen backbone, fresh head, the same labelled images):")
+        for name in ["random", *args.methods, "supervised"]:
+            print(f"  {name:<10} {mean_std([r[key][name] for r in rows])}")
+        suffix = "" if key == "probe" else "_raw"
+        for method in args.methods:
+            closed = [r[f"gap_closed_{method}{suffix}"] for r in rows if r[f"gap_closed_{method}{suffix}"] is not None]
+            verdict = (f"{mean_std(closed)} % (goal ≥ 60 %)" if closed
+                       else "undefined: the supervised probe is not above random init")
+            print(f"  {method} closes of the random → supervised gap: {verdict}")
     gentler = "" if args.backbone_lr_scale is None else f"; pretrained backbones at {args.backbone_lr_scale:g} x lr"
     print(f"label efficiency (finetune.mode=full, {finetune_epochs} epochs{gentler}; linear: "
           f"finetune.mode=linear, {probe_epochs} epochs), against finetune.mode=full from scratch:")

@@ -186,6 +186,7 @@ RULES: dict[str, Rule] = {
     "finetune.new_head": _TRISTATE,
     "finetune.augment": _TRISTATE,
     "finetune.cache_features": _TRISTATE,
+    "finetune.standardize_features": _TRISTATE,
     "prune.ratio": _FRACTION,
     "prune.round_to": _OPTIONAL_OFF,
     "prune.steps": _COUNT,

@@ -166,12 +166,22 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         model.load_state_dict(weights.state_dict)
     else:
         load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
-    same_classes = weights.classes is not None and list(weights.classes) == list(data.classes)
+    same_classes = _same_classes(weights, data)
     if new_head is False and not same_classes:
         raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
                           f"{len(data.classes)}: {class_difference(list(weights.classes or []), list(data.classes))}",
                           fix=f"give {role}.weights trained on this dataset"
                               + (", or use finetune.new_head=auto" if role == "model" else ""))
-    if new_head or not same_classes:
+    if not keeps_head(weights, data, new_head):
         replace_head(model, name, len(data.classes))
     return model
+
+
+def keeps_head(weights: InitialWeights, data: DataBundle, new_head: bool | None) -> bool:
+    """Whether `initial_model` keeps the weights' own classifier head: pretrained weights for the data's very classes
+    and no new_head=true (else the head is new, randomly initialised)."""
+    return weights.pretrained and _same_classes(weights, data) and not new_head
+
+
+def _same_classes(weights: InitialWeights, data: DataBundle) -> bool:
+    return weights.classes is not None and list(weights.classes) == list(data.classes)

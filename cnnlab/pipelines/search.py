@@ -74,11 +74,12 @@ RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "trainer.workers", "trai
 def check_same_search(run: RunInfo, cfg: DictConfig) -> None:
     """A resumed search continues its study under the settings it started with: CnnlabError naming every setting
     of `cfg` (the resumed config, this invocation's overrides applied) that differs from the resumed run's
-    saved config, outside RESUME_MAY_CHANGE."""
+    saved config, outside RESUME_MAY_CHANGE. A setting the saved config lacks (added to cnnlab since; resume filled
+    it with today's default and logged it) is not compared: the run said nothing about it."""
     saved = OmegaConf.load(run.path / SAVED_CONFIG)  # read by apply_resume already
     before, now = _leaves(saved), _leaves(cfg)
     changed = [f"{key}={setting_text(now.get(key))} (saved: {setting_text(before.get(key))})"
-               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+               for key in sorted(before) if before.get(key) != now.get(key)
                and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
     if changed:
         raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "

@@ -186,6 +186,10 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     old = OmegaConf.load(saved)
     assert isinstance(old, DictConfig)
+    given = {override.partition("=")[0].lstrip("+") for override in ctx.overrides}
+    added = [key for key in fill_missing(old, cfg) if key not in given]  # a given one is said with the overrides
+    if added:  # a run saved by an older cnnlab: settings added since take today's defaults
+        ctx.log.info("resume: %s saved no value for %s; using today's default", run.path, ", ".join(added))
     replaced = []
     for override in ctx.overrides:
         key, _, value = override.partition("=")
@@ -210,6 +214,35 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old, replaced
+
+
+# Keys that say which choice of a config group a section is (model.name, optim._target_): a section whose choice
+# differs between the saved run and today's composition is not filled from today's (its keys belong to another one).
+_CHOICE_KEYS = ("name", "_target_", "kind")
+# Sections the user writes as a collection (a search space's parameters): a key left out was left out on purpose.
+_COLLECTIONS = ("space",)
+
+
+def fill_missing(saved: DictConfig, current: DictConfig | dict, prefix: str = "") -> list[str]:
+    """Add to `saved` (in place) every key `current` has and it lacks — settings added to cnnlab after the run was
+    saved, which the code now reads — recursing into sections of the same choice. Values are copied unresolved
+    (an interpolation stays one). Returns the dotted keys added."""
+    plain = OmegaConf.to_container(current, resolve=False) if isinstance(current, DictConfig) else current
+    added = []
+    for key, value in plain.items():
+        name = f"{prefix}{key}"
+        if key not in saved:
+            with open_dict(saved):
+                saved[key] = value
+            added.append(name)
+            continue
+        mine = saved._get_node(key)
+        if name in _COLLECTIONS:
+            continue
+        if isinstance(mine, DictConfig) and isinstance(value, dict) and all(
+                _plain(mine.get(k)) == value.get(k) for k in _CHOICE_KEYS if k in mine and k in value):
+            added += fill_missing(mine, value, f"{name}.")
+    return added
 
 
 def setting_text(value: Any) -> str:

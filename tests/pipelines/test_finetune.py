@@ -42,7 +42,8 @@ def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
     assert cli("pretrain", *TINY).code == 0
     for cache in ("true", "false"):
         assert cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2", "trainer.amp=none",
-                   "dataset.num_classes=3", f"finetune.cache_features={cache}").code == 0
+                   "dataset.num_classes=3", f"finetune.cache_features={cache}",
+                   "finetune.standardize_features=false").code == 0
     cached, recomputed = (read_run(d) for d in run_dirs(outputs, "finetune"))
     assert cached["metrics"]["val_acc"] == pytest.approx(recomputed["metrics"]["val_acc"], abs=1e-6)
     assert cached["metrics"]["val_loss"] == pytest.approx(recomputed["metrics"]["val_loss"], rel=1e-4)
@@ -60,6 +61,68 @@ def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_b
     record = only_run(outputs, "finetune")
     _, loss, _ = saved_model_val_scores(run_dirs(outputs, "finetune")[0], record)
     assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
+
+
+def test_a_standardised_probe_is_folded_into_the_saved_head_and_differs_from_a_raw_one(cli, outputs: Path) -> None:
+    """The head trains on standardised cached features and is folded back: the saved model.pt, fed raw images,
+    scores what the run recorded, and its weights are not the raw-feature probe's."""
+    assert cli("pretrain", *TINY).code == 0
+    for standardize in ("auto", "false"):
+        result = cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2", "trainer.amp=none",
+                     f"finetune.standardize_features={standardize}")
+        assert result.code == 0, result.output
+    standardized, raw = run_dirs(outputs, "finetune")
+    record = read_run(standardized)
+    assert record["metrics"]["standardize_features"] is True
+    assert read_run(raw)["metrics"]["standardize_features"] is False
+    acc, loss, _ = saved_model_val_scores(standardized, record)
+    assert acc == pytest.approx(record["metrics"]["val_acc"], abs=1e-6)
+    assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
+    head = MODELS[record["model"]["name"]].head
+    assert not torch.allclose(checkpoint_state(standardized)[head + ".weight"], checkpoint_state(raw)[head + ".weight"])
+
+
+def test_a_kept_head_that_does_not_learn_comes_back_unchanged(cli, outputs: Path) -> None:
+    """A head kept from the weights (same classes, finetune.new_head=auto) was read as if it took standardised
+    features and folded again: at lr 1e-12 its largest weight went from 0.1 to 34, and each re-probe multiplied it
+    by ~316. It is now unfolded first, so a probe that learns nothing gives back the model it started from."""
+    assert cli("pretrain", *TINY).code == 0
+    start = checkpoint_state(run_dirs(outputs, "pretrain")[0])
+    result = cli("finetune", "model.weights=latest:pretrain", *TINY, "optim.lr=1e-12", "trainer.amp=none")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "finetune")
+    assert record["metrics"]["standardize_features"] is True
+    end = checkpoint_state(run_dirs(outputs, "finetune")[0])
+    head = MODELS["lenet5"].head
+    for key in (head + ".weight", head + ".bias"):
+        assert torch.allclose(end[key], start[key], atol=1e-5), key
+
+
+def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(cli, outputs: Path, tmp_path: Path) -> None:
+    """Features ~1e5 with a spread of ~0.02: the folded head's float32 arithmetic cancels (recorded 68.75 %, the
+    saved model scored 50 %). The run now scores the folded head on the raw features and records that."""
+    assert cli("pretrain", *TINY).code == 0
+    payload = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
+    payload["state_dict"]["classifier.2.bias"] += 1e5  # the features the head reads: ReLU(1e5 + small)
+    shifted = tmp_path / "shifted.pt"
+    torch.save(payload, shifted)
+    result = cli("finetune", f"model.weights={shifted}", *TINY, "finetune.new_head=true", "trainer.epochs=2",
+                 "trainer.amp=none")
+    assert result.code == 0, result.output
+    run_dir = run_dirs(outputs, "finetune")[0]
+    record = read_run(run_dir)
+    acc, loss, _ = saved_model_val_scores(run_dir, record)
+    assert acc == pytest.approx(record["metrics"]["val_acc"], abs=1e-6)
+    assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-4)
+
+
+def test_standardised_features_need_the_cache(cli) -> None:
+    result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true",
+                 "finetune.standardize_features=true")
+    assert result.code == 2 and "finetune.standardize_features=true cannot be used" in result.stderr
+    assert "not cached (train transforms are random" in result.stderr and "Traceback" not in result.stderr
+    full = cli("finetune", *TINY, "model.weights=none", "finetune.mode=full", "finetune.standardize_features=true")
+    assert full.code == 2 and "applies to a linear probe, not finetune.mode=full" in full.stderr
 
 
 def test_cache_refused_when_augmenting(cli) -> None:
@@ -161,7 +224,7 @@ def test_a_loss_jump_after_epoch_one_of_a_pretrained_backbone_is_a_warning_with_
     from cnnlab.pipelines.finetune import FinetuneSettings, backbone_overwritten
 
     settings = FinetuneSettings(mode=mode, unfreeze=1, backbone_lr_scale=scale, new_head=None, augment=True,
-                                cache_features=None)
+                                cache_features=None, standardize_features=None)
     history = [{"epoch": i, "train_loss": loss} for i, loss in enumerate(losses, 1)]
     message = backbone_overwritten(history, settings, pretrained=pretrained)
     assert (message is not None) == warned

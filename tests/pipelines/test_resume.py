@@ -263,3 +263,20 @@ def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Pat
     assert "drop resume=" in said and "Traceback" not in refused.stderr
     elsewhere = cli("pretrain", "resume=true", f"++dataset.root={as_it_was}")  # the fix that names the folder
     assert elsewhere.code == 0, elsewhere.output
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(cli, outputs: Path) -> None:
+    """A run saved by an older cnnlab lacks the settings added since (here finetune.standardize_features); resume
+    failed with Hydra's "Missing key standardize_features". Those keys now take today's defaults, and the log says
+    so."""
+    assert cli("pretrain", *TINY).code == 0
+    first = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.cache_features=false")
+    assert first.code == 0, first.output
+    run_dir = run_dirs(outputs, "finetune")[0]
+    saved = run_dir / ".hydra" / "config.yaml"
+    old = [line for line in saved.read_text().splitlines() if "standardize_features" not in line]
+    saved.write_text("\n".join(old) + "\n")
+    resumed = cli("finetune", f"resume={run_dir}", "trainer.epochs=2")
+    assert resumed.code == 0, resumed.output
+    assert "finetune.standardize_features" in resumed.output and "saved no value" in resumed.output, resumed.output
+    assert read_run(run_dirs(outputs, "finetune")[-1])["metrics"]["epochs"] == 2

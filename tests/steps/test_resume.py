@@ -55,3 +55,37 @@ def test_a_run_whose_recorded_checkpoint_was_never_written_resumes_from_its_poin
     assert resume_file(run, study) == run_dir / "study.db"
     (run_dir / "last.pt").write_bytes(b"")
     assert resume_file(run, study) == run_dir / "last.pt"  # the recorded one, once it exists
+
+
+def test_missing_settings_are_filled_only_within_the_same_choice_and_never_inside_a_search_space() -> None:
+    from cnnlab.steps.resume import fill_missing
+
+    saved = OmegaConf.create({"optim": {"_target_": "torch.optim.SGD", "lr": 0.1},
+                              "model": {"name": "lenet5"}, "trainer": {"epochs": 3},
+                              "space": {"kind": "mobilenet", "params": {"width": [0.5, 1.0]}}})
+    today = OmegaConf.create({"optim": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
+                              "model": {"name": "lenet5", "stem": None}, "trainer": {"epochs": 5, "new_knob": 20},
+                              "paths": {"outputs": "${oc.env:CNNLAB_OUTPUTS,outputs}"},
+                              "space": {"kind": "mobilenet", "params": {"width": [1.0], "depth": [1, 2]}}})
+    added = fill_missing(saved, today)
+    assert sorted(added) == ["model.stem", "paths", "trainer.new_knob"]
+    assert "betas" not in saved.optim and saved.trainer.epochs == 3  # another optimizer's key; a saved value kept
+    assert list(saved.space.params) == ["width"]  # a space's parameters are the user's: none added
+    assert OmegaConf.to_container(saved.paths)["outputs"] == "${oc.env:CNNLAB_OUTPUTS,outputs}"  # unresolved
+
+
+def test_a_search_resumed_with_a_setting_its_saved_config_lacks_is_not_refused_for_it(tmp_path: Path) -> None:
+    """A filled-in default was compared with the saved file's nothing ("trainer.precise_bn_batches=20 (saved:
+    null) would judge new trials differently"), with a fix (drop the override) the user could not follow."""
+    from cnnlab.pipelines.search import check_same_search
+    from cnnlab.steps.resume import fill_missing
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("trainer:\n  epochs: 1\nsearch:\n  proxy_epochs: 2\n")
+    cfg = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+    fill_missing(cfg, OmegaConf.create({"trainer": {"epochs": 1, "precise_bn_batches": 20},
+                                        "search": {"proxy_epochs": 2}}))
+    check_same_search(RunInfo(tmp_path, {}), cfg)  # no error: the run never saved precise_bn_batches
+    cfg.search.proxy_epochs = 3
+    with pytest.raises(CnnlabError, match=r"search.proxy_epochs=3 \(saved: 2\)"):
+        check_same_search(RunInfo(tmp_path, {}), cfg)  # a saved setting that changed is still refused
