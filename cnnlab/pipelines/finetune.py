@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets, check_dataset, resolve_input_spec
@@ -105,7 +106,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     model = runtime.prepare_model(model)
     started = time.perf_counter()
     cache_blockers = feature_cache_blockers(settings, data, runtime, recipe, resume=resume_from is not None)
-    cached = use_feature_cache(settings, cache_blockers, ctx)  # first: its own =true refusal comes before
+    cached = use_feature_cache(settings, cache_blockers, ctx)  # first: cache_features=true's refusal is the one
     standardize = use_standardized_features(settings, cache_blockers, ctx)
     if cached:
         # a self-supervised run's head was never trained: kept under new_head=auto, it is a new head all the same
@@ -239,15 +240,15 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
     return result
 
 
-def _train_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module, train: Any, val: Any,
-                classes: int) -> FitResult:
+def _train_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module, train: TensorDataset,
+                val: TensorDataset, classes: int) -> FitResult:
     # No last.pt: it would hold the head alone, and recomputing the cache is cheaper than resuming.
     return train_model(ctx, runtime, recipe, Trainable(head, head=head), make_loaders(recipe, runtime, train, val),
                        classification_objective(recipe, classes), Checkpointing(enabled=False))
 
 
-def rescore_folded_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module, val_features: Any,
-                        final: dict[str, Any]) -> None:
+def rescore_folded_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module,
+                        val_features: TensorDataset, final: dict[str, Any]) -> None:
     """Score the folded head on the raw val features and make `final` (the last epoch's metrics) say that: the saved
     model's figures. Folding is exact in real arithmetic; in float32 a feature far from zero relative to its spread
     (a mean 1e5 with std 0.02 took top-1 from 68.8 % to 50 %) cancels — a warning says when the top-1 moved (the
