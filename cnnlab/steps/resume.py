@@ -149,6 +149,9 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(_run_folder(str(spec), ctx.command))
+    if resume_file(run, point) is None and run.status == "completed":  # some complete runs keep none (cached probes)
+        raise CnnlabError(f"resume={spec}: that run is complete and kept no {point.file} to continue from",
+                          fix="start a new run without resume=, with the settings you want (e.g. more trainer.epochs)")
     if resume_file(run, point) is None:
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")

@@ -116,6 +116,20 @@ def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(cli,
     assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-4)
 
 
+def test_resuming_a_complete_cached_probe_says_it_is_complete_not_that_it_never_finished_an_epoch(
+        cli, outputs: Path) -> None:
+    """A cached linear probe keeps no last.pt (its head trains from the cache in seconds): resume= said "pick a run
+    that completed at least one epoch" of a run that completed all of them."""
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("finetune", "model.weights=latest:pretrain", *TINY).code == 0
+    probe = run_dirs(outputs, "finetune")[0]
+    result = cli("finetune", f"resume={probe}", "trainer.epochs=2")
+    assert result.code == 2 and "that run is complete and kept no last.pt" in result.stderr, result.output
+    assert "completed at least one epoch" not in result.stderr and "Traceback" not in result.stderr
+    assert "start a new run without resume=" in result.stderr
+    assert cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2").code == 0  # that fix, followed
+
+
 def test_standardised_features_need_the_cache(cli) -> None:
     result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true",
                  "finetune.standardize_features=true")
