@@ -20,9 +20,13 @@ class RunContext:
     is_main: bool = True               # rank 0 (or the only process): the one that writes files
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("cnnlab"))
 
+    def given_keys(self) -> set[str]:
+        """The dotted keys the user typed on the command line (`++trainer.epochs=3` → trainer.epochs)."""
+        return {override.split("=", 1)[0].lstrip("+~") for override in self.overrides}
+
     def explicitly_set(self, *keys: str) -> bool:
         """True when the user typed `key=...` for any of `keys` on the command line."""
-        return any(override.split("=", 1)[0].lstrip("+~") in keys for override in self.overrides)
+        return not self.given_keys().isdisjoint(keys)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name

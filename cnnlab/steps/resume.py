@@ -149,10 +149,11 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                               fix="pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(_run_folder(str(spec), ctx.command))
-    if resume_file(run, point) is None and run.status == "completed":  # some complete runs keep none (cached probes)
-        raise CnnlabError(f"resume={spec}: that run is complete and kept no {point.file} to continue from",
-                          fix="start a new run without resume=, with the settings you want (e.g. more trainer.epochs)")
     if resume_file(run, point) is None:
+        if run.status == "completed":  # some complete runs keep none (a linear probe on cached features)
+            raise CnnlabError(f"resume={spec}: that run is complete and kept no {point.file} to continue from",
+                              fix="start a new run without resume=, with the settings you want (e.g. more "
+                                  "trainer.epochs)")
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
     process = run.data.get("process") or {}
@@ -189,7 +190,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     old = OmegaConf.load(saved)
     assert isinstance(old, DictConfig)
-    given = {override.partition("=")[0].lstrip("+") for override in ctx.overrides}
+    given = ctx.given_keys()
     added = [key for key in fill_missing(old, cfg) if key not in given]  # a given one is said with the overrides
     if added:  # a run saved by an older cnnlab: settings added since take today's defaults
         ctx.log.info("resume: %s saved no value for %s; using today's default", run.path, ", ".join(added))
@@ -239,9 +240,9 @@ def fill_missing(saved: DictConfig, current: DictConfig | dict, prefix: str = ""
                 saved[key] = value
             added.append(name)
             continue
-        mine = saved._get_node(key)
         if name in _COLLECTIONS:
             continue
+        mine = saved._get_node(key)
         if isinstance(mine, DictConfig) and isinstance(value, dict) and all(
                 _plain(mine.get(k)) == value.get(k) for k in _CHOICE_KEYS if k in mine and k in value):
             added += fill_missing(mine, value, f"{name}.")
