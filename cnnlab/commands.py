@@ -61,7 +61,8 @@ COMMANDS: dict[str, CommandInfo] = {
         summary="Transfer learning: new head on a pretrained backbone (linear, partial or full).",
         description="Loads a backbone (model.weights=imagenet|none|PATH|RUN|latest|latest:pretrain), replaces the "
                     "classifier head for the dataset's classes and trains it: finetune.mode=linear (frozen "
-                    "backbone, head only; backbone features are computed once and cached), partial (the last "
+                    "backbone, head only; backbone features are computed once, cached and standardised: "
+                    "finetune.standardize_features), partial (the last "
                     "finetune.unfreeze stages) or full; in partial and full a pretrained backbone trains at "
                     "finetune.backbone_lr_scale x optim.lr (auto: 0.1, so the new head does not overwrite it).",
         pipeline="cnnlab.pipelines.finetune",
