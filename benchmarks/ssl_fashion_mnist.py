@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="pretraining batch (SimCLR's negatives: 2B − 2)")
     parser.add_argument("--probe-epochs", type=int, default=20, help="linear probe (on cached features: cheap)")
     parser.add_argument("--finetune-epochs", type=int, default=15, help="label-efficiency fine-tunes")
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1],
-                        help="label fractions of the label-efficiency study")
+    parser.add_argument("--fractions", type=float, nargs="*", default=[0.01, 0.1],
+                        help="label fractions of the label-efficiency study (none: skip it)")
     parser.add_argument("--methods", nargs="+", default=["simclr", "simsiam"], choices=("simclr", "simsiam"),
                         help="self-supervised methods; each is also fine-tuned (and linear-probed) for label efficiency")
     parser.add_argument("--knn-bank", type=int, default=5000, help="method.knn.bank_size: bounds the per-epoch kNN")

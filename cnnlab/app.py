@@ -259,10 +259,8 @@ def _raised_in_a_job(exc: BaseException) -> bool:
 
 def check_config_files(hydra_cfg: Any) -> None:
     """Raise list_file_error() for this job's composition: a file that is not a mapping, which Hydra merged silently."""
-    folders = [Path(s.path) for s in hydra_cfg.runtime.config_sources
-               if s.schema == "file" and s.provider != "main"]  # --config-dir, hydra.searchpath
-    error = list_file_error([*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task], folders,
-                            hydra_cfg.job.config_name)
+    error = list_file_error([*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task],
+                            conftree.user_config_dirs(hydra_cfg), hydra_cfg.job.config_name)
     if error is not None:
         raise error
 

@@ -7,7 +7,7 @@ fast; Hydra itself composes the real config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import yaml
 
@@ -26,6 +26,12 @@ def group_dirs(extra_dirs: Iterable[Path] = ()) -> dict[str, list[Path]]:
             if sub.name not in _INTERNAL_GROUPS:
                 found.setdefault(sub.name, []).append(sub)
     return found
+
+
+def user_config_dirs(hydra_cfg: Any) -> list[Path]:
+    """A running job's config folders besides the packaged one (--config-dir, hydra.searchpath): the file
+    entries of Hydra's `hydra.runtime.config_sources` that are not the main (packaged) config."""
+    return [Path(str(s.path)) for s in hydra_cfg.runtime.config_sources if s.schema == "file" and s.provider != "main"]
 
 
 def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:

@@ -393,6 +393,15 @@ START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "pr
                   "quantize": "source", "export": "source", "bench": "source"}
 
 
+# values of resume= that resume nothing: the same run as leaving resume out (the default, null)
+NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
+
+
+def resumes_nothing(spec: Any) -> bool:
+    """resume=false / null / none / no / off / 0: a fresh run, exactly as without resume=."""
+    return spec is None or spec is False or str(spec).strip().lower() in NO_RESUME
+
+
 def check_resume(spec: Any, command: str, outputs: Path | None = None) -> None:
     """`resume=` must name a run of the same command: resume continues that run with its own config. A run of
     another command (a folder, or `latest:CMD`: the newest CMD run in `outputs`) is refused with what does work:
@@ -404,24 +413,45 @@ def check_resume(spec: Any, command: str, outputs: Path | None = None) -> None:
     if text.lower().startswith("latest:"):
         other = text.split(":", 1)[1]
         if other == command:
-            return  # the same as resume=true
+            _refuse_unless_resumable(spec, command)  # the same as resume=true
+            return
         newest = [r for r in iter_runs(outputs) if r.command == other] if outputs is not None else []
         if not newest:
+            _refuse_unless_resumable(spec, command)  # its fix would name a resume=true that cannot work
             raise CnnlabError(f"resume={text}: `cnnlab {command} resume=` continues an interrupted {command} run, "
                               f"and there is no {other} run here either",
                               fix=f"pass resume=true for the latest interrupted `cnnlab {command}` run, or start a new "
                                   "run without resume=")
         _refuse_another_commands_run(newest[-1], text, command)
     folder = Path(text).expanduser()
-    if not text or not (folder / RUN_FILE).is_file():
-        return  # true/false, or not a run folder: resolving resume= says so with its own message
-    run = load_run(folder)
-    if run.command != command:
-        _refuse_another_commands_run(run, text, command)
+    if text and (folder / RUN_FILE).is_file():
+        run = load_run(folder)
+        if run.command != command:  # its own fix (start from that run's model) beats "does not resume"
+            _refuse_another_commands_run(run, text, command)
+    # otherwise true, or not a run folder: a resumable command's resolving of resume= says so with its own message
+    _refuse_unless_resumable(spec, command)
+
+
+def _refuse_unless_resumable(spec: Any, command: str) -> None:
+    """CnnlabError for `resume=` (anything but unset or false) given to a command that keeps no checkpoint to
+    continue from (prune, quantize, export, ...): it used to be ignored, so `resume=` silently started over."""
+    from cnnlab.commands import COMMANDS  # the table of commands, no torch
+
+    info = COMMANDS.get(command)
+    if resumes_nothing(spec) or info is None or info.resumable:
+        return
+    given = str(spec).lower() if isinstance(spec, bool) else spec
+    again = f"run `cnnlab {command}` again without resume="
+    if info.rerun_note:  # the pipeline: running it again is what continues it (its stages resume themselves)
+        raise CnnlabError(f"resume={given}: `cnnlab {command}` takes no resume= — running it again is what "
+                          "continues it", fix=f"{again}: {info.rerun_note}")
+    raise CnnlabError(f"resume={given}: `cnnlab {command}` does not resume — it keeps no checkpoint of an "
+                      "unfinished run to continue from", fix=f"{again} (it starts over)")
 
 
 def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
     """CnnlabError for `resume=` given `run` (a runs.RunInfo) of another command, with the fix that works for it."""
+    from cnnlab.commands import COMMANDS
     from cnnlab.runs import RESUMABLE_STATUSES
 
     folder = run.path
@@ -435,8 +465,9 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
         instead = (f"{command} starts from random weights; to train further from that run use "
                    f"`cnnlab finetune model.weights={folder}`")
     named = "" if spec == str(folder) else f" ({folder})"
-    raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but `cnnlab {command} "
-                      f"resume=` continues an interrupted {command} run", fix=instead)
+    takes = (f"`cnnlab {command} resume=` continues an interrupted {command} run" if COMMANDS[command].resumable
+             else f"`cnnlab {command}` does not resume")
+    raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but {takes}", fix=instead)
 
 
 def check_config(config: Mapping[str, Any], command: str) -> None:

@@ -115,9 +115,29 @@ def test_resume_takes_a_run_of_the_same_command(tmp_path: Path, command: str, ru
     with pytest.raises(CnnlabError, match=f"is a `cnnlab {run_of}` run") as info:
         check_resume(str(run_dir), command)
     assert fix + str(run_dir) in (info.value.fix or "")
+    if command == "prune":
+        assert "but `cnnlab prune` does not resume" in str(info.value)
+        return  # prune does not resume at all: the test below
     check_resume(str(_run(tmp_path / "same", command)), command)  # its own command: fine
     for spec in (None, True, "true", "latest", str(tmp_path / "nothing-here")):
         check_resume(spec, command)  # resolved (and refused) later with their own messages
+
+
+@pytest.mark.parametrize("command", ["prune", "quantize", "export", "bench", "evaluate", "predict", "pipeline"])
+def test_resume_is_refused_by_a_command_that_does_not_resume(tmp_path: Path, command: str) -> None:
+    """`cnnlab prune resume=RUN` and `cnnlab quantize quantize.mode=qat resume=RUN` were ignored: the run silently
+    started over. A command that keeps no checkpoint refuses resume= and says to run it again without it."""
+    own = _run(tmp_path, command, "interrupted")
+    for spec in (True, "true", "latest", f"latest:{command}", str(own), str(tmp_path / "nothing-here")):
+        with pytest.raises(CnnlabError, match=f"`cnnlab {command}` (does not resume|takes no resume=)") as info:
+            check_resume(spec, command, tmp_path)
+        assert f"run `cnnlab {command}` again without resume=" in (info.value.fix or "")
+    with pytest.raises(CnnlabError, match=f"`cnnlab {command}` (does not resume|takes no resume=)"):
+        check_resume("latest:distill", command, tmp_path)  # no distill run here: not "pass resume=true"
+    for spec in (None, False, "false", "null", "none", "off", 0):
+        check_resume(spec, command, tmp_path)  # resumes nothing: the same as leaving resume= out
+    if command == "pipeline":  # a re-run of the pipeline is what resumes its interrupted stage
+        assert "an interrupted training stage resumes" in (info.value.fix or "")
 
 
 @pytest.mark.parametrize("status, artifact, fix", [

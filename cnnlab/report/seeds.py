@@ -33,6 +33,7 @@ from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
 from cnnlab.report.rows import Row
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.runs import SAVED_CONFIG, RunInfo
+from cnnlab.settings import resumes_nothing
 
 IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
 # settings that name a run (or a file): compared through the run.json source, not as text
@@ -42,8 +43,6 @@ RUN = "<run>"
 # run.json model fields that describe the file or where the weights came from, not the network: everything else
 # recorded there (name, arch, params, flops, image_size, num_classes, precision, quantization, ...) defines it
 NOT_THE_NETWORK = ("weights", "file_bytes", "onnx_bytes", "pt_bytes", "onnx_origin")
-# values of resume= that resume nothing: the same run as leaving resume out
-NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
 HYDRA_RECORD = Path(".hydra") / "hydra.yaml"  # Hydra's own record of the run: hydra.runtime.cwd, where it started
 MODEL_FILES = (".pt", ".pth", ".onnx")
 # recorded split sizes that tell two copies of "the same" data apart (a folder that gained images, a partial set)
@@ -114,11 +113,6 @@ def _names_a_run(value: Any) -> bool:
                                   or text.endswith((".pt", ".pth", ".onnx")))
 
 
-def _resumes_nothing(value: Any) -> bool:
-    """resume=false / null / none / no / 0: a fresh run, exactly as without resume= (the default, null)."""
-    return value is None or value is False or str(value).strip().lower() in NO_RESUME
-
-
 def network_key(row: Row) -> str:
     """What defines the network a run produced, from run.json's model section (name, arch string, parameters,
     FLOPs, input size, classes, precision, ...): runs of one recipe that produced different networks (a search that
@@ -135,7 +129,7 @@ def _comparable_config(config: dict[str, Any]) -> str:
     config = copy.deepcopy(config)
     for key in IGNORED:
         config.pop(key, None)
-    if _resumes_nothing(config.get("resume")):
+    if resumes_nothing(config.get("resume")):
         config["resume"] = None
     for dotted in REFERENCES:
         *parents, leaf = dotted.split(".")
@@ -172,7 +166,7 @@ def _comparable_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key in IGNORED or key.split(".")[0] in ("paths", "hydra") or (key == "resume" and _resumes_nothing(value)):
+        if key in IGNORED or key.split(".")[0] in ("paths", "hydra") or (key == "resume" and resumes_nothing(value)):
             continue
         kept.append(f"{key}={RUN}" if key in REFERENCES and _names_a_run(value) else f"{key}={value}")
     return tuple(sorted(kept))

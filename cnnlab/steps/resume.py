@@ -10,9 +10,11 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
+from cnnlab.settings import resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
                          process_alive)
@@ -130,7 +132,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
     its process gone) run of this command that holds a checkpoint (`point`: what the errors name); a folder →
     that run, unless it still runs."""
     spec = cfg.get("resume")
-    if spec in (None, False) or str(spec).lower() in ("none", "null", "false", "no"):
+    if resumes_nothing(spec):
         return None
     if spec is True or str(spec).lower() in ("true", "yes", "latest", f"latest:{ctx.command}"):
         # A run that a later run already continued is done with: resuming it again would repeat that work
@@ -191,7 +193,11 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     old = OmegaConf.load(saved)
     assert isinstance(old, DictConfig)
     given = ctx.given_keys()
-    added = [key for key in fill_missing(old, cfg) if key not in given]  # a given one is said with the overrides
+    filled = fill_missing(old, cfg)
+    chosen = defaults_of_saved_choices(old, ctx)
+    if chosen is not None:  # the sections it chose otherwise (sched=step where today's default is cosine)
+        filled += fill_missing(old, chosen)
+    added = [key for key in filled if key not in given]  # a given one is said with the overrides
     if added:  # a run saved by an older cnnlab: settings added since take today's defaults
         ctx.log.info("resume: %s saved no value for %s; using today's default", run.path, ", ".join(added))
     replaced = []
@@ -247,6 +253,39 @@ def fill_missing(saved: DictConfig, current: DictConfig | dict, prefix: str = ""
                 _plain(mine.get(k)) == value.get(k) for k in _CHOICE_KEYS if k in mine and k in value):
             added += fill_missing(mine, value, f"{name}.")
     return added
+
+
+def defaults_of_saved_choices(saved: DictConfig, ctx: RunContext) -> DictConfig | None:
+    """Today's configuration composed by Hydra with the group choices `saved` made where this invocation composed
+    others (a run saved with sched=step, resumed by `resume=RUN`, which composes today's default sched=cosine): the
+    defaults fill_missing takes for those sections. Without it, step's settings added since were left out and the
+    code's own defaults applied (step_epochs: 1 where step.yaml says 3). None when every choice is the same, or
+    outside a Hydra run. A saved section's choice is its `name` (model.name, sched.name, method.name), when the
+    group has an option of that name."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    groups, folders = [], conftree.user_config_dirs(hydra_cfg)
+    for group, option in hydra_cfg.runtime.choices.items():
+        section = saved.get(group) if "/" not in group and group in saved else None
+        name = section.get("name") if isinstance(section, DictConfig) else None
+        if isinstance(name, str) and name != option and name in conftree.choices(group, folders):
+            groups.append(f"{group}={name}")
+    if not groups:
+        return None
+    mine = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~") not in
+            {g.partition("=")[0] for g in groups}]
+    try:
+        return compose(config_name=hydra_cfg.job.config_name, overrides=[*mine, *groups])
+    except (HydraException, OmegaConfBaseException) as exc:  # e.g. an option file gone from a --config-dir
+        ctx.log.warning("resume: today's defaults for %s could not be composed (%s); settings those sections saved "
+                        "no value for take the code's defaults", ", ".join(groups), exc)
+        return None
 
 
 def setting_text(value: Any) -> str:

@@ -280,3 +280,22 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(cli, outp
     assert resumed.code == 0, resumed.output
     assert "finetune.standardize_features" in resumed.output and "saved no value" in resumed.output, resumed.output
     assert read_run(run_dirs(outputs, "finetune")[-1])["metrics"]["epochs"] == 2
+
+
+def test_a_section_saved_with_another_choice_is_filled_from_that_choice(cli, outputs: Path) -> None:
+    """A run saved with sched=step by an older cnnlab (here: without sched.step_epochs) was filled only from today's
+    default composition (sched=cosine, which has no step_epochs): the key stayed missing and the code's own default
+    (1) applied where step.yaml says 3. Now the sections it chose otherwise are filled from Hydra's composition of
+    those choices."""
+    first = cli("finetune", *TINY, "sched=step", "finetune.cache_features=false")
+    assert first.code == 0, first.output
+    run_dir = run_dirs(outputs, "finetune")[0]
+    saved = run_dir / ".hydra" / "config.yaml"
+    saved.write_text("\n".join(line for line in saved.read_text().splitlines() if "step_epochs" not in line) + "\n")
+    resumed = cli("finetune", f"resume={run_dir}", "trainer.epochs=2")
+    assert resumed.code == 0, resumed.output
+    assert "sched.step_epochs" in resumed.output and "saved no value" in resumed.output, resumed.output
+    import yaml
+
+    again = yaml.safe_load((run_dirs(outputs, "finetune")[-1] / ".hydra" / "config.yaml").read_text())
+    assert again["sched"]["name"] == "step" and again["sched"]["step_epochs"] == 3, again["sched"]
