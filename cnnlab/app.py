@@ -42,7 +42,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
-from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord
+from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord, no_checkpoint_reason
 from cnnlab.settings import START_FROM_RUN, check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
@@ -328,6 +328,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             if (interrupted := interruption_behind(exc)) is not None:  # Ctrl-C, or an error while unwinding one
                 _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
                 interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
+                interrupted.no_checkpoint = no_checkpoint_reason(record.data)
                 if interrupted is exc:
                     raise
                 raise interrupted from exc

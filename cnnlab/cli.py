@@ -314,7 +314,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
         else:
             hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
-                                  multirun=multirun)
+                                  no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun)
             print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:

@@ -256,7 +256,7 @@ HYDRA_FLAGS_HELP = (
 
 
 def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
-                   multirun: bool = False) -> str:
+                   no_checkpoint: str | None = None, multirun: bool = False) -> str:
     """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
     works: for a sweep (`multirun`), the same sweep again (it skips the completed jobs and continues the
     interrupted one); `resume=true` only for a resumable command whose run already wrote its checkpoint
@@ -272,6 +272,7 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     again = shlex.join(["cnnlab", command, *args])
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
-    why = "no epoch had completed, so there is no checkpoint to resume" if info.resumable \
-        else f"`cnnlab {command}` does not resume"
+    why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
+           else "no epoch had completed, so there is no checkpoint to resume" if info.resumable
+           else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`"

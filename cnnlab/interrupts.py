@@ -28,6 +28,7 @@ class Interrupted(KeyboardInterrupt):
         self.how = how
         self.exit_code = exit_code
         self.checkpoint_kept = False
+        self.no_checkpoint: str | None = None  # why the run keeps none by design (run.json `no_checkpoint`)
 
 
 # (how, exit code) of the signal received inside `signals_as_interrupt`, until the block ends

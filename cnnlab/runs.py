@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Generic, Iterable, Iterator, Mapping, TypeVar
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json, write_json
@@ -37,6 +37,14 @@ PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"  # set by `cnnlab pipeline` for its sta
 FINISHED = ("completed",)
 DEAD = "dead"                  # never written: read for a `running` run whose process is gone
 RESUMABLE_STATUSES = ("interrupted", "failed", DEAD)  # what `resume=true` continues
+NO_CHECKPOINT = "no_checkpoint"  # run.json: why a run of a resumable command keeps no last.pt by design
+
+
+def no_checkpoint_reason(data: Mapping[str, Any]) -> str | None:
+    """Why the run (run.json's `data`) keeps no last.pt by design — a linear probe on cached features — or None;
+    a record is untrusted input: anything but a short text is None."""
+    reason = data.get(NO_CHECKPOINT)
+    return reason if isinstance(reason, str) and 0 < len(reason) <= 200 else None
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:

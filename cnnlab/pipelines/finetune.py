@@ -30,6 +30,7 @@ from cnnlab.steps.training import Checkpointing, Trainable, classification_objec
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.resume import apply_resume
+from cnnlab.runs import NO_CHECKPOINT
 from cnnlab.weights import check_weights_arch, initial_model, keeps_head, resolve_weights
 
 
@@ -224,6 +225,9 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
                                     for split, images in (("train", data.train), ("val", data.val)))
     ctx.log.info("cached %d-dim features for %d train / %d val images%s", train_features.tensors[0].shape[1],
                  len(train_features), len(val_features), ", standardised per feature" if probe.standardize else "")
+    if ctx.is_main:  # what an interrupt and resume= say of this run: there is nothing to continue, by design
+        ctx.record.update(**{NO_CHECKPOINT: "a linear probe on cached features: computing them again is quicker "
+                                            "than resuming"})
     head = model.get_submodule(head_path)
     if not probe.standardize:
         return _train_head(ctx, runtime, recipe, head, train_features, val_features, len(data.classes))

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import ratio_text
+from cnnlab.wording import counted, ratio_text
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup
@@ -129,13 +129,24 @@ def _group_run(group: SeedGroup, base: Path) -> str:
 def seeds_cell(group: SeedGroup) -> str:
     """n seeds: "3", "2 of 3" (one did not complete), "4 runs, 3 seeds" (a seed run twice)."""
     text = str(group.seeds) if not group.missing else f"{group.seeds} of {group.seeds + len(group.missing)}"
-    return text if group.n == group.seeds else f"{group.n} runs, {text} seeds"
+    return text if group.n == group.seeds else f"{group.n} runs, {text} seed{'' if text == '1' else 's'}"
+
+
+def _shown_speedups(group: SeedGroup) -> list[float | None]:
+    """Each seed's shown speed-up (the geometric mean of that seed's runs': a seed run twice counts once), in the
+    order of group.per_seed; None for a seed none of whose runs has one."""
+    by_seed: dict[Any, list[float]] = {}
+    for lineage, row in group.members:
+        ratios = by_seed.setdefault(lineage, [])
+        if row.speedup is not None and row.speedup.shown is not None:
+            ratios.append(row.speedup.shown)
+    return [ratio_mean(ratios) if ratios else None for ratios in by_seed.values()]
 
 
 def group_speedup(group: SeedGroup) -> float | None:
-    """The group's speed-up: the geometric mean of its runs' shown ratios (ratios: 2× and 0.5× make 1×); None when
-    no run has one shown."""
-    shown = [row.speedup.shown for row in group.rows if row.speedup is not None and row.speedup.shown is not None]
+    """The group's speed-up: the geometric mean over its seeds of their shown ratios (ratios: 2× and 0.5× make 1×);
+    None when no run has one shown."""
+    shown = [ratio for ratio in _shown_speedups(group) if ratio is not None]
     return ratio_mean(shown) if shown else None
 
 
@@ -153,16 +164,19 @@ def group_speedup_cell(group: SeedGroup) -> str:
     text = ratio_text(mean)
     if len({(s.status, s.versus) for s in shown}) == 1:  # one kind of ratio: say which
         text += _qualifier(shown[0].status, shown[0].versus)
-    return f"{text} ({_coverage(group, len(shown))})"
+    return f"{text} ({_coverage(group)})"
 
 
-def _coverage(group: SeedGroup, shown: int) -> str:
-    """Over how many of the group's runs a speed-up is, and why the others have none ("1 unstable")."""
-    unit = "seeds" if group.n == group.seeds else "runs"  # a seed run twice: count runs
-    if shown == group.n:
-        return f"geometric mean of {group.n} {unit}"
-    head = f"geometric mean of {shown} of {group.n} {unit}" if shown > 1 else f"1 of {group.n} {unit}"
-    why = Counter(_why_no_speedup(row) for row in group.rows if row.speedup is None or row.speedup.shown is None)
+def _coverage(group: SeedGroup) -> str:
+    """Over how many of the group's seeds a speed-up is, and why the others have none ("1 unstable": the reason of
+    that seed's newest run)."""
+    seeds = _shown_speedups(group)
+    shown, total = sum(ratio is not None for ratio in seeds), group.seeds
+    if shown == total:
+        return f"geometric mean of {counted(total, 'seed')}"
+    head = f"geometric mean of {shown} of {total} seeds" if shown > 1 else f"1 of {total} seeds"
+    newest = {lineage: row for lineage, row in group.members}  # members: by seed, then by start
+    why = Counter(_why_no_speedup(newest[lineage]) for lineage, ratio in zip(newest, seeds) if ratio is None)
     return head + "; " + ", ".join(f"{count} {reason}" for reason, count in why.items())
 
 
@@ -185,12 +199,12 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
     if group.n > 1:
         params, flops = _mean_count([r.params for r in group.rows]), _mean_count([r.flops for r in group.rows])
         values.update({
-            "run": _group_run(group, base), "val top-1": spread_cell(group.val, group.n),
-            TEST_COLUMN: spread_cell(group.test, group.n),
+            "run": _group_run(group, base), "val top-1": spread_cell(group.val, group.seeds),
+            TEST_COLUMN: spread_cell(group.test, group.seeds),
             "params": "—" if params is None else f"{params / 1e6:.2f} M",
             "FLOPs": "—" if flops is None else human_flops(round(flops)),
             "size": "—" if group.file_bytes is None else f"{human_bytes(group.file_bytes)} {group.first.file_kind}",
-            "p50 ms": spread_cell(group.latency, group.n, percent=False), "speed-up": group_speedup_cell(group)})
+            "p50 ms": spread_cell(group.latency, group.seeds, percent=False), "speed-up": group_speedup_cell(group)})
     return [values.get(column, "") for column in shown]
 
 

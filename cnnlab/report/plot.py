@@ -10,6 +10,7 @@ from cnnlab.fileio import atomic_path
 from cnnlab.report.formats import human_bytes
 from cnnlab.report.pareto import front
 from cnnlab.report.seeds import SeedGroup
+from cnnlab.wording import counted
 
 
 def plot(groups: Sequence[SeedGroup], path: Path, title: str) -> Path | None:
@@ -49,7 +50,7 @@ def figure(groups: Sequence[SeedGroup], title: str) -> Any:
                     yerr=[100 * (g.val.std or 0.0) for _, _, g in seeded],
                     fmt="none", ecolor="black", elinewidth=0.9, capsize=3, label="± std over seeds")
     for x, y, group in zip(xs, ys, timed):
-        seeds = f" ({group.seeds} seeds)" if group.n > 1 else ""
+        seeds = f" ({counted(group.seeds, 'seed')})" if group.n > 1 else ""
         size = "" if group.file_bytes is None else f"\n{human_bytes(group.file_bytes)}"
         ax.annotate(f"{group.label}{seeds}{size}", (x, y), textcoords="offset points", xytext=(8, 6), fontsize=8)
     best = front(timed)

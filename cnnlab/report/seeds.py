@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable, Sequence
@@ -156,8 +157,8 @@ def _with_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
         node: Any = config
         for part in parents:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node[leaf] = value
+        if isinstance(node, dict) and not (isinstance(node.get(leaf), dict) and not isinstance(value, dict)):
+            node[leaf] = value  # not a group choice (model=lenet5: the section it composed is already there)
     return config
 
 
@@ -170,6 +171,23 @@ def _comparable_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
             continue
         kept.append(f"{key}={RUN}" if key in REFERENCES and _names_a_run(value) else f"{key}={value}")
     return tuple(sorted(kept))
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """A run that continued another (`resume=`), and the overrides it was given besides resume=."""
+
+    run: RunInfo
+    overrides: list[str]
+
+    @property
+    def took_over(self) -> int | str:
+        """Where it took over: the epochs the continued training had done (run.json `resumed_after_epoch`), else
+        (a run recorded before it was kept, or an untrusted value) its own folder: a course that cannot be told is
+        equal to no other."""
+        epoch = self.run.data.get("resumed_after_epoch")
+        valid = isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0
+        return epoch if valid else str(self.run.path.resolve())
 
 
 class SeedKeys:
@@ -239,15 +257,16 @@ class SeedKeys:
             return None
         return run.command, settings, self._source_key(run)
 
-    def _origin(self, run: RunInfo) -> tuple[RunInfo, list[str]] | None:
-        """The run a resumed run continued (followed to the first), with the overrides given on resuming, oldest
-        first; (run, []) for a run that was not resumed; None when a run on the way cannot be read."""
+    def _origin(self, run: RunInfo) -> tuple[RunInfo, list[Resumption]] | None:
+        """The run a resumed run continued (followed to the first), with each resumption after it, oldest first;
+        (run, []) for a run that was not resumed; None when a run on the way cannot be read."""
         origin, resumed, seen = run, [], set()
         while origin.data.get("resumed_from") and origin.path.resolve() not in seen:
             # a resumed run's own saved config holds the resume= invocation, not the settings it trained with
             seen.add(origin.path.resolve())
-            resumed[:0] = [o for o in origin.data.get("overrides") or []
-                           if o.partition("=")[0].lstrip("+~") not in ("resume", "command")]
+            given = [o for o in origin.data.get("overrides") or []
+                     if o.partition("=")[0].lstrip("+~") not in ("resume", "command")]
+            resumed[:0] = [Resumption(origin, given)]
             try:
                 origin = RunInfo.read(Path(str(origin.data["resumed_from"])))
             except (FileNotFoundError, OSError):
@@ -264,13 +283,22 @@ class SeedKeys:
         found = self._origin(run)
         if found is None:
             return None
-        origin, resumed = found
+        origin, resumptions = found
         config = self.config(origin)
         if config is not None:
-            config = self._resolved_root(_with_overrides(config, resumed), origin, run)
-            return None if config is None else ("config", _comparable_config(config))
-        overrides = origin.data.get("overrides") or []
-        return ("overrides", _comparable_overrides([*overrides, *resumed])) if overrides else None
+            # A resume that changed a setting (trainer.epochs=6 after 4, optim.lr after a NaN stop) trained another
+            # course than a fresh run of the final settings: where it took over and what it changed are part of
+            # the key. One that changed nothing (plain resume=true; a sweep run again) is the run it continued.
+            course = []
+            for resumption in resumptions:
+                changed = _with_overrides(config, resumption.overrides)
+                if _comparable_config(changed) != _comparable_config(config):
+                    course.append((resumption.took_over, _comparable_config(changed)))
+                config = changed
+            config = self._resolved_root(config, origin, run)
+            return None if config is None else ("config", _comparable_config(config), tuple(course))
+        overrides = [*(origin.data.get("overrides") or []), *(o for r in resumptions for o in r.overrides)]
+        return ("overrides", _comparable_overrides(overrides)) if overrides else None
 
     def _resolved_root(self, config: dict[str, Any], origin: RunInfo, run: RunInfo) -> dict[str, Any] | None:
         """`config` with dataset.root resolved where it names the data (a user folder: relative to the folder the
@@ -387,19 +415,29 @@ class SeedGroup:
     def label(self) -> str:
         return self.first.label
 
+    def per_seed(self, values: Sequence[float | None]) -> list[float | None]:
+        """`values` (one per member, in member order) as one value per seed: the mean of that seed's runs, so a
+        seed run twice counts once in a mean, a std and an interval over seeds; None for a seed with no value."""
+        by_seed: dict[Lineage, list[float]] = {}
+        for lineage, value in zip(self.lineages, values):
+            runs = by_seed.setdefault(lineage, [])
+            if value is not None and math.isfinite(value):
+                runs.append(float(value))
+        return [statistics.fmean(runs) if runs else None for runs in by_seed.values()]
+
     @property
     def val(self) -> Spread:
-        spread = Spread.of([row.accuracy for row in self.rows])
+        spread = Spread.of(self.per_seed([row.accuracy for row in self.rows]))
         assert spread is not None  # every row has a validation accuracy
         return spread
 
     @property
     def test(self) -> Spread | None:
-        return Spread.of([row.test_accuracy for row in self.rows])
+        return Spread.of(self.per_seed([row.test_accuracy for row in self.rows]))
 
     @property
     def latency(self) -> Spread | None:
-        return Spread.of([row.p50_ms for row in self.rows])
+        return Spread.of(self.per_seed([row.p50_ms for row in self.rows]))
 
     @property
     def accuracy(self) -> float:
@@ -435,27 +473,31 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         if group.first.precision not in PRECISION_CHANGES:
             return []  # FP32 kept: model.onnx is the source's network, there is no change to report
         what = PRECISION_CHANGES[group.first.precision]
-    val, test = [], []
-    outcomes: list[tuple[list[bool], list[bool]] | None] = []
-    for row in group.rows:
+    val: list[float | None] = []
+    test: list[float | None] = []
+    outcomes: dict[Lineage, tuple[list[bool], list[bool]] | None] = {}  # one pair per seed: its newest run's
+    for lineage, row in group.members:
         source = rows_by_path.get(row.source) if row.source is not None else None
         if source is not None and not _same_data(row.dataset_key, source.dataset_key):
             source = None  # scored on other data: no difference of the two means anything
         reference = _fraction(row.run.metrics.extra.get(recorded))
         if reference is None and source is not None and command != "distill":
             reference = source.accuracy
-        if reference is not None:
-            val.append(row.accuracy - reference)
+        val.append(row.accuracy - reference if reference is not None else None)
         if command != "distill" and source is not None and None not in (row.test_accuracy, source.test_accuracy):
             test.append(row.test_accuracy - source.test_accuracy)  # type: ignore[operator]
-            outcomes.append(_outcome_pair(source.evaluate_run, row.evaluate_run))
-    changes = [Change(what, "val", against, tuple(val))] if val else []
+            outcomes[lineage] = _outcome_pair(source.evaluate_run, row.evaluate_run)
+        else:
+            test.append(None)
+    # one difference per seed (a seed run twice counts once: its runs' mean), as the spreads over seeds
+    val, test = ([v for v in group.per_seed(values) if v is not None] for values in (val, test))
+    changes = [Change(what, "val", against, tuple(val))] if val else []  # type: ignore[arg-type]
     if test:
-        pairs = [pair for pair in outcomes if pair is not None]
+        pairs = [pair for pair in outcomes.values() if pair is not None]
         interval = None
         if pairs and len(pairs) == len(outcomes) and len({len(a) for pair in pairs for a in pair}) == 1:
             interval = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
-        changes.append(Change(what, "test", against, tuple(test), image_interval=interval,
+        changes.append(Change(what, "test", against, tuple(test), image_interval=interval,  # type: ignore[arg-type]
                               images=len(pairs[0][0]) if interval is not None else 0))
     return changes
 

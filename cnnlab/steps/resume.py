@@ -17,7 +17,7 @@ from cnnlab.fileio import write_text
 from cnnlab.settings import resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
-                         process_alive)
+                         no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
@@ -134,7 +134,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
     spec = cfg.get("resume")
     if resumes_nothing(spec):
         return None
-    if spec is True or str(spec).lower() in ("true", "yes", "latest", f"latest:{ctx.command}"):
+    if spec is True or str(spec).lower() in ("true", "yes", "on", "1", "latest", f"latest:{ctx.command}"):
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
@@ -156,6 +156,9 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
             raise CnnlabError(f"resume={spec}: that run is complete and kept no {point.file} to continue from",
                               fix="start a new run without resume=, with the settings you want (e.g. more "
                                   "trainer.epochs)")
+        if (reason := no_checkpoint_reason(run.data)) is not None:  # it wrote none by design, whatever it did
+            raise CnnlabError(f"resume={spec}: that run keeps no {point.file} to continue from ({reason})",
+                              fix="start it again without resume=")
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
     process = run.data.get("process") or {}

@@ -42,6 +42,8 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
         raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on", fix=f"pass {_HOW}")
     source = resolve_source(str(spec), ctx.outputs, want=want)
     ctx.record.update(source=source.describe())
+    if str(spec).strip().startswith("latest"):  # which run "latest" is depends on what ran since: say it
+        ctx.log.info("source=%s is %s", spec, source.path)
     if source.run is not None and source.run.status != "completed":
         ctx.log.warning("source run %s is %s, not completed: its %s is the one it saved before it stopped",
                         source.run.path, source.run.status, source.path.name)

@@ -206,9 +206,12 @@ def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
         return
     earlier = sum(1 for name in (ctx.record.data.get("artifacts") or {}) if name.startswith(_ARTIFACTS["csv"]))
     suffix = f"_{earlier + 1}" if earlier else ""
+    restored = restored_history(resume_from) if resume_from is not None else []
+    if resume_from is not None:  # where the continued training took over: `cnnlab report` keys a resume that
+        ctx.record.update(resumed_after_epoch=len(restored))  # changed settings by it (report/seeds.py)
     epochs = EpochLog(EpochLogFiles.in_folder(ctx.run_dir, suffix),
                       settings,
-                      history=restored_history(resume_from) if resume_from is not None else (),
+                      history=restored,
                       title=f"cnnlab {ctx.command} {ctx.run_dir.parent.name}/{ctx.run_dir.name}"
                             + (f" (training {earlier + 1})" if earlier else ""))
     recorded: set[str] = set()

@@ -37,6 +37,9 @@ def pretrained(cli, outputs: Path, mnist_args: list[str]) -> dict:
 def test_checkpoint_and_its_onnx_score_the_same_on_the_test_split(cli, outputs: Path, pretrained: dict) -> None:
     result = cli("evaluate", "source=latest:pretrain")
     assert result.code == 0, result.output
+    # which run latest: names depends on what ran since: the log says it (a failed newer run falls back silently)
+    said = "".join(result.output.split())  # the log may wrap a long path anywhere
+    assert "source=latest:pretrainis" + "".join(str(Path(pretrained["run_dir"]) / "model.pt").split()) in said
     run_dir = run_dirs(outputs, "evaluate")[0]
     record = read_run(run_dir)
     metrics = record["metrics"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from urllib.error import URLError
 
@@ -128,6 +130,28 @@ def test_resuming_a_complete_cached_probe_says_it_is_complete_not_that_it_never_
     assert "completed at least one epoch" not in result.stderr and "Traceback" not in result.stderr
     assert "start a new run without resume=" in result.stderr
     assert cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2").code == 0  # that fix, followed
+
+
+def test_an_interrupted_cached_probe_says_it_keeps_no_checkpoint_not_that_no_epoch_completed(
+        cli, outputs: Path) -> None:
+    """Interrupted at epoch 10 of 300, a cached linear probe said "no epoch had completed, so there is no checkpoint
+    to resume", and resume= of it "pick a run that completed at least one epoch": it keeps none by design."""
+    from cnnlab.commands import interrupt_hint
+
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("finetune", "model.weights=latest:pretrain", *TINY).code == 0
+    probe = run_dirs(outputs, "finetune")[0]
+    record = read_run(probe)
+    reason = record["no_checkpoint"]
+    assert "linear probe on cached features" in reason
+    hint = interrupt_hint("finetune", ["a=1"], no_checkpoint=reason)
+    assert "keeps no checkpoint to resume (a linear probe" in hint and "no epoch had completed" not in hint
+    assert hint.endswith("start it again with `cnnlab finetune a=1`")
+    (probe / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))  # as Ctrl-C leaves it
+    result = cli("finetune", f"resume={probe}")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "that run keeps no last.pt to continue from (a linear probe" in said, result.output
+    assert "completed at least one epoch" not in said and "start it again without resume=" in said
 
 
 def test_standardised_features_need_the_cache(cli) -> None:

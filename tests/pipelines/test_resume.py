@@ -299,3 +299,5 @@ def test_a_section_saved_with_another_choice_is_filled_from_that_choice(cli, out
 
     again = yaml.safe_load((run_dirs(outputs, "finetune")[-1] / ".hydra" / "config.yaml").read_text())
     assert again["sched"]["name"] == "step" and again["sched"]["step_epochs"] == 3, again["sched"]
+    # where the continued training took over, for `cnnlab report` (a resume that changed settings: another course)
+    assert read_run(run_dirs(outputs, "finetune")[-1])["resumed_after_epoch"] == 1

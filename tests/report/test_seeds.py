@@ -229,13 +229,47 @@ def test_without_a_saved_config_the_recorded_overrides_group_the_runs(tmp_path: 
 
 
 def test_a_seed_run_twice_counts_once_as_a_seed(tmp_path: Path) -> None:
+    """The mean, std and interval were over runs: seed 1 run twice weighed twice (92.00 ± 1.00 % here, where the two
+    seeds give 91.25 ± 1.77 %), and one seed run three times read "± 0.00" with a zero-width interval called
+    significant. Each seed is now its runs' mean, once."""
     out = tmp_path / "outputs"
-    sweep(out, "finetune", [0.90, 0.92, 0.91], seeds=[0, 1, 1])
+    sweep(out, "finetune", [0.90, 0.93, 0.92, 0.92], seeds=[0, 1, 1, 1])
     report = build_report(out)
     [group] = report.all_seed_groups
-    assert group.n == 3 and group.seeds == 2
+    assert group.n == 4 and group.seeds == 2
+    assert group.val.values == pytest.approx((0.90, 0.92 + 0.01 / 3)) and group.val.n == 2
     write_report(report)
-    assert "| 3 runs, 2 seeds |" in (out / "report.md").read_text()
+    assert "| 4 runs, 2 seeds |" in (out / "report.md").read_text()
+
+
+def test_one_seed_run_several_times_has_no_spread_and_no_interval(tmp_path: Path) -> None:
+    """Three identical prune runs of one fine-tuned model read "-3.33 ± 0.00 points [-3.33, -3.33] significant"."""
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "tuned", 0.9389, seed=0)
+    sweep(out, "prune", [0.9056] * 3, sources=[tuned] * 3, params=300_000, metrics=[{"acc_before": 0.9389}] * 3)
+    report = build_report(out)
+    group = group_of(report, "prune")
+    assert (group.n, group.seeds, group.val.std) == (3, 1, None)
+    [change] = group.changes
+    assert change.differences == pytest.approx((0.9056 - 0.9389,)) and change.interval is None
+    assert change.significant is None
+    write_report(report)
+    text = (out / "report.md").read_text()
+    assert "| 3 runs, 1 seed |" in text and "± 0.00" not in text
+
+
+def test_a_seed_run_twice_counts_once_in_a_group_speedup(tmp_path: Path) -> None:
+    """The geometric mean was over runs: seed 0's 4× run twice and seed 1's 1× made 2.52×, not the seeds' 2×."""
+    from cnnlab.report.formats import group_speedup_cell
+
+    out = tmp_path / "outputs"
+    tuned = sweep(out, "finetune", [0.90, 0.92])
+    int8 = sweep(out, "quantize", [0.89, 0.89, 0.91], sources=[tuned[0], tuned[0], tuned[1]], onnx_bytes=1000)
+    for i, (source, model, ms) in enumerate(((tuned[0], int8[0], 2.0), (tuned[0], int8[1], 2.0),
+                                              (tuned[1], int8[2], 8.0))):
+        paired_run(out, f"p{i}", [source, model], [[8.0] * 3, [ms] * 3])
+    group = group_of(build_report(out), "quantize")
+    assert group_speedup_cell(group) == "2.00× faster (geometric mean of 2 seeds)"
 
 
 def test_a_backup_copy_of_a_run_folder_is_not_another_run(tmp_path: Path) -> None:
@@ -272,6 +306,49 @@ def test_resumed_run_is_grouped_by_the_settings_of_the_run_it_continued(tmp_path
     [group] = report.all_seed_groups
     assert {r.run.path for r in group.rows} == {*first, resumed} and group.val.mean == pytest.approx(0.92)
     assert group.missing == []  # seed 2 was interrupted, and completed on resuming
+
+
+def _resumed(out: Path, name: str, continued: Path, overrides: list[str], acc: float, *, took_over: int | None,
+             seed: int = 0) -> Path:
+    """A run that continued `continued` with `overrides` (as run.json records the command line)."""
+    resumed = out / "finetune" / "2026-11-28" / name
+    record = RunRecord.start(resumed, "finetune", overrides=["command=finetune", f"resume={continued}", *overrides])
+    (resumed / ".hydra").mkdir(parents=True)
+    (resumed / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nresume: {continued}\nmodel: {{name: lenet5}}\n")
+    record.update(model={"name": "resnet18", "params": 1_000_000, "flops": 2_000_000},
+                  dataset={"name": "digits", "num_classes": 10, "image_size": 64}, resumed_from=str(continued),
+                  **({"resumed_after_epoch": took_over} if took_over is not None else {}))
+    record.finish("completed", metrics={"val_acc": acc})
+    return resumed
+
+
+def test_a_sweep_job_continued_by_running_the_sweep_again_stays_in_its_group(tmp_path: Path) -> None:
+    """Run again as the interrupt line says, a sweep job records the sweep's overrides (model=lenet5,
+    dataset=digits, seed=1, ...): applied as values, `model=lenet5` replaced the model section with a string, so the
+    resumed seed was a row of its own and the group listed it as missing."""
+    out = tmp_path / "outputs"
+    first = sweep(out, "finetune", [0.90, 0.92])
+    interrupted = model_run(out, "finetune", "10-00-00-multirun/2", 0.0, seed=2, status="interrupted")
+    again = _resumed(out, "11-00-00-multirun/2", interrupted, ["model=resnet18", "dataset=digits", "seed=2",
+                                                                 "trainer.epochs=2"], 0.94, took_over=1, seed=2)
+    [group] = build_report(out).all_seed_groups
+    assert {r.run.path for r in group.rows} == {*first, again} and group.missing == []
+
+
+def test_a_run_resumed_with_changed_settings_is_not_grouped_with_fresh_runs_of_them(tmp_path: Path) -> None:
+    """A 2-epoch run extended with resume= trainer.epochs=4 trained another course (its schedule planned for 2) than
+    a fresh 4-epoch run: they were one group, "± std" the gap between two recipes. Where it took over and what it
+    changed are part of what a run is; resumes that took over at the same epoch with the same change group."""
+    out = tmp_path / "outputs"
+    fresh = sweep(out, "finetune", [0.95, 0.96], settings={"trainer": {"epochs": 4}})
+    short = sweep(out, "finetune", [0.90, 0.91], name="09-00-00-multirun")
+    extended = [_resumed(out, f"ext{i}", run, ["trainer.epochs=4"], 0.93, took_over=2, seed=i)
+                for i, run in enumerate(short)]
+    elsewhere = _resumed(out, "ext_at_1", short[0], ["trainer.epochs=4"], 0.92, took_over=1)
+    unknown = _resumed(out, "ext_unknown", short[1], ["trainer.epochs=4"], 0.92, took_over=None, seed=1)
+    groups = {frozenset(r.run.path for r in g.rows) for g in build_report(out).all_seed_groups}
+    assert frozenset(fresh) in groups and frozenset(extended) in groups
+    assert frozenset([elsewhere]) in groups and frozenset([unknown]) in groups
 
 
 def test_plot_has_error_bars_of_one_std_over_seeds(seeds: Path) -> None:

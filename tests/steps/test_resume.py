@@ -89,3 +89,17 @@ def test_a_search_resumed_with_a_setting_its_saved_config_lacks_is_not_refused_f
     cfg.search.proxy_epochs = 3
     with pytest.raises(CnnlabError, match=r"search.proxy_epochs=3 \(saved: 2\)"):
         check_same_search(RunInfo(tmp_path, {}), cfg)  # a saved setting that changed is still refused
+
+
+@pytest.mark.parametrize("spec", [1, "on", "yes", True])
+def test_resume_one_or_on_means_the_latest_run_as_resume_zero_or_off_means_none(tmp_path: Path, spec: Any) -> None:
+    """resume=0 and resume=off resumed nothing, but resume=1 looked for a folder named "1"."""
+    from types import SimpleNamespace
+
+    from cnnlab.steps.resume import resume_target
+
+    ctx = SimpleNamespace(command="finetune", outputs=tmp_path)
+    with pytest.raises(CnnlabError, match="no interrupted or failed"):
+        resume_target(OmegaConf.create({"resume": spec}), ctx)  # type: ignore[arg-type]
+    for nothing in (0, "off", "no", False, None):
+        assert resume_target(OmegaConf.create({"resume": nothing}), ctx) is None  # type: ignore[arg-type]
