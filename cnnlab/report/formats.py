@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import counted, ratio_text
+from cnnlab.wording import ratio_text
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup
@@ -173,7 +173,7 @@ def _coverage(group: SeedGroup) -> str:
     seeds = _shown_speedups(group)
     shown, total = sum(ratio is not None for ratio in seeds), group.seeds
     if shown == total:
-        return f"geometric mean of {counted(total, 'seed')}"
+        return f"geometric mean of {total} seeds" if total > 1 else f"1 seed, {group.n} runs"
     head = f"geometric mean of {shown} of {total} seeds" if shown > 1 else f"1 of {total} seeds"
     newest = {lineage: row for lineage, row in group.members}  # members: by seed, then by start
     why = Counter(_why_no_speedup(newest[lineage]) for lineage, ratio in zip(newest, seeds) if ratio is None)
@@ -284,11 +284,14 @@ def spread_fields(spread: Spread | None) -> dict[str, Any] | None:
 
 
 def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
-    """One machine-readable seed group (report.json `groups`): mean ± std over its runs and its differences."""
+    """One machine-readable seed group (report.json `groups`): mean ± std over its seeds (a seed run twice: the mean
+    of its runs, once) and its differences."""
     first = group.first
     return {
         "runs": [_relative(row.run.path, base) for row in group.rows],
         "seeds": [group.seed_value(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
+        # the seed of each entry of a spread's `values` (one per seed: a seed run twice is its runs' mean)
+        "value_seeds": [group.seed_value(lineage) for lineage in dict.fromkeys(group.lineages)],
         "command": first.command, "model": first.model, "precision": first.precision, "arch": first.arch,
         "dataset": first.dataset, "dataset_folder": first.dataset_key.folder,
         "image_size": first.dataset_key.image_size,
@@ -310,7 +313,7 @@ def legend(comparison: Comparison) -> str:
             f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
             f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
             f"search.reference as the search timed them interleaved (\"vs NAME\"), a seed group's the geometric mean "
-            f"of its runs' ratios; — when there is no such timing or it was unstable")
+            f"of its seeds' ratios; — when there is no such timing or it was unstable")
 
 
 DIFFERENCES_LEGEND = ("differences in top-1 percentage points, one per seed against the run's own reference; "

@@ -142,18 +142,26 @@ def _comparable_config(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
+def _override_value(text: str) -> Any:
+    """An override's value as Hydra reads it (`1e-3` is the float 0.001, which YAML 1.1 reads as text); the text
+    itself when Hydra's grammar rejects it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        value = OverridesParser.create().parse_override(f"k={text}").value()
+    except (HydraException, ValueError):  # a recorded override is untrusted text: what it says stays comparable
+        return text
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else text  # not a sweep
+
+
 def _with_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """The config with `key.sub=value` overrides applied (what resuming with trainer.epochs=20 trains with)."""
-    import yaml
-
     config = copy.deepcopy(config)
     for override in overrides:
         key, _, text = override.partition("=")
         *parents, leaf = key.lstrip("+~").split(".")
-        try:
-            value = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:
-            value = text
+        value = _override_value(text) if text else None
         node: Any = config
         for part in parents:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None
@@ -238,7 +246,7 @@ class SeedKeys:
         if path not in self._runs:
             try:
                 parent: RunInfo | None = RunInfo.read(path)
-            except (FileNotFoundError, OSError):
+            except (OSError, ValueError):  # ValueError: a NUL in an untrusted path
                 parent = None
             self._runs[path] = None if parent is None or parent.damaged else parent
         return self._runs[path]
@@ -269,7 +277,9 @@ class SeedKeys:
             resumed[:0] = [Resumption(origin, given)]
             try:
                 origin = RunInfo.read(Path(str(origin.data["resumed_from"])))
-            except (FileNotFoundError, OSError):
+            except (OSError, ValueError):  # ValueError: a NUL in an untrusted path
+                return None
+            if origin.damaged:  # no record there (a path that names nothing): what it continued cannot be told
                 return None
         return origin, resumed
 
@@ -475,7 +485,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         what = PRECISION_CHANGES[group.first.precision]
     val: list[float | None] = []
     test: list[float | None] = []
-    outcomes: dict[Lineage, tuple[list[bool], list[bool]] | None] = {}  # one pair per seed: its newest run's
+    outcomes: dict[Lineage, list[tuple[list[bool], list[bool]] | None]] = {}  # each seed's runs' pairs
     for lineage, row in group.members:
         source = rows_by_path.get(row.source) if row.source is not None else None
         if source is not None and not _same_data(row.dataset_key, source.dataset_key):
@@ -486,20 +496,28 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         val.append(row.accuracy - reference if reference is not None else None)
         if command != "distill" and source is not None and None not in (row.test_accuracy, source.test_accuracy):
             test.append(row.test_accuracy - source.test_accuracy)  # type: ignore[operator]
-            outcomes[lineage] = _outcome_pair(source.evaluate_run, row.evaluate_run)
+            outcomes.setdefault(lineage, []).append(_outcome_pair(source.evaluate_run, row.evaluate_run))
         else:
             test.append(None)
     # one difference per seed (a seed run twice counts once: its runs' mean), as the spreads over seeds
     val, test = ([v for v in group.per_seed(values) if v is not None] for values in (val, test))
     changes = [Change(what, "val", against, tuple(val))] if val else []  # type: ignore[arg-type]
     if test:
-        pairs = [pair for pair in outcomes.values() if pair is not None]
+        pairs = [pair for runs in outcomes.values() for pair in runs if pair is not None]
         interval = None
-        if pairs and len(pairs) == len(outcomes) and len({len(a) for pair in pairs for a in pair}) == 1:
-            interval = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+        if pairs and len(pairs) == sum(map(len, outcomes.values())) and len({len(a) for p in pairs for a in p}) == 1:
+            seeds = [_seed_outcomes(runs) for runs in outcomes.values()]  # type: ignore[arg-type]
+            interval = paired_bootstrap([a for a, _ in seeds], [b for _, b in seeds])
         changes.append(Change(what, "test", against, tuple(test), image_interval=interval,  # type: ignore[arg-type]
                               images=len(pairs[0][0]) if interval is not None else 0))
     return changes
+
+
+def _seed_outcomes(runs: Sequence[tuple[list[bool], list[bool]]]) -> tuple[list[float], list[float]]:
+    """One seed's per-image outcomes (reference, changed): for a seed run several times, the share of its runs that
+    got each image right — so the bootstrap's difference is the seed's mean difference, as in the table."""
+    return ([sum(column) / len(runs) for column in zip(*(a for a, _ in runs))],
+            [sum(column) / len(runs) for column in zip(*(b for _, b in runs))])
 
 
 def _same_data(a: DatasetIdentity, b: DatasetIdentity) -> bool:

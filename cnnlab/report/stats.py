@@ -74,13 +74,13 @@ def paired_interval(differences: Sequence[float], level: float = LEVEL) -> tuple
 BOOTSTRAP_RESAMPLES = 2000
 
 
-def paired_bootstrap(reference: Sequence[Sequence[bool]], changed: Sequence[Sequence[bool]], *,
+def paired_bootstrap(reference: Sequence[Sequence[float]], changed: Sequence[Sequence[float]], *,
                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = LEVEL
                      ) -> tuple[float, float]:
     """Percentile CI of top-1(changed) - top-1(reference) (a fraction) from per-image outcomes.
 
-    reference, changed: [S][N] correct-or-not per image, for S seeds (pairs) of the same N images in the same
-    order. Images are resampled with replacement (the same draw for every pair), the difference averaged over
+    reference, changed: [S][N] correct-or-not per image (1/0; a seed run several times: the share of its runs
+    correct), for S seeds (pairs) of the same N images in the same order. Images are resampled with replacement (the same draw for every pair), the difference averaged over
     pairs. Seeded: the same outcomes give the same interval. ValueError for pairs of different lengths."""
     import numpy as np
 

@@ -132,9 +132,11 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
     its process gone) run of this command that holds a checkpoint (`point`: what the errors name); a folder →
     that run, unless it still runs."""
     spec = cfg.get("resume")
-    if resumes_nothing(spec):
+    named = not isinstance(spec, bool) and spec is not None and (Path(str(spec)).expanduser() / RUN_FILE).is_file()
+    if resumes_nothing(spec) and not named:  # a sweep job's folder is called 0, 1, ...: a folder there is that run
         return None
-    if spec is True or str(spec).lower() in ("true", "yes", "on", "1", "latest", f"latest:{ctx.command}"):
+    latest = spec is True or str(spec).lower() in ("true", "yes", "on", "1", "latest", f"latest:{ctx.command}")
+    if latest and not named:
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
@@ -197,7 +199,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     assert isinstance(old, DictConfig)
     given = ctx.given_keys()
     filled = fill_missing(old, cfg)
-    chosen = defaults_of_saved_choices(old, ctx)
+    chosen = defaults_of_saved_choices(old, run, ctx)
     if chosen is not None:  # the sections it chose otherwise (sched=step where today's default is cosine)
         filled += fill_missing(old, chosen)
     added = [key for key in filled if key not in given]  # a given one is said with the overrides
@@ -258,13 +260,12 @@ def fill_missing(saved: DictConfig, current: DictConfig | dict, prefix: str = ""
     return added
 
 
-def defaults_of_saved_choices(saved: DictConfig, ctx: RunContext) -> DictConfig | None:
-    """Today's configuration composed by Hydra with the group choices `saved` made where this invocation composed
-    others (a run saved with sched=step, resumed by `resume=RUN`, which composes today's default sched=cosine): the
-    defaults fill_missing takes for those sections. Without it, step's settings added since were left out and the
-    code's own defaults applied (step_epochs: 1 where step.yaml says 3). None when every choice is the same, or
-    outside a Hydra run. A saved section's choice is its `name` (model.name, sched.name, method.name), when the
-    group has an option of that name."""
+def defaults_of_saved_choices(saved: DictConfig, run: RunInfo, ctx: RunContext) -> DictConfig | None:
+    """Today's configuration composed by Hydra with the group choices `saved` (the config of `run`) made where this
+    invocation composed others (a run saved with sched=step, resumed by `resume=RUN`, which composes today's default
+    sched=cosine): the defaults fill_missing takes for those sections. Without it, step's settings added since were
+    left out and the code's own defaults applied (step_epochs: 1 where step.yaml says 3). None when every choice is
+    the same, or outside a Hydra run. Which option a section came from: `saved_choice`."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
     from hydra.errors import HydraException
@@ -273,12 +274,13 @@ def defaults_of_saved_choices(saved: DictConfig, ctx: RunContext) -> DictConfig 
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    groups, folders = [], conftree.user_config_dirs(hydra_cfg)
+    groups, folders, recorded = [], conftree.user_config_dirs(hydra_cfg), recorded_choices(run)
     for group, option in hydra_cfg.runtime.choices.items():
         section = saved.get(group) if "/" not in group and group in saved else None
-        name = section.get("name") if isinstance(section, DictConfig) else None
-        if isinstance(name, str) and name != option and name in conftree.choices(group, folders):
-            groups.append(f"{group}={name}")
+        if isinstance(section, DictConfig):
+            chosen = saved_choice(group, section, recorded.get(group), folders)
+            if chosen is not None and chosen != option:
+                groups.append(f"{group}={chosen}")
     if not groups:
         return None
     mine = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~") not in
@@ -289,6 +291,49 @@ def defaults_of_saved_choices(saved: DictConfig, ctx: RunContext) -> DictConfig 
         ctx.log.warning("resume: today's defaults for %s could not be composed (%s); settings those sections saved "
                         "no value for take the code's defaults", ", ".join(groups), exc)
         return None
+
+
+def saved_choice(group: str, section: DictConfig, recorded: str | None, folders: list[Path]) -> str | None:
+    """The option of `group` a saved `section` was composed from: the one the run recorded (`recorded`, from its
+    .hydra/hydra.yaml: a user's sched/mystep.yaml with `name: step` is mystep, not the stock step) when it fits;
+    none when that option is gone; else the option whose choice keys (name, _target_, kind) are the section's — adamw
+    by `_target_: torch.optim.AdamW` — or, for an option that has none (teacher/resnet50.yaml: a defaults list),
+    the one named as the section. None when none fits: the section is not filled (the code's defaults apply)."""
+    keys = {key: _plain(section.get(key)) for key in _CHOICE_KEYS if key in section}
+    if not keys:
+        return None
+    options = conftree.choices(group, folders)
+    if recorded is not None and recorded not in options:
+        return None  # its own option is not here (a --config-dir not given again): no guessing from another
+    # the recorded one first; then the others (a resumed run's record holds its resume= invocation's choices)
+    others = sorted((o for o in options if o != recorded), key=lambda o: conftree.config_file(f"{group}/{o}") is None)
+    for option in [*([recorded] if recorded else []), *others]:  # cnnlab's own options before a --config-dir's
+        path = conftree.config_file(f"{group}/{option}", folders)
+        data = _yaml_mapping(path) if path is not None else {}
+        theirs = {key: data[key] for key in _CHOICE_KEYS if key in data}
+        if (theirs and theirs == keys) or (not theirs and option == keys.get("name")):
+            return option
+    return None
+
+
+def recorded_choices(run: RunInfo) -> dict[str, str]:
+    """group → option, as Hydra recorded them for `run` (.hydra/hydra.yaml `hydra.runtime.choices`); {} when that
+    record is missing or unreadable (untrusted: only text values)."""
+    hydra = _yaml_mapping(run.path / ".hydra" / "hydra.yaml").get("hydra")
+    runtime = hydra.get("runtime") if isinstance(hydra, dict) else None
+    choices = runtime.get("choices") if isinstance(runtime, dict) else None
+    return {k: v for k, v in choices.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(choices, dict) else {}
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def setting_text(value: Any) -> str:

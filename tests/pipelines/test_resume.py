@@ -301,3 +301,24 @@ def test_a_section_saved_with_another_choice_is_filled_from_that_choice(cli, out
     assert again["sched"]["name"] == "step" and again["sched"]["step_epochs"] == 3, again["sched"]
     # where the continued training took over, for `cnnlab report` (a resume that changed settings: another course)
     assert read_run(run_dirs(outputs, "finetune")[-1])["resumed_after_epoch"] == 1
+
+
+def test_an_optimizer_saved_with_another_choice_is_filled_from_that_choice(cli, outputs: Path) -> None:
+    """optim sections are told by `_target_`: a run saved with optim=adamw that lacks weight_decay resumed with the
+    code's 0.0 ("your optimizer settings replace the saved ones: weight_decay 0.05 → 0.0"), not adamw.yaml's 0.05."""
+    import yaml
+
+    first = cli("finetune", *TINY, "optim=adamw", "finetune.cache_features=false")
+    assert first.code == 0, first.output
+    run_dir = run_dirs(outputs, "finetune")[0]
+    saved = run_dir / ".hydra" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    del config["optim"]["weight_decay"]
+    saved.write_text(yaml.safe_dump(config))
+    resumed = cli("finetune", f"resume={run_dir}", "trainer.epochs=2")
+    assert resumed.code == 0, resumed.output
+    said = " ".join(resumed.output.split())
+    assert "optim.weight_decay" in said and "saved no value" in said and "0.05 → 0.0" not in said, said
+    again = yaml.safe_load((run_dirs(outputs, "finetune")[-1] / ".hydra" / "config.yaml").read_text())
+    assert again["optim"]["weight_decay"] == 0.05, again["optim"]
+

@@ -142,6 +142,21 @@ def test_one_seed_with_per_image_outcomes_gets_a_bootstrap_interval_over_the_tes
     assert "1 seed: no interval; [" in line and "over 1000 images" in line and "| significant |" in line
 
 
+def test_a_seed_run_twice_bootstraps_the_mean_of_its_runs_not_its_newest(tmp_path: Path) -> None:
+    """One seed quantized twice: the table's mean change is the two runs' mean (-0.5 points here), but the image
+    interval bootstrapped the newest run alone (+2.0) and called it significant beside a mean it excluded."""
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "fp32", 0.90, seed=0)
+    evaluate_run(out, "fp32-test", tuned, 0.90, correct=[i < 900 for i in range(1000)])
+    for name, correct in (("a", 870), ("b", 920)):  # -3.0 and +2.0 points on the same 1,000 images
+        int8 = model_run(out, "quantize", f"int8-{name}", 0.88, source=tuned, seed=0, onnx_bytes=1000)
+        evaluate_run(out, f"{name}-test", int8, correct / 1000, correct=[i < correct for i in range(1000)])
+    test = next(c for c in group_of(build_report(out), "quantize").changes if c.split == "test")
+    assert test.differences == pytest.approx((-0.005,))
+    low, high = test.image_interval
+    assert low < -0.005 < high  # the interval is around the mean it stands beside
+
+
 def test_outcomes_of_different_lengths_give_no_bootstrap(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     tuned = model_run(out, "finetune", "fp32", 0.90, seed=0)
@@ -240,6 +255,8 @@ def test_a_seed_run_twice_counts_once_as_a_seed(tmp_path: Path) -> None:
     assert group.val.values == pytest.approx((0.90, 0.92 + 0.01 / 3)) and group.val.n == 2
     write_report(report)
     assert "| 4 runs, 2 seeds |" in (out / "report.md").read_text()
+    [fields] = json.loads((out / "report.json").read_text())["groups"]
+    assert fields["value_seeds"] == [0, 1] and len(fields["val_top1"]["values"]) == 2
 
 
 def test_one_seed_run_several_times_has_no_spread_and_no_interval(tmp_path: Path) -> None:
@@ -349,6 +366,28 @@ def test_a_run_resumed_with_changed_settings_is_not_grouped_with_fresh_runs_of_t
     groups = {frozenset(r.run.path for r in g.rows) for g in build_report(out).all_seed_groups}
     assert frozenset(fresh) in groups and frozenset(extended) in groups
     assert frozenset([elsewhere]) in groups and frozenset([unknown]) in groups
+
+
+def test_a_value_typed_as_hydra_reads_it_is_no_change_on_resume(tmp_path: Path) -> None:
+    """`resume=true optim.lr=1e-3` retyped with the saved 0.001: YAML 1.1 read "1e-3" as text, a changed setting, so
+    the resumed seed left its group (and the group listed it as missing)."""
+    out = tmp_path / "outputs"
+    first = sweep(out, "finetune", [0.90, 0.92], settings={"optim": {"lr": 0.001}})
+    interrupted = model_run(out, "finetune", "10-00-00-multirun/2", 0.0, seed=2, status="interrupted",
+                            settings={"optim": {"lr": 0.001}})
+    again = _resumed(out, "again", interrupted, ["seed=2", "optim.lr=1e-3"], 0.94, took_over=1, seed=2)
+    [group] = build_report(out).all_seed_groups
+    assert {r.run.path for r in group.rows} == {*first, again} and group.missing == []
+
+
+def test_a_nul_in_a_recorded_run_path_is_a_damaged_reference_not_a_crash(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    sweep(out, "finetune", [0.90, 0.92])
+    odd = _resumed(out, "odd", tmp_path / "x", [], 0.9, took_over=1)
+    record = json.loads((odd / "run.json").read_text())
+    (odd / "run.json").write_text(json.dumps({**record, "resumed_from": "a\u0000b"}))
+    report = build_report(out)
+    assert sum(g.n for g in report.all_seed_groups) + len(report.left_out) == 3
 
 
 def test_plot_has_error_bars_of_one_std_over_seeds(seeds: Path) -> None:

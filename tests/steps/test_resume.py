@@ -103,3 +103,44 @@ def test_resume_one_or_on_means_the_latest_run_as_resume_zero_or_off_means_none(
         resume_target(OmegaConf.create({"resume": spec}), ctx)  # type: ignore[arg-type]
     for nothing in (0, "off", "no", False, None):
         assert resume_target(OmegaConf.create({"resume": nothing}), ctx) is None  # type: ignore[arg-type]
+
+
+def test_resume_zero_or_one_names_a_run_folder_of_that_name_where_there_is_one(tmp_path: Path, monkeypatch) -> None:
+    """Sweep jobs' folders are called 0, 1, ...: `resume=0` there resumed nothing and trained a fresh default run."""
+    import json
+    from types import SimpleNamespace
+
+    from cnnlab.steps.resume import resume_target
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("0", "1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "last.pt").write_bytes(b"")
+        (tmp_path / name / "run.json").write_text(json.dumps({"command": "finetune", "status": "interrupted",
+                                                              "artifacts": {"checkpoint": "last.pt"}}))
+    ctx = SimpleNamespace(command="finetune", outputs=tmp_path / "outputs")
+    for spec, name in ((0, "0"), (1, "1"), ("0", "0")):
+        run = resume_target(OmegaConf.create({"resume": spec}), ctx)  # type: ignore[arg-type]
+        assert run is not None and run.path.name == name
+
+
+def test_the_option_a_saved_section_came_from_is_the_recorded_one_else_the_one_whose_choice_keys_fit(
+        tmp_path: Path) -> None:
+    """An optimizer section is told by `_target_`, not `name`: a run saved with optim=adamw was never filled from
+    adamw.yaml (weight_decay fell to the code's 0.0). A user's sched/mystep.yaml (`name: step`) is mystep, not the
+    stock step, when the run recorded it; and when that option is gone, nothing is guessed."""
+    from cnnlab.steps.resume import saved_choice
+
+    adamw = OmegaConf.create({"_target_": "torch.optim.AdamW", "lr": 0.001})
+    assert saved_choice("optim", adamw, None, []) == "adamw"
+    assert saved_choice("optim", adamw, "sgd", []) == "adamw"  # a resumed run's record: its resume= invocation's
+    mine = tmp_path / "conf"
+    (mine / "sched").mkdir(parents=True)
+    (mine / "sched" / "mystep.yaml").write_text("name: step\nstep_epochs: 1\ngamma: 0.5\n")
+    step = OmegaConf.create({"name": "step", "gamma": 0.5})
+    assert saved_choice("sched", step, "mystep", [mine]) == "mystep"
+    assert saved_choice("sched", step, None, [mine]) == "step"  # no record: cnnlab's own option first
+    assert saved_choice("sched", step, "mystep", []) is None  # --config-dir not given again: no guess
+    teacher = OmegaConf.create({"name": "resnet50", "weights": "none"})  # teacher/resnet50.yaml: a defaults list
+    assert saved_choice("teacher", teacher, "resnet50", []) == "resnet50"
+    assert saved_choice("optim", OmegaConf.create({"lr": 0.1}), None, []) is None  # no choice keys: not told
