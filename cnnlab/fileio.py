@@ -147,5 +147,17 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A YAML file whose top level is a mapping (a run's saved config, Hydra's record); None when it is missing,
+    unreadable or anything else — these files are untrusted input."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())

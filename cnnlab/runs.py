@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import read_json, write_json
+from cnnlab.fileio import read_json, read_yaml_mapping, write_json
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"        # final weights + what rebuilds the architecture (weights_only loadable)
 SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the config a run ran with (a resumed run: the one it continued)
+HYDRA_RECORD = Path(".hydra") / "hydra.yaml"  # Hydra's own record of a run: where it started, its group choices
 STATE_FILE = "last.pt"         # resumable training state, rewritten atomically every epoch
 ONNX_FILE = "model.onnx"
 BENCH_FILE = "bench.json"
@@ -38,6 +39,14 @@ FINISHED = ("completed",)
 DEAD = "dead"                  # never written: read for a `running` run whose process is gone
 RESUMABLE_STATUSES = ("interrupted", "failed", DEAD)  # what `resume=true` continues
 NO_CHECKPOINT = "no_checkpoint"  # run.json: why a run of a resumable command keeps no last.pt by design
+
+
+def hydra_runtime(run_dir: Path) -> dict[str, Any]:
+    """Hydra's record of how a run was started (.hydra/hydra.yaml `hydra.runtime`: `cwd`, `choices`, ...); {} when
+    it is missing or unreadable. Untrusted: callers check each value's type."""
+    hydra = (read_yaml_mapping(run_dir / HYDRA_RECORD) or {}).get("hydra")
+    runtime = hydra.get("runtime") if isinstance(hydra, dict) else None
+    return runtime if isinstance(runtime, dict) else {}
 
 
 def no_checkpoint_reason(data: Mapping[str, Any]) -> str | None:

@@ -33,7 +33,8 @@ from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
 from cnnlab.report.rows import Row
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
-from cnnlab.runs import SAVED_CONFIG, RunInfo
+from cnnlab.fileio import read_yaml_mapping
+from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
 from cnnlab.settings import resumes_nothing
 
 IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
@@ -44,7 +45,6 @@ RUN = "<run>"
 # run.json model fields that describe the file or where the weights came from, not the network: everything else
 # recorded there (name, arch, params, flops, image_size, num_classes, precision, quantization, ...) defines it
 NOT_THE_NETWORK = ("weights", "file_bytes", "onnx_bytes", "pt_bytes", "onnx_origin")
-HYDRA_RECORD = Path(".hydra") / "hydra.yaml"  # Hydra's own record of the run: hydra.runtime.cwd, where it started
 MODEL_FILES = (".pt", ".pth", ".onnx")
 # recorded split sizes that tell two copies of "the same" data apart (a folder that gained images, a partial set)
 SPLIT_SIZES = ("train_size", "val_size")
@@ -60,27 +60,15 @@ CHANGES = {
 PRECISION_CHANGES = {"bf16": "bf16 top-1 change"}
 
 
-def _yaml_file(path: Path) -> dict[str, Any] | None:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def saved_config(run: RunInfo) -> dict[str, Any] | None:
     """The run's composed configuration as Hydra saved it; None when it is missing or unreadable."""
-    return _yaml_file(run.path / SAVED_CONFIG)
+    return read_yaml_mapping(run.path / SAVED_CONFIG)
 
 
 def started_in(run: RunInfo) -> Path | None:
     """The folder the run was started from (Hydra's hydra.runtime.cwd): what its relative paths are relative to;
     None when Hydra's record is missing or unreadable."""
-    hydra = (_yaml_file(run.path / HYDRA_RECORD) or {}).get("hydra")  # untrusted: any YAML value
-    runtime = hydra.get("runtime") if isinstance(hydra, dict) else None
-    cwd = runtime.get("cwd") if isinstance(runtime, dict) else None
+    cwd = hydra_runtime(run.path).get("cwd")  # untrusted: any YAML value
     return Path(cwd) if isinstance(cwd, str) and Path(cwd).is_absolute() else None
 
 

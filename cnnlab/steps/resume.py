@@ -13,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import write_text
+from cnnlab.fileio import read_yaml_mapping, write_text
 from cnnlab.settings import resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
-                         no_checkpoint_reason, process_alive)
+                         hydra_runtime, no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
@@ -148,9 +148,15 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                       and resume_file(r, point) is not None and r.path.resolve() not in continued]
         run = candidates[-1] if candidates else None
         if run is None:
+            by_design = [(r, why) for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
+                         and (why := no_checkpoint_reason(r.data)) is not None]
+            reason = by_design[-1][1] if by_design else None
+            newest = (f"; the newest unfinished one that keeps none by design is {by_design[-1][0].path} ({reason})"
+                      if by_design else "")  # a cached probe: naming it saves a detour through its folder
             raise CnnlabError(f"resume={setting_text(spec)}: no interrupted or failed (or killed) `cnnlab {ctx.command}` "
-                              f"run with a {point.file} in {ctx.outputs}/",
-                              fix="pass resume=RUN_FOLDER, or start a new run without resume=")
+                              f"run with a {point.file} in {ctx.outputs}/{newest}",
+                              fix="start it again without resume=" if reason is not None
+                              else "pass resume=RUN_FOLDER, or start a new run without resume=")
         return run
     run = load_run(_run_folder(str(spec), ctx.command))
     if resume_file(run, point) is None:
@@ -309,7 +315,7 @@ def saved_choice(group: str, section: DictConfig, recorded: str | None, folders:
     others = sorted((o for o in options if o != recorded), key=lambda o: conftree.config_file(f"{group}/{o}") is None)
     for option in [*([recorded] if recorded else []), *others]:  # cnnlab's own options before a --config-dir's
         path = conftree.config_file(f"{group}/{option}", folders)
-        data = _yaml_mapping(path) if path is not None else {}
+        data = (read_yaml_mapping(path) if path is not None else None) or {}
         theirs = {key: data[key] for key in _CHOICE_KEYS if key in data}
         if (theirs and theirs == keys) or (not theirs and option == keys.get("name")):
             return option
@@ -319,21 +325,9 @@ def saved_choice(group: str, section: DictConfig, recorded: str | None, folders:
 def recorded_choices(run: RunInfo) -> dict[str, str]:
     """group → option, as Hydra recorded them for `run` (.hydra/hydra.yaml `hydra.runtime.choices`); {} when that
     record is missing or unreadable (untrusted: only text values)."""
-    hydra = _yaml_mapping(run.path / ".hydra" / "hydra.yaml").get("hydra")
-    runtime = hydra.get("runtime") if isinstance(hydra, dict) else None
-    choices = runtime.get("choices") if isinstance(runtime, dict) else None
+    choices = hydra_runtime(run.path).get("choices")
     return {k: v for k, v in choices.items() if isinstance(k, str) and isinstance(v, str)} \
         if isinstance(choices, dict) else {}
-
-
-def _yaml_mapping(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def setting_text(value: Any) -> str:

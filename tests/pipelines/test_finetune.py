@@ -152,6 +152,10 @@ def test_an_interrupted_cached_probe_says_it_keeps_no_checkpoint_not_that_no_epo
     said = " ".join(result.stderr.split())
     assert result.code == 2 and "that run keeps no last.pt to continue from (a linear probe" in said, result.output
     assert "completed at least one epoch" not in said and "start it again without resume=" in said
+    latest = cli("finetune", "resume=true")  # the newest unfinished run is that probe: named, not "pass RUN_FOLDER"
+    said = " ".join(latest.stderr.split())
+    assert latest.code == 2 and f"the newest unfinished one that keeps none by design is {probe}" in said, latest.output
+    assert "start it again without resume=" in said
 
 
 def test_standardised_features_need_the_cache(cli) -> None:
