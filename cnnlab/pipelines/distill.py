@@ -30,7 +30,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.steps.distill_record import checkpoint_extra, comparison_metrics, role_sections, settings_section
 from cnnlab.steps.distill_roles import check_student_fits, keep_resumed_teacher, resolve_role
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
-from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    setup_runtime, train_model)
@@ -83,12 +83,25 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         baseline = train_model(ctx, runtime, recipe, Trainable(runtime.prepare_model(baseline_model)),
                                make_loaders(recipe, runtime, data.train, data.val, workers=workers),
                                classification_objective(recipe, len(data.classes)), Checkpointing(enabled=False))
-
+        warn_unlike_courses(ctx, recipe.epochs)
     ctx.record.update(distill=settings_section(settings, kd_setup.stage_names, cache.used, baseline))
     trained = TrainedModel(model=student_model, name=student.name, arch_kwargs=student.weights.arch_kwargs, data=data,
                            dataset_config=taught.dataset_config, weights=student.weights.description)
     metrics = fit_metrics(kd) | comparison_metrics(kd, baseline, teacher_acc, cache.seconds)
     return save_and_record(ctx, trained, metrics, extra=checkpoint_extra(settings, teacher))
+
+
+def warn_unlike_courses(ctx: RunContext, epochs: int) -> None:
+    """A distill resumed with changed settings (trainer.epochs=5 on a complete 3-epoch run): the KD student trained
+    its first epochs under the old ones (its schedule planned for 3), the baseline, re-run, all `epochs` under the
+    new — so kd_gain compares unlike courses. Said as a warning (log, run.json `warnings`)."""
+    changed = ctx.record.data.get("resume_changed")
+    if not changed or not ctx.is_main:
+        return
+    record_warning(ctx, f"kd_gain compares unlike courses: this run continued {ctx.record.data.get('resumed_from')} "
+                        f"with {', '.join(map(str, changed))}, so the KD student trained its first epochs under the "
+                        f"saved settings while the baseline trained all {epochs} under these — for a like-for-like "
+                        "gain, run `cnnlab distill` afresh with these settings")
 
 
 def refuse_unused_settings(cfg: DictConfig, ctx: RunContext) -> None:

@@ -85,6 +85,7 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     check_work_left(run, effective, ctx.command, point)
     if replaced:  # said once accepted: they win over the restored state too (the optimizer's lr, the schedule's position)
         ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
+        ctx.record.update(resume_changed=replaced)  # the course changed here (distill: its baseline did not follow)
     save_effective_config(effective, ctx)
     return effective, resume_file(run, point)
 

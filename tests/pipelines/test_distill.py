@@ -178,6 +178,13 @@ def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Pa
     assert result.code == 0, result.output
     resumed = read_run(run_dirs(outputs, "distill")[-1])
     assert resumed["resumed_from"] == str(first) and resumed["metrics"]["epochs"] == 2
+    # extended from 1 epoch to 2: the KD student's first epoch ran on a 1-epoch schedule, the re-run baseline's on a
+    # 2-epoch one — kd_gain said "same budget" of unlike courses; it is now said, in the log and run.json
+    assert resumed["resume_changed"] == ["trainer.epochs=2 (saved: 1)"] and not resumed.get("warnings")  # no baseline
+    with_baseline = cli("distill", f"resume={first}", "trainer.epochs=2", "distill.baseline=true")
+    assert with_baseline.code == 0, with_baseline.output
+    warned = read_run(run_dirs(outputs, "distill")[-1]).get("warnings") or []
+    assert any("kd_gain compares unlike courses" in w and "trainer.epochs=2 (saved: 1)" in w for w in warned), warned
     assert resumed["source"]["run"] == str(teacher_run)
     assert resumed["metrics"]["history"][0] == read_run(first)["metrics"]["history"][0]
 
