@@ -239,6 +239,8 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
         low, high = change.image_interval
         ci += f"; [{points(low)}, {points(high)}] over {change.images} images"
     verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
+    if change.caveat:
+        verdict = f"{verdict} ({change.caveat})" if verdict else change.caveat
     run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
     return [run, group.first.display_model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
             f"{text} points", ci, verdict]

@@ -489,7 +489,10 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
             test.append(None)
     # one difference per seed (a seed run twice counts once: its runs' mean), as the spreads over seeds
     val, test = ([v for v in group.per_seed(values) if v is not None] for values in (val, test))
-    changes = [Change(what, "val", against, tuple(val))] if val else []  # type: ignore[arg-type]
+    # a distill resumed with changed settings: its baseline did not follow the student's course (pipelines/distill.py)
+    unlike = command == "distill" and any(row.run.data.get("resume_changed") for row in group.rows)
+    caveat = "resumed with changed settings: unlike courses, see the run's warnings" if unlike else ""
+    changes = [Change(what, "val", against, tuple(val), caveat=caveat)] if val else []  # type: ignore[arg-type]
     if test:
         pairs = [pair for runs in outcomes.values() for pair in runs if pair is not None]
         interval = None

@@ -109,6 +109,7 @@ class Change:
     # Test split only: the paired bootstrap CI over the images both models scored, and how many images.
     image_interval: tuple[float, float] | None = None
     images: int = 0
+    caveat: str = ""  # what makes the difference not like-for-like (a distill resumed with changed settings)
 
     @property
     def spread(self) -> Spread:
@@ -133,4 +134,4 @@ class Change:
                 "differences": list(self.differences), "mean": spread.mean, "std": spread.std,
                 "ci95": None if interval is None else list(interval), "significant": self.significant,
                 "ci95_images": None if self.image_interval is None else list(self.image_interval),
-                "images": self.images}
+                "images": self.images, "caveat": self.caveat or None}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import conftree
@@ -202,8 +203,17 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     saved = run.path / SAVED_CONFIG
     if not saved.is_file():
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
-    old = OmegaConf.load(saved)
-    assert isinstance(old, DictConfig)
+    try:
+        old = OmegaConf.load(saved)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # untrusted: a damaged or foreign file (UnicodeDecodeError too)
+        old = None
+        why = f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    else:
+        why = "" if isinstance(old, DictConfig) else ": its top level is not a mapping"
+    if not isinstance(old, DictConfig):
+        raise CnnlabError(f"resume={run.path}: its saved settings ({SAVED_CONFIG}) cannot be read{why}, and its "
+                          f"{STATE_FILE} cannot be continued without them",
+                          fix="start a new run without resume= (its last.pt stays where it is)")
     given = ctx.given_keys()
     filled = fill_missing(old, cfg)
     chosen = defaults_of_saved_choices(old, run, ctx)

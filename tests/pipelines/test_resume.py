@@ -322,3 +322,16 @@ def test_an_optimizer_saved_with_another_choice_is_filled_from_that_choice(cli, 
     again = yaml.safe_load((run_dirs(outputs, "finetune")[-1] / ".hydra" / "config.yaml").read_text())
     assert again["optim"]["weight_decay"] == 0.05, again["optim"]
 
+
+@pytest.mark.parametrize("content", [b"- a\n- b\n", bytes(range(128, 256)) * 2, b"a: [unclosed\n"])
+def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, content: bytes) -> None:
+    """A list at the top of the saved .hydra/config.yaml failed with `AssertionError — this is a bug`, binary garbage
+    with UnicodeDecodeError; the run's last.pt cannot be continued without its settings."""
+    assert cli("pretrain", *TINY).code == 0
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    (run_dir / ".hydra" / "config.yaml").write_bytes(content)
+    result = cli("pretrain", f"resume={run_dir}", "trainer.epochs=2")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "Traceback" not in result.stderr and "bug in cnnlab" not in said, result.output
+    assert "its saved settings (.hydra/config.yaml) cannot be read" in said and "start a new run without resume=" in said
+

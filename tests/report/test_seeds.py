@@ -554,3 +554,24 @@ def test_resume_false_like_values_do_not_split_a_seed_group(tmp_path: Path, valu
     report = build_report(out)
     groups = {frozenset(r.run.path for r in g.rows) for g in report.all_seed_groups}
     assert groups == {frozenset({*runs, extra}), frozenset(plain)}
+
+
+def test_a_distill_resumed_with_changed_settings_says_its_kd_gain_is_not_like_for_like(tmp_path: Path) -> None:
+    """The run warned that kd_gain compares unlike courses, but the report's differences table showed the figure
+    under "the student alone, same budget" with no word of it."""
+    out = tmp_path / "outputs"
+    model_run(out, "distill", "fresh", 0.60, seed=0, metrics={"baseline_val_acc": 0.55})
+    resumed = model_run(out, "distill", "extended", 0.62, seed=0, metrics={"baseline_val_acc": 0.58},
+                        settings={"trainer": {"epochs": 3}})
+    record = json.loads((resumed / "run.json").read_text())
+    (resumed / "run.json").write_text(json.dumps({**record, "resume_changed": ["trainer.epochs=2 (saved: 1)"]}))
+    report = build_report(out)
+    caveats = {g.first.run.path.name: [c.caveat for c in g.changes] for g in report.all_seed_groups}
+    assert caveats["fresh"] == [""] and "unlike courses" in caveats["extended"][0]
+    write_report(report)
+    line = next(ln for ln in (out / "report.md").read_text().splitlines() if "extended" in ln and "KD gain" in ln)
+    assert "unlike courses" in line
+    [changes] = [g["changes"] for g in json.loads((out / "report.json").read_text())["groups"]
+                 if g["runs"][0].endswith("extended")]
+    assert "unlike courses" in changes[0]["caveat"]
+
