@@ -81,7 +81,8 @@ def paired_bootstrap(reference: Sequence[Sequence[float]], changed: Sequence[Seq
 
     reference, changed: [S][N] correct-or-not per image (1/0; a seed run several times: the share of its runs
     correct), for S seeds (pairs) of the same N images in the same order. Images are resampled with replacement
-    (the same draw for every pair), the difference averaged over pairs. Seeded: the same outcomes give the same interval. ValueError for pairs of different lengths."""
+    (the same draw for every pair), the difference averaged over pairs. Seeded: the same outcomes give the same
+    interval. ValueError for pairs of different lengths."""
     import numpy as np
 
     a, b = np.asarray(reference, dtype=np.float64), np.asarray(changed, dtype=np.float64)

@@ -205,7 +205,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     try:
         old = OmegaConf.load(saved)
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # untrusted: a damaged or foreign file (UnicodeDecodeError too)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # untrusted: a damaged file (UnicodeDecodeError too)
         old = None
         why = f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     else:
