@@ -135,12 +135,8 @@ def seeds_cell(group: SeedGroup) -> str:
 def _shown_speedups(group: SeedGroup) -> list[float | None]:
     """Each seed's shown speed-up (the geometric mean of that seed's runs': a seed run twice counts once), in the
     order of group.per_seed; None for a seed none of whose runs has one."""
-    by_seed: dict[Any, list[float]] = {}
-    for lineage, row in group.members:
-        ratios = by_seed.setdefault(lineage, [])
-        if row.speedup is not None and row.speedup.shown is not None:
-            ratios.append(row.speedup.shown)
-    return [ratio_mean(ratios) if ratios else None for ratios in by_seed.values()]
+    return group.per_seed([row.speedup.shown if row.speedup is not None else None for row in group.rows],
+                          mean=ratio_mean)
 
 
 def group_speedup(group: SeedGroup) -> float | None:

@@ -27,7 +27,7 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
@@ -413,15 +413,17 @@ class SeedGroup:
     def label(self) -> str:
         return self.first.label
 
-    def per_seed(self, values: Sequence[float | None]) -> list[float | None]:
-        """`values` (one per member, in member order) as one value per seed: the mean of that seed's runs, so a
-        seed run twice counts once in a mean, a std and an interval over seeds; None for a seed with no value."""
+    def per_seed(self, values: Sequence[float | None],
+                 mean: Callable[[list[float]], float] = statistics.fmean) -> list[float | None]:
+        """`values` (one per member, in member order) as one value per seed, in the order seeds first appear: the
+        `mean` of that seed's runs (a ratio's: stats.ratio_mean), so a seed run twice counts once in a mean, a std
+        and an interval over seeds; None for a seed with no value."""
         by_seed: dict[Lineage, list[float]] = {}
         for lineage, value in zip(self.lineages, values):
             runs = by_seed.setdefault(lineage, [])
             if value is not None and math.isfinite(value):
                 runs.append(float(value))
-        return [statistics.fmean(runs) if runs else None for runs in by_seed.values()]
+        return [mean(runs) if runs else None for runs in by_seed.values()]
 
     @property
     def val(self) -> Spread:
