@@ -272,7 +272,23 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     again = shlex.join(["cnnlab", command, *args])
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
+    resumed = _resumed_run(command, args)
     why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
+           else f"no epoch had completed since resuming {resumed}, which is as it was" if info.resumable and resumed
            else "no epoch had completed, so there is no checkpoint to resume" if info.resumable
            else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`"
+
+
+def _resumed_run(command: str, args: Sequence[str]) -> str | None:
+    """What a `resume=` among `args` (a command line's words) continues — the run folder, or "the latest run" for
+    resume=true — or None when it resumes nothing (resume=false, or none given)."""
+    from cnnlab.settings import resumes_latest, resumes_nothing
+
+    spec = None
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        spec = value if sep and key.lstrip("+~") == "resume" else spec
+    if spec is None or resumes_nothing(spec):
+        return None
+    return "the latest run" if resumes_latest(spec, command) else spec

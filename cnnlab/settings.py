@@ -395,6 +395,22 @@ START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "pr
 
 # values of resume= that resume nothing: the same run as leaving resume out (the default, null)
 NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
+# Settings that say where and how visibly a run runs, not what it trains: a resume that changes only these continues
+# the same course (cnnlab report groups it with the run it continued; distill's baseline stays like-for-like).
+HOW_IT_RUNS = ("device", "trainer.workers", "trainer.log_every", "trainer.checkpoint_every", "logger", "paths")
+
+
+def changes_the_course(override: str) -> bool:
+    """Whether a `key=value` override given on resume= changes what the run trains (trainer.epochs=6, optim.lr=...)
+    rather than where or how visibly it runs (HOW_IT_RUNS: device=cpu, trainer.workers=0, logger=...)."""
+    key = override.partition("=")[0].lstrip("+~")
+    return not any(key == name or key.startswith(f"{name}.") for name in HOW_IT_RUNS)
+
+
+def resumes_latest(spec: Any, command: str) -> bool:
+    """resume=true / yes / on / 1 / latest / latest:COMMAND: the newest unfinished run of `command` (a run folder of
+    that name, e.g. a sweep job's `1`, wins where one exists: steps/resume.py resume_target)."""
+    return spec is True or str(spec).strip().lower() in ("true", "yes", "on", "1", "latest", f"latest:{command}")
 
 
 def resumes_nothing(spec: Any) -> bool:

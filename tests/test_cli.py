@@ -239,6 +239,12 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
             hint = interrupt_hint(name, ["a=1"], checkpoint_kept=kept)
             command = hinted_command(hint)
             assert command == ([name, "resume=true"] if info.resumable and kept else [name, "a=1"]), hint
+    # a resume= stopped before its first new epoch: the run it continues still holds its epochs (not "no epoch")
+    for args, named in ((["resume=outputs/finetune/RUN"], "outputs/finetune/RUN"), (["resume=true"], "the latest run"),
+                        (["resume=latest:finetune"], "the latest run")):
+        hint = interrupt_hint("finetune", args)
+        assert hinted_command(hint) == ["finetune", *args] and f"since resuming {named}, which is as it" in hint, hint
+    assert "no epoch had completed, so" in interrupt_hint("finetune", ["resume=false"])
     # what is kept is what resume= continues: a search keeps its study, not an epoch's checkpoint
     assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
     assert "last checkpoint (last.pt)" in interrupt_hint("pretrain", [], checkpoint_kept=True)

@@ -41,6 +41,7 @@ from cnnlab.search.results import (best_feasible, correlation_line, correlation_
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
+from cnnlab.settings import HOW_IT_RUNS
 from cnnlab.steps.recording import fit_metrics, save_and_record
 from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
@@ -67,8 +68,7 @@ def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
 # What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
 # visibly it runs. Every other setting (search.*, dataset.*, the proxy recipe, the space, the seed) decided how the
 # finished trials were timed, judged and trained; a new value would leave their verdicts standing beside new ones.
-RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "trainer.workers", "trainer.log_every",
-                     "trainer.checkpoint_every", "device", "logger", "resume", "paths")
+RESUME_MAY_CHANGE = ("search.trials", "trainer.epochs", "resume", *HOW_IT_RUNS)
 
 
 def check_same_search(run: RunInfo, cfg: DictConfig) -> None:

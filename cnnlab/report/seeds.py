@@ -35,7 +35,7 @@ from cnnlab.report.rows import Row
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.fileio import read_yaml_mapping
 from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
-from cnnlab.settings import resumes_nothing
+from cnnlab.settings import changes_the_course, resumes_nothing
 
 IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
 # settings that name a run (or a file): compared through the run.json source, not as text
@@ -289,7 +289,7 @@ class SeedKeys:
             # the key. One that changed nothing (plain resume=true; a sweep run again) is the run it continued.
             course = []
             for resumption in resumptions:
-                changed = _with_overrides(config, resumption.overrides)
+                changed = _with_overrides(config, [o for o in resumption.overrides if changes_the_course(o)])
                 if _comparable_config(changed) != _comparable_config(config):
                     course.append((resumption.took_over, _comparable_config(changed)))
                 config = changed

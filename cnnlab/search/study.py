@@ -48,12 +48,50 @@ def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
             trial.set_constraint(key, value)
 
 
-def open_study(folder: Path, *, multi_objective: bool, seed: int, population: int, constrained: bool) -> optuna.Study:
-    """The study in `folder`/study.db, created or loaded (a resumed run continues its copy).
+class DrawSeeded(optuna.samplers.BaseSampler):
+    """An Optuna sampler made afresh for each trial, seeded with `seed` plus the number of trials before it that an
+    interruption did not stop (`make(seed)` builds it: TPE or NSGA-II). A sampler's random state is not stored in the
+    study, so one sampler for a whole run drew, once resumed, other candidates than the same search run without a
+    stop (seeded with `seed` again, the interrupted run's first ones once more). Seeded per draw from what the
+    study holds, a resumed search proposes what the uninterrupted one would: the stopped trial runs again with its
+    parameters (requeue_interrupted) and the draws after it are those that followed it."""
 
-    A sampler's random state is not stored in the study, so a loaded study gets a sampler seeded with `seed` plus
-    the number of trials it holds: seeded with `seed` again, it would draw the interrupted run's first candidates
-    once more (NSGA-II's random first generation, TPE's startup trials) and spend the resumed run re-training them."""
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._inner = make(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number
+                  and not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))]
+        self._inner = self._make(self._seed + len(before))
+        self._inner.before_trial(study, trial)
+        if "fixed_params" in trial.system_attrs:
+            # queued again with its parameters, nothing is drawn — and Optuna asks the sampler nothing, so NSGA-II
+            # gave it no generation and the next generation began a trial late. Asked as for a drawn trial (the
+            # answer unused: this sampler serves this trial alone), it takes the place the stopped trial had.
+            self._inner.sample_relative(study, trial, self._inner.infer_relative_search_space(study, trial))
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: Any) -> Any:
+        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
+def open_study(folder: Path, *, multi_objective: bool, seed: int, population: int, constrained: bool) -> optuna.Study:
+    """The study in `folder`/study.db, created or loaded (a resumed run continues its copy), with a DrawSeeded
+    sampler: NSGA-II for two objectives, TPE for one."""
     # cnnlab logs one line per trial itself, a failed one included: Optuna's "Trial N failed" warning carries a
     # traceback, printed before the one-line error of a CnnlabError raised inside a trial
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -65,12 +103,9 @@ def open_study(folder: Path, *, multi_objective: bool, seed: int, population: in
             return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
         return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=min(10, population))
 
-    study = optuna.create_study(storage=storage_url(folder), study_name=STUDY_NAME, sampler=sampler(seed),
-                                directions=["maximize", "minimize"] if multi_objective else ["maximize"],
-                                load_if_exists=True)
-    if held := len(study.get_trials(deepcopy=False)):
-        study.sampler = sampler(seed + held)
-    return study
+    return optuna.create_study(storage=storage_url(folder), study_name=STUDY_NAME, sampler=DrawSeeded(sampler, seed),
+                               directions=["maximize", "minimize"] if multi_objective else ["maximize"],
+                               load_if_exists=True)
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

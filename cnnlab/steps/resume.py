@@ -15,10 +15,10 @@ from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_yaml_mapping, write_text
-from cnnlab.settings import resumes_nothing
+from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
-from cnnlab.runs import (RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs, load_run,
-                         hydra_runtime, no_checkpoint_reason, process_alive)
+from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
+                         load_run, hydra_runtime, no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
@@ -86,7 +86,9 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     check_work_left(run, effective, ctx.command, point)
     if replaced:  # said once accepted: they win over the restored state too (the optimizer's lr, the schedule's position)
         ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
-        ctx.record.update(resume_changed=replaced)  # the course changed here (distill: its baseline did not follow)
+    course = [change for change in replaced if changes_the_course(change)]  # device=cpu moves it, trains the same
+    if course:
+        ctx.record.update(resume_changed=course)  # the course changed here (distill: its baseline did not follow)
     save_effective_config(effective, ctx)
     return effective, resume_file(run, point)
 
@@ -137,8 +139,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
     named = not isinstance(spec, bool) and spec is not None and (Path(str(spec)).expanduser() / RUN_FILE).is_file()
     if resumes_nothing(spec) and not named:  # a sweep job's folder is called 0, 1, ...: a folder there is that run
         return None
-    latest = spec is True or str(spec).lower() in ("true", "yes", "on", "1", "latest", f"latest:{ctx.command}")
-    if latest and not named:
+    if resumes_latest(spec, ctx.command) and not named:
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
@@ -292,6 +293,9 @@ def defaults_of_saved_choices(saved: DictConfig, run: RunInfo, ctx: RunContext) 
         return None
     hydra_cfg = HydraConfig.get()
     groups, folders, recorded = [], conftree.user_config_dirs(hydra_cfg), recorded_choices(run)
+    if not recorded:  # said, not guessed silently: a --config-dir option may then be taken for a stock one
+        ctx.log.warning("resume: %s is missing or damaged, so which option each saved section (sched, optim, ...) "
+                        "came from is told by its keys (name, _target_)", run.path / HYDRA_RECORD)
     for group, option in hydra_cfg.runtime.choices.items():
         section = saved.get(group) if "/" not in group and group in saved else None
         if isinstance(section, DictConfig):

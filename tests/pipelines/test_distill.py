@@ -181,6 +181,13 @@ def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Pa
     # extended from 1 epoch to 2: the KD student's first epoch ran on a 1-epoch schedule, the re-run baseline's on a
     # 2-epoch one — kd_gain said "same budget" of unlike courses; it is now said, in the log and run.json
     assert resumed["resume_changed"] == ["trainer.epochs=2 (saved: 1)"] and not resumed.get("warnings")  # no baseline
+    # moved to another device (or fewer workers), it trains the same course: no "unlike courses" warning
+    moved = cli("distill", f"resume={first}", "trainer.epochs=2", "distill.baseline=true", "device=cpu",
+                "trainer.workers=0")
+    assert moved.code == 0, moved.output
+    moved_run = read_run(run_dirs(outputs, "distill")[-1])
+    assert moved_run["resume_changed"] == ["trainer.epochs=2 (saved: 1)", "distill.baseline=true (saved: false)"]
+    assert not any("device" in w or "workers" in w for w in moved_run.get("warnings") or []), moved_run["warnings"]
     with_baseline = cli("distill", f"resume={first}", "trainer.epochs=2", "distill.baseline=true")
     assert with_baseline.code == 0, with_baseline.output
     warned = read_run(run_dirs(outputs, "distill")[-1]).get("warnings") or []

@@ -303,6 +303,19 @@ def test_a_section_saved_with_another_choice_is_filled_from_that_choice(cli, out
     assert read_run(run_dirs(outputs, "finetune")[-1])["resumed_after_epoch"] == 1
 
 
+def test_a_damaged_hydra_record_is_said_on_resume(cli, outputs: Path) -> None:
+    """Without .hydra/hydra.yaml's record of the group choices, the option each saved section came from is told by
+    its keys; that was done without a word (a --config-dir option could be taken for a stock one unseen)."""
+    first = cli("finetune", *TINY, "sched=step", "finetune.cache_features=false")
+    assert first.code == 0, first.output
+    run_dir = run_dirs(outputs, "finetune")[0]
+    (run_dir / ".hydra" / "hydra.yaml").write_bytes(b"hydra: [unclosed\n")
+    resumed = cli("finetune", f"resume={run_dir}", "trainer.epochs=2")
+    said = " ".join(resumed.output.split())
+    assert resumed.code == 0 and "hydra.yaml is missing or damaged" in said and "told by its keys" in said, said
+    assert read_run(run_dirs(outputs, "finetune")[-1])["metrics"]["epochs"] == 2
+
+
 def test_an_optimizer_saved_with_another_choice_is_filled_from_that_choice(cli, outputs: Path) -> None:
     """optim sections are told by `_target_`: a run saved with optim=adamw that lacks weight_decay resumed with the
     code's 0.0 ("your optimizer settings replace the saved ones: weight_decay 0.05 → 0.0"), not adamw.yaml's 0.05."""

@@ -380,6 +380,20 @@ def test_a_value_typed_as_hydra_reads_it_is_no_change_on_resume(tmp_path: Path) 
     assert {r.run.path for r in group.rows} == {*first, again} and group.missing == []
 
 
+def test_a_resume_that_only_moved_the_run_stays_in_its_group(tmp_path: Path) -> None:
+    """`resume=RUN device=cpu trainer.workers=0` runs the same course elsewhere: it was a course of its own (and its
+    group listed the seed as missing); a changed setting beside them still is one."""
+    out = tmp_path / "outputs"
+    first = sweep(out, "finetune", [0.90, 0.92])
+    interrupted = model_run(out, "finetune", "10-00-00-multirun/2", 0.0, seed=2, status="interrupted")
+    moved = _resumed(out, "moved", interrupted, ["seed=2", "device=cpu", "trainer.workers=0", "logger=csv"], 0.94,
+                     took_over=1, seed=2)
+    changed = _resumed(out, "changed", interrupted, ["seed=2", "device=cpu", "trainer.epochs=9"], 0.95, took_over=1,
+                       seed=2)
+    groups = {frozenset(r.run.path for r in g.rows) for g in build_report(out).all_seed_groups}
+    assert frozenset([*first, moved]) in groups and frozenset([changed]) in groups
+
+
 def test_a_nul_in_a_recorded_run_path_is_a_damaged_reference_not_a_crash(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     sweep(out, "finetune", [0.90, 0.92])

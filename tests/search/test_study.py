@@ -61,6 +61,7 @@ def test_an_interrupted_trial_runs_again_once(tmp_path: Path) -> None:
     stopped.suggest_float("x", 0, 1)
     stopped.set_user_attr("interrupted", True)
     study.tell(stopped, state=TrialState.FAIL)
+    study.enqueue_trial({"x": 0.123})  # not drawn: seeded per draw, it would repeat the stopped trial's x
     killed = study.ask()  # left running by a killed process
     killed.suggest_float("x", 0, 1)
     assert requeue_interrupted(study) == [2, 3]
@@ -109,3 +110,32 @@ def test_a_candidate_proposed_again_finds_its_scored_twin(tmp_path: Path) -> Non
     assert scored_twin(study, new) is None
     study.tell(new, state=optuna.trial.TrialState.PRUNED)  # stopped at a rung: no score to reuse
     assert scored_twin(study, trains(study.ask(), "net-c")) is None
+
+
+def test_a_resumed_study_proposes_what_the_uninterrupted_one_would(tmp_path: Path) -> None:
+    """Interrupted at its fourth trial and resumed, a search ran that trial again and then drew candidates of a
+    sampler seeded `seed + trials held`: not those the same search run without a stop proposes."""
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x, y = trial.suggest_float("x", 0, 1), trial.suggest_int("y", 0, 8)
+        return x + y / 10, 1 + x
+
+    for multi_objective in (True, False):
+        goal = objective if multi_objective else (lambda t: objective(t)[0])
+        for name in ("straight", "stopped"):
+            (tmp_path / f"{name}{multi_objective}").mkdir()
+        straight = open_study(tmp_path / f"straight{multi_objective}", multi_objective=multi_objective, seed=3,
+                              population=4, constrained=False)
+        straight.optimize(goal, n_trials=14)  # past NSGA-II's random first generation and TPE's startup trials
+        stopped = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=3,
+                             population=4, constrained=False)
+        stopped.optimize(goal, n_trials=5)
+        trial = stopped.ask()  # the sixth, stopped by Ctrl-C
+        objective(trial)
+        trial.set_user_attr("interrupted", True)
+        stopped.tell(trial, state=TrialState.FAIL)
+        resumed = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=3,
+                             population=4, constrained=False)
+        assert requeue_interrupted(resumed) == [5]
+        resumed.optimize(goal, n_trials=9)
+        done = [t.params for t in resumed.trials if t.state == TrialState.COMPLETE]
+        assert done == [t.params for t in straight.trials], multi_objective
