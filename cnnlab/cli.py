@@ -24,6 +24,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
+from cnnlab.settings import resumed_by
 
 app = typer.Typer(
     name="cnnlab",
@@ -314,7 +315,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
         else:
             hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
-                                  no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun)
+                                  no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun,
+                                  resumed=resumed_by(command, args))
             print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:

@@ -256,11 +256,12 @@ HYDRA_FLAGS_HELP = (
 
 
 def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
-                   no_checkpoint: str | None = None, multirun: bool = False) -> str:
+                   no_checkpoint: str | None = None, multirun: bool = False, resumed: str | None = None) -> str:
     """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
     works: for a sweep (`multirun`), the same sweep again (it skips the completed jobs and continues the
     interrupted one); `resume=true` only for a resumable command whose run already wrote its checkpoint
-    (last.pt); otherwise the same command line again (`args`: what followed `cnnlab COMMAND`)."""
+    (last.pt); otherwise the same command line again (`args`: what followed `cnnlab COMMAND`). `resumed`: what
+    the run's resume= continued (settings.resumed_by), which a stop before its first new epoch left as it was."""
     info = COMMANDS[command]
     if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
         again = shlex.join(["cnnlab", command, *args])
@@ -272,23 +273,8 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     again = shlex.join(["cnnlab", command, *args])
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
-    resumed = _resumed_run(command, args)
     why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
            else f"no epoch had completed since resuming {resumed}, which is as it was" if info.resumable and resumed
            else "no epoch had completed, so there is no checkpoint to resume" if info.resumable
            else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`"
-
-
-def _resumed_run(command: str, args: Sequence[str]) -> str | None:
-    """What a `resume=` among `args` (a command line's words) continues — the run folder, or "the latest run" for
-    resume=true — or None when it resumes nothing (resume=false, or none given)."""
-    from cnnlab.settings import resumes_latest, resumes_nothing
-
-    spec = None
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        spec = value if sep and key.lstrip("+~") == "resume" else spec
-    if spec is None or resumes_nothing(spec):
-        return None
-    return "the latest run" if resumes_latest(spec, command) else spec

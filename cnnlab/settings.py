@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -411,6 +411,18 @@ def resumes_latest(spec: Any, command: str) -> bool:
     """resume=true / yes / on / 1 / latest / latest:COMMAND: the newest unfinished run of `command` (a run folder of
     that name, e.g. a sweep job's `1`, wins where one exists: steps/resume.py resume_target)."""
     return spec is True or str(spec).strip().lower() in ("true", "yes", "on", "1", "latest", f"latest:{command}")
+
+
+def resumed_by(command: str, args: Sequence[str]) -> str | None:
+    """What a `resume=` among `args` (a command line's words) continues — the run folder it names, or "the latest
+    run" — or None when it resumes nothing (resume=false, or none given)."""
+    spec = None
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        spec = value if sep and key.lstrip("+~") == "resume" else spec
+    if spec is None or resumes_nothing(spec):
+        return None
+    return "the latest run" if resumes_latest(spec, command) else spec
 
 
 def resumes_nothing(spec: Any) -> bool:

@@ -232,6 +232,7 @@ def test_ctrl_c_during_quantize_names_a_command_that_works(cli, outputs: Path,
 def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
     """The hints the command line can print: resume only where the command resumes and a checkpoint exists."""
     from cnnlab.commands import COMMANDS, interrupt_hint
+    from cnnlab.settings import resumed_by
     from helpers import hinted_command
 
     for name, info in COMMANDS.items():
@@ -242,8 +243,9 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
     # a resume= stopped before its first new epoch: the run it continues still holds its epochs (not "no epoch")
     for args, named in ((["resume=outputs/finetune/RUN"], "outputs/finetune/RUN"), (["resume=true"], "the latest run"),
                         (["resume=latest:finetune"], "the latest run")):
-        hint = interrupt_hint("finetune", args)
+        hint = interrupt_hint("finetune", args, resumed=resumed_by("finetune", args))
         assert hinted_command(hint) == ["finetune", *args] and f"since resuming {named}, which is as it" in hint, hint
+    assert resumed_by("finetune", ["resume=false"]) is None and resumed_by("finetune", ["seed=1"]) is None
     assert "no epoch had completed, so" in interrupt_hint("finetune", ["resume=false"])
     # what is kept is what resume= continues: a search keeps its study, not an epoch's checkpoint
     assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
