@@ -267,6 +267,35 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+# Characters that give a value structure in Hydra's override grammar (sweeps, lists, dicts, functions, quotes,
+# interpolations, escapes): a value holding one is never quoted for the user — a typo there must stay an error.
+_STRUCTURE = set(",[]{}()'\"$=\\")
+
+
+def quote_plain_value(override: str) -> str:
+    """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
+    (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII
+    (`source=modèle.onnx`) — is single-quoted, which Hydra reads as that very text (cnnlab expands `~` in paths
+    itself). Anything else, and a value with structure (_STRUCTURE), is left for Hydra and its error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    key, sep, value = override.partition("=")
+    if not sep or not value or _STRUCTURE & set(value):
+        return override
+    parser = OverridesParser.create()
+    try:
+        parser.parse_override(override)
+        return override
+    except HydraException:
+        quoted = f"{key}='{value}'"
+    try:
+        parser.parse_override(quoted)
+    except HydraException:
+        return override
+    return quoted
+
+
 def _onto_source_dataset(override: str) -> str:
     """`dataset.KEY=V` as `++dataset.KEY=V` for a command that rebuilds its source's recorded data: Hydra checks a
     plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
@@ -288,6 +317,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     flags, overrides = split_flags(args)
     if multirun:
         flags.append("--multirun")
+    overrides = [quote_plain_value(o) for o in overrides]
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     if COMMANDS[command].source_dataset and "dataset" not in typed:
         overrides = [_onto_source_dataset(o) for o in overrides]

@@ -49,6 +49,11 @@ def print_datasets() -> None:
         first_comment = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
         data = yaml.safe_load(text) or {}
         offline = "downloads once" if "download" in data else ("your files" if "root" in data else "built in")
+        if "download" in data:
+            from cnnlab.data.torchvision_sets import system_copy_of  # torchvision: only for the sets it reads
+
+            copy = system_copy_of(name)
+            offline = f"here, in {copy}" if copy is not None else offline
         table.add_row(name, first_comment, offline)
     out.print(table)
 

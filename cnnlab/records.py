@@ -106,6 +106,11 @@ FOLDER_DATASETS = ("imagefolder",)
 # Datasets generated from their settings: each of these settings generates other images (the class count and the
 # image size, also settings of `synthetic`, are part of every identity already).
 GENERATED_DATASETS: dict[str, tuple[str, ...]] = {"synthetic": ("seed", "train_size", "val_size")}
+# What decides which images a validation split holds, where it is carved from the training images: the share
+# (dataset.val_fraction), the draw (dataset.seed) and the count recorded (val_size: a partial copy of a set). Val top-1
+# on two other splits is on other images — and one run may have trained on the other's val images — so only runs
+# with equal values are compared (digits at val_fraction 0.01 scored 18 images, at 0.2 another 360).
+VAL_SPLIT = ("val_fraction", "seed", "val_size")
 
 
 def _hashable(value: Any) -> Any:
@@ -116,7 +121,8 @@ def _hashable(value: Any) -> Any:
 @dataclass(frozen=True)
 class DatasetIdentity:
     """What a dataset is, for comparing runs: the name, classes and input size, plus the folder of a user-folder
-    set (FOLDER_DATASETS: its resolved root) and the settings that generate a generated set (GENERATED_DATASETS).
+    set (FOLDER_DATASETS: its resolved root), the settings that generate a generated set (GENERATED_DATASETS) and
+    those that decide which images its validation split holds (VAL_SPLIT).
     A canonical set is its name: its copy may lie anywhere. Only runs with equal identities are compared.
 
     A user folder whose run recorded its `content` (data.content.folder_digest: every picture's relative path,
@@ -128,6 +134,7 @@ class DatasetIdentity:
     image_size: int | None = None
     folder: str | None = field(default=None, compare=False)  # a user-folder set: its root, absolute; None: unknown
     settings: tuple[tuple[str, Any], ...] = ()    # a generated set: (setting, value) as recorded
+    val_split: tuple[tuple[str, Any], ...] = ()   # VAL_SPLIT's recorded values not among `settings`
     content: str | None = field(default=None, compare=False)  # a user folder's folder_digest, where recorded
     place: str | None = field(default=None, repr=False)  # what is compared: the content, else the folder
 
@@ -163,7 +170,10 @@ class DatasetSection(Section):
         settings = tuple((key, _hashable(config[key])) for key in GENERATED_DATASETS.get(self.name or "", ())
                          if config.get(key) is not None)
         content = self.extra.get("content") if folder is not None else None
-        return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings,
+        recorded = {**{key: config.get(key) for key in VAL_SPLIT[:2]}, "val_size": self.extra.get("val_size")}
+        val_split = tuple((key, _hashable(recorded[key])) for key in VAL_SPLIT
+                          if recorded[key] is not None and key not in dict(settings))
+        return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings, val_split,
                                content=content if isinstance(content, str) and content else None)
 
 

@@ -397,8 +397,9 @@ def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoi
 
 
 def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkpoint", "onnx"),
-                   key: str = "source") -> Source:
-    """Turn `source=...` into a file. `want` lists acceptable kinds in order of preference."""
+                   key: str = "source", runtime_key: str | None = None) -> Source:
+    """Turn `source=...` into a file. `want` lists acceptable kinds in order of preference; `runtime_key`: the
+    command's setting that would run the other kind (predict.runtime), named by the error for a file of it."""
     spec = str(spec).strip()
     if spec == "latest" or spec.startswith("latest:"):
         check_latest_command(spec, key, want)
@@ -413,7 +414,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                           if (r := latest_run(outputs, command, artifact=_ARTIFACT_OF_KIND[kind])) is not None), None)
             if other is not None:
                 raise _wrong_kind(f"{key}={spec}: the newest completed `cnnlab {other.command}` run, {other.path},",
-                                  other.path, want)
+                                  other.path, want, runtime_key)
             what = f"completed `cnnlab {command}` run" if command else "completed run"
             if command and f"latest:{command}" not in latest_makers(want):  # its runs hold the other kind
                 files = " or ".join(_FILE_OF_KIND[kind] for kind in want)
@@ -421,15 +422,15 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                                   f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
-        return _from_run(spec, run, want, key)
+        return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():
         raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_HOW_TO_NAME)
     if path.is_dir():
-        return _from_run(spec, load_run(path), want, key)
+        return _from_run(spec, load_run(path), want, key, runtime_key)
     kind = _KINDS.get(path.suffix.lower())
     if kind is not None and kind not in want:
-        raise _wrong_kind(f"{key}={spec}:", path, want)
+        raise _wrong_kind(f"{key}={spec}:", path, want, runtime_key)
     if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
@@ -437,23 +438,24 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     return Source(spec, kind, path.resolve(), load_run(run_dir) if run_dir else None)
 
 
-def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str) -> Source:
+def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str, runtime_key: str | None) -> Source:
     for kind in want:
         file = run.artifact(_ARTIFACT_OF_KIND[kind])
         if file is not None:
             return Source(spec, kind, file.resolve(), run)
     if any(run.artifact(_ARTIFACT_OF_KIND[k]) is not None for k in _ARTIFACT_OF_KIND if k not in want):
-        raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want)
+        raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want, runtime_key)
     names = " or ".join(_ARTIFACT_OF_KIND[k] for k in want)
     raise CnnlabError(f"{key}={spec}: run {run.path} ({run.command}, {run.status}) holds no {names} file",
                       fix="pick a completed run that produced one (see `cnnlab list runs`)")
 
 
-def _wrong_kind(what: str, where: Path, want: tuple[str, ...]) -> CnnlabError:
-    """A source that holds a model of another kind than the command (or its runtime) runs: how to convert it."""
+def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str | None = None) -> CnnlabError:
+    """A source that holds a model of another kind than the command (or its runtime) runs: how to convert it, or
+    (`runtime_key`) the setting that runs it as it is."""
     if want == ("onnx",):
+        on_pytorch = f", or run the model.pt on PyTorch with {runtime_key}=pytorch" if runtime_key else ""
         return CnnlabError(f"{what} holds a model.pt (PyTorch checkpoint), and this runs ONNX files",
-                           fix=f"export it first (`cnnlab export source={where}`) and pass that run, or run the "
-                               "model.pt on PyTorch (runtime=pytorch where the command offers it)")
+                           fix=f"export it first (`cnnlab export source={where}`) and pass that run{on_pytorch}")
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from")

@@ -22,6 +22,22 @@ def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> s
     return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
 
 
+def ratio_range_text(low: float, high: float, better: str = "faster", worse: str = "slower") -> str:
+    """A range of ratios (e.g. per-round speed-ups) as `ratio_text` says one, so it reads like its headline:
+    1.5–3.0 → "1.50–3.00× faster", 0.41–0.55 → "1.82–2.44× slower" (the end nearer 1 first). A range that crosses
+    1 says both ends in words, the worse end first: 0.45–1.04 → "2.22× slower to 1.04× faster". Ends that print
+    alike give the one ratio ("2.00× faster"). The ends may come in either order."""
+    low, high = sorted((low, high))
+    worst, best = ratio_text(low, better, worse), ratio_text(high, better, worse)
+    if worst == best:
+        return best
+    if low >= 1:
+        return f"{low:.2f}–{best}"
+    if high <= 1:
+        return f"{1 / high:.2f}–{worst}"
+    return f"{worst} to {best}"
+
+
 def class_difference(known: list[str], found: list[str]) -> str:
     """How two class lists differ, for a message: the names only one has, names that differ only in their Unicode
     form (a folder name from macOS is decomposed, NFD: "café" twice, as bytes unequal), or the order."""

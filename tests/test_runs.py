@@ -84,8 +84,12 @@ def test_resolve_source_rejects_folder_without_record_and_wrong_kind(tmp_path: P
     # a run with only a model.pt, where ONNX files are run: say so and how to convert (not "no such run")
     for spec in (str(run_dir), "latest:pretrain", "latest", str(run_dir / "model.pt")):
         with pytest.raises(CnnlabError, match="holds a model.pt") as info:
-            resolve_source(spec, tmp_path, want=("onnx",))
-        assert "cnnlab export source=" in (info.value.fix or "") and "runtime=pytorch" in (info.value.fix or "")
+            resolve_source(spec, tmp_path, want=("onnx",), runtime_key="predict.runtime")
+        # the command's own key: "runtime=pytorch" was an unknown setting when followed
+        assert "cnnlab export source=" in (info.value.fix or "") and "predict.runtime=pytorch" in (info.value.fix or "")
+        with pytest.raises(CnnlabError, match="holds a model.pt") as info:
+            resolve_source(spec, tmp_path, want=("onnx",))  # a command with no runtime setting names none
+        assert "runtime" not in (info.value.fix or "")
     (tmp_path / "weights.txt").write_text("?")
     with pytest.raises(CnnlabError, match="expected a"):
         resolve_source(str(tmp_path / "weights.txt"), tmp_path)

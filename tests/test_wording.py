@@ -1,6 +1,6 @@
 import pytest
 
-from cnnlab.wording import counted, ratio_text
+from cnnlab.wording import counted, ratio_range_text, ratio_text
 
 
 @pytest.mark.parametrize("count, noun, text", [(1, "epoch", "1 epoch"), (2, "epoch", "2 epochs"),
@@ -12,6 +12,17 @@ def test_counts_agree_with_their_noun(count: int, noun: str, text: str) -> None:
 def test_ratios_read_faster_or_slower_never_a_fraction_faster() -> None:
     assert ratio_text(2.5) == "2.50× faster" and ratio_text(1.0) == "1.00×"
     assert ratio_text(1 / 1.03) == "1.03× slower" and ratio_text(0.5, "smaller", "larger") == "2.00× larger"
+
+
+def test_a_range_of_ratios_reads_like_its_headline() -> None:
+    """Per-round speed-ups were printed raw beside a headline in words: "2.45× slower (unstable: 0.41–0.55)", and at
+    batch 1 "0.45–1.04" mixed slower and faster without saying so."""
+    assert ratio_range_text(0.41, 0.55) == "1.82–2.44× slower"
+    assert ratio_range_text(2.02, 4.12) == "2.02–4.12× faster" == ratio_range_text(4.12, 2.02)
+    assert ratio_range_text(0.45, 1.04) == "2.22× slower to 1.04× faster"
+    assert ratio_range_text(1.0, 1.5) == "1.00–1.50× faster" and ratio_range_text(0.5, 1.0) == "1.00–2.00× slower"
+    assert ratio_range_text(2.001, 2.004) == "2.00× faster" and ratio_range_text(1.0, 1.0) == "1.00×"
+    assert ratio_range_text(0.5, 0.8, "smaller", "larger") == "1.25–2.00× larger"
 
 
 def test_wording_is_a_leaf_the_light_commands_can_import() -> None:

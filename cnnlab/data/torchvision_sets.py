@@ -117,6 +117,16 @@ FASHION_MNIST_FILES = _idx_files(
     "Fashion-MNIST", "FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     hint=f"or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist` (found in {DEBIAN_FASHION_MNIST}/)")
 KMNIST_FILES = _idx_files("KMNIST", "KMNIST", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/")
+# dataset= name -> the files it reads
+FILES_OF = {"cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES, "svhn": SVHN_FILES, "stl10": STL10_FILES,
+            "mnist": MNIST_FILES, "fashion_mnist": FASHION_MNIST_FILES, "kmnist": KMNIST_FILES, "flowers": FLOWERS}
+
+
+def system_copy_of(dataset: str) -> Path | None:
+    """The read-only folder where a system package put every archive of `dataset` (fashion_mnist: Debian's
+    dataset-fashion-mnist), found offline without configuration; None when there is none."""
+    files = FILES_OF.get(dataset)
+    return files.system_copy() if files is not None else None
 
 
 def _move_into_place(entry: Path, target: Path) -> None:

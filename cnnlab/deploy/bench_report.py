@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from rich.table import Table
 
 from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
-from cnnlab.wording import ratio_text
+from cnnlab.wording import ratio_range_text, ratio_text
 
 SCHEMA = "cnnlab.bench/1"
 
@@ -52,7 +52,7 @@ def paired_table(document: dict[str, Any]) -> Table:
         versus = ratio_text(reference["p50_ms"] / r["p50_ms"])
         ratios = _round_ratios(reference, r)
         if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
-            versus += f" (unstable: {min(ratios):.2f}–{max(ratios):.2f})"
+            versus += f" (unstable: {ratio_range_text(min(ratios), max(ratios))})"
         source = subject.get("source") or {}
         table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
                       r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
@@ -69,10 +69,11 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
         ratios = _round_ratios(reference, r)
         if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
             lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
-                         f"against the first on {r['backend']} at batch {r['batch_size']} gave {min(ratios):.2f}–"
-                         f"{max(ratios):.2f} over {len(ratios)} rounds, more than {UNSTABLE_SPREAD:.0%} apart: the "
-                         "machine's speed changed during the session — time again with nothing else running, or with "
-                         "more rounds (bench.rounds); cnnlab report shows such a ratio as unstable")
+                         f"against the first on {r['backend']} at batch {r['batch_size']} gave "
+                         f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "
+                         f"{UNSTABLE_SPREAD:.0%} apart: the machine's speed changed during the session — time again "
+                         "with nothing else running, or with more rounds (bench.rounds); cnnlab report shows such a "
+                         "ratio as unstable")
     return lines
 
 

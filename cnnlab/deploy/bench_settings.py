@@ -22,7 +22,8 @@ class BenchSettings:
     """The `bench:` section, checked: backends (None: the device's defaults), whether to add torch.compile, batch
     sizes (each >= 1), intra-op threads (>= 1; null: one per physical core), the timing plan of each
     measurement, the device's FP32 peak in GFLOP/s when the user knows it, and the interleaved rounds of a paired
-    session (>= 1). Raises CnnlabError naming the key for a value out of range."""
+    session (>= 1). Raises CnnlabError naming the key for a value out of range, an empty bench.backends or a
+    batch size listed twice."""
 
     backends: tuple[str, ...] | None      # None: the defaults for the device
     compile: bool
@@ -37,9 +38,13 @@ class BenchSettings:
         backends = section.get("backends")
         if backends is not None and str(backends) != "auto":
             backends = tuple(str(b) for b in (backends if isinstance(backends, (list, ListConfig)) else [backends]))
+            if not backends:
+                raise CnnlabError("bench.backends is empty: it names no backend to time",
+                                  fix="name at least one, e.g. bench.backends=[onnxruntime] (or bench.backends=auto "
+                                      "for the device's defaults)")
             unknown = [b for b in backends if b not in BACKENDS]
-            if unknown or not backends:
-                raise CnnlabError(f"unknown backend {', '.join(unknown) or '(none)'} in bench.backends",
+            if unknown:
+                raise CnnlabError(f"unknown backend {', '.join(unknown)} in bench.backends",
                                   fix=f"choose from {', '.join(BACKENDS)} (or bench.backends=auto)")
         else:
             backends = None
@@ -49,6 +54,12 @@ class BenchSettings:
         if bad or not sizes:
             raise CnnlabError(f"bench.batch_sizes={sizes}: every batch size must be an integer of at least 1",
                               fix="use e.g. bench.batch_sizes=[1,8,32]")
+        repeated = sorted({s for s in sizes if sizes.count(s) > 1})
+        if repeated:
+            once = ",".join(str(s) for s in dict.fromkeys(sizes))
+            raise CnnlabError(f"bench.batch_sizes=[{','.join(map(str, sizes))}] lists batch size "
+                              f"{', '.join(map(str, repeated))} more than once (each size is timed once)",
+                              fix=f"use bench.batch_sizes=[{once}]")
         threads = section.get("threads")
         threads = default_threads() if threads is None else int(threads)
         if threads < 1:

@@ -7,11 +7,13 @@ that reads the official test split.
 2. rebuild its data — the dataset its run (or the file itself) records, unless dataset=... picks another —
    preprocessed exactly as the file's input spec says;
    `split=all` (train, val and test together: a folder of new labelled images with no split folders) is refused
-   on the data the model trained on (steps/sources.py refuse_training_images);
+   on the data the model trained on (steps/sources.py refuse_training_images); an image folder's class folders
+   name the model's classes in any order, a `/` in a class name written `_` (data/class_folders.py: the folder
+   T-shirt_top holds Fashion-MNIST's T-shirt/top), and its labels are renumbered to the model's;
 3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
-4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics `<split>_acc`, `<split>_top5`,
-   `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`; `model.precision`, `model.outputs`: logits |
-   probabilities | log-probabilities).
+4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics
+   `<split>_acc`, `<split>_top5`, `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`; `model.precision`,
+   `model.outputs`: logits | probabilities | log-probabilities).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
-from cnnlab.steps.sources import check_same_classes, refuse_training_images, require_source, source_data
+from cnnlab.steps.sources import model_labelled, refuse_training_images, require_source, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 
@@ -46,7 +48,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val", carve_val=split != "all")
-    check_same_classes(data, model.classes)
+    data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
     images = split_of(data, split)

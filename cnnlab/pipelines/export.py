@@ -24,7 +24,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
-from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
+from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
@@ -39,15 +39,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     loaded = load_source_model(cfg, ctx)
     checkpoint, model = loaded.checkpoint, loaded.model.eval()
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec)
-    check_same_classes(data, checkpoint.classes)
+    data = model_labelled(data, checkpoint.classes)
     ctx.log.info("export %s (%s, %d px) from %s to ONNX opset %d", checkpoint.name, data.name,
                  checkpoint.spec.size, loaded.source.path, opset)
 
     images = first_images(data.val, verify_count)
     dataset = dataset_record(data, dataset_cfg)
+    untrained_head = self_supervised_method(checkpoint)
     identity = ModelIdentity(arch=checkpoint.name, classes=tuple(checkpoint.classes), spec=checkpoint.spec,
                              source=loaded.source.describe(), dataset=dataset,
-                             untrained_head=self_supervised_method(checkpoint))  # evaluate/predict refuse such files
+                             untrained_head=untrained_head)  # evaluate/predict refuse such files
     target = ctx.path(ONNX_FILE)
     report: dict[str, Any] = {"opset": opset, "exporter": "torch.onnx (dynamo)", "simplify": bool(settings.simplify),
                               "atol": float(settings.atol), "rtol": float(settings.rtol)}
@@ -73,7 +74,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source_acc = (loaded.source.run.data.get("metrics") or {}).get("val_acc") if loaded.source.run else None
     if source_acc is None:
         source_acc = (checkpoint.extra.get("metrics") or {}).get("val_acc")
-    if settings.evaluate:
+    if settings.evaluate and untrained_head is not None:  # its head was never trained: a top-1 is chance, no figure
+        ctx.log.info("model.onnx is a %s backbone (its head never trained): no val accuracy measured — fine-tune it "
+                     "for one (docs/pretrain.md)", untrained_head)
+    elif settings.evaluate:
         onnx_metrics = evaluate_onnx(target, eval_loader(recipe, data.val, workers=loader_workers(recipe, data)))
         metrics.update(val_acc=onnx_metrics["acc"], val_top5=onnx_metrics["top5"], val_loss=onnx_metrics["loss"])
         ctx.log.info("model.onnx: val acc %.2f%% on %d images (source: %s)", 100 * onnx_metrics["acc"],

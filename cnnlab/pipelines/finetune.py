@@ -24,7 +24,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError
-from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before
+from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
@@ -91,7 +91,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
-    spec = resolve_input_spec(cfg.dataset, weights.spec)
+    # from scratch, a network that takes any channels is built for the data's (LeNet-5: 1 for grayscale), as pretrain
+    spec = resolve_input_spec(cfg.dataset, weights.spec,
+                              any_channels=not weights.pretrained and get_entry(name).any_channels)
     if weights.spec is not None:  # the weights' normalisation applies; the size is the user's to pick
         refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained weights", keys=("mean", "std"))
     runtime = runtime.for_input(spec.size)

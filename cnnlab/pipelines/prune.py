@@ -30,7 +30,7 @@ from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.models import MODELS, count_flops, count_params
-from cnnlab.steps.sources import check_same_classes, load_source_model, source_data
+from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
@@ -46,7 +46,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     checkpoint = loaded.checkpoint
     require_trained_head(checkpoint, loaded.source.path, "the dense and pruned accuracies")
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
-    check_same_classes(data, checkpoint.classes)
+    data = model_labelled(data, checkpoint.classes)
     name, size = checkpoint.name, checkpoint.spec.size
     runtime = runtime.for_input(size)
     ctx.log.info("prune %s (%s) by %s, ratio %g in %d step(s), on %s at %d px", name, loaded.source.path,

@@ -36,7 +36,7 @@ from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx,
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.quantize_model import load_fp32_model, train_qat_candidate
-from cnnlab.steps.sources import check_same_classes, source_data
+from cnnlab.steps.sources import model_labelled, source_data
 from cnnlab.steps.recording import dataset_record, record_warning
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
@@ -51,7 +51,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     fp32 = load_fp32_model(cfg, ctx, settings.mode)
     data, dataset_cfg = source_data(cfg, ctx, fp32.source, fp32.spec, train_augment=settings.mode == "qat")
-    check_same_classes(data, fp32.classes)
+    data = model_labelled(data, fp32.classes)
     if len(data.val) == 0:
         raise CnnlabError(f"dataset {data.name} has no validation images to measure the INT8 model's accuracy on",
                           fix="use a dataset with a validation split")

@@ -90,9 +90,11 @@ def _by_dataset(items: list[Any]) -> dict[str, list[Any]]:
     for item in items:
         found.setdefault(item.dataset_key, []).append(item)
     titled: dict[str, list[Any]] = {}
-    for identity, members in found.items():
+    # the validation split is said where two tables would read alike without it (digits at two val_fractions)
+    plain = [dataset_title(identity, val_split=False) for identity in found]
+    for (identity, members), short in zip(found.items(), plain):
         members.sort(key=lambda r: (-r.accuracy, r.p50_ms if r.p50_ms is not None else float("inf")))
-        title = dataset_title(identity) + _also_read_at(identity, members)
+        title = dataset_title(identity, val_split=plain.count(short) > 1) + _also_read_at(identity, members)
         # two identities read alike only when a record holds odd values: never merge their tables
         titled[_unique(title, titled)] = members
     return titled

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
 from cnnlab.runs import RunInfo
+from cnnlab.wording import ratio_range_text
 
 SAME_NETWORK_TOLERANCE = 0.10   # two timings of one network further apart than this (or the rounds' spread)
 PAIRED = "paired"
@@ -126,8 +127,9 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         rounds = tuple(t / o for t, o in zip(theirs.per_round, ours.per_round))
         where = session.run.path
         if spread(rounds) > UNSTABLE_SPREAD:
-            return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable: the rounds gave {min(rounds):.2f}–"
-                                                           f"{max(rounds):.2f} (more than {UNSTABLE_SPREAD:.0%} apart)")
+            return SpeedUp(UNSTABLE, ratio, rounds, where,
+                           f"unstable: the rounds gave {ratio_range_text(min(rounds), max(rounds))} (more than "
+                           f"{UNSTABLE_SPREAD:.0%} apart)")
         if same_network(model, source):
             if abs(ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(rounds)):
                 return SpeedUp(UNSTABLE, ratio, rounds, where,

@@ -18,6 +18,7 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
+from cnnlab.data.class_folders import with_model_classes
 from cnnlab.data.content import shared_pictures
 from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
@@ -27,7 +28,6 @@ from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
-from cnnlab.wording import class_difference
 
 log = logging.getLogger("cnnlab")
 
@@ -40,7 +40,9 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
     spec = cfg.get("source")
     if spec in (None, "", "null"):
         raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on", fix=f"pass {_HOW}")
-    source = resolve_source(str(spec), ctx.outputs, want=want)
+    runtime_key = f"{ctx.command}.runtime"  # evaluate.runtime, predict.runtime: where a command offers one
+    source = resolve_source(str(spec), ctx.outputs, want=want,
+                            runtime_key=runtime_key if OmegaConf.select(cfg, runtime_key) is not None else None)
     ctx.record.update(source=source.describe())
     if str(spec).strip().startswith("latest"):  # which run "latest" is depends on what ran since: say it
         ctx.log.info("source=%s is %s", spec, source.path)
@@ -245,6 +247,16 @@ def _plain(dataset_cfg: Any) -> Any:
     return OmegaConf.to_container(dataset_cfg, resolve=True) if isinstance(dataset_cfg, DictConfig) else dataset_cfg
 
 
+def _trained_data_has_test(recorded: Mapping[str, Any], data: DataBundle) -> bool:
+    """Whether the data a model trained on (`recorded`: its run's dataset config) has a test split: its folder's
+    layout (a train/ with a test/ beside it) while that folder is on disk, else `data`'s (that data, or a copy)."""
+    root = recorded.get("root")
+    trained = Path(str(root)).expanduser() if root not in (None, "") else None
+    if recorded.get("name") in FOLDER_DATASETS and trained is not None and trained.is_dir():
+        return split_dir(trained, TRAIN_DIR_NAMES) is not None and split_dir(trained, TEST_DIR_NAMES) is not None
+    return data.test is not None
+
+
 def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
     """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
     its run records (steps.sources.same_data), a folder with the same recorded data.content.folder_digest, or one
@@ -257,8 +269,12 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
     used = _plain(dataset_cfg)
     content = ((source.run.data.get("dataset") or {}).get("content")) if source.run is not None else None
     same_pictures = isinstance(content, str) and content == data.content
-    fix = ("use split=test (or val) for the data the model trained on; split=all is for a folder of new labelled "
-           "images: dataset=imagefolder dataset.root=NEW_DIR split=all")
+    # a split the data the model trained on has: split=test would be refused in turn on digits ("no test split")
+    scored = ("split=test (or val) for the data the model trained on" if _trained_data_has_test(recorded, data) else
+              f"split=val for the data the model trained on "
+              f"({data.name if data.name not in FOLDER_DATASETS else 'the folder it trained on'} has no test split)")
+    fix = f"use {scored}; split=all is for a folder of new labelled images: dataset=imagefolder dataset.root=NEW_DIR " \
+          "split=all"
     if same_pictures or (isinstance(used, Mapping) and same_data(recorded, used)):
         raise CnnlabError(f"split=all of {data.name} would score the images the model trained on"
                           + (f" (the folder {used.get('root')} holds the same pictures)"
@@ -307,10 +323,8 @@ def carves_val(recorded: Mapping[str, Any]) -> bool:
                 and split_dir(Path(root), VAL_DIR_NAMES) is not None)
 
 
-def check_same_classes(data: DataBundle, classes: list[str], what: str = "the model") -> None:
-    """CnnlabError when the data's classes are not the model's, in order (labels would mean other classes)."""
-    if list(data.classes) != list(classes):
-        raise CnnlabError(f"{what} knows {len(classes)} classes but dataset {data.name} has {len(data.classes)}: "
-                          f"{class_difference(list(classes), list(data.classes))}",
-                          fix="use the data the model was trained on (its run records it: drop dataset=... if you "
-                              "gave one), or class folders named exactly as the model's classes")
+def model_labelled(data: DataBundle, classes: list[str], what: str = "the model") -> DataBundle:
+    """`data` labelled as the model (`classes`) labels it — an image folder's class folders may name its classes in
+    any order, a `/` in a class name written `_` (data/class_folders.py) — or CnnlabError when its labels would mean
+    other classes."""
+    return with_model_classes(data, classes, what, folder_data=data.name in FOLDER_DATASETS)

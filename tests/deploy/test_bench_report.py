@@ -28,10 +28,26 @@ def test_a_session_whose_rounds_disagree_marks_the_ratio_unstable() -> None:
     pruned = [0.449, 0.426, 0.753, 0.391, 0.391, 0.383, 0.400, 0.891, 0.389]
     document = _document({0: dense, 1: pruned})
     text = _text(paired_table(document))
-    assert "3.83× faster (unstable: 2.02–4.12)" in text
+    assert "3.83× faster (unstable: 2.02–4.12× faster)" in text
     [line] = unstable_lines(document)
-    assert "net1 (model 2)" in line and "2.02–4.12 over 9 rounds" in line and "more than 15% apart" in line
+    assert "net1 (model 2)" in line and "2.02–4.12× faster over 9 rounds" in line and "more than 15% apart" in line
     assert "time again with nothing else running" in line
+
+
+def test_an_unstable_slowdown_says_its_range_in_the_units_of_its_headline() -> None:
+    """An INT8 file slower than its FP32 source printed "2.45× slower (unstable: 0.41–0.55)": the headline in words,
+    the range as the raw ratio (< 1 = slower); one that crossed 1 ("0.45–1.04") mixed slower and faster unsaid."""
+    fp32, int8 = [1.0, 1.0, 1.0], [2.45, 1.82, 2.44]
+    document = _document({0: fp32, 1: int8})
+    assert "2.44× slower (unstable: 1.82–2.45× slower)" in _text(paired_table(document))
+    [line] = unstable_lines(document)
+    assert "gave 1.82–2.45× slower over 3 rounds" in line
+
+    crossing = _document({0: [1.0, 1.0, 1.0], 1: [2.22, 1.6, 0.9615]})
+    text = _text(paired_table(crossing))
+    assert "1.60× slower (unstable: 2.22× slower to 1.04× faster)" in text
+    [line] = unstable_lines(crossing)
+    assert "gave 2.22× slower to 1.04× faster over 3 rounds" in line
 
 
 def test_a_steady_session_gives_plain_ratios() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import json
+import re
 from pathlib import Path
 
 import onnxruntime as ort
@@ -89,6 +90,43 @@ def test_bad_input_is_one_line(cli, args: list[str], message: str) -> None:
     result = cli("bench", *QUICK, *args)
     assert result.code == 2 and message in result.stderr, result.output
     assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+
+
+def _one_error_line(result) -> str:
+    """The error of a command refused before anything ran: exit 2, one `error:` line, no traceback."""
+    assert result.code == 2 and "Traceback" not in result.output, result.output
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    return line
+
+
+def _timed(outputs: Path) -> dict:
+    """bench.json of the one bench run that timed (the refused ones before it wrote none)."""
+    [timed] = [d for d in run_dirs(outputs, "bench") if (d / "bench.json").exists()]
+    return json.loads((timed / "bench.json").read_text())
+
+
+def test_a_batch_size_listed_twice_is_refused_with_the_list_that_times_it_once(cli, outputs: Path) -> None:
+    """bench.batch_sizes=[1,1] timed batch 1 twice and wrote two batch-1 records with different numbers."""
+    line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.batch_sizes=[8,1,8,1,32]"))
+    assert "bench.batch_sizes=[8,1,8,1,32] lists batch size 1, 8 more than once" in line
+    assert "use bench.batch_sizes=[8,1,32]" in line
+    line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.batch_sizes=[1,1]"))
+    assert "bench.batch_sizes=[1,1] lists batch size 1 more than once" in line
+    fixed = re.search(r"bench\.batch_sizes=\[[0-9,]+\]$", line).group(0)
+    result = cli("bench", *QUICK, *ZOO, "bench.backends=[torch]", fixed)
+    assert result.code == 0, result.output
+    assert [r["batch_size"] for r in _timed(outputs)["records"]] == [1]
+
+
+def test_an_empty_backend_list_is_its_own_line_with_a_fix_that_works(cli, outputs: Path) -> None:
+    """bench.backends=[] said "unknown backend (none) in bench.backends"."""
+    line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.backends=[]", "bench.batch_sizes=[1]"))
+    assert "bench.backends is empty" in line and "unknown backend" not in line and "(none)" not in line
+    fix = re.search(r"bench\.backends=\[\w+\]", line).group(0)
+    assert fix == "bench.backends=[onnxruntime]" and "bench.backends=auto" in line
+    result = cli("bench", *QUICK, *ZOO, fix, "bench.batch_sizes=[1]")
+    assert result.code == 0, result.output
+    assert [r["backend"] for r in _timed(outputs)["records"]] == ["onnxruntime"]
 
 
 def test_an_onnx_file_that_does_not_load_is_one_line(cli, tmp_path: Path) -> None:

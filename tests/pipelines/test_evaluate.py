@@ -398,3 +398,63 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
                       "split=all")
         assert refused.code == 2 and said in refused.stderr, refused.output
         assert "Traceback" not in refused.stderr
+
+
+def _error_line(result) -> str:
+    """The one error line of a refused command (exit 2, no traceback)."""
+    assert result.code == 2 and "Traceback" not in result.stderr, result.output
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    return line
+
+
+def test_class_folders_name_a_slashed_class_with_an_underscore(cli, outputs: Path, tmp_path: Path) -> None:
+    """A Fashion-MNIST model could not score a folder of new labelled images: its class T-shirt/top can be no
+    folder name, and the folder T-shirt_top was refused ("knows 10 classes but dataset imagefolder has 10"). The
+    folder T-shirt_top/ now holds T-shirt/top, the folder's sorted classes are renumbered to the model's order, and
+    the records use the model's names."""
+    from collections import Counter
+
+    from helpers import random_image_folder
+
+    write_idx(tmp_path / "data" / "FashionMNIST" / "raw", "train", TRAIN, seed=0, classes=CLASSES)
+    write_idx(tmp_path / "data" / "FashionMNIST" / "raw", "t10k", TEST, seed=1, classes=CLASSES)
+    assert cli("pretrain", "dataset=fashion_mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false",
+               "dataset.image_size=16", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16",
+               "trainer.amp=none").code == 0
+    new = tmp_path / "new"
+    for count, name in enumerate(("T-shirt_top", "Trouser", "Pullover"), start=1):
+        random_image_folder(new, per_class=count, classes=(name,), seed=count)
+    for name in ("Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"):
+        (new / name).mkdir()  # no pictures of these: split=all scores what there is
+    result = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
+    assert result.code == 0, result.output
+    assert "thefolderT-shirt_topholdsclassT-shirt/top" in "".join(result.output.split())  # a log line may wrap
+    run_dir = run_dirs(outputs, "evaluate")[0]
+    metrics = read_run(run_dir)["metrics"]
+    assert metrics["n"] == 6 and list(metrics["per_class_acc"])[:3] == ["T-shirt/top", "Trouser", "Pullover"]
+    # each picture keeps its folder's class (folders sorted Pullover, T-shirt_top, Trouser; the model's order differs)
+    outcomes = list(csv.DictReader((run_dir / "outcomes.csv").open()))
+    assert Counter(r["true"] for r in outcomes) == {"T-shirt/top": 1, "Trouser": 2, "Pullover": 3}
+    assert next(csv.reader((run_dir / "confusion.csv").open()))[1] == "T-shirt/top"
+
+    (new / "T-shirt_top").rename(new / "T-shirt∕top")  # a Unicode division slash: not the rule's spelling
+    line = _error_line(cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}",
+                           "split=all"))
+    assert "both have 10 classes, but the names differ" in line and "has 10" not in line
+    assert "rename the class folder T-shirt∕top to T-shirt_top" in line
+    assert "name the folder T-shirt_top for T-shirt/top" in line
+    # the set itself has a test split: split=all of it names split=test
+    line = _error_line(cli("evaluate", "source=latest:pretrain", "split=all"))
+    assert "would score the images the model trained on — use split=test (or val)" in line
+
+
+def test_split_all_of_a_set_without_a_test_split_names_split_val(cli, outputs: Path) -> None:
+    """split=all of digits (no test split) said "use split=test (or val)", and split=test then said "dataset
+    digits has no test split"."""
+    assert cli("pretrain", "dataset=digits", "model=lenet5", "trainer.epochs=1", "trainer.max_steps_per_epoch=2",
+               "trainer.batch_size=16").code == 0
+    line = _error_line(cli("evaluate", "source=latest:pretrain", "split=all"))
+    assert "split=all of digits would score the images the model trained on" in line
+    assert "use split=val for the data the model trained on (digits has no test split)" in line
+    assert "split=test" not in line
+    assert cli("evaluate", "source=latest:pretrain", "split=val").code == 0  # the advice works

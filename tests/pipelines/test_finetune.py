@@ -12,7 +12,7 @@ import torch
 import torchvision.models as tvm
 
 from cnnlab.models import MODELS, hub_checkpoint_path
-from helpers import TINY, only_run, read_run, run_dirs, saved_model_val_scores
+from helpers import TINY, only_run, read_run, run_dirs, saved_model_val_scores, write_idx
 
 SMALL = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=64", "dataset.val_size=32",
          "dataset.num_classes=4", "trainer.epochs=2", "trainer.batch_size=16", "trainer.amp=none"]
@@ -192,6 +192,20 @@ def test_partial_mode_trains_a_network_whose_stages_are_ranges(cli, outputs: Pat
     record = only_run(outputs, "finetune")
     assert record["metrics"]["finetune_mode"] == "partial"
     assert record["metrics"]["backbone_lr_scale"] == 1.0  # auto, from random weights: nothing to keep
+
+
+def test_a_lenet_from_scratch_takes_a_grayscale_set_in_one_channel_as_pretrain_does(cli, outputs: Path,
+                                                                                     tmp_path: Path) -> None:
+    """`finetune model.weights=none` built a 3-channel LeNet-5 on 1-channel data (the images copied to RGB), where
+    `pretrain` on the same data builds a 1-channel one (README: grayscale sets train LeNet-5 in one channel)."""
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", 48, seed=0)
+    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", 8, seed=1)
+    data = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
+            "dataset.val_fraction=0.25", "trainer.epochs=1", "trainer.batch_size=16"]
+    for command, extra in (("pretrain", []), ("finetune", ["model.weights=none", "finetune.mode=full"])):
+        assert cli(command, "model=lenet5", *data, *extra).code == 0
+        assert checkpoint_state(run_dirs(outputs, command)[-1])["features.0.weight"].shape[1] == 1, command
+        assert only_run(outputs, command)["model"]["flops"] == only_run(outputs, "pretrain")["model"]["flops"]
 
 
 def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Path) -> None:

@@ -145,6 +145,19 @@ def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) 
     assert result.code == 2 and "no such file or folder" in result.stderr
 
 
+def test_a_checkpoint_asked_to_run_on_onnxruntime_names_the_key_that_runs_it(cli, outputs: Path,
+                                                                              tmp_path: Path) -> None:
+    """The fix said "runtime=pytorch where the command offers it": followed, `unknown setting 'runtime'`."""
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    photo(tmp_path / "a.png", COLOURS["red"], (20, 20), seed=1)
+    refused = cli("predict", "source=latest:pretrain", str(tmp_path / "a.png"), "predict.runtime=onnxruntime")
+    assert refused.code == 2 and "predict.runtime=pytorch" in refused.stderr, refused.stderr
+    followed = cli("predict", "source=latest:pretrain", str(tmp_path / "a.png"), "predict.runtime=pytorch")
+    assert followed.code == 0, followed.output
+
+
 def test_file_names_that_look_like_markup_are_printed_as_text(cli, outputs: Path, tmp_path: Path) -> None:
     from helpers import TINY
 

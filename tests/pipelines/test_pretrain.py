@@ -393,6 +393,8 @@ def test_a_self_supervised_backbone_is_not_scored_as_a_classifier(cli, outputs: 
     assert teacher.code == 2 and "classifierheadwasnevertrained" in said, teacher.output
     assert "thenuseteacher.weights=latest:finetune" in said  # the distill student side starts from it as usual
     assert cli("export", "source=latest:pretrain").code == 0
+    exported = only_run(outputs, "export")["metrics"]  # a chance-level "val_acc" of no classifier was recorded
+    assert "val_acc" not in exported and exported["top1_agreement"] == 1.0, exported
     for args in (("evaluate", "source=latest:export", "split=val"), ("quantize", "source=latest:export")):
         refused = cli(*args)
         said = "".join(refused.stderr.split())

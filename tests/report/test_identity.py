@@ -50,6 +50,31 @@ def test_a_dataset_identity_is_its_folder_or_its_generating_settings_or_its_name
     assert (DatasetSection.from_dict(a).identity == DatasetSection.from_dict(b).identity) is same
 
 
+def test_models_validated_on_other_carved_splits_are_two_tables_titled_by_their_split(tmp_path: Path) -> None:
+    """digits at dataset.val_fraction=0.01 (18 val images) and at 0.2 (360 others, some of them the first run's
+    training images) shared one table, one ranking and one Pareto front."""
+    def digits(val_fraction: float, val_size: int, seed: int = 0) -> dict:
+        return {"name": "digits", "num_classes": 10, "image_size": 32, "val_size": val_size,
+                "train_size": 1797 - val_size, "config": {"val_fraction": val_fraction, "seed": seed}}
+
+    out = tmp_path / "outputs"
+    wide = model_run(out, "finetune", "wide", 0.9667, dataset=digits(0.2, 360))
+    narrow = model_run(out, "finetune", "narrow", 0.2778, dataset=digits(0.01, 18))
+    redrawn = model_run(out, "finetune", "redrawn", 0.95, dataset=digits(0.2, 360, seed=1))
+    alike = model_run(out, "finetune", "alike", 0.96, dataset={**digits(0.2, 360), "train_size": 143,
+                                                                 "label_fraction": 0.1})  # the same val images
+    for i, run in enumerate((wide, narrow, redrawn, alike)):
+        bench_run(out, f"b{i}", run, 2.0 - i / 10)
+    report = build_report(out)
+    assert {title: sorted(row.run.path.name for row in rows) for title, rows in report.groups.items()} == {
+        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, seed 0)": ["alike", "wide"],
+        "digits (10 classes, 32 px; 18 val images: val_fraction 0.01, seed 0)": ["narrow"],
+        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, seed 1)": ["redrawn"]}
+    assert _rows(report)["narrow"].pareto and _rows(report)["redrawn"].pareto  # each alone on its own front
+    # one split alone: the title stays short
+    assert set(build_report(out, pattern="finetune/*/[aw]*").groups) == {"digits (10 classes, 32 px)"}
+
+
 def test_an_identity_holds_odd_recorded_values_without_failing() -> None:
     """run.json is untrusted: a list where a seed belongs must not make the identity unhashable."""
     identity = DatasetSection.from_dict({"name": "synthetic", "config": {"seed": [1, 2]}}).identity

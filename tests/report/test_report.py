@@ -188,6 +188,17 @@ def test_paired_slowdown_reads_slower(tmp_path: Path) -> None:
     assert "faster" not in _cell(report, "int8")
 
 
+def test_an_unstable_slowdown_says_its_rounds_in_the_units_of_a_speed_up(tmp_path: Path) -> None:
+    """The note read "unstable: the rounds gave 0.45–1.04": raw ratios (< 1 = slower) where every speed-up cnnlab
+    prints is in words ("never 0.97× faster"), and a range that mixed slower and faster without saying so."""
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
+    paired_run(out, "shaky", [fp32, int8], [[10.0, 10.0, 10.0], [22.2, 16.0, 9.615]])
+    note = next(r for r in build_report(out).rows if r.run.path == int8).speedup.note
+    assert note == "unstable: the rounds gave 2.22× slower to 1.04× faster (more than 15% apart)"
+
+
 def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     pretrain = model_run(out, "pretrain", "pre", 0.8)

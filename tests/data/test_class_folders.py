@@ -1,0 +1,67 @@
+"""An image folder's class folders name a model's classes: `/` written `_`, any order (cnnlab/data/class_folders.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from cnnlab.data.bundle import DataBundle
+from cnnlab.data.class_folders import folder_name, model_class_of_folders, with_model_classes
+from cnnlab.data.spec import InputSpec
+from cnnlab.errors import CnnlabError
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover"]  # a model's classes, in its own (not sorted) order
+
+
+def folder_bundle(classes: list[str], labels: list[int], name: str = "imagefolder") -> DataBundle:
+    images = TensorDataset(torch.zeros(len(labels), 1, 4, 4), torch.tensor(labels))
+    return DataBundle(name=name, train=images, val=TensorDataset(torch.zeros(0, 1, 4, 4), torch.zeros(0).long()),
+                      test=None, classes=classes, spec=InputSpec(4), random_train_transform=False, in_memory=True)
+
+
+def test_a_slash_is_written_as_an_underscore_and_the_folder_order_is_renumbered_to_the_model_s() -> None:
+    assert folder_name("T-shirt/top") == "T-shirt_top" and folder_name("Trouser") == "Trouser"
+    folders = ["Pullover", "T-shirt_top", "Trouser"]  # the folder's sorted class list
+    assert model_class_of_folders(FASHION, folders) == [2, 0, 1]
+    data = with_model_classes(folder_bundle(folders, [0, 1, 2, 1]), FASHION, folder_data=True)
+    assert data.classes == FASHION  # the records and the confusion matrix use the model's names
+    assert [int(data.train[i][1]) for i in range(4)] == [2, 0, 1, 0]  # Pullover, T-shirt/top, Trouser, T-shirt/top
+    same = folder_bundle(list(FASHION), [0])
+    assert with_model_classes(same, FASHION, folder_data=True) is same
+
+
+@pytest.mark.parametrize("wrong, right", [
+    ("T-shirt∕top", "T-shirt_top"),  # a Unicode division slash: looks like "/", is not the rule
+    ("T-shirt:top", "T-shirt_top"),  # what macOS Finder stores for a typed "/"
+    ("Trousers", "Trouser"),
+])
+def test_another_spelling_is_refused_with_the_rule_and_the_folder_to_rename(wrong: str, right: str) -> None:
+    folders = sorted({"Pullover", "T-shirt_top", "Trouser", wrong} - {right})
+    with pytest.raises(CnnlabError) as caught:
+        with_model_classes(folder_bundle(folders, [0]), FASHION, folder_data=True)
+    text = caught.value.one_line()
+    assert "both have 3 classes, but the names differ" in text and "knows 3 classes" not in text
+    assert f"rename the class folder {wrong} to {right}" in text
+    assert "name the folder T-shirt_top for T-shirt/top" in text and "\n" not in text
+
+
+def test_a_missing_folder_is_named_without_counting_a_rule_named_one_as_a_difference() -> None:
+    with pytest.raises(CnnlabError) as caught:
+        with_model_classes(folder_bundle(["T-shirt_top", "Trouser"], [0]), FASHION, folder_data=True)
+    text = caught.value.one_line()
+    assert "the model knows 3 classes but dataset imagefolder has 2: only the model's: Pullover —" in text
+    assert "create the class folder Pullover" in text and "only the data's" not in text
+
+
+def test_the_rule_is_for_folders_and_an_exact_name_wins() -> None:
+    # other data's class names are its own: the rule is for folder names only
+    with pytest.raises(CnnlabError, match="both have 3 classes, but the names differ"):
+        with_model_classes(folder_bundle(["Pullover", "T-shirt_top", "Trouser"], [0], name="mnist"), FASHION,
+                           folder_data=False)
+    with pytest.raises(CnnlabError, match="in another order"):
+        with_model_classes(folder_bundle(["Pullover", "T-shirt/top", "Trouser"], [0], name="mnist"), FASHION,
+                           folder_data=False)
+    # a model with both a/b and a_b: the folder a_b/ is the class a_b, and a/b has no folder name
+    assert model_class_of_folders(["a/b", "a_b"], ["a_b"]) is None
+    assert model_class_of_folders(["a_b", "c"], ["a_b", "c"]) == [0, 1]
