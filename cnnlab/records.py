@@ -142,6 +142,12 @@ class DatasetIdentity:
         object.__setattr__(self, "place", self.content or self.folder)
 
     @property
+    def test_images(self) -> "DatasetIdentity":
+        """What decides a test split's images: the identity without its val split (the official test images are
+        the same however the training images were carved into train and val)."""
+        return replace(self, val_split=())
+
+    @property
     def known(self) -> bool:
         """Whether the run recorded which dataset it was: unknown data is never taken for the same data."""
         return self.name is not None and (self.name not in FOLDER_DATASETS or self.folder is not None)

@@ -303,8 +303,8 @@ def _newest_test(evaluations: list[RunInfo], data: DatasetIdentity) -> RunInfo |
     not record its data: unknown data is never taken for the same."""
     if not data.known:
         return None
-    return max((r for r in _test_scores(evaluations) if r.dataset.identity == data), key=lambda r: r.started,
-               default=None)
+    return max((r for r in _test_scores(evaluations) if r.dataset.identity.test_images == data.test_images),
+               key=lambda r: r.started, default=None)
 
 
 def _other_data_note(evaluations: list[RunInfo], data: DatasetIdentity) -> str | None:
