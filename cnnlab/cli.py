@@ -276,24 +276,26 @@ def quote_plain_value(override: str) -> str:
     """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
     (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII
     (`source=modèle.onnx`) — is single-quoted, which Hydra reads as that very text (cnnlab expands `~` in paths
-    itself). Anything else, and a value with structure (_STRUCTURE), is left for Hydra and its error."""
+    itself); so is each such item of a sweep (`-m dataset.root=~/a,~/b`: two jobs, as typed). Anything else, and a
+    value with structure (_STRUCTURE), is left for Hydra and its error."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    key, sep, value = override.partition("=")
-    if not sep or not value or _STRUCTURE & set(value):
-        return override
     parser = OverridesParser.create()
-    try:
-        parser.parse_override(override)
+
+    def reads(text: str) -> bool:
+        try:
+            parser.parse_override(text)
+        except HydraException:
+            return False
+        return True
+
+    key, sep, value = override.partition("=")
+    if not sep or not value or (_STRUCTURE - {","}) & set(value) or reads(override):
         return override
-    except HydraException:
-        quoted = f"{key}='{value}'"
-    try:
-        parser.parse_override(quoted)
-    except HydraException:
-        return override
-    return quoted
+    items = [item if reads(f"{key}={item}") else f"'{item}'" for item in value.split(",")]
+    quoted = f"{key}={','.join(items)}"
+    return quoted if reads(quoted) else override
 
 
 def _onto_source_dataset(override: str) -> str:

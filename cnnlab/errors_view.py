@@ -87,7 +87,8 @@ def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
     text = str(exc)
     if isinstance(exc, OverrideParseException):
         return (f"malformed override: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a value "
-                "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"'"), False
+                "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
+                "item: 'key=\"a\",\"b\"')"), False
     if isinstance(exc, MissingConfigException):
         return _first_line(text).replace("In 'config': ", "") + f" — see `cnnlab {command} --help` for the choices", False
     if isinstance(exc, (HydraException, OmegaConfBaseException)):

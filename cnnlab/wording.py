@@ -35,6 +35,8 @@ def ratio_range_text(low: float, high: float, better: str = "faster", worse: str
         return f"{low:.2f}–{best}"
     if high <= 1:
         return f"{1 / high:.2f}–{worst}"
+    if f"{1 / low:.2f}" == f"{high:.2f}" == "1.00":  # both ends round to 1: "1.00× slower to 1.00× faster" says none
+        return "1.00×"
     return f"{worst} to {best}"
 
 

@@ -450,5 +450,7 @@ def test_a_path_as_the_docs_write_it_reaches_the_command(cli, outputs: Path, tmp
     assert result.code == 0, result.output
     assert only_run(outputs, "pretrain")["dataset"]["config"]["root"] == str(tmp_path / "home" / "phötos")
     assert quote_plain_value("+a.b=~/x") == "+a.b='~/x'" and quote_plain_value("seed=0,1") == "seed=0,1"
+    # a sweep's items each (the fix the error named made `-m dataset.root=~/a,~/b` one job of a folder "~/a,~/b")
+    assert quote_plain_value("dataset.root=~/a,~/b") == "dataset.root='~/a','~/b'"
     broken = cli("finetune", "optim.lr=[0.1")  # structure: not quoted, and the fix it names is followed
     assert broken.code != 0 and "'key=\"text\"'" in broken.stderr, broken.stderr

@@ -23,6 +23,7 @@ def test_a_range_of_ratios_reads_like_its_headline() -> None:
     assert ratio_range_text(1.0, 1.5) == "1.00–1.50× faster" and ratio_range_text(0.5, 1.0) == "1.00–2.00× slower"
     assert ratio_range_text(2.001, 2.004) == "2.00× faster" and ratio_range_text(1.0, 1.0) == "1.00×"
     assert ratio_range_text(0.5, 0.8, "smaller", "larger") == "1.25–2.00× larger"
+    assert ratio_range_text(0.999, 1.003) == "1.00×"  # was "1.00× slower to 1.00× faster"
 
 
 def test_wording_is_a_leaf_the_light_commands_can_import() -> None:

@@ -46,6 +46,7 @@ class BenchSettings:
             if unknown:
                 raise CnnlabError(f"unknown backend {', '.join(unknown)} in bench.backends",
                                   fix=f"choose from {', '.join(BACKENDS)} (or bench.backends=auto)")
+            _refuse_repeats("bench.backends", list(backends), "backend")
         else:
             backends = None
         sizes = section.get("batch_sizes")
@@ -54,12 +55,7 @@ class BenchSettings:
         if bad or not sizes:
             raise CnnlabError(f"bench.batch_sizes={sizes}: every batch size must be an integer of at least 1",
                               fix="use e.g. bench.batch_sizes=[1,8,32]")
-        repeated = sorted({s for s in sizes if sizes.count(s) > 1})
-        if repeated:
-            once = ",".join(str(s) for s in dict.fromkeys(sizes))
-            raise CnnlabError(f"bench.batch_sizes=[{','.join(map(str, sizes))}] lists batch size "
-                              f"{', '.join(map(str, repeated))} more than once (each size is timed once)",
-                              fix=f"use bench.batch_sizes=[{once}]")
+        _refuse_repeats("bench.batch_sizes", sizes, "batch size")
         threads = section.get("threads")
         threads = default_threads() if threads is None else int(threads)
         if threads < 1:
@@ -103,3 +99,14 @@ def bench_device(spec: str | None) -> torch.device:
 def device_name(device: torch.device) -> str:
     """How bench.json names a device: cpu, or cuda:N."""
     return "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+
+
+def _refuse_repeats(key: str, values: list, what: str) -> None:
+    """CnnlabError when `values` (the list `key` gives) names one `what` twice: it would be timed twice, into two
+    records with different numbers. The fix is the list with each once, in its order."""
+    repeated = [str(v) for v in dict.fromkeys(v for v in values if values.count(v) > 1)]
+    if repeated:
+        once = ",".join(str(v) for v in dict.fromkeys(values))
+        raise CnnlabError(f"{key}=[{','.join(map(str, values))}] lists {what} {', '.join(repeated)} more than once "
+                          f"(each {what} is timed once)", fix=f"use {key}=[{once}]")
+

@@ -322,8 +322,8 @@ def _other_data_note(evaluations: list[RunInfo], data: DatasetIdentity) -> str |
 def dataset_title(data: DatasetIdentity, *, val_split: bool = True) -> str:
     """"digits (10 classes, 64 px)"; a user folder's at its root ("imagefolder (3 classes, 32 px) at /data/rgb"), a
     generated set's with its settings; with `val_split`, what decides its validation images ("digits (10 classes,
-    64 px; 360 val images: val_fraction 0.2, seed 0)"). What the runs did not record is left out ("dataset not
-    recorded" for all)."""
+    64 px; 360 val images: val_fraction 0.2, dataset.seed 0)"). What the runs did not record is left out
+    ("dataset not recorded" for all)."""
     details = ", ".join(([] if data.num_classes is None else [f"{data.num_classes} classes"])
                         + ([] if data.image_size is None else [f"{data.image_size} px"]))
     if data.settings:
@@ -331,7 +331,8 @@ def dataset_title(data: DatasetIdentity, *, val_split: bool = True) -> str:
     split = dict(data.val_split) if val_split else {}
     if split:  # "360 val images: val_fraction 0.2, seed 0"
         count = f"{split.pop('val_size')} val images" if "val_size" in split else "val"
-        drawn = ", ".join(f"{key} {value}" for key, value in split.items())
+        # dataset.seed, not seed: the table's rows show their own (training) seeds
+        drawn = ", ".join(f"{'dataset.seed' if key == 'seed' else key} {value}" for key, value in split.items())
         details += ("; " if details else "") + count + (f": {drawn}" if drawn else "")
     name = data.name if data.name is not None else "dataset not recorded"
     title = f"{name} ({details})" if details else name

@@ -48,6 +48,14 @@ def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
             trial.set_constraint(key, value)
 
 
+def draw_index(study: optuna.Study, number: int) -> int:
+    """The place of trial `number` in the search as if it had never been stopped: the trials before it that no
+    interruption stopped (a stopped trial runs again as a new trial, requeue_interrupted). What seeds its draw
+    (DrawSeeded) and its proxy training, so that a resumed search repeats an uninterrupted one."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number
+               and not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")))
+
+
 class DrawSeeded(optuna.samplers.BaseSampler):
     """An Optuna sampler made afresh for each trial, seeded with `seed` plus the number of trials before it that an
     interruption did not stop (`make(seed)` builds it: TPE or NSGA-II). A sampler's random state is not stored in the
@@ -61,9 +69,7 @@ class DrawSeeded(optuna.samplers.BaseSampler):
         self._inner = make(seed)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number
-                  and not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))]
-        self._inner = self._make(self._seed + len(before))
+        self._inner = self._make(self._seed + draw_index(study, trial.number))
         self._inner.before_trial(study, trial)
         if "fixed_params" in trial.system_attrs:
             # queued again with its parameters, nothing is drawn — and Optuna asks the sampler nothing, so NSGA-II

@@ -33,7 +33,7 @@ from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
-from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, rung_epochs, rung_peers, scored_twin,
+from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, rung_epochs, rung_peers, scored_twin,
                                  set_constraints)
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
@@ -149,7 +149,9 @@ class TrialRunner:
         candidate = self.candidate(trial)
         cfg = trial_config(self.cfg, candidate.overrides)
         data = self.data(cfg, candidate)
-        torch.manual_seed(self.runtime_seed(trial))
+        seed = self.runtime_seed(trial)
+        trial.set_user_attr("seed", seed)  # what its weights and batches were drawn with: a trial is re-runnable
+        torch.manual_seed(seed)
         model = self.build(candidate, data)
         params, flops = count_params(model), count_flops(model, candidate.image_size)
         timed = self.latency(candidate, model, data, flops)
@@ -208,7 +210,9 @@ class TrialRunner:
         return self._reference
 
     def runtime_seed(self, trial: optuna.Trial) -> int:
-        return int(self.cfg.seed) + trial.number
+        """The seed of the trial's proxy training: by its place among the trials no interruption stopped, so that a
+        trial after a resume trains from the weights it would have had in an uninterrupted search."""
+        return int(self.cfg.seed) + draw_index(trial.study, trial.number)
 
     def values(self, acc: float, latency: float) -> float | tuple[float, float]:
         return (acc, latency) if self.space.is_architecture else acc

@@ -108,7 +108,7 @@ def _timed(outputs: Path) -> dict:
 def test_a_batch_size_listed_twice_is_refused_with_the_list_that_times_it_once(cli, outputs: Path) -> None:
     """bench.batch_sizes=[1,1] timed batch 1 twice and wrote two batch-1 records with different numbers."""
     line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.batch_sizes=[8,1,8,1,32]"))
-    assert "bench.batch_sizes=[8,1,8,1,32] lists batch size 1, 8 more than once" in line
+    assert "bench.batch_sizes=[8,1,8,1,32] lists batch size 8, 1 more than once" in line
     assert "use bench.batch_sizes=[8,1,32]" in line
     line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.batch_sizes=[1,1]"))
     assert "bench.batch_sizes=[1,1] lists batch size 1 more than once" in line
@@ -127,6 +127,10 @@ def test_an_empty_backend_list_is_its_own_line_with_a_fix_that_works(cli, output
     result = cli("bench", *QUICK, *ZOO, fix, "bench.batch_sizes=[1]")
     assert result.code == 0, result.output
     assert [r["backend"] for r in _timed(outputs)["records"]] == ["onnxruntime"]
+    # a backend named twice was timed twice, into two records with different numbers (as a batch size was)
+    line = _one_error_line(cli("bench", *QUICK, *ZOO, "bench.backends=[onnxruntime,onnxruntime]"))
+    assert "bench.backends=[onnxruntime,onnxruntime] lists backend onnxruntime more than once" in line
+    assert "use bench.backends=[onnxruntime]" in line
 
 
 def test_an_onnx_file_that_does_not_load_is_one_line(cli, tmp_path: Path) -> None:

@@ -252,6 +252,15 @@ def grayscale_teacher(cli, outputs: Path, tmp_path: Path) -> list[str]:
     return ["teacher=lenet5", "teacher.weights=latest:pretrain", "trainer.epochs=1", "trainer.batch_size=16"]
 
 
+def test_another_carve_of_the_teachers_data_is_refused(cli, outputs: Path, grayscale_teacher: list[str]) -> None:
+    """distill took dataset.seed=3 on a teacher carved with seed 0 (prune, quantize, export and evaluate refuse it):
+    teacher_val_acc was recorded on images the teacher trained on."""
+    result = cli("distill", *grayscale_teacher, "student=lenet5", "dataset.seed=3")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "dataset.seed=3: the source's run set its val split apart with dataset.seed=0" in said
+    assert "drop dataset.seed=" in said and "Traceback" not in said
+
+
 def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outputs: Path,
                                                                       grayscale_teacher: list[str]) -> None:
     """The student was built for 3 channels and met the teacher's 1-channel images: a traceback."""

@@ -67,9 +67,9 @@ def test_models_validated_on_other_carved_splits_are_two_tables_titled_by_their_
         bench_run(out, f"b{i}", run, 2.0 - i / 10)
     report = build_report(out)
     assert {title: sorted(row.run.path.name for row in rows) for title, rows in report.groups.items()} == {
-        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, seed 0)": ["alike", "wide"],
-        "digits (10 classes, 32 px; 18 val images: val_fraction 0.01, seed 0)": ["narrow"],
-        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, seed 1)": ["redrawn"]}
+        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, dataset.seed 0)": ["alike", "wide"],
+        "digits (10 classes, 32 px; 18 val images: val_fraction 0.01, dataset.seed 0)": ["narrow"],
+        "digits (10 classes, 32 px; 360 val images: val_fraction 0.2, dataset.seed 1)": ["redrawn"]}
     assert _rows(report)["narrow"].pareto and _rows(report)["redrawn"].pareto  # each alone on its own front
     # the official test images do not depend on the carve: an evaluation recorded with another one is still the score
     evaluate_run(out, "test-of-wide", wide, 0.93, dataset=digits(0.3, 540))
