@@ -15,12 +15,12 @@ from typing import Any, Mapping
 import torch
 
 from cnnlab.data import DataBundle
+from cnnlab.data.class_folders import class_mismatch
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint,
                                      self_supervised_method)
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import resolve_source
-from cnnlab.wording import class_difference
 
 
 @dataclass
@@ -168,8 +168,7 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
     same_classes = _same_classes(weights, data)
     if new_head is False and not same_classes:
-        raise CnnlabError(f"the {role}'s weights know {own_classes} classes but dataset {data.name} has "
-                          f"{len(data.classes)}: {class_difference(list(weights.classes or []), list(data.classes))}",
+        raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, f"the {role}"),
                           fix=f"give {role}.weights trained on this dataset"
                               + (", or use finetune.new_head=auto" if role == "model" else ""))
     if not keeps_head(weights, data, new_head):

@@ -17,6 +17,7 @@ from torch import nn
 from cnnlab.compress.distill import Network
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
+from cnnlab.data.class_folders import class_mismatch
 from cnnlab.engine.checkpoint import untrained_head_error
 from cnnlab.errors import CnnlabError
 from cnnlab.wording import class_difference
@@ -96,8 +97,7 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
             raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
                               f"not a teacher for dataset {data.name} ({n} classes)",
                               fix=TRAIN_A_TEACHER.format(name=teacher.name))
-        raise CnnlabError(f"the teacher knows {len(weights.classes or [])} classes but dataset {data.name} has {n}: "
-                          f"{class_difference(list(weights.classes or []), list(data.classes))}",
+        raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, "the teacher"),
                           fix="drop dataset= to distill on the teacher's own dataset, or pick a teacher trained on "
                               "this one")
     return weights

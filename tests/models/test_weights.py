@@ -280,3 +280,18 @@ def test_a_whole_pickled_model_as_weights_is_told_to_save_its_state_dict_for_tha
     fix = caught.value.fix or ""
     assert "torch.save(model.state_dict(), 'weights.pth')" in fix and f"{role}.weights=weights.pth" in fix, fix
     assert "source=" not in fix
+
+
+def test_weights_for_as_many_classes_with_other_names_say_the_names_differ() -> None:
+    """finetune.new_head=false on other classes said "the model's weights know 3 classes but dataset x has 3"."""
+    from types import SimpleNamespace
+
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.weights import InitialWeights, initial_model
+
+    model = create_model("lenet5", 3, 16)
+    weights = InitialWeights("run", "a run", state_dict=model.state_dict(), classes=["a", "b", "z"])
+    data = SimpleNamespace(name="x", classes=["a", "b", "c"], spec=InputSpec(16))
+    with pytest.raises(CnnlabError, match="the model and dataset x both have 3 classes, but the names differ: "
+                                          "only the model's: z; only the data's: c"):
+        initial_model("lenet5", weights, data, new_head=False)  # type: ignore[arg-type]
