@@ -7,6 +7,7 @@ This module must not import torch or onnxruntime: `cnnlab --help` stays fast.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -272,16 +273,23 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
 _STRUCTURE = set(",[]{}()'\"$=\\")
 
 
+@functools.lru_cache(maxsize=1)
+def _override_parser() -> Any:
+    """Hydra's override parser, built once per process (quote_plain_value asks it of every override)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
 def quote_plain_value(override: str) -> str:
     """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
     (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII
     (`source=modèle.onnx`) — is single-quoted, which Hydra reads as that very text (cnnlab expands `~` in paths
     itself); so is each such item of a sweep (`-m dataset.root=~/a,~/b`: two jobs, as typed). Anything else, and a
     value with structure (_STRUCTURE), is left for Hydra and its error."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    parser = OverridesParser.create()
+    parser = _override_parser()
 
     def reads(text: str) -> bool:
         try:

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -400,11 +400,15 @@ NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
 HOW_IT_RUNS = ("device", "trainer.workers", "trainer.log_every", "trainer.checkpoint_every", "logger", "paths")
 
 
+def within(key: str, sections: Iterable[str]) -> bool:
+    """Whether dotted `key` is one of `sections` or a setting inside one (trainer.workers within ("trainer",))."""
+    return any(key == name or key.startswith(f"{name}.") for name in sections)
+
+
 def changes_the_course(override: str) -> bool:
     """Whether a `key=value` override given on resume= changes what the run trains (trainer.epochs=6, optim.lr=...)
     rather than where or how visibly it runs (HOW_IT_RUNS: device=cpu, trainer.workers=0, logger=...)."""
-    key = override.partition("=")[0].lstrip("+~")
-    return not any(key == name or key.startswith(f"{name}.") for name in HOW_IT_RUNS)
+    return not within(override.partition("=")[0].lstrip("+~"), HOW_IT_RUNS)
 
 
 def resumes_latest(spec: Any, command: str) -> bool:

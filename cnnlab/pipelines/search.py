@@ -41,7 +41,7 @@ from cnnlab.search.results import (best_feasible, correlation_line, correlation_
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
-from cnnlab.settings import HOW_IT_RUNS
+from cnnlab.settings import HOW_IT_RUNS, within
 from cnnlab.steps.recording import fit_metrics, save_and_record
 from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
@@ -80,7 +80,7 @@ def check_same_search(run: RunInfo, cfg: DictConfig) -> None:
     before, now = _leaves(saved), _leaves(cfg)
     changed = [f"{key}={setting_text(now.get(key))} (saved: {setting_text(before.get(key))})"
                for key in sorted(before) if before.get(key) != now.get(key)
-               and not any(key == may or key.startswith(f"{may}.") for may in RESUME_MAY_CHANGE)]
+               and not within(key, RESUME_MAY_CHANGE)]
     if changed:
         raise CnnlabError(f"resume continues a search under its own settings; {', '.join(changed)} would judge "
                           "new trials differently from the finished ones",
