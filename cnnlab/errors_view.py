@@ -70,6 +70,29 @@ def _added_existing(text: str) -> tuple[str, str] | None:
     return (group, typed[1:]) if typed is not None else None
 
 
+def _sweep_without_multirun(text: str, command: str) -> str | None:
+    """Hydra's refusal of sweep syntax in a single run (`dataset.root=/data/a,b`: "Ambiguous value for argument";
+    `seed=range(3)`: "Sweep parameters ... requires --multirun") as one line whose fixes work as typed in a shell —
+    Hydra's own (`key=\\'value1,value2\\'`) does not. None for any other error."""
+    first = _first_line(text)
+    for head, tail in (("Ambiguous value for argument '", "'"), ("Sweep parameters '", "' requires --multirun")):
+        if first.startswith(head) and first.endswith(tail):
+            override = first[len(head):len(first) - len(tail)]
+            break
+    else:
+        return None
+    # as the user typed it: cli.py adds `++` to a source's dataset.KEY= and quotes a plain item Hydra rejects (`~/a`)
+    bare = override.removeprefix("++") if override.startswith("++dataset.") else override
+    key, _, value = bare.partition("=")
+    value = ",".join(item[1:-1] if len(item) > 1 and item[0] == item[-1] == "'" else item for item in value.split(","))
+    typed = f"{key}={value}"
+    sweep = f"to run one job per value, add -m: cnnlab {command} -m {typed}"
+    if "," not in value:
+        return f"{typed}: a sweep runs several jobs — {sweep}"
+    return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
+            f"for Hydra inside the shell's quotes: '{key}=\"{value}\"'; {sweep}; for a list: {key}=[{value}]")
+
+
 def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
     Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
@@ -98,6 +121,9 @@ def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
             key = text.split("'")[1]
             return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
                     f"~{key}; `cnnlab {command} --help` lists the settings"), False
+        sweep = _sweep_without_multirun(text, command)
+        if sweep is not None:
+            return sweep, False
         added = _added_existing(text)
         if added is not None:  # `+KEY=VALUE` (or `+GROUP=CHOICE`) for something the config already has
             key, plain = added

@@ -12,6 +12,9 @@ keyboard types and every file system accepts (Windows allows no `:`), and a list
 called — a `∕` looks like `/` on screen, so a folder named with it could not be told from one named wrong. One
 spelling also keeps two folders (T-shirt_top/ and T-shirt∕top/) from both claiming one class.
 
+The rule works both ways: a model trained on class folders (its classes `T-shirt_top`, ...) scores the named data
+they were made from (`dataset=fashion_mnist`, classes `T-shirt/top`, ...) with its labels renumbered to the model's.
+
 A folder's class order (its sorted folder names) says nothing: once the folders name the model's classes, the labels
 are renumbered to the model's order and the data carries the model's names, so the records, confusion matrix and
 per-class accuracies say `T-shirt/top`, and label k means the model's output k.
@@ -68,6 +71,19 @@ def _as_class_names(model_classes: Sequence[str], folders: Sequence[str]) -> lis
     return [model_classes[claimed[0]] if len(claimed) == 1 else folder for folder, claimed in zip(folders, named)]
 
 
+def _named_by_folders(model_classes: Sequence[str], data_classes: Sequence[str]) -> list[int] | None:
+    """The other way round: a model trained on class folders (its classes are folder names: `T-shirt_top`) scoring
+    the named data they were made from (`fashion_mnist`: `T-shirt/top`). For each data class, the index of the model
+    class that is its folder, or None unless each model class names one data class and each data class has one."""
+    data_class_of = model_class_of_folders(data_classes, model_classes)  # the model's classes read as folders
+    if data_class_of is None:
+        return None
+    mapping = [0] * len(data_classes)
+    for model_index, data_index in enumerate(data_class_of):
+        mapping[data_index] = model_index
+    return mapping
+
+
 class RelabeledDataset(Dataset):
     """The (image, label) items of `base` with each label `mapping[label]` (a folder's class index → the model's)."""
 
@@ -91,7 +107,7 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
     otherwise: the labels would mean other classes."""
     if list(data.classes) == list(classes):
         return data
-    mapping = model_class_of_folders(classes, data.classes) if folder_data else None
+    mapping = model_class_of_folders(classes, data.classes) if folder_data else _named_by_folders(classes, data.classes)
     if mapping is None:
         found = _as_class_names(classes, data.classes) if folder_data else list(data.classes)
         raise CnnlabError(class_mismatch(list(classes), found, data.name, what),
@@ -99,8 +115,8 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
                           f"{_BACK}, or a folder of labelled images: dataset=imagefolder dataset.root=DIR")
     renamed = {folder: classes[index] for folder, index in zip(data.classes, mapping) if folder != classes[index]}
     if renamed:
-        log.info("dataset %s: %s (%s)", data.name,
-                 ", ".join(f"the folder {folder} holds class {name}" for folder, name in renamed.items()), RULE)
+        said = "the folder {} holds class {}" if folder_data else "its class {} is the model's class folder {}"
+        log.info("dataset %s: %s (%s)", data.name, ", ".join(said.format(*pair) for pair in renamed.items()), RULE)
 
     def relabeled(split: Dataset | None) -> Any:
         return None if split is None else RelabeledDataset(split, mapping)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from cnnlab.deploy.bench import TimingPlan
+from cnnlab.deploy.bench import MIN_ITERS, MIN_SECONDS, WARMUP, TimingPlan
 from cnnlab.deploy.names import BACKENDS, ONNX_BACKENDS, TORCH_BACKENDS  # noqa: F401 - re-exported
 from cnnlab.deploy.paired import PairedSettings, default_threads
 from cnnlab.engine.runtime import resolve_device
@@ -34,39 +34,49 @@ class BenchSettings:
     rounds: int                           # interleaved rounds of a paired session (source=[A,B,...])
 
     @classmethod
-    def from_config(cls, section: DictConfig) -> "BenchSettings":
+    def from_config(cls, section: DictConfig, key: str = "bench") -> "BenchSettings":
+        """`section` checked; `key` is where the user set it (`bench`, or `pipeline.bench` for a pipeline's bench
+        stage), so each error names a setting that, typed, fixes it."""
         backends = section.get("backends")
         if backends is not None and str(backends) != "auto":
             backends = tuple(str(b) for b in (backends if isinstance(backends, (list, ListConfig)) else [backends]))
             if not backends:
-                raise CnnlabError("bench.backends is empty: it names no backend to time",
-                                  fix="name at least one, e.g. bench.backends=[onnxruntime] (or bench.backends=auto "
+                raise CnnlabError(f"{key}.backends is empty: it names no backend to time",
+                                  fix=f"name at least one, e.g. {key}.backends=[onnxruntime] (or {key}.backends=auto "
                                       "for the device's defaults)")
             unknown = [b for b in backends if b not in BACKENDS]
             if unknown:
-                raise CnnlabError(f"unknown backend {', '.join(unknown)} in bench.backends",
-                                  fix=f"choose from {', '.join(BACKENDS)} (or bench.backends=auto)")
-            _refuse_repeats("bench.backends", list(backends), "backend")
+                raise CnnlabError(f"unknown backend {', '.join(unknown)} in {key}.backends",
+                                  fix=f"choose from {', '.join(BACKENDS)} (or {key}.backends=auto)")
+            _refuse_repeats(f"{key}.backends", list(backends), "backend")
         else:
             backends = None
         sizes = section.get("batch_sizes")
         sizes = list(sizes) if isinstance(sizes, (list, ListConfig)) else [sizes]
         bad = [s for s in sizes if not isinstance(s, int) or isinstance(s, bool) or s < 1]
         if bad or not sizes:
-            raise CnnlabError(f"bench.batch_sizes={sizes}: every batch size must be an integer of at least 1",
-                              fix="use e.g. bench.batch_sizes=[1,8,32]")
-        _refuse_repeats("bench.batch_sizes", sizes, "batch size")
+            raise CnnlabError(f"{key}.batch_sizes={sizes}: every batch size must be an integer of at least 1",
+                              fix=f"use e.g. {key}.batch_sizes=[1,8,32]")
+        _refuse_repeats(f"{key}.batch_sizes", sizes, "batch size")
         threads = section.get("threads")
         threads = default_threads() if threads is None else int(threads)
         if threads < 1:
-            raise CnnlabError(f"bench.threads={threads} must be at least 1 (or null for one per physical core)")
+            raise CnnlabError(f"{key}.threads={threads} must be at least 1 (or null for one per physical core)",
+                              fix=f"use {key}.threads=null")
         peak = section.get("peak_gflops")
         rounds = int(section.get("rounds", 3))
         if rounds < 1:
-            raise CnnlabError(f"bench.rounds={rounds} must be at least 1", fix="use bench.rounds=3")
+            raise CnnlabError(f"{key}.rounds={rounds} must be at least 1", fix=f"use {key}.rounds=3")
+        plan = {"warmup": (WARMUP, 0), "min_iters": (MIN_ITERS, 1), "min_seconds": (MIN_SECONDS, 0)}
+        for name, (default, least) in plan.items():
+            value = section.get(name, default)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < least:
+                raise CnnlabError(f"{key}.{name}={value} must be a number of at least {least}",
+                                  fix=f"use {key}.{name}={default}")
         return cls(backends=backends, compile=bool(section.get("compile", False)), batch_sizes=tuple(sizes),
-                   threads=threads, plan=TimingPlan(int(section.warmup), int(section.min_iters),
-                                                     float(section.min_seconds)),
+                   threads=threads, plan=TimingPlan(int(section.get("warmup", WARMUP)),
+                                                     int(section.get("min_iters", MIN_ITERS)),
+                                                     float(section.get("min_seconds", MIN_SECONDS))),
                    peak_gflops=float(peak) if peak is not None else None, rounds=rounds)
 
     def requested(self, device_kind: str) -> list[str]:

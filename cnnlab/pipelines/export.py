@@ -12,22 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity, OnnxMismatch, check_opset, export_onnx, verify_onnx
 from cnnlab.deploy.ort import evaluate_onnx
 from cnnlab.deploy.simplify import simplify_onnx
-from cnnlab.engine.checkpoint import self_supervised_method
+from cnnlab.engine.checkpoint import ModelCheckpoint, self_supervised_method
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
-from cnnlab.steps.sources import model_labelled, load_source_model, source_data
+from cnnlab.steps.sources import (dataset_config_of, load_source_model, model_labelled, same_data,
+                                   source_data, with_file_dataset)
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
-from cnnlab.runs import ONNX_FILE
+from cnnlab.runs import ONNX_FILE, Source
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -71,17 +72,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     metrics: dict[str, Any] = {"max_abs_diff": verification["max_abs_diff"],
                                "top1_agreement": verification["top1_agreement"], "verify_images": verification["n"],
                                "onnx_bytes": target.stat().st_size}
-    source_acc = (loaded.source.run.data.get("metrics") or {}).get("val_acc") if loaded.source.run else None
-    if source_acc is None:
-        source_acc = (checkpoint.extra.get("metrics") or {}).get("val_acc")
+    source_acc = source_val_acc(loaded.source, checkpoint, dataset_cfg)
     if settings.evaluate and untrained_head is not None:  # its head was never trained: a top-1 is chance, no figure
         ctx.log.info("model.onnx is a %s backbone (its head never trained): no val accuracy measured — fine-tune it "
                      "for one (docs/pretrain.md)", untrained_head)
     elif settings.evaluate:
         onnx_metrics = evaluate_onnx(target, eval_loader(recipe, data.val, workers=loader_workers(recipe, data)))
         metrics.update(val_acc=onnx_metrics["acc"], val_top5=onnx_metrics["top5"], val_loss=onnx_metrics["loss"])
-        ctx.log.info("model.onnx: val acc %.2f%% on %d images (source: %s)", 100 * onnx_metrics["acc"],
-                     onnx_metrics["n"], "?" if source_acc is None else f"{100 * source_acc:.2f}%")
+        ctx.log.info("model.onnx: val acc %.2f%% on %d images%s", 100 * onnx_metrics["acc"], onnx_metrics["n"],
+                     "" if source_acc is None else f" (source: {100 * source_acc:.2f}%)")
     if source_acc is not None:
         metrics["source_val_acc"] = source_acc
     ctx.record.update(
@@ -92,6 +91,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         dataset=dataset,
     )
     return metrics
+
+
+def source_val_acc(source: Source, checkpoint: ModelCheckpoint, dataset_cfg: Any) -> float | None:
+    """The source's recorded val top-1 (its run record's, else its checkpoint's) when this export scores the same
+    data: a top-1 on other images beside model.onnx's would read as a loss or gain of the export itself."""
+    recorded = dataset_config_of(with_file_dataset(source).run)
+    if recorded is None or not same_data(recorded, OmegaConf.to_container(dataset_cfg, resolve=True)):
+        return None
+    metrics = (source.run.data.get("metrics") if source.run else None) or checkpoint.extra.get("metrics") or {}
+    value = metrics.get("val_acc")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def first_images(dataset: Dataset, count: int) -> torch.Tensor:

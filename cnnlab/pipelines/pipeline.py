@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
+from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
@@ -33,6 +34,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = cfg.pipeline
     workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
     runs_root = workspace / "runs"
+    BenchSettings.from_config(settings.bench, key="pipeline.bench")  # refused before any stage, not after training
     stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
                         bench=OmegaConf.to_container(settings.bench, resolve=True))
     wanted = select(stages, None if settings.stages is None else list(settings.stages))

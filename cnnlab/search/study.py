@@ -194,12 +194,15 @@ def rung_peers(study: optuna.Study, epoch: int, number: int) -> list[tuple[float
 
 
 def trial_record(trial: FrozenTrial) -> dict[str, Any]:
-    """One row of trials.csv: number, state, the candidate, its measurements (with every timing round's: the
+    """One row of trials.csv: number, state (Optuna's, lower case; `interrupted` for a trial a stop cut short, which a
+    resumed search runs again), the candidate, its measurements (with every timing round's: the
     noise a suggested limit leaves room for) and how far it trained."""
     attrs = trial.user_attrs
     epochs = sorted(int(k[len(ACC_AT):]) for k in attrs if k.startswith(ACC_AT))
     constraints = attrs.get("constraints")
-    return {"trial": trial.number, "state": trial.state.name.lower(), "arch": attrs.get("arch"),
+    stopped = trial.state == TrialState.FAIL and attrs.get("interrupted")  # not a failure: it ran again, later
+    return {"trial": trial.number, "state": "interrupted" if stopped else trial.state.name.lower(),
+            "arch": attrs.get("arch"),
             "model": attrs.get("model"), "image_size": attrs.get("image_size"),
             "val_acc": attrs.get("val_acc"), "latency_ms": attrs.get("latency_ms"), "params": attrs.get("params"),
             "reference_ms": attrs.get("reference_ms"), "speedup": attrs.get("speedup"),

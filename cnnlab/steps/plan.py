@@ -55,7 +55,9 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
     if not plan:
         raise CnnlabError("the experiment declares no pipeline.plan",
                           fix="use experiment=quickstart, or write conf/experiment/<name>.yaml with pipeline.plan")
-    bench_overrides = [f"bench.backends=[{','.join(bench['backends'])}]",
+    backends = bench.get("backends")  # a list, one name, or null / auto: the device's defaults
+    names = None if backends in (None, "auto") else backends if isinstance(backends, list) else [backends]
+    bench_overrides = ["bench.backends=auto" if names is None else f"bench.backends=[{','.join(map(str, names))}]",
                        f"bench.batch_sizes=[{','.join(str(b) for b in bench['batch_sizes'])}]",
                        f"bench.min_seconds={bench['min_seconds']}", f"bench.rounds={bench.get('rounds', 3)}"]
     if bench.get("threads") is not None:

@@ -59,9 +59,21 @@ def test_the_rule_is_for_folders_and_an_exact_name_wins() -> None:
     with pytest.raises(CnnlabError, match="both have 3 classes, but the names differ"):
         with_model_classes(folder_bundle(["Pullover", "T-shirt_top", "Trouser"], [0], name="mnist"), FASHION,
                            folder_data=False)
-    with pytest.raises(CnnlabError, match="in another order"):
-        with_model_classes(folder_bundle(["Pullover", "T-shirt/top", "Trouser"], [0], name="mnist"), FASHION,
-                           folder_data=False)
+    # the same names in another order are the same classes: renumbered to the model's (was "in another order")
+    reordered = with_model_classes(folder_bundle(["Pullover", "T-shirt/top", "Trouser"], [0, 1, 2], name="mnist"),
+                                   FASHION, folder_data=False)
+    assert [int(reordered.train[i][1]) for i in range(3)] == [2, 0, 1] and reordered.classes == FASHION
     # a model with both a/b and a_b: the folder a_b/ is the class a_b, and a/b has no folder name
     assert model_class_of_folders(["a/b", "a_b"], ["a_b"]) is None
     assert model_class_of_folders(["a_b", "c"], ["a_b", "c"]) == [0, 1]
+
+
+def test_a_model_trained_on_class_folders_scores_the_named_data_they_were_made_from() -> None:
+    """A model trained on a folder export of Fashion-MNIST (classes T-shirt_top, ... in sorted folder order) was
+    refused on dataset=fashion_mnist ("the names differ"): the rule now reads the model's classes as folders too."""
+    folders = ["Pullover", "T-shirt_top", "Trouser"]  # the model's classes: its training folder's, sorted
+    named = with_model_classes(folder_bundle(FASHION, [0, 1, 2, 0], name="fashion_mnist"), folders, folder_data=False)
+    assert named.classes == folders and [int(named.train[i][1]) for i in range(4)] == [1, 2, 0, 1]
+    with pytest.raises(CnnlabError, match="the names differ"):  # a folder name that is no class of the data
+        with_model_classes(folder_bundle(FASHION, [0], name="fashion_mnist"), ["Pullover", "T-shirt-top", "Trouser"],
+                           folder_data=False)

@@ -12,7 +12,7 @@ import torch
 from cnnlab.deploy import export as deploy_export
 from cnnlab.deploy.export import read_onnx_metadata
 from cnnlab.deploy.ort import onnx_session
-from helpers import TINY, only_run, read_run, run_dirs
+from helpers import TINY, only_run, random_image_folder, read_run, run_dirs
 
 
 @pytest.fixture
@@ -50,6 +50,25 @@ def test_export_from_finetune_is_verified_and_as_accurate_as_the_model(cli, outp
     assert np.abs(net.forward() - session.run(None, {"input": images})[0]).max() < 1e-4
     for batch in (1, 3, 64):  # the batch axis is dynamic
         assert session.run(None, {"input": torch.zeros(batch, 3, 16, 16).numpy()})[0].shape == (batch, 4)
+
+
+def test_an_export_scored_on_other_data_does_not_show_the_source_top1_beside_its_own(cli, outputs: Path,
+                                                                                     tmp_path: Path) -> None:
+    """The source's val top-1 was measured on its own images; beside model.onnx's top-1 on other pictures it read as
+    the export's gain or loss (probe 50: "val acc 50.00% on 4 images (source: 83.33%)")."""
+    trained, other = random_image_folder(tmp_path / "trained", seed=1), random_image_folder(tmp_path / "other", seed=2)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={trained}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    result = cli("export", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={other}")
+    assert result.code == 0, result.output
+    metrics = only_run(outputs, "export")["metrics"]
+    assert "val_acc" in metrics and "source_val_acc" not in metrics
+    assert "(source:" not in result.output
+    same = cli("export", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={trained}")
+    assert same.code == 0, same.output
+    pretrained = only_run(outputs, "pretrain")["metrics"]["val_acc"]
+    again = next(r for r in map(read_run, run_dirs(outputs, "export")) if r["dataset"]["config"]["root"] == str(trained))
+    assert again["metrics"]["source_val_acc"] == pretrained and f"(source: {100 * pretrained:.2f}%)" in same.output
 
 
 def test_simplified_export_is_verified_too(cli, outputs: Path) -> None:

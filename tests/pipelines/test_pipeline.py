@@ -75,6 +75,30 @@ def test_plan_adds_export_and_one_paired_bench_and_checks_references() -> None:
         select(stages, ["z"])
 
 
+def test_the_device_defaults_reach_the_bench_stage_as_auto() -> None:
+    """pipeline.bench.backends=auto (what bench.backends=auto means) became `bench.backends=[a,u,t,o]`, and null
+    a TypeError traceback."""
+    for backends in ("auto", None):
+        stages = build_plan({"a": {"command": "pretrain"}}, export=True, bench={**BENCH, "backends": backends})
+        assert "bench.backends=auto" in stages[-1].overrides
+    one = build_plan({"a": {"command": "pretrain"}}, export=True, bench={**BENCH, "backends": "onnxruntime"})
+    assert "bench.backends=[onnxruntime]" in one[-1].overrides
+
+
+def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cli, outputs: Path,
+                                                                               tmp_path: Path) -> None:
+    """pipeline.bench.batch_sizes=[1,1] trained every model, then its bench stage failed with "use
+    bench.batch_sizes=[1]" — a key the pipeline does not pass on."""
+    conf = write_experiment(tmp_path)
+    for typed, fix in (("pipeline.bench.batch_sizes=[1,1]", "use pipeline.bench.batch_sizes=[1]"),
+                       ("pipeline.bench.backends=[onnx]", "pipeline.bench.backends=auto"),
+                       ("pipeline.bench.min_seconds=-1", "set e.g. pipeline.bench.min_seconds=1.0"),
+                       ("pipeline.bench.rounds=0", "pipeline.bench.rounds=3")):
+        result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", typed)
+        assert result.code == 2 and fix in result.stderr and "Traceback" not in result.stderr, result.output
+    assert stage_runs(outputs) == []
+
+
 def test_fingerprints_follow_settings_and_inputs() -> None:
     a = Stage("a", "pretrain", ["trainer.epochs=1"])
     b = Stage("b", "prune", ["source=@a"], ["a"])

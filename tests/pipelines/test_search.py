@@ -155,6 +155,8 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert len(finished) == 3 and finished[0].params == before[0].params  # the finished trial was kept
     assert finished[1].params == before[1].params and finished[1].user_attrs["latency_cached"]  # run again
     assert len(_study(first).trials) == 2  # the interrupted run is never written
+    with open(second / "trials.csv", newline="") as rows:  # the stopped trial was no failure (it said `fail`)
+        assert [r["state"] for r in csv.DictReader(rows)] == ["complete", "interrupted", "complete", "complete"]
     # each trial trains from the weights it would have had without the stop: its proxy training was seeded by trial
     # number, which the stopped trial shifts (another score, then other candidates); now by its draw index, as an
     # uninterrupted search seeds its trials 0, 1, 2 (a CPU run repeats exactly: tests/engine/test_trainer.py)
