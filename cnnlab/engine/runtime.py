@@ -20,7 +20,6 @@ import torch.distributed as dist
 
 from cnnlab.environment import has_cpu_flag, launched_ranks
 from cnnlab.errors import CnnlabError
-from cnnlab.models.measure import smallest_conv_input
 
 log = logging.getLogger("cnnlab")
 
@@ -85,6 +84,8 @@ def cpu_float32_reason(model: torch.nn.Module, input_size: int | None) -> str | 
         return "this network has depthwise convolutions, which oneDNN trains 2-3x slower in bf16 on the CPU"
     if input_size is None or not has_convs(model):
         return None  # unknown, or not an image network (a linear probe's head on cached features)
+    from cnnlab.models.measure import smallest_conv_input  # not at import: cnnlab.models imports torchvision (~2 s)
+
     smallest = smallest_conv_input(model, input_size)
     if smallest is None or smallest >= BF16_MIN_MAP:
         return None
