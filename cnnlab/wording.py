@@ -15,9 +15,9 @@ def counted(count: int, noun: str) -> str:
 
 
 def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> str:
-    """A ratio as a reader says it: 2.5 → "2.50× faster", 0.97 → "1.03× slower" (never "0.97× faster"); exactly 1,
-    "1.00×". `better`/`worse` for other ratios ("smaller"/"larger")."""
-    if ratio == 1.0:
+    """A ratio as a reader says it: 2.5 → "2.50× faster", 0.97 → "1.03× slower" (never "0.97× faster"); one that
+    prints as 1.00 either way, "1.00×". `better`/`worse` for other ratios ("smaller"/"larger")."""
+    if f"{ratio:.2f}" == f"{1 / ratio:.2f}" == "1.00":  # 29 bytes of 44.8 MB: "1.00× larger" says a direction unseen
         return "1.00×"
     return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
 

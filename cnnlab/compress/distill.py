@@ -47,10 +47,20 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, *, 
     return alpha * soft_target_loss(student_logits, teacher_logits, temperature) + (1 - alpha) * hard
 
 
+# Hinton et al. (2015) soften with T of 1-20. Far above, softmax(logits / T) is uniform to within float32 rounding
+# and T² multiplies that rounding into the loss: T=1e5 trained on a loss of -57.7 (a KL divergence is >= 0).
+MAX_TEMPERATURE = 100.0
+
+
 def check_kd_settings(temperature: float, alpha: float) -> None:
     if not temperature > 0:
         raise CnnlabError(f"distill.temperature={temperature} must be positive",
                           fix="use distill.temperature=4 (1 = the teacher's plain probabilities)")
+    if not temperature <= MAX_TEMPERATURE:
+        raise CnnlabError(f"distill.temperature={temperature:g} is above {MAX_TEMPERATURE:g}: the softened "
+                          "probabilities of teacher and student are then uniform to within float32 rounding, and "
+                          "the T²-scaled loss is that rounding (it can read below zero)",
+                          fix="use distill.temperature=4 (Hinton et al. use 1-20)")
     if not 0 <= alpha <= 1:
         raise CnnlabError(f"distill.alpha={alpha} must be between 0 and 1",
                           fix="use distill.alpha=0.5 (0 = labels only, 1 = soft targets only)")
@@ -142,7 +152,7 @@ class WithTeacherLogits(Dataset):
 # ------------------------------------------------------------------------------------------------ settings, setup
 @dataclass(frozen=True)
 class DistillSettings:
-    """The `distill` section: temperature T (> 0), alpha in [0, 1] (weight of the soft targets), the feature hint
+    """The `distill` section: temperature T (0 < T <= MAX_TEMPERATURE), alpha in [0, 1] (weight of the soft targets), the feature hint
     (on/off, its weight, the (student stage, teacher stage) indices), the teacher-logit cache (None = auto),
     augmentation and whether a label-only baseline trains too. Raises CnnlabError for values out of range."""
 

@@ -18,7 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs import Source, resolve_source
 from cnnlab.steps.distill_roles import TRAIN_A_TEACHER, DistillRole, resolve_role, trained_teacher_weights
 from cnnlab.steps.recording import at_chance, record_warning
-from cnnlab.steps.sources import check_same_val_split, source_dataset_config
+from cnnlab.steps.sources import check_same_val_split, source_dataset_config, with_file_dataset
 from cnnlab.steps.switches import optimisation_on
 
 
@@ -42,7 +42,9 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
                           "teaches nothing)", fix=TRAIN_A_TEACHER.format(name=teacher.name))
     source = None
     if teacher.weights.kind == "run":
-        source = resolve_source(str(cfg.teacher.weights), ctx.outputs, want=("checkpoint",), key="teacher.weights")
+        # a run.json that lost its dataset: the teacher's model.pt records it too (as prune, quantize and export read)
+        source = with_file_dataset(resolve_source(str(cfg.teacher.weights), ctx.outputs, want=("checkpoint",),
+                                                  key="teacher.weights"))
     dataset_cfg = source_dataset_config(cfg, ctx, source) if source else cfg.dataset
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
         check_same_val_split(source, dataset_cfg)
@@ -51,7 +53,9 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     if spec.size != trained_size:
         raise CnnlabError(f"the teacher was trained on {trained_size} px images but the data would be {spec.size} px; "
                           "teacher and student must see the same input",
-                          fix=f"drop dataset.image_size (or set it to {trained_size})")
+                          fix=f"drop dataset.image_size (or set it to {trained_size})"
+                          if ctx.explicitly_set("dataset.image_size") else
+                          "name the data the teacher was trained on with dataset=NAME (its records say none)")
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
     return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)

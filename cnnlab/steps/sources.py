@@ -140,7 +140,7 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
     typed = [k for k in keys if k != "dataset"]
     if recorded is None:
         if typed and "dataset" not in keys:
-            raise CnnlabError(f"{typed[0]}=: the source records no dataset for it to change",
+            raise CnnlabError(f"{typed[0]}: the source records no dataset for it to change",
                               fix="name the data the model was trained on with dataset=NAME (e.g. dataset=imagefolder "
                                   "dataset.root=DIR)")
         if not keys:

@@ -69,7 +69,8 @@ def test_alpha_mixes_soft_and_hard_terms(logits) -> None:
     assert mixed.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("temperature, alpha, key", [(0.0, 0.5, "distill.temperature"), (4.0, 1.5, "distill.alpha")])
+@pytest.mark.parametrize("temperature, alpha, key", [(0.0, 0.5, "distill.temperature"), (4.0, 1.5, "distill.alpha"),
+                                                     (1e5, 0.5, "distill.temperature=100000 is above 100")])
 def test_bad_settings_are_user_errors(temperature: float, alpha: float, key: str) -> None:
     with pytest.raises(CnnlabError, match=key):
         check_kd_settings(temperature, alpha)
@@ -198,3 +199,15 @@ def test_predicted_logits_line_up_with_the_dataset() -> None:
     assert torch.equal(item[0], images[7]) and item[1] == labels[7] and torch.equal(item[2], logits[7])
     with pytest.raises(ValueError):
         WithTeacherLogits(dataset, logits[:3])
+
+
+def test_the_temperature_bound_is_where_the_loss_is_still_a_divergence() -> None:
+    """T=1e5 trained on a loss of -57.7 (probe 52): softmax(logits / T) is uniform to within float32 rounding there
+    and T² scales the rounding. Up to the bound the loss stays >= 0 on logits that differ."""
+    from cnnlab.compress.distill import MAX_TEMPERATURE
+    from cnnlab.settings import RULES
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(256, 10), torch.randn(256, 10)
+    assert soft_target_loss(student, teacher, MAX_TEMPERATURE).item() > 0
+    assert RULES["distill.temperature"].high == MAX_TEMPERATURE  # the command line's check says the same bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,8 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
     (["distill.augment=true", "distill.cache_teacher=true"], "train transforms are random"),
     (["trainer.mixup=0.2"], "trainer.mixup"),
     (["distill.alpha=2"], "distill.alpha=2 is not allowed: distill.alpha takes a number in [0, 1]"),
+    (["distill.temperature=1e5"],  # it trained on a T²-scaled loss below zero, exit 0
+     "distill.temperature=100000.0 is not allowed: distill.temperature takes a number in (0, 100]"),
     (["distill.feature_stages=3"], "distill.feature_stages=3 is not allowed"),
 ])
 def test_bad_input_is_one_clear_line(cli, teacher_run: Path, args: list[str], expected: str) -> None:
@@ -302,3 +305,21 @@ def test_a_teacher_without_imagenet_weights_is_told_how_to_train_one_and_that_wo
 def test_a_latest_command_that_cannot_give_a_teacher_lists_those_that_can(cli, spec: str, expected: str) -> None:
     line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={spec}"))
     assert expected in line and "latest:quantize" not in line.split("—", 1)[1], line
+
+
+def test_a_teacher_whose_run_json_lost_its_dataset_teaches_on_the_data_its_model_pt_records(cli, outputs: Path,
+                                                                                             teacher_run: Path,
+                                                                                             tmp_path: Path) -> None:
+    """Probe 52: such a teacher (prune and quantize read its model.pt's record) was refused with "drop
+    dataset.image_size" — a setting never typed — and the data it fell back on was the default synthetic set."""
+    import shutil
+
+    damaged = tmp_path / "teacher_copy"
+    shutil.copytree(teacher_run, damaged)
+    record = json.loads((damaged / "run.json").read_text())
+    record["dataset"] = None
+    (damaged / "run.json").write_text(json.dumps(record))
+    result = cli("distill", *LENET_PAIR, f"teacher.weights={damaged}", "student.weights=none", "trainer.epochs=1")
+    assert result.code == 0, result.output
+    distilled = next(read_run(d) for d in run_dirs(outputs, "distill") if read_run(d)["status"] == "completed")
+    assert distilled["dataset"]["config"] == read_run(teacher_run)["dataset"]["config"]

@@ -33,6 +33,10 @@ class PruneLatency:
                 "latency_p50_ms_before": dense.p50_ms, "latency_p50_ms_after": pruned.p50_ms,
                 "speedup": self.timing.speedup(DENSE, PRUNED, self.batch)}
 
+    def round_speedups(self) -> tuple[float, ...]:
+        """Dense p50 / pruned p50 of each interleaved round (> 1: the pruned model is faster)."""
+        return self.timing.ratios(DENSE, PRUNED, self.batch)
+
     def describe(self, image_size: int) -> dict[str, Any]:
         """run.json's `latency` section: settings, both median rounds, every round's p50."""
         settings = self.timing.settings
