@@ -38,16 +38,17 @@ class BenchSettings:
         """`section` checked; `key` is where the user set it (`bench`, or `pipeline.bench` for a pipeline's bench
         stage), so each error names a setting that, typed, fixes it."""
         backends = section.get("backends")
+        # `auto` (the device's defaults) is offered where the command line takes it: pipeline.bench.backends is a list
+        auto = f" (or {key}.backends=auto for the device's defaults)" if key == "bench" else ""
         if backends is not None and str(backends) != "auto":
             backends = tuple(str(b) for b in (backends if isinstance(backends, (list, ListConfig)) else [backends]))
             if not backends:
                 raise CnnlabError(f"{key}.backends is empty: it names no backend to time",
-                                  fix=f"name at least one, e.g. {key}.backends=[onnxruntime] (or {key}.backends=auto "
-                                      "for the device's defaults)")
+                                  fix=f"name at least one, e.g. {key}.backends=[onnxruntime]{auto}")
             unknown = [b for b in backends if b not in BACKENDS]
             if unknown:
                 raise CnnlabError(f"unknown backend {', '.join(unknown)} in {key}.backends",
-                                  fix=f"choose from {', '.join(BACKENDS)} (or {key}.backends=auto)")
+                                  fix=f"choose from {', '.join(BACKENDS)}{auto}")
             _refuse_repeats(f"{key}.backends", list(backends), "backend")
         else:
             backends = None
