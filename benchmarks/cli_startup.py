@@ -3,12 +3,17 @@
 Help paths must not import torch; this measures what a user waits for. Both commands are run
 alternately N times in fresh processes; the medians are compared.
 
+A second table times a command's own start in one process (`cnnlab inspect model=lenet5`, invoked as the test
+suite invokes commands): Hydra composing the config once (cnnlab.app skips Hydra's extra compose that only reads
+`hydra.mode`) against composing it twice as Hydra 1.3 does by itself, alternating, in the same run.
+
     python benchmarks/cli_startup.py [--runs 15]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -50,6 +55,40 @@ def main() -> None:
     print(f"\n{'command':28} {'median s':>9} {'ratio vs import torch':>22}")
     for name, values in times.items():
         print(f"{name:28} {median(values):9.3f} {median(values) / baseline:22.2f}")
+    in_process_commands(runs)
+
+
+def in_process_commands(runs: int) -> None:
+    """`cnnlab inspect model=lenet5` in this process, one compose (cnnlab's) against two (Hydra's own), alternating."""
+    from typer.testing import CliRunner
+
+    import cnnlab.app
+    from cnnlab.cli import app
+
+    once = cnnlab.app._mode_from_the_command_line
+    args = ["inspect", "model=lenet5", "dataset.image_size=32"]
+
+    def invoke() -> float:
+        saved = list(sys.argv)
+        start = time.perf_counter()
+        result = CliRunner().invoke(app, args)
+        elapsed = time.perf_counter() - start
+        sys.argv[:] = saved  # launch() rewrites argv for Hydra
+        assert result.exit_code == 0, result.output
+        return elapsed
+
+    invoke()  # imports and caches
+    times: dict[str, list[float]] = {"one compose (cnnlab)": [], "two composes (Hydra 1.3 alone)": []}
+    for _ in range(runs):
+        cnnlab.app._mode_from_the_command_line = once
+        times["one compose (cnnlab)"].append(invoke())
+        cnnlab.app._mode_from_the_command_line = contextlib.nullcontext  # type: ignore[assignment]
+        times["two composes (Hydra 1.3 alone)"].append(invoke())
+    cnnlab.app._mode_from_the_command_line = once
+    baseline = median(times["two composes (Hydra 1.3 alone)"])
+    print(f"\n{'in-process: ' + ' '.join(args):40} {'median s':>9} {'ratio vs two composes':>22}")
+    for name, values in times.items():
+        print(f"{name:40} {median(values):9.3f} {median(values) / baseline:22.2f}")
 
 
 if __name__ == "__main__":

@@ -137,11 +137,15 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
                           f"and weights: {override} would be ignored", fix=f"drop {override}{either}")
 
 
-def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str]) -> None:
+def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str], command: str) -> None:
     """A typed `dataset.val_fraction` on data whose val split is not carved from the training images (a folder with
     train/ and val/ of its own) would change nothing yet be recorded as used: refused (steps/sources.py
-    refuse_unused_val_fraction; commands that read a source's data check the data they rebuild, in source_data)."""
+    refuse_unused_val_fraction; commands that read a source's data — a teacher's for distill — check the data they
+    rebuild, in source_data and distill_teacher)."""
+    info = COMMANDS[command]
+    role = info.source_dataset_role
     if cfg.get("source") not in (None, "") or cfg.get("dataset") is None or \
+            (role is not None and info.reads_source_data(OmegaConf.select(cfg, f"{role}.weights", default=None))) or \
             not any(o.split("=", 1)[0].lstrip("~+") == "dataset.val_fraction" for o in overrides):
         return
     from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed
@@ -319,7 +323,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_source_is_read(cfg.get("source"), command)
             check_nothing_deleted(overrides, command)
             check_model_is_read(cfg.get("source"), overrides, command)
-            check_val_fraction_is_used(cfg, overrides)
+            check_val_fraction_is_used(cfg, overrides, command)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
@@ -379,7 +383,8 @@ def main(records_run: bool = True) -> None:
     with _environ(**{RERUN_ENV: "1" if rerun else None, SWEEP_JOBS_ENV: str(sweep) if sweep else None,
                      THREADS_ENV: omp if omp.isdigit() and int(omp) > 0 and THREADS_ENV not in os.environ else None}):
         try:
-            _hydra_main()
+            with _mode_from_the_command_line():
+                _hydra_main()
         except Exception as exc:
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
             if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):
@@ -387,6 +392,25 @@ def main(records_run: bool = True) -> None:
             if remote is None:
                 raise
             raise UserAbort(remote) from None
+
+
+@contextlib.contextmanager
+def _mode_from_the_command_line() -> Iterator[None]:
+    """Hydra 1.3 composes the whole config once only to read `hydra.mode` (`Hydra.get_mode`), then again to run the
+    job: ~0.2 s of every command. A cnnlab run's mode is the command line's (`-m`, as every sweep, launcher and
+    job count here reads it; or a typed `hydra.mode=`), so the first compose is skipped unless `hydra.mode=` was
+    typed; with no mode, Hydra's `_run_app` sets `hydra.mode=RUN`, or MULTIRUN for `-m`, as it did before."""
+    from hydra._internal.hydra import Hydra
+
+    original = getattr(Hydra, "get_mode", None)
+    if original is None or any(a.lstrip("+").startswith("hydra.mode=") for a in sys.argv[1:]):
+        yield
+        return
+    Hydra.get_mode = lambda self, config_name, overrides: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = original  # type: ignore[method-assign]
 
 
 def _take_rerun_option() -> bool:

@@ -25,7 +25,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.settings import resumed_by
+from cnnlab.settings import resumed_by, rule_for
 
 app = typer.Typer(
     name="cnnlab",
@@ -313,6 +313,14 @@ def _onto_source_dataset(override: str) -> str:
     return f"++{override}" if key.startswith("dataset.") and "=" in override else override
 
 
+def _rebuilds_source_data(command: str, overrides: Sequence[str]) -> bool:
+    """CommandInfo.reads_source_data for the command line's (last) `ROLE.weights=` (distill: the teacher's)."""
+    info = COMMANDS[command]
+    key = f"{info.source_dataset_role}.weights"
+    weights = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    return info.reads_source_data(weights[-1] if weights else None)
+
+
 def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool,
            after_dashes: Sequence[str] = (), split_words: Sequence[str] = ()) -> None:
     """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code.
@@ -329,7 +337,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         flags.append("--multirun")
     overrides = [quote_plain_value(o) for o in overrides]
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if COMMANDS[command].source_dataset and "dataset" not in typed:
+    if _rebuilds_source_data(command, overrides) and "dataset" not in typed:
         overrides = [_onto_source_dataset(o) for o in overrides]
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
@@ -375,7 +383,11 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
     for a failed sweep job, written only above a traceback (cnnlab's own line says more)."""
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
-    message, is_bug = describe(exc, command)
+    def takes_list(key: str) -> bool:
+        rule = rule_for(key, command)
+        return rule is not None and rule.kind == "list"
+
+    message, is_bug = describe(exc, command, takes_list)
     if held is not None:
         held.release() if debug_enabled() or is_bug else held.drop()
     if debug_enabled() or is_bug:

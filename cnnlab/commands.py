@@ -33,7 +33,17 @@ class CommandInfo:
     reads_source: bool = False        # starts from the model of a `source=` run or file
     # rebuilds the data the source recorded (steps.sources): `dataset.KEY=V` edits that, not the default dataset
     source_dataset: bool = False
+    # ... or rebuilds the data of this role's weights when they name a run (distill: teacher.weights=latest:finetune)
+    source_dataset_role: str | None = None
     model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
+
+    def reads_source_data(self, role_weights: object = None) -> bool:
+        """Whether it runs on the data its source recorded: a `source=` run's (source_dataset), or the run named by
+        `{source_dataset_role}.weights` (`role_weights`: that value, None when not typed and so the packaged
+        default, a run) unless it names ImageNet's weights or none — then the composed `dataset=` is the data."""
+        if self.source_dataset or self.source_dataset_role is None:
+            return self.source_dataset
+        return role_weights is None or str(role_weights).strip("'\"") not in ("imagenet", "none", "null")
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -84,6 +94,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab distill teacher.weights=latest:finetune student=mobilenet_v3_small distill.temperature=2",
                   "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
+        source_dataset_role="teacher",
         model_fix="distill takes its networks from teacher= and student= (teacher.stem=, student.stem=, ...), e.g. "
                   "`cnnlab distill teacher=resnet50 student=mobilenet teacher.weights=latest:finetune`",
         resumable=True,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from typing import Callable
 
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -70,10 +72,11 @@ def _added_existing(text: str) -> tuple[str, str] | None:
     return (group, typed[1:]) if typed is not None else None
 
 
-def _sweep_without_multirun(text: str, command: str) -> str | None:
+def _sweep_without_multirun(text: str, command: str, takes_list: Callable[[str], bool]) -> str | None:
     """Hydra's refusal of sweep syntax in a single run (`dataset.root=/data/a,b`: "Ambiguous value for argument";
     `seed=range(3)`: "Sweep parameters ... requires --multirun") as one line whose fixes work as typed in a shell —
-    Hydra's own (`key=\\'value1,value2\\'`) does not. None for any other error."""
+    Hydra's own (`key=\\'value1,value2\\'`) does not. `takes_list(key)`: whether the setting is a list (then the
+    brackets are the fix). None for any other error."""
     first = _first_line(text)
     for head, tail in (("Ambiguous value for argument '", "'"), ("Sweep parameters '", "' requires --multirun")):
         if first.startswith(head) and first.endswith(tail):
@@ -86,16 +89,23 @@ def _sweep_without_multirun(text: str, command: str) -> str | None:
     key, _, value = bare.partition("=")
     value = ",".join(item[1:-1] if len(item) > 1 and item[0] == item[-1] == "'" else item for item in value.split(","))
     typed = f"{key}={value}"
-    sweep = f"to run one job per value, add -m: cnnlab {command} -m {typed}"
+    # each fix as the shell must pass it on: `seed=range(2)` unquoted is a bash syntax error
+    sweep = f"to run one job per value, add -m: cnnlab {command} -m {shlex.quote(typed)}"
     if "," not in value:
         return f"{typed}: a sweep runs several jobs — {sweep}"
+    quoted = shlex.quote(f'{key}="{value}"')
+    if takes_list(key.lstrip("+")):  # `bench.batch_sizes=1,8` meant a list; no list holds a path
+        return (f"{typed}: a comma separates the values of a sweep — for a list, put it in brackets: "
+                f"{shlex.quote(f'{key}=[{value}]')}; {sweep}")
     return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
-            f"for Hydra inside the shell's quotes: '{key}=\"{value}\"'; {sweep}; for a list: {key}=[{value}]")
+            f"for Hydra inside the shell's quotes: {quoted}; {sweep}")
 
 
-def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
+def describe(exc: BaseException, command: str = "CMD",
+             takes_list: Callable[[str], bool] = lambda key: False) -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
-    Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
+    Hydra fails on without naming it, is named before: cnnlab.app.main.) `takes_list(key)`: whether a setting holds
+    a list (settings.rule_for; this leaf module does not read the settings layer)."""
     if isinstance(exc, UserAbort):
         exc = exc.error
     # ours, maybe wrapped (an OmegaConf resolver such as the run-folder one wraps what it raises)
@@ -121,7 +131,7 @@ def describe(exc: BaseException, command: str = "CMD") -> tuple[str, bool]:
             key = text.split("'")[1]
             return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
                     f"~{key}; `cnnlab {command} --help` lists the settings"), False
-        sweep = _sweep_without_multirun(text, command)
+        sweep = _sweep_without_multirun(text, command, takes_list)
         if sweep is not None:
             return sweep, False
         added = _added_existing(text)

@@ -16,6 +16,7 @@ unreachable from the command line.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -354,36 +355,45 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
             return
     if not rule.accepts(value):
         raise CnnlabError(f"{key}={_show(value)} is not allowed: {key} takes {rule.describe()}",
-                          fix=f"set e.g. {key}={_example(key, rule)}")
+                          # quoted as bash passes it on: `${paths.data}/cifar10` bare is "bad substitution"
+                          fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
 
 
-# Groups whose every key cnnlab reads itself: a key there that no packaged file or rule knows is a typo in the
-# user's own config file (`imag_size: 16` in myconf/dataset/x.yaml would otherwise be ignored without a word,
-# and the run would train at another size). optim/sched files may carry a library's own keyword arguments.
-_CLOSED_GROUPS = ("dataset", "model", "trainer", "teacher", "student")
+# Sections whose keys cnnlab does not all read itself: optim/sched files carry a library's own keyword arguments,
+# a search space names its own parameters, a pipeline plan its own stages (steps/plan.py checks them), `paths`
+# holds folders a user's config file interpolates, `hydra` is Hydra's. Every other key is read by cnnlab, so one
+# that no packaged file or rule knows is a typo or a key that would be ignored without a word: `imag_size: 16` in
+# myconf/dataset/x.yaml (the run would train at another size), or `+export.foo=1` / `+pipeline.bench.foo=1`.
+_OPEN_SECTIONS = ("optim", "sched", "space", "pipeline.plan", "paths", "hydra")
 
 
-def check_known(key: str) -> None:
-    """A CnnlabError for a key of a closed group that cnnlab does not know, with the closest known key."""
+def check_known(key: str, command: str = "CMD") -> None:
+    """A CnnlabError for a key outside _OPEN_SECTIONS that cnnlab does not know, with the closest known key."""
     group, _, rest = key.partition(".")
     # teacher/student files are model entries (`/model@_here_`): they know the model group's keys too
     as_model = f"model.{rest}" if group in ("teacher", "student") else key
-    if group not in _CLOSED_GROUPS or {key, as_model} & (set(packaged_defaults()) | set(RULES)):
+    if any(key == open_ or key.startswith(f"{open_}.") for open_ in _OPEN_SECTIONS) or \
+            {key, as_model} & (set(packaged_defaults()) | set(RULES)):
         return
     import difflib
 
-    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group]
+    if group == "experiment":  # a user's experiment file without the package line: Hydra nests it, nothing reads it
+        raise CnnlabError(f"{key}: an experiment file's settings land under `experiment.`, where nothing reads them",
+                          fix="make the file's first line `# @package _global_` (as in cnnlab/conf/experiment/*.yaml), "
+                              f"so that they set the whole config (`{rest}`)")
+    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
     close = difflib.get_close_matches(key, known, n=1)
-    raise CnnlabError(f"{key} is not a setting cnnlab knows (from a --config-dir file or an experiment?)",
+    raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored (typed with +{key}=, or set in "
+                      "a --config-dir file or an experiment?)",
                       fix=(f"did you mean {close[0]}? " if close else "")
-                          + "rename or remove it; `cnnlab CMD --cfg job` shows the composed config")
+                          + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
 
 
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order."""
     for key, value in _leaves(config, ""):
-        check_known(key)
+        check_known(key, command or "CMD")
         check_setting(key, value, command)
 
 

@@ -63,6 +63,14 @@ def hinted_command(message: str) -> list[str]:
     return shlex.split(commands[-1])[1:]
 
 
+def bash_words(text: str) -> list[str]:
+    """The words bash passes on for `text` typed as arguments (an AssertionError where bash refuses it, as it does
+    `seed=range(2)` or `${paths.data}` unquoted): a printed fix is checked against the shell it is typed into."""
+    done = subprocess.run(["bash", "-c", f"printf '%s\\0' {text}"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, f"bash refuses {text!r}: {done.stderr.strip()}"
+    return done.stdout.split("\0")[:-1]
+
+
 def loader_order_with_one_worker(n: int) -> list[int]:
     """The epoch-0 order of make_loader over items 0..n-1 (batch 4, seed 3) read by one DataLoader worker; a
     module-level function so that a joblib/loky worker can import it (tests/data/test_loaders.py)."""

@@ -133,6 +133,35 @@ def test_a_typo_in_a_config_dir_file_is_named_not_ignored(cli: Cli, outputs: Pat
     assert cli(*args).code == 0  # the fix, followed
 
 
+@pytest.mark.parametrize("command, added", [
+    ("export", "+export.foo=1"), ("bench", "+bench.warmpu=2"), ("pretrain", "+foo=1"),
+    ("pretrain", "+method.foo=1"), ("pipeline", "+pipeline.bench.foo=1"),
+])
+def test_a_plus_key_cnnlab_never_reads_is_refused_not_ignored(cli: Cli, outputs: Path, command: str,
+                                                               added: str) -> None:
+    """Probe 53: `+pipeline.bench.foo=1` (and `+export.foo=1`, a typo such as `+bench.warmpu=2`) was accepted and
+    the run went on without it; only dataset/model/trainer keys were checked. Checked before any stage or training."""
+    key = added[1:].split("=")[0]
+    line = one_error_line(cli(command, added, "source=latest:pretrain" if command in ("export", "bench") else
+                              "experiment=quickstart" if command == "pipeline" else "trainer.epochs=1"), key)
+    assert f"{key} is not a setting cnnlab reads, so it would be ignored" in line, line
+    assert f"`cnnlab {command} --cfg job`" in line
+    if key == "bench.warmpu":
+        assert "did you mean bench.warmup?" in line
+
+
+def test_an_experiment_file_without_the_global_package_line_is_named(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    """Without `# @package _global_` Hydra puts an experiment's settings under `experiment.`, where nothing reads
+    them: `trainer: {epochs: 1}` ran the default number of epochs without a word."""
+    (tmp_path / "myconf" / "experiment").mkdir(parents=True)
+    (tmp_path / "myconf" / "experiment" / "mine.yaml").write_text("trainer:\n  max_steps_per_epoch: 1\n")
+    args = ("pretrain", "--config-dir", str(tmp_path / "myconf"), "experiment=mine", *TINY)
+    line = one_error_line(cli(*args), "experiment.trainer.max_steps_per_epoch")
+    assert "first line `# @package _global_`" in line, line
+    (tmp_path / "myconf" / "experiment" / "mine.yaml").write_text(GLOBAL + "trainer:\n  max_steps_per_epoch: 1\n")
+    assert cli(*args).code == 0  # the fix, followed
+
+
 def test_a_missing_config_dir_is_named(cli: Cli, outputs: Path, tmp_path: Path) -> None:
     line = one_error_line(cli("pretrain", "--config-dir", str(tmp_path / "nonexist"), "dataset=tiny"), "nonexist")
     assert "is not a folder" in line
@@ -144,9 +173,9 @@ GLOBAL = "# @package _global_\n"
 
 
 @pytest.mark.parametrize("pick, files, listed, fixed", [
-    ("experiment=mine", {"experiment/mine.yaml": "- trainer.epochs=3\n"}, "experiment/mine.yaml", "names: [a, b]\n"),
+    ("experiment=mine", {"experiment/mine.yaml": "- trainer.epochs=3\n"}, "experiment/mine.yaml", GLOBAL + "seed: 1\n"),
     ("experiment=mine", {"experiment/mine.yaml": GLOBAL + "- trainer.epochs=3\n"}, "experiment/mine.yaml",
-     GLOBAL + "names: [a, b]\n"),
+     GLOBAL + "seed: 1\n"),
     ("trainer=mine", {"trainer/mine.yaml": "- epochs\n"}, "trainer/mine.yaml",
      "defaults:\n  - default\n  - _self_\n"),
     ("experiment=mine", {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /optim: mine\n",

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
+from helpers import bash_words
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
@@ -49,13 +50,14 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("dataset.mean", [0.5, 0.5], "a list of 3 numbers"),
     ("bench.batch_sizes", [1, 0], "a list of integers >= 1"),
     ("export.evaluate", "yes", "true or false"),
+    ("dataset.root", ["a", "b"], "null or a text"),  # its example `${paths.data}/...` was bash's "bad substitution"
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
     with pytest.raises(CnnlabError) as info:
         check_setting(key, value, "pretrain")
     line = info.value.one_line()
     assert line.startswith(f"{key}=") and allowed in line, line
-    example = (info.value.fix or "").removeprefix("set e.g. ")
+    [example] = bash_words((info.value.fix or "").removeprefix("set e.g. "))  # as the shell passes it on
     key_, _, text = example.partition("=")
     assert key_ == key
     check_setting(key, yaml.safe_load(text), "pretrain")  # the value the fix suggests passes

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
-from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, PairedRatio, spread
 from cnnlab.wording import ratio_range_text, ratio_text
 
 SCHEMA = "cnnlab.bench/1"
@@ -49,10 +49,8 @@ def paired_table(document: dict[str, Any]) -> Table:
         subject = document["subjects"][r["subject"]]
         reference = first[(r["backend"], r["batch_size"])]
         rounds = r["p50_ms_per_round"]
-        versus = ratio_text(reference["p50_ms"] / r["p50_ms"])
-        ratios = _round_ratios(reference, r)
-        if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
-            versus += f" (unstable: {ratio_range_text(min(ratios), max(ratios))})"
+        judged = PairedRatio(reference["p50_ms"] / r["p50_ms"], tuple(_round_ratios(reference, r)))
+        versus = ratio_text(judged.ratio) if r is reference else judged.text()
         source = subject.get("source") or {}
         table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
                       r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
@@ -67,7 +65,7 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
     for r in document.get("records") or []:
         reference = first[(r["backend"], r["batch_size"])]
         ratios = _round_ratios(reference, r)
-        if r is not reference and spread(ratios) > UNSTABLE_SPREAD:
+        if r is not reference and PairedRatio(1.0, tuple(ratios)).unstable:
             lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
                          f"against the first on {r['backend']} at batch {r['batch_size']} gave "
                          f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "

@@ -24,12 +24,14 @@ from cnnlab.deploy.peak import physical_cores
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
+from cnnlab.wording import ratio_range_text, ratio_text
 
 if TYPE_CHECKING:  # deploy.bench imports torch; `cnnlab report` reads the stability rule below without it
     from cnnlab.deploy.bench import LatencyStats, TimingPlan
 
 ROUNDS = 3
 UNSTABLE_SPREAD = 0.15  # (max - min) / median of the per-round ratios above which a ratio is not trusted
+SAME_NETWORK_TOLERANCE = 0.10  # one network timed twice further apart than this (or its rounds' spread): unstable
 
 
 def default_threads() -> int:
@@ -108,6 +110,37 @@ def spread(values: Sequence[float]) -> float:
         return 0.0
     ordered = sorted(values)
     return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """A speed-up from one interleaved session — the reference's p50 over the subject's — judged by the rules every
+    cnnlab table uses (`cnnlab report`, `bench`, the prune table): `rounds` are the per-round ratios; it is
+    `unstable` when they spread by more than UNSTABLE_SPREAD; for a `same_network` pair (a magnitude prune, a
+    network timed twice) the true ratio is 1, and it is `apart` when it timed further from 1 than
+    SAME_NETWORK_TOLERANCE or its rounds' own spread (the session measured the machine's load, not the models)."""
+
+    ratio: float
+    rounds: tuple[float, ...] = ()
+    same_network: bool = False
+
+    @property
+    def unstable(self) -> bool:
+        return spread(self.rounds) > UNSTABLE_SPREAD
+
+    @property
+    def apart(self) -> bool:
+        return self.same_network and abs(self.ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(self.rounds))
+
+    def text(self) -> str:
+        """One table cell: "2.50× faster", "4.02× faster (unstable: 3.73–5.47× faster)"; a same-network pair is
+        always noise, with its rounds' range when they spread or lean one way ("1.16× slower (same network:
+        noise; rounds 1.03–1.39× slower)")."""
+        shown = ratio_text(self.ratio)
+        spanned = ratio_range_text(min(self.rounds), max(self.rounds)) if self.rounds else ""
+        if self.same_network:
+            return f"{shown} (same network: noise" + (f"; rounds {spanned})" if self.unstable or self.apart else ")")
+        return f"{shown} (unstable: {spanned})" if self.unstable else shown
 
 
 def median_round(rounds: Sequence[LatencyStats]) -> LatencyStats:

@@ -26,6 +26,7 @@ from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
 from cnnlab.steps.sources import (dataset_config_of, load_source_model, model_labelled, same_data,
                                    source_data, with_file_dataset)
+from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE, Source
@@ -72,7 +73,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     metrics: dict[str, Any] = {"max_abs_diff": verification["max_abs_diff"],
                                "top1_agreement": verification["top1_agreement"], "verify_images": verification["n"],
                                "onnx_bytes": target.stat().st_size}
-    source_acc = source_val_acc(loaded.source, checkpoint, dataset_cfg)
+    source_acc = source_val_acc(loaded.source, checkpoint, dataset_cfg, len(data.val))
     if settings.evaluate and untrained_head is not None:  # its head was never trained: a top-1 is chance, no figure
         ctx.log.info("model.onnx is a %s backbone (its head never trained): no val accuracy measured — fine-tune it "
                      "for one (docs/pretrain.md)", untrained_head)
@@ -93,11 +94,19 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
-def source_val_acc(source: Source, checkpoint: ModelCheckpoint, dataset_cfg: Any) -> float | None:
+def source_val_acc(source: Source, checkpoint: ModelCheckpoint, dataset_cfg: Any, val_images: int) -> float | None:
     """The source's recorded val top-1 (its run record's, else its checkpoint's) when this export scores the same
-    data: a top-1 on other images beside model.onnx's would read as a loss or gain of the export itself."""
-    recorded = dataset_config_of(with_file_dataset(source).run)
+    images: the same data, a user folder whose pictures have not changed since the source ran (run.json
+    `dataset.content`), and as many val images (`val_images`) as the source recorded. A top-1 on other images beside
+    model.onnx's would read as a loss or gain of the export itself (probe 53: 100 % on 9 images beside 55.56 % on
+    the 27 of a val/ folder that grew since)."""
+    run = with_file_dataset(source).run
+    recorded = dataset_config_of(run)
     if recorded is None or not same_data(recorded, OmegaConf.to_container(dataset_cfg, resolve=True)):
+        return None
+    assert run is not None
+    size = (run.data.get("dataset") or {}).get("val_size")
+    if data_changed(run) or (isinstance(size, int) and size != val_images):
         return None
     metrics = (source.run.data.get("metrics") if source.run else None) or checkpoint.extra.get("metrics") or {}
     value = metrics.get("val_acc")

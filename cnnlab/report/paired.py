@@ -7,8 +7,8 @@ speed-up is source p50 / model p50 from such a session, and it is reported only 
 
 - the ratio of each round (taken side by side) varies by at most UNSTABLE_SPREAD between rounds (the stability
   rule of cnnlab/deploy/paired.py, the module that timed them), and
-- no network appears twice in the session with timings further apart than SAME_NETWORK_TOLERANCE (or the
-  rounds' own spread): two copies of one network must time alike, else the session measured the machine's
+- no network appears twice in the session with timings further apart than SAME_NETWORK_TOLERANCE (deploy/paired.py;
+  or the rounds' own spread): two copies of one network must time alike, else the session measured the machine's
   load, not the models (e.g. a pretrained and a fine-tuned ResNet-18).
 """
 
@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, PairedRatio
 from cnnlab.runs import RunInfo
 from cnnlab.wording import ratio_range_text
 
-SAME_NETWORK_TOLERANCE = 0.10   # two timings of one network further apart than this (or the rounds' spread)
 PAIRED = "paired"
 SAME_NETWORK = "same network"
 UNSTABLE = "unstable"
@@ -126,14 +125,15 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         ratio = theirs.p50_ms / ours.p50_ms
         rounds = tuple(t / o for t, o in zip(theirs.per_round, ours.per_round))
         where = session.run.path
-        if spread(rounds) > UNSTABLE_SPREAD:
+        judged = PairedRatio(ratio, rounds, same_network=same_network(model, source))
+        if judged.unstable:
             return SpeedUp(UNSTABLE, ratio, rounds, where,
                            f"unstable: the rounds gave {ratio_range_text(min(rounds), max(rounds))} (more than "
                            f"{UNSTABLE_SPREAD:.0%} apart)")
-        if same_network(model, source):
-            if abs(ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(rounds)):
-                return SpeedUp(UNSTABLE, ratio, rounds, where,
-                               f"unstable: the same network timed {ratio:.2f}× apart in one session")
+        if judged.apart:
+            return SpeedUp(UNSTABLE, ratio, rounds, where,
+                           f"unstable: the same network timed {ratio:.2f}× apart in one session")
+        if judged.same_network:
             return SpeedUp(SAME_NETWORK, ratio, rounds, where, "same network: the difference is noise")
         disagreement = _disagreement(session, matches, same_network)
         if disagreement:
@@ -158,8 +158,8 @@ def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],
             ta, tb = session.timing(a, matches), session.timing(b, matches)
             if ta is None or tb is None:
                 continue
-            rounds = [x / y for x, y in zip(ta.per_round, tb.per_round)]
-            ratio = ta.p50_ms / tb.p50_ms
-            if abs(ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(rounds)):
-                return f"the same network ({a.name}, {b.name}) timed {ratio:.2f}× apart"
+            judged = PairedRatio(ta.p50_ms / tb.p50_ms, tuple(x / y for x, y in zip(ta.per_round, tb.per_round)),
+                                 same_network=True)
+            if judged.apart:
+                return f"the same network ({a.name}, {b.name}) timed {judged.ratio:.2f}× apart"
     return None

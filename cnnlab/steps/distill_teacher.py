@@ -18,7 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.runs import Source, resolve_source
 from cnnlab.steps.distill_roles import TRAIN_A_TEACHER, DistillRole, resolve_role, trained_teacher_weights
 from cnnlab.steps.recording import at_chance, record_warning
-from cnnlab.steps.sources import check_same_val_split, source_dataset_config, with_file_dataset
+from cnnlab.steps.sources import check_val_settings, source_dataset_config, with_file_dataset
 from cnnlab.steps.switches import optimisation_on
 
 
@@ -47,7 +47,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
                                                   key="teacher.weights"))
     dataset_cfg = source_dataset_config(cfg, ctx, source) if source else cfg.dataset
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
-        check_same_val_split(source, dataset_cfg)
+        check_val_settings(ctx, source, dataset_cfg)
     spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)
     trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
     if spec.size != trained_size:

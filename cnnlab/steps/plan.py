@@ -70,6 +70,10 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
                               "stage", fix="give the stage another name")
         if not isinstance(spec, Mapping) or "command" not in spec:
             raise CnnlabError(f"pipeline.plan.{name} needs a command", fix="write {command: CMD, overrides: [...]}")
+        extra = sorted(set(spec) - {"command", "overrides"})
+        if extra:  # `overide: [...]` would run the stage with none of them, without a word
+            raise CnnlabError(f"pipeline.plan.{name}.{extra[0]} is not a stage setting (a stage has a command and "
+                              "overrides)", fix=f"write pipeline.plan.{name} as {{command: CMD, overrides: [...]}}")
         overrides = [str(o) for o in spec.get("overrides") or []]
         inputs = sorted({ref for o in overrides for ref in REFERENCE.findall(o)})
         known = {s.name for s in stages}

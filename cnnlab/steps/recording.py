@@ -113,6 +113,8 @@ def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[
     if config.get("root") not in (None, ""):
         config["root"] = str(Path(str(config["root"])).expanduser().absolute())
     spec = data.spec
+    if config.get("image_size") is not None:  # a model's recorded size overrides the config's (synthetic: drawn at it)
+        config["image_size"] = spec.size
     return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
             "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
             "config": config, "decode": None if data.decode is None else data.decode.as_record(),

@@ -198,11 +198,19 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
         raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
+    if uses_val:
+        check_val_settings(ctx, source, dataset_cfg)
+    elif ctx.explicitly_set("dataset.val_fraction"):
+        refuse_unused_val_fraction(_plain(dataset_cfg))
+    return data, dataset_cfg
+
+
+def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> None:
+    """The split settings typed for a source's data: a `dataset.val_fraction` that carves nothing
+    (refuse_unused_val_fraction), or a carve other than the one the source trained beside (check_same_val_split)."""
     if ctx.explicitly_set("dataset.val_fraction"):
         refuse_unused_val_fraction(_plain(dataset_cfg))
-    if uses_val:
-        check_same_val_split(source, dataset_cfg)
-    return data, dataset_cfg
+    check_same_val_split(source, dataset_cfg)
 
 
 # The settings that carve a val split out of the training images (torchvision sets, digits, a one-level folder).

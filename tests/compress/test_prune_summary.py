@@ -1,19 +1,28 @@
-"""The prune table says a speed-up as `cnnlab report` judges one (cnnlab/compress/pruning/summary.py)."""
+"""The prune table says a speed-up as `cnnlab report` judges one (cnnlab/deploy/paired.py's PairedRatio)."""
 
 from __future__ import annotations
 
-from cnnlab.compress.pruning.summary import speedup_text
+from cnnlab.deploy.paired import PairedRatio
 from cnnlab.wording import ratio_text
 
 
-def test_an_unstable_speedup_shows_its_rounds_and_a_magnitude_prune_is_noise() -> None:
-    """Probe 52: magnitude pruning (every shape kept) printed "1.16× faster" from rounds of 0.89×, 0.99× and 1.44×,
-    which its own run.json called unstable; a channel prune printed "4.02× faster" from rounds of 3.73–5.47×."""
-    assert speedup_text(1.16, (0.89, 0.99, 1.44), same_network=True) == \
-        "1.16× faster (unstable: 1.12× slower to 1.44× faster)"
-    assert speedup_text(4.02, (3.73, 5.47, 4.54)) == "4.02× faster (unstable: 3.73–5.47× faster)"
-    assert speedup_text(1.02, (1.01, 1.02, 1.03), same_network=True) == "1.02× faster (same network: noise)"
-    assert speedup_text(2.5, (2.45, 2.5, 2.55)) == speedup_text(2.5) == "2.50× faster"
+def test_an_unstable_speedup_shows_its_rounds() -> None:
+    """Probe 52: a channel prune printed "4.02× faster" from rounds of 3.73–5.47×, which its own run.json called
+    unstable."""
+    assert PairedRatio(4.02, (3.73, 5.47, 4.54)).text() == "4.02× faster (unstable: 3.73–5.47× faster)"
+    assert PairedRatio(2.5, (2.45, 2.5, 2.55)).text() == PairedRatio(2.5).text() == "2.50× faster"
+
+
+def test_a_magnitude_prune_is_the_same_network_however_its_rounds_lean() -> None:
+    """Probe 53: a magnitude prune (every shape kept) whose rounds all ran slower (1.22×, 1.39×, 1.03×) printed
+    "1.16× slower (unstable: …)" — as if pruning had slowed the identical network down."""
+    leaning = PairedRatio(1 / 1.16, (1 / 1.22, 1 / 1.39, 1 / 1.03), same_network=True)
+    assert leaning.unstable and leaning.text() == "1.16× slower (same network: noise; rounds 1.03–1.39× slower)"
+    assert PairedRatio(1.16, (0.89, 0.99, 1.44), same_network=True).text() == \
+        "1.16× faster (same network: noise; rounds 1.12× slower to 1.44× faster)"
+    apart = PairedRatio(1.3, (1.28, 1.3, 1.32), same_network=True)  # stable rounds, but one network 1.3× apart
+    assert apart.apart and not apart.unstable and apart.text().startswith("1.30× faster (same network: noise; rounds")
+    assert PairedRatio(1.02, (1.01, 1.02, 1.03), same_network=True).text() == "1.02× faster (same network: noise)"
 
 
 def test_a_ratio_that_prints_as_one_has_no_direction() -> None:

@@ -71,6 +71,23 @@ def test_an_export_scored_on_other_data_does_not_show_the_source_top1_beside_its
     assert again["metrics"]["source_val_acc"] == pretrained and f"(source: {100 * pretrained:.2f}%)" in same.output
 
 
+def test_an_export_of_a_val_folder_that_grew_since_does_not_show_the_source_top1(cli, outputs: Path,
+                                                                                  tmp_path: Path) -> None:
+    """Probe 53: the same folder (train/ + val/), but its val/ had gained images since the source ran: the export
+    printed "val acc 55.56% on 27 images (source: 100.00%)", the source's figure measured on 9 of them."""
+    root = tmp_path / "photos"
+    random_image_folder(root / "train", seed=1), random_image_folder(root / "val", per_class=2, seed=2)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    same = cli("export", "source=latest:pretrain")  # unchanged: the source's figure stands beside the export's
+    assert same.code == 0 and "(source:" in same.output, same.output
+    random_image_folder(root / "val", per_class=4, seed=3)  # overwrites 0-1.png, adds 2-3.png per class
+    grown = cli("export", "source=latest:pretrain")
+    assert grown.code == 0 and "on 8 images" in grown.output and "(source:" not in grown.output, grown.output
+    newest = max(run_dirs(outputs, "export"), key=lambda d: d.stat().st_mtime_ns)
+    assert "source_val_acc" not in read_run(newest)["metrics"]
+
+
 def test_simplified_export_is_verified_too(cli, outputs: Path) -> None:
     assert cli("pretrain", *TINY).code == 0
     result = cli("export", "source=latest:pretrain", "export.simplify=true", "export.evaluate=false")

@@ -7,8 +7,8 @@ from typing import Any, Callable, Sequence
 from rich.table import Table
 
 from cnnlab.compress.pruning.settings import PruneSettings
-from cnnlab.deploy.paired import UNSTABLE_SPREAD, spread
-from cnnlab.wording import ratio_range_text, ratio_text
+from cnnlab.deploy.paired import PairedRatio
+from cnnlab.wording import ratio_text
 
 SPARSITY_NOTE = ("magnitude pruning zeroes weights but keeps every tensor's shape: dense runtimes (PyTorch, "
                  "onnxruntime) still run every multiply-add, so the model is not faster and model.onnx is not "
@@ -24,8 +24,8 @@ def summary_table(settings: PruneSettings, metrics: dict[str, Any], rounds: Sequ
         table.add_column(column, justify="right")
     same_network = settings.method == "magnitude"  # zeroed weights, every shape kept: the same computation
 
-    def speed(dense_ms: float, pruned_ms: float) -> str:
-        return speedup_text(dense_ms / pruned_ms, rounds, same_network=same_network)
+    def speed(dense_ms: float, pruned_ms: float) -> str:  # judged as `cnnlab report` judges a speed-up
+        return PairedRatio(dense_ms / pruned_ms, tuple(rounds), same_network=same_network).text()
 
     rows: list[tuple[str, str, str, Callable[[Any, Any], str]]] = [
         ("parameters", "params_before", "params_after", lambda a, b: ratio_text(a / b, "fewer", "more")),
@@ -44,12 +44,3 @@ def summary_table(settings: PruneSettings, metrics: dict[str, Any], rounds: Sequ
                   f"{metrics['acc_after_prune']:.2%} → {recovered:.2%}" if recovered is not None
                   else f"{metrics['acc_after_prune']:.2%}", f"{round(-100 * metrics['acc_drop'], 2) + 0.0:+.2f} pts")  # + 0.0: never "-0.00"
     return table
-
-
-def speedup_text(ratio: float, rounds: Sequence[float] = (), *, same_network: bool = False) -> str:
-    """A paired speed-up as `cnnlab report` and `cnnlab bench` judge one: with the range of its rounds when they
-    disagree by more than UNSTABLE_SPREAD ("1.16× faster (unstable: 1.12× slower to 1.44× faster)"), and marked as
-    noise for a network that computes what its dense source does (magnitude pruning keeps every shape)."""
-    if len(rounds) > 1 and spread(rounds) > UNSTABLE_SPREAD:
-        return f"{ratio_text(ratio)} (unstable: {ratio_range_text(min(rounds), max(rounds))})"
-    return ratio_text(ratio) + (" (same network: noise)" if same_network else "")
