@@ -25,7 +25,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.settings import resumed_by, rule_for
+from cnnlab.settings import closest_setting, may_add, read_by_others, resumed_by, rule_for
 
 app = typer.Typer(
     name="cnnlab",
@@ -370,7 +370,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command, held)
+        code = _show_error(exc, command, held, args)
     finally:
         if held is not None:
             held.release()  # a failure nobody described (e.g. a SystemExit) keeps Hydra's line
@@ -378,16 +378,20 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     raise typer.Exit(code)
 
 
-def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailureLine | None = None) -> int:
+def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailureLine | None = None,
+                typed: Sequence[str] = ()) -> int:
     """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with. `held`: Hydra's line
-    for a failed sweep job, written only above a traceback (cnnlab's own line says more)."""
-    from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
+    for a failed sweep job, written only above a traceback (cnnlab's own line says more). `typed`: the user's
+    arguments after the command."""
+    from cnnlab.errors_view import SettingFacts, describe  # lazy: imports hydra/omegaconf error types
 
     def takes_list(key: str) -> bool:
         rule = rule_for(key, command)
-        return rule is not None and rule.kind == "list"
+        return rule is not None and rule.kind == "list" and not read_by_others(key, command)
 
-    message, is_bug = describe(exc, command, takes_list)
+    facts = SettingFacts(takes_list=takes_list, may_add=may_add, closest=closest_setting,
+                         read_by_others=lambda key: read_by_others(key, command), typed=tuple(typed))
+    message, is_bug = describe(exc, command, facts)
     if held is not None:
         held.release() if debug_enabled() or is_bug else held.drop()
     if debug_enabled() or is_bug:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass
 from typing import Callable
 
 import yaml
@@ -11,6 +12,18 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import CnnlabError
+
+
+@dataclass(frozen=True)
+class SettingFacts:
+    """What the settings layer knows about a dotted key, for the words of a fix (this leaf module does not import
+    it: cli.py fills this in). `typed`: the user's arguments after the command, so a fix can repeat the line."""
+
+    takes_list: Callable[[str], bool] = lambda key: False
+    may_add: Callable[[str], bool] = lambda key: True                # `+KEY=` adds what cnnlab then reads
+    closest: Callable[[str], str | None] = lambda key: None
+    read_by_others: Callable[[str], tuple[str, ...]] = lambda key: ()  # commands whose section it is, not this one's
+    typed: tuple[str, ...] = ()
 
 
 class UserAbort(BaseException):
@@ -72,11 +85,11 @@ def _added_existing(text: str) -> tuple[str, str] | None:
     return (group, typed[1:]) if typed is not None else None
 
 
-def _sweep_without_multirun(text: str, command: str, takes_list: Callable[[str], bool]) -> str | None:
+def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str | None:
     """Hydra's refusal of sweep syntax in a single run (`dataset.root=/data/a,b`: "Ambiguous value for argument";
     `seed=range(3)`: "Sweep parameters ... requires --multirun") as one line whose fixes work as typed in a shell —
-    Hydra's own (`key=\\'value1,value2\\'`) does not. `takes_list(key)`: whether the setting is a list (then the
-    brackets are the fix). None for any other error."""
+    Hydra's own (`key=\\'value1,value2\\'`) does not. A list setting gets brackets as its fix; the `-m` fix repeats
+    the whole command line (`facts.typed`). None for any other error."""
     first = _first_line(text)
     for head, tail in (("Ambiguous value for argument '", "'"), ("Sweep parameters '", "' requires --multirun")):
         if first.startswith(head) and first.endswith(tail):
@@ -87,25 +100,41 @@ def _sweep_without_multirun(text: str, command: str, takes_list: Callable[[str],
     # as the user typed it: cli.py adds `++` to a source's dataset.KEY= and quotes a plain item Hydra rejects (`~/a`)
     bare = override.removeprefix("++") if override.startswith("++dataset.") else override
     key, _, value = bare.partition("=")
+    if facts.read_by_others(key.lstrip("+")):  # neither a sweep nor a list of it would be read here
+        return _unknown_setting(key.lstrip("+"), command, facts)
     value = ",".join(item[1:-1] if len(item) > 1 and item[0] == item[-1] == "'" else item for item in value.split(","))
     typed = f"{key}={value}"
-    # each fix as the shell must pass it on: `seed=range(2)` unquoted is a bash syntax error
-    sweep = f"to run one job per value, add -m: cnnlab {command} -m {shlex.quote(typed)}"
+    # the line as typed, with -m; each word as the shell must pass it on (`seed=range(2)` bare is a syntax error)
+    others = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != key.lstrip("+")]
+    sweep = f"to run one job per value, add -m: {shlex.join(['cnnlab', command, '-m', *others, typed])}"
     if "," not in value:
         return f"{typed}: a sweep runs several jobs — {sweep}"
     quoted = shlex.quote(f'{key}="{value}"')
-    if takes_list(key.lstrip("+")):  # `bench.batch_sizes=1,8` meant a list; no list holds a path
+    if facts.takes_list(key.lstrip("+")):  # `bench.batch_sizes=1,8` meant a list; no list holds a path
         return (f"{typed}: a comma separates the values of a sweep — for a list, put it in brackets: "
                 f"{shlex.quote(f'{key}=[{value}]')}; {sweep}")
     return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
             f"for Hydra inside the shell's quotes: {quoted}; {sweep}")
 
 
-def describe(exc: BaseException, command: str = "CMD",
-             takes_list: Callable[[str], bool] = lambda key: False) -> tuple[str, bool]:
+def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
+    """Hydra's "Key 'KEY' is not in struct" as one line whose fix works: another command's setting says whose; `+KEY=`
+    is offered only where cnnlab reads what it adds (optim/sched keyword arguments: facts.may_add)."""
+    others = facts.read_by_others(key)
+    if others:
+        return (f"{key} is a setting of `cnnlab {others[0]}`, not of `cnnlab {command}` — drop it "
+                f"(`cnnlab {command} --help` lists this command's settings)")
+    close = facts.closest(key)
+    fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
+    fix += f"`cnnlab {command} --help` lists the settings)"
+    if facts.may_add(key):
+        fix += f"; +{key}=VALUE adds a new key on purpose"
+    return f"unknown setting '{key}' — {fix}"
+
+
+def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = SettingFacts()) -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
-    Hydra fails on without naming it, is named before: cnnlab.app.main.) `takes_list(key)`: whether a setting holds
-    a list (settings.rule_for; this leaf module does not read the settings layer)."""
+    Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
     if isinstance(exc, UserAbort):
         exc = exc.error
     # ours, maybe wrapped (an OmegaConf resolver such as the run-folder one wraps what it raises)
@@ -131,7 +160,7 @@ def describe(exc: BaseException, command: str = "CMD",
             key = text.split("'")[1]
             return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
                     f"~{key}; `cnnlab {command} --help` lists the settings"), False
-        sweep = _sweep_without_multirun(text, command, takes_list)
+        sweep = _sweep_without_multirun(text, command, facts)
         if sweep is not None:
             return sweep, False
         added = _added_existing(text)
@@ -140,8 +169,7 @@ def describe(exc: BaseException, command: str = "CMD",
             return f"+{plain}: {key} already exists, and '+' only adds what does not — drop the '+': {plain}", False
         if "is not in struct" in text or "is not in struct" in detail:
             key = text.split("'")[1] if "'" in text else "?"
-            return (f"unknown setting '{key}' — check the spelling in `cnnlab {command} --help` "
-                    f"(use +{key}=VALUE to add a new key on purpose)"), False
+            return _unknown_setting(key, command, facts), False
         message = _first_line(text)
         if detail and detail not in message:
             message = f"{message} ({detail})"

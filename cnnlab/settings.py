@@ -367,26 +367,83 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
 _OPEN_SECTIONS = ("optim", "sched", "space", "pipeline.plan", "paths", "hydra")
 
 
+def may_add(key: str) -> bool:
+    """Whether `+KEY=VALUE` may add `key`: only inside a section whose keys cnnlab does not all read (_OPEN_SECTIONS);
+    anywhere else a new key would be ignored."""
+    return within(key, _OPEN_SECTIONS)
+
+
+def is_known(key: str) -> bool:
+    """Whether some packaged config file or rule has `key` (teacher.X and student.X as model.X: model entries)."""
+    group, _, rest = key.partition(".")
+    as_model = f"model.{rest}" if group in ("teacher", "student") else key
+    return bool({key, as_model} & (set(packaged_defaults()) | set(RULES)))
+
+
+def closest_setting(key: str) -> str | None:
+    """The known setting nearest to `key` in spelling (its own section first), for "did you mean"."""
+    import difflib
+
+    group = key.split(".", 1)[0]
+    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
+    close = difflib.get_close_matches(key, known, n=1)
+    return close[0] if close else None
+
+
+@lru_cache(maxsize=1)
+def _sections() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """(the top-level sections every command has — config.yaml's keys and groups —, command → the sections its
+    conf/command file adds: its own, such as `bench:`, and the groups its defaults pull in, such as /method)."""
+    def tops(path: Path) -> set[str]:
+        data = yaml.safe_load(path.read_text()) or {}
+        groups = {str(next(iter(entry))).split("@")[0].removeprefix("override ").strip("/").split("/")[0]
+                  for entry in data.get("defaults") or [] if isinstance(entry, dict)}
+        return {str(k) for k in data if k not in ("defaults", "hydra")} | groups
+
+    shared = frozenset(tops(CONF_DIR / "config.yaml") | {"hydra"})
+    own = {path.stem: frozenset(tops(path) - shared) for path in sorted((CONF_DIR / "command").glob("*.yaml"))}
+    return shared, own
+
+
+def read_by_others(key: str, command: str) -> tuple[str, ...]:
+    """The commands whose own section holds `key` when `command` has no such section (`bench.batch_sizes` typed for
+    `cnnlab pretrain`: ("bench",)); () when `command` reads it or it is a section every command has."""
+    shared, own = _sections()
+    top = key.split(".", 1)[0]
+    if top in shared or top in own.get(command, ()):
+        return ()
+    return tuple(name for name, sections in own.items() if top in sections)
+
+
 def check_known(key: str, command: str = "CMD") -> None:
     """A CnnlabError for a key outside _OPEN_SECTIONS that cnnlab does not know, with the closest known key."""
     group, _, rest = key.partition(".")
-    # teacher/student files are model entries (`/model@_here_`): they know the model group's keys too
-    as_model = f"model.{rest}" if group in ("teacher", "student") else key
-    if any(key == open_ or key.startswith(f"{open_}.") for open_ in _OPEN_SECTIONS) or \
-            {key, as_model} & (set(packaged_defaults()) | set(RULES)):
+    if may_add(key) or is_known(key):
         return
-    import difflib
-
     if group == "experiment":  # a user's experiment file without the package line: Hydra nests it, nothing reads it
         raise CnnlabError(f"{key}: an experiment file's settings land under `experiment.`, where nothing reads them",
                           fix="make the file's first line `# @package _global_` (as in cnnlab/conf/experiment/*.yaml), "
                               f"so that they set the whole config (`{rest}`)")
-    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
-    close = difflib.get_close_matches(key, known, n=1)
+    close = closest_setting(key)
     raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored (typed with +{key}=, or set in "
                       "a --config-dir file or an experiment?)",
-                      fix=(f"did you mean {close[0]}? " if close else "")
+                      fix=(f"did you mean {close}? " if close else "")
                           + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
+
+
+def check_added_keys(overrides: Sequence[str], command: str) -> None:
+    """A CnnlabError for a `+KEY=VALUE` typed for `command` whose section belongs to other commands
+    (`cnnlab pretrain +bench.batch_sizes=[1,8]`): the key is known, so check_known passes it, yet nothing in this
+    command reads it. (A --config-dir file may set several commands' sections for all of them: not refused.)"""
+    for override in overrides:
+        key = override.lstrip("+").split("=", 1)[0]
+        others = read_by_others(key, command) if override.startswith("+") else ()
+        if others:
+            nested = f"{command}.{key}"
+            instead = f" (for this command's own: {nested}=...)" if is_known(nested) else ""
+            raise CnnlabError(f"{override}: {key.split('.', 1)[0]}.* is read by `cnnlab {others[0]}`, not by "
+                              f"`cnnlab {command}`, so it would be ignored",
+                              fix=f"drop {override}{instead}")
 
 
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:

@@ -470,14 +470,15 @@ def test_a_comma_in_a_single_run_names_fixes_that_work_when_typed(cli, outputs: 
         assert refused.code == 2 and "Traceback" not in refused.stderr and "Ambiguous" not in refused.stderr
         assert f"""'dataset.root="{value}"'""" in refused.stderr, refused.stderr
         fix = refused.stderr.split("add -m: ", 1)[1].strip()  # typed into bash, one job per folder
-        assert bash_words(fix) == ["cnnlab", "pretrain", "-m", f"dataset.root={value}"], refused.stderr
+        assert bash_words(fix) == ["cnnlab", "pretrain", "-m", *args, f"dataset.root={value}"], refused.stderr
         assert "for a list" not in refused.stderr  # dataset.root takes one path: `[a,b]` was refused when followed
     followed = cli("pretrain", *args, 'dataset.root="~/cats,dogs"')  # the fix, as the shell passes it on
     assert followed.code == 0, followed.output
     assert only_run(outputs, "pretrain")["dataset"]["config"]["root"] == str(tmp_path / "home" / "cats,dogs")
     sweep = cli("evaluate", "source=latest:pretrain", "seed=range(2)")
     assert sweep.code == 2 and "seed=range(2): a sweep runs several jobs" in sweep.stderr, sweep.stderr
-    assert bash_words(sweep.stderr.split("add -m: ", 1)[1]) == ["cnnlab", "evaluate", "-m", "seed=range(2)"]
+    assert bash_words(sweep.stderr.split("add -m: ", 1)[1]) == ["cnnlab", "evaluate", "-m", "source=latest:pretrain",
+                                                                 "seed=range(2)"]
     as_list = cli("bench", "source=latest:pretrain", "bench.batch_sizes=1,2")  # a list key: brackets come first
     fix = as_list.stderr.split("for a list, put it in brackets: ", 1)[1].split(";")[0]
     assert as_list.code == 2 and bash_words(fix) == ["bench.batch_sizes=[1,2]"], as_list.stderr

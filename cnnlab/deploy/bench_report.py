@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
-from cnnlab.deploy.paired import UNSTABLE_SPREAD, PairedRatio, spread
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, NetworkKey, PairedRatio, spread
 from cnnlab.wording import ratio_range_text, ratio_text
 
 SCHEMA = "cnnlab.bench/1"
@@ -49,7 +49,8 @@ def paired_table(document: dict[str, Any]) -> Table:
         subject = document["subjects"][r["subject"]]
         reference = first[(r["backend"], r["batch_size"])]
         rounds = r["p50_ms_per_round"]
-        judged = PairedRatio(reference["p50_ms"] / r["p50_ms"], tuple(_round_ratios(reference, r)))
+        judged = PairedRatio(reference["p50_ms"] / r["p50_ms"], tuple(_round_ratios(reference, r)),
+                             same_network=_key(subject).same_as(_key(document["subjects"][reference["subject"]])))
         versus = ratio_text(judged.ratio) if r is reference else judged.text()
         source = subject.get("source") or {}
         table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
@@ -73,6 +74,11 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
                          "with nothing else running, or with more rounds (bench.rounds); cnnlab report shows such a "
                          "ratio as unstable")
     return lines
+
+
+def _key(subject: dict[str, Any]) -> NetworkKey:
+    model = subject.get("model") or {}
+    return NetworkKey(model.get("name"), model.get("params"), model.get("precision"))
 
 
 def _first_records(document: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:

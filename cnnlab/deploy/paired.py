@@ -113,6 +113,24 @@ def spread(values: Sequence[float]) -> float:
 
 
 @dataclass(frozen=True)
+class NetworkKey:
+    """What decides whether two timed files compute the same thing: the architecture's name, the parameter count
+    and the precision of the graph. A magnitude prune (zeros, every shape kept), a fine-tune of the same network
+    or an FP32 "quantize" that kept its float graph is the same network as its source: it should time alike."""
+
+    name: str | None
+    params: int | None
+    precision: str | None = "fp32"
+
+    def same_as(self, other: "NetworkKey") -> bool:
+        """Same name and precision, parameters within 2 % (a model's head may differ by a few classes)."""
+        if not self.name or self.name != other.name or not self.params or not other.params:
+            return False
+        return abs(self.params - other.params) <= 0.02 * max(self.params, other.params) and \
+            self.precision == other.precision
+
+
+@dataclass(frozen=True)
 class PairedRatio:
     """A speed-up from one interleaved session — the reference's p50 over the subject's — judged by the rules every
     cnnlab table uses (`cnnlab report`, `bench`, the prune table): `rounds` are the per-round ratios; it is

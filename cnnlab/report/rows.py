@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from cnnlab.commands import commands_where
 from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
+from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
@@ -238,12 +239,10 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     for row in rows:
         row.arch = row.arch or _inherited_arch(row, by_path)
 
-    def same_network(a: Path, b: Path) -> bool:
-        """One architecture, (almost) the same parameters, the same precision: it should time alike."""
+    def same_network(a: Path, b: Path) -> bool:  # deploy.paired.NetworkKey: it should time alike
         ra, rb = by_path.get(a), by_path.get(b)
-        if ra is None or rb is None or not ra.model or ra.model != rb.model or not ra.params or not rb.params:
-            return False
-        return abs(ra.params - rb.params) <= 0.02 * max(ra.params, rb.params) and ra.precision == rb.precision
+        return ra is not None and rb is not None and \
+            NetworkKey(ra.model, ra.params, ra.precision).same_as(NetworkKey(rb.model, rb.params, rb.precision))
 
     for row in rows:
         path = row.run.path.resolve()

@@ -25,7 +25,16 @@ from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
 from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
 
-TRAIN_A_TEACHER = "train one first (`cnnlab finetune model={name}`), then use teacher.weights=latest:finetune"
+def train_a_teacher(name: str, dataset: str | None = None) -> str:
+    """The fix that makes a teacher: network `name` fine-tuned from ImageNet weights where torchvision has them,
+    else trained from scratch (`cnnlab finetune` of a network without them trains a head on random features:
+    probe 54), on `dataset` (the data to distill on) when known."""
+    data = f" dataset={dataset}" if dataset else ""
+    said = "" if dataset else ", with dataset= the data to distill on"
+    if get_entry(name).tv_weights:
+        return (f"train one first (`cnnlab finetune model={name} finetune.mode=full{data}`{said}), then use "
+                "teacher.weights=latest:finetune")
+    return f"train one first (`cnnlab pretrain model={name}{data}`{said}), then use teacher.weights=latest:pretrain"
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
         raise CnnlabError(f"teacher.weights={spec}: there is no completed {what} with a model in {ctx.outputs}/ — "
                           "distillation needs a trained teacher",
                           fix=(f"train one first ({train}), or pass {others}" if train else
-                               f"{TRAIN_A_TEACHER.format(name=name)}, or pass {others}"))
+                               f"{train_a_teacher(name)}, or pass {others}"))
 
 
 def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
@@ -90,13 +99,13 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
         rows = None if head is None else int(head.shape[0])
         if rows != n:
             raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "
-                              f"has {n} classes", fix=TRAIN_A_TEACHER.format(name=teacher.name))
+                              f"has {n} classes", fix=train_a_teacher(teacher.name, data.name))
         return replace(weights, classes=list(data.classes))
     if list(weights.classes or []) != list(data.classes):
         if weights.kind == "imagenet":
             raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
                               f"not a teacher for dataset {data.name} ({n} classes)",
-                              fix=TRAIN_A_TEACHER.format(name=teacher.name))
+                              fix=train_a_teacher(teacher.name, data.name))
         raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, "the teacher"),
                           fix="drop dataset= to distill on the teacher's own dataset, or pick a teacher trained on "
                               "this one")

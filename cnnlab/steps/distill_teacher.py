@@ -16,7 +16,7 @@ from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import Source, resolve_source
-from cnnlab.steps.distill_roles import TRAIN_A_TEACHER, DistillRole, resolve_role, trained_teacher_weights
+from cnnlab.steps.distill_roles import DistillRole, resolve_role, train_a_teacher, trained_teacher_weights
 from cnnlab.steps.recording import at_chance, record_warning
 from cnnlab.steps.sources import check_val_settings, source_dataset_config, with_file_dataset
 from cnnlab.steps.switches import optimisation_on
@@ -39,7 +39,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     teacher = resolve_role(cfg, ctx, "teacher")
     if teacher.weights.kind == "none":
         raise CnnlabError("teacher.weights=none: a teacher needs weights trained for this task (a random teacher "
-                          "teaches nothing)", fix=TRAIN_A_TEACHER.format(name=teacher.name))
+                          "teaches nothing)", fix=train_a_teacher(teacher.name, str(cfg.dataset.name)))
     source = None
     if teacher.weights.kind == "run":
         # a run.json that lost its dataset: the teacher's model.pt records it too (as prune, quantize and export read)

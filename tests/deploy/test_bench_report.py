@@ -55,3 +55,14 @@ def test_a_steady_session_gives_plain_ratios() -> None:
     text = _text(paired_table(document))
     assert "2.00× faster" in text and "unstable" not in text
     assert unstable_lines(document) == []
+
+
+def test_a_magnitude_prune_beside_its_source_is_the_same_network_as_in_the_prune_table() -> None:
+    """Probe 54: the prune table called a magnitude prune against its dense source "same network: noise"; `cnnlab
+    bench source=[DENSE,PRUNED]` timed the same pair and said only "(unstable: …)" (deploy.paired.NetworkKey)."""
+    document = _document({0: [0.0899, 0.0890, 0.1133], 1: [0.0911, 0.1385, 0.1138]})
+    for subject in document["subjects"]:
+        subject["model"] = {"name": "lenet5", "params": 61_706, "precision": "fp32"}
+    assert "1.27× slower (same network: noise; rounds 1.00–1.56× slower)" in _text(paired_table(document))
+    document["subjects"][1]["model"]["precision"] = "int8"  # INT8 is another computation: its ratio is a figure
+    assert "1.27× slower (unstable: 1.00–1.56× slower)" in _text(paired_table(document))

@@ -144,7 +144,10 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["teacher.weights=none"], "teacher.weights=none: a teacher needs weights trained for this task"),
+    # probe 54: the fix was `cnnlab finetune model=lenet5` — a head trained on a random frozen LeNet-5, on synthetic
+    (["teacher.weights=none"], "teacher.weights=none: a teacher needs weights trained for this task (a random teacher "
+                               "teaches nothing) — train one first (`cnnlab pretrain model=lenet5 dataset=synthetic`), "
+                               "then use teacher.weights=latest:pretrain"),
     (["dataset=digits"], "the teacher knows 4 classes but dataset digits has 10"),
     (["dataset.image_size=32"], "the teacher was trained on 16 px images but the data would be 32 px"),
     (["teacher=nosuchnet"], "unknown teacher 'nosuchnet' — choose one of: alexnet"),
