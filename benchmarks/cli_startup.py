@@ -1,6 +1,6 @@
 """Benchmark: `cnnlab --help` wall time vs `python -c "import torch"` (goal: <= 0.3x).
 
-Help paths must not import torch; this measures what a user waits for. Both commands are run
+Help paths (and `cnnlab list datasets`) must not import torch; this measures what a user waits for. Both commands are run
 alternately N times in fresh processes; the medians are compared.
 
 A second table times a command's own start in one process (`cnnlab inspect model=lenet5`, invoked as the test
@@ -42,6 +42,7 @@ def main() -> None:
     commands = {
         "cnnlab --help": [cnnlab, "--help"],
         "cnnlab finetune --help": [cnnlab, "finetune", "--help"],
+        "cnnlab list datasets": [cnnlab, "list", "datasets"],
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
     }
     print_machine(threads=None)

@@ -50,7 +50,7 @@ def print_datasets() -> None:
         data = yaml.safe_load(text) or {}
         offline = "downloads once" if "download" in data else ("your files" if "root" in data else "built in")
         if "download" in data:
-            from cnnlab.data.torchvision_sets import system_copy_of  # torchvision: only for the sets it reads
+            from cnnlab.data.archives import system_copy_of  # torch-free: listing stays a fraction of a second
 
             copy = system_copy_of(name)
             offline = f"here, in {copy}" if copy is not None else offline

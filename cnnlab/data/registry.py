@@ -13,10 +13,10 @@ from cnnlab.data.folder import build_flat_folder, build_imagefolder, checked_roo
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.data.splits import label_subset, labels_of
 from cnnlab.data.synthetic import build_synthetic
-from cnnlab.data.torchvision_sets import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
-                                          MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk, build_cifar10, build_cifar100,
-                                          build_fashion_mnist, build_flowers, build_kmnist, build_mnist, build_stl10,
-                                          build_svhn, check_downloadable)
+from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
+                                  MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk)
+from cnnlab.data.torchvision_sets import (build_cifar10, build_cifar100, build_fashion_mnist, build_flowers,
+                                          build_kmnist, build_mnist, build_stl10, build_svhn, check_downloadable)
 from cnnlab.data.transforms import Augment, eval_transform, train_transform
 from cnnlab.errors import CnnlabError
 

@@ -14,129 +14,20 @@ test split is `test` — never used for model selection (only `cnnlab evaluate` 
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10, CIFAR100, KMNIST, MNIST, STL10, SVHN, FashionMNIST, Flowers102
-from torchvision.datasets.utils import extract_archive
 
+from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
+                                  MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk)
 from cnnlab.data.bundle import RawSplits
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class OnDisk:
-    """Where a torchvision dataset's files lie under dataset.root.
-
-    `needs`: (path, archive or None) pairs; a path ending in "/" is a folder. An archive may stand in
-    for its extracted path: we extract it in place, offline (its contents start at the archive's folder).
-    """
-
-    title: str
-    needs: tuple[tuple[str, str | None], ...]
-    url: str
-    hint: str = ""  # another way to get the files, said in the message when they are missing
-
-    def state(self, root: Path) -> str:
-        """'ready' (all extracted), 'archived' (some only as archives) or 'missing'."""
-        def exists(relative: str) -> bool:
-            path = root / relative
-            return path.is_dir() if relative.endswith("/") else path.is_file()
-
-        if all(exists(path) for path, _ in self.needs):
-            return "ready"
-        if all(exists(path) or (archive is not None and exists(archive)) for path, archive in self.needs):
-            return "archived"
-        return "missing"
-
-    def extract_archives(self, root: Path, copy: Path | None = None) -> None:
-        """Extract each archive standing in for a missing path, from `root` or, when given, from the read-only
-        folder `copy` that holds the archives under their own names (a system package).
-
-        Atomic: each archive is extracted into a private folder beside its target and renamed into place, so
-        another process (the jobs of a parallel sweep all open the set at once) never reads a half-written file,
-        and an interrupted extraction leaves nothing that looks ready."""
-        for path, archive in self.needs:
-            if archive is None or (root / path).exists():
-                continue
-            source = copy / Path(archive).name if copy is not None else root / archive
-            if source.is_file():
-                folder = (root / archive).parent
-                folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(prefix=".extracting-", dir=folder) as private:
-                    extract_archive(str(source), private)
-                    for entry in Path(private).iterdir():
-                        _move_into_place(entry, folder / entry.name)
-
-    def system_copy(self) -> Path | None:
-        """The folder of SYSTEM_COPIES that holds every archive of this set, or None."""
-        folder = SYSTEM_COPIES.get(self.title)
-        if folder is None or not all(archive is not None and (Path(folder) / Path(archive).name).is_file()
-                                     for _, archive in self.needs):
-            return None
-        return Path(folder)
-
-    def placement(self, root: Path) -> str:
-        items = [f"{root / path}{'/' if path.endswith('/') else ''}"
-                 + (f" (or the archive {root / archive})" if archive else "") for path, archive in self.needs]
-        return f"place {', '.join(items)} — from {self.url}" + (f"; {self.hint}" if self.hint else "")
-
-
-FLOWERS = OnDisk("Flowers-102", (("flowers-102/jpg/", "flowers-102/102flowers.tgz"),
-                                 ("flowers-102/imagelabels.mat", None), ("flowers-102/setid.mat", None)),
-                 "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/")
-CIFAR10_FILES = OnDisk("CIFAR-10", (("cifar-10-batches-py/", "cifar-10-python.tar.gz"),),
-                       "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
-CIFAR100_FILES = OnDisk("CIFAR-100", (("cifar-100-python/", "cifar-100-python.tar.gz"),),
-                        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")
-SVHN_FILES = OnDisk("SVHN", (("train_32x32.mat", None), ("test_32x32.mat", None)),
-                    "http://ufldl.stanford.edu/housenumbers/")
-STL10_FILES = OnDisk("STL-10", (("stl10_binary/", "stl10_binary.tar.gz"),),
-                     "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz")
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-# title -> a read-only folder where a system package puts a set's archives (looked up at call time).
-SYSTEM_COPIES: dict[str, Path] = {"Fashion-MNIST": DEBIAN_FASHION_MNIST}
-_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def _idx_files(title: str, folder: str, url: str, hint: str = "") -> OnDisk:
-    """The four idx files torchvision's MNIST-style classes read from ROOT/<folder>/raw/ (or their .gz)."""
-    return OnDisk(title, tuple((f"{folder}/raw/{name}", f"{folder}/raw/{name}.gz") for name in _IDX), url, hint)
-
-
-MNIST_FILES = _idx_files("MNIST", "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/")
-FASHION_MNIST_FILES = _idx_files(
-    "Fashion-MNIST", "FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    hint=f"or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist` (found in {DEBIAN_FASHION_MNIST}/)")
-KMNIST_FILES = _idx_files("KMNIST", "KMNIST", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/")
-# dataset= name -> the files it reads
-FILES_OF = {"cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES, "svhn": SVHN_FILES, "stl10": STL10_FILES,
-            "mnist": MNIST_FILES, "fashion_mnist": FASHION_MNIST_FILES, "kmnist": KMNIST_FILES, "flowers": FLOWERS}
-
-
-def system_copy_of(dataset: str) -> Path | None:
-    """The read-only folder where a system package put every archive of `dataset` (fashion_mnist: Debian's
-    dataset-fashion-mnist), found offline without configuration; None when there is none."""
-    files = FILES_OF.get(dataset)
-    return files.system_copy() if files is not None else None
-
-
-def _move_into_place(entry: Path, target: Path) -> None:
-    """Rename `entry` to `target` atomically; a file replaces, a folder that another process has already put
-    there (with the same contents, from the same archive) is kept and ours dropped."""
-    try:
-        os.replace(entry, target)
-    except OSError:
-        if not (entry.is_dir() and target.is_dir()):
-            raise
 
 
 def download_mode(value: Any) -> bool | None:

@@ -22,7 +22,7 @@ import torchvision.datasets.utils
 from PIL import Image
 from scipy.io import savemat
 
-from cnnlab.data import torchvision_sets
+from cnnlab.data import archives
 from cnnlab.data.registry import build_datasets, check_dataset, resolve_input_spec
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import label_subset, labels_of
@@ -212,7 +212,7 @@ def test_fashion_mnist_is_found_in_the_debian_folder_without_configuration(tmp_p
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "usr_share_datasets_fashion-mnist"
     write_mnist_style(system)
-    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", system)
+    monkeypatch.setitem(archives.SYSTEM_COPIES, "Fashion-MNIST", system)
     before = sorted(p.name for p in system.iterdir())
     raw = build_fashion_mnist({"root": str(tmp_path / "data"), "download": False, "val_fraction": 0.2}, SPEC)
     assert (len(raw.train) + len(raw.val), len(raw.test)) == (20, 6) and not offline
@@ -222,7 +222,7 @@ def test_fashion_mnist_is_found_in_the_debian_folder_without_configuration(tmp_p
 
 def test_fashion_mnist_missing_everywhere_names_the_files_and_the_debian_package(
         tmp_path: Path, offline: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", tmp_path / "nowhere")
+    monkeypatch.setitem(archives.SYSTEM_COPIES, "Fashion-MNIST", tmp_path / "nowhere")
     with pytest.raises(CnnlabError, match="dataset.download=false") as err:
         check_dataset({"name": "fashion_mnist", "root": str(tmp_path), "download": False})
     message = str(err.value)
@@ -325,7 +325,7 @@ def test_an_interrupted_extraction_leaves_nothing_that_looks_ready(tmp_path: Pat
     final path, where another job would take it as ready and fail on it."""
     system = tmp_path / "system"
     write_mnist_style(system)
-    monkeypatch.setitem(torchvision_sets.SYSTEM_COPIES, "Fashion-MNIST", system)
+    monkeypatch.setitem(archives.SYSTEM_COPIES, "Fashion-MNIST", system)
     root = tmp_path / "data"
 
     def cut_short(source: str, folder: str) -> None:
@@ -333,13 +333,13 @@ def test_an_interrupted_extraction_leaves_nothing_that_looks_ready(tmp_path: Pat
         (Path(folder) / name).write_bytes(gzip.open(source).read()[:20])  # part of the file, then the crash
         raise OSError("interrupted")
 
-    whole = torchvision_sets.extract_archive
-    monkeypatch.setattr(torchvision_sets, "extract_archive", cut_short)
+    whole = archives.extract_archive
+    monkeypatch.setattr(archives, "extract_archive", cut_short)
     with pytest.raises(CnnlabError, match="cannot decompress"):
         build_fashion_mnist({"root": str(root), "download": False, "val_fraction": 0.2}, SPEC)
     raw = root / "FashionMNIST" / "raw"
     assert [p.name for p in raw.iterdir()] == []  # no partial file, no private folder left behind
-    assert torchvision_sets.FASHION_MNIST_FILES.state(root) != "ready"
-    monkeypatch.setattr(torchvision_sets, "extract_archive", whole)
+    assert archives.FASHION_MNIST_FILES.state(root) != "ready"
+    monkeypatch.setattr(archives, "extract_archive", whole)
     raw_splits = build_fashion_mnist({"root": str(root), "download": False, "val_fraction": 0.2}, SPEC)
     assert len(raw_splits.test) == 6 and not offline  # the next attempt extracts the whole files
