@@ -144,8 +144,8 @@ def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str], command: s
     rebuild, in source_data and distill_teacher)."""
     info = COMMANDS[command]
     role = info.source_dataset_role
-    if cfg.get("source") not in (None, "") or cfg.get("dataset") is None or \
-            (role is not None and info.reads_source_data(OmegaConf.select(cfg, f"{role}.weights", default=None))) or \
+    weights = OmegaConf.select(cfg, f"{role}.weights", default=None) if role else None
+    if cfg.get("source") not in (None, "") or info.reads_source_data(weights) or cfg.get("dataset") is None or \
             not any(o.split("=", 1)[0].lstrip("~+") == "dataset.val_fraction" for o in overrides):
         return
     from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed

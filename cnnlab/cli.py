@@ -25,7 +25,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.settings import closest_setting, may_add, read_by_others, resumed_by, rule_for
+from cnnlab.settings import closest_setting, is_known, may_add, read_by_others, resumed_by, rule_for
 
 app = typer.Typer(
     name="cnnlab",
@@ -344,6 +344,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     code = 0
     stderr = sys.stderr
     held = HeldSweepFailureLine(stderr) if multirun else None
+    device_option = ["--device", device] if device else []  # a fix that repeats the line keeps it
     try:
         check_overrides(command, args)
         check_sweep_flags(args, multirun)
@@ -354,7 +355,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         sys.stderr = held or stderr
         main(records_run=COMMANDS[command].records_run)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
-        typed = [*(["--device", device] if device else []), *(["-m"] if multirun else []), *args]
+        typed = [*device_option, *(["-m"] if multirun else []), *args]
         if held is not None:
             held.drop()
         wait_for_submitit_controllers(args if multirun else ())
@@ -370,7 +371,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command, held, args)
+        code = _show_error(exc, command, held, [*device_option, *args])
     finally:
         if held is not None:
             held.release()  # a failure nobody described (e.g. a SystemExit) keeps Hydra's line
@@ -385,11 +386,11 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
     arguments after the command."""
     from cnnlab.errors_view import SettingFacts, describe  # lazy: imports hydra/omegaconf error types
 
-    def takes_list(key: str) -> bool:
+    def kind(key: str) -> str | None:
         rule = rule_for(key, command)
-        return rule is not None and rule.kind == "list" and not read_by_others(key, command)
+        return rule.kind if rule is not None and not read_by_others(key, command) else None
 
-    facts = SettingFacts(takes_list=takes_list, may_add=may_add, closest=closest_setting,
+    facts = SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
                          read_by_others=lambda key: read_by_others(key, command), typed=tuple(typed))
     message, is_bug = describe(exc, command, facts)
     if held is not None:

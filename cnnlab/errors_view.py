@@ -19,8 +19,9 @@ class SettingFacts:
     """What the settings layer knows about a dotted key, for the words of a fix (this leaf module does not import
     it: cli.py fills this in). `typed`: the user's arguments after the command, so a fix can repeat the line."""
 
-    takes_list: Callable[[str], bool] = lambda key: False
+    kind: Callable[[str], str | None] = lambda key: None            # settings.Rule.kind: list, int, number, bool, str
     may_add: Callable[[str], bool] = lambda key: True                # `+KEY=` adds what cnnlab then reads
+    known: Callable[[str], bool] = lambda key: False
     closest: Callable[[str], str | None] = lambda key: None
     read_by_others: Callable[[str], tuple[str, ...]] = lambda key: ()  # commands whose section it is, not this one's
     typed: tuple[str, ...] = ()
@@ -109,10 +110,13 @@ def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str
     sweep = f"to run one job per value, add -m: {shlex.join(['cnnlab', command, '-m', *others, typed])}"
     if "," not in value:
         return f"{typed}: a sweep runs several jobs — {sweep}"
-    quoted = shlex.quote(f'{key}="{value}"')
-    if facts.takes_list(key.lstrip("+")):  # `bench.batch_sizes=1,8` meant a list; no list holds a path
+    kind = facts.kind(key.lstrip("+"))
+    if kind == "list":  # `bench.batch_sizes=1,8` meant a list; no list holds a path
         return (f"{typed}: a comma separates the values of a sweep — for a list, put it in brackets: "
                 f"{shlex.quote(f'{key}=[{value}]')}; {sweep}")
+    if kind in ("int", "number", "bool"):  # no such value holds a comma: only the sweep is meant
+        return f"{typed}: a comma separates the values of a sweep — {sweep}"
+    quoted = shlex.quote(f'{key}="{value}"')
     return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
             f"for Hydra inside the shell's quotes: {quoted}; {sweep}")
 
@@ -122,7 +126,9 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
     is offered only where cnnlab reads what it adds (optim/sched keyword arguments: facts.may_add)."""
     others = facts.read_by_others(key)
     if others:
-        return (f"{key} is a setting of `cnnlab {others[0]}`, not of `cnnlab {command}` — drop it "
+        nested = f"{command}.{key}"  # `cnnlab pipeline bench.rounds=5`: pipeline.bench.rounds is its own
+        instead = f", or set {nested}= (this command's own)" if facts.known(nested) else ""
+        return (f"{key} is a setting of `cnnlab {others[0]}`, not of `cnnlab {command}` — drop it{instead} "
                 f"(`cnnlab {command} --help` lists this command's settings)")
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("

@@ -43,6 +43,8 @@ def test_a_plus_on_a_new_key_still_adds_it(cli) -> None:
     ("foo=1", "unknown setting 'foo' — check the spelling", False),
     ("trainer.epohcs=1", "unknown setting 'trainer.epohcs' — did you mean trainer.epochs?", False),
     ("optim.nesterv=true", "unknown setting 'optim.nesterv' — did you mean optim.nesterov?", True),  # kwargs pass on
+    # probe 55: `+sched.foo=1` was offered and then ignored (sched is cnnlab's own LambdaLR, not a library's kwargs)
+    ("sched.foo=1", "unknown setting 'sched.foo'", False),
 ])
 def test_an_unknown_setting_offers_plus_only_where_cnnlab_reads_what_it_adds(cli, typed: str, expected: str,
                                                                             plus_offered: bool) -> None:
@@ -72,8 +74,20 @@ def test_another_commands_setting_is_named_as_such_not_ignored(cli, outputs, typ
 
 def test_the_sweep_fix_repeats_the_whole_command_line(cli) -> None:
     """Probe 54: `cnnlab pretrain model=lenet5 'seed=range(2)'` offered `cnnlab pretrain -m 'seed=range(2)'`, which
-    typed as printed trained the default model on the default data."""
+    typed as printed trained the default model on the default data; probe 55: it also dropped `--device cpu`."""
     from helpers import bash_words
 
-    line = _error_line(cli("pretrain", *TINY, "seed=range(2)"))
-    assert bash_words(line.split("add -m: ", 1)[1]) == ["cnnlab", "pretrain", "-m", *TINY, "seed=range(2)"], line
+    line = _error_line(cli("pretrain", "--device", "cpu", *TINY, "seed=range(2)"))
+    assert bash_words(line.split("add -m: ", 1)[1]) == ["cnnlab", "pretrain", "-m", "--device", "cpu", *TINY,
+                                                         "seed=range(2)"], line
+    # probe 55: an integer has no comma of its own, so the "quote it (a path)" fix was refused when followed
+    line = _error_line(cli("pretrain", *TINY, "trainer.max_steps_per_epoch=1,2"))
+    assert "a path" not in line and "add -m: cnnlab pretrain -m" in line, line
+
+
+def test_another_commands_setting_names_this_commands_own_where_there_is_one(cli) -> None:
+    """Probe 55: `cnnlab pipeline +bench.rounds=5` named pipeline.bench.rounds, `bench.rounds=5` (the commoner typo)
+    did not."""
+    for typed in ("bench.rounds=5", "+bench.rounds=5"):
+        line = _error_line(cli("pipeline", typed))
+        assert "pipeline.bench.rounds=" in line and "`cnnlab bench`, not" in line, line

@@ -44,6 +44,8 @@ def download_mode(value: Any) -> bool | None:
 
 def _cause(exc: BaseException) -> str:
     first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    # torchvision's own advice names its keyword argument, not a cnnlab setting (probe 55): the fix says ours
+    first_line = first_line.replace(" You can use download=True to download it", "").rstrip()
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 

@@ -78,7 +78,7 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
 
 def _key(subject: dict[str, Any]) -> NetworkKey:
     model = subject.get("model") or {}
-    return NetworkKey(model.get("name"), model.get("params"), model.get("precision"))
+    return NetworkKey(model.get("name"), model.get("params"), model.get("precision"), model.get("flops"))
 
 
 def _first_records(document: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:

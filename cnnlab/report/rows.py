@@ -242,7 +242,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
     def same_network(a: Path, b: Path) -> bool:  # deploy.paired.NetworkKey: it should time alike
         ra, rb = by_path.get(a), by_path.get(b)
         return ra is not None and rb is not None and \
-            NetworkKey(ra.model, ra.params, ra.precision).same_as(NetworkKey(rb.model, rb.params, rb.precision))
+            NetworkKey(ra.model, ra.params, ra.precision, ra.flops).same_as(
+                NetworkKey(rb.model, rb.params, rb.precision, rb.flops))
 
     for row in rows:
         path = row.run.path.resolve()

@@ -122,6 +122,16 @@ def test_flowers_with_wrong_checksums_is_reported_as_corrupted(tmp_path: Path, o
     assert not offline
 
 
+def test_a_corrupted_cifar_folder_names_cnnlab_fixes_not_torchvision_keywords(tmp_path: Path,
+                                                                                 offline: list[str]) -> None:
+    """Probe 55: the message carried torchvision's "You can use download=True to download it" (not a setting)."""
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_text("x")
+    with pytest.raises(CnnlabError, match="incomplete or corrupted") as err:
+        build_cifar10({"root": str(tmp_path), "download": "auto", "val_fraction": 0.2, "seed": 0}, SPEC)
+    assert "download=True" not in err.value.one_line() and "cifar-10-python.tar.gz" in err.value.one_line()
+
+
 def test_cifar10_val_is_carved_from_train_and_test_is_the_official_batch(tmp_path: Path, fake_checksums: None,
                                                                           offline: list[str]) -> None:
     write_cifar10(tmp_path)

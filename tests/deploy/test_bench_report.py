@@ -62,7 +62,10 @@ def test_a_magnitude_prune_beside_its_source_is_the_same_network_as_in_the_prune
     bench source=[DENSE,PRUNED]` timed the same pair and said only "(unstable: …)" (deploy.paired.NetworkKey)."""
     document = _document({0: [0.0899, 0.0890, 0.1133], 1: [0.0911, 0.1385, 0.1138]})
     for subject in document["subjects"]:
-        subject["model"] = {"name": "lenet5", "params": 61_706, "precision": "fp32"}
+        subject["model"] = {"name": "lenet5", "params": 61_706, "precision": "fp32", "flops": 1_730_640}
     assert "1.27× slower (same network: noise; rounds 1.00–1.56× slower)" in _text(paired_table(document))
     document["subjects"][1]["model"]["precision"] = "int8"  # INT8 is another computation: its ratio is a figure
     assert "1.27× slower (unstable: 1.00–1.56× slower)" in _text(paired_table(document))
+    # probe 55: the same LeNet-5 at 16 px (same parameters, a quarter of the FLOPs) was "same network: noise"
+    document["subjects"][1]["model"] = {"name": "lenet5", "params": 61_706, "precision": "fp32", "flops": 425_040}
+    assert "same network" not in _text(paired_table(document))
