@@ -43,7 +43,7 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord, no_checkpoint_reason
-from cnnlab.settings import START_FROM_RUN, check_added_keys, check_config
+from cnnlab.settings import START_FROM_RUN, check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
 
@@ -324,7 +324,6 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             check_nothing_deleted(overrides, command)
             check_model_is_read(cfg.get("source"), overrides, command)
             check_val_fraction_is_used(cfg, overrides, command)
-            check_added_keys(overrides, command)
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")

@@ -25,7 +25,8 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.settings import closest_setting, is_known, may_add, read_by_others, resumed_by, rule_for
+from cnnlab.settings import (check_added_keys, closest_setting, is_known, may_add, read_by_others, resumed_by,
+                             rule_for)
 
 app = typer.Typer(
     name="cnnlab",
@@ -348,6 +349,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     try:
         check_overrides(command, args)
         check_sweep_flags(args, multirun)
+        check_added_keys(split_flags(args)[1], command)  # before any job: a sweep refused it once per job
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point

@@ -85,6 +85,15 @@ def test_the_sweep_fix_repeats_the_whole_command_line(cli) -> None:
     assert "a path" not in line and "add -m: cnnlab pretrain -m" in line, line
 
 
+def test_another_commands_setting_added_to_a_sweep_is_refused_before_any_job(cli, outputs) -> None:
+    """Probe 55: `cnnlab pretrain -m seed=0,1 +bench.rounds=5` was refused inside each job: two failed run folders."""
+    from helpers import run_dirs
+
+    result = cli("pretrain", "-m", *TINY, "seed=0,1", "+bench.rounds=5")
+    assert result.code == 2 and "bench.* is read by `cnnlab bench`" in result.stderr, result.output
+    assert not (outputs / "pretrain").exists() or not run_dirs(outputs, "pretrain")
+
+
 def test_another_commands_setting_names_this_commands_own_where_there_is_one(cli) -> None:
     """Probe 55: `cnnlab pipeline +bench.rounds=5` named pipeline.bench.rounds, `bench.rounds=5` (the commoner typo)
     did not."""
