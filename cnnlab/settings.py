@@ -378,7 +378,13 @@ def is_known(key: str) -> bool:
     """Whether some packaged config file or rule has `key` (teacher.X and student.X as model.X: model entries)."""
     group, _, rest = key.partition(".")
     as_model = f"model.{rest}" if group in ("teacher", "student") else key
-    return bool({key, as_model} & (set(packaged_defaults()) | set(RULES)))
+    return bool({key, as_model} & _known_keys())
+
+
+@lru_cache(maxsize=1)
+def _known_keys() -> frozenset[str]:
+    """Every key a packaged file or rule has: built once, not for each of a config's leaves (check_settings)."""
+    return frozenset(packaged_defaults()) | frozenset(RULES)
 
 
 def closest_setting(key: str) -> str | None:

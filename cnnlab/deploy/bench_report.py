@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
-from cnnlab.deploy.paired import UNSTABLE_SPREAD, NetworkKey, PairedRatio, spread
+from cnnlab.deploy.paired import UNSTABLE_SPREAD, NetworkKey, PairedRatio, rounds_disagree, spread
 from cnnlab.wording import ratio_range_text, ratio_text
 
 SCHEMA = "cnnlab.bench/1"
@@ -66,7 +66,7 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
     for r in document.get("records") or []:
         reference = first[(r["backend"], r["batch_size"])]
         ratios = _round_ratios(reference, r)
-        if r is not reference and PairedRatio(1.0, tuple(ratios)).unstable:
+        if r is not reference and rounds_disagree(ratios):
             lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
                          f"against the first on {r['backend']} at batch {r['batch_size']} gave "
                          f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "

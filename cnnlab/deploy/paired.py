@@ -148,7 +148,7 @@ class PairedRatio:
 
     @property
     def unstable(self) -> bool:
-        return spread(self.rounds) > UNSTABLE_SPREAD
+        return rounds_disagree(self.rounds)
 
     @property
     def apart(self) -> bool:
@@ -163,6 +163,11 @@ class PairedRatio:
         if self.same_network:
             return f"{shown} (same network: noise" + (f"; rounds {spanned})" if self.unstable or self.apart else ")")
         return f"{shown} (unstable: {spanned})" if self.unstable else shown
+
+
+def rounds_disagree(rounds: Sequence[float]) -> bool:
+    """Whether per-round ratios spread by more than UNSTABLE_SPREAD: the session's ratio is not a figure."""
+    return spread(rounds) > UNSTABLE_SPREAD
 
 
 def median_round(rounds: Sequence[LatencyStats]) -> LatencyStats:
