@@ -7,7 +7,6 @@ This module must not import torch or onnxruntime: `cnnlab --help` stays fast.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
@@ -25,8 +24,8 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.settings import (check_added_keys, closest_setting, is_known, may_add, read_by_others, resumed_by,
-                             rule_for)
+from cnnlab.hydra_args import hydra_overrides
+from cnnlab.settings import check_added_keys, resumed_by, setting_facts
 
 app = typer.Typer(
     name="cnnlab",
@@ -269,59 +268,6 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-# Characters that give a value structure in Hydra's override grammar (sweeps, lists, dicts, functions, quotes,
-# interpolations, escapes): a value holding one is never quoted for the user — a typo there must stay an error.
-_STRUCTURE = set(",[]{}()'\"$=\\")
-
-
-@functools.lru_cache(maxsize=1)
-def _override_parser() -> Any:
-    """Hydra's override parser, built once per process (quote_plain_value asks it of every override)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def quote_plain_value(override: str) -> str:
-    """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
-    (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII
-    (`source=modèle.onnx`) — is single-quoted, which Hydra reads as that very text (cnnlab expands `~` in paths
-    itself); so is each such item of a sweep (`-m dataset.root=~/a,~/b`: two jobs, as typed). Anything else, and a
-    value with structure (_STRUCTURE), is left for Hydra and its error."""
-    from hydra.errors import HydraException
-
-    parser = _override_parser()
-
-    def reads(text: str) -> bool:
-        try:
-            parser.parse_override(text)
-        except HydraException:
-            return False
-        return True
-
-    key, sep, value = override.partition("=")
-    if not sep or not value or (_STRUCTURE - {","}) & set(value) or reads(override):
-        return override
-    items = [item if reads(f"{key}={item}") else f"'{item}'" for item in value.split(",")]
-    quoted = f"{key}={','.join(items)}"
-    return quoted if reads(quoted) else override
-
-
-def _onto_source_dataset(override: str) -> str:
-    """`dataset.KEY=V` as `++dataset.KEY=V` for a command that rebuilds its source's recorded data: Hydra checks a
-    plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
-    key = override.split("=", 1)[0]
-    return f"++{override}" if key.startswith("dataset.") and "=" in override else override
-
-
-def _rebuilds_source_data(command: str, overrides: Sequence[str]) -> bool:
-    """CommandInfo.reads_source_data for the command line's (last) `ROLE.weights=` (distill: the teacher's)."""
-    info = COMMANDS[command]
-    key = f"{info.source_dataset_role}.weights"
-    weights = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
-    return info.reads_source_data(weights[-1] if weights else None)
-
-
 def launch(command: str, args: list[str], *, device: Optional[str], multirun: bool, debug: bool,
            after_dashes: Sequence[str] = (), split_words: Sequence[str] = ()) -> None:
     """Hand a command to the Hydra entry point; turn every user mistake into one line and an exit code.
@@ -336,12 +282,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     flags, overrides = split_flags(args)
     if multirun:
         flags.append("--multirun")
-    overrides = [quote_plain_value(o) for o in overrides]
-    typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if _rebuilds_source_data(command, overrides) and "dataset" not in typed:
-        overrides = [_onto_source_dataset(o) for o in overrides]
-    defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
-    overrides = [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
+    overrides = hydra_overrides(command, overrides, device)
     code = 0
     stderr = sys.stderr
     held = HeldSweepFailureLine(stderr) if multirun else None
@@ -386,15 +327,9 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
     """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with. `held`: Hydra's line
     for a failed sweep job, written only above a traceback (cnnlab's own line says more). `typed`: the user's
     arguments after the command."""
-    from cnnlab.errors_view import SettingFacts, describe  # lazy: imports hydra/omegaconf error types
+    from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
-    def kind(key: str) -> str | None:
-        rule = rule_for(key, command)
-        return rule.kind if rule is not None and not read_by_others(key, command) else None
-
-    facts = SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
-                         read_by_others=lambda key: read_by_others(key, command), typed=tuple(typed))
-    message, is_bug = describe(exc, command, facts)
+    message, is_bug = describe(exc, command, setting_facts(command, typed))
     if held is not None:
         held.release() if debug_enabled() or is_bug else held.drop()
     if debug_enabled() or is_bug:

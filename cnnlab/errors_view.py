@@ -24,6 +24,7 @@ class SettingFacts:
     known: Callable[[str], bool] = lambda key: False
     closest: Callable[[str], str | None] = lambda key: None
     read_by_others: Callable[[str], tuple[str, ...]] = lambda key: ()  # commands whose section it is, not this one's
+    choices_with: Callable[[str], tuple[str, ...]] = lambda key: ()   # `sched.gamma` → ("sched=step",)
     typed: tuple[str, ...] = ()
 
 
@@ -130,6 +131,12 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
         instead = f", or set {nested}= (this command's own)" if facts.known(nested) else ""
         return (f"{key} is a setting of `cnnlab {others[0]}`, not of `cnnlab {command}` — drop it{instead} "
                 f"(`cnnlab {command} --help` lists this command's settings)")
+    having = facts.choices_with(key)
+    if having:  # `sched=cosine sched.gamma=0.5`: a key of another choice of the group, not a typo
+        group = key.split(".", 1)[0]
+        others = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != group]
+        return (f"{key} is a setting of {' and '.join(having)}, not of the {group} this run uses — choose it: "
+                f"{shlex.join(['cnnlab', command, *others, having[0]])}")
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
     fix += f"`cnnlab {command} --help` lists the settings)"

@@ -438,6 +438,47 @@ def check_known(key: str, command: str = "CMD") -> None:
                           + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
 
 
+# Groups whose choice names the code that reads them (engine/optim.build_scheduler, pipelines/pretrain and the model
+# registry dispatch on `name`), and that code reads only the keys of its own file: a key of another choice is
+# ignored without a word (`sched=cosine +sched.gamma=0.5`: gamma is step's; `method=simsiam +method.temperature=0.5`).
+_CHOSEN_BY_NAME = ("sched", "method", "model")
+
+
+@lru_cache(maxsize=1)
+def _keys_by_choice() -> dict[str, dict[str, frozenset[str]]]:
+    """group → the `name` of a packaged choice → its file's top-level keys (two files of one name: both files' keys)."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for group in _CHOSEN_BY_NAME:
+        for path in sorted((CONF_DIR / group).glob("*.yaml")):
+            data = yaml.safe_load(path.read_text()) or {}
+            found.setdefault(group, {}).setdefault(str(data.get("name", path.stem)), set()).update(
+                str(k) for k in data if k != "defaults")
+    return {group: {name: frozenset(keys) for name, keys in names.items()} for group, names in found.items()}
+
+
+def choices_with(key: str) -> tuple[str, ...]:
+    """The `GROUP=NAME` choices whose packaged file has `key` when some choices of its group lack it
+    (`sched.gamma` → ("sched=step",)); () for a key every choice has, or a group not chosen by name."""
+    group, _, rest = key.partition(".")
+    names = _keys_by_choice().get(group, {})
+    having = [name for name, keys in names.items() if rest.split(".", 1)[0] in keys]
+    return tuple(f"{group}={name}" for name in having) if having and len(having) < len(names) else ()
+
+
+def check_chosen(key: str, config: Mapping[str, Any]) -> None:
+    """A CnnlabError for a key of another choice of its group than the one `config` chose (a packaged one, by name):
+    nothing reads it. A choice of the user's own (--config-dir) is not judged."""
+    group = key.split(".", 1)[0]
+    chosen = (config.get(group) or {}).get("name") if isinstance(config.get(group), Mapping) else None
+    having = choices_with(key)
+    if not having or chosen is None or str(chosen) not in _keys_by_choice().get(group, {}) \
+            or f"{group}={chosen}" in having:
+        return
+    raise CnnlabError(f"{key} is a setting of {' and '.join(having)}, not of {group}={chosen} (chosen here), so it "
+                      "would be ignored (typed with +, or set in a --config-dir file or an experiment?)",
+                      fix=f"choose {having[0]}, or remove {key}")
+
+
 def check_added_keys(overrides: Sequence[str], command: str) -> None:
     """A CnnlabError for a `+KEY=VALUE` typed for `command` whose section belongs to other commands
     (`cnnlab pretrain +bench.batch_sizes=[1,8]`): the key is known, so check_known passes it, yet nothing in this
@@ -453,11 +494,26 @@ def check_added_keys(overrides: Sequence[str], command: str) -> None:
                               fix=f"drop {override}{instead}")
 
 
+def setting_facts(command: str, typed: Sequence[str] = ()) -> Any:
+    """What this layer knows of a key, for the fixes errors_view words (an errors_view.SettingFacts; that leaf may not
+    import settings). `typed`: the command line's arguments after the command (a fix repeats them)."""
+    from cnnlab.errors_view import SettingFacts  # lazy: imports Hydra's and OmegaConf's error types
+
+    def kind(key: str) -> str | None:
+        rule = rule_for(key, command)
+        return rule.kind if rule is not None and not read_by_others(key, command) else None
+
+    return SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
+                        read_by_others=lambda key: read_by_others(key, command), choices_with=choices_with,
+                        typed=tuple(typed))
+
+
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order."""
     for key, value in _leaves(config, ""):
         check_known(key, command or "CMD")
+        check_chosen(key, config)
         check_setting(key, value, command)
 
 

@@ -455,7 +455,7 @@ def test_a_path_as_the_docs_write_it_reaches_the_command(cli, outputs: Path, tmp
     neither unquoted. A plain value is quoted for it; one with structure stays Hydra's error, with a fix that works."""
     from helpers import random_image_folder
 
-    from cnnlab.cli import quote_plain_value
+    from cnnlab.hydra_args import quote_plain_value
 
     random_image_folder(tmp_path / "home" / "phötos", per_class=5)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from helpers import TINY
 
@@ -100,3 +101,25 @@ def test_another_commands_setting_names_this_commands_own_where_there_is_one(cli
     for typed in ("bench.rounds=5", "+bench.rounds=5"):
         line = _error_line(cli("pipeline", typed))
         assert "pipeline.bench.rounds=" in line and "`cnnlab bench`, not" in line, line
+
+
+def test_a_key_of_another_group_choice_is_named_with_the_choice_that_reads_it(cli, outputs) -> None:
+    """`sched=cosine sched.gamma=0.5` said "unknown setting 'sched.gamma' — check the spelling" (gamma is spelled
+    right: it is step's), and `+sched.gamma=0.5` (or `method=simsiam +method.temperature=0.5`) ran with it ignored."""
+    from helpers import bash_words, run_dirs
+
+    line = _error_line(cli("pretrain", *TINY, "sched=cosine", "sched.gamma=0.5"))
+    assert "sched.gamma is a setting of sched=step" in line and "spelling" not in line, line
+    fix = bash_words(line.split("choose it: ", 1)[1])
+    assert fix[:2] == ["cnnlab", "pretrain"] and "sched=step" in fix and "sched=cosine" not in fix, fix
+    followed = cli(*fix[1:])
+    assert followed.code == 0, followed.output
+    [run] = run_dirs(outputs, "pretrain")
+    composed = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    assert composed["sched"] == {"name": "step", "warmup_epochs": 0, "step_epochs": 3, "gamma": 0.5}
+
+    for typed in (["sched=cosine", "+sched.gamma=0.5"], ["method=simsiam", "+method.temperature=0.5"]):
+        line = _error_line(cli("pretrain", *TINY, *typed))
+        owner = "sched=step" if "sched" in typed[1] else "method=simclr"
+        assert f"is a setting of {owner}, not of {typed[0]}" in line and f"choose {owner}" in line, line
+    assert not any((d / "model.pt").exists() for d in run_dirs(outputs, "pretrain")[1:])

@@ -16,7 +16,7 @@ RANK = {"data": 0, "models": 1, "engine": 2, "deploy": 3, "compress": 4, "search
         "steps": 7, "pipelines": 8, "app": 9, "cli": 9, "listing": 9, "__main__": 9}
 # Shared leaves: they import no layer, so any layer may read them.
 LEAVES = {"errors", "errors_view", "fileio", "console", "conftree", "commands", "environment", "interrupts",
-          "wording", "__version__"}
+          "wording", "hydra_args", "__version__"}
 KNOWN_EXCEPTIONS = {("cnnlab/deploy/subject.py", "runs")}  # deploy/subject.py takes a runs.Source (to remove)
 
 

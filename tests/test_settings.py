@@ -173,3 +173,19 @@ def test_resume_latest_of_another_command_names_the_fix_for_that_commands_newest
     with pytest.raises(CnnlabError) as info:
         check_resume("latest:pretrain", "finetune", tmp_path)
     assert f"cnnlab pretrain resume={interrupted}" in (info.value.fix or "")
+
+
+@pytest.mark.parametrize("typed, owner", [
+    (["sched=cosine", "+sched.gamma=0.5"], "sched=step"),
+    (["method=simsiam", "+method.temperature=0.5"], "method=simclr"),
+    (["model=lenet5", "+model.arch=w1_stem16s1_k3e1c16n1s1_head64"], "model=searched"),
+])
+def test_a_key_of_another_group_choice_is_refused(typed: list[str], owner: str) -> None:
+    """The code a group's `name` picks reads its own file's keys only: sched=cosine ran with +sched.gamma ignored."""
+    config = composed("pretrain", *typed)
+    with pytest.raises(CnnlabError) as info:
+        check_config(config, "pretrain")
+    assert f"is a setting of {owner}, not of {typed[0]}" in info.value.one_line()
+    group = typed[0].split("=")[0]
+    config[group]["name"] = "my_own"  # a choice from the user's --config-dir: its keys are its own business
+    check_config(config, "pretrain")

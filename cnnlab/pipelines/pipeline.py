@@ -27,6 +27,7 @@ from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
+from cnnlab.steps.stage_check import check_stages
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
 
@@ -40,6 +41,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     wanted = select(stages, None if settings.stages is None else list(settings.stages))
     common = [f"seed={cfg.seed}", f"device={cfg.device}"]
     flags = hydra_flags()
+    check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
     ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
 

@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from cnnlab.commands import COMMANDS, commands_where
+from cnnlab.commands import commands_where
 from cnnlab.errors import CnnlabError
-from cnnlab.settings import read_by_others
 
 REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
 MODEL_COMMANDS = commands_where(produces_model=True)
@@ -76,7 +75,6 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
             raise CnnlabError(f"pipeline.plan.{name}.{extra[0]} is not a stage setting (a stage has a command and "
                               "overrides)", fix=f"write pipeline.plan.{name} as {{command: CMD, overrides: [...]}}")
         overrides = [str(o) for o in spec.get("overrides") or []]
-        _refuse_other_commands_settings(name, str(spec["command"]), overrides)
         inputs = sorted({ref for o in overrides for ref in REFERENCE.findall(o)})
         known = {s.name for s in stages}
         missing = [ref for ref in inputs if ref not in known]
@@ -96,18 +94,6 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
         sources = f"source=[{','.join('@' + t for t in timed)}]" if len(timed) > 1 else f"source=@{timed[0]}"
         stages.append(Stage(BENCH_STAGE, "bench", [sources, *bench_overrides], timed, automatic=True))
     return stages
-
-
-def _refuse_other_commands_settings(stage: str, command: str, overrides: list[str]) -> None:
-    """A stage override in a section only other commands read (`finetune.mode=full` for a prune stage) is refused
-    when the plan is built: found by the stage itself, it failed after every stage before it had trained."""
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        others = read_by_others(key, command) if command in COMMANDS else ()
-        if others:
-            raise CnnlabError(f"pipeline.plan.{stage}: {override} is a setting of `cnnlab {others[0]}`, not of "
-                              f"`cnnlab {command}` (the stage's command), so it would be ignored",
-                              fix=f"drop {override} from pipeline.plan.{stage}.overrides")
 
 
 def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:

@@ -1,0 +1,75 @@
+"""How `cnnlab COMMAND k=v ...` becomes the overrides Hydra composes: one place, for the command line (cli.py) and
+for a pipeline's check of its stages before any of them runs (steps/stage_check.py), so that both compose alike.
+
+A leaf: it imports Hydra's override parser and cnnlab.commands, no torch.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+from cnnlab.commands import COMMANDS
+
+# Characters that give a value structure in Hydra's override grammar (sweeps, lists, dicts, functions, quotes,
+# interpolations, escapes): a value holding one is never quoted for the user — a typo there must stay an error.
+_STRUCTURE = set(",[]{}()'\"$=\\")
+
+
+def hydra_overrides(command: str, overrides: Sequence[str], device: str | None = None) -> list[str]:
+    """`command=COMMAND`, the command's default overrides the user did not set, `device=` (the --device option) and
+    the user's overrides as Hydra can read them (quote_plain_value; `dataset.KEY=` onto a source's recorded data)."""
+    overrides = [quote_plain_value(o) for o in overrides]
+    typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if rebuilds_source_data(command, overrides) and "dataset" not in typed:
+        overrides = [_onto_source_dataset(o) for o in overrides]
+    defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
+    return [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
+
+
+@functools.lru_cache(maxsize=1)
+def _override_parser() -> Any:
+    """Hydra's override parser, built once per process (quote_plain_value asks it of every override)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def quote_plain_value(override: str) -> str:
+    """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
+    (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII
+    (`source=modèle.onnx`) — is single-quoted, which Hydra reads as that very text (cnnlab expands `~` in paths
+    itself); so is each such item of a sweep (`-m dataset.root=~/a,~/b`: two jobs, as typed). Anything else, and a
+    value with structure (_STRUCTURE), is left for Hydra and its error."""
+    from hydra.errors import HydraException
+
+    parser = _override_parser()
+
+    def reads(text: str) -> bool:
+        try:
+            parser.parse_override(text)
+        except HydraException:
+            return False
+        return True
+
+    key, sep, value = override.partition("=")
+    if not sep or not value or (_STRUCTURE - {","}) & set(value) or reads(override):
+        return override
+    items = [item if reads(f"{key}={item}") else f"'{item}'" for item in value.split(",")]
+    quoted = f"{key}={','.join(items)}"
+    return quoted if reads(quoted) else override
+
+
+def _onto_source_dataset(override: str) -> str:
+    """`dataset.KEY=V` as `++dataset.KEY=V` for a command that rebuilds its source's recorded data: Hydra checks a
+    plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
+    key = override.split("=", 1)[0]
+    return f"++{override}" if key.startswith("dataset.") and "=" in override else override
+
+
+def rebuilds_source_data(command: str, overrides: Sequence[str]) -> bool:
+    """CommandInfo.reads_source_data for the command line's (last) `ROLE.weights=` (distill: the teacher's)."""
+    info = COMMANDS[command]
+    key = f"{info.source_dataset_role}.weights"
+    weights = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    return info.reads_source_data(weights[-1] if weights else None)

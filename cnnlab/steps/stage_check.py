@@ -1,0 +1,46 @@
+"""A pipeline's stages composed and checked before the first one runs.
+
+Each stage runs as its own `cnnlab COMMAND ...` process, which checks its settings when it starts. A mistake in a
+later stage's overrides — `model=lenet55`, `trainer.epoch=3`, `sched.gamma=0.5` under sched=cosine, a value out of
+range — was found only then, after every stage before it had trained. Here each stage's config is composed the way
+its process will compose it (hydra_args.hydra_overrides, the pipeline's own config folders) and checked with the
+same rules (settings.check_settings), so the pipeline refuses it before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Collection, Sequence
+
+from omegaconf import OmegaConf
+
+from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import hydra_overrides
+from cnnlab.settings import check_added_keys, check_settings, setting_facts
+from cnnlab.steps.plan import Stage
+
+
+def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Sequence[str], config_name: str) -> None:
+    """Compose every wanted stage's config as `cnnlab STAGE.COMMAND *common *overrides` would (an `@stage` reference
+    stands for a run folder not made yet) and check it. Raises a CnnlabError naming the stage. Needs the running
+    Hydra app (GlobalHydra: its config search path, --config-dir included); outside one it checks nothing."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cnnlab.errors_view import describe
+
+    if not GlobalHydra.instance().is_initialized():
+        return
+    folders = {stage.name: f"/pipeline/{stage.name}/run" for stage in stages}  # a path, as the real one will be
+    for stage in stages:
+        if stage.name not in wanted:
+            continue
+        overrides = [*common, *stage.resolved_overrides(folders)]
+        try:
+            check_added_keys(overrides, stage.command)
+            config = compose(config_name, overrides=hydra_overrides(stage.command, overrides))
+            check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command)
+        except Exception as exc:  # noqa: BLE001 - Hydra's and OmegaConf's refusals, worded as the stage would
+            message, is_bug = describe(exc, stage.command, setting_facts(stage.command, stage.overrides))
+            if is_bug:
+                raise
+            raise CnnlabError(f"pipeline.plan.{stage.name} (cnnlab {stage.command}): {message}") from None
