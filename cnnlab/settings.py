@@ -446,7 +446,7 @@ _CHOSEN_BY_NAME = ("sched", "method", "model")
 
 @lru_cache(maxsize=1)
 def _keys_by_choice() -> dict[str, dict[str, frozenset[str]]]:
-    """group → the `name` of a packaged choice → its file's top-level keys (two files of one name: both files' keys)."""
+    """group → the `name` of a packaged choice → its file's top-level keys (two files of one name: both's keys)."""
     found: dict[str, dict[str, set[str]]] = {}
     for group in _CHOSEN_BY_NAME:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
