@@ -182,6 +182,7 @@ def fingerprint() -> dict[str, Any]:
         "cpu": cpu_info(),
         "gpus": gpu_info(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "world_size": launched_ranks().world_size,  # DDP processes (torchrun); a rate or batch is over all of them
         "threads": {"source": job_threads()[1], "jobs_in_parallel": jobs_in_parallel(),
                     "usable_cores": cpu_info()["usable_cores"]},
         "cuda": getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None,

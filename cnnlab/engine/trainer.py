@@ -172,6 +172,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         self.progress.remove_task(task)
         metrics = meter.compute(across_ranks=True)
+        # n is every rank's images (across_ranks): the rate is the whole job's, logged and recorded as it is
         metrics.update(seconds=seconds, images_per_s=metrics["n"] / max(seconds, 1e-9),
                        lr=optimizer.param_groups[-1]["lr"])
         return metrics
@@ -316,7 +317,7 @@ class Trainer:
         for key, value in entry.items():  # an objective's own validation metrics (knn_acc)
             if key not in _TRAINER_KEYS and isinstance(value, (int, float)):
                 text += f"  {key.replace('_', ' ')} " + (f"{value:.2%}" if key.endswith("_acc") else f"{value:.4g}")
-        text += f"  {entry['images_per_s'] * self.runtime.world_size:.0f} img/s  lr {entry['lr']:.3g}"
+        text += f"  {entry['images_per_s']:.0f} img/s  lr {entry['lr']:.3g}"  # already all ranks' (_train_epoch)
         log.info(text)
 
     def _save_state(self, path: Path, epochs_done: int, model: nn.Module, optimizer: torch.optim.Optimizer,

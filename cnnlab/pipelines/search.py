@@ -45,7 +45,7 @@ from cnnlab.settings import HOW_IT_RUNS, within
 from cnnlab.steps.recording import fit_metrics, save_and_record
 from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
-                                        chosen_candidate, train_chosen)
+                                        check_space_keys, chosen_candidate, train_chosen)
 from cnnlab.steps.training import setup_runtime
 from cnnlab.weights import InitialWeights, resolve_weights
 from cnnlab.wording import counted
@@ -115,6 +115,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
     space = SearchSpace.from_mapping(_space_name(ctx),
                                      OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
+    check_space_keys(space, cfg)
     check_runtime(settings.latency)
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)

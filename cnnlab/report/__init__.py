@@ -182,6 +182,8 @@ def print_report(report: Report) -> None:
     for row, note in test_notes(report.rows):
         out.print(f"no test top-1 for {row.run.path}: {note}", markup=False, highlight=False)
     for row in report.rows:
+        if row.file_note:
+            out.print(f"model file of {row.run.path}: {row.file_note}", markup=False, highlight=False)
         for note in row.notes:
             out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)
     for row, note in speedup_notes(report.rows):

@@ -94,7 +94,8 @@ def _values(row: Row, base: Path) -> dict[str, str]:
         TEST_COLUMN: _percent(row.test_accuracy),
         "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
-        "size": "—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}",
+        "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")
+                + (" (deleted)" if row.file_note else ""),
         "p50 ms": "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
         "speed-up": speedup_cell(row), "Pareto": "★" if row.pareto else "",
     }
@@ -272,7 +273,7 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
             "status": row.speedup.status, "ratio": row.speedup.ratio, "per_round": list(row.speedup.per_round),
             "bench_run": None if row.speedup.bench_run is None else _relative(row.speedup.bench_run, base),
             "note": row.speedup.note, "versus": row.speedup.versus},
-        "pareto": row.pareto, "notes": row.notes,
+        "pareto": row.pareto, "notes": row.notes, "file_note": row.file_note,
     }
 
 
@@ -378,8 +379,10 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
     partial = group_notes(every, base)
     if partial:
         lines += ["## Partial seed groups", "", *(f"- {note}" for note in partial), ""]
-    if left_out or notes or unpaired or untested:
+    deleted = [row for row in rows if row.file_note]
+    if left_out or notes or unpaired or untested or deleted:
         lines += ["## Left out of the comparison", ""]
+        lines += [f"- `{_relative(row.run.path, base)}` (model file): {row.file_note}" for row in deleted]
         lines += [f"- `{_relative(path, base)}`: {reason}" for path, reason in left_out]
         lines += [f"- `{_relative(row.run.path, base)}` (no test top-1): {note}" for row, note in untested]
         lines += [f"- `{_relative(row.run.path, base)}` (no latency): {note}" for row, note in notes]

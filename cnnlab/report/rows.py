@@ -94,7 +94,8 @@ class Row:
     test_note: str | None = None          # why there is no test top-1 although the model was evaluated
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why it has no latency
+    file_note: str | None = None          # its model file was deleted since it ran (the size is the recorded one)
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
 
@@ -166,6 +167,16 @@ def _file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> tuple[int | None,
     return (model.stat().st_size, "pt") if model is not None else (run.model.file_bytes, "pt")
 
 
+def _deleted_model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> str | None:
+    """A note when the run's model file was deleted since it ran (its size is then the recorded one), or None: the
+    row stands for a model that can no longer be exported, timed or deployed from that run (probe 56)."""
+    files = (run.data.get("artifacts") or {})
+    gone = [str(files[name]) for name in ("model", "onnx") if name in files and run.artifact(name) is None]
+    if not gone or any(e.artifact("onnx") is not None for e in exports.get(run.path.resolve(), [])):
+        return None
+    return f"{' and '.join(gone)} deleted since it ran: the size shown is the one recorded"
+
+
 def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     """Run folders that are copies of another one here (a backup `cp -r RUN RUN_backup`): the same recorded run
     folder and start time. Copy → the folder counted instead: the one the record names when it is among `runs`,
@@ -215,6 +226,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
             left_out.append((run.path, "no validation accuracy recorded"))
             continue
         size, kind = _file(run, exports)
+        gone = _deleted_model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
         test = _newest_test(evaluations, run.dataset.identity)
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
@@ -225,7 +237,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
                         test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
-                        precision=precision_of(run), arch=_arch(run)))
+                        precision=precision_of(run), arch=_arch(run), file_note=gone))
 
     paired = sessions(runs, origin)
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]

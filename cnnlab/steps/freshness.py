@@ -1,9 +1,10 @@
 """Whether a run done before still stands for the work asked now, beyond its settings.
 
 A pipeline stage and a sweep's job are recognised by their settings (steps/plan.py `fingerprint`), and settings
-do not see two things that change the result: the images of a user folder (`dataset=imagefolder`) edited on disk,
-and, for a pipeline stage, an upstream stage that has run again since (its `@stage` now names another run).
-Reusing such a run would put a model of other data, or of an older upstream model, in the table with exit 0.
+do not see three things that change the result: the images of a user folder (`dataset=imagefolder`) edited on disk,
+for a pipeline stage an upstream stage that has run again since (its `@stage` now names another run), and a model
+file deleted since. Reusing such a run would put a model of other data, or of an older upstream model, in the table
+with exit 0, or fail every later stage that reads the missing file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cnnlab.runs import RunInfo
 # A folder's digest per resolved root, for the decisions of one process (a pipeline's stages, a sweep job's earlier
 # attempts): their folders do not change while they are being decided, and 70,000 pictures take a moment to stat.
 Digests = dict[str, "str | None"]
+MODEL_FILES = ("model", "onnx")  # the artifacts a run's model lives in
 
 
 def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None) -> str | None:
@@ -32,6 +34,10 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
             then = recorded.get(stage)
             if not isinstance(then, str) or os.path.realpath(then) != os.path.realpath(path):
                 return f"stage {stage} ran again since ({path})"
+    for name in MODEL_FILES:  # what a later stage reads: a run whose file was deleted does not stand (probe 56)
+        rel = (run.data.get("artifacts") or {}).get(name)
+        if rel is not None and run.artifact(name) is None:
+            return f"its {rel} is gone"
     return data_changed(run, digests=digests)
 
 

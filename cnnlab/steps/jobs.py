@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, iter_runs
-from cnnlab.steps.freshness import Digests, data_changed
+from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import fingerprint
 
 log = logging.getLogger(__name__)
@@ -169,10 +169,10 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False) -> 
     attempts = [r for r in runs if job.is_attempt(r)]
     if not attempts:
         return None
-    # Same settings, other images: an attempt whose image folder changed on disk since is neither skipped nor
-    # continued (steps/freshness.py); the job starts over on the folder as it is now.
+    # Same settings, other images: an attempt whose image folder changed on disk since (or whose model file was
+    # deleted) is neither skipped nor continued (steps/freshness.py); the job starts over on the folder as it is now.
     digests: Digests = {}  # one walk of the folder for all the attempts
-    changed = {r.path: data_changed(r, digests=digests) for r in attempts}
+    changed = {r.path: changed_since(r, digests=digests) for r in attempts}
     if changed[attempts[-1].path]:
         log.info("%s: not reusing %s — %s", job.name, attempts[-1].path, changed[attempts[-1].path])
     attempts = [r for r in attempts if not changed[r.path]]

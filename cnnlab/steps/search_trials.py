@@ -33,6 +33,7 @@ from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
+from cnnlab.settings import closest_setting, rule_for
 from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, rung_epochs, rung_peers, scored_twin,
                                  set_constraints)
 from cnnlab.steps.recording import TrainedModel
@@ -42,6 +43,44 @@ from cnnlab.weights import InitialWeights, initial_model
 from cnnlab.wording import counted
 
 REFERENCE_ONNX = "reference.onnx"
+
+
+# Config keys a trial does not take from its candidate, because the search sets them itself: a space that searched
+# one scored every trial alike and "chose" a value that played no part in the choice (probe 56).
+SET_BY_THE_SEARCH = {
+    "trainer.epochs": "every trial trains search.proxy_epochs epochs (trainer.epochs is the chosen candidate's "
+                      "final training)",
+    "seed": "each trial draws its own seed from seed= (recorded per trial)",
+}
+
+
+def check_space_keys(space: SearchSpace, cfg: DictConfig) -> None:
+    """Before any trial: every config key the space sets (hparams parameters, `fixed`) exists in this command's
+    config, is one a trial takes from its candidate (SET_BY_THE_SEARCH), and each range end, choice or fixed value
+    passes that key's setting rule (settings.rule_for: `trainer.batch_size: {low: 0}` failed in a trial). Raises a
+    CnnlabError naming the space and the key."""
+    def ends(param: Any) -> list[tuple[str, Any]]:
+        whole = int if param.type == "int" else float
+        return [("low", whole(param.low)), ("high", whole(param.high))]
+
+    values = {p.name: ends(p) if p.type != "categorical" else [("choice", c) for c in p.choices]
+              for p in space.params if not space.is_architecture}
+    values.update({key: [("fixed value", value)] for key, value in space.fixed.items()})
+    for key, given in values.items():
+        where = f"space {space.name}: {key}"
+        if OmegaConf.select(cfg, key, default="<missing>") == "<missing>":
+            close = closest_setting(key)
+            raise CnnlabError(f"{where} is not a setting of `cnnlab search`",
+                              fix=(f"did you mean {close}? " if close else "") + "use keys that `cnnlab search --cfg "
+                                  "job` shows (e.g. optim.lr, trainer.batch_size)")
+        if key in SET_BY_THE_SEARCH:
+            raise CnnlabError(f"{where} cannot be searched: {SET_BY_THE_SEARCH[key]}",
+                              fix=f"remove {key} from the space (set it on the command line for the final training)")
+        rule = rule_for(key, "search")
+        wrong = next(((what, v) for what, v in given if rule is not None and not rule.accepts(v)), None)
+        if wrong is not None:
+            raise CnnlabError(f"{where}: its {wrong[0]} {wrong[1]} is not allowed: {key} takes "
+                              f"{rule.describe()}", fix=f"change that {wrong[0]} in the space file")  # type: ignore
 
 
 def trial_config(cfg: DictConfig, overrides: Mapping[str, Any]) -> DictConfig:

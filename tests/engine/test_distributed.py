@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -34,8 +35,13 @@ def test_two_gloo_ranks_match_a_single_process(cli, outputs: Path, tmp_path: Pat
     log = (ddp_dirs[0] / "run.log").read_text()
     assert "rank 0 of 2 (gloo)" in log
     assert log.count("epoch 2/2") == 1  # one log, written by rank 0
+    # probe 56: the epoch line multiplied the job's rate (every rank's images) by the world size again: 2x
+    logged = [int(line.split(" img/s")[0].split()[-1]) for line in log.splitlines() if " img/s" in line]
+    recorded = [float(row["images_per_s"]) for row in csv.DictReader((ddp_dirs[0] / "metrics.csv").open())]
+    assert len(logged) == 2 and all(abs(a - b) <= 1 for a, b in zip(logged, recorded)), (logged, recorded)
     one, two = read_run(run_dirs(single_out, "pretrain")[0]), read_run(ddp_dirs[0])
     assert two["status"] == "completed" and two["environment"]["torch_threads"] >= 1
+    assert two["environment"]["world_size"] == 2 and one["environment"]["world_size"] == 1
     for key in ("val_loss", "train_loss"):
         assert abs(one["metrics"][key] - two["metrics"][key]) < 1e-3, (key, one["metrics"][key], two["metrics"][key])
     assert abs(one["metrics"]["val_acc"] - two["metrics"]["val_acc"]) <= 1 / 64 + 1e-9

@@ -212,6 +212,15 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert len(stage_runs(outputs)) == 4  # nothing ran twice
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
 
+    # probe 56: a stage whose model file was deleted was reused, and every re-run failed at the stage that read it
+    (by_stage["teacher.export"].path / "model.onnx").unlink()
+    third = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    assert third.code == 0, third.output
+    assert "its model.onnx is gone" in " ".join(third.output.split())
+    stages = pipeline_records(outputs)[-1]["pipeline"]["stages"]
+    assert {n: s["how"] for n, s in stages.items()} == {"teacher": "reused", "teacher.export": "ran",
+                                                         "pruned": "reused", "bench": "ran"}
+
 
 @pytest.mark.slow  # ~60 s (three pipelines); the decisions are unit-tested above and in tests/steps/test_freshness.py
 def test_a_stage_whose_image_folder_changed_runs_again_with_everything_after_it(cli, outputs: Path,

@@ -489,3 +489,18 @@ def test_a_runs_glob_that_matches_nothing_says_so_and_names_what_exists(study: P
     assert "train something" not in line and "finetune/2026-11-28/" in line and "cnnlab list runs --outputs" in line
     with pytest.raises(CnnlabError, match="only completed bench runs"):  # matched, but no model among them
         build_report(study, pattern="bench/*")
+
+
+def test_a_model_file_deleted_since_the_run_is_said_beside_its_recorded_size(study: Path) -> None:
+    """Probe 56: `rm RUN/model.pt` then `cnnlab report` showed the row's size with no word that the file was gone."""
+    (study / "distill" / "2026-11-28" / "student" / "model.pt").unlink()
+    (study / "finetune" / "2026-11-28" / "teacher" / "model.pt").unlink()  # its export's ONNX is still there
+    report = build_report(study)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["student"].file_note == "model.pt deleted since it ran: the size shown is the one recorded"
+    assert rows["teacher"].file_note is None and rows["pruned"].file_note is None
+    written = write_report(report)
+    markdown = next(p for p in written if p.suffix == ".md").read_text()
+    assert "(deleted)" in markdown and "student` (model file): model.pt deleted since it ran" in markdown
+    data = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+    assert [r["file_note"] is not None for r in data["rows"] if r["run"].endswith("student")] == [True]

@@ -85,3 +85,16 @@ def test_a_set_with_its_own_val_split_is_no_carve(tmp_path: Path) -> None:
     config = {"name": "flowers", "root": str(tmp_path), "image_size": 224}
     run = _run(tmp_path / "run", {"name": "flowers", "config": config})
     check_same_val_split(Source("RUN", "checkpoint", tmp_path / "run" / "model.pt", run), dict(config))
+
+
+def test_a_run_whose_model_file_was_deleted_is_stale(tmp_path: Path) -> None:
+    """Probe 56: a pipeline reused a completed stage whose model.pt had been deleted; each re-run then failed at the
+    stage that read it, and reused it again."""
+    record = RunRecord.start(tmp_path / "run2", "finetune")
+    record.add_artifact("model", tmp_path / "run2" / "model.pt")
+    (tmp_path / "run2" / "model.pt").write_bytes(b"weights")
+    record.finish("completed")
+    kept = RunInfo.read(tmp_path / "run2")
+    assert changed_since(kept) is None
+    (tmp_path / "run2" / "model.pt").unlink()
+    assert changed_since(RunInfo.read(tmp_path / "run2")) == "its model.pt is gone"

@@ -84,3 +84,41 @@ def test_a_trial_stopped_at_a_rung_gets_its_line_in_the_log(monkeypatch: pytest.
     with caplog.at_level(logging.INFO, logger="cnnlab"), pytest.raises(optuna.TrialPruned):
         runner(SimpleNamespace(number=6))  # type: ignore[arg-type]
     assert "trial 6: stopped at epoch 1: val top-1 25.00% is dominated at this rung" in caplog.text
+
+
+def _search_config(space: str = "hparams"):
+    import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        return compose("config", overrides=["command=search", f"space={space}"])
+
+
+@pytest.mark.parametrize("params, fixed, said", [
+    # probe 56: every trial trained search.proxy_epochs epochs; the "chosen" trainer.epochs played no part
+    ({"trainer.epochs": {"type": "int", "low": 1, "high": 2}}, {}, "trainer.epochs cannot be searched"),
+    ({"seed": {"type": "int", "low": 0, "high": 3}}, {}, "seed cannot be searched"),
+    # probe 56: a typo was found by the first trial, after the search had started (and left a run to resume)
+    ({"optim.lrr": {"type": "float", "low": 0.01, "high": 0.1}}, {}, "did you mean optim.lr?"),
+    ({"trainer.batch_size": {"type": "int", "low": 0, "high": 64}}, {}, "its low 0 is not allowed"),
+    ({"trainer.batch_size": {"type": "categorical", "choices": [32, -8]}}, {}, "its choice -8 is not allowed"),
+    ({"optim.lr": {"type": "float", "low": 0.01, "high": 0.1}}, {"trainer.mixup": -1}, "its fixed value -1"),
+])
+def test_a_space_is_checked_against_the_settings_before_any_trial(params: dict, fixed: dict, said: str) -> None:
+    from cnnlab.errors import CnnlabError
+    from cnnlab.search.space import SearchSpace
+
+    space = SearchSpace.from_mapping("mine", {"kind": "hparams", "params": params, "fixed": fixed})
+    with pytest.raises(CnnlabError) as info:
+        search_trials.check_space_keys(space, _search_config())
+    assert info.value.one_line().startswith("space mine: ") and said in info.value.one_line(), info.value.one_line()
+
+
+@pytest.mark.parametrize("name", ["hparams", "mobilenet", "efficientnet"])
+def test_the_packaged_spaces_pass(name: str) -> None:
+    from omegaconf import OmegaConf
+
+    from cnnlab.search.space import SearchSpace
+
+    cfg = _search_config(name)
+    search_trials.check_space_keys(SearchSpace.from_mapping(name, OmegaConf.to_container(cfg.space)), cfg)
