@@ -26,7 +26,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.freshness import Digests, changed_since
-from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select
+from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
 from cnnlab.steps.stage_check import check_stages
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 
@@ -66,8 +66,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         for needed in stage.inputs:
             if needed not in run_dirs:
                 why = f"whose run is out of date: {stale[needed]}" if needed in stale else "which has not completed"
+                # every stage it takes as given that has no run to give, not only this one (probe 56)
+                missing = [s.name for s in stages if s.name not in run_dirs]
+                include = with_upstream(stages, stage.name, missing, settings.stages or [stage.name])
                 raise CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
-                                  fix=f"include it: pipeline.stages=[{needed},{stage.name}]")
+                                  fix=f"include what it needs: 'pipeline.stages=[{','.join(include)}]'")
         started = time.perf_counter()
         how = decide(stage, done)
         if changed and newest is not None:

@@ -156,7 +156,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     chosen = best_feasible(rows)
     if chosen is None:
         raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params,
-                               min_speedup=settings.min_speedup, reference=settings.reference)
+                               min_speedup=settings.min_speedup, reference=settings.reference,
+                               architecture=space.is_architecture)
     speed = "" if chosen.get("speedup") is None else f" ({speedup_text(chosen['speedup'], settings.reference)})"
     ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
                  100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
-from cnnlab.search.latency import TIMING_NOISE, noise_room
+from cnnlab.search.latency import LATENCY_NOISE, TIMING_NOISE, noise_room
 from cnnlab.search.study import latency_objective
 from cnnlab.wording import counted, ratio_text
 
@@ -202,7 +202,7 @@ def suggested_limits(near: Row, *, max_latency_ms: float | None, max_params: int
     rounded so that the figure is admitted; a counted one (parameters) as it is (room None)."""
     need: list[tuple[str, float | None]] = []
     if max_latency_ms is not None and near["latency_ms"] > max_latency_ms:
-        room = noise_room(near.get("latency_ms_per_round") or ())
+        room = noise_room(near.get("latency_ms_per_round") or (), LATENCY_NOISE)
         need.append((f"search.max_latency_ms={_significant(near['latency_ms'] * (1 + room), math.ceil):g}", room))
     if max_params is not None and near["params"] > max_params:
         need.append((f"search.max_params={near['params']}", None))
@@ -213,16 +213,20 @@ def suggested_limits(near: Row, *, max_latency_ms: float | None, max_params: int
     return need
 
 
-def _why(rooms: Sequence[float]) -> str:
-    """Why the suggested timed limits are not the closest trial's figures."""
-    noise = " and ".join(dict.fromkeys(f"{room:.0%}" for room in rooms))
+def _why(rooms: Sequence[tuple[str, float]]) -> str:
+    """Why the suggested timed limits are not the closest trial's figures. `rooms`: (key, room) of each."""
+    noise = " and ".join(dict.fromkeys(f"{room:.0%}" for _, room in rooms))
+    floors = " and ".join(dict.fromkeys(f"{LATENCY_NOISE if 'latency' in key else TIMING_NOISE:.0%}"
+                                        for key, _ in rooms))
     return (f": the closest trial's timed figures with {noise} room for timing noise (its rounds' spread, at least "
-            f"{TIMING_NOISE:.0%}), as a new search times anew") if rooms else ""
+            f"{floors}), as a new search times anew") if rooms else ""
 
 
 def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_params: int | None,
-                     min_speedup: float | None = None, reference: str | None = None) -> CnnlabError:
-    """No trial met the constraints: the error names the closest one and the values that would admit it."""
+                     min_speedup: float | None = None, reference: str | None = None,
+                     architecture: bool = True) -> CnnlabError:
+    """No trial met the constraints: the error names the closest one and the values that would admit it, or a
+    smaller space (`architecture`) or model (a hyperparameter space: every trial trains the same network)."""
     near = closest(rows)
     limits = " and ".join(f"search.{k}={v}" for k, v in (("max_latency_ms", max_latency_ms),
                                                           ("max_params", max_params),
@@ -236,9 +240,11 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
                            fix="run more trials (search.trials=...), raise search.min_rung_trials, or check run.log")
     need = suggested_limits(near, max_latency_ms=max_latency_ms, max_params=max_params, min_speedup=min_speedup)
     speed = "" if near.get("speedup") is None else f", {speedup_text(near['speedup'], reference)}"
-    relaxed = " ".join(text for text, _ in need) + _why([room for _, room in need if room is not None])
+    relaxed = " ".join(text for text, _ in need) + _why([(text, room) for text, room in need if room is not None])
     return CnnlabError(f"no candidate met {limits}: the closest was trial {near['trial']} "
                        f"({near['arch'] or near['model']}, {near['latency_ms']:.3f} ms{speed}, {near['params']:,} "
                        "params); the study and trials.csv are kept",
                        fix="relax the constraint " + (f"({relaxed}) " if need else "")
-                           + "or search a smaller space (e.g. lower space.params.width)")
+                           + ("or search a smaller space (e.g. lower space.params.width)" if architecture else
+                              "or pick a smaller model= (each trial of a hyperparameter space trains the same network; "
+                              "`cnnlab list models`)"))

@@ -96,6 +96,23 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
     return stages
 
 
+def with_upstream(stages: list[Stage], name: str, missing: Iterable[str], asked: Iterable[str]) -> list[str]:
+    """What `pipeline.stages` must list for stage `name` to run: the declared stages asked for, and every stage
+    upstream of `name` (through all its `@` references, not only the direct ones) that is among `missing`; an
+    automatic export stands for its stage (select() adds it back). In plan order."""
+    by_name = {s.name: s for s in stages}
+    found: set[str] = set()
+    todo = list(by_name[name].inputs)
+    while todo:
+        upstream = todo.pop()
+        if upstream not in found:
+            found.add(upstream)
+            todo += by_name[upstream].inputs
+    asked = set(asked)
+    needed = {n.split(".")[0] for n in found & set(missing)} | asked
+    return [s.name for s in stages if s.name in needed and (not s.automatic or s.name in asked)]
+
+
 def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
     """Names of the stages to run: all, or the wanted ones with their automatic export and the bench (which
     then needs every other model stage to have completed before)."""

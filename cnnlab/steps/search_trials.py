@@ -427,7 +427,7 @@ def train_chosen(runner: TrialRunner, candidate: Candidate, trial: int,
     model = runner.build(candidate, data)
     runtime = runner.runtime.for_input(data.spec.size)
     loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
-    runner.ctx.log.info("training the chosen candidate (trial %d) for %s on %s at %d px", trial,
+    runner.ctx.log.info("training the chosen candidate (trial %d) for %s on the training split (%s) at %d px", trial,
                         counted(recipe.epochs, "epoch"), counted(len(data.train), "image"),  # type: ignore[arg-type]
                         candidate.image_size)
     result = train_model(runner.ctx, runtime, recipe, Trainable(runtime.prepare_model(model)), loaders,

@@ -28,6 +28,7 @@ from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, 
 from cnnlab import environment
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import counted
 from cnnlab.fileio import atomic_path
 from cnnlab.runs import (STATE_FILE)
 
@@ -122,6 +123,11 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
                           backbone_lr_scale=trainable.backbone_lr_scale)
     optimizer = build_optimizer(recipe.optimizer, groups)
     steps = min(len(loaders.train), recipe.max_steps_per_epoch or len(loaders.train))
+    if steps < len(loaders.train) and ctx.is_main:  # the split's size, said before, is not what an epoch trains on
+        images = len(loaders.train.dataset)  # type: ignore[arg-type]
+        seen = min(images, steps * (loaders.train.batch_size or 1) * runtime.world_size)
+        ctx.log.info("trainer.max_steps_per_epoch=%d: each epoch trains %d of %d batches (%s of %s)", steps, steps,
+                     len(loaders.train), f"{seen:,}", counted(images, "image"))
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
     if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record

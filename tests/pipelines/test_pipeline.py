@@ -10,7 +10,7 @@ import pytest
 
 from cnnlab.errors import CnnlabError
 from cnnlab.pipelines.pipeline import decide
-from cnnlab.steps.plan import Stage, build_plan, select
+from cnnlab.steps.plan import Stage, build_plan, select, with_upstream
 from cnnlab.runs import RunInfo, RunRecord, iter_runs
 from helpers import TINY, random_image_folder
 
@@ -39,7 +39,7 @@ pipeline:
 """
 
 
-def write_experiment(root: Path, ratio: float = 0.5) -> Path:
+def write_experiment(root: Path, ratio: float | str = 0.5) -> Path:
     folder = root / "myconf" / "experiment"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tiny.yaml").write_text(EXPERIMENT.replace("RATIO", str(ratio)))
@@ -148,6 +148,21 @@ def test_an_attempt_made_after_the_change_is_resumed_and_those_before_it_are_not
     fresh = _find(runs, "f", lambda r: not changed_since(r, now))
     assert fresh is not None and fresh.path.name == "b" and decide(Stage("s", "finetune", []), fresh) == "resumed"
     assert _find(runs, "f", lambda r: not changed_since(r, {"teacher": "/runs/newer"})) is None  # start over
+
+
+def test_the_stages_a_subset_needs_are_named_through_every_reference() -> None:
+    """Probe 56: `pipeline.stages=[quantize]` offered `[finetune,quantize]`; typed, that offered `[pretrain,finetune]`,
+    which dropped quantize."""
+    stages = build_plan({"pretrain": {"command": "pretrain"},
+                         "finetune": {"command": "finetune", "overrides": ["model.weights=@pretrain"]},
+                         "quantize": {"command": "quantize", "overrides": ["source=@finetune"]},
+                         "prune": {"command": "prune", "overrides": ["source=@finetune"]}}, export=True, bench=BENCH)
+    everything = [s.name for s in stages]
+    assert with_upstream(stages, "quantize", everything, ["quantize"]) == ["pretrain", "finetune", "quantize"]
+    done = [n for n in everything if n not in ("pretrain", "pretrain.export")]  # pretrain completed before
+    assert with_upstream(stages, "quantize", done, ["quantize"]) == ["finetune", "quantize"]
+    assert with_upstream(stages, "bench", everything, ["prune", "bench"]) == everything[:1] + [
+        "finetune", "quantize", "prune", "bench"]
 
 
 def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:
@@ -277,7 +292,12 @@ def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path,
     conf = write_experiment(tmp_path)
     result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[pruned]")
     assert result.code == 2 and "needs stage teacher" in result.stderr
-    broken = write_experiment(tmp_path, ratio=1.5)
+    assert "include what it needs: 'pipeline.stages=[teacher,pruned]'" in result.stderr
+    refused = cli("pipeline", "--config-dir", str(write_experiment(tmp_path, ratio=1.5)), "experiment=tiny")
+    assert refused.code == 2 and "pipeline.plan.pruned (cnnlab prune): prune.ratio=1.5 is not allowed" in \
+        refused.stderr  # before any stage ran (steps/stage_check.py)
+    assert not (outputs / "pipeline" / "tiny" / "runs").exists()
+    broken = write_experiment(tmp_path, ratio="0.5, prune.method=nosuch")  # refused by prune itself, when it runs
     failed = cli("pipeline", "--config-dir", str(broken), "experiment=tiny")
     assert failed.code == 2
     assert "stage pruned (cnnlab prune) failed" in failed.stderr and "run.log" in failed.stderr

@@ -94,20 +94,29 @@ def _suggested(error) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("ms_rounds, ratio_rounds, latency, speedup", [
-    (None, None, 1.08, 1.85),                        # never spread (one round, an old cache): the 8 % floor
-    ([1.0], [2.0], 1.08, 1.85),                      # one round shows no spread: the floor
-    ([0.98, 1.0, 1.02], [1.96, 2.0, 2.04], 1.08, 1.85),  # a spread under the floor: the floor
-    ([0.9, 1.0, 1.2], [1.8, 2.0, 2.1], 1.3, 1.73),   # 30 % and 15 % spread: the trial's own noise
+    (None, None, 1.35, 1.85),                        # never spread (one round, an old cache): the floors, 35 and 8 %
+    ([1.0], [2.0], 1.35, 1.85),                      # one round shows no spread: the floors
+    ([0.98, 1.0, 1.02], [1.96, 2.0, 2.04], 1.35, 1.85),  # a spread under the floors: the floors
+    ([0.9, 1.0, 1.5], [1.8, 2.0, 2.1], 1.6, 1.73),   # 60 % and 15 % spread: the trial's own noise
 ])
 def test_a_suggested_limit_leaves_room_for_the_timing_noise(ms_rounds, ratio_rounds, latency: float,
                                                              speedup: float) -> None:
-    """The search's own timings of one network differ by ± 8 % between sessions (docs/search.md); a limit 5 % off
-    the closest trial's figure (the old suggestion) is inside that noise, so a new search would likely miss it."""
+    """The search's paired speed-ups of one network differ by ± 8 % between sessions, its p50 in ms by up to 29 %
+    (two speeds of LeNet-5 at 2 threads on a 2-core VM: docs/search.md, benchmarks/latency_noise.py); a limit 5 %
+    off the closest trial's figure, then 8 % (probe 56), was inside that noise, and the next search missed it."""
     row = dict(_row(0, None, 1.0, feasible=False), speedup=2.0, violation=1.0, latency_ms_per_round=ms_rounds,
                speedup_per_round=ratio_rounds)
     error = no_candidate_met([row], max_latency_ms=0.5, max_params=None, min_speedup=3.0, reference="lenet5")
     assert _suggested(error) == {"max_latency_ms": latency, "min_speedup": speedup}
-    assert "room for timing noise (its rounds' spread, at least 8%)" in error.fix
+    assert "room for timing noise (its rounds' spread, at least 35% and 8%)" in error.fix
+
+
+def test_a_hyperparameter_search_is_not_told_to_shrink_an_architecture_it_does_not_search() -> None:
+    """Probe 56: `space=hparams` was told "lower space.params.width", which that space does not have."""
+    row = dict(_row(0, None, 1.0, feasible=False), violation=1.0)
+    error = no_candidate_met([row], max_latency_ms=0.5, max_params=None, architecture=False)
+    assert "space.params.width" not in error.fix and "smaller model=" in error.fix
+    assert "space.params.width" in no_candidate_met([row], max_latency_ms=0.5, max_params=None).fix
 
 
 def test_a_counted_limit_gets_no_noise_room() -> None:

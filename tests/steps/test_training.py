@@ -62,3 +62,15 @@ def test_a_resumed_training_with_no_epoch_left_keeps_the_state_it_continued(tmp_
     new.write_bytes(b"trained on")  # a run that trained writes its own: never replaced
     keep_state(ctx, new, old)
     assert new.read_bytes() == b"trained on"
+
+
+def test_an_epoch_capped_by_max_steps_says_how_many_images_it_trains_on(cli, outputs) -> None:  # type: ignore[no-untyped-def]
+    """Probe 56: the split's size was the only count said ("on 1,437 images"), where trainer.max_steps_per_epoch
+    trained each epoch on 1,280 of them."""
+    from helpers import TINY, run_dirs
+
+    assert cli("pretrain", *TINY, "trainer.max_steps_per_epoch=3").code == 0
+    log = (run_dirs(outputs, "pretrain")[0] / "run.log").read_text()
+    assert "trainer.max_steps_per_epoch=3: each epoch trains 3 of 4 batches (48 of 64 images)" in log
+    assert cli("pretrain", *TINY, "trainer.max_steps_per_epoch=4").code == 0  # no cap: nothing to say
+    assert "max_steps_per_epoch" not in (run_dirs(outputs, "pretrain")[1] / "run.log").read_text()
