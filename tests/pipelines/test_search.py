@@ -65,7 +65,8 @@ def test_search_writes_its_study_front_and_its_model(cli, outputs: Path) -> None
     assert all(len(t.user_attrs["latency_ms_per_round"]) == len(t.user_attrs["speedup_per_round"]) == 1
                for t in trials)
     # one epoch is "1 epoch"
-    assert f"training the chosen candidate (trial {chosen['trial']}) for 1 epoch on the training split (64 images)" in result.stderr
+    said = f"training the chosen candidate (trial {chosen['trial']}) for 1 epoch on the training split (64 images)"
+    assert said in result.stderr
     assert "after 1 epoch," in result.stdout and "1 epochs" not in result.output
     # the search run records the size it trained at, so a derived run rebuilds the same input
     assert record["dataset"]["config"]["image_size"] == chosen["image_size"] == record["dataset"]["image_size"]

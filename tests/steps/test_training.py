@@ -64,7 +64,7 @@ def test_a_resumed_training_with_no_epoch_left_keeps_the_state_it_continued(tmp_
     assert new.read_bytes() == b"trained on"
 
 
-def test_an_epoch_capped_by_max_steps_says_how_many_images_it_trains_on(cli, outputs) -> None:  # type: ignore[no-untyped-def]
+def test_an_epoch_capped_by_max_steps_says_how_many_images_it_trains_on(cli, outputs) -> None:  # type: ignore
     """Probe 56: the split's size was the only count said ("on 1,437 images"), where trainer.max_steps_per_epoch
     trained each epoch on 1,280 of them."""
     from helpers import TINY, run_dirs
