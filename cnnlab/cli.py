@@ -25,7 +25,7 @@ from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.hydra_args import hydra_overrides
-from cnnlab.settings import check_added_keys, resumed_by, setting_facts
+from cnnlab.settings import check_added_keys, check_sections_read, resumed_by, setting_facts
 
 app = typer.Typer(
     name="cnnlab",
@@ -291,6 +291,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_overrides(command, args)
         check_sweep_flags(args, multirun)
         check_added_keys(split_flags(args)[1], command)  # before any job: a sweep refused it once per job
+        if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
+            check_sections_read(split_flags(args)[1], command)
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point
@@ -314,7 +316,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
-        code = _show_error(exc, command, held, [*device_option, *args])
+        code = _show_error(exc, command, held, [*device_option, *(["-m"] if multirun else []), *args])
     finally:
         if held is not None:
             held.release()  # a failure nobody described (e.g. a SystemExit) keeps Hydra's line

@@ -36,6 +36,10 @@ class CommandInfo:
     # ... or rebuilds the data of this role's weights when they name a run (distill: teacher.weights=latest:finetune)
     source_dataset_role: str | None = None
     model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
+    # sections every command's config has that this one never reads, and why: a typed `optim.lr=` for `cnnlab bench`
+    # (or `trainer.epochs=1` for `cnnlab pipeline`, whose stages take their own) is refused, not ignored
+    unread: tuple[str, ...] = ()
+    unread_reason: str = "trains nothing"
 
     def reads_source_data(self, role_weights: object = None) -> bool:
         """Whether it runs on the data its source recorded: a `source=` run's (source_dataset), or the run named by
@@ -160,6 +164,7 @@ COMMANDS: dict[str, CommandInfo] = {
         produces_model=True, writes_onnx=True, converts_source=True,
     ),
     "export": CommandInfo(
+        unread=("optim", "sched"),  # trainer: its batch size and workers read the val images
         reads_source=True,
         source_dataset=True,
         summary="Export a run's model to ONNX and verify it against PyTorch.",
@@ -174,6 +179,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "experiment"),
     ),
     "bench": CommandInfo(
+        unread=("optim", "sched", "trainer"),
         reads_source=True,
         summary="Measure latency honestly: PyTorch eager/compiled, onnxruntime, TensorRT, OpenVINO; CPU and CUDA.",
         description="Times source=RUN|PATH (its model.onnx with onnxruntime, and the PyTorch model.pt of its chain) "
@@ -189,6 +195,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "model", "experiment"),
     ),
     "evaluate": CommandInfo(
+        unread=("optim", "sched"),  # trainer: its eval batch size and workers
         reads_source=True,
         source_dataset=True,
         summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",
@@ -207,6 +214,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "experiment"),
     ),
     "predict": CommandInfo(
+        unread=("optim", "sched", "trainer"),
         reads_source=True,
         summary="Top-k classes of new images, with the preprocessing the model file records.",
         description="Runs source=RUN|FILE (a model.onnx, FP32 or INT8, through onnxruntime; a model.pt through "
@@ -222,6 +230,7 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("experiment",),
     ),
     "inspect": CommandInfo(
+        unread=("optim", "sched", "trainer"),
         summary="Layer table: output shapes, parameters, FLOPs and receptive field of a network.",
         description="Shows what kernel size, stride and padding do to the feature map, layer by layer — output "
                     "shape, parameters, FLOPs, receptive field and its growth — with totals, for LeNet-5 as for "
@@ -232,6 +241,9 @@ COMMANDS: dict[str, CommandInfo] = {
         records_run=False,
     ),
     "pipeline": CommandInfo(
+        # its stages take their settings from the plan (only seed and device are passed on to each)
+        unread=("dataset", "optim", "sched", "trainer"),
+        unread_reason="passes only seed= and device= on to its stages (each takes the rest from its overrides)",
         summary="The whole chain in one command: train, compress, export, bench each model, report.",
         description="Runs the stages an experiment declares (conf/experiment/<name>.yaml; default quickstart: "
                     "offline, a few minutes on a 2-core CPU) — pretrain → fine-tune → prune, quantize and distill "

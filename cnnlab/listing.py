@@ -79,7 +79,9 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
         acc = run.metrics.val_acc  # sections of a damaged record are empty: its row shows only the reason
         # dead: recorded `running`, but its process is gone from this host (killed); resume=true continues it
         # damaged: run.json cannot be used (the reason is shown); latest, resume and report skip it
-        status = escape(run.status + (f" (run.json: {run.damaged})" if run.damaged else ""))
+        gone = [] if run.damaged else run.deleted_files()
+        status = escape(run.status + (f" (run.json: {run.damaged})" if run.damaged else "")
+                        + (f" ({' and '.join(gone)} deleted)" if gone else ""))
         style = {"completed": "green", "failed": "red", "interrupted": "yellow", "dead": "bold red",
                  "damaged": "red"}.get(run.status, "")
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,

@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import read_json, read_yaml_mapping, write_json
@@ -283,6 +283,13 @@ class RunInfo:
     dataset = _SectionOf(DatasetSection)
     source = _SectionOf(SourceSection)
     metrics = _SectionOf(MetricsSection)
+
+    def deleted_files(self, names: Sequence[str] = ("onnx", "model")) -> list[str]:
+        """The recorded artifacts among `names` (its model files, by default) whose file is gone since the run:
+        their paths as recorded ("model.pt"). A run that reads as completed but cannot be exported, timed or
+        reused (probes 56, 57)."""
+        files = self.data.get("artifacts") or {}
+        return [str(files[name]) for name in names if name in files and self.artifact(name) is None]
 
     def artifact(self, name: str) -> Path | None:
         """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists.

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
+from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR
 from cnnlab.errors import CnnlabError
 
@@ -438,44 +439,71 @@ def check_known(key: str, command: str = "CMD") -> None:
                           + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
 
 
-# Groups whose choice names the code that reads them (engine/optim.build_scheduler, pipelines/pretrain and the model
-# registry dispatch on `name`), and that code reads only the keys of its own file: a key of another choice is
-# ignored without a word (`sched=cosine +sched.gamma=0.5`: gamma is step's; `method=simsiam +method.temperature=0.5`).
+# Group folders whose options differ in keys: a key spelled right may belong to another choice than the one a run
+# uses (`sched=cosine sched.gamma=0.5`: gamma is step's), and the message says which (errors_view). teacher and
+# student options are model entries (conf/teacher/*.yaml pull in /model), so their keys are read from model/.
+_CHOICE_GROUPS = ("dataset", "method", "model", "optim", "sched")
+_AS_MODEL = ("teacher", "student")
+# Of those, the groups whose choice names the code that reads them (engine/optim.build_scheduler, pipelines/pretrain
+# and the model registry dispatch on `name`) and that code reads only its own file's keys: a key of another choice
+# added there is ignored without a word, so it is refused (check_chosen). Not dataset (its code reads some keys of
+# every choice: dataset.channels) nor optim (an open section: its keys go to the PyTorch optimizer as they are).
 _CHOSEN_BY_NAME = ("sched", "method", "model")
 
 
 @lru_cache(maxsize=1)
-def _keys_by_choice() -> dict[str, dict[str, frozenset[str]]]:
-    """group → the `name` of a packaged choice → its file's top-level keys (two files of one name: both's keys)."""
-    found: dict[str, dict[str, set[str]]] = {}
-    for group in _CHOSEN_BY_NAME:
+def _choices() -> dict[str, tuple[tuple[str, str, frozenset[str]], ...]]:
+    """group → (option, its `name`, its file's top-level keys) per packaged file of the group."""
+    found: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
+    for group in _CHOICE_GROUPS:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
             data = yaml.safe_load(path.read_text()) or {}
-            found.setdefault(group, {}).setdefault(str(data.get("name", path.stem)), set()).update(
-                str(k) for k in data if k != "defaults")
-    return {group: {name: frozenset(keys) for name, keys in names.items()} for group, names in found.items()}
+            keys = frozenset(str(k) for k in data if k != "defaults")
+            found.setdefault(group, []).append((path.stem, str(data.get("name", path.stem)), keys))
+    return {group: tuple(files) for group, files in found.items()}
+
+
+def _group_files(group: str) -> tuple[tuple[str, str, frozenset[str]], ...]:
+    return _choices().get("model" if group in _AS_MODEL else group, ())
 
 
 def choices_with(key: str) -> tuple[str, ...]:
-    """The `GROUP=NAME` choices whose packaged file has `key` when some choices of its group lack it
-    (`sched.gamma` → ("sched=step",)); () for a key every choice has, or a group not chosen by name."""
+    """The `GROUP=OPTION` choices whose packaged file has `key` when some options of its group lack it
+    (`sched.gamma` → ("sched=step",), `student.arch` → ("student=searched",)); () for a key every option has, a key
+    none has, or a group without packaged options."""
     group, _, rest = key.partition(".")
-    names = _keys_by_choice().get(group, {})
-    having = [name for name, keys in names.items() if rest.split(".", 1)[0] in keys]
-    return tuple(f"{group}={name}" for name in having) if having and len(having) < len(names) else ()
+    files = _group_files(group)
+    having = [option for option, _, keys in files if rest.split(".", 1)[0] in keys]
+    default = _default_choices().get("model" if group in _AS_MODEL else group)
+    having.sort(key=lambda option: option != default)  # the packaged default first: the fix offers the first
+    return tuple(f"{group}={option}" for option in having) if having and len(having) < len(files) else ()
+
+
+@lru_cache(maxsize=1)
+def _default_choices() -> dict[str, str]:
+    """group → the option config.yaml's defaults list picks (optim → sgd)."""
+    data = yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}
+    return {str(k): str(v) for entry in data.get("defaults") or [] if isinstance(entry, dict)
+            for k, v in entry.items()}
 
 
 def check_chosen(key: str, config: Mapping[str, Any]) -> None:
-    """A CnnlabError for a key of another choice of its group than the one `config` chose (a packaged one, by name):
-    nothing reads it. A choice of the user's own (--config-dir) is not judged."""
-    group = key.split(".", 1)[0]
-    chosen = (config.get(group) or {}).get("name") if isinstance(config.get(group), Mapping) else None
-    having = choices_with(key)
-    if not having or chosen is None or str(chosen) not in _keys_by_choice().get(group, {}) \
-            or f"{group}={chosen}" in having:
+    """A CnnlabError for a key of another choice of its group than the one `config` chose (a packaged one, by name),
+    in a group whose chosen code reads only its own keys (_CHOSEN_BY_NAME): nothing reads it. A choice of the user's
+    own (--config-dir) is judged by its `name` (the code that reads it); one with a name cnnlab does not ship is not."""
+    group, _, rest = key.partition(".")
+    if ("model" if group in _AS_MODEL else group) not in _CHOSEN_BY_NAME:
         return
-    raise CnnlabError(f"{key} is a setting of {' and '.join(having)}, not of {group}={chosen} (chosen here), so it "
-                      "would be ignored (typed with +, or set in a --config-dir file or an experiment?)",
+    node = config.get(group)
+    chosen = node.get("name") if isinstance(node, Mapping) else None
+    same = [keys for _, name, keys in _group_files(group) if name == str(chosen)]
+    having = choices_with(key)
+    if not having or not same or any(rest.split(".", 1)[0] in keys for keys in same):
+        return
+    # named by `name`, which decides what reads it: a user's myconf/sched/mine.yaml with name: cosine is cosine's code
+    raise CnnlabError(f"{key} is a setting of {' and '.join(having)}, not of the {group} this run uses ({group}.name="
+                      f"{chosen}), so it would be ignored (typed with +, or set in a --config-dir file or an "
+                      "experiment?)",
                       fix=f"choose {having[0]}, or remove {key}")
 
 
@@ -494,9 +522,25 @@ def check_added_keys(overrides: Sequence[str], command: str) -> None:
                               fix=f"drop {override}{instead}")
 
 
-def setting_facts(command: str, typed: Sequence[str] = ()) -> Any:
+def check_sections_read(overrides: Sequence[str], command: str, plan_text: str = "") -> None:
+    """A CnnlabError for a typed override in a section `command` never reads (CommandInfo.unread): `cnnlab bench
+    optim.lr=0.1` or `cnnlab pipeline trainer.epochs=1` ran without it. `plan_text`: a pipeline's plan as written
+    (unresolved), where an interpolation such as `${trainer.epochs}` does read the section."""
+    info = COMMANDS[command]
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        top = key.split(".", 1)[0]
+        if top in info.unread and "${" + top not in plan_text:
+            stages = "; to change a stage, set it in that stage's overrides (pipeline.plan.<stage>.overrides of " \
+                     "the experiment file: docs/pipeline.md)" if command == "pipeline" else ""
+            raise CnnlabError(f"{override}: `cnnlab {command}` {info.unread_reason}, so {top}.* would be ignored",
+                              fix=f"drop {override}{stages}")
+
+
+def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = None) -> Any:
     """What this layer knows of a key, for the fixes errors_view words (an errors_view.SettingFacts; that leaf may not
-    import settings). `typed`: the command line's arguments after the command (a fix repeats them)."""
+    import settings). `typed`: the command line's arguments after the command (a fix repeats them); `stage`: the
+    pipeline stage overrides they are instead (a fix edits those)."""
     from cnnlab.errors_view import SettingFacts  # lazy: imports Hydra's and OmegaConf's error types
 
     def kind(key: str) -> str | None:
@@ -505,7 +549,7 @@ def setting_facts(command: str, typed: Sequence[str] = ()) -> Any:
 
     return SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
                         read_by_others=lambda key: read_by_others(key, command), choices_with=choices_with,
-                        typed=tuple(typed))
+                        typed=tuple(typed), stage=stage)
 
 
 def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:

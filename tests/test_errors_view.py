@@ -121,5 +121,43 @@ def test_a_key_of_another_group_choice_is_named_with_the_choice_that_reads_it(cl
     for typed in (["sched=cosine", "+sched.gamma=0.5"], ["method=simsiam", "+method.temperature=0.5"]):
         line = _error_line(cli("pretrain", *TINY, *typed))
         owner = "sched=step" if "sched" in typed[1] else "method=simclr"
-        assert f"is a setting of {owner}, not of {typed[0]}" in line and f"choose {owner}" in line, line
+        group, name = typed[0].split("=")
+        assert f"is a setting of {owner}, not of the {group} this run uses ({group}.name={name})" in line, line
+        assert f"choose {owner}" in line, line
     assert not any((d / "model.pt").exists() for d in run_dirs(outputs, "pretrain")[1:])
+
+
+
+@pytest.mark.parametrize("typed, said", [
+    # probe 57: each was "unknown setting … check the spelling" (or "did you mean model.arch?", whose fix failed)
+    (["student=lenet5", "student.arch=w1_x"], "student.arch is a setting of student=searched, not of the student "
+                                              "this run uses — choose it: cnnlab distill"),
+    (["dataset=digits", "dataset.train_size=100"], "dataset.train_size is a setting of dataset=synthetic, not of "
+                                                   "the dataset this run uses — drop it"),
+    (["optim=adamw", "optim.momentum=0.9"], "optim.momentum is a setting of optim=sgd and optim=lars, not of the "
+                                            "optim this run uses — choose it:"),
+])
+def test_a_key_spelled_right_for_another_choice_names_that_choice(cli, typed: list[str], said: str) -> None:
+    """Probe 57: each was "unknown setting … check the spelling" for a key spelled right; distill's student.arch was
+    told "did you mean model.arch?", then "choose it: … model=searched", which distill refused (it has no model=)."""
+    command = "distill" if typed[0].startswith("student") else "pretrain"
+    line = _error_line(cli(command, *typed))
+    assert said in line and "spelling" not in line and "+" not in line.split(" — ", 1)[1], line
+
+
+def test_in_a_sweep_the_choice_fix_keeps_the_sweep_and_says_which_jobs_read_the_key(cli) -> None:
+    """Probe 57: under -m the "choose it" fix dropped -m (typed, it was then refused as a sweep without -m), and
+    with the group itself swept (`sched=step,cosine`) it silently dropped the cosine jobs."""
+    from helpers import bash_words
+
+    line = _error_line(cli("pretrain", "-m", *TINY, "sched=cosine", "sched.gamma=0.5,0.2"))
+    assert bash_words(line.split("choose it: ", 1)[1])[:3] == ["cnnlab", "pretrain", "-m"], line
+    line = _error_line(cli("pretrain", "-m", *TINY, "sched=step,cosine", "sched.gamma=0.5"))
+    assert "not of every sched this sweep runs (sched=step,cosine)" in line and "the others apart" in line, line
+
+
+
+def test_a_choice_key_for_a_group_the_command_lacks_is_not_offered_that_group(cli) -> None:
+    line = _error_line(cli("distill", "teacher=lenet5", "student=lenet5", "model.arch=w1_x"))
+    assert "`cnnlab distill` has no model= choice" in line and "model=searched" not in line, line
+    assert "teacher= and student=" in line

@@ -19,6 +19,8 @@ import torch
 
 from helpers import TINY, CliResult, read_run, run_dirs
 
+from cnnlab.commands import COMMANDS
+
 Cli = Callable[..., CliResult]
 
 
@@ -95,7 +97,8 @@ def place(run: Path, outputs: Path, name: str = "12-00-00", command: str = "pret
 ])
 def test_a_wrong_setting_is_one_line_naming_key_value_and_allowed(cli: Cli, command: str, override: str) -> None:
     key, value = override.split("=")
-    line = one_error_line(cli(command, *TINY, override), "takes", f"set e.g. {key}=")
+    given = [a for a in TINY if a.split(".")[0] not in COMMANDS[command].unread]  # bench refuses trainer.* first
+    line = one_error_line(cli(command, *given, override), "takes", f"set e.g. {key}=")
     assert line.startswith(f"error: {key}={value} is not allowed"), line
 
 

@@ -175,17 +175,44 @@ def test_resume_latest_of_another_command_names_the_fix_for_that_commands_newest
     assert f"cnnlab pretrain resume={interrupted}" in (info.value.fix or "")
 
 
-@pytest.mark.parametrize("typed, owner", [
-    (["sched=cosine", "+sched.gamma=0.5"], "sched=step"),
-    (["method=simsiam", "+method.temperature=0.5"], "method=simclr"),
-    (["model=lenet5", "+model.arch=w1_stem16s1_k3e1c16n1s1_head64"], "model=searched"),
+@pytest.mark.parametrize("command, typed, owner", [
+    ("pretrain", ["sched=cosine", "+sched.gamma=0.5"], "sched=step"),
+    ("pretrain", ["method=simsiam", "+method.temperature=0.5"], "method=simclr"),
+    ("pretrain", ["model=lenet5", "+model.arch=w1_stem16s1_k3e1c16n1s1_head64"], "model=searched"),
+    # probe 57: teacher and student options are model entries; +teacher.arch ran with it ignored
+    ("distill", ["teacher=lenet5", "+teacher.arch=w1_stem16s1_k3e1c16n1s1_head64"], "teacher=searched"),
 ])
-def test_a_key_of_another_group_choice_is_refused(typed: list[str], owner: str) -> None:
+def test_a_key_of_another_group_choice_is_refused(command: str, typed: list[str], owner: str) -> None:
     """The code a group's `name` picks reads its own file's keys only: sched=cosine ran with +sched.gamma ignored."""
-    config = composed("pretrain", *typed)
+    config = composed(command, *typed)
     with pytest.raises(CnnlabError) as info:
-        check_config(config, "pretrain")
-    assert f"is a setting of {owner}, not of {typed[0]}" in info.value.one_line()
+        check_config(config, command)
+    group, name = typed[0].split("=")
+    assert f"is a setting of {owner}, not of the {group} this run uses ({group}.name={name})" in \
+        info.value.one_line()
     group = typed[0].split("=")[0]
     config[group]["name"] = "my_own"  # a choice from the user's --config-dir: its keys are its own business
-    check_config(config, "pretrain")
+    check_config(config, command)
+
+
+@pytest.mark.parametrize("command, typed", [("bench", "trainer.batch_size=32"), ("bench", "optim=adamw"),
+                                            ("inspect", "trainer.epochs=3"), ("export", "+sched.foo=1"),
+                                            ("evaluate", "optim.lr=0.1"), ("predict", "trainer.batch_size=8"),
+                                            ("pipeline", "trainer.epochs=1"), ("pipeline", "dataset=digits")])
+def test_a_section_the_command_never_reads_is_refused(command: str, typed: str) -> None:
+    """`cnnlab bench trainer.batch_size=32` (bench.batch_sizes is bench's) and `cnnlab pipeline trainer.epochs=1`
+    (each stage takes its own) ran without them, exit 0."""
+    from cnnlab.settings import check_sections_read
+
+    with pytest.raises(CnnlabError) as info:
+        check_sections_read([typed], command)
+    line = info.value.one_line()
+    assert line.startswith(f"{typed}: `cnnlab {command}` ") and f"drop {typed}" in line, line
+
+
+def test_a_section_the_command_reads_passes() -> None:
+    from cnnlab.settings import check_sections_read
+
+    check_sections_read(["trainer.eval_batch_size=64", "dataset.val_fraction=0.3"], "export")  # its val images
+    check_sections_read(["optim.lr=0.1", "trainer.epochs=2"], "prune")  # recovery fine-tuning
+    check_sections_read(["trainer.epochs=1"], "pipeline", '{"a": {"overrides": ["trainer.epochs=${trainer.epochs}"]}}')

@@ -114,8 +114,12 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
         factory = instantiate(cfg, _partial_=True, _convert_="all")
         return factory(list(groups))
     except Exception as exc:  # a bad _target_ or argument in the user's optim config
-        raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {exc.__cause__ or exc}",
-                          fix="check the optim group (e.g. optim=sgd or optim=adamw)") from exc
+        cause = str(exc.__cause__ or exc)
+        given = " ".join(f"optim.{k}={v}" for k, v in cfg.items() if not str(k).startswith("_"))
+        # probe 57: `+optim.dampening=0.1` on optim=sgd (nesterov: true) was told to "check the optim group"
+        fix = "set optim.nesterov=false (Nesterov momentum needs momentum > 0 and dampening 0)" \
+            if "Nesterov" in cause else f"change the setting it names (this optimizer was given {given})"
+        raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {cause}", fix=fix) from exc
 
 
 class LARS(torch.optim.Optimizer):

@@ -29,6 +29,7 @@ from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
 from cnnlab.steps.stage_check import check_stages
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
+from cnnlab.settings import check_sections_read
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
     runs_root = workspace / "runs"
     BenchSettings.from_config(settings.bench, key="pipeline.bench")  # refused before any stage, not after training
+    check_sections_read(ctx.overrides, "pipeline", json.dumps(OmegaConf.to_container(settings.plan, resolve=False)))
     stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
                         bench=OmegaConf.to_container(settings.bench, resolve=True))
     wanted = select(stages, None if settings.stages is None else list(settings.stages))

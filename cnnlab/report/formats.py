@@ -95,7 +95,7 @@ def _values(row: Row, base: Path) -> dict[str, str]:
         "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")
-                + (" (deleted)" if row.file_note else ""),
+                + (" (deleted)" if row.file_recorded else ""),
         "p50 ms": "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
         "speed-up": speedup_cell(row), "Pareto": "★" if row.pareto else "",
     }

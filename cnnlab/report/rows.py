@@ -95,7 +95,8 @@ class Row:
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)  # why it has no latency
-    file_note: str | None = None          # its model file was deleted since it ran (the size is the recorded one)
+    file_note: str | None = None          # a model file it recorded was deleted since it ran (ModelFile)
+    file_recorded: bool = False           # ... and none is left: the size is the one run.json recorded
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
 
@@ -156,25 +157,31 @@ def _origins(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     return {path: origin(path) for path in export_source}
 
 
-def _file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> tuple[int | None, str]:
-    onnx = run.artifact("onnx")
-    if onnx is None:
-        for export in exports.get(run.path.resolve(), []):
-            onnx = export.artifact("onnx") or onnx
-    if onnx is not None:
-        return onnx.stat().st_size, "onnx"
+@dataclass(frozen=True)
+class ModelFile:
+    """What the size column shows: the bytes of the deployable file (its ONNX, or an export's; else model.pt), its
+    kind, and `note` when a file the run recorded is gone since (probe 56/57); `recorded`: no file is left, so the
+    bytes are those run.json recorded."""
+
+    bytes: int | None
+    kind: str
+    note: str | None = None
+    recorded: bool = False
+
+
+def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
+    gone = run.deleted_files()
+    onnx = run.artifact("onnx") or next((e.artifact("onnx") for e in exports.get(run.path.resolve(), [])
+                                         if e.artifact("onnx") is not None), None)
+    if onnx is not None:  # the deployable graph is there: a deleted checkpoint changes nothing shown
+        return ModelFile(onnx.stat().st_size, "onnx")
     model = run.artifact("model")
-    return (model.stat().st_size, "pt") if model is not None else (run.model.file_bytes, "pt")
-
-
-def _deleted_model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> str | None:
-    """A note when the run's model file was deleted since it ran (its size is then the recorded one), or None: the
-    row stands for a model that can no longer be exported, timed or deployed from that run (probe 56)."""
-    files = (run.data.get("artifacts") or {})
-    gone = [str(files[name]) for name in ("model", "onnx") if name in files and run.artifact(name) is None]
-    if not gone or any(e.artifact("onnx") is not None for e in exports.get(run.path.resolve(), [])):
-        return None
-    return f"{' and '.join(gone)} deleted since it ran: the size shown is the one recorded"
+    if model is not None:
+        return ModelFile(model.stat().st_size, "pt",
+                         f"{' and '.join(gone)} deleted since it ran: the size shown is its model.pt's" if gone
+                         else None)
+    note = f"{' and '.join(gone)} deleted since it ran: the size shown is the one recorded" if gone else None
+    return ModelFile(run.model.file_bytes, "pt", note, recorded=bool(gone))
 
 
 def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
@@ -225,19 +232,19 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
         if run.metrics.val_acc is None:
             left_out.append((run.path, "no validation accuracy recorded"))
             continue
-        size, kind = _file(run, exports)
-        gone = _deleted_model_file(run, exports)
+        file = model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
         test = _newest_test(evaluations, run.dataset.identity)
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
-                        params=run.model.params, flops=run.model.flops, file_bytes=size, file_kind=kind,
+                        params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
                         source=origin(run.source.run_path),
                         test_accuracy=None if test is None else test.metrics.test_acc,
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
                         test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
-                        precision=precision_of(run), arch=_arch(run), file_note=gone))
+                        precision=precision_of(run), arch=_arch(run), file_note=file.note,
+                        file_recorded=file.recorded))
 
     paired = sessions(runs, origin)
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]

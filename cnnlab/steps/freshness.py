@@ -21,7 +21,6 @@ from cnnlab.runs import RunInfo
 # A folder's digest per resolved root, for the decisions of one process (a pipeline's stages, a sweep job's earlier
 # attempts): their folders do not change while they are being decided, and 70,000 pictures take a moment to stat.
 Digests = dict[str, "str | None"]
-MODEL_FILES = ("model", "onnx")  # the artifacts a run's model lives in
 
 
 def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None) -> str | None:
@@ -34,10 +33,9 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
             then = recorded.get(stage)
             if not isinstance(then, str) or os.path.realpath(then) != os.path.realpath(path):
                 return f"stage {stage} ran again since ({path})"
-    for name in MODEL_FILES:  # what a later stage reads: a run whose file was deleted does not stand (probe 56)
-        rel = (run.data.get("artifacts") or {}).get(name)
-        if rel is not None and run.artifact(name) is None:
-            return f"its {rel} is gone"
+    gone = run.deleted_files()  # what a later stage reads: a run whose model file was deleted does not stand
+    if gone:
+        return f"its {gone[0]} is gone"
     return data_changed(run, digests=digests)
 
 

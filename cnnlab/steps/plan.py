@@ -24,6 +24,8 @@ REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
 MODEL_COMMANDS = commands_where(produces_model=True)
 HAS_OWN_ONNX = commands_where(writes_onnx=True)
 RESUMABLE = commands_where(resumable=True)  # keep last.pt and accept resume=RUN
+# what a stage can run: a command that writes a run folder, except a pipeline inside a pipeline
+STAGE_COMMANDS = tuple(c for c in commands_where(records_run=True) if c != "pipeline")
 BENCH_STAGE = "bench"                   # the one automatic stage that times every model together
 
 
@@ -70,18 +72,26 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
                               "stage", fix="give the stage another name")
         if not isinstance(spec, Mapping) or "command" not in spec:
             raise CnnlabError(f"pipeline.plan.{name} needs a command", fix="write {command: CMD, overrides: [...]}")
+        command = str(spec["command"])
+        if command not in STAGE_COMMANDS:  # `inspect` writes no run folder: nothing for the pipeline to find
+            raise CnnlabError(f"pipeline.plan.{name}: command {command!r} cannot be a stage",
+                              fix=f"use one of {', '.join(STAGE_COMMANDS)}")
         extra = sorted(set(spec) - {"command", "overrides"})
         if extra:  # `overide: [...]` would run the stage with none of them, without a word
             raise CnnlabError(f"pipeline.plan.{name}.{extra[0]} is not a stage setting (a stage has a command and "
                               "overrides)", fix=f"write pipeline.plan.{name} as {{command: CMD, overrides: [...]}}")
-        overrides = [str(o) for o in spec.get("overrides") or []]
+        listed = spec.get("overrides") or []
+        if not isinstance(listed, (list, tuple)):  # `overrides: model=lenet5` is a string: one override per letter
+            raise CnnlabError(f"pipeline.plan.{name}.overrides is {listed!r}, not a list",
+                              fix=f"write it in brackets: overrides: [{listed}]")
+        overrides = [str(o) for o in listed]
         inputs = sorted({ref for o in overrides for ref in REFERENCE.findall(o)})
         known = {s.name for s in stages}
         missing = [ref for ref in inputs if ref not in known]
         if missing:
             raise CnnlabError(f"pipeline.plan.{name} refers to @{missing[0]}, which is not a stage before it",
                               fix=f"stages before {name}: {', '.join(sorted(known)) or '(none)'}")
-        stage = Stage(name, str(spec["command"]), overrides, inputs)
+        stage = Stage(name, command, overrides, inputs)
         stages.append(stage)
         if stage.command not in MODEL_COMMANDS:
             continue

@@ -33,9 +33,9 @@ from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
-from cnnlab.settings import closest_setting, rule_for
 from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, rung_epochs, rung_peers, scored_twin,
                                  set_constraints)
+from cnnlab.settings import closest_setting, rule_for
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    train_model)

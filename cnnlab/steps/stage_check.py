@@ -40,7 +40,8 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             config = compose(config_name, overrides=hydra_overrides(stage.command, overrides))
             check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command)
         except Exception as exc:  # noqa: BLE001 - Hydra's and OmegaConf's refusals, worded as the stage would
-            message, is_bug = describe(exc, stage.command, setting_facts(stage.command, stage.overrides))
+            facts = setting_facts(stage.command, stage.overrides, f"pipeline.plan.{stage.name}.overrides")
+            message, is_bug = describe(exc, stage.command, facts)
             if is_bug:
                 raise
             raise CnnlabError(f"pipeline.plan.{stage.name} (cnnlab {stage.command}): {message}") from None

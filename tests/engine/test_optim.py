@@ -128,3 +128,17 @@ def test_an_optimizer_without_lr_is_refused_not_trained_at_zero() -> None:
         Recipe.from_config({"optim": {"_target_": "torch.optim.Adam"}})
     assert "optim.lr=" in error.value.fix
     assert Recipe.from_config({"optim": {"_target_": "torch.optim.Adam", "lr": 0.001}}).lr == 0.001
+
+
+def test_an_argument_the_optimizer_refuses_gets_a_fix_that_names_a_setting() -> None:
+    """Probe 57: `+optim.dampening=0.1` on optim=sgd (nesterov: true) was told to "check the optim group (e.g.
+    optim=sgd …)", the group it already used."""
+    model = torch.nn.Linear(2, 2)
+    sgd = {"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}
+    with pytest.raises(CnnlabError) as info:
+        build_optimizer({**sgd, "dampening": 0.1}, param_groups(model, 0.1, 0.0))
+    assert info.value.fix == "set optim.nesterov=false (Nesterov momentum needs momentum > 0 and dampening 0)"
+    build_optimizer({**sgd, "dampening": 0.1, "nesterov": False}, param_groups(model, 0.1, 0.0))  # the fix works
+    with pytest.raises(CnnlabError) as info:
+        build_optimizer({**sgd, "nesterov": False, "momentum": -1.0}, param_groups(model, 0.1, 0.0))
+    assert "optim.momentum=-1.0" in (info.value.fix or "")

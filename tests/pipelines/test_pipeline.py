@@ -69,6 +69,13 @@ def test_plan_adds_export_and_one_paired_bench_and_checks_references() -> None:
         build_plan({"b": {"command": "prune", "overrides": ["source=@c"]}}, export=True, bench=BENCH)
     with pytest.raises(CnnlabError, match="pipeline's own benchmark"):
         build_plan({"bench": {"command": "pretrain"}}, export=True, bench=BENCH)
+    # an unknown command was a KeyError traceback once stages were checked before running; inspect writes no run
+    # folder, so the pipeline found no attempt and said "failed with exit code 0"
+    with pytest.raises(CnnlabError, match=r"overrides is 'model=lenet5', not a list — write it in brackets"):
+        build_plan({"a": {"command": "pretrain", "overrides": "model=lenet5"}}, export=True, bench=BENCH)
+    for command in ("foo", "inspect", "pipeline"):
+        with pytest.raises(CnnlabError, match=f"command '{command}' cannot be a stage — use one of pretrain, "):
+            build_plan({"a": {"command": command}}, export=True, bench=BENCH)
     # a typo in a stage ran it without its overrides (pipeline.plan is an open section of the settings check)
     with pytest.raises(CnnlabError, match=r"pipeline.plan.a.overide is not a stage setting"):
         build_plan({"a": {"command": "pretrain", "overide": ["model=lenet5"]}}, export=True, bench=BENCH)

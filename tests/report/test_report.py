@@ -499,8 +499,23 @@ def test_a_model_file_deleted_since_the_run_is_said_beside_its_recorded_size(stu
     rows = {row.run.path.name: row for row in report.rows}
     assert rows["student"].file_note == "model.pt deleted since it ran: the size shown is the one recorded"
     assert rows["teacher"].file_note is None and rows["pruned"].file_note is None
+    assert rows["student"].file_recorded and not rows["teacher"].file_recorded
     written = write_report(report)
     markdown = next(p for p in written if p.suffix == ".md").read_text()
     assert "(deleted)" in markdown and "student` (model file): model.pt deleted since it ran" in markdown
     data = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert [r["file_note"] is not None for r in data["rows"] if r["run"].endswith("student")] == [True]
+
+
+
+def test_a_deleted_onnx_beside_its_checkpoint_shows_the_checkpoints_size_and_says_which_file_went(study: Path) -> None:
+    """Probe 57: with a prune run's model.onnx deleted, the size column read "0.11 MB pt (deleted)" and the note
+    "model.onnx deleted …: the size shown is the one recorded" — the size was model.pt's, on disk."""
+    pruned = study / "prune" / "2026-11-28" / "pruned"
+    (pruned / "model.onnx").unlink()
+    report = build_report(study)
+    row = next(r for r in report.rows if r.run.path.name == "pruned")
+    assert (row.file_bytes, row.file_kind) == ((pruned / "model.pt").stat().st_size, "pt") and not row.file_recorded
+    assert row.file_note == "model.onnx deleted since it ran: the size shown is its model.pt's"
+    markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
+    assert "(deleted)" not in markdown and "pruned` (model file): model.onnx deleted" in markdown

@@ -41,7 +41,9 @@ def test_every_packaged_experiment_passes(experiment: str) -> None:
     ("model=lenet55", "Could not find 'model/lenet55'"),
     ("trainer.epoch=1", "did you mean trainer.epochs?"),
     ("trainer.epochs=0", "trainer.epochs takes an integer >= 1"),
-    ("sched.gamma=0.5", "sched.gamma is a setting of sched=step"),
+    # probe 57: its fix was a command line (`cnnlab finetune model.weights=@pre …`) that fails typed alone
+    ("sched.gamma=0.5", "sched.gamma is a setting of sched=step, not of the sched this stage uses — add sched=step "
+                        "to pipeline.plan.tune.overrides"),
     ("+bench.rounds=3", "bench.* is read by `cnnlab bench`"),
     # probe 55: another command's setting in a stage failed only when that stage ran, after the stages before it
     ("prune.ratio=0.5", "prune.ratio is a setting of `cnnlab prune`, not of `cnnlab finetune`"),
@@ -79,3 +81,27 @@ def test_the_pipeline_refuses_before_its_first_stage_runs(cli, outputs, tmp_path
     assert result.code == 2 and "pipeline.plan.tune (cnnlab finetune): unknown setting 'trainer.epoch'" in \
         result.stderr, result.output
     assert not (outputs / "pipeline" / "two" / "runs").exists()
+
+
+def test_a_pipeline_refuses_a_setting_its_stages_would_not_get_unless_its_plan_reads_it(cli, outputs,
+                                                                                        tmp_path: Path) -> None:
+    """`cnnlab pipeline trainer.epochs=1` ran every stage at the plan's own epochs, exit 0. A plan that interpolates
+    the setting (`dataset.image_size=${dataset.image_size}`) does pass it on, and is not refused."""
+    refused = cli("pipeline", "trainer.epochs=1")
+    assert refused.code == 2 and "`cnnlab pipeline` passes only seed= and device= on to its stages" in \
+        refused.stderr, refused.output
+    folder = tmp_path / "conf" / "experiment"
+    folder.mkdir(parents=True)
+    (folder / "look.yaml").write_text(
+        "# @package _global_\npipeline:\n  name: look\n  report: false\n  plan:\n"
+        "    look: {command: pretrain, overrides: [model=lenet5, 'dataset.image_size=${dataset.image_size}']}\n")
+    # past the check, to the next one (an unknown stage to run), so that no stage trains
+    passed = cli("pipeline", "--config-dir", str(tmp_path / "conf"), "experiment=look", "dataset.image_size=40",
+                 "pipeline.stages=[zzz]")
+    assert passed.code == 2 and "unknown stage 'zzz'" in passed.stderr, passed.output
+
+
+def test_a_command_that_trains_nothing_refuses_training_settings_before_any_run_folder(cli, outputs) -> None:
+    result = cli("bench", "model=lenet5", "trainer.batch_size=32")
+    assert result.code == 2 and "`cnnlab bench` trains nothing, so trainer.* would be ignored" in result.stderr
+    assert not (outputs / "bench").exists()
