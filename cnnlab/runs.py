@@ -403,6 +403,20 @@ def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoi
         raise CnnlabError(f"{key}={spec}: `cnnlab {command}` runs hold no model to start from", fix=choices)
 
 
+def _refuse_a_newer_run_with_its_model_deleted(spec: str, outputs: Path, command: str | None, chosen: RunInfo,
+                                               want: tuple[str, ...]) -> None:
+    """A CnnlabError when the newest completed run (of `command`) is not `chosen` because its model file was
+    deleted since: `latest:finetune` quietly took an older run, at another input size (probe 57)."""
+    newest = latest_run(outputs, command)
+    gone = newest.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want)) if newest is not None else []
+    if newest is None or not gone or newest.path == chosen.path:
+        return
+    what = f"`cnnlab {command}` run" if command else "run"
+    raise CnnlabError(f"{spec}: the newest completed {what}, {newest.path}, has its {' and '.join(gone)} deleted, "
+                      f"and the next newest with a model file is {chosen.path}",
+                      fix=f"name the run to use (source={chosen.path}), restore the file, or train again")
+
+
 def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkpoint", "onnx"),
                    key: str = "source", runtime_key: str | None = None) -> Source:
     """Turn `source=...` into a file. `want` lists acceptable kinds in order of preference; `runtime_key`: the
@@ -429,6 +443,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                                   f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
+        _refuse_a_newer_run_with_its_model_deleted(spec, outputs, command, run, want)
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():

@@ -327,3 +327,17 @@ def test_the_commands_latest_can_name_are_the_commands_that_keep_a_model() -> No
     makers = {command for commands in MODEL_MAKERS.values() for command in commands}
     assert makers <= set(COMMANDS)
     assert set(commands_where(produces_model=True)) <= makers
+
+
+def test_latest_does_not_pass_over_a_newer_run_whose_model_file_was_deleted(tmp_path: Path) -> None:
+    """Probe 57: with the newest finetune's model.pt deleted, `latest:finetune` quietly took an older finetune (at
+    another input size); docs/runs.md promises the newest completed run."""
+    older = make_run(tmp_path, "finetune", "a", started="2026-01-01T10:00:00")
+    newest = make_run(tmp_path, "finetune", "b", started="2026-01-01T11:00:00")
+    assert resolve_source("latest:finetune", tmp_path).run.path == newest  # type: ignore[union-attr]
+    (newest / "model.pt").unlink()
+    with pytest.raises(CnnlabError) as info:
+        resolve_source("latest:finetune", tmp_path)
+    assert f"the newest completed `cnnlab finetune` run, {newest}, has its model.pt deleted" in info.value.message
+    assert info.value.fix is not None and f"source={older}" in info.value.fix
+    resolve_source(f"{older}", tmp_path)  # the fix works

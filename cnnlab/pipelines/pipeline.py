@@ -151,10 +151,32 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
     return attempt.path
 
 
+def replaced_runs(runs_root: Path) -> dict[Path, Path]:
+    """Each completed stage run that a newer completed run of the same stage (its fingerprint: the same settings and
+    seed) has replaced — run again because its model file was deleted, its images changed or an upstream stage ran
+    again — → that newer run. Not a second seed: the report leaves it out (probe 57)."""
+    newest: dict[str, RunInfo] = {}
+    replaced: dict[Path, Path] = {}
+    for run in iter_runs(runs_root):  # oldest first
+        fingerprint = (run.data.get("pipeline") or {}).get("fingerprint")
+        if run.status != "completed" or not isinstance(fingerprint, str):
+            continue
+        if fingerprint in newest:
+            replaced[newest[fingerprint].path] = run.path
+        newest[fingerprint] = run
+    return {old: _newest(new, replaced) for old, new in replaced.items()}
+
+
+def _newest(path: Path, replaced: dict[Path, Path]) -> Path:
+    while path in replaced:
+        path = replaced[path]
+    return path
+
+
 def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:
     from cnnlab.report import build_report, print_report, write_report
 
-    report = build_report(workspace)
+    report = build_report(workspace, replaced=replaced_runs(workspace / "runs"))
     print_report(report)
     written = write_report(report)
     for path in written:

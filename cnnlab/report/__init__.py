@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
@@ -38,13 +38,20 @@ class Report:
         return [group for groups in self.seed_groups.values() for group in groups]
 
 
-def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison()) -> Report:
+def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison(),
+                 replaced: Mapping[Path, Path] | None = None) -> Report:
+    """The report of the runs under `outputs` (those whose folder matches `pattern`). `replaced`: run folder → the
+    newer run that stands for the same work (a pipeline stage run again): left out, with the reason, so that a
+    stage's two runs are not read as two seeds of one model (probe 57)."""
     outputs = Path(outputs).resolve()
     if not outputs.is_dir():
         raise CnnlabError(f"{outputs} is not a folder", fix="give the outputs folder (or a run/sweep folder in it)")
-    everything = matching_runs(outputs, pattern)
+    replaced = {Path(old).resolve(): new for old, new in (replaced or {}).items()}
+    everything = [run for run in matching_runs(outputs, pattern) if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison)
+    left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
+                 for old, new in replaced.items()]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
     mark_pareto(rows)

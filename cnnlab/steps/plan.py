@@ -85,6 +85,11 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
             raise CnnlabError(f"pipeline.plan.{name}.overrides is {listed!r}, not a list",
                               fix=f"write it in brackets: overrides: [{listed}]")
         overrides = [str(o) for o in listed]
+        if any(o.lstrip("+~").split("=", 1)[0] == "resume" for o in overrides):  # probe 57: `resume=@tune` never works
+            raise CnnlabError(f"pipeline.plan.{name}: resume= is the pipeline's own: it resumes an interrupted "
+                              "training stage from its last.pt itself (a stage referred to with @ has completed)",
+                              fix=f"drop resume= from pipeline.plan.{name}.overrides, and run the same `cnnlab "
+                                  "pipeline` again to continue an interrupted one")
         inputs = sorted({ref for o in overrides for ref in REFERENCE.findall(o)})
         known = {s.name for s in stages}
         missing = [ref for ref in inputs if ref not in known]

@@ -73,6 +73,9 @@ def test_plan_adds_export_and_one_paired_bench_and_checks_references() -> None:
     # folder, so the pipeline found no attempt and said "failed with exit code 0"
     with pytest.raises(CnnlabError, match=r"overrides is 'model=lenet5', not a list — write it in brackets"):
         build_plan({"a": {"command": "pretrain", "overrides": "model=lenet5"}}, export=True, bench=BENCH)
+    with pytest.raises(CnnlabError, match=r"pipeline.plan.b: resume= is the pipeline's own"):
+        build_plan({"a": {"command": "pretrain"}, "b": {"command": "finetune", "overrides": ["resume=@a"]}},
+                   export=True, bench=BENCH)
     for command in ("foo", "inspect", "pipeline"):
         with pytest.raises(CnnlabError, match=f"command '{command}' cannot be a stage — use one of pretrain, "):
             build_plan({"a": {"command": command}}, export=True, bench=BENCH)
@@ -242,6 +245,12 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     stages = pipeline_records(outputs)[-1]["pipeline"]["stages"]
     assert {n: s["how"] for n, s in stages.items()} == {"teacher": "reused", "teacher.export": "ran",
                                                          "pruned": "reused", "bench": "ran"}
+    # probe 57: the replaced export and bench runs were pooled with the new ones as "2 runs, 1 seed" groups, their
+    # latencies averaged over two sessions
+    report = json.loads((workspace / "report.json").read_text())
+    assert all(len(group["runs"]) == 1 for group in report["groups"]), report["groups"]
+    replaced = {entry["run"] for entry in report["left_out"] if "replaced by" in entry["reason"]}
+    assert {str(by_stage[name].path.relative_to(workspace)) for name in ("teacher.export", "bench")} <= replaced
 
 
 @pytest.mark.slow  # ~60 s (three pipelines); the decisions are unit-tested above and in tests/steps/test_freshness.py
@@ -308,3 +317,21 @@ def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path,
     failed = cli("pipeline", "--config-dir", str(broken), "experiment=tiny")
     assert failed.code == 2
     assert "stage pruned (cnnlab prune) failed" in failed.stderr and "run.log" in failed.stderr
+
+
+
+def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_path: Path) -> None:
+    from cnnlab.pipelines.pipeline import replaced_runs
+    from cnnlab.runs import RunRecord
+
+    def stage(name: str, fingerprint: str, started: str, status: str = "completed") -> Path:
+        record = RunRecord.start(tmp_path / name, "finetune")
+        record.update(started=started, pipeline={"stage": "tune", "fingerprint": fingerprint})
+        record.finish(status)
+        return tmp_path / name
+
+    first, seed1 = stage("a", "f0", "2026-01-01T10:00:00"), stage("s1", "f1", "2026-01-01T10:30:00")
+    stage("failed", "f0", "2026-01-01T10:45:00", status="failed")
+    second, third = stage("b", "f0", "2026-01-01T11:00:00"), stage("c", "f0", "2026-01-01T12:00:00")
+    assert replaced_runs(tmp_path) == {first: third, second: third}  # seed1 (another fingerprint) stays
+    assert seed1 not in replaced_runs(tmp_path)

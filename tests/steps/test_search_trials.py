@@ -103,6 +103,15 @@ def _search_config(space: str = "hparams"):
     ({"trainer.batch_size": {"type": "int", "low": 0, "high": 64}}, {}, "its low 0 is not allowed"),
     ({"trainer.batch_size": {"type": "categorical", "choices": [32, -8]}}, {}, "its choice -8 is not allowed"),
     ({"optim.lr": {"type": "float", "low": 0.01, "high": 0.1}}, {"trainer.mixup": -1}, "its fixed value -1"),
+    # probe 57: "chose" resnet18 while every trial trained LeNet-5; a proxy of 2 epochs while each trained 1
+    ({"model.name": {"type": "categorical", "choices": ["lenet5", "resnet18"]}}, {}, "model.name cannot be searched"),
+    ({"search.proxy_epochs": {"type": "int", "low": 1, "high": 3}}, {}, "search.proxy_epochs cannot be searched"),
+    ({"dataset.image_size": {"type": "int", "low": 16, "high": 32}}, {}, "dataset.image_size cannot be searched"),
+    # probe 57: "did you mean sched.gamma?" (spelled right: step's, not the default cosine's)
+    ({"sched.gamma": {"type": "float", "low": 0.1, "high": 0.5}}, {}, "is a setting of sched=step, not of the sched "
+                                                                      "this search uses — add sched=step"),
+    # probe 57: shown as [32,64], the text "32" invisible
+    ({"trainer.batch_size": {"type": "categorical", "choices": ["32", 64]}}, {}, "its choice '32' is not allowed"),
 ])
 def test_a_space_is_checked_against_the_settings_before_any_trial(params: dict, fixed: dict, said: str) -> None:
     from cnnlab.errors import CnnlabError
@@ -122,3 +131,17 @@ def test_the_packaged_spaces_pass(name: str) -> None:
 
     cfg = _search_config(name)
     search_trials.check_space_keys(SearchSpace.from_mapping(name, OmegaConf.to_container(cfg.space)), cfg)
+
+
+
+def test_the_settings_check_leaves_a_spaces_values_to_the_search() -> None:
+    """Probe 57: `choices: ["32", 64]` was refused by the settings check as `space.params.trainer.batch_size.choices`,
+    with a fix (`'space.params.trainer.batch_size.choices=[32,64,128]'`) Hydra then refused as an unknown key."""
+    from omegaconf import OmegaConf, open_dict
+
+    from cnnlab.settings import check_config
+
+    cfg = _search_config()
+    with open_dict(cfg):
+        cfg.space.params["trainer.batch_size"] = {"type": "categorical", "choices": ["32", 64]}
+    check_config(OmegaConf.to_container(cfg, resolve=True), "search")  # type: ignore[arg-type]
