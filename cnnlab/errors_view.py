@@ -136,35 +136,41 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
         return (f"{key} is a setting of `cnnlab {others[0]}`, not of `cnnlab {command}` — drop it{instead} "
                 f"(`cnnlab {command} --help` lists this command's settings)")
     having = facts.choices_with(key)
-    group = key.split(".", 1)[0]
-    info = COMMANDS.get(command)
-    if having and info is not None and group not in (*info.groups, *info.extra_groups):
-        # `cnnlab distill model.arch=…`: distill takes its networks from teacher= and student= (probe 57)
-        where = info.model_fix if group == "model" and info.model_fix else \
-            f"`cnnlab {command} --help` lists the groups it has"
-        return f"{key}: `cnnlab {command}` has no {group}= choice, so it would be ignored — drop it; {where}"
-    if having and facts.stage:  # probe 57: `cnnlab finetune model.weights=@pre …` fails typed alone
-        return (f"{key} is a setting of {' and '.join(having)}, not of the {group} this stage uses — add "
-                f"{having[0]} to {facts.stage}" + (", or drop it" if group == "dataset" else ""))
     if having:  # `sched=cosine sched.gamma=0.5`: a key of another choice of the group, not a typo
-        others = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != group]
-        line = shlex.join(['cnnlab', command, *others, having[0]])
-        swept = next((arg for arg in facts.typed if arg.split("=", 1)[0] == group and "," in arg), None)
-        if swept is not None:  # `-m sched=step,cosine sched.gamma=0.5`: only some jobs of the sweep read it
-            return (f"{key} is a setting of {' and '.join(having)}, not of every {group} this sweep runs ({swept}) "
-                    f"— run the {having[0]} jobs with it: {line}; and the others apart, without it")
-        if group == "dataset":  # other data altogether: dropping the key is the likelier wish
-            kept = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != key]
-            shown = shlex.join(["cnnlab", command, *kept, "--cfg", "job"])
-            return (f"{key} is a setting of {' and '.join(having)}, not of the dataset this run uses — drop it "
-                    f"(`{shown}` shows the settings it has), or use that dataset: {line}")
-        return f"{key} is a setting of {' and '.join(having)}, not of the {group} this run uses — choose it: {line}"
+        return _another_choices_setting(key, command, facts, having)
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
     fix += f"`cnnlab {command} --help` lists the settings)"
     if facts.may_add(key):
         fix += f"; +{key}=VALUE adds a new key on purpose"
     return f"unknown setting '{key}' — {fix}"
+
+
+def _another_choices_setting(key: str, command: str, facts: SettingFacts, having: tuple[str, ...]) -> str:
+    """A key spelled right that only other choices of its group have (`having`: "sched=step"): which choice reads
+    it, with a fix for where it was typed — a command line, a sweep, a pipeline stage (probes 56, 57)."""
+    group, owners = key.split(".", 1)[0], " and ".join(having)
+    info = COMMANDS.get(command)
+    if info is not None and group not in (*info.groups, *info.extra_groups):
+        # `cnnlab distill model.arch=…`: distill takes its networks from teacher= and student=
+        where = info.model_fix if group == "model" and info.model_fix else \
+            f"`cnnlab {command} --help` lists the groups it has"
+        return f"{key}: `cnnlab {command}` has no {group}= choice, so it would be ignored — drop it; {where}"
+    if facts.stage:  # `cnnlab finetune model.weights=@pre …` fails typed alone: the fix edits the stage
+        return (f"{key} is a setting of {owners}, not of the {group} this stage uses — add {having[0]} to "
+                f"{facts.stage}" + (", or drop it" if group == "dataset" else ""))
+    kept = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != group]
+    line = shlex.join(["cnnlab", command, *kept, having[0]])
+    swept = next((arg for arg in facts.typed if arg.split("=", 1)[0] == group and "," in arg), None)
+    if swept is not None:  # `-m sched=step,cosine sched.gamma=0.5`: only some jobs of the sweep read it
+        return (f"{key} is a setting of {owners}, not of every {group} this sweep runs ({swept}) — run the "
+                f"{having[0]} jobs with it: {line}; and the others apart, without it")
+    if group == "dataset":  # other data altogether: dropping the key is the likelier wish
+        without = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != key]
+        shown = shlex.join(["cnnlab", command, *without, "--cfg", "job"])
+        return (f"{key} is a setting of {owners}, not of the dataset this run uses — drop it (`{shown}` shows the "
+                f"settings it has), or use that dataset: {line}")
+    return f"{key} is a setting of {owners}, not of the {group} this run uses — choose it: {line}"
 
 
 def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = SettingFacts()) -> tuple[str, bool]:
