@@ -40,6 +40,7 @@ class CommandInfo:
     # (or `trainer.epochs=1` for `cnnlab pipeline`, whose stages take their own) is refused, not ignored
     unread: tuple[str, ...] = ()
     unread_reason: str = "trains nothing"
+    reads_only: tuple[str, ...] = ()  # the keys of an `unread` section it does read (export: trainer.batch_size)
 
     def reads_source_data(self, role_weights: object = None) -> bool:
         """Whether it runs on the data its source recorded: a `source=` run's (source_dataset), or the run named by
@@ -164,7 +165,8 @@ COMMANDS: dict[str, CommandInfo] = {
         produces_model=True, writes_onnx=True, converts_source=True,
     ),
     "export": CommandInfo(
-        unread=("optim", "sched"),  # trainer: its batch size and workers read the val images
+        unread=("optim", "sched", "trainer"),  # but trainer's batch sizes and workers read the val images
+        reads_only=("trainer.batch_size", "trainer.eval_batch_size", "trainer.workers"),
         reads_source=True,
         source_dataset=True,
         summary="Export a run's model to ONNX and verify it against PyTorch.",
@@ -195,7 +197,8 @@ COMMANDS: dict[str, CommandInfo] = {
         groups=("dataset", "model", "experiment"),
     ),
     "evaluate": CommandInfo(
-        unread=("optim", "sched"),  # trainer: its eval batch size and workers
+        unread=("optim", "sched", "trainer"),  # but trainer's batch sizes and workers read the images
+        reads_only=("trainer.batch_size", "trainer.eval_batch_size", "trainer.workers"),
         reads_source=True,
         source_dataset=True,
         summary="Score a checkpoint or ONNX file (FP32/INT8) on the test split: top-1/5, per class, confusion, ECE.",

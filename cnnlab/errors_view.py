@@ -13,6 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import listed
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
 def _another_choices_setting(key: str, command: str, facts: SettingFacts, having: tuple[str, ...]) -> str:
     """A key spelled right that only other choices of its group have (`having`: "sched=step"): which choice reads
     it, with a fix for where it was typed — a command line, a sweep, a pipeline stage (probes 56, 57)."""
-    group, owners = key.split(".", 1)[0], " and ".join(having)
+    group, owners = key.split(".", 1)[0], listed(having)
     info = COMMANDS.get(command)
     if info is not None and group not in (*info.groups, *info.extra_groups):
         # `cnnlab distill model.arch=…`: distill takes its networks from teacher= and student=

@@ -27,6 +27,7 @@ import yaml
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import listed
 
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
 MIN_INPUT_SIZE = 16     # the smallest input any zoo model takes (models/registry.py min_size; each checks its own)
@@ -501,7 +502,7 @@ def check_chosen(key: str, config: Mapping[str, Any]) -> None:
     if not having or not same or any(rest.split(".", 1)[0] in keys for keys in same):
         return
     # named by `name`, which decides what reads it: a user's myconf/sched/mine.yaml with name: cosine is cosine's code
-    raise CnnlabError(f"{key} is a setting of {' and '.join(having)}, not of the {group} this run uses ({group}.name="
+    raise CnnlabError(f"{key} is a setting of {listed(having)}, not of the {group} this run uses ({group}.name="
                       f"{chosen}), so it would be ignored (typed with +, or set in a --config-dir file or an "
                       "experiment?)",
                       fix=f"choose {having[0]}, or remove {key}")
@@ -530,10 +531,15 @@ def check_sections_read(overrides: Sequence[str], command: str, plan_text: str =
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
         top = key.split(".", 1)[0]
-        if top in info.unread and "${" + top not in plan_text:
+        # a plan reads what it interpolates: `${trainer.epochs}` that key, `${trainer}` the section (probe 58)
+        interpolated = "${" + key + "}" in plan_text or "${" + top + "}" in plan_text
+        if top in info.unread and key not in info.reads_only and not interpolated:
             stages = "; to change a stage, set it in that stage's overrides (pipeline.plan.<stage>.overrides of " \
                      "the experiment file: docs/pipeline.md)" if command == "pipeline" else ""
-            raise CnnlabError(f"{override}: `cnnlab {command}` {info.unread_reason}, so {top}.* would be ignored",
+            read = [k for k in info.reads_only if k.startswith(f"{top}.")]
+            what = f"{key} would be ignored (of {top}.* it reads only {', '.join(read)})" if read else \
+                f"{top}.* would be ignored"
+            raise CnnlabError(f"{override}: `cnnlab {command}` {info.unread_reason}, so {what}",
                               fix=f"drop {override}{stages}")
 
 

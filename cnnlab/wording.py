@@ -7,11 +7,20 @@ A leaf module: the standard library only (no torch, no cnnlab imports), safe for
 from __future__ import annotations
 
 import unicodedata
+from typing import Sequence
 
 
 def counted(count: int, noun: str) -> str:
     """'1 epoch', '3 epochs', '1,200 images': a count with its noun, plural when it is not one."""
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def listed(items: Sequence[str], most: int = 3) -> str:
+    """Items as a sentence says them: "a", "a and b", "a, b and c"; past `most`, "a, b, c and 6 more"."""
+    items = list(items)
+    if len(items) > most:
+        return f"{', '.join(items[:most])} and {len(items) - most} more"
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> str:

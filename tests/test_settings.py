@@ -198,7 +198,9 @@ def test_a_key_of_another_group_choice_is_refused(command: str, typed: list[str]
 @pytest.mark.parametrize("command, typed", [("bench", "trainer.batch_size=32"), ("bench", "optim=adamw"),
                                             ("inspect", "trainer.epochs=3"), ("export", "+sched.foo=1"),
                                             ("evaluate", "optim.lr=0.1"), ("predict", "trainer.batch_size=8"),
-                                            ("pipeline", "trainer.epochs=1"), ("pipeline", "dataset=digits")])
+                                            ("pipeline", "trainer.epochs=1"), ("pipeline", "dataset=digits"),
+                                            # probe 58: export and evaluate read 3 of trainer's keys, not all
+                                            ("export", "trainer.epochs=3"), ("evaluate", "trainer.mixup=0.5")])
 def test_a_section_the_command_never_reads_is_refused(command: str, typed: str) -> None:
     """`cnnlab bench trainer.batch_size=32` (bench.batch_sizes is bench's) and `cnnlab pipeline trainer.epochs=1`
     (each stage takes its own) ran without them, exit 0."""
@@ -213,6 +215,10 @@ def test_a_section_the_command_never_reads_is_refused(command: str, typed: str) 
 def test_a_section_the_command_reads_passes() -> None:
     from cnnlab.settings import check_sections_read
 
-    check_sections_read(["trainer.eval_batch_size=64", "dataset.val_fraction=0.3"], "export")  # its val images
+    check_sections_read(["trainer.eval_batch_size=64", "trainer.batch_size=8", "trainer.workers=0",
+                         "dataset.val_fraction=0.3"], "export")  # its val images
     check_sections_read(["optim.lr=0.1", "trainer.epochs=2"], "prune")  # recovery fine-tuning
-    check_sections_read(["trainer.epochs=1"], "pipeline", '{"a": {"overrides": ["trainer.epochs=${trainer.epochs}"]}}')
+    plan = '{"a": {"overrides": ["trainer.epochs=${trainer.epochs}"]}}'
+    check_sections_read(["trainer.epochs=1"], "pipeline", plan)
+    with pytest.raises(CnnlabError):  # probe 58: the plan reads trainer.epochs, not every trainer.* key
+        check_sections_read(["trainer.max_steps_per_epoch=3"], "pipeline", plan)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
 from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, json_text, legend, markdown,
-                                   rich_differences, rich_table, speedup_notes, test_notes)
+                                   rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import (MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -180,6 +180,8 @@ def print_report(report: Report) -> None:
         if found is not None:
             out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
+    if (note := sessions_note(report.rows)) is not None:
+        out.print(note, markup=False, highlight=False, soft_wrap=True)
     if any(group.changes for group in report.all_seed_groups):
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):

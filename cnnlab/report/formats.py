@@ -358,9 +358,26 @@ def _markdown_table(shown: Sequence[str], lines: Sequence[Sequence[str]]) -> lis
             *("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)]
 
 
+def sessions_note(rows: Sequence[Row]) -> str | None:
+    """When the rows' p50 figures come from more than one bench session: how far such figures drift apart, that the
+    Pareto front compares them, and the command that times every row side by side (probe 58: one LeNet-5 read 0.059,
+    0.074 and 0.076 ms in three sessions, and a pruned one was starred by the luckier session's figure)."""
+    timed = [row for row in rows if row.latency is not None and row.bench_run is not None]
+    sessions = {row.bench_run for row in timed}
+    if len(sessions) < 2:
+        return None
+    runs = ",".join(str(row.run.path) for row in timed)
+    return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
+            "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
+            f"every row side by side, in one session: cnnlab bench 'source=[{runs}]'")
+
+
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"# cnnlab report: {base}", "", legend(comparison) + ".", ""]
+    rows_timed = [row for members in groups.values() for group in members for row in group.rows]
+    if (note := sessions_note(rows_timed)) is not None:
+        lines += [note.replace("cnnlab bench '", "`cnnlab bench '") + "`.", ""]
     for title, members in groups.items():
         shown, table = _table_lines(members, base)
         lines += [f"## {title}", "", *_markdown_table(shown, [line for line, _ in table])]

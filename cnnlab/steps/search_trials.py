@@ -35,29 +35,25 @@ from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
 from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, rung_epochs, rung_peers, scored_twin,
                                  set_constraints)
-from cnnlab.settings import choices_with, closest_setting, rule_for
+from cnnlab.settings import choices_with, closest_setting, rule_for, within
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    train_model)
 from cnnlab.weights import InitialWeights, initial_model
-from cnnlab.wording import counted
+from cnnlab.wording import counted, listed
 
 REFERENCE_ONNX = "reference.onnx"
 
 
 # What a trial takes from its candidate's config: its training recipe (Recipe.from_config: optim, sched, trainer)
-# and its data's settings (sized_data: dataset). The network (model=), the search's own settings (search.*) and the
-# seed are the search's; a space that searched one scored every trial alike and "chose" a value that played no part
-# in the choice (probes 56, 57: `trainer.epochs`, `model.name`, `search.proxy_epochs`).
-TRIAL_SECTIONS = ("optim", "sched", "trainer", "dataset")
+# and its augmentation (dataset.augment). The data itself (name, split, seed, size, normalisation), the network
+# (model=), the seed and the search's own settings (search.*) are the search's: every trial is scored on the same
+# val split. A space that searched one compared scores on different val sets, or "chose" a value that played no part
+# (probes 56-58: `trainer.epochs`, `model.name`, `search.proxy_epochs`, `dataset.val_fraction`, `dataset.native_size`).
+TRIAL_SECTIONS = ("optim", "sched", "trainer", "dataset.augment")
 SET_BY_THE_SEARCH = {
     "trainer.epochs": "every trial trains search.proxy_epochs epochs (trainer.epochs is the chosen candidate's "
                       "final training)",
-    "dataset.image_size": "every trial reads its images at the search's input size (an architecture space searches "
-                          "it: its resolution parameter)",
-    "dataset.mean": "every trial normalises its images as the search's input does",
-    "dataset.std": "every trial normalises its images as the search's input does",
-    "dataset.channels": "every trial reads the search's input channels",
 }
 
 
@@ -75,19 +71,20 @@ def check_space_keys(space: SearchSpace, cfg: DictConfig) -> None:
     values.update({key: [("fixed value", value)] for key, value in space.fixed.items()})
     for key, given in values.items():
         where = f"space {space.name}: {key}"
+        if not within(key, TRIAL_SECTIONS):
+            raise CnnlabError(f"{where} cannot be searched: a trial takes only its {', '.join(TRIAL_SECTIONS)} "
+                              "settings from the space; the data (every trial is scored on the same val split), "
+                              "model=, seed= and search.* are the search's own (an architecture space searches "
+                              "networks and their input resolution)", fix=f"remove {key} from the space")
         if OmegaConf.select(cfg, key, default="<missing>") == "<missing>":
             having = choices_with(key)
             if having:  # probe 57: `sched.gamma` under the default sched=cosine was "did you mean sched.gamma?"
-                raise CnnlabError(f"{where} is a setting of {' and '.join(having)}, not of the "
+                raise CnnlabError(f"{where} is a setting of {listed(having)}, not of the "
                                   f"{key.split('.')[0]} this search uses", fix=f"add {having[0]} to the command line")
             close = closest_setting(key)
             raise CnnlabError(f"{where} is not a setting of `cnnlab search`",
                               fix=(f"did you mean {close}? " if close and close != key else "") + "use keys that "
                                   "`cnnlab search --cfg job` shows (e.g. optim.lr, trainer.batch_size)")
-        if key.split(".", 1)[0] not in TRIAL_SECTIONS:
-            raise CnnlabError(f"{where} cannot be searched: a trial takes only its {', '.join(TRIAL_SECTIONS)} "
-                              "settings from the space; model=, seed= and search.* are the search's own (an "
-                              "architecture space searches networks)", fix=f"remove {key} from the space")
         if key in SET_BY_THE_SEARCH:
             raise CnnlabError(f"{where} cannot be searched: {SET_BY_THE_SEARCH[key]}",
                               fix=f"remove {key} from the space (set it on the command line for the final training)")

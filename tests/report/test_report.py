@@ -519,3 +519,23 @@ def test_a_deleted_onnx_beside_its_checkpoint_shows_the_checkpoints_size_and_say
     assert row.file_note == "model.onnx deleted since it ran: the size shown is its model.pt's"
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "(deleted)" not in markdown and "pruned` (model file): model.onnx deleted" in markdown
+
+
+def test_figures_from_several_bench_sessions_are_said_with_the_command_that_times_them_together(tmp_path: Path) -> None:
+    """Probe 58: the same LeNet-5 read 0.059, 0.074 and 0.076 ms in three sessions of one workspace, and the Pareto
+    front starred rows by whichever session timed them, without a word."""
+    from cnnlab.report.formats import sessions_note
+
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
+    bench_run(out, "b1", a, 10.0)
+    report = build_report(out)
+    assert sessions_note(report.rows) is None  # one session (b has none): nothing to say
+    bench_run(out, "b2", b, 5.0)
+    report = build_report(out)
+    note = sessions_note(report.rows)
+    assert note is not None and note.startswith("p50 comes from 2 bench sessions") and \
+        note.endswith(f"cnnlab bench 'source=[{a},{b}]'")
+    markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
+    assert "p50 comes from 2 bench sessions" in markdown
