@@ -279,10 +279,10 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     if split_words:
         raise typer.Exit(_show_error(UserError(no_such_option(command, split_words[0])), command))
     args = positional_inputs(args, after_dashes) if command == "predict" else [*args, *after_dashes]
-    flags, overrides = split_flags(args)
+    flags, typed = split_flags(args)
     if multirun:
         flags.append("--multirun")
-    overrides = hydra_overrides(command, overrides, device)
+    overrides = hydra_overrides(command, typed, device)
     code = 0
     stderr = sys.stderr
     held = HeldSweepFailureLine(stderr) if multirun else None
@@ -290,9 +290,9 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     try:
         check_overrides(command, args)
         check_sweep_flags(args, multirun)
-        check_added_keys(split_flags(args)[1], command)  # before any job: a sweep refused it once per job
+        check_added_keys(typed, command)  # before any job: a sweep refused it once per job
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
-            check_sections_read(split_flags(args)[1], command)
+            check_sections_read(typed, command)
         # Hydra's argparse wants every flag before the positional overrides.
         sys.argv = ["cnnlab", *flags, *overrides]
         from cnnlab.app import main  # heavy imports (torch) only past this point

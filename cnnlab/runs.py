@@ -403,13 +403,12 @@ def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoi
         raise CnnlabError(f"{key}={spec}: `cnnlab {command}` runs hold no model to start from", fix=choices)
 
 
-def _refuse_a_newer_run_with_its_model_deleted(spec: str, outputs: Path, command: str | None, chosen: RunInfo,
+def _refuse_a_newer_run_with_its_model_deleted(spec: str, newest: RunInfo, command: str | None, chosen: RunInfo,
                                                want: tuple[str, ...]) -> None:
     """A CnnlabError when the newest completed run (of `command`) is not `chosen` because its model file was
     deleted since: `latest:finetune` quietly took an older run, at another input size (probe 57)."""
-    newest = latest_run(outputs, command)
-    gone = newest.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want)) if newest is not None else []
-    if newest is None or not gone or newest.path == chosen.path:
+    gone = newest.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want))
+    if not gone or newest.path == chosen.path:
         return
     what = f"`cnnlab {command}` run" if command else "run"
     raise CnnlabError(f"{spec}: the newest completed {what}, {newest.path}, has its {' and '.join(gone)} deleted, "
@@ -425,14 +424,16 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     if spec == "latest" or spec.startswith("latest:"):
         check_latest_command(spec, key, want)
         command = spec.partition(":")[2] or None
-        run = None
-        for kind in want:
-            run = latest_run(outputs, command, artifact=_ARTIFACT_OF_KIND[kind])
-            if run is not None:
-                break
+        # one read of the records for every question below (each latest_run call reads them all again)
+        finished = [r for r in iter_runs(outputs) if r.status in FINISHED and (not command or r.command == command)]
+
+        def newest_holding(kinds: Iterable[str]) -> RunInfo | None:  # the first kind any run holds, newest run
+            return next((r for kind in kinds for r in reversed(finished)
+                         if r.artifact(_ARTIFACT_OF_KIND[kind]) is not None), None)
+
+        run = newest_holding(want)
         if run is None:
-            other = next((r for kind in _ARTIFACT_OF_KIND if kind not in want
-                          if (r := latest_run(outputs, command, artifact=_ARTIFACT_OF_KIND[kind])) is not None), None)
+            other = newest_holding(kind for kind in _ARTIFACT_OF_KIND if kind not in want)
             if other is not None:
                 raise _wrong_kind(f"{key}={spec}: the newest completed `cnnlab {other.command}` run, {other.path},",
                                   other.path, want, runtime_key)
@@ -443,7 +444,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                                   f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
-        _refuse_a_newer_run_with_its_model_deleted(spec, outputs, command, run, want)
+        _refuse_a_newer_run_with_its_model_deleted(spec, finished[-1], command, run, want)
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():

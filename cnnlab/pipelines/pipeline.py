@@ -155,22 +155,12 @@ def replaced_runs(runs_root: Path) -> dict[Path, Path]:
     """Each completed stage run that a newer completed run of the same stage (its fingerprint: the same settings and
     seed) has replaced — run again because its model file was deleted, its images changed or an upstream stage ran
     again — → that newer run. Not a second seed: the report leaves it out (probe 57)."""
-    newest: dict[str, RunInfo] = {}
-    replaced: dict[Path, Path] = {}
-    for run in iter_runs(runs_root):  # oldest first
+    attempts: dict[str, list[Path]] = {}  # fingerprint → its completed runs, oldest first
+    for run in iter_runs(runs_root):
         fingerprint = (run.data.get("pipeline") or {}).get("fingerprint")
-        if run.status != "completed" or not isinstance(fingerprint, str):
-            continue
-        if fingerprint in newest:
-            replaced[newest[fingerprint].path] = run.path
-        newest[fingerprint] = run
-    return {old: _newest(new, replaced) for old, new in replaced.items()}
-
-
-def _newest(path: Path, replaced: dict[Path, Path]) -> Path:
-    while path in replaced:
-        path = replaced[path]
-    return path
+        if run.status == "completed" and isinstance(fingerprint, str):
+            attempts.setdefault(fingerprint, []).append(run.path)
+    return {old: paths[-1] for paths in attempts.values() for old in paths[:-1]}
 
 
 def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
-from cnnlab.wording import counted
+from cnnlab.wording import counted, listed
 
 MODEL_COMMANDS = commands_where(produces_model=True)
 CONVERTING_COMMANDS = commands_where(converts_source=True)
@@ -171,16 +171,17 @@ class ModelFile:
 
 def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
     gone = run.deleted_files()
-    onnx = run.artifact("onnx") or next((e.artifact("onnx") for e in exports.get(run.path.resolve(), [])
-                                         if e.artifact("onnx") is not None), None)
+    # its own ONNX, else the newest export's (exports come oldest first), as before the ModelFile change
+    onnx = run.artifact("onnx") or next((path for e in reversed(exports.get(run.path.resolve(), []))
+                                         if (path := e.artifact("onnx")) is not None), None)
     if onnx is not None:  # the deployable graph is there: a deleted checkpoint changes nothing shown
         return ModelFile(onnx.stat().st_size, "onnx")
     model = run.artifact("model")
     if model is not None:
         return ModelFile(model.stat().st_size, "pt",
-                         f"{' and '.join(gone)} deleted since it ran: the size shown is its model.pt's" if gone
+                         f"{listed(gone)} deleted since it ran: the size shown is its model.pt's" if gone
                          else None)
-    note = f"{' and '.join(gone)} deleted since it ran: the size shown is the one recorded" if gone else None
+    note = f"{listed(gone)} deleted since it ran: the size shown is the one recorded" if gone else None
     return ModelFile(run.model.file_bytes, "pt", note, recorded=bool(gone))
 
 

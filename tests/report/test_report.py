@@ -539,3 +539,18 @@ def test_figures_from_several_bench_sessions_are_said_with_the_command_that_time
         note.endswith(f"cnnlab bench 'source=[{a},{b}]'")
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 comes from 2 bench sessions" in markdown
+
+
+def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:
+    """The size column is the newest export's ONNX (as before this stop's ModelFile change, which took the oldest)."""
+    out = tmp_path / "outputs"
+    teacher = model_run(out, "finetune", "teacher", 0.97)
+    for name, size in (("e1", 1_000), ("e2", 2_000)):
+        export = out / "export" / "2026-11-28" / name
+        rec = RunRecord.start(export, "export")
+        rec.update(source={"run": str(teacher)})
+        (export / "model.onnx").write_bytes(b"\0" * size)
+        rec.add_artifact("onnx", export / "model.onnx")
+        rec.finish("completed", metrics={"val_acc": 0.97})
+    [row] = build_report(out).rows
+    assert (row.file_bytes, row.file_kind) == (2_000, "onnx")
