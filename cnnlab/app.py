@@ -38,7 +38,7 @@ from cnnlab import conftree
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint, launched_ranks
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
@@ -61,15 +61,55 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
         raise CnnlabError(f"cannot create the run folder {parent}: {blocking} is a file, not a folder",
                           fix=f"move or rename {blocking}, or write runs elsewhere with paths.outputs=DIR "
                               f"(or CNNLAB_OUTPUTS=DIR)")
-    parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):
         candidate = parent / (stem if attempt == 1 else f"{stem}_{attempt}")
         try:
-            candidate.mkdir()
-            return str(candidate)
+            candidate.mkdir(parents=True)  # parents again each time: a refused run removes its empty date folder
         except FileExistsError:
             continue
+        _MADE_HERE.add(candidate.resolve())
+        return str(candidate)
     raise CnnlabError(f"cannot create a run folder under {parent}")
+
+
+_MADE_HERE: set[Path] = set()  # the run folders new_run_dir made in this process: the only ones a refusal removes
+# What Hydra and the run record write into a run folder before the command's own work begins.
+_FOLDER_BEFORE_WORK = {"run.json", "run.log", ".hydra"}
+
+
+def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
+    """Remove the folder of a run refused before it did any work (CnnlabError.before_work) — and its date and command
+    folders when that leaves them empty — so that a typo adds no `failed` run. Only a folder made by this process,
+    holding nothing beyond what Hydra and run.json wrote at its start (never one named by hydra.run.dir)."""
+    run_dir, outputs = run_dir.resolve(), outputs.resolve()
+    if run_dir not in _MADE_HERE or not run_dir.is_dir() \
+            or not {p.name for p in run_dir.iterdir()} <= _FOLDER_BEFORE_WORK:
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    _remove_empty_folders(run_dir.parent, outputs)
+    return not run_dir.exists()
+
+
+def _release_unused_run_dirs(run_dir: Path, outputs: Path) -> None:
+    """Remove the empty folders new_run_dir reserved in this process for another run than `run_dir`. Hydra resolves
+    the base config's hydra.run.dir and hydra.sweep.dir while merging a file that sets them (`cnnlab pipeline` runs
+    in its workspace), and each resolution reserved a folder: every pipeline left two empty ones in
+    outputs/pipeline/<date>/."""
+    run_dir, outputs = run_dir.resolve(), outputs.resolve()
+    for folder in _MADE_HERE - {run_dir, *run_dir.parents}:
+        _remove_empty_folders(folder, outputs)
+    _MADE_HERE.intersection_update({run_dir, *run_dir.parents})
+
+
+def _remove_empty_folders(folder: Path, outputs: Path) -> None:
+    """rmdir `folder` and then its parents while they are empty, up to (not including) `outputs`."""
+    for path in (folder, *folder.parents):
+        if path == outputs or outputs not in path.parents:
+            return
+        try:
+            path.rmdir()  # only when empty
+        except OSError:
+            return
 
 
 def job_subdir(num: Any) -> str:
@@ -291,6 +331,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     records = COMMANDS[command].records_run
     overrides = list(hydra_cfg.overrides.task)
     threads = apply_job_threads()
+    if is_main:
+        _release_unused_run_dirs(run_dir, Path(cfg.paths.outputs))
     job = JobIdentity(command, tuple(overrides), multirun, hydra_cfg.job.get("num") if multirun else None,
                       tuple(_config_sources(hydra_cfg)))
     # Every DDP rank decides alike (from the same records, before any of them writes a checkpoint).
@@ -310,20 +352,24 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         record.update(pipeline=json.loads(os.environ[PIPELINE_TAG_ENV]))
     ctx = RunContext(command=command, run_dir=run_dir, outputs=Path(cfg.paths.outputs), record=record,
                      overrides=overrides, multirun=multirun, is_main=is_main)
-    if is_main and records:
-        log.info("cnnlab %s → %s", command, run_dir)
-        if threads["source"] == "share":
-            log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once", threads["torch"],
-                     threads["usable_cores"], threads["jobs_in_parallel"])
     with signals_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
-            check_config_files(hydra_cfg)
-            check_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), command)  # type: ignore[arg-type]
-            check_source_is_read(cfg.get("source"), command)
-            check_nothing_deleted(overrides, command)
-            check_model_is_read(cfg.get("source"), overrides, command)
-            check_val_fraction_is_used(cfg, overrides, command)
+            with found_before_work():
+                check_config_files(hydra_cfg)
+                check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
+                composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+                check_config(composed, command)  # type: ignore[arg-type]
+                check_source_is_read(cfg.get("source"), command)
+                check_model_is_read(cfg.get("source"), overrides, command)
+                check_val_fraction_is_used(cfg, overrides, command)
+                if hasattr(pipeline, "check"):  # the settings the command parses itself (prune.method=nosuch)
+                    pipeline.check(cfg)
+            if is_main and records:  # after the checks: a refused run's folder is removed (_discard_run_folder)
+                log.info("cnnlab %s → %s", command, run_dir)
+                if threads["source"] == "share":
+                    log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once",
+                             threads["torch"], threads["usable_cores"], threads["jobs_in_parallel"])
             metrics = pipeline.run(cfg, ctx) or {}
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
@@ -344,7 +390,10 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise
-            _close(record, "failed", error=error.one_line())
+            # A refusal in a sweep stays a failed job (Hydra lists it); a lone run refused before work leaves nothing.
+            if not (error.before_work and not multirun and is_main and records
+                    and _discard_run_folder(run_dir, Path(cfg.paths.outputs))):
+                _close(record, "failed", error=error.one_line())
             if multirun:  # let Hydra record the failure and carry on with the other jobs; say where its log is
                 log.error("job #%s failed: %s", job.num, error.one_line())  # the job's log says why, too
                 located = CnnlabError(f"{error.message} (job #{job.num}, log: {run_dir / 'run.log'})", fix=error.fix)

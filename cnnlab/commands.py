@@ -3,6 +3,11 @@
 Both the command line (help, without importing torch) and the Hydra entry point (dispatch)
 read this one table, so adding a command is one entry here, one conf/command/<name>.yaml and
 one module in cnnlab/pipelines/ with `run(cfg, ctx) -> dict`.
+
+A pipeline module may also define `check(cfg) -> None`: the settings its command parses itself (prune.method,
+quantize.mode, ...), raising CnnlabError. cnnlab.app calls it with the other settings checks, before any input is
+read, and steps/stage_check calls it for each stage before a pipeline's first stage runs. A run refused there leaves
+no run folder.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ also reported by Hydra as a single message rather than a stack trace.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 from hydra.errors import CompactHydraException
 
 
@@ -15,6 +18,7 @@ class CnnlabError(CompactHydraException):
     """A user-facing error: a message and, ideally, the fix."""
 
     exit_code = 2
+    before_work = False  # set by `found_before_work`: a refusal of settings or inputs, before the run did anything
 
     def __init__(self, message: str, fix: str | None = None) -> None:
         self.message = message
@@ -26,6 +30,18 @@ class CnnlabError(CompactHydraException):
 
     def __str__(self) -> str:
         return f"error: {self.one_line()}"
+
+
+@contextlib.contextmanager
+def found_before_work() -> Iterator[None]:
+    """Marks the CnnlabErrors raised inside (a block, or a decorated function) as refusals of the run's settings or
+    inputs, found before it did any work: such a run leaves no run folder behind (cnnlab.app), so a typo does not
+    add a `failed` run to `cnnlab list runs`. Usable as `with found_before_work():` and as `@found_before_work()`."""
+    try:
+        yield
+    except CnnlabError as exc:
+        exc.before_work = True
+        raise
 
 
 class ModelLoadError(CnnlabError):

@@ -566,6 +566,10 @@ def check_settings(config: Mapping[str, Any], command: str | None = None) -> Non
         check_chosen(key, config)
         if not within(key, ("space.params", "space.fixed")):  # a space's values: steps/search_trials checks them
             check_setting(key, value, command)
+    if isinstance(config.get("optim"), Mapping):  # the keys against the class: before the data is read, not after
+        from cnnlab.engine.optim import check_optimizer_config  # torch: imported only where a config is composed
+
+        check_optimizer_config(config["optim"])
 
 
 # Where each command takes a finished run as its starting point (the fix for resume= given the wrong run, and for

@@ -19,7 +19,7 @@ from cnnlab.data.class_folders import class_mismatch
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint,
                                      self_supervised_method)
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import resolve_source
 
 
@@ -51,6 +51,7 @@ def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, 
                           untrained_head=self_supervised_method(ckpt), path=path)
 
 
+@found_before_work()
 def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
                     node: Mapping[str, Any] | None = None) -> InitialWeights:
     """`role` is the setting's name in errors: model (model.weights=), teacher or student. `node`: the config node

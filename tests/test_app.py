@@ -8,6 +8,7 @@ import pytest
 from hydra._internal.hydra import Hydra
 
 from cnnlab.app import _mode_from_the_command_line
+from helpers import TINY
 
 
 def test_hydra_composes_once_unless_hydra_mode_is_typed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,8 +26,35 @@ def test_hydra_composes_once_unless_hydra_mode_is_typed(monkeypatch: pytest.Monk
 
 
 def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
-    from helpers import TINY, run_dirs
+    from helpers import run_dirs
 
     result = cli("pretrain", *TINY, "hydra.mode=MULTIRUN", "seed=0,1")
     assert result.code == 0, result.output
     assert len(run_dirs(outputs, "pretrain")) == 2
+
+
+@pytest.mark.parametrize("args", [
+    ("prune", "prune.ratio=1.5"),                       # a setting's rule (settings.check_config)
+    ("prune", "prune.method=nosuch"),                   # a setting the command parses itself (pipelines/prune.check)
+    ("export", "source=nope"),                          # an input that is not there (steps/sources)
+    ("finetune", *TINY, "model.weights=nope.pt"),       # weights that are not there (weights.resolve_weights)
+    ("finetune", *TINY, "optim=adamw", "+optim.momentum=0.9"),  # a key the optimizer class takes no argument for
+    ("search", *TINY, "space=hparams", "+space.params.seed.type=int"),  # a search space (pipelines/search)
+    ("pipeline", "pipeline.stages=[nosuch]"),           # a plan (pipelines/pipeline)
+])
+def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
+    """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty
+    folders beside its workspace)."""
+    result = cli(*args)
+    assert result.code == 2 and result.stderr.count("error:") == 1 and "Traceback" not in result.stderr, result.output
+    assert [str(p.relative_to(outputs)) for p in outputs.rglob("*")] == []
+
+
+def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = cli("prune", "prune.ratio=1.5", f"hydra.run.dir={mine}")
+    assert result.code == 2 and "prune.ratio=1.5 is not allowed" in result.stderr, result.output
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "run.json").is_file()
+

@@ -94,6 +94,14 @@ def test_composed_config_with_a_bad_override_is_refused() -> None:
         check_config(composed("distill", "teacher.weights=[1,2]"), "distill")
 
 
+def test_an_optimizer_key_its_class_takes_no_argument_for_is_refused_with_the_settings() -> None:
+    """`optim=adamw +optim.momentum=0.9` was refused when the optimizer was built, after the data had been read
+    (and features cached); it is refused with every other setting, before the run starts."""
+    with pytest.raises(CnnlabError, match="AdamW takes no momentum argument — drop it: add ~optim.momentum"):
+        check_config(composed("finetune", "optim=adamw", "+optim.momentum=0.9"), "finetune")
+    check_config(composed("finetune", "optim=adamw", "optim.weight_decay=0.01"), "finetune")
+
+
 def _run(tmp_path: Path, command: str, status: str = "completed", artifact: str | None = "model",
          started: str = "2026-11-01T10:00:00+00:00") -> Path:
     run_dir = tmp_path / command / "r"

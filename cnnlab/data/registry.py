@@ -18,7 +18,7 @@ from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_F
 from cnnlab.data.torchvision_sets import (build_cifar10, build_cifar100, build_fashion_mnist, build_flowers,
                                           build_kmnist, build_mnist, build_stl10, build_svhn, check_downloadable)
 from cnnlab.data.transforms import Augment, eval_transform, train_transform
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 Builder = Callable[[Mapping[str, Any], InputSpec], RawSplits]
 
@@ -96,6 +96,7 @@ def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
         PRECHECKS[name](dataset_cfg)
 
 
+@found_before_work()
 def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True,
                    allow_unlabeled: bool = False, carve_val: bool = True) -> DataBundle:
     """The dataset's splits, transformed for `spec`.

@@ -90,10 +90,10 @@ def _refused_keys(cls: type, cfg: DictConfig) -> list[str]:
     return [str(key) for key in cfg if not str(key).startswith("_") and str(key) not in params]
 
 
-def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
-    """The optimizer `optim_cfg._target_` names over the parameter groups. Raises CnnlabError for a target outside
-    torch.optim (OPTIMIZER_MODULE) and LARS, one that cannot train a CNN (UNSUITABLE), settings the
-    class takes no argument for (named, with the `~optim.KEY` overrides that drop them), or arguments it refuses."""
+def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
+    """Raises CnnlabError for a target outside torch.optim (OPTIMIZER_MODULE) and LARS, one that cannot train a CNN
+    (UNSUITABLE), or settings the class takes no argument for (named, with the `~optim.KEY` overrides that drop
+    them). Checked with every setting before a run starts (settings.check_settings), and again when it builds."""
     cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
     target = str(cfg.get("_target_"))
     if not (target.startswith(OPTIMIZER_MODULE) or target == LARS_TARGET):
@@ -106,9 +106,16 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
                           fix="use optim=adamw (or optim=sgd)")
     refused = _refused_keys(_optimizer_class(target), cfg)
     if refused:
-        raise CnnlabError(f"{target} takes no {' or '.join(refused)} (set by the optim group)",
+        raise CnnlabError(f"{target} takes no {' or '.join(refused)} argument",
                           fix=f"drop {'them' if len(refused) > 1 else 'it'}: add "
                               f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
+
+
+def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The optimizer `optim_cfg._target_` names over the parameter groups. Raises CnnlabError as
+    check_optimizer_config does, or for arguments the class refuses."""
+    cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
+    check_optimizer_config(cfg)
     try:
         # _partial_: Hydra would wrap the parameter tensors in OmegaConf nodes if passed as kwargs.
         factory = instantiate(cfg, _partial_=True, _convert_="all")

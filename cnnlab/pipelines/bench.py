@@ -38,6 +38,11 @@ from cnnlab.runs import BENCH_FILE
 from cnnlab.steps.bench_models import bench_model, paired_models
 
 
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab bench` parses itself: BenchSettings (cnnlab/commands.py: `check`)."""
+    BenchSettings.from_config(cfg.bench)
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = BenchSettings.from_config(cfg.bench)
     where = bench_device(cfg.get("device"))

@@ -37,6 +37,12 @@ from cnnlab.steps.training import (Checkpointing, Trainable, classification_obje
 from cnnlab.weights import initial_model
 
 
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab distill` parses itself: DistillSettings and the recipe (cnnlab/commands.py: `check`)."""
+    DistillSettings.from_config(cfg.distill)
+    Recipe.from_config(cfg)
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     refuse_unused_settings(cfg, ctx)
     cfg, resume_from = apply_resume(cfg, ctx)

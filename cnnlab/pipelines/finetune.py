@@ -79,6 +79,12 @@ class FinetuneSettings:
                    standardize_features=tristate(section.standardize_features, "finetune.standardize_features"))
 
 
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab finetune` parses itself: FinetuneSettings and the recipe (cnnlab/commands.py: `check`)."""
+    FinetuneSettings.from_config(cfg.finetune)
+    Recipe.from_config(cfg)
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
 from cnnlab.steps.stage_check import check_stages
@@ -36,14 +36,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = cfg.pipeline
     workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
     runs_root = workspace / "runs"
-    BenchSettings.from_config(settings.bench, key="pipeline.bench")  # refused before any stage, not after training
-    check_sections_read(ctx.overrides, "pipeline", json.dumps(OmegaConf.to_container(settings.plan, resolve=False)))
-    stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
-                        bench=OmegaConf.to_container(settings.bench, resolve=True))
-    wanted = select(stages, None if settings.stages is None else list(settings.stages))
     common = [f"seed={cfg.seed}", f"device={cfg.device}"]
     flags = hydra_flags()
-    check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
+    with found_before_work():  # the plan and every stage's settings: refused before any stage, not after training
+        BenchSettings.from_config(settings.bench, key="pipeline.bench")
+        check_sections_read(ctx.overrides, "pipeline", json.dumps(OmegaConf.to_container(settings.plan, resolve=False)))
+        stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
+                            bench=OmegaConf.to_container(settings.bench, resolve=True))
+        wanted = select(stages, None if settings.stages is None else list(settings.stages))
+        check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
     ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
 
@@ -139,10 +140,14 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
     tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint,
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
     env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}
+    earlier = {run.path for run in iter_runs(runs_root)}
     process = subprocess.run([sys.executable, "-m", "cnnlab", stage.command, *overrides], env=env)
-    attempt = _find(runs_root, fingerprint)
+    # This process's run, not an earlier attempt's: a stage refused before any work leaves no folder (cnnlab.app).
+    attempt = next((run for run in reversed(list(iter_runs(runs_root))) if run.path not in earlier
+                    and (run.data.get("pipeline") or {}).get("fingerprint") == fingerprint), None)
     if process.returncode != 0 or attempt is None or attempt.status != "completed":
-        where = f" (see {attempt.path / 'run.log'})" if attempt is not None else ""
+        where = f" (see {attempt.path / 'run.log'})" if attempt is not None else \
+            " before it started any work (its error is the line above; it left no run folder)"
         if process.returncode == 130:
             raise KeyboardInterrupt
         raise CnnlabError(f"stage {stage.name} (cnnlab {stage.command}) failed with exit code "

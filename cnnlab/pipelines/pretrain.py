@@ -36,10 +36,19 @@ from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classifica
 PLACEHOLDER_CLASSES = ("unlabeled_0", "unlabeled_1")
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab pretrain` parses itself: model.weights (none), the self-supervised method and its views, the
+    training recipe (cnnlab/commands.py: `check`)."""
     if str(cfg.model.weights).lower() not in ("none", "null"):
         raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
+    if str((cfg.get("method") or {}).get("name", "supervised")) != "supervised":
+        SelfSupervisedSettings.from_config(cfg.method).check_batch(Recipe.from_config(cfg).batch_size)
+        ViewSettings.from_config(cfg.method.get("views"))
+    Recipe.from_config(cfg)
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     method = str((cfg.get("method") or {}).get("name", "supervised"))
     if method == "supervised":

@@ -38,6 +38,12 @@ from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 DENSE_ONNX = "dense.onnx"
 
 
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab prune` parses itself: PruneSettings and the recipe (cnnlab/commands.py: `check`)."""
+    PruneSettings.from_config(cfg.prune)
+    Recipe.from_config(cfg)
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = PruneSettings.from_config(cfg.prune)
     recipe = Recipe.from_config(cfg)

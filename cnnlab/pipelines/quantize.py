@@ -46,6 +46,12 @@ CALIBRATION_FILE = "calibration.json"
 ACCURACY_CONTROL_IMAGES = 1000   # validation images NNCF's accuracy control evaluates on (quantize.nncf_accuracy_control)
 
 
+def check(cfg: DictConfig) -> None:
+    """What `cnnlab quantize` parses itself: QuantizeSettings and the recipe (cnnlab/commands.py: `check`)."""
+    QuantizeSettings.from_config(cfg.quantize)
+    Recipe.from_config(cfg)
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = QuantizeSettings.from_config(cfg.quantize)
     recipe = Recipe.from_config(cfg)

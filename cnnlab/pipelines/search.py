@@ -30,7 +30,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, check_dataset
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import read_training_extra
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import read_json
 from cnnlab.models import requested_stem
 from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo
@@ -112,24 +112,26 @@ SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_le
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx, SEARCH_STATE)
-    settings = SearchSettings.from_config(OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
-    space = SearchSpace.from_mapping(_space_name(ctx),
-                                     OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
-    check_space_keys(space, cfg)
-    check_runtime(settings.latency)
-    recipe = Recipe.from_config(cfg)
-    runtime = setup_runtime(cfg, recipe)
-    check_dataset(cfg.dataset)
-    if space.is_architecture and requested_stem(cfg.model) not in (None, "imagenet"):
-        raise CnnlabError(f"model.stem={cfg.model.stem} does not apply to an architecture search: every candidate's "
-                          "stem is part of its architecture string (stemCsS)",
-                          fix="drop model.stem; the space searches the stem's stride (its stem_stride parameter, "
-                              "docs/search.md)")
-    weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
-        else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
+    with found_before_work():  # settings, space and inputs: refused before the first trial
+        settings = SearchSettings.from_config(
+            OmegaConf.to_container(cfg.search, resolve=True))  # type: ignore[arg-type]
+        space = SearchSpace.from_mapping(_space_name(ctx),
+                                         OmegaConf.to_container(cfg.space, resolve=True))  # type: ignore[arg-type]
+        check_space_keys(space, cfg)
+        check_runtime(settings.latency)
+        recipe = Recipe.from_config(cfg)
+        runtime = setup_runtime(cfg, recipe)
+        check_dataset(cfg.dataset)
+        if space.is_architecture and requested_stem(cfg.model) not in (None, "imagenet"):
+            raise CnnlabError(f"model.stem={cfg.model.stem} does not apply to an architecture search: every "
+                              "candidate's stem is part of its architecture string (stemCsS)",
+                              fix="drop model.stem; the space searches the stem's stride (its stem_stride parameter, "
+                                  "docs/search.md)")
+        weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
+            else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
 
-    built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
-    check_proxy_batches(cfg, space, settings, weights, built, runtime.world_size)
+        built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
+        check_proxy_batches(cfg, space, settings, weights, built, runtime.world_size)
     carried = carry_over(ctx, resume_from)
     study = open_study(ctx.run_dir, multi_objective=space.is_architecture, seed=recipe.seed,
                        population=settings.population, constrained=settings.constrained)

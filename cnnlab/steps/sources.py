@@ -23,7 +23,7 @@ from cnnlab.data.content import shared_pictures
 from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
@@ -34,6 +34,7 @@ log = logging.getLogger("cnnlab")
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
 
+@found_before_work()
 def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = ("checkpoint",)) -> Source:
     """The file `source=` names (kinds in `want`, in order of preference), recorded in run.json. An ONNX
     source is checked against its own metadata (deploy.onnx_check) before any command uses it."""
@@ -61,6 +62,7 @@ class SourceModel:
     checkpoint: ModelCheckpoint
 
 
+@found_before_work()
 def load_source_model(cfg: DictConfig, ctx: RunContext) -> SourceModel:
     """The PyTorch model of `source=` (a cnnlab model.pt), rebuilt exactly (pruned shapes included)."""
     source = require_source(cfg, ctx, want=("checkpoint",))

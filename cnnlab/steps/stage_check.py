@@ -4,15 +4,18 @@ Each stage runs as its own `cnnlab COMMAND ...` process, which checks its settin
 later stage's overrides — `model=lenet55`, `trainer.epoch=3`, `sched.gamma=0.5` under sched=cosine, a value out of
 range — was found only then, after every stage before it had trained. Here each stage's config is composed the way
 its process will compose it (hydra_args.hydra_overrides, the pipeline's own config folders) and checked with the
-same rules (settings.check_settings), so the pipeline refuses it before any work.
+same rules (settings.check_settings, and the stage command's own `check`), so the pipeline refuses it before any
+work.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Collection, Sequence
 
 from omegaconf import OmegaConf
 
+from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_overrides
 from cnnlab.settings import check_added_keys, check_settings, setting_facts
@@ -39,6 +42,9 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             check_added_keys(overrides, stage.command)
             config = compose(config_name, overrides=hydra_overrides(stage.command, overrides))
             check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command)
+            pipeline = importlib.import_module(COMMANDS[stage.command].pipeline)
+            if hasattr(pipeline, "check"):  # what the stage's command parses itself (prune.method=nosuch)
+                pipeline.check(config)
         except Exception as exc:  # noqa: BLE001 - Hydra's and OmegaConf's refusals, worded as the stage would
             facts = setting_facts(stage.command, stage.overrides, f"pipeline.plan.{stage.name}.overrides")
             message, is_bug = describe(exc, stage.command, facts)

@@ -124,11 +124,12 @@ def test_a_mismatch_fails_with_the_numbers_and_leaves_no_model_onnx(cli, outputs
 def test_bad_sources_are_one_line_each(cli, outputs: Path) -> None:
     none_yet = cli("export", "source=latest:finetune")
     assert none_yet.code == 2 and "matches no completed `cnnlab finetune` run" in none_yet.stderr
+    assert not (outputs / "export").exists()  # refused before any work: no failed run folder (probe 58)
     assert cli("pretrain", *TINY).code == 0
     assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
     # An export run holds an ONNX file, not a model.pt to export.
     no_model = cli("export", f"source={run_dirs(outputs, 'export')[0]}")
-    assert no_model.code == 2 and "holds no model file" in no_model.stderr
+    assert no_model.code == 2 and "needs a model.pt" in no_model.stderr
     old_opset = cli("export", "source=latest:pretrain", "export.opset=11")
     assert old_opset.code == 2 and "export.opset=11" in old_opset.stderr
     for result in (none_yet, no_model, old_opset):

@@ -232,6 +232,9 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert pruned["speedup"]["bench_run"] == str(bench.path.relative_to(workspace))
     assert len(pruned["speedup"]["per_round"]) == 2
 
+    # Hydra resolved the default run and sweep folders while merging the pipeline's own: two empty folders a run
+    assert [p for p in outputs.rglob("*") if p.is_dir() and not any(p.iterdir())] == []
+
     again = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert again.code == 0, again.output
     assert len(stage_runs(outputs)) == 4  # nothing ran twice
@@ -313,10 +316,11 @@ def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path,
     assert refused.code == 2 and "pipeline.plan.pruned (cnnlab prune): prune.ratio=1.5 is not allowed" in \
         refused.stderr  # before any stage ran (steps/stage_check.py)
     assert not (outputs / "pipeline" / "tiny" / "runs").exists()
-    broken = write_experiment(tmp_path, ratio="0.5, prune.method=nosuch")  # refused by prune itself, when it runs
+    broken = write_experiment(tmp_path, ratio="0.5, prune.method=nosuch")  # prune's own setting: also before any stage
     failed = cli("pipeline", "--config-dir", str(broken), "experiment=tiny")
-    assert failed.code == 2
-    assert "stage pruned (cnnlab prune) failed" in failed.stderr and "run.log" in failed.stderr
+    assert failed.code == 2 and "pipeline.plan.pruned (cnnlab prune): prune.method=nosuch is not a pruning method" \
+        in failed.stderr
+    assert not (outputs / "pipeline" / "tiny" / "runs").exists()
 
 
 
@@ -335,3 +339,25 @@ def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_pat
     second, third = stage("b", "f0", "2026-01-01T11:00:00"), stage("c", "f0", "2026-01-01T12:00:00")
     assert replaced_runs(tmp_path) == {first: third, second: third}  # seed1 (another fingerprint) stays
     assert seed1 not in replaced_runs(tmp_path)
+
+
+def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_path: Path, monkeypatch) -> None:
+    """A stage refused before any work leaves no run folder (cnnlab.app); the failure named the newest earlier attempt
+    of the stage (its run.log, from another time and cause) as where to look."""
+    import subprocess
+
+    from cnnlab.context import RunContext
+    from cnnlab.pipelines import pipeline
+
+    runs_root = tmp_path / "runs"
+    earlier = RunRecord.start(runs_root / "earlier", "prune")
+    earlier.update(pipeline={"stage": "pruned", "fingerprint": "f1"})
+    earlier.finish("failed", error="an older failure")
+    monkeypatch.setattr(pipeline.subprocess, "run", lambda args, **_: subprocess.CompletedProcess(args, 2))
+    ctx = RunContext(command="pipeline", run_dir=tmp_path / "p", outputs=tmp_path,
+                     record=RunRecord.start(tmp_path / "p", "pipeline"))
+    stage = Stage(name="pruned", command="prune", overrides=["prune.ratio=0.5"])
+    with pytest.raises(CnnlabError) as info:
+        pipeline._run_stage(stage, {}, [], runs_root, "f1", "tiny", None, ctx)
+    line = info.value.one_line()
+    assert "earlier" not in line and "before it started any work" in line, line

@@ -47,10 +47,13 @@ def test_every_packaged_experiment_passes(experiment: str) -> None:
     ("+bench.rounds=3", "bench.* is read by `cnnlab bench`"),
     # probe 55: another command's setting in a stage failed only when that stage ran, after the stages before it
     ("prune.ratio=0.5", "prune.ratio is a setting of `cnnlab prune`, not of `cnnlab finetune`"),
+    # settings the command parses itself (its pipeline module's `check`): found only when the stage ran
+    ("finetune.mode=nosuch", "finetune.mode=nosuch is not a mode"),
+    ("optim=adamw +optim.momentum=0.9", "torch.optim.AdamW takes no momentum argument"),
 ])
 def test_a_mistake_in_a_later_stage_names_that_stage(bad: str, said: str) -> None:
     plan = {"pre": {"command": "pretrain", "overrides": ["model=lenet5"]},
-            "tune": {"command": "finetune", "overrides": ["model.weights=@pre", "dataset=digits", bad]}}
+            "tune": {"command": "finetune", "overrides": ["model.weights=@pre", "dataset=digits", *bad.split()]}}
     with pytest.raises(CnnlabError) as info:
         _check(plan)
     line = info.value.one_line()
@@ -62,6 +65,21 @@ def test_a_stage_that_takes_its_sources_data_composes_its_dataset_keys_as_its_pr
     the default dataset (synthetic) lacks: composed plainly, the check would refuse what the stage accepts."""
     _check({"tune": {"command": "finetune", "overrides": ["model=lenet5", "dataset=digits"]},
             "prune": {"command": "prune", "overrides": ["source=@tune", "dataset.val_fraction=0.3"]}})
+
+
+@pytest.mark.parametrize("command, bad, said", [
+    ("prune", "prune.method=nosuch", "prune.method=nosuch is not a pruning method"),
+    ("quantize", "quantize.mode=nosuch", "quantize.mode=nosuch is not a mode"),
+    ("pretrain", "method=simclr trainer.batch_size=1", "a batch of one has no negatives"),
+])
+def test_a_stage_commands_own_settings_are_checked_before_the_first_stage(command: str, bad: str, said: str) -> None:
+    """Probe 58: `prune.method=nosuch` in a prune stage was refused by prune itself, after the stages before it."""
+    source = [] if command == "pretrain" else ["source=@pre"]
+    plan = {"pre": {"command": "pretrain", "overrides": ["model=lenet5", "dataset=digits"]},
+            "late": {"command": command, "overrides": [*source, *bad.split()]}}
+    with pytest.raises(CnnlabError) as info:
+        _check(plan)
+    assert info.value.one_line().startswith(f"pipeline.plan.late (cnnlab {command}): ") and said in str(info.value)
 
 
 def test_outside_a_hydra_app_nothing_is_checked() -> None:
