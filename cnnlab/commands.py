@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 
+# `ROLE.weights=` values that name no run (cnnlab.weights.resolve_weights reads them so): no recorded data to rebuild
+NOT_A_RUN = ("imagenet", "none", "null", "", "random", "scratch")
+
+
 @dataclass(frozen=True)
 class CommandInfo:
     summary: str                      # one line for `cnnlab --help`
@@ -38,8 +42,10 @@ class CommandInfo:
     reads_source: bool = False        # starts from the model of a `source=` run or file
     # rebuilds the data the source recorded (steps.sources): `dataset.KEY=V` edits that, not the default dataset
     source_dataset: bool = False
-    # ... or rebuilds the data of this role's weights when they name a run (distill: teacher.weights=latest:finetune)
+    # ... or rebuilds the data of this role's weights when they name a run (distill: teacher.weights=latest:finetune;
+    # finetune: model.weights=latest:pretrain without dataset=), whose packaged default is role_default_weights
     source_dataset_role: str | None = None
+    role_default_weights: str | None = None
     model_fix: str = ""               # where its networks come from, for a model= it does not read ("model" not in groups)
     # sections every command's config has that this one never reads, and why: a typed `optim.lr=` for `cnnlab bench`
     # (or `trainer.epochs=1` for `cnnlab pipeline`, whose stages take their own) is refused, not ignored
@@ -50,10 +56,12 @@ class CommandInfo:
     def reads_source_data(self, role_weights: object = None) -> bool:
         """Whether it runs on the data its source recorded: a `source=` run's (source_dataset), or the run named by
         `{source_dataset_role}.weights` (`role_weights`: that value, None when not typed and so the packaged
-        default, a run) unless it names ImageNet's weights or none — then the composed `dataset=` is the data."""
+        default, role_default_weights) unless it names ImageNet's weights or none (NOT_A_RUN) — then the composed
+        `dataset=` is the data. A typed `dataset=` picks other data all the same (steps/sources)."""
         if self.source_dataset or self.source_dataset_role is None:
             return self.source_dataset
-        return role_weights is None or str(role_weights).strip("'\"") not in ("imagenet", "none", "null")
+        weights = self.role_default_weights if role_weights is None else role_weights
+        return weights is not None and str(weights).strip("'\"").strip().lower() not in NOT_A_RUN
 
 
 COMMANDS: dict[str, CommandInfo] = {
@@ -84,7 +92,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "backbone, head only; backbone features are computed once, cached and standardised: "
                     "finetune.standardize_features), partial (the last "
                     "finetune.unfreeze stages) or full; in partial and full a pretrained backbone trains at "
-                    "finetune.backbone_lr_scale x optim.lr (auto: 0.1, so the new head does not overwrite it).",
+                    "finetune.backbone_lr_scale x optim.lr (auto: 0.1, so the new head does not overwrite it). "
+                    "Weights from a cnnlab run train on that run's data unless dataset= names other data.",
         pipeline="cnnlab.pipelines.finetune",
         examples=("cnnlab finetune dataset=flowers",
                   "cnnlab finetune dataset=imagefolder dataset.root=~/photos finetune.mode=partial",
@@ -92,6 +101,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab finetune -m model=resnet18,mobilenet_v3_small"),
         resumable=True,
         produces_model=True,
+        source_dataset_role="model",
     ),
     "distill": CommandInfo(
         summary="Knowledge distillation: train a small student from a trained teacher.",
@@ -105,6 +115,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab distill teacher=resnet18 teacher.weights=latest:pretrain student=lenet5 distill.feature=true"),
         groups=("dataset", "teacher", "student", "optim", "sched", "trainer", "experiment"),
         source_dataset_role="teacher",
+        role_default_weights="latest:finetune",
         model_fix="distill takes its networks from teacher= and student= (teacher.stem=, student.stem=, ...), e.g. "
                   "`cnnlab distill teacher=resnet50 student=mobilenet teacher.weights=latest:finetune`",
         resumable=True,

@@ -109,6 +109,13 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             pass  # never let the clean-up hide the error that ended the write
 
 
+def with_usual_permissions(path: str | os.PathLike[str]) -> None:
+    """Give a file another library wrote with tempfile.mkstemp's private 0o600 (onnxruntime's calibration cache) the
+    mode cnnlab's own files have, 0o666 & ~umask (docs/runs.md), by copying it onto itself atomically."""
+    with atomic_path(path) as temp:
+        shutil.copyfile(path, temp)
+
+
 def write_json(target: str | os.PathLike[str], data: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

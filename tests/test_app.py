@@ -58,3 +58,12 @@ def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) ->
     assert result.code == 2 and "prune.ratio=1.5 is not allowed" in result.stderr, result.output
     assert (mine / "notes.txt").read_text() == "keep me" and (mine / "run.json").is_file()
 
+
+
+def test_a_model_refused_as_input_leaves_no_run_folder(cli, outputs) -> None:
+    """Probe 59: `cnnlab evaluate` of a self-supervised backbone (its head never trained) was refused, and left a
+    `failed` run folder."""
+    assert cli("pretrain", *TINY, "method=simsiam").code == 0
+    result = cli("evaluate", "source=latest:pretrain")
+    assert result.code == 2 and "its classifier head was never trained" in result.stderr, result.output
+    assert not (outputs / "evaluate").exists()

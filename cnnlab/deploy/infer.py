@@ -20,7 +20,7 @@ import torch
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.engine.runtime import device_spec, resolve_device
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 log = logging.getLogger("cnnlab")
 
@@ -130,6 +130,7 @@ def pick_runtime(kind: str, runtime: str) -> str:
     return runtime
 
 
+@found_before_work()
 def open_model(kind: str, path: Path, *, runtime: str = "auto", device: str = "cpu") -> InferenceModel:
     """Load `path` (kind "checkpoint" or "onnx", as cnnlab.runs.Source names it) on `runtime`/`device`.
     CnnlabError for an unreadable file, one without cnnlab's input metadata, or a runtime that cannot run it."""

@@ -300,10 +300,12 @@ def untrained_head_error(method: str, origin: Any, use: str, backbone: Any = Non
     """The error for a model whose classifier head was never trained (a backbone pretrained with `method`):
     `use` (e.g. "its test accuracy") would be chance-level. `backbone`: the model.pt or run to fine-tune
     (default: `origin` itself); `then`: the setting that takes the fine-tuned model."""
-    return CnnlabError(f"{origin} is a backbone pretrained with method={method}: its classifier head was never "
-                       f"trained, so {use} would be chance-level",
-                       fix=f"fine-tune it first (`cnnlab finetune model.weights={backbone or origin} "
-                           f"finetune.mode=linear` for a linear probe, or finetune.mode=full), then use {then}")
+    error = CnnlabError(f"{origin} is a backbone pretrained with method={method}: its classifier head was never "
+                        f"trained, so {use} would be chance-level",
+                        fix=f"fine-tune it first (`cnnlab finetune model.weights={backbone or origin} "
+                            f"finetune.mode=linear` for a linear probe, or finetune.mode=full), then use {then}")
+    error.before_work = True  # a refusal of the input model: the refused run leaves no folder (cnnlab.app)
+    return error
 
 
 def require_trained_onnx_head(metadata: Mapping[str, Any], path: Any, use: str) -> None:

@@ -29,6 +29,7 @@ from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import apply_resume
 from cnnlab.runs import NO_CHECKPOINT
 from cnnlab.weights import check_weights_arch, initial_model, keeps_head, resolve_weights
@@ -97,14 +98,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
+    dataset_cfg = weights_dataset_config(cfg, ctx, weights)  # a cnnlab run's weights: its data, unless dataset=
     # from scratch, a network that takes any channels is built for the data's (LeNet-5: 1 for grayscale), as pretrain
-    spec = resolve_input_spec(cfg.dataset, weights.spec,
+    spec = resolve_input_spec(dataset_cfg, weights.spec,
                               any_channels=not weights.pretrained and get_entry(name).any_channels)
     if weights.spec is not None:  # the weights' normalisation applies; the size is the user's to pick
         refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained weights", keys=("mean", "std"))
     runtime = runtime.for_input(spec.size)
     with main_process_first(runtime):
-        data = build_datasets(cfg.dataset, spec, train_augment=settings.augment)
+        data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
     ctx.log.info("finetune %s (%s) on %s: %d classes, %d train / %d val images at %d px, mode=%s", name,
                  weights.description, data.name, len(data.classes), len(data.train), len(data.val), spec.size,
                  settings.mode)
@@ -127,10 +129,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         trainable = Trainable(model, head=model.get_submodule(head_path), frozen=frozen,
                               backbone_lr_scale=settings.backbone_lr_scale)
         result = train_model(ctx, runtime, recipe, trainable, loaders, classification_objective(recipe, len(data.classes)),
-                             Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
+                             Checkpointing(resume_from=resume_from, dataset=dataset_record(data, dataset_cfg)))
     training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
-                           dataset_config=cfg.dataset, weights=weights.description)
+                           dataset_config=dataset_cfg, weights=weights.description)
     if weights.source:
         ctx.record.update(source=weights.source)
     metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": settings.backbone_lr_scale,

@@ -28,6 +28,7 @@ from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.weights import InitialWeights
 
 log = logging.getLogger("cnnlab")
 
@@ -160,6 +161,33 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
                               fix=f"drop {key}= (its settings: {known}), or pick other data with dataset=NAME")
         OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
     return config
+
+
+@found_before_work()
+def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWeights,
+                           role: str = "model") -> DictConfig:
+    """The data a command that trains from `role`.weights= (finetune) uses: the composed dataset when the weights are
+    not a cnnlab run's or `dataset=` is typed; otherwise the data the weights' run recorded (run.json, else the
+    checkpoint's own record), with the typed `dataset.KEY=` on top, as source_dataset_config gives a source's. The
+    documented `cnnlab finetune model.weights=latest:pretrain finetune.mode=linear` after a pretrain on digits
+    probed the default synthetic shapes instead, exit 0 (probe 59). The label fraction stays this run's own (the
+    composed one unless typed): a fine-tune's labels are its choice. A val split carved otherwise than the one the
+    weights trained beside is refused (check_val_settings): it would hold images the backbone trained on."""
+    if weights.kind != "run":
+        return cfg.dataset
+    key = f"{role}.weights"
+    source = with_file_dataset(resolve_source(str(OmegaConf.select(cfg, key)), ctx.outputs, want=("checkpoint",),
+                                              key=key))
+    dataset_cfg = cfg.dataset
+    if not ctx.explicitly_set("dataset"):
+        dataset_cfg = source_dataset_config(cfg, ctx, source)
+        if dataset_cfg is not cfg.dataset:
+            if "label_fraction" in dataset_cfg and not ctx.explicitly_set("dataset.label_fraction"):
+                dataset_cfg.label_fraction = cfg.dataset.get("label_fraction", 1.0)
+            ctx.log.info("dataset=%s: the data the %s run trained on (dataset=NAME picks other data)",
+                         dataset_cfg.get("name"), key)
+    check_val_settings(ctx, source, dataset_cfg)
+    return dataset_cfg
 
 
 def with_file_dataset(source: Source) -> Source:

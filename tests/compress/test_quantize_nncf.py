@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from cnnlab.compress.quantization.nncf_engine import (INSTALL_FIX, AccuracyControl, NncfResult, nncf_available,
-                                                      nncf_describe, quantize_with_nncf)
+                                                      NNCF_RANGES, nncf_describe, quantize_with_nncf)
 from cnnlab.compress.quantization.ptq import preprocess, quantized_ops
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
@@ -162,7 +162,8 @@ def test_default_mode_writes_a_qdq_file_close_to_fp32(graphs: dict[str, Path], t
     error = np.abs(actual - expected)
     assert error.mean() < 0.1 * np.abs(expected).mean() and error.max() < 0.3 * np.abs(expected).max()
     assert nncf_describe(result) == {"engine": "nncf", "version": nncf.__version__, "preset": "performance",
-                                     "mode": "default", "calibration": {"batches": 3, "images": 24},
+                                     "mode": "default",
+                                     "calibration": {"batches": 3, "images": 24, "ranges": NNCF_RANGES},
                                      "excluded": []}
 
 

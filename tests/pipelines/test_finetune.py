@@ -288,3 +288,24 @@ def test_a_loss_jump_after_epoch_one_of_a_pretrained_backbone_is_a_warning_with_
         assert message is not None and message.startswith("training loss rose from 1.12 (epoch 1) to 2.17 (epoch 2)")
         assert message.endswith("rerun with finetune.backbone_lr_scale=0.1")
     assert backbone_overwritten([{"epoch": 1}, {"epoch": 2, "train_loss": None}], settings, pretrained=True) is None
+
+
+def test_weights_from_a_run_fine_tune_on_that_runs_data_unless_dataset_is_given(cli, outputs: Path) -> None:
+    """Probe 59: the documented `cnnlab finetune model.weights=latest:pretrain finetune.mode=linear` after a pretrain
+    on digits trained on the default synthetic shapes (64 px), exit 0."""
+    digits = ["model=lenet5", "trainer.epochs=1", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=digits", "dataset.label_fraction=0.5", *digits).code == 0
+    probe = cli("finetune", "model.weights=latest:pretrain", "finetune.mode=linear", "trainer.epochs=1")
+    assert probe.code == 0, probe.output
+    record = read_run(run_dirs(outputs, "finetune")[-1])
+    assert record["dataset"]["name"] == "digits" and record["dataset"]["image_size"] == 32
+    assert record["dataset"]["train_size"] == 1437  # the pretrain's label fraction is not the fine-tune's
+    fewer = cli("finetune", "model.weights=latest:pretrain", "dataset.label_fraction=0.1", "trainer.epochs=1")
+    assert fewer.code == 0, fewer.output
+    assert read_run(run_dirs(outputs, "finetune")[-1])["dataset"]["train_size"] == 142
+    other = cli("finetune", "model.weights=latest:pretrain", *SMALL[:-1], "trainer.epochs=1")
+    assert other.code == 0, other.output
+    assert read_run(run_dirs(outputs, "finetune")[-1])["dataset"]["name"] == "synthetic"  # dataset= picks other data
+    carved = cli("finetune", "model.weights=latest:pretrain", "dataset.seed=3", "trainer.epochs=1")
+    assert carved.code == 2 and "dataset.seed=3: the source's run set its val split apart with dataset.seed=0" in \
+        carved.stderr, carved.output

@@ -4,6 +4,7 @@ record, and bad input."""
 from __future__ import annotations
 
 import sys
+import stat
 from pathlib import Path
 
 import onnxruntime as ort
@@ -94,6 +95,11 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     fastest = max(candidates.values(), key=lambda c: c["speedup"])
     chosen = candidates[report["chosen"]]
     assert report["chosen"] == metrics["format"] and report["within_budget"]
+    # probe 59: onnxruntime wrote calibration.json through mkstemp, readable by its owner only (docs/runs.md)
+    usual = stat.S_IMODE((run_dir / "run.json").stat().st_mode)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir() if p.is_file()} == \
+        {p.name: usual for p in run_dir.iterdir() if p.is_file()}
+    assert (run_dir / "calibration.json").is_file()
     if chosen is fastest:
         assert report["reason"].startswith(f"{fastest['name']}: the fastest of 4 candidate(s)")
     else:  # the selection rule's tie: a QDQ file (read by more runtimes) within timing noise of a faster QOperator one

@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 INSTALL_FIX = 'pip install "cnnlab[openvino]"'
 PRESETS = ("performance", "mixed")
 MODES = ("default", "accuracy_control")
+# How NNCF sets activation ranges here, whatever quantize.calibrate_method (onnxruntime's) says (module docstring).
+NNCF_RANGES = "mean over calibration images of each image's min and max (NNCF MEAN_MINMAX)"
 # NNCF's default number of data items to rank quantizer groups on (quantize_with_accuracy_control's subset_size).
 RANKING_ITEMS = 300
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -211,7 +213,8 @@ def nncf_describe(result: NncfResult) -> dict[str, Any]:
     accuracy control, the budget, the nodes reverted to float and the top-1 figures (percent)."""
     described: dict[str, Any] = {
         "engine": "nncf", "version": result.nncf_version, "preset": result.preset, "mode": result.mode,
-        "calibration": {"batches": result.calibration_batches, "images": result.calibration_images},
+        "calibration": {"batches": result.calibration_batches, "images": result.calibration_images,
+                        "ranges": NNCF_RANGES},
         "excluded": list(result.excluded),
     }
     if result.mode == "accuracy_control":

@@ -25,6 +25,7 @@ from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import load_onnx
 from cnnlab.deploy.onnx_check import QUANTIZED_OPS, graph_precision, quantized_ops  # noqa: F401 - re-exported
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import with_usual_permissions
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
@@ -122,6 +123,8 @@ def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settin
                             extra_options=extra, **cache)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer raises many types
         raise _quantizer_error(fmt, exc) from exc
+    if cache and calibration_cache.is_file():  # onnxruntime writes it through mkstemp: readable by its owner only
+        with_usual_permissions(calibration_cache)
     return out
 
 

@@ -99,6 +99,10 @@ def _nncf_candidate(fmt: Format, preprocessed: Path, target: Path, calibration: 
                     accuracy_control: AccuracyControl | None) -> CandidateResult:
     """NNCF's QDQ file of the pre-processed graph (so quantize.exclude names the same nodes for both engines), from
     the calibration images every other format uses; what NNCF did goes into the record (`built_by`)."""
+    if settings.calibrate_method != "minmax":  # probe 59: the record did not say the setting passed NNCF by
+        log.info("%s: NNCF sets its own activation ranges (the mean of per-image min/max); "
+                 "quantize.calibrate_method=%s applies to onnxruntime's candidates", fmt.name,
+                 settings.calibrate_method)
     result = quantize_with_nncf(preprocessed, target, calibration.batches, exclude=settings.exclude,
                                 accuracy_control=accuracy_control)
     return CandidateResult(fmt, result.path, built_by=nncf_describe(result))
