@@ -141,6 +141,7 @@ COMMANDS: dict[str, CommandInfo] = {
                   "cnnlab search resume=true",
                   "cnnlab export source=latest:search"),
         extra_groups=("space",),
+        source_dataset_role="model",  # space=hparams from model.weights=RUN: that run's data unless dataset=
         resumable=True,
         kept_note="the study (study.db: every finished trial) is kept",
         produces_model=True,

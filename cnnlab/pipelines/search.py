@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.console import out
 from cnnlab.context import RunContext
@@ -32,7 +32,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import read_training_extra
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import read_json
-from cnnlab.models import requested_stem
+from cnnlab.models import canonical_name, requested_stem
 from cnnlab.runs import RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo
 from cnnlab.search.latency import CACHE_FILE, LatencyCache, check_runtime
 from cnnlab.search.results import (best_feasible, correlation_line, correlation_points, empty_front_line,
@@ -43,6 +43,7 @@ from cnnlab.search.space import SearchSpace
 from cnnlab.search.study import STUDY_FILE, finished_trials, open_study, requeue_interrupted, trial_record
 from cnnlab.settings import HOW_IT_RUNS, within
 from cnnlab.steps.recording import fit_metrics, save_and_record
+from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
                                         check_space_keys, chosen_candidate, train_chosen)
@@ -129,6 +130,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                   "docs/search.md)")
         weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
             else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
+        if weights.kind == "run" and weights.arch_name and \
+                canonical_name(weights.arch_name) != canonical_name(cfg.model.name):  # every trial builds model=
+            raise CnnlabError(f"model.weights is a {weights.arch_name} checkpoint, but the search trains "
+                              f"model={cfg.model.name}", fix=f"add model={canonical_name(weights.arch_name)}")
+        dataset_cfg = weights_dataset_config(cfg, ctx, weights)  # a run's weights: its data, unless dataset=
+        if dataset_cfg is not cfg.dataset:  # every trial and the final training read cfg.dataset
+            with open_dict(cfg):
+                cfg.dataset = dataset_cfg
 
         built: dict[str, DataBundle] = {}  # the datasets read for the check, kept for the trials
         check_proxy_batches(cfg, space, settings, weights, built, runtime.world_size)

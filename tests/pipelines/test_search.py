@@ -540,3 +540,21 @@ def test_the_summary_counts_the_candidates_the_correlation_used(tmp_path: Path, 
     assert summary["spearman_candidates"] == 3 and "Pareto front (3 feasible of 3 finished trials" in printed
     write_results(_fake_ctx(tmp_path), rows[3:], "mobilenet", SearchSettings.from_config(SETTINGS))
     assert capsys.readouterr().out.strip() == "no finished trial yet"
+
+
+def test_an_hparam_search_from_a_runs_weights_searches_on_that_runs_data(cli, outputs: Path) -> None:
+    """As `cnnlab finetune model.weights=RUN` (probe 59): without dataset=, the trials and the final training read the
+    data the weights' run trained on, not the default synthetic shapes; a checkpoint of another network than the
+    search's model= is one line naming the model= to add (it was "the recorded layer shapes do not fit")."""
+    pre = [*DATA[:5], "model=lenet5", "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "dataset.image_size=24",
+           "dataset.train_size=160"]  # room for the space's largest batch, 128
+    assert cli("pretrain", *pre).code == 0
+    other = cli("search", "space=hparams", "model.weights=latest:pretrain", *QUICK)
+    assert other.code == 2 and "model.weights is a lenet5 checkpoint, but the search trains model=resnet18 — add " \
+        "model=lenet5" in other.stderr, other.output
+    result = cli("search", "space=hparams", "model=lenet5", "model.weights=latest:pretrain", *QUICK,
+                 "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "search.proxy_train_fraction=1.0")
+    assert result.code == 0, result.output
+    record = read_run(run_dirs(outputs, "search")[-1])
+    assert record["dataset"]["name"] == "synthetic" and record["dataset"]["image_size"] == 24
+    assert record["dataset"]["train_size"] == 160 and record["dataset"]["num_classes"] == 4
