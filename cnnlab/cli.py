@@ -166,6 +166,19 @@ def _read_as_text(choice: str) -> bool:
         return True
 
 
+def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
+    """`hydra.run.dir=DIR` naming a folder that already holds a run: Hydra would overwrite its .hydra/ and the run
+    record its run.json (a completed run's metrics, which source= and the report read), even for a run refused at
+    once (probe 60). A run never writes into another run's folder."""
+    if multirun:
+        return
+    for override in typed:
+        key, _, value = override.lstrip("+").partition("=")
+        if key == "hydra.run.dir" and value and (Path(value.strip("'\"")).expanduser() / "run.json").exists():
+            raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
+                            "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
+
+
 def check_overrides(command: str, args: list[str]) -> None:
     """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
     extra_dirs = _config_dirs(args)
@@ -289,6 +302,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     device_option = ["--device", device] if device else []  # a fix that repeats the line keeps it
     try:
         check_overrides(command, args)
+        check_run_dir_is_new(typed, multirun)
         check_sweep_flags(args, multirun)
         check_added_keys(typed, command)  # before any job: a sweep refused it once per job
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)

@@ -41,6 +41,8 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("finetune", *TINY, "optim=adamw", "+optim.momentum=0.9"),  # a key the optimizer class takes no argument for
     ("search", *TINY, "space=hparams", "+space.params.seed.type=int"),  # a search space (pipelines/search)
     ("pipeline", "pipeline.stages=[nosuch]"),           # a plan (pipelines/pipeline)
+    ("pipeline", "pipeline.stages=[prune]"),            # probe 60: a stage whose input stage never ran
+    ("pretrain", *TINY, "trainer.batch_size=128"),      # probe 60: a batch larger than the training set (64)
 ])
 def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
     """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty
@@ -67,3 +69,20 @@ def test_a_model_refused_as_input_leaves_no_run_folder(cli, outputs) -> None:
     result = cli("evaluate", "source=latest:pretrain")
     assert result.code == 2 and "its classifier head was never trained" in result.stderr, result.output
     assert not (outputs / "evaluate").exists()
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("evaluate", "source=latest:pretrain", "split=test")  # probe 60: synthetic has no test split
+    assert result.code == 2 and "has no test split" in result.stderr, result.output
+    assert not (outputs / "evaluate").exists()
+
+
+def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
+    """Probe 60: `hydra.run.dir=` naming a completed run's folder, on a command refused at once, replaced that run's
+    run.json (its metrics, which source= and the report read) with a failed prune's, and its .hydra/ files."""
+    from helpers import run_dirs
+
+    assert cli("pretrain", *TINY).code == 0
+    victim = run_dirs(outputs, "pretrain")[0]
+    before = {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]}
+    result = cli("prune", "prune.ratio=1.5", f"hydra.run.dir={victim}")
+    assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
+    assert {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]} == before

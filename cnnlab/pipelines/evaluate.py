@@ -29,7 +29,7 @@ from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source
 from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
 from cnnlab.engine.progress import make_progress
 from cnnlab.engine.recipe import Recipe
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
 from cnnlab.steps.sources import model_labelled, refuse_training_images, require_source, source_data
@@ -71,6 +71,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             "per_class_acc": dict(zip(model.classes, scores.per_class))}
 
 
+@found_before_work()
 def split_of(data: DataBundle, split: str) -> Dataset:
     """The images of `split` (SPLITS); "all" is train, val and test together. CnnlabError for a split the data
     lacks or an empty one."""

@@ -72,8 +72,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 # every stage it takes as given that has no run to give, not only this one (probe 56)
                 missing = [s.name for s in stages if s.name not in run_dirs]
                 include = with_upstream(stages, stage.name, missing, settings.stages or [stage.name])
-                raise CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
-                                  fix=f"include what it needs: 'pipeline.stages=[{','.join(include)}]'")
+                error = CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
+                                    fix=f"include what it needs: 'pipeline.stages=[{','.join(include)}]'")
+                # a refused plan, when no stage has run yet: the pipeline then leaves no run folder (cnnlab.app)
+                error.before_work = all(done["how"] == "reused" for done in outcome.values())
+                raise error
         started = time.perf_counter()
         how = decide(stage, done)
         if changed and newest is not None:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.context import RunContext
 from cnnlab.data.spec import InputSpec
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 INPUT_KEYS = ("image_size", "mean", "std")  # the dataset settings an InputSpec fixes
 
@@ -33,6 +33,7 @@ def _same(typed: Any, applied: Any) -> bool:
     return typed is not None and str(typed) == str(applied)
 
 
+@found_before_work()
 def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputSpec, whose: str,
                                   keys: tuple[str, ...] = INPUT_KEYS) -> None:
     """CnnlabError when a `dataset.KEY=` typed on this command line (KEY in `keys`) differs from what `spec` — the

@@ -19,7 +19,7 @@ from torch import nn
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
-from cnnlab.data.content import shared_pictures
+from cnnlab.data.content import pictures, shared_pictures
 from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
@@ -167,8 +167,9 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
 def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWeights,
                            role: str = "model") -> DictConfig:
     """The data a command that trains from `role`.weights= (finetune, search space=hparams) uses: the composed
-    dataset when the weights are not a cnnlab run's or `dataset=` is typed; otherwise the data the weights' run recorded (run.json, else the
-    checkpoint's own record), with the typed `dataset.KEY=` on top, as source_dataset_config gives a source's. The
+    dataset when the weights are not a cnnlab run's or `dataset=` is typed; otherwise the data the weights' run
+    recorded (run.json, else the checkpoint's own record), with the typed `dataset.KEY=` on top, as
+    source_dataset_config gives a source's. The
     documented `cnnlab finetune model.weights=latest:pretrain finetune.mode=linear` after a pretrain on digits
     probed the default synthetic shapes instead, exit 0 (probe 59). The label fraction stays this run's own (the
     composed one unless typed): a fine-tune's labels are its choice. A val split carved otherwise than the one the
@@ -235,6 +236,7 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
     return data, dataset_cfg
 
 
+@found_before_work()
 def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> None:
     """The split settings typed for a source's data: a `dataset.val_fraction` that carves nothing
     (refuse_unused_val_fraction), or a carve other than the one the source trained beside (check_same_val_split)."""
@@ -256,7 +258,18 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     folder with val/)."""
     recorded = dataset_config_of(source.run) or {}
     used = _plain(dataset_cfg)
-    if not recorded or not isinstance(used, Mapping) or not same_data(recorded, used) or not carves_val(recorded):
+    if not recorded or not isinstance(used, Mapping):
+        return
+    if not same_data(recorded, used):
+        _refuse_a_changed_copy(source, recorded, used)
+        return
+    root = _folder(recorded.get("root"))
+    if recorded.get("name") in FOLDER_DATASETS and root is not None and not Path(root).is_dir():
+        # moved, or another machine: its splits cannot be read (a traceback when scanned, probe 60)
+        raise CnnlabError(f"the images of {source.run.path if source.run else source.path} are no longer in {root}",
+                          fix="point to where they are now with dataset.root=DIR (the run's other dataset settings "
+                              "are kept), or pick other data with dataset=NAME")
+    if not carves_val(recorded):
         return
     unsaid = [key for key in _CARVE_KEYS if recorded.get(key) is None]
     if unsaid:
@@ -271,13 +284,16 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                           "the model trained on (and read high)",
                           fix="train again on the folder as it is, or give the pictures it trained on with "
                               "dataset.root=DIR (a copy of the folder as it was)")
+    where = source.run.path if source.run else source.path
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
-            raise CnnlabError(f"dataset.{key}={used.get(key)}: the source's run set its val split apart with "
-                              f"dataset.{key}={recorded.get(key)}, so another carve would hold images the model "
+            # probe 60: the fix also offered `cnnlab evaluate split=test`, which digits and folders refuse (no test)
+            subset = " (it also draws the dataset.label_fraction subset, which stays the one it drew)" \
+                if key == "seed" else ""
+            raise CnnlabError(f"dataset.{key}={used.get(key)}: the model's run ({where}) set its val split apart "
+                              f"with dataset.{key}={recorded.get(key)}, so another carve would hold images the model "
                               "trained on (and read high)",
-                              fix=f"drop dataset.{key}= (the source's own val split is used); `cnnlab evaluate "
-                                  "split=test` scores the fixed test split whatever it is")
+                              fix=f"drop dataset.{key}= (the val split the model was trained beside is used){subset}")
 
 
 def _plain(dataset_cfg: Any) -> Any:
@@ -345,6 +361,36 @@ def refuse_unused_val_fraction(dataset: Any) -> None:
                       "own, which is used as it is",
                       fix="drop dataset.val_fraction= (to carve val from the training images instead, lay the folder "
                           "out without its val/ folder)")
+
+
+def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Mapping[str, Any]) -> None:
+    """CnnlabError when `dataset.root=OTHER` names a folder that holds some of the pictures the source trained or
+    was validated on (their bytes) without being that folder as it was (the same pictures under the same names):
+    its val split, carved by dataset.seed, would hold images the model trained on. Probe 60: the trained folder as
+    it is now, 30 pictures added, scored 8 of its 18 val images from the model's training set, exit 0. A copy as it
+    was, and a folder of new pictures, pass; so does everything when the trained folder is gone (nothing to compare)."""
+    trained, other = _folder(recorded.get("root")), _folder(used.get("root"))
+    if recorded.get("name") not in FOLDER_DATASETS or used.get("name") not in FOLDER_DATASETS or trained is None \
+            or other is None or not Path(trained).is_dir() or not Path(other).is_dir():
+        return
+    test = split_dir(Path(trained), TEST_DIR_NAMES) if split_dir(Path(trained), TRAIN_DIR_NAMES) else None
+    shared = shared_pictures(Path(other), Path(trained), outside=test)
+    if not shared:
+        return
+    names = _picture_names(Path(other))
+    if names == _picture_names(Path(trained)) and len(shared_pictures(Path(other), Path(trained))) == len(names):
+        return  # the folder as it was (its test split too): the same seed carves the same val split
+    where = source.run.path if source.run else source.path
+    raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (the same "
+                      f"bytes as pictures in {trained}), but is not that folder as it was: its val split would hold "
+                      "images the model trained on (and read high)",
+                      fix=f"give a copy of {trained} as it was with dataset.root=DIR, or a folder of pictures the "
+                          "model has not seen")
+
+
+def _picture_names(root: Path) -> list[str]:
+    """The pictures under `root`, relative to it and sorted: what the val carve draws from."""
+    return sorted(os.path.relpath(path, root) for path in pictures(root))
 
 
 def carves_val(recorded: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ work.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Collection, Sequence
 
 from omegaconf import OmegaConf
@@ -50,4 +51,6 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             message, is_bug = describe(exc, stage.command, facts)
             if is_bug:
                 raise
+            # a fix worded for a command line is typed into the stage's overrides (probe 60: `~optim.momentum`)
+            message = re.sub(r" to the command( line)?\b", f" to pipeline.plan.{stage.name}.overrides", message)
             raise CnnlabError(f"pipeline.plan.{stage.name} (cnnlab {stage.command}): {message}") from None

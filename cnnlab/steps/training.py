@@ -27,7 +27,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
 from cnnlab import environment
 from cnnlab.environment import core_share
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import counted
 from cnnlab.fileio import atomic_path
 from cnnlab.runs import (STATE_FILE)
@@ -55,6 +55,7 @@ def loader_workers(recipe: Recipe, data: DataBundle) -> int:
     return recipe.workers
 
 
+@found_before_work()
 def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
                  workers: int = 0) -> Loaders:
     """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard).

@@ -94,3 +94,21 @@ def test_ratio_outside_zero_one_is_refused(ratio: float) -> None:
 def test_unknown_kept_layer_is_named() -> None:
     with pytest.raises(CnnlabError, match="no layer 'classifier.9'"):
         MagnitudePruner(_lenet(), MagnitudeSettings(0.5), keep=["classifier.9"])
+
+
+@pytest.mark.parametrize("override", ["prune.importance=taylor", "prune.round_to=16", "prune.taylor_batches=4"])
+def test_a_channel_pruning_setting_given_to_magnitude_pruning_is_refused(override: str) -> None:
+    """Probe 60: `prune.method=magnitude prune.importance=taylor` was accepted and the importance ignored."""
+    from hydra import compose, initialize_config_module
+
+    import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
+    from cnnlab.compress.pruning import PruneSettings
+
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        section = compose("config", overrides=["command=prune", "prune.method=magnitude", override]).prune
+    key = override.split("=")[0]
+    with pytest.raises(CnnlabError, match=f"{key}=.* applies to prune.method=channel; .* drop {key}="):
+        PruneSettings.from_config(section)
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        plain = compose("config", overrides=["command=prune", "prune.method=magnitude"]).prune
+    assert PruneSettings.from_config(plain).method == "magnitude"

@@ -263,14 +263,15 @@ def test_another_carve_of_the_teachers_data_is_refused(cli, outputs: Path, grays
     teacher_val_acc was recorded on images the teacher trained on."""
     result = cli("distill", *grayscale_teacher, "student=lenet5", "dataset.seed=3")
     said = " ".join(result.stderr.split())
-    assert result.code == 2 and "dataset.seed=3: the source's run set its val split apart with dataset.seed=0" in said
+    assert result.code == 2 and "dataset.seed=3: the model's run (" in said
+    assert "set its val split apart with dataset.seed=0" in said
     assert "drop dataset.seed=" in said and "Traceback" not in said
     # probe 53: dataset.val_fraction was checked against the default dataset (synthetic, which has none):
     # "unknown setting", and its `+` fix then spoke of synthetic and a val/ folder
     result = cli("distill", *grayscale_teacher, "student=lenet5", "dataset.val_fraction=0.5")
     said = " ".join(result.stderr.split())
-    assert result.code == 2 and "dataset.val_fraction=0.5: the source's run set its val split apart with " \
-        "dataset.val_fraction=0.25" in said, said
+    assert result.code == 2 and "dataset.val_fraction=0.5: the model's run (" in said \
+        and "set its val split apart with dataset.val_fraction=0.25" in said, said
 
 
 def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outputs: Path,

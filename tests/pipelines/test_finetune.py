@@ -12,7 +12,7 @@ import torch
 import torchvision.models as tvm
 
 from cnnlab.models import MODELS, hub_checkpoint_path
-from helpers import TINY, only_run, read_run, run_dirs, saved_model_val_scores, write_idx
+from helpers import TINY, only_run, random_image_folder, read_run, run_dirs, saved_model_val_scores, write_idx
 
 SMALL = ["dataset=synthetic", "dataset.image_size=32", "dataset.train_size=64", "dataset.val_size=32",
          "dataset.num_classes=4", "trainer.epochs=2", "trainer.batch_size=16", "trainer.amp=none"]
@@ -307,5 +307,49 @@ def test_weights_from_a_run_fine_tune_on_that_runs_data_unless_dataset_is_given(
     assert other.code == 0, other.output
     assert read_run(run_dirs(outputs, "finetune")[-1])["dataset"]["name"] == "synthetic"  # dataset= picks other data
     carved = cli("finetune", "model.weights=latest:pretrain", "dataset.seed=3", "trainer.epochs=1")
-    assert carved.code == 2 and "dataset.seed=3: the source's run set its val split apart with dataset.seed=0" in \
-        carved.stderr, carved.output
+    said = " ".join(carved.stderr.split())
+    assert carved.code == 2 and "set its val split apart with dataset.seed=0" in said, carved.output
+    assert "drop dataset.seed= (the val split the model was trained beside is used)" in said
+    assert "split=test" not in said  # probe 60: digits has no test split
+
+
+def test_weights_whose_image_folder_moved_name_the_folder_and_dataset_root_finds_it(cli, outputs: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Probe 60: the pretrain's folder moved, then `cnnlab finetune model.weights=latest:pretrain` was a traceback
+    (FileNotFoundError while checking its val split) and left a failed run."""
+    folder = random_image_folder(tmp_path / "pics", per_class=8)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={folder}", *tiny).code == 0
+    moved = folder.rename(tmp_path / "pics_moved")
+    result = cli("finetune", "model.weights=latest:pretrain", *tiny)
+    assert result.code == 2 and "Traceback" not in result.output, result.output
+    assert f"are no longer in {folder} — point to where they are now with dataset.root=DIR" in result.stderr
+    assert not (outputs / "finetune").exists()
+    found = cli("finetune", "model.weights=latest:pretrain", f"dataset.root={moved}", *tiny)
+    assert found.code == 0, found.output
+    trained = read_run(run_dirs(outputs, "pretrain")[0])["dataset"]["train_size"]
+    assert read_run(run_dirs(outputs, "finetune")[0])["dataset"]["train_size"] == trained < 16  # the same carve
+
+
+def test_another_folder_holding_some_of_the_training_pictures_is_refused(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 60: `dataset.root=` the trained folder as it is now (pictures added) was accepted; its val split held
+    8 of 18 images the model trained on (fine-tune val 83.33 %, evaluate 88.89 %, exit 0). A copy as it was and a
+    folder of new pictures pass."""
+    import shutil
+
+    folder = random_image_folder(tmp_path / "pics", per_class=8)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={folder}", *tiny).code == 0
+    grown = shutil.copytree(folder, tmp_path / "grown")
+    extra = random_image_folder(tmp_path / "extra", per_class=4, seed=1)
+    for picture in extra.glob("*/*.png"):  # 4 new pictures per class beside the 8
+        shutil.copy(picture, grown / picture.parent.name / f"new_{picture.name}")
+    for command in (["finetune", "model.weights=latest:pretrain", *tiny],
+                    ["evaluate", "source=latest:pretrain", "split=val"]):
+        result = cli(*command, f"dataset.root={grown}")
+        said = " ".join(result.stderr.split())
+        assert result.code == 2 and f"{grown} holds" in said and "is not that folder as it was" in said, result.output
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    new = random_image_folder(tmp_path / "new", per_class=8, seed=2)
+    for root in (copy, new):
+        assert cli("finetune", "model.weights=latest:pretrain", f"dataset.root={root}", *tiny).code == 0, root

@@ -49,7 +49,8 @@ def test_every_packaged_experiment_passes(experiment: str) -> None:
     ("prune.ratio=0.5", "prune.ratio is a setting of `cnnlab prune`, not of `cnnlab finetune`"),
     # settings the command parses itself (its pipeline module's `check`): found only when the stage ran
     ("finetune.mode=nosuch", "finetune.mode=nosuch is not a mode"),
-    ("optim=adamw +optim.momentum=0.9", "torch.optim.AdamW takes no momentum argument"),
+    ("optim=adamw +optim.momentum=0.9", "torch.optim.AdamW takes no momentum argument — drop it: add "
+                                        "~optim.momentum to pipeline.plan.tune.overrides"),  # probe 60
 ])
 def test_a_mistake_in_a_later_stage_names_that_stage(bad: str, said: str) -> None:
     plan = {"pre": {"command": "pretrain", "overrides": ["model=lenet5"]},

@@ -15,8 +15,10 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.paired import ROUNDS, PairedSettings, threads_or_default
 from cnnlab.errors import CnnlabError
+from cnnlab.settings import packaged_defaults
 
 METHODS = ("channel", "magnitude")
+CHANNEL_ONLY = ("importance", "round_to", "taylor_batches")  # settings magnitude pruning does not read
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class PruneSettings:
                    taylor_batches=int(section.taylor_batches), measure=bool(section.measure),
                    bench_threads=threads_or_default(threads),
                    bench_batch=int(section.bench_batch), bench_seconds=float(section.bench_seconds))
+        if method == "magnitude":  # probe 60: `prune.importance=taylor` was accepted, recorded nowhere, and ignored
+            defaults = packaged_defaults()
+            changed = [key for key in CHANNEL_ONLY if section.get(key) not in defaults.get(f"prune.{key}", ())]
+            if changed:
+                raise CnnlabError(f"prune.{changed[0]}={section.get(changed[0])} applies to prune.method=channel; "
+                                  "magnitude pruning ranks single weights by |w| and would ignore it",
+                                  fix=f"drop prune.{changed[0]}= (or use prune.method=channel)")
         for key, value, least in (("steps", parsed.steps, 1), ("finetune_epochs", parsed.finetune_epochs, 0),
                                   ("taylor_batches", parsed.taylor_batches, 1), ("bench_batch", parsed.bench_batch, 1)):
             if value < least:
