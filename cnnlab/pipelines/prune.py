@@ -30,6 +30,7 @@ from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.models import MODELS, count_flops, count_params
+from cnnlab.settings import packaged_defaults
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
@@ -40,7 +41,7 @@ DENSE_ONNX = "dense.onnx"
 
 def check(cfg: DictConfig) -> None:
     """What `cnnlab prune` parses itself: PruneSettings and the recipe (cnnlab/commands.py: `check`)."""
-    PruneSettings.from_config(cfg.prune)
+    PruneSettings.from_config(cfg.prune).refuse_channel_settings(cfg.prune, packaged_defaults())
     Recipe.from_config(cfg)
 
 

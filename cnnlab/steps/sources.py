@@ -169,9 +169,9 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     """The data a command that trains from `role`.weights= (finetune, search space=hparams) uses: the composed
     dataset when the weights are not a cnnlab run's or `dataset=` is typed; otherwise the data the weights' run
     recorded (run.json, else the checkpoint's own record), with the typed `dataset.KEY=` on top, as
-    source_dataset_config gives a source's. The
-    documented `cnnlab finetune model.weights=latest:pretrain finetune.mode=linear` after a pretrain on digits
-    probed the default synthetic shapes instead, exit 0 (probe 59). The label fraction stays this run's own (the
+    source_dataset_config gives a source's. The documented `cnnlab finetune model.weights=latest:pretrain
+    finetune.mode=linear` after a pretrain on digits probed the default synthetic shapes instead, exit 0 (probe
+    59). The label fraction stays this run's own (the
     composed one unless typed): a fine-tune's labels are its choice. A val split carved otherwise than the one the
     weights trained beside is refused (check_val_settings): it would hold images the backbone trained on."""
     if weights.kind != "run":

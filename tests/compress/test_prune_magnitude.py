@@ -106,9 +106,11 @@ def test_a_channel_pruning_setting_given_to_magnitude_pruning_is_refused(overrid
 
     with initialize_config_module("cnnlab.conf", version_base="1.3"):
         section = compose("config", overrides=["command=prune", "prune.method=magnitude", override]).prune
+    from cnnlab.settings import packaged_defaults
+
     key = override.split("=")[0]
     with pytest.raises(CnnlabError, match=f"{key}=.* applies to prune.method=channel; .* drop {key}="):
-        PruneSettings.from_config(section)
+        PruneSettings.from_config(section).refuse_channel_settings(section, packaged_defaults())
     with initialize_config_module("cnnlab.conf", version_base="1.3"):
         plain = compose("config", overrides=["command=prune", "prune.method=magnitude"]).prune
-    assert PruneSettings.from_config(plain).method == "magnitude"
+    PruneSettings.from_config(plain).refuse_channel_settings(plain, packaged_defaults())  # the defaults pass

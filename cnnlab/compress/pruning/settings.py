@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from omegaconf import DictConfig
@@ -15,7 +15,6 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.paired import ROUNDS, PairedSettings, threads_or_default
 from cnnlab.errors import CnnlabError
-from cnnlab.settings import packaged_defaults
 
 METHODS = ("channel", "magnitude")
 CHANNEL_ONLY = ("importance", "round_to", "taylor_batches")  # settings magnitude pruning does not read
@@ -61,13 +60,6 @@ class PruneSettings:
                    taylor_batches=int(section.taylor_batches), measure=bool(section.measure),
                    bench_threads=threads_or_default(threads),
                    bench_batch=int(section.bench_batch), bench_seconds=float(section.bench_seconds))
-        if method == "magnitude":  # probe 60: `prune.importance=taylor` was accepted, recorded nowhere, and ignored
-            defaults = packaged_defaults()
-            changed = [key for key in CHANNEL_ONLY if section.get(key) not in defaults.get(f"prune.{key}", ())]
-            if changed:
-                raise CnnlabError(f"prune.{changed[0]}={section.get(changed[0])} applies to prune.method=channel; "
-                                  "magnitude pruning ranks single weights by |w| and would ignore it",
-                                  fix=f"drop prune.{changed[0]}= (or use prune.method=channel)")
         for key, value, least in (("steps", parsed.steps, 1), ("finetune_epochs", parsed.finetune_epochs, 0),
                                   ("taylor_batches", parsed.taylor_batches, 1), ("bench_batch", parsed.bench_batch, 1)):
             if value < least:
@@ -77,6 +69,18 @@ class PruneSettings:
         if parsed.bench_seconds < 0:
             raise CnnlabError(f"prune.bench_seconds={parsed.bench_seconds} must be 0 or more")
         return parsed
+
+    def refuse_channel_settings(self, section: Mapping[str, Any], defaults: Mapping[str, tuple[Any, ...]]) -> None:
+        """CnnlabError for magnitude pruning given a setting only channel pruning reads (CHANNEL_ONLY) at another value
+        than its packaged default (`defaults`: settings.packaged_defaults). Probe 60: `prune.importance=taylor` was
+        accepted, recorded nowhere, and ignored."""
+        if self.method != "magnitude":
+            return
+        changed = [key for key in CHANNEL_ONLY if section.get(key) not in defaults.get(f"prune.{key}", ())]
+        if changed:
+            raise CnnlabError(f"prune.{changed[0]}={section.get(changed[0])} applies to prune.method=channel; "
+                              "magnitude pruning ranks single weights by |w| and would ignore it",
+                              fix=f"drop prune.{changed[0]}= (or use prune.method=channel)")
 
     def pruner_settings(self) -> ChannelSettings | MagnitudeSettings:
         if self.method == "channel":
