@@ -24,7 +24,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.hydra_args import hydra_overrides
+from cnnlab.hydra_args import hydra_overrides, quote_plain_value
 from cnnlab.settings import check_added_keys, check_sections_read, resumed_by, setting_facts
 
 app = typer.Typer(
@@ -173,10 +173,33 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
     if multirun:
         return
     for override in typed:
-        key, _, value = override.lstrip("+").partition("=")
-        if key == "hydra.run.dir" and value and (Path(value.strip("'\"")).expanduser() / "run.json").exists():
+        if override.lstrip("+").partition("=")[0] != "hydra.run.dir":
+            continue
+        folder = _folder_hydra_reads(override)
+        if folder is None:
+            continue
+        if folder.startswith("~"):  # Hydra does not expand it: a folder named "~" here, a `rm -rf ~` trap later
+            raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
+                            f"{Path.cwd()} — write the full path (e.g. hydra.run.dir=$HOME{folder[1:]}, unquoted)")
+        if (Path(folder) / "run.json").exists():
             raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
+
+
+def _folder_hydra_reads(override: str) -> str | None:
+    """The folder `hydra.run.dir=...` names as Hydra reads it (after cnnlab's own quoting, hydra_args): its quoting
+    and escapes (`runs/e\\ 2`), and the resolvers it may use (`${oc.env:PWD}/runs`, `${now:%H-%M}`). None when it
+    cannot be told before composing (it interpolates another setting). Probe 61: the typed text, checked as it
+    stood, let three spellings through."""
+    import hydra.core.utils  # noqa: F401 - registers Hydra's `now` resolver
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    try:
+        value = OverridesParser.create().parse_override(quote_plain_value(override.lstrip("+"))).value()
+        return str(OmegaConf.create({"folder": value}).folder) if isinstance(value, str) else None
+    except Exception:  # noqa: BLE001 - a value Hydra itself will refuse or resolve only once composed
+        return None
 
 
 def check_overrides(command: str, args: list[str]) -> None:

@@ -83,6 +83,13 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
     assert cli("pretrain", *TINY).code == 0
     victim = run_dirs(outputs, "pretrain")[0]
     before = {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]}
-    result = cli("prune", "prune.ratio=1.5", f"hydra.run.dir={victim}")
-    assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
+    inside = victim.relative_to(outputs)
+    # probe 61: the typed text was checked as it stood; Hydra reads quotes, escapes and resolvers
+    for spelling in (f"hydra.run.dir={victim}", f'hydra.run.dir="{victim}"',
+                     f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}"):
+        result = cli("prune", "prune.ratio=1.5", spelling)
+        assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
     assert {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]} == before
+    tilde = cli("pretrain", *TINY, "hydra.run.dir=~/cnnlab-run")  # Hydra makes a folder named "~" here
+    assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.run.dir=$HOME/cnnlab-run" in \
+        tilde.stderr, tilde.output

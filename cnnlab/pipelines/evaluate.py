@@ -32,7 +32,8 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
-from cnnlab.steps.sources import model_labelled, refuse_training_images, require_source, source_data
+from cnnlab.steps.sources import (model_labelled, refuse_training_images, refuse_training_images_in_test,
+                                   require_source, source_data)
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
 
@@ -51,6 +52,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
+    elif split == "test":
+        refuse_training_images_in_test(source, dataset_cfg)
     images = split_of(data, split)
     ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
                  model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)

@@ -19,7 +19,7 @@ from torch import nn
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
-from cnnlab.data.content import pictures, shared_pictures
+from cnnlab.data.content import folder_digest, same_pictures, shared_pictures
 from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
@@ -28,6 +28,7 @@ from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.steps.recording import record_warning
 from cnnlab.weights import InitialWeights
 
 log = logging.getLogger("cnnlab")
@@ -243,6 +244,8 @@ def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> Non
     if ctx.explicitly_set("dataset.val_fraction"):
         refuse_unused_val_fraction(_plain(dataset_cfg))
     check_same_val_split(source, dataset_cfg)
+    if (warning := unverified_folder(source, dataset_cfg)) is not None and ctx.is_main:
+        record_warning(ctx, warning)
 
 
 # The settings that carve a val split out of the training images (torchvision sets, digits, a one-level folder).
@@ -340,10 +343,8 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
         log.warning("the folder the model trained on, %s, is gone: split=all cannot check that %s holds none of "
                     "its pictures", trained, scored)
         return
-    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes; the source's test split
-    # is no training image
-    test = split_dir(Path(trained), TEST_DIR_NAMES) if split_dir(Path(trained), TRAIN_DIR_NAMES) else None
-    shared = shared_pictures(Path(scored), Path(trained), outside=test)
+    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes
+    shared, _ = training_pictures_in(Path(scored), recorded)
     if shared:
         raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
                           f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
@@ -369,17 +370,16 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
     its val split, carved by dataset.seed, would hold images the model trained on. Probe 60: the trained folder as
     it is now, 30 pictures added, scored 8 of its 18 val images from the model's training set, exit 0. A copy as it
     was, and a folder of new pictures, pass; so does everything when the trained folder is gone (nothing to compare)."""
-    trained, other = _folder(recorded.get("root")), _folder(used.get("root"))
-    if recorded.get("name") not in FOLDER_DATASETS or used.get("name") not in FOLDER_DATASETS or trained is None \
-            or other is None or not Path(trained).is_dir() or not Path(other).is_dir():
+    other = _folder(used.get("root"))
+    if used.get("name") not in FOLDER_DATASETS or other is None or not Path(other).is_dir():
         return
-    test = split_dir(Path(trained), TEST_DIR_NAMES) if split_dir(Path(trained), TRAIN_DIR_NAMES) else None
-    shared = shared_pictures(Path(other), Path(trained), outside=test)
-    if not shared:
+    own_val = split_dir(Path(other), VAL_DIR_NAMES) if split_dir(Path(other), TRAIN_DIR_NAMES) else None
+    if own_val is not None:  # a val/ of its own, not carved (probe 61): only the pictures in it matter
+        shared, trained = training_pictures_in(own_val, recorded, validation=False)
+    else:
+        shared, trained = training_pictures_in(Path(other), recorded)
+    if not shared or (own_val is None and same_pictures(Path(other), Path(trained))):  # as it was: the same carve
         return
-    names = _picture_names(Path(other))
-    if names == _picture_names(Path(trained)) and len(shared_pictures(Path(other), Path(trained))) == len(names):
-        return  # the folder as it was (its test split too): the same seed carves the same val split
     where = source.run.path if source.run else source.path
     raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (the same "
                       f"bytes as pictures in {trained}), but is not that folder as it was: its val split would hold "
@@ -388,9 +388,55 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
                           "model has not seen")
 
 
-def _picture_names(root: Path) -> list[str]:
-    """The pictures under `root`, relative to it and sorted: what the val carve draws from."""
-    return sorted(os.path.relpath(path, root) for path in pictures(root))
+def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *,
+                         validation: bool = True) -> tuple[list[str], str]:
+    """The pictures under `folder` with the bytes of a training or validation picture of the folder `recorded` (a
+    run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder, or that
+    folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
+    val/ folder when `validation` is False (a carved val split cannot be told from train: all of it counts)."""
+    trained = _folder(recorded.get("root"))
+    if recorded.get("name") not in FOLDER_DATASETS or trained is None or not Path(trained).is_dir():
+        return [], ""
+    train = split_dir(Path(trained), TRAIN_DIR_NAMES)
+    if train is not None and not validation:
+        return shared_pictures(folder, train), trained
+    test = split_dir(Path(trained), TEST_DIR_NAMES) if train is not None else None
+    return shared_pictures(folder, Path(trained), outside=test), trained
+
+
+def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
+    """The warning for `dataset.root=OTHER` when the folder the source trained on is gone, so its pictures cannot be
+    compared, and OTHER is not that folder moved as it was (its digest of names, sizes and times differs from the
+    recorded one): its val split may hold training images. None otherwise. Probe 61: the moved folder with pictures
+    added read 79 % for a model at chance, without a word."""
+    recorded, used = dataset_config_of(source.run) or {}, _plain(dataset_cfg)
+    trained = _folder(recorded.get("root"))
+    if not isinstance(used, Mapping) or same_data(recorded, used) or used.get("name") not in FOLDER_DATASETS \
+            or recorded.get("name") not in FOLDER_DATASETS or trained is None or Path(trained).is_dir():
+        return None
+    content = (source.run.data.get("dataset") or {}).get("content") if source.run is not None else None
+    other = _folder(used.get("root"))
+    if other is None or (isinstance(content, str) and folder_digest(Path(other)) == content):
+        return None  # moved as it was (mv keeps names, sizes and times)
+    return (f"the folder {source.run.path if source.run else source.path} trained on, {trained}, is gone, and "
+            f"{other} is not that folder as it was (other names, sizes or file times): cnnlab cannot check that its "
+            "val split holds none of the model's training images, so a val score may read high")
+
+
+def refuse_training_images_in_test(source: Source, dataset_cfg: Any) -> None:
+    """CnnlabError when `split=test` of another folder than the one the source trained on (`dataset.root=OTHER`)
+    holds pictures with the bytes of its training or validation pictures: split=all refused them, split=test scored
+    them (probe 61: a test/ copied from the training folder read 88.89 % for a model at chance, exit 0)."""
+    recorded, used = dataset_config_of(with_file_dataset(source).run) or {}, _plain(dataset_cfg)
+    if not isinstance(used, Mapping) or same_data(recorded, used) or _folder(used.get("root")) is None:
+        return
+    test = split_dir(Path(str(_folder(used.get("root")))), TEST_DIR_NAMES)
+    shared, trained = training_pictures_in(test, recorded) if test is not None else ([], "")
+    if shared:
+        raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
+                          f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
+                          "score would read high",
+                          fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
 
 
 def carves_val(recorded: Mapping[str, Any]) -> bool:

@@ -349,7 +349,65 @@ def test_another_folder_holding_some_of_the_training_pictures_is_refused(cli, ou
         result = cli(*command, f"dataset.root={grown}")
         said = " ".join(result.stderr.split())
         assert result.code == 2 and f"{grown} holds" in said and "is not that folder as it was" in said, result.output
+    # probe 61: the same names and pictures, renumbered within a class (file i holds what was file i+1): the carve,
+    # drawn by name, put 16 of 18 training images in val (88.89 % for a model at chance)
+    renumbered = shutil.copytree(folder, tmp_path / "renumbered")
+    for cls in renumbered.iterdir():
+        names = sorted(cls.iterdir())
+        contents = [p.read_bytes() for p in names]
+        for path, content in zip(names, contents[1:] + contents[:1]):
+            path.write_bytes(content)
+    result = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={renumbered}")
+    assert result.code == 2 and "is not that folder as it was" in " ".join(result.stderr.split()), result.output
+    # probe 61: split=all refused a folder of training pictures; split=test of a folder whose test/ is one scored it
+    layered = tmp_path / "layered"
+    random_image_folder(layered / "train", per_class=4, seed=3)
+    shutil.copytree(folder, layered / "test")
+    result = cli("evaluate", "source=latest:pretrain", "split=test", f"dataset.root={layered}")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and f"split=test: 16 of the pictures in {layered / 'test'} are the model's training" \
+        in said, result.output
     copy = shutil.copytree(folder, tmp_path / "copy")
     new = random_image_folder(tmp_path / "new", per_class=8, seed=2)
     for root in (copy, new):
         assert cli("finetune", "model.weights=latest:pretrain", f"dataset.root={root}", *tiny).code == 0, root
+    shutil.rmtree(layered / "test")
+    random_image_folder(layered / "test", per_class=4, seed=4)  # new pictures: scored
+    assert cli("evaluate", "source=latest:pretrain", "split=test", f"dataset.root={layered}").code == 0
+
+
+def test_a_folder_with_its_own_val_split_and_a_moved_folder_are_judged_by_what_can_be_checked(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 61: a folder with train/ and val/ of its own (the source's val/ beside it) was refused as if its val
+    split were carved; a moved training folder with pictures added was taken without a word (79 % for a model at
+    chance): the pictures cannot be compared, so the run says its val score may read high."""
+    import shutil
+
+    split = tmp_path / "split"
+    random_image_folder(split / "train", per_class=8)
+    random_image_folder(split / "val", per_class=3, seed=1)
+    random_image_folder(split / "test", per_class=3, seed=2)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={split}", *tiny).code == 0
+    beside = tmp_path / "beside"  # the source's own val/ beside new training pictures: no training image in val
+    random_image_folder(beside / "train", per_class=8, seed=5)
+    shutil.copytree(split / "val", beside / "val")
+    assert cli("finetune", "model.weights=latest:pretrain", f"dataset.root={beside}", *tiny).code == 0
+    leaky = tmp_path / "leaky"  # val/ made of the source's training pictures: refused
+    random_image_folder(leaky / "train", per_class=8, seed=6)
+    shutil.copytree(split / "train", leaky / "val")
+    refused = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={leaky}")
+    assert refused.code == 2 and "is not that folder as it was" in " ".join(refused.stderr.split()), refused.output
+
+    flat = random_image_folder(tmp_path / "flat", per_class=8)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={flat}", *tiny).code == 0
+    moved = flat.rename(tmp_path / "moved")  # as it was (names, sizes, times): nothing to say
+    quiet = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={moved}")
+    assert quiet.code == 0 and "cannot check" not in quiet.output, quiet.output
+    extra = random_image_folder(tmp_path / "extra", per_class=4, seed=7)
+    for picture in extra.glob("*/*.png"):
+        shutil.copy(picture, moved / picture.parent.name / f"new_{picture.name}")
+    warned = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={moved}")
+    said = " ".join(warned.output.split())
+    assert warned.code == 0 and "cnnlab cannot check that its val split holds none of the model's training" in said
+    assert any("may read high" in w for w in read_run(run_dirs(outputs, "evaluate")[-1])["warnings"])
