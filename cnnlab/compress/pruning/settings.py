@@ -78,7 +78,8 @@ class PruneSettings:
             return
         changed = [key for key in CHANNEL_ONLY if section.get(key) not in defaults.get(f"prune.{key}", ())]
         if changed:
-            raise CnnlabError(f"prune.{changed[0]}={section.get(changed[0])} applies to prune.method=channel; "
+            shown = "null" if section.get(changed[0]) is None else section.get(changed[0])  # as typed (probe 61)
+            raise CnnlabError(f"prune.{changed[0]}={shown} applies to prune.method=channel; "
                               "magnitude pruning ranks single weights by |w| and would ignore it",
                               fix=f"drop prune.{changed[0]}= (or use prune.method=channel)")
 
