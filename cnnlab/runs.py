@@ -364,6 +364,11 @@ class Source:
     path: Path
     run: RunInfo | None
 
+    @property
+    def origin(self) -> Path:
+        """Where the model comes from, for messages: its run folder, else the file itself."""
+        return self.run.path if self.run else self.path
+
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec, "kind": self.kind, "path": str(self.path),
                 "run": str(self.run.path) if self.run else None,

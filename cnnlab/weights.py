@@ -90,7 +90,7 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
                               arch_kwargs=options, file=path)
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
-    weights = _from_checkpoint(ckpt, f"run {source.run.path if source.run else source.path}", source.describe(),
+    weights = _from_checkpoint(ckpt, f"run {source.origin}", source.describe(),
                                source.path)
     _check_recorded_stem(weights, stem, role)
     return weights

@@ -61,8 +61,7 @@ def shared_pictures(folder: Path, other: Path, *, outside: Path | None = None) -
     def sha256(path: str) -> str | None:
         if path not in hashes:
             try:
-                with open(path, "rb") as handle:
-                    hashes[path] = hashlib.file_digest(handle, "sha256").hexdigest()
+                hashes[path] = _sha256(path)
             except OSError:
                 hashes[path] = None
         return hashes[path]

@@ -42,10 +42,10 @@ def check(cfg: DictConfig) -> None:
     if str(cfg.model.weights).lower() not in ("none", "null"):
         raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
+    recipe = Recipe.from_config(cfg)
     if str((cfg.get("method") or {}).get("name", "supervised")) != "supervised":
-        SelfSupervisedSettings.from_config(cfg.method).check_batch(Recipe.from_config(cfg).batch_size)
+        SelfSupervisedSettings.from_config(cfg.method).check_batch(recipe.batch_size)
         ViewSettings.from_config(cfg.method.get("views"))
-    Recipe.from_config(cfg)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

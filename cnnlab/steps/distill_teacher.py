@@ -65,7 +65,7 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
                           data: DataBundle) -> None:
     """Refuse a teacher whose validation accuracy `acc` (0..1) is at chance (it would teach noise): CnnlabError.
     With no validation images (`acc` None) warn, in the log and run.json, that it cannot be checked."""
-    where = str(source.run.path if source and source.run else source.path if source else teacher.weights.description)
+    where = str(source.origin if source else teacher.weights.description)
     if acc is None:
         record_warning(ctx, f"the teacher ({where}) cannot be checked: dataset {data.name} has no validation images; "
                             "make sure it is trained before trusting what it teaches")

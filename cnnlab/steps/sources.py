@@ -172,9 +172,9 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     recorded (run.json, else the checkpoint's own record), with the typed `dataset.KEY=` on top, as
     source_dataset_config gives a source's. The documented `cnnlab finetune model.weights=latest:pretrain
     finetune.mode=linear` after a pretrain on digits probed the default synthetic shapes instead, exit 0 (probe
-    59). The label fraction stays this run's own (the
-    composed one unless typed): a fine-tune's labels are its choice. A val split carved otherwise than the one the
-    weights trained beside is refused (check_val_settings): it would hold images the backbone trained on."""
+    59). The label fraction stays this run's own (the composed one unless typed): a fine-tune's labels are its
+    choice. A val split carved otherwise than the one the weights trained beside is refused (check_val_settings): it
+    would hold images the backbone trained on."""
     if weights.kind != "run":
         return cfg.dataset
     key = f"{role}.weights"
@@ -227,7 +227,7 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
         if root in (None, "") or Path(str(root)).expanduser().exists() or user_chose_dataset(ctx):
             raise
         # The recorded data is gone (moved, or another machine); cli.py lets dataset.KEY= edit the source's dataset.
-        raise CnnlabError(f"{err.message} (the dataset of source run {source.run.path if source.run else source.path})",
+        raise CnnlabError(f"{err.message} (the dataset of source run {source.origin})",
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
     if uses_val:
@@ -269,7 +269,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     root = _folder(recorded.get("root"))
     if recorded.get("name") in FOLDER_DATASETS and root is not None and not Path(root).is_dir():
         # moved, or another machine: its splits cannot be read (a traceback when scanned, probe 60)
-        raise CnnlabError(f"the images of {source.run.path if source.run else source.path} are no longer in {root}",
+        raise CnnlabError(f"the images of {source.origin} are no longer in {root}",
                           fix="point to where they are now with dataset.root=DIR (the run's other dataset settings "
                               "are kept), or pick other data with dataset=NAME")
     if not carves_val(recorded):
@@ -287,7 +287,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                           "the model trained on (and read high)",
                           fix="train again on the folder as it is, or give the pictures it trained on with "
                               "dataset.root=DIR (a copy of the folder as it was)")
-    where = source.run.path if source.run else source.path
+    where = source.origin
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             # probe 60: the fix also offered `cnnlab evaluate split=test`, which digits and folders refuse (no test)
@@ -369,7 +369,8 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
     was validated on (their bytes) without being that folder as it was (the same pictures under the same names):
     its val split, carved by dataset.seed, would hold images the model trained on. Probe 60: the trained folder as
     it is now, 30 pictures added, scored 8 of its 18 val images from the model's training set, exit 0. A copy as it
-    was, and a folder of new pictures, pass; so does everything when the trained folder is gone (nothing to compare)."""
+    was, and a folder of new pictures, pass; so does everything when the trained folder is gone (nothing to compare:
+    unverified_folder says so instead)."""
     other = _folder(used.get("root"))
     if used.get("name") not in FOLDER_DATASETS or other is None or not Path(other).is_dir():
         return
@@ -380,7 +381,7 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
         shared, trained = training_pictures_in(Path(other), recorded)
     if not shared or (own_val is None and same_pictures(Path(other), Path(trained))):  # as it was: the same carve
         return
-    where = source.run.path if source.run else source.path
+    where = source.origin
     raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (the same "
                       f"bytes as pictures in {trained}), but is not that folder as it was: its val split would hold "
                       "images the model trained on (and read high)",
@@ -418,7 +419,7 @@ def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
     other = _folder(used.get("root"))
     if other is None or (isinstance(content, str) and folder_digest(Path(other)) == content):
         return None  # moved as it was (mv keeps names, sizes and times)
-    return (f"the folder {source.run.path if source.run else source.path} trained on, {trained}, is gone, and "
+    return (f"the folder {source.origin} trained on, {trained}, is gone, and "
             f"{other} is not that folder as it was (other names, sizes or file times): cnnlab cannot check that its "
             "val split holds none of the model's training images, so a val score may read high")
 
