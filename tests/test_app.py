@@ -38,6 +38,7 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("prune", "prune.method=nosuch"),                   # a setting the command parses itself (pipelines/prune.check)
     ("export", "source=nope"),                          # an input that is not there (steps/sources)
     ("finetune", *TINY, "model.weights=nope.pt"),       # weights that are not there (weights.resolve_weights)
+    ("finetune", "dataset=imagefolder", "dataset.root=/nope"),  # data that is not there (data.check_dataset)
     ("finetune", *TINY, "optim=adamw", "+optim.momentum=0.9"),  # a key the optimizer class takes no argument for
     ("search", *TINY, "space=hparams", "+space.params.seed.type=int"),  # a search space (pipelines/search)
     ("pipeline", "pipeline.stages=[nosuch]"),           # a plan (pipelines/pipeline)

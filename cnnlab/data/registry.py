@@ -89,6 +89,7 @@ def _known_name(dataset_cfg: Mapping[str, Any]) -> str:
     return name
 
 
+@found_before_work()
 def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
     """Fail now on what is wrong with the dataset's settings and folder (no reading of images)."""
     name = _known_name(dataset_cfg)
