@@ -42,7 +42,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
-from cnnlab.runs import PIPELINE_TAG_ENV, RunRecord, no_checkpoint_reason
+from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason
 from cnnlab.settings import START_FROM_RUN, check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
@@ -112,14 +112,19 @@ def _remove_empty_folders(folder: Path, outputs: Path) -> None:
             return
 
 
-def job_subdir(num: Any) -> str:
+def job_subdir(num: Any, sweep_dir: Any = None) -> str:
     """A sweep job's folder in the sweep folder: its number, as Hydra names it; `<num>-requeue<k>` for the k-th
-    restart of a requeued SLURM job, so the attempt that was interrupted keeps its folder untouched."""
+    restart of a requeued SLURM job, so the attempt that was interrupted keeps its folder untouched. Where that
+    folder already holds a run (the same sweep typed again into its `hydra.sweep.dir`, `rerun=true`), the job gets
+    `<name>-again<j>` instead, the first not yet made: a job never writes over another run's record."""
     try:
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
     except ValueError:
         restarts = 0
-    return f"{num}-requeue{restarts}" if restarts > 0 else str(num)
+    name = f"{num}-requeue{restarts}" if restarts > 0 else str(num)
+    if sweep_dir is None or not (Path(str(sweep_dir)) / name / RUN_FILE).exists():
+        return name
+    return next(f"{name}-again{j}" for j in range(1, 10_000) if not (Path(str(sweep_dir)) / f"{name}-again{j}").exists())
 
 
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
@@ -336,7 +341,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     job = JobIdentity(command, tuple(overrides), multirun, hydra_cfg.job.get("num") if multirun else None,
                       tuple(_config_sources(hydra_cfg)))
     # Every DDP rank decides alike (from the same records, before any of them writes a checkpoint).
-    before = earlier_attempt(job, Path(cfg.paths.outputs), rerun=bool(os.environ.get(RERUN_ENV))) \
+    before = earlier_attempt(job, Path(cfg.paths.outputs), rerun=bool(os.environ.get(RERUN_ENV)),
+                             sweep_dir=run_dir.parent if multirun else None) \
         if records and cfg.get("resume") in (None, False) else None
     if before is not None and before.action == "skip":
         log.info("%s completed before in %s: skipped — %s", job.name, before.run.path, RERUN_HINT)

@@ -186,6 +186,54 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
 
 
+def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun: bool) -> None:
+    """`-m hydra.sweep.dir=DIR` naming a folder that holds another sweep's jobs, or runs: Hydra numbers the jobs
+    0, 1, ... in it, so this sweep's job 0 would overwrite the record, model and .hydra/ of the job 0 there (probe
+    61). The same sweep typed again (the same task overrides as DIR/multirun.yaml records) continues in it: its
+    completed jobs are skipped. `task`: the non-Hydra overrides this sweep hands to Hydra."""
+    if not multirun:
+        return
+    for override in typed:
+        if override.lstrip("+").partition("=")[0] != "hydra.sweep.dir":
+            continue
+        folder = _folder_hydra_reads(override)
+        if folder is None or not Path(folder).is_dir():
+            continue
+        earlier = _sweep_task(Path(folder))
+        if earlier is not None and sorted(earlier) == sorted(task):
+            continue
+        held = [p.parent for p in Path(folder).glob("*/run.json")] + \
+            [p.parent for p in Path(folder).glob("run.json")]
+        if earlier is None and not held:
+            continue  # a folder of the user's with no sweep and no run in it: Hydra adds its job folders
+        what = f"another sweep ({' '.join(t for t in earlier if not t.startswith('command='))})" \
+            if earlier is not None else f"{len(held)} run(s)"
+        raise UserError(f"{override}: that folder already holds {what}, whose jobs' records this sweep would "
+                        "overwrite — give a new folder, or leave hydra.sweep.dir out (each sweep gets its own)")
+
+
+def _is_task_override(override: str) -> bool:
+    """A setting of the jobs, as Hydra records it in multirun.yaml: not Hydra's own (`hydra.sweep.dir=`,
+    `hydra/launcher=`), nor the launch option `rerun=` (cnnlab.app takes it off the command line)."""
+    key = override.lstrip("+~").partition("=")[0]
+    return not (key in ("hydra", "rerun") or key.startswith(("hydra.", "hydra/")))
+
+
+def _sweep_task(folder: Path) -> list[str] | None:
+    """The task overrides of the sweep Hydra recorded in `folder` (multirun.yaml `hydra.overrides.task`); None
+    when there is none, or it cannot be read (an unreadable record is another sweep's)."""
+    import yaml
+
+    record = folder / "multirun.yaml"
+    if not record.is_file():
+        return None
+    try:
+        task = ((yaml.safe_load(record.read_text(encoding="utf-8")) or {}).get("hydra") or {})["overrides"]["task"]
+    except Exception:  # noqa: BLE001 - untrusted file: anything unreadable is not this sweep
+        return ["(unreadable multirun.yaml)"]
+    return [str(t) for t in task] if isinstance(task, list) else ["(unreadable multirun.yaml)"]
+
+
 def _folder_hydra_reads(override: str) -> str | None:
     """The folder `hydra.run.dir=...` names as Hydra reads it (after cnnlab's own quoting, hydra_args): its quoting
     and escapes (`runs/e\\ 2`), and the resolvers it may use (`${oc.env:PWD}/runs`, `${now:%H-%M}`). None when it
@@ -326,6 +374,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     try:
         check_overrides(command, args)
         check_run_dir_is_new(typed, multirun)
+        check_sweep_dir_is_free(typed, [o for o in overrides if _is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
         check_added_keys(typed, command)  # before any job: a sweep refused it once per job
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)

@@ -294,6 +294,42 @@ def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupte
     assert len(run_dirs(outputs, "pretrain")) == 5 and "skipped" not in forced.output
 
 
+def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, outputs: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 61: `-m hydra.sweep.dir=DIR` naming another sweep's folder wrote its job 0 over that sweep's job 0 (its
+    run.json, model.pt and .hydra/), exit 0. The same sweep typed again continues in DIR, even outside outputs/:
+    each attempt in a folder of its own."""
+    folder = tmp_path / "elsewhere" / "sweep"
+    sweep = ["pretrain", "-m", *TWO_EPOCHS, "seed=1,2", f"hydra.sweep.dir={folder}"]
+    _interrupt_at_checkpoint(monkeypatch, 3)  # job 0 completes; job 1 stops after its epoch 1
+    assert cli(*sweep).code == 130
+    kept = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.log"}
+    monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
+
+    other = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", f"hydra.sweep.dir={folder}")
+    assert other.code == 2 and "that folder already holds another sweep (" in other.stderr, other.output
+    assert "seed=1,2" in other.stderr and "hydra.sweep.dir" in other.stderr
+
+    _interrupt_at_checkpoint(monkeypatch, 1)  # job 1 continued, and interrupted again (after its epoch 2)
+    assert cli(*sweep).code == 130
+    monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
+    again = cli(*sweep)  # continues that continuation
+    assert again.code == 0, again.output
+    assert f"job #0 completed before in {folder / '0'}: skipped" in " ".join(again.output.split())
+    assert {p: p.read_bytes() for p in kept} == kept  # the first attempt's files, as they were
+    runs = {d.name: read_run(d) for d in sorted(folder.glob("*/")) if (d / "run.json").is_file()}
+    assert list(runs) == ["0", "1", "1-again1", "1-again2"], list(runs)  # a skipped job trains nothing
+    assert runs["1-again2"]["status"] == "completed" and \
+        runs["1-again2"]["resumed_from"] == str((folder / "1-again1").resolve())
+    assert runs["1-again1"]["resumed_from"] == str((folder / "1").resolve())
+    assert not (outputs / "pretrain").exists()
+
+    forced = cli(*sweep, "rerun=true")  # job 0 trained again beside its completed run, not over it
+    assert forced.code == 0, forced.output
+    assert len(list(folder.glob("0*/run.json"))) == 2 and (folder / "0" / "run.json").read_bytes() == \
+        kept[folder / "0" / "run.json"]
+
+
 def test_a_sweep_job_on_an_image_folder_edited_since_trains_again(cli, outputs: Path, tmp_path: Path) -> None:
     """Same settings, other images: the completed job was skipped, its model of the old folder kept (exit 0)."""
     from helpers import random_image_folder

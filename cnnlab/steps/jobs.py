@@ -159,13 +159,19 @@ class EarlierAttempt:
         return float(value) if isinstance(value, (int, float)) else None
 
 
-def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False) -> EarlierAttempt | None:
+def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False,
+                    sweep_dir: Path | None = None) -> EarlierAttempt | None:
     """The run this job should not redo: a completed attempt (skip, unless `rerun`), else the newest interrupted,
     failed or killed attempt with a last.pt that no later run has continued (resume; for a resumable command).
-    Only sweep jobs and requeued SLURM jobs look back: a plain command typed twice runs twice."""
+    Only sweep jobs and requeued SLURM jobs look back: a plain command typed twice runs twice. `sweep_dir`: the
+    job's sweep folder, looked in too (a sweep typed again into its `hydra.sweep.dir`, perhaps outside outputs/)."""
     if not (job.multirun or job.requeued):
         return None
     runs = list(iter_runs(Path(outputs) / job.command))
+    if sweep_dir is not None:
+        seen = {r.path.resolve() for r in runs}
+        runs = sorted([*runs, *(r for r in iter_runs(Path(sweep_dir)) if r.path.resolve() not in seen)],
+                      key=lambda r: (r.started, str(r.path)))
     attempts = [r for r in runs if job.is_attempt(r)]
     if not attempts:
         return None
