@@ -122,9 +122,10 @@ def job_subdir(num: Any, sweep_dir: Any = None) -> str:
     except ValueError:
         restarts = 0
     name = f"{num}-requeue{restarts}" if restarts > 0 else str(num)
-    if sweep_dir is None or not (Path(str(sweep_dir)) / name / RUN_FILE).exists():
+    folder = Path(str(sweep_dir)) if sweep_dir is not None else None
+    if folder is None or not (folder / name / RUN_FILE).exists():
         return name
-    return next(f"{name}-again{j}" for j in range(1, 10_000) if not (Path(str(sweep_dir)) / f"{name}-again{j}").exists())
+    return next(f"{name}-again{j}" for j in range(1, 10_000) if not (folder / f"{name}-again{j}").exists())
 
 
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
