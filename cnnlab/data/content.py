@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from cnnlab.data.decode import extension_reason
 
@@ -45,16 +45,22 @@ def pictures(root: Path) -> Iterator[str]:
 
 def shared_pictures(folder: Path, other: Path, *, outside: Path | None = None) -> list[str]:
     """The pictures under `folder` whose bytes equal those of a picture under `other` (not under `outside`, e.g.
-    other's test split), sorted: a copy is found whatever its names and file times. Sizes are compared first, so a
-    file is hashed (SHA-256) only when a picture of the other folder has its size."""
+    other's test split), sorted: a copy is found whatever its names and file times (`copies_of`)."""
     skipped = os.path.realpath(outside) if outside is not None else None
+    theirs = [path for path in pictures(other)
+              if skipped is None or os.path.commonpath([os.path.realpath(path), skipped]) != skipped]
+    return sorted(copies_of(list(pictures(folder)), theirs))
+
+
+def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
+    """Each file of `paths` whose bytes equal those of a file in `others`, mapped to the first such file. Sizes are
+    compared first, so a file is hashed (SHA-256) only when a file of the other list has its size; an unreadable
+    file or a dangling link is no copy."""
     by_size: dict[int, list[str]] = {}
-    for path in pictures(other):
-        if skipped is not None and os.path.commonpath([os.path.realpath(path), skipped]) == skipped:
-            continue
+    for path in others:
         try:
             by_size.setdefault(os.path.getsize(path), []).append(path)
-        except OSError:  # a dangling link
+        except OSError:
             continue
     hashes: dict[str, str | None] = {}
 
@@ -66,15 +72,17 @@ def shared_pictures(folder: Path, other: Path, *, outside: Path | None = None) -
                 hashes[path] = None
         return hashes[path]
 
-    shared = []
-    for path in pictures(folder):
+    found = {}
+    for path in paths:
         try:
             candidates = by_size.get(os.path.getsize(path), [])
         except OSError:
             continue
-        if candidates and sha256(path) is not None and any(sha256(c) == sha256(path) for c in candidates):
-            shared.append(path)
-    return sorted(shared)
+        if candidates and sha256(path) is not None:
+            match = next((c for c in candidates if c != path and sha256(c) == sha256(path)), None)
+            if match is not None:
+                found[path] = match
+    return found
 
 
 def same_pictures(folder: Path, other: Path) -> bool:

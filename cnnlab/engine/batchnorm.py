@@ -39,6 +39,37 @@ def training_batchnorms(model: nn.Module, frozen: Iterable[nn.Module] = ()) -> l
             and module.running_mean is not None and id(module) not in skipped]
 
 
+@torch.no_grad()
+def one_value_per_channel(model: nn.Module, images: Tensor,
+                          frozen: Iterable[nn.Module] = ()) -> tuple[str, tuple[int, ...]] | None:
+    """The first BatchNorm layer outside `frozen` (its name and input shape) that a batch of one image (`images`,
+    [1, C, H, W]) reaches with a single value per channel ([1, C] or [1, C, 1, 1]: a 32 px image at the end of a
+    ResNet or MobileNet): torch cannot train it ("Expected more than 1 value per channel when training"). None when
+    there is none. The pass runs in eval mode, which can; every module's mode is restored."""
+    skipped = {id(inner) for module in frozen for inner in module.modules()}
+    names = {module: name for name, module in model.named_modules()
+             if isinstance(module, BatchNorm) and id(module) not in skipped}
+    if not names:
+        return None
+    found: list[tuple[str, tuple[int, ...]]] = []
+
+    def spot(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not found and args[0].dim() >= 2 and args[0].numel() == args[0].shape[1]:
+            found.append((names[module], tuple(args[0].shape)))
+
+    hooks = [module.register_forward_pre_hook(spot) for module in names]
+    modes = {module: module.training for module in model.modules()}
+    try:
+        model.eval()
+        model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, mode in modes.items():
+            module.train(mode)
+    return found[0] if found else None
+
+
 def set_bn_momentum(model: nn.Module, momentum: float, frozen: Iterable[nn.Module] = ()) -> int:
     """Give every training BatchNorm layer this running-average momentum (torch's convention: the weight of
     the new batch, 0 < momentum <= 1). Returns how many layers changed."""

@@ -7,6 +7,8 @@ works on a source run reuses it unless the user picks a dataset on the command l
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -195,18 +197,64 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
 def with_file_dataset(source: Source) -> Source:
     """`source`, standing on the file's own dataset record when no run record gives one: a model.pt or model.onnx
     copied out of its run folder still knows the data it was trained on (checkpoint `extra.dataset`, ONNX metadata
-    `dataset`), so its split settings are kept and checked as a run's are."""
+    `dataset`), so its split settings are kept and checked as a run's are. CnnlabError when the file's record names
+    other data than its run's run.json (`refuse_a_replaced_file`)."""
+    recorded = _file_dataset_record(source.kind, source.path)
     if dataset_config_of(source.run) is not None:
+        refuse_a_replaced_file(source, recorded)
         return source
-    if source.kind == "onnx":
-        from cnnlab.deploy.export import read_onnx_metadata
-
-        recorded = read_onnx_metadata(source.path).get("dataset")
-    else:
-        recorded = read_checkpoint(source.path).extra.get("dataset")
     if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
         return source
     return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(recorded)}))
+
+
+@found_before_work()
+def refuse_a_replaced_file(source: Source, recorded: Any) -> None:
+    """CnnlabError when a model file's own record of its data (`recorded`) differs from its run's run.json: one was
+    replaced or edited after the run (another run's model.pt copied in). Taken as the run's, the model would be
+    scored on that run's val split, which may hold its own training images, beside the run's recorded scores.
+    Nothing to compare (a file or run from before these records): nothing said."""
+    ran = ((source.run.data.get("dataset") or {}).get("config")) if source.run is not None else None
+    own = recorded.get("config") if isinstance(recorded, dict) else None
+    if not isinstance(ran, dict) or not isinstance(own, dict) or _as_json(ran) == _as_json(own):
+        return
+    keys = sorted(k for k in {*ran, *own} if k not in ran or k not in own or _as_json(ran[k]) != _as_json(own[k]))
+    shown = "; ".join(f"dataset.{k} {_short(own, k)} in the file, {_short(ran, k)} in run.json" for k in keys[:3])
+    raise CnnlabError(f"{source.path} and its run's run.json record different data ({shown}): one of them was "
+                      "replaced or edited after the run, so the run's splits and scores may not be this model's",
+                      fix=f"put back the run's own {source.path.name} (or its run.json as it was), or copy "
+                          f"{source.path.name} out of {source.origin} and name the copy: it carries its own record of "
+                          "its data")
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(record: Mapping[str, Any], key: str) -> str:
+    """`record[key]` for a message: JSON, cut at 40 characters; "nothing" for a key it lacks."""
+    if key not in record:
+        return "nothing"
+    text = json.dumps(record[key], default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@functools.lru_cache(maxsize=16)
+def _file_record_at(kind: str, path: Path, stamp: tuple[int, int]) -> Any:
+    if kind == "onnx":
+        from cnnlab.deploy.export import read_onnx_metadata
+
+        return read_onnx_metadata(path).get("dataset")
+    return read_checkpoint(path).extra.get("dataset")
+
+
+def _file_dataset_record(kind: str, path: Path) -> Any:
+    """The model file's own `dataset` record, read once per file version (commands ask more than once)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None  # gone: the command's own read of it says so
+    return _file_record_at(kind, Path(path), (stat.st_mtime_ns, stat.st_size))
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
@@ -425,11 +473,12 @@ def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
 
 
 def refuse_training_images_in_test(source: Source, dataset_cfg: Any) -> None:
-    """CnnlabError when `split=test` of another folder than the one the source trained on (`dataset.root=OTHER`)
-    holds pictures with the bytes of its training or validation pictures: split=all refused them, split=test scored
-    them (probe 61: a test/ copied from the training folder read 88.89 % for a model at chance, exit 0)."""
+    """CnnlabError when the folder's `split=test` holds pictures with the bytes of the source's training or
+    validation pictures: split=all refused them, split=test scored them (probe 61: a test/ copied from the training
+    folder read 88.89 % for a model at chance, exit 0). The folder the model trained on is checked too: its own
+    test/ may hold copies of its train/ pictures (probe 62: 83.33 % for a model at chance)."""
     recorded, used = dataset_config_of(with_file_dataset(source).run) or {}, _plain(dataset_cfg)
-    if not isinstance(used, Mapping) or same_data(recorded, used) or _folder(used.get("root")) is None:
+    if not isinstance(used, Mapping) or _folder(used.get("root")) is None:
         return
     test = split_dir(Path(str(_folder(used.get("root")))), TEST_DIR_NAMES)
     shared, trained = training_pictures_in(test, recorded) if test is not None else ([], "")

@@ -204,8 +204,10 @@ def test_large_images_are_downscaled_and_huge_ones_refused(tmp_path: Path, monke
 def image_folder(root: Path) -> None:
     for name, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
         (root / name).mkdir(parents=True)
-        for i in range(2):
-            Image.new("RGB", (4, 4), colour).save(root / name / f"{i}.png")
+        for i in range(2):  # other bytes for each: a val picture that copies a training one is left out of val
+            image = Image.new("RGB", (4, 4), colour)
+            image.putpixel((3, 3), (i, i, i))
+            image.save(root / name / f"{i}.png")
 
 
 def test_symlink_loop_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

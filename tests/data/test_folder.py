@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,10 @@ def write_image(path: Path, seed: int, mode: str = "RGB", fmt: str = "JPEG") -> 
 
 
 def make_classes(directory: Path, classes: dict[str, int]) -> None:
+    """Other pictures in every folder: a val/ picture with a train/ picture's bytes is left out of val."""
     for name, count in classes.items():
         for i in range(count):
-            write_image(directory / name / f"{i}.jpg", seed=i)
+            write_image(directory / name / f"{i}.jpg", seed=zlib.crc32(f"{directory.name}/{name}/{i}".encode()))
 
 
 def test_train_val_layout(tmp_path: Path) -> None:
@@ -68,7 +70,8 @@ def test_one_level_layout_is_split_stratified_and_seeded(tmp_path: Path) -> None
 def test_grey_and_rgba_files_come_out_rgb(tmp_path: Path) -> None:
     write_image(tmp_path / "train" / "a" / "grey.png", 1, mode="L", fmt="PNG")
     write_image(tmp_path / "train" / "a" / "alpha.png", 2, mode="RGBA", fmt="PNG")
-    make_classes(tmp_path / "val", {"a": 1})
+    make_classes(tmp_path / "train", {"b": 1})  # a classifier needs two classes
+    make_classes(tmp_path / "val", {"a": 1, "b": 1})
     raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
     assert {raw.train[i][0].mode for i in range(2)} == {"RGB"}
 
@@ -141,9 +144,9 @@ def test_16_bit_pngs_give_the_tensors_of_their_8_bit_copies(tmp_path: Path, capl
     for i in range(4):
         grey = rng.integers(31, 235, (12, 10), dtype=np.uint8)  # 16-bit values 7967..60395
         for root, image in (("deep", Image.fromarray(grey.astype(np.uint16) * 257)), ("flat", Image.fromarray(grey))):
-            (tmp_path / root / "c").mkdir(parents=True, exist_ok=True)
-            image.save(tmp_path / root / "c" / f"{i}.png")
-    assert Image.open(tmp_path / "deep" / "c" / "0.png").mode == "I;16"
+            (tmp_path / root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)  # two classes: a classifier's least
+            image.save(tmp_path / root / f"c{i % 2}" / f"{i}.png")
+    assert Image.open(tmp_path / "deep" / "c0" / "0.png").mode == "I;16"
     with caplog.at_level(logging.INFO, logger="cnnlab.data.folder"):
         deep, flat = (build_imagefolder({"root": str(tmp_path / root), "val_fraction": 0.5}, SPEC)
                       for root in ("deep", "flat"))
@@ -248,3 +251,53 @@ def test_an_image_without_an_extension_is_read_by_its_content(tmp_path: Path,
     assert len(raw.train) == 6 and len(raw.val) == 2
     assert [label for _, label in raw.train] == [0, 0, 0, 1, 1, 1]
     assert "skipped" not in caplog.text  # LICENSE is not an image: ignored as README.txt is
+
+
+def test_val_pictures_with_the_bytes_of_training_pictures_are_left_out_of_val(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 62: a download holding `img.png` and `img (1).png` put one copy in each split of the carve, and a
+    val/ folder may hold copies of train/ pictures: val scored what the model memorised (94.44 % for a model at
+    chance on noise pictures, exit 0). They are left out of val, with a warning; training keeps them."""
+    carved = tmp_path / "carved"
+    make_classes(carved, {"a": 6, "b": 6})
+    for picture in list(carved.glob("*/*.jpg")):
+        (picture.parent / f"{picture.stem} (1).jpg").write_bytes(picture.read_bytes())
+    cfg = {"root": str(carved), "val_fraction": 0.5, "seed": 0}
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        raw = build_imagefolder(cfg, SPEC)
+    train_bytes = {Path(p).read_bytes() for p in _paths(raw.train)}
+    val_files = _paths(raw.val)
+    assert val_files and not any(Path(p).read_bytes() in train_bytes for p in val_files)
+    assert len(raw.train) == 12 and len(raw.val) < 12  # training keeps every picture
+    assert f"{12 - len(val_files)} of the 12 val pictures left out of val: the same bytes as " \
+        "training pictures" in caplog.text
+    assert len(build_imagefolder(cfg, SPEC, carve=False).train) == 24  # scoring every image (split=all) drops none
+
+    layered = tmp_path / "layered"
+    make_classes(layered / "train", {"a": 3, "b": 3})
+    (layered / "val" / "a").mkdir(parents=True)
+    (layered / "val" / "b").mkdir(parents=True)
+    (layered / "val" / "a" / "copy.jpg").write_bytes((layered / "train" / "a" / "0.jpg").read_bytes())
+    write_image(layered / "val" / "a" / "new.jpg", seed=99)
+    write_image(layered / "val" / "b" / "new.jpg", seed=98)
+    assert sorted(Path(p).name for p in _paths(build_imagefolder({"root": str(layered)}, SPEC).val)) == \
+        ["new.jpg", "new.jpg"]
+    for picture in (layered / "val").glob("*/new.jpg"):
+        picture.unlink()
+    with pytest.raises(CnnlabError, match="every val picture has the bytes of a training picture"):
+        build_imagefolder({"root": str(layered)}, SPEC)
+
+
+def test_a_folder_of_one_class_is_refused_for_training_and_scored_for_evaluation(tmp_path: Path) -> None:
+    """Probe 62: one class folder was found by the model builder ("1 classes", a fix naming no folder, a failed
+    run folder). Scoring such a folder (`cnnlab evaluate split=all`) stays possible."""
+    make_classes(tmp_path, {"top": 4})
+    with pytest.raises(CnnlabError, match=r"holds one class folder \(top/\), and a classifier needs two or more"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert len(build_imagefolder({"root": str(tmp_path)}, SPEC, carve=False).train) == 4
+
+
+def _paths(split) -> list[str]:
+    from cnnlab.data.folder import _sample_paths
+
+    return _sample_paths(split)

@@ -67,8 +67,8 @@ def test_split_folders_are_found_ignoring_case(tmp_path: Path, train_name: str, 
 def test_of_several_validation_folders_the_first_in_documented_order_wins(tmp_path: Path,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
     classes(tmp_path / "train", {"a": 2, "b": 2})
-    classes(tmp_path / "Validation", {"a": 1, "b": 1})
-    classes(tmp_path / "Valid", {"a": 2, "b": 2})
+    classes(tmp_path / "Validation", {"a": 1, "b": 1}, first_shade=10)  # other pictures than train/'s
+    classes(tmp_path / "Valid", {"a": 2, "b": 2}, first_shade=20)
     with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
         raw = build(tmp_path)
     assert len(raw.val) == 4 and all("/Valid/" in p for p in paths_of(raw.val))

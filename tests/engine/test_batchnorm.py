@@ -165,3 +165,26 @@ def test_settings_and_momentum_override() -> None:
     assert model[1].momentum == 0.01 and model[4].momentum == 0.1
     with pytest.raises(ValueError):
         set_bn_momentum(model, 0.0)
+
+
+def test_one_value_per_channel_finds_the_batchnorm_a_lone_image_reaches_at_1x1() -> None:
+    """Probe 62: trainer.batch_size=1 with resnet18 at 16 px stopped in the first step with torch's "Expected more
+    than 1 value per channel when training" as a traceback. The layer is found beforehand; modes are kept."""
+    from cnnlab.engine.batchnorm import one_value_per_channel
+    from cnnlab.models import create_model
+
+    model = create_model("resnet18", num_classes=4, image_size=16).train()
+    found = one_value_per_channel(model, torch.zeros(1, 3, 16, 16))
+    assert found == ("layer3.0.bn1", (1, 256, 1, 1)) and model.training and model.layer1.training
+    assert one_value_per_channel(model, torch.zeros(1, 3, 64, 64)) is None  # 2×2 at the end: 4 values per channel
+    assert one_value_per_channel(model, torch.zeros(1, 3, 16, 16), frozen=[model.layer3, model.layer4]) is None
+    assert one_value_per_channel(nn.Sequential(nn.Flatten(), nn.Linear(48, 4)), torch.zeros(1, 3, 4, 4)) is None
+
+
+def test_a_batch_of_one_image_that_batchnorm_cannot_train_is_refused_before_training(cli, outputs) -> None:
+    result = cli("pretrain", "model=resnet18", "dataset.image_size=16", "dataset.train_size=8",
+                 "dataset.val_size=4", "dataset.num_classes=2", "trainer.batch_size=1", "trainer.epochs=1")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "trainer.batch_size=1: one image per batch reaches the BatchNorm layer layer3.0.bn1 " \
+        "as [1, 256, 1, 1]" in said and "use trainer.batch_size=2 or more" in said, result.output
+    assert not (outputs / "pretrain").exists()  # refused before any work: no failed run left

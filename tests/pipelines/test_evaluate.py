@@ -236,6 +236,9 @@ def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli
     record = json.loads((edited / "run.json").read_text())
     del record["dataset"]["config"]["seed"]
     (edited / "run.json").write_text(json.dumps(record))
+    unsaid = cli("evaluate", f"source={edited}", "split=val")  # its model.pt records the seed: they disagree
+    assert unsaid.code == 2 and "dataset.seed 3 in the file, nothing in run.json" in unsaid.stderr, unsaid.output
+    (edited / "model.pt").write_bytes(_without_dataset_record(edited / "model.pt"))  # a file from before that record
     unsaid = cli("evaluate", f"source={edited}", "split=val")
     assert unsaid.code == 2 and "does not record dataset.seed" in unsaid.stderr, unsaid.output
     record["dataset"]["config"]["seed"] = float("nan")  # a traceback before: cannot convert float NaN to integer
@@ -459,3 +462,34 @@ def test_split_all_of_a_set_without_a_test_split_names_split_val(cli, outputs: P
     assert "use split=val for the data the model trained on (digits has no test split)" in line
     assert "split=test" not in line
     assert cli("evaluate", "source=latest:pretrain", "split=val").code == 0  # the advice works
+
+
+def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder_is_refused(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 62: `evaluate split=test` of the folder the model trained on, whose test/ held copies of its train/
+    pictures, read 83.33 % for a model at chance, exit 0 (the same test/ in a copy of the folder was refused)."""
+    import shutil
+
+    from helpers import random_image_folder
+
+    folder = random_image_folder(tmp_path / "pics" / "train", per_class=6)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    random_image_folder(folder.parent / "test", per_class=2, seed=7)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={folder.parent}", *tiny).code == 0
+    assert cli("evaluate", "source=latest:pretrain", "split=test").code == 0  # new pictures: scored
+    shutil.copy(folder / "cat" / "0.png", folder.parent / "test" / "cat" / "copy.png")
+    result = cli("evaluate", "source=latest:pretrain", "split=test")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
+        "training or validation images" in said and "remove them from" in said, result.output
+
+
+def _without_dataset_record(path: Path) -> bytes:
+    """The bytes of checkpoint `path` without its `extra.dataset` record, as files made before it was kept."""
+    import io
+
+    payload = torch.load(path, weights_only=True)
+    payload["extra"].pop("dataset")
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()

@@ -589,3 +589,14 @@ def test_a_distill_resumed_with_changed_settings_says_its_kd_gain_is_not_like_fo
                  if g["runs"][0].endswith("extended")]
     assert "unlike courses" in changes[0]["caveat"]
 
+
+
+def test_a_lone_derived_run_names_every_seed_of_its_lineage() -> None:
+    """Probe 63: a lone prune (seed 0) of a seed-4 fine-tune read seed 0 in report.csv, while in a group the column
+    holds the fine-tuning seed: joined on `seed`, it paired with seed 0's runs."""
+    lone = SeedGroup(members=[((4, 0), None)])  # type: ignore[list-item]  # seed_* read only the lineage
+    assert lone.seed_value((4, 0)) == "4/0" and lone.seed_label((4, 0)) == "seed 4/0"
+    same = SeedGroup(members=[((3, 3), None)])  # type: ignore[list-item]
+    assert same.seed_value((3, 3)) == 3 and same.seed_label((3, 3)) == "seed 3"
+    grouped = SeedGroup(members=[((1, 0), None), ((2, 0), None)])  # type: ignore[list-item]
+    assert [grouped.seed_value(s) for s in grouped.lineages] == [1, 2]
