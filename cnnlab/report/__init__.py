@@ -13,7 +13,7 @@ from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, js
                                    rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
-from cnnlab.report.rows import (MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
+from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
                                 matching_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, group_by_seed
 from cnnlab.runs import RUN_FILE, RunInfo, iter_runs
@@ -49,7 +49,8 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     replaced = {Path(old).resolve(): new for old, new in (replaced or {}).items()}
     everything = [run for run in matching_runs(outputs, pattern) if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
-    rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison)
+    rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
+                                            attachable=_attachable_around(outputs, everything))
     left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
                  for old, new in replaced.items()]
     if not rows:
@@ -60,6 +61,25 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     mark_pareto(seeded)
     return Report(base=outputs, groups=_by_dataset(rows), left_out=left_out, comparison=comparison,
                   seed_groups=_by_dataset(seeded))
+
+
+def _attachable_around(outputs: Path, selected: list[RunInfo]) -> list[RunInfo]:
+    """The completed export, bench and evaluate runs in the outputs folders the `selected` runs live in, but not
+    among them: `cnnlab report SWEEP_FOLDER` (or `--runs GLOB`) said "not benchmarked" of models that bench runs
+    beside the folder had timed, and dropped their test top-1 (probe 63). A run's outputs folder is the one above its
+    `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs)."""
+    roots = {outputs}
+    for run in selected:
+        above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
+        if above is not None and above != outputs and outputs.is_relative_to(above):
+            roots.add(above)
+    chosen = {run.path.resolve() for run in selected}
+    found: dict[Path, RunInfo] = {}
+    for root in roots:
+        for run in iter_runs(root):
+            if run.command in ATTACHED and run.status == "completed" and run.path.resolve() not in chosen:
+                found.setdefault(run.path.resolve(), run)
+    return list(found.values())
 
 
 def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo]) -> CnnlabError:

@@ -203,16 +203,20 @@ def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     return copied
 
 
-def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
-    """(rows, left out with the reason, the comparison actually used)."""
-    origins = _origins(runs)
+def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = ()
+               ) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
+    """(rows, left out with the reason, the comparison actually used). `attachable`: export, bench and evaluate runs
+    outside the runs reported on (a sweep folder's models timed and scored by runs in the outputs folder around it),
+    which attach to their rows as those in `runs` do; they make no row of their own."""
+    context = [*runs, *(run for run in attachable if run.command in ATTACHED)]
+    origins = _origins(context)
 
     def origin(path: Path | None) -> Path | None:
         return None if path is None else origins.get(path, path)
 
     # command (export, bench, evaluate) → model run → the runs of that command that came from it
     attached: dict[str, dict[Path, list[RunInfo]]] = {command: {} for command in ATTACHED}
-    for run in runs:
+    for run in context:
         target = origin(run.source.run_path)
         if target is not None and run.command in attached:
             attached[run.command].setdefault(target, []).append(run)
@@ -247,7 +251,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison) -> tuple[list[Row], 
                         precision=precision_of(run), arch=_arch(run), file_note=file.note,
                         file_recorded=file.recorded))
 
-    paired = sessions(runs, origin)
+    paired = sessions(context, origin)
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
     comparison = _settle(comparison, timings)
     _check_timed(comparison, timings)

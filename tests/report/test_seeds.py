@@ -600,3 +600,19 @@ def test_a_lone_derived_run_names_every_seed_of_its_lineage() -> None:
     assert same.seed_value((3, 3)) == 3 and same.seed_label((3, 3)) == "seed 3"
     grouped = SeedGroup(members=[((1, 0), None), ((2, 0), None)])  # type: ignore[list-item]
     assert [grouped.seed_value(s) for s in grouped.lineages] == [1, 2]
+
+
+def test_a_sweep_folder_reported_alone_keeps_the_bench_and_evaluate_runs_beside_it(tmp_path: Path) -> None:
+    """Probe 63: `cnnlab report SWEEP_FOLDER` (and `--runs GLOB`) said "not benchmarked" of models that bench runs in
+    the outputs folder around it had timed, and dropped their test top-1; its hint (`cnnlab bench source=…`) wrote
+    one more bench run there, so following it changed nothing."""
+    out = tmp_path / "outputs"
+    tuned = sweep(out, "finetune", [0.90, 0.92, 0.94])
+    for i, run in enumerate(tuned):
+        bench_run(out, f"b{i}", run, 2.0 + 0.2 * i)
+        evaluate_run(out, f"e{i}", run, 0.89 + 0.01 * i)
+    for report in (build_report(tuned[0].parent), build_report(out, pattern="finetune/*/*-multirun/*")):
+        rows = sorted(report.rows, key=lambda row: row.accuracy)
+        assert [row.latency.p50_ms if row.latency else None for row in rows] == [2.0, 2.2, 2.4]
+        assert [row.test_accuracy for row in rows] == pytest.approx([0.89, 0.90, 0.91])
+        assert len(rows) == 3  # the bench and evaluate runs attach; they make no row
