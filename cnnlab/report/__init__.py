@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, group_notes, json_text, legend, markdown,
-                                   rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, gone_source_notes, group_notes, json_text, legend,
+                                   markdown, rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -206,6 +206,8 @@ def print_report(report: Report) -> None:
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):
         out.print(f"partial seed group {note}", markup=False, highlight=False)
+    for note in gone_source_notes(report.all_seed_groups, report.base):
+        out.print(note, markup=False, highlight=False)
     for path, reason in report.left_out:
         out.print(f"left out {path}: {reason}", markup=False, highlight=False)
     for row, note in test_notes(report.rows):

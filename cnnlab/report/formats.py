@@ -254,6 +254,13 @@ def group_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
             for group in groups for lineage, status, path in group.missing]
 
 
+def gone_source_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
+    """Runs whose source run is gone or unreadable: they stand apart from the runs of their source's other seeds."""
+    return [f"{_relative(path, base)}: its source run {source} is gone or unreadable, so which seed group it belongs "
+            "to cannot be told (the source's settings decide it): it is shown apart"
+            for group in groups for path, source in group.sources_gone]
+
+
 def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
@@ -396,6 +403,8 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
     partial = group_notes(every, base)
     if partial:
         lines += ["## Partial seed groups", "", *(f"- {note}" for note in partial), ""]
+    if (apart := gone_source_notes(every, base)):
+        lines += ["## Runs whose source is gone", "", *(f"- {note}" for note in apart), ""]
     deleted = [row for row in rows if row.file_note]
     if left_out or notes or unpaired or untested or deleted:
         lines += ["## Left out of the comparison", ""]

@@ -222,11 +222,11 @@ class SeedKeys:
         path = run.path.resolve()
         if path not in self._lineages:
             self._lineages[path] = (self.seed(run),)  # a loop of sources ends here
-            parent = self._source(run)
+            parent = self.source_of(run)
             self._lineages[path] = (*(self.lineage(parent) if parent else ()), self.seed(run))
         return self._lineages[path]
 
-    def _source(self, run: RunInfo) -> RunInfo | None:
+    def source_of(self, run: RunInfo) -> RunInfo | None:
         """The run the run was made from, when its folder holds a sound record."""
         path = run.source.run_path
         if path is None:
@@ -323,7 +323,7 @@ class SeedKeys:
             if source.path:  # a model file outside any run: the file itself, wherever the run was started
                 return "file", self._file(source.path, run)
             return self._named_files(run)
-        parent = self._source(run)
+        parent = self.source_of(run)
         parent_key = None if parent is None else self.key(parent)
         return parent_key if parent_key is not None else ("run", str(source.run_path))
 
@@ -354,6 +354,9 @@ class SeedGroup:
 
     members: list[tuple[Lineage, Row]]                                 # (seeds, row), by seed
     missing: list[tuple[Lineage, str, Path]] = field(default_factory=list)  # (seeds, status, run folder)
+    # (run folder, its source's folder) for members whose source run is gone or unreadable: their group cannot
+    # be told (the source's settings decide it), so they stand apart; the report says so (probe 63)
+    sources_gone: list[tuple[Path, Path]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     pareto: bool = False
 
@@ -541,7 +544,10 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
         # networks — a search choosing another architecture, a quantize shipping INT8 on one seed and FP32 on another;
         # and the data as recorded (the resolved folder, config and split sizes): one recipe typed in two folders
         key = (settings, data_key(row), network_key(row)) if settings is not None else ("alone", row.run.path)
-        groups.setdefault(key, SeedGroup(members=[])).members.append((keys.lineage(row.run), row))
+        group = groups.setdefault(key, SeedGroup(members=[]))
+        group.members.append((keys.lineage(row.run), row))
+        if row.run.source.run_path is not None and keys.source_of(row.run) is None:
+            group.sources_gone.append((row.run.path, row.run.source.run_path))
     for group in groups.values():
         group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))
     for run in unfinished:

@@ -616,3 +616,18 @@ def test_a_sweep_folder_reported_alone_keeps_the_bench_and_evaluate_runs_beside_
         assert [row.latency.p50_ms if row.latency else None for row in rows] == [2.0, 2.2, 2.4]
         assert [row.test_accuracy for row in rows] == pytest.approx([0.89, 0.90, 0.91])
         assert len(rows) == 3  # the bench and evaluate runs attach; they make no row
+
+
+def test_a_run_whose_source_is_gone_is_shown_apart_and_said_so(seeds: Path) -> None:
+    """Probe 63: a source run deleted after its children were made split its child off its seed group (3 runs with
+    an interval became 2 and 1) without a word."""
+    import shutil
+
+    source = next(p for p in (seeds / "finetune").rglob("run.json") if p.parent.name == "1").parent
+    shutil.rmtree(source)
+    report = build_report(seeds)
+    apart = [g for g in report.all_seed_groups if g.sources_gone]  # the prune and the quantize of seed 1
+    assert sorted((g.first.command, g.n) for g in apart) == [("prune", 1), ("quantize", 1)]
+    write_report(report)
+    md = (seeds / "report.md").read_text()
+    assert "## Runs whose source is gone" in md and f"its source run {source} is gone or unreadable" in md
