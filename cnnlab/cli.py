@@ -178,12 +178,18 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
         folder = _folder_hydra_reads(override)
         if folder is None:
             continue
-        if folder.startswith("~"):  # Hydra does not expand it: a folder named "~" here, a `rm -rf ~` trap later
-            raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
-                            f"{Path.cwd()} — write the full path (e.g. hydra.run.dir=$HOME{folder[1:]}, unquoted)")
+        _refuse_tilde(override, folder)
         if (Path(folder) / "run.json").exists():
             raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
+
+
+def _refuse_tilde(override: str, folder: str) -> None:
+    """Hydra does not expand ~: `hydra.run.dir=~/x` is a folder named "~" here (a `rm -rf ~` trap later)."""
+    if folder.startswith("~"):
+        key = override.lstrip("+").partition("=")[0]
+        raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
+                        f"{Path.cwd()} — write the full path (e.g. {key}=$HOME{folder[1:]}, unquoted)")
 
 
 def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun: bool) -> None:
@@ -197,6 +203,8 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
         if override.lstrip("+").partition("=")[0] != "hydra.sweep.dir":
             continue
         folder = _folder_hydra_reads(override)
+        if folder is not None:
+            _refuse_tilde(override, folder)
         if folder is None or not Path(folder).is_dir():
             continue
         earlier = _sweep_task(Path(folder))

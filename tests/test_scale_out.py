@@ -309,6 +309,9 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     other = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", f"hydra.sweep.dir={folder}")
     assert other.code == 2 and "that folder already holds another sweep (" in other.stderr, other.output
     assert "seed=1,2" in other.stderr and "hydra.sweep.dir" in other.stderr
+    tilde = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", "hydra.sweep.dir=~/sweeps/a")  # a folder named "~" here
+    assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.sweep.dir=$HOME/sweeps/a" in \
+        tilde.stderr, tilde.output
 
     _interrupt_at_checkpoint(monkeypatch, 1)  # job 1 continued, and interrupted again (after its epoch 2)
     assert cli(*sweep).code == 130
