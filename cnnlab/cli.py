@@ -193,10 +193,11 @@ def _refuse_tilde(override: str, folder: str) -> None:
 
 
 def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun: bool) -> None:
-    """`-m hydra.sweep.dir=DIR` naming a folder that holds another sweep's jobs, or runs: Hydra numbers the jobs
-    0, 1, ... in it, so this sweep's job 0 would overwrite the record, model and .hydra/ of the job 0 there (probe
-    61). The same sweep typed again (the same task overrides as DIR/multirun.yaml records) continues in it: its
-    completed jobs are skipped. `task`: the non-Hydra overrides this sweep hands to Hydra."""
+    """`-m hydra.sweep.dir=DIR` naming the folder of another sweep, one with other fixed settings: Hydra would
+    replace that sweep's record (multirun.yaml) and mix the two experiments' jobs in one folder (probe 61: before
+    the `<n>-again<j>` job folders, it wrote over the job records too). The same sweep, its values reordered or
+    extended (`seed=0,1` then `seed=0,1,2`), continues in DIR: its completed jobs are skipped, and a job never
+    writes over another's folder (app.job_subdir). `task`: the non-Hydra overrides this sweep hands to Hydra."""
     if not multirun:
         return
     for override in typed:
@@ -205,19 +206,34 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
         folder = _folder_hydra_reads(override)
         if folder is not None:
             _refuse_tilde(override, folder)
-        if folder is None or not Path(folder).is_dir():
-            continue
-        earlier = _sweep_task(Path(folder))
-        if earlier is not None and sorted(earlier) == sorted(task):
-            continue
-        held = [p.parent for p in Path(folder).glob("*/run.json")] + \
-            [p.parent for p in Path(folder).glob("run.json")]
-        if earlier is None and not held:
-            continue  # a folder of the user's with no sweep and no run in it: Hydra adds its job folders
-        what = f"another sweep ({' '.join(t for t in earlier if not t.startswith('command='))})" \
-            if earlier is not None else f"{len(held)} run(s)"
-        raise UserError(f"{override}: that folder already holds {what}, whose jobs' records this sweep would "
-                        "overwrite — give a new folder, or leave hydra.sweep.dir out (each sweep gets its own)")
+        earlier = _sweep_task(Path(folder)) if folder is not None and Path(folder).is_dir() else None
+        if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
+            shown = " ".join(t for t in earlier if not t.startswith("command="))
+            raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "
+                            "this one would replace, its jobs mixed with that sweep's — give a new folder, or leave "
+                            "hydra.sweep.dir out (each sweep gets its own)")
+
+
+def _settings_of(task: Sequence[str]) -> dict[str, str | None]:
+    """A sweep's task overrides as key → value, None for a swept key (`seed=0,1`, `seed=range(3)`). An override
+    Hydra cannot parse stands as typed (Hydra's own error follows when it parses the command line)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, settings = OverridesParser.create(), {}
+    for text in task:
+        try:
+            parsed = parser.parse_override(text)
+            settings[parsed.get_key_element()] = None if parsed.is_sweep_override() \
+                else parsed.get_value_element_as_str()
+        except Exception:  # noqa: BLE001
+            settings[text] = ""
+    return settings
+
+
+def _same_experiment(one: dict[str, str | None], other: dict[str, str | None]) -> bool:
+    """The same keys, and the same value for each key neither sweeps: `seed=0,1`, `seed=1,0,2` and `seed=7` of one
+    recipe are one experiment, over more seeds; `trainer.epochs=3` for 2 is another."""
+    return one.keys() == other.keys() and all(one[k] is None or other[k] is None or one[k] == other[k] for k in one)
 
 
 def _is_task_override(override: str) -> bool:

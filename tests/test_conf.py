@@ -69,3 +69,11 @@ def test_every_packaged_config_file_is_a_mapping(tmp_path) -> None:
     for text in ("", "# only a comment\n", "a: [1\n"):  # empty is fine; a YAML error is reported as one
         (tmp_path / "x.yaml").write_text(text)
         assert conftree.not_a_mapping(tmp_path / "x.yaml") is None
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_sweep_job_folder_goes_through_the_resolver_that_never_reuses_a_run_folder(command: str) -> None:
+    """Probe 64: `cnnlab pipeline` set its own `hydra.sweep.subdir: ${hydra.job.num}`, so `-m … hydra.sweep.dir=DIR
+    rerun=true` wrote its job 0 over DIR/0/run.json, while every other command got `0-again1/`."""
+    subdir = OmegaConf.to_container(compose_for(command).hydra.sweep, resolve=False)["subdir"]
+    assert subdir.startswith("${cnnlab_job_subdir:${hydra.job.num},${hydra.sweep.dir}}"), subdir

@@ -306,9 +306,9 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     kept = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.log"}
     monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
 
-    other = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", f"hydra.sweep.dir={folder}")
-    assert other.code == 2 and "that folder already holds another sweep (" in other.stderr, other.output
-    assert "seed=1,2" in other.stderr and "hydra.sweep.dir" in other.stderr
+    other = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder}")  # 1 epoch, not 2: another recipe
+    assert other.code == 2 and "that folder holds another sweep (" in other.stderr, other.output
+    assert "seed=1,2" in other.stderr and "multirun.yaml" in other.stderr
     tilde = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", "hydra.sweep.dir=~/sweeps/a")  # a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.sweep.dir=$HOME/sweeps/a" in \
         tilde.stderr, tilde.output
@@ -331,6 +331,10 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     assert forced.code == 0, forced.output
     assert len(list(folder.glob("0*/run.json"))) == 2 and (folder / "0" / "run.json").read_bytes() == \
         kept[folder / "0" / "run.json"]
+    # probe 64: the same recipe over seeds reordered or extended is one experiment: seeds 1, 2 skipped, 3 trained
+    more = cli("pretrain", "-m", *TWO_EPOCHS, "seed=3,2,1", f"hydra.sweep.dir={folder}")
+    assert more.code == 0 and more.output.count("skipped") == 2, more.output
+    assert (folder / "0" / "run.json").read_bytes() == kept[folder / "0" / "run.json"]
 
 
 def test_a_sweep_job_on_an_image_folder_edited_since_trains_again(cli, outputs: Path, tmp_path: Path) -> None:

@@ -320,15 +320,15 @@ def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
             _chosen_split(root, TEST_DIR_NAMES, "test"))
 
 
-def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *,
-                 training: bool = True) -> tuple[ImageFolder, ImageFolder | None, ImageFolder | None]:
+def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, training: bool = True,
+                 least_classes: int = 2) -> tuple[ImageFolder, ImageFolder | None, ImageFolder | None]:
     """The ImageFolders of (train source, val, test) with the training split's classes (so labels line up), every
     split's class folders checked before any image is decoded, and the images of all splits found by one scan.
     training=False (the folder is only scored): an empty class folder of the train source is logged, not refused."""
     source = dirs[0]
     assert source is not None
     classes = _split_classes(source, root)
-    if training and len(classes) < 2:  # found here, with the folder to name, not by the model builder
+    if training and len(classes) < least_classes:  # found here, with the folder to name, not by the model builder
         raise CnnlabError(f"imagefolder: {source} holds one class folder ({classes[0]}/), and a classifier needs two "
                           "or more", fix=f"add a folder per class beside it ({source}/<class>/*.jpg); unlabeled "
                           "pictures serve self-supervised pretraining as one flat folder: `cnnlab pretrain "
@@ -344,17 +344,19 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *,
     return train, val, test
 
 
-def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = True) -> RawSplits:
+def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = True,
+                      least_classes: int = 2) -> RawSplits:
     """The splits of a user's image folder: train/ + val/ (+ test/), train/ (+ test/) with val carved from train/,
     or one level of class folders with val carved from it (see the module docstring and docs/datasets.md).
     carve=False leaves train whole and val empty where val would be carved, and lets a class folder be empty
     (`cnnlab evaluate split=all` only scores every image: a folder too small to carve — one picture per class — or
-    without pictures of some class is no reason to refuse it)."""
+    without pictures of some class is no reason to refuse it). `least_classes`: the class folders training needs
+    (2 for a classifier; 1 for self-supervised pretraining, whose pictures need no labels)."""
     root = checked_root(cfg)
     content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
     dirs = _split_dirs(root)
     scan = FolderScan()
-    train, val, test = _open_splits(root, dirs, scan, training=carve)
+    train, val, test = _open_splits(root, dirs, scan, training=carve, least_classes=least_classes)
     splits: tuple[Any, Any] = (train, val)
     if val is None and not carve:
         splits = (train, Subset(train, []))
@@ -386,9 +388,11 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
     first = min(copies)
     kept = [i for i, path in enumerate(val_paths) if path not in copies]
     if not kept:
+        carved = isinstance(val, Subset)  # a val/ folder is an ImageFolder of its own
         raise CnnlabError(f"imagefolder {root}: every val picture has the bytes of a training picture (first: "
                           f"{first}, a copy of {copies[first]}), so val would measure memory, not accuracy",
-                          fix=f"give {root} a val split of other pictures than its training ones")
+                          fix=f"keep one file of each picture in {root} (delete the copies)" if carved
+                          else f"give {root} a val split of other pictures than its training ones")
     log.warning("imagefolder %s: %d of the %d val pictures left out of val: the same bytes as training pictures "
                 "(first: %s, a copy of %s), which would score memory, not accuracy", root, len(copies),
                 len(val_paths), first, copies[first])

@@ -117,8 +117,8 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     flat = allow_unlabeled and name == "imagefolder" and is_flat_folder(dataset_cfg)
     if flat:
         raw = build_flat_folder(dataset_cfg, spec)
-    elif name == "imagefolder" and not carve_val:
-        raw = build_imagefolder(dataset_cfg, spec, carve=False)
+    elif name == "imagefolder":  # one class folder is a classifier's mistake, and pictures to self-supervise on
+        raw = build_imagefolder(dataset_cfg, spec, carve=carve_val, least_classes=1 if allow_unlabeled else 2)
     else:
         raw = BUILDERS[name](dataset_cfg, spec)
     if not spec.recorded:

@@ -17,9 +17,12 @@ from typing import Any, Callable, ContextManager, Iterable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
+from cnnlab.data.loaders import SeededItems
 from cnnlab.engine.runtime import all_reduce_sum
 from cnnlab.engine.seeding import rng_state, set_rng_state
+from cnnlab.errors import CnnlabError, found_before_work
 
 BatchNorm = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d, SyncBatchNorm, the lazy variants
 
@@ -68,6 +71,31 @@ def one_value_per_channel(model: nn.Module, images: Tensor,
         for module, mode in modes.items():
             module.train(mode)
     return found[0] if found else None
+
+
+@found_before_work()
+def refuse_batch_of_one(model: nn.Module, loader: DataLoader, *, frozen: Iterable[nn.Module] = (),
+                        to_device: Callable[[Tensor], Tensor] | None = None, world_size: int = 1) -> None:
+    """CnnlabError when `loader` gives one image per batch (per process) and a BatchNorm layer of `model` would see
+    one value per channel (`one_value_per_channel`): training, or recomputing its statistics (precise BN, prune's
+    recalibration), would stop with torch's "Expected more than 1 value per channel" as a traceback (probe 62:
+    resnet18 at 16 px, mobilenet_v2 at 32 px). The message names trainer.batch_size as typed: the batch of all
+    `world_size` processes."""
+    if loader.batch_size != 1 or len(loader.dataset) == 0:  # type: ignore[arg-type]
+        return
+    items = loader.dataset
+    image = (items.base if isinstance(items, SeededItems) else items)[0][0]
+    if not isinstance(image, Tensor) or image.dim() != 3:
+        return  # features or views: no image to pass
+    images = image.unsqueeze(0)
+    found = one_value_per_channel(model, to_device(images) if to_device else images, frozen)
+    if found is not None:
+        name, shape = found
+        each = " per process" if world_size > 1 else ""
+        raise CnnlabError(f"trainer.batch_size={world_size}: one image per batch{each} reaches the BatchNorm layer "
+                          f"{name} as {list(shape)}, one value per channel, which BatchNorm cannot normalise in "
+                          "training", fix=f"use trainer.batch_size={2 * world_size} or more (or a larger "
+                                          "dataset.image_size)")
 
 
 def set_bn_momentum(model: nn.Module, momentum: float, frozen: Iterable[nn.Module] = ()) -> int:

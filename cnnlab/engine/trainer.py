@@ -25,8 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cnnlab.data.loaders import SeededItems
-from cnnlab.engine.batchnorm import (one_value_per_channel, recompute_bn_stats, set_train_mode,
+from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
 from cnnlab.engine.checkpoint import NON_FINITE_FIX, first_non_finite, load_tensors, save_tensors, unwrap
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
@@ -37,7 +36,7 @@ from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import rng_state, set_rng_state
-from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -212,26 +211,6 @@ class Trainer:
                                 f"{_what_is_kept(self._saved_epoch)}", fix=self._non_finite_fix())
 
     # ------------------------------------------------------------------ the whole run
-    @found_before_work()
-    def _check_single_image_batchnorm(self, model: nn.Module, train_loader: DataLoader, frozen: Sequence[nn.Module],
-                                      rt: Runtime) -> None:
-        """A batch of one image per rank where a BatchNorm layer sees 1×1 maps: the first training step would stop
-        with torch's "Expected more than 1 value per channel" as a traceback (probe 62: resnet18 at 16 px,
-        mobilenet_v2 at 32 px). Refused before training, with the batch that works."""
-        if train_loader.batch_size != 1 or len(train_loader.dataset) == 0:  # type: ignore[arg-type]
-            return
-        items = train_loader.dataset
-        image = (items.base if isinstance(items, SeededItems) else items)[0][0]
-        if not isinstance(image, torch.Tensor) or image.dim() != 3:
-            return  # features or views: no image to pass
-        found = one_value_per_channel(unwrap(model), rt.to_device(image.unsqueeze(0)), frozen)
-        if found is not None:
-            name, shape = found
-            raise CnnlabError(f"trainer.batch_size={self.settings.batch_size}: one image per batch reaches the "
-                              f"BatchNorm layer {name} as {list(shape)}, one value per channel, which BatchNorm "
-                              f"cannot normalise in training",
-                              fix="use trainer.batch_size=2 or more (or a larger dataset.image_size)")
-
     def fit(self, model: nn.Module, objective: Objective, loaders: Loaders, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.LRScheduler | None, *, state: StateFile = StateFile(),
             frozen: Sequence[nn.Module] = (), on_epoch_end: EpochCallback | None = None) -> FitResult:
@@ -250,7 +229,8 @@ class Trainer:
                                                         steps_per_epoch=steps_per_epoch)
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
             self._saved_epoch = start_epoch  # the state resumed from stays where it is
-        self._check_single_image_batchnorm(model, train_loader, frozen, rt)
+        refuse_batch_of_one(unwrap(model), train_loader, frozen=frozen, to_device=rt.to_device,
+                            world_size=rt.world_size)
         bn_batches = self._precise_bn_batches(model, train_loader, frozen)
         validation = validation_of(objective)
         train_model = model

@@ -48,7 +48,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
-    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val", carve_val=split != "all")
+    # train and val are carved only when scored: split=test reads neither (probe 64: a folder whose val/ copied its
+    # train/ was refused for a test score), split=all every image
+    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
+                                    carve_val=split in ("train", "val"))
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)

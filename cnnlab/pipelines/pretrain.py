@@ -100,6 +100,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
         data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)
+    as_read = data  # one class (a flat folder, a single class folder): nothing for the kNN monitor to tell apart
     if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head
         data = replace(data, classes=list(PLACEHOLDER_CLASSES))
     images = two_view_dataset(data, views, unlabeled=settings.unlabeled)
@@ -115,7 +116,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     say_stem_hint(ctx, name, model, data.spec.size, arch_kwargs)
     network = runtime.prepare_model(siamese_network(model, name, settings))
     loaders = make_loaders(recipe, runtime, images, data.val, workers=loader_workers(recipe, data))
-    monitor = knn_monitor(ctx, recipe, runtime, data, settings)
+    monitor = knn_monitor(ctx, recipe, runtime, as_read, settings)
     if monitor is None:
         loaders = Loaders(loaders.train, None)
     objective = (SimCLRObjective(settings.temperature, monitor) if settings.name == "simclr"
@@ -156,9 +157,9 @@ def knn_monitor(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: DataBun
                 settings: SelfSupervisedSettings) -> KnnMonitor | None:
     """The kNN monitor on the validation split, its memory bank the labelled training images (a seeded
     `method.knn.bank_size` of them when set); None, with the reason logged, when there are no labels to score."""
-    if len(data.classes) < 2 or len(data.val) == 0:
-        ctx.log.info("kNN monitor off: %s has no labelled validation images (a flat folder of unlabeled images)",
-                     data.name)
+    if len(data.classes) < 2 or len(data.val) == 0:  # one class: every neighbour agrees, 100 % says nothing
+        ctx.log.info("kNN monitor off: %s has no validation images of two or more classes (a flat folder of "
+                     "unlabeled images, or a single class folder)", data.name)
         return None
     bank: Dataset = data.train
     size = settings.knn_bank_size

@@ -27,6 +27,7 @@ from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePrun
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity
+from cnnlab.engine.batchnorm import refuse_batch_of_one
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.models import MODELS, count_flops, count_params
@@ -63,6 +64,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     work = RecoveryTraining(ctx, runtime, recipe.with_lr_scale(settings.lr_scale),
                             make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data)),
                             classification_objective(recipe, len(data.classes)))
+    # before any work: its BatchNorm recalibration runs in training mode (pruning keeps the spatial sizes)
+    refuse_batch_of_one(model, work.loaders.train, to_device=runtime.to_device, world_size=runtime.world_size)
     dense = footprint(model, size)
     acc_before = work.accuracy(model, "val (dense)")
     ctx.log.info("dense: %s params, %.3g GFLOPs, val acc %.2f%%", f"{dense['params']:,}", dense["flops"] / 1e9,

@@ -374,11 +374,12 @@ class SeedGroup:
 
     def varying_seeds(self, lineage: Lineage) -> tuple[int | None, ...]:
         """The seeds of `lineage` that vary within the group (a pruned model: its fine-tuning's seed), oldest first.
-        When none varies: the run's own seed, or every level's when they differ (a lone prune, seed 0, of a seed-4
-        fine-tune is "4/0", not 0: probe 63). None: a seed the run did not record."""
+        When none varies: its levels with a run of equal seeds read once (a lone prune, seed 0, of a seed-4 fine-tune
+        is "4/0", not 0: probe 63; its quantize too, not "4/0/0/0"); the run's own seed when all are equal. None: a
+        seed the run did not record."""
         known = self.lineages + [m[0] for m in self.missing]
         varying = [i for i in range(len(lineage)) if len({s[i] if i < len(s) else None for s in known}) > 1] \
-            or (list(range(len(lineage))) if len(set(lineage)) > 1 else [len(lineage) - 1])
+            or [i for i in range(len(lineage)) if i == len(lineage) - 1 or lineage[i] != lineage[i + 1]]
         return tuple(lineage[i] for i in varying if 0 <= i < len(lineage))
 
     def seed_label(self, lineage: Lineage) -> str:

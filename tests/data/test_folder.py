@@ -284,8 +284,16 @@ def test_val_pictures_with_the_bytes_of_training_pictures_are_left_out_of_val(
         ["new.jpg", "new.jpg"]
     for picture in (layered / "val").glob("*/new.jpg"):
         picture.unlink()
-    with pytest.raises(CnnlabError, match="every val picture has the bytes of a training picture"):
+    with pytest.raises(CnnlabError, match="every val picture has the bytes of a training picture") as err:
         build_imagefolder({"root": str(layered)}, SPEC)
+    assert err.value.fix == f"give {layered} a val split of other pictures than its training ones"
+    twins = tmp_path / "twins"  # probe 64: carved, every picture twice: there is no val folder to replace
+    make_classes(twins, {"a": 1, "b": 1})  # each picture and its copy: one of them lands in val
+    for picture in list(twins.glob("*/*.jpg")):
+        (picture.parent / f"{picture.stem} (1).jpg").write_bytes(picture.read_bytes())
+    with pytest.raises(CnnlabError, match="every val picture") as err:
+        build_imagefolder({"root": str(twins), "val_fraction": 0.5, "seed": 1}, SPEC)
+    assert err.value.fix == f"keep one file of each picture in {twins} (delete the copies)"
 
 
 def test_a_folder_of_one_class_is_refused_for_training_and_scored_for_evaluation(tmp_path: Path) -> None:

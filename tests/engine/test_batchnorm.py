@@ -182,9 +182,32 @@ def test_one_value_per_channel_finds_the_batchnorm_a_lone_image_reaches_at_1x1()
 
 
 def test_a_batch_of_one_image_that_batchnorm_cannot_train_is_refused_before_training(cli, outputs) -> None:
-    result = cli("pretrain", "model=resnet18", "dataset.image_size=16", "dataset.train_size=8",
-                 "dataset.val_size=4", "dataset.num_classes=2", "trainer.batch_size=1", "trainer.epochs=1")
+    tiny = ["dataset.image_size=16", "dataset.train_size=8", "dataset.val_size=4", "dataset.num_classes=2"]
+    result = cli("pretrain", "model=resnet18", *tiny, "trainer.batch_size=1", "trainer.epochs=1")
     said = " ".join(result.stderr.split())
     assert result.code == 2 and "trainer.batch_size=1: one image per batch reaches the BatchNorm layer layer3.0.bn1 " \
         "as [1, 256, 1, 1]" in said and "use trainer.batch_size=2 or more" in said, result.output
     assert not (outputs / "pretrain").exists()  # refused before any work: no failed run left
+    # probe 64: prune recalibrates BatchNorm before it trains: the same traceback there
+    assert cli("pretrain", "model=resnet18", *tiny, "trainer.batch_size=4", "trainer.epochs=1").code == 0
+    pruned = cli("prune", "source=latest:pretrain", "trainer.batch_size=1")
+    assert pruned.code == 2 and "one image per batch reaches the BatchNorm layer" in pruned.stderr, pruned.output
+    assert not (outputs / "prune").exists()
+
+
+def test_the_batch_of_one_refusal_names_the_batch_of_all_processes() -> None:
+    """Probe 64: under torchrun with 2 processes, trainer.batch_size=2 is one image per process, and the fix said
+    "use trainer.batch_size=2 or more" — what was typed."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from cnnlab.engine.batchnorm import refuse_batch_of_one
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models import create_model
+
+    model = create_model("resnet18", num_classes=2, image_size=16)
+    loader = DataLoader(TensorDataset(torch.zeros(4, 3, 16, 16), torch.zeros(4, dtype=torch.long)), batch_size=1)
+    with pytest.raises(CnnlabError) as err:
+        refuse_batch_of_one(model, loader, world_size=2)
+    assert "trainer.batch_size=2: one image per batch per process" in err.value.message
+    assert err.value.fix == "use trainer.batch_size=4 or more (or a larger dataset.image_size)"
+    refuse_batch_of_one(model, DataLoader(loader.dataset, batch_size=2))  # two images: nothing to say

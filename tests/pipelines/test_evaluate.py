@@ -482,6 +482,13 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     said = " ".join(result.stderr.split())
     assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
         "training or validation images" in said and "remove them from" in said, result.output
+    # probe 64: the test score of another folder whose own val/ copies its train/ (split=test reads neither)
+    other = tmp_path / "other"
+    random_image_folder(other / "train", per_class=3, seed=11)
+    shutil.copytree(other / "train", other / "val")
+    random_image_folder(other / "test", per_class=2, seed=12)
+    scored = cli("evaluate", "source=latest:pretrain", "split=test", f"dataset.root={other}")
+    assert scored.code == 0, scored.output
 
 
 def _without_dataset_record(path: Path) -> bytes:

@@ -414,3 +414,21 @@ def test_a_self_supervised_backbone_is_not_scored_as_a_classifier(cli, outputs: 
     assert cli("finetune", f"model.weights={run_dir / 'model.pt'}", "finetune.mode=linear", *TINY).code == 0
     scored = cli("evaluate", "source=latest:finetune", "split=val")
     assert scored.code == 0, scored.output
+
+
+def test_a_single_class_folder_pretrains_self_supervised_without_a_knn_score(cli, outputs: Path,
+                                                                              tmp_path: Path) -> None:
+    """Probe 64: a folder of one class folder pretrained with SimCLR (as it did before session 51, which refused it
+    for every pretrain), and its kNN monitor read 100 % each epoch: every neighbour of one class agrees. A classifier
+    still refuses such a folder, naming it."""
+    from helpers import random_image_folder
+
+    folder = random_image_folder(tmp_path / "one", per_class=12, classes=("top",))
+    tiny = ["dataset=imagefolder", f"dataset.root={folder}", "model=lenet5", "trainer.epochs=1",
+            "trainer.batch_size=4"]
+    result = cli("pretrain", *tiny, "method=simclr")
+    assert result.code == 0, result.output
+    metrics = only_run(outputs, "pretrain")["metrics"]
+    assert "knn_acc" not in metrics and "kNN monitor off" in " ".join(result.output.split())
+    refused = cli("pretrain", *tiny)
+    assert refused.code == 2 and f"{folder} holds one class folder (top/)" in refused.stderr, refused.output

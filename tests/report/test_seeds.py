@@ -596,6 +596,8 @@ def test_a_lone_derived_run_names_every_seed_of_its_lineage() -> None:
     holds the fine-tuning seed: joined on `seed`, it paired with seed 0's runs."""
     lone = SeedGroup(members=[((4, 0), None)])  # type: ignore[list-item]  # seed_* read only the lineage
     assert lone.seed_value((4, 0)) == "4/0" and lone.seed_label((4, 0)) == "seed 4/0"
+    longer = SeedGroup(members=[((4, 0, 0, 0), None)])  # type: ignore[list-item]  # its export's quantize: probe 64
+    assert longer.seed_value((4, 0, 0, 0)) == "4/0"
     same = SeedGroup(members=[((3, 3), None)])  # type: ignore[list-item]
     assert same.seed_value((3, 3)) == 3 and same.seed_label((3, 3)) == "seed 3"
     grouped = SeedGroup(members=[((1, 0), None), ((2, 0), None)])  # type: ignore[list-item]
