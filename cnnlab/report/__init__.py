@@ -50,7 +50,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     everything = [run for run in matching_runs(outputs, pattern) if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
-                                            attachable=_attachable_around(outputs, everything))
+                                            attachable=_attachable_around(outputs, everything, pattern))
     left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
                  for old, new in replaced.items()]
     if not rows:
@@ -63,12 +63,13 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                   seed_groups=_by_dataset(seeded))
 
 
-def _attachable_around(outputs: Path, selected: list[RunInfo]) -> list[RunInfo]:
+def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | None) -> list[RunInfo]:
     """The completed export, bench and evaluate runs in the outputs folders the `selected` runs live in, but not
     among them: `cnnlab report SWEEP_FOLDER` (or `--runs GLOB`) said "not benchmarked" of models that bench runs
     beside the folder had timed, and dropped their test top-1 (probe 63). A run's outputs folder is the one above its
-    `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs)."""
-    roots = {outputs}
+    `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs). Without `pattern`, every run under
+    `outputs` is selected already: only folders above it are read."""
+    roots = {outputs} if pattern is not None else set()
     for run in selected:
         above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
         if above is not None and above != outputs and outputs.is_relative_to(above):
