@@ -222,9 +222,16 @@ def refuse_a_replaced_file(source: Source, recorded: Any) -> None:
     shown = "; ".join(f"dataset.{k} {_short(own, k)} in the file, {_short(ran, k)} in run.json" for k in keys[:3])
     raise CnnlabError(f"{source.path} and its run's run.json record different data ({shown}): one of them was "
                       "replaced or edited after the run, so the run's splits and scores may not be this model's",
-                      fix=f"put back the run's own {source.path.name} (or its run.json as it was), or copy "
-                          f"{source.path.name} out of {source.origin} and name the copy: it carries its own record of "
-                          "its data")
+                      fix=f"{_put_back(source)}, or copy {source.path.name} out of {source.origin} and name the "
+                          "copy: it carries its own record of its data")
+
+
+def _put_back(source: Source) -> str:
+    """How to use the run's own model: restore its file, or (a file the run never wrote: RUN/alt.pt) name the run."""
+    artifacts = (source.run.data.get("artifacts") or {}) if source.run is not None else {}
+    if source.path.name in {Path(str(rel)).name for rel in artifacts.values()}:
+        return f"put back the run's own {source.path.name} (or its run.json as it was)"
+    return f"for the run's own model, name the run ({source.origin}) instead of {source.path.name}"
 
 
 def _as_json(value: Any) -> str:
@@ -480,13 +487,24 @@ def refuse_training_images_in_test(source: Source, dataset_cfg: Any) -> None:
     recorded, used = dataset_config_of(with_file_dataset(source).run) or {}, _plain(dataset_cfg)
     if not isinstance(used, Mapping) or _folder(used.get("root")) is None:
         return
-    test = split_dir(Path(str(_folder(used.get("root")))), TEST_DIR_NAMES)
+    root = str(_folder(used.get("root")))
+    test = split_dir(Path(root), TEST_DIR_NAMES)
     shared, trained = training_pictures_in(test, recorded) if test is not None else ([], "")
+    shared = [path for path in shared if not _linked_into(path, root, str(test))]
     if shared:
         raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
                           f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
                           "score would read high",
                           fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
+
+
+def _linked_into(path: str, root: str, split: str) -> bool:
+    """`path` (under `split`) is reached through a link to a picture elsewhere in `root`: the folder scan reads that
+    picture where it lies and skips the link (data/folder.py), so the split does not score it (probe 64: a test/ of
+    links to train/ pictures was refused for pictures it would never score)."""
+    real = os.path.realpath(path)
+    return real != os.path.abspath(path) and os.path.commonpath([real, root]) == root and \
+        os.path.commonpath([real, os.path.realpath(split)]) != os.path.realpath(split)
 
 
 def carves_val(recorded: Mapping[str, Any]) -> bool:

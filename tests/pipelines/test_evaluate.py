@@ -482,6 +482,11 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     said = " ".join(result.stderr.split())
     assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
         "training or validation images" in said and "remove them from" in said, result.output
+    (folder.parent / "test" / "cat" / "copy.png").unlink()  # probe 64: links to train/ pictures, which the scan
+    (folder.parent / "test" / "cat" / "link.png").symlink_to(folder / "cat" / "1.png")  # skips: nothing to refuse
+    linked = cli("evaluate", "source=latest:pretrain", "split=test")
+    assert linked.code == 0 and "duplicate of a file already read (symlink)" in " ".join(linked.output.split()), \
+        linked.output
     # probe 64: the test score of another folder whose own val/ copies its train/ (split=test reads neither)
     other = tmp_path / "other"
     random_image_folder(other / "train", per_class=3, seed=11)

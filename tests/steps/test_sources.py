@@ -23,6 +23,11 @@ def test_a_model_file_replaced_after_its_run_is_refused_and_its_copy_works(cli, 
                "in run.json)" in " ".join(result.stderr.split()), (command, result.output)
     assert not (outputs / "evaluate").exists()  # refused before work: no run folder
 
+    shutil.copy(other / "model.pt", ran / "alt.pt")  # probe 64: a file the run never wrote has nothing to put back
+    named = cli("evaluate", f"source={ran / 'alt.pt'}", "split=val")
+    assert named.code == 2 and f"for the run's own model, name the run ({ran}) instead of alt.pt" in \
+        " ".join(named.stderr.split()), named.output
+
     copy = tmp_path / "kept" / "model.pt"  # the fix: the copy out of the folder brings its own record
     copy.parent.mkdir()
     shutil.copy(ran / "model.pt", copy)
