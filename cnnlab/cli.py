@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import typer
 from rich.panel import Panel
@@ -24,7 +24,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.hydra_args import hydra_overrides, quote_plain_value
+from cnnlab.hydra_args import hydra_overrides, override_parser, quote_plain_value
 from cnnlab.settings import check_added_keys, check_sections_read, resumed_by, setting_facts
 
 app = typer.Typer(
@@ -158,10 +158,8 @@ def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -
 def _read_as_text(choice: str) -> bool:
     """Whether Hydra's override grammar reads `choice` as a string (`1`, `2.5`, `nan`, `inf`, `true` are not: a
     config group given one fails inside Hydra with a ValueError)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
-        return isinstance(OverridesParser.create().parse_override(f"key={choice}").value(), str)
+        return isinstance(override_parser().parse_override(f"key={choice}").value(), str)
     except Exception:  # noqa: BLE001 - not ours to judge: Hydra's own message follows
         return True
 
@@ -172,24 +170,23 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
     once (probe 60). A run never writes into another run's folder."""
     if multirun:
         return
-    for override in typed:
-        if override.lstrip("+").partition("=")[0] != "hydra.run.dir":
-            continue
-        folder = _folder_hydra_reads(override)
-        if folder is None:
-            continue
-        _refuse_tilde(override, folder)
+    for override, folder in _typed_folders(typed, "hydra.run.dir"):
         if (Path(folder) / "run.json").exists():
             raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
 
 
-def _refuse_tilde(override: str, folder: str) -> None:
-    """Hydra does not expand ~: `hydra.run.dir=~/x` is a folder named "~" here (a `rm -rf ~` trap later)."""
-    if folder.startswith("~"):
-        key = override.lstrip("+").partition("=")[0]
-        raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
-                        f"{Path.cwd()} — write the full path (e.g. {key}=$HOME{folder[1:]}, unquoted)")
+def _typed_folders(typed: Sequence[str], key: str) -> Iterator[tuple[str, str]]:
+    """(override, the folder Hydra reads from it) for each typed `key=DIR` whose folder can be told before
+    composing. UserError for a folder written with ~, which Hydra does not expand: `hydra.run.dir=~/x` is a folder
+    named "~" here (a `rm -rf ~` trap later)."""
+    for override in typed:
+        if override.lstrip("+").partition("=")[0] != key or (folder := _folder_hydra_reads(override)) is None:
+            continue
+        if folder.startswith("~"):
+            raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
+                            f"{Path.cwd()} — write the full path (e.g. {key}=$HOME{folder[1:]}, unquoted)")
+        yield override, folder
 
 
 def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun: bool) -> None:
@@ -200,13 +197,8 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
     writes over another's folder (app.job_subdir). `task`: the non-Hydra overrides this sweep hands to Hydra."""
     if not multirun:
         return
-    for override in typed:
-        if override.lstrip("+").partition("=")[0] != "hydra.sweep.dir":
-            continue
-        folder = _folder_hydra_reads(override)
-        if folder is not None:
-            _refuse_tilde(override, folder)
-        earlier = _sweep_task(Path(folder)) if folder is not None and Path(folder).is_dir() else None
+    for override, folder in _typed_folders(typed, "hydra.sweep.dir"):
+        earlier = _sweep_task(Path(folder)) if Path(folder).is_dir() else None
         if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
             shown = " ".join(t for t in earlier if not t.startswith("command="))
             raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "
@@ -217,9 +209,7 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
 def _settings_of(task: Sequence[str]) -> dict[str, str | None]:
     """A sweep's task overrides as key → value, None for a swept key (`seed=0,1`, `seed=range(3)`). An override
     Hydra cannot parse stands as typed (Hydra's own error follows when it parses the command line)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser, settings = OverridesParser.create(), {}
+    parser, settings = override_parser(), {}
     for text in task:
         try:
             parsed = parser.parse_override(text)
@@ -264,11 +254,10 @@ def _folder_hydra_reads(override: str) -> str | None:
     cannot be told before composing (it interpolates another setting). Probe 61: the typed text, checked as it
     stood, let three spellings through."""
     import hydra.core.utils  # noqa: F401 - registers Hydra's `now` resolver
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     try:
-        value = OverridesParser.create().parse_override(quote_plain_value(override.lstrip("+"))).value()
+        value = override_parser().parse_override(quote_plain_value(override.lstrip("+"))).value()
         return str(OmegaConf.create({"folder": value}).folder) if isinstance(value, str) else None
     except Exception:  # noqa: BLE001 - a value Hydra itself will refuse or resolve only once composed
         return None

@@ -28,7 +28,7 @@ def hydra_overrides(command: str, overrides: Sequence[str], device: str | None =
 
 
 @functools.lru_cache(maxsize=1)
-def _override_parser() -> Any:
+def override_parser() -> Any:
     """Hydra's override parser, built once per process (quote_plain_value asks it of every override)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -43,7 +43,7 @@ def quote_plain_value(override: str) -> str:
     value with structure (_STRUCTURE), is left for Hydra and its error."""
     from hydra.errors import HydraException
 
-    parser = _override_parser()
+    parser = override_parser()
 
     def reads(text: str) -> bool:
         try:

@@ -168,7 +168,8 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False,
     if not (job.multirun or job.requeued):
         return None
     runs = list(iter_runs(Path(outputs) / job.command))
-    if sweep_dir is not None:
+    # a sweep folder of its own outside outputs/<command>/ (those inside were just read)
+    if sweep_dir is not None and not Path(sweep_dir).resolve().is_relative_to((Path(outputs) / job.command).resolve()):
         seen = {r.path.resolve() for r in runs}
         runs = sorted([*runs, *(r for r in iter_runs(Path(sweep_dir)) if r.path.resolve() not in seen)],
                       key=lambda r: (r.started, str(r.path)))
