@@ -37,19 +37,12 @@ def folder_digest(root: Path) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def pictures(root: Path) -> Iterator[str]:
+def pictures(root: Path, *, outside: Path | None = None) -> Iterator[str]:
     """The pictures under `root` as folder_digest counts them: visible files with an image extension (or an image's
-    signature, `decode.extension_reason`)."""
-    return (path for path in visible_files(root) if extension_reason(path) != "")
-
-
-def shared_pictures(folder: Path, other: Path, *, outside: Path | None = None) -> list[str]:
-    """The pictures under `folder` whose bytes equal those of a picture under `other` (not under `outside`, e.g.
-    other's test split), sorted: a copy is found whatever its names and file times (`copies_of`)."""
+    signature, `decode.extension_reason`); none under `outside` (e.g. the folder's test split) when given."""
     skipped = os.path.realpath(outside) if outside is not None else None
-    theirs = [path for path in pictures(other)
-              if skipped is None or os.path.commonpath([os.path.realpath(path), skipped]) != skipped]
-    return sorted(copies_of(list(pictures(folder)), theirs))
+    return (path for path in visible_files(root) if extension_reason(path) != ""
+            and (skipped is None or os.path.commonpath([os.path.realpath(path), skipped]) != skipped))
 
 
 def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:

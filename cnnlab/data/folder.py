@@ -381,7 +381,7 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
     `img.jpg` and `img (1).jpg` puts one in each split when val is carved, and a val/ folder may hold copies of
     train/ pictures; scored, they measure what the model memorised (probe 62: val 94.44 % for a model at chance on
     noise pictures, 27.78 % without the copies). Logged; CnnlabError when no val picture is left."""
-    val_paths, train_paths = _sample_paths(val), _sample_paths(train)
+    val_paths, train_paths = split_files(val) or [], split_files(train) or []
     copies = copies_of(val_paths, train_paths)
     if not copies:
         return val
@@ -399,12 +399,17 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
     return Subset(val, kept)
 
 
-def _sample_paths(split: Dataset) -> list[str]:
-    """The file of each item of an image-folder split (an ImageFolder, or a Subset of one), in item order."""
+def split_files(split: Dataset) -> list[str] | None:
+    """The file behind each item of an image-folder split, in item order: through Subsets and the wrappers that keep
+    the items' order (a transform, a relabelling, seeded items: their `base`). None for a split not read from files
+    (a torchvision set, digits)."""
     if isinstance(split, Subset):
-        paths = _sample_paths(split.dataset)  # once: a 60,000-image carve asked it once per image
-        return [paths[i] for i in split.indices]
-    return [path for path, _ in split.samples]  # type: ignore[attr-defined]
+        paths = split_files(split.dataset)  # once: a 60,000-image carve asked it once per image
+        return None if paths is None else [paths[i] for i in split.indices]
+    if isinstance(split, ImageFolder):
+        return [path for path, _ in split.samples]
+    base = getattr(split, "base", None)
+    return split_files(base) if isinstance(base, Dataset) else None
 
 
 def _loose_images(directory: Path) -> list[str]:

@@ -56,7 +56,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
     elif split == "test":
-        refuse_training_images_in_test(source, dataset_cfg)
+        refuse_training_images_in_test(source, dataset_cfg, data)
     images = split_of(data, split)
     ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
                  model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)

@@ -21,8 +21,8 @@ from torch import nn
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
-from cnnlab.data.content import folder_digest, same_pictures, shared_pictures
-from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
+from cnnlab.data.content import copies_of, folder_digest, pictures, same_pictures
+from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir, split_files
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError, found_before_work
@@ -373,24 +373,24 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
     """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
     its run records (steps.sources.same_data), a folder with the same recorded data.content.folder_digest, or one
     holding any picture with the bytes of a training or validation picture of the source's folder, while that
-    folder is on disk (data.content.shared_pictures). For `cnnlab evaluate split=all`, whose score would read high."""
+    folder is on disk (training_pictures_in). For `cnnlab evaluate split=all`, whose score would read high."""
     source = with_file_dataset(source)
     recorded = dataset_config_of(source.run)
     if recorded is None:
         return
     used = _plain(dataset_cfg)
     content = ((source.run.data.get("dataset") or {}).get("content")) if source.run is not None else None
-    same_pictures = isinstance(content, str) and content == data.content
+    same_folder = isinstance(content, str) and content == data.content
     # a split the data the model trained on has: split=test would be refused in turn on digits ("no test split")
     scored = ("split=test (or val) for the data the model trained on" if _trained_data_has_test(recorded, data) else
               f"split=val for the data the model trained on "
               f"({data.name if data.name not in FOLDER_DATASETS else 'the folder it trained on'} has no test split)")
     fix = f"use {scored}; split=all is for a folder of new labelled images: dataset=imagefolder dataset.root=NEW_DIR " \
           "split=all"
-    if same_pictures or (isinstance(used, Mapping) and same_data(recorded, used)):
+    if same_folder or (isinstance(used, Mapping) and same_data(recorded, used)):
         raise CnnlabError(f"split=all of {data.name} would score the images the model trained on"
                           + (f" (the folder {used.get('root')} holds the same pictures)"
-                             if same_pictures and isinstance(used, Mapping) else ""), fix=fix)
+                             if same_folder and isinstance(used, Mapping) else ""), fix=fix)
     trained, scored = _folder(recorded.get("root")), _folder(used.get("root")) if isinstance(used, Mapping) else None
     if recorded.get("name") not in FOLDER_DATASETS or trained is None or scored is None:
         return
@@ -398,8 +398,10 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
         log.warning("the folder the model trained on, %s, is gone: split=all cannot check that %s holds none of "
                     "its pictures", trained, scored)
         return
-    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes
-    shared, _ = training_pictures_in(Path(scored), recorded)
+    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes, among the files the
+    # folder scan reads (a link it skips is never scored)
+    files = [f for part in (data.train, data.val, data.test) if part is not None for f in split_files(part) or []]
+    shared = sorted(copies_of(files, _training_files(recorded)[0]))
     if shared:
         raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
                           f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
@@ -450,14 +452,21 @@ def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *,
     run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder, or that
     folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
     val/ folder when `validation` is False (a carved val split cannot be told from train: all of it counts)."""
+    files, trained = _training_files(recorded, validation=validation)
+    return sorted(copies_of(list(pictures(folder)), files)), trained
+
+
+def _training_files(recorded: Mapping[str, Any], *, validation: bool = True) -> tuple[list[str], str]:
+    """The training (and, with `validation`, validation) pictures of the folder `recorded` trained on, and that
+    folder: all of it but its test split. ([], "") when it was no folder, or the folder is gone."""
     trained = _folder(recorded.get("root"))
     if recorded.get("name") not in FOLDER_DATASETS or trained is None or not Path(trained).is_dir():
         return [], ""
     train = split_dir(Path(trained), TRAIN_DIR_NAMES)
     if train is not None and not validation:
-        return shared_pictures(folder, train), trained
+        return list(pictures(train)), trained
     test = split_dir(Path(trained), TEST_DIR_NAMES) if train is not None else None
-    return shared_pictures(folder, Path(trained), outside=test), trained
+    return list(pictures(Path(trained), outside=test)), trained
 
 
 def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
@@ -479,32 +488,23 @@ def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
             "val split holds none of the model's training images, so a val score may read high")
 
 
-def refuse_training_images_in_test(source: Source, dataset_cfg: Any) -> None:
-    """CnnlabError when the folder's `split=test` holds pictures with the bytes of the source's training or
-    validation pictures: split=all refused them, split=test scored them (probe 61: a test/ copied from the training
-    folder read 88.89 % for a model at chance, exit 0). The folder the model trained on is checked too: its own
-    test/ may hold copies of its train/ pictures (probe 62: 83.33 % for a model at chance)."""
-    recorded, used = dataset_config_of(with_file_dataset(source).run) or {}, _plain(dataset_cfg)
-    if not isinstance(used, Mapping) or _folder(used.get("root")) is None:
+def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
+    """CnnlabError when the test split of `data` (the files its folder scan reads) holds pictures with the bytes of
+    the source's training or validation pictures: split=all refused them, split=test scored them (probe 61: a test/
+    copied from the training folder read 88.89 % for a model at chance, exit 0). The folder the model trained on is
+    checked too: its own test/ may hold copies of its train/ pictures (probe 62: 83.33 % at chance). A link the scan
+    skips (to a picture it reads elsewhere in the folder) is not scored, and not counted (probe 64)."""
+    scored = split_files(data.test) if data.test is not None else None
+    if not scored:
         return
-    root = str(_folder(used.get("root")))
-    test = split_dir(Path(root), TEST_DIR_NAMES)
-    shared, trained = training_pictures_in(test, recorded) if test is not None else ([], "")
-    shared = [path for path in shared if not _linked_into(path, root, str(test))]
+    files, trained = _training_files(dataset_config_of(with_file_dataset(source).run) or {})
+    shared = sorted(copies_of(scored, files))
     if shared:
+        test = split_dir(Path(str(_folder(_plain(dataset_cfg).get("root")))), TEST_DIR_NAMES)
         raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
                           f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
                           "score would read high",
                           fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
-
-
-def _linked_into(path: str, root: str, split: str) -> bool:
-    """`path` (under `split`) is reached through a link to a picture elsewhere in `root`: the folder scan reads that
-    picture where it lies and skips the link (data/folder.py), so the split does not score it (probe 64: a test/ of
-    links to train/ pictures was refused for pictures it would never score)."""
-    real = os.path.realpath(path)
-    return real != os.path.abspath(path) and os.path.commonpath([real, root]) == root and \
-        os.path.commonpath([real, os.path.realpath(split)]) != os.path.realpath(split)
 
 
 def carves_val(recorded: Mapping[str, Any]) -> bool:

@@ -306,6 +306,6 @@ def test_a_folder_of_one_class_is_refused_for_training_and_scored_for_evaluation
 
 
 def _paths(split) -> list[str]:
-    from cnnlab.data.folder import _sample_paths
+    from cnnlab.data.folder import split_files
 
-    return _sample_paths(split)
+    return split_files(split) or []
