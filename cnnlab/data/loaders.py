@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from cnnlab.interrupts import raise_if_interrupted
 
@@ -58,6 +58,36 @@ class SeededItems(Dataset):
             torch.set_rng_state(state)
 
 
+class TensorBatches(Dataset):
+    """A TensorDataset read a batch at a time: DataLoader hands a batch's keys to __getitems__, which one indexing
+    op per tensor answers, instead of a read per item and a stack. A linear probe reads its cached features
+    20 epochs × 54,000 times: item by item, that was half its time on a CPU and most of it on a GPU. A TensorDataset
+    draws nothing random, so its keys (indices, or EpochSampler's (epoch, index) pairs) need no seeding, and the
+    batches are the per-item path's, value for value."""
+
+    def __init__(self, base: TensorDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        return self.base[_index(key)]
+
+    def __getitems__(self, keys: list[int | tuple[int, int]]) -> list[torch.Tensor]:
+        index = torch.tensor([_index(key) for key in keys], dtype=torch.long)
+        return [tensor[index] for tensor in self.base.tensors]
+
+
+def _index(key: int | tuple[int, int]) -> int:
+    return key[1] if isinstance(key, tuple) else key
+
+
+def _made_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    """collate_fn of TensorBatches: __getitems__ already made the batch (a list, as default_collate gives)."""
+    return batch
+
+
 def seed_worker(worker_id: int) -> None:
     """worker_init_fn: torch already seeds each worker (base seed + id); give numpy and random the same seed."""
     worker_seed = torch.initial_seed() % 2**32
@@ -91,13 +121,17 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     each image's augmentation is drawn from (seed, epoch, index), so a run's batches are the same
     with 0, 1 or 4 workers, on one process or split over ranks, and after a resume. The loader's own
     seeds (worker base seeds) come from a private generator: how many iterators a worker count
-    creates must not move the global RNG that dropout and mixup draw from.
+    creates must not move the global RNG that dropout and mixup draw from. A TensorDataset (cached
+    features) is read a batch at a time (TensorBatches), in the same order.
     """
     sampler_type = EpochSampler if shuffle else DistributedSampler
     sampler = sampler_type(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-    items = SeededItems(dataset, seed) if shuffle else dataset
+    if isinstance(dataset, TensorDataset):
+        items, collate = TensorBatches(dataset), _made_batch
+    else:
+        items, collate = (SeededItems(dataset, seed) if shuffle else dataset), None
     return InterruptibleLoader(items, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                               worker_init_fn=seed_worker, pin_memory=torch.cuda.is_available(),
+                               collate_fn=collate, worker_init_fn=seed_worker, pin_memory=torch.cuda.is_available(),
                                generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
                                multiprocessing_context=worker_context() if workers else None)
 

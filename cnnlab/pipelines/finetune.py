@@ -230,8 +230,9 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
     """Run the frozen backbone once over train and val, then train the head on the cached features — standardised
     with the training features' statistics when `probe.standardize`, the trained head then folded back to take raw
     ones and scored again on the raw val features: the val metrics recorded are the saved model's."""
-    train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images), runtime,
-                                                     f"{split} features", float32=split == "val")
+    workers = loader_workers(recipe, data)  # the images are decoded and resized once, but 60,000 of them
+    train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images, workers=workers),
+                                                     runtime, f"{split} features", float32=split == "val")
                                     for split, images in (("train", data.train), ("val", data.val)))
     ctx.log.info("cached %d-dim features for %d train / %d val images%s", train_features.tensors[0].shape[1],
                  len(train_features), len(val_features), ", standardised per feature" if probe.standardize else "")

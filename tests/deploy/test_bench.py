@@ -99,7 +99,7 @@ def test_cuda_torch_timer_uses_events(lively_model, monkeypatch: pytest.MonkeyPa
     original = bench.cuda_event_clock
     monkeypatch.setattr(bench, "cuda_event_clock", lambda step: used.append(1) or original(step))
     stats = time_torch(lively_model("resnet18", 32), 4, image_size=32, threads=1, device="cuda", **QUICK)
-    assert stats.device == "cuda" and stats.iterations >= 3 and len(used) == stats.iterations + QUICK["warmup"]
+    assert stats.device == "cuda" and stats.iterations >= 3 and len(used) == stats.iterations + QUICK["plan"].warmup
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")

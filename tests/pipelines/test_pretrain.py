@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,26 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     assert only_run(outputs, "finetune")["metrics"]["val_acc"] is not None
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("method", ["simclr", "simsiam"])
+def test_self_supervised_pretraining_on_cuda_then_a_probe(cli, outputs: Path, method: str) -> None:
+    """NT-Xent and SimSiam's loss under CUDA's bf16 autocast and channels-last memory; the saved backbone is an
+    ordinary CPU checkpoint, and the probe of it runs on the GPU too."""
+    result = cli("pretrain", f"method={method}", *SSL, "model=resnet18", "device=cuda")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "pretrain")
+    assert record["environment"]["gpus"] and record["environment"]["amp"] == "bfloat16"
+    assert all(math.isfinite(epoch["train_loss"]) for epoch in record["metrics"]["history"])
+    run_dir = run_dirs(outputs, "pretrain")[0]
+    model, _ = load_model(run_dir / "model.pt")
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 4)
+    probe = cli("finetune", f"model.weights={run_dir}", "finetune.mode=linear", *TINY, "model=resnet18", "device=cuda")
+    assert probe.code == 0, probe.output
+    assert only_run(outputs, "finetune")["metrics"]["val_acc"] is not None
+
+
 def test_simsiam_pretrain_then_a_full_fine_tune(cli, outputs: Path) -> None:
     result = cli("pretrain", "method=simsiam", *SSL, "model=resnet18", "trainer.amp=none")
     assert result.code == 0, result.output
@@ -305,14 +326,16 @@ def test_a_network_on_1x1_maps_trains_in_float32_under_amp_auto(cli, outputs: Pa
     from cnnlab.engine import runtime
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
-    assert cli("pretrain", *TINY, "model=resnet18", "trainer.epochs=1", "trainer.max_steps_per_epoch=1").code == 0
+    # device=cpu: the rule is the CPU's (on a GPU machine, device=auto trains on CUDA, where bf16 is kept)
+    assert cli("pretrain", *TINY, "model=resnet18", "trainer.epochs=1", "trainer.max_steps_per_epoch=1",
+               "device=cpu").code == 0
     environment = only_run(outputs, "pretrain")["environment"]
     assert environment["amp"] == "none" and "1x1 maps" in environment["amp_reason"]
 
 
 def test_the_record_says_the_precision_a_network_trained_in(cli, outputs: Path) -> None:
     """trainer.amp=auto may say bf16 and mean float32 (a depthwise network on the CPU): the record says what ran."""
-    tiny = [*TINY, "model=mobilenet_v3_small", "trainer.epochs=1", "trainer.max_steps_per_epoch=1"]
+    tiny = [*TINY, "model=mobilenet_v3_small", "trainer.epochs=1", "trainer.max_steps_per_epoch=1", "device=cpu"]
     assert cli("pretrain", *tiny, "trainer.amp=auto").code == 0
     assert only_run(outputs, "pretrain")["environment"]["amp"] == "none"
     assert cli("pretrain", *tiny, "trainer.amp=bf16").code == 0  # asked for: kept
