@@ -40,6 +40,12 @@ def validation_of(objective: Objective) -> Validation | None:
     return getattr(objective, "validation", None)
 
 
+def divergence_hint_of(objective: Objective) -> str | None:
+    """What the objective's own settings may have to do with a loss that became NaN/inf (its `divergence_hint`
+    attribute, e.g. SimCLR's temperature), put first in the engine's fix; None where nothing is known."""
+    return getattr(objective, "divergence_hint", None)
+
+
 class ClassificationObjective:
     """Cross-entropy with optional label smoothing and MixUp/CutMix (torchvision.transforms.v2)."""
 

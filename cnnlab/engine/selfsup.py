@@ -114,12 +114,26 @@ def both_views(model: nn.Module, batch: Sequence[torch.Tensor]) -> tuple[int, to
     return n, z, p
 
 
+# The temperatures SimCLR reports (arXiv:2002.05709, table 5 and B.9: 0.1-1); below the first, NT-Xent's logits (up to
+# 1/T) and gradients grow fast. USUAL_TEMPERATURES brackets what published contrastive recipes use (CLIP ends at 0.01).
+SIMCLR_LOWEST_TEMPERATURE = 0.1
+USUAL_TEMPERATURES = (0.01, 10.0)
+
+
 class SimCLRObjective:
     """NT-Xent on the projections of the batch's two views (`nt_xent`), with an optional per-epoch `validation`."""
 
     def __init__(self, temperature: float, validation: Validation | None = None) -> None:
         self.temperature = temperature
         self.validation = validation
+
+    @property
+    def divergence_hint(self) -> str | None:
+        """A loss that became NaN/inf at a temperature below SimCLR's: the temperature is the first suspect."""
+        if self.temperature >= SIMCLR_LOWEST_TEMPERATURE:
+            return None
+        return (f"raise method.temperature (now {self.temperature:g}: NT-Xent's logits reach 1/T = "
+                f"{1 / self.temperature:.3g}; SimCLR used 0.1 to 1, e.g. method.temperature=0.5)")
 
     def __call__(self, model: nn.Module, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
                                                                                   torch.Tensor]:

@@ -30,7 +30,7 @@ from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, se
 from cnnlab.engine.checkpoint import NON_FINITE_FIX, first_non_finite, load_tensors, save_tensors, unwrap
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
-from cnnlab.engine.objectives import Objective, validation_of
+from cnnlab.engine.objectives import Objective, divergence_hint_of, validation_of
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
 from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
@@ -126,6 +126,7 @@ class Trainer:
         self.settings = settings
         self.progress = make_progress(enabled=show_progress and runtime.is_main)
         self._saved_epoch: int | None = None  # the epoch of the last last.pt this fit wrote
+        self._divergence_hint: str | None = None  # the objective's word on a NaN/inf loss (divergence_hint_of)
 
     # ------------------------------------------------------------------ one epoch of training
     def train_one_epoch(self, model: nn.Module, objective: Objective, loader: DataLoader,
@@ -186,10 +187,10 @@ class Trainer:
                                 f"{_what_is_kept(self._saved_epoch)}", fix=self._non_finite_fix())
 
     def _non_finite_fix(self) -> str:
-        """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32."""
-        if self.runtime.amp_dtype is None:
-            return "lower optim.lr or set trainer.grad_clip=1.0"
-        return NON_FINITE_FIX
+        """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32; the
+        objective's own hint first (probe 65: SimCLR at method.temperature=1e-9 was told to lower optim.lr)."""
+        fix = "lower optim.lr or set trainer.grad_clip=1.0" if self.runtime.amp_dtype is None else NON_FINITE_FIX
+        return fix if self._divergence_hint is None else f"{self._divergence_hint}; else {fix}"
 
     def _check_finite_weights(self, model: nn.Module, epoch: int) -> None:
         """Weights that hold NaN/inf though the loss stayed finite (a tap that sees only padding, a kernel's wrong
@@ -233,6 +234,7 @@ class Trainer:
                             world_size=rt.world_size)
         bn_batches = self._precise_bn_batches(model, train_loader, frozen)
         validation = validation_of(objective)
+        self._divergence_hint = divergence_hint_of(objective)
         train_model = model
         if settings.sync_bn and rt.distributed:
             if rt.device.type != "cuda":

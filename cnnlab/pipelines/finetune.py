@@ -230,6 +230,9 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
     """Run the frozen backbone once over train and val, then train the head on the cached features — standardised
     with the training features' statistics when `probe.standardize`, the trained head then folded back to take raw
     ones and scored again on the raw val features: the val metrics recorded are the saved model's."""
+    # the head trains in the precision trainer.amp=auto gives the whole network (float32 for a ResNet on 1x1 maps on
+    # the CPU), as the uncached loop does: a Linear alone would keep bf16 (probe 65: the two probes' heads differed)
+    runtime = runtime.for_network(model)
     workers = loader_workers(recipe, data)  # the images are decoded and resized once, but 60,000 of them
     train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images, workers=workers),
                                                      runtime, f"{split} features", float32=split == "val")

@@ -22,7 +22,7 @@ from cnnlab.data.views import ViewSettings, two_view_dataset
 from cnnlab.engine.knn import KnnMonitor
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
-from cnnlab.engine.selfsup import SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
+from cnnlab.engine.selfsup import USUAL_TEMPERATURES, SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
 from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options, stem_hint
@@ -92,9 +92,15 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     settings.check_batch(recipe.batch_size)
     fraction = cfg.dataset.get("label_fraction")
     if fraction not in (None, 1, 1.0) and ctx.is_main:  # a seeded, class-balanced image budget (the benchmarks' use)
-        ctx.log.warning("dataset.label_fraction=%s keeps %.0f %% of the training images: %s uses no labels, so this "
+        ctx.log.warning("dataset.label_fraction=%s keeps %.3g %% of the training images: %s uses no labels, so this "
                         "only shrinks what it learns from (for label efficiency, give it to the fine-tune instead)",
                         fraction, 100 * float(fraction), settings.name)
+    low, high = USUAL_TEMPERATURES
+    if settings.name == "simclr" and not low <= settings.temperature <= high and ctx.is_main:
+        ctx.log.warning("method.temperature=%g is outside the %g-%g that contrastive recipes use: NT-Xent's logits "
+                        "reach 1/T, so %s (SimCLR: 0.1 to 1; the default is 0.5)", settings.temperature, low, high,
+                        "its gradients grow until the loss diverges" if settings.temperature < low
+                        else "the loss barely depends on the projections and the backbone learns little")
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = _spec(cfg, name)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)

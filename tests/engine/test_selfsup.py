@@ -194,3 +194,9 @@ def test_nt_xent_gathers_negatives_with_gradients_across_ranks(tmp_path: Path) -
         rows = slice(4 * r, 4 * (r + 1))
         assert torch.allclose(rank["grad1"] / 2, whole1.grad[rows], atol=1e-6)
         assert torch.allclose(rank["grad2"] / 2, whole2.grad[rows], atol=1e-6)
+
+
+def test_only_a_temperature_below_simclrs_is_named_when_the_loss_diverges() -> None:
+    assert SimCLRObjective(0.5).divergence_hint is None and SimCLRObjective(0.1).divergence_hint is None
+    hint = SimCLRObjective(0.001).divergence_hint
+    assert hint is not None and hint.startswith("raise method.temperature (now 0.001") and "1/T = 1e+03" in hint

@@ -54,6 +54,25 @@ def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
 
 
+def test_a_cached_probe_trains_its_head_in_the_precision_amp_auto_gives_the_network(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU with fast bf16, trainer.amp=auto trains ResNet-18 at 16 px in float32 (1x1 maps). The cached probe's
+    head, a Linear alone, trained in bf16 all the same and recorded bfloat16, so the cached and uncached probes
+    differed (probe 65: by up to 4.6e-5 in the head, 0.2 points of val top-1)."""
+    from cnnlab.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert cli("pretrain", *TINY, "model=resnet18", "trainer.amp=none", "device=cpu").code == 0
+    for cache in ("true", "false"):
+        assert cli("finetune", "model.weights=latest:pretrain", *TINY, "model=resnet18", "trainer.epochs=2",
+                   "device=cpu", f"finetune.cache_features={cache}", "finetune.standardize_features=false").code == 0
+    for record in (read_run(d) for d in run_dirs(outputs, "finetune")):
+        assert record["environment"]["amp"] == "none" and "1x1 maps" in record["environment"]["amp_reason"]
+    a, b = (checkpoint_state(d) for d in run_dirs(outputs, "finetune"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
 def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_bf16(cli, outputs: Path) -> None:
     """The cached val features were computed under bf16 autocast, so the probe's recorded val accuracy was not the
     saved float32 model's (the same kind as trainer.evaluate's, fixed there first)."""

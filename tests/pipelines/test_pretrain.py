@@ -281,6 +281,24 @@ def test_a_flat_folder_of_unlabeled_images_pretrains_without_the_monitor(cli, ou
     assert refused.code == 2 and "no class folders" in refused.stderr and "method=simclr" in refused.stderr
 
 
+def test_a_simclr_temperature_far_below_the_published_ones_is_named_by_the_warning_and_the_nan_fix(cli) -> None:
+    """method.temperature=1e-9 diverged with a fix that named optim.lr and trainer.grad_clip, never the temperature
+    (probe 65: following grad_clip "completed" with a loss of 3.5e8); 1e-4 and 1e6 ran without a word."""
+    result = cli("pretrain", "method=simclr", *SSL, "method.temperature=1e-9")
+    assert result.code == 2 and "NaN/inf" in result.stderr
+    assert "method.temperature=1e-09 is outside the 0.01-10" in result.stderr
+    assert "— raise method.temperature (now 1e-09" in result.stderr and "e.g. method.temperature=0.5" in result.stderr
+    followed = cli("pretrain", "method=simclr", *SSL, "method.temperature=0.5")
+    assert followed.code == 0 and "is outside the" not in followed.stderr
+    flat = cli("pretrain", "method=simclr", *SSL, "method.temperature=1e6")
+    assert flat.code == 0 and "the loss barely depends on the projections" in flat.stderr
+
+
+def test_the_label_fraction_warning_gives_the_share_kept_not_zero_percent(cli) -> None:
+    result = cli("pretrain", "method=simclr", *SSL, "dataset.label_fraction=0.001")  # probe 65: "keeps 0 %"
+    assert "dataset.label_fraction=0.001 keeps 0.1 % of the training images" in result.stderr
+
+
 def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", "method=simsiam", *SSL).code == 130
     ctrl_c_after_the_first_checkpoint()
