@@ -43,6 +43,7 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason
+from cnnlab.hydra_args import dataset_is_the_sources
 from cnnlab.settings import START_FROM_RUN, check_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
@@ -366,7 +367,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 check_config_files(hydra_cfg)
                 check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
                 composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-                check_config(composed, command)  # type: ignore[arg-type]
+                check_config(composed, command,  # type: ignore[arg-type]
+                             dataset_is_sources=dataset_is_the_sources(command, overrides))
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)
                 check_val_fraction_is_used(cfg, overrides, command)

@@ -21,7 +21,7 @@ def hydra_overrides(command: str, overrides: Sequence[str], device: str | None =
     the user's overrides as Hydra can read them (quote_plain_value; `dataset.KEY=` onto a source's recorded data)."""
     overrides = [quote_plain_value(o) for o in overrides]
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if rebuilds_source_data(command, overrides) and "dataset" not in typed:
+    if dataset_is_the_sources(command, overrides):
         overrides = [_onto_source_dataset(o) for o in overrides]
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     return [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
@@ -65,6 +65,13 @@ def _onto_source_dataset(override: str) -> str:
     plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
     key = override.split("=", 1)[0]
     return f"++{override}" if key.startswith("dataset.") and "=" in override else override
+
+
+def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:
+    """Whether the composed `dataset` node stands for the data the command's source recorded (rebuilds_source_data,
+    and no `dataset=` typed): its `dataset.KEY=`s edit that data, whatever the composed dataset.name says."""
+    typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return rebuilds_source_data(command, overrides) and "dataset" not in typed
 
 
 def rebuilds_source_data(command: str, overrides: Sequence[str]) -> bool:

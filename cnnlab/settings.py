@@ -447,9 +447,12 @@ _CHOICE_GROUPS = ("dataset", "method", "model", "optim", "sched")
 _AS_MODEL = ("teacher", "student")
 # Of those, the groups whose choice names the code that reads them (engine/optim.build_scheduler, pipelines/pretrain
 # and the model registry dispatch on `name`) and that code reads only its own file's keys: a key of another choice
-# added there is ignored without a word, so it is refused (check_chosen). Not dataset (its code reads some keys of
-# every choice: dataset.channels) nor optim (an open section: its keys go to the PyTorch optimizer as they are).
-_CHOSEN_BY_NAME = ("sched", "method", "model")
+# added there is ignored without a word, so it is refused (check_chosen). The dataset's builder reads its own keys,
+# and common code reads a few of every choice (_READ_FOR_EVERY_DATASET): `+dataset.val_fraction=0.2` on Flowers,
+# which keeps its official val split, ran and recorded 0.2 (probe 66). Not optim (an open section: its keys go to
+# the PyTorch optimizer as they are).
+_CHOSEN_BY_NAME = ("sched", "method", "model", "dataset")
+_READ_FOR_EVERY_DATASET = frozenset({"channels", "seed"})  # the transforms; label_fraction's draw
 
 
 @lru_cache(maxsize=1)
@@ -494,6 +497,8 @@ def check_chosen(key: str, config: Mapping[str, Any]) -> None:
     own (--config-dir) is judged by its `name` (the code that reads it); one with a name cnnlab does not ship is not."""
     group, _, rest = key.partition(".")
     if ("model" if group in _AS_MODEL else group) not in _CHOSEN_BY_NAME:
+        return
+    if group == "dataset" and rest.split(".", 1)[0] in _READ_FOR_EVERY_DATASET:
         return
     node = config.get(group)
     chosen = node.get("name") if isinstance(node, Mapping) else None
@@ -558,12 +563,15 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
                         typed=tuple(typed), stage=stage)
 
 
-def check_settings(config: Mapping[str, Any], command: str | None = None) -> None:
+def check_settings(config: Mapping[str, Any], command: str | None = None, *, dataset_is_sources: bool = False) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
-    OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order."""
+    OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order.
+    `dataset_is_sources`: the dataset node stands for a source run's recorded data (hydra_args.dataset_is_the_sources),
+    so its composed name is not the data's and its keys are not judged by it."""
     for key, value in _leaves(config, ""):
         check_known(key, command or "CMD")
-        check_chosen(key, config)
+        if not (dataset_is_sources and key.startswith("dataset.")):
+            check_chosen(key, config)
         if not within(key, ("space.params", "space.fixed")):  # a space's values: steps/search_trials checks them
             check_setting(key, value, command)
     if isinstance(config.get("optim"), Mapping):  # the keys against the class: before the data is read, not after
@@ -687,8 +695,8 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
     raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but {takes}", fix=instead)
 
 
-def check_config(config: Mapping[str, Any], command: str) -> None:
+def check_config(config: Mapping[str, Any], command: str, *, dataset_is_sources: bool = False) -> None:
     """Everything `execute` checks before a command runs: every setting's type and range, and resume=."""
-    check_settings(config, command)
+    check_settings(config, command, dataset_is_sources=dataset_is_sources)
     outputs = (config.get("paths") or {}).get("outputs")
     check_resume(config.get("resume"), command, Path(str(outputs)) if outputs else None)

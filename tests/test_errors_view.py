@@ -127,6 +127,17 @@ def test_a_key_of_another_group_choice_is_named_with_the_choice_that_reads_it(cl
     assert not any((d / "model.pt").exists() for d in run_dirs(outputs, "pretrain")[1:])
 
 
+def test_a_dataset_key_of_another_dataset_added_with_plus_is_refused_but_common_keys_are_read(cli) -> None:
+    """`dataset=flowers +dataset.val_fraction=0.2` ran on Flowers' official val split and recorded 0.2 (probe 66);
+    dataset.channels and dataset.seed are read for every dataset, so adding them stays allowed."""
+    line = _error_line(cli("pretrain", "dataset=flowers", "+dataset.val_fraction=0.2", "model=lenet5",
+                           "dataset.root=/nonexistent"))
+    assert "dataset.val_fraction is a setting of dataset=cifar10" in line and "(dataset.name=flowers)" in line, line
+    assert "remove dataset.val_fraction" in line
+    seeded = cli("pretrain", *TINY, "+dataset.channels=3", "trainer.max_steps_per_epoch=1")
+    assert seeded.code == 0, seeded.output
+
+
 
 @pytest.mark.parametrize("typed, said", [
     # probe 57: each was "unknown setting … check the spelling" (or "did you mean model.arch?", whose fix failed)

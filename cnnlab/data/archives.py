@@ -106,6 +106,10 @@ FASHION_MNIST_FILES = _idx_files(
     "Fashion-MNIST", "FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     hint=f"or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist` (found in {DEBIAN_FASHION_MNIST}/)")
 KMNIST_FILES = _idx_files("KMNIST", "KMNIST", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/")
+# dataset= name -> its fixed class count: the head `cnnlab inspect` and `bench model=NAME` build, as training would
+# (imagefolder's are its folders, counted only when a command reads them; synthetic has dataset.num_classes)
+OFFICIAL_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "stl10": 10, "mnist": 10, "fashion_mnist": 10,
+                    "kmnist": 10, "flowers": 102, "digits": 10}
 # dataset= name -> the files it reads
 FILES_OF = {"cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES, "svhn": SVHN_FILES, "stl10": STL10_FILES,
             "mnist": MNIST_FILES, "fashion_mnist": FASHION_MNIST_FILES, "kmnist": KMNIST_FILES, "flowers": FLOWERS}

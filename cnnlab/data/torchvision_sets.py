@@ -87,12 +87,33 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
                           fix=f"replace them: {files.placement(root)}") from exc
 
 
+def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], files: OnDisk, root: Path) -> None:
+    """CnnlabError, before any work, when a split's label is not one of the `classes` (a corrupt or foreign label
+    file: MNIST's label 12 was carved as "class 12", then trained into an IndexError traceback; probe 66) or an
+    image file the split lists is missing (Flowers-102's jpg/: a FileNotFoundError traceback mid-training)."""
+    for split, dataset in splits.items():
+        bad = next((label for label in labels_of(dataset) if not 0 <= label < len(classes)), None)
+        if bad is not None:
+            raise CnnlabError(f"{files.title}'s {split} labels hold {bad}, outside 0-{len(classes) - 1} (its "
+                              f"{len(classes)} classes): the label file in {root} is corrupt or not {files.title}'s",
+                              fix=f"delete the set's files from {root} and put the official ones there: "
+                                  f"{files.placement(root)}")
+        missing = [path for path in getattr(dataset, "_image_files", ()) if not Path(path).is_file()]
+        if missing:
+            folder = Path(missing[0]).parent
+            raise CnnlabError(f"{files.title}'s {split} split lists {len(missing)} image file(s) that are not in "
+                              f"{folder}, e.g. {Path(missing[0]).name}",
+                              fix=f"delete {folder} and put the official files back: {files.placement(root)}")
+
+
 def build_flowers(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     """The official splits: train (1,020), val (1,020), test (6,149)."""
     train, val, test = open_downloadable(cfg, FLOWERS, lambda root, download: [
         Flowers102(root, split=split, download=download) for split in ("train", "val", "test")])
     # torchvision >= 0.18 carries the 102 Oxford names; older versions only the numbers
     classes = list(getattr(Flowers102, "classes", None) or [str(i) for i in range(1, 103)])
+    refuse_unusable_splits({"train": train, "val": val, "test": test}, classes, FLOWERS,
+                           Path(str(cfg.get("root"))).expanduser())
     return RawSplits(train=train, val=val, test=test, classes=classes, stored_size=None, in_memory=False)
 
 
@@ -133,8 +154,10 @@ def _official_train_test(title: str, files: OnDisk, stored_size: int,
     def build(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
         root, official_train, test = open_downloadable(cfg, files, lambda root, download: (
             root, make(root, download, True), make(root, download, False)))
+        names = classes(official_train)
+        refuse_unusable_splits({"train": official_train, "test": test}, names, files, Path(root))
         train, val = carve_val(official_train, cfg, title)
-        return RawSplits(train=train, val=val, test=test, classes=classes(official_train), stored_size=stored_size,
+        return RawSplits(train=train, val=val, test=test, classes=names, stored_size=stored_size,
                          in_memory=False, unlabeled=None if unlabeled is None else Deferred(lambda: unlabeled(root)))
 
     build.__doc__ = (f"{title}: train and val (a stratified dataset.val_fraction of the official training images), "

@@ -16,8 +16,7 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset, Subset
 
 from cnnlab.context import RunContext
-from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
-from cnnlab.data.spec import InputSpec
+from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.views import ViewSettings, two_view_dataset
 from cnnlab.engine.knn import KnnMonitor
 from cnnlab.engine.recipe import Recipe
@@ -25,10 +24,11 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.selfsup import USUAL_TEMPERATURES, SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, channel_options, create_model, get_entry, model_options, stem_hint
+from cnnlab.models import canonical_name, create_model, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.zoo_model import scratch_spec
 from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
                                    loader_workers, make_loaders, setup_runtime, train_model)
 
@@ -56,16 +56,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return self_supervised(cfg, ctx, resume_from, SelfSupervisedSettings.from_config(cfg.method))
 
 
-def _spec(cfg: DictConfig, name: str) -> tuple[InputSpec, dict[str, Any]]:
-    """From scratch, a network that takes any channel count learns grayscale sets in one channel."""
-    spec = resolve_input_spec(cfg.dataset, None, any_channels=get_entry(name).any_channels)
-    return spec, {**model_options(cfg.model), **channel_options(name, spec.channels)}
-
-
 def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     name = canonical_name(cfg.model.name)
-    spec, arch_kwargs = _spec(cfg, name)
+    spec, arch_kwargs = scratch_spec(cfg, name)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec)
@@ -102,7 +96,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
                         "its gradients grow until the loss diverges" if settings.temperature < low
                         else "the loss barely depends on the projections and the backbone learns little")
     name = canonical_name(cfg.model.name)
-    spec, arch_kwargs = _spec(cfg, name)
+    spec, arch_kwargs = scratch_spec(cfg, name)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
         data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import hydra_overrides
+from cnnlab.hydra_args import dataset_is_the_sources, hydra_overrides
 from cnnlab.settings import check_added_keys, check_settings, setting_facts
 from cnnlab.steps.plan import Stage
 
@@ -42,7 +42,8 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
         try:
             check_added_keys(overrides, stage.command)
             config = compose(config_name, overrides=hydra_overrides(stage.command, overrides))
-            check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command)
+            check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command,
+                           dataset_is_sources=dataset_is_the_sources(stage.command, overrides))
             pipeline = importlib.import_module(COMMANDS[stage.command].pipeline)
             if hasattr(pipeline, "check"):  # what the stage's command parses itself (prune.method=nosuch)
                 pipeline.check(config)

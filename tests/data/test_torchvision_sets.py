@@ -353,3 +353,30 @@ def test_an_interrupted_extraction_leaves_nothing_that_looks_ready(tmp_path: Pat
     monkeypatch.setattr(archives, "extract_archive", whole)
     raw_splits = build_fashion_mnist({"root": str(root), "download": False, "val_fraction": 0.2}, SPEC)
     assert len(raw_splits.test) == 6 and not offline  # the next attempt extracts the whole files
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_a_label_outside_the_sets_classes_is_refused_naming_the_split_before_any_carve(
+        tmp_path: Path, offline: list[str], split: str) -> None:
+    """An MNIST label file holding 12 was carved as "class 12 has a single image" (fix: add one more), then trained
+    into an IndexError traceback; evaluate split=test the same (probe 66)."""
+    write_mnist_style(tmp_path / "MNIST" / "raw")
+    labels = [i % 2 for i in range(20 if split == "train" else 6)]
+    labels[3] = 12
+    write_idx(tmp_path / "MNIST" / "raw", split, labels)
+    outside = r"MNIST's (train|test) labels hold 12, outside 0-9 \(its 10 classes\)"
+    with pytest.raises(CnnlabError, match=outside) as info:
+        build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert "delete the set's files from" in info.value.fix and "train-labels-idx1-ubyte" in info.value.fix
+
+
+def test_a_flowers_image_missing_from_jpg_is_refused_before_any_work(tmp_path: Path, fake_checksums: None,
+                                                                       offline: list[str]) -> None:
+    """torchvision checks the .mat files and that jpg/ exists: a missing image was a FileNotFoundError traceback in
+    the middle of training or evaluation (probe 66)."""
+    write_flowers(tmp_path)
+    (tmp_path / "flowers-102" / "jpg" / "image_00007.jpg").unlink()
+    with pytest.raises(CnnlabError, match=r"Flowers-102's test split lists 1 image file\(s\) that are not in "
+                                          r".*jpg, e.g. image_00007.jpg") as info:
+        build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert info.value.fix.startswith(f"delete {tmp_path / 'flowers-102' / 'jpg'} and put the official files back")

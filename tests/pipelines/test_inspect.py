@@ -19,6 +19,16 @@ def test_lenet_table_has_every_layer_and_the_totals(cli, outputs: Path) -> None:
     assert not outputs.exists() or not list(outputs.rglob("run.json"))  # read-only: no run folder
 
 
+def test_the_network_inspected_for_a_dataset_is_the_one_pretrain_builds(cli, outputs: Path) -> None:
+    """`inspect model=lenet5 dataset=mnist` described a 3-channel, 1000-class LeNet-5 (146,156 parameters, 1.47 M
+    FLOPs), not the 1-channel, 10-class one pretrain trains (61,706; probe 66). No files are needed for it."""
+    result = cli("inspect", "model=lenet5", "dataset=mnist", "dataset.root=/nonexistent")
+    assert result.code == 0, result.output
+    assert "10 classes" in result.stdout and "1×28×28" in result.stdout and "61,706" in result.stdout
+    flowers = cli("inspect", "model=lenet5", "dataset=flowers", "dataset.image_size=32")
+    assert flowers.code == 0 and "102 classes" in flowers.stdout and "3×32×32" in flowers.stdout
+
+
 def test_depthwise_and_gated_layers_are_marked(cli) -> None:
     result = cli("inspect", "model=mobilenet_v3_small", "dataset.image_size=32", "inspect.num_classes=5")
     assert result.code == 0, result.output
