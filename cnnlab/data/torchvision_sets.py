@@ -57,6 +57,11 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
                           fix=f"set dataset.root=DIR; {files.placement(Path('DIR'))}")
     root = Path(str(cfg["root"])).expanduser()
     mode, state = download_mode(cfg.get("download", "auto")), files.state(root)
+    if state == "missing":  # a root inside the set's own folders (ROOT/MNIST, ROOT/cifar-10-batches-py): name ROOT
+        above = next((a for a in list(root.resolve().parents)[:2] if files.state(a) != "missing"), None)
+        if above is not None:
+            raise CnnlabError(f"{files.title}'s files are in {above}, and dataset.root={root} names a folder inside "
+                              "them", fix=f"use dataset.root={above}")
     if state == "missing" and mode is not True and files.system_copy() is not None:
         state = "system"
     if state == "missing" and mode is False:
@@ -83,8 +88,14 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
         if state == "missing":
             raise CnnlabError(f"{files.title} is not in {root} and could not be downloaded ({_cause(exc)})",
                               fix=f"{files.placement(root)}; or rerun where that address is reachable") from exc
-        raise CnnlabError(f"{files.title} files in {root} are incomplete or corrupted ({_cause(exc)})",
-                          fix=f"replace them: {files.placement(root)}") from exc
+        # torchvision's "not found or corrupted" is a missing file or an MD5 sum unlike the official file's; an archive
+        # beside a folder that exists is never extracted (probe 66), so the fix deletes what is there first
+        checked = "; torchvision compares each file's MD5 sum with the official one's" if "corrupted" in str(exc) \
+            else ""
+        there = [str(root / path) for path, _ in files.needs if (root / path).exists()]
+        raise CnnlabError(f"{files.title} files in {root} are incomplete or corrupted ({_cause(exc)}{checked})",
+                          fix=f"delete {', '.join(there)} and put the official files there: {files.placement(root)}"
+                          if there else f"replace them: {files.placement(root)}") from exc
 
 
 def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], files: OnDisk, root: Path) -> None:

@@ -124,8 +124,10 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     result = train_model(ctx, runtime, recipe, Trainable(network), loaders, objective,
                          Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
 
+    # images: what it trained on — the training split and, where used, the unlabeled split (STL-10: run.json's
+    # dataset.train_size counts the labelled split alone; probe 66)
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
-              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size)}
+              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images)}
     trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=f"self-supervised ({settings.name}) from random "
                                                                "initialisation")

@@ -130,6 +130,9 @@ def test_a_corrupted_cifar_folder_names_cnnlab_fixes_not_torchvision_keywords(tm
     with pytest.raises(CnnlabError, match="incomplete or corrupted") as err:
         build_cifar10({"root": str(tmp_path), "download": "auto", "val_fraction": 0.2, "seed": 0}, SPEC)
     assert "download=True" not in err.value.one_line() and "cifar-10-python.tar.gz" in err.value.one_line()
+    # probe 66: an archive placed beside the folder is never extracted, so the fix deletes the folder first
+    assert err.value.fix.startswith(f"delete {tmp_path / 'cifar-10-batches-py'} and put the official files there")
+    assert "compares each file's MD5 sum with the official one's" in str(err.value)
 
 
 def test_cifar10_val_is_carved_from_train_and_test_is_the_official_batch(tmp_path: Path, fake_checksums: None,
@@ -380,3 +383,16 @@ def test_a_flowers_image_missing_from_jpg_is_refused_before_any_work(tmp_path: P
                                           r".*jpg, e.g. image_00007.jpg") as info:
         build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC)
     assert info.value.fix.startswith(f"delete {tmp_path / 'flowers-102' / 'jpg'} and put the official files back")
+
+
+@pytest.mark.parametrize("inside", ["MNIST", "MNIST/raw"])
+def test_a_root_inside_the_sets_own_folders_names_the_root_to_use(tmp_path: Path, offline: list[str],
+                                                                  inside: str) -> None:
+    """dataset.root=ROOT/MNIST said MNIST was missing, and its hint asked for ROOT/MNIST/MNIST/raw/… (probe 66)."""
+    write_mnist_style(tmp_path / "MNIST" / "raw")
+    with pytest.raises(CnnlabError, match="MNIST's files are in .*, and dataset.root=.* names a folder inside them") \
+            as info:
+        build_mnist({"root": str(tmp_path / inside), "download": "auto"}, SPEC)
+    assert info.value.fix == f"use dataset.root={tmp_path.resolve()}" and not offline
+    raw = build_mnist({"root": str(tmp_path.resolve()), "download": "auto"}, SPEC)  # the fix, followed
+    assert len(raw.test) == 6

@@ -207,6 +207,7 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     run_dir = run_dirs(outputs, "pretrain")[0]
     section = record["pretrain"]
     assert section["method"] == "simclr" and section["temperature"] == 0.5 and section["projection_dim"] == 128
+    assert section["images"] == record["dataset"]["train_size"] == 64  # what it trained on (+ STL-10's unlabeled)
     assert section["hidden_dim"] == section["feature_dim"] == 84  # auto: LeNet-5's penultimate width
     assert section["views"] == {"crop_scale": [0.08, 1.0], "hflip": True, "color_jitter": 0.5, "grayscale_p": 0.2,
                                 "blur": False}  # 16 px: no blur
