@@ -70,6 +70,21 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
     return root, mode, state
 
 
+def _folders(root: Path) -> set[Path]:
+    """`root` and the folders under it, where it exists (a few for a dataset root that lacks its files)."""
+    return {root, *(path for path in root.rglob("*") if path.is_dir())} if root.is_dir() else set()
+
+
+def _remove_empty_folders_made(root: Path, before: set[Path]) -> None:
+    """Remove the empty folders a failed download made (torchvision makes ROOT/MNIST/raw/ before it fetches): an
+    offline try left them behind, to look like a half-placed set (probe 66). Folders that were there stay."""
+    for folder in sorted(_folders(root) - before, key=lambda path: len(path.parts), reverse=True):
+        try:
+            folder.rmdir()  # only an empty one
+        except OSError:
+            pass
+
+
 def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str, bool], T]) -> T:
     """Run `make(root, download)` once the files are there, or fail with a message that names them."""
     root, mode, state = check_downloadable(cfg, files)
@@ -80,12 +95,14 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
         except OSError as exc:
             raise CnnlabError(f"{files.title}: cannot decompress {copy} into {root} ({_cause(exc)})",
                               fix="point dataset.root=DIR to a writable folder") from exc
+    folders_before = _folders(root) if state == "missing" else set()
     try:
         if state == "archived":
             files.extract_archives(root)
         return make(str(root), mode is True or state == "missing")
     except Exception as exc:  # noqa: BLE001 - URLError, md5 mismatch, bad pickle: all end in one clear message
         if state == "missing":
+            _remove_empty_folders_made(root, folders_before)
             raise CnnlabError(f"{files.title} is not in {root} and could not be downloaded ({_cause(exc)})",
                               fix=f"{files.placement(root)}; or rerun where that address is reachable") from exc
         # torchvision's "not found or corrupted" is a missing file or an MD5 sum unlike the official file's; an archive

@@ -113,6 +113,18 @@ def test_flowers_offline_download_fails_with_one_clean_message(tmp_path: Path, o
     assert offline  # it did try
     assert "URLError" in str(err.value) and "flowers-102/setid.mat" in str(err.value)
     assert "Traceback" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # probe 66: the failed download left an empty flowers-102/ behind
+
+
+def test_a_failed_download_removes_only_the_empty_folders_it_made(tmp_path: Path, offline: list[str]) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)  # the user's, kept even though empty
+    with pytest.raises(CnnlabError, match="could not be downloaded"):
+        build_mnist({"root": str(tmp_path / "data"), "download": "auto"}, SPEC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MNIST", "mine"] and offline
+    with pytest.raises(CnnlabError, match="could not be downloaded"):
+        build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert (tmp_path / "MNIST" / "raw").is_dir() and (tmp_path / "mine").is_dir()
 
 
 def test_flowers_with_wrong_checksums_is_reported_as_corrupted(tmp_path: Path, offline: list[str]) -> None:
