@@ -43,8 +43,7 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason
-from cnnlab.hydra_args import dataset_is_the_sources
-from cnnlab.settings import START_FROM_RUN, check_config
+from cnnlab.settings import START_FROM_RUN, check_config, dataset_is_the_sources
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
 

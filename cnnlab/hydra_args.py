@@ -21,7 +21,7 @@ def hydra_overrides(command: str, overrides: Sequence[str], device: str | None =
     the user's overrides as Hydra can read them (quote_plain_value; `dataset.KEY=` onto a source's recorded data)."""
     overrides = [quote_plain_value(o) for o in overrides]
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if _edits_source_data(command, overrides):
+    if edits_source_data(command, overrides):
         overrides = [_onto_source_dataset(o) for o in overrides]
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     return [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
@@ -67,18 +67,9 @@ def _onto_source_dataset(override: str) -> str:
     return f"++{override}" if key.startswith("dataset.") and "=" in override else override
 
 
-def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:
-    """Whether the composed `dataset` node stands for data a run recorded: the command's source's
-    (rebuilds_source_data, and no `dataset=` typed), or the resumed run's own (`resume=`, whose config replaces the
-    composed one: `resume=true ++dataset.root=DIR` moves its pictures). Its `dataset.KEY=`s edit that data, whatever
-    the composed dataset.name says."""
-    typed = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[-1] for o in overrides}
-    resumed = str(typed.get("resume", "null")).strip("'\"").lower() not in ("null", "none", "false", "")
-    return resumed or _edits_source_data(command, overrides)
-
-
-def _edits_source_data(command: str, overrides: Sequence[str]) -> bool:
-    """The command rebuilds its source's recorded data (rebuilds_source_data) and no `dataset=` picks other data."""
+def edits_source_data(command: str, overrides: Sequence[str]) -> bool:
+    """The command rebuilds its source's recorded data (rebuilds_source_data) and no `dataset=` picks other data:
+    its `dataset.KEY=`s edit that data."""
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     return rebuilds_source_data(command, overrides) and "dataset" not in typed
 

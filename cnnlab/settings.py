@@ -27,6 +27,7 @@ import yaml
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR
 from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import edits_source_data
 from cnnlab.wording import listed
 
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
@@ -563,11 +564,19 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
                         typed=tuple(typed), stage=stage)
 
 
+def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:
+    """Whether the composed `dataset` node stands for data a run recorded: the command's source's
+    (hydra_args.edits_source_data), or the resumed run's own (`resume=`, resumed_by: its config replaces the composed
+    one, and `resume=true ++dataset.root=DIR` moves its pictures). Its `dataset.KEY=`s edit that data, whatever the
+    composed dataset.name says."""
+    return resumed_by(command, overrides) is not None or edits_source_data(command, overrides)
+
+
 def check_settings(config: Mapping[str, Any], command: str | None = None, *, dataset_is_sources: bool = False) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order.
-    `dataset_is_sources`: the dataset node stands for a source run's recorded data (hydra_args.dataset_is_the_sources),
-    so its composed name is not the data's and its keys are not judged by it."""
+    `dataset_is_sources`: the dataset node stands for data a run recorded (dataset_is_the_sources), so its composed
+    name is not the data's and its keys are not judged by it."""
     for key, value in _leaves(config, ""):
         check_known(key, command or "CMD")
         if not (dataset_is_sources and key.startswith("dataset.")):

@@ -70,15 +70,20 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
     return root, mode, state
 
 
-def _folders(root: Path) -> set[Path]:
-    """`root` and the folders under it, where it exists (a few for a dataset root that lacks its files)."""
-    return {root, *(path for path in root.rglob("*") if path.is_dir())} if root.is_dir() else set()
+def _set_folders(root: Path, files: OnDisk) -> set[Path]:
+    """The folders a download of `files` may make that exist now: `root` and those on the way to each of the set's
+    files (ROOT/MNIST, ROOT/MNIST/raw) — not the rest of a root shared with other data, which it never touches."""
+    candidates = {root}
+    for path in (p for pair in files.needs for p in pair if p):
+        parts = Path(path).parts if path.endswith("/") else Path(path).parts[:-1]
+        candidates.update(root.joinpath(*parts[:depth]) for depth in range(1, len(parts) + 1))
+    return {folder for folder in candidates if folder.is_dir()}
 
 
-def _remove_empty_folders_made(root: Path, before: set[Path]) -> None:
+def _remove_empty_folders_made(root: Path, files: OnDisk, before: set[Path]) -> None:
     """Remove the empty folders a failed download made (torchvision makes ROOT/MNIST/raw/ before it fetches): an
     offline try left them behind, to look like a half-placed set (probe 66). Folders that were there stay."""
-    for folder in sorted(_folders(root) - before, key=lambda path: len(path.parts), reverse=True):
+    for folder in sorted(_set_folders(root, files) - before, key=lambda path: len(path.parts), reverse=True):
         try:
             folder.rmdir()  # only an empty one
         except OSError:
@@ -95,14 +100,14 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
         except OSError as exc:
             raise CnnlabError(f"{files.title}: cannot decompress {copy} into {root} ({_cause(exc)})",
                               fix="point dataset.root=DIR to a writable folder") from exc
-    folders_before = _folders(root) if state == "missing" else set()
+    folders_before = _set_folders(root, files) if state == "missing" else set()
     try:
         if state == "archived":
             files.extract_archives(root)
         return make(str(root), mode is True or state == "missing")
     except Exception as exc:  # noqa: BLE001 - URLError, md5 mismatch, bad pickle: all end in one clear message
         if state == "missing":
-            _remove_empty_folders_made(root, folders_before)
+            _remove_empty_folders_made(root, files, folders_before)
             raise CnnlabError(f"{files.title} is not in {root} and could not be downloaded ({_cause(exc)})",
                               fix=f"{files.placement(root)}; or rerun where that address is reachable") from exc
         # torchvision's "not found or corrupted" is a missing file or an MD5 sum unlike the official file's; an archive
@@ -136,12 +141,11 @@ def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], fi
 
 def build_flowers(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     """The official splits: train (1,020), val (1,020), test (6,149)."""
-    train, val, test = open_downloadable(cfg, FLOWERS, lambda root, download: [
-        Flowers102(root, split=split, download=download) for split in ("train", "val", "test")])
+    root, train, val, test = open_downloadable(cfg, FLOWERS, lambda root, download: (root, *(
+        Flowers102(root, split=split, download=download) for split in ("train", "val", "test"))))
     # torchvision >= 0.18 carries the 102 Oxford names; older versions only the numbers
     classes = list(getattr(Flowers102, "classes", None) or [str(i) for i in range(1, 103)])
-    refuse_unusable_splits({"train": train, "val": val, "test": test}, classes, FLOWERS,
-                           Path(str(cfg.get("root"))).expanduser())
+    refuse_unusable_splits({"train": train, "val": val, "test": test}, classes, FLOWERS, Path(root))
     return RawSplits(train=train, val=val, test=test, classes=classes, stored_size=None, in_memory=False)
 
 

@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import dataset_is_the_sources, hydra_overrides
-from cnnlab.settings import check_added_keys, check_settings, setting_facts
+from cnnlab.hydra_args import hydra_overrides
+from cnnlab.settings import check_added_keys, check_settings, dataset_is_the_sources, setting_facts
 from cnnlab.steps.plan import Stage
 
 
