@@ -71,9 +71,10 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
 
 
 def _set_folders(root: Path, files: OnDisk) -> set[Path]:
-    """The folders a download of `files` may make that exist now: `root` and those on the way to each of the set's
-    files (ROOT/MNIST, ROOT/MNIST/raw) — not the rest of a root shared with other data, which it never touches."""
-    candidates = {root}
+    """The folders a download of `files` may make that exist now: `root` with the folders above it (made along with
+    it) and those on the way to each of the set's files (ROOT/MNIST, ROOT/MNIST/raw) — not the rest of a root
+    shared with other data, which it never touches."""
+    candidates = {root, *root.absolute().parents}
     for path in (p for pair in files.needs for p in pair if p):
         parts = Path(path).parts if path.endswith("/") else Path(path).parts[:-1]
         candidates.update(root.joinpath(*parts[:depth]) for depth in range(1, len(parts) + 1))

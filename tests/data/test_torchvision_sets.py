@@ -120,8 +120,8 @@ def test_a_failed_download_removes_only_the_empty_folders_it_made(tmp_path: Path
     (tmp_path / "mine").mkdir()
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)  # the user's, kept even though empty
     with pytest.raises(CnnlabError, match="could not be downloaded"):
-        build_mnist({"root": str(tmp_path / "data"), "download": "auto"}, SPEC)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["MNIST", "mine"] and offline
+        build_mnist({"root": str(tmp_path / "data" / "mnist"), "download": "auto"}, SPEC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MNIST", "mine"] and offline  # data/ went with data/mnist/
     with pytest.raises(CnnlabError, match="could not be downloaded"):
         build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
     assert (tmp_path / "MNIST" / "raw").is_dir() and (tmp_path / "mine").is_dir()
