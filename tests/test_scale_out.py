@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -286,7 +287,8 @@ def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupte
     assert len(runs) == 3  # job 0 not trained again; job 1 continued in a new run
     resumed = next(r for r in runs if r.get("resumed_from"))
     assert resumed["resumed_from"] == str(first["seed=2"].resolve()) and resumed["status"] == "completed"
-    assert all(Path(r["run_dir"]).parent.name.endswith("-multirun") for r in runs)  # Hydra's layout kept
+    # Hydra's layout kept: <HH-MM-SS>-multirun/<job>, with new_run_dir's _2 where both sweeps began in one second
+    assert all(re.fullmatch(r"\d\d-\d\d-\d\d-multirun(_\d+)?", Path(r["run_dir"]).parent.name) for r in runs)
 
     assert "skipped" in cli(*sweep).output and len(run_dirs(outputs, "pretrain")) == 3  # all done: nothing runs
     forced = cli(*sweep, "rerun=true")
