@@ -5,19 +5,20 @@
 # pure-Python dependencies come as wheels in .whl/ (hydra-core, omegaconf, antlr4, torch-pruning, optuna, ...), and
 # the Debian package's four Fashion-MNIST files come in .fmnist/ and go where cnnlab finds them offline.
 #
-#   1. calibrate: SimCLR steps on the GPU at the benchmark's settings give images/s;
-#   2. benchmarks/ssl_fashion_mnist.py with as many epochs as fit PRETRAIN_S seconds of SimCLR (all 54,000 training
-#      images, ResNet-18 with the CIFAR stem at 32 px, batch 512), the supervised reference of the same budget, the
-#      standardised linear probes and the 1 % label-efficiency fine-tunes, everything scored on the 10,000 test images;
-#   3. the CUDA tests, if time is left.
+#   1. the CUDA tests of the batched augmentation (data/batch_augment.py) and of pretraining on the GPU;
+#   2. benchmarks/augment_on.py: SimCLR's images/s with the augmentation in 14 DataLoader workers vs on the GPU,
+#      paired and interleaved — the device rate also sets the epochs below;
+#   3. benchmarks/ssl_fashion_mnist.py with as many epochs as fit the time left (all 54,000 training images,
+#      ResNet-18 with the CIFAR stem at 32 px, batch 512, method.augment_on=auto: on the GPU), the supervised
+#      reference of the same images x epochs and the three standardised linear probes, scored on the 10,000 test
+#      images (the label-efficiency fine-tunes are left out: the CPU runs measured them).
 # Everything it prints lands in $OUT (log, JSON, kNN plot).
 #
-#   run: DEADLINE_S=560 PRETRAIN_S=200 bash benchmarks/device_ssl.sh      (carry .whl and .fmnist)
+#   run: DEADLINE_S=570 bash benchmarks/device_ssl.sh      (carry .whl and .fmnist)
 #   dry run here (CPU, the venv's python, tiny): QUICK=1 PYTHON=.venv/bin/python OUT=/tmp/out bash benchmarks/device_ssl.sh
 set -u
 start=$(date +%s)
-DEADLINE_S=${DEADLINE_S:-560}
-PRETRAIN_S=${PRETRAIN_S:-200}
+DEADLINE_S=${DEADLINE_S:-570}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -38,44 +39,37 @@ export PYTHONUNBUFFERED=1
 say "setup done"
 
 if [ -n "${QUICK:-}" ]; then
-    MODEL=(--model lenet5); DATA=(dataset=synthetic dataset.image_size=32 dataset.train_size=256 dataset.num_classes=4)
-    SSL_ARGS=(--quick); BATCH=32; WORKERS=1; IMAGES=256
+    MODEL=(--model lenet5); SSL_ARGS=(--quick); AUG_ARGS=(--quick --device cpu); IMAGES=256; WORKERS=1
 else
-    MODEL=(--stem cifar); DATA=(dataset=fashion_mnist dataset.image_size=32); BATCH=512; WORKERS=14; IMAGES=54000
-    SSL_ARGS=(--train-images 54000 --fractions 0.01 --backbone-lr-scale 0.1 --knn-bank 10000)
+    MODEL=(--stem cifar); IMAGES=54000; WORKERS=14
+    SSL_ARGS=(--train-images 54000 --fractions --knn-bank 10000 --batch-size 512)
+    AUG_ARGS=(--steps 40 --rounds 2 --batch-size 512 --workers $WORKERS --device cuda)
 fi
-PRETRAIN=(trainer.workers=$WORKERS optim.lr=0.1)   # lr: the default 0.05 at batch 256, scaled linearly to 512
 
-# 1. calibration: 30 SimCLR steps (the first ones, so a slight underestimate) → epochs that fit PRETRAIN_S
-calib=$(mktemp -d)
-model_args=(model=resnet18 model.stem=cifar)
-[ -n "${QUICK:-}" ] && model_args=(model=lenet5)
-CNNLAB_OUTPUTS=$calib/outputs "$PYTHON" -m cnnlab pretrain method=simclr "${model_args[@]}" "${DATA[@]}" \
-    trainer.batch_size=$BATCH trainer.epochs=1 trainer.max_steps_per_epoch=30 "${PRETRAIN[@]}" \
-    >"$OUT/calibration.log" 2>&1
-ips=$("$PYTHON" -c "import json, pathlib, sys; r = next(pathlib.Path(sys.argv[1]).rglob('run.json'));
-print(round(json.loads(r.read_text())['metrics']['train_images_per_s']))" "$calib/outputs" 2>>"$OUT/calibration.log")
-rm -rf "$calib"
-if [ -z "$ips" ]; then say "calibration failed: see calibration.log"; tail -20 "$OUT/calibration.log"; ips=0; fi
-epochs=$(( PRETRAIN_S * ips * 85 / 100 / IMAGES ))   # 85 %: the kNN monitor, precise BN and checkpoints each epoch
-[ "$epochs" -lt 5 ] && epochs=5
+# 1. the CUDA tests of what this call relies on
+if [ -z "${QUICK:-}" ]; then
+    timeout 60 "$PYTHON" -m pytest -q -p no:cacheprovider tests/data/test_batch_augment.py tests/steps/test_augment_on.py \
+        tests/pipelines/test_pretrain.py -k "cuda" 2>&1 | tee "$OUT/cuda_tests.log" | tail -8
+    say "CUDA tests done"
+fi
+
+# 2. augmentation in the workers vs on the GPU, paired; the GPU's rate sets the epochs
+"$PYTHON" benchmarks/augment_on.py "${AUG_ARGS[@]}" --json "$OUT/augment_on.json" 2>&1 | tee "$OUT/augment_on.log"
+ips=$("$PYTHON" -c "import json, statistics, sys; print(round(statistics.median(json.load(open(sys.argv[1]))
+['images_per_s']['device'])))" "$OUT/augment_on.json" 2>>"$OUT/steps.log")
+[ -z "$ips" ] && ips=2000
+# time left after the supervised run (~half of SimCLR's) and three probes with their test scores (~80 s each)
+pretrain_s=$(( ($(left) - 280) * 2 / 3 ))
+# an epoch: its images at the measured rate, plus ~3 s of kNN monitor, precise BN and checkpoint
+epochs=$(( pretrain_s * ips / (IMAGES + 3 * ips) ))
+[ "$epochs" -lt 3 ] && epochs=3
 [ "$epochs" -gt 200 ] && epochs=200
 [ -n "${QUICK:-}" ] && epochs=1
-say "calibration: SimCLR at $ips images/s → $epochs epochs of $IMAGES images"
+say "SimCLR on the GPU at $ips images/s: $epochs epochs of $IMAGES images in ~$pretrain_s s"
 
-# 2. the benchmark, cut at the deadline less 40 s for the tests' start and the files' return
-overrides=()
-for o in "${PRETRAIN[@]}"; do overrides+=(--pretrain-override "$o"); done
-[ "$ips" -gt 0 ] && timeout $(( $(left) - 40 )) "$PYTHON" benchmarks/ssl_fashion_mnist.py "${MODEL[@]}" "${SSL_ARGS[@]}" \
-    --epochs "$epochs" --batch-size $BATCH --methods simclr --probes standardised --seeds 0 --threads 16 \
-    "${overrides[@]}" --json "$OUT/ssl.json" --plot "$OUT/ssl_knn.png" 2>&1 | tee "$OUT/ssl.log"
+# 3. the benchmark, cut at the deadline less 15 s for the files' return
+timeout $(( $(left) - 15 )) "$PYTHON" benchmarks/ssl_fashion_mnist.py "${MODEL[@]}" "${SSL_ARGS[@]}" \
+    --epochs "$epochs" --methods simclr --probes standardised --seeds 0 --threads 16 \
+    --pretrain-override trainer.workers=$WORKERS --pretrain-override optim.lr=0.1 \
+    --json "$OUT/ssl.json" --plot "$OUT/ssl_knn.png" 2>&1 | tee "$OUT/ssl.log"
 say "benchmark done (exit ${PIPESTATUS[0]})"
-
-# 3. the CUDA tests and the files whose behaviour depends on a GPU, while time is left
-if [ -z "${QUICK:-}" ] && [ "$(left)" -gt 45 ]; then
-    timeout $(( $(left) - 15 )) "$PYTHON" -m pytest -q -n 8 \
-        tests/deploy/test_bench.py tests/pipelines/test_bench.py tests/engine/test_runtime.py \
-        tests/deploy/test_infer.py tests/data/test_loaders.py tests/pipelines/test_pretrain.py 2>&1 \
-        | tee "$OUT/cuda_tests.log" | tail -40
-fi
-say "end"

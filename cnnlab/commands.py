@@ -72,7 +72,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "method=supervised (default) learns the labels; method=simclr or method=simsiam learns from "
                     "two augmented views of unlabeled images (method.temperature, method.projection_dim, "
                     "method.views.*), shows a kNN accuracy each epoch, and saves the backbone for "
-                    "`cnnlab finetune model.weights=latest:pretrain` (docs/pretrain.md). "
+                    "`cnnlab finetune model.weights=latest:pretrain` (docs/pretrain.md). On a GPU the "
+                    "augmentations run on whole batches there (method.augment_on=auto|workers|device). "
                     "The default, dataset=synthetic, runs offline in about two minutes on a 2-core CPU.",
         pipeline="cnnlab.pipelines.pretrain",
         examples=("cnnlab pretrain",

@@ -52,6 +52,7 @@ class DataBundle:
     label_fraction: float = 1.0  # dataset.label_fraction: the share of the training labels in `train`
     unlabeled: Dataset | None = None
     content: str | None = None  # RawSplits.content, for the run record (dataset.content)
+    stored_size: int | None = None  # RawSplits.stored_size: every raw image is this square; None = photos of any size
 
 
 class TransformedDataset(Dataset):

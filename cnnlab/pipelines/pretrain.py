@@ -17,7 +17,9 @@ from torch.utils.data import Dataset, Subset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
-from cnnlab.data.views import ViewSettings, two_view_dataset
+from cnnlab.data.batch_augment import augment_on_of
+from cnnlab.data.transforms import Augment
+from cnnlab.data.views import ViewSettings, pretraining_images, two_view_dataset
 from cnnlab.engine.knn import KnnMonitor
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
@@ -28,9 +30,10 @@ from cnnlab.models import canonical_name, create_model, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.augment_on import AugmentPlace, place_augmentation, supervised_views, training_loaders
 from cnnlab.steps.zoo_model import scratch_spec
 from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
-                                   loader_workers, make_loaders, setup_runtime, train_model)
+                                   loader_workers, setup_runtime, train_model)
 
 # The head of a backbone pretrained on unlabeled images (a flat folder): placeholders for `finetune` to replace.
 PLACEHOLDER_CLASSES = ("unlabeled_0", "unlabeled_1")
@@ -43,7 +46,9 @@ def check(cfg: DictConfig) -> None:
         raise CnnlabError(f"pretrain starts from random weights, but model.weights={cfg.model.weights}",
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
     recipe = Recipe.from_config(cfg)
-    if str((cfg.get("method") or {}).get("name", "supervised")) != "supervised":
+    method = cfg.get("method") or {}
+    augment_on_of(method.get("augment_on"))
+    if str(method.get("name", "supervised")) != "supervised":
         SelfSupervisedSettings.from_config(cfg.method).check_batch(recipe.batch_size)
         ViewSettings.from_config(cfg.method.get("views"))
 
@@ -69,13 +74,16 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
     model = create_model(name, num_classes=len(data.classes), image_size=spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, spec.size, arch_kwargs)
     model = runtime.prepare_model(model)
-    loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
+    views = supervised_views(Augment.from_config(cfg.dataset.get("augment")))
+    place = augmentation_place(ctx, cfg, recipe, runtime, data, views)
+    loaders = training_loaders(recipe, runtime, data, place, images=pretraining_images(data, unlabeled=False),
+                               augmented=data.train, views=views, count=1, workers=loader_workers(recipe, data))
     result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
                          classification_objective(recipe, len(data.classes)),
                          Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
     trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
-    ctx.record.update(pretrain={"method": "supervised"})
+    ctx.record.update(pretrain={"method": "supervised", "augment_on": place.record()})
     return save_and_record(ctx, trained, fit_metrics(result))
 
 
@@ -103,7 +111,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     as_read = data  # one class (a flat folder, a single class folder): nothing for the kNN monitor to tell apart
     if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head
         data = replace(data, classes=list(PLACEHOLDER_CLASSES))
-    images = two_view_dataset(data, views, unlabeled=settings.unlabeled)
+    images = pretraining_images(data, unlabeled=settings.unlabeled)
     if len(images) < recipe.batch_size:
         raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
                           f"(trainer.batch_size={recipe.batch_size}): {settings.name} learns from the other images "
@@ -115,7 +123,10 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     model = create_model(name, num_classes=len(data.classes), image_size=data.spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, data.spec.size, arch_kwargs)
     network = runtime.prepare_model(siamese_network(model, name, settings))
-    loaders = make_loaders(recipe, runtime, images, data.val, workers=loader_workers(recipe, data))
+    place = augmentation_place(ctx, cfg, recipe, runtime, data, views)
+    loaders = training_loaders(recipe, runtime, data, place, images=images,
+                               augmented=two_view_dataset(data, views, unlabeled=settings.unlabeled), views=views,
+                               count=2, workers=loader_workers(recipe, data))
     monitor = knn_monitor(ctx, recipe, runtime, as_read, settings)
     if monitor is None:
         loaders = Loaders(loaders.train, None)
@@ -127,13 +138,25 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     # images: what it trained on — the training split and, where used, the unlabeled split (STL-10: run.json's
     # dataset.train_size counts the labelled split alone; probe 66)
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
-              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images)}
+              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images),
+              "augment_on": place.record()}
     trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=f"self-supervised ({settings.name}) from random "
                                                                "initialisation")
     ctx.record.update(pretrain=record)
     return save_and_record(ctx, trained, self_supervised_metrics(result, settings.name),
                            extra={"pretrain": record})
+
+
+def augmentation_place(ctx: RunContext, cfg: DictConfig, recipe: Recipe, runtime: Runtime, data: DataBundle,
+                       views: ViewSettings | None) -> AugmentPlace:
+    """Where the training images are augmented (method.augment_on; steps/augment_on.py), logged once."""
+    place = place_augmentation(augment_on_of((cfg.get("method") or {}).get("augment_on")), runtime, data, views,
+                               recipe.batch_size // runtime.world_size)
+    if ctx.is_main:
+        ctx.log.info("augmentation: %s (%s)", "whole batches on the device" if place.where == "device"
+                     else "per image, in the DataLoader workers", place.why)
+    return place
 
 
 def say_stem_hint(ctx: RunContext, name: str, model: torch.nn.Module, size: int, arch_kwargs: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -115,6 +116,30 @@ class Checkpointing:
     dataset: Mapping[str, Any] | None = None
 
 
+@contextmanager
+def cores_left_to_workers(ctx: RunContext, runtime: Runtime, workers: int) -> Iterator[int]:
+    """Within this block, training on CUDA beside `workers` DataLoader processes, the process's torch CPU threads
+    are the cores the workers leave (this process's core share less the workers; at least 1); yields the count,
+    and restores the previous one after. The process only launches GPU work there, and its OpenMP threads waited
+    on cores the workers held: on an H200 host with 16 cores and 14 workers a SimCLR step took 98 ms with torch's
+    16 threads and 31 ms with 1 (benchmarks/ssl_step_parts.py, docs/benchmarks.md). CPU training keeps its
+    threads: there they do the training."""
+    before = torch.get_num_threads()
+    cap = max(1, core_share() - workers)  # core_share: this process's share, DDP ranks on the node counted
+    if runtime.device.type != "cuda" or workers == 0 or before <= cap:
+        yield before
+        return
+    torch.set_num_threads(cap)
+    if ctx.is_main:
+        ctx.log.info("torch CPU threads: %d, not %d, beside %s on the cores (training runs on %s; fewer "
+                     "trainer.workers leave it more)", cap, before, counted(workers, "DataLoader worker"),
+                     runtime.device)
+    try:
+        yield cap
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Trainable, loaders: Loaders,
                 objective: Objective, checkpointing: Checkpointing = Checkpointing()) -> FitResult:
     """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
@@ -131,20 +156,22 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
                      len(loaders.train), f"{seen:,}", counted(images, "image"))
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
-    if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record
-        trains_in = runtime.for_network(trainable.model)
-        ctx.record.update(environment={"loader_workers": loaders.train.num_workers,
-                                       "amp": trains_in.describe()["amp"], "amp_reason": trains_in.float32_reason})
-    if ctx.is_main and state_path is not None:
-        # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
-        ctx.record.add_artifact("checkpoint", state_path)
-        if checkpointing.dataset is not None:
-            ctx.record.update(dataset=dict(checkpointing.dataset))
-    with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
-        result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
-                                              state=StateFile(state_path, checkpointing.resume_from,
-                                                              checkpointing.extra),
-                                              frozen=trainable.frozen, on_epoch_end=on_epoch_end)
+    with cores_left_to_workers(ctx, runtime, loaders.train.num_workers) as threads:
+        if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record
+            trains_in = runtime.for_network(trainable.model)
+            ctx.record.update(environment={"loader_workers": loaders.train.num_workers,
+                                           "torch_threads_training": threads, "amp": trains_in.describe()["amp"],
+                                           "amp_reason": trains_in.float32_reason})
+        if ctx.is_main and state_path is not None:
+            # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
+            ctx.record.add_artifact("checkpoint", state_path)
+            if checkpointing.dataset is not None:
+                ctx.record.update(dataset=dict(checkpointing.dataset))
+        with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
+            result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
+                                                  state=StateFile(state_path, checkpointing.resume_from,
+                                                                  checkpointing.extra),
+                                                  frozen=trainable.frozen, on_epoch_end=on_epoch_end)
     keep_state(ctx, state_path, checkpointing.resume_from)
     return result
 

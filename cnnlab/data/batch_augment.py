@@ -1,0 +1,135 @@
+"""Augmentation of whole batches on the training device: `method.augment_on=device` for `cnnlab pretrain`.
+
+By default every image is augmented on its own in the DataLoader workers (torchvision.transforms.v2, seeded per
+image: data/loaders.py). On a GPU that leaves the GPU waiting: ResNet-18 with the CIFAR stem steps through
+~33,700 SimCLR images/s on an H200, while 14 workers of per-image augmentation delivered 2,652 (docs/benchmarks.md).
+Here the workers only hand over the stored uint8 pixels, and the random resized crop, flip, colour jitter,
+grayscale and blur run on the batch where the model trains, each image with its own random parameters — the
+batched operators of kornia.augmentation (Riba et al. 2020, arXiv:1910.02190; Apache-2.0), which keep
+torchvision's parameter ranges (ColorJitter's factors, RandomResizedCrop's ten tries and fallback).
+
+Differences from the worker path, by design (docs/pretrain.md): the crop is resampled in one batched warp
+(kornia's cropping_mode="resample": the crop's corner pixels map onto the output's, a sub-pixel difference from
+torchvision's half-pixel resize, and no antialiasing when a crop is shrunk); the random parameters come from the
+process's RNG, so a run repeats for the same seed and number of processes, not across DDP world sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from cnnlab.data.spec import InputSpec
+from cnnlab.data.transforms import ToChannels
+from cnnlab.data.views import ViewSettings, blur_kernel
+from cnnlab.errors import CnnlabError
+
+CHOICES = ("auto", "workers", "device")
+
+
+def augment_on_of(value: Any) -> str:
+    """The `method.augment_on` setting: auto, workers or device. Raises CnnlabError for anything else."""
+    text = str(value if value is not None else "auto").lower()
+    if text not in CHOICES:
+        raise CnnlabError(f"method.augment_on={value} is not a choice",
+                          fix="use method.augment_on=auto (device on CUDA where it can), workers or device")
+    return text
+
+
+class BatchAugment(nn.Module):
+    """uint8 images [N, C, H, W] (one stored size, `spec.channels` channels) → float32 views [N, C, S, S] at
+    `spec.size` S, scaled to [0, 1] and normalised by the spec's mean and std: the same ops, probabilities and
+    ranges as data/views.py's view_transform (SimCLR appendix A) or data/transforms.py's train_transform, drawn
+    independently for every image. Supervised pretraining's `dataset.augment` is the ViewSettings with
+    color_jitter=0, grayscale_p=0 and blur=False. Runs on the device of its input, in float32 (outside autocast)."""
+
+    def __init__(self, spec: InputSpec, views: ViewSettings) -> None:
+        super().__init__()
+        import kornia.augmentation as K  # imported here: only runs that augment on the device pay for it
+
+        rgb = spec.channels == 3
+        resample = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}[spec.interpolation]
+        ops: list[nn.Module] = [K.RandomResizedCrop((spec.size, spec.size), scale=views.crop_scale,
+                                                    ratio=(3 / 4, 4 / 3), resample=resample,
+                                                    cropping_mode="resample", align_corners=False)]
+        if views.hflip:
+            ops.append(K.RandomHorizontalFlip())
+        s = views.color_jitter
+        if s > 0:  # saturation and hue have no meaning for one channel (view_transform's rule)
+            ops.append(K.ColorJitter(brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s if rgb else 0.0,
+                                     hue=0.2 * s if rgb else 0.0, p=0.8))
+        if rgb and views.grayscale_p > 0:
+            ops.append(K.RandomGrayscale(p=views.grayscale_p))
+        if views.blur_on(spec.size):
+            kernel = blur_kernel(spec.size)
+            ops.append(K.RandomGaussianBlur((kernel, kernel), sigma=(0.1, 2.0), p=0.5))
+        self.ops = nn.Sequential(*ops)
+        channels = spec.channels
+        self.register_buffer("mean", torch.tensor(spec.mean[:channels]).view(1, channels, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std[:channels]).view(1, channels, 1, 1), persistent=False)
+        self.scale = spec.scale
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(images.device.type, enabled=False):
+            views = self.ops(images.float() * self.scale)
+            return (views - self.mean.to(images.device)) / self.std.to(images.device)
+
+
+class StoredPixels(Dataset):
+    """Items (uint8 image [channels, H, W], label) of a raw (image, label) dataset: its stored pixels with the
+    spec's channel rule (data/transforms.ToChannels) and nothing else, for BatchAugment to augment."""
+
+    def __init__(self, base: Dataset, channels: int) -> None:
+        self.base = base
+        self.to_tensor = v2.Compose([v2.ToImage(), ToChannels(channels), v2.ToDtype(torch.uint8, scale=True),
+                                     v2.ToPureTensor()])
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.base[index]
+        return self.to_tensor(image), int(label)
+
+
+class AugmentedOnDevice:
+    """A training loader that moves each batch of StoredPixels to `device` and draws `views` augmented views of it
+    there: its batches are (view 1, ..., view k, labels), all on the device, as the worker path's batches are
+    after the trainer moves them. The loader's length, batch size, sampler (set_epoch), dataset and worker count
+    are the wrapped loader's, so the trainer, precise BN and resuming treat it as that loader."""
+
+    def __init__(self, loader: DataLoader, augment: BatchAugment, device: torch.device, *, views: int) -> None:
+        self.loader = loader
+        self.augment = augment.to(device)
+        self.device = device
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.loader.batch_size
+
+    @property
+    def sampler(self) -> Any:
+        return self.loader.sampler
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.loader.dataset
+
+    @property
+    def num_workers(self) -> int:
+        return self.loader.num_workers
+
+    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            # all views in one call: every row draws its own parameters anyway, and each op launches once
+            views = self.augment(images.repeat(self.views, 1, 1, 1)).chunk(self.views)
+            yield [*views, labels.to(self.device, non_blocking=True)]
