@@ -61,6 +61,8 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
         raise CnnlabError(f"cannot create the run folder {parent}: {blocking} is a file, not a folder",
                           fix=f"move or rename {blocking}, or write runs elsewhere with paths.outputs=DIR "
                               f"(or CNNLAB_OUTPUTS=DIR)")
+    root = Path(outputs).resolve()
+    _MADE_HERE.update(p for p in (root, *root.parents) if not p.exists())  # a refusal removes these too, if empty
     for attempt in range(1, 1000):
         candidate = parent / (stem if attempt == 1 else f"{stem}_{attempt}")
         try:
@@ -72,7 +74,9 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     raise CnnlabError(f"cannot create a run folder under {parent}")
 
 
-_MADE_HERE: set[Path] = set()  # the run folders new_run_dir made in this process: the only ones a refusal removes
+# The run folders new_run_dir made in this process, and the outputs folder (with the folders above it) where it made
+# that too: the only ones a refusal removes.
+_MADE_HERE: set[Path] = set()
 # What Hydra and the run record write into a run folder before the command's own work begins.
 _FOLDER_BEFORE_WORK = {"run.json", "run.log", ".hydra"}
 
@@ -102,9 +106,11 @@ def _release_unused_run_dirs(run_dir: Path, outputs: Path) -> None:
 
 
 def _remove_empty_folders(folder: Path, outputs: Path) -> None:
-    """rmdir `folder` and then its parents while they are empty, up to (not including) `outputs`."""
+    """rmdir `folder` and then its parents while they are empty, up to `outputs` — and `outputs` and the folders
+    above it only where this process made them (a refused first command left an empty outputs/ behind)."""
     for path in (folder, *folder.parents):
-        if path == outputs or outputs not in path.parents:
+        inside = outputs in path.parents
+        if not inside and not (path in (outputs, *outputs.parents) and path in _MADE_HERE):
             return
         try:
             path.rmdir()  # only when empty

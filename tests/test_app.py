@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from hydra._internal.hydra import Hydra
@@ -94,3 +95,19 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
     tilde = cli("pretrain", *TINY, "hydra.run.dir=~/cnnlab-run")  # Hydra makes a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.run.dir=$HOME/cnnlab-run" in \
         tilde.stderr, tilde.output
+
+
+def test_a_refused_first_command_leaves_no_outputs_folder(cli, outputs: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in the first command of a fresh folder left an empty outputs/ (and CNNLAB_OUTPUTS' new parents)
+    behind; an outputs folder that was there before stays, and so does one that holds runs."""
+    result = cli("pretrain", *TINY, "trainer.epochs=abc")
+    assert result.code == 2 and not outputs.exists()
+    deeper = tmp_path / "new" / "runs"
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(deeper))
+    assert cli("pretrain", *TINY, "trainer.epochs=abc").code == 2 and not (tmp_path / "new").exists()
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(outputs))
+    outputs.mkdir()
+    assert cli("pretrain", *TINY, "trainer.epochs=abc").code == 2 and outputs.is_dir()
+    assert cli("pretrain", *TINY).code == 0
+    assert cli("pretrain", *TINY, "trainer.epochs=abc").code == 2 and len(list(outputs.rglob("run.json"))) == 1
