@@ -74,8 +74,8 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     raise CnnlabError(f"cannot create a run folder under {parent}")
 
 
-# The run folders new_run_dir made in this process, and the outputs folder (with the folders above it) where it made
-# that too: the only ones a refusal removes.
+# The run folders new_run_dir made in this process (the outputs folder and the folders above it too, where it made
+# them) and the sweep job folders job_subdir named before Hydra made them: the only ones a refusal or skip removes.
 _MADE_HERE: set[Path] = set()
 # What Hydra and the run record write into a run folder before the command's own work begins.
 _FOLDER_BEFORE_WORK = {"run.json", "run.log", ".hydra"}
@@ -129,9 +129,11 @@ def job_subdir(num: Any, sweep_dir: Any = None) -> str:
         restarts = 0
     name = f"{num}-requeue{restarts}" if restarts > 0 else str(num)
     folder = Path(str(sweep_dir)) if sweep_dir is not None else None
-    if folder is None or not (folder / name / RUN_FILE).exists():
-        return name
-    return next(f"{name}-again{j}" for j in range(1, 10_000) if not (folder / f"{name}-again{j}").exists())
+    if folder is not None and (folder / name / RUN_FILE).exists():
+        name = next(f"{name}-again{j}" for j in range(1, 10_000) if not (folder / f"{name}-again{j}").exists())
+    if folder is not None and not (folder / name).exists():  # Hydra makes it next: a skipped job removes it
+        _MADE_HERE.add((folder / name).resolve())
+    return name
 
 
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
@@ -353,6 +355,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         if records and cfg.get("resume") in (None, False) else None
     if before is not None and before.action == "skip":
         log.info("%s completed before in %s: skipped — %s", job.name, before.run.path, RERUN_HINT)
+        if is_main:  # the folder Hydra made for it holds only Hydra's files: a skipped job leaves nothing behind
+            _discard_run_folder(run_dir, Path(cfg.paths.outputs))
         return before.returned_value()
     if before is not None:  # an interrupted attempt of this very job: continue it (a new run, resumed_from)
         log.info("%s continues its interrupted attempt %s (%s)", job.name, before.run.path, before.run.status)

@@ -324,6 +324,8 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     assert {p: p.read_bytes() for p in kept} == kept  # the first attempt's files, as they were
     runs = {d.name: read_run(d) for d in sorted(folder.glob("*/")) if (d / "run.json").is_file()}
     assert list(runs) == ["0", "1", "1-again1", "1-again2"], list(runs)  # a skipped job trains nothing
+    # ... and leaves no folder: the skipped job 0 left an empty 0-again<j>/ (Hydra's files only) each time
+    assert sorted(d.name for d in folder.iterdir() if d.is_dir()) == list(runs)
     assert runs["1-again2"]["status"] == "completed" and \
         runs["1-again2"]["resumed_from"] == str((folder / "1-again1").resolve())
     assert runs["1-again1"]["resumed_from"] == str((folder / "1").resolve())
