@@ -454,6 +454,11 @@ _AS_MODEL = ("teacher", "student")
 # the PyTorch optimizer as they are).
 _CHOSEN_BY_NAME = ("sched", "method", "model", "dataset")
 _READ_FOR_EVERY_DATASET = frozenset({"channels", "seed"})  # the transforms; label_fraction's draw
+# Keys of one dataset that `cnnlab inspect` and `bench model=NAME` read for any: they size the head by
+# dataset.num_classes (synthetic's: the classes it draws), so "ignored" is not true there; every other set's count is
+# its own (steps/zoo_model: MNIST 10, imagefolder's folders), and those commands' own knob sets another head size.
+_OWN_COUNT_INSTEAD = {"num_classes": "`cnnlab inspect` takes inspect.num_classes=N, `cnnlab bench model=NAME` "
+                                      "bench.num_classes=N"}
 
 
 @lru_cache(maxsize=1)
@@ -508,10 +513,12 @@ def check_chosen(key: str, config: Mapping[str, Any]) -> None:
     if not having or not same or any(rest.split(".", 1)[0] in keys for keys in same):
         return
     # named by `name`, which decides what reads it: a user's myconf/sched/mine.yaml with name: cosine is cosine's code
+    instead = _OWN_COUNT_INSTEAD.get(rest) if group == "dataset" else None
+    why = ", whose class count is its own" if instead else ", so it would be ignored"
     raise CnnlabError(f"{key} is a setting of {listed(having)}, not of the {group} this run uses ({group}.name="
-                      f"{chosen}), so it would be ignored (typed with +, or set in a --config-dir file or an "
-                      "experiment?)",
-                      fix=f"choose {having[0]}, or remove {key}")
+                      f"{chosen}){why} (typed with +, or set in a --config-dir file or an experiment?)",
+                      fix=f"choose {having[0]}, or remove {key}"
+                          + (f" (for another head size, {instead})" if instead else ""))
 
 
 def check_added_keys(overrides: Sequence[str], command: str) -> None:

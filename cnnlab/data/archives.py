@@ -12,6 +12,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+
+def _exists(root: Path, relative: str) -> bool:
+    """Whether `relative` is in `root`: a folder when it ends in "/", else a file."""
+    path = root / relative
+    return path.is_dir() if relative.endswith("/") else path.is_file()
 
 
 def extract_archive(source: str, folder: str) -> None:
@@ -33,18 +40,28 @@ class OnDisk:
     needs: tuple[tuple[str, str | None], ...]
     url: str
     hint: str = ""  # another way to get the files, said in the message when they are missing
+    members: tuple[str, ...] = ()  # the files torchvision reads inside the folders of `needs`
 
     def state(self, root: Path) -> str:
         """'ready' (all extracted), 'archived' (some only as archives) or 'missing'."""
-        def exists(relative: str) -> bool:
-            path = root / relative
-            return path.is_dir() if relative.endswith("/") else path.is_file()
-
-        if all(exists(path) for path, _ in self.needs):
+        if all(_exists(root, path) for path, _ in self.needs):
             return "ready"
-        if all(exists(path) or (archive is not None and exists(archive)) for path, archive in self.needs):
+        if not self.absent(root):
             return "archived"
         return "missing"
+
+    def absent(self, root: Path) -> list[tuple[str, str | None]]:
+        """The needs neither extracted nor archived in `root`: SVHN's test_32x32.mat beside its train_32x32.mat."""
+        return [(path, archive) for path, archive in self.needs
+                if not (_exists(root, path) or (archive is not None and _exists(root, archive)))]
+
+    def missing_files(self, root: Path) -> list[Path]:
+        """The set's files and folders not in `root`, a folder's contents (`members`) where the folder is there:
+        a half-extracted cifar-10-batches-py/ lacks data_batch_3."""
+        gone = [root / path for path, _ in self.needs if not _exists(root, path)]
+        return gone + [root / member for member in self.members
+                       if not (root / member).is_file() and not any(folder in (root / member).parents
+                                                                    for folder in gone)]
 
     def extract_archives(self, root: Path, copy: Path | None = None) -> None:
         """Extract each archive standing in for a missing path, from `root` or, when given, from the read-only
@@ -73,9 +90,11 @@ class OnDisk:
             return None
         return Path(folder)
 
-    def placement(self, root: Path) -> str:
+    def placement(self, root: Path, needs: Sequence[tuple[str, str | None]] | None = None) -> str:
+        """'place ROOT/PATH (or the archive ROOT/ARCHIVE), … — from URL' for `needs` (default: all of them)."""
         items = [f"{root / path}{'/' if path.endswith('/') else ''}"
-                 + (f" (or the archive {root / archive})" if archive else "") for path, archive in self.needs]
+                 + (f" (or the archive {root / archive})" if archive else "")
+                 for path, archive in (self.needs if needs is None else needs)]
         return f"place {', '.join(items)} — from {self.url}" + (f"; {self.hint}" if self.hint else "")
 
 
@@ -83,13 +102,18 @@ FLOWERS = OnDisk("Flowers-102", (("flowers-102/jpg/", "flowers-102/102flowers.tg
                                  ("flowers-102/imagelabels.mat", None), ("flowers-102/setid.mat", None)),
                  "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/")
 CIFAR10_FILES = OnDisk("CIFAR-10", (("cifar-10-batches-py/", "cifar-10-python.tar.gz"),),
-                       "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
+                       "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                       members=tuple(f"cifar-10-batches-py/{name}" for name in (
+                           *(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")))
 CIFAR100_FILES = OnDisk("CIFAR-100", (("cifar-100-python/", "cifar-100-python.tar.gz"),),
-                        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")
+                        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                        members=("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"))
 SVHN_FILES = OnDisk("SVHN", (("train_32x32.mat", None), ("test_32x32.mat", None)),
                     "http://ufldl.stanford.edu/housenumbers/")
 STL10_FILES = OnDisk("STL-10", (("stl10_binary/", "stl10_binary.tar.gz"),),
-                     "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz")
+                     "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+                     members=tuple(f"stl10_binary/{name}.bin" for name in (
+                         "train_X", "train_y", "unlabeled_X", "test_X", "test_y")))  # torchvision checks all five
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # title -> a read-only folder where a system package puts a set's archives (looked up at call time).
 SYSTEM_COPIES: dict[str, Path] = {"Fashion-MNIST": DEBIAN_FASHION_MNIST}

@@ -14,18 +14,23 @@ test split is `test` — never used for model selection (only `cnnlab evaluate` 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
+from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10, CIFAR100, KMNIST, MNIST, STL10, SVHN, FashionMNIST, Flowers102
 
 from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
                                   MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk)
 from cnnlab.data.bundle import RawSplits
+from cnnlab.data.decode import UndecodableImage, decode_image
+from cnnlab.data.file_checks import faults_error, file_faults, idx_faults, image_fault, put_back
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import listed
 
 T = TypeVar("T")
 
@@ -43,7 +48,10 @@ def download_mode(value: Any) -> bool | None:
 
 
 def _cause(exc: BaseException) -> str:
-    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    """'Type: first line' of `exc`; a first line that ends in ":" (MNIST's "Error downloading X.gz:", whose mirrors'
+    URLErrors follow on the next lines) goes on with the lines after it."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [""]
+    first_line = (" ".join(lines) if lines[0].endswith(":") else lines[0])[:300]
     # torchvision's own advice names its keyword argument, not a cnnlab setting (probe 55): the fix says ours
     first_line = first_line.replace(" You can use download=True to download it", "").rstrip()
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
@@ -65,9 +73,18 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
     if state == "missing" and mode is not True and files.system_copy() is not None:
         state = "system"
     if state == "missing" and mode is False:
-        raise CnnlabError(f"{files.title} is not in {root} and dataset.download=false",
-                          fix=f"{files.placement(root)}; or allow the download with dataset.download=auto")
+        raise CnnlabError(f"{_not_there(files, root)} and dataset.download=false",
+                          fix=f"{files.placement(root, files.absent(root))}; or allow the download with "
+                              "dataset.download=auto")
     return root, mode, state
+
+
+def _not_there(files: OnDisk, root: Path) -> str:
+    """'SVHN is not in ROOT', or 'SVHN in ROOT lacks ROOT/test_32x32.mat' when some of its files are there."""
+    absent = files.absent(root)
+    if len(absent) == len(files.needs):
+        return f"{files.title} is not in {root}"
+    return f"{files.title} in {root} lacks {listed([str(root / path) for path, _ in absent])}"
 
 
 def _set_folders(root: Path, files: OnDisk) -> set[Path]:
@@ -91,6 +108,18 @@ def _remove_empty_folders_made(root: Path, files: OnDisk, before: set[Path]) -> 
             pass
 
 
+def _extract(files: OnDisk, root: Path) -> None:
+    """Extract the archives that stand in for missing files, or fail naming them: a truncated or foreign archive."""
+    needs = [(path, archive) for path, archive in files.needs if archive and not (root / path).exists()]
+    try:
+        files.extract_archives(root)
+    except Exception as exc:  # noqa: BLE001 - EOFError, tarfile.ReadError, OSError: the archive is not whole
+        # extracted in order, each renamed into place whole: the first still missing is the one that failed
+        failed = next((need for need in needs if not (root / need[0]).exists()), needs[0])
+        raise CnnlabError(f"{files.title}: cannot extract {root / str(failed[1])} ({_cause(exc)})",
+                          fix=f"replace it with the official file: {files.placement(root, [failed])}") from exc
+
+
 def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str, bool], T]) -> T:
     """Run `make(root, download)` once the files are there, or fail with a message that names them."""
     root, mode, state = check_downloadable(cfg, files)
@@ -102,29 +131,40 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
             raise CnnlabError(f"{files.title}: cannot decompress {copy} into {root} ({_cause(exc)})",
                               fix="point dataset.root=DIR to a writable folder") from exc
     folders_before = _set_folders(root, files) if state == "missing" else set()
+    absent, not_there = files.absent(root), _not_there(files, root)
+    if state == "archived":
+        _extract(files, root)
+    bad_idx = idx_faults(files, root) if state != "missing" else []
+    if bad_idx:  # torchvision said "shape '[100, 28, 28]' is invalid for input of size 29984" (probe 66)
+        raise faults_error(files, root, bad_idx)
     try:
-        if state == "archived":
-            files.extract_archives(root)
         return make(str(root), mode is True or state == "missing")
     except Exception as exc:  # noqa: BLE001 - URLError, md5 mismatch, bad pickle: all end in one clear message
         if state == "missing":
             _remove_empty_folders_made(root, files, folders_before)
-            raise CnnlabError(f"{files.title} is not in {root} and could not be downloaded ({_cause(exc)})",
-                              fix=f"{files.placement(root)}; or rerun where that address is reachable") from exc
-        # torchvision's "not found or corrupted" is a missing file or an MD5 sum unlike the official file's; an archive
-        # beside a folder that exists is never extracted (probe 66), so the fix deletes what is there first
-        checked = "; torchvision compares each file's MD5 sum with the official one's" if "corrupted" in str(exc) \
-            else ""
-        there = [str(root / path) for path, _ in files.needs if (root / path).exists()]
-        raise CnnlabError(f"{files.title} files in {root} are incomplete or corrupted ({_cause(exc)}{checked})",
-                          fix=f"delete {', '.join(there)} and put the official files there: {files.placement(root)}"
-                          if there else f"replace them: {files.placement(root)}") from exc
+            raise CnnlabError(f"{not_there} and could not be downloaded ({_cause(exc)})",
+                              fix=f"{files.placement(root, absent)}; or rerun where that address is reachable") \
+                from exc
+        faults = file_faults(files, root)
+        if faults:  # torchvision's "Dataset not found or corrupted": which file, and why (probe 66)
+            raise faults_error(files, root, faults) from exc
+        raise CnnlabError(f"{files.title} files in {root} are incomplete or corrupted ({_cause(exc)})",
+                          fix=put_back(files, root, files.needs)) from exc
+
+
+def _read_image(fix: str, path: str) -> Image.Image:
+    """Flowers-102's loader: decode.decode_image's picture, or one line naming a file that does not decode (a file
+    ending as a JPEG should, but damaged inside: the one kind `image_fault` lets through)."""
+    try:
+        return decode_image(path).image
+    except UndecodableImage as exc:
+        raise CnnlabError(f"image {path} cannot be read ({exc.detail or exc.reason})", fix=fix) from exc
 
 
 def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], files: OnDisk, root: Path) -> None:
     """CnnlabError, before any work, when a split's label is not one of the `classes` (a corrupt or foreign label
     file: MNIST's label 12 was carved as "class 12", then trained into an IndexError traceback; probe 66) or an
-    image file the split lists is missing (Flowers-102's jpg/: a FileNotFoundError traceback mid-training)."""
+    image file the split lists is missing or cut short (Flowers-102's jpg/: a traceback mid-training)."""
     for split, dataset in splits.items():
         bad = next((label for label in labels_of(dataset) if not 0 <= label < len(classes)), None)
         if bad is not None:
@@ -132,18 +172,22 @@ def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], fi
                               f"{len(classes)} classes): the label file in {root} is corrupt or not {files.title}'s",
                               fix=f"delete the set's files from {root} and put the official ones there: "
                                   f"{files.placement(root)}")
-        missing = [path for path in getattr(dataset, "_image_files", ()) if not Path(path).is_file()]
-        if missing:
-            folder = Path(missing[0]).parent
-            raise CnnlabError(f"{files.title}'s {split} split lists {len(missing)} image file(s) that are not in "
-                              f"{folder}, e.g. {Path(missing[0]).name}",
-                              fix=f"delete {folder} and put the official files back: {files.placement(root)}")
+    faults = [(Path(path), why) for dataset in splits.values() for path in getattr(dataset, "_image_files", ())
+              if (why := image_fault(str(path))) is not None]
+    if faults:
+        raise faults_error(files, root, faults)
+
+
+def _open_flowers(root: str, download: bool) -> tuple[str, Flowers102, Flowers102, Flowers102]:
+    """(root, train, val, test), each reading its images with `_read_image`."""
+    loader = functools.partial(_read_image, put_back(FLOWERS, Path(root), FLOWERS.needs[:1]))  # jpg/
+    return (root, *(Flowers102(root, split=split, download=download, loader=loader)
+                    for split in ("train", "val", "test")))
 
 
 def build_flowers(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     """The official splits: train (1,020), val (1,020), test (6,149)."""
-    root, train, val, test = open_downloadable(cfg, FLOWERS, lambda root, download: (root, *(
-        Flowers102(root, split=split, download=download) for split in ("train", "val", "test"))))
+    root, train, val, test = open_downloadable(cfg, FLOWERS, _open_flowers)
     # torchvision >= 0.18 carries the 102 Oxford names; older versions only the numbers
     classes = list(getattr(Flowers102, "classes", None) or [str(i) for i in range(1, 103)])
     refuse_unusable_splits({"train": train, "val": val, "test": test}, classes, FLOWERS, Path(root))
@@ -178,9 +222,13 @@ def carve_val(train: Dataset, cfg: Mapping[str, Any], what: str) -> tuple[Subset
     return Subset(train, train_idx), Subset(train, val_idx)
 
 
+def _own_classes(dataset: Dataset) -> list[str]:
+    return list(dataset.classes)  # type: ignore[attr-defined]
+
+
 def _official_train_test(title: str, files: OnDisk, stored_size: int,
                          make: Callable[[str, bool, bool], Dataset],
-                         classes: Callable[[Dataset], list[str]] = lambda d: list(d.classes),  # type: ignore[attr-defined]
+                         classes: Callable[[Dataset], list[str]] = _own_classes,
                          unlabeled: Callable[[str], Dataset] | None = None,
                          ) -> Callable[[Mapping[str, Any], InputSpec], RawSplits]:
     """A builder for a set with official train and test splits: `make(root, download, train)` opens one."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -144,7 +145,8 @@ def test_a_corrupted_cifar_folder_names_cnnlab_fixes_not_torchvision_keywords(tm
     assert "download=True" not in err.value.one_line() and "cifar-10-python.tar.gz" in err.value.one_line()
     # probe 66: an archive placed beside the folder is never extracted, so the fix deletes the folder first
     assert err.value.fix.startswith(f"delete {tmp_path / 'cifar-10-batches-py'} and put the official files there")
-    assert "compares each file's MD5 sum with the official one's" in str(err.value)
+    # and the message names the files at fault, not torchvision's "Dataset not found or corrupted"
+    assert f"{tmp_path / 'cifar-10-batches-py' / 'data_batch_2'} is missing" in err.value.message
 
 
 def test_cifar10_val_is_carved_from_train_and_test_is_the_official_batch(tmp_path: Path, fake_checksums: None,
@@ -167,7 +169,8 @@ def test_cifar10_archive_is_extracted_offline(tmp_path: Path, fake_checksums: No
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as archive:
         archive.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     raw = build_cifar10({"root": str(tmp_path), "download": False, "val_fraction": 0.2}, SPEC)
-    assert len(raw.train) + len(raw.val) == 10 and (tmp_path / "cifar-10-batches-py" / "test_batch").is_file() and not offline
+    assert len(raw.train) + len(raw.val) == 10 and (tmp_path / "cifar-10-batches-py" / "test_batch").is_file()
+    assert not offline
 
 
 def test_cifar100_fine_labels(tmp_path: Path, fake_checksums: None) -> None:
@@ -258,9 +261,14 @@ def test_fashion_mnist_missing_everywhere_names_the_files_and_the_debian_package
 
 
 def test_mnist_offline_download_fails_with_one_clean_message(tmp_path: Path, offline: list[str]) -> None:
+    """Probe 66: the cause read `(RuntimeError: Error downloading train-images-idx3-ubyte.gz:)` and stopped."""
     with pytest.raises(CnnlabError, match="could not be downloaded") as err:
         build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
     assert offline and "MNIST/raw/train-labels-idx1-ubyte" in str(err.value)
+    message = err.value.message
+    assert "Error downloading train-images-idx3-ubyte.gz: Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:" \
+           " <urlopen error network is unreachable>" in message and "\n" not in message
+    assert err.value.fix.startswith(f"place {tmp_path / 'MNIST/raw/train-images-idx3-ubyte'} (or the archive")
 
 
 def test_svhn_official_splits(tmp_path: Path, fake_checksums: None, offline: list[str]) -> None:
@@ -391,10 +399,10 @@ def test_a_flowers_image_missing_from_jpg_is_refused_before_any_work(tmp_path: P
     the middle of training or evaluation (probe 66)."""
     write_flowers(tmp_path)
     (tmp_path / "flowers-102" / "jpg" / "image_00007.jpg").unlink()
-    with pytest.raises(CnnlabError, match=r"Flowers-102's test split lists 1 image file\(s\) that are not in "
-                                          r".*jpg, e.g. image_00007.jpg") as info:
+    with pytest.raises(CnnlabError, match=r"Flowers-102 files in .* are incomplete or corrupted: "
+                                          r".*jpg/image_00007.jpg is missing") as info:
         build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC)
-    assert info.value.fix.startswith(f"delete {tmp_path / 'flowers-102' / 'jpg'} and put the official files back")
+    assert info.value.fix.startswith(f"delete {tmp_path / 'flowers-102' / 'jpg'} and put the official files there")
 
 
 @pytest.mark.parametrize("inside", ["MNIST", "MNIST/raw"])
@@ -408,3 +416,114 @@ def test_a_root_inside_the_sets_own_folders_names_the_root_to_use(tmp_path: Path
     assert info.value.fix == f"use dataset.root={tmp_path.resolve()}" and not offline
     raw = build_mnist({"root": str(tmp_path.resolve()), "download": "auto"}, SPEC)  # the fix, followed
     assert len(raw.test) == 6
+
+# ---------------------------------------------- damaged or half-placed files: each message names the file at fault
+def truncate(path: Path, keep: int, tail: bytes = b"") -> None:
+    path.write_bytes(path.read_bytes()[:keep] + tail)
+
+
+def test_a_cut_short_flowers_jpeg_is_refused_before_any_work_naming_it(tmp_path: Path, fake_checksums: None,
+                                                                        offline: list[str]) -> None:
+    """torchvision checks only the .mat files and that jpg/ exists: a truncated JPEG was an `OSError: Truncated File
+    Read` traceback in the middle of training, or at `cnnlab evaluate split=test`."""
+    write_flowers(tmp_path)
+    jpg = tmp_path / "flowers-102" / "jpg"
+    truncate(jpg / "image_00003.jpg", 300)
+    with pytest.raises(CnnlabError, match=r"Flowers-102 files in .* are incomplete or corrupted: .*"
+                                          r"image_00003.jpg cannot be read \(OSError: Truncated File Read\)") as info:
+        build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert info.value.fix.startswith(f"delete {jpg} and put the official files there: place {jpg}/ (or the archive")
+    shutil.rmtree(jpg)
+    write_flowers(tmp_path / "fresh")
+    (tmp_path / "fresh" / "flowers-102" / "jpg").rename(jpg)  # the fix, followed
+    assert len(build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC).train) == 3 and not offline
+
+
+def test_a_flowers_jpeg_damaged_inside_is_one_line_when_it_is_read(tmp_path: Path, fake_checksums: None,
+                                                                    offline: list[str]) -> None:
+    """A file that ends as a JPEG should (its end marker) passes the quick check; reading it names it."""
+    write_flowers(tmp_path)
+    image = tmp_path / "flowers-102" / "jpg" / "image_00002.jpg"
+    truncate(image, 300, tail=b"\xff\xd9")
+    raw = build_flowers({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert raw.train[0][0].mode == "RGB"
+    with pytest.raises(CnnlabError, match=rf"image {image} cannot be read \(OSError: Truncated File Read\)") as info:
+        raw.train[1]
+    assert info.value.fix.startswith(f"delete {image.parent} and put the official files there")
+
+
+def test_a_half_extracted_cifar_folder_names_the_missing_batch(tmp_path: Path, fake_checksums: None,
+                                                              offline: list[str]) -> None:
+    write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(CnnlabError, match=rf"CIFAR-10 files in {tmp_path} are incomplete or corrupted: "
+                                          rf"{folder / 'data_batch_3'} is missing — ") as info:
+        build_cifar10({"root": str(tmp_path), "download": "auto"}, SPEC)
+    assert info.value.fix.startswith(f"delete {folder} and put the official files there: place {folder}/")
+    assert "Dataset not found" not in str(info.value) and not offline
+
+
+def test_cifar_files_that_are_not_the_official_ones_are_named_by_their_md5_sum(tmp_path: Path,
+                                                                                offline: list[str]) -> None:
+    write_cifar10(tmp_path)  # every file there, none the official one: torchvision's real MD5 check
+    with pytest.raises(CnnlabError, match=r"data_batch_1 is not the official file \(its MD5 sum differs\); .*"
+                                          r"data_batch_2 is not the official file \(its MD5 sum differs\) "
+                                          r"\(and 5 more\)"):
+        build_cifar10({"root": str(tmp_path), "download": "auto"}, SPEC)
+
+
+def test_a_truncated_archive_is_named(tmp_path: Path, offline: list[str]) -> None:
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not a gzip file at all")
+    with pytest.raises(CnnlabError, match=rf"CIFAR-10: cannot extract {tmp_path / 'cifar-10-python.tar.gz'} "
+                                          r"\(ReadError") as info:
+        build_cifar10({"root": str(tmp_path), "download": False}, SPEC)
+    assert info.value.fix.startswith("replace it with the official file: place")
+
+
+@pytest.mark.parametrize("damage, file, why", [
+    (lambda raw: truncate(raw / "train-images-idx3-ubyte", 16 + 19 * 784), "train-images-idx3-ubyte",
+     r"holds 14,896 bytes of values where its header promises 20 x 28 x 28 = 15,680: it is cut short"),
+    (lambda raw: truncate(raw / "train-labels-idx1-ubyte", 0), "train-labels-idx1-ubyte", "is empty"),
+    (lambda raw: truncate(raw / "t10k-labels-idx1-ubyte", 8 + 5), "t10k-labels-idx1-ubyte",
+     r"holds 5 bytes of values where its header promises 6: it is cut short"),
+    (lambda raw: (raw / "t10k-images-idx3-ubyte").write_bytes(b"<html>not found</html>"), "t10k-images-idx3-ubyte",
+     r"is not an idx file \(it starts with 0x3c68746d"),
+    (lambda raw: write_idx(raw, "train", [0, 1] * 9, gz=False) or write_idx(raw, "tmp", [0] * 20, gz=False) or
+     (raw / "tmp-images-idx3-ubyte").replace(raw / "train-images-idx3-ubyte"), "train-labels-idx1-ubyte",
+     "holds 18 labels for the 20 images of train-images-idx3-ubyte"),
+])
+def test_a_corrupt_idx_file_is_named_file_by_file(tmp_path: Path, offline: list[str], damage, file: str,
+                                                  why: str) -> None:
+    """Probe 66: `(RuntimeError: shape '[100, 28, 28]' is invalid for input of size 29984)`, and a fix that listed all
+    four files."""
+    raw = tmp_path / "MNIST" / "raw"
+    write_mnist_style(raw, gz=False)
+    damage(raw)
+    with pytest.raises(CnnlabError, match=rf"MNIST files in {tmp_path} are incomplete or corrupted: "
+                                          rf"{raw / file} {why}") as info:
+        build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
+    fix = info.value.fix
+    assert fix.startswith(f"delete {raw / file} and put the official files there: place {raw / file} (or the archive")
+    others = {"train-images", "train-labels", "t10k-images", "t10k-labels"} - {file.rsplit("-", 2)[0]}
+    assert not any(other in fix for other in others) and not offline  # that file (and its .gz), not all four
+
+
+def write_svhn_split(root: Path, split: str) -> None:
+    rng = np.random.default_rng(0)
+    savemat(root / f"{split}_32x32.mat", {"X": rng.integers(0, 255, (32, 32, 3, 4), dtype=np.uint8),
+                                          "y": np.array([[1 + i % 2] for i in range(4)])})
+
+
+@pytest.mark.parametrize("download, says", [(False, "and dataset.download=false"),
+                                            ("auto", "and could not be downloaded")])
+def test_an_svhn_root_with_only_the_training_file_names_the_test_file(tmp_path: Path, fake_checksums: None,
+                                                                      offline: list[str], download, says) -> None:
+    """Probe 66: `SVHN is not in DIR`, listing both files, when only test_32x32.mat was missing."""
+    write_svhn_split(tmp_path, "train")
+    with pytest.raises(CnnlabError, match=rf"SVHN in {tmp_path} lacks {tmp_path / 'test_32x32.mat'} {says}") as info:
+        build_svhn({"root": str(tmp_path), "download": download}, SPEC)
+    assert info.value.fix.startswith(f"place {tmp_path / 'test_32x32.mat'} — from http")
+    assert "train_32x32" not in info.value.fix
+    write_svhn_split(tmp_path, "test")  # the fix, followed
+    assert len(build_svhn({"root": str(tmp_path), "download": download, "val_fraction": 0.5}, SPEC).test) == 4
