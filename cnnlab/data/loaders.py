@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
+from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
 
 
@@ -102,13 +103,30 @@ class InterruptibleLoader(DataLoader):
     runs on after such a signal."""
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        for batch in super().__iter__():
-            raise_if_interrupted()
-            yield batch
+        try:
+            for batch in super().__iter__():
+                raise_if_interrupted()
+                yield batch
+        except CnnlabError as exc:
+            raise as_raised_in_the_worker(exc) from None
 
     def check_worker_number_rationality(self) -> None:
         """Silenced: torch's UserWarning for more workers than cores came twice per run (train and val loaders);
         steps/training.py loader_workers says it once, in the setting's own name."""
+
+
+def as_raised_in_the_worker(exc: CnnlabError) -> CnnlabError:
+    """The one-line CnnlabError a DataLoader worker raised (an image that does not decode, mid-epoch), as it was
+    raised. torch re-raises a worker's exception in the main process as its type called with the worker's whole
+    traceback as text ("Caught CnnlabError in DataLoader worker process 0. Original Traceback ..."), so the user's
+    one line became a traceback. Any other CnnlabError is returned as it is."""
+    lines = exc.message.rstrip().splitlines()
+    if not (lines and lines[0].startswith("Caught ") and " in DataLoader worker process " in lines[0]):
+        return exc
+    last = lines[-1]  # "cnnlab.errors.CnnlabError: error: MESSAGE — FIX", traceback's last line
+    clean = CnnlabError(last.split(": error: ", 1)[1] if ": error: " in last else last)
+    clean.before_work = exc.before_work
+    return clean
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,

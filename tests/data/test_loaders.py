@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.data import Subset, TensorDataset
 
 from cnnlab.data.loaders import make_loader
+from cnnlab.errors import CnnlabError
 
 
 def index_dataset(n: int) -> TensorDataset:
@@ -147,3 +149,22 @@ def test_a_tensor_dataset_is_read_a_batch_at_a_time_with_the_per_item_batches() 
     x, y = next(iter(in_order))
     assert torch.equal(x, features[:10]) and torch.equal(y, labels[:10])
     assert CountedReads.reads == 0
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        if index == 2:
+            raise CnnlabError("image x/2.jpg cannot be read (OSError: broken data stream)", fix="delete x/2.jpg")
+        return torch.zeros(3), index
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_one_line_error_raised_in_a_worker_stays_one_line(workers: int) -> None:
+    """torch re-raised a worker's CnnlabError with the worker's whole traceback as its message: `error:` followed by
+    a traceback, where 0 workers gave one line (a Flowers JPEG damaged inside, read mid-epoch)."""
+    with pytest.raises(CnnlabError) as caught:
+        list(make_loader(_Unreadable(), 2, shuffle=False, seed=0, workers=workers))
+    assert str(caught.value) == "error: image x/2.jpg cannot be read (OSError: broken data stream) — delete x/2.jpg"
