@@ -4,23 +4,28 @@ By default every image is augmented on its own in the DataLoader workers (torchv
 image: data/loaders.py). On a GPU that leaves the GPU waiting: ResNet-18 with the CIFAR stem steps through
 ~33,700 SimCLR images/s on an H200, while 14 workers of per-image augmentation delivered 2,652 (docs/benchmarks.md).
 Here the workers only hand over the stored uint8 pixels, and the random resized crop, flip, colour jitter,
-grayscale and blur run on the batch where the model trains, each image with its own random parameters — the
+grayscale and blur run on the batch where the model trains, each image with its own random parameters: the crop
+drawn as torchvision's RandomResizedCrop draws it and resampled by torchvision.ops.roi_align, the rest by the
 batched operators of kornia.augmentation (Riba et al. 2020, arXiv:1910.02190; Apache-2.0), which keep
-torchvision's parameter ranges (ColorJitter's factors, RandomResizedCrop's ten tries and fallback).
+torchvision's parameter ranges (ColorJitter's factors, grayscale, blur).
 
-Differences from the worker path, by design (docs/pretrain.md): the crop is resampled in one batched warp
-(kornia's cropping_mode="resample": the crop's corner pixels map onto the output's, a sub-pixel difference from
-torchvision's half-pixel resize, and no antialiasing when a crop is shrunk); the random parameters come from the
-process's RNG, so a run repeats for the same seed and number of processes, not across DDP world sizes.
+Differences from the worker path, by design (docs/pretrain.md): the crop's parameters follow torchvision's
+RandomResizedCrop (ten tries, then the fallback) but are drawn for the whole batch at once, and the crop is resampled
+by torchvision.ops.roi_align on the same half-pixel grid as torchvision's resize (its outermost half pixel reads the
+image around the crop instead of repeating the crop's edge; a crop that is shrunk is averaged over its bins); the
+random parameters come from the process's RNG, so a run repeats for the same seed and number of processes — with any
+number of workers, and after a resume — but not across DDP world sizes or against a worker-path run.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
 from cnnlab.data.spec import InputSpec
@@ -52,10 +57,9 @@ class BatchAugment(nn.Module):
         import kornia.augmentation as K  # imported here: only runs that augment on the device pay for it
 
         rgb = spec.channels == 3
-        resample = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}[spec.interpolation]
-        ops: list[nn.Module] = [K.RandomResizedCrop((spec.size, spec.size), scale=views.crop_scale,
-                                                    ratio=(3 / 4, 4 / 3), resample=resample,
-                                                    cropping_mode="resample", align_corners=False)]
+        if spec.interpolation != "bilinear":
+            raise ValueError(f"BatchAugment resamples bilinearly, not {spec.interpolation} (steps/augment_on.py)")
+        ops: list[nn.Module] = [BatchResizedCrop(spec.size, views.crop_scale)]
         if views.hflip:
             ops.append(K.RandomHorizontalFlip())
         s = views.color_jitter
@@ -77,6 +81,48 @@ class BatchAugment(nn.Module):
         with torch.autocast(images.device.type, enabled=False):
             views = self.ops(images.float() * self.scale)
             return (views - self.mean.to(images.device)) / self.std.to(images.device)
+
+
+def crop_boxes(count: int, height: int, width: int, scale: tuple[float, float],
+               ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """`count` random crops of a height x width image as boxes [count, 4] (left, top, right, bottom) in pixels:
+    torchvision's RandomResizedCrop.make_params for every image at once — ten tries of an area fraction in `scale`
+    and a log-uniform aspect ratio in `ratio`, the first that fits placed uniformly; when none fits, the image's
+    centre with its aspect clamped to `ratio`. Drawn from torch's CPU RNG (the run's seeded stream)."""
+    area, tries = height * width, 10
+    target = area * torch.empty(count, tries).uniform_(*scale)
+    aspect = torch.exp(torch.empty(count, tries).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    w, h = torch.round(torch.sqrt(target * aspect)), torch.round(torch.sqrt(target / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first, found = fits.int().argmax(dim=1), fits.any(dim=1)
+    rows = torch.arange(count)
+    if width / height < min(ratio):
+        fallback = (width, round(width / min(ratio)))
+    elif width / height > max(ratio):
+        fallback = (round(height * max(ratio)), height)
+    else:
+        fallback = (width, height)
+    w = torch.where(found, w[rows, first], float(fallback[0]))
+    h = torch.where(found, h[rows, first], float(fallback[1]))
+    top = torch.where(found, torch.floor(torch.rand(count) * (height - h + 1)), torch.floor((height - h) / 2))
+    left = torch.where(found, torch.floor(torch.rand(count) * (width - w + 1)), torch.floor((width - w) / 2))
+    return torch.stack([left, top, left + w, top + h], dim=1)
+
+
+class BatchResizedCrop(nn.Module):
+    """RandomResizedCrop on a batch [N, C, H, W] (float) → [N, C, size, size], every image its own crop
+    (crop_boxes), resampled by torchvision.ops.roi_align with aligned=True: bilinear on torchvision's half-pixel
+    grid; a crop larger than the output is averaged over each output bin (adaptive sampling)."""
+
+    def __init__(self, size: int, scale: tuple[float, float]) -> None:
+        super().__init__()
+        self.size, self.scale = size, scale
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        count, _, height, width = images.shape
+        boxes = crop_boxes(count, height, width, self.scale)
+        rois = torch.cat([torch.arange(count, dtype=boxes.dtype)[:, None], boxes], dim=1).to(images.device)
+        return roi_align(images, rois, (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
 class StoredPixels(Dataset):

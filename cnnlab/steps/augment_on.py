@@ -52,6 +52,8 @@ def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: 
                   "stored size")
     elif views is None:
         reason = "dataset.augment uses RandAugment or no random crop, which only the workers' path applies"
+    elif data.spec.interpolation != "bilinear":
+        reason = f"dataset.interpolation={data.spec.interpolation}: the batched crop resamples bilinearly"
     elif per_rank_batch < 2:
         reason = "a batch of one image"
     if setting == "device":

@@ -8,7 +8,11 @@ import torch
 from PIL import Image
 from torch.utils.data import TensorDataset
 
-from cnnlab.data.batch_augment import AugmentedOnDevice, BatchAugment, StoredPixels, augment_on_of
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from cnnlab.data.batch_augment import (AugmentedOnDevice, BatchAugment, BatchResizedCrop, StoredPixels,
+                                       augment_on_of, crop_boxes)
 from cnnlab.data.loaders import make_loader
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.transforms import eval_transform
@@ -32,6 +36,45 @@ def test_with_every_random_op_off_a_view_is_the_eval_transform() -> None:
     expected = torch.stack([eval_transform(SPEC)(image) for image in images])
     assert views.dtype == torch.float32 and views.shape == (4, 3, 16, 16)
     torch.testing.assert_close(views, expected, atol=1e-5, rtol=0)
+
+
+def test_crops_are_drawn_as_torchvisions_random_resized_crop_draws_them() -> None:
+    """Area fraction and aspect ratio of 4,000 batched crops against 4,000 of torchvision's make_params."""
+    torch.manual_seed(0)
+    boxes = crop_boxes(4000, 28, 28, (0.08, 1.0))
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 28).all() and (boxes[:, 3] <= 28).all()
+    ours = torch.stack([width * height / 784, width / height], 1)
+    crop = v2.RandomResizedCrop(16, scale=(0.08, 1.0))
+    theirs = []
+    for _ in range(4000):
+        params = crop.make_params([torch.zeros(1, 28, 28)])
+        theirs.append([params["width"] * params["height"] / 784, params["width"] / params["height"]])
+    reference = torch.tensor(theirs)
+    for quantile in (0.1, 0.5, 0.9):
+        torch.testing.assert_close(ours.quantile(quantile, dim=0), reference.quantile(quantile, dim=0),
+                                   atol=0.03, rtol=0.05)
+
+
+def test_a_crop_that_cannot_fit_falls_back_to_the_centre_with_its_aspect_clamped() -> None:
+    boxes = crop_boxes(5, 10, 40, (1.0, 1.0))  # 4:1 never fits in ten tries of a full-area 3/4-4/3 crop
+    assert boxes.tolist() == [[13.0, 0.0, 26.0, 10.0]] * 5  # height 10, width 10 x 4/3 = 13, centred
+    fallback = v2.RandomResizedCrop(8, scale=(1.0, 1.0)).make_params([torch.zeros(1, 10, 40)])
+    assert [fallback["left"], fallback["top"], fallback["left"] + fallback["width"],
+            fallback["top"] + fallback["height"]] == boxes[0].tolist()
+
+
+def test_the_crop_is_resampled_on_torchvisions_grid() -> None:
+    """Inside the crop the batched resample is torchvision's resized_crop to within rounding; only the outermost
+    output pixels may differ (they read the image around the crop instead of repeating its edge)."""
+    images = _images(2, size=28).float()
+    crop = BatchResizedCrop(32, (0.3, 0.3))
+    torch.manual_seed(3)
+    views = crop(images)
+    torch.manual_seed(3)
+    left, top, right, bottom = (int(v) for v in crop_boxes(2, 28, 28, (0.3, 0.3))[0])
+    expected = TF.resized_crop(images[:1], top, left, bottom - top, right - left, [32, 32], antialias=False)
+    torch.testing.assert_close(views[:1, :, 2:-2, 2:-2], expected[:, :, 2:-2, 2:-2], atol=1e-3, rtol=0)
 
 
 def test_the_crop_resizes_to_the_spec_size() -> None:
@@ -66,7 +109,7 @@ def test_colour_jitter_differs_per_image_and_grayscale_makes_the_channels_equal(
 def test_one_channel_images_get_no_saturation_hue_or_grayscale_and_blur_follows_its_auto_rule() -> None:
     grey = InputSpec(16, mean=(0.5,) * 3, std=(0.25,) * 3, channels=1, resize="square", resize_to=16)
     names = [type(op).__name__ for op in BatchAugment(grey, ViewSettings()).ops]
-    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter"]
+    assert names == ["BatchResizedCrop", "RandomHorizontalFlip", "ColorJitter"]
     assert BatchAugment(grey, ViewSettings())(_images(4, channels=1)).shape == (4, 1, 16, 16)
     big = InputSpec(64, channels=3, resize="square", resize_to=64)
     assert "RandomGaussianBlur" in [type(op).__name__ for op in BatchAugment(big, ViewSettings()).ops]

@@ -13,8 +13,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.steps.augment_on import place_augmentation, supervised_views
 
 CPU, CUDA = (SimpleNamespace(device=torch.device(kind)) for kind in ("cpu", "cuda"))
-FIXED = SimpleNamespace(name="fashion_mnist", stored_size=28)
-PHOTOS = SimpleNamespace(name="imagefolder", stored_size=None)
+BILINEAR, BICUBIC = (SimpleNamespace(interpolation=kind) for kind in ("bilinear", "bicubic"))
+FIXED = SimpleNamespace(name="fashion_mnist", stored_size=28, spec=BILINEAR)
+PHOTOS = SimpleNamespace(name="imagefolder", stored_size=None, spec=BILINEAR)
+SMOOTH = SimpleNamespace(name="cifar10", stored_size=32, spec=BICUBIC)
 VIEWS = ViewSettings()
 
 
@@ -28,6 +30,7 @@ def test_auto_augments_on_the_device_only_when_training_on_cuda() -> None:
     (PHOTOS, VIEWS, 256, "images of any size"),
     (FIXED, None, 256, "RandAugment or no random crop"),
     (FIXED, VIEWS, 1, "a batch of one image"),
+    (SMOOTH, VIEWS, 256, "resamples bilinearly"),
 ])
 def test_what_the_device_cannot_do_falls_back_under_auto_and_is_refused_when_asked(data, views, batch, why) -> None:
     fallback = place_augmentation("auto", CUDA, data, views, batch)
