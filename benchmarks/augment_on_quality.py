@@ -45,7 +45,8 @@ def main() -> None:
     knn = ["method.knn.bank_size=5000"] if args.method != "supervised" else []
     common = ["pretrain", f"method={args.method}", f"model={args.model}", "dataset=fashion_mnist",
               "dataset.image_size=32", f"dataset.label_fraction={fraction:.6g}", *knn, "device=cpu",
-              f"trainer.epochs={args.epochs}", f"trainer.batch_size={args.batch_size}", f"trainer.workers={args.workers}"]
+              f"trainer.epochs={args.epochs}", f"trainer.batch_size={args.batch_size}",
+              f"trainer.workers={args.workers}"]
     print(f"{args.method}, {args.model} at 32 px, {round(fraction * FASHION_TRAIN)} Fashion-MNIST images × "
           f"{args.epochs} epochs, batch {args.batch_size}; score: "
           f"{'val top-1' if args.method == 'supervised' else 'kNN monitor on val'}")
