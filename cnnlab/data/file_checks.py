@@ -6,6 +6,7 @@ error or a traceback mid-training (probe 66); data/torchvision_sets.py turns the
 from __future__ import annotations
 
 import functools
+import gzip
 import os
 import struct
 from math import prod
@@ -22,6 +23,7 @@ from cnnlab.wording import counted
 
 
 _IDX_DIMENSIONS = {b"\x00\x00\x08\x01": 1, b"\x00\x00\x08\x03": 3}  # unsigned bytes: labels N; images N x H x W
+IDX_SIDE = 28  # MNIST, Fashion-MNIST and KMNIST, the idx sets cnnlab reads, all store 28 x 28 images
 
 
 def idx_fault(path: Path) -> str | None:
@@ -41,7 +43,10 @@ def idx_fault(path: Path) -> str | None:
     if size - header != prod(shape):
         total = f" = {prod(shape):,}" if dimensions > 1 else ""
         return (f"holds {counted(size - header, 'byte')} of values where its header promises "
-                f"{' x '.join(map(str, shape))}{total}: it is cut short or not whole")
+                f"{' x '.join(f'{d:,}' for d in shape)}{total}: it is cut short or not whole")
+    if dimensions == 3 and shape[1:] != (IDX_SIDE, IDX_SIDE):  # read at 28 x 28, its bytes would train as noise
+        return (f"holds {shape[1]} x {shape[2]} images, not the {IDX_SIDE} x {IDX_SIDE} of MNIST, Fashion-MNIST and "
+                "KMNIST")
     return None
 
 
@@ -93,10 +98,28 @@ def file_faults(files: OnDisk, root: Path) -> list[tuple[Path, str]]:
         or _sum_faults(files, root)
 
 
+def _packed_inside(path: Path, archive: Path) -> bool:
+    """Whether `archive` (a .gz) decompresses to exactly `path`'s bytes: then it is where the faulty file came from,
+    and deleting `path` alone would extract the same file again (probe 67: a fix that looped)."""
+    if archive.suffix != ".gz" or not archive.is_file() or not path.is_file():
+        return False
+    try:
+        with gzip.open(archive, "rb") as packed, path.open("rb") as plain:
+            while True:
+                chunk = packed.read(1 << 20)
+                if chunk != plain.read(1 << 20):
+                    return False
+                if not chunk:
+                    return True
+    except (OSError, EOFError):  # a .gz that does not decompress is not where a readable file came from
+        return False
+
+
 def put_back(files: OnDisk, root: Path, needs: Sequence[tuple[str, str | None]]) -> str:
     """The fix for `needs` that are there but not whole: delete them first (an archive beside a folder that exists is
-    never extracted), then place the official files."""
+    never extracted), with the .gz they were extracted from, then place the official files."""
     there = [str(root / path) for path, _ in needs if (root / path).exists()]
+    there += [str(root / archive) for path, archive in needs if archive and _packed_inside(root / path, root / archive)]
     put = files.placement(root, needs)
     return f"delete {', '.join(there)} and put the official files there: {put}" if there else put
 

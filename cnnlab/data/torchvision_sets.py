@@ -168,14 +168,27 @@ def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], fi
     for split, dataset in splits.items():
         bad = next((label for label in labels_of(dataset) if not 0 <= label < len(classes)), None)
         if bad is not None:
+            where = _label_file(dataset, root)
+            named = f"{root / where[0][0]}" if where else f"the label file in {root}"
             raise CnnlabError(f"{files.title}'s {split} labels hold {bad}, outside 0-{len(classes) - 1} (its "
-                              f"{len(classes)} classes): the label file in {root} is corrupt or not {files.title}'s",
-                              fix=f"delete the set's files from {root} and put the official ones there: "
-                                  f"{files.placement(root)}")
+                              f"{len(classes)} classes): {named} is corrupt or not {files.title}'s",
+                              fix=put_back(files, root, where) if where else
+                              f"delete the set's files from {root} and put the official ones there: "
+                              f"{files.placement(root)}")
     faults = [(Path(path), why) for dataset in splits.values() for path in getattr(dataset, "_image_files", ())
               if (why := image_fault(str(path))) is not None]
     if faults:
         raise faults_error(files, root, faults)
+
+
+def _label_file(dataset: Dataset, root: Path) -> list[tuple[str, str | None]]:
+    """The need (path under `root`, archive) of an MNIST-style split's own label file; [] for the other sets, whose
+    labels share files with their images (probe 67: the fix replaced all four files for one bad label file)."""
+    if not isinstance(dataset, MNIST):  # KMNIST and FashionMNIST are MNIST's subclasses
+        return []
+    name = f"{'train' if dataset.train else 't10k'}-labels-idx1-ubyte"
+    path = (Path(dataset.raw_folder) / name).relative_to(root)
+    return [(str(path), f"{path}.gz")]
 
 
 def _open_flowers(root: str, download: bool) -> tuple[str, Flowers102, Flowers102, Flowers102]:

@@ -231,7 +231,8 @@ class SelfSupervisedSettings:
                "SimSiam's projector and predictor normalise over the batch (BatchNorm): one image per batch has "
                "nothing to normalise against")
         raise CnnlabError(f"trainer.batch_size={batch_size} with method={self.name}: {why}",
-                          fix="use trainer.batch_size=256 (or as large as memory allows; at least 2)")
+                          fix="use trainer.batch_size=256 (or as large as memory allows; at least 2, at most the "
+                              "number of training images)")
 
     def record(self) -> dict[str, Any]:
         """run.json's `pretrain` section (without the views, which the pipeline adds)."""

@@ -149,7 +149,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
 
 
 def augmentation_place(ctx: RunContext, cfg: DictConfig, recipe: Recipe, runtime: Runtime, data: DataBundle,
-                       views: ViewSettings | None) -> AugmentPlace:
+                       views: ViewSettings | str) -> AugmentPlace:
     """Where the training images are augmented (method.augment_on; steps/augment_on.py), logged once."""
     place = place_augmentation(augment_on_of((cfg.get("method") or {}).get("augment_on")), runtime, data, views,
                                recipe.batch_size // runtime.world_size)

@@ -15,7 +15,7 @@ from cnnlab.data.views import ViewSettings
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.trainer import Loaders
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.training import make_loaders
 
 
@@ -30,28 +30,33 @@ class AugmentPlace:
         return {"where": self.where, "why": self.why}
 
 
-def supervised_views(augment: Augment) -> ViewSettings | None:
-    """dataset.augment as one batched view; None for what only the workers do (RandAugment, or a resize
-    without the random crop)."""
-    if not augment.random_crop or augment.randaugment:
-        return None
+def supervised_views(augment: Augment) -> ViewSettings | str:
+    """dataset.augment as one batched view, or why only the workers can apply it (RandAugment, or a resize without
+    the random crop)."""
+    if augment.randaugment:
+        return "dataset.augment.randaugment=true: RandAugment runs only in the workers' path"
+    if not augment.random_crop:
+        return ("dataset.augment.random_crop=false: the batched path crops at random, and the plain resize runs "
+                "only in the workers' path")
     return ViewSettings(crop_scale=augment.crop_scale, hflip=augment.hflip, color_jitter=0.0, grayscale_p=0.0,
                         blur=False)
 
 
-def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: ViewSettings | None,
+@found_before_work()  # a refusal leaves no `failed` run behind (probe 67)
+def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: ViewSettings | str,
                        per_rank_batch: int) -> AugmentPlace:
     """Where `setting` (augment_on_of's auto, workers or device) puts the augmentation of `data`'s training
-    images. Raises CnnlabError for device where it cannot run: images of more than one size (a folder of
-    photos), augmentations the batched path lacks (`views` None), or one image per batch."""
+    images. Raises CnnlabError for device where it cannot run: images not stored at one size (any folder),
+    augmentations the batched path lacks (`views` is then why), another interpolation than bilinear, or one image
+    per batch."""
     if setting == "workers":
         return AugmentPlace("workers", "method.augment_on=workers")
     reason = None
     if data.stored_size is None:
-        reason = (f"dataset {data.name} holds images of any size (a folder): a batch on the device needs one "
-                  "stored size")
-    elif views is None:
-        reason = "dataset.augment uses RandAugment or no random crop, which only the workers' path applies"
+        reason = (f"dataset={data.name} reads each image at its own size (a folder; cnnlab does not check that they "
+                  "share one), and a batch on the device needs one stored size")
+    elif isinstance(views, str):
+        reason = views
     elif data.spec.interpolation != "bilinear":
         reason = f"dataset.interpolation={data.spec.interpolation}: the batched crop resamples bilinearly"
     elif per_rank_batch < 2:
@@ -70,14 +75,14 @@ def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: 
 
 
 def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: AugmentPlace, *, images: Dataset,
-                     augmented: Dataset, views: ViewSettings | None, count: int, workers: int) -> Loaders:
+                     augmented: Dataset, views: ViewSettings | str, count: int, workers: int) -> Loaders:
     """The train and val loaders of `data` with its training images augmented where `place` says: on "workers",
     `augmented` (the images with their per-image transform) as they are; on "device", `images` (their raw
     (image, label) items, of one stored size) read as stored pixels, batched, moved to the runtime's device and
     augmented there by `views` into `count` views a batch (AugmentedOnDevice)."""
     if place.where == "workers":
         return make_loaders(recipe, runtime, augmented, data.val, workers=workers)
-    assert views is not None, "place_augmentation puts only what BatchAugment does on the device"
+    assert isinstance(views, ViewSettings), "place_augmentation puts only what BatchAugment does on the device"
     loaders = make_loaders(recipe, runtime, StoredPixels(images, data.spec.channels), data.val, workers=workers)
     augment = BatchAugment(data.spec, views)
     return Loaders(AugmentedOnDevice(loaders.train, augment, runtime.device, views=count), loaders.val)

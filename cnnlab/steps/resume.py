@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import conftree
 from cnnlab.context import RunContext
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import read_yaml_mapping, write_text
 from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
@@ -64,6 +64,7 @@ class ResumePoint:
 TRAINING_STATE = ResumePoint(STATE_FILE, "completed at least one epoch")
 
 
+@found_before_work()  # a refusal here (nothing to resume, data changed) leaves no `failed` run behind (probe 67)
 def apply_resume(cfg: DictConfig, ctx: RunContext,
                  point: ResumePoint = TRAINING_STATE) -> tuple[DictConfig, Path | None]:
     """(config to use, `point`'s file to resume from). Without resume= this is (cfg, None)."""

@@ -387,10 +387,20 @@ def test_a_label_outside_the_sets_classes_is_refused_naming_the_split_before_any
     labels = [i % 2 for i in range(20 if split == "train" else 6)]
     labels[3] = 12
     write_idx(tmp_path / "MNIST" / "raw", split, labels)
-    outside = r"MNIST's (train|test) labels hold 12, outside 0-9 \(its 10 classes\)"
+    raw = tmp_path / "MNIST" / "raw"
+    labels_file = raw / f"{split}-labels-idx1-ubyte"
+    outside = rf"MNIST's (train|test) labels hold 12, outside 0-9 \(its 10 classes\): {labels_file} is corrupt"
     with pytest.raises(CnnlabError, match=outside) as info:
         build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
-    assert "delete the set's files from" in info.value.fix and "train-labels-idx1-ubyte" in info.value.fix
+    # probe 67: that file alone, and the .gz it came from (deleting only the file extracted the same labels again)
+    assert info.value.fix.startswith(f"delete {labels_file}, {labels_file}.gz and put the official files there")
+    assert not any(other in info.value.fix for other in ("images-idx3", "t10k-labels" if split == "train"
+                                                         else "train-labels"))
+    labels_file.unlink()
+    (raw / f"{split}-labels-idx1-ubyte.gz").unlink()
+    write_idx(raw, "official", [i % 2 for i in range(20 if split == "train" else 6)])  # "the official file"
+    (raw / "official-labels-idx1-ubyte.gz").replace(raw / f"{split}-labels-idx1-ubyte.gz")
+    assert len(build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC).classes) == 10  # followed, it works
 
 
 def test_a_flowers_image_missing_from_jpg_is_refused_before_any_work(tmp_path: Path, fake_checksums: None,
@@ -492,6 +502,11 @@ def test_a_truncated_archive_is_named(tmp_path: Path, offline: list[str]) -> Non
     (lambda raw: write_idx(raw, "train", [0, 1] * 9, gz=False) or write_idx(raw, "tmp", [0] * 20, gz=False) or
      (raw / "tmp-images-idx3-ubyte").replace(raw / "train-images-idx3-ubyte"), "train-labels-idx1-ubyte",
      "holds 18 labels for the 20 images of train-images-idx3-ubyte"),
+    # probe 67: 32 x 32 images with a header that says so trained as Fashion-MNIST, exit 0 (28-px strides of other
+    # bytes); with a label count unlike the images', the label file was blamed and its fix looped
+    (lambda raw: (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 15, 32, 32)
+                                                               + bytes(15 * 32 * 32)), "train-images-idx3-ubyte",
+     "holds 32 x 32 images, not the 28 x 28 of MNIST, Fashion-MNIST and KMNIST"),
 ])
 def test_a_corrupt_idx_file_is_named_file_by_file(tmp_path: Path, offline: list[str], damage, file: str,
                                                   why: str) -> None:

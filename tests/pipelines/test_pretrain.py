@@ -91,9 +91,10 @@ def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoi
     assert cli("pretrain", "resume=true").code == 0  # the fix, followed
 
 
-def test_resume_without_an_interrupted_run(cli) -> None:
+def test_resume_without_an_interrupted_run(cli, outputs: Path) -> None:
     result = cli("pretrain", *TINY, "resume=true")
     assert result.code == 2 and "no interrupted or failed" in result.stderr
+    assert not outputs.exists()  # probe 67: each try left a `failed` run that `cnnlab list runs` showed
 
 
 def test_resume_given_what_is_not_a_run_of_this_command_names_a_fix_that_works(
@@ -266,7 +267,7 @@ def test_augmenting_whole_batches_on_the_device_trains_and_is_recorded(cli, outp
     assert auto["pretrain"]["augment_on"]["where"] == "workers"
 
 
-def test_device_augmentation_of_a_folder_of_photos_is_one_line(cli, tmp_path: Path) -> None:
+def test_device_augmentation_of_a_folder_of_photos_is_one_line(cli, outputs: Path, tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
@@ -277,8 +278,12 @@ def test_device_augmentation_of_a_folder_of_photos_is_one_line(cli, tmp_path: Pa
     args = ["method=simclr", "dataset=imagefolder", f"dataset.root={folder}", "dataset.image_size=16",
             "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4"]
     result = cli("pretrain", *args, "method.augment_on=device")
-    assert result.code == 2 and "images of any size" in result.stderr and "Traceback" not in result.output
-    assert "method.augment_on=workers" in result.stderr
+    assert result.code == 2 and "reads each image at its own size" in result.stderr, result.output
+    assert "method.augment_on=workers" in result.stderr and "Traceback" not in result.output
+    assert not outputs.exists()  # probe 67: a refusal before any work leaves no `failed` run
+    supervised = cli("pretrain", *TINY, "method.augment_on=device", "dataset.augment.randaugment=true")
+    assert supervised.code == 2 and "dataset.augment.randaugment=true: RandAugment runs only" in supervised.stderr
+    assert not outputs.exists()
     assert cli("pretrain", *args, "method.augment_on=workers").code == 0  # the fix it names works
 
 

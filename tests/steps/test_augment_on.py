@@ -27,8 +27,9 @@ def test_auto_augments_on_the_device_only_when_training_on_cuda() -> None:
 
 
 @pytest.mark.parametrize("data, views, batch, why", [
-    (PHOTOS, VIEWS, 256, "images of any size"),
-    (FIXED, None, 256, "RandAugment or no random crop"),
+    (PHOTOS, VIEWS, 256, "reads each image at its own size"),
+    (FIXED, "dataset.augment.randaugment=true: RandAugment runs only in the workers' path", 256,
+     "RandAugment runs only"),
     (FIXED, VIEWS, 1, "a batch of one image"),
     (SMOOTH, VIEWS, 256, "resamples bilinearly"),
 ])
@@ -49,5 +50,5 @@ def test_asked_for_it_is_done_where_asked() -> None:
 def test_supervised_augmentation_as_one_batched_view() -> None:
     views = supervised_views(Augment(hflip=True, random_crop=True, crop_scale=(0.8, 1.0)))
     assert views == ViewSettings(crop_scale=(0.8, 1.0), hflip=True, color_jitter=0.0, grayscale_p=0.0, blur=False)
-    assert supervised_views(Augment(hflip=True)) is None  # a resize without the random crop: workers only
-    assert supervised_views(Augment(random_crop=True, randaugment=True)) is None
+    assert "random_crop=false" in supervised_views(Augment(hflip=True))  # a plain resize: workers only
+    assert "randaugment=true" in supervised_views(Augment(random_crop=True, randaugment=True))
