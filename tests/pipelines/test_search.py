@@ -393,10 +393,13 @@ def test_resume_with_no_search_to_continue_names_the_study_it_would_continue(cli
     """A search resumes from its study.db (the checkpoint it registers), not from a training's last.pt."""
     line = _one_line(cli("search", "resume=true", *DATA))
     assert "no interrupted or failed (or killed) `cnnlab search` run with a study.db in " in line, line
-    assert "last.pt" not in line
-    refused = run_dirs(outputs, "search")[0]  # stopped before its study was opened
-    line = _one_line(cli("search", f"resume={refused}"))
-    assert f"resume={refused}: the run has no study.db to resume from — pick a run that started its trials" in line
+    assert "last.pt" not in line and not outputs.exists()  # a refusal before any work leaves no run (probe 67)
+    from cnnlab.runs import RunRecord
+
+    stopped = outputs / "search" / "2026-01-01" / "12-00-00"  # a search that failed before it opened its study
+    RunRecord.start(stopped, "search").finish("failed")
+    line = _one_line(cli("search", f"resume={stopped}"))
+    assert f"resume={stopped}: the run has no study.db to resume from — pick a run that started its trials" in line
 
 
 def test_a_batch_size_the_space_samples_gets_a_fix_that_reaches_it(cli, outputs: Path) -> None:
