@@ -83,7 +83,7 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
                          Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
     trained = TrainedModel(model=model, name=name, arch_kwargs=arch_kwargs, data=data, dataset_config=cfg.dataset,
                            weights="random initialisation")
-    ctx.record.update(pretrain={"method": "supervised", "augment_on": place.record()})
+    ctx.record.update(pretrain={"method": "supervised"})
     return save_and_record(ctx, trained, fit_metrics(result))
 
 
@@ -150,12 +150,14 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
 
 def augmentation_place(ctx: RunContext, cfg: DictConfig, recipe: Recipe, runtime: Runtime, data: DataBundle,
                        views: ViewSettings | str) -> AugmentPlace:
-    """Where the training images are augmented (method.augment_on; steps/augment_on.py), logged once."""
+    """Where the training images are augmented (method.augment_on; steps/augment_on.py), logged once and recorded
+    before training starts."""
     place = place_augmentation(augment_on_of((cfg.get("method") or {}).get("augment_on")), runtime, data, views,
                                recipe.batch_size // runtime.world_size)
     if ctx.is_main:
         ctx.log.info("augmentation: %s (%s)", "whole batches on the device" if place.where == "device"
                      else "per image, in the DataLoader workers", place.why)
+        ctx.record.update(pretrain={"augment_on": place.record()})  # now: an interrupted run's record says it too
     return place
 
 

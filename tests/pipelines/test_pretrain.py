@@ -66,6 +66,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: P
     first_dir = run_dirs(outputs, "pretrain")[0]
     first = read_run(first_dir)
     assert first["status"] == "interrupted" and (first_dir / "last.pt").is_file()
+    assert first["pretrain"]["augment_on"]["where"] == "workers"  # probe 67: recorded before training, not after
     before = _digest(first_dir)
 
     ctrl_c_after_the_first_checkpoint()  # no more interruptions
