@@ -131,6 +131,7 @@ def _check_recorded_stem(weights: InitialWeights, asked: str | None, role: str) 
                           fix=f"drop {role}.stem, or start from weights trained with {role}.stem={asked}")
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen: bool, role: str = "model") -> str:
     """The architecture to build: the weights' own unless the user picked a different model on purpose."""
     from cnnlab.models import canonical_name
@@ -145,6 +146,7 @@ def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen
     return recorded
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
                   role: str = "model") -> torch.nn.Module:
     """The network a training run starts from: zoo model `name` built with the weights' own head, the weights

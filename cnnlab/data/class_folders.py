@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from torch.utils.data import Dataset
 
 from cnnlab.data.bundle import DataBundle
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import class_difference
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class RelabeledDataset(Dataset):
         return (image, self.mapping[int(label)], *rest)  # type: ignore[return-value]
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "the model", *,
                        folder_data: bool) -> DataBundle:
     """`data` labelled as `what` (a model) labels it: the same bundle when its classes are the model's, in order; an

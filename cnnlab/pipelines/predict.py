@@ -30,7 +30,7 @@ from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source
 from cnnlab.engine.metrics import top_k
 from cnnlab.engine.progress import make_progress
 from cnnlab.wording import counted
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.data.content import visible_files
 from cnnlab.steps.sources import refuse_dataset_settings, require_source
@@ -75,6 +75,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return {"images": len(predictions), "unreadable": len(unreadable)}
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def list_images(inputs: Sequence[Any]) -> list[Path]:
     """Files as given (any extension: the decoder decides), and the image files under each folder, sorted; each
     path once (a link to a file is a row of its own: the user named it). CnnlabError when nothing is given, a path

@@ -19,7 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
 from cnnlab.engine.checkpoint import untrained_head_error
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import class_difference
 from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
@@ -85,6 +85,7 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
                                f"{train_a_teacher(name)}, or pass {others}"))
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
     """The teacher's weights, checked to be trained for exactly the data's classes (a plain state dict, which has
     no class names, gets the data's: the same order is assumed). Raises CnnlabError."""

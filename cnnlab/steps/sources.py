@@ -369,6 +369,7 @@ def _trained_data_has_test(recorded: Mapping[str, Any], data: DataBundle) -> boo
     return data.test is not None
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
     """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
     its run records (steps.sources.same_data), a folder with the same recorded data.content.folder_digest, or one

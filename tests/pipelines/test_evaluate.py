@@ -450,6 +450,8 @@ def test_class_folders_name_a_slashed_class_with_an_underscore(cli, outputs: Pat
     # the set itself has a test split: split=all of it names split=test
     line = _error_line(cli("evaluate", "source=latest:pretrain", "split=all"))
     assert "would score the images the model trained on — use split=test (or val)" in line
+    # both refusals came before any work: no `failed` evaluate run beside the one that scored (probe 68)
+    assert len(run_dirs(outputs, "evaluate")) == 1
 
 
 def test_split_all_of_a_set_without_a_test_split_names_split_val(cli, outputs: Path) -> None:

@@ -240,8 +240,10 @@ def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Pat
     assert record["metrics"]["backbone_lr_scale"] == 0.1 and "backbone trains at 0.1 x optim.lr" in result.stderr
     tuned = checkpoint_state(run_dirs(outputs, "finetune")[0])
     assert not torch.equal(tuned["features.0.weight"], pretrained["features.0.weight"])
+    runs = len(run_dirs(outputs, "finetune"))
     clash = cli("finetune", *TINY, "model=resnet18", "model.weights=latest:pretrain")
     assert clash.code == 2 and "lenet5 checkpoint but model=resnet18" in clash.stderr
+    assert len(run_dirs(outputs, "finetune")) == runs  # refused before any work: no `failed` run (probe 68)
 
 
 @pytest.fixture

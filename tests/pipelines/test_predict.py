@@ -141,6 +141,11 @@ def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) 
     assert cli("pretrain", *TINY).code == 0
     result = cli("predict", "source=latest:pretrain")
     assert result.code == 2 and "needs images" in result.stderr and "Traceback" not in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("predict", "source=latest:pretrain", str(empty))
+    assert result.code == 2 and "no image files in" in result.stderr
+    assert not (outputs / "predict").exists()  # refused before any work: no `failed` run left (probe 68)
     result = cli("predict", "source=latest:pretrain", f"predict.inputs=['{tmp_path / 'missing.jpg'}']")
     assert result.code == 2 and "no such file or folder" in result.stderr
 

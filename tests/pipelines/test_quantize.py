@@ -137,8 +137,10 @@ def test_ptq_auto_builds_measures_and_keeps_the_fastest_candidate(cli, outputs: 
     assert session.get_inputs()[0].name == "input"
     assert "chosen" in result.stdout and "qop_s8s8" in result.stdout
 
+    runs = len(run_dirs(outputs, "quantize"))
     again = cli("quantize", "source=latest:quantize", *FAST)  # an INT8 model is not quantized twice
     assert again.code == 2 and "is quantized already" in again.stderr
+    assert len(run_dirs(outputs, "quantize")) == runs  # refused before any work: no `failed` run (probe 68)
 
 
 def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(

@@ -24,7 +24,7 @@ from cnnlab.compress.quantization.calibration import CalibrationReader
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import load_onnx
 from cnnlab.deploy.onnx_check import QUANTIZED_OPS, graph_precision, quantized_ops  # noqa: F401 - re-exported
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import with_usual_permissions
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -51,6 +51,7 @@ class PtqSettings:
             raise CnnlabError(f"quantize.percentile={self.percentile} must be in (0, 100]")
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def check_float_graph(path: Path) -> None:
     """Refuse a file that is quantized already (quantizing it again would stack rounding on rounding), and an FP16
     one (INT8 ranges and the FP32 reference start from an FP32 graph): one line each, naming the FP32 source."""
