@@ -14,6 +14,7 @@ never rewritten for it.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import socket
 import time
@@ -463,7 +464,19 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
     run_dir = path.parent if (path.parent / RUN_FILE).exists() else None
-    return Source(spec, kind, path.resolve(), load_run(run_dir) if run_dir else None)
+    return Source(spec, kind, path.resolve(), _run_beside(path, run_dir) if run_dir else None)
+
+
+def _run_beside(path: Path, run_dir: Path) -> RunInfo | None:
+    """The run whose folder holds the model file `path`; None, with a warning, when its run.json is damaged: the file
+    carries its own record of its data (checkpoint extra, ONNX metadata) and is read as a file copied out of its run
+    (probe 68: refused with "pick another run" although the user named an intact file)."""
+    try:
+        return load_run(run_dir)
+    except CnnlabError as exc:
+        logging.getLogger("cnnlab").warning("%s; %s is read with its own record, as a file outside a run",
+                                            exc.message, path)
+        return None
 
 
 def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str, runtime_key: str | None) -> Source:

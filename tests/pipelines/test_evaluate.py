@@ -301,6 +301,13 @@ def test_a_model_file_copied_out_of_its_run_keeps_its_data_and_split(cli, output
     for command in ("quantize", "export"):
         carved = cli(command, f"source={bare}", "dataset.val_fraction=0.9")
         assert carved.code == 2 and "would hold images the model trained on" in carved.stderr, carved.output
+    # probe 68: beside a damaged run.json, the named file was refused ("pick another run"); it is read as a copy
+    (bare.parent / "run.json").write_text("{not json")
+    scored, copied = cli("evaluate", f"source={bare}"), read_run(run_dirs(outputs, "export")[0])
+    said = " ".join(scored.stderr.split())  # the log wraps its lines
+    assert scored.code == 0 and "run.json is damaged" in said and "is read with its own record" in said, said
+    assert read_run(run_dirs(outputs, "evaluate")[0])["dataset"]["config"]["val_fraction"] == \
+        copied["dataset"]["config"]["val_fraction"]
 
 
 def test_a_file_ending_in_softmax_scores_as_its_source_not_softmaxed_twice(cli, outputs: Path, tiny_export: Path,
