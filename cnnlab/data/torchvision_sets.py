@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from PIL import Image
 from torch.utils.data import Dataset, Subset
@@ -73,15 +73,16 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
     if state == "missing" and mode is not True and files.system_copy() is not None:
         state = "system"
     if state == "missing" and mode is False:
-        raise CnnlabError(f"{_not_there(files, root)} and dataset.download=false",
-                          fix=f"{files.placement(root, files.absent(root))}; or allow the download with "
+        absent = files.absent(root)
+        raise CnnlabError(f"{_not_there(files, root, absent)} and dataset.download=false",
+                          fix=f"{files.placement(root, absent)}; or allow the download with "
                               "dataset.download=auto")
     return root, mode, state
 
 
-def _not_there(files: OnDisk, root: Path) -> str:
-    """'SVHN is not in ROOT', or 'SVHN in ROOT lacks ROOT/test_32x32.mat' when some of its files are there."""
-    absent = files.absent(root)
+def _not_there(files: OnDisk, root: Path, absent: Sequence[tuple[str, str | None]]) -> str:
+    """'SVHN is not in ROOT', or 'SVHN in ROOT lacks ROOT/test_32x32.mat' when some of its files are there (`absent`:
+    files.absent(root), taken before a download tried)."""
     if len(absent) == len(files.needs):
         return f"{files.title} is not in {root}"
     return f"{files.title} in {root} lacks {listed([str(root / path) for path, _ in absent])}"
@@ -131,7 +132,7 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
             raise CnnlabError(f"{files.title}: cannot decompress {copy} into {root} ({_cause(exc)})",
                               fix="point dataset.root=DIR to a writable folder") from exc
     folders_before = _set_folders(root, files) if state == "missing" else set()
-    absent, not_there = files.absent(root), _not_there(files, root)
+    absent = files.absent(root) if state == "missing" else []  # before a failed download makes folders
     if state == "archived":
         _extract(files, root)
     bad_idx = idx_faults(files, root) if state != "missing" else []
@@ -142,7 +143,7 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
     except Exception as exc:  # noqa: BLE001 - URLError, md5 mismatch, bad pickle: all end in one clear message
         if state == "missing":
             _remove_empty_folders_made(root, files, folders_before)
-            raise CnnlabError(f"{not_there} and could not be downloaded ({_cause(exc)})",
+            raise CnnlabError(f"{_not_there(files, root, absent)} and could not be downloaded ({_cause(exc)})",
                               fix=f"{files.placement(root, absent)}; or rerun where that address is reachable") \
                 from exc
         faults = file_faults(files, root)
