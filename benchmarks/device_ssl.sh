@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Issue 17's self-supervised benchmark on a lent GPU machine, in one call with a hard deadline (docs/benchmarks.md).
 #
-# The machine is bare and offline: cnnlab runs from this checkout (PYTHONPATH) under the machine's own torch, its
-# pure-Python dependencies come as wheels in .whl/ (hydra-core, omegaconf, antlr4, torch-pruning, optuna, ...), and
-# the Debian package's four Fashion-MNIST files come in .fmnist/ and go where cnnlab finds them offline.
+# The machine is readied by benchmarks/device_setup.sh (carry .whl and .fmnist).
 #
 #   1. the CUDA tests of the batched augmentation (data/batch_augment.py) and of pretraining on the GPU;
 #   2. benchmarks/augment_on.py: SimCLR's images/s with the augmentation in 14 DataLoader workers vs on the GPU,
@@ -17,26 +15,8 @@
 #   run: DEADLINE_S=570 bash benchmarks/device_ssl.sh      (carry .whl and .fmnist)
 #   dry run here (CPU, the venv's python, tiny): QUICK=1 PYTHON=.venv/bin/python OUT=/tmp/out bash benchmarks/device_ssl.sh
 set -u
-start=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-570}
-PYTHON=${PYTHON:-python3}
-OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT"
-elapsed() { echo $(( $(date +%s) - start )); }
-left() { echo $(( DEADLINE_S - $(elapsed) )); }
-say() { echo "[$(elapsed) s] $*" | tee -a "$OUT/steps.log"; }
-
-if [ -z "${QUICK:-}" ]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-    mkdir -p /usr/share/datasets/fashion-mnist && cp .fmnist/*.gz /usr/share/datasets/fashion-mnist/ || exit 1
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-fi
-export PYTHONUNBUFFERED=1
-"$PYTHON" -c "import torch, torchvision, cnnlab; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
-      'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" \
-    | tee -a "$OUT/steps.log"
-say "setup done"
+. benchmarks/device_setup.sh
 
 if [ -n "${QUICK:-}" ]; then
     MODEL=(--model lenet5); SSL_ARGS=(--quick); AUG_ARGS=(--quick --device cpu); IMAGES=256; WORKERS=1

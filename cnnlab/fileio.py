@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -168,3 +169,9 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of the file at `path` as 64 hex digits, read in blocks (hashlib.file_digest). Raises OSError."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -11,7 +11,7 @@ from rich.table import Table
 from cnnlab import conftree
 from cnnlab.console import out
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import iter_runs
+from cnnlab.runs import RunInfo, iter_runs
 
 
 def _fmt_millions(value: float | int | None) -> str:
@@ -58,6 +58,19 @@ def print_datasets() -> None:
     out.print(table)
 
 
+def _val_acc_cell(run: RunInfo) -> str:
+    """The run's val top-1; for a run that stopped before its end (interrupted, failed, dead, still running), the last
+    epoch's that its record kept, with the epoch. A damaged record's sections are empty: its row shows the reason."""
+    if run.metrics.val_acc is not None:
+        return f"{run.metrics.val_acc:.2%}"
+    history = run.metrics.extra.get("history")
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
+    acc = last.get("val_acc")
+    if not isinstance(acc, (int, float)) or isinstance(acc, bool) or not 0 <= acc <= 1:
+        return "—"
+    return f"{acc:.2%} (epoch {len(history)})"
+
+
 def print_runs(outputs: Path, *, named: bool = False) -> None:
     """The runs under `outputs`, oldest first. A folder the user `named` (--outputs DIR) that does not exist is a
     CnnlabError (exit 2): "no runs yet" would hide a mistyped path. The default outputs folder (./outputs,
@@ -76,7 +89,6 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
     for column in ("run", "command", "status", "model", "dataset", "val acc", "started"):
         table.add_column(column)
     for run in runs:
-        acc = run.metrics.val_acc  # sections of a damaged record are empty: its row shows only the reason
         # dead: recorded `running`, but its process is gone from this host (killed); resume=true continues it
         # damaged: run.json cannot be used (the reason is shown); latest, resume and report skip it
         gone = [] if run.damaged else run.deleted_files()
@@ -86,7 +98,7 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
                  "damaged": "red"}.get(run.status, "")
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,
                       escape(run.model.name or ""), escape(run.dataset.name or ""),
-                      "—" if acc is None else f"{acc:.2%}",
+                      _val_acc_cell(run),
                       escape(run.started.replace("T", " ")[:19]))
     out.print(table)
     damaged = sum(1 for run in runs if run.damaged)

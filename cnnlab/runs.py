@@ -14,6 +14,7 @@ never rewritten for it.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import read_json, read_yaml_mapping, write_json
+from cnnlab.fileio import read_json, read_yaml_mapping, sha256_of, write_json
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
@@ -39,6 +40,9 @@ PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"  # set by `cnnlab pipeline` for its sta
 FINISHED = ("completed",)
 DEAD = "dead"                  # never written: read for a `running` run whose process is gone
 RESUMABLE_STATUSES = ("interrupted", "failed", DEAD)  # what `resume=true` continues
+# The artifacts a later command reads as a model: run.json `digests` keeps their SHA-256, taken when the run wrote
+# them, and a source naming one is checked against it (`check_intact`) — the run's scores are that file's only.
+DIGESTED = ("model", "onnx")
 NO_CHECKPOINT = "no_checkpoint"  # run.json: why a run of a resumable command keeps no last.pt by design
 
 
@@ -165,7 +169,12 @@ class RunRecord:
         self.save()
 
     def add_artifact(self, name: str, path: Path) -> None:
-        self.update(artifacts={name: os.path.relpath(path, self.run_dir)})
+        """Record the file `path` as artifact `name`, with its SHA-256 for a model file (DIGESTED): called once the
+        file is written whole (a file not there yet gets no digest, and is then read unchecked)."""
+        digest = {}
+        if name in DIGESTED and self.enabled and Path(path).is_file():
+            digest = {"digests": {name: sha256_of(path)}}
+        self.update(artifacts={name: os.path.relpath(path, self.run_dir)}, **digest)
 
     def finish(self, status: str, *, metrics: dict[str, Any] | None = None, error: str | None = None) -> None:
         self.data["status"] = status
@@ -188,7 +197,7 @@ DAMAGED = "damaged"            # never written: read for a run.json that cannot 
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "command": (str,), "status": (str,), "started": (str,), "ended": (str,), "run_dir": (str,),
     "overrides": (list,), "pipeline": (dict,), "job": (dict,), "environment": (dict,), "process": (dict,),
-    "error": (str,)}
+    "error": (str,), "digests": (dict,)}
 # the fields of the sections that recognise a run done before (a pipeline's stage; a sweep's or SLURM's job)
 _NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "pipeline": {"fingerprint": (str,), "inputs": (dict,)},
@@ -210,6 +219,8 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
                 return problem
     if not all(isinstance(o, str) for o in data.get("overrides") or []):
         return "overrides holds a non-text entry"
+    if not all(isinstance(d, str) and len(d) == 64 for d in (data.get("digests") or {}).values()):
+        return "digests holds an entry that is not a SHA-256 (64 hex digits)"
     try:
         for name, section in SECTIONS.items():
             section.from_dict(data.get(name))
@@ -464,7 +475,42 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
     run_dir = path.parent if (path.parent / RUN_FILE).exists() else None
-    return Source(spec, kind, path.resolve(), _run_beside(path, run_dir) if run_dir else None)
+    return check_intact(Source(spec, kind, path.resolve(), _run_beside(path, run_dir) if run_dir else None))
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_at(path: Path, stamp: tuple[int, int]) -> str:
+    """sha256_of(`path`) once per file version (`stamp`: mtime in ns, size): a command resolves its source more
+    than once, and a ResNet-50 ONNX file is 100 MB."""
+    return sha256_of(path)
+
+
+def check_intact(source: Source) -> Source:
+    """`source`, when its file is byte for byte the model file its run wrote, or when nothing can tell (no run, a
+    file the run did not record as its model, a record from before `digests`). Raises CnnlabError when the file's
+    SHA-256 differs from the one run.json recorded with it: the file was replaced or changed after the run (another
+    run's model.onnx copied in, bytes damaged on disk), and read as the run's it would be scored, compared and
+    reported beside scores, settings and data that are not its own (probe 68: an altered ONNX file was scored with
+    exit 0)."""
+    run = source.run
+    digests = (run.data.get("digests") or {}) if run is not None else {}
+    for name in DIGESTED:
+        file = run.artifact(name) if name in digests and run is not None else None
+        if file is None or file.resolve() != source.path:
+            continue
+        try:
+            stat = source.path.stat()
+            digest = _digest_at(source.path, (stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            return source  # gone or unreadable now: the command's own read of it says so
+        if digest != digests[name]:
+            raise CnnlabError(f"{source.path} is not the file run {run.path} wrote: its SHA-256 differs from the one "
+                              f"in the run's run.json, so the run's scores and settings are not this file's (it was "
+                              f"replaced or changed after the run)",
+                              fix=f"put back the run's own {source.path.name} (or run `cnnlab {run.command}` again); "
+                                  "to use this file as it is, copy it out of the run folder and name the copy: it is "
+                                  "then read with its own record")
+    return source
 
 
 def _run_beside(path: Path, run_dir: Path) -> RunInfo | None:
@@ -483,7 +529,7 @@ def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str, runtime_
     for kind in want:
         file = run.artifact(_ARTIFACT_OF_KIND[kind])
         if file is not None:
-            return Source(spec, kind, file.resolve(), run)
+            return check_intact(Source(spec, kind, file.resolve(), run))
     if any(run.artifact(_ARTIFACT_OF_KIND[k]) is not None for k in _ARTIFACT_OF_KIND if k not in want):
         raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want, runtime_key)
     names = " or ".join(_ARTIFACT_OF_KIND[k] for k in want)

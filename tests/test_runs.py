@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -341,3 +342,40 @@ def test_latest_does_not_pass_over_a_newer_run_whose_model_file_was_deleted(tmp_
     assert f"the newest completed `cnnlab finetune` run, {newest}, has its model.pt deleted" in info.value.message
     assert info.value.fix is not None and f"source={older}" in info.value.fix
     resolve_source(f"{older}", tmp_path)  # the fix works
+
+
+def test_a_model_file_changed_after_its_run_is_refused_by_every_way_of_naming_it(tmp_path: Path) -> None:
+    """run.json keeps the SHA-256 of the model files its run wrote; a file changed since (bytes flipped on disk,
+    another run's file copied in) was read as the run's, its scores and settings beside it (probe 68)."""
+    outputs = tmp_path / "outputs"
+    run = make_run(outputs, "export", "a", model=False, onnx=True)
+    assert read_json_digests(run) == {"onnx": hashlib.sha256(b"x").hexdigest()}
+    assert resolve_source(str(run), outputs).path == run / "model.onnx"  # intact: read as before
+    (run / "model.onnx").write_bytes(b"y")
+    for spec in (str(run), str(run / "model.onnx"), "latest", "latest:export"):
+        with pytest.raises(CnnlabError) as caught:
+            resolve_source(spec, outputs)
+        assert f"{run / 'model.onnx'} is not the file run {run} wrote: its SHA-256 differs" in caught.value.message
+        assert "put back the run's own model.onnx" in caught.value.fix
+    copy = tmp_path / "kept.onnx"  # the fix it names: a copy out of the folder is a file of its own
+    copy.write_bytes(b"y")
+    assert resolve_source(str(copy), outputs).run is None
+    (run / "model.onnx").write_bytes(b"x")  # the other fix: the run's own file put back
+    assert resolve_source(str(run), outputs).path == run / "model.onnx"
+
+
+def test_digests_are_checked_as_untrusted_input(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "pretrain", "a")
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "digests": {"model": 5}}))
+    assert "digests holds an entry that is not a SHA-256" in str(RunInfo.read(run).damaged)
+    (run / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "digests"}))
+    (run / "model.pt").write_bytes(b"changed")  # a record from before digests: nothing to tell by
+    assert resolve_source(str(run), tmp_path).path == run / "model.pt"
+    disabled = RunRecord(tmp_path / "rank1", {"artifacts": {}}, enabled=False)  # DDP rank > 0 writes nothing
+    disabled.add_artifact("model", tmp_path / "rank1" / "model.pt")  # nor reads a file it did not write
+    assert "digests" not in disabled.data
+
+
+def read_json_digests(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())["digests"]

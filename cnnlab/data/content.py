@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from cnnlab.data.decode import extension_reason
+from cnnlab.fileio import sha256_of
 
 
 def folder_digest(root: Path) -> str | None:
@@ -60,7 +61,7 @@ def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     def sha256(path: str) -> str | None:
         if path not in hashes:
             try:
-                hashes[path] = _sha256(path)
+                hashes[path] = sha256_of(path)
             except OSError:
                 hashes[path] = None
         return hashes[path]
@@ -90,14 +91,11 @@ def same_pictures(folder: Path, other: Path) -> bool:
     try:
         if any(os.path.getsize(mine[name]) != os.path.getsize(theirs[name]) for name in mine):
             return False
-        return all(_sha256(mine[name]) == _sha256(theirs[name]) for name in mine)
+        return all(sha256_of(mine[name]) == sha256_of(theirs[name]) for name in mine)
     except OSError:  # a file gone or unreadable meanwhile: not shown to be the same
         return False
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def visible_files(root: Path) -> Iterator[str]:

@@ -7,7 +7,6 @@ missing does torch.hub download it; offline, the error names the file, the folde
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import sha256_of
 from cnnlab.models.registry import get_entry
 
 log = logging.getLogger(__name__)
@@ -225,14 +225,11 @@ def _replaced_hub_file(name: str, origin: str | Path | None) -> str | None:
     match = torch.hub.HASH_REGEX.search(origin.name)
     if match is None:
         return None
-    digest = hashlib.sha256()
     try:
-        with origin.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest = sha256_of(origin)
     except OSError:
         return url  # unreadable now: it cannot be torchvision's file either
-    return None if digest.hexdigest().startswith(match.group(1)) else url
+    return None if digest.startswith(match.group(1)) else url
 
 
 def _instead(role: str) -> str:

@@ -259,6 +259,10 @@ def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
     def on_epoch_end(epoch: int, entry: dict[str, Any]) -> None:
         epochs.add(entry)
         record()
+        if not suffix:  # the run's own training (whose last.pt resume continues): run.json keeps up with it, so an
+            # interrupted or killed run's record says how far it got (probe 67); a completed run's final metrics
+            # replace these with the same history
+            ctx.record.update(metrics={"epochs": len(epochs.entries), "history": list(epochs.entries)})
 
     try:
         with epochs:  # leaving draws the final curves, also when training stops with an error or Ctrl-C

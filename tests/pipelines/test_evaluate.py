@@ -239,6 +239,8 @@ def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli
     unsaid = cli("evaluate", f"source={edited}", "split=val")  # its model.pt records the seed: they disagree
     assert unsaid.code == 2 and "dataset.seed 3 in the file, nothing in run.json" in unsaid.stderr, unsaid.output
     (edited / "model.pt").write_bytes(_without_dataset_record(edited / "model.pt"))  # a file from before that record
+    del record["digests"]  # ... and so a run from before run.json kept its model file's SHA-256
+    (edited / "run.json").write_text(json.dumps(record))
     unsaid = cli("evaluate", f"source={edited}", "split=val")
     assert unsaid.code == 2 and "does not record dataset.seed" in unsaid.stderr, unsaid.output
     record["dataset"]["config"]["seed"] = float("nan")  # a traceback before: cannot convert float NaN to integer
@@ -514,3 +516,26 @@ def _without_dataset_record(path: Path) -> bytes:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
+
+
+def test_an_onnx_file_whose_weights_changed_after_its_run_is_not_scored_as_the_runs(cli, outputs: Path,
+                                                                                    tiny_export: Path,
+                                                                                    tmp_path: Path) -> None:
+    """Bytes flipped in a weight of an exported run's model.onnx (a damaged disk, a hand edit): the file still
+    loads and was scored as the run's with exit 0 (probe 68). The run's SHA-256 of it tells now."""
+    import onnx
+
+    graph = onnx.load(tiny_export)
+    weight = max(graph.graph.initializer, key=lambda t: len(t.raw_data))
+    data = tiny_export.read_bytes()
+    at = data.index(weight.raw_data) + len(weight.raw_data) // 2
+    tiny_export.write_bytes(data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1:])
+    onnx.checker.check_model(onnx.load(tiny_export))  # still a valid model: only its numbers changed
+    run = tiny_export.parent
+    result = cli("evaluate", f"source={run}", "split=val")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and f"{tiny_export} is not the file run {run} wrote" in said, result.output
+    assert "Traceback" not in result.stderr and not (outputs / "evaluate").exists()
+    copy = tmp_path / "edited.onnx"  # the fix it names: scored as a file of its own
+    copy.write_bytes(tiny_export.read_bytes())
+    assert cli("evaluate", f"source={copy}", "split=val").code == 0

@@ -349,3 +349,33 @@ def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, conte
     assert "its saved settings (.hydra/config.yaml) cannot be read" in said
     assert "start a new run without resume=" in said
 
+
+
+def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in epoch 2: run.json said `metrics: {}`, epoch 1's scores only in metrics.csv (probe 67). The record
+    now keeps up with each epoch, `cnnlab list runs` shows how far the run got, and a resumed run's record has them
+    all."""
+    save_state, saves = Trainer._save_state, []
+
+    def interrupted_at_the_second(self, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        save_state(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_save_state", interrupted_at_the_second)
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130
+    record = only_run(outputs, "pretrain")
+    run = Path(record["run_dir"])
+    assert record["status"] == "interrupted" and record["metrics"]["epochs"] == 1
+    epoch = record["metrics"]["history"][0]
+    row = (run / "metrics.csv").read_text().splitlines()[1].split(",")
+    assert epoch["epoch"] == 1 and f"{epoch['val_acc']:.6g}" in {f"{float(v):.6g}" for v in row[1:] if v}
+    listed = cli("list", "runs")
+    assert f"{epoch['val_acc']:.2%} (epoch 1)" in listed.stdout, listed.output
+    monkeypatch.setattr(Trainer, "_save_state", save_state)
+    assert cli("pretrain", "resume=true").code == 0
+    resumed = next(d for d in run_dirs(outputs, "pretrain") if d != run)
+    history = read_run(resumed)["metrics"]["history"]
+    assert [e["epoch"] for e in history] == [1, 2, 3] and history[0] == epoch

@@ -1,6 +1,7 @@
 """steps/sources.py: what a command takes from its source run — the model file, and the data it learned."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,12 +17,17 @@ def test_a_model_file_replaced_after_its_run_is_refused_and_its_copy_works(cli, 
     ran, other = run_dirs(outputs, "pretrain")
     shutil.copy(other / "model.pt", ran / "model.pt")
     for command in (["evaluate", f"source={ran}", "split=val"], ["finetune", f"model.weights={ran}"],
-                    ["prune", f"source={ran}"], ["quantize", f"source={ran}"]):
+                    ["prune", f"source={ran}"], ["quantize", f"source={ran}"], ["bench", f"source={ran}"]):
         result = cli(*command)
-        assert result.code == 2, (command, result.output)
-        assert f"{ran / 'model.pt'} and its run's run.json record different data (dataset.seed 5 in the file, 0 " \
-               "in run.json)" in " ".join(result.stderr.split()), (command, result.output)
+        assert result.code == 2, (command, result.output)  # run.json's SHA-256 of the file it wrote tells first
+        assert f"{ran / 'model.pt'} is not the file run {ran} wrote: its SHA-256 differs" in \
+               " ".join(result.stderr.split()), (command, result.output)
     assert not (outputs / "evaluate").exists()  # refused before work: no run folder
+    record = json.loads((ran / "run.json").read_text())
+    (ran / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "digests"}))
+    older = cli("evaluate", f"source={ran}", "split=val")  # a record from before digests: the data records tell
+    assert older.code == 2 and f"{ran / 'model.pt'} and its run's run.json record different data (dataset.seed 5 " \
+        "in the file, 0 in run.json)" in " ".join(older.stderr.split()), older.output
 
     shutil.copy(other / "model.pt", ran / "alt.pt")  # probe 64: a file the run never wrote has nothing to put back
     named = cli("evaluate", f"source={ran / 'alt.pt'}", "split=val")
@@ -44,4 +50,5 @@ def test_a_model_file_replaced_after_its_run_is_refused_and_its_copy_works(cli, 
     third_export = next(d for d in run_dirs(outputs, "export") if d != export)
     shutil.copy(export / "model.onnx", third_export / "model.onnx")
     result = cli("evaluate", f"source={third_export}", "split=val")
-    assert result.code == 2 and "and its run's run.json record different data" in result.stderr, result.output
+    assert result.code == 2 and "its SHA-256 differs from the one in the run's run.json" in \
+        " ".join(result.stderr.split()), result.output
