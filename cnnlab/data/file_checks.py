@@ -9,9 +9,10 @@ import functools
 import gzip
 import os
 import struct
+import tarfile
 from math import prod
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 from torchvision.datasets import CIFAR10, CIFAR100, STL10, SVHN, Flowers102
 from torchvision.datasets import utils as torchvision_utils
@@ -99,20 +100,51 @@ def file_faults(files: OnDisk, root: Path) -> list[tuple[Path, str]]:
 
 
 def _packed_inside(path: Path, archive: Path) -> bool:
-    """Whether `archive` (a .gz) decompresses to exactly `path`'s bytes: then it is where the faulty file came from,
-    and deleting `path` alone would extract the same file again (probe 67: a fix that looped)."""
-    if archive.suffix != ".gz" or not archive.is_file() or not path.is_file():
+    """Whether `archive` is where `path` came from: a .gz that decompresses to exactly the file `path`'s bytes, or a
+    tar archive (CIFAR's .tar.gz) that holds every file of the folder `path` byte for byte. Then deleting `path`
+    alone would extract the same files again (probe 67: a fix that looped, for an idx .gz and a foreign CIFAR
+    archive)."""
+    if not archive.is_file() or not path.exists():
         return False
     try:
+        if path.is_dir():
+            return tarfile.is_tarfile(archive) and _folder_packed_inside(path, archive)
+        if archive.suffix != ".gz":
+            return False
         with gzip.open(archive, "rb") as packed, path.open("rb") as plain:
-            while True:
-                chunk = packed.read(1 << 20)
-                if chunk != plain.read(1 << 20):
-                    return False
-                if not chunk:
-                    return True
-    except (OSError, EOFError):  # a .gz that does not decompress is not where a readable file came from
+            return _same_bytes(packed, plain)
+    except (OSError, EOFError, tarfile.TarError):  # an archive that does not read is not where readable files came from
         return False
+
+
+def _same_bytes(one: BinaryIO, other: BinaryIO) -> bool:
+    while True:
+        chunk = one.read(1 << 20)
+        if chunk != other.read(1 << 20):
+            return False
+        if not chunk:
+            return True
+
+
+def _folder_packed_inside(folder: Path, archive: Path) -> bool:
+    """Whether every file under `folder` is a member of the tar `archive` (its path from the folder's parent, as the
+    set's archives hold them) with the same bytes. Only read: member names are untrusted, so a name is only compared,
+    never written."""
+    files = {path.relative_to(folder.parent).as_posix(): path for path in folder.rglob("*") if path.is_file()}
+    found = 0
+    with tarfile.open(archive) as packed:
+        for member in packed:
+            path = files.get(member.name.removeprefix("./"))
+            if path is None or not member.isfile():
+                continue
+            content = packed.extractfile(member)
+            if content is None or member.size != path.stat().st_size:
+                return False
+            with content, path.open("rb") as plain:
+                if not _same_bytes(content, plain):
+                    return False
+            found += 1
+    return found == len(files) > 0
 
 
 def put_back(files: OnDisk, root: Path, needs: Sequence[tuple[str, str | None]]) -> str:

@@ -173,6 +173,28 @@ def test_cifar10_archive_is_extracted_offline(tmp_path: Path, fake_checksums: No
     assert not offline
 
 
+def test_a_foreign_cifar_archive_is_named_with_the_folder_it_was_extracted_into(tmp_path: Path,
+                                                                                 offline: list[str]) -> None:
+    """A valid archive of other files than the official ones beside its extracted folder: the fix named the folder
+    alone, and deleting it extracted the same files again (probe 67). The archive the files came from is named too;
+    an official archive beside a foreign folder is not (deleting the folder is the whole fix)."""
+    source = tmp_path / "src"
+    write_cifar10(source)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as packed:
+        packed.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    folder = tmp_path / "cifar-10-batches-py"
+    settings = {"root": str(tmp_path), "download": False, "val_fraction": 0.2}
+    for _ in range(2):  # the first build extracts it; the second finds the folder there
+        with pytest.raises(CnnlabError, match="its MD5 sum differs") as err:
+            build_cifar10(settings, SPEC)
+        assert err.value.fix.startswith(f"delete {folder}, {archive} and put the official files there"), err.value.fix
+    (folder / "data_batch_1").write_bytes(b"other bytes")  # the folder no longer what the archive holds
+    with pytest.raises(CnnlabError, match="its MD5 sum differs") as err:
+        build_cifar10(settings, SPEC)
+    assert err.value.fix.startswith(f"delete {folder} and put the official files there"), err.value.fix
+
+
 def test_cifar100_fine_labels(tmp_path: Path, fake_checksums: None) -> None:
     names = [f"class{i}" for i in range(100)]
     write_cifar(tmp_path, "cifar-100-python", {"train": 400, "test": 2}, "fine_labels", ("meta", "fine_label_names"),
