@@ -1,5 +1,5 @@
 """Benchmark: pretraining throughput with the augmentation in the DataLoader workers (per image, torchvision) vs on
-the device (whole batches, kornia: `method.augment_on=device`, data/batch_augment.py), paired and interleaved.
+the device (whole batches, kornia: `trainer.augment_on=device`, data/batch_augment.py), paired and interleaved.
 
 Each round runs `cnnlab pretrain` once per place, alternating, for `--steps` steps of one epoch (trainer.max_steps_
 per_epoch; precise BN off, a small kNN bank), and reads the engine's training images/s from run.json (the epoch's
@@ -51,9 +51,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for place in PLACES if round_ % 2 == 0 else reversed(PLACES):
-                run = cnnlab(Path(tmp) / "outputs", args.threads, *common, f"method.augment_on={place}")
+                run = cnnlab(Path(tmp) / "outputs", args.threads, *common, f"trainer.augment_on={place}")
                 rate = float(run["metrics"]["train_images_per_s"])
-                where = run["pretrain"]["augment_on"]["where"]
+                where = run["environment"]["augment_on"]["where"]
                 rates[place].append(rate)
                 print(f"  round {round_ + 1} {place:<8} {rate:9.1f} images/s (ran on: {where})", flush=True)
     ratio = median(rates["device"]) / median(rates["workers"])

@@ -1,4 +1,4 @@
-"""Benchmark: does drawing the augmentations on whole batches (`method.augment_on=device`, kornia) train as well as
+"""Benchmark: does drawing the augmentations on whole batches (`trainer.augment_on=device`, kornia) train as well as
 drawing them per image in the DataLoader workers (torchvision)? Same runs otherwise, paired by seed.
 
 For each seed, `cnnlab pretrain` runs once per place (alternating) on the same Fashion-MNIST subset; the score is
@@ -56,7 +56,7 @@ def main() -> None:
         for i, seed in enumerate(args.seeds):
             for place in PLACES if i % 2 == 0 else reversed(PLACES):
                 run = cnnlab(Path(tmp) / "outputs", args.threads, *common, f"seed={seed}",
-                             f"method.augment_on={place}")
+                             f"trainer.augment_on={place}")
                 scores[place].append(score(run, args.method))
                 rates[place].append(float(run["metrics"]["train_images_per_s"]))
                 print(f"  seed {seed} {place:<8} {scores[place][-1]:6.2f} %  {rates[place][-1]:8.1f} images/s",

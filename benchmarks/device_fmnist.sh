@@ -5,7 +5,7 @@
 # Per seed, in the order 1, 2, 0 (seed 0 was trained on the CPU: rerun last, for a set from one machine), as long as
 # the time left allows another whole seed: benchmarks/fashion_mnist.py with the CPU row's recipe — `cnnlab pretrain
 # model=resnet18 model.stem=cifar dataset=fashion_mnist trainer.epochs=15` (SGD 0.05 Nesterov, cosine, batch 64,
-# flip + random crop), the augmentation kept in 14 DataLoader workers (method.augment_on=workers: the CPU row's
+# flip + random crop), the augmentation kept in 14 DataLoader workers (trainer.augment_on=workers: the CPU row's
 # per-image path, so only the device differs) — then export → evaluate split=test, quantize (PTQ, chosen by
 # measurement on this host's CPU) → evaluate, prune 0.5 with --recovery-epochs → evaluate. Each seed writes its own
 # JSON and log into $OUT, so a seed cut by the deadline costs only itself.
@@ -22,7 +22,7 @@ if [ -n "${QUICK:-}" ]; then
 else
     ARGS=(--model resnet18 --epochs 15 --threads 16 --recovery-epochs "$RECOVERY"
           --train-override model.stem=cifar --train-override trainer.workers=14
-          --train-override method.augment_on=workers)
+          --train-override trainer.augment_on=workers)
     SEED_S=${SEED_S:-240}  # a first guess of one seed's time; the first seed's own time replaces it
 fi
 

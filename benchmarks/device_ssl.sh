@@ -7,7 +7,7 @@
 #   2. benchmarks/augment_on.py: SimCLR's images/s with the augmentation in 14 DataLoader workers vs on the GPU,
 #      paired and interleaved — the device rate also sets the epochs below;
 #   3. benchmarks/ssl_fashion_mnist.py with as many epochs as fit the time left (all 54,000 training images,
-#      ResNet-18 with the CIFAR stem at 32 px, batch 512, method.augment_on=auto: on the GPU), the supervised
+#      ResNet-18 with the CIFAR stem at 32 px, batch 512, trainer.augment_on=auto: on the GPU), the supervised
 #      reference of the same images x epochs and the three standardised linear probes, scored on the 10,000 test
 #      images (the label-efficiency fine-tunes are left out: the CPU runs measured them).
 # Everything it prints lands in $OUT (log, JSON, kNN plot).

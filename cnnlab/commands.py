@@ -73,7 +73,7 @@ COMMANDS: dict[str, CommandInfo] = {
                     "two augmented views of unlabeled images (method.temperature, method.projection_dim, "
                     "method.views.*), shows a kNN accuracy each epoch, and saves the backbone for "
                     "`cnnlab finetune model.weights=latest:pretrain` (docs/pretrain.md). On a GPU the "
-                    "augmentations run on whole batches there (method.augment_on=auto|workers|device). "
+                    "augmentations run on whole batches there (trainer.augment_on=auto|workers|device). "
                     "The default, dataset=synthetic, runs offline in about two minutes on a 2-core CPU.",
         pipeline="cnnlab.pipelines.pretrain",
         examples=("cnnlab pretrain",
@@ -94,7 +94,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "finetune.standardize_features), partial (the last "
                     "finetune.unfreeze stages) or full; in partial and full a pretrained backbone trains at "
                     "finetune.backbone_lr_scale x optim.lr (auto: 0.1, so the new head does not overwrite it). "
-                    "Weights from a cnnlab run train on that run's data unless dataset= names other data.",
+                    "Weights from a cnnlab run train on that run's data unless dataset= names other data. "
+                    "On a GPU the augmentations run on whole batches there (trainer.augment_on=auto|workers|device).",
         pipeline="cnnlab.pipelines.finetune",
         examples=("cnnlab finetune dataset=flowers",
                   "cnnlab finetune dataset=imagefolder dataset.root=~/photos finetune.mode=partial",

@@ -390,10 +390,17 @@ def _known_keys() -> frozenset[str]:
     return frozenset(packaged_defaults()) | frozenset(RULES)
 
 
+# Settings that moved, old key → new key: "did you mean" names the new one (spelling would not find it).
+MOVED = {"method.augment_on": "trainer.augment_on"}  # every training command reads it now, not pretrain alone
+
+
 def closest_setting(key: str) -> str | None:
-    """The known setting nearest to `key` in spelling (its own section first), for "did you mean"."""
+    """The known setting nearest to `key` in spelling (its own section first), or where it moved (MOVED), for
+    "did you mean"."""
     import difflib
 
+    if key in MOVED:
+        return MOVED[key]
     group = key.split(".", 1)[0]
     known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
     close = difflib.get_close_matches(key, known, n=1)

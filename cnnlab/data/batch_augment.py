@@ -1,4 +1,4 @@
-"""Augmentation of whole batches on the training device: `method.augment_on=device` for `cnnlab pretrain`.
+"""Augmentation of whole batches on the training device: `trainer.augment_on=device` (steps/augment_on.py).
 
 By default every image is augmented on its own in the DataLoader workers (torchvision.transforms.v2, seeded per
 image: data/loaders.py). On a GPU that leaves the GPU waiting: ResNet-18 with the CIFAR stem steps through
@@ -31,18 +31,6 @@ from torchvision.transforms import v2
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.transforms import ToChannels
 from cnnlab.data.views import ViewSettings, blur_kernel
-from cnnlab.errors import CnnlabError
-
-CHOICES = ("auto", "workers", "device")
-
-
-def augment_on_of(value: Any) -> str:
-    """The `method.augment_on` setting: auto, workers or device. Raises CnnlabError for anything else."""
-    text = str(value if value is not None else "auto").lower()
-    if text not in CHOICES:
-        raise CnnlabError(f"method.augment_on={value} is not a choice",
-                          fix="use method.augment_on=auto (device on CUDA where it can), workers or device")
-    return text
 
 
 class BatchAugment(nn.Module):

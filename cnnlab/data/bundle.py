@@ -6,13 +6,14 @@ Builders only know how to find images (`RawSplits`); the transforms are attached
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 from torch.utils.data import Dataset
 
 from cnnlab.data.decode import DecodeSummary
 from cnnlab.data.spec import InputSpec
+from cnnlab.data.transforms import Augment
 
 
 @dataclass
@@ -53,6 +54,7 @@ class DataBundle:
     unlabeled: Dataset | None = None
     content: str | None = None  # RawSplits.content, for the run record (dataset.content)
     stored_size: int | None = None  # RawSplits.stored_size: every raw image is this square; None = photos of any size
+    train_augment: Augment = field(default_factory=Augment)  # what `train`'s transform draws (dataset.augment)
 
 
 class TransformedDataset(Dataset):
@@ -68,3 +70,18 @@ class TransformedDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image, label = self.base[index]
         return self.transform(image), int(label)
+
+
+class RelabeledDataset(Dataset):
+    """The (image, label) items of `base` with each label `mapping[label]` (a folder's class index → the model's)."""
+
+    def __init__(self, base: Dataset, mapping: Sequence[int]) -> None:
+        self.base = base
+        self.mapping = list(mapping)
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, label, *rest = self.base[index]
+        return (image, self.mapping[int(label)], *rest)  # type: ignore[return-value]

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from torch.utils.data import Dataset
 
-from cnnlab.data.bundle import DataBundle
+from cnnlab.data.bundle import DataBundle, RelabeledDataset
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import class_difference
 
@@ -82,21 +82,6 @@ def _named_by_folders(model_classes: Sequence[str], data_classes: Sequence[str])
     for model_index, data_index in enumerate(data_class_of):
         mapping[data_index] = model_index
     return mapping
-
-
-class RelabeledDataset(Dataset):
-    """The (image, label) items of `base` with each label `mapping[label]` (a folder's class index → the model's)."""
-
-    def __init__(self, base: Dataset, mapping: Sequence[int]) -> None:
-        self.base = base
-        self.mapping = list(mapping)
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image, label, *rest = self.base[index]
-        return (image, self.mapping[int(label)], *rest)  # type: ignore[return-value]
 
 
 @found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)

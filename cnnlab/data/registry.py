@@ -137,4 +137,4 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
                       classes=raw.classes, spec=spec, random_train_transform=augment.is_random,
                       in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
                       unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate),
-                      content=raw.content, stored_size=raw.stored_size)
+                      content=raw.content, stored_size=raw.stored_size, train_augment=augment)

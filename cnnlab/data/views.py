@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.transforms import v2
 
-from cnnlab.data.bundle import DataBundle, TransformedDataset
+from cnnlab.data.bundle import DataBundle, RelabeledDataset, TransformedDataset
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.transforms import ToChannels, _interpolation, _to_normalised_tensor
 from cnnlab.errors import CnnlabError
@@ -132,7 +132,11 @@ class TwoViewDataset(Dataset):
 
 
 def _raw(dataset: Dataset) -> Dataset:
-    assert isinstance(dataset, TransformedDataset), "DataBundle splits are TransformedDatasets"
+    """A DataBundle split without its per-image transform: the stored images, their labels renumbered as the split
+    renumbers them (a RelabeledDataset: a folder's classes in the model's order; steps/sources.model_labelled)."""
+    if isinstance(dataset, RelabeledDataset):
+        return RelabeledDataset(_raw(dataset.base), dataset.mapping)
+    assert isinstance(dataset, TransformedDataset), "DataBundle splits are TransformedDatasets, maybe relabeled"
     return dataset.base
 
 

@@ -16,6 +16,8 @@ from cnnlab.engine.epoch_log import EpochLogSettings
 from cnnlab.errors import CnnlabError
 
 _OFF = ("none", "null")
+# where training images are augmented (trainer.augment_on): steps/augment_on.py places it
+AUGMENT_ON = ("auto", "workers", "device")
 
 
 def auto_flag(value: Any, key: str) -> bool | None:
@@ -65,6 +67,7 @@ class Recipe:
     batch_size: int = 64
     eval_batch_size: int | None = None          # None: 2 x batch_size
     workers: int | None = None                  # DataLoader workers; None = auto (see training.loader_workers)
+    augment_on: str = "auto"                    # auto | workers | device (steps/augment_on.py)
     seed: int = 0                               # training seed: init, data order, augmentation
     amp: str = "auto"                           # auto | bf16 | fp16 | none (resolved by engine/runtime.py)
     channels_last: Any = "auto"
@@ -100,6 +103,10 @@ class Recipe:
             raise CnnlabError(f"trainer.precise_bn_batches={bn_batches} must be at least 1",
                               fix="use trainer.precise_bn_batches=20, or trainer.precise_bn=false to switch it off")
         workers = trainer.get("workers", "auto")
+        augment_on = str(trainer.get("augment_on") or "auto").lower()
+        if augment_on not in AUGMENT_ON:
+            raise CnnlabError(f"trainer.augment_on={trainer.get('augment_on')} is not a choice",
+                              fix="use trainer.augment_on=auto (device on CUDA where it can), workers or device")
         optimizer = _plain(cfg.get("optim")) or cls().optimizer
         if optimizer.get("lr") is None:  # the schedule and parameter groups start from it: never a silent 0
             raise CnnlabError("the optim settings have no lr (a --config-dir optim file without one?)",
@@ -114,7 +121,8 @@ class Recipe:
         return cls(
             epochs=epochs, batch_size=int(trainer.get("batch_size", 64)),
             eval_batch_size=_optional(trainer.get("eval_batch_size"), int, zero_is_off=True),
-            workers=None if str(workers) == "auto" else int(workers), seed=int(cfg.get("seed", 0) or 0),
+            workers=None if str(workers) == "auto" else int(workers), augment_on=augment_on,
+            seed=int(cfg.get("seed", 0) or 0),
             amp=str(trainer.get("amp", "auto")), channels_last=trainer.get("channels_last", "auto"),
             grad_clip=_optional(trainer.get("grad_clip"), float, zero_is_off=True),
             label_smoothing=float(trainer.get("label_smoothing", 0.0)), mixup=float(trainer.get("mixup", 0.0)),

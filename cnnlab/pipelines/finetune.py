@@ -26,6 +26,7 @@ from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
+from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
@@ -125,7 +126,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         probe = ProbeFeatures(standardize=standardize, kept_head=trained_head)
         result = train_head_on_features(ctx, runtime, recipe, model, head_path, data, probe)
     else:
-        loaders = make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data))
+        loaders = classifier_loaders(ctx, recipe, runtime, data)
         trainable = Trainable(model, head=model.get_submodule(head_path), frozen=frozen,
                               backbone_lr_scale=settings.backbone_lr_scale)
         result = train_model(ctx, runtime, recipe, trainable, loaders, classification_objective(recipe, len(data.classes)),

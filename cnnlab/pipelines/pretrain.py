@@ -17,8 +17,6 @@ from torch.utils.data import Dataset, Subset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
-from cnnlab.data.batch_augment import augment_on_of
-from cnnlab.data.transforms import Augment
 from cnnlab.data.views import ViewSettings, pretraining_images, two_view_dataset
 from cnnlab.engine.knn import KnnMonitor
 from cnnlab.engine.recipe import Recipe
@@ -30,7 +28,7 @@ from cnnlab.models import canonical_name, create_model, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.steps.resume import apply_resume
-from cnnlab.steps.augment_on import AugmentPlace, place_augmentation, supervised_views, training_loaders
+from cnnlab.steps.augment_on import augmentation_place, classifier_loaders, training_loaders
 from cnnlab.steps.zoo_model import scratch_spec
 from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
                                    loader_workers, setup_runtime, train_model)
@@ -47,7 +45,6 @@ def check(cfg: DictConfig) -> None:
                           fix="use `cnnlab finetune model.weights=...` to start from existing weights")
     recipe = Recipe.from_config(cfg)
     method = cfg.get("method") or {}
-    augment_on_of(method.get("augment_on"))
     if str(method.get("name", "supervised")) != "supervised":
         SelfSupervisedSettings.from_config(cfg.method).check_batch(recipe.batch_size)
         ViewSettings.from_config(cfg.method.get("views"))
@@ -74,10 +71,7 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
     model = create_model(name, num_classes=len(data.classes), image_size=spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, spec.size, arch_kwargs)
     model = runtime.prepare_model(model)
-    views = supervised_views(Augment.from_config(cfg.dataset.get("augment")))
-    place = augmentation_place(ctx, cfg, recipe, runtime, data, views)
-    loaders = training_loaders(recipe, runtime, data, place, images=pretraining_images(data, unlabeled=False),
-                               augmented=data.train, views=views, count=1, workers=loader_workers(recipe, data))
+    loaders = classifier_loaders(ctx, recipe, runtime, data)
     result = train_model(ctx, runtime, recipe, Trainable(model), loaders,
                          classification_objective(recipe, len(data.classes)),
                          Checkpointing(resume_from=resume_from, dataset=dataset_record(data, cfg.dataset)))
@@ -123,7 +117,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     model = create_model(name, num_classes=len(data.classes), image_size=data.spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, data.spec.size, arch_kwargs)
     network = runtime.prepare_model(siamese_network(model, name, settings))
-    place = augmentation_place(ctx, cfg, recipe, runtime, data, views)
+    place = augmentation_place(ctx, recipe, runtime, data, views)
     loaders = training_loaders(recipe, runtime, data, place, images=images,
                                augmented=two_view_dataset(data, views, unlabeled=settings.unlabeled), views=views,
                                count=2, workers=loader_workers(recipe, data))
@@ -138,27 +132,13 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     # images: what it trained on — the training split and, where used, the unlabeled split (STL-10: run.json's
     # dataset.train_size counts the labelled split alone; probe 66)
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
-              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images),
-              "augment_on": place.record()}
+              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images)}
     trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=f"self-supervised ({settings.name}) from random "
                                                                "initialisation")
     ctx.record.update(pretrain=record)
     return save_and_record(ctx, trained, self_supervised_metrics(result, settings.name),
                            extra={"pretrain": record})
-
-
-def augmentation_place(ctx: RunContext, cfg: DictConfig, recipe: Recipe, runtime: Runtime, data: DataBundle,
-                       views: ViewSettings | str) -> AugmentPlace:
-    """Where the training images are augmented (method.augment_on; steps/augment_on.py), logged once and recorded
-    before training starts."""
-    place = place_augmentation(augment_on_of((cfg.get("method") or {}).get("augment_on")), runtime, data, views,
-                               recipe.batch_size // runtime.world_size)
-    if ctx.is_main:
-        ctx.log.info("augmentation: %s (%s)", "whole batches on the device" if place.where == "device"
-                     else "per image, in the DataLoader workers", place.why)
-        ctx.record.update(pretrain={"augment_on": place.record()})  # now: an interrupted run's record says it too
-    return place
 
 
 def say_stem_hint(ctx: RunContext, name: str, model: torch.nn.Module, size: int, arch_kwargs: dict[str, Any]) -> None:

@@ -33,7 +33,8 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
-from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
+from cnnlab.steps.augment_on import classifier_loaders
+from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 
@@ -62,7 +63,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     model = runtime.prepare_model(loaded.model)
     work = RecoveryTraining(ctx, runtime, recipe.with_lr_scale(settings.lr_scale),
-                            make_loaders(recipe, runtime, data.train, data.val, workers=loader_workers(recipe, data)),
+                            classifier_loaders(ctx, recipe, runtime, data),
                             classification_objective(recipe, len(data.classes)))
     # before any work: its BatchNorm recalibration runs in training mode (pruning keeps the spatial sizes)
     refuse_batch_of_one(model, work.loaders.train, to_device=runtime.to_device, world_size=runtime.world_size)

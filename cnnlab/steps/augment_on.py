@@ -1,6 +1,7 @@
-"""Where `cnnlab pretrain` augments its training images: `method.augment_on` = workers (per image, in the
+"""Where a training command augments its training images: `trainer.augment_on` = workers (per image, in the
 DataLoader workers), device (whole batches where the model trains: data/batch_augment.py) or auto (device when
-training on CUDA and the images allow it, else workers)."""
+training on CUDA and the images allow it, else workers). pretrain (every method), finetune, prune's recovery and
+quantize's QAT read it; distill and search's trials augment in the workers."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
+from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.batch_augment import AugmentedOnDevice, BatchAugment, StoredPixels
 from cnnlab.data.transforms import Augment
-from cnnlab.data.views import ViewSettings
+from cnnlab.data.views import ViewSettings, pretraining_images
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.trainer import Loaders
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.steps.training import make_loaders
+from cnnlab.steps.training import loader_workers, make_loaders
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,11 @@ class AugmentPlace:
         return {"where": self.where, "why": self.why}
 
 
-def supervised_views(augment: Augment) -> ViewSettings | str:
-    """dataset.augment as one batched view, or why only the workers can apply it (RandAugment, or a resize without
-    the random crop)."""
+def supervised_views(augment: Augment | None) -> ViewSettings | str:
+    """dataset.augment as one batched view, or why only the workers can apply it (RandAugment, a resize without the
+    random crop); None: the command trains on the images as they are (finetune.augment=false)."""
+    if augment is None:
+        return "the training images are not augmented (dataset.augment, finetune.augment=false)"
     if augment.randaugment:
         return "dataset.augment.randaugment=true: RandAugment runs only in the workers' path"
     if not augment.random_crop:
@@ -45,12 +49,12 @@ def supervised_views(augment: Augment) -> ViewSettings | str:
 @found_before_work()  # a refusal leaves no `failed` run behind (probe 67)
 def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: ViewSettings | str,
                        per_rank_batch: int) -> AugmentPlace:
-    """Where `setting` (augment_on_of's auto, workers or device) puts the augmentation of `data`'s training
+    """Where `setting` (trainer.augment_on: auto, workers or device) puts the augmentation of `data`'s training
     images. Raises CnnlabError for device where it cannot run: images not stored at one size (any folder),
     augmentations the batched path lacks (`views` is then why), another interpolation than bilinear, or one image
     per batch."""
     if setting == "workers":
-        return AugmentPlace("workers", "method.augment_on=workers")
+        return AugmentPlace("workers", "trainer.augment_on=workers")
     reason = None
     if data.stored_size is None:
         reason = (f"dataset={data.name} reads each image at its own size (a folder; cnnlab does not check that they "
@@ -63,15 +67,42 @@ def place_augmentation(setting: str, runtime: Runtime, data: DataBundle, views: 
         reason = "a batch of one image"
     if setting == "device":
         if reason is not None:
-            raise CnnlabError(f"method.augment_on=device cannot augment here: {reason}",
-                              fix="use method.augment_on=workers (or auto)")
-        return AugmentPlace("device", "method.augment_on=device")
+            raise CnnlabError(f"trainer.augment_on=device cannot augment here: {reason}",
+                              fix="use trainer.augment_on=workers (or auto)")
+        return AugmentPlace("device", "trainer.augment_on=device")
     if reason is not None:
         return AugmentPlace("workers", f"auto: {reason}")
     if runtime.device.type != "cuda":
         return AugmentPlace("workers", f"auto: training on {runtime.device.type}, where the workers' cores are "
                                        "the device's own")
     return AugmentPlace("device", "auto: training on CUDA")
+
+
+def augmentation_place(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: DataBundle,
+                       views: ViewSettings | str) -> AugmentPlace:
+    """place_augmentation for the run's recipe, logged and recorded (`_recorded`)."""
+    return _recorded(ctx, place_augmentation(recipe.augment_on, runtime, data, views,
+                                             recipe.batch_size // runtime.world_size))
+
+
+@found_before_work()
+def augment_in_workers(ctx: RunContext, recipe: Recipe, why: str) -> AugmentPlace:
+    """For a command whose training augments per image only (distill, search's trials; `why` says so): "workers",
+    logged and recorded. Raises CnnlabError for trainer.augment_on=device, which would otherwise be ignored."""
+    if recipe.augment_on == "device":
+        raise CnnlabError(f"trainer.augment_on=device cannot augment here: {why}",
+                          fix="drop trainer.augment_on=device (or set it to workers or auto)")
+    return _recorded(ctx, AugmentPlace("workers", f"trainer.augment_on={recipe.augment_on}: {why}"))
+
+
+def _recorded(ctx: RunContext, place: AugmentPlace) -> AugmentPlace:
+    """`place`, logged once and recorded (run.json environment.augment_on) before training starts, so an
+    interrupted run's record says it too."""
+    if ctx.is_main:
+        ctx.log.info("augmentation: %s (%s)", "whole batches on the device" if place.where == "device"
+                     else "per image, in the DataLoader workers", place.why)
+        ctx.record.update(environment={"augment_on": place.record()})
+    return place
 
 
 def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: AugmentPlace, *, images: Dataset,
@@ -86,3 +117,14 @@ def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: 
     loaders = make_loaders(recipe, runtime, StoredPixels(images, data.spec.channels), data.val, workers=workers)
     augment = BatchAugment(data.spec, views)
     return Loaders(AugmentedOnDevice(loaders.train, augment, runtime.device, views=count), loaders.val)
+
+
+def classifier_loaders(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: DataBundle) -> Loaders:
+    """A classifier's train and val loaders (one view an image: pretrain's supervised method, finetune, prune's
+    recovery, QAT), its training images augmented as `data.train` augments them (data.train_augment) where
+    trainer.augment_on puts it."""
+    views = supervised_views(data.train_augment if data.train_augment.is_random else None)
+    place = augmentation_place(ctx, recipe, runtime, data, views)
+    images = pretraining_images(data, unlabeled=False) if place.where == "device" else data.train  # workers: unread
+    return training_loaders(recipe, runtime, data, place, images=images, augmented=data.train, views=views, count=1,
+                            workers=loader_workers(recipe, data))

@@ -22,7 +22,8 @@ from cnnlab.engine.checkpoint import load_model, require_trained_head, require_t
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.sources import require_source
-from cnnlab.steps.training import RecoveryTraining, classification_objective, loader_workers, make_loaders, setup_runtime
+from cnnlab.steps.augment_on import classifier_loaders
+from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
 from cnnlab.runs import Source
 
 
@@ -82,7 +83,7 @@ def train_qat_candidate(cfg: DictConfig, ctx: RunContext, recipe: Recipe, settin
     example = torch.zeros(2, spec.channels, spec.size, spec.size)
     model = runtime.prepare_model(prepare_qat(fp32.model, example, fmt, per_channel=settings.ptq.per_channel,
                                               reduce_range=settings.ptq.reduce_range, exclude=settings.ptq.exclude))
-    loaders = make_loaders(qat_recipe, runtime, data.train, data.val, workers=loader_workers(qat_recipe, data))
+    loaders = classifier_loaders(ctx, qat_recipe, runtime, data)
     ctx.log.info("quantization-aware training: %d epoch(s) at lr %.3g", qat_recipe.epochs, qat_recipe.lr)
     objective = classification_objective(qat_recipe, len(data.classes))
     result = RecoveryTraining(ctx, runtime, qat_recipe, loaders, objective).train(model)

@@ -12,12 +12,11 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from cnnlab.data.batch_augment import (AugmentedOnDevice, BatchAugment, BatchResizedCrop, StoredPixels,
-                                       augment_on_of, crop_boxes)
+                                       crop_boxes)
 from cnnlab.data.loaders import make_loader
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.transforms import eval_transform
 from cnnlab.data.views import ViewSettings
-from cnnlab.errors import CnnlabError
 
 SPEC = InputSpec(16, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), channels=3, resize="square", resize_to=16)
 STILL = ViewSettings(crop_scale=(1.0, 1.0), hflip=False, color_jitter=0.0, grayscale_p=0.0, blur=False)
@@ -136,17 +135,6 @@ def test_the_loader_yields_views_on_the_device_and_keeps_the_wrapped_loaders_sha
     assert first.shape == second.shape == (4, 3, 16, 16) and labels.shape == (4,)
     assert not torch.allclose(first, second)  # two independent draws of one image
     assert sorted(torch.cat([batch[2] for batch in batches]).tolist()) == list(range(10))
-
-
-@pytest.mark.parametrize("value", ["auto", "WORKERS", "device", None])
-def test_the_setting_takes_its_choices(value) -> None:
-    assert augment_on_of(value) in ("auto", "workers", "device")
-
-
-def test_an_unknown_setting_names_the_choices() -> None:
-    with pytest.raises(CnnlabError, match="not a choice") as caught:
-        augment_on_of("gpu")
-    assert "method.augment_on=auto" in caught.value.fix
 
 
 @pytest.mark.cuda

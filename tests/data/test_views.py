@@ -14,7 +14,8 @@ from torchvision.transforms import v2
 from cnnlab.data import build_datasets
 from cnnlab.data.folder import UNLABELED, build_imagefolder
 from cnnlab.data.spec import InputSpec
-from cnnlab.data.views import BLUR_MIN_SIZE, TwoViewDataset, ViewSettings, blur_kernel, two_view_dataset, view_transform
+from cnnlab.data.views import (BLUR_MIN_SIZE, TwoViewDataset, ViewSettings, blur_kernel, pretraining_images,
+                               two_view_dataset, view_transform)
 from cnnlab.errors import CnnlabError
 
 SPEC = InputSpec(16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)).for_stored_size(16)
@@ -103,3 +104,17 @@ def test_a_flat_folder_serves_pretraining_only(tmp_path: Path) -> None:
     assert data.train[0][1] == -1 and data.train[0][0].shape == (3, 16, 16)
     view1, _, label = two_view_dataset(data, ViewSettings(), unlabeled=True)[4]
     assert view1.shape == (3, 16, 16) and label == -1
+
+
+def test_the_stored_training_images_keep_the_models_label_order() -> None:
+    """A split relabeled in the model's class order (steps/sources.model_labelled) read back without its transform,
+    as the batched augmentation reads it (trainer.augment_on=device: finetune, prune, QAT): the untransformed items
+    had the data's own labels, so every image would have trained under another class."""
+    from cnnlab.data.class_folders import with_model_classes
+
+    data = build_datasets({"name": "synthetic", "image_size": 16, "num_classes": 3, "train_size": 12, "val_size": 3,
+                           "seed": 0}, InputSpec(size=16))
+    relabeled = with_model_classes(data, list(reversed(data.classes)), folder_data=True)
+    stored = pretraining_images(relabeled, unlabeled=False)
+    assert [label for _, label in stored] == [label for _, label in relabeled.train]
+    assert [label for _, label in stored] == [2 - label for _, label in pretraining_images(data, unlabeled=False)]

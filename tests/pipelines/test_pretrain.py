@@ -66,7 +66,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: P
     first_dir = run_dirs(outputs, "pretrain")[0]
     first = read_run(first_dir)
     assert first["status"] == "interrupted" and (first_dir / "last.pt").is_file()
-    assert first["pretrain"]["augment_on"]["where"] == "workers"  # probe 67: recorded before training, not after
+    assert first["environment"]["augment_on"]["where"] == "workers"  # probe 67: recorded before training, not after
     before = _digest(first_dir)
 
     ctrl_c_after_the_first_checkpoint()  # no more interruptions
@@ -236,13 +236,13 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
 @pytest.mark.parametrize("method", ["simclr", "simsiam"])
 def test_self_supervised_pretraining_on_cuda_then_a_probe(cli, outputs: Path, method: str) -> None:
     """NT-Xent and SimSiam's loss under CUDA's bf16 autocast and channels-last memory, the views made on the GPU
-    (method.augment_on=auto); the saved backbone is an ordinary CPU checkpoint, and the probe of it runs on the GPU
+    (trainer.augment_on=auto); the saved backbone is an ordinary CPU checkpoint, and the probe of it runs on the GPU
     too."""
     result = cli("pretrain", f"method={method}", *SSL, "model=resnet18", "device=cuda")
     assert result.code == 0, result.output
     record = only_run(outputs, "pretrain")
     assert record["environment"]["gpus"] and record["environment"]["amp"] == "bfloat16"
-    assert record["pretrain"]["augment_on"] == {"where": "device", "why": "auto: training on CUDA"}
+    assert record["environment"]["augment_on"] == {"where": "device", "why": "auto: training on CUDA"}
     assert all(math.isfinite(epoch["train_loss"]) for epoch in record["metrics"]["history"])
     run_dir = run_dirs(outputs, "pretrain")[0]
     model, _ = load_model(run_dir / "model.pt")
@@ -255,17 +255,17 @@ def test_self_supervised_pretraining_on_cuda_then_a_probe(cli, outputs: Path, me
 
 @pytest.mark.parametrize("method", ["simclr", "supervised"])
 def test_augmenting_whole_batches_on_the_device_trains_and_is_recorded(cli, outputs: Path, method: str) -> None:
-    """method.augment_on=device on the CPU: the batched path (kornia) feeds the same trainer, precise BN and
+    """trainer.augment_on=device on the CPU: the batched path (kornia) feeds the same trainer, precise BN and
     monitor; run.json says where the images were augmented, and auto on the CPU keeps the workers."""
-    result = cli("pretrain", f"method={method}", *TINY, "model=resnet18", "method.augment_on=device")
+    result = cli("pretrain", f"method={method}", *TINY, "model=resnet18", "trainer.augment_on=device")
     assert result.code == 0, result.output
-    assert "augmentation: whole batches on the device (method.augment_on=device)" in result.stderr
+    assert "augmentation: whole batches on the device (trainer.augment_on=device)" in result.stderr
     record = only_run(outputs, "pretrain")
-    assert record["pretrain"]["augment_on"] == {"where": "device", "why": "method.augment_on=device"}
+    assert record["environment"]["augment_on"] == {"where": "device", "why": "trainer.augment_on=device"}
     assert all(math.isfinite(epoch["train_loss"]) for epoch in record["metrics"]["history"])
     assert cli("pretrain", f"method={method}", *TINY).code == 0
     auto = [read_run(run) for run in run_dirs(outputs, "pretrain")][-1]
-    assert auto["pretrain"]["augment_on"]["where"] == "workers"
+    assert auto["environment"]["augment_on"]["where"] == "workers"
 
 
 def test_device_augmentation_of_a_folder_of_photos_is_one_line(cli, outputs: Path, tmp_path: Path) -> None:
@@ -278,19 +278,19 @@ def test_device_augmentation_of_a_folder_of_photos_is_one_line(cli, outputs: Pat
         Image.fromarray(np.full((size, size, 3), 9 * i, dtype=np.uint8)).save(folder / f"{i}.png")
     args = ["method=simclr", "dataset=imagefolder", f"dataset.root={folder}", "dataset.image_size=16",
             "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4"]
-    result = cli("pretrain", *args, "method.augment_on=device")
+    result = cli("pretrain", *args, "trainer.augment_on=device")
     assert result.code == 2 and "reads each image at its own size" in result.stderr, result.output
-    assert "method.augment_on=workers" in result.stderr and "Traceback" not in result.output
+    assert "trainer.augment_on=workers" in result.stderr and "Traceback" not in result.output
     assert not outputs.exists()  # probe 67: a refusal before any work leaves no `failed` run
-    supervised = cli("pretrain", *TINY, "method.augment_on=device", "dataset.augment.randaugment=true")
+    supervised = cli("pretrain", *TINY, "trainer.augment_on=device", "dataset.augment.randaugment=true")
     assert supervised.code == 2 and "dataset.augment.randaugment=true: RandAugment runs only" in supervised.stderr
     assert not outputs.exists()
-    assert cli("pretrain", *args, "method.augment_on=workers").code == 0  # the fix it names works
+    assert cli("pretrain", *args, "trainer.augment_on=workers").code == 0  # the fix it names works
 
 
 def test_an_unknown_augment_on_is_refused_before_any_work(cli) -> None:
-    result = cli("pretrain", *TINY, "method.augment_on=gpu")
-    assert result.code == 2 and "method.augment_on=gpu is not a choice" in result.stderr
+    result = cli("pretrain", *TINY, "trainer.augment_on=gpu")
+    assert result.code == 2 and "trainer.augment_on=gpu is not a choice" in result.stderr
 
 
 def test_simsiam_pretrain_then_a_full_fine_tune(cli, outputs: Path) -> None:

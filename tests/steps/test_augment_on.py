@@ -1,7 +1,9 @@
-"""Where pretraining augments (steps/augment_on.py): auto, workers, device, and what device cannot do."""
+"""Where training augments (steps/augment_on.py): auto, workers, device, and what device cannot do."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -9,8 +11,10 @@ import torch
 
 from cnnlab.data.transforms import Augment
 from cnnlab.data.views import ViewSettings
+from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.augment_on import place_augmentation, supervised_views
+from helpers import TINY, read_run, run_dirs
 
 CPU, CUDA = (SimpleNamespace(device=torch.device(kind)) for kind in ("cpu", "cuda"))
 BILINEAR, BICUBIC = (SimpleNamespace(interpolation=kind) for kind in ("bilinear", "bicubic"))
@@ -38,12 +42,12 @@ def test_what_the_device_cannot_do_falls_back_under_auto_and_is_refused_when_ask
     assert fallback.where == "workers" and why in fallback.why
     with pytest.raises(CnnlabError, match=why) as caught:
         place_augmentation("device", CUDA, data, views, batch)
-    assert "method.augment_on=workers" in caught.value.fix
+    assert "trainer.augment_on=workers" in caught.value.fix
 
 
 def test_asked_for_it_is_done_where_asked() -> None:
     assert place_augmentation("device", CPU, FIXED, VIEWS, 2).record() == {"where": "device",
-                                                                           "why": "method.augment_on=device"}
+                                                                           "why": "trainer.augment_on=device"}
     assert place_augmentation("workers", CUDA, FIXED, VIEWS, 256).where == "workers"
 
 
@@ -52,3 +56,45 @@ def test_supervised_augmentation_as_one_batched_view() -> None:
     assert views == ViewSettings(crop_scale=(0.8, 1.0), hflip=True, color_jitter=0.0, grayscale_p=0.0, blur=False)
     assert "random_crop=false" in supervised_views(Augment(hflip=True))  # a plain resize: workers only
     assert "randaugment=true" in supervised_views(Augment(random_crop=True, randaugment=True))
+
+
+@pytest.mark.parametrize("value", ["auto", "WORKERS", "device", None])
+def test_the_setting_takes_its_choices(value) -> None:
+    assert Recipe.from_config({"trainer": {"augment_on": value}}).augment_on in ("auto", "workers", "device")
+
+
+def test_an_unknown_setting_names_the_choices() -> None:
+    with pytest.raises(CnnlabError, match="trainer.augment_on=gpu is not a choice") as caught:
+        Recipe.from_config({"trainer": {"augment_on": "gpu"}})
+    assert "trainer.augment_on=auto" in caught.value.fix
+
+
+def test_every_classifier_training_augments_where_trainer_augment_on_says(cli, outputs: Path) -> None:
+    """trainer.augment_on is the trainer's: finetune, prune's recovery and QAT train on whole batches augmented on
+    the device as pretrain does (it was pretrain's method.augment_on, and they augmented per image only); distill
+    and search, which augment per image only, refuse `device` instead of ignoring it."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim=adamw", "optim.lr=0.003").code == 0  # a teacher
+    source = run_dirs(outputs, "pretrain")[0]
+    for command in (["finetune", f"model.weights={source}", "finetune.mode=full"],
+                    ["prune", f"source={source}", "prune.ratio=0.5", "prune.measure=false"],
+                    ["quantize", f"source={source}", "quantize.mode=qat"]):
+        result = cli(*command, "trainer.epochs=1", "trainer.augment_on=device")
+        assert result.code == 0, (command, result.output)
+        record = read_run(run_dirs(outputs, command[0])[-1])
+        assert record["environment"]["augment_on"] == {"where": "device", "why": "trainer.augment_on=device"}
+        assert "augmentation: whole batches on the device" in result.stderr
+    history = read_run(run_dirs(outputs, "finetune")[0])["metrics"]["history"]
+    assert all(math.isfinite(epoch["train_loss"]) for epoch in history)
+
+    distill = ["distill", f"teacher.weights={source}", "student=lenet5", "trainer.epochs=1"]
+    refused = cli(*distill, "trainer.augment_on=device")
+    assert refused.code == 2 and "trainer.augment_on=device cannot augment here: cnnlab distill augments per " \
+        "image" in " ".join(refused.stderr.split()), refused.output
+    assert not (outputs / "distill").exists()  # before any work
+    assert cli(*distill).code == 0  # the fix it names: auto (the default) augments in the workers
+    assert read_run(run_dirs(outputs, "distill")[0])["environment"]["augment_on"]["where"] == "workers"
+
+
+def test_the_setting_of_the_last_version_is_named_where_it_moved(cli) -> None:
+    result = cli("pretrain", *TINY, "method.augment_on=device")
+    assert result.code == 2 and "did you mean trainer.augment_on?" in result.stderr, result.output
