@@ -166,11 +166,15 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
     if swept is not None:  # `-m sched=step,cosine sched.gamma=0.5`: only some jobs of the sweep read it
         return (f"{key} is a setting of {owners}, not of every {group} this sweep runs ({swept}) — run the "
                 f"{having[0]} jobs with it: {line}; and the others apart, without it")
-    if group == "dataset":  # other data altogether: dropping the key is the likelier wish
-        without = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != key]
+    if group == "dataset":  # other data altogether: dropping the key is the likelier wish — with every other key
+        # typed that this dataset lacks too, or the command shown fails on the next one (probe 69)
+        typed_keys = [arg.lstrip("+").split("=", 1)[0] for arg in facts.typed]
+        keys = [key, *(k for k in typed_keys if k.startswith("dataset.") and k != key and facts.choices_with(k))]
+        without = [arg for arg, typed_key in zip(facts.typed, typed_keys) if typed_key not in keys]
         shown = shlex.join(["cnnlab", command, *without, "--cfg", "job"])
-        return (f"{key} is a setting of {owners}, not of the dataset this run uses — drop it (`{shown}` shows the "
-                f"settings it has), or use that dataset: {line}")
+        these = f"{key} is a setting" if len(keys) == 1 else f"{listed(keys)} are settings"
+        return (f"{these} of {owners}, not of the dataset this run uses — drop {'it' if len(keys) == 1 else 'them'} "
+                f"(`{shown}` shows the settings it has), or use that dataset: {line}")
     return f"{key} is a setting of {owners}, not of the {group} this run uses — choose it: {line}"
 
 

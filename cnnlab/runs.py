@@ -382,9 +382,11 @@ class Source:
         return self.run.path if self.run else self.path
 
     def describe(self) -> dict[str, Any]:
+        """The source for records (run.json `source`, a model file's metadata): with the file's SHA-256, so that a
+        later command that follows the record back to the file can tell it is the same (deploy/subject.py)."""
         return {"spec": self.spec, "kind": self.kind, "path": str(self.path),
                 "run": str(self.run.path) if self.run else None,
-                "command": self.run.command if self.run else None}
+                "command": self.run.command if self.run else None, "sha256": file_sha256(self.path)}
 
 
 _KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".onnx": "onnx"}
@@ -485,6 +487,16 @@ def _digest_at(path: Path, stamp: tuple[int, int]) -> str:
     return sha256_of(path)
 
 
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of the file at `path` (64 hex digits), computed once per version of the file; None when it cannot
+    be read."""
+    try:
+        stat = Path(path).stat()
+        return _digest_at(Path(path), (stat.st_mtime_ns, stat.st_size))
+    except OSError:
+        return None
+
+
 def check_intact(source: Source) -> Source:
     """`source`, when its file is byte for byte the model file its run wrote, or when nothing can tell (no run, a
     file the run did not record as its model, a record from before `digests`). Raises CnnlabError when the file's
@@ -498,10 +510,8 @@ def check_intact(source: Source) -> Source:
         file = run.artifact(name) if name in digests and run is not None else None
         if file is None or file.resolve() != source.path:
             continue
-        try:
-            stat = source.path.stat()
-            digest = _digest_at(source.path, (stat.st_mtime_ns, stat.st_size))
-        except OSError:
+        digest = file_sha256(source.path)
+        if digest is None:
             return source  # gone or unreadable now: the command's own read of it says so
         if digest != digests[name]:
             raise CnnlabError(f"{source.path} is not the file run {run.path} wrote: its SHA-256 differs from the one "

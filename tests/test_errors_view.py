@@ -156,6 +156,19 @@ def test_a_key_spelled_right_for_another_choice_names_that_choice(cli, typed: li
     assert said in line and "spelling" not in line and "+" not in line.split(" — ", 1)[1], line
 
 
+def test_every_key_the_dataset_lacks_is_dropped_by_the_fix_at_once(cli, outputs) -> None:
+    """Probe 69: `dataset=fashion_mnist dataset.train_size=2000 dataset.val_size=500` named train_size alone, and the
+    command it showed kept dataset.val_size=500, which failed in turn."""
+    from helpers import bash_words
+
+    line = _error_line(cli("pretrain", "model=lenet5", "dataset=digits", "dataset.train_size=200",
+                           "dataset.val_size=50"))
+    assert "dataset.train_size and dataset.val_size are settings of dataset=synthetic" in line and "drop them" in line
+    shown = bash_words(line.split("(`", 1)[1].split("`", 1)[0])
+    assert shown == ["cnnlab", "pretrain", "model=lenet5", "dataset=digits", "--cfg", "job"], line
+    assert cli(*shown[1:-2], "trainer.epochs=1", "trainer.max_steps_per_epoch=2").code == 0  # followed, it runs
+
+
 def test_in_a_sweep_the_choice_fix_keeps_the_sweep_and_says_which_jobs_read_the_key(cli) -> None:
     """Probe 57: under -m the "choose it" fix dropped -m (typed, it was then refused as a sweep without -m), and
     with the group itself swept (`sched=step,cosine`) it silently dropped the cosine jobs."""

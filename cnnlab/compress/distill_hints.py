@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.measure import forward_one_image
 
 
 class FeatureTap:
@@ -37,18 +37,14 @@ class FeatureTap:
 
 
 def stage_output_shape(model: nn.Module, stage: nn.Module, image_size: int) -> tuple[int, ...]:
-    """Shape (without the batch) of `stage`'s output when `model` sees `image_size` px images."""
-    reference = next(model.parameters())
+    """Shape (without the batch) of `stage`'s output when `model` sees `image_size` px images of the channels its
+    first convolution takes (a grayscale LeNet-5: 1; probe 69: a 3-channel probe image crashed it)."""
     tap = FeatureTap(stage)
-    was_training = model.training
-    model.eval()  # no BatchNorm statistics change
     try:
-        with torch.no_grad():
-            model(torch.zeros(2, 3, image_size, image_size, device=reference.device, dtype=reference.dtype))
+        forward_one_image(model, image_size)  # eval mode: no BatchNorm statistics change
         return tuple(tap.pop().shape[1:])
     finally:
         tap.remove()
-        model.train(was_training)
 
 
 def _as_vector(features: Tensor) -> Tensor:

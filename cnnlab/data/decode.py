@@ -82,6 +82,10 @@ ALPHA = "alpha on white"
 EXIF_ROTATED = "EXIF-rotated"
 FIRST_FRAME = "first frame of many"
 
+# Kinds whose RGB picture holds exactly the file's values (a grey, black-and-white or palette image, each value copied):
+# worth a line in the summary, not a warning (probe 69: every grayscale folder warned, also for a 1-channel model).
+EXACT_KINDS = frozenset({GRAY, BILEVEL, PALETTE})
+
 # Skip reasons that do not depend on the file (the others name the format, mode or limit).
 UNREADABLE = "unreadable"
 
@@ -331,8 +335,10 @@ class DecodeSummary:
                          if part)
 
     def log(self, logger: logging.Logger, what: str) -> None:
-        """One line: a warning when anything was converted or skipped, info otherwise."""
-        logger.log(logging.INFO if self.clean else logging.WARNING, "%s: %s", what, self.line())
+        """One line: a warning when a file was skipped or an image's values changed in the conversion (16-bit,
+        alpha, CMYK, EXIF rotation, ...), info otherwise (plain RGB, or only exact conversions: EXACT_KINDS)."""
+        changed = self.skipped or any(kind not in EXACT_KINDS for kind in self.converted)
+        logger.log(logging.WARNING if changed else logging.INFO, "%s: %s", what, self.line())
 
     def as_record(self) -> dict[str, Any]:
         """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""

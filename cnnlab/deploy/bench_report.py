@@ -101,7 +101,7 @@ def latency_table(document: dict[str, Any]) -> Table:
     title = (f"{model['name']} at {model['image_size']} px on {settings['device']}, {settings['threads']} threads"
              + (f" (peak {peak['gflops']:.0f} GFLOP/s)" if peak.get("gflops") else ""))
     table = Table(title=title, title_justify="left")
-    for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s", "GFLOP/s",
+    for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s (mean)", "GFLOP/s",
                    "% peak", "runs"):
         table.add_column(header, justify="left" if header == "backend" else "right")
     for r in document["records"]:

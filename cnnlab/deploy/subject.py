@@ -25,7 +25,7 @@ from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import count_flops, count_params
-from cnnlab.runs import Source
+from cnnlab.runs import Source, check_intact, file_sha256
 
 
 @dataclass(frozen=True)
@@ -114,13 +114,11 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     if subject.precision != "fp32":  # the graph's own precision: the test quantize uses (onnx_check.quantized_ops)
         return replace(subject, notes=(f"an {subject.precision.upper()} file has no PyTorch twin (its model.pt chain "
                                        "is the FP32 model)",))
-    checkpoint_path = chain_checkpoint(meta, source)
-    if checkpoint_path is None:
-        return replace(subject, notes=("the source chain holds no model.pt",))
-    model, checkpoint = load_model(checkpoint_path)
-    if checkpoint.spec.size != spec.size or list(checkpoint.classes) != list(classes or []):
-        return replace(subject, notes=(f"{checkpoint_path} does not match the ONNX file's input size or classes",))
-    return replace(subject, model=model.eval(), model_file=checkpoint_path)
+    chained = chained_model(meta, source)
+    if isinstance(chained, str):
+        return replace(subject, notes=(chained,))
+    model, path = chained
+    return replace(subject, model=model, model_file=path)
 
 
 def require_batch_sizes(subjects: Sequence[TimedModel], batch_sizes: Sequence[int],
@@ -144,13 +142,47 @@ def run_model_name(source: Source) -> str | None:
 
 
 def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
-    """The model.pt an ONNX file was exported from: named in its metadata, else beside it in its run."""
+    """The model.pt an ONNX file was exported from: named in its metadata, else beside it in its run; None when the
+    chain holds none. Raises CnnlabError when the file there is not the one the ONNX file came from: its SHA-256
+    differs from the one the metadata (or the run's run.json) recorded — another model.pt copied to that path
+    since, whose latency or fine-tuning would be reported under the ONNX file's name, parameters and FLOPs
+    (probe 69: a dense network timed, and QAT-trained, as its pruned ONNX file)."""
     origin = meta.get("source")
     if isinstance(origin, dict) and origin.get("kind") == "checkpoint" and origin.get("path"):
         path = Path(origin["path"])
         if path.is_file():
+            recorded = origin.get("sha256")
+            if isinstance(recorded, str) and file_sha256(path) != recorded:
+                raise CnnlabError(f"{path}, the model.pt {source.path.name} was exported from, has changed since (its "
+                                  f"SHA-256 differs from the one in {source.path}'s metadata): it is another network",
+                                  fix=f"put back the model.pt it was exported from, or name that model.pt (or its "
+                                      f"run) instead of {source.path}")
             return path
-    return source.run.artifact("model") if source.run is not None else None
+    if source.run is None or source.run.artifact("model") is None:
+        return None
+    model = source.run.artifact("model")
+    return check_intact(Source(str(model), "checkpoint", model.resolve(), source.run)).path
+
+
+def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path] | str:
+    """The PyTorch model behind the ONNX file `source` (metadata `meta`) and its model.pt (`chain_checkpoint`), or
+    why there is none: the chain holds no model.pt, or the one there is another network than the file's — by its
+    SHA-256 (chain_checkpoint), or by what both record: input size, classes, parameter count (a file exported
+    before the metadata kept the model.pt's SHA-256)."""
+    try:
+        path = chain_checkpoint(meta, source)
+    except CnnlabError as exc:
+        return exc.message
+    if path is None:
+        return "the source chain holds no model.pt"
+    model, checkpoint = load_model(path)
+    spec, classes, params = meta.get("spec"), meta.get("classes"), meta.get("params")
+    if (spec is not None and checkpoint.spec.size != spec.size) or list(checkpoint.classes) != list(classes or []):
+        return f"{path} does not match the ONNX file's input size or classes"
+    if isinstance(params, int) and count_params(model) != params:
+        return (f"{path} has {count_params(model):,} parameters and the ONNX file's network {params:,}: another "
+                "network (replaced since the export?)")
+    return model.eval(), path
 
 
 @contextlib.contextmanager

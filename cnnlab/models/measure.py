@@ -20,7 +20,7 @@ def count_flops(model: nn.Module, image_size: int) -> int:
     Normalisation, activations and pooling are not counted, as is usual.
     """
     with FlopCounterMode(display=False) as counter:
-        _forward_one_image(model, image_size)
+        forward_one_image(model, image_size)
     return int(counter.get_total_flops())
 
 
@@ -31,14 +31,14 @@ def smallest_conv_input(model: nn.Module, image_size: int) -> int | None:
     hooks = [module.register_forward_pre_hook(lambda _, args: sides.append(min(args[0].shape[-2:])))
              for module in model.modules() if isinstance(module, nn.Conv2d)]
     try:
-        _forward_one_image(model, image_size)
+        forward_one_image(model, image_size)
     finally:
         for hook in hooks:
             hook.remove()
     return min(sides) if sides else None
 
 
-def _forward_one_image(model: nn.Module, image_size: int) -> None:
+def forward_one_image(model: nn.Module, image_size: int) -> None:
     """One eval-mode, gradient-free forward pass of a zero image on the model's device and dtype; the model's
     train/eval mode is restored (eval mode: BatchNorm's running statistics are left as they are)."""
     reference = next(model.parameters(), None)

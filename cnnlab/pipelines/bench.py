@@ -31,11 +31,12 @@ from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSet
 from cnnlab.deploy.hardware import bench_hardware
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.deploy.subject import TimedModel, exported_onnx, exported_onnx_all, require_batch_sizes
-from cnnlab.environment import fingerprint
+from cnnlab.environment import cpu_info, fingerprint
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
 from cnnlab.runs import BENCH_FILE
 from cnnlab.steps.bench_models import bench_model, paired_models
+from cnnlab.steps.recording import record_warning
 
 
 def check(cfg: DictConfig) -> None:
@@ -57,6 +58,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                           fix="see `cnnlab bench --help` for bench.backends")
     if plan.needs_onnx:  # a fixed-batch ONNX source: one line now, not onnxruntime's error at every batch size
         require_batch_sizes([subject], settings.batch_sizes)
+    warn_more_threads_than_cores(ctx, settings, device)
     peak = peak_estimate(device, settings.threads, settings.peak_gflops)
     ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device,
                  settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
@@ -81,6 +83,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
 
 
+def warn_more_threads_than_cores(ctx: RunContext, settings: BenchSettings, device: str) -> None:
+    """A warning (log and run.json) when a CPU bench runs more intra-op threads than the cores this process may use:
+    they take turns on the cores, and the latencies measure that (a p99 far above the p50), not the model
+    (probe 69: bench.threads=8 on 2 cores ran without a word)."""
+    cores = int(cpu_info()["usable_cores"] or 1)
+    if device == "cpu" and settings.threads > cores:
+        record_warning(ctx, f"bench.threads={settings.threads} is more than the {cores} cores this process may use: "
+                            "the threads take turns, and the latencies measure that, not the model — use "
+                            f"bench.threads={cores} or fewer (null: one per physical core)")
+
+
 def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device: str,
                plan: BackendPlan) -> dict[str, Any]:
     """source=[A,B,...]: every model's ONNX file timed in `bench.rounds` interleaved rounds per backend and batch
@@ -90,6 +103,7 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     if not plan.backends:
         raise CnnlabError("a paired session (source=[A,B,...]) times ONNX files, and no ONNX backend is left",
                           fix="use bench.backends=[onnxruntime]")
+    warn_more_threads_than_cores(ctx, settings, device)
     ctx.log.info("bench %d models in %d interleaved rounds on %s, %d threads: %s × batch %s", len(subjects),
                  settings.rounds, device, settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
 

@@ -51,6 +51,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     source = require_source(cfg, ctx, want=source_kinds(runtime))
     model = open_model(source.kind, source.path, runtime=runtime,
                        device=model_device(cfg.get("device"), source.kind, runtime))
+    if topk > len(model.classes):  # said, not silently cut (probe 69)
+        ctx.log.info("predict.topk=%d: the model knows %d classes, so every prediction lists all %d", topk,
+                     len(model.classes), len(model.classes))
     topk = min(topk, len(model.classes))  # a model of 4 classes has no top-5
     ctx.log.info("predict with %s (%s, %s, %s): %s, top-%d", model.arch or source.path.name, model.kind,
                  model.precision, model.runtime, counted(len(files), "file"), topk)

@@ -17,7 +17,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import read_onnx_metadata
-from cnnlab.deploy.subject import chain_checkpoint, run_model_name
+from cnnlab.deploy.subject import chained_model, run_model_name
 from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
@@ -59,11 +59,11 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
                           fix="export it with `cnnlab export`, or pass the run or model.pt it came from")
     model = None
     if mode == "qat":
-        checkpoint_path = chain_checkpoint(meta, source)
-        if checkpoint_path is None:
-            raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model, and {source.path} comes without one",
-                              fix="pass the run or model.pt the ONNX file was exported from")
-        model = load_model(checkpoint_path)[0].eval()
+        chained = chained_model(meta, source)
+        if isinstance(chained, str):
+            raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model {source.path} was exported from, and "
+                              f"{chained}", fix="pass the run or model.pt the ONNX file was exported from")
+        model = chained[0]
     # An ONNX file made before its metadata named the architecture: the source run's record still does.
     name = str(meta.get("arch") or run_model_name(source) or source.path.stem)
     return Fp32Model(source, name, meta["spec"], list(meta["classes"]), model, source.path)

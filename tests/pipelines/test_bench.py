@@ -6,16 +6,20 @@ import sys
 
 import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import export_onnx
-from cnnlab.models import create_model
-from helpers import HAS_OPENVINO, TINY, only_run, run_dirs
+from cnnlab.deploy.export import export_onnx, read_onnx_metadata, set_metadata
+from cnnlab.engine.checkpoint import load_model
+from cnnlab.models import count_params, create_model
+from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
 
 QUICK = ["bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0", "bench.threads=1"]
 
@@ -314,3 +318,56 @@ def test_a_fixed_batch_file_is_refused_before_timing_with_the_batch_sizes_that_f
         {("torch", 3), ("onnxruntime", 3)}
     paired = cli("bench", f"source=[{tiny_export},{fixed}]", "bench.batch_sizes=[1]", *QUICK)
     assert paired.code == 2 and "fixed batch dimension of 3" in paired.stderr, paired.output
+
+
+def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained_as_its_twin(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """A pruned model.pt exported from deploy/model.pt, then the dense model.pt copied to that path: bench timed the
+    dense network's PyTorch latency under the pruned file's parameters and FLOPs, and QAT trained the dense network
+    and recorded an INT8 gain no model had, exit 0 (probe 69). The export records the model.pt's SHA-256 now, and
+    files exported before it are checked by their parameter count."""
+    assert cli("pretrain", *TINY).code == 0
+    dense = run_dirs(outputs, "pretrain")[0] / "model.pt"
+    pruned = cli("prune", f"source={dense.parent}", "prune.ratio=0.5", "trainer.epochs=1", "prune.measure=false")
+    assert pruned.code == 0, pruned.output
+    deploy = tmp_path / "deploy" / "model.pt"
+    deploy.parent.mkdir()
+    shutil.copy(run_dirs(outputs, "prune")[0] / "model.pt", deploy)
+    assert cli("export", f"source={deploy}", "export.evaluate=false").code == 0
+    exported = run_dirs(outputs, "export")[0] / "model.onnx"
+    shutil.copy(dense, deploy)  # the dense network where the pruned one was
+
+    result = cli("bench", f"source={exported}", "bench.batch_sizes=[1]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["backend"] for r in document["records"]] == ["onnxruntime"]  # the ONNX file itself is still timed
+    assert f"{deploy}, the model.pt model.onnx was exported from, has changed since" in \
+        document["skipped"][0]["reason"]
+    qat = cli("quantize", f"source={exported}", "quantize.mode=qat", "trainer.epochs=1")
+    assert qat.code == 2 and "has changed since" in " ".join(qat.stderr.split()), qat.output
+
+    meta = read_onnx_metadata(exported)  # a file exported before the metadata kept the model.pt's SHA-256:
+    proto = onnx.load(exported)
+    identity = meta["identity"]
+    set_metadata(proto, replace(identity, source={k: v for k, v in identity.source.items() if k != "sha256"}),
+                 params=meta["params"], flops=meta["flops"])
+    older = tmp_path / "older.onnx"
+    onnx.save(proto, older)
+    assert cli("bench", f"source={older}", "bench.batch_sizes=[1]", *QUICK).code == 0
+    reason = json.loads((run_dirs(outputs, "bench")[-1] / "bench.json").read_text())["skipped"][0]["reason"]
+    dense_params = count_params(load_model(dense)[0])
+    assert f"{deploy} has {dense_params:,} parameters and the ONNX file's network {meta['params']:,}" in reason
+
+
+def test_more_threads_than_cores_is_said_and_recorded(cli, outputs: Path) -> None:
+    """Probe 69: bench.threads=8 on 2 cores ran without a word, its p99 60 times its p50."""
+    from cnnlab.environment import cpu_info
+
+    cores = int(cpu_info()["usable_cores"] or 1)
+    result = cli("bench", *ZOO, "bench.batch_sizes=[1]", *QUICK[:-1], f"bench.threads={cores + 2}")
+    assert result.code == 0, result.output
+    warning = f"bench.threads={cores + 2} is more than the {cores} cores this process may use"
+    assert warning in " ".join(result.stderr.split())
+    assert any(warning in w for w in only_run(outputs, "bench")["warnings"])
+    assert cli("bench", *ZOO, "bench.batch_sizes=[1]", *QUICK[:-1], f"bench.threads={cores}").code == 0
+    assert "warnings" not in read_run(run_dirs(outputs, "bench")[-1])

@@ -281,6 +281,9 @@ def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outpu
     assert result.code == 0, result.output
     student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
     assert student.features[0].in_channels == 1 and only_run(outputs, "distill")["status"] == "completed"
+    hinted = cli("distill", *grayscale_teacher, "student=lenet5", "distill.feature=true")  # probe 69: a traceback
+    assert hinted.code == 0, hinted.output  # (the hint stages' shapes were probed with a 3-channel image)
+    assert read_run(run_dirs(outputs, "distill")[-1])["distill"]["feature_stages"]
 
 
 def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, outputs: Path,
