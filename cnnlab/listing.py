@@ -11,7 +11,8 @@ from rich.table import Table
 from cnnlab import conftree
 from cnnlab.console import out
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import RunInfo, iter_runs
+from cnnlab.fileio import read_yaml_mapping
+from cnnlab.runs import SAVED_CONFIG, RunInfo, iter_runs
 
 
 def _fmt_millions(value: float | int | None) -> str:
@@ -58,6 +59,17 @@ def print_datasets() -> None:
     out.print(table)
 
 
+def _model_name(run: RunInfo) -> str:
+    """The network the run records; for a run that stopped before recording it (interrupted, failed, dead, still
+    running), the one its saved config names (model=, or distill's student=), so its row is not blank (probe 70)."""
+    if run.model.name or run.damaged:
+        return run.model.name or ""
+    config = read_yaml_mapping(run.path / SAVED_CONFIG) or {}
+    node = config.get("student") if run.command == "distill" else config.get("model")
+    name = node.get("name") if isinstance(node, dict) else None
+    return str(name) if isinstance(name, str) else ""
+
+
 def _val_acc_cell(run: RunInfo) -> str:
     """The run's val top-1; for a run that stopped before its end (interrupted, failed, dead, still running), the last
     epoch's that its record kept, with the epoch. A damaged record's sections are empty: its row shows the reason."""
@@ -97,7 +109,7 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
         style = {"completed": "green", "failed": "red", "interrupted": "yellow", "dead": "bold red",
                  "damaged": "red"}.get(run.status, "")
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,
-                      escape(run.model.name or ""), escape(run.dataset.name or ""),
+                      escape(_model_name(run)), escape(run.dataset.name or ""),
                       _val_acc_cell(run),
                       escape(run.started.replace("T", " ")[:19]))
     out.print(table)

@@ -156,7 +156,7 @@ RULES: dict[str, Rule] = {
     "trainer.cutmix": _num(0),
     "trainer.log_every": _COUNT,
     "trainer.checkpoint_every": _COUNT,
-    "trainer.max_steps_per_epoch": _OPTIONAL_OFF,
+    "trainer.max_steps_per_epoch": _OPTIONAL_COUNT,  # 0 read as "no cap" (probe 70): null says that
     # Capped: from about 1e38 torch cannot even hold the rate (float32 overflow, a traceback); no network trains
     # at more than a few units.
     "optim.lr": _num(0, low_open=True, high=1e6),

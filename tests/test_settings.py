@@ -47,6 +47,7 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("trainer.amp", "fp8", "one of auto, bf16, fp16, none"),
     ("trainer.channels_last", "maybe", "true, false or auto"),
     ("trainer.workers", -1, "an integer >= 0 or auto"),
+    ("trainer.max_steps_per_epoch", 0, "null or an integer >= 1"),  # probe 70: 0 meant "no cap", said nowhere
     ("dataset.mean", [0.5, 0.5], "a list of 3 numbers"),
     ("bench.batch_sizes", [1, 0], "a list of integers >= 1"),
     ("export.evaluate", "yes", "true or false"),

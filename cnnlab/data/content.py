@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from cnnlab.data.decode import extension_reason
+from PIL import Image
+
+from cnnlab.data.decode import UndecodableImage, extension_reason, preview_image
 from cnnlab.fileio import sha256_of
 
 
@@ -47,9 +50,33 @@ def pictures(root: Path, *, outside: Path | None = None) -> Iterator[str]:
 
 
 def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
-    """Each file of `paths` whose bytes equal those of a file in `others`, mapped to the first such file. Sizes are
-    compared first, so a file is hashed (SHA-256) only when a file of the other list has its size; an unreadable
-    file or a dangling link is no copy."""
+    """Each file of `paths` that holds the picture of a file in `others`, mapped to the first such file: the same
+    bytes, or the same pixels in other bytes (a PNG saved again at another compression level, as BMP or TIFF, a grey
+    picture saved as RGB; probe 70: re-saved copies in val read 86.67 % for a model at chance on noise). An
+    unreadable file or a dangling link is no copy. JPEG files are compared by their bytes alone (saved again, a JPEG
+    holds other pixels; a JPEG converted to PNG is not found)."""
+    found = _same_bytes(paths, others)
+    rest = [path for path in paths if path not in found and not _is_jpeg(path)]
+    if not rest:
+        return found
+    lossless = [path for path in others if not _is_jpeg(path)]
+    sizes = {path: _picture_size(path) for path in [*rest, *lossless]}  # headers only: which pixels could match
+    shared = {sizes[path] for path in rest} & {sizes[path] for path in lossless} - {None}
+    by_pixels: dict[str, str] = {}
+    for path in lossless:
+        digest = pixels_of(path) if sizes[path] in shared else None
+        if digest is not None:
+            by_pixels.setdefault(digest, path)
+    for path in rest:
+        match = by_pixels.get(pixels_of(path) or "") if sizes[path] in shared else None
+        if match is not None and match != path:
+            found[path] = match
+    return found
+
+
+def _same_bytes(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
+    """copies_of by bytes: sizes are compared first, so a file is hashed (SHA-256) only when a file of the other
+    list has its size."""
     by_size: dict[int, list[str]] = {}
     for path in others:
         try:
@@ -77,6 +104,55 @@ def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
             if match is not None:
                 found[path] = match
     return found
+
+
+# pixel digests by (path, modification time, size): the folder scan decodes every picture once (decode.preview_image)
+# and leaves its digest here, so that copies_of compares a folder's pictures without decoding them again
+_PIXELS: dict[tuple[str, int, int], str] = {}
+
+
+def _stamp(path: str) -> tuple[str, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return os.path.realpath(path), info.st_mtime_ns, info.st_size
+
+
+def remember_pixels(path: str, digest: str) -> None:
+    """Keep `digest` (decode.pixel_digest of the picture `path` holds) for copies_of."""
+    stamp = _stamp(path)
+    if stamp is not None:
+        _PIXELS[stamp] = digest
+
+
+def pixels_of(path: str) -> str | None:
+    """The pixel digest of the picture `path` holds (decode.preview_image), once per version of the file; None for
+    a file that does not decode."""
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    if stamp not in _PIXELS:
+        try:
+            _PIXELS[stamp] = preview_image(path).pixels
+        except UndecodableImage:
+            return None
+    return _PIXELS[stamp]
+
+
+def _picture_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the file's header alone, or None when it does not open."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a header read: decode.py's policy rules
+            with Image.open(path) as image:
+                return image.size
+    except Exception:  # noqa: BLE001 - whatever Pillow raises, it is no picture to compare
+        return None
+
+
+def _is_jpeg(path: str) -> bool:
+    return Path(path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
 
 
 def same_pictures(folder: Path, other: Path) -> bool:

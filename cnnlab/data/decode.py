@@ -39,6 +39,7 @@ DataLoader workers decode again per item, so their counts never need to travel b
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -217,8 +218,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, ...], Image.Image | None]:
-    """(kinds, RGB picture); preview=True stops after the (reduced) decode and returns no picture."""
+def pixel_digest(image: Image.Image) -> str:
+    """SHA-256 over the size and RGB values of a loaded picture: equal for files that hold the same pixels in other
+    bytes (another PNG compression level, BMP or TIFF, a grey or palette file saved as RGB)."""
+    rgb = _to_rgb(image)
+    return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}\0".encode() + rgb.tobytes()).hexdigest()
+
+
+def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, ...], Image.Image | str]:
+    """(kinds, RGB picture); preview=True stops after the (reduced) decode and gives the reduced picture's
+    pixel_digest instead of the picture."""
     path = str(path)
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
@@ -246,7 +255,7 @@ def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, 
             if rotated:
                 kinds.append(EXIF_ROTATED)
             if preview:
-                return tuple(kinds), None
+                return tuple(kinds), pixel_digest(image)
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
     factor = math.ceil(_downscale_factor(picture.size))
     if factor > 1:  # draft() only helps JPEG, and only by powers of two
@@ -262,15 +271,31 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
     decoded, modes with no faithful RGB picture, and images over REFUSE_FACTOR x MAX_PIXELS pixels.
     """
     kinds, picture = _decode(path, preview=False)
-    assert picture is not None
+    assert isinstance(picture, Image.Image)
     return Decoded(picture, kinds)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """preview_image's result: the conversion kinds decode_image will report, and the pixel_digest of the picture
+    decoded at reduced scale (JPEG at 1/8, other formats in full: the whole picture's pixels)."""
+
+    kinds: tuple[str, ...]
+    pixels: str
+
+
+def preview_image(path: str | os.PathLike[str]) -> Preview:
+    """What decoding `path` at reduced scale shows (JPEG at 1/8; other formats are still decoded in full, which is
+    what proves a truncated file bad): the kinds and a digest of the pixels. Raises `UndecodableImage` exactly where
+    decode_image would."""
+    kinds, pixels = _decode(path, preview=True)
+    assert isinstance(pixels, str)
+    return Preview(kinds, pixels)
+
+
 def inspect_image(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """The conversion kinds `decode_image(path)` will report, found by decoding at reduced scale (JPEG at
-    1/8; other formats are still decoded in full, which is what proves a truncated file bad). Raises
-    `UndecodableImage` exactly where decode_image would."""
-    return _decode(path, preview=True)[0]
+    """The conversion kinds `decode_image(path)` will report (preview_image)."""
+    return preview_image(path).kinds
 
 
 def load_rgb(path: str) -> Image.Image:

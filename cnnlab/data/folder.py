@@ -21,8 +21,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest
-from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, inspect_image, load_rgb
+from cnnlab.data.content import copies_of, folder_digest, remember_pixels
+from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import CnnlabError
@@ -67,7 +67,7 @@ class FolderScan:
     to one of its own parents (a loop) is not entered; a file whose real path is already in the dataset is kept
     once. Files reached without a link win over links to them across all splits of the dataset (every split is
     walked before any file is accepted), so a link never moves a picture to another class or split. Files with an
-    extension we read are checked with `decode.inspect_image` (reduced decode; truncated files fail);
+    extension we read are checked with `decode.preview_image` (reduced decode; truncated files fail);
     image-looking files we cannot read (.heic, ...) are skipped; everything else (README.txt) is ignored.
     Every kept image and every skip is counted in `summary`.
     """
@@ -127,12 +127,13 @@ class FolderScan:
             self.summary.add_skipped(DUPLICATE, path)
             return False
         try:
-            kinds = inspect_image(path)
+            preview = preview_image(path)
         except UndecodableImage as exc:
             self.summary.add_skipped(exc.reason, path)
             return False
+        remember_pixels(path, preview.pixels)  # for copies_of: the pictures are not decoded twice
         self._files.add(real)
-        self.summary.add_read(kinds)
+        self.summary.add_read(preview.kinds)
         return True
 
     def skipped_text(self) -> str:
@@ -303,8 +304,9 @@ def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, ev
                           fix=f"add images to {directory / empty[0]}/{' and the others' if len(empty) > 1 else ''}, "
                               "or remove that class from every split")
     if empty:
-        log.warning("imagefolder %s: class folder(s) %s hold no readable image: no %s images of those classes to "
-                    "score", directory, _shown(empty), directory.name)
+        split = f"{directory.name} " if directory.name.lower() in SPLIT_DIR_NAMES else ""  # not "no photos images"
+        log.warning("imagefolder %s: class folder(s) %s hold no readable image: no %simages of those classes to "
+                    "score", directory, _shown(empty), split)
     return folder
 
 
@@ -377,7 +379,7 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
 
 
 def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Path) -> Dataset:
-    """`val` less its pictures with the bytes of a training picture (`content.copies_of`): a download that holds
+    """`val` less its copies of training pictures (the same bytes or pixels: `content.copies_of`): a download that holds
     `img.jpg` and `img (1).jpg` puts one in each split when val is carved, and a val/ folder may hold copies of
     train/ pictures; scored, they measure what the model memorised (probe 62: val 94.44 % for a model at chance on
     noise pictures, 27.78 % without the copies). Logged; CnnlabError when no val picture is left."""
@@ -389,11 +391,11 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
     kept = [i for i, path in enumerate(val_paths) if path not in copies]
     if not kept:
         carved = isinstance(val, Subset)  # a val/ folder is an ImageFolder of its own
-        raise CnnlabError(f"imagefolder {root}: every val picture has the bytes of a training picture (first: "
+        raise CnnlabError(f"imagefolder {root}: every val picture is a copy of a training picture (first: "
                           f"{first}, a copy of {copies[first]}), so val would measure memory, not accuracy",
                           fix=f"keep one file of each picture in {root} (delete the copies)" if carved
                           else f"give {root} a val split of other pictures than its training ones")
-    log.warning("imagefolder %s: %d of the %d val pictures left out of val: the same bytes as training pictures "
+    log.warning("imagefolder %s: %d of the %d val pictures left out of val: copies of training pictures "
                 "(first: %s, a copy of %s), which would score memory, not accuracy", root, len(copies),
                 len(val_paths), first, copies[first])
     return Subset(val, kept)

@@ -142,6 +142,7 @@ class Trainer:
         task = self.progress.add_task(f"epoch {epoch + 1} train", total=total, status="")
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
         images, start = 0, time.perf_counter()
+        lr = optimizer.param_groups[-1]["lr"]  # the epoch's record: the rate of its last step (not the next one's)
         for step, batch in enumerate(loader):
             if step >= total:
                 break
@@ -161,6 +162,7 @@ class Trainer:
                 if settings.grad_clip:
                     nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
                 optimizer.step()
+            lr = optimizer.param_groups[-1]["lr"]
             if scheduler is not None:
                 scheduler.step()
             meter.update(loss, logits, targets)
@@ -175,8 +177,7 @@ class Trainer:
         self.progress.remove_task(task)
         metrics = meter.compute(across_ranks=True)
         # n is every rank's images (across_ranks): the rate is the whole job's, logged and recorded as it is
-        metrics.update(seconds=seconds, images_per_s=metrics["n"] / max(seconds, 1e-9),
-                       lr=optimizer.param_groups[-1]["lr"])
+        metrics.update(seconds=seconds, images_per_s=metrics["n"] / max(seconds, 1e-9), lr=lr)
         return metrics
 
     def _check_finite(self, meter: ClassificationMeter, epoch: int, step: int,

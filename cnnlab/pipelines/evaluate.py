@@ -52,6 +52,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # train/ was refused for a test score), split=all every image
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
                                     carve_val=split in ("train", "val"))
+    require_split(data, split)  # first: a folder of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
@@ -78,6 +79,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 @found_before_work()
+def require_split(data: DataBundle, split: str) -> None:
+    """CnnlabError for a split (SPLITS) the data lacks: a folder of new labelled images has no test split, and its
+    class folders were judged first, with a fix that then led to this refusal (probe 70)."""
+    if split != "all" and {"train": data.train, "val": data.val, "test": data.test}[split] is None:
+        raise CnnlabError(f"dataset {data.name} has no {split} split",
+                          fix="use split=val; split=all to score every image of a folder of new labelled images "
+                              "(dataset=imagefolder dataset.root=DIR); or a dataset with an official test split "
+                              "(cifar10, cifar100, mnist, fashion_mnist, kmnist, svhn, stl10, flowers)")
+
+
+@found_before_work()
 def split_of(data: DataBundle, split: str) -> Dataset:
     """The images of `split` (SPLITS); "all" is train, val and test together. CnnlabError for a split the data
     lacks or an empty one."""
@@ -87,12 +99,8 @@ def split_of(data: DataBundle, split: str) -> Dataset:
         if not present:
             raise CnnlabError(f"dataset {data.name} holds no images", fix="point dataset.root=DIR to the images")
         return ConcatDataset(present)
+    require_split(data, split)
     images = parts[split]
-    if images is None:
-        raise CnnlabError(f"dataset {data.name} has no {split} split",
-                          fix="use split=val; split=all to score every image of a folder of new labelled images "
-                              "(dataset=imagefolder dataset.root=DIR); or a dataset with an official test split "
-                              "(cifar10, cifar100, mnist, fashion_mnist, kmnist, svhn, stl10, flowers)")
     if len(images) == 0:  # type: ignore[arg-type]
         raise CnnlabError(f"the {split} split of {data.name} is empty", fix="use another split or dataset")
     return images

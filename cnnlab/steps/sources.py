@@ -373,8 +373,9 @@ def _trained_data_has_test(recorded: Mapping[str, Any], data: DataBundle) -> boo
 def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
     """CnnlabError when `data` (built from `dataset_cfg`) holds the images the source model trained on: the data
     its run records (steps.sources.same_data), a folder with the same recorded data.content.folder_digest, or one
-    holding any picture with the bytes of a training or validation picture of the source's folder, while that
-    folder is on disk (training_pictures_in). For `cnnlab evaluate split=all`, whose score would read high."""
+    holding any copy (bytes or pixels: content.copies_of) of a training or validation picture of the source's
+    folder, while that folder is on disk (training_pictures_in). For `cnnlab evaluate split=all`, whose score would
+    read high."""
     source = with_file_dataset(source)
     recorded = dataset_config_of(source.run)
     if recorded is None:
@@ -399,14 +400,14 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
         log.warning("the folder the model trained on, %s, is gone: split=all cannot check that %s holds none of "
                     "its pictures", trained, scored)
         return
-    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes, among the files the
+    # a copy (cp -r: new file times, or a picture added) is found by the pictures' bytes or pixels, among the files the
     # folder scan reads (a link it skips is never scored)
     files = [f for part in (data.train, data.val, data.test) if part is not None for f in split_files(part) or []]
     shared = sorted(copies_of(files, _training_files(recorded)[0]))
     if shared:
         raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
-                          f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
-                          "score would read high", fix=f"remove them from {scored}, or {fix}")
+                          f"validation images (copies of pictures in {trained}, by bytes or pixels; first: "
+                          f"{shared[0]}), so its score would read high", fix=f"remove them from {scored}, or {fix}")
 
 
 def refuse_unused_val_fraction(dataset: Any) -> None:
@@ -440,18 +441,18 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
     if not shared or (own_val is None and same_pictures(Path(other), Path(trained))):  # as it was: the same carve
         return
     where = source.origin
-    raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (the same "
-                      f"bytes as pictures in {trained}), but is not that folder as it was: its val split would hold "
-                      "images the model trained on (and read high)",
+    raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (copies of "
+                      f"pictures in {trained}, by bytes or pixels), but is not that folder as it was: its val split "
+                      "would hold images the model trained on (and read high)",
                       fix=f"give a copy of {trained} as it was with dataset.root=DIR, or a folder of pictures the "
                           "model has not seen")
 
 
 def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *,
                          validation: bool = True) -> tuple[list[str], str]:
-    """The pictures under `folder` with the bytes of a training or validation picture of the folder `recorded` (a
-    run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder, or that
-    folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
+    """The pictures under `folder` that copy (bytes or pixels) a training or validation picture of the folder
+    `recorded` (a run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder,
+    or that folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
     val/ folder when `validation` is False (a carved val split cannot be told from train: all of it counts)."""
     files, trained = _training_files(recorded, validation=validation)
     return sorted(copies_of(list(pictures(folder)), files)), trained
@@ -490,7 +491,7 @@ def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
 
 
 def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
-    """CnnlabError when the test split of `data` (the files its folder scan reads) holds pictures with the bytes of
+    """CnnlabError when the test split of `data` (the files its folder scan reads) holds copies (bytes or pixels) of
     the source's training or validation pictures: split=all refused them, split=test scored them (probe 61: a test/
     copied from the training folder read 88.89 % for a model at chance, exit 0). The folder the model trained on is
     checked too: its own test/ may hold copies of its train/ pictures (probe 62: 83.33 % at chance). A link the scan
@@ -503,8 +504,8 @@ def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataB
     if shared:
         test = split_dir(Path(str(_folder(_plain(dataset_cfg).get("root")))), TEST_DIR_NAMES)
         raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
-                          f"validation images (the same bytes as pictures in {trained}; first: {shared[0]}), so its "
-                          "score would read high",
+                          f"validation images (copies of pictures in {trained}, by bytes or pixels; first: "
+                          f"{shared[0]}), so its score would read high",
                           fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
 
 

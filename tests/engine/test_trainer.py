@@ -56,6 +56,24 @@ def test_fit_learns_and_records_history(data) -> None:
     assert {"val_top5", "images_per_s", "lr"} <= set(result.final)
 
 
+def test_an_epochs_lr_is_the_rate_its_last_step_trained_at(data) -> None:
+    """Probe 70: the history's lr was read after the schedule's last step, so it was the next epoch's rate (0.0
+    for the last epoch of a cosine schedule to zero, 0.0005 printed for a 1-epoch run)."""
+    job = make_job(data, epochs=2)
+    result = fit(job)
+    _, model, _, _, train, _ = job
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    schedule = build_scheduler({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.0}, optimizer,
+                               steps_per_epoch=len(train), epochs=2)
+    used = []
+    for _ in range(2 * len(train)):
+        used.append(optimizer.param_groups[-1]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert [e["lr"] for e in result.history] == pytest.approx([used[len(train) - 1], used[-1]])
+    assert result.history[-1]["lr"] > 0  # the last step's rate, not the end of the schedule
+
+
 def test_cpu_run_repeats_exactly(data) -> None:
     first = make_job(data)
     fit(first)

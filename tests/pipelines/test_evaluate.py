@@ -493,6 +493,11 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     said = " ".join(result.stderr.split())
     assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
         "training or validation images" in said and "remove them from" in said, result.output
+    from PIL import Image
+
+    Image.open(folder / "cat" / "0.png").save(folder.parent / "test" / "cat" / "copy.png", compress_level=0)
+    resaved = cli("evaluate", "source=latest:pretrain", "split=test")  # probe 70: the same pixels in other bytes
+    assert resaved.code == 2 and "by bytes or pixels" in " ".join(resaved.stderr.split()), resaved.output
     (folder.parent / "test" / "cat" / "copy.png").unlink()  # probe 64: links to train/ pictures, which the scan
     (folder.parent / "test" / "cat" / "link.png").symlink_to(folder / "cat" / "1.png")  # skips: nothing to refuse
     linked = cli("evaluate", "source=latest:pretrain", "split=test")
@@ -539,3 +544,24 @@ def test_an_onnx_file_whose_weights_changed_after_its_run_is_not_scored_as_the_r
     copy = tmp_path / "edited.onnx"  # the fix it names: scored as a file of its own
     copy.write_bytes(tiny_export.read_bytes())
     assert cli("evaluate", f"source={copy}", "split=val").code == 0
+
+
+def test_a_folder_of_new_images_is_told_split_all_before_its_class_folders(cli, outputs: Path,
+                                                                           tmp_path: Path) -> None:
+    """Probe 70: a one-level folder of new labelled images lacking one of the model's classes was told to create
+    the class folder, and then, created, that it has no test split: two fixes in turn. The split is judged first."""
+    from helpers import random_image_folder
+
+    trained = random_image_folder(tmp_path / "trained", per_class=4, classes=("cat", "dog", "fox"))
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={trained}", "model=lenet5", "dataset.image_size=16",
+               "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    new = random_image_folder(tmp_path / "photos", per_class=2, classes=("cat", "dog"), seed=5)
+    first = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}")
+    said = " ".join(first.stderr.split())
+    assert first.code == 2 and "has no test split" in said and "split=all" in said, first.output
+    second = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
+    assert second.code == 2 and "create the class folder fox" in " ".join(second.stderr.split()), second.output
+    (new / "fox").mkdir()
+    third = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
+    assert third.code == 0, third.output
+    assert "no images of those classes to score" in " ".join(third.stderr.split())  # not "no photos images"

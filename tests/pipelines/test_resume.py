@@ -374,6 +374,8 @@ def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
     assert epoch["epoch"] == 1 and f"{epoch['val_acc']:.6g}" in {f"{float(v):.6g}" for v in row[1:] if v}
     listed = cli("list", "runs")
     assert f"{epoch['val_acc']:.2%} (epoch 1)" in listed.stdout, listed.output
+    row = next(line for line in listed.stdout.splitlines() if "(epoch 1)" in line)
+    assert "lenet5" in row  # probe 70: the model column was blank until the run recorded its model
     monkeypatch.setattr(Trainer, "_save_state", save_state)
     assert cli("pretrain", "resume=true").code == 0
     resumed = next(d for d in run_dirs(outputs, "pretrain") if d != run)

@@ -22,6 +22,7 @@ from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
 
 from cnnlab.compress.quantization.calibration import CalibrationReader
 from cnnlab.compress.quantization.formats import Format
+from cnnlab.compress.quantization.outputs import float_outputs
 from cnnlab.deploy.export import load_onnx
 from cnnlab.deploy.onnx_check import QUANTIZED_OPS, graph_precision, quantized_ops  # noqa: F401 - re-exported
 from cnnlab.errors import CnnlabError, found_before_work
@@ -106,9 +107,10 @@ def check_node_names(graph_path: Path, names: Sequence[str]) -> None:
 
 def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settings: PtqSettings,
                               reader: CalibrationReader, calibration_cache: Path) -> Path:
-    """Static INT8 of `preprocessed` in format `fmt`. The first call calibrates on `reader` and saves the
-    tensor ranges to `calibration_cache`; later calls (other formats) load them instead of calibrating again
-    (without CALIBRATION_CACHE every call calibrates, and no cache file is written)."""
+    """Static INT8 of `preprocessed` in format `fmt`, its outputs (the logits) in float. The first call
+    calibrates on `reader` and saves the tensor ranges to `calibration_cache`; later calls (other formats) load
+    them instead of calibrating again (without CALIBRATION_CACHE every call calibrates, and no cache file is
+    written)."""
     extra = {"CalibStridedMinMax": 1}  # collect one batch at a time: memory stays one batch of activations
     if settings.calibrate_method == "percentile":
         extra["CalibPercentile"] = settings.percentile  # type: ignore[assignment]
@@ -124,6 +126,7 @@ def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settin
                             extra_options=extra, **cache)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's quantizer raises many types
         raise _quantizer_error(fmt, exc) from exc
+    float_outputs(out)  # not logits on an 8-bit grid, where classes tie (outputs.py)
     if cache and calibration_cache.is_file():  # onnxruntime writes it through mkstemp: readable by its owner only
         with_usual_permissions(calibration_cache)
     return out

@@ -39,6 +39,7 @@ from torch.fx.experimental.optimization import fuse as fold_batch_norms
 from torch.nn import functional as F
 
 from cnnlab.compress.quantization.formats import Format
+from cnnlab.compress.quantization.outputs import float_outputs
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
 from cnnlab.errors import CnnlabError
@@ -244,11 +245,14 @@ def freeze_fake_quant(model: nn.Module) -> nn.Module:
 
 def export_qat_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Sequence[str],
                     metadata: Mapping[str, Any] | None = None) -> Path:
-    """The trained fake-quantized model as a QDQ ONNX file with INT8 weights (the model is left as it is)."""
+    """The trained fake-quantized model as a QDQ ONNX file with INT8 weights and float logits (the model is left
+    as it is)."""
     frozen = freeze_fake_quant(copy.deepcopy(model).cpu().eval())
     frozen.requires_grad_(False)  # an inference graph: no fake-quant gradient masks to trace
     export_onnx(frozen, path, spec=spec, classes=classes, metadata=metadata)
-    return fold_weight_quantization(path)
+    fold_weight_quantization(path)
+    float_outputs(path)  # the logits in float, as the PTQ candidates' (outputs.py)
+    return path
 
 
 def fold_weight_quantization(path: Path) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 from cnnlab.compress.quantization.calibration import CalibrationReader, calibration_batches, calibration_shortfall
 from cnnlab.compress.quantization.formats import READ_BY, Format, slow_format_warning
 from cnnlab.compress.quantization.nncf_engine import AccuracyControl, nncf_describe, quantize_with_nncf
+from cnnlab.compress.quantization.outputs import float_outputs
 from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, check_node_names, graph_input_name,
                                               preprocess, quantize_dynamic_candidate, quantize_static_candidate,
                                               quantized_ops)
@@ -105,6 +106,7 @@ def _nncf_candidate(fmt: Format, preprocessed: Path, target: Path, calibration: 
                  settings.calibrate_method)
     result = quantize_with_nncf(preprocessed, target, calibration.batches, exclude=settings.exclude,
                                 accuracy_control=accuracy_control)
+    float_outputs(result.path)
     return CandidateResult(fmt, result.path, built_by=nncf_describe(result))
 
 
