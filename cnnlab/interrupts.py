@@ -82,12 +82,20 @@ def signals_as_interrupt() -> Iterator[None]:
         how, code = ("Ctrl-C", 130) if signum == signal.SIGINT else (signal.Signals(signum).name, 128 + signum)
         if signum != signal.SIGINT or _signals_arrive_twice():
             signal.signal(signum, signal.SIG_IGN)
+        if signum == signal.SIGTERM and hasattr(signal, "SIGCHLD"):
+            # sent to the process group (timeout, scancel, kill -- -PGID), it stops the DataLoader workers too, and
+            # torch's SIGCHLD handler raised "DataLoader worker ... killed by signal: Terminated" in the clean-up,
+            # printed as an "Exception ignored" traceback after the one-line message (probe 71): the run stops
+            # anyway, so worker deaths are no longer news
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _pending = _pending or (how, code)
         raise Interrupted(how, exit_code=code)
 
     # A process told to ignore Ctrl-C (SIG_IGN: e.g. a helper that its parent stops) keeps ignoring it.
     signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
     previous = {signum: signal.signal(signum, stop) for signum in signals}
+    if hasattr(signal, "SIGCHLD"):
+        previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)  # `stop` may change it: put back after
     try:
         yield
     finally:

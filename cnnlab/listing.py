@@ -116,4 +116,6 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
     damaged = sum(1 for run in runs if run.damaged)
     if damaged:
         out.print(f"{damaged} damaged run(s): skipped by source=latest, resume=true and `cnnlab report`; "
-                  "restore their run.json or move them out of the outputs folder", markup=False, highlight=False)
+                  "mend what the reason names — their run.json, or a file it names that leads out of the run "
+                  "folder (replace a link with the file) — or move them out of the outputs folder", markup=False,
+                  highlight=False)

@@ -171,10 +171,9 @@ class RunRecord:
     def add_artifact(self, name: str, path: Path) -> None:
         """Record the file `path` as artifact `name`, with its SHA-256 for a model file (DIGESTED): called once the
         file is written whole (a file not there yet gets no digest, and is then read unchecked)."""
-        digest = {}
-        if name in DIGESTED and self.enabled and Path(path).is_file():
-            digest = {"digests": {name: sha256_of(path)}}
-        self.update(artifacts={name: os.path.relpath(path, self.run_dir)}, **digest)
+        sha256 = file_sha256(path) if name in DIGESTED and self.enabled else None
+        self.update(artifacts={name: os.path.relpath(path, self.run_dir)},
+                    **({"digests": {name: sha256}} if sha256 is not None else {}))
 
     def finish(self, status: str, *, metrics: dict[str, Any] | None = None, error: str | None = None) -> None:
         self.data["status"] = status
@@ -477,7 +476,26 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
     run_dir = path.parent if (path.parent / RUN_FILE).exists() else None
-    return check_intact(Source(spec, kind, path.resolve(), _run_beside(path, run_dir) if run_dir else None))
+    run = _run_beside(path, run_dir) if run_dir else None
+    if run is not None and not _written_by(run, path):
+        logging.getLogger("cnnlab").info("%s is none of the model files run %s wrote: it is read with its own record, "
+                                         "as a file outside a run", path, run.path)
+        run = None
+    return check_intact(Source(spec, kind, path.resolve(), run))
+
+
+def _written_by(run: RunInfo, path: Path) -> bool:
+    """Whether the file `path` in `run`'s folder is a model file the run wrote: one of its DIGESTED artifacts, or
+    a file with the bytes of one (a copy under another name). Another file there (another run's model.pt copied in
+    as better.pt) was taken as the run's, and `cnnlab report` showed its test score in the run's row (probe 71).
+    A run from before `digests` cannot tell: its file is taken as the run's, as before (the data-record check)."""
+    digests = run.data.get("digests") or {}
+    if not digests:
+        return True
+    resolved = path.resolve()
+    if any((file := run.artifact(name)) is not None and file.resolve() == resolved for name in DIGESTED):
+        return True
+    return file_sha256(resolved) in digests.values()
 
 
 @functools.lru_cache(maxsize=16)

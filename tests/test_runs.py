@@ -167,6 +167,8 @@ def test_list_and_report_name_a_damaged_record_and_go_on(cli, outputs: Path, how
     _damage(make_run(outputs, "pretrain", "b", started="2026-01-01T11:00:00"), how)
     listing = cli("list", "runs")
     assert listing.code == 0 and "(run.json: " in listing.stdout  # the reason, maybe wrapped in its cell
+    said = " ".join(listing.stdout.split())  # probe 71: "restore their run.json" fixed nothing for a model.pt link
+    assert "mend what the reason names" in said and "replace a link with the file" in said
     report = cli("report", str(outputs), "--no-write")
     assert report.code == 0 and "left out" in report.stdout and DAMAGES[how] in report.stdout, report.output
 
@@ -379,3 +381,15 @@ def test_digests_are_checked_as_untrusted_input(tmp_path: Path) -> None:
 
 def read_json_digests(run: Path) -> dict:
     return json.loads((run / "run.json").read_text())["digests"]
+
+
+def test_a_file_the_run_did_not_write_is_read_as_a_file_of_its_own(tmp_path: Path) -> None:
+    """Probe 71: another run's model.pt copied into a run's folder as better.pt was read as that run's model, and
+    `cnnlab report` showed its test score in the run's row."""
+    outputs = tmp_path / "outputs"
+    run = make_run(outputs, "pretrain", "a")  # its model.pt holds b"x"
+    (run / "better.pt").write_bytes(b"another network")
+    assert resolve_source(str(run / "better.pt"), outputs).run is None
+    (run / "same.pt").write_bytes(b"x")  # the run's own model under another name: still the run's
+    assert resolve_source(str(run / "same.pt"), outputs).run.path == run
+    assert resolve_source(str(run / "model.pt"), outputs).run.path == run

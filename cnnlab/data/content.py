@@ -141,12 +141,13 @@ def pixels_of(path: str) -> str | None:
 
 
 def _picture_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from the file's header alone, or None when it does not open."""
+    """(shorter side, longer side) from the file's header alone (an EXIF rotation by 90° swaps width and height),
+    or None when it does not open."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a header read: decode.py's policy rules
             with Image.open(path) as image:
-                return image.size
+                return min(image.size), max(image.size)
     except Exception:  # noqa: BLE001 - whatever Pillow raises, it is no picture to compare
         return None
 

@@ -254,8 +254,8 @@ def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, 
             rotated = _orientation(image) not in (1, 0)
             if rotated:
                 kinds.append(EXIF_ROTATED)
-            if preview:
-                return tuple(kinds), pixel_digest(image)
+            if preview:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels alone)
+                return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image)
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
     factor = math.ceil(_downscale_factor(picture.size))
     if factor > 1:  # draft() only helps JPEG, and only by powers of two

@@ -114,7 +114,10 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     if subject.precision != "fp32":  # the graph's own precision: the test quantize uses (onnx_check.quantized_ops)
         return replace(subject, notes=(f"an {subject.precision.upper()} file has no PyTorch twin (its model.pt chain "
                                        "is the FP32 model)",))
-    chained = chained_model(meta, source)
+    try:
+        chained = chained_model(meta, source)
+    except CnnlabError as exc:  # the twin changed since the export: the ONNX file is still timed, without it
+        return replace(subject, notes=(exc.message,))
     if isinstance(chained, str):
         return replace(subject, notes=(chained,))
     model, path = chained
@@ -155,8 +158,8 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
             if isinstance(recorded, str) and file_sha256(path) != recorded:
                 raise CnnlabError(f"{path}, the model.pt {source.path.name} was exported from, has changed since (its "
                                   f"SHA-256 differs from the one in {source.path}'s metadata): it is another network",
-                                  fix=f"put back the model.pt it was exported from, or name that model.pt (or its "
-                                      f"run) instead of {source.path}")
+                                  fix=f"put back the model.pt {source.path.name} was exported from; for the network "
+                                      f"now at {path}, name it instead (source={path})")
             return path
     if source.run is None or source.run.artifact("model") is None:
         return None
@@ -166,13 +169,10 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
 
 def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path] | str:
     """The PyTorch model behind the ONNX file `source` (metadata `meta`) and its model.pt (`chain_checkpoint`), or
-    why there is none: the chain holds no model.pt, or the one there is another network than the file's — by its
-    SHA-256 (chain_checkpoint), or by what both record: input size, classes, parameter count (a file exported
-    before the metadata kept the model.pt's SHA-256)."""
-    try:
-        path = chain_checkpoint(meta, source)
-    except CnnlabError as exc:
-        return exc.message
+    why there is none: the chain holds no model.pt, or the one there is another network than the file's by what both
+    record: input size, classes, parameter count (a file exported before the metadata kept the model.pt's SHA-256).
+    Raises CnnlabError as chain_checkpoint does, for a model.pt whose SHA-256 differs from the recorded one."""
+    path = chain_checkpoint(meta, source)
     if path is None:
         return "the source chain holds no model.pt"
     model, checkpoint = load_model(path)

@@ -32,7 +32,7 @@ from cnnlab.steps.distill_roles import check_student_fits, keep_resumed_teacher,
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.resume import apply_resume
-from cnnlab.steps.augment_on import augment_in_workers
+from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    setup_runtime, train_model)
 from cnnlab.weights import initial_model
@@ -67,7 +67,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     roles = role_sections(data, (teacher, teacher_model), (student, student_model))
     ctx.record.update(source=taught.source.describe() if taught.source else teacher.weights.source, distill=roles)
 
-    augment_in_workers(ctx, recipe, "cnnlab distill augments per image, in the DataLoader workers")
+    augment_without_device(ctx, recipe, "cnnlab distill augments per image, in the DataLoader workers")
     workers = loader_workers(recipe, data)
     val_loader = make_loaders(recipe, runtime, data.train, data.val, workers=workers).val
     # Checked before anything is spent on it (the logit cache, the student's training).

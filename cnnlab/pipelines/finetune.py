@@ -26,7 +26,7 @@ from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
-from cnnlab.steps.augment_on import classifier_loaders
+from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
@@ -121,6 +121,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cached = use_feature_cache(settings, cache_blockers, ctx)  # first: cache_features=true's refusal is the one
     standardize = use_standardized_features(settings, cache_blockers, ctx)
     if cached:
+        augment_without_device(ctx, recipe, "finetune.mode=linear trains the head on the backbone's features, "
+                               "computed once and not augmented (finetune.cache_features)", where="none",
+                               fix="drop trainer.augment_on=device, or set finetune.augment=true (the features are "
+                                   "then computed for every augmented batch, not cached)")
         # a self-supervised run's head was never trained: kept under new_head=auto, it is a new head all the same
         trained_head = keeps_head(weights, data, settings.new_head) and not weights.untrained_head
         probe = ProbeFeatures(standardize=standardize, kept_head=trained_head)

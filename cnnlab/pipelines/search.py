@@ -47,7 +47,7 @@ from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import Completed, ResumePoint, apply_resume, recorded_count, setting_text
 from cnnlab.steps.search_trials import (REFERENCE_ONNX, TRIAL_ERRORS, TrialRunner, check_proxy_batches,
                                         check_space_keys, chosen_candidate, train_chosen)
-from cnnlab.steps.augment_on import augment_in_workers
+from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import setup_runtime
 from cnnlab.weights import InitialWeights, resolve_weights
 from cnnlab.wording import counted
@@ -123,7 +123,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         check_runtime(settings.latency)
         recipe = Recipe.from_config(cfg)
         runtime = setup_runtime(cfg, recipe)
-        augment_in_workers(ctx, recipe, "a search's trials augment per image, in the DataLoader workers")
+        augment_without_device(ctx, recipe, "a search's trials augment per image, in the DataLoader workers")
         check_dataset(cfg.dataset)
         if space.is_architecture and requested_stem(cfg.model) not in (None, "imagenet"):
             raise CnnlabError(f"model.stem={cfg.model.stem} does not apply to an architecture search: every "

@@ -23,7 +23,7 @@ from cnnlab.steps.training import loader_workers, make_loaders
 
 @dataclass(frozen=True)
 class AugmentPlace:
-    """Where the training images are augmented ("workers" or "device") and why, for the log and run.json."""
+    """Where the training images are augmented ("workers", "device", or "none") and why, for the log and run.json."""
 
     where: str
     why: str
@@ -86,21 +86,22 @@ def augmentation_place(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: 
 
 
 @found_before_work()
-def augment_in_workers(ctx: RunContext, recipe: Recipe, why: str) -> AugmentPlace:
-    """For a command whose training augments per image only (distill, search's trials; `why` says so): "workers",
-    logged and recorded. Raises CnnlabError for trainer.augment_on=device, which would otherwise be ignored."""
+def augment_without_device(ctx: RunContext, recipe: Recipe, why: str, *, where: str = "workers",
+                           fix: str = "drop trainer.augment_on=device (or set it to workers or auto)") -> AugmentPlace:
+    """For a training that augments per image only (distill, search's trials), or not at all (`where`="none": a
+    linear probe on cached features); `why` says so. Logged and recorded; CnnlabError (with `fix`) for
+    trainer.augment_on=device, which would otherwise be ignored (probe 71: the linear probe said nothing)."""
     if recipe.augment_on == "device":
-        raise CnnlabError(f"trainer.augment_on=device cannot augment here: {why}",
-                          fix="drop trainer.augment_on=device (or set it to workers or auto)")
-    return _recorded(ctx, AugmentPlace("workers", f"trainer.augment_on={recipe.augment_on}: {why}"))
+        raise CnnlabError(f"trainer.augment_on=device cannot augment here: {why}", fix=fix)
+    return _recorded(ctx, AugmentPlace(where, f"trainer.augment_on={recipe.augment_on}: {why}"))
 
 
 def _recorded(ctx: RunContext, place: AugmentPlace) -> AugmentPlace:
     """`place`, logged once and recorded (run.json environment.augment_on) before training starts, so an
     interrupted run's record says it too."""
     if ctx.is_main:
-        ctx.log.info("augmentation: %s (%s)", "whole batches on the device" if place.where == "device"
-                     else "per image, in the DataLoader workers", place.why)
+        ctx.log.info("augmentation: %s (%s)", {"device": "whole batches on the device", "none": "none"}.get(
+            place.where, "per image, in the DataLoader workers"), place.why)
         ctx.record.update(environment={"augment_on": place.record()})
     return place
 

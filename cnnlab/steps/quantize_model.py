@@ -20,7 +20,7 @@ from cnnlab.deploy.export import read_onnx_metadata
 from cnnlab.deploy.subject import chained_model, run_model_name
 from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
 from cnnlab.engine.recipe import Recipe
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.sources import require_source
 from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
@@ -59,10 +59,11 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
                           fix="export it with `cnnlab export`, or pass the run or model.pt it came from")
     model = None
     if mode == "qat":
-        chained = chained_model(meta, source)
-        if isinstance(chained, str):
-            raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model {source.path} was exported from, and "
-                              f"{chained}", fix="pass the run or model.pt the ONNX file was exported from")
+        with found_before_work():  # a refusal leaves no `failed` run behind (probe 71)
+            chained = chained_model(meta, source)
+            if isinstance(chained, str):
+                raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model {source.path} was exported from, "
+                                  f"and {chained}", fix="pass the run or model.pt the ONNX file was exported from")
         model = chained[0]
     # An ONNX file made before its metadata named the architecture: the source run's record still does.
     name = str(meta.get("arch") or run_model_name(source) or source.path.stem)

@@ -81,3 +81,24 @@ def test_copies_are_found_by_their_pixels_in_other_bytes(tmp_path: Path) -> None
                                                          "lossy.jpg")], train)
     assert found == {str(tmp_path / "resaved.png"): train[0], str(tmp_path / "as.bmp"): train[0],
                      str(tmp_path / "grey_as_rgb.png"): train[1]}
+
+
+def test_copies_are_compared_as_pictures_are_read_rotated_by_exif(tmp_path: Path) -> None:
+    """Probe 71: the pixel digest was taken before the EXIF rotation cnnlab applies when it reads a picture: a PNG
+    that reads as a training picture was kept in val, and one that reads as another picture was dropped."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "train.png")
+    turned = Image.fromarray(np.rot90(pixels, k=2).copy())
+    exif = turned.getexif()
+    exif[0x0112] = 3  # "rotate 180° to display": it reads as train.png
+    turned.save(tmp_path / "reads_the_same.png", exif=exif)
+    stored = Image.fromarray(pixels)
+    exif = stored.getexif()
+    exif[0x0112] = 3  # the same stored pixels, read upside down: another picture
+    stored.save(tmp_path / "stored_the_same.png", exif=exif)
+    found = copies_of([str(tmp_path / "reads_the_same.png"), str(tmp_path / "stored_the_same.png")],
+                      [str(tmp_path / "train.png")])
+    assert found == {str(tmp_path / "reads_the_same.png"): str(tmp_path / "train.png")}

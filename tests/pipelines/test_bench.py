@@ -344,7 +344,10 @@ def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained
     assert f"{deploy}, the model.pt model.onnx was exported from, has changed since" in \
         document["skipped"][0]["reason"]
     qat = cli("quantize", f"source={exported}", "quantize.mode=qat", "trainer.epochs=1")
-    assert qat.code == 2 and "has changed since" in " ".join(qat.stderr.split()), qat.output
+    said = " ".join(qat.stderr.split())
+    assert qat.code == 2 and "has changed since" in said and f"name it instead (source={deploy})" in said, said
+    assert not (outputs / "quantize").exists()  # probe 71: refused before any work, no `failed` run left
+    assert cli("quantize", f"source={deploy}", "quantize.mode=qat", "trainer.epochs=1").code == 0  # the fix, followed
 
     meta = read_onnx_metadata(exported)  # a file exported before the metadata kept the model.pt's SHA-256:
     proto = onnx.load(exported)

@@ -381,3 +381,21 @@ def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
     resumed = next(d for d in run_dirs(outputs, "pretrain") if d != run)
     history = read_run(resumed)["metrics"]["history"]
     assert [e["epoch"] for e in history] == [1, 2, 3] and history[0] == epoch
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_is_one_line(outputs: Path, tmp_path: Path) -> None:
+    """Probe 71: SIGTERM sent to the whole process group (timeout, scancel) also stops the DataLoader workers, and
+    torch's SIGCHLD handler printed an "Exception ignored … DataLoader worker … killed by signal" traceback after the
+    one-line message."""
+    log = tmp_path / "stderr.txt"
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": "1"}
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "pretrain", *TINY, "trainer.epochs=1000",
+                                 "trainer.workers=1"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)
+    _first_checkpoint(outputs, proc, log)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    said = log.read_text()
+    assert "Traceback" not in said and "Exception ignored" not in said, said
+    assert said.strip().splitlines()[-1].startswith("error: interrupted (SIGTERM)")

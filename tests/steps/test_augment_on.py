@@ -98,3 +98,19 @@ def test_every_classifier_training_augments_where_trainer_augment_on_says(cli, o
 def test_the_setting_of_the_last_version_is_named_where_it_moved(cli) -> None:
     result = cli("pretrain", *TINY, "method.augment_on=device")
     assert result.code == 2 and "did you mean trainer.augment_on?" in result.stderr, result.output
+
+
+def test_a_linear_probe_on_cached_features_says_nothing_is_augmented(cli, outputs: Path) -> None:
+    """Probe 71: `finetune.mode=linear trainer.augment_on=device` trained on cached, unaugmented features without a
+    word, and run.json's environment.augment_on was empty."""
+    assert cli("pretrain", *TINY).code == 0
+    linear = ["finetune", "model.weights=latest:pretrain", "finetune.mode=linear", "trainer.epochs=1"]
+    refused = cli(*linear, "trainer.augment_on=device")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "computed once and not augmented" in said and "finetune.augment=true" in said
+    assert not (outputs / "finetune").exists()
+    assert cli(*linear).code == 0
+    assert read_run(run_dirs(outputs, "finetune")[0])["environment"]["augment_on"]["where"] == "none"
+    followed = cli(*linear, "trainer.augment_on=device", "finetune.augment=true")  # the fix it names
+    assert followed.code == 0, followed.output
+    assert read_run(run_dirs(outputs, "finetune")[-1])["environment"]["augment_on"]["where"] == "device"
