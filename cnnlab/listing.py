@@ -59,13 +59,17 @@ def print_datasets() -> None:
     out.print(table)
 
 
+# the commands whose network is the one their config names (the others read a source's): where it is named
+_BUILDS_MODEL = {"pretrain": "model", "finetune": "model", "search": "model", "distill": "student"}
+
+
 def _model_name(run: RunInfo) -> str:
     """The network the run records; for a run that stopped before recording it (interrupted, failed, dead, still
     running), the one its saved config names (model=, or distill's student=), so its row is not blank (probe 70)."""
-    if run.model.name or run.damaged:
-        return run.model.name or ""
+    if run.model.name or run.damaged or run.command not in _BUILDS_MODEL:
+        return run.model.name or ""  # quantize, prune, ...: the network is their source's, not the config's model=
     config = read_yaml_mapping(run.path / SAVED_CONFIG) or {}
-    node = config.get("student") if run.command == "distill" else config.get("model")
+    node = config.get(_BUILDS_MODEL[run.command])
     name = node.get("name") if isinstance(node, dict) else None
     return str(name) if isinstance(name, str) else ""
 

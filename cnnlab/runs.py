@@ -302,6 +302,13 @@ class RunInfo:
         files = self.data.get("artifacts") or {}
         return [str(files[name]) for name in names if name in files and self.artifact(name) is None]
 
+    def changed_files(self) -> list[str]:
+        """The model files (DIGESTED) whose bytes are no longer those run.json's `digests` recorded when the run wrote
+        them: their paths as recorded. A pipeline does not reuse such a stage (steps/freshness.py)."""
+        digests, files = self.data.get("digests") or {}, self.data.get("artifacts") or {}
+        return [str(files[name]) for name in DIGESTED if name in digests and name in files
+                and (path := self.artifact(name)) is not None and file_sha256(path) != digests[name]]
+
     def artifact(self, name: str) -> Path | None:
         """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists.
         Raises CnnlabError, without opening it, when it leads outside the run folder (checked again here:
@@ -467,35 +474,32 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     path = Path(spec).expanduser()
     if not path.exists():
         raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_HOW_TO_NAME)
-    if path.is_dir():
-        return _from_run(spec, load_run(path), want, key, runtime_key)
+    if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)
+        return _from_run(spec, load_run(path.resolve()), want, key, runtime_key)
     kind = _KINDS.get(path.suffix.lower())
     if kind is not None and kind not in want:
         raise _wrong_kind(f"{key}={spec}:", path, want, runtime_key)
     if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
-    run_dir = path.parent if (path.parent / RUN_FILE).exists() else None
+    run_dir = path.parent.resolve() if (path.parent / RUN_FILE).exists() else None
     run = _run_beside(path, run_dir) if run_dir else None
     if run is not None and not _written_by(run, path):
-        logging.getLogger("cnnlab").info("%s is none of the model files run %s wrote: it is read with its own record, "
-                                         "as a file outside a run", path, run.path)
+        logging.getLogger("cnnlab").info("%s is not the model.pt or model.onnx run %s recorded: it is read with its "
+                                         "own record, as a file outside a run", path, run.path)
         run = None
     return check_intact(Source(spec, kind, path.resolve(), run))
 
 
 def _written_by(run: RunInfo, path: Path) -> bool:
-    """Whether the file `path` in `run`'s folder is a model file the run wrote: one of its DIGESTED artifacts, or
-    a file with the bytes of one (a copy under another name). Another file there (another run's model.pt copied in
-    as better.pt) was taken as the run's, and `cnnlab report` showed its test score in the run's row (probe 71).
-    A run from before `digests` cannot tell: its file is taken as the run's, as before (the data-record check)."""
-    digests = run.data.get("digests") or {}
-    if not digests:
-        return True
+    """Whether the file `path` in `run`'s folder is a model file the run wrote: one of its DIGESTED artifacts, or a
+    file with the bytes of one (a copy under another name; a run from before `digests` cannot tell those). Another
+    file there (another run's model.pt copied in as better.pt) was taken as the run's, and `cnnlab report` showed its
+    test score in the run's row (probes 71, 72)."""
     resolved = path.resolve()
     if any((file := run.artifact(name)) is not None and file.resolve() == resolved for name in DIGESTED):
         return True
-    return file_sha256(resolved) in digests.values()
+    return file_sha256(resolved) in (run.data.get("digests") or {}).values()
 
 
 @functools.lru_cache(maxsize=16)

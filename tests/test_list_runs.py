@@ -25,3 +25,16 @@ def test_a_run_whose_model_file_was_deleted_says_so(cli, outputs: Path) -> None:
     (run_dirs(outputs, "pretrain")[0] / "model.pt").unlink()
     listed = cli("list", "runs", "--outputs", str(outputs))
     assert listed.code == 0 and "completed (model.pt deleted)" in " ".join(listed.stdout.split()), listed.stdout
+
+
+def test_an_unfinished_run_of_a_command_that_reads_a_source_names_no_default_model(cli, outputs: Path) -> None:
+    """Probe 72: an interrupted quantize of a LeNet-5 was listed as resnet18, the config's default model=."""
+    from cnnlab.runs import RunRecord
+
+    run_dir = outputs / "quantize" / "2026-01-01" / "10-00-00"
+    RunRecord.start(run_dir, "quantize").finish("interrupted")
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text("model:\n  name: resnet18\n")
+    listed = cli("list", "runs")
+    row = next(line for line in listed.stdout.splitlines() if "quantize" in line)
+    assert "resnet18" not in row, listed.stdout

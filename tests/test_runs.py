@@ -393,3 +393,17 @@ def test_a_file_the_run_did_not_write_is_read_as_a_file_of_its_own(tmp_path: Pat
     (run / "same.pt").write_bytes(b"x")  # the run's own model under another name: still the run's
     assert resolve_source(str(run / "same.pt"), outputs).run.path == run
     assert resolve_source(str(run / "model.pt"), outputs).run.path == run
+
+
+def test_a_link_to_a_run_and_a_run_from_before_digests_record_the_right_run(tmp_path: Path) -> None:
+    """Probe 72: `source=best` (a link to a run) recorded the link's name, so moving the link moved the score to
+    another run's row; a run from before `digests` took any file in its folder as its own."""
+    outputs = tmp_path / "outputs"
+    run = make_run(outputs, "pretrain", "a")
+    (tmp_path / "best").symlink_to(run, target_is_directory=True)
+    assert resolve_source(str(tmp_path / "best"), outputs).run.path == run.resolve()
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "digests"}))
+    (run / "better.pt").write_bytes(b"another network")
+    assert resolve_source(str(run / "better.pt"), outputs).run is None
+    assert resolve_source(str(run / "model.pt"), outputs).run.path == run.resolve()

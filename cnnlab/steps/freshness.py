@@ -36,6 +36,9 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
     gone = run.deleted_files()  # what a later stage reads: a run whose model file was deleted does not stand
     if gone:
         return f"its {gone[0]} is gone"
+    changed = run.changed_files()  # nor one whose model file was replaced (probe 72: reused as done already)
+    if changed:
+        return f"its {changed[0]} changed since the run wrote it"
     return data_changed(run, digests=digests)
 
 

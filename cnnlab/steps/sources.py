@@ -222,16 +222,9 @@ def refuse_a_replaced_file(source: Source, recorded: Any) -> None:
     shown = "; ".join(f"dataset.{k} {_short(own, k)} in the file, {_short(ran, k)} in run.json" for k in keys[:3])
     raise CnnlabError(f"{source.path} and its run's run.json record different data ({shown}): one of them was "
                       "replaced or edited after the run, so the run's splits and scores may not be this model's",
-                      fix=f"{_put_back(source)}, or copy {source.path.name} out of {source.origin} and name the "
-                          "copy: it carries its own record of its data")
-
-
-def _put_back(source: Source) -> str:
-    """How to use the run's own model: restore its file, or (a file the run never wrote: RUN/alt.pt) name the run."""
-    artifacts = (source.run.data.get("artifacts") or {}) if source.run is not None else {}
-    if source.path.name in {Path(str(rel)).name for rel in artifacts.values()}:
-        return f"put back the run's own {source.path.name} (or its run.json as it was)"
-    return f"for the run's own model, name the run ({source.origin}) instead of {source.path.name}"
+                      fix=f"put back the run's own {source.path.name} (or its run.json as it was), or copy "
+                          f"{source.path.name} out of {source.origin} and name the copy: it carries its own record of "
+                          "its data")
 
 
 def _as_json(value: Any) -> str:

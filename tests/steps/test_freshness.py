@@ -98,3 +98,15 @@ def test_a_run_whose_model_file_was_deleted_is_stale(tmp_path: Path) -> None:
     assert changed_since(kept) is None
     (tmp_path / "run2" / "model.pt").unlink()
     assert changed_since(RunInfo.read(tmp_path / "run2")) == "its model.pt is gone"
+
+
+def test_a_run_whose_model_file_was_replaced_is_stale(tmp_path: Path) -> None:
+    """Probe 72: a pipeline stage whose model.pt was replaced was reused as done already, though every command that
+    reads the file refuses it."""
+    record = RunRecord.start(tmp_path / "run", "finetune")
+    (tmp_path / "run" / "model.pt").write_bytes(b"weights")
+    record.add_artifact("model", tmp_path / "run" / "model.pt")
+    record.finish("completed")
+    assert changed_since(RunInfo.read(tmp_path / "run")) is None
+    (tmp_path / "run" / "model.pt").write_bytes(b"another network")
+    assert changed_since(RunInfo.read(tmp_path / "run")) == "its model.pt changed since the run wrote it"

@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from helpers import TINY, run_dirs
+from helpers import TINY, read_run, run_dirs
 
 
 def test_a_model_file_replaced_after_its_run_is_refused_and_its_copy_works(cli, outputs: Path, tmp_path: Path) -> None:
@@ -29,10 +29,10 @@ def test_a_model_file_replaced_after_its_run_is_refused_and_its_copy_works(cli, 
     assert older.code == 2 and f"{ran / 'model.pt'} and its run's run.json record different data (dataset.seed 5 " \
         "in the file, 0 in run.json)" in " ".join(older.stderr.split()), older.output
 
-    shutil.copy(other / "model.pt", ran / "alt.pt")  # probe 64: a file the run never wrote has nothing to put back
-    named = cli("evaluate", f"source={ran / 'alt.pt'}", "split=val")
-    assert named.code == 2 and f"for the run's own model, name the run ({ran}) instead of alt.pt" in \
-        " ".join(named.stderr.split()), named.output
+    shutil.copy(other / "model.pt", ran / "alt.pt")  # a file the run never wrote: read with its own record, its
+    named = cli("evaluate", f"source={ran / 'alt.pt'}", "split=val")  # scores not the run's (probes 64, 71, 72)
+    assert named.code == 0 and "is not the model.pt or model.onnx run" in " ".join(named.stderr.split()), named.output
+    assert read_run(run_dirs(outputs, "evaluate")[-1])["source"]["run"] is None
 
     copy = tmp_path / "kept" / "model.pt"  # the fix: the copy out of the folder brings its own record
     copy.parent.mkdir()
