@@ -32,6 +32,7 @@ from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.recording import record_warning
 from cnnlab.weights import InitialWeights
+from cnnlab.wording import listed
 
 log = logging.getLogger("cnnlab")
 
@@ -399,8 +400,17 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
     shared = sorted(copies_of(files, _training_files(recorded)[0]))
     if shared:
         raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
-                          f"validation images (copies of pictures in {trained}, by bytes or pixels; first: "
-                          f"{shared[0]}), so its score would read high", fix=f"remove them from {scored}, or {fix}")
+                          f"validation images (copies of pictures in {trained}, by bytes or pixels: "
+                          f"{_copies_named(shared)}), so its score would read high",
+                          fix=f"remove them from {scored}, or {fix}")
+
+
+def _copies_named(shared: list[str]) -> str:
+    """The copies for a refusal: up to three by name, then how many more — each of them in the log line before it,
+    so that "remove them" can be followed (probe 72: only the first of 11 was named)."""
+    if len(shared) > 3:
+        log.warning("the %d copies: %s", len(shared), ", ".join(shared))
+    return listed(shared)
 
 
 def refuse_unused_val_fraction(dataset: Any) -> None:
@@ -497,8 +507,8 @@ def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataB
     if shared:
         test = split_dir(Path(str(_folder(_plain(dataset_cfg).get("root")))), TEST_DIR_NAMES)
         raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
-                          f"validation images (copies of pictures in {trained}, by bytes or pixels; first: "
-                          f"{shared[0]}), so its score would read high",
+                          f"validation images (copies of pictures in {trained}, by bytes or pixels: "
+                          f"{_copies_named(shared)}), so its score would read high",
                           fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
 
 

@@ -498,6 +498,13 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     Image.open(folder / "cat" / "0.png").save(folder.parent / "test" / "cat" / "copy.png", compress_level=0)
     resaved = cli("evaluate", "source=latest:pretrain", "split=test")  # probe 70: the same pixels in other bytes
     assert resaved.code == 2 and "by bytes or pixels" in " ".join(resaved.stderr.split()), resaved.output
+    for i in range(1, 5):  # probe 72: of 11 copies only the first was named, and "remove them" could not be followed
+        shutil.copy(folder / "cat" / f"{i}.png", folder.parent / "test" / "cat" / f"copy{i}.png")
+    many = " ".join(cli("evaluate", "source=latest:pretrain", "split=test").stderr.split())
+    assert "and 2 more" in many and "the 5 copies: " in many
+    assert str(folder.parent / "test" / "cat" / "copy4.png") in many
+    for i in range(1, 5):
+        (folder.parent / "test" / "cat" / f"copy{i}.png").unlink()
     (folder.parent / "test" / "cat" / "copy.png").unlink()  # probe 64: links to train/ pictures, which the scan
     (folder.parent / "test" / "cat" / "link.png").symlink_to(folder / "cat" / "1.png")  # skips: nothing to refuse
     linked = cli("evaluate", "source=latest:pretrain", "split=test")
