@@ -106,15 +106,16 @@ def _recorded(ctx: RunContext, place: AugmentPlace) -> AugmentPlace:
     return place
 
 
-def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: AugmentPlace, *, images: Dataset,
-                     augmented: Dataset, views: ViewSettings | str, count: int, workers: int) -> Loaders:
+def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: AugmentPlace, *,
+                     images: Dataset | None, augmented: Dataset, views: ViewSettings | str, count: int,
+                     workers: int) -> Loaders:
     """The train and val loaders of `data` with its training images augmented where `place` says: on "workers",
     `augmented` (the images with their per-image transform) as they are; on "device", `images` (their raw
-    (image, label) items, of one stored size) read as stored pixels, batched, moved to the runtime's device and
-    augmented there by `views` into `count` views a batch (AugmentedOnDevice)."""
+    (image, label) items, of one stored size; None only where place is "workers") read as stored pixels, batched,
+    moved to the runtime's device and augmented there by `views` into `count` views a batch (AugmentedOnDevice)."""
     if place.where == "workers":
         return make_loaders(recipe, runtime, augmented, data.val, workers=workers)
-    assert isinstance(views, ViewSettings), "place_augmentation puts only what BatchAugment does on the device"
+    assert images is not None and isinstance(views, ViewSettings), "place_augmentation puts only what BatchAugment does"
     loaders = make_loaders(recipe, runtime, StoredPixels(images, data.spec.channels), data.val, workers=workers)
     augment = BatchAugment(data.spec, views)
     return Loaders(AugmentedOnDevice(loaders.train, augment, runtime.device, views=count), loaders.val)
@@ -126,6 +127,6 @@ def classifier_loaders(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: 
     trainer.augment_on puts it."""
     views = supervised_views(data.train_augment if data.train_augment.is_random else None)
     place = augmentation_place(ctx, recipe, runtime, data, views)
-    images = pretraining_images(data, unlabeled=False) if place.where == "device" else data.train  # workers: unread
+    images = pretraining_images(data, unlabeled=False) if place.where == "device" else None  # workers: not read
     return training_loaders(recipe, runtime, data, place, images=images, augmented=data.train, views=views, count=1,
                             workers=loader_workers(recipe, data))
