@@ -24,7 +24,7 @@ from cnnlab.data.bundle import RawSplits
 from cnnlab.data.content import copies_of, folder_digest, remember_pixels
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
 from cnnlab.data.spec import InputSpec
-from cnnlab.data.splits import stratified_split
+from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
@@ -395,9 +395,14 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
                           f"{first}, a copy of {copies[first]}), so val would measure memory, not accuracy",
                           fix=f"keep one file of each picture in {root} (delete the copies)" if carved
                           else f"give {root} a val split of other pictures than its training ones")
+    labels = labels_of(val)
+    classes = getattr(val.dataset if isinstance(val, Subset) else val, "classes", [])
+    lost = sorted({classes[label] for label in labels} - {classes[labels[i]] for i in kept}) if classes else []
     log.warning("imagefolder %s: %d of the %d val pictures left out of val: copies of training pictures "
-                "(first: %s, a copy of %s), which would score memory, not accuracy", root, len(copies),
-                len(val_paths), first, copies[first])
+                "(first: %s, a copy of %s), which would score memory, not accuracy%s", root, len(copies),
+                len(val_paths), first, copies[first],
+                f"; val now holds no picture of {_shown(lost)}, so its score says nothing of "
+                f"{'that class' if len(lost) == 1 else 'those classes'}" if lost else "")  # probe 72: said nowhere
     return Subset(val, kept)
 
 

@@ -204,6 +204,22 @@ def test_val_pictures_saved_again_from_training_pictures_are_left_out(tmp_path: 
     assert "val pictures left out of val: copies of training pictures" in caplog.text
 
 
+def test_a_class_left_without_val_pictures_by_the_copies_is_named(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 72: copies left out shrank val from 12 pictures to 2 for 3 classes without saying that whole classes
+    were gone from it."""
+    from helpers import random_image_folder
+
+    random_image_folder(tmp_path / "train", per_class=3, classes=("a", "b"))
+    random_image_folder(tmp_path / "val", per_class=1, classes=("b",), seed=9)
+    (tmp_path / "val" / "a").mkdir()
+    Image.open(tmp_path / "train" / "a" / "0.png").save(tmp_path / "val" / "a" / "again.png", compress_level=0)
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert raw.val is not None and len(raw.val) == 1
+    assert "val now holds no picture of a, so its score says nothing of that class" in caplog.text
+
+
 @pytest.mark.parametrize("train_level", [False, True])
 def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level: bool) -> None:
     """A class with a single image cannot be split by any dataset.val_fraction, which the message used to suggest:
