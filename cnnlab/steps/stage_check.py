@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Collection, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from omegaconf import OmegaConf
 
@@ -20,7 +20,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_overrides
 from cnnlab.settings import check_added_keys, check_settings, dataset_is_the_sources, setting_facts
-from cnnlab.steps.plan import Stage
+from cnnlab.steps.plan import REFERENCE, Stage
 
 
 def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Sequence[str], config_name: str) -> None:
@@ -35,6 +35,7 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
     if not GlobalHydra.instance().is_initialized():
         return
     folders = {stage.name: f"/pipeline/{stage.name}/run" for stage in stages}  # a path, as the real one will be
+    composed: dict[str, Any] = {}
     for stage in stages:
         if stage.name not in wanted:
             continue
@@ -42,6 +43,8 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
         try:
             check_added_keys(overrides, stage.command)
             config = compose(config_name, overrides=hydra_overrides(stage.command, overrides))
+            composed[stage.name] = config
+            _check_input_size(stage, [*common, *stage.overrides], composed)
             check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command,
                            dataset_is_sources=dataset_is_the_sources(stage.command, overrides))
             pipeline = importlib.import_module(COMMANDS[stage.command].pipeline)
@@ -55,3 +58,29 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             # a fix worded for a command line is typed into the stage's overrides (probe 60: `~optim.momentum`)
             message = re.sub(r" to the command( line)?\b", f" to pipeline.plan.{stage.name}.overrides", message)
             raise CnnlabError(f"pipeline.plan.{stage.name} (cnnlab {stage.command}): {message}") from None
+
+
+# the commands that read their input size from their source's model file: a `dataset.image_size=` typed for them
+# must be the model's (steps/sources.source_data refuses any other, but only when the stage runs)
+_SIZED_BY_SOURCE = ("prune", "quantize", "export", "evaluate", "bench", "predict")
+
+
+def _check_input_size(stage: Stage, typed: Sequence[str], composed: Mapping[str, Any]) -> None:
+    """CnnlabError when `stage` reads its model from an earlier stage (`source=@NAME`) and a `dataset.image_size=`
+    typed for it (`typed`: the common settings and its own overrides) differs from the size that stage's config
+    trains at: found only when the stage ran, after everything before it had trained. Nothing is
+    said where either size is left to the model (null) or the earlier stage is not part of this run."""
+    if stage.command not in _SIZED_BY_SOURCE:
+        return
+    given = [o.split("=", 1)[1] for o in typed if o.lstrip("+").startswith("dataset.image_size=")]
+    source = next((m.group(1) for o in stage.overrides if o.startswith("source=") for m in [REFERENCE.search(o)] if m),
+                  None)
+    if not given or source not in composed or given[-1].strip().lower() in ("null", "none", "~"):
+        return
+    trained = OmegaConf.select(composed[source], "dataset.image_size")
+    if trained is None or str(trained) == given[-1].strip():
+        return
+    raise CnnlabError(f"dataset.image_size={given[-1]}, but stage {source} trains its model at {trained} px, and "
+                      f"`cnnlab {stage.command}` feeds a model the images it was trained on",
+                      fix=f"drop dataset.image_size= from pipeline.plan.{stage.name}.overrides (or give stage {source} "
+                          "that size)")

@@ -124,3 +124,19 @@ def test_a_command_that_trains_nothing_refuses_training_settings_before_any_run_
     result = cli("bench", "model=lenet5", "trainer.batch_size=32")
     assert result.code == 2 and "`cnnlab bench` trains nothing, so trainer.* would be ignored" in result.stderr
     assert not (outputs / "bench").exists()
+
+
+def test_an_input_size_unlike_the_source_stages_is_refused_before_any_stage_runs() -> None:
+    """A prune stage given another dataset.image_size than the stage it prunes was refused only when it ran, after
+    the training stage had trained."""
+    train = {"command": "pretrain", "overrides": ["model=lenet5", "dataset=digits", "dataset.image_size=16"]}
+    plan = {"train": train, "pruned": {"command": "prune", "overrides": ["source=@train", "dataset.image_size=32"]}}
+    with pytest.raises(CnnlabError) as info:
+        _check(plan)
+    line = info.value.one_line()
+    assert line.startswith("pipeline.plan.pruned (cnnlab prune): dataset.image_size=32, but stage train trains its "
+                           "model at 16 px") and "drop dataset.image_size= from pipeline.plan.pruned.overrides" in line
+    plan["pruned"]["overrides"] = ["source=@train", "dataset.image_size=16"]  # the same size: nothing to say
+    _check(plan)
+    plan["pruned"]["overrides"] = ["source=@train"]  # the fix, followed
+    _check(plan)
