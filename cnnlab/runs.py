@@ -302,12 +302,18 @@ class RunInfo:
         files = self.data.get("artifacts") or {}
         return [str(files[name]) for name in names if name in files and self.artifact(name) is None]
 
+    def artifact_changed(self, name: str) -> bool:
+        """Whether the artifact `name` is there and its bytes are no longer those whose SHA-256 run.json's `digests`
+        recorded when the run wrote it (False where nothing was recorded, or the file is gone or unreadable)."""
+        recorded = (self.data.get("digests") or {}).get(name)
+        path = self.artifact(name) if recorded is not None else None
+        digest = file_sha256(path) if path is not None else None
+        return digest is not None and digest != recorded
+
     def changed_files(self) -> list[str]:
-        """The model files (DIGESTED) whose bytes are no longer those run.json's `digests` recorded when the run wrote
-        them: their paths as recorded. A pipeline does not reuse such a stage (steps/freshness.py)."""
-        digests, files = self.data.get("digests") or {}, self.data.get("artifacts") or {}
-        return [str(files[name]) for name in DIGESTED if name in digests and name in files
-                and (path := self.artifact(name)) is not None and file_sha256(path) != digests[name]]
+        """The model files (DIGESTED) changed since the run wrote them (`artifact_changed`): their paths as recorded.
+        A pipeline does not reuse such a stage (steps/freshness.py)."""
+        return [str(self.data["artifacts"][name]) for name in DIGESTED if self.artifact_changed(name)]
 
     def artifact(self, name: str) -> Path | None:
         """Absolute path of a named artifact ('model', 'onnx', 'checkpoint', 'bench') if it exists.
@@ -527,15 +533,11 @@ def check_intact(source: Source) -> Source:
     reported beside scores, settings and data that are not its own (probe 68: an altered ONNX file was scored with
     exit 0)."""
     run = source.run
-    digests = (run.data.get("digests") or {}) if run is not None else {}
+    if run is None:
+        return source
     for name in DIGESTED:
-        file = run.artifact(name) if name in digests and run is not None else None
-        if file is None or file.resolve() != source.path:
-            continue
-        digest = file_sha256(source.path)
-        if digest is None:
-            return source  # gone or unreadable now: the command's own read of it says so
-        if digest != digests[name]:
+        file = run.artifact(name)
+        if file is not None and file.resolve() == source.path and run.artifact_changed(name):
             raise CnnlabError(f"{source.path} is not the file run {run.path} wrote: its SHA-256 differs from the one "
                               f"in the run's run.json, so the run's scores and settings are not this file's (it was "
                               f"replaced or changed after the run)",

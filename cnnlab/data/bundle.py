@@ -47,7 +47,6 @@ class DataBundle:
     test: Dataset | None
     classes: list[str]
     spec: InputSpec
-    random_train_transform: bool  # True if train items are randomly augmented (feature caching is then invalid)
     in_memory: bool  # True for synthetic/digits (DataLoader workers add nothing there)
     decode: DecodeSummary | None = None  # RawSplits.decode, for the run record
     label_fraction: float = 1.0  # dataset.label_fraction: the share of the training labels in `train`
@@ -55,6 +54,11 @@ class DataBundle:
     content: str | None = None  # RawSplits.content, for the run record (dataset.content)
     stored_size: int | None = None  # RawSplits.stored_size: every raw image is this square; None = photos of any size
     train_augment: Augment = field(default_factory=Augment)  # what `train`'s transform draws (dataset.augment)
+
+    @property
+    def random_train_transform(self) -> bool:
+        """True if train items are randomly augmented (feature caching is then invalid)."""
+        return self.train_augment.is_random
 
 
 class TransformedDataset(Dataset):

@@ -55,7 +55,7 @@ def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     picture saved as RGB; probe 70: re-saved copies in val read 86.67 % for a model at chance on noise). An
     unreadable file or a dangling link is no copy. JPEG files are compared by their bytes alone (saved again, a JPEG
     holds other pixels; a JPEG converted to PNG is not found)."""
-    found = _same_bytes(paths, others)
+    found = _byte_copies(paths, others)
     rest = [path for path in paths if path not in found and not _is_jpeg(path)]
     if not rest:
         return found
@@ -74,7 +74,7 @@ def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _same_bytes(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
+def _byte_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     """copies_of by bytes: sizes are compared first, so a file is hashed (SHA-256) only when a file of the other
     list has its size."""
     by_size: dict[int, list[str]] = {}

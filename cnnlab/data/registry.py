@@ -134,7 +134,7 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     train = TransformedDataset(train_raw, train_transform(spec, raw.stored_size, augment))
     return DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),
                       test=None if raw.test is None else TransformedDataset(raw.test, evaluate),
-                      classes=raw.classes, spec=spec, random_train_transform=augment.is_random,
+                      classes=raw.classes, spec=spec,
                       in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
                       unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate),
                       content=raw.content, stored_size=raw.stored_size, train_augment=augment)

@@ -48,6 +48,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = BenchSettings.from_config(cfg.bench)
     where = bench_device(cfg.get("device"))
     device, plan = device_name(where), plan_backends(settings, where.type)
+    warn_more_threads_than_cores(ctx, settings, device)
     if isinstance(cfg.get("source"), (list, ListConfig)):
         return run_paired(cfg, ctx, settings, device, plan)
     subject = bench_model(cfg, ctx)
@@ -58,7 +59,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                           fix="see `cnnlab bench --help` for bench.backends")
     if plan.needs_onnx:  # a fixed-batch ONNX source: one line now, not onnxruntime's error at every batch size
         require_batch_sizes([subject], settings.batch_sizes)
-    warn_more_threads_than_cores(ctx, settings, device)
     peak = peak_estimate(device, settings.threads, settings.peak_gflops)
     ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device,
                  settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
@@ -103,7 +103,6 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     if not plan.backends:
         raise CnnlabError("a paired session (source=[A,B,...]) times ONNX files, and no ONNX backend is left",
                           fix="use bench.backends=[onnxruntime]")
-    warn_more_threads_than_cores(ctx, settings, device)
     ctx.log.info("bench %d models in %d interleaved rounds on %s, %d threads: %s × batch %s", len(subjects),
                  settings.rounds, device, settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
 

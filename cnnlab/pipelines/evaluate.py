@@ -91,16 +91,16 @@ def require_split(data: DataBundle, split: str) -> None:
 
 @found_before_work()
 def split_of(data: DataBundle, split: str) -> Dataset:
-    """The images of `split` (SPLITS); "all" is train, val and test together. CnnlabError for a split the data
-    lacks or an empty one."""
+    """The images of `split` (SPLITS), a split the data has (require_split); "all" is train, val and test together.
+    CnnlabError for an empty one."""
     parts = {"train": data.train, "val": data.val, "test": data.test}
     if split == "all":
         present = [part for part in parts.values() if part is not None and len(part)]  # type: ignore[arg-type]
         if not present:
             raise CnnlabError(f"dataset {data.name} holds no images", fix="point dataset.root=DIR to the images")
         return ConcatDataset(present)
-    require_split(data, split)
     images = parts[split]
+    assert images is not None, "run() checks the split first (require_split)"
     if len(images) == 0:  # type: ignore[arg-type]
         raise CnnlabError(f"the {split} split of {data.name} is empty", fix="use another split or dataset")
     return images

@@ -70,17 +70,18 @@ def _check_input_size(stage: Stage, typed: Sequence[str], composed: Mapping[str,
     typed for it (`typed`: the common settings and its own overrides) differs from the size that stage's config
     trains at: found only when the stage ran, after everything before it had trained. Nothing is
     said where either size is left to the model (null) or the earlier stage is not part of this run."""
-    if stage.command not in _SIZED_BY_SOURCE:
+    if stage.command not in _SIZED_BY_SOURCE or not any(o.lstrip("+").startswith("dataset.image_size=")
+                                                        for o in typed):
         return
-    given = [o.split("=", 1)[1] for o in typed if o.lstrip("+").startswith("dataset.image_size=")]
-    source = next((m.group(1) for o in stage.overrides if o.startswith("source=") for m in [REFERENCE.search(o)] if m),
-                  None)
-    if not given or source not in composed or given[-1].strip().lower() in ("null", "none", "~"):
+    references = (REFERENCE.search(o) for o in stage.overrides if o.startswith("source="))
+    source = next((found.group(1) for found in references if found), None)
+    if source not in composed:
         return
+    given = OmegaConf.select(composed[stage.name], "dataset.image_size")
     trained = OmegaConf.select(composed[source], "dataset.image_size")
-    if trained is None or str(trained) == given[-1].strip():
+    if given is None or trained is None or given == trained:
         return
-    raise CnnlabError(f"dataset.image_size={given[-1]}, but stage {source} trains its model at {trained} px, and "
+    raise CnnlabError(f"dataset.image_size={given}, but stage {source} trains its model at {trained} px, and "
                       f"`cnnlab {stage.command}` feeds a model the images it was trained on",
                       fix=f"drop dataset.image_size= from pipeline.plan.{stage.name}.overrides (or give stage {source} "
                           "that size)")

@@ -17,7 +17,7 @@ FASHION = ["T-shirt/top", "Trouser", "Pullover"]  # a model's classes, in its ow
 def folder_bundle(classes: list[str], labels: list[int], name: str = "imagefolder") -> DataBundle:
     images = TensorDataset(torch.zeros(len(labels), 1, 4, 4), torch.tensor(labels))
     return DataBundle(name=name, train=images, val=TensorDataset(torch.zeros(0, 1, 4, 4), torch.zeros(0).long()),
-                      test=None, classes=classes, spec=InputSpec(4), random_train_transform=False, in_memory=True)
+                      test=None, classes=classes, spec=InputSpec(4), in_memory=True)
 
 
 def test_a_slash_is_written_as_an_underscore_and_the_folder_order_is_renumbered_to_the_model_s() -> None:
