@@ -171,6 +171,17 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
+    """(real path, modification time in ns, size in bytes) of the file at `path`: the key under which what is read
+    from a file (its digest, its record, its pixels) is kept once per version of the file; None when it cannot be
+    stat'ed (gone, a dangling link)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return os.path.realpath(path), info.st_mtime_ns, info.st_size
+
+
 def sha256_of(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of the file at `path` as 64 hex digits, read in blocks (hashlib.file_digest). Raises OSError."""
     with open(path, "rb") as handle:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import read_json, read_yaml_mapping, sha256_of, write_json
+from cnnlab.fileio import file_version, read_json, read_yaml_mapping, sha256_of, write_json
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
@@ -509,18 +509,18 @@ def _written_by(run: RunInfo, path: Path) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _digest_at(path: Path, stamp: tuple[int, int]) -> str:
-    """sha256_of(`path`) once per file version (`stamp`: mtime in ns, size): a command resolves its source more
-    than once, and a ResNet-50 ONNX file is 100 MB."""
-    return sha256_of(path)
+def _digest_at(version: tuple[str, int, int]) -> str:
+    """sha256_of the file once per version (fileio.file_version): a command resolves its source more than once, and
+    a ResNet-50 ONNX file is 100 MB."""
+    return sha256_of(version[0])
 
 
 def file_sha256(path: Path) -> str | None:
     """The SHA-256 of the file at `path` (64 hex digits), computed once per version of the file; None when it cannot
     be read."""
+    version = file_version(path)
     try:
-        stat = Path(path).stat()
-        return _digest_at(Path(path), (stat.st_mtime_ns, stat.st_size))
+        return None if version is None else _digest_at(version)
     except OSError:
         return None
 

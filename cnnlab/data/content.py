@@ -14,12 +14,12 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from PIL import Image
 
-from cnnlab.data.decode import UndecodableImage, extension_reason, preview_image
-from cnnlab.fileio import sha256_of
+from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, preview_image
+from cnnlab.fileio import file_version, sha256_of
 
 
 def folder_digest(root: Path) -> str | None:
@@ -52,26 +52,58 @@ def pictures(root: Path, *, outside: Path | None = None) -> Iterator[str]:
 def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     """Each file of `paths` that holds the picture of a file in `others`, mapped to the first such file: the same
     bytes, or the same pixels in other bytes (a PNG saved again at another compression level, as BMP or TIFF, a grey
-    picture saved as RGB; probe 70: re-saved copies in val read 86.67 % for a model at chance on noise). An
-    unreadable file or a dangling link is no copy. JPEG files are compared by their bytes alone (saved again, a JPEG
-    holds other pixels; a JPEG converted to PNG is not found)."""
+    picture saved as RGB; probe 70: re-saved copies in val read 86.67 % for a model at chance on noise), a JPEG
+    converted to PNG, or a JPEG whose metadata was stripped or whose coding was redone without loss (jpegtran).
+    An unreadable file or a dangling link is no copy. A JPEG saved again (lossy: other pixels) is not found.
+
+    Cost: only pictures whose width and height a picture of the other list shares are compared. Between JPEGs the
+    digest of the 1/8-scale decode the folder scan made anyway picks the candidates and a full decode confirms each;
+    a JPEG is decoded in full against a lossless picture of its size only."""
     found = _byte_copies(paths, others)
-    rest = [path for path in paths if path not in found and not _is_jpeg(path)]
+    rest = [path for path in paths if path not in found]
     if not rest:
         return found
-    lossless = [path for path in others if not _is_jpeg(path)]
-    sizes = {path: _picture_size(path) for path in [*rest, *lossless]}  # headers only: which pixels could match
-    shared = {sizes[path] for path in rest} & {sizes[path] for path in lossless} - {None}
-    by_pixels: dict[str, str] = {}
-    for path in lossless:
-        digest = pixels_of(path) if sizes[path] in shared else None
-        if digest is not None:
-            by_pixels.setdefault(digest, path)
+    headers = {path: _header(path) for path in {*rest, *others}}
+    seen_in_others = _sizes_by_kind(others, headers)
+    seen_in_rest = _sizes_by_kind(rest, headers)
+    candidates: dict[str, list[str]] = {}
+    for path in others:
+        for key in _pixel_keys(path, headers[path], seen_in_rest):
+            candidates.setdefault(key, []).append(path)
     for path in rest:
-        match = by_pixels.get(pixels_of(path) or "") if sizes[path] in shared else None
-        if match is not None and match != path:
-            found[path] = match
+        for key in _pixel_keys(path, headers[path], seen_in_others):
+            match = next((other for other in candidates.get(key, ()) if other != path and (
+                not key.startswith("draft:") or exact_pixels_of(path) == exact_pixels_of(other))), None)
+            if match is not None:
+                found[path] = match
+                break
     return found
+
+
+def _sizes_by_kind(paths: Sequence[str], headers: dict[str, _Header | None]) -> dict[bool, set]:
+    """{is JPEG: the picture sizes among `paths` of that kind}."""
+    kinds: dict[bool, set] = {True: set(), False: set()}
+    for path in paths:
+        if headers[path] is not None:
+            kinds[headers[path].jpeg].add(headers[path].size)
+    return kinds
+
+
+def _pixel_keys(path: str, header: _Header | None, other_side: dict[bool, set]) -> list[str]:
+    """The digests `path` is compared by against pictures of `other_side`'s sizes ({is JPEG: sizes}): "pixels:" the
+    whole picture (a JPEG decoded in full only when a lossless picture of its size is there), "draft:" a JPEG's
+    1/8-scale decode against JPEGs of its size (equal drafts are confirmed by exact_pixels_of)."""
+    if header is None:
+        return []
+    keys = []
+    if header.jpeg:
+        if header.size in other_side[True]:
+            keys.append(("draft:", pixels_of(path)))
+        if header.size in other_side[False]:
+            keys.append(("pixels:", exact_pixels_of(path)))
+    elif header.size in other_side[True] | other_side[False]:
+        keys.append(("pixels:", pixels_of(path)))
+    return [kind + digest for kind, digest in keys if digest is not None]
 
 
 def _byte_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
@@ -106,54 +138,58 @@ def _byte_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     return found
 
 
-# pixel digests by (path, modification time, size): the folder scan decodes every picture once (decode.preview_image)
-# and leaves its digest here, so that copies_of compares a folder's pictures without decoding them again
+# pixel digests by file version (fileio.file_version): the folder scan decodes every picture once
+# (decode.preview_image) and leaves its digest here, so that copies_of compares a folder's pictures without decoding
+# them again
 _PIXELS: dict[tuple[str, int, int], str] = {}
-
-
-def _stamp(path: str) -> tuple[str, int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return os.path.realpath(path), info.st_mtime_ns, info.st_size
+_EXACT_JPEG_PIXELS: dict[tuple[str, int, int], str] = {}  # a JPEG's full-scale digest, where _PIXELS holds its 1/8
 
 
 def remember_pixels(path: str, digest: str) -> None:
     """Keep `digest` (decode.pixel_digest of the picture `path` holds) for copies_of."""
-    stamp = _stamp(path)
-    if stamp is not None:
-        _PIXELS[stamp] = digest
+    version = file_version(path)
+    if version is not None:
+        _PIXELS[version] = digest
 
 
 def pixels_of(path: str) -> str | None:
     """The pixel digest of the picture `path` holds (decode.preview_image), once per version of the file; None for
     a file that does not decode."""
-    stamp = _stamp(path)
-    if stamp is None:
+    return _digest_once(_PIXELS, path, lambda: preview_image(path).pixels)
+
+
+def exact_pixels_of(path: str) -> str | None:
+    """decode.exact_pixels of a JPEG `path` (other formats' pixels_of is exact already), once per version of the
+    file; None for a file that does not decode."""
+    return _digest_once(_EXACT_JPEG_PIXELS, path, lambda: exact_pixels(path))
+
+
+def _digest_once(cache: dict[tuple[str, int, int], str], path: str, digest: Callable[[], str]) -> str | None:
+    version = file_version(path)
+    if version is None:
         return None
-    if stamp not in _PIXELS:
+    if version not in cache:
         try:
-            _PIXELS[stamp] = preview_image(path).pixels
+            cache[version] = digest()
         except UndecodableImage:
             return None
-    return _PIXELS[stamp]
+    return cache[version]
 
 
-def _picture_size(path: str) -> tuple[int, int] | None:
-    """(shorter side, longer side) from the file's header alone (an EXIF rotation by 90° swaps width and height),
-    or None when it does not open."""
+class _Header(NamedTuple):
+    size: tuple[int, int]  # (shorter side, longer side): an EXIF rotation by 90° swaps width and height
+    jpeg: bool  # by content, not by name: hash-named downloads are read by their signature (decode.extension_reason)
+
+
+def _header(path: str) -> _Header | None:
+    """What the file's header alone says, or None when it does not open."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a header read: decode.py's policy rules
             with Image.open(path) as image:
-                return min(image.size), max(image.size)
+                return _Header((min(image.size), max(image.size)), image.format == "JPEG")
     except Exception:  # noqa: BLE001 - whatever Pillow raises, it is no picture to compare
         return None
-
-
-def _is_jpeg(path: str) -> bool:
-    return Path(path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
 
 
 def same_pictures(folder: Path, other: Path) -> bool:

@@ -225,9 +225,10 @@ def pixel_digest(image: Image.Image) -> str:
     return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}\0".encode() + rgb.tobytes()).hexdigest()
 
 
-def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, ...], Image.Image | str]:
-    """(kinds, RGB picture); preview=True stops after the (reduced) decode and gives the reduced picture's
-    pixel_digest instead of the picture."""
+def _decode(path: str | os.PathLike[str], *, digest: str | None) -> tuple[tuple[str, ...], Image.Image | str]:
+    """(kinds, RGB picture); digest="preview" stops after a reduced decode (JPEG at 1/8) and digest="exact" after
+    a full-scale one (never reduced, even past MAX_PIXELS), each giving the picture's pixel_digest instead."""
+    preview = digest == "preview"
     path = str(path)
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
@@ -243,7 +244,7 @@ def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, 
             try:
                 if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
                     image.draft(None, (1, 1))
-                elif _downscale_factor(image.size) > 1:
+                elif digest is None and _downscale_factor(image.size) > 1:
                     # JPEG decodes at 1/2 (1/4, 1/8) scale directly: the size reduce() below would give,
                     # without ever holding the full-size picture
                     factor = math.ceil(_downscale_factor(image.size))
@@ -254,7 +255,7 @@ def _decode(path: str | os.PathLike[str], *, preview: bool) -> tuple[tuple[str, 
             rotated = _orientation(image) not in (1, 0)
             if rotated:
                 kinds.append(EXIF_ROTATED)
-            if preview:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels alone)
+            if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
                 return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image)
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
     factor = math.ceil(_downscale_factor(picture.size))
@@ -270,7 +271,7 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
     conversions applied. Raises `UndecodableImage` (with `.reason`) for files that cannot be opened or
     decoded, modes with no faithful RGB picture, and images over REFUSE_FACTOR x MAX_PIXELS pixels.
     """
-    kinds, picture = _decode(path, preview=False)
+    kinds, picture = _decode(path, digest=None)
     assert isinstance(picture, Image.Image)
     return Decoded(picture, kinds)
 
@@ -288,9 +289,18 @@ def preview_image(path: str | os.PathLike[str]) -> Preview:
     """What decoding `path` at reduced scale shows (JPEG at 1/8; other formats are still decoded in full, which is
     what proves a truncated file bad): the kinds and a digest of the pixels. Raises `UndecodableImage` exactly where
     decode_image would."""
-    kinds, pixels = _decode(path, preview=True)
+    kinds, pixels = _decode(path, digest="preview")
     assert isinstance(pixels, str)
     return Preview(kinds, pixels)
+
+
+def exact_pixels(path: str | os.PathLike[str]) -> str:
+    """pixel_digest of the whole picture `path` holds, decoded at full scale (a JPEG too, where preview_image decodes
+    at 1/8: equal for a JPEG and a PNG saved from its pixels) and rotated as read. Raises `UndecodableImage` as
+    decode_image does."""
+    pixels = _decode(path, digest="exact")[1]
+    assert isinstance(pixels, str)
+    return pixels
 
 
 def inspect_image(path: str | os.PathLike[str]) -> tuple[str, ...]:

@@ -89,6 +89,14 @@ class Recipe:
 
     __hash__ = None  # type: ignore[assignment]  # the two mappings are not hashable; nothing hashes a recipe
 
+    def images_read(self, train_images: int) -> int:
+        """The training images the epochs read in all (all DDP ranks together), repeats counted: each epoch the whole
+        split of `train_images`, or trainer.max_steps_per_epoch batches of the global batch when that is fewer."""
+        per_epoch = train_images
+        if self.max_steps_per_epoch:
+            per_epoch = min(train_images, self.max_steps_per_epoch * self.batch_size)
+        return self.epochs * per_epoch
+
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "Recipe":
         """The recipe of a composed config (`trainer`, `optim`, `sched`, `seed`, `logger`; a missing section keeps

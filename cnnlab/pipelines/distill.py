@@ -76,7 +76,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     roles["teacher"]["val_acc"] = teacher_acc
     ctx.record.update(distill=roles)
 
-    cache = teacher_logit_cache(ctx, settings, data, teacher_model, runtime, batch_size=recipe.eval_batch)
+    cache = teacher_logit_cache(ctx, settings, data, teacher_model, runtime, batch_size=recipe.eval_batch,
+                                images_read=recipe.images_read(len(data.train)))
     kd_setup = kd_training(settings, teacher.network(teacher_model), student.network(student_model), data.spec.size,
                            label_smoothing=recipe.label_smoothing)
     seed_everything(recipe.seed)

@@ -92,11 +92,18 @@ class TeacherCache:
 
 
 def teacher_logit_cache(ctx: RunContext, settings: DistillSettings, data: DataBundle, teacher_model: nn.Module,
-                        runtime: Runtime, *, batch_size: int) -> TeacherCache:
+                        runtime: Runtime, *, batch_size: int, images_read: int | None = None) -> TeacherCache:
     """The teacher's logits for the train set, computed once in batches of `batch_size` — unless a training step
     could feed it something new (random train transforms, the feature hint): distill.cache_teacher=auto then
-    says why in the log, and =true is a CnnlabError."""
+    says why in the log, and =true is a CnnlabError. `images_read`: the training images the student's epochs read
+    in all (Recipe.images_read); fewer than the train set (trainer.max_steps_per_epoch) and `auto` lets the teacher
+    run per step instead, on those images alone (probe 70: 60,000 logits computed for 1,280 steps' images)."""
     if not use_teacher_cache(settings, data, ctx):
+        return TeacherCache(data.train, used=False, seconds=None)
+    if settings.cache_teacher is None and images_read is not None and images_read < len(data.train):
+        ctx.log.info("teacher runs every step: the student reads %s training images in all (trainer.epochs x "
+                     "max_steps_per_epoch batches), fewer than the %s a cache of logits would compute",
+                     f"{images_read:,}", f"{len(data.train):,}")
         return TeacherCache(data.train, used=False, seconds=None)
     started = time.perf_counter()
     train_set = WithTeacherLogits(data.train, predict_logits(teacher_model, data.train, runtime, batch_size=batch_size))

@@ -26,6 +26,7 @@ from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, s
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.fileio import file_version
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RunInfo, Source, resolve_source
 from cnnlab.steps.freshness import data_changed
@@ -241,7 +242,8 @@ def _short(record: Mapping[str, Any], key: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _file_record_at(kind: str, path: Path, stamp: tuple[int, int]) -> Any:
+def _file_record_at(kind: str, version: tuple[str, int, int]) -> Any:
+    path = Path(version[0])
     if kind == "onnx":
         from cnnlab.deploy.export import read_onnx_metadata
 
@@ -251,11 +253,8 @@ def _file_record_at(kind: str, path: Path, stamp: tuple[int, int]) -> Any:
 
 def _file_dataset_record(kind: str, path: Path) -> Any:
     """The model file's own `dataset` record, read once per file version (commands ask more than once)."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return None  # gone: the command's own read of it says so
-    return _file_record_at(kind, Path(path), (stat.st_mtime_ns, stat.st_size))
+    version = file_version(path)
+    return None if version is None else _file_record_at(kind, version)  # None: gone, the command's read says so
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,

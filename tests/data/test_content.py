@@ -102,3 +102,50 @@ def test_copies_are_compared_as_pictures_are_read_rotated_by_exif(tmp_path: Path
     found = copies_of([str(tmp_path / "reads_the_same.png"), str(tmp_path / "stored_the_same.png")],
                       [str(tmp_path / "train.png")])
     assert found == {str(tmp_path / "reads_the_same.png"): str(tmp_path / "train.png")}
+
+
+def test_jpeg_copies_are_found_converted_to_png_or_with_other_metadata(tmp_path: Path) -> None:
+    """A JPEG converted to PNG, and a JPEG with a comment added (other bytes, the same compressed picture), were
+    not found: JPEGs were compared by their bytes alone. A JPEG saved again at another quality holds other pixels and
+    stays apart, as does another picture of the same size."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    picture, other = (rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(2))
+    Image.fromarray(picture).save(tmp_path / "train.jpg", quality=90)
+    Image.fromarray(other).save(tmp_path / "train_other.jpg", quality=90)
+    with Image.open(tmp_path / "train.jpg") as jpeg:
+        jpeg.save(tmp_path / "converted.png")
+        jpeg.save(tmp_path / "resaved.jpg", quality=70)
+    data = (tmp_path / "train.jpg").read_bytes()
+    (tmp_path / "commented.jpg").write_bytes(data[:2] + b"\xff\xfe\x00\x07copy!" + data[2:])  # a COM segment
+    Image.fromarray(other[::-1].copy()).save(tmp_path / "new.png")
+    train = [str(tmp_path / "train_other.jpg"), str(tmp_path / "train.jpg")]
+    found = copies_of([str(tmp_path / name) for name in ("converted.png", "commented.jpg", "resaved.jpg", "new.png")],
+                      train)
+    assert found == {str(tmp_path / "converted.png"): train[1], str(tmp_path / "commented.jpg"): train[1]}
+    # and the other way round: a training PNG converted from the JPEG that is in val
+    assert copies_of([str(tmp_path / "train.jpg")], [str(tmp_path / "converted.png")]) == {
+        str(tmp_path / "train.jpg"): str(tmp_path / "converted.png")}
+
+
+def test_jpegs_with_the_same_reduced_picture_are_told_apart_by_their_full_pixels(tmp_path: Path) -> None:
+    """The 1/8-scale decode only picks candidates among JPEGs: two pictures that agree at 1/8 scale and differ in
+    detail are not copies."""
+    import numpy as np
+    from PIL import Image
+
+    flat = np.full((32, 32, 3), 128, dtype=np.uint8)
+    detail = flat.copy()
+    detail[(np.indices((32, 32)).sum(axis=0) % 2) == 0] = 140  # a checkerboard around the same mean: each 8x8
+    detail[(np.indices((32, 32)).sum(axis=0) % 2) == 1] = 116  # block's average (the 1/8 decode) stays 128
+    Image.fromarray(flat).save(tmp_path / "flat.jpg", quality=95)
+    Image.fromarray(detail).save(tmp_path / "detail.jpg", quality=95)
+    from cnnlab.data.content import exact_pixels_of, pixels_of
+
+    assert exact_pixels_of(str(tmp_path / "flat.jpg")) != exact_pixels_of(str(tmp_path / "detail.jpg"))
+    found = copies_of([str(tmp_path / "detail.jpg")], [str(tmp_path / "flat.jpg")])
+    assert found == {}
+    drafts_agree = pixels_of(str(tmp_path / "flat.jpg")) == pixels_of(str(tmp_path / "detail.jpg"))
+    assert drafts_agree, "the pair no longer shares a 1/8 decode: the test no longer reaches the confirmation"

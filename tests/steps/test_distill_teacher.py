@@ -68,3 +68,28 @@ def test_kd_gain_is_the_kd_student_against_its_baseline() -> None:
     assert comparison_metrics(kd, None, 0.9, None) == {"teacher_val_acc": 0.9, "teacher_cache_seconds": None}
     assert comparison_metrics(kd, baseline, 0.9, 1.5) == {"teacher_val_acc": 0.9, "teacher_cache_seconds": 1.5,
                                                           "baseline_val_acc": 0.5, "kd_gain": 0.25}
+
+
+def test_auto_lets_the_teacher_run_per_step_when_the_student_reads_fewer_images_than_a_cache_computes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 70: with trainer.max_steps_per_epoch the student read 1,280 images while the cache ran the teacher on
+    all 60,000. `auto` now lets the teacher run per step then; `true` still caches; reading every image caches."""
+    from cnnlab.engine.recipe import Recipe
+
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    data = SimpleNamespace(train=TensorDataset(torch.randn(40, 4), torch.randint(0, 2, (40,))),
+                           random_train_transform=False)
+    teacher = torch.nn.Linear(4, 2)
+    capped = Recipe.from_config({"trainer": {"epochs": 2, "batch_size": 4, "max_steps_per_epoch": 3}})
+    assert capped.images_read(40) == 24
+    assert Recipe.from_config({"trainer": {"epochs": 2, "batch_size": 4}}).images_read(40) == 80
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        auto = teacher_logit_cache(ctx, DistillSettings.from_config(SECTION), data, teacher, CPU,  # type: ignore
+                                   batch_size=8, images_read=capped.images_read(40))
+    assert not auto.used and auto.train_set is data.train
+    assert "the student reads 24 training images in all" in caplog.text
+    forced = teacher_logit_cache(ctx, DistillSettings.from_config({**SECTION, "cache_teacher": True}), data,
+                                 teacher, CPU, batch_size=8, images_read=24)  # type: ignore[arg-type]
+    assert forced.used
+    assert teacher_logit_cache(ctx, DistillSettings.from_config(SECTION), data, teacher, CPU,  # type: ignore
+                               batch_size=8, images_read=40).used
