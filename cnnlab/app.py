@@ -37,7 +37,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
-from cnnlab.environment import PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint, launched_ranks
+from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
+                                launched_ranks, lost_peer)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
@@ -205,6 +206,21 @@ def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str], command: s
     from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed
 
     refuse_unused_val_fraction(OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def peer_gone_error(exc: BaseException, command: str, record: RunRecord) -> CnnlabError | None:
+    """The one line for a DDP rank whose peer went away mid-run (environment.lost_peer; probe 74: `kill -9` of rank 1
+    gave rank 0 a 40-line traceback and gloo's "Connection reset by peer"), with the fix that continues the run;
+    None for any other exception."""
+    cause = lost_peer(exc)
+    if cause is None:
+        return None
+    resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
+    return CnnlabError(f"another rank of this torchrun job stopped, and this one cannot go on without it ({cause})",
+                       fix="torchrun names the rank that failed and why; then "
+                           + (f"continue from the last epoch: `torchrun <the same options> -m cnnlab {command} "
+                              "resume=true`" if resumable else f"start the same torchrun launch of `cnnlab {command}` "
+                              "again"))
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:
@@ -404,7 +420,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
-                disk_full_error(exc) if is_disk_full(exc) else None  # type: ignore[arg-type]
+                disk_full_error(exc) if is_disk_full(exc) else peer_gone_error(exc, command, record)  # type: ignore
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

@@ -25,7 +25,7 @@ from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.hydra_args import hydra_overrides, override_parser, quote_plain_value
-from cnnlab.settings import check_added_keys, check_sections_read, resumed_by, setting_facts
+from cnnlab.settings import check_added_keys, check_sections_read, check_setting, resumed_by, setting_facts
 
 app = typer.Typer(
     name="cnnlab",
@@ -117,6 +117,29 @@ def no_such_option(command: str, arg: str) -> str:
 def _launcher(args: Sequence[str]) -> str:
     """The Hydra launcher the command line names (hydra/launcher=NAME), or "" for Hydra's basic one."""
     return next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
+
+
+def check_sweep_values(typed: Sequence[str], command: str) -> None:
+    """Every value of a typed sweep (`optim.lr=0.01,abc`, `seed=range(3)`) checked by its setting's rule before the
+    first job: each job checks its own when it starts, so a bad value in the sweep was refused only after the jobs
+    before it had trained (probe 74). Sweeps that cannot be listed here (glob, interval: a sweeper's) are left to
+    the jobs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for text in typed:
+        try:
+            override = parser.parse_override(text)
+            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else []
+        except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
+            continue
+        key = override.key_or_group
+        for value in values:
+            try:
+                parsed = parser.parse_override(f"{key}={value}").value()
+            except Exception:  # noqa: BLE001 - as above
+                continue
+            check_setting(key, parsed, command)
 
 
 def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
@@ -390,6 +413,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_sweep_dir_is_free(typed, [o for o in overrides if _is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
         check_added_keys(typed, command)  # before any job: a sweep refused it once per job
+        if multirun:
+            check_sweep_values(typed, command)
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
             check_sections_read(typed, command)
         # Hydra's argparse wants every flag before the positional overrides.

@@ -86,6 +86,26 @@ def launched_ranks() -> Ranks:
     return Ranks(rank=values["RANK"], world_size=max(1, values["WORLD_SIZE"]), local_rank=values["LOCAL_RANK"])
 
 
+# what a collective says when the rank at the other end is gone (killed, out of memory, its machine lost): gloo's
+# TCP transport, NCCL's watchdog
+_PEER_GONE = ("connection reset by peer", "connection closed by peer", "broken pipe", "remote process exited",
+              "communicator was aborted")
+
+
+def lost_peer(exc: BaseException) -> str | None:
+    """The first line of a collective's failure when another rank of a torchrun job has gone (torch.distributed's
+    DistNetworkError or DistBackendError, or a RuntimeError of gloo or NCCL naming a lost connection), else None.
+    A rank cannot go on without its peers; what it met is the other rank's end, not a bug of its own."""
+    chain = [exc, *(e for e in (exc.__cause__, exc.__context__) if e is not None)]
+    for error in chain:
+        text = str(error)
+        if type(error).__name__ in ("DistNetworkError", "DistBackendError") or (
+                isinstance(error, RuntimeError) and ("gloo" in text or "NCCL" in text)
+                and any(phrase in text.lower() for phrase in _PEER_GONE)):
+            return text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return None
+
+
 def jobs_in_parallel() -> int:
     """How many cnnlab processes run at once on this machine's cores: the launcher's parallel jobs
     (CNNLAB_PARALLEL_JOBS) times the DDP ranks torchrun started on this node (LOCAL_WORLD_SIZE)."""

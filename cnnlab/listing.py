@@ -59,7 +59,8 @@ def print_datasets() -> None:
     out.print(table)
 
 
-# the commands whose network is the one their config names (the others read a source's): where it is named
+# the commands whose network is the one their config names (the others read a source's): where it is named (a
+# search's only for space=hparams; an architecture space's network is "searched", as a completed search records)
 _BUILDS_MODEL = {"pretrain": "model", "finetune": "model", "search": "model", "distill": "student"}
 
 
@@ -69,6 +70,9 @@ def _model_name(run: RunInfo) -> str:
     if run.model.name or run.damaged or run.command not in _BUILDS_MODEL:
         return run.model.name or ""  # quantize, prune, ...: the network is their source's, not the config's model=
     config = read_yaml_mapping(run.path / SAVED_CONFIG) or {}
+    space = config.get("space")
+    if run.command == "search" and not (isinstance(space, dict) and space.get("kind") == "hparams"):
+        return "searched"  # an architecture space's network, not model= (probe 74: "resnet18" for a mobilenet space)
     node = config.get(_BUILDS_MODEL[run.command])
     name = node.get("name") if isinstance(node, dict) else None
     return str(name) if isinstance(name, str) else ""

@@ -404,7 +404,13 @@ class Source:
 _KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".onnx": "onnx"}
 _ARTIFACT_OF_KIND = {"checkpoint": "model", "onnx": "onnx"}
 _FILE_OF_KIND = {"checkpoint": "a model.pt", "onnx": "a model.onnx"}
-_HOW_TO_NAME = "give a run folder, a model.pt/.onnx file, latest, or latest:<command> (see `cnnlab list runs`)"
+def _how_to_name(want: tuple[str, ...]) -> str:
+    """How to name a source of the kinds `want` accepts: prune and export take a model.pt only (probe 73: the hint
+    offered a model.onnx file, which prune then refused)."""
+    files = "/".join(_FILE_OF_KIND[kind].removeprefix("a ") for kind in want)
+    return f"give a run folder, a {files} file, latest, or latest:<command> (see `cnnlab list runs`)"
+
+
 # The commands whose completed runs hold a model file of each kind: what `latest:<command>` can name
 # (tests/test_runs.py checks this against cnnlab.commands.COMMANDS).
 MODEL_MAKERS = {"checkpoint": ("pretrain", "finetune", "distill", "search", "prune"),
@@ -474,13 +480,15 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                 raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/, and `cnnlab {command}` "
                                   f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
-                              fix=f"run `cnnlab {command or 'pretrain'}` first, or {_HOW_TO_NAME}")
+                              fix=f"run `cnnlab {command or 'pretrain'}` first, or {_how_to_name(want)}")
         _refuse_a_newer_run_with_its_model_deleted(spec, finished[-1], command, run, want)
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_HOW_TO_NAME)
+        raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_how_to_name(want))
     if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)
+        if not (path / RUN_FILE).is_file():
+            raise CnnlabError(f"{path} is not a cnnlab run folder (no {RUN_FILE})", fix=_how_to_name(want))
         return _from_run(spec, load_run(path.resolve()), want, key, runtime_key)
     kind = _KINDS.get(path.suffix.lower())
     if kind is not None and kind not in want:

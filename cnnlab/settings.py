@@ -401,6 +401,10 @@ def closest_setting(key: str) -> str | None:
 
     if key in MOVED:
         return MOVED[key]
+    if "." not in key:  # a section or group misspelled (`modle=lenet5`, `datset=mnist`: "dataset.std" was offered)
+        shared, own = _sections()
+        close = difflib.get_close_matches(key, sorted(shared.union(*own.values()) - {"hydra"}), n=1)
+        return close[0] if close else None
     group = key.split(".", 1)[0]
     known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
     close = difflib.get_close_matches(key, known, n=1)

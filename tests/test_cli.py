@@ -158,11 +158,22 @@ def test_multirun_sweeps_into_one_folder_per_job(cli, outputs: Path) -> None:
 
 def test_a_failed_sweep_job_is_one_cnnlab_line_without_hydras_own(tmp_path: Path) -> None:
     """Hydra wrote "Error executing job with overrides: [...]" above cnnlab's line, which says the same and more."""
-    result = run_subprocess("pretrain", "-m", *TINY, "optim.lr=0.01,-5",
+    # a batch larger than the training set: refused by job #1 itself (a value its rule refuses is refused before
+    # any job: the next test)
+    result = run_subprocess("pretrain", "-m", *TINY, "trainer.batch_size=16,100000",
                             env={"CNNLAB_OUTPUTS": str(tmp_path / "outputs")}, cwd=tmp_path)
     assert result.code == 2, result.output
     assert "(job #1, log: " in result.stderr.strip().splitlines()[-1]
     assert "Error executing job" not in result.output and "Traceback" not in result.output
+
+
+def test_a_bad_value_in_a_sweep_is_refused_before_the_first_job(cli, outputs: Path) -> None:
+    """Probe 74: `-m optim.lr=0.01,abc` trained job #0 before job #1 refused `abc`."""
+    for sweep in ("optim.lr=0.01,abc", "trainer.epochs=range(-1,2)", "optim.lr=choice(0.1,-5)"):
+        result = cli("pretrain", "-m", *TINY, sweep)
+        assert result.code == 2 and "is not allowed" in result.stderr, (sweep, result.output)
+        assert "job #" not in result.output and "Traceback" not in result.output
+    assert not (outputs / "pretrain").exists()  # no job ran
 
 
 def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:

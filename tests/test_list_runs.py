@@ -38,3 +38,19 @@ def test_an_unfinished_run_of_a_command_that_reads_a_source_names_no_default_mod
     listed = cli("list", "runs")
     row = next(line for line in listed.stdout.splitlines() if "quantize" in line)
     assert "resnet18" not in row, listed.stdout
+
+
+def test_an_unfinished_architecture_search_is_listed_as_searched_not_as_the_config_model(tmp_path: Path) -> None:
+    """Probe 74: failed and interrupted `space=mobilenet` searches were listed as `resnet18`, the config's default
+    model=, which they never trained; a space=hparams search trains model= and is listed by it."""
+    import yaml
+
+    from cnnlab.listing import _model_name
+    from cnnlab.runs import RunInfo
+
+    for kind, shown in (("mobilenet", "searched"), ("hparams", "resnet18")):
+        run_dir = tmp_path / kind
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "resnet18"},
+                                                                        "space": {"kind": kind}}))
+        assert _model_name(RunInfo(run_dir, {"command": "search", "status": "failed"})) == shown

@@ -407,3 +407,17 @@ def test_a_link_to_a_run_and_a_run_from_before_digests_record_the_right_run(tmp_
     (run / "better.pt").write_bytes(b"another network")
     assert resolve_source(str(run / "better.pt"), outputs).run is None
     assert resolve_source(str(run / "model.pt"), outputs).run.path == run.resolve()
+
+
+def test_the_hint_for_a_folder_that_is_no_run_names_only_the_files_the_command_takes(tmp_path: Path) -> None:
+    """Probe 73: `cnnlab prune source=FOLDER` said to give "a model.pt/model.onnx file"; prune then refused the
+    model.onnx it was given."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.runs import resolve_source
+
+    (tmp_path / "pictures").mkdir()
+    for want, files in ((("checkpoint",), "a model.pt file"), (("onnx", "checkpoint"), "a model.onnx/model.pt file")):
+        for spec in (str(tmp_path / "pictures"), str(tmp_path / "nowhere")):
+            with pytest.raises(CnnlabError) as err:
+                resolve_source(spec, tmp_path / "outputs", want=want)
+            assert files in (err.value.fix or ""), err.value.one_line()

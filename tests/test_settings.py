@@ -231,3 +231,14 @@ def test_a_section_the_command_reads_passes() -> None:
     check_sections_read(["trainer.epochs=1"], "pipeline", plan)
     with pytest.raises(CnnlabError):  # probe 58: the plan reads trainer.epochs, not every trainer.* key
         check_sections_read(["trainer.max_steps_per_epoch=3"], "pipeline", plan)
+
+
+def test_a_misspelled_section_or_group_is_matched_against_the_sections() -> None:
+    """Probe 74: `modle=lenet5` got no suggestion and `datset=mnist` was offered `dataset.std`: a key without a dot
+    was compared with the leaf settings only."""
+    from cnnlab.settings import closest_setting
+
+    assert closest_setting("modle") == "model"
+    assert closest_setting("datset") == "dataset"
+    assert closest_setting("sed") == "seed"
+    assert closest_setting("optim.lrr") == "optim.lr"

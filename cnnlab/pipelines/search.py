@@ -67,6 +67,19 @@ def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
                      f" (or trainer.epochs above {trained} to train its chosen model longer)")
 
 
+def trials_spent(run: RunInfo, cfg: DictConfig) -> Completed | None:
+    """A search that failed after all its trials finished with none within its constraints (probe 74: `resume=true`
+    resumed it, failed the same way, and the next `resume=true` resumed that failure) has work left only when asked
+    for more trials: None then (or when it failed otherwise), else what it did."""
+    finished = recorded_count(run, "search", "finished")
+    feasible = recorded_count(run, "search", "feasible")
+    if finished is None or feasible != 0 or int(cfg.search.trials) > finished:
+        return None
+    return Completed(f"{counted(finished, 'trial')} finished, none within its constraints, which a resumed search "
+                     "keeps", f"extend it with more trials than its {finished}", f"search.trials={2 * finished}",
+                     " (or relax the constraint in a new search, as its error said)")
+
+
 # What a resumed search may change: how many trials, how long the chosen candidate trains, and where and how
 # visibly it runs. Every other setting (search.*, dataset.*, the proxy recipe, the space, the seed) decided how the
 # finished trials were timed, judged and trained; a new value would leave their verdicts standing beside new ones.
@@ -109,7 +122,7 @@ def _leaves(cfg: DictConfig) -> dict[str, Any]:
 # What resume= continues: the study, opened before the first trial (the final training's last.pt replaces it
 # as the checkpoint once that starts; a run holding last.pt holds its study too).
 SEARCH_STATE = ResumePoint(STUDY_FILE, "started its trials", completed=trials_left,
-                           same_settings=check_same_search)
+                           same_settings=check_same_search, failed_when_done=trials_spent)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

@@ -36,8 +36,15 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def human_flops(count: int) -> str:
-    """FLOPs per image (a multiply-add = 2), in the unit that keeps 3 significant digits."""
-    return f"{count / 1e9:.2f} G" if count >= 1e8 else f"{count / 1e6:.2f} M"
+    """FLOPs per image (a multiply-add = 2), in the unit that keeps 3 significant digits ("1.5 k", not "0.00 M")."""
+    return f"{count / 1e9:.2f} G" if count >= 1e8 else f"{count / 1e6:.2f} M" if count >= 1e5 else \
+        f"{count / 1e3:.1f} k"
+
+
+def human_params(count: int) -> str:
+    """A parameter count in the unit that keeps it readable: "750", "16.9 k", "11.18 M" (a pruned LeNet-5 of 750
+    parameters read "0.00 M": probe 73)."""
+    return f"{count / 1e6:.2f} M" if count >= 100_000 else f"{count / 1e3:.1f} k" if count >= 1_000 else str(count)
 
 
 def human_bytes(count: int) -> str:
@@ -91,8 +98,9 @@ def _values(row: Row, base: Path) -> dict[str, str]:
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.display_model,
         "dataset": row.dataset or MISSING, "val top-1": _percent(row.accuracy),
-        TEST_COLUMN: _percent(row.test_accuracy),
-        "params": "—" if row.params is None else f"{row.params / 1e6:.2f} M",
+        TEST_COLUMN: _percent(row.test_accuracy) + (f" ({row.test_scored_on})" if row.test_accuracy is not None
+                                                     and row.test_scored_on else ""),
+        "params": "—" if row.params is None else human_params(row.params),
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")
                 + (" (deleted)" if row.file_recorded else ""),
@@ -198,7 +206,7 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
         values.update({
             "run": _group_run(group, base), "val top-1": spread_cell(group.val, group.seeds),
             TEST_COLUMN: spread_cell(group.test, group.seeds),
-            "params": "—" if params is None else f"{params / 1e6:.2f} M",
+            "params": "—" if params is None else human_params(params),
             "FLOPs": "—" if flops is None else human_flops(round(flops)),
             "size": "—" if group.file_bytes is None else f"{human_bytes(group.file_bytes)} {group.first.file_kind}",
             "p50 ms": spread_cell(group.latency, group.seeds, percent=False), "speed-up": group_speedup_cell(group)})

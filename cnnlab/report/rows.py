@@ -99,6 +99,8 @@ class Row:
     file_recorded: bool = False           # ... and none is left: the size is the one run.json recorded
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
+    scored_on: str | None = None          # the runtime the val top-1 is OpenVINO's (not onnxruntime's), e.g.
+    test_scored_on: str | None = None     # ... and the test top-1's (`cnnlab evaluate evaluate.runtime=openvino`)
 
     @property
     def read_at(self) -> set[str]:
@@ -108,10 +110,14 @@ class Row:
     @property
     def display_model(self) -> str:
         """The model column: the model — a searched network with its arch string — and the precision of a
-        quantize run (int8, bf16, or fp32 when FP32 was kept); "—" for a name the run did not record."""
+        quantize run (int8, bf16, or fp32 when FP32 was kept), with the runtime that scored it when that is not
+        onnxruntime ("mobilenet_v2 (int8, openvino)": probe 73, one file reads 66.67 % on OpenVINO and 63.33 % on
+        onnxruntime); "—" for a name the run did not record."""
         model = self.model or MISSING
         model = f"{model}[{self.arch}]" if self.arch else model
-        return model + (f" ({self.precision})" if self.command == "quantize" else "")
+        if self.command != "quantize":
+            return model
+        return f"{model} ({', '.join([self.precision, *([self.scored_on] if self.scored_on else [])])})"
 
     @property
     def label(self) -> str:
@@ -248,8 +254,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
                         test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
+                        test_scored_on=None if test is None else _scored_on(test, "evaluate"),
                         precision=precision_of(run), arch=_arch(run), file_note=file.note,
-                        file_recorded=file.recorded))
+                        file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
 
     paired = sessions(context, origin)
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
@@ -315,6 +322,16 @@ def precision_of(run: RunInfo) -> str:
     if recorded in ("fp32", "fp16", "int8", "bf16"):
         return str(recorded)
     return "int8" if run.command == "quantize" else "fp32"
+
+
+def _scored_on(run: RunInfo, section: str) -> str | None:
+    """The runtime a quantize run scored its candidates on (`quantize.timing.runtime`), or an evaluate run its split
+    (`evaluate.runtime`), when it is neither onnxruntime, which the report's latencies and a reader assume, nor
+    PyTorch for a checkpoint; None otherwise and for records without it."""
+    recorded = run.data.get(section)
+    recorded = recorded if isinstance(recorded, dict) else {}
+    runtime = (recorded.get("timing") or {}).get("runtime") if section == "quantize" else recorded.get("runtime")
+    return str(runtime) if isinstance(runtime, str) and runtime not in ("onnxruntime", "torch", "pytorch") else None
 
 
 def _test_scores(evaluations: list[RunInfo]) -> list[RunInfo]:

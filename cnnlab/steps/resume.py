@@ -59,6 +59,9 @@ class ResumePoint:
     # CnnlabError when the resumed config may not continue the run (a search's finished trials were judged under
     # its settings); None: any override resumed_config lets through may
     same_settings: Callable[[RunInfo, DictConfig], None] | None = None
+    # a failed run that did all its work and failed at the end, as `completed` says it (a search whose trials all
+    # finished and none met its constraints: resumed as it is, it fails the same way); None: resuming may succeed
+    failed_when_done: Callable[[RunInfo, DictConfig], Completed | None] | None = None
 
 
 TRAINING_STATE = ResumePoint(STATE_FILE, "completed at least one epoch")
@@ -105,15 +108,19 @@ def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
 
 
 def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
-    """A completed run resumes only to do more (train longer, search more trials): CnnlabError, naming what it did
-    and the override that asks for more, when `cfg` asks for nothing new. Resumed as it is, it would do nothing and
+    """A completed run — or a failed one that did all its work (`point.failed_when_done`) — resumes only to do more
+    (train longer, search more trials): CnnlabError, naming what it did and the override that asks for more, when
+    `cfg` asks for nothing new. Resumed as it is, it would do nothing and
     write a second completed run of the same model, which `cnnlab report` then counts as a replicate."""
-    if run.status != "completed":
+    if run.status == "completed":
+        done, state = point.completed(run, cfg), "is complete"
+    elif run.status == "failed" and point.failed_when_done is not None:
+        done, state = point.failed_when_done(run, cfg), "failed after its work was done"
+    else:
         return  # interrupted, failed or killed: what it left undone is the work
-    done = point.completed(run, cfg)
     if done is None:
         return
-    raise CnnlabError(f"resume={run.path}: that run is complete ({done.did}), so there is nothing to continue",
+    raise CnnlabError(f"resume={run.path}: that run {state} ({done.did}), so there is nothing to continue",
                       fix=f"{done.how}: `cnnlab {command} resume={run.path} {done.more}`{done.also}, or start a new "
                           "run without resume=")
 

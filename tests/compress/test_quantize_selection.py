@@ -25,7 +25,15 @@ def test_a_faster_candidate_over_budget_loses_and_is_named() -> None:
     candidates = [fig("fast_but_bad", 0.85, 2.0), fig("slower_ok", 0.899, 5.0), fig("slowest_ok", 0.90, 9.0)]
     chosen = select(candidates, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0)
     assert chosen.chosen == "slower_ok" and chosen.within_budget
-    assert "faster but over budget: fast_but_bad (5.00× faster than FP32, -5.00 pts)" in chosen.reason
+    assert "faster than slower_ok but over budget: fast_but_bad (5.00× faster than FP32, -5.00 pts)" in chosen.reason
+
+
+def test_a_candidate_over_budget_is_called_faster_than_the_choice_not_than_fp32() -> None:
+    """Probe 73: "faster but over budget: qdq_s8s8 (1.68× slower than FP32, ...)" — it was faster than the choice."""
+    candidates = [fig("slow_bad", 0.85, 15.0), fig("slowest_ok", 0.90, 30.0)]
+    chosen = select(candidates, fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0, keep_fp32_if_slower=True)
+    assert chosen.fp32_kept
+    assert "faster than slowest_ok but over budget: slow_bad (1.50× slower than FP32" in chosen.reason
 
 
 def test_no_candidate_within_budget_reports_the_most_accurate() -> None:

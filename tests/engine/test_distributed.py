@@ -43,9 +43,11 @@ def test_two_gloo_ranks_match_a_single_process(cli, outputs: Path, tmp_path: Pat
     assert two["status"] == "completed" and two["environment"]["torch_threads"] >= 1
     assert two["environment"]["world_size"] == 2 and one["environment"]["world_size"] == 1
     for key in ("val_loss", "train_loss"):
-        assert abs(one["metrics"][key] - two["metrics"][key]) < 1e-3, (key, one["metrics"][key], two["metrics"][key])
+        assert abs(one["metrics"][key] - two["metrics"][key]) < 1e-5, (key, one["metrics"][key], two["metrics"][key])
     assert abs(one["metrics"]["val_acc"] - two["metrics"]["val_acc"]) <= 1 / 64 + 1e-9
     a = torch.load(run_dirs(single_out, "pretrain")[0] / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(ddp_dirs[0] / "model.pt", weights_only=True)["state_dict"]
     for name in a:
-        assert torch.allclose(a[name], b[name], atol=1e-3), name
+        # float32: the sums' order alone (2.2e-8 after 16 SGD steps, probe 74's check); bf16 autocast would differ
+        # by its rounding, which depends on how the batch is split (docs/training.md)
+        assert torch.allclose(a[name], b[name], atol=1e-5), name

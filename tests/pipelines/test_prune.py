@@ -193,6 +193,9 @@ def test_a_last_training_batch_of_one_image_is_left_out_not_a_traceback(cli, out
     # exact widths: floor(6 x 0.1) = 0 (with round_to=8, the default, a 6-channel layer stays whole)
     ("prune.round_to=null prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
     ("prune.ignore=[features.7]", "the model has no layer 'features.7'"),
+    # probe 73: a pooling layer was offered by "did you mean" and ignoring it pruned as before, without a word
+    ("prune.ignore=[features.5]", "layer 'features.5' (MaxPool2d) holds no Conv2d or Linear"),
+    ("prune.method=magnitude prune.ignore=[features.2]", "layer 'features.2' (MaxPool2d) holds no Conv2d"),
     ("model=resnet18", "model=resnet18 would be ignored"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, source: Path, override: str,

@@ -57,6 +57,31 @@ def test_out_of_memory_in_training_names_the_batch_size_to_use(cli, outputs: Pat
     assert record["status"] == "failed" and "trainer.batch_size=16" in record["error"]
 
 
+def test_a_ddp_peer_that_dies_is_one_line_that_says_to_resume(cli, outputs: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 74: `kill -9` of rank 1 under torchrun gave rank 0 Hydra's "Error executing job", a 40-line traceback and
+    gloo's "Connection reset by peer ... GLHF!" — no word that another rank died, nor of resume=true, which works."""
+    real = ClassificationObjective.__call__
+    calls = []
+
+    def peer_gone(self, model, batch):
+        calls.append(1)
+        if len(calls) > 4:  # the second epoch: the first one's checkpoint is there
+            raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:36784: "
+                               "Connection reset by peer")
+        return real(self, model, batch)
+
+    monkeypatch.setattr(ClassificationObjective, "__call__", peer_gone)
+    result = cli("pretrain", *TINY, "trainer.epochs=2")
+    assert result.code == 2 and "Traceback" not in result.output
+    assert "another rank of this torchrun job stopped" in result.stderr
+    assert "-m cnnlab pretrain resume=true" in result.stderr
+    assert only_run(outputs, "pretrain")["status"] == "failed"
+    monkeypatch.setattr(ClassificationObjective, "__call__", real)
+    resumed = cli(*hinted_command(result.stderr.replace("torchrun <the same options> -m cnnlab", "cnnlab")))
+    assert resumed.code == 0, resumed.output
+
+
 def test_a_full_disk_while_saving_a_checkpoint_fails_the_run_and_keeps_the_last_one(
         cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = torch.save

@@ -555,3 +555,30 @@ def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) ->
         rec.finish("completed", metrics={"val_acc": 0.97})
     [row] = build_report(out).rows
     assert (row.file_bytes, row.file_kind) == (2_000, "onnx")
+
+
+def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_readable(tmp_path: Path) -> None:
+    """Probe 73: a `quantize quantize.runtime=openvino` run's val top-1 (66.67 %) is OpenVINO's — the same INT8 file
+    read 63.33 % on onnxruntime, the runtime the report's latencies use — and its row looked like any other
+    `mobilenet_v2 (int8)` row; the same for an `evaluate evaluate.runtime=openvino` test score. A pruned LeNet-5's
+    750 parameters read "0.00 M"."""
+    def add(run: Path, **sections: dict) -> None:
+        record = json.loads((run / "run.json").read_text())
+        (run / "run.json").write_text(json.dumps({**record, **sections}))
+
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.7, params=750)
+    plain = model_run(out, "quantize", "int8_ort", 0.6333, source=fp32, onnx_bytes=1000)
+    openvino = model_run(out, "quantize", "int8_ov", 0.6667, source=fp32, onnx_bytes=1000)
+    for run, runtime in ((plain, "onnxruntime"), (openvino, "openvino")):
+        add(run, quantize={"timing": {"runtime": runtime}})
+    add(evaluate_run(out, "ev", openvino, 0.61), evaluate={"split": "test", "runtime": "openvino"})
+    report = build_report(out)
+    rows = {row.run.path: row for row in report.rows}
+    assert rows[plain].display_model == "resnet18 (int8)"
+    assert rows[openvino].display_model == "resnet18 (int8, openvino)"
+    write_report(report)
+    md = (out / "report.md").read_text()
+    assert "| resnet18 (int8, openvino) |" in md and "61.00% (openvino)" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| finetune/"))
+    assert "| 750 | 1.5 k |" in line and "0.00 M" not in line

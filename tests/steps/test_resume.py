@@ -144,3 +144,24 @@ def test_the_option_a_saved_section_came_from_is_the_recorded_one_else_the_one_w
     teacher = OmegaConf.create({"name": "resnet50", "weights": "none"})  # teacher/resnet50.yaml: a defaults list
     assert saved_choice("teacher", teacher, "resnet50", []) == "resnet50"
     assert saved_choice("optim", OmegaConf.create({"lr": 0.1}), None, []) is None  # no choice keys: not told
+
+
+def test_a_search_that_failed_with_every_trial_finished_and_none_feasible_resumes_only_to_search_more(
+        tmp_path: Path) -> None:
+    """Probe 74: `cnnlab search resume=true` resumed a search whose trials had all finished outside its constraint,
+    failed the same way, left a new failed run — and the next `resume=true` resumed that one."""
+    from cnnlab.pipelines.search import SEARCH_STATE
+
+    def failed(finished: int, feasible: int) -> RunInfo:
+        return RunInfo(tmp_path / "old", {"status": "failed", "metrics": {},
+                                          "search": {"finished": finished, "feasible": feasible}})
+
+    cfg = OmegaConf.create({"search": {"trials": 2}, "trainer": {"epochs": 1}})
+    with pytest.raises(CnnlabError) as err:
+        check_work_left(failed(2, 0), cfg, "search", SEARCH_STATE)
+    assert "failed after its work was done (2 trials finished, none within its constraints" in err.value.message
+    assert f"`cnnlab search resume={tmp_path / 'old'} search.trials=4`" in err.value.fix
+    check_work_left(failed(2, 0), OmegaConf.create({"search": {"trials": 4}, "trainer": {"epochs": 1}}), "search",
+                    SEARCH_STATE)  # more trials: work left
+    check_work_left(failed(1, 0), cfg, "search", SEARCH_STATE)  # stopped before its trials were done
+    check_work_left(failed(2, 1), cfg, "search", SEARCH_STATE)  # failed otherwise (its final training)

@@ -29,16 +29,21 @@ def layer_widths(model: nn.Module) -> dict[str, int]:
 
 
 def resolve_layers(model: nn.Module, paths: Sequence[str], *, key: str) -> list[nn.Module]:
-    """The modules at `paths`; an unknown path is a user error that suggests the closest real one."""
+    """The modules at `paths`, each a Conv2d or Linear or a block holding one; an unknown path, or one with nothing
+    to prune under it (a pooling layer, an activation: leaving it out would change nothing, probe 73), is a user error
+    that suggests the closest path that holds a weight layer."""
     known = dict(model.named_modules())
+    holding = [p for p, module in known.items() if p and any(isinstance(m, WEIGHT_LAYERS) for m in module.modules())]
     modules = []
     for path in paths:
-        if path not in known or not path:
-            close = difflib.get_close_matches(path, [p for p in known if p], n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise CnnlabError(f"{key}: the model has no layer {path!r}",
-                              fix=f"{hint}list the layers with `cnnlab inspect model=NAME`")
-        modules.append(known[path])
+        if path in holding:
+            modules.append(known[path])
+            continue
+        close = difflib.get_close_matches(path, holding, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        what = (f"layer {path!r} ({type(known[path]).__name__}) holds no Conv2d or Linear, so leaving it out would "
+                "change nothing") if path and path in known else f"the model has no layer {path!r}"
+        raise CnnlabError(f"{key}: {what}", fix=f"{hint}list the layers with `cnnlab inspect model=NAME`")
     return modules
 
 

@@ -112,7 +112,9 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
                   f"{', '.join(fastest.read_by) or 'unknown'})")
     faster_over_budget = [c for c in candidates if c not in eligible and speed[c.name] > speed[chosen.name]]
     if faster_over_budget:
-        reason += "; faster but over budget: " + ", ".join(f"{c.name} ({figures(c)})" for c in faster_over_budget)
+        # faster than the choice, not necessarily than FP32 (probe 73: "1.68× slower than FP32" listed as "faster")
+        reason += f"; faster than {chosen.name} but over budget: " + ", ".join(f"{c.name} ({figures(c)})"
+                                                                              for c in faster_over_budget)
     if keep_fp32_if_slower and speed[chosen.name] < 1.0:
         return Selection(chosen.name, True, f"FP32 kept: no INT8 candidate within the {budget} is faster than FP32 "
                                             f"on this machine; the best, {reason}", fp32_kept=True)
