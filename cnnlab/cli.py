@@ -24,6 +24,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
+from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_overrides, override_parser, quote_plain_value
 from cnnlab.settings import check_added_keys, check_sections_read, check_setting, resumed_by, setting_facts
 
@@ -120,26 +121,27 @@ def _launcher(args: Sequence[str]) -> str:
 
 
 def check_sweep_values(typed: Sequence[str], command: str) -> None:
-    """Every value of a typed sweep (`optim.lr=0.01,abc`, `seed=range(3)`) checked by its setting's rule before the
-    first job: each job checks its own when it starts, so a bad value in the sweep was refused only after the jobs
-    before it had trained (probe 74). Sweeps that cannot be listed here (glob, interval: a sweeper's) are left to
-    the jobs."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
+    """Every typed value of a sweep (`optim.lr=0.01,abc`, `seed=range(3)`, and the fixed ones beside them) checked by
+    its setting's rule before the first job: each job checks its own when it starts, so a bad value in the sweep was
+    refused only after the jobs before it had trained (probe 74); a sweep of no value (`seed=range(0,-2)`) launched
+    nothing and said nothing (probe 75). Sweeps that cannot be listed here (glob, interval: a sweeper's) are left
+    to the jobs."""
+    parser = override_parser()
     for text in typed:
         try:
             override = parser.parse_override(text)
-            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else []
+            if override.is_delete():
+                continue
+            key = override.key_or_group
+            values = [parser.parse_override(f"{key}={value}").value() for value in override.sweep_string_iterator()] \
+                if override.is_sweep_override() else [override.value()]
         except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
             continue
-        key = override.key_or_group
+        if not values:
+            raise CnnlabError(f"{text}: the sweep holds no value, so no job would run",
+                              fix=f"give it values, e.g. {key}=range(0,3) or {key}=1,2")
         for value in values:
-            try:
-                parsed = parser.parse_override(f"{key}={value}").value()
-            except Exception:  # noqa: BLE001 - as above
-                continue
-            check_setting(key, parsed, command)
+            check_setting(key, value, command)
 
 
 def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:

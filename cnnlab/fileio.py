@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -180,6 +181,23 @@ def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
     except OSError:
         return None
     return os.path.realpath(path), info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_at(version: tuple[str, int, int]) -> str:
+    """sha256_of the file once per version (file_version): a command resolves its source more than once, and a
+    ResNet-50 ONNX file is 100 MB."""
+    return sha256_of(version[0])
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The SHA-256 of the file at `path` (64 hex digits), computed once per version of the file; None when it cannot
+    be read."""
+    version = file_version(path)
+    try:
+        return None if version is None else _digest_at(version)
+    except OSError:
+        return None
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:

@@ -136,10 +136,13 @@ class DatasetIdentity:
     settings: tuple[tuple[str, Any], ...] = ()    # a generated set: (setting, value) as recorded
     val_split: tuple[tuple[str, Any], ...] = ()   # VAL_SPLIT's recorded values not among `settings`
     content: str | None = field(default=None, compare=False)  # a user folder's folder_digest, where recorded
+    # ... of its pictures without the test split (data.folder.training_digest), where recorded: a test/ edited since
+    # is the same data for training and val (probe 75); a record from before it has only `content`
+    train_content: str | None = field(default=None, compare=False)
     place: str | None = field(default=None, repr=False)  # what is compared: the content, else the folder
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "place", self.content or self.folder)
+        object.__setattr__(self, "place", self.train_content or self.content or self.folder)
 
     @property
     def test_images(self) -> "DatasetIdentity":
@@ -176,11 +179,14 @@ class DatasetSection(Section):
         settings = tuple((key, _hashable(config[key])) for key in GENERATED_DATASETS.get(self.name or "", ())
                          if config.get(key) is not None)
         content = self.extra.get("content") if folder is not None else None
+        train_content = self.extra.get("train_content") if folder is not None else None
         recorded = {**{key: config.get(key) for key in VAL_SPLIT[:2]}, "val_size": self.extra.get("val_size")}
         val_split = tuple((key, _hashable(recorded[key])) for key in VAL_SPLIT
                           if recorded[key] is not None and key not in dict(settings))
         return DatasetIdentity(self.name, self.num_classes, self.image_size, folder, settings, val_split,
-                               content=content if isinstance(content, str) and content else None)
+                               content=content if isinstance(content, str) and content else None,
+                               train_content=train_content if isinstance(train_content, str) and train_content
+                               else None)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ never rewritten for it.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import logging
 import os
 import socket
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import file_version, read_json, read_yaml_mapping, sha256_of, write_json
+from cnnlab.fileio import file_sha256, read_json, read_yaml_mapping, write_json
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
@@ -514,23 +513,6 @@ def _written_by(run: RunInfo, path: Path) -> bool:
     if any((file := run.artifact(name)) is not None and file.resolve() == resolved for name in DIGESTED):
         return True
     return file_sha256(resolved) in (run.data.get("digests") or {}).values()
-
-
-@functools.lru_cache(maxsize=16)
-def _digest_at(version: tuple[str, int, int]) -> str:
-    """sha256_of the file once per version (fileio.file_version): a command resolves its source more than once, and
-    a ResNet-50 ONNX file is 100 MB."""
-    return sha256_of(version[0])
-
-
-def file_sha256(path: Path) -> str | None:
-    """The SHA-256 of the file at `path` (64 hex digits), computed once per version of the file; None when it cannot
-    be read."""
-    version = file_version(path)
-    try:
-        return None if version is None else _digest_at(version)
-    except OSError:
-        return None
 
 
 def check_intact(source: Source) -> Source:

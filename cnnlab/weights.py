@@ -8,6 +8,7 @@ RUN | latest | latest:<command>   the model.pt of a cnnlab run
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +22,8 @@ from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, loa
                                      self_supervised_method)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import resolve_source
+
+log = logging.getLogger("cnnlab")
 
 
 @dataclass
@@ -70,11 +73,7 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         return InitialWeights(kind="none", description="random initialisation", arch_kwargs=options)
     if text.lower() == "imagenet":
         _check_imagenet_stem(model_name, stem, role)
-        pretrained = models.imagenet_weights(model_name, role=role)
-        return InitialWeights(kind="imagenet", description=f"torchvision ImageNet weights ({pretrained.source})",
-                              state_dict=pretrained.state_dict, spec=pretrained.spec, classes=pretrained.classes,
-                              arch_name=model_name, arch_kwargs={**pretrained.arch_kwargs, **options},
-                              file=pretrained.source)
+        return _imagenet(models.imagenet_weights(model_name, role=role), model_name, options, role)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
         payload = load_tensors(path, "weights file", pickled_fix=_save_state_dict(role))
@@ -82,6 +81,17 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
             weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)}, path)
             _check_recorded_stem(weights, stem, role)
             return weights
+        if models.published_file(model_name, path):
+            # torchvision's own file, copied elsewhere: its recipe comes with it, as model.weights=imagenet's does
+            # (probe 76: googlenet's file by path was built without the transform_input its weights expect)
+            _check_imagenet_stem(model_name, stem, role)
+            return _imagenet(models.imagenet_weights(model_name, role=role, path=path), model_name, options, role)
+        needs = models.get_entry(model_name).pretrained_arch_kwargs
+        if needs:
+            log.warning("%s is not torchvision's published %s file, so %s is built as for weights of its own "
+                        "(without %s, which torchvision's ImageNet weights need); for those, copy the published "
+                        "file unchanged and name it", path, model_name, model_name,
+                        ", ".join(f"{k}={v}" for k, v in needs.items()))
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
         models.check_stem(model_name, stem, role)
         return InitialWeights(kind="file", description=f"state dict {path}",
@@ -94,6 +104,22 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
                                source.path)
     _check_recorded_stem(weights, stem, role)
     return weights
+
+
+def _imagenet(pretrained: Any, model_name: str, options: dict[str, Any], role: str) -> InitialWeights:
+    """InitialWeights of torchvision's ImageNet weights (models.PretrainedWeights); a file under their name that is
+    not their published bytes is said to be so, in the log and the run's description of its weights (probe 76: a
+    random file named resnet18-f37072fd.pth was recorded as "torchvision ImageNet weights")."""
+    description = f"torchvision ImageNet weights ({pretrained.source})"
+    if pretrained.published is False:
+        description = (f"weights in {pretrained.source}, under the name of torchvision's {model_name} ImageNet file "
+                       "but not its bytes (SHA-256 differs)")
+        log.warning("%s is not torchvision's published file (its SHA-256 does not start with the name's hash "
+                    "prefix): another save of those weights, or other weights; %s.weights reads it as ImageNet "
+                    "weights", pretrained.source, role)
+    return InitialWeights(kind="imagenet", description=description, state_dict=pretrained.state_dict,
+                          spec=pretrained.spec, classes=pretrained.classes, arch_name=model_name,
+                          arch_kwargs={**pretrained.arch_kwargs, **options}, file=pretrained.source)
 
 
 def _save_state_dict(role: str) -> str:
@@ -171,11 +197,19 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
     same_classes = _same_classes(weights, data)
     if new_head is False and not same_classes:
-        raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, f"the {role}"),
-                          fix=f"give {role}.weights trained on this dataset"
-                              + (", or use finetune.new_head=auto" if role == "model" else ""))
+        auto = ", or use finetune.new_head=auto" if role == "model" else ""
+        if not weights.classes:  # probe 76: "the model knows 0 classes", and a fix no state dict can meet
+            raise CnnlabError(f"{role}.weights {weights.file or ''} is a state dict, which records no class names, so "
+                              f"its head cannot be matched to the {len(data.classes)} classes of {data.name}",
+                              fix=f"give {role}.weights a cnnlab run trained on this dataset (it records its "
+                                  f"classes){auto}")
+        raise CnnlabError(class_mismatch(list(weights.classes), list(data.classes), data.name, f"the {role}"),
+                          fix=f"give {role}.weights trained on this dataset{auto}")
     if not keeps_head(weights, data, new_head):
         replace_head(model, name, len(data.classes))
+        # load_pretrained said "head loaded" of the weights' own head, which this replaces (probe 76)
+        log.info("%s: a new head for the %d classes of %s (random init)%s", role, len(data.classes), data.name,
+                 "" if weights.classes else "; a state dict records no class names, so its head is not kept")
     return model
 
 

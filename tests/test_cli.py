@@ -169,10 +169,13 @@ def test_a_failed_sweep_job_is_one_cnnlab_line_without_hydras_own(tmp_path: Path
 
 def test_a_bad_value_in_a_sweep_is_refused_before_the_first_job(cli, outputs: Path) -> None:
     """Probe 74: `-m optim.lr=0.01,abc` trained job #0 before job #1 refused `abc`."""
-    for sweep in ("optim.lr=0.01,abc", "trainer.epochs=range(-1,2)", "optim.lr=choice(0.1,-5)"):
+    for sweep in ("optim.lr=0.01,abc", "trainer.epochs=range(-1,2)", "optim.lr=choice(0.1,-5)",
+                  'optim.lr="0.1,abc"'):  # quoted: one value, set for every job (probe 75)
         result = cli("pretrain", "-m", *TINY, sweep)
         assert result.code == 2 and "is not allowed" in result.stderr, (sweep, result.output)
         assert "job #" not in result.output and "Traceback" not in result.output
+    result = cli("pretrain", "-m", *TINY, "seed=range(0,-2)")  # probe 75: no job, exit 0, not a word
+    assert result.code == 2 and "seed=range(0,-2): the sweep holds no value" in result.stderr
     assert not (outputs / "pretrain").exists()  # no job ran
 
 

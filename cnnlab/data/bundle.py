@@ -33,6 +33,7 @@ class RawSplits:
     decode: DecodeSummary | None = None  # files decoded by cnnlab.data.decode: read/converted/skipped counts
     unlabeled: Dataset | None = None
     content: str | None = None  # a user folder's data.content.folder_digest when it was read
+    train_content: str | None = None  # ... of the pictures train and val come from (folder.training_digest)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class DataBundle:
     label_fraction: float = 1.0  # dataset.label_fraction: the share of the training labels in `train`
     unlabeled: Dataset | None = None
     content: str | None = None  # RawSplits.content, for the run record (dataset.content)
+    train_content: str | None = None  # RawSplits.train_content (dataset.train_content)
     stored_size: int | None = None  # RawSplits.stored_size: every raw image is this square; None = photos of any size
     train_augment: Augment = field(default_factory=Augment)  # what `train`'s transform draws (dataset.augment)
 

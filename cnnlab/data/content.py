@@ -22,16 +22,17 @@ from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason,
 from cnnlab.fileio import file_version, sha256_of
 
 
-def folder_digest(root: Path) -> str | None:
+def folder_digest(root: Path, *, outside: Path | None = None) -> str | None:
     """16 hex digits over (path relative to `root`, size in bytes, mtime in ns) of every picture under `root` (a file
     with an image extension, read or not: `decode.extension_reason`), folder links followed once (a loop is not
     entered twice); hidden files and folders (a leading dot) and other files (Thumbs.db, notes.txt, a CSV) are left
-    out, as the dataset builders leave them out. None when `root` is not a folder."""
+    out, as the dataset builders leave them out; none under `outside` when given (the test split: data.folder's
+    training_digest). None when `root` is not a folder."""
     root = Path(root)
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
-    for path in pictures(root):
+    for path in pictures(root, outside=outside):
         try:
             stat = os.stat(path)
         except OSError:  # a dangling link: not an image either way

@@ -182,6 +182,13 @@ def split_dir(root: Path, names: Sequence[str]) -> Path | None:
     return candidates[0] if candidates else None
 
 
+def training_digest(root: Path) -> str | None:
+    """content.folder_digest of the pictures train and val are read from: `root` without its test split. A test/
+    edited — the copies `cnnlab evaluate` refuses removed, as its fix says — changes no model's training or val data
+    (probe 75: prune and quantize then refused the model, saying its carved val would hold trained images)."""
+    return folder_digest(root, outside=split_dir(root, TEST_DIR_NAMES) if Path(root).is_dir() else None)
+
+
 def checked_root(cfg: Mapping[str, Any]) -> Path:
     if cfg.get("root") in (None, ""):
         raise CnnlabError("imagefolder needs dataset.root=DIR", fix=FIX)
@@ -356,6 +363,7 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     (2 for a classifier; 1 for self-supervised pretraining, whose pictures need no labels)."""
     root = checked_root(cfg)
     content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
+    train_content = training_digest(root)
     dirs = _split_dirs(root)
     scan = FolderScan()
     train, val, test = _open_splits(root, dirs, scan, training=carve, least_classes=least_classes)
@@ -375,7 +383,8 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
         splits = (splits[0], _without_copies_of_training_pictures(splits[1], splits[0], root))
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
-                     stored_size=None, in_memory=False, decode=scan.summary, content=content)
+                     stored_size=None, in_memory=False, decode=scan.summary, content=content,
+                     train_content=train_content)
 
 
 def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Path) -> Dataset:
@@ -462,4 +471,4 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     scan.summary.log(log, f"imagefolder {root} (unlabeled)")
     images = FlatImages(paths)
     return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,
-                     in_memory=False, decode=scan.summary, content=content)
+                     in_memory=False, decode=scan.summary, content=content, train_content=content)

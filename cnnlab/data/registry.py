@@ -137,4 +137,5 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
                       classes=raw.classes, spec=spec,
                       in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
                       unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate),
-                      content=raw.content, stored_size=raw.stored_size, train_augment=augment)
+                      content=raw.content, train_content=raw.train_content, stored_size=raw.stored_size,
+                      train_augment=augment)

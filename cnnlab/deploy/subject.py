@@ -24,8 +24,9 @@ from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, read_onn
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import file_sha256
 from cnnlab.models import count_flops, count_params
-from cnnlab.runs import Source, check_intact, file_sha256
+from cnnlab.runs import Source, check_intact
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import sha256_of
+from cnnlab.fileio import file_sha256
 from cnnlab.models.registry import get_entry
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class PretrainedWeights:
     source: Path  # the file they were read from
     resize_size: int = 256  # evaluation recipe: resize the short side to this, then centre-crop spec.size
     interpolation: str = "bilinear"
+    published: bool | None = True  # the file is torchvision's bytes (published_file); None: nothing to tell by
 
 
 def hub_checkpoint_path(url: str) -> Path:
@@ -58,15 +59,32 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
-def imagenet_weights(name: str, *, role: str = "model") -> PretrainedWeights:
-    """torchvision's ImageNet weights for `name`, from the hub cache or downloaded into it. `role` names
-    the setting in errors (model, teacher, student)."""
+def published_file(name: str, path: str | Path) -> bool | None:
+    """Whether `path` holds the bytes torchvision publishes as `name`'s ImageNet weights: its SHA-256 starts with the
+    hash prefix of the published file's name ("resnet18-f37072fd.pth"), as torch.hub's check_hash tests a download.
+    None when `name` has no published weights (or their name carries no prefix); False for an unreadable file."""
+    entry = get_entry(name)
+    if entry.tv_weights is None:
+        return None
+    match = torch.hub.HASH_REGEX.search(Path(urlparse(tvm.get_weight(entry.tv_weights).url).path).name)
+    if match is None:
+        return None
+    digest = file_sha256(path)
+    return digest is not None and digest.startswith(match.group(1))
+
+
+def imagenet_weights(name: str, *, role: str = "model", path: Path | None = None) -> PretrainedWeights:
+    """torchvision's ImageNet weights for `name`, from the hub cache or downloaded into it — or from `path`, a copy
+    of the published file (cnnlab.weights: a state dict file that is those bytes brings their recipe, googlenet's
+    transform_input too). `published` says whether the file is torchvision's bytes: a file in the hub cache under
+    their name may be another save of them, or other weights. `role` names the setting in errors (model, teacher,
+    student)."""
     entry = get_entry(name)
     if entry.tv_weights is None:
         raise CnnlabError(f"{entry.name} has no ImageNet weights", fix=_without_these(role, entry.name)
                           + ("" if role == "teacher" else " to start from one of your runs"))
     weights = tvm.get_weight(entry.tv_weights)
-    path = hub_checkpoint_path(weights.url)
+    path = path or hub_checkpoint_path(weights.url)
     if not path.is_file():
         _download(weights.url, path, role)
     try:
@@ -83,6 +101,7 @@ def imagenet_weights(name: str, *, role: str = "model") -> PretrainedWeights:
         source=path,
         resize_size=int(transforms.resize_size[0]),
         interpolation=transforms.interpolation.value,
+        published=published_file(entry.name, path),
     )
 
 
@@ -219,17 +238,10 @@ def _replaced_hub_file(name: str, origin: str | Path | None) -> str | None:
     entry = get_entry(name)
     if origin is None or entry.tv_weights is None:
         return None
-    origin, url = Path(origin), tvm.get_weight(entry.tv_weights).url
-    if origin != hub_checkpoint_path(url):
+    url = tvm.get_weight(entry.tv_weights).url
+    if Path(origin) != hub_checkpoint_path(url):
         return None
-    match = torch.hub.HASH_REGEX.search(origin.name)
-    if match is None:
-        return None
-    try:
-        digest = sha256_of(origin)
-    except OSError:
-        return url  # unreadable now: it cannot be torchvision's file either
-    return None if digest.startswith(match.group(1)) else url
+    return url if published_file(entry.name, origin) is False else None
 
 
 def _instead(role: str) -> str:

@@ -30,6 +30,7 @@ from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.batchnorm import refuse_batch_of_one
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
+from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
@@ -75,7 +76,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                              source=loaded.source.describe(), dataset=dataset_record(data, dataset_cfg))
     dense_model = dense_copy(model) if settings.measure and ctx.is_main else None
 
-    keep = (MODELS[name].head, *settings.ignore)  # the classifier never loses outputs: they are the classes
+    head = MODELS[name].head
+    kept_anyway = next((path for path in settings.ignore if path == head or path.startswith(head + ".")), None)
+    if kept_anyway is not None:  # probe 75: accepted, and nothing changed
+        raise CnnlabError(f"prune.ignore: {kept_anyway} is the classifier head of {name}, which pruning always keeps "
+                          "whole (its outputs are the classes), so leaving it out would change nothing",
+                          fix=f"drop {kept_anyway} from prune.ignore")
+    keep = (head, *settings.ignore)  # the classifier never loses outputs: they are the classes
     pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
     steps = prune_in_steps(settings, pruner, work, size)

@@ -73,7 +73,16 @@ def trials_spent(run: RunInfo, cfg: DictConfig) -> Completed | None:
     for more trials: None then (or when it failed otherwise), else what it did."""
     finished = recorded_count(run, "search", "finished")
     feasible = recorded_count(run, "search", "feasible")
-    if finished is None or feasible != 0 or int(cfg.search.trials) > finished:
+    if finished is None or feasible != 0:
+        return None
+    space = (run.data.get("search") or {}).get("space")
+    if isinstance(space, dict) and space.get("kind") == "hparams":  # one network: no trial can meet them (probe 75)
+        raise CnnlabError(f"resume={run.path}: that run failed after its work was done ({counted(finished, 'trial')} "
+                          "finished, none within its constraints), and a hyperparameter space trains one network, "
+                          "so more trials cannot meet them either",
+                          fix="start a new search without resume=, with the constraint relaxed as its error said, or "
+                              "a smaller model=")
+    if int(cfg.search.trials) > finished:
         return None
     return Completed(f"{counted(finished, 'trial')} finished, none within its constraints, which a resumed search "
                      "keeps", f"extend it with more trials than its {finished}", f"search.trials={2 * finished}",

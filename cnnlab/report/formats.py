@@ -275,6 +275,8 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
         "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
         "dataset_folder": row.dataset_key.folder, "precision": row.precision, "arch": row.arch,
         "image_size": row.dataset_key.image_size, "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
+        # the runtime that scored each, where not onnxruntime (probe 75: report.md said openvino, the csv/json not)
+        "accuracy_runtime": row.scored_on, "test_accuracy_runtime": row.test_scored_on,
         "evaluate_run": None if row.evaluate_run is None else _relative(row.evaluate_run, base),
         "test_note": row.test_note,
         "params": row.params, "flops": row.flops, "file_bytes": row.file_bytes, "file_kind": row.file_kind,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cnnlab.data.content import folder_digest
+from cnnlab.data.folder import training_digest
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
 from cnnlab.runs import RunInfo
 
@@ -45,18 +46,23 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
 def data_changed(run: RunInfo, root: str | None = None, digests: Digests | None = None) -> str | None:
     """Why the images `run` read are not those in its folder now (a user folder: FOLDER_DATASETS), or None.
     `root`: the folder to compare with instead of the recorded one (data that moved: the digest is of paths
-    relative to the root, so a moved folder matches)."""
+    relative to the root, so a moved folder matches). A run that recorded `train_content` read its training and val
+    pictures only, unless it is an evaluate run (which may score the test split): a test/ edited since is no change
+    for it (probe 75)."""
     try:
         dataset = DatasetSection.from_dict(run.data.get("dataset"))
     except RecordProblem:
         return None  # RunInfo.read has refused such a record already
-    content, recorded_root = dataset.extra.get("content"), (dataset.config or {}).get("root")
+    training = dataset.extra.get("train_content")
+    training = isinstance(training, str) and run.command != "evaluate"
+    content = dataset.extra.get("train_content" if training else "content")
+    recorded_root = (dataset.config or {}).get("root")
     root = root or recorded_root
     if dataset.name not in FOLDER_DATASETS or not isinstance(content, str) or not isinstance(root, str):
         return None
-    key = os.path.realpath(root)
+    key = ("train " if training else "") + os.path.realpath(root)
     if digests is None or key not in digests:
-        now = folder_digest(Path(root))
+        now = training_digest(Path(root)) if training else folder_digest(Path(root))
         if digests is not None:
             digests[key] = now
     else:

@@ -129,4 +129,4 @@ def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[
             "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
             "config": config, "decode": None if data.decode is None else data.decode.as_record(),
             "label_fraction": data.label_fraction, "test_size": None if data.test is None else len(data.test),
-            "content": data.content}
+            "content": data.content, "train_content": data.train_content}

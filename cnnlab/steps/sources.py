@@ -492,6 +492,7 @@ def unverified_folder(source: Source, dataset_cfg: Any) -> str | None:
             "val split holds none of the model's training images, so a val score may read high")
 
 
+@found_before_work()  # a refused test split leaves no `failed` run behind, as split=all's refusal (probe 75)
 def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataBundle) -> None:
     """CnnlabError when the test split of `data` (the files its folder scan reads) holds copies (bytes or pixels) of
     the source's training or validation pictures: split=all refused them, split=test scored them (probe 61: a test/

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlparse
 
 import pytest
 import torch
@@ -295,3 +297,69 @@ def test_weights_for_as_many_classes_with_other_names_say_the_names_differ() -> 
     with pytest.raises(CnnlabError, match="the model and dataset x both have 3 classes, but the names differ: "
                                           "only the model's: z; only the data's: c"):
         initial_model("lenet5", weights, data, new_head=False)  # type: ignore[arg-type]
+
+
+def _reads_as_published(monkeypatch: pytest.MonkeyPatch, published: Path) -> None:
+    """The file at `published` reads as torchvision's bytes: its SHA-256 starts with the hash prefix of the published
+    file's name (no test can hold the real file)."""
+    import cnnlab.models.weights as hub_weights
+
+    real = hub_weights.file_sha256
+    name = Path(urlparse(tvm.get_weight(MODELS["googlenet"].tv_weights).url).path).name
+    prefix = torch.hub.HASH_REGEX.search(name).group(1)
+    monkeypatch.setattr(hub_weights, "file_sha256", lambda path: prefix + "0" * 56 if Path(path) == published
+                        else real(path))
+
+
+def test_torchvisions_googlenet_file_given_by_path_brings_its_transform_input(
+        tmp_path: Path, hub_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 76: the same GoogLeNet file built transform_input=True from the hub cache (model.weights=imagenet) and
+    False given by path: torchvision's published weights fed input they were not trained for, without a word."""
+    from cnnlab.weights import resolve_weights
+
+    stock = tvm.googlenet(weights=None, aux_logits=True, init_weights=False).state_dict()
+    copied = tmp_path / "googlenet.pth"
+    torch.save(stock, copied)
+    _reads_as_published(monkeypatch, copied)
+    weights = resolve_weights(str(copied), "googlenet", tmp_path)
+    assert weights.kind == "imagenet" and weights.arch_kwargs == {"transform_input": True}
+    assert weights.description == f"torchvision ImageNet weights ({copied})" and len(weights.classes or ()) == 1000
+
+    other = tmp_path / "mine.pth"  # weights of one's own in torchvision's key names: built as they were trained
+    torch.save(stock, other)
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        mine = resolve_weights(str(other), "googlenet", tmp_path)
+    assert mine.kind == "file" and mine.arch_kwargs == {}
+    assert "not torchvision's published googlenet file" in caplog.text and "transform_input=True" in caplog.text
+
+
+def test_a_file_in_the_hub_cache_that_is_not_torchvisions_is_not_recorded_as_its_weights(
+        hub_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 76: random weights saved as resnet18-f37072fd.pth were recorded as "torchvision ImageNet weights"."""
+    from cnnlab.weights import resolve_weights
+
+    cached = _imagenet_file("resnet18", create_model("resnet18", 1000, 32).state_dict())
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        weights = resolve_weights("imagenet", "resnet18", hub_dir)
+    assert not weights.description.startswith("torchvision ImageNet weights")
+    assert "not its bytes (SHA-256 differs)" in weights.description and str(cached) in weights.description
+    assert "is not torchvision's published file" in caplog.text
+
+
+def test_a_state_dict_with_new_head_false_says_it_records_no_class_names(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 76: `finetune.new_head=false` with a plain state dict said "the model knows 0 classes" and asked for
+    weights "trained on this dataset", which no state dict can be; with new_head=auto the log said "head loaded" of
+    the head that was then replaced."""
+    from cnnlab.weights import initial_model, resolve_weights
+
+    path = tmp_path / "r18.pth"
+    torch.save(create_model("resnet18", 7, 32).state_dict(), path)
+    weights = resolve_weights(str(path), "resnet18", tmp_path)
+    with pytest.raises(CnnlabError) as caught:
+        initial_model("resnet18", weights, _data(7), new_head=False)  # type: ignore[arg-type]
+    assert "is a state dict, which records no class names" in caught.value.message
+    assert "0 classes" not in caught.value.message and "a cnnlab run trained on this dataset" in caught.value.fix
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        initial_model("resnet18", weights, _data(7), new_head=None)  # type: ignore[arg-type]
+    assert "a new head for the 7 classes of tiny (random init)" in caplog.text

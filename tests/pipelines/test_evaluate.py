@@ -493,6 +493,7 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     said = " ".join(result.stderr.split())
     assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
         "training or validation images" in said and "remove them from" in said, result.output
+    assert len(run_dirs(outputs, "evaluate")) == 1  # probe 75: the refusal left a `failed` run behind
     from PIL import Image
 
     Image.open(folder / "cat" / "0.png").save(folder.parent / "test" / "cat" / "copy.png", compress_level=0)

@@ -196,6 +196,7 @@ def test_a_last_training_batch_of_one_image_is_left_out_not_a_traceback(cli, out
     # probe 73: a pooling layer was offered by "did you mean" and ignoring it pruned as before, without a word
     ("prune.ignore=[features.5]", "layer 'features.5' (MaxPool2d) holds no Conv2d or Linear"),
     ("prune.method=magnitude prune.ignore=[features.2]", "layer 'features.2' (MaxPool2d) holds no Conv2d"),
+    ("prune.ignore=[classifier.4]", "classifier.4 is the classifier head of lenet5, which pruning always keeps"),
     ("model=resnet18", "model=resnet18 would be ignored"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, source: Path, override: str,

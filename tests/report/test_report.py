@@ -582,3 +582,8 @@ def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_r
     assert "| resnet18 (int8, openvino) |" in md and "61.00% (openvino)" in md
     line = next(ln for ln in md.splitlines() if ln.startswith("| finetune/"))
     assert "| 750 | 1.5 k |" in line and "0.00 M" not in line
+    rows = {row["run"]: row for row in json.loads((out / "report.json").read_text())["rows"]}
+    scored = rows[str(openvino.relative_to(out))]
+    assert scored["accuracy_runtime"] == "openvino" and scored["test_accuracy_runtime"] == "openvino"
+    assert rows[str(plain.relative_to(out))]["accuracy_runtime"] is None
+    assert "openvino" in (out / "report.csv").read_text()

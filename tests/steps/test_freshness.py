@@ -110,3 +110,26 @@ def test_a_run_whose_model_file_was_replaced_is_stale(tmp_path: Path) -> None:
     assert changed_since(RunInfo.read(tmp_path / "run")) is None
     (tmp_path / "run" / "model.pt").write_bytes(b"another network")
     assert changed_since(RunInfo.read(tmp_path / "run")) == "its model.pt changed since the run wrote it"
+
+
+def test_a_test_split_edited_since_changes_no_training_data_but_does_change_an_evaluation(tmp_path: Path) -> None:
+    """Probe 75: one picture removed from test/ (as `cnnlab evaluate`'s refusal of copies asks) made prune and
+    quantize refuse the model — "its val split, carved from the folder, would now hold images the model trained
+    on" — though val is carved from train/ alone; `cnnlab report` dropped its test score as "other data"."""
+    from cnnlab.data.folder import training_digest
+    from cnnlab.records import DatasetSection
+
+    data = tmp_path / "data"
+    _images(data / "train")
+    _images(data / "test")
+    record = {"name": "imagefolder", "config": {"root": str(data)}, "content": folder_digest(data),
+              "train_content": training_digest(data)}
+    trained, evaluated = _run(tmp_path / "run", record), _run(tmp_path / "eval", record)
+    evaluated.data["command"] = "evaluate"
+    (data / "test" / "cat" / "0.png").unlink()
+    assert data_changed(trained) is None  # train/ as it was
+    assert data_changed(evaluated) == f"the images in {data} changed since it ran"  # it read test/
+    after = {**record, "content": folder_digest(data), "train_content": training_digest(data)}
+    assert DatasetSection.from_dict(after).identity == DatasetSection.from_dict(record).identity
+    (data / "train" / "cat" / "1.png").write_bytes(b"1")
+    assert data_changed(trained) == f"the images in {data} changed since it ran"

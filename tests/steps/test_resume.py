@@ -165,3 +165,10 @@ def test_a_search_that_failed_with_every_trial_finished_and_none_feasible_resume
                     SEARCH_STATE)  # more trials: work left
     check_work_left(failed(1, 0), cfg, "search", SEARCH_STATE)  # stopped before its trials were done
     check_work_left(failed(2, 1), cfg, "search", SEARCH_STATE)  # failed otherwise (its final training)
+    # probe 75: a hyperparameter space trains one network: more trials cannot meet a params limit it breaks
+    hparams = RunInfo(tmp_path / "old", {"status": "failed", "metrics": {}, "search": {
+        "finished": 2, "feasible": 0, "space": {"kind": "hparams"}}})
+    with pytest.raises(CnnlabError, match="a hyperparameter space trains one network") as err:
+        check_work_left(hparams, OmegaConf.create({"search": {"trials": 4}, "trainer": {"epochs": 1}}), "search",
+                        SEARCH_STATE)
+    assert "search.trials" not in (err.value.fix or "")
