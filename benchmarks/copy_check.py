@@ -9,8 +9,10 @@ state (digest caches cleared), so the two times are paired; the ratio is check /
 
     python benchmarks/copy_check.py [--pictures 2000] [--rounds 5]
 
-Two folders are written to a temporary directory: JPEG photos of mixed sizes (the common case) and 28 px PNGs
-(Fashion-MNIST exported to a folder). Each val holds one planted copy in other bytes, which must be found.
+Three folders are written to a temporary directory: JPEG photos of mixed sizes (the common case) with a JPEG copy
+whose metadata differs, the same with a copy converted to PNG (a lossless picture of a JPEG's size: those JPEGs are
+decoded in full), and 28 px PNGs (Fashion-MNIST exported to a folder). Each val holds one planted copy in other bytes,
+which must be found.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def _picture(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(small).resize(size, Image.BICUBIC)
 
 
-def write_folder(root: Path, pictures: int, *, jpeg: bool, seed: int = 0) -> Path:
+def write_folder(root: Path, pictures: int, *, jpeg: bool, plant: str, seed: int = 0) -> Path:
     """root/train/{a,b}/ and root/val/{a,b}/ (val a fifth of the pictures); val/a/planted.* is a training picture in
-    other bytes (a JPEG converted to PNG; a PNG saved as BMP). Returns the planted copy's path."""
+    other bytes: `plant` "png" (a JPEG converted to PNG, a PNG saved as BMP) or "comment" (a JPEG with a comment
+    segment added: the same compressed picture). Returns the planted copy's path."""
     rng = np.random.default_rng(seed)
     for index in range(pictures):
         split = "val" if index % 5 == 0 else "train"
@@ -52,6 +55,11 @@ def write_folder(root: Path, pictures: int, *, jpeg: bool, seed: int = 0) -> Pat
         else:
             Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{index}.png")
     source = sorted((root / "train" / "a").iterdir())[0]
+    if plant == "comment":
+        planted = root / "val" / "a" / "planted.jpg"
+        data = source.read_bytes()
+        planted.write_bytes(data[:2] + b"\xff\xfe\x00\x06copy" + data[2:])
+        return planted
     planted = root / "val" / "a" / ("planted.png" if jpeg else "planted.bmp")
     with Image.open(source) as image:
         image.save(planted)
@@ -76,9 +84,12 @@ def main() -> None:
     args = parser.parse_args()
     print_machine(None)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, jpeg in (("JPEG photos, 4 sizes up to 400x300", True), ("PNG 28x28 grey", False)):
-            root = Path(tmp) / name.split()[0]
-            planted = write_folder(root, args.pictures, jpeg=jpeg)
+        cases = (("JPEG photos (4 sizes up to 400x300), a JPEG copy with a comment added", True, "comment"),
+                 ("JPEG photos (4 sizes up to 400x300), a JPEG copy converted to PNG", True, "png"),
+                 ("PNG 28x28 grey, a copy saved as BMP", False, "png"))
+        for index, (name, jpeg, plant) in enumerate(cases):
+            root = Path(tmp) / str(index)
+            planted = write_folder(root, args.pictures, jpeg=jpeg, plant=plant)
             times = [one_round(root) for _ in range(args.rounds)]
             found = times[-1][2]
             assert str(planted) in found, f"the planted copy {planted} was not found"

@@ -173,14 +173,15 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
-    """(real path, modification time in ns, size in bytes) of the file at `path`: the key under which what is read
-    from a file (its digest, its record, its pixels) is kept once per version of the file; None when it cannot be
-    stat'ed (gone, a dangling link)."""
+    """(absolute path, modification time in ns, size in bytes) of the file at `path`: the key under which what is
+    read from a file (its digest, its record, its pixels) is kept once per version of the file; None when it cannot
+    be stat'ed (gone, a dangling link). Not the real path: resolving links costs more than the rest for a folder of
+    small pictures, and a file named two ways is at worst read twice."""
     try:
         info = os.stat(path)
     except OSError:
         return None
-    return os.path.realpath(path), info.st_mtime_ns, info.st_size
+    return os.path.abspath(path), info.st_mtime_ns, info.st_size
 
 
 @functools.lru_cache(maxsize=16)

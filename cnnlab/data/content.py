@@ -19,7 +19,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 from PIL import Image
 
 from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, preview_image
-from cnnlab.fileio import file_version, sha256_of
+from cnnlab.fileio import file_sha256, file_version, sha256_of
 
 
 def folder_digest(root: Path, *, outside: Path | None = None) -> str | None:
@@ -109,33 +109,37 @@ def _pixel_keys(path: str, header: _Header | None, other_side: dict[bool, set]) 
 
 def _byte_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     """copies_of by bytes: sizes are compared first, so a file is hashed (SHA-256) only when a file of the other
-    list has its size."""
+    list has its size, and each size's files are looked up by digest (a folder of pictures of one byte size — BMP,
+    28 px PNGs of noise — compared every file with every other one: quadratic)."""
     by_size: dict[int, list[str]] = {}
     for path in others:
         try:
             by_size.setdefault(os.path.getsize(path), []).append(path)
         except OSError:
             continue
-    hashes: dict[str, str | None] = {}
+    by_digest: dict[int, dict[str, list[str]]] = {}  # size -> digest -> the first two files of `others` with it
 
-    def sha256(path: str) -> str | None:
-        if path not in hashes:
-            try:
-                hashes[path] = sha256_of(path)
-            except OSError:
-                hashes[path] = None
-        return hashes[path]
+    def same_bytes(size: int) -> dict[str, list[str]]:
+        if size not in by_digest:
+            table: dict[str, list[str]] = {}
+            for other in by_size[size]:
+                digest = file_sha256(other)
+                if digest is not None and len(table.setdefault(digest, [])) < 2:
+                    table[digest].append(other)
+            by_digest[size] = table
+        return by_digest[size]
 
     found = {}
     for path in paths:
         try:
-            candidates = by_size.get(os.path.getsize(path), [])
+            size = os.path.getsize(path)
         except OSError:
             continue
-        if candidates and sha256(path) is not None:
-            match = next((c for c in candidates if c != path and sha256(c) == sha256(path)), None)
-            if match is not None:
-                found[path] = match
+        digest = file_sha256(path) if size in by_size else None
+        match = next((other for other in same_bytes(size).get(digest, ()) if other != path), None) \
+            if digest is not None else None
+        if match is not None:
+            found[path] = match
     return found
 
 
