@@ -51,7 +51,7 @@ class PretrainedWeights:
     source: Path  # the file they were read from
     resize_size: int = 256  # evaluation recipe: resize the short side to this, then centre-crop spec.size
     interpolation: str = "bilinear"
-    published: bool | None = True  # the file is torchvision's bytes (published_file); None: nothing to tell by
+    published: bool | None = None  # the file is torchvision's bytes (published_file); None: nothing to tell by
 
 
 def hub_checkpoint_path(url: str) -> Path:

@@ -70,7 +70,8 @@ def trials_left(run: RunInfo, cfg: DictConfig) -> Completed | None:
 def trials_spent(run: RunInfo, cfg: DictConfig) -> Completed | None:
     """A search that failed after all its trials finished with none within its constraints (probe 74: `resume=true`
     resumed it, failed the same way, and the next `resume=true` resumed that failure) has work left only when asked
-    for more trials: None then (or when it failed otherwise), else what it did."""
+    for more trials: None then (or when it failed otherwise), else what it did. A hyperparameter space's has none:
+    its trials all train one network (CnnlabError)."""
     finished = recorded_count(run, "search", "finished")
     feasible = recorded_count(run, "search", "feasible")
     if finished is None or feasible != 0:

@@ -99,8 +99,8 @@ class Row:
     file_recorded: bool = False           # ... and none is left: the size is the one run.json recorded
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
-    scored_on: str | None = None          # the runtime the val top-1 is OpenVINO's (not onnxruntime's), e.g.
-    test_scored_on: str | None = None     # ... and the test top-1's (`cnnlab evaluate evaluate.runtime=openvino`)
+    scored_on: str | None = None          # the runtime that scored the val top-1 where not onnxruntime (openvino)
+    test_scored_on: str | None = None     # ... and the test top-1 (`cnnlab evaluate evaluate.runtime=openvino`)
 
     @property
     def read_at(self) -> set[str]:
@@ -329,8 +329,10 @@ def _scored_on(run: RunInfo, section: str) -> str | None:
     (`evaluate.runtime`), when it is neither onnxruntime, which the report's latencies and a reader assume, nor
     PyTorch for a checkpoint; None otherwise and for records without it."""
     recorded = run.data.get(section)
-    recorded = recorded if isinstance(recorded, dict) else {}
-    runtime = (recorded.get("timing") or {}).get("runtime") if section == "quantize" else recorded.get("runtime")
+    recorded = recorded if isinstance(recorded, dict) else {}  # run.json is untrusted input
+    if section == "quantize":
+        recorded = recorded.get("timing") if isinstance(recorded.get("timing"), dict) else {}
+    runtime = recorded.get("runtime")
     return str(runtime) if isinstance(runtime, str) and runtime not in ("onnxruntime", "torch", "pytorch") else None
 
 

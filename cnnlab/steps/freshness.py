@@ -53,8 +53,7 @@ def data_changed(run: RunInfo, root: str | None = None, digests: Digests | None 
         dataset = DatasetSection.from_dict(run.data.get("dataset"))
     except RecordProblem:
         return None  # RunInfo.read has refused such a record already
-    training = dataset.extra.get("train_content")
-    training = isinstance(training, str) and run.command != "evaluate"
+    training = isinstance(dataset.extra.get("train_content"), str) and run.command != "evaluate"
     content = dataset.extra.get("train_content" if training else "content")
     recorded_root = (dataset.config or {}).get("root")
     root = root or recorded_root
