@@ -356,10 +356,24 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
     if key in _SCALAR_FOR_LIST and not isinstance(value, list) and rule.item is not None:
         if rule.item.accepts(value):
             return
+    if not rule.accepts(value) and isinstance(value, str) and rule.accepts(_unquoted(value)):
+        # probe 77: `optim.lr="0.01"` read "optim.lr=0.01 is not allowed: optim.lr takes a number"
+        raise CnnlabError(f'{key}="{value}" is quoted, so it is text, and {key} takes {rule.describe()}',
+                          fix=f"drop the quotes: {shlex.quote(f'{key}={value}')}")
     if not rule.accepts(value):
         raise CnnlabError(f"{key}={_show(value)} is not allowed: {key} takes {rule.describe()}",
                           # quoted as bash passes it on: `${paths.data}/cifar10` bare is "bad substitution"
                           fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
+
+
+def _unquoted(text: str) -> Any:
+    """What `text` would be typed without quotes (Hydra's reading of `key=text`), or `text` when it does not parse."""
+    from cnnlab.hydra_args import override_parser
+
+    try:
+        return override_parser().parse_override(f"key={text}").value()
+    except Exception:  # noqa: BLE001 - Hydra's grammar refuses it: it is no unquoted value either
+        return text
 
 
 # Sections whose keys cnnlab does not all read itself: optim files carry the PyTorch optimizer's keyword arguments

@@ -89,9 +89,10 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         needs = models.get_entry(model_name).pretrained_arch_kwargs
         if needs:
             log.warning("%s is not torchvision's published %s file, so %s is built as for weights of its own "
-                        "(without %s, which torchvision's ImageNet weights need); for those, copy the published "
-                        "file unchanged and name it", path, model_name, model_name,
-                        ", ".join(f"{k}={v}" for k, v in needs.items()))
+                        "(without %s, which torchvision's ImageNet weights need); for those, give the published file "
+                        "%s unchanged (by path, or in the torch hub cache with model.weights=imagenet)", path,
+                        model_name, model_name, ", ".join(f"{k}={v}" for k, v in needs.items()),
+                        models.published_name(model_name))
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
         models.check_stem(model_name, stem, role)
         return InitialWeights(kind="file", description=f"state dict {path}",

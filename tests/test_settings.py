@@ -242,3 +242,15 @@ def test_a_misspelled_section_or_group_is_matched_against_the_sections() -> None
     assert closest_setting("datset") == "dataset"
     assert closest_setting("sed") == "seed"
     assert closest_setting("optim.lrr") == "optim.lr"
+
+
+def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:
+    """Probe 77: `optim.lr="0.01"` read "optim.lr=0.01 is not allowed: optim.lr takes a number in (0, 1000000]"."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.settings import check_setting
+
+    with pytest.raises(CnnlabError) as caught:
+        check_setting("optim.lr", "0.01")
+    assert caught.value.message.startswith('optim.lr="0.01" is quoted, so it is text')
+    assert caught.value.fix == "drop the quotes: optim.lr=0.01"
+    check_setting("optim.lr", 0.01)  # the fix, followed

@@ -59,14 +59,18 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
+def published_name(name: str) -> str | None:
+    """The file name torchvision publishes `name`'s ImageNet weights under ("googlenet-1378be20.pth"), or None."""
+    entry = get_entry(name)
+    return None if entry.tv_weights is None else Path(urlparse(tvm.get_weight(entry.tv_weights).url).path).name
+
+
 def published_file(name: str, path: str | Path) -> bool | None:
     """Whether `path` holds the bytes torchvision publishes as `name`'s ImageNet weights: its SHA-256 starts with the
     hash prefix of the published file's name ("resnet18-f37072fd.pth"), as torch.hub's check_hash tests a download.
     None when `name` has no published weights (or their name carries no prefix); False for an unreadable file."""
-    entry = get_entry(name)
-    if entry.tv_weights is None:
-        return None
-    match = torch.hub.HASH_REGEX.search(Path(urlparse(tvm.get_weight(entry.tv_weights).url).path).name)
+    published = published_name(name)
+    match = torch.hub.HASH_REGEX.search(published) if published else None
     if match is None:
         return None
     digest = file_sha256(path)

@@ -227,6 +227,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         if target is not None and run.command in attached:
             attached[run.command].setdefault(target, []).append(run)
     exports, benches = attached["export"], attached["bench"]
+    current_tests = _newest_test_sets(context)
 
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
@@ -246,6 +247,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         file = model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
         test = _newest_test(evaluations, run.dataset.identity)
+        outdated = test is not None and _outdated_test(test, current_tests)
+        if outdated:  # probe 77: a seed's score on test/ as it was, averaged with one on test/ as it is
+            test = None
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
                         params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
@@ -253,7 +257,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
                         test_accuracy=None if test is None else test.metrics.test_acc,
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
-                        test_note=None if test is not None else _other_data_note(evaluations, run.dataset.identity),
+                        test_note=None if test is not None else OUTDATED_TEST if outdated else
+                        _other_data_note(evaluations, run.dataset.identity),
                         test_scored_on=None if test is None else _scored_on(test, "evaluate"),
                         precision=precision_of(run), arch=_arch(run), file_note=file.note,
                         file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
@@ -334,6 +339,38 @@ def _scored_on(run: RunInfo, section: str) -> str | None:
         recorded = recorded.get("timing") if isinstance(recorded.get("timing"), dict) else {}
     runtime = recorded.get("runtime")
     return str(runtime) if isinstance(runtime, str) and runtime not in ("onnxruntime", "torch", "pytorch") else None
+
+
+OUTDATED_TEST = ("its newest test evaluation scored the folder's test split as it was before a later evaluation "
+                 "found it changed: evaluate it again (`cnnlab evaluate source=RUN split=test`)")
+
+
+def _test_set(run: RunInfo) -> tuple[Any, str] | None:
+    """(the folder's data identity for test scores, the whole folder's digest as the evaluate run read it) of a
+    `cnnlab evaluate split=test` of a user folder that recorded both digests; None otherwise (a canonical set's test
+    split never changes, and records from before `train_content` are matched by their whole digest already)."""
+    extra = run.dataset.extra
+    if run.dataset.identity.train_content is None or not isinstance(extra.get("content"), str):
+        return None
+    return run.dataset.identity.test_images, extra["content"]
+
+
+def _newest_test_sets(runs: Iterable[RunInfo]) -> dict[Any, str]:
+    """For each user folder's data identity, the whole-folder digest its newest test evaluation read: the test split
+    as it is now, as far as the records tell (a test/ edited since the training is the same training data, so older
+    evaluations match the model too — data.folder.training_digest)."""
+    newest: dict[Any, tuple[str, str]] = {}
+    for run in runs:
+        tested = _test_set(run) if run.command == "evaluate" and run.metrics.split == "test" else None
+        if tested is not None and (tested[0] not in newest or run.started >= newest[tested[0]][0]):
+            newest[tested[0]] = (run.started or "", tested[1])
+    return {key: digest for key, (_, digest) in newest.items()}
+
+
+def _outdated_test(evaluation: RunInfo, current: dict[Any, str]) -> bool:
+    """Whether `evaluation` scored a version of its folder's test split that a newer evaluation found changed."""
+    tested = _test_set(evaluation)
+    return tested is not None and current.get(tested[0], tested[1]) != tested[1]
 
 
 def _test_scores(evaluations: list[RunInfo]) -> list[RunInfo]:

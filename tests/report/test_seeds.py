@@ -633,3 +633,27 @@ def test_a_run_whose_source_is_gone_is_shown_apart_and_said_so(seeds: Path) -> N
     write_report(report)
     md = (seeds / "report.md").read_text()
     assert "## Runs whose source is gone" in md and f"its source run {source} is gone or unreadable" in md
+
+
+def test_a_seed_scored_on_test_as_it_was_is_not_averaged_with_one_scored_on_test_as_it_is(tmp_path: Path) -> None:
+    """Probe 77: after test/ was edited and seed 1 evaluated again, the group's test top-1 averaged seed 0's 100 % on
+    the old test/ (12 images) with seed 1's score on the new one (14 images): 82.14 ± 25.25 %, nothing said. A score
+    on the test split as it was, older than an evaluation that found it changed, is left out with a note."""
+    from report.fakes import folder_dataset
+
+    out = tmp_path / "outputs"
+    trained = {**folder_dataset(tmp_path / "pics"), "content": "whole-v1", "train_content": "train"}
+    edited = {**trained, "content": "whole-v2"}  # test/ edited: the training pictures as they were
+    seed0 = model_run(out, "pretrain", "s0", 0.9, seed=0, dataset=trained)
+    seed1 = model_run(out, "pretrain", "s1", 0.9, seed=1, dataset=trained)
+    evaluate_run(out, "e0", seed0, 1.0, dataset=trained, started="2026-11-28T10:00:00")
+    evaluate_run(out, "e1", seed1, 0.5, dataset=edited, started="2026-11-28T11:00:00")
+    report = build_report(out)
+    rows = {row.run.path: row for row in report.rows}
+    assert rows[seed1].test_accuracy == 0.5
+    assert rows[seed0].test_accuracy is None and "as it was before a later evaluation" in rows[seed0].test_note
+    group = next(g for g in report.all_seed_groups if len(g.rows) == 2)
+    assert group.test is not None and group.test.mean == 0.5 and group.test.n == 1
+    evaluate_run(out, "e0again", seed0, 0.75, dataset=edited, started="2026-11-28T12:00:00")  # the note's fix
+    group = next(g for g in build_report(out).all_seed_groups if len(g.rows) == 2)
+    assert group.test is not None and group.test.n == 2 and group.test.mean == pytest.approx(0.625)
