@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason
-from cnnlab.settings import START_FROM_RUN, check_config, dataset_is_the_sources
+from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
 
@@ -150,24 +149,6 @@ def check_source_is_read(source: Any, command: str) -> None:
     start = START_FROM_RUN.get(command)  # the key that does start from a run, where the command has one
     raise CnnlabError(f"`cnnlab {command}` does not read source= (it was given {source})",
                       fix=f"use {start}={source} to start from that run" if start else "drop source=")
-
-
-_OPTIMIZER_ARGUMENT = re.compile(r"optim\.(?!lr$|_target_$)\w+")
-
-
-def check_nothing_deleted(overrides: list[str], command: str) -> None:
-    """`~KEY` (Hydra's delete) is refused for every setting cnnlab reads itself: a deleted one fell back to a
-    built-in value without a word (`~optim.lr` trained at lr 0, exit 0). Allowed: `~optim.KEY` for an argument of
-    the optimizer class (not lr), which then takes the class's own default — how another torch.optim class drops
-    SGD's nesterov (engine/optim.py). A sweep writes a delete as `~KEY=null`."""
-    deleted = next((name for o in overrides if o.startswith("~")
-                    and not _OPTIMIZER_ARGUMENT.fullmatch((name := o.split("=", 1)[0])[1:])), None)
-    if deleted is not None:
-        key = deleted[1:]
-        raise CnnlabError(f"{deleted} deletes a setting of `cnnlab {command}`; a deleted setting would fall back "
-                          "silently to a built-in value",
-                          fix=f"drop {deleted} (to change the setting, give {key}=VALUE; `cnnlab {command} --help` "
-                              "lists the settings)")
 
 
 def check_model_is_read(source: Any, overrides: list[str], command: str) -> None:

@@ -26,7 +26,8 @@ from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_overrides, override_parser, quote_plain_value
-from cnnlab.settings import check_added_keys, check_sections_read, check_setting, resumed_by, setting_facts
+from cnnlab.settings import (check_added_keys, check_nothing_deleted, check_sections_read, check_setting, resumed_by,
+                             setting_facts)
 
 app = typer.Typer(
     name="cnnlab",
@@ -415,7 +416,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_sweep_dir_is_free(typed, [o for o in overrides if _is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
         check_added_keys(typed, command)  # before any job: a sweep refused it once per job
-        if multirun:
+        if multirun:  # what every job would refuse, refused once before the first (probes 74, 75, 77)
+            check_nothing_deleted(typed, command)
             check_sweep_values(typed, command)
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
             check_sections_read(typed, command)

@@ -16,6 +16,7 @@ unreachable from the command line.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import dataclass
 from functools import lru_cache
@@ -448,6 +449,24 @@ def read_by_others(key: str, command: str) -> tuple[str, ...]:
     if top in shared or top in own.get(command, ()):
         return ()
     return tuple(name for name, sections in own.items() if top in sections)
+
+
+_OPTIMIZER_ARGUMENT = re.compile(r"optim\.(?!lr$|_target_$)\w+")
+
+
+def check_nothing_deleted(overrides: list[str], command: str) -> None:
+    """`~KEY` (Hydra's delete) is refused for every setting cnnlab reads itself: a deleted one fell back to a
+    built-in value without a word (`~optim.lr` trained at lr 0, exit 0). Allowed: `~optim.KEY` for an argument of
+    the optimizer class (not lr), which then takes the class's own default — how another torch.optim class drops
+    SGD's nesterov (engine/optim.py). A sweep writes a delete as `~KEY=null`."""
+    deleted = next((name for o in overrides if o.startswith("~")
+                    and not _OPTIMIZER_ARGUMENT.fullmatch((name := o.split("=", 1)[0])[1:])), None)
+    if deleted is not None:
+        key = deleted[1:]
+        raise CnnlabError(f"{deleted} deletes a setting of `cnnlab {command}`; a deleted setting would fall back "
+                          "silently to a built-in value",
+                          fix=f"drop {deleted} (to change the setting, give {key}=VALUE; `cnnlab {command} --help` "
+                              "lists the settings)")
 
 
 def check_known(key: str, command: str = "CMD") -> None:

@@ -174,6 +174,8 @@ def test_a_bad_value_in_a_sweep_is_refused_before_the_first_job(cli, outputs: Pa
         result = cli("pretrain", "-m", *TINY, sweep)
         assert result.code == 2 and "is not allowed" in result.stderr, (sweep, result.output)
         assert "job #" not in result.output and "Traceback" not in result.output
+    deleted = cli("pretrain", "-m", *TINY, "~optim.lr", "seed=0,1")  # probe 77: refused in each job, folders left
+    assert deleted.code == 2 and "~optim.lr deletes a setting" in deleted.stderr and "job #" not in deleted.output
     result = cli("pretrain", "-m", *TINY, "seed=range(0,-2)")  # probe 75: no job, exit 0, not a word
     assert result.code == 2 and "seed=range(0,-2): the sweep holds no value" in result.stderr
     assert not (outputs / "pretrain").exists()  # no job ran
