@@ -31,6 +31,13 @@ def ratio_text(ratio: float, better: str = "faster", worse: str = "slower") -> s
     return f"{ratio:.2f}× {better}" if ratio > 1 else f"{1 / ratio:.2f}× {worse}"
 
 
+def ratio_than(ratio: float, other: str, better: str = "faster", worse: str = "slower") -> str:
+    """`ratio_text` compared with `other`: "2.50× faster than FP32", "1.03× slower than FP32", and a ratio that prints
+    as 1.00 either way "as fast as FP32 (1.00×)" (probe 78: "runs 1.00× than FP32")."""
+    text = ratio_text(ratio, better, worse)
+    return f"as {better.removesuffix('er')} as {other} (1.00×)" if text == "1.00×" else f"{text} than {other}"
+
+
 def ratio_range_text(low: float, high: float, better: str = "faster", worse: str = "slower") -> str:
     """A range of ratios (e.g. per-round speed-ups) as `ratio_text` says one, so it reads like its headline:
     1.5–3.0 → "1.50–3.00× faster", 0.41–0.55 → "1.82–2.44× slower" (the end nearer 1 first). A range that crosses

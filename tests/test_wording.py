@@ -48,3 +48,11 @@ def test_a_class_difference_names_only_the_side_that_has_names_of_its_own() -> N
     assert class_difference(["a", "x"], ["a", "y", "z"]) == "only the model's: x; only the data's: y, z"
     assert class_difference([str(i) for i in range(6)], []) == "only the model's: 0, 1, 2, 3 …"
     assert "differ only in case" in class_difference(["cat", "dog"], ["Cat", "Dog"])  # was two lists to compare
+
+
+def test_a_ratio_that_prints_as_one_reads_as_fast_as() -> None:
+    """Probe 78: quantize logged "qop_u8s8 runs 1.00× than FP32 on this CPU"."""
+    from cnnlab.wording import ratio_than
+
+    assert ratio_than(0.999, "FP32") == "as fast as FP32 (1.00×)"
+    assert ratio_than(2.5, "FP32") == "2.50× faster than FP32" and ratio_than(0.5, "FP32") == "2.00× slower than FP32"

@@ -22,6 +22,8 @@ from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
 from cnnlab.data.content import copies_of, folder_digest, remember_pixels
+from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
+                                is_hidden, split_candidates, training_digest)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
@@ -29,13 +31,6 @@ from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
 
-# split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
-# the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
-TRAIN_DIR_NAMES = ("train", "training")
-VAL_DIR_NAMES = ("val", "valid", "validation")
-# test/ is only ever the test split: model selection on it would make the test score read high (issue 16's rule)
-TEST_DIR_NAMES = ("test", "testing")
-SPLIT_DIR_NAMES = TRAIN_DIR_NAMES + VAL_DIR_NAMES + TEST_DIR_NAMES
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg (split by dataset.val_fraction)"
 FIX = f"set dataset.root=DIR to a folder laid out as {LAYOUT}"
 DUPLICATE = "duplicate of a file already read (symlink)"
@@ -47,10 +42,6 @@ _VAL_LAYOUT_FIX = ("give it a validation split: training images in {root}/train/
 FLAT_FIX = (f"sort the images into class folders ({LAYOUT}); a flat folder of unlabeled images serves "
             "self-supervised pretraining only: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`")
 _SPLIT_NAMES_TEXT = ", ".join(SPLIT_DIR_NAMES)
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")  # .git, .ipynb_checkpoints, .DS_Store, ._IMG_0001.jpg: not part of the dataset
 
 
 def _shown(names: Sequence[str], limit: int = 5) -> str:
@@ -102,7 +93,7 @@ class FolderScan:
         except OSError:  # unreadable folder: nothing in it can be read either
             return
         for entry in entries:
-            if _is_hidden(entry.name):
+            if is_hidden(entry.name):
                 continue
             link = via_link or entry.is_symlink()
             if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
@@ -164,31 +155,6 @@ class _VisibleImageFolder(ImageFolder):
         return self._found[1]
 
 
-def _class_dirs(directory: Path) -> list[str]:
-    """The sorted names of the visible (no leading dot) folders in `directory`, links to folders included."""
-    return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not _is_hidden(entry.name))
-
-
-def split_candidates(root: Path, names: Sequence[str]) -> list[Path]:
-    """The folders of `root` named like one split (`names`, lower case; matched ignoring case), best first: in the
-    order of `names`, then the lower-case spelling, then sorted. The first is the split; the others are not read."""
-    found = [name for name in _class_dirs(root) if name.lower() in names]
-    return [root / name for name in sorted(found, key=lambda n: (names.index(n.lower()), n != n.lower(), n))]
-
-
-def split_dir(root: Path, names: Sequence[str]) -> Path | None:
-    """The folder of `root` that is the split named by `names` (see `split_candidates`), or None."""
-    candidates = split_candidates(root, names)
-    return candidates[0] if candidates else None
-
-
-def training_digest(root: Path) -> str | None:
-    """content.folder_digest of the pictures train and val are read from: `root` without its test split. A test/
-    edited — the copies `cnnlab evaluate` refuses removed, as its fix says — changes no model's training or val data
-    (probe 75: prune and quantize then refused the model, saying its carved val would hold trained images)."""
-    return folder_digest(root, outside=split_dir(root, TEST_DIR_NAMES) if Path(root).is_dir() else None)
-
-
 def checked_root(cfg: Mapping[str, Any]) -> Path:
     if cfg.get("root") in (None, ""):
         raise CnnlabError("imagefolder needs dataset.root=DIR", fix=FIX)
@@ -214,7 +180,7 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
     """The sorted class names of one split folder (or of the root of a one-level layout), after refusing the
     layouts that would train on wrong classes (`_check_class_folder`). `train`: (the training split's folder, its
     classes) when `directory` is a val or test split beside it."""
-    classes = _class_dirs(directory)
+    classes = class_dirs(directory)
     if not classes:
         if _loose_images(directory) and train is not None:  # Kaggle's Testing/ of unlabelled pictures
             raise CnnlabError(
@@ -242,7 +208,7 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
     try:
         if _has_loose_image(folder):
             return
-        subs = _class_dirs(folder)
+        subs = class_dirs(folder)
     except OSError:  # unreadable: the scan finds no image in it, and says so (`_checked_split`)
         return
     if not subs:
@@ -273,7 +239,7 @@ def _check_train_is_no_class(train_dir: Path, root: Path) -> None:
     which the folder name makes the training split."""
     if not _loose_images(train_dir):
         return
-    classes = [name for name in _class_dirs(root) if name.lower() not in SPLIT_DIR_NAMES
+    classes = [name for name in class_dirs(root) if name.lower() not in SPLIT_DIR_NAMES
                and _has_loose_image(root / name)]
     if classes:
         raise CnnlabError(f"imagefolder: {train_dir} holds images beside the class folders {_shown(classes)} of "
@@ -431,19 +397,19 @@ def split_files(split: Dataset) -> list[str] | None:
 def _loose_images(directory: Path) -> list[str]:
     """The visible files directly in `directory` whose extension is an image's (sorted), not yet decoded."""
     return sorted(entry.path for entry in os.scandir(directory)
-                  if not entry.is_dir() and not _is_hidden(entry.name) and extension_reason(entry.path) is None)
+                  if not entry.is_dir() and not is_hidden(entry.name) and extension_reason(entry.path) is None)
 
 
 def _has_loose_image(directory: Path) -> bool:
     """Whether `directory` holds a visible file with an image's extension directly (stops at the first)."""
-    return any(not entry.is_dir() and not _is_hidden(entry.name) and extension_reason(entry.path) is None
+    return any(not entry.is_dir() and not is_hidden(entry.name) and extension_reason(entry.path) is None
                for entry in os.scandir(directory))
 
 
 def is_flat_folder(cfg: Mapping[str, Any]) -> bool:
     """dataset.root holds images directly and no class folder (the unlabeled layout)."""
     root = checked_root(cfg)
-    return not _class_dirs(root) and bool(_loose_images(root))
+    return not class_dirs(root) and bool(_loose_images(root))
 
 
 class FlatImages(Dataset):

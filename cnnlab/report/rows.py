@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cnnlab.commands import commands_where
+from cnnlab.data.content import folder_digest
+from cnnlab.data.layout import training_digest
 from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
@@ -227,7 +229,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         if target is not None and run.command in attached:
             attached[run.command].setdefault(target, []).append(run)
     exports, benches = attached["export"], attached["bench"]
-    current_tests = _newest_test_sets(context)
+    folders_now: dict[str, tuple[str | None, str | None]] = {}  # the user folders' digests, once per report
 
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
@@ -247,7 +249,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         file = model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
         test = _newest_test(evaluations, run.dataset.identity)
-        outdated = test is not None and _outdated_test(test, current_tests)
+        outdated = test is not None and _outdated_test(test, folders_now)
         if outdated:  # probe 77: a seed's score on test/ as it was, averaged with one on test/ as it is
             test = None
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
@@ -341,36 +343,25 @@ def _scored_on(run: RunInfo, section: str) -> str | None:
     return str(runtime) if isinstance(runtime, str) and runtime not in ("onnxruntime", "torch", "pytorch") else None
 
 
-OUTDATED_TEST = ("its newest test evaluation scored the folder's test split as it was before a later evaluation "
-                 "found it changed: evaluate it again (`cnnlab evaluate source=RUN split=test`)")
+OUTDATED_TEST = ("its newest test evaluation scored the folder's test split as it was before it changed (the training "
+                 "pictures are as they were): evaluate it again (`cnnlab evaluate source=RUN split=test`)")
 
 
-def _test_set(run: RunInfo) -> tuple[Any, str] | None:
-    """(the folder's data identity for test scores, the whole folder's digest as the evaluate run read it) of a
-    `cnnlab evaluate split=test` of a user folder that recorded both digests; None otherwise (a canonical set's test
-    split never changes, and records from before `train_content` are matched by their whole digest already)."""
-    extra = run.dataset.extra
-    if run.dataset.identity.train_content is None or not isinstance(extra.get("content"), str):
-        return None
-    return run.dataset.identity.test_images, extra["content"]
-
-
-def _newest_test_sets(runs: Iterable[RunInfo]) -> dict[Any, str]:
-    """For each user folder's data identity, the whole-folder digest its newest test evaluation read: the test split
-    as it is now, as far as the records tell (a test/ edited since the training is the same training data, so older
-    evaluations match the model too — data.folder.training_digest)."""
-    newest: dict[Any, tuple[str, str]] = {}
-    for run in runs:
-        tested = _test_set(run) if run.command == "evaluate" and run.metrics.split == "test" else None
-        if tested is not None and (tested[0] not in newest or run.started >= newest[tested[0]][0]):
-            newest[tested[0]] = (run.started or "", tested[1])
-    return {key: digest for key, (_, digest) in newest.items()}
-
-
-def _outdated_test(evaluation: RunInfo, current: dict[Any, str]) -> bool:
-    """Whether `evaluation` scored a version of its folder's test split that a newer evaluation found changed."""
-    tested = _test_set(evaluation)
-    return tested is not None and current.get(tested[0], tested[1]) != tested[1]
+def _outdated_test(evaluation: RunInfo, digests: dict[str, tuple[str | None, str | None]]) -> bool:
+    """Whether `evaluation` (`cnnlab evaluate split=test` of a user folder, recorded with both digests) scored a test
+    split that is not the folder's now: its training pictures as recorded, the whole folder not (probe 77: a seed's
+    score on test/ as it was averaged with one on test/ as it is; probe 78: a rule that took the newest evaluation
+    for the current test split showed a stale one after test/ was put back). A folder that is gone, or whose training
+    pictures changed too, cannot tell its test split apart: the score is shown, as before. `digests`: the folders'
+    (whole, training) digests now, filled once per folder."""
+    identity, recorded = evaluation.dataset.identity, evaluation.dataset.extra.get("content")
+    if identity.train_content is None or identity.folder is None or not isinstance(recorded, str):
+        return False
+    root = os.path.realpath(identity.folder)
+    if root not in digests:
+        digests[root] = (folder_digest(Path(root)), training_digest(Path(root)))
+    whole, training = digests[root]
+    return whole is not None and whole != recorded and training == identity.train_content
 
 
 def _test_scores(evaluations: list[RunInfo]) -> list[RunInfo]:

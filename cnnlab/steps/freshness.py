@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cnnlab.data.content import folder_digest
-from cnnlab.data.folder import training_digest
+from cnnlab.data.layout import training_digest
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
 from cnnlab.runs import RunInfo
 

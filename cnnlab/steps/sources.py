@@ -22,7 +22,8 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
 from cnnlab.data.content import copies_of, folder_digest, pictures, same_pictures
-from cnnlab.data.folder import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir, split_files
+from cnnlab.data.folder import split_files
+from cnnlab.data.layout import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError, found_before_work

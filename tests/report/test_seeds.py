@@ -637,23 +637,40 @@ def test_a_run_whose_source_is_gone_is_shown_apart_and_said_so(seeds: Path) -> N
 
 def test_a_seed_scored_on_test_as_it_was_is_not_averaged_with_one_scored_on_test_as_it_is(tmp_path: Path) -> None:
     """Probe 77: after test/ was edited and seed 1 evaluated again, the group's test top-1 averaged seed 0's 100 % on
-    the old test/ (12 images) with seed 1's score on the new one (14 images): 82.14 ± 25.25 %, nothing said. A score
-    on the test split as it was, older than an evaluation that found it changed, is left out with a note."""
+    the old test/ (12 images) with seed 1's score on the new one (14 images): 82.14 ± 25.25 %, nothing said. Probe
+    78: a rule that took the newest evaluation for the current test split showed a stale score once test/ changed
+    again. A test score whose folder's test split is not the one on disk now (its training pictures as recorded) is
+    left out with a note; evaluated again, it counts."""
     from report.fakes import folder_dataset
 
+    from cnnlab.data.content import folder_digest
+    from cnnlab.data.layout import training_digest
+
+    pics = tmp_path / "pics"
+    for split in ("train", "test"):
+        (pics / split / "cat").mkdir(parents=True)
+        (pics / split / "cat" / "0.png").write_bytes(split.encode())
+
+    def now() -> dict:
+        return {**folder_dataset(pics), "content": folder_digest(pics), "train_content": training_digest(pics)}
+
     out = tmp_path / "outputs"
-    trained = {**folder_dataset(tmp_path / "pics"), "content": "whole-v1", "train_content": "train"}
-    edited = {**trained, "content": "whole-v2"}  # test/ edited: the training pictures as they were
+    trained = now()
     seed0 = model_run(out, "pretrain", "s0", 0.9, seed=0, dataset=trained)
     seed1 = model_run(out, "pretrain", "s1", 0.9, seed=1, dataset=trained)
     evaluate_run(out, "e0", seed0, 1.0, dataset=trained, started="2026-11-28T10:00:00")
-    evaluate_run(out, "e1", seed1, 0.5, dataset=edited, started="2026-11-28T11:00:00")
+    (pics / "test" / "cat" / "0.png").unlink()  # test/ edited: the training pictures as they were
+    (pics / "test" / "cat" / "1.png").write_bytes(b"new")
+    evaluate_run(out, "e1", seed1, 0.5, dataset=now(), started="2026-11-28T10:01:00")
     report = build_report(out)
     rows = {row.run.path: row for row in report.rows}
     assert rows[seed1].test_accuracy == 0.5
-    assert rows[seed0].test_accuracy is None and "as it was before a later evaluation" in rows[seed0].test_note
+    assert rows[seed0].test_accuracy is None and "as it was before it changed" in rows[seed0].test_note
     group = next(g for g in report.all_seed_groups if len(g.rows) == 2)
     assert group.test is not None and group.test.mean == 0.5 and group.test.n == 1
-    evaluate_run(out, "e0again", seed0, 0.75, dataset=edited, started="2026-11-28T12:00:00")  # the note's fix
+    (pics / "test" / "cat" / "2.png").write_bytes(b"newer")  # changed again: neither score is of test/ as it is
+    assert all(row.test_accuracy is None for row in build_report(out).rows)
+    evaluate_run(out, "e0again", seed0, 0.75, dataset=now(), started="2026-11-28T10:02:00")  # the fix
+    evaluate_run(out, "e1again", seed1, 0.5, dataset=now(), started="2026-11-28T10:03:00")
     group = next(g for g in build_report(out).all_seed_groups if len(g.rows) == 2)
     assert group.test is not None and group.test.n == 2 and group.test.mean == pytest.approx(0.625)

@@ -116,7 +116,7 @@ def test_a_test_split_edited_since_changes_no_training_data_but_does_change_an_e
     """Probe 75: one picture removed from test/ (as `cnnlab evaluate`'s refusal of copies asks) made prune and
     quantize refuse the model — "its val split, carved from the folder, would now hold images the model trained
     on" — though val is carved from train/ alone; `cnnlab report` dropped its test score as "other data"."""
-    from cnnlab.data.folder import training_digest
+    from cnnlab.data.layout import training_digest
     from cnnlab.records import DatasetSection
 
     data = tmp_path / "data"

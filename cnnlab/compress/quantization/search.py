@@ -30,7 +30,7 @@ from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, ch
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
 from cnnlab.compress.quantization.portability import LOADS, check_runtimes, unreadable
 from cnnlab.compress.quantization.selection import CandidateFigures, round_spread, select, speedup
-from cnnlab.wording import ratio_text
+from cnnlab.wording import ratio_than
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
 from cnnlab.deploy.paired import PairedSettings, time_paired
 from cnnlab.errors import CnnlabError
@@ -199,7 +199,7 @@ def _with_speed_note(candidate: CandidateResult, fp32: Fp32Figures, runtime: str
         return candidate
     known = slow_format_warning(candidate.format, runtime)
     if warn:
-        log.warning("%s runs %s than FP32 on this CPU%s", candidate.format.name, ratio_text(ratio),
+        log.warning("%s runs %s on this CPU%s", candidate.format.name, ratio_than(ratio, "FP32"),
                     f": {known}" if known else "")
-    note = f"{ratio_text(ratio)} than FP32 on this machine" + (f" ({known})" if known else "")
+    note = f"{ratio_than(ratio, 'FP32')} on this machine" + (f" ({known})" if known else "")
     return replace(candidate, notes=(*candidate.notes, note))

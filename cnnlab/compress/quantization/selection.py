@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from cnnlab.wording import ratio_text
+from cnnlab.wording import ratio_than
 from cnnlab.deploy.paired import spread
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
@@ -95,7 +95,7 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
     budget = f"{max_drop_points:g}-point accuracy budget"
 
     def figures(c: CandidateFigures) -> str:
-        return f"{ratio_text(speed[c.name])} than FP32, {signed_points(-drop_points(c.acc, fp32_acc))} pts"
+        return f"{ratio_than(speed[c.name], 'FP32')}, {signed_points(-drop_points(c.acc, fp32_acc))} pts"
 
     eligible = [c for c in candidates if within_budget(c.acc, fp32_acc, max_drop_points)]
     if not eligible:

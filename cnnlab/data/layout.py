@@ -1,0 +1,48 @@
+"""The layout of a user's image folder, without reading a picture: which folders are its splits, which names are
+hidden, and the digest of the pictures its training and val splits come from. Torch-free, so `cnnlab report` can tell
+whether a folder's test split changed without loading a runtime."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from cnnlab.data.content import folder_digest
+
+# split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
+# the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
+TRAIN_DIR_NAMES = ("train", "training")
+VAL_DIR_NAMES = ("val", "valid", "validation")
+# test/ is only ever the test split: model selection on it would make the test score read high (issue 16's rule)
+TEST_DIR_NAMES = ("test", "testing")
+SPLIT_DIR_NAMES = TRAIN_DIR_NAMES + VAL_DIR_NAMES + TEST_DIR_NAMES
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".")  # .git, .ipynb_checkpoints, .DS_Store, ._IMG_0001.jpg: not part of the dataset
+
+
+def class_dirs(directory: Path) -> list[str]:
+    """The sorted names of the visible (no leading dot) folders in `directory`, links to folders included."""
+    return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not is_hidden(entry.name))
+
+
+def split_candidates(root: Path, names: Sequence[str]) -> list[Path]:
+    """The folders of `root` named like one split (`names`, lower case; matched ignoring case), best first: in the
+    order of `names`, then the lower-case spelling, then sorted. The first is the split; the others are not read."""
+    found = [name for name in class_dirs(root) if name.lower() in names]
+    return [root / name for name in sorted(found, key=lambda n: (names.index(n.lower()), n != n.lower(), n))]
+
+
+def split_dir(root: Path, names: Sequence[str]) -> Path | None:
+    """The folder of `root` that is the split named by `names` (see `split_candidates`), or None."""
+    candidates = split_candidates(root, names)
+    return candidates[0] if candidates else None
+
+
+def training_digest(root: Path) -> str | None:
+    """content.folder_digest of the pictures train and val are read from: `root` without its test split. A test/
+    edited — the copies `cnnlab evaluate` refuses removed, as its fix says — changes no model's training or val data
+    (probe 75: prune and quantize then refused the model, saying its carved val would hold trained images)."""
+    return folder_digest(root, outside=split_dir(root, TEST_DIR_NAMES) if Path(root).is_dir() else None)
