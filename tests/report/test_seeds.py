@@ -674,3 +674,40 @@ def test_a_seed_scored_on_test_as_it_was_is_not_averaged_with_one_scored_on_test
     evaluate_run(out, "e1again", seed1, 0.5, dataset=now(), started="2026-11-28T10:03:00")
     group = next(g for g in build_report(out).all_seed_groups if len(g.rows) == 2)
     assert group.test is not None and group.test.n == 2 and group.test.mean == pytest.approx(0.625)
+
+
+def test_seeds_scored_on_two_versions_of_a_moved_folders_test_split_are_not_averaged(tmp_path: Path) -> None:
+    """Probe 79: two seeds evaluated, the folder moved (`mv` keeps names, sizes and times), test/ edited, seed 0
+    evaluated at the new place: the group read 70.45 ± 28.93 %, seed 1's score on the old test/ (whose folder is gone,
+    so the disk cannot tell) averaged with seed 0's on the new one. The records tell: the same training pictures,
+    two whole-folder digests; the newest evaluation's version is kept."""
+    import shutil
+
+    from report.fakes import folder_dataset
+
+    from cnnlab.data.content import folder_digest
+    from cnnlab.data.layout import training_digest
+
+    pics = tmp_path / "pics"
+    for split in ("train", "test"):
+        (pics / split / "cat").mkdir(parents=True)
+        (pics / split / "cat" / "0.png").write_bytes(split.encode())
+
+    def now(root: Path) -> dict:
+        return {**folder_dataset(root), "content": folder_digest(root), "train_content": training_digest(root)}
+
+    out = tmp_path / "outputs"
+    trained = now(pics)
+    seed0 = model_run(out, "pretrain", "s0", 0.9, seed=0, dataset=trained)
+    seed1 = model_run(out, "pretrain", "s1", 0.9, seed=1, dataset=trained)
+    evaluate_run(out, "e1", seed1, 0.5, dataset=trained, started="2026-11-28T10:00:00")
+    moved = tmp_path / "moved"
+    shutil.move(str(pics), str(moved))
+    (moved / "test" / "cat" / "1.png").write_bytes(b"new")
+    assert training_digest(moved) == trained["train_content"]  # mv kept the training pictures' names and times
+    evaluate_run(out, "e0", seed0, 0.9, dataset=now(moved), started="2026-11-28T11:00:00")
+    rows = {row.run.path: row for row in build_report(out).rows}
+    assert rows[seed0].test_accuracy == 0.9
+    assert rows[seed1].test_accuracy is None and "as it was before it changed" in (rows[seed1].test_note or "")
+    group = next(g for g in build_report(out).all_seed_groups if len(g.rows) == 2)
+    assert group.test is not None and group.test.n == 1 and group.test.mean == 0.9
