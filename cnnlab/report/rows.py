@@ -361,9 +361,9 @@ def _test_split(evaluation: RunInfo) -> tuple[Any, str, str] | None:
 
 def _one_test_split_per_data(rows: Sequence[Row]) -> None:
     """Of the test scores of one data (the same training pictures) that read different versions of its test split —
-    where the folder on disk could not tell (probe 79: a folder moved, then test/ edited and one seed evaluated at the
-    new place: 70.45 ± 28.93 % averaged two test sets) — keep those of the newest evaluation's version; the others are
-    left out with the note, so that no table or seed group mixes two test splits."""
+    where the folder on disk could not tell (probe 79: a folder moved, then test/ edited and one seed evaluated at
+    the new place: 70.45 ± 28.93 % averaged two test sets) — keep those of the newest evaluation's version; the
+    others are left out with the note, so that no table or seed group mixes two test splits."""
     newest: dict[Any, tuple[str, str]] = {}
     for row in rows:
         if row.test_split is not None and row.test_accuracy is not None:
