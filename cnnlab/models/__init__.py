@@ -16,7 +16,7 @@ from cnnlab.models.weights import (PretrainedWeights, hub_checkpoint_path, image
 __all__ = [
     "ALIASES", "FINETUNE_MODES", "MODELS", "ModelEntry", "PretrainedWeights", "apply_structure", "canonical_name", "capture_structure", "channel_options", "check_stem", "check_stem_value",
     "count_flops", "count_params", "create_model", "feature_stages", "first_trainable", "freeze_before", "get_entry", "get_head", "hub_checkpoint_path",
-    "imagenet_weights", "load_pretrained", "load_state_dict_file", "model_info", "model_options", "models_with_cifar_stem",
-    "published_file", "published_name", "replace_head", "requested_stem",
+    "imagenet_weights", "load_pretrained", "load_state_dict_file", "model_info", "model_options",
+    "models_with_cifar_stem", "published_file", "published_name", "replace_head", "requested_stem",
     "small_input_adaptation", "stem_hint",
 ]
