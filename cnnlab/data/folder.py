@@ -23,7 +23,7 @@ from torchvision.datasets import ImageFolder
 from cnnlab.data.bundle import RawSplits
 from cnnlab.data.content import copies_of, folder_digest, remember_pixels
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
-                                is_hidden, split_candidates, training_digest)
+                                folder_and_training_digests, is_hidden, split_candidates)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
@@ -328,8 +328,8 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     without pictures of some class is no reason to refuse it). `least_classes`: the class folders training needs
     (2 for a classifier; 1 for self-supervised pretraining, whose pictures need no labels)."""
     root = checked_root(cfg)
-    content = folder_digest(root)  # before reading: what the run saw, should the folder change while it trains
-    train_content = training_digest(root)
+    # before reading: what the run saw, should the folder change while it trains
+    content, train_content = folder_and_training_digests(root)
     dirs = _split_dirs(root)
     scan = FolderScan()
     train, val, test = _open_splits(root, dirs, scan, training=carve, least_classes=least_classes)

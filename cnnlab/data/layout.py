@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from cnnlab.data.content import folder_digest
+from cnnlab.data.content import folder_digest, folder_digests
 
 # split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
 # the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
@@ -45,4 +45,13 @@ def training_digest(root: Path) -> str | None:
     """content.folder_digest of the pictures train and val are read from: `root` without its test split. A test/
     edited — the copies `cnnlab evaluate` refuses removed, as its fix says — changes no model's training or val data
     (probe 75: prune and quantize then refused the model, saying its carved val would hold trained images)."""
-    return folder_digest(root, outside=split_dir(root, TEST_DIR_NAMES) if Path(root).is_dir() else None)
+    return folder_digest(root, outside=_test_dir(root))
+
+
+def folder_and_training_digests(root: Path) -> tuple[str | None, str | None]:
+    """(content.folder_digest, training_digest) of `root` from one walk of the folder."""
+    return folder_digests(root, apart=_test_dir(root))
+
+
+def _test_dir(root: Path) -> Path | None:
+    return split_dir(root, TEST_DIR_NAMES) if Path(root).is_dir() else None

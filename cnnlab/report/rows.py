@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cnnlab.commands import commands_where
-from cnnlab.data.content import folder_digest
-from cnnlab.data.layout import training_digest
+from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
@@ -250,9 +249,10 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         file = model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
         test = _newest_test(evaluations, run.dataset.identity)
-        outdated = test is not None and _outdated_test(test, folders_now)
+        split = _test_split(test) if test is not None else None
+        outdated = split is not None and _outdated_test(split[0], split[2], folders_now)
         if outdated:  # probe 77: a seed's score on test/ as it was, averaged with one on test/ as it is
-            test = None
+            test = split = None
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
                         params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
@@ -263,7 +263,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
                         test_note=None if test is not None else OUTDATED_TEST if outdated else
                         _other_data_note(evaluations, run.dataset.identity),
                         test_scored_on=None if test is None else _scored_on(test, "evaluate"),
-                        test_split=None if test is None else _test_split(test),
+                        test_split=split,
                         precision=precision_of(run), arch=_arch(run), file_note=file.note,
                         file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
     _one_test_split_per_data(rows)
@@ -377,19 +377,19 @@ def _one_test_split_per_data(rows: Sequence[Row]) -> None:
             row.test_note = OUTDATED_TEST
 
 
-def _outdated_test(evaluation: RunInfo, digests: dict[str, tuple[str | None, str | None]]) -> bool:
-    """Whether `evaluation` (`cnnlab evaluate split=test` of a user folder, recorded with both digests) scored a test
-    split that is not the folder's now: its training pictures as recorded, the whole folder not (probe 77: a seed's
+def _outdated_test(identity: DatasetIdentity, recorded: str, digests: dict[str, tuple[str | None, str | None]]
+                   ) -> bool:
+    """Whether an evaluation of `identity` (a user folder recorded with both digests: _test_split), which read the
+    whole folder as `recorded`, scored a test split that is not the folder's now: its training pictures as recorded, the whole folder not (probe 77: a seed's
     score on test/ as it was averaged with one on test/ as it is; probe 78: a rule that took the newest evaluation
     for the current test split showed a stale one after test/ was put back). A folder that is gone, or whose training
     pictures changed too, cannot tell its test split apart: the score is shown, as before. `digests`: the folders'
     (whole, training) digests now, filled once per folder."""
-    identity, recorded = evaluation.dataset.identity, evaluation.dataset.extra.get("content")
-    if identity.train_content is None or identity.folder is None or not isinstance(recorded, str):
+    if identity.folder is None:
         return False
     root = os.path.realpath(identity.folder)
     if root not in digests:
-        digests[root] = (folder_digest(Path(root)), training_digest(Path(root)))
+        digests[root] = folder_and_training_digests(Path(root))
     whole, training = digests[root]
     return whole is not None and whole != recorded and training == identity.train_content
 

@@ -13,15 +13,15 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from cnnlab.data.content import folder_digest
-from cnnlab.data.layout import training_digest
+from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
 from cnnlab.runs import RunInfo
 
 
-# A folder's digest per resolved root, for the decisions of one process (a pipeline's stages, a sweep job's earlier
-# attempts): their folders do not change while they are being decided, and 70,000 pictures take a moment to stat.
-Digests = dict[str, "str | None"]
+# A folder's digests (the whole folder, its training part: data.layout.folder_and_training_digests) per resolved root,
+# for the decisions of one process (a pipeline's stages, a sweep job's earlier attempts): their folders do not change
+# while they are being decided, and 70,000 pictures take a moment to stat.
+Digests = dict[str, "tuple[str | None, str | None]"]
 
 
 def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None) -> str | None:
@@ -59,13 +59,13 @@ def data_changed(run: RunInfo, root: str | None = None, digests: Digests | None 
     root = root or recorded_root
     if dataset.name not in FOLDER_DATASETS or not isinstance(content, str) or not isinstance(root, str):
         return None
-    key = ("train " if training else "") + os.path.realpath(root)
-    if digests is None or key not in digests:
-        now = training_digest(Path(root)) if training else folder_digest(Path(root))
+    key = os.path.realpath(root)
+    both = digests.get(key) if digests is not None else None
+    if both is None:
+        both = folder_and_training_digests(Path(root))  # one walk for the whole folder and its training part
         if digests is not None:
-            digests[key] = now
-    else:
-        now = digests[key]
+            digests[key] = both
+    now = both[1] if training else both[0]
     if now is None:
         return f"its image folder {root} is gone"
     if now != content:

@@ -68,7 +68,8 @@ def test_the_digest_cache_walks_a_folder_once_and_a_moved_folder_matches(tmp_pat
     data = _images(tmp_path / "data")
     run = _run(tmp_path / "run", {"name": "imagefolder", "config": {"root": str(data)}, "content": folder_digest(data)})
     walks = []
-    monkeypatch.setattr(freshness, "folder_digest", lambda root: walks.append(root) or folder_digest(root))
+    walk = freshness.folder_and_training_digests
+    monkeypatch.setattr(freshness, "folder_and_training_digests", lambda root: walks.append(root) or walk(root))
     digests: dict = {}
     assert data_changed(run, digests=digests) is None and data_changed(run, digests=digests) is None
     assert len(walks) == 1
