@@ -382,9 +382,9 @@ def _outdated_test(identity: DatasetIdentity, recorded: str, digests: dict[str, 
     """Whether an evaluation of `identity` (a user folder recorded with both digests: _test_split), which read the
     whole folder as `recorded`, scored a test split that is not the folder's now: its training pictures as recorded,
     the whole folder not (probe 77: a seed's score on test/ as it was averaged with one on test/ as it is; probe 78:
-    a rule that took the newest evaluation for the current test split showed a stale one after test/ was put back). A folder that is gone, or whose training
-    pictures changed too, cannot tell its test split apart: the score is shown, as before. `digests`: the folders'
-    (whole, training) digests now, filled once per folder."""
+    a rule that took the newest evaluation for the current test split showed a stale one after test/ was put back).
+    A folder that is gone, or whose training pictures changed too, cannot tell its test split apart: the score is
+    shown, as before. `digests`: the folders' (whole, training) digests now, filled once per folder."""
     if identity.folder is None:
         return False
     root = os.path.realpath(identity.folder)
