@@ -25,17 +25,26 @@ _INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict[str, Any]:
-    """CPU model, core counts and SIMD flags from /proc/cpuinfo (Linux); best effort elsewhere."""
+    """CPU model, core counts and SIMD flags from /proc/cpuinfo (Linux); best effort elsewhere. x86's vendor and
+    `cpu family`/`model` numbers too: a VM may name its CPU only "AMD EPYC", and the family tells a Zen 4 (25) from a
+    Zen 5 (26), whose AVX-512 units differ (deploy/peak.py) — figures from the two are not comparable."""
     model, flags = platform.processor() or platform.machine(), set()
+    numbers: dict[str, Any] = {"vendor": None, "family": None, "model_number": None}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text(errors="ignore").splitlines():
             key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and value.strip():
-                model = value.strip()
+            key, value = key.strip(), value.strip()
+            if key == "model name" and value:
+                model = value
             elif key in ("flags", "Features") and not flags:
                 flags = set(value.split())
+            elif key == "vendor_id" and numbers["vendor"] is None:
+                numbers["vendor"] = value
+            elif key in ("cpu family", "model") and value.isdigit():
+                name = "family" if key == "cpu family" else "model_number"
+                if numbers[name] is None:
+                    numbers[name] = int(value)
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -46,6 +55,7 @@ def cpu_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
         "flags": sorted(f for f in _INTERESTING_FLAGS if f in flags),
+        "vendor": numbers["vendor"], "family": numbers["family"], "model_number": numbers["model_number"],
     }
 
 

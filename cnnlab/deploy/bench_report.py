@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Any, Sequence
 
 from rich.table import Table
@@ -52,8 +53,7 @@ def paired_table(document: dict[str, Any]) -> Table:
         judged = PairedRatio(reference["p50_ms"] / r["p50_ms"], tuple(_round_ratios(reference, r)),
                              same_network=_key(subject).same_as(_key(document["subjects"][reference["subject"]])))
         versus = ratio_text(judged.ratio) if r is reference else judged.text()
-        source = subject.get("source") or {}
-        table.add_row(subject["model"]["name"], str(source.get("command") or source.get("path") or "—"),
+        table.add_row(_subject_name(subject, r["subject"]), _subject_source(subject),
                       r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
                       _maybe(spread(rounds) if len(rounds) > 1 else None, "{:.1%}"), versus)
     return table
@@ -74,6 +74,22 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
                          "with nothing else running, or with more rounds (bench.rounds); cnnlab report shows such a "
                          "ratio as unstable")
     return lines
+
+
+def _subject_name(subject: dict[str, Any], index: int) -> str:
+    """"2. resnet18 (int8)": numbered as the unstable lines name it, with a precision other than FP32 — an INT8
+    quantize run and one that kept FP32 read alike as "resnet18 | quantize" (probe 78)."""
+    model = subject.get("model") or {}
+    precision = model.get("precision")
+    return f"{index + 1}. {model.get('name')}" + (f" ({precision})" if precision and precision != "fp32" else "")
+
+
+def _subject_source(subject: dict[str, Any]) -> str:
+    """The run a subject came from, "quantize/2026-12-04/21-29-39" (its last three folders); a file's name."""
+    source = subject.get("source") or {}
+    if source.get("run"):
+        return "/".join(Path(str(source["run"])).parts[-3:])
+    return Path(str(source["path"])).name if source.get("path") else "—"
 
 
 def _key(subject: dict[str, Any]) -> NetworkKey:
@@ -109,6 +125,23 @@ def latency_table(document: dict[str, Any]) -> Table:
                       f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}", f"{r['throughput']:.1f}",
                       _maybe(r["gflops_per_s"], "{:.1f}"), _maybe(r["peak_fraction"], "{:.1%}"), str(r["iterations"]))
     return table
+
+
+def peak_lines(document: dict[str, Any]) -> list[str]:
+    """Why a "% peak" above 100 % is not a figure: for an FP32 or FP16 file the estimate is below what the CPU did
+    (probe 78: 106.8 % on a VM whose /proc/cpuinfo gives the base clock, which boost exceeds); INT8 arithmetic
+    (VNNI/AMX) is not bounded by the FP32 peak at all."""
+    over = [r for r in document.get("records") or [] if (r.get("peak_fraction") or 0) > 1]
+    if not over:
+        return []
+    basis = (document.get("hardware", {}).get("peak") or {}).get("basis", "")
+    int8 = (document.get("model") or {}).get("precision") == "int8"
+    cells = ", ".join(f"{r['backend']} at batch {r['batch_size']}: {r['peak_fraction']:.1%}" for r in over)
+    if int8:
+        return [f"% peak above 100 % ({cells}): INT8 arithmetic is not bounded by the FP32 peak; the fraction is "
+                "not a figure for an INT8 file"]
+    return [f"% peak above 100 % ({cells}): the estimated FP32 peak ({basis}) is below what this machine did, so "
+            "its fractions are not figures — give the data sheet's peak with bench.peak_gflops=N"]
 
 
 def skipped_lines(document: dict[str, Any]) -> list[str]:

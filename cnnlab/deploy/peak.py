@@ -20,6 +20,7 @@ from typing import Any
 from cnnlab.environment import cpu_info
 
 _FMA_UNITS = 2
+_CPUINFO_MHZ = "/proc/cpuinfo cpu MHz"
 _FLOPS_PER_FMA = 2
 # FP32 lanes per streaming multiprocessor by compute capability (CUDA C programming guide, "arithmetic
 # instructions" throughput table).
@@ -71,7 +72,7 @@ def clock_from(max_freq_khz: str | None, model_name: str, cpuinfo: str | None) -
     if cpuinfo is not None:
         mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
         if mhz:
-            return float(mhz.group(1)) / 1000, "/proc/cpuinfo cpu MHz"
+            return float(mhz.group(1)) / 1000, _CPUINFO_MHZ
     return None, "no clock reported"
 
 
@@ -99,16 +100,30 @@ def cores_from(cpuinfo: str, allowed: set[int] | None = None) -> int:
 
 
 def cpu_peak(threads: int) -> PeakEstimate:
-    clock, clock_source = cpu_clock_ghz()
-    if clock is None:
+    info = cpu_info()
+    return fp32_peak(max(1, min(int(threads), physical_cores())), info["flags"], cpu_clock_ghz(),
+                     vendor=info.get("vendor"), family=info.get("family"))
+
+
+def fp32_peak(cores: int, flags: set[str] | list[str], clock: tuple[float | None, str], *,
+              vendor: str | None = None, family: int | None = None) -> PeakEstimate:
+    """cores × FP32 lanes × FMA units × 2 × GHz for a CPU with these flags, clock (GHz, where it came from), and
+    x86 vendor/family. AMD's Zen 4 (family 25) runs an AVX-512 FMA as two 256-bit halves on its two FMA pipes, one
+    512-bit FMA a cycle: half of what 16 lanes × 2 units says (AMD's Zen 4 software optimization guide, §2.11);
+    Zen 5 (26) has full 512-bit pipes."""
+    ghz, clock_source = clock
+    if ghz is None:
         return PeakEstimate(None, "CPU clock unknown (set bench.peak_gflops)")
-    lanes, isa = simd_fp32_lanes(cpu_info()["flags"])
-    cores = max(1, min(int(threads), physical_cores()))
-    has_fma = bool({"fma", "asimd"} & set(cpu_info()["flags"]))
+    lanes, isa = simd_fp32_lanes(flags)
+    has_fma = bool({"fma", "asimd"} & set(flags))
     fma_units = _FMA_UNITS if has_fma else 1  # without FMA: one multiply and one add port ≈ one FMA unit
-    gflops = cores * lanes * fma_units * _FLOPS_PER_FMA * clock
+    if isa == "AVX-512" and vendor == "AuthenticAMD" and family == 25:
+        fma_units, isa = 1, "AVX-512 on Zen 4: two 256-bit halves"
+    if clock_source == _CPUINFO_MHZ:
+        clock_source += ": a VM's base clock, which boost exceeds — % peak can read above 100 %"
+    gflops = cores * lanes * fma_units * _FLOPS_PER_FMA * ghz
     return PeakEstimate(round(gflops, 1), f"{cores} cores × {lanes} FP32 lanes ({isa}) × {fma_units} FMA units × "
-                                          f"{_FLOPS_PER_FMA} FLOPs × {clock:.2f} GHz ({clock_source})")
+                                          f"{_FLOPS_PER_FMA} FLOPs × {ghz:.2f} GHz ({clock_source})")
 
 
 def cuda_peak(index: int = 0) -> PeakEstimate:

@@ -25,7 +25,8 @@ from rich.table import Table
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.backends import BackendPlan, SkippedBackend, plan_backends, skipped_summary
-from cnnlab.deploy.bench_report import bench_document, latency_table, paired_table, skipped_lines, unstable_lines
+from cnnlab.deploy.bench_report import (bench_document, latency_table, paired_table, peak_lines, skipped_lines,
+                                        unstable_lines)
 from cnnlab.deploy.bench_session import BenchTimings, time_backends, time_paired_backends
 from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSettings, bench_device, device_name
 from cnnlab.deploy.hardware import bench_hardware
@@ -79,6 +80,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if subject.source is not None and subject.source.run is not None:
         ctx.record.update(dataset=subject.source.run.data.get("dataset"))
     _show(document, latency_table(document))
+    for line in peak_lines(document):
+        record_warning(ctx, line)
     return {"latency": [r.metrics() for r in timings.records], "skipped": timings.skipped_dicts(),
             "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
 

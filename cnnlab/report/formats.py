@@ -247,7 +247,9 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
     if change.caveat:
         verdict = f"{verdict} ({change.caveat})" if verdict else change.caveat
     run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
-    return [run, group.first.display_model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
+    first = group.first  # the runtime that scored this split's top-1, not always the val top-1's (probe 78)
+    model = first.model_scored_on(first.scored_on if change.split == "val" else first.test_scored_on)
+    return [run, model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
             f"{text} points", ci, verdict]
 
 

@@ -115,11 +115,15 @@ class Row:
         quantize run (int8, bf16, or fp32 when FP32 was kept), with the runtime that scored it when that is not
         onnxruntime ("mobilenet_v2 (int8, openvino)": probe 73, one file reads 66.67 % on OpenVINO and 63.33 % on
         onnxruntime); "—" for a name the run did not record."""
+        return self.model_scored_on(self.scored_on)
+
+    def model_scored_on(self, runtime: str | None) -> str:
+        """The model column for a score made on `runtime` (None: onnxruntime or PyTorch): the test top-1's runtime
+        can differ from the val top-1's (an `evaluate` of a `quantize.runtime=openvino` file on onnxruntime)."""
         model = self.model or MISSING
         model = f"{model}[{self.arch}]" if self.arch else model
-        if self.command != "quantize":
-            return model
-        return f"{model} ({', '.join([self.precision, *([self.scored_on] if self.scored_on else [])])})"
+        notes = ([self.precision] if self.command == "quantize" else []) + ([runtime] if runtime else [])
+        return f"{model} ({', '.join(notes)})" if notes else model
 
     @property
     def label(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from cnnlab.deploy.bench_report import paired_table, unstable_lines
+from cnnlab.deploy.bench_report import paired_table, peak_lines, unstable_lines
 
 
 def _document(rounds: dict[int, list[float]]) -> dict:
@@ -69,3 +69,28 @@ def test_a_magnitude_prune_beside_its_source_is_the_same_network_as_in_the_prune
     # probe 55: the same LeNet-5 at 16 px (same parameters, a quarter of the FLOPs) was "same network: noise"
     document["subjects"][1]["model"] = {"name": "lenet5", "params": 61_706, "precision": "fp32", "flops": 425_040}
     assert "same network" not in _text(paired_table(document))
+
+
+def test_paired_rows_of_an_int8_and_an_fp32_kept_quantize_run_can_be_told_apart() -> None:
+    """Probe 78: `cnnlab bench source=[INT8 quantize run, FP32-kept quantize run]` printed two rows reading
+    `resnet18 | quantize | onnxruntime`: only their order told which was which."""
+    document = _document({0: [1.0, 1.0, 1.0], 1: [2.0, 2.0, 2.0]})
+    for index, (precision, run) in enumerate((("int8", "21-29-39"), ("fp32", "21-31-28"))):
+        document["subjects"][index] = {"model": {"name": "resnet18", "precision": precision},
+                                       "source": {"command": "quantize", "run": f"/o/quantize/2026-12-04/{run}"}}
+    lines = [line for line in _text(paired_table(document)).splitlines() if "resnet18" in line]
+    assert "1. resnet18 (int8)" in lines[0] and "quantize/2026-12-04/21-29-39" in lines[0]
+    assert "2. resnet18 " in lines[1] and "(int8)" not in lines[1] and "quantize/2026-12-04/21-31-28" in lines[1]
+
+
+def test_percent_peak_above_100_is_called_no_figure() -> None:
+    """Probe 78: bench printed `106.8%` of peak for an FP32 file with nothing to doubt it."""
+    def document(precision: str, fraction: float) -> dict:
+        return {"model": {"precision": precision}, "hardware": {"peak": {"basis": "1 cores × … (base clock)"}},
+                "records": [{"backend": "onnxruntime", "batch_size": 8, "peak_fraction": fraction}]}
+
+    [line] = peak_lines(document("fp32", 1.068))
+    assert "onnxruntime at batch 8: 106.8%" in line and "bench.peak_gflops=N" in line and "base clock" in line
+    [line] = peak_lines(document("int8", 1.5))
+    assert "INT8" in line
+    assert peak_lines(document("fp32", 0.9)) == []

@@ -72,3 +72,20 @@ def test_clock_prefers_cpufreq_then_model_name_then_cpuinfo() -> None:
     assert peak.clock_from(None, "Intel Xeon Gold 6338 CPU @ 2.00GHz", info) == (2.0, "model name")
     assert peak.clock_from("garbage", "AMD EPYC", info) == (2.45, "/proc/cpuinfo cpu MHz")
     assert peak.clock_from(None, "AMD EPYC", None) == (None, "no clock reported")
+
+
+def test_zen4_runs_avx512_at_half_the_rate_of_two_full_fma_units() -> None:
+    """Zen 4 (AMD family 25) executes a 512-bit FMA as two 256-bit halves: 32 FP32 FLOPs a cycle, not 64; Zen 5
+    (family 26) has full 512-bit pipes. A "% peak" on Zen 4 read half of what it was."""
+    flags = ["avx2", "avx512f", "fma"]
+    zen4 = peak.fp32_peak(1, flags, (3.0, "test"), vendor="AuthenticAMD", family=25)
+    zen5 = peak.fp32_peak(1, flags, (3.0, "test"), vendor="AuthenticAMD", family=26)
+    assert zen4.gflops == pytest.approx(16 * 1 * 2 * 3.0) and "Zen 4" in zen4.basis
+    assert zen5.gflops == pytest.approx(16 * 2 * 2 * 3.0)
+    assert peak.fp32_peak(1, flags, (3.0, "test"), vendor="GenuineIntel", family=6).gflops == zen5.gflops
+
+
+def test_a_base_clock_from_cpuinfo_says_that_percent_peak_can_pass_100() -> None:
+    """Probe 78: an FP32 file read 106.8 % of peak on a VM whose only clock is /proc/cpuinfo's base `cpu MHz`."""
+    estimate = peak.fp32_peak(1, ["avx2", "fma"], peak.clock_from(None, "AMD EPYC", _cpuinfo((0, 0, 0))))
+    assert "base clock" in estimate.basis and "above 100 %" in estimate.basis

@@ -12,6 +12,7 @@ from report.fakes import bench_run, evaluate_run, model_run, paired_run
 
 from cnnlab.errors import CnnlabError
 from cnnlab.report import Comparison, build_report, write_report
+from cnnlab.report.formats import differences
 from cnnlab.runs import RunRecord
 
 
@@ -587,3 +588,22 @@ def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_r
     assert scored["accuracy_runtime"] == "openvino" and scored["test_accuracy_runtime"] == "openvino"
     assert rows[str(plain.relative_to(out))]["accuracy_runtime"] is None
     assert "openvino" in (out / "report.csv").read_text()
+
+
+def test_the_differences_table_names_the_runtime_that_scored_each_split(tmp_path: Path) -> None:
+    """Probe 78: an INT8 file scored on OpenVINO by `quantize quantize.runtime=openvino` (val) and on onnxruntime by
+    `cnnlab evaluate` (test): the differences table's test row said `resnet18 (int8, openvino)` — the quantize run's
+    runtime, not the one that made the test score it shows."""
+    def add(run: Path, **sections: dict) -> None:
+        record = json.loads((run / "run.json").read_text())
+        (run / "run.json").write_text(json.dumps({**record, **sections}))
+
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.70)
+    int8 = model_run(out, "quantize", "int8_ov", 0.68, source=fp32, onnx_bytes=1000)
+    add(int8, quantize={"timing": {"runtime": "openvino"}})
+    evaluate_run(out, "ev_fp32", fp32, 0.66)
+    evaluate_run(out, "ev_int8", int8, 0.65)  # evaluate.runtime onnxruntime (the default)
+    rows = {line[3]: line for line in differences(build_report(out).all_seed_groups, out)}
+    assert rows["val"][1] == "resnet18 (int8, openvino)"
+    assert rows["test"][1] == "resnet18 (int8)"
