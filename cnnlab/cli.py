@@ -121,12 +121,15 @@ def _launcher(args: Sequence[str]) -> str:
     return next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
 
 
-def check_sweep_values(typed: Sequence[str], command: str) -> None:
+def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence[Path] = ()) -> None:
     """Every typed value of a sweep (`optim.lr=0.01,abc`, `seed=range(3)`, and the fixed ones beside them) checked by
     its setting's rule before the first job: each job checks its own when it starts, so a bad value in the sweep was
     refused only after the jobs before it had trained (probe 74); a sweep of no value (`seed=range(0,-2)`) launched
     nothing and said nothing (probe 75). Sweeps that cannot be listed here (glob, interval: a sweeper's) are left
-    to the jobs."""
+    to the jobs, but for a glob of a config group's options that matches none of them (`model=glob(xyz*)`: 0 jobs,
+    exit 0, silence)."""
+    from hydra.core.override_parser.types import Glob
+
     parser = override_parser()
     for text in typed:
         try:
@@ -134,8 +137,15 @@ def check_sweep_values(typed: Sequence[str], command: str) -> None:
             if override.is_delete():
                 continue
             key = override.key_or_group
+            options = conftree.choices(key, config_dirs) if isinstance(override.value(), Glob) else []
+            if options:  # a group's: a glob of a plain setting's values is the sweeper's to list
+                if not override.value().filter(options):
+                    raise CnnlabError(f"{text} matches none of {key}'s options, so no job would run",
+                                      fix=f"match some of {', '.join(options)} (e.g. {key}=glob({options[0][:3]}*))")
             values = [parser.parse_override(f"{key}={value}").value() for value in override.sweep_string_iterator()] \
                 if override.is_sweep_override() else [override.value()]
+        except CnnlabError:
+            raise
         except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
             continue
         if not values:
@@ -418,7 +428,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_added_keys(typed, command)  # before any job: a sweep refused it once per job
         if multirun:  # what every job would refuse, refused once before the first (probes 74, 75, 77)
             check_nothing_deleted(typed, command)
-            check_sweep_values(typed, command)
+            check_sweep_values(typed, command, _config_dirs(args))
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
             check_sections_read(typed, command)
         # Hydra's argparse wants every flag before the positional overrides.

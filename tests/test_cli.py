@@ -181,6 +181,22 @@ def test_a_bad_value_in_a_sweep_is_refused_before_the_first_job(cli, outputs: Pa
     assert not (outputs / "pretrain").exists()  # no job ran
 
 
+def test_a_glob_that_matches_no_option_and_an_unknown_added_key_are_refused_before_the_first_job(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """`-m model=glob(xyz*)` launched 0 jobs and exited 0 without a word; `-m +foo=1,2` ran every job to refuse it."""
+    result = cli("inspect", "-m", "model=glob(xyz*)")
+    assert result.code == 2 and "model=glob(xyz*) matches none of model's options" in result.stderr
+    assert "lenet5" in result.stderr and "Traceback" not in result.output
+    added = cli("inspect", "-m", "model=lenet5", "+foo=1,2")
+    assert added.code == 2 and "foo is not a setting cnnlab reads" in added.stderr and "job #" not in added.output
+    assert not (outputs / "inspect").exists()  # no job ran
+    mine = tmp_path / "myconf" / "model"  # a --config-dir option the glob matches is a job
+    mine.mkdir(parents=True)
+    (mine / "xyz_net.yaml").write_text("defaults:\n  - lenet5\n  - _self_\n")
+    result = cli("inspect", "--config-dir", str(tmp_path / "myconf"), "-m", "model=glob(xyz*)")
+    assert result.code == 0 and "matches none" not in result.output
+
+
 def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:
     """A bug's traceback keeps the line naming the job's overrides; other output is never held back."""
     import io
