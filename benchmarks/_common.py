@@ -29,7 +29,8 @@ def print_machine(threads: int | None) -> None:
 
     info = fingerprint()
     cpu = info["cpu"]
-    print(f"machine: {cpu['model']} | {cpu['usable_cores']} usable cores | flags {' '.join(cpu['flags'])}")
+    family = f" (family {cpu['family']} model {cpu['model_number']})" if cpu.get("family") is not None else ""
+    print(f"machine: {cpu['model']}{family} | {cpu['usable_cores']} usable cores | flags {' '.join(cpu['flags'])}")
     print(f"software: python {info['python']} | " + " | ".join(f"{k} {v}" for k, v in info["packages"].items() if v))
     print(f"torch threads: {threads if threads is not None else 'n/a'}")
 
