@@ -381,6 +381,17 @@ def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list
         (kept if "=" in arg and not Path(arg).exists() else paths).append(arg)
     if not paths:
         return kept
+    # `predict.inputs=[a.png]` beside positional files: one list of both (probe 80: the later override replaced the
+    # typed list, and a.png went unpredicted with exit 0)
+    typed = [arg for arg in kept if arg.lstrip("+").split("=", 1)[0] == "predict.inputs"]
+    for arg in typed:
+        try:
+            value = override_parser().parse_override(arg).value()
+        except Exception:  # noqa: BLE001 - malformed: Hydra says what, as for any override
+            continue
+        listed = value if isinstance(value, list) else [value]
+        paths = [*(str(item) for item in listed if item is not None), *paths]
+        kept.remove(arg)
     quoted = ",".join(hydra_quoted(path) for path in paths)
     return [*kept, f"predict.inputs=[{quoted}]"]
 

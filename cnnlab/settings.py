@@ -362,9 +362,12 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
         raise CnnlabError(f'{key}="{value}" is quoted, so it is text, and {key} takes {rule.describe()}',
                           fix=f"drop the quotes: {shlex.quote(f'{key}={value}')}")
     if not rule.accepts(value):
+        # one value where a list goes: the list of it (probe 80: `predict.inputs=a.png` was offered `=[]`, refused)
+        one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])
         raise CnnlabError(f"{key}={_show(value)} is not allowed: {key} takes {rule.describe()}",
                           # quoted as bash passes it on: `${paths.data}/cifar10` bare is "bad substitution"
-                          fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
+                          fix=f"{'write it as a list' if one else 'set e.g.'} "
+                              f"{shlex.quote(f'{key}={_show([value]) if one else _example(key, rule)}')}")
 
 
 def _unquoted(text: str) -> Any:

@@ -350,6 +350,10 @@ def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
     parsed = OverridesParser.create().parse_override(out[-1])
     assert parsed.key_or_group == "predict.inputs" and parsed.value() == ["photo.jpg", str(odd)]
     assert positional_inputs(["source=latest"]) == ["source=latest"]
+    # probe 80: `predict.inputs=[a.png]` beside a positional file: the later override replaced the typed list
+    merged = positional_inputs(["source=latest", "predict.inputs=[a.png,b c.png]", "photo.jpg"])
+    assert merged[0] == "source=latest" and len(merged) == 2
+    assert OverridesParser.create().parse_override(merged[-1]).value() == ["a.png", "b c.png", "photo.jpg"]
 
 
 @pytest.mark.parametrize("name", ["x${y}.png", "m\\n.png", "end\\", "it\\'s.png", "\\${a}.png", "$${b}",

@@ -254,3 +254,17 @@ def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:
     assert caught.value.message.startswith('optim.lr="0.01" is quoted, so it is text')
     assert caught.value.fix == "drop the quotes: optim.lr=0.01"
     check_setting("optim.lr", 0.01)  # the fix, followed
+
+
+def test_one_value_where_a_list_goes_is_told_to_be_written_as_a_list() -> None:
+    """Probe 80: `predict.inputs=a.png` was told "set e.g. 'predict.inputs=[]'", which then failed with "needs
+    images"."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.settings import check_setting
+
+    for key, value, fix in (("predict.inputs", "a.png", "write it as a list 'predict.inputs=[a.png]'"),
+                            ("bench.batch_sizes", 4, "write it as a list 'bench.batch_sizes=[4]'")):
+        with pytest.raises(CnnlabError) as caught:
+            check_setting(key, value, key.split(".")[0])
+        assert caught.value.fix == fix
+        check_setting(key, [value], key.split(".")[0])  # the fix, followed

@@ -78,8 +78,12 @@ class InputSpec:
         return InputSpec(size=int(size), mean=self.mean, std=self.std, channels=self.channels, scale=self.scale)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values; what checkpoints and ONNX metadata store (from_dict reads it back)."""
-        return {"size": int(self.size), "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std],
+        """Plain JSON values; what checkpoints and ONNX metadata store (from_dict reads it back). mean and std hold
+        one entry per channel: a 1-channel model's three (probe 80) made a client that follows step 4 build a
+        3-channel tensor, which the model refuses."""
+        channels = int(self.channels)
+        return {"size": int(self.size), "mean": [float(m) for m in self.mean[:channels]],
+                "std": [float(s) for s in self.std[:channels]],
                 "channels": int(self.channels), "resize": self.resize, "resize_to": self.resize_to,
                 "crop": self.crop, "interpolation": self.interpolation, "antialias": bool(self.antialias),
                 "scale": float(self.scale)}
@@ -92,6 +96,9 @@ class InputSpec:
         channels = data.get("channels", 3)
         if channels not in (1, 3) or isinstance(channels, bool):
             raise ValueError(f"channels is {channels!r}, expected 1 or 3")
+        for name in ("mean", "std"):
+            if channels == 3 and isinstance(data.get(name), (list, tuple)) and len(data[name]) == 1:
+                raise ValueError(f"{name} is {data[name]!r}: one value for 3 channels")
         resize = data.get("resize")
         if resize is not None and resize not in RESIZE_MODES:
             raise ValueError(f"resize is {resize!r}, expected one of {', '.join(RESIZE_MODES)} or null")
@@ -115,8 +122,12 @@ def _side(value: Any, where: str) -> int:
 
 
 def _triple(value: Any, where: str, *, positive: bool = False) -> tuple[float, float, float]:
+    """Three per-channel values from a list of three, or of one (a 1-channel spec's, repeated)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = [value[0]] * 3
     if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
             for v in value):
-        raise ValueError(f"{where} is {value!r}, expected 3 finite{' positive' if positive else ''} numbers")
+        raise ValueError(f"{where} is {value!r}, expected 3 (or, for 1 channel, 1) finite"
+                         f"{' positive' if positive else ''} numbers")
     return (float(value[0]), float(value[1]), float(value[2]))

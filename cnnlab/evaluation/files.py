@@ -97,17 +97,20 @@ def plot_confusion_png(path: Path, confusion: torch.Tensor, classes: Sequence[st
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's top-k: `labels` and `probabilities` (softmax, in [0, 1]), most likely first."""
+    """One image's top-k: `labels` and `probabilities` (softmax, in [0, 1]), most likely first; `converted`: what
+    decoding did to the file's picture (data.decode's kinds: "alpha on white", "16-bit", "EXIF-rotated", ...)."""
 
     file: str
     labels: tuple[str, ...]
     probabilities: tuple[float, ...]
+    converted: tuple[str, ...] = ()
 
 
 def write_predictions(folder: Path, predictions: Sequence[Prediction], unreadable: dict[str, str],
                       context: dict[str, object]) -> tuple[Path, Path]:
     """predictions.csv (file, rank, class, probability: one row per file and rank) and predictions.json
-    ({context…, "predictions": [{file, top: [{class, probability}]}], "unreadable": {file: reason}})."""
+    ({context…, "predictions": [{file, top: [{class, probability}], converted?}], "unreadable": {file: reason}});
+    `converted` only for a file whose picture decoding changed."""
     rows: list[list[object]] = [["file", "rank", "class", "probability"]]
     for p in predictions:
         rows += [[p.file, rank, label, f"{prob:.6f}"]
@@ -115,6 +118,7 @@ def write_predictions(folder: Path, predictions: Sequence[Prediction], unreadabl
     csv_path, json_path = folder / "predictions.csv", folder / "predictions.json"
     write_text(csv_path, _csv_text(rows))
     write_json(json_path, {**context, "predictions": [
-        {"file": p.file, "top": [{"class": c, "probability": prob} for c, prob in zip(p.labels, p.probabilities)]}
+        {"file": p.file, "top": [{"class": c, "probability": prob} for c, prob in zip(p.labels, p.probabilities)],
+         **({"converted": list(p.converted)} if p.converted else {})}
         for p in predictions], "unreadable": dict(unreadable)})
     return csv_path, json_path

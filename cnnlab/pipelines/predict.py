@@ -24,7 +24,7 @@ from rich.text import Text
 
 from cnnlab.console import console
 from cnnlab.context import RunContext
-from cnnlab.data.decode import READ_EXTENSIONS, UndecodableImage, decode_image, extension_reason
+from cnnlab.data.decode import READ_EXTENSIONS, DecodeSummary, UndecodableImage, decode_image, extension_reason
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import top_k
@@ -61,6 +61,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     predictions, unreadable = predict_files(model, files, topk=topk, batch_size=batch)
     for path, reason in unreadable.items():
         ctx.log.warning("skipped %s: %s", path, reason)
+    decoding = DecodeSummary()  # what decoding changed, as a dataset scan says it (probe 80: predict said nothing)
+    for prediction in predictions:
+        decoding.add_read(prediction.converted)
+    if decoding.converted:
+        decoding.log(ctx.log, "predict inputs")
     show(predictions, unreadable)
     if not predictions:  # nothing predicted is no success: no predictions files, a failed run
         ctx.record.update(predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})
@@ -74,7 +79,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                              "precision": model.precision, "image_size": model.spec.size,
                              "num_classes": len(model.classes), "input": model.spec.to_dict(),
                              "outputs": model.outputs},
-                      predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})
+                      predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable,
+                               "converted": dict(decoding.converted)})
     return {"images": len(predictions), "unreadable": len(unreadable)}
 
 
@@ -131,22 +137,24 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
     with make_progress() as progress:
         task = progress.add_task("predict", total=len(files), status="")
         for start in range(0, len(files), batch_size):
-            names, tensors = [], []
+            read, tensors = [], []  # (file, its conversions), its tensor
             for path in files[start:start + batch_size]:
                 if reason := extension_reason(path):  # a picture format this build does not read (.heic)
                     unreadable[str(path)] = reason
                     continue
                 try:
-                    tensors.append(transform(decode_image(path).image))
-                    names.append(str(path))
+                    decoded = decode_image(path)
+                    tensors.append(transform(decoded.image))
+                    read.append((str(path), decoded.kinds))
                 except UndecodableImage as exc:
                     unreadable[str(path)] = exc.reason + (f" ({exc.detail})" if exc.detail else "")
             if tensors:
                 probabilities = model.probabilities(torch.stack(tensors))
                 ranked = top_k(probabilities, topk)  # ties in class order, as evaluate ranks them
                 shown = probabilities.gather(-1, ranked)
-                for name, values, indices in zip(names, shown.tolist(), ranked.tolist()):
-                    predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values)))
+                for (name, kinds), values, indices in zip(read, shown.tolist(), ranked.tolist()):
+                    predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values),
+                                                  converted=kinds))
             progress.advance(task, len(files[start:start + batch_size]))
     return predictions, unreadable
 

@@ -26,6 +26,7 @@ from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
+from cnnlab.steps.recording import record_warning
 from cnnlab import environment
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError, found_before_work
@@ -155,6 +156,12 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
         ctx.log.info("trainer.max_steps_per_epoch=%d: each epoch trains %d of %d batches (%s of %s)", steps, steps,
                      len(loaders.train), f"{seen:,}", counted(images, "image"))
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
+    warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
+    if warm_up > recipe.epochs and ctx.is_main:  # probe 81: cut to all steps but one, and the run ended at peak lr
+        record_warning(ctx, f"sched.warmup_epochs={warm_up:g} is longer than the run's {recipe.epochs} epochs: the "
+                            "warm-up is cut to all steps but the last, so the learning rate never decays and ends at "
+                            f"its peak — set sched.warmup_epochs below trainer.epochs (e.g. "
+                            f"sched.warmup_epochs={max(0, recipe.epochs - 1)})")
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
     with cores_left_to_workers(ctx, runtime, loaders.train.num_workers) as threads:
         if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record

@@ -71,6 +71,18 @@ def test_spec_round_trips_and_old_records_load_with_the_old_behaviour() -> None:
             InputSpec.from_dict({**spec.to_dict(), **bad})
 
 
+def test_a_one_channel_spec_records_one_mean_and_std() -> None:
+    """Probe 80: a 1-channel model's metadata held three means and stds, so a client that normalises per channel
+    as docs/predict.md writes it built a 3-channel tensor, which the model refused. Older files (three) still load."""
+    one = InputSpec(28, mean=(0.286,) * 3, std=(0.353,) * 3, channels=1).for_stored_size(28)
+    recorded = one.to_dict()
+    assert recorded["mean"] == [0.286] and recorded["std"] == [0.353]
+    assert InputSpec.from_dict(recorded) == one
+    assert InputSpec.from_dict({**recorded, "mean": [0.286] * 3, "std": [0.353] * 3}) == one  # written before
+    with pytest.raises(ValueError, match="one value for 3 channels"):
+        InputSpec.from_dict({**recorded, "channels": 3})
+
+
 def test_channels_follow_the_spec() -> None:
     grey = Image.new("L", (16, 16), 128)
     rgb_out = eval_transform(SPEC.for_stored_size(16))(grey)

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from PIL import Image
 
 from helpers import read_run, run_dirs
@@ -63,6 +64,10 @@ def test_checkpoint_and_onnx_predict_the_same_and_bad_files_are_listed(cli, outp
     assert record["status"] == "completed" and record["metrics"] == {"images": 6, "unreadable": 1}
     assert record["model"]["outputs"] == "logits"  # what the probabilities were computed from, as evaluate records
     assert list(record["predict"]["unreadable"]) == [str(trained / "broken.jpg")]
+    # probe 80: what decoding did to a file's picture was said for a dataset, not for predict's inputs
+    assert record["predict"]["converted"] == {"8-bit grayscale": 1}
+    entries = {Path(e["file"]).name: e for e in json.loads((torch_dir / "predictions.json").read_text())["predictions"]}
+    assert entries["grey_red.png"]["converted"] == ["8-bit grayscale"] and "converted" not in entries["red_tall.png"]
     from_torch = predictions_of(torch_dir)
     assert sorted(from_torch) == ["blue_wide.jpg", "green_wide.jpg", "grey_red.png", "red_tall.png", "red_wide.jpg",
                                   "yellow_wide.jpg"]  # the folder walked (nested too), notes.txt ignored
@@ -84,8 +89,9 @@ def test_checkpoint_and_onnx_predict_the_same_and_bad_files_are_listed(cli, outp
         assert from_onnx[name][0]["probability"] == pytest.approx(top[0]["probability"], abs=1e-4)
 
 
-def client_preprocess(path: Path, spec: dict) -> np.ndarray:
-    """An independent client: PIL + numpy, following the ONNX metadata's input spec literally."""
+def client_preprocess(path: Path, spec: dict, *, exact: bool = False) -> np.ndarray:
+    """An independent client: PIL + numpy, following the ONNX metadata's input spec literally; `exact`: resized as
+    docs/predict.md says gives the same probabilities (torchvision, on the uint8 picture)."""
     image = Image.open(path).convert("RGB")
     width, height = image.size
     side = spec["resize_to"]
@@ -93,7 +99,13 @@ def client_preprocess(path: Path, spec: dict) -> np.ndarray:
         size = (side, int(side * height / width)) if width <= height else (int(side * width / height), side)
     else:
         size = (side, side)
-    image = image.resize(size, Image.BILINEAR)
+    if exact:
+        from torchvision.transforms.v2 import functional as F
+
+        pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        image = Image.fromarray(F.resize(pixels, [size[1], size[0]], antialias=True).permute(1, 2, 0).numpy())
+    else:
+        image = image.resize(size, Image.BILINEAR)
     if spec["crop"] is not None:
         crop, (width, height) = spec["crop"], image.size
         top, left = int(round((height - crop) / 2)), int(round((width - crop) / 2))
@@ -117,6 +129,11 @@ def test_a_client_reading_only_the_onnx_metadata_gets_the_same_top1(cli, outputs
         path = next(trained.rglob(name))
         logits = session.run(None, {session.get_inputs()[0].name: client_preprocess(path, spec)})[0][0]
         assert classes[int(logits.argmax())] == predicted[name][0]["class"]
+        # docs/predict.md: torchvision's resize of the uint8 picture gives the same probabilities, not only the top-1
+        exact = session.run(None, {session.get_inputs()[0].name: client_preprocess(path, spec, exact=True)})[0][0]
+        probabilities = np.exp(exact - exact.max()) / np.exp(exact - exact.max()).sum()
+        for entry in predicted[name]:
+            assert probabilities[classes.index(entry["class"])] == pytest.approx(entry["probability"], abs=1e-5)
 
 
 def test_an_unreadable_file_is_listed_with_its_reason_said_once(tmp_path: Path, capsys) -> None:

@@ -100,3 +100,16 @@ def test_on_cuda_the_training_process_leaves_the_workers_their_cores(monkeypatch
         assert torch.get_num_threads() == 8  # what the process had before, after training
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_warm_up_longer_than_the_run_is_a_recorded_warning(cli, outputs) -> None:
+    """Probe 81: `sched.warmup_epochs=5 trainer.epochs=2` was cut to all steps but one without a word, so the
+    learning rate never decayed and the run ended at its peak."""
+    from helpers import TINY, read_run, run_dirs
+
+    result = cli("pretrain", *TINY, "sched.warmup_epochs=3")
+    assert result.code == 0, result.output
+    [warning] = read_run(run_dirs(outputs, "pretrain")[0])["warnings"]
+    assert "sched.warmup_epochs=3 is longer than the run's 1 epochs" in warning and "never decays" in warning
+    assert cli("pretrain", *TINY, "sched.warmup_epochs=1").code == 0  # the default: as long as a 1-epoch run
+    assert not read_run(run_dirs(outputs, "pretrain")[-1]).get("warnings")
