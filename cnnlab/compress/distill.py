@@ -12,8 +12,9 @@ cnnlab/compress/distill_hints.py.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,16 +71,19 @@ def check_kd_settings(temperature: float, alpha: float) -> None:
 class DistillationObjective:
     """The engine's Objective for KD: (loss, student logits, labels) from a batch.
 
-    A batch is (images, labels) — the teacher then runs on the same images, in eval mode without gradients,
-    under the engine's autocast — or (images, labels, cached teacher logits). With a `teacher_stage` the
+    A batch is (images, labels) — the teacher then runs on the same images, in eval mode without gradients, in
+    its own precision (`teacher_precision`, as the logit cache computes it: the student's bf16 autocast gave other
+    soft targets than the cache's float32, probe 82) — or (images, labels, cached teacher logits). With a `teacher_stage` the
     model must be a HintedStudent; the teacher then always runs, for its stage's features. With alpha=0 and no
     hint the loss is cross-entropy alone, and the teacher does not run at all (`needs_teacher_logits`).
     """
 
     def __init__(self, teacher: nn.Module, *, temperature: float, alpha: float, label_smoothing: float = 0.0,
-                 teacher_stage: nn.Module | None = None, feature_weight: float = 1.0) -> None:
+                 teacher_stage: nn.Module | None = None, feature_weight: float = 1.0,
+                 teacher_precision: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
         check_kd_settings(temperature, alpha)
         self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_precision = teacher_precision
         self.temperature = temperature
         self.alpha = alpha
         self.label_smoothing = label_smoothing
@@ -93,8 +97,8 @@ class DistillationObjective:
 
     def teacher_logits(self, images: Tensor) -> Tensor:
         # no_grad rather than inference_mode: inference tensors cannot be saved for the student's backward.
-        with torch.no_grad():
-            return self.teacher(images)
+        with torch.no_grad(), self.teacher_precision():
+            return self.teacher(images).float()
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         images, targets = batch[0], batch[1]
@@ -202,10 +206,13 @@ class KdTraining:
 
 
 def kd_training(settings: DistillSettings, teacher: Network, student: Network, image_size: int, *,
-                label_smoothing: float = 0.0) -> KdTraining:
-    """What trains and how, for `image_size` px images. Raises CnnlabError for a stage index the network does
-    not have, or a hint stage whose output is neither a feature map nor a vector."""
-    kd = {"temperature": settings.temperature, "alpha": settings.alpha, "label_smoothing": label_smoothing}
+                label_smoothing: float = 0.0,
+                teacher_precision: Callable[[], AbstractContextManager[Any]] = nullcontext) -> KdTraining:
+    """What trains and how, for `image_size` px images; the teacher runs under `teacher_precision`
+    (Runtime.own_precision of its network). Raises CnnlabError for a stage index the network does not have, or a
+    hint stage whose output is neither a feature map nor a vector."""
+    kd = {"temperature": settings.temperature, "alpha": settings.alpha, "label_smoothing": label_smoothing,
+          "teacher_precision": teacher_precision}
     if not settings.feature:
         return KdTraining(student.model, DistillationObjective(teacher.model, **kd), None)
     student_path, student_stage = pick_stage(student.role, student.name, student.model, settings.feature_stages[0])

@@ -157,6 +157,13 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    def own_precision(self) -> contextlib.AbstractContextManager[Any]:
+        """This runtime's precision even inside another's autocast: a teacher that runs in float32 inside the
+        student's bf16 step (autocast disabled there), or in bf16 inside a float32 one."""
+        if self.amp_dtype is None:
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        return self.autocast()
+
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.to(self.device, non_blocking=True)
         if self.channels_last and tensor.dim() == 4:

@@ -65,9 +65,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     student_model = initial_model(student.name, student.weights, data, new_head=None, role="student")
     baseline_model = copy.deepcopy(student_model) if settings.baseline else None  # the very same starting point
     roles = role_sections(data, (teacher, teacher_model), (student, student_model))
+    note_student_larger(ctx, roles)
     ctx.record.update(source=taught.source.describe() if taught.source else teacher.weights.source, distill=roles)
 
-    augment_without_device(ctx, recipe, "cnnlab distill augments per image, in the DataLoader workers")
+    if data.random_train_transform:
+        augment_without_device(ctx, recipe, "cnnlab distill augments per image, in the DataLoader workers")
+    else:  # probe 82: "per image, in the DataLoader workers" was said of a run that augments nothing
+        augment_without_device(ctx, recipe, "distill.augment=false: the student and the teacher see the training "
+                                            "images as stored", where="none")
     workers = loader_workers(recipe, data)
     val_loader = make_loaders(recipe, runtime, data.train, data.val, workers=workers).val
     # Checked before anything is spent on it (the logit cache, the student's training).
@@ -79,7 +84,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cache = teacher_logit_cache(ctx, settings, data, teacher_model, runtime, batch_size=recipe.eval_batch,
                                 images_read=recipe.images_read(len(data.train)))
     kd_setup = kd_training(settings, teacher.network(teacher_model), student.network(student_model), data.spec.size,
-                           label_smoothing=recipe.label_smoothing)
+                           label_smoothing=recipe.label_smoothing,
+                           teacher_precision=runtime.for_network(teacher_model).own_precision)  # the cache's
     seed_everything(recipe.seed)
     kd = train_model(ctx, runtime, recipe, Trainable(runtime.prepare_model(kd_setup.module)),
                      make_loaders(recipe, runtime, cache.train_set, data.val, workers=workers), kd_setup.objective,
@@ -98,6 +104,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                            dataset_config=taught.dataset_config, weights=student.weights.description)
     metrics = fit_metrics(kd) | comparison_metrics(kd, baseline, teacher_acc, cache.seconds)
     return save_and_record(ctx, trained, metrics, extra=checkpoint_extra(settings, teacher))
+
+
+def note_student_larger(ctx: RunContext, roles: dict[str, dict[str, Any]]) -> None:
+    """A log line when the student has more parameters than the teacher (probe 82: a ResNet-34 student of a
+    ResNet-18 teacher ran without a word). Not refused, not a warning: an equal student is self-distillation (Born-
+    Again Networks) and a larger one is Noisy Student's choice — but neither compresses the model."""
+    teacher, student = roles["teacher"].get("params"), roles["student"].get("params")
+    if ctx.is_main and teacher and student and student > teacher:
+        ctx.log.info("the student (%s parameters) is larger than the teacher (%s): this distillation does not "
+                     "compress the model (for that, a smaller student=, e.g. student=mobilenet_v3_small)",
+                     f"{student:,}", f"{teacher:,}")
 
 
 def warn_unlike_courses(ctx: RunContext, epochs: int) -> None:

@@ -72,11 +72,20 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
         return
     ctx.log.info("teacher val acc %.2f%%", 100 * acc)
     n = len(data.classes)
+    # a plain state dict names no classes: its outputs are taken in the data's order (probe 82: a teacher of another
+    # order was refused as "at chance" with a BatchNorm fix; with few classes swapped it would pass and mislead)
+    ordered = teacher.weights.kind == "file"
+    order = f"{data.name}'s classes in order ({', '.join(data.classes[:6])}{', ...' if n > 6 else ''})"
+    if ordered:
+        ctx.log.info("teacher.weights is a plain state dict, which names no classes: its %d outputs are read as %s",
+                     n, order)
     if at_chance(acc, n):
         raise CnnlabError(
             f"the teacher {teacher.name} ({where}) scores {acc:.1%} on the validation images, chance for {n} classes "
             f"(1/{n} = {1 / n:.1%}): it has nothing to teach",
-            fix="retrain the teacher and pass the new run as teacher.weights=RUN; if its training accuracy was high, "
+            fix=(f"if it was trained with another class order than {order}, save it in that order or pass its cnnlab "
+                 "run (teacher.weights=RUN), whose classes are named; otherwise " if ordered else "")
+                + "retrain the teacher and pass the new run as teacher.weights=RUN; if its training accuracy was high, "
                 "its BatchNorm statistics lag its weights: train it with trainer.precise_bn=true (and/or a lower "
                 "optim.lr)")
 

@@ -211,3 +211,18 @@ def test_the_temperature_bound_is_where_the_loss_is_still_a_divergence() -> None
     student, teacher = torch.randn(256, 10), torch.randn(256, 10)
     assert soft_target_loss(student, teacher, MAX_TEMPERATURE).item() > 0
     assert RULES["distill.temperature"].high == MAX_TEMPERATURE  # the command line's check says the same bound
+
+
+def test_the_teacher_run_per_step_gives_the_caches_logits_inside_the_students_bf16_step() -> None:
+    """Probe 82: the logit cache ran the teacher in its own precision (float32), the per-step teacher under the
+    student's bf16 autocast — soft targets up to 0.17 apart, and `cache_teacher=auto` switched between them."""
+    teacher, _ = _tiny_pair()
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 16, 16) * 50
+    exact = predict_logits(teacher, TensorDataset(images, torch.zeros(8, dtype=torch.long)), CPU, batch_size=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the engine's step for a bf16 student
+        live = DistillationObjective(teacher, temperature=4, alpha=0.9,
+                                     teacher_precision=CPU.own_precision).teacher_logits(images)
+        before = DistillationObjective(teacher, temperature=4, alpha=0.9).teacher_logits(images)
+    assert live.dtype == torch.float32 and torch.allclose(live, exact, atol=1e-5)
+    assert not torch.allclose(before, exact, atol=1e-3)  # what the step fed the loss before

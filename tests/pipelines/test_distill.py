@@ -66,6 +66,8 @@ def test_distill_records_teacher_kd_student_and_baseline(cli, outputs: Path, tea
     assert info["student"]["weights"] == "random initialisation" and info["cache_teacher"] is True
     assert info["temperature"] == 4.0 and info["alpha"] == 0.5
     assert record["source"]["command"] == "pretrain"
+    # probe 82: a run that augments nothing was said to augment "per image, in the DataLoader workers"
+    assert record["environment"]["augment_on"]["where"] == "none"
     # The data is the teacher's own (its run's dataset config), and derived runs find it again here.
     assert record["dataset"]["config"] == read_run(teacher_run)["dataset"]["config"]
     # An ordinary run: its model.pt loads, and latest:distill finds it.

@@ -170,6 +170,12 @@ def test_a_pruned_network_is_scored_and_saved_with_its_own_batchnorm_statistics(
     assert record["metrics"]["bn_recalibration_images"] > 0
     assert record["metrics"]["acc_after_prune"] == pytest.approx(_val_accuracy(Path(record["run_dir"]) / "model.pt",
                                                                                 Path(dense_run["run_dir"])))
+    # probe 82: ratio 0 removes nothing, and the statistics' recomputation alone read as "pruning −0.83 points"
+    assert cli("prune", f"source={dense_run['run_dir']}", "prune.ratio=0", "prune.measure=false",
+               "trainer.epochs=0").code == 0
+    kept = max(run_dirs(outputs, "prune"), key=lambda d: read_run(d)["started"])
+    metrics = read_run(kept)["metrics"]
+    assert metrics["bn_recalibration_images"] == 0 and metrics["acc_drop"] == 0.0
 
 
 def test_a_last_training_batch_of_one_image_is_left_out_not_a_traceback(cli, outputs: Path) -> None:

@@ -86,13 +86,15 @@ def test_every_classifier_training_augments_where_trainer_augment_on_says(cli, o
     history = read_run(run_dirs(outputs, "finetune")[0])["metrics"]["history"]
     assert all(math.isfinite(epoch["train_loss"]) for epoch in history)
 
-    distill = ["distill", f"teacher.weights={source}", "student=lenet5", "trainer.epochs=1"]
+    distill = ["distill", f"teacher.weights={source}", "student=lenet5", "trainer.epochs=1", "distill.augment=true"]
     refused = cli(*distill, "trainer.augment_on=device")
     assert refused.code == 2 and "trainer.augment_on=device cannot augment here: cnnlab distill augments per " \
         "image" in " ".join(refused.stderr.split()), refused.output
     assert not (outputs / "distill").exists()  # before any work
     assert cli(*distill).code == 0  # the fix it names: auto (the default) augments in the workers
     assert read_run(run_dirs(outputs, "distill")[0])["environment"]["augment_on"]["where"] == "workers"
+    unaugmented = cli(*distill[:-1], "trainer.augment_on=device")  # distill.augment=false: nothing to augment
+    assert unaugmented.code == 2 and "distill.augment=false" in " ".join(unaugmented.stderr.split())
 
 
 def test_the_setting_of_the_last_version_is_named_where_it_moved(cli) -> None:

@@ -93,3 +93,20 @@ def test_auto_lets_the_teacher_run_per_step_when_the_student_reads_fewer_images_
     assert forced.used
     assert teacher_logit_cache(ctx, DistillSettings.from_config(SECTION), data, teacher, CPU,  # type: ignore
                                batch_size=8, images_read=40).used
+
+
+def test_a_state_dict_teacher_is_read_in_the_datas_class_order_and_a_refusal_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 82: a state-dict teacher trained with another class order was refused as "at chance", with a
+    BatchNorm fix; the order it is read in was said nowhere."""
+    from cnnlab.steps.distill_teacher import check_teacher_learned
+
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    data = SimpleNamespace(name="imagefolder", classes=["bag", "trouser", "tshirt"])
+    for kind in ("file", "run"):
+        teacher = SimpleNamespace(name="resnet18", weights=SimpleNamespace(kind=kind, description="teacher_sd.pt"))
+        with caplog.at_level(logging.INFO), pytest.raises(CnnlabError) as caught:
+            check_teacher_learned(ctx, teacher, None, 0.30, data)  # type: ignore[arg-type]
+        said = "another class order than imagefolder's classes in order (bag, trouser, tshirt)" in caught.value.fix
+        assert said == (kind == "file")
+    assert "its 3 outputs are read as imagefolder's classes in order (bag, trouser, tshirt)" in caplog.text
