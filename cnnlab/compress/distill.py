@@ -73,9 +73,9 @@ class DistillationObjective:
 
     A batch is (images, labels) — the teacher then runs on the same images, in eval mode without gradients, in
     its own precision (`teacher_precision`, as the logit cache computes it: the student's bf16 autocast gave other
-    soft targets than the cache's float32, probe 82) — or (images, labels, cached teacher logits). With a `teacher_stage` the
-    model must be a HintedStudent; the teacher then always runs, for its stage's features. With alpha=0 and no
-    hint the loss is cross-entropy alone, and the teacher does not run at all (`needs_teacher_logits`).
+    soft targets than the cache's float32, probe 82) — or (images, labels, cached teacher logits). With a
+    `teacher_stage` the model must be a HintedStudent; the teacher then always runs, for its stage's features. With
+    alpha=0 and no hint the loss is cross-entropy alone, and the teacher does not run at all (`needs_teacher_logits`).
     """
 
     def __init__(self, teacher: nn.Module, *, temperature: float, alpha: float, label_smoothing: float = 0.0,
