@@ -361,6 +361,10 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
         # probe 77: `optim.lr="0.01"` read "optim.lr=0.01 is not allowed: optim.lr takes a number"
         raise CnnlabError(f'{key}="{value}" is quoted, so it is text, and {key} takes {rule.describe()}',
                           fix=f"drop the quotes: {shlex.quote(f'{key}={value}')}")
+    if not rule.accepts(value) and rule.kind in ("int", "number") and isinstance(value, float) \
+            and not math.isfinite(value):  # probe 83: `inf` "is not allowed: … takes a number"
+        raise CnnlabError(f"{key}={_show(value)} is not a finite number: {key} takes {rule.describe()}",
+                          fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
     if not rule.accepts(value):
         # one value where a list goes: the list of it (probe 80: `predict.inputs=a.png` was offered `=[]`, refused)
         one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])

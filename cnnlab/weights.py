@@ -18,8 +18,8 @@ import torch
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-from cnnlab.engine.checkpoint import (ModelCheckpoint, is_cnnlab_checkpoint, load_tensors, read_checkpoint,
-                                     self_supervised_method)
+from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint, load_tensors,
+                                     read_checkpoint, self_supervised_method, train_state_error)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import resolve_source
 
@@ -77,6 +77,8 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in (".pt", ".pth"):
         payload = load_tensors(path, "weights file", pickled_fix=_save_state_dict(role))
+        if payload.get("format") == TRAIN_STATE_FORMAT:
+            raise train_state_error(path, f"{role}.weights")
         if is_cnnlab_checkpoint(payload):
             weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)}, path)
             _check_recorded_stem(weights, stem, role)

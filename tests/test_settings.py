@@ -268,3 +268,13 @@ def test_one_value_where_a_list_goes_is_told_to_be_written_as_a_list() -> None:
             check_setting(key, value, key.split(".")[0])
         assert caught.value.fix == fix
         check_setting(key, [value], key.split(".")[0])  # the fix, followed
+
+
+def test_an_infinite_or_nan_number_is_called_not_finite() -> None:
+    """Probe 83: `method.temperature=inf` read "is not allowed: … takes a number" — it is one, just not finite."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.settings import check_setting
+
+    for value in (float("inf"), float("nan"), float("-inf")):
+        with pytest.raises(CnnlabError, match="is not a finite number"):
+            check_setting("method.temperature", value, "pretrain")

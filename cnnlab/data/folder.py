@@ -194,7 +194,17 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
             raise CnnlabError(f"imagefolder: {directory} holds images but no class folders", fix=FLAT_FIX + (
                 "" if directory == root else f"; a folder named {directory.name} is read as a split, so a class "
                 f"named {directory.name} must be renamed (e.g. to {directory.name}_class)"))
-        raise CnnlabError(f"imagefolder: no class folders in {directory}", fix=FIX)
+        # probe 83: a folder of no pictures at all was "no class folders", whichever layout the user meant
+        raise CnnlabError(f"imagefolder: no class folders and no pictures in {directory}",
+                          fix=FIX + ("; for self-supervised pretraining, pictures directly in DIR (a flat folder)"
+                                     if directory == root else ""))
+    loose = _loose_images(directory)
+    if loose:  # probe 83: 50 pictures beside one folder sub/ trained a "class" of the folder's 10 alone
+        raise CnnlabError(f"imagefolder: {len(loose)} images directly in {directory} (e.g. {loose[0]}) are in no "
+                          f"class folder beside {_shown(classes)}, so they would not be read",
+                          fix=f"move each into its class folder ({directory}/<class>/), or out of {directory}; for "
+                              "self-supervised pretraining on every picture, move the folders out instead (a flat "
+                              "folder: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`)")
     for name in classes:
         _check_class_folder(directory, name, classes, one_level=directory == root)
     return classes

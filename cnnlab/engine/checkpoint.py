@@ -244,6 +244,19 @@ def validate_checkpoint(payload: dict[str, Any]) -> ModelCheckpoint:
                            extra=_mapping(payload.get("extra") or {}, "extra"))
 
 
+TRAIN_STATE_FORMAT = "cnnlab.train-state/1"  # last.pt: what `resume=` continues (engine/trainer.py writes it)
+
+
+def train_state_error(path: Path, key: str) -> CnnlabError:
+    """For a run's last.pt given where a model goes (`key`=source, model.weights, ...): the training state holds the
+    network without its classes and input (and an SSL run's projection head); the model is the model.pt beside it
+    (probe 83: model.weights=RUN/last.pt was read as a plain state dict, then "'conv1.weight' is missing")."""
+    model = path.parent / "model.pt"
+    return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model",
+                       fix=f"give its run folder ({key}={path.parent})" if model.is_file() else
+                           f"its run has no model.pt yet: finish it with resume={path.parent}, then give that folder")
+
+
 def read_checkpoint(path: Path) -> ModelCheckpoint:
     """The validated checkpoint in `path` (a cnnlab model.pt). CnnlabError for a missing, unreadable, foreign
     or nonsensical file — checked before anything is built from it."""
@@ -251,7 +264,9 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
 
     payload = load_tensors(path, "checkpoint")
     if not is_cnnlab_checkpoint(payload):
-        if payload.get("format") != "cnnlab.train-state/1" and find_state_dict(payload)[0] is not None:
+        if payload.get("format") == TRAIN_STATE_FORMAT:
+            raise train_state_error(path, "source")
+        if find_state_dict(payload)[0] is not None:
             # weights alone: the network, classes and input they need are not recorded
             raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
                               "no network, classes or input recorded)", fix=STATE_DICT_TO_SOURCE.format(weights=path))

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader
 
 from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
-from cnnlab.engine.checkpoint import NON_FINITE_FIX, first_non_finite, load_tensors, save_tensors, unwrap
+from cnnlab.engine.checkpoint import (NON_FINITE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
+                                     save_tensors, unwrap)
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.objectives import Objective, divergence_hint_of, validation_of
@@ -330,7 +331,7 @@ class Trainer:
                     scheduler: Any, scaler: Any, history: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
         self._saved_epoch = epochs_done
         save_tensors(path, {
-            "format": "cnnlab.train-state/1",
+            "format": TRAIN_STATE_FORMAT,
             "epoch": epochs_done,
             "model": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -350,7 +351,7 @@ class Trainer:
         the restored values, and the schedule is placed at epochs done x this run's `steps_per_epoch`, so a
         resume with another trainer.batch_size ends where an uninterrupted run with that batch size ends."""
         state = load_tensors(path, "training state")
-        if state.get("format") != "cnnlab.train-state/1":
+        if state.get("format") != TRAIN_STATE_FORMAT:
             raise CnnlabError(f"{path} is not a cnnlab training state", fix="resume from a run folder holding last.pt")
         chosen = hyperparameters(optimizer)
         try:

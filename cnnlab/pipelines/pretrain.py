@@ -23,7 +23,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.selfsup import USUAL_TEMPERATURES, SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import canonical_name, create_model, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
@@ -106,10 +106,12 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head
         data = replace(data, classes=list(PLACEHOLDER_CLASSES))
     images = pretraining_images(data, unlabeled=settings.unlabeled)
-    if len(images) < recipe.batch_size:
-        raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
-                          f"(trainer.batch_size={recipe.batch_size}): {settings.name} learns from the other images "
-                          "of a batch", fix=f"use trainer.batch_size={max(2, min(256, len(images)))} or more images")
+    if len(images) < recipe.batch_size:  # before any work: no failed run left behind (probe 83)
+        with found_before_work():
+            raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
+                              f"(trainer.batch_size={recipe.batch_size}): {settings.name} learns from the other "
+                              "images of a batch",
+                              fix=f"use trainer.batch_size={max(2, min(256, len(images)))} or more images")
     ctx.log.info("pretrain %s with %s on %s: %d images (labels unused), two views at %d px (%s)", name,
                  settings.name, data.name, len(images), data.spec.size,
                  ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size).items()))

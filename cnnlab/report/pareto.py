@@ -21,6 +21,9 @@ class Point(Protocol):
     @property
     def dataset_key(self) -> DatasetIdentity: ...
 
+    @property
+    def repeats_source(self) -> bool: ...
+
 
 P = TypeVar("P", bound=Point)
 
@@ -32,8 +35,9 @@ def dominates(a: Point, b: Point) -> bool:
 
 
 def mark_pareto(points: Sequence[Point]) -> None:
-    """Set .pareto within each group of comparable points (same dataset; those without latency are never on it)."""
-    timed = [p for p in points if p.p50_ms is not None]
+    """Set .pareto within each group of comparable points (same dataset; those without latency are never on it,
+    nor a point that repeats its source's network: the source stands for it)."""
+    timed = [p for p in points if p.p50_ms is not None and not p.repeats_source]
     for point in timed:
         rivals = [other for other in timed if other is not point and other.dataset_key == point.dataset_key]
         point.pareto = not any(dominates(other, point) for other in rivals)

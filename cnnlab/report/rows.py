@@ -11,6 +11,7 @@ own bench; a speed-up only ever from a paired session (report/paired.py); a test
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -108,6 +109,12 @@ class Row:
     def read_at(self) -> set[str]:
         """The roots this row's data was read at: for training, and for its test top-1 (a user folder)."""
         return {f for f in (self.dataset_key.folder, self.test_read_at) if f is not None}
+
+    @property
+    def repeats_source(self) -> bool:
+        """A quantize run that kept FP32: its model.onnx is its source's network, timed again — off the Pareto
+        front, where timing noise alone decided which of the two got the star (probe 83)."""
+        return self.command == "quantize" and self.precision == "fp32" and self.source is not None
 
     @property
     def display_model(self) -> str:
@@ -248,7 +255,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         if run.command not in MODEL_COMMANDS:
             continue
         if run.metrics.val_acc is None:
-            left_out.append((run.path, "no validation accuracy recorded"))
+            left_out.append((run.path, _no_top1(run)))
             continue
         file = model_file(run, exports)
         evaluations = attached["evaluate"].get(run.path.resolve(), [])
@@ -336,6 +343,25 @@ def precision_of(run: RunInfo) -> str:
     if recorded in ("fp32", "fp16", "int8", "bf16"):
         return str(recorded)
     return "int8" if run.command == "quantize" else "fp32"
+
+
+def recorded_fraction(value: Any) -> float | None:
+    """A recorded accuracy (metrics' untyped extras): a finite number in [0, 1], else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
+
+
+def _no_top1(run: RunInfo) -> str:
+    """Why a model run has no row: a self-supervised pretraining has no classifier to score — its kNN accuracy
+    says how its features sort the val images (probe 83: "no validation accuracy recorded" said neither)."""
+    method = (run.data.get("pretrain") or {}).get("method") if isinstance(run.data.get("pretrain"), dict) else None
+    if method in ("simclr", "simsiam"):
+        knn = recorded_fraction(run.metrics.extra.get("knn_acc"))
+        seen = f"kNN accuracy {knn:.2%}" if knn is not None else "no kNN accuracy (no labelled val split)"
+        return f"self-supervised ({method}): {seen}; no classifier to score — fine-tune it for a top-1 " \
+               "(cnnlab finetune model.weights=RUN)"
+    return "no validation accuracy recorded"
 
 
 def _scored_on(run: RunInfo, section: str) -> str | None:

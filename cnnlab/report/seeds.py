@@ -31,7 +31,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
-from cnnlab.report.rows import Row
+from cnnlab.report.rows import Row, recorded_fraction
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.fileio import read_yaml_mapping
 from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
@@ -411,6 +411,10 @@ class SeedGroup:
         return self.first.dataset_key
 
     @property
+    def repeats_source(self) -> bool:
+        return self.first.repeats_source
+
+    @property
     def read_at(self) -> set[str]:
         return set().union(*(row.read_at for row in self.rows))
 
@@ -460,13 +464,6 @@ class SeedGroup:
         return round(sum(sizes) / len(sizes)) if sizes else None
 
 
-def _fraction(value: Any) -> float | None:
-    """A recorded accuracy (metrics' untyped extras): a finite number in [0, 1], else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value) if 0.0 <= value <= 1.0 else None
-
-
 def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     """The group's highlighted differences, one value per seed: on val top-1 (against the reference the run
     recorded, else its source's row), and on test top-1 where the run and its source were both evaluated."""
@@ -485,7 +482,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         source = rows_by_path.get(row.source) if row.source is not None else None
         if source is not None and not _same_data(row.dataset_key, source.dataset_key):
             source = None  # scored on other data: no difference of the two means anything
-        reference = _fraction(row.run.metrics.extra.get(recorded))
+        reference = recorded_fraction(row.run.metrics.extra.get(recorded))
         if reference is None and source is not None and command != "distill":
             reference = source.accuracy
         val.append(row.accuracy - reference if reference is not None else None)

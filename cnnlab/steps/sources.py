@@ -22,7 +22,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
 from cnnlab.data.content import copies_of, folder_digest, pictures, same_pictures
-from cnnlab.data.folder import split_files
+from cnnlab.data.folder import is_flat_folder, split_files
 from cnnlab.data.layout import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
@@ -188,6 +188,13 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     dataset_cfg = cfg.dataset
     if not ctx.explicitly_set("dataset"):
         dataset_cfg = source_dataset_config(cfg, ctx, source)
+        if _unlabeled_folder(dataset_cfg):  # probe 83: the folder's refusal named the pretraining just run as fix
+            with found_before_work():
+                raise CnnlabError(f"the {key} run learned from {dataset_cfg.get('root')}, a flat folder of pictures "
+                                  "without labels, and fine-tuning needs labelled data",
+                                  fix="name it: dataset=imagefolder dataset.root=DIR with DIR/<class>/*.jpg (or "
+                                      "DIR/train/<class>/ and DIR/val/<class>/), or another dataset= (cnnlab list "
+                                      "datasets)")
         if dataset_cfg is not cfg.dataset:
             if "label_fraction" in dataset_cfg and not ctx.explicitly_set("dataset.label_fraction"):
                 dataset_cfg.label_fraction = cfg.dataset.get("label_fraction", 1.0)
@@ -195,6 +202,14 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
                          dataset_cfg.get("name"), key)
     check_val_settings(ctx, source, dataset_cfg)
     return dataset_cfg
+
+
+def _unlabeled_folder(dataset_cfg: Any) -> bool:
+    """Whether the data is a flat image folder (a self-supervised run's); False when its folder is gone (the
+    missing data is said where the data is read, with its own fix)."""
+    if dataset_cfg.get("name") != "imagefolder" or not Path(str(dataset_cfg.get("root") or "")).is_dir():
+        return False
+    return is_flat_folder(dataset_cfg)
 
 
 def with_file_dataset(source: Source) -> Source:

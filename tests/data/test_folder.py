@@ -347,3 +347,29 @@ def _paths(split) -> list[str]:
     from cnnlab.data.folder import split_files
 
     return split_files(split) or []
+
+
+def test_images_beside_class_folders_are_refused_not_dropped(tmp_path: Path) -> None:
+    """Probe 83: a photo dump of 50 pictures with one sub-folder of 10 was read as one class of the 10, and the 50
+    were never read (SimCLR trained on 8 images, exit 0)."""
+    make_classes(tmp_path, {"sub": 10})
+    for i in range(3):
+        write_image(tmp_path / f"loose{i}.jpg", seed=100 + i)
+    with pytest.raises(CnnlabError) as caught:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "3 images directly in" in caught.value.message and "loose0.jpg" in caught.value.message
+    assert "move the folders out" in caught.value.fix
+    make_classes(tmp_path / "train", {"cat": 2, "dog": 2})  # a split's top level too
+    for name in ("sub", "loose0.jpg", "loose1.jpg", "loose2.jpg"):
+        (tmp_path / name).rename(tmp_path / "train" / name)
+    with pytest.raises(CnnlabError, match="3 images directly in"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+
+
+def test_a_folder_without_pictures_says_so_and_names_both_layouts(tmp_path: Path) -> None:
+    """Probe 83: an empty folder given to `pretrain method=simclr` read "no class folders", as if the flat layout
+    were not a choice and as if it held pictures."""
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    with pytest.raises(CnnlabError, match="no class folders and no pictures in") as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "pictures directly in DIR (a flat folder)" in (err.value.fix or "")

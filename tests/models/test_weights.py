@@ -363,3 +363,24 @@ def test_a_state_dict_with_new_head_false_says_it_records_no_class_names(tmp_pat
     with caplog.at_level(logging.INFO, logger="cnnlab"):
         initial_model("resnet18", weights, _data(7), new_head=None)  # type: ignore[arg-type]
     assert "a new head for the 7 classes of tiny (random init)" in caplog.text
+
+
+def test_a_runs_training_state_given_as_weights_or_source_names_the_run_folder(tmp_path: Path) -> None:
+    """Probe 83: model.weights=RUN/last.pt (an SSL run's: encoder and projector) was read as a plain state dict —
+    the fine-tune went to the default data, then stopped with "'conv1.weight' is missing … or model.weights=none"."""
+    from cnnlab.engine.checkpoint import TRAIN_STATE_FORMAT, read_checkpoint
+    from cnnlab.weights import resolve_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": TRAIN_STATE_FORMAT, "epoch": 1, "model": {"encoder.conv1.weight": torch.zeros(1)}},
+               run / "last.pt")
+    with pytest.raises(CnnlabError) as caught:
+        resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
+    assert "training state" in caught.value.message and "finish it with resume=" in caught.value.fix
+    (run / "model.pt").write_bytes(b"")
+    for load, key in ((lambda: resolve_weights(str(run / "last.pt"), "resnet18", tmp_path), "model.weights"),
+                      (lambda: read_checkpoint(run / "last.pt"), "source")):
+        with pytest.raises(CnnlabError) as caught:
+            load()
+        assert caught.value.fix == f"give its run folder ({key}={run})"

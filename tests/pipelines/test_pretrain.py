@@ -324,6 +324,12 @@ def test_a_flat_folder_of_unlabeled_images_pretrains_without_the_monitor(cli, ou
     refused = cli("finetune", f"dataset.root={folder}", "dataset=imagefolder", "model.weights=latest:pretrain",
                   "dataset.image_size=16")
     assert refused.code == 2 and "no class folders" in refused.stderr and "method=simclr" in refused.stderr
+    # probe 83: with the run's own data (no dataset=), the fix offered was the pretraining just run
+    inherited = cli("finetune", "model.weights=latest:pretrain", "model=lenet5")
+    said = " ".join(inherited.stderr.split())
+    assert inherited.code == 2 and "a flat folder of pictures without labels" in said, inherited.output
+    assert "dataset.root=DIR with DIR/<class>/*.jpg" in said and "method=simclr" not in said
+    assert not (outputs / "finetune").exists()
 
 
 def test_a_simclr_temperature_far_below_the_published_ones_is_named_by_the_warning_and_the_nan_fix(cli) -> None:
@@ -359,11 +365,13 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
     (["method.views.crop_scale=[0.5,0.2]"], "gives no valid crop", "method.views.crop_scale=[0.2,1.0]"),
     (["method.views.crop_scale=[0,1]"], "a crop of no area is empty", "method.views.crop_scale=[0.2,1.0]"),
 ])
-def test_bad_self_supervised_settings_are_one_line(cli, args: list[str], message: str, fix: str) -> None:
+def test_bad_self_supervised_settings_are_one_line(cli, outputs: Path, args: list[str], message: str,
+                                                   fix: str) -> None:
     result = cli("pretrain", "method=simclr", *TINY, *args)
     assert result.code == 2, result.output
     assert message in result.stderr and fix in result.stderr and "Traceback" not in result.output
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert not (outputs / "pretrain").exists()  # probe 83: the batch refusal left a `failed` run folder
 
 
 def test_a_label_fraction_says_it_only_shrinks_the_images_where_no_label_is_used(cli, outputs: Path) -> None:

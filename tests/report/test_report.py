@@ -607,3 +607,29 @@ def test_the_differences_table_names_the_runtime_that_scored_each_split(tmp_path
     rows = {line[3]: line for line in differences(build_report(out).all_seed_groups, out)}
     assert rows["val"][1] == "resnet18 (int8, openvino)"
     assert rows["test"][1] == "resnet18 (int8)"
+
+
+def test_a_self_supervised_run_is_left_out_with_its_knn_accuracy(tmp_path: Path) -> None:
+    """Probe 83: SimCLR runs were left out as "no validation accuracy recorded", which says neither that they have
+    no classifier to score nor what their kNN monitor read."""
+    out = tmp_path / "outputs"
+    run = out / "pretrain" / "2026-11-28" / "ssl"
+    record = RunRecord.start(run, "pretrain")
+    record.update(pretrain={"method": "simclr"}, model={"name": "resnet18", "params": 1})
+    record.finish("completed", metrics={"knn_acc": 0.6412})
+    model_run(out, "finetune", "probe", 0.7, source=run)
+    [(path, why)] = build_report(out).left_out
+    assert path == run and why.startswith("self-supervised (simclr): kNN accuracy 64.12%")
+    assert "cnnlab finetune model.weights=RUN" in why
+
+
+def test_a_quantize_run_that_kept_fp32_does_not_take_its_sources_pareto_star(tmp_path: Path) -> None:
+    """Probe 83: quantize kept FP32 (no INT8 file was faster), so its model.onnx is the fine-tune's network; timed
+    0.141 ms against the fine-tune's 0.143 ms, the star went to the copy by timing noise the row itself called noise."""
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.7194, onnx_bytes=1000)
+    kept = model_run(out, "quantize", "kept", 0.7194, source=fp32, onnx_bytes=1000, precision="fp32")
+    bench_run(out, "b1", fp32, 0.143)
+    bench_run(out, "b2", kept, 0.141)
+    rows = {row.run.path: row for row in build_report(out).rows}
+    assert rows[fp32].pareto and not rows[kept].pareto
