@@ -91,9 +91,13 @@ def model_section(name: str | None, image_size: int, num_classes: int, *, model:
 
 
 def record_warning(ctx: RunContext, message: str) -> None:
-    """A warning for the user: one log line, and an entry in run.json's `warnings` list."""
+    """A warning for the user: one log line, and an entry in run.json's `warnings` list — once, where a run meets
+    the same thing twice (distill's KD training and its baseline share one schedule)."""
+    warnings = ctx.record.data.get("warnings") or []
+    if message in warnings:
+        return
     ctx.log.warning(message)
-    ctx.record.update(warnings=[*(ctx.record.data.get("warnings") or []), message])
+    ctx.record.update(warnings=[*warnings, message])
 
 
 def at_chance(acc: float, num_classes: int) -> bool:

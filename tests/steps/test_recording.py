@@ -37,3 +37,16 @@ def test_the_training_rate_is_all_images_over_all_seconds_not_the_mean_of_epoch_
     rate = fit_metrics(FitResult(history))["train_images_per_s"]
     assert rate == pytest.approx(256 / 0.2473, rel=2e-3)
     assert fit_metrics(FitResult([{"epoch": 1, "val_acc": 0.1, "images_per_s": 500.0}]))["train_images_per_s"] == 500
+
+
+def test_a_warning_met_twice_is_recorded_once(tmp_path) -> None:
+    """distill trains its student and its baseline with one schedule: a warning about it was logged and recorded
+    twice."""
+    from cnnlab.context import RunContext
+    from cnnlab.runs import RunRecord
+    from cnnlab.steps.recording import record_warning
+
+    ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
+    for message in ("a", "b", "a"):
+        record_warning(ctx, message)
+    assert ctx.record.data["warnings"] == ["a", "b"]
