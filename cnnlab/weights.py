@@ -213,6 +213,9 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         # load_pretrained said "head loaded" of the weights' own head, which this replaces (probe 76)
         log.info("%s: a new head for the %d classes of %s (random init)%s", role, len(data.classes), data.name,
                  "" if weights.classes else "; a state dict records no class names, so its head is not kept")
+    elif weights.untrained_head is not None:  # probe 83: kept for the same classes, and never said untrained
+        log.info("%s: the head of %s was never trained (%s): it trains here from its initial weights as a new head",
+                 role, weights.description, weights.untrained_head)
     return model
 
 

@@ -229,6 +229,8 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     assert probe.code == 0, probe.output
     assert "cached 84-dim features" in probe.stderr
     assert only_run(outputs, "finetune")["metrics"]["val_acc"] is not None
+    # probe 83: the same classes keep the SSL run's head, which was never trained — and the log said nothing of it
+    assert "was never trained (simclr): it trains here from its initial weights" in " ".join(probe.stderr.split())
 
 
 @pytest.mark.cuda
