@@ -436,7 +436,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_run_dir_is_new(typed, multirun)
         check_sweep_dir_is_free(typed, [o for o in overrides if _is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
-        check_added_keys(typed, command)  # before any job: a sweep refused it once per job
+        # before any job: a sweep refused it once per job
+        check_added_keys(typed, command, unknown_too=multirun and not _config_dirs(args))
         if multirun:  # what every job would refuse, refused once before the first (probes 74, 75, 77)
             check_nothing_deleted(typed, command)
             check_sweep_values(typed, command, _config_dirs(args))

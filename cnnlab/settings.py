@@ -572,14 +572,15 @@ def check_chosen(key: str, config: Mapping[str, Any]) -> None:
                           + (f" (for another head size, {instead})" if instead else ""))
 
 
-def check_added_keys(overrides: Sequence[str], command: str) -> None:
+def check_added_keys(overrides: Sequence[str], command: str, *, unknown_too: bool = False) -> None:
     """A CnnlabError for a `+KEY=VALUE` typed for `command` whose section belongs to other commands
     (`cnnlab pretrain +bench.batch_sizes=[1,8]`): the key is known, so check_known passes it, yet nothing in this
-    command reads it. (A --config-dir file may set several commands' sections for all of them: not refused.) A key
-    nothing reads (`+foo=1,2`) is refused here too, before a sweep's jobs each fail on it."""
+    command reads it. (A --config-dir file may set several commands' sections for all of them: not refused.) With
+    `unknown_too` (a sweep without --config-dir, whose files may hold keys of their own), a key nothing reads
+    (`+foo=1,2`) is refused here too, before each job fails on it."""
     for override in overrides:
         key = override.lstrip("+").split("=", 1)[0]
-        if override.startswith("+") and not key.startswith("hydra") and "/" not in key \
+        if unknown_too and override.startswith("+") and not key.startswith("hydra") and "/" not in key \
                 and not (CONF_DIR / key).is_dir():  # a group added (`+experiment=NAME`) is Hydra's to check
             check_known(key, command)
         others = read_by_others(key, command) if override.startswith("+") else ()
