@@ -241,9 +241,11 @@ def _environ(**values: str | None) -> Iterator[None]:
 
 def _config_sources(hydra_cfg: Any) -> list[str]:
     """The config folders and primary config that shaped this job besides its overrides (part of its identity)."""
-    sources = [f"{s.provider}:{s.path}" for s in hydra_cfg.runtime.config_sources
-               if s.provider in ("command-line", "main") and s.schema == "file"]
-    return [*sources, f"config_name:{hydra_cfg.job.config_name}"]
+    files = [s for s in hydra_cfg.runtime.config_sources
+             if s.provider in ("command-line", "main") and s.schema == "file"]
+    sources = [f"{s.provider}:{s.path}" for s in files]
+    digest = conftree.config_files_digest(Path(str(s.path)) for s in files)  # what the folders say, not only where
+    return [*sources, f"config_name:{hydra_cfg.job.config_name}", *([f"config_files:{digest}"] if digest else [])]
 
 
 # At most this many of a sweep's jobs (group choices crossed) are looked at for a config file that is not a mapping.

@@ -138,7 +138,10 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
                 continue
             key = override.key_or_group
             options = conftree.choices(key, config_dirs) if isinstance(override.value(), Glob) else []
-            if options:  # a group's: a glob of a plain setting's values is the sweeper's to list
+            if isinstance(override.value(), Glob) and "." in key:  # probe 84: `trainer.epochs=glob(*)`: 0 jobs, exit 0
+                raise CnnlabError(f"{text}: glob() picks among a config group's options, and {key} is a setting",
+                                  fix=f"list its values ({key}=1,2,3) or a range ({key}=range(1,4))")
+            if options:
                 if not override.value().filter(options):
                     raise CnnlabError(f"{text} matches none of {key}'s options, so no job would run",
                                       fix=f"match some of {', '.join(options)} (e.g. {key}=glob({options[0][:3]}*))")
@@ -383,15 +386,15 @@ def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list
         return kept
     # `predict.inputs=[a.png]` beside positional files: one list of both (probe 80: the later override replaced the
     # typed list, and a.png went unpredicted with exit 0)
-    typed = [arg for arg in kept if arg.lstrip("+").split("=", 1)[0] == "predict.inputs"]
-    for arg in typed:
+    typed: list[str] = []
+    for arg in [arg for arg in kept if arg.lstrip("+").split("=", 1)[0] == "predict.inputs"]:
         try:
             value = override_parser().parse_override(arg).value()
         except Exception:  # noqa: BLE001 - malformed: Hydra says what, as for any override
             continue
-        listed = value if isinstance(value, list) else [value]
-        paths = [*(str(item) for item in listed if item is not None), *paths]
+        typed += [str(item) for item in (value if isinstance(value, list) else [value]) if item is not None]
         kept.remove(arg)
+    paths = [*typed, *paths]  # in the order typed (probe 84: two typed lists came out reversed)
     quoted = ",".join(hydra_quoted(path) for path in paths)
     return [*kept, f"predict.inputs=[{quoted}]"]
 

@@ -28,6 +28,25 @@ def group_dirs(extra_dirs: Iterable[Path] = ()) -> dict[str, list[Path]]:
     return found
 
 
+def config_files_digest(folders: Iterable[Path], *, skip: Iterable[str] = ()) -> str | None:
+    """A digest of the YAML files (names and bytes) under the user's config folders — what their settings say, so
+    that a run recognised by its overrides and folders (a sweep's job, a pipeline stage) is not reused after
+    `dataset/birds.yaml` was edited (probe 86: image_size 16 → 20, and every stage was reused at 16 px). `skip`:
+    group folders left out (a pipeline's stages take the experiment's settings as their own overrides, so an edited
+    plan redoes only the stages it changed). None for no folder; the packaged conf/ is cnnlab's own and left out."""
+    import hashlib
+
+    digest, seen, skipped = hashlib.sha256(), False, set(skip)
+    for folder in sorted({Path(f).resolve() for f in folders} - {CONF_DIR}):
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                           and p.relative_to(folder).parts[0] not in skipped):
+            digest.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes() + b"\0")
+            seen = True
+    return digest.hexdigest()[:16] if seen else None
+
+
 def user_config_dirs(hydra_cfg: Any) -> list[Path]:
     """A running job's config folders besides the packaged one (--config-dir, hydra.searchpath): the file
     entries of Hydra's `hydra.runtime.config_sources` that are not the main (packaged) config."""

@@ -186,6 +186,8 @@ def test_a_glob_that_matches_no_option_and_an_unknown_added_key_are_refused_befo
     """`-m model=glob(xyz*)` launched 0 jobs and exited 0 without a word; `-m +foo=1,2` ran every job to refuse it."""
     result = cli("inspect", "-m", "model=glob(xyz*)")
     assert result.code == 2 and "model=glob(xyz*) matches none of model's options" in result.stderr
+    plain = cli("inspect", "-m", "trainer.epochs=glob(*)")  # probe 84: a setting, not a group: 0 jobs, exit 0
+    assert plain.code == 2 and "glob() picks among a config group's options" in plain.stderr
     assert "lenet5" in result.stderr and "Traceback" not in result.output
     added = cli("inspect", "-m", "model=lenet5", "+foo=1,2")
     assert added.code == 2 and "foo is not a setting cnnlab reads" in added.stderr and "job #" not in added.output
@@ -354,6 +356,8 @@ def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
     merged = positional_inputs(["source=latest", "predict.inputs=[a.png,b c.png]", "photo.jpg"])
     assert merged[0] == "source=latest" and len(merged) == 2
     assert OverridesParser.create().parse_override(merged[-1]).value() == ["a.png", "b c.png", "photo.jpg"]
+    two = positional_inputs(["predict.inputs=[a.png]", "predict.inputs=[b.png]", "c.png"])
+    assert OverridesParser.create().parse_override(two[-1]).value() == ["a.png", "b.png", "c.png"]
 
 
 @pytest.mark.parametrize("name", ["x${y}.png", "m\\n.png", "end\\", "it\\'s.png", "\\${a}.png", "$${b}",

@@ -404,3 +404,38 @@ def test_two_torchrun_nodes_on_one_machine_match_a_single_process(tmp_path: Path
     weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (single_dir, ddp_dirs[0])]
     differing = [name for name in weights[0] if not torch.allclose(weights[0][name], weights[1][name], atol=1e-3)]
     assert not differing, differing
+
+
+def test_a_sweep_job_runs_again_after_its_config_dir_file_changed(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 86: a `--config-dir` dataset file edited (image_size 16 → 20) and the same sweep typed again: every job
+    "completed before … skipped", and the results shown were the old setting's. The job's identity now holds what
+    the user's config files say, not only where they are."""
+    conf = tmp_path / "myconf" / "dataset"
+    conf.mkdir(parents=True)
+    mine = conf / "mine.yaml"
+    mine.write_text("defaults:\n  - synthetic\n  - _self_\nimage_size: 16\ntrain_size: 32\nval_size: 16\n"
+                    "num_classes: 4\n")
+    sweep = ["pretrain", "--config-dir", str(tmp_path / "myconf"), "-m", "dataset=mine", "model=lenet5",
+             "trainer.epochs=1", "trainer.batch_size=16", "seed=0"]
+    assert cli(*sweep).code == 0
+    assert "skipped" in cli(*sweep).output and len(run_dirs(outputs, "pretrain")) == 1  # unchanged: reused
+    mine.write_text(mine.read_text().replace("image_size: 16", "image_size: 20"))
+    again = cli(*sweep)
+    assert again.code == 0 and "skipped" not in again.output, again.output
+    sizes = sorted(read_run(d)["dataset"]["image_size"] for d in run_dirs(outputs, "pretrain"))
+    assert sizes == [16, 20]
+
+
+def test_a_pipeline_sweep_job_is_never_skipped_whole(tmp_path: Path) -> None:
+    """Probe 86: `cnnlab pipeline -m seed=0,1` after the experiment file or the images changed skipped each job as
+    "completed before": no stage ran again. A pipeline job runs, and reuses or redoes each stage itself."""
+    from cnnlab.runs import RunRecord
+    from cnnlab.steps.jobs import JobIdentity, earlier_attempt
+
+    for command, action in (("pretrain", "skip"), ("pipeline", None)):
+        job = JobIdentity(command, ("seed=0",), multirun=True, num=0, slurm=None)
+        record = RunRecord.start(tmp_path / command / "2026-12-04" / "10-00-00-multirun" / "0", command)
+        record.update(job=job.record())
+        record.finish("completed", metrics={})
+        before = earlier_attempt(job, tmp_path)
+        assert (before.action if before else None) == action, command

@@ -28,6 +28,7 @@ from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +201,12 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
                                      if directory == root else ""))
     loose = _loose_images(directory)
     if loose:  # probe 83: 50 pictures beside one folder sub/ trained a "class" of the folder's 10 alone
-        raise CnnlabError(f"imagefolder: {len(loose)} images directly in {directory} (e.g. {loose[0]}) are in no "
-                          f"class folder beside {_shown(classes)}, so they would not be read",
-                          fix=f"move each into its class folder ({directory}/<class>/), or out of {directory}; for "
-                              "self-supervised pretraining on every picture, move the folders out instead (a flat "
-                              "folder: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`)")
+        raise CnnlabError(f"imagefolder: {counted(len(loose), 'image')} directly in {directory} (e.g. {loose[0]}), "
+                          f"in no class folder beside {_shown(classes)}: not read",
+                          fix=f"move each into its class folder ({directory}/<class>/), or out of {directory}"
+                              + ("; for self-supervised pretraining on every picture, move the folders out instead "
+                                 "(a flat folder: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`)"
+                                 if directory == root else ""))
     for name in classes:
         _check_class_folder(directory, name, classes, one_level=directory == root)
     return classes
@@ -301,6 +303,11 @@ def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
     if train_dir is None:
         return root, None, None
     _check_train_is_no_class(train_dir, root)
+    loose = _loose_images(root)
+    if loose:  # probe 84: pictures beside train/ were in no split, and never read, exit 0
+        raise CnnlabError(f"imagefolder: {counted(len(loose), 'image')} directly in {root} (e.g. {loose[0]}), "
+                          f"beside its split folder {train_dir.name}/, in no split: not read",
+                          fix=f"move each into a split's class folder ({train_dir}/<class>/), or out of {root}")
     return (train_dir, _chosen_split(root, VAL_DIR_NAMES, "validation"),
             _chosen_split(root, TEST_DIR_NAMES, "test"))
 

@@ -3,6 +3,7 @@ the torchvision sets), and seeded class-balanced label subsets (`dataset.label_f
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from cnnlab.errors import CnnlabError
+
+log = logging.getLogger(__name__)
 
 
 def _val_count(fraction: float, total: int) -> int:
@@ -72,13 +75,18 @@ def _every_class_in_both(train: list[int], val: list[int], labels: Sequence[int]
     val_fraction 0.1 gave val 5 a's and no b, scored 100 % on one class without a word): a class missing from one
     part gets one of its items, drawn with `seed`, moved there from the other part (every class has 2 or more)."""
     rng = np.random.default_rng(int(seed))
-    for into, out_of in ((val, train), (train, val)):
+    for part, into, out_of in (("val", val, train), ("train", train, val)):
         present = {int(labels[i]) for i in into}
-        for label in sorted({int(labels[i]) for i in out_of} - present):
+        missing = sorted({int(labels[i]) for i in out_of} - present)
+        for label in missing:
             members = sorted(i for i in out_of if int(labels[i]) == label)
             moved = members[int(rng.integers(len(members)))]
             out_of.remove(moved)
             into.append(moved)
+        if missing:  # probe 84: val grew well past val_fraction (12 % → 21.5 %) without a word
+            log.warning("the split by class would leave %d classes out of %s: one image of each moved there, so val "
+                        "holds %d of the %d images (%.1f %%)", len(missing), part, len(val), len(labels),
+                        100 * len(val) / len(labels))
     return train, val
 
 

@@ -115,7 +115,7 @@ def latency_table(document: dict[str, Any]) -> Table:
     model, settings = document["model"], document["settings"]
     peak = document["hardware"].get("peak") or {}
     title = (f"{model['name']} at {model['image_size']} px on {settings['device']}, {settings['threads']} threads"
-             + (f" (peak {peak['gflops']:.0f} GFLOP/s)" if peak.get("gflops") else ""))
+             + (f" (peak {peak['gflops']:.3g} GFLOP/s)" if peak.get("gflops") else ""))  # 0.5 read "0"
     table = Table(title=title, title_justify="left")
     for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s (mean)", "GFLOP/s",
                    "% peak", "runs"):

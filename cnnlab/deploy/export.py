@@ -75,10 +75,12 @@ class ModelIdentity:
 
     def props(self) -> dict[str, Any]:
         """The metadata entries (JSON values); fields that are None are left out."""
+        spec = self.spec.to_dict()  # one mean and std per channel, in input_spec and input_mean/std alike (probe 84)
         props: dict[str, Any] = {
             "arch": self.arch, "classes": list(self.classes), "input_size": self.spec.size,
-            "input_channels": self.spec.channels, "input_mean": list(self.spec.mean), "input_std": list(self.spec.std),
-            "input_format": INPUT_FORMAT, "input_spec": self.spec.to_dict(), "source": dict(self.source) if self.source is not None else None,
+            "input_channels": self.spec.channels, "input_mean": spec["mean"], "input_std": spec["std"],
+            "input_format": INPUT_FORMAT, "input_spec": spec,
+            "source": dict(self.source) if self.source is not None else None,
             "dataset": dict(self.dataset) if self.dataset is not None else None, "untrained_head": self.untrained_head}
         return {key: value for key, value in props.items() if value is not None}
 

@@ -251,10 +251,14 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     """For a run's last.pt given where a model goes (`key`=source, model.weights, ...): the training state holds the
     network without its classes and input (and an SSL run's projection head); the model is the model.pt beside it
     (probe 83: model.weights=RUN/last.pt was read as a plain state dict, then "'conv1.weight' is missing")."""
-    model = path.parent / "model.pt"
-    return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model",
-                       fix=f"give its run folder ({key}={path.parent})" if model.is_file() else
-                           f"its run has no model.pt yet: finish it with resume={path.parent}, then give that folder")
+    if (path.parent / "model.pt").is_file():
+        fix = f"give its run folder ({key}={path.parent})"
+    elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
+        fix = (f"its run has no model.pt yet: finish it with resume={path.parent} (the command that made it), then "
+               f"give the run that completes it ({key}=latest:<command>)")
+    else:
+        fix = "a training state outside its run folder is no model: give the model.pt its run wrote"
+    return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model", fix=fix)
 
 
 def read_checkpoint(path: Path) -> ModelCheckpoint:

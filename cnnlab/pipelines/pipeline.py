@@ -22,6 +22,7 @@ from typing import Any, Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.conftree import config_files_digest
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError, found_before_work
@@ -36,14 +37,21 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = cfg.pipeline
     workspace = Path(cfg.paths.outputs) / "pipeline" / str(settings.name)
     runs_root = workspace / "runs"
-    common = [f"seed={cfg.seed}", f"device={cfg.device}"]
     flags = hydra_flags()
+    folders = [Path(flag) for option, flag in zip(flags, flags[1:]) if option in ("--config-dir", "--config-path")]
+    # a stage's `dataset=birds` means what the user's birds.yaml says now (the plan's own edits are its overrides)
+    files = config_files_digest(folders, skip=["experiment"])
+    common = [f"seed={cfg.seed}", f"device={cfg.device}"]
+    identity = [*common, *flags, *([f"config_files:{files}"] if files else [])]  # what a stage's fingerprint holds
     with found_before_work():  # the plan and every stage's settings: refused before any stage, not after training
         BenchSettings.from_config(settings.bench, key="pipeline.bench")
+        if not isinstance(settings.get("plan"), DictConfig):  # `plan:` left empty, or pipeline.plan=null (probe 86)
+            build_plan({}, export=False, bench={})  # its one line: no plan declared
         check_sections_read(ctx.overrides, "pipeline", json.dumps(OmegaConf.to_container(settings.plan, resolve=False)))
         stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
                             bench=OmegaConf.to_container(settings.bench, resolve=True))
-        wanted = select(stages, None if settings.stages is None else list(settings.stages))
+        named = settings.stages  # one stage without brackets is one name, not its letters (probe 86: stage 'p')
+        wanted = select(stages, None if named is None else [named] if isinstance(named, str) else list(named))
         check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
     ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
@@ -54,7 +62,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     digests: Digests = {}
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
-        fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags])
+        fingerprints[stage.name] = stage.fingerprint(fingerprints, identity)
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
@@ -144,19 +152,38 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
     env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}
     earlier = {run.path for run in iter_runs(runs_root)}
-    process = subprocess.run([sys.executable, "-m", "cnnlab", stage.command, *overrides], env=env)
+    returncode = _run_child([sys.executable, "-m", "cnnlab", stage.command, *overrides], env)
     # This process's run, not an earlier attempt's: a stage refused before any work leaves no folder (cnnlab.app).
     attempt = next((run for run in reversed(list(iter_runs(runs_root))) if run.path not in earlier
                     and (run.data.get("pipeline") or {}).get("fingerprint") == fingerprint), None)
-    if process.returncode != 0 or attempt is None or attempt.status != "completed":
+    if returncode != 0 or attempt is None or attempt.status != "completed":
         where = f" (see {attempt.path / 'run.log'})" if attempt is not None else \
             " before it started any work (its error is the line above; it left no run folder)"
-        if process.returncode == 130:
+        if returncode == 130:
             raise KeyboardInterrupt
         raise CnnlabError(f"stage {stage.name} (cnnlab {stage.command}) failed with exit code "
-                          f"{process.returncode}{where}",
+                          f"{returncode}{where}",
                           fix="fix the cause and run the same `cnnlab pipeline` again: completed stages are reused")
     return attempt.path
+
+
+# How long a stage may take to record its own interruption after Ctrl-C (a checkpoint write, run.json).
+_STAGE_STOP_SECONDS = 60
+
+
+def _run_child(argv: list[str], env: dict[str, str]) -> int:
+    """Run a stage's process to its end; its exit code. On Ctrl-C (which the terminal sends the stage too) wait
+    for it to stop and record that it was interrupted: subprocess.run killed it 0.25 s after, and the stage's
+    run.json stayed `running`, listed as `dead` (probe 86). Killed after _STAGE_STOP_SECONDS."""
+    with subprocess.Popen(argv, env=env) as child:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            try:
+                child.wait(timeout=_STAGE_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
 
 
 def replaced_runs(runs_root: Path) -> dict[Path, Path]:

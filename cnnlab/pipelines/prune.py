@@ -91,8 +91,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     removed = settings.ratio > 0 and (not isinstance(pruner, ChannelPruner) or layer_widths(model) != widths_before)
     recalibrated = work.recalibrate_bn(model) if removed else 0
     if not removed:
-        ctx.log.info("nothing was removed (prune.ratio=%g): BatchNorm statistics kept as they were; any change in "
-                     "val top-1 is the recovery training's", settings.ratio)
+        ctx.log.info("nothing was removed (prune.ratio=%g): the network is its source's, and any change in val "
+                     "top-1 is the recovery training's", settings.ratio)
     acc_pruned = work.accuracy(model, "val (pruned)")
     if recalibrated:
         ctx.log.info("pruned: val acc %.2f%% before recovery, BatchNorm statistics recomputed over %s training "

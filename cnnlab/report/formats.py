@@ -93,13 +93,22 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"
 
 
+def _test_runtime(row: Row) -> str:
+    """" (openvino)" after a test score not made on onnxruntime; " (onnxruntime)" after one that was, in a row whose
+    model column names another runtime for its val score (probe 84: an OpenVINO val and an onnxruntime test score
+    in one row read `(int8, openvino)`)."""
+    if row.test_accuracy is None:
+        return ""
+    runtime = row.test_scored_on or ("onnxruntime" if row.scored_on else None)
+    return f" ({runtime})" if runtime else ""
+
+
 def _values(row: Row, base: Path) -> dict[str, str]:
     """The row's cell of every column."""
     return {
         "run": _relative(row.run.path, base), "command": row.command, "model": row.display_model,
         "dataset": row.dataset or MISSING, "val top-1": _percent(row.accuracy),
-        TEST_COLUMN: _percent(row.test_accuracy) + (f" ({row.test_scored_on})" if row.test_accuracy is not None
-                                                     and row.test_scored_on else ""),
+        TEST_COLUMN: _percent(row.test_accuracy) + _test_runtime(row),
         "params": "—" if row.params is None else human_params(row.params),
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")

@@ -496,6 +496,8 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     # a distill resumed with changed settings: its baseline did not follow the student's course (pipelines/distill.py)
     unlike = command == "distill" and any(row.run.data.get("resume_changed") for row in group.rows)
     caveat = "resumed with changed settings: unlike courses, see the run's warnings" if unlike else ""
+    if command == "prune" and any(_section(row, "prune").get("ratio") == 0 for row in group.rows):
+        caveat = "prune.ratio=0: nothing removed, the change is the recovery training's"  # probe 84: +5.68 "pruning"
     changes = [Change(what, "val", against, tuple(val), caveat=caveat)] if val else []  # type: ignore[arg-type]
     if test:
         pairs = [pair for runs in outcomes.values() for pair in runs if pair is not None]
@@ -504,8 +506,14 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
             seeds = [_seed_outcomes(runs) for runs in outcomes.values()]  # type: ignore[arg-type]
             interval = paired_bootstrap([a for a, _ in seeds], [b for _, b in seeds])
         changes.append(Change(what, "test", against, tuple(test), image_interval=interval,  # type: ignore[arg-type]
-                              images=len(pairs[0][0]) if interval is not None else 0))
+                              images=len(pairs[0][0]) if interval is not None else 0, caveat=caveat))
     return changes
+
+
+def _section(row: Row, name: str) -> dict[str, Any]:
+    """A section of the row's run.json (untrusted: {} unless a mapping)."""
+    section = row.run.data.get(name)
+    return section if isinstance(section, dict) else {}
 
 
 def _seed_outcomes(runs: Sequence[tuple[list[bool], list[bool]]]) -> tuple[list[float], list[float]]:

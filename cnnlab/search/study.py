@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -56,20 +57,27 @@ def draw_index(study: optuna.Study, number: int) -> int:
                and not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")))
 
 
+def draw_seed(seed: int, index: int) -> int:
+    """The seed of the `index`-th draw (and proxy training) of a search seeded `seed`: one stream per (seed, index)
+    from NumPy's SeedSequence. `seed + index` made `seed=1`'s trials `seed=0`'s shifted by one, so a `-m seed=0,1`
+    pair of searches shared all but one candidate of their first generation (probe 85)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
 class DrawSeeded(optuna.samplers.BaseSampler):
-    """An Optuna sampler made afresh for each trial, seeded with `seed` plus the number of trials before it that an
-    interruption did not stop (`make(seed)` builds it: TPE or NSGA-II). A sampler's random state is not stored in the
-    study, so one sampler for a whole run drew, once resumed, other candidates than the same search run without a
-    stop (seeded with `seed` again, the interrupted run's first ones once more). Seeded per draw from what the
-    study holds, a resumed search proposes what the uninterrupted one would: the stopped trial runs again with its
-    parameters (requeue_interrupted) and the draws after it are those that followed it."""
+    """An Optuna sampler made afresh for each trial, seeded from `seed` and the number of trials before it that an
+    interruption did not stop (draw_seed; `make(seed)` builds it: TPE or NSGA-II). A sampler's random state is not
+    stored in the study, so one sampler for a whole run drew, once resumed, other candidates than the same search
+    run without a stop (seeded with `seed` again, the interrupted run's first ones once more). Seeded per draw from
+    what the study holds, a resumed search proposes what the uninterrupted one would: the stopped trial runs again
+    with its parameters (requeue_interrupted) and the draws after it are those that followed it."""
 
     def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
         self._make, self._seed = make, seed
         self._inner = make(seed)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._inner = self._make(self._seed + draw_index(study, trial.number))
+        self._inner = self._make(draw_seed(self._seed, draw_index(study, trial.number)))
         self._inner.before_trial(study, trial)
         if "fixed_params" in trial.system_attrs:
             # queued again with its parameters, nothing is drawn — and Optuna asks the sampler nothing, so NSGA-II

@@ -167,6 +167,8 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False,
     job's sweep folder, looked in too (a sweep typed again into its `hydra.sweep.dir`, perhaps outside outputs/)."""
     if not (job.multirun or job.requeued):
         return None
+    if job.command == "pipeline":  # it reuses or redoes each stage itself; a whole job skipped hid an edited
+        return None                # experiment or changed images (probe 86), and running it again costs a check
     runs = list(iter_runs(Path(outputs) / job.command))
     # a sweep folder of its own outside outputs/<command>/ (those inside were just read)
     if sweep_dir is not None and not Path(sweep_dir).resolve().is_relative_to((Path(outputs) / job.command).resolve()):

@@ -33,8 +33,8 @@ from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
 from cnnlab.search.space import Candidate, SearchSpace, sample
-from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, rung_epochs, rung_peers, scored_twin,
-                                 set_constraints)
+from cnnlab.search.study import (ACC_AT, TRAINS, dominated_too_often, draw_index, draw_seed, rung_epochs, rung_peers,
+                                 scored_twin, set_constraints)
 from cnnlab.settings import choices_with, closest_setting, rule_for, within
 from cnnlab.steps.recording import TrainedModel
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
@@ -264,7 +264,7 @@ class TrialRunner:
     def runtime_seed(self, trial: optuna.Trial) -> int:
         """The seed of the trial's proxy training: by its place among the trials no interruption stopped, so that a
         trial after a resume trains from the weights it would have had in an uninterrupted search."""
-        return int(self.cfg.seed) + draw_index(trial.study, trial.number)
+        return draw_seed(int(self.cfg.seed), draw_index(trial.study, trial.number))
 
     def values(self, acc: float, latency: float) -> float | tuple[float, float]:
         return (acc, latency) if self.space.is_architecture else acc

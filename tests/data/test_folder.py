@@ -362,7 +362,13 @@ def test_images_beside_class_folders_are_refused_not_dropped(tmp_path: Path) -> 
     make_classes(tmp_path / "train", {"cat": 2, "dog": 2})  # a split's top level too
     for name in ("sub", "loose0.jpg", "loose1.jpg", "loose2.jpg"):
         (tmp_path / name).rename(tmp_path / "train" / name)
-    with pytest.raises(CnnlabError, match="3 images directly in"):
+    with pytest.raises(CnnlabError, match="3 images directly in") as caught:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "move the folders out" not in caught.value.fix  # probe 84: for a split, that led to the next refusal
+    for i in range(3):
+        (tmp_path / "train" / f"loose{i}.jpg").rename(tmp_path / "train" / "cat" / f"loose{i}.jpg")
+    write_image(tmp_path / "beside.jpg", seed=7)  # probe 84: beside train/, in no split, never read
+    with pytest.raises(CnnlabError, match="1 image directly in .* beside its split folder train/"):
         build_imagefolder({"root": str(tmp_path)}, SPEC)
 
 

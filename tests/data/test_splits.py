@@ -39,7 +39,8 @@ def test_a_val_fraction_too_small_or_large_for_the_classes_names_one_that_works(
 
 @pytest.mark.parametrize("labels, fraction", [([0] * 40 + [1] * 2, 0.1), ([0] * 30 + [1] * 9 + [2] * 3 + [3] * 2, 0.2),
                                               ([0] * 2 + [1] * 40, 0.9)])
-def test_every_class_of_two_or_more_images_is_in_both_parts(labels: list[int], fraction: float) -> None:
+def test_every_class_of_two_or_more_images_is_in_both_parts(labels: list[int], fraction: float,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     """Probe 81: a/ 40 and b/ 2 images at val_fraction 0.1 gave val five a's and no b — the run recorded 100 % val
     top-1 on one class of two, silently; the docs promise one image of each class in each part."""
     for seed in range(5):
@@ -47,3 +48,4 @@ def test_every_class_of_two_or_more_images_is_in_both_parts(labels: list[int], f
         assert sorted(train + val) == list(range(len(labels))) and not set(train) & set(val)
         assert {labels[i] for i in train} == {labels[i] for i in val} == set(labels)
     assert stratified_split(labels, fraction, seed=1, what="t") == stratified_split(labels, fraction, seed=1, what="t")
+    assert "one image of each moved there, so val holds" in caplog.text  # probe 84: val grew without a word

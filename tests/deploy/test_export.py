@@ -193,3 +193,16 @@ def test_a_table_built_before_torch_registered_more_operators_is_not_reused() ->
     library.define("noop(Tensor x) -> Tensor")
     with export_module._reused_torchlib_registry():
         assert _registration.ONNXRegistry.from_torchlib(18) is not first
+
+
+def test_a_one_channel_models_metadata_holds_one_mean_and_std_everywhere() -> None:
+    """Probe 84: input_spec held one mean and std for a 1-channel model, but input_mean/input_std (which
+    docs/export.md tells clients to use) still three: a client built a [1,3,28,28] tensor, refused by the model."""
+    from cnnlab.deploy.export import ModelIdentity
+
+    spec = InputSpec(28, mean=(0.286,) * 3, std=(0.353,) * 3, channels=1).for_stored_size(28)
+    props = ModelIdentity(arch="lenet5", classes=("a", "b"), spec=spec).props()
+    assert props["input_mean"] == props["input_spec"]["mean"] == [0.286]
+    assert props["input_std"] == props["input_spec"]["std"] == [0.353]
+    alone = ModelIdentity.from_props({**props, "input_spec": None}).spec  # the input_* entries alone read back
+    assert (alone.channels, alone.mean, alone.std) == (1, spec.mean, spec.std)

@@ -377,7 +377,11 @@ def test_a_runs_training_state_given_as_weights_or_source_names_the_run_folder(t
                run / "last.pt")
     with pytest.raises(CnnlabError) as caught:
         resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
-    assert "training state" in caught.value.message and "finish it with resume=" in caught.value.fix
+    assert "training state" in caught.value.message and "outside its run folder" in caught.value.fix
+    (run / "run.json").write_text("{}")
+    with pytest.raises(CnnlabError) as caught:
+        resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
+    assert "finish it with resume=" in caught.value.fix and "model.weights=latest:<command>" in caught.value.fix
     (run / "model.pt").write_bytes(b"")
     for load, key in ((lambda: resolve_weights(str(run / "last.pt"), "resnet18", tmp_path), "model.weights"),
                       (lambda: read_checkpoint(run / "last.pt"), "source")):

@@ -111,6 +111,12 @@ def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cl
         assert result.code == 2 and fix in result.stderr and "Traceback" not in result.stderr, result.output
         assert "backends=auto" not in result.stderr  # the command line refuses it there ("takes a list")
     assert stage_runs(outputs) == []
+    # probe 86: an empty `plan:` or pipeline.plan=null was a traceback ("this is a bug in cnnlab"), and a failed run
+    empty = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.plan=null")
+    assert empty.code == 2 and "declares no pipeline.plan" in empty.stderr and "Traceback" not in empty.output
+    one = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=nosuch")  # no brackets
+    assert one.code == 2 and "'nosuch'" in one.stderr and "'n'" not in one.stderr, one.output
+    assert not (outputs / "pipeline" / "tiny").exists() or not list((outputs / "pipeline" / "tiny").rglob("run.json"))
 
 
 def test_fingerprints_follow_settings_and_inputs() -> None:
@@ -304,6 +310,30 @@ def test_pipeline_redoes_only_what_changed(cli, outputs: Path, tmp_path: Path) -
     for run in stage_runs(outputs):
         counts[run.data["pipeline"]["stage"]] = counts.get(run.data["pipeline"]["stage"], 0) + 1
     assert counts == {"teacher": 1, "teacher.export": 1, "pruned": 2, "bench": 2}
+    # probe 86: the user's dataset file edited, and every stage was reused at the old image size
+    shapes = conf / "dataset" / "shapes.yaml"
+    shapes.write_text(shapes.read_text().replace("image_size: 16", "image_size: 20"))
+    assert cli("pipeline", "--config-dir", str(conf), "experiment=tiny").code == 0
+    teachers = [r for r in stage_runs(outputs) if r.data["pipeline"]["stage"] == "teacher"]
+    assert sorted(r.data["dataset"]["image_size"] for r in teachers) == [16, 20]
+
+
+def test_the_user_config_files_digest_follows_their_content_not_the_plans() -> None:
+    """What a stage's and a sweep job's identity hold of the user's config folders (conftree.config_files_digest)."""
+    import tempfile
+
+    from cnnlab.conftree import config_files_digest
+
+    with tempfile.TemporaryDirectory() as folder:
+        conf = write_experiment(Path(folder))
+        before = config_files_digest([conf], skip=["experiment"])
+        write_experiment(Path(folder), ratio=0.3)  # the plan: the stages' own overrides say it
+        assert config_files_digest([conf], skip=["experiment"]) == before
+        assert config_files_digest([conf]) != config_files_digest([conf], skip=["experiment"])
+        shapes = conf / "dataset" / "shapes.yaml"
+        shapes.write_text(shapes.read_text().replace("image_size: 16", "image_size: 20"))
+        assert config_files_digest([conf], skip=["experiment"]) != before
+        assert config_files_digest([]) is None
 
 
 @pytest.mark.slow  # ~35 s; stage selection itself is unit-tested above (select)
@@ -361,3 +391,36 @@ def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_pat
         pipeline._run_stage(stage, {}, [], runs_root, "f1", "tiny", None, ctx)
     line = info.value.one_line()
     assert "earlier" not in line and "before it started any work" in line, line
+
+
+def test_a_stage_stopped_by_ctrl_c_is_given_time_to_record_it(tmp_path: Path) -> None:
+    """Probe 86: Ctrl-C on `cnnlab pipeline` killed the stage 0.25 s after (subprocess.run), before it wrote its
+    record: its run.json stayed `running`, listed as `dead`, not `interrupted`."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    from cnnlab.pipelines.pipeline import _run_child
+
+    pid_file, recorded = tmp_path / "pid", tmp_path / "recorded"
+    script = ("import os, pathlib, signal, sys, time\n"
+              "def stop(*_):\n"
+              "    time.sleep(1.0)  # writing its checkpoint and run.json\n"
+              f"    pathlib.Path({str(recorded)!r}).write_text('interrupted')\n"
+              "    sys.exit(130)\n"
+              "signal.signal(signal.SIGINT, stop)\n"
+              f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+              "time.sleep(30)\n")
+
+    def ctrl_c() -> None:  # what a terminal does: SIGINT to the stage and to the pipeline
+        while not pid_file.exists() or not pid_file.read_text():
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _run_child([sys.executable, "-c", script], dict(os.environ))
+    assert recorded.read_text() == "interrupted"

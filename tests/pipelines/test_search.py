@@ -15,6 +15,7 @@ import pytest
 from cnnlab.wording import ratio_text
 from cnnlab.engine.checkpoint import read_checkpoint
 from cnnlab.errors import CnnlabError
+from cnnlab.search.study import draw_seed
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models.searched import parse_arch
 from cnnlab.steps.search_trials import TrialRunner
@@ -161,7 +162,8 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     # each trial trains from the weights it would have had without the stop: its proxy training was seeded by trial
     # number, which the stopped trial shifts (another score, then other candidates); now by its draw index, as an
     # uninterrupted search seeds its trials 0, 1, 2 (a CPU run repeats exactly: tests/engine/test_trainer.py)
-    assert [t.user_attrs["seed"] for t in finished] == [0, 1, 2] and before[0].user_attrs["seed"] == 0  # seed=0
+    draws = [draw_seed(0, i) for i in range(3)]  # seed=0's draws 0, 1, 2
+    assert [t.user_attrs["seed"] for t in finished] == draws and before[0].user_attrs["seed"] == draws[0]
 
 
 @pytest.mark.slow  # ~25 s: CI time; tests/test_interrupts.py covers interruption_behind

@@ -607,6 +607,9 @@ def test_the_differences_table_names_the_runtime_that_scored_each_split(tmp_path
     rows = {line[3]: line for line in differences(build_report(out).all_seed_groups, out)}
     assert rows["val"][1] == "resnet18 (int8, openvino)"
     assert rows["test"][1] == "resnet18 (int8)"
+    write_report(build_report(out))  # the main table: the row's test cell says its runtime (probe 84)
+    line = next(ln for ln in (out / "report.md").read_text().splitlines() if "(int8, openvino)" in ln)
+    assert "65.00% (onnxruntime)" in line
 
 
 def test_a_self_supervised_run_is_left_out_with_its_knn_accuracy(tmp_path: Path) -> None:
@@ -633,3 +636,14 @@ def test_a_quantize_run_that_kept_fp32_does_not_take_its_sources_pareto_star(tmp
     bench_run(out, "b2", kept, 0.141)
     rows = {row.run.path: row for row in build_report(out).rows}
     assert rows[fp32].pareto and not rows[kept].pareto
+
+
+def test_a_prune_run_of_ratio_zero_says_its_change_is_the_recovery_trainings(tmp_path: Path) -> None:
+    """Probe 84: `prune.ratio=0` with recovery epochs read "pruning top-1 change +5.68 points": nothing was removed."""
+    out = tmp_path / "outputs"
+    dense = model_run(out, "finetune", "dense", 0.80)
+    pruned = model_run(out, "prune", "zero", 0.8568, source=dense)
+    record = json.loads((pruned / "run.json").read_text())
+    (pruned / "run.json").write_text(json.dumps({**record, "prune": {"ratio": 0}}))
+    [line] = differences(build_report(out).all_seed_groups, out)
+    assert "prune.ratio=0: nothing removed, the change is the recovery training's" in line[-1]

@@ -123,19 +123,30 @@ def test_a_resumed_study_proposes_what_the_uninterrupted_one_would(tmp_path: Pat
         goal = objective if multi_objective else (lambda t: objective(t)[0])
         for name in ("straight", "stopped"):
             (tmp_path / f"{name}{multi_objective}").mkdir()
-        straight = open_study(tmp_path / f"straight{multi_objective}", multi_objective=multi_objective, seed=3,
+        straight = open_study(tmp_path / f"straight{multi_objective}", multi_objective=multi_objective, seed=4,
                               population=4, constrained=False)
         straight.optimize(goal, n_trials=14)  # past NSGA-II's random first generation and TPE's startup trials
-        stopped = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=3,
+        stopped = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=4,
                              population=4, constrained=False)
         stopped.optimize(goal, n_trials=5)
-        trial = stopped.ask()  # the sixth, stopped by Ctrl-C
+        trial = stopped.ask()  # the sixth, stopped by Ctrl-C (seed 4: a candidate no trial before it had)
         objective(trial)
         trial.set_user_attr("interrupted", True)
         stopped.tell(trial, state=TrialState.FAIL)
-        resumed = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=3,
+        resumed = open_study(tmp_path / f"stopped{multi_objective}", multi_objective=multi_objective, seed=4,
                              population=4, constrained=False)
         assert requeue_interrupted(resumed) == [5]
         resumed.optimize(goal, n_trials=9)
         done = [t.params for t in resumed.trials if t.state == TrialState.COMPLETE]
         assert done == [t.params for t in straight.trials], multi_objective
+
+
+def test_searches_of_neighbouring_seeds_draw_unrelated_candidates() -> None:
+    """Probe 85: draw i of seed s was seeded s + i, so `-m seed=0,1` gave two searches whose trials were one
+    another's shifted by one (all but one first-generation candidate shared)."""
+    from cnnlab.search.study import draw_seed
+
+    seed0 = [draw_seed(0, i) for i in range(20)]
+    seed1 = [draw_seed(1, i) for i in range(20)]
+    assert not set(seed0) & set(seed1) and len(set(seed0)) == 20
+    assert seed0 == [draw_seed(0, i) for i in range(20)]  # reproducible
