@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -198,7 +199,12 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
                 "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
                 "item: 'key=\"a\",\"b\"')"), False
     if isinstance(exc, MissingConfigException):
-        return _first_line(text).replace("In 'config': ", "") + f" — see `cnnlab {command} --help` for the choices", False
+        first = re.sub(r"^In '[^']*': ", "", _first_line(text))
+        # Hydra lists the group's options below its first line (probe 86: `--help` names no launcher)
+        options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
+        if options:
+            return f"{first} — choose one of {', '.join(o.strip() for o in options.group(2).splitlines())}", False
+        return first + f" — see `cnnlab {command} --help` for the choices", False
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         cause = exc.__cause__
         detail = _first_line(str(cause)) if cause is not None else ""

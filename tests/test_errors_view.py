@@ -185,3 +185,11 @@ def test_a_choice_key_for_a_group_the_command_lacks_is_not_offered_that_group(cl
     line = _error_line(cli("distill", "teacher=lenet5", "student=lenet5", "model.arch=w1_x"))
     assert "`cnnlab distill` has no model= choice" in line and "model=searched" not in line, line
     assert "teacher= and student=" in line
+
+
+def test_an_unknown_launcher_lists_the_launchers(cli) -> None:
+    """Probe 86: `hydra/launcher=ray` said "see cnnlab pretrain --help for the choices", and --help names none."""
+    result = cli("pretrain", *TINY, "hydra/launcher=ray")
+    line = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")][-1]
+    assert result.code == 2 and "Could not find 'hydra/launcher/ray' — choose one of basic, joblib" in line
+    assert "submitit_local" in line and "--help" not in line
