@@ -244,7 +244,8 @@ def _config_sources(hydra_cfg: Any) -> list[str]:
     files = [s for s in hydra_cfg.runtime.config_sources
              if s.provider in ("command-line", "main") and s.schema == "file"]
     sources = [f"{s.provider}:{s.path}" for s in files]
-    digest = conftree.config_files_digest(Path(str(s.path)) for s in files)  # what the folders say, not only where
+    # what the folders say for this job's choices, not only where they are (probe 86)
+    digest = conftree.config_files_digest([Path(str(s.path)) for s in files], dict(hydra_cfg.runtime.choices))
     return [*sources, f"config_name:{hydra_cfg.job.config_name}", *([f"config_files:{digest}"] if digest else [])]
 
 

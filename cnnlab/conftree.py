@@ -7,7 +7,7 @@ fast; Hydra itself composes the real config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -28,23 +28,54 @@ def group_dirs(extra_dirs: Iterable[Path] = ()) -> dict[str, list[Path]]:
     return found
 
 
-def config_files_digest(folders: Iterable[Path], *, skip: Iterable[str] = ()) -> str | None:
-    """A digest of the YAML files (names and bytes) under the user's config folders — what their settings say, so
-    that a run recognised by its overrides and folders (a sweep's job, a pipeline stage) is not reused after
-    `dataset/birds.yaml` was edited (probe 86: image_size 16 → 20, and every stage was reused at 16 px). `skip`:
-    group folders left out (a pipeline's stages take the experiment's settings as their own overrides, so an edited
-    plan redoes only the stages it changed). None for no folder; the packaged conf/ is cnnlab's own and left out."""
+def config_files_digest(folders: Iterable[Path], chosen: Mapping[str, Any]) -> str | None:
+    """A digest of what the user's config folders say for one run: the YAML files of the options it chose
+    (`chosen`: group → option, e.g. Hydra's runtime.choices, or a stage's `group=option` overrides over the packaged
+    defaults) and the user files their defaults lists pull in, plus any primary config at a folder's top. A run
+    recognised by its overrides and folders (a sweep's job, a pipeline stage) is then not reused after
+    `dataset/birds.yaml` was edited (probe 86: every stage reused at the old image size), while files it does not
+    read — another model's, the runs' own .hydra/*.yaml when outputs/ lies inside the folder (probe 87) — change
+    nothing. None when no user file is read; the packaged conf/ is cnnlab's own and left out."""
     import hashlib
 
-    digest, seen, skipped = hashlib.sha256(), False, set(skip)
-    for folder in sorted({Path(f).resolve() for f in folders} - {CONF_DIR}):
-        if not folder.is_dir():
+    roots = [root for root in sorted({Path(f).resolve() for f in folders} - {CONF_DIR}) if root.is_dir()]
+    read: set[Path] = {path for root in roots for path in root.glob("*.yaml")}
+    pending = [(str(group), str(option)) for group, option in chosen.items() if option not in (None, "")]
+    seen: set[tuple[str, str]] = set()
+    while pending:
+        group, option = pending.pop()
+        if (group, option) in seen:
             continue
-        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-                           and p.relative_to(folder).parts[0] not in skipped):
-            digest.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes() + b"\0")
-            seen = True
-    return digest.hexdigest()[:16] if seen else None
+        seen.add((group, option))
+        for root in roots:
+            path = root / group / f"{option}.yaml"
+            if path.is_file():
+                read.add(path)
+                pending += _user_defaults(path, group)
+    if not read:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(read):
+        digest.update(f"{path}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _user_defaults(path: Path, group: str) -> list[tuple[str, str]]:
+    """(group, option) of the entries of a user file's defaults list: `- name` (an option of its own group) and
+    `- /group: option` / `- override /group: option`; unreadable files give none (Hydra says why)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    entries = data.get("defaults") if isinstance(data, dict) else None
+    found: list[tuple[str, str]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, str) and entry != "_self_":
+            found.append((group, entry))
+        elif isinstance(entry, dict):
+            found += [(str(key).removeprefix("override ").strip("/").split("@")[0], str(value))
+                      for key, value in entry.items() if value is not None]
+    return found
 
 
 def user_config_dirs(hydra_cfg: Any) -> list[Path]:

@@ -410,12 +410,13 @@ def test_a_sweep_job_runs_again_after_its_config_dir_file_changed(cli, outputs: 
     """Probe 86: a `--config-dir` dataset file edited (image_size 16 → 20) and the same sweep typed again: every job
     "completed before … skipped", and the results shown were the old setting's. The job's identity now holds what
     the user's config files say, not only where they are."""
-    conf = tmp_path / "myconf" / "dataset"
+    conf = tmp_path / "dataset"  # the config folder holds outputs/ too (probe 87: its runs' .hydra/*.yaml counted)
     conf.mkdir(parents=True)
     mine = conf / "mine.yaml"
     mine.write_text("defaults:\n  - synthetic\n  - _self_\nimage_size: 16\ntrain_size: 32\nval_size: 16\n"
                     "num_classes: 4\n")
-    sweep = ["pretrain", "--config-dir", str(tmp_path / "myconf"), "-m", "dataset=mine", "model=lenet5",
+    assert outputs.resolve().is_relative_to(tmp_path.resolve())
+    sweep = ["pretrain", "--config-dir", str(tmp_path), "-m", "dataset=mine", "model=lenet5",
              "trainer.epochs=1", "trainer.batch_size=16", "seed=0"]
     assert cli(*sweep).code == 0
     assert "skipped" in cli(*sweep).output and len(run_dirs(outputs, "pretrain")) == 1  # unchanged: reused

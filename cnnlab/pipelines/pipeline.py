@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from cnnlab.conftree import config_files_digest
+from cnnlab.conftree import config_files_digest, default_choices
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError, found_before_work
@@ -31,6 +31,7 @@ from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstrea
 from cnnlab.steps.stage_check import check_stages
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 from cnnlab.settings import check_sections_read
+from cnnlab.wording import counted
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -39,10 +40,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runs_root = workspace / "runs"
     flags = hydra_flags()
     folders = [Path(flag) for option, flag in zip(flags, flags[1:]) if option in ("--config-dir", "--config-path")]
-    # a stage's `dataset=birds` means what the user's birds.yaml says now (the plan's own edits are its overrides)
-    files = config_files_digest(folders, skip=["experiment"])
     common = [f"seed={cfg.seed}", f"device={cfg.device}"]
-    identity = [*common, *flags, *([f"config_files:{files}"] if files else [])]  # what a stage's fingerprint holds
     with found_before_work():  # the plan and every stage's settings: refused before any stage, not after training
         BenchSettings.from_config(settings.bench, key="pipeline.bench")
         if not isinstance(settings.get("plan"), DictConfig):  # `plan:` left empty, or pipeline.plan=null (probe 86)
@@ -51,9 +49,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
                             bench=OmegaConf.to_container(settings.bench, resolve=True))
         named = settings.stages  # one stage without brackets is one name, not its letters (probe 86: stage 'p')
-        wanted = select(stages, None if named is None else [named] if isinstance(named, str) else list(named))
+        wanted = select(stages, None if named is None else list(named) if isinstance(named, ListConfig) else [named])
         check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
-    ctx.log.info("pipeline %s: %d stages (%s) in %s", settings.name, len(wanted),
+    ctx.log.info("pipeline %s: %s (%s) in %s", settings.name, counted(len(wanted), "stage"),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
 
     fingerprints: dict[str, str] = {}
@@ -62,7 +60,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     digests: Digests = {}
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
-        fingerprints[stage.name] = stage.fingerprint(fingerprints, identity)
+        fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *stage_files(stage, folders)])
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
@@ -104,6 +102,20 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.report:
         metrics["report"] = _report(workspace, ctx)
     return metrics
+
+
+def stage_files(stage: Stage, folders: Sequence[Path]) -> list[str]:
+    """What the user's config files say for a stage's group choices (its `group=option` overrides over the packaged
+    defaults), for its fingerprint: its `dataset=birds` means what birds.yaml says now (probe 86), and an edit of a
+    file it does not read — the pipeline's own experiment, whose edits reach a stage as its overrides — redoes
+    nothing."""
+    chosen: dict[str, Any] = dict(default_choices(stage.command))
+    for override in stage.overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if "." not in key and value:
+            chosen[key] = value
+    digest = config_files_digest(folders, chosen)
+    return [f"config_files:{digest}"] if digest else []
 
 
 def hydra_flags() -> list[str]:

@@ -133,12 +133,15 @@ def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
     then needs every other model stage to have completed before)."""
     if wanted is None:
         return {s.name for s in stages}
-    wanted = list(wanted)
-    declared = [s.name for s in stages if not s.automatic]
+    wanted = [str(w) for w in wanted]
+    declared = [s.name for s in stages if not s.automatic or s.name == BENCH_STAGE]
+    if not wanted:  # probe 87: `pipeline.stages=[]` ran nothing, exit 0
+        raise CnnlabError("pipeline.stages=[] names no stage", fix=f"name some of {', '.join(declared)}, or drop it")
     unknown = [w for w in wanted if w not in {s.name for s in stages}]
     if unknown:
         raise CnnlabError(f"pipeline.stages names an unknown stage '{unknown[0]}'",
-                          fix=f"the experiment's stages: {', '.join(declared)}")
+                          fix=f"the experiment's stages: {', '.join(declared)} (several: "
+                              f"pipeline.stages=[{','.join(declared[:2])}])")
     chosen = set(wanted)
     chosen |= {s.name for s in stages if s.automatic and s.name.split(".")[0] in chosen}
     chosen |= {s.name for s in stages if s.name == BENCH_STAGE and chosen & set(s.inputs)}

@@ -116,6 +116,10 @@ def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cl
     assert empty.code == 2 and "declares no pipeline.plan" in empty.stderr and "Traceback" not in empty.output
     one = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=nosuch")  # no brackets
     assert one.code == 2 and "'nosuch'" in one.stderr and "'n'" not in one.stderr, one.output
+    for typed, said in (("pipeline.stages=1", "unknown stage '1'"), ("pipeline.stages=true", "unknown stage 'True'"),
+                        ("pipeline.stages=[]", "names no stage")):  # probe 87: a traceback; the last ran nothing
+        result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", typed)
+        assert result.code == 2 and said in result.stderr and "Traceback" not in result.output, result.output
     assert not (outputs / "pipeline" / "tiny").exists() or not list((outputs / "pipeline" / "tiny").rglob("run.json"))
 
 
@@ -318,40 +322,31 @@ def test_pipeline_redoes_only_what_changed(cli, outputs: Path, tmp_path: Path) -
     assert sorted(r.data["dataset"]["image_size"] for r in teachers) == [16, 20]
 
 
-def test_the_user_config_files_digest_follows_their_content_not_the_plans() -> None:
-    """What a stage's and a sweep job's identity hold of the user's config folders (conftree.config_files_digest)."""
-    import tempfile
+def test_a_stage_identity_follows_the_user_files_it_reads_and_no_other(tmp_path: Path) -> None:
+    """What a stage's fingerprint holds of the user's config folders (pipelines/pipeline.stage_files): the files its
+    group choices read. Probe 86: an edited dataset file was not seen; probe 87: a stage choosing `experiment=pre`
+    from the folder did not see pre.yaml edited, and with outputs/ inside the folder the runs' own .hydra/*.yaml
+    made every run new; a file no stage reads re-ran everything."""
+    from cnnlab.pipelines.pipeline import stage_files
 
-    from cnnlab.conftree import config_files_digest
-
-    with tempfile.TemporaryDirectory() as folder:
-        conf = write_experiment(Path(folder))
-        before = config_files_digest([conf], skip=["experiment"])
-        write_experiment(Path(folder), ratio=0.3)  # the plan: the stages' own overrides say it
-        assert config_files_digest([conf], skip=["experiment"]) == before
-        assert config_files_digest([conf]) != config_files_digest([conf], skip=["experiment"])
-        shapes = conf / "dataset" / "shapes.yaml"
-        shapes.write_text(shapes.read_text().replace("image_size: 16", "image_size: 20"))
-        assert config_files_digest([conf], skip=["experiment"]) != before
-        assert config_files_digest([]) is None
-
-
-@pytest.mark.slow  # ~35 s; stage selection itself is unit-tested above (select)
-def test_subset_needs_its_inputs_and_failures_name_the_stage(cli, outputs: Path, tmp_path: Path) -> None:
     conf = write_experiment(tmp_path)
-    result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[pruned]")
-    assert result.code == 2 and "needs stage teacher" in result.stderr
-    assert "include what it needs: 'pipeline.stages=[teacher,pruned]'" in result.stderr
-    refused = cli("pipeline", "--config-dir", str(write_experiment(tmp_path, ratio=1.5)), "experiment=tiny")
-    assert refused.code == 2 and "pipeline.plan.pruned (cnnlab prune): prune.ratio=1.5 is not allowed" in \
-        refused.stderr  # before any stage ran (steps/stage_check.py)
-    assert not (outputs / "pipeline" / "tiny" / "runs").exists()
-    broken = write_experiment(tmp_path, ratio="0.5, prune.method=nosuch")  # prune's own setting: also before any stage
-    failed = cli("pipeline", "--config-dir", str(broken), "experiment=tiny")
-    assert failed.code == 2 and "pipeline.plan.pruned (cnnlab prune): prune.method=nosuch is not a pruning method" \
-        in failed.stderr
-    assert not (outputs / "pipeline" / "tiny" / "runs").exists()
-
+    teacher = Stage("teacher", "pretrain", ["dataset=shapes", "model=lenet5"])
+    pre = Stage("pre", "pretrain", ["experiment=pre"])
+    (conf / "experiment" / "pre.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 1\n")
+    before = {stage.name: stage_files(stage, [conf]) for stage in (teacher, pre)}
+    assert all(before.values())
+    write_experiment(tmp_path, ratio=0.3)  # the pipeline's own plan: its stages' overrides say it
+    (conf / "model").mkdir()
+    (conf / "model" / "other.yaml").write_text("defaults: [resnet18, _self_]\n")  # read by no stage
+    (conf / "outputs" / "pretrain" / "run" / ".hydra").mkdir(parents=True)  # runs inside the folder
+    (conf / "outputs" / "pretrain" / "run" / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    assert {stage.name: stage_files(stage, [conf]) for stage in (teacher, pre)} == before
+    (conf / "experiment" / "pre.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 2\n")
+    assert stage_files(pre, [conf]) != before["pre"] and stage_files(teacher, [conf]) == before["teacher"]
+    shapes = conf / "dataset" / "shapes.yaml"
+    shapes.write_text(shapes.read_text().replace("image_size: 16", "image_size: 20"))
+    assert stage_files(teacher, [conf]) != before["teacher"]
+    assert stage_files(teacher, []) == []
 
 
 def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_path: Path) -> None:
