@@ -352,10 +352,16 @@ def recorded_fraction(value: Any) -> float | None:
     return float(value) if 0.0 <= value <= 1.0 else None
 
 
+def run_section(run: RunInfo, name: str) -> dict[str, Any]:
+    """A section of a run's run.json (untrusted input: {} unless a mapping)."""
+    section = run.data.get(name)
+    return section if isinstance(section, dict) else {}
+
+
 def _no_top1(run: RunInfo) -> str:
     """Why a model run has no row: a self-supervised pretraining has no classifier to score — its kNN accuracy
     says how its features sort the val images (probe 83: "no validation accuracy recorded" said neither)."""
-    method = (run.data.get("pretrain") or {}).get("method") if isinstance(run.data.get("pretrain"), dict) else None
+    method = run_section(run, "pretrain").get("method")
     if method in ("simclr", "simsiam"):
         knn = recorded_fraction(run.metrics.extra.get("knn_acc"))
         seen = f"kNN accuracy {knn:.2%}" if knn is not None else "no kNN accuracy (no labelled val split)"
@@ -368,8 +374,7 @@ def _scored_on(run: RunInfo, section: str) -> str | None:
     """The runtime a quantize run scored its candidates on (`quantize.timing.runtime`), or an evaluate run its split
     (`evaluate.runtime`), when it is neither onnxruntime, which the report's latencies and a reader assume, nor
     PyTorch for a checkpoint; None otherwise and for records without it."""
-    recorded = run.data.get(section)
-    recorded = recorded if isinstance(recorded, dict) else {}  # run.json is untrusted input
+    recorded = run_section(run, section)
     if section == "quantize":
         recorded = recorded.get("timing") if isinstance(recorded.get("timing"), dict) else {}
     runtime = recorded.get("runtime")

@@ -31,7 +31,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
-from cnnlab.report.rows import Row, recorded_fraction
+from cnnlab.report.rows import Row, recorded_fraction, run_section
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.fileio import read_yaml_mapping
 from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
@@ -496,7 +496,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     # a distill resumed with changed settings: its baseline did not follow the student's course (pipelines/distill.py)
     unlike = command == "distill" and any(row.run.data.get("resume_changed") for row in group.rows)
     caveat = "resumed with changed settings: unlike courses, see the run's warnings" if unlike else ""
-    if command == "prune" and any(_section(row, "prune").get("ratio") == 0 for row in group.rows):
+    if command == "prune" and any(run_section(row.run, "prune").get("ratio") == 0 for row in group.rows):
         caveat = "prune.ratio=0: nothing removed, the change is the recovery training's"  # probe 84: +5.68 "pruning"
     changes = [Change(what, "val", against, tuple(val), caveat=caveat)] if val else []  # type: ignore[arg-type]
     if test:
@@ -508,12 +508,6 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         changes.append(Change(what, "test", against, tuple(test), image_interval=interval,  # type: ignore[arg-type]
                               images=len(pairs[0][0]) if interval is not None else 0, caveat=caveat))
     return changes
-
-
-def _section(row: Row, name: str) -> dict[str, Any]:
-    """A section of the row's run.json (untrusted: {} unless a mapping)."""
-    section = row.run.data.get(name)
-    return section if isinstance(section, dict) else {}
 
 
 def _seed_outcomes(runs: Sequence[tuple[list[bool], list[bool]]]) -> tuple[list[float], list[float]]:
