@@ -536,3 +536,23 @@ def test_a_comma_in_a_single_run_names_fixes_that_work_when_typed(cli, outputs: 
     as_list = cli("bench", "source=latest:pretrain", "bench.batch_sizes=1,2")  # a list key: brackets come first
     fix = as_list.stderr.split("for a list, put it in brackets: ", 1)[1].split(";")[0]
     assert as_list.code == 2 and bash_words(fix) == ["bench.batch_sizes=[1,2]"], as_list.stderr
+
+
+def test_an_interrupted_pipeline_stage_points_to_the_pipeline_not_its_own_resume(
+        cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 87: after Ctrl-C a stage printed `cnnlab pretrain resume=true`, which trains it again outside the
+    pipeline's workspace, where the pipeline does not look; the same `cnnlab pipeline` continues it."""
+    import cnnlab.app
+    from cnnlab import cli as cli_module
+    from cnnlab.runs import PIPELINE_TAG_ENV
+
+    assert cli_module._PIPELINE_TAG_ENV == PIPELINE_TAG_ENV
+
+    def stopped(**_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cnnlab.app, "main", stopped)
+    monkeypatch.setenv(PIPELINE_TAG_ENV, '{"stage": "teacher"}')
+    result = cli("pretrain", *TINY)
+    assert result.code == 130 and "run the same `cnnlab pipeline` again: it continues this stage" in result.stderr
+    assert "resume=" not in result.stderr
