@@ -39,9 +39,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# cnnlab.runs.PIPELINE_TAG_ENV, named here without importing runs (the command line starts light; a test checks they
-# agree): set for a pipeline's stages.
-_PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"
 # Hydra flags that take a value: `--cfg job`, `--config-dir DIR`, ...
 _HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
                       "--config-path", "-cp", "--info", "-i", "--experimental-rerun"}
@@ -460,10 +457,12 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         if held is not None:
             held.drop()
         wait_for_submitit_controllers(args if multirun else ())
+        from cnnlab.runs import PIPELINE_TAG_ENV  # here, not at start-up: the command line starts light
+
         how, ranks = getattr(stop, "how", "Ctrl-C"), launched_ranks()
         if ranks.rank > 0:  # rank 0 alone writes the checkpoint, so only it knows what there is to continue from
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
-        elif os.environ.get(_PIPELINE_TAG_ENV):  # a pipeline's stage: its own `resume=true` would train it again
+        elif os.environ.get(PIPELINE_TAG_ENV):  # a pipeline's stage: its own `resume=true` would train it again
             # outside the pipeline's workspace, where the pipeline does not look (probe 87)
             print_error(f"interrupted ({how}) — run the same `cnnlab pipeline` again: it continues this stage")
         else:

@@ -7,7 +7,7 @@ fast; Hydra itself composes the real config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -62,20 +62,16 @@ def config_files_digest(folders: Iterable[Path], chosen: Mapping[str, Any]) -> s
 
 def _user_defaults(path: Path, group: str) -> list[tuple[str, str]]:
     """(group, option) of the entries of a user file's defaults list: `- name` (an option of its own group) and
-    `- /group: option` / `- override /group: option`; unreadable files give none (Hydra says why)."""
+    `- /group: option` / `- override /group: option` (_default_entries); unreadable files give none (Hydra says
+    why)."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
     entries = data.get("defaults") if isinstance(data, dict) else None
-    found: list[tuple[str, str]] = []
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, str) and entry != "_self_":
-            found.append((group, entry))
-        elif isinstance(entry, dict):
-            found += [(str(key).removeprefix("override ").strip("/").split("@")[0], str(value))
-                      for key, value in entry.items() if value is not None]
-    return found
+    same_group = [(group, entry) for entry in (entries if isinstance(entries, list) else [])
+                  if isinstance(entry, str) and entry != "_self_"]
+    return same_group + [(key, str(value)) for key, value in _default_entries(data) if value is not None]
 
 
 def user_config_dirs(hydra_cfg: Any) -> list[Path]:
@@ -122,15 +118,18 @@ def not_a_mapping_at(config_path: str, extra_dirs: Iterable[Path] = ()) -> str |
     return not_a_mapping(path) if path is not None else None
 
 
-def _defaults_of(path: Path) -> dict[str, str | None]:
-    data = yaml.safe_load(path.read_text()) or {}
-    picked: dict[str, str | None] = {}
-    for entry in data.get("defaults", []) or []:
+def _default_entries(data: Any) -> Iterator[tuple[str, Any]]:
+    """(group, option) of the mapping entries of a config's defaults list: `- override /group@pkg: option` gives
+    (group, option)."""
+    entries = data.get("defaults") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict):
             for key, value in entry.items():
-                key = key.removeprefix("override ").strip("/").split("@")[0]
-                picked[key] = value
-    return picked
+                yield str(key).removeprefix("override ").strip("/").split("@")[0], value
+
+
+def _defaults_of(path: Path) -> dict[str, str | None]:
+    return dict(_default_entries(yaml.safe_load(path.read_text()) or {}))
 
 
 def default_choices(command: str | None = None) -> dict[str, str | None]:

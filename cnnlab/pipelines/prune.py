@@ -86,9 +86,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
     steps = prune_in_steps(settings, pruner, work, size)
+    widths_after = layer_widths(model)  # recovery training keeps the shapes
     # the kept channels' statistics are those of the dense network: recomputed — unless nothing was removed, where
     # that alone moved val top-1 and the report called it pruning's change (probe 82: ratio 0, −0.83 points)
-    removed = settings.ratio > 0 and (not isinstance(pruner, ChannelPruner) or layer_widths(model) != widths_before)
+    removed = settings.ratio > 0 and (not isinstance(pruner, ChannelPruner) or widths_after != widths_before)
     recalibrated = work.recalibrate_bn(model) if removed else 0
     if not removed:
         ctx.log.info("nothing was removed (prune.ratio=%g): the network is its source's, and any change in val "
@@ -111,8 +112,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                "flops_after": pruned["flops"], "flops_ratio": dense["flops"] / pruned["flops"]}
     report = {**settings.describe(), "source": str(loaded.source.path), "steps_history": steps}
     if isinstance(pruner, ChannelPruner):
-        after = layer_widths(model)
-        report["channels"] = {path: [widths_before[path], after[path]] for path in widths_before}
+        report["channels"] = {path: [widths_before[path], widths_after[path]] for path in widths_before}
     else:
         metrics.update(sparsity=overall_sparsity(pruner.layers),
                        nonzero_params_after=pruned["params"] - zero_weights(pruner.layers))
