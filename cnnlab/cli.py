@@ -145,8 +145,11 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
                 if not override.value().filter(options):
                     raise CnnlabError(f"{text} matches none of {key}'s options, so no job would run",
                                       fix=f"match some of {', '.join(options)} (e.g. {key}=glob({options[0][:3]}*))")
-            values = [parser.parse_override(f"{key}={value}").value() for value in override.sweep_string_iterator()] \
-                if override.is_sweep_override() else [override.value()]
+                values = override.value().filter(options)
+            else:
+                values = [parser.parse_override(f"{key}={value}").value()
+                          for value in override.sweep_string_iterator()] if override.is_sweep_override() \
+                    else [override.value()]
         except CnnlabError:
             raise
         except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
@@ -154,8 +157,19 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
         if not values:
             raise CnnlabError(f"{text}: the sweep holds no value, so no job would run",
                               fix=f"give it values, e.g. {key}=range(0,3) or {key}=1,2")
+        if "." not in key and override.is_sweep_override():
+            _say_twins(key, [str(value) for value in values], config_dirs, globbed=isinstance(override.value(), Glob))
         for value in values:
             check_setting(key, value, command)
+
+
+def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, globbed: bool) -> None:
+    """A warning line for a sweep over an option and its alias (`model=glob(*)` holds mobilenet and mobilenet_v2):
+    the same network trains twice, under two names in the report."""
+    for alias, kept in conftree.twins(group, options, config_dirs).items():
+        sys.stderr.write(f"warning: {group}={alias} is {group}={kept} under another name, so this sweep trains it "
+                         f"twice — drop {alias}" + (f" (e.g. {group}='glob(*,exclude={alias})')" if globbed else
+                                                    " from the list") + "\n")
 
 
 def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:

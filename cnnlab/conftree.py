@@ -88,6 +88,26 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     return sorted(names)
 
 
+def twins(group: str, options: Iterable[str], extra_dirs: Iterable[Path] = ()) -> dict[str, str]:
+    """alias → option for the `options` of `group` whose files say the same thing (comments aside) as another of
+    them: model=mobilenet is model=mobilenet_v2 under a second name, so a sweep over both trains one network twice.
+    The option whose file name is its own `name` is the one kept."""
+    said: dict[str, list[tuple[str, Any]]] = {}
+    for option in sorted(set(options)):
+        path = config_file(f"{group}/{option}", extra_dirs)
+        try:
+            data = yaml.safe_load(path.read_text()) if path is not None else None
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data:
+            said.setdefault(yaml.safe_dump(data, sort_keys=True), []).append((option, data.get("name")))
+    found: dict[str, str] = {}
+    for same in (same for same in said.values() if len(same) > 1):
+        kept = next((option for option, name in same if option == name), same[0][0])
+        found.update({option: kept for option, _ in same if option != kept})
+    return found
+
+
 # The fix for a config file whose top level is not a mapping (Hydra would merge a list silently or fail in two lines).
 MAPPING_FIX = "write its settings as `key: value` lines; a list goes under a key, e.g. `names: [a, b]`"
 

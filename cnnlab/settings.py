@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import yaml
 
 from cnnlab.commands import COMMANDS
-from cnnlab.conftree import CONF_DIR
+from cnnlab.conftree import CONF_DIR, default_choices
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import edits_source_data
 from cnnlab.wording import listed
@@ -535,17 +535,9 @@ def choices_with(key: str) -> tuple[str, ...]:
     group, _, rest = key.partition(".")
     files = _group_files(group)
     having = [option for option, _, keys in files if rest.split(".", 1)[0] in keys]
-    default = _default_choices().get("model" if group in _AS_MODEL else group)
+    default = default_choices().get("model" if group in _AS_MODEL else group)
     having.sort(key=lambda option: option != default)  # the packaged default first: the fix offers the first
     return tuple(f"{group}={option}" for option in having) if having and len(having) < len(files) else ()
-
-
-@lru_cache(maxsize=1)
-def _default_choices() -> dict[str, str]:
-    """group → the option config.yaml's defaults list picks (optim → sgd)."""
-    data = yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}
-    return {str(k): str(v) for entry in data.get("defaults") or [] if isinstance(entry, dict)
-            for k, v in entry.items()}
 
 
 def check_chosen(key: str, config: Mapping[str, Any]) -> None:

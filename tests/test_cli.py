@@ -199,6 +199,20 @@ def test_a_glob_that_matches_no_option_and_an_unknown_added_key_are_refused_befo
     assert result.code == 0 and "matches none" not in result.output
 
 
+def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(cli) -> None:
+    """`-m model=glob(*)` held mobilenet and mobilenet_v2 (one file says the other's settings): the same network
+    trained twice, as two rows of the report, without a word."""
+    result = cli("inspect", "-m", "model=mobilenet,mobilenet_v2", "dataset.image_size=32")
+    assert result.code == 0
+    assert "model=mobilenet is model=mobilenet_v2 under another name" in result.stderr
+    assert "drop mobilenet from the list" in result.stderr
+    globbed = cli("inspect", "-m", "model=glob(mobilenet*,exclude=mobilenet_v3*)", "dataset.image_size=32")
+    assert globbed.code == 0 and "model='glob(*,exclude=mobilenet)'" in globbed.stderr
+    followed = cli("inspect", "-m", "model=glob(mobilenet*,exclude=[mobilenet,mobilenet_v3*])", "dataset.image_size=32")
+    assert followed.code == 0 and "under another name" not in followed.stderr
+    assert "under another name" not in cli("inspect", "-m", "model=lenet5,mobilenet", "dataset.image_size=32").stderr
+
+
 def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:
     """A bug's traceback keeps the line naming the job's overrides; other output is never held back."""
     import io

@@ -308,12 +308,15 @@ def inspect_image(path: str | os.PathLike[str]) -> tuple[str, ...]:
     return preview_image(path).kinds
 
 
-def load_rgb(path: str) -> Image.Image:
-    """A `loader=` for torchvision datasets: `decode_image(path).image`, or a CnnlabError for a file that
-    was readable when the dataset was scanned and no longer is."""
+def load_rgb(path: str, *, fix: str | None = None) -> Image.Image:
+    """A `loader=` for torchvision datasets: `decode_image(path).image`, or a CnnlabError for a file that does not
+    decode. Without `fix`, the file was decoded when the dataset was scanned, so it changed since; with it (a set
+    whose scan checks names and sizes only, Flowers-102's jpg/), the line names that fix."""
     try:
         return decode_image(path).image
     except UndecodableImage as exc:
+        if fix is not None:
+            raise CnnlabError(f"image {path} cannot be read ({exc.detail or exc.reason})", fix=fix) from exc
         raise CnnlabError(f"image {path} can no longer be read ({exc.reason}: {exc.detail or '-'}); "
                           "it was readable when the dataset was scanned",
                           fix="restore the file, or remove it and start the run again") from exc

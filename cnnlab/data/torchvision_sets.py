@@ -18,14 +18,13 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10, CIFAR100, KMNIST, MNIST, STL10, SVHN, FashionMNIST, Flowers102
 
 from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_FILES, FLOWERS, KMNIST_FILES,
                                   MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk)
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.decode import UndecodableImage, decode_image
+from cnnlab.data.decode import load_rgb
 from cnnlab.data.file_checks import faults_error, file_faults, idx_faults, image_fault, put_back
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
@@ -153,15 +152,6 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
                           fix=put_back(files, root, files.needs)) from exc
 
 
-def _read_image(fix: str, path: str) -> Image.Image:
-    """Flowers-102's loader: decode.decode_image's picture, or one line naming a file that does not decode (a file
-    ending as a JPEG should, but damaged inside: the one kind `image_fault` lets through)."""
-    try:
-        return decode_image(path).image
-    except UndecodableImage as exc:
-        raise CnnlabError(f"image {path} cannot be read ({exc.detail or exc.reason})", fix=fix) from exc
-
-
 def refuse_unusable_splits(splits: Mapping[str, Dataset], classes: list[str], files: OnDisk, root: Path) -> None:
     """CnnlabError, before any work, when a split's label is not one of the `classes` (a corrupt or foreign label
     file: MNIST's label 12 was carved as "class 12", then trained into an IndexError traceback; probe 66) or an
@@ -193,8 +183,8 @@ def _label_file(dataset: Dataset, root: Path) -> list[tuple[str, str | None]]:
 
 
 def _open_flowers(root: str, download: bool) -> tuple[str, Flowers102, Flowers102, Flowers102]:
-    """(root, train, val, test), each reading its images with `_read_image`."""
-    loader = functools.partial(_read_image, put_back(FLOWERS, Path(root), FLOWERS.needs[:1]))  # jpg/
+    """(root, train, val, test), each reading its images with decode.load_rgb."""
+    loader = functools.partial(load_rgb, fix=put_back(FLOWERS, Path(root), FLOWERS.needs[:1]))  # jpg/
     return (root, *(Flowers102(root, split=split, download=download, loader=loader)
                     for split in ("train", "val", "test")))
 
