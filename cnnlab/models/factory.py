@@ -12,6 +12,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.measure import smallest_conv_input
 from cnnlab.models.registry import MODELS, ModelEntry, get_entry
 from cnnlab.models.small_input import STEM_CHOICES, StemStride
+from cnnlab.models.searched import parse_arch
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,19 @@ def stem_hint(name: str, model: nn.Module, image_size: int, stem: str | None) ->
         return None
     return (f"{entry.name} at {image_size} px with the ImageNet stem runs its last stage on 1x1 maps; small-image "
             f"recipes keep the first stage at full resolution: model.stem=cifar (more FLOPs an image; docs/models.md)")
+
+
+def resolution_hint(name: str, image_size: int, arch: Any) -> str | None:
+    """A note for model=searched whose architecture string records the search's input size (`r24_...`) when this
+    run's images have another: the network then trains and runs at a size the search never measured (the r token
+    is informational, docs/search.md). None otherwise."""
+    if get_entry(name).name != "searched" or not arch:
+        return None
+    searched_at = parse_arch(str(arch)).resolution
+    if searched_at is None or searched_at == image_size:
+        return None
+    return (f"model.arch says r{searched_at}: the search trained and timed this network at {searched_at} px, and this "
+            f"run's images are {image_size} px — dataset.image_size={searched_at} trains what the search measured")
 
 
 def models_with_cifar_stem() -> list[str]:

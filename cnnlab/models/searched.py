@@ -39,6 +39,7 @@ _STEM = re.compile(r"stem(?P<c>\d+)(?:s(?P<s>\d+))?")
 GRAMMAR_HELP = "see docs/search.md: e.g. r32_w1_stem32s2_k3e1c16n1s1_k3e6c24n2s2.se.hs_head1280"
 MAX_CHANNELS = 4096
 MAX_BLOCKS = 64
+_FIELD_NAMES = {"stem": "stem", "head": "head channels", "r": "resolution", "w": "width multiplier"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,13 @@ def parse_arch(arch: str) -> ArchSpec:
         raise _bad(text, "it is empty")
     fields: dict[str, object] = {}
     stages: list[StageSpec] = []
+    seen: dict[str, str] = {}  # field token kind → the token that set it: a second one would silently win
     for token in text.split("_"):
+        kind = next((k for k in ("stem", "head", "r", "w") if token.startswith(k)), None)
+        if kind is not None and not _STAGE.fullmatch(token) and kind in seen:
+            raise _bad(text, f"{seen[kind]!r} and {token!r} both set the {_FIELD_NAMES[kind]}; keep one")
+        if kind is not None:
+            seen[kind] = token
         if (stage := _STAGE.fullmatch(token)) is not None:
             stages.append(_stage(text, token, stage))
         elif (stem := _STEM.fullmatch(token)) is not None:

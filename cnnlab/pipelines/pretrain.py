@@ -24,9 +24,9 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.engine.selfsup import USUAL_TEMPERATURES, SelfSupervisedSettings, SimCLRObjective, SimSiamObjective
 from cnnlab.engine.trainer import FitResult
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.models import canonical_name, create_model, stem_hint
+from cnnlab.models import canonical_name, create_model, resolution_hint, stem_hint
 from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_head, projection_head
-from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.steps.augment_on import augmentation_place, classifier_loaders, training_loaders
 from cnnlab.steps.zoo_model import scratch_spec
@@ -144,11 +144,15 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
 
 
 def say_stem_hint(ctx: RunContext, name: str, model: torch.nn.Module, size: int, arch_kwargs: dict[str, Any]) -> None:
-    """Log models.stem_hint (a stock-stem network whose last stage sees 1x1 maps) on the main process; `model` is
-    the freshly built network, still on the CPU."""
-    hint = stem_hint(name, model, size, arch_kwargs.get("stem")) if ctx.is_main else None
-    if hint is not None:
+    """Log models.stem_hint (a stock-stem network whose last stage sees 1x1 maps) and models.resolution_hint (a
+    searched network at another size than its search's) on the main process; `model` is the freshly built network,
+    still on the CPU."""
+    if not ctx.is_main:
+        return
+    if (hint := stem_hint(name, model, size, arch_kwargs.get("stem"))) is not None:
         ctx.log.info(hint)
+    if (other_size := resolution_hint(name, size, arch_kwargs.get("arch"))) is not None:
+        record_warning(ctx, other_size)  # the search's latency and accuracy are not this network's
 
 
 def siamese_network(model: torch.nn.Module, name: str, settings: SelfSupervisedSettings) -> SiameseNetwork:

@@ -56,12 +56,28 @@ def test_defaults_fill_what_a_short_string_leaves_out() -> None:
     ("k3e0c24n2s2", "expansion 0"),
     ("k3e6c24n0s2", "n >= 1"),
     ("w9_k3e6c24n2s2", "width w9"),
+    # a second token of one field silently won (w2 built; head640 built): refused, both named
+    ("w1_w2_k3e6c24n2s2", "'w1' and 'w2' both set the width multiplier"),
+    ("k3e6c24n2s2_head1280_head640", "'head1280' and 'head640' both set the head channels"),
+    ("stem32s2_stem16s1_k3e6c24n2s2", "'stem32s2' and 'stem16s1' both set the stem"),
+    ("r24_r32_k3e6c24n2s2", "'r24' and 'r32' both set the resolution"),
 ])
 def test_a_bad_string_is_one_line_with_the_grammar(arch: str, detail: str) -> None:
     with pytest.raises(CnnlabError) as caught:
         parse_arch(arch)
     line = caught.value.one_line()
     assert detail in line and "\n" not in line and "docs/search.md" in line
+
+
+def test_a_searched_network_at_another_size_than_its_search_is_said() -> None:
+    """`r24_...` trained at 32 px was silent: the search's latency and accuracy are not that network's."""
+    from cnnlab.models import resolution_hint
+
+    hint = resolution_hint("searched", 32, "r24_k3e6c24n2s2")
+    assert hint is not None and "r24" in hint and "32 px" in hint and "dataset.image_size=24" in hint
+    assert resolution_hint("searched", 24, "r24_k3e6c24n2s2") is None
+    assert resolution_hint("searched", 32, "k3e6c24n2s2") is None  # no r token: nothing recorded to differ from
+    assert resolution_hint("searched", 32, None) is None and resolution_hint("resnet18", 32, None) is None
 
 
 def test_the_default_is_mobilenet_v2() -> None:
