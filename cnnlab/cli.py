@@ -319,6 +319,10 @@ def _folder_hydra_reads(override: str) -> str | None:
 def check_overrides(command: str, args: list[str]) -> None:
     """Catch the common mistakes with a one-line message before Hydra prints a page of text."""
     extra_dirs = _config_dirs(args)
+    if len(extra_dirs) > 1:  # Hydra keeps the last --config-dir and drops the others without a word
+        raise UserError(f"--config-dir is given {len(extra_dirs)} times ({', '.join(map(str, extra_dirs))}), and "
+                        f"Hydra reads only the last — put the files of all of them into one folder (its "
+                        f"<group>/<name>.yaml layout) and give that one")
     for folder in extra_dirs:  # Hydra skips a missing one silently; its groups then look "unknown"
         if not folder.is_dir():
             raise UserError(f"--config-dir {folder} is not a folder — give the folder that holds your "

@@ -170,6 +170,18 @@ def test_a_missing_config_dir_is_named(cli: Cli, outputs: Path, tmp_path: Path) 
     assert "is not a folder" in line
 
 
+def test_two_config_dirs_are_refused_since_hydra_reads_the_last(cli: Cli, outputs: Path, tmp_path: Path) -> None:
+    """`--config-dir a --config-dir b`: Hydra kept b and dropped a without a word (a's dataset "not found", or a's
+    edits of a packaged option silently not applied)."""
+    for name in ("a", "b"):
+        (tmp_path / name / "dataset").mkdir(parents=True)
+    (tmp_path / "a" / "dataset" / "mine.yaml").write_text("defaults:\n  - synthetic\n  - _self_\n")
+    line = one_error_line(cli("inspect", "--config-dir", str(tmp_path / "a"), f"--config-dir={tmp_path / 'b'}",
+                              "dataset=mine"), "--config-dir is given 2 times")
+    assert "Hydra reads only the last" in line and "into one folder" in line
+    assert cli("inspect", "--config-dir", str(tmp_path / "a"), "dataset=mine").code == 0  # the fix, followed
+
+
 # A list at the top: Hydra merged a `_global_` one with two lines and put any other under its group's key without a
 # word (experiment=mine ignored; trainer=mine trainer.epochs=1 a "bug" traceback; a file picked by defaults: later).
 GLOBAL = "# @package _global_\n"
