@@ -251,6 +251,10 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
     if not multirun:
         return
     for override, folder in _typed_folders(typed, "hydra.sweep.dir"):
+        if (Path(folder) / "run.json").exists():  # the jobs' folders would land inside that run's, changing it
+            raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
+                            "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
+                            "gets its own)")
         earlier = _sweep_task(Path(folder)) if Path(folder).is_dir() else None
         if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
             shown = " ".join(t for t in earlier if not t.startswith("command="))

@@ -311,6 +311,8 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     other = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder}")  # 1 epoch, not 2: another recipe
     assert other.code == 2 and "that folder holds another sweep (" in other.stderr, other.output
     assert "seed=1,2" in other.stderr and "multirun.yaml" in other.stderr
+    into_a_run = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder / '0'}")  # job 0's own folder
+    assert into_a_run.code == 2 and "that folder holds a run (its run.json), not a sweep" in into_a_run.stderr
     tilde = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", "hydra.sweep.dir=~/sweeps/a")  # a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.sweep.dir=$HOME/sweeps/a" in \
         tilde.stderr, tilde.output
