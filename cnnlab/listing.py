@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 
 import yaml
@@ -91,6 +92,15 @@ def _val_acc_cell(run: RunInfo) -> str:
     return f"{acc:.2%} (epoch {len(history)})"
 
 
+def _local_time(run: RunInfo) -> str:
+    """When `run` started, in this machine's time zone: a run recorded under another UTC offset (a DST change, a
+    cluster node elsewhere) read "22:11" among "01:09"s, out of the listed order (probe 91)."""
+    seconds = run.started_at
+    if seconds == float("-inf"):
+        return run.started.replace("T", " ")[:19]
+    return _dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def print_runs(outputs: Path, *, named: bool = False) -> None:
     """The runs under `outputs`, oldest first. A folder the user `named` (--outputs DIR) that does not exist is a
     CnnlabError (exit 2): "no runs yet" would hide a mistyped path. The default outputs folder (./outputs,
@@ -119,7 +129,7 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,
                       escape(_model_name(run)), escape(run.dataset.name or ""),
                       _val_acc_cell(run),
-                      escape(run.started.replace("T", " ")[:19]))
+                      escape(_local_time(run)))
     out.print(table)
     damaged = sum(1 for run in runs if run.damaged)
     if damaged:

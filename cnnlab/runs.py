@@ -115,6 +115,15 @@ def process_alive(identity: dict[str, Any] | None) -> bool | None:
     return identity.get("start_ticks") in (None, ticks)  # another start time: the pid was reused
 
 
+def started_seconds(started: str) -> float:
+    """A recorded `started` time (ISO 8601, usually with its UTC offset) in seconds since the epoch; a time without
+    an offset is this machine's local time; -inf for an empty or unreadable one (such runs sort first)."""
+    try:
+        return _dt.datetime.fromisoformat(started).timestamp() if started else float("-inf")
+    except ValueError:
+        return float("-inf")
+
+
 def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -288,6 +297,13 @@ class RunInfo:
     def started(self) -> str:
         return str(self.data.get("started") or "")
 
+    @property
+    def started_at(self) -> float:
+        """When the run started, in seconds since the epoch: what orders runs. The recorded text carries the UTC
+        offset of the machine that ran it, so text order put a run started under another offset (a DST change, a
+        laptop that travelled, cluster nodes in other zones) before older ones (probe 91). -inf when unrecorded."""
+        return started_seconds(self.started)
+
     # The typed sections (cnnlab/records.py); empty ones for a damaged record. Sound: `read` checked them.
     model = _SectionOf(ModelSection)
     dataset = _SectionOf(DatasetSection)
@@ -361,7 +377,7 @@ def iter_runs(outputs: Path) -> Iterator[RunInfo]:
             runs.append(RunInfo.read(run_file.parent))
         except FileNotFoundError:
             continue  # gone between the listing and the read
-    runs.sort(key=lambda r: (r.started, str(r.path)))
+    runs.sort(key=lambda r: (r.started_at, str(r.path)))
     return iter(runs)
 
 

@@ -56,6 +56,20 @@ def test_latest_picks_newest_completed_of_command(tmp_path: Path) -> None:
     assert [r.path.name for r in iter_runs(tmp_path)] == ["d", "a", "b", "c"]
 
 
+def test_runs_are_ordered_by_the_moment_they_started_whatever_utc_offset_recorded_it(tmp_path: Path) -> None:
+    """Probe 91: a run started at 01:11 UTC on a machine at UTC-3 records 22:11-03:00 of the day before; text order
+    put it before a run of 01:09 UTC, so latest:finetune took the older run."""
+    older = make_run(tmp_path, "finetune", "a", started="2026-12-05T01:09:18+00:00")
+    newer = make_run(tmp_path, "finetune", "b", started="2026-12-04T22:11:14-03:00")
+    assert latest_run(tmp_path, "finetune").path == newer
+    assert resolve_source("latest:finetune", tmp_path).path == (newer / "model.pt").resolve()
+    assert make_run(tmp_path, "finetune", "d", started="not a time") == next(iter_runs(tmp_path)).path  # first
+    # the autumn DST change: 02:10+01:00 comes 40 minutes after 02:30+02:00
+    before = make_run(tmp_path / "dst", "pretrain", "a", started="2026-10-25T02:30:00+02:00")
+    after = make_run(tmp_path / "dst", "pretrain", "b", started="2026-10-25T02:10:00+01:00")
+    assert [r.path for r in iter_runs(tmp_path / "dst")] == [before, after]
+
+
 def test_resolve_source_forms(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path, "finetune", "r1", onnx=True)
     assert resolve_source("latest:finetune", tmp_path).path == (run_dir / "model.pt").resolve()

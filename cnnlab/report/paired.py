@@ -112,7 +112,7 @@ def sessions(runs: Sequence[RunInfo], origin: Callable[[Path | None], Path | Non
         if paired:
             subjects = tuple(origin(Path(s["run"]).resolve() if s.get("run") else None) for s in paired["subjects"])
             found.append(Session(run, subjects))
-    return sorted(found, key=lambda s: s.run.started, reverse=True)
+    return sorted(found, key=lambda s: s.run.started_at, reverse=True)
 
 
 def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callable[[dict[str, Any]], bool],

@@ -94,7 +94,7 @@ class Row:
     evaluate_run: Path | None = None      # ... of the model on its own data
     test_read_at: str | None = None       # ... read at this root (a user folder moved since training: another one)
     test_note: str | None = None          # why there is no test top-1 although the model was evaluated
-    test_split: tuple[Any, str, str] | None = None  # (data, started, whole-folder digest) of its test evaluation
+    test_split: tuple[Any, float, str] | None = None  # (data, started_at, whole-folder digest) of its test evaluation
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)  # why it has no latency
@@ -385,13 +385,13 @@ OUTDATED_TEST = ("its newest test evaluation scored the folder's test split as i
                  "pictures are as they were): evaluate it again (`cnnlab evaluate source=RUN split=test`)")
 
 
-def _test_split(evaluation: RunInfo) -> tuple[Any, str, str] | None:
+def _test_split(evaluation: RunInfo) -> tuple[Any, float, str] | None:
     """(its data for test scores, when it ran, the whole-folder digest it read) of an evaluation of a user folder that
     recorded both digests; None otherwise."""
     identity, content = evaluation.dataset.identity, evaluation.dataset.extra.get("content")
     if identity.train_content is None or not isinstance(content, str):
         return None
-    return identity.test_images, evaluation.started or "", content
+    return identity.test_images, evaluation.started_at, content
 
 
 def _one_test_split_per_data(rows: Sequence[Row]) -> None:
@@ -399,7 +399,7 @@ def _one_test_split_per_data(rows: Sequence[Row]) -> None:
     where the folder on disk could not tell (probe 79: a folder moved, then test/ edited and one seed evaluated at
     the new place: 70.45 ± 28.93 % averaged two test sets) — keep those of the newest evaluation's version; the
     others are left out with the note, so that no table or seed group mixes two test splits."""
-    newest: dict[Any, tuple[str, str]] = {}
+    newest: dict[Any, tuple[float, str]] = {}
     for row in rows:
         if row.test_split is not None and row.test_accuracy is not None:
             data, started, content = row.test_split
@@ -440,12 +440,12 @@ def _newest_test(evaluations: list[RunInfo], data: DatasetIdentity) -> RunInfo |
     if not data.known:
         return None
     return max((r for r in _test_scores(evaluations) if r.dataset.identity.test_images == data.test_images),
-               key=lambda r: r.started, default=None)
+               key=lambda r: r.started_at, default=None)
 
 
 def _other_data_note(evaluations: list[RunInfo], data: DatasetIdentity) -> str | None:
     """Why a model evaluated on the test split shows no test top-1: every such evaluation scored other data."""
-    other = sorted(_test_scores(evaluations), key=lambda r: r.started)
+    other = sorted(_test_scores(evaluations), key=lambda r: r.started_at)
     if not other:
         return None
     newest = other[-1]
@@ -522,7 +522,7 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
 def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *, paired: bool = False) -> None:
     """The newest bench record of this model that matches the comparison exactly; else a note saying why there is
     none (`paired`: a paired session timed the model, in another setting)."""
-    for bench in sorted(benches, key=lambda b: b.started, reverse=True):
+    for bench in sorted(benches, key=lambda b: b.started_at, reverse=True):
         for record in bench.metrics.latency_records:
             if comparison.admits(record):
                 row.latency, row.bench_run = record, bench.path

@@ -549,7 +549,7 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
         if row.run.source.run_path is not None and keys.source_of(row.run) is None:
             group.sources_gone.append((row.run.path, row.run.source.run_path))
     for group in groups.values():
-        group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started))
+        group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started_at))
     for run in unfinished:
         settings = keys.key(run)
         if settings is None:

@@ -174,7 +174,7 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False,
     if sweep_dir is not None and not Path(sweep_dir).resolve().is_relative_to((Path(outputs) / job.command).resolve()):
         seen = {r.path.resolve() for r in runs}
         runs = sorted([*runs, *(r for r in iter_runs(Path(sweep_dir)) if r.path.resolve() not in seen)],
-                      key=lambda r: (r.started, str(r.path)))
+                      key=lambda r: (r.started_at, str(r.path)))
     attempts = [r for r in runs if job.is_attempt(r)]
     if not attempts:
         return None
