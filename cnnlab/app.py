@@ -354,7 +354,10 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                              sweep_dir=run_dir.parent if multirun else None) \
         if records and cfg.get("resume") in (None, False) else None
     if before is not None and before.action == "skip":
-        log.info("%s completed before in %s: skipped — %s", job.name, before.run.path, RERUN_HINT)
+        source = before.run.data.get("source") if isinstance(before.run.data.get("source"), dict) else {}
+        started_from = source.get("run") or source.get("path")  # which model it stands for (probe 91)
+        log.info("%s completed before in %s%s: skipped — %s", job.name, before.run.path,
+                 f" (from {started_from})" if started_from else "", RERUN_HINT)
         if is_main:  # the folder Hydra made for it holds only Hydra's files: a skipped job leaves nothing behind
             _discard_run_folder(run_dir, Path(cfg.paths.outputs))
         return before.returned_value()

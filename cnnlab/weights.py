@@ -21,6 +21,7 @@ from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint, load_tensors,
                                      read_checkpoint, self_supervised_method, train_state_error)
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.fileio import file_sha256
 from cnnlab.runs import resolve_source
 
 log = logging.getLogger("cnnlab")
@@ -80,7 +81,10 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         if payload.get("format") == TRAIN_STATE_FORMAT:
             raise train_state_error(path, f"{role}.weights")
         if is_cnnlab_checkpoint(payload):
-            weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", {"path": str(path)}, path)
+            # recorded as source= records a file (its run when it lies in one, its SHA-256): a sweep job or pipeline
+            # stage done before from this path is not reused once another file is there (steps/freshness.py)
+            described = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights").describe()
+            weights = _from_checkpoint(read_checkpoint(path), f"cnnlab checkpoint {path}", described, path)
             _check_recorded_stem(weights, stem, role)
             return weights
         if models.published_file(model_name, path):
@@ -100,7 +104,9 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         return InitialWeights(kind="file", description=f"state dict {path}",
                               state_dict=models.load_state_dict_file(path),
                               spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name,
-                              arch_kwargs=options, file=path)
+                              arch_kwargs=options, file=path,
+                              source={"spec": text, "kind": "state_dict", "path": str(path.resolve()),
+                                      "sha256": file_sha256(path)})
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
     ckpt = read_checkpoint(source.path)
     weights = _from_checkpoint(ckpt, f"run {source.origin}", source.describe(),

@@ -296,6 +296,34 @@ def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupte
     assert len(run_dirs(outputs, "pretrain")) == 5 and "skipped" not in forced.output
 
 
+def test_a_sweep_typed_again_after_its_source_changed_runs_its_jobs_again(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 91: `finetune -m model.weights=latest:pretrain` typed again after another pretrain skipped its job as
+    "completed before" and returned the old backbone's accuracy; so did a weights file replaced in place."""
+    import shutil
+
+    assert cli("pretrain", *TINY, "seed=1").code == 0
+    sweep = ["finetune", "-m", *TINY, "model.weights=latest:pretrain", "seed=0"]
+    assert cli(*sweep).code == 0
+    same = cli(*sweep)  # nothing changed: skipped, naming the model it stands for
+    first_pretrain = run_dirs(outputs, "pretrain")[0]
+    assert f"completed before in" in same.output and f"(from {first_pretrain.resolve()})" in " ".join(
+        same.output.split()) and len(run_dirs(outputs, "finetune")) == 1
+    assert cli("pretrain", *TINY, "seed=2").code == 0  # latest:pretrain is another model now
+    again = cli(*sweep)
+    assert again.code == 0 and "completed before" not in again.output and "latest:pretrain now names" in again.output
+    newest = read_run(run_dirs(outputs, "finetune")[-1])
+    assert len(run_dirs(outputs, "finetune")) == 2 and newest["source"]["run"] == str(run_dirs(outputs, "pretrain")[1])
+
+    weights = tmp_path / "w.pt"  # a file given by path, replaced in place
+    shutil.copy(first_pretrain / "model.pt", weights)
+    by_path = ["finetune", "-m", *TINY, f"model.weights={weights}", "seed=0"]
+    assert cli(*by_path).code == 0 and "completed before" in cli(*by_path).output
+    shutil.copy(run_dirs(outputs, "pretrain")[1] / "model.pt", weights)
+    replaced = cli(*by_path)
+    assert replaced.code == 0 and "completed before" not in replaced.output
+    assert f"the model it started from, {weights}" in " ".join(replaced.output.split())
+
+
 def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, outputs: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 61: `-m hydra.sweep.dir=DIR` naming another sweep's folder wrote its job 0 over that sweep's job 0 (its

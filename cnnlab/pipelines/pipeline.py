@@ -11,6 +11,7 @@ runs the rest — including a completed stage whose image folder changed on disk
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -58,14 +59,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     run_dirs: dict[str, str] = {}
     stale: dict[str, str] = {}  # stage → why its earlier runs no longer stand (steps/freshness.py)
     digests: Digests = {}
+    hashes: dict[str, str | None] = {}  # SHA-256 of the models stages started from, read once
     outcome: dict[str, dict[str, Any]] = {}
     for stage in stages:
         fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *stage_files(stage, folders)])
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
-        done = _find(runs_root, fingerprints[stage.name], lambda r: not changed_since(r, inputs, digests))
-        changed = changed_since(newest, inputs, digests) if newest is not None and done is None else None
+        fresh = functools.partial(changed_since, inputs=inputs, digests=digests, outputs=runs_root, hashes=hashes)
+        done = _find(runs_root, fingerprints[stage.name], lambda r: not fresh(r))
+        changed = fresh(newest) if newest is not None and done is None else None
         if changed:
             stale[stage.name] = changed
         if stage.name not in wanted:

@@ -1,9 +1,9 @@
 """Whether a run done before still stands for the work asked now, beyond its settings.
 
 A pipeline stage and a sweep's job are recognised by their settings (steps/plan.py `fingerprint`), and settings
-do not see three things that change the result: the images of a user folder (`dataset=imagefolder`) edited on disk,
-for a pipeline stage an upstream stage that has run again since (its `@stage` now names another run), and a model
-file deleted since. Reusing such a run would put a model of other data, or of an older upstream model, in the table
+do not see four things that change the result: the images of a user folder (`dataset=imagefolder`) edited on disk,
+for a pipeline stage an upstream stage that has run again since (its `@stage` now names another run), a model
+file deleted since, and the model it started from: `latest:<command>` naming a newer run, or a file replaced. Reusing such a run would put a model of other data, or of an older upstream model, in the table
 with exit 0, or fail every later stage that reads the missing file.
 """
 
@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Mapping
 
 from cnnlab.data.layout import folder_and_training_digests
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import file_sha256
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
-from cnnlab.runs import RunInfo
+from cnnlab.runs import RunInfo, resolve_source
+
+_KINDS = ("checkpoint", "onnx")  # what a `latest` source names
 
 
 # A folder's digests (the whole folder, its training part: data.layout.folder_and_training_digests) per resolved root,
@@ -24,10 +28,11 @@ from cnnlab.runs import RunInfo
 Digests = dict[str, "tuple[str | None, str | None]"]
 
 
-def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None) -> str | None:
+def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None, *,
+                  outputs: Path | None = None, hashes: dict[str, str | None] | None = None) -> str | None:
     """Why `run` no longer stands for the same work, or None. `inputs`: the run folders its `@stage` references
     name now (a pipeline stage's), compared (resolved) with those recorded in its run.json `pipeline.inputs`; a record
-    from before either was recorded cannot be checked and is taken as it is."""
+    from before either was recorded cannot be checked and is taken as it is. `outputs`, `hashes`: source_changed's."""
     recorded = (run.data.get("pipeline") or {}).get("inputs")
     if inputs and isinstance(recorded, dict):
         for stage, path in inputs.items():
@@ -40,7 +45,36 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
     changed = run.changed_files()  # nor one whose model file was replaced (probe 72: reused as done already)
     if changed:
         return f"its {changed[0]} changed since the run wrote it"
-    return data_changed(run, digests=digests)
+    return source_changed(run, outputs, hashes) or data_changed(run, digests=digests)
+
+
+def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, str | None] | None = None
+                   ) -> str | None:
+    """Why the model `run` started from (run.json `source`: model.weights, source=, teacher.weights) is not the one
+    its settings name now, or None: `latest:<command>` names a newer run in `outputs` (probe 91: a sweep of finetunes
+    typed again after another pretrain skipped every job, their accuracies of the old backbone), or the file read
+    holds other bytes (a weights file replaced in place; a SHA-256 recorded). `hashes`: SHA-256 per path, filled
+    once per process. A record without a source, or from before its SHA-256 was recorded, is taken as it is."""
+    source = run.data.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        return None
+    spec, path = str(source.get("spec") or ""), source["path"]
+    if outputs is not None and (spec == "latest" or spec.startswith("latest:")) and source.get("kind") in _KINDS:
+        try:
+            now = resolve_source(spec, outputs, want=(str(source["kind"]),)).path
+        except CnnlabError:
+            return f"{spec} names no model now"  # the job itself says why, when it runs
+        if os.path.realpath(now) != os.path.realpath(path):
+            return f"{spec} now names {now.parent if now.name == 'model.pt' else now}, not {path}"
+    recorded = source.get("sha256")
+    if not isinstance(recorded, str):
+        return None
+    hashes = {} if hashes is None else hashes
+    if path not in hashes:
+        hashes[path] = file_sha256(Path(path)) if Path(path).is_file() else None
+    if hashes[path] is None:
+        return f"the model it started from, {path}, is gone"
+    return f"the model it started from, {path}, changed since" if hashes[path] != recorded else None
 
 
 def data_changed(run: RunInfo, root: str | None = None, digests: Digests | None = None) -> str | None:

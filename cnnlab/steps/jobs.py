@@ -178,10 +178,12 @@ def earlier_attempt(job: JobIdentity, outputs: Path, *, rerun: bool = False,
     attempts = [r for r in runs if job.is_attempt(r)]
     if not attempts:
         return None
-    # Same settings, other images: an attempt whose image folder changed on disk since (or whose model file was
-    # deleted) is neither skipped nor continued (steps/freshness.py); the job starts over on the folder as it is now.
+    # Same settings, other images or another model to start from: an attempt whose image folder changed on disk
+    # since (or whose model file was deleted, or whose `latest:` source names a newer run) is neither skipped nor
+    # continued (steps/freshness.py); the job starts over on the folder as it is now.
     digests: Digests = {}  # one walk of the folder for all the attempts
-    changed = {r.path: changed_since(r, digests=digests) for r in attempts}
+    hashes: dict[str, str | None] = {}  # one read of each model they started from
+    changed = {r.path: changed_since(r, digests=digests, outputs=Path(outputs), hashes=hashes) for r in attempts}
     if changed[attempts[-1].path]:
         log.info("%s: not reusing %s — %s", job.name, attempts[-1].path, changed[attempts[-1].path])
     attempts = [r for r in attempts if not changed[r.path]]

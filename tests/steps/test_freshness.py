@@ -134,3 +134,36 @@ def test_a_test_split_edited_since_changes_no_training_data_but_does_change_an_e
     assert DatasetSection.from_dict(after).identity == DatasetSection.from_dict(record).identity
     (data / "train" / "cat" / "1.png").write_bytes(b"1")
     assert data_changed(trained) == f"the images in {data} changed since it ran"
+
+
+def test_a_run_whose_source_now_names_another_model_is_stale(tmp_path: Path) -> None:
+    """Probe 91: a sweep job or pipeline stage that started from `latest:pretrain`, or from a weights file replaced in
+    place since, was reused: its accuracy was the old model's."""
+    from cnnlab.fileio import file_sha256
+    from cnnlab.steps.freshness import source_changed
+
+    def made(name: str, started: str) -> Path:
+        record = RunRecord.start(tmp_path / "outputs" / "pretrain" / name, "pretrain")
+        (record.run_dir / "model.pt").write_bytes(name.encode())
+        record.add_artifact("model", record.run_dir / "model.pt")
+        record.update(started=started)
+        record.finish("completed")
+        return record.run_dir / "model.pt"
+
+    first = made("a", "2026-12-05T01:00:00+00:00")
+    source = {"spec": "latest:pretrain", "kind": "checkpoint", "path": str(first.resolve()),
+              "run": str(first.parent), "sha256": file_sha256(first)}
+    record = RunRecord.start(tmp_path / "job", "finetune")
+    record.update(source=source)
+    record.finish("completed")
+    job, outputs = RunInfo.read(tmp_path / "job"), tmp_path / "outputs"
+    assert source_changed(job, outputs) is None and changed_since(job, outputs=outputs) is None
+    made("b", "2026-12-05T02:00:00+00:00")
+    assert "latest:pretrain now names" in source_changed(job, outputs)
+    assert source_changed(job) is None  # no outputs to look in (a record read alone): the file is still the same
+    first.write_bytes(b"another network")  # replaced in place
+    assert source_changed(job) == f"the model it started from, {first.resolve()}, changed since"
+    first.unlink()
+    assert source_changed(job) == f"the model it started from, {first.resolve()}, is gone"
+    older = _run(tmp_path / "older", None)  # no source recorded: taken as it is
+    assert source_changed(older, outputs) is None
