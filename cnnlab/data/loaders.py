@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
 
 from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
@@ -27,12 +27,38 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return x ^ (x >> 31)
 
 
-class EpochSampler(DistributedSampler):
-    """A DistributedSampler whose items are (epoch, index) pairs, so that the dataset knows which epoch asks."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Rank `rank`'s share of one shuffled pass: DistributedSampler's permutation of (seed + epoch), every
+    `world_size`-th index of it from `rank` on, as (epoch, index) pairs so that the dataset knows which epoch asks.
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    Unlike DistributedSampler, nothing is padded: it repeated images to make the set divide by the ranks (199
+    images over 2 ranks trained one image twice an epoch and counted 200; probe 89), so a run under torchrun was not
+    the run of one process. Here the ranks' shares of the last global batch (`batch_size` a rank) may differ by one
+    image (the trainer weighs their losses by their sizes: engine/trainer.py); where some rank would get fewer than
+    `min_share` images of it (0: it would take one step less and DDP would wait for it forever; 1: a BatchNorm of
+    one value per channel cannot train), that last global batch sits out the epoch — other images each epoch, as
+    they are shuffled."""
+
+    def __init__(self, dataset: Dataset, *, rank: int, world_size: int, seed: int, batch_size: int,
+                 min_share: int = 1) -> None:
+        self.size, self.rank, self.world_size, self.seed = len(dataset), rank, world_size, seed  # type: ignore[arg-type]
+        self.global_batch = batch_size * world_size
+        self.epoch = 0
+        last = self.size % self.global_batch or self.global_batch
+        self.kept = self.size - last if self.size > last and last // world_size < min_share else self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.kept, self.world_size))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)  # DistributedSampler's: runs before it keep their order
+        order = torch.randperm(self.size, generator=generator)[:self.kept]
         epoch = self.epoch
-        return ((epoch, int(index)) for index in super().__iter__())
+        return ((epoch, int(index)) for index in order[self.rank::self.world_size])
 
 
 class SeededItems(Dataset):
@@ -130,20 +156,22 @@ def as_raised_in_the_worker(exc: CnnlabError) -> CnnlabError:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
-                world_size: int = 1, drop_last: bool = False) -> DataLoader:
-    """batch_size is per rank; call loader.sampler.set_epoch(epoch) before every epoch.
+                world_size: int = 1, drop_last: bool = False, min_share: int = 1) -> DataLoader:
+    """batch_size is per rank; call loader.sampler.set_epoch(epoch) before every epoch. `min_share`: EpochSampler's.
 
-    A DistributedSampler even for one process: the global permutation is drawn from (seed, epoch)
-    alone and rank r takes every world_size-th index of it, so the ranks together see exactly the
-    order a single process sees. A shuffled (training) loader reads its items through SeededItems:
+    A shuffled loader's sampler is EpochSampler even for one process: the global permutation is drawn
+    from (seed, epoch) alone and rank r takes every world_size-th index of it, so the ranks together
+    see exactly the order a single process sees, no image twice. An unshuffled one (evaluation) is a
+    DistributedSampler of one process: each rank evaluates a disjoint Subset of its own. A shuffled (training) loader reads its items through SeededItems:
     each image's augmentation is drawn from (seed, epoch, index), so a run's batches are the same
     with 0, 1 or 4 workers, on one process or split over ranks, and after a resume. The loader's own
     seeds (worker base seeds) come from a private generator: how many iterators a worker count
     creates must not move the global RNG that dropout and mixup draw from. A TensorDataset (cached
     features) is read a batch at a time (TensorBatches), in the same order.
     """
-    sampler_type = EpochSampler if shuffle else DistributedSampler
-    sampler = sampler_type(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+    sampler = EpochSampler(dataset, rank=rank, world_size=world_size, seed=seed, batch_size=batch_size,
+                           min_share=min_share) if shuffle else \
+        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False, seed=seed)
     if isinstance(dataset, TensorDataset):
         items, collate = TensorBatches(dataset), _made_batch
     else:

@@ -35,7 +35,7 @@ from cnnlab.engine.objectives import Objective, divergence_hint_of, validation_o
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
 from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.runtime import Runtime
+from cnnlab.engine.runtime import Runtime, all_reduce_sum
 from cnnlab.engine.seeding import rng_state, set_rng_state
 from cnnlab.errors import CnnlabError
 
@@ -119,6 +119,12 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: st
     return meter.compute(across_ranks=runtime.distributed)
 
 
+def _share_of_last_batch(images: int, runtime: Runtime) -> float:
+    """world_size × this rank's images / all ranks' images of a step: 1 where the ranks hold equal parts."""
+    counts = all_reduce_sum(torch.tensor([float(images)], device=runtime.device))
+    return runtime.world_size * images / float(counts[0])
+
+
 class Trainer:
     """The engine with its recipe and runtime: `fit` runs `train_one_epoch` and `evaluate` for recipe.epochs."""
 
@@ -142,7 +148,7 @@ class Trainer:
         total = _steps(loader, settings.max_steps_per_epoch)
         task = self.progress.add_task(f"epoch {epoch + 1} train", total=total, status="")
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
-        images, start = 0, time.perf_counter()
+        images, start, last = 0, time.perf_counter(), len(loader) - 1
         lr = optimizer.param_groups[-1]["lr"]  # the epoch's record: the rate of its last step (not the next one's)
         for step, batch in enumerate(loader):
             if step >= total:
@@ -150,16 +156,19 @@ class Trainer:
             batch = [rt.to_device(t) for t in batch]
             with rt.autocast():
                 loss, logits, targets = objective(model, batch)
+            # DDP averages the ranks' gradients; their shares of the last batch may differ by an image (EpochSampler
+            # pads nothing), so each rank's mean loss is weighed by its share: the gradient of one process's mean
+            weighed = loss * _share_of_last_batch(targets.shape[0], rt) if rt.distributed and step == last else loss
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
-                scaler.scale(loss).backward()
+                scaler.scale(weighed).backward()
                 if settings.grad_clip:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
+                weighed.backward()
                 if settings.grad_clip:
                     nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
                 optimizer.step()

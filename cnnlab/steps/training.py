@@ -71,12 +71,11 @@ def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: 
     if batch % runtime.world_size:
         raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
                           fix=f"use a multiple of {runtime.world_size}")
-    per_rank, per_rank_images = batch // runtime.world_size, -(-len(train_set) // runtime.world_size)
-    # A last batch of one image: BatchNorm cannot train on it ("Expected more than 1 value per channel", a
-    # traceback at 17 images and batch 16); that one image sits out the epoch (another one the next, shuffled).
-    single = per_rank > 1 and per_rank_images % per_rank == 1
+    per_rank = batch // runtime.world_size
+    # A last batch of one image a rank: BatchNorm cannot train on it ("Expected more than 1 value per channel", a
+    # traceback at 17 images and batch 16); that last batch sits out the epoch (other images the next, shuffled).
     train_loader = make_loader(train_set, per_rank, shuffle=True, seed=recipe.seed, workers=workers,
-                               rank=runtime.rank, world_size=runtime.world_size, drop_last=single)
+                               rank=runtime.rank, world_size=runtime.world_size, min_share=2 if per_rank > 1 else 1)
     if runtime.distributed:  # exact evaluation: no sample padded or counted twice
         val_set = Subset(val_set, range(runtime.rank, len(val_set), runtime.world_size))
     val_loader = make_loader(val_set, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)

@@ -27,6 +27,21 @@ def test_two_ranks_together_see_the_single_process_order() -> None:
     assert sorted(single) == list(range(24))
 
 
+@pytest.mark.parametrize("n, per_rank, kept", [(21, 4, 21), (25, 2, 24), (29, 4, 29), (23, 2, 20), (17, 4, 16), (19, 4, 16)])
+def test_ranks_share_a_set_that_does_not_divide_by_them_without_repeating_an_image(n: int, per_rank: int,
+                                                                                  kept: int) -> None:
+    """Probe 89: DistributedSampler padded 199 images over 2 ranks to 200 (one image trained and counted twice an
+    epoch). Now the ranks' shares of the last global batch may differ by one image; a last global batch that would
+    give some rank fewer than 2 images (a BatchNorm of one value) sits out the epoch, as one process's does."""
+    data = index_dataset(n)
+    single = epoch_order(make_loader(data, 2 * per_rank, shuffle=True, seed=7, min_share=2), epoch=1)
+    ranks = [make_loader(data, per_rank, shuffle=True, seed=7, rank=r, world_size=2, min_share=2) for r in (0, 1)]
+    orders = [epoch_order(loader, epoch=1) for loader in ranks]
+    assert len(ranks[0]) == len(ranks[1])  # the same number of steps: DDP would wait forever for a missing one
+    interleaved = [index for pair in zip(*orders) for index in pair] + orders[0][len(orders[1]):]
+    assert interleaved == single[:kept] and len(set(interleaved)) == kept == sum(map(len, orders))
+
+
 def test_order_depends_on_seed_and_epoch_only() -> None:
     data = index_dataset(32)
     order = epoch_order(make_loader(data, 8, shuffle=True, seed=1), epoch=0)
