@@ -214,6 +214,29 @@ def test_a_remote_failure_reads_as_the_jobs_error_and_its_log() -> None:
     assert error is not None and "epoch 2/4" not in error.message and "ended without an error of its own" in \
         error.message
     assert remote_job_error(RuntimeError("not from submitit")) is None
+    # probe 89: sbatch refused the submission; "a launched job failed ... read that log" named no log, and no job ran
+    refused = remote_job_error(utils.FailedJobError("sbatch: error: invalid partition specified: cpu"))
+    assert refused is not None and refused.message == ("SLURM did not take the jobs (sbatch failed: sbatch: error: "
+                                                       "invalid partition specified: cpu); none ran")
+    assert "hydra.launcher.partition" in (refused.fix or "") and "sinfo -s" in (refused.fix or "")
+
+
+def test_a_slurm_array_is_named_after_cnnlab_and_its_command(cli, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 89: squeue showed every cnnlab array as `app` (Hydra's job name: cnnlab's entry module); and sbatch's
+    refusal read as a failed job whose log to read (none ran). A fake sbatch keeps the script and refuses."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nfor last; do :; done\ncp "$last" {tmp_path}/script.sh\n'
+                                    'echo "sbatch: error: invalid partition specified: cpu" >&2\nexit 1\n')
+    for tool in ("srun", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    result = cli("pretrain", "-m", "hydra/launcher=slurm_cpu", *TINY, "seed=0,1")
+    assert result.code != 0 and "SLURM did not take the jobs" in result.stderr and "Traceback" not in result.output
+    assert "#SBATCH --job-name=cnnlab-pretrain" in (tmp_path / "script.sh").read_text()
 
 
 # ------------------------------------------------------------------------------------------ preemption

@@ -235,6 +235,10 @@ def remote_job_error(exc: BaseException) -> CnnlabError | None:
     else:
         where = None
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    if trace is None and where is None and "sbatch" in text:  # the submission failed: no job ran, no log to read
+        return CnnlabError(f"SLURM did not take the jobs (sbatch failed: {first}); none ran",
+                           fix="check the launcher's settings (hydra.launcher.partition, timeout_min, mem_gb, ...) "
+                               "against your cluster — `sinfo -s` lists its partitions (docs/scale-out.md)")
     message = f"a launched job failed: {last or first}"
     return CnnlabError(message + (f" (log: {where})" if where else ""),
                        fix="read that log; fix the cause and run the same command again: completed jobs are "
