@@ -35,9 +35,9 @@ from cnnlab.report.rows import Row, recorded_fraction, run_section
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.fileio import read_yaml_mapping
 from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
-from cnnlab.settings import changes_the_course, resumes_nothing
+from cnnlab.settings import HOW_IT_RUNS, changes_the_course, resumes_nothing, within
 
-IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment
+IGNORED = ("seed", "paths", "hydra")  # top-level settings that do not make another experiment; nor do HOW_IT_RUNS
 # settings that name a run (or a file): compared through the run.json source, not as text
 REFERENCES = ("source", "resume", "model.weights", "teacher.weights", "student.weights")
 UNFINISHED = ("failed", "interrupted", "dead", "running")
@@ -118,6 +118,13 @@ def _comparable_config(config: dict[str, Any]) -> str:
     config = copy.deepcopy(config)
     for key in IGNORED:
         config.pop(key, None)
+    for dotted in HOW_IT_RUNS:  # where and how visibly a seed ran (probe 88: trainer.log_every=5 split a group)
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     if resumes_nothing(config.get("resume")):
         config["resume"] = None
     for dotted in REFERENCES:
@@ -163,7 +170,8 @@ def _comparable_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key in IGNORED or key.split(".")[0] in ("paths", "hydra") or (key == "resume" and resumes_nothing(value)):
+        if key in IGNORED or key.split(".")[0] in ("paths", "hydra") or within(key, HOW_IT_RUNS) or \
+                (key == "resume" and resumes_nothing(value)):
             continue
         kept.append(f"{key}={RUN}" if key in REFERENCES and _names_a_run(value) else f"{key}={value}")
     return tuple(sorted(kept))

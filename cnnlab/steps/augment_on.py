@@ -101,7 +101,7 @@ def _recorded(ctx: RunContext, place: AugmentPlace) -> AugmentPlace:
     interrupted run's record says it too."""
     if ctx.is_main:
         ctx.log.info("augmentation: %s (%s)", {"device": "whole batches on the device", "none": "none"}.get(
-            place.where, "per image, in the DataLoader workers"), place.why)
+            place.where, "per image, as the DataLoader reads it (in its workers, or the main process at 0)"), place.why)
         ctx.record.update(environment={"augment_on": place.record()})
     return place
 

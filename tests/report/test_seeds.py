@@ -394,6 +394,21 @@ def test_a_resume_that_only_moved_the_run_stays_in_its_group(tmp_path: Path) -> 
     assert frozenset([*first, moved]) in groups and frozenset([changed]) in groups
 
 
+def test_a_fresh_seed_run_elsewhere_or_more_visibly_stays_in_its_group(tmp_path: Path) -> None:
+    """Probe 88: `seed=2 trainer.log_every=5` (or device=cpu, trainer.workers=0) on a fresh run made a group of its
+    own, though the docs call these no change of course (and a resume with them stayed in the group)."""
+    out = tmp_path / "outputs"
+    first = sweep(out, "finetune", [0.90, 0.92])
+    visible = model_run(out, "finetune", "more-visible", 0.94, seed=2,
+                        settings={"device": "cpu", "trainer": {"log_every": 5, "workers": 0}, "logger": "csv"})
+    plain = [model_run(out, "finetune", f"plain-{i}", 0.5, overrides=["command=finetune", "model=lenet5", f"seed={i}",
+                                                                       *(["trainer.log_every=5"] if i else [])])
+             for i in range(2)]  # without a saved config: grouped by the overrides run.json records
+    other = model_run(out, "finetune", "other-epochs", 0.95, seed=3, settings={"trainer": {"epochs": 9}})
+    groups = {frozenset(r.run.path for r in g.rows) for g in build_report(out).all_seed_groups}
+    assert {frozenset([*first, visible]), frozenset(plain), frozenset([other])} <= groups
+
+
 def test_a_nul_in_a_recorded_run_path_is_a_damaged_reference_not_a_crash(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     sweep(out, "finetune", [0.90, 0.92])
