@@ -504,6 +504,12 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     # a distill resumed with changed settings: its baseline did not follow the student's course (pipelines/distill.py)
     unlike = command == "distill" and any(row.run.data.get("resume_changed") for row in group.rows)
     caveat = "resumed with changed settings: unlike courses, see the run's warnings" if unlike else ""
+    own = {lineage[-1] for lineage in group.lineages if lineage}
+    if command == "distill" and not caveat and len(group.lineages) > 1 and len(own) == 1 and None not in own:
+        # probe 88: a sweep over teacher.weights of three seeds, each distill at seed 0: the students started from
+        # one initialisation and data order (the baseline was one run counted three times)
+        caveat = (f"every student trained with seed {own.pop()}: the spread is the teachers' alone — give each "
+                  "distill run its own seed= for the students'")
     if command == "prune" and any(run_section(row.run, "prune").get("ratio") == 0 for row in group.rows):
         caveat = "prune.ratio=0: nothing removed, the change is the recovery training's"  # probe 84: +5.68 "pruning"
     changes = [Change(what, "val", against, tuple(val), caveat=caveat)] if val else []  # type: ignore[arg-type]

@@ -606,6 +606,21 @@ def test_a_distill_resumed_with_changed_settings_says_its_kd_gain_is_not_like_fo
 
 
 
+def test_a_distill_group_over_teacher_seeds_with_one_student_seed_says_so(tmp_path: Path) -> None:
+    """Probe 88: `distill -m teacher.weights=T0,T1,T2` (each distill at seed 0) read as a 3-seed KD gain with an
+    interval, though the three students started from one initialisation and data order."""
+    out = tmp_path / "outputs"
+    teachers = sweep(out, "pretrain", [0.90, 0.92, 0.91])
+    sweep(out, "distill", [0.60, 0.62, 0.61], name="11-00-00-multirun", sources=teachers,
+          metrics=[{"baseline_val_acc": 0.55}] * 3)  # one student seed: its baseline alike
+    own = sweep(out, "distill", [0.60, 0.62, 0.61], name="12-00-00-multirun", sources=teachers, seeds=[5, 6, 7],
+                metrics=[{"baseline_val_acc": b} for b in (0.55, 0.57, 0.53)], settings={"trainer": {"epochs": 3}})
+    caveats = {g.first.run.path.parent.name: g.changes[0].caveat for g in build_report(out).all_seed_groups
+               if g.first.run.command == "distill"}
+    assert "every student trained with seed 0: the spread is the teachers' alone" in caveats["11-00-00-multirun"]
+    assert caveats[own[0].parent.name] == ""  # each student its own seed
+
+
 def test_a_lone_derived_run_names_every_seed_of_its_lineage() -> None:
     """Probe 63: a lone prune (seed 0) of a seed-4 fine-tune read seed 0 in report.csv, while in a group the column
     holds the fine-tuning seed: joined on `seed`, it paired with seed 0's runs."""
