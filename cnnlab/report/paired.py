@@ -133,11 +133,11 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         if judged.apart:
             return SpeedUp(UNSTABLE, ratio, rounds, where,
                            f"unstable: the same network timed {ratio:.2f}× apart in one session")
+        disagreement = _disagreement(session, matches, same_network)  # every ratio of such a session (probe 88:
+        if disagreement:                                                 # distill's "same network" ones read noise)
+            return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable session: {disagreement}")
         if judged.same_network:
             return SpeedUp(SAME_NETWORK, ratio, rounds, where, "same network: the difference is noise")
-        disagreement = _disagreement(session, matches, same_network)
-        if disagreement:
-            return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable session: {disagreement}")
         return SpeedUp(PAIRED, ratio, rounds, where)
     if any(model in session.subjects and source in session.subjects for session in found):
         # timed together, but not at the backend, batch, device and threads the report compares
@@ -161,5 +161,6 @@ def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],
             judged = PairedRatio(ta.p50_ms / tb.p50_ms, tuple(x / y for x, y in zip(ta.per_round, tb.per_round)),
                                  same_network=True)
             if judged.apart:
-                return f"the same network ({a.name}, {b.name}) timed {judged.ratio:.2f}× apart"
+                named = ", ".join(f"{run.parent.name}/{run.name}" for run in (a, b))  # a sweep's jobs: 0, 1
+                return f"the same network ({named}) timed {judged.ratio:.2f}× apart"
     return None

@@ -212,13 +212,19 @@ def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_p
     assert "unstable: the rounds gave" in next(r for r in report.rows if r.run.path == pruned).speedup.note
 
     # a later session with steady rounds, but pretrain and finetune (one network) at 16.9 and 24.7 ms
-    paired_run(out, "busy", [pretrain, finetune, pruned], [[16.9, 17.0, 16.8], [24.7, 24.9, 24.5], [5.0, 5.1, 4.9]],
+    twin = model_run(out, "distill", "twin", 0.97, source=finetune)  # the same network as its teacher
+    paired_run(out, "busy", [pretrain, finetune, pruned, twin], [[16.9, 17.0, 16.8], [24.7, 24.9, 24.5],
+                                                                  [5.0, 5.1, 4.9], [24.6, 24.8, 24.4]],
                started="2099-01-01T00:00:00+00:00")
     report = build_report(out)
     rows = {row.run.path.name: row for row in report.rows}
     assert rows["fine"].speedup.status == "unstable" and "same network timed" in rows["fine"].speedup.note
     assert rows["pruned"].speedup.status == "unstable" and "unstable session" in rows["pruned"].speedup.note
     assert _cell(report, "pruned") == "— (unstable)"
+    # probe 88: a same-network pair of that session read "1.00× (same network: noise)"; the runs are named with
+    # their parent folder (a sweep's jobs 0 and 1 of several sweeps)
+    assert rows["twin"].speedup.status == "unstable" and "(2026-11-28/pre, 2026-11-28/fine)" in \
+        rows["twin"].speedup.note, rows["twin"].speedup.note
 
     # a steady session: the same network within the noise, the pruned model's ratio shown
     paired_run(out, "calm", [pretrain, finetune, pruned], [[10.0, 10.2, 9.9], [10.3, 10.4, 10.1], [5.0, 5.1, 4.9]],
