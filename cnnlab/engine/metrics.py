@@ -24,10 +24,12 @@ class ClassificationMeter:
 
     def __init__(self, device: torch.device) -> None:
         self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, top1, top5, n
+        self.classes: int | None = None  # the logits' width: top-5 of 5 classes or fewer is 1 by construction
 
     @torch.no_grad()
     def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
+        self.classes = int(logits.shape[-1])
         k = min(5, logits.shape[-1])
         hits = top_k(logits, k).eq(targets.unsqueeze(-1))
         self.sums += torch.stack([loss.detach().double() * n, hits[:, 0].sum().double(),

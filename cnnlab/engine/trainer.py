@@ -116,7 +116,7 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: st
         meter.update(loss, logits, targets)
         progress.advance(task)
     progress.remove_task(task)
-    return meter.compute(across_ranks=runtime.distributed)
+    return {**meter.compute(across_ranks=runtime.distributed), "classes": meter.classes}
 
 
 def _share_of_last_batch(images: int, runtime: Runtime) -> float:
@@ -134,6 +134,7 @@ class Trainer:
         self.progress = make_progress(enabled=show_progress and runtime.is_main)
         self._saved_epoch: int | None = None  # the epoch of the last last.pt this fit wrote
         self._divergence_hint: str | None = None  # the objective's word on a NaN/inf loss (divergence_hint_of)
+        self._top5_informative = True  # more than 5 classes (evaluate's `classes`)
 
     # ------------------------------------------------------------------ one epoch of training
     def train_one_epoch(self, model: nn.Module, objective: Objective, loader: DataLoader,
@@ -277,6 +278,7 @@ class Trainer:
                 elif val_loader is not None:
                     val = evaluate(model, val_loader, rt, progress=self.progress)
                     entry.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
+                    self._top5_informative = (val.get("classes") or 6) > 5
                 self._log_epoch(entry)
                 self._check_finite_validation(entry, train["lr"])
                 result.history.append(entry)
@@ -329,7 +331,9 @@ class Trainer:
         text = (f"epoch {entry['epoch']}/{self.settings.epochs}  train loss {entry['train_loss']:.4f} "
                 f"acc {entry['train_acc']:.2%}")
         if "val_acc" in entry:
-            text += f"  val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%} top5 {entry['val_top5']:.2%}"
+            text += f"  val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%}"
+            # 5 classes or fewer: every class is in the top 5, 100 % that says nothing (still recorded; probe 88)
+            text += f" top5 {entry['val_top5']:.2%}" if self._top5_informative else ""
         for key, value in entry.items():  # an objective's own validation metrics (knn_acc)
             if key not in _TRAINER_KEYS and isinstance(value, (int, float)):
                 text += f"  {key.replace('_', ' ')} " + (f"{value:.2%}" if key.endswith("_acc") else f"{value:.4g}")

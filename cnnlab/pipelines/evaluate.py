@@ -36,6 +36,7 @@ from cnnlab.steps.sources import (model_labelled, refuse_training_images, refuse
                                    require_source, source_data)
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
+from cnnlab.wording import counted
 
 SPLITS = ("train", "val", "test", "all")  # all: every image of the data (new labelled images, no split folders)
 
@@ -59,13 +60,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     elif split == "test":
         refuse_training_images_in_test(source, dataset_cfg, data)
     images = split_of(data, split)
-    ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %d images at %d px", model.arch or source.path.name,
-                 model.kind, model.precision, model.runtime, data.name, split, len(images), model.spec.size)
+    ctx.log.info("evaluate %s (%s, %s, %s) on %s/%s: %s at %d px", model.arch or source.path.name,
+                 model.kind, model.precision, model.runtime, data.name, split, counted(len(images), "image"),
+                 model.spec.size)
 
     scores = score(model, eval_loader(recipe, images, workers=loader_workers(recipe, data)), desc=f"evaluate {split}")
     files = write_outputs(ctx, scores, model.classes, f"{model.arch or source.path.name} on {data.name}/{split}")
-    ctx.log.info("%s: top-1 %.2f%%, top-5 %.2f%%, ECE %.4f on %d images", split, 100 * scores.top1,
-                 100 * scores.top5, scores.ece, scores.n)
+    # with 5 classes or fewer every class is in the top 5: 100 % by construction, which says nothing (probe 88)
+    top5 = f", top-5 {100 * scores.top5:.2f}%" if len(model.classes) > 5 else ""
+    ctx.log.info("%s: top-1 %.2f%%%s, ECE %.4f on %s", split, 100 * scores.top1, top5, scores.ece,
+                 counted(scores.n, "image"))
     ctx.record.update(evaluate={"split": split, "n": scores.n, "runtime": model.runtime, "ece_bins": ECE_BINS,
                                 "files": files},
                       model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",

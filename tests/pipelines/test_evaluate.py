@@ -47,6 +47,7 @@ def test_checkpoint_and_its_onnx_score_the_same_on_the_test_split(cli, outputs: 
     assert record["source"]["kind"] == "checkpoint" and record["source"]["run"] == pretrained["run_dir"]
     assert metrics["split"] == "test" and metrics["n"] == TEST and record["evaluate"]["runtime"] == "pytorch"
     assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["test_acc"] <= metrics["test_top5"] <= 1
+    assert "top-5" in result.output  # 10 classes: top-5 says something
     assert record["model"]["precision"] == "fp32" and record["dataset"]["name"] == "mnist"
     per_class = metrics["per_class_acc"]
     assert len(per_class) == 10 and per_class["4 - four"] is None  # the tiny set only has digits 0-3
@@ -573,3 +574,15 @@ def test_a_folder_of_new_images_is_told_split_all_before_its_class_folders(cli, 
     third = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
     assert third.code == 0, third.output
     assert "no images of those classes to score" in " ".join(third.stderr.split())  # not "no photos images"
+
+
+def test_top5_of_five_classes_or_fewer_is_recorded_but_not_shown(cli, outputs: Path) -> None:
+    """Probe 88: with 2-4 classes every log line read "top5 100.00%", true by construction, with no word of it."""
+    from helpers import TINY  # 4 classes
+
+    trained = cli("pretrain", *TINY)
+    epoch_line = next(line for line in trained.output.splitlines() if "epoch 1/1" in line)
+    assert trained.code == 0 and "top5" not in epoch_line and "val loss" in epoch_line
+    assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["val_top5"] == 1.0  # recorded as it is
+    scored = cli("evaluate", "source=latest:pretrain", "split=val")
+    assert scored.code == 0 and "top-5" not in scored.output and "val: top-1" in scored.output
