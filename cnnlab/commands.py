@@ -319,7 +319,8 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
     why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
-           else f"no epoch had completed since resuming {resumed}, which is as it was" if info.resumable and resumed
-           else "no epoch had completed, so there is no checkpoint to resume" if info.resumable
+           else f"no checkpoint was written since resuming {resumed}, which is as it was" if info.resumable and resumed
+           # not "no epoch had completed": a stop just after an epoch's line, before its last.pt (probe 88)
+           else "no checkpoint had been written yet, so there is none to resume" if info.resumable
            else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`"

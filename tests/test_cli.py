@@ -326,7 +326,7 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
         hint = interrupt_hint("finetune", args, resumed=resumed_by("finetune", args))
         assert hinted_command(hint) == ["finetune", *args] and f"since resuming {named}, which is as it" in hint, hint
     assert resumed_by("finetune", ["resume=false"]) is None and resumed_by("finetune", ["seed=1"]) is None
-    assert "no epoch had completed, so" in interrupt_hint("finetune", ["resume=false"])
+    assert "no checkpoint had been written yet, so" in interrupt_hint("finetune", ["resume=false"])
     # what is kept is what resume= continues: a search keeps its study, not an epoch's checkpoint
     assert "study.db" in interrupt_hint("search", [], checkpoint_kept=True)
     assert "last checkpoint (last.pt)" in interrupt_hint("pretrain", [], checkpoint_kept=True)
