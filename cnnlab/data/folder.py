@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -265,6 +267,16 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     if train == other:
         return
     missing, extra = sorted(set(train) - set(other)), sorted(set(other) - set(train))
+    # the same name written in two Unicode forms (macOS writes café decomposed, Linux composed): it prints the same,
+    # so "missing: café; extra: café" read as nonsense and its fix did not help (probe 91)
+    twins = [(a, b) for a in missing for b in extra if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
+    if twins:
+        a, b = twins[0]
+        raise CnnlabError(f"imagefolder: the class folder {other_dir}/{b}/ and the training split's {a}/ are one name "
+                          f"written in two Unicode forms ({_form(b)} and {_form(a)}: copied between macOS and "
+                          "another system?), so they are two classes to Python and torchvision",
+                          fix=f"rename it as the training split writes it: mv {shlex.quote(str(other_dir / b))} "
+                              f"{shlex.quote(str(other_dir / a))}")
     steps = ([f"create {other_dir}/{missing[0]}/{' and the others missing' if len(missing) > 1 else ''} "
               "(an empty one is fine: no images of that class to score there)"] if missing else []) + (
         [f"remove or rename {other_dir}/{extra[0]}/{' and the other extra ones' if len(extra) > 1 else ''} "
@@ -273,6 +285,13 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     raise CnnlabError(f"imagefolder: the class folders of {other_dir} differ from the training split's "
                       f"({differ or 'the same names in another order'})",
                       fix=f"{'; '.join(steps)}: every split has the same <class> folders ({LAYOUT})")
+
+
+def _form(name: str) -> str:
+    """'composed (NFC)' or 'decomposed (NFD)' or 'mixed': how a name's accented letters are written."""
+    if unicodedata.is_normalized("NFC", name):
+        return "composed (NFC)"
+    return "decomposed (NFD)" if unicodedata.is_normalized("NFD", name) else "mixed"
 
 
 def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, every_class: bool) -> ImageFolder:

@@ -139,6 +139,24 @@ def test_train_and_val_class_mismatch(tmp_path: Path) -> None:
         build_imagefolder({"root": str(tmp_path)}, SPEC)
 
 
+def test_a_class_name_written_in_two_unicode_forms_is_named_with_a_fix_that_works(tmp_path: Path) -> None:
+    """Probe 91: train/café (composed) and val/café (decomposed, as macOS writes it) read "missing: café; extra:
+    café", and its fix (create val/café/) left the decomposed folder and the error in place."""
+    import shlex
+    import subprocess
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    make_classes(tmp_path / "train", {composed: 1, "b": 1})
+    make_classes(tmp_path / "val", {decomposed: 1, "b": 1})
+    with pytest.raises(CnnlabError, match="one name written in two Unicode forms") as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "decomposed (NFD) and composed (NFC)" in str(err.value)
+    subprocess.run(err.value.fix.split(": ", 1)[1], shell=True, check=True)  # the fix, followed
+    assert shlex.quote(str(tmp_path / "val" / composed)) in err.value.fix
+    assert build_imagefolder({"root": str(tmp_path)}, SPEC).classes == sorted(["b", composed])
+
+
 def test_16_bit_pngs_give_the_tensors_of_their_8_bit_copies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # torchvision's pil_loader clips 16-bit values to 255: every image white, training at chance
     rng = np.random.default_rng(0)
