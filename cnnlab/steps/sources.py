@@ -29,7 +29,7 @@ from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoin
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_version
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
-from cnnlab.runs import RunInfo, Source, resolve_source
+from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, Source, iter_runs, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.recording import record_warning
@@ -54,12 +54,26 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
     ctx.record.update(source=source.describe())
     if str(spec).strip().startswith("latest"):  # which run "latest" is depends on what ran since: say it
         ctx.log.info("source=%s is %s", spec, source.path)
+        _say_newer_unfinished(ctx, str(spec).strip(), source)
     if source.run is not None and source.run.status != "completed":
         ctx.log.warning("source run %s is %s, not completed: its %s is the one it saved before it stopped",
                         source.run.path, source.run.status, source.path.name)
     if source.kind == "onnx":  # a file from disk: its graph must be the model its metadata describes
         check_onnx_file(source.path)
     return source
+
+
+def _say_newer_unfinished(ctx: RunContext, spec: str, source: Source) -> None:
+    """A log line for the newest run `latest` passed over because it has not completed (probe 91: a finetune still
+    running, quietly skipped for an older one)."""
+    command = spec.partition(":")[2] or None
+    picked = source.run.started_at if source.run is not None else float("-inf")
+    unfinished = ("running", *RESUMABLE_STATUSES)
+    newer = [run for run in iter_runs(ctx.outputs) if run.started_at > picked and run.status in unfinished
+             and (command is None or run.command == command) and run.path.resolve() != ctx.run_dir.resolve()]
+    if newer:
+        ctx.log.info("(%s passed over the newer %s, which is %s: latest takes completed runs)", spec, newer[-1].path,
+                     newer[-1].status)
 
 
 @dataclass

@@ -134,3 +134,19 @@ def test_bad_sources_are_one_line_each(cli, outputs: Path) -> None:
     assert old_opset.code == 2 and "export.opset=11" in old_opset.stderr
     for result in (none_yet, no_model, old_opset):
         assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+
+
+def test_latest_says_which_newer_unfinished_run_it_passed_over(cli, outputs: Path) -> None:
+    """Probe 91: with a newer finetune still running, `source=latest:finetune` took the older completed one without
+    a word of the newer."""
+    from cnnlab.runs import RunRecord
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    newer = RunRecord.start(outputs / "pretrain" / "2099-01-01" / "00-00-00", "pretrain")  # still running
+    newer.update(started="2099-01-01T00:00:00+00:00")  # after the completed one (both began within this second)
+    result = cli("export", "source=latest:pretrain")
+    assert result.code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "which is running: latest takes completed runs" in said
+    assert str(newer.run_dir) in "".join(result.output.split())
