@@ -27,7 +27,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
-from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, eval_loader, loader_workers, make_loaders, setup_runtime, train_model
+from cnnlab.steps.training import (Checkpointing, Trainable, check_batch, classification_objective, eval_loader,
+                                   loader_workers, make_loaders, setup_runtime, train_model)
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.sources import weights_dataset_config
@@ -238,6 +239,7 @@ def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, mo
     # the head trains in the precision trainer.amp=auto gives the whole network (float32 for a ResNet on 1x1 maps on
     # the CPU), as the uncached loop does: a Linear alone would keep bf16 (probe 65: the two probes' heads differed)
     runtime = runtime.for_network(model)
+    check_batch(recipe, runtime, len(data.train))  # before the features are computed, not after (probe 91)
     workers = loader_workers(recipe, data)  # the images are decoded and resized once, but 60,000 of them
     train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images, workers=workers),
                                                      runtime, f"{split} features", float32=split == "val")

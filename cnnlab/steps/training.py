@@ -58,20 +58,28 @@ def loader_workers(recipe: Recipe, data: DataBundle) -> int:
 
 
 @found_before_work()
+def check_batch(recipe: Recipe, runtime: Runtime, images: int) -> None:
+    """CnnlabError for a batch larger than the `images` of the training set or one that does not split over the
+    ranks: what make_loaders refuses, for a command to refuse before its work (a linear probe's feature cache:
+    probe 91)."""
+    batch = recipe.batch_size
+    if batch < 1:
+        raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
+    if 0 < images < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
+        raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({images} images)",
+                          fix=f"use trainer.batch_size={min(64, images)} (at most {images})")
+    if batch % runtime.world_size:
+        raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
+                          fix=f"use a multiple of {runtime.world_size}")
+
+
+@found_before_work()
 def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: Dataset, *,
                  workers: int = 0) -> Loaders:
     """Train loader (shuffled, global batch split over ranks) and val loader (each rank a disjoint shard).
     Raises CnnlabError for a batch larger than the training set or one that does not split over the ranks."""
-    batch = recipe.batch_size
-    if batch < 1:
-        raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
-    if 0 < len(train_set) < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
-        raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({len(train_set)} images)",
-                          fix=f"use trainer.batch_size={min(64, len(train_set))} (at most {len(train_set)})")
-    if batch % runtime.world_size:
-        raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
-                          fix=f"use a multiple of {runtime.world_size}")
-    per_rank = batch // runtime.world_size
+    check_batch(recipe, runtime, len(train_set))  # type: ignore[arg-type]
+    per_rank = recipe.batch_size // runtime.world_size
     # A last batch of one image a rank: BatchNorm cannot train on it ("Expected more than 1 value per channel", a
     # traceback at 17 images and batch 16); that last batch sits out the epoch (other images the next, shuffled).
     train_loader = make_loader(train_set, per_rank, shuffle=True, seed=recipe.seed, workers=workers,

@@ -432,3 +432,16 @@ def test_a_folder_with_its_own_val_split_and_a_moved_folder_are_judged_by_what_c
     said = " ".join(warned.output.split())
     assert warned.code == 0 and "cnnlab cannot check that its val split holds none of the model's training" in said
     assert any("may read high" in w for w in read_run(run_dirs(outputs, "evaluate")[-1])["warnings"])
+
+
+def test_a_linear_probe_refuses_a_batch_larger_than_its_labels_before_computing_features(cli, outputs: Path) -> None:
+    """Probe 91: `label_fraction=0.2` left 20 images for batch 64: refused only after the features were cached, though
+    docs/runs.md says such a run is refused before any work."""
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0
+    result = cli("finetune", *TINY, "model.weights=latest:pretrain", "finetune.mode=linear",
+                 "dataset.label_fraction=0.1")
+    assert result.code == 2 and "is larger than the training set" in result.stderr, result.output
+    assert not any("-dim features for" in line for line in result.output.splitlines())  # the cache's line
+    assert not (outputs / "finetune").exists()  # refused before work: no failed run left
