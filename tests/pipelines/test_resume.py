@@ -203,7 +203,7 @@ def test_ctrl_c_before_the_first_checkpoint_says_to_start_again(cli, outputs: Pa
     monkeypatch.setattr(Trainer, "train_one_epoch", interrupted)
     result = cli("pretrain", *TINY)
     assert result.code == 130 and "resume=true" not in result.stderr
-    assert "no checkpoint to resume" in result.stderr
+    assert "no checkpoint had been written yet, so there is none to resume" in result.stderr
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
     again = cli(*hinted_command(result.stderr))  # the hint, followed
     assert again.code == 0, again.output
