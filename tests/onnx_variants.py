@@ -229,3 +229,34 @@ def dynamic_int8(source: Path, target: Path) -> Path:
         proto.metadata_props.extend(onnx.load(str(source)).metadata_props)
         onnx.save(proto, str(target))
     return target
+
+
+def with_aux_output_first(source: Path, target: Path, *, name: str = "aux", logits: str = "logits") -> Path:
+    """`source` with a second head (a fixed random Linear of its logits, same width) as its first output, the logits
+    second (renamed `logits`): an auxiliary classifier, as GoogLeNet/Inception training graphs keep them."""
+    proto = onnx.load(str(source))
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [logits if out == old else out for out in node.output]
+        node.input[:] = [logits if value == old else value for value in node.input]
+    proto.graph.output[0].name = logits
+    logits = proto.graph.output[0]
+    width = logits.type.tensor_type.shape.dim[-1].dim_value
+    weight = np.random.default_rng(0).standard_normal((width, width)).astype(np.float32)
+    proto.graph.initializer.append(numpy_helper.from_array(weight, "aux_weight"))
+    proto.graph.node.append(helper.make_node("MatMul", [logits.name, "aux_weight"], [name], name="aux_head"))
+    aux = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width])
+    outputs = [aux, *proto.graph.output]
+    del proto.graph.output[:]
+    proto.graph.output.extend(outputs)
+    return _save(proto, target)
+
+
+def with_external_data(source: Path, target: Path) -> Path:
+    """`source` saved as onnx's external-data layout: a small .onnx beside a `<name>.data` file of its weights."""
+    proto = onnx.load(str(source))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+              location=f"{target.name}.data", size_threshold=0)
+    return target

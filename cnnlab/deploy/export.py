@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 import torch
 from torch import Tensor, nn
 
@@ -315,15 +316,46 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
-    """onnx.load with one clear line for a missing, truncated or foreign file."""
+    """onnx.load with one clear line for a missing, truncated or foreign file, or a missing external-data file."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"ONNX file {path} does not exist")
     try:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        missing = [file for file in external_data_files(path) if not file.is_file()]
+        if missing:  # probe 90: "not a readable ONNX model (ValidationError)" named neither the cause nor the file
+            raise CnnlabError(f"{path} keeps its weights in {missing[0].name} beside it (ONNX external data), and "
+                              f"{missing[0]} is missing", fix=f"put {missing[0].name} next to {path.name}, as the "
+                                                              "model was saved, or save the model as one file") from exc
         raise CnnlabError(f"{path} is not a readable ONNX model ({type(exc).__name__})",
                           fix="point to a model.onnx written by `cnnlab export`, or re-export it") from exc
+
+
+def external_data_files(path: Path) -> list[Path]:
+    """The files beside `path` an ONNX model keeps its tensors in (onnx's save_as_external_data, torch.onnx for models
+    over 2 GB), unique, in order; [] for a self-contained file or one that does not parse. Locations that lead out
+    of the model's folder are left out (onnx refuses to read them too)."""
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - load_onnx says what is wrong with such a file
+        return []
+    folder, found = path.parent.resolve(), []
+    for tensor in proto.graph.initializer:
+        if uses_external_data(tensor):
+            file = (path.parent / ExternalDataInfo(tensor).location)
+            if file.resolve().is_relative_to(folder) and file not in found:
+                found.append(file)
+    return found
+
+
+def model_file_bytes(path: Path) -> int:
+    """The bytes of a model file; for an .onnx file, with the external-data files beside it (probe 90: a 93 kB stub of
+    a 44.7 MB model was recorded as the FP32 size, and its INT8 file as 122× larger)."""
+    path = Path(path)
+    external = external_data_files(path) if path.suffix.lower() == ".onnx" else []
+    return path.stat().st_size + sum(file.stat().st_size for file in external if file.is_file())
 
 
 class OnnxMismatch(CnnlabError):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.export import model_file_bytes
 from cnnlab.engine.runtime import device_spec, resolve_device
 from cnnlab.errors import CnnlabError, found_before_work
 
@@ -90,7 +91,7 @@ class InferenceModel:
         """For run.json: kind, path, runtime, precision, arch, input (the spec), num_classes, file_bytes, outputs."""
         return {"kind": self.kind, "path": str(self.path), "runtime": self.runtime, "precision": self.precision,
                 "arch": self.arch, "input": self.spec.to_dict(), "num_classes": len(self.classes),
-                "file_bytes": self.path.stat().st_size, "outputs": self.outputs}
+                "file_bytes": model_file_bytes(self.path), "outputs": self.outputs}
 
 
 def source_kinds(runtime: str) -> tuple[str, ...]:

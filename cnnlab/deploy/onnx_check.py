@@ -14,6 +14,7 @@ whether its batch dimension is fixed (`fixed_batch`).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import onnx.inliner
 from onnx import TensorProto, numpy_helper
 
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import load_onnx, read_onnx_metadata
+from cnnlab.deploy.export import OUTPUT_NAME, load_onnx, read_onnx_metadata
 from cnnlab.deploy.onnx_elementwise import Squash, dequantize, unit_squash
 from cnnlab.errors import CnnlabError
 
@@ -69,6 +70,8 @@ _FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)  # bfloat
 _LOG_SIGMOID = "log-sigmoid"  # a step of the walk only: no kind cnnlab reads
 _LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"): PROBABILITIES,
             (SIGMOID_PROBABILITIES, "Log"): _LOG_SIGMOID, (_LOG_SIGMOID, "Exp"): SIGMOID_PROBABILITIES}
+log = logging.getLogger(__name__)
+_TOLD: set[Path] = set()  # files whose outputs were named in this process
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
 
@@ -462,8 +465,10 @@ def fixed_batch(model: onnx.ModelProto | Path | str) -> int | None:
     return dims[0] if dims and dims[0] else None
 
 
-def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: int | None) -> list[str]:
-    """What in the graph contradicts the metadata (`spec`, `num_classes`; None: not recorded), in words."""
+def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: int | None,
+                   params: Any = None) -> list[str]:
+    """What in the graph contradicts the metadata (`spec`, `num_classes`, `params`: the network's parameter count;
+    None: not recorded), in words."""
     problems = []
     initializers = {t.name for t in proto.graph.initializer}
     inputs = [v for v in proto.graph.input if v.name not in initializers]
@@ -479,8 +484,12 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
             shown = ["N" if d is None else d for d in dims]
             problems.append(f"its input is {shown} but the metadata says [N, {spec.channels}, {spec.size}, "  # type: ignore[union-attr]
                             f"{spec.size}]")  # type: ignore[union-attr]
+    names = [value.name for value in proto.graph.output]
     if not proto.graph.output:
         problems.append("it has no output")
+    elif OUTPUT_NAME in names[1:]:  # probe 90: an `aux` output first, the logits second: the aux head was scored
+        problems.append(f"its first output is {names[0]!r} and another is named {OUTPUT_NAME!r}: cnnlab reads the "
+                        "first output as the classifier's")
     else:
         dims = _dims(proto.graph.output[0])
         if dims is None or not dims:  # not declared: infer it (cheap, does not run the graph)
@@ -496,7 +505,28 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
     if not any(node.op_type in COMPUTE_OPS for node in _nodes(proto)):
         ops = sorted({node.op_type for node in _nodes(proto)})
         problems.append(f"it has no convolution or matrix product (its nodes: {', '.join(ops[:6]) or 'none'})")
+    weights = graph_weights(proto)
+    if isinstance(params, int) and params > 0 and weights and not WEIGHTS_PER_PARAM[0] <= weights / params <= \
+            WEIGHTS_PER_PARAM[1]:  # probe 90: a ResNet-34 graph under ResNet-18's metadata was timed as ResNet-18
+        problems.append(f"its graph holds {weights:,} weights, and the metadata describes a network of {params:,} "
+                        "parameters (another network, or one edited since its export)")
     return problems
+
+
+# What a graph's weights may come to against its network's parameters: BatchNorm folded or kept with its running
+# statistics, a quantizer's scales and zero points move the count by about 1 % (0.992-1.008 over 93 files that
+# cnnlab and onnxruntime wrote: exports, pruned, QDQ and QOperator INT8 files of 8 networks).
+WEIGHTS_PER_PARAM = (0.8, 1.25)
+_WEIGHT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16,
+                           TensorProto.INT8, TensorProto.UINT8})
+
+
+def graph_weights(proto: onnx.ModelProto) -> int:
+    """How many float or 8-bit integer values the graph's initializers and Constant nodes hold (shapes and other
+    integer constants left out): its weights, as a parameter count."""
+    tensors = [*proto.graph.initializer, *(a.t for node in _nodes(proto) if node.op_type == "Constant"
+                                           for a in node.attribute if a.name == "value")]
+    return sum(math.prod(tensor.dims) for tensor in tensors if tensor.data_type in _WEIGHT_TYPES)
 
 
 def check_onnx_file(path: Path) -> OnnxModel:
@@ -522,9 +552,14 @@ def check_onnx_file(path: Path) -> OnnxModel:
     proto = load_onnx(path)
     if not proto.graph.node:  # an empty or truncated file parses as an empty model: nothing to check against
         raise CnnlabError(f"{path} holds no ONNX graph (an empty or truncated file)", fix=_FIX)
-    problems = graph_problems(proto, spec, len(classes) if classes is not None else None)
+    problems = graph_problems(proto, spec, len(classes) if classes is not None else None, meta.get("params"))
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
+    if len(proto.graph.output) > 1 and path not in _TOLD:  # which output is scored, said once (probe 90: an aux
+        _TOLD.add(path)                                       # head first was scored without a word)
+        names = [value.name for value in proto.graph.output]
+        log.warning("%s has %d outputs (%s): cnnlab reads the first, %s, as the classifier's scores", path, len(names),
+                    ", ".join(names), names[0])
     try:
         outputs, unreadable = output_kind(proto), None
     except UnreadableOutput as exc:  # still timed by bench; refused where scores are read (unreadable_output)

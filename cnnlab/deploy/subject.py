@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 from torch import nn
 
 from cnnlab.data.spec import InputSpec
-from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, read_onnx_metadata
+from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
@@ -108,7 +108,7 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     subject = TimedModel(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
                          num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,
                          onnx_origin="source", params=meta.get("params"), flops=meta.get("flops"),
-                         onnx_bytes=source.path.stat().st_size, source=source, precision=graph_precision(proto),
+                         onnx_bytes=model_file_bytes(source.path), source=source, precision=graph_precision(proto),
                          fixed_batch=fixed_batch(proto))
     if not torch_twin:
         return subject

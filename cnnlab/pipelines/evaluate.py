@@ -25,6 +25,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
+from cnnlab.deploy.export import model_file_bytes
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
 from cnnlab.engine.progress import make_progress
@@ -74,7 +75,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                 "files": files},
                       model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
                              "precision": model.precision, "image_size": model.spec.size,
-                             "num_classes": len(model.classes), "file_bytes": source.path.stat().st_size,
+                             "num_classes": len(model.classes), "file_bytes": model_file_bytes(source.path),
                              "input": model.spec.to_dict(), "outputs": model.outputs},
                       dataset=dataset_record(data, dataset_cfg))
     return {f"{split}_acc": scores.top1, f"{split}_top5": scores.top5, f"{split}_loss": scores.loss,

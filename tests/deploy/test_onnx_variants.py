@@ -580,3 +580,58 @@ def test_torchscripts_nan_to_num_of_a_sigmoid_is_a_sigmoid(tmp_path: Path) -> No
         torch.onnx.export(Model().eval(), (torch.rand(2, 3, 2, 2),), str(path), dynamo=False, opset_version=17,
                           input_names=["images"], output_names=["scores"])
     assert output_kind(path) == "sigmoid-probabilities"
+
+
+def test_an_aux_output_before_the_logits_is_refused_and_two_outputs_are_named(lenet_onnx_once, tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 90: an `aux` head first and `logits` second: evaluate scored the aux head (11.67 % for 44.44 %), and
+    nothing said the file had two outputs."""
+    from onnx_variants import with_aux_output_first
+
+    _, path = lenet_onnx_once
+    with pytest.raises(CnnlabError, match="its first output is 'aux' and another is named 'logits'"):
+        check_onnx_file(with_aux_output_first(path, tmp_path / "aux.onnx"))
+    other = with_aux_output_first(path, tmp_path / "two.onnx", name="head_a", logits="head_b")  # no name says which
+    with caplog.at_level("WARNING"):
+        check_onnx_file(other)
+    assert "has 2 outputs (head_a, head_b): cnnlab reads the first, head_a" in caplog.text
+
+
+def test_a_graph_of_another_size_than_its_metadata_says_is_refused(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 90: a ResNet-34 graph carrying a ResNet-18 export's metadata was timed and recorded as ResNet-18 (its
+    parameters and FLOPs), and its PyTorch twin was the ResNet-18 checkpoint."""
+    import json
+
+    import onnx
+
+    from cnnlab.deploy.onnx_check import graph_weights
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert 0.99 <= graph_weights(proto) / json.loads(props["params"]) <= 1.01  # an export: its own count
+    for entry in proto.metadata_props:
+        if entry.key == "params":
+            entry.value = json.dumps(json.loads(props["params"]) // 2)
+    onnx.save(proto, str(tmp_path / "other.onnx"))
+    with pytest.raises(CnnlabError, match="its graph holds [0-9,]+ weights, and the metadata describes a network of"):
+        check_onnx_file(tmp_path / "other.onnx")
+
+
+def test_a_file_with_external_data_is_sized_whole_and_a_missing_data_file_is_named(lenet_onnx_once,
+                                                                                  tmp_path: Path) -> None:
+    """Probe 90: a 93 kB stub of a 44.7 MB model was recorded as the FP32 size (INT8 "122x larger"); without its
+    .data file it was "not a readable ONNX model (ValidationError)"."""
+    from cnnlab.deploy.export import load_onnx, model_file_bytes
+    from onnx_variants import with_external_data
+
+    _, path = lenet_onnx_once
+    split = with_external_data(path, tmp_path / "ext" / "m.onnx")
+    data = tmp_path / "ext" / "m.onnx.data"
+    assert data.stat().st_size > split.stat().st_size
+    assert model_file_bytes(split) == split.stat().st_size + data.stat().st_size
+    assert model_file_bytes(path) == path.stat().st_size
+    assert check_onnx_file(split).classes == list("abcd")  # read as the whole model
+    data.rename(tmp_path / "elsewhere.data")
+    with pytest.raises(CnnlabError, match=r"keeps its weights in m.onnx.data beside it \(ONNX external data\), and "):
+        load_onnx(split)

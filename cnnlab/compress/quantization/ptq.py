@@ -150,9 +150,5 @@ def _quantizer_error(fmt: Format, exc: Exception) -> CnnlabError:
                        fix="try another quantize.format, or keep the failing nodes in float with quantize.exclude")
 
 
-def file_size(path: Path) -> int:
-    return Path(path).stat().st_size
-
-
 def graph_input_name(path: Path) -> str:
     return load_onnx(path).graph.input[0].name

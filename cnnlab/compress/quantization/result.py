@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from rich.table import Table
 
 from cnnlab.compress.quantization.formats import Format
+from cnnlab.deploy.export import model_file_bytes
 from cnnlab.compress.quantization.selection import Selection, drop_points, signed_points, speedup, within_budget
 from cnnlab.wording import ratio_text
 from cnnlab.deploy.paired import PairedSettings, SubjectTiming
@@ -97,7 +98,7 @@ class QuantizationResult:
         metrics: dict[str, Any] = {
             "val_acc": shipped.acc, "val_top5": shipped.top5, "val_loss": shipped.loss,
             "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - shipped.acc,
-            "speedup": 1.0 if self.fp32_kept else self.speedup(chosen), "onnx_bytes_fp32": fp32.path.stat().st_size,
+            "speedup": 1.0 if self.fp32_kept else self.speedup(chosen), "onnx_bytes_fp32": model_file_bytes(fp32.path),
             "onnx_bytes_int8": target.stat().st_size, "format": self.shipped,
             "within_budget": self.selection.within_budget}
         metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
@@ -118,7 +119,7 @@ class QuantizationResult:
         the caller's to add)."""
         fp32 = self.fp32
         return {"fp32": {"val_acc": fp32.accuracy.acc, "val_top5": fp32.accuracy.top5, "val_loss": fp32.accuracy.loss,
-                         "file_bytes": fp32.path.stat().st_size, "latency": fp32.timing.to_dict()},
+                         "file_bytes": model_file_bytes(fp32.path), "latency": fp32.timing.to_dict()},
                 "candidates": [self._describe(c) for c in self.candidates], "chosen": self.selection.chosen,
                 "shipped": self.shipped, "fp32_kept": self.fp32_kept, "deploy_runtimes": list(self.deploy_runtimes),
                 "reason": self.selection.reason, "within_budget": self.selection.within_budget}
@@ -161,7 +162,7 @@ class QuantizationResult:
             table.add_column(column, justify="right")
         table.add_column("")
         table.add_row(FP32, f"{fp32.accuracy.acc:.2%}", "", *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes),
-                      "reference", f"{fp32.path.stat().st_size / 1e6:.3g}",
+                      "reference", f"{model_file_bytes(fp32.path) / 1e6:.3g}",
                       "kept: no INT8 candidate is faster" if self.fp32_kept else "")
         for c in self.candidates:
             if not c.usable:
