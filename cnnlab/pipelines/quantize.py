@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ from cnnlab.compress.quantization.settings import QuantizeSettings
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx, read_onnx_metadata
+from cnnlab.deploy.onnx_check import fixed_batch
 from cnnlab.engine.recipe import Recipe
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.quantize_model import load_fp32_model, train_qat_candidate
 from cnnlab.steps.sources import model_labelled, source_data
 from cnnlab.steps.recording import dataset_record, record_warning
@@ -52,10 +54,30 @@ def check(cfg: DictConfig) -> None:
     Recipe.from_config(cfg)
 
 
+@found_before_work()
+def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int | None, path: Path) -> QuantizeSettings:
+    """`settings` for an ONNX source whose batch is fixed to `batch` (onnxsim --overwrite-input-shape 1,...): its
+    calibration and timing run at that batch, said in the log; a batch the user typed that it cannot take is refused
+    (probe 90: onnxruntime's "Got invalid dimensions" cut short, and a fix, quantize.mode=dynamic, that failed too)."""
+    if batch is None:
+        return settings
+    for key, sizes in (("quantize.calib_batch_size", (settings.calib_batch_size,)),
+                       ("quantize.bench_batch_sizes", settings.timing.batch_sizes)):
+        if ctx.explicitly_set(key) and any(size != batch for size in sizes):
+            raise CnnlabError(f"{path} has a fixed batch dimension of {batch}, and {key}={','.join(map(str, sizes))} "
+                              "would feed it other batches", fix=f"use {key}={batch if 'calib' in key else [batch]}, "
+                                                                 "or export the model with a dynamic batch")
+    if settings.calib_batch_size != batch or settings.timing.batch_sizes != (batch,):
+        ctx.log.info("%s has a fixed batch dimension of %d: calibrated and timed at batch %d", path, batch, batch)
+    return replace(settings, calib_batch_size=batch, timing=replace(settings.timing, batch_sizes=(batch,)))
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = QuantizeSettings.from_config(cfg.quantize)
     recipe = Recipe.from_config(cfg)
     fp32 = load_fp32_model(cfg, ctx, settings.mode)
+    if fp32.onnx is not None:
+        settings = fit_fixed_batch(ctx, settings, fixed_batch(fp32.onnx), fp32.onnx)
     data, dataset_cfg = source_data(cfg, ctx, fp32.source, fp32.spec, train_augment=settings.mode == "qat")
     data = model_labelled(data, fp32.classes)
     if len(data.val) == 0:

@@ -234,6 +234,26 @@ def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_
     assert qat.code == 2 and "fine-tunes the PyTorch model" in qat.stderr
 
 
+def test_a_fixed_batch_onnx_source_is_calibrated_and_timed_at_its_batch(cli, outputs: Path, source: Path,
+                                                                         tmp_path: Path) -> None:
+    """Probe 90: a file fixed to batch 1 (as onnxsim --overwrite-input-shape writes) failed in every candidate with
+    onnxruntime's "Got invalid dimensions" cut short, and the fix offered (quantize.mode=dynamic) failed too."""
+    from onnx_variants import with_fixed_batch
+
+    model, checkpoint = load_model(source / "model.pt")
+    fixed = with_fixed_batch(export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec,
+                                         classes=checkpoint.classes), tmp_path / "fixed1.onnx", 1)
+    dataset = [o for o in TINY if o.startswith("dataset")]
+    fast = [o for o in FAST if not o.startswith("quantize.calib_batch_size")]
+    result = cli("quantize", f"source={fixed}", "quantize.format=qdq_u8s8", *dataset, *fast, NO_BUDGET,
+                 *ONNXRUNTIME_ONLY)
+    assert result.code == 0, result.output
+    assert "has a fixed batch dimension of 1: calibrated and timed at batch 1" in " ".join(result.output.split())
+    typed = cli("quantize", f"source={fixed}", *dataset, *fast, "quantize.calib_batch_size=16", *ONNXRUNTIME_ONLY)
+    assert typed.code == 2 and "has a fixed batch dimension of 1, and quantize.calib_batch_size=16" in typed.stderr
+    assert "use quantize.calib_batch_size=1" in typed.stderr
+
+
 @pytest.mark.parametrize("override, message", [
     ("quantize.calib_batches=0", "calib_batches=0: static quantization needs calibration images"),
     ("quantize.format=int4", "quantize.format=int4 is not a format"),
