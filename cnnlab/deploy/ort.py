@@ -321,11 +321,26 @@ def example_feed(session: OnnxSession, batch_size: int, *, seed: int | None = No
     (dynamic: a name or None; a fixed size that differs fails when run); every other axis must be a fixed positive
     size, else CnnlabError("symbolic image shape [...]")."""
     shape = [int(batch_size), *session.get_inputs()[0].shape[1:]]
+    recorded = _recorded_image(session) if not all(isinstance(d, int) and d > 0 for d in shape[1:]) else None
+    if recorded is not None and len(shape) == 4:  # dynamic H and W: the size its metadata says it runs at (probe 90)
+        shape[1:] = [d if isinstance(d, int) and d > 0 else r for d, r in zip(shape[1:], recorded)]
     if not all(isinstance(d, int) and d > 0 for d in shape[1:]):
         raise CnnlabError(f"symbolic image shape {shape[1:]}")
     images = np.zeros(shape, dtype=np.float32) if seed is None else \
         np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     return {session_io(session)[0]: images.astype(input_dtype(session), copy=False)}
+
+
+def _recorded_image(session: OnnxSession) -> tuple[int, int, int] | None:
+    """(channels, size, size) of the input spec the session's file records in its cnnlab metadata, or None."""
+    from cnnlab.deploy.export import read_onnx_metadata  # torch-heavy; only for a file of symbolic image dims
+
+    path = session_file(session)
+    try:
+        spec = read_onnx_metadata(path)["spec"] if path is not None else None
+    except (CnnlabError, ValueError, TypeError, KeyError):
+        return None
+    return (spec.channels, spec.size, spec.size) if spec is not None else None
 
 
 def evaluate_onnx(path_or_session: Path | str | OnnxSession, loader: DataLoader, *,

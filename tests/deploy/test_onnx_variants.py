@@ -635,3 +635,23 @@ def test_a_file_with_external_data_is_sized_whole_and_a_missing_data_file_is_nam
     data.rename(tmp_path / "elsewhere.data")
     with pytest.raises(CnnlabError, match=r"keeps its weights in m.onnx.data beside it \(ONNX external data\), and "):
         load_onnx(split)
+
+
+def test_a_file_of_dynamic_height_and_width_is_timed_at_the_size_its_metadata_records(lenet_onnx_once,
+                                                                                       tmp_path: Path) -> None:
+    """Probe 90: predict and evaluate read an [N, 3, H, W] file at its metadata's 16 px; bench and quantize refused it
+    ("symbolic image shape: cannot choose an input size"), with no fix that worked."""
+    import onnx
+
+    from cnnlab.compress.quantization.portability import LOADS, check_runtimes
+    from cnnlab.deploy.ort import example_feed
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    onnx.save(proto, str(tmp_path / "dynamic.onnx"))
+    session = onnx_session(tmp_path / "dynamic.onnx")
+    assert next(iter(example_feed(session, 2).values())).shape == (2, 3, 16, 16)
+    assert time_onnx(tmp_path / "dynamic.onnx", batch_size=1, threads=1, plan=QUICK).p50_ms > 0
+    assert set(check_runtimes(tmp_path / "dynamic.onnx", RUNTIMES).values()) == {LOADS}

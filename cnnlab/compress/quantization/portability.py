@@ -17,6 +17,7 @@ LOADS = "loads"  # the recorded verdict of a runtime that opened and ran the fil
 
 def check_runtimes(path: Path, runtimes: Sequence[str]) -> dict[str, str]:
     """runtime → "loads", or the one-line reason it cannot open or run `path` (one image of zeros, batch 1)."""
+    from cnnlab.deploy.openvino_runtime import first_reason
     from cnnlab.deploy.ort import example_feed, onnx_session, session_io
 
     verdicts = {}
@@ -28,7 +29,7 @@ def check_runtimes(path: Path, runtimes: Sequence[str]) -> dict[str, str]:
         except CnnlabError as err:
             verdicts[runtime] = err.message
         except Exception as exc:  # noqa: BLE001 - a runtime's own error types when the file loads but cannot run
-            verdicts[runtime] = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            verdicts[runtime] = first_reason(exc)  # past OpenVINO's "Exception from src/..." (probe 90: all it said)
     return verdicts
 
 
