@@ -71,6 +71,7 @@ _LOG_SIGMOID = "log-sigmoid"  # a step of the walk only: no kind cnnlab reads
 _LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"): PROBABILITIES,
             (SIGMOID_PROBABILITIES, "Log"): _LOG_SIGMOID, (_LOG_SIGMOID, "Exp"): SIGMOID_PROBABILITIES}
 log = logging.getLogger(__name__)
+MAX_FIXED_INPUT_BYTES = 2 ** 30  # a fixed batch whose input alone is larger is refused (every run pads up to it)
 _TOLD: set[Path] = set()  # files whose outputs were named in this process
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 
@@ -555,6 +556,14 @@ def check_onnx_file(path: Path) -> OnnxModel:
     problems = graph_problems(proto, spec, len(classes) if classes is not None else None, meta.get("params"))
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
+    batch = fixed_batch(proto)
+    if batch is not None and spec is not None and batch * spec.channels * spec.size ** 2 * 4 > MAX_FIXED_INPUT_BYTES:
+        # every run is padded up to the fixed batch: predict of one image ran 100,000 (10.3 GB, 92 s; probe 90)
+        raise CnnlabError(f"{path} has its batch dimension fixed to {batch:,}: every run would feed {batch:,} images "
+                          f"({batch * spec.channels * spec.size ** 2 * 4 / 1e9:.2g} GB of input before any "
+                          "activation), padded from however few there are",
+                          fix="export the model with a dynamic batch (`cnnlab export source=RUN` does), or fix it to "
+                              "the batch it will run at")
     if len(proto.graph.output) > 1 and path not in _TOLD:  # which output is scored, said once (probe 90: an aux
         _TOLD.add(path)                                       # head first was scored without a word)
         names = [value.name for value in proto.graph.output]
@@ -565,4 +574,4 @@ def check_onnx_file(path: Path) -> OnnxModel:
     except UnreadableOutput as exc:  # still timed by bench; refused where scores are read (unreadable_output)
         outputs, unreadable = LOGITS, UnreadableOutput(f"{path}: {exc.message}", fix=exc.fix)
     return OnnxModel(path=path, spec=spec, classes=classes, metadata=meta, precision=graph_precision(proto),
-                     outputs=outputs, batch=fixed_batch(proto), unreadable=unreadable)
+                     outputs=outputs, batch=batch, unreadable=unreadable)

@@ -655,3 +655,13 @@ def test_a_file_of_dynamic_height_and_width_is_timed_at_the_size_its_metadata_re
     assert next(iter(example_feed(session, 2).values())).shape == (2, 3, 16, 16)
     assert time_onnx(tmp_path / "dynamic.onnx", batch_size=1, threads=1, plan=QUICK).p50_ms > 0
     assert set(check_runtimes(tmp_path / "dynamic.onnx", RUNTIMES).values()) == {LOADS}
+
+
+def test_a_huge_fixed_batch_is_refused_before_one_image_is_padded_up_to_it(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 90: a file fixed to batch 100,000: predicting one image padded it to 100,000 (10.3 GB, 92 s), silently."""
+    from onnx_variants import with_fixed_batch
+
+    _, path = lenet_onnx_once
+    with pytest.raises(CnnlabError, match="has its batch dimension fixed to 1,500,000: every run would feed"):
+        check_onnx_file(with_fixed_batch(path, tmp_path / "huge.onnx", 1_500_000))
+    assert check_onnx_file(with_fixed_batch(path, tmp_path / "b64.onnx", 64)).batch == 64
