@@ -102,8 +102,10 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     meta = read_onnx_metadata(source.path)
     spec, classes = meta["spec"], meta["classes"]
     if spec is None:
-        raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std)",
-                          fix="export it with `cnnlab export`, or bench its model.pt")
+        raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std): cnnlab times, scores "
+                          "and quantizes ONNX files its export describes",
+                          fix="export the model with `cnnlab export source=RUN` (or bench its model.pt); for a file "
+                              "made elsewhere, copy the metadata of the export it came from (docs/export.md)")
     proto = load_onnx(source.path)
     subject = TimedModel(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
                          num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,

@@ -665,3 +665,17 @@ def test_a_huge_fixed_batch_is_refused_before_one_image_is_padded_up_to_it(lenet
     with pytest.raises(CnnlabError, match="has its batch dimension fixed to 1,500,000: every run would feed"):
         check_onnx_file(with_fixed_batch(path, tmp_path / "huge.onnx", 1_500_000))
     assert check_onnx_file(with_fixed_batch(path, tmp_path / "b64.onnx", 64)).batch == 64
+
+
+def test_a_file_without_cnnlab_metadata_is_refused_by_bench_with_a_fix_for_a_file_from_elsewhere(
+        cli, lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 90: the fix ("bench its model.pt") was no use to a user who has only the ONNX file."""
+    import onnx
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "bare.onnx"))
+    result = cli("bench", f"source={tmp_path / 'bare.onnx'}")
+    assert result.code == 2 and "has no cnnlab input metadata" in result.stderr
+    assert "copy the metadata of the export it came from (docs/export.md)" in " ".join(result.stderr.split())
