@@ -329,7 +329,7 @@ def test_a_sweep_typed_again_after_its_source_changed_runs_its_jobs_again(cli, o
     assert cli(*sweep).code == 0
     same = cli(*sweep)  # nothing changed: skipped, naming the model it stands for
     first_pretrain = run_dirs(outputs, "pretrain")[0]
-    assert f"completed before in" in same.output and f"(from {first_pretrain.resolve()})" in " ".join(
+    assert "completed before in" in same.output and f"(from {first_pretrain.resolve()})" in " ".join(
         same.output.split()) and len(run_dirs(outputs, "finetune")) == 1
     assert cli("pretrain", *TINY, "seed=2").code == 0  # latest:pretrain is another model now
     again = cli(*sweep)

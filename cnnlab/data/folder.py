@@ -269,7 +269,8 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     missing, extra = sorted(set(train) - set(other)), sorted(set(other) - set(train))
     # the same name written in two Unicode forms (macOS writes café decomposed, Linux composed): it prints the same,
     # so "missing: café; extra: café" read as nonsense and its fix did not help (probe 91)
-    twins = [(a, b) for a in missing for b in extra if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
+    twins = [(a, b) for a in missing for b in extra
+             if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
     if twins:
         a, b = twins[0]
         raise CnnlabError(f"imagefolder: the class folder {other_dir}/{b}/ and the training split's {a}/ are one name "

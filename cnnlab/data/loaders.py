@@ -41,7 +41,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __init__(self, dataset: Dataset, *, rank: int, world_size: int, seed: int, batch_size: int,
                  min_share: int = 1) -> None:
-        self.size, self.rank, self.world_size, self.seed = len(dataset), rank, world_size, seed  # type: ignore[arg-type]
+        self.size = len(dataset)  # type: ignore[arg-type]
+        self.rank, self.world_size, self.seed = rank, world_size, seed
         self.global_batch = batch_size * world_size
         self.epoch = 0
         last = self.size % self.global_batch or self.global_batch
@@ -162,8 +163,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     A shuffled loader's sampler is EpochSampler even for one process: the global permutation is drawn
     from (seed, epoch) alone and rank r takes every world_size-th index of it, so the ranks together
     see exactly the order a single process sees, no image twice. An unshuffled one (evaluation) is a
-    DistributedSampler of one process: each rank evaluates a disjoint Subset of its own. A shuffled (training) loader reads its items through SeededItems:
-    each image's augmentation is drawn from (seed, epoch, index), so a run's batches are the same
+    DistributedSampler of one process: each rank evaluates a disjoint Subset of its own. A shuffled
+    (training) loader reads its items through SeededItems: each image's augmentation is drawn from
+    (seed, epoch, index), so a run's batches are the same
     with 0, 1 or 4 workers, on one process or split over ranks, and after a resume. The loader's own
     seeds (worker base seeds) come from a private generator: how many iterators a worker count
     creates must not move the global RNG that dropout and mixup draw from. A TensorDataset (cached

@@ -3,8 +3,9 @@
 A pipeline stage and a sweep's job are recognised by their settings (steps/plan.py `fingerprint`), and settings
 do not see four things that change the result: the images of a user folder (`dataset=imagefolder`) edited on disk,
 for a pipeline stage an upstream stage that has run again since (its `@stage` now names another run), a model
-file deleted since, and the model it started from: `latest:<command>` naming a newer run, or a file replaced. Reusing such a run would put a model of other data, or of an older upstream model, in the table
-with exit 0, or fail every later stage that reads the missing file.
+file deleted since, and the model it started from (`latest:<command>` naming a newer run, or a file replaced).
+Reusing such a run would put a model of other data, or of an older upstream model, in the table with exit 0, or
+fail every later stage that reads the missing file.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def test_two_ranks_together_see_the_single_process_order() -> None:
     assert sorted(single) == list(range(24))
 
 
-@pytest.mark.parametrize("n, per_rank, kept", [(21, 4, 21), (25, 2, 24), (29, 4, 29), (23, 2, 20), (17, 4, 16), (19, 4, 16)])
+@pytest.mark.parametrize("n, per_rank, kept", [(21, 4, 21), (25, 2, 24), (29, 4, 29), (23, 2, 20), (17, 4, 16),
+                                                (19, 4, 16)])
 def test_ranks_share_a_set_that_does_not_divide_by_them_without_repeating_an_image(n: int, per_rank: int,
                                                                                   kept: int) -> None:
     """Probe 89: DistributedSampler padded 199 images over 2 ranks to 200 (one image trained and counted twice an
