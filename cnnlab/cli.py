@@ -103,7 +103,7 @@ def _config_dirs(args: list[str]) -> list[Path]:
     for i, arg in enumerate(args):
         if arg in ("--config-dir", "-cd") and i + 1 < len(args):
             dirs.append(Path(args[i + 1]).expanduser())
-        elif arg.startswith("--config-dir="):
+        elif arg.startswith(("--config-dir=", "-cd=")):  # argparse takes -cd=DIR as well (probe 92)
             dirs.append(Path(arg.split("=", 1)[1]).expanduser())
     return dirs
 
@@ -158,18 +158,44 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
             raise CnnlabError(f"{text}: the sweep holds no value, so no job would run",
                               fix=f"give it values, e.g. {key}=range(0,3) or {key}=1,2")
         if "." not in key and override.is_sweep_override():
-            _say_twins(key, [str(value) for value in values], config_dirs, globbed=isinstance(override.value(), Glob))
+            _say_twins(key, [str(value) for value in values], config_dirs,
+                       glob=override.value() if isinstance(override.value(), Glob) else None)
         for value in values:
             check_setting(key, value, command)
 
 
-def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, globbed: bool) -> None:
+# what a job of each command may start from a run by (`latest` among them)
+_RUN_REFERENCES = ("model.weights", "teacher.weights", "student.weights", "source")
+
+
+def check_sweep_latest(typed: Sequence[str], command: str) -> None:
+    """A UserError for a sweep whose jobs would read each other's runs: `latest` (any command's newest model) or
+    `latest:COMMAND` typed for a sweep of COMMAND names, for job 1, the run job 0 just made (probe 92: a 2-seed
+    `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model, reported as two seeds)."""
+    from cnnlab.runs import MODEL_MAKERS  # a table; runs' heavier parts are not imported here
+
+    makes_models = any(command in makers for makers in MODEL_MAKERS.values())
+    for text in typed:
+        key, _, value = text.lstrip("+").partition("=")
+        names = [v.strip() for v in value.split(",")]
+        if key in _RUN_REFERENCES and makes_models and any(v in ("latest", f"latest:{command}") for v in names):
+            raise UserError(f"{text}: in a sweep, each job's `{command}` run is the newest one for the next job, so "
+                            f"its jobs would start from each other's models — name the run instead ({key}=RUN_FOLDER, "
+                            f"see `cnnlab list runs`), or drop -m")
+
+
+def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, glob: Any = None) -> None:
     """A warning line for a sweep over an option and its alias (`model=glob(*)` holds mobilenet and mobilenet_v2):
-    the same network trains twice, under two names in the report."""
+    the same network runs twice, under two names in the report. `glob`: the typed Glob, whose own patterns the fix
+    keeps (probe 92: `glob(mobile*)` was offered `glob(*,exclude=mobilenet)`, all 14 models)."""
     for alias, kept in conftree.twins(group, options, config_dirs).items():
-        sys.stderr.write(f"warning: {group}={alias} is {group}={kept} under another name, so this sweep trains it "
-                         f"twice — drop {alias}" + (f" (e.g. {group}='glob(*,exclude={alias})')" if globbed else
-                                                    " from the list") + "\n")
+        if glob is not None:
+            excluded = ",".join([*glob.exclude, alias])
+            fix = f" (e.g. {group}='glob({','.join(glob.include)},exclude=[{excluded}])')"
+        else:
+            fix = " from the list"
+        sys.stderr.write(f"warning: {group}={alias} is {group}={kept} under another name, so this sweep runs it "
+                         f"twice — drop {alias}{fix}\n")
 
 
 def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
@@ -227,6 +253,16 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
         if (Path(folder) / "run.json").exists():
             raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
+        _refuse_inside_a_run(override, Path(folder), "hydra.run.dir")
+
+
+def _refuse_inside_a_run(override: str, folder: Path, key: str) -> None:
+    """A UserError for a folder inside another run's folder (`hydra.run.dir=RUN/inner`, probe 92): a run's folder is
+    never written into, and a run inside it would be read as part of it."""
+    for parent in Path(os.path.abspath(folder)).parents:
+        if (parent / "run.json").is_file():
+            raise UserError(f"{override}: that folder lies inside the run {parent}, whose folder is never written "
+                            f"into — give a folder outside it, or leave {key} out (each run gets its own)")
 
 
 def _typed_folders(typed: Sequence[str], key: str) -> Iterator[tuple[str, str]]:
@@ -255,6 +291,7 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
             raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
                             "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
                             "gets its own)")
+        _refuse_inside_a_run(override, Path(folder), "hydra.sweep.dir")
         earlier = _sweep_task(Path(folder)) if Path(folder).is_dir() else None
         if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
             shown = " ".join(t for t in earlier if not t.startswith("command="))
@@ -466,6 +503,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         if multirun:  # what every job would refuse, refused once before the first (probes 74, 75, 77)
             check_nothing_deleted(typed, command)
             check_sweep_values(typed, command, _config_dirs(args))
+            check_sweep_latest(typed, command)
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
             check_sections_read(typed, command)
         # Hydra's argparse wants every flag before the positional overrides.

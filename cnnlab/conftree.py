@@ -89,23 +89,40 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
 
 
 def twins(group: str, options: Iterable[str], extra_dirs: Iterable[Path] = ()) -> dict[str, str]:
-    """alias → option for the `options` of `group` whose files say the same thing (comments aside) as another of
-    them: model=mobilenet is model=mobilenet_v2 under a second name, so a sweep over both trains one network twice.
-    The option whose file name is its own `name` is the one kept."""
+    """alias → option for the `options` of `group` whose files say the same thing (comments aside, a model entry
+    they take in with `- /model@_here_: NAME` read in) as another of them: model=mobilenet is model=mobilenet_v2
+    under a second name, so a sweep over both runs one network twice (student=, teacher= alike). The option whose
+    settings' `name` is its own file name is the one kept."""
     said: dict[str, list[tuple[str, Any]]] = {}
     for option in sorted(set(options)):
-        path = config_file(f"{group}/{option}", extra_dirs)
-        try:
-            data = yaml.safe_load(path.read_text()) if path is not None else None
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        if isinstance(data, dict) and data:
+        data = _settings_said(group, option, list(extra_dirs))
+        if data:
             said.setdefault(yaml.safe_dump(data, sort_keys=True), []).append((option, data.get("name")))
     found: dict[str, str] = {}
     for same in (same for same in said.values() if len(same) > 1):
         kept = next((option for option, name in same if option == name), same[0][0])
         found.update({option: kept for option, _ in same if option != kept})
     return found
+
+
+def _settings_said(group: str, option: str, extra_dirs: list[Path], depth: int = 0) -> dict[str, Any] | None:
+    """What `group/option`'s file sets, with the model entry it takes in (`/model@_here_: NAME`) merged under its own
+    keys; None for a file that cannot be read."""
+    path = config_file(f"{group}/{option}", extra_dirs)
+    try:
+        data = yaml.safe_load(path.read_text()) if path is not None else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    said: dict[str, Any] = {}
+    for entry in data.get("defaults") or []:
+        if isinstance(entry, dict) and depth < 4:
+            for key, value in entry.items():
+                if str(key).strip("/").split("@")[0] == "model" and str(key).endswith("@_here_"):
+                    said.update(_settings_said("model", str(value), extra_dirs, depth + 1) or {})
+    said.update({key: value for key, value in data.items() if key != "defaults"})
+    return said
 
 
 # The fix for a config file whose top level is not a mapping (Hydra would merge a list silently or fail in two lines).

@@ -199,7 +199,7 @@ def test_a_glob_that_matches_no_option_and_an_unknown_added_key_are_refused_befo
     assert result.code == 0 and "matches none" not in result.output
 
 
-def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(cli) -> None:
+def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(cli, capsys) -> None:
     """`-m model=glob(*)` held mobilenet and mobilenet_v2 (one file says the other's settings): the same network
     trained twice, as two rows of the report, without a word."""
     result = cli("inspect", "-m", "model=mobilenet,mobilenet_v2", "dataset.image_size=32")
@@ -207,10 +207,28 @@ def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(c
     assert "model=mobilenet is model=mobilenet_v2 under another name" in result.stderr
     assert "drop mobilenet from the list" in result.stderr
     globbed = cli("inspect", "-m", "model=glob(mobilenet*,exclude=mobilenet_v3*)", "dataset.image_size=32")
-    assert globbed.code == 0 and "model='glob(*,exclude=mobilenet)'" in globbed.stderr
-    followed = cli("inspect", "-m", "model=glob(mobilenet*,exclude=[mobilenet,mobilenet_v3*])", "dataset.image_size=32")
+    fix = "model='glob(mobilenet*,exclude=[mobilenet_v3*,mobilenet])'"  # the typed patterns kept (probe 92)
+    assert globbed.code == 0 and fix in globbed.stderr
+    followed = cli("inspect", "-m", fix.split("=", 1)[1].strip("'").join(["model=", ""]), "dataset.image_size=32")
     assert followed.code == 0 and "under another name" not in followed.stderr
+    assert "mobilenet_v2" in followed.output and "mobilenet_v3" not in followed.output
+    # a student or teacher is a model entry too (its file takes the model's in)
+    from cnnlab.cli import check_sweep_values
+
+    check_sweep_values(["student=mobilenet,mobilenet_v2"], "distill")
+    assert "student=mobilenet is student=mobilenet_v2 under another name" in capsys.readouterr().err
     assert "under another name" not in cli("inspect", "-m", "model=lenet5,mobilenet", "dataset.image_size=32").stderr
+
+
+def test_a_sweep_whose_jobs_would_start_from_each_others_runs_is_refused(cli, outputs: Path) -> None:
+    """Probe 92: `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model (the newest run
+    when job 1 started); the report showed them as two seeds."""
+    for typed in ("model.weights=latest", "model.weights=latest:finetune"):
+        result = cli("finetune", "-m", typed, "seed=0,1")
+        assert result.code == 2 and "its jobs would start from each other's models" in result.stderr, result.output
+    assert not (outputs / "finetune").exists()
+    other = cli("prune", "-m", "source=latest:pretrain", "seed=0,1")  # pretrain runs: no job of this sweep makes one
+    assert "each other's models" not in other.output
 
 
 def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:

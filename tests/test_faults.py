@@ -179,6 +179,8 @@ def test_two_config_dirs_are_refused_since_hydra_reads_the_last(cli: Cli, output
     line = one_error_line(cli("inspect", "--config-dir", str(tmp_path / "a"), f"--config-dir={tmp_path / 'b'}",
                               "dataset=mine"), "--config-dir is given 2 times")
     assert "Hydra reads only the last" in line and "into one folder" in line
+    assert "--config-dir is given 2 times" in cli("inspect", f"--config-dir={tmp_path / 'a'}", f"-cd={tmp_path / 'b'}",
+                                                 "dataset=mine").stderr  # probe 92: -cd=DIR read as no folder
     assert cli("inspect", "--config-dir", str(tmp_path / "a"), "dataset=mine").code == 0  # the fix, followed
 
 

@@ -364,6 +364,10 @@ def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, output
     assert "seed=1,2" in other.stderr and "multirun.yaml" in other.stderr
     into_a_run = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder / '0'}")  # job 0's own folder
     assert into_a_run.code == 2 and "that folder holds a run (its run.json), not a sweep" in into_a_run.stderr
+    below = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder / '0' / 'sub'}")  # probe 92
+    assert below.code == 2 and f"that folder lies inside the run {folder / '0'}" in " ".join(below.stderr.split())
+    inner = cli("pretrain", *TINY, f"hydra.run.dir={folder / '0' / 'inner'}")
+    assert inner.code == 2 and "lies inside the run" in inner.stderr and not (folder / "0" / "inner").exists()
     tilde = cli("pretrain", "-m", *TWO_EPOCHS, "seed=7", "hydra.sweep.dir=~/sweeps/a")  # a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.sweep.dir=$HOME/sweeps/a" in \
         tilde.stderr, tilde.output

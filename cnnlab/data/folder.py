@@ -271,6 +271,14 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     # so "missing: café; extra: café" read as nonsense and its fix did not help (probe 91)
     twins = [(a, b) for a in missing for b in extra
              if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
+    doubled = [(a, b) for a in set(train) & set(other) for b in extra
+               if a != b and unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
+    if doubled:  # both forms in this split (probe 92): a rename would move one folder into the other
+        a, b = doubled[0]
+        raise CnnlabError(f"imagefolder: {other_dir} holds the class {a} twice, in two Unicode forms ({b}/ "
+                          f"{_form(b)} beside {a}/ {_form(a)}, as the training split writes it)",
+                          fix=f"move the images of {shlex.quote(str(other_dir / b))}/ into "
+                              f"{shlex.quote(str(other_dir / a))}/ and remove the empty folder")
     if twins:
         a, b = twins[0]
         raise CnnlabError(f"imagefolder: the class folder {other_dir}/{b}/ and the training split's {a}/ are one name "

@@ -36,8 +36,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
     the run of one process. Here the ranks' shares of the last global batch (`batch_size` a rank) may differ by one
     image (the trainer weighs their losses by their sizes: engine/trainer.py); where some rank would get fewer than
     `min_share` images of it (0: it would take one step less and DDP would wait for it forever; 1: a BatchNorm of
-    one value per channel cannot train), that last global batch sits out the epoch — other images each epoch, as
-    they are shuffled."""
+    one value per channel cannot train — the trainer lowers it to 1 for a network without BatchNorm), that last
+    global batch sits out the epoch — other images each epoch, as they are shuffled."""
 
     def __init__(self, dataset: Dataset, *, rank: int, world_size: int, seed: int, batch_size: int,
                  min_share: int = 1) -> None:
@@ -45,8 +45,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.global_batch = batch_size * world_size
         self.epoch = 0
+        self.min_share = min_share
+
+    @property
+    def kept(self) -> int:
+        """How many images the epoch holds: all, or all but a last global batch that would give a rank fewer than
+        `min_share` images."""
         last = self.size % self.global_batch or self.global_batch
-        self.kept = self.size - last if self.size > last and last // world_size < min_share else self.size
+        return self.size - last if self.size > last and last // self.world_size < self.min_share else self.size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

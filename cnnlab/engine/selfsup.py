@@ -42,29 +42,42 @@ def _world() -> tuple[int, int]:
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums each rank's gradient for every part over the ranks and hands each rank the
     sum for its own part — SimCLR's and lightly's GatherLayer, on public torch.distributed calls
-    (torch.distributed.nn.functional.all_gather, which did the same, is deprecated since torch 2.14)."""
+    (torch.distributed.nn.functional.all_gather, which did the same, is deprecated since torch 2.14). The ranks'
+    parts may differ in rows (their shares of a last batch that does not divide by them: EpochSampler): each is
+    padded to the longest for the collective and cut back (gloo aborted on unequal sizes; probe 92)."""
 
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
-        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, tensor.contiguous())
-        return tuple(parts)
+        world = dist.get_world_size()
+        sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world)]
+        dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+        rows = [int(size) for size in sizes]
+        padded = torch.zeros((max(rows), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+        padded[:tensor.shape[0]] = tensor
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded.contiguous())
+        ctx.rows = rows
+        return tuple(part[:n] for part, n in zip(parts, rows))
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        summed = torch.stack(grads).contiguous()
+        longest = max(ctx.rows)
+        padded = [torch.cat([g, g.new_zeros((longest - g.shape[0], *g.shape[1:]))]) for g in grads]
+        summed = torch.stack(padded).contiguous()
         dist.all_reduce(summed)
-        return summed[dist.get_rank()]
+        return summed[dist.get_rank()][:ctx.rows[dist.get_rank()]]
 
 
 def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(every rank's `tensor` concatenated along dim 0, this rank's offset in it). Gradients flow back to each
     rank's own part, summed over the ranks (_GatherWithGrad), so negatives from other ranks train this rank's
-    encoder as in a single process with the global batch. Without DDP: (tensor, 0)."""
+    encoder as in a single process with the global batch. The ranks' row counts may differ. Without DDP:
+    (tensor, 0)."""
     rank, world = _world()
     if world == 1:
         return tensor, 0
-    return torch.cat(_GatherWithGrad.apply(tensor)), rank * tensor.shape[0]
+    parts = _GatherWithGrad.apply(tensor)
+    return torch.cat(parts), sum(part.shape[0] for part in parts[:rank])
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *,

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
 from cnnlab.engine.checkpoint import (NON_FINITE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
@@ -117,6 +118,15 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: st
         progress.advance(task)
     progress.remove_task(task)
     return {**meter.compute(across_ranks=runtime.distributed), "classes": meter.classes}
+
+
+def keep_last_batch_for(model: nn.Module, loader: DataLoader, frozen: Sequence[nn.Module] = ()) -> None:
+    """Let `loader`'s EpochSampler keep a last batch that gives some rank a single image when `model` trains no
+    BatchNorm (none to starve of a second value per channel): under torchrun a LeNet-5 dropped up to 2 × ranks − 1
+    images an epoch that one process trained (probe 92). Call before anything counts the loader's batches (the
+    schedule's steps)."""
+    if isinstance(loader.sampler, EpochSampler) and not training_batchnorms(unwrap(model), frozen):
+        loader.sampler.min_share = 1
 
 
 def _share_of_last_batch(images: int, runtime: Runtime) -> float:

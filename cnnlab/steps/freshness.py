@@ -56,9 +56,19 @@ def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, 
     typed again after another pretrain skipped every job, their accuracies of the old backbone), or the file read
     holds other bytes (a weights file replaced in place; a SHA-256 recorded). `hashes`: SHA-256 per path, filled
     once per process. A record without a source, or from before its SHA-256 was recorded, is taken as it is."""
-    source = run.data.get("source")
-    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        return None
+    hashes = {} if hashes is None else hashes
+    distill = run.data.get("distill")
+    student = distill.get("student") if isinstance(distill, dict) else None
+    # the model it started from, and a distill's student's own starting weights (probe 92: student.weights=latest:...)
+    for source in (run.data.get("source"), student.get("source") if isinstance(student, dict) else None):
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            changed = _changed_source(source, outputs, hashes)
+            if changed:
+                return changed
+    return None
+
+
+def _changed_source(source: dict, outputs: Path | None, hashes: dict[str, str | None]) -> str | None:
     spec, path = str(source.get("spec") or ""), source["path"]
     if outputs is not None and (spec == "latest" or spec.startswith("latest:")) and source.get("kind") in _KINDS:
         try:
@@ -70,7 +80,6 @@ def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, 
     recorded = source.get("sha256")
     if not isinstance(recorded, str):
         return None
-    hashes = {} if hashes is None else hashes
     if path not in hashes:
         hashes[path] = file_sha256(Path(path)) if Path(path).is_file() else None
     if hashes[path] is None:

@@ -25,7 +25,8 @@ from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate
+from cnnlab.engine.trainer import (EpochCallback, FitResult, Loaders, StateFile, Trainer, evaluate,
+                                   keep_last_batch_for)
 from cnnlab.steps.recording import record_warning
 from cnnlab import environment
 from cnnlab.environment import core_share
@@ -66,8 +67,11 @@ def check_batch(recipe: Recipe, runtime: Runtime, images: int) -> None:
     if batch < 1:
         raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
     if 0 < images < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
+        world = runtime.world_size  # a fix that splits over the ranks (probe 92: 51 offered to 2 ranks)
+        fits = max(world, min(64, images) // world * world)
         raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({images} images)",
-                          fix=f"use trainer.batch_size={min(64, images)} (at most {images})")
+                          fix=f"use trainer.batch_size={fits} (at most {images}"
+                              + (f", a multiple of the {world} ranks)" if world > 1 else ")"))
     if batch % runtime.world_size:
         raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
                           fix=f"use a multiple of {runtime.world_size}")
@@ -153,6 +157,7 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
     Raises CnnlabError for a bad bn_momentum, optimizer or schedule, and what the engine raises."""
     override_bn_momentum(recipe, ctx, trainable)
+    keep_last_batch_for(trainable.model, loaders.train, trainable.frozen)  # before the schedule counts the steps
     groups = param_groups(trainable.model, recipe.lr, recipe.weight_decay, head=trainable.head,
                           backbone_lr_scale=trainable.backbone_lr_scale)
     optimizer = build_optimizer(recipe.optimizer, groups)

@@ -155,6 +155,10 @@ def test_a_class_name_written_in_two_unicode_forms_is_named_with_a_fix_that_work
     subprocess.run(err.value.fix.split(": ", 1)[1], shell=True, check=True)  # the fix, followed
     assert shlex.quote(str(tmp_path / "val" / composed)) in err.value.fix
     assert build_imagefolder({"root": str(tmp_path)}, SPEC).classes == sorted(["b", composed])
+    make_classes(tmp_path / "val", {decomposed: 1})  # both forms in val/ (probe 92): a rename would nest them
+    with pytest.raises(CnnlabError, match="holds the class café twice, in two Unicode forms") as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert "move the images of" in (err.value.fix or "")
 
 
 def test_16_bit_pngs_give_the_tensors_of_their_8_bit_copies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

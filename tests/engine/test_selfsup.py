@@ -153,18 +153,22 @@ from cnnlab.engine.selfsup import nt_xent
 rank, world, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 torch.distributed.init_process_group("gloo", init_method=f"file://{out / 'store'}", rank=rank, world_size=world)
 z1, z2 = torch.load(out / "inputs.pt")
-n = z1.shape[0] // world
-mine1 = z1[rank * n:(rank + 1) * n].clone().requires_grad_()
-mine2 = z2[rank * n:(rank + 1) * n].clone().requires_grad_()
+sizes = [int(n) for n in sys.argv[4].split(",")]  # the ranks' rows: unequal for a last batch that does not divide
+start, n = sum(sizes[:rank]), sizes[rank]
+mine1 = z1[start:start + n].clone().requires_grad_()
+mine2 = z2[start:start + n].clone().requires_grad_()
 loss, _, targets = nt_xent(mine1, mine2, 0.5)
-loss.backward()
+(loss * world * n / sum(sizes)).backward()  # each rank's loss weighed by its share, as the trainer does
 torch.save({"loss": loss.detach(), "grad1": mine1.grad, "grad2": mine2.grad, "targets": targets},
            out / f"rank{rank}.pt")
 torch.distributed.destroy_process_group()
 """
 
 
-def test_nt_xent_gathers_negatives_with_gradients_across_ranks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sizes", [(4, 4), (5, 3)])
+def test_nt_xent_gathers_negatives_with_gradients_across_ranks(tmp_path: Path, sizes: tuple[int, int]) -> None:
+    """(5, 3): the ranks' shares of a last batch that does not divide by them; gloo aborted on the unequal gather
+    ("Received data size doesn't match expected size", probe 92)."""
     import os
     import subprocess
     import sys
@@ -175,7 +179,8 @@ def test_nt_xent_gathers_negatives_with_gradients_across_ranks(tmp_path: Path) -
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path)], env=env,
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path), ",".join(map(str, sizes))],
+                              env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
     for proc in procs:
         output, _ = proc.communicate(timeout=300)
@@ -188,10 +193,12 @@ def test_nt_xent_gathers_negatives_with_gradients_across_ranks(tmp_path: Path) -
     loss.backward()
     # DDP averages the ranks' gradients: the mean of the rank losses is the single-process loss over the global
     # batch, and (gradient on each rank's own rows) / world is the single-process gradient of those rows.
-    assert (ranks[0]["loss"] + ranks[1]["loss"]).item() / 2 == pytest.approx(loss.item(), rel=1e-5)
-    assert ranks[1]["targets"].tolist() == [12, 13, 14, 15]  # rank 1's view-1 anchors: positives at 8 + 4 + i
+    weighed = sum(rank["loss"].item() * n for rank, n in zip(ranks, sizes)) / sum(sizes)
+    assert weighed == pytest.approx(loss.item(), rel=1e-5)
+    first = sizes[0]  # rank 1's view-1 anchors: their positives at 8 + (its offset) + i
+    assert ranks[1]["targets"].tolist() == [8 + first + i for i in range(sizes[1])]
     for r, rank in enumerate(ranks):
-        rows = slice(4 * r, 4 * (r + 1))
+        rows = slice(sum(sizes[:r]), sum(sizes[:r + 1]))
         assert torch.allclose(rank["grad1"] / 2, whole1.grad[rows], atol=1e-6)
         assert torch.allclose(rank["grad2"] / 2, whole2.grad[rows], atol=1e-6)
 

@@ -167,3 +167,21 @@ def test_a_run_whose_source_now_names_another_model_is_stale(tmp_path: Path) -> 
     assert source_changed(job) == f"the model it started from, {first.resolve()}, is gone"
     older = _run(tmp_path / "older", None)  # no source recorded: taken as it is
     assert source_changed(older, outputs) is None
+
+
+def test_a_distill_whose_students_starting_weights_changed_is_stale(tmp_path: Path) -> None:
+    """Probe 92: `distill -m student.weights=latest:pretrain` typed again after a new pretrain was skipped: only the
+    teacher (run.json `source`) was checked."""
+    from cnnlab.fileio import file_sha256
+    from cnnlab.steps.freshness import source_changed
+
+    weights = tmp_path / "student.pt"
+    weights.write_bytes(b"first")
+    student = {"spec": str(weights), "kind": "checkpoint", "path": str(weights), "sha256": file_sha256(weights)}
+    record = RunRecord.start(tmp_path / "job", "distill")
+    record.update(distill={"student": {"weights": "run x", "source": student}, "teacher": {"source": None}})
+    record.finish("completed")
+    job = RunInfo.read(tmp_path / "job")
+    assert source_changed(job) is None
+    weights.write_bytes(b"another student")
+    assert source_changed(job) == f"the model it started from, {weights}, changed since"

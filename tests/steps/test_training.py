@@ -113,3 +113,18 @@ def test_a_warm_up_longer_than_the_run_is_a_recorded_warning(cli, outputs) -> No
     assert "sched.warmup_epochs=3 is longer than the run's 1 epochs" in warning and "never decays" in warning
     assert cli("pretrain", *TINY, "sched.warmup_epochs=1").code == 0  # the default: as long as a 1-epoch run
     assert not read_run(run_dirs(outputs, "pretrain")[-1]).get("warnings")
+
+
+def test_a_batch_larger_than_the_set_is_offered_one_that_splits_over_the_ranks() -> None:
+    """Probe 92: 2 ranks, 51 training images, batch 64: the fix offered batch 51, which does not split over 2."""
+    from types import SimpleNamespace
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.steps.training import check_batch
+
+    with pytest.raises(CnnlabError) as caught:
+        check_batch(SimpleNamespace(batch_size=64), SimpleNamespace(world_size=2), 51)  # type: ignore[arg-type]
+    assert "use trainer.batch_size=50 (at most 51, a multiple of the 2 ranks)" in (caught.value.fix or "")
+    with pytest.raises(CnnlabError) as caught:
+        check_batch(SimpleNamespace(batch_size=64), SimpleNamespace(world_size=1), 51)  # type: ignore[arg-type]
+    assert caught.value.fix == "use trainer.batch_size=51 (at most 51)"
