@@ -45,6 +45,8 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("pipeline", "pipeline.stages=[nosuch]"),           # a plan (pipelines/pipeline)
     ("pipeline", "pipeline.stages=[prune]"),            # probe 60: a stage whose input stage never ran
     ("pretrain", *TINY, "trainer.batch_size=128"),      # probe 60: a batch larger than the training set (64)
+    ("pretrain", *TINY, "device=gpu"),                  # probe 93: a device typo left a failed run
+    ("pretrain", *TINY, "device=cuda:7"),               # probe 93: a GPU that is not there (no CUDA, or one GPU)
 ])
 def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
     """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty

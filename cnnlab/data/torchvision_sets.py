@@ -15,6 +15,7 @@ test split is `test` — never used for model selection (only `cnnlab evaluate` 
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -30,6 +31,8 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
 from cnnlab.wording import listed
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -125,6 +128,8 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
     root, mode, state = check_downloadable(cfg, files)
     if state == "system":
         copy = files.system_copy()
+        # said: a mistyped dataset.root is made and filled without a word otherwise (probe 93)
+        log.info("%s: decompressing the system copy in %s into %s (dataset.root)", files.title, copy, root)
         try:
             files.extract_archives(root, copy)
         except OSError as exc:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from cnnlab.environment import has_cpu_flag, launched_ranks
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 log = logging.getLogger("cnnlab")
 
@@ -36,6 +36,7 @@ BF16_MIN_MAP = 2
 _AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
+@found_before_work()  # a device typo or a missing GPU: refused, no `failed` run left behind (probe 93)
 def device_spec(spec: str | None) -> str:
     """`device=` lower-cased: auto, cpu, cuda or cuda:N; CnnlabError naming those for anything else."""
     spec = str(spec or "auto").lower()
@@ -44,6 +45,7 @@ def device_spec(spec: str | None) -> str:
     return spec
 
 
+@found_before_work()
 def resolve_device(spec: str | None, local_rank: int = 0) -> torch.device:
     """auto → the local CUDA device when present, else CPU; an explicit cuda without CUDA is an error."""
     spec = device_spec(spec)

@@ -265,3 +265,18 @@ def test_a_stop_names_the_checkpoint_that_is_really_kept(data, tmp_path: Path) -
         with pytest.raises(NonFiniteLoss, match=f"epoch {poisoned_epoch},") as info:
             trainer.fit(model, poisoned, Loaders(train, val), optimizer, scheduler, state=state)
         assert kept in str(info.value) and (tmp_path / f"last{poisoned_epoch}.pt").exists() == (poisoned_epoch == 3)
+
+
+@pytest.mark.parametrize("fast_bf16, said", [(True, "trainer.amp=auto: bfloat16 autocast on cpu"),
+                                             (False, "trainer.amp=auto: float32 — this CPU has no bf16 instructions")])
+def test_the_log_says_which_precision_amp_auto_picked(cli, monkeypatch: pytest.MonkeyPatch, fast_bf16: bool,
+                                                      said: str) -> None:
+    """Probe 93: on a CPU with AVX512-BF16 a LeNet-5 trained in bf16 and the log said nothing (docs/training.md: "the
+    run log says which and why once")."""
+    from cnnlab.engine import runtime, trainer
+    from helpers import TINY
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(trainer, "_SAID", set())
+    result = cli("pretrain", *[o for o in TINY if not o.startswith("dataset.image_size")], "dataset.image_size=32")
+    assert result.code == 0 and said in " ".join(result.output.split()), result.output
