@@ -180,8 +180,8 @@ def check_sweep_latest(typed: Sequence[str], command: str) -> None:
         names = [v.strip() for v in value.split(",")]
         if key in _RUN_REFERENCES and makes_models and any(v in ("latest", f"latest:{command}") for v in names):
             raise UserError(f"{text}: in a sweep, each job's `{command}` run is the newest one for the next job, so "
-                            f"its jobs would start from each other's models — name the run instead ({key}=RUN_FOLDER, "
-                            f"see `cnnlab list runs`), or drop -m")
+                            "its jobs would start from each other's models — name the run instead "
+                            f"({key}=RUN_FOLDER, see `cnnlab list runs`), or drop -m")
 
 
 def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, glob: Any = None) -> None:

@@ -267,8 +267,9 @@ def test_a_stop_names_the_checkpoint_that_is_really_kept(data, tmp_path: Path) -
         assert kept in str(info.value) and (tmp_path / f"last{poisoned_epoch}.pt").exists() == (poisoned_epoch == 3)
 
 
-@pytest.mark.parametrize("fast_bf16, said", [(True, "trainer.amp=auto: bfloat16 autocast on cpu"),
-                                             (False, "trainer.amp=auto: float32 — this CPU has no bf16 instructions")])
+@pytest.mark.parametrize("fast_bf16, said", [
+    (True, "trainer.amp=auto: bfloat16 autocast on cpu"),
+    (False, "trainer.amp=auto: float32 — this CPU has no bf16 instructions")])
 def test_the_log_says_which_precision_amp_auto_picked(cli, monkeypatch: pytest.MonkeyPatch, fast_bf16: bool,
                                                       said: str) -> None:
     """Probe 93: on a CPU with AVX512-BF16 a LeNet-5 trained in bf16 and the log said nothing (docs/training.md: "the
