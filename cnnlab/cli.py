@@ -168,6 +168,17 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
 _RUN_REFERENCES = ("model.weights", "teacher.weights", "student.weights", "source")
 
 
+def check_sweep_subdir(typed: Sequence[str]) -> None:
+    """A UserError for a sweep's `hydra.sweep.subdir=NAME` without an interpolation (`${hydra.job.num}`): every job
+    would write into one folder, job 1 over job 0's run (probe 94)."""
+    for text in typed:
+        key, _, value = text.lstrip("+").partition("=")
+        if key == "hydra.sweep.subdir" and "${" not in value:
+            raise UserError(f"{text}: every job of the sweep would write into the one folder {value!r}, each over the "
+                            "run before — leave hydra.sweep.subdir out (each job gets its own), or make it differ "
+                            "by job, e.g. hydra.sweep.subdir='job${hydra.job.num}'")
+
+
 def check_sweep_latest(typed: Sequence[str], command: str) -> None:
     """A UserError for a sweep whose jobs would read each other's runs: `latest` (any command's newest model) or
     `latest:COMMAND` typed for a sweep of COMMAND names, for job 1, the run job 0 just made (probe 92: a 2-seed
@@ -177,7 +188,7 @@ def check_sweep_latest(typed: Sequence[str], command: str) -> None:
     makes_models = any(command in makers for makers in MODEL_MAKERS.values())
     for text in typed:
         key, _, value = text.lstrip("+").partition("=")
-        names = [v.strip() for v in value.split(",")]
+        names = [v.strip().strip("'\"").strip() for v in value.split(",")]  # 'latest' quoted too (probe 94)
         if key in _RUN_REFERENCES and makes_models and any(v in ("latest", f"latest:{command}") for v in names):
             raise UserError(f"{text}: in a sweep, each job's `{command}` run is the newest one for the next job, so "
                             "its jobs would start from each other's models — name the run instead "
@@ -504,6 +515,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
             check_nothing_deleted(typed, command)
             check_sweep_values(typed, command, _config_dirs(args))
             check_sweep_latest(typed, command)
+            check_sweep_subdir(typed)
         if command != "pipeline":  # its plan may interpolate a section: checked once composed (pipelines/pipeline)
             check_sections_read(typed, command)
         # Hydra's argparse wants every flag before the positional overrides.

@@ -497,3 +497,13 @@ def test_a_pipeline_sweep_job_is_never_skipped_whole(tmp_path: Path) -> None:
         record.finish("completed", metrics={})
         before = earlier_attempt(job, tmp_path)
         assert (before.action if before else None) == action, command
+
+
+def test_a_constant_sweep_subdir_is_refused(cli, outputs: Path) -> None:
+    """Probe 94: `-m seed=0,1 hydra.sweep.subdir=same` put both jobs in one folder, seed 1 over seed 0's run."""
+    result = cli("pretrain", "-m", *TINY, "seed=0,1", "hydra.sweep.subdir=same")
+    assert result.code == 2 and "every job of the sweep would write into the one folder 'same'" in result.stderr
+    assert not (outputs / "pretrain").exists()
+    followed = cli("pretrain", "-m", *TINY, "seed=0,1", "hydra.sweep.subdir=job${hydra.job.num}")
+    assert followed.code == 0, followed.output
+    assert sorted(p.parent.name for p in (outputs / "pretrain").rglob("run.json")) == ["job0", "job1"]

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
+from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum
 from cnnlab.engine.checkpoint import load_tensors
 from cnnlab.engine.epoch_log import EpochLog, EpochLogFiles, EpochLogSettings
@@ -152,12 +153,28 @@ def cores_left_to_workers(ctx: RunContext, runtime: Runtime, workers: int) -> It
         torch.set_num_threads(before)
 
 
+def say_images_left_out(ctx: RunContext, runtime: Runtime, loader: DataLoader) -> None:
+    """A recorded warning when, under torchrun, a last batch sits out every epoch (EpochSampler: fewer images than
+    ranks, or a single image a rank for a network that trains BatchNorm) — training and its counts then differ from
+    one process's (probe 94: 193 images on 2 ranks counted 192, and the schedule planned 3 steps an epoch, not 4)."""
+    sampler = loader.sampler
+    if runtime.world_size < 2 or not isinstance(sampler, EpochSampler) or sampler.kept == sampler.size:
+        return
+    left, world = sampler.size - sampler.kept, runtime.world_size
+    why = "no image" if left < world else "a single image, and its BatchNorm cannot train on one"
+    record_warning(ctx, f"{left} of the {sampler.size} training images sit out each epoch (other ones each epoch): "
+                        f"the last batch would give a rank {why}, where one process trains them — a training set or "
+                        f"trainer.batch_size that leaves at least {world if left < world else 2 * world} images for "
+                        "the last batch keeps every image")
+
+
 def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Trainable, loaders: Loaders,
                 objective: Objective, checkpointing: Checkpointing = Checkpointing()) -> FitResult:
     """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
     Raises CnnlabError for a bad bn_momentum, optimizer or schedule, and what the engine raises."""
     override_bn_momentum(recipe, ctx, trainable)
     keep_last_batch_for(trainable.model, loaders.train, trainable.frozen)  # before the schedule counts the steps
+    say_images_left_out(ctx, runtime, loaders.train)
     groups = param_groups(trainable.model, recipe.lr, recipe.weight_decay, head=trainable.head,
                           backbone_lr_scale=trainable.backbone_lr_scale)
     optimizer = build_optimizer(recipe.optimizer, groups)

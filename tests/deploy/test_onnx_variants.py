@@ -679,3 +679,13 @@ def test_a_file_without_cnnlab_metadata_is_refused_by_bench_with_a_fix_for_a_fil
     result = cli("bench", f"source={tmp_path / 'bare.onnx'}")
     assert result.code == 2 and "has no cnnlab input metadata" in result.stderr
     assert "copy the metadata of the export it came from (docs/export.md)" in " ".join(result.stderr.split())
+
+
+def test_the_runtime_check_runs_a_fixed_batch_file_at_its_batch(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 94: quantize's runtime check fed a file fixed to batch 4 one image, so OpenVINO "could not run" every
+    candidate and the fixes offered did not help."""
+    from cnnlab.compress.quantization.portability import LOADS, check_runtimes
+    from onnx_variants import with_fixed_batch
+
+    _, path = lenet_onnx_once
+    assert set(check_runtimes(with_fixed_batch(path, tmp_path / "b4.onnx", 4), RUNTIMES).values()) == {LOADS}

@@ -128,3 +128,29 @@ def test_a_batch_larger_than_the_set_is_offered_one_that_splits_over_the_ranks()
     with pytest.raises(CnnlabError) as caught:
         check_batch(SimpleNamespace(batch_size=64), SimpleNamespace(world_size=1), 51)  # type: ignore[arg-type]
     assert caught.value.fix == "use trainer.batch_size=51 (at most 51)"
+
+
+def test_images_that_sit_out_every_epoch_under_torchrun_are_a_recorded_warning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 94: 193 images, batch 64, 2 ranks: the last batch's one image sat out every epoch (counted 192, the
+    schedule planned 3 steps an epoch, not 4), silently."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from cnnlab.data.loaders import make_loader
+    from cnnlab.steps import training
+
+    said: list[str] = []
+    monkeypatch.setattr(training, "record_warning", lambda ctx, message: said.append(message))
+    data = TensorDataset(torch.arange(193), torch.arange(193))
+    loader = make_loader(data, 32, shuffle=True, seed=0, rank=0, world_size=2, min_share=1)
+    training.say_images_left_out(SimpleNamespace(), SimpleNamespace(world_size=2), loader)  # type: ignore[arg-type]
+    assert said == ["1 of the 193 training images sit out each epoch (other ones each epoch): the last batch would "
+                    "give a rank no image, where one process trains them — a training set or trainer.batch_size that "
+                    "leaves at least 2 images for the last batch keeps every image"]
+    whole = make_loader(TensorDataset(torch.arange(195), torch.arange(195)), 32, shuffle=True, seed=0, rank=0,
+                        world_size=2, min_share=1)
+    training.say_images_left_out(SimpleNamespace(), SimpleNamespace(world_size=2), whole)  # type: ignore[arg-type]
+    assert len(said) == 1  # 2 + 1 of the last 3: every image trains, nothing said
