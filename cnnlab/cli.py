@@ -12,7 +12,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.panel import Panel
@@ -24,10 +24,11 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import hydra_overrides, override_parser, quote_plain_value
-from cnnlab.settings import (check_added_keys, check_nothing_deleted, check_sections_read, check_setting, resumed_by,
-                             setting_facts)
+from cnnlab.hydra_args import hydra_overrides, override_parser
+from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free, check_sweep_flags,
+                                   check_sweep_latest, check_sweep_subdir, check_sweep_values, is_task_override,
+                                   wait_for_submitit_controllers)
+from cnnlab.settings import check_added_keys, check_nothing_deleted, check_sections_read, resumed_by, setting_facts
 
 app = typer.Typer(
     name="cnnlab",
@@ -48,13 +49,6 @@ _HYDRA_FLAGS = _HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version"
 # ctx.meta keys HydraCommand.parse_args fills: how many trailing args followed `--`; single-dash words Click splits
 _AFTER_DASHES, _SPLIT_WORDS = "cnnlab.after_dashes", "cnnlab.split_words"
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w./@-]+)(?:=(?P<value>.*))?$", re.S)
-
-
-class UserError(Exception):
-    """A mistake found before Hydra starts."""
-
-    is_user_error = True
-    exit_code = 2
 
 
 class HydraCommand(TyperCommand):
@@ -116,135 +110,6 @@ def no_such_option(command: str, arg: str) -> str:
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
 
 
-def _launcher(args: Sequence[str]) -> str:
-    """The Hydra launcher the command line names (hydra/launcher=NAME), or "" for Hydra's basic one."""
-    return next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), "")
-
-
-def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence[Path] = ()) -> None:
-    """Every typed value of a sweep (`optim.lr=0.01,abc`, `seed=range(3)`, and the fixed ones beside them) checked by
-    its setting's rule before the first job: each job checks its own when it starts, so a bad value in the sweep was
-    refused only after the jobs before it had trained (probe 74); a sweep of no value (`seed=range(0,-2)`) launched
-    nothing and said nothing (probe 75). Sweeps that cannot be listed here (glob, interval: a sweeper's) are left
-    to the jobs, but for a glob of a config group's options that matches none of them (`model=glob(xyz*)`: 0 jobs,
-    exit 0, silence)."""
-    from hydra.core.override_parser.types import Glob
-
-    parser = override_parser()
-    for text in typed:
-        try:
-            override = parser.parse_override(text)
-            if override.is_delete():
-                continue
-            key = override.key_or_group
-            options = conftree.choices(key, config_dirs) if isinstance(override.value(), Glob) else []
-            if isinstance(override.value(), Glob) and "." in key:  # probe 84: `trainer.epochs=glob(*)`: 0 jobs, exit 0
-                raise CnnlabError(f"{text}: glob() picks among a config group's options, and {key} is a setting",
-                                  fix=f"list its values ({key}=1,2,3) or a range ({key}=range(1,4))")
-            if options:
-                if not override.value().filter(options):
-                    raise CnnlabError(f"{text} matches none of {key}'s options, so no job would run",
-                                      fix=f"match some of {', '.join(options)} (e.g. {key}=glob({options[0][:3]}*))")
-                values = override.value().filter(options)
-            else:
-                values = [parser.parse_override(f"{key}={value}").value()
-                          for value in override.sweep_string_iterator()] if override.is_sweep_override() \
-                    else [override.value()]
-        except CnnlabError:
-            raise
-        except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
-            continue
-        if not values:
-            raise CnnlabError(f"{text}: the sweep holds no value, so no job would run",
-                              fix=f"give it values, e.g. {key}=range(0,3) or {key}=1,2")
-        if "." not in key and override.is_sweep_override():
-            _say_twins(key, [str(value) for value in values], config_dirs,
-                       glob=override.value() if isinstance(override.value(), Glob) else None)
-        for value in values:
-            check_setting(key, value, command)
-
-
-# what a job of each command may start from a run by (`latest` among them)
-_RUN_REFERENCES = ("model.weights", "teacher.weights", "student.weights", "source")
-
-
-def check_sweep_subdir(typed: Sequence[str]) -> None:
-    """A UserError for a sweep's `hydra.sweep.subdir=NAME` without an interpolation (`${hydra.job.num}`): every job
-    would write into one folder, job 1 over job 0's run (probe 94)."""
-    for text in typed:
-        key, _, value = text.lstrip("+").partition("=")
-        if key == "hydra.sweep.subdir" and "${" not in value:
-            raise UserError(f"{text}: every job of the sweep would write into the one folder {value!r}, each over the "
-                            "run before — leave hydra.sweep.subdir out (each job gets its own), or make it differ "
-                            "by job, e.g. hydra.sweep.subdir='job${hydra.job.num}'")
-
-
-def check_sweep_latest(typed: Sequence[str], command: str) -> None:
-    """A UserError for a sweep whose jobs would read each other's runs: `latest` (any command's newest model) or
-    `latest:COMMAND` typed for a sweep of COMMAND names, for job 1, the run job 0 just made (probe 92: a 2-seed
-    `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model, reported as two seeds)."""
-    from cnnlab.runs import MODEL_MAKERS  # a table; runs' heavier parts are not imported here
-
-    makes_models = any(command in makers for makers in MODEL_MAKERS.values())
-    for text in typed:
-        key, _, value = text.lstrip("+").partition("=")
-        names = [v.strip().strip("'\"").strip() for v in value.split(",")]  # 'latest' quoted too (probe 94)
-        if key in _RUN_REFERENCES and makes_models and any(v in ("latest", f"latest:{command}") for v in names):
-            raise UserError(f"{text}: in a sweep, each job's `{command}` run is the newest one for the next job, so "
-                            "its jobs would start from each other's models — name the run instead "
-                            f"({key}=RUN_FOLDER, see `cnnlab list runs`), or drop -m")
-
-
-def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, glob: Any = None) -> None:
-    """A warning line for a sweep over an option and its alias (`model=glob(*)` holds mobilenet and mobilenet_v2):
-    the same network runs twice, under two names in the report. `glob`: the typed Glob, whose own patterns the fix
-    keeps (probe 92: `glob(mobile*)` was offered `glob(*,exclude=mobilenet)`, all 14 models)."""
-    for alias, kept in conftree.twins(group, options, config_dirs).items():
-        if glob is not None:
-            excluded = ",".join([*glob.exclude, alias])
-            fix = f" (e.g. {group}='glob({','.join(glob.include)},exclude=[{excluded}])')"
-        else:
-            fix = " from the list"
-        sys.stderr.write(f"warning: {group}={alias} is {group}={kept} under another name, so this sweep runs it "
-                         f"twice — drop {alias}{fix}\n")
-
-
-def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
-    """What a sweep (-m) cannot run with, as one line before Hydra starts: --cfg or --info (Hydra: "Only one of
-    --run, --multirun, --cfg, --info ...", a traceback), and a SLURM launcher (hydra/launcher=submitit_slurm,
-    slurm_cpu, slurm_gpu) on a machine without SLURM (submitit: 'Could not detect "srun"', a traceback)."""
-    import shutil
-
-    if not multirun:
-        return
-    shown = next((a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in ("--cfg", "-c", "--info", "-i")), None)
-    if shown:
-        raise UserError(f"{shown} shows one run's configuration and cannot be combined with -m — drop -m (with "
-                        f"one value per key) to see it, or drop {shown} to run the sweep")
-    launcher = _launcher(args)
-    if "slurm" in launcher and shutil.which("srun") is None:
-        raise UserError(f"hydra/launcher={launcher} submits the jobs to SLURM, and this machine has no SLURM (no srun "
-                        "on the PATH) — run the command on the cluster's login node, or try the sweep here with "
-                        "hydra/launcher=submitit_local")
-
-
-def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -> None:
-    """After a Ctrl-C of a submitit_local sweep: wait (at most `timeout_s`) for this process's children, submitit's
-    job controllers. They take the same Ctrl-C, stop their jobs (each keeps its last.pt) and print
-    their own KeyboardInterrupt traceback; waiting puts cnnlab's line (what to type next) after those, last."""
-    import time
-
-    if "submitit" not in _launcher(args):
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(-1, os.WNOHANG) == (0, 0):
-                time.sleep(0.05)
-        except ChildProcessError:  # none left
-            return
-
-
 def _read_as_text(choice: str) -> bool:
     """Whether Hydra's override grammar reads `choice` as a string (`1`, `2.5`, `nan`, `inf`, `true` are not: a
     config group given one fails inside Hydra with a ValueError)."""
@@ -252,120 +117,6 @@ def _read_as_text(choice: str) -> bool:
         return isinstance(override_parser().parse_override(f"key={choice}").value(), str)
     except Exception:  # noqa: BLE001 - not ours to judge: Hydra's own message follows
         return True
-
-
-def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
-    """`hydra.run.dir=DIR` naming a folder that already holds a run: Hydra would overwrite its .hydra/ and the run
-    record its run.json (a completed run's metrics, which source= and the report read), even for a run refused at
-    once (probe 60). A run never writes into another run's folder."""
-    if multirun:
-        return
-    for override, folder in _typed_folders(typed, "hydra.run.dir"):
-        if (Path(folder) / "run.json").exists():
-            raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
-                            "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
-        _refuse_inside_a_run(override, Path(folder), "hydra.run.dir")
-
-
-def _refuse_inside_a_run(override: str, folder: Path, key: str) -> None:
-    """A UserError for a folder inside another run's folder (`hydra.run.dir=RUN/inner`, probe 92): a run's folder is
-    never written into, and a run inside it would be read as part of it."""
-    for parent in Path(os.path.abspath(folder)).parents:
-        if (parent / "run.json").is_file():
-            raise UserError(f"{override}: that folder lies inside the run {parent}, whose folder is never written "
-                            f"into — give a folder outside it, or leave {key} out (each run gets its own)")
-
-
-def _typed_folders(typed: Sequence[str], key: str) -> Iterator[tuple[str, str]]:
-    """(override, the folder Hydra reads from it) for each typed `key=DIR` whose folder can be told before
-    composing. UserError for a folder written with ~, which Hydra does not expand: `hydra.run.dir=~/x` is a folder
-    named "~" here (a `rm -rf ~` trap later)."""
-    for override in typed:
-        if override.lstrip("+").partition("=")[0] != key or (folder := _folder_hydra_reads(override)) is None:
-            continue
-        if folder.startswith("~"):
-            raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
-                            f"{Path.cwd()} — write the full path (e.g. {key}=$HOME{folder[1:]}, unquoted)")
-        yield override, folder
-
-
-def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun: bool) -> None:
-    """`-m hydra.sweep.dir=DIR` naming the folder of another sweep, one with other fixed settings: Hydra would
-    replace that sweep's record (multirun.yaml) and mix the two experiments' jobs in one folder (probe 61: before
-    the `<n>-again<j>` job folders, it wrote over the job records too). The same sweep, its values reordered or
-    extended (`seed=0,1` then `seed=0,1,2`), continues in DIR: its completed jobs are skipped, and a job never
-    writes over another's folder (app.job_subdir). `task`: the non-Hydra overrides this sweep hands to Hydra."""
-    if not multirun:
-        return
-    for override, folder in _typed_folders(typed, "hydra.sweep.dir"):
-        if (Path(folder) / "run.json").exists():  # the jobs' folders would land inside that run's, changing it
-            raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
-                            "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
-                            "gets its own)")
-        _refuse_inside_a_run(override, Path(folder), "hydra.sweep.dir")
-        earlier = _sweep_task(Path(folder)) if Path(folder).is_dir() else None
-        if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
-            shown = " ".join(t for t in earlier if not t.startswith("command="))
-            raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "
-                            "this one would replace, its jobs mixed with that sweep's — give a new folder, or leave "
-                            "hydra.sweep.dir out (each sweep gets its own)")
-
-
-def _settings_of(task: Sequence[str]) -> dict[str, str | None]:
-    """A sweep's task overrides as key → value, None for a swept key (`seed=0,1`, `seed=range(3)`). An override
-    Hydra cannot parse stands as typed (Hydra's own error follows when it parses the command line)."""
-    parser, settings = override_parser(), {}
-    for text in task:
-        try:
-            parsed = parser.parse_override(text)
-            settings[parsed.get_key_element()] = None if parsed.is_sweep_override() \
-                else parsed.get_value_element_as_str()
-        except Exception:  # noqa: BLE001
-            settings[text] = ""
-    return settings
-
-
-def _same_experiment(one: dict[str, str | None], other: dict[str, str | None]) -> bool:
-    """The same keys, and the same value for each key neither sweeps: `seed=0,1`, `seed=1,0,2` and `seed=7` of one
-    recipe are one experiment, over more seeds; `trainer.epochs=3` for 2 is another."""
-    return one.keys() == other.keys() and all(one[k] is None or other[k] is None or one[k] == other[k] for k in one)
-
-
-def _is_task_override(override: str) -> bool:
-    """A setting of the jobs, as Hydra records it in multirun.yaml: not Hydra's own (`hydra.sweep.dir=`,
-    `hydra/launcher=`), nor the launch option `rerun=` (cnnlab.app takes it off the command line)."""
-    key = override.lstrip("+~").partition("=")[0]
-    return not (key in ("hydra", "rerun") or key.startswith(("hydra.", "hydra/")))
-
-
-def _sweep_task(folder: Path) -> list[str] | None:
-    """The task overrides of the sweep Hydra recorded in `folder` (multirun.yaml `hydra.overrides.task`); None
-    when there is none, or it cannot be read (an unreadable record is another sweep's)."""
-    import yaml
-
-    record = folder / "multirun.yaml"
-    if not record.is_file():
-        return None
-    try:
-        task = ((yaml.safe_load(record.read_text(encoding="utf-8")) or {}).get("hydra") or {})["overrides"]["task"]
-    except Exception:  # noqa: BLE001 - untrusted file: anything unreadable is not this sweep
-        return ["(unreadable multirun.yaml)"]
-    return [str(t) for t in task] if isinstance(task, list) else ["(unreadable multirun.yaml)"]
-
-
-def _folder_hydra_reads(override: str) -> str | None:
-    """The folder `hydra.run.dir=...` names as Hydra reads it (after cnnlab's own quoting, hydra_args): its quoting
-    and escapes (`runs/e\\ 2`), and the resolvers it may use (`${oc.env:PWD}/runs`, `${now:%H-%M}`). None when it
-    cannot be told before composing (it interpolates another setting). Probe 61: the typed text, checked as it
-    stood, let three spellings through."""
-    import hydra.core.utils  # noqa: F401 - registers Hydra's `now` resolver
-    from omegaconf import OmegaConf
-
-    try:
-        value = override_parser().parse_override(quote_plain_value(override.lstrip("+"))).value()
-        return str(OmegaConf.create({"folder": value}).folder) if isinstance(value, str) else None
-    except Exception:  # noqa: BLE001 - a value Hydra itself will refuse or resolve only once composed
-        return None
 
 
 def check_overrides(command: str, args: list[str]) -> None:
@@ -507,7 +258,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     try:
         check_overrides(command, args)
         check_run_dir_is_new(typed, multirun)
-        check_sweep_dir_is_free(typed, [o for o in overrides if _is_task_override(o)], multirun)
+        check_sweep_dir_is_free(typed, [o for o in overrides if is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
         # before any job: a sweep refused it once per job
         check_added_keys(typed, command, unknown_too=multirun and not _config_dirs(args))

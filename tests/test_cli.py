@@ -214,7 +214,7 @@ def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(c
     assert followed.code == 0 and "under another name" not in followed.stderr
     assert "mobilenet_v2" in followed.output and "mobilenet_v3" not in followed.output
     # a student or teacher is a model entry too (its file takes the model's in)
-    from cnnlab.cli import check_sweep_values
+    from cnnlab.launch_checks import check_sweep_values
 
     check_sweep_values(["student=mobilenet,mobilenet_v2"], "distill")
     assert "student=mobilenet is student=mobilenet_v2 under another name" in capsys.readouterr().err
