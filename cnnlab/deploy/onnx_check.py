@@ -523,10 +523,12 @@ _WEIGHT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.D
 
 
 def graph_weights(proto: onnx.ModelProto) -> int:
-    """How many float or 8-bit integer values the graph's initializers and Constant nodes hold (shapes and other
-    integer constants left out): its weights, as a parameter count."""
-    tensors = [*proto.graph.initializer, *(a.t for node in _nodes(proto) if node.op_type == "Constant"
-                                           for a in node.attribute if a.name == "value")]
+    """How many float or 8-bit integer values the graph's initializers (those a node reads) and Constant nodes hold
+    (shapes and other integer constants left out): its weights, as a parameter count."""
+    used = {name for node in _nodes(proto) for name in node.input}  # an initializer no node reads is no weight
+    tensors = [*(t for t in proto.graph.initializer if t.name in used),
+               *(a.t for node in _nodes(proto) if node.op_type == "Constant" for a in node.attribute
+                 if a.name == "value")]
     return sum(math.prod(tensor.dims) for tensor in tensors if tensor.data_type in _WEIGHT_TYPES)
 
 

@@ -689,3 +689,17 @@ def test_the_runtime_check_runs_a_fixed_batch_file_at_its_batch(lenet_onnx_once,
 
     _, path = lenet_onnx_once
     assert set(check_runtimes(with_fixed_batch(path, tmp_path / "b4.onnx", 4), RUNTIMES).values()) == {LOADS}
+
+
+def test_an_initializer_no_node_reads_is_not_counted_as_weights(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 94: a file with one large unused initializer (onnxruntime runs it as the export) was refused by the
+    weight count."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    proto.graph.initializer.append(numpy_helper.from_array(np.zeros(200_000, dtype=np.float32), "unused"))
+    onnx.save(proto, str(tmp_path / "unused.onnx"))
+    assert check_onnx_file(tmp_path / "unused.onnx").classes == list("abcd")
