@@ -118,6 +118,19 @@ def _remove_empty_folders(folder: Path, outputs: Path) -> None:
             return
 
 
+def _started_from(record: dict[str, Any]) -> str:
+    """What a skipped job's line says it stands for: ' (from RUN)', the model it started from (probe 91), with a
+    distill's student's own start (probe 94); '' for a run that started from none."""
+    def named(source: Any) -> Any:
+        return (source.get("run") or source.get("path")) if isinstance(source, dict) else None
+
+    distill = record.get("distill")
+    student = named(distill.get("student", {}).get("source")) if isinstance(distill, dict) and \
+        isinstance(distill.get("student"), dict) else None
+    parts = [part for part in (named(record.get("source")), student and f"student from {student}") if part]
+    return f" (from {'; '.join(map(str, parts))})" if parts else ""
+
+
 def job_subdir(num: Any, sweep_dir: Any = None) -> str:
     """A sweep job's folder in the sweep folder: its number, as Hydra names it; `<num>-requeue<k>` for the k-th
     restart of a requeued SLURM job, so the attempt that was interrupted keeps its folder untouched. Where that
@@ -354,10 +367,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                              sweep_dir=run_dir.parent if multirun else None) \
         if records and cfg.get("resume") in (None, False) else None
     if before is not None and before.action == "skip":
-        source = before.run.data.get("source") if isinstance(before.run.data.get("source"), dict) else {}
-        started_from = source.get("run") or source.get("path")  # which model it stands for (probe 91)
         log.info("%s completed before in %s%s: skipped — %s", job.name, before.run.path,
-                 f" (from {started_from})" if started_from else "", RERUN_HINT)
+                 _started_from(before.run.data), RERUN_HINT)
         if is_main:  # the folder Hydra made for it holds only Hydra's files: a skipped job leaves nothing behind
             _discard_run_folder(run_dir, Path(cfg.paths.outputs))
         return before.returned_value()

@@ -113,3 +113,13 @@ def test_a_refused_first_command_leaves_no_outputs_folder(cli, outputs: Path, tm
     assert cli("pretrain", *TINY, "trainer.epochs=abc").code == 2 and outputs.is_dir()
     assert cli("pretrain", *TINY).code == 0
     assert cli("pretrain", *TINY, "trainer.epochs=abc").code == 2 and len(list(outputs.rglob("run.json"))) == 1
+
+
+def test_a_skipped_jobs_line_names_every_model_it_started_from() -> None:
+    """Probe 94: a skipped distill named its teacher only, though its student's weights were checked too."""
+    from cnnlab.app import _started_from
+
+    distill = {"source": {"run": "/runs/teacher"}, "distill": {"student": {"source": {"path": "/w/student.pt"}}}}
+    assert _started_from(distill) == " (from /runs/teacher; student from /w/student.pt)"
+    assert _started_from({"source": {"run": "/runs/a"}}) == " (from /runs/a)"
+    assert _started_from({"source": None}) == "" and _started_from({}) == ""
