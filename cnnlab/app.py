@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
+from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
                                 launched_ranks, lost_peer)
 from cnnlab.errors import CnnlabError, found_before_work
@@ -383,6 +384,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         record.update(pipeline=json.loads(os.environ[PIPELINE_TAG_ENV]))
     ctx = RunContext(command=command, run_dir=run_dir, outputs=Path(cfg.paths.outputs), record=record,
                      overrides=overrides, multirun=multirun, is_main=is_main)
+    forget_notes()  # each job's run.log says its own once-only notes (probe 95)
     with signals_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.

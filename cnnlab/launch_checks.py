@@ -7,6 +7,7 @@ imports it at start-up."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -80,15 +81,16 @@ _RUN_REFERENCES = ("model.weights", "teacher.weights", "student.weights", "sourc
 
 
 def check_sweep_subdir(typed: Sequence[str]) -> None:
-    """A UserError for a sweep's `hydra.sweep.subdir=NAME` without an interpolation (`${hydra.job.num}`): every job
-    would write into one folder, job 1 over job 0's run (probe 94)."""
+    """A UserError for a sweep's typed `hydra.sweep.subdir`: cnnlab names each job's folder itself (its number;
+    `<n>-again<j>` for a later attempt, app.job_subdir), so that no job writes over another run. A constant one put
+    both jobs in one folder, one interpolating another setting (`${dataset.name}`) too, and even `job${hydra.job.num}`
+    lets `rerun=true` write over the first attempt (probes 94, 95)."""
     for text in typed:
         key, _, value = text.lstrip("+").partition("=")
-        if key == "hydra.sweep.subdir" and "${" not in value:
-            raise UserError(f"{text}: every job of the sweep would write into the one folder {value!r}, each over the "
-                            "run before — leave hydra.sweep.subdir out (each job gets its own), or make it differ "
-                            "by job, e.g. hydra.sweep.subdir='job${hydra.job.num}'")
-
+        if key == "hydra.sweep.subdir":
+            raise UserError(f"{text}: cnnlab names each job's folder in the sweep folder itself (its number, and "
+                            "<number>-again<j> for a later attempt) so that no job writes over another's run — drop "
+                            "hydra.sweep.subdir; hydra.sweep.dir=DIR chooses the sweep's folder")
 
 
 def check_sweep_latest(typed: Sequence[str], command: str) -> None:
@@ -100,8 +102,9 @@ def check_sweep_latest(typed: Sequence[str], command: str) -> None:
     makes_models = any(command in makers for makers in MODEL_MAKERS.values())
     for text in typed:
         key, _, value = text.lstrip("+").partition("=")
-        names = [v.strip().strip("'\"").strip() for v in value.split(",")]  # 'latest' quoted too (probe 94)
-        if key in _RUN_REFERENCES and makes_models and any(v in ("latest", f"latest:{command}") for v in names):
+        # a word `latest` or `latest:COMMAND` anywhere in the value: quoted (probe 94), or in choice(...) (probe 95)
+        named = {m.group(1) for m in re.finditer(r"(?<![\w/.-])latest(?::(\w+))?(?![\w/.-])", value)}
+        if key in _RUN_REFERENCES and makes_models and (None in named or command in named):
             raise UserError(f"{text}: in a sweep, each job's `{command}` run is the newest one for the next job, so "
                             "its jobs would start from each other's models — name the run instead "
                             f"({key}=RUN_FOLDER, see `cnnlab list runs`), or drop -m")
@@ -181,7 +184,8 @@ def _refuse_inside_a_run(override: str, folder: Path, key: str) -> None:
     for parent in Path(os.path.abspath(folder)).parents:
         if (parent / "run.json").is_file():
             raise UserError(f"{override}: that folder lies inside the run {parent}, whose folder is never written "
-                            f"into — give a folder outside it, or leave {key} out (each run gets its own)")
+                            f"into — give a folder outside it, or leave {key} out (each "
+                            f"{'sweep' if key == 'hydra.sweep.dir' else 'run'} gets its own)")
 
 
 

@@ -224,7 +224,8 @@ def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(c
 def test_a_sweep_whose_jobs_would_start_from_each_others_runs_is_refused(cli, outputs: Path) -> None:
     """Probe 92: `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model (the newest run
     when job 1 started); the report showed them as two seeds."""
-    for typed in ("model.weights=latest", "model.weights=latest:finetune", "model.weights='latest'"):
+    for typed in ("model.weights=latest", "model.weights=latest:finetune", "model.weights='latest'",
+                  "model.weights=choice(none,latest)"):
         result = cli("finetune", "-m", typed, "seed=0,1")
         assert result.code == 2 and "its jobs would start from each other's models" in result.stderr, result.output
     assert not (outputs / "finetune").exists()

@@ -499,11 +499,10 @@ def test_a_pipeline_sweep_job_is_never_skipped_whole(tmp_path: Path) -> None:
         assert (before.action if before else None) == action, command
 
 
-def test_a_constant_sweep_subdir_is_refused(cli, outputs: Path) -> None:
-    """Probe 94: `-m seed=0,1 hydra.sweep.subdir=same` put both jobs in one folder, seed 1 over seed 0's run."""
-    result = cli("pretrain", "-m", *TINY, "seed=0,1", "hydra.sweep.subdir=same")
-    assert result.code == 2 and "every job of the sweep would write into the one folder 'same'" in result.stderr
+def test_a_typed_sweep_subdir_is_refused(cli, outputs: Path) -> None:
+    """Probe 94: `-m seed=0,1 hydra.sweep.subdir=same` put both jobs in one folder, seed 1 over seed 0's run; probe 95:
+    `${dataset.name}` did the same, and `job${hydra.job.num}` let rerun=true write over the first attempt."""
+    for subdir in ("same", "${dataset.name}", "job${hydra.job.num}"):
+        result = cli("pretrain", "-m", *TINY, "seed=0,1", f"hydra.sweep.subdir={subdir}")
+        assert result.code == 2 and "cnnlab names each job's folder" in result.stderr, result.output
     assert not (outputs / "pretrain").exists()
-    followed = cli("pretrain", "-m", *TINY, "seed=0,1", "hydra.sweep.subdir=job${hydra.job.num}")
-    assert followed.code == 0, followed.output
-    assert sorted(p.parent.name for p in (outputs / "pretrain").rglob("run.json")) == ["job0", "job1"]

@@ -28,7 +28,12 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-_SAID: set[str] = set()  # one log line per process and layer (a search trains many candidates)
+_SAID: set[str] = set()  # one log line per run and layer (a search trains many candidates)
+
+
+def forget_notes() -> None:
+    """A new run (a sweep's next job in this process) says its layers again."""
+    _SAID.clear()
 
 
 def is_narrower_than_stride(conv: nn.Conv2d, x: torch.Tensor) -> bool:

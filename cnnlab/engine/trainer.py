@@ -30,6 +30,7 @@ from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, se
                                      training_batchnorms)
 from cnnlab.engine.checkpoint import (NON_FINITE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
                                      save_tensors, unwrap)
+from cnnlab.engine import conv_guard
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.objectives import Objective, divergence_hint_of, validation_of
@@ -67,6 +68,13 @@ _TRAINER_KEYS = {"epoch", "train_loss", "train_acc", "lr", "images_per_s", "trai
 
 
 _SAID: set[str] = set()  # notes logged once a process (precise BN, amp=auto's float32): a search trains many
+
+
+def forget_notes() -> None:
+    """Start a run's once-only notes afresh (precise BN, amp=auto's choice, conv_guard's layers): a sweep's jobs run in
+    one process, and job 1's run.log said none of them (probe 95). Within a run they stay once (a search's trials)."""
+    _SAID.clear()
+    conv_guard.forget_notes()
 
 
 def _what_is_kept(saved_epoch: int | None) -> str:

@@ -55,12 +55,10 @@ def check(cfg: DictConfig) -> None:
 
 
 @found_before_work()
-def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int | None, path: Path) -> QuantizeSettings:
+def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int, path: Path) -> QuantizeSettings:
     """`settings` for an ONNX source whose batch is fixed to `batch` (onnxsim --overwrite-input-shape 1,...): its
     calibration and timing run at that batch, said in the log; a batch the user typed that it cannot take is refused
     (probe 90: onnxruntime's "Got invalid dimensions" cut short, and a fix, quantize.mode=dynamic, that failed too)."""
-    if batch is None:
-        return settings
     for key, sizes in (("quantize.calib_batch_size", (settings.calib_batch_size,)),
                        ("quantize.bench_batch_sizes", settings.timing.batch_sizes)):
         if ctx.explicitly_set(key) and any(size != batch for size in sizes):
@@ -68,7 +66,8 @@ def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int | No
                               "would feed it other batches", fix=f"use {key}={batch if 'calib' in key else [batch]}, "
                                                                  "or export the model with a dynamic batch")
     if settings.calib_batch_size != batch or settings.timing.batch_sizes != (batch,):
-        ctx.log.info("%s has a fixed batch dimension of %d: calibrated and timed at batch %d", path, batch, batch)
+        ctx.log.info("%s has a fixed batch dimension of %d: %s at batch %d", path, batch,
+                     "calibrated and timed" if settings.calibrates else "timed", batch)
     return replace(settings, calib_batch_size=batch, timing=replace(settings.timing, batch_sizes=(batch,)))
 
 
@@ -76,8 +75,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     settings = QuantizeSettings.from_config(cfg.quantize)
     recipe = Recipe.from_config(cfg)
     fp32 = load_fp32_model(cfg, ctx, settings.mode)
-    if fp32.onnx is not None:
-        settings = fit_fixed_batch(ctx, settings, fixed_batch(fp32.onnx), fp32.onnx)
+    fixed = fixed_batch(fp32.onnx) if fp32.onnx is not None else None
+    if fixed is not None:
+        settings = fit_fixed_batch(ctx, settings, fixed, fp32.onnx)
     data, dataset_cfg = source_data(cfg, ctx, fp32.source, fp32.spec, train_augment=settings.mode == "qat")
     data = model_labelled(data, fp32.classes)
     if len(data.val) == 0:
@@ -86,7 +86,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     calibration = (Calibration.draw(data.train, settings.calib_batches, settings.calib_batch_size, seed=recipe.seed,
                                     workers=workers, method=settings.ptq.calibrate_method,
-                                    cache=ctx.path(CALIBRATION_FILE)) if settings.calibrates else None)
+                                    cache=ctx.path(CALIBRATION_FILE), whole=fixed is not None)
+                   if settings.calibrates else None)
     shortfall = calibration.shortfall(len(data.classes)) if calibration else None
     if shortfall:
         record_warning(ctx, shortfall)

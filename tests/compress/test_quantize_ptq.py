@@ -213,3 +213,20 @@ def test_quantize_records_the_calibration_shortfall(cli, outputs: Path) -> None:
     assert many.code == 0, many.output
     [warning] = read_run(run_dirs(outputs, "quantize")[1])["warnings"]
     assert "on 64 training images" in warning and "128 asked for" in warning
+
+
+def test_a_fixed_batch_model_is_calibrated_on_full_batches_only() -> None:
+    """Probe 95: 30 training images in batches of 4 ended in a batch of 2, which a file fixed to batch 4 cannot take
+    (every candidate failed with onnxruntime's "Got invalid dimensions")."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from cnnlab.compress.quantization.calibration import calibration_batches
+    from cnnlab.errors import CnnlabError
+
+    data = TensorDataset(torch.randn(30, 3, 8, 8), torch.zeros(30, dtype=torch.long))
+    whole = calibration_batches(data, batches=40, batch_size=4, seed=0, whole=True)
+    assert [len(b) for b in whole] == [4] * 7
+    assert [len(b) for b in calibration_batches(data, batches=40, batch_size=4, seed=0)][-1] == 2  # dynamic: all 30
+    with pytest.raises(CnnlabError, match="batch is fixed to 32 and the training split holds only 30"):
+        calibration_batches(data, batches=1, batch_size=32, seed=0, whole=True)

@@ -281,3 +281,12 @@ def test_the_log_says_which_precision_amp_auto_picked(cli, monkeypatch: pytest.M
     monkeypatch.setattr(trainer, "_SAID", set())
     result = cli("pretrain", *[o for o in TINY if not o.startswith("dataset.image_size")], "dataset.image_size=32")
     assert result.code == 0 and said in " ".join(result.output.split()), result.output
+
+
+def test_every_job_of_a_sweep_logs_its_own_precision_line(cli, outputs: Path) -> None:
+    """Probe 95: the once-only notes were once a process, and a sweep's jobs share one: job 1's run.log said nothing."""
+    from helpers import TINY, run_dirs
+
+    assert cli("pretrain", "-m", *TINY, "seed=0,1").code == 0
+    logs = [(run / "run.log").read_text() for run in run_dirs(outputs, "pretrain")]
+    assert len(logs) == 2 and all("trainer.amp=auto:" in log for log in logs)

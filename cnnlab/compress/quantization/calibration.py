@@ -48,8 +48,10 @@ class CalibrationReader(CalibrationDataReader):
 
 
 def calibration_batches(dataset: Dataset, *, batches: int, batch_size: int, seed: int,
-                        workers: int = 0) -> list[np.ndarray]:
-    """The first `batches` batches of a seeded shuffle of `dataset` (fewer if the split is smaller)."""
+                        workers: int = 0, whole: bool = False) -> list[np.ndarray]:
+    """The first `batches` batches of a seeded shuffle of `dataset` (fewer if the split is smaller); with `whole`
+    (a model whose batch is fixed to `batch_size`), full batches only (probe 95: 130 images in batches of 4 ended in
+    a batch of 2, which such a file cannot take)."""
     if batches < 1:
         raise CnnlabError(f"quantize.calib_batches={batches}: static quantization needs calibration images",
                           fix="use quantize.calib_batches=8 (or more)")
@@ -58,7 +60,12 @@ def calibration_batches(dataset: Dataset, *, batches: int, batch_size: int, seed
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise CnnlabError("the calibration set is empty: the source's dataset has no training images",
                           fix="use a dataset with a training split (dataset=...)")
-    loader: DataLoader = make_loader(dataset, batch_size, shuffle=True, seed=seed, workers=workers)
+    if whole and len(dataset) < batch_size:  # type: ignore[arg-type]
+        raise CnnlabError(f"the model's batch is fixed to {batch_size} and the training split holds only "
+                          f"{len(dataset)} images to calibrate with",  # type: ignore[arg-type]
+                          fix="export the model with a dynamic batch (`cnnlab export source=RUN` does), or give "
+                              "more training images")
+    loader: DataLoader = make_loader(dataset, batch_size, shuffle=True, seed=seed, workers=workers, drop_last=whole)
     drawn = []
     for images, *_ in loader:
         drawn.append(images.float().contiguous().numpy())

@@ -49,9 +49,11 @@ class Calibration:
 
     @classmethod
     def draw(cls, dataset: Any, batches: int, batch_size: int, *, seed: int, workers: int, method: str,
-             cache: Path) -> "Calibration":
-        """`batches` x `batch_size` training images (calibration.calibration_batches: seeded, deterministic)."""
-        drawn = calibration_batches(dataset, batches=batches, batch_size=batch_size, seed=seed, workers=workers)
+             cache: Path, whole: bool = False) -> "Calibration":
+        """`batches` x `batch_size` training images (calibration.calibration_batches: seeded, deterministic; full
+        batches only with `whole`, for a file whose batch is fixed)."""
+        drawn = calibration_batches(dataset, batches=batches, batch_size=batch_size, seed=seed, workers=workers,
+                                    whole=whole)
         return cls(drawn, method, cache, (batches, batch_size))
 
     def shortfall(self, num_classes: int) -> str | None:
