@@ -189,6 +189,18 @@ class Runtime:
                 raise
             raise out_of_memory_error(self, key, value) from exc
 
+    def precision_reason(self) -> str | None:
+        """Why trainer.amp=auto trains in what it does (None for a precision the user set): `float32_reason` (small
+        maps, depthwise convolutions), the device's bf16 support, or its absence on this CPU."""
+        if not self.amp_auto:
+            return None
+        if self.float32_reason is not None:
+            return self.float32_reason
+        if self.amp_dtype is not None:
+            return "a GPU" if self.device.type == "cuda" else "this CPU has bf16 instructions (AMX or AVX512-BF16)"
+        return ("this CPU has no bf16 instructions (AMX or AVX512-BF16), where bf16 autocast is emulated and slower"
+                if self.device.type == "cpu" else None)
+
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "none",
                 "channels_last": self.channels_last, "world_size": self.world_size,

@@ -312,17 +312,15 @@ class Trainer:
         """The runtime this fit trains `model` with (Runtime.for_network: no bf16 on the CPU for depthwise networks
         or convolutions on 1x1 maps unless asked for); said once a process."""
         runtime = self.runtime.for_network(model)
-        message = None
+        message, why = None, runtime.precision_reason()
         if runtime.float32_reason is not None:
-            message = f"trainer.amp=auto: float32, not bf16 — {runtime.float32_reason} (trainer.amp=bf16 forces it)"
-        elif runtime.amp_auto and runtime.amp_dtype is not None:  # said too (probe 93: a bf16 run said nothing)
+            message = f"trainer.amp=auto: float32, not bf16 — {why} (trainer.amp=bf16 forces it)"
+        elif why is not None and runtime.amp_dtype is not None:  # said too (probe 93: a bf16 run said nothing)
             dtype = str(runtime.amp_dtype).replace("torch.", "")
-            message = (f"trainer.amp=auto: {dtype} autocast on {runtime.device.type} "
-                       f"({'a GPU' if runtime.device.type == 'cuda' else 'this CPU has bf16 instructions'}; "
-                       "trainer.amp=none trains in float32)")
-        elif runtime.amp_auto and runtime.device.type == "cpu":
-            message = ("trainer.amp=auto: float32 — this CPU has no bf16 instructions (AMX or AVX512-BF16), where "
-                       "bf16 autocast is emulated and slower")
+            message = f"trainer.amp=auto: {dtype} autocast on {runtime.device.type} ({why}; trainer.amp=none trains " \
+                      "in float32)"
+        elif why is not None:
+            message = f"trainer.amp=auto: float32 — {why}"
         if message is not None:
             if runtime.is_main and message not in _SAID:
                 _SAID.add(message)

@@ -197,7 +197,7 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
             trains_in = runtime.for_network(trainable.model)
             ctx.record.update(environment={"loader_workers": loaders.train.num_workers,
                                            "torch_threads_training": threads, "amp": trains_in.describe()["amp"],
-                                           "amp_reason": trains_in.float32_reason})
+                                           "amp_reason": trains_in.precision_reason()})
         if ctx.is_main and state_path is not None:
             # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
             ctx.record.add_artifact("checkpoint", state_path)

@@ -270,8 +270,8 @@ def test_a_stop_names_the_checkpoint_that_is_really_kept(data, tmp_path: Path) -
 @pytest.mark.parametrize("fast_bf16, said", [
     (True, "trainer.amp=auto: bfloat16 autocast on cpu"),
     (False, "trainer.amp=auto: float32 — this CPU has no bf16 instructions")])
-def test_the_log_says_which_precision_amp_auto_picked(cli, monkeypatch: pytest.MonkeyPatch, fast_bf16: bool,
-                                                      said: str) -> None:
+def test_the_log_says_which_precision_amp_auto_picked(cli, outputs: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      fast_bf16: bool, said: str) -> None:
     """Probe 93: on a CPU with AVX512-BF16 a LeNet-5 trained in bf16 and the log said nothing (docs/training.md: "the
     run log says which and why once")."""
     from cnnlab.engine import runtime, trainer
@@ -281,6 +281,10 @@ def test_the_log_says_which_precision_amp_auto_picked(cli, monkeypatch: pytest.M
     monkeypatch.setattr(trainer, "_SAID", set())
     result = cli("pretrain", *[o for o in TINY if not o.startswith("dataset.image_size")], "dataset.image_size=32")
     assert result.code == 0 and said in " ".join(result.output.split()), result.output
+    from helpers import only_run
+
+    reason = only_run(outputs, "pretrain")["environment"]["amp_reason"]  # recorded too (probe 95: null for bf16)
+    assert ("has bf16 instructions" if fast_bf16 else "has no bf16 instructions") in reason
 
 
 def test_every_job_of_a_sweep_logs_its_own_precision_line(cli, outputs: Path) -> None:
