@@ -99,7 +99,7 @@ def check_sweep_latest(typed: Sequence[str], command: str) -> None:
     `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model, reported as two seeds)."""
     from cnnlab.runs import MODEL_MAKERS  # a table; runs' heavier parts are not imported here
 
-    makes_models = any(command in makers for makers in MODEL_MAKERS.values())
+    makes_models = any(command in makers for makers in MODEL_MAKERS.values()) and _more_than_one_job(typed)
     for text in typed:
         key, _, value = text.lstrip("+").partition("=")
         # a word `latest` or `latest:COMMAND` anywhere in the value: quoted (probe 94), or in choice(...) (probe 95)
@@ -109,6 +109,20 @@ def check_sweep_latest(typed: Sequence[str], command: str) -> None:
                             "its jobs would start from each other's models — name the run instead "
                             f"({key}=RUN_FOLDER, see `cnnlab list runs`), or drop -m")
 
+
+
+def _more_than_one_job(typed: Sequence[str]) -> bool:
+    """Whether the typed overrides sweep to more than one job (`-m seed=0` is one: nothing to clash with, probe 95);
+    True where a sweep cannot be counted here (a glob, an interval)."""
+    parser = override_parser()
+    for text in typed:
+        try:
+            override = parser.parse_override(text)
+            if override.is_sweep_override() and len(list(override.sweep_string_iterator())) > 1:
+                return True
+        except Exception:  # noqa: BLE001 - not listable here: assume it sweeps
+            return True
+    return False
 
 
 def _say_twins(group: str, options: Sequence[str], config_dirs: Sequence[Path], *, glob: Any = None) -> None:

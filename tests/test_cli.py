@@ -231,6 +231,8 @@ def test_a_sweep_whose_jobs_would_start_from_each_others_runs_is_refused(cli, ou
     assert not (outputs / "finetune").exists()
     other = cli("prune", "-m", "source=latest:pretrain", "seed=0,1")  # pretrain runs: no job of this sweep makes one
     assert "each other's models" not in other.output
+    alone = cli("finetune", "-m", "model.weights=latest", "seed=0")  # one job: nothing to clash with (probe 95)
+    assert "each other's models" not in alone.output
 
 
 def test_hydras_failed_job_line_is_kept_above_a_traceback() -> None:
