@@ -43,7 +43,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
-from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason
+from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason, started_from
 from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
@@ -122,14 +122,9 @@ def _remove_empty_folders(folder: Path, outputs: Path) -> None:
 def _started_from(record: dict[str, Any]) -> str:
     """What a skipped job's line says it stands for: ' (from RUN)', the model it started from (probe 91), with a
     distill's student's own start (probe 94); '' for a run that started from none."""
-    def named(source: Any) -> Any:
-        return (source.get("run") or source.get("path")) if isinstance(source, dict) else None
-
-    distill = record.get("distill")
-    student = named(distill.get("student", {}).get("source")) if isinstance(distill, dict) and \
-        isinstance(distill.get("student"), dict) else None
-    parts = [part for part in (named(record.get("source")), student and f"student from {student}") if part]
-    return f" (from {'; '.join(map(str, parts))})" if parts else ""
+    parts = [f"{role} from {named}" if role else str(named) for role, source in started_from(record).items()
+             if (named := source.get("run") or source.get("path"))]
+    return f" (from {'; '.join(parts)})" if parts else ""
 
 
 def job_subdir(num: Any, sweep_dir: Any = None) -> str:

@@ -116,11 +116,9 @@ def _settings_said(group: str, option: str, extra_dirs: list[Path], depth: int =
     if not isinstance(data, dict):
         return None
     said: dict[str, Any] = {}
-    for entry in data.get("defaults") or []:
-        if isinstance(entry, dict) and depth < 4:
-            for key, value in entry.items():
-                if str(key).strip("/").split("@")[0] == "model" and str(key).endswith("@_here_"):
-                    said.update(_settings_said("model", str(value), extra_dirs, depth + 1) or {})
+    for taken, option in _default_entries(data) if depth < 4 else ():
+        if taken == "model":  # student/teacher files: `- /model@_here_: NAME`
+            said.update(_settings_said("model", str(option), extra_dirs, depth + 1) or {})
     said.update({key: value for key, value in data.items() if key != "defaults"})
     return said
 

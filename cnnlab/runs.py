@@ -345,6 +345,16 @@ class RunInfo:
         return path if path.exists() else None
 
 
+def started_from(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The recorded sources of the models a run started from, by role: "" its own (run.json `source`: model.weights,
+    source=, teacher.weights) and "student" a distill's student's starting weights (`distill.student.source`). A
+    source that is not a mapping is left out."""
+    distill = data.get("distill")
+    student = distill.get("student") if isinstance(distill, Mapping) else None
+    found = {"": data.get("source"), "student": student.get("source") if isinstance(student, Mapping) else None}
+    return {role: dict(source) for role, source in found.items() if isinstance(source, Mapping)}
+
+
 def _first_line(exc: BaseException) -> str:
     return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
 

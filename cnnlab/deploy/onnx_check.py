@@ -559,11 +559,11 @@ def check_onnx_file(path: Path) -> OnnxModel:
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
     batch = fixed_batch(proto)
-    if batch is not None and spec is not None and batch * spec.channels * spec.size ** 2 * 4 > MAX_FIXED_INPUT_BYTES:
+    fed = batch * spec.channels * spec.size ** 2 * 4 if batch is not None and spec is not None else 0  # float32 bytes
+    if fed > MAX_FIXED_INPUT_BYTES:
         # every run is padded up to the fixed batch: predict of one image ran 100,000 (10.3 GB, 92 s; probe 90)
         raise CnnlabError(f"{path} has its batch dimension fixed to {batch:,}: every run would feed {batch:,} images "
-                          f"({batch * spec.channels * spec.size ** 2 * 4 / 1e9:.2g} GB of input before any "
-                          "activation), padded from however few there are",
+                          f"({fed / 1e9:.2g} GB of input before any activation), padded from however few there are",
                           fix="export the model with a dynamic batch (`cnnlab export source=RUN` does), or fix it to "
                               "the batch it will run at")
     if len(proto.graph.output) > 1 and path not in _TOLD:  # which output is scored, said once (probe 90: an aux

@@ -18,7 +18,7 @@ from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import file_sha256
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
-from cnnlab.runs import RunInfo, resolve_source
+from cnnlab.runs import RunInfo, resolve_source, started_from
 
 _KINDS = ("checkpoint", "onnx")  # what a `latest` source names
 
@@ -57,11 +57,9 @@ def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, 
     holds other bytes (a weights file replaced in place; a SHA-256 recorded). `hashes`: SHA-256 per path, filled
     once per process. A record without a source, or from before its SHA-256 was recorded, is taken as it is."""
     hashes = {} if hashes is None else hashes
-    distill = run.data.get("distill")
-    student = distill.get("student") if isinstance(distill, dict) else None
     # the model it started from, and a distill's student's own starting weights (probe 92: student.weights=latest:...)
-    for source in (run.data.get("source"), student.get("source") if isinstance(student, dict) else None):
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
+    for source in started_from(run.data).values():
+        if isinstance(source.get("path"), str):
             changed = _changed_source(source, outputs, hashes)
             if changed:
                 return changed
