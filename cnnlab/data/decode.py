@@ -43,6 +43,7 @@ import hashlib
 import logging
 import math
 import os
+import statistics
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -225,9 +226,11 @@ def pixel_digest(image: Image.Image) -> str:
     return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}\0".encode() + rgb.tobytes()).hexdigest()
 
 
-def _decode(path: str | os.PathLike[str], *, digest: str | None) -> tuple[tuple[str, ...], Image.Image | str]:
-    """(kinds, RGB picture); digest="preview" stops after a reduced decode (JPEG at 1/8) and digest="exact" after
-    a full-scale one (never reduced, even past MAX_PIXELS), each giving the picture's pixel_digest instead."""
+def _decode(path: str | os.PathLike[str], *,
+            digest: str | None) -> tuple[tuple[str, ...], Image.Image | str, tuple[int, int]]:
+    """(kinds, RGB picture, (W, H) as stored); digest="preview" stops after a reduced decode (JPEG at 1/8) and
+    digest="exact" after a full-scale one (never reduced, even past MAX_PIXELS), each giving the picture's
+    pixel_digest instead."""
     preview = digest == "preview"
     path = str(path)
     with warnings.catch_warnings():
@@ -241,6 +244,7 @@ def _decode(path: str | os.PathLike[str], *, digest: str | None) -> tuple[tuple[
             raise UndecodableImage(path, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
         with opened as image:
             kinds = _header_kinds(path, image)
+            stored = image.size  # before draft() reduces it
             try:
                 if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
                     image.draft(None, (1, 1))
@@ -256,12 +260,12 @@ def _decode(path: str | os.PathLike[str], *, digest: str | None) -> tuple[tuple[
             if rotated:
                 kinds.append(EXIF_ROTATED)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
-                return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image)
+                return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image), stored
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
     factor = math.ceil(_downscale_factor(picture.size))
     if factor > 1:  # draft() only helps JPEG, and only by powers of two
         picture = picture.reduce(factor)
-    return tuple(kinds), picture
+    return tuple(kinds), picture, stored
 
 
 def decode_image(path: str | os.PathLike[str]) -> Decoded:
@@ -271,7 +275,7 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
     conversions applied. Raises `UndecodableImage` (with `.reason`) for files that cannot be opened or
     decoded, modes with no faithful RGB picture, and images over REFUSE_FACTOR x MAX_PIXELS pixels.
     """
-    kinds, picture = _decode(path, digest=None)
+    kinds, picture, _ = _decode(path, digest=None)
     assert isinstance(picture, Image.Image)
     return Decoded(picture, kinds)
 
@@ -279,19 +283,21 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
 @dataclass(frozen=True)
 class Preview:
     """preview_image's result: the conversion kinds decode_image will report, and the pixel_digest of the picture
-    decoded at reduced scale (JPEG at 1/8, other formats in full: the whole picture's pixels)."""
+    decoded at reduced scale (JPEG at 1/8, other formats in full: the whole picture's pixels), and its size as
+    stored, (W, H) in pixels (before any EXIF rotation)."""
 
     kinds: tuple[str, ...]
     pixels: str
+    size: tuple[int, int]
 
 
 def preview_image(path: str | os.PathLike[str]) -> Preview:
     """What decoding `path` at reduced scale shows (JPEG at 1/8; other formats are still decoded in full, which is
     what proves a truncated file bad): the kinds and a digest of the pixels. Raises `UndecodableImage` exactly where
     decode_image would."""
-    kinds, pixels = _decode(path, digest="preview")
+    kinds, pixels, size = _decode(path, digest="preview")
     assert isinstance(pixels, str)
-    return Preview(kinds, pixels)
+    return Preview(kinds, pixels, size)
 
 
 def exact_pixels(path: str | os.PathLike[str]) -> str:
@@ -327,7 +333,8 @@ class DecodeSummary:
     """Counts for one dataset: images read, conversions by kind, skipped files by reason.
 
     `converted[kind]` counts images (one image may count under several kinds); `skipped[reason]` counts
-    files, `first_skipped[reason]` names the first of them.
+    files, `first_skipped[reason]` names the first of them; `shorter_sides` the shorter side of each image read
+    whose size was given (pixels, as stored).
     """
 
     read: int = 0
@@ -335,12 +342,19 @@ class DecodeSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     first_skipped: dict[str, str] = field(default_factory=dict)
     converted_images: int = 0
+    shorter_sides: list[int] = field(default_factory=list)
 
-    def add_read(self, kinds: Iterable[str]) -> None:
+    def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None) -> None:
         kinds = tuple(kinds)
         self.read += 1
         self.converted.update(kinds)
         self.converted_images += bool(kinds)
+        if size is not None:
+            self.shorter_sides.append(min(size))
+
+    def typical_side(self) -> int | None:
+        """The median shorter side of the images read (pixels), None when no size was given."""
+        return int(statistics.median_low(self.shorter_sides)) if self.shorter_sides else None
 
     def add_skipped(self, reason: str, path: str) -> None:
         self.skipped[reason] += 1

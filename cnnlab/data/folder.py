@@ -127,7 +127,7 @@ class FolderScan:
             return False
         remember_pixels(path, preview.pixels)  # for copies_of: the pictures are not decoded twice
         self._files.add(real)
-        self.summary.add_read(preview.kinds)
+        self.summary.add_read(preview.kinds, preview.size)
         return True
 
     def skipped_text(self) -> str:

@@ -3,6 +3,8 @@ build_datasets (which also applies dataset.label_fraction)."""
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any, Callable, Mapping
 
 from torch.utils.data import Subset
@@ -19,6 +21,8 @@ from cnnlab.data.torchvision_sets import (build_cifar10, build_cifar100, build_f
                                           build_kmnist, build_mnist, build_stl10, build_svhn, check_downloadable)
 from cnnlab.data.transforms import Augment, eval_transform, train_transform
 from cnnlab.errors import CnnlabError, found_before_work
+
+log = logging.getLogger("cnnlab")
 
 Builder = Callable[[Mapping[str, Any], InputSpec], RawSplits]
 
@@ -82,6 +86,21 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
                      std=_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"), channels=channels)
 
 
+def _say_upsampled(raw: RawSplits, dataset_cfg: Mapping[str, Any], size: int) -> None:
+    """A warning when pictures are read at a size (unset dataset.image_size: the weights' or dataset.native_size)
+    of twice or more their own (median shorter side): a folder of 28-px pictures read at imagefolder's 224 px
+    costs each step 64× the arithmetic of reading them near their own size, for no more detail."""
+    side = None if raw.decode is None else raw.decode.typical_side()
+    if dataset_cfg.get("image_size") is not None or side is None or size < 2 * side:
+        return
+    near = max(32, 8 * math.ceil(side / 8))
+    log.warning("dataset %s: its pictures' shorter side is %d px (median), and they are read at %d px (dataset."
+                "image_size unset: the pretrained weights' size, else dataset.native_size) — upsampled %.1f×, about "
+                "%.0f× the arithmetic per image of reading them near their own size; set dataset.image_size=%d for "
+                "that (or dataset.image_size=%d to keep this size and this line away)", dataset_cfg.get("name"),
+                side, size, size / side, (size / near) ** 2, near, size)
+
+
 def _known_name(dataset_cfg: Mapping[str, Any]) -> str:
     name = str(dataset_cfg.get("name"))
     if name not in BUILDERS:
@@ -123,6 +142,7 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
         raw = BUILDERS[name](dataset_cfg, spec)
     if not spec.recorded:
         spec = spec.for_stored_size(raw.stored_size)
+        _say_upsampled(raw, dataset_cfg, spec.size)
     fraction = dataset_cfg.get("label_fraction")
     fraction = 1.0 if fraction is None else fraction
     train_raw = raw.train

@@ -109,3 +109,26 @@ def test_check_dataset_passes_what_can_still_be_fetched_or_built(tmp_path) -> No
     check_dataset({"name": "cifar100", "root": str(tmp_path), "download": "auto"})  # missing, but may download
     (tmp_path / "train").mkdir()
     check_dataset({"name": "imagefolder", "root": str(tmp_path)})
+
+
+def _small_picture_folder(root) -> None:
+    from PIL import Image
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (40 + i, 28 + i), (30 * i, ord(name), 0)).save(root / name / f"{i}.png")
+
+
+@pytest.mark.parametrize("image_size, size, warned", [(None, 224, True), (None, 64, True), (None, 56, False),
+                                                      (224, 224, False)])
+def test_pictures_read_at_many_times_their_own_size_are_named(tmp_path, caplog, image_size, size, warned) -> None:
+    """imagefolder's default 224 px on 28-px pictures trained every step at 64× the arithmetic, unsaid."""
+    _small_picture_folder(tmp_path)
+    cfg = {"name": "imagefolder", "root": str(tmp_path), "image_size": image_size, "native_size": size}
+    with caplog.at_level("WARNING", logger="cnnlab"):
+        build_datasets(cfg, resolve_input_spec(cfg, None))
+    lines = [r.getMessage() for r in caplog.records if "shorter side" in r.getMessage()]
+    assert bool(lines) == warned
+    if warned:  # the median shorter side of 28..32 px, and a size near it that the fix sets
+        assert f"shorter side is 30 px (median), and they are read at {size} px" in lines[0]
+        assert "dataset.image_size=32 for that" in lines[0]
