@@ -321,11 +321,12 @@ def example_feed(session: OnnxSession, batch_size: int, *, seed: int | None = No
     (dynamic: a name or None; a fixed size that differs fails when run); every other axis must be a fixed positive
     size, else CnnlabError("symbolic image shape [...]")."""
     shape = [int(batch_size), *session.get_inputs()[0].shape[1:]]
-    recorded = _recorded_image(session) if not all(isinstance(d, int) and d > 0 for d in shape[1:]) else None
-    if recorded is not None and len(shape) == 4:  # dynamic H and W: the size its metadata says it runs at (probe 90)
-        shape[1:] = [d if isinstance(d, int) and d > 0 else r for d, r in zip(shape[1:], recorded)]
-    if not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+    symbolic = [i for i, d in enumerate(shape) if not (isinstance(d, int) and d > 0)]
+    recorded = _recorded_image(session) if symbolic and len(shape) == 4 else None
+    if recorded is None and symbolic:
         raise CnnlabError(f"symbolic image shape {shape[1:]}")
+    for i in symbolic:  # dynamic H and W: the size its metadata says it runs at (probe 90)
+        shape[i] = recorded[i - 1]
     images = np.zeros(shape, dtype=np.float32) if seed is None else \
         np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     return {session_io(session)[0]: images.astype(input_dtype(session), copy=False)}
