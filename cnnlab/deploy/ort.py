@@ -168,13 +168,24 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail / InvalidGraph / InvalidProtobuf / ...
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise ModelLoadError(f"onnxruntime cannot load {path}: {first}",
-                             fix="point to a valid .onnx file (re-export it with `cnnlab export`)") from exc
+        raise ModelLoadError(f"onnxruntime cannot load {path}: {first}", fix=_load_fix(path, first)) from exc
     wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
     if session.get_providers()[0] != wanted:
         raise CnnlabError(f"onnxruntime could not start {wanted} (it fell back to {session.get_providers()[0]})",
                           fix="check the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs")
     return session
+
+
+def _load_fix(path: Path, reason: str) -> str:
+    """The fix for a file onnxruntime refused to load. A file saved with every tensor outside it (onnx.save's
+    size_threshold=0) keeps the small tensors shape inference must read — a Reshape's target shape — in its .data
+    file too, which onnxruntime refuses (probe 94); saving it again at onnx's default threshold keeps them inside."""
+    if "external" in reason.lower():
+        name = path.stem + "-inline"
+        return (f"save it again with its small tensors inside (onnx's default size_threshold=1024): python -c \"import "
+                f"onnx; onnx.save(onnx.load({str(path)!r}), {str(path.with_name(name + '.onnx'))!r}, "
+                f"save_as_external_data=True, location='{name}.onnx.data')\", then use {name}.onnx")
+    return "point to a valid .onnx file (re-export it with `cnnlab export`)"
 
 
 def session_io(session: OnnxSession) -> tuple[str, str]:

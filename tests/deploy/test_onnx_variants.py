@@ -703,3 +703,32 @@ def test_an_initializer_no_node_reads_is_not_counted_as_weights(lenet_onnx_once,
     proto.graph.initializer.append(numpy_helper.from_array(np.zeros(200_000, dtype=np.float32), "unused"))
     onnx.save(proto, str(tmp_path / "unused.onnx"))
     assert check_onnx_file(tmp_path / "unused.onnx").classes == list("abcd")
+
+
+def test_a_file_keeping_even_its_shape_tensors_outside_names_a_fix_that_works(tmp_path: Path) -> None:
+    """Probe 94: onnx.save(..., size_threshold=0) puts a Reshape's shape in the .data file, and onnxruntime refuses
+    the file; the fix offered was to re-export with `cnnlab export`, which a file made elsewhere cannot be."""
+    import shlex
+    import subprocess
+    import sys
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from cnnlab.errors import ModelLoadError
+
+    shape = numpy_helper.from_array(np.array([1, 2, 2], dtype=np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2])], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    with pytest.raises(ModelLoadError) as refused:
+        onnx_session(tmp_path / "m.onnx")
+    command = refused.value.fix.split("): ", 1)[1].split(", then use ")[0]
+    assert command.startswith("python -c ")
+    subprocess.run([sys.executable, *shlex.split(command)[1:]], check=True)
+    session = onnx_session(tmp_path / "m-inline.onnx")
+    out = session.run(None, {"x": np.arange(4, dtype=np.float32)[None]})[0]
+    assert out.tolist() == [[[0, 1], [2, 3]]]
