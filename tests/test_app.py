@@ -47,6 +47,8 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("pretrain", *TINY, "trainer.batch_size=128"),      # probe 60: a batch larger than the training set (64)
     ("pretrain", *TINY, "device=gpu"),                  # probe 93: a device typo left a failed run
     ("pretrain", *TINY, "device=cuda:7"),               # probe 93: a GPU that is not there (no CUDA, or one GPU)
+    ("pretrain", *TINY, "trainer.amp=fp16"),            # session 58: checked by the engine as it picks the precision
+    ("bench", "model=lenet5", "bench.backends=[tensorrt]"),  # session 58: a runtime that does not run on the CPU
 ])
 def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
     """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty
@@ -77,6 +79,21 @@ def test_a_model_refused_as_input_leaves_no_run_folder(cli, outputs) -> None:
     result = cli("evaluate", "source=latest:pretrain", "split=test")  # probe 60: synthetic has no test split
     assert result.code == 2 and "has no test split" in result.stderr, result.output
     assert not (outputs / "evaluate").exists()
+
+
+def test_a_setting_refused_once_the_model_is_read_leaves_no_run_folder(cli, outputs) -> None:
+    """Session 58: settings a command checks against its source (a runtime, the layers to keep, the ratio, the
+    calibration) left a `failed` run each, though nothing was done."""
+    assert cli("pretrain", *TINY).code == 0
+    before = sorted(outputs.rglob("run.json"))
+    for args in (("evaluate", "source=latest", "evaluate.runtime=nosuch"),
+                 ("bench", "source=latest", "bench.image_size=32"),
+                 ("prune", "source=latest", "prune.ignore=[nosuch]"),
+                 ("prune", "source=latest", "prune.ratio=0.99"),
+                 ("quantize", "source=latest", "quantize.calib_batches=0")):
+        result = cli(*args)
+        assert result.code == 2 and result.stderr.count("error:") == 1, result.output
+        assert sorted(outputs.rglob("run.json")) == before, args
 
 
 def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:

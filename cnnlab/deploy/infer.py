@@ -115,6 +115,7 @@ def model_device(device: str | None, kind: str, runtime: str) -> str:
     return device
 
 
+@found_before_work()  # a setting's refusal: a run it stops leaves no folder
 def pick_runtime(kind: str, runtime: str) -> str:
     """The runtime for a file of `kind`: auto → pytorch for a checkpoint, onnxruntime for ONNX. CnnlabError for
     a combination that cannot run (a checkpoint on onnxruntime, an ONNX file on PyTorch)."""

@@ -26,7 +26,7 @@ from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOG
 from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
-from cnnlab.errors import CnnlabError, ModelLoadError
+from cnnlab.errors import CnnlabError, ModelLoadError, found_before_work
 
 log = logging.getLogger("cnnlab")
 
@@ -69,6 +69,7 @@ class RuntimeKeys:
 BENCH_KEYS = RuntimeKeys()
 
 
+@found_before_work()
 def check_runtime_device(runtime: str, device: str, keys: RuntimeKeys = BENCH_KEYS) -> None:
     """A CnnlabError when `runtime` (onnxruntime | tensorrt | openvino) does not run on `device` here."""
     if runtime not in RUNTIME_DEVICES:

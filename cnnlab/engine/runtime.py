@@ -99,6 +99,7 @@ def has_convs(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
+@found_before_work()
 def resolve_amp(spec: str | None, device: torch.device) -> torch.dtype | None:
     spec = str(spec or "auto").lower()
     if spec in ("none", "false", "off", "fp32", "no"):

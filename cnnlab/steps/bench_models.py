@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from cnnlab.context import RunContext
 from cnnlab.deploy.subject import TimedModel, timed_model_of, timed_zoo_model
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import resolve_source
 from cnnlab.steps.sources import refuse_dataset_settings, require_source
 from cnnlab.steps.zoo_model import zoo_model
@@ -38,6 +38,7 @@ def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
             for spec in specs]
 
 
+@found_before_work()
 def _check_source_only(cfg: DictConfig, ctx: RunContext) -> None:
     # model= with source= is refused where every command's settings are checked (app.check_model_is_read)
     if cfg.bench.get("image_size") is not None or cfg.bench.get("num_classes") is not None:

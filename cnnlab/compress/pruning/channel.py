@@ -96,11 +96,13 @@ class ChannelPruner:
         refuse_whole_layer_removal(self._pruner, self._refusal)
 
     def _refusal(self, module: nn.Module, channels: int) -> CnnlabError:
-        return CnnlabError(
+        error = CnnlabError(
             f"prune.ratio={self.settings.ratio:g} would remove all {channels} channels of layer "
             f"{self._names.get(module, '?')!r} ({type(module).__name__}), i.e. the whole layer",
             fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking else "")
                 + "or add the layer to prune.ignore")
+        error.before_work = self.steps_done == 0  # a setting's refusal, unless recovery training has run since
+        return error
 
     def step(self) -> None:
         """One pruning step; afterwards the model must still run (a graph Torch-Pruning misread fails here,

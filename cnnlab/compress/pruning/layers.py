@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 T = TypeVar("T")
 
@@ -28,6 +28,7 @@ def layer_widths(model: nn.Module) -> dict[str, int]:
             for path, module in weight_layers(model).items()}
 
 
+@found_before_work()
 def resolve_layers(model: nn.Module, paths: Sequence[str], *, key: str) -> list[nn.Module]:
     """The modules at `paths`, each a Conv2d or Linear or a block holding one; an unknown path, or one with nothing
     to prune under it (a pooling layer, an activation: leaving it out would change nothing, probe 73), is a user error

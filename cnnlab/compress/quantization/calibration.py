@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationDataReader
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data import make_loader
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 
 class CalibrationReader(CalibrationDataReader):
@@ -52,11 +52,12 @@ def calibration_batches(dataset: Dataset, *, batches: int, batch_size: int, seed
     """The first `batches` batches of a seeded shuffle of `dataset` (fewer if the split is smaller); with `whole`
     (a model whose batch is fixed to `batch_size`), full batches only (probe 95: 130 images in batches of 4 ended in
     a batch of 2, which such a file cannot take)."""
-    if batches < 1:
-        raise CnnlabError(f"quantize.calib_batches={batches}: static quantization needs calibration images",
-                          fix="use quantize.calib_batches=8 (or more)")
-    if batch_size < 1:
-        raise CnnlabError(f"quantize.calib_batch_size={batch_size} must be at least 1")
+    with found_before_work():
+        if batches < 1:
+            raise CnnlabError(f"quantize.calib_batches={batches}: static quantization needs calibration images",
+                              fix="use quantize.calib_batches=8 (or more)")
+        if batch_size < 1:
+            raise CnnlabError(f"quantize.calib_batch_size={batch_size} must be at least 1")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise CnnlabError("the calibration set is empty: the source's dataset has no training images",
                           fix="use a dataset with a training split (dataset=...)")

@@ -92,6 +92,7 @@ def preprocess(fp32: Path, out: Path) -> Path:
     return out
 
 
+@found_before_work()
 def check_node_names(graph_path: Path, names: Sequence[str]) -> None:
     """Every name in quantize.exclude must be a node of the (pre-processed) graph — a typo would silently
     quantize the node the user meant to keep in float."""
