@@ -57,6 +57,13 @@ class DataBundle:
     stored_size: int | None = None  # RawSplits.stored_size: every raw image is this square; None = photos of any size
     train_augment: Augment = field(default_factory=Augment)  # what `train`'s transform draws (dataset.augment)
 
+    def sizes_line(self) -> str:
+        """'2 classes (cats, dogs), 9 train / 3 val images at 16 px' — the classes named (the first 6), since a layout
+        misread shows in them first (probe 97: "2 classes" were the splits training_set and test_set)."""
+        names = ", ".join(self.classes[:6]) + (f" and {len(self.classes) - 6} more" if len(self.classes) > 6 else "")
+        return (f"{len(self.classes)} classes ({names}), {len(self.train)} train / {len(self.val)} val images at "
+                f"{self.spec.size} px")
+
     @property
     def random_train_transform(self) -> bool:
         """True if train items are randomly augmented (feature caching is then invalid)."""

@@ -22,6 +22,22 @@ from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason,
 from cnnlab.fileio import file_sha256, file_version, sha256_of
 
 
+# What file systems, NAS boxes and archivers put beside a user's pictures, in any case: never part of a dataset.
+# Probe 97: a Synology share's @eaDir/ holds two resized thumbnails of every photo, which the copy check cannot
+# tell (they are resized), so a carved val held thumbnails of training photos — 96 % for a model at chance.
+SYSTEM_NAMES = frozenset(name.casefold() for name in (
+    "@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",   # Synology, QNAP
+    "__MACOSX",                                                          # macOS Finder's zip metadata
+    "$RECYCLE.BIN", "System Volume Information", "Thumbs.db", "ehthumbs.db", "desktop.ini",  # Windows
+    "lost+found", "__pycache__"))
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is left out of a dataset: a leading dot (.git, .DS_Store, .ipynb_checkpoints,
+    ._IMG_0001.jpg), or a system name (SYSTEM_NAMES: @eaDir, __MACOSX, Thumbs.db, ...)."""
+    return name.startswith(".") or name.casefold() in SYSTEM_NAMES
+
+
 def folder_digest(root: Path, *, outside: Path | None = None) -> str | None:
     """16 hex digits over (path relative to `root`, size in bytes, mtime in ns) of every picture under `root` (a file
     with an image extension, read or not: `decode.extension_reason`), folder links followed once (a loop is not
@@ -227,8 +243,8 @@ def same_pictures(folder: Path, other: Path) -> bool:
 
 
 def visible_files(root: Path) -> Iterator[str]:
-    """The paths of the files under `root`, folder by folder in sorted order; hidden files and folders (a leading
-    dot: .git, .DS_Store, .ipynb_checkpoints) left out; folder links followed, each folder once (a link back up is not
+    """The paths of the files under `root`, folder by folder in sorted order; hidden files and folders (`is_hidden`)
+    left out; folder links followed, each folder once (a link back up is not
     walked again)."""
     seen: set[tuple[int, int]] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -237,5 +253,5 @@ def visible_files(root: Path) -> Iterator[str]:
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        yield from (os.path.join(folder, name) for name in sorted(files) if not name.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        yield from (os.path.join(folder, name) for name in sorted(files) if not is_hidden(name))

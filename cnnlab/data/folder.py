@@ -25,7 +25,7 @@ from torchvision.datasets import ImageFolder
 from cnnlab.data.bundle import RawSplits
 from cnnlab.data.content import copies_of, folder_digest, remember_pixels
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
-                                folder_and_training_digests, is_hidden, split_candidates)
+                                folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
@@ -209,6 +209,7 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
                               + ("; for self-supervised pretraining on every picture, move the folders out instead "
                                  "(a flat folder: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`)"
                                  if directory == root else ""))
+    _refuse_folded_twins(directory, classes, () if train is None else train[1])
     for name in classes:
         _check_class_folder(directory, name, classes, one_level=directory == root)
     return classes
@@ -227,6 +228,8 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
         return
     if not subs:
         return  # an empty class folder: its split decides (`_checked_split`)
+    if one_level and name.lower() not in SPLIT_DIR_NAMES and split_named(name):
+        _refuse_split_lookalikes(directory, classes)
     if one_level and name.lower() in SPLIT_DIR_NAMES:
         others = [other for other in classes if other.lower() not in SPLIT_DIR_NAMES]
         move = (f"move the training class folders ({_shown(others)}) into {directory}/train/" if others else
@@ -246,6 +249,27 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
                           f"beside it ({_shown(alike)}): a class folder holds the images of one class",
                           fix=f"move the images of {folder}/{alike[0]}/ into {directory}/{alike[0]}/ (and so on), "
                               f"or give the sub-folders of {folder} names that are not class names")
+
+
+def _refuse_split_lookalikes(directory: Path, classes: list[str]) -> None:
+    """Refuses a one-level layout whose "class" folders are splits under other names (`layout.split_named`): Kaggle's
+    training_set/training_set/{cats,dogs}/ beside test_set/test_set/... trained a 2-class model of the classes
+    test_set and training_set, exit 0 (probe 97). The fix renames each to the split folder cnnlab reads, reaching into
+    a folder that holds one folder of its own name (Kaggle's double nesting)."""
+    moves = []
+    for name in classes:
+        split = split_named(name)
+        if split is None or name.lower() in SPLIT_DIR_NAMES or _has_loose_image(directory / name):
+            continue
+        inner = directory / name
+        if class_dirs(inner) == [name]:
+            inner = inner / name
+        moves.append(f"mv {shlex.quote(str(inner))} {shlex.quote(str(directory / split))}")
+    looks = [name for name in classes if split_named(name)]
+    raise CnnlabError(f"imagefolder: the class folders of {directory} ({_shown(classes)}) include {_shown(looks)}, "
+                      "named like a split and holding folders, not images: read as classes, the model would learn "
+                      "to tell the splits apart", fix=f"give the splits the names cnnlab reads ({_SPLIT_NAMES_TEXT}, "
+                      f"in any case): {'; '.join(moves)}")
 
 
 def _check_train_is_no_class(train_dir: Path, root: Path) -> None:
@@ -269,21 +293,12 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     missing, extra = sorted(set(train) - set(other)), sorted(set(other) - set(train))
     # the same name written in two Unicode forms (macOS writes café decomposed, Linux composed): it prints the same,
     # so "missing: café; extra: café" read as nonsense and its fix did not help (probe 91)
-    twins = [(a, b) for a in missing for b in extra
-             if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
-    doubled = [(a, b) for a in set(train) & set(other) for b in extra
-               if a != b and unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)]
-    if doubled:  # both forms in this split (probe 92): a rename would move one folder into the other
-        a, b = doubled[0]
-        raise CnnlabError(f"imagefolder: {other_dir} holds the class {a} twice, in two Unicode forms ({b}/ "
-                          f"{_form(b)} beside {a}/ {_form(a)}, as the training split writes it)",
-                          fix=f"move the images of {shlex.quote(str(other_dir / b))}/ into "
-                              f"{shlex.quote(str(other_dir / a))}/ and remove the empty folder")
+    # (both forms in one split — probe 92 — were refused by `_refuse_folded_twins`: a rename would nest them)
+    twins = [(a, b) for a in missing for b in extra if _folded(a) == _folded(b)]
     if twins:
         a, b = twins[0]
-        raise CnnlabError(f"imagefolder: the class folder {other_dir}/{b}/ and the training split's {a}/ are one name "
-                          f"written in two Unicode forms ({_form(b)} and {_form(a)}: copied between macOS and "
-                          "another system?), so they are two classes to Python and torchvision",
+        raise CnnlabError(f"imagefolder: the class folder {other_dir}/{b!r}/ and the training split's {a!r}/ are one "
+                          f"name {_how_names_differ(a, b)}, so they are two classes to Python and torchvision",
                           fix=f"rename it as the training split writes it: mv {shlex.quote(str(other_dir / b))} "
                               f"{shlex.quote(str(other_dir / a))}")
     steps = ([f"create {other_dir}/{missing[0]}/{' and the others missing' if len(missing) > 1 else ''} "
@@ -294,6 +309,36 @@ def _check_same_classes(train: list[str], other: list[str], other_dir: Path) -> 
     raise CnnlabError(f"imagefolder: the class folders of {other_dir} differ from the training split's "
                       f"({differ or 'the same names in another order'})",
                       fix=f"{'; '.join(steps)}: every split has the same <class> folders ({LAYOUT})")
+
+
+def _folded(name: str) -> str:
+    """A class folder name as a person reads it: one Unicode form, no case, no spaces around it."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def _how_names_differ(a: str, b: str) -> str:
+    """How two names that `_folded` makes one differ: 'written in two Unicode forms (...)' or 'differing only in case
+    or spaces around it'."""
+    if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b):
+        return (f"written in two Unicode forms ({_form(b)} and {_form(a)}: copied between macOS and another "
+                "system?)")
+    return "differing only in case or spaces around it"
+
+
+def _refuse_folded_twins(directory: Path, classes: list[str], keep: Sequence[str] = ()) -> None:
+    """Refuses two class folders of one split whose names read as one (`_folded`): Cat/ beside cat/, or cat/ beside
+    "cat "/, trained as two classes that print alike (probe 97) — and could not both exist on a macOS or Windows
+    disk, so they come from merging folders. The fix keeps the spelling in `keep` (the training split's classes)."""
+    seen: dict[str, str] = {}
+    for name in classes:
+        first = seen.setdefault(_folded(name), name)
+        if first != name:
+            into, other = (name, first) if name in keep else (first, name)
+            raise CnnlabError(f"imagefolder: {directory} holds the class folders {first!r} and {name!r}, one name "
+                              f"{_how_names_differ(first, name)}: two classes to Python and torchvision",
+                              fix=f"move the images of {shlex.quote(str(directory / other))}/ into "
+                                  f"{shlex.quote(str(directory / into))}/ and remove the empty folder (or rename "
+                                  "one, if they are two classes)")
 
 
 def _form(name: str) -> str:

@@ -5,10 +5,11 @@ whether a folder's test split changed without loading a runtime."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
-from cnnlab.data.content import folder_digest, folder_digests
+from cnnlab.data.content import folder_digest, folder_digests, is_hidden
 
 # split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
 # the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
@@ -19,8 +20,16 @@ TEST_DIR_NAMES = ("test", "testing")
 SPLIT_DIR_NAMES = TRAIN_DIR_NAMES + VAL_DIR_NAMES + TEST_DIR_NAMES
 
 
-def is_hidden(name: str) -> bool:
-    return name.startswith(".")  # .git, .ipynb_checkpoints, .DS_Store, ._IMG_0001.jpg: not part of the dataset
+def split_named(name: str) -> str | None:
+    """The split ("train", "val" or "test") a folder name reads as, beside the exact names above: a word of it
+    (training_set, train_data, seg_train, "Training Images", trainset) or the name with spaces around it ("train ");
+    None for other names. Kaggle's cats-and-dogs set is training_set/training_set/<class>/ beside
+    test_set/test_set/<class>/ (probe 97)."""
+    for word in re.split(r"[^a-z0-9]+", name.strip().lower()):
+        for split, names in (("train", TRAIN_DIR_NAMES), ("val", VAL_DIR_NAMES), ("test", TEST_DIR_NAMES)):
+            if any(word == n or word in (n + "set", n + "data") for n in names):
+                return split
+    return None
 
 
 def class_dirs(directory: Path) -> list[str]:

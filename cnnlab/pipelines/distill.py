@@ -56,9 +56,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime = runtime.for_input(data.spec.size)
     student = resolve_role(cfg, ctx, "student")
     check_student_fits(student, data)
-    ctx.log.info("distill %s (%s) → %s (%s) on %s: %d classes, %d train / %d val images at %d px", teacher.name,
-                 teacher.weights.description, student.name, student.weights.description, data.name,
-                 len(data.classes), len(data.train), len(data.val), data.spec.size)
+    ctx.log.info("distill %s (%s) → %s (%s) on %s: %s", teacher.name, teacher.weights.description, student.name,
+                 student.weights.description, data.name, data.sizes_line())
     teacher_model = runtime.prepare_model(initial_model(teacher.name, teacher.weights, data, new_head=False,
                                                         role="teacher"))
     seed_everything(recipe.seed)  # the student's initial weights do not depend on which teacher was built first

@@ -109,8 +109,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime = runtime.for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
-    ctx.log.info("finetune %s (%s) on %s: %d classes, %d train / %d val images at %d px, mode=%s", name,
-                 weights.description, data.name, len(data.classes), len(data.train), len(data.val), spec.size,
+    ctx.log.info("finetune %s (%s) on %s: %s, mode=%s", name, weights.description, data.name, data.sizes_line(),
                  settings.mode)
 
     model = initial_model(name, weights, data, settings.new_head)

@@ -65,8 +65,7 @@ def supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any) -> dict[str, 
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(cfg.dataset, spec)
-    ctx.log.info("pretrain %s on %s: %d classes, %d train / %d val images at %d px", name, data.name,
-                 len(data.classes), len(data.train), len(data.val), spec.size)
+    ctx.log.info("pretrain %s on %s: %s", name, data.name, data.sizes_line())
 
     model = create_model(name, num_classes=len(data.classes), image_size=spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, spec.size, arch_kwargs)

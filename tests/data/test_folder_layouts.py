@@ -238,6 +238,62 @@ def test_hidden_files_and_folders_are_not_read(tmp_path: Path, layout: str) -> N
     assert raw.decode is not None and raw.decode.read == len(everything) and not raw.decode.skipped
 
 
+def test_system_folders_of_nas_boxes_and_archivers_are_not_read(tmp_path: Path) -> None:
+    """Probe 97: a Synology share's @eaDir/ (two thumbnails of every photo) tripled a folder of 40 photos, and a carved
+    val of thumbnails of training photos read 96 % for a model at chance; __MACOSX/ of an unzipped Finder archive
+    was refused as a class folder, with a fix (move its images) that moved nothing."""
+    classes(tmp_path, {"a": 2, "b": 2})
+    for name in ("a", "b"):
+        png(tmp_path / name / "@eaDir" / "0.png" / "SYNOPHOTO_THUMB_S.jpg", 200)
+        (tmp_path / name / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    png(tmp_path / "__MACOSX" / "a" / "._0.png", 202)
+    png(tmp_path / "a" / "#recycle" / "old.png", 203)
+    raw = build(tmp_path)
+    assert raw.classes == ["a", "b"]
+    assert raw.decode is not None and raw.decode.read == 4 and not raw.decode.skipped
+
+
+def test_splits_under_other_names_are_refused_with_a_fix_that_works(tmp_path: Path) -> None:
+    """Probe 97: Kaggle's cats-and-dogs layout (training_set/training_set/<class>/ beside test_set/test_set/<class>/)
+    trained a 2-class model of the classes test_set and training_set, exit 0; so did train_data/ + valid_data/."""
+    import subprocess
+
+    classes(tmp_path / "training_set" / "training_set", {"cats": 2, "dogs": 2})
+    classes(tmp_path / "test_set" / "test_set", {"cats": 1, "dogs": 1}, first_shade=100)
+    with pytest.raises(CnnlabError, match="include test_set, training_set, named like a split") as err:
+        build(tmp_path)
+    subprocess.run(err.value.fix.split("in any case): ", 1)[1], shell=True, check=True)  # the fix, followed
+    raw = build(tmp_path)
+    assert raw.classes == ["cats", "dogs"] and len(paths_of(raw.test)) == 2
+    other = tmp_path / "other"
+    classes(other / "train_data", {"x": 2, "y": 2})
+    classes(other / "valid_data", {"x": 1, "y": 1}, first_shade=100)
+    with pytest.raises(CnnlabError, match=r"mv \S+/train_data \S+/train; mv \S+/valid_data \S+/val$"):
+        build(other)
+    classes(tmp_path / "fine", {"train_station": 2, "tram": 2})  # a class named with a split's word, holding images
+    assert build(tmp_path / "fine").classes == ["train_station", "tram"]
+
+
+@pytest.mark.parametrize("twin", ["Cat", "cat "])
+def test_class_folders_whose_names_differ_only_in_case_or_spaces_are_refused(tmp_path: Path, twin: str) -> None:
+    """Probe 97: cat/ beside Cat/ or "cat "/ trained as two classes that predict printed alike; across splits the
+    error read "missing: cat; extra: cat " with no sign of the space."""
+    classes(tmp_path / "train", {"cat": 2, twin: 2, "dog": 2})
+    classes(tmp_path / "val", {"cat": 1, "dog": 1}, first_shade=100)
+    with pytest.raises(CnnlabError, match="one name differing only in case or spaces") as err:
+        build(tmp_path)
+    assert repr(twin) in err.value.message and "move the images of" in (err.value.fix or "")
+    (tmp_path / "train" / twin / "0.png").rename(tmp_path / "train" / "cat" / "t0.png")
+    (tmp_path / "train" / twin / "1.png").rename(tmp_path / "train" / "cat" / "t1.png")
+    (tmp_path / "train" / twin).rmdir()
+    (tmp_path / "val" / "cat").rename(tmp_path / "val" / twin)  # now only val/ spells it otherwise
+    with pytest.raises(CnnlabError, match=f"the class folder .*/val/'{twin}'/ and the training split's 'cat'/") as err:
+        build(tmp_path)
+    import subprocess
+    subprocess.run(err.value.fix.split(": ", 1)[1], shell=True, check=True)  # the rename it offers
+    assert build(tmp_path).classes == ["cat", "dog"]
+
+
 
 def test_a_test_folder_of_unlabelled_images_names_predict_not_a_class_rename(tmp_path: Path) -> None:
     """Kaggle's Training/<class>/ beside a flat Testing/ of unlabelled pictures said "a class named Testing must be
