@@ -51,6 +51,7 @@ class Rule:
     choices: tuple[Any, ...] = ()     # kind "str": the only values; other kinds: extra words allowed (auto)
     item: "Rule | None" = None        # kind "list": each element's rule
     length: int | None = None         # kind "list": exact length
+    ascending: bool = False           # kind "list": a [min, max] range, each item <= the next
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -62,7 +63,9 @@ class Rule:
         if self.kind == "list":
             if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
                 return False
-            return self.item is None or all(self.item.accepts(v) for v in value)
+            if self.item is not None and not all(self.item.accepts(v) for v in value):
+                return False
+            return not self.ascending or all(a <= b for a, b in zip(value, value[1:]))
         if not _has_kind(value, self.kind):
             return False
         return self._in_range(value) if self.kind in ("int", "number") else True
@@ -81,6 +84,7 @@ class Rule:
         elif self.kind == "list":
             items = _plural(self.item.describe()) if self.item is not None else "values"
             text = f"a list of {self.length} {items}" if self.length is not None else f"a list of {items}"
+            text += ", the smaller first" if self.ascending else ""
         else:
             base = ["true", "false"] if self.kind == "bool" else [
                 {"int": "an integer", "number": "a number", "str": "a text", "scalar": "a single value"}[self.kind]
@@ -184,7 +188,8 @@ RULES: dict[str, Rule] = {
     "predict.topk": _COUNT,
     "predict.batch_size": _COUNT,
     "dataset.download": _TRISTATE,
-    "dataset.augment.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2),
+    # probe 99: [1, 0.5] passed item by item and failed in torch's uniform_ (a traceback)
+    "dataset.augment.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2, ascending=True),
     "dataset.augment.randaugment_magnitude": _int(0, high=30),
     "finetune.unfreeze": _COUNT,
     "finetune.backbone_lr_scale": _num(0, choices=("auto",)),

@@ -52,6 +52,7 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("bench.batch_sizes", [1, 0], "a list of integers >= 1"),
     ("export.evaluate", "yes", "true or false"),
     ("dataset.root", ["a", "b"], "null or a text"),  # its example `${paths.data}/...` was bash's "bad substitution"
+    ("dataset.augment.crop_scale", [1, 0.5], "the smaller first"),  # probe 99: torch's uniform_ failed (traceback)
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
     with pytest.raises(CnnlabError) as info:

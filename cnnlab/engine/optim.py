@@ -82,12 +82,50 @@ def _optimizer_class(target: str) -> type:
     return found
 
 
+def default_weight_decay(target: str) -> float:
+    """The weight decay the optimizer class `target` applies when given none (torch.optim.AdamW: 0.01; SGD: 0) — what
+    `~optim.weight_decay` leaves, as docs/configuration.md says (probe 99: cnnlab's parameter groups gave 0.0)."""
+    try:
+        default = inspect.signature(_optimizer_class(target).__init__).parameters["weight_decay"].default
+    except (CnnlabError, KeyError, TypeError, ValueError):
+        return 0.0
+    return float(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else 0.0
+
+
 def _refused_keys(cls: type, cfg: DictConfig) -> list[str]:
     """The `optim.*` keys that `cls` takes no argument for (none when it takes **kwargs)."""
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return []
     return [str(key) for key in cfg if not str(key).startswith("_") and str(key) not in params]
+
+
+def _kind_taken(param: inspect.Parameter) -> str | None:
+    """'bool' or 'number' when the optimizer argument's default (else its annotation) says it takes one, else None."""
+    default = param.default
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, (int, float)):
+        return "number"
+    annotation = str(param.annotation)
+    return "bool" if "bool" in annotation and "float" not in annotation else None
+
+
+def _mistyped_key(cls: type, cfg: DictConfig) -> tuple[str, Any, str] | None:
+    """(key, value, 'true or false' | 'a number') for the first `optim.*` value of another type than the class's
+    argument takes. Probe 99: `+optim.maximize=off` reached torch as the text 'off', which counts as true — training
+    climbed the loss — while `off` in a YAML file is false; `+optim.amsgrad=no` turned AMSGrad on."""
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in cfg.items():
+        param = params.get(str(key))
+        if param is None or str(key).startswith("_") or value is None:
+            continue
+        kind = _kind_taken(param)
+        if kind == "bool" and not isinstance(value, bool):
+            return str(key), value, "true or false"
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return str(key), value, "a number"
+    return None
 
 
 def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
@@ -104,11 +142,23 @@ def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
     if target in UNSUITABLE:
         raise CnnlabError(f"optim._target_={target} cannot train this network: {UNSUITABLE[target]}",
                           fix="use optim=adamw (or optim=sgd)")
-    refused = _refused_keys(_optimizer_class(target), cfg)
+    cls = _optimizer_class(target)
+    refused = _refused_keys(cls, cfg)
     if refused:
         raise CnnlabError(f"{target} takes no {' or '.join(refused)} argument",
                           fix=f"drop {'them' if len(refused) > 1 else 'it'}: add "
                               f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
+    mistyped = _mistyped_key(cls, cfg)
+    if mistyped is not None:
+        key, value, wanted = mistyped
+        example = "false" if wanted == "true or false" else "0.9"
+        raise CnnlabError(f"optim.{key}={value!r}: {target} takes {wanted} there (on the command line yes, no, on and "
+                          "off are text, which an optimizer reads as true)",
+                          fix=f"write +optim.{key}={example} (optim.{key}={example} where the optim file has the key)")
+    if cfg.get("capturable") is True:  # probe 99: an assertion at the first step, shown as a bug in cnnlab
+        raise CnnlabError("optim.capturable=true is for CUDA graph capture, which cnnlab does not do (the optimizer "
+                          "then asserts its parameters and step counters are on the GPU)",
+                          fix="drop it: ~optim.capturable")
 
 
 def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:

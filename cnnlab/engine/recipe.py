@@ -152,7 +152,12 @@ class Recipe:
 
     @property
     def weight_decay(self) -> float:
-        return float(self.optimizer.get("weight_decay", 0.0) or 0.0)
+        """optim.weight_decay; without one (`~optim.weight_decay`), the optimizer class's own default."""
+        if self.optimizer.get("weight_decay") is None:
+            from cnnlab.engine.optim import default_weight_decay  # torch and Hydra's instantiate: only when asked
+
+            return default_weight_decay(str(self.optimizer.get("_target_")))
+        return float(self.optimizer["weight_decay"])
 
     @property
     def eval_batch(self) -> int:

@@ -97,6 +97,34 @@ def test_lars_and_every_torch_optim_class_pass_the_rule() -> None:
                                       param_groups(tiny(), 0.1, 0.0)), torch.optim.RMSprop)
 
 
+@pytest.mark.parametrize("cfg, key", [
+    ({"_target_": "torch.optim.SGD", "lr": 0.1, "maximize": "off"}, "maximize"),   # text: torch read it as true
+    ({"_target_": "torch.optim.AdamW", "lr": 0.1, "amsgrad": "no"}, "amsgrad"),
+    ({"_target_": "torch.optim.AdamW", "lr": 0.1, "foreach": "yes"}, "foreach"),  # Optional[bool]
+    ({"_target_": "torch.optim.SGD", "lr": 0.1, "dampening": "0.1"}, "dampening"),
+])
+def test_an_optimizer_argument_of_another_type_is_refused(cfg, key) -> None:
+    """Probe 99: `+optim.maximize=off` reached torch as the text 'off', which counts as true (training climbed the
+    loss); `+optim.amsgrad=no` turned AMSGrad on."""
+    with pytest.raises(CnnlabError, match=f"optim.{key}=") as error:
+        build_optimizer(cfg, param_groups(tiny(), 0.1, 0.0))
+    assert f"+optim.{key}=" in error.value.fix
+    fixed = {**cfg, key: 0.1 if key == "dampening" else False}
+    assert build_optimizer(fixed, param_groups(tiny(), 0.1, 0.0)).param_groups[0][key] == fixed[key]
+    with pytest.raises(CnnlabError, match="capturable=true is for CUDA graph capture"):
+        build_optimizer({**fixed, "capturable": True} if "Adam" in cfg["_target_"] else
+                        {"_target_": "torch.optim.Adam", "lr": 0.1, "capturable": True}, param_groups(tiny(), 0.1, 0.0))
+
+
+def test_a_deleted_weight_decay_leaves_the_optimizer_class_default() -> None:
+    """Probe 99: `optim=adamw ~optim.weight_decay` trained at 0.0 where docs/configuration.md says the class's own
+    default (AdamW: 0.01) is left."""
+    adamw = Recipe(optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3})
+    assert adamw.weight_decay == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"] == 0.01
+    assert Recipe(optimizer={"_target_": "torch.optim.SGD", "lr": 0.1}).weight_decay == 0.0
+    assert Recipe(optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0}).weight_decay == 0.0
+
+
 def test_warmup_then_cosine_to_the_floor() -> None:
     kwargs = {"total_steps": 100, "warmup_steps": 10, "name": "cosine", "min_lr_ratio": 0.01}
     assert lr_factor(0, **kwargs) == pytest.approx(0.1)
