@@ -45,6 +45,7 @@ from cnnlab.fileio import disk_full_error, is_disk_full
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason, started_from
 from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
+from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
 
@@ -396,6 +397,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                     pipeline.check(cfg)
             if is_main and records:  # after the checks: a refused run's folder is removed (_discard_run_folder)
                 log.info("cnnlab %s → %s", command, run_dir)
+                save_effective_config(cfg, ctx)
                 if threads["source"] == "share":
                     log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once",
                              threads["torch"], threads["usable_cores"], threads["jobs_in_parallel"])

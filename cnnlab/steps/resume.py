@@ -133,10 +133,13 @@ def recorded_count(run: RunInfo, section: str, key: str) -> int | None:
 
 
 def save_effective_config(cfg: DictConfig, ctx: RunContext) -> None:
-    """Replace Hydra's .hydra/config.yaml of this run — composed from `resume=...` and the defaults, not what the
-    run continues — with the config it really runs: resuming this run in turn (and report's seed groups) read it."""
+    """Replace Hydra's .hydra/config.yaml of this run with the config it really runs, resolved: what resuming it reads,
+    and what report's seed groups compare. Hydra saves interpolations as typed (`${oc.env:MYLR}`), so two runs at
+    learning rates 0.5 and 1e-4 read as one setting, and a resume re-read today's environment (probe 99); a resumed
+    run's file was composed from `resume=...` and the defaults, not from the run it continues."""
     if ctx.is_main:
-        write_text(ctx.run_dir / SAVED_CONFIG, OmegaConf.to_yaml(cfg))
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        write_text(ctx.run_dir / SAVED_CONFIG, OmegaConf.to_yaml(OmegaConf.create(values)))
 
 
 def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAINING_STATE) -> RunInfo | None:

@@ -81,6 +81,29 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(cli, outputs: P
     assert _digest(first_dir) == before  # the interrupted run is never modified
 
 
+def test_a_setting_read_from_the_environment_is_saved_as_its_value(cli, outputs: Path, monkeypatch,
+                                                                   ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 99: Hydra saved `${oc.env:EP}` as typed, so a resume re-read today's environment (a 4-epoch run resumed
+    with EP=2 ended at 2 epochs, unsaid) and the report took runs at learning rates 0.5 and 1e-4 for seeds of one
+    setting."""
+    import yaml
+
+    monkeypatch.setenv("EP", "3")
+    monkeypatch.setenv("MYLR", "0.5")
+    typed = ['trainer.epochs="${oc.decode:${oc.env:EP}}"', 'optim.lr="${oc.decode:${oc.env:MYLR}}"']
+    assert cli("pretrain", *TINY, *typed).code == 130
+    first = run_dirs(outputs, "pretrain")[0]
+    saved = yaml.safe_load((first / ".hydra" / "config.yaml").read_text())
+    assert saved["trainer"]["epochs"] == 3 and saved["optim"]["lr"] == 0.5
+    ctrl_c_after_the_first_checkpoint()
+    monkeypatch.setenv("EP", "2")
+    resumed = cli("pretrain", "resume=true")
+    assert resumed.code == 0, resumed.output
+    record = read_run(run_dirs(outputs, "pretrain")[1])
+    assert [e["epoch"] for e in record["metrics"]["history"]] == [1, 2, 3]
+    assert [e["lr"] for e in record["metrics"]["history"]][0] <= 0.5
+
+
 def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
