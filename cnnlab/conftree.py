@@ -80,6 +80,22 @@ def user_config_dirs(hydra_cfg: Any) -> list[Path]:
     return [Path(str(s.path)) for s in hydra_cfg.runtime.config_sources if s.schema == "file" and s.provider != "main"]
 
 
+def shadowed_file(chosen: Mapping[str, Any], extra_dirs: Iterable[Path],
+                  config_name: str = "config") -> tuple[Path, str | None] | None:
+    """(file, its group; None for the main config) of the first --config-dir file a job chose (`chosen`: Hydra's
+    runtime.choices, group → option) or composed from (`config_name`) and did not read: Hydra searches cnnlab's own
+    conf/ before the folders --config-dir adds, so myconf/optim/sgd.yaml lost to cnnlab's optim/sgd.yaml without a
+    word (probe 99: its lr 0.123 trained at 0.05)."""
+    wanted: list[tuple[str, str | None]] = [(f"{group}/{option}", str(group)) for group, option in chosen.items()
+                                            if isinstance(option, str) and not str(group).startswith("hydra")]
+    for path, group in [*wanted, (config_name, None)]:
+        for folder in extra_dirs:
+            mine = Path(folder) / f"{path}.yaml"
+            if mine.is_file() and (CONF_DIR / f"{path}.yaml").is_file():
+                return mine, group
+    return None
+
+
 def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     """The options of one group, e.g. choices('model') → ['alexnet', ..., 'vgg16']."""
     names: set[str] = set()

@@ -545,6 +545,20 @@ def choices_with(key: str) -> tuple[str, ...]:
     return tuple(f"{group}={option}" for option in having) if having and len(having) < len(files) else ()
 
 
+def check_named(config: Mapping[str, Any]) -> None:
+    """A CnnlabError for a section of a group chosen by name (_CHOSEN_BY_NAME; teacher, student) without a `name`: a
+    --config-dir file sched/mine.yaml of `step_epochs: 1, gamma: 0.5` and no `name: step` trained the cosine
+    schedule, its own keys unread, while the saved config showed them (probe 99)."""
+    for group in (*_CHOSEN_BY_NAME, *_AS_MODEL):
+        node = config.get(group)
+        if isinstance(node, Mapping) and node and node.get("name") in (None, ""):
+            names = sorted({name for _, name, _ in _group_files(group)})
+            raise CnnlabError(f"the {group} settings have no name, so nothing says which {group} code reads them (a "
+                              f"--config-dir file {group}/<yours>.yaml without `name:`?)",
+                              fix=f"add `name: {names[0] if names else '...'}` to that file (the {group} it is: "
+                                  f"{', '.join(names)})")
+
+
 def check_chosen(key: str, config: Mapping[str, Any]) -> None:
     """A CnnlabError for a key of another choice of its group than the one `config` chose (a packaged one, by name),
     in a group whose chosen code reads only its own keys (_CHOSEN_BY_NAME): nothing reads it. A choice of the user's
@@ -767,5 +781,6 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
 def check_config(config: Mapping[str, Any], command: str, *, dataset_is_sources: bool = False) -> None:
     """Everything `execute` checks before a command runs: every setting's type and range, and resume=."""
     check_settings(config, command, dataset_is_sources=dataset_is_sources)
+    check_named(config)
     outputs = (config.get("paths") or {}).get("outputs")
     check_resume(config.get("resume"), command, Path(str(outputs)) if outputs else None)

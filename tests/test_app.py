@@ -140,3 +140,26 @@ def test_a_skipped_jobs_line_names_every_model_it_started_from() -> None:
     assert _started_from(distill) == " (from /runs/teacher; student from /w/student.pt)"
     assert _started_from({"source": {"run": "/runs/a"}}) == " (from /runs/a)"
     assert _started_from({"source": None}) == "" and _started_from({}) == ""
+
+
+def test_a_config_dir_file_hidden_by_cnnlabs_own_of_that_name_is_refused(cli, outputs, tmp_path) -> None:
+    """Probe 99: myconf/optim/sgd.yaml (lr 0.123) lost to cnnlab's optim/sgd.yaml (Hydra searches the packaged conf/
+    first) and the run trained at 0.05 without a word; so did a sched file without `name:` (cosine, its keys unread)."""
+    import shlex
+
+    from helpers import read_run, run_dirs
+
+    mine = tmp_path / "myconf" / "optim" / "sgd.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("_target_: torch.optim.SGD\nlr: 0.123\nmomentum: 0.5\nweight_decay: 0\n")
+    result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"))
+    assert result.code == 2 and f"{mine} is not read" in result.stderr and not outputs.exists(), result.output
+    fix = result.stderr.split(" — ", 1)[1]
+    renamed, choice = shlex.split(fix.removeprefix("rename it to ").replace(" and choose ", " "))
+    mine.rename(renamed)  # the fix, followed
+    assert cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), choice).code == 0
+    assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["history"][0]["lr"] == 0.123
+    (tmp_path / "myconf" / "sched").mkdir()
+    (tmp_path / "myconf" / "sched" / "mine.yaml").write_text("warmup_epochs: 0\nstep_epochs: 1\ngamma: 0.5\n")
+    result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), "sched=mine")
+    assert result.code == 2 and "the sched settings have no name" in result.stderr, result.output

@@ -279,3 +279,15 @@ def test_an_infinite_or_nan_number_is_called_not_finite() -> None:
     for value in (float("inf"), float("nan"), float("-inf")):
         with pytest.raises(CnnlabError, match="is not a finite number"):
             check_setting("method.temperature", value, "pretrain")
+
+
+def test_a_section_chosen_by_name_without_a_name_is_refused() -> None:
+    """Probe 99: a --config-dir sched file of `step_epochs: 1, gamma: 0.5` without `name: step` trained the cosine
+    schedule (lr 0.0346, 0.0019 for 0.05, 0.025), its keys unread and shown in the saved config."""
+    config = composed("pretrain")
+    config["sched"] = {"warmup_epochs": 0, "step_epochs": 1, "gamma": 0.5}
+    with pytest.raises(CnnlabError, match="the sched settings have no name") as error:
+        check_config(config, "pretrain")
+    assert "add `name: constant`" in (error.value.fix or "") and "step" in (error.value.fix or "")
+    config["sched"]["name"] = "step"
+    check_config(config, "pretrain")
