@@ -43,6 +43,9 @@ app = typer.Typer(
 # Hydra flags that take a value: `--cfg job`, `--config-dir DIR`, ...
 _HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
                       "--config-path", "-cp", "--info", "-i", "--experimental-rerun"}
+# `--info` takes one of these or none (Hydra's nargs="?", "all" then): bare, it took the `command=` cnnlab puts after
+# the flags as its value, "invalid choice: 'command=pretrain'" (probe 99)
+_INFO_FLAGS, _INFO_CHOICES = {"--info", "-i"}, ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 # Every flag Hydra's argparse knows (hydra._internal.utils.get_args_parser); any other would print its usage page.
 _HYDRA_FLAGS = _HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r",
                                     "--multirun", "-m", "--shell-completion", "-sc"}
@@ -188,15 +191,22 @@ def hydra_quoted(text: str) -> str:
     return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
+def _takes_value(args: Sequence[str], index: int) -> bool:
+    """Whether the flag `args[index]` takes the argument after it as its value."""
+    if args[index] in _INFO_FLAGS:
+        return index + 1 < len(args) and args[index + 1] in _INFO_CHOICES
+    return args[index] in _HYDRA_VALUE_FLAGS
+
+
 def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list[str]:
     """`cnnlab predict source=RUN photo.jpg folder/`: the arguments that are paths (existing files or folders,
     or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are.
     `after_dashes` (what followed `--`) holds no flags: `-- -name.png` is a file."""
     kept, paths, expects_value = [], [], False
-    for arg in args:
+    for index, arg in enumerate(args):
         if expects_value or arg.startswith("-"):
             kept.append(arg)
-            expects_value = not expects_value and arg in _HYDRA_VALUE_FLAGS
+            expects_value = not expects_value and _takes_value(args, index)
         elif "=" in arg and not Path(arg).exists():
             kept.append(arg)
         else:
@@ -224,13 +234,15 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     """Separate Hydra flags (with their values) from key=value overrides, keeping their order."""
     flags, overrides = [], []
     expects_value = False
-    for arg in args:
+    for index, arg in enumerate(args):
         if expects_value:
             flags.append(arg)
             expects_value = False
         elif arg.startswith("-"):
             flags.append(arg)
-            expects_value = arg in _HYDRA_VALUE_FLAGS
+            expects_value = _takes_value(args, index)
+            if arg in _INFO_FLAGS and not expects_value:
+                flags.append("all")  # Hydra's own default, said: the argument after the flags is no value of it
         else:
             overrides.append(arg)
     return flags, overrides

@@ -6,7 +6,7 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -115,6 +115,8 @@ def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str
     # the line as typed, with -m; each word as the shell must pass it on (`seed=range(2)` bare is a syntax error)
     others = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != key.lstrip("+")]
     sweep = f"to run one job per value, add -m: {shlex.join(['cnnlab', command, '-m', *others, typed])}"
+    if "interval(" in value:
+        return _interval_hint(typed, command, others)
     if "," not in value:
         return f"{typed}: a sweep runs several jobs — {sweep}"
     kind = facts.kind(key.lstrip("+"))
@@ -126,6 +128,16 @@ def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str
     quoted = shlex.quote(f'{key}="{value}"')
     return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
             f"for Hydra inside the shell's quotes: {quoted}; {sweep}")
+
+
+def _interval_hint(typed: str, command: str, others: Sequence[str]) -> str:
+    """`KEY=interval(a,b)`, with or without -m: Hydra's basic sweeper refuses it ("does not support sweep type"), so
+    the `-m` its first refusal pointed to failed too (probe 99)."""
+    key = typed.split("=", 1)[0]
+    grid = shlex.join(["cnnlab", command, "-m", *others, f"{key}=VALUE1,VALUE2,VALUE3"])
+    return (f"{typed}: interval() is a range to sample from, for a sweeper that samples — Hydra's basic sweeper takes "
+            "lists, choice(), range() and glob(); cnnlab's own search samples ranges (`cnnlab search space=hparams`, "
+            f"docs/search.md); for a grid of values: {grid}")
 
 
 def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
@@ -194,6 +206,10 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
     if parse_error is not None:  # a user's --config-dir file (Hydra passes PyYAML's error on, maybe wrapped)
         return yaml_message(parse_error), False
     text = str(exc)
+    interval = next((arg for arg in facts.typed if "interval(" in arg), None)
+    if interval is not None and "does not support sweep type" in text:
+        others = [arg for arg in facts.typed if arg not in (interval, "-m", "--multirun")]
+        return _interval_hint(interval, command, others), False
     if isinstance(exc, OverrideParseException):
         return (f"malformed override: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a value "
                 "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "

@@ -146,6 +146,28 @@ def test_cfg_job_prints_config_without_running(cli, outputs: Path) -> None:
     assert not run_dirs(outputs, "pretrain")
 
 
+@pytest.mark.parametrize("args, shows", [(["--info"], "Installed Hydra Plugins"),
+                                         (["--info", "model=lenet5"], "Installed Hydra Plugins"),
+                                         (["model=lenet5", "-i", "searchpath"], "Config search path")])
+def test_info_with_or_without_its_value(cli, outputs: Path, args: list[str], shows: str) -> None:
+    """Probe 99: a bare `--info` took the `command=pretrain` cnnlab puts after the flags as its value ("invalid
+    choice: 'command=pretrain'", an argument the user never typed)."""
+    result = cli("pretrain", *args)
+    assert result.code == 0 and shows in result.stdout, result.output
+    assert not run_dirs(outputs, "pretrain")
+
+
+@pytest.mark.parametrize("multirun", [[], ["-m"]])
+def test_an_interval_sweep_names_what_samples_a_range(cli, outputs: Path, multirun: list[str]) -> None:
+    """Probe 99: `optim.lr=interval(1e-4,1e-2)` was told to add -m, and with -m Hydra's basic sweeper refused it
+    ("does not support sweep type : INTERVAL_SWEEP") with no fix."""
+    result = cli("pretrain", *multirun, "model=lenet5", "optim.lr=interval(1e-4,1e-2)")
+    assert result.code == 2 and result.stderr.count("error:") == 1, result.output
+    assert "interval() is a range to sample from" in result.stderr and "cnnlab search space=hparams" in result.stderr
+    grid = bash_words(result.stderr.split("for a grid of values: ", 1)[1])
+    assert grid == ["cnnlab", "pretrain", "-m", "model=lenet5", "optim.lr=VALUE1,VALUE2,VALUE3"]
+
+
 def test_multirun_sweeps_into_one_folder_per_job(cli, outputs: Path) -> None:
     result = cli("pretrain", "-m", *TINY, "optim.lr=0.01,0.1")
     assert result.code == 0, result.output
