@@ -384,8 +384,11 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         log.info("%s continues its interrupted attempt %s (%s)", job.name, before.run.path, before.run.status)
         with open_dict(cfg):
             cfg.resume = str(before.run.path)
-    record = RunRecord.start(run_dir, command, overrides=overrides,
-                             environment=fingerprint() if records else {}, enabled=is_main and records)
+    try:
+        record = RunRecord.start(run_dir, command, overrides=overrides,
+                                 environment=fingerprint() if records else {}, enabled=is_main and records)
+    except CnnlabError as taken:  # the folder is another run's: nothing of this one is written there
+        raise UserAbort(taken) from None
     record.update(job=job.record())
     if os.environ.get(PIPELINE_TAG_ENV):  # a stage of `cnnlab pipeline`: how a re-run recognises it
         record.update(pipeline=json.loads(os.environ[PIPELINE_TAG_ENV]))

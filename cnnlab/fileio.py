@@ -118,6 +118,17 @@ def with_usual_permissions(path: str | os.PathLike[str]) -> None:
         shutil.copyfile(path, temp)
 
 
+def claim(target: str | os.PathLike[str]) -> bool:
+    """Create `target` empty if no file is there, in one step no other process can interleave with (O_EXCL); False
+    when it exists. What decides which of two processes started at once owns a path."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        return False
+    return True
+
+
 def write_json(target: str | os.PathLike[str], data: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

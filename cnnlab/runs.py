@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import file_sha256, read_json, read_yaml_mapping, write_json
+from cnnlab.fileio import claim, file_sha256, read_json, read_yaml_mapping, write_json
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
@@ -159,6 +159,13 @@ class RunRecord:
             "process": process_identity(),  # tells a live run from a killed one (RunInfo.status)
         }
         record = cls(run_dir, data, enabled=enabled)
+        if enabled and not claim(run_dir / RUN_FILE):
+            # probe 98: two commands given one hydra.run.dir (or hydra.sweep.dir) at once both passed the check for
+            # a run.json there; one's record replaced the other's, exit 0, beside the other's .hydra/config.yaml
+            raise CnnlabError(f"{run_dir} already holds a run: another cnnlab process wrote its {RUN_FILE} there a "
+                              "moment ago (two commands given one hydra.run.dir or hydra.sweep.dir at once?)",
+                              fix="give each command its own folder, or drop hydra.run.dir= / hydra.sweep.dir= and "
+                                  "let cnnlab name one per run (it never shares one)")
         record.save()
         return record
 

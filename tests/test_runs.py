@@ -436,3 +436,16 @@ def test_the_hint_for_a_folder_that_is_no_run_names_only_the_files_the_command_t
             with pytest.raises(CnnlabError) as err:
                 resolve_source(spec, tmp_path / "outputs", want=want)
             assert files in (err.value.fix or ""), err.value.one_line()
+
+
+def test_a_run_folder_is_claimed_by_one_record_only(tmp_path) -> None:
+    """Probe 98: two commands given one hydra.run.dir at once both passed the check for a run.json there; the second
+    record replaced the first (its val_acc beside the first's .hydra/config.yaml), exit 0 for both."""
+    first = RunRecord.start(tmp_path / "rd", "pretrain", overrides=["optim.lr=0.05"])
+    with pytest.raises(CnnlabError, match="already holds a run: another cnnlab process wrote its run.json"):
+        RunRecord.start(tmp_path / "rd", "pretrain", overrides=["optim.lr=0.2"])
+    first.finish("completed", metrics={"val_acc": 0.5})
+    saved = json.loads((tmp_path / "rd" / "run.json").read_text())
+    assert saved["overrides"] == ["optim.lr=0.05"] and saved["status"] == "completed"
+    RunRecord.start(tmp_path / "rank1", "pretrain", enabled=False)  # a record that writes nothing claims nothing
+    assert not (tmp_path / "rank1" / "run.json").exists()
