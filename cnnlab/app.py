@@ -149,6 +149,7 @@ def job_subdir(num: Any, sweep_dir: Any = None) -> str:
 # use_cache: Hydra may resolve hydra.run.dir more than once; the folder must be picked once.
 OmegaConf.register_new_resolver("cnnlab_run_dir", new_run_dir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("cnnlab_job_subdir", job_subdir, replace=True)
+OmegaConf.register_new_resolver("cnnlab_env_folder", conftree.folder_from_env, replace=True)
 
 
 def check_source_is_read(source: Any, command: str) -> None:

@@ -381,7 +381,7 @@ def list_(
         elif what == "datasets":
             listing.print_datasets()
         elif what == "runs":
-            listing.print_runs(outputs or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")), named=outputs is not None)
+            listing.print_runs(outputs or conftree.outputs_folder(), named=outputs is not None)
         else:
             raise UserError(f"cannot list '{what}' — choose models, datasets or runs")
     except BaseException as exc:  # noqa: BLE001
@@ -415,7 +415,7 @@ def report_(
     from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
 
     try:
-        folder = outputs_dir or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
+        folder = outputs_dir or conftree.outputs_folder()
         target = report_folder(folder, out_dir) if write else None  # refused before any work: never into a run
         report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device))
         print_report(report)

@@ -6,6 +6,7 @@ fast; Hydra itself composes the real config.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -14,6 +15,19 @@ import yaml
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Groups Hydra or the CLI manage; not user-facing choices.
 _INTERNAL_GROUPS = {"hydra", "command"}
+
+
+def folder_from_env(name: str, default: str) -> str:
+    """The folder environment variable `name` names, `~` expanded; `default` when it is unset or blank. An empty
+    CNNLAB_OUTPUTS (`CNNLAB_OUTPUTS= cnnlab ...`) made the working folder the outputs root: `list runs` read every
+    folder below it and `source=latest` took an unrelated run (probe 98); a quoted `~/runs` made a folder named ~."""
+    value = os.environ.get(name, "").strip()
+    return os.path.expanduser(value) if value else default
+
+
+def outputs_folder() -> Path:
+    """Where commands write their runs: $CNNLAB_OUTPUTS (folder_from_env), else ./outputs."""
+    return Path(folder_from_env("CNNLAB_OUTPUTS", "outputs"))
 
 
 def group_dirs(extra_dirs: Iterable[Path] = ()) -> dict[str, list[Path]]:

@@ -163,3 +163,18 @@ def test_a_config_dir_file_hidden_by_cnnlabs_own_of_that_name_is_refused(cli, ou
     (tmp_path / "myconf" / "sched" / "mine.yaml").write_text("warmup_epochs: 0\nstep_epochs: 1\ngamma: 0.5\n")
     result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), "sched=mine")
     assert result.code == 2 and "the sched settings have no name" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("value", ["", "   ", "~/runs"])
+def test_an_empty_outputs_variable_is_unset_and_a_tilde_is_home(cli, tmp_path, monkeypatch, value) -> None:
+    """Probe 98: `CNNLAB_OUTPUTS=` (empty) made the working folder the outputs root: `list runs` read every folder
+    below it and `source=latest` took an unrelated run; a quoted `~/runs` made a folder named ~."""
+    from helpers import run_dirs
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CNNLAB_OUTPUTS", value)
+    assert cli("pretrain", *TINY).code == 0
+    expected = tmp_path / "home" / "runs" if value.startswith("~") else tmp_path / "outputs"
+    assert len(run_dirs(expected, "pretrain")) == 1 and not (tmp_path / "~").exists()
+    listed = cli("list", "runs")
+    assert listed.code == 0 and "pretrain" in listed.stdout, listed.output
