@@ -258,6 +258,13 @@ class Trainer:
             steps_per_epoch = _steps(train_loader, settings.max_steps_per_epoch)
             start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler,
                                                         steps_per_epoch=steps_per_epoch)
+            if start_epoch > settings.epochs:  # probe 98: nothing trained, nothing said, a "completed" run recorded
+                error = CnnlabError(f"{resume_from} holds the state after epoch {start_epoch}, more than "
+                                    f"trainer.epochs={settings.epochs}, so resuming would train nothing",
+                                    fix=f"resume with trainer.epochs={start_epoch} or more, or drop resume= to start "
+                                        "a new run")
+                error.before_work = True
+                raise error
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
             self._saved_epoch = start_epoch  # the state resumed from stays where it is
         refuse_batch_of_one(unwrap(model), train_loader, frozen=frozen, to_device=rt.to_device,

@@ -116,13 +116,26 @@ def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePo
         done, state = point.completed(run, cfg), "is complete"
     elif run.status == "failed" and point.failed_when_done is not None:
         done, state = point.failed_when_done(run, cfg), "failed after its work was done"
-    else:
-        return  # interrupted, failed or killed: what it left undone is the work
+    else:  # interrupted, failed or killed: what it left undone is the work (after its last epoch: the final steps)
+        _refuse_fewer_epochs_than_trained(run, cfg, command, point)
+        return
     if done is None:
         return
     raise CnnlabError(f"resume={run.path}: that run {state} ({done.did}), so there is nothing to continue",
                       fix=f"{done.how}: `cnnlab {command} resume={run.path} {done.more}`{done.also}, or start a new "
                           "run without resume=")
+
+
+def _refuse_fewer_epochs_than_trained(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
+    """An unfinished training resumed with trainer.epochs below the epochs it did (probe 98: `resume=true
+    trainer.epochs=1` of a run 2 epochs in trained nothing, said nothing and recorded a `completed` run of 1 epoch)."""
+    trained = recorded_count(run, "metrics", "epochs")
+    if point.completed is not epochs_left or trained is None or trained <= int(cfg.trainer.epochs):
+        return
+    raise CnnlabError(f"resume={run.path}: that run was {run.status} after {counted(trained, 'epoch')}, more than "
+                      f"trainer.epochs={cfg.trainer.epochs} asks for, so resuming would train nothing",
+                      fix=f"`cnnlab {command} resume={run.path}` finishes its {counted(trained, 'epoch')} or more "
+                          f"(trainer.epochs={trained} or more), or start a new run without resume=")
 
 
 def recorded_count(run: RunInfo, section: str, key: str) -> int | None:

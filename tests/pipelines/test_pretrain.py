@@ -104,6 +104,32 @@ def test_a_setting_read_from_the_environment_is_saved_as_its_value(cli, outputs:
     assert [e["lr"] for e in record["metrics"]["history"]][0] <= 0.5
 
 
+def test_a_resume_asked_for_no_more_epochs_than_done_is_refused(cli, outputs: Path,
+                                                                 ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 98: `resume=true trainer.epochs=1` of a run 2 epochs in trained nothing, said nothing and recorded a
+    `completed` run whose config said 1 epoch. (Resumed at the epochs it did, a run finishes its last steps.)"""
+    import json
+
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130
+    first = run_dirs(outputs, "pretrain")[0]
+    ctrl_c_after_the_first_checkpoint()
+    state = torch.load(first / "last.pt", weights_only=True)
+    state["epoch"] = 2  # as after a second epoch (the Ctrl-C came before run.json recorded the first)
+    torch.save(state, first / "last.pt")
+    refused = cli("pretrain", f"resume={first}", "trainer.epochs=1")
+    assert refused.code == 2 and "holds the state after epoch 2, more than trainer.epochs=1" in refused.stderr, \
+        refused.output
+    record = json.loads((first / "run.json").read_text())
+    record["metrics"] = {"epochs": 2}  # as run.json says once the epoch is recorded: refused before any work
+    (first / "run.json").write_text(json.dumps(record))
+    count = len(run_dirs(outputs, "pretrain"))
+    refused = cli("pretrain", f"resume={first}", "trainer.epochs=1")
+    assert refused.code == 2 and "after 2 epochs, more than trainer.epochs=1 asks for" in refused.stderr, \
+        refused.output
+    assert len(run_dirs(outputs, "pretrain")) == count  # no run folder left
+    assert cli("pretrain", f"resume={first}", "trainer.epochs=2").code == 0  # the fix, followed
+
+
 def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
