@@ -71,6 +71,9 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
             candidate.mkdir(parents=True)  # parents again each time: a refused run removes its empty date folder
         except FileExistsError:
             continue
+        except OSError as exc:  # probe 98: a read-only outputs folder was Hydra's "OSError raised while resolving"
+            raise CnnlabError(f"cannot create the run folder {candidate}: {(exc.strerror or str(exc)).lower()}",
+                              fix="write runs elsewhere with paths.outputs=DIR (or CNNLAB_OUTPUTS=DIR)") from exc
         _MADE_HERE.add(candidate.resolve())
         return str(candidate)
     raise CnnlabError(f"cannot create a run folder under {parent}")

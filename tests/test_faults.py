@@ -394,6 +394,22 @@ def test_outputs_that_is_a_file(cli: Cli, outputs: Path, monkeypatch: pytest.Mon
     assert cli("pretrain", *TINY).code == 0 and list(elsewhere.rglob("run.json"))
 
 
+def test_an_outputs_folder_that_cannot_be_written(cli: Cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 98: a read-only outputs folder was Hydra's "OSError raised while resolving interpolation", no fix."""
+    import errno
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self: Path, *args, **kwargs) -> None:  # as root, chmod stops no write: the error, as a mount gives it
+        if str(self).startswith(str(outputs)):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    line = one_error_line(cli("pretrain", *TINY), str(outputs), "read-only file system")
+    assert "CNNLAB_OUTPUTS=DIR" in line and "resolving interpolation" not in line
+
+
 def test_a_date_folder_that_is_a_file(cli: Cli, outputs: Path) -> None:
     day = outputs / "pretrain" / _dt.datetime.now().strftime("%Y-%m-%d")
     day.parent.mkdir(parents=True)

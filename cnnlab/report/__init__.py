@@ -172,6 +172,16 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
     """report.md, report.csv, report.json and one PNG per dataset group, written atomically into `folder` (default:
     the folder reported on); never into a run folder (`report_folder`)."""
     folder = report_folder(report.base, folder)
+    try:
+        return _write_files(report, folder)
+    except OSError as exc:  # probe 98: a read-only outputs folder, `--out FILE`: tracebacks "a bug in cnnlab"
+        reason = "it is a file" if folder.is_file() else (exc.strerror or type(exc).__name__).lower()
+        raise CnnlabError(f"cannot write the report into {folder}: {reason}",
+                          fix="write it into another folder with --out DIR, or only print it with --no-write") \
+            from exc
+
+
+def _write_files(report: Report, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
     for title, groups in report.seed_groups.items():

@@ -468,6 +468,29 @@ def test_a_report_without_bench_runs_is_accuracy_only_and_does_not_say_not_recor
     assert report.rows[0].notes == [f"not benchmarked (cnnlab bench source={out / 'finetune' / '2026-11-28' / 'a'})"]
 
 
+def test_a_report_folder_that_cannot_be_written_is_one_line_naming_out_and_no_write(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """Probe 98: a read-only outputs folder and `--out FILE` were tracebacks ("a bug in cnnlab")."""
+    import errno
+
+    import cnnlab.report as report_module
+
+    out = tmp_path / "outputs"
+    model_run(out, "finetune", "a", 0.9)
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(CnnlabError, match="cannot write the report into .*afile: it is a file") as error:
+        write_report(build_report(out), tmp_path / "afile")
+    assert "--out DIR" in (error.value.fix or "") and "--no-write" in (error.value.fix or "")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+    def read_only(path, text) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(report_module, "write_text", read_only)
+    with pytest.raises(CnnlabError, match="cannot write the report into .*outputs: read-only file system"):
+        write_report(build_report(out))
+
+
 def test_the_report_never_writes_into_a_run_folder(study: Path, tmp_path: Path) -> None:
     """`cnnlab report RUN` wrote report.* into that run: source runs are never modified."""
     run = study / "finetune" / "2026-11-28" / "teacher"
