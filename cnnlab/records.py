@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 
+MAX_COUNT = 1e15  # parameters, FLOPs, bytes, classes: far above any network's, far below a float's overflow
+MAX_SIDE = 65_536  # px
+
+
 class RecordProblem(ValueError):
     """A run.json section that cannot be used; the message names the field (`model.params is str, ...`)."""
 
@@ -91,11 +95,12 @@ class ModelSection(Section):
 
     NAME = "model"
     name: str | None = typed(str)
-    params: int | None = typed(int)
-    flops: float | None = typed(int, float)
-    file_bytes: int | None = typed(int)
-    image_size: int | None = typed(int)
-    num_classes: int | None = typed(int)
+    # counts no network has are a hand edit (probe 98: params -5 and 1e30, flops Infinity were shown as figures)
+    params: int | None = typed(int, within=(0, MAX_COUNT))
+    flops: float | None = typed(int, float, within=(0, MAX_COUNT))
+    file_bytes: int | None = typed(int, within=(0, MAX_COUNT))
+    image_size: int | None = typed(int, within=(1, MAX_SIDE))
+    num_classes: int | None = typed(int, within=(1, MAX_COUNT))
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -164,8 +169,8 @@ class DatasetSection(Section):
 
     NAME = "dataset"
     name: str | None = typed(str)
-    num_classes: int | None = typed(int)
-    image_size: int | None = typed(int)
+    num_classes: int | None = typed(int, within=(1, MAX_COUNT))
+    image_size: int | None = typed(int, within=(1, MAX_SIDE))
     config: dict[str, Any] | None = typed(dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -213,10 +218,10 @@ class LatencyRecord(Section):
 
     NAME = "latency"
     backend: str = typed(str, required=True, default="")
-    batch_size: int = typed(int, required=True, default=1)
+    batch_size: int = typed(int, required=True, default=1, within=(1, MAX_COUNT))
     device: str = typed(str, required=True, default="")
-    threads: int | None = typed(int)
-    p50_ms: float = typed(int, float, required=True, default=0.0)
+    threads: int | None = typed(int, within=(1, MAX_COUNT))
+    p50_ms: float = typed(int, float, required=True, default=0.0, within=(0, MAX_COUNT))
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

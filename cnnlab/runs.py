@@ -39,6 +39,7 @@ PIPELINE_TAG_ENV = "CNNLAB_PIPELINE_TAG"  # set by `cnnlab pipeline` for its sta
 FINISHED = ("completed",)
 DEAD = "dead"                  # never written: read for a `running` run whose process is gone
 RESUMABLE_STATUSES = ("interrupted", "failed", DEAD)  # what `resume=true` continues
+WRITTEN_STATUSES = ("running", "completed", "failed", "interrupted")  # what RunRecord writes (DEAD is read)
 # The artifacts a later command reads as a model: run.json `digests` keeps their SHA-256, taken when the run wrote
 # them, and a source naming one is checked against it (`check_intact`) — the run's scores are that file's only.
 DIGESTED = ("model", "onnx")
@@ -231,6 +232,13 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
             problem = type_problem(f"{section}.{key}", (data.get(section) or {}).get(key), types)
             if problem:
                 return problem
+    if data["status"] not in WRITTEN_STATUSES:  # probe 98: "weird" was in no report row and no "left out" line
+        return f"status is {data['status']!r}, expected one of {', '.join(WRITTEN_STATUSES)}"
+    schema = data.get("schema")
+    if schema is not None and (isinstance(schema, bool) or not isinstance(schema, int) or schema > SCHEMA_VERSION):
+        return f"schema is {schema!r}: written by a newer cnnlab (this one reads schema {SCHEMA_VERSION})"
+    if data.get("started") and started_seconds(data["started"]) == float("-inf"):
+        return f"started is {data['started']!r}, not a time (ISO 8601)"
     if not all(isinstance(o, str) for o in data.get("overrides") or []):
         return "overrides holds a non-text entry"
     if not all(isinstance(d, str) and len(d) == 64 for d in (data.get("digests") or {}).values()):

@@ -150,6 +150,20 @@ def _damage(run_dir: Path, how: str) -> None:
         run_file.write_text(json.dumps(record))
     elif how == "acc-nan":
         run_file.write_text(json.dumps(record | {"metrics": {"val_acc": 0.5}}).replace("0.5", "NaN"))
+    elif how in _HAND_EDITS:  # probe 98: shown as figures (params -5, "999999999999999983222784.00 M", inf G)
+        key, value = _HAND_EDITS[how]
+        section, _, field = key.partition(".")
+        if field:
+            record[section] = {**(record.get(section) or {}), field: value}
+        else:
+            record[section] = value
+        run_file.write_text(json.dumps(record))
+
+
+_HAND_EDITS = {"params-negative": ("model.params", -5), "params-huge": ("model.params", 10**30),
+               "flops-infinite": ("model.flops", float("inf")), "image-size-0": ("model.image_size", 0),
+               "status-unknown": ("status", "weird"), "schema-future": ("schema", 99),
+               "started-not-a-date": ("started", "not a date")}
 
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
@@ -157,7 +171,11 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "no-command": "command is NoneType", "test-acc-text": "metrics.test_acc is str",
            "latency-without-device": "metrics.latency[0].device is NoneType",
            "acc-a-percentage": "metrics.val_acc is 97.3",
-           "acc-nan": "metrics.val_acc is nan", "job-fingerprint-a-number": "job.fingerprint is int"}
+           "acc-nan": "metrics.val_acc is nan", "job-fingerprint-a-number": "job.fingerprint is int",
+           "params-negative": "model.params is -5", "params-huge": "model.params is 1000000000000000000000000000000",
+           "flops-infinite": "model.flops is inf", "image-size-0": "model.image_size is 0",
+           "status-unknown": "status is 'weird'", "schema-future": "written by a newer cnnlab",
+           "started-not-a-date": "started is 'not a date'"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)
