@@ -71,3 +71,8 @@ def class_difference(known: list[str], found: list[str]) -> str:
                  for side, names in (("model", only_known), ("data", only_found)) if names]
         return "; ".join(parts)  # a side with nothing of its own is left out, not shown as "-"
     return "the same names in another order"
+
+
+def human_bytes(count: int) -> str:
+    """'0.25 MB' (from 100 kB on) or '5.0 kB': a file's size as the report shows it."""
+    return f"{count / 1e6:.2f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import ratio_text
+from cnnlab.wording import human_bytes, ratio_text
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup
@@ -45,10 +45,6 @@ def human_params(count: int) -> str:
     """A parameter count in the unit that keeps it readable: "750", "16.9 k", "11.18 M" (a pruned LeNet-5 of 750
     parameters read "0.00 M": probe 73)."""
     return f"{count / 1e6:.2f} M" if count >= 100_000 else f"{count / 1e3:.1f} k" if count >= 1_000 else str(count)
-
-
-def human_bytes(count: int) -> str:
-    return f"{count / 1e6:.2f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
 
 
 def speedup_cell(row: Row) -> str:
@@ -112,7 +108,7 @@ def _values(row: Row, base: Path) -> dict[str, str]:
         "params": "—" if row.params is None else human_params(row.params),
         "FLOPs": "—" if row.flops is None else human_flops(row.flops),
         "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")
-                + (" (deleted)" if row.file_recorded else ""),
+                + (f" ({row.file_recorded})" if row.file_recorded else ""),
         "p50 ms": "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
         "speed-up": speedup_cell(row), "Pareto": "★" if row.pareto else "",
     }
@@ -217,9 +213,19 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
             TEST_COLUMN: spread_cell(group.test, group.seeds),
             "params": "—" if params is None else human_params(params),
             "FLOPs": "—" if flops is None else human_flops(round(flops)),
-            "size": "—" if group.file_bytes is None else f"{human_bytes(group.file_bytes)} {group.first.file_kind}",
+            "size": group_size_cell(group),
             "p50 ms": spread_cell(group.latency, group.seeds, percent=False), "speed-up": group_speedup_cell(group)})
     return [values.get(column, "") for column in shown]
+
+
+def group_size_cell(group: SeedGroup) -> str:
+    """'0.25 MB pt', or '0.28 MB onnx (1 of 3 runs)' when the others' files are of another kind (SeedGroup.file_size)."""
+    size = group.file_size
+    if size is None:
+        return "—"
+    bytes_, kind, count = size
+    sized = sum(row.file_bytes is not None for row in group.rows)
+    return f"{human_bytes(bytes_)} {kind}" + (f" ({count} of {sized} runs)" if count < sized else "")
 
 
 def member_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> Iterator[list[str]]:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cnnlab.fileio import atomic_path
-from cnnlab.report.formats import human_bytes
 from cnnlab.report.pareto import front
 from cnnlab.report.seeds import SeedGroup
-from cnnlab.wording import counted
+from cnnlab.wording import counted, human_bytes
 
 
 def plot(groups: Sequence[SeedGroup], path: Path, title: str) -> Path | None:

@@ -26,7 +26,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
-from cnnlab.wording import counted, listed
+from cnnlab.wording import counted, human_bytes, listed
 
 MODEL_COMMANDS = commands_where(produces_model=True)
 CONVERTING_COMMANDS = commands_where(converts_source=True)
@@ -98,8 +98,8 @@ class Row:
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     notes: list[str] = field(default_factory=list)  # why it has no latency
-    file_note: str | None = None          # a model file it recorded was deleted since it ran (ModelFile)
-    file_recorded: bool = False           # ... and none is left: the size is the one run.json recorded
+    file_note: str | None = None          # a model file it recorded was deleted or changed since it ran (ModelFile)
+    file_recorded: str = ""               # "deleted" / "changed": the size shown is the one run.json recorded
     precision: str = "fp32"               # what the model file computes in: fp32 | int8 | bf16 (model.precision)
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
     scored_on: str | None = None          # the runtime that scored the val top-1 where not onnxruntime (openvino)
@@ -179,13 +179,13 @@ def _origins(runs: Iterable[RunInfo]) -> dict[Path, Path]:
 @dataclass(frozen=True)
 class ModelFile:
     """What the size column shows: the bytes of the deployable file (its ONNX, or an export's; else model.pt), its
-    kind, and `note` when a file the run recorded is gone since (probe 56/57); `recorded`: no file is left, so the
-    bytes are those run.json recorded."""
+    kind, and `note` when a file the run recorded is gone (probe 56/57) or of another size (probe 98) since; `recorded`
+    ("deleted" / "changed"): the bytes are those run.json recorded, as no file (or another file) is there now."""
 
     bytes: int | None
     kind: str
     note: str | None = None
-    recorded: bool = False
+    recorded: str = ""
 
 
 def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
@@ -196,12 +196,17 @@ def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
     if onnx is not None:  # the deployable graph is there: a deleted checkpoint changes nothing shown
         return ModelFile(onnx.stat().st_size, "onnx")
     model = run.artifact("model")
+    recorded = run.model.file_bytes
+    if model is not None and recorded is not None and model.stat().st_size != recorded:
+        # probe 98: a model.pt replaced by a 5-byte file read "0.0 kB pt", no note (its SHA-256 refuses it elsewhere)
+        return ModelFile(recorded, "pt", f"{model.name} changed since it ran ({human_bytes(model.stat().st_size)} "
+                                         f"now): the size shown is the one recorded", recorded="changed")
     if model is not None:
         return ModelFile(model.stat().st_size, "pt",
                          f"{listed(gone)} deleted since it ran: the size shown is its model.pt's" if gone
                          else None)
     note = f"{listed(gone)} deleted since it ran: the size shown is the one recorded" if gone else None
-    return ModelFile(run.model.file_bytes, "pt", note, recorded=bool(gone))
+    return ModelFile(run.model.file_bytes, "pt", note, recorded="deleted" if gone else "")
 
 
 def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:

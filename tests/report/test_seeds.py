@@ -741,3 +741,30 @@ def test_seeds_scored_on_two_versions_of_a_moved_folders_test_split_are_not_aver
     assert rows[seed1].test_accuracy is None and "as it was before it changed" in (rows[seed1].test_note or "")
     group = next(g for g in build_report(out).all_seed_groups if len(g.rows) == 2)
     assert group.test is not None and group.test.n == 1 and group.test.mean == 0.9
+
+
+def test_a_seed_groups_size_is_of_one_file_kind_and_a_changed_model_pt_keeps_its_recorded_size(tmp_path: Path) -> None:
+    """Probe 98: three seeds, one exported (ONNX 283,688 B) and two not (model.pt 253,749 B), read "0.26 MB onnx" — the
+    mean of both kinds, a size no file has; a model.pt replaced by a 5-byte file read "0.0 kB pt" with no note."""
+    import json
+
+    from cnnlab.report import Comparison, build_report
+    from cnnlab.report.formats import group_size_cell
+
+    out = tmp_path / "outputs"
+    runs = sweep(out, "finetune", [0.90, 0.92, 0.94])
+    (runs[0] / "model.onnx").write_bytes(b"\0" * 5000)
+    record = json.loads((runs[0] / "run.json").read_text())
+    record["artifacts"]["onnx"] = "model.onnx"
+    (runs[0] / "run.json").write_text(json.dumps(record))
+    [group] = build_report(out, comparison=Comparison()).all_seed_groups
+    assert group_size_cell(group) == "1.0 kB pt (2 of 3 runs)"
+    record = json.loads((runs[1] / "run.json").read_text())
+    record["model"]["file_bytes"] = 1000
+    (runs[1] / "run.json").write_text(json.dumps(record))
+    (runs[1] / "model.pt").write_bytes(b"hello")
+    report = build_report(out, comparison=Comparison())
+    [group] = report.all_seed_groups
+    changed = next(row for row in report.rows if row.run.path == runs[1])
+    assert changed.file_bytes == 1000 and changed.file_recorded == "changed"
+    assert changed.file_note == "model.pt changed since it ran (0.0 kB now): the size shown is the one recorded"
