@@ -24,7 +24,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
-from cnnlab.hydra_args import hydra_overrides, override_parser
+from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free, check_sweep_flags,
                                    check_sweep_latest, check_sweep_subdir, check_sweep_values, is_task_override,
                                    wait_for_submitit_controllers)
@@ -180,15 +180,6 @@ def check_overrides(command: str, args: list[str]) -> None:
             problem = conftree.not_a_mapping_at(f"{key}/{choice}", extra_dirs) if choice and choice != "null" else None
             if problem:
                 raise UserError(f"{problem} — {conftree.MAPPING_FIX}")
-
-
-def hydra_quoted(text: str) -> str:
-    """`text` as a single-quoted Hydra override value that reads back as exactly `text`: in Hydra's quoted strings
-    only the backslashes before a quote (or before the closing one) are escapes, and OmegaConf resolves `${...}`
-    unless escaped as `\\${` (a file named `x${y}.png` stopped with "Interpolation key 'y' not found";
-    `m\\n.png` became `m\\\\n.png`, no such file)."""
-    text = re.sub(r"(\\+)(?='|$|\$\{)", lambda run: run.group(1) * 2, text)
-    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def _takes_value(args: Sequence[str], index: int) -> bool:

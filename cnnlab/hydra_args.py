@@ -7,6 +7,8 @@ A leaf: it imports Hydra's override parser and cnnlab.commands, no torch.
 from __future__ import annotations
 
 import functools
+import re
+import shlex
 from typing import Any, Sequence
 
 from cnnlab.commands import COMMANDS
@@ -80,3 +82,21 @@ def rebuilds_source_data(command: str, overrides: Sequence[str]) -> bool:
     key = f"{info.source_dataset_role}.weights"
     weights = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
     return info.reads_source_data(weights[-1] if weights else None)
+
+
+def hydra_quoted(text: str) -> str:
+    """`text` as a single-quoted Hydra override value that reads back as exactly `text`: in Hydra's quoted strings
+    only the backslashes before a quote (or before the closing one) are escapes, and OmegaConf resolves `${...}`
+    unless escaped as `\\${` (a file named `x${y}.png` stopped with "Interpolation key 'y' not found";
+    `m\\n.png` became `m\\\\n.png`, no such file)."""
+    text = re.sub(r"(\\+)(?='|$|\$\{)", lambda run: run.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def path_argument(key: str, paths: Sequence[Any]) -> str:
+    """`key=PATH` (one path) or `key=[A,B]` as one shell word that Hydra reads back as those paths: a path with a
+    space, a comma or another character of Hydra's grammar is Hydra-quoted, and the word shell-quoted — the report's
+    `cnnlab bench source=...` hints, pasted, failed for a folder `with space/` or `a,b/` (probe 98)."""
+    items = [str(p) if re.fullmatch(r"[\w./+@-]+", str(p)) else hydra_quoted(str(p)) for p in paths]
+    value = items[0] if len(items) == 1 else f"[{','.join(items)}]"
+    return shlex.quote(f"{key}={value}")

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.wording import human_bytes, ratio_text
+from cnnlab.hydra_args import path_argument
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
 from cnnlab.report.seeds import SeedGroup
@@ -400,10 +401,10 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
     sessions = {row.bench_run for row in timed}
     if len(sessions) < 2:
         return None
-    runs = ",".join(str(row.run.path) for row in timed)
+    runs = path_argument("source", [row.run.path for row in timed])
     return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
-            f"every row side by side, in one session: cnnlab bench 'source=[{runs}]'")
+            f"every row side by side, in one session: cnnlab bench {runs}")
 
 
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,

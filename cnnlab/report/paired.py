@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from cnnlab.deploy.paired import UNSTABLE_SPREAD, PairedRatio
 from cnnlab.runs import RunInfo
+from cnnlab.hydra_args import path_argument
 from cnnlab.wording import ratio_range_text
 
 PAIRED = "paired"
@@ -144,7 +145,7 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         return SpeedUp(UNPAIRED, note="no paired timing with its source in the setting compared (its sessions "
                                       "with its source timed another backend, batch, device or thread count)")
     return SpeedUp(UNPAIRED, note="no paired timing with its source: time both in one session, e.g. "
-                                  f"cnnlab bench source=[{source},{model}]")
+                                  f"cnnlab bench {path_argument('source', [source, model])}")
 
 
 def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],

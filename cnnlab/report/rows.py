@@ -23,6 +23,7 @@ from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import path_argument
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
@@ -535,4 +536,4 @@ def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *,
     if benches or paired:
         row.notes.append(f"no timing in the setting compared ({comparison.describe()})")
     else:
-        row.notes.append(f"not benchmarked (cnnlab bench source={row.run.path})")
+        row.notes.append(f"not benchmarked (cnnlab bench {path_argument('source', [row.run.path])})")

@@ -676,3 +676,18 @@ def test_a_prune_run_of_ratio_zero_says_its_change_is_the_recovery_trainings(tmp
     (pruned / "run.json").write_text(json.dumps({**record, "prune": {"ratio": 0}}))
     [line] = differences(build_report(out).all_seed_groups, out)
     assert "prune.ratio=0: nothing removed, the change is the recovery training's" in line[-1]
+
+
+def test_the_bench_hints_name_paths_as_the_shell_and_hydra_read_them(tmp_path: Path) -> None:
+    """Probe 98: in an outputs folder `with space/` (or `a,b/`) the report's `cnnlab bench source=...` hints, pasted,
+    were "malformed override" (the shell split the path) or took `/tmp/a` for the first of two sources."""
+    import shlex
+
+    from cnnlab.hydra_args import override_parser
+
+    out = tmp_path / "with space, and comma" / "outputs"
+    run = model_run(out, "finetune", "a", 0.9)
+    [row] = build_report(out).rows
+    hint = row.notes[0].split("cnnlab bench ", 1)[1].removesuffix(")")
+    [word] = shlex.split(hint)  # one shell word
+    assert override_parser().parse_override(word).value() == str(run)
