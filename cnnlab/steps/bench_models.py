@@ -34,8 +34,9 @@ def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
     if len(specs) < 2:
         raise CnnlabError(f"source={specs} lists {len(specs)} model(s); a paired session times two or more",
                           fix="pass source=[A,B,...], or source=A for one model")
-    return [timed_model_of(resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")), torch_twin=False)
-            for spec in specs]
+    with found_before_work():  # probe 98: `source=[/nope,/nope2]` left a failed run, where `source=/nope` left none
+        sources = [resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")) for spec in specs]
+    return [timed_model_of(source, torch_twin=False) for source in sources]
 
 
 @found_before_work()

@@ -309,8 +309,10 @@ def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
 
 
 def restored_history(state_path: Path) -> list[dict[str, Any]]:
-    """The per-epoch entries saved in a training state (last.pt) that fit resumes from."""
-    history = load_tensors(state_path, "training state").get("history") or []
+    """The per-epoch entries saved in a training state (last.pt) that fit resumes from. A file that cannot be read is
+    a refused input: read before any training, it leaves no failed run (probe 98)."""
+    with found_before_work():
+        history = load_tensors(state_path, "training state").get("history") or []
     return [dict(entry) for entry in history if isinstance(entry, Mapping)]
 
 

@@ -130,6 +130,18 @@ def test_a_resume_asked_for_no_more_epochs_than_done_is_refused(cli, outputs: Pa
     assert cli("pretrain", f"resume={first}", "trainer.epochs=2").code == 0  # the fix, followed
 
 
+def test_a_resume_from_an_unreadable_state_leaves_no_failed_run(cli, outputs: Path,
+                                                                ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 98: `resume=RUN` whose last.pt is a text file was refused in one line, and left a `failed` run."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    first = run_dirs(outputs, "pretrain")[0]
+    (first / "last.pt").write_text("not a checkpoint")
+    refused = cli("pretrain", f"resume={first}")
+    assert refused.code == 2 and "cannot be read safely" in refused.stderr, refused.output
+    assert run_dirs(outputs, "pretrain") == [first]
+
+
 def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
