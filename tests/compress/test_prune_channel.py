@@ -193,6 +193,21 @@ def test_removing_a_whole_layer_is_refused_naming_it() -> None:
         pruner.step()
 
 
+def test_a_layer_of_one_channel_is_refused_with_exact_widths_not_left_whole() -> None:
+    """Probe 96 (Torch-Pruning #179, #126): Torch-Pruning skips the group of a 1-channel layer, so a LeNet-5 pruned to
+    features.0 = 1 channel and pruned again at ratio 0.6 kept that channel, exit 0, the ratio recorded."""
+    model = _model("lenet5")
+    ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.8), keep=[MODELS["lenet5"].head]).step()
+    assert layer_widths(model)["features.0"] == 1
+    with pytest.raises(CnnlabError, match=r"prune.ratio=0.6 would remove all 1 channels of layer 'features.0'"):
+        ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.6), keep=[MODELS["lenet5"].head])
+    ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.6, round_to=8),  # narrower than 8: whole
+                  keep=[MODELS["lenet5"].head]).step()
+    assert layer_widths(model)["features.0"] == 1
+    ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.6),  # or left out, as the fix says
+                  keep=[MODELS["lenet5"].head, "features.0"]).step()
+
+
 @pytest.mark.parametrize("bad", [dict(ratio=1.0), dict(ratio=-0.1), dict(ratio=0.5, importance="entropy"),
                                  dict(ratio=0.5, steps=0), dict(ratio=0.5, round_to=0)])
 def test_bad_settings_are_user_errors(bad: dict) -> None:

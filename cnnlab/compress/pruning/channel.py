@@ -18,7 +18,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from cnnlab.compress.pruning.layers import resolve_layers, run_naming_layer
+from cnnlab.compress.pruning.layers import WEIGHT_LAYERS, resolve_layers, run_naming_layer
 from cnnlab.compress.pruning.tp_adapter import (NearestMultiplePruner, refuse_whole_layer_removal,
                                                  torch_pruning_ratio)
 from cnnlab.engine.runtime import all_reduce_sum
@@ -94,6 +94,18 @@ class ChannelPruner:
                 "or leave the layer out with prune.ignore")
         model.train(was_training)
         refuse_whole_layer_removal(self._pruner, self._refusal)
+        self._refuse_single_channel_layers(kept_layers)
+
+    def _refuse_single_channel_layers(self, kept: Sequence[nn.Module]) -> None:
+        """With exact widths, a layer of one output channel would keep ⌊1 × (1 − ratio)⌋ = 0: refused as every such
+        layer is. Torch-Pruning skips the group of a 1-channel layer before cnnlab's refusal hook sees it (probe 96:
+        a LeNet-5 pruned to features.0 = 1 channel, pruned again at 0.6, kept it and recorded the ratio)."""
+        if self.settings.round_to or self.settings.ratio <= 0:
+            return  # a layer narrower than round_to stays whole, as documented
+        held = {id(m) for layer in kept for m in layer.modules()}
+        for module in self.model.modules():
+            if isinstance(module, WEIGHT_LAYERS) and id(module) not in held and _outputs(module) == 1:
+                raise self._refusal(module, 1)
 
     def _refusal(self, module: nn.Module, channels: int) -> CnnlabError:
         error = CnnlabError(
@@ -151,3 +163,8 @@ def accumulate_gradients(model: nn.Module, batches: Sequence[Any] | Any,
         if param.grad is not None:
             param.grad.copy_(all_reduce_sum(param.grad))  # a no-op in a single process
     return used
+
+
+def _outputs(module: nn.Module) -> int:
+    """A Conv2d's output channels, a Linear's output features."""
+    return int(module.out_channels if isinstance(module, nn.Conv2d) else module.out_features)
