@@ -19,7 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity, OnnxMismatch, check_opset, export_onnx, verify_onnx
 from cnnlab.deploy.ort import evaluate_onnx
 from cnnlab.deploy.simplify import simplify_onnx
-from cnnlab.engine.checkpoint import ModelCheckpoint, self_supervised_method
+from cnnlab.engine.checkpoint import self_supervised_method
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
@@ -73,7 +73,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     metrics: dict[str, Any] = {"max_abs_diff": verification["max_abs_diff"],
                                "top1_agreement": verification["top1_agreement"], "verify_images": verification["n"],
                                "onnx_bytes": target.stat().st_size}
-    source_acc = source_val_acc(loaded.source, checkpoint, dataset_cfg, len(data.val))
+    source_acc = source_val_acc(loaded.source, dataset_cfg, len(data.val))
     if settings.evaluate and untrained_head is not None:  # its head was never trained: a top-1 is chance, no figure
         ctx.log.info("model.onnx is a %s backbone (its head never trained): no val accuracy measured — fine-tune it "
                      "for one (docs/pretrain.md)", untrained_head)
@@ -94,12 +94,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
-def source_val_acc(source: Source, checkpoint: ModelCheckpoint, dataset_cfg: Any, val_images: int) -> float | None:
-    """The source's recorded val top-1 (its run record's, else its checkpoint's) when this export scores the same
-    images: the same data, a user folder whose pictures have not changed since the source ran (run.json
-    `dataset.content`), and as many val images (`val_images`) as the source recorded. A top-1 on other images beside
-    model.onnx's would read as a loss or gain of the export itself (probe 53: 100 % on 9 images beside 55.56 % on
-    the 27 of a val/ folder that grew since)."""
+def source_val_acc(source: Source, dataset_cfg: Any, val_images: int) -> float | None:
+    """The source's recorded val top-1 — its run record's, for the file that run wrote (its SHA-256 checked when the
+    source was resolved) — when this export scores the same images: the same data, a user folder whose pictures have
+    not changed since the source ran (run.json `dataset.content`), and as many val images (`val_images`) as the source
+    recorded. A top-1 on other images beside model.onnx's would read as a loss or gain of the export itself (probe
+    53: 100 % on 9 images beside 55.56 % on the 27 of a val/ folder that grew since). A file outside its run has none:
+    the figure it carries is of the weights it was saved with, and nothing tells that they are still these (probe 96:
+    a model.pt re-saved with other weights read "source: 6.25 %" beside its export's 15.62 %)."""
+    if source.run is None:
+        return None
     run = with_file_dataset(source).run
     recorded = dataset_config_of(run)
     if recorded is None or not same_data(recorded, OmegaConf.to_container(dataset_cfg, resolve=True)):
@@ -108,7 +112,7 @@ def source_val_acc(source: Source, checkpoint: ModelCheckpoint, dataset_cfg: Any
     size = (run.data.get("dataset") or {}).get("val_size")
     if data_changed(run) or (isinstance(size, int) and size != val_images):
         return None
-    metrics = (source.run.data.get("metrics") if source.run else None) or checkpoint.extra.get("metrics") or {}
+    metrics = source.run.data.get("metrics") or {}
     value = metrics.get("val_acc")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 

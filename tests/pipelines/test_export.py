@@ -71,6 +71,20 @@ def test_an_export_scored_on_other_data_does_not_show_the_source_top1_beside_its
     assert again["metrics"]["source_val_acc"] == pretrained and f"(source: {100 * pretrained:.2f}%)" in same.output
 
 
+def test_a_model_file_outside_its_run_shows_no_recorded_source_top1(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 96: a model.pt re-saved with other weights (the same dict) read "val acc 15.62% (source: 6.25%)": the
+    figure the file carries is of the weights it was saved with, and nothing tells they are still these."""
+    assert cli("pretrain", *TINY).code == 0
+    checkpoint = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
+    checkpoint["state_dict"] = {k: torch.randn_like(v) if v.is_floating_point() else v
+                                for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, tmp_path / "mine.pt")
+    result = cli("export", f"source={tmp_path / 'mine.pt'}")
+    assert result.code == 0, result.output
+    metrics = next(read_run(d) for d in run_dirs(outputs, "export"))["metrics"]
+    assert "val_acc" in metrics and "source_val_acc" not in metrics and "(source:" not in result.output
+
+
 def test_an_export_of_a_val_folder_that_grew_since_does_not_show_the_source_top1(cli, outputs: Path,
                                                                                   tmp_path: Path) -> None:
     """Probe 53: the same folder (train/ + val/), but its val/ had gained images since the source ran: the export
