@@ -429,7 +429,8 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     elif val is None:  # one level of class folders (or a train/ without a val split): split it ourselves
         train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
                                               what=f"imagefolder {dirs[0]}", classes=train.classes, folder=dirs[0],
-                                              layout_fix=_VAL_LAYOUT_FIX.format(root=root))
+                                              layout_fix=_VAL_LAYOUT_FIX.format(root=root),
+                                              skipped=scan.skipped_text())
         if test is not None:
             log.info("imagefolder %s: no val/ folder, so val is %g of %s/ (dataset.val_fraction, seeded); %s/ "
                      "stays the test split, read only by `cnnlab evaluate`", root, cfg.get("val_fraction", 0.2),

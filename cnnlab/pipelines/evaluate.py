@@ -40,6 +40,7 @@ from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.wording import counted
 
 SPLITS = ("train", "val", "test", "all")  # all: every image of the data (new labelled images, no split folders)
+CARVED_SPLITS = ("train", "val")  # read from the data as the model trained on it: val carved as it was
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # train and val are carved only when scored: split=test reads neither (probe 64: a folder whose val/ copied its
     # train/ was refused for a test score), split=all every image
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
-                                    carve_val=split in ("train", "val"))
+                                    carve_val=split in CARVED_SPLITS)
     require_split(data, split)  # first: a folder of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
@@ -71,13 +72,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     top5 = f", top-5 {100 * scores.top5:.2f}%" if len(model.classes) > 5 else ""
     ctx.log.info("%s: top-1 %.2f%%%s, ECE %.4f on %s", split, 100 * scores.top1, top5, scores.ece,
                  counted(scores.n, "image"))
+    dataset = dataset_record(data, dataset_cfg)
+    if split not in CARVED_SPLITS:  # built without carving val: not the train/val sizes the model had (probe 97)
+        dataset.update(train_size=None, val_size=None)
     ctx.record.update(evaluate={"split": split, "n": scores.n, "runtime": model.runtime, "ece_bins": ECE_BINS,
                                 "files": files},
                       model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
                              "precision": model.precision, "image_size": model.spec.size,
                              "num_classes": len(model.classes), "file_bytes": model_file_bytes(source.path),
                              "input": model.spec.to_dict(), "outputs": model.outputs},
-                      dataset=dataset_record(data, dataset_cfg))
+                      dataset=dataset)
     return {f"{split}_acc": scores.top1, f"{split}_top5": scores.top5, f"{split}_loss": scores.loss,
             "ece": scores.ece, "n": scores.n, "split": split,
             "per_class_acc": dict(zip(model.classes, scores.per_class))}

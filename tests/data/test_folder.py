@@ -251,8 +251,11 @@ def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level:
     it names the class folder and the two fixes that work, and following either one builds the dataset."""
     source = tmp_path / "train" if train_level else tmp_path
     make_classes(source, {"cat": 3, "dog": 1})
+    (source / "dog" / "broken.jpg").write_bytes(b"")  # probe 97: two files, one unreadable, and the line said one
     with pytest.raises(CnnlabError, match="class dog has a single image") as caught:
         build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
+    assert "; skipped 1 (unreadable: 1, first: " in caught.value.message and "broken.jpg" in caught.value.message
+    (source / "dog" / "broken.jpg").unlink()
     fix = caught.value.fix or ""
     assert "val_fraction" not in fix and f"add at least one more image to {source / 'dog'}/" in fix, fix
     assert f"{tmp_path}/val/<class>/" in fix, fix

@@ -586,3 +586,21 @@ def test_top5_of_five_classes_or_fewer_is_recorded_but_not_shown(cli, outputs: P
     assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["val_top5"] == 1.0  # recorded as it is
     scored = cli("evaluate", "source=latest:pretrain", "split=val")
     assert scored.code == 0 and "top-5" not in scored.output and "val: top-1" in scored.output
+
+
+def test_a_test_evaluation_records_no_train_and_val_sizes_it_did_not_carve(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 97: `evaluate split=test` of a model trained on train/ (val carved, 84 / 14) recorded train_size 105,
+    val_size 0 — the folder read without carving val — as if the model had trained on those."""
+    from helpers import random_image_folder
+
+    random_image_folder(tmp_path / "photos" / "train", per_class=8)
+    random_image_folder(tmp_path / "photos" / "test", per_class=2, seed=5)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={tmp_path / 'photos'}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    trained = only_run(outputs, "pretrain")["dataset"]
+    result = cli("evaluate", "source=latest:pretrain", "split=test")
+    assert result.code == 0, result.output
+    recorded = only_run(outputs, "evaluate")
+    assert recorded["evaluate"]["n"] == 4 and recorded["dataset"]["test_size"] == 4
+    assert recorded["dataset"]["train_size"] is None and recorded["dataset"]["val_size"] is None
+    assert (trained["train_size"], trained["val_size"]) != (16, 0)
