@@ -75,11 +75,38 @@ def _interpolation(spec: InputSpec) -> v2.InterpolationMode:
     return v2.InterpolationMode[spec.interpolation.upper()]
 
 
+# The most pixels a shorter-side resize may make (64 MB of RGB bytes); a 1 × 6000 px strip resized to 256 px would be
+# 256 × 1,536,000 (probe 97: 2 GB for one picture in predict; a 1 × 30000 web spacer, 10 GB)
+MAX_RESIZED_PIXELS = 1 << 24
+
+
+class CapStrip:
+    """Before a shorter-side resize to `side` px: an image so elongated that the resize would exceed
+    MAX_RESIZED_PIXELS keeps the centre of its long axis, as much as the resize can hold — the centre crop that
+    follows lies far inside it. Every picture of a sane aspect ratio (up to 1 : 256 at 256 px) is left as it is."""
+
+    def __init__(self, side: int) -> None:
+        self.side = side
+
+    def __call__(self, image: Any) -> Any:
+        height, width = image.shape[-2:]
+        short, long = min(height, width), max(height, width)
+        factor = self.side / max(short, 1)
+        if long * factor * self.side <= MAX_RESIZED_PIXELS:
+            return image
+        keep = max(1, int(MAX_RESIZED_PIXELS / (self.side * factor)))
+        return F.center_crop(image, [height, keep] if width == long else [keep, width])
+
+    def __repr__(self) -> str:
+        return f"CapStrip(side={self.side})"
+
+
 def _geometry(spec: InputSpec) -> list[Any]:
     """The spec's resize (+ centre crop): steps 2 and 3 of cnnlab.data.spec."""
     side = spec.resize_to or spec.size
     size = side if spec.resize == SHORTER_SIDE else (side, side)  # an int resizes the shorter side
-    ops: list[Any] = [v2.Resize(size, interpolation=_interpolation(spec), antialias=spec.antialias)]
+    ops: list[Any] = [CapStrip(side)] if spec.resize == SHORTER_SIDE else []
+    ops.append(v2.Resize(size, interpolation=_interpolation(spec), antialias=spec.antialias))
     if spec.crop is not None:
         ops.append(v2.CenterCrop(spec.crop))
     return ops

@@ -113,3 +113,28 @@ def test_rgb_to_one_channel_rounds_as_pil_does() -> None:
     spec = InputSpec(9, channels=1, mean=(0.0,), std=(1.0,))
     grey = Image.fromarray(np.full((9, 9), 200, np.uint8))
     assert torch.equal(eval_transform(spec)(grey.convert("RGB")), eval_transform(spec)(grey))
+
+
+def test_an_extreme_strip_is_cut_to_what_its_resize_can_hold(monkeypatch) -> None:
+    """Probe 97: a 1 x 6000 px picture was resized to 256 x 1,536,000 before its centre crop (2 GB for one file)."""
+    import numpy as np
+    from torchvision.transforms import v2
+
+    import cnnlab.data.transforms as transforms
+
+    spec = InputSpec(224).for_stored_size(None)
+    resized: list[tuple[int, ...]] = []
+    real_resize = v2.Resize.forward
+
+    def watch(self, *inputs):  # the size each Resize is given
+        resized.append(tuple(inputs[0].shape))
+        return real_resize(self, *inputs)
+
+    monkeypatch.setattr(v2.Resize, "forward", watch)
+    strip = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1, 6000, 3), dtype=np.uint8))
+    assert eval_transform(spec)(strip).shape == (3, 224, 224)
+    height, width = resized[-1][-2:]
+    assert height == 1 and width * 256 * 256 <= transforms.MAX_RESIZED_PIXELS  # cut before the resize
+    photo = Image.new("RGB", (4000, 30))  # 1 : 133 at 256 px: within the cap, resized whole as a client would
+    eval_transform(spec)(photo)
+    assert resized[-1][-2:] == (30, 4000)
