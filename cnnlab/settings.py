@@ -363,9 +363,13 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
         if rule.item.accepts(value):
             return
     if not rule.accepts(value) and isinstance(value, str) and rule.accepts(_unquoted(value)):
-        # probe 77: `optim.lr="0.01"` read "optim.lr=0.01 is not allowed: optim.lr takes a number"
-        raise CnnlabError(f'{key}="{value}" is quoted, so it is text, and {key} takes {rule.describe()}',
-                          fix=f"drop the quotes: {shlex.quote(f'{key}={value}')}")
+        # probe 77: `optim.lr="0.01"` read "optim.lr=0.01 is not allowed: optim.lr takes a number"; probe 99: the
+        # same text came from `${oc.env:MYLR}` (an environment variable is text), and "drop the quotes" was no fix
+        decoded = shlex.quote(f'{key}="${{oc.decode:${{oc.env:NAME}}}}"')
+        raise CnnlabError(f'{key}="{value}" is text (quoted, or read from an environment variable, which is text), '
+                          f"and {key} takes {rule.describe()}",
+                          fix=f"drop the quotes: {shlex.quote(f'{key}={value}')}; from a variable NAME, decode it: "
+                              f"{decoded}")
     if not rule.accepts(value) and rule.kind in ("int", "number") and isinstance(value, float) \
             and not math.isfinite(value):  # probe 83: `inf` "is not allowed: … takes a number"
         raise CnnlabError(f"{key}={_show(value)} is not a finite number: {key} takes {rule.describe()}",

@@ -252,9 +252,21 @@ def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:
 
     with pytest.raises(CnnlabError) as caught:
         check_setting("optim.lr", "0.01")
-    assert caught.value.message.startswith('optim.lr="0.01" is quoted, so it is text')
-    assert caught.value.fix == "drop the quotes: optim.lr=0.01"
+    assert caught.value.message.startswith('optim.lr="0.01" is text (quoted, or read from an environment variable')
+    assert (caught.value.fix or "").startswith("drop the quotes: optim.lr=0.01; ")
     check_setting("optim.lr", 0.01)  # the fix, followed
+
+
+def test_a_number_read_from_the_environment_is_told_how_to_decode_it(cli, outputs, monkeypatch) -> None:
+    """Probe 99: `optim.lr=${oc.env:MYLR}` (text) was told it "is quoted" and to drop quotes it never had."""
+    from helpers import TINY, bash_words, read_run, run_dirs
+
+    monkeypatch.setenv("MYLR", "1e-3")
+    refused = cli("pretrain", *TINY, "optim.lr=${oc.env:MYLR}")
+    assert refused.code == 2 and "read from an environment variable" in refused.stderr, refused.output
+    [typed] = bash_words(refused.stderr.split("decode it: ", 1)[1].replace("NAME", "MYLR"))
+    assert cli("pretrain", *TINY, typed).code == 0  # the fix, followed
+    assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["history"][0]["lr"] == 1e-3
 
 
 def test_one_value_where_a_list_goes_is_told_to_be_written_as_a_list() -> None:
