@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest, remember_pixels
+from cnnlab.data.content import copies_of, folder_digest, pixels_of, remember_pixels
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
                                 folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
@@ -368,6 +368,26 @@ def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, ev
     return folder
 
 
+def _say_pictures_in_two_classes(folder: ImageFolder) -> None:
+    """A warning when one picture (the same pixels, as the scan decoded it) lies in folders of two classes of one
+    split: its labels contradict each other, so no model scores both (probe 97: a copy under 1/ and 10/ was trained
+    and scored twice without a word)."""
+    labels: dict[str, set[int]] = {}
+    first: dict[str, list[str]] = {}
+    for path, label in folder.samples:
+        pixels = pixels_of(path)
+        if pixels is not None:
+            labels.setdefault(pixels, set()).add(label)
+            first.setdefault(pixels, []).append(path)
+    clashing = [pixels for pixels, found in labels.items() if len(found) > 1]
+    if clashing:
+        example = first[clashing[0]]
+        log.warning("imagefolder %s: %s %s in the folders of two or more classes (the same pixels; e.g. %s and %s): "
+                    "their labels contradict each other, so no model can score every copy right — keep each "
+                    "picture in the folder of its class only", folder.root, counted(len(clashing), "picture"),
+                    "lies" if len(clashing) == 1 else "lie", example[0], example[1])
+
+
 def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
     """(the folder of the training images, the val split folder or None, the test split folder or None): with a
     train/ folder, its val/ and test/ beside it; without, `root` is one level of class folders (val carved, no test;
@@ -406,6 +426,9 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
     train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,
                                                               every_class=training and d == source) for d in dirs)
     assert train is not None
+    for split in (train, val, test):
+        if split is not None:
+            _say_pictures_in_two_classes(split)
     return train, val, test
 
 

@@ -34,7 +34,7 @@ from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.recording import record_warning
 from cnnlab.weights import InitialWeights
-from cnnlab.wording import listed
+from cnnlab.wording import counted, listed
 
 log = logging.getLogger("cnnlab")
 
@@ -428,10 +428,16 @@ def refuse_training_images(source: Source, dataset_cfg: Any, data: DataBundle) -
     files = [f for part in (data.train, data.val, data.test) if part is not None for f in split_files(part) or []]
     shared = sorted(copies_of(files, _training_files(recorded)[0]))
     if shared:
-        raise CnnlabError(f"split=all: {len(shared)} of the pictures in {scored} are the model's training or "
-                          f"validation images (copies of pictures in {trained}, by bytes or pixels: "
-                          f"{_copies_named(shared)}), so its score would read high",
-                          fix=f"remove them from {scored}, or {fix}")
+        raise CnnlabError(_trained_copies("all", shared, scored, trained), fix=f"remove them from {scored}, or {fix}")
+
+
+def _trained_copies(split: str, shared: list[str], scored: Any, trained: Any) -> str:
+    """'split=test: 2 pictures in DIR are the model's training or validation images (copies of ...), so its score
+    would read high' (probe 97: "1 of the pictures ... are")."""
+    one = len(shared) == 1
+    return (f"split={split}: {counted(len(shared), 'picture')} in {scored} {'is' if one else 'are'} the model's "
+            f"training or validation {'image' if one else 'images'} (copies of pictures in {trained}, by bytes or "
+            f"pixels: {_copies_named(shared)}), so its score would read high")
 
 
 def _copies_named(shared: list[str]) -> str:
@@ -536,9 +542,7 @@ def refuse_training_images_in_test(source: Source, dataset_cfg: Any, data: DataB
     shared = sorted(copies_of(scored, files))
     if shared:
         test = split_dir(Path(str(_folder(_plain(dataset_cfg).get("root")))), TEST_DIR_NAMES)
-        raise CnnlabError(f"split=test: {len(shared)} of the pictures in {test} are the model's training or "
-                          f"validation images (copies of pictures in {trained}, by bytes or pixels: "
-                          f"{_copies_named(shared)}), so its score would read high",
+        raise CnnlabError(_trained_copies("test", shared, test, trained),
                           fix=f"remove them from {test}, or score a test split of pictures the model has not seen")
 
 

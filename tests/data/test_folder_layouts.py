@@ -311,3 +311,15 @@ def test_a_test_folder_of_unlabelled_images_names_predict_not_a_class_rename(tmp
     for i, name in enumerate(("cat", "dog")):  # or sorted into class folders: the test split
         png(data / "Testing" / name / "0.png", 210 + i)
     assert build(data).test is not None and len(build(data).test) == 2
+
+
+def test_a_picture_in_two_classes_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 97: a copy of one picture under 1/ and 10/ was trained and scored twice, its labels contradicting each
+    other, without a word."""
+    classes(tmp_path / "train", {"a": 3, "b": 3})
+    classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
+    png(tmp_path / "train" / "b" / "copy_of_a0.png", 0)  # the pixels of train/a/0.png
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        build(tmp_path)
+    [line] = [r.getMessage() for r in caplog.records if "two or more classes" in r.getMessage()]
+    assert "1 picture lies in the folders of two or more classes" in line and "copy_of_a0.png" in line

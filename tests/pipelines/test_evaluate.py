@@ -407,7 +407,7 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
     shutil.copy(new / "cat" / "0.png", tmp_path / "cp_r" / "cat" / "added.png")
     shutil.copy(trained / "dog" / "2.png", new / "dog" / "new_name.png")
     for root, said in ((trained, "images the model trained on"), (tmp_path / "copy", "images the model trained on"),
-                       (tmp_path / "cp_r", "12 of the pictures"), (new, "1 of the pictures")):
+                       (tmp_path / "cp_r", "12 pictures in"), (new, "1 picture in")):
         refused = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={root}",
                       "split=all")
         assert refused.code == 2 and said in refused.stderr, refused.output
@@ -492,8 +492,8 @@ def test_a_test_split_holding_copies_of_the_training_pictures_of_the_same_folder
     shutil.copy(folder / "cat" / "0.png", folder.parent / "test" / "cat" / "copy.png")
     result = cli("evaluate", "source=latest:pretrain", "split=test")
     said = " ".join(result.stderr.split())
-    assert result.code == 2 and f"split=test: 1 of the pictures in {folder.parent / 'test'} are the model's " \
-        "training or validation images" in said and "remove them from" in said, result.output
+    assert result.code == 2 and f"split=test: 1 picture in {folder.parent / 'test'} is the model's " \
+        "training or validation image" in said and "remove them from" in said, result.output
     assert len(run_dirs(outputs, "evaluate")) == 1  # probe 75: the refusal left a `failed` run behind
     from PIL import Image
 

@@ -386,7 +386,7 @@ def test_another_folder_holding_some_of_the_training_pictures_is_refused(cli, ou
     shutil.copytree(folder, layered / "test")
     result = cli("evaluate", "source=latest:pretrain", "split=test", f"dataset.root={layered}")
     said = " ".join(result.stderr.split())
-    assert result.code == 2 and f"split=test: 16 of the pictures in {layered / 'test'} are the model's training" \
+    assert result.code == 2 and f"split=test: 16 pictures in {layered / 'test'} are the model's training" \
         in said, result.output
     copy = shutil.copytree(folder, tmp_path / "copy")
     new = random_image_folder(tmp_path / "new", per_class=8, seed=2)
