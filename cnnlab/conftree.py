@@ -22,6 +22,11 @@ def folder_from_env(name: str, default: str) -> str:
     CNNLAB_OUTPUTS (`CNNLAB_OUTPUTS= cnnlab ...`) made the working folder the outputs root: `list runs` read every
     folder below it and `source=latest` took an unrelated run (probe 98); a quoted `~/runs` made a folder named ~."""
     value = os.environ.get(name, "").strip()
+    if "${" in value:  # probe 98: "Interpolation key 'y' not found", after making the folder, naming neither
+        from cnnlab.errors import CnnlabError  # conftree stays import-light
+
+        raise CnnlabError(f"{name}={value} holds '${{', which Hydra reads as the start of an interpolation in the "
+                          "run folder's path", fix=f"point {name} to a folder whose path has no '${{'")
     return os.path.expanduser(value) if value else default
 
 

@@ -179,3 +179,13 @@ def test_an_empty_outputs_variable_is_unset_and_a_tilde_is_home(cli, tmp_path, m
     assert len(run_dirs(expected, "pretrain")) == 1 and not (tmp_path / "~").exists()
     listed = cli("list", "runs")
     assert listed.code == 0 and "pretrain" in listed.stdout, listed.output
+
+
+def test_an_outputs_variable_holding_an_interpolation_is_refused_before_a_folder_is_made(cli, tmp_path,
+                                                                                        monkeypatch) -> None:
+    """Probe 98: CNNLAB_OUTPUTS='x${y}' made the folder x${y}/pretrain/<date>/<time>, then stopped with "Interpolation
+    key 'y' not found", naming neither the variable nor a fix."""
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(tmp_path / "x${y}"))
+    result = cli("pretrain", *TINY)
+    assert result.code == 2 and "CNNLAB_OUTPUTS=" in result.stderr and "holds '${'" in result.stderr, result.output
+    assert not (tmp_path / "x${y}").exists()
