@@ -181,7 +181,28 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
             from exc
 
 
+# How each file cnnlab writes begins: another file of that name in the folder is the user's, never replaced
+_OWN_START = {"report.md": "# cnnlab report: ", "report.csv": "run,", "report.json": '{\n  "comparison": '}
+
+
+def _refuse_foreign_files(folder: Path) -> None:
+    """CnnlabError for a report.md/.csv/.json in `folder` that cnnlab did not write (probe 98: `--out DIR` replaced a
+    user's own report.md without a word); cnnlab's own, from an earlier report, are replaced."""
+    for name, start in _OWN_START.items():
+        path = folder / name
+        try:
+            with path.open(encoding="utf-8", errors="replace") as file:
+                head = file.read(len(start))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if head != start:
+            raise CnnlabError(f"{path} is not a report cnnlab wrote: not replaced",
+                              fix="write the report into another folder with --out DIR, or only print it with "
+                                  "--no-write")
+
+
 def _write_files(report: Report, folder: Path) -> list[Path]:
+    _refuse_foreign_files(folder)
     folder.mkdir(parents=True, exist_ok=True)
     plots: dict[str, str] = {}
     for title, groups in report.seed_groups.items():

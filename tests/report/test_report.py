@@ -491,6 +491,21 @@ def test_a_report_folder_that_cannot_be_written_is_one_line_naming_out_and_no_wr
         write_report(build_report(out))
 
 
+def test_a_report_file_cnnlab_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    """Probe 98: `cnnlab report --out DIR` replaced a report.md of the user's own in DIR without a word."""
+    out = tmp_path / "outputs"
+    model_run(out, "finetune", "a", 0.9)
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own notes\n")
+    with pytest.raises(CnnlabError, match="report.md is not a report cnnlab wrote: not replaced"):
+        write_report(build_report(out), mine)
+    assert (mine / "report.md").read_text() == "my own notes\n" and not (mine / "report.csv").exists()
+    (mine / "report.md").unlink()
+    for _ in range(2):  # its own, from an earlier report, are replaced
+        assert {p.name for p in write_report(build_report(out), mine)} >= {"report.md", "report.csv", "report.json"}
+
+
 def test_the_report_never_writes_into_a_run_folder(study: Path, tmp_path: Path) -> None:
     """`cnnlab report RUN` wrote report.* into that run: source runs are never modified."""
     run = study / "finetune" / "2026-11-28" / "teacher"
