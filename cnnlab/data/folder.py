@@ -372,20 +372,18 @@ def _say_pictures_in_two_classes(folder: ImageFolder) -> None:
     """A warning when one picture (the same pixels, as the scan decoded it) lies in folders of two classes of one
     split: its labels contradict each other, so no model scores both (probe 97: a copy under 1/ and 10/ was trained
     and scored twice without a word)."""
-    labels: dict[str, set[int]] = {}
-    first: dict[str, list[str]] = {}
+    found: dict[str, dict[int, str]] = {}  # pixels → {label: its first file}
     for path, label in folder.samples:
         pixels = pixels_of(path)
         if pixels is not None:
-            labels.setdefault(pixels, set()).add(label)
-            first.setdefault(pixels, []).append(path)
-    clashing = [pixels for pixels, found in labels.items() if len(found) > 1]
+            found.setdefault(pixels, {}).setdefault(label, path)
+    clashing = [files for files in found.values() if len(files) > 1]
     if clashing:
-        example = first[clashing[0]]
+        first, second = list(clashing[0].values())[:2]
         log.warning("imagefolder %s: %s %s in the folders of two or more classes (the same pixels; e.g. %s and %s): "
                     "their labels contradict each other, so no model can score every copy right — keep each "
                     "picture in the folder of its class only", folder.root, counted(len(clashing), "picture"),
-                    "lies" if len(clashing) == 1 else "lie", example[0], example[1])
+                    "lies" if len(clashing) == 1 else "lie", first, second)
 
 
 def _split_dirs(root: Path) -> tuple[Path, Path | None, Path | None]:
