@@ -220,7 +220,8 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
 
 
 def group_size_cell(group: SeedGroup) -> str:
-    """'0.25 MB pt', or '0.28 MB onnx (1 of 3 runs)' when the others' files are of another kind (SeedGroup.file_size)."""
+    """'0.25 MB pt', or '0.28 MB onnx (1 of 3 runs)' when the others' files are of another kind
+    (SeedGroup.file_size)."""
     size = group.file_size
     if size is None:
         return "—"
