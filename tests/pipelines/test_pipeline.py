@@ -157,9 +157,9 @@ def test_an_attempt_made_after_the_change_is_resumed_and_those_before_it_are_not
     from cnnlab.steps.freshness import changed_since
 
     runs = tmp_path / "runs"
-    for name, status, inputs in (("a", "completed", "/runs/old"), ("b", "interrupted", "/runs/new")):
+    for minute, (name, status, inputs) in enumerate((("a", "completed", "/runs/old"), ("b", "interrupted", "/runs/new"))):
         record = RunRecord.start(runs / name, "finetune")
-        record.update(pipeline={"fingerprint": "f", "inputs": {"teacher": inputs}}, started=f"2026-12-02T10:0{name}")
+        record.update(pipeline={"fingerprint": "f", "inputs": {"teacher": inputs}}, started=f"2026-12-02T10:0{minute}")
         (runs / name / "last.pt").write_bytes(b"x")
         record.add_artifact("checkpoint", runs / name / "last.pt")
         record.finish(status)
