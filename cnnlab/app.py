@@ -335,13 +335,8 @@ def check_config_files(hydra_cfg: Any) -> None:
     dirs = conftree.user_config_dirs(hydra_cfg)
     shadowed = conftree.shadowed_file(hydra_cfg.runtime.choices, dirs, hydra_cfg.job.config_name or "config")
     if shadowed is not None:
-        mine, group = shadowed
-        hidden = f"{group}={mine.stem}" if group else "the main config"
-        raise CnnlabError(f"{mine} is not read: cnnlab's own file of that name comes first in Hydra's search path "
-                          f"(--config-dir adds folders after it), so {hidden} is cnnlab's",
-                          fix=f"rename it to {mine.with_name('my_' + mine.name)} and choose {group}=my_{mine.stem}"
-                          if group else "put its settings in an experiment file (DIR/experiment/mine.yaml starting "
-                          "`# @package _global_`) and pass experiment=mine")
+        message, fix = conftree.shadowed_message(*shadowed)
+        raise CnnlabError(message, fix=fix)
     error = list_file_error([*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task],
                             conftree.user_config_dirs(hydra_cfg), hydra_cfg.job.config_name)
     if error is not None:

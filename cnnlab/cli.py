@@ -26,7 +26,7 @@ from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free, check_sweep_flags,
-                                   check_sweep_latest, check_sweep_subdir, check_sweep_values, is_task_override,
+                                   check_sweep_latest, check_typed_choices_read, check_typed_folders, check_sweep_subdir, check_sweep_values, is_task_override,
                                    wait_for_submitit_controllers)
 from cnnlab.settings import check_added_keys, check_nothing_deleted, check_sections_read, resumed_by, setting_facts
 
@@ -233,6 +233,10 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
             flags.append(arg)
             expects_value = _takes_value(args, index)
             if arg in _INFO_FLAGS and not expects_value:
+                following = args[index + 1] if index + 1 < len(args) else ""
+                if following and "=" not in following and not following.startswith("-"):  # `--info nosuch`
+                    raise UserError(f"{arg} {following}: {arg} takes one of {', '.join(_INFO_CHOICES)} (or nothing: "
+                                    "all)")
                 flags.append("all")  # Hydra's own default, said: the argument after the flags is no value of it
         else:
             overrides.append(arg)
@@ -250,7 +254,10 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     if split_words:
         raise typer.Exit(_show_error(UserError(no_such_option(command, split_words[0])), command))
     args = positional_inputs(args, after_dashes) if command == "predict" else [*args, *after_dashes]
-    flags, typed = split_flags(args)
+    try:
+        flags, typed = split_flags(args)
+    except UserError as refused:
+        raise typer.Exit(_show_error(refused, command))
     if multirun:
         flags.append("--multirun")
     overrides = hydra_overrides(command, typed, device)
@@ -261,6 +268,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     try:
         check_overrides(command, args)
         check_run_dir_is_new(typed, multirun)
+        check_typed_folders(typed)
+        check_typed_choices_read(typed, _config_dirs(args))
         check_sweep_dir_is_free(typed, [o for o in overrides if is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
         # before any job: a sweep refused it once per job

@@ -106,13 +106,26 @@ def shadowed_file(chosen: Mapping[str, Any], extra_dirs: Iterable[Path],
     conf/ before the folders --config-dir adds, so myconf/optim/sgd.yaml lost to cnnlab's optim/sgd.yaml without a
     word (probe 99: its lr 0.123 trained at 0.05)."""
     wanted: list[tuple[str, str | None]] = [(f"{group}/{option}", str(group)) for group, option in chosen.items()
-                                            if isinstance(option, str) and not str(group).startswith("hydra")]
+                                            if isinstance(option, str)]  # hydra/launcher too (probe 100)
     for path, group in [*wanted, (config_name, None)]:
         for folder in extra_dirs:
+            if Path(folder).resolve() == CONF_DIR:  # cnnlab's own files, given again: nothing of the user's hidden
+                continue
             mine = Path(folder) / f"{path}.yaml"
             if mine.is_file() and (CONF_DIR / f"{path}.yaml").is_file():
                 return mine, group
     return None
+
+
+def shadowed_message(mine: Path, group: str | None) -> tuple[str, str]:
+    """(message, fix) for a --config-dir file cnnlab's own of that name hides (`shadowed_file`)."""
+    hidden = f"{group}={mine.stem}" if group else "the main config"
+    message = (f"{mine} is not read: cnnlab's own file of that name comes first in Hydra's search path (--config-dir "
+               f"adds folders after it), so {hidden} is cnnlab's")
+    if group in (None, "command"):  # the commands are cnnlab's: another name is no command
+        return message, ("put its settings in an experiment file (DIR/experiment/mine.yaml starting `# @package "
+                         "_global_`) and pass experiment=mine")
+    return message, f"rename it to {mine.with_name('my_' + mine.name)} and choose {group}=my_{mine.stem}"
 
 
 def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:

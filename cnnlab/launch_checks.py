@@ -192,6 +192,30 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
 
 
 
+def check_typed_choices_read(typed: Sequence[str], config_dirs: Sequence[Path]) -> None:
+    """A typed group choice (`hydra/launcher=slurm_cpu`) whose --config-dir file cnnlab's own of that name hides:
+    refused before Hydra launches anything — a launcher's is read before any job, so the job's own check came after
+    the jobs went to cnnlab's partition and time limit (probe 100)."""
+    choices = {}
+    for override in typed:
+        key, sep, value = override.partition("=")
+        key = key.lstrip("+~")
+        if sep and (conftree.CONF_DIR / key).is_dir():  # a group (dataset=, hydra/launcher=), not a setting
+            choices[key] = value
+    shadowed = conftree.shadowed_file(choices, config_dirs)
+    if shadowed is not None:
+        message, fix = conftree.shadowed_message(*shadowed)
+        raise UserError(f"{message} — {fix}")
+
+
+def check_typed_folders(typed: Sequence[str]) -> None:
+    """`paths.outputs=~/runs` (or paths.data): Hydra does not expand ~, and neither does the shell inside a word, so
+    the runs went to a folder named ~ here, where CNNLAB_OUTPUTS='~/runs' is the home folder's (probe 100)."""
+    for key in ("paths.outputs", "paths.data"):
+        for _ in _typed_folders(typed, key):  # refuses a folder written with ~
+            pass
+
+
 def _refuse_inside_a_run(override: str, folder: Path, key: str) -> None:
     """A UserError for a folder inside another run's folder (`hydra.run.dir=RUN/inner`, probe 92): a run's folder is
     never written into, and a run inside it would be read as part of it."""

@@ -91,7 +91,10 @@ def test_a_setting_refused_once_the_model_is_read_leaves_no_run_folder(cli, outp
                  ("bench", "source=latest", "bench.image_size=32"),
                  ("prune", "source=latest", "prune.ignore=[nosuch]"),
                  ("prune", "source=latest", "prune.ratio=0.99"),
-                 ("quantize", "source=latest", "quantize.calib_batches=0")):
+                 ("quantize", "source=latest", "quantize.calib_batches=0"),
+                 # probe 100: a stage count, a teacher at chance (the TINY one: 1 epoch on noise)
+                 ("finetune", "model.weights=latest", "finetune.mode=partial", "finetune.unfreeze=99"),
+                 ("distill", "teacher=lenet5", "teacher.weights=latest", "student=lenet5", *TINY[:5])):
         result = cli(*args)
         assert result.code == 2 and result.stderr.count("error:") == 1, result.output
         assert sorted(outputs.rglob("run.json")) == before, args
@@ -164,6 +167,20 @@ def test_a_config_dir_file_hidden_by_cnnlabs_own_of_that_name_is_refused(cli, ou
     (tmp_path / "myconf" / "sched" / "mine.yaml").write_text("warmup_epochs: 0\nstep_epochs: 1\ngamma: 0.5\n")
     result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), "sched=mine")
     assert result.code == 2 and "the sched settings have no name" in result.stderr, result.output
+    # probe 100: a launcher file (hydra/launcher) was hidden too; a command file's rename was no command
+    from cnnlab.conftree import CONF_DIR
+
+    launcher = tmp_path / "myconf" / "hydra" / "launcher" / "slurm_cpu.yaml"
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text("partition: mypart\n")
+    result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), "hydra/launcher=slurm_cpu", "--cfg", "hydra")
+    assert result.code == 2 and f"{launcher} is not read" in result.stderr, result.output
+    launcher.unlink()
+    (tmp_path / "myconf" / "command").mkdir()
+    (tmp_path / "myconf" / "command" / "pretrain.yaml").write_text("# @package _global_\n")
+    result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"))
+    assert result.code == 2 and "pass experiment=mine" in result.stderr and "my_pretrain" not in result.stderr
+    assert cli("pretrain", *TINY, "--config-dir", str(CONF_DIR)).code == 0  # cnnlab's own files: nothing hidden
 
 
 @pytest.mark.parametrize("value", ["", "   ", "~/runs"])
@@ -179,6 +196,8 @@ def test_an_empty_outputs_variable_is_unset_and_a_tilde_is_home(cli, tmp_path, m
     assert len(run_dirs(expected, "pretrain")) == 1 and not (tmp_path / "~").exists()
     listed = cli("list", "runs")
     assert listed.code == 0 and "pretrain" in listed.stdout, listed.output
+    typed = cli("pretrain", *TINY, "paths.outputs=~/runs2")  # probe 100: Hydra made a folder named ~ here
+    assert typed.code == 2 and "paths.outputs=$HOME/runs2" in typed.stderr and not (tmp_path / "~").exists()
 
 
 def test_an_outputs_variable_holding_an_interpolation_is_refused_before_a_folder_is_made(cli, tmp_path,

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models.measure import forward_one_image
 
 
@@ -117,6 +117,7 @@ class HintedStudent(nn.Module):
         return self.adapter.loss(adapted, teacher_features)
 
 
+@found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)
 def pick_stage(role: str, name: str, model: nn.Module, index: int) -> tuple[str, nn.Module]:
     """(stage name, the module whose output is the stage's output) of zoo network `name` (the `role`'s: teacher |
     student, named in errors) for distill.feature_stages; negative indices count from the last stage. Raises

@@ -229,7 +229,7 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
     if not subs:
         return  # an empty class folder: its split decides (`_checked_split`)
     if one_level and name.lower() not in SPLIT_DIR_NAMES and split_named(name):
-        _refuse_split_lookalikes(directory, classes)
+        _refuse_split_lookalikes(directory, classes, name)
     if one_level and name.lower() in SPLIT_DIR_NAMES:
         others = [other for other in classes if other.lower() not in SPLIT_DIR_NAMES]
         move = (f"move the training class folders ({_shown(others)}) into {directory}/train/" if others else
@@ -251,22 +251,27 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
                               f"or give the sub-folders of {folder} names that are not class names")
 
 
-def _refuse_split_lookalikes(directory: Path, classes: list[str]) -> None:
+def _split_inside(folder: Path) -> Path:
+    """The folder a split-like folder keeps its class folders in: itself, or the one folder of its own name it holds
+    (Kaggle's double nesting, training_set/training_set/<class>/)."""
+    return folder / folder.name if class_dirs(folder) == [folder.name] else folder
+
+
+def _refuse_split_lookalikes(directory: Path, classes: list[str], name: str) -> None:
     """Refuses a one-level layout whose "class" folders are splits under other names (`layout.split_named`): Kaggle's
     training_set/training_set/{cats,dogs}/ beside test_set/test_set/... trained a 2-class model of the classes
-    test_set and training_set, exit 0 (probe 97). The fix renames each to the split folder cnnlab reads, reaching into
-    a folder that holds one folder of its own name (Kaggle's double nesting)."""
-    moves = []
-    for name in classes:
-        split = split_named(name)
-        if split is None or name.lower() in SPLIT_DIR_NAMES or _has_loose_image(directory / name):
-            continue
-        inner = directory / name
-        if class_dirs(inner) == [name]:
-            inner = inner / name
-        moves.append(f"mv {shlex.quote(str(inner))} {shlex.quote(str(directory / split))}")
-    looks = [name for name in classes if split_named(name)]
-    raise CnnlabError(f"imagefolder: the class folders of {directory} ({_shown(classes)}) include {_shown(looks)}, "
+    test_set and training_set, exit 0 (probe 97). Splits, not classes, when two or more of them read as other splits
+    and hold the same two or more class folders (probe 100: steam_train/2021/ beside bus/2021/ is a class). The fix
+    renames each to the split folder cnnlab reads."""
+    looks = [c for c in classes if split_named(c) and c.lower() not in SPLIT_DIR_NAMES
+             and not _has_loose_image(directory / c)]
+    inner = {c: class_dirs(_split_inside(directory / c)) for c in looks}
+    alike = [c for c in looks if len(inner[c]) >= 2 and inner[c] == inner[name]]
+    if name not in alike or len({split_named(c) for c in alike}) < 2:
+        return
+    moves = [f"mv {shlex.quote(str(_split_inside(directory / c)))} {shlex.quote(str(directory / str(split_named(c))))}"
+             for c in alike]
+    raise CnnlabError(f"imagefolder: the class folders of {directory} ({_shown(classes)}) include {_shown(alike)}, "
                       "named like a split and holding folders, not images: read as classes, the model would learn "
                       "to tell the splits apart", fix=f"give the splits the names cnnlab reads ({_SPLIT_NAMES_TEXT}, "
                       f"in any case): {'; '.join(moves)}")

@@ -100,6 +100,12 @@ def _refused_keys(cls: type, cfg: DictConfig) -> list[str]:
     return [str(key) for key in cfg if not str(key).startswith("_") and str(key) not in params]
 
 
+# torch.optim arguments for ways of training cnnlab has no part in
+_NOT_FOR_CNNLAB = {"capturable": "CUDA graph capture (the optimizer asserts its parameters and step counters are on "
+                                 "the GPU)",
+                   "differentiable": "differentiating through the optimizer step (meta-learning)"}
+
+
 def _kind_taken(param: inspect.Parameter) -> str | None:
     """'bool' or 'number' when the optimizer argument's default (else its annotation) says it takes one, else None."""
     default = param.default
@@ -155,10 +161,9 @@ def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
         raise CnnlabError(f"optim.{key}={value!r}: {target} takes {wanted} there (on the command line yes, no, on and "
                           "off are text, which an optimizer reads as true)",
                           fix=f"write +optim.{key}={example} (optim.{key}={example} where the optim file has the key)")
-    if cfg.get("capturable") is True:  # probe 99: an assertion at the first step, shown as a bug in cnnlab
-        raise CnnlabError("optim.capturable=true is for CUDA graph capture, which cnnlab does not do (the optimizer "
-                          "then asserts its parameters and step counters are on the GPU)",
-                          fix="drop it: ~optim.capturable")
+    for key, why in _NOT_FOR_CNNLAB.items():  # probes 99, 100: an error at the first step, shown as a bug in cnnlab
+        if cfg.get(key) is True:
+            raise CnnlabError(f"optim.{key}=true is for {why}, which cnnlab does not do", fix=f"drop it: ~optim.{key}")
 
 
 def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:

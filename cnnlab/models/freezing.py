@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models.registry import get_entry
 
 FINETUNE_MODES = ("linear", "partial", "full")
@@ -29,6 +29,7 @@ def stage_start(stage: str) -> str:
     return first if last else stage
 
 
+@found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)
 def first_trainable(name: str, mode: str, unfreeze: int = 1) -> str | None:
     """The module path from which `name` trains in `mode` (None: everything trains).
 

@@ -14,7 +14,7 @@ from cnnlab.compress.distill import DistillSettings, WithTeacherLogits, predict_
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
 from cnnlab.engine.runtime import Runtime, main_process_first
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import Source, resolve_source
 from cnnlab.steps.distill_roles import DistillRole, resolve_role, train_a_teacher, trained_teacher_weights
 from cnnlab.steps.recording import at_chance, record_warning
@@ -61,6 +61,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)
 
 
+@found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)
 def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source | None, acc: float | None,
                           data: DataBundle) -> None:
     """Refuse a teacher whose validation accuracy `acc` (0..1) is at chance (it would teach noise): CnnlabError.

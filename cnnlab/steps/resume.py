@@ -244,6 +244,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     chosen = defaults_of_saved_choices(old, run, ctx)
     if chosen is not None:  # the sections it chose otherwise (sched=step where today's default is cosine)
         filled += fill_missing(old, chosen)
+    filled = _without_deleted(old, filled, run)
     added = [key for key in filled if key not in given]  # a given one is said with the overrides
     if added:  # a run saved by an older cnnlab: settings added since take today's defaults
         ctx.log.info("resume: %s saved no value for %s; using today's default", run.path, ", ".join(added))
@@ -278,6 +279,20 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
 _CHOICE_KEYS = ("name", "_target_", "kind")
 # Sections the user writes as a collection (a search space's parameters): a key left out was left out on purpose.
 _COLLECTIONS = ("space",)
+
+
+def _without_deleted(saved: DictConfig, filled: list[str], run: RunInfo) -> list[str]:
+    """`filled` less the keys the run deleted (`~optim.weight_decay`, recorded in its overrides), taken out of `saved`
+    again: absent on purpose, not added to cnnlab since (probe 100: a resume put optim/adamw.yaml's 0.05 back where
+    the run trained at AdamW's own 0.01)."""
+    deleted = {str(o)[1:].split("=", 1)[0] for o in run.data.get("overrides") or [] if str(o).startswith("~")}
+    for key in deleted & set(filled):
+        *parents, leaf = key.split(".")
+        node = OmegaConf.select(saved, ".".join(parents)) if parents else saved
+        if isinstance(node, DictConfig) and leaf in node:
+            with open_dict(node):
+                del node[leaf]
+    return [key for key in filled if key not in deleted]
 
 
 def fill_missing(saved: DictConfig, current: DictConfig | dict, prefix: str = "") -> list[str]:

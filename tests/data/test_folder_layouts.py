@@ -272,6 +272,11 @@ def test_splits_under_other_names_are_refused_with_a_fix_that_works(tmp_path: Pa
         build(other)
     classes(tmp_path / "fine", {"train_station": 2, "tram": 2})  # a class named with a split's word, holding images
     assert build(tmp_path / "fine").classes == ["train_station", "tram"]
+    # probe 100: classes whose pictures sit in sub-folders, one or two of them named with a split's word
+    classes(tmp_path / "nested" / "steam_train" / "2021", {"a": 2}, first_shade=150)
+    classes(tmp_path / "nested" / "test_tube" / "2021", {"a": 2}, first_shade=160)
+    classes(tmp_path / "nested" / "bus" / "2021", {"a": 2}, first_shade=170)
+    assert build(tmp_path / "nested").classes == ["bus", "steam_train", "test_tube"]
 
 
 @pytest.mark.parametrize("twin", ["Cat", "cat "])

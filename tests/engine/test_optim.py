@@ -111,6 +111,8 @@ def test_an_optimizer_argument_of_another_type_is_refused(cfg, key) -> None:
     assert f"+optim.{key}=" in error.value.fix
     fixed = {**cfg, key: 0.1 if key == "dampening" else False}
     assert build_optimizer(fixed, param_groups(tiny(), 0.1, 0.0)).param_groups[0][key] == fixed[key]
+    with pytest.raises(CnnlabError, match="differentiable=true is for differentiating through the optimizer step"):
+        build_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "differentiable": True}, param_groups(tiny(), 0.1, 0))
     with pytest.raises(CnnlabError, match="capturable=true is for CUDA graph capture"):
         build_optimizer({**fixed, "capturable": True} if "Adam" in cfg["_target_"] else
                         {"_target_": "torch.optim.Adam", "lr": 0.1, "capturable": True}, param_groups(tiny(), 0.1, 0.0))

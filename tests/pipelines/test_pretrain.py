@@ -142,6 +142,18 @@ def test_a_resume_from_an_unreadable_state_leaves_no_failed_run(cli, outputs: Pa
     assert run_dirs(outputs, "pretrain") == [first]
 
 
+def test_a_resume_does_not_put_back_a_setting_the_run_deleted(cli, outputs: Path,
+                                                              ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 100: `optim=adamw ~optim.weight_decay` trained at AdamW's own 0.01; `resume=true` took the deleted key for
+    a setting added since, filled in adamw.yaml's 0.05 and trained on with it."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim=adamw", "~optim.weight_decay").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    assert cli("pretrain", "resume=true").code == 0
+    resumed = run_dirs(outputs, "pretrain")[1]
+    decays = {g["weight_decay"] for g in torch.load(resumed / "last.pt", weights_only=True)["optimizer"]["param_groups"]}
+    assert decays == {0.01, 0.0}  # AdamW's default on weights, none on norms and biases
+
+
 def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:
     assert cli("pretrain", *TINY).code == 130
     result = cli("pretrain", "resume=true", "model=resnet18")
