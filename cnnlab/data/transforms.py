@@ -95,6 +95,7 @@ class CapStrip:
         if long * factor * self.side <= MAX_RESIZED_PIXELS:
             return image
         keep = max(1, int(MAX_RESIZED_PIXELS / (self.side * factor)))
+        keep -= (long - keep) % 2  # as much cut off each end: the centre stays where it was (probe 100: half a pixel)
         return F.center_crop(image, [height, keep] if width == long else [keep, width])
 
     def __repr__(self) -> str:
