@@ -260,21 +260,24 @@ def _split_inside(folder: Path) -> Path:
 def _refuse_split_lookalikes(directory: Path, classes: list[str], name: str) -> None:
     """Refuses a one-level layout whose "class" folders are splits under other names (`layout.split_named`): Kaggle's
     training_set/training_set/{cats,dogs}/ beside test_set/test_set/... trained a 2-class model of the classes
-    test_set and training_set, exit 0 (probe 97). Splits, not classes, when two or more of them read as other splits
-    and hold the same two or more class folders (probe 100: steam_train/2021/ beside bus/2021/ is a class). The fix
-    renames each to the split folder cnnlab reads."""
+    test_set and training_set, exit 0 (probe 97). Splits, not classes, when two or more of them read as different
+    splits, one holds two or more folders and the others folders of the same names, in any case (probe 100:
+    steam_train/2021/ beside bus/2021/ is a class; probe 102: a test split without some class, or with `Cats` for
+    `cats`, is still a split). The fix renames each to the split folder cnnlab reads."""
     looks = [c for c in classes if split_named(c) and c.lower() not in SPLIT_DIR_NAMES
              and not _has_loose_image(directory / c)]
-    inner = {c: class_dirs(_split_inside(directory / c)) for c in looks}
-    alike = [c for c in looks if len(inner[c]) >= 2 and inner[c] == inner[name]]
-    if name not in alike or len({split_named(c) for c in alike}) < 2:
+    inner = {c: {n.casefold() for n in class_dirs(_split_inside(directory / c))} for c in looks}
+    widest = max(looks, key=lambda c: len(inner[c]))
+    alike = [c for c in looks if inner[c] and (c == widest or inner[c] & inner[widest])]
+    if name not in alike or len(inner[widest]) < 2 or len({split_named(c) for c in alike}) < 2:
         return
     moves = [f"mv {shlex.quote(str(_split_inside(directory / c)))} {shlex.quote(str(directory / str(split_named(c))))}"
              for c in alike]
     raise CnnlabError(f"imagefolder: the class folders of {directory} ({_shown(classes)}) include {_shown(alike)}, "
-                      "named like a split and holding folders, not images: read as classes, the model would learn "
-                      "to tell the splits apart", fix=f"give the splits the names cnnlab reads ({_SPLIT_NAMES_TEXT}, "
-                      f"in any case): {'; '.join(moves)}")
+                      "named like splits and holding folders of like names, not images: read as classes, the model "
+                      "would learn to tell the splits apart", fix=f"give the splits the names cnnlab reads "
+                      f"({_SPLIT_NAMES_TEXT}, in any case): {'; '.join(moves)} (classes whose pictures sit in "
+                      "sub-folders of like names: rename them without a split's word)")
 
 
 def _check_train_is_no_class(train_dir: Path, root: Path) -> None:

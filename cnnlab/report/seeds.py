@@ -315,12 +315,14 @@ class SeedKeys:
         if not isinstance(dataset, dict) or dataset.get("root") in (None, ""):
             return config
         config = {**config, "dataset": dict(dataset)}
-        identity = run.dataset.identity
-        if dataset.get("name") not in FOLDER_DATASETS or identity.content or identity.train_content:
-            # a canonical set's copy may lie anywhere; a user folder whose pictures the run recorded is them, wherever
-            # it was read (data_key compares them): through a link, or moved (probe 101: a symlinked root split a
-            # group of three seeds of one recipe into 41.33 ± 6.60 % and 35.33 %)
+        if dataset.get("name") not in FOLDER_DATASETS:  # a canonical set's copy may lie anywhere
             del config["dataset"]["root"]
+            return config
+        content = run.dataset.identity.content
+        if content:  # a user folder whose pictures (test split too) the run recorded is them, wherever it was read:
+            # through a link, or moved (probe 101: a symlinked root split three seeds of one recipe into two rows);
+            # two folders of one training set and other test splits stay apart (probe 102: a test score was dropped)
+            config["dataset"]["root"] = f"content:{content}"
             return config
         root = resolved_path(dataset["root"], self.cwd(origin))
         if root is None and run.dataset.name == dataset.get("name"):

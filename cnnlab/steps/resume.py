@@ -74,7 +74,9 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     run = resume_target(cfg, ctx, point)
     if run is None:
         return cfg, None
-    ctx.record.update(resumed_from=str(run.path.resolve()))
+    ctx.record.update(resumed_from=str(run.path.resolve()),
+                      deleted=sorted(deleted_keys(run) | {o[1:].split("=", 1)[0] for o in ctx.overrides
+                                                          if o.startswith("~")}))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective, replaced = resumed_config(cfg, ctx, run)
     # the folder it will read (dataset.root= may say where the data moved; a moved folder keeps its digest): other
@@ -254,6 +256,14 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         key = key.lstrip("+")
         if key in _NOT_OVERRIDABLE_ON_RESUME or key.startswith("hydra"):
             continue
+        if key.startswith("~"):  # probe 102: `resume=RUN '~optim.weight_decay'` trained on at the saved 0.05, unsaid
+            *parents, leaf = key[1:].split(".")
+            node = OmegaConf.select(old, ".".join(parents)) if parents else old
+            if isinstance(node, DictConfig) and leaf in node:
+                replaced.append(f"{key} (saved: {setting_text(_plain(node[leaf]))})")
+                with open_dict(node):
+                    del node[leaf]
+            continue
         if "." not in key and key in cfg and isinstance(cfg[key], DictConfig):
             if OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
                 raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
@@ -281,11 +291,19 @@ _CHOICE_KEYS = ("name", "_target_", "kind")
 _COLLECTIONS = ("space",)
 
 
+def deleted_keys(run: RunInfo) -> set[str]:
+    """The settings `run` trained without on purpose: its own `~KEY` overrides, and those of the runs it continued
+    (run.json `deleted`, which a resumed run records: probe 102, a second resume put the key back)."""
+    own = {str(o)[1:].split("=", 1)[0] for o in run.data.get("overrides") or [] if str(o).startswith("~")}
+    inherited = run.data.get("deleted")
+    return own | {str(k) for k in inherited if isinstance(k, str)} if isinstance(inherited, list) else own
+
+
 def _without_deleted(saved: DictConfig, filled: list[str], run: RunInfo) -> list[str]:
-    """`filled` less the keys the run deleted (`~optim.weight_decay`, recorded in its overrides), taken out of `saved`
-    again: absent on purpose, not added to cnnlab since (probe 100: a resume put optim/adamw.yaml's 0.05 back where
-    the run trained at AdamW's own 0.01)."""
-    deleted = {str(o)[1:].split("=", 1)[0] for o in run.data.get("overrides") or [] if str(o).startswith("~")}
+    """`filled` less the keys the run deleted (`deleted_keys`), taken out of `saved` again: absent on purpose, not
+    added to cnnlab since (probe 100: a resume put optim/adamw.yaml's 0.05 back where the run trained at AdamW's own
+    0.01)."""
+    deleted = deleted_keys(run)
     for key in deleted & set(filled):
         *parents, leaf = key.split(".")
         node = OmegaConf.select(saved, ".".join(parents)) if parents else saved

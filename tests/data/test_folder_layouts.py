@@ -260,16 +260,24 @@ def test_splits_under_other_names_are_refused_with_a_fix_that_works(tmp_path: Pa
 
     classes(tmp_path / "training_set" / "training_set", {"cats": 2, "dogs": 2})
     classes(tmp_path / "test_set" / "test_set", {"cats": 1, "dogs": 1}, first_shade=100)
-    with pytest.raises(CnnlabError, match="include test_set, training_set, named like a split") as err:
+    with pytest.raises(CnnlabError, match="include test_set, training_set, named like splits") as err:
         build(tmp_path)
-    subprocess.run(err.value.fix.split("in any case): ", 1)[1], shell=True, check=True)  # the fix, followed
+    subprocess.run(err.value.fix.split("in any case): ", 1)[1].split(" (classes whose", 1)[0], shell=True,
+                   check=True)  # the fix, followed
     raw = build(tmp_path)
     assert raw.classes == ["cats", "dogs"] and len(paths_of(raw.test)) == 2
     other = tmp_path / "other"
     classes(other / "train_data", {"x": 2, "y": 2})
     classes(other / "valid_data", {"x": 1, "y": 1}, first_shade=100)
-    with pytest.raises(CnnlabError, match=r"mv \S+/train_data \S+/train; mv \S+/valid_data \S+/val$"):
+    with pytest.raises(CnnlabError, match=r"mv \S+/train_data \S+/train; mv \S+/valid_data \S+/val \(classes"):
         build(other)
+    # probe 102: a test split without one class, or with the classes in another case, is still a split
+    for test_classes in ({"a": 1}, {"A": 1, "B": 1}):
+        layout = tmp_path / f"seg{len(test_classes)}"
+        classes(layout / "seg_train" / "seg_train", {"a": 2, "b": 2, "c": 2})
+        classes(layout / "seg_test" / "seg_test", test_classes, first_shade=100)
+        with pytest.raises(CnnlabError, match="include seg_test, seg_train, named like splits"):
+            build(layout)
     classes(tmp_path / "fine", {"train_station": 2, "tram": 2})  # a class named with a split's word, holding images
     assert build(tmp_path / "fine").classes == ["train_station", "tram"]
     # probe 100: classes whose pictures sit in sub-folders, one or two of them named with a split's word

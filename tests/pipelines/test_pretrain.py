@@ -152,6 +152,21 @@ def test_a_resume_does_not_put_back_a_setting_the_run_deleted(cli, outputs: Path
     resumed = run_dirs(outputs, "pretrain")[1]
     decays = {g["weight_decay"] for g in torch.load(resumed / "last.pt", weights_only=True)["optimizer"]["param_groups"]}
     assert decays == {0.01, 0.0}  # AdamW's default on weights, none on norms and biases
+    # probe 102: a resume of the resumed run put it back (only the first run's overrides said `~`)
+    assert cli("pretrain", f"resume={resumed}", "trainer.epochs=4").code == 0
+    again = run_dirs(outputs, "pretrain")[2]
+    decays = {g["weight_decay"] for g in torch.load(again / "last.pt", weights_only=True)["optimizer"]["param_groups"]}
+    assert decays == {0.01, 0.0}
+
+
+def test_a_setting_deleted_on_resume_is_deleted(cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 102: `resume=RUN '~optim.weight_decay'` trained on at the saved 0.05, without a word."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3", "optim=adamw").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    resumed = cli("pretrain", "resume=true", "~optim.weight_decay")
+    assert resumed.code == 0 and "~optim.weight_decay (saved: 0.05)" in resumed.output, resumed.output
+    last = run_dirs(outputs, "pretrain")[1] / "last.pt"
+    assert {g["weight_decay"] for g in torch.load(last, weights_only=True)["optimizer"]["param_groups"]} == {0.01, 0.0}
 
 
 def test_resume_refuses_to_change_the_model(cli, ctrl_c_after_the_first_checkpoint) -> None:

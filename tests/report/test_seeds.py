@@ -785,3 +785,13 @@ def test_seeds_of_one_folder_read_through_a_link_or_after_a_move_are_one_group(t
                   settings={"dataset": {"name": "imagefolder", "root": str(root)}})
     [group] = build_report(out).all_seed_groups
     assert group.n == 3 and group.val.n == 3
+    # probe 102: a second folder of the same training pictures with another test split is other data for a test score
+    other = tmp_path / "other"
+    (other / "train" / "cat").mkdir(parents=True)
+    (other / "train" / "cat" / "0.png").write_bytes(b"pixels")
+    (other / "test" / "cat").mkdir(parents=True)
+    (other / "test" / "cat" / "0.png").write_bytes(b"other test")
+    recorded = {**folder_dataset(other), "content": folder_digest(other), "train_content": training_digest(other)}
+    model_run(out, "pretrain", "s3", 0.39, seed=3, dataset=recorded,
+              settings={"dataset": {"name": "imagefolder", "root": str(other)}})
+    assert sorted(g.n for g in build_report(out).all_seed_groups) == [1, 3]
