@@ -75,8 +75,7 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     if run is None:
         return cfg, None
     ctx.record.update(resumed_from=str(run.path.resolve()),
-                      deleted=sorted(deleted_keys(run) | {o[1:].split("=", 1)[0] for o in ctx.overrides
-                                                          if o.startswith("~")}))
+                      deleted=sorted(deleted_keys(run) | _deletions(ctx.overrides)))
     ctx.log.info("resuming %s (%s)", run.path, run.status)
     effective, replaced = resumed_config(cfg, ctx, run)
     # the folder it will read (dataset.root= may say where the data moved; a moved folder keeps its digest): other
@@ -257,12 +256,8 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         if key in _NOT_OVERRIDABLE_ON_RESUME or key.startswith("hydra"):
             continue
         if key.startswith("~"):  # probe 102: `resume=RUN '~optim.weight_decay'` trained on at the saved 0.05, unsaid
-            *parents, leaf = key[1:].split(".")
-            node = OmegaConf.select(old, ".".join(parents)) if parents else old
-            if isinstance(node, DictConfig) and leaf in node:
-                replaced.append(f"{key} (saved: {setting_text(_plain(node[leaf]))})")
-                with open_dict(node):
-                    del node[leaf]
+            if (saved := _delete(old, key[1:])) is not _ABSENT:
+                replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
         if "." not in key and key in cfg and isinstance(cfg[key], DictConfig):
             if OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
@@ -291,12 +286,32 @@ _CHOICE_KEYS = ("name", "_target_", "kind")
 _COLLECTIONS = ("space",)
 
 
+_ABSENT = object()
+
+
+def _deletions(overrides: Any) -> set[str]:
+    """The keys of the `~KEY` overrides among `overrides` (a recorded list: untrusted)."""
+    return {str(o)[1:].split("=", 1)[0] for o in overrides or [] if str(o).startswith("~")}
+
+
+def _delete(config: DictConfig, dotted: str) -> Any:
+    """Delete `dotted` from `config`; its value, or _ABSENT when it was not there."""
+    *parents, leaf = dotted.split(".")
+    node = OmegaConf.select(config, ".".join(parents)) if parents else config
+    if not isinstance(node, DictConfig) or leaf not in node:
+        return _ABSENT
+    value = node[leaf]
+    with open_dict(node):
+        del node[leaf]
+    return value
+
+
 def deleted_keys(run: RunInfo) -> set[str]:
     """The settings `run` trained without on purpose: its own `~KEY` overrides, and those of the runs it continued
     (run.json `deleted`, which a resumed run records: probe 102, a second resume put the key back)."""
-    own = {str(o)[1:].split("=", 1)[0] for o in run.data.get("overrides") or [] if str(o).startswith("~")}
     inherited = run.data.get("deleted")
-    return own | {str(k) for k in inherited if isinstance(k, str)} if isinstance(inherited, list) else own
+    return _deletions(run.data.get("overrides")) | ({str(k) for k in inherited if isinstance(k, str)}
+                                                     if isinstance(inherited, list) else set())
 
 
 def _without_deleted(saved: DictConfig, filled: list[str], run: RunInfo) -> list[str]:
@@ -305,11 +320,7 @@ def _without_deleted(saved: DictConfig, filled: list[str], run: RunInfo) -> list
     0.01)."""
     deleted = deleted_keys(run)
     for key in deleted & set(filled):
-        *parents, leaf = key.split(".")
-        node = OmegaConf.select(saved, ".".join(parents)) if parents else saved
-        if isinstance(node, DictConfig) and leaf in node:
-            with open_dict(node):
-                del node[leaf]
+        _delete(saved, key)
     return [key for key in filled if key not in deleted]
 
 
