@@ -234,7 +234,7 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
             expects_value = _takes_value(args, index)
             if arg in _INFO_FLAGS and not expects_value:
                 following = args[index + 1] if index + 1 < len(args) else ""
-                if following and "=" not in following and not following.startswith("-"):  # `--info nosuch`
+                if following and "=" not in following and not following.startswith(("-", "~", "+")):  # --info nosuch
                     raise UserError(f"{arg} {following}: {arg} takes one of {', '.join(_INFO_CHOICES)} (or nothing: "
                                     "all)")
                 flags.append("all")  # Hydra's own default, said: the argument after the flags is no value of it

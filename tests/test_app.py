@@ -50,6 +50,7 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("pretrain", *TINY, "trainer.amp=fp16"),            # session 58: checked by the engine as it picks the precision
     ("bench", "model=lenet5", "bench.backends=[tensorrt]"),  # session 58: a runtime that does not run on the CPU
     ("bench", "source=[/nope,/nope2]"),                 # probe 98: a paired session's sources that are not there
+    ("pretrain", *TINY, "optim.momentum=0"),           # probe 102: SGD's own refusal (Nesterov needs momentum)
 ])
 def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
     """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty

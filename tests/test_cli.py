@@ -155,6 +155,8 @@ def test_info_with_or_without_its_value(cli, outputs: Path, args: list[str], sho
     result = cli("pretrain", *args)
     assert result.code == 0 and shows in result.stdout, result.output
     assert not run_dirs(outputs, "pretrain")
+    deleted = cli("pretrain", "--info", "~trainer.grad_clip")  # probe 102: a deletion after --info is no --info value
+    assert "--info takes one of" not in deleted.stderr, deleted.output
     wrong = cli("pretrain", "--info", "nosuch")  # probe 100: the whole --info, then "malformed override 'nosuch'"
     assert wrong.code == 2 and "--info takes one of all, config" in wrong.stderr and wrong.stdout == "", wrong.output
 

@@ -113,24 +113,33 @@ def _kind_taken(param: inspect.Parameter) -> str | None:
         return "bool"
     if isinstance(default, (int, float)):
         return "number"
+    if isinstance(default, tuple) and default and all(isinstance(v, (int, float)) for v in default):
+        return "numbers"  # betas, etas, step_sizes (probe 102: `step_sizes=[1e-6,yes]` failed at the first step)
     annotation = str(param.annotation)
     return "bool" if "bool" in annotation and "float" not in annotation else None
 
 
-def _mistyped_key(cls: type, cfg: DictConfig) -> tuple[str, Any, str] | None:
-    """(key, value, 'true or false' | 'a number') for the first `optim.*` value of another type than the class's
-    argument takes. Probe 99: `+optim.maximize=off` reached torch as the text 'off', which counts as true — training
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mistyped_key(cls: type, cfg: DictConfig) -> tuple[str, Any, str, Any] | None:
+    """(key, value, 'true or false' | 'a number' | 'a list of numbers', the class's default) for the first `optim.*`
+    value of another type than the class's argument takes. Probe 99: `+optim.maximize=off` reached torch as the text 'off', which counts as true — training
     climbed the loss — while `off` in a YAML file is false; `+optim.amsgrad=no` turned AMSGrad on."""
     params = inspect.signature(cls.__init__).parameters
-    for key, value in cfg.items():
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    for key, value in plain.items():  # type: ignore[union-attr]
         param = params.get(str(key))
         if param is None or str(key).startswith("_") or value is None:
             continue
         kind = _kind_taken(param)
         if kind == "bool" and not isinstance(value, bool):
-            return str(key), value, "true or false"
-        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return str(key), value, "a number"
+            return str(key), value, "true or false", param.default
+        if kind == "number" and not _is_number(value):
+            return str(key), value, "a number", param.default
+        if kind == "numbers" and not (isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)):
+            return str(key), value, "a list of numbers", param.default
     return None
 
 
@@ -156,10 +165,12 @@ def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
                               f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
     mistyped = _mistyped_key(cls, cfg)
     if mistyped is not None:
-        key, value, wanted = mistyped
-        example = "false" if wanted == "true or false" else "0.9"
-        raise CnnlabError(f"optim.{key}={value!r}: {target} takes {wanted} there (on the command line yes, no, on and "
-                          "off are text, which an optimizer reads as true)",
+        key, value, wanted, default = mistyped
+        example = str(default).lower() if isinstance(default, bool) else \
+            f"[{','.join(str(v) for v in default)}]" if isinstance(default, tuple) else str(default)
+        words = " (on the command line yes, no, on and off are text, which an optimizer reads as true)" \
+            if wanted == "true or false" else ""
+        raise CnnlabError(f"optim.{key}={value!r}: {target} takes {wanted} there{words}",
                           fix=f"write +optim.{key}={example} (optim.{key}={example} where the optim file has the key)")
     for key, why in _NOT_FOR_CNNLAB.items():  # probes 99, 100: an error at the first step, shown as a bug in cnnlab
         if cfg.get(key) is True:
@@ -181,7 +192,9 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
         # probe 57: `+optim.dampening=0.1` on optim=sgd (nesterov: true) was told to "check the optim group"
         fix = "set optim.nesterov=false (Nesterov momentum needs momentum > 0 and dampening 0)" \
             if "Nesterov" in cause else f"change the setting it names (this optimizer was given {given})"
-        raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {cause}", fix=fix) from exc
+        refused = CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {cause}", fix=fix)
+        refused.before_work = True  # built before the first step: the run it stops leaves no folder (probe 102)
+        raise refused from exc
 
 
 class LARS(torch.optim.Optimizer):

@@ -111,6 +111,12 @@ def test_an_optimizer_argument_of_another_type_is_refused(cfg, key) -> None:
     assert f"+optim.{key}=" in error.value.fix
     fixed = {**cfg, key: 0.1 if key == "dampening" else False}
     assert build_optimizer(fixed, param_groups(tiny(), 0.1, 0.0)).param_groups[0][key] == fixed[key]
+    rprop = {"_target_": "torch.optim.Rprop", "lr": 0.1, "step_sizes": [1e-6, "yes"]}  # probe 102: a traceback
+    with pytest.raises(CnnlabError, match="Rprop takes a list of numbers there") as error:
+        build_optimizer(rprop, param_groups(tiny(), 0.1, 0.0))
+    assert "+optim.step_sizes=[1e-06,50]" in (error.value.fix or "")
+    assert isinstance(build_optimizer({**rprop, "step_sizes": [1e-6, 50]}, param_groups(tiny(), 0.1, 0.0)),
+                      torch.optim.Rprop)
     with pytest.raises(CnnlabError, match="differentiable=true is for differentiating through the optimizer step"):
         build_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "differentiable": True}, param_groups(tiny(), 0.1, 0))
     with pytest.raises(CnnlabError, match="capturable=true is for CUDA graph capture"):
