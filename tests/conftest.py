@@ -19,6 +19,21 @@ os.environ["COLUMNS"] = "200"
 # (oversubscription), and `pytest -n 2` already uses both cores.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True, scope="session")
+def outputs_outside_the_repository(tmp_path_factory: pytest.TempPathFactory):
+    """Every test without the `outputs` fixture writes its runs — and the run folders Hydra reserves as a config is
+    composed — into a temporary folder, never into the repository's outputs/ (test_conf, test_settings and
+    test_stage_check left empty run folders there)."""
+    before = os.environ.get("CNNLAB_OUTPUTS")
+    os.environ["CNNLAB_OUTPUTS"] = str(tmp_path_factory.mktemp("session-outputs"))
+    yield
+    if before is None:
+        os.environ.pop("CNNLAB_OUTPUTS", None)
+    else:
+        os.environ["CNNLAB_OUTPUTS"] = before
+
+
 @pytest.fixture
 def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh outputs folder (CNNLAB_OUTPUTS) and working directory per test."""

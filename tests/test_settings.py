@@ -19,16 +19,9 @@ from cnnlab.settings import (check_config, check_resume, check_setting, derived_
 
 
 def composed(command: str, *overrides: str) -> dict[str, Any]:
-    import os
-    import tempfile
-    from unittest import mock
-
     import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
 
-    # composing reserves the run folder (the resolver makes it): in a temporary folder, not the repository's outputs/
-    with tempfile.TemporaryDirectory(prefix="cnnlab-composed-") as outputs, \
-            initialize_config_module("cnnlab.conf", version_base="1.3"), \
-            mock.patch.dict(os.environ, {"CNNLAB_OUTPUTS": outputs}):
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
         cfg = compose("config", overrides=[f"command={command}", *COMMANDS[command].default_overrides, *overrides])
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
 
