@@ -210,6 +210,8 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
                                  "(a flat folder: `cnnlab pretrain method=simclr dataset=imagefolder dataset.root=DIR`)"
                                  if directory == root else ""))
     _refuse_folded_twins(directory, classes, () if train is None else train[1])
+    if directory == root:
+        _refuse_split_lookalikes(directory, classes)
     for name in classes:
         _check_class_folder(directory, name, classes, one_level=directory == root)
     return classes
@@ -228,8 +230,6 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
         return
     if not subs:
         return  # an empty class folder: its split decides (`_checked_split`)
-    if one_level and name.lower() not in SPLIT_DIR_NAMES and split_named(name):
-        _refuse_split_lookalikes(directory, classes, name)
     if one_level and name.lower() in SPLIT_DIR_NAMES:
         others = [other for other in classes if other.lower() not in SPLIT_DIR_NAMES]
         move = (f"move the training class folders ({_shown(others)}) into {directory}/train/" if others else
@@ -257,7 +257,7 @@ def _split_inside(folder: Path) -> Path:
     return folder / folder.name if class_dirs(folder) == [folder.name] else folder
 
 
-def _refuse_split_lookalikes(directory: Path, classes: list[str], name: str) -> None:
+def _refuse_split_lookalikes(directory: Path, classes: list[str]) -> None:
     """Refuses a one-level layout whose "class" folders are splits under other names (`layout.split_named`): Kaggle's
     training_set/training_set/{cats,dogs}/ beside test_set/test_set/... trained a 2-class model of the classes
     test_set and training_set, exit 0 (probe 97). Splits, not classes, when two or more of them read as different
@@ -266,10 +266,12 @@ def _refuse_split_lookalikes(directory: Path, classes: list[str], name: str) -> 
     `cats`, is still a split). The fix renames each to the split folder cnnlab reads."""
     looks = [c for c in classes if split_named(c) and c.lower() not in SPLIT_DIR_NAMES
              and not _has_loose_image(directory / c)]
+    if not looks:
+        return
     inner = {c: {n.casefold() for n in class_dirs(_split_inside(directory / c))} for c in looks}
     widest = max(looks, key=lambda c: len(inner[c]))
     alike = [c for c in looks if inner[c] and (c == widest or inner[c] & inner[widest])]
-    if name not in alike or len(inner[widest]) < 2 or len({split_named(c) for c in alike}) < 2:
+    if len(inner[widest]) < 2 or len({split_named(c) for c in alike}) < 2:
         return
     moves = [f"mv {shlex.quote(str(_split_inside(directory / c)))} {shlex.quote(str(directory / str(split_named(c))))}"
              for c in alike]
