@@ -9,8 +9,9 @@ from typing import Any, Mapping
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text
-from cnnlab.report.formats import (DIFFERENCES_LEGEND, csv_text, gone_source_notes, group_notes, json_text, legend,
-                                   markdown, rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, csv_text, gone_source_notes, group_notes,
+                                   json_text, legend, markdown, rich_differences, rich_table, sessions_note,
+                                   speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -182,7 +183,7 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
 
 
 # How each file cnnlab writes begins: another file of that name in the folder is the user's, never replaced
-_OWN_START = {"report.md": "# cnnlab report: ", "report.csv": "run,", "report.json": '{\n  "comparison": '}
+_OWN_START = {"report.md": MARKDOWN_START, "report.csv": "run,", "report.json": '{\n  "comparison": '}
 
 
 def _refuse_foreign_files(folder: Path) -> None:

@@ -32,6 +32,9 @@ MEMBER = "└ "               # a seed run listed under its group
 DIFFERENCE_COLUMNS = ("run", "model", "difference", "top-1 on", "n seeds", "mean ± std", "95 % CI", "verdict")
 
 
+MARKDOWN_START = "# cnnlab report: "  # how report.md begins: another file of that name is the user's
+
+
 def _relative(path: Path, base: Path) -> str:
     return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
@@ -410,7 +413,7 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
 
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,
              comparison: Comparison, plots: dict[str, str]) -> str:
-    lines = [f"# cnnlab report: {base}", "", legend(comparison) + ".", ""]
+    lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
     rows_timed = [row for members in groups.values() for group in members for row in group.rows]
     if (note := sessions_note(rows_timed)) is not None:
         lines += [note.replace("cnnlab bench '", "`cnnlab bench '") + "`.", ""]
