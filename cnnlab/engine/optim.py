@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
@@ -192,9 +192,8 @@ def build_optimizer(optim_cfg: Mapping[str, Any], groups: Iterable[dict[str, Any
         # probe 57: `+optim.dampening=0.1` on optim=sgd (nesterov: true) was told to "check the optim group"
         fix = "set optim.nesterov=false (Nesterov momentum needs momentum > 0 and dampening 0)" \
             if "Nesterov" in cause else f"change the setting it names (this optimizer was given {given})"
-        refused = CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {cause}", fix=fix)
-        refused.before_work = True  # built before the first step: the run it stops leaves no folder (probe 102)
-        raise refused from exc
+        with found_before_work():  # built before the first step: the run it stops leaves no folder (probe 102)
+            raise CnnlabError(f"cannot build optimizer {cfg.get('_target_')}: {cause}", fix=fix) from exc
 
 
 class LARS(torch.optim.Optimizer):

@@ -39,7 +39,7 @@ from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, all_reduce_sum
 from cnnlab.engine.seeding import rng_state, set_rng_state
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 log = logging.getLogger("cnnlab")
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -259,12 +259,11 @@ class Trainer:
             start_epoch, result.history = self._restore(resume_from, model, optimizer, scheduler, scaler,
                                                         steps_per_epoch=steps_per_epoch)
             if start_epoch > settings.epochs:  # probe 98: nothing trained, nothing said, a "completed" run recorded
-                error = CnnlabError(f"{resume_from} holds the state after epoch {start_epoch}, more than "
-                                    f"trainer.epochs={settings.epochs}, so resuming would train nothing",
-                                    fix=f"resume with trainer.epochs={start_epoch} or more, or drop resume= to start "
-                                        "a new run")
-                error.before_work = True
-                raise error
+                with found_before_work():
+                    raise CnnlabError(f"{resume_from} holds the state after epoch {start_epoch}, more than "
+                                      f"trainer.epochs={settings.epochs}, so resuming would train nothing",
+                                      fix=f"resume with trainer.epochs={start_epoch} or more, or drop resume= to "
+                                          "start a new run")
             log.info("resuming after epoch %d from %s", start_epoch, resume_from)
             self._saved_epoch = start_epoch  # the state resumed from stays where it is
         refuse_batch_of_one(unwrap(model), train_loader, frozen=frozen, to_device=rt.to_device,
