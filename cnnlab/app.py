@@ -42,6 +42,7 @@ from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_thread
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full
+from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason, started_from
 from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
@@ -465,7 +466,7 @@ def main(records_run: bool = True) -> None:
         scratch = tempfile.mkdtemp(prefix=f"cnnlab-{command or 'run'}-")
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         logging_choice = "disabled" if rank > 0 else "cnnlab_console"
-        sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null",
+        sys.argv += [f"hydra.run.dir={hydra_value(scratch)}", "hydra.output_subdir=null",
                      f"hydra/job_logging={logging_choice}", "hydra/hydra_logging=disabled"]
     rerun = _take_rerun_option()
     multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])

@@ -93,10 +93,16 @@ def hydra_quoted(text: str) -> str:
     return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
+def hydra_value(path: Any) -> str:
+    """A path as one Hydra override value: as it is when plain, else Hydra-quoted (a comma made `source=a,b` a
+    sweep, a space or `=` another parse)."""
+    return str(path) if re.fullmatch(r"[\w./+@-]+", str(path)) else hydra_quoted(str(path))
+
+
 def path_argument(key: str, paths: Sequence[Any]) -> str:
     """`key=PATH` (one path) or `key=[A,B]` as one shell word that Hydra reads back as those paths: a path with a
     space, a comma or another character of Hydra's grammar is Hydra-quoted, and the word shell-quoted — the report's
     `cnnlab bench source=...` hints, pasted, failed for a folder `with space/` or `a,b/` (probe 98)."""
-    items = [str(p) if re.fullmatch(r"[\w./+@-]+", str(p)) else hydra_quoted(str(p)) for p in paths]
+    items = [hydra_value(p) for p in paths]
     value = items[0] if len(items) == 1 else f"[{','.join(items)}]"
     return shlex.quote(f"{key}={value}")

@@ -24,6 +24,7 @@ from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import claim, file_sha256, read_json, read_yaml_mapping, write_json
+from cnnlab.hydra_args import path_argument
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
 
@@ -490,7 +491,7 @@ def _refuse_a_newer_run_with_its_model_deleted(spec: str, newest: RunInfo, comma
     what = f"`cnnlab {command}` run" if command else "run"
     raise CnnlabError(f"{spec}: the newest completed {what}, {newest.path}, has its {' and '.join(gone)} deleted, "
                       f"and the next newest with a model file is {chosen.path}",
-                      fix=f"name the run to use (source={chosen.path}), restore the file, or train again")
+                      fix=f"name the run to use ({path_argument('source', [chosen.path])}), restore the file, or train again")
 
 
 def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkpoint", "onnx"),
@@ -608,6 +609,6 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
     if want == ("onnx",):
         on_pytorch = f", or run the model.pt on PyTorch with {runtime_key}=pytorch" if runtime_key else ""
         return CnnlabError(f"{what} holds a model.pt (PyTorch checkpoint), and this runs ONNX files",
-                           fix=f"export it first (`cnnlab export source={where}`) and pass that run{on_pytorch}")
+                           fix=f"export it first (`cnnlab export {path_argument('source', [where])}`) and pass that run{on_pytorch}")
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from")

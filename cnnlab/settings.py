@@ -28,7 +28,7 @@ import yaml
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR, default_choices
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import edits_source_data
+from cnnlab.hydra_args import edits_source_data, path_argument
 from cnnlab.wording import listed
 
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
@@ -768,14 +768,14 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
 
     folder = run.path
     if run.status in RESUMABLE_STATUSES and run.artifact("checkpoint") is not None:
-        instead = f"to continue that run, use `cnnlab {run.command} resume={folder}`"
+        instead = f"to continue that run, use `cnnlab {run.command} {path_argument('resume', [folder])}`"
     elif run.artifact("model") is None:
         instead = f"pick a `cnnlab {command}` run (`cnnlab list runs` shows each run's command and status)"
     elif start := START_FROM_RUN.get(command):
-        instead = f"to start from its model, run `cnnlab {command} {start}={folder}` (without resume=)"
+        instead = f"to start from its model, run `cnnlab {command} {path_argument(start, [folder])}` (without resume=)"
     else:
         instead = (f"{command} starts from random weights; to train further from that run use "
-                   f"`cnnlab finetune model.weights={folder}`")
+                   f"`cnnlab finetune {path_argument('model.weights', [folder])}`")
     named = "" if spec == str(folder) else f" ({folder})"
     takes = (f"`cnnlab {command} resume=` continues an interrupted {command} run" if COMMANDS[command].resumable
              else f"`cnnlab {command}` does not resume")

@@ -209,3 +209,16 @@ def test_an_outputs_variable_holding_an_interpolation_is_refused_before_a_folder
     result = cli("pretrain", *TINY)
     assert result.code == 2 and "CNNLAB_OUTPUTS=" in result.stderr and "holds '${'" in result.stderr, result.output
     assert not (tmp_path / "x${y}").exists()
+
+
+def test_a_command_that_keeps_no_record_runs_with_a_temporary_folder_named_with_a_comma(
+        cli, outputs, tmp_path, monkeypatch) -> None:
+    """`TMPDIR="/tmp/t mp,x" cnnlab inspect` stopped: its scratch run folder, passed to Hydra as hydra.run.dir, read
+    as a sweep ("a comma separates the values of a sweep")."""
+    import tempfile
+
+    scratch = tmp_path / "t mp,x"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = cli("inspect", "model=lenet5", "dataset.image_size=32")
+    assert result.code == 0 and "total" in result.stdout, result.output

@@ -30,6 +30,7 @@ from cnnlab.data.file_checks import faults_error, file_faults, idx_faults, image
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import path_argument
 from cnnlab.wording import listed
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
         above = next((a for a in list(root.resolve().parents)[:2] if files.state(a) != "missing"), None)
         if above is not None:
             raise CnnlabError(f"{files.title}'s files are in {above}, and dataset.root={root} names a folder inside "
-                              "them", fix=f"use dataset.root={above}")
+                              "them", fix=f"use {path_argument('dataset.root', [above])}")
     if state == "missing" and mode is not True and files.system_copy() is not None:
         state = "system"
     if state == "missing" and mode is False:

@@ -25,6 +25,7 @@ from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import file_sha256
+from cnnlab.hydra_args import path_argument
 from cnnlab.models import count_flops, count_params
 from cnnlab.runs import Source, check_intact
 
@@ -162,7 +163,7 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
                 raise CnnlabError(f"{path}, the model.pt {source.path.name} was exported from, has changed since (its "
                                   f"SHA-256 differs from the one in {source.path}'s metadata): it is another network",
                                   fix=f"put back the model.pt {source.path.name} was exported from; for the network "
-                                      f"now at {path}, name it instead (source={path})")
+                                      f"now at {path}, name it instead ({path_argument('source', [path])})")
             return path
     if source.run is None or source.run.artifact("model") is None:
         return None

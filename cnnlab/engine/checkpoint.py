@@ -18,6 +18,7 @@ from torch import nn
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
+from cnnlab.hydra_args import path_argument
 
 FORMAT = "cnnlab.checkpoint/1"
 
@@ -40,7 +41,7 @@ def save_tensors(path: Path, payload: dict[str, Any]) -> None:
 
 # How a plain state dict (or a whole pickled model's weights) becomes what `source=` takes: a cnnlab model.pt,
 # which records the network, the classes and the input the weights need.
-STATE_DICT_TO_SOURCE = ("`cnnlab finetune model=NAME model.weights={weights} dataset=...` (NAME: the network it was "
+STATE_DICT_TO_SOURCE = ("`cnnlab finetune model=NAME {weights} dataset=...` (NAME: the network it was "
                         "saved from; dataset: its data) loads the weights and writes a cnnlab model.pt; then use "
                         "source=latest:finetune")
 
@@ -59,7 +60,7 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
             # weights_only refuses pickled code (a whole saved module) — never unpickle it.
             if pickled_fix is None:  # a model.pt for source=, or cnnlab's own last.pt (never pickles objects)
                 pickled_fix = ("save its weights with torch.save(model.state_dict(), 'weights.pth'); "
-                               + STATE_DICT_TO_SOURCE.format(weights="weights.pth")) if what == "checkpoint" \
+                               + STATE_DICT_TO_SOURCE.format(weights="model.weights=weights.pth")) if what == "checkpoint" \
                     else "pick another file or re-create it"
             raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
                               "model?), not just tensors", fix=pickled_fix) from exc
@@ -252,9 +253,9 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     network without its classes and input (and an SSL run's projection head); the model is the model.pt beside it
     (probe 83: model.weights=RUN/last.pt was read as a plain state dict, then "'conv1.weight' is missing")."""
     if (path.parent / "model.pt").is_file():
-        fix = f"give its run folder ({key}={path.parent})"
+        fix = f"give its run folder ({path_argument(key, [path.parent])})"
     elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
-        fix = (f"its run has no model.pt yet: finish it with resume={path.parent} (the command that made it), then "
+        fix = (f"its run has no model.pt yet: finish it with {path_argument('resume', [path.parent])} (the command that made it), then "
                f"give the run that completes it ({key}=latest:<command>)")
     else:
         fix = "a training state outside its run folder is no model: give the model.pt its run wrote"
@@ -273,7 +274,7 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
         if find_state_dict(payload)[0] is not None:
             # weights alone: the network, classes and input they need are not recorded
             raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
-                              "no network, classes or input recorded)", fix=STATE_DICT_TO_SOURCE.format(weights=path))
+                              "no network, classes or input recorded)", fix=STATE_DICT_TO_SOURCE.format(weights=path_argument("model.weights", [path])))
         raise CnnlabError(f"{path} is not a cnnlab model checkpoint (no '{FORMAT}' marker)",
                           fix="point to a model.pt written by cnnlab, or a run folder")
     try:
@@ -321,7 +322,7 @@ def untrained_head_error(method: str, origin: Any, use: str, backbone: Any = Non
     (default: `origin` itself); `then`: the setting that takes the fine-tuned model."""
     error = CnnlabError(f"{origin} is a backbone pretrained with method={method}: its classifier head was never "
                         f"trained, so {use} would be chance-level",
-                        fix=f"fine-tune it first (`cnnlab finetune model.weights={backbone or origin} "
+                        fix=f"fine-tune it first (`cnnlab finetune {path_argument('model.weights', [backbone or origin])} "
                             f"finetune.mode=linear` for a linear probe, or finetune.mode=full), then use {then}")
     error.before_work = True  # a refusal of the input model: the refused run leaves no folder (cnnlab.app)
     return error

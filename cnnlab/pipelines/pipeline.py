@@ -27,6 +27,7 @@ from cnnlab.conftree import config_files_digest, default_choices
 from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.hydra_args import hydra_value
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
 from cnnlab.steps.stage_check import check_stages
@@ -161,7 +162,7 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
     """Run one stage as `cnnlab <command> <common flags and overrides> <its overrides>`; its completed run."""
     overrides = [*common, *stage.resolved_overrides(run_dirs)]
     if resume is not None:
-        overrides.append(f"resume={resume.path}")
+        overrides.append(f"resume={hydra_value(resume.path)}")
     ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, " ".join(overrides))
     tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint,
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read

@@ -19,8 +19,10 @@ from typing import Any, Iterable, Mapping
 
 from cnnlab.commands import commands_where
 from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import hydra_value
 
 REFERENCE = re.compile(r"@([A-Za-z_][\w.-]*)")
+_REFERENCED_PATH = re.compile(REFERENCE.pattern + r"(/[^,\[\]{}()'\"=\s]*)?")  # @stage or @stage/file.pt
 MODEL_COMMANDS = commands_where(produces_model=True)
 HAS_OWN_ONNX = commands_where(writes_onnx=True)
 RESUMABLE = commands_where(resumable=True)  # keep last.pt and accept resume=RUN
@@ -38,7 +40,10 @@ class Stage:
     automatic: bool = False                          # an export/bench added by the pipeline
 
     def resolved_overrides(self, run_dirs: Mapping[str, str]) -> list[str]:
-        return [REFERENCE.sub(lambda m: run_dirs[m.group(1)], o) for o in self.overrides]
+        """The overrides with each `@stage` replaced by its run folder, Hydra-quoted where the folder's path
+        holds a comma or a space (an outputs folder `a b,c/` made `source=` a sweep and stopped the stage)."""
+        return [_REFERENCED_PATH.sub(lambda m: hydra_value(run_dirs[m.group(1)] + (m.group(2) or "")), o)
+                for o in self.overrides]
 
     def fingerprint(self, upstream: Mapping[str, str], common: Iterable[str]) -> str:
         text = [REFERENCE.sub(lambda m: "@" + upstream[m.group(1)], o) for o in self.overrides]

@@ -15,6 +15,7 @@ from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import read_yaml_mapping, write_text
+from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
@@ -123,7 +124,7 @@ def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePo
     if done is None:
         return
     raise CnnlabError(f"resume={run.path}: that run {state} ({done.did}), so there is nothing to continue",
-                      fix=f"{done.how}: `cnnlab {command} resume={run.path} {done.more}`{done.also}, or start a new "
+                      fix=f"{done.how}: `cnnlab {command} {path_argument('resume', [run.path])} {done.more}`{done.also}, or start a new "
                           "run without resume=")
 
 
@@ -135,7 +136,7 @@ def _refuse_fewer_epochs_than_trained(run: RunInfo, cfg: DictConfig, command: st
         return
     raise CnnlabError(f"resume={run.path}: that run was {run.status} after {counted(trained, 'epoch')}, more than "
                       f"trainer.epochs={cfg.trainer.epochs} asks for, so resuming would train nothing",
-                      fix=f"`cnnlab {command} resume={run.path}` finishes its {counted(trained, 'epoch')} or more "
+                      fix=f"`cnnlab {command} {path_argument('resume', [run.path])}` finishes its {counted(trained, 'epoch')} or more "
                           f"(trainer.epochs={trained} or more), or start a new run without resume=")
 
 
@@ -212,7 +213,7 @@ def _run_folder(spec: str, command: str) -> Path:
     if path.is_file():
         in_a_run = (path.parent / RUN_FILE).is_file()
         raise CnnlabError(f"resume={spec} is a file; resume= takes the run folder that holds it",
-                          fix=f"pass its folder: `cnnlab {command} resume={path.parent}`" if in_a_run else
+                          fix=f"pass its folder: `cnnlab {command} {path_argument('resume', [path.parent])}`" if in_a_run else
                               f"pass resume=true or a `cnnlab {command}` run folder (`cnnlab list runs` shows them)")
     if not (path / RUN_FILE).is_file():
         raise CnnlabError(f"resume={spec}: {'no such folder' if not path.exists() else f'no {RUN_FILE} there'}, "

@@ -419,3 +419,15 @@ def test_a_stage_stopped_by_ctrl_c_is_given_time_to_record_it(tmp_path: Path) ->
     with pytest.raises(KeyboardInterrupt):
         _run_child([sys.executable, "-c", script], dict(os.environ))
     assert recorded.read_text() == "interrupted"
+
+
+def test_a_stage_names_an_upstream_folder_whose_path_holds_a_comma_or_a_space() -> None:
+    """An outputs folder `a b,c/` made the export stage's `source=` a sweep: the stage stopped ("a comma separates
+    the values of a sweep") after its upstream had trained."""
+    from cnnlab.hydra_args import override_parser
+
+    folder = "/tmp/a b,c/outputs/pipeline/tiny/runs/pretrain/x"
+    stage = Stage("b", "prune", ["source=@a", "model.weights=@a/model.pt", "source=[@a,@a]", "trainer.epochs=1"])
+    parsed = [override_parser().parse_override(o).value() for o in stage.resolved_overrides({"a": folder})]
+    assert parsed == [folder, f"{folder}/model.pt", [folder, folder], 1]
+    assert Stage("b", "prune", ["source=@a"]).resolved_overrides({"a": "/tmp/plain"}) == ["source=/tmp/plain"]

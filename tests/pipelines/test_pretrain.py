@@ -206,6 +206,25 @@ def test_resume_given_what_is_not_a_run_of_this_command_names_a_fix_that_works(
     assert read_run(only_completed(outputs))["resumed_from"] == str(interrupted.resolve())
 
 
+def test_resume_hints_for_a_run_in_a_folder_with_a_comma_and_a_space_work_when_pasted(
+        cli, outputs: Path, tmp_path: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    """The fixes printed `resume=/x/a b,c/run` unquoted: pasted, the shell split it, or Hydra read a sweep."""
+    from cnnlab.hydra_args import hydra_value
+
+    assert cli("pretrain", *TINY).code == 130
+    ctrl_c_after_the_first_checkpoint()
+    moved = tmp_path / "old runs, kept" / "run"
+    moved.parent.mkdir()
+    run_dirs(outputs, "pretrain")[0].rename(moved)
+    for given in (f"resume={hydra_value(moved / 'run.json')}", f"resume={hydra_value(moved)}"):
+        refused = cli("search" if given.endswith("run'") else "pretrain", given)
+        assert refused.code == 2 and "Traceback" not in refused.output, refused.output
+        followed = hinted_command(refused.stderr)
+        assert followed[0] == "pretrain" and f"resume={moved}" not in followed, followed
+    assert cli(*followed).code == 0
+    assert read_run(only_completed(outputs))["resumed_from"] == str(moved.resolve())
+
+
 def only_completed(outputs: Path) -> Path:
     (run,) = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"]
     return run
