@@ -44,7 +44,7 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
     parser = override_parser()
     for text in typed:
         try:
-            override = parser.parse_override(text)
+            override = parser.parse_override(quote_plain_value(text))  # as Hydra gets it (`~/x,~/y` quoted)
             if override.is_delete():
                 continue
             key = override.key_or_group
@@ -68,11 +68,29 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
         if not values:
             raise CnnlabError(f"{text}: the sweep holds no value, so no job would run",
                               fix=f"give it values, e.g. {key}=range(0,3) or {key}=1,2")
+        if key in _FOLDER_KEYS:
+            _check_folder_sweep(text, key, values, override.is_sweep_override())
         if "." not in key and override.is_sweep_override():
             _say_twins(key, [str(value) for value in values], config_dirs,
                        glob=override.value() if isinstance(override.value(), Glob) else None)
         for value in values:
             check_setting(key, value, command)
+
+
+_FOLDER_KEYS = ("paths.outputs", "paths.data")
+
+
+def _check_folder_sweep(text: str, key: str, values: Sequence[Any], sweep: bool) -> None:
+    """A UserError for `-m paths.outputs=A,B` (the sweep's folder is set from paths.outputs before any job, so every
+    job wrote into ./outputs while recording A or B: `latest` in a job looked elsewhere) and for a swept folder
+    written with ~ (a single run refuses it, check_typed_folders; the sweep ran)."""
+    if key == "paths.outputs" and sweep:
+        raise UserError(f"{text}: a sweep's runs all go into one folder, chosen from paths.outputs before its first "
+                        "job — run one sweep per outputs folder (CNNLAB_OUTPUTS=DIR cnnlab ... -m)")
+    for value in values:
+        if isinstance(value, str) and value.startswith("~"):
+            raise UserError(f"{text}: Hydra does not expand ~, so {value} is a folder named '~' in {Path.cwd()} — "
+                            f"write the full path ($HOME{value[1:]}, unquoted)")
 
 
 # what a job of each command may start from a run by (`latest` among them)

@@ -247,6 +247,20 @@ def test_a_sweep_over_an_option_and_its_alias_says_it_trains_one_network_twice(c
     assert "under another name" not in cli("inspect", "-m", "model=lenet5,mobilenet", "dataset.image_size=32").stderr
 
 
+def test_a_sweep_of_outputs_folders_or_of_folders_written_with_a_tilde_is_refused(cli, outputs: Path) -> None:
+    """`-m paths.outputs=~/x,~/y` trained both jobs into ./outputs (the sweep's folder is chosen before any job) while
+    each recorded another outputs folder; `-m paths.data=~/d,/tmp/d` took a folder named '~' that a single run
+    refuses. Neither was refused: `~` is no token of Hydra's grammar, so the sweep's values went unread."""
+    swept = cli("pretrain", "-m", *TINY, "paths.outputs=/tmp/a,/tmp/b")
+    assert swept.code == 2 and "a sweep's runs all go into one folder" in swept.stderr, swept.output
+    assert "CNNLAB_OUTPUTS=DIR" in swept.stderr
+    for typed in ("paths.outputs=~/x,~/y", "paths.data=~/d,/tmp/d"):
+        refused = cli("pretrain", "-m", *TINY, typed)
+        assert refused.code == 2 and "Traceback" not in refused.output, refused.output
+    assert "Hydra does not expand ~, so ~/d is a folder named '~'" in refused.stderr
+    assert "$HOME/d" in refused.stderr and not outputs.exists()
+
+
 def test_a_sweep_whose_jobs_would_start_from_each_others_runs_is_refused(cli, outputs: Path) -> None:
     """Probe 92: `finetune -m model.weights=latest seed=0,1` fine-tuned seed 1 from seed 0's model (the newest run
     when job 1 started); the report showed them as two seeds."""
