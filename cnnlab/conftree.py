@@ -111,10 +111,19 @@ def shadowed_file(chosen: Mapping[str, Any], extra_dirs: Iterable[Path],
         for folder in extra_dirs:
             if Path(folder).resolve() == CONF_DIR:  # cnnlab's own files, given again: nothing of the user's hidden
                 continue
-            mine = Path(folder) / f"{path}.yaml"
-            if mine.is_file() and (CONF_DIR / f"{path}.yaml").is_file():
+            mine, own = Path(folder) / f"{path}.yaml", CONF_DIR / f"{path}.yaml"
+            if mine.is_file() and own.is_file() and not _says_the_same(mine, own):
                 return mine, group
     return None
+
+
+def _says_the_same(mine: Path, own: Path) -> bool:
+    """Whether a --config-dir file holds what cnnlab's own file of that name holds (comments and layout aside): a
+    copy of cnnlab's conf/ given as --config-dir hides nothing of the user's, and was refused once per file."""
+    try:
+        return yaml.safe_load(mine.read_text(encoding="utf-8")) == yaml.safe_load(own.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
 
 
 def shadowed_message(mine: Path, group: str | None) -> tuple[str, str]:

@@ -182,6 +182,17 @@ def test_a_config_dir_file_hidden_by_cnnlabs_own_of_that_name_is_refused(cli, ou
     result = cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"))
     assert result.code == 2 and "pass experiment=mine" in result.stderr and "my_pretrain" not in result.stderr
     assert cli("pretrain", *TINY, "--config-dir", str(CONF_DIR)).code == 0  # cnnlab's own files: nothing hidden
+    # probe 102: a copy of cnnlab's conf/ was refused once per file it holds; only an edited file is hidden
+    import shutil
+
+    copy = tmp_path / "copied"
+    shutil.copytree(CONF_DIR, copy)
+    (copy / "model" / "lenet5.yaml").write_text("# my notes\n" + (CONF_DIR / "model" / "lenet5.yaml").read_text())
+    assert cli("pretrain", *TINY, "--config-dir", str(copy)).code == 0
+    edited = copy / "optim" / "sgd.yaml"
+    edited.write_text(edited.read_text().replace("lr: 0.05", "lr: 0.123"))
+    result = cli("pretrain", *TINY, "--config-dir", str(copy))
+    assert result.code == 2 and f"{edited} is not read" in result.stderr, result.output
 
 
 @pytest.mark.parametrize("value", ["", "   ", "~/runs"])
