@@ -52,6 +52,7 @@ class Rule:
     item: "Rule | None" = None        # kind "list": each element's rule
     length: int | None = None         # kind "list": exact length
     ascending: bool = False           # kind "list": a [min, max] range, each item <= the next
+    example: Any = None               # the fix's value where the lowest one means off (trainer.grad_clip=0)
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -155,7 +156,7 @@ RULES: dict[str, Rule] = {
     "trainer.workers": _int(0, choices=("auto",)),
     "trainer.amp": Rule("str", choices=("auto", "bf16", "fp16", "none")),
     "trainer.channels_last": _TRISTATE,
-    "trainer.grad_clip": _num(0, nullable=True),                  # 0 or null: off
+    "trainer.grad_clip": _num(0, nullable=True, example=1.0),     # 0 or null: off (probe 103: the fix said 0)
     "trainer.label_smoothing": _FRACTION,
     "trainer.mixup": _num(0),
     "trainer.cutmix": _num(0),
@@ -329,6 +330,8 @@ def rule_for(key: str, command: str | None = None) -> Rule | None:
 
 def _example(key: str, rule: Rule) -> str:
     """A value that passes `rule`, for the fix: the packaged default when it does, else a plain one."""
+    if rule.example is not None:
+        return _show(rule.example)
     for value in packaged_defaults().get(key, ()):
         if value is not None and rule.accepts(value):
             return _show(value)

@@ -162,7 +162,7 @@ def test_a_config_dir_file_hidden_by_cnnlabs_own_of_that_name_is_refused(cli, ou
     fix = result.stderr.split(" — ", 1)[1]
     renamed, choice = shlex.split(fix.removeprefix("rename it to ").replace(" and choose ", " "))
     mine.rename(renamed)  # the fix, followed
-    assert cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), choice).code == 0
+    assert cli("pretrain", *TINY, "--config-dir", str(tmp_path / "myconf"), choice, "sched=constant").code == 0
     assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["history"][0]["lr"] == 0.123
     (tmp_path / "myconf" / "sched").mkdir()
     (tmp_path / "myconf" / "sched" / "mine.yaml").write_text("warmup_epochs: 0\nstep_epochs: 1\ngamma: 0.5\n")

@@ -65,6 +65,13 @@ def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value
     check_setting(key, yaml.safe_load(text), "pretrain")  # the value the fix suggests passes
 
 
+def test_a_fix_suggests_a_value_that_does_what_the_setting_is_for() -> None:
+    """Probe 103: `trainer.grad_clip=-1` was told "set e.g. trainer.grad_clip=0", and 0 turns clipping off."""
+    with pytest.raises(CnnlabError) as info:
+        check_setting("trainer.grad_clip", -1, "pretrain")
+    assert info.value.fix == "set e.g. trainer.grad_clip=1.0"
+
+
 def test_rules_are_derived_from_the_yaml_defaults() -> None:
     assert derived_rule((5,)).describe() == "an integer"
     assert derived_rule((64, None)).describe() == "null or an integer"     # synthetic: 64, imagefolder: null
@@ -265,7 +272,7 @@ def test_a_number_read_from_the_environment_is_told_how_to_decode_it(cli, output
     refused = cli("pretrain", *TINY, "optim.lr=${oc.env:MYLR}")
     assert refused.code == 2 and "read from an environment variable" in refused.stderr, refused.output
     [typed] = bash_words(refused.stderr.split("decode it: ", 1)[1].replace("NAME", "MYLR"))
-    assert cli("pretrain", *TINY, typed).code == 0  # the fix, followed
+    assert cli("pretrain", *TINY, "sched=constant", typed).code == 0  # the fix, followed
     assert read_run(run_dirs(outputs, "pretrain")[0])["metrics"]["history"][0]["lr"] == 1e-3
 
 

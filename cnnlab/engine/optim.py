@@ -258,11 +258,19 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, name: str,
     raise CnnlabError(f"unknown schedule '{name}'", fix="use sched=cosine, step or constant")
 
 
+def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int:
+    """The linear warm-up's length in steps: `warmup_epochs` of the run, or half the run where that would be all of
+    it or more. A run that was all warm-up never decayed and ended at its peak rate (probe 103: every 1-epoch run on
+    the default `warmup_epochs: 1`, and each of prune's 1-epoch fine-tunes between steps)."""
+    asked = max(0, int(round(warmup_epochs * steps_per_epoch)))
+    return asked if asked < total_steps else total_steps // 2
+
+
 def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,
                     steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
     total = max(1, steps_per_epoch * epochs)
-    warmup = min(int(round(float(sched_cfg.get("warmup_epochs", 0)) * steps_per_epoch)), total - 1)
-    kwargs = {"total_steps": total, "warmup_steps": max(0, warmup), "name": str(sched_cfg.get("name", "cosine")),
+    warmup = warmup_steps(float(sched_cfg.get("warmup_epochs", 0) or 0), steps_per_epoch, total)
+    kwargs = {"total_steps": total, "warmup_steps": warmup, "name": str(sched_cfg.get("name", "cosine")),
               "min_lr_ratio": float(sched_cfg.get("min_lr_ratio", 0.0)),
               "step_size": int(sched_cfg.get("step_epochs", 1)) * steps_per_epoch,
               "gamma": float(sched_cfg.get("gamma", 0.1))}

@@ -64,7 +64,7 @@ class FinetuneSettings:
             return self
         scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained and self.mode != "linear" else 1.0
         if scale != 1.0 and log is not None:
-            log.info("finetune.backbone_lr_scale=auto: the pretrained backbone trains at %g x optim.lr, the new "
+            log.info("finetune.backbone_lr_scale=auto: the pretrained backbone trains at %g x optim.lr, the "
                      "head at optim.lr (finetune.backbone_lr_scale=1 for one rate)", scale)
         return replace(self, backbone_lr_scale=scale)
 
@@ -140,15 +140,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                            dataset_config=dataset_cfg, weights=weights.description)
     if weights.source:
         ctx.record.update(source=weights.source)
-    metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": settings.backbone_lr_scale,
+    scale = None if settings.mode == "linear" else settings.backbone_lr_scale  # no backbone trained (probe 103: 1.0)
+    metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": scale,
                                      "standardize_features": standardize, "training_seconds": training_seconds}
     spike = backbone_overwritten(metrics.get("history") or [], settings, pretrained=weights.pretrained)
     if spike is not None and ctx.is_main:
         record_warning(ctx, spike)
     return save_and_record(ctx, trained, metrics,
                            extra={"finetune": {"mode": settings.mode, "weights": weights.description,
-                                               "backbone_lr_scale": settings.backbone_lr_scale,
-                                               "standardize_features": standardize}})
+                                               "backbone_lr_scale": scale, "standardize_features": standardize}})
 
 
 # A later epoch's training loss this many times the first epoch's: the start was lost, not merely slow.

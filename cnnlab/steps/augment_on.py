@@ -113,7 +113,7 @@ def training_loaders(recipe: Recipe, runtime: Runtime, data: DataBundle, place: 
     `augmented` (the images with their per-image transform) as they are; on "device", `images` (their raw
     (image, label) items, of one stored size; None only where place is "workers") read as stored pixels, batched,
     moved to the runtime's device and augmented there by `views` into `count` views a batch (AugmentedOnDevice)."""
-    if place.where == "workers":
+    if place.where != "device":  # workers, or none (`augmented` then draws nothing)
         return make_loaders(recipe, runtime, augmented, data.val, workers=workers)
     assert images is not None and isinstance(views, ViewSettings), "place_augmentation puts only what BatchAugment does"
     loaders = make_loaders(recipe, runtime, StoredPixels(images, data.spec.channels), data.val, workers=workers)
@@ -126,7 +126,9 @@ def classifier_loaders(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: 
     recovery, QAT), its training images augmented as `data.train` augments them (data.train_augment) where
     trainer.augment_on puts it."""
     views = supervised_views(data.train_augment if data.train_augment.is_random else None)
-    place = augmentation_place(ctx, recipe, runtime, data, views)
+    # nothing drawn: said and recorded as none (probe 103: "per image, as the DataLoader reads it" for no augmentation)
+    place = augmentation_place(ctx, recipe, runtime, data, views) if data.train_augment.is_random else \
+        augment_without_device(ctx, recipe, str(views), where="none")
     images = pretraining_images(data, unlabeled=False) if place.where == "device" else None  # workers: not read
     return training_loaders(recipe, runtime, data, place, images=images, augmented=data.train, views=views, count=1,
                             workers=loader_workers(recipe, data))

@@ -22,7 +22,7 @@ from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum
 from cnnlab.engine.checkpoint import load_tensors
 from cnnlab.engine.epoch_log import EpochLog, EpochLogFiles, EpochLogSettings
 from cnnlab.engine.objectives import ClassificationObjective, Objective
-from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups
+from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups, warmup_steps
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
@@ -185,12 +185,7 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
         ctx.log.info("trainer.max_steps_per_epoch=%d: each epoch trains %d of %d batches (%s of %s)", steps, steps,
                      len(loaders.train), f"{seen:,}", counted(images, "image"))
     scheduler = build_scheduler(recipe.schedule, optimizer, steps_per_epoch=steps, epochs=max(1, recipe.epochs))
-    warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
-    if warm_up > recipe.epochs and ctx.is_main:  # probe 81: cut to all steps but one, and the run ended at peak lr
-        record_warning(ctx, f"sched.warmup_epochs={warm_up:g} is longer than the run's {recipe.epochs} epochs: the "
-                            "warm-up is cut to all steps but the last, so the learning rate never decays and ends at "
-                            f"its peak — set sched.warmup_epochs below trainer.epochs (e.g. "
-                            f"sched.warmup_epochs={max(0, recipe.epochs - 1)})")
+    _say_warmup_cut(ctx, recipe, steps)
     state_path = ctx.path(STATE_FILE) if checkpointing.enabled else None
     with cores_left_to_workers(ctx, runtime, loaders.train.num_workers) as threads:
         if ctx.is_main:  # the config may say only `auto`; what a run used belongs in its record
@@ -210,6 +205,24 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
                                                   frozen=trainable.frozen, on_epoch_end=on_epoch_end)
     keep_state(ctx, state_path, checkpointing.resume_from)
     return result
+
+
+def _say_warmup_cut(ctx: RunContext, recipe: Recipe, steps_per_epoch: int) -> None:
+    """Say a warm-up cut to half the run (engine/optim.warmup_steps): in the log where it is as long as the run (the
+    default 1 epoch of a 1-epoch run), as a recorded warning where it was asked longer than the run (probe 81)."""
+    warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
+    total = steps_per_epoch * max(1, recipe.epochs)
+    if not ctx.is_main or round(warm_up * steps_per_epoch) < total:
+        return
+    half = warmup_steps(warm_up, steps_per_epoch, total)
+    cut = (f"sched.warmup_epochs={warm_up:g} would be the whole of the run's {counted(recipe.epochs, 'epoch')}, "
+           f"where the learning rate would never decay: the warm-up is half the run ({half} of "
+           f"{counted(total, 'step')}), then {recipe.schedule.get('name', 'cosine')}")
+    if warm_up > recipe.epochs:
+        record_warning(ctx, f"{cut} — set sched.warmup_epochs below trainer.epochs to choose it "
+                            f"(e.g. sched.warmup_epochs={recipe.epochs / 10:g})")
+    else:
+        ctx.log.info(cut)
 
 
 def keep_state(ctx: RunContext, state_path: Path | None, resumed_from: Path | None) -> None:

@@ -82,6 +82,8 @@ def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_b
     record = only_run(outputs, "finetune")
     _, loss, _ = saved_model_val_scores(run_dirs(outputs, "finetune")[0], record)
     assert loss == pytest.approx(record["metrics"]["val_loss"], rel=1e-5)
+    # probe 103: the probe trains no backbone, and recorded a backbone rate of 1.0 all the same
+    assert record["metrics"]["backbone_lr_scale"] is None
 
 
 def test_a_standardised_probe_is_folded_into_the_saved_head_and_differs_from_a_raw_one(cli, outputs: Path) -> None:

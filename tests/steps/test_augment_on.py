@@ -116,3 +116,16 @@ def test_a_linear_probe_on_cached_features_says_nothing_is_augmented(cli, output
     followed = cli(*linear, "trainer.augment_on=device", "finetune.augment=true")  # the fix it names
     assert followed.code == 0, followed.output
     assert read_run(run_dirs(outputs, "finetune")[-1])["environment"]["augment_on"]["where"] == "device"
+
+
+def test_a_training_that_draws_no_augmentation_says_none(cli, outputs: Path) -> None:
+    """Probe 103: `finetune.augment=false` (or flips and crops both off) trained on plain images, and the log and
+    run.json said "augmentation: per image, as the DataLoader reads it"."""
+    plain = cli("pretrain", *TINY, "dataset.augment.hflip=false", "dataset.augment.random_crop=false")
+    assert plain.code == 0 and "augmentation: none (trainer.augment_on=auto: the training images are not augmented" \
+        in " ".join(plain.stderr.split()), plain.output
+    assert read_run(run_dirs(outputs, "pretrain")[0])["environment"]["augment_on"]["where"] == "none"
+    full = cli("finetune", "model.weights=latest:pretrain", "finetune.mode=full", "finetune.augment=false",
+               "trainer.epochs=1")
+    assert full.code == 0 and "per image" not in full.stderr, full.output
+    assert read_run(run_dirs(outputs, "finetune")[0])["environment"]["augment_on"]["where"] == "none"
