@@ -27,6 +27,7 @@ from cnnlab.fileio import claim, file_sha256, read_json, read_yaml_mapping, writ
 from cnnlab.hydra_args import path_argument
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
+from cnnlab.wording import listed
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"        # final weights + what rebuilds the architecture (weights_only loadable)
@@ -481,17 +482,17 @@ def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoi
         raise CnnlabError(f"{key}={spec}: `cnnlab {command}` runs hold no model to start from", fix=choices)
 
 
-def _refuse_a_newer_run_with_its_model_deleted(spec: str, newest: RunInfo, command: str | None, chosen: RunInfo,
+def _refuse_a_newer_run_with_its_model_deleted(spec: str, newest: RunInfo, chosen: RunInfo,
                                                want: tuple[str, ...]) -> None:
-    """A CnnlabError when the newest completed run (of `command`) is not `chosen` because its model file was
+    """A CnnlabError when the newest completed run that wrote a model is not `chosen` because its model file was
     deleted since: `latest:finetune` quietly took an older run, at another input size (probe 57)."""
     gone = newest.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want))
     if not gone or newest.path == chosen.path:
         return
-    what = f"`cnnlab {command}` run" if command else "run"
-    raise CnnlabError(f"{spec}: the newest completed {what}, {newest.path}, has its {' and '.join(gone)} deleted, "
-                      f"and the next newest with a model file is {chosen.path}",
-                      fix=f"name the run to use ({path_argument('source', [chosen.path])}), restore the file, or train again")
+    raise CnnlabError(f"{spec}: the newest completed `cnnlab {newest.command}` run, {newest.path}, has its "
+                      f"{' and '.join(gone)} deleted, and the next newest with a model file is {chosen.path}",
+                      fix=f"name the run to use ({path_argument('source', [chosen.path])}), restore the file, or "
+                          "train again")
 
 
 def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkpoint", "onnx"),
@@ -509,7 +510,16 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
             return next((r for kind in kinds for r in reversed(finished)
                          if r.artifact(_ARTIFACT_OF_KIND[kind]) is not None), None)
 
+        # the newest run that wrote a model of a wanted kind, whether or not the file is still there (probe 104: an
+        # evaluate or bench run after it hid a deleted model.pt, and `latest` took an older model unsaid)
+        recorded = next((r for r in reversed(finished) if any(
+            _ARTIFACT_OF_KIND[kind] in (r.data.get("artifacts") or {}) for kind in want)), None)
         run = newest_holding(want)
+        if run is None and recorded is not None:
+            gone = listed(recorded.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want)))
+            raise CnnlabError(f"{key}={spec}: the newest completed `cnnlab {recorded.command}` run, {recorded.path}, "
+                              f"has its {gone} deleted, and no other run here holds a model",
+                              fix=f"restore {gone} in {recorded.path}, or train again")
         if run is None:
             other = newest_holding(kind for kind in _ARTIFACT_OF_KIND if kind not in want)
             if other is not None:
@@ -522,7 +532,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
                                   f"runs do not hold {files}", fix=f"use one of {', '.join(latest_makers(want))}")
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_how_to_name(want)}")
-        _refuse_a_newer_run_with_its_model_deleted(spec, finished[-1], command, run, want)
+        _refuse_a_newer_run_with_its_model_deleted(spec, recorded or run, run, want)
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():

@@ -28,6 +28,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.hydra_args import hydra_value
+from cnnlab.links import RunLinks
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
 from cnnlab.steps.stage_check import check_stages
@@ -62,12 +63,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     digests: Digests = {}
     hashes: dict[str, str | None] = {}  # SHA-256 of the models stages started from, read once
     outcome: dict[str, dict[str, Any]] = {}
+    links = RunLinks(iter_runs(runs_root))  # a workspace copied or moved: its runs record the old folders
     for stage in stages:
         fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *stage_files(stage, folders)])
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
-        fresh = functools.partial(changed_since, inputs=inputs, digests=digests, outputs=runs_root, hashes=hashes)
+        fresh = functools.partial(changed_since, inputs=inputs, digests=digests, outputs=runs_root, hashes=hashes,
+                                  links=links)
         done = _find(runs_root, fingerprints[stage.name], lambda r: not fresh(r))
         changed = fresh(newest) if newest is not None and done is None else None
         if changed:
@@ -202,22 +205,10 @@ def _run_child(argv: list[str], env: dict[str, str]) -> int:
             raise
 
 
-def replaced_runs(runs_root: Path) -> dict[Path, Path]:
-    """Each completed stage run that a newer completed run of the same stage (its fingerprint: the same settings and
-    seed) has replaced — run again because its model file was deleted, its images changed or an upstream stage ran
-    again — → that newer run. Not a second seed: the report leaves it out (probe 57)."""
-    attempts: dict[str, list[Path]] = {}  # fingerprint → its completed runs, oldest first
-    for run in iter_runs(runs_root):
-        fingerprint = (run.data.get("pipeline") or {}).get("fingerprint")
-        if run.status == "completed" and isinstance(fingerprint, str):
-            attempts.setdefault(fingerprint, []).append(run.path)
-    return {old: paths[-1] for paths in attempts.values() for old in paths[:-1]}
-
-
 def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:
     from cnnlab.report import build_report, print_report, write_report
 
-    report = build_report(workspace, replaced=replaced_runs(workspace / "runs"))
+    report = build_report(workspace)  # a stage run again replaces its earlier run (report.rows.replaced_stage_runs)
     print_report(report)
     written = write_report(report)
     for path in written:

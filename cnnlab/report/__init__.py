@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.links import RunLinks
 from cnnlab.fileio import write_text
 from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, csv_text, gone_source_notes, group_notes,
                                    json_text, legend, markdown, rich_differences, rich_table, sessions_note,
@@ -15,8 +16,8 @@ from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, csv_text,
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import plot
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
-                                matching_runs, usable)
-from cnnlab.report.seeds import UNFINISHED, SeedGroup, group_by_seed
+                                matching_runs, replaced_stage_runs, usable)
+from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
 from cnnlab.runs import RUN_FILE, RunInfo, iter_runs
 
 __all__ = ["Comparison", "Report", "SeedGroup", "build_report", "dataset_title", "report_folder", "write_report"]
@@ -39,26 +40,28 @@ class Report:
         return [group for groups in self.seed_groups.values() for group in groups]
 
 
-def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison(),
-                 replaced: Mapping[Path, Path] | None = None) -> Report:
-    """The report of the runs under `outputs` (those whose folder matches `pattern`). `replaced`: run folder → the
-    newer run that stands for the same work (a pipeline stage run again): left out, with the reason, so that a
-    stage's two runs are not read as two seeds of one model (probe 57)."""
+def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison()) -> Report:
+    """The report of the runs under `outputs` (those whose folder matches `pattern`). A pipeline stage's run that a
+    newer run of that stage replaced is left out, with the reason, so that a stage's two runs are not read as two
+    seeds of one model (probe 57; probe 104: `cnnlab report outputs/pipeline/NAME` still pooled them)."""
     outputs = Path(outputs).resolve()
     if not outputs.is_dir():
         raise CnnlabError(f"{outputs} is not a folder", fix="give the outputs folder (or a run/sweep folder in it)")
-    replaced = {Path(old).resolve(): new for old, new in (replaced or {}).items()}
-    everything = [run for run in matching_runs(outputs, pattern) if run.path.resolve() not in replaced]
+    matched = matching_runs(outputs, pattern)
+    replaced = {old.resolve(): new for old, new in replaced_stage_runs(matched).items()}
+    everything = [run for run in matched if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
+    attachable = _attachable_around(outputs, everything, pattern)
+    links = RunLinks([*everything, *attachable])  # copied, moved or renamed runs are found where they are now
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
-                                            attachable=_attachable_around(outputs, everything, pattern))
+                                            attachable=attachable, links=links)
     left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
                  for old, new in replaced.items()]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
-    seeded = group_by_seed(rows, unfinished)
+    seeded = group_by_seed(rows, unfinished, SeedKeys(links))
     mark_pareto(seeded)
     return Report(base=outputs, groups=_by_dataset(rows), left_out=left_out, comparison=comparison,
                   seed_groups=_by_dataset(seeded))

@@ -286,9 +286,9 @@ def group_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
 
 def gone_source_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
     """Runs whose source run is gone or unreadable: they stand apart from the runs of their source's other seeds."""
-    return [f"{_relative(path, base)}: its source run {source} is gone or unreadable, so which seed group it belongs "
-            "to cannot be told (the source's settings decide it): it is shown apart"
-            for group in groups for path, source in group.sources_gone]
+    return [f"{_relative(path, base)}: {problem}, so which seed group it belongs to cannot be told (the source's "
+            "settings decide it) and its test top-1 is not compared with its source's: it is shown apart"
+            for group in groups for path, problem in group.sources_gone]
 
 
 def row_fields(row: Row, base: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from cnnlab.deploy.paired import UNSTABLE_SPREAD, PairedRatio
 from cnnlab.runs import RunInfo
@@ -105,13 +105,14 @@ def reference_speedup(run: RunInfo) -> SpeedUp | None:
                    note=f"over search.reference={name}, timed interleaved by the search itself")
 
 
-def sessions(runs: Sequence[RunInfo], origin: Callable[[Path | None], Path | None]) -> list[Session]:
-    """Every paired bench run, newest first."""
+def sessions(runs: Sequence[RunInfo], subject_run: Callable[[Mapping[str, Any]], Path | None]) -> list[Session]:
+    """Every paired bench run, newest first; `subject_run`: the model run a session's subject (run.json
+    paired.subjects[i]) is now (cnnlab/links.py), None where it is no run or another model."""
     found = []
     for run in runs:
         paired = run.data.get("paired") if run.command == "bench" else None
         if paired:
-            subjects = tuple(origin(Path(s["run"]).resolve() if s.get("run") else None) for s in paired["subjects"])
+            subjects = tuple(subject_run(s) for s in paired["subjects"])
             found.append(Session(run, subjects))
     return sorted(found, key=lambda s: s.run.started_at, reverse=True)
 

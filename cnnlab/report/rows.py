@@ -24,8 +24,9 @@ from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runt
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import path_argument
+from cnnlab.links import RunLinks
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
-from cnnlab.report.paired import SpeedUp, reference_speedup, sessions, speedup
+from cnnlab.report.paired import UNPAIRED, SpeedUp, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 from cnnlab.wording import counted, human_bytes, listed
 
@@ -163,9 +164,9 @@ def collect_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
     return [run for run in matching_runs(outputs, pattern) if usable(run)]
 
 
-def _origins(runs: Iterable[RunInfo]) -> dict[Path, Path]:
+def _origins(runs: Iterable[RunInfo], links: RunLinks) -> dict[Path, Path]:
     """Export run → the model run it exported (exports of exports followed to the end)."""
-    export_source = {r.path.resolve(): r.source.run_path for r in runs if r.command == "export"}
+    export_source = {r.path.resolve(): links.source_path(r) for r in runs if r.command == "export"}
 
     def origin(path: Path) -> Path:
         seen = set()
@@ -207,7 +208,21 @@ def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
                          f"{listed(gone)} deleted since it ran: the size shown is its model.pt's" if gone
                          else None)
     note = f"{listed(gone)} deleted since it ran: the size shown is the one recorded" if gone else None
-    return ModelFile(run.model.file_bytes, "pt", note, recorded="deleted" if gone else "")
+    # the file the recorded size is of: a quantize run writes no model.pt (probe 104: "78.1 kB pt" of its ONNX)
+    kind = "pt" if "model" in (run.data.get("artifacts") or {}) else "onnx"
+    return ModelFile(run.model.file_bytes, kind, note, recorded="deleted" if gone else "")
+
+
+def replaced_stage_runs(runs: Iterable[RunInfo]) -> dict[Path, Path]:
+    """Each completed pipeline stage run that a newer completed run of the same stage (its fingerprint: the same
+    settings and seed) has replaced — run again because its model file was deleted, its images changed or an
+    upstream stage ran again — → that newer run. Not a second seed (probe 57)."""
+    attempts: dict[str, list[Path]] = {}  # fingerprint → its completed runs, oldest first
+    for run in runs:
+        fingerprint = (run.data.get("pipeline") or {}).get("fingerprint")
+        if run.status == "completed" and isinstance(fingerprint, str):
+            attempts.setdefault(fingerprint, []).append(run.path)
+    return {old: paths[-1] for paths in attempts.values() for old in paths[:-1]}
 
 
 def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
@@ -228,13 +243,15 @@ def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     return copied
 
 
-def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = ()
-               ) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
+def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = (),
+               links: RunLinks | None = None) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
     """(rows, left out with the reason, the comparison actually used). `attachable`: export, bench and evaluate runs
     outside the runs reported on (a sweep folder's models timed and scored by runs in the outputs folder around it),
-    which attach to their rows as those in `runs` do; they make no row of their own."""
+    which attach to their rows as those in `runs` do; they make no row of their own. `links`: where the runs that
+    records name are now (cnnlab/links.py; default: among these runs)."""
     context = [*runs, *(run for run in attachable if run.command in ATTACHED)]
-    origins = _origins(context)
+    links = links or RunLinks(context)
+    origins = _origins(context, links)
 
     def origin(path: Path | None) -> Path | None:
         return None if path is None else origins.get(path, path)
@@ -242,7 +259,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
     # command (export, bench, evaluate) → model run → the runs of that command that came from it
     attached: dict[str, dict[Path, list[RunInfo]]] = {command: {} for command in ATTACHED}
     for run in context:
-        target = origin(run.source.run_path)
+        target = origin(links.source_path(run))
         if target is not None and run.command in attached:
             attached[run.command].setdefault(target, []).append(run)
     exports, benches = attached["export"], attached["bench"]
@@ -273,7 +290,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
                         params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
-                        source=origin(run.source.run_path),
+                        source=origin(links.source_path(run)),
                         test_accuracy=None if test is None else test.metrics.test_acc,
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
@@ -285,7 +302,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
                         file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
     _one_test_split_per_data(rows)
 
-    paired = sessions(context, origin)
+    paired = sessions(context, lambda subject: origin(links.subject(subject)))
     timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
     comparison = _settle(comparison, timings)
     _check_timed(comparison, timings)
@@ -310,8 +327,17 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
         else:
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
-        if row.source is not None and row.source in by_path:
+        link = links.source_of(row.run)
+        if link is not None and link.replaced:  # the folder's timings are another model's (probe 104)
+            row.speedup = SpeedUp(UNPAIRED, note=f"{link.problem}: no speed-up against it")
+        elif row.source is not None and row.source in by_path:
             row.speedup = speedup(path, row.source, paired, matches, same_network)
+        elif row.source is not None and links.run(row.source) is None:  # its source run is gone (probe 104:
+            # the speed-up vanished unsaid, though a session had timed the two)
+            timed_both = any(path in s.subjects and row.source in s.subjects for s in paired)
+            row.speedup = speedup(path, row.source, paired, matches, same_network) if timed_both else \
+                SpeedUp(UNPAIRED, note=f"its source run {row.source} is gone, and no bench session timed the two: "
+                                       "no speed-up against it")
         else:
             row.speedup = reference_speedup(row.run)
     return rows, left_out, comparison

@@ -35,6 +35,7 @@ from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
 from cnnlab.report.rows import Row, recorded_fraction, run_section
 from cnnlab.report.stats import Change, Spread, paired_bootstrap
 from cnnlab.fileio import read_yaml_mapping
+from cnnlab.links import RunLinks
 from cnnlab.runs import SAVED_CONFIG, RunInfo, hydra_runtime
 from cnnlab.settings import HOW_IT_RUNS, changes_the_course, resumes_nothing, within
 
@@ -198,12 +199,12 @@ class Resumption:
 class SeedKeys:
     """What a run is apart from its seed (`key`), and its seed; results are kept per run folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, links: RunLinks | None = None) -> None:
         self._keys: dict[Path, Hashable] = {}
         self._configs: dict[Path, dict[str, Any] | None] = {}
         self._lineages: dict[Path, Lineage] = {}
-        self._runs: dict[Path, RunInfo | None] = {}
         self._cwds: dict[Path, Path | None] = {}
+        self.links = links or RunLinks(())  # where the runs records name are now (cnnlab/links.py)
 
     def config(self, run: RunInfo) -> dict[str, Any] | None:
         path = run.path.resolve()
@@ -236,17 +237,10 @@ class SeedKeys:
         return self._lineages[path]
 
     def source_of(self, run: RunInfo) -> RunInfo | None:
-        """The run the run was made from, when its folder holds a sound record."""
-        path = run.source.run_path
-        if path is None:
-            return None
-        if path not in self._runs:
-            try:
-                parent: RunInfo | None = RunInfo.read(path)
-            except (OSError, ValueError):  # ValueError: a NUL in an untrusted path
-                parent = None
-            self._runs[path] = None if parent is None or parent.damaged else parent
-        return self._runs[path]
+        """The run the run was made from, when its folder (where it is now) holds a sound record of the model that
+        was read."""
+        link = self.links.source_of(run)
+        return None if link is None or link.path is None else self.links.run(link.path)
 
     def key(self, run: RunInfo) -> Hashable | None:
         """Equal for runs that differ only in seed; None when the run's settings cannot be read."""
@@ -272,12 +266,11 @@ class SeedKeys:
             given = [o for o in origin.data.get("overrides") or []
                      if o.partition("=")[0].lstrip("+~") not in ("resume", "command")]
             resumed[:0] = [Resumption(origin, given)]
-            try:
-                origin = RunInfo.read(Path(str(origin.data["resumed_from"])))
-            except (OSError, ValueError):  # ValueError: a NUL in an untrusted path
+            continued = self.links.where(origin.data["resumed_from"])
+            found = self.links.run(continued) if continued is not None else None
+            if found is None:  # no record there (a path that names nothing): what it continued cannot be told
                 return None
-            if origin.damaged:  # no record there (a path that names nothing): what it continued cannot be told
-                return None
+            origin = found
         return origin, resumed
 
     def cwd(self, run: RunInfo) -> Path | None:
@@ -369,9 +362,10 @@ class SeedGroup:
 
     members: list[tuple[Lineage, Row]]                                 # (seeds, row), by seed
     missing: list[tuple[Lineage, str, Path]] = field(default_factory=list)  # (seeds, status, run folder)
-    # (run folder, its source's folder) for members whose source run is gone or unreadable: their group cannot
-    # be told (the source's settings decide it), so they stand apart; the report says so (probe 63)
-    sources_gone: list[tuple[Path, Path]] = field(default_factory=list)
+    # (run folder, why its source run cannot be read: gone, unreadable, or its folder holds another model now) for
+    # members whose group cannot be told (the source's settings decide it), so they stand apart; the report says so
+    # (probes 63, 104)
+    sources_gone: list[tuple[Path, str]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     pareto: bool = False
 
@@ -579,8 +573,9 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
         key = (settings, data_key(row), network_key(row)) if settings is not None else ("alone", row.run.path)
         group = groups.setdefault(key, SeedGroup(members=[]))
         group.members.append((keys.lineage(row.run), row))
-        if row.run.source.run_path is not None and keys.source_of(row.run) is None:
-            group.sources_gone.append((row.run.path, row.run.source.run_path))
+        link = keys.links.source_of(row.run)
+        if link is not None and keys.source_of(row.run) is None:
+            group.sources_gone.append((row.run.path, link.problem or f"its source run {link.recorded} is unreadable"))
     for group in groups.values():
         group.members.sort(key=lambda m: ([(s is None, s or 0) for s in m[0]], m[1].run.started_at))
     for run in unfinished:

@@ -17,6 +17,7 @@ from typing import Mapping
 from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import file_sha256
+from cnnlab.links import RunLinks
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
 from cnnlab.runs import RunInfo, resolve_source, started_from
 
@@ -30,15 +31,18 @@ Digests = dict[str, "tuple[str | None, str | None]"]
 
 
 def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests: Digests | None = None, *,
-                  outputs: Path | None = None, hashes: dict[str, str | None] | None = None) -> str | None:
+                  outputs: Path | None = None, hashes: dict[str, str | None] | None = None,
+                  links: RunLinks | None = None) -> str | None:
     """Why `run` no longer stands for the same work, or None. `inputs`: the run folders its `@stage` references
     name now (a pipeline stage's), compared (resolved) with those recorded in its run.json `pipeline.inputs`; a record
-    from before either was recorded cannot be checked and is taken as it is. `outputs`, `hashes`: source_changed's."""
+    from before either was recorded cannot be checked and is taken as it is. `outputs`, `hashes`: source_changed's.
+    `links`: where the runs recorded paths name are now (a copied or moved workspace: cnnlab/links.py)."""
+    links = links or RunLinks(())
     recorded = (run.data.get("pipeline") or {}).get("inputs")
     if inputs and isinstance(recorded, dict):
         for stage, path in inputs.items():
             then = recorded.get(stage)
-            if not isinstance(then, str) or os.path.realpath(then) != os.path.realpath(path):
+            if not isinstance(then, str) or links.where(then) != Path(os.path.realpath(path)):
                 return f"stage {stage} ran again since ({path})"
     gone = run.deleted_files()  # what a later stage reads: a run whose model file was deleted does not stand
     if gone:
@@ -46,11 +50,11 @@ def changed_since(run: RunInfo, inputs: Mapping[str, str] | None = None, digests
     changed = run.changed_files()  # nor one whose model file was replaced (probe 72: reused as done already)
     if changed:
         return f"its {changed[0]} changed since the run wrote it"
-    return source_changed(run, outputs, hashes) or data_changed(run, digests=digests)
+    return source_changed(run, outputs, hashes, links) or data_changed(run, digests=digests)
 
 
-def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, str | None] | None = None
-                   ) -> str | None:
+def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, str | None] | None = None,
+                   links: RunLinks | None = None) -> str | None:
     """Why the model `run` started from (run.json `source`: model.weights, source=, teacher.weights) is not the one
     its settings name now, or None: `latest:<command>` names a newer run in `outputs` (probe 91: a sweep of finetunes
     typed again after another pretrain skipped every job, their accuracies of the old backbone), or the file read
@@ -60,10 +64,20 @@ def source_changed(run: RunInfo, outputs: Path | None = None, hashes: dict[str, 
     # the model it started from, and a distill's student's own starting weights (probe 92: student.weights=latest:...)
     for source in started_from(run.data).values():
         if isinstance(source.get("path"), str):
-            changed = _changed_source(source, outputs, hashes)
+            changed = _changed_source(_where_now(source, links or RunLinks(())), outputs, hashes)
             if changed:
                 return changed
     return None
+
+
+def _where_now(source: dict, links: RunLinks) -> dict:
+    """`source` with its file where its run is now: a run copied or moved since reads the model from its new
+    folder (probe 104: a copied pipeline workspace re-ran every stage after the first)."""
+    run = source.get("run")
+    now = links.where(run) if isinstance(run, str) and run else None
+    if now is None or now == Path(os.path.realpath(str(run))):  # not moved
+        return source
+    return {**source, "run": str(now), "path": str(now / Path(str(source["path"])).name)}
 
 
 def _changed_source(source: dict, outputs: Path | None, hashes: dict[str, str | None]) -> str | None:

@@ -213,7 +213,7 @@ def test_a_distill_stage_resumes_the_way_the_pipeline_runs_it(cli, outputs: Path
     assert resumed.metrics.extra["history"][0] == RunInfo.read(first).metrics.extra["history"][0]
 
 
-def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Path) -> None:
+def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Path, monkeypatch) -> None:
     conf = write_experiment(tmp_path)
     first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert first.code == 0, first.output
@@ -249,6 +249,19 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert again.code == 0, again.output
     assert len(stage_runs(outputs)) == 4  # nothing ran twice
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
+    # probe 104: a copied workspace ran every stage after the first again ("stage teacher ran again since"): its
+    # runs record the folders they were written to
+    import shutil
+
+    copy = tmp_path / "copied" / "outputs"
+    shutil.copytree(outputs, copy, symlinks=True)
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(copy))
+    in_copy = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    assert in_copy.code == 0 and "ran again since" not in in_copy.output, in_copy.output
+    assert {s["how"] for s in pipeline_records(copy)[-1]["pipeline"]["stages"].values()} == {"reused"}
+    copied = json.loads((copy / "pipeline" / "tiny" / "report.json").read_text())
+    assert all(row["p50_ms"] is not None for row in copied["rows"])  # its bench session, read in the copy
+    monkeypatch.setenv("CNNLAB_OUTPUTS", str(outputs))
 
     # probe 56: a stage whose model file was deleted was reused, and every re-run failed at the stage that read it
     (by_stage["teacher.export"].path / "model.onnx").unlink()
@@ -264,6 +277,10 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     assert all(len(group["runs"]) == 1 for group in report["groups"]), report["groups"]
     replaced = {entry["run"] for entry in report["left_out"] if "replaced by" in entry["reason"]}
     assert {str(by_stage[name].path.relative_to(workspace)) for name in ("teacher.export", "bench")} <= replaced
+    from cnnlab.report import build_report
+
+    standalone = build_report(workspace)  # `cnnlab report outputs/pipeline/tiny` (probe 104: pooled them again)
+    assert all(len(group.rows) == 1 for group in standalone.all_seed_groups)
 
 
 @pytest.mark.slow  # ~60 s (three pipelines); the decisions are unit-tested above and in tests/steps/test_freshness.py
@@ -350,8 +367,11 @@ def test_a_stage_identity_follows_the_user_files_it_reads_and_no_other(tmp_path:
 
 
 def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_path: Path) -> None:
-    from cnnlab.pipelines.pipeline import replaced_runs
+    from cnnlab.report.rows import replaced_stage_runs
     from cnnlab.runs import RunRecord
+
+    def replaced_runs(root: Path) -> dict[Path, Path]:
+        return replaced_stage_runs(iter_runs(root))
 
     def stage(name: str, fingerprint: str, started: str, status: str = "completed") -> Path:
         record = RunRecord.start(tmp_path / name, "finetune")

@@ -1,0 +1,112 @@
+"""The report reads the runs that records name where they are now (cnnlab/links.py): an outputs folder copied, moved
+or with a run renamed reports what the original does; a folder trained into again is not the model that was read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from report.fakes import evaluate_run, model_run, paired_run
+
+from cnnlab.fileio import file_sha256
+from cnnlab.links import RunLinks
+from cnnlab.report import build_report
+from cnnlab.report.formats import gone_source_notes
+from cnnlab.runs import RunInfo
+
+
+def _read_from(derived: Path, source: Path) -> None:
+    """Record in `derived`'s run.json that it read `source`'s model.pt, with its SHA-256, as the commands do."""
+    record = json.loads((derived / "run.json").read_text())
+    model = source / "model.pt"
+    record["source"] = {"spec": str(source), "kind": "checkpoint", "path": str(model), "run": str(source),
+                        "command": "finetune", "sha256": file_sha256(model)}
+    (derived / "run.json").write_text(json.dumps(record))
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Path:
+    """A fine-tune, its pruned child that read it, both timed in one session and both scored on the test split."""
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "tuned", 0.90, onnx_bytes=40_000)
+    pruned = model_run(out, "prune", "pruned", 0.88, source=tuned, onnx_bytes=12_000, params=300_000)
+    _read_from(pruned, tuned)
+    paired_run(out, "paired", [tuned, pruned], [[4.0, 4.1, 3.9], [2.0, 2.05, 1.95]])
+    evaluate_run(out, "t1", tuned, 0.91)
+    evaluate_run(out, "t2", pruned, 0.87)
+    return out
+
+
+def _figures(outputs: Path) -> dict[str, tuple]:
+    return {row.run.path.name: (row.p50_ms, row.speedup.shown if row.speedup else None, row.test_accuracy,
+                                row.file_kind) for row in build_report(outputs).rows}
+
+
+def test_a_copied_moved_or_renamed_run_reports_what_the_original_does(chain: Path, tmp_path: Path) -> None:
+    """Probe 104: after `cp -a outputs copy/` (or tar, zip, mv, or one run folder renamed) every model read "not
+    benchmarked", and the speed-ups, test top-1 and differences were gone: records name the folders they were
+    written to."""
+    before = _figures(chain)
+    assert before["pruned"] == (2.0, 2.0, 0.87, "onnx") and before["tuned"][0] == 4.0
+    copy = tmp_path / "elsewhere" / "outputs"
+    shutil.copytree(chain, copy)
+    assert _figures(copy) == before  # the original still there: the copy's own runs are read
+    moved = tmp_path / "moved"
+    chain.rename(moved)
+    assert _figures(moved) == before
+    (moved / "finetune" / "2026-11-28" / "tuned").rename(moved / "finetune" / "2026-11-28" / "best")
+    renamed = _figures(moved)
+    assert renamed["best"] == before["tuned"] and renamed["pruned"] == before["pruned"]
+    [change] = [c for g in build_report(moved).all_seed_groups for c in g.changes if c.split == "test"]
+    assert change.differences == pytest.approx((0.87 - 0.91,))
+
+
+def test_a_folder_trained_into_again_is_not_the_model_its_children_read(chain: Path) -> None:
+    """Probe 104: `rm -rf RUN` and a new fine-tune into the same folder: the report compared the old pruned model
+    with the new one ("+7.94 points, significant" where the change was +2.49) and showed the new model with the old
+    one's latency."""
+    tuned = chain / "finetune" / "2026-11-28" / "tuned"
+    shutil.rmtree(tuned)
+    model_run(chain, "finetune", "tuned", 0.50)
+    (tuned / "model.pt").write_bytes(b"another model")  # its own bytes, recorded as its run records them
+    record = json.loads((tuned / "run.json").read_text())
+    record["digests"]["model"] = file_sha256(tuned / "model.pt")
+    (tuned / "run.json").write_text(json.dumps(record))
+    report = build_report(chain)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["pruned"].source is None and rows["pruned"].speedup.shown is None
+    assert "holds another model now" in rows["pruned"].speedup.note
+    assert not [c for g in report.all_seed_groups for c in g.changes if c.split == "test"]
+    [note] = gone_source_notes(report.all_seed_groups, chain)
+    assert "its source run's folder" in note and "holds another model now" in note
+    links = RunLinks(RunInfo.read(p.parent) for p in chain.rglob("run.json"))
+    link = links.source_of(RunInfo.read(chain / "prune" / "2026-11-28" / "pruned"))
+    assert link is not None and link.replaced and link.path is None
+
+
+def test_a_gone_source_keeps_the_speed_up_its_session_timed_and_says_what_is_missing(chain: Path) -> None:
+    """Probe 104: with the fine-tune's folder deleted, the pruned model's speed-up went "—" without a word,
+    though the session had timed both."""
+    shutil.rmtree(chain / "finetune" / "2026-11-28" / "tuned")
+    row = next(r for r in build_report(chain).rows if r.run.path.name == "pruned")
+    assert row.speedup.shown == 2.0
+    paired = chain / "bench" / "2026-11-28" / "paired"
+    shutil.rmtree(paired)
+    row = next(r for r in build_report(chain).rows if r.run.path.name == "pruned")
+    assert row.speedup.shown is None and "is gone, and no bench session timed the two" in row.speedup.note
+
+
+def test_a_quantize_run_whose_onnx_was_deleted_shows_the_recorded_size_as_onnx(tmp_path: Path) -> None:
+    """Probe 104: "78.1 kB pt (deleted)" for the ONNX size of a run that never wrote a model.pt."""
+    out = tmp_path / "outputs"
+    run = model_run(out, "quantize", "q", 0.9, onnx_bytes=5_000)
+    record = json.loads((run / "run.json").read_text())
+    del record["artifacts"]["model"]
+    record["model"]["file_bytes"] = 5_000
+    (run / "run.json").write_text(json.dumps(record))
+    (run / "model.pt").unlink()
+    (run / "model.onnx").unlink()
+    [row] = build_report(out).rows
+    assert (row.file_bytes, row.file_kind, row.file_recorded) == (5_000, "onnx", "deleted")
