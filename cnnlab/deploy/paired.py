@@ -24,7 +24,7 @@ from cnnlab.deploy.peak import physical_cores
 from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
-from cnnlab.wording import ratio_range_text, ratio_text
+from cnnlab.wording import ratio_range_text, ratio_text, ratio_than
 
 if TYPE_CHECKING:  # deploy.bench imports torch; `cnnlab report` reads the stability rule below without it
     from cnnlab.deploy.bench import LatencyStats, TimingPlan
@@ -151,14 +151,24 @@ class PairedRatio:
         return rounds_disagree(self.rounds)
 
     @property
+    def faster(self) -> bool | None:
+        """Whether the subject is measured at least as fast as the reference: a stable ratio by its value (>= 1);
+        an unstable one only by a verdict every round gives (all >= 1: True, all < 1: False) — None when its rounds
+        fall on both sides of 1, where the session measured no direction (probe 105: rounds 2.04, 0.99, 1.94)."""
+        if not self.unstable:
+            return self.ratio >= 1.0
+        sides = {r >= 1.0 for r in self.rounds}
+        return sides.pop() if len(sides) == 1 else None
+
+    @property
     def apart(self) -> bool:
         return self.same_network and abs(self.ratio - 1) > max(SAME_NETWORK_TOLERANCE, spread(self.rounds))
 
-    def text(self) -> str:
+    def text(self, than: str | None = None) -> str:
         """One table cell: "2.50× faster", "4.02× faster (unstable: 3.73–5.47× faster)"; a same-network pair is
         always noise, with its rounds' range when they spread or lean one way ("1.16× slower (same network:
-        noise; rounds 1.03–1.39× slower)")."""
-        shown = ratio_text(self.ratio)
+        noise; rounds 1.03–1.39× slower)"). `than` names the reference: "2.50× faster than FP32 (unstable: …)"."""
+        shown = ratio_text(self.ratio) if than is None else ratio_than(self.ratio, than)
         spanned = ratio_range_text(min(self.rounds), max(self.rounds)) if self.rounds else ""
         if self.same_network:
             return f"{shown} (same network: noise" + (f"; rounds {spanned})" if self.unstable or self.apart else ")")

@@ -124,11 +124,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                             timing=settings.timing, max_acc_drop=settings.max_acc_drop, no_search=settings.no_search,
                             flops=fp32_meta.get("flops"), deploy_runtimes=settings.deploy_runtimes,
                             keep_fp32_if_slower=settings.keeps_fp32_if_slower)
+    if "qat" in report:  # the QAT-trained weights' float accuracy: what of the INT8 file's change is training
+        result = replace(result, qat_fp32_acc=report["qat"]["trained_fp32_val_acc"])
     target = write_model(ctx, identity, fp32_meta, result, settings)
     metrics = result.metrics(target)
     described = result.describe()
     described["fp32"].update(file=str(fp32_path) if fp32.onnx else None,
-                             origin="the source's ONNX file" if fp32.onnx else "exported from the source for this run")
+                             origin=("the source's ONNX file" if fp32.onnx else "exported from the source for this run")
+                             + (", before QAT training (what ships when FP32 is kept)" if "qat" in report else ""))
     report.update(described)
     if settings.mode == "dynamic":
         report["note"] = DYNAMIC_NOTE
@@ -140,7 +143,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
                "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
     out.print(result.table(settings.mode))
-    out.print(f"chosen: {result.selection.reason}", soft_wrap=True)
+    out.print(f"chosen: {result.reason}", soft_wrap=True)
     if not settings.keep_candidates:
         shutil.rmtree(work, ignore_errors=True)
     if settings.mode == "dynamic":
@@ -169,7 +172,7 @@ def write_model(ctx: RunContext, identity: ModelIdentity, fp32_meta: dict[str, A
     quantized (an INT8 file's `quantization` entry; the FP32 one's `fp32_kept` says why it is not INT8)."""
     chosen, chosen_on = result.chosen, f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"
     if result.fp32_kept:
-        source, extra = result.fp32.path, {"fp32_kept": {"reason": result.selection.reason, "chosen_on": chosen_on}}
+        source, extra = result.fp32.path, {"fp32_kept": {"reason": result.reason, "chosen_on": chosen_on}}
     elif chosen.format == BF16:  # the FP32 graph; the deployment runs it in bf16 (OpenVINO's precision hint)
         source, extra = result.fp32.path, {"inference_precision": {"precision": "bf16", "runtime": "openvino",
                                                                    "chosen_on": chosen_on}}

@@ -100,11 +100,11 @@ def test_a_clearly_faster_less_portable_candidate_still_wins() -> None:
 
 
 def test_the_noise_band_grows_with_the_sessions_own_round_spread() -> None:
-    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, noise=0.15)
-    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.50}, read_by=QDQ_READERS, noise=0.01)
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, rounds=(1.8, 2.0, 2.1))  # spread 15 %
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.50}, read_by=QDQ_READERS, rounds=(1.69, 1.70, 1.70))
     # 10 % slower: beyond MIN_NOISE but within the 15 % the rounds of the faster file disagreed by
     assert select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).chosen == "qdq_u8s8"
-    steady = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, noise=0.01)
+    steady = CandidateFigures("qop_u8s8", 0.90, {1: 0.45}, read_by=QOP_READERS, rounds=(1.88, 1.89, 1.89))
     assert select([steady, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).chosen == "qop_u8s8"
 
 
@@ -137,3 +137,32 @@ def test_round_spread_is_the_relative_range_of_per_round_speedups() -> None:
     assert round_spread({1: ()}, {1: ()}) == 0.0 and round_spread({1: (5.0, 4.0)}, {4: (10.0, 10.0)}) == 0.0
     # the paired-timing spread itself: with an even count of rounds, the upper middle one is the median
     assert round_spread({1: (5.0, 5.0, 4.0, 2.0)}, {1: (10.0,) * 4}) == pytest.approx((5.0 - 2.0) / 2.5)
+
+
+# --- probe 105: a speed-up whose rounds disagree is said to be unstable, and is no win or loss by itself -----------
+
+def test_an_unstable_speedup_is_said_in_the_reason_and_a_verdict_needs_every_round() -> None:
+    """Probe 105: rounds 2.04, 0.99, 1.94 were printed and used as "1.94× faster"; prune and bench call such a pair
+    unstable (paired.rounds_disagree, > 15 % spread)."""
+    wavering = CandidateFigures("qdq_u8s8", 0.90, {1: 10 / 1.94}, rounds=(2.04, 0.99, 1.94))
+    kept = select([wavering], fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0, keep_fp32_if_slower=True)
+    assert kept.fp32_kept and kept.chosen == "qdq_u8s8"
+    assert "1.94× faster than FP32 (unstable: 1.01× slower to 2.04× faster)" in kept.reason
+    assert "its rounds were both faster and slower than FP32" in kept.reason and "quantize.bench_rounds" in kept.reason
+    # without keep_fp32_if_slower it ships, and says the figure is unstable
+    shipped = select([wavering], fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0)
+    assert not shipped.fp32_kept and "(unstable: 1.01× slower to 2.04× faster)" in shipped.reason
+    # faster in every round: a win, however far apart the rounds
+    every_round = CandidateFigures("qdq_u8s8", 0.90, {1: 5.0}, rounds=(1.5, 2.0, 2.5))
+    won = select([every_round], fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0, keep_fp32_if_slower=True)
+    assert not won.fp32_kept and "2.00× faster than FP32 (unstable: 1.50–2.50× faster)" in won.reason
+
+
+def test_a_candidate_faster_in_every_round_ships_before_a_wavering_faster_one() -> None:
+    wavering = CandidateFigures("qop_u8s8", 0.90, {1: 10 / 1.94}, rounds=(2.04, 0.99, 1.94))
+    steady = CandidateFigures("qdq_u8s8", 0.90, {1: 10 / 1.5}, rounds=(1.49, 1.5, 1.52))
+    chosen = select([wavering, steady], fp32_acc=0.90, fp32_latency_ms=FP32_MS, max_drop_points=1.0,
+                    keep_fp32_if_slower=True)
+    assert chosen.chosen == "qdq_u8s8" and not chosen.fp32_kept
+    assert chosen.reason.startswith("qdq_u8s8 (1.50× faster than FP32, +0.00 pts): the fastest candidate within the "
+                                    "1-point accuracy budget measured faster than FP32, chosen over qop_u8s8")

@@ -195,6 +195,8 @@ def test_dynamic_mode_quantizes_weights_only_and_says_convolutions_gain_little(
     assert "calibration" not in report and "calibration" not in record["artifacts"]
     assert "convolutions (ConvInteger) gain little" in report["note"]
     assert quantized_ops(Path(record["run_dir"]) / "model.onnx")["ConvInteger"] == 2
+    # probe 105: DynamicQuantizeLinear takes one range per call, so the accuracy depends on the batch it was scored at
+    assert report["eval_batch_size"] == 32 and "depend on its batch-mates" in report["note"]   # 2 x trainer.batch_size
 
 
 def test_qat_fine_tunes_and_exports_a_qdq_model_onnxruntime_runs(cli, outputs: Path, source: Path) -> None:
@@ -216,6 +218,12 @@ def test_qat_fine_tunes_and_exports_a_qdq_model_onnxruntime_runs(cli, outputs: P
     assert metrics["speedup"] == pytest.approx(speedup(
         {1: report["candidates"][0]["latency"]["1"]["p50_ms"]}, {1: report["fp32"]["latency"]["1"]["p50_ms"]}))
     assert "model" not in record["artifacts"] and "checkpoint" not in record["artifacts"]
+    # probe 105: the INT8 file's change against the source is mostly training; the trained weights in float say how much
+    trained = report["qat"]["trained_fp32_val_acc"]
+    assert 0.0 <= trained <= 1.0 and metrics["qat_fp32_val_acc"] == trained
+    assert metrics["qat_int8_acc_drop"] == pytest.approx(trained - metrics["val_acc"])
+    assert "fp32, QAT-trained" in result.stdout and "pts vs the QAT-trained weights" in result.stdout
+    assert "before QAT training" in report["fp32"]["origin"] and "qat: the trained weights score" in report["reason"]
 
 
 def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_the_config(
@@ -416,8 +424,8 @@ def test_auto_keeps_fp32_when_no_int8_candidate_is_faster(cli, outputs: Path, so
     assert not quantized_ops(model_file)  # the FP32 graph, with the run's identity
     props = read_onnx_metadata(model_file)["props"]
     assert "quantization" not in props and props["fp32_kept"]["reason"].startswith("FP32 kept")
-    assert "no INT8 candidate within the budget is faster than FP32" in result.stderr
-    assert "kept: no INT8 candidate is faster" in result.stdout
+    assert "no INT8 candidate within the budget is measured faster than FP32" in result.stderr
+    assert "kept: no INT8 candidate is measured faster" in result.stdout
 
 
 @pytest.mark.parametrize("override, message", [

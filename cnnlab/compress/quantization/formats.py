@@ -82,7 +82,10 @@ PRECISIONS = ("int8", "bf16")
 QAT_FORMATS = ("qdq_u8s8", "qdq_s8s8")
 DYNAMIC_NOTE = ("dynamic quantization stores the weights as INT8 and quantizes activations at run time: "
                 "convolutions (ConvInteger) gain little or nothing from it; it helps MatMul/Linear-heavy "
-                "models. Static quantization (quantize.mode=ptq) is the one that makes a CNN faster.")
+                "models. Static quantization (quantize.mode=ptq) is the one that makes a CNN faster. Each call takes "
+                "one activation range for its whole batch, so an image's scores depend on its batch-mates: the "
+                "accuracy recorded was scored at trainer.eval_batch_size images per call (run.json: "
+                "quantize.eval_batch_size) and differs a little one image at a time.")
 
 
 def candidate_formats(mode: str, requested: str, engine: str = AUTO, *, nncf_missing: str | None = None) -> list[Format]:

@@ -20,12 +20,13 @@ onnxruntime's quantizer does; otherwise every ReLU6 would stay a float Clip betw
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import onnx
 import torch
@@ -241,6 +242,22 @@ def freeze_fake_quant(model: nn.Module) -> nn.Module:
 
     replace(model)
     return model
+
+
+@contextlib.contextmanager
+def fake_quantization_off(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` computing in float for the duration — every fake-quantizer passes its input through (its
+    `fake_quant_enabled` flag off), each flag restored afterwards: the QAT-trained weights' own accuracy, the reference
+    that tells the training's gain from INT8's."""
+    quantizers = [m for m in model.modules() if isinstance(m, FakeQuantizeBase)]
+    flags = [m.fake_quant_enabled.clone() for m in quantizers]  # type: ignore[operator]
+    for module in quantizers:
+        module.disable_fake_quant()
+    try:
+        yield model
+    finally:
+        for module, flag in zip(quantizers, flags):
+            module.fake_quant_enabled.copy_(flag)  # type: ignore[operator]
 
 
 def export_qat_onnx(model: nn.Module, path: Path, *, spec: InputSpec, classes: Sequence[str],

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import model_file_bytes
-from cnnlab.compress.quantization.selection import Selection, drop_points, signed_points, speedup, within_budget
-from cnnlab.wording import ratio_text
-from cnnlab.deploy.paired import PairedSettings, SubjectTiming
+from cnnlab.compress.quantization.selection import (Selection, drop_points, round_speedups, signed_points, speedup,
+                                                    within_budget)
+from cnnlab.deploy.paired import PairedRatio, PairedSettings, SubjectTiming
 from cnnlab.errors import CnnlabError
 
 FP32 = "fp32"
@@ -68,6 +68,9 @@ class QuantizationResult:
     timing: PairedSettings
     max_acc_drop: float                       # percentage points
     deploy_runtimes: tuple[str, ...] = ()     # runtimes every candidate was checked to load on
+    eval_batch_size: int | None = None        # images per batch every accuracy was scored at (the last batch: the rest)
+    qat_fp32_acc: float | None = None         # qat: top-1 of the QAT-trained weights in float (PyTorch, fake
+                                              # quantization off), in [0, 1]: the training's part of INT8's change
 
     @property
     def chosen(self) -> CandidateResult:
@@ -89,6 +92,27 @@ class QuantizationResult:
         assert candidate.timing is not None
         return speedup(candidate.timing.p50_ms(), self.fp32.timing.p50_ms())
 
+    def ratio(self, candidate: CandidateResult) -> PairedRatio:
+        """The candidate's speed-up with its per-round speed-ups, judged by the rule of every paired timing
+        (`PairedRatio.unstable`: rounds more than 15 % apart)."""
+        assert candidate.timing is not None
+        return PairedRatio(self.speedup(candidate), round_speedups(candidate.timing.p50_per_round,
+                                                                   self.fp32.timing.p50_per_round))
+
+    @property
+    def reason(self) -> str:
+        """Why the shipped file won (selection.reason); qat: how much of the INT8 file's change against the source
+        is its training, and which FP32 model ships when FP32 is kept."""
+        if self.qat_fp32_acc is None:
+            return self.selection.reason
+        int8 = self.chosen.accuracy
+        assert int8 is not None
+        said = (f"{self.selection.reason}; qat: the trained weights score {self.qat_fp32_acc:.2%} in float "
+                f"({signed_points(100 * (self.qat_fp32_acc - self.fp32.accuracy.acc))} pts against the source: "
+                f"training), INT8 changes them by {signed_points(100 * (int8.acc - self.qat_fp32_acc))} pts")
+        return said + ("; model.onnx is the source's FP32 model, as given, not the QAT-trained weights"
+                       if self.fp32_kept else "")
+
     def metrics(self, target: Path) -> dict[str, Any]:
         """run.json's metrics: the shipped file's (`target`, model.onnx) figures against FP32's. With FP32 kept,
         model.onnx is FP32 (speed-up 1, no accuracy change) and `int8_best*` say what the best candidate measured."""
@@ -99,13 +123,18 @@ class QuantizationResult:
             "val_acc": shipped.acc, "val_top5": shipped.top5, "val_loss": shipped.loss,
             "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - shipped.acc,
             "speedup": 1.0 if self.fp32_kept else self.speedup(chosen), "onnx_bytes_fp32": model_file_bytes(fp32.path),
+            "speedup_stable": True if self.fp32_kept else not self.ratio(chosen).unstable,
             "onnx_bytes_int8": target.stat().st_size, "format": self.shipped,
             "within_budget": self.selection.within_budget}
         metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
+        if self.qat_fp32_acc is not None:  # what INT8 itself cost, apart from the training (fractions, as acc_drop)
+            metrics.update(qat_fp32_val_acc=self.qat_fp32_acc,
+                           qat_int8_acc_drop=self.qat_fp32_acc - chosen.accuracy.acc)
         if self.fp32_kept:  # model.onnx is the FP32 graph: no INT8 file size to report, no size gained
             del metrics["onnx_bytes_int8"]
             metrics.update(size_ratio=1.0, onnx_bytes=target.stat().st_size, fp32_kept=True,
                            int8_best=chosen.format.name, int8_best_speedup=self.speedup(chosen),
+                           int8_best_speedup_stable=not self.ratio(chosen).unstable,
                            int8_best_val_acc=chosen.accuracy.acc)
             return metrics
         for batch, stats in chosen.timing.stats.items():
@@ -122,7 +151,8 @@ class QuantizationResult:
                          "file_bytes": model_file_bytes(fp32.path), "latency": fp32.timing.to_dict()},
                 "candidates": [self._describe(c) for c in self.candidates], "chosen": self.selection.chosen,
                 "shipped": self.shipped, "fp32_kept": self.fp32_kept, "deploy_runtimes": list(self.deploy_runtimes),
-                "reason": self.selection.reason, "within_budget": self.selection.within_budget}
+                "eval_batch_size": self.eval_batch_size, "reason": self.reason,
+                "within_budget": self.selection.within_budget}
 
     def _describe(self, candidate: CandidateResult) -> dict[str, Any]:
         described: dict[str, Any] = {**candidate.format.describe(), "notes": list(candidate.notes),
@@ -138,8 +168,10 @@ class QuantizationResult:
             described["file_bytes"] = candidate.path.stat().st_size
         if candidate.usable:
             assert accuracy is not None and candidate.timing is not None
+            ratio = self.ratio(candidate)
             described.update(acc_drop_points=drop_points(accuracy.acc, self.fp32.accuracy.acc),
-                             speedup=self.speedup(candidate), latency=candidate.timing.to_dict())
+                             speedup=ratio.ratio, speedup_rounds=list(ratio.rounds), stable=not ratio.unstable,
+                             latency=candidate.timing.to_dict())
         return described
 
     def over_budget(self) -> CnnlabError:
@@ -161,9 +193,14 @@ class QuantizationResult:
         for column in ("val acc", "Δ pts", *(f"p50 ms b{b}" for b in sizes), "speed-up", "MB"):
             table.add_column(column, justify="right")
         table.add_column("")
-        table.add_row(FP32, f"{fp32.accuracy.acc:.2%}", "", *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes),
-                      "reference", f"{model_file_bytes(fp32.path) / 1e6:.3g}",
-                      "kept: no INT8 candidate is faster" if self.fp32_kept else "")
+        table.add_row(FP32 if self.qat_fp32_acc is None else f"{FP32} (source)", f"{fp32.accuracy.acc:.2%}", "",
+                      *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes), "reference",
+                      f"{model_file_bytes(fp32.path) / 1e6:.3g}",
+                      "kept: no INT8 candidate is measured faster" if self.fp32_kept else "")
+        if self.qat_fp32_acc is not None:
+            table.add_row(f"{FP32}, QAT-trained", f"{self.qat_fp32_acc:.2%}",
+                          signed_points(-drop_points(self.qat_fp32_acc, fp32.accuracy.acc)), *[""] * (2 + len(sizes)),
+                          "PyTorch, not shipped: the training's part of the INT8 file's Δ")
         for c in self.candidates:
             if not c.usable:
                 table.add_row(c.format.name, *[""] * (4 + len(sizes)), f"failed: {c.error}")
@@ -171,10 +208,13 @@ class QuantizationResult:
             assert c.timing is not None and c.path is not None and c.accuracy is not None
             over_budget = not within_budget(c.accuracy.acc, fp32.accuracy.acc, self.max_acc_drop)
             chosen = c.format.name == self.selection.chosen
-            mark = ("best INT8, slower than FP32" if chosen and self.fp32_kept else "chosen" if chosen
+            mark = ("best INT8, not measured faster than FP32" if chosen and self.fp32_kept else "chosen" if chosen
                     else "over budget" if over_budget else "")
+            int8_itself = ([] if self.qat_fp32_acc is None else
+                           [f"{signed_points(-drop_points(c.accuracy.acc, self.qat_fp32_acc))} pts vs the QAT-trained "
+                            "weights"])
             table.add_row(c.format.name, f"{c.accuracy.acc:.2%}",
                           signed_points(-drop_points(c.accuracy.acc, fp32.accuracy.acc)),
-                          *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes), ratio_text(self.speedup(c)),
-                          f"{c.path.stat().st_size / 1e6:.3g}", "; ".join([mark, *c.notes]).strip("; "))
+                          *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes), self.ratio(c).text(),
+                          f"{c.path.stat().st_size / 1e6:.3g}", "; ".join([mark, *int8_itself, *c.notes]).strip("; "))
         return table

@@ -3,10 +3,11 @@
 1. `build_onnx_candidates` (ptq, dynamic): `quant_pre_process` once, calibration once (static formats), one
    quantized file per format — by onnxruntime's quantizer, or by NNCF for `nncf_qdq` (nncf_engine.py), from the
    same pre-processed graph and calibration images. QAT candidates come from fine-tuning (`qat.export_qat_onnx`).
-2. `search_formats`: the accuracy of FP32 and of every candidate file itself on the validation loader, on the
-   runtime it will be deployed on; whether each candidate loads on every deployment runtime (portability.py);
+2. `search_formats`: whether each candidate runs, and gives onnxruntime's top-1 classes at batch 1 and at the scored
+   batch, on the runtime it is scored on and on every deployment runtime (portability.py); the accuracy of FP32 and
+   of every candidate that does, the file itself on the validation loader, on the runtime it will be deployed on;
    their latency in one paired session (cnnlab/deploy/paired.py); the fastest candidate within the accuracy
-   budget, a more portable one within timing noise of it, or FP32 when no candidate beats it
+   budget, a more portable one within timing noise of it, or FP32 when no candidate is measured faster
    (selection.select). In a search (`no_search=None`) a candidate that cannot be built or run is recorded with
    its error and skipped; a format asked for by name fails instead.
 """
@@ -28,11 +29,10 @@ from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, ch
                                               preprocess, quantize_dynamic_candidate, quantize_static_candidate,
                                               quantized_ops)
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
-from cnnlab.compress.quantization.portability import LOADS, check_runtimes, unreadable
-from cnnlab.compress.quantization.selection import CandidateFigures, round_spread, select, speedup
-from cnnlab.wording import ratio_than
+from cnnlab.compress.quantization.portability import cannot_run, check_runtimes, failure, unreadable
+from cnnlab.compress.quantization.selection import CandidateFigures, round_speedups, select, speedup
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
-from cnnlab.deploy.paired import PairedSettings, time_paired
+from cnnlab.deploy.paired import PairedRatio, PairedSettings, time_paired
 from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
@@ -118,14 +118,16 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
     """Measure FP32 and every built candidate, and choose. `val_loader` yields (images, targets); `timing` is the
     paired session's settings (runtime, threads, batch sizes, rounds); `max_acc_drop` in percentage points;
     `no_search`: why there is no choice to make (one format asked for by name), prefixed to the reason;
-    `deploy_runtimes`: runtimes besides `timing.runtime` every candidate must load on to be chosen;
-    `keep_fp32_if_slower` (default: in a search): ship FP32 when the candidate chosen is slower than it.
-    Raises CnnlabError when no candidate can be run (or loads on every deployment runtime)."""
+    `deploy_runtimes`: runtimes besides `timing.runtime` every candidate must run on, computing onnxruntime's top-1
+    classes (portability.check_runtimes, on the first validation batch), to be scored and chosen;
+    `keep_fp32_if_slower` (default: in a search): ship FP32 when the candidate chosen is not measured faster.
+    Raises CnnlabError when no candidate can be run (or runs right on every deployment runtime)."""
     runtime, searching = timing.runtime, no_search is None
+    probe = first_images(val_loader)
     fp32_accuracy = Accuracy.of(evaluate_onnx(fp32_file, val_loader, desc="val (fp32 onnx)", runtime=runtime))
-    evaluated = [_evaluate(c, val_loader, runtime, searching=searching) for c in candidates]
-    evaluated = [_check_deployment(c, runtime, [r for r in deploy_runtimes if r != runtime], searching=searching)
-                 for c in evaluated]
+    checked = [_check_deployment(c, runtime, deploy_runtimes, probe, threads=timing.threads, searching=searching)
+               for c in candidates]
+    evaluated = [_evaluate(c, val_loader, runtime, searching=searching) for c in checked]
     ready = [c for c in evaluated if c.error is None and c.accuracy is not None]
     if not ready:
         raise CnnlabError("no candidate format could be quantized and run: " +
@@ -139,7 +141,8 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
                                              warn=not searching) for c in ready}
     figures = [CandidateFigures(name, c.accuracy.acc, c.timing.p50_ms(),  # type: ignore[union-attr]
                                 read_by=READ_BY.get(c.format.layout, ()),
-                                noise=round_spread(c.timing.p50_per_round, fp32.timing.p50_per_round))  # type: ignore[union-attr]
+                                rounds=round_speedups(c.timing.p50_per_round,  # type: ignore[union-attr]
+                                                      fp32.timing.p50_per_round))
                for name, c in timed.items()]
     selection = select(figures, fp32_acc=fp32_accuracy.acc, fp32_latency_ms=fp32.timing.p50_ms(),
                        max_drop_points=max_acc_drop,
@@ -147,36 +150,53 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
     if not searching:
         selection = replace(selection, reason=f"{no_search}; {selection.reason}")
     result = QuantizationResult(fp32, tuple(timed.get(c.format.name, c) for c in evaluated), selection, timing,
-                                max_acc_drop, tuple(deploy_runtimes))
+                                max_acc_drop, tuple(deploy_runtimes), eval_batch_size=len(probe))
     if selection.fp32_kept:
-        log.warning("no INT8 candidate within the budget is faster than FP32 on this machine: model.onnx is the FP32 "
-                    "model (small models: quantizing and dequantizing costs more than the integer arithmetic saves)")
+        log.warning("no INT8 candidate within the budget is measured faster than FP32 on this machine: model.onnx is "
+                    "the FP32 model (small models: quantizing and dequantizing costs more than the integer arithmetic "
+                    "saves)")
     return result
 
 
-def _check_deployment(candidate: CandidateResult, evaluated_on: str, runtimes: Sequence[str], *,
-                      searching: bool) -> CandidateResult:
-    """The candidate with the verdict of each deployment runtime (`evaluated_on` ran it already); an error (so it
-    cannot be chosen) when one of them cannot open or run it. A format asked for by name fails instead."""
-    if candidate.path is None or candidate.error is not None or candidate.format.inference_precision != "f32":
-        return candidate  # a bf16 candidate is the FP32 file: every runtime reads it
-    verdicts = {evaluated_on: LOADS, **check_runtimes(candidate.path, runtimes)}
+def first_images(val_loader: Any) -> np.ndarray:
+    """The first validation batch's images, float32 [N, C, H, W]: N is the batch every accuracy is scored at."""
+    images = next(iter(val_loader))[0]
+    return np.asarray(images.numpy() if hasattr(images, "numpy") else images, dtype=np.float32)
+
+
+def _check_deployment(candidate: CandidateResult, scored_on: str, deploy_runtimes: Sequence[str], images: np.ndarray,
+                      *, threads: int, searching: bool) -> CandidateResult:
+    """The candidate with the verdict of `scored_on` (quantize.runtime) and of each deployment runtime on the
+    validation `images` (portability.check_runtimes: run at their batch and at batch 1, top-1 classes compared with
+    onnxruntime's); an error, so that it is neither scored nor chosen, when one of them cannot run it or computes
+    other classes. A bf16 candidate (the FP32 file) is checked on `scored_on` in bf16 only: every runtime reads the
+    file. A format asked for by name fails instead."""
+    if candidate.path is None or candidate.error is not None:
+        return candidate
+    precision = candidate.format.inference_precision
+    runtimes = [scored_on] if precision != "f32" else [scored_on, *(r for r in deploy_runtimes if r != scored_on)]
+    verdicts = check_runtimes(candidate.path, runtimes, images, threads=threads, precision=precision)
     checked = replace(candidate, loads_on=verdicts)
     failing = unreadable(verdicts)
     if not failing:
         return checked
-    error = "; ".join(f"{r} cannot run it: {verdicts[r]}" for r in failing)
+    error = "; ".join(failure(r, verdicts[r]) for r in failing)
     if not searching:
+        others = [r for r in failing if r != scored_on]
         raise CnnlabError(f"{candidate.format.name}: {error}",
-                          fix=f"leave {', '.join(failing)} out of quantize.deploy_runtimes, or choose a QDQ format "
-                              "(read by onnxruntime, OpenVINO and TensorRT)")
+                          fix=(f"leave {', '.join(others)} out of quantize.deploy_runtimes, or " if others else
+                               "use another quantize.runtime, or ") +
+                              ("choose a QDQ format (read by onnxruntime, OpenVINO and TensorRT)"
+                               if all(cannot_run(verdicts[r]) for r in failing)
+                               else "choose another quantize.format"))
     log.warning("skipping %s: %s", candidate.format.name, error)
     return replace(checked, error=error)
 
 
 def _evaluate(candidate: CandidateResult, val_loader: Any, runtime: str, *, searching: bool) -> CandidateResult:
-    """The candidate with what makes it INT8 and its accuracy on the validation split (or why it cannot run)."""
-    if candidate.path is None:
+    """The candidate with what makes it INT8 and its accuracy on the validation split (or why it cannot run); one that
+    failed its runtime check (_check_deployment) is not scored."""
+    if candidate.path is None or candidate.error is not None:
         return candidate
     precision = candidate.format.inference_precision
     ops = dict(quantized_ops(candidate.path)) if precision == "f32" else {}
@@ -194,14 +214,15 @@ def _evaluate(candidate: CandidateResult, val_loader: Any, runtime: str, *, sear
 
 
 def _with_speed_note(candidate: CandidateResult, fp32: Fp32Figures, runtime: str, *, warn: bool) -> CandidateResult:
-    """A note (and, for a format chosen by hand, a warning) when the candidate is not faster than FP32 here."""
+    """A note (and, for a format chosen by hand, a warning) when the candidate is not faster than FP32 here, with its
+    rounds' range when they disagree (PairedRatio.text)."""
     assert candidate.timing is not None
-    ratio = speedup(candidate.timing.p50_ms(), fp32.timing.p50_ms())
-    if ratio >= 1.0:
+    ratio = PairedRatio(speedup(candidate.timing.p50_ms(), fp32.timing.p50_ms()),
+                        round_speedups(candidate.timing.p50_per_round, fp32.timing.p50_per_round))
+    if ratio.ratio >= 1.0:
         return candidate
     known = slow_format_warning(candidate.format, runtime)
+    said = ratio.text("FP32 on this machine")
     if warn:
-        log.warning("%s runs %s on this CPU%s", candidate.format.name, ratio_than(ratio, "FP32"),
-                    f": {known}" if known else "")
-    note = f"{ratio_than(ratio, 'FP32')} on this machine" + (f" ({known})" if known else "")
-    return replace(candidate, notes=(*candidate.notes, note))
+        log.warning("%s runs %s%s", candidate.format.name, said, f": {known}" if known else "")
+    return replace(candidate, notes=(*candidate.notes, said + (f" ({known})" if known else "")))

@@ -8,8 +8,13 @@ Two refinements of "the fastest":
 - portability: a candidate within timing noise of the fastest but read by more runtimes wins (QDQ, read by
   onnxruntime, OpenVINO and TensorRT, over a QOperator file only onnxruntime loads). Noise is the spread of the
   per-round speed-ups of the two files in this session, at least MIN_NOISE.
-- FP32 kept: in a search, when no candidate within the budget is faster than FP32, the FP32 model is what ships
-  (`Selection.fp32_kept`), with the reason — an INT8 file slower than the model it replaces is not a compression.
+- FP32 kept: in a search, when no candidate within the budget is measured faster than FP32, the FP32 model is what
+  ships (`Selection.fp32_kept`), with the reason — an INT8 file slower than the model it replaces is not a
+  compression. "Measured faster" is `PairedRatio.faster`: a speed-up whose rounds agree within the rule every
+  paired timing uses (deploy/paired.py: UNSTABLE_SPREAD) counts by its value; an unstable one only when every round
+  is faster (or slower) than FP32. When the chosen candidate's rounds fall on both sides of FP32's, the fastest
+  candidate measured faster in every round ships instead, or FP32 when there is none — and the reason says so.
+  Every speed-up in a reason carries its rounds' range when they disagree ("(unstable: …)").
 """
 
 from __future__ import annotations
@@ -18,8 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from cnnlab.wording import ratio_than
-from cnnlab.deploy.paired import spread
+from cnnlab.deploy.paired import PairedRatio, spread
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
 # Two speed-ups closer than this (relative) are a tie even when the session's rounds agree better: paired rounds
@@ -34,11 +38,16 @@ class CandidateFigures:
     latency_ms: Mapping[int, float]    # p50 per batch size
     notes: list[str] = field(default_factory=list)
     read_by: tuple[str, ...] = ()      # runtimes that load its layout (formats.READ_BY)
-    noise: float = 0.0                 # relative spread of its per-round speed-ups in this session
+    rounds: tuple[float, ...] = ()     # its speed-up over FP32 in each interleaved round (round_speedups)
 
     @property
     def portability(self) -> int:
         return len(self.read_by)
+
+    @property
+    def noise(self) -> float:
+        """The relative spread of its per-round speed-ups in this session (paired.spread)."""
+        return spread(self.rounds)
 
 
 @dataclass(frozen=True)
@@ -74,28 +83,36 @@ def speedup(candidate_ms: Mapping[int, float], fp32_ms: Mapping[int, float]) -> 
     return math.exp(sum(math.log(fp32_ms[b] / candidate_ms[b]) for b in sizes) / len(sizes))
 
 
-def round_spread(candidate_rounds: Mapping[int, Sequence[float]], fp32_rounds: Mapping[int, Sequence[float]]) -> float:
-    """`paired.spread` — (max - min) / median, the rule of a stable paired timing — of a candidate's per-round
-    speed-ups over FP32 (each round: the geometric mean over the batch sizes of FP32 p50 / candidate p50 in that
-    round); 0.0 with fewer than two rounds."""
+def round_speedups(candidate_rounds: Mapping[int, Sequence[float]],
+                   fp32_rounds: Mapping[int, Sequence[float]]) -> tuple[float, ...]:
+    """A candidate's speed-up over FP32 in each interleaved round: the geometric mean over the batch sizes of FP32
+    p50 / candidate p50 in that round (paired.PairedTiming.ratios, over several batch sizes); () without a round."""
     sizes = sorted(set(candidate_rounds) & set(fp32_rounds))
     count = min((len(candidate_rounds[b]) for b in sizes), default=0)
-    return spread([speedup({b: candidate_rounds[b][r] for b in sizes}, {b: fp32_rounds[b][r] for b in sizes})
-                   for r in range(count)])
+    return tuple(speedup({b: candidate_rounds[b][r] for b in sizes}, {b: fp32_rounds[b][r] for b in sizes})
+                 for r in range(count))
+
+
+def round_spread(candidate_rounds: Mapping[int, Sequence[float]], fp32_rounds: Mapping[int, Sequence[float]]) -> float:
+    """`paired.spread` — (max - min) / median, the rule of a stable paired timing — of `round_speedups`; 0.0 with
+    fewer than two rounds."""
+    return spread(round_speedups(candidate_rounds, fp32_rounds))
 
 
 def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_latency_ms: Mapping[int, float],
            max_drop_points: float, keep_fp32_if_slower: bool = False) -> Selection:
     """The fastest candidate within `max_drop_points` of `fp32_acc` — or one read by more runtimes within timing
     noise of it; if none is within the budget, the most accurate one (ties: the faster), with within_budget=False.
-    `keep_fp32_if_slower`: when the candidate chosen is slower than FP32, the selection says to ship FP32."""
+    `keep_fp32_if_slower`: when the candidate chosen is not measured faster than FP32 (PairedRatio.faster), the
+    fastest one that is, else the selection says to ship FP32 (see the module docstring)."""
     if not candidates:
         raise ValueError("no candidate to select from")
-    speed = {c.name: speedup(c.latency_ms, fp32_latency_ms) for c in candidates}
+    judged = {c.name: PairedRatio(speedup(c.latency_ms, fp32_latency_ms), c.rounds) for c in candidates}
+    speed = {name: ratio.ratio for name, ratio in judged.items()}
     budget = f"{max_drop_points:g}-point accuracy budget"
 
     def figures(c: CandidateFigures) -> str:
-        return f"{ratio_than(speed[c.name], 'FP32')}, {signed_points(-drop_points(c.acc, fp32_acc))} pts"
+        return f"{judged[c.name].text('FP32')}, {signed_points(-drop_points(c.acc, fp32_acc))} pts"
 
     eligible = [c for c in candidates if within_budget(c.acc, fp32_acc, max_drop_points)]
     if not eligible:
@@ -115,10 +132,19 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
         # faster than the choice, not necessarily than FP32 (probe 73: "1.68× slower than FP32" listed as "faster")
         reason += f"; faster than {chosen.name} but over budget: " + ", ".join(f"{c.name} ({figures(c)})"
                                                                               for c in faster_over_budget)
-    if keep_fp32_if_slower and speed[chosen.name] < 1.0:
-        return Selection(chosen.name, True, f"FP32 kept: no INT8 candidate within the {budget} is faster than FP32 "
-                                            f"on this machine; the best, {reason}", fp32_kept=True)
-    return Selection(chosen.name, True, reason)
+    if not keep_fp32_if_slower or judged[chosen.name].faster:
+        return Selection(chosen.name, True, reason)
+    measured = [c for c in eligible if judged[c.name].faster]
+    if measured:  # the choice's rounds fell on both sides of FP32's (or it is slower): one faster in every round
+        steady = max(measured, key=lambda c: (speed[c.name], c.acc))
+        return Selection(steady.name, True, f"{steady.name} ({figures(steady)}): the fastest candidate within the "
+                                            f"{budget} measured faster than FP32, chosen over {reason}")
+    undecided = judged[chosen.name].faster is None
+    return Selection(chosen.name, True, f"FP32 kept: no INT8 candidate within the {budget} is measured faster than "
+                                        f"FP32 on this machine; the best, {reason}" +
+                     (" — its rounds were both faster and slower than FP32: rerun on a quieter machine or with more "
+                      "quantize.bench_rounds (quantize.keep_fp32_if_slower=false ships it)" if undecided else ""),
+                     fp32_kept=True)
 
 
 def _more_portable_tie(fastest: CandidateFigures, eligible: Sequence[CandidateFigures],
