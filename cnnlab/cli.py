@@ -399,6 +399,9 @@ def report_(
     batch: int = typer.Option(1, "--batch", help="Latency at which batch size (1 or more, as benchmarked)."),
     device: Optional[str] = typer.Option(None, "--device", help="Latency on which device; default: the most "
                                          "benchmarked one."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Latency timed on which machine, as the report "
+                                          "names it (e.g. 'AMD EPYC (family 26, model 2)'); default: the most "
+                                          "benchmarked one, where the bench runs name several."),
     write: bool = typer.Option(True, "--write/--no-write", help="Write report.md/.csv/.json and the plot PNG."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write the files into this folder instead of "
                                            "OUTPUTS_DIR (never into a run folder: source runs are never modified)."),
@@ -409,7 +412,7 @@ def report_(
     measured; runs that differ only in `seed` (a `-m seed=0,1,2` sweep) form one group row with mean ± std,
     its runs listed under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds
     ("not significant" when it contains zero). Only like is compared with like (same dataset, backend,
-    batch, device, threads), the Pareto front is marked, and what was left out is listed. Writes report.md,
+    batch, device, threads, machine), the Pareto front is marked, and what was left out is listed. Writes report.md,
     report.csv, report.json and report.png (error bars for seed groups) into OUTPUTS_DIR (or --out).
     """
     from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
@@ -417,7 +420,8 @@ def report_(
     try:
         folder = outputs_dir or conftree.outputs_folder()
         target = report_folder(folder, out_dir) if write else None  # refused before any work: never into a run
-        report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device))
+        report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device,
+                                                                          machine=machine))
         print_report(report)
         if target is not None:
             for path in write_report(report, target):

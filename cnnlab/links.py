@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from cnnlab.runs import RunInfo
 
+_TAIL = 3  # the folders that name a run within its outputs folder: <command>/<date>/<time> (a sweep's <time>/<job>)
 # source.kind → the artifact (and run.json digests key) whose bytes a derived run read
 _READ_FILE = {"checkpoint": "model", "onnx": "onnx"}
 
@@ -45,17 +46,28 @@ class RunLinks:
         sound = [run for run in runs if not run.damaged]
         self._runs: dict[Path, RunInfo | None] = {run.path.resolve(): run for run in sound}
         self._moved: dict[Path, Path] = {}
-        for run in sound:
+        # copies of one run: a completed one stands for them (probe 107: a `cp -r` backup taken mid-training, whose
+        # path sorted first, took the run's export and bench, and the run read "not benchmarked")
+        for run in sorted(sound, key=lambda r: (r.status != "completed", str(r.path))):
             written = run.data.get("run_dir")
             old = _real(written) if isinstance(written, str) and written else None
             if old is not None and old != run.path.resolve() and old not in self._runs:
-                self._moved.setdefault(old, run.path.resolve())  # copies of one run: the first stands for them
+                self._moved.setdefault(old, run.path.resolve())
+        # records from before run_dir was kept: a run here whose last folders (command/date/time) are the recorded
+        # folder's, where that folder is gone (probe 107: a copied folder of such records lost every bench)
+        self._by_tail: dict[tuple[str, ...], list[Path]] = {}
+        for run in sound:
+            if not isinstance(run.data.get("run_dir"), str):
+                self._by_tail.setdefault(run.path.resolve().parts[-_TAIL:], []).append(run.path.resolve())
 
     def where(self, recorded: Any) -> Path | None:
         """The folder a recorded run folder is now: the run here that was written there (copied, moved or renamed
         since), else the path itself; None for no path."""
         old = _real(recorded) if isinstance(recorded, (str, Path)) and str(recorded) else None
-        return None if old is None else self._moved.get(old, old)
+        if old is None or old in self._moved or old in self._runs:
+            return None if old is None else self._moved.get(old, old)
+        tail = self._by_tail.get(old.parts[-_TAIL:], [])
+        return tail[0] if len(tail) == 1 and not old.exists() else old
 
     def run(self, path: Path) -> RunInfo | None:
         """The sound run in folder `path` (one at hand, else read from disk), or None."""

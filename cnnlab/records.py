@@ -222,7 +222,21 @@ class LatencyRecord(Section):
     device: str = typed(str, required=True, default="")
     threads: int | None = typed(int, within=(1, MAX_COUNT))
     p50_ms: float = typed(int, float, required=True, default=0.0, within=(0, MAX_COUNT))
+    # a paired session's: which of paired.subjects it times (probe 107: -1 read another model's time, "0" and 0.0
+    # stopped the report), and each round's p50 (ms), numbers all
+    subject: int | None = typed(int, within=(0, MAX_COUNT))
+    p50_ms_per_round: list[float] | None = typed(list)
+    # the CPU (or GPU) that timed it: not in metrics.latency; the report fills it from the bench run's environment
+    machine: str | None = typed(str)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None) -> "LatencyRecord":
+        record = super().from_dict(data, where)
+        rounds = record.p50_ms_per_round or []
+        if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v <= MAX_COUNT for v in rounds):
+            raise RecordProblem(f"{where or cls.NAME}.p50_ms_per_round holds {rounds!r}, expected numbers >= 0")
+        return record
 
     @property
     def setting(self) -> tuple[str, int, str, int | None]:

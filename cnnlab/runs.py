@@ -214,11 +214,12 @@ DAMAGED = "damaged"            # never written: read for a run.json that cannot 
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "command": (str,), "status": (str,), "started": (str,), "ended": (str,), "run_dir": (str,),
     "overrides": (list,), "pipeline": (dict,), "job": (dict,), "environment": (dict,), "process": (dict,),
-    "error": (str,), "digests": (dict,)}
+    "error": (str,), "digests": (dict,), "paired": (dict,)}
 # the fields of the sections that recognise a run done before (a pipeline's stage; a sweep's or SLURM's job)
 _NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "pipeline": {"fingerprint": (str,), "inputs": (dict,)},
-    "job": {"fingerprint": (str,), "num": (int,), "slurm": (dict,)}}
+    "job": {"fingerprint": (str,), "num": (int,), "slurm": (dict,)},
+    "paired": {"subjects": (list,), "rounds": (int,)}}  # a paired bench session (probe 107: unchecked, a traceback)
 
 
 def record_problem(data: Any, run_dir: Path) -> str | None:
@@ -237,8 +238,15 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
     if data["status"] not in WRITTEN_STATUSES:  # probe 98: "weird" was in no report row and no "left out" line
         return f"status is {data['status']!r}, expected one of {', '.join(WRITTEN_STATUSES)}"
     schema = data.get("schema")
-    if schema is not None and (isinstance(schema, bool) or not isinstance(schema, int) or schema > SCHEMA_VERSION):
+    if schema is not None and (isinstance(schema, bool) or not isinstance(schema, int)):  # probe 107: "1" was "newer"
+        return f"schema is {schema!r}, expected an integer (this cnnlab reads schema {SCHEMA_VERSION})"
+    if schema is not None and schema > SCHEMA_VERSION:
         return f"schema is {schema!r}: written by a newer cnnlab (this one reads schema {SCHEMA_VERSION})"
+    paired = data.get("paired") or {}
+    if "paired" in data and data["paired"] is not None and not isinstance(paired.get("subjects"), list):
+        return "paired.subjects is missing: a paired session names the models it timed"
+    if not all(isinstance(subject, dict) for subject in paired.get("subjects") or []):
+        return "paired.subjects holds an entry that is not a mapping"
     if data.get("started") and started_seconds(data["started"]) == float("-inf"):
         return f"started is {data['started']!r}, not a time (ISO 8601)"
     if not all(isinstance(o, str) for o in data.get("overrides") or []):
@@ -290,6 +298,8 @@ class RunInfo:
             data = read_json(path / RUN_FILE)
         except FileNotFoundError:
             raise
+        except IsADirectoryError:  # probe 107: "not valid JSON ([Errno 21] ...)" here, "no run.json" when named
+            return cls(path, {}, damaged=f"{RUN_FILE} is a folder, not a file")
         except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
             return cls(path, {}, damaged=f"not valid JSON ({_first_line(exc)})")
         problem = record_problem(data, path)
@@ -506,9 +516,11 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         # one read of the records for every question below (each latest_run call reads them all again)
         finished = [r for r in iter_runs(outputs) if r.status in FINISHED and (not command or r.command == command)]
 
-        def newest_holding(kinds: Iterable[str]) -> RunInfo | None:  # the first kind any run holds, newest run
-            return next((r for kind in kinds for r in reversed(finished)
-                         if r.artifact(_ARTIFACT_OF_KIND[kind]) is not None), None)
+        def newest_holding(kinds: Iterable[str]) -> RunInfo | None:  # the newest run holding any of the kinds (probe
+            # 107: an older run's ONNX was taken over a newer model.pt, where the command reads both); _from_run then
+            # takes its file of the kind preferred
+            names = [_ARTIFACT_OF_KIND[kind] for kind in kinds]
+            return next((r for r in reversed(finished) if any(r.artifact(name) is not None for name in names)), None)
 
         # the newest run that wrote a model of a wanted kind, whether or not the file is still there (probe 104: an
         # evaluate or bench run after it hid a deleted model.pt, and `latest` took an older model unsaid)
@@ -538,7 +550,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     if not path.exists():
         raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_how_to_name(want))
     if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)
-        if not (path / RUN_FILE).is_file():
+        if not (path / RUN_FILE).exists():
             raise CnnlabError(f"{path} is not a cnnlab run folder (no {RUN_FILE})", fix=_how_to_name(want))
         return _from_run(spec, load_run(path.resolve()), want, key, runtime_key)
     kind = _KINDS.get(path.suffix.lower())

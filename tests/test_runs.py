@@ -150,6 +150,17 @@ def _damage(run_dir: Path, how: str) -> None:
         run_file.write_text(json.dumps(record))
     elif how == "acc-nan":
         run_file.write_text(json.dumps(record | {"metrics": {"val_acc": 0.5}}).replace("0.5", "NaN"))
+    elif how == "run-json-a-folder":
+        run_file.unlink()
+        run_file.mkdir()
+    elif how.startswith(("subject-", "rounds-")):
+        latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "p50_ms": 1.0, "subject": 0,
+                   "p50_ms_per_round": [1.0]}
+        latency.update({"subject-text": {"subject": "0"}, "subject-float": {"subject": 0.0},
+                        "subject-negative": {"subject": -1}, "rounds-text": {"p50_ms_per_round": ["n/a"]}}[how])
+        record["paired"] = {"subjects": [{"run": "x"}], "rounds": 1}
+        record["metrics"] = {"latency": [latency]}
+        run_file.write_text(json.dumps(record))
     elif how in _HAND_EDITS:  # probe 98: shown as figures (params -5, "999999999999999983222784.00 M", inf G)
         key, value = _HAND_EDITS[how]
         section, _, field = key.partition(".")
@@ -163,7 +174,8 @@ def _damage(run_dir: Path, how: str) -> None:
 _HAND_EDITS = {"params-negative": ("model.params", -5), "params-huge": ("model.params", 10**30),
                "flops-infinite": ("model.flops", float("inf")), "image-size-0": ("model.image_size", 0),
                "status-unknown": ("status", "weird"), "schema-future": ("schema", 99),
-               "started-not-a-date": ("started", "not a date")}
+               "started-not-a-date": ("started", "not a date"), "paired-no-subjects": ("paired", {"rounds": 3}),
+               "paired-a-list": ("paired", [1]), "schema-text": ("schema", "1")}
 
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
@@ -175,7 +187,13 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "params-negative": "model.params is -5", "params-huge": "model.params is 1000000000000000000000000000000",
            "flops-infinite": "model.flops is inf", "image-size-0": "model.image_size is 0",
            "status-unknown": "status is 'weird'", "schema-future": "written by a newer cnnlab",
-           "started-not-a-date": "started is 'not a date'"}
+           "started-not-a-date": "started is 'not a date'",
+           # probe 107: a hand-edited or older paired session stopped the report with a traceback, or (-1) read
+           # another model's time; schema "1" was "written by a newer cnnlab"; run.json a folder "not valid JSON"
+           "paired-no-subjects": "paired.subjects is missing", "paired-a-list": "paired is list",
+           "subject-text": "metrics.latency[0].subject is str", "subject-float": "metrics.latency[0].subject is float",
+           "subject-negative": "metrics.latency[0].subject is -1", "rounds-text": "p50_ms_per_round holds ['n/a']",
+           "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -397,6 +415,16 @@ def test_latest_sees_a_deleted_model_past_the_runs_that_keep_none(tmp_path: Path
         resolve_source("latest:distill", tmp_path)
     assert f"{newest}, has its model.pt deleted, and no other run here holds a model" in info.value.message
     assert info.value.fix == f"restore model.pt in {newest}, or train again"
+
+
+def test_latest_is_the_newest_run_holding_any_kind_the_command_reads(tmp_path: Path) -> None:
+    """Probe 107: `evaluate source=latest` took an older export's model.onnx over a newer model.pt; docs/runs.md:
+    the newest completed run that holds the kind of file the command needs. Within a run, the kind preferred."""
+    make_run(tmp_path, "export", "a", model=False, onnx=True, started="2026-01-01T10:00:00")
+    newer = make_run(tmp_path, "finetune", "b", started="2026-01-01T11:00:00")
+    assert resolve_source("latest", tmp_path, want=("onnx", "checkpoint")).path == newer / "model.pt"
+    both = make_run(tmp_path, "prune", "c", onnx=True, started="2026-01-01T12:00:00")
+    assert resolve_source("latest", tmp_path, want=("onnx", "checkpoint")).path == both / "model.onnx"
 
 
 def test_a_model_file_changed_after_its_run_is_refused_by_every_way_of_naming_it(tmp_path: Path) -> None:

@@ -52,8 +52,10 @@ class Session:
     subjects: tuple[Path | None, ...]
 
     def timing(self, model_run: Path, matches: Callable[[dict[str, Any]], bool]) -> Timing | None:
-        """The timing of `model_run` among the records that `matches` (backend, batch, device, threads)."""
+        """The timing of `model_run` among the records that `matches` (backend, batch, device, threads, and the
+        machine that timed them: machine_label)."""
         for record in (self.run.data.get("metrics") or {}).get("latency") or []:
+            record = {**record, "machine": machine_label(self.run, str(record.get("device")))}
             index = record.get("subject")
             if index is not None and index < len(self.subjects) and self.subjects[index] == model_run \
                     and matches(record):
@@ -85,6 +87,27 @@ class SpeedUp:
     def vs_source(self) -> float | None:
         """The shown ratio when it is against the model's source (report.json `speedup_vs_source`)."""
         return None if self.status == REFERENCE else self.shown
+
+
+def machine_label(bench: RunInfo, device: str) -> str | None:
+    """The machine a bench run timed `device` on, as its run.json `environment` names it: the GPU for cuda, else the
+    CPU ("AMD EPYC (family 26, model 2)": the numbers tell CPU generations apart that a VM names alike). None where
+    the record does not say (runs from before it was recorded). Latencies of two machines are no comparison
+    (probe 107: a seed group averaged this machine's 0.025 ms with a laptop's 0.151 ms)."""
+    environment = bench.data.get("environment")
+    if not isinstance(environment, Mapping):
+        return None
+    if device.startswith("cuda"):
+        gpus = environment.get("gpus")
+        index = int(device.partition(":")[2]) if device.partition(":")[2].isdigit() else 0
+        gpu = gpus[index] if isinstance(gpus, list) and index < len(gpus) else None
+        return str(gpu["name"]) if isinstance(gpu, Mapping) and gpu.get("name") else None
+    cpu = environment.get("cpu")
+    if not isinstance(cpu, Mapping) or not isinstance(cpu.get("model"), str):
+        return None
+    numbers = [f"{key} {cpu[field]}" for key, field in (("family", "family"), ("model", "model_number"))
+               if isinstance(cpu.get(field), int) and not isinstance(cpu.get(field), bool)]
+    return f"{cpu['model']} ({', '.join(numbers)})" if numbers else cpu["model"]
 
 
 def reference_speedup(run: RunInfo) -> SpeedUp | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -26,7 +26,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import path_argument
 from cnnlab.links import RunLinks
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
-from cnnlab.report.paired import UNPAIRED, SpeedUp, reference_speedup, sessions, speedup
+from cnnlab.report.paired import UNPAIRED, SpeedUp, machine_label, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
 from cnnlab.wording import counted, human_bytes, listed
 
@@ -45,16 +45,21 @@ class Comparison:
     device: str | None = None     # None: the most common device among the benches
     threads: int | None = None    # None: the most common thread count
     timed: bool = True            # False: no bench run of the models here timed anything (an accuracy-only report)
+    # the CPU or GPU that timed them (report.paired.machine_label); None: the benches name one machine (or none)
+    machine: str | None = None
 
     def admits(self, record: LatencyRecord) -> bool:
-        """Whether `record` was measured in exactly this setting."""
-        return record.setting == (self.backend, self.batch, self.device, self.threads)
+        """Whether `record` was measured in exactly this setting: on this machine, where it names one (a record
+        that names none, from before it was recorded, cannot be told apart)."""
+        return record.setting == (self.backend, self.batch, self.device, self.threads) and \
+            (self.machine is None or record.machine in (None, self.machine))
 
     def describe(self) -> str:
         """The setting in words, "onnxruntime, batch 1, on cpu with 2 threads"; what the bench runs timed without
         recording it reads "device and threads not recorded" rather than None; with no bench run at all,
         "no bench runs" (nothing was left unrecorded)."""
-        where = " ".join(([f"on {self.device}"] if self.device else [])
+        device = f"{self.device} ({self.machine})" if self.device and self.machine else self.device
+        where = " ".join(([f"on {device}"] if device else [])
                          + ([f"with {counted(self.threads, 'thread')}"] if self.threads is not None else []))
         missing = " and ".join(([] if self.device else ["device"]) + ([] if self.threads is not None else ["threads"]))
         unknown = (f"{missing} not recorded" if self.timed else "no bench runs") if missing else ""
@@ -273,7 +278,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             left_out.append((run.path, f"damaged run.json: {run.damaged}"))
             continue
         if run.path in copied:
-            left_out.append((run.path, f"a copy of the run in {copied[run.path]} (the same run.json): counted once"))
+            left_out.append((run.path, f"a copy of the run in {copied[run.path]} (its record names the same folder and "
+                                       "start time): counted once"))
             continue
         if run.command not in MODEL_COMMANDS:
             continue
@@ -513,7 +519,7 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
     """Fill in the device and thread count the benches most often used for this backend and batch (the threads:
     on the device asked for)."""
     # a paired session's records: one per subject
-    matching = [r for b in benches for r in b.metrics.latency_records
+    matching = [r for b in benches for r in timed_records(b)
                 if r.backend == comparison.backend and r.batch_size == comparison.batch]
 
     def most_common(key: str, records: list[LatencyRecord]) -> Any:
@@ -523,19 +529,27 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
     device = comparison.device or most_common("device", matching)
     on_device = [r for r in matching if r.device == device]
     threads = comparison.threads if comparison.threads is not None else most_common("threads", on_device)
+    machines = {r.machine for r in on_device if r.threads == threads and r.machine is not None}
+    machine = comparison.machine or (most_common("machine", [r for r in on_device if r.machine is not None])
+                                     if len(machines) > 1 else None)
     return Comparison(backend=comparison.backend, batch=comparison.batch, device=device, threads=threads,
-                      timed=any(b.metrics.latency_records for b in benches))
+                      timed=any(b.metrics.latency_records for b in benches), machine=machine)
+
+
+def timed_records(bench: RunInfo) -> list[LatencyRecord]:
+    """A bench run's latency records, each with the machine that timed it (report.paired.machine_label)."""
+    return [replace(r, machine=r.machine or machine_label(bench, r.device)) for r in bench.metrics.latency_records]
 
 
 def _timed_setting(record: LatencyRecord) -> str:
     """"onnxruntime, batch 1, on cpu with 2 threads" for one bench record."""
-    return Comparison(record.backend, record.batch_size, record.device, record.threads).describe()
+    return Comparison(record.backend, record.batch_size, record.device, record.threads, machine=record.machine).describe()
 
 
 def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     """CnnlabError (exit 2) when the models' bench runs timed something, but nothing in the setting asked for: a
     report with every latency blank is no comparison. The fix lists the settings they did time."""
-    held = [r for b in benches for r in b.metrics.latency_records]
+    held = [r for b in benches for r in timed_records(b)]
     if not held or any(comparison.admits(r) for r in held):
         return
     where = " ".join(([f"on {comparison.device}"] if comparison.device else [])
@@ -555,7 +569,7 @@ def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *,
     """The newest bench record of this model that matches the comparison exactly; else a note saying why there is
     none (`paired`: a paired session timed the model, in another setting)."""
     for bench in sorted(benches, key=lambda b: b.started_at, reverse=True):
-        for record in bench.metrics.latency_records:
+        for record in timed_records(bench):
             if comparison.admits(record):
                 row.latency, row.bench_run = record, bench.path
                 return

@@ -110,3 +110,53 @@ def test_a_quantize_run_whose_onnx_was_deleted_shows_the_recorded_size_as_onnx(t
     (run / "model.onnx").unlink()
     [row] = build_report(out).rows
     assert (row.file_bytes, row.file_kind, row.file_recorded) == (5_000, "onnx", "deleted")
+
+
+def test_latencies_of_two_machines_are_not_averaged_or_compared(tmp_path: Path) -> None:
+    """Probe 107: seed 0 timed here, seed 1 on a laptop (another CPU, 6× slower): the seed group read
+    "0.088 ± 0.088" ms, the mean of the two machines, starred on the Pareto front, and nothing named the laptop."""
+    from report.fakes import bench_run, sweep
+
+    from cnnlab.report import Comparison
+
+    out = tmp_path / "outputs"
+    seeds = sweep(out, "finetune", [0.69, 0.68])
+    bench_run(out, "here", seeds[0], 0.025, cpu="AMD EPYC")
+    bench_run(out, "here-again", seeds[0], 0.026, cpu="AMD EPYC")
+    bench_run(out, "laptop", seeds[1], 0.151, cpu="Intel Core i5-8250U")
+    report = build_report(out)
+    assert report.comparison.machine == "AMD EPYC (family 6, model 142)"
+    rows = {row.run.path.name: row for row in report.rows}
+    assert rows["0"].p50_ms in (0.025, 0.026) and rows["1"].p50_ms is None
+    assert "on cpu (AMD EPYC (family 6, model 142))" in rows["1"].notes[0]
+    [group] = report.all_seed_groups
+    assert [r.p50_ms for r in group.rows if r.p50_ms is not None] == [rows["0"].p50_ms]
+    laptop = build_report(out, comparison=Comparison(machine="Intel Core i5-8250U (family 6, model 142)"))
+    assert {row.run.path.name: row.p50_ms for row in laptop.rows} == {"0": None, "1": 0.151}
+    one = tmp_path / "one"  # one machine, or records that name none: nothing is said or filtered
+    seeds = sweep(one, "finetune", [0.69, 0.68])
+    bench_run(one, "a", seeds[0], 0.025, cpu="AMD EPYC")
+    bench_run(one, "b", seeds[1], 0.027)
+    assert build_report(one).comparison.machine is None
+    assert sorted(row.p50_ms for row in build_report(one).rows) == [0.025, 0.027]
+
+
+def test_records_without_run_dir_and_a_backup_taken_mid_training_link_to_the_run(chain: Path, tmp_path: Path) -> None:
+    """Probe 107: in a moved folder, records from before `run_dir` was kept lost their export and bench ("not
+    benchmarked"), and a `cp -r` backup of a run taken mid-training (its path sorting first) took them instead."""
+    before = _figures(chain)
+    backup = chain / "finetune" / "2026-11-28" / "a-backup"
+    shutil.copytree(chain / "finetune" / "2026-11-28" / "tuned", backup)
+    record = json.loads((backup / "run.json").read_text())
+    (backup / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    moved = tmp_path / "moved"
+    chain.rename(moved)
+    assert _figures(moved) == before
+    for path in moved.rglob("run.json"):  # as an older cnnlab wrote them
+        record = json.loads(path.read_text())
+        record.pop("run_dir")
+        path.write_text(json.dumps(record))
+    shutil.rmtree(moved / "finetune" / "2026-11-28" / "a-backup")
+    again = tmp_path / "again"
+    moved.rename(again)
+    assert _figures(again) == before
