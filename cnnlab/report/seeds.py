@@ -60,6 +60,11 @@ CHANGES = {
 }
 # quantize runs that shipped another precision: the FP32 graph kept (no change to measure), or bf16
 PRECISION_CHANGES = {"bf16": "bf16 top-1 change"}
+# quantization-aware training changes the weights as well as their precision (probe 105: "+4.90 points INT8 top-1
+# change" was one more epoch of training): on val against the QAT-trained weights in float where the run scored
+# them, and against its FP32 source (test; val too for records without that score) as what QAT as a whole did
+QAT_INT8 = ("INT8 top-1 change", "qat_fp32_val_acc", "the QAT-trained weights in FP32")
+QAT_WHOLE = ("QAT top-1 change (training + INT8)", "fp32_val_acc", "the FP32 source")
 
 
 def saved_config(run: RunInfo) -> dict[str, Any] | None:
@@ -492,10 +497,15 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     if command not in CHANGES:
         return []
     what, recorded, against = CHANGES[command]
+    test_what, test_against = what, against
     if command == "quantize" and group.first.precision != "int8":
         if group.first.precision not in PRECISION_CHANGES:
             return []  # FP32 kept: model.onnx is the source's network, there is no change to report
-        what = PRECISION_CHANGES[group.first.precision]
+        what = test_what = PRECISION_CHANGES[group.first.precision]
+    elif command == "quantize" and run_section(group.first.run, "quantize").get("mode") == "qat":
+        scored = all(recorded_fraction(row.run.metrics.extra.get(QAT_INT8[1])) is not None for row in group.rows)
+        what, recorded, against = QAT_INT8 if scored else QAT_WHOLE
+        test_what, _, test_against = QAT_WHOLE
     val: list[float | None] = []
     test: list[float | None] = []
     outcomes: dict[Lineage, list[tuple[list[bool], list[bool]] | None]] = {}  # each seed's runs' pairs
@@ -532,8 +542,9 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
         if pairs and len(pairs) == sum(map(len, outcomes.values())) and len({len(a) for p in pairs for a in p}) == 1:
             seeds = [_seed_outcomes(runs) for runs in outcomes.values()]  # type: ignore[arg-type]
             interval = paired_bootstrap([a for a, _ in seeds], [b for _, b in seeds])
-        changes.append(Change(what, "test", against, tuple(test), image_interval=interval,  # type: ignore[arg-type]
-                              images=len(pairs[0][0]) if interval is not None else 0, caveat=caveat))
+        changes.append(Change(test_what, "test", test_against, tuple(test),  # type: ignore[arg-type]
+                              image_interval=interval, images=len(pairs[0][0]) if interval is not None else 0,
+                              caveat=caveat))
     return changes
 
 

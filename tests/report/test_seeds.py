@@ -795,3 +795,25 @@ def test_seeds_of_one_folder_read_through_a_link_or_after_a_move_are_one_group(t
     model_run(out, "pretrain", "s3", 0.39, seed=3, dataset=recorded,
               settings={"dataset": {"name": "imagefolder", "root": str(other)}})
     assert sorted(g.n for g in build_report(out).all_seed_groups) == [1, 3]
+
+
+def test_a_qat_runs_change_is_told_from_its_training(tmp_path: Path) -> None:
+    """Probe 105: a QAT run's "INT8 top-1 change (vs FP32) +4.90 points" was one more epoch of training of an
+    under-trained source; INT8 changed the QAT-trained weights by +0.07. With the trained weights scored in float,
+    the INT8 change is against them; without (an older record), the change is named as QAT's as a whole."""
+    import json
+
+    out = tmp_path / "outputs"
+    source = model_run(out, "finetune", "src", 0.69, seed=0)
+    qat = model_run(out, "quantize", "qat", 0.7388, source=source, precision="int8", seed=0,
+                    metrics={"fp32_val_acc": 0.6898, "qat_fp32_val_acc": 0.7381})
+    record = json.loads((qat / "run.json").read_text())
+    (qat / "run.json").write_text(json.dumps({**record, "quantize": {"mode": "qat"}}))
+    [change] = [c for g in build_report(out).all_seed_groups for c in g.changes]
+    assert (change.what, change.against) == ("INT8 top-1 change", "the QAT-trained weights in FP32")
+    assert change.differences == pytest.approx((0.7388 - 0.7381,))
+    record["metrics"].pop("qat_fp32_val_acc")
+    (qat / "run.json").write_text(json.dumps({**record, "quantize": {"mode": "qat"}}))
+    [change] = [c for g in build_report(out).all_seed_groups for c in g.changes]
+    assert (change.what, change.against) == ("QAT top-1 change (training + INT8)", "the FP32 source")
+    assert change.differences == pytest.approx((0.7388 - 0.6898,))
