@@ -110,7 +110,7 @@ def test_a_runtime_that_gets_batch_1_wrong_is_not_listed_as_loading_the_file(
 
 
 def test_agreement_asks_for_more_than_halfway_from_chance_to_every_image() -> None:
-    from cnnlab.compress.quantization.portability import agreement
+    from cnnlab.deploy.agreement import agreement
 
     reference = np.eye(10, dtype=np.float32)[np.arange(32) % 10]    # 32 images, 10 classes
     assert agreement(reference, reference) == (32, 18)              # ceil(32 × (1 + 1/10) / 2)

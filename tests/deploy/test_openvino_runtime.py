@@ -263,3 +263,43 @@ def test_a_qoperator_file_names_the_operators_and_how_to_deploy_it(lenet_onnx, t
     line = caught.value.one_line()
     assert "QLinear" in line or "conversion rule" in line, line
     assert "QOperator" in caught.value.fix and "qdq_u8s8" in caught.value.fix and "\n" not in line
+
+
+def test_evaluate_and_predict_refuse_a_file_openvino_computes_otherwise_at_batch_one(
+        cli, outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 105: an NNCF file OpenVINO computed at chance at batch 1 only: `evaluate evaluate.runtime=openvino`
+    (batch 128) recorded 85.56 %, `predict` one image at a time gave every picture the same wrong class. The first
+    batch is now compared with onnxruntime's, at its size and one image at a time (a stand-in: OpenVINO's session,
+    its classes rotated for a one-image batch)."""
+    from PIL import Image
+
+    import cnnlab.deploy.ort as ort_module
+    from helpers import TINY
+
+    assert cli("pretrain", *TINY).code == 0 and cli("export", "source=latest").code == 0
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(tmp_path / f"p{i}.png")
+    fine = cli("evaluate", "source=latest:export", "split=val", "evaluate.runtime=openvino")
+    assert fine.code == 0, fine.output  # a file OpenVINO computes alike passes the check
+    real = ort_module.onnx_session
+
+    def wrong_at_batch_one(path, *, runtime="onnxruntime", **options):  # type: ignore[no-untyped-def]
+        session = real(path, runtime=runtime, **options)
+        if runtime != "openvino":
+            return session
+
+        class Rotated:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(session, name)
+
+            def run(self, names, feed):  # type: ignore[no-untyped-def]
+                return [np.roll(o, 1, axis=-1) if len(o) == 1 else o for o in session.run(names, feed)]
+        return Rotated()
+
+    monkeypatch.setattr(ort_module, "onnx_session", wrong_at_batch_one)
+    for command in (["evaluate", "source=latest:export", "split=val", "evaluate.runtime=openvino"],
+                    ["predict", "source=latest:export", "predict.runtime=openvino", f"predict.inputs=[{tmp_path}]"]):
+        refused = cli(*command)
+        said = " ".join(refused.stderr.split())
+        assert refused.code != 0 and "openvino computes other classes than onnxruntime" in said, refused.output
+        assert "outputs at batch 1 disagree with onnxruntime's" in said and "Traceback" not in refused.output

@@ -15,18 +15,15 @@ or chosen there.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from cnnlab.deploy.agreement import DISAGREES, REFERENCE, disagreement
 from cnnlab.errors import CnnlabError
 
 LOADS = "loads"  # the recorded verdict of a runtime that ran the file and agreed with onnxruntime
-REFERENCE = "onnxruntime"  # the runtime whose outputs of the same file the others are compared with
-PROBE_IMAGES = 32  # validation images run one at a time (batch 1) on each runtime
-DISAGREES = "outputs at batch"  # how a disagreement verdict starts (`failure`)
 UNCHECKED = "outputs not checked"  # ... and one whose outputs had nothing to be compared with
 
 
@@ -35,8 +32,8 @@ def check_runtimes(path: Path, runtimes: Sequence[str], images: np.ndarray | Non
     """runtime → LOADS, or the one-line reason it cannot open or run `path`, or how its outputs disagree.
 
     `images`: float32 [N, C, H, W] validation images, N the batch the accuracy is scored at. Each runtime runs them
-    at N and the first PROBE_IMAGES one at a time; the top-1 class of each image must agree with onnxruntime's for
-    the same file at N (`agreement`). None: one batch of zeros (batch 1, or the file's fixed batch) is run, and
+    at N and the first deploy.agreement.PROBE_IMAGES one at a time; the top-1 class of each image must agree with onnxruntime's for
+    the same file at N (deploy.agreement). None: one batch of zeros (batch 1, or the file's fixed batch) is run, and
     nothing compared. `threads`: per session (None: the runtime's default); `precision` (f32 | bf16) is OpenVINO's
     inference precision; the reference is f32."""
     from cnnlab.deploy.ort import onnx_session, run_images
@@ -57,16 +54,6 @@ def check_runtimes(path: Path, runtimes: Sequence[str], images: np.ndarray | Non
         except Exception as exc:  # noqa: BLE001 - a runtime's own error types when the file loads but cannot run
             verdicts[runtime] = _reason(exc)
     return verdicts
-
-
-def agreement(outputs: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
-    """(images whose top-1 class is the reference's, images needed): outputs and reference are [N, classes] scores.
-    Needed: at least halfway from chance (1/classes of the images) to all of them — rounding differences between
-    two runtimes' integer kernels flip near-ties only (measured: 72–100 % agreement on INT8 files, near-chance models
-    included), a runtime computing something else agrees by chance (probe 105: 0–22 %)."""
-    count, classes = len(reference), max(int(reference.shape[-1]), 1)
-    same = int((np.argmax(outputs, axis=-1) == np.argmax(reference, axis=-1)).sum())
-    return same, math.ceil(count * (1 + 1 / classes) / 2)
 
 
 def cannot_run(verdict: str) -> bool:
@@ -95,17 +82,9 @@ def _runs_on_zeros(session: Any) -> str:
 
 def _agrees(session: Any, runtime: str, images: np.ndarray, reference: np.ndarray) -> str:
     """LOADS, or the first batch (the scored one, then 1) at which the top-1 classes disagree with the reference's."""
-    from cnnlab.deploy.ort import run_images
-
-    scored = len(images)
-    for batch in dict.fromkeys((1,) if runtime == REFERENCE else (scored, 1)):  # the reference at `scored` is itself
-        outputs = run_images(session, images) if batch == scored else \
-            np.concatenate([run_images(session, image[None]) for image in images[:PROBE_IMAGES]])
-        same, needed = agreement(outputs, reference[:len(outputs)])
-        if same < needed:
-            return (f"{DISAGREES} {batch} disagree with {REFERENCE}'s at batch {scored}: the same top-1 class for "
-                    f"{same} of {len(outputs)} validation images ({needed} needed)")
-    return LOADS
+    # the reference at the scored batch is itself
+    problem = disagreement(session, images, reference, batches=(1,) if runtime == REFERENCE else None)
+    return LOADS if problem is None else problem.replace(" images (", " validation images (")
 
 
 def _reason(exc: BaseException) -> str:
