@@ -463,6 +463,9 @@ def main(records_run: bool = True) -> None:
         os.environ["CNNLAB_COMMAND"] = command
     rank = _rank()
     if rank > 0 or not records_run:
+        if "${" in tempfile.gettempdir():  # Hydra resolves it again in its own paths (probe 106: "key 'x' not found")
+            raise CnnlabError(f"the temporary folder {tempfile.gettempdir()} holds `${{`, which Hydra reads as an "
+                              "interpolation", fix="set TMPDIR to a folder without it, e.g. TMPDIR=/tmp")
         scratch = tempfile.mkdtemp(prefix=f"cnnlab-{command or 'run'}-")
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         logging_choice = "disabled" if rank > 0 else "cnnlab_console"

@@ -49,6 +49,8 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
                 continue
             key = override.key_or_group
             options = conftree.choices(key, config_dirs) if isinstance(override.value(), Glob) else []
+            if isinstance(override.value(), Glob) and key in _FOLDER_KEYS:  # probe 106: told to list values, refused
+                _check_folder_sweep(text, key, [], sweep=True)
             if isinstance(override.value(), Glob) and "." in key:  # probe 84: `trainer.epochs=glob(*)`: 0 jobs, exit 0
                 raise CnnlabError(f"{text}: glob() picks among a config group's options, and {key} is a setting",
                                   fix=f"list its values ({key}=1,2,3) or a range ({key}=range(1,4))")
@@ -61,7 +63,7 @@ def check_sweep_values(typed: Sequence[str], command: str, config_dirs: Sequence
                 values = [parser.parse_override(f"{key}={value}").value()
                           for value in override.sweep_string_iterator()] if override.is_sweep_override() \
                     else [override.value()]
-        except CnnlabError:
+        except (CnnlabError, UserError):
             raise
         except Exception:  # noqa: BLE001 - not listable here, or malformed: Hydra says what when the sweep starts
             continue

@@ -59,6 +59,13 @@ class RunLinks:
         for run in sound:
             if not isinstance(run.data.get("run_dir"), str):
                 self._by_tail.setdefault(run.path.resolve().parts[-_TAIL:], []).append(run.path.resolve())
+        # the run here that wrote a model file, by its SHA-256: where a named folder holds another model or none (two
+        # folders swapped by name: probe 106), the model that was read is found by its bytes
+        self._by_digest: dict[str, set[Path]] = {}
+        for run in sound:
+            digests = run.data.get("digests")
+            for digest in digests.values() if isinstance(digests, Mapping) else ():
+                self._by_digest.setdefault(str(digest), set()).add(run.path.resolve())
 
     def where(self, recorded: Any) -> Path | None:
         """The folder a recorded run folder is now: the run here that was written there (copied, moved or renamed
@@ -87,10 +94,15 @@ class RunLinks:
         recorded, path = _real(record["run"]), self.where(record["run"])
         assert path is not None
         run = self.run(path)
+        changed = _other_model(record, run) if run is not None else None
+        if run is not None and not changed:
+            return Link(recorded, path)
+        found = self._by_digest.get(str(record.get("sha256")), set())
+        if len(found) == 1:  # the model read, moved to another name
+            return Link(recorded, next(iter(found)))
         if run is None:
             return Link(recorded, None, f"its source run {recorded} is gone or unreadable")
-        changed = _other_model(record, run)
-        return Link(recorded, None, changed, replaced=True) if changed else Link(recorded, path)
+        return Link(recorded, None, changed, replaced=True)
 
     def source_of(self, run: RunInfo) -> Link | None:
         """Where `run`'s own recorded source leads (run.json `source`); None for a run started from no run."""

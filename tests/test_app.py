@@ -233,3 +233,8 @@ def test_a_command_that_keeps_no_record_runs_with_a_temporary_folder_named_with_
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = cli("inspect", "model=lenet5", "dataset.image_size=32")
     assert result.code == 0 and "total" in result.stdout, result.output
+    interpolated = tmp_path / "t${x}"  # probe 106: Hydra's "Interpolation key 'x' not found", TMPDIR unnamed
+    interpolated.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(interpolated))
+    refused = cli("inspect", "model=lenet5", "dataset.image_size=32")
+    assert refused.code == 2 and "holds `${`" in refused.stderr and "set TMPDIR" in refused.stderr, refused.output

@@ -258,6 +258,8 @@ def test_a_sweep_of_outputs_folders_or_of_folders_written_with_a_tilde_is_refuse
         refused = cli("pretrain", "-m", *TINY, typed)
         assert refused.code == 2 and "Traceback" not in refused.output, refused.output
     assert "Hydra does not expand ~, so ~/d is a folder named '~'" in refused.stderr
+    globbed = cli("pretrain", "-m", *TINY, "paths.outputs=glob(*)")  # probe 106: told to list values, then refused
+    assert globbed.code == 2 and "one sweep per outputs folder" in globbed.stderr, globbed.output
     assert "$HOME/d" in refused.stderr and not outputs.exists()
 
 

@@ -413,8 +413,20 @@ def test_latest_sees_a_deleted_model_past_the_runs_that_keep_none(tmp_path: Path
     assert f"source={older}" in (info.value.fix or "")
     with pytest.raises(CnnlabError) as info:
         resolve_source("latest:distill", tmp_path)
-    assert f"{newest}, has its model.pt deleted, and no other run here holds a model" in info.value.message
+    assert f"{newest}, has its model.pt deleted, and no other `cnnlab distill` run holds a model" in info.value.message
     assert info.value.fix == f"restore model.pt in {newest}, or train again"
+
+
+def test_a_run_folder_linked_into_the_outputs_is_a_run_there(tmp_path: Path) -> None:
+    """Probe 106: a run moved elsewhere and linked back was in no listing or report. A linked folder that is no run
+    (a dataset of 70,000 pictures) is not searched for runs."""
+    outputs = tmp_path / "outputs"
+    moved = make_run(tmp_path / "elsewhere", "finetune", "a")
+    (outputs / "finetune" / "2026-01-01").mkdir(parents=True)
+    (outputs / "finetune" / "2026-01-01" / "a").symlink_to(moved)
+    hidden = make_run(tmp_path / "data", "pretrain", "inside")
+    (outputs / "data").symlink_to(hidden.parent.parent.parent)
+    assert [run.path for run in iter_runs(outputs)] == [outputs / "finetune" / "2026-01-01" / "a"]
 
 
 def test_latest_is_the_newest_run_holding_any_kind_the_command_reads(tmp_path: Path) -> None:

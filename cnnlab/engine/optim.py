@@ -259,11 +259,12 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, name: str,
 
 
 def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int:
-    """The linear warm-up's length in steps: `warmup_epochs` of the run, or half the run where that would be all of
-    it or more. A run that was all warm-up never decayed and ended at its peak rate (probe 103: every 1-epoch run on
-    the default `warmup_epochs: 1`, and each of prune's 1-epoch fine-tunes between steps)."""
+    """The linear warm-up's length in steps: `warmup_epochs` of the run, or half the run where that would leave fewer
+    than two steps after it. A run that was all warm-up (or all but its last step, which a schedule starts at its
+    peak) never decayed and ended at its peak rate (probe 103: every 1-epoch run on the default `warmup_epochs: 1`,
+    and each of prune's 1-epoch fine-tunes between steps; probe 106: 0.9 of a 5-step run)."""
     asked = max(0, int(round(warmup_epochs * steps_per_epoch)))
-    return asked if asked < total_steps else total_steps // 2
+    return asked if asked < total_steps - 1 or asked == 0 else total_steps // 2
 
 
 def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -166,7 +167,7 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
     overrides = [*common, *stage.resolved_overrides(run_dirs)]
     if resume is not None:
         overrides.append(f"resume={hydra_value(resume.path)}")
-    ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, " ".join(overrides))
+    ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, shlex.join(overrides))  # pasteable
     tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint,
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
     env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}

@@ -222,11 +222,14 @@ def replaced_stage_runs(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     """Each completed pipeline stage run that a newer completed run of the same stage (its fingerprint: the same
     settings and seed) has replaced — run again because its model file was deleted, its images changed or an
     upstream stage ran again — → that newer run. Not a second seed (probe 57)."""
-    attempts: dict[str, list[Path]] = {}  # fingerprint → its completed runs, oldest first
+    # per workspace (<workspace>/runs/<command>/<date>/<time>): a copy of a workspace beside it is no newer attempt
+    # (probe 106: every stage run of the original read as "replaced by" its own copy)
+    attempts: dict[tuple[Path, str], list[Path]] = {}  # (workspace, fingerprint) → its completed runs, oldest first
     for run in runs:
         fingerprint = (run.data.get("pipeline") or {}).get("fingerprint")
         if run.status == "completed" and isinstance(fingerprint, str):
-            attempts.setdefault(fingerprint, []).append(run.path)
+            above = run.path.resolve().parents
+            attempts.setdefault((above[min(3, len(above) - 1)], fingerprint), []).append(run.path)
     return {old: paths[-1] for paths in attempts.values() for old in paths[:-1]}
 
 

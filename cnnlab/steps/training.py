@@ -212,12 +212,14 @@ def _say_warmup_cut(ctx: RunContext, recipe: Recipe, steps_per_epoch: int) -> No
     default 1 epoch of a 1-epoch run), as a recorded warning where it was asked longer than the run (probe 81)."""
     warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
     total = steps_per_epoch * max(1, recipe.epochs)
-    if not ctx.is_main or round(warm_up * steps_per_epoch) < total:
-        return
     half = warmup_steps(warm_up, steps_per_epoch, total)
-    cut = (f"sched.warmup_epochs={warm_up:g} would be the whole of the run's {counted(recipe.epochs, 'epoch')}, "
-           f"where the learning rate would never decay: the warm-up is half the run ({half} of "
-           f"{counted(total, 'step')}), then {recipe.schedule.get('name', 'cosine')}")
+    if not ctx.is_main or half == round(warm_up * steps_per_epoch):
+        return
+    name = str(recipe.schedule.get("name", "cosine"))
+    never = "it would reach optim.lr at its last step only" if name == "constant" else \
+        "the learning rate would never decay"
+    cut = (f"sched.warmup_epochs={warm_up:g} would take (nearly) all of the run's {counted(total, 'step')}, where "
+           f"{never}: the warm-up is half the run ({half} of {counted(total, 'step')}), then {name}")
     if warm_up > recipe.epochs:
         record_warning(ctx, f"{cut} — set sched.warmup_epochs below trainer.epochs to choose it "
                             f"(e.g. sched.warmup_epochs={recipe.epochs / 10:g})")

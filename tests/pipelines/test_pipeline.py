@@ -384,6 +384,19 @@ def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_pat
     second, third = stage("b", "f0", "2026-01-01T11:00:00"), stage("c", "f0", "2026-01-01T12:00:00")
     assert replaced_runs(tmp_path) == {first: third, second: third}  # seed1 (another fingerprint) stays
     assert seed1 not in replaced_runs(tmp_path)
+    # probe 106: a workspace copied beside the original: its runs are no newer attempts of the original's stages
+    import shutil
+
+    workspace = tmp_path / "ws" / "runs" / "finetune" / "2026-01-01"
+    workspace.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        shutil.copytree(tmp_path / name, workspace / name)
+    copy = tmp_path / "ws-copy"
+    shutil.copytree(tmp_path / "ws", copy)
+    both = replaced_runs(tmp_path / "ws") | replaced_runs(copy)
+    together = replaced_runs(tmp_path)
+    assert {old: new for old, new in together.items() if "ws" in str(old)} == both
+    assert all(old.parts[-5] == new.parts[-5] for old, new in together.items())  # never across workspaces
 
 
 def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_path: Path, monkeypatch) -> None:

@@ -160,3 +160,36 @@ def test_records_without_run_dir_and_a_backup_taken_mid_training_link_to_the_run
     again = tmp_path / "again"
     moved.rename(again)
     assert _figures(again) == before
+
+
+def _own_model(run: Path, content: bytes) -> Path:
+    """Give `run` a model.pt of its own bytes, recorded as its run records it (the fakes' are all zeros)."""
+    (run / "model.pt").write_bytes(content)
+    record = json.loads((run / "run.json").read_text())
+    record["digests"]["model"] = file_sha256(run / "model.pt")
+    (run / "run.json").write_text(json.dumps(record))
+    return run
+
+
+def test_two_runs_swapped_by_name_keep_their_own_figures(chain: Path) -> None:
+    """Probe 106: two fine-tunes' folders swapped in place: the children were rightly told "holds another model
+    now", but both fine-tunes lost their test top-1 unsaid and one read "not benchmarked"."""
+    folder = chain / "finetune" / "2026-11-28"
+    tuned = _own_model(folder / "tuned", b"the tuned model")
+    other = _own_model(model_run(chain, "finetune", "other", 0.80, onnx_bytes=30_000, params=500_000), b"other")
+    pruned = chain / "prune" / "2026-11-28" / "pruned"
+    for run, model in ((chain / "evaluate" / "2026-11-28" / "t1", tuned), (evaluate_run(chain, "t3", other, 0.79),
+                                                                           other), (pruned, tuned)):
+        _read_from(run, model)
+    session = chain / "bench" / "2026-11-28" / "paired"  # as `cnnlab bench` records its subjects: with what it read
+    record = json.loads((session / "run.json").read_text())
+    record["paired"]["subjects"][0]["source"] = json.loads((pruned / "run.json").read_text())["source"]
+    (session / "run.json").write_text(json.dumps(record))
+    by_accuracy = {row.accuracy: (row.p50_ms, row.test_accuracy) for row in build_report(chain).rows}
+    (folder / "tuned").rename(folder / "swap")
+    (folder / "other").rename(folder / "tuned")
+    (folder / "swap").rename(folder / "other")
+    swapped = {row.accuracy: (row.p50_ms, row.test_accuracy) for row in build_report(chain).rows}
+    assert swapped == by_accuracy and by_accuracy[0.90] == (4.0, 0.91) and by_accuracy[0.80] == (None, 0.79)
+    pruned_row = next(row for row in build_report(chain).rows if row.run.path == pruned)
+    assert pruned_row.speedup.shown == 2.0  # its source found at its new name

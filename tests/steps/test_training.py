@@ -111,7 +111,7 @@ def test_a_warm_up_longer_than_the_run_is_a_recorded_warning(cli, outputs) -> No
     result = cli("pretrain", *TINY, "sched.warmup_epochs=3")
     assert result.code == 0, result.output
     [warning] = read_run(run_dirs(outputs, "pretrain")[0])["warnings"]
-    assert "sched.warmup_epochs=3 would be the whole of the run's 1 epoch" in warning, warning
+    assert "sched.warmup_epochs=3 would take (nearly) all of the run's 4 steps" in warning, warning
     assert "the warm-up is half the run (2 of 4 steps), then cosine" in warning
     said = cli("pretrain", *TINY, "sched.warmup_epochs=1")  # the default: as long as a 1-epoch run
     assert said.code == 0 and "the warm-up is half the run" in " ".join(said.output.split())
@@ -127,6 +127,7 @@ def test_a_warm_up_as_long_as_the_run_is_half_of_it_and_the_rate_decays() -> Non
 
     assert warmup_steps(1, 7, 7) == 3 and warmup_steps(5, 7, 14) == 7 and warmup_steps(0.5, 7, 7) == 4
     assert warmup_steps(1, 7, 14) == 7 and warmup_steps(0, 7, 7) == 0 and warmup_steps(1, 1, 1) == 0
+    assert warmup_steps(0.9, 5, 5) == 2 and warmup_steps(0.6, 5, 5) == 3  # probe 106: 4 of 5 ended at the peak
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     schedule = build_scheduler({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.01}, optimizer,
