@@ -143,19 +143,37 @@ def test_warmup_then_cosine_to_the_floor() -> None:
     assert all(a >= b for a, b in zip(factors, factors[1:]))
 
 
-def test_step_schedule_and_unknown_name() -> None:
-    model = tiny()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    sched = build_scheduler({"name": "step", "warmup_epochs": 0, "step_epochs": 2, "gamma": 0.5}, opt,
-                            steps_per_epoch=10, epochs=6)
-    lrs = []
-    for _ in range(60):
-        lrs.append(opt.param_groups[0]["lr"])
+def rates(schedule: dict, lr: float, *, steps_per_epoch: int, epochs: int) -> list[float]:
+    """The learning rate of every optimizer step of a run on `schedule` (the `sched` section)."""
+    opt = torch.optim.SGD(tiny().parameters(), lr=lr)
+    sched = build_scheduler(schedule, opt, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    used = []
+    for _ in range(steps_per_epoch * epochs):
+        used.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return used
+
+
+def test_step_schedule_and_unknown_name() -> None:
+    lrs = rates({"name": "step", "warmup_epochs": 0, "step_epochs": 2, "gamma": 0.5}, 1.0, steps_per_epoch=10,
+                epochs=6)
     assert lrs[0] == 1.0 and lrs[19] == 1.0 and lrs[20] == 0.5 and lrs[40] == 0.25
     with pytest.raises(CnnlabError, match="unknown schedule"):
-        build_scheduler({"name": "sawtooth"}, opt, steps_per_epoch=10, epochs=1)
+        build_scheduler({"name": "sawtooth"}, torch.optim.SGD(tiny().parameters(), lr=1.0), steps_per_epoch=10,
+                        epochs=1)
+
+
+def test_a_warm_up_as_long_as_the_run_is_half_of_it_and_the_rate_decays() -> None:
+    """Probe 103: with warmup_epochs equal to the epochs (the default 1 of every 1-epoch run, each of prune's 1-epoch
+    fine-tunes between steps) the whole run was warm-up: the rate rose to its peak and never decayed."""
+    from cnnlab.engine.optim import warmup_steps
+
+    assert warmup_steps(1, 7, 7) == 3 and warmup_steps(5, 7, 14) == 7 and warmup_steps(0.5, 7, 7) == 4
+    assert warmup_steps(1, 7, 14) == 7 and warmup_steps(0, 7, 7) == 0 and warmup_steps(1, 1, 1) == 0
+    assert warmup_steps(0.9, 5, 5) == 2 and warmup_steps(0.6, 5, 5) == 3  # probe 106: 4 of 5 ended at the peak
+    used = rates({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.01}, 0.05, steps_per_epoch=7, epochs=1)
+    assert used[:3] == pytest.approx([0.05 / 3, 0.10 / 3, 0.05]) and used[-1] < 0.01  # up, then down
 
 
 def test_an_optimizer_without_lr_is_refused_not_trained_at_zero() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from cnnlab import environment
 from cnnlab.environment import PARALLEL_JOBS_ENV
@@ -118,26 +117,6 @@ def test_a_warm_up_longer_than_the_run_is_a_recorded_warning(cli, outputs) -> No
     assert not read_run(run_dirs(outputs, "pretrain")[-1]).get("warnings")
     lrs = [e["lr"] for e in read_run(run_dirs(outputs, "pretrain")[-1])["metrics"]["history"]]
     assert lrs[-1] < 0.05 * 0.6  # the 1-epoch run decays (probe 103: it ended at its peak, 0.05)
-
-
-def test_a_warm_up_as_long_as_the_run_is_half_of_it_and_the_rate_decays() -> None:
-    """Probe 103: with warmup_epochs equal to the epochs (the default 1 of every 1-epoch run, each of prune's 1-epoch
-    fine-tunes between steps) the whole run was warm-up: the rate rose to its peak and never decayed."""
-    from cnnlab.engine.optim import build_scheduler, warmup_steps
-
-    assert warmup_steps(1, 7, 7) == 3 and warmup_steps(5, 7, 14) == 7 and warmup_steps(0.5, 7, 7) == 4
-    assert warmup_steps(1, 7, 14) == 7 and warmup_steps(0, 7, 7) == 0 and warmup_steps(1, 1, 1) == 0
-    assert warmup_steps(0.9, 5, 5) == 2 and warmup_steps(0.6, 5, 5) == 3  # probe 106: 4 of 5 ended at the peak
-    model = torch.nn.Linear(2, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    schedule = build_scheduler({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.01}, optimizer,
-                               steps_per_epoch=7, epochs=1)
-    rates = []
-    for _ in range(7):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    assert rates[:3] == pytest.approx([0.05 / 3, 0.10 / 3, 0.05]) and rates[-1] < 0.01  # up, then down
 
 
 def test_a_batch_larger_than_the_set_is_offered_one_that_splits_over_the_ranks() -> None:
