@@ -646,6 +646,7 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
     if want == ("onnx",):
         on_pytorch = f", or run the model.pt on PyTorch with {runtime_key}=pytorch" if runtime_key else ""
         return CnnlabError(f"{what} holds a model.pt (PyTorch checkpoint), and this runs ONNX files",
-                           fix=f"export it first (`cnnlab export {path_argument('source', [where])}`) and pass that run{on_pytorch}")
+                           fix=f"export it first (`cnnlab export {path_argument('source', [where])}`) and pass that "
+                               f"run{on_pytorch}")
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from")

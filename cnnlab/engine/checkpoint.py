@@ -60,8 +60,8 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
             # weights_only refuses pickled code (a whole saved module) — never unpickle it.
             if pickled_fix is None:  # a model.pt for source=, or cnnlab's own last.pt (never pickles objects)
                 pickled_fix = ("save its weights with torch.save(model.state_dict(), 'weights.pth'); "
-                               + STATE_DICT_TO_SOURCE.format(weights="model.weights=weights.pth")) if what == "checkpoint" \
-                    else "pick another file or re-create it"
+                               + STATE_DICT_TO_SOURCE.format(weights="model.weights=weights.pth")) \
+                    if what == "checkpoint" else "pick another file or re-create it"
             raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
                               "model?), not just tensors", fix=pickled_fix) from exc
         raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt, truncated or not a PyTorch file "
@@ -255,8 +255,8 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     if (path.parent / "model.pt").is_file():
         fix = f"give its run folder ({path_argument(key, [path.parent])})"
     elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
-        fix = (f"its run has no model.pt yet: finish it with {path_argument('resume', [path.parent])} (the command that made it), then "
-               f"give the run that completes it ({key}=latest:<command>)")
+        fix = (f"its run has no model.pt yet: finish it with {path_argument('resume', [path.parent])} (the command "
+               f"that made it), then give the run that completes it ({key}=latest:<command>)")
     else:
         fix = "a training state outside its run folder is no model: give the model.pt its run wrote"
     return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model", fix=fix)
@@ -274,7 +274,8 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
         if find_state_dict(payload)[0] is not None:
             # weights alone: the network, classes and input they need are not recorded
             raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
-                              "no network, classes or input recorded)", fix=STATE_DICT_TO_SOURCE.format(weights=path_argument("model.weights", [path])))
+                              "no network, classes or input recorded)",
+                              fix=STATE_DICT_TO_SOURCE.format(weights=path_argument("model.weights", [path])))
         raise CnnlabError(f"{path} is not a cnnlab model checkpoint (no '{FORMAT}' marker)",
                           fix="point to a model.pt written by cnnlab, or a run folder")
     try:
@@ -322,8 +323,9 @@ def untrained_head_error(method: str, origin: Any, use: str, backbone: Any = Non
     (default: `origin` itself); `then`: the setting that takes the fine-tuned model."""
     error = CnnlabError(f"{origin} is a backbone pretrained with method={method}: its classifier head was never "
                         f"trained, so {use} would be chance-level",
-                        fix=f"fine-tune it first (`cnnlab finetune {path_argument('model.weights', [backbone or origin])} "
-                            f"finetune.mode=linear` for a linear probe, or finetune.mode=full), then use {then}")
+                        fix=f"fine-tune it first (`cnnlab finetune "
+                            f"{path_argument('model.weights', [backbone or origin])} finetune.mode=linear` for a "
+                            f"linear probe, or finetune.mode=full), then use {then}")
     error.before_work = True  # a refusal of the input model: the refused run leaves no folder (cnnlab.app)
     return error
 

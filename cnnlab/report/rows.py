@@ -546,7 +546,8 @@ def timed_records(bench: RunInfo) -> list[LatencyRecord]:
 
 def _timed_setting(record: LatencyRecord) -> str:
     """"onnxruntime, batch 1, on cpu with 2 threads" for one bench record."""
-    return Comparison(record.backend, record.batch_size, record.device, record.threads, machine=record.machine).describe()
+    return Comparison(record.backend, record.batch_size, record.device, record.threads,
+                      machine=record.machine).describe()
 
 
 def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:

@@ -124,8 +124,8 @@ def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePo
     if done is None:
         return
     raise CnnlabError(f"resume={run.path}: that run {state} ({done.did}), so there is nothing to continue",
-                      fix=f"{done.how}: `cnnlab {command} {path_argument('resume', [run.path])} {done.more}`{done.also}, or start a new "
-                          "run without resume=")
+                      fix=f"{done.how}: `cnnlab {command} {path_argument('resume', [run.path])} {done.more}`"
+                          f"{done.also}, or start a new run without resume=")
 
 
 def _refuse_fewer_epochs_than_trained(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
@@ -136,8 +136,9 @@ def _refuse_fewer_epochs_than_trained(run: RunInfo, cfg: DictConfig, command: st
         return
     raise CnnlabError(f"resume={run.path}: that run was {run.status} after {counted(trained, 'epoch')}, more than "
                       f"trainer.epochs={cfg.trainer.epochs} asks for, so resuming would train nothing",
-                      fix=f"`cnnlab {command} {path_argument('resume', [run.path])}` finishes its {counted(trained, 'epoch')} or more "
-                          f"(trainer.epochs={trained} or more), or start a new run without resume=")
+                      fix=f"`cnnlab {command} {path_argument('resume', [run.path])}` finishes its "
+                          f"{counted(trained, 'epoch')} or more (trainer.epochs={trained} or more), or start a new run "
+                          "without resume=")
 
 
 def recorded_count(run: RunInfo, section: str, key: str) -> int | None:
@@ -213,7 +214,8 @@ def _run_folder(spec: str, command: str) -> Path:
     if path.is_file():
         in_a_run = (path.parent / RUN_FILE).is_file()
         raise CnnlabError(f"resume={spec} is a file; resume= takes the run folder that holds it",
-                          fix=f"pass its folder: `cnnlab {command} {path_argument('resume', [path.parent])}`" if in_a_run else
+                          fix=f"pass its folder: `cnnlab {command} {path_argument('resume', [path.parent])}`"
+                          if in_a_run else
                               f"pass resume=true or a `cnnlab {command}` run folder (`cnnlab list runs` shows them)")
     if not (path / RUN_FILE).is_file():
         raise CnnlabError(f"resume={spec}: {'no such folder' if not path.exists() else f'no {RUN_FILE} there'}, "

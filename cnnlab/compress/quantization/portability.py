@@ -32,10 +32,10 @@ def check_runtimes(path: Path, runtimes: Sequence[str], images: np.ndarray | Non
     """runtime → LOADS, or the one-line reason it cannot open or run `path`, or how its outputs disagree.
 
     `images`: float32 [N, C, H, W] validation images, N the batch the accuracy is scored at. Each runtime runs them
-    at N and the first deploy.agreement.PROBE_IMAGES one at a time; the top-1 class of each image must agree with onnxruntime's for
-    the same file at N (deploy.agreement). None: one batch of zeros (batch 1, or the file's fixed batch) is run, and
-    nothing compared. `threads`: per session (None: the runtime's default); `precision` (f32 | bf16) is OpenVINO's
-    inference precision; the reference is f32."""
+    at N and the first deploy.agreement.PROBE_IMAGES one at a time; the top-1 class of each image must agree with
+    onnxruntime's for the same file at N (deploy.agreement). None: one batch of zeros (batch 1, or the file's
+    fixed batch) is run, and nothing compared. `threads`: per session (None: the runtime's default); `precision`
+    (f32 | bf16) is OpenVINO's inference precision; the reference is f32."""
     from cnnlab.deploy.ort import onnx_session, run_images
 
     reference, verdicts = None, {}
