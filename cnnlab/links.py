@@ -61,11 +61,11 @@ class RunLinks:
                 self._by_tail.setdefault(run.path.resolve().parts[-_TAIL:], []).append(run.path.resolve())
         # the run here that wrote a model file, by its SHA-256: where a named folder holds another model or none (two
         # folders swapped by name: probe 106), the model that was read is found by its bytes
-        self._by_digest: dict[str, set[Path]] = {}
+        self._by_digest: dict[tuple[str, str], set[Path]] = {}  # (artifact, SHA-256) → the runs that wrote it
         for run in sound:
             digests = run.data.get("digests")
-            for digest in digests.values() if isinstance(digests, Mapping) else ():
-                self._by_digest.setdefault(str(digest), set()).add(run.path.resolve())
+            for name, digest in digests.items() if isinstance(digests, Mapping) else ():
+                self._by_digest.setdefault((str(name), str(digest)), set()).add(run.path.resolve())
 
     def where(self, recorded: Any) -> Path | None:
         """The folder a recorded run folder is now: the run here that was written there (copied, moved or renamed
@@ -86,9 +86,10 @@ class RunLinks:
             self._runs[path] = None if found is None or found.damaged else found
         return self._runs[path]
 
-    def source(self, record: Mapping[str, Any] | None) -> Link | None:
+    def source(self, record: Mapping[str, Any] | None, reader: Path | None = None) -> Link | None:
         """Where a recorded source ({run, path, kind, sha256}: run.json `source`, a session's subject's `source`)
-        leads; None when it names no run (a loose model file)."""
+        leads; None when it names no run (a loose model file). `reader`: the run that read it (never its own
+        source)."""
         if not isinstance(record, Mapping) or not isinstance(record.get("run"), str) or not record["run"]:
             return None
         recorded, path = _real(record["run"]), self.where(record["run"])
@@ -97,7 +98,8 @@ class RunLinks:
         changed = _other_model(record, run) if run is not None else None
         if run is not None and not changed:
             return Link(recorded, path)
-        found = self._by_digest.get(str(record.get("sha256")), set())
+        found = self._by_digest.get((_READ_FILE.get(str(record.get("kind")), ""), str(record.get("sha256"))), set())
+        found = found - {reader}
         if len(found) == 1:  # the model read, moved to another name
             return Link(recorded, next(iter(found)))
         if run is None:
@@ -106,7 +108,7 @@ class RunLinks:
 
     def source_of(self, run: RunInfo) -> Link | None:
         """Where `run`'s own recorded source leads (run.json `source`); None for a run started from no run."""
-        return self.source(run.data.get("source"))
+        return self.source(run.data.get("source"), run.path.resolve())
 
     def source_path(self, run: RunInfo) -> Path | None:
         """The folder of the run `run` was made from: where it is now; the recorded folder where that run is gone
