@@ -53,6 +53,16 @@ class RunLinks:
             old = _real(written) if isinstance(written, str) and written else None
             if old is not None and old != run.path.resolve() and old not in self._runs:
                 self._moved.setdefault(old, run.path.resolve())
+        # a whole folder copied or moved: where the runs here say their folders were, the others were too (probe 108:
+        # in a copy beside its original, a source trained into again there was read from the original)
+        roots: dict[tuple[Path, Path], int] = {}
+        for old, new in self._moved.items():
+            same = next((k for k in range(min(len(old.parts), len(new.parts)), 0, -1)
+                         if old.parts[-k:] == new.parts[-k:]), 0)
+            if same >= 2:  # <command>/<date>/<time> kept: the folder above moved (a rename keeps none)
+                pair = (Path(*old.parts[:-same]), Path(*new.parts[:-same]))
+                roots[pair] = roots.get(pair, 0) + 1
+        self._roots = sorted(roots, key=lambda pair: -roots[pair])
         # records from before run_dir was kept: a run here whose last folders (command/date/time) are the recorded
         # folder's, where that folder is gone (probe 107: a copied folder of such records lost every bench)
         self._by_tail: dict[tuple[str, ...], list[Path]] = {}
@@ -73,6 +83,9 @@ class RunLinks:
         old = _real(recorded) if isinstance(recorded, (str, Path)) and str(recorded) else None
         if old is None or old in self._moved or old in self._runs:
             return None if old is None else self._moved.get(old, old)
+        for old_root, new_root in self._roots:
+            if old.is_relative_to(old_root) and (here := new_root / old.relative_to(old_root)) in self._runs:
+                return here
         tail = self._by_tail.get(old.parts[-_TAIL:], [])
         return tail[0] if len(tail) == 1 and not old.exists() else old
 

@@ -423,13 +423,20 @@ def _run_files(outputs: Path) -> Iterator[Path]:
     and in linked folders that are runs themselves (probe 106: a run moved elsewhere and linked back was in no
     listing or report, its children's speed-ups gone unsaid). Other links are not followed: a linked dataset folder
     of 70,000 pictures is no place to look for runs."""
+    inside, linked_runs = outputs.resolve(), {}
     for root, folders, files in os.walk(outputs):
         if RUN_FILE in files or RUN_FILE in folders:
             yield Path(root) / RUN_FILE
         for name in folders:
             linked = Path(root) / name
             if linked.is_symlink() and (linked / RUN_FILE).exists():
-                yield linked / RUN_FILE
+                linked_runs.setdefault(linked.resolve(), []).append(linked)
+    # a link to a run in this folder (outputs/best → a run), or a second link to one run, names a run listed already
+    # (probe 108: listed twice, the real folder then left out of the report as the link's copy); of several links to
+    # one run, the one at a run's place (<command>/<date>/<time>) rather than a short name
+    for target, links in linked_runs.items():
+        if not target.is_relative_to(inside):
+            yield max(links, key=lambda link: (len(link.parts), str(link))) / RUN_FILE
 
 
 def latest_run(outputs: Path, command: str | None = None, *, artifact: str | None = None,
@@ -560,6 +567,14 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
             raise CnnlabError(f"{key}={spec} matches no {what} with a model in {outputs}/",
                               fix=f"run `cnnlab {command or 'pretrain'}` first, or {_how_to_name(want)}")
         _refuse_a_newer_run_with_its_model_deleted(spec, recorded or run, run, want, key)
+        newer = newest_holding(kind for kind in _ARTIFACT_OF_KIND if kind not in want)
+        if newer is not None and newer.started_at > run.started_at:  # probe 108: skipped without a word
+            files = " or ".join(_FILE_OF_KIND[kind] for kind in want)
+            logging.getLogger("cnnlab").warning(
+                "%s=%s is %s, the newest run holding %s: the newer `cnnlab %s` run %s holds no such file (%s)",
+                key, spec, run.path, files, newer.command, newer.path,
+                f"{runtime_key}=pytorch runs its model.pt" if runtime_key and newer.artifact("model") is not None
+                else "not a file this command reads")
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():

@@ -427,6 +427,9 @@ def test_a_run_folder_linked_into_the_outputs_is_a_run_there(tmp_path: Path) -> 
     hidden = make_run(tmp_path / "data", "pretrain", "inside")
     (outputs / "data").symlink_to(hidden.parent.parent.parent)
     assert [run.path for run in iter_runs(outputs)] == [outputs / "finetune" / "2026-01-01" / "a"]
+    (outputs / "best").symlink_to(outputs / "finetune" / "2026-01-01" / "a")  # probe 108: listed twice
+    (outputs / "kept").symlink_to(moved)
+    assert [run.path for run in iter_runs(outputs)] == [outputs / "finetune" / "2026-01-01" / "a"]
 
 
 def test_latest_is_the_newest_run_holding_any_kind_the_command_reads(tmp_path: Path) -> None:
@@ -437,6 +440,18 @@ def test_latest_is_the_newest_run_holding_any_kind_the_command_reads(tmp_path: P
     assert resolve_source("latest", tmp_path, want=("onnx", "checkpoint")).path == newer / "model.pt"
     both = make_run(tmp_path, "prune", "c", onnx=True, started="2026-01-01T12:00:00")
     assert resolve_source("latest", tmp_path, want=("onnx", "checkpoint")).path == both / "model.onnx"
+
+
+def test_latest_says_which_newer_run_it_passed_over(tmp_path: Path, caplog) -> None:
+    """Probe 108: `evaluate source=latest evaluate.runtime=openvino` scored an older INT8 file right after a new
+    pretrain (OpenVINO reads ONNX only), and only an info line named the file."""
+    older = make_run(tmp_path, "quantize", "a", model=False, onnx=True, started="2026-01-01T10:00:00")
+    newer = make_run(tmp_path, "pretrain", "b", started="2026-01-01T11:00:00")
+    with caplog.at_level("WARNING", logger="cnnlab"):
+        chosen = resolve_source("latest", tmp_path, want=("onnx",), key="source", runtime_key="evaluate.runtime")
+    assert chosen.path == older / "model.onnx"
+    assert f"the newer `cnnlab pretrain` run {newer} holds no such file (evaluate.runtime=pytorch runs its model.pt)" \
+        in caplog.text
 
 
 def test_a_model_file_changed_after_its_run_is_refused_by_every_way_of_naming_it(tmp_path: Path) -> None:

@@ -264,7 +264,8 @@ def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -
     peak) never decayed and ended at its peak rate (probe 103: every 1-epoch run on the default `warmup_epochs: 1`,
     and each of prune's 1-epoch fine-tunes between steps; probe 106: 0.9 of a 5-step run)."""
     asked = max(0, int(round(warmup_epochs * steps_per_epoch)))
-    return asked if asked < total_steps - 1 or asked == 0 else total_steps // 2
+    # at most half the run, and two steps after it at least (probe 108: 1 of a 2-step run ended at the peak)
+    return asked if asked < total_steps - 1 or asked == 0 else max(0, min(total_steps // 2, total_steps - 2))
 
 
 def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,

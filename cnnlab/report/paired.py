@@ -167,7 +167,7 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
     if any(model in session.subjects and source in session.subjects for session in found):
         # timed together, but not at the backend, batch, device and threads the report compares
         return SpeedUp(UNPAIRED, note="no paired timing with its source in the setting compared (its sessions "
-                                      "with its source timed another backend, batch, device or thread count)")
+                                      "with its source timed another backend, batch, device, thread count or machine)")
     return SpeedUp(UNPAIRED, note="no paired timing with its source: time both in one session, e.g. "
                                   f"cnnlab bench {path_argument('source', [source, model])}")
 

@@ -532,11 +532,23 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
     device = comparison.device or most_common("device", matching)
     on_device = [r for r in matching if r.device == device]
     threads = comparison.threads if comparison.threads is not None else most_common("threads", on_device)
-    machines = {r.machine for r in on_device if r.threads == threads and r.machine is not None}
-    machine = comparison.machine or (most_common("machine", [r for r in on_device if r.machine is not None])
-                                     if len(machines) > 1 else None)
+    # the machine: the one that timed most at that thread count; a tie goes to this machine (probe 108: counted over
+    # every thread count, and ties broken by name, it took a laptop's CPU over the one that timed the setting more)
+    named = [r for r in on_device if r.threads == threads and r.machine is not None]
+    machine = comparison.machine
+    if machine is None and len({r.machine for r in named}) > 1:
+        here = {this_machine()}
+        counts = {m: sum(r.machine == m for r in named) for m in {r.machine for r in named}}
+        machine = max(counts, key=lambda m: (counts[m], m in here, str(m)))
     return Comparison(backend=comparison.backend, batch=comparison.batch, device=device, threads=threads,
                       timed=any(b.metrics.latency_records for b in benches), machine=machine)
+
+
+def this_machine() -> str | None:
+    """This machine's CPU as machine_label names a bench run's (cnnlab.environment.cpu_info: no torch)."""
+    from cnnlab.environment import cpu_info
+
+    return machine_label(RunInfo(Path("."), {"environment": {"cpu": cpu_info()}}), "cpu")
 
 
 def timed_records(bench: RunInfo) -> list[LatencyRecord]:
@@ -556,6 +568,11 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     held = [r for b in benches for r in timed_records(b)]
     if not held or any(comparison.admits(r) for r in held):
         return
+    machines = sorted({str(r.machine) for r in held if r.machine is not None})
+    if comparison.machine is not None and comparison.machine not in machines:  # probe 108: the fix named batches
+        raise CnnlabError(f"--machine {comparison.machine}: no bench run here names that machine",
+                          fix="give one as the report names it: " + "; ".join(repr(m) for m in machines)
+                          if machines else "leave --machine out: the bench runs here name no machine")
     where = " ".join(([f"on {comparison.device}"] if comparison.device else [])
                      + ([f"with {counted(comparison.threads, 'thread')}"] if comparison.threads is not None else []))
     asked = ", ".join(part for part in (comparison.backend, f"batch {comparison.batch}", where) if part)

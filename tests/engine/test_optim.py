@@ -172,6 +172,9 @@ def test_a_warm_up_as_long_as_the_run_is_half_of_it_and_the_rate_decays() -> Non
     assert warmup_steps(1, 7, 7) == 3 and warmup_steps(5, 7, 14) == 7 and warmup_steps(0.5, 7, 7) == 4
     assert warmup_steps(1, 7, 14) == 7 and warmup_steps(0, 7, 7) == 0 and warmup_steps(1, 1, 1) == 0
     assert warmup_steps(0.9, 5, 5) == 2 and warmup_steps(0.6, 5, 5) == 3  # probe 106: 4 of 5 ended at the peak
+    assert warmup_steps(1, 2, 2) == 0 and warmup_steps(1, 1, 2) == 0 and warmup_steps(1, 3, 3) == 1  # probe 108
+    for steps, epochs in ((2, 1), (1, 2), (3, 1)):  # the last step below the peak however short the run
+        assert rates({"name": "cosine", "warmup_epochs": 1}, 0.05, steps_per_epoch=steps, epochs=epochs)[-1] < 0.05
     used = rates({"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.01}, 0.05, steps_per_epoch=7, epochs=1)
     assert used[:3] == pytest.approx([0.05 / 3, 0.10 / 3, 0.05]) and used[-1] < 0.01  # up, then down
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from report.fakes import evaluate_run, model_run, paired_run
 
+from cnnlab.errors import CnnlabError
 from cnnlab.fileio import file_sha256
 from cnnlab.links import RunLinks
 from cnnlab.report import build_report
@@ -133,6 +134,13 @@ def test_latencies_of_two_machines_are_not_averaged_or_compared(tmp_path: Path) 
     assert [r.p50_ms for r in group.rows if r.p50_ms is not None] == [rows["0"].p50_ms]
     laptop = build_report(out, comparison=Comparison(machine="Intel Core i5-8250U (family 6, model 142)"))
     assert {row.run.path.name: row.p50_ms for row in laptop.rows} == {"0": None, "1": 0.151}
+    with pytest.raises(CnnlabError, match=r"--machine AMD EPYC: no bench run here names that machine"):
+        build_report(out, comparison=Comparison(machine="AMD EPYC"))  # probe 108: the fix listed batch sizes
+    for name in ("laptop-4-threads", "laptop-4-threads-again"):
+        bench_run(out, name, seeds[1], 0.09, cpu="Intel Core i5-8250U", threads=4)
+    # probe 108: the machines were counted over every thread count (the laptop's 3 records beat these 2)
+    settled = build_report(out).comparison
+    assert settled.threads == 2 and settled.machine == "AMD EPYC (family 6, model 142)"
     one = tmp_path / "one"  # one machine, or records that name none: nothing is said or filtered
     seeds = sweep(one, "finetune", [0.69, 0.68])
     bench_run(one, "a", seeds[0], 0.025, cpu="AMD EPYC")
@@ -193,3 +201,18 @@ def test_two_runs_swapped_by_name_keep_their_own_figures(chain: Path) -> None:
     assert swapped == by_accuracy and by_accuracy[0.90] == (4.0, 0.91) and by_accuracy[0.80] == (None, 0.79)
     pruned_row = next(row for row in build_report(chain).rows if row.run.path == pruned)
     assert pruned_row.speedup.shown == 2.0  # its source found at its new name
+
+
+def test_a_copy_beside_its_original_is_read_within_itself(chain: Path, tmp_path: Path) -> None:
+    """Probe 108: in a `cp -a` copy (the original still there), a source deleted and trained into again in the copy
+    was read from the original folder: the pruned model's speed-up and test difference went "—" unsaid."""
+    _own_model(chain / "finetune" / "2026-11-28" / "tuned", b"the tuned model")
+    _read_from(chain / "prune" / "2026-11-28" / "pruned", chain / "finetune" / "2026-11-28" / "tuned")
+    copy = tmp_path / "copy" / "outputs"
+    shutil.copytree(chain, copy)
+    tuned = copy / "finetune" / "2026-11-28" / "tuned"
+    shutil.rmtree(tuned)
+    _own_model(model_run(copy, "finetune", "tuned", 0.50), b"a new model")
+    rows = {row.run.path.name: row for row in build_report(copy).rows}
+    assert rows["pruned"].source is None and "holds another model now" in rows["pruned"].speedup.note
+    assert str(copy) in rows["pruned"].speedup.note and str(chain) not in rows["pruned"].speedup.note
