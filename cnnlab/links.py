@@ -79,7 +79,9 @@ class RunLinks:
 
     def where(self, recorded: Any) -> Path | None:
         """The folder a recorded run folder is now: the run here that was written there (copied, moved or renamed
-        since), else the path itself; None for no path."""
+        since); else the run at its place in a folder copied or moved whole; else, where the recorded folder is
+        gone, the one run here with its last folders (records without run_dir); else the path itself. None for no
+        path."""
         old = _real(recorded) if isinstance(recorded, (str, Path)) and str(recorded) else None
         if old is None or old in self._moved or old in self._runs:
             return None if old is None else self._moved.get(old, old)
