@@ -126,8 +126,10 @@ def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str
     if kind in ("int", "number", "bool"):  # no such value holds a comma: only the sweep is meant
         return f"{typed}: a comma separates the values of a sweep — {sweep}"
     quoted = shlex.quote(f'{key}="{value}"')
-    return (f"{typed}: a comma separates the values of a sweep — for one value that holds a comma (a path), quote it "
-            f"for Hydra inside the shell's quotes: {quoted}; {sweep}")
+    paired = (f"for one paired session of those models: {shlex.quote(f'{key}=[{value}]')}; "
+              if command == "bench" and key.lstrip("+") == "source" else "")  # probe 109: the list was not named
+    return (f"{typed}: a comma separates the values of a sweep — {paired}for one value that holds a comma (a path), "
+            f"quote it for Hydra inside the shell's quotes: {quoted}; {sweep}")
 
 
 def _interval_hint(typed: str, command: str, others: Sequence[str]) -> str:

@@ -59,7 +59,8 @@ class RunLinks:
         for old, new in self._moved.items():
             same = next((k for k in range(min(len(old.parts), len(new.parts)), 0, -1)
                          if old.parts[-k:] == new.parts[-k:]), 0)
-            if same >= 2:  # <command>/<date>/<time> kept: the folder above moved (a rename keeps none)
+            if same >= 1:  # its own folder's name kept: the folder above moved (a rename keeps none; probe 109:
+                # runs named by hydra.run.dir=outputs/ft, copied to outputs_copy/ft)
                 pair = (Path(*old.parts[:-same]), Path(*new.parts[:-same]))
                 roots[pair] = roots.get(pair, 0) + 1
         self._roots = sorted(roots, key=lambda pair: -roots[pair])

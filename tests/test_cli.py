@@ -614,6 +614,9 @@ def test_a_comma_in_a_single_run_names_fixes_that_work_when_typed(cli, outputs: 
     as_list = cli("bench", "source=latest:pretrain", "bench.batch_sizes=1,2")  # a list key: brackets come first
     fix = as_list.stderr.split("for a list, put it in brackets: ", 1)[1].split(";")[0]
     assert as_list.code == 2 and bash_words(fix) == ["bench.batch_sizes=[1,2]"], as_list.stderr
+    two = cli("bench", "source=latest:pretrain,latest:pretrain")  # probe 109: the paired session was not named
+    fix = two.stderr.split("for one paired session of those models: ", 1)[1].split(";")[0]
+    assert two.code == 2 and bash_words(fix) == ["source=[latest:pretrain,latest:pretrain]"], two.stderr
 
 
 def test_an_interrupted_pipeline_stage_points_to_the_pipeline_not_its_own_resume(

@@ -121,6 +121,15 @@ def test_agreement_asks_for_more_than_halfway_from_chance_to_every_image() -> No
     # probe 108: a one-image predict refused for scores 0.0671 and 0.0672 — a near-tie flipped agrees
     near = np.array([[0.0671, 0.0672, 0.001]], np.float32)
     assert agreement(near[:, [1, 0, 2]], near) == (1, 1) and agreement(near[:, [2, 0, 1]], near) == (0, 1)
+    # probe 109: two classes (their gap the only spread), and a class scored far below widening the tolerance
+    pair = np.array([[0.10001, 0.1]], np.float32)
+    assert agreement(pair[:, ::-1], pair) == (1, 1)
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((100, 10)).astype(np.float32)
+    scores[:, 9] = -40.0  # a class the model never predicts
+    unrelated = rng.standard_normal((100, 10)).astype(np.float32)
+    same, needed = agreement(unrelated, scores)
+    assert same < needed
 
 
 def test_the_search_neither_scores_nor_chooses_a_file_a_deployment_runtime_computes_wrongly(

@@ -216,3 +216,17 @@ def test_a_copy_beside_its_original_is_read_within_itself(chain: Path, tmp_path:
     rows = {row.run.path.name: row for row in build_report(copy).rows}
     assert rows["pruned"].source is None and "holds another model now" in rows["pruned"].speedup.note
     assert str(copy) in rows["pruned"].speedup.note and str(chain) not in rows["pruned"].speedup.note
+    # probe 109: runs named by hydra.run.dir (one folder each), the copy under another name
+    flat = tmp_path / "flat"
+    named = (chain / "finetune" / "2026-11-28" / "tuned", chain / "prune" / "2026-11-28" / "pruned")
+    for run in named:
+        shutil.copytree(run, flat / "outputs" / run.name)
+    for path in (flat / "outputs").rglob("run.json"):  # as if they had run there
+        for run in named:
+            path.write_text(path.read_text().replace(str(run), str(flat / "outputs" / run.name)))
+    shutil.copytree(flat / "outputs", flat / "elsewhere")
+    shutil.rmtree(flat / "elsewhere" / "tuned")
+    _own_model(model_run(flat / "elsewhere", "finetune", "tuned", 0.5), b"retrained")
+    (flat / "elsewhere" / "finetune" / "2026-11-28" / "tuned").rename(flat / "elsewhere" / "tuned")
+    rows = {row.run.path.name: row for row in build_report(flat / "elsewhere").rows}
+    assert "holds another model now" in rows["pruned"].speedup.note
