@@ -432,7 +432,8 @@ def test_a_model_timed_only_in_a_paired_session_is_not_called_unbenchmarked(tmp_
     report = build_report(out, comparison=Comparison(threads=4))
     row = next(r for r in report.rows if r.run.path == int8)
     assert row.notes == ["no timing in the setting compared (onnxruntime, batch 1, on cpu with 4 threads)"]
-    assert "another backend, batch, device, thread count or machine" in row.speedup.note  # not "time both in one session"
+    # not "time both in one session"
+    assert "another backend, batch, device, thread count or machine" in row.speedup.note
 
 
 @pytest.mark.parametrize("option, asked", [
