@@ -413,7 +413,8 @@ def report_(
     its runs listed under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds
     ("not significant" when it contains zero). Only like is compared with like (same dataset, backend,
     batch, device, threads, machine), the Pareto front is marked, and what was left out is listed. Writes report.md,
-    report.csv, report.json and report.png (error bars for seed groups) into OUTPUTS_DIR (or --out).
+    report.csv, report.json and a plot per dataset table (report.png, or report-<dataset>.png each where there are
+    several; error bars for seed groups) into OUTPUTS_DIR (or --out).
     """
     from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
 

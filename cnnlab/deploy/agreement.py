@@ -22,8 +22,8 @@ DISAGREES = "outputs at batch"  # how a disagreement starts (`disagreement`)
 
 # An image agrees when the class the runtime ranks first is, by the reference's own scores, a near-tie of the
 # reference's top class: within NEAR_TIE of the gap between the top score and the median one (robust to a class
-# scored far below the rest, which widened a range-based tolerance: probe 109), or within ROUNDING of the top score's
-# size (two classes, whose gap is the only spread: probe 109). A near-tie flipped by rounding agrees (probe 108: 0.0671
+# scored far below the rest, which widened a range-based tolerance: probe 109), or within ROUNDING of that gap, at
+# least ROUNDING (two classes, whose gap is the only spread: probe 109; never of the scores' offset: probe 110). A near-tie flipped by rounding agrees (probe 108: 0.0671
 # vs 0.0672 refused a one-image predict); a class the reference ranks far below does not. On probe 105's files:
 # sound INT8 files 0.83–1.00 of the images agree (a near-chance EfficientNet-B0 the least; 0.42 by top-1 alone), the
 # files OpenVINO computes wrongly at batch 1 0.03–0.19.
@@ -36,11 +36,25 @@ def agreement(outputs: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
     runtime's top-1 class is the reference's or a near-tie of it (NEAR_TIE, ROUNDING). Needed: at least halfway from
     chance (1/classes of the images) to all of them — every image of a batch of one or two."""
     count, classes = len(reference), max(int(reference.shape[-1]), 1)
-    chosen = reference[np.arange(count), np.argmax(outputs, axis=-1)]
-    top = reference.max(axis=-1)
-    tolerance = np.maximum(NEAR_TIE * (top - np.median(reference, axis=-1)), ROUNDING * np.maximum(1.0, np.abs(top)))
-    same = int((top - chosen <= tolerance).sum())
+    scores = _as_logits(reference)
+    chosen = scores[np.arange(count), np.argmax(outputs, axis=-1)]
+    top = scores.max(axis=-1)
+    gap = top - np.median(scores, axis=-1)
+    same = int((top - chosen <= np.maximum(NEAR_TIE * gap, ROUNDING * np.maximum(1.0, gap))).sum())
     return same, math.ceil(count * (1 + 1 / classes) / 2)
+
+
+def _as_logits(scores: np.ndarray) -> np.ndarray:
+    """`scores` [N, classes] on a scale whose differences mean the same at any offset: probabilities (rows of
+    non-negative values summing to 1, a graph ending in Softmax) as their log; -inf (a log of an underflowed
+    probability) as the row's lowest finite score. Probe 110: 1000-class probabilities near chance, logits around
+    ±1000, or rows half -inf let unrelated outputs agree."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if (scores >= 0).all() and np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3):
+        scores = np.log(np.maximum(scores, 1e-300))
+    finite = np.isfinite(scores)
+    lowest = np.where(finite, scores, np.inf).min(axis=-1, keepdims=True)
+    return np.where(finite, scores, np.where(np.isfinite(lowest), lowest, 0.0))
 
 
 def disagreement(session: Any, images: np.ndarray, reference: np.ndarray, *, batches: tuple[int, ...] | None = None

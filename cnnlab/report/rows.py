@@ -347,6 +347,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             row.speedup = speedup(path, row.source, paired, matches, same_network) if timed_both else \
                 SpeedUp(UNPAIRED, note=f"its source run {row.source} is gone, and no bench session timed the two: "
                                        "no speed-up against it")
+        elif row.source is not None and row.run.command != "search":  # probe 110: "—" unsaid in a partial copy
+            row.speedup = SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (outside "
+                                                 "this folder, or left out): no speed-up or test difference against it")
         else:
             row.speedup = reference_speedup(row.run)
     return rows, left_out, comparison

@@ -219,7 +219,8 @@ def _say_warmup_cut(ctx: RunContext, recipe: Recipe, steps_per_epoch: int) -> No
     never = "it would reach optim.lr at its last step only" if name == "constant" else \
         "the learning rate would never decay"
     cut = (f"sched.warmup_epochs={warm_up:g} would take (nearly) all of the run's {counted(total, 'step')}, where "
-           f"{never}: the warm-up is cut to {half} of them (half the run at most, two steps after it at least), "
+           f"{never}: the warm-up is cut to {half} of them (half the run at most, two steps after it where the run "
+           f"has them), "
            f"then {name}")
     if warm_up > recipe.epochs:
         record_warning(ctx, f"{cut} — set sched.warmup_epochs below trainer.epochs to choose it "

@@ -130,6 +130,14 @@ def test_agreement_asks_for_more_than_halfway_from_chance_to_every_image() -> No
     unrelated = rng.standard_normal((100, 10)).astype(np.float32)
     same, needed = agreement(unrelated, scores)
     assert same < needed
+    # probe 110: unrelated outputs agreed as 1000-class probabilities near chance, logits offset by 1000, or rows
+    # half -inf (a Log of underflowed probabilities)
+    logits, other = rng.standard_normal((64, 1000)), rng.standard_normal((64, 1000))
+    softmax = np.exp(logits * 0.01) / np.exp(logits * 0.01).sum(axis=-1, keepdims=True)
+    for reference in (softmax, logits + 1000, np.where(np.arange(1000) < 600, -np.inf, logits)):
+        same, needed = agreement(other, reference)
+        assert same < needed, (same, needed)
+    assert agreement(softmax, softmax) == (64, needed)
 
 
 def test_the_search_neither_scores_nor_chooses_a_file_a_deployment_runtime_computes_wrongly(

@@ -230,3 +230,12 @@ def test_a_copy_beside_its_original_is_read_within_itself(chain: Path, tmp_path:
     (flat / "elsewhere" / "finetune" / "2026-11-28" / "tuned").rename(flat / "elsewhere" / "tuned")
     rows = {row.run.path.name: row for row in build_report(flat / "elsewhere").rows}
     assert "holds another model now" in rows["pruned"].speedup.note
+
+
+def test_a_source_outside_the_runs_reported_is_said(chain: Path, tmp_path: Path) -> None:
+    """Probe 110: the pruned run copied alone (its source intact in the original folder): speed-up "—" and no test
+    difference, unsaid."""
+    part = tmp_path / "part" / "outputs"
+    shutil.copytree(chain / "prune", part / "prune")
+    [row] = build_report(part).rows
+    assert row.speedup.shown is None and "is not among the runs reported" in row.speedup.note
