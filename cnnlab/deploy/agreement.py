@@ -23,8 +23,9 @@ DISAGREES = "outputs at batch"  # how a disagreement starts (`disagreement`)
 # An image agrees when the class the runtime ranks first is, by the reference's own scores, a near-tie of the
 # reference's top class: within NEAR_TIE of the gap between the top score and the median one (robust to a class
 # scored far below the rest, which widened a range-based tolerance: probe 109), or within ROUNDING of that gap, at
-# least ROUNDING (two classes, whose gap is the only spread: probe 109; never of the scores' offset: probe 110). A near-tie flipped by rounding agrees (probe 108: 0.0671
-# vs 0.0672 refused a one-image predict); a class the reference ranks far below does not. On probe 105's files:
+# least ROUNDING (two classes, whose gap is the only spread: probe 109; never of the scores' offset: probe 110). A
+# near-tie flipped by rounding agrees (probe 108: 0.0671 vs 0.0672 refused a one-image predict); a class the
+# reference ranks far below does not. On probe 105's files:
 # sound INT8 files 0.83–1.00 of the images agree (a near-chance EfficientNet-B0 the least; 0.42 by top-1 alone), the
 # files OpenVINO computes wrongly at batch 1 0.03–0.19.
 NEAR_TIE = 0.3
