@@ -336,23 +336,29 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
         else:
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
-        link = links.source_of(row.run)
-        if link is not None and link.replaced:  # the folder's timings are another model's (probe 104)
-            row.speedup = SpeedUp(UNPAIRED, note=f"{link.problem}: no speed-up against it")
-        elif row.source is not None and row.source in by_path:
-            row.speedup = speedup(path, row.source, paired, matches, same_network)
-        elif row.source is not None and links.run(row.source) is None:  # its source run is gone (probe 104:
-            # the speed-up vanished unsaid, though a session had timed the two)
-            timed_both = any(path in s.subjects and row.source in s.subjects for s in paired)
-            row.speedup = speedup(path, row.source, paired, matches, same_network) if timed_both else \
-                SpeedUp(UNPAIRED, note=f"its source run {row.source} is gone, and no bench session timed the two: "
-                                       "no speed-up against it")
-        elif row.source is not None and row.run.command != "search":  # probe 110: "—" unsaid in a partial copy
-            row.speedup = SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (outside "
-                                                 "this folder, or left out): no speed-up or test difference against it")
-        else:
-            row.speedup = reference_speedup(row.run)
+        row.speedup = _speedup_of(row, links, in_rows=row.source in by_path,
+                                  versus=lambda source: speedup(path, source, paired, matches, same_network),
+                                  timed_both=any(path in s.subjects and row.source in s.subjects for s in paired))
     return rows, left_out, comparison
+
+
+def _speedup_of(row: Row, links: RunLinks, *, in_rows: bool, versus: Any, timed_both: bool) -> SpeedUp | None:
+    """The row's speed-up over its source (`versus(source)`: from the paired sessions), or why there is none: its
+    source's folder holds another model now, the source is gone and no session timed the two, or it is not among the
+    runs reported (probes 104, 110: each was "—" unsaid); a search's over its search.reference."""
+    link = links.source_of(row.run)
+    if link is not None and link.replaced:  # the folder's timings are another model's
+        return SpeedUp(UNPAIRED, note=f"{link.problem}: no speed-up against it")
+    gone = row.source is not None and links.run(row.source) is None
+    if row.source is not None and (in_rows or (gone and timed_both)):  # a gone source's session still counts
+        return versus(row.source)
+    if row.source is None or row.run.command == "search":
+        return reference_speedup(row.run)
+    if gone:
+        return SpeedUp(UNPAIRED, note=f"its source run {row.source} is gone, and no bench session timed the two: "
+                                      "no speed-up against it")
+    return SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (outside this folder, "
+                                  "or left out): no speed-up or test difference against it")
 
 
 def _arch(run: RunInfo) -> str | None:
