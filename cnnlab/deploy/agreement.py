@@ -58,11 +58,12 @@ def _as_logits(scores: np.ndarray) -> np.ndarray:
     return np.where(finite, scores, np.where(np.isfinite(lowest), lowest, 0.0))
 
 
-def disagreement(session: Any, images: np.ndarray, reference: np.ndarray, *, batches: tuple[int, ...] | None = None
-                 ) -> str | None:
+def disagreement(session: Any, images: np.ndarray, reference: np.ndarray, *, batches: tuple[int, ...] | None = None,
+                 what: str = "images") -> str | None:
     """None when `session` (onnxruntime's or an OpenVinoSession) gives the top-1 classes of `reference` (the
     reference runtime's [N, classes] outputs for `images`, float32 [N, C, H, W], at batch N) at batch N and for the
-    first PROBE_IMAGES one at a time (`batches`: which of those two to run); else the first batch at which it does
+    first PROBE_IMAGES one at a time (`batches`: which of those two to run; `what`: the images, in words); else the
+    first batch at which it does
     not, in words: "outputs at batch 1 disagree with onnxruntime's at batch 128: the top-1 class (or a near-tie of
     it) for 7 of 32 images (18 needed)"."""
     from cnnlab.deploy.ort import run_images
@@ -74,5 +75,5 @@ def disagreement(session: Any, images: np.ndarray, reference: np.ndarray, *, bat
         same, needed = agreement(outputs, reference[:len(outputs)])
         if same < needed:
             return (f"{DISAGREES} {batch} disagree with {REFERENCE}'s at batch {scored}: the top-1 class (or a "
-                    f"near-tie of it) for {same} of {len(outputs)} images ({needed} needed)")
+                    f"near-tie of it) for {same} of {len(outputs)} {what} ({needed} needed)")
     return None

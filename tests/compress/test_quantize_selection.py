@@ -128,7 +128,11 @@ def test_fp32_is_kept_when_no_candidate_within_budget_beats_it() -> None:
 
 
 def test_round_spread_is_the_relative_range_of_per_round_speedups() -> None:
-    from cnnlab.compress.quantization.selection import round_spread
+    from cnnlab.compress.quantization.selection import round_speedups
+    from cnnlab.deploy.paired import spread
+
+    def round_spread(candidate: dict, fp32: dict) -> float:  # what a candidate's `noise` is
+        return spread(round_speedups(candidate, fp32))
 
     fp32 = {1: (10.0, 10.0, 10.0)}
     assert round_spread({1: (5.0, 5.0, 5.0)}, fp32) == pytest.approx(0.0)

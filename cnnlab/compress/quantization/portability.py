@@ -83,8 +83,9 @@ def _runs_on_zeros(session: Any) -> str:
 def _agrees(session: Any, runtime: str, images: np.ndarray, reference: np.ndarray) -> str:
     """LOADS, or the first batch (the scored one, then 1) at which the top-1 classes disagree with the reference's."""
     # the reference at the scored batch is itself
-    problem = disagreement(session, images, reference, batches=(1,) if runtime == REFERENCE else None)
-    return LOADS if problem is None else problem.replace(" images (", " validation images (")
+    problem = disagreement(session, images, reference, batches=(1,) if runtime == REFERENCE else None,
+                           what="validation images")
+    return LOADS if problem is None else problem
 
 
 def _reason(exc: BaseException) -> str:

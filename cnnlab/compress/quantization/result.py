@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import model_file_bytes
-from cnnlab.compress.quantization.selection import (Selection, drop_points, round_speedups, signed_points, speedup,
+from cnnlab.compress.quantization.selection import (Selection, drop_points, paired_ratio, signed_points, speedup,
                                                     within_budget)
 from cnnlab.deploy.paired import PairedRatio, PairedSettings, SubjectTiming
 from cnnlab.errors import CnnlabError
@@ -96,8 +96,7 @@ class QuantizationResult:
         """The candidate's speed-up with its per-round speed-ups, judged by the rule of every paired timing
         (`PairedRatio.unstable`: rounds more than 15 % apart)."""
         assert candidate.timing is not None
-        return PairedRatio(self.speedup(candidate), round_speedups(candidate.timing.p50_per_round,
-                                                                   self.fp32.timing.p50_per_round))
+        return paired_ratio(candidate.timing, self.fp32.timing)
 
     @property
     def reason(self) -> str:

@@ -30,9 +30,9 @@ from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, ch
                                               quantized_ops)
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
 from cnnlab.compress.quantization.portability import cannot_run, check_runtimes, failure, unreadable
-from cnnlab.compress.quantization.selection import CandidateFigures, round_speedups, select, speedup
+from cnnlab.compress.quantization.selection import CandidateFigures, paired_ratio, round_speedups, select
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
-from cnnlab.deploy.paired import PairedRatio, PairedSettings, time_paired
+from cnnlab.deploy.paired import PairedSettings, time_paired
 from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
@@ -217,8 +217,7 @@ def _with_speed_note(candidate: CandidateResult, fp32: Fp32Figures, runtime: str
     """A note (and, for a format chosen by hand, a warning) when the candidate is not faster than FP32 here, with its
     rounds' range when they disagree (PairedRatio.text)."""
     assert candidate.timing is not None
-    ratio = PairedRatio(speedup(candidate.timing.p50_ms(), fp32.timing.p50_ms()),
-                        round_speedups(candidate.timing.p50_per_round, fp32.timing.p50_per_round))
+    ratio = paired_ratio(candidate.timing, fp32.timing)
     if ratio.ratio >= 1.0:
         return candidate
     known = slow_format_warning(candidate.format, runtime)

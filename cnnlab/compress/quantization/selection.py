@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from cnnlab.deploy.paired import PairedRatio, spread
+from cnnlab.deploy.paired import PairedRatio, SubjectTiming, spread
 
 _EPSILON = 1e-9  # accuracy differences below this are float noise, not a lost image
 # Two speed-ups closer than this (relative) are a tie even when the session's rounds agree better: paired rounds
@@ -93,10 +93,11 @@ def round_speedups(candidate_rounds: Mapping[int, Sequence[float]],
                  for r in range(count))
 
 
-def round_spread(candidate_rounds: Mapping[int, Sequence[float]], fp32_rounds: Mapping[int, Sequence[float]]) -> float:
-    """`paired.spread` — (max - min) / median, the rule of a stable paired timing — of `round_speedups`; 0.0 with
-    fewer than two rounds."""
-    return spread(round_speedups(candidate_rounds, fp32_rounds))
+def paired_ratio(candidate: SubjectTiming, fp32: SubjectTiming) -> PairedRatio:
+    """A candidate's speed-up over FP32 in one paired session, with its per-round speed-ups, judged by the rule of
+    every paired timing (PairedRatio: unstable when the rounds are more than 15 % apart)."""
+    return PairedRatio(speedup(candidate.p50_ms(), fp32.p50_ms()),
+                       round_speedups(candidate.p50_per_round, fp32.p50_per_round))
 
 
 def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_latency_ms: Mapping[int, float],
