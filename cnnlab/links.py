@@ -44,14 +44,15 @@ class RunLinks:
 
     def __init__(self, runs: Iterable[RunInfo]) -> None:
         sound = [run for run in runs if not run.damaged]
-        self._runs: dict[Path, RunInfo | None] = {run.path.resolve(): run for run in sound}
+        self._here = frozenset(run.path.resolve() for run in sound)  # the runs at hand, where `where` looks
+        self._runs: dict[Path, RunInfo | None] = {run.path.resolve(): run for run in sound}  # `run`'s reads too
         self._moved: dict[Path, Path] = {}
         # copies of one run: a completed one stands for them (probe 107: a `cp -r` backup taken mid-training, whose
         # path sorted first, took the run's export and bench, and the run read "not benchmarked")
         for run in sorted(sound, key=lambda r: (r.status != "completed", str(r.path))):
             written = run.data.get("run_dir")
             old = _real(written) if isinstance(written, str) and written else None
-            if old is not None and old != run.path.resolve() and old not in self._runs:
+            if old is not None and old != run.path.resolve() and old not in self._here:
                 self._moved.setdefault(old, run.path.resolve())
         # a whole folder copied or moved: where the runs here say their folders were, the others were too (probe 108:
         # in a copy beside its original, a source trained into again there was read from the original)
@@ -84,10 +85,10 @@ class RunLinks:
         gone, the one run here with its last folders (records without run_dir); else the path itself. None for no
         path."""
         old = _real(recorded) if isinstance(recorded, (str, Path)) and str(recorded) else None
-        if old is None or old in self._moved or old in self._runs:
+        if old is None or old in self._moved or old in self._here:
             return None if old is None else self._moved.get(old, old)
         for old_root, new_root in self._roots:
-            if old.is_relative_to(old_root) and (here := new_root / old.relative_to(old_root)) in self._runs:
+            if old.is_relative_to(old_root) and (here := new_root / old.relative_to(old_root)) in self._here:
                 return here
         tail = self._by_tail.get(old.parts[-_TAIL:], [])
         return tail[0] if len(tail) == 1 and not old.exists() else old

@@ -115,8 +115,8 @@ def model_device(device: str | None, kind: str, runtime: str) -> str:
     return device
 
 
-def _check_on_openvino(path: Path, session: Any, images: Any) -> str:
-    """REFERENCE when OpenVINO computes the classes onnxruntime computes for `path` on this first batch, at its size
+def _check_on_openvino(path: Path, session: Any, images: Any) -> None:
+    """Nothing when OpenVINO computes the classes onnxruntime computes for `path` on this first batch, at its size
     and one image at a time; else a CnnlabError: probe 105's NNCF files scored at chance on OpenVINO at batch 1 only,
     so `evaluate evaluate.runtime=openvino` at batch 128 and `predict` one image at a time told different stories."""
     from cnnlab.deploy.agreement import REFERENCE, disagreement
@@ -129,7 +129,6 @@ def _check_on_openvino(path: Path, session: Any, images: Any) -> str:
                           "and predictions would not be the file's",
                           fix=f"run it on {REFERENCE} (evaluate.runtime={REFERENCE} or predict.runtime={REFERENCE}), "
                               "or quantize for OpenVINO with quantize.runtime=openvino, which checks its files so")
-    return REFERENCE
 
 
 @found_before_work()  # a setting's refusal: a run it stops leaves no folder
@@ -200,13 +199,15 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
         log.info("%s outputs log-probabilities (its graph ends in LogSoftmax, or Log of a Softmax): scored as logits",
                  path)
 
-    checked_against: list[str] = []  # OpenVINO: its first batch compared with onnxruntime's (deploy/agreement.py)
+    unchecked = runtime == "openvino"  # its first batch is compared with onnxruntime's (deploy/agreement.py)
 
     def run(images: torch.Tensor) -> torch.Tensor:
         # float16 in for an FP16 file, float32 out; a fixed batch in chunks (InferenceModel.logits reads the outputs)
+        nonlocal unchecked
         outputs = run_images(session, images)
-        if runtime == "openvino" and not checked_against:
-            checked_against.append(_check_on_openvino(path, session, images.detach().cpu().numpy()))
+        if unchecked:
+            _check_on_openvino(path, session, images.detach().cpu().numpy())
+            unchecked = False
         return torch.from_numpy(outputs)
 
     dataset = meta.get("dataset")

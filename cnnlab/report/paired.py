@@ -55,7 +55,7 @@ class Session:
         """The timing of `model_run` among the records that `matches` (backend, batch, device, threads, and the
         machine that timed them: machine_label)."""
         for record in (self.run.data.get("metrics") or {}).get("latency") or []:
-            record = {**record, "machine": machine_label(self.run, str(record.get("device")))}
+            record = {**record, "machine": machine_label(self.run.data.get("environment"), str(record.get("device")))}
             index = record.get("subject")
             if index is not None and index < len(self.subjects) and self.subjects[index] == model_run \
                     and matches(record):
@@ -89,12 +89,11 @@ class SpeedUp:
         return None if self.status == REFERENCE else self.shown
 
 
-def machine_label(bench: RunInfo, device: str) -> str | None:
-    """The machine a bench run timed `device` on, as its run.json `environment` names it: the GPU for cuda, else the
-    CPU ("AMD EPYC (family 26, model 2)": the numbers tell CPU generations apart that a VM names alike). None where
-    the record does not say (runs from before it was recorded). Latencies of two machines are no comparison
-    (probe 107: a seed group averaged this machine's 0.025 ms with a laptop's 0.151 ms)."""
-    environment = bench.data.get("environment")
+def machine_label(environment: Any, device: str) -> str | None:
+    """The machine a bench run timed `device` on, as its run.json `environment` (untrusted) names it: the GPU for
+    cuda, else the CPU ("AMD EPYC (family 26, model 2)": the numbers tell CPU generations apart that a VM names
+    alike). None where the record does not say (runs from before it was recorded). Latencies of two machines are no
+    comparison (probe 107: a seed group averaged this machine's 0.025 ms with a laptop's 0.151 ms)."""
     if not isinstance(environment, Mapping):
         return None
     if device.startswith("cuda"):

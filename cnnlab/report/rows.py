@@ -557,12 +557,14 @@ def this_machine() -> str | None:
     """This machine's CPU as machine_label names a bench run's (cnnlab.environment.cpu_info: no torch)."""
     from cnnlab.environment import cpu_info
 
-    return machine_label(RunInfo(Path("."), {"environment": {"cpu": cpu_info()}}), "cpu")
+    return machine_label({"cpu": cpu_info()}, "cpu")
 
 
 def timed_records(bench: RunInfo) -> list[LatencyRecord]:
     """A bench run's latency records, each with the machine that timed it (report.paired.machine_label)."""
-    return [replace(r, machine=r.machine or machine_label(bench, r.device)) for r in bench.metrics.latency_records]
+    environment = bench.data.get("environment")
+    return [replace(r, machine=r.machine or machine_label(environment, r.device))
+            for r in bench.metrics.latency_records]
 
 
 def _timed_setting(record: LatencyRecord) -> str:
