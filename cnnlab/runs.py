@@ -537,6 +537,8 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         # one read of the records for every question below (each latest_run call reads them all again)
         finished = [r for r in iter_runs(outputs) if r.status in FINISHED and (not command or r.command == command)]
 
+        wanted = tuple(_ARTIFACT_OF_KIND[kind] for kind in want)  # the artifacts that hold a model of a wanted kind
+
         def newest_holding(kinds: Iterable[str]) -> RunInfo | None:  # the newest run holding any of the kinds (probe
             # 107: an older run's ONNX was taken over a newer model.pt, where the command reads both); _from_run then
             # takes its file of the kind preferred
@@ -545,11 +547,11 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
 
         # the newest run that wrote a model of a wanted kind, whether or not the file is still there (probe 104: an
         # evaluate or bench run after it hid a deleted model.pt, and `latest` took an older model unsaid)
-        recorded = next((r for r in reversed(finished) if any(
-            _ARTIFACT_OF_KIND[kind] in (r.data.get("artifacts") or {}) for kind in want)), None)
+        recorded = next((r for r in reversed(finished) if any(name in (r.data.get("artifacts") or {})
+                                                               for name in wanted)), None)
         run = newest_holding(want)
         if run is None and recorded is not None:
-            gone = listed(recorded.deleted_files(tuple(_ARTIFACT_OF_KIND[kind] for kind in want)))
+            gone = listed(recorded.deleted_files(wanted))
             others = f"`cnnlab {command}` run" if command else "run here"
             raise CnnlabError(f"{key}={spec}: the newest completed `cnnlab {recorded.command}` run, {recorded.path}, "
                               f"has its {gone} deleted, and no other {others} holds a model",
