@@ -268,10 +268,17 @@ def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -
     return asked if asked < total_steps - 1 or asked == 0 else max(0, min(total_steps // 2, total_steps - 2))
 
 
+def warmup_plan(sched_cfg: Mapping[str, Any], *, steps_per_epoch: int, epochs: int) -> tuple[int, int, int]:
+    """(warm-up steps asked by `sched.warmup_epochs`, warm-up steps the schedule uses (`warmup_steps`), total steps)
+    of a run of `epochs` × `steps_per_epoch` optimizer steps: what build_scheduler builds, and what a cut says."""
+    total = max(1, steps_per_epoch * epochs)
+    asked = float(sched_cfg.get("warmup_epochs", 0) or 0)
+    return max(0, int(round(asked * steps_per_epoch))), warmup_steps(asked, steps_per_epoch, total), total
+
+
 def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,
                     steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
-    total = max(1, steps_per_epoch * epochs)
-    warmup = warmup_steps(float(sched_cfg.get("warmup_epochs", 0) or 0), steps_per_epoch, total)
+    _, warmup, total = warmup_plan(sched_cfg, steps_per_epoch=steps_per_epoch, epochs=epochs)
     kwargs = {"total_steps": total, "warmup_steps": warmup, "name": str(sched_cfg.get("name", "cosine")),
               "min_lr_ratio": float(sched_cfg.get("min_lr_ratio", 0.0)),
               "step_size": int(sched_cfg.get("step_epochs", 1)) * steps_per_epoch,

@@ -22,7 +22,7 @@ from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum
 from cnnlab.engine.checkpoint import load_tensors
 from cnnlab.engine.epoch_log import EpochLog, EpochLogFiles, EpochLogSettings
 from cnnlab.engine.objectives import ClassificationObjective, Objective
-from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups, warmup_steps
+from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups, warmup_plan
 from cnnlab.engine.runtime import Runtime
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.recipe import Recipe
@@ -210,18 +210,16 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
 def _say_warmup_cut(ctx: RunContext, recipe: Recipe, steps_per_epoch: int) -> None:
     """Say a warm-up cut to half the run (engine/optim.warmup_steps): in the log where it is as long as the run (the
     default 1 epoch of a 1-epoch run), as a recorded warning where it was asked longer than the run (probe 81)."""
-    warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
-    total = steps_per_epoch * max(1, recipe.epochs)
-    half = warmup_steps(warm_up, steps_per_epoch, total)
-    if not ctx.is_main or half == round(warm_up * steps_per_epoch):
+    asked, used, total = warmup_plan(recipe.schedule, steps_per_epoch=steps_per_epoch, epochs=max(1, recipe.epochs))
+    if not ctx.is_main or used == asked:
         return
+    warm_up = float(recipe.schedule.get("warmup_epochs", 0) or 0)
     name = str(recipe.schedule.get("name", "cosine"))
     never = "it would reach optim.lr at its last step only" if name == "constant" else \
         "the learning rate would never decay"
     cut = (f"sched.warmup_epochs={warm_up:g} would take (nearly) all of the run's {counted(total, 'step')}, where "
-           f"{never}: the warm-up is cut to {half} of them (half the run at most, two steps after it where the run "
-           f"has them), "
-           f"then {name}")
+           f"{never}: the warm-up is cut to {used} of them (half the run at most, two steps after it where the run "
+           f"has them), then {name}")
     if warm_up > recipe.epochs:
         record_warning(ctx, f"{cut} — set sched.warmup_epochs below trainer.epochs to choose it "
                             f"(e.g. sched.warmup_epochs={recipe.epochs / 10:g})")
