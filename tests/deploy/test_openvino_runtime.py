@@ -303,3 +303,5 @@ def test_evaluate_and_predict_refuse_a_file_openvino_computes_otherwise_at_batch
         said = " ".join(refused.stderr.split())
         assert refused.code != 0 and "openvino computes other classes than onnxruntime" in said, refused.output
         assert "outputs at batch 1 disagree with onnxruntime's" in said and "Traceback" not in refused.output
+        followed = cli(*[arg.replace("runtime=openvino", "runtime=onnxruntime") for arg in command])  # the fix
+        assert followed.code == 0, followed.output
