@@ -63,8 +63,8 @@ def disagreement(session: Any, images: np.ndarray, reference: np.ndarray, *, bat
     """None when `session` (onnxruntime's or an OpenVinoSession) gives the top-1 classes of `reference` (the
     reference runtime's [N, classes] outputs for `images`, float32 [N, C, H, W], at batch N) at batch N and for the
     first PROBE_IMAGES one at a time (`batches`: which of those two to run; `what`: the images, in words); else the
-    first batch at which it does not, in words: "outputs at batch 1 disagree with onnxruntime's at batch 128: the top-1 class (or a near-tie of
-    it) for 7 of 32 images (18 needed)"."""
+    first batch at which it does not, in words: "outputs at batch 1 disagree with onnxruntime's at batch 128: the
+    top-1 class (or a near-tie of it) for 7 of 32 images (18 needed)"."""
     from cnnlab.deploy.ort import run_images
 
     scored = len(images)
