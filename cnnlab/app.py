@@ -83,18 +83,25 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
 # The run folders new_run_dir made in this process (the outputs folder and the folders above it too, where it made
 # them) and the sweep job folders job_subdir named before Hydra made them: the only ones a refusal or skip removes.
 _MADE_HERE: set[Path] = set()
+# Typed hydra.run.dir folders that were empty or missing before this run: a refusal empties them again.
+_CLEARABLE: set[Path] = set()
 # What Hydra and the run record write into a run folder before the command's own work begins.
 _FOLDER_BEFORE_WORK = {"run.json", "run.log", ".hydra"}
 
 
 def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
     """Remove the folder of a run refused before it did any work (CnnlabError.before_work) — and its date and command
-    folders when that leaves them empty — so that a typo adds no `failed` run. Only a folder made by this process,
-    holding nothing beyond what Hydra and run.json wrote at its start (never one named by hydra.run.dir)."""
+    folders when that leaves them empty — so that a typo adds no `failed` run. Only a folder made by this process
+    (one named by hydra.run.dir only where it did not exist), holding nothing beyond what Hydra and run.json wrote at
+    its start."""
     run_dir, outputs = run_dir.resolve(), outputs.resolve()
-    if run_dir not in _MADE_HERE or not run_dir.is_dir() \
+    if run_dir not in _MADE_HERE | _CLEARABLE or not run_dir.is_dir() \
             or not {p.name for p in run_dir.iterdir()} <= _FOLDER_BEFORE_WORK:
         return False
+    if run_dir not in _MADE_HERE:  # a typed folder, there (empty) before: emptied, kept
+        for written in run_dir.iterdir():
+            shutil.rmtree(written, ignore_errors=True) if written.is_dir() else written.unlink(missing_ok=True)
+        return not any(run_dir.iterdir())
     shutil.rmtree(run_dir, ignore_errors=True)
     _remove_empty_folders(run_dir.parent, outputs)
     return not run_dir.exists()
@@ -115,8 +122,7 @@ def _remove_empty_folders(folder: Path, outputs: Path) -> None:
     """rmdir `folder` and then its parents while they are empty, up to `outputs` — and `outputs` and the folders
     above it only where this process made them (a refused first command left an empty outputs/ behind)."""
     for path in (folder, *folder.parents):
-        inside = outputs in path.parents
-        if not inside and not (path in (outputs, *outputs.parents) and path in _MADE_HERE):
+        if outputs not in path.parents and path not in _MADE_HERE:
             return
         try:
             path.rmdir()  # only when empty
@@ -455,9 +461,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return execute(cfg)
 
 
-def main(records_run: bool = True) -> None:
+def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | None = None) -> None:
     """Entry used by cnnlab.cli. Runs that keep no record (read-only tools like `inspect`) and DDP
-    ranks > 0 get a throw-away folder: the run folder and its log belong to rank 0."""
+    ranks > 0 get a throw-away folder: the run folder and its log belong to rank 0. `named_run_dir`: a typed
+    hydra.run.dir that was missing or empty, and the folders of it and above it that did not exist
+    (launch_checks.check_run_dir_is_new), which a refusal leaves as they were."""
+    if named_run_dir is not None:
+        _CLEARABLE.add(named_run_dir[0].resolve())
+        _MADE_HERE.update(p.resolve() for p in named_run_dir[1])
     command = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("command=")), None)
     if command:
         os.environ["CNNLAB_COMMAND"] = command

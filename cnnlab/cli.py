@@ -267,7 +267,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
     device_option = ["--device", device] if device else []  # a fix that repeats the line keeps it
     try:
         check_overrides(command, args)
-        check_run_dir_is_new(typed, multirun)
+        named_run_dir = check_run_dir_is_new(typed, multirun)
         check_typed_folders(typed)
         check_typed_choices_read(typed, _config_dirs(args))
         check_sweep_dir_is_free(typed, [o for o in overrides if is_task_override(o)], multirun)
@@ -286,7 +286,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         from cnnlab.app import main  # heavy imports (torch) only past this point
 
         sys.stderr = held or stderr
-        main(records_run=COMMANDS[command].records_run)
+        main(records_run=COMMANDS[command].records_run, named_run_dir=named_run_dir)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (cnnlab.interrupts.Interrupted carries what it knows)
         typed = [*device_option, *(["-m"] if multirun else []), *args]
         if held is not None:

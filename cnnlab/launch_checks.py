@@ -90,9 +90,8 @@ def _check_folder_sweep(text: str, key: str, values: Sequence[Any], sweep: bool)
         raise UserError(f"{text}: a sweep's runs all go into one folder, chosen from paths.outputs before its first "
                         "job — run one sweep per outputs folder (CNNLAB_OUTPUTS=DIR cnnlab ... -m)")
     for value in values:
-        if isinstance(value, str) and value.startswith("~"):
-            raise UserError(f"{text}: Hydra does not expand ~, so {value} is a folder named '~' in {Path.cwd()} — "
-                            f"write the full path ($HOME{value[1:]}, unquoted)")
+        if isinstance(value, str):
+            _refuse_tilde(text, key, value)
 
 
 # what a job of each command may start from a run by (`latest` among them)
@@ -198,17 +197,24 @@ def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -
 
 
 
-def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> None:
+def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, list[Path]] | None:
     """`hydra.run.dir=DIR` naming a folder that already holds a run: Hydra would overwrite its .hydra/ and the run
     record its run.json (a completed run's metrics, which source= and the report read), even for a run refused at
-    once (probe 60). A run never writes into another run's folder."""
+    once (probe 60). A run never writes into another run's folder. Returns the typed folder, when it is empty or
+    missing, and the folders of it and above it that do not exist yet: a run refused before its work leaves them as
+    they were (app.main), so that the same command, its typo mended, may use that folder."""
     if multirun:
-        return
+        return None
+    named = None
     for override, folder in _typed_folders(typed, "hydra.run.dir"):
         if (Path(folder) / "run.json").exists():
             raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                             "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
         _refuse_inside_a_run(override, Path(folder), "hydra.run.dir")
+        absolute = Path(os.path.abspath(folder))
+        if not absolute.exists() or (absolute.is_dir() and not any(absolute.iterdir())):
+            named = absolute, [p for p in (absolute, *absolute.parents) if not p.exists()]
+    return named
 
 
 
@@ -254,10 +260,16 @@ def _typed_folders(typed: Sequence[str], key: str) -> Iterator[tuple[str, str]]:
     for override in typed:
         if override.lstrip("+").partition("=")[0] != key or (folder := _folder_hydra_reads(override)) is None:
             continue
-        if folder.startswith("~"):
-            raise UserError(f"{override}: Hydra does not expand ~, so the run would go to a folder named '~' in "
-                            f"{Path.cwd()} — write the full path (e.g. {key}=$HOME{folder[1:]}, unquoted)")
+        _refuse_tilde(override, key, folder)
         yield override, folder
+
+
+def _refuse_tilde(override: str, key: str, folder: str) -> None:
+    """A UserError for a folder written with ~, typed or swept: Hydra does not expand it (nor does the shell inside a
+    word), so `key=~/x` is a folder named "~" in the working folder (a `rm -rf ~` trap later)."""
+    if folder.startswith("~"):
+        raise UserError(f"{override}: Hydra does not expand ~, so {folder} is a folder named '~' in {Path.cwd()} — "
+                        f"write the full path ({key}=$HOME{folder[1:]}, unquoted)")
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import json
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,22 @@ def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) ->
     assert result.code == 2 and "prune.ratio=1.5 is not allowed" in result.stderr, result.output
     assert (mine / "notes.txt").read_text() == "keep me" and (mine / "run.json").is_file()
 
+
+
+def test_a_refused_run_leaves_a_named_folder_as_it_found_it_so_the_mended_command_may_use_it(cli, outputs,
+                                                                                              tmp_path) -> None:
+    """Session 60: a refused typo with `hydra.run.dir=DIR` left its failed run.json there, so the same command, its
+    typo mended, was refused in turn: "that folder already holds a run". A folder that was missing is gone again (and
+    the folders made above it), one that was empty is empty."""
+    missing, empty = tmp_path / "new" / "deeper" / "run", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (missing, empty):
+        refused = cli("pretrain", *TINY, "trainer.batch_size=128", f"hydra.run.dir={folder}")
+        assert refused.code == 2 and "Traceback" not in refused.output, refused.output
+    assert not (tmp_path / "new").exists() and empty.is_dir() and not any(empty.iterdir())
+    mended = cli("pretrain", *TINY, f"hydra.run.dir={empty}")
+    assert mended.code == 0, mended.output
+    assert json.loads((empty / "run.json").read_text())["status"] == "completed"
 
 
 def test_a_model_refused_as_input_leaves_no_run_folder(cli, outputs) -> None:
