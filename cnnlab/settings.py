@@ -637,8 +637,10 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
     from cnnlab.errors_view import SettingFacts  # lazy: imports Hydra's and OmegaConf's error types
 
     def kind(key: str) -> str | None:
+        if read_by_others(key, command):
+            return None
         rule = rule_for(key, command)
-        return rule.kind if rule is not None and not read_by_others(key, command) else None
+        return rule.kind if rule is not None else "list" if key in _NULL_LISTS else None
 
     return SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
                         read_by_others=lambda key: read_by_others(key, command), choices_with=choices_with,
@@ -668,6 +670,11 @@ def check_settings(config: Mapping[str, Any], command: str | None = None, *, dat
         from cnnlab.engine.optim import check_optimizer_config  # torch: imported only where a config is composed
 
         check_optimizer_config(config["optim"])
+
+
+# Settings whose default is null that take a list (a lone name too, so no list rule): `bench.backends=a,b` meant
+# one, and the fix puts it in brackets (session 60: it was told to quote "a,b" as one value).
+_NULL_LISTS = ("bench.backends", "quantize.deploy_runtimes", "pipeline.stages")
 
 
 # Where each command takes a finished run as its starting point (the fix for resume= given the wrong run, and for

@@ -614,6 +614,14 @@ def test_a_comma_in_a_single_run_names_fixes_that_work_when_typed(cli, outputs: 
     as_list = cli("bench", "source=latest:pretrain", "bench.batch_sizes=1,2")  # a list key: brackets come first
     fix = as_list.stderr.split("for a list, put it in brackets: ", 1)[1].split(";")[0]
     assert as_list.code == 2 and bash_words(fix) == ["bench.batch_sizes=[1,2]"], as_list.stderr
+    # session 60: a list setting whose default is null was told to quote "torch,onnxruntime" as one value
+    quick = ["bench.batch_sizes=[1]", "bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0"]
+    backends = cli("bench", "source=latest:pretrain", *quick, "bench.backends=torch,onnxruntime")
+    fix = backends.stderr.split("for a list, put it in brackets: ", 1)[1].split(";")[0]
+    assert backends.code == 2 and "quote it" not in backends.stderr, backends.stderr
+    followed = cli("bench", "source=latest:pretrain", *quick, *bash_words(fix))
+    assert followed.code == 0 and {row["backend"] for row in only_run(outputs, "bench")["metrics"]["latency"]} == \
+        {"torch", "onnxruntime"}, followed.output
     two = cli("bench", "source=latest:pretrain,latest:pretrain")  # probe 109: the paired session was not named
     fix = two.stderr.split("for one paired session of those models: ", 1)[1].split(";")[0]
     assert two.code == 2 and bash_words(fix) == ["source=[latest:pretrain,latest:pretrain]"], two.stderr
