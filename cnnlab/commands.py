@@ -227,7 +227,8 @@ COMMANDS: dict[str, CommandInfo] = {
                     "images) of the dataset the source recorded "
                     "(dataset=... picks another), preprocessed as the file's input spec says. Records top-1, top-5, "
                     "loss, per-class accuracy and the expected calibration error (15 bins) in run.json, and writes "
-                    "confusion.csv, confusion.png and per_class.csv.",
+                    "confusion.csv, confusion.png, per_class.csv and outcomes.csv (per image: its class, the one "
+                    "predicted, the confidence; what `cnnlab report` bootstraps its intervals from).",
         pipeline="cnnlab.pipelines.evaluate",
         examples=("cnnlab evaluate source=latest:finetune",
                   "cnnlab evaluate source=latest:quantize",

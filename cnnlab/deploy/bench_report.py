@@ -117,7 +117,7 @@ def latency_table(document: dict[str, Any]) -> Table:
     title = (f"{model['name']} at {model['image_size']} px on {settings['device']}, {settings['threads']} threads"
              + (f" (peak {peak['gflops']:.3g} GFLOP/s)" if peak.get("gflops") else ""))  # 0.5 read "0"
     table = Table(title=title, title_justify="left")
-    for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s (mean)", "GFLOP/s",
+    for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s (p50)", "GFLOP/s",
                    "% peak", "runs"):
         table.add_column(header, justify="left" if header == "backend" else "right")
     for r in document["records"]:

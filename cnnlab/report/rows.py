@@ -588,9 +588,13 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
                      + ([f"with {counted(comparison.threads, 'thread')}"] if comparison.threads is not None else []))
     asked = ", ".join(part for part in (comparison.backend, f"batch {comparison.batch}", where) if part)
     same = [r for r in held if r.backend == comparison.backend]
+    on_device = [r for r in same if comparison.device is None or r.device == comparison.device]
     timed = "; ".join(sorted({_timed_setting(r) for r in same or held}))
-    if same:
-        batches = ", ".join(map(str, sorted({r.batch_size for r in same})))
+    if same and not on_device:  # probe 113: `--device cuda` where all ran on the CPU was told to pick a batch
+        devices = " or ".join(f"--device {d}" for d in sorted({str(r.device) for r in same}))
+        fix = f"use a device the {comparison.backend} bench runs here timed on: {devices} ({timed})"
+    elif on_device:
+        batches = ", ".join(map(str, sorted({r.batch_size for r in on_device})))
         fix = f"use one the {comparison.backend} bench runs here timed: {batches} ({timed})"
     else:
         fix = f"use a setting the bench runs here timed: {timed}"

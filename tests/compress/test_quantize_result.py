@@ -80,3 +80,16 @@ def test_a_qat_result_tells_the_training_from_int8_and_says_which_fp32_ships(tmp
     assert kept.fp32_kept and kept.describe()["reason"].endswith(
         "model.onnx is the source's FP32 model, as given, not the QAT-trained weights")
     assert "qat_fp32_val_acc" not in result(tmp_path, (0.125,) * 3).metrics(tmp_path / "qdq_u8s8.onnx")
+
+
+def test_an_over_budget_search_names_the_fix_of_its_mode(tmp_path: Path) -> None:
+    """Probe 113: QAT took 86.67 % to 11.67 % in float (training at the default rate) and the error said to calibrate
+    (PTQ's settings) or to use quantize.mode=qat, which it was; lowering quantize.lr_scale was what worked."""
+    ptq = result(tmp_path, (0.125,) * 3, acc=0.10, fp32_acc=0.8667).over_budget()
+    assert "quantize.calib_batches" in ptq.fix and "quantize.mode=qat" in ptq.fix
+    lost_in_training = result(tmp_path, (0.125,) * 3, acc=0.10, fp32_acc=0.8667, qat_fp32_acc=0.1167).over_budget()
+    assert "quantize.lr_scale" in lost_in_training.fix and "calib" not in lost_in_training.fix
+    assert "quantize.mode=qat" not in lost_in_training.fix and "-75.00 pts against the source" in lost_in_training.message
+    lost_in_int8 = result(tmp_path, (0.125,) * 3, acc=0.70, fp32_acc=0.8667, qat_fp32_acc=0.86).over_budget()
+    assert "quantize.exclude" in lost_in_int8.fix and "lr_scale" not in lost_in_int8.fix
+    assert "calib" not in lost_in_int8.fix and "quantize.mode=qat" not in lost_in_int8.fix

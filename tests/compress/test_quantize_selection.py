@@ -170,3 +170,15 @@ def test_a_candidate_faster_in_every_round_ships_before_a_wavering_faster_one() 
     assert chosen.chosen == "qdq_u8s8" and not chosen.fp32_kept
     assert chosen.reason.startswith("qdq_u8s8 (1.50× faster than FP32, +0.00 pts): the fastest candidate within the "
                                     "1-point accuracy budget measured faster than FP32, chosen over qop_u8s8")
+
+
+def test_a_stable_speedup_whose_rounds_fall_on_both_sides_of_fp32_is_not_measured_faster() -> None:
+    """Probe 113 (OpenVINO, LeNet-5): qdq_u8s8 at 1.0047× (rounds 1.0047, 0.8831, 0.9445: 12.9 % apart, so stable)
+    shipped as "the fastest candidate within the budget measured faster than FP32" while its reason read "as fast
+    as FP32 (1.00×)" — two rounds of three slower. Neither file is measured faster: FP32 ships."""
+    wavering = CandidateFigures("nncf_qdq", 0.8639, {1: 10 / 1.04}, rounds=(1.08, 1.04, 1 / 1.15))
+    level = CandidateFigures("qdq_u8s8", 0.8722, {1: 10 / 1.0047}, rounds=(1.0047, 0.8831, 0.9445))
+    kept = select([wavering, level], fp32_acc=0.8667, fp32_latency_ms=FP32_MS, max_drop_points=1.0,
+                  keep_fp32_if_slower=True)
+    assert kept.fp32_kept and "measured faster than FP32, chosen over" not in kept.reason, kept.reason
+    assert "its rounds were both faster and slower than FP32" in kept.reason

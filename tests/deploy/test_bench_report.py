@@ -94,3 +94,16 @@ def test_percent_peak_above_100_is_called_no_figure() -> None:
     [line] = peak_lines(document("int8", 1.5))
     assert "INT8" in line
     assert peak_lines(document("fp32", 0.9)) == []
+
+
+def test_the_latency_tables_throughput_column_says_it_comes_from_the_p50() -> None:
+    """Probe 113: the column read "images/s (mean)" over batch / p50 (123.7 = 1 / 8.084 ms where the mean, 12.482 ms,
+    gives 80.1): a reader took the typical figure for the average one."""
+    from cnnlab.deploy.bench_report import latency_table
+
+    record = {"backend": "onnxruntime", "batch_size": 1, "p50_ms": 8.084, "p90_ms": 26.54, "p99_ms": 30.706,
+              "mean_ms": 12.482, "std_ms": 11.224, "throughput": 1 / 8.084e-3, "gflops_per_s": None,
+              "peak_fraction": None, "iterations": 30}
+    text = _text(latency_table({"model": {"name": "net", "image_size": 32}, "hardware": {},
+                                "settings": {"device": "cpu", "threads": 2}, "records": [record]}))
+    assert "images/s (p50)" in text and "(mean)" not in text and "123.7" in text, text

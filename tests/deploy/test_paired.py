@@ -24,13 +24,16 @@ def test_jobs_side_by_side_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> N
     assert default_threads() == 1  # never zero
 
 
-def test_a_paired_ratio_measures_a_direction_only_when_stable_or_every_round_agrees() -> None:
-    """Probe 105: quantize shipped "1.94× faster" from rounds 2.04, 0.99, 1.94. PairedRatio.faster: a stable ratio by
-    its value, an unstable one by the side of 1 every round is on, else None."""
+def test_a_paired_ratio_measures_a_direction_only_when_every_round_agrees() -> None:
+    """Probe 105: quantize shipped "1.94× faster" from rounds 2.04, 0.99, 1.94; probe 113: a stable 1.0047 whose
+    rounds read 1.0047, 0.8831, 0.9445 was "measured faster". PairedRatio.faster: the side of 1 the ratio and every
+    round are on, else None; a record without rounds by its ratio."""
     from cnnlab.deploy.paired import PairedRatio
 
     assert PairedRatio(1.94, (2.04, 0.99, 1.94)).faster is None
     assert PairedRatio(2.0, (1.5, 2.0, 2.5)).faster is True and PairedRatio(0.5, (0.4, 0.5, 0.6)).faster is False
-    assert PairedRatio(0.99, (0.98, 0.99, 1.01)).faster is False and PairedRatio(1.2).faster is True   # stable
+    assert PairedRatio(1.0047, (1.0047, 0.8831, 0.9445)).faster is None   # stable (12.9 % apart), yet no direction
+    assert PairedRatio(0.99, (0.98, 0.99, 1.01)).faster is None and PairedRatio(1.2).faster is True
+    assert PairedRatio(0.97, (0.96, 0.97, 0.99)).faster is False
     assert PairedRatio(1.94, (2.04, 0.99, 1.94)).text("FP32") == \
         "1.94× faster than FP32 (unstable: 1.01× slower to 2.04× faster)"

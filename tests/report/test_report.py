@@ -451,8 +451,11 @@ def test_a_setting_no_bench_run_timed_is_one_clear_error_and_writes_nothing(stud
     [line] = stderr.splitlines()
     assert line.startswith(f"error: no bench run here timed the setting asked for {asked} — ")
     assert "onnxruntime, batch 1, on cpu with 2 threads" in line and "not recorded" not in line
-    if option[0] != "--backend":
+    if option[0] == "--batch":
         assert "use one the onnxruntime bench runs here timed: 1, 32 (" in line
+    if option[0] == "--device":  # probe 113: told to pick a batch, which failed the same way when followed
+        assert "use a device the onnxruntime bench runs here timed on: --device cpu (" in line
+        assert _report_cli(str(study), "--device", "cpu", "--no-write")[0] == 0
     assert (study / "report.md").read_text() == "the previous report"
     assert not (study / "report.csv").exists() and not (study / "report.json").exists()
 

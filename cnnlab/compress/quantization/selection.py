@@ -10,10 +10,10 @@ Two refinements of "the fastest":
   per-round speed-ups of the two files in this session, at least MIN_NOISE.
 - FP32 kept: in a search, when no candidate within the budget is measured faster than FP32, the FP32 model is what
   ships (`Selection.fp32_kept`), with the reason — an INT8 file slower than the model it replaces is not a
-  compression. "Measured faster" is `PairedRatio.faster`: a speed-up whose rounds agree within the rule every
-  paired timing uses (deploy/paired.py: UNSTABLE_SPREAD) counts by its value; an unstable one only when every round
-  is faster (or slower) than FP32. When the chosen candidate's rounds fall on both sides of FP32's, the fastest
-  candidate measured faster in every round ships instead, or FP32 when there is none — and the reason says so.
+  compression. "Measured faster" is `PairedRatio.faster`: a speed-up counts as faster (or slower) than FP32 only
+  when every round says so, stable or not (deploy/paired.py: UNSTABLE_SPREAD). When the chosen candidate's rounds
+  fall on both sides of FP32's, the fastest candidate measured faster in every round ships instead, or FP32 when
+  there is none — and the reason says so.
   Every speed-up in a reason carries its rounds' range when they disagree ("(unstable: …)").
 """
 
