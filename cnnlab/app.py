@@ -41,7 +41,7 @@ from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_thread
                                 launched_ranks, lost_peer)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort
-from cnnlab.fileio import disk_full_error, is_disk_full
+from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason, started_from
@@ -105,6 +105,16 @@ def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
     shutil.rmtree(run_dir, ignore_errors=True)
     _remove_empty_folders(run_dir.parent, outputs)
     return not run_dir.exists()
+
+
+def _discard_unstarted_run_folders() -> None:
+    """Remove the folders this process made that hold nothing beyond what Hydra writes at a run's start, deepest
+    first: Hydra failed before the run began (probe 111: a working folder near PATH_MAX left run folders holding an
+    empty .hydra/ and run.log)."""
+    for folder in sorted(_MADE_HERE, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and {p.name for p in folder.iterdir()} <= _FOLDER_BEFORE_WORK:
+                shutil.rmtree(folder)
 
 
 def _release_unused_run_dirs(run_dir: Path, outputs: Path) -> None:
@@ -208,6 +218,18 @@ def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str], command: s
     from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed
 
     refuse_unused_val_fraction(OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def _too_long(exc: BaseException) -> CnnlabError | None:
+    """The one line for a path the system refuses as too long (fileio.name_too_long), as a refusal of the inputs:
+    the run folder goes where it holds nothing beyond its start (probe 111: a 300-character source= or dataset.root=
+    left a failed run)."""
+    cause = name_too_long(exc)
+    if cause is None:
+        return None
+    error = name_too_long_error(cause)
+    error.before_work = True
+    return error
 
 
 def peer_gone_error(exc: BaseException, command: str, record: RunRecord) -> CnnlabError | None:
@@ -437,7 +459,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
-                disk_full_error(exc) if is_disk_full(exc) else peer_gone_error(exc, command, record)  # type: ignore
+                disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
+                peer_gone_error(exc, command, record)  # type: ignore
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -494,6 +517,9 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
             with _mode_from_the_command_line():
                 _hydra_main()
         except Exception as exc:
+            if name_too_long(exc) is not None:  # Hydra met it before the job (its .hydra/ files under a deep folder)
+                _discard_unstarted_run_folders()
+                raise
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
             if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):
                 remote = _named_list_file(sys.argv[1:])  # composing failed: on a file that is not a mapping?

@@ -189,6 +189,15 @@ def _takes_value(args: Sequence[str], index: int) -> bool:
     return args[index] in _HYDRA_VALUE_FLAGS
 
 
+def _names_a_path(arg: str) -> bool:
+    """Whether a file or folder of that name exists; False for a name the system could not hold (probe 111:
+    `predict.inputs=[30 file names]`, over 255 bytes, raised ENAMETOOLONG here)."""
+    try:
+        return Path(arg).exists()
+    except OSError:
+        return False
+
+
 def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list[str]:
     """`cnnlab predict source=RUN photo.jpg folder/`: the arguments that are paths (existing files or folders,
     or anything without "=") become one `predict.inputs=[...]` override; flags and key=value stay as they are.
@@ -198,12 +207,12 @@ def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list
         if expects_value or arg.startswith("-"):
             kept.append(arg)
             expects_value = not expects_value and _takes_value(args, index)
-        elif "=" in arg and not Path(arg).exists():
+        elif "=" in arg and not _names_a_path(arg):
             kept.append(arg)
         else:
             paths.append(arg)
     for arg in after_dashes:
-        (kept if "=" in arg and not Path(arg).exists() else paths).append(arg)
+        (kept if "=" in arg and not _names_a_path(arg) else paths).append(arg)
     if not paths:
         return kept
     # `predict.inputs=[a.png]` beside positional files: one list of both (probe 80: the later override replaced the

@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import name_too_long, name_too_long_error
 from cnnlab.wording import listed
 
 
@@ -204,6 +205,9 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         return ours.one_line(), False
     if getattr(exc, "is_user_error", False):
         return str(exc), False
+    too_long = name_too_long(exc)  # wherever a path met the system's limit: pathlib, Hydra, OmegaConf's resolvers
+    if too_long is not None:
+        return name_too_long_error(too_long).one_line(), False
     parse_error = next((e for e in _causes(exc) if isinstance(e, yaml.YAMLError)), None)
     if parse_error is not None:  # a user's --config-dir file (Hydra passes PyYAML's error on, maybe wrapped)
         return yaml_message(parse_error), False

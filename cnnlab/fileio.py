@@ -63,6 +63,48 @@ def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None) 
                        fix=f"free space on the disk holding {folder}, then run the command again")
 
 
+def name_too_long(exc: BaseException | None) -> OSError | None:
+    """The OSError ENAMETOOLONG behind `exc` (itself, or what it wraps: OmegaConf's resolver errors, Hydra's), else
+    None. pathlib's exists()/is_file() raise it rather than answer False (probe 111: a 300-character source= or a
+    working folder near PATH_MAX stopped every command with a traceback)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def name_too_long_error(exc: OSError) -> CnnlabError:
+    """The one line for a path the system refuses as too long: which name (over NAME_MAX bytes) or which path (over
+    PATH_MAX), shortened, and the fix."""
+    path = os.fsencode(exc.filename) if exc.filename is not None else b""
+    name_max, path_max = _limit("PC_NAME_MAX", 255), _limit("PC_PATH_MAX", 4096)
+    long_names = [part for part in path.split(b"/") if len(part) > name_max]
+    if long_names:
+        what = f"the name {_shortened(long_names[0])} ({len(long_names[0])} bytes; at most {name_max})"
+    elif path:
+        what = f"the path {_shortened(path)} ({len(path)} bytes; at most {path_max})"
+    else:
+        what = "a path"
+    return CnnlabError(f"{what} is longer than this system allows",
+                       fix="give a shorter name, or run from a shorter folder and write runs to one (paths.outputs=DIR "
+                           "or CNNLAB_OUTPUTS=DIR)")
+
+
+def _limit(name: str, default: int) -> int:
+    try:
+        return int(os.pathconf("/", name))
+    except (OSError, ValueError):
+        return default
+
+
+def _shortened(raw: bytes) -> str:
+    text = os.fsdecode(raw)
+    return repr(text if len(text) <= 60 else f"{text[:28]}…{text[-28:]}")
+
+
 # O_EXCL: never open a file someone else made; O_NOFOLLOW: nor follow a planted link (as tempfile.mkstemp).
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 

@@ -52,6 +52,10 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("bench", "model=lenet5", "bench.backends=[tensorrt]"),  # session 58: a runtime that does not run on the CPU
     ("bench", "source=[/nope,/nope2]"),                 # probe 98: a paired session's sources that are not there
     ("pretrain", *TINY, "optim.momentum=0"),           # probe 102: SGD's own refusal (Nesterov needs momentum)
+    ("evaluate", f"source={'w' * 300}"),                # probe 111: a name over 255 bytes (ENAMETOOLONG, a traceback)
+    ("finetune", "dataset=imagefolder", f"dataset.root={'w' * 300}"),
+    ("finetune", *TINY, f"model.weights={'w' * 300}.pt"),
+    ("pretrain", *TINY, f"paths.outputs=out_{'w' * 300}"),
 ])
 def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) -> None:
     """Probe 58: every refused typo left a `failed` run in `cnnlab list runs` (and each `cnnlab pipeline` two empty
@@ -59,6 +63,19 @@ def test_a_run_refused_before_any_work_leaves_no_run_folder(cli, outputs, args) 
     result = cli(*args)
     assert result.code == 2 and result.stderr.count("error:") == 1 and "Traceback" not in result.stderr, result.output
     assert [str(p.relative_to(outputs)) for p in outputs.rglob("*")] == []
+
+
+def test_a_path_longer_than_the_system_allows_is_one_line_naming_it(cli, outputs, tmp_path) -> None:
+    """Probe 111: pathlib's exists() raises ENAMETOOLONG rather than answer False, so a 300-character name stopped
+    cnnlab with a traceback — in a source=, in Hydra's run folder, under a working folder near PATH_MAX."""
+    long = "w" * 300
+    for args in (("pretrain", *TINY, f"hydra.run.dir={tmp_path / 'runs' / long}"), ("report", long),
+                 ("list", "runs", "--outputs", long)):
+        refused = cli(*args)
+        assert refused.code == 2 and "Traceback" not in refused.output, refused.output
+        assert f"the name '{'w' * 28}…{'w' * 28}' (300 bytes; at most 255) is longer than this system allows — " \
+               "give a shorter name" in refused.stderr, refused.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) -> None:

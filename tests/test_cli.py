@@ -430,6 +430,9 @@ def test_predict_paths_become_one_inputs_override(tmp_path: Path) -> None:
     parsed = OverridesParser.create().parse_override(out[-1])
     assert parsed.key_or_group == "predict.inputs" and parsed.value() == ["photo.jpg", str(odd)]
     assert positional_inputs(["source=latest"]) == ["source=latest"]
+    # probe 111: a list of 30 files typed as one override is longer than a file name may be: ENAMETOOLONG, traceback
+    many = "predict.inputs=[" + ",".join(f"img{i:04d}.png" for i in range(30)) + "]"
+    assert positional_inputs(["source=latest", many]) == ["source=latest", many]
     # probe 80: `predict.inputs=[a.png]` beside a positional file: the later override replaced the typed list
     merged = positional_inputs(["source=latest", "predict.inputs=[a.png,b c.png]", "photo.jpg"])
     assert merged[0] == "source=latest" and len(merged) == 2

@@ -193,3 +193,26 @@ def test_an_unknown_launcher_lists_the_launchers(cli) -> None:
     line = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")][-1]
     assert result.code == 2 and "Could not find 'hydra/launcher/ray' — choose one of basic, joblib" in line
     assert "submitit_local" in line and "--help" not in line
+
+
+def test_a_path_too_long_is_one_line_however_deep_it_is_wrapped() -> None:
+    """Probe 111: ENAMETOOLONG from pathlib, wrapped by OmegaConf's resolver (the run folder of a long
+    paths.outputs) or met by Hydra writing .hydra/ under a working folder near PATH_MAX, read as a cnnlab bug."""
+    import errno
+
+    from omegaconf.errors import InterpolationResolutionError
+
+    from cnnlab.errors_view import describe
+
+    deep = "/tmp/" + "/".join(["q" * 200] * 21) + "/.hydra/overrides.yaml"
+    for raised in (OSError(errno.ENAMETOOLONG, "File name too long", "/tmp/" + "n" * 300 + "/x"),
+                   OSError(errno.ENAMETOOLONG, "File name too long", deep)):
+        try:
+            try:
+                raise raised
+            except OSError as inner:
+                raise InterpolationResolutionError("OSError raised while resolving interpolation") from inner
+        except InterpolationResolutionError as wrapped:
+            message, is_bug = describe(wrapped)
+        assert not is_bug and "is longer than this system allows — give a shorter name" in message, message
+    assert message.startswith(f"the path '/tmp/{'q' * 23}…") and f"({len(deep)} bytes; at most 4096)" in message
