@@ -211,11 +211,12 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A YAML file whose top level is a mapping (a run's saved config, Hydra's record); None when it is missing,
-    unreadable or anything else — these files are untrusted input."""
+    unreadable or anything else — these files are untrusted input. Parsed by libyaml where PyYAML has it (the same
+    safe constructor as yaml.safe_load, 7× faster: probe 111, half of a 3,200-run report was parsing these)."""
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except (OSError, ValueError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:  # tensors are only passed through: `cnnlab report` reads outcomes.csv without torch
     import torch
@@ -78,8 +79,9 @@ def plot_confusion_png(path: Path, confusion: torch.Tensor, classes: Sequence[st
     image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if n <= 40:
-        ax.set_xticks(range(n), labels=list(classes), rotation=90)
-        ax.set_yticks(range(n), labels=list(classes))
+        labels = tick_labels(classes, has_glyph=_font_glyphs())
+        ax.set_xticks(range(n), labels=labels, rotation=90)
+        ax.set_yticks(range(n), labels=labels)
     if n <= 20:
         for i in range(n):
             for j in range(n):
@@ -88,11 +90,39 @@ def plot_confusion_png(path: Path, confusion: torch.Tensor, classes: Sequence[st
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    with warnings.catch_warnings():  # a layout that cannot fit is drawn as it is, not warned about mid-run
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
+
+
+def tick_labels(classes: Sequence[str], width: int = 32, has_glyph: Callable[[str], bool] = lambda _: True) -> list[str]:
+    """The class names as a plot's axes can show them: at most `width` characters (the middle elided, so that names
+    sharing a long prefix stay apart), characters the font cannot draw as "?" — and such a changed label prefixed
+    by the class's index ("3: ?", "7: xxxx…xxxx"), the row of per_class.csv and confusion.csv that names it in full
+    (probe 111: CJK and emoji names drew as empty boxes, 250-character names ran off the picture alike)."""
+    labels = []
+    for index, name in enumerate(classes):
+        shown = "".join(ch if has_glyph(ch) else "?" for ch in name)
+        if len(shown) > width:
+            shown = f"{shown[:width // 2 - 1]}…{shown[-(width // 2 - 1):]}"
+        labels.append(shown if shown == name else f"{index}: {shown}")
+    return labels
+
+
+def _font_glyphs() -> Callable[[str], bool]:
+    """Whether matplotlib's default font draws a character (its character map), for tick_labels."""
+    from matplotlib import font_manager, ft2font, rcParams
+
+    try:
+        font = font_manager.findfont(font_manager.FontProperties(family=rcParams["font.family"]))
+        charmap = ft2font.FT2Font(font).get_charmap()
+    except (OSError, RuntimeError, ValueError, IndexError):
+        return lambda _: True
+    return lambda ch: ch.isspace() or ord(ch) in charmap
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import human_bytes, ratio_text
+from cnnlab.wording import counted, human_bytes, ratio_text
 from cnnlab.hydra_args import path_argument
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
@@ -405,10 +405,19 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
     sessions = {row.bench_run for row in timed}
     if len(sessions) < 2:
         return None
-    runs = path_argument("source", [row.run.path for row in timed])
+    # a session times each model once per round: past a dozen, the rows on the Pareto front are the ones it decides
+    # (probe 111: 320 runs made an 18,177-character command)
+    chosen, what = timed, "every row"
+    if len(timed) > SESSION_ROWS:
+        front = [row for row in timed if row.pareto][:SESSION_ROWS]
+        chosen = front + sorted((r for r in timed if r not in front), key=lambda r: -r.accuracy)[:SESSION_ROWS - len(front)]
+        what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(chosen) - len(front)} next most accurate"
     return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
-            f"every row side by side, in one session: cnnlab bench {runs}")
+            f"{what} side by side, in one session: cnnlab bench " + path_argument("source", [r.run.path for r in chosen]))
+
+
+SESSION_ROWS = 12  # the most rows sessions_note names for one paired session
 
 
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,

@@ -591,6 +591,24 @@ def test_figures_from_several_bench_sessions_are_said_with_the_command_that_time
     assert "p50 comes from 2 bench sessions" in markdown
 
 
+def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(tmp_path: Path) -> None:
+    """Probe 111: a report of 320 models suggested timing all of them in one paired session, an 18,177-character
+    command; past a dozen rows it names the rows on the Pareto front."""
+    from cnnlab.report.formats import SESSION_ROWS, sessions_note
+
+    out = tmp_path / "outputs"
+    runs = [model_run(out, "finetune", f"m{i:02d}", 0.5 + i / 100) for i in range(15)]
+    for i, run in enumerate(runs):
+        bench_run(out, f"b{i:02d}", run, 20.0 - i)   # each its own session; the last, fastest and most accurate
+    report = build_report(out)
+    front = [row.run.path for row in report.rows if row.pareto]
+    assert len(report.rows) > SESSION_ROWS and 0 < len(front) < len(report.rows)
+    note = sessions_note(report.rows)
+    assert note is not None and "to time the 1 row on the Pareto front and the 11 next most accurate" in note, note
+    named = note.split("cnnlab bench 'source=[", 1)[1].rstrip("]'").split(",")
+    assert named == [str(runs[i].resolve()) for i in range(14, 2, -1)] and front == [runs[14].resolve()], note
+
+
 def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:
     """The size column is the newest export's ONNX (as before this stop's ModelFile change, which took the oldest)."""
     out = tmp_path / "outputs"
