@@ -44,7 +44,8 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
-from cnnlab.runs import PIPELINE_TAG_ENV, RUN_FILE, RunRecord, no_checkpoint_reason, started_from
+from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads, no_checkpoint_reason,
+                         started_from)
 from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
@@ -423,6 +424,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     ctx = RunContext(command=command, run_dir=run_dir, outputs=Path(cfg.paths.outputs), record=record,
                      overrides=overrides, multirun=multirun, is_main=is_main)
     forget_notes()  # each job's run.log says its own once-only notes (probe 95)
+    forget_reads()
     with signals_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
@@ -444,6 +446,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                     log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once",
                              threads["torch"], threads["usable_cores"], threads["jobs_in_parallel"])
             metrics = pipeline.run(cfg, ctx) or {}
+            check_reads_unchanged()  # the model files it read are the ones it resolved, checked and recorded
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
             raise

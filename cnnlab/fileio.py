@@ -226,20 +226,26 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def file_version(path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
-    """(absolute path, modification time in ns, size in bytes) of the file at `path`: the key under which what is
-    read from a file (its digest, its record, its pixels) is kept once per version of the file; None when it cannot
+FileVersion = tuple[str, int, int, int, int, int]
+
+
+def file_version(path: str | os.PathLike[str]) -> FileVersion | None:
+    """(absolute path, modification time in ns, size in bytes, device, inode, change time in ns) of the file at
+    `path`: the key under which what is read from a file (its digest, its record, its pixels) is kept once per version
+    of the file, and what tells that a file read was changed or replaced since (runs.check_reads_unchanged). The inode
+    and the change time tell a file apart from another of the same size and modification time put in its place
+    (`cp -p`, an os.replace); the change time cannot be set back as the modification time can. None when it cannot
     be stat'ed (gone, a dangling link). Not the real path: resolving links costs more than the rest for a folder of
     small pictures, and a file named two ways is at worst read twice."""
     try:
         info = os.stat(path)
     except OSError:
         return None
-    return os.path.abspath(path), info.st_mtime_ns, info.st_size
+    return os.path.abspath(path), info.st_mtime_ns, info.st_size, info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 @functools.lru_cache(maxsize=16)
-def _digest_at(version: tuple[str, int, int]) -> str:
+def _digest_at(version: FileVersion) -> str:
     """sha256_of the file once per version (file_version): a command resolves its source more than once, and a
     ResNet-50 ONNX file is 100 MB."""
     return sha256_of(version[0])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import claim, file_sha256, read_json, read_yaml_mapping, write_json
+from cnnlab.fileio import claim, file_sha256, file_version, read_json, read_yaml_mapping, write_json
 from cnnlab.hydra_args import path_argument
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
@@ -611,6 +611,31 @@ def _written_by(run: RunInfo, path: Path) -> bool:
     return file_sha256(resolved) in (run.data.get("digests") or {}).values()
 
 
+# The model files this run resolved as sources, with the version each had when first resolved — before it was
+# hashed or read (check_reads_unchanged).
+_READS: dict[Path, Any] = {}
+
+
+def forget_reads() -> None:
+    """Start a run's list of source files afresh (jobs of a sweep run one after another in one process)."""
+    _READS.clear()
+
+
+def check_reads_unchanged() -> None:
+    """CnnlabError when a model file this run resolved as a source was written or replaced since (its inode, size or
+    change time differ, fileio.file_version): what the run read and what it recorded of the file — its SHA-256, the
+    run it came from, its accuracy beside the source's — may then be two files (probe 112: swapped between the check
+    and the load, an export recorded one model.pt's digest and held another network, "val acc 95.00 % (source:
+    66.39 %)"). Called before a run is recorded as completed."""
+    for path, version in _READS.items():
+        now = file_version(path)
+        if now != version:
+            raise CnnlabError(f"{path} was {'removed' if now is None else 'written or replaced'} while this run read "
+                              "it, so what the run recorded of that file (its SHA-256, its run, its scores) may not "
+                              "be what it read",
+                              fix="run the command again once nothing changes that file")
+
+
 def check_intact(source: Source) -> Source:
     """`source`, when its file is byte for byte the model file its run wrote, or when nothing can tell (no run, a
     file the run did not record as its model, a record from before `digests`). Raises CnnlabError when the file's
@@ -618,6 +643,7 @@ def check_intact(source: Source) -> Source:
     run's model.onnx copied in, bytes damaged on disk), and read as the run's it would be scored, compared and
     reported beside scores, settings and data that are not its own (probe 68: an altered ONNX file was scored with
     exit 0)."""
+    _READS.setdefault(source.path, file_version(source.path))  # first: any change from here on is a change
     run = source.run
     if run is None:
         return source

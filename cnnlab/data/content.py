@@ -19,7 +19,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 from PIL import Image
 
 from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, preview_image
-from cnnlab.fileio import file_sha256, file_version, sha256_of
+from cnnlab.fileio import FileVersion, file_sha256, file_version, sha256_of
 
 
 # What file systems, NAS boxes and archivers put beside a user's pictures, in any case: never part of a dataset.
@@ -172,8 +172,8 @@ def _byte_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
 # pixel digests by file version (fileio.file_version): the folder scan decodes every picture once
 # (decode.preview_image) and leaves its digest here, so that copies_of compares a folder's pictures without decoding
 # them again
-_PIXELS: dict[tuple[str, int, int], str] = {}
-_EXACT_JPEG_PIXELS: dict[tuple[str, int, int], str] = {}  # a JPEG's full-scale digest, where _PIXELS holds its 1/8
+_PIXELS: dict[FileVersion, str] = {}
+_EXACT_JPEG_PIXELS: dict[FileVersion, str] = {}  # a JPEG's full-scale digest, where _PIXELS holds its 1/8
 
 
 def remember_pixels(path: str, digest: str) -> None:
@@ -195,7 +195,7 @@ def exact_pixels_of(path: str) -> str | None:
     return _digest_once(_EXACT_JPEG_PIXELS, path, lambda: exact_pixels(path))
 
 
-def _digest_once(cache: dict[tuple[str, int, int], str], path: str, digest: Callable[[], str]) -> str | None:
+def _digest_once(cache: dict[FileVersion, str], path: str, digest: Callable[[], str]) -> str | None:
     version = file_version(path)
     if version is None:
         return None

@@ -27,7 +27,7 @@ from cnnlab.data.layout import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, s
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.fileio import file_version
+from cnnlab.fileio import FileVersion, file_version
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
 from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, Source, iter_runs, resolve_source
 from cnnlab.steps.freshness import data_changed
@@ -272,7 +272,7 @@ def _short(record: Mapping[str, Any], key: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _file_record_at(kind: str, version: tuple[str, int, int]) -> Any:
+def _file_record_at(kind: str, version: FileVersion) -> Any:
     path = Path(version[0])
     if kind == "onnx":
         from cnnlab.deploy.export import read_onnx_metadata

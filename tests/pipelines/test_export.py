@@ -85,6 +85,40 @@ def test_a_model_file_outside_its_run_shows_no_recorded_source_top1(cli, outputs
     assert "val_acc" in metrics and "source_val_acc" not in metrics and "(source:" not in result.output
 
 
+def test_a_source_replaced_between_its_check_and_its_load_fails_the_run(cli, outputs: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 112: model.pt swapped for another network after its SHA-256 was checked and before it was loaded: the
+    export completed, recording the run's digest, holding the other network, and printing "val acc 95.00 % (source:
+    66.39 %)". Swapped back before the end (A → B → A), the file is still another version than the one resolved."""
+    import os
+    import shutil
+
+    import cnnlab.steps.sources as sources
+
+    assert cli("pretrain", *TINY).code == 0
+    model = run_dirs(outputs, "pretrain")[0] / "model.pt"
+    checkpoint = torch.load(model, weights_only=True)
+    checkpoint["state_dict"] = {k: torch.randn_like(v) if v.is_floating_point() else v
+                                for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    shutil.copy2(model, tmp_path / "mine.pt")
+    loaded = sources.load_model
+
+    def swapped_then_loaded(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        os.replace(shutil.copy2(tmp_path / "other.pt", tmp_path / "b.pt"), model)
+        try:
+            return loaded(path, *args, **kwargs)
+        finally:  # and the run's own bytes put back, as a swap loop would
+            os.replace(shutil.copy2(tmp_path / "mine.pt", tmp_path / "a.pt"), model)
+
+    monkeypatch.setattr(sources, "load_model", swapped_then_loaded)
+    result = cli("export", "source=latest:pretrain")
+    assert result.code == 2 and "was written or replaced while this run read it" in result.stderr, result.output
+    assert read_run(run_dirs(outputs, "export")[0])["status"] == "failed"
+    monkeypatch.setattr(sources, "load_model", loaded)
+    assert cli("export", "source=latest:pretrain").code == 0  # the fix followed: nothing changes the file now
+
+
 def test_an_export_of_a_val_folder_that_grew_since_does_not_show_the_source_top1(cli, outputs: Path,
                                                                                   tmp_path: Path) -> None:
     """Probe 53: the same folder (train/ + val/), but its val/ had gained images since the source ran: the export
