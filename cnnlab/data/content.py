@@ -18,7 +18,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 from PIL import Image
 
-from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, preview_image
+from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, is_regular_file, preview_image
 from cnnlab.fileio import FileVersion, file_sha256, file_version, sha256_of
 
 
@@ -213,7 +213,9 @@ class _Header(NamedTuple):
 
 
 def _header(path: str) -> _Header | None:
-    """What the file's header alone says, or None when it does not open."""
+    """What the file's header alone says, or None when it does not open (or is no regular file: a pipe's open waits)."""
+    if not is_regular_file(path):
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a header read: decode.py's policy rules

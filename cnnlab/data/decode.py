@@ -43,6 +43,7 @@ import hashlib
 import logging
 import math
 import os
+import stat
 import statistics
 import warnings
 from collections import Counter
@@ -90,6 +91,7 @@ EXACT_KINDS = frozenset({GRAY, BILEVEL, PALETTE})
 
 # Skip reasons that do not depend on the file (the others name the format, mode or limit).
 UNREADABLE = "unreadable"
+NOT_A_FILE = "not a regular file"  # a named pipe, a device, a socket (or a link to one): opening it may never return
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -139,8 +141,19 @@ def downscaled_kind() -> str:
 SNIFFED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
 
 
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` (its link followed) is a regular file: opening a named pipe waits for a writer forever (probe
+    112: a FIFO named fifo.png in a class folder hung finetune and predict), a device may never end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # gone or unreadable: the open says why, as for any file
+
+
 def _sniffed_format(path: str) -> str | None:
     """The format Pillow identifies from the file's first bytes (its header only), None when it names none."""
+    if not is_regular_file(path):
+        return None
     try:
         with Image.open(path) as image:
             return image.format
@@ -233,6 +246,8 @@ def _decode(path: str | os.PathLike[str], *,
     pixel_digest instead."""
     preview = digest == "preview"
     path = str(path)
+    if not is_regular_file(path):
+        raise UndecodableImage(path, NOT_A_FILE)
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -18,7 +18,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, STL10, SVHN, Flowers102
 from torchvision.datasets import utils as torchvision_utils
 
 from cnnlab.data.archives import OnDisk
-from cnnlab.data.decode import UndecodableImage, inspect_image
+from cnnlab.data.decode import UndecodableImage, inspect_image, is_regular_file
 from cnnlab.errors import CnnlabError
 from cnnlab.wording import counted
 
@@ -169,6 +169,8 @@ def faults_error(files: OnDisk, root: Path, faults: Sequence[tuple[Path, str]]) 
 def image_fault(path: str) -> str | None:
     """Why an image file a split lists cannot be read, or None. A file that ends in JPEG's end-of-image marker is taken
     as whole (a download or extraction cut short lacks it: 0.1 s for Flowers' 8,189); any other is decoded to see."""
+    if not is_regular_file(path):  # a named pipe's open waits for a writer (probe 112)
+        return "is not a regular file"
     try:
         with open(path, "rb") as file:
             file.seek(-2, os.SEEK_END)

@@ -7,6 +7,7 @@ arguments, per-layer shapes (so a channel-pruned model rebuilds), class names an
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,8 +36,14 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def save_tensors(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save, atomically. Serialised in memory first, then written by Python: torch's own writer reports a full
+    disk as a RuntimeError ("unexpected pos 19712 vs 19600"), which read as a cnnlab bug with a traceback and kept
+    the temporary file open, so the failed run could not even record itself (probe 112); Python's write raises
+    ENOSPC, which atomic_path turns into its one line."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 # How a plain state dict (or a whole pickled model's weights) becomes what `source=` takes: a cnnlab model.pt,

@@ -92,6 +92,44 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest
     assert "notes.txt" not in caplog.text
 
 
+def test_a_named_pipe_among_the_pictures_is_skipped_not_waited_on(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 112: a FIFO named fifo.png (or with no extension, read by its content) in a class folder hung finetune
+    and predict forever in open(), waiting for a writer."""
+    import contextlib
+    import os
+    import threading
+
+    make_classes(tmp_path / "train", {"a": 2, "b": 2})
+    make_classes(tmp_path / "val", {"a": 1, "b": 1})
+    os.mkfifo(tmp_path / "train" / "a" / "fifo.png")
+    os.mkfifo(tmp_path / "train" / "b" / "noextension")
+    (tmp_path / "val" / "a" / "link.png").symlink_to(tmp_path / "train" / "a" / "fifo.png")
+    fifos, done, waited = [tmp_path / "train" / "a" / "fifo.png", tmp_path / "train" / "b" / "noextension"], \
+        threading.Event(), threading.Event()
+
+    def unblock() -> None:  # a scan stuck in open() would hang the suite: after 15 s, a writer comes and goes
+        if done.wait(15):
+            return
+        waited.set()
+        while not done.wait(0.2):
+            for fifo in fifos:
+                with contextlib.suppress(OSError):  # no reader waiting at this moment
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+            raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    finally:
+        done.set()
+        watchdog.join()
+    assert not waited.is_set(), "the scan waited on a named pipe until a writer came"
+    assert len(raw.train) == 4 and len(raw.val) == 2
+    assert "not a regular file: 2" in caplog.text, caplog.text
+
+
 def test_class_left_without_readable_image_is_a_user_error(tmp_path: Path) -> None:
     make_classes(tmp_path, {"a": 3})
     (tmp_path / "b").mkdir()
