@@ -27,9 +27,9 @@ import os
 import re
 import secrets
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from cnnlab.errors import CnnlabError
 
@@ -151,6 +151,16 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         except OSError:
             pass  # never let the clean-up hide the error that ended the write
+
+
+@contextmanager
+def atomic_paths(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
+    """atomic_path for files that belong together (a report's .md, .csv, .json and plots): yields a temporary path
+    per target, and only once every one is written are they renamed over their targets — a failure while writing
+    any (a full disk, Ctrl-C) leaves every target as it was (probe 112: report.md and .csv were new beside an old
+    report.json)."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(target)) for target in targets]
 
 
 def with_usual_permissions(path: str | os.PathLike[str]) -> None:

@@ -9,12 +9,12 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
-from cnnlab.fileio import write_text
+from cnnlab.fileio import atomic_paths, spreadsheet_safe_csv
 from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, csv_text, gone_source_notes, group_notes,
                                    json_text, legend, markdown, rich_differences, rich_table, sessions_note,
                                    speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
-from cnnlab.report.plot import plot
+from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
                                 matching_runs, replaced_stage_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
@@ -206,25 +206,34 @@ def _refuse_foreign_files(folder: Path) -> None:
 
 
 def _write_files(report: Report, folder: Path) -> list[Path]:
+    """Every file of the report, replaced together (fileio.atomic_paths): a failure leaves the earlier report's."""
     _refuse_foreign_files(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    plots: dict[str, str] = {}
+    figures: dict[str, tuple[str, Any]] = {}  # title → (file name, figure), for the tables with a latency
     for title, groups in report.seed_groups.items():
-        # slugs of two titles can meet (/data/a-b and /data/a_b): a plot never overwrites another
-        name = "report.png" if len(report.seed_groups) == 1 else \
-            _unique(f"report-{_slug(title)}", {p[:-4] for p in plots.values()}, "{name}-{count}") + ".png"
-        if plot(groups, folder / name, f"{title} — {report.comparison.describe()}"):
-            plots[title] = name
-    written = [folder / name for name in plots.values()]
+        fig = figure(groups, f"{title} — {report.comparison.describe()}")
+        if fig is not None:  # slugs of two titles can meet (/data/a-b and /data/a_b): one name each
+            figures[title] = ("report.png" if len(report.seed_groups) == 1 else _unique(
+                f"report-{_slug(title)}", {n[:-4] for n, _ in figures.values()}, "{name}-{count}") + ".png", fig)
+    plots = {title: name for title, (name, _) in figures.items()}
     groups = report.all_seed_groups
-    for name, text in (("report.md", markdown(report.seed_groups, report.left_out, report.base, report.comparison,
-                                              plots)),
-                       ("report.csv", csv_text(report.rows, report.base, groups)),
-                       ("report.json", json_text(report.rows, report.left_out, report.base, report.comparison,
-                                                 groups))):
-        write_text(folder / name, text)
-        written.append(folder / name)
-    return written
+    texts = {"report.md": markdown(report.seed_groups, report.left_out, report.base, report.comparison, plots),
+             "report.csv": spreadsheet_safe_csv(csv_text(report.rows, report.base, groups)),
+             "report.json": json_text(report.rows, report.left_out, report.base, report.comparison, groups)}
+    targets = [folder / name for name in (*plots.values(), *texts)]
+    try:
+        with atomic_paths(targets) as temporary:
+            for (name, fig), temp in zip(figures.values(), temporary):
+                fig.savefig(temp, format="png")
+            for text, temp in zip(texts.values(), temporary[len(figures):]):
+                temp.write_text(text)
+    finally:
+        if figures:
+            import matplotlib.pyplot as plt  # figure() chose the Agg backend before
+
+            for _, fig in figures.values():
+                plt.close(fig)
+    return targets
 
 
 def print_report(report: Report) -> None:

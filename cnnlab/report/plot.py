@@ -3,26 +3,11 @@ error bars of ± one std over seeds in both directions, the Pareto front drawn."
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
-from cnnlab.fileio import atomic_path
 from cnnlab.report.pareto import front
 from cnnlab.report.seeds import SeedGroup
 from cnnlab.wording import counted, human_bytes
-
-
-def plot(groups: Sequence[SeedGroup], path: Path, title: str) -> Path | None:
-    """Write a PNG of the groups that have a latency; None when there is nothing to draw."""
-    fig = figure(groups, title)
-    if fig is None:
-        return None
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
 
 
 def figure(groups: Sequence[SeedGroup], title: str) -> Any:

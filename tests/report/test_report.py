@@ -487,12 +487,38 @@ def test_a_report_folder_that_cannot_be_written_is_one_line_naming_out_and_no_wr
     assert "--out DIR" in (error.value.fix or "") and "--no-write" in (error.value.fix or "")
     assert (tmp_path / "afile").read_text() == "mine"
 
-    def read_only(path, text) -> None:
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    def read_only(targets):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EROFS, "Read-only file system", str(targets[0]))
 
-    monkeypatch.setattr(report_module, "write_text", read_only)
+    monkeypatch.setattr(report_module, "atomic_paths", read_only)
     with pytest.raises(CnnlabError, match="cannot write the report into .*outputs: read-only file system"):
         write_report(build_report(out))
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_every_earlier_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 112: the disk filled while report.json was written: report.md and report.csv were the new report's
+    (3 rows) beside the old report.json (1 row), and the message said "the file was not changed"."""
+    import errno
+
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    bench_run(out, "b1", a, 10.0)
+    earlier = {p.name: p.read_bytes() for p in write_report(build_report(out))}
+    assert set(earlier) == {"report.png", "report.md", "report.csv", "report.json"}
+    model_run(out, "finetune", "b", 0.8)
+    written = Path.write_text
+
+    def full_at_json(self: Path, text: str, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        if self.name.startswith(".report.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return written(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_at_json)
+    with pytest.raises(CnnlabError, match="disk full while writing .*report.json"):
+        write_report(build_report(out))
+    assert {p.name: p.read_bytes() for p in out.glob("report*")} == earlier
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_report_file_cnnlab_did_not_write_is_never_replaced(tmp_path: Path) -> None:
