@@ -69,6 +69,7 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     _MADE_HERE.update(p for p in (root, *root.parents) if not p.exists())  # a refusal removes these too, if empty
     for attempt in range(1, 1000):
         candidate = parent / (stem if attempt == 1 else f"{stem}_{attempt}")
+        made = [p.resolve() for p in (parent, *parent.parents) if not p.exists()]  # its command and date folders
         try:
             candidate.mkdir(parents=True)  # parents again each time: a refused run removes its empty date folder
         except FileExistsError:
@@ -76,7 +77,7 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
         except OSError as exc:  # probe 98: a read-only outputs folder was Hydra's "OSError raised while resolving"
             raise CnnlabError(f"cannot create the run folder {candidate}: {(exc.strerror or str(exc)).lower()}",
                               fix="write runs elsewhere with paths.outputs=DIR (or CNNLAB_OUTPUTS=DIR)") from exc
-        _MADE_HERE.add(candidate.resolve())
+        _MADE_HERE.update([candidate.resolve(), *made])
         return str(candidate)
     raise CnnlabError(f"cannot create a run folder under {parent}")
 
@@ -109,12 +110,13 @@ def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
 
 
 def _discard_unstarted_run_folders() -> None:
-    """Remove the folders this process made that hold nothing beyond what Hydra writes at a run's start, deepest
-    first: Hydra failed before the run began (probe 111: a working folder near PATH_MAX left run folders holding an
-    empty .hydra/ and run.log)."""
+    """Remove the folders this process made that hold nothing beyond what Hydra writes at a run's start (no run.json:
+    the run never began), deepest first: Hydra failed or was interrupted before the run began (probe 111: a working
+    folder near PATH_MAX; probe 112: Ctrl-C in the second Hydra takes to start — each left a folder holding an empty
+    .hydra/ and run.log, which no command lists)."""
     for folder in sorted(_MADE_HERE, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
-            if folder.is_dir() and {p.name for p in folder.iterdir()} <= _FOLDER_BEFORE_WORK:
+            if folder.is_dir() and {p.name for p in folder.iterdir()} <= _FOLDER_BEFORE_WORK - {RUN_FILE}:
                 shutil.rmtree(folder)
 
 
@@ -425,6 +427,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                      overrides=overrides, multirun=multirun, is_main=is_main)
     forget_notes()  # each job's run.log says its own once-only notes (probe 95)
     forget_reads()
+    checked = False  # an interrupt before the settings are checked leaves no run, as a refusal does
     with signals_as_interrupt():
         try:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
@@ -439,6 +442,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 check_val_fraction_is_used(cfg, overrides, command)
                 if hasattr(pipeline, "check"):  # the settings the command parses itself (prune.method=nosuch)
                     pipeline.check(cfg)
+            checked = True
             if is_main and records:  # after the checks: a refused run's folder is removed (_discard_run_folder)
                 log.info("cnnlab %s → %s", command, run_dir)
                 save_effective_config(cfg, ctx)
@@ -452,7 +456,9 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             raise
         except BaseException as exc:
             if (interrupted := interruption_behind(exc)) is not None:  # Ctrl-C, or an error while unwinding one
-                _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
+                if checked or multirun or not (is_main and records) \
+                        or not _discard_run_folder(run_dir, Path(cfg.paths.outputs)):  # probe 112
+                    _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
                 interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
                 interrupted.no_checkpoint = no_checkpoint_reason(record.data)
                 if interrupted is exc:
@@ -478,6 +484,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 raise located from exc
             raise UserAbort(error) from None
         record.finish("completed", metrics=metrics)
+        if is_main and records:
+            log.info("cnnlab %s completed: %s", command, run_dir)
     primary = metrics.get("val_acc")  # sweepers (e.g. Optuna) optimise the returned value
     return float(primary) if isinstance(primary, (int, float)) else None
 
@@ -519,6 +527,9 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
         try:
             with _mode_from_the_command_line():
                 _hydra_main()
+        except KeyboardInterrupt:
+            _discard_unstarted_run_folders()
+            raise
         except Exception as exc:
             if name_too_long(exc) is not None:  # Hydra met it before the job (its .hydra/ files under a deep folder)
                 _discard_unstarted_run_folders()

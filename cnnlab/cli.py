@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -455,7 +456,12 @@ def _main(
 
 def run() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    finally:
+        # What is left is Python shutting down (torch's and onnxruntime's threads: a second or two), the command's
+        # record written: a Ctrl-C now only turned a completed run's exit into 130, with no line (probe 112).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

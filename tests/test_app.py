@@ -78,6 +78,22 @@ def test_a_path_longer_than_the_system_allows_is_one_line_naming_it(cli, outputs
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("where", ["execute", "check_config"])
+def test_ctrl_c_before_a_run_begins_leaves_no_run_folder(cli, outputs, monkeypatch, where) -> None:
+    """Probe 112: Ctrl-C in the second Hydra takes to start a run left a folder holding only .hydra/ and an empty
+    run.log, which no command lists or removes; one during the settings checks left an `interrupted` run that had
+    done nothing."""
+    import cnnlab.app
+
+    def stopped(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cnnlab.app, where, stopped)
+    result = cli("pretrain", *TINY)
+    assert result.code == 130 and "interrupted" in result.stderr and "Traceback" not in result.output, result.output
+    assert [str(p.relative_to(outputs)) for p in outputs.rglob("*")] == []
+
+
 def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
