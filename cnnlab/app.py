@@ -44,8 +44,8 @@ from cnnlab.errors_view import UserAbort
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
-from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads, no_checkpoint_reason,
-                         started_from)
+from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
+                         no_checkpoint_reason, started_from)
 from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,

@@ -222,7 +222,8 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A YAML file whose top level is a mapping (a run's saved config, Hydra's record); None when it is missing,
     unreadable or anything else — these files are untrusted input. Parsed by libyaml where PyYAML has it (the same
-    safe constructor as yaml.safe_load; benchmarks/report_yaml.py: probe 111, half of a 3,200-run report was parsing)."""
+    safe constructor as yaml.safe_load; benchmarks/report_yaml.py — probe 111: half of a 3,200-run report was
+    parsing)."""
     import yaml
 
     try:

@@ -99,7 +99,8 @@ def plot_confusion_png(path: Path, confusion: torch.Tensor, classes: Sequence[st
     return path
 
 
-def tick_labels(classes: Sequence[str], width: int = 32, has_glyph: Callable[[str], bool] = lambda _: True) -> list[str]:
+def tick_labels(classes: Sequence[str], width: int = 32,
+                has_glyph: Callable[[str], bool] = lambda _: True) -> list[str]:
     """The class names as a plot's axes can show them: at most `width` characters (the middle elided, so that names
     sharing a long prefix stay apart), characters the font cannot draw as "?" — and such a changed label prefixed
     by the class's index ("3: ?", "7: xxxx…xxxx"), the row of per_class.csv and confusion.csv that names it in full

@@ -410,11 +410,13 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
     chosen, what = timed, "every row"
     if len(timed) > SESSION_ROWS:
         front = [row for row in timed if row.pareto][:SESSION_ROWS]
-        chosen = front + sorted((r for r in timed if r not in front), key=lambda r: -r.accuracy)[:SESSION_ROWS - len(front)]
-        what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(chosen) - len(front)} next most accurate"
+        others = sorted((r for r in timed if r not in front), key=lambda r: -r.accuracy)[:SESSION_ROWS - len(front)]
+        chosen = front + others
+        what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(others)} next most accurate"
     return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
-            f"{what} side by side, in one session: cnnlab bench " + path_argument("source", [r.run.path for r in chosen]))
+            f"{what} side by side, in one session: cnnlab bench "
+            + path_argument("source", [r.run.path for r in chosen]))
 
 
 SESSION_ROWS = 12  # the most rows sessions_note names for one paired session

@@ -89,7 +89,8 @@ def test_an_over_budget_search_names_the_fix_of_its_mode(tmp_path: Path) -> None
     assert "quantize.calib_batches" in ptq.fix and "quantize.mode=qat" in ptq.fix
     lost_in_training = result(tmp_path, (0.125,) * 3, acc=0.10, fp32_acc=0.8667, qat_fp32_acc=0.1167).over_budget()
     assert "quantize.lr_scale" in lost_in_training.fix and "calib" not in lost_in_training.fix
-    assert "quantize.mode=qat" not in lost_in_training.fix and "-75.00 pts against the source" in lost_in_training.message
+    assert "quantize.mode=qat" not in lost_in_training.fix
+    assert "-75.00 pts against the source" in lost_in_training.message
     lost_in_int8 = result(tmp_path, (0.125,) * 3, acc=0.70, fp32_acc=0.8667, qat_fp32_acc=0.86).over_budget()
     assert "quantize.exclude" in lost_in_int8.fix and "lr_scale" not in lost_in_int8.fix
     assert "calib" not in lost_in_int8.fix and "quantize.mode=qat" not in lost_in_int8.fix
