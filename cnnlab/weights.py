@@ -188,7 +188,7 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     loaded (a pruned run's per-layer shapes applied first), then a head for the data's classes (new_head None =
     auto: only when the classes differ; False: refuse other classes). `role` (model, teacher, student) names the
     setting in errors. Raises CnnlabError when the weights do not fit."""
-    from cnnlab.models import channel_options, create_model, load_pretrained, replace_head
+    from cnnlab.models import channel_options, create_model, load_pretrained, reorder_head, replace_head
 
     size = data.spec.size
     if not weights.pretrained:  # a network that takes any channels is built for the data's (1 for grayscale sets)
@@ -222,14 +222,30 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     elif weights.untrained_head is not None:  # probe 83: kept for the same classes, and never said untrained
         log.info("%s: the head of %s was never trained (%s): it trains here from its initial weights as a new head",
                  role, weights.description, weights.untrained_head)
+    order = _class_order(weights, data)
+    if keeps_head(weights, data, new_head) and order is not None and order != sorted(order):
+        reorder_head(model, name, order)  # probe 116: the data's classes in another order got a new random head
+        log.info("%s: the head of %s is kept, its rows put in the order of the data's classes (the same names)",
+                 role, weights.description)
     return model
 
 
 def keeps_head(weights: InitialWeights, data: DataBundle, new_head: bool | None) -> bool:
-    """Whether `initial_model` keeps the weights' own classifier head: pretrained weights for the data's very classes
-    and no new_head=true (else the head is new, randomly initialised)."""
+    """Whether `initial_model` keeps the weights' own classifier head: pretrained weights for the data's classes (in
+    any order: its rows are put in the data's) and no new_head=true (else the head is new, randomly initialised)."""
     return weights.pretrained and _same_classes(weights, data) and not new_head
 
 
 def _same_classes(weights: InitialWeights, data: DataBundle) -> bool:
-    return weights.classes is not None and list(weights.classes) == list(data.classes)
+    """Whether the weights' head knows the data's classes: the same names, in any order (_class_order)."""
+    return _class_order(weights, data) is not None
+
+
+def _class_order(weights: InitialWeights, data: DataBundle) -> list[int] | None:
+    """For each of the data's classes, the row of the weights' head that scores it — where both name the same
+    distinct classes; None otherwise."""
+    known, wanted = list(weights.classes or ()), list(data.classes)
+    if not known or sorted(known) != sorted(wanted) or len(set(known)) != len(known):
+        return None
+    row = {name: index for index, name in enumerate(known)}
+    return [row[name] for name in wanted]

@@ -65,12 +65,21 @@ def class_difference(known: list[str], found: list[str]) -> str:
         if sorted(nfc) == sorted(unicodedata.normalize("NFC", c) for c in only_found):
             return f"{', '.join(only_known[:4])} differ only in their Unicode form (NFC vs NFD), not on screen"
         if sorted(c.casefold() for c in nfc) == sorted(unicodedata.normalize("NFC", c).casefold() for c in only_found):
-            return (f"the names differ only in case (the model's {', '.join(only_known[:4])}; the data's "
-                    f"{', '.join(only_found[:4])}): class names are compared exactly")
-        parts = [f"only the {side}'s: {', '.join(names[:4])}{' …' if len(names) > 4 else ''}"
+            return (f"the names differ only in case (the model's {_names(only_known)}; the data's "
+                    f"{_names(only_found)}): class names are compared exactly")
+        if sorted(" ".join(c.split()) for c in only_known) == sorted(" ".join(c.split()) for c in only_found):
+            return (f"the names differ only in spaces (the model's {_names(only_known)}; the data's "
+                    f"{_names(only_found)}): class names are compared exactly")
+        parts = [f"only the {side}'s: {_names(names)}{' …' if len(names) > 4 else ''}"
                  for side, names in (("model", only_known), ("data", only_found)) if names]
         return "; ".join(parts)  # a side with nothing of its own is left out, not shown as "-"
     return "the same names in another order"
+
+
+def _names(names: list[str]) -> str:
+    """The first four class names for a message, a name whose spaces or characters would not show quoted as Python
+    writes it ('banana ': probe 116 read "only the model's: banana; only the data's: banana")."""
+    return ", ".join(repr(n) if n != " ".join(n.split()) or not n.isprintable() else n for n in names[:4])
 
 
 def human_bytes(count: int) -> str:

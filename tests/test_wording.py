@@ -56,3 +56,13 @@ def test_a_ratio_that_prints_as_one_reads_as_fast_as() -> None:
 
     assert ratio_than(0.999, "FP32") == "as fast as FP32 (1.00×)"
     assert ratio_than(2.5, "FP32") == "2.50× faster than FP32" and ratio_than(0.5, "FP32") == "2.00× slower than FP32"
+
+
+def test_a_class_difference_of_spaces_is_said_and_shown() -> None:
+    """Probe 116: a folder `banana ` (a trailing space) read "only the model's: banana; only the data's: banana"."""
+    from cnnlab.wording import class_difference
+
+    said = class_difference(["apple", "banana"], ["apple", "banana "])
+    assert said == ("the names differ only in spaces (the model's banana; the data's 'banana '): class names are "
+                    "compared exactly")
+    assert class_difference(["a b"], ["a\tb", "c"]) == "only the model's: a b; only the data's: 'a\\tb', c"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Sequence
 
+import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
@@ -27,6 +29,17 @@ def replace_head(model: nn.Module, name: str, num_classes: int) -> nn.Linear:
                     device=old.weight.device, dtype=old.weight.dtype)
     model.set_submodule(get_entry(name).head, new)
     return new
+
+
+def reorder_head(model: nn.Module, name: str, order: Sequence[int]) -> None:
+    """Reorder the head's output rows: row i becomes the old row `order[i]` (weight and bias), so that a head trained
+    for classes in one order scores them in another (weights.initial_model maps them by name)."""
+    head = get_head(model, name)
+    rows = torch.as_tensor(list(order), dtype=torch.long, device=head.weight.device)
+    with torch.no_grad():
+        head.weight.copy_(head.weight[rows])
+        if head.bias is not None:
+            head.bias.copy_(head.bias[rows])
 
 
 def feature_stages(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:

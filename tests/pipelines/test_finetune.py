@@ -121,6 +121,30 @@ def test_a_kept_head_that_does_not_learn_comes_back_unchanged(cli, outputs: Path
         assert torch.allclose(end[key], start[key], atol=1e-5), key
 
 
+def test_a_head_for_the_same_classes_in_another_order_is_kept_with_its_rows_reordered(cli, outputs: Path,
+                                                                                      tmp_path: Path) -> None:
+    """Probe 116: the source's class names, in another order (a torchvision set's against a folder's sorted names),
+    got a new random head, unsaid; it now keeps the trained one, each row moved to its class's place."""
+    from helpers import random_image_folder
+
+    assert cli("pretrain", *TINY).code == 0
+    classes = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)["classes"]
+    assert classes != sorted(classes)  # synthetic's order is not a folder's
+    start = checkpoint_state(run_dirs(outputs, "pretrain")[0])
+    folder = random_image_folder(tmp_path / "data", per_class=8, classes=tuple(classes), size=16)
+    result = cli("finetune", "model.weights=latest:pretrain", "dataset=imagefolder", f"dataset.root={folder}",
+                 "dataset.image_size=16", "optim.lr=1e-12", "trainer.amp=none", "trainer.epochs=1",
+                 "trainer.batch_size=8")
+    said = " ".join(result.output.split())  # the terminal wraps long log lines
+    assert result.code == 0 and "is kept, its rows put in the order of the data's classes" in said, result.output
+    assert torch.load(run_dirs(outputs, "finetune")[0] / "model.pt", weights_only=True)["classes"] == sorted(classes)
+    end = checkpoint_state(run_dirs(outputs, "finetune")[0])
+    rows = [classes.index(name) for name in sorted(classes)]
+    head = MODELS["lenet5"].head
+    for key in (head + ".weight", head + ".bias"):
+        assert torch.allclose(end[key], start[key][rows], atol=1e-5), key
+
+
 def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(cli, outputs: Path, tmp_path: Path) -> None:
     """Features ~1e5 with a spread of ~0.02: the folded head's float32 arithmetic cancels (recorded 68.75 %, the
     saved model scored 50 %). The run now scores the folded head on the raw features and records that."""
