@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -226,6 +227,8 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     parsing)."""
     import yaml
 
+    if not is_regular_file(path):
+        return None
     try:
         data = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except (OSError, ValueError, yaml.YAMLError):
@@ -234,7 +237,30 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON file at `path`. Raises OSError (NotARegularFile for a named pipe, whose read would wait forever) or
+    ValueError."""
+    check_regular_file(path)
     return json.loads(Path(path).read_text())
+
+
+class NotARegularFile(OSError):
+    """A named pipe, device or socket where a file is read: its open may never return (probes 112, 114)."""
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` (its link followed) is a regular file, or cannot be stat'ed (the open then says why): opening
+    a named pipe waits for a writer forever (probe 112: a FIFO named fifo.png hung finetune), a device may never
+    end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> None:
+    """NotARegularFile for a path that exists and is no regular file (nor a folder: the caller's read says that)."""
+    if not is_regular_file(path) and not os.path.isdir(path):
+        raise NotARegularFile(errno.EINVAL, "not a regular file (a named pipe, device or socket)", str(path))
 
 
 FileVersion = tuple[str, int, int, int, int, int]

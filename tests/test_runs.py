@@ -542,3 +542,21 @@ def test_a_run_folder_is_claimed_by_one_record_only(tmp_path) -> None:
     assert saved["overrides"] == ["optim.lr=0.05"] and saved["status"] == "completed"
     RunRecord.start(tmp_path / "rank1", "pretrain", enabled=False)  # a record that writes nothing claims nothing
     assert not (tmp_path / "rank1" / "run.json").exists()
+
+
+def test_a_named_pipe_as_a_model_file_or_a_run_record_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """Probe 114: a FIFO given as source= hung export and bench in open(); one named run.json hung `cnnlab list runs`
+    and the report; as model.weights= it was "does not exist"."""
+    import os
+
+    from cnnlab.engine.checkpoint import load_tensors
+
+    os.mkfifo(tmp_path / "model.pt")
+    with pytest.raises(CnnlabError, match="source=.*model.pt: not a regular file"):
+        resolve_source(str(tmp_path / "model.pt"), tmp_path / "outputs")
+    with pytest.raises(CnnlabError, match="model.pt is not a regular file"):
+        load_tensors(tmp_path / "model.pt")
+    run = tmp_path / "outputs" / "finetune" / "a"
+    run.mkdir(parents=True)
+    os.mkfifo(run / "run.json")
+    assert RunInfo.read(run).damaged == "not a regular file (a named pipe, device or socket)"

@@ -18,8 +18,8 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 from PIL import Image
 
-from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, is_regular_file, preview_image
-from cnnlab.fileio import FileVersion, file_sha256, file_version, sha256_of
+from cnnlab.data.decode import UndecodableImage, exact_pixels, extension_reason, preview_image
+from cnnlab.fileio import FileVersion, file_sha256, file_version, is_regular_file, sha256_of
 
 
 # What file systems, NAS boxes and archivers put beside a user's pictures, in any case: never part of a dataset.

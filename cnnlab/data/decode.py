@@ -43,7 +43,6 @@ import hashlib
 import logging
 import math
 import os
-import stat
 import statistics
 import warnings
 from collections import Counter
@@ -54,6 +53,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, features
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import is_regular_file
 from cnnlab.wording import counted
 
 # What browsers and most viewers show under transparent pixels; a constant so that it is one decision.
@@ -139,15 +139,6 @@ def downscaled_kind() -> str:
 # Formats whose files start with an unmistakable signature: a file without an extension is read when Pillow
 # identifies it as one of these (hash-named downloads, camera exports); a lenient one (TGA) could take any bytes.
 SNIFFED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
-
-
-def is_regular_file(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` (its link followed) is a regular file: opening a named pipe waits for a writer forever (probe
-    112: a FIFO named fifo.png in a class folder hung finetune and predict), a device may never end."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return True  # gone or unreadable: the open says why, as for any file
 
 
 def _sniffed_format(path: str) -> str | None:

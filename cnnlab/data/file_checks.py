@@ -18,8 +18,9 @@ from torchvision.datasets import CIFAR10, CIFAR100, STL10, SVHN, Flowers102
 from torchvision.datasets import utils as torchvision_utils
 
 from cnnlab.data.archives import OnDisk
-from cnnlab.data.decode import UndecodableImage, inspect_image, is_regular_file
+from cnnlab.data.decode import UndecodableImage, inspect_image
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import is_regular_file
 from cnnlab.wording import counted
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
-from cnnlab.engine.checkpoint import load_model
+from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import file_sha256
 from cnnlab.hydra_args import path_argument
@@ -124,7 +124,7 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
         return replace(subject, notes=(exc.message,))
     if isinstance(chained, str):
         return replace(subject, notes=(chained,))
-    model, path = chained
+    model, path, _ = chained
     return replace(subject, model=model, model_file=path)
 
 
@@ -171,8 +171,9 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
     return check_intact(Source(str(model), "checkpoint", model.resolve(), source.run)).path
 
 
-def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path] | str:
-    """The PyTorch model behind the ONNX file `source` (metadata `meta`) and its model.pt (`chain_checkpoint`), or
+def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path, ModelCheckpoint] | str:
+    """The PyTorch model behind the ONNX file `source` (metadata `meta`), its model.pt (`chain_checkpoint`) and that
+    file's checkpoint, or
     why there is none: the chain holds no model.pt, or the one there is another network than the file's by what both
     record: input size, classes, parameter count (a file exported before the metadata kept the model.pt's SHA-256).
     Raises CnnlabError as chain_checkpoint does, for a model.pt whose SHA-256 differs from the recorded one."""
@@ -186,7 +187,7 @@ def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path
     if isinstance(params, int) and count_params(model) != params:
         return (f"{path} has {count_params(model):,} parameters and the ONNX file's network {params:,}: another "
                 "network (replaced since the export?)")
-    return model.eval(), path
+    return model.eval(), path, checkpoint
 
 
 @contextlib.contextmanager

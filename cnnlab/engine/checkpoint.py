@@ -58,8 +58,9 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
     the fix for a file holding pickled objects (a whole saved model); by default, for a checkpoint (what
     `source=` reads), how its weights become a cnnlab model.pt."""
     path = Path(path)
-    if not path.is_file():
-        raise CnnlabError(f"{what} {path} does not exist")
+    if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
+        raise CnnlabError(f"{what} {path} " + ("is not a regular file (a named pipe, device or socket)"
+                                               if path.exists() else "does not exist"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)

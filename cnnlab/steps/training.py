@@ -268,11 +268,12 @@ class RecoveryTraining:
         return recompute_bn_stats(model, self.loaders.train, batches=self.recipe.precise_bn_batches,
                                   to_device=runtime.to_device, autocast=runtime.autocast)
 
-    def train(self, model: nn.Module, epochs: int | None = None) -> FitResult:
-        """`epochs` (None: recipe.epochs) of training through `train_model`, without last.pt."""
+    def train(self, model: nn.Module, epochs: int | None = None, frozen: Sequence[nn.Module] = ()) -> FitResult:
+        """`epochs` (None: recipe.epochs) of training through `train_model`, without last.pt; `frozen`: leaf modules
+        whose parameters do not train, kept in eval mode (their batch-norm statistics unchanged)."""
         recipe = self.recipe if epochs is None else replace(self.recipe, epochs=epochs)
-        return train_model(self.ctx, self.runtime, recipe, Trainable(model), self.loaders, self.objective,
-                           Checkpointing(enabled=False))
+        return train_model(self.ctx, self.runtime, recipe, Trainable(model, frozen=frozen), self.loaders,
+                           self.objective, Checkpointing(enabled=False))
 
 
 _ARTIFACTS = {"csv": "metrics_csv", "png": "curves_png", "tensorboard": "tensorboard"}
