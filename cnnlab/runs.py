@@ -14,6 +14,7 @@ never rewritten for it.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import os
 import socket
@@ -474,7 +475,7 @@ class Source:
         later command that follows the record back to the file can tell it is the same (deploy/subject.py)."""
         return {"spec": self.spec, "kind": self.kind, "path": str(self.path),
                 "run": str(self.run.path) if self.run else None,
-                "command": self.run.command if self.run else None, "sha256": file_sha256(self.path)}
+                "command": self.run.command if self.run else None, "sha256": model_sha256(self.path)}
 
 
 _KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".onnx": "onnx"}
@@ -616,9 +617,9 @@ def _written_by(run: RunInfo, path: Path) -> bool:
     return file_sha256(resolved) in (run.data.get("digests") or {}).values()
 
 
-# The model files this run resolved as sources, with the version each had when first resolved — before it was
-# hashed or read (check_reads_unchanged).
-_READS: dict[Path, Any] = {}
+# The model files this run resolved as sources (with an ONNX file's external-data files), each with the version it
+# had when first resolved — before it was hashed or read —, its metadata and its SHA-256 then (check_reads_unchanged).
+_READS: dict[Path, tuple[Any, Any, str | None]] = {}
 
 
 def forget_reads() -> None:
@@ -626,19 +627,60 @@ def forget_reads() -> None:
     _READS.clear()
 
 
+def _note_read(path: Path) -> None:
+    """Remember a source's files as they are before this run reads them (check_reads_unchanged)."""
+    for file in (path, *model_companions(path)):
+        if file not in _READS:
+            version = file_version(file)  # first: any change from here on is a change
+            _READS[file] = (version, _metadata(file), file_sha256(file))
+
+
+def _metadata(path: Path) -> tuple[int, ...] | None:
+    """What a change of metadata alone changes beside the change time: mode, links, owner (chmod, ln, chown)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mode, info.st_nlink, info.st_uid, info.st_gid
+
+
 def check_reads_unchanged() -> None:
-    """CnnlabError when a model file this run resolved as a source was written or replaced since (its inode, size or
-    change time differ, fileio.file_version): what the run read and what it recorded of the file — its SHA-256, the
-    run it came from, its accuracy beside the source's — may then be two files (probe 112: swapped between the check
-    and the load, an export recorded one model.pt's digest and held another network, "val acc 95.00 % (source:
-    66.39 %)"). Called before a run is recorded as completed."""
-    for path, version in _READS.items():
+    """CnnlabError when a model file this run resolved as a source (or an ONNX file's external data) was written or
+    replaced since: another inode (a file moved or copied over it), another size or modification time (written in
+    place), or a change time moved by no change of mode, links or owner. What the run read and what it recorded of
+    the file — its SHA-256, the run it came from, its accuracy beside the source's — may then be two files (probe
+    112: swapped between the check and the load, an export recorded one model.pt's digest and held another network,
+    "val acc 95.00 % (source: 66.39 %)"). A chmod, a hard link (a backup's) or a chown moves the change time and
+    leaves the bytes: with the same bytes it is no change (probe 114: each failed a sound run). The inode alone does
+    not tell a file swapped back: a file system hands a freed inode number out again at once."""
+    for path, (version, metadata, digest) in _READS.items():
         now = file_version(path)
-        if now != version:
-            raise CnnlabError(f"{path} was {'removed' if now is None else 'written or replaced'} while this run read "
-                              "it, so what the run recorded of that file (its SHA-256, its run, its scores) may not "
-                              "be what it read",
-                              fix="run the command again once nothing changes that file")
+        if now == version or (now is not None and version is not None and now[:5] == version[:5]
+                              and _metadata(path) != metadata and file_sha256(path) == digest):
+            continue
+        raise CnnlabError(f"{path} was {'removed' if now is None else 'written or replaced'} while this run read it, "
+                          "so what the run recorded of that file (its SHA-256, its run, its scores) may not be what "
+                          "it read", fix="run the command again once nothing changes that file")
+
+
+def model_companions(path: Path) -> list[Path]:
+    """The files an .onnx model keeps its tensors in beside it (onnx's external data; deploy.export); [] for any
+    other file."""
+    if Path(path).suffix.lower() != ".onnx":
+        return []
+    from cnnlab.deploy.export import external_data_files  # onnx: only where an ONNX source is read
+
+    return external_data_files(Path(path))
+
+
+def model_sha256(path: Path) -> str | None:
+    """The SHA-256 that identifies a model file: the file's own, or for an .onnx file that keeps its tensors in
+    external-data files, one over the file's and theirs (probe 114: two networks in `model.onnx.data` beside one
+    model.onnx were recorded as one source). None when a file cannot be read."""
+    digests = [file_sha256(file) for file in (path, *model_companions(path))]
+    if any(d is None for d in digests):
+        return None
+    return digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()  # type: ignore
 
 
 def check_intact(source: Source) -> Source:
@@ -648,7 +690,7 @@ def check_intact(source: Source) -> Source:
     run's model.onnx copied in, bytes damaged on disk), and read as the run's it would be scored, compared and
     reported beside scores, settings and data that are not its own (probe 68: an altered ONNX file was scored with
     exit 0)."""
-    _READS.setdefault(source.path, file_version(source.path))  # first: any change from here on is a change
+    _note_read(source.path)
     run = source.run
     if run is None:
         return source

@@ -560,3 +560,43 @@ def test_a_named_pipe_as_a_model_file_or_a_run_record_is_one_line_not_a_hang(tmp
     run.mkdir(parents=True)
     os.mkfifo(run / "run.json")
     assert RunInfo.read(run).damaged == "not a regular file (a named pipe, device or socket)"
+
+
+def _onnx_with_external_data(folder: Path, value: float) -> Path:
+    """model.onnx whose one weight lives in model.onnx.data beside it (onnx's external data)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((4, 4), value, dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(helper.make_model(graph), str(folder / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)
+    return folder / "model.onnx"
+
+
+def test_an_onnx_files_external_data_is_part_of_its_identity_and_of_what_a_run_checks(tmp_path: Path) -> None:
+    """Probe 114: two networks in model.onnx.data beside one unchanged model.onnx were recorded with one SHA-256
+    (66.39 % and 36.94 % "of the same source"), and a .data file replaced mid-run went unnoticed."""
+    import os
+    import shutil
+
+    from cnnlab.runs import check_reads_unchanged, forget_reads
+
+    first = _onnx_with_external_data(tmp_path / "a", 1.0)
+    other = _onnx_with_external_data(tmp_path / "b", 2.0)
+    assert first.read_bytes() == other.read_bytes()  # the graph alone cannot tell them apart
+    forget_reads()
+    before = resolve_source(str(first), tmp_path / "outputs").describe()["sha256"]
+    check_reads_unchanged()
+    os.chmod(first, 0o600)  # the change time moves, the bytes do not (probe 114: a sound run was failed)
+    os.link(first, tmp_path / "hard-link.onnx")
+    check_reads_unchanged()
+    shutil.copy(other.parent / "model.onnx.data", first.parent / "model.onnx.data")
+    with pytest.raises(CnnlabError, match="model.onnx.data was written or replaced while this run read it"):
+        check_reads_unchanged()
+    forget_reads()
+    assert resolve_source(str(first), tmp_path / "outputs").describe()["sha256"] != before

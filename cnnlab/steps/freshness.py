@@ -16,10 +16,9 @@ from typing import Mapping
 
 from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import file_sha256
 from cnnlab.links import RunLinks
 from cnnlab.records import FOLDER_DATASETS, DatasetSection, RecordProblem
-from cnnlab.runs import RunInfo, resolve_source, started_from
+from cnnlab.runs import RunInfo, model_sha256, resolve_source, started_from
 
 _KINDS = ("checkpoint", "onnx")  # what a `latest` source names
 
@@ -93,7 +92,7 @@ def _changed_source(source: dict, outputs: Path | None, hashes: dict[str, str | 
     if not isinstance(recorded, str):
         return None
     if path not in hashes:
-        hashes[path] = file_sha256(Path(path)) if Path(path).is_file() else None
+        hashes[path] = model_sha256(Path(path)) if Path(path).is_file() else None
     if hashes[path] is None:
         return f"the model it started from, {path}, is gone"
     return f"the model it started from, {path}, changed since" if hashes[path] != recorded else None
