@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from cnnlab import __version__
 from cnnlab.data.spec import InputSpec
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import atomic_path
 from cnnlab.models import count_flops, count_params
 
@@ -48,6 +48,7 @@ _EXAMPLE_BATCH = 2
 _CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")
 
 
+@found_before_work()  # a setting refused: the run leaves no folder (probe 114: `hydra.run.dir=DIR` kept its failed run)
 def check_opset(opset: int) -> int:
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise CnnlabError(f"export.opset={opset} is out of range: torch's exporter writes opset {MIN_OPSET} to "
