@@ -28,7 +28,7 @@ import re
 import secrets
 import shutil
 import stat
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -90,8 +90,8 @@ def name_too_long_error(exc: OSError) -> CnnlabError:
     else:
         what = "a path"
     return CnnlabError(f"{what} is longer than this system allows",
-                       fix="give a shorter name, or run from a shorter folder and write runs to one (paths.outputs=DIR "
-                           "or CNNLAB_OUTPUTS=DIR)")
+                       fix="give a shorter name; for a run folder's path, write runs to a shorter folder "
+                           "(paths.outputs=DIR or CNNLAB_OUTPUTS=DIR)")
 
 
 def _limit(name: str, default: int) -> int:
@@ -159,9 +159,31 @@ def atomic_paths(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
     """atomic_path for files that belong together (a report's .md, .csv, .json and plots): yields a temporary path
     per target, and only once every one is written are they renamed over their targets — a failure while writing
     any (a full disk, Ctrl-C) leaves every target as it was (probe 112: report.md and .csv were new beside an old
-    report.json)."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(target)) for target in targets]
+    report.json). A target that is a folder is refused before anything is written (probe 114: the renames before it
+    had replaced three files when it failed). A full disk is disk_full_error naming the target being written."""
+    paths = [Path(target) for target in targets]
+    for target in paths:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is where the file goes", str(target))
+    temporary: list[Path] = []
+    try:
+        for target in paths:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary.append(_create_temp(target))
+        yield temporary
+        for temp, target in zip(temporary, paths):
+            os.replace(temp, target)
+    except OSError as exc:
+        if is_disk_full(exc):
+            written = {str(temp): target for temp, target in zip(temporary, paths)}.get(str(exc.filename))
+            raise disk_full_error(exc, written if written is not None else paths[0].parent) from exc
+        raise
+    finally:
+        for temp in temporary:
+            try:
+                temp.unlink(missing_ok=True)
+            except OSError:
+                pass  # never let the clean-up hide the error that ended the write
 
 
 def with_usual_permissions(path: str | os.PathLike[str]) -> None:

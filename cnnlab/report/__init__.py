@@ -179,7 +179,8 @@ def write_report(report: Report, folder: Path | None = None) -> list[Path]:
     try:
         return _write_files(report, folder)
     except OSError as exc:  # probe 98: a read-only outputs folder, `--out FILE`: tracebacks "a bug in cnnlab"
-        reason = "it is a file" if folder.is_file() else (exc.strerror or type(exc).__name__).lower()
+        reason = "it is a file" if folder.is_file() else (exc.strerror or type(exc).__name__).lower() + \
+            (f" ({exc.filename})" if exc.filename and Path(exc.filename) != folder else "")
         raise CnnlabError(f"cannot write the report into {folder}: {reason}",
                           fix="write it into another folder with --out DIR, or only print it with --no-write") \
             from exc
@@ -221,6 +222,7 @@ def _write_files(report: Report, folder: Path) -> list[Path]:
              "report.csv": spreadsheet_safe_csv(csv_text(report.rows, report.base, groups)),
              "report.json": json_text(report.rows, report.left_out, report.base, report.comparison, groups)}
     targets = [folder / name for name in (*plots.values(), *texts)]
+    earlier_plots = _plots_of(folder / "report.md")
     try:
         with atomic_paths(targets) as temporary:
             for (name, fig), temp in zip(figures.values(), temporary):
@@ -233,7 +235,18 @@ def _write_files(report: Report, folder: Path) -> list[Path]:
 
             for _, fig in figures.values():
                 plt.close(fig)
+    for name in earlier_plots - set(plots.values()):  # probe 114: an earlier report's plots stayed beside this one
+        (folder / name).unlink(missing_ok=True)
     return targets
+
+
+def _plots_of(markdown_file: Path) -> set[str]:
+    """The plot files an earlier report.md of cnnlab's in this folder showed (its own: _refuse_foreign_files)."""
+    try:
+        text = markdown_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return set(re.findall(r"!\[accuracy vs latency\]\((report[^/()]*\.png)\)", text))
 
 
 def print_report(report: Report) -> None:

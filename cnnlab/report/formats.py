@@ -413,6 +413,10 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
         others = sorted((r for r in timed if r not in front), key=lambda r: -r.accuracy)[:SESSION_ROWS - len(front)]
         chosen = front + others
         what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(others)} next most accurate"
+        if len({row.bench_run for row in chosen}) == 1:  # probe 114: followed, the note came back unchanged
+            return (f"p50 comes from {len(sessions)} bench sessions: {what} were timed in one; the other "
+                    f"{len(timed) - len(chosen)} rows' figures come from other sessions, which read up to 35 % apart "
+                    "on a 2-core machine (docs/benchmarks.md)")
     return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
             f"{what} side by side, in one session: cnnlab bench "

@@ -3,6 +3,7 @@ run.json sections and its reason, from hand-made figures (no file is quantized o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,17 @@ def test_an_over_budget_search_names_the_fix_of_its_mode(tmp_path: Path) -> None
     lost_in_int8 = result(tmp_path, (0.125,) * 3, acc=0.70, fp32_acc=0.8667, qat_fp32_acc=0.86).over_budget()
     assert "quantize.exclude" in lost_in_int8.fix and "lr_scale" not in lost_in_int8.fix
     assert "calib" not in lost_in_int8.fix and "quantize.mode=qat" not in lost_in_int8.fix
+
+
+def test_a_candidate_not_measured_faster_in_every_round_gets_the_note(tmp_path: Path) -> None:
+    """Probe 114: a format chosen by hand whose speed-up was 1.0047× from rounds 1.0047, 0.8831, 0.9445 got no note
+    (the rule was ratio >= 1), where the search calls it not measured faster."""
+    from cnnlab.compress.quantization.search import _with_speed_note
+
+    fp32 = Fp32Figures(tmp_path / "fp32.onnx", Accuracy(0.9, 1.0, 0.5, 100), timing((1.00, 1.20, 1.10)))
+    level = CandidateResult(FORMATS["qdq_u8s8"], tmp_path / "q.onnx", Accuracy(0.9, 1.0, 0.5, 100), {},
+                            timing((0.99, 1.30, 1.08)))  # 1.02× by the median rounds; rounds 1.01, 0.92, 1.02
+    noted = _with_speed_note(level, fp32, "onnxruntime", warn=False)
+    assert noted.notes and "FP32 on this machine" in noted.notes[-1], noted.notes
+    faster = replace(level, timing=timing((0.5, 0.5, 0.5)))
+    assert _with_speed_note(faster, fp32, "onnxruntime", warn=False).notes == faster.notes

@@ -306,3 +306,11 @@ def test_a_file_whose_name_starts_with_a_tilde_is_that_file(tmp_path: Path, monk
     assert list_images(["~home.png", "./~nobody"]) == [Path("~home.png"), Path("./~nobody")]
     monkeypatch.setenv("HOME", str(tmp_path))
     assert list_images(["~/~home.png"]) == [tmp_path / "~home.png"]  # a home folder that exists: expanded
+
+
+def test_nothing_readable_names_the_fix_of_its_reasons() -> None:
+    """Probe 114: a named pipe called photo.png, skipped as "not a regular file", was told to convert it to PNG."""
+    from cnnlab.pipelines.predict import nothing_readable
+
+    assert nothing_readable({"photo.png": "not a regular file"}).fix == "give image files, not named pipes or devices"
+    assert "convert these to PNG" in (nothing_readable({"a.heic": "format .heic not supported"}).fix or "")

@@ -633,6 +633,10 @@ def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(
     assert note is not None and "to time the 1 row on the Pareto front and the 11 next most accurate" in note, note
     named = note.split("cnnlab bench 'source=[", 1)[1].rstrip("]'").split(",")
     assert named == [str(runs[i].resolve()) for i in range(14, 2, -1)] and front == [runs[14].resolve()], note
+    paired_run(out, "p", [Path(n) for n in named], [[1.0 + i] * 3 for i in range(len(named))])  # the fix, followed
+    followed = sessions_note(build_report(out).rows)
+    assert followed is not None and "were timed in one; the other 3 rows' figures come from other sessions" in \
+        followed and "cnnlab bench" not in followed, followed
 
 
 def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:
@@ -754,3 +758,27 @@ def test_the_bench_hints_name_paths_as_the_shell_and_hydra_read_them(tmp_path: P
     hint = row.notes[0].split("cnnlab bench ", 1)[1].removesuffix(")")
     [word] = shlex.split(hint)  # one shell word
     assert override_parser().parse_override(word).value() == str(run)
+
+
+def test_a_report_replaces_nothing_when_a_file_cannot_go_in_and_drops_its_own_earlier_plots(tmp_path: Path) -> None:
+    """Probe 114: a folder named report.png in --out: the renames before it had replaced report.md, .csv and .json,
+    and the error named the folder; an earlier report's plots (two dataset tables) stayed beside a new report that
+    showed none of them."""
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    bench_run(out, "b1", a, 10.0)
+    written = write_report(build_report(out), tmp_path / "rep")
+    earlier = {p.name: p.read_bytes() for p in written}
+    (tmp_path / "rep" / "report-old-table.png").write_bytes(b"an earlier report's plot")
+    md = tmp_path / "rep" / "report.md"
+    md.write_text(md.read_text() + "\n![accuracy vs latency](report-old-table.png)\n")
+    earlier["report.md"] = md.read_bytes()
+    (tmp_path / "rep" / "report.png").unlink()
+    (tmp_path / "rep" / "report.png").mkdir()
+    with pytest.raises(CnnlabError, match=r"cannot write the report into .*rep: .*\(.*rep/report.png\)"):
+        write_report(build_report(out), tmp_path / "rep")
+    assert all((tmp_path / "rep" / name).read_bytes() == data for name, data in earlier.items() if name != "report.png")
+    (tmp_path / "rep" / "report.png").rmdir()
+    write_report(build_report(out), tmp_path / "rep")
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["report.csv", "report.json", "report.md",
+                                                                    "report.png"]

@@ -214,11 +214,12 @@ def _evaluate(candidate: CandidateResult, val_loader: Any, runtime: str, *, sear
 
 
 def _with_speed_note(candidate: CandidateResult, fp32: Fp32Figures, runtime: str, *, warn: bool) -> CandidateResult:
-    """A note (and, for a format chosen by hand, a warning) when the candidate is not faster than FP32 here, with its
-    rounds' range when they disagree (PairedRatio.text)."""
+    """A note (and, for a format chosen by hand, a warning) when the candidate is not measured faster than FP32 here
+    (PairedRatio.faster: every round says so; probe 114: a 1.0047× whose rounds read 1.00, 0.88, 0.94 had none), with
+    its rounds' range when they disagree (PairedRatio.text)."""
     assert candidate.timing is not None
     ratio = paired_ratio(candidate.timing, fp32.timing)
-    if ratio.ratio >= 1.0:
+    if ratio.faster:
         return candidate
     known = slow_format_warning(candidate.format, runtime)
     said = ratio.text("FP32 on this machine")
