@@ -75,10 +75,10 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
 
 
 def _freeze_all_but_head(model: nn.Module, name: str) -> list[nn.Module]:
-    """Train what a linear-probe source trained, its head: through that large head the backbone's gradients wrecked
-    it within 5 steps at QAT's rate (probe 115: LeNet-5 86.67 % → 11.67 %, ResNet-18 94.72 % → 10.56 %; frozen:
-    86.67 % and 94.44 %). Returns the modules whose parameters are frozen (kept in eval mode); the head's module path
-    survives torch.ao's FX preparation."""
+    """Train what a linear-probe source trained, its head: through that head, folded from standardised features and
+    as large as they are small, the backbone's gradients wrecked it within 5 steps at QAT's rate (probe 115: LeNet-5
+    86.67 % → 11.67 %, ResNet-18 94.72 % → 10.56 %; frozen: 86.67 % and 94.44 %). Returns the modules whose
+    parameters are frozen (kept in eval mode); the head's module path survives torch.ao's FX preparation."""
     head = get_entry(name).head
     for path, parameter in model.named_parameters():
         parameter.requires_grad_(path.startswith(f"{head}."))
@@ -112,8 +112,8 @@ def train_qat_candidate(cfg: DictConfig, ctx: RunContext, recipe: Recipe, settin
                            reduce_range=settings.ptq.reduce_range, exclude=settings.ptq.exclude)
     frozen = _freeze_all_but_head(prepared, fp32.name) if fp32.head_only else []
     if frozen:
-        ctx.log.info("quantization-aware training of %s's head only: the source is a linear probe, whose backbone "
-                     "never trained (the backbone's fake quantization still observes its activations)", fp32.name)
+        ctx.log.info("quantization-aware training of %s's head only: the source is a linear probe, which did not train "
+                     "its backbone (the backbone's fake quantization still observes its activations)", fp32.name)
     model = runtime.prepare_model(prepared)
     loaders = classifier_loaders(ctx, qat_recipe, runtime, data)
     ctx.log.info("quantization-aware training: %d epoch(s) at lr %.3g", qat_recipe.epochs, qat_recipe.lr)
