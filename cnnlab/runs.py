@@ -618,7 +618,7 @@ def _written_by(run: RunInfo, path: Path) -> bool:
 
 
 # The model files this run resolved as sources (with an ONNX file's external-data files), each with the version it
-# had when first resolved — before it was hashed or read —, its metadata and its SHA-256 then (check_reads_unchanged).
+# had when first resolved (before it was hashed or read), its metadata and its SHA-256 then (check_reads_unchanged).
 _READS: dict[Path, tuple[Any, Any, str | None]] = {}
 
 
