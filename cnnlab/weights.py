@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -237,14 +237,18 @@ def keeps_head(weights: InitialWeights, data: DataBundle, new_head: bool | None)
 
 
 def _same_classes(weights: InitialWeights, data: DataBundle) -> bool:
-    """Whether the weights' head knows the data's classes: the same names, in any order (_class_order)."""
-    return _class_order(weights, data) is not None
+    """Whether the weights' head knows the data's classes: the same names, in any order (class_order)."""
+    return class_order(weights.classes, data.classes) is not None
 
 
 def _class_order(weights: InitialWeights, data: DataBundle) -> list[int] | None:
-    """For each of the data's classes, the row of the weights' head that scores it — where both name the same
-    distinct classes; None otherwise."""
-    known, wanted = list(weights.classes or ()), list(data.classes)
+    return class_order(weights.classes, data.classes)
+
+
+def class_order(known: Sequence[str] | None, wanted: Sequence[str]) -> list[int] | None:
+    """For each of the `wanted` classes, the row of a head trained for the `known` ones that scores it — where both
+    name the same distinct classes, in any order; None otherwise."""
+    known, wanted = list(known or ()), list(wanted)
     if not known or sorted(known) != sorted(wanted) or len(set(known)) != len(known):
         return None
     row = {name: index for index, name in enumerate(known)}

@@ -23,7 +23,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import class_difference
 from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
-from cnnlab.weights import InitialWeights, check_weights_arch, resolve_weights
+from cnnlab.weights import InitialWeights, check_weights_arch, class_order, resolve_weights
 
 def train_a_teacher(name: str, dataset: str | None = None) -> str:
     """The fix that makes a teacher: network `name` fine-tuned from ImageNet weights where torchvision has them,
@@ -102,7 +102,7 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
             raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "
                               f"has {n} classes", fix=train_a_teacher(teacher.name, data.name))
         return replace(weights, classes=list(data.classes))
-    if list(weights.classes or []) != list(data.classes):
+    if class_order(weights.classes, data.classes) is None:  # the same names in another order: initial_model reorders
         if weights.kind == "imagenet":
             raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
                               f"not a teacher for dataset {data.name} ({n} classes)",
@@ -132,7 +132,7 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.channels}-channel images, but the "
                           f"teacher takes {channels}", fix="use student.weights=none, or a student run trained on "
                                                           "the teacher's data")
-    if list(weights.classes or []) != list(data.classes):
+    if class_order(weights.classes, data.classes) is None:
         raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
                           f"and dataset {data.name} have {len(data.classes)}: "
                           f"{class_difference(list(weights.classes or []), list(data.classes))}",

@@ -178,6 +178,34 @@ def test_student_run_for_other_classes_is_refused(cli, outputs: Path, teacher_ru
     assert "student.weights is a run trained on 3 classes" in line and "student.weights=none" in line
 
 
+def test_a_teacher_for_the_datas_classes_in_another_order_teaches_them_by_name(cli, outputs: Path, teacher_run: Path,
+                                                                              tmp_path: Path) -> None:
+    """Probes 116, 117: the teacher's classes, in a folder's sorted order, were refused ("the same names in another
+    order") where finetune keeps the head with its rows reordered. The same pictures in folders: the reordered
+    teacher scores them as it scored its own data."""
+    import torch
+    from PIL import Image
+
+    from cnnlab.data.synthetic import class_table, generate
+
+    classes = class_table(4)[1]
+    assert classes != sorted(classes)
+    for split, count in (("train", 64), ("val", 32)):  # TINY's pictures, as PNG files
+        images, labels = generate(count, 4, 16, 0, split)
+        for index, (image, label) in enumerate(zip(images, labels.tolist())):
+            folder = tmp_path / "data" / split / classes[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{index}.png")
+    result = cli("distill", *LENET_PAIR, f"teacher.weights={teacher_run}", "dataset=imagefolder",
+                 f"dataset.root={tmp_path / 'data'}", "dataset.image_size=16", "distill.baseline=false",
+                 "trainer.epochs=1")
+    assert result.code == 0, result.output
+    record = read_run(run_dirs(outputs, "distill")[0])
+    own = read_run(teacher_run)["metrics"]["val_acc"]
+    assert record["distill"]["teacher"]["val_acc"] == pytest.approx(own, abs=1e-9), (record["distill"], own)
+    assert torch.load(run_dirs(outputs, "distill")[0] / "model.pt", weights_only=True)["classes"] == sorted(classes)
+
+
 def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Path, teacher_run: Path) -> None:
     assert cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false").code == 0
     first = run_dirs(outputs, "distill")[0]
