@@ -132,26 +132,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     raise `disk_full_error` instead of the bare OSError. The file ends up with mode 0o666 & ~umask, as a file
     made by `open(target, "w")`.
     """
-    target = Path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = _create_temp(target)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(exc, target) from exc
-        raise
-    try:
+    with atomic_paths([target]) as (tmp_path,):
         yield tmp_path
-        os.replace(tmp_path, target)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(exc, target) from exc
-        raise
-    finally:
-        try:
-            tmp_path.unlink(missing_ok=True)
-        except OSError:
-            pass  # never let the clean-up hide the error that ended the write
 
 
 @contextmanager
@@ -164,7 +146,7 @@ def atomic_paths(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
     paths = [Path(target) for target in targets]
     for target in paths:
         if target.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "a folder is where the file goes", str(target))
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
     temporary: list[Path] = []
     try:
         for target in paths:
@@ -176,7 +158,8 @@ def atomic_paths(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
     except OSError as exc:
         if is_disk_full(exc):
             written = {str(temp): target for temp, target in zip(temporary, paths)}.get(str(exc.filename))
-            raise disk_full_error(exc, written if written is not None else paths[0].parent) from exc
+            where = written or (paths[0] if len(paths) == 1 else paths[0].parent)  # a write that named no file
+            raise disk_full_error(exc, where) from exc
         raise
     finally:
         for temp in temporary:
@@ -235,11 +218,14 @@ def spreadsheet_safe_csv(text: str) -> str:
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `target` atomically; a `.csv` target is made spreadsheet-safe (`spreadsheet_safe_csv`)."""
-    if Path(target).suffix.lower() == ".csv":
-        text = spreadsheet_safe_csv(text)
+    """Write `text` to `target` atomically, as `text_for` makes it."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text_for(target, text))
+
+
+def text_for(target: str | os.PathLike[str], text: str) -> str:
+    """What cnnlab writes of `text` into `target`: a `.csv` target's made spreadsheet-safe (`spreadsheet_safe_csv`)."""
+    return spreadsheet_safe_csv(text) if Path(target).suffix.lower() == ".csv" else text
 
 
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -265,6 +251,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
+NOT_A_REGULAR_FILE = "not a regular file (a named pipe, device or socket)"
+
+
 class NotARegularFile(OSError):
     """A named pipe, device or socket where a file is read: its open may never return (probes 112, 114)."""
 
@@ -282,7 +271,7 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
 def check_regular_file(path: str | os.PathLike[str]) -> None:
     """NotARegularFile for a path that exists and is no regular file (nor a folder: the caller's read says that)."""
     if not is_regular_file(path) and not os.path.isdir(path):
-        raise NotARegularFile(errno.EINVAL, "not a regular file (a named pipe, device or socket)", str(path))
+        raise NotARegularFile(errno.EINVAL, NOT_A_REGULAR_FILE, str(path))
 
 
 FileVersion = tuple[str, int, int, int, int, int]

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import (NotARegularFile, claim, file_sha256, file_version, is_regular_file, read_json,
-                           read_yaml_mapping, write_json)
+from cnnlab.fileio import (NOT_A_REGULAR_FILE, NotARegularFile, claim, file_sha256, file_version, is_regular_file,
+                           read_json, read_yaml_mapping, write_json)
 from cnnlab.hydra_args import path_argument
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
@@ -303,7 +303,7 @@ class RunInfo:
         except IsADirectoryError:  # probe 107: "not valid JSON ([Errno 21] ...)" here, "no run.json" when named
             return cls(path, {}, damaged=f"{RUN_FILE} is a folder, not a file")
         except NotARegularFile:  # probe 114: a named pipe hung `cnnlab list runs` and the report
-            return cls(path, {}, damaged="not a regular file (a named pipe, device or socket)")
+            return cls(path, {}, damaged=NOT_A_REGULAR_FILE)
         except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
             return cls(path, {}, damaged=f"not valid JSON ({_first_line(exc)})")
         problem = record_problem(data, path)
@@ -586,7 +586,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     if not path.exists():
         raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_how_to_name(want))
     if not is_regular_file(path) and not path.is_dir():  # probe 114: a named pipe's open waited forever
-        raise CnnlabError(f"{key}={spec}: not a regular file (a named pipe, device or socket)", fix=_how_to_name(want))
+        raise CnnlabError(f"{key}={spec}: {NOT_A_REGULAR_FILE}", fix=_how_to_name(want))
     if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)
         if not (path / RUN_FILE).exists():
             raise CnnlabError(f"{path} is not a cnnlab run folder (no {RUN_FILE})", fix=_how_to_name(want))

@@ -222,7 +222,7 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     elif weights.untrained_head is not None:  # probe 83: kept for the same classes, and never said untrained
         log.info("%s: the head of %s was never trained (%s): it trains here from its initial weights as a new head",
                  role, weights.description, weights.untrained_head)
-    order = _class_order(weights, data)
+    order = class_order(weights.classes, data.classes)
     if keeps_head(weights, data, new_head) and order is not None and order != sorted(order):
         reorder_head(model, name, order)  # probe 116: the data's classes in another order got a new random head
         log.info("%s: the head of %s is kept, its rows put in the order of the data's classes (the same names)",
@@ -239,10 +239,6 @@ def keeps_head(weights: InitialWeights, data: DataBundle, new_head: bool | None)
 def _same_classes(weights: InitialWeights, data: DataBundle) -> bool:
     """Whether the weights' head knows the data's classes: the same names, in any order (class_order)."""
     return class_order(weights.classes, data.classes) is not None
-
-
-def _class_order(weights: InitialWeights, data: DataBundle) -> list[int] | None:
-    return class_order(weights.classes, data.classes)
 
 
 def class_order(known: Sequence[str] | None, wanted: Sequence[str]) -> list[int] | None:

@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import atomic_path
+from cnnlab.fileio import NOT_A_REGULAR_FILE, atomic_path
 from cnnlab.hydra_args import path_argument
 
 FORMAT = "cnnlab.checkpoint/1"
@@ -59,8 +59,7 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
     `source=` reads), how its weights become a cnnlab model.pt."""
     path = Path(path)
     if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
-        raise CnnlabError(f"{what} {path} " + ("is not a regular file (a named pipe, device or socket)"
-                                               if path.exists() else "does not exist"))
+        raise CnnlabError(f"{what} {path} " + (f"is {NOT_A_REGULAR_FILE}" if path.exists() else "does not exist"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)

@@ -9,10 +9,10 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
-from cnnlab.fileio import atomic_paths, spreadsheet_safe_csv
-from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, csv_text, gone_source_notes, group_notes,
-                                   json_text, legend, markdown, rich_differences, rich_table, sessions_note,
-                                   speedup_notes, test_notes)
+from cnnlab.fileio import atomic_paths, text_for
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, gone_source_notes,
+                                   group_notes, json_text, legend, markdown, rich_differences, rich_table,
+                                   sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -219,16 +219,16 @@ def _write_files(report: Report, folder: Path) -> list[Path]:
     plots = {title: name for title, (name, _) in figures.items()}
     groups = report.all_seed_groups
     texts = {"report.md": markdown(report.seed_groups, report.left_out, report.base, report.comparison, plots),
-             "report.csv": spreadsheet_safe_csv(csv_text(report.rows, report.base, groups)),
+             "report.csv": csv_text(report.rows, report.base, groups),
              "report.json": json_text(report.rows, report.left_out, report.base, report.comparison, groups)}
     targets = [folder / name for name in (*plots.values(), *texts)]
     earlier_plots = _plots_of(folder / "report.md")
     try:
         with atomic_paths(targets) as temporary:
-            for (name, fig), temp in zip(figures.values(), temporary):
+            for (_, fig), temp in zip(figures.values(), temporary):
                 fig.savefig(temp, format="png")
-            for text, temp in zip(texts.values(), temporary[len(figures):]):
-                temp.write_text(text)
+            for (name, text), temp in zip(texts.items(), temporary[len(figures):]):
+                temp.write_text(text_for(name, text))
     finally:
         if figures:
             import matplotlib.pyplot as plt  # figure() chose the Agg backend before
@@ -246,7 +246,7 @@ def _plots_of(markdown_file: Path) -> set[str]:
         text = markdown_file.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return set()
-    return set(re.findall(r"!\[accuracy vs latency\]\((report[^/()]*\.png)\)", text))
+    return set(re.findall(re.escape(f"![{PLOT_ALT}](") + r"(report[^/()]*\.png)\)", text))
 
 
 def print_report(report: Report) -> None:

@@ -424,6 +424,7 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
 
 
 SESSION_ROWS = 12  # the most rows sessions_note names for one paired session
+PLOT_ALT = "accuracy vs latency"  # report.md's text for each plot it shows (report._plots_of finds them by it)
 
 
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,
@@ -436,7 +437,7 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
         shown, table = _table_lines(members, base)
         lines += [f"## {title}", "", *_markdown_table(shown, [line for line, _ in table])]
         if title in plots:
-            lines += ["", f"![accuracy vs latency]({plots[title]})"]
+            lines += ["", f"![{PLOT_ALT}]({plots[title]})"]
         found = differences(members, base)
         if found:
             lines += ["", "### Differences (95 % CI paired over seeds)", "", DIFFERENCES_LEGEND + ".", "",

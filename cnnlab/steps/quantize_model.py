@@ -78,7 +78,8 @@ def _freeze_all_but_head(model: nn.Module, name: str) -> list[nn.Module]:
     """Train what a linear-probe source trained, its head: through that head, folded from standardised features and
     as large as they are small, the backbone's gradients wrecked it within 5 steps at QAT's rate (probe 115: LeNet-5
     86.67 % → 11.67 %, ResNet-18 94.72 % → 10.56 %; frozen: 86.67 % and 94.44 %). Returns the modules whose
-    parameters are frozen (kept in eval mode); the head's module path survives torch.ao's FX preparation."""
+    parameters are frozen (kept in eval mode). By parameter name, not models.freeze_before: the head's module path
+    survives torch.ao's FX preparation, the definition order and the leaf modules that one goes by do not."""
     head = get_entry(name).head
     for path, parameter in model.named_parameters():
         parameter.requires_grad_(path.startswith(f"{head}."))
