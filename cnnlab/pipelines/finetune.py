@@ -15,22 +15,19 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets, check_dataset, resolve_input_spec
-from cnnlab.engine.features import FeatureStandardizer, extract_features
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
-from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
-from cnnlab.steps.training import (Checkpointing, Trainable, check_batch, classification_objective, eval_loader,
-                                   loader_workers, make_loaders, setup_runtime, train_model)
+from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import apply_resume
 from cnnlab.runs import NO_CHECKPOINT
@@ -128,6 +125,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         # a self-supervised run's head was never trained: kept under new_head=auto, it is a new head all the same
         trained_head = keeps_head(weights, data, settings.new_head) and not weights.untrained_head
         probe = ProbeFeatures(standardize=standardize, kept_head=trained_head)
+        if ctx.is_main:  # what an interrupt and resume= say of this run: there is nothing to continue, by design
+            ctx.record.update(**{NO_CHECKPOINT: "a linear probe on cached features: computing them again is quicker "
+                                                "than resuming"})
         result = train_head_on_features(ctx, runtime, recipe, model, head_path, data, probe)
     else:
         loaders = classifier_loaders(ctx, recipe, runtime, data)
@@ -219,70 +219,3 @@ def use_standardized_features(settings: FinetuneSettings, cache_blockers: list[s
     blockers = [f"the features are not cached ({'; '.join(cache_blockers)})"] if cache_blockers else []
     return optimisation_on(settings.standardize_features, blockers, key="finetune.standardize_features", ctx=ctx,
                            what="feature standardisation off")
-
-
-@dataclass(frozen=True)
-class ProbeFeatures:
-    """How a cached linear probe treats its features: `standardize` them, and whether the head was `kept_head` from
-    the weights (trained: unfolded into standardised space first) rather than new."""
-
-    standardize: bool
-    kept_head: bool
-
-
-def train_head_on_features(ctx: RunContext, runtime: Runtime, recipe: Recipe, model: nn.Module, head_path: str,
-                           data: DataBundle, probe: ProbeFeatures) -> FitResult:
-    """Run the frozen backbone once over train and val, then train the head on the cached features — standardised
-    with the training features' statistics when `probe.standardize`, the trained head then folded back to take raw
-    ones and scored again on the raw val features: the val metrics recorded are the saved model's."""
-    # the head trains in the precision trainer.amp=auto gives the whole network (float32 for a ResNet on 1x1 maps on
-    # the CPU), as the uncached loop does: a Linear alone would keep bf16 (probe 65: the two probes' heads differed)
-    runtime = runtime.for_network(model)
-    check_batch(recipe, runtime, len(data.train))  # before the features are computed, not after (probe 91)
-    workers = loader_workers(recipe, data)  # the images are decoded and resized once, but 60,000 of them
-    train_features, val_features = (extract_features(model, head_path, eval_loader(recipe, images, workers=workers),
-                                                     runtime, f"{split} features", float32=split == "val")
-                                    for split, images in (("train", data.train), ("val", data.val)))
-    ctx.log.info("cached %d-dim features for %d train / %d val images%s", train_features.tensors[0].shape[1],
-                 len(train_features), len(val_features), ", standardised per feature" if probe.standardize else "")
-    if ctx.is_main:  # what an interrupt and resume= say of this run: there is nothing to continue, by design
-        ctx.record.update(**{NO_CHECKPOINT: "a linear probe on cached features: computing them again is quicker "
-                                            "than resuming"})
-    head = model.get_submodule(head_path)
-    if not probe.standardize:
-        return _train_head(ctx, runtime, recipe, head, train_features, val_features, len(data.classes))
-    standardizer = FeatureStandardizer.fit(train_features.tensors[0])
-    if probe.kept_head:
-        standardizer.unfold_from(head)
-    else:
-        standardizer.zero_constant(head)
-    result = _train_head(ctx, runtime, recipe, head, standardizer(train_features), standardizer(val_features),
-                         len(data.classes))
-    standardizer.fold_into(head)
-    if result.history:
-        rescore_folded_head(ctx, runtime, recipe, head, val_features, result.history[-1])
-    return result
-
-
-def _train_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module, train: TensorDataset,
-                val: TensorDataset, classes: int) -> FitResult:
-    # No last.pt: it would hold the head alone, and recomputing the cache is cheaper than resuming.
-    return train_model(ctx, runtime, recipe, Trainable(head, head=head), make_loaders(recipe, runtime, train, val),
-                       classification_objective(recipe, classes), Checkpointing(enabled=False))
-
-
-def rescore_folded_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head: nn.Module,
-                        val_features: TensorDataset, final: dict[str, Any]) -> None:
-    """Score the folded head on the raw val features and make `final` (the last epoch's metrics) say that: the saved
-    model's figures. Folding is exact in real arithmetic; in float32 a feature far from zero relative to its spread
-    (a mean 1e5 with std 0.02 took top-1 from 68.8 % to 50 %) cancels — a warning says when the top-1 moved (the
-    per-epoch log and metrics.csv keep the head's figures before folding)."""
-    scores = evaluate(head, eval_loader(recipe, val_features), runtime, desc="val (folded head)")
-    before = final.get("val_acc")
-    final.update(val_acc=scores["acc"], val_top5=scores["top5"], val_loss=scores["loss"])
-    if before is not None and ctx.is_main and abs(scores["acc"] - before) > 0.5 / max(1, scores["n"]):
-        record_warning(ctx, f"folding the feature standardisation into the head moved val top-1 from "
-                            f"{100 * before:.2f} % to {100 * scores['acc']:.2f} % (features far from zero for their "
-                            "spread lose precision in float32); the figure recorded is the saved model's, "
-                            "metrics.csv's last row the head's before folding — "
-                            "finetune.standardize_features=false trains on the raw features")

@@ -18,10 +18,11 @@ from cnnlab.data import DataBundle
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import read_onnx_metadata
 from cnnlab.deploy.subject import chained_model, run_model_name
-from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, require_trained_head, require_trained_onnx_head
+from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import get_entry
+from cnnlab.steps.linear_probe import trained_head_only
 from cnnlab.steps.sources import require_source
 from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
@@ -85,15 +86,6 @@ def _freeze_all_but_head(model: nn.Module, name: str) -> list[nn.Module]:
         parameter.requires_grad_(path.startswith(f"{head}."))
     return [module for module in model.modules() if (own := list(module.parameters(recurse=False)))
             and not any(p.requires_grad for p in own)]
-
-
-def trained_head_only(checkpoint: ModelCheckpoint) -> bool:
-    """Whether the checkpoint is a linear probe (`cnnlab finetune`'s finetune.mode=linear, as its model.pt records):
-    its backbone never trained for these classes, and its head, fitted on standardised features and folded back,
-    is as large as those features are small (probe 115: |W| 537 on a random LeNet-5's features against 5 for a
-    fine-tuned head)."""
-    finetune = checkpoint.extra.get("finetune") if isinstance(checkpoint.extra, dict) else None
-    return isinstance(finetune, dict) and finetune.get("mode") == "linear"
 
 
 def train_qat_candidate(cfg: DictConfig, ctx: RunContext, recipe: Recipe, settings: QuantizeSettings,
