@@ -17,6 +17,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import read_onnx_metadata
+from cnnlab.deploy.ort import onnx_session
 from cnnlab.deploy.subject import chained_model, run_model_name
 from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
 from cnnlab.engine.recipe import Recipe
@@ -56,6 +57,8 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
         return Fp32Model(source, checkpoint.name, checkpoint.spec, list(checkpoint.classes), model.eval(), own_onnx,
                          head_only=trained_head_only(checkpoint))
     check_float_graph(source.path)
+    with found_before_work():  # onnxruntime refused a file it cannot load only once every candidate was made
+        onnx_session(source.path, threads=1)
     meta = read_onnx_metadata(source.path)
     require_trained_onnx_head(meta, source.path, "the INT8 model's accuracy")
     if meta["spec"] is None or not meta["classes"]:

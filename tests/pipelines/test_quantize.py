@@ -242,6 +242,26 @@ def test_a_bare_onnx_source_brings_its_spec_and_classes_and_the_data_comes_from_
     assert qat.code == 2 and "fine-tunes the PyTorch model" in qat.stderr
 
 
+def test_an_onnx_source_onnxruntime_cannot_load_is_refused_before_any_candidate(cli, outputs: Path, source: Path,
+                                                                                 tmp_path: Path) -> None:
+    """A file saved with every tensor outside it (onnx.save's size_threshold=0) is one onnxruntime refuses to load;
+    quantize said so only after calibrating and making every candidate, and left that failed run in a named
+    hydra.run.dir, where the mended command was then refused."""
+    import onnx
+
+    model, checkpoint = load_model(source / "model.pt")
+    inline = export_onnx(model, tmp_path / "inline.onnx", spec=checkpoint.spec, classes=checkpoint.classes)
+    outside = tmp_path / "outside.onnx"
+    onnx.save(onnx.load(str(inline)), str(outside), save_as_external_data=True, location="outside.onnx.data",
+              size_threshold=0)
+    folder = tmp_path / "named"
+    dataset = [o for o in TINY if o.startswith("dataset")]
+    result = cli("quantize", f"source={outside}", f"hydra.run.dir={folder}", *dataset, *FAST, NO_BUDGET)
+    assert result.code == 2 and "onnxruntime cannot load" in result.stderr and "size_threshold" in result.stderr
+    assert "Traceback" not in result.output and "quantizing:" not in result.output
+    assert not folder.exists() and not run_dirs(outputs, "quantize")
+
+
 def test_a_fixed_batch_onnx_source_is_calibrated_and_timed_at_its_batch(cli, outputs: Path, source: Path,
                                                                          tmp_path: Path) -> None:
     """Probe 90: a file fixed to batch 1 (as onnxsim --overwrite-input-shape writes) failed in every candidate with
