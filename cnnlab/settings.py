@@ -191,6 +191,7 @@ RULES: dict[str, Rule] = {
     "dataset.download": _TRISTATE,
     # probe 99: [1, 0.5] passed item by item and failed in torch's uniform_ (a traceback)
     "dataset.augment.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2, ascending=True),
+    "method.views.crop_scale": Rule("list", item=_num(0, low_open=True, high=1), length=2, ascending=True),
     "dataset.augment.randaugment_magnitude": _int(0, high=30),
     "finetune.unfreeze": _COUNT,
     "finetune.backbone_lr_scale": _num(0, choices=("auto",)),

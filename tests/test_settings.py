@@ -53,6 +53,8 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("export.evaluate", "yes", "true or false"),
     ("dataset.root", ["a", "b"], "null or a text"),  # its example `${paths.data}/...` was bash's "bad substitution"
     ("dataset.augment.crop_scale", [1, 0.5], "the smaller first"),  # probe 99: torch's uniform_ failed (traceback)
+    # probe 118: told "write it as a list 'method.views.crop_scale=[0.2]'", then refused as "not two numbers"
+    ("method.views.crop_scale", 0.2, "a list of 2 numbers"),
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
     with pytest.raises(CnnlabError) as info:
@@ -63,6 +65,25 @@ def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value
     key_, _, text = example.partition("=")
     assert key_ == key
     check_setting(key, yaml.safe_load(text), "pretrain")  # the value the fix suggests passes
+
+
+def test_one_value_where_a_list_goes_gets_a_fix_that_passes_for_every_list_setting() -> None:
+    """The kind of probe 118's finding: each list setting, given one value, names a fix its own rule accepts."""
+    from cnnlab.settings import packaged_defaults, rule_for
+
+    for key in packaged_defaults():
+        rule = rule_for(key, "pretrain")
+        if rule is None or rule.kind != "list":
+            continue
+        item = rule.item.example if rule.item is not None and rule.item.example is not None else 0.5
+        try:
+            check_setting(key, "x" if rule.item is not None and rule.item.kind == "str" else item, "pretrain")
+            continue  # one value taken as the list of it (prune.ignore=conv1)
+        except CnnlabError as err:
+            fix = err.fix or ""
+        example = bash_words(fix)[-1]  # "set e.g. K=V" or "write it as a list K=[V]"
+        assert example.startswith(f"{key}="), (key, fix)
+        check_setting(key, yaml.safe_load(example.partition("=")[2]), "pretrain")
 
 
 def test_a_fix_suggests_a_value_that_does_what_the_setting_is_for() -> None:

@@ -171,13 +171,24 @@ class SimSiamObjective:
         return loss, logits, torch.arange(n, device=logits.device)
 
 
-def _positive_int(value: Any, key: str, example: int) -> int:
+# The widest head a setting may ask for. The widest projectors published are 8192 (Barlow Twins, VICReg); at
+# 65,536 a Linear from a 2048-wide backbone holds 0.5 GB. Beyond it a typo allocated terabytes: a traceback (probe 118).
+MAX_WIDTH = 65536
+# The deepest: SimCLR v2's projector has 3 layers; 100,000 trained to NaN weights with a fix (lower optim.lr) that
+# did not help.
+MAX_HEAD_LAYERS = 16
+
+
+def _positive_int(value: Any, key: str, example: int, high: int | None = None) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
         number = 0
     if number < 1 or (isinstance(value, float) and not value.is_integer()):
         raise CnnlabError(f"{key}={value} must be a whole number >= 1", fix=f"use e.g. {key}={example}")
+    if high is not None and number > high:
+        raise CnnlabError(f"{key}={value} is more than any projection head takes (at most {high:,})",
+                          fix=f"use e.g. {key}={example}")
     return number
 
 
@@ -222,13 +233,13 @@ class SelfSupervisedSettings:
         return cls(
             name=name, temperature=_positive(section.get("temperature", cls.temperature), "method.temperature", 0.5),
             projection_dim=_positive_int(section.get("projection_dim", cls.projection_dim), "method.projection_dim",
-                                         128),
+                                         128, MAX_WIDTH),
             hidden_dim=None if str(hidden).lower() in ("auto", "none", "null") else
-            _positive_int(hidden, "method.hidden_dim", 512),
+            _positive_int(hidden, "method.hidden_dim", 512, MAX_WIDTH),
             projection_layers=_positive_int(section.get("projection_layers", cls.projection_layers),
-                                            "method.projection_layers", 2),
+                                            "method.projection_layers", 2, MAX_HEAD_LAYERS),
             predictor_hidden_dim=_positive_int(section.get("predictor_hidden_dim", cls.predictor_hidden_dim),
-                                               "method.predictor_hidden_dim", 512),
+                                               "method.predictor_hidden_dim", 512, MAX_WIDTH),
             unlabeled=bool(section.get("unlabeled", cls.unlabeled)),
             knn_k=_positive_int(knn.get("k", cls.knn_k), "method.knn.k", 200),
             knn_temperature=_positive(knn.get("temperature", cls.knn_temperature), "method.knn.temperature", 0.1),

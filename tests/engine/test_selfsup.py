@@ -110,7 +110,10 @@ def test_settings_refuse_bad_values_in_one_line() -> None:
     settings = SelfSupervisedSettings.from_config(base)
     assert settings.hidden_dim is None and settings.knn_k == 200 and settings.knn_temperature == 0.1
     for bad, key in (({"temperature": 0}, "method.temperature"), ({"projection_dim": 0}, "method.projection_dim"),
-                     ({"name": "byol"}, "method.name")):
+                     ({"name": "byol"}, "method.name"),
+                     # probe 118: 10**12 passed, then the projector's Linear tried to allocate 336 TB (a traceback)
+                     ({"hidden_dim": 10**12}, "at most 65,536"), ({"projection_dim": 10**12}, "at most 65,536"),
+                     ({"projection_layers": 100000}, "at most 16")):
         with pytest.raises(CnnlabError, match=key):
             SelfSupervisedSettings.from_config({**base, **bad})
     with pytest.raises(CnnlabError, match="no negatives") as err:
