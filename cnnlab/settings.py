@@ -237,9 +237,9 @@ RULES: dict[str, Rule] = {
     "bench.min_iters": _COUNT,
     "bench.min_seconds": _num(0),
     "bench.image_size": _IMAGE_SIZE,
-    "bench.num_classes": _OPTIONAL_COUNT,
+    "bench.num_classes": _int(2, nullable=True),  # a classifier of one class (probe 120: "set e.g. =1", refused)
     "bench.peak_gflops": _num(0, low_open=True, nullable=True),
-    "inspect.num_classes": _OPTIONAL_COUNT,
+    "inspect.num_classes": _int(2, nullable=True),
     "pipeline.bench.threads": _OPTIONAL_COUNT,
     "pipeline.bench.batch_sizes": Rule("list", item=_COUNT),
     "pipeline.bench.min_seconds": _num(0),

@@ -55,6 +55,9 @@ def test_every_commands_defaults_pass(command: str) -> None:
     ("dataset.augment.crop_scale", [1, 0.5], "the smaller first"),  # probe 99: torch's uniform_ failed (traceback)
     # probe 118: told "write it as a list 'method.views.crop_scale=[0.2]'", then refused as "not two numbers"
     ("method.views.crop_scale", 0.2, "a list of 2 numbers"),
+    # probe 120: "set e.g. inspect.num_classes=1", then "a classifier needs at least 2 classes … check the dataset"
+    ("inspect.num_classes", 0, "null or an integer >= 2"),
+    ("bench.num_classes", 1, "null or an integer >= 2"),
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
     with pytest.raises(CnnlabError) as info:

@@ -3,7 +3,9 @@
 Every tensor computed from the input carries a `Field`: one of its elements sees a `size` × `size` window
 of input pixels, and neighbouring elements' windows are `jump` pixels apart. A convolution or pool with
 kernel k, stride s and dilation d maps (r, j) to (r + (k - 1)·d·j, j·s) — the classic arithmetic of
-Dumoulin & Visin and Araujo et al. — and an adaptive pool is the pool with k = ⌈in/out⌉, s = ⌊in/out⌋.
+Dumoulin & Visin and Araujo et al. An adaptive pool's windows are PyTorch's [⌊i·in/out⌋, ⌈(i+1)·in/out⌉): its
+field is that of its widest window (⌈in/out⌉ + 1 positions where out does not divide in), and a layer mixing
+all its positions sees the whole map it pooled.
 
 Other operations pass their inputs' field on. With several inputs (a residual `add`, an Inception `cat`) the
 widest wins: the field of a sum is the union of its paths' fields, and for windows centred on the same
@@ -39,10 +41,13 @@ class Field:
     global_context: bool = False  # a globally pooled gate (squeeze-excitation) was mixed in on the way
     flattened_side: int = 1       # a flattened map's side: positions not yet mixed by a Linear
     distinct_side: int | None = None  # after an upsampling pool: how many different windows a side holds
+    # after a downsampling adaptive pool: the field of the whole map it pooled (r + (in − 1)·j of its input), what a
+    # unit mixing every pooled position sees — its windows overlap unevenly, so no (r, j) pair gives it exactly
+    whole_pooled: int | None = None
 
     def through(self, kernel: int, stride: int, dilation: int = 1) -> "Field":
         return replace(self, size=self.size + (kernel - 1) * dilation * self.jump, jump=self.jump * stride,
-                       distinct_side=None)
+                       distinct_side=None, whole_pooled=None)
 
     def side(self, map_side: int) -> int:
         """Positions per side of a map with this field that see different windows."""
@@ -50,7 +55,8 @@ class Field:
 
     def whole_map(self, side: int) -> "Field":
         """The field of a unit that sees all `side` × `side` positions of a map with this field."""
-        return replace(self, size=self.size + (side - 1) * self.jump, jump=self.jump * side, flattened_side=1)
+        size = self.whole_pooled if self.whole_pooled is not None else self.size + (side - 1) * self.jump
+        return replace(self, size=size, jump=self.jump * side, flattened_side=1, whole_pooled=None)
 
 
 def _pair(value: Any) -> int:
@@ -76,11 +82,21 @@ def _pool(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) 
     return field.through(_pair(kernel), _pair(stride), _pair(kwargs.get("dilation", 1)))
 
 
+def adaptive_windows(side_in: int, side_out: int) -> list[range]:
+    """The input positions each output position of an adaptive pool reads along one side: [⌊i·in/out⌋,
+    ⌈(i+1)·in/out⌉), as PyTorch's adaptive_avg_pool2d and adaptive_max_pool2d compute them."""
+    return [range(i * side_in // side_out, -(-(i + 1) * side_in // side_out)) for i in range(side_out)]
+
+
 def _adaptive_pool(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) -> Field:
-    side_in, side_out = source.shape[-1], out.shape[-1]
+    side_in, side_out = max(source.shape[-2:]), max(out.shape[-2:])
     if side_out >= side_in:  # identity or upsampling: each output reads one input position, some repeated
         return replace(field, distinct_side=field.side(side_in))
-    return field.through(math.ceil(side_in / side_out), side_in // side_out)
+    # The widest window is ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120),
+    # and the windows start in/out apart, unevenly: the jump given is the wider spacing.
+    widest = max(len(window) for window in adaptive_windows(side_in, side_out))
+    pooled = field.through(widest, math.ceil(side_in / side_out))
+    return replace(pooled, whole_pooled=field.size + (side_in - 1) * field.jump)
 
 
 def _mixes_positions(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) -> Field:

@@ -69,3 +69,29 @@ def test_flattening_keeps_the_field_until_a_linear_mixes_the_positions() -> None
 def test_untraced_tensors_have_no_field() -> None:
     _, tracer = trace(nn.Conv2d(3, 3, 1))
     assert tracer.field(torch.zeros(1)) is None
+
+
+def _gradient_extent(module: nn.Module, size: int) -> int:
+    """The widest side of input pixels one output element depends on, measured by its input gradient (every
+    element tried): the field an independent check reads off the network itself."""
+    image = torch.zeros(1, 3, size, size, requires_grad=True)
+    out = module.eval()(image).flatten()
+    widest = 0
+    for index in range(out.numel()):
+        (grad,) = torch.autograd.grad(out[index], image, retain_graph=True)
+        rows = grad.abs().sum(dim=(0, 1, 3)).nonzero()
+        widest = max(widest, int(rows.max() - rows.min()) + 1)
+    return widest
+
+
+def test_an_adaptive_pool_that_out_does_not_divide_has_the_field_its_widest_window_gives() -> None:
+    """Probe 120: k = ⌈in/out⌉ took 54 → 5 for 11 positions where PyTorch's widest window reads 12, and the first
+    Linear after it saw 216 px of LeNet-5's 224 px image where its logits depend on all of it (228 unclipped)."""
+    for size, out in ((54, 5), (47, 5), (8, 6), (20, 5)):
+        pool = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(out))
+        field, _ = trace(pool, size)
+        assert field is not None and field.size == _gradient_extent(pool, size), (size, out)
+        classifier = nn.Sequential(pool, nn.Flatten(), nn.Linear(2 * out * out, 3))
+        field, _ = trace(classifier, size)
+        assert field is not None and field.size == 3 + (size - 1) * 1  # the whole map the pool read, unclipped
+        assert _gradient_extent(classifier, size) == size  # clipped at the border: every pixel
