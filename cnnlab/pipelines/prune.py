@@ -16,8 +16,7 @@ The source run is only read, never written.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig
 from torch import nn
@@ -27,18 +26,15 @@ from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePrun
                                      summary_table, weight_sparsity, zero_weights)
 from cnnlab.console import out
 from cnnlab.context import RunContext
-from cnnlab.data import DataBundle
 from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.batchnorm import refuse_batch_of_one
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
-from cnnlab.engine.trainer import FitResult
-from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.augment_on import classifier_loaders
-from cnnlab.steps.linear_probe import refit_probe_head, trained_head_only
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
@@ -59,15 +55,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     loaded = load_source_model(cfg, ctx)
     checkpoint = loaded.checkpoint
     require_trained_head(checkpoint, loaded.source.path, "the dense and pruned accuracies")
-    linear_probe = trained_head_only(checkpoint)
-    if linear_probe and ctx.explicitly_set("prune.lr_scale"):
-        with found_before_work():
-            raise CnnlabError(f"prune.lr_scale scales the recovery fine-tune of a network, and {loaded.source.path} is "
-                              "a linear probe: its recovery fits a new head on the pruned backbone's features at "
-                              "optim.lr, the backbone frozen as the probe's was",
-                              fix="drop prune.lr_scale (optim.lr sets the head's rate)")
-    # a linear probe's recovery fits a head on features computed once: from images not augmented
-    data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=not linear_probe)
+    data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
     data = model_labelled(data, checkpoint.classes)
     name, size = checkpoint.name, checkpoint.spec.size
     runtime = runtime.for_input(size)
@@ -97,8 +85,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     keep = (head, *settings.ignore)  # the classifier never loses outputs: they are the classes
     pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
-    retrain = partial(recover, work, recipe if linear_probe else None, data, head)
-    steps = prune_in_steps(settings, pruner, work, size, retrain)
+    steps = prune_in_steps(settings, pruner, work, size)
     widths_after = layer_widths(model)  # recovery training keeps the shapes
     # the kept channels' statistics are those of the dense network: recomputed — unless nothing was removed, where
     # that alone moved val top-1 and the report called it pruning's change (probe 82: ratio 0, −0.83 points)
@@ -111,10 +98,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if recalibrated:
         ctx.log.info("pruned: val acc %.2f%% before recovery, BatchNorm statistics recomputed over %s training "
                      "images", 100 * acc_pruned, f"{recalibrated:,}")
-    if linear_probe and recipe.epochs > 0:
-        ctx.log.info("recovery of a linear probe: a new head fitted on the pruned backbone's features at optim.lr, "
-                     "the backbone frozen as the probe's was")
-    recovery = retrain(model) if recipe.epochs > 0 else None
+    recovery = work.train(model) if recipe.epochs > 0 else None
     pruner.finish()  # magnitude: the masks (kept on while training) become plain zeros
 
     pruned = footprint(model, size)
@@ -126,9 +110,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                "params_before": dense["params"], "params_after": pruned["params"],
                "params_ratio": dense["params"] / pruned["params"], "flops_before": dense["flops"],
                "flops_after": pruned["flops"], "flops_ratio": dense["flops"] / pruned["flops"]}
-    report = {**settings.describe(), "source": str(loaded.source.path), "steps_history": steps,
-              "recovery": "a new head on the pruned backbone's features (the source is a linear probe)"
-              if linear_probe else "the whole network"}
+    report = {**settings.describe(), "source": str(loaded.source.path), "steps_history": steps}
     if isinstance(pruner, ChannelPruner):
         report["channels"] = {path: [widths_before[path], widths_after[path]] for path in widths_before}
     else:
@@ -162,19 +144,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
-def recover(work: RecoveryTraining, probe: Recipe | None, data: DataBundle, head: str, model: nn.Module,
-            epochs: int | None = None) -> FitResult:
-    """Train the pruned `model` for `epochs` (None: the recipe's) as its source trained: all of it, or — a linear
-    probe, `probe` its recipe — a new head (`head`, its path) on the backbone's cached features of `data`."""
-    if probe is None:
-        return work.train(model, epochs)
-    return refit_probe_head(work.ctx, work.runtime, probe, model, head, data, epochs)
-
-
 def prune_in_steps(settings: PruneSettings, pruner: ChannelPruner | MagnitudePruner, work: RecoveryTraining,
-                   size: int, retrain: Callable[[nn.Module, int], FitResult]) -> list[dict[str, Any]]:
-    """settings.steps pruning steps with settings.finetune_epochs of training (`retrain`: `recover`) between two;
-    what each step left."""
+                   size: int) -> list[dict[str, Any]]:
+    """settings.steps pruning steps with settings.finetune_epochs of training between two; what each step left."""
     steps = []
     for step in range(1, settings.steps + 1):
         if isinstance(pruner, ChannelPruner) and pruner.settings.needs_gradients:
@@ -186,7 +158,7 @@ def prune_in_steps(settings: PruneSettings, pruner: ChannelPruner | MagnitudePru
         work.ctx.log.info("step %d/%d: ratio %.3g, %s params", step, settings.steps, pruner.current_ratio,
                           f"{entry['params']:,}")
         if step < settings.steps and settings.finetune_epochs:
-            between = retrain(pruner.model, settings.finetune_epochs)
+            between = work.train(pruner.model, settings.finetune_epochs)
             entry.update(val_acc=between.final.get("val_acc"), finetune=between.history)
         steps.append(entry)
     return steps

@@ -1,10 +1,9 @@
-"""A linear probe's head trained on cached backbone features (`train_head_on_features`): `cnnlab finetune`'s
-finetune.mode=linear, and the recovery of a pruned linear probe (`cnnlab prune`), which trains what its source
-trained — the head, on its backbone's standardised features."""
+"""A linear probe's head trained on cached backbone features (`train_head_on_features`, `cnnlab finetune`'s
+finetune.mode=linear), and how a checkpoint says it is one (`trained_head_only`, which QAT trains as it trained)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -94,17 +93,3 @@ def rescore_folded_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, head:
                             "metrics.csv's last row the head's before folding — "
                             "finetune.standardize_features=false trains on the raw features")
 
-
-def refit_probe_head(ctx: RunContext, runtime: Runtime, recipe: Recipe, model: nn.Module, head_path: str,
-                     data: DataBundle, epochs: int | None = None) -> FitResult:
-    """The recovery training of a pruned linear probe: what the probe trained, a head — new, as the probe's was —
-    fitted on the pruned backbone's standardised cached features for `epochs` (None: the recipe's) at the recipe's
-    rate, the backbone frozen. A pruned backbone's features are new features (every layer after the first pruned one
-    changes, then BatchNorm is recalibrated): through the old head, folded from standardised features and as large as
-    they are small, training the whole network as a fine-tune does took a pruned random LeNet-5 probe from 89.44 % to
-    9.72 % and left it at 15.28 % (loss 14); the old head kept as a start left it at 47 % after 2 epochs, a new one
-    re-fits it. `data.train` must not augment (the features are computed once)."""
-    recipe = recipe if epochs is None else replace(recipe, epochs=epochs)
-    model.get_submodule(head_path).reset_parameters()
-    return train_head_on_features(ctx, runtime, recipe, model, head_path, data,
-                                  ProbeFeatures(standardize=True, kept_head=False))

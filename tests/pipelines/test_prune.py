@@ -261,31 +261,3 @@ def test_a_relative_dataset_root_chains_from_another_folder_and_moved_data_has_a
         fixed = cli("prune", "source=latest:pretrain", override, *small)
         assert fixed.code == 0, fixed.output
 
-
-def test_a_pruned_linear_probe_recovers_by_a_new_head_on_its_frozen_pruned_backbone(cli, outputs: Path) -> None:
-    """A linear probe's head is folded from standardised features and as large as they are small: recovery trained
-    the whole pruned network through it, as a fine-tune, and a random LeNet-5 probe on digits went from 89.44 % to
-    9.72 % after pruning and 15.28 % after recovery (loss 14). Now a new head is fitted on the pruned backbone's
-    features, which stays as pruning left it (the saved backbone is the one of a run without recovery)."""
-    probe = [*TINY, "dataset.train_size=96", "model.weights=none", "finetune.mode=linear", "trainer.epochs=3"]
-    assert cli("finetune", *probe).code == 0
-    source = only_run(outputs, "finetune")["run_dir"]
-    runs = {}
-    for epochs in (0, 3):
-        result = cli("prune", f"source={source}", "prune.ratio=0.5", "prune.measure=false", f"trainer.epochs={epochs}")
-        assert result.code == 0, result.output
-        [runs[epochs]] = [d for d in run_dirs(outputs, "prune") if d not in runs.values()]
-    (unrecovered, _), (recovered, _) = (load_model(runs[e] / "model.pt") for e in (0, 3))
-    head = "classifier.4"
-    backbone = {k: v for k, v in recovered.state_dict().items() if not k.startswith(head)}
-    assert all(torch.equal(v, unrecovered.state_dict()[k]) for k, v in backbone.items())
-    assert not torch.equal(recovered.state_dict()[f"{head}.weight"], unrecovered.state_dict()[f"{head}.weight"])
-    record = read_run(runs[3])
-    assert "linear probe" in record["prune"]["recovery"]
-    metrics = record["metrics"]
-    assert metrics["val_acc"] == pytest.approx(_val_accuracy(runs[3] / "model.pt", Path(source)), abs=1e-6)
-    assert metrics["val_acc"] > metrics["acc_after_prune"]
-    # its rate is optim.lr's: prune.lr_scale, which scales a whole network's recovery, would change nothing
-    result = cli("prune", f"source={source}", "prune.lr_scale=0.5", *FAST)
-    assert result.code == 2 and "drop prune.lr_scale" in result.stderr and "Traceback" not in result.output
-    assert len(run_dirs(outputs, "prune")) == 2
