@@ -25,6 +25,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
+from cnnlab.fileio import NOT_A_REGULAR_FILE
 from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free, check_sweep_flags,
                                    check_sweep_latest, check_typed_choices_read, check_typed_folders, check_sweep_subdir, check_sweep_values, is_task_override,
@@ -168,6 +169,11 @@ def check_overrides(command: str, args: list[str]) -> None:
             choice = choice[1:-1] if quoted else choice
             if choice == "null" and not quoted and "null" not in valid:  # Hydra: "Got NoneType", a traceback
                 raise UserError(f"{key}=null leaves the command with no {key} — choose one of: {', '.join(valid)}")
+            irregular = conftree.irregular_choice(key, choice, extra_dirs) if choice not in valid else None
+            if irregular is not None:
+                what = "a folder" if irregular.is_dir() else NOT_A_REGULAR_FILE
+                raise UserError(f"{key}={choice}: {irregular} is {what}, and Hydra reads only files — put the YAML "
+                                f"file itself at {irregular}")
             if choice and choice != "null" and choice not in valid:
                 raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
                                 f"(or add {key}/{choice}.yaml in a --config-dir)")

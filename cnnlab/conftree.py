@@ -138,11 +138,20 @@ def shadowed_message(mine: Path, group: str | None) -> tuple[str, str]:
 
 
 def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
-    """The options of one group, e.g. choices('model') → ['alexnet', ..., 'vgg16']."""
+    """The options of one group, e.g. choices('model') → ['alexnet', ..., 'vgg16']: its regular .yaml files (Hydra
+    reads no other)."""
     names: set[str] = set()
     for folder in group_dirs(extra_dirs).get(group, []):
-        names.update(p.stem for p in folder.glob("*.yaml"))
+        names.update(p.stem for p in folder.glob("*.yaml") if p.is_file())
     return sorted(names)
+
+
+def irregular_choice(group: str, name: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
+    """The `group/name.yaml` of a config folder that is there but is no regular file (a named pipe, a device, a
+    folder): Hydra passes it over and said it "could not find" the option."""
+    return next((path for folder in group_dirs(extra_dirs).get(group, [])
+                 if (path := folder / f"{name}.yaml").exists() or path.is_symlink()
+                 if not path.is_file()), None)
 
 
 def twins(group: str, options: Iterable[str], extra_dirs: Iterable[Path] = ()) -> dict[str, str]:

@@ -310,6 +310,22 @@ def test_user_config_dir_adds_a_dataset(cli, outputs: Path, tmp_path: Path) -> N
     assert record["dataset"]["num_classes"] == 3 and record["dataset"]["train_size"] == 48
 
 
+def test_a_config_dir_option_that_is_no_regular_file_is_named_not_missing(cli, outputs: Path, tmp_path: Path) -> None:
+    """A named pipe (or a folder) at DIR/dataset/birds.yaml: Hydra passes it over, and the user read "Could not find
+    'dataset/birds'" of a file that was there."""
+    import os
+
+    user = tmp_path / "myconf" / "dataset"
+    user.mkdir(parents=True)
+    os.mkfifo(user / "birds.yaml")
+    (user / "flowers2.yaml").mkdir()
+    for name, what in (("birds", "not a regular file (a named pipe"), ("flowers2", "is a folder")):
+        result = cli("pretrain", "--config-dir", str(tmp_path / "myconf"), f"dataset={name}", "model=lenet5")
+        assert result.code == 2 and what in result.stderr and str(user / f"{name}.yaml") in result.stderr
+        assert "Traceback" not in result.output and "Could not find" not in result.output
+    assert not run_dirs(outputs, "pretrain")
+
+
 def test_list_datasets_and_runs(cli, outputs: Path) -> None:
     assert "synthetic" in cli("list", "datasets").stdout
     assert "no runs" in cli("list", "runs").stdout
