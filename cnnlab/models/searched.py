@@ -184,7 +184,9 @@ class InvertedResidual(nn.Module):
         layers.append(Conv2dNormActivation(hidden, hidden, kernel_size=kernel, stride=stride, groups=hidden,
                                            activation_layer=act))
         if se:
-            silu = activation == "silu"  # EfficientNet's SE (SiLU, sigmoid); MobileNetV3's otherwise
+            # EfficientNet's SE activations (SiLU, sigmoid) with SiLU, MobileNetV3's otherwise; the squeeze width is
+            # MobileNetV3's, 1/4 of the expanded channels, for both (EfficientNet's own is 1/4 of the block's input)
+            silu = activation == "silu"
             layers.append(SqueezeExcitation(hidden, make_divisible(hidden // 4), activation=nn.SiLU if silu else nn.ReLU,
                                             scale_activation=nn.Sigmoid if silu else nn.Hardsigmoid))
         layers.append(Conv2dNormActivation(hidden, out_channels, kernel_size=1, activation_layer=None))
