@@ -440,10 +440,16 @@ def closest_setting(key: str) -> str | None:
         shared, own = _sections()
         close = difflib.get_close_matches(key, sorted(shared.union(*own.values()) - {"hydra"}), n=1)
         return close[0] if close else None
-    group = key.split(".", 1)[0]
-    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
-    close = difflib.get_close_matches(key, known, n=1)
-    return close[0] if close else None
+    group, rest = key.split(".", 1)
+    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group]
+    if not known:
+        close = difflib.get_close_matches(key, list(packaged_defaults()), n=1)
+        return close[0] if close else None
+    # within the section, by what follows its name: the shared "search." made `search.sampler` "close" to
+    # `search.eta` (probe 119)
+    rests = {k.split(".", 1)[1]: k for k in known}
+    close = difflib.get_close_matches(rest, list(rests), n=1)
+    return rests[close[0]] if close else None
 
 
 @lru_cache(maxsize=1)

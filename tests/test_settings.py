@@ -274,6 +274,9 @@ def test_a_misspelled_section_or_group_is_matched_against_the_sections() -> None
     assert closest_setting("datset") == "dataset"
     assert closest_setting("sed") == "seed"
     assert closest_setting("optim.lrr") == "optim.lr"
+    # probe 119: the shared "search." made any search key "close" to search.eta
+    assert closest_setting("search.sampler") is None and closest_setting("search.pruner") is None
+    assert closest_setting("search.trails") == "search.trials"
 
 
 def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:

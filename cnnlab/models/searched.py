@@ -140,23 +140,31 @@ def _stage(text: str, token: str, match: re.Match[str]) -> StageSpec:
 
 
 def _check(text: str, spec: ArchSpec) -> None:
+    detail = arch_problem(spec)
+    if detail is not None:
+        raise _bad(text, detail)
+
+
+def arch_problem(spec: ArchSpec) -> str | None:
+    """What makes `spec` no network cnnlab builds (a value out of range, in words), or None."""
     if not 0 < spec.width <= 4:
-        raise _bad(text, f"width w{_number(spec.width)} must be in (0, 4]")
+        return f"width w{_number(spec.width)} must be in (0, 4]"
     if not 1 <= spec.stem_channels <= MAX_CHANNELS or not 1 <= spec.stem_stride <= 4:
-        raise _bad(text, "the stem needs 1..4096 channels and stride 1..4")
+        return "the stem needs 1..4096 channels and stride 1..4"
     if not 0 <= spec.head_channels <= MAX_CHANNELS:
-        raise _bad(text, "head channels must be in 0..4096")
+        return "head channels must be in 0..4096"
     if spec.resolution is not None and not 8 <= spec.resolution <= 4096:
-        raise _bad(text, "resolution r must be in 8..4096")
+        return "resolution r must be in 8..4096"
     if sum(stage.repeats for stage in spec.stages) > MAX_BLOCKS:
-        raise _bad(text, f"more than {MAX_BLOCKS} blocks")
+        return f"more than {MAX_BLOCKS} blocks"
     for stage in spec.stages:
         if stage.kernel % 2 == 0 or not 1 <= stage.kernel <= 11:
-            raise _bad(text, f"stage {stage.token()}: kernel {stage.kernel} must be odd, 1..11")
+            return f"stage {stage.token()}: kernel {stage.kernel} must be odd, 1..11"
         if not 1 <= stage.stride <= 4 or not 1 <= stage.repeats or not 1 <= stage.channels <= MAX_CHANNELS:
-            raise _bad(text, f"stage {stage.token()}: stride 1..4, n >= 1 and 1..4096 channels")
+            return f"stage {stage.token()}: stride 1..4, n >= 1 and 1..4096 channels"
         if not 1 <= stage.expansion <= 16:
-            raise _bad(text, f"stage {stage.token()}: expansion {_number(stage.expansion)} must be in 1..16")
+            return f"stage {stage.token()}: expansion {_number(stage.expansion)} must be in 1..16"
+    return None
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

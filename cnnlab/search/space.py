@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.searched import ArchSpec, depth_scaled, format_arch, parse_arch
+from cnnlab.models.searched import ArchSpec, arch_problem, depth_scaled, format_arch, parse_arch
 
 KINDS = ("mobilenet", "efficientnet", "hparams")
 TYPES = ("float", "int", "categorical")
@@ -117,6 +117,8 @@ class SearchSpace:
                 if bad:
                     raise CnnlabError(f"space {name}: activation choice {bad[0]!r} is unknown",
                                       fix="use relu, hardswish or silu")
+            for param in parsed:
+                _check_arch_values(cls(name=name, kind=kind, params=(param,), base=base), param)
         fixed = data.get("fixed") or {}
         if not isinstance(fixed, Mapping):
             raise CnnlabError(f"space {name}: fixed must map config keys to values",
@@ -161,6 +163,59 @@ def _param(space: str, name: str, value: Any) -> Param:
         raise CnnlabError(f"{where}: an int range needs whole low and high", fix="use type: float")
     return Param(name, kind, low=low, high=high, log=log, step=None if step is None else float(step),
                  per_stage=per_stage)
+
+
+# Multipliers of the whole network, which no check of the architecture string sees: 0 or below has no network
+# (probe 119: depth 0 built one block per stage, resolution 0 or -1 trained at 16 px, unsaid).
+_MULTIPLIERS = ("width", "depth", "resolution")
+
+
+def _values(param: Param) -> tuple[Any, ...]:
+    """What `param` may give a trial, to check: its choices, every value of an int range (up to 256), a float
+    range's ends."""
+    if param.type == "categorical":
+        return param.choices
+    assert param.low is not None and param.high is not None
+    step = param.step or 1
+    if param.type == "int" and not param.log and (param.high - param.low) / step <= 256:
+        return tuple(range(int(param.low), int(param.high) + 1, int(step)))
+    return (param.low, param.high)
+
+
+class _Picks:
+    """A stand-in for an Optuna trial that picks `value` for every parameter it is asked for."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def suggest_categorical(self, *args: Any, **kwargs: Any) -> Any:
+        return self.value
+
+    suggest_int = suggest_float = suggest_categorical
+
+
+def _check_arch_values(space: SearchSpace, param: Param) -> None:
+    """Every value `param` may give builds a network, checked before any work: a kernel of 4, an expansion or
+    width of 0, a stem stride of 8 passed and failed trial 0 with an error about a `model.arch=` the user never
+    gave; `se: [no]` built squeeze-excitation everywhere while trials.csv said `se_0=no` (bool("no") is True; probe
+    119). One line naming the key."""
+    where = f"space {space.name}: params.{param.name}"
+    fix = f"change space.params.{param.name} (docs/search.md)"
+    assert space.base is not None
+    for value in _values(param):
+        if param.name == "activation":
+            continue  # its names were checked, and no value of it is out of range
+        if param.name == "se":
+            if not (isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))):
+                raise CnnlabError(f"{where}: choice {value!r} is not true or false", fix="use choices: [false, true]")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CnnlabError(f"{where}: choice {value!r} is not a number", fix=fix)
+        if param.name in _MULTIPLIERS and not value > 0:
+            raise CnnlabError(f"{where}: {value!r} is no {param.name} multiplier (it must be above 0)", fix=fix)
+        problem = arch_problem(_architecture(space, space.base, _Picks(value)))
+        if problem is not None:
+            raise CnnlabError(f"{where}: {value!r} builds no network ({problem})", fix=fix)
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,10 @@ def check_space_keys(space: SearchSpace, cfg: DictConfig) -> None:
     values.update({key: [("fixed value", value)] for key, value in space.fixed.items()})
     for key, given in values.items():
         where = f"space {space.name}: {key}"
+        # a `fixed:` key is set, not searched (probe 119: "seed cannot be searched" of `fixed: {seed: 3}`)
+        cannot = "cannot be fixed by a space" if key in space.fixed else "cannot be searched"
         if not within(key, TRIAL_SECTIONS):
-            raise CnnlabError(f"{where} cannot be searched: a trial takes only its {', '.join(TRIAL_SECTIONS)} "
+            raise CnnlabError(f"{where} {cannot}: a trial takes only its {', '.join(TRIAL_SECTIONS)} "
                               "settings from the space; the data (every trial is scored on the same val split), "
                               "model=, seed= and search.* are the search's own (an architecture space searches "
                               "networks and their input resolution)", fix=f"remove {key} from the space")
@@ -86,7 +88,7 @@ def check_space_keys(space: SearchSpace, cfg: DictConfig) -> None:
                               fix=(f"did you mean {close}? " if close and close != key else "") + "use keys that "
                                   "`cnnlab search --cfg job` shows (e.g. optim.lr, trainer.batch_size)")
         if key in SET_BY_THE_SEARCH:
-            raise CnnlabError(f"{where} cannot be searched: {SET_BY_THE_SEARCH[key]}",
+            raise CnnlabError(f"{where} {cannot}: {SET_BY_THE_SEARCH[key]}",
                               fix=f"remove {key} from the space (set it on the command line for the final training)")
         rule = rule_for(key, "search")
         wrong = next(((what, v) for what, v in given if rule is not None and not rule.accepts(v)), None)

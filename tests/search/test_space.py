@@ -83,6 +83,18 @@ def test_resolution_rounds_to_four_and_has_a_floor() -> None:
      "no parameter 'lr'"),
     ({"kind": "mobilenet", "base": "k3e6c24n2s2",
       "params": {"activation": {"type": "categorical", "choices": ["gelu"]}}}, "activation choice 'gelu'"),
+    # probe 119: each passed the check and failed trial 0 naming a model.arch the user never gave, or (se, depth,
+    # resolution) built something other than the record says
+    *[({"kind": "mobilenet", "base": "k3e6c24n2s2", "params": {knob: range_}}, message) for knob, range_, message in (
+        ("se", {"type": "categorical", "choices": ["no", True]}, "choice 'no' is not true or false"),
+        ("kernel", {"type": "categorical", "choices": [3, 4]}, "4 builds no network (stage k4e6c24n2s2: kernel 4"),
+        ("kernel", {"type": "int", "low": 3, "high": 5}, "4 builds no network"),  # every value of an int range
+        ("expansion", {"type": "categorical", "choices": [0]}, "expansion 0 must be in 1..16"),
+        ("stem_stride", {"type": "categorical", "choices": [8]}, "stride 1..4"),
+        ("width", {"type": "float", "low": 0, "high": 1}, "0.0 is no width multiplier"),
+        ("depth", {"type": "categorical", "choices": [0, 1]}, "0 is no depth multiplier"),
+        ("resolution", {"type": "categorical", "choices": [-1]}, "-1 is no resolution multiplier"),
+        ("kernel", {"type": "categorical", "choices": ["big"]}, "choice 'big' is not a number"))],
 ])
 def test_an_empty_or_contradictory_space_is_one_line(data: dict, message: str) -> None:
     with pytest.raises(CnnlabError) as caught:

@@ -98,6 +98,7 @@ def _search_config(space: str = "hparams"):
     # probe 56: every trial trained search.proxy_epochs epochs; the "chosen" trainer.epochs played no part
     ({"trainer.epochs": {"type": "int", "low": 1, "high": 2}}, {}, "trainer.epochs cannot be searched"),
     ({"seed": {"type": "int", "low": 0, "high": 3}}, {}, "seed cannot be searched"),
+    ({"optim.lr": {"type": "float", "low": 0.01, "high": 0.1}}, {"seed": 3}, "seed cannot be fixed by a space"),
     # probe 58: trials scored on different val splits, compared; a native size that played no part; another dataset
     ({"dataset.val_fraction": {"type": "float", "low": 0.1, "high": 0.5}}, {}, "every trial is scored on the same"),
     ({"dataset.seed": {"type": "int", "low": 0, "high": 5}}, {}, "dataset.seed cannot be searched"),
