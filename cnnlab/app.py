@@ -40,7 +40,7 @@ from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
                                 launched_ranks, lost_peer)
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.errors_view import UserAbort
+from cnnlab.errors_view import UserAbort, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
@@ -469,7 +469,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
                 disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
-                peer_gone_error(exc, command, record)  # type: ignore
+                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record)  # type: ignore
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

@@ -194,6 +194,44 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
     return f"{key} is a setting of {owners}, not of the {group} this run uses — choose it: {line}"
 
 
+_ASKED = re.compile(r"(?:tried to allocate|Tried to allocate) ([\d.]+) ?(bytes|[KMGT]i?B)")
+_UNITS = {"bytes": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
+          "TiB": 2**40}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: torch.OutOfMemoryError (CUDA, MPS), Python's MemoryError, and the CPU allocator's
+    failure, which torch raises as a plain RuntimeError (engine.runtime.is_out_of_memory, by name: no torch here)."""
+    if type(exc).__name__ in ("OutOfMemoryError", "MemoryError"):
+        return True
+    text = str(exc)
+    return "DefaultCPUAllocator" in text and ("can't allocate memory" in text or "not enough memory" in text)
+
+
+def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError | None:
+    """The one-line error for an allocation that failed outside training (whose own handler names the batch size),
+    or None when `exc` is none: how much was asked for, and the sizes the user typed (`typed`: the overrides). A
+    setting that sizes a tensor — a head of 10**12 classes, a batch of 10**11, a synthetic set of 10**11 images —
+    was a traceback and "a bug in cnnlab" (probe 118's kind)."""
+    memory = next((e for e in _causes(exc) if _out_of_memory(e)), None)
+    if memory is None:
+        return None
+    asked = _ASKED.search(str(memory))
+    amount = ""
+    if asked:
+        size = float(asked[1]) * _UNITS[asked[2]]
+        unit = next((u for u in ("TB", "GB", "MB", "KB") if size >= _UNITS[u]), "bytes")
+        value = size / _UNITS[unit]
+        amount = f": one allocation asked for {value:,.0f} {unit}" if value >= 100 else \
+            f": one allocation asked for {value:.3g} {unit}"
+    numbers = re.compile(r"[-+\d.e\[\], ]+")
+    sizes = [arg for arg in typed if "=" in arg and not arg.startswith(("seed=", "-"))
+             and numbers.fullmatch(arg.split("=", 1)[1])]
+    fix = (f"lower the sizes you set ({', '.join(sizes)})" if sizes else
+           "lower the batch size (trainer.batch_size), the image size (dataset.image_size) or choose a smaller model=")
+    return CnnlabError(f"out of memory{amount}", fix=fix)
+
+
 def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = SettingFacts()) -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
     Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
@@ -208,6 +246,9 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
     too_long = name_too_long(exc)  # wherever a path met the system's limit: pathlib, Hydra, OmegaConf's resolvers
     if too_long is not None:
         return name_too_long_error(too_long).one_line(), False
+    memory = out_of_memory_error(exc, facts.typed)
+    if memory is not None:
+        return memory.one_line(), False
     parse_error = next((e for e in _causes(exc) if isinstance(e, yaml.YAMLError)), None)
     if parse_error is not None:  # a user's --config-dir file (Hydra passes PyYAML's error on, maybe wrapped)
         return yaml_message(parse_error), False

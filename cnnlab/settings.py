@@ -34,6 +34,7 @@ from cnnlab.wording import listed
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
 MIN_INPUT_SIZE = 16     # the smallest input any zoo model takes (models/registry.py min_size; each checks its own)
 MAX_IMAGE_SIZE = 4096   # a typo like 22400 would otherwise allocate gigabytes per image
+MAX_CLASSES = 1_000_000  # as a checkpoint may hold (engine/checkpoint.py): 10**12 allocated 336 TB (probe 118's kind)
 _NOT_DERIVED = {"hydra", "experiment"}  # Hydra's own tree; experiments are deltas, not defaults
 _MISSING = "???"
 
@@ -175,7 +176,7 @@ RULES: dict[str, Rule] = {
     "sched.gamma": _POSITIVE,
     "dataset.image_size": _IMAGE_SIZE,
     "dataset.native_size": _int(MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE),
-    "dataset.num_classes": _int(2),
+    "dataset.num_classes": _int(2, high=MAX_CLASSES),
     "dataset.train_size": _COUNT,
     "dataset.val_size": _COUNT,
     "dataset.val_fraction": _num(0, low_open=True, high=1, high_open=True),
@@ -237,9 +238,9 @@ RULES: dict[str, Rule] = {
     "bench.min_iters": _COUNT,
     "bench.min_seconds": _num(0),
     "bench.image_size": _IMAGE_SIZE,
-    "bench.num_classes": _int(2, nullable=True),  # a classifier of one class (probe 120: "set e.g. =1", refused)
+    "bench.num_classes": _int(2, high=MAX_CLASSES, nullable=True),  # 1 was "set e.g." and then refused (probe 120)
     "bench.peak_gflops": _num(0, low_open=True, nullable=True),
-    "inspect.num_classes": _int(2, nullable=True),
+    "inspect.num_classes": _int(2, high=MAX_CLASSES, nullable=True),
     "pipeline.bench.threads": _OPTIONAL_COUNT,
     "pipeline.bench.batch_sizes": Rule("list", item=_COUNT),
     "pipeline.bench.min_seconds": _num(0),

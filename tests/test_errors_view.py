@@ -216,3 +216,26 @@ def test_a_path_too_long_is_one_line_however_deep_it_is_wrapped() -> None:
             message, is_bug = describe(wrapped)
         assert not is_bug and "is longer than this system allows — give a shorter name" in message, message
     assert message.startswith(f"the path '/tmp/{'q' * 23}…") and f"({len(deep)} bytes; at most 4096)" in message
+
+
+def test_an_allocation_that_fails_is_one_line_naming_the_sizes_typed() -> None:
+    """Probe 118's kind: a setting that sizes a tensor (a head of 10**12 classes, a batch of 10**11, a synthetic
+    set of 10**11 images) failed in torch's allocator: a traceback and "this is a bug in cnnlab"."""
+    from cnnlab.errors_view import SettingFacts, describe
+
+    failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                          "you tried to allocate 336000000000000 bytes. Error code 12 (Cannot allocate memory)")
+    message, is_bug = describe(failed, "inspect", SettingFacts(typed=("model=lenet5", "inspect.num_classes=10",
+                                                                      "seed=3")))
+    assert not is_bug and message == ("out of memory: one allocation asked for 336 TB — lower the sizes you set "
+                                      "(inspect.num_classes=10)")
+    message, is_bug = describe(MemoryError(), "pretrain")
+    assert not is_bug and message.startswith("out of memory — lower the batch size (trainer.batch_size)")
+
+
+def test_an_allocation_no_machine_holds_is_one_line_at_the_command_line(cli, outputs) -> None:
+    result = cli("bench", "model=lenet5", "bench.batch_sizes=[100000000000]", "bench.backends=[torch]")
+    assert result.code == 2 and "Traceback" not in result.output and "bug in cnnlab" not in result.output
+    assert "error: out of memory: one allocation asked for" in result.stderr
+    assert "lower the sizes you set (bench.batch_sizes=[100000000000]" in result.stderr
+    assert "Error executing job" not in result.output

@@ -56,8 +56,11 @@ def test_every_commands_defaults_pass(command: str) -> None:
     # probe 118: told "write it as a list 'method.views.crop_scale=[0.2]'", then refused as "not two numbers"
     ("method.views.crop_scale", 0.2, "a list of 2 numbers"),
     # probe 120: "set e.g. inspect.num_classes=1", then "a classifier needs at least 2 classes … check the dataset"
-    ("inspect.num_classes", 0, "null or an integer >= 2"),
-    ("bench.num_classes", 1, "null or an integer >= 2"),
+    ("inspect.num_classes", 0, "null or an integer in [2, 1000000]"),
+    ("bench.num_classes", 1, "null or an integer in [2, 1000000]"),
+    # probe 118's kind: 10**12 classes allocated 336 TB (a traceback)
+    ("inspect.num_classes", 10**12, "null or an integer in [2, 1000000]"),
+    ("dataset.num_classes", 10**12, "an integer in [2, 1000000]"),
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: Any, allowed: str) -> None:
     with pytest.raises(CnnlabError) as info:
@@ -87,6 +90,13 @@ def test_one_value_where_a_list_goes_gets_a_fix_that_passes_for_every_list_setti
         example = bash_words(fix)[-1]  # "set e.g. K=V" or "write it as a list K=[V]"
         assert example.startswith(f"{key}="), (key, fix)
         check_setting(key, yaml.safe_load(example.partition("=")[2]), "pretrain")
+
+
+def test_the_class_count_bound_is_the_one_a_checkpoint_may_hold() -> None:
+    from cnnlab.engine import checkpoint
+    from cnnlab.settings import MAX_CLASSES
+
+    assert MAX_CLASSES == checkpoint.MAX_CLASSES
 
 
 def test_a_fix_suggests_a_value_that_does_what_the_setting_is_for() -> None:

@@ -80,7 +80,7 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
 
 # Bounds of what a checkpoint may ask to be built: beyond them a hand-made file could allocate gigabytes.
 MAX_IMAGE_SIZE = 8192
-MAX_CLASSES = 1_000_000
+MAX_CLASSES = 1_000_000  # settings.MAX_CLASSES too (tests/test_settings.py)
 MAX_CHANNELS = 65_536
 # A recorded layer's shape keys → how its weight tensor is shaped (see cnnlab.models.structure).
 _LAYER_KINDS = {frozenset({"in_channels", "out_channels", "groups"}): "conv",
