@@ -26,7 +26,7 @@ from cnnlab.context import RunContext
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import evaluate
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.distill_record import checkpoint_extra, comparison_metrics, role_sections, settings_section
 from cnnlab.steps.distill_roles import check_student_fits, keep_resumed_teacher, resolve_role
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
@@ -129,6 +129,7 @@ def warn_unlike_courses(ctx: RunContext, epochs: int) -> None:
                         "gain, run `cnnlab distill` afresh with these settings")
 
 
+@found_before_work()
 def refuse_unused_settings(cfg: DictConfig, ctx: RunContext) -> None:
     """distill trains on real images: image mixing (trainer.mixup/cutmix) is a mistake (model= is refused for every
     command that has no such setting: app.check_model_is_read). Raises CnnlabError."""

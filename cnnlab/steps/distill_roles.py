@@ -51,6 +51,7 @@ class DistillRole:
         return Network(role=self.role, name=self.name, model=model)
 
 
+@found_before_work()  # it only resolves: a missing or wrong run leaves no `failed` run behind (probe 121)
 def resolve_role(cfg: DictConfig, ctx: RunContext, role: str) -> DistillRole:
     """`cfg[role]` (name, weights) resolved: the zoo name (an unknown one is reported first, with the choices),
     the weights it starts from, and the architecture those weights were trained as. Raises CnnlabError."""
@@ -113,6 +114,7 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
     return weights
 
 
+@found_before_work()  # probe 121: a student of other channels or size left a `failed` run
 def check_student_fits(student: DistillRole, data: DataBundle) -> None:
     """A student that starts from a cnnlab run must have been trained for the teacher's classes, input size and
     channels (random or ImageNet weights get a head made for the data's classes); a student for 1-channel data

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from cnnlab.compress.distill import DistillSettings, WithTeacherLogits, predict_logits
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
+from cnnlab.data.spec import IMAGENET_MEAN
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import Source, resolve_source
@@ -33,6 +34,7 @@ class TeacherData:
     dataset_config: DictConfig
 
 
+@found_before_work()  # it only reads: a refusal leaves no `failed` run (probe 121: "there is no completed … run")
 def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, settings: DistillSettings) -> TeacherData:
     """The teacher and its data: the dataset its run recorded (unless dataset=/dataset.* is given here) at its
     input size and normalisation. Raises CnnlabError for a random teacher, another input size, other classes."""
@@ -51,11 +53,17 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)
     trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
     if spec.size != trained_size:
+        recorded = source.run.data.get("dataset") if source is not None and source.run is not None else None
+        recorded = recorded.get("name") if isinstance(recorded, dict) else None
+        if ctx.explicitly_set("dataset.image_size"):
+            fix = f"drop dataset.image_size (or set it to {trained_size})"
+        elif recorded and ctx.explicitly_set("dataset", "dataset.name"):  # probe 121: "its records say none"
+            fix = f"drop dataset= to distill on the teacher's own data ({recorded}), or pick a teacher trained on " \
+                  f"{dataset_cfg.name}: {train_a_teacher(teacher.name, str(dataset_cfg.name))}"
+        else:
+            fix = "name the data the teacher was trained on with dataset=NAME (its records say none)"
         raise CnnlabError(f"the teacher was trained on {trained_size} px images but the data would be {spec.size} px; "
-                          "teacher and student must see the same input",
-                          fix=f"drop dataset.image_size (or set it to {trained_size})"
-                          if ctx.explicitly_set("dataset.image_size") else
-                          "name the data the teacher was trained on with dataset=NAME (its records say none)")
+                          "teacher and student must see the same input", fix=fix)
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
     return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)
@@ -77,9 +85,13 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
     # order was refused as "at chance" with a BatchNorm fix; with few classes swapped it would pass and mislead)
     ordered = teacher.weights.kind == "file"
     order = f"{data.name}'s classes in order ({', '.join(data.classes[:6])}{', ...' if n > 6 else ''})"
-    if ordered:
-        ctx.log.info("teacher.weights is a plain state dict, which names no classes: its %d outputs are read as %s",
-                     n, order)
+    if ordered:  # nor its normalisation: a cnnlab teacher saved as .pth lost 30 points so, unsaid (probe 121)
+        imagenet = tuple(data.spec.mean) == IMAGENET_MEAN[:len(data.spec.mean)]
+        ctx.log.info("teacher.weights is a plain state dict, which names no classes and no normalisation: its %d "
+                     "outputs are read as %s, its inputs normalised with mean %s, std %s%s", n, order,
+                     list(data.spec.mean), list(data.spec.std),
+                     " (ImageNet's, as torchvision's weights expect; pass its cnnlab run where it has one)"
+                     if imagenet else "")
     if at_chance(acc, n):
         raise CnnlabError(
             f"the teacher {teacher.name} ({where}) scores {acc:.1%} on the validation images, chance for {n} classes "
@@ -122,6 +134,7 @@ def teacher_logit_cache(ctx: RunContext, settings: DistillSettings, data: DataBu
     return TeacherCache(train_set, used=True, seconds=seconds)
 
 
+@found_before_work()  # distill.cache_teacher=true refused: nothing was trained (probe 121)
 def use_teacher_cache(settings: DistillSettings, data: DataBundle, ctx: RunContext) -> bool:
     """Cache the teacher's logits unless a training step could feed it something new — or nothing reads them
     (distill.alpha=0 without the feature hint: the student learns from the labels alone)."""

@@ -140,9 +140,10 @@ def test_the_design_command_runs_as_written_after_a_finetune(cli, outputs: Path,
     assert "teacher.weights=imagenet is a 1000-class ImageNet classifier" in error_line(imagenet_teacher)
 
 
-def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
+def test_no_teacher_run_names_the_command_that_makes_one(cli, outputs: Path) -> None:
     line = error_line(cli("distill", "teacher=resnet50", "student=mobilenet"))
     assert "teacher.weights=latest:finetune" in line and "`cnnlab finetune model=resnet50`" in line
+    assert not run_dirs(outputs, "distill")  # the first error a new user meets left a `failed` run (probe 121)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -165,10 +166,23 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli) -> None:
      "distill.temperature=100000.0 is not allowed: distill.temperature takes a number in (0, 100]"),
     (["distill.feature_stages=3"], "distill.feature_stages=3 is not allowed"),
 ])
-def test_bad_input_is_one_clear_line(cli, teacher_run: Path, args: list[str], expected: str) -> None:
+def test_bad_input_is_one_clear_line(cli, outputs: Path, teacher_run: Path, args: list[str], expected: str) -> None:
     student_run = "student.weights=latest:pretrain" if args == ["student=resnet18"] else "student.weights=none"
     line = error_line(cli("distill", *LENET_PAIR, student_run, *args))
     assert expected in line, line
+    assert not run_dirs(outputs, "distill")  # a refusal leaves no `failed` run (probe 121)
+
+
+def test_a_teacher_of_another_size_on_other_data_is_told_to_drop_dataset(cli, outputs: Path) -> None:
+    """Probe 121: a 32 px digits teacher with dataset=synthetic (64 px) was told "name the data the teacher was
+    trained on with dataset=NAME (its records say none)"; its records name digits."""
+    assert cli("pretrain", "model=lenet5", "dataset=digits", "dataset.image_size=32", "trainer.epochs=1",
+               "trainer.max_steps_per_epoch=2").code == 0
+    teacher = only_run(outputs, "pretrain")["run_dir"]
+    line = error_line(cli("distill", f"teacher.weights={teacher}", "teacher=lenet5", "student=lenet5",
+                          "dataset=synthetic"))
+    assert "the data would be 64 px" in line and "drop dataset= to distill on the teacher's own data (digits)" in line
+    assert "records say none" not in line and not run_dirs(outputs, "distill")
 
 
 def test_student_run_for_other_classes_is_refused(cli, outputs: Path, teacher_run: Path) -> None:
@@ -319,6 +333,7 @@ def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, o
                                                                            grayscale_teacher: list[str]) -> None:
     line = error_line(cli("distill", *grayscale_teacher, "student=mobilenet_v3_small", "student.weights=none"))
     assert "1-channel images" in line and "student=lenet5" in line and "student=searched" in line
+    assert not run_dirs(outputs, "distill")
     followed = cli("distill", *grayscale_teacher, "student=searched")  # the other student the line names
     assert followed.code == 0, followed.output
     student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
