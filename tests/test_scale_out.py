@@ -286,6 +286,29 @@ def test_a_requeued_slurm_job_continues_its_own_interrupted_run(cli, outputs: Pa
     assert "SLURM job 500_3 completed before" in " ".join(again.output.split())
 
 
+def test_a_requeued_batch_script_continues_each_of_its_commands_not_the_first_ones_result(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 122: one SLURM job ran two pretrains (seeds 0 and 1); the second was preempted. Requeued, both were
+    skipped as "completed before" in the first one's run folder (exit 0), matched on the job id alone; the
+    interrupted one was never continued, and a command the job had never run was skipped the same way."""
+    monkeypatch.setenv("SLURM_JOB_ID", "6666")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert cli("pretrain", *TWO_EPOCHS, "seed=0").code == 0
+    _interrupt_at_checkpoint(monkeypatch, 1)
+    assert cli("pretrain", *TWO_EPOCHS, "seed=1").code == 130
+    first, preempted = run_dirs(outputs, "pretrain")
+
+    monkeypatch.setattr(Trainer, "_save_state", _original_save_state)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the script runs again from its top
+    again = cli("pretrain", *TWO_EPOCHS, "seed=0")
+    assert again.code == 0 and f"completed before in {first}" in " ".join(again.output.split())
+    assert cli("pretrain", *TWO_EPOCHS, "seed=1").code == 0
+    continued = read_run(run_dirs(outputs, "pretrain")[-1])
+    assert continued["status"] == "completed" and continued["resumed_from"] == str(preempted.resolve())
+    assert cli("pretrain", *TWO_EPOCHS, "seed=2").code == 0  # never run under this job: it runs
+    assert "seed=2" in read_run(run_dirs(outputs, "pretrain")[-1])["overrides"]
+
+
 def test_a_requeued_sweep_job_gets_a_folder_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     assert job_subdir(3) == "3"  # Hydra's layout, unchanged
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")

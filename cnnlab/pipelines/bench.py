@@ -32,7 +32,7 @@ from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSet
 from cnnlab.deploy.hardware import bench_hardware
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.deploy.subject import TimedModel, exported_onnx, exported_onnx_all, require_batch_sizes
-from cnnlab.environment import cpu_info, fingerprint
+from cnnlab.environment import cpu_info, fingerprint, launched_ranks
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
 from cnnlab.runs import BENCH_FILE
@@ -41,7 +41,14 @@ from cnnlab.steps.recording import record_warning
 
 
 def check(cfg: DictConfig) -> None:
-    """What `cnnlab bench` parses itself: BenchSettings (cnnlab/commands.py: `check`)."""
+    """What `cnnlab bench` parses itself: BenchSettings (cnnlab/commands.py: `check`); and that it runs as one
+    process — under torchrun every rank ran the whole benchmark at once, rank 0's latencies recorded under the
+    others' load with only `world_size: 2` to say so (probe 122)."""
+    ranks = launched_ranks().world_size
+    if ranks > 1:
+        raise CnnlabError(f"cnnlab bench under torchrun ({ranks} processes): every rank would time the models at once, "
+                          "each slowing the others, and the latencies recorded would be rank 0's under that load",
+                          fix="run `cnnlab bench ...` as one process, without torchrun (bench.threads sets its cores)")
     BenchSettings.from_config(cfg.bench)
 
 

@@ -138,11 +138,15 @@ class JobIdentity:
             (self.multirun and bool(job.get("multirun")) and job.get("fingerprint") == self.fingerprint)
 
     def earlier_start(self, run: RunInfo) -> bool:
-        """`run` is this requeued SLURM job (same job, or same array job and task) at a lower restart count."""
-        earlier = (run.data.get("job") or {}).get("slurm")
+        """`run` is this requeued SLURM job (same job, or same array job and task) at a lower restart count, and
+        this command of it: same settings (fingerprint). A batch script runs several commands under one job id —
+        matched on the job alone, a requeue skipped every fine-tune of the script as "completed before" in the first
+        one's run folder, the preempted one never continued (probe 122)."""
+        job = run.data.get("job") or {}
+        earlier = job.get("slurm")
         if not (self.requeued and isinstance(earlier, dict) and self.slurm):
             return False
-        return _slurm_key(earlier) == _slurm_key(self.slurm) and \
+        return _slurm_key(earlier) == _slurm_key(self.slurm) and job.get("fingerprint") == self.fingerprint and \
             int(earlier.get("restart_count") or 0) < int(self.slurm.get("restart_count") or 0)
 
 

@@ -374,3 +374,17 @@ def test_more_threads_than_cores_is_said_and_recorded(cli, outputs: Path) -> Non
     assert any(warning in w for w in only_run(outputs, "bench")["warnings"])
     assert cli("bench", *ZOO, "bench.batch_sizes=[1]", *QUICK[:-1], f"bench.threads={cores}").code == 0
     assert "warnings" not in read_run(run_dirs(outputs, "bench")[-1])
+
+
+def test_bench_under_torchrun_is_refused_before_any_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 122: under torchrun every rank ran the whole benchmark at once; rank 0's latencies were recorded under
+    the other's load."""
+    from omegaconf import OmegaConf
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.pipelines.bench import check
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(CnnlabError, match="under torchrun") as refused:
+        check(OmegaConf.create({"bench": {}}))
+    assert "without torchrun" in refused.value.one_line()
