@@ -65,6 +65,16 @@ def test_sigterm_is_an_interrupt_with_exit_code_143_and_a_repeat_is_ignored() ->
     assert stopped.value.how == "SIGTERM" and stopped.value.exit_code == 143
 
 
+def test_a_sigterm_under_torchrun_says_it_may_be_another_ranks_failure(monkeypatch) -> None:
+    """Probe 122: a rank killed, torchrun's agent stopped the others with SIGTERM; the run read "interrupted
+    (SIGTERM)", as if someone had stopped it."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Interrupted) as stopped:
+        with signals_as_interrupt():
+            signal.raise_signal(signal.SIGTERM)
+    assert stopped.value.how.startswith("SIGTERM: under torchrun") and "another has failed" in stopped.value.how
+
+
 def test_in_a_submitit_local_job_the_forwarded_copy_of_a_ctrl_c_cannot_cut_the_clean_up_short(monkeypatch) -> None:
     """submitit's controller forwards the Ctrl-C the job already got from the terminal: the copy must not interrupt
     the clean-up that records the run `interrupted` (it did: such runs stayed `running`)."""
