@@ -87,7 +87,8 @@ def signals_as_interrupt() -> Iterator[None]:
         global _pending
         how, code = ("Ctrl-C", 130) if signum == signal.SIGINT else (signal.Signals(signum).name, 128 + signum)
         if signum == signal.SIGTERM and launched_ranks().world_size > 1:  # probe 122: read as "someone stopped it"
-            how += ": under torchrun also what its agent sends every rank once another has failed — its report names it"
+            how += (": under torchrun also what its agent sends every rank once another has failed — its report "
+                    "names it")
         if signum != signal.SIGINT or _signals_arrive_twice():
             signal.signal(signum, signal.SIG_IGN)
         if signum == signal.SIGTERM and hasattr(signal, "SIGCHLD"):
