@@ -199,9 +199,11 @@ _UNITS = {"bytes": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2**10,
           "TiB": 2**40}
 
 
-def _out_of_memory(exc: BaseException) -> bool:
-    """An allocation that failed: torch.OutOfMemoryError (CUDA, MPS), Python's MemoryError, and the CPU allocator's
-    failure, which torch raises as a plain RuntimeError (engine.runtime.is_out_of_memory, by name: no torch here)."""
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: torch.OutOfMemoryError (CUDA, MPS; torch.cuda.OutOfMemoryError is it), Python's
+    MemoryError, and the CPU allocator's failure, which torch raises as a plain RuntimeError ("DefaultCPUAllocator:
+    can't allocate memory"); by name, as this module imports no torch. Linux may instead kill the process outright
+    (the OOM killer): that run then reads `dead`."""
     if type(exc).__name__ in ("OutOfMemoryError", "MemoryError"):
         return True
     text = str(exc)
@@ -213,7 +215,7 @@ def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError
     or None when `exc` is none: how much was asked for, and the sizes the user typed (`typed`: the overrides). A
     setting that sizes a tensor — a head of 10**12 classes, a batch of 10**11, a synthetic set of 10**11 images —
     was a traceback and "a bug in cnnlab" (probe 118's kind)."""
-    memory = next((e for e in _causes(exc) if _out_of_memory(e)), None)
+    memory = next((e for e in _causes(exc) if is_out_of_memory(e)), None)
     if memory is None:
         return None
     asked = _ASKED.search(str(memory))

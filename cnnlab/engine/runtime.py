@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from cnnlab.environment import has_cpu_flag, launched_ranks
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.errors_view import is_out_of_memory
 
 log = logging.getLogger("cnnlab")
 
@@ -220,16 +221,6 @@ class Runtime:
         return cls(device=device, amp_dtype=amp, channels_last=channels_last, rank=rank,
                    world_size=world_size, local_rank=local_rank,
                    amp_auto=str(trainer.get("amp") or "auto").lower() == "auto")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError (CUDA, MPS; also torch.cuda.OutOfMemoryError), Python's MemoryError, and the CPU
-    allocator's failure, which torch raises as a plain RuntimeError ("DefaultCPUAllocator: can't allocate
-    memory"). Linux may instead kill the process outright (the OOM killer): that run then reads `dead`."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc) if isinstance(exc, RuntimeError) else ""
-    return "DefaultCPUAllocator" in text and ("can't allocate memory" in text or "not enough memory" in text)
 
 
 def out_of_memory_error(runtime: Runtime, key: str, value: int) -> CnnlabError:
