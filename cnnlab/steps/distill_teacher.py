@@ -71,9 +71,10 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
 
 @found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)
 def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source | None, acc: float | None,
-                          data: DataBundle) -> None:
-    """Refuse a teacher whose validation accuracy `acc` (0..1) is at chance (it would teach noise): CnnlabError.
-    With no validation images (`acc` None) warn, in the log and run.json, that it cannot be checked."""
+                          data: DataBundle, batchnorm: bool = True) -> None:
+    """Refuse a teacher whose validation accuracy `acc` (0..1) is at chance (it would teach noise): CnnlabError;
+    `batchnorm`: whether the teacher has BatchNorm layers, whose lagging statistics the fix then names. With no
+    validation images (`acc` None) warn, in the log and run.json, that it cannot be checked."""
     where = str(source.origin if source else teacher.weights.description)
     if acc is None:
         record_warning(ctx, f"the teacher ({where}) cannot be checked: dataset {data.name} has no validation images; "
@@ -98,9 +99,9 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
             f"(1/{n} = {1 / n:.1%}): it has nothing to teach",
             fix=(f"if it was trained with another class order than {order}, save it in that order or pass its cnnlab "
                  "run (teacher.weights=RUN), whose classes are named; otherwise " if ordered else "")
-                + "retrain the teacher and pass the new run as teacher.weights=RUN; if its training accuracy was high, "
-                "its BatchNorm statistics lag its weights: train it with trainer.precise_bn=true (and/or a lower "
-                "optim.lr)")
+                + "retrain the teacher and pass the new run as teacher.weights=RUN"
+                + ("; if its training accuracy was high, its BatchNorm statistics lag its weights: train it with "
+                   "trainer.precise_bn=true (and/or a lower optim.lr)" if batchnorm else ""))
 
 
 @dataclass(frozen=True)

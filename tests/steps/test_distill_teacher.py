@@ -102,7 +102,9 @@ def test_a_state_dict_teacher_is_read_in_the_datas_class_order_and_a_refusal_say
     from cnnlab.steps.distill_teacher import check_teacher_learned
 
     ctx = RunContext(command="distill", run_dir=tmp_path, outputs=tmp_path, record=RunRecord.start(tmp_path, "distill"))
-    data = SimpleNamespace(name="imagefolder", classes=["bag", "trouser", "tshirt"])
+    from cnnlab.data.spec import InputSpec
+
+    data = SimpleNamespace(name="imagefolder", classes=["bag", "trouser", "tshirt"], spec=InputSpec(32))
     for kind in ("file", "run"):
         teacher = SimpleNamespace(name="resnet18", weights=SimpleNamespace(kind=kind, description="teacher_sd.pt"))
         with caplog.at_level(logging.INFO), pytest.raises(CnnlabError) as caught:
@@ -110,3 +112,5 @@ def test_a_state_dict_teacher_is_read_in_the_datas_class_order_and_a_refusal_say
         said = "another class order than imagefolder's classes in order (bag, trouser, tshirt)" in caught.value.fix
         assert said == (kind == "file")
     assert "its 3 outputs are read as imagefolder's classes in order (bag, trouser, tshirt)" in caplog.text
+    # nor its normalisation (probe 121: a cnnlab teacher saved as .pth lost 30 points, unsaid)
+    assert "normalised with mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225] (ImageNet's" in caplog.text
