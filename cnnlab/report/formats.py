@@ -114,8 +114,19 @@ def _values(row: Row, base: Path) -> dict[str, str]:
         "size": ("—" if row.file_bytes is None else f"{human_bytes(row.file_bytes)} {row.file_kind}")
                 + (f" ({row.file_recorded})" if row.file_recorded else ""),
         "p50 ms": "—" if row.p50_ms is None else f"{row.p50_ms:.3f}",
-        "speed-up": speedup_cell(row), "Pareto": "★" if row.pareto else "",
+        "speed-up": speedup_cell(row), "Pareto": pareto_cell(row),
     }
+
+
+SAME_AS_SOURCE = "= source"
+
+
+def pareto_cell(row: Row | SeedGroup) -> str:
+    """★ on the front; "= source" for a quantize run that kept FP32 — its source's network timed again, not ranked
+    apart from it (a dominated source starred and its faster FP32 copy blank read as a wrong front: probe 124)."""
+    if row.pareto:
+        return "★"
+    return SAME_AS_SOURCE if row.repeats_source and row.p50_ms is not None else ""
 
 
 def cells(row: Row, base: Path, shown: Sequence[str] = COLUMNS) -> list[str]:
@@ -209,7 +220,7 @@ def _mean_count(values: Sequence[int | float | None]) -> float | None:
 def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]:
     """A seed group's cells: a run alone reads like its row; several runs read mean ± std (n seeds)."""
     values = _values(group.first, base)
-    values.update({SEEDS_COLUMN: seeds_cell(group), "Pareto": "★" if group.pareto else ""})
+    values.update({SEEDS_COLUMN: seeds_cell(group), "Pareto": pareto_cell(group)})
     if group.n > 1:
         params, flops = _mean_count([r.params for r in group.rows]), _mean_count([r.flops for r in group.rows])
         values.update({
@@ -348,8 +359,9 @@ def legend(comparison: Comparison) -> str:
             f"seed are one row, mean ± std over the n seeds (sample std), with each run listed under it; latency: "
             f"p50 of "
             f"{comparison.describe()}{' (from bench runs)' if comparison.timed else ''}; ★ = Pareto-optimal in accuracy × latency "
-            f"among models of the same dataset (seed groups by their means); speed-up is against the model it was "
-            f"derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
+            f"among models of the same dataset (seed groups by their means; {SAME_AS_SOURCE}: a quantize run that "
+            f"kept FP32, its source's network timed again, not ranked apart from it); speed-up is against the model "
+            f"it was derived from, both timed interleaved in one bench session (paired), or, for a search, against its "
             f"search.reference as the search timed them interleaved (\"vs NAME\"), a seed group's the geometric mean "
             f"of its seeds' ratios; — when there is no such timing or it was unstable")
 

@@ -730,8 +730,15 @@ def test_a_quantize_run_that_kept_fp32_does_not_take_its_sources_pareto_star(tmp
     kept = model_run(out, "quantize", "kept", 0.7194, source=fp32, onnx_bytes=1000, precision="fp32")
     bench_run(out, "b1", fp32, 0.143)
     bench_run(out, "b2", kept, 0.141)
-    rows = {row.run.path: row for row in build_report(out).rows}
+    report = build_report(out)
+    rows = {row.run.path: row for row in report.rows}
     assert rows[fp32].pareto and not rows[kept].pareto
+    # probe 124: faster and as accurate, it read as a dominated source starred and a front row left blank: its cell
+    # and the legend say why
+    from cnnlab.report.formats import legend, pareto_cell
+
+    assert pareto_cell(rows[kept]) == "= source" and pareto_cell(rows[fp32]) == "★"
+    assert "= source: a quantize run that kept FP32" in legend(report.comparison)
 
 
 def test_a_prune_run_of_ratio_zero_says_its_change_is_the_recovery_trainings(tmp_path: Path) -> None:
