@@ -218,8 +218,12 @@ def _why(rooms: Sequence[tuple[str, float]]) -> str:
     noise = " and ".join(dict.fromkeys(f"{room:.0%}" for _, room in rooms))
     floors = " and ".join(dict.fromkeys(f"{LATENCY_NOISE if 'latency' in key else TIMING_NOISE:.0%}"
                                         for key, _ in rooms))
+    slower = any(key.startswith("search.min_speedup=") and float(key.split("=", 1)[1]) < 1 for key, _ in rooms)
     return (f": the closest trial's timed figures with {noise} room for timing noise (its rounds' spread, at least "
-            f"{floors}), as a new search times anew") if rooms else ""
+            f"{floors}), as a new search times anew"
+            # probe 124: 0.648 offered to a user who asked for 1.5× faster, unsaid that it admits slower models
+            + ("; a min_speedup below 1 admits models slower than the reference — more rounds "
+               "(search.latency.rounds) narrow that room" if slower else "")) if rooms else ""
 
 
 def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_params: int | None,

@@ -111,6 +111,18 @@ def test_a_suggested_limit_leaves_room_for_the_timing_noise(ms_rounds, ratio_rou
     assert "room for timing noise (its rounds' spread, at least 35% and 8%)" in error.fix
 
 
+def test_a_suggested_min_speedup_below_one_says_it_admits_slower_models() -> None:
+    """Probe 124: asked for 1.5× faster, told search.min_speedup=0.648 (1.20× with 84 % room for its rounds' spread),
+    unsaid that it admits models slower than the reference."""
+    row = dict(_row(0, None, 1.0, feasible=False), speedup=1.2, violation=1.0, speedup_per_round=[0.8, 1.2, 1.81])
+    error = no_candidate_met([row], max_latency_ms=None, max_params=None, min_speedup=1.5, reference="lenet5")
+    assert _suggested(error)["min_speedup"] < 1
+    assert "below 1 admits models slower than the reference" in error.fix and "search.latency.rounds" in error.fix
+    tight = dict(row, speedup_per_round=[1.19, 1.2, 1.21])  # the floor's room: 1.2 / 1.08, still above 1
+    assert "slower than the reference" not in no_candidate_met([tight], max_latency_ms=None, max_params=None,
+                                                               min_speedup=1.5, reference="lenet5").fix
+
+
 def test_a_hyperparameter_search_is_not_told_to_shrink_an_architecture_it_does_not_search() -> None:
     """Probe 56: `space=hparams` was told "lower space.params.width", which that space does not have."""
     row = dict(_row(0, None, 1.0, feasible=False), violation=1.0)
