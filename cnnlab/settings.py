@@ -441,16 +441,14 @@ def closest_setting(key: str) -> str | None:
         shared, own = _sections()
         close = difflib.get_close_matches(key, sorted(shared.union(*own.values()) - {"hydra"}), n=1)
         return close[0] if close else None
-    group, rest = key.split(".", 1)
-    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group]
-    if not known:
-        close = difflib.get_close_matches(key, list(packaged_defaults()), n=1)
-        return close[0] if close else None
-    # within the section, by what follows its name: the shared "search." made `search.sampler` "close" to
-    # `search.eta` (probe 119)
-    rests = {k.split(".", 1)[1]: k for k in known}
-    close = difflib.get_close_matches(rest, list(rests), n=1)
-    return rests[close[0]] if close else None
+    group = key.split(".", 1)[0]
+    known = [k for k in (*packaged_defaults(), *RULES) if k.split(".", 1)[0] == group] or list(packaged_defaults())
+    # close as a whole key, and in its last word: the shared `search.` made `search.sampler` "close" to `search.eta`
+    # (probe 119), `dataset.augment.` `mixup` to `hflip`; a short word keeps its one-letter typo (`optim.lt`)
+    leaf = key.rsplit(".", 1)[-1]
+    cutoff = 0.5 if len(leaf) <= 3 else 0.7  # `pruner` is 0.62 like `runtime`
+    return next((match for match in difflib.get_close_matches(key, known, n=5)
+                 if difflib.SequenceMatcher(None, leaf, match.rsplit(".", 1)[-1]).ratio() >= cutoff), None)
 
 
 @lru_cache(maxsize=1)

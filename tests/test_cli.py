@@ -319,7 +319,10 @@ def test_a_config_dir_option_that_is_no_regular_file_is_named_not_missing(cli, o
     user.mkdir(parents=True)
     os.mkfifo(user / "birds.yaml")
     (user / "flowers2.yaml").mkdir()
-    for name, what in (("birds", "not a regular file (a named pipe"), ("flowers2", "is a folder")):
+    (user / "cars.yaml").symlink_to(tmp_path / "gone.yaml")
+    os.mkfifo(user / "digits.yaml")  # a name cnnlab ships: it was passed over in silence (probe 123)
+    for name, what in (("birds", "not a regular file (a named pipe"), ("flowers2", "is a folder"),
+                       ("cars", "is a broken link"), ("digits", "not a regular file")):
         result = cli("pretrain", "--config-dir", str(tmp_path / "myconf"), f"dataset={name}", "model=lenet5")
         assert result.code == 2 and what in result.stderr and str(user / f"{name}.yaml") in result.stderr
         assert "Traceback" not in result.output and "Could not find" not in result.output

@@ -287,6 +287,9 @@ def test_a_misspelled_section_or_group_is_matched_against_the_sections() -> None
     # probe 119: the shared "search." made any search key "close" to search.eta
     assert closest_setting("search.sampler") is None and closest_setting("search.pruner") is None
     assert closest_setting("search.trails") == "search.trials"
+    # probe 123: a short key's typo kept its suggestion; one level down, no unrelated word either
+    assert closest_setting("optim.lt") == "optim.lr" and closest_setting("trainer.epoch") == "trainer.epochs"
+    assert closest_setting("dataset.augment.mixup") is None and closest_setting("search.latency.sampler") is None
 
 
 def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:

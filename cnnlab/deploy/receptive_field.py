@@ -90,13 +90,16 @@ def adaptive_windows(side_in: int, side_out: int) -> list[range]:
 
 def _adaptive_pool(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) -> Field:
     side_in, side_out = max(source.shape[-2:]), max(out.shape[-2:])
-    if side_out >= side_in:  # identity or upsampling: each output reads one input position, some repeated
-        return replace(field, distinct_side=field.side(side_in))
-    # The widest window is ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120),
-    # and the windows start in/out apart, unevenly: the jump given is the wider spacing.
+    # The widest window is ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120; an
+    # upsampling 4 → 5 reads 2 where in divides out reads 1: probe 123).
     widest = max(len(window) for window in adaptive_windows(side_in, side_out))
+    whole = field.size + (side_in - 1) * field.jump
+    if side_out >= side_in:  # identity or upsampling: windows repeat, and no more than `in` of them differ
+        grown = replace(field, size=field.size + (widest - 1) * field.jump, distinct_side=field.side(side_in))
+        return replace(grown, whole_pooled=whole)
+    # the windows start in/out apart, unevenly: the jump given is the wider spacing
     pooled = field.through(widest, math.ceil(side_in / side_out))
-    return replace(pooled, whole_pooled=field.size + (side_in - 1) * field.jump)
+    return replace(pooled, whole_pooled=whole)
 
 
 def _mixes_positions(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) -> Field:

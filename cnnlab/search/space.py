@@ -35,6 +35,7 @@ ARCH_PARAMS = {
 }
 _ACTIVATION_NAMES = {"relu": "relu", "hardswish": "hardswish", "hs": "hardswish", "silu": "silu", "swish": "silu"}
 MIN_RESOLUTION = 16
+MAX_IMAGE_SIZE = 4096  # as the architecture string's r<res> (models/searched.py) and dataset.image_size take
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,20 @@ class SearchSpace:
                               fix="e.g. fixed: {trainer.mixup: 0.2}")
         return cls(name=name, kind=kind, params=parsed, base=base, fixed=dict(fixed))
 
+    def check_resolution(self, image_size: int) -> None:
+        """Every input size the resolution multiplier may give at the data's `image_size` px is one a network takes
+        (at most MAX_IMAGE_SIZE): past 4096 px trial 0 ran out of memory (166 GB) with a fix naming other settings
+        (probe 123). CnnlabError naming the key, before any work."""
+        param = self.param("resolution")
+        if param is None:
+            return
+        for factor in _values(param):
+            size = resolution(image_size, float(factor))
+            if size > MAX_IMAGE_SIZE:
+                raise CnnlabError(f"space {self.name}: params.resolution {factor!r} × the data's {image_size} px is "
+                                  f"{size} px, above the {MAX_IMAGE_SIZE} px a network takes",
+                                  fix="lower space.params.resolution (docs/search.md)")
+
     def describe(self) -> dict[str, Any]:
         """run.json's search.space: name, kind, base and every parameter's range in words."""
         return {"name": self.name, "kind": self.kind, "base": None if self.base is None else format_arch(self.base),
@@ -170,15 +185,22 @@ def _param(space: str, name: str, value: Any) -> Param:
 _MULTIPLIERS = ("width", "depth", "resolution")
 
 
+# Knobs that count (a kernel side, a stride): whole numbers only — 3.5 was truncated to 3 while trials.csv said 3.5,
+# and a float or log range of kernels reached an even one in trial 1 (probe 123).
+_WHOLE = ("kernel", "stem_stride")
+
+
 def _values(param: Param) -> tuple[Any, ...]:
-    """What `param` may give a trial, to check: its choices, every value of an int range (up to 256), a float
-    range's ends."""
+    """What `param` may give a trial, to check: its choices, every value of an int range (log too: Optuna draws
+    whole numbers from it; up to 256 of them), a float range's ends (the high end the last on its step grid)."""
     if param.type == "categorical":
         return param.choices
     assert param.low is not None and param.high is not None
     step = param.step or 1
-    if param.type == "int" and not param.log and (param.high - param.low) / step <= 256:
+    if param.type == "int" and (param.high - param.low) / step <= 256:
         return tuple(range(int(param.low), int(param.high) + 1, int(step)))
+    if param.type == "float" and param.step:  # Optuna never draws past the grid (high 4.1, step 0.25: 4.0)
+        return (param.low, param.low + math.floor((param.high - param.low) / param.step + 1e-9) * param.step)
     return (param.low, param.high)
 
 
@@ -202,6 +224,9 @@ def _check_arch_values(space: SearchSpace, param: Param) -> None:
     where = f"space {space.name}: params.{param.name}"
     fix = f"change space.params.{param.name} (docs/search.md)"
     assert space.base is not None
+    if param.name in _WHOLE and param.type == "float":
+        raise CnnlabError(f"{where}: a {param.name} is a whole number, and a float range draws fractions",
+                          fix=f"use type: int (or categorical) for space.params.{param.name}")
     for value in _values(param):
         if param.name == "activation":
             continue  # its names were checked, and no value of it is out of range
@@ -211,6 +236,8 @@ def _check_arch_values(space: SearchSpace, param: Param) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CnnlabError(f"{where}: choice {value!r} is not a number", fix=fix)
+        if param.name in _WHOLE and value != int(value):
+            raise CnnlabError(f"{where}: {value!r} is no whole number (a {param.name} counts pixels)", fix=fix)
         if param.name in _MULTIPLIERS and not value > 0:
             raise CnnlabError(f"{where}: {value!r} is no {param.name} multiplier (it must be above 0)", fix=fix)
         problem = arch_problem(_architecture(space, space.base, _Picks(value)))

@@ -345,6 +345,7 @@ def check_proxy_batches(cfg: DictConfig, space: SearchSpace, settings: SearchSet
     later trial would fail on it after the search had spent its earlier ones."""
     check_batches_split(space, int(cfg.trainer.batch_size), world_size)
     spec = base_spec(cfg, space, weights)
+    space.check_resolution(spec.size)  # before the data is read at it
     full = len(sized_data(built, cfg, spec, spec.size).train)
     fraction = settings.proxy_train_fraction
     check_proxy_batch(space, largest_batch(space, int(cfg.trainer.batch_size)), proxy_size(full, fraction), full,

@@ -87,7 +87,7 @@ def _gradient_extent(module: nn.Module, size: int) -> int:
 def test_an_adaptive_pool_that_out_does_not_divide_has_the_field_its_widest_window_gives() -> None:
     """Probe 120: k = ⌈in/out⌉ took 54 → 5 for 11 positions where PyTorch's widest window reads 12, and the first
     Linear after it saw 216 px of LeNet-5's 224 px image where its logits depend on all of it (228 unclipped)."""
-    for size, out in ((54, 5), (47, 5), (8, 6), (20, 5)):
+    for size, out in ((54, 5), (47, 5), (8, 6), (20, 5), (4, 5), (6, 7), (3, 3)):  # upsampling too (probe 123)
         pool = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(out))
         field, _ = trace(pool, size)
         assert field is not None and field.size == _gradient_extent(pool, size), (size, out)

@@ -94,13 +94,28 @@ def test_resolution_rounds_to_four_and_has_a_floor() -> None:
         ("width", {"type": "float", "low": 0, "high": 1}, "0.0 is no width multiplier"),
         ("depth", {"type": "categorical", "choices": [0, 1]}, "0 is no depth multiplier"),
         ("resolution", {"type": "categorical", "choices": [-1]}, "-1 is no resolution multiplier"),
-        ("kernel", {"type": "categorical", "choices": ["big"]}, "choice 'big' is not a number"))],
+        ("kernel", {"type": "categorical", "choices": ["big"]}, "choice 'big' is not a number"),
+        # probe 123: a log int range and a float range reached kernel 4 in trial 1; 3.5 was built as 3
+        ("kernel", {"type": "int", "low": 3, "high": 7, "log": True}, "4 builds no network"),
+        ("kernel", {"type": "float", "low": 3, "high": 7}, "a float range draws fractions"),
+        ("stem_stride", {"type": "categorical", "choices": [2, 3.92]}, "3.92 is no whole number"))],
 ])
 def test_an_empty_or_contradictory_space_is_one_line(data: dict, message: str) -> None:
     with pytest.raises(CnnlabError) as caught:
         SearchSpace.from_mapping("mine", data)
     line = caught.value.one_line()
     assert message in line and "\n" not in line and caught.value.fix
+
+
+def test_a_range_on_a_step_grid_is_checked_where_optuna_draws_and_the_resolution_at_the_datas_size() -> None:
+    """Probe 123: width 0.5..4.1 in steps of 0.25 (Optuna draws at most 4.0) was refused for 4.1; a resolution
+    multiplier past 4096 px ran trial 0 out of memory (166 GB)."""
+    space = SearchSpace.from_mapping("mine", {"kind": "mobilenet", "base": "k3e6c24n2s2", "params": {
+        "width": {"type": "float", "low": 0.5, "high": 4.1, "step": 0.25},
+        "resolution": {"type": "categorical", "choices": [1.0, 200]}}})
+    with pytest.raises(CnnlabError, match="200 × the data's 32 px is 6400 px, above the 4096 px"):
+        space.check_resolution(32)
+    space.check_resolution(16)  # 3200 px: a size a network takes
 
 
 def test_settings_that_build_the_same_network_train_the_same_candidate() -> None:
