@@ -176,7 +176,9 @@ def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen
         return wanted
     recorded = canonical_name(weights.arch_name)
     if recorded != wanted and model_chosen:
-        raise CnnlabError(f"{role}.weights is a {recorded} checkpoint but {role}={model_name} was asked for",
+        # the run it resolved to: `teacher.weights` is latest:finetune unless typed (probe 124: "where from?")
+        raise CnnlabError(f"{role}.weights ({weights.description}) is a {recorded} checkpoint but {role}={model_name} "
+                          "was asked for",
                           fix=f"drop {role}= (the checkpoint's {recorded} is used) or pass {role}={recorded}")
     return recorded
 

@@ -60,6 +60,8 @@ def test_distill_records_teacher_kd_student_and_baseline(cli, outputs: Path, tea
     metrics, info = record["metrics"], record["distill"]
     assert metrics["teacher_val_acc"] == read_run(teacher_run)["metrics"]["val_acc"]
     assert metrics["kd_gain"] == pytest.approx(metrics["val_acc"] - metrics["baseline_val_acc"])
+    said = " ".join(result.output.split())  # probe 124: the gain was never printed
+    assert f"KD gain {100 * metrics['kd_gain']:+.2f} points (one seed" in said
     assert info["baseline"]["val_acc"] == metrics["baseline_val_acc"] and len(info["baseline"]["history"]) == 2
     assert info["teacher"]["name"] == "lenet5" and info["teacher"]["params"] > 0
     assert info["teacher"]["source"]["run"] == str(teacher_run)

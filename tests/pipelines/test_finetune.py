@@ -269,6 +269,7 @@ def test_full_mode_from_a_pretrain_run_adopts_its_architecture(cli, outputs: Pat
     runs = len(run_dirs(outputs, "finetune"))
     clash = cli("finetune", *TINY, "model=resnet18", "model.weights=latest:pretrain")
     assert clash.code == 2 and "lenet5 checkpoint but model=resnet18" in clash.stderr
+    assert f"model.weights (run {run_dirs(outputs, 'pretrain')[0]}) is a" in " ".join(clash.stderr.split())
     assert len(run_dirs(outputs, "finetune")) == runs  # refused before any work: no `failed` run (probe 68)
 
 
