@@ -532,12 +532,14 @@ _OWN_COUNT_INSTEAD = {"num_classes": "`cnnlab inspect` takes inspect.num_classes
 
 @lru_cache(maxsize=1)
 def _choices() -> dict[str, tuple[tuple[str, str, frozenset[str]], ...]]:
-    """group → (option, its `name`, its file's top-level keys) per packaged file of the group."""
+    """group → (option, its `name`, its file's keys: top-level and dotted nested ones) per packaged file of the
+    group."""
     found: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
     for group in _CHOICE_GROUPS:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
             data = yaml.safe_load(path.read_text()) or {}
-            keys = frozenset(str(k) for k in data if k != "defaults")
+            keys = frozenset(key for key, _ in _leaves({k: v for k, v in data.items() if k != "defaults"}, "")) | \
+                frozenset(str(k) for k in data if k != "defaults")  # `views.crop_scale`, and `views` itself
             found.setdefault(group, []).append((path.stem, str(data.get("name", path.stem)), keys))
     return {group: tuple(files) for group, files in found.items()}
 
@@ -552,7 +554,8 @@ def choices_with(key: str) -> tuple[str, ...]:
     none has, or a group without packaged options."""
     group, _, rest = key.partition(".")
     files = _group_files(group)
-    having = [option for option, _, keys in files if rest.split(".", 1)[0] in keys]
+    # the whole dotted path: `method.views.crop_scal` (a typo) is in no file though `views` is (probe 123)
+    having = [option for option, _, keys in files if rest in keys]
     default = default_choices().get("model" if group in _AS_MODEL else group)
     having.sort(key=lambda option: option != default)  # the packaged default first: the fix offers the first
     return tuple(f"{group}={option}" for option in having) if having and len(having) < len(files) else ()

@@ -290,6 +290,12 @@ def test_a_misspelled_section_or_group_is_matched_against_the_sections() -> None
     # probe 123: a short key's typo kept its suggestion; one level down, no unrelated word either
     assert closest_setting("optim.lt") == "optim.lr" and closest_setting("trainer.epoch") == "trainer.epochs"
     assert closest_setting("dataset.augment.mixup") is None and closest_setting("search.latency.sampler") is None
+    # probe 123: any key under method.views "was a setting of method=simclr", though simclr was the method chosen
+    from cnnlab.settings import choices_with
+
+    assert choices_with("method.views.crop_scal") == ()
+    assert set(choices_with("method.views.crop_scale")) == {"method=simclr", "method=simsiam"}
+    assert choices_with("method.predictor_hidden_dim") == ("method=simsiam",)
 
 
 def test_a_quoted_number_is_told_to_drop_its_quotes() -> None:
