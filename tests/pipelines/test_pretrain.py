@@ -473,7 +473,7 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
     (["dataset.train_size=8", "trainer.batch_size=16"], "fewer than one batch", "trainer.batch_size=8"),
     (["dataset.train_size=8", "trainer.batch_size=16"], "simclr contrasts each image with the others of its batch",
      "trainer.batch_size=8"),
-    # probe 124: SimSiam was said to learn "from the other images of a batch" — SimCLR's negatives, which it has none of
+    # probe 124: SimSiam was said to learn "from the other images of a batch": SimCLR's negatives, it has none
     (["method=simsiam", "dataset.train_size=8", "trainer.batch_size=16"], "normalise over a whole batch (BatchNorm)",
      "trainer.batch_size=8"),
     # refused by the settings' rule for it (a two-number range in (0, 1]) before the views are built
