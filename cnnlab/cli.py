@@ -169,7 +169,7 @@ def check_overrides(command: str, args: list[str]) -> None:
             choice = choice[1:-1] if quoted else choice
             if choice == "null" and not quoted and "null" not in valid:  # Hydra: "Got NoneType", a traceback
                 raise UserError(f"{key}=null leaves the command with no {key} — choose one of: {', '.join(valid)}")
-            irregular = conftree.irregular_choice(key, choice, extra_dirs)  # a shipped name's too (probe 123)
+            irregular = conftree.irregular_choice(key, choice, extra_dirs) if choice and choice != "null" else None
             if irregular is not None:
                 what = "a folder" if irregular.is_dir() else "a broken link" if not irregular.exists() \
                     else NOT_A_REGULAR_FILE

@@ -149,9 +149,11 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
 def irregular_choice(group: str, name: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
     """The `group/name.yaml` of a config folder that is there but is no regular file (a named pipe, a device, a
     folder): Hydra passes it over and said it "could not find" the option."""
-    return next((path for folder in group_dirs(extra_dirs).get(group, [])
-                 if (path := folder / f"{name}.yaml").exists() or path.is_symlink()
-                 if not path.is_file()), None)
+    for folder in group_dirs(extra_dirs).get(group, []):
+        path = folder / f"{name}.yaml"
+        if (path.exists() or path.is_symlink()) and not path.is_file():  # a broken link exists() not
+            return path
+    return None
 
 
 def twins(group: str, options: Iterable[str], extra_dirs: Iterable[Path] = ()) -> dict[str, str]:
