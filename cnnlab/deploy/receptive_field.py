@@ -41,8 +41,8 @@ class Field:
     global_context: bool = False  # a globally pooled gate (squeeze-excitation) was mixed in on the way
     flattened_side: int = 1       # a flattened map's side: positions not yet mixed by a Linear
     distinct_side: int | None = None  # after an upsampling pool: how many different windows a side holds
-    # after a downsampling adaptive pool: the field of the whole map it pooled (r + (in − 1)·j of its input), what a
-    # unit mixing every pooled position sees — its windows overlap unevenly, so no (r, j) pair gives it exactly
+    # after an adaptive pool: the field of the whole map it pooled (r + (in − 1)·j of its input), what a unit mixing
+    # every pooled position sees — its windows overlap unevenly, so no (r, j) pair gives it exactly
     whole_pooled: int | None = None
 
     def through(self, kernel: int, stride: int, dilation: int = 1) -> "Field":
