@@ -61,7 +61,8 @@ def paired_table(document: dict[str, Any]) -> Table:
 
 def unstable_lines(document: dict[str, Any]) -> list[str]:
     """A paired session's ratios to the first model whose rounds disagree by more than UNSTABLE_SPREAD, in words:
-    the machine's speed changed during the session, so those ratios are not figures."""
+    the machine's speed changed during the session, so those ratios are not figures. The report's speed-ups are
+    against each model's source, so its ranges differ: the line says so (probe 124 read two ranges for one model)."""
     first, lines = _first_records(document), []
     for r in document.get("records") or []:
         reference = first[(r["backend"], r["batch_size"])]
@@ -71,8 +72,8 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
                          f"against the first on {r['backend']} at batch {r['batch_size']} gave "
                          f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "
                          f"{UNSTABLE_SPREAD:.0%} apart: the machine's speed changed during the session — time again "
-                         "with nothing else running, or with more rounds (bench.rounds); cnnlab report shows such a "
-                         "ratio as unstable")
+                         "with nothing else running, or with more rounds (bench.rounds); cnnlab report compares "
+                         "each model with its own source instead (other ranges) and shows an unstable one as such")
     return lines
 
 

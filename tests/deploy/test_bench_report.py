@@ -32,6 +32,7 @@ def test_a_session_whose_rounds_disagree_marks_the_ratio_unstable() -> None:
     [line] = unstable_lines(document)
     assert "net1 (model 2)" in line and "2.02–4.12× faster over 9 rounds" in line and "more than 15% apart" in line
     assert "time again with nothing else running" in line
+    assert "cnnlab report compares each model with its own source instead" in line  # probe 124: two ranges, unsaid
 
 
 def test_an_unstable_slowdown_says_its_range_in_the_units_of_its_headline() -> None:
