@@ -538,8 +538,8 @@ def _choices() -> dict[str, tuple[tuple[str, str, frozenset[str]], ...]]:
     for group in _CHOICE_GROUPS:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
             data = yaml.safe_load(path.read_text()) or {}
-            keys = frozenset(key for key, _ in _leaves({k: v for k, v in data.items() if k != "defaults"}, "")) | \
-                frozenset(str(k) for k in data if k != "defaults")  # `views.crop_scale`, and `views` itself
+            # `views.crop_scale` (_leaves passes over the defaults list), and `views` itself
+            keys = frozenset(key for key, _ in _leaves(data, "")) | frozenset(str(k) for k in data if k != "defaults")
             found.setdefault(group, []).append((path.stem, str(data.get("name", path.stem)), keys))
     return {group: tuple(files) for group, files in found.items()}
 

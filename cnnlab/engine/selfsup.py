@@ -246,14 +246,19 @@ class SelfSupervisedSettings:
             knn_bank_size=None if bank is None or str(bank).lower() in ("none", "null") else
             _positive_int(bank, "method.knn.bank_size", 10000))
 
+    @property
+    def batch_need(self) -> str:
+        """Why the method needs a batch of several images, in words (this check's and pretrain's fewer-than-a-batch
+        refusal's): SimCLR's negatives; SimSiam has none, its heads' BatchNorm normalises over the batch."""
+        return ("simclr contrasts each image with the others of its batch" if self.name == "simclr" else
+                f"{self.name}'s projector and predictor normalise over a whole batch (BatchNorm)")
+
     def check_batch(self, batch_size: int) -> None:
         """A global batch of one image gives SimCLR no negatives (and BatchNorm in the heads one sample)."""
         if batch_size >= 2:
             return
-        why = ("SimCLR contrasts each image with the others of its batch: a batch of one has no negatives"
-               if self.name == "simclr" else
-               "SimSiam's projector and predictor normalise over the batch (BatchNorm): one image per batch has "
-               "nothing to normalise against")
+        why = self.batch_need + (": a batch of one has no negatives" if self.name == "simclr" else
+                                 ": one image per batch has nothing to normalise against")
         raise CnnlabError(f"trainer.batch_size={batch_size} with method={self.name}: {why}",
                           fix="use trainer.batch_size=256 (or as large as memory allows; at least 2, at most the "
                               "number of training images)")

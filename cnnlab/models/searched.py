@@ -82,6 +82,9 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+MAX_RESOLUTION = 4096  # the largest input side an architecture string may name (r<res>), as dataset.image_size
+
+
 def _bad(arch: str, detail: str) -> CnnlabError:
     return CnnlabError(f"model.arch={arch!r} is not an architecture string: {detail}", fix=GRAMMAR_HELP)
 
@@ -153,8 +156,8 @@ def arch_problem(spec: ArchSpec) -> str | None:
         return "the stem needs 1..4096 channels and stride 1..4"
     if not 0 <= spec.head_channels <= MAX_CHANNELS:
         return "head channels must be in 0..4096"
-    if spec.resolution is not None and not 8 <= spec.resolution <= 4096:
-        return "resolution r must be in 8..4096"
+    if spec.resolution is not None and not 8 <= spec.resolution <= MAX_RESOLUTION:
+        return f"resolution r must be in 8..{MAX_RESOLUTION}"
     if sum(stage.repeats for stage in spec.stages) > MAX_BLOCKS:
         return f"more than {MAX_BLOCKS} blocks"
     for stage in spec.stages:

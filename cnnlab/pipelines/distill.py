@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from cnnlab.compress.distill import DistillSettings, kd_training
 from cnnlab.context import RunContext
-from cnnlab.engine.batchnorm import BatchNorm
+from cnnlab.engine.batchnorm import training_batchnorms
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import evaluate
@@ -78,7 +78,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # Checked before anything is spent on it (the logit cache, the student's training).
     teacher_acc = evaluate(teacher_model, val_loader, runtime, desc="teacher val")["acc"] if len(data.val) else None
     check_teacher_learned(ctx, teacher, taught.source, teacher_acc, data,  # LeNet-5 has no BatchNorm (probe 121)
-                          batchnorm=any(isinstance(m, BatchNorm) for m in teacher_model.modules()))
+                          batchnorm=bool(training_batchnorms(teacher_model)))
     roles["teacher"]["val_acc"] = teacher_acc
     ctx.record.update(distill=roles)
 

@@ -108,10 +108,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     if len(images) < recipe.batch_size:  # before any work: no failed run left behind (probe 83)
         with found_before_work():
             raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
-                              f"(trainer.batch_size={recipe.batch_size}): "
-                              + ("simclr contrasts each image with the others of its batch" if settings.name == "simclr"
-                                 else f"{settings.name}'s projector and predictor normalise over a whole batch "
-                                      "(BatchNorm)"),
+                              f"(trainer.batch_size={recipe.batch_size}): {settings.batch_need}",
                               fix=f"use trainer.batch_size={max(2, min(256, len(images)))} or more images")
     ctx.log.info("pretrain %s with %s on %s: %d images (labels unused), two views at %d px (%s)", name,
                  settings.name, data.name, len(images), data.spec.size,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.searched import ArchSpec, arch_problem, depth_scaled, format_arch, parse_arch
+from cnnlab.models.searched import (MAX_RESOLUTION, ArchSpec, arch_problem, depth_scaled, format_arch,
+                                    parse_arch)
 
 KINDS = ("mobilenet", "efficientnet", "hparams")
 TYPES = ("float", "int", "categorical")
@@ -35,7 +36,6 @@ ARCH_PARAMS = {
 }
 _ACTIVATION_NAMES = {"relu": "relu", "hardswish": "hardswish", "hs": "hardswish", "silu": "silu", "swish": "silu"}
 MIN_RESOLUTION = 16
-MAX_IMAGE_SIZE = 4096  # as the architecture string's r<res> (models/searched.py) and dataset.image_size take
 
 
 @dataclass(frozen=True)
@@ -128,16 +128,17 @@ class SearchSpace:
 
     def check_resolution(self, image_size: int) -> None:
         """Every input size the resolution multiplier may give at the data's `image_size` px is one a network takes
-        (at most MAX_IMAGE_SIZE): past 4096 px trial 0 ran out of memory (166 GB) with a fix naming other settings
+        (at most MAX_RESOLUTION): past 4096 px trial 0 ran out of memory (166 GB) with a fix naming other settings
         (probe 123). CnnlabError naming the key, before any work."""
         param = self.param("resolution")
         if param is None:
             return
+        assert self.base is not None
         for factor in _values(param):
             size = resolution(image_size, float(factor))
-            if size > MAX_IMAGE_SIZE:
+            if arch_problem(self.base.with_resolution(size)) is not None:  # the architecture string's own bound
                 raise CnnlabError(f"space {self.name}: params.resolution {factor!r} × the data's {image_size} px is "
-                                  f"{size} px, above the {MAX_IMAGE_SIZE} px a network takes",
+                                  f"{size} px, above the {MAX_RESOLUTION} px a network takes",
                                   fix="lower space.params.resolution (docs/search.md)")
 
     def describe(self) -> dict[str, Any]:

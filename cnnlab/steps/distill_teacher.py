@@ -19,7 +19,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import Source, resolve_source
 from cnnlab.steps.distill_roles import DistillRole, resolve_role, train_a_teacher, trained_teacher_weights
 from cnnlab.steps.recording import at_chance, record_warning
-from cnnlab.steps.sources import check_val_settings, source_dataset_config, with_file_dataset
+from cnnlab.steps.sources import check_val_settings, dataset_config_of, source_dataset_config, with_file_dataset
 from cnnlab.steps.switches import optimisation_on
 
 
@@ -53,8 +53,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)
     trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
     if spec.size != trained_size:
-        recorded = source.run.data.get("dataset") if source is not None and source.run is not None else None
-        recorded = recorded.get("name") if isinstance(recorded, dict) else None
+        recorded = (dataset_config_of(source.run) or {}).get("name") if source is not None else None
         if ctx.explicitly_set("dataset.image_size"):
             fix = f"drop dataset.image_size (or set it to {trained_size})"
         elif recorded and ctx.explicitly_set("dataset", "dataset.name"):  # probe 121: "its records say none"
