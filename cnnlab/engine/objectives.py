@@ -40,6 +40,12 @@ def validation_of(objective: Objective) -> Validation | None:
     return getattr(objective, "validation", None)
 
 
+def accuracy_name_of(objective: Objective) -> str:
+    """What the objective's train top-1 measures, as the log and progress bar name it: "acc" (classification) unless
+    the objective says otherwise (`accuracy_name`: SimCLR's "contrastive acc", SimSiam's "view-match acc")."""
+    return getattr(objective, "accuracy_name", "acc")
+
+
 def divergence_hint_of(objective: Objective) -> str | None:
     """What the objective's own settings may have to do with a loss that became NaN/inf (its `divergence_hint`
     attribute, e.g. SimCLR's temperature), put first in the engine's fix; None where nothing is known."""

@@ -136,6 +136,8 @@ USUAL_TEMPERATURES = (0.01, 10.0)
 class SimCLRObjective:
     """NT-Xent on the projections of the batch's two views (`nt_xent`), with an optional per-epoch `validation`."""
 
+    accuracy_name = "contrastive acc"  # the train top-1 is picking each view's partner, not a class
+
     def __init__(self, temperature: float, validation: Validation | None = None) -> None:
         self.temperature = temperature
         self.validation = validation
@@ -156,6 +158,8 @@ class SimCLRObjective:
 
 class SimSiamObjective:
     """The symmetrised negative cosine of predictions and stop-gradient projections (`simsiam_loss`)."""
+
+    accuracy_name = "view-match acc"
 
     def __init__(self, validation: Validation | None = None) -> None:
         self.validation = validation

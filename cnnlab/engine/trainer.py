@@ -33,7 +33,7 @@ from cnnlab.engine.checkpoint import (NON_FINITE_FIX, TRAIN_STATE_FORMAT, first_
 from cnnlab.engine import conv_guard
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
-from cnnlab.engine.objectives import Objective, divergence_hint_of, validation_of
+from cnnlab.engine.objectives import Objective, accuracy_name_of, divergence_hint_of, validation_of
 from cnnlab.engine.optim import hyperparameters, place_schedule, reapply_hyperparameters
 from cnnlab.engine.progress import Progress, make_progress
 from cnnlab.engine.recipe import Recipe
@@ -152,6 +152,7 @@ class Trainer:
         self.progress = make_progress(enabled=show_progress and runtime.is_main)
         self._saved_epoch: int | None = None  # the epoch of the last last.pt this fit wrote
         self._divergence_hint: str | None = None  # the objective's word on a NaN/inf loss (divergence_hint_of)
+        self._accuracy_name = "acc"  # what the train top-1 measures (accuracy_name_of): SimCLR's is contrastive
         self._top5_informative = True  # more than 5 classes (evaluate's `classes`)
 
     # ------------------------------------------------------------------ one epoch of training
@@ -164,6 +165,7 @@ class Trainer:
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         meter = ClassificationMeter(rt.device)
+        accuracy_name = accuracy_name_of(objective)
         total = _steps(loader, settings.max_steps_per_epoch)
         task = self.progress.add_task(f"epoch {epoch + 1} train", total=total, status="")
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
@@ -201,7 +203,7 @@ class Trainer:
                 running = meter.compute()
                 rate = images / max(time.perf_counter() - start, 1e-9)
                 self.progress.update(task, completed=step + 1, status=(
-                    f"loss {running['loss']:.3f} acc {running['acc']:.1%} {rate * rt.world_size:.0f} img/s"))
+                    f"loss {running['loss']:.3f} {accuracy_name} {running['acc']:.1%} {rate * rt.world_size:.0f} img/s"))
         seconds = time.perf_counter() - start
         self.progress.remove_task(task)
         metrics = meter.compute(across_ranks=True)
@@ -271,6 +273,7 @@ class Trainer:
         bn_batches = self._precise_bn_batches(model, train_loader, frozen)
         validation = validation_of(objective)
         self._divergence_hint = divergence_hint_of(objective)
+        self._accuracy_name = accuracy_name_of(objective)
         train_model = model
         if settings.sync_bn and rt.distributed:
             if rt.device.type != "cuda":
@@ -361,7 +364,7 @@ class Trainer:
         if not self.runtime.is_main:
             return
         text = (f"epoch {entry['epoch']}/{self.settings.epochs}  train loss {entry['train_loss']:.4f} "
-                f"acc {entry['train_acc']:.2%}")
+                f"{self._accuracy_name} {entry['train_acc']:.2%}")
         if "val_acc" in entry:
             text += f"  val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.2%}"
             # 5 classes or fewer: every class is in the top 5, 100 % that says nothing (still recorded; probe 88)

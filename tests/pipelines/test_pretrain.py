@@ -312,6 +312,7 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     result = cli("pretrain", "method=simclr", *SSL)
     assert result.code == 0, result.output
     assert "knn acc" in result.stderr and "kNN monitor: k=200" in result.stderr
+    assert "train loss" in result.stderr and "contrastive acc" in result.stderr  # picking partners, not classes
     record = only_run(outputs, "pretrain")
     run_dir = run_dirs(outputs, "pretrain")[0]
     section = record["pretrain"]
@@ -409,6 +410,7 @@ def test_simsiam_pretrain_then_a_full_fine_tune(cli, outputs: Path) -> None:
     assert record["pretrain"]["method"] == "simsiam" and record["pretrain"]["predictor_hidden_dim"] == 512
     assert "temperature" not in record["pretrain"] and record["pretrain"]["views"]["crop_scale"] == [0.2, 1.0]
     assert "precise BN" in result.stderr  # the BatchNorm layers of backbone and heads are recomputed too
+    assert "view-match acc" in result.stderr
     full = cli("finetune", "model.weights=latest:pretrain", "finetune.mode=full", *TINY, "model=resnet18")
     assert full.code == 0, full.output
 
