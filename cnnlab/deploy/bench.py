@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -204,9 +205,16 @@ def time_torch(model: nn.Module, batch_size: int, *, image_size: int, threads: i
 
 def _first_compiled_run(step: Callable[[], Any]) -> None:
     """torch.compile compiles on the first call; a failure there (no C++ compiler, an unsupported op) is
-    the user's environment, not a bug: one line."""
+    the user's environment, not a bug: one line. Inductor's C++ build asks for CUDA_HOME even on a CPU-only machine
+    and logs "No CUDA runtime is found, using CUDA_HOME=..." (torch.utils.cpp_extension) amid the bench's lines: a
+    warning about nothing the CPU timing uses, silenced for this call."""
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         step()
     except Exception as exc:  # noqa: BLE001 - inductor raises many types
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise CnnlabError(f"torch.compile failed: {first}", fix="use bench.compile=false") from exc
+    finally:
+        quiet.setLevel(level)
