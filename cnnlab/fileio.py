@@ -30,7 +30,7 @@ import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from cnnlab.errors import CnnlabError
 
@@ -205,6 +205,21 @@ def spreadsheet_safe(cell: str) -> str:
     return cell
 
 
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    """`rows` as CSV text with "\n" line ends, every cell holding a line break quoted. csv.writer quotes only the
+    characters of its own lineterminator: with "\n" a file name holding a lone "\r" went out bare, and every
+    reader (csv, pandas, spreadsheets) split its row in two at it (probe 126: a prediction for a file "1.png"
+    that does not exist). Each row is written with "\r\n", which quotes both, and ends in "\n"."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(row)
+        buffer.seek(buffer.tell() - 2)
+        buffer.write("\n")
+        buffer.truncate()
+    return buffer.getvalue()
+
+
 def spreadsheet_safe_csv(text: str) -> str:
     """CSV `text` with every cell passed through `spreadsheet_safe`; `text` itself (the same bytes) when no cell
     needed it. The rows are re-written with the line ending `text` used."""
@@ -212,8 +227,10 @@ def spreadsheet_safe_csv(text: str) -> str:
     safe = [[spreadsheet_safe(cell) for cell in row] for row in rows]
     if safe == rows:
         return text
+    if not text.endswith("\r\n"):
+        return csv_text(safe)
     buffer = io.StringIO(newline="")
-    csv.writer(buffer, lineterminator="\r\n" if text.endswith("\r\n") else "\n").writerows(safe)
+    csv.writer(buffer, lineterminator="\r\n").writerows(safe)
     return buffer.getvalue()
 
 

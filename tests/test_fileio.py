@@ -74,6 +74,31 @@ def test_the_training_log_and_the_search_trials_keep_their_numbers(tmp_path: Pat
     assert rows[1][:2] == ["0", "'=x"] and "-1.25" in rows[1]
 
 
+@pytest.mark.parametrize("name", ["photo\r1.png", "\rcr.png", "two\r\nlines.png", "new\nline.png", "plain.png"])
+def test_a_cell_holding_a_line_break_stays_one_cell_in_every_csv(tmp_path: Path, name: str) -> None:
+    """csv.writer with lineterminator "\\n" left a lone "\\r" bare: readers split predictions.csv's row in two at it
+    (probe 126: a prediction for a file "1.png" that does not exist), and "\\r" at the start escaped the
+    formula guard. Every CSV cnnlab writes (evaluate, predict, metrics, trials) goes through fileio.csv_text."""
+    from cnnlab.engine.epoch_log import csv_text as epochs_text
+    from cnnlab.evaluation.files import Prediction, write_outcomes_csv, write_predictions
+    from cnnlab.fileio import csv_text
+    from cnnlab.search.results import write_trials_csv
+
+    shown = "'" + name if name.startswith("\r") else name
+    text = csv_text([["file", "n"], [name, 1]])
+    assert text.endswith("\n") and not text.endswith("\r\n")  # "\n" line ends, as before
+    csv_path, _ = write_predictions(tmp_path, [Prediction(name, ("a", "b"), (0.75, 0.25))], {}, {})
+    assert _cells(csv_path) == [["file", "rank", "class", "probability"], [shown, "1", "a", "0.750000"],
+                                [shown, "2", "b", "0.250000"]]
+    outcomes = _cells(write_outcomes_csv(tmp_path / "outcomes.csv", torch.tensor([0]), torch.tensor([0]),
+                                         torch.tensor([0.5]), [name]))
+    assert outcomes == [["index", "true", "predicted", "correct", "confidence"], ["0", shown, shown, "1", "0.500000"]]
+    write_text(tmp_path / "metrics.csv", epochs_text([{"epoch": 1, "note": name}]))
+    assert _cells(tmp_path / "metrics.csv") == [["epoch", "note"], ["1", shown]]
+    trials = _cells(write_trials_csv(tmp_path / "trials.csv", [{"trial": 0, "state": name}]))
+    assert len(trials) == 2 and trials[1][:2] == ["0", shown]
+
+
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
     """Every atomically written file (model.pt, run.json, CSV) was 0o600 whatever the umask (tempfile.mkstemp), so

@@ -8,8 +8,6 @@ run (rank 0) makes one.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import time
@@ -20,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_text
+from cnnlab.fileio import csv_text as rows_text
 
 log = logging.getLogger("cnnlab")
 
@@ -95,11 +94,12 @@ def csv_text(entries: Iterable[Mapping[str, Any]]) -> str:
     """One row per entry under `columns(entries)`; blank where an entry lacks a key. Floats are written in full
     (repr), so a value read back is the value the run recorded."""
     entries = list(entries)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(entries), restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({key: "" if value is None else value for key, value in entry.items()} for entry in entries)
-    return buffer.getvalue()
+    header = columns(entries)
+    return rows_text([header, *([_cell(entry.get(key)) for key in header] for entry in entries)])
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def plot_curves(path: Path, entries: Iterable[Mapping[str, Any]], title: str = "") -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 if TYPE_CHECKING:  # tensors are only passed through: `cnnlab report` reads outcomes.csv without torch
     import torch
 
-from cnnlab.fileio import atomic_path, write_json, write_text
+from cnnlab.fileio import atomic_path, csv_text, write_json, write_text
 
 OUTCOMES_FILE = "outcomes.csv"  # per image: evaluate writes it, the report pairs two of them
-
-
-def _csv_text(rows: Sequence[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
 
 
 def write_confusion_csv(path: Path, confusion: torch.Tensor, classes: Sequence[str]) -> Path:
@@ -28,7 +21,7 @@ def write_confusion_csv(path: Path, confusion: torch.Tensor, classes: Sequence[s
     images in the split, the whole to N)."""
     rows: list[list[object]] = [["true \\ predicted", *classes]]
     rows += [[name, *(int(v) for v in row)] for name, row in zip(classes, confusion.tolist())]
-    write_text(path, _csv_text(rows))
+    write_text(path, csv_text(rows))
     return path
 
 
@@ -40,7 +33,7 @@ def write_outcomes_csv(path: Path, targets: torch.Tensor, predicted: torch.Tenso
     rows: list[list[object]] = [["index", "true", "predicted", "correct", "confidence"]]
     rows += [[i, classes[t], classes[p], int(t == p), f"{c:.6f}"]
              for i, (t, p, c) in enumerate(zip(targets.tolist(), predicted.tolist(), confidence.tolist()))]
-    write_text(path, _csv_text(rows))
+    write_text(path, csv_text(rows))
     return path
 
 
@@ -59,7 +52,7 @@ def write_per_class_csv(path: Path, confusion: torch.Tensor, classes: Sequence[s
     for i, name in enumerate(classes):
         total, hits = int(confusion[i].sum()), int(confusion[i, i])
         rows.append([name, total, hits, f"{hits / total:.6f}" if total else ""])
-    write_text(path, _csv_text(rows))
+    write_text(path, csv_text(rows))
     return path
 
 
@@ -147,7 +140,7 @@ def write_predictions(folder: Path, predictions: Sequence[Prediction], unreadabl
         rows += [[p.file, rank, label, f"{prob:.6f}"]
                  for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), start=1)]
     csv_path, json_path = folder / "predictions.csv", folder / "predictions.json"
-    write_text(csv_path, _csv_text(rows))
+    write_text(csv_path, csv_text(rows))
     write_json(json_path, {**context, "predictions": [
         {"file": p.file, "top": [{"class": c, "probability": prob} for c, prob in zip(p.labels, p.probabilities)],
          **({"converted": list(p.converted)} if p.converted else {})}

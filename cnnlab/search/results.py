@@ -5,8 +5,6 @@ within the constraints, else the closest to meeting them), and how well FLOPs ra
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -14,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import atomic_path, write_text
+from cnnlab.fileio import atomic_path, csv_text, write_text
 from cnnlab.search.latency import LATENCY_NOISE, TIMING_NOISE, noise_room
 from cnnlab.search.study import latency_objective
 from cnnlab.wording import counted, ratio_text
@@ -43,13 +41,11 @@ def relative(rows: Sequence[Row]) -> bool:
 
 
 def write_trials_csv(path: Path, rows: Sequence[Row]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    lines: list[list[object]] = [list(CSV_FIELDS)]
     for row in rows:
         chosen = " ".join(f"{k}={v}" for k, v in (row.get("params_chosen") or {}).items())
-        writer.writerow({**row, "params_chosen": chosen})
-    write_text(path, buffer.getvalue())
+        lines.append([chosen if key == "params_chosen" else row.get(key, "") for key in CSV_FIELDS])
+    write_text(path, csv_text(lines))
     return path
 
 
