@@ -211,6 +211,11 @@ class SourceSection(Section):
         return Path(self.run).resolve() if self.run else None
 
 
+# The shortest latency a record may hold: 1 ns, below any timer's resolution and any real batch's time. A 0 passed as a
+# number and divided the report's speed-ups by zero (probe 125: a traceback), or won the Pareto front at "0.000 ms".
+MIN_LATENCY_MS = 1e-6
+
+
 @dataclass(frozen=True)
 class LatencyRecord(Section):
     """One bench measurement (run.json metrics.latency[i]): p50_ms in milliseconds per batch of batch_size
@@ -221,7 +226,7 @@ class LatencyRecord(Section):
     batch_size: int = typed(int, required=True, default=1, within=(1, MAX_COUNT))
     device: str = typed(str, required=True, default="")
     threads: int | None = typed(int, within=(1, MAX_COUNT))
-    p50_ms: float = typed(int, float, required=True, default=0.0, within=(0, MAX_COUNT))
+    p50_ms: float = typed(int, float, required=True, default=0.0, within=(MIN_LATENCY_MS, MAX_COUNT))
     # a paired session's: which of paired.subjects it times (probe 107: -1 read another model's time, "0" and 0.0
     # stopped the report), and each round's p50 (ms), numbers all
     subject: int | None = typed(int, within=(0, MAX_COUNT))
@@ -234,8 +239,10 @@ class LatencyRecord(Section):
     def from_dict(cls, data: Any, where: str | None = None) -> "LatencyRecord":
         record = super().from_dict(data, where)
         rounds = record.p50_ms_per_round or []
-        if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v <= MAX_COUNT for v in rounds):
-            raise RecordProblem(f"{where or cls.NAME}.p50_ms_per_round holds {rounds!r}, expected numbers >= 0")
+        if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and MIN_LATENCY_MS <= v <= MAX_COUNT
+                   for v in rounds):
+            raise RecordProblem(f"{where or cls.NAME}.p50_ms_per_round holds {rounds!r}, expected numbers of at least "
+                                f"{MIN_LATENCY_MS:g} ms")
         return record
 
     @property

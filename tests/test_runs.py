@@ -153,11 +153,12 @@ def _damage(run_dir: Path, how: str) -> None:
     elif how == "run-json-a-folder":
         run_file.unlink()
         run_file.mkdir()
-    elif how.startswith(("subject-", "rounds-")):
+    elif how.startswith(("subject-", "rounds-", "latency-")):
         latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "p50_ms": 1.0, "subject": 0,
                    "p50_ms_per_round": [1.0]}
         latency.update({"subject-text": {"subject": "0"}, "subject-float": {"subject": 0.0},
-                        "subject-negative": {"subject": -1}, "rounds-text": {"p50_ms_per_round": ["n/a"]}}[how])
+                        "subject-negative": {"subject": -1}, "rounds-text": {"p50_ms_per_round": ["n/a"]},
+                        "rounds-zero": {"p50_ms_per_round": [0.05, 0, 0.05]}, "latency-zero": {"p50_ms": 0}}[how])
         record["paired"] = {"subjects": [{"run": "x"}], "rounds": 1}
         record["metrics"] = {"latency": [latency]}
         run_file.write_text(json.dumps(record))
@@ -193,6 +194,8 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "paired-no-subjects": "paired.subjects is missing", "paired-a-list": "paired is list",
            "subject-text": "metrics.latency[0].subject is str", "subject-float": "metrics.latency[0].subject is float",
            "subject-negative": "metrics.latency[0].subject is -1", "rounds-text": "p50_ms_per_round holds ['n/a']",
+           # probe 125: a 0 ms latency divided the report's speed-ups by zero (a traceback), or read "0.000 ms"
+           "rounds-zero": "p50_ms_per_round holds [0.05, 0, 0.05]", "latency-zero": "metrics.latency[0].p50_ms is 0",
            "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file"}
 
 
