@@ -131,18 +131,25 @@ class RunLinks:
         """The folder of the run `run` was made from: where it is now; the recorded folder where that run is gone
         (its timings and scores may still name it); None where it names no run, or a folder that holds another
         model now (nothing recorded of that folder is about the model `run` read)."""
-        link = self.source_of(run)
-        return None if link is None or link.replaced else link.path or link.recorded
+        return _folder(self.source_of(run))
 
     def subject(self, subject: Mapping[str, Any]) -> Path | None:
-        """The run folder a paired bench session's subject is now; None where it leads to no run that holds the
-        model that was timed."""
+        """The run folder a paired bench session's subject is now, as `source_path` follows a source: the recorded
+        folder where that run is gone (a derived run's speed-up against it still stands: probe 125 lost it, "no bench
+        session timed the two", for every record `cnnlab bench` writes); None where it leads to no run, or to a
+        folder that holds another model now."""
         if not isinstance(subject, Mapping):
             return None
         link = self.source(subject.get("source")) if isinstance(subject.get("source"), Mapping) else None
         if link is not None:
-            return link.path
+            return _folder(link)
         return self.where(subject.get("run"))
+
+
+def _folder(link: Link | None) -> Path | None:
+    """The run folder a link leads to: where it is now, else where it was (a gone run); None for no link or a folder
+    that holds another model now."""
+    return None if link is None or link.replaced else link.path or link.recorded
 
 
 def _real(path: str | Path) -> Path | None:

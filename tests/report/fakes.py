@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
+from cnnlab.fileio import file_sha256
 from cnnlab.runs import RunRecord
 
 DATASET = {"name": "digits", "num_classes": 10, "image_size": 64}
@@ -60,7 +62,8 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
                          **({"stem": stem} if stem else {})},
                   dataset=(dataset or DATASET) if status == "completed" else None,
                   source={"run": str(source)} if source else None)
-    (run_dir / "model.pt").write_bytes(b"\0" * 1000)
+    # each run's own bytes (1000 of them), as two trained models have: a model is found again by its SHA-256
+    (run_dir / "model.pt").write_bytes(str(run_dir).encode().ljust(1000, b"\0")[:1000])
     record.add_artifact("model", run_dir / "model.pt")
     if onnx_bytes:
         (run_dir / "model.onnx").write_bytes(b"\0" * onnx_bytes)
@@ -91,14 +94,24 @@ def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: st
     return run_dir
 
 
+def _source_record(run_dir: Path) -> dict:
+    model, record = run_dir / "model.pt", run_dir / "run.json"
+    command = json.loads(record.read_text()).get("command") if record.is_file() else None
+    return {"spec": str(run_dir), "kind": "checkpoint", "path": str(model), "run": str(run_dir), "command": command,
+            "sha256": file_sha256(model)}
+
+
 def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
                started: str | None = None) -> Path:
-    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept)."""
+    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept).
+    Subjects are recorded as `cnnlab bench` records them: the run and the source record of the model file timed
+    (probe 125: the fake's run alone hid that a gone source's subject was lost)."""
     run_dir = outputs / "bench" / "2026-11-28" / name
     record = RunRecord.start(run_dir, "bench")
     if started:
         record.update(started=started)
-    record.update(paired={"rounds": len(rounds[0]), "subjects": [{"name": "m", "run": str(s)} for s in subjects]})
+    record.update(paired={"rounds": len(rounds[0]), "subjects": [
+        {"name": "m", "run": str(s), "source": _source_record(s)} for s in subjects]})
     latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
                 "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r} for i, r in enumerate(rounds)]
     record.finish("completed", metrics={"latency": latency})
