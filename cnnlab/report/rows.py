@@ -251,6 +251,22 @@ def copies(runs: Iterable[RunInfo]) -> dict[Path, Path]:
     return copied
 
 
+# What two records of one run must agree on to be copies of it, not two versions of it (one edited).
+_COPY_KEYS = ("status", "model", "dataset", "metrics", "digests")
+
+
+def _copy_note(copy: RunInfo, kept: RunInfo) -> str:
+    """Why `copy` is left out for `kept`; where their records differ (probe 125: one edited to 90 % where the other
+    says 20 %), which keys and why the one counted is counted."""
+    note = f"a copy of the run in {kept.path} (its record names the same folder and start time): counted once"
+    differ = [key for key in _COPY_KEYS if copy.data.get(key) != kept.data.get(key)]
+    if not differ:
+        return note
+    named = os.path.realpath(kept.path) == os.path.realpath(str(kept.data.get("run_dir")))
+    return (f"{note} — but the two records differ in {', '.join(differ)}: one was changed after the run; the one "
+            f"counted is {'the folder the records name' if named else 'the first by folder name'}")
+
+
 def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = (),
                links: RunLinks | None = None) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
     """(rows, left out with the reason, the comparison actually used). `attachable`: export, bench and evaluate runs
@@ -276,13 +292,13 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
     rows: list[Row] = []
     left_out: list[tuple[Path, str]] = []
     copied = copies(runs)
+    by_folder = {run.path: run for run in runs}
     for run in runs:
         if run.damaged:
             left_out.append((run.path, f"damaged run.json: {run.damaged}"))
             continue
         if run.path in copied:
-            left_out.append((run.path, f"a copy of the run in {copied[run.path]} (its record names the same folder and "
-                                       "start time): counted once"))
+            left_out.append((run.path, _copy_note(run, by_folder[copied[run.path]])))
             continue
         if run.command not in MODEL_COMMANDS:
             continue

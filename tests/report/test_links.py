@@ -170,8 +170,29 @@ def test_records_without_run_dir_and_a_backup_taken_mid_training_link_to_the_run
     assert _figures(again) == before
 
 
+def test_two_copies_of_a_run_that_disagree_say_so_and_which_is_counted(chain: Path) -> None:
+    """Probe 125: two copies of a gone run, one edited to 90 % where the other said 88 %: "a copy of the run in …:
+    counted once", the table showing whichever sorted first, nothing saying the records disagree."""
+    folder = chain / "prune" / "2026-11-28"
+    for name in ("1a", "1b"):
+        shutil.copytree(folder / "pruned", folder / name)
+    shutil.rmtree(folder / "pruned")
+    record = json.loads((folder / "1b" / "run.json").read_text())
+    record["metrics"]["val_acc"] = 0.9
+    (folder / "1b" / "run.json").write_text(json.dumps(record))
+    report = build_report(chain)
+    [row] = [r for r in report.rows if r.command == "prune"]
+    [(left, why)] = [(path, why) for path, why in report.left_out if "a copy of the run" in why]
+    assert row.run.path.name == "1a" and left.name == "1b" and row.accuracy == 0.88
+    assert "the two records differ in metrics" in why and "the first by folder name" in why
+    shutil.rmtree(folder / "1b")
+    shutil.copytree(folder / "1a", folder / "1c")  # a true copy: no word of a difference
+    [(_, why)] = [(path, why) for path, why in build_report(chain).left_out if "a copy of the run" in why]
+    assert why.endswith("counted once")
+
+
 def _own_model(run: Path, content: bytes) -> Path:
-    """Give `run` a model.pt of its own bytes, recorded as its run records it (the fakes' are all zeros)."""
+    """Give `run` a model.pt of `content`, recorded as its run records it."""
     (run / "model.pt").write_bytes(content)
     record = json.loads((run / "run.json").read_text())
     record["digests"]["model"] = file_sha256(run / "model.pt")
