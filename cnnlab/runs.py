@@ -261,6 +261,18 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
         artifacts_from_dict(data.get("artifacts"), run_dir)
     except RecordProblem as exc:
         return str(exc)
+    return _subject_problem(data, len(paired["subjects"])) if paired else None
+
+
+def _subject_problem(data: dict[str, Any], subjects: int) -> str | None:
+    """A latency record naming a subject the session does not list (probe 125: `"subject": 99` was explained as "its
+    sessions with its source timed another backend, batch, …"); None when each names one of its `subjects`."""
+    latency = (data.get("metrics") or {}).get("latency") or []
+    for i, record in enumerate(latency):
+        subject = record.get("subject")
+        if subject is not None and subject >= subjects:
+            return (f"metrics.latency[{i}].subject is {subject}, but paired.subjects lists "
+                    f"{subjects} model{'s' if subjects != 1 else ''}")
     return None
 
 

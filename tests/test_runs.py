@@ -158,7 +158,8 @@ def _damage(run_dir: Path, how: str) -> None:
                    "p50_ms_per_round": [1.0]}
         latency.update({"subject-text": {"subject": "0"}, "subject-float": {"subject": 0.0},
                         "subject-negative": {"subject": -1}, "rounds-text": {"p50_ms_per_round": ["n/a"]},
-                        "rounds-zero": {"p50_ms_per_round": [0.05, 0, 0.05]}, "latency-zero": {"p50_ms": 0}}[how])
+                        "rounds-zero": {"p50_ms_per_round": [0.05, 0, 0.05]}, "latency-zero": {"p50_ms": 0},
+                        "subject-past-the-list": {"subject": 1}}[how])
         record["paired"] = {"subjects": [{"run": "x"}], "rounds": 1}
         record["metrics"] = {"latency": [latency]}
         run_file.write_text(json.dumps(record))
@@ -196,6 +197,7 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "subject-negative": "metrics.latency[0].subject is -1", "rounds-text": "p50_ms_per_round holds ['n/a']",
            # probe 125: a 0 ms latency divided the report's speed-ups by zero (a traceback), or read "0.000 ms"
            "rounds-zero": "p50_ms_per_round holds [0.05, 0, 0.05]", "latency-zero": "metrics.latency[0].p50_ms is 0",
+           "subject-past-the-list": "metrics.latency[0].subject is 1, but paired.subjects lists 1 model",
            "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file"}
 
 

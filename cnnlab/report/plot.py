@@ -10,6 +10,14 @@ from cnnlab.report.seeds import SeedGroup
 from cnnlab.wording import counted, human_bytes
 
 
+def error_bars(bars: Sequence[tuple[float, float, float | None]]) -> list[list[float]]:
+    """matplotlib's asymmetric [[below…], [above…]] of ± std bars (std, value, ceiling) kept inside what the axis can
+    hold: no latency below 0, no top-1 above 100 % (probe 125: 62.04 ± 45.21 % drew a bar up to 107 %)."""
+    below = [min(std, value) for std, value, _ in bars]
+    above = [std if ceiling is None else max(0.0, min(std, ceiling - value)) for std, value, ceiling in bars]
+    return [below, above]
+
+
 def figure(groups: Sequence[SeedGroup], title: str) -> Any:
     """The matplotlib figure of `plot`; None when no group has a latency."""
     timed = [g for g in groups if g.p50_ms is not None]
@@ -30,8 +38,8 @@ def figure(groups: Sequence[SeedGroup], title: str) -> Any:
     seeded = [(x, y, g) for x, y, g in zip(xs, ys, timed) if g.n > 1]
     if seeded:  # ± one std over seeds; a run alone has none
         ax.errorbar([x for x, _, _ in seeded], [y for _, y, _ in seeded],
-                    xerr=[(g.latency.std if g.latency else None) or 0.0 for _, _, g in seeded],
-                    yerr=[100 * (g.val.std or 0.0) for _, _, g in seeded],
+                    xerr=error_bars([((g.latency.std if g.latency else None) or 0.0, x, None) for x, _, g in seeded]),
+                    yerr=error_bars([(100 * (g.val.std or 0.0), y, 100.0) for _, y, g in seeded]),
                     fmt="none", ecolor="black", elinewidth=0.9, capsize=3, label="± std over seeds")
     for x, y, group in zip(xs, ys, timed):
         seeds = f" ({counted(group.seeds, 'seed')})" if group.n > 1 else ""

@@ -328,7 +328,10 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
     _one_test_split_per_data(rows)
 
     paired = sessions(context, lambda subject: origin(links.subject(subject)))
-    timings = [*(b for bs in benches.values() for b in bs), *(s.run for s in paired)]
+    # only what timed the models reported: with --runs, another model's bench set the legend and refusals (probe 125)
+    reported = {row.run.path.resolve() for row in rows}
+    timings = [*(b for path, bs in benches.items() if path in reported for b in bs),
+               *(s.run for s in paired if reported.intersection(s.subjects))]
     comparison = _settle(comparison, timings)
     _check_timed(comparison, timings)
 
@@ -589,6 +592,11 @@ def _timed_setting(record: LatencyRecord) -> str:
                       machine=record.machine).describe()
 
 
+def _setting_order(record: LatencyRecord) -> tuple[Any, ...]:
+    """Settings listed by backend, then batch size as a number (batch 8 before 32, not as text), device, threads."""
+    return record.backend, record.batch_size, record.device, record.threads or 0, str(record.machine)
+
+
 def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     """CnnlabError (exit 2) when the models' bench runs timed something, but nothing in the setting asked for: a
     report with every latency blank is no comparison. The fix lists the settings they did time."""
@@ -605,7 +613,8 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     asked = ", ".join(part for part in (comparison.backend, f"batch {comparison.batch}", where) if part)
     same = [r for r in held if r.backend == comparison.backend]
     on_device = [r for r in same if comparison.device is None or r.device == comparison.device]
-    timed = "; ".join(sorted({_timed_setting(r) for r in same or held}))
+    described = {_timed_setting(r): r for r in same or held}
+    timed = "; ".join(sorted(described, key=lambda text: _setting_order(described[text])))
     if same and not on_device:  # probe 113: `--device cuda` where all ran on the CPU was told to pick a batch
         devices = " or ".join(f"--device {d}" for d in sorted({str(r.device) for r in same}))
         fix = f"use a device the {comparison.backend} bench runs here timed on: {devices} ({timed})"

@@ -370,6 +370,25 @@ def test_a_batch_below_one_or_an_unknown_backend_is_one_clear_error(study: Path,
                      else Comparison(batch=int(option[1])))
 
 
+def test_only_the_reported_models_timings_set_the_legend_and_the_refusals(study: Path) -> None:
+    """Probe 125: `--runs` picking untimed runs read "latency: p50 of onnxruntime … (from bench runs)" and refused
+    `--batch 4` with "use one the … bench runs here timed: 1, 8, 32", other models' timings."""
+    alone = model_run(study, "finetune", "alone", 0.8)
+    alone.rename(study / "finetune" / "2026-11-29")
+    report = build_report(study, pattern="finetune/2026-11-29", comparison=Comparison(backend="torch", batch=4))
+    assert [row.run.path.name for row in report.rows] == ["2026-11-29"]
+    assert "no bench runs" in report.comparison.describe()
+
+
+def test_the_settings_timed_are_listed_by_batch_size_as_a_number(study: Path) -> None:
+    """"batch 1 …; batch 32 …; batch 8 …": the settings were sorted as text."""
+    bench_run(study, "b7", study / "prune" / "2026-11-28" / "pruned", 1.5, batch=8)
+    with pytest.raises(CnnlabError) as info:
+        build_report(study, comparison=Comparison(batch=7))
+    timed = str(info.value.fix).split("(", 1)[1]
+    assert timed.index("batch 1,") < timed.index("batch 8,") < timed.index("batch 32,")
+
+
 def test_the_report_checks_backend_names_without_loading_a_runtime() -> None:
     import subprocess
     import sys

@@ -445,6 +445,15 @@ def test_plot_has_error_bars_of_one_std_over_seeds(seeds: Path) -> None:
     assert (seeds / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_error_bars_stay_inside_what_the_axes_can_hold() -> None:
+    """Probe 125: 62.04 ± 45.21 % drew a bar up to 107 %; a latency bar may not reach below 0 ms either."""
+    from cnnlab.report.plot import error_bars
+
+    assert error_bars([(45.21, 62.04, 100.0), (2.0, 92.0, 100.0), (5.0, 3.0, 100.0)]) == \
+        [[45.21, 2.0, 3.0], [pytest.approx(37.96), 2.0, 5.0]]
+    assert error_bars([(0.3, 0.2, None), (0.1, 1.0, None)]) == [[0.2, 0.1], [0.3, 0.1]]
+
+
 def test_a_real_seed_sweep_is_one_group(cli, outputs: Path) -> None:
     """End to end: `cnnlab pretrain -m seed=0,1` saves its configs where the report reads them."""
     from helpers import TINY
