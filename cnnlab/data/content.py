@@ -242,13 +242,12 @@ def same_pictures(folder: Path, other: Path) -> bool:
         return False
 
 
-
-
 def visible_files(root: Path) -> Iterator[str]:
     """The paths of the files under `root`, folder by folder in sorted order; hidden files and folders (`is_hidden`)
-    left out; folder links followed, each folder once (a link back up is not
-    walked again)."""
-    seen: set[tuple[int, int]] = set()
+    left out; folder links followed, each folder once: a link back to `root` or any folder above it is not entered
+    (probe 126: `photos/sub/loop -> ..` walked all of photos/ as photos/sub/loop/…; a link to / the whole disk), as
+    the imagefolder scan skips it."""
+    seen = {(info.st_dev, info.st_ino) for info in map(os.stat, Path(os.path.realpath(root)).parents)}
     for folder, dirs, files in os.walk(root, followlinks=True):
         info = os.stat(folder)
         if (info.st_dev, info.st_ino) in seen:

@@ -90,7 +90,9 @@ FIRST_FRAME = "first frame of many"
 EXACT_KINDS = frozenset({GRAY, BILEVEL, PALETTE})
 
 # Skip reasons that do not depend on the file (the others name the format, mode or limit).
-UNREADABLE = "unreadable"
+UNREADABLE = "unreadable"  # not a picture Pillow knows (text, HTML, an unknown format)
+EMPTY = "empty file (0 bytes)"  # an interrupted copy or download: converting it cannot help (probe 126)
+CUT_SHORT = "damaged or cut short"  # a picture's header, then data that ends or breaks
 NOT_A_FILE = "not a regular file"  # a named pipe, a device, a socket (or a link to one): opening it may never return
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -239,6 +241,8 @@ def _decode(path: str | os.PathLike[str], *,
     path = str(path)
     if not is_regular_file(path):
         raise UndecodableImage(path, NOT_A_FILE)
+    if os.path.getsize(path) == 0:
+        raise UndecodableImage(path, EMPTY)
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -261,7 +265,7 @@ def _decode(path: str | os.PathLike[str], *,
                     image.draft(None, (max(1, image.size[0] // factor), max(1, image.size[1] // factor)))
                 image.load()
             except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-                raise UndecodableImage(path, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+                raise UndecodableImage(path, CUT_SHORT, f"{type(exc).__name__}: {exc}") from exc
             rotated = _orientation(image) not in (1, 0)
             if rotated:
                 kinds.append(EXIF_ROTATED)
@@ -329,7 +333,7 @@ def load_rgb(path: str, *, fix: str | None = None) -> Image.Image:
     except UndecodableImage as exc:
         if fix is not None:
             raise CnnlabError(f"image {path} cannot be read ({exc.detail or exc.reason})", fix=fix) from exc
-        raise CnnlabError(f"image {path} can no longer be read ({exc.reason}: {exc.detail or '-'}); "
+        raise CnnlabError(f"image {path} can no longer be read ({exc.reason}{': ' + exc.detail if exc.detail else ''}); "
                           "it was readable when the dataset was scanned",
                           fix="restore the file, or remove it and start the run again") from exc
 

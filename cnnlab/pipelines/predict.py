@@ -24,8 +24,8 @@ from rich.text import Text
 
 from cnnlab.console import console
 from cnnlab.context import RunContext
-from cnnlab.data.decode import (NOT_A_FILE, READ_EXTENSIONS, DecodeSummary, UndecodableImage, decode_image,
-                                extension_reason)
+from cnnlab.data.decode import (CUT_SHORT, EMPTY, NOT_A_FILE, READ_EXTENSIONS, DecodeSummary, UndecodableImage,
+                                decode_image, extension_reason)
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import top_k
@@ -166,10 +166,17 @@ def nothing_readable(unreadable: dict[str, str]) -> CnnlabError:
     more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
     return CnnlabError(f"no image could be read: all {len(unreadable)} files were skipped ({shown}{more}; every "
                        "file and its reason is listed above and in run.json's predict.unreadable)",
-                       fix="give image files, not named pipes or devices"
-                       if all(reason.startswith(NOT_A_FILE) for reason in unreadable.values()) else
-                       f"give images in a format cnnlab reads ({_SOME_FORMATS}, ...), e.g. convert these to PNG or "
-                       "JPEG")  # probe 114: a FIFO named .png was told to convert it to PNG
+                       fix="; ".join(dict.fromkeys(_unreadable_fix(reason) for reason in unreadable.values())))
+
+
+def _unreadable_fix(reason: str) -> str:
+    """What helps a file skipped for `reason` (probe 114: a FIFO named .png was told to convert it to PNG; probe 126:
+    an empty or cut-short .jpg, which no conversion can mend)."""
+    if reason.startswith(NOT_A_FILE):
+        return "give image files, not named pipes or devices"
+    if reason.startswith((EMPTY, CUT_SHORT)):
+        return "copy the empty or cut-short files again from where they came, or leave them out"
+    return f"give images in a format cnnlab reads ({_SOME_FORMATS}, ...), e.g. convert these to PNG or JPEG"
 
 
 def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:

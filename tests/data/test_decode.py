@@ -180,7 +180,7 @@ def test_garbage_is_unreadable(tmp_path: Path) -> None:
 
 def test_file_broken_after_the_scan_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"")
-    with pytest.raises(CnnlabError, match=r"x.jpg can no longer be read \(unreadable"):
+    with pytest.raises(CnnlabError, match=r"x.jpg can no longer be read \(empty file \(0 bytes\)\); it was readable"):
         load_rgb(str(tmp_path / "x.jpg"))
 
 

@@ -88,7 +88,8 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest
     with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
         raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
     assert len(raw.train) == 4 and len(raw.val) == 2
-    assert "skipped 2 (unreadable: 2, first: " in caplog.text and "0garbage.jpg" in caplog.text
+    assert "skipped 2 (unreadable: 1, first: " in caplog.text and "0garbage.jpg" in caplog.text
+    assert "damaged or cut short: 1, first: " in caplog.text and "truncated.jpg" in caplog.text
     assert "notes.txt" not in caplog.text
 
 
@@ -292,7 +293,7 @@ def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level:
     (source / "dog" / "broken.jpg").write_bytes(b"")  # probe 97: two files, one unreadable, and the line said one
     with pytest.raises(CnnlabError, match="class dog has a single image") as caught:
         build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
-    assert "; skipped 1 (unreadable: 1, first: " in caught.value.message and "broken.jpg" in caught.value.message
+    assert "; skipped 1 (empty file (0 bytes): 1, first: " in caught.value.message and "broken.jpg" in caught.value.message
     (source / "dog" / "broken.jpg").unlink()
     fix = caught.value.fix or ""
     assert "val_fraction" not in fix and f"add at least one more image to {source / 'dog'}/" in fix, fix

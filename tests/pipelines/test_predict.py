@@ -223,6 +223,30 @@ def test_pictures_in_a_format_not_read_are_listed_as_imagefolder_counts_them(tmp
                          batch_size=2)[1] == {str(tmp_path / "phone.heic"): "format .heic not supported"}
 
 
+def test_empty_and_cut_short_files_are_named_so_and_not_told_to_be_converted(tmp_path: Path) -> None:
+    """Probe 126: a zero-byte .jpg and a cut .png read "unreadable (…cannot identify…)", and the fix said "convert these
+    to PNG or JPEG" — not possible for a file that is empty or cut short."""
+    from types import SimpleNamespace
+
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.pipelines.predict import nothing_readable, predict_files
+
+    photo(tmp_path / "whole.png", COLOURS["red"], (40, 40), seed=1)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    model = SimpleNamespace(spec=InputSpec(16), classes=["a", "b"])  # never run: no file is readable
+    files = [tmp_path / "empty.jpg", tmp_path / "cut.png"]
+    _, unreadable = predict_files(model, files, topk=1, batch_size=4)  # type: ignore[arg-type]
+    assert unreadable[str(files[0])] == "empty file (0 bytes)"
+    assert unreadable[str(files[1])].startswith("damaged or cut short (")
+    error = nothing_readable(unreadable)
+    assert error.fix == "copy the empty or cut-short files again from where they came, or leave them out"
+    _, mixed = predict_files(model, [*files, tmp_path / "notes.jpg"], topk=1, batch_size=4)  # type: ignore[arg-type]
+    fix = nothing_readable(mixed).fix or ""
+    assert fix.startswith("copy the empty or cut-short files again") and "convert these to PNG or JPEG" in fix
+
+
 def test_a_run_in_which_no_image_could_be_read_fails(cli, outputs: Path, tmp_path: Path) -> None:
     """It exited 0 with empty predictions files when every input was unreadable."""
     from helpers import TINY
@@ -280,6 +304,13 @@ def test_a_folder_link_inside_a_predicted_folder_is_walked_once(tmp_path: Path) 
     (photos / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (photos / "loop").symlink_to(photos, target_is_directory=True)  # a link back up: not walked again
     assert sorted(p.name for p in list_images([photos])) == ["a.png", "b.png"]
+    # probe 126: a link to a folder above the one given walked that whole folder (`sub/loop -> ..`: photos/ as
+    # photos/sub/loop/…; a link to / the whole disk)
+    (photos / "sub").mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "sub" / "c.png")
+    (photos / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (photos / "sub" / "top").symlink_to("/", target_is_directory=True)
+    assert [p.name for p in list_images([photos / "sub"])] == ["c.png"]
 
 
 def test_a_file_named_twice_is_predicted_once_and_a_link_to_it_gets_its_own_row(
