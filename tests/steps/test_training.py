@@ -159,3 +159,27 @@ def test_images_that_sit_out_every_epoch_under_torchrun_are_a_recorded_warning(
                         world_size=2, min_share=1)
     training.say_images_left_out(SimpleNamespace(), SimpleNamespace(world_size=2), whole)  # type: ignore[arg-type]
     assert len(said) == 1  # 2 + 1 of the last 3: every image trains, nothing said
+
+
+def test_one_process_says_the_image_its_batchnorm_leaves_out(caplog) -> None:
+    """Probe 129: 70 images at batch 69: the last batch's one image sat out each epoch unsaid ("70 train")."""
+    import logging
+    from types import SimpleNamespace
+
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from cnnlab.data.loaders import make_loader
+    from cnnlab.steps import training
+
+    log = logging.getLogger("cnnlab.test")
+    loader = make_loader(TensorDataset(torch.arange(70), torch.arange(70)), 69, shuffle=True, seed=0, min_share=2)
+    with caplog.at_level(logging.INFO, logger="cnnlab.test"):
+        training.say_images_left_out(SimpleNamespace(log=log), SimpleNamespace(world_size=1), loader)  # type: ignore
+    [line] = caplog.messages
+    assert line.startswith("1 of the 70 training images sits out each epoch") and "trainer.batch_size=68" in line
+    assert 70 % 68 >= 2  # the batch size named keeps every image
+    caplog.clear()
+    whole = make_loader(TensorDataset(torch.arange(70), torch.arange(70)), 68, shuffle=True, seed=0, min_share=2)
+    training.say_images_left_out(SimpleNamespace(log=log), SimpleNamespace(world_size=1), whole)  # type: ignore
+    assert not caplog.messages
