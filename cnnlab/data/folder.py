@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest, pixels_of, remember_pixels
+from cnnlab.data.content import copies_of, folder_digest, pictures, pixels_of, remember_pixels
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
                                 folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
@@ -358,6 +358,13 @@ def _form(name: str) -> str:
     return "decomposed (NFD)" if unicodedata.is_normalized("NFD", name) else "mixed"
 
 
+def _empty_classes(empty: Sequence[str], directory: Path, skipped: str = "") -> CnnlabError:
+    """The refusal of training class folders without a readable image (`skipped`: the scan's skipped files, said)."""
+    return CnnlabError(f"imagefolder: class folder(s) {_shown(empty)} in {directory} hold no readable image{skipped}",
+                       fix=f"add images to {directory / empty[0]}/{' and the others' if len(empty) > 1 else ''}, "
+                           "or remove that class from every split")
+
+
 def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, every_class: bool) -> ImageFolder:
     """`folder` if it has images; a class without a readable image is refused where `every_class` (the training
     split), and only logged in val/ and test/ (that class has no images to score there)."""
@@ -367,10 +374,7 @@ def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, ev
     present = set(folder.targets)
     empty = [name for index, name in enumerate(folder.classes) if index not in present]
     if empty and every_class:
-        raise CnnlabError(f"imagefolder: class folder(s) {_shown(empty)} in {directory} hold no readable image"
-                          f"{scan.skipped_text()}",
-                          fix=f"add images to {directory / empty[0]}/{' and the others' if len(empty) > 1 else ''}, "
-                              "or remove that class from every split")
+        raise _empty_classes(empty, directory, scan.skipped_text())
     if empty:
         split = f"{directory.name} " if directory.name.lower() in SPLIT_DIR_NAMES else ""  # not "no photos images"
         log.warning("imagefolder %s: class folder(s) %s hold no readable image: no %simages of those classes to "
@@ -426,6 +430,10 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
                           "or more", fix=f"add a folder per class beside it ({source}/<class>/*.jpg); unlabeled "
                           "pictures serve self-supervised pretraining as one flat folder: `cnnlab pretrain "
                           f"method=simclr dataset=imagefolder dataset.root=DIR` with the pictures directly in DIR")
+    bare = [name for name in classes if next(pictures(source / name), None) is None] if training else []
+    if bare and len(bare) < len(classes):  # before the other splits' classes: their fix (create val/<class>/) would
+        # be undone by this one (probe 127); no picture in any class is "no readable images" (below)
+        raise _empty_classes(bare, source)
     for other in dirs[1:]:
         if other is not None:
             _check_same_classes(classes, _split_classes(other, root, (source, classes)), other)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,21 @@ def test_empty_class_folder_in_train_is_still_refused(tmp_path: Path) -> None:
     with pytest.raises(CnnlabError, match=r"class folder\(s\) 2 in .*train hold no readable image") as err:
         build(tmp_path)
     assert "remove that class from every split" in (err.value.fix or "")
+
+
+def test_an_empty_training_class_is_named_before_the_other_splits_lack_it(tmp_path: Path) -> None:
+    """Probe 127: train/Coat/ empty, val/ and test/ without Coat/: "create val/Coat/", then "create test/Coat/", then
+    "remove that class from every split" — two fixes the third undoes."""
+    classes(tmp_path / "train", {"Bag": 2, "Trouser": 2})
+    (tmp_path / "train" / "Coat").mkdir()
+    (tmp_path / "train" / "Coat" / "notes.txt").write_text("not a picture")
+    classes(tmp_path / "val", {"Bag": 1, "Trouser": 1}, first_shade=100)
+    classes(tmp_path / "test", {"Bag": 1, "Trouser": 1}, first_shade=150)
+    with pytest.raises(CnnlabError, match=r"class folder\(s\) Coat in .*train hold no readable image") as err:
+        build(tmp_path)
+    assert "remove that class from every split" in (err.value.fix or "")
+    shutil.rmtree(tmp_path / "train" / "Coat")  # the fix, followed
+    assert build(tmp_path).train is not None
 
 
 # 6. links across splits
