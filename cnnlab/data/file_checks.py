@@ -25,6 +25,7 @@ from cnnlab.wording import counted
 
 
 _IDX_DIMENSIONS = {b"\x00\x00\x08\x01": 1, b"\x00\x00\x08\x03": 3}  # unsigned bytes: labels N; images N x H x W
+_NAMED_DIMENSIONS = {"-idx3-": 3, "-idx1-": 1}  # train-images-idx3-ubyte, t10k-labels-idx1-ubyte
 IDX_SIDE = 28  # MNIST, Fashion-MNIST and KMNIST, the idx sets cnnlab reads, all store 28 x 28 images
 
 
@@ -41,7 +42,13 @@ def idx_fault(path: Path) -> str | None:
     header = 4 + 4 * dimensions
     if size < header:
         return f"ends inside its header ({counted(size, 'byte')})"
+    named = _NAMED_DIMENSIONS.get(next((key for key in _NAMED_DIMENSIONS if key in path.name), ""))
+    if named is not None and dimensions != named:  # probe 127: torchvision's "x should have 3 dimension instead of 1"
+        return (f"holds {'labels (1-D)' if dimensions == 1 else 'images (3-D)'} where its name says "
+                f"{'images' if named == 3 else 'labels'}: are the image and label files swapped?")
     shape = struct.unpack(f">{dimensions}I", head[4:header])
+    if shape[0] == 0:  # probe 127: a buffer-offset error from torchvision, the file unnamed
+        return "holds no items (its header counts 0)"
     if size - header != prod(shape):
         total = f" = {prod(shape):,}" if dimensions > 1 else ""
         return (f"holds {counted(size - header, 'byte')} of values where its header promises "

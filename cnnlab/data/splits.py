@@ -24,12 +24,14 @@ def _val_count(fraction: float, total: int) -> int:
 
 def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *, what: str,
                      classes: Sequence[str] | None = None, folder: Path | None = None,
-                     layout_fix: str = "", skipped: str = "") -> tuple[list[int], list[int]]:
+                     layout_fix: str = "", skipped: str = "", alone_fix: str | None = None
+                     ) -> tuple[list[int], list[int]]:
     """Indices (train, val), each sorted, with every class in the same proportion in both parts. `classes` (names
     by label), `folder` (where the class folders are: FOLDER/<class>/) and `layout_fix` (another way out, for an
     image folder: give it a val/ split) let the errors name the class, its folder and every fix that works;
     `skipped` ('; skipped 1 (unreadable: 1, first: PATH)') ends the line about a class of one image (probe 97: "class
-    dog has a single image" of a dog/ that held two files, one unreadable, said nothing of it).
+    dog has a single image" of a dog/ that held two files, one unreadable, said nothing of it); `alone_fix` replaces
+    its fix where no image can be added by hand (a downloaded set's files; probe 127).
 
     Raises CnnlabError when no split exists: a class with a single item (no val_fraction can split it), or a
     val_fraction that leaves val or train with fewer items than there are classes (the fix names one that works)."""
@@ -52,7 +54,8 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int, *, w
         raise CnnlabError(f"{what}: {'class' if len(names) == 1 else 'classes'} {shown} "
                           f"{'has' if len(names) == 1 else 'have'} a single image, and a split "
                           "by class needs at least 2 per class (one for train, one for val), whatever "
-                          f"dataset.val_fraction is{skipped}", fix=f"add at least one more image to {places}{layout}")
+                          f"dataset.val_fraction is{skipped}",
+                          fix=alone_fix or f"add at least one more image to {places}{layout}")
     n_val = _val_count(fraction, total)
     if n_val < n_classes or total - n_val < n_classes:
         part, kept = ("val", n_val) if n_val < n_classes else ("train", total - n_val)

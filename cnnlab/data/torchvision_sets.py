@@ -67,6 +67,13 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
         raise CnnlabError(f"{files.title} needs dataset.root=DIR",
                           fix=f"set dataset.root=DIR; {files.placement(Path('DIR'))}")
     root = Path(str(cfg["root"])).expanduser()
+    copy = files.system_copy()
+    if copy is not None and (root.resolve() == copy.resolve() or copy.resolve() in root.resolve().parents):
+        # probe 127: decompressed 55 MB into the package's folder, which no package owns (docs: "only read")
+        raise CnnlabError(f"dataset.root={root} is the system copy of {files.title}, which cnnlab only reads: it "
+                          "decompresses the files a run reads into dataset.root", fix="drop dataset.root= (the "
+                          "default finds the system copy by itself) or set it to a writable folder of your own, e.g. "
+                          "dataset.root=./data")
     mode, state = download_mode(cfg.get("download", "auto")), files.state(root)
     if state == "missing":  # a root inside the set's own folders (ROOT/MNIST, ROOT/cifar-10-batches-py): name ROOT
         above = next((a for a in list(root.resolve().parents)[:2] if files.state(a) != "missing"), None)
@@ -224,11 +231,22 @@ class Deferred(Dataset):
         return self.dataset[index]
 
 
-def carve_val(train: Dataset, cfg: Mapping[str, Any], what: str) -> tuple[Subset, Subset]:
+def carve_val(train: Dataset, cfg: Mapping[str, Any], what: str, classes: Sequence[str] | None = None,
+              files_fix: str = "") -> tuple[Subset, Subset]:
     """(train, val) parts of an official training split: a seeded stratified `dataset.val_fraction` (default 0.1,
-    seed `dataset.seed`) becomes val, so the official test split stays unseen until `cnnlab evaluate`."""
-    train_idx, val_idx = stratified_split(labels_of(train), cfg.get("val_fraction", 0.1), cfg.get("seed", 0),
-                                          what=what)
+    seed `dataset.seed`) becomes val, so the official test split stays unseen until `cnnlab evaluate`. `classes`
+    names them in the refusal of a class of one image, whose fix is `files_fix` (an idx file takes no image added by
+    hand: probe 127); a class with no training image is said in the log (partial files: the model keeps its output)."""
+    labels = labels_of(train)
+    if classes is not None:
+        present = set(labels)
+        absent = [f"{name} ({label})" for label, name in enumerate(classes) if label not in present]
+        if absent:
+            log.warning("%s: the training labels hold no image of %s%s: not the official files? The model still "
+                        "has an output for each of the %d classes, never trained to fire", what, ", ".join(absent[:5]),
+                        f" and {len(absent) - 5} more" if len(absent) > 5 else "", len(classes))
+    train_idx, val_idx = stratified_split(labels, cfg.get("val_fraction", 0.1), cfg.get("seed", 0), what=what,
+                                          classes=classes, alone_fix=files_fix or None)
     return Subset(train, train_idx), Subset(train, val_idx)
 
 
@@ -247,7 +265,8 @@ def _official_train_test(title: str, files: OnDisk, stored_size: int,
             root, make(root, download, True), make(root, download, False)))
         names = classes(official_train)
         refuse_unusable_splits({"train": official_train, "test": test}, names, files, Path(root))
-        train, val = carve_val(official_train, cfg, title)
+        train, val = carve_val(official_train, cfg, title, names, f"put the official files in dataset.root: "
+                               f"{files.placement(Path(root))} (they hold thousands of each class)")
         return RawSplits(train=train, val=val, test=test, classes=names, stored_size=stored_size,
                          in_memory=False, unlabeled=None if unlabeled is None else Deferred(lambda: unlabeled(root)))
 

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import gzip
+import logging
 import struct
 from collections import Counter
 
@@ -244,6 +245,24 @@ def write_mnist_style(folder: Path, *, gz: bool = True, train: int = 20, test: i
     write_idx(folder, "t10k", [i % 2 for i in range(test)], gz=gz)
 
 
+def test_a_class_of_one_training_image_in_idx_files_is_named_with_a_fix_that_can_be_followed(
+        tmp_path: Path, offline: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 127: "classes 3, 7 have a single image … add at least one more image to each of classes 3, 7" — classes
+    by number, and no image can be added to an idx file by hand; a class with no training image trained unsaid."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_idx(raw, "train", [0, 0, 1, 1, 2, 2, 3, 7, 0, 1], gz=False)
+    write_idx(raw, "t10k", [0, 1, 2], gz=False)
+    with caplog.at_level(logging.WARNING), pytest.raises(CnnlabError) as info:
+        build_fashion_mnist({"root": str(tmp_path), "download": False}, SPEC)
+    assert "classes Dress, Sneaker have a single image" in info.value.message
+    assert (info.value.fix or "").startswith("put the official files in dataset.root: ")
+    assert "no image of Coat (4), Sandal (5), Shirt (6), Bag (8), Ankle boot (9)" in caplog.text
+    caplog.clear()
+    write_idx(raw, "train", [c for c in range(9) for _ in range(2)], gz=False)  # every class twice, but Ankle boot
+    raw_splits = build_fashion_mnist({"root": str(tmp_path), "download": False, "val_fraction": 0.5}, SPEC)
+    assert len(raw_splits.train) == 9 and "no image of Ankle boot (9)" in caplog.text
+
+
 @pytest.mark.parametrize("build, folder, first_class", [
     (build_mnist, "MNIST", "0 - zero"), (build_fashion_mnist, "FashionMNIST", "T-shirt/top"),
     (build_kmnist, "KMNIST", "o"),
@@ -268,6 +287,11 @@ def test_fashion_mnist_is_found_in_the_debian_folder_without_configuration(tmp_p
     assert (len(raw.train) + len(raw.val), len(raw.test)) == (20, 6) and not offline
     assert sorted(p.name for p in system.iterdir()) == before  # read-only: nothing written there
     assert (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+    # probe 127: dataset.root set to the system copy itself decompressed 55 MB into the package's folder
+    with pytest.raises(CnnlabError, match="is the system copy of Fashion-MNIST, which cnnlab only reads") as info:
+        build_fashion_mnist({"root": str(system), "download": "auto"}, SPEC)
+    assert "drop dataset.root=" in (info.value.fix or "")
+    assert sorted(p.name for p in system.iterdir()) == before
 
 
 def test_fashion_mnist_missing_everywhere_names_the_files_and_the_debian_package(
@@ -529,6 +553,13 @@ def test_a_truncated_archive_is_named(tmp_path: Path, offline: list[str]) -> Non
     (lambda raw: (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 15, 32, 32)
                                                                + bytes(15 * 32 * 32)), "train-images-idx3-ubyte",
      "holds 32 x 32 images, not the 28 x 28 of MNIST, Fashion-MNIST and KMNIST"),
+    # probe 127: a label file where the images go, and a header of 0 items: torchvision's "x should have 3 dimension
+    # instead of 1" and a buffer-offset error, no file named, and a fix that deleted all four
+    (lambda raw: (raw / "train-images-idx3-ubyte").write_bytes((raw / "train-labels-idx1-ubyte").read_bytes()),
+     "train-images-idx3-ubyte", r"holds labels \(1-D\) where its name says images: are the image and label files "
+                                r"swapped\?"),
+    (lambda raw: (raw / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 0, 28, 28)),
+     "t10k-images-idx3-ubyte", r"holds no items \(its header counts 0\)"),
 ])
 def test_a_corrupt_idx_file_is_named_file_by_file(tmp_path: Path, offline: list[str], damage, file: str,
                                                   why: str) -> None:
