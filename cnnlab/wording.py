@@ -82,6 +82,13 @@ def _names(names: list[str]) -> str:
     return ", ".join(repr(n) if n != " ".join(n.split()) or not n.isprintable() else n for n in names[:4])
 
 
+def visible(text: str) -> str:
+    """`text` for a terminal: each character that does not print (an ESC that would colour the terminal, a CR that
+    would overwrite the line, a tab) written as Python escapes it ("\\x1b", "\\r"); the rest unchanged (probe 126: a
+    file named "\\x1b[31mred.png" coloured the predictions table)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def human_bytes(count: int) -> str:
     """'0.25 MB' (from 100 kB on) or '5.0 kB': a file's size as the report shows it."""
     return f"{count / 1e6:.2f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"

@@ -30,7 +30,7 @@ from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import top_k
 from cnnlab.engine.progress import make_progress
-from cnnlab.wording import counted
+from cnnlab.wording import counted, visible
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.data.content import visible_files
@@ -187,11 +187,12 @@ def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
         table.add_column(f"#{rank + 1}")
     for p in predictions[:_SHOWN]:
         # Text, not markup: file and class names are the user's ("foo[/bar].png" is a valid name)
-        table.add_row(Text(p.file), *(Text(f"{label} {100 * prob:.1f}%") for label, prob in zip(p.labels, p.probabilities)))
+        table.add_row(Text(visible(p.file)), *(Text(f"{visible(label)} {100 * prob:.1f}%")
+                                               for label, prob in zip(p.labels, p.probabilities)))
     if predictions:
         console.print(table)
     if len(predictions) > _SHOWN:
         console.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
     for path, reason in unreadable.items():
         # the reason already says what went wrong ("unreadable (...)", "colour mode ... not supported")
-        console.print(f"skipped {path}: {reason}", markup=False, highlight=False)
+        console.print(f"skipped {visible(path)}: {visible(reason)}", markup=False, highlight=False)

@@ -223,6 +223,19 @@ def test_pictures_in_a_format_not_read_are_listed_as_imagefolder_counts_them(tmp
                          batch_size=2)[1] == {str(tmp_path / "phone.heic"): "format .heic not supported"}
 
 
+def test_names_that_would_drive_the_terminal_are_shown_escaped(capsys) -> None:
+    """Probe 126: a file named "\\x1b[31mred.png" coloured the terminal; "\\rcr.png" overwrote its row."""
+    from cnnlab.evaluation.files import Prediction
+    from cnnlab.pipelines.predict import show
+
+    show([Prediction("\x1b[31mred.png", ("a\tb",), (0.75,)), Prediction("\rcr.png", ("c",), (1.0,))],
+         {"\x07bell.png": "empty file (0 bytes)"})
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and "\x07" not in err and "\t" not in err
+    assert "\\x1b[31mred.png" in err and "\\rcr.png" in err and "a\\tb 75.0%" in err
+    assert "skipped \\x07bell.png: empty file (0 bytes)" in err
+
+
 def test_empty_and_cut_short_files_are_named_so_and_not_told_to_be_converted(tmp_path: Path) -> None:
     """Probe 126: a zero-byte .jpg and a cut .png read "unreadable (…cannot identify…)", and the fix said "convert these
     to PNG or JPEG" — not possible for a file that is empty or cut short."""
