@@ -333,7 +333,8 @@ def load_rgb(path: str, *, fix: str | None = None) -> Image.Image:
     except UndecodableImage as exc:
         if fix is not None:
             raise CnnlabError(f"image {path} cannot be read ({exc.detail or exc.reason})", fix=fix) from exc
-        raise CnnlabError(f"image {path} can no longer be read ({exc.reason}{': ' + exc.detail if exc.detail else ''}); "
+        why = f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
+        raise CnnlabError(f"image {path} can no longer be read ({why}); "
                           "it was readable when the dataset was scanned",
                           fix="restore the file, or remove it and start the run again") from exc
 

@@ -39,8 +39,9 @@ MAX_OPSET = onnx.defs.onnx_opset_version()
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 # a client that reads only this line must not skip the resize and crop: probe 53's lost 3 points of top-1 so
-INPUT_FORMAT = ("NCHW float32 RGB (1 channel: input_channels) of the picture a viewer shows (EXIF orientation applied, "
-                "transparency on white, 16-bit grey / 257, first frame; cnnlab docs/datasets.md 'How images are read'); "
+INPUT_FORMAT = ("NCHW float32 RGB (1 channel: input_channels) of the picture a viewer shows (EXIF orientation "
+                "applied, transparency on white, 16-bit grey / 257, first frame; cnnlab docs/datasets.md 'How images "
+                "are read'); "
                 "resize, centre-crop and interpolate as input_spec says (resize, resize_to, crop, interpolation, "
                 "antialias), then pixel values x in [0, 255] → (x / 255 - mean) / std")
 # torch.export specialises a dimension whose example size is 1, so the example batch must not be 1.

@@ -203,7 +203,8 @@ class Trainer:
                 running = meter.compute()
                 rate = images / max(time.perf_counter() - start, 1e-9)
                 self.progress.update(task, completed=step + 1, status=(
-                    f"loss {running['loss']:.3f} {accuracy_name} {running['acc']:.1%} {rate * rt.world_size:.0f} img/s"))
+                    f"loss {running['loss']:.3f} {accuracy_name} {running['acc']:.1%} "
+                    f"{rate * rt.world_size:.0f} img/s"))
         seconds = time.perf_counter() - start
         self.progress.remove_task(task)
         metrics = meter.compute(across_ranks=True)

@@ -11,8 +11,8 @@ from cnnlab.wording import counted, human_bytes
 
 
 def error_bars(bars: Sequence[tuple[float, float, float | None]]) -> list[list[float]]:
-    """matplotlib's asymmetric [[below…], [above…]] of ± std bars (std, value, ceiling) kept inside what the axis can
-    hold: no latency below 0, no top-1 above 100 % (probe 125: 62.04 ± 45.21 % drew a bar up to 107 %)."""
+    """matplotlib's asymmetric [[below…], [above…]] of ± std bars (std, value, ceiling) kept inside what the axis
+    can hold: no latency below 0, no top-1 above 100 % (probe 125: 62.04 ± 45.21 % drew a bar up to 107 %)."""
     below = [min(std, value) for std, value, _ in bars]
     above = [std if ceiling is None else max(0.0, min(std, ceiling - value)) for std, value, ceiling in bars]
     return [below, above]

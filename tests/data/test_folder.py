@@ -293,7 +293,8 @@ def test_a_class_of_one_image_names_fixes_that_work(tmp_path: Path, train_level:
     (source / "dog" / "broken.jpg").write_bytes(b"")  # probe 97: two files, one unreadable, and the line said one
     with pytest.raises(CnnlabError, match="class dog has a single image") as caught:
         build_imagefolder({"root": str(tmp_path), "val_fraction": 0.3}, SPEC)
-    assert "; skipped 1 (empty file (0 bytes): 1, first: " in caught.value.message and "broken.jpg" in caught.value.message
+    message = caught.value.message
+    assert "; skipped 1 (empty file (0 bytes): 1, first: " in message and "broken.jpg" in message
     (source / "dog" / "broken.jpg").unlink()
     fix = caught.value.fix or ""
     assert "val_fraction" not in fix and f"add at least one more image to {source / 'dog'}/" in fix, fix

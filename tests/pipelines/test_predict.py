@@ -237,8 +237,8 @@ def test_names_that_would_drive_the_terminal_are_shown_escaped(capsys) -> None:
 
 
 def test_empty_and_cut_short_files_are_named_so_and_not_told_to_be_converted(tmp_path: Path) -> None:
-    """Probe 126: a zero-byte .jpg and a cut .png read "unreadable (…cannot identify…)", and the fix said "convert these
-    to PNG or JPEG" — not possible for a file that is empty or cut short."""
+    """Probe 126: a zero-byte .jpg and a cut .png read "unreadable (…cannot identify…)", and the fix said "convert
+    these to PNG or JPEG" — not possible for a file that is empty or cut short."""
     from types import SimpleNamespace
 
     from cnnlab.data.spec import InputSpec
