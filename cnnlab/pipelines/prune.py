@@ -137,7 +137,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         metrics.update(latency.metrics())
         ctx.record.update(metrics=metrics, latency=latency.describe(size))
     if ctx.is_main:
-        out.print(summary_table(settings, metrics, latency.round_speedups() if dense_model is not None else ()))
+        out.print(summary_table(settings, metrics, latency.round_speedups() if dense_model is not None else (),
+                                removed=removed))
         if settings.method == "magnitude":
             out.print(f"sparsity {metrics['sparsity']:.1%} of the pruned layers' weights; dense runtimes gain no "
                       "speed from sparsity (see prune.note in run.json)")

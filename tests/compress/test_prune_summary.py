@@ -28,3 +28,28 @@ def test_a_magnitude_prune_is_the_same_network_however_its_rounds_lean() -> None
 def test_a_ratio_that_prints_as_one_has_no_direction() -> None:
     assert ratio_text(44_800_000 / 44_800_029, "smaller", "larger") == "1.00×"  # was "1.00× larger" (29 bytes)
     assert ratio_text(1.006) == "1.01× faster" and ratio_text(0.994) == "1.01× slower"
+
+
+def test_a_channel_prune_that_removed_nothing_times_one_network() -> None:
+    """Probe 128: prune.ratio=0.001 rounded every width back ("nothing was removed"), yet the table read "1.09×
+    faster (unstable …)" where magnitude pruning's one network reads "same network: noise"."""
+    from hydra import compose, initialize_config_module
+    from rich.console import Console
+
+    import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
+    from cnnlab.compress.pruning import PruneSettings
+    from cnnlab.compress.pruning.summary import summary_table
+
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        settings = PruneSettings.from_config(compose("config", overrides=["command=prune", "prune.ratio=0.001"]).prune)
+    metrics = {"params_before": 100, "params_after": 100, "flops_before": 10, "flops_after": 10,
+               "latency_p50_ms_before": 1.09, "latency_p50_ms_after": 1.0, "acc_before": 0.9,
+               "acc_after_prune": 0.9, "acc_after_recovery": 0.91, "acc_drop": -0.01}
+
+    def latency_cell(**kwargs: bool) -> str:
+        console = Console(record=True, width=200)
+        console.print(summary_table(settings, metrics, (0.71, 1.09, 2.02), **kwargs))
+        return next(line for line in console.export_text().splitlines() if "latency" in line)
+
+    assert "same network: noise" in latency_cell(removed=False)
+    assert "same network" not in latency_cell(removed=True) and "unstable" in latency_cell(removed=True)
