@@ -207,15 +207,38 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, li
         return None
     named = None
     for override, folder in _typed_folders(typed, "hydra.run.dir"):
-        if (Path(folder) / "run.json").exists():
-            raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
-                            "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
-        _refuse_inside_a_run(override, Path(folder), "hydra.run.dir")
+        refuse_taken_run_dir(override, Path(folder))
         absolute = Path(os.path.abspath(folder))
         if not absolute.exists() or (absolute.is_dir() and not any(absolute.iterdir())):
             named = absolute, [p for p in (absolute, *absolute.parents) if not p.exists()]
     return named
 
+
+
+def refuse_taken_run_dir(override: str, folder: Path) -> None:
+    """A UserError for a run folder that holds a run, or lies inside one: a run's folder is never written into.
+    `override`: how the folder was given, for the message."""
+    if (folder / "run.json").exists():
+        raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
+                        "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
+    _refuse_inside_a_run(override, folder, "hydra.run.dir")
+
+
+def refuse_taken_sweep_dir(override: str, folder: Path, task: Sequence[str]) -> None:
+    """A UserError for a sweep folder that holds a run, lies inside one, or holds another sweep (one of other fixed
+    settings: Hydra would replace its multirun.yaml and mix the two experiments' jobs). `task`: this sweep's task
+    overrides, as Hydra records them."""
+    if (folder / "run.json").exists():  # the jobs' folders would land inside that run's, changing it
+        raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
+                        "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
+                        "gets its own)")
+    _refuse_inside_a_run(override, folder, "hydra.sweep.dir")
+    earlier = _sweep_task(folder) if folder.is_dir() else None
+    if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
+        shown = " ".join(t for t in earlier if not t.startswith("command="))
+        raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "
+                        "this one would replace, its jobs mixed with that sweep's — give a new folder, or leave "
+                        "hydra.sweep.dir out (each sweep gets its own)")
 
 
 def check_typed_choices_read(typed: Sequence[str], config_dirs: Sequence[Path]) -> None:
@@ -282,17 +305,7 @@ def check_sweep_dir_is_free(typed: Sequence[str], task: Sequence[str], multirun:
     if not multirun:
         return
     for override, folder in _typed_folders(typed, "hydra.sweep.dir"):
-        if (Path(folder) / "run.json").exists():  # the jobs' folders would land inside that run's, changing it
-            raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
-                            "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
-                            "gets its own)")
-        _refuse_inside_a_run(override, Path(folder), "hydra.sweep.dir")
-        earlier = _sweep_task(Path(folder)) if Path(folder).is_dir() else None
-        if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
-            shown = " ".join(t for t in earlier if not t.startswith("command="))
-            raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "
-                            "this one would replace, its jobs mixed with that sweep's — give a new folder, or leave "
-                            "hydra.sweep.dir out (each sweep gets its own)")
+        refuse_taken_sweep_dir(override, Path(folder), task)
 
 
 

@@ -162,11 +162,15 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
     before = {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]}
     inside = victim.relative_to(outputs)
     # probe 61: the typed text was checked as it stood; Hydra reads quotes, escapes and resolvers
+    # probe 130: a folder that interpolates another setting is known only once composed; Hydra rewrote .hydra/ first
     for spelling in (f"hydra.run.dir={victim}", f'hydra.run.dir="{victim}"',
-                     f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}"):
+                     f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}", f"hydra.run.dir=${{paths.outputs}}/{inside}"):
         result = cli("prune", "prune.ratio=1.5", spelling)
         assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
+        assert result.stderr.count("error:") == 1 and "Warning" not in result.stderr, result.output
     assert {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]} == before
+    inner = cli("pretrain", *TINY, f"hydra.run.dir=${{paths.outputs}}/{inside}/sub")
+    assert inner.code == 2 and "lies inside the run" in inner.stderr and not (victim / "sub").exists()
     tilde = cli("pretrain", *TINY, "hydra.run.dir=~/cnnlab-run")  # Hydra makes a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.run.dir=$HOME/cnnlab-run" in \
         tilde.stderr, tilde.output

@@ -370,6 +370,21 @@ def test_a_sweep_typed_again_after_its_source_changed_runs_its_jobs_again(cli, o
     assert f"the model it started from, {weights}" in " ".join(replaced.output.split())
 
 
+def test_an_interpolated_sweep_folder_is_checked_as_hydra_resolves_it(cli, tmp_path: Path) -> None:
+    """Probe 130: `hydra.sweep.dir=DIR/${model.name}` naming another sweep's folder was let in (multirun.yaml replaced,
+    two experiments' jobs mixed), and one inside a run made a sweep there: the typed text cannot tell the folder."""
+    folder = tmp_path / "sweeps"
+    assert cli("pretrain", "-m", *TINY, "seed=1", f"hydra.sweep.dir={folder}/lenet5").code == 0
+    record = (folder / "lenet5" / "multirun.yaml").read_bytes()
+    other = cli("pretrain", "-m", *TWO_EPOCHS, "seed=1", f"hydra.sweep.dir={folder}/${{model.name}}")
+    assert other.code == 2 and "that folder holds another sweep (" in other.stderr, other.output
+    assert (folder / "lenet5" / "multirun.yaml").read_bytes() == record and not (folder / "lenet5" / "0-again1").exists()
+    inside = cli("pretrain", "-m", *TINY, "seed=2", f"hydra.sweep.dir={folder}/${{model.name}}/0/sub")
+    assert inside.code == 2 and "lies inside the run" in inside.stderr and not (folder / "lenet5" / "0" / "sub").exists()
+    again = cli("pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder}/${{model.name}}")  # the same sweep
+    assert again.code == 0 and (folder / "lenet5" / "1" / "run.json").is_file(), again.output
+
+
 def test_a_sweep_never_writes_over_another_sweeps_jobs_in_its_folder(cli, outputs: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 61: `-m hydra.sweep.dir=DIR` naming another sweep's folder wrote its job 0 over that sweep's job 0 (its
