@@ -122,6 +122,26 @@ def quantized_ops(model: onnx.ModelProto | Path | str) -> Counter[str]:
     return Counter(node.op_type for node in _nodes(_proto(model)) if node.op_type in QUANTIZED_OPS)
 
 
+# Where each quantized operator takes its weight: the input index of the INT8 weight tensor.
+_WEIGHT_INPUT = {"QLinearConv": 3, "QGemm": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
+_INTEGER_TYPES = {TensorProto.INT8: "s8", TensorProto.UINT8: "u8"}
+
+
+def weight_types(model: onnx.ModelProto | Path | str) -> Counter[str]:
+    """How many quantized weight tensors are stored as "s8" (int8) and "u8" (uint8): the weight inputs of QOperator
+    nodes, and the int8/uint8 initializers a QDQ graph dequantizes. What the file holds, which is not always what was
+    asked: onnxruntime stores per-channel convolution weights as S8 whatever weight type it is given (probe 131:
+    `qop_u8u8` recorded "u8" for a file whose every QLinearConv weight was int8)."""
+    proto = _proto(model)
+    initializers = {t.name: t.data_type for t in proto.graph.initializer}
+    found: Counter[str] = Counter()
+    for node in _nodes(proto):
+        index = _WEIGHT_INPUT.get(node.op_type, 0 if node.op_type == "DequantizeLinear" else None)
+        if index is not None and len(node.input) > index and initializers.get(node.input[index]) in _INTEGER_TYPES:
+            found[_INTEGER_TYPES[initializers[node.input[index]]]] += 1
+    return found
+
+
 def graph_precision(model: onnx.ModelProto | Path | str) -> str:
     """What the graph computes in: "int8" when it holds quantized operators (`quantized_ops`), "fp16" when its
     input or most of its float weights are float16 (onnxconverter_common's convert_float_to_float16, with or

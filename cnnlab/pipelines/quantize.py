@@ -178,7 +178,7 @@ def write_model(ctx: RunContext, identity: ModelIdentity, fp32_meta: dict[str, A
                                                                    "chosen_on": chosen_on}}
     else:
         source, extra = chosen.path, {"quantization": {
-            "mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(),
+            "mode": settings.mode, "format": chosen.format.name, **chosen.format.describe(), **chosen.stored_weights(),
             "per_channel": settings.ptq.per_channel, "reduce_range": settings.ptq.reduce_range,
             "chosen_on": chosen_on, "loads_on": sorted(r for r, v in (chosen.loads_on or {}).items() if v == LOADS)}}
     target = copy_with_metadata(source, ctx.path(ONNX_FILE), identity,  # type: ignore[arg-type]

@@ -3,8 +3,9 @@ record, and bad input."""
 
 from __future__ import annotations
 
-import sys
+import json
 import stat
+import sys
 from pathlib import Path
 
 import onnxruntime as ort
@@ -182,6 +183,27 @@ def test_a_named_format_skips_the_search_and_says_when_it_is_slow(cli, outputs: 
     run_dir = Path(only_run(outputs, "quantize")["run_dir"])
     assert {p.name for p in (run_dir / "candidates").iterdir()} >= {"fp32.onnx", "fp32_preprocessed.onnx",
                                                                      "qop_s8s8.onnx"}
+
+
+def test_the_weights_recorded_are_the_ones_the_file_stores(cli, outputs: Path, source: Path) -> None:
+    """Probe 131: `qop_u8u8` (per-channel, the default) recorded "weights": "u8" in run.json and the file's metadata,
+    where onnxruntime had stored every convolution's weights as int8: the label came from the format's name."""
+    import onnx
+
+    from cnnlab.deploy.onnx_check import weight_types
+
+    result = cli("quantize", f"source={source}", "quantize.format=qop_u8u8", "quantize.keep_fp32_if_slower=false",
+                 *FAST, NO_BUDGET, "quantize.deploy_runtimes=[onnxruntime]")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "quantize")
+    [candidate] = record["quantize"]["candidates"]
+    shipped = Path(record["run_dir"]) / "model.onnx"
+    stored = weight_types(shipped)
+    assert stored["s8"] > 0  # LeNet-5's convolutions, per channel: int8 whatever was asked
+    assert candidate["weights"] == "+".join(sorted(stored)) and candidate["weight_tensors"] == dict(stored)
+    assert any("U8 weights asked for, but" in note for note in candidate["notes"])
+    metadata = {p.key: p.value for p in onnx.load(str(shipped)).metadata_props}
+    assert json.loads(metadata["quantization"])["weights"] == candidate["weights"]
 
 
 def test_dynamic_mode_quantizes_weights_only_and_says_convolutions_gain_little(

@@ -53,6 +53,14 @@ class CandidateResult:
     error: str | None = None
     loads_on: Mapping[str, str] | None = None   # deployment runtime -> "loads" or why it cannot run the file
     built_by: Mapping[str, Any] | None = None   # what the engine did (NNCF: version, preset, accuracy control)
+    weight_tensors: Mapping[str, int] | None = None  # "s8"/"u8" -> weight tensors stored so (onnx_check.weight_types)
+
+    def stored_weights(self) -> dict[str, Any]:
+        """The format's `weights` as the file stores them ("s8", "u8", or "s8+u8" when mixed) with the tensor counts,
+        where the file says; {} where it does not (not built, or no INT8 weights)."""
+        if not self.weight_tensors:
+            return {}
+        return {"weights": "+".join(sorted(self.weight_tensors)), "weight_tensors": dict(self.weight_tensors)}
 
     @property
     def usable(self) -> bool:
@@ -154,7 +162,8 @@ class QuantizationResult:
                 "within_budget": self.selection.within_budget}
 
     def _describe(self, candidate: CandidateResult) -> dict[str, Any]:
-        described: dict[str, Any] = {**candidate.format.describe(), "notes": list(candidate.notes),
+        described: dict[str, Any] = {**candidate.format.describe(), **candidate.stored_weights(),
+                                     "notes": list(candidate.notes),
                                      **({"built_by": dict(candidate.built_by)} if candidate.built_by else {})}
         if candidate.error is not None:
             return {**described, "error": candidate.error, **({"loads_on": dict(candidate.loads_on)}

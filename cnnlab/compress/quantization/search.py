@@ -31,6 +31,7 @@ from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, ch
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
 from cnnlab.compress.quantization.portability import cannot_run, check_runtimes, failure, unreadable
 from cnnlab.compress.quantization.selection import CandidateFigures, paired_ratio, round_speedups, select
+from cnnlab.deploy.onnx_check import weight_types
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
 from cnnlab.deploy.paired import PairedSettings, time_paired
 from cnnlab.errors import CnnlabError
@@ -201,6 +202,13 @@ def _evaluate(candidate: CandidateResult, val_loader: Any, runtime: str, *, sear
     precision = candidate.format.inference_precision
     ops = dict(quantized_ops(candidate.path)) if precision == "f32" else {}
     notes = () if ops or precision != "f32" else ("nothing was quantized (every node excluded or unsupported)",)
+    stored = dict(weight_types(candidate.path)) if precision == "f32" else {}
+    asked = candidate.format.weights
+    if stored and set(stored) != {asked}:  # onnxruntime's per-channel convolutions are S8 whatever was asked
+        counts = ", ".join(f"{kind.upper()}: {count}" for kind, count in sorted(stored.items()))
+        notes += (f"{asked.upper()} weights asked for, but {sum(stored.values()) - stored.get(asked, 0)} of "
+                  f"{sum(stored.values())} weight tensors are stored otherwise ({counts}; onnxruntime stores "
+                  "per-channel convolution weights as S8)",)
     try:
         session = onnx_session(candidate.path, runtime=runtime, precision=precision)
         figures = evaluate_onnx(session, val_loader, desc=f"val ({candidate.format.name})")
@@ -209,8 +217,8 @@ def _evaluate(candidate: CandidateResult, val_loader: Any, runtime: str, *, sear
             raise
         error = f"{runtime} cannot run it: {err.message}"
         log.warning("skipping %s: %s", candidate.format.name, error)
-        return replace(candidate, int8_ops=ops, notes=notes, error=error)
-    return replace(candidate, accuracy=Accuracy.of(figures), int8_ops=ops, notes=notes)
+        return replace(candidate, int8_ops=ops, weight_tensors=stored, notes=notes, error=error)
+    return replace(candidate, accuracy=Accuracy.of(figures), int8_ops=ops, weight_tensors=stored, notes=notes)
 
 
 def _with_speed_note(candidate: CandidateResult, fp32: Fp32Figures, runtime: str, *, warn: bool) -> CandidateResult:
