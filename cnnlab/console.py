@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+
+from cnnlab.wording import visible
 
 
 def _width(stream: object) -> int | None:
@@ -25,10 +28,19 @@ console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 out = Console(highlight=False, width=_width(sys.stdout))
 
 
+class TerminalSafeHandler(RichHandler):
+    """RichHandler whose messages reach the terminal with control characters escaped (wording.visible): a file or
+    class named "\\x1b[31m…" coloured the terminal, "\\r…" overwrote the line (probes 126, 132: the predict warnings,
+    the training log's class list). run.log keeps the text as it was."""
+
+    def render_message(self, record: logging.LogRecord, message: str) -> Any:
+        return super().render_message(record, visible(message, lines=True))
+
+
 def make_log_handler() -> logging.Handler:
     """Console log handler (referenced by conf/hydra/job_logging/cnnlab.yaml)."""
-    return RichHandler(console=console, show_path=False, show_level=True, markup=False,
-                       rich_tracebacks=False, log_time_format="[%X]")
+    return TerminalSafeHandler(console=console, show_path=False, show_level=True, markup=False,
+                               rich_tracebacks=False, log_time_format="[%X]")
 
 
 def print_error(message: str) -> None:
@@ -37,7 +49,7 @@ def print_error(message: str) -> None:
     line twice reads as two ranks, and a line only one rank prints says where it came from."""
     from cnnlab.environment import launched_ranks
 
-    text = message.removeprefix("error:").strip()
+    text = visible(message.removeprefix("error:").strip(), lines=True)
     ranks = launched_ranks()
     label = f"error (rank {ranks.rank} of {ranks.world_size}): " if ranks.rank > 0 else "error: "
     console.print(Text.assemble((label, "bold red"), text), soft_wrap=True)

@@ -82,11 +82,11 @@ def _names(names: list[str]) -> str:
     return ", ".join(repr(n) if n != " ".join(n.split()) or not n.isprintable() else n for n in names[:4])
 
 
-def visible(text: str) -> str:
+def visible(text: str, *, lines: bool = False) -> str:
     """`text` for a terminal: each character that does not print (an ESC that would colour the terminal, a CR that
     would overwrite the line, a tab) written as Python escapes it ("\\x1b", "\\r"); the rest unchanged (probe 126: a
-    file named "\\x1b[31mred.png" coloured the predictions table)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    file named "\\x1b[31mred.png" coloured the predictions table). `lines`: a message's own line breaks kept."""
+    return "".join(ch if ch.isprintable() or (lines and ch == "\n") else repr(ch)[1:-1] for ch in text)
 
 
 def human_bytes(count: int) -> str:

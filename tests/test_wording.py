@@ -66,3 +66,26 @@ def test_a_class_difference_of_spaces_is_said_and_shown() -> None:
     assert said == ("the names differ only in spaces (the model's banana; the data's 'banana '): class names are "
                     "compared exactly")
     assert class_difference(["a b"], ["a\tb", "c"]) == "only the model's: a b; only the data's: 'a\\tb', c"
+
+
+def test_log_lines_and_error_lines_reach_the_terminal_with_control_characters_escaped(capsys) -> None:
+    """Probe 132: the predict warnings ("skipped …"), the error line and the training log's class list printed a
+    name's ESC and CR raw (colouring the terminal, overwriting the line) after the predict table was mended."""
+    import logging
+
+    from cnnlab.console import make_log_handler, print_error
+    from cnnlab.wording import visible
+
+    assert visible("a\x1b[31mb\rc\td\ne") == "a\\x1b[31mb\\rc\\td\\ne"
+    assert visible("two\nlines\u202e", lines=True) == "two\nlines\\u202e"
+    log = logging.getLogger("cnnlab.test.terminal")
+    log.propagate = False
+    log.addHandler(make_log_handler())
+    try:
+        log.warning("skipped %s: empty file", "\x1b[31mred.png")
+    finally:
+        log.handlers.clear()
+    print_error("no image could be read (\rcr.png: empty file (0 bytes))")
+    err = capsys.readouterr().err
+    assert "\x1b[31m" not in err and "\r" not in err
+    assert "\\x1b[31mred.png" in err and "\\rcr.png" in err

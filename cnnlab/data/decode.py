@@ -143,6 +143,20 @@ def downscaled_kind() -> str:
 SNIFFED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"})
 
 
+# The first bytes of the formats cameras, browsers and scanners write (JPEG, PNG, GIF, BMP, TIFF both byte orders,
+# WebP's RIFF container): a file that starts so and does not open is a damaged or cut-short picture.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _starts_like_a_picture(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) and (not head.startswith(b"RIFF") or head[8:12] == b"WEBP")
+
+
 def _sniffed_format(path: str) -> str | None:
     """The format Pillow identifies from the file's first bytes (its header only), None when it names none."""
     if not is_regular_file(path):
@@ -251,7 +265,9 @@ def _decode(path: str | os.PathLike[str], *,
         except Image.DecompressionBombError as exc:  # Pillow's global limit, if someone lowered it
             raise UndecodableImage(path, too_large_reason(), str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - whatever Pillow raises, the file is not a picture we can read
-            raise UndecodableImage(path, UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+            # a picture's signature, then a header Pillow cannot finish: cut short, not another format (probe 132)
+            reason = CUT_SHORT if _starts_like_a_picture(path) else UNREADABLE
+            raise UndecodableImage(path, reason, f"{type(exc).__name__}: {exc}") from exc
         with opened as image:
             kinds = _header_kinds(path, image)
             stored = image.size  # before draft() reduces it

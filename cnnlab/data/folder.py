@@ -358,6 +358,19 @@ def _form(name: str) -> str:
     return "decomposed (NFD)" if unicodedata.is_normalized("NFD", name) else "mixed"
 
 
+def _readable_picture_in(folder: Path) -> bool:
+    """Whether `folder` holds a picture cnnlab reads (decoded at reduced scale, as the scan reads it), stopping at
+    the first."""
+    for path in pictures(folder):
+        if extension_reason(path) is None:
+            try:
+                preview_image(path)
+                return True
+            except UndecodableImage:
+                continue
+    return False
+
+
 def _empty_classes(empty: Sequence[str], directory: Path, skipped: str = "") -> CnnlabError:
     """The refusal of training class folders without a readable image (`skipped`: the scan's skipped files, said)."""
     return CnnlabError(f"imagefolder: class folder(s) {_shown(empty)} in {directory} hold no readable image{skipped}",
@@ -430,13 +443,15 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
                           "or more", fix=f"add a folder per class beside it ({source}/<class>/*.jpg); unlabeled "
                           "pictures serve self-supervised pretraining as one flat folder: `cnnlab pretrain "
                           f"method=simclr dataset=imagefolder dataset.root=DIR` with the pictures directly in DIR")
-    bare = [name for name in classes if next(pictures(source / name), None) is None] if training else []
-    if bare and len(bare) < len(classes):  # before the other splits' classes: their fix (create val/<class>/) would
-        # be undone by this one (probe 127); no picture in any class is "no readable images" (below)
-        raise _empty_classes(bare, source)
     for other in dirs[1:]:
         if other is not None:
-            _check_same_classes(classes, _split_classes(other, root, (source, classes)), other)
+            others = _split_classes(other, root, (source, classes))
+            # a training class the other split lacks: if it holds no readable picture, that is the fault to name —
+            # "create val/Coat/" would be undone by "remove that class from every split" (probes 127, 132)
+            bare = [name for name in classes if name not in others and not _readable_picture_in(source / name)]
+            if training and bare and len(bare) < len(classes):
+                raise _empty_classes(bare, source)
+            _check_same_classes(classes, others, other)
     present = [d for d in dirs if d is not None]
     found = dict(zip(present, scan.samples([(d, classes) for d in present])))
     train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,

@@ -68,9 +68,13 @@ def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, boo
                           fix=f"set dataset.root=DIR; {files.placement(Path('DIR'))}")
     root = Path(str(cfg["root"])).expanduser()
     copy = files.system_copy()
-    if copy is not None and (root.resolve() == copy.resolve() or copy.resolve() in root.resolve().parents):
-        # probe 127: decompressed 55 MB into the package's folder, which no package owns (docs: "only read")
-        raise CnnlabError(f"dataset.root={root} is the system copy of {files.title}, which cnnlab only reads: it "
+    # the copy itself, a folder in it, or one above it (/usr/share/datasets: FashionMNIST/ made beside it; probe 132)
+    # — probe 127: 55 MB decompressed into the package's folder, which no package owns (docs: "only read")
+    where = None if copy is None else "the system copy" if root.resolve() == copy.resolve() else \
+        "a folder inside the system copy" if copy.resolve() in root.resolve().parents else \
+        "a system folder above the system copy" if root.resolve() in copy.resolve().parents else None
+    if where is not None:
+        raise CnnlabError(f"dataset.root={root} is {where} of {files.title} ({copy}), which cnnlab only reads: it "
                           "decompresses the files a run reads into dataset.root", fix="drop dataset.root= (the "
                           "default finds the system copy by itself) or set it to a writable folder of your own, e.g. "
                           "dataset.root=./data")
@@ -265,8 +269,8 @@ def _official_train_test(title: str, files: OnDisk, stored_size: int,
             root, make(root, download, True), make(root, download, False)))
         names = classes(official_train)
         refuse_unusable_splits({"train": official_train, "test": test}, names, files, Path(root))
-        train, val = carve_val(official_train, cfg, title, names, f"put the official files in dataset.root: "
-                               f"{files.placement(Path(root))} (they hold thousands of each class)")
+        train, val = carve_val(official_train, cfg, title, names,  # the files there win over archives: delete them
+                               f"{put_back(files, Path(root), files.needs)} (they hold thousands of each class)")
         return RawSplits(train=train, val=val, test=test, classes=names, stored_size=stored_size,
                          in_memory=False, unlabeled=None if unlabeled is None else Deferred(lambda: unlabeled(root)))
 

@@ -19,6 +19,7 @@ from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build
                                 matching_runs, replaced_stage_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
 from cnnlab.runs import RUN_FILE, RunInfo, iter_runs
+from cnnlab.wording import visible
 
 __all__ = ["Comparison", "Report", "SeedGroup", "build_report", "dataset_title", "report_folder", "write_report"]
 
@@ -263,16 +264,16 @@ def print_report(report: Report) -> None:
     if any(group.changes for group in report.all_seed_groups):
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):
-        out.print(f"partial seed group {note}", markup=False, highlight=False)
+        out.print(visible(f"partial seed group {note}"), markup=False, highlight=False)
     for note in gone_source_notes(report.all_seed_groups, report.base):
-        out.print(note, markup=False, highlight=False)
+        out.print(visible(note), markup=False, highlight=False)
     for path, reason in report.left_out:
-        out.print(f"left out {path}: {reason}", markup=False, highlight=False)
+        out.print(visible(f"left out {path}: {reason}"), markup=False, highlight=False)
     for row, note in test_notes(report.rows):
-        out.print(f"no test top-1 for {row.run.path}: {note}", markup=False, highlight=False)
+        out.print(visible(f"no test top-1 for {row.run.path}: {note}"), markup=False, highlight=False)
     for row in report.rows:
         if row.file_note:
-            out.print(f"model file of {row.run.path}: {row.file_note}", markup=False, highlight=False)
+            out.print(visible(f"model file of {row.run.path}: {row.file_note}"), markup=False, highlight=False)
         for note in row.notes:
             out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)
     for row, note in speedup_notes(report.rows):

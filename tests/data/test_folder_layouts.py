@@ -204,6 +204,11 @@ def test_an_empty_training_class_is_named_before_the_other_splits_lack_it(tmp_pa
     with pytest.raises(CnnlabError, match=r"class folder\(s\) Coat in .*train hold no readable image") as err:
         build(tmp_path)
     assert "remove that class from every split" in (err.value.fix or "")
+    for name, content in (("photo.heic", b"....ftypheic"), ("cut.png", b"\x89PNG\r\n\x1a\n\x00\x00")):
+        (tmp_path / "train" / "Coat" / name).write_bytes(content)  # probe 132: pictures none of which reads
+        with pytest.raises(CnnlabError, match=r"class folder\(s\) Coat in .*train hold no readable image"):
+            build(tmp_path)
+        (tmp_path / "train" / "Coat" / name).unlink()
     shutil.rmtree(tmp_path / "train" / "Coat")  # the fix, followed
     assert build(tmp_path).train is not None
 

@@ -255,7 +255,8 @@ def test_a_class_of_one_training_image_in_idx_files_is_named_with_a_fix_that_can
     with caplog.at_level(logging.WARNING), pytest.raises(CnnlabError) as info:
         build_fashion_mnist({"root": str(tmp_path), "download": False}, SPEC)
     assert "classes Dress, Sneaker have a single image" in info.value.message
-    assert (info.value.fix or "").startswith("put the official files in dataset.root: ")
+    # probe 132: "put the official files there" alone looped: the files there are read before any archive
+    assert (info.value.fix or "").startswith(f"delete {raw / 'train-images-idx3-ubyte'}, ")
     assert "no image of Coat (4), Sandal (5), Shirt (6), Bag (8), Ankle boot (9)" in caplog.text
     caplog.clear()
     write_idx(raw, "train", [c for c in range(9) for _ in range(2)], gz=False)  # every class twice, but Ankle boot
@@ -288,10 +289,12 @@ def test_fashion_mnist_is_found_in_the_debian_folder_without_configuration(tmp_p
     assert sorted(p.name for p in system.iterdir()) == before  # read-only: nothing written there
     assert (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
     # probe 127: dataset.root set to the system copy itself decompressed 55 MB into the package's folder
-    with pytest.raises(CnnlabError, match="is the system copy of Fashion-MNIST, which cnnlab only reads") as info:
+    with pytest.raises(CnnlabError, match="is the system copy of Fashion-MNIST .*, which cnnlab only reads") as info:
         build_fashion_mnist({"root": str(system), "download": "auto"}, SPEC)
     assert "drop dataset.root=" in (info.value.fix or "")
-    assert sorted(p.name for p in system.iterdir()) == before
+    with pytest.raises(CnnlabError, match="is a system folder above the system copy"):  # probe 132: above it
+        build_fashion_mnist({"root": str(system.parent), "download": "auto"}, SPEC)
+    assert sorted(p.name for p in system.iterdir()) == before and not (tmp_path / "FashionMNIST").exists()
 
 
 def test_fashion_mnist_missing_everywhere_names_the_files_and_the_debian_package(
