@@ -65,10 +65,15 @@ def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int, pat
             raise CnnlabError(f"{path} has a fixed batch dimension of {batch}, and {key}={','.join(map(str, sizes))} "
                               "would feed it other batches", fix=f"use {key}={batch if 'calib' in key else [batch]}, "
                                                                  "or export the model with a dynamic batch")
+    # as many calibration images as asked (batches x size), not batches of `batch` (probe 131: 8 images, not 256)
+    images = settings.calib_batches * settings.calib_batch_size
+    batches = settings.calib_batches if ctx.explicitly_set("quantize.calib_batches") else max(1, -(-images // batch))
     if settings.calib_batch_size != batch or settings.timing.batch_sizes != (batch,):
-        ctx.log.info("%s has a fixed batch dimension of %d: %s at batch %d", path, batch,
-                     "calibrated and timed" if settings.calibrates else "timed", batch)
-    return replace(settings, calib_batch_size=batch, timing=replace(settings.timing, batch_sizes=(batch,)))
+        ctx.log.info("%s has a fixed batch dimension of %d: %s at batch %d%s", path, batch,
+                     "calibrated and timed" if settings.calibrates else "timed", batch,
+                     f" ({batches} calibration batches: {batches * batch} images)" if settings.calibrates else "")
+    return replace(settings, calib_batch_size=batch, calib_batches=batches,
+                   timing=replace(settings.timing, batch_sizes=(batch,)))
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

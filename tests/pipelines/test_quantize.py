@@ -299,6 +299,14 @@ def test_a_fixed_batch_onnx_source_is_calibrated_and_timed_at_its_batch(cli, out
                  *ONNXRUNTIME_ONLY)
     assert result.code == 0, result.output
     assert "has a fixed batch dimension of 1: calibrated and timed at batch 1" in " ".join(result.output.split())
+    assert only_run(outputs, "quantize")["quantize"]["calibration"]["images"] == 2  # calib_batches=2, typed
+    # probe 131: untyped, the batches of the default size became batches of 1: 8 images, not the 256 asked
+    default = [o for o in fast if not o.startswith("quantize.calib_batches")]
+    again = cli("quantize", f"source={fixed}", "quantize.format=qdq_u8s8", *dataset, *default, NO_BUDGET,
+                *ONNXRUNTIME_ONLY)
+    assert again.code == 0, again.output
+    newest = read_run(run_dirs(outputs, "quantize")[-1])["quantize"]["calibration"]
+    assert newest["images"] == 64  # 8 x 32 asked, as many as the 64 training images allow
     typed = cli("quantize", f"source={fixed}", *dataset, *fast, "quantize.calib_batch_size=16", *ONNXRUNTIME_ONLY)
     assert typed.code == 2 and "has a fixed batch dimension of 1, and quantize.calib_batch_size=16" in typed.stderr
     assert "use quantize.calib_batch_size=1" in typed.stderr
