@@ -32,6 +32,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationResolutionError
 
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS
@@ -40,7 +41,7 @@ from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
                                 launched_ranks, lost_peer)
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.errors_view import UserAbort, out_of_memory_error
+from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
@@ -395,7 +396,12 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
     is_main = _rank() == 0
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     records = COMMANDS[command].records_run
-    overrides = list(hydra_cfg.overrides.task)
+    typed = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False) or []]
+    try:  # every `${...}` resolves, before anything is recorded: one line and no folder, where one does not
+        overrides = list(hydra_cfg.overrides.task)
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except InterpolationResolutionError as exc:
+        raise UserAbort(interpolation_error(exc, typed, dict(hydra_cfg.runtime.choices))) from None
     threads = apply_job_threads()
     if is_main:
         _release_unused_run_dirs(run_dir, Path(cfg.paths.outputs))
@@ -527,7 +533,7 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
         try:
             with _mode_from_the_command_line():
                 _hydra_main()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, UserAbort):  # a refusal before the run record: no half-written folder (probe 130)
             _discard_unstarted_run_folders()
             raise
         except Exception as exc:

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
@@ -46,6 +46,29 @@ class UserAbort(BaseException):
 
 def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), text.strip())
+
+
+def interpolation_error(exc: InterpolationResolutionError, typed: Sequence[str],
+                        choices: dict[str, str]) -> CnnlabError:
+    """One line for a `${...}` that does not resolve — a typed override's (`trainer.epochs=${nosuch}`) or a config
+    file's (`val_fraction: ${nosuch.key}` in a --config-dir dataset): the setting, where it came from, and the fix.
+    Hydra printed "Error executing job …" and OmegaConf's bare "Interpolation key 'nosuch' not found" (probe 130),
+    leaving a half-written run folder. A cnnlab resolver's own refusal is returned as it is. `typed`: the task
+    overrides as typed; `choices`: the config groups chosen (dataset → missing)."""
+    ours = next((e for e in _causes(exc) if isinstance(e, CnnlabError)), None)
+    if ours is not None:
+        return ours
+    why = _first_line(str(exc)).replace("KeyError raised while resolving interpolation: ", "").strip('"')
+    key = str(getattr(exc, "full_key", "") or "")
+    if not key or key.startswith("hydra."):  # met while Hydra's own record of the typed overrides was read
+        where = " ".join(t for t in typed if "${" in t) or "an override"
+    else:
+        group = key.partition(".")[0]
+        override = next((t for t in typed if t.partition("=")[0].lstrip("+~") == key), None)
+        where = override or (f"{key} (from {group}={choices[group]})" if group in choices else key)
+    return CnnlabError(f"{where}: its interpolation does not resolve ({why})",
+                       fix="give a value, or interpolate a setting that exists (e.g. ${paths.data}/x); an environment "
+                           "variable that may be unset with a default: ${oc.env:NAME,default}")
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

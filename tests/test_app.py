@@ -293,3 +293,23 @@ def test_a_command_that_keeps_no_record_runs_with_a_temporary_folder_named_with_
     monkeypatch.setattr(tempfile, "tempdir", str(interpolated))
     refused = cli("inspect", "model=lenet5", "dataset.image_size=32")
     assert refused.code == 2 and "holds `${`" in refused.stderr and "set TMPDIR" in refused.stderr, refused.output
+
+
+def test_an_interpolation_that_does_not_resolve_is_one_line_and_leaves_no_folder(cli, outputs: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Probe 130: `trainer.epochs=${nosuch}`, `${oc.env:UNSET}` or a --config-dir file's `${nosuch.key}` printed
+    Hydra's "Error executing job …" and OmegaConf's bare "Interpolation key 'nosuch' not found" — no setting, no
+    file, no fix — and left a half-written folder (.hydra/, an empty run.log) or a failed run."""
+    mine = tmp_path / "myconf" / "dataset"
+    mine.mkdir(parents=True)
+    (mine / "missing.yaml").write_text("defaults: [synthetic, _self_]\nval_fraction: ${nosuch.key}\n")
+    cases = [(["trainer.epochs=${nosuch}"], "trainer.epochs=${nosuch}: its interpolation does not resolve "
+                                            "(Interpolation key 'nosuch' not found)"),
+             (["trainer.epochs=${oc.env:CNNLAB_TEST_UNSET}"], "Environment variable 'CNNLAB_TEST_UNSET' not found"),
+             (["--config-dir", str(tmp_path / "myconf"), "dataset=missing"],
+              "dataset.val_fraction (from dataset=missing): its interpolation does not resolve")]
+    for extra, message in cases:
+        result = cli("pretrain", *[o for o in TINY if not o.startswith("dataset=")], *extra)
+        [line] = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert result.code == 2 and message in line and "${oc.env:NAME,default}" in line, result.output
+        assert "Error executing job" not in result.output and not outputs.exists(), result.output
