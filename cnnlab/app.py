@@ -47,7 +47,8 @@ from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
                          no_checkpoint_reason, started_from)
-from cnnlab.settings import START_FROM_RUN, check_config, check_nothing_deleted, dataset_is_the_sources
+from cnnlab.settings import (START_FROM_RUN, check_config, check_experiment_is_read, check_nothing_deleted,
+                             dataset_is_the_sources)
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size)
@@ -443,6 +444,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
                 check_config(composed, command,  # type: ignore[arg-type]
                              dataset_is_sources=dataset_is_the_sources(command, overrides))
+                check_experiment_is_read(hydra_cfg.runtime.choices.get("experiment"), set(cfg), command)
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)
                 check_val_fraction_is_used(cfg, overrides, command)

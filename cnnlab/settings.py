@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -637,6 +637,16 @@ def check_sections_read(overrides: Sequence[str], command: str, plan_text: str =
                 f"{top}.* would be ignored"
             raise CnnlabError(f"{override}: `cnnlab {command}` {info.unread_reason}, so {what}",
                               fix=f"drop {override}{stages}")
+
+
+def check_experiment_is_read(experiment: str | None, sections: Collection[str], command: str) -> None:
+    """A CnnlabError for `cnnlab CMD experiment=X` where X is a pipeline's recipe (it sets `pipeline:`) and CMD is not
+    `pipeline`: the plan was composed and ignored, exit 0, where typing one of its keys is refused (probe 130:
+    `cnnlab pretrain experiment=quickstart` trained the default pretrain). `sections`: the composed config's."""
+    if experiment and command != "pipeline" and "pipeline" in sections:
+        raise CnnlabError(f"experiment={experiment} is a `cnnlab pipeline` recipe (it sets pipeline.*), which "
+                          f"`cnnlab {command}` does not read", fix=f"run `cnnlab pipeline experiment={experiment}`, "
+                                                                   "or drop experiment=")
 
 
 def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = None) -> Any:

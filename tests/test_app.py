@@ -313,3 +313,12 @@ def test_an_interpolation_that_does_not_resolve_is_one_line_and_leaves_no_folder
         [line] = [ln for ln in result.stderr.splitlines() if ln.strip()]
         assert result.code == 2 and message in line and "${oc.env:NAME,default}" in line, result.output
         assert "Error executing job" not in result.output and not outputs.exists(), result.output
+
+
+def test_a_pipeline_recipe_given_to_another_command_is_refused(cli, outputs: Path) -> None:
+    """Probe 130: `cnnlab pretrain experiment=quickstart` composed the quickstart's plan and trained the default
+    pretrain, exit 0, where typing one key of that plan (`pipeline.name=foo`) is refused."""
+    result = cli("pretrain", *TINY, "experiment=quickstart")
+    assert result.code == 2 and not outputs.exists(), result.output
+    assert "experiment=quickstart is a `cnnlab pipeline` recipe" in result.stderr
+    assert "run `cnnlab pipeline experiment=quickstart`" in result.stderr
