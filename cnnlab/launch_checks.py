@@ -257,6 +257,19 @@ def check_typed_choices_read(typed: Sequence[str], config_dirs: Sequence[Path]) 
         raise UserError(f"{message} — {fix}")
 
 
+def check_no_chdir(typed: Sequence[str]) -> None:
+    """`hydra.job.chdir=true`: the job would run inside its run folder, where every relative path the user typed
+    (dataset.root=imgs, a source folder) and outputs/ itself (latest:, source= lookups) are read from — "dataset.root
+    imgs does not exist", "matches no run", neither naming chdir (probe 130). cnnlab writes every file of a run into
+    its run folder without it."""
+    for override in typed:
+        key, _, value = override.lstrip("+").partition("=")
+        if key == "hydra.job.chdir" and value.strip().lower() not in ("false", "null", "~", "0", "no", "off"):
+            raise UserError(f"{override}: cnnlab reads relative paths (dataset.root=DIR, source=, its outputs folder) "
+                            "from the folder you start it in, and a run's files already go into its run folder — drop "
+                            f"{override}")
+
+
 def check_typed_folders(typed: Sequence[str]) -> None:
     """`paths.outputs=~/runs` (or paths.data): Hydra does not expand ~, and neither does the shell inside a word, so
     the runs went to a folder named ~ here, where CNNLAB_OUTPUTS='~/runs' is the home folder's (probe 100)."""

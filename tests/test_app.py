@@ -322,3 +322,13 @@ def test_a_pipeline_recipe_given_to_another_command_is_refused(cli, outputs: Pat
     assert result.code == 2 and not outputs.exists(), result.output
     assert "experiment=quickstart is a `cnnlab pipeline` recipe" in result.stderr
     assert "run `cnnlab pipeline experiment=quickstart`" in result.stderr
+
+
+def test_hydra_job_chdir_is_refused_with_why(cli, outputs: Path) -> None:
+    """Probe 130: with `hydra.job.chdir=true` a relative dataset.root "does not exist" and `latest:pretrain`
+    "matches no run" — neither naming chdir, the cause."""
+    result = cli("pretrain", *TINY, "hydra.job.chdir=true")
+    assert result.code == 2 and not outputs.exists(), result.output
+    assert "hydra.job.chdir=true: cnnlab reads relative paths" in result.stderr and "drop hydra.job.chdir" in \
+        result.stderr
+    assert cli("pretrain", *TINY, "hydra.job.chdir=false").code == 0  # Hydra's default, said
