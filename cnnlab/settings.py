@@ -379,6 +379,12 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
             and not math.isfinite(value):  # probe 83: `inf` "is not allowed: … takes a number"
         raise CnnlabError(f"{key}={_show(value)} is not a finite number: {key} takes {rule.describe()}",
                           fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
+    if not rule.accepts(value) and rule.kind == "str" and isinstance(value, list):
+        # probe 130: a folder named "[br]" read as a list by Hydra; quoted for Hydra, it is that text
+        text = _show(value)
+        raise CnnlabError(f"{key}={text} was read as a list (Hydra reads [ ] as one), and {key} takes "
+                          f"{rule.describe()}", fix=f"quote it for Hydra, within single quotes: "
+                                                    f"{shlex.quote(f'{key}=' + chr(34) + text + chr(34))}")
     if not rule.accepts(value):
         # one value where a list goes: the list of it (probe 80: `predict.inputs=a.png` was offered `=[]`, refused)
         one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])

@@ -67,7 +67,7 @@ def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value
         check_setting(key, value, "pretrain")
     line = info.value.one_line()
     assert line.startswith(f"{key}=") and allowed in line, line
-    [example] = bash_words((info.value.fix or "").removeprefix("set e.g. "))  # as the shell passes it on
+    example = bash_words(info.value.fix or "")[-1]  # "set e.g. K=V", "quote it …: 'K="V"'", as the shell passes it
     key_, _, text = example.partition("=")
     assert key_ == key
     check_setting(key, yaml.safe_load(text), "pretrain")  # the value the fix suggests passes
@@ -356,3 +356,15 @@ def test_a_section_chosen_by_name_without_a_name_is_refused() -> None:
     assert "add `name: constant`" in (error.value.fix or "") and "step" in (error.value.fix or "")
     config["sched"]["name"] = "step"
     check_config(config, "pretrain")
+
+
+def test_a_text_setting_read_as_a_list_says_to_quote_it() -> None:
+    """Probe 130: a folder named "[br]" (`dataset.root=[br]`) read "takes null or a text — set e.g. …", not that Hydra
+    read the brackets as a list nor that quoting it for Hydra (the fix that works) keeps it text."""
+    from cnnlab.settings import _unquoted, check_setting
+
+    with pytest.raises(CnnlabError) as info:
+        check_setting("dataset.root", ["br"], "pretrain")
+    assert "dataset.root=[br] was read as a list" in info.value.message
+    assert info.value.fix.endswith("""'dataset.root="[br]"'""")
+    check_setting("dataset.root", _unquoted('"[br]"'), "pretrain")  # the fix, followed: the text [br]
