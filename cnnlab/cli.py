@@ -278,7 +278,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         raise typer.Exit(_show_error(refused, command))
     if multirun:
         flags.append("--multirun")
-    overrides = hydra_overrides(command, typed, device)
+    # Hydra's own help composes its help config alone: `command=` there read "Could not override 'command'" (probe 130)
+    overrides = [] if "--hydra-help" in flags else hydra_overrides(command, typed, device)
     code = 0
     stderr = sys.stderr
     held = HeldSweepFailureLine(stderr) if multirun else None

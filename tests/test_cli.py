@@ -148,7 +148,10 @@ def test_cfg_job_prints_config_without_running(cli, outputs: Path) -> None:
 
 @pytest.mark.parametrize("args, shows", [(["--info"], "Installed Hydra Plugins"),
                                          (["--info", "model=lenet5"], "Installed Hydra Plugins"),
-                                         (["model=lenet5", "-i", "searchpath"], "Config search path")])
+                                         (["model=lenet5", "-i", "searchpath"], "Config search path"),
+                                         # probe 130: "Could not override 'command'. No match in the defaults list."
+                                         (["--hydra-help"], "== Flags =="),
+                                         (["--hydra-help", "model=lenet5"], "--hydra-help : Hydra's help")])
 def test_info_with_or_without_its_value(cli, outputs: Path, args: list[str], shows: str) -> None:
     """Probe 99: a bare `--info` took the `command=pretrain` cnnlab puts after the flags as its value ("invalid
     choice: 'command=pretrain'", an argument the user never typed)."""
