@@ -443,7 +443,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
                 composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
                 check_config(composed, command,  # type: ignore[arg-type]
-                             dataset_is_sources=dataset_is_the_sources(command, overrides))
+                             dataset_is_sources=dataset_is_the_sources(command, overrides), typed=overrides)
                 check_experiment_is_read(hydra_cfg.runtime.choices.get("experiment"), set(cfg), command)
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)

@@ -680,7 +680,8 @@ def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:
     return resumed_by(command, overrides) is not None or edits_source_data(command, overrides)
 
 
-def check_settings(config: Mapping[str, Any], command: str | None = None, *, dataset_is_sources: bool = False) -> None:
+def check_settings(config: Mapping[str, Any], command: str | None = None, *, dataset_is_sources: bool = False,
+                   typed: Sequence[str] = ()) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order.
     `dataset_is_sources`: the dataset node stands for data a run recorded (dataset_is_the_sources), so its composed
@@ -694,7 +695,7 @@ def check_settings(config: Mapping[str, Any], command: str | None = None, *, dat
     if isinstance(config.get("optim"), Mapping):  # the keys against the class: before the data is read, not after
         from cnnlab.engine.optim import check_optimizer_config  # torch: imported only where a config is composed
 
-        check_optimizer_config(config["optim"])
+        check_optimizer_config(config["optim"], typed)
 
 
 # Settings whose default is null that take a list (a lone name too, so no list rule): `bench.backends=a,b` meant
@@ -817,9 +818,11 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
     raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but {takes}", fix=instead)
 
 
-def check_config(config: Mapping[str, Any], command: str, *, dataset_is_sources: bool = False) -> None:
-    """Everything `execute` checks before a command runs: every setting's type and range, and resume=."""
-    check_settings(config, command, dataset_is_sources=dataset_is_sources)
+def check_config(config: Mapping[str, Any], command: str, *, dataset_is_sources: bool = False,
+                 typed: Sequence[str] = ()) -> None:
+    """Everything `execute` checks before a command runs: every setting's type and range, and resume=. `typed`: the
+    overrides as the user typed them (a fix drops what they added)."""
+    check_settings(config, command, dataset_is_sources=dataset_is_sources, typed=typed)
     check_named(config)
     outputs = (config.get("paths") or {}).get("outputs")
     check_resume(config.get("resume"), command, Path(str(outputs)) if outputs else None)

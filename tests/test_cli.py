@@ -101,6 +101,10 @@ def test_the_optimizer_s_own_fix_deletes_an_argument_and_works_when_followed(cli
     refused = cli("pretrain", *rmsprop)
     assert refused.code == 2 and "add ~optim.nesterov to the command" in refused.stderr, refused.output
     assert cli("pretrain", *rmsprop, "~optim.nesterov").code == 0
+    # probe 130: an argument the user added (`+optim.amsgrad=true`) was to be deleted by a second override after it
+    added = cli("pretrain", *TINY, "+optim.amsgrad=true")
+    assert added.code == 2 and "SGD takes no amsgrad argument — drop +optim.amsgrad=true from the command" in \
+        added.stderr, added.output
 
 
 def test_a_model_setting_of_a_command_without_one_is_refused_not_ignored(cli) -> None:

@@ -14,7 +14,7 @@ import importlib
 import inspect
 import math
 import warnings
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from hydra.utils import instantiate
@@ -143,10 +143,11 @@ def _mistyped_key(cls: type, cfg: DictConfig) -> tuple[str, Any, str, Any] | Non
     return None
 
 
-def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
+def check_optimizer_config(optim_cfg: Mapping[str, Any], typed: Sequence[str] = ()) -> None:
     """Raises CnnlabError for a target outside torch.optim (OPTIMIZER_MODULE) and LARS, one that cannot train a CNN
     (UNSUITABLE), or settings the class takes no argument for (named, with the `~optim.KEY` overrides that drop
-    them). Checked with every setting before a run starts (settings.check_settings), and again when it builds."""
+    them — or, where the user added them (`+optim.amsgrad=true` in `typed`), dropping those). Checked with every
+    setting before a run starts (settings.check_settings), and again when it builds."""
     cfg = optim_cfg if isinstance(optim_cfg, DictConfig) else OmegaConf.create(dict(optim_cfg))
     target = str(cfg.get("_target_"))
     if not (target.startswith(OPTIMIZER_MODULE) or target == LARS_TARGET):
@@ -160,9 +161,13 @@ def check_optimizer_config(optim_cfg: Mapping[str, Any]) -> None:
     cls = _optimizer_class(target)
     refused = _refused_keys(cls, cfg)
     if refused:
-        raise CnnlabError(f"{target} takes no {' or '.join(refused)} argument",
-                          fix=f"drop {'them' if len(refused) > 1 else 'it'}: add "
-                              f"{' '.join(f'~optim.{key}' for key in refused)} to the command")
+        added = [o for o in typed if o.startswith("+") and o.lstrip("+").partition("=")[0] in
+                 {f"optim.{key}" for key in refused}]
+        # probe 130: `+optim.amsgrad=true` was told to add `~optim.amsgrad` after it, not to drop what it typed
+        fix = f"drop {' '.join(added)} from the command" if len(added) == len(refused) else \
+            f"drop {'them' if len(refused) > 1 else 'it'}: add {' '.join(f'~optim.{key}' for key in refused)} to the " \
+            "command"
+        raise CnnlabError(f"{target} takes no {' or '.join(refused)} argument", fix=fix)
     mistyped = _mistyped_key(cls, cfg)
     if mistyped is not None:
         key, value, wanted, default = mistyped
