@@ -62,7 +62,8 @@ class HydraCommand(TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         super().format_help(ctx, formatter)
-        _print_config_help(self.name or "")
+        # `--config-dir DIR --help`: DIR's choices too, as its help text promises (probe 130: they were left out)
+        _print_config_help(self.name or "", _config_dirs(sys.argv[1:]))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -75,7 +76,7 @@ class HydraCommand(TyperCommand):
         return rest
 
 
-def _print_config_help(command: str) -> None:
+def _print_config_help(command: str, extra_dirs: Sequence[Path] = ()) -> None:
     info = COMMANDS[command]
     defaults = conftree.default_choices(command)
     defaults.update(o.split("=", 1) for o in info.default_overrides)  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ def _print_config_help(command: str) -> None:
     for group in (*info.groups, *info.extra_groups):
         default = defaults.get(group)
         names = [Text(n + ("*" if n == default else ""), style="bold" if n == default else "")
-                 for n in conftree.choices(group)]
+                 for n in conftree.choices(group, extra_dirs)]
         table.add_row(group, Text(" ").join(names) if names else Text("(none yet)"))
     out.print(Panel(table, title="Config groups: group=choice (* = default)", title_align="left",
                     border_style="dim"))

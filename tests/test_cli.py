@@ -671,3 +671,16 @@ def test_an_interrupted_pipeline_stage_points_to_the_pipeline_not_its_own_resume
     result = cli("pretrain", *TINY)
     assert result.code == 130 and "run the same `cnnlab pipeline` again: it continues this stage" in result.stderr
     assert "resume=" not in result.stderr
+
+
+def test_help_with_a_config_dir_lists_its_choices(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 130: `cnnlab pretrain --config-dir DIR --help` listed only the shipped choices, though the help says
+    --config-dir adds DIR/dataset/mydata.yaml as dataset=mydata."""
+    mine = tmp_path / "myconf" / "dataset"
+    mine.mkdir(parents=True)
+    (mine / "mydigits.yaml").write_text("defaults: [digits, _self_]\n")
+    args = ["pretrain", "--config-dir", str(tmp_path / "myconf"), "--help"]
+    monkeypatch.setattr(sys, "argv", ["cnnlab", *args])  # what the real command line reads
+    result = cli(*args)
+    [row] = [line for line in result.stdout.splitlines() if "dataset " in line and "digits" in line]
+    assert result.code == 0 and "mydigits" in row, result.stdout
