@@ -164,7 +164,8 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
     # probe 61: the typed text was checked as it stood; Hydra reads quotes, escapes and resolvers
     # probe 130: a folder that interpolates another setting is known only once composed; Hydra rewrote .hydra/ first
     for spelling in (f"hydra.run.dir={victim}", f'hydra.run.dir="{victim}"',
-                     f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}", f"hydra.run.dir=${{paths.outputs}}/{inside}"):
+                     f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}",
+                     f"hydra.run.dir=${{paths.outputs}}/{inside}"):
         result = cli("prune", "prune.ratio=1.5", spelling)
         assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
         assert result.stderr.count("error:") == 1 and "Warning" not in result.stderr, result.output

@@ -13,7 +13,8 @@ PACKAGE = Path(cnnlab.__file__).parent
 # Bottom to top, as drawn in docs/design.md. Equal ranks may import each other.
 RANK = {"data": 0, "models": 1, "engine": 2, "deploy": 3, "compress": 4, "search": 5, "evaluation": 5,
         "records": 6, "runs": 6, "links": 6, "report": 6, "context": 6, "settings": 6, "weights": 6,
-        "steps": 7, "pipelines": 8, "app": 9, "cli": 9, "launch_checks": 9, "folder_guard": 9, "listing": 9, "__main__": 9}
+        "steps": 7, "pipelines": 8, "app": 9, "cli": 9, "launch_checks": 9, "folder_guard": 9, "listing": 9,
+        "__main__": 9}
 # Shared leaves: they import no layer, so any layer may read them.
 LEAVES = {"errors", "errors_view", "fileio", "console", "conftree", "commands", "environment", "interrupts",
           "wording", "hydra_args", "__version__"}

@@ -23,7 +23,7 @@ def summary_table(settings: PruneSettings, metrics: dict[str, Any], rounds: Sequ
     table = Table(title=f"prune.method={settings.method} prune.ratio={settings.ratio:g}", title_justify="left")
     for column in ("", "dense", "pruned", "ratio"):
         table.add_column(column, justify="right")
-    # zeroed weights, every shape kept — or nothing removed (probe 128: ratio 0.001 read "1.09× faster"): one computation
+    # zeroed weights, every shape kept — or nothing removed (probe 128: ratio 0.001 read "1.09× faster"): one network
     same_network = settings.method == "magnitude" or not removed
 
     def speed(dense_ms: float, pruned_ms: float) -> str:  # judged as `cnnlab report` judges a speed-up
