@@ -444,7 +444,9 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
                 check_config(composed, command,  # type: ignore[arg-type]
                              dataset_is_sources=dataset_is_the_sources(command, overrides), typed=overrides)
-                check_experiment_is_read(hydra_cfg.runtime.choices.get("experiment"), set(cfg), command)
+                check_experiment_is_read(hydra_cfg.runtime.choices.get("experiment") or next(
+                    (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None),
+                    set(cfg), command)
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)
                 check_val_fraction_is_used(cfg, overrides, command)

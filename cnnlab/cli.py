@@ -27,7 +27,7 @@ from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.fileio import NOT_A_REGULAR_FILE
 from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
-from cnnlab.launch_checks import (UserError, check_no_chdir, check_run_dir_is_new, check_sweep_dir_is_free,
+from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free,
                                    check_sweep_flags, check_sweep_latest, check_sweep_subdir, check_sweep_values,
                                    check_typed_choices_read, check_typed_folders, is_task_override,
                                    wait_for_submitit_controllers)
@@ -289,7 +289,6 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_overrides(command, args)
         named_run_dir = check_run_dir_is_new(typed, multirun)
         check_typed_folders(typed)
-        check_no_chdir(typed)
         check_typed_choices_read(typed, _config_dirs(args))
         check_sweep_dir_is_free(typed, [o for o in overrides if is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)

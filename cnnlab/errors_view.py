@@ -65,7 +65,8 @@ def interpolation_error(exc: InterpolationResolutionError, typed: Sequence[str],
     else:
         group = key.partition(".")[0]
         override = next((t for t in typed if t.partition("=")[0].lstrip("+~") == key), None)
-        where = override or (f"{key} (from {group}={choices[group]})" if group in choices else key)
+        sources = [f"{g}={choices[g]}" for g in (group, "experiment") if choices.get(g)]  # an experiment sets any key
+        where = override or (f"{key} (from {' or '.join(sources)})" if sources else key)
     return CnnlabError(f"{where}: its interpolation does not resolve ({why})",
                        fix="give a value, or interpolate a setting that exists (e.g. ${paths.data}/x); an environment "
                            "variable that may be unset with a default: ${oc.env:NAME,default}")

@@ -2,46 +2,65 @@
 registered in conf/config.yaml).
 
 cnnlab.launch_checks checks `hydra.run.dir=DIR` and `hydra.sweep.dir=DIR` as typed, before Hydra starts; a folder
-written with an interpolation (`hydra.run.dir=runs/x_${model.name}`, `${paths.outputs}/...`) can only be told once
-the config is composed, and Hydra writes the run's .hydra/ (a sweep's multirun.yaml) right after. Probe 130: such a
-folder naming a completed run had its .hydra/ replaced by settings that never ran before the run record refused it;
-one inside another run, or holding another sweep, was accepted. Hydra calls `on_run_start` / `on_multirun_start`
-with the composed config before it creates or writes anything of the job (hydra/_internal/hydra.py)."""
+written with an interpolation (`hydra.run.dir=runs/x_${model.name}`, `${paths.outputs}/...`, `${hydra:runtime.cwd}`)
+can only be told once the config is composed, and Hydra writes the run's .hydra/ (a sweep's multirun.yaml) right
+after. Probe 130: such a folder naming a completed run had its .hydra/ replaced by settings that never ran before the
+run record refused it; one inside another run, or holding another sweep, was accepted. Hydra calls `on_run_start` /
+`on_multirun_start` with the composed config before it creates or writes anything of the job
+(hydra/_internal/hydra.py); the same checks then see every spelling, and `hydra.job.chdir` however it was set."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from cnnlab.launch_checks import UserError, refuse_taken_run_dir, refuse_taken_sweep_dir
-
-
-class FolderRefused(BaseException):
-    """launch_checks' refusal, raised past Hydra's callback runner: it turns any Exception a callback raises into a
-    warning and goes on (hydra/_internal/callbacks.py). Shown as one line, exit 2 (errors_view: is_user_error)."""
-
-    is_user_error = True
-    exit_code = 2
+from cnnlab.errors import CnnlabError
+from cnnlab.errors_view import UserAbort, interpolation_error
+from cnnlab.launch_checks import UserError, refuse_chdir, refuse_taken_run_dir, refuse_taken_sweep_dir
 
 
 class FolderGuard(Callback):
-    """Refuses a resolved run folder that holds a run or lies inside one, and a resolved sweep folder that does, or
-    that holds another sweep (FolderRefused)."""
+    """Refuses a resolved run folder that holds a run, lies inside one, or holds a sweep or runs; a resolved sweep
+    folder that holds or lies inside a run, or holds another sweep; `hydra.job.chdir` set true. Each refusal is
+    raised as errors_view.UserAbort, a BaseException: Hydra's callback runner turns any Exception a callback raises
+    into a warning and goes on (hydra/_internal/callbacks.py); cnnlab.app removes the folder the resolving made."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.hydra.run.dir))
-        try:
+        with _refusals(config):
+            folder = Path(str(config.hydra.run.dir))
+            refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)
             refuse_taken_run_dir(f"hydra.run.dir={folder}", folder)
-        except UserError as refused:
-            raise FolderRefused(str(refused)) from None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.hydra.sweep.dir))
-        task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-        try:
+        with _refusals(config):
+            folder = Path(str(config.hydra.sweep.dir))
+            refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)
+            task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
             refuse_taken_sweep_dir(f"hydra.sweep.dir={folder}", folder, [str(t) for t in task or []])
-        except UserError as refused:
-            raise FolderRefused(str(refused)) from None
+
+
+@contextlib.contextmanager
+def _refusals(config: DictConfig) -> Iterator[None]:
+    """Hydra's own config set while the folders resolve (`${hydra:runtime.cwd}` reads it: probe 133 — it was not
+    yet, the error became a warning, and the run went on to rewrite a completed run's .hydra/), put back after; a
+    refusal or an interpolation that does not resolve raised as UserAbort."""
+    instance = HydraConfig.instance()
+    before, readonly = instance.cfg, OmegaConf.is_readonly(config.hydra)
+    try:
+        instance.set_config(config)
+        yield
+    except UserError as refused:
+        raise UserAbort(CnnlabError(str(refused))) from None
+    except InterpolationResolutionError as exc:
+        typed = [str(o) for part in ("hydra", "task")
+                 for o in OmegaConf.to_container(config.hydra.overrides[part], resolve=False) or []]
+        raise UserAbort(interpolation_error(exc, typed, {})) from None
+    finally:
+        instance.cfg = before
+        OmegaConf.set_readonly(config.hydra, readonly)

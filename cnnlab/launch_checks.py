@@ -6,6 +6,7 @@ imports it at start-up."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -216,12 +217,38 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, li
 
 
 def refuse_taken_run_dir(override: str, folder: Path) -> None:
-    """A UserError for a run folder that holds a run, or lies inside one: a run's folder is never written into.
-    `override`: how the folder was given, for the message."""
+    """A UserError for a run folder that holds a run, lies inside one, or holds a sweep or runs below it (probe 133:
+    a run written into a sweep's folder stopped that sweep continuing; one into outputs/ made every run below it
+    "inside a run"): a run's folder is its own. `override`: how the folder was given, for the message."""
     if (folder / "run.json").exists():
         raise UserError(f"{override}: that folder already holds a run (its run.json), which this run would "
                         "overwrite — give a new folder, or leave hydra.run.dir out (each run gets its own)")
     _refuse_inside_a_run(override, folder, "hydra.run.dir")
+    held = "a sweep (its multirun.yaml)" if (folder / "multirun.yaml").exists() else \
+        "runs in folders below it" if _holds_runs(folder) else None
+    if held is not None:
+        raise UserError(f"{override}: that folder holds {held}, and a run's folder is its own — give a new folder, "
+                        "or leave hydra.run.dir out (each run gets its own)")
+
+
+def _holds_runs(folder: Path, depth: int = 4, budget: int = 20_000) -> bool:
+    """Whether a run.json lies in a folder up to `depth` levels below `folder` (outputs/<command>/<date>/<time>/ is
+    4), looking at no more than `budget` entries: a home folder given as a run folder is not walked whole."""
+    level, seen = [folder], 0
+    for _ in range(depth):
+        below = []
+        for parent in level:
+            with contextlib.suppress(OSError), os.scandir(parent) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > budget:
+                        return False
+                    if entry.is_dir(follow_symlinks=False):
+                        if os.path.isfile(os.path.join(entry.path, "run.json")):
+                            return True
+                        below.append(Path(entry.path))
+        level = below
+    return False
 
 
 def refuse_taken_sweep_dir(override: str, folder: Path, task: Sequence[str]) -> None:
@@ -257,17 +284,16 @@ def check_typed_choices_read(typed: Sequence[str], config_dirs: Sequence[Path]) 
         raise UserError(f"{message} — {fix}")
 
 
-def check_no_chdir(typed: Sequence[str]) -> None:
-    """`hydra.job.chdir=true`: the job would run inside its run folder, where every relative path the user typed
+def refuse_chdir(shown: str, chdir: Any) -> None:
+    """`hydra.job.chdir` true, however it was set (typed, `hydra.job={chdir:true}`, an experiment file: folder_guard
+    sees the composed value): the job would run inside its run folder, where every relative path the user typed
     (dataset.root=imgs, a source folder) and outputs/ itself (latest:, source= lookups) are read from — "dataset.root
     imgs does not exist", "matches no run", neither naming chdir (probe 130). cnnlab writes every file of a run into
-    its run folder without it."""
-    for override in typed:
-        key, _, value = override.lstrip("+").partition("=")
-        if key == "hydra.job.chdir" and value.strip().lower() not in ("false", "null", "~", "0", "no", "off"):
-            raise UserError(f"{override}: cnnlab reads relative paths (dataset.root=DIR, source=, its outputs folder) "
-                            "from the folder you start it in, and a run's files already go into its run folder — drop "
-                            f"{override}")
+    its run folder without it. `shown`: how it was set, for the message."""
+    if chdir is True or str(chdir).strip().lower() in ("true", "1", "yes", "on"):
+        raise UserError(f"{shown}: cnnlab reads relative paths (dataset.root=DIR, source=, its outputs folder) from "
+                        "the folder you start it in, and a run's files already go into its run folder — drop it "
+                        "(or set hydra.job.chdir=false)")
 
 
 def check_typed_folders(typed: Sequence[str]) -> None:

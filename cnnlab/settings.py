@@ -649,7 +649,8 @@ def check_experiment_is_read(experiment: str | None, sections: Collection[str], 
     """A CnnlabError for `cnnlab CMD experiment=X` where X is a pipeline's recipe (it sets `pipeline:`) and CMD is not
     `pipeline`: the plan was composed and ignored, exit 0, where typing one of its keys is refused (probe 130:
     `cnnlab pretrain experiment=quickstart` trained the default pretrain). `sections`: the composed config's."""
-    if experiment and command != "pipeline" and "pipeline" in sections:
+    if command != "pipeline" and "pipeline" in sections:  # `experiment=[quickstart]` names no choice (probe 133)
+        experiment = experiment or "…"
         raise CnnlabError(f"experiment={experiment} is a `cnnlab pipeline` recipe (it sets pipeline.*), which "
                           f"`cnnlab {command}` does not read", fix=f"run `cnnlab pipeline experiment={experiment}`, "
                                                                    "or drop experiment=")

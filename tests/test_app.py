@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,13 +166,21 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
     # probe 130: a folder that interpolates another setting is known only once composed; Hydra rewrote .hydra/ first
     for spelling in (f"hydra.run.dir={victim}", f'hydra.run.dir="{victim}"',
                      f"hydra.run.dir=${{oc.env:CNNLAB_OUTPUTS}}/{inside}",
-                     f"hydra.run.dir=${{paths.outputs}}/{inside}"):
+                     f"hydra.run.dir=${{paths.outputs}}/{inside}",
+                     # probe 133: Hydra's own resolver read Hydra's config, not yet set: the guard warned and went on
+                     f"hydra.run.dir=${{hydra:runtime.cwd}}/{os.path.relpath(victim)}"):
         result = cli("prune", "prune.ratio=1.5", spelling)
         assert result.code == 2 and "that folder already holds a run (its run.json)" in result.stderr, result.output
         assert result.stderr.count("error:") == 1 and "Warning" not in result.stderr, result.output
     assert {p.name: p.read_bytes() for p in [victim / "run.json", *(victim / ".hydra").iterdir()]} == before
     inner = cli("pretrain", *TINY, f"hydra.run.dir=${{paths.outputs}}/{inside}/sub")
     assert inner.code == 2 and "lies inside the run" in inner.stderr and not (victim / "sub").exists()
+    above = cli("pretrain", *TINY, f"hydra.run.dir={outputs}")  # probe 133: every run below it "inside a run" after
+    assert above.code == 2 and "that folder holds runs in folders below it" in above.stderr, above.output
+    assert not (outputs / "run.json").exists() and not (outputs / ".hydra").exists()
+    unset = cli("pretrain", *TINY, "hydra.run.dir=${oc.env:CNNLAB_TEST_UNSET}/x")
+    assert unset.code == 2 and "its interpolation does not resolve" in unset.stderr, unset.output
+    assert "Warning" not in unset.stderr
     tilde = cli("pretrain", *TINY, "hydra.run.dir=~/cnnlab-run")  # Hydra makes a folder named "~" here
     assert tilde.code == 2 and "Hydra does not expand ~" in tilde.stderr and "hydra.run.dir=$HOME/cnnlab-run" in \
         tilde.stderr, tilde.output
@@ -323,13 +332,19 @@ def test_a_pipeline_recipe_given_to_another_command_is_refused(cli, outputs: Pat
     assert result.code == 2 and not outputs.exists(), result.output
     assert "experiment=quickstart is a `cnnlab pipeline` recipe" in result.stderr
     assert "run `cnnlab pipeline experiment=quickstart`" in result.stderr
+    listed = cli("pretrain", *TINY, "experiment=[quickstart]")  # probe 133: a list names no choice; it got past
+    assert listed.code == 2 and "experiment=[quickstart] is a `cnnlab pipeline` recipe" in listed.stderr
 
 
 def test_hydra_job_chdir_is_refused_with_why(cli, outputs: Path) -> None:
     """Probe 130: with `hydra.job.chdir=true` a relative dataset.root "does not exist" and `latest:pretrain`
     "matches no run" — neither naming chdir, the cause."""
-    result = cli("pretrain", *TINY, "hydra.job.chdir=true")
-    assert result.code == 2 and not outputs.exists(), result.output
-    assert "hydra.job.chdir=true: cnnlab reads relative paths" in result.stderr and "drop hydra.job.chdir" in \
-        result.stderr
+    # probe 133: set another way (`hydra.job={chdir:true}`, an experiment file) it got past a check of the typed text
+    for spelling in ("hydra.job.chdir=true", "hydra.job.chdir=True", "hydra.job={chdir:true}"):
+        result = cli("pretrain", *TINY, spelling)
+        assert result.code == 2 and not outputs.exists(), result.output
+        assert "hydra.job.chdir=True: cnnlab reads relative paths" in result.stderr, result.output
+        assert "drop it (or set hydra.job.chdir=false)" in result.stderr and "Warning" not in result.stderr
+    swept = cli("pretrain", "-m", *TINY, "seed=1,2", "hydra.job.chdir=true")
+    assert swept.code == 2 and "cnnlab reads relative paths" in swept.stderr and not outputs.exists(), swept.output
     assert cli("pretrain", *TINY, "hydra.job.chdir=false").code == 0  # Hydra's default, said

@@ -71,7 +71,8 @@ def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int, pat
     if settings.calib_batch_size != batch or settings.timing.batch_sizes != (batch,):
         ctx.log.info("%s has a fixed batch dimension of %d: %s at batch %d%s", path, batch,
                      "calibrated and timed" if settings.calibrates else "timed", batch,
-                     f" ({batches} calibration batches: {batches * batch} images)" if settings.calibrates else "")
+                     f" ({batches} calibration batches of {batch}: {batches * batch} images, as the training split "
+                     "allows)" if settings.calibrates else "")
     return replace(settings, calib_batch_size=batch, calib_batches=batches,
                    timing=replace(settings.timing, batch_sizes=(batch,)))
 

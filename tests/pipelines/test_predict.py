@@ -58,7 +58,7 @@ def test_checkpoint_and_onnx_predict_the_same_and_bad_files_are_listed(cli, outp
     result = cli("predict", "source=latest:pretrain", f"predict.inputs=['{trained}']", "predict.batch_size=4",
                  "predict.topk=3")
     assert result.code == 0, result.output
-    assert "unreadable" in result.output and "broken.jpg" in result.output
+    assert "damaged or cut short" in result.output and "broken.jpg" in result.output  # a JPEG's header, then text
     torch_dir = run_dirs(outputs, "predict")[0]
     record = read_run(torch_dir)
     assert record["status"] == "completed" and record["metrics"] == {"images": 6, "unreadable": 1}
@@ -148,7 +148,7 @@ def test_an_unreadable_file_is_listed_with_its_reason_said_once(tmp_path: Path, 
     predictions, unreadable = predict_files(model, [broken], topk=1, batch_size=4)  # type: ignore[arg-type]
     assert predictions == [] and list(unreadable) == [str(broken)]
     reason = unreadable[str(broken)]
-    assert reason.startswith("unreadable (") and reason.count("unreadable") == 1, reason
+    assert reason.startswith("damaged or cut short (") and reason.count("cut short") == 1, reason
     show(predictions, unreadable)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "broken.jpg" in ln]
     assert lines == [f"skipped {broken}: {reason}"], lines  # it read "unreadable: X (unreadable (...))"
@@ -278,8 +278,9 @@ def test_a_run_in_which_no_image_could_be_read_fails(cli, outputs: Path, tmp_pat
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
     assert lines[0].startswith("error: no image could be read: all 2 files were skipped (") and \
-        "phone.heic: format .heic not supported" in lines[0] and "broken.jpg: unreadable" in lines[0], lines[0]
-    assert "convert these to PNG or JPEG" in lines[0]
+        "phone.heic: format .heic not supported" in lines[0] and "broken.jpg: damaged or cut short" in lines[0], \
+        lines[0]
+    assert "convert these to PNG or JPEG" in lines[0] and "copy the empty or cut-short files again" in lines[0]
     run_dir = run_dirs(outputs, "predict")[0]
     record = read_run(run_dir)
     assert record["status"] == "failed" and sorted(Path(p).name for p in record["predict"]["unreadable"]) == [
