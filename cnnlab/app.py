@@ -537,6 +537,10 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
         try:
             with _mode_from_the_command_line():
                 _hydra_main()
+            if any(a in ("--cfg", "-c") or a.startswith(("--cfg=", "-c=")) for a in sys.argv[1:]):
+                # the config shown, no job run: the run folder its resolving made is empty (`cnnlab pipeline --cfg
+                # job` left outputs/pipeline/<date>/<time>/)
+                _discard_unstarted_run_folders()
         except (KeyboardInterrupt, UserAbort):  # a refusal before the run record: no half-written folder (probe 130)
             _discard_unstarted_run_folders()
             raise

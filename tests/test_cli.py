@@ -143,6 +143,13 @@ def test_debug_shows_the_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None
     assert "Traceback" in result.stderr and "finetune.mode=sideways" in result.stderr
 
 
+def test_a_pipeline_s_config_shown_leaves_no_folder(cli, outputs: Path) -> None:
+    """`cnnlab pipeline --cfg job` left an empty outputs/pipeline/<date>/<time>/ (its run folder, resolved to show)."""
+    result = cli("pipeline", "experiment=quickstart", "--cfg", "job")
+    assert result.code == 0 and "name: quickstart" in result.stdout, result.output
+    assert not outputs.exists() or not any(p.is_dir() for p in outputs.rglob("*")), list(outputs.rglob("*"))
+
+
 def test_cfg_job_prints_config_without_running(cli, outputs: Path) -> None:
     result = cli("pretrain", "--cfg", "job", "model=lenet5", "trainer.epochs=7")
     assert result.code == 0, result.output
