@@ -33,14 +33,14 @@ class FolderGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals(config):
+            refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)  # before a folder is made
             folder = Path(str(config.hydra.run.dir))
-            refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)
             refuse_taken_run_dir(f"hydra.run.dir={folder}", folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals(config):
-            folder = Path(str(config.hydra.sweep.dir))
             refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)
+            folder = Path(str(config.hydra.sweep.dir))
             task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
             refuse_taken_sweep_dir(f"hydra.sweep.dir={folder}", folder, [str(t) for t in task or []])
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import counted, human_bytes, ratio_text
+from cnnlab.wording import counted, human_bytes, ratio_text, visible
 from cnnlab.hydra_args import path_argument
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
@@ -388,7 +388,8 @@ def rich_table(groups: Sequence[SeedGroup], base: Path, title: str) -> Table:
     for column in shown:
         table.add_column(column, justify="left" if column in TEXT_COLUMNS else "right")
     for line, style in lines:
-        table.add_row(*map(Text, line), style=style)  # cells hold run.json text: never read as rich markup
+        # cells hold run.json text: never read as rich markup, nor control characters sent to the terminal
+        table.add_row(*(Text(visible(cell, lines=True)) for cell in line), style=style)
     return table
 
 
@@ -400,7 +401,7 @@ def rich_differences(groups: Sequence[SeedGroup], base: Path, title: str) -> Tab
     for column in DIFFERENCE_COLUMNS:
         table.add_column(column, justify="left" if column in ("run", "model", "difference", "verdict") else "right")
     for line in found:
-        table.add_row(*map(Text, line))
+        table.add_row(*(Text(visible(cell, lines=True)) for cell in line))
     return table
 
 

@@ -334,10 +334,13 @@ def test_text_from_run_json_is_printed_as_written_not_read_as_rich_markup(tmp_pa
 
     out = tmp_path / "outputs"
     model_run(out, "finetune", "odd", 0.9, model="[bold red]EVIL[/]")
+    model_run(out, "finetune", "\x1b[31mred\rover", 0.8, model="\x1b[2Jwipe")  # probe 132: raw to the terminal
     report = build_report(out)
     console = Console(record=True, width=300)
     console.print(rich_table(group_by_seed(report.rows), out, "digits"))
-    assert "[bold red]EVIL[/]" in console.export_text()
+    text = console.export_text()
+    assert "[bold red]EVIL[/]" in text
+    assert "\x1b" not in text and "\r" not in text and "\\x1b[2Jwipe" in text
 
 
 def _report_cli(*args: str) -> tuple[int, str, str]:
