@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest, pictures, pixels_of, remember_pixels
+from cnnlab.data.content import copies_of, folder_digest, pixels_of, remember_pixels, visible_files
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
                                 folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
@@ -361,7 +361,7 @@ def _form(name: str) -> str:
 def _readable_picture_in(folder: Path) -> bool:
     """Whether `folder` holds a picture cnnlab reads (decoded at reduced scale, as the scan reads it), stopping at
     the first."""
-    for path in pictures(folder):
+    for path in visible_files(folder):
         if extension_reason(path) is None:
             try:
                 preview_image(path)
@@ -448,8 +448,9 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
             others = _split_classes(other, root, (source, classes))
             # a training class the other split lacks: if it holds no readable picture, that is the fault to name —
             # "create val/Coat/" would be undone by "remove that class from every split" (probes 127, 132)
-            bare = [name for name in classes if name not in others and not _readable_picture_in(source / name)]
-            if training and bare and len(bare) < len(classes):
+            bare = [name for name in classes if name not in others and not _readable_picture_in(source / name)] \
+                if training else []
+            if bare and len(bare) < len(classes):
                 raise _empty_classes(bare, source)
             _check_same_classes(classes, others, other)
     present = [d for d in dirs if d is not None]

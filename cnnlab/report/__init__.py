@@ -253,6 +253,9 @@ def _plots_of(markdown_file: Path) -> set[str]:
 def print_report(report: Report) -> None:
     from cnnlab.console import out
 
+    def say(line: str) -> None:  # run.json text (paths, names): printed as written, control characters escaped
+        out.print(visible(line), markup=False, highlight=False)
+
     for title, groups in report.seed_groups.items():
         out.print(rich_table(groups, report.base, title))
         found = rich_differences(groups, report.base, title)
@@ -264,16 +267,16 @@ def print_report(report: Report) -> None:
     if any(group.changes for group in report.all_seed_groups):
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):
-        out.print(visible(f"partial seed group {note}"), markup=False, highlight=False)
+        say(f"partial seed group {note}")
     for note in gone_source_notes(report.all_seed_groups, report.base):
-        out.print(visible(note), markup=False, highlight=False)
+        say(note)
     for path, reason in report.left_out:
-        out.print(visible(f"left out {path}: {reason}"), markup=False, highlight=False)
+        say(f"left out {path}: {reason}")
     for row, note in test_notes(report.rows):
-        out.print(visible(f"no test top-1 for {row.run.path}: {note}"), markup=False, highlight=False)
+        say(f"no test top-1 for {row.run.path}: {note}")
     for row in report.rows:
         if row.file_note:
-            out.print(visible(f"model file of {row.run.path}: {row.file_note}"), markup=False, highlight=False)
+            say(f"model file of {row.run.path}: {row.file_note}")
         for note in row.notes:
             out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)
     for row, note in speedup_notes(report.rows):
