@@ -85,8 +85,10 @@ def _print_config_help(command: str, extra_dirs: Sequence[Path] = ()) -> None:
     table.add_column()
     for group in (*info.groups, *info.extra_groups):
         default = defaults.get(group)
-        names = [Text(n + ("*" if n == default else ""), style="bold" if n == default else "")
-                 for n in conftree.choices(group, extra_dirs)]
+        options = conftree.choices(group, extra_dirs)
+        if group == "experiment" and command != "pipeline":  # the recipes it would refuse are not its choices
+            options = [o for o in options if not conftree.is_pipeline_recipe(o, extra_dirs)]
+        names = [Text(n + ("*" if n == default else ""), style="bold" if n == default else "") for n in options]
         table.add_row(group, Text(" ").join(names) if names else Text("(none yet)"))
     out.print(Panel(table, title="Config groups: group=choice (* = default)", title_align="left",
                     border_style="dim"))

@@ -146,6 +146,12 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     return sorted(names)
 
 
+def is_pipeline_recipe(option: str, extra_dirs: Iterable[Path] = ()) -> bool:
+    """Whether experiment `option` sets `pipeline:` (a `cnnlab pipeline` recipe, which every other command refuses:
+    settings.check_experiment_is_read)."""
+    return "pipeline" in (_settings_said("experiment", option, list(extra_dirs)) or {})
+
+
 def irregular_choice(group: str, name: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
     """The `group/name.yaml` of a config folder that is there but is no regular file (a named pipe, a device, a
     folder): Hydra passes it over and said it "could not find" the option."""

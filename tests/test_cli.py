@@ -691,3 +691,20 @@ def test_help_with_a_config_dir_lists_its_choices(cli, tmp_path: Path, monkeypat
     result = cli(*args)
     [row] = [line for line in result.stdout.splitlines() if "dataset " in line and "digits" in line]
     assert result.code == 0 and "mydigits" in row, result.stdout
+
+
+def test_help_lists_as_experiments_only_those_the_command_reads(cli, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shipped experiment is a pipeline recipe, which `cnnlab pretrain experiment=quickstart` refuses: pretrain's
+    help listed all three as its choices; a user's experiment without `pipeline:` stays listed."""
+    mine = tmp_path / "myconf" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "small.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 1\n")
+    for command, listed, unlisted in [("pretrain", {"small"}, {"quickstart", "ssl_quickstart"}),
+                                      ("pipeline", {"quickstart", "ssl_quickstart", "small"}, set())]:
+        args = [command, "--config-dir", str(tmp_path / "myconf"), "--help"]
+        monkeypatch.setattr(sys, "argv", ["cnnlab", *args])
+        result = cli(*args)
+        [row] = [line for line in result.stdout.splitlines() if line.lstrip("│ ").startswith("experiment ")]
+        words = set(row.replace("*", " ").replace("│", " ").split())
+        assert result.code == 0 and listed <= words and not unlisted & words, row

@@ -271,6 +271,8 @@ def _decode(path: str | os.PathLike[str], *,
         with opened as image:
             kinds = _header_kinds(path, image)
             stored = image.size  # before draft() reduces it
+            # read before load(): Pillow's TIFF loader applies the Orientation tag itself and drops it
+            rotated = _orientation(image) not in (1, 0)
             try:
                 if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
                     image.draft(None, (1, 1))
@@ -282,9 +284,9 @@ def _decode(path: str | os.PathLike[str], *,
                 image.load()
             except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
                 raise UndecodableImage(path, CUT_SHORT, f"{type(exc).__name__}: {exc}") from exc
-            rotated = _orientation(image) not in (1, 0)
             if rotated:
                 kinds.append(EXIF_ROTATED)
+                rotated = _orientation(image) not in (1, 0)  # still to do (JPEG, PNG, WebP); done (TIFF)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
                 return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image), stored
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)

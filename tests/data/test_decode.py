@@ -136,12 +136,16 @@ def test_modes_no_file_format_stores_still_convert(mode: str, value: object, exp
     assert decode._to_rgb(image).getpixel((0, 0)) == expected
 
 
-def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("suffix", "params"), [
+    ("png", {}), ("webp", {"lossless": True}),
+    ("tif", {}),  # Pillow's TIFF loader turns the picture itself at load() and drops the tag: still counted
+])
+def test_exif_orientation_is_applied(tmp_path: Path, suffix: str, params: dict[str, object]) -> None:
     image = Image.new("RGB", (2, 1))
     image.putdata([(255, 0, 0), (0, 0, 255)])
     exif = image.getexif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    path = saved(image, tmp_path / "o.png", exif=exif)
+    path = saved(image, tmp_path / f"o.{suffix}", exif=exif, **params)
     decoded = decode_image(path)
     assert decoded.image.size == (1, 2) and decoded.kinds == (EXIF_ROTATED,)
     assert decoded.image.getpixel((0, 0)) == (255, 0, 0) and decoded.image.getpixel((0, 1)) == (0, 0, 255)
