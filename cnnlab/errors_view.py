@@ -219,7 +219,10 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
 
 
 _ASKED = re.compile(r"(?:tried to allocate|Tried to allocate) ([\d.]+) ?(bytes|[KMGT]i?B)")
-_NUMBERS = re.compile(r"[-+\d.e\[\], ]+")  # a typed value that is a number or a list of numbers: a size
+_NUMBERS = re.compile(r"[-+\d.e\[\], ]+")  # a typed value that is a number or a list of numbers
+# a setting whose number sizes a tensor (bench.batch_sizes, dataset.image_size, inspect.num_classes, model.width,
+# dataset.train_size): not a count of runs or seconds (probe 134: bench.warmup=0 and bench.min_iters=1 were named)
+_SIZES = re.compile(r"size|batch|classes|width|channels|images|calibration|resolution|dim", re.I)
 _UNITS = {"bytes": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
           "TiB": 2**40}
 
@@ -251,8 +254,8 @@ def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError
         value = size / _UNITS[unit]
         amount = f": one allocation asked for {value:,.0f} {unit}" if value >= 100 else \
             f": one allocation asked for {value:.3g} {unit}"
-    sizes = [arg for arg in typed if "=" in arg and not arg.startswith(("seed=", "-"))
-             and _NUMBERS.fullmatch(arg.split("=", 1)[1])]
+    sizes = [arg for arg in typed if "=" in arg and not arg.startswith("-") and _NUMBERS.fullmatch(arg.split("=", 1)[1])
+             and _SIZES.search(arg.split("=", 1)[0].rsplit(".", 1)[-1])]
     fix = (f"lower the sizes you set ({', '.join(sizes)})" if sizes else
            "lower the batch size (trainer.batch_size), the image size (dataset.image_size) or choose a smaller model=")
     return CnnlabError(f"out of memory{amount}", fix=fix)

@@ -256,16 +256,21 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     try:
         data = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # (the pure-Python loader recurses per level)
         return None
     return data if isinstance(data, dict) else None
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON file at `path`. Raises OSError (NotARegularFile for a named pipe, whose read would wait forever) or
-    ValueError."""
+    ValueError (also for arrays or objects nested past Python's recursion limit: probe 136's `[[[…]]]` run.json
+    was a RecursionError that stopped `cnnlab list runs` and the report)."""
     check_regular_file(path)
-    return json.loads(Path(path).read_text())
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 NOT_A_REGULAR_FILE = "not a regular file (a named pipe, device or socket)"

@@ -22,12 +22,14 @@ from omegaconf.errors import InterpolationResolutionError
 
 from cnnlab.errors import CnnlabError
 from cnnlab.errors_view import UserAbort, interpolation_error
-from cnnlab.launch_checks import UserError, refuse_chdir, refuse_taken_run_dir, refuse_taken_sweep_dir
+from cnnlab.launch_checks import (UserError, refuse_chdir, refuse_taken_run_dir, refuse_taken_sweep_dir,
+                                  refuse_unmakeable_folder)
 
 
 class FolderGuard(Callback):
-    """Refuses a resolved run folder that holds a run, lies inside one, or holds a sweep or runs; a resolved sweep
-    folder that holds or lies inside a run, or holds another sweep; `hydra.job.chdir` set true. Each refusal is
+    """Refuses a resolved run folder that cannot be made or written, holds a run, lies inside one, or holds a sweep or
+    runs; a resolved sweep folder that cannot be made or written, holds or lies inside a run, or holds another sweep;
+    `hydra.job.chdir` set true. Each refusal is
     raised as errors_view.UserAbort, a BaseException: Hydra's callback runner turns any Exception a callback raises
     into a warning and goes on (hydra/_internal/callbacks.py); cnnlab.app removes the folder the resolving made."""
 
@@ -35,12 +37,14 @@ class FolderGuard(Callback):
         with _refusals(config):
             refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)  # before a folder is made
             folder = Path(str(config.hydra.run.dir))
+            refuse_unmakeable_folder(f"hydra.run.dir={folder}", folder)
             refuse_taken_run_dir(f"hydra.run.dir={folder}", folder)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals(config):
             refuse_chdir(f"hydra.job.chdir={config.hydra.job.chdir}", config.hydra.job.chdir)
             folder = Path(str(config.hydra.sweep.dir))
+            refuse_unmakeable_folder(f"hydra.sweep.dir={folder}", folder)
             task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
             refuse_taken_sweep_dir(f"hydra.sweep.dir={folder}", folder, [str(t) for t in task or []])
 

@@ -231,6 +231,22 @@ def refuse_taken_run_dir(override: str, folder: Path) -> None:
                         "or leave hydra.run.dir out (each run gets its own)")
 
 
+def refuse_unmakeable_folder(override: str, folder: Path) -> None:
+    """A UserError for a run or sweep folder Hydra could not make or write: a file where one of its folders belongs,
+    or a nearest existing folder this process may not write (probe 136: Hydra's mkdir raised PermissionError and
+    NotADirectoryError, a traceback read as a bug in cnnlab). `override`: how the folder was given."""
+    key = override.split("=", 1)[0]
+    existing = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise UserError(f"{override}: cannot create that folder: {existing} is a file, not a folder — move or rename "
+                        f"it, or give {key} another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{override}: cannot write in {existing} (permission denied) — give {key} a folder you can "
+                        "write")
+
+
 def _holds_runs(folder: Path, depth: int = 4, budget: int = 20_000) -> bool:
     """Whether a run.json lies in a folder up to `depth` levels below `folder` (outputs/<command>/<date>/<time>/ is
     4), looking at no more than `budget` entries: a home folder given as a run folder is not walked whole."""

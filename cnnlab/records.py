@@ -228,6 +228,7 @@ class LatencyRecord(Section):
     device: str = typed(str, required=True, default="")
     threads: int | None = typed(int, within=(1, MAX_COUNT))
     p50_ms: float = typed(int, float, required=True, default=0.0, within=(MIN_LATENCY_MS, MAX_COUNT))
+    iterations: int | None = typed(int, within=(1, MAX_COUNT))  # timed runs behind the p50 (None: not recorded)
     # a paired session's: which of paired.subjects it times (probe 107: -1 read another model's time, "0" and 0.0
     # stopped the report), and each round's p50 (ms), numbers all
     subject: int | None = typed(int, within=(0, MAX_COUNT))

@@ -186,6 +186,28 @@ def test_a_run_never_writes_into_another_runs_folder(cli, outputs) -> None:
         tilde.stderr, tilde.output
 
 
+def test_a_run_or_sweep_folder_that_cannot_be_made_is_one_line(cli, outputs: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 136: `hydra.run.dir=` under a file, or in a folder this process may not write, was Hydra's mkdir
+    raising NotADirectoryError / PermissionError: a traceback read as a bug in cnnlab."""
+    blocking = tmp_path / "afile"
+    blocking.write_text("mine\n")
+    for setting, key in ((f"hydra.run.dir={blocking}/run", "hydra.run.dir"), (f"hydra.sweep.dir={blocking}/sweep",
+                                                                              "hydra.sweep.dir")):
+        result = cli("evaluate", "model=lenet5", *(("-m", setting, "seed=1,2") if "sweep" in key else (setting,)))
+        assert result.code == 2 and "Traceback" not in result.output, result.output
+        assert f"cannot create that folder: {blocking} is a file, not a folder" in result.stderr, result.output
+        assert f"give {key} another folder" in result.stderr and blocking.read_text() == "mine\n"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and
+                        real_access(path, mode, **kw))
+    result = cli("evaluate", "model=lenet5", f"hydra.run.dir={locked}/run")  # (root writes a chmod 555 folder)
+    assert result.code == 2 and f"cannot write in {locked} (permission denied)" in result.stderr, result.output
+    assert list(locked.iterdir()) == []
+
+
 def test_a_refused_first_command_leaves_no_outputs_folder(cli, outputs: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo in the first command of a fresh folder left an empty outputs/ (and CNNLAB_OUTPUTS' new parents)

@@ -220,13 +220,14 @@ def test_a_path_too_long_is_one_line_however_deep_it_is_wrapped() -> None:
 
 def test_an_allocation_that_fails_is_one_line_naming_the_sizes_typed() -> None:
     """Probe 118's kind: a setting that sizes a tensor (a head of 10**12 classes, a batch of 10**11, a synthetic
-    set of 10**11 images) failed in torch's allocator: a traceback and "this is a bug in cnnlab"."""
+    set of 10**11 images) failed in torch's allocator: a traceback and "this is a bug in cnnlab". Counts of runs
+    (bench.warmup, bench.min_iters) size nothing: not named (probe 134)."""
     from cnnlab.errors_view import SettingFacts, describe
 
     failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
                           "you tried to allocate 336000000000000 bytes. Error code 12 (Cannot allocate memory)")
     message, is_bug = describe(failed, "inspect", SettingFacts(typed=("model=lenet5", "inspect.num_classes=10",
-                                                                      "seed=3")))
+                                                                      "seed=3", "bench.warmup=0", "bench.min_iters=1")))
     assert not is_bug and message == ("out of memory: one allocation asked for 336 TB — lower the sizes you set "
                                       "(inspect.num_classes=10)")
     message, is_bug = describe(MemoryError(), "pretrain")

@@ -127,6 +127,8 @@ def _damage(run_dir: Path, how: str) -> None:
         run_file.write_text("[1, 2, 3]")
     elif how == "binary":
         run_file.write_bytes(bytes(range(256)))
+    elif how == "nested-past-recursion":  # probe 136: a RecursionError stopped the listing and the report
+        run_file.write_text("[" * 100_000 + "]" * 100_000)
     elif how == "wrong-types":
         record["metrics"] = {"val_acc": "high"}
         run_file.write_text(json.dumps(record))
@@ -198,7 +200,8 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            # probe 125: a 0 ms latency divided the report's speed-ups by zero (a traceback), or read "0.000 ms"
            "rounds-zero": "p50_ms_per_round holds [0.05, 0, 0.05]", "latency-zero": "metrics.latency[0].p50_ms is 0",
            "subject-past-the-list": "metrics.latency[0].subject is 1, but paired.subjects lists 1 model",
-           "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file"}
+           "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file",
+           "nested-past-recursion": "nested too deeply to read"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)

@@ -378,12 +378,16 @@ def _empty_classes(empty: Sequence[str], directory: Path, skipped: str = "") -> 
                            "or remove that class from every split")
 
 
-def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, every_class: bool) -> ImageFolder:
+def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, every_class: bool,
+                   source: Path) -> ImageFolder:
     """`folder` if it has images; a class without a readable image is refused where `every_class` (the training
-    split), and only logged in val/ and test/ (that class has no images to score there)."""
+    split), and only logged in val/ and test/ (that class has no images to score there). A val/ or test/ without
+    any image is named with its own fix: the set's layout is right (probe 136: the fix described it)."""
     if not folder.samples:
+        fix = FIX if directory == source else \
+            f"add images to its class folders ({directory}/<class>/*.jpg), or remove the empty {directory}/"
         raise CnnlabError(f"imagefolder: no readable images in the class folders of {directory}"
-                          f"{scan.skipped_text()}", fix=FIX)
+                          f"{scan.skipped_text()}", fix=fix)
     present = set(folder.targets)
     empty = [name for index, name in enumerate(folder.classes) if index not in present]
     if empty and every_class:
@@ -456,7 +460,8 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
     present = [d for d in dirs if d is not None]
     found = dict(zip(present, scan.samples([(d, classes) for d in present])))
     train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,
-                                                              every_class=training and d == source) for d in dirs)
+                                                              every_class=training and d == source, source=source)
+                        for d in dirs)
     assert train is not None
     for split in (train, val, test):
         if split is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.deploy.openvino_runtime import first_reason
+from cnnlab.deploy.openvino_runtime import OpenVinoSession, first_reason
 from cnnlab.deploy.ort import example_feed, onnx_session, parse_device, session_io
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.errors import CnnlabError
@@ -143,6 +143,8 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
     before any run)."""
     batch_size = _check_batch(batch_size)
     session = onnx_session(Path(path), threads=threads, device=device, runtime=runtime, precision=precision)
+    if isinstance(session, OpenVinoSession):  # it takes no more threads than the cores it may use (probe 134)
+        threads = session.inference_threads  # what ran is what the record says
     input_name, output_name = session_io(session)
     fixed = session.get_inputs()[0].shape[0]
     if isinstance(fixed, int) and fixed > 0 and fixed != batch_size:

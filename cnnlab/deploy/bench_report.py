@@ -54,7 +54,8 @@ def paired_table(document: dict[str, Any]) -> Table:
                              same_network=_key(subject).same_as(_key(document["subjects"][reference["subject"]])))
         versus = ratio_text(judged.ratio) if r is reference else judged.text()
         table.add_row(_subject_name(subject, r["subject"]), _subject_source(subject),
-                      r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", " ".join(f"{v:.3f}" for v in rounds),
+                      _backend_cell(r, settings), str(r["batch_size"]), f"{r['p50_ms']:.3f}",
+                      " ".join(f"{v:.3f}" for v in rounds),
                       _maybe(spread(rounds) if len(rounds) > 1 else None, "{:.1%}"), versus)
     return table
 
@@ -122,7 +123,8 @@ def latency_table(document: dict[str, Any]) -> Table:
                    "% peak", "runs"):
         table.add_column(header, justify="left" if header == "backend" else "right")
     for r in document["records"]:
-        table.add_row(r["backend"], str(r["batch_size"]), f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}",
+        table.add_row(_backend_cell(r, settings), str(r["batch_size"]), f"{r['p50_ms']:.3f}",
+                      f"{r['p90_ms']:.3f}",
                       f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}", f"{r['throughput']:.1f}",
                       _maybe(r["gflops_per_s"], "{:.1f}"), _maybe(r["peak_fraction"], "{:.1%}"), str(r["iterations"]))
     return table
@@ -143,6 +145,22 @@ def peak_lines(document: dict[str, Any]) -> list[str]:
                 "not a figure for an INT8 file"]
     return [f"% peak above 100 % ({cells}): the estimated FP32 peak ({basis}) is below what this machine did, so "
             "its fractions are not figures — give the data sheet's peak with bench.peak_gflops=N"]
+
+
+def threads_lines(document: dict[str, Any]) -> list[str]:
+    """A line per backend that ran other than bench.threads threads: OpenVINO takes no more than the cores this
+    process may use (probe 134: 8 asked on 2 cores ran 2, beside onnxruntime's 8 taking turns, both read "8")."""
+    asked = document["settings"]["threads"]
+    ran = {r["backend"]: r["threads"] for r in document["records"] if r.get("threads", asked) != asked}
+    return [f"{backend} ran {threads} inference threads, not the {asked} of bench.threads (it takes no more than the "
+            f"cores this process may use); its rows are recorded at {threads} — for a like-for-like comparison use "
+            f"bench.threads={threads}" for backend, threads in ran.items()]
+
+
+def _backend_cell(record: dict[str, Any], settings: dict[str, Any]) -> str:
+    """"openvino (2 threads)" for a record that ran other than the title's threads, else the backend."""
+    threads = record.get("threads", settings["threads"])
+    return record["backend"] if threads == settings["threads"] else f"{record['backend']} ({threads} threads)"
 
 
 def skipped_lines(document: dict[str, Any]) -> list[str]:

@@ -20,8 +20,8 @@ from cnnlab.errors import CnnlabError, ModelLoadError
 log = logging.getLogger("cnnlab")
 
 # The fields of a record that run.json's metrics keep (bench.json keeps them all).
-_METRIC_KEYS = ("backend", "device", "batch_size", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput",
-                "gflops_per_s", "peak_fraction")
+_METRIC_KEYS = ("backend", "device", "batch_size", "threads", "iterations", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
+                "throughput", "gflops_per_s", "peak_fraction")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ from cnnlab.models import count_flops, count_params
 DEFAULT_OPSET = 18
 MIN_OPSET = 18
 MAX_OPSET = onnx.defs.onnx_opset_version()
+# export.atol / export.rtol's shipped values (conf/command/export.yaml): float32 kernels of two runtimes differ by
+# about 1e-6 of the largest logit; a failure within these is a tolerance set tighter than float32 arithmetic
+SHIPPED_ATOL = SHIPPED_RTOL = 1.0e-4
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 # a client that reads only this line must not skip the resize and crop: probe 53's lost 3 points of top-1 so
@@ -286,7 +289,7 @@ def _prop_text(value: Any) -> str:
 def _prop_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # an untrusted file's entry nested past the limit is text (probe 136's kind)
         return text
 
 
@@ -402,10 +405,16 @@ def verify_onnx(path: Path, model: nn.Module, images: Tensor, *, atol: float, rt
     result = compare_logits(torch.cat(expected), torch.cat(actual), atol=atol, rtol=rtol)
     result["n"] = len(images)  # the single-image rerun is not counted twice
     if not result["passed"]:
+        shipped = SHIPPED_ATOL + SHIPPED_RTOL * (result["logit_scale"] or 0.0)
+        # probe 136: export.atol=1e-7 failed on a 2.9e-6 difference, and the fix named the simplifier and the opset
+        fix = (f"the difference is within the shipped tolerance ({shipped:.3g}: export.atol={SHIPPED_ATOL:g} "
+               f"export.rtol={SHIPPED_RTOL:g}), which float32 arithmetic of two runtimes needs: use those"
+               if result["max_abs_diff"] <= shipped else
+               "try export.simplify=false or another export.opset; report the model if it persists")
         raise OnnxMismatch(
             f"ONNX output differs from PyTorch: max |logit difference| {result['max_abs_diff']:.3g} > tolerance "
             f"{result['tolerance']:.3g}, top-1 agreement {result['top1_agreement']:.1%} on {result['n']} images",
-            result, fix="try export.simplify=false or another export.opset; report the model if it persists")
+            result, fix=fix)
     return result
 
 

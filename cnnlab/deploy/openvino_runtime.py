@@ -103,9 +103,23 @@ def first_reason(exc: BaseException) -> str:
     return useful[0]
 
 
+# A runtime that ran out of memory loading a sound file (probe 134: `ulimit -v` made onnxruntime's load fail with
+# std::bad_alloc, and the fix said to re-export the file)
+OUT_OF_MEMORY_FIX = ("the file may be sound: free memory for it (other programs, or the limit `ulimit -v` sets) and "
+                     "run again")
+
+
+def ran_out_of_memory(reason: str) -> bool:
+    """Whether a runtime's error line says an allocation failed (C++'s std::bad_alloc, or its own words)."""
+    return "bad_alloc" in reason or "out of memory" in reason.lower() or "Cannot allocate memory" in reason
+
+
 def _load_fix(reason: str) -> str:
     """What to do about a file OpenVINO cannot load: an INT8 file in onnxruntime's own QOperator operators
-    (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; anything else, a re-export."""
+    (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; memory that ran out, memory;
+    anything else, a re-export."""
+    if ran_out_of_memory(reason):
+        return OUT_OF_MEMORY_FIX
     if "conversion rule" in reason or "QLinear" in reason or "com.microsoft" in reason:
         return ("it holds onnxruntime-only INT8 operators (QOperator format): run it on onnxruntime, or quantize "
                 "again with a QDQ format (quantize.format=qdq_u8s8, or format=auto with openvino in "

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
 from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOGITS, PROBABILITIES,
                                      SIGMOID_PROBABILITIES, UnreadableOutput, integer_output, output_kind)
-from cnnlab.deploy.openvino_runtime import PRECISIONS, OpenVinoSession, load_openvino
+from cnnlab.deploy.openvino_runtime import (OUT_OF_MEMORY_FIX, PRECISIONS, OpenVinoSession, load_openvino,
+                                            ran_out_of_memory)
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError, ModelLoadError, found_before_work
@@ -181,6 +182,8 @@ def _load_fix(path: Path, reason: str) -> str:
     """The fix for a file onnxruntime refused to load. A file saved with every tensor outside it (onnx.save's
     size_threshold=0) keeps the small tensors shape inference must read — a Reshape's target shape — in its .data
     file too, which onnxruntime refuses (probe 94); saving it again at onnx's default threshold keeps them inside."""
+    if ran_out_of_memory(reason):
+        return OUT_OF_MEMORY_FIX
     if "external" in reason.lower():
         name = path.stem + "-inline"
         return (f"save it again with its small tensors inside (onnx's default size_threshold=1024): python -c \"import "

@@ -10,9 +10,9 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
 from cnnlab.fileio import atomic_paths, text_for
-from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, gone_source_notes,
-                                   group_notes, json_text, legend, markdown, rich_differences, rich_table,
-                                   sessions_note, speedup_notes, test_notes)
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, few_runs_note,
+                                   gone_source_notes, group_notes, json_text, legend, markdown, rich_differences,
+                                   rich_table, sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -262,8 +262,9 @@ def print_report(report: Report) -> None:
         if found is not None:
             out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
-    if (note := sessions_note(report.rows)) is not None:
-        out.print(note, markup=False, highlight=False, soft_wrap=True)
+    for note in (sessions_note(report.rows), few_runs_note(report.rows)):
+        if note is not None:
+            out.print(note, markup=False, highlight=False, soft_wrap=True)
     if any(group.changes for group in report.all_seed_groups):
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):

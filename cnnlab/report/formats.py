@@ -437,6 +437,21 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
 
 
 SESSION_ROWS = 12  # the most rows sessions_note names for one paired session
+FEW_RUNS = 10  # a p50 of fewer timed runs is a sample, not a median (bench's default is 30 runs and 1 s)
+
+
+def few_runs_note(rows: Sequence[Row]) -> str | None:
+    """When a row's p50 comes from fewer than FEW_RUNS timed runs (bench.min_iters=1 and min_seconds=0): which, and
+    how to time them again (probe 134: a 1-run 12 ms "p50" stood for a model a 591-run bench put at 0.83 ms)."""
+    few = [row for row in rows if row.latency is not None and row.latency.iterations is not None
+           and row.latency.iterations < FEW_RUNS]
+    if not few:
+        return None
+    runs = ", ".join(str(row.latency.iterations) for row in few)  # type: ignore[union-attr]
+    return (f"p50 of fewer than {FEW_RUNS} timed runs for {counted(len(few), 'row')} ({runs}): one stall of the "
+            "machine decides such a figure; time them again with bench.min_iters and bench.min_seconds at their "
+            "defaults (30 runs, 1 s): cnnlab bench "
+            + path_argument("source", [r.run.path for r in few[:SESSION_ROWS]]))
 PLOT_ALT = "accuracy vs latency"  # report.md's text for each plot it shows (report._plots_of finds them by it)
 
 
@@ -444,8 +459,10 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
     rows_timed = [row for members in groups.values() for group in members for row in group.rows]
-    if (note := sessions_note(rows_timed)) is not None:
-        lines += [note.replace("cnnlab bench '", "`cnnlab bench '") + "`.", ""]
+    for note in (sessions_note(rows_timed), few_runs_note(rows_timed)):
+        if note is not None:  # the command it ends with, as code (a note that names none ends in a plain stop)
+            lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".",
+                      ""]
     for title, members in groups.items():
         shown, table = _table_lines(members, base)
         lines += [f"## {title}", "", *_markdown_table(shown, [line for line, _ in table])]

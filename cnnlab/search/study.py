@@ -126,6 +126,7 @@ def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
 
 
+AGAIN_OF = "again_of"  # user attribute of a trial queued again: the number of the interrupted trial it reruns
 TRAINS = "candidate"  # user attribute: what the trial trains (search.space.Candidate.identity)
 
 
@@ -152,11 +153,14 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     trials = study.get_trials(deepcopy=False)
     taken = [t.params for t in trials if t.state in FINISHED]
     taken += [t.system_attrs.get("fixed_params") for t in trials if t.state == TrialState.WAITING]
+    # a trial stopped while its settings were drawn holds some of them, and its rerun all: the params never compare
+    # equal, so the rerun says whose it is (probe 135: every later resume queued the stopped trial once more)
+    again = {t.user_attrs.get(AGAIN_OF) for t in trials}
     queued = []
     for trial in trials:
         stopped = trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")
-        if stopped and trial.params and trial.params not in taken:
-            study.enqueue_trial(dict(trial.params))
+        if stopped and trial.params and trial.params not in taken and trial.number not in again:
+            study.enqueue_trial(dict(trial.params), user_attrs={AGAIN_OF: trial.number})
             taken.append(trial.params)
             queued.append(trial.number)
     return queued

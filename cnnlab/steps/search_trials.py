@@ -28,7 +28,8 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, from_rank_zero
 from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
-from cnnlab.models import canonical_name, count_flops, count_params, channel_options, create_model, get_entry
+from cnnlab.models import (canonical_name, channel_options, count_flops, count_params, create_model, get_entry,
+                           small_input_adaptation)
 from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
 from cnnlab.search.results import speedup_text
 from cnnlab.search.settings import SearchSettings
@@ -346,6 +347,9 @@ def check_proxy_batches(cfg: DictConfig, space: SearchSpace, settings: SearchSet
     check_batches_split(space, int(cfg.trainer.batch_size), world_size)
     spec = base_spec(cfg, space, weights)
     space.check_resolution(spec.size)  # before the data is read at it
+    if not space.is_architecture:  # one network at one size: trial 0 failed on a size it cannot take (probe 135)
+        name = canonical_name(str(cfg.model.name))
+        small_input_adaptation(name, spec.size, **channel_options(name, spec.channels))
     full = len(sized_data(built, cfg, spec, spec.size).train)
     fraction = settings.proxy_train_fraction
     check_proxy_batch(space, largest_batch(space, int(cfg.trainer.batch_size)), proxy_size(full, fraction), full,

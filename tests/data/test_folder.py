@@ -171,6 +171,28 @@ def test_class_folders_without_images(tmp_path: Path) -> None:
         build_imagefolder({"root": str(tmp_path)}, SPEC)
 
 
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_an_empty_val_or_test_folder_names_itself_and_a_fix_that_works(tmp_path: Path, split: str) -> None:
+    """Probe 136: an empty test/ (its class folders there, no image) stopped training with "set dataset.root=DIR to
+    a folder laid out as DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg" — the layout the folder had."""
+    import shutil
+
+    for name in ("train", "val"):
+        make_classes(tmp_path / name, {"a": 4, "b": 4})
+    shutil.rmtree(tmp_path / split, ignore_errors=True)  # (test/ was never made)
+    for name in ("a", "b"):
+        (tmp_path / split / name).mkdir(parents=True)
+    with pytest.raises(CnnlabError) as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert f"no readable images in the class folders of {tmp_path / split}" in err.value.message
+    assert err.value.fix == (f"add images to its class folders ({tmp_path / split}/<class>/*.jpg), or remove the "
+                             f"empty {tmp_path / split}/")
+    shutil.rmtree(tmp_path / split)  # the fix, followed
+    raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
+    carved = split == "val"  # without val/, val is carved from train/'s 8 images
+    assert raw.test is None and len(raw.val) > 0 and len(raw.train) + len(raw.val) == (8 if carved else 16)
+
+
 def test_train_and_val_class_mismatch(tmp_path: Path) -> None:
     make_classes(tmp_path / "train", {"a": 1, "b": 1})
     make_classes(tmp_path / "val", {"a": 1, "c": 1})

@@ -108,3 +108,21 @@ def test_the_latency_tables_throughput_column_says_it_comes_from_the_p50() -> No
     text = _text(latency_table({"model": {"name": "net", "image_size": 32}, "hardware": {},
                                 "settings": {"device": "cpu", "threads": 2}, "records": [record]}))
     assert "images/s (p50)" in text and "(mean)" not in text and "123.7" in text, text
+
+
+def test_a_backend_that_ran_other_threads_says_so_in_its_row_and_a_warning() -> None:
+    """Probe 134: bench.threads=8 on 2 cores: OpenVINO ran 2 threads, and its row read as the title's 8."""
+    from cnnlab.deploy.bench_report import latency_table, threads_lines
+
+    def record(backend: str, threads: int) -> dict:
+        return {"backend": backend, "batch_size": 1, "threads": threads, "p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0,
+                "mean_ms": 1.0, "std_ms": 0.0, "throughput": 1000.0, "gflops_per_s": None, "peak_fraction": None,
+                "iterations": 30}
+
+    document = {"model": {"name": "net", "image_size": 32}, "hardware": {}, "settings": {"device": "cpu", "threads": 8},
+                "records": [record("onnxruntime", 8), record("openvino", 2)]}
+    text = _text(latency_table(document))
+    assert "openvino (2 threads)" in text and "onnxruntime (" not in text, text
+    [line] = threads_lines(document)
+    assert line.startswith("openvino ran 2 inference threads, not the 8 of bench.threads") and \
+        "bench.threads=2" in line

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from omegaconf import OmegaConf
 import torch
 
 from cnnlab import __version__
@@ -110,6 +111,24 @@ def test_verify_reports_a_mismatch_with_numbers(tmp_path: Path, lively_model) ->
     result = caught.value.result
     assert result["max_abs_diff"] == pytest.approx(0.5, rel=1e-3) and not result["passed"]
     assert "0.5" in caught.value.message and "top-1 agreement" in caught.value.message
+    assert "export.simplify=false" in caught.value.fix  # a real mismatch: not the tolerance's
+
+
+def test_a_tolerance_tighter_than_float32_names_the_tolerance_in_its_fix(tmp_path: Path, lively_model) -> None:
+    """Probe 136: export.atol=1e-7 export.rtol=0 failed on a 2.9e-6 difference, and the fix said to try
+    export.simplify=false (already so) or another opset (no help); the tolerance set went unnamed."""
+    from cnnlab.deploy.export import SHIPPED_ATOL, SHIPPED_RTOL
+
+    model = lively_model("lenet5", 16)
+    path = export_onnx(model, tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES)
+    with torch.no_grad():
+        model.classifier[4].bias.add_(2e-5)  # a float32-sized difference
+    with pytest.raises(OnnxMismatch) as caught:
+        verify_onnx(path, model, torch.randn(4, 3, 16, 16), atol=1e-7)
+    assert f"export.atol={SHIPPED_ATOL:g} export.rtol={SHIPPED_RTOL:g}" in caught.value.fix
+    assert "simplify" not in caught.value.fix
+    shipped = OmegaConf.load(Path(__file__).parents[2] / "cnnlab" / "conf" / "command" / "export.yaml").export
+    assert (shipped.atol, shipped.rtol) == (SHIPPED_ATOL, SHIPPED_RTOL)  # the fix names what the file ships
 
 
 def test_opset_outside_the_exporters_range_is_refused(tmp_path: Path, lively_model) -> None:
@@ -126,6 +145,17 @@ def test_a_file_that_is_not_onnx_is_one_clear_error(tmp_path: Path) -> None:
         read_onnx_metadata(bad)
     with pytest.raises(CnnlabError, match="onnxruntime cannot load"):
         onnx_session(bad)
+
+
+def test_a_metadata_entry_nested_past_the_recursion_limit_is_read_as_text(tmp_path: Path, lively_model) -> None:
+    """Probe 136's kind (a run.json of `[[[…]]]`): the file's metadata is untrusted too; json.loads raised
+    RecursionError past the ValueError it caught, a traceback for whatever read the file."""
+    path = export_onnx(lively_model("lenet5", 16), tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES)
+    proto = onnx.load(str(path))
+    nested = "[" * 100_000 + "]" * 100_000
+    onnx.helper.set_model_props(proto, {"note": nested})
+    onnx.save(proto, str(path))
+    assert read_onnx_metadata(path)["props"]["note"] == nested
 
 
 def test_attributes_equal_to_the_default_are_dropped() -> None:

@@ -305,3 +305,13 @@ def test_evaluate_and_predict_refuse_a_file_openvino_computes_otherwise_at_batch
         assert "outputs at batch 1 disagree with onnxruntime's" in said and "Traceback" not in refused.output
         followed = cli(*[arg.replace("runtime=openvino", "runtime=onnxruntime") for arg in command])  # the fix
         assert followed.code == 0, followed.output
+
+
+def test_time_onnx_records_the_threads_openvino_ran_not_those_asked(lenet_onnx) -> None:
+    """Probe 134: OpenVINO takes no more inference threads than the cores this process may use; asked for more, its
+    records said the count asked (8 on 2 cores) beside onnxruntime's 8 taking turns."""
+    _, path = lenet_onnx
+    cores = int(environment.cpu_info()["usable_cores"] or 1)
+    stats = time_onnx(path, 1, threads=cores + 3, runtime="openvino", plan=TimingPlan(1, 3, 0.0))
+    ran = OpenVinoSession(path, threads=cores + 3).inference_threads
+    assert ran <= cores and stats.threads == ran

@@ -87,6 +87,24 @@ def test_a_file_onnxruntime_cannot_read_is_a_model_load_error(tmp_path: Path) ->
     assert not isinstance(missing.value, ModelLoadError)  # a missing file is not one the runtime failed to read
 
 
+def test_a_sound_file_that_memory_cannot_hold_is_not_told_to_be_exported_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 134: under `ulimit -v`, onnxruntime's load of a sound file failed with std::bad_alloc, and the fix said
+    "point to a valid .onnx file (re-export it)", which changes nothing."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"sound, as far as this test goes")
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Exception during initialization: "
+                           "std::bad_alloc")
+
+    monkeypatch.setattr(ort, "InferenceSession", no_memory)
+    with pytest.raises(ModelLoadError) as caught:
+        onnx_session(path)
+    assert "std::bad_alloc" in caught.value.message and "free memory" in caught.value.fix
+    assert "re-export" not in caught.value.one_line()
+
+
 def test_device_strings() -> None:
     assert parse_device("cpu") == ("cpu", 0) and parse_device("cuda:1") == ("cuda", 1)
     with pytest.raises(CnnlabError, match="unknown device"):

@@ -251,6 +251,17 @@ def test_a_proxy_batch_the_proxy_set_cannot_fill_is_refused_before_any_timing(cl
     assert run_dirs(outputs, "search") == []  # refused before any trial: no run (nothing for resume=true to pick)
 
 
+def test_a_network_that_cannot_take_the_size_is_refused_before_any_trial(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 135: model=alexnet at 16 px started the search; trial 0 failed on the size, leaving a failed run with
+    a study and a trials.csv row. docs/search.md says the settings are checked before any work."""
+    conf = tmp_path / "myconf" / "space"
+    conf.mkdir(parents=True)
+    (conf / "lr.yaml").write_text("kind: hparams\nparams:\n  optim.lr: {type: float, low: 0.01, high: 0.1}\n")
+    line = _one_line(cli("search", "--config-dir", str(tmp_path / "myconf"), "space=lr", "model=alexnet", *DATA))
+    assert line.startswith("error: alexnet needs images of at least 32 px, got dataset.image_size=16"), line
+    assert run_dirs(outputs, "search") == []
+
+
 def test_an_empty_or_contradictory_space_is_one_line(cli, tmp_path: Path) -> None:
     conf = tmp_path / "myconf" / "space"
     conf.mkdir(parents=True)

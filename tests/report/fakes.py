@@ -83,14 +83,16 @@ def sweep(outputs: Path, command: str, accs: list[float], *, name: str = "10-00-
 
 
 def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: str = "onnxruntime", batch: int = 1,
-              device: str = "cpu", threads: int = 2, cpu: str | None = None) -> Path:
-    """A one-model bench run; `cpu`: the CPU model its environment names (None: none recorded)."""
+              device: str = "cpu", threads: int = 2, cpu: str | None = None, iterations: int | None = None) -> Path:
+    """A one-model bench run; `cpu`: the CPU model its environment names (None: none recorded); `iterations`: the
+    timed runs behind its p50 (None: not recorded, as before cnnlab recorded them)."""
     run_dir = outputs / "bench" / "2026-11-28" / name
     record = RunRecord.start(run_dir, "bench")
     record.update(source={"run": str(source)},
                   **({"environment": {"cpu": {"model": cpu, "family": 6, "model_number": 142}}} if cpu else {}))
     record.finish("completed", metrics={"latency": [{"backend": backend, "batch_size": batch, "device": device,
-                                                     "threads": threads, "p50_ms": p50}]})
+                                                     "threads": threads, "p50_ms": p50,
+                                                     **({"iterations": iterations} if iterations else {})}]})
     return run_dir
 
 

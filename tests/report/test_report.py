@@ -661,6 +661,25 @@ def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(
         followed and "cnnlab bench" not in followed, followed
 
 
+def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(tmp_path: Path) -> None:
+    """Probe 134: a newer bench with bench.min_iters=1 gave the report a one-run 12 ms "p50" for a model a 591-run
+    bench put at 0.83 ms, and nothing said it was one sample: run.json's latency records did not keep the count."""
+    from cnnlab.report.formats import few_runs_note
+
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
+    bench_run(out, "b1", a, 1.0, iterations=591)
+    assert few_runs_note(build_report(out).rows) is None
+    bench_run(out, "b2", b, 12.0, iterations=1)
+    report = build_report(out)
+    note = few_runs_note(report.rows)
+    assert note is not None and note.startswith("p50 of fewer than 10 timed runs for 1 row (1): ") and \
+        note.endswith(f"cnnlab bench source={b}"), note
+    markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
+    assert "p50 of fewer than 10 timed runs for 1 row (1)" in markdown and f"`cnnlab bench source={b}`." in markdown
+
+
 def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:
     """The size column is the newest export's ONNX (as before this stop's ModelFile change, which took the oldest)."""
     out = tmp_path / "outputs"

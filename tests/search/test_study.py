@@ -150,3 +150,19 @@ def test_searches_of_neighbouring_seeds_draw_unrelated_candidates() -> None:
     seed1 = [draw_seed(1, i) for i in range(20)]
     assert not set(seed0) & set(seed1) and len(set(seed0)) == 20
     assert seed0 == [draw_seed(0, i) for i in range(20)]  # reproducible
+
+
+def test_a_trial_stopped_while_its_settings_were_drawn_runs_again_only_once(tmp_path: Path) -> None:
+    """Probe 135: stopped after drawing x but not y, the trial was queued with {x}; its rerun drew y as well, so the
+    rerun's params never equalled the stopped trial's, and every later resume queued it once more (a duplicate
+    candidate counted as a new trial)."""
+    study = open_study(tmp_path, multi_objective=False, seed=0, population=4, constrained=False)
+    stopped = study.ask()
+    stopped.suggest_float("x", 0, 1)  # Ctrl-C before y
+    stopped.set_user_attr("interrupted", True)
+    study.tell(stopped, state=TrialState.FAIL)
+    assert requeue_interrupted(study) == [0]
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=1)
+    rerun = study.trials[1]
+    assert rerun.params["x"] == stopped.params["x"] and set(rerun.params) == {"x", "y"}
+    assert requeue_interrupted(study) == []  # the next resume (extending the finished search) draws a new one
