@@ -29,9 +29,9 @@ from cnnlab.launch_checks import (UserError, refuse_chdir, refuse_taken_run_dir,
 class FolderGuard(Callback):
     """Refuses a resolved run folder that cannot be made or written, holds a run, lies inside one, or holds a sweep or
     runs; a resolved sweep folder that cannot be made or written, holds or lies inside a run, or holds another sweep;
-    `hydra.job.chdir` set true. Each refusal is
-    raised as errors_view.UserAbort, a BaseException: Hydra's callback runner turns any Exception a callback raises
-    into a warning and goes on (hydra/_internal/callbacks.py); cnnlab.app removes the folder the resolving made."""
+    `hydra.job.chdir` set true. Each refusal is raised as errors_view.UserAbort, a BaseException: Hydra's callback
+    runner turns any Exception a callback raises into a warning and goes on (hydra/_internal/callbacks.py);
+    cnnlab.app removes the folder the resolving made."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals(config):
