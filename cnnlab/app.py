@@ -441,12 +441,14 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             with found_before_work():
                 check_config_files(hydra_cfg)
                 check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
-                composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-                check_config(composed, command,  # type: ignore[arg-type]
-                             dataset_is_sources=dataset_is_the_sources(command, overrides), typed=overrides)
+                # a recipe first: its `pipeline:` is no setting of this command (probe 137: `pipeline: null` read
+                # "pipeline is not a setting cnnlab reads — did you mean pipeline?")
                 check_experiment_is_read(hydra_cfg.runtime.choices.get("experiment") or next(
                     (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None),
                     set(cfg), command)
+                composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+                check_config(composed, command,  # type: ignore[arg-type]
+                             dataset_is_sources=dataset_is_the_sources(command, overrides), typed=overrides)
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)
                 check_val_fraction_is_used(cfg, overrides, command)

@@ -12,6 +12,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
+from cnnlab.fileio import UNREADABLE_YAML
+
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Groups Hydra or the CLI manage; not user-facing choices.
 _INTERNAL_GROUPS = {"hydra", "command"}
@@ -85,7 +87,7 @@ def _user_defaults(path: Path, group: str) -> list[tuple[str, str]]:
     why)."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    except UNREADABLE_YAML:
         return []
     entries = data.get("defaults") if isinstance(data, dict) else None
     same_group = [(group, entry) for entry in (entries if isinstance(entries, list) else [])
@@ -122,7 +124,7 @@ def _says_the_same(mine: Path, own: Path) -> bool:
     copy of cnnlab's conf/ given as --config-dir hides nothing of the user's, and was refused once per file."""
     try:
         return yaml.safe_load(mine.read_text(encoding="utf-8")) == yaml.safe_load(own.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except UNREADABLE_YAML:
         return False
 
 
@@ -146,10 +148,23 @@ def choices(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     return sorted(names)
 
 
-def is_pipeline_recipe(option: str, extra_dirs: Iterable[Path] = ()) -> bool:
-    """Whether experiment `option` sets `pipeline:` (a `cnnlab pipeline` recipe, which every other command refuses:
-    settings.check_experiment_is_read)."""
-    return "pipeline" in (_settings_said("experiment", option, list(extra_dirs)) or {})
+def is_pipeline_recipe(option: str, extra_dirs: Iterable[Path] = (), depth: int = 0) -> bool:
+    """Whether experiment `option` sets `pipeline:`, itself or through an experiment its defaults list takes in
+    (`- /experiment/quickstart`, probe 137): a `cnnlab pipeline` recipe, which every other command refuses
+    (settings.check_experiment_is_read)."""
+    data = _choice_file(f"experiment/{option}", extra_dirs)
+    if data is None:
+        return False
+    if "pipeline" in data:
+        return True
+    entries = data.get("defaults") if isinstance(data.get("defaults"), list) else []
+    taken = [(group, str(name)) for group, name in _default_entries(data)]  # `- /experiment: quickstart`
+    for entry in entries:
+        if isinstance(entry, str) and entry != "_self_":  # `- /experiment/quickstart`, or `- quickstart` (its group)
+            group, _, name = entry.strip("/").rpartition("/")
+            taken.append((group if entry.startswith("/") else group or "experiment", name))
+    return depth < 4 and any(is_pipeline_recipe(name, extra_dirs, depth + 1)
+                             for group, name in taken if group == "experiment")
 
 
 def irregular_choice(group: str, name: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
@@ -179,15 +194,22 @@ def twins(group: str, options: Iterable[str], extra_dirs: Iterable[Path] = ()) -
     return found
 
 
+def _choice_file(config_path: str, extra_dirs: Iterable[Path]) -> dict[str, Any] | None:
+    """The mapping the file Hydra loads for `group/name` holds; None when none holds it, or it cannot be read or is
+    no mapping (untrusted: a --config-dir file)."""
+    path = config_file(config_path, extra_dirs)
+    try:
+        data = yaml.safe_load(path.read_text()) if path is not None else None
+    except UNREADABLE_YAML:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _settings_said(group: str, option: str, extra_dirs: list[Path], depth: int = 0) -> dict[str, Any] | None:
     """What `group/option`'s file sets, with the model entry it takes in (`/model@_here_: NAME`) merged under its own
     keys; None for a file that cannot be read."""
-    path = config_file(f"{group}/{option}", extra_dirs)
-    try:
-        data = yaml.safe_load(path.read_text()) if path is not None else None
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    if not isinstance(data, dict):
+    data = _choice_file(f"{group}/{option}", extra_dirs)
+    if data is None:
         return None
     said: dict[str, Any] = {}
     for taken, option in _default_entries(data) if depth < 4 else ():
@@ -213,7 +235,7 @@ def not_a_mapping(path: Path) -> str | None:
     mapping, an empty file, or one that does not parse (Hydra reports that YAML error itself)."""
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+    except UNREADABLE_YAML:
         return None
     if data is None or isinstance(data, dict):
         return None

@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+import yaml
+
 from cnnlab.errors import CnnlabError
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -245,18 +247,22 @@ def text_for(target: str | os.PathLike[str], text: str) -> str:
     return spreadsheet_safe_csv(text) if Path(target).suffix.lower() == ".csv" else text
 
 
+# What reading an untrusted YAML file may raise: the file (OSError), its bytes (UnicodeDecodeError, a ValueError),
+# its text (YAMLError), and nesting past Python's recursion limit — PyYAML's pure-Python loader and OmegaConf recurse
+# once per level (probe 137: `[[[…]]]` in a run's .hydra/config.yaml or a --config-dir file was a traceback)
+UNREADABLE_YAML = (OSError, ValueError, yaml.YAMLError, RecursionError)
+
+
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A YAML file whose top level is a mapping (a run's saved config, Hydra's record); None when it is missing,
     unreadable or anything else — these files are untrusted input. Parsed by libyaml where PyYAML has it (the same
     safe constructor as yaml.safe_load; benchmarks/report_yaml.py — probe 111: half of a 3,200-run report was
     parsing)."""
-    import yaml
-
     if not is_regular_file(path):
         return None
     try:
         data = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # (the pure-Python loader recurses per level)
+    except UNREADABLE_YAML:
         return None
     return data if isinstance(data, dict) else None
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -208,6 +209,7 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, li
         return None
     named = None
     for override, folder in _typed_folders(typed, "hydra.run.dir"):
+        refuse_unmakeable_folder(override, Path(folder))  # before app.main resolves it (a link loop raised there)
         refuse_taken_run_dir(override, Path(folder))
         absolute = Path(os.path.abspath(folder))
         if not absolute.exists() or (absolute.is_dir() and not any(absolute.iterdir())):
@@ -232,19 +234,36 @@ def refuse_taken_run_dir(override: str, folder: Path) -> None:
 
 
 def refuse_unmakeable_folder(override: str, folder: Path) -> None:
-    """A UserError for a run or sweep folder Hydra could not make or write: a file where one of its folders belongs,
-    or a nearest existing folder this process may not write (probe 136: Hydra's mkdir raised PermissionError and
-    NotADirectoryError, a traceback read as a bug in cnnlab). `override`: how the folder was given."""
+    """A UserError for a run or sweep folder Hydra could not make or write: a file, a dangling link or a link loop
+    where one of its folders belongs, or a nearest existing folder this process cannot write in — tried by making
+    and removing a folder there, since the permission bits do not tell root on /proc, /sys or a root-squashed NFS
+    share (probes 136, 137: Hydra's mkdir raised PermissionError, NotADirectoryError, FileNotFoundError, and
+    app.main's resolve() a link loop's RuntimeError — tracebacks read as bugs in cnnlab). `override`: how the
+    folder was given."""
     key = override.split("=", 1)[0]
     existing = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
     if existing is None:
         return
+    if existing.is_symlink() and not existing.exists():
+        raise UserError(f"{override}: cannot create that folder: {existing} is a link that leads nowhere (to "
+                        f"{_link_target(existing)}, which does not exist, or back to itself) — mend or remove the "
+                        f"link, or give {key} another folder")
     if not existing.is_dir():
         raise UserError(f"{override}: cannot create that folder: {existing} is a file, not a folder — move or rename "
                         f"it, or give {key} another folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{override}: cannot write in {existing} (permission denied) — give {key} a folder you can "
-                        "write")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cnnlab-write-check-", dir=existing))
+    except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc)).lower()
+        raise UserError(f"{override}: cannot write in {existing} ({why}) — give {key} a folder you can "
+                        "write") from None
+
+
+def _link_target(link: Path) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"
 
 
 def _holds_runs(folder: Path, depth: int = 4, budget: int = 20_000) -> bool:

@@ -512,7 +512,7 @@ def check_known(key: str, command: str = "CMD") -> None:
     close = closest_setting(key)
     raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored (typed with +{key}=, or set in "
                       "a --config-dir file or an experiment?)",
-                      fix=(f"did you mean {close}? " if close else "")
+                      fix=(f"did you mean {close}? " if close and close != key else "")  # never the key itself
                           + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
 
 

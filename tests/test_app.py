@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -198,12 +199,25 @@ def test_a_run_or_sweep_folder_that_cannot_be_made_is_one_line(cli, outputs: Pat
         assert result.code == 2 and "Traceback" not in result.output, result.output
         assert f"cannot create that folder: {blocking} is a file, not a folder" in result.stderr, result.output
         assert f"give {key} another folder" in result.stderr and blocking.read_text() == "mine\n"
+    # probe 137: a link loop was app.main's resolve() RuntimeError; a dangling link "a file, not a folder"
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for link in ("loop1", "dangling"):
+        result = cli("evaluate", "model=lenet5", f"hydra.run.dir={tmp_path / link}/run")
+        assert result.code == 2 and "Traceback" not in result.output, result.output
+        assert f"{tmp_path / link} is a link that leads nowhere" in result.stderr, result.output
     locked = tmp_path / "locked"
     locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and
-                        real_access(path, mode, **kw))
-    result = cli("evaluate", "model=lenet5", f"hydra.run.dir={locked}/run")  # (root writes a chmod 555 folder)
+    real_mkdtemp = tempfile.mkdtemp
+
+    def refused(*args: object, dir: str | None = None, **kwargs: object) -> str:  # noqa: A002 - mkdtemp's name
+        if dir is not None and Path(dir) == locked:  # root writes a chmod 555 folder; /sys refuses root
+            raise PermissionError(1, "Operation not permitted")
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    result = cli("evaluate", "model=lenet5", f"hydra.run.dir={locked}/run")
     assert result.code == 2 and f"cannot write in {locked} (permission denied)" in result.stderr, result.output
     assert list(locked.iterdir()) == []
 
@@ -356,6 +370,18 @@ def test_a_pipeline_recipe_given_to_another_command_is_refused(cli, outputs: Pat
     assert "run `cnnlab pipeline experiment=quickstart`" in result.stderr
     listed = cli("pretrain", *TINY, "experiment=[quickstart]")  # probe 133: a list names no choice; it got past
     assert listed.code == 2 and "experiment=[quickstart] is a `cnnlab pipeline` recipe" in listed.stderr
+
+
+def test_an_empty_pipeline_section_is_refused_as_a_recipe_not_as_a_misspelling(cli, outputs: Path,
+                                                                                tmp_path: Path) -> None:
+    """Probe 137: an experiment holding `pipeline: null` was refused with "pipeline is not a setting cnnlab reads —
+    did you mean pipeline?": the fix named the key it refused."""
+    mine = tmp_path / "myconf" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "pn.yaml").write_text("# @package _global_\npipeline: null\n")
+    result = cli("pretrain", "--config-dir", str(tmp_path / "myconf"), *TINY, "experiment=pn")
+    assert result.code == 2 and "experiment=pn is a `cnnlab pipeline` recipe" in result.stderr, result.output
+    assert "did you mean pipeline?" not in result.stderr
 
 
 def test_hydra_job_chdir_is_refused_with_why(cli, outputs: Path) -> None:

@@ -700,8 +700,12 @@ def test_help_lists_as_experiments_only_those_the_command_reads(cli, tmp_path: P
     mine = tmp_path / "myconf" / "experiment"
     mine.mkdir(parents=True)
     (mine / "small.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 1\n")
-    for command, listed, unlisted in [("pretrain", {"small"}, {"quickstart", "ssl_quickstart"}),
-                                      ("pipeline", {"quickstart", "ssl_quickstart", "small"}, set())]:
+    (mine / "deep.yaml").write_text("a: " + "[" * 3000 + "]" * 3000 + "\n")  # probe 137: --help's RecursionError
+    # probe 137: a recipe taken in through the defaults list is a recipe too
+    (mine / "inherit.yaml").write_text("# @package _global_\ndefaults:\n  - /experiment/quickstart\n")
+    (mine / "nearby.yaml").write_text("# @package _global_\ndefaults:\n  - inherit\n  - _self_\n")
+    for command, listed, unlisted in [("pretrain", {"small"}, {"quickstart", "ssl_quickstart", "inherit", "nearby"}),
+                                      ("pipeline", {"quickstart", "ssl_quickstart", "small", "inherit"}, set())]:
         args = [command, "--config-dir", str(tmp_path / "myconf"), "--help"]
         monkeypatch.setattr(sys, "argv", ["cnnlab", *args])
         result = cli(*args)

@@ -368,3 +368,12 @@ def test_a_text_setting_read_as_a_list_says_to_quote_it() -> None:
     assert "dataset.root=[br] was read as a list" in info.value.message
     assert info.value.fix.endswith("""'dataset.root="[br]"'""")
     check_setting("dataset.root", _unquoted('"[br]"'), "pretrain")  # the fix, followed: the text [br]
+
+
+def test_an_unread_key_is_never_offered_as_its_own_correction() -> None:
+    """Probe 137: `pipeline` (a section other commands do not read) was "did you mean pipeline?"."""
+    from cnnlab.settings import check_known
+
+    with pytest.raises(CnnlabError) as caught:
+        check_known("pipeline", "pretrain")
+    assert "did you mean" not in caught.value.fix and "rename or remove it" in caught.value.fix

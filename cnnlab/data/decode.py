@@ -206,6 +206,11 @@ def _header_kinds(path: str, image: Image.Image) -> list[str]:
     return kinds
 
 
+# The Orientation values that turn or mirror the picture (ImageOps.exif_transpose applies them; 1 is as stored,
+# and 0, 9 or any other value is none it applies: probe 137 counted a 9 "EXIF-rotated" with nothing turned)
+_TURNS = range(2, 9)
+
+
 def _orientation(image: Image.Image) -> int:
     try:
         return int(image.getexif().get(ExifTags.Base.Orientation, 1))
@@ -272,7 +277,7 @@ def _decode(path: str | os.PathLike[str], *,
             kinds = _header_kinds(path, image)
             stored = image.size  # before draft() reduces it
             # read before load(): Pillow's TIFF loader applies the Orientation tag itself and drops it
-            rotated = _orientation(image) not in (1, 0)
+            rotated = _orientation(image) in _TURNS
             try:
                 if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
                     image.draft(None, (1, 1))
@@ -286,7 +291,7 @@ def _decode(path: str | os.PathLike[str], *,
                 raise UndecodableImage(path, CUT_SHORT, f"{type(exc).__name__}: {exc}") from exc
             if rotated:
                 kinds.append(EXIF_ROTATED)
-                rotated = _orientation(image) not in (1, 0)  # still to do (JPEG, PNG, WebP); done (TIFF)
+                rotated = _orientation(image) in _TURNS  # still to do (JPEG, PNG, WebP); done (TIFF)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
                 return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image), stored
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)

@@ -198,6 +198,10 @@ def _split_classes(directory: Path, root: Path, train: tuple[Path, list[str]] | 
                 "" if directory == root else f"; a folder named {directory.name} is read as a split, so a class "
                 f"named {directory.name} must be renamed (e.g. to {directory.name}_class)"))
         # probe 83: a folder of no pictures at all was "no class folders", whichever layout the user meant
+        if train is not None:  # an empty val/ or test/ beside train/: the layout is right (probe 137)
+            raise CnnlabError(f"imagefolder: no class folders and no pictures in {directory}",
+                              fix=f"add its class folders with images ({directory}/<class>/*.jpg, the classes of "
+                                  f"{train[0].name}/), or remove the empty {directory}/")
         raise CnnlabError(f"imagefolder: no class folders and no pictures in {directory}",
                           fix=FIX + ("; for self-supervised pretraining, pictures directly in DIR (a flat folder)"
                                      if directory == root else ""))
@@ -384,8 +388,9 @@ def _checked_split(folder: ImageFolder, directory: Path, scan: FolderScan, *, ev
     split), and only logged in val/ and test/ (that class has no images to score there). A val/ or test/ without
     any image is named with its own fix: the set's layout is right (probe 136: the fix described it)."""
     if not folder.samples:
-        fix = FIX if directory == source else \
-            f"add images to its class folders ({directory}/<class>/*.jpg), or remove the empty {directory}/"
+        empty = next(iter(visible_files(directory)), None) is None  # a val/ of damaged pictures is not (probe 137)
+        fix = FIX if directory == source else f"add images to its class folders ({directory}/<class>/*.jpg), or " \
+            f"remove {'the empty ' if empty else ''}{directory}/"
         raise CnnlabError(f"imagefolder: no readable images in the class folders of {directory}"
                           f"{scan.skipped_text()}", fix=fix)
     present = set(folder.targets)

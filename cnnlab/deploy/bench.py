@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.deploy.openvino_runtime import OpenVinoSession, first_reason
+from cnnlab.deploy.openvino_runtime import OpenVinoSession, first_reason, ran_out_of_memory
 from cnnlab.deploy.ort import example_feed, onnx_session, parse_device, session_io
 from cnnlab.deploy.peak import peak_estimate
 from cnnlab.errors import CnnlabError
@@ -174,6 +174,9 @@ def time_onnx(path: Path, batch_size: int, *, threads: int, device: str = "cpu",
     try:
         times = measure(step, plan)
     except Exception as exc:  # noqa: BLE001 - e.g. a fixed batch axis that is not batch_size
+        if ran_out_of_memory(str(exc)):  # OpenVINO says so past its first line (probe 137)
+            raise CnnlabError(f"{runtime} ran out of memory at batch {batch_size} ({first_reason(exc)})",
+                              fix="time a smaller batch, or free memory for it") from exc
         raise CnnlabError(f"{runtime} cannot run {path} at batch {batch_size}: {first_reason(exc)}") from exc
     return summarize(times, backend=runtime, device=device, batch_size=batch_size,
                      threads=threads, flops=flops, peak_gflops=_peak(device, threads, peak_gflops))

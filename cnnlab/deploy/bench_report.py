@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from rich.table import Table
 
 from cnnlab.deploy.paired import UNSTABLE_SPREAD, NetworkKey, PairedRatio, rounds_disagree, spread
-from cnnlab.wording import ratio_range_text, ratio_text
+from cnnlab.wording import counted, ratio_range_text, ratio_text
 
 SCHEMA = "cnnlab.bench/1"
 
@@ -42,7 +42,7 @@ def paired_table(document: dict[str, Any]) -> Table:
     per-round ratios are more than UNSTABLE_SPREAD apart (the rule `cnnlab report` applies to a speed-up)."""
     settings = document["settings"]
     table = Table(title=f"{len(document['subjects'])} models timed in {settings['rounds']} interleaved rounds on "
-                        f"{settings['device']}, {settings['threads']} threads", title_justify="left")
+                        f"{settings['device']}, {counted(settings['threads'], 'thread')}", title_justify="left")
     for header in ("model", "source", "backend", "batch", "p50 ms", "p50 ms per round", "spread", "vs the first"):
         table.add_column(header, justify="left" if header in ("model", "source", "backend") else "right")
     first = _first_records(document)
@@ -116,7 +116,8 @@ def _round_ratios(reference: dict[str, Any], record: dict[str, Any]) -> list[flo
 def latency_table(document: dict[str, Any]) -> Table:
     model, settings = document["model"], document["settings"]
     peak = document["hardware"].get("peak") or {}
-    title = (f"{model['name']} at {model['image_size']} px on {settings['device']}, {settings['threads']} threads"
+    title = (f"{model['name']} at {model['image_size']} px on {settings['device']}, "
+             f"{counted(settings['threads'], 'thread')}"
              + (f" (peak {peak['gflops']:.3g} GFLOP/s)" if peak.get("gflops") else ""))  # 0.5 read "0"
     table = Table(title=title, title_justify="left")
     for header in ("backend", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "images/s (p50)", "GFLOP/s",
@@ -152,15 +153,16 @@ def threads_lines(document: dict[str, Any]) -> list[str]:
     process may use (probe 134: 8 asked on 2 cores ran 2, beside onnxruntime's 8 taking turns, both read "8")."""
     asked = document["settings"]["threads"]
     ran = {r["backend"]: r["threads"] for r in document["records"] if r.get("threads", asked) != asked}
-    return [f"{backend} ran {threads} inference threads, not the {asked} of bench.threads (it takes no more than the "
-            f"cores this process may use); its rows are recorded at {threads} — for a like-for-like comparison use "
-            f"bench.threads={threads}" for backend, threads in ran.items()]
+    return [f"{backend} ran {counted(threads, 'inference thread')}, not the {asked} of bench.threads (it takes no more "
+            f"than the cores this process may use); its rows are recorded at {threads} — for a like-for-like "
+            f"comparison use bench.threads={threads}" for backend, threads in ran.items()]
 
 
 def _backend_cell(record: dict[str, Any], settings: dict[str, Any]) -> str:
     """"openvino (2 threads)" for a record that ran other than the title's threads, else the backend."""
     threads = record.get("threads", settings["threads"])
-    return record["backend"] if threads == settings["threads"] else f"{record['backend']} ({threads} threads)"
+    return record["backend"] if threads == settings["threads"] else \
+        f"{record['backend']} ({counted(threads, 'thread')})"
 
 
 def skipped_lines(document: dict[str, Any]) -> list[str]:

@@ -110,8 +110,12 @@ OUT_OF_MEMORY_FIX = ("the file may be sound: free memory for it (other programs,
 
 
 def ran_out_of_memory(reason: str) -> bool:
-    """Whether a runtime's error line says an allocation failed (C++'s std::bad_alloc, or its own words)."""
-    return "bad_alloc" in reason or "out of memory" in reason.lower() or "Cannot allocate memory" in reason
+    """Whether a runtime's error text says an allocation failed: C++'s std::bad_alloc, or its own words
+    (onnxruntime's arena "Failed to allocate memory for requested buffer", OpenVINO's "Failed to allocate N bytes of
+    memory", "out of memory", ENOMEM's "Cannot allocate memory"; probe 137)."""
+    lowered = reason.lower()
+    return "bad_alloc" in lowered or any(words in lowered for words in ("out of memory", "cannot allocate memory",
+                                                                         "failed to allocate"))
 
 
 def _load_fix(reason: str) -> str:

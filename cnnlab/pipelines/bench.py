@@ -38,6 +38,7 @@ from cnnlab.fileio import write_json
 from cnnlab.runs import BENCH_FILE
 from cnnlab.steps.bench_models import bench_model, paired_models
 from cnnlab.steps.recording import record_warning
+from cnnlab.wording import counted
 
 
 def check(cfg: DictConfig) -> None:
@@ -99,7 +100,8 @@ def warn_more_threads_than_cores(ctx: RunContext, settings: BenchSettings, devic
     (probe 69: bench.threads=8 on 2 cores ran without a word)."""
     cores = int(cpu_info()["usable_cores"] or 1)
     if device == "cpu" and settings.threads > cores:
-        record_warning(ctx, f"bench.threads={settings.threads} is more than the {cores} cores this process may use: "
+        record_warning(ctx, f"bench.threads={settings.threads} is more than the {counted(cores, 'core')} this "
+                            "process may use: "
                             "the threads take turns, and the latencies measure that, not the model — use "
                             f"bench.threads={cores} or fewer (null: one per physical core)")
 

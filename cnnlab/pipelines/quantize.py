@@ -42,6 +42,7 @@ from cnnlab.steps.sources import model_labelled, source_data
 from cnnlab.steps.recording import dataset_record, record_warning
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
+from cnnlab.wording import counted
 
 WORK_DIR = "candidates"          # every intermediate file; deleted at the end unless quantize.keep_candidates
 CALIBRATION_FILE = "calibration.json"
@@ -132,6 +133,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                             keep_fp32_if_slower=settings.keeps_fp32_if_slower)
     if "qat" in report:  # the QAT-trained weights' float accuracy: what of the INT8 file's change is training
         result = replace(result, qat_fp32_acc=report["qat"]["trained_fp32_val_acc"])
+    if result.threads != settings.timing.threads:
+        record_warning(ctx, f"{settings.timing.runtime} ran {counted(result.threads, 'inference thread')}, not the "
+                            f"{settings.timing.threads} of quantize.bench_threads (it takes no more than the cores "
+                            f"this process may use); the timings are recorded at {result.threads}")
     target = write_model(ctx, identity, fp32_meta, result, settings)
     metrics = result.metrics(target)
     described = result.describe()
@@ -176,7 +181,7 @@ def write_model(ctx: RunContext, identity: ModelIdentity, fp32_meta: dict[str, A
     """The chosen candidate as model.onnx — or the FP32 graph when no candidate beats it — with the model's identity
     (architecture, source, dataset, classes, input spec), the FP32 graph's params and FLOPs, and how it was
     quantized (an INT8 file's `quantization` entry; the FP32 one's `fp32_kept` says why it is not INT8)."""
-    chosen, chosen_on = result.chosen, f"{settings.timing.runtime} cpu, {settings.timing.threads} thread(s)"
+    chosen, chosen_on = result.chosen, f"{settings.timing.runtime} cpu, {counted(result.threads, 'thread')}"
     if result.fp32_kept:
         source, extra = result.fp32.path, {"fp32_kept": {"reason": result.reason, "chosen_on": chosen_on}}
     elif chosen.format == BF16:  # the FP32 graph; the deployment runs it in bf16 (OpenVINO's precision hint)

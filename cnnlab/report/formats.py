@@ -447,11 +447,19 @@ def few_runs_note(rows: Sequence[Row]) -> str | None:
            and row.latency.iterations < FEW_RUNS]
     if not few:
         return None
+    # a row timed in a paired session is read from it until a newer paired session times it (probe 137: followed,
+    # `source=RUN` alone left the note standing): one such row is timed beside another, its source where shown
+    timed = few[:SESSION_ROWS]
+    if len(timed) == 1 and timed[0].latency.subject is not None:  # type: ignore[union-attr]
+        source = timed[0].source.resolve() if timed[0].source is not None else None
+        partner = next((r for r in rows if r.run.path.resolve() == source), None) or \
+            next((r for r in rows if r is not timed[0]), None)
+        timed = timed + ([partner] if partner is not None else [])
     runs = ", ".join(str(row.latency.iterations) for row in few)  # type: ignore[union-attr]
     return (f"p50 of fewer than {FEW_RUNS} timed runs for {counted(len(few), 'row')} ({runs}): one stall of the "
             "machine decides such a figure; time them again with bench.min_iters and bench.min_seconds at their "
             "defaults (30 runs, 1 s): cnnlab bench "
-            + path_argument("source", [r.run.path for r in few[:SESSION_ROWS]]))
+            + path_argument("source", [r.run.path for r in timed]))
 PLOT_ALT = "accuracy vs latency"  # report.md's text for each plot it shows (report._plots_of finds them by it)
 
 

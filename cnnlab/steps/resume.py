@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.fileio import read_yaml_mapping, write_text
+from cnnlab.fileio import UNREADABLE_YAML, read_yaml_mapping, write_text
 from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
@@ -234,7 +233,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         raise CnnlabError(f"resume: {run.path} has no saved config (.hydra/config.yaml)")
     try:
         old = OmegaConf.load(saved)
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # untrusted: a damaged file (UnicodeDecodeError too)
+    except UNREADABLE_YAML as exc:  # untrusted: a damaged file (UnicodeDecodeError, nesting past the limit too)
         old = None
         why = f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     else:

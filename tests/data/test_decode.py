@@ -136,6 +136,17 @@ def test_modes_no_file_format_stores_still_convert(mode: str, value: object, exp
     assert decode._to_rgb(image).getpixel((0, 0)) == expected
 
 
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+def test_an_orientation_value_that_turns_nothing_is_not_counted(tmp_path: Path, suffix: str) -> None:
+    """Probe 137: Orientation 9 (no such turn; exif_transpose leaves the picture) was counted "EXIF-rotated"."""
+    image = Image.new("RGB", (2, 1))
+    image.putdata([(255, 0, 0), (0, 0, 255)])
+    exif = image.getexif()
+    exif[0x0112] = 9
+    decoded = decode_image(saved(image, tmp_path / f"o.{suffix}", exif=exif))
+    assert decoded.image.size == (2, 1) and decoded.kinds == ()
+
+
 @pytest.mark.parametrize(("suffix", "params"), [
     ("png", {}), ("webp", {"lossless": True}),
     ("tif", {}),  # Pillow's TIFF loader turns the picture itself at load() and drops the tag: still counted

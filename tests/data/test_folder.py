@@ -191,6 +191,18 @@ def test_an_empty_val_or_test_folder_names_itself_and_a_fix_that_works(tmp_path:
     raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
     carved = split == "val"  # without val/, val is carved from train/'s 8 images
     assert raw.test is None and len(raw.val) > 0 and len(raw.train) + len(raw.val) == (8 if carved else 16)
+    (tmp_path / split).mkdir()  # probe 137: no class folders at all read the whole layout's fix
+    with pytest.raises(CnnlabError) as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert f"no class folders and no pictures in {tmp_path / split}" in err.value.message
+    assert err.value.fix.startswith(f"add its class folders with images ({tmp_path / split}/<class>/*.jpg") and \
+        err.value.fix.endswith(f"or remove the empty {tmp_path / split}/")
+    (tmp_path / split / "a").mkdir()
+    (tmp_path / split / "b").mkdir()
+    (tmp_path / split / "a" / "x.png").write_bytes(b"not a picture")  # probe 137: "the empty" folder held this
+    with pytest.raises(CnnlabError) as err:
+        build_imagefolder({"root": str(tmp_path)}, SPEC)
+    assert err.value.fix.endswith(f"or remove {tmp_path / split}/") and "the empty" not in err.value.fix
 
 
 def test_train_and_val_class_mismatch(tmp_path: Path) -> None:

@@ -168,3 +168,23 @@ def test_one_default_thread_count_for_every_timing(monkeypatch: pytest.MonkeyPat
     assert QuantizeSettings.from_config(sections["quantize"]).timing.threads == 3
     with pytest.raises(CnnlabError, match="must be at least 1"):
         paired.PairedSettings(batch_sizes=(0,))
+
+
+@pytest.mark.parametrize("said", [
+    "[ONNXRuntimeError] : 1 : FAIL : BFCArena::AllocateRawInternal(...) Failed to allocate memory for requested "
+    "buffer of size 6553600000",
+    "[CPU] Convolution node with name 'conv' Check 'ptr' failed at src/plugins/intel_cpu/src/cpu_memory.cpp:257:\n"
+    "Failed to allocate 2457600000 bytes of memory",  # OpenVINO: the allocation past its first line
+])
+def test_a_runtime_out_of_memory_at_a_batch_says_so_with_a_fix(lenet_onnx_once, monkeypatch: pytest.MonkeyPatch,
+                                                               said: str) -> None:
+    """Probe 137: onnxruntime's arena and OpenVINO's allocator failing at batch 100,000 read as "cannot run" with
+    no fix (OpenVINO's reason cut at `cpu_memory.cpp:257:`)."""
+    def no_memory(step, plan):  # type: ignore[no-untyped-def]
+        raise RuntimeError(said)
+
+    monkeypatch.setattr(bench, "measure", no_memory)
+    with pytest.raises(CnnlabError) as caught:
+        time_onnx(lenet_onnx_once[1], 4, threads=1)
+    assert caught.value.message.startswith("onnxruntime ran out of memory at batch 4 (")
+    assert caught.value.fix == "time a smaller batch, or free memory for it"

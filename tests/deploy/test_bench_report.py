@@ -126,3 +126,8 @@ def test_a_backend_that_ran_other_threads_says_so_in_its_row_and_a_warning() -> 
     [line] = threads_lines(document)
     assert line.startswith("openvino ran 2 inference threads, not the 8 of bench.threads") and \
         "bench.threads=2" in line
+    one = {**document, "settings": {"device": "cpu", "threads": 1}, "records": [record("openvino", 1)]}
+    assert _text(latency_table(one)).split("\n")[0].rstrip().endswith("cpu, 1 thread")  # probe 137: "1 threads"
+    lone = {**document, "settings": {"device": "cpu", "threads": 2}, "records": [record("openvino", 1)]}
+    assert "openvino (1 thread)" in _text(latency_table(lone)) and threads_lines(lone)[0].startswith(
+        "openvino ran 1 inference thread, not the 2")

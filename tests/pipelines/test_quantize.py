@@ -16,6 +16,8 @@ from cnnlab.compress.quantization.formats import is_x86
 from cnnlab.compress.quantization.selection import MIN_NOISE
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata
 from cnnlab.engine.checkpoint import load_model
+from cnnlab.environment import cpu_info
+from cnnlab.wording import counted
 from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
 
 # Tiny calibration and timing: these tests check what is built, measured and recorded, never how fast.
@@ -355,8 +357,11 @@ def test_the_openvino_runtime_without_its_package_names_the_extra_before_any_wor
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "cnnlab[openvino]"')
 def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, outputs: Path, source: Path) -> None:
+    # more threads than the cores: OpenVINO runs no more than those, and the record says what ran (probe 137)
+    cores = int(cpu_info()["usable_cores"] or 1)
+    more = [o if not o.startswith("quantize.bench_threads=") else f"quantize.bench_threads={cores + 3}" for o in FAST]
     result = cli("quantize", f"source={source}", "quantize.runtime=openvino", "quantize.engine=onnxruntime",
-                 *FAST, NO_BUDGET)
+                 *more, NO_BUDGET)
     assert result.code == 0, result.output
     record = only_run(outputs, "quantize")
     report = record["quantize"]
@@ -367,7 +372,12 @@ def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, ou
     assert all(c["latency"]["1"]["backend"] == "openvino" and abs(c["acc"] - report["fp32"]["val_acc"]) <= CLOSE_TO_FP32
                for c in usable)
     props = read_onnx_metadata(Path(record["run_dir"]) / "model.onnx")["props"]
-    assert props["quantization"]["chosen_on"] == "openvino cpu, 1 thread(s)"
+    ran = report["fp32"]["latency"]["1"]["threads"]
+    assert ran <= cores and props["quantization"]["chosen_on"] == f"openvino cpu, {counted(ran, 'thread')}"
+    assert f"CPU, {counted(ran, 'thread')}" in result.stdout
+    said = " ".join(result.stderr.split())
+    assert f"openvino ran {counted(ran, 'inference thread')}, not the {cores + 3} of quantize.bench_threads" in said
+    assert any("not the" in w for w in record["warnings"])
     assert "may not be faster on this CPU" not in result.stderr  # onnxruntime's kernel caveats are not OpenVINO's
 
 

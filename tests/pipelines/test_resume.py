@@ -360,7 +360,8 @@ def test_an_optimizer_saved_with_another_choice_is_filled_from_that_choice(cli, 
     assert again["optim"]["weight_decay"] == 0.05, again["optim"]
 
 
-@pytest.mark.parametrize("content", [b"- a\n- b\n", bytes(range(128, 256)) * 2, b"a: [unclosed\n"])
+@pytest.mark.parametrize("content", [b"- a\n- b\n", bytes(range(128, 256)) * 2, b"a: [unclosed\n",
+                                     b"deep: " + b"[" * 5000 + b"]" * 5000 + b"\n"])  # probe 137: RecursionError
 def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, content: bytes) -> None:
     """A list at the top of the saved .hydra/config.yaml failed with `AssertionError — this is a bug`, binary garbage
     with UnicodeDecodeError; the run's last.pt cannot be continued without its settings."""

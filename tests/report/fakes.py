@@ -104,7 +104,7 @@ def _source_record(run_dir: Path) -> dict:
 
 
 def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
-               started: str | None = None) -> Path:
+               started: str | None = None, iterations: int | None = None) -> Path:
     """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept).
     Subjects are recorded as `cnnlab bench` records them: the run and the source record of the model file timed
     (probe 125: the fake's run alone hid that a gone source's subject was lost)."""
@@ -115,7 +115,8 @@ def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list
     record.update(paired={"rounds": len(rounds[0]), "subjects": [
         {"name": "m", "run": str(s), "source": _source_record(s)} for s in subjects]})
     latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
-                "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r} for i, r in enumerate(rounds)]
+                "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r, **({"iterations": iterations} if iterations
+                                                                              else {})} for i, r in enumerate(rounds)]
     record.finish("completed", metrics={"latency": latency})
     return run_dir
 

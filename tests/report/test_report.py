@@ -678,6 +678,19 @@ def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(
         note.endswith(f"cnnlab bench source={b}"), note
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 of fewer than 10 timed runs for 1 row (1)" in markdown and f"`cnnlab bench source={b}`." in markdown
+    # probe 137: a row timed in a paired session is read from it until a newer paired session times it — a bench of
+    # the row alone left the note standing, so the command times that session's rows again, side by side
+    out = tmp_path / "paired"
+    a = model_run(out, "finetune", "a", 0.9)
+    c = model_run(out, "prune", "c", 0.87, source=a, params=400_000)
+    d = model_run(out, "prune", "d", 0.86, source=a, params=300_000)
+    paired_run(out, "p1", [a, c], [[1.0, 1.0], [2.0, 2.0]], iterations=2, started="2026-11-28T12:00:00")
+    paired_run(out, "p2", [a, d], [[1.0, 1.0], [0.5, 0.5]], iterations=600, started="2026-11-28T13:00:00")
+    bench_run(out, "b3", c, 2.0, iterations=600)  # alone: not read while the paired session stands
+    note = few_runs_note(build_report(out).rows)
+    assert note is not None and note.endswith(f"cnnlab bench 'source=[{c},{a}]'"), note  # beside its source
+    paired_run(out, "p3", [c, a], [[2.0] * 2, [1.0] * 2], iterations=600, started="2026-11-28T14:00:00")  # followed
+    assert few_runs_note(build_report(out).rows) is None
 
 
 def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:

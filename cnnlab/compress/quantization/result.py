@@ -15,6 +15,7 @@ from cnnlab.compress.quantization.selection import (Selection, drop_points, pair
                                                     within_budget)
 from cnnlab.deploy.paired import PairedRatio, PairedSettings, SubjectTiming
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import counted
 
 FP32 = "fp32"
 
@@ -84,6 +85,12 @@ class QuantizationResult:
     def chosen(self) -> CandidateResult:
         """The INT8 candidate chosen — or, when `fp32_kept`, the best one, which the FP32 model replaces."""
         return next(c for c in self.candidates if c.usable and c.format.name == self.selection.chosen)
+
+    @property
+    def threads(self) -> int:
+        """The threads the timing ran with, as its records say: OpenVINO takes no more than the cores this process
+        may use, whatever quantize.bench_threads asked (probe 137: the title and `chosen_on` said the 4 asked)."""
+        return next(iter(self.fp32.timing.stats.values())).threads
 
     @property
     def fp32_kept(self) -> bool:
@@ -204,7 +211,7 @@ class QuantizationResult:
     def table(self, mode: str) -> Table:
         """Every candidate next to FP32: accuracy, its drop, p50 per batch size, speed-up, size, and why."""
         sizes, fp32 = self.timing.batch_sizes, self.fp32
-        table = Table(title=f"quantize.mode={mode} · {self.timing.runtime} CPU, {self.timing.threads} thread(s)",
+        table = Table(title=f"quantize.mode={mode} · {self.timing.runtime} CPU, {counted(self.threads, 'thread')}",
                       title_justify="left")
         table.add_column("model")
         for column in ("val acc", "Δ pts", *(f"p50 ms b{b}" for b in sizes), "speed-up", "MB"):
