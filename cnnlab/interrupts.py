@@ -35,6 +35,7 @@ class Interrupted(KeyboardInterrupt):
 
 # (how, exit code) of the signal received inside `signals_as_interrupt`, until the block ends
 _pending: tuple[str, int] | None = None
+_deferring = 0  # blocks of `interrupts_deferred` open: a signal is remembered there, raised at their end
 
 
 def raise_if_interrupted() -> None:
@@ -42,6 +43,21 @@ def raise_if_interrupted() -> None:
     raised at the time. One global read: cheap enough for every training step."""
     if _pending is not None:
         raise Interrupted(_pending[0], exit_code=_pending[1])
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Within this block a Ctrl-C or SIGTERM is remembered, not raised; it is raised when the block ends. For work
+    that must finish once begun: an epoch's last.pt and its record (probe 139: a Ctrl-C during the save lost the
+    finished epoch, which the docs promise to keep). Python handles signals between bytecodes of the main thread,
+    so a save in C (torch.save's write) already finished; the save's Python around it did not."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    raise_if_interrupted()
 
 
 def interruption_behind(exc: BaseException) -> Interrupted | None:
@@ -100,7 +116,8 @@ def signals_as_interrupt() -> Iterator[None]:
             # condition" wherever the clean-up was (a traceback, 1 run in ~10 of the test below)
             signal.signal(signal.SIGCHLD, _ignore)
         _pending = _pending or (how, code)
-        raise Interrupted(how, exit_code=code)
+        if not _deferring:
+            raise Interrupted(how, exit_code=code)
 
     # A process told to ignore Ctrl-C (SIG_IGN: e.g. a helper that its parent stops) keeps ignoring it.
     signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])

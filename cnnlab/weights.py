@@ -18,8 +18,9 @@ import torch
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint, load_tensors,
-                                     read_checkpoint, self_supervised_method, train_state_error)
+from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint,
+                                     load_recorded_weights, load_tensors, read_checkpoint, self_supervised_method,
+                                     train_state_error)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_sha256
 from cnnlab.runs import resolve_source
@@ -199,11 +200,8 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     own_classes = len(weights.classes) if weights.classes else len(data.classes)
     model = create_model(name, num_classes=own_classes, image_size=size, **weights.arch_kwargs)
     if weights.kind == "run":
-        from cnnlab.models import apply_structure
-
-        if weights.structure:
-            apply_structure(model, weights.structure)
-        model.load_state_dict(weights.state_dict)
+        load_recorded_weights(model, weights.state_dict, weights.structure, arch_name=name,
+                              origin=f"{role}.weights ({weights.description})")
     else:
         load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
     same_classes = _same_classes(weights, data)

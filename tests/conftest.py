@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -92,15 +93,19 @@ def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
-    """Ctrl-C right after the first epoch's last.pt is written; yields a function that stops it."""
+    """Ctrl-C while the first epoch's last.pt is written (the epoch's save and record finish first, then the run
+    stops: probe 139); yields a function that stops it."""
     save_state = Trainer._save_state
 
     def save_then_interrupt(self, *args, **kwargs):
         save_state(self, *args, **kwargs)
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    # a shell starts a background job (`pytest … &`) with Ctrl-C ignored, which cnnlab keeps: the run takes it here
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from cnnlab.data.loaders import make_loader
-from cnnlab.interrupts import Interrupted, interruption_behind, raise_if_interrupted, signals_as_interrupt
+from cnnlab.interrupts import (Interrupted, interrupts_deferred, interruption_behind, raise_if_interrupted,
+                               signals_as_interrupt)
 
 
 class _Finalised:
@@ -161,3 +162,20 @@ def test_a_worker_death_pending_with_sigterm_is_no_race_error() -> None:
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, both)
         signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_ctrl_c_during_a_deferred_block_lets_it_finish_then_stops() -> None:
+    """Probe 139: a Ctrl-C while an epoch's last.pt was saved lost that finished epoch; the save and its record
+    now finish, and the interrupt is raised after them."""
+    done = []
+    with signals_as_interrupt(), pytest.raises(Interrupted) as caught:
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            done.append("saved")  # the rest of the block still runs
+            done.append("recorded")
+        done.append("next epoch")  # never reached
+    assert done == ["saved", "recorded"] and caught.value.exit_code == 130
+    with signals_as_interrupt(), pytest.raises(Interrupted):  # outside the block, as before: at once
+        signal.raise_signal(signal.SIGINT)
+        done.append("never")
+    assert "never" not in done

@@ -53,26 +53,34 @@ STATE_DICT_TO_SOURCE = ("`cnnlab finetune model=NAME {weights} dataset=...` (NAM
                         "source=latest:finetune")
 
 
-def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | None = None) -> dict[str, Any]:
+# The fix for a training state (last.pt) that cannot be read: resume= names a run, not a file to pick (probe 139)
+STATE_FIX = "put the run's own last.pt back, or start a new run without resume="
+
+
+def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | None = None,
+                 unreadable_fix: str = "pick another file or re-create it") -> dict[str, Any]:
     """torch.load(weights_only=True) with a clear error for a missing, truncated or foreign file. `pickled_fix`:
     the fix for a file holding pickled objects (a whole saved model); by default, for a checkpoint (what
-    `source=` reads), how its weights become a cnnlab model.pt."""
+    `source=` reads), how its weights become a cnnlab model.pt. `unreadable_fix`: the fix for any other file that
+    cannot be read (and a pickled one, where `pickled_fix` is not given and it is no checkpoint)."""
     path = Path(path)
     if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
         raise CnnlabError(f"{what} {path} " + (f"is {NOT_A_REGULAR_FILE}" if path.exists() else "does not exist"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)
-        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        # torch says "Unsupported global: GLOBAL x.Y" or, for a blocked module, "unsupported GLOBAL posix.system
+        # whose module posix is blocked" (probe 139: the second read as "corrupt")
+        if isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower():
             # weights_only refuses pickled code (a whole saved module) — never unpickle it.
             if pickled_fix is None:  # a model.pt for source=, or cnnlab's own last.pt (never pickles objects)
                 pickled_fix = ("save its weights with torch.save(model.state_dict(), 'weights.pth'); "
                                + STATE_DICT_TO_SOURCE.format(weights="model.weights=weights.pth")) \
-                    if what == "checkpoint" else "pick another file or re-create it"
+                    if what == "checkpoint" else unreadable_fix
             raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
                               "model?), not just tensors", fix=pickled_fix) from exc
         raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt, truncated or not a PyTorch file "
-                          f"({type(exc).__name__})", fix="pick another file or re-create it") from exc
+                          f"({type(exc).__name__})", fix=unreadable_fix) from exc
     if not isinstance(payload, dict):
         raise CnnlabError(f"{what} {path} holds a {type(payload).__name__}, not a checkpoint dictionary")
     return payload
@@ -295,23 +303,33 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
 
 def build_model(ckpt: ModelCheckpoint) -> nn.Module:
     """Rebuild the exact network of a checkpoint (pruned shapes included) and load its weights."""
-    from cnnlab.models import apply_structure, create_model
+    from cnnlab.models import create_model
 
     arch = ckpt.arch
     model = create_model(arch["name"], num_classes=arch["num_classes"], image_size=arch["image_size"],
                          **(arch.get("kwargs") or {}))
-    # A file whose recorded architecture was changed (arch.name edited, shapes of another model) fails here.
+    load_recorded_weights(model, ckpt.state_dict, ckpt.structure, origin=ckpt.origin, arch_name=arch["name"])
+    return model
+
+
+def load_recorded_weights(model: nn.Module, state_dict: Mapping[str, Any], structure: Mapping[str, Any] | None, *,
+                          origin: Any, arch_name: str) -> None:
+    """Apply a checkpoint's recorded structure (pruned shapes) to `model`, built as its recorded architecture, and
+    load its weights strictly. Raises CnnlabError naming `origin` when they do not fit: a file whose recorded
+    architecture was changed (arch.name edited, a kernel of another size) — probe 138: reached through
+    model.weights= (finetune, distill), it was a traceback."""
+    from cnnlab.models import apply_structure
+
     fix = "the file does not match its recorded architecture; re-create it with cnnlab"
     try:
-        if ckpt.structure:
-            apply_structure(model, ckpt.structure)
-        model.load_state_dict(ckpt.state_dict, strict=True)
+        if structure:
+            apply_structure(model, structure)
+        model.load_state_dict(state_dict, strict=True)
     except CnnlabError as exc:
-        raise CnnlabError(f"{ckpt.origin}: {exc.message}", fix=fix) from exc
+        raise CnnlabError(f"{origin}: {exc.message}", fix=fix) from exc
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CnnlabError(f"{ckpt.origin}: its weights do not fit a {arch['name']} ({first})", fix=fix) from exc
-    return model
+        raise CnnlabError(f"{origin}: its weights do not fit a {arch_name} ({first})", fix=fix) from exc
 
 
 def self_supervised_method(ckpt: ModelCheckpoint) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader
 from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
-from cnnlab.engine.checkpoint import (NON_FINITE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
+from cnnlab.engine.checkpoint import (NON_FINITE_FIX, STATE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
                                      save_tensors, unwrap)
 from cnnlab.engine import conv_guard
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
@@ -40,6 +41,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, all_reduce_sum
 from cnnlab.engine.seeding import rng_state, set_rng_state
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.interrupts import interrupts_deferred
 
 log = logging.getLogger("cnnlab")
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -310,12 +312,13 @@ class Trainer:
                 self._log_epoch(entry)
                 self._check_finite_validation(entry, train["lr"])
                 result.history.append(entry)
-                if state_path is not None and rt.is_main and ((epoch + 1) % settings.checkpoint_every == 0
-                                                              or epoch + 1 == settings.epochs):
-                    self._save_state(state_path, epoch + 1, model, optimizer, scheduler, scaler, result.history,
-                                     state_extra)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, entry)
+                with interrupts_deferred():  # the finished epoch is kept whole: its last.pt and its record
+                    if state_path is not None and rt.is_main and ((epoch + 1) % settings.checkpoint_every == 0
+                                                                  or epoch + 1 == settings.epochs):
+                        self._save_state(state_path, epoch + 1, model, optimizer, scheduler, scaler, result.history,
+                                         state_extra)
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch + 1, entry)
         return result
 
     def _runtime_for(self, model: nn.Module) -> Runtime:
@@ -399,7 +402,7 @@ class Trainer:
         config (the saved config plus the overrides given with resume=, e.g. optim.lr after a NaN stop) replace
         the restored values, and the schedule is placed at epochs done x this run's `steps_per_epoch`, so a
         resume with another trainer.batch_size ends where an uninterrupted run with that batch size ends."""
-        state = load_tensors(path, "training state")
+        state = load_tensors(path, "training state", unreadable_fix=STATE_FIX)
         if state.get("format") != TRAIN_STATE_FORMAT:
             raise CnnlabError(f"{path} is not a cnnlab training state", fix="resume from a run folder holding last.pt")
         chosen = hyperparameters(optimizer)
@@ -407,8 +410,9 @@ class Trainer:
             unwrap(model).load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise CnnlabError(f"{path} does not match this model/optimizer ({str(exc).splitlines()[0]})",
-                              fix="resume with the same model, finetune mode and optimizer as the original run") from exc
+            with found_before_work():  # before the first step: nothing trained, no failed run is left
+                raise CnnlabError(f"{path} does not hold this run's network and optimizer ({_mismatch(exc)})",
+                                  fix=STATE_FIX) from exc
         overridden = reapply_hyperparameters(optimizer, chosen)
         if overridden:
             log.info("resume: this run's optimizer settings replace the saved ones: %s", ", ".join(
@@ -425,6 +429,19 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         return epochs, list(state.get("history") or [])
+
+
+def _mismatch(exc: BaseException) -> str:
+    """load_state_dict's error in a few words: torch's first line names only the class, the next ones list every
+    weight missing or other (probe 139: "Error(s) in loading state_dict for LeNet5:" was all that was said)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = []
+    for line in lines[1:4]:
+        head, _, rest = line.partition(": ")
+        names = re.findall(r'"([^"]+)"', rest)
+        said.append(f"{head.removesuffix(' in state_dict').lower()}: {len(names)}, e.g. {names[0]}" if names else
+                    line if len(line) <= 120 else line[:119] + "…")
+    return "; ".join(said) or (lines[0] if lines else type(exc).__name__)
 
 
 def read_training_extra(path: Path) -> dict[str, Any]:

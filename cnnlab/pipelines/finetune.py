@@ -20,7 +20,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets, check_dataset, resolve_input_spec
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, main_process_first
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
@@ -88,6 +88,7 @@ def check(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
+    refuse_settings_the_mode_ignores(settings, ctx)
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
@@ -115,8 +116,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     model = runtime.prepare_model(model)
     started = time.perf_counter()
     cache_blockers = feature_cache_blockers(settings, data, runtime, recipe, resume=resume_from is not None)
-    cached = use_feature_cache(settings, cache_blockers, ctx)  # first: cache_features=true's refusal is the one
-    standardize = use_standardized_features(settings, cache_blockers, ctx)
+    with found_before_work():  # refusals of settings: nothing trained yet, no failed run is left (probe 138)
+        cached = use_feature_cache(settings, cache_blockers, ctx)  # first: cache_features=true's refusal is the one
+        standardize = use_standardized_features(settings, cache_blockers, ctx)
     if cached:
         augment_without_device(ctx, recipe, "finetune.mode=linear trains the head on the backbone's features, "
                                "computed once and not augmented (finetune.cache_features)", where="none",
@@ -197,6 +199,23 @@ def feature_cache_blockers(settings: FinetuneSettings, data: DataBundle, runtime
     if settings.cache_features is False:
         reasons.append("finetune.cache_features=false")
     return reasons
+
+
+def refuse_settings_the_mode_ignores(settings: FinetuneSettings, ctx: RunContext) -> None:
+    """A CnnlabError for finetune.unfreeze typed outside partial mode, or finetune.backbone_lr_scale typed for a
+    linear probe: nothing reads them there (probe 138: `mode=full unfreeze=3` trained every stage without a word,
+    where `partial` was meant)."""
+    with found_before_work():
+        if ctx.explicitly_set("finetune.unfreeze") and settings.mode != "partial":
+            trains = "every stage" if settings.mode == "full" else "the head alone"
+            raise CnnlabError(f"finetune.unfreeze={settings.unfreeze} applies to finetune.mode=partial (the last N "
+                              f"backbone stages train); finetune.mode={settings.mode} trains {trains}",
+                              fix=f"use finetune.mode=partial finetune.unfreeze={settings.unfreeze}, or drop "
+                                  "finetune.unfreeze")
+        if ctx.explicitly_set("finetune.backbone_lr_scale") and settings.mode == "linear":
+            raise CnnlabError("finetune.backbone_lr_scale applies where the backbone trains (finetune.mode=partial or "
+                              "full); a linear probe trains the head alone",
+                              fix="use finetune.mode=partial or full, or drop finetune.backbone_lr_scale")
 
 
 def use_feature_cache(settings: FinetuneSettings, blockers: list[str], ctx: RunContext) -> bool:

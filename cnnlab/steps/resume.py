@@ -4,6 +4,7 @@ resuming."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -12,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import conftree
 from cnnlab.context import RunContext
+from cnnlab.engine.checkpoint import STATE_FIX, load_tensors
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import UNREADABLE_YAML, read_yaml_mapping, write_text
 from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
+from cnnlab.steps.recording import record_warning
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
                          load_run, hydra_runtime, no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted
@@ -95,7 +98,40 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     if course:
         ctx.record.update(resume_changed=course)  # the course changed here (distill: its baseline did not follow)
     save_effective_config(effective, ctx)
-    return effective, resume_file(run, point)
+    state = resume_file(run, point)
+    if point is TRAINING_STATE and state is not None:
+        check_state_is_the_runs(run, state)
+    return effective, state
+
+
+def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
+    """CnnlabError (before any work) when `state`, the last.pt resume= continues, is not the training `run`
+    recorded: its epochs' val top-1 and train loss differ from run.json's history, or it is more than one epoch
+    from it (a kill between the save and the record leaves one). Probe 139: another run's last.pt copied in
+    "continued" to a completed run of that run's weights and history under this run's settings, without a word."""
+    with found_before_work():
+        saved = load_tensors(state, "training state", unreadable_fix=STATE_FIX)
+    recorded = (run.data.get("metrics") or {}).get("history")
+    history = saved.get("history")
+    if not isinstance(recorded, list) or not recorded or not isinstance(history, list):
+        return  # killed before its first epoch was recorded: nothing to compare
+    apart = [i + 1 for i, (mine, kept) in enumerate(zip(recorded, history))
+             if isinstance(mine, dict) and isinstance(kept, dict) and not _same_epoch(mine, kept)]
+    if apart or abs(len(history) - len(recorded)) > 1:
+        where = f"epoch {apart[0]} differs" if apart else f"{counted(len(history), 'epoch')} in it"
+        raise CnnlabError(f"resume={run.path}: its {STATE_FILE} is not the training its run.json records "
+                          f"({where}; run.json: {counted(len(recorded), 'epoch')}) — another run's file copied in?",
+                          fix=f"put the run's own {STATE_FILE} back, or start a new run without resume=")
+
+
+def _same_epoch(mine: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """Whether two records of one epoch agree on the figures both hold (val top-1, train loss; NaN equals NaN)."""
+    for key in ("val_acc", "train_loss"):
+        a, b = mine.get(key), kept.get(key)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+                not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
+            return False
+    return True
 
 
 def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
@@ -169,10 +205,7 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
         # A run that a later run already continued is done with: resuming it again would repeat that work
         # (a scheduler's requeue script that always says resume=true would loop on it).
         runs = list(iter_runs(ctx.outputs))
-        # A resume refused before any work (a changed model, a changed search constraint) continued nothing: it
-        # holds no checkpoint of its own, and following its fix must find the same run again.
-        continued = {Path(str(r.data["resumed_from"])).resolve() for r in runs if r.data.get("resumed_from")
-                     and (r.status == "completed" or resume_file(r, point) is not None)}
+        continued = {path for r in runs if (path := _continued_by(r, point)) is not None}
         candidates = [r for r in runs if r.command == ctx.command and r.status in RESUMABLE_STATUSES
                       and resume_file(r, point) is not None and r.path.resolve() not in continued]
         run = candidates[-1] if candidates else None
@@ -198,12 +231,26 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                               fix="start it again without resume=")
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
+    later = [r.path for r in iter_runs(ctx.outputs) if _continued_by(r, point) == run.path.resolve()]
+    if later and run.status != "completed":  # named on purpose (another branch, other settings): said, not refused
+        record_warning(ctx, f"resume={spec}: {later[-1]} continued that run already; this run continues it again "
+                            f"from the same {point.file}, and `cnnlab report` counts both (probe 139)")
     process = run.data.get("process") or {}
     if run.status == "running" and process_alive(process):
         raise CnnlabError(f"resume={spec}: that run is still running (pid {process.get('pid')} on "
                           f"{process.get('host')}); two trainings would write over each other",
                           fix=f"wait for it to finish, or stop it (kill {process.get('pid')}) and resume then")
     return run
+
+
+def _continued_by(run: RunInfo, point: ResumePoint) -> Path | None:
+    """The run `run` continued (its resumed_from, resolved), or None. A resume refused before any work (a changed
+    model, a changed search constraint) continued nothing: it holds no checkpoint of its own, and following its fix
+    must find the same run again."""
+    source = run.data.get("resumed_from")
+    if not source or not (run.status == "completed" or resume_file(run, point) is not None):
+        return None
+    return Path(str(source)).resolve()
 
 
 def _run_folder(spec: str, command: str) -> Path:

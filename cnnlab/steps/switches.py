@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.context import RunContext
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 
 
 def tristate(value: Any, key: str) -> bool | None:
@@ -25,7 +25,8 @@ def optimisation_on(setting: bool | None, blockers: list[str], *, key: str, ctx:
         return False
     if blockers:
         if setting:
-            raise CnnlabError(f"{key}=true cannot be used: {'; '.join(blockers)}", fix=f"use {key}=auto")
+            with found_before_work():  # a setting refused: no failed run is left (probe 138)
+                raise CnnlabError(f"{key}=true cannot be used: {'; '.join(blockers)}", fix=f"use {key}=auto")
         ctx.log.info("%s: %s", what, "; ".join(blockers))
         return False
     return True

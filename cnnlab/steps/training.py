@@ -19,7 +19,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, make_loader
 from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import recompute_bn_stats, set_bn_momentum
-from cnnlab.engine.checkpoint import load_tensors
+from cnnlab.engine.checkpoint import STATE_FIX, load_tensors
 from cnnlab.engine.epoch_log import EpochLog, EpochLogFiles, EpochLogSettings
 from cnnlab.engine.objectives import ClassificationObjective, Objective
 from cnnlab.engine.optim import build_optimizer, build_scheduler, param_groups, warmup_plan
@@ -339,7 +339,7 @@ def restored_history(state_path: Path) -> list[dict[str, Any]]:
     """The per-epoch entries saved in a training state (last.pt) that fit resumes from. A file that cannot be read is
     a refused input: read before any training, it leaves no failed run (probe 98)."""
     with found_before_work():
-        history = load_tensors(state_path, "training state").get("history") or []
+        history = load_tensors(state_path, "training state", unreadable_fix=STATE_FIX).get("history") or []
     return [dict(entry) for entry in history if isinstance(entry, Mapping)]
 
 

@@ -250,3 +250,29 @@ def test_a_disk_full_while_a_checkpoint_is_written_is_the_one_line_and_keeps_the
     with pytest.raises(CnnlabError, match="disk full while writing .*last.pt"):
         save_tensors(target, {"w": torch.zeros(1000)})
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class _RunsCode:
+    """Pickles as a call of os.system: what a tampered file holds (never run: weights_only refuses it)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return os.system, ("touch /nonexistent/cnnlab-pwned",)
+
+
+def test_a_file_holding_code_of_a_blocked_module_is_named_as_pickled_with_the_fix_given(tmp_path: Path) -> None:
+    """Probe 139: torch 2.14 says "unsupported GLOBAL posix.system whose module posix is blocked", which the
+    case-sensitive "Unsupported global" test missed: a last.pt holding code read as "corrupt, truncated", and every
+    unreadable last.pt got "pick another file", which resume= cannot."""
+    from cnnlab.engine.checkpoint import STATE_FIX, load_tensors
+
+    evil = tmp_path / "last.pt"
+    torch.save({"format": "x", "payload": _RunsCode()}, evil)
+    with pytest.raises(CnnlabError) as caught:
+        load_tensors(evil, "training state", unreadable_fix=STATE_FIX)
+    assert "holds pickled objects" in caught.value.message and caught.value.fix == STATE_FIX
+    evil.write_bytes(b"\x00" * 64)
+    with pytest.raises(CnnlabError) as caught:
+        load_tensors(evil, "training state", unreadable_fix=STATE_FIX)
+    assert "corrupt, truncated" in caught.value.message and caught.value.fix == STATE_FIX

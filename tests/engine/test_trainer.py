@@ -294,3 +294,23 @@ def test_every_job_of_a_sweep_logs_its_own_precision_line(cli, outputs: Path) ->
     assert cli("pretrain", "-m", *TINY, "seed=0,1").code == 0
     logs = [(run / "run.log").read_text() for run in run_dirs(outputs, "pretrain")]
     assert len(logs) == 2 and all("trainer.amp=auto:" in log for log in logs)
+
+
+def test_a_training_state_of_another_network_is_one_line_naming_the_weights_refused_before_work(few,
+                                                                                               tmp_path) -> None:
+    """Probe 139: a ResNet's last.pt resumed into a LeNet read "does not match this model/optimizer (Error(s) in
+    loading state_dict for LeNet5:)" — torch's first line only — with a fix blaming the settings, raised inside
+    training, so a failed run was left."""
+    from cnnlab.engine.checkpoint import STATE_FIX, TRAIN_STATE_FORMAT
+    from cnnlab.errors import CnnlabError
+
+    state = tmp_path / "last.pt"
+    other = torch.nn.Linear(3, 2)
+    torch.save({"format": TRAIN_STATE_FORMAT, "epoch": 1, "model": other.state_dict(),
+                "optimizer": torch.optim.SGD(other.parameters(), lr=0.1).state_dict()}, state)
+    with pytest.raises(CnnlabError) as caught:
+        fit(make_job(few, epochs=2), resume_from=state)
+    message = caught.value.message
+    assert message == (f"{state} does not hold this run's network and optimizer (missing key(s): 10, e.g. "
+                       "features.0.weight; unexpected key(s): 2, e.g. weight)") and caught.value.fix == STATE_FIX
+    assert caught.value.before_work  # a refusal: no failed run left

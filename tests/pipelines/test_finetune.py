@@ -203,18 +203,47 @@ def test_an_interrupted_cached_probe_says_it_keeps_no_checkpoint_not_that_no_epo
     assert "start it again without resume=" in said
 
 
-def test_standardised_features_need_the_cache(cli) -> None:
+def test_standardised_features_need_the_cache(cli, outputs: Path) -> None:
     result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true",
                  "finetune.standardize_features=true")
     assert result.code == 2 and "finetune.standardize_features=true cannot be used" in result.stderr
     assert "not cached (train transforms are random" in result.stderr and "Traceback" not in result.stderr
     full = cli("finetune", *TINY, "model.weights=none", "finetune.mode=full", "finetune.standardize_features=true")
     assert full.code == 2 and "applies to a linear probe, not finetune.mode=full" in full.stderr
+    assert run_dirs(outputs, "finetune") == []  # settings refused: no failed run left (probe 138)
 
 
-def test_cache_refused_when_augmenting(cli) -> None:
+def test_cache_refused_when_augmenting(cli, outputs: Path) -> None:
     result = cli("finetune", *TINY, "model.weights=none", "finetune.augment=true", "finetune.cache_features=true")
     assert result.code == 2 and "train transforms are random" in result.stderr
+    assert run_dirs(outputs, "finetune") == []  # probe 138: a failed run was left
+
+
+def test_settings_the_mode_does_not_read_are_refused(cli, outputs: Path) -> None:
+    """Probe 138: `mode=full unfreeze=3` trained every stage (partial was meant), and backbone_lr_scale in linear
+    mode was recorded null, each without a word."""
+    full = cli("finetune", *TINY, "model.weights=none", "finetune.mode=full", "finetune.unfreeze=3")
+    said = " ".join(full.stderr.split())
+    assert full.code == 2 and "finetune.unfreeze=3 applies to finetune.mode=partial" in said, full.output
+    assert "use finetune.mode=partial finetune.unfreeze=3, or drop finetune.unfreeze" in said
+    linear = cli("finetune", *TINY, "model.weights=none", "finetune.mode=linear", "finetune.backbone_lr_scale=0.5")
+    assert linear.code == 2 and "a linear probe trains the head alone" in " ".join(linear.stderr.split())
+    assert run_dirs(outputs, "finetune") == []
+
+
+def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 138: a model.pt whose kernel was another size than its recorded architecture's made finetune (and
+    distill) print "this is a bug in cnnlab" with a traceback, where export and evaluate said one line."""
+    assert cli("pretrain", *TINY).code == 0
+    payload = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
+    name = next(k for k, v in payload["state_dict"].items() if v.dim() == 4)
+    payload["state_dict"][name] = torch.zeros(*payload["state_dict"][name].shape[:2], 1, 1)
+    torch.save(payload, tmp_path / "shape.pt")
+    result = cli("finetune", *TINY, f"model.weights={tmp_path / 'shape.pt'}")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "Traceback" not in result.output and "its weights do not fit a lenet5" in said, \
+        result.output
+    assert "re-create it with cnnlab" in said and run_dirs(outputs, "finetune") == []
 
 
 def test_partial_mode_trains_only_the_last_stages(cli, outputs: Path, fake_imagenet) -> None:

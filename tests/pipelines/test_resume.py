@@ -424,3 +424,30 @@ def test_sigterm_to_the_process_group_with_loader_workers_is_one_line(outputs: P
     said = log.read_text()
     assert "Traceback" not in said and "Exception ignored" not in said, said
     assert said.strip().splitlines()[-1].startswith("error: interrupted (SIGTERM)")
+
+
+def test_a_last_pt_that_is_not_the_runs_own_is_refused_before_any_work(cli, outputs: Path,
+                                                                       ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 139: another run's last.pt copied into an interrupted run "continued" to a completed run of the other
+    run's weights and history, without a word; one of another network failed inside training ("Error(s) in loading
+    state_dict for LeNet5:", a fix blaming the settings) and left a failed run; an interrupted run already
+    continued by another was resumed again without a word."""
+    import shutil
+
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130  # the epoch's save and record, then the stop
+    interrupted = run_dirs(outputs, "pretrain")[0]
+    assert len(read_run(interrupted)["metrics"]["history"]) == 1  # kept whole (probe 139: lost to a Ctrl-C)
+    ctrl_c_after_the_first_checkpoint()
+    own = (interrupted / "last.pt").read_bytes()
+    assert cli("pretrain", *TINY, "trainer.epochs=1", "seed=99", "optim.lr=0.2").code == 0
+    other = run_dirs(outputs, "pretrain")[-1]
+    shutil.copy(other / "last.pt", interrupted / "last.pt")
+    refused = cli("pretrain", f"resume={interrupted}")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "its last.pt is not the training its run.json records" in said, refused.output
+    assert "put the run's own last.pt back, or start a new run without resume=" in said
+    assert len(run_dirs(outputs, "pretrain")) == 2  # refused before any work: no run left
+    (interrupted / "last.pt").write_bytes(own)  # the fix, followed
+    assert cli("pretrain", f"resume={interrupted}").code == 0
+    again = cli("pretrain", f"resume={interrupted}")  # named again, after a run continued it to completion
+    assert again.code == 0 and "continued that run already" in " ".join(again.stderr.split()), again.output

@@ -172,3 +172,34 @@ def test_a_search_that_failed_with_every_trial_finished_and_none_feasible_resume
         check_work_left(hparams, OmegaConf.create({"search": {"trials": 4}, "trainer": {"epochs": 1}}), "search",
                         SEARCH_STATE)
     assert "search.trials" not in (err.value.fix or "")
+
+
+def _state(tmp_path: Path, history: list[dict[str, Any]]) -> Path:
+    import torch
+
+    path = tmp_path / "old" / "last.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "cnnlab.train-state/1", "epoch": len(history), "history": history}, path)
+    return path
+
+
+def test_another_runs_last_pt_copied_in_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Probe 139: a seed-99 run's last.pt copied into an interrupted seed-7 run "continued" to a completed run with
+    the other run's weights and history under seed 7's settings; nothing compared the file with the run."""
+    from cnnlab.steps.resume import check_state_is_the_runs
+
+    own = [{"epoch": 1, "train_loss": 1.5, "val_acc": 0.2861}, {"epoch": 2, "train_loss": 1.1, "val_acc": 0.5}]
+    run = _run(tmp_path, "interrupted", {"epochs": 2, "history": own})
+    check_state_is_the_runs(run, _state(tmp_path, own))  # its own
+    check_state_is_the_runs(run, _state(tmp_path, own[:1]))  # killed between the save and the record: one apart
+    check_state_is_the_runs(_run(tmp_path, "dead", {}), _state(tmp_path, own))  # nothing recorded to compare
+    nan = [{**own[0], "train_loss": float("nan")}]
+    check_state_is_the_runs(_run(tmp_path, "failed", {"history": nan}), _state(tmp_path, nan))
+    other = [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.25}]
+    with pytest.raises(CnnlabError) as caught:
+        check_state_is_the_runs(run, _state(tmp_path, other))
+    assert "its last.pt is not the training its run.json records (epoch 1 differs" in caught.value.message
+    assert caught.value.fix == "put the run's own last.pt back, or start a new run without resume="
+    further = own + [{"epoch": e, "train_loss": 1.0, "val_acc": 0.6} for e in (3, 4)]  # a completed run's, 4 epochs
+    with pytest.raises(CnnlabError, match=r"\(4 epochs in it; run.json: 2 epochs\)"):
+        check_state_is_the_runs(run, _state(tmp_path, further))
