@@ -85,11 +85,13 @@ def _print_config_help(command: str, extra_dirs: Sequence[Path] = ()) -> None:
     table.add_column()
     for group in (*info.groups, *info.extra_groups):
         default = defaults.get(group)
-        options = conftree.choices(group, extra_dirs)
+        options, empty = conftree.choices(group, extra_dirs), "(none yet)"
         if group == "experiment" and command != "pipeline":  # the recipes it would refuse are not its choices
-            options = [o for o in options if not conftree.is_pipeline_recipe(o, extra_dirs)]
+            recipes = [o for o in options if conftree.is_pipeline_recipe(o, extra_dirs)]
+            options = [o for o in options if o not in recipes]
+            empty = f"(none: {', '.join(recipes)} are `cnnlab pipeline` recipes)" if recipes else empty
         names = [Text(n + ("*" if n == default else ""), style="bold" if n == default else "") for n in options]
-        table.add_row(group, Text(" ").join(names) if names else Text("(none yet)"))
+        table.add_row(group, Text(" ").join(names) if names else Text(empty))
     out.print(Panel(table, title="Config groups: group=choice (* = default)", title_align="left",
                     border_style="dim"))
     settings = conftree.command_settings_text(command)

@@ -712,3 +712,6 @@ def test_help_lists_as_experiments_only_those_the_command_reads(cli, tmp_path: P
         [row] = [line for line in result.stdout.splitlines() if line.lstrip("│ ").startswith("experiment ")]
         words = set(row.replace("*", " ").replace("│", " ").split())
         assert result.code == 0 and listed <= words and not unlisted & words, row
+    monkeypatch.setattr(sys, "argv", ["cnnlab", "pretrain", "--help"])
+    shipped = " ".join(cli("pretrain", "--help").stdout.split())  # none of its own: the row says why
+    assert "experiment (none: flowers_resnet50, quickstart, ssl_quickstart are `cnnlab pipeline` recipes)" in shipped
