@@ -106,9 +106,10 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
 
 def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
     """CnnlabError (before any work) when `state`, the last.pt resume= continues, is not the training `run`
-    recorded: its epochs' val top-1 and train loss differ from run.json's history, or it is more than one epoch
-    from it (a kill between the save and the record leaves one). Probe 139: another run's last.pt copied in
-    "continued" to a completed run of that run's weights and history under this run's settings, without a word."""
+    recorded: its epochs' val top-1 and train loss differ from run.json's history, or it holds more than one epoch
+    past it (a kill between the save and the record leaves one; fewer is trainer.checkpoint_every's saving every
+    k-th epoch). Probe 139: another run's last.pt copied in "continued" to a completed run of that run's weights and
+    history under this run's settings, without a word."""
     with found_before_work():
         saved = load_tensors(state, "training state", unreadable_fix=STATE_FIX)
     recorded = (run.data.get("metrics") or {}).get("history")
@@ -117,7 +118,7 @@ def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
         return  # killed before its first epoch was recorded: nothing to compare
     apart = [i + 1 for i, (mine, kept) in enumerate(zip(recorded, history))
              if isinstance(mine, dict) and isinstance(kept, dict) and not _same_epoch(mine, kept)]
-    if apart or abs(len(history) - len(recorded)) > 1:
+    if apart or len(history) > len(recorded) + 1:
         where = f"epoch {apart[0]} differs" if apart else f"{counted(len(history), 'epoch')} in it"
         raise CnnlabError(f"resume={run.path}: its {STATE_FILE} is not the training its run.json records "
                           f"({where}; run.json: {counted(len(recorded), 'epoch')}) — another run's file copied in?",

@@ -191,7 +191,9 @@ def test_another_runs_last_pt_copied_in_is_refused_before_any_work(tmp_path: Pat
     own = [{"epoch": 1, "train_loss": 1.5, "val_acc": 0.2861}, {"epoch": 2, "train_loss": 1.1, "val_acc": 0.5}]
     run = _run(tmp_path, "interrupted", {"epochs": 2, "history": own})
     check_state_is_the_runs(run, _state(tmp_path, own))  # its own
-    check_state_is_the_runs(run, _state(tmp_path, own[:1]))  # killed between the save and the record: one apart
+    check_state_is_the_runs(run, _state(tmp_path, own[:1]))  # trainer.checkpoint_every=2: saved every 2nd epoch
+    check_state_is_the_runs(_run(tmp_path, "dead", {"history": own[:1]}), _state(tmp_path, own))  # killed between
+    # the save and the record: one epoch past it
     check_state_is_the_runs(_run(tmp_path, "dead", {}), _state(tmp_path, own))  # nothing recorded to compare
     nan = [{**own[0], "train_loss": float("nan")}]
     check_state_is_the_runs(_run(tmp_path, "failed", {"history": nan}), _state(tmp_path, nan))
