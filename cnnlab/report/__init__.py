@@ -111,6 +111,11 @@ def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo
                            fix=(f"give --runs a glob that matches model runs ({', '.join(MODEL_COMMANDS)}); "
                                 if pattern else "") + f"{listing} shows them all, or train a model first "
                                "(cnnlab pipeline, or cnnlab finetune + cnnlab bench)")
+    if (outputs / "multirun.yaml").is_file():  # probe 141: a rerun sweep whose every job was done before
+        return CnnlabError(f"no runs under {outputs}: a sweep whose jobs ran elsewhere (each skipped as completed "
+                           "before, in the folder its skip line named)",
+                           fix="report the outputs folder that holds them all (`cnnlab report` reads the one "
+                               "cnnlab writes to), or the sweep folders the skip lines named")
     return CnnlabError(f"no completed model runs under {outputs} (no runs at all)",
                        fix="train something first (cnnlab pipeline, or cnnlab finetune + cnnlab bench), or give the "
                            "outputs folder your runs are in")

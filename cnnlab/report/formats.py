@@ -156,7 +156,10 @@ def _group_run(group: SeedGroup, base: Path) -> str:
 
 
 def seeds_cell(group: SeedGroup) -> str:
-    """n seeds: "3", "2 of 3" (one did not complete), "4 runs, 3 seeds" (a seed run twice)."""
+    """n seeds: "3", "2 of 3" (one did not complete), "4 runs, 3 seeds" (a seed run twice), "3 runs, 3 seeds, 1 model"
+    (seeds that wrote the very same file: one replicate)."""
+    if group.seeds < group.distinct_seeds:
+        return f"{group.n} runs, {group.distinct_seeds} seeds, {counted(group.seeds, 'model')}"
     text = str(group.seeds) if not group.missing else f"{group.seeds} of {group.seeds + len(group.missing)}"
     return text if group.n == group.seeds else f"{group.n} runs, {text} seed{'' if text == '1' else 's'}"
 
@@ -200,7 +203,7 @@ def _coverage(group: SeedGroup) -> str:
     if shown == total:
         return f"geometric mean of {total} seeds" if total > 1 else f"1 seed, {group.n} runs"
     head = f"geometric mean of {shown} of {total} seeds" if shown > 1 else f"1 of {total} seeds"
-    newest = {lineage: row for lineage, row in group.members}  # members: by seed, then by start
+    newest = dict(zip(group.replicates, group.rows))  # members: by seed, then by start
     why = Counter(_why_no_speedup(newest[lineage]) for lineage, ratio in zip(newest, seeds) if ratio is None)
     return head + "; " + ", ".join(f"{count} {reason}" for reason, count in why.items())
 
@@ -340,7 +343,7 @@ def group_fields(group: SeedGroup, base: Path) -> dict[str, Any]:
         "runs": [_relative(row.run.path, base) for row in group.rows],
         "seeds": [group.seed_value(lineage) for lineage in group.lineages], "n_runs": group.n, "n_seeds": group.seeds,
         # the seed of each entry of a spread's `values` (one per seed: a seed run twice is its runs' mean)
-        "value_seeds": [group.seed_value(lineage) for lineage in dict.fromkeys(group.lineages)],
+        "value_seeds": [group.seed_value(lineage) for lineage in dict.fromkeys(group.replicates)],
         "command": first.command, "model": first.model, "precision": first.precision, "arch": first.arch,
         "dataset": first.dataset, "dataset_folder": first.dataset_key.folder,
         "image_size": first.dataset_key.image_size,

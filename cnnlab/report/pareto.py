@@ -24,6 +24,9 @@ class Point(Protocol):
     @property
     def repeats_source(self) -> bool: ...
 
+    @property
+    def model_digests(self) -> frozenset[str]: ...
+
 
 P = TypeVar("P", bound=Point)
 
@@ -36,10 +39,13 @@ def dominates(a: Point, b: Point) -> bool:
 
 def mark_pareto(points: Sequence[Point]) -> None:
     """Set .pareto within each group of comparable points (same dataset; those without latency are never on it,
-    nor a point that repeats its source's network: the source stands for it)."""
+    nor a point that repeats its source's network: the source stands for it). Points that wrote the very same model
+    files (equal recorded digests) are one network, never ranked apart: timing noise alone would pick the star
+    (probe 141: a sweep over a setting that changed nothing starred one of two identical files by 0.6 %)."""
     timed = [p for p in points if p.p50_ms is not None and not p.repeats_source]
     for point in timed:
-        rivals = [other for other in timed if other is not point and other.dataset_key == point.dataset_key]
+        rivals = [other for other in timed if other is not point and other.dataset_key == point.dataset_key
+                  and not (point.model_digests and other.model_digests == point.model_digests)]
         point.pareto = not any(dominates(other, point) for other in rivals)
 
 

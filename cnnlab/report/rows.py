@@ -118,6 +118,11 @@ class Row:
         return {f for f in (self.dataset_key.folder, self.test_read_at) if f is not None}
 
     @property
+    def model_digests(self) -> frozenset[str]:
+        """The SHA-256 of the model files the run recorded (run.json `digests`); equal sets: the very same file."""
+        return frozenset(v for v in (self.run.data.get("digests") or {}).values() if isinstance(v, str))
+
+    @property
     def repeats_source(self) -> bool:
         """A quantize run that kept FP32: its model.onnx is its source's network, timed again — off the Pareto
         front, where timing noise alone decided which of the two got the star (probe 83)."""

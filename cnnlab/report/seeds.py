@@ -412,8 +412,29 @@ class SeedGroup:
         return "/".join("" if seed is None else str(seed) for seed in seeds)
 
     @property
+    def replicates(self) -> list[Lineage]:
+        """Each member's replicate, as the seed lineage that stands for it: its own, or — where members of other seeds
+        wrote the very same model file (equal recorded digests) — the first of those. Probe 141: three seeds of a
+        prune that no seed changes wrote one file, read as three replicates: "± 0.00" and a zero-width interval
+        called significant."""
+        stands_for: dict[frozenset[str], Lineage] = {}
+        return [stands_for.setdefault(row.model_digests, lineage) if row.model_digests else lineage
+                for lineage, row in self.members]
+
+    @property
+    def model_digests(self) -> frozenset[str]:
+        """The model files its members wrote (their recorded SHA-256s)."""
+        return frozenset().union(*(row.model_digests for row in self.rows))
+
+    @property
     def seeds(self) -> int:
-        """n seeds: distinct seed lineages among the members (a repeated seed counts once)."""
+        """n replicates: distinct seed lineages among the members (a repeated seed counts once; seeds that wrote one
+        model file count once: `replicates`)."""
+        return len(set(self.replicates))
+
+    @property
+    def distinct_seeds(self) -> int:
+        """Distinct seed lineages among the members, whatever they wrote."""
         return len(set(self.lineages))
 
     @property
@@ -442,7 +463,7 @@ class SeedGroup:
         `mean` of that seed's runs (a ratio's: stats.ratio_mean), so a seed run twice counts once in a mean, a std
         and an interval over seeds; None for a seed with no value."""
         by_seed: dict[Lineage, list[float]] = {}
-        for lineage, value in zip(self.lineages, values):
+        for lineage, value in zip(self.replicates, values):
             runs = by_seed.setdefault(lineage, [])
             if value is not None and math.isfinite(value):
                 runs.append(float(value))
@@ -509,7 +530,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     val: list[float | None] = []
     test: list[float | None] = []
     outcomes: dict[Lineage, list[tuple[list[bool], list[bool]] | None]] = {}  # each seed's runs' pairs
-    for lineage, row in group.members:
+    for lineage, row in zip(group.replicates, group.rows):
         source = rows_by_path.get(row.source) if row.source is not None else None
         if source is not None and not _same_data(row.dataset_key, source.dataset_key):
             source = None  # scored on other data: no difference of the two means anything

@@ -115,3 +115,22 @@ def test_a_channel_pruning_setting_given_to_magnitude_pruning_is_refused(overrid
     with initialize_config_module("cnnlab.conf", version_base="1.3"):
         plain = compose("config", overrides=["command=prune", "prune.method=magnitude"]).prune
     PruneSettings.from_config(plain).refuse_channel_settings(plain, packaged_defaults())  # the defaults pass
+
+
+def test_taylor_batches_for_an_importance_that_reads_no_gradient_is_refused() -> None:
+    """Probe 141: `prune -m prune.taylor_batches=4,8` with the default l2 importance wrote one file twice, each
+    setting accepted and ignored."""
+    from hydra import compose, initialize_config_module
+
+    import cnnlab.app  # noqa: F401 - registers the run-dir resolver the config refers to
+    from cnnlab.compress.pruning import PruneSettings
+    from cnnlab.settings import packaged_defaults
+
+    with initialize_config_module("cnnlab.conf", version_base="1.3"):
+        section = compose("config", overrides=["command=prune", "prune.taylor_batches=4"]).prune
+        taylor = compose("config", overrides=["command=prune", "prune.taylor_batches=4",
+                                              "prune.importance=taylor"]).prune
+    with pytest.raises(CnnlabError, match="prune.taylor_batches=4 applies to prune.importance=taylor; l2 ") as caught:
+        PruneSettings.from_config(section).refuse_channel_settings(section, packaged_defaults())
+    assert caught.value.fix == "drop prune.taylor_batches= (or use prune.importance=taylor)"
+    PruneSettings.from_config(taylor).refuse_channel_settings(taylor, packaged_defaults())  # read there

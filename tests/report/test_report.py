@@ -589,6 +589,18 @@ def test_a_runs_glob_that_matches_nothing_says_so_and_names_what_exists(study: P
         build_report(study, pattern="bench/*")
 
 
+def test_a_sweep_folder_whose_jobs_all_ran_before_is_not_told_to_train_something(tmp_path: Path) -> None:
+    """Probe 141: a rerun sweep whose every job was skipped (completed before, elsewhere) holds only multirun.yaml;
+    reported, it said "no runs at all — train something first" though its runs exist."""
+    sweep_dir = tmp_path / "outputs" / "pretrain" / "2026-12-05" / "18-42-56-multirun"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(CnnlabError) as caught:
+        build_report(sweep_dir)
+    assert "a sweep whose jobs ran elsewhere" in caught.value.message and "train something" not in caught.value.fix
+    assert "the sweep folders the skip lines named" in caught.value.fix
+
+
 def test_a_model_file_deleted_since_the_run_is_said_beside_its_recorded_size(study: Path) -> None:
     """Probe 56: `rm RUN/model.pt` then `cnnlab report` showed the row's size with no word that the file was gone."""
     (study / "distill" / "2026-11-28" / "student" / "model.pt").unlink()

@@ -826,3 +826,51 @@ def test_a_qat_runs_change_is_told_from_its_training(tmp_path: Path) -> None:
     [change] = [c for g in build_report(out).all_seed_groups for c in g.changes]
     assert (change.what, change.against) == ("QAT top-1 change (training + INT8)", "the FP32 source")
     assert change.differences == pytest.approx((0.7388 - 0.6898,))
+
+
+def test_seeds_that_wrote_one_model_file_are_one_replicate_not_three(tmp_path: Path) -> None:
+    """Probe 141: `cnnlab prune -m seed=0,1,2 trainer.epochs=0` wrote one file three times (a prune no seed changes);
+    the report read "74.72 ± 0.00%" over 3 seeds and a pruning change of -14.72 points with the interval
+    [-14.72, -14.72], "significant" — one measurement, said as three."""
+    from cnnlab.fileio import file_sha256
+
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "tuned", 0.8944)
+    pruned = sweep(out, "prune", [0.7472] * 3, sources=[tuned] * 3, seeds=[0, 1, 2], params=300_000,
+                   metrics=[{"acc_before": 0.8944}] * 3)
+    for run in pruned:  # the very same bytes: equal recorded digests
+        (run / "model.pt").write_bytes(b"one pruned network".ljust(1000, b"\0"))
+        record = json.loads((run / "run.json").read_text())
+        record["digests"]["model"] = file_sha256(run / "model.pt")
+        (run / "run.json").write_text(json.dumps(record))
+    report = build_report(out)
+    group = group_of(report, "prune")
+    assert group.n == 3 and group.distinct_seeds == 3 and group.seeds == 1
+    assert group.val.n == 1 and group.val.std is None  # no "± 0.00"
+    [change] = group.changes
+    assert list(change.differences) == pytest.approx([0.7472 - 0.8944]) and change.interval is None
+    write_report(report)
+    md = (out / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| prune/"))
+    assert "| 3 runs, 3 seeds, 1 model |" in line and "± 0.00" not in md, line
+
+
+def test_two_settings_that_wrote_one_model_file_are_never_ranked_apart_on_the_pareto_front(tmp_path: Path) -> None:
+    """Probe 141: `prune -m prune.taylor_batches=4,8` (a setting l2 importance never reads) wrote one file twice; the
+    front starred one of the two by 0.6 % of timing noise."""
+    from cnnlab.fileio import file_sha256
+
+    out = tmp_path / "outputs"
+    tuned = model_run(out, "finetune", "tuned", 0.85)
+    runs = [model_run(out, "prune", f"p{n}", 0.7972, source=tuned, params=300_000,
+                      settings={"prune": {"taylor_batches": n}}) for n in (4, 8)]
+    for run, p50 in zip(runs, (0.049103, 0.049413)):
+        (run / "model.pt").write_bytes(b"one pruned network".ljust(1000, b"\0"))
+        record = json.loads((run / "run.json").read_text())
+        record["digests"]["model"] = file_sha256(run / "model.pt")
+        (run / "run.json").write_text(json.dumps(record))
+        bench_run(out, f"b-{run.name}", run, p50)
+    bench_run(out, "b-tuned", tuned, 0.2)
+    report = build_report(out)
+    pruned = [g for g in report.all_seed_groups if g.first.command == "prune"]
+    assert len(pruned) == 2 and all(g.pareto for g in pruned), [(g.label, g.pareto) for g in pruned]

@@ -73,8 +73,15 @@ class PruneSettings:
     def refuse_channel_settings(self, section: Mapping[str, Any], defaults: Mapping[str, tuple[Any, ...]]) -> None:
         """CnnlabError for magnitude pruning given a setting only channel pruning reads (CHANNEL_ONLY) at another value
         than its packaged default (`defaults`: settings.packaged_defaults). Probe 60: `prune.importance=taylor` was
-        accepted, recorded nowhere, and ignored."""
+        accepted, recorded nowhere, and ignored. Likewise prune.taylor_batches for an importance other than taylor
+        (probe 141: a sweep over it wrote one file twice)."""
         if self.method != "magnitude":
+            if self.importance != "taylor" and section.get("taylor_batches") not in defaults.get(
+                    "prune.taylor_batches", ()):
+                raise CnnlabError(f"prune.taylor_batches={section.get('taylor_batches')} applies to "
+                                  f"prune.importance=taylor; {self.importance} ranks channels by their weights alone "
+                                  "and would ignore it",
+                                  fix="drop prune.taylor_batches= (or use prune.importance=taylor)")
             return
         changed = [key for key in CHANNEL_ONLY if section.get(key) not in defaults.get(f"prune.{key}", ())]
         if changed:
