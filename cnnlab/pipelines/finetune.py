@@ -27,10 +27,12 @@ from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.steps.jobs import in_a_sweep
 from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import apply_resume
 from cnnlab.runs import NO_CHECKPOINT
+from cnnlab.settings import packaged_defaults
 from cnnlab.weights import check_weights_arch, initial_model, keeps_head, resolve_weights
 
 
@@ -80,15 +82,22 @@ class FinetuneSettings:
 
 
 def check(cfg: DictConfig) -> None:
-    """What `cnnlab finetune` parses itself: FinetuneSettings and the recipe (cnnlab/commands.py: `check`)."""
-    FinetuneSettings.from_config(cfg.finetune)
+    """What `cnnlab finetune` parses itself: FinetuneSettings and the recipe (cnnlab/commands.py: `check`); and a
+    setting the mode does not read, refused — here, so a pipeline's stages are checked for it before the first
+    runs (probe 140) — except in a sweep's job, where `-m finetune.mode=linear,partial finetune.unfreeze=2` is a
+    sound request and the job says it instead (run)."""
+    settings = FinetuneSettings.from_config(cfg.finetune)
+    ignored = settings_the_mode_ignores(settings, cfg.finetune)
+    if ignored and not in_a_sweep():
+        raise ignored[0]
     Recipe.from_config(cfg)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
-    refuse_settings_the_mode_ignores(settings, ctx)
+    for ignored in settings_the_mode_ignores(settings, cfg.finetune):  # a sweep's job (check refuses the others)
+        record_warning(ctx, f"{ignored.message}: not read by this job")
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
@@ -201,21 +210,23 @@ def feature_cache_blockers(settings: FinetuneSettings, data: DataBundle, runtime
     return reasons
 
 
-def refuse_settings_the_mode_ignores(settings: FinetuneSettings, ctx: RunContext) -> None:
-    """A CnnlabError for finetune.unfreeze typed outside partial mode, or finetune.backbone_lr_scale typed for a
-    linear probe: nothing reads them there (probe 138: `mode=full unfreeze=3` trained every stage without a word,
-    where `partial` was meant)."""
-    with found_before_work():
-        if ctx.explicitly_set("finetune.unfreeze") and settings.mode != "partial":
-            trains = "every stage" if settings.mode == "full" else "the head alone"
-            raise CnnlabError(f"finetune.unfreeze={settings.unfreeze} applies to finetune.mode=partial (the last N "
-                              f"backbone stages train); finetune.mode={settings.mode} trains {trains}",
-                              fix=f"use finetune.mode=partial finetune.unfreeze={settings.unfreeze}, or drop "
-                                  "finetune.unfreeze")
-        if ctx.explicitly_set("finetune.backbone_lr_scale") and settings.mode == "linear":
-            raise CnnlabError("finetune.backbone_lr_scale applies where the backbone trains (finetune.mode=partial or "
-                              "full); a linear probe trains the head alone",
-                              fix="use finetune.mode=partial or full, or drop finetune.backbone_lr_scale")
+def settings_the_mode_ignores(settings: FinetuneSettings, section: Any) -> list[CnnlabError]:
+    """The refusal of each setting the mode does not read, set to other than its packaged default: finetune.unfreeze
+    outside partial mode, finetune.backbone_lr_scale for a linear probe (probe 138: `mode=full unfreeze=3` trained
+    every stage without a word, where `partial` was meant)."""
+    defaults, found = packaged_defaults(), []
+    if settings.mode != "partial" and section.get("unfreeze") not in defaults.get("finetune.unfreeze", ()):
+        trains = "every stage" if settings.mode == "full" else "the head alone"
+        found.append(CnnlabError(f"finetune.unfreeze={settings.unfreeze} applies to finetune.mode=partial (the last N "
+                                 f"backbone stages train); finetune.mode={settings.mode} trains {trains}",
+                                 fix=f"use finetune.mode=partial finetune.unfreeze={settings.unfreeze}, or drop "
+                                     "finetune.unfreeze"))
+    if settings.mode == "linear" and section.get("backbone_lr_scale") not in defaults.get(
+            "finetune.backbone_lr_scale", ()):
+        found.append(CnnlabError(f"finetune.backbone_lr_scale={section.get('backbone_lr_scale')} applies where the "
+                                 "backbone trains (finetune.mode=partial or full); a linear probe trains the head "
+                                 "alone", fix="use finetune.mode=partial or full, or drop finetune.backbone_lr_scale"))
+    return found
 
 
 def use_feature_cache(settings: FinetuneSettings, blockers: list[str], ctx: RunContext) -> bool:

@@ -247,3 +247,11 @@ def remote_job_error(exc: BaseException) -> CnnlabError | None:
     return CnnlabError(message + (f" (log: {where})" if where else ""),
                        fix="read that log; fix the cause and run the same command again: completed jobs are "
                            "skipped")
+
+
+def in_a_sweep() -> bool:
+    """Whether this process runs a job of a Hydra sweep (`cnnlab CMD -m ...`): HydraConfig's mode, where it is set."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

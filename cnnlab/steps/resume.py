@@ -22,7 +22,7 @@ from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
                          load_run, hydra_runtime, no_checkpoint_reason, process_alive)
-from cnnlab.wording import counted
+from cnnlab.wording import counted, listed
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
 # Settings that change a network's architecture: last.pt holds the original one, so a new value is refused like
@@ -232,10 +232,11 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
                               fix="start it again without resume=")
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
-    later = [r.path for r in iter_runs(ctx.outputs) if _continued_by(r, point) == run.path.resolve()]
-    if later and run.status != "completed":  # named on purpose (another branch, other settings): said, not refused
-        record_warning(ctx, f"resume={spec}: {later[-1]} continued that run already; this run continues it again "
-                            f"from the same {point.file}, and `cnnlab report` counts both (probe 139)")
+    # probe 139: named on purpose (another branch, other settings), so said, not refused
+    later = [str(r.path) for r in iter_runs(ctx.outputs) if _continued_by(r, point) == run.path.resolve()]
+    if later and run.status != "completed":
+        record_warning(ctx, f"resume={spec}: {listed(later)} continued that run already; this run continues it "
+                            f"again from the same {point.file}, and `cnnlab report` counts each")
     process = run.data.get("process") or {}
     if run.status == "running" and process_alive(process):
         raise CnnlabError(f"resume={spec}: that run is still running (pid {process.get('pid')} on "

@@ -350,7 +350,10 @@ def check_proxy_batches(cfg: DictConfig, space: SearchSpace, settings: SearchSet
     if not space.is_architecture:  # one network at one size: trial 0 failed on a size it cannot take (probe 135)
         name = canonical_name(str(cfg.model.name))
         small_input_adaptation(name, spec.size, **channel_options(name, spec.channels))
-    full = len(sized_data(built, cfg, spec, spec.size).train)
+    data = sized_data(built, cfg, spec, spec.size)
+    if not space.is_architecture and weights.pretrained:  # weights that do not fit: trial 0's error (probe 140)
+        initial_model(canonical_name(str(cfg.model.name)), weights, data, None)
+    full = len(data.train)
     fraction = settings.proxy_train_fraction
     check_proxy_batch(space, largest_batch(space, int(cfg.trainer.batch_size)), proxy_size(full, fraction), full,
                       fraction)

@@ -229,6 +229,14 @@ def test_settings_the_mode_does_not_read_are_refused(cli, outputs: Path) -> None
     linear = cli("finetune", *TINY, "model.weights=none", "finetune.mode=linear", "finetune.backbone_lr_scale=0.5")
     assert linear.code == 2 and "a linear probe trains the head alone" in " ".join(linear.stderr.split())
     assert run_dirs(outputs, "finetune") == []
+    # probe 140: the default typed is no setting ignored; a sweep across modes is a sound request, each job says it
+    assert cli("finetune", *TINY, "model.weights=none", "finetune.backbone_lr_scale=auto").code == 0
+    swept = cli("finetune", "-m", *TINY, "model.weights=none", "finetune.mode=linear,partial", "finetune.unfreeze=2")
+    assert swept.code == 0, swept.output
+    linear_job = next(d for d in run_dirs(outputs, "finetune") if "multirun" in str(d)
+                      and read_run(d)["metrics"]["finetune_mode"] == "linear")
+    assert any("finetune.unfreeze=2 applies to finetune.mode=partial" in w and "not read by this job" in w
+               for w in read_run(linear_job)["warnings"])
 
 
 def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, outputs: Path, tmp_path: Path) -> None:
@@ -244,6 +252,15 @@ def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, output
     assert result.code == 2 and "Traceback" not in result.output and "its weights do not fit a lenet5" in said, \
         result.output
     assert "re-create it with cnnlab" in said and run_dirs(outputs, "finetune") == []
+    # probe 140: a hyperparameter search met it in trial 0, leaving a failed run that resume= then misjudged
+    space = tmp_path / "myconf" / "space"
+    space.mkdir(parents=True)
+    (space / "lr.yaml").write_text("kind: hparams\nparams:\n  optim.lr: {type: float, low: 0.01, high: 0.1}\n")
+    searched = cli("search", "--config-dir", str(tmp_path / "myconf"), "space=lr", *TINY,
+                   f"model.weights={tmp_path / 'shape.pt'}", "search.trials=1", "search.proxy_epochs=1")
+    said = " ".join(searched.stderr.split())
+    assert searched.code == 2 and "its weights do not fit a lenet5" in said, searched.output
+    assert "no finished trial" not in said and run_dirs(outputs, "search") == []
 
 
 def test_partial_mode_trains_only_the_last_stages(cli, outputs: Path, fake_imagenet) -> None:

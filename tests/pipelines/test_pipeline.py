@@ -98,6 +98,21 @@ def test_the_device_defaults_reach_the_bench_stage_as_auto() -> None:
     assert "bench.backends=[onnxruntime]" in one[-1].overrides
 
 
+def test_a_stage_setting_its_mode_does_not_read_is_refused_before_any_stage_runs(cli, outputs: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Probe 140: a stage's `finetune.mode=full finetune.unfreeze=2` was refused only when that stage ran, after the
+    stages before it had trained; docs/pipeline.md says every stage is checked before the first runs."""
+    conf = write_experiment(tmp_path)
+    recipe = conf / "experiment" / "tiny.yaml"
+    recipe.write_text(recipe.read_text() + "    tuned:\n      command: finetune\n      overrides: "
+                      "[model.weights=@teacher, finetune.mode=full, finetune.unfreeze=2, trainer.epochs=1]\n")
+    result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "pipeline.plan.tuned (cnnlab finetune): finetune.unfreeze=2 applies to" in said, \
+        result.output
+    assert stage_runs(outputs) == []
+
+
 def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cli, outputs: Path,
                                                                                tmp_path: Path) -> None:
     """pipeline.bench.batch_sizes=[1,1] trained every model, then its bench stage failed with "use
