@@ -115,9 +115,13 @@ def signals_as_interrupt() -> Iterator[None]:
             # SIGCHLD already pending would find no Python handler and raise "OSError: Signal 17 ignored due to race
             # condition" wherever the clean-up was (a traceback, 1 run in ~10 of the test below)
             signal.signal(signal.SIGCHLD, _ignore)
+        if _deferring:  # said once, at once: a save may take a while, and further presses seemed to do nothing
+            if _pending is None:
+                os.write(2, f"{how}: finishing the epoch's checkpoint, then stopping\n".encode())
+            _pending = _pending or (how, code)
+            return
         _pending = _pending or (how, code)
-        if not _deferring:
-            raise Interrupted(how, exit_code=code)
+        raise Interrupted(how, exit_code=code)
 
     # A process told to ignore Ctrl-C (SIG_IGN: e.g. a helper that its parent stops) keeps ignoring it.
     signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])

@@ -164,17 +164,19 @@ def test_a_worker_death_pending_with_sigterm_is_no_race_error() -> None:
         signal.signal(signal.SIGCHLD, previous)
 
 
-def test_a_ctrl_c_during_a_deferred_block_lets_it_finish_then_stops() -> None:
+def test_a_ctrl_c_during_a_deferred_block_lets_it_finish_then_stops(capfd: pytest.CaptureFixture[str]) -> None:
     """Probe 139: a Ctrl-C while an epoch's last.pt was saved lost that finished epoch; the save and its record
-    now finish, and the interrupt is raised after them."""
+    now finish, and the interrupt is raised after them (probe 140: said at once, once)."""
     done = []
     with signals_as_interrupt(), pytest.raises(Interrupted) as caught:
         with interrupts_deferred():
             signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # pressed again while it finishes
             done.append("saved")  # the rest of the block still runs
             done.append("recorded")
         done.append("next epoch")  # never reached
     assert done == ["saved", "recorded"] and caught.value.exit_code == 130
+    assert capfd.readouterr().err.count("Ctrl-C: finishing the epoch's checkpoint, then stopping") == 1
     with signals_as_interrupt(), pytest.raises(Interrupted):  # outside the block, as before: at once
         signal.raise_signal(signal.SIGINT)
         done.append("never")
