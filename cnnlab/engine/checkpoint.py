@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -328,8 +329,23 @@ def load_recorded_weights(model: nn.Module, state_dict: Mapping[str, Any], struc
     except CnnlabError as exc:
         raise CnnlabError(f"{origin}: {exc.message}", fix=fix) from exc
     except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CnnlabError(f"{origin}: its weights do not fit a {arch_name} ({first})", fix=fix) from exc
+        raise CnnlabError(f"{origin}: its weights do not fit a {arch_name} ({state_dict_mismatch(exc)})",
+                          fix=fix) from exc
+
+
+def state_dict_mismatch(exc: BaseException) -> str:
+    """load_state_dict's error in a few words: torch's first line names only the class, the next ones list every
+    weight missing or other, or a size mismatch (probe 139: "Error(s) in loading state_dict for LeNet5:" was all
+    that was said). Used wherever weights are loaded into a network built for them (a checkpoint, a training
+    state)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = []
+    for line in lines[1:4]:
+        head, _, rest = line.partition(": ")
+        names = re.findall(r'"([^"]+)"', rest)
+        said.append(f"{head.removesuffix(' in state_dict').lower()}: {len(names)}, e.g. {names[0]}" if names else
+                    line if len(line) <= 200 else line[:199] + "…")
+    return "; ".join(said) or (lines[0] if lines else type(exc).__name__)
 
 
 def self_supervised_method(ckpt: ModelCheckpoint) -> str | None:

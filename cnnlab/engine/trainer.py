@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
 from cnnlab.engine.checkpoint import (NON_FINITE_FIX, STATE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
-                                     save_tensors, unwrap)
+                                     save_tensors, state_dict_mismatch, unwrap)
 from cnnlab.engine import conv_guard
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
@@ -411,8 +410,8 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             with found_before_work():  # before the first step: nothing trained, no failed run is left
-                raise CnnlabError(f"{path} does not hold this run's network and optimizer ({_mismatch(exc)})",
-                                  fix=STATE_FIX) from exc
+                raise CnnlabError(f"{path} does not hold this run's network and optimizer "
+                                  f"({state_dict_mismatch(exc)})", fix=STATE_FIX) from exc
         overridden = reapply_hyperparameters(optimizer, chosen)
         if overridden:
             log.info("resume: this run's optimizer settings replace the saved ones: %s", ", ".join(
@@ -429,19 +428,6 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         return epochs, list(state.get("history") or [])
-
-
-def _mismatch(exc: BaseException) -> str:
-    """load_state_dict's error in a few words: torch's first line names only the class, the next ones list every
-    weight missing or other (probe 139: "Error(s) in loading state_dict for LeNet5:" was all that was said)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    said = []
-    for line in lines[1:4]:
-        head, _, rest = line.partition(": ")
-        names = re.findall(r'"([^"]+)"', rest)
-        said.append(f"{head.removesuffix(' in state_dict').lower()}: {len(names)}, e.g. {names[0]}" if names else
-                    line if len(line) <= 120 else line[:119] + "…")
-    return "; ".join(said) or (lines[0] if lines else type(exc).__name__)
 
 
 def read_training_extra(path: Path) -> dict[str, Any]:
