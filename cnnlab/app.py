@@ -111,6 +111,22 @@ def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
     return not run_dir.exists()
 
 
+def _link_to_earlier(job_dir: Path, earlier: Path) -> None:
+    """In place of a skipped sweep job's folder, a link to the completed run it stands for, so that `cnnlab report
+    SWEEP` counts every job of the sweep (probe 141: `-m seed=0,1,2` after `seed=0,1` reported one seed, the two
+    done before being in another sweep's folder). Listings follow a link to a run once (runs._run_files). None where
+    the run lies in this sweep folder already (the sweep typed again into its hydra.sweep.dir), or another link
+    here names it; where links cannot be made, the skip line alone says where the run is."""
+    sweep, target = job_dir.parent, earlier.resolve()
+    if not sweep.is_dir() or target.is_relative_to(sweep.resolve()):
+        return
+    if any(p.is_symlink() and p.resolve() == target for p in sweep.iterdir()):
+        return
+    with contextlib.suppress(OSError):
+        job_dir.symlink_to(target, target_is_directory=True)
+        log.info("%s → %s: the sweep folder links the run it stands for", job_dir, target)
+
+
 def _discard_unstarted_run_folders() -> None:
     """Remove the folders this process made that hold nothing beyond what Hydra writes at a run's start (no run.json:
     the run never began), deepest first: Hydra failed or was interrupted before the run began (probe 111: a working
@@ -416,7 +432,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
         log.info("%s completed before in %s%s: skipped — %s", job.name, before.run.path,
                  _started_from(before.run.data), RERUN_HINT)
         if is_main:  # the folder Hydra made for it holds only Hydra's files: a skipped job leaves nothing behind
-            _discard_run_folder(run_dir, Path(cfg.paths.outputs))
+            if _discard_run_folder(run_dir, Path(cfg.paths.outputs)) and multirun:
+                _link_to_earlier(run_dir, before.run.path)
         return before.returned_value()
     if before is not None:  # an interrupted attempt of this very job: continue it (a new run, resumed_from)
         log.info("%s continues its interrupted attempt %s (%s)", job.name, before.run.path, before.run.status)

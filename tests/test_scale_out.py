@@ -342,6 +342,37 @@ def test_a_sweep_started_again_skips_completed_jobs_and_continues_the_interrupte
     assert len(run_dirs(outputs, "pretrain")) == 5 and "skipped" not in forced.output
 
 
+def test_a_sweep_links_the_runs_it_skipped_so_its_report_counts_every_seed(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 141: `-m seed=1,2` after `-m seed=1` skipped seed 1 (completed before, in the first sweep's folder), and
+    `cnnlab report` of the second sweep's folder read one seed, not two. The skipped job's folder is now a link to
+    the run it stands for: the report counts it, a listing of the outputs folder lists it once."""
+    from cnnlab.report import build_report
+    from cnnlab.runs import iter_runs
+
+    assert cli("pretrain", "-m", *TINY, "seed=1").code == 0
+    [first] = run_dirs(outputs, "pretrain")
+    again = cli("pretrain", "-m", *TINY, "seed=1,2")
+    assert again.code == 0 and "completed before" in again.output, again.output
+    second = next(d.parent for d in run_dirs(outputs, "pretrain") if d.parent != first.parent)
+    link = second / "0"
+    assert link.is_symlink() and link.resolve() == first.resolve() and (second / "1" / "run.json").is_file()
+    report = build_report(second)
+    assert sorted(row.run.data["overrides"][-1] for row in report.rows) == ["seed=1", "seed=2"]
+    assert [len(g.rows) for g in report.all_seed_groups] == [2]
+    assert len(list(iter_runs(outputs))) == 2  # each run listed once
+    assert (first / "run.json").is_file() and not (first / ".hydra" / "config.yaml").is_symlink()
+
+    folder = tmp_path / "own"  # a sweep typed again into its own folder: its runs are there already, no link
+    assert cli("pretrain", "-m", *TINY, "seed=3", f"hydra.sweep.dir={folder}").code == 0
+    assert cli("pretrain", "-m", *TINY, "seed=3", f"hydra.sweep.dir={folder}").code == 0
+    assert not any(p.is_symlink() for p in folder.iterdir())
+    third = cli("pretrain", "-m", *TINY, "seed=1,2")  # a third sweep of both: two links, no copies of links
+    assert third.code == 0 and third.output.count("completed before") == 2
+    newest = max((d for d in (outputs / "pretrain").rglob("*-multirun*") if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    assert sorted(p.resolve() for p in newest.iterdir() if p.is_symlink()) == sorted(
+        [first.resolve(), (second / "1").resolve()])
+
+
 def test_a_sweep_typed_again_after_its_source_changed_runs_its_jobs_again(cli, outputs: Path, tmp_path: Path) -> None:
     """Probe 91: `finetune -m model.weights=latest:pretrain` typed again after another pretrain skipped its job as
     "completed before" and returned the old backbone's accuracy; so did a weights file replaced in place."""
