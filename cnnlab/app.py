@@ -361,8 +361,9 @@ def _jobs_overrides(overrides: Sequence[str]) -> list[list[str]]:
     return [list(job) for job in itertools.islice(itertools.product(*lists), _MAX_JOBS_CHECKED)]
 
 
-def _named_list_file(argv: Sequence[str]) -> CnnlabError | None:
-    """list_file_error() for the Hydra command line `argv` (each job of a sweep); None when it does not parse."""
+def _named_list_file(argv: Sequence[str], exc: BaseException) -> CnnlabError | None:
+    """The file that composing the Hydra command line `argv` failed on (`exc`), where Hydra does not name it: one
+    nested past the recursion limit, else list_file_error() (each job of a sweep); None when `argv` does not parse."""
     from hydra._internal.utils import get_args_parser
 
     try:
@@ -371,7 +372,13 @@ def _named_list_file(argv: Sequence[str]) -> CnnlabError | None:
     except (Exception, SystemExit):  # noqa: BLE001 - Hydra's own error then stands
         return None
     folders = [Path(args.config_dir).expanduser()] if args.config_dir else []
+    choices = [o.lstrip("+").replace("=", "/", 1) for o in args.overrides if "." not in o.partition("=")[0]]
+    deep = conftree.nested_too_deep(folders, choices) if isinstance(exc, RecursionError) else None
+    if deep is not None:
+        return CnnlabError(f"{deep} is nested deeper than the YAML reader can follow (Python's limit of "
+                           f"{sys.getrecursionlimit()} levels)", fix=conftree.NESTING_FIX)
     return next(filter(None, (list_file_error(job, folders, args.config_name or "config") for job in jobs)), None)
+
 
 
 def _raised_in_a_job(exc: BaseException) -> bool:
@@ -569,7 +576,7 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
                 raise
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
             if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):
-                remote = _named_list_file(sys.argv[1:])  # composing failed: on a file that is not a mapping?
+                remote = _named_list_file(sys.argv[1:], exc)  # composing failed: on a file that is not a mapping?
             if remote is None:
                 raise
             raise UserAbort(remote) from None

@@ -6,9 +6,11 @@ fast; Hydra itself composes the real config.
 
 from __future__ import annotations
 
+import itertools
+
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -241,6 +243,26 @@ def not_a_mapping(path: Path) -> str | None:
         return None
     what = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
     return f"{path}: its top level is {what}, but a config file must be a mapping (`key: value`)"
+
+
+# The fix for a config file nested past what the YAML reader can follow (PyYAML recurses once per level).
+NESTING_FIX = "write it with fewer levels of lists and mappings inside each other"
+
+
+def nested_too_deep(config_dirs: Sequence[Path], choices: Iterable[str] = (), most: int = 2000) -> Path | None:
+    """The YAML file under `config_dirs` (a user's --config-dir: untrusted, small) nested past Python's recursion
+    limit, which Hydra reads with a traceback (probe 144): of the files the `choices` name (`group/name`) first, then
+    of the first `most` others; None when there is none."""
+    named = [path for choice in choices if (path := config_file(choice, config_dirs)) is not None]
+    others = (path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml")))
+    for path in itertools.islice(itertools.chain(named, others), most):
+        try:
+            yaml.safe_load(path.read_text())
+        except RecursionError:
+            return path
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+    return None
 
 
 def not_a_mapping_at(config_path: str, extra_dirs: Iterable[Path] = ()) -> str | None:

@@ -216,6 +216,18 @@ def test_a_config_file_whose_top_level_is_a_list_is_named(cli: Cli, outputs: Pat
     assert result.code == 0, result.output
 
 
+@pytest.mark.parametrize("pick, deep", [("dataset=deep", "dataset/deep.yaml"), ("+experiment=deep", "experiment/deep.yaml")])
+def test_a_config_file_nested_past_the_recursion_limit_is_named(cli: Cli, tmp_path: Path, pick: str, deep: str) -> None:
+    """Probe 144: a --config-dir group file of 5,000 nested lists was a RecursionError traceback out of Hydra's
+    composition ("a bug in cnnlab"). The file the command line picks is named, of two such files."""
+    conf = tmp_path / "myconf"
+    for name in ("dataset/deep.yaml", "experiment/deep.yaml"):
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(GLOBAL * name.startswith("experiment") + "x: " + "[" * 5000 + "]" * 5000 + "\n")
+    line = one_error_line(cli("finetune", "--config-dir", str(conf), *TINY, pick), str(conf / deep))
+    assert "is nested deeper than the YAML reader can follow" in line and "fewer levels" in line, line
+
+
 # A list file that another file's defaults list pulls in, with a setting into it (`dataset.x=v`): Hydra failed while
 # composing, naming no file (a ValueError traceback, or "Error merging override"); without one it merged it silently.
 OVERRIDES_DATASET = {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /dataset: mine\n",

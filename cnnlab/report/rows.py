@@ -119,8 +119,13 @@ class Row:
 
     @property
     def model_digests(self) -> frozenset[str]:
-        """The SHA-256 of the model files the run recorded (run.json `digests`); equal sets: the very same file."""
-        return frozenset(v for v in (self.run.data.get("digests") or {}).values() if isinstance(v, str))
+        """The SHA-256 that names the run's network (run.json `digests`): its model.pt's where it wrote one, else its
+        ONNX file's; equal: the very same network. Not both: a run's model.onnx records the run's own path in its
+        metadata (probe 144: three seeds of a prune no seed changed wrote one model.pt and three ONNX files, and read
+        as three replicates)."""
+        digests = self.run.data.get("digests") or {}
+        named = next((digests[k] for k in ("model", "onnx") if isinstance(digests.get(k), str)), None)
+        return frozenset({named}) if named else frozenset()
 
     @property
     def repeats_source(self) -> bool:

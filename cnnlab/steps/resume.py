@@ -108,14 +108,16 @@ def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
     """CnnlabError (before any work) when `state`, the last.pt resume= continues, is not the training `run`
     recorded: its epochs' val top-1 and train loss differ from run.json's history, or it holds more than one epoch
     past it (a kill between the save and the record leaves one; fewer is trainer.checkpoint_every's saving every
-    k-th epoch). Probe 139: another run's last.pt copied in "continued" to a completed run of that run's weights and
-    history under this run's settings, without a word."""
+    k-th epoch), also when run.json records no epoch yet. Probe 139: another run's last.pt copied in "continued" to a
+    completed run of that run's weights and history under this run's settings, without a word; probe 144: so it did
+    into a run stopped in its first epoch."""
     with found_before_work():
         saved = load_tensors(state, "training state", unreadable_fix=STATE_FIX)
     recorded = (run.data.get("metrics") or {}).get("history")
+    recorded = recorded if isinstance(recorded, list) else []  # none yet (killed in its first epoch), or removed
     history = saved.get("history")
-    if not isinstance(recorded, list) or not recorded or not isinstance(history, list):
-        return  # killed before its first epoch was recorded: nothing to compare
+    if not isinstance(history, list):
+        return
     apart = [i + 1 for i, (mine, kept) in enumerate(zip(recorded, history))
              if isinstance(mine, dict) and isinstance(kept, dict) and not _same_epoch(mine, kept)]
     if apart or len(history) > len(recorded) + 1:

@@ -150,6 +150,19 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     assert metrics["acc_after_recovery"] is None and metrics["val_acc"] == metrics["acc_after_prune"]
 
 
+def test_seeds_of_a_prune_no_seed_changes_report_as_one_model(cli, outputs: Path, source: Path) -> None:
+    """Probe 144: `prune -m seed=0,1 trainer.epochs=0` wrote one model.pt twice, but each run's model.onnx names the
+    run in its metadata: the report, keyed on every digest, read two replicates ("± 0.00", a zero-width interval)."""
+    from cnnlab.report import build_report
+
+    timed = ["prune.bench_seconds=0.1"]  # measured: an ONNX file each
+    assert cli("prune", "-m", f"source={source}", "trainer.epochs=0", *timed, "seed=0,1").code == 0
+    runs = [read_run(d) for d in run_dirs(outputs, "prune")]
+    assert len({r["digests"]["model"] for r in runs}) == 1 and len({r["digests"]["onnx"] for r in runs}) == 2
+    [group] = [g for g in build_report(outputs).all_seed_groups if g.first.command == "prune"]
+    assert group.n == 2 and group.seeds == 1 and group.val.std is None
+
+
 def test_a_pruned_network_is_scored_and_saved_with_its_own_batchnorm_statistics(cli, outputs: Path) -> None:
     """Each kept channel kept the dense network's BatchNorm statistics while its inputs lost channels: the pruned
     model was scored (MobileNetV2 on Fashion-MNIST: 10.00 %, chance, on three seeds) and, with trainer.epochs=0,

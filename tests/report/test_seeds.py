@@ -838,10 +838,11 @@ def test_seeds_that_wrote_one_model_file_are_one_replicate_not_three(tmp_path: P
     tuned = model_run(out, "finetune", "tuned", 0.8944)
     pruned = sweep(out, "prune", [0.7472] * 3, sources=[tuned] * 3, seeds=[0, 1, 2], params=300_000,
                    metrics=[{"acc_before": 0.8944}] * 3)
-    for run in pruned:  # the very same bytes: equal recorded digests
+    for run in pruned:  # the very same model.pt; each run's model.onnx names the run in its metadata (probe 144)
         (run / "model.pt").write_bytes(b"one pruned network".ljust(1000, b"\0"))
+        (run / "model.onnx").write_bytes(f"the same graph, source {run}".encode())
         record = json.loads((run / "run.json").read_text())
-        record["digests"]["model"] = file_sha256(run / "model.pt")
+        record["digests"].update(model=file_sha256(run / "model.pt"), onnx=file_sha256(run / "model.onnx"))
         (run / "run.json").write_text(json.dumps(record))
     report = build_report(out)
     group = group_of(report, "prune")
@@ -866,8 +867,9 @@ def test_two_settings_that_wrote_one_model_file_are_never_ranked_apart_on_the_pa
                       settings={"prune": {"taylor_batches": n}}) for n in (4, 8)]
     for run, p50 in zip(runs, (0.049103, 0.049413)):
         (run / "model.pt").write_bytes(b"one pruned network".ljust(1000, b"\0"))
+        (run / "model.onnx").write_bytes(f"the same graph, source {run}".encode())  # as real runs (probe 144)
         record = json.loads((run / "run.json").read_text())
-        record["digests"]["model"] = file_sha256(run / "model.pt")
+        record["digests"].update(model=file_sha256(run / "model.pt"), onnx=file_sha256(run / "model.onnx"))
         (run / "run.json").write_text(json.dumps(record))
         bench_run(out, f"b-{run.name}", run, p50)
     bench_run(out, "b-tuned", tuned, 0.2)

@@ -194,7 +194,10 @@ def test_another_runs_last_pt_copied_in_is_refused_before_any_work(tmp_path: Pat
     check_state_is_the_runs(run, _state(tmp_path, own[:1]))  # trainer.checkpoint_every=2: saved every 2nd epoch
     check_state_is_the_runs(_run(tmp_path, "dead", {"history": own[:1]}), _state(tmp_path, own))  # killed between
     # the save and the record: one epoch past it
-    check_state_is_the_runs(_run(tmp_path, "dead", {}), _state(tmp_path, own))  # nothing recorded to compare
+    check_state_is_the_runs(_run(tmp_path, "dead", {}), _state(tmp_path, own[:1]))  # killed after its first save
+    for recorded in ({}, {"history": None}):  # probe 144: no epoch recorded yet, or none left, is no licence
+        with pytest.raises(CnnlabError, match=r"\(2 epochs in it; run.json: 0 epochs\)"):
+            check_state_is_the_runs(_run(tmp_path, "interrupted", recorded), _state(tmp_path, own))
     nan = [{**own[0], "train_loss": float("nan")}]
     check_state_is_the_runs(_run(tmp_path, "failed", {"history": nan}), _state(tmp_path, nan))
     other = [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.25}]
