@@ -100,9 +100,13 @@ def test_s8_activations_and_per_tensor_weights_export_too(tmp_path: Path) -> Non
     path = export_qat_onnx(qat, tmp_path / "s8.onnx", spec=InputSpec(SIZE), classes=list("abcd"))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0].shape == (1, 4)
-    zero_points = [t for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8
-                   and len(t.dims) == 0]
-    assert zero_points  # S8 activation zero points
+    graph = onnx.load(str(path)).graph
+    int8 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 0}
+    # probe 144: the S8 file held weights only (DequantizeLinear on constants) — the activations stayed float
+    quantized = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[2] in int8]
+    u8 = export_qat_onnx(trained_qat_model("qdq_u8s8", per_channel=False, reduce_range=True), tmp_path / "u8.onnx",
+                         spec=InputSpec(SIZE), classes=list("abcd"))
+    assert len(quantized) == sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(u8)).graph.node) > 0
 
 
 def test_excluded_modules_stay_float_and_bad_requests_are_refused() -> None:

@@ -35,6 +35,7 @@ from torch import Tensor, fx, nn
 from torch.ao.quantization import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuantize, FixedQParamsObserver,
                                    MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, QConfig,
                                    QConfigMapping)
+from torch.ao.quantization.backend_config import BackendConfig, DTypeConfig, get_native_backend_config
 from torch.ao.quantization.quantize_fx import prepare_qat_fx
 from torch.fx.experimental.optimization import fuse as fold_batch_norms
 from torch.nn import functional as F
@@ -89,6 +90,25 @@ def qat_qconfig(fmt: Format, *, per_channel: bool, reduce_range: bool) -> QConfi
     return QConfig(activation=activation, weight=weight)
 
 
+def backend_config(fmt: Format) -> BackendConfig:
+    """The patterns and dtypes FX may fake-quantize for `fmt`: torch's native (x86) config, whose activations are U8
+    only — for S8 activations each U8 entry gets its S8 twin. Without it FX matched no S8 activation config and left
+    every activation in float without a word (probe 144: a `qdq_s8s8` QAT file held weights only, recorded as S8xS8)."""
+    native = get_native_backend_config()
+    if fmt.activations != "s8":
+        return native
+    s8 = BackendConfig("cnnlab_s8_activations")
+    for pattern in native.configs:
+        for dtypes in list(pattern.dtype_configs):
+            if torch.quint8 in (dtypes.input_dtype, dtypes.output_dtype):
+                pattern.add_dtype_config(DTypeConfig(
+                    input_dtype=torch.qint8 if dtypes.input_dtype == torch.quint8 else dtypes.input_dtype,
+                    output_dtype=torch.qint8 if dtypes.output_dtype == torch.quint8 else dtypes.output_dtype,
+                    weight_dtype=dtypes.weight_dtype, bias_dtype=dtypes.bias_dtype, is_dynamic=dtypes.is_dynamic))
+        s8.set_backend_pattern_config(pattern)
+    return s8
+
+
 def sigmoid_qconfig(fmt: Format, base: QConfig) -> QConfig:
     """A sigmoid's output is in [0, 1]: quantized with the fixed scale 1/256 (FX quantizes sigmoids only with
     fixed parameters; with a learned range it leaves them in float and warns)."""
@@ -125,7 +145,7 @@ def prepare_qat(model: nn.Module, example: Tensor, fmt: Format, *, per_channel: 
     with warnings.catch_warnings():
         # torch announces FX's move to torchao (see the module docstring); it still works and is what cnnlab uses.
         warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
-        prepared = prepare_qat_fx(folded.train(), mapping, (example.cpu(),))
+        prepared = prepare_qat_fx(folded.train(), mapping, (example.cpu(),), backend_config=backend_config(fmt))
     fuse_clipping(prepared)
     float_graph_outputs(prepared)
     return prepared
