@@ -261,6 +261,21 @@ def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError
     return CnnlabError(f"out of memory{amount}", fix=fix)
 
 
+def _malformed_override(typed: Sequence[str]) -> str | None:
+    """The first of the `typed` arguments that Hydra's override grammar refuses on its own, None if none does."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in typed:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException:
+            return arg
+    return None
+
+
 def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = SettingFacts()) -> tuple[str, bool]:
     """(message, is_bug) for an exception that reached the command line. (A config file that is not a mapping, which
     Hydra fails on without naming it, is named before: cnnlab.app.main.)"""
@@ -287,7 +302,8 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         others = [arg for arg in facts.typed if arg not in (interval, "-m", "--multirun")]
         return _interval_hint(interval, command, others), False
     if isinstance(exc, OverrideParseException):
-        return (f"malformed override: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a value "
+        culprit = _malformed_override(facts.typed)  # probe 142: of eight overrides, which one?
+        return (f"malformed override{f' {culprit}' if culprit else ''}: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a value "
                 "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
                 "item: 'key=\"a\",\"b\"')"), False
     if isinstance(exc, MissingConfigException):

@@ -64,6 +64,9 @@ def test_top_level_help_and_version(cli) -> None:
     (["trainer.epochs"], "malformed override 'trainer.epochs'"),
     (["trainer.epoch=3"], "unknown setting 'trainer.epoch'"),
     (["optim.lr=[0.1"], "malformed override"),
+    # probe 142: which of several overrides Hydra could not parse
+    (["seed=3", "hydra.run.dir=out/distill.alpha=0.3", "trainer.batch_size=8"],
+     "malformed override hydra.run.dir=out/distill.alpha=0.3: mismatched input"),
     (["finetune.mode=sideways", "model=lenet5"], "finetune.mode=sideways is not a mode"),
     (["dataset=imagefolder", "model=lenet5"], "dataset.root"),
     (["model.weights=outputs/nothing/here"], "model.weights=outputs/nothing/here: no such file or folder"),

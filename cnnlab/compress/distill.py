@@ -50,6 +50,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, *, 
 
 # Hinton et al. (2015) soften with T of 1-20. Far above, softmax(logits / T) is uniform to within float32 rounding
 # and T² multiplies that rounding into the loss: T=1e5 trained on a loss of -57.7 (a KL divergence is >= 0).
+MIN_TEMPERATURE = 0.01  # below: one-hot soft targets; logits / T overflow float32 near 1e-37
 MAX_TEMPERATURE = 100.0
 
 
@@ -57,6 +58,10 @@ def check_kd_settings(temperature: float, alpha: float) -> None:
     if not temperature > 0:
         raise CnnlabError(f"distill.temperature={temperature} must be positive",
                           fix="use distill.temperature=4 (1 = the teacher's plain probabilities)")
+    if temperature < MIN_TEMPERATURE:  # probe 142: 1e-40 overflowed the logits (a NaN loss, "lower optim.lr")
+        raise CnnlabError(f"distill.temperature={temperature:g} is below {MIN_TEMPERATURE:g}: the softened "
+                          "probabilities are one-hot (the T²-scaled soft term vanishes) and logits divided by it "
+                          "overflow float32", fix="use distill.temperature=4 (Hinton et al. use 1-20)")
     if not temperature <= MAX_TEMPERATURE:
         raise CnnlabError(f"distill.temperature={temperature:g} is above {MAX_TEMPERATURE:g}: the softened "
                           "probabilities of teacher and student are then uniform to within float32 rounding, and "

@@ -37,7 +37,7 @@ from cnnlab.deploy.export import ModelIdentity, copy_with_metadata, export_onnx,
 from cnnlab.deploy.onnx_check import fixed_batch
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.steps.quantize_model import load_fp32_model, train_qat_candidate
+from cnnlab.steps.quantize_model import load_fp32_model, prepared_for_qat, train_qat_candidate
 from cnnlab.steps.sources import model_labelled, source_data
 from cnnlab.steps.recording import dataset_record, record_warning
 from cnnlab.steps.training import eval_loader, loader_workers
@@ -103,6 +103,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.log.info("quantize %s (%s, %d px) from %s: mode %s, candidates %s", fp32.name, data.name, fp32.spec.size,
                  fp32.source.path, settings.mode, ", ".join(f.name for f in settings.formats))
 
+    prepared = prepared_for_qat(settings, fp32) if settings.mode == "qat" and settings.precision != "bf16" else None
     work = ctx.path(WORK_DIR)
     work.mkdir(exist_ok=True)
     identity = ModelIdentity(arch=fp32.name, classes=tuple(fp32.classes), spec=fp32.spec,
@@ -113,7 +114,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.precision == "bf16":
         candidates: tuple[CandidateResult, ...] = (CandidateResult(BF16, fp32_path),)
     elif settings.mode == "qat":
-        built, report["qat"] = train_qat_candidate(cfg, ctx, recipe, settings, fp32, data, work)
+        built, report["qat"] = train_qat_candidate(cfg, ctx, recipe, settings, fp32, prepared, data, work)
         candidates = (built,)
     else:
         control = (nncf_accuracy_control(eval_loader(recipe, data.val, workers=workers), settings.max_acc_drop)

@@ -97,8 +97,15 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
         raise untrained_head_error(weights.untrained_head, weights.path, "the soft targets it teaches",
                                    then="teacher.weights=latest:finetune")
     if weights.kind == "file":  # a plain state dict: its head must already have one output per class
-        head = weights.state_dict.get(f"{MODELS[teacher.name].head}.weight") if weights.state_dict else None
-        rows = None if head is None else int(head.shape[0])
+        key = f"{MODELS[teacher.name].head}.weight"
+        head = weights.state_dict.get(key) if weights.state_dict else None
+        if head is None:  # probe 142: another network's state dict read "a None-way head"
+            keys = ", ".join(list(weights.state_dict or {})[:3]) or "none"
+            raise CnnlabError(f"teacher.weights: {weights.description} holds no {key}, so it is not a "
+                              f"{teacher.name} state dict (its first keys: {keys})",
+                              fix="name the network it was trained as with teacher=NAME (`cnnlab list models` "
+                                  "lists them)")
+        rows = int(head.shape[0])
         if rows != n:
             raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "
                               f"has {n} classes", fix=train_a_teacher(teacher.name, data.name))

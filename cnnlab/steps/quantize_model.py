@@ -91,21 +91,31 @@ def _freeze_all_but_head(model: nn.Module, name: str) -> list[nn.Module]:
             and not any(p.requires_grad for p in own)]
 
 
+@found_before_work()  # probe 142: a quantize.exclude typo was refused after the FP32 export, leaving a failed run
+def prepared_for_qat(settings: QuantizeSettings, fp32: Fp32Model) -> Any:
+    """The source model fake-quantized for QAT (batch norms folded; cnnlab.compress.quantization.qat.prepare_qat),
+    before any work: a module path quantize.exclude does not know is refused with nothing written."""
+    from cnnlab.compress.quantization.qat import prepare_qat
+
+    assert fp32.model is not None, "load_fp32_model gives QAT a PyTorch model"
+    spec = fp32.spec
+    return prepare_qat(fp32.model, torch.zeros(2, spec.channels, spec.size, spec.size), settings.formats[0],
+                       per_channel=settings.ptq.per_channel, reduce_range=settings.ptq.reduce_range,
+                       exclude=settings.ptq.exclude)
+
+
 def train_qat_candidate(cfg: DictConfig, ctx: RunContext, recipe: Recipe, settings: QuantizeSettings,
-                        fp32: Fp32Model, data: DataBundle, work: Path) -> tuple[CandidateResult, dict[str, Any]]:
+                        fp32: Fp32Model, prepared: Any, data: DataBundle,
+                        work: Path) -> tuple[CandidateResult, dict[str, Any]]:
     """Fake-quantized fine-tuning of the source model for trainer.epochs through the one training engine
     (optim.lr x quantize.lr_scale; float32: autocast would add rounding the INT8 model does not have), then
     the QDQ export. The record's `trained_fp32_val_acc` is the trained weights' top-1 with fake quantization off:
     the training's part of the INT8 file's change against the source (probe 105: +4.90 points, nearly all training)."""
-    from cnnlab.compress.quantization.qat import export_qat_onnx, fake_quantization_off, prepare_qat
+    from cnnlab.compress.quantization.qat import export_qat_onnx, fake_quantization_off
 
-    assert fp32.model is not None, "load_fp32_model gives QAT a PyTorch model"
     qat_recipe = replace(recipe, amp="none").with_lr_scale(settings.lr_scale)
     runtime = setup_runtime(cfg, qat_recipe)
     spec, fmt = fp32.spec, settings.formats[0]
-    example = torch.zeros(2, spec.channels, spec.size, spec.size)
-    prepared = prepare_qat(fp32.model, example, fmt, per_channel=settings.ptq.per_channel,
-                           reduce_range=settings.ptq.reduce_range, exclude=settings.ptq.exclude)
     frozen = _freeze_all_but_head(prepared, fp32.name) if fp32.head_only else []
     if frozen:
         ctx.log.info("quantization-aware training of %s's head only: the source is a linear probe, which did not train "

@@ -70,7 +70,8 @@ def test_alpha_mixes_soft_and_hard_terms(logits) -> None:
 
 
 @pytest.mark.parametrize("temperature, alpha, key", [(0.0, 0.5, "distill.temperature"), (4.0, 1.5, "distill.alpha"),
-                                                     (1e5, 0.5, "distill.temperature=100000 is above 100")])
+                                                     (1e5, 0.5, "distill.temperature=100000 is above 100"),
+                                                     (1e-40, 0.5, "distill.temperature=1e-40 is below 0.01")])
 def test_bad_settings_are_user_errors(temperature: float, alpha: float, key: str) -> None:
     with pytest.raises(CnnlabError, match=key):
         check_kd_settings(temperature, alpha)

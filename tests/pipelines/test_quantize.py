@@ -332,6 +332,14 @@ def test_bad_input_is_one_clear_line(cli, source: Path, override: str, message: 
     assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
 
 
+def test_a_qat_exclude_typo_is_refused_before_any_work(cli, outputs: Path, source: Path) -> None:
+    """Probe 142: QAT checked quantize.exclude's module paths after exporting the source: a failed run left behind,
+    holding candidates/fp32.onnx."""
+    result = cli("quantize", f"source={source}", "quantize.mode=qat", "trainer.epochs=1", "quantize.exclude=[nothere]")
+    assert result.code == 2 and "quantize.exclude names no module nothere" in result.stderr, result.output
+    assert run_dirs(outputs, "quantize") == []
+
+
 def test_a_missing_source_is_a_clear_error(cli, outputs: Path) -> None:
     result = cli("quantize")
     assert result.code == 2 and "needs a model to work on" in result.stderr
