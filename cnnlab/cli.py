@@ -163,9 +163,12 @@ def check_overrides(command: str, args: list[str]) -> None:
             continue
         owners = conftree.commands_using(key)
         if owners and command not in owners:  # Hydra would say "No match in the defaults list"
+            then = f"start from its run (e.g. source= or model.weights=latest:{owners[0]})"
+            if key == "method" and command != "finetune":  # a backbone whose head no step trained (probe 143)
+                then = ("fine-tune its backbone (`cnnlab finetune model.weights=latest:pretrain`), and start from "
+                        "that run (latest:finetune)")
             raise UserError(f"{key}={value} is a setting of `cnnlab {' / '.join(owners)}`; `cnnlab {command}` has "
-                            f"no {key} — run `cnnlab {owners[0]} {key}={value}` first and start from its run "
-                            f"(e.g. source= or model.weights=latest:{owners[0]})")
+                            f"no {key} — run `cnnlab {owners[0]} {key}={value}` first and {then}")
         if any(ch in value for ch in "()[]{}$*"):  # sweep functions and interpolations: Hydra's job
             continue
         valid = conftree.choices(key, extra_dirs)

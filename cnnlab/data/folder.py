@@ -589,7 +589,10 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
     scan = FolderScan()
     paths = [path for path in _loose_images(root) if scan._accept(path)]
     if not paths:
-        raise CnnlabError(f"imagefolder: no readable images in {root}{scan.skipped_text()}", fix=FLAT_FIX)
+        skipped = scan.skipped_text()  # probe 143: every picture damaged — the layout was never the problem
+        raise CnnlabError(f"imagefolder: no readable images in {root}{skipped}",
+                          fix="replace the damaged pictures with readable ones (the first is named above), or give "
+                              "dataset.root a folder of readable images" if skipped else FLAT_FIX)
     scan.summary.log(log, f"imagefolder {root} (unlabeled)")
     images = FlatImages(paths)
     return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,

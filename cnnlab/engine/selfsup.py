@@ -137,6 +137,7 @@ class SimCLRObjective:
     """NT-Xent on the projections of the batch's two views (`nt_xent`), with an optional per-epoch `validation`."""
 
     accuracy_name = "contrastive acc"  # the train top-1 is picking each view's partner, not a class
+    contrasts_within_batch = True  # a step of one image has no negatives: loss 0, a free hit (probe 143)
 
     def __init__(self, temperature: float, validation: Validation | None = None) -> None:
         self.temperature = temperature
@@ -237,7 +238,7 @@ class SelfSupervisedSettings:
         return cls(
             name=name, temperature=_positive(section.get("temperature", cls.temperature), "method.temperature", 0.5),
             projection_dim=_positive_int(section.get("projection_dim", cls.projection_dim), "method.projection_dim",
-                                         128, MAX_WIDTH),
+                                         2048 if name == "simsiam" else 128, MAX_WIDTH),  # each paper's (probe 143)
             hidden_dim=None if str(hidden).lower() in ("auto", "none", "null") else
             _positive_int(hidden, "method.hidden_dim", 512, MAX_WIDTH),
             projection_layers=_positive_int(section.get("projection_layers", cls.projection_layers),

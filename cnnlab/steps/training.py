@@ -153,7 +153,7 @@ def cores_left_to_workers(ctx: RunContext, runtime: Runtime, workers: int) -> It
         torch.set_num_threads(before)
 
 
-def say_images_left_out(ctx: RunContext, runtime: Runtime, loader: DataLoader) -> None:
+def say_images_left_out(ctx: RunContext, runtime: Runtime, loader: DataLoader, *, contrastive: bool = False) -> None:
     """A recorded warning when, under torchrun, a last batch sits out every epoch (EpochSampler: fewer images than
     ranks, or a single image a rank for a network that trains BatchNorm) — training and its counts then differ from
     one process's (probe 94: 193 images on 2 ranks counted 192, and the schedule planned 3 steps an epoch, not 4);
@@ -163,9 +163,10 @@ def say_images_left_out(ctx: RunContext, runtime: Runtime, loader: DataLoader) -
         return
     left, world = sampler.size - sampler.kept, runtime.world_size
     if world == 1:  # one image left alone in the last batch: said, not warned (probe 129: unsaid where "70 train" was)
+        why = "it has no other image to contrast with" if contrastive else "BatchNorm cannot train on one image"
         ctx.log.info("1 of the %d training images sits out each epoch (another one each epoch): the last batch would "
-                     "hold it alone, and BatchNorm cannot train on one image (trainer.batch_size=%d leaves 2 or more "
-                     "in it)", sampler.size, _batch_keeping_all(sampler.size, loader.batch_size or 1))
+                     "hold it alone, and %s (trainer.batch_size=%d leaves 2 or more in it)", sampler.size, why,
+                     _batch_keeping_all(sampler.size, loader.batch_size or 1))
         return
     why = "no image" if left < world else "a single image, and its BatchNorm cannot train on one"
     record_warning(ctx, f"{left} of the {sampler.size} training images sit out each epoch (other ones each epoch): "
@@ -184,8 +185,11 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
     """Build the optimizer and schedule for the trainable parameters and run the engine's fit for recipe.epochs.
     Raises CnnlabError for a bad bn_momentum, optimizer or schedule, and what the engine raises."""
     override_bn_momentum(recipe, ctx, trainable)
-    keep_last_batch_for(trainable.model, loaders.train, trainable.frozen)  # before the schedule counts the steps
-    say_images_left_out(ctx, runtime, loaders.train)
+    # before the schedule counts the steps; never a one-image step for an objective that contrasts within the batch
+    contrastive = getattr(objective, "contrasts_within_batch", False) and runtime.world_size == 1
+    if not contrastive:
+        keep_last_batch_for(trainable.model, loaders.train, trainable.frozen)
+    say_images_left_out(ctx, runtime, loaders.train, contrastive=contrastive)
     groups = param_groups(trainable.model, recipe.lr, recipe.weight_decay, head=trainable.head,
                           backbone_lr_scale=trainable.backbone_lr_scale)
     optimizer = build_optimizer(recipe.optimizer, groups)

@@ -105,6 +105,14 @@ def test_a_flat_folder_serves_pretraining_only(tmp_path: Path) -> None:
     view1, _, label = two_view_dataset(data, ViewSettings(), unlabeled=True)[4]
     assert view1.shape == (3, 16, 16) and label == -1
 
+    damaged = tmp_path / "damaged"  # probe 143: every picture damaged — the fix said to run the very same command
+    damaged.mkdir()
+    for i in range(3):
+        (damaged / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(CnnlabError, match="no readable images in") as err:
+        build_datasets({**config, "root": str(damaged)}, InputSpec(16), train_augment=False, allow_unlabeled=True)
+    assert "replace the damaged pictures" in (err.value.fix or "") and "method=simclr" not in err.value.one_line()
+
 
 def test_the_stored_training_images_keep_the_models_label_order() -> None:
     """A split relabeled in the model's class order (steps/sources.model_labelled) read back without its transform,

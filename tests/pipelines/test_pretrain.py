@@ -341,6 +341,18 @@ def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     assert "was never trained (simclr): it trains here from its initial weights" in " ".join(probe.stderr.split())
 
 
+def test_simclr_never_trains_a_step_of_one_image_even_without_batchnorm(cli, outputs: Path) -> None:
+    """Probe 143: LeNet-5 with a one-layer projector (no BatchNorm) kept a last batch of one image: no negatives, so
+    a loss of 0 and a free "contrastive acc" hit counted into the epoch. It sits out, as a batch of one is refused."""
+    odd = [o for o in SSL if not o.startswith("dataset.train_size")] + ["dataset.train_size=49",
+                                                                          "method.projection_layers=1"]
+    assert cli("pretrain", "method=simclr", *odd).code == 0
+    log = " ".join((run_dirs(outputs, "pretrain")[0] / "run.log").read_text().split())
+    assert "1 of the 49 training images sits out each epoch" in log and "no other image to contrast with" in log
+    assert cli("pretrain", *odd[:-1]).code == 0  # supervised LeNet-5 (no BatchNorm) trains on every image (probe 92)
+    assert "sits out" not in (run_dirs(outputs, "pretrain")[1] / "run.log").read_text()
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("method", ["simclr", "simsiam"])
@@ -482,6 +494,9 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
     # refused by the settings' rule for it (a two-number range in (0, 1]) before the views are built
     (["method.views.crop_scale=[0.5,0.2]"], "the smaller first", "method.views.crop_scale=[0.08,1.0]"),
     (["method.views.crop_scale=[0,1]"], "a list of 2 numbers in (0, 1]", "method.views.crop_scale=[0.08,1.0]"),
+    # probe 143: SimSiam's fix named SimCLR's 128, not its own paper's 2048
+    (["method=simsiam", "method.projection_dim=0"], "method.projection_dim=0", "method.projection_dim=2048"),
+    (["method.projection_dim=0"], "method.projection_dim=0", "method.projection_dim=128"),
 ])
 def test_bad_self_supervised_settings_are_one_line(cli, outputs: Path, args: list[str], message: str,
                                                    fix: str) -> None:
@@ -507,6 +522,11 @@ def test_other_commands_refuse_a_method(cli) -> None:
     assert result.code == 2 and "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if "method" in line]
     assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr
+    assert "model.weights=latest:pretrain" in result.stderr
+    # probe 143: prune's fix said source=latest:pretrain, which prune refuses (its head was never trained)
+    pruned = cli("prune", "method=simsiam")
+    assert pruned.code == 2 and "fine-tune its backbone (`cnnlab finetune model.weights=latest:pretrain`)" in \
+        " ".join(pruned.stderr.split()) and "source=latest:pretrain" not in pruned.stderr, pruned.stderr
 
 
 def test_a_network_on_1x1_maps_trains_in_float32_under_amp_auto(cli, outputs: Path,
