@@ -50,8 +50,8 @@ from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unch
 from cnnlab.settings import (START_FROM_RUN, check_config, check_experiment_is_read, check_nothing_deleted,
                              dataset_is_the_sources)
 from cnnlab.steps.resume import save_effective_config
-from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, JobIdentity, earlier_attempt,
-                               launcher_parallelism, remote_job_error, sweep_size)
+from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, SWEPT_ENV, JobIdentity, earlier_attempt,
+                               launcher_parallelism, remote_job_error, sweep_size, swept_keys)
 
 log = logging.getLogger("cnnlab")
 
@@ -554,11 +554,14 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
                      f"hydra/job_logging={logging_choice}", "hydra/hydra_logging=disabled"]
     rerun = _take_rerun_option()
     multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
-    sweep = sweep_size([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]) if multirun else None
+    typed = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+    sweep = sweep_size(typed) if multirun else None
+    varied = ",".join(swept_keys(typed)) if multirun else None
     omp = os.environ.get("OMP_NUM_THREADS", "")
     # What jobs (in this process, a launcher's workers, submitted jobs) inherit: the launch options, the sweep's
     # size (for the thread share) and the user's explicit thread count.
     with _environ(**{RERUN_ENV: "1" if rerun else None, SWEEP_JOBS_ENV: str(sweep) if sweep else None,
+                     SWEPT_ENV: varied,
                      THREADS_ENV: omp if omp.isdigit() and int(omp) > 0 and THREADS_ENV not in os.environ else None}):
         try:
             with _mode_from_the_command_line():

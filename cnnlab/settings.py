@@ -759,6 +759,10 @@ def check_resume(spec: Any, command: str, outputs: Path | None = None) -> None:
     from cnnlab.runs import RUN_FILE, iter_runs, load_run  # runs reads files; keep `settings` importable on its own
 
     text = "" if spec is None or isinstance(spec, bool) else str(spec)
+    if isinstance(spec, str) and not spec.strip():  # probe 144: `resume=$RUN`, RUN unset — a fresh run, unsaid
+        raise CnnlabError("resume= is empty (a shell variable that is not set?), so it names no run to continue",
+                          fix="give the run folder (resume=outputs/<command>/<date>/<time>), resume=true for the "
+                              "latest interrupted run, or drop resume= for a new run")
     if text.lower().startswith("latest:"):
         other = text.split(":", 1)[1]
         if other == command:

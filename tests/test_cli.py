@@ -48,6 +48,19 @@ def test_a_plain_run_prints_no_library_warnings(tmp_path: Path) -> None:
     assert not re.findall(r"\w*Warning: .*", result.stdout + result.stderr)
 
 
+def test_a_ctrl_c_while_the_package_reads_its_version_is_an_interrupt_not_a_name_error() -> None:
+    """Probe 144: Ctrl-C in the first 0.3 s hit the import inside cnnlab/__init__.py's try; its except clause then
+    named what was never imported: a NameError chained to the KeyboardInterrupt."""
+    code = ("import sys, types\n"
+            "class Stopped(types.ModuleType):\n"
+            "    def __getattr__(self, name): raise KeyboardInterrupt\n"
+            "sys.modules['importlib.metadata'] = Stopped('importlib.metadata')\n"
+            "import cnnlab\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and result.stderr.rstrip().endswith("KeyboardInterrupt"), result.stderr
+    assert "NameError" not in result.stderr
+
+
 def test_top_level_help_and_version(cli) -> None:
     result = cli("--help")
     assert result.code == 0

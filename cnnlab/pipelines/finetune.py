@@ -27,12 +27,12 @@ from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
-from cnnlab.steps.jobs import in_a_sweep
+from cnnlab.steps.jobs import swept
 from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import apply_resume
 from cnnlab.runs import NO_CHECKPOINT
-from cnnlab.settings import packaged_defaults
+from cnnlab.settings import packaged_defaults, resumes_nothing
 from cnnlab.weights import check_weights_arch, initial_model, keeps_head, resolve_weights
 
 
@@ -84,11 +84,12 @@ class FinetuneSettings:
 def check(cfg: DictConfig) -> None:
     """What `cnnlab finetune` parses itself: FinetuneSettings and the recipe (cnnlab/commands.py: `check`); and a
     setting the mode does not read, refused — here, so a pipeline's stages are checked for it before the first
-    runs (probe 140) — except in a sweep's job, where `-m finetune.mode=linear,partial finetune.unfreeze=2` is a
-    sound request and the job says it instead (run)."""
+    runs (probe 140) — except in a sweep that varies the mode, where `-m finetune.mode=linear,partial
+    finetune.unfreeze=2` is a sound request and the job says it instead, and in a resume, whose mode is the run's
+    saved one (run)."""
     settings = FinetuneSettings.from_config(cfg.finetune)
     ignored = settings_the_mode_ignores(settings, cfg.finetune)
-    if ignored and not in_a_sweep():
+    if ignored and not swept("finetune.mode") and resumes_nothing(cfg.get("resume")):
         raise ignored[0]
     Recipe.from_config(cfg)
 
@@ -96,8 +97,12 @@ def check(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
-    for ignored in settings_the_mode_ignores(settings, cfg.finetune):  # a sweep's job (check refuses the others)
-        record_warning(ctx, f"{ignored.message}: not read by this job")
+    ignored = settings_the_mode_ignores(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
+    if ignored and not swept("finetune.mode"):
+        with found_before_work():
+            raise ignored[0]
+    for unread in ignored:  # a job of a sweep across modes
+        record_warning(ctx, f"{unread.message}: not read by this job")
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file

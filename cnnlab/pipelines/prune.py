@@ -33,22 +33,38 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
+from cnnlab.steps.jobs import swept
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
-from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, save_and_record
+from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 
 DENSE_ONNX = "dense.onnx"
 
 
 def check(cfg: DictConfig) -> None:
-    """What `cnnlab prune` parses itself: PruneSettings and the recipe (cnnlab/commands.py: `check`)."""
-    PruneSettings.from_config(cfg.prune).refuse_channel_settings(cfg.prune, packaged_defaults())
+    """What `cnnlab prune` parses itself: PruneSettings and the recipe (cnnlab/commands.py: `check`); a setting the
+    method or importance does not read is refused, except in a sweep that varies them (said by the job: run), as
+    finetune's settings its mode does not read (probe 144)."""
+    unread = _unread_setting(cfg)
+    if unread is not None and not swept("prune.method", "prune.importance"):
+        raise unread
     Recipe.from_config(cfg)
 
 
+def _unread_setting(cfg: DictConfig) -> CnnlabError | None:
+    try:
+        PruneSettings.from_config(cfg.prune).refuse_channel_settings(cfg.prune, packaged_defaults())
+    except CnnlabError as unread:
+        return unread
+    return None
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    unread = _unread_setting(cfg)
+    if unread is not None:  # a job of a sweep across methods or importances (check refuses the others)
+        record_warning(ctx, f"{unread.message}: not read by this job")
     settings = PruneSettings.from_config(cfg.prune)
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)

@@ -105,7 +105,8 @@ def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo
                                fix=f"give a glob over the run folders relative to it ({len(present)} there, e.g. "
                                    f"{examples}); {listing} lists them all")
     if matched:
-        what = ", ".join(sorted({f"{run.status} {run.command}" for run in matched}))
+        # a damaged record names no command (probe 144: "only damaged ? runs")
+        what = ", ".join(sorted({"damaged" if run.damaged else f"{run.status} {run.command}" for run in matched}))
         where = f" matching --runs '{pattern}'" if pattern else ""
         return CnnlabError(f"no completed model runs{where} under {outputs} (only {what} runs)",
                            fix=(f"give --runs a glob that matches model runs ({', '.join(MODEL_COMMANDS)}); "

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RERUN_ENV = "CNNLAB_RERUN"            # set by cnnlab.app from the launch option rerun=true
 SWEEP_JOBS_ENV = "CNNLAB_SWEEP_JOBS"  # set by cnnlab.app: how many jobs the command line's sweep makes
+SWEPT_ENV = "CNNLAB_SWEPT"            # set by cnnlab.app: the keys the command line's sweep varies, comma-separated
 RERUN_HINT = "add rerun=true to the same command to run completed jobs again"
 _SLURM_VARS = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
                "array_task_id": "SLURM_ARRAY_TASK_ID", "restart_count": "SLURM_RESTART_COUNT"}
@@ -255,3 +256,29 @@ def in_a_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def swept_keys(overrides: Iterable[str]) -> list[str]:
+    """The keys the command line's overrides sweep (`finetune.mode=linear,partial`, `seed=range(3)`); [] when they
+    do not parse (Hydra reports that)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
+    except Exception:  # noqa: BLE001
+        return []
+    return [override.get_key_element() for override in parsed if override.is_sweep_override()]
+
+
+def swept(*keys: str) -> bool:
+    """Whether this process is a sweep's job whose sweep varies one of `keys`: on the command line (SWEPT_ENV, set by
+    cnnlab.app) or in `hydra.sweeper.params` (an experiment's, Optuna's). A setting that only some of a sweep's jobs
+    read is then said in the others, not refused (probe 144: a sweep that varied nothing it depends on only warned,
+    and prune refused a sweep across importances that finetune let through)."""
+    if not in_a_sweep():
+        return False
+    from hydra.core.hydra_config import HydraConfig
+
+    params = HydraConfig.get().sweeper.get("params") or {}
+    named = {*os.environ.get(SWEPT_ENV, "").split(","), *map(str, params)}
+    return any(key in named for key in keys)

@@ -17,7 +17,7 @@ from cnnlab.engine.checkpoint import STATE_FIX, load_tensors
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import UNREADABLE_YAML, read_yaml_mapping, write_text
 from cnnlab.hydra_args import path_argument
-from cnnlab.settings import changes_the_course, resumes_latest, resumes_nothing
+from cnnlab.settings import changes_the_course, check_chosen, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
@@ -317,6 +317,12 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                 raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
                                   fix=f"drop {key}= (or start a new run without resume=)")
             continue
+        try:  # probe 144: dataset.num_classes=5 for a digits run was "replaced" and never read
+            check_chosen(key, old)
+        except CnnlabError as unread:
+            raise CnnlabError(f"resume={run.path}: {unread.message.partition(' (typed with +')[0]}",
+                              fix=f"drop {key}= (resume continues the run with its own {key.partition('.')[0]})") \
+                from None
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
         if before != after and key in _ARCHITECTURE_KEYS:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "

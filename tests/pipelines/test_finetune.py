@@ -237,6 +237,26 @@ def test_settings_the_mode_does_not_read_are_refused(cli, outputs: Path) -> None
                       and read_run(d)["metrics"]["finetune_mode"] == "linear")
     assert any("finetune.unfreeze=2 applies to finetune.mode=partial" in w and "not read by this job" in w
                for w in read_run(linear_job)["warnings"])
+    # probe 144: a sweep that does not vary the mode is every job's one mistake: refused as a single run is (each
+    # job a failed one, as any refusal in a sweep: Hydra lists it)
+    before = run_dirs(outputs, "finetune")
+    same = cli("finetune", "-m", *TINY, "model.weights=none", "seed=0,1", "finetune.mode=full", "finetune.unfreeze=2")
+    assert same.code == 2 and "finetune.unfreeze=2 applies to finetune.mode=partial" in " ".join(same.stderr.split())
+    assert {read_run(d)["status"] for d in set(run_dirs(outputs, "finetune")) - set(before)} == {"failed"}
+
+
+def test_a_resume_reads_the_mode_the_run_saved_not_the_default(cli, outputs: Path) -> None:
+    """Probe 144: `resume=RUN finetune.unfreeze=2` of a partial fine-tune was refused as if the run were a linear
+    probe (the default mode), and `finetune.backbone_lr_scale=0.5` of a full one alike."""
+    for mode, more in (("partial", "finetune.unfreeze=2"), ("full", "finetune.backbone_lr_scale=0.5")):
+        assert cli("finetune", *TINY, "model.weights=none", f"finetune.mode={mode}", "finetune.unfreeze=2").code == 0 \
+            if mode == "partial" else cli("finetune", *TINY, "model.weights=none", "finetune.mode=full").code == 0
+        resumed = cli("finetune", f"resume={run_dirs(outputs, 'finetune')[-1]}", "trainer.epochs=2", more)
+        assert resumed.code == 0, resumed.output
+    linear = cli("finetune", *TINY, "model.weights=none", "finetune.cache_features=false")  # a last.pt to resume
+    assert linear.code == 0
+    wrong = cli("finetune", f"resume={run_dirs(outputs, 'finetune')[-1]}", "trainer.epochs=2", "finetune.unfreeze=2")
+    assert wrong.code == 2 and "finetune.mode=linear trains the head alone" in " ".join(wrong.stderr.split())
 
 
 def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, outputs: Path, tmp_path: Path) -> None:

@@ -242,6 +242,27 @@ def test_a_completed_run_resumes_only_to_train_longer(cli, outputs: Path) -> Non
     assert read_run(trained)["metrics"]["epochs"] == 2 * read_run(done)["metrics"]["epochs"]
 
 
+def test_a_resume_refuses_a_setting_the_runs_dataset_does_not_have(cli, outputs: Path) -> None:
+    """Probe 144: `resume=RUN dataset.num_classes=5` of a digits run was logged and recorded as a change
+    ("resume_changed"), and the run trained on its 10 classes: a setting nothing read."""
+    digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.epochs=1",
+              "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", *digits).code == 0
+    (done,) = run_dirs(outputs, "pretrain")
+    wrong = cli("pretrain", f"resume={done}", "trainer.epochs=2", "dataset.num_classes=5")
+    said = " ".join(wrong.stderr.split())
+    assert wrong.code == 2 and "dataset.num_classes is a setting of dataset=synthetic, not of the dataset this run " \
+        "uses (dataset.name=digits)" in said and "drop dataset.num_classes=" in said, wrong.output
+    assert run_dirs(outputs, "pretrain") == [done]
+
+
+def test_an_empty_resume_is_refused_not_a_fresh_run(cli, outputs: Path) -> None:
+    """Probe 144: `resume=$RUN` with RUN unset trained a new run from scratch (6 minutes), without a word."""
+    result = cli("pretrain", *TINY, "resume=")
+    assert result.code == 2 and "resume= is empty (a shell variable that is not set?)" in result.stderr
+    assert run_dirs(outputs, "pretrain") == []
+
+
 def only_completed_resumed(outputs: Path) -> Path:
     (run,) = [d for d in run_dirs(outputs, "pretrain") if read_run(d)["status"] == "completed"
               and read_run(d).get("resumed_from")]

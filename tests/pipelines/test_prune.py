@@ -150,6 +150,20 @@ def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     assert metrics["acc_after_recovery"] is None and metrics["val_acc"] == metrics["acc_after_prune"]
 
 
+def test_a_sweep_across_importances_says_taylor_batches_in_the_jobs_that_do_not_read_it(
+        cli, outputs: Path, source: Path) -> None:
+    """Probe 144: `-m prune.importance=l2,taylor prune.taylor_batches=4` failed at job #0, where finetune's sweep across
+    modes is let through with a warning; in a sweep that varies neither, each job is refused, as one run is."""
+    result = cli("prune", "-m", f"source={source}", *FAST, "prune.importance=l2,taylor", "prune.taylor_batches=4")
+    assert result.code == 0, result.output
+    l2 = next(read_run(d) for d in run_dirs(outputs, "prune") if read_run(d)["prune"]["importance"] == "l2")
+    assert any("prune.taylor_batches=4 applies to prune.importance=taylor" in w and "not read by this job" in w
+               for w in l2["warnings"])
+    same = cli("prune", "-m", f"source={source}", *FAST, "seed=0,1", "prune.taylor_batches=4")
+    assert same.code == 2 and "prune.taylor_batches=4 applies to prune.importance=taylor" in same.stderr
+    assert [read_run(d)["status"] for d in run_dirs(outputs, "prune")].count("completed") == 2  # refused jobs fail
+
+
 def test_seeds_of_a_prune_no_seed_changes_report_as_one_model(cli, outputs: Path, source: Path) -> None:
     """Probe 144: `prune -m seed=0,1 trainer.epochs=0` wrote one model.pt twice, but each run's model.onnx names the
     run in its metadata: the report, keyed on every digest, read two replicates ("± 0.00", a zero-width interval)."""

@@ -589,6 +589,16 @@ def test_a_runs_glob_that_matches_nothing_says_so_and_names_what_exists(study: P
         build_report(study, pattern="bench/*")
 
 
+def test_a_folder_of_damaged_runs_says_so_without_a_question_mark(tmp_path: Path) -> None:
+    """Probe 144: "no completed model runs under … (only damaged ? runs)" — a damaged record names no command."""
+    run = tmp_path / "outputs" / "x" / "2026-12-05" / "20-00-00"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CnnlabError) as caught:
+        build_report(tmp_path / "outputs")
+    assert "(only damaged runs)" in caught.value.message and "?" not in caught.value.message
+
+
 def test_a_sweep_folder_whose_jobs_all_ran_before_is_not_told_to_train_something(tmp_path: Path) -> None:
     """Probe 141: a rerun sweep whose every job was skipped (completed before, elsewhere) holds only multirun.yaml;
     reported, it said "no runs at all — train something first" though its runs exist."""
