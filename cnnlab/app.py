@@ -564,7 +564,9 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
                      SWEPT_ENV: varied,
                      THREADS_ENV: omp if omp.isdigit() and int(omp) > 0 and THREADS_ENV not in os.environ else None}):
         try:
-            with _mode_from_the_command_line():
+            # a SIGTERM while Hydra starts a run (a pipeline stopped as a stage starts: probe 143) is an interrupt too,
+            # so the folder it made is removed below, not left holding .hydra/ and an empty run.log
+            with signals_as_interrupt(), _mode_from_the_command_line():
                 _hydra_main()
             if any(a in ("--cfg", "-c") or a.startswith(("--cfg=", "-c=")) for a in sys.argv[1:]):
                 # the config shown, no job run: the run folder its resolving made is empty (`cnnlab pipeline --cfg

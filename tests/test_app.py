@@ -396,3 +396,24 @@ def test_hydra_job_chdir_is_refused_with_why(cli, outputs: Path) -> None:
     swept = cli("pretrain", "-m", *TINY, "seed=1,2", "hydra.job.chdir=true")
     assert swept.code == 2 and "cnnlab reads relative paths" in swept.stderr and not outputs.exists(), swept.output
     assert cli("pretrain", *TINY, "hydra.job.chdir=false").code == 0  # Hydra's default, said
+
+
+def test_a_sigterm_while_hydra_starts_the_run_leaves_no_folder(tmp_path: Path) -> None:
+    """Probe 143: a pipeline stopped (SIGTERM to its process group) just as a stage started left that stage's folder
+    holding only .hydra/ and an empty run.log: no run.json, in no listing. The signal arrives here after Hydra made
+    the folder and before the run's own handling begins."""
+    import signal
+    import subprocess
+
+    script = ("import os, signal, sys\n"
+              "import cnnlab.app as app\n"
+              "def stop(*a, **k): os.kill(os.getpid(), signal.SIGTERM)\n"
+              "app.apply_job_threads = stop\n"
+              "from cnnlab.cli import run\n"
+              "sys.argv = ['cnnlab', 'pretrain', *sys.argv[1:]]\n"
+              "run()\n")
+    result = subprocess.run([sys.executable, "-c", script, *TINY], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")})
+    assert result.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()], list((tmp_path / "outputs").rglob("*"))

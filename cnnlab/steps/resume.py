@@ -118,13 +118,20 @@ def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
     history = saved.get("history")
     if not isinstance(history, list):
         return
+    # a continuation restored the epochs it took over (`resumed_after_epoch`) before recording any of its own
+    behind = max(len(recorded), _whole(run.data.get("resumed_after_epoch")))
     apart = [i + 1 for i, (mine, kept) in enumerate(zip(recorded, history))
              if isinstance(mine, dict) and isinstance(kept, dict) and not _same_epoch(mine, kept)]
-    if apart or len(history) > len(recorded) + 1:
+    if apart or len(history) > behind + 1:
         where = f"epoch {apart[0]} differs" if apart else f"{counted(len(history), 'epoch')} in it"
         raise CnnlabError(f"resume={run.path}: its {STATE_FILE} is not the training its run.json records "
-                          f"({where}; run.json: {counted(len(recorded), 'epoch')}) — another run's file copied in?",
+                          f"({where}; run.json: {counted(behind, 'epoch')}) — another run's file copied in?",
                           fix=f"put the run's own {STATE_FILE} back, or start a new run without resume=")
+
+
+def _whole(value: Any) -> int:
+    """A recorded count (untrusted run.json): the number, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _same_epoch(mine: dict[str, Any], kept: dict[str, Any]) -> bool:

@@ -198,6 +198,11 @@ def test_another_runs_last_pt_copied_in_is_refused_before_any_work(tmp_path: Pat
     for recorded in ({}, {"history": None}):  # probe 144: no epoch recorded yet, or none left, is no licence
         with pytest.raises(CnnlabError, match=r"\(2 epochs in it; run.json: 0 epochs\)"):
             check_state_is_the_runs(_run(tmp_path, "interrupted", recorded), _state(tmp_path, own))
+    # ... but a continuation that took over 1 epoch and was stopped right after saving its first: its own
+    continuation = RunInfo(tmp_path / "old", {"status": "interrupted", "metrics": {}, "resumed_after_epoch": 1})
+    check_state_is_the_runs(continuation, _state(tmp_path, own))
+    with pytest.raises(CnnlabError, match=r"\(4 epochs in it; run.json: 1 epoch\)"):
+        check_state_is_the_runs(continuation, _state(tmp_path, own + own))
     nan = [{**own[0], "train_loss": float("nan")}]
     check_state_is_the_runs(_run(tmp_path, "failed", {"history": nan}), _state(tmp_path, nan))
     other = [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.25}]
