@@ -303,8 +303,9 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         return _interval_hint(interval, command, others), False
     if isinstance(exc, OverrideParseException):
         culprit = _malformed_override(facts.typed)  # probe 142: of eight overrides, which one?
-        return (f"malformed override{f' {culprit}' if culprit else ''}: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a value "
-                "as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
+        named = f" {culprit}" if culprit else ""
+        return (f"malformed override{named}: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a "
+                "value as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
                 "item: 'key=\"a\",\"b\"')"), False
     if isinstance(exc, MissingConfigException):
         first = re.sub(r"^In '[^']*': ", "", _first_line(text))

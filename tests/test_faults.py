@@ -216,7 +216,8 @@ def test_a_config_file_whose_top_level_is_a_list_is_named(cli: Cli, outputs: Pat
     assert result.code == 0, result.output
 
 
-@pytest.mark.parametrize("pick, deep", [("dataset=deep", "dataset/deep.yaml"), ("+experiment=deep", "experiment/deep.yaml")])
+@pytest.mark.parametrize("pick, deep", [("dataset=deep", "dataset/deep.yaml"),
+                                        ("+experiment=deep", "experiment/deep.yaml")])
 def test_a_config_file_nested_past_the_recursion_limit_is_named(cli: Cli, tmp_path: Path, pick: str, deep: str) -> None:
     """Probe 144: a --config-dir group file of 5,000 nested lists was a RecursionError traceback out of Hydra's
     composition ("a bug in cnnlab"). The file the command line picks is named, of two such files."""

@@ -368,7 +368,8 @@ def test_a_sweep_links_the_runs_it_skipped_so_its_report_counts_every_seed(cli, 
     assert not any(p.is_symlink() for p in folder.iterdir())
     third = cli("pretrain", "-m", *TINY, "seed=1,2")  # a third sweep of both: two links, no copies of links
     assert third.code == 0 and third.output.count("completed before") == 2
-    newest = max((d for d in (outputs / "pretrain").rglob("*-multirun*") if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    newest = max((d for d in (outputs / "pretrain").rglob("*-multirun*") if d.is_dir()),
+                 key=lambda d: d.stat().st_mtime)
     assert sorted(p.resolve() for p in newest.iterdir() if p.is_symlink()) == sorted(
         [first.resolve(), (second / "1").resolve()])
 
