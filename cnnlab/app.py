@@ -122,8 +122,8 @@ def _link_to_earlier(job_dir: Path, earlier: Path) -> None:
         return
     if any(p.is_symlink() and p.resolve() == target for p in sweep.iterdir()):
         return
-    with contextlib.suppress(OSError):
-        job_dir.symlink_to(target, target_is_directory=True)
+    with contextlib.suppress(OSError):  # relative: a moved or copied outputs folder keeps its links (probe 145)
+        job_dir.symlink_to(os.path.relpath(target, sweep.resolve()), target_is_directory=True)
         log.info("%s → %s: the sweep folder links the run it stands for", job_dir, target)
 
 
@@ -180,8 +180,10 @@ def job_subdir(num: Any, sweep_dir: Any = None) -> str:
         restarts = 0
     name = f"{num}-requeue{restarts}" if restarts > 0 else str(num)
     folder = Path(str(sweep_dir)) if sweep_dir is not None else None
-    if folder is not None and (folder / name / RUN_FILE).exists():
-        name = next(f"{name}-again{j}" for j in range(1, 10_000) if not (folder / f"{name}-again{j}").exists())
+    # a link is taken too, also one whose run has gone (a skipped job's: _link_to_earlier; probe 145)
+    if folder is not None and ((folder / name / RUN_FILE).exists() or (folder / name).is_symlink()):
+        name = next(f"{name}-again{j}" for j in range(1, 10_000)
+                    if not (folder / f"{name}-again{j}").exists() and not (folder / f"{name}-again{j}").is_symlink())
     if folder is not None and not (folder / name).exists():  # Hydra makes it next: a skipped job removes it
         _MADE_HERE.add((folder / name).resolve())
     return name
@@ -375,8 +377,9 @@ def _named_list_file(argv: Sequence[str], exc: BaseException) -> CnnlabError | N
     choices = [o.lstrip("+").replace("=", "/", 1) for o in args.overrides if "." not in o.partition("=")[0]]
     deep = conftree.nested_too_deep(folders, choices) if isinstance(exc, RecursionError) else None
     if deep is not None:
-        return CnnlabError(f"{deep} is nested deeper than the YAML reader can follow (Python's limit of "
-                           f"{sys.getrecursionlimit()} levels)", fix=conftree.NESTING_FIX)
+        return CnnlabError(f"{deep[0]} nests lists and mappings {deep[1]} levels deep, more than the config reader "
+                           f"can follow (it recurses for every level, up to Python's limit of "
+                           f"{sys.getrecursionlimit()} calls)", fix=conftree.NESTING_FIX)
     return next(filter(None, (list_file_error(job, folders, args.config_name or "config") for job in jobs)), None)
 
 
@@ -556,7 +559,7 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | 
     multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
     typed = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
     sweep = sweep_size(typed) if multirun else None
-    varied = ",".join(swept_keys(typed)) if multirun else None
+    varied = json.dumps(swept_keys(typed)) if multirun else None
     omp = os.environ.get("OMP_NUM_THREADS", "")
     # What jobs (in this process, a launcher's workers, submitted jobs) inherit: the launch options, the sweep's
     # size (for the thread share) and the user's explicit thread count.

@@ -249,19 +249,34 @@ def not_a_mapping(path: Path) -> str | None:
 NESTING_FIX = "write it with fewer levels of lists and mappings inside each other"
 
 
-def nested_too_deep(config_dirs: Sequence[Path], choices: Iterable[str] = (), most: int = 2000) -> Path | None:
-    """The YAML file under `config_dirs` (a user's --config-dir: untrusted, small) nested past Python's recursion
-    limit, which Hydra reads with a traceback (probe 144): of the files the `choices` name (`group/name`) first, then
-    of the first `most` others; None when there is none."""
+def nesting_depth(path: Path) -> int:
+    """How many lists and mappings `path`'s YAML nests inside each other, read as parser events (no recursion, so any
+    depth is measured); 0 for a file that cannot be read or parsed."""
+    depth = deepest = 0
+    try:
+        for event in yaml.parse(path.read_text()):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except (OSError, ValueError, yaml.YAMLError):
+        return 0
+    return deepest
+
+
+def nested_too_deep(config_dirs: Sequence[Path], choices: Iterable[str] = (), most: int = 2000
+                    ) -> tuple[Path, int] | None:
+    """(file, depth) of the YAML file that composing recursed past Python's limit on (probe 144: a traceback): the
+    deepest of the files the `choices` name (`group/name`), else of the first `most` others under `config_dirs` (a
+    user's --config-dir: untrusted, small) — OmegaConf recurses several frames a level, so ~200 levels already fail
+    (probe 145); None when no file nests more than 50."""
     named = [path for choice in choices if (path := config_file(choice, config_dirs)) is not None]
-    others = (path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml")))
-    for path in itertools.islice(itertools.chain(named, others), most):
-        try:
-            yaml.safe_load(path.read_text())
-        except RecursionError:
-            return path
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
+    others = itertools.islice((path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml"))), most)
+    for candidates in (named, list(others)):
+        deepest = max(((path, nesting_depth(path)) for path in candidates), key=lambda found: found[1], default=None)
+        if deepest is not None and deepest[1] > 50:
+            return deepest
     return None
 
 

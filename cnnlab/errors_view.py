@@ -200,6 +200,11 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
     if facts.stage:  # `cnnlab finetune model.weights=@pre …` fails typed alone: the fix edits the stage
         return (f"{key} is a setting of {owners}, not of the {group} this stage uses — add {having[0]} to "
                 f"{facts.stage}" + (", or drop it" if group == "dataset" else ""))
+    resumed = next((arg for arg in facts.typed if arg.startswith("resume=") and arg not in ("resume=",
+                                                                                          "resume=false")), None)
+    if resumed is not None:  # probe 145: `dataset=…` and `--cfg job` are no fixes for a resume, whose config is saved
+        return (f"{key} is a setting of {owners}, not of the {group} the resumed run uses — drop {key}= (a resume "
+                f"continues the run with its own {group})")
     kept = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != group]
     line = shlex.join(["cnnlab", command, *kept, having[0]])
     swept = next((arg for arg in facts.typed if arg.split("=", 1)[0] == group and "," in arg), None)

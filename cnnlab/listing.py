@@ -37,7 +37,8 @@ def print_models() -> None:
         table.add_row(alias, f"alias of {target}", "", "", "", "", "")
     out.print(table)
     out.print(f"small images (≤ 64 px): model.stem=cifar keeps the first stage at input resolution "
-              f"({', '.join(models_with_cifar_stem())}; 9–13× the FLOPs) — docs/models.md")
+              f"({', '.join(models_with_cifar_stem())}; 9× the FLOPs at 16 px, 13× at 28, 14–16× at 32–64) — "
+              "docs/models.md")
 
 
 def print_datasets() -> None:

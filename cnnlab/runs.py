@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -32,6 +33,7 @@ from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSecti
 from cnnlab.wording import listed
 
 RUN_FILE = "run.json"
+RUN_ID = "run_id"               # run.json and last.pt (its `extra`): which run a training state belongs to
 MODEL_FILE = "model.pt"        # final weights + what rebuilds the architecture (weights_only loadable)
 SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the config a run ran with (a resumed run: the one it continued)
 HYDRA_RECORD = Path(".hydra") / "hydra.yaml"  # Hydra's own record of a run: where it started, its group choices
@@ -148,6 +150,9 @@ class RunRecord:
               environment: dict[str, Any] | None = None, enabled: bool = True) -> "RunRecord":
         data = {
             "schema": SCHEMA_VERSION,
+            # which run a last.pt belongs to (steps/resume.check_state_is_the_runs; probe 145: another run's one-epoch
+            # file copied in was taken for this run's own)
+            RUN_ID: uuid.uuid4().hex,
             "command": command,
             "status": "running",
             "started": _now(),
@@ -216,7 +221,7 @@ DAMAGED = "damaged"            # never written: read for a run.json that cannot 
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "command": (str,), "status": (str,), "started": (str,), "ended": (str,), "run_dir": (str,),
     "overrides": (list,), "pipeline": (dict,), "job": (dict,), "environment": (dict,), "process": (dict,),
-    "error": (str,), "digests": (dict,), "paired": (dict,)}
+    "error": (str,), "digests": (dict,), "paired": (dict,), "run_id": (str,)}
 # the fields of the sections that recognise a run done before (a pipeline's stage; a sweep's or SLURM's job)
 _NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "pipeline": {"fingerprint": (str,), "inputs": (dict,)},
@@ -453,6 +458,17 @@ def _run_files(outputs: Path) -> Iterator[Path]:
     for target, links in linked_runs.items():
         if not target.is_relative_to(inside):
             yield max(links, key=lambda link: (len(link.parts), str(link))) / RUN_FILE
+
+
+def gone_sweep_links(outputs: Path) -> list[Path]:
+    """The links under `outputs` in a sweep's folder (one holding Hydra's multirun.yaml) whose run is no longer there:
+    a skipped job's link to the run it stood for (cnnlab.app._link_to_earlier), that run moved or deleted since."""
+    found = []
+    for root, folders, files in os.walk(outputs):
+        if "multirun.yaml" in files:
+            found += [Path(root) / name for name in sorted([*folders, *files])
+                      if (Path(root) / name).is_symlink() and not (Path(root) / name / RUN_FILE).exists()]
+    return found
 
 
 def latest_run(outputs: Path, command: str | None = None, *, artifact: str | None = None,

@@ -223,7 +223,7 @@ RULES: dict[str, Rule] = {
     "quantize.bench_min_iters": _COUNT,
     "quantize.bench_min_seconds": _num(0),
     "quantize.exclude": Rule("list", item=Rule("str")),
-    "distill.temperature": _num(0, low_open=True, high=100),  # compress.distill.MAX_TEMPERATURE (no torch here)
+    "distill.temperature": _num(0.01, high=100),  # compress.distill.MIN_TEMPERATURE, MAX_TEMPERATURE (no torch here)
     "distill.alpha": _num(0, high=1),
     "distill.feature_weight": _num(0),
     "distill.feature_stages": Rule("list", item=_int(), length=2),

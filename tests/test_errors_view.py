@@ -240,3 +240,17 @@ def test_an_allocation_no_machine_holds_is_one_line_at_the_command_line(cli, out
     assert "error: out of memory: one allocation asked for" in result.stderr
     assert "lower the sizes you set (bench.batch_sizes=[100000000000]" in result.stderr
     assert "Error executing job" not in result.output
+
+
+def test_a_resumes_setting_of_another_dataset_names_only_the_fix_that_works(cli, outputs) -> None:
+    """Probe 145: `resume=RUN dataset.root=/tmp` of a digits run said to add dataset=cifar10 (which resume refuses) or
+    to look at `--cfg job` (the default config, not the run's)."""
+    digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.epochs=1",
+              "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", *digits).code == 0
+    run = next(outputs.rglob("run.json")).parent
+    result = cli("pretrain", f"resume={run}", "dataset.root=/tmp", "trainer.epochs=2")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "not of the dataset the resumed run uses — drop dataset.root= (a resume continues " \
+        "the run with its own dataset)" in said, result.output
+    assert "--cfg job" not in said and "or use that dataset" not in said, said

@@ -374,6 +374,29 @@ def test_a_sweep_links_the_runs_it_skipped_so_its_report_counts_every_seed(cli, 
         [first.resolve(), (second / "1").resolve()])
 
 
+def test_a_sweep_link_whose_run_is_gone_is_said_and_never_a_traceback(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 145: the link was absolute, so moving the outputs folder broke it; once its run was moved or deleted, the
+    report of the sweep dropped that job without a word, and the same sweep typed again into its folder failed on
+    the dangling link (FileExistsError, "a bug in cnnlab")."""
+    import os
+    import shutil
+
+    from cnnlab.report import build_report
+
+    assert cli("pretrain", "-m", *TINY, "seed=1").code == 0
+    [first] = run_dirs(outputs, "pretrain")
+    folder = outputs / "sweeps" / "mine"
+    sweep = ["pretrain", "-m", *TINY, "seed=1,2", f"hydra.sweep.dir={folder}"]
+    assert cli(*sweep).code == 0
+    assert not os.path.isabs(os.readlink(folder / "0"))  # relative: a moved outputs folder keeps it
+    shutil.rmtree(first)
+    [(link, why)] = [(p, w) for p, w in build_report(folder).left_out if "link" in w]
+    assert link == folder / "0" and "no longer there (moved or deleted)" in why
+    again = cli(*sweep)
+    assert again.code == 0 and "Traceback" not in again.output, again.output
+    assert (folder / "0-again1" / "run.json").is_file()
+
+
 def test_a_sweep_typed_again_after_its_source_changed_runs_its_jobs_again(cli, outputs: Path, tmp_path: Path) -> None:
     """Probe 91: `finetune -m model.weights=latest:pretrain` typed again after another pretrain skipped its job as
     "completed before" and returned the old backbone's accuracy; so did a weights file replaced in place."""

@@ -94,6 +94,7 @@ UNREADABLE = "unreadable"  # not a picture Pillow knows (text, HTML, an unknown 
 EMPTY = "empty file (0 bytes)"  # an interrupted copy or download: converting it cannot help (probe 126)
 CUT_SHORT = "damaged or cut short"  # a picture's header, then data that ends or breaks
 NOT_A_FILE = "not a regular file"  # a named pipe, a device, a socket (or a link to one): opening it may never return
+GONE = "missing (a link to nothing, or removed while read)"  # probe 146: a dangling link was a traceback
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -260,7 +261,11 @@ def _decode(path: str | os.PathLike[str], *,
     path = str(path)
     if not is_regular_file(path):
         raise UndecodableImage(path, NOT_A_FILE)
-    if os.path.getsize(path) == 0:
+    try:
+        empty = os.path.getsize(path) == 0
+    except OSError as exc:  # probe 146: a dangling link in a folder (is_regular_file lets a failing stat through)
+        raise UndecodableImage(path, GONE, f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    if empty:
         raise UndecodableImage(path, EMPTY)
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset

@@ -23,7 +23,6 @@ padding, as in ResNet-50 (427 px at 224 px input).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -92,13 +91,17 @@ def _adaptive_pool(field: Field, args: tuple, kwargs: dict, source: Tensor, out:
     side_in, side_out = max(source.shape[-2:]), max(out.shape[-2:])
     # The widest window is ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120; an
     # upsampling 4 → 5 reads 2 where in divides out reads 1: probe 123).
-    widest = max(len(window) for window in adaptive_windows(side_in, side_out))
+    windows = adaptive_windows(side_in, side_out)
+    widest = max(len(window) for window in windows)
     whole = field.size + (side_in - 1) * field.jump
     if side_out >= side_in:  # identity or upsampling: windows repeat, and no more than `in` of them differ
         grown = replace(field, size=field.size + (widest - 1) * field.jump, distinct_side=field.side(side_in))
         return replace(grown, whole_pooled=whole)
-    # the windows start in/out apart, unevenly: the jump given is the wider spacing
-    pooled = field.through(widest, math.ceil(side_in / side_out))
+    # the windows start in/out apart, unevenly: the jump given is the widest spacing between two window starts
+    # (6 → 5: 1, not ⌈6/5⌉ = 2 — probe 146)
+    spacing = max(later.start - earlier.start for earlier, later in zip(windows, windows[1:])) if side_out > 1 \
+        else side_in
+    pooled = field.through(widest, spacing)
     return replace(pooled, whole_pooled=whole)
 
 

@@ -415,7 +415,9 @@ class Trainer:
         overridden = reapply_hyperparameters(optimizer, chosen)
         if overridden:
             log.info("resume: this run's optimizer settings replace the saved ones: %s", ", ".join(
-                f"{'lr' if key == 'initial_lr' else key} {old} → {new}" for key, (old, new) in overridden.items()))
+                f"{'lr' if key == 'initial_lr' else key} {old:.6g} → {new:.6g}" if isinstance(old, float) and
+                isinstance(new, float) else f"{'lr' if key == 'initial_lr' else key} {old} → {new}"
+                for key, (old, new) in overridden.items()))  # 0.01, not 0.010000000000000002 (probe 145)
         epochs = int(state["epoch"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])

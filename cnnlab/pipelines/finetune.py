@@ -27,7 +27,7 @@ from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
-from cnnlab.steps.jobs import swept
+from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
 from cnnlab.steps.resume import apply_resume
@@ -88,19 +88,33 @@ def check(cfg: DictConfig) -> None:
     finetune.unfreeze=2` is a sound request and the job says it instead, and in a resume, whose mode is the run's
     saved one (run)."""
     settings = FinetuneSettings.from_config(cfg.finetune)
-    ignored = settings_the_mode_ignores(settings, cfg.finetune)
-    if ignored and not swept("finetune.mode") and resumes_nothing(cfg.get("resume")):
-        raise ignored[0]
+    unread = _unread_by_every_job(settings, cfg.finetune)
+    if unread and resumes_nothing(cfg.get("resume")):
+        raise unread[0]
     Recipe.from_config(cfg)
+
+
+def _unread_by_every_job(settings: FinetuneSettings, section: Any) -> list[CnnlabError]:
+    """The refusals of settings_the_mode_ignores that hold for every job: all of them outside a sweep across modes;
+    in one, those no swept mode reads (probe 145: `-m finetune.mode=linear,full finetune.unfreeze=2` only warned)."""
+    ignored = settings_the_mode_ignores(settings, section)
+    if not ignored or not swept("finetune.mode"):
+        return ignored
+    modes = swept_values("finetune.mode")
+    if not modes or any(mode not in FINETUNE_MODES for mode in modes):
+        return []  # not listed here: each job says it
+    unread = [{error.message.partition("=")[0] for error in settings_the_mode_ignores(replace(settings, mode=mode),
+                                                                                      section)} for mode in modes]
+    return [error for error in ignored if all(error.message.partition("=")[0] in keys for keys in unread)]
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
     ignored = settings_the_mode_ignores(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
-    if ignored and not swept("finetune.mode"):
+    if _unread_by_every_job(settings, cfg.finetune):
         with found_before_work():
-            raise ignored[0]
+            raise _unread_by_every_job(settings, cfg.finetune)[0]
     for unread in ignored:  # a job of a sweep across modes
         record_warning(ctx, f"{unread.message}: not read by this job")
     recipe = Recipe.from_config(cfg)

@@ -14,7 +14,16 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.layers import LayerTable, layer_table
 from cnnlab.deploy.receptive_field import Field
+from cnnlab.errors import CnnlabError
 from cnnlab.steps.zoo_model import zoo_model
+
+
+def check(cfg: DictConfig) -> None:
+    """device= other than auto: refused, not ignored — inspect counts on the CPU, whatever device is named (probe 146:
+    `--device foo` and `--device cuda` on a machine without a GPU both printed the table, exit 0)."""
+    if str(cfg.get("device", "auto")) != "auto":
+        raise CnnlabError(f"`cnnlab inspect` reads no device (it was given device={cfg.device}): it counts "
+                          "parameters, FLOPs and receptive fields on the CPU", fix="drop --device / device=")
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:

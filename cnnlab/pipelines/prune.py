@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePruner, PruneSettings,
@@ -33,7 +33,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
-from cnnlab.steps.jobs import swept
+from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
@@ -50,12 +50,27 @@ def check(cfg: DictConfig) -> None:
     unread = _unread_setting(cfg)
     if unread is not None and not swept("prune.method", "prune.importance"):
         raise unread
+    jobs = _swept_jobs() if unread is not None else []
+    if jobs and all(_unread_setting(cfg, **job) is not None for job in jobs):
+        raise unread  # probe 145: `-m prune.importance=l1,l2 prune.taylor_batches=4`: no job reads it
     Recipe.from_config(cfg)
 
 
-def _unread_setting(cfg: DictConfig) -> CnnlabError | None:
+def _swept_jobs() -> list[dict[str, str]]:
+    """The prune.method × prune.importance values this sweep's jobs take ([{}] — none to try — when not listed)."""
+    methods, importances = swept_values("prune.method"), swept_values("prune.importance")
+    if (swept("prune.method") and methods is None) or (swept("prune.importance") and importances is None):
+        return []
+    return [{"method": m, "importance": i} for m in methods or [None] for i in importances or [None]]
+
+
+def _unread_setting(cfg: DictConfig, method: str | None = None, importance: str | None = None) -> CnnlabError | None:
+    section = cfg.prune.copy()
+    with open_dict(section):
+        section.update({k: v for k, v in (("method", method), ("importance", importance)) if v is not None})
+    settings = PruneSettings.from_config(section)
     try:
-        PruneSettings.from_config(cfg.prune).refuse_channel_settings(cfg.prune, packaged_defaults())
+        settings.refuse_channel_settings(section, packaged_defaults())
     except CnnlabError as unread:
         return unread
     return None

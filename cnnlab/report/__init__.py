@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
                                 matching_runs, replaced_stage_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
-from cnnlab.runs import RUN_FILE, RunInfo, iter_runs
+from cnnlab.runs import RUN_FILE, RunInfo, gone_sweep_links, iter_runs
 from cnnlab.wording import visible
 
 __all__ = ["Comparison", "Report", "SeedGroup", "build_report", "dataset_title", "report_folder", "write_report"]
@@ -58,6 +59,9 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                                             attachable=attachable, links=links)
     left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
                  for old, new in replaced.items()]
+    # probe 145: a skipped sweep job's link whose run was moved or deleted was left out without a word
+    left_out += [(link, f"a sweep job's link to the run it stood for, {os.readlink(link)}, which is no longer there "
+                        "(moved or deleted)") for link in gone_sweep_links(outputs)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
     mark_pareto(rows)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 RERUN_ENV = "CNNLAB_RERUN"            # set by cnnlab.app from the launch option rerun=true
 SWEEP_JOBS_ENV = "CNNLAB_SWEEP_JOBS"  # set by cnnlab.app: how many jobs the command line's sweep makes
-SWEPT_ENV = "CNNLAB_SWEPT"            # set by cnnlab.app: the keys the command line's sweep varies, comma-separated
+SWEPT_ENV = "CNNLAB_SWEPT"            # set by cnnlab.app: the keys the command line's sweep varies and their values
 RERUN_HINT = "add rerun=true to the same command to run completed jobs again"
 _SLURM_VARS = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
                "array_task_id": "SLURM_ARRAY_TASK_ID", "restart_count": "SLURM_RESTART_COUNT"}
@@ -258,16 +258,23 @@ def in_a_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def swept_keys(overrides: Iterable[str]) -> list[str]:
-    """The keys the command line's overrides sweep (`finetune.mode=linear,partial`, `seed=range(3)`); [] when they
-    do not parse (Hydra reports that)."""
+def swept_keys(overrides: Iterable[str]) -> dict[str, list[str] | None]:
+    """The keys the overrides sweep (`finetune.mode=linear,partial`, `seed=range(3)`) → their values, None where they
+    cannot be listed (an interval, a glob); {} when the overrides do not parse (Hydra reports that)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
     except Exception:  # noqa: BLE001
-        return []
-    return [override.get_key_element() for override in parsed if override.is_sweep_override()]
+        return {}
+    swept: dict[str, list[str] | None] = {}
+    for override in parsed:
+        if override.is_sweep_override():
+            try:
+                swept[override.get_key_element()] = list(override.sweep_string_iterator())
+            except Exception:  # noqa: BLE001 - not a discrete sweep
+                swept[override.get_key_element()] = None
+    return swept
 
 
 def swept(*keys: str) -> bool:
@@ -275,10 +282,27 @@ def swept(*keys: str) -> bool:
     cnnlab.app) or in `hydra.sweeper.params` (an experiment's, Optuna's). A setting that only some of a sweep's jobs
     read is then said in the others, not refused (probe 144: a sweep that varied nothing it depends on only warned,
     and prune refused a sweep across importances that finetune let through)."""
+    return any(key in _swept() for key in keys)
+
+
+def swept_values(key: str) -> list[str] | None:
+    """The values this process's sweep gives `key` (see `swept`); None when it does not sweep it or they cannot be
+    listed."""
+    return _swept().get(key)
+
+
+def _swept() -> dict[str, list[str] | None]:
+    """This sweep's varied keys → values: the command line's (SWEPT_ENV) and hydra.sweeper.params'; {} outside one."""
     if not in_a_sweep():
-        return False
+        return {}
+    import json
+
     from hydra.core.hydra_config import HydraConfig
 
+    try:
+        found = dict(json.loads(os.environ.get(SWEPT_ENV) or "{}"))
+    except (ValueError, TypeError):
+        found = {}
     params = HydraConfig.get().sweeper.get("params") or {}
-    named = {*os.environ.get(SWEPT_ENV, "").split(","), *map(str, params)}
-    return any(key in named for key in keys)
+    found.update(swept_keys(f"{key}={value}" for key, value in params.items()))
+    return found

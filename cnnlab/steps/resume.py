@@ -20,14 +20,16 @@ from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, check_chosen, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
-from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, SAVED_CONFIG, STATE_FILE, RunInfo, iter_runs,
-                         load_run, hydra_runtime, no_checkpoint_reason, process_alive)
+from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
+                         iter_runs, load_run, hydra_runtime, no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted, listed
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
 # Settings that change a network's architecture: last.pt holds the original one, so a new value is refused like
 # another model= (it failed later as "last.pt does not match this model").
 _ARCHITECTURE_KEYS = tuple(f"{role}.{key}" for role in ("model", "teacher", "student") for key in ("name", "arch", "stem"))
+# which parameters train: the saved optimizer holds their groups (probe 145: "last.pt does not hold this run's network")
+_TRAINABLE_KEYS = ("finetune.mode", "finetune.unfreeze")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
     recorded = (run.data.get("metrics") or {}).get("history")
     recorded = recorded if isinstance(recorded, list) else []  # none yet (killed in its first epoch), or removed
     history = saved.get("history")
+    mine, kept = run.data.get(RUN_ID), (saved.get("extra") or {}).get(RUN_ID)
+    if isinstance(mine, str) and isinstance(kept, str) and mine != kept:  # probe 145: a one-epoch file of another run
+        raise CnnlabError(f"resume={run.path}: its {STATE_FILE} was written by another run (run_id {kept[:8]}…, this "
+                          f"run's is {mine[:8]}…) — another run's file copied in?",
+                          fix=f"put the run's own {STATE_FILE} back, or start a new run without resume=")
     if not isinstance(history, list):
         return
     # a continuation restored the epochs it took over (`resumed_after_epoch`) before recording any of its own
@@ -335,6 +342,12 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
+        if before != after and key in _TRAINABLE_KEYS and (key == "finetune.mode" or OmegaConf.select(
+                old, "finetune.mode") == "partial"):  # unfreeze moves only a partial fine-tune's trained stages
+            raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change which "
+                              f"parameters train (saved: {setting_text(before)}), and its optimizer state holds those "
+                              "it trained", fix=f"drop {key}=, or start a new run from its weights "
+                                                f"(model.weights={run.path} {key}={value}, without resume=)")
         if before != after:
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):

@@ -34,7 +34,7 @@ from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import counted
 from cnnlab.fileio import atomic_path
-from cnnlab.runs import (STATE_FILE)
+from cnnlab.runs import RUN_ID, STATE_FILE
 
 
 
@@ -214,9 +214,10 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
             if checkpointing.dataset is not None:
                 ctx.record.update(dataset=dict(checkpointing.dataset))
         with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
+            # the run's id goes into last.pt: resume= tells this run's file from another's (steps/resume.py)
+            extra = {**(checkpointing.extra or {}), RUN_ID: ctx.record.data.get(RUN_ID)}
             result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
-                                                  state=StateFile(state_path, checkpointing.resume_from,
-                                                                  checkpointing.extra),
+                                                  state=StateFile(state_path, checkpointing.resume_from, extra),
                                                   frozen=trainable.frozen, on_epoch_end=on_epoch_end)
     keep_state(ctx, state_path, checkpointing.resume_from)
     return result

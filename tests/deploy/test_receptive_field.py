@@ -95,3 +95,13 @@ def test_an_adaptive_pool_that_out_does_not_divide_has_the_field_its_widest_wind
         field, _ = trace(classifier, size)
         assert field is not None and field.size == 3 + (size - 1) * 1  # the whole map the pool read, unclipped
         assert _gradient_extent(classifier, size) == size  # clipped at the border: every pixel
+
+
+def test_an_adaptive_pools_jump_is_the_widest_spacing_of_its_windows() -> None:
+    """Probe 146: LeNet-5 at 32 px pools 6 → 5 positions; the windows start 1 position apart everywhere, but the jump
+    read ⌈6/5⌉ = 2 (8 px where neighbouring units are 4 px apart)."""
+    for size, out in ((6, 5), (54, 5), (8, 6), (20, 5), (9, 4)):
+        pool = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(out))
+        field, _ = trace(pool, size)
+        starts = [i * size // out for i in range(out)]  # PyTorch's ⌊i·in/out⌋, computed here on its own
+        assert field is not None and field.jump == max(b - a for a, b in zip(starts, starts[1:])), (size, out)

@@ -165,7 +165,7 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli, outputs: Path) -> 
     (["trainer.mixup=0.2"], "trainer.mixup"),
     (["distill.alpha=2"], "distill.alpha=2 is not allowed: distill.alpha takes a number in [0, 1]"),
     (["distill.temperature=1e5"],  # it trained on a T²-scaled loss below zero, exit 0
-     "distill.temperature=100000.0 is not allowed: distill.temperature takes a number in (0, 100]"),
+     "distill.temperature=100000.0 is not allowed: distill.temperature takes a number in [0.01, 100]"),
     (["distill.feature_stages=3"], "distill.feature_stages=3 is not allowed"),
 ])
 def test_bad_input_is_one_clear_line(cli, outputs: Path, teacher_run: Path, args: list[str], expected: str) -> None:

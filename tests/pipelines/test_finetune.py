@@ -237,6 +237,9 @@ def test_settings_the_mode_does_not_read_are_refused(cli, outputs: Path) -> None
                       and read_run(d)["metrics"]["finetune_mode"] == "linear")
     assert any("finetune.unfreeze=2 applies to finetune.mode=partial" in w and "not read by this job" in w
                for w in read_run(linear_job)["warnings"])
+    # probe 145: a sweep across modes none of which reads it is refused too
+    dead = cli("finetune", "-m", *TINY, "model.weights=none", "finetune.mode=linear,full", "finetune.unfreeze=2")
+    assert dead.code == 2 and "finetune.unfreeze=2 applies to finetune.mode=partial" in " ".join(dead.stderr.split())
     # probe 144: a sweep that does not vary the mode is every job's one mistake: refused as a single run is (each
     # job a failed one, as any refusal in a sweep: Hydra lists it)
     before = run_dirs(outputs, "finetune")
@@ -253,6 +256,14 @@ def test_a_resume_reads_the_mode_the_run_saved_not_the_default(cli, outputs: Pat
             if mode == "partial" else cli("finetune", *TINY, "model.weights=none", "finetune.mode=full").code == 0
         resumed = cli("finetune", f"resume={run_dirs(outputs, 'finetune')[-1]}", "trainer.epochs=2", more)
         assert resumed.code == 0, resumed.output
+    # probe 145: another unfreeze or mode read "last.pt does not hold this run's network", whose fix cannot work
+    partial = next(d for d in run_dirs(outputs, "finetune") if read_run(d)["metrics"].get("finetune_mode") == "partial"
+                   and not read_run(d).get("resumed_from"))
+    for change in ("finetune.unfreeze=1", "finetune.mode=linear"):
+        refused = cli("finetune", f"resume={partial}", "trainer.epochs=2", change)
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"{change} would change which parameters train" in said, refused.output
+        assert f"start a new run from its weights (model.weights={partial} {change}, without resume=)" in said
     linear = cli("finetune", *TINY, "model.weights=none", "finetune.cache_features=false")  # a last.pt to resume
     assert linear.code == 0
     wrong = cli("finetune", f"resume={run_dirs(outputs, 'finetune')[-1]}", "trainer.epochs=2", "finetune.unfreeze=2")

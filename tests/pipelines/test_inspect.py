@@ -41,3 +41,11 @@ def test_depthwise_and_gated_layers_are_marked(cli) -> None:
 def test_unknown_model_is_one_line(cli) -> None:
     result = cli("inspect", "model=resnet51")
     assert result.code == 2 and "resnet51" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_device_is_refused_not_ignored(cli) -> None:
+    """Probe 146: `cnnlab inspect --device foo` (or cuda on a machine without one) printed the table, exit 0."""
+    for args in (["--device", "foo"], ["device=cuda:3"]):
+        result = cli("inspect", *args, "model=lenet5")
+        assert result.code == 2 and "`cnnlab inspect` reads no device" in result.stderr, result.output
+    assert cli("inspect", "model=lenet5", "device=auto").code == 0

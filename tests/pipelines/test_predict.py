@@ -152,6 +152,10 @@ def test_an_unreadable_file_is_listed_with_its_reason_said_once(tmp_path: Path, 
     show(predictions, unreadable)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "broken.jpg" in ln]
     assert lines == [f"skipped {broken}: {reason}"], lines  # it read "unreadable: X (unreadable (...))"
+    gone = tmp_path / "gone.png"  # probe 146: a dangling link in a folder was a FileNotFoundError traceback
+    gone.symlink_to(tmp_path / "nowhere.png")
+    _, unreadable = predict_files(model, [gone], topk=1, batch_size=4)  # type: ignore[arg-type]
+    assert unreadable[str(gone)].startswith("missing (a link to nothing"), unreadable
 
 
 def test_nothing_to_predict_is_a_user_error(cli, outputs: Path, tmp_path: Path) -> None:

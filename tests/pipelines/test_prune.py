@@ -159,6 +159,8 @@ def test_a_sweep_across_importances_says_taylor_batches_in_the_jobs_that_do_not_
     l2 = next(read_run(d) for d in run_dirs(outputs, "prune") if read_run(d)["prune"]["importance"] == "l2")
     assert any("prune.taylor_batches=4 applies to prune.importance=taylor" in w and "not read by this job" in w
                for w in l2["warnings"])
+    dead = cli("prune", "-m", f"source={source}", *FAST, "prune.importance=l1,l2", "prune.taylor_batches=4")
+    assert dead.code == 2 and "applies to prune.importance=taylor" in dead.stderr  # probe 145: no job reads it
     same = cli("prune", "-m", f"source={source}", *FAST, "seed=0,1", "prune.taylor_batches=4")
     assert same.code == 2 and "prune.taylor_batches=4 applies to prune.importance=taylor" in same.stderr
     assert [read_run(d)["status"] for d in run_dirs(outputs, "prune")].count("completed") == 2  # refused jobs fail

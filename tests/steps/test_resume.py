@@ -203,6 +203,16 @@ def test_another_runs_last_pt_copied_in_is_refused_before_any_work(tmp_path: Pat
     check_state_is_the_runs(continuation, _state(tmp_path, own))
     with pytest.raises(CnnlabError, match=r"\(4 epochs in it; run.json: 1 epoch\)"):
         check_state_is_the_runs(continuation, _state(tmp_path, own + own))
+    # probe 145: a one-epoch file of another run, into a run that recorded none: told apart by the runs' ids
+    import torch
+
+    mine = RunInfo(tmp_path / "old", {"status": "interrupted", "metrics": {}, "run_id": "a" * 32})
+    state = _state(tmp_path, own[:1])
+    torch.save({**torch.load(state, weights_only=True), "extra": {"run_id": "a" * 32}}, state)
+    check_state_is_the_runs(mine, state)
+    torch.save({**torch.load(state, weights_only=True), "extra": {"run_id": "b" * 32}}, state)
+    with pytest.raises(CnnlabError, match="was written by another run"):
+        check_state_is_the_runs(mine, state)
     nan = [{**own[0], "train_loss": float("nan")}]
     check_state_is_the_runs(_run(tmp_path, "failed", {"history": nan}), _state(tmp_path, nan))
     other = [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.25}]
