@@ -111,11 +111,11 @@ def _unread_by_every_job(settings: FinetuneSettings, section: Any) -> list[Cnnla
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
-    ignored = settings_the_mode_ignores(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
-    if _unread_by_every_job(settings, cfg.finetune):
+    refused = _unread_by_every_job(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
+    if refused:
         with found_before_work():
-            raise _unread_by_every_job(settings, cfg.finetune)[0]
-    for unread in ignored:  # a job of a sweep across modes
+            raise refused[0]
+    for unread in settings_the_mode_ignores(settings, cfg.finetune):  # a job of a sweep across modes
         record_warning(ctx, f"{unread.message}: not read by this job")
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)

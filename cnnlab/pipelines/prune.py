@@ -57,7 +57,8 @@ def check(cfg: DictConfig) -> None:
 
 
 def _swept_jobs() -> list[dict[str, str]]:
-    """The prune.method × prune.importance values this sweep's jobs take ([{}] — none to try — when not listed)."""
+    """The prune.method × prune.importance values this sweep's jobs take ([] when they cannot be listed: each job
+    then says the setting it does not read)."""
     methods, importances = swept_values("prune.method"), swept_values("prune.importance")
     if (swept("prune.method") and methods is None) or (swept("prune.importance") and importances is None):
         return []
@@ -65,6 +66,7 @@ def _swept_jobs() -> list[dict[str, str]]:
 
 
 def _unread_setting(cfg: DictConfig, method: str | None = None, importance: str | None = None) -> CnnlabError | None:
+    """The refusal of a prune setting that `method` / `importance` (else the configured ones) do not read, or None."""
     section = cfg.prune.copy()
     with open_dict(section):
         section.update({k: v for k, v in (("method", method), ("importance", importance)) if v is not None})

@@ -444,7 +444,7 @@ def test_a_last_pt_that_is_not_the_runs_own_is_refused_before_any_work(cli, outp
     shutil.copy(other / "last.pt", interrupted / "last.pt")
     refused = cli("pretrain", f"resume={interrupted}")
     said = " ".join(refused.stderr.split())
-    # told by the runs' ids (probe 145); a file of a run recorded without one, by its epochs (tests/steps/test_resume.py)
+    # told by the runs' ids (probe 145); a run recorded without one, by its epochs (tests/steps/test_resume.py)
     assert refused.code == 2 and "its last.pt was written by another run (run_id" in said, refused.output
     assert "put the run's own last.pt back, or start a new run without resume=" in said
     assert len(run_dirs(outputs, "pretrain")) == 2  # refused before any work: no run left
