@@ -99,13 +99,12 @@ def _unread_by_every_job(settings: FinetuneSettings, section: Any) -> list[Cnnla
     in one, those no swept mode reads (probe 145: `-m finetune.mode=linear,full finetune.unfreeze=2` only warned)."""
     ignored = settings_the_mode_ignores(settings, section)
     if not ignored or not swept("finetune.mode"):
-        return ignored
+        return list(ignored.values())
     modes = swept_values("finetune.mode")
     if not modes or any(mode not in FINETUNE_MODES for mode in modes):
         return []  # not listed here: each job says it
-    unread = [{error.message.partition("=")[0] for error in settings_the_mode_ignores(replace(settings, mode=mode),
-                                                                                      section)} for mode in modes]
-    return [error for error in ignored if all(error.message.partition("=")[0] in keys for keys in unread)]
+    unread = [settings_the_mode_ignores(replace(settings, mode=mode), section).keys() for mode in modes]
+    return [error for key, error in ignored.items() if all(key in keys for keys in unread)]
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -115,7 +114,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if refused:
         with found_before_work():
             raise refused[0]
-    for unread in settings_the_mode_ignores(settings, cfg.finetune):  # a job of a sweep across modes
+    for unread in settings_the_mode_ignores(settings, cfg.finetune).values():  # a job of a sweep across modes
         record_warning(ctx, f"{unread.message}: not read by this job")
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
@@ -229,22 +228,23 @@ def feature_cache_blockers(settings: FinetuneSettings, data: DataBundle, runtime
     return reasons
 
 
-def settings_the_mode_ignores(settings: FinetuneSettings, section: Any) -> list[CnnlabError]:
-    """The refusal of each setting the mode does not read, set to other than its packaged default: finetune.unfreeze
-    outside partial mode, finetune.backbone_lr_scale for a linear probe (probe 138: `mode=full unfreeze=3` trained
-    every stage without a word, where `partial` was meant)."""
-    defaults, found = packaged_defaults(), []
+def settings_the_mode_ignores(settings: FinetuneSettings, section: Any) -> dict[str, CnnlabError]:
+    """Setting → its refusal, for each setting the mode does not read, set to other than its packaged default:
+    finetune.unfreeze outside partial mode, finetune.backbone_lr_scale for a linear probe (probe 138: `mode=full
+    unfreeze=3` trained every stage without a word, where `partial` was meant)."""
+    defaults, found = packaged_defaults(), {}
     if settings.mode != "partial" and section.get("unfreeze") not in defaults.get("finetune.unfreeze", ()):
         trains = "every stage" if settings.mode == "full" else "the head alone"
-        found.append(CnnlabError(f"finetune.unfreeze={settings.unfreeze} applies to finetune.mode=partial (the last N "
-                                 f"backbone stages train); finetune.mode={settings.mode} trains {trains}",
-                                 fix=f"use finetune.mode=partial finetune.unfreeze={settings.unfreeze}, or drop "
-                                     "finetune.unfreeze"))
+        found["finetune.unfreeze"] = CnnlabError(
+            f"finetune.unfreeze={settings.unfreeze} applies to finetune.mode=partial (the last N backbone stages "
+            f"train); finetune.mode={settings.mode} trains {trains}",
+            fix=f"use finetune.mode=partial finetune.unfreeze={settings.unfreeze}, or drop finetune.unfreeze")
     if settings.mode == "linear" and section.get("backbone_lr_scale") not in defaults.get(
             "finetune.backbone_lr_scale", ()):
-        found.append(CnnlabError(f"finetune.backbone_lr_scale={section.get('backbone_lr_scale')} applies where the "
-                                 "backbone trains (finetune.mode=partial or full); a linear probe trains the head "
-                                 "alone", fix="use finetune.mode=partial or full, or drop finetune.backbone_lr_scale"))
+        found["finetune.backbone_lr_scale"] = CnnlabError(
+            f"finetune.backbone_lr_scale={section.get('backbone_lr_scale')} applies where the backbone trains "
+            "(finetune.mode=partial or full); a linear probe trains the head alone",
+            fix="use finetune.mode=partial or full, or drop finetune.backbone_lr_scale")
     return found
 
 
