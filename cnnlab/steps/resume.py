@@ -344,10 +344,13 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                               fix=f"drop {key}= (or start a new run without resume=)")
         if before != after and key in _TRAINABLE_KEYS and (key == "finetune.mode" or OmegaConf.select(
                 old, "finetune.mode") == "partial"):  # unfreeze moves only a partial fine-tune's trained stages
+            # the new run's mode named too: without it a new run is a linear probe (the default)
+            mode = value if key == "finetune.mode" else OmegaConf.select(old, "finetune.mode")
+            start = f"finetune.mode={mode}" + (f" {key}={value}" if key != "finetune.mode" else "")
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change which "
                               f"parameters train (saved: {setting_text(before)}), and its optimizer state holds those "
                               "it trained", fix=f"drop {key}=, or start a new run from its weights "
-                                                f"(model.weights={run.path} {key}={value}, without resume=)")
+                                                f"(model.weights={run.path} {start}, without resume=)")
         if before != after:
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):

@@ -259,11 +259,14 @@ def test_a_resume_reads_the_mode_the_run_saved_not_the_default(cli, outputs: Pat
     # probe 145: another unfreeze or mode read "last.pt does not hold this run's network", whose fix cannot work
     partial = next(d for d in run_dirs(outputs, "finetune") if read_run(d)["metrics"].get("finetune_mode") == "partial"
                    and not read_run(d).get("resumed_from"))
-    for change in ("finetune.unfreeze=1", "finetune.mode=linear"):
+    for change, start in (("finetune.unfreeze=1", "finetune.mode=partial finetune.unfreeze=1"),
+                          ("finetune.mode=linear", "finetune.mode=linear")):
         refused = cli("finetune", f"resume={partial}", "trainer.epochs=2", change)
         said = " ".join(refused.stderr.split())
         assert refused.code == 2 and f"{change} would change which parameters train" in said, refused.output
-        assert f"start a new run from its weights (model.weights={partial} {change}, without resume=)" in said
+        assert f"start a new run from its weights (model.weights={partial} {start}, without resume=)" in said
+    followed = cli("finetune", f"model.weights={partial}", *start.split())  # the fix, followed
+    assert followed.code == 0 and read_run(run_dirs(outputs, "finetune")[-1])["metrics"]["finetune_mode"] == "linear"
     linear = cli("finetune", *TINY, "model.weights=none", "finetune.cache_features=false")  # a last.pt to resume
     assert linear.code == 0
     wrong = cli("finetune", f"resume={run_dirs(outputs, 'finetune')[-1]}", "trainer.epochs=2", "finetune.unfreeze=2")
