@@ -30,6 +30,7 @@ class SettingFacts:
     read_by_others: Callable[[str], tuple[str, ...]] = lambda key: ()  # commands whose section it is, not this one's
     choices_with: Callable[[str], tuple[str, ...]] = lambda key: ()   # `sched.gamma` → ("sched=step",)
     typed: tuple[str, ...] = ()
+    resumes: bool = False  # the line continues a run (resume= not settings.resumes_nothing): its config is saved
     # a pipeline stage's overrides ("pipeline.plan.tune.overrides"): a fix edits them, not a command line (whose
     # `@stage` references only the pipeline resolves)
     stage: str | None = None
@@ -200,9 +201,7 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
     if facts.stage:  # `cnnlab finetune model.weights=@pre …` fails typed alone: the fix edits the stage
         return (f"{key} is a setting of {owners}, not of the {group} this stage uses — add {having[0]} to "
                 f"{facts.stage}" + (", or drop it" if group == "dataset" else ""))
-    resumed = next((arg for arg in facts.typed if arg.startswith("resume=") and arg not in ("resume=",
-                                                                                          "resume=false")), None)
-    if resumed is not None:  # probe 145: `dataset=…` and `--cfg job` are no fixes for a resume, whose config is saved
+    if facts.resumes:  # probe 145: `dataset=…` and `--cfg job` are no fixes for a resume, whose config is saved
         return (f"{key} is a setting of {owners}, not of the {group} the resumed run uses — drop {key}= (a resume "
                 f"continues the run with its own {group})")
     kept = [arg for arg in facts.typed if arg.lstrip("+").split("=", 1)[0] != group]

@@ -670,7 +670,9 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
 
     return SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
                         read_by_others=lambda key: read_by_others(key, command), choices_with=choices_with,
-                        typed=tuple(typed), stage=stage)
+                        typed=tuple(typed), stage=stage,
+                        resumes=any(arg.startswith("resume=") and not resumes_nothing(arg.partition("=")[2])
+                                    for arg in typed))
 
 
 def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:

@@ -254,3 +254,5 @@ def test_a_resumes_setting_of_another_dataset_names_only_the_fix_that_works(cli,
     assert result.code == 2 and "not of the dataset the resumed run uses — drop dataset.root= (a resume continues " \
         "the run with its own dataset)" in said, result.output
     assert "--cfg job" not in said and "or use that dataset" not in said, said
+    fresh = cli("pretrain", *digits, "resume=null", "dataset.root=/tmp")  # resume=null: a new run, its usual fix
+    assert fresh.code == 2 and "not of the dataset this run uses" in " ".join(fresh.stderr.split()), fresh.output
