@@ -254,5 +254,11 @@ def test_a_resumes_setting_of_another_dataset_names_only_the_fix_that_works(cli,
     assert result.code == 2 and "not of the dataset the resumed run uses — drop dataset.root= (a resume continues " \
         "the run with its own dataset)" in said, result.output
     assert "--cfg job" not in said and "or use that dataset" not in said, said
+    typed = cli("pretrain", f"resume={run}", "dataset.num_classes=3", "trainer.epochs=2")
+    said = " ".join(typed.stderr.split())
+    assert typed.code == 2 and "dataset.num_classes is a setting of dataset=synthetic, not of the dataset this run " \
+        "uses (dataset.name=digits)" in said and "drop dataset.num_classes=" in said, typed.output
+    # stop 64: Hydra's refusal of the key was logged first, with its own fix (+dataset.num_classes=3), which fails
+    assert "could not be composed" not in typed.output and "+dataset.num_classes" not in typed.output, typed.output
     fresh = cli("pretrain", *digits, "resume=null", "dataset.root=/tmp")  # resume=null: a new run, its usual fix
     assert fresh.code == 2 and "not of the dataset this run uses" in " ".join(fresh.stderr.split()), fresh.output

@@ -59,16 +59,24 @@ STATE_FIX = "put the run's own last.pt back, or start a new run without resume="
 
 
 def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | None = None,
-                 unreadable_fix: str = "pick another file or re-create it") -> dict[str, Any]:
+                 unreadable_fix: str = "pick another file or re-create it",
+                 records_only: bool = False) -> dict[str, Any]:
     """torch.load(weights_only=True) with a clear error for a missing, truncated or foreign file. `pickled_fix`:
     the fix for a file holding pickled objects (a whole saved model); by default, for a checkpoint (what
     `source=` reads), how its weights become a cnnlab model.pt. `unreadable_fix`: the fix for any other file that
-    cannot be read (and a pickled one, where `pickled_fix` is not given and it is no checkpoint)."""
+    cannot be read (and a pickled one, where `pickled_fix` is not given and it is no checkpoint). `records_only`:
+    for the plain values beside the tensors (a last.pt's history and extra): the file is memory-mapped
+    (torch.load(mmap=True)), so its tensors are not read (a resume read a ResNet-18's 90 MB last.pt three times)."""
     path = Path(path)
     if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
         raise CnnlabError(f"{what} {path} " + (f"is {NOT_A_REGULAR_FILE}" if path.exists() else "does not exist"))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=records_only or None)
+        except RuntimeError:  # mmap needs torch.save's zip format; another file is read whole, and judged so
+            if not records_only:
+                raise
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)
         # torch says "Unsupported global: GLOBAL x.Y" or, for a blocked module, "unsupported GLOBAL posix.system
         # whose module posix is blocked" (probe 139: the second read as "corrupt")

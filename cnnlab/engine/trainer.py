@@ -434,4 +434,4 @@ class Trainer:
 
 def read_training_extra(path: Path) -> dict[str, Any]:
     """The pipeline-specific part of a training state (what the run needs to rebuild its model)."""
-    return dict(load_tensors(path, "training state").get("extra") or {})
+    return dict(load_tensors(path, "training state", records_only=True).get("extra") or {})

@@ -83,11 +83,7 @@ def imagenet_weights(name: str, *, role: str = "model", path: Path | None = None
     transform_input too). `published` says whether the file is torchvision's bytes: a file in the hub cache under
     their name may be another save of them, or other weights. `role` names the setting in errors (model, teacher,
     student)."""
-    entry = get_entry(name)
-    if entry.tv_weights is None:
-        raise CnnlabError(f"{entry.name} has no ImageNet weights", fix=_without_these(role, entry.name)
-                          + ("" if role == "teacher" else " to start from one of your runs"))
-    weights = tvm.get_weight(entry.tv_weights)
+    entry, weights = get_entry(name), _published_weights(name, role)
     path = path or hub_checkpoint_path(weights.url)
     if not path.is_file():
         _download(weights.url, path, role)
@@ -96,17 +92,37 @@ def imagenet_weights(name: str, *, role: str = "model", path: Path | None = None
     except CnnlabError as err:
         raise CnnlabError(err.message, fix=f"delete {path} and download it again from {weights.url}") from err
     transforms = weights.transforms()
-    spec = InputSpec(size=int(transforms.crop_size[0]), mean=tuple(transforms.mean), std=tuple(transforms.std))
+    spec, classes = imagenet_recipe(name, role=role)
     return PretrainedWeights(
         state_dict=state_dict,
         spec=spec,
-        classes=tuple(weights.meta["categories"]),
+        classes=classes,
         arch_kwargs=dict(entry.pretrained_arch_kwargs),
         source=path,
         resize_size=int(transforms.resize_size[0]),
         interpolation=transforms.interpolation.value,
         published=published_file(entry.name, path),
     )
+
+
+def imagenet_recipe(name: str, *, role: str = "model") -> tuple[InputSpec, tuple[str, ...]]:
+    """The input (crop size, normalisation) and the 1000 category names, in logit order, of torchvision's ImageNet
+    weights for `name`, from torchvision's metadata alone: no file is read or fetched, so a use these weights cannot
+    serve (a teacher for other classes) is refused before 45–550 MB are downloaded. Raises CnnlabError when `name`
+    has no ImageNet weights."""
+    weights = _published_weights(name, role)
+    transforms = weights.transforms()
+    spec = InputSpec(size=int(transforms.crop_size[0]), mean=tuple(transforms.mean), std=tuple(transforms.std))
+    return spec, tuple(weights.meta["categories"])
+
+
+def _published_weights(name: str, role: str) -> Any:
+    """torchvision's WeightsEnum member of `name`'s ImageNet weights. Raises CnnlabError when it has none."""
+    entry = get_entry(name)
+    if entry.tv_weights is None:
+        raise CnnlabError(f"{entry.name} has no ImageNet weights", fix=_without_these(role, entry.name)
+                          + ("" if role == "teacher" else " to start from one of your runs"))
+    return tvm.get_weight(entry.tv_weights)
 
 
 def _download(url: str, path: Path, role: str) -> None:

@@ -51,6 +51,12 @@ class DistillRole:
         return Network(role=self.role, name=self.name, model=model)
 
 
+def imagenet_teacher_error(n_imagenet: int, name: str, data: DataBundle) -> CnnlabError:
+    """The refusal of ImageNet weights (`n_imagenet` classes) as the teacher `name` for `data` of other classes."""
+    return CnnlabError(f"teacher.weights=imagenet is a {n_imagenet}-class ImageNet classifier, not a teacher for "
+                       f"dataset {data.name} ({len(data.classes)} classes)", fix=train_a_teacher(name, data.name))
+
+
 @found_before_work()  # it only resolves: a missing or wrong run leaves no `failed` run behind (probe 121)
 def resolve_role(cfg: DictConfig, ctx: RunContext, role: str) -> DistillRole:
     """`cfg[role]` (name, weights) resolved: the zoo name (an unknown one is reported first, with the choices),
@@ -112,9 +118,7 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
         return replace(weights, classes=list(data.classes))
     if class_order(weights.classes, data.classes) is None:  # the same names in another order: initial_model reorders
         if weights.kind == "imagenet":
-            raise CnnlabError(f"teacher.weights=imagenet is a {len(weights.classes or [])}-class ImageNet classifier, "
-                              f"not a teacher for dataset {data.name} ({n} classes)",
-                              fix=train_a_teacher(teacher.name, data.name))
+            raise imagenet_teacher_error(len(weights.classes or []), teacher.name, data)
         raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, "the teacher"),
                           fix="drop dataset= to distill on the teacher's own dataset, or pick a teacher trained on "
                               "this one")

@@ -17,7 +17,10 @@ from cnnlab.data.spec import IMAGENET_MEAN
 from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import Source, resolve_source
-from cnnlab.steps.distill_roles import DistillRole, resolve_role, train_a_teacher, trained_teacher_weights
+from cnnlab.models import canonical_name, imagenet_recipe
+from cnnlab.steps.distill_roles import (DistillRole, imagenet_teacher_error, resolve_role, train_a_teacher,
+                                      trained_teacher_weights)
+from cnnlab.weights import class_order
 from cnnlab.steps.recording import at_chance, record_warning
 from cnnlab.steps.sources import check_val_settings, dataset_config_of, source_dataset_config, with_file_dataset
 from cnnlab.steps.switches import optimisation_on
@@ -38,6 +41,8 @@ class TeacherData:
 def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, settings: DistillSettings) -> TeacherData:
     """The teacher and its data: the dataset its run recorded (unless dataset=/dataset.* is given here) at its
     input size and normalisation. Raises CnnlabError for a random teacher, another input size, other classes."""
+    if str(cfg.teacher.weights).strip().lower() == "imagenet":
+        return _imagenet_teacher_and_data(cfg, ctx, runtime, settings)
     teacher = resolve_role(cfg, ctx, "teacher")
     if teacher.weights.kind == "none":
         raise CnnlabError("teacher.weights=none: a teacher needs weights trained for this task (a random teacher "
@@ -66,6 +71,21 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
     return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)
+
+
+def _imagenet_teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime,
+                               settings: DistillSettings) -> TeacherData:
+    """teacher.weights=imagenet: the data, at the weights' own input recipe, is built and its classes checked before
+    the weights are read — fetched, where the hub cache lacks them (stop 64: data of other classes, nearly always,
+    was refused only after a 45 MB download, or offline after a fix that said to download it)."""
+    name = canonical_name(str(cfg.teacher.name), role="teacher")
+    spec, classes = imagenet_recipe(name, role="teacher")
+    with main_process_first(runtime):
+        data = build_datasets(cfg.dataset, resolve_input_spec(cfg.dataset, spec), train_augment=settings.augment)
+    if class_order(classes, data.classes) is None:
+        raise imagenet_teacher_error(len(classes), name, data)
+    teacher = resolve_role(cfg, ctx, "teacher")
+    return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), None, data, cfg.dataset)
 
 
 @found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)

@@ -114,7 +114,7 @@ def check_state_is_the_runs(run: RunInfo, state: Path) -> None:
     completed run of that run's weights and history under this run's settings, without a word; probe 144: so it did
     into a run stopped in its first epoch."""
     with found_before_work():
-        saved = load_tensors(state, "training state", unreadable_fix=STATE_FIX)
+        saved = load_tensors(state, "training state", unreadable_fix=STATE_FIX, records_only=True)
     recorded = (run.data.get("metrics") or {}).get("history")
     recorded = recorded if isinstance(recorded, list) else []  # none yet (killed in its first epoch), or removed
     history = saved.get("history")
@@ -308,6 +308,13 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                           f"{STATE_FILE} cannot be continued without them",
                           fix="start a new run without resume= (its last.pt stays where it is)")
     given = ctx.given_keys()
+    for key, _ in _plain_overrides(ctx.overrides, cfg):  # before composing, where Hydra's own refusal was logged first
+        try:  # probe 144: dataset.num_classes=5 for a digits run was "replaced" and never read
+            check_chosen(key, old)
+        except CnnlabError as unread:
+            raise CnnlabError(f"resume={run.path}: {unread.message.partition(' (typed with +')[0]}",
+                              fix=f"drop {key}= (resume continues the run with its own {key.partition('.')[0]})") \
+                from None
     filled = fill_missing(old, cfg)
     chosen = defaults_of_saved_choices(old, run, ctx)
     if chosen is not None:  # the sections it chose otherwise (sched=step where today's default is cosine)
@@ -318,25 +325,15 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         ctx.log.info("resume: %s saved no value for %s; using today's default", run.path, ", ".join(added))
     replaced = []
     for override in ctx.overrides:
-        key, _, value = override.partition("=")
-        key = key.lstrip("+")
-        if key in _NOT_OVERRIDABLE_ON_RESUME or key.startswith("hydra"):
-            continue
+        key = override.partition("=")[0].lstrip("+")
         if key.startswith("~"):  # probe 102: `resume=RUN '~optim.weight_decay'` trained on at the saved 0.05, unsaid
             if (saved := _delete(old, key[1:])) is not _ABSENT:
                 replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
-        if "." not in key and key in cfg and isinstance(cfg[key], DictConfig):
-            if OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
-                raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change it",
-                                  fix=f"drop {key}= (or start a new run without resume=)")
-            continue
-        try:  # probe 144: dataset.num_classes=5 for a digits run was "replaced" and never read
-            check_chosen(key, old)
-        except CnnlabError as unread:
-            raise CnnlabError(f"resume={run.path}: {unread.message.partition(' (typed with +')[0]}",
-                              fix=f"drop {key}= (resume continues the run with its own {key.partition('.')[0]})") \
-                from None
+        if _is_group(key, cfg) and OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
+            raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
+                              "it", fix=f"drop {key}= (or start a new run without resume=)")
+    for key, value in _plain_overrides(ctx.overrides, cfg):
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
         if before != after and key in _ARCHITECTURE_KEYS:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
@@ -359,6 +356,19 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old, replaced
+
+
+def _plain_overrides(overrides: list[str], cfg: DictConfig) -> list[tuple[str, str]]:
+    """(key, value) of the overrides among `overrides` that set one setting: not a deletion (~KEY), a group choice
+    (optim=adamw), hydra's own or one resume never takes from the command line (_NOT_OVERRIDABLE_ON_RESUME)."""
+    pairs = [(key.lstrip("+"), value) for key, _, value in (o.partition("=") for o in overrides)]
+    return [(key, value) for key, value in pairs if not key.startswith(("~", "hydra"))
+            and key not in _NOT_OVERRIDABLE_ON_RESUME and not _is_group(key, cfg)]
+
+
+def _is_group(key: str, cfg: DictConfig) -> bool:
+    """Whether override `key` picks a config group's option (optim=adamw), not a setting."""
+    return "." not in key and key in cfg and isinstance(cfg[key], DictConfig)
 
 
 # Keys that say which choice of a config group a section is (model.name, optim._target_): a section whose choice

@@ -344,7 +344,8 @@ def restored_history(state_path: Path) -> list[dict[str, Any]]:
     """The per-epoch entries saved in a training state (last.pt) that fit resumes from. A file that cannot be read is
     a refused input: read before any training, it leaves no failed run (probe 98)."""
     with found_before_work():
-        history = load_tensors(state_path, "training state", unreadable_fix=STATE_FIX).get("history") or []
+        history = load_tensors(state_path, "training state", unreadable_fix=STATE_FIX,
+                               records_only=True).get("history") or []
     return [dict(entry) for entry in history if isinstance(entry, Mapping)]
 
 

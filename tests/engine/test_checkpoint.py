@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnlab.data.spec import InputSpec
-from cnnlab.engine.checkpoint import load_model, read_checkpoint, save_model
+from cnnlab.engine.checkpoint import load_model, load_tensors, read_checkpoint, save_model
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -67,6 +67,21 @@ def test_corrupt_truncated_and_foreign_files_are_refused(tmp_path: Path) -> None
         read_checkpoint(plain)
     with pytest.raises(CnnlabError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_records_only_reads_the_records_of_either_format_and_refuses_a_truncated_file(tmp_path: Path,
+                                                                                     zipped: bool) -> None:
+    """records_only maps torch.save's zip format (its tensors are not read) and reads the legacy format whole."""
+    path = tmp_path / "last.pt"
+    torch.save({"history": [{"val_acc": 0.5}], "extra": {"run_id": "x"}, "model": {"w": torch.arange(4.0)}}, path,
+               _use_new_zipfile_serialization=zipped)
+    payload = load_tensors(path, "training state", records_only=True)
+    assert payload["history"] == [{"val_acc": 0.5}] and payload["extra"] == {"run_id": "x"}
+    assert payload["model"]["w"].tolist() == [0.0, 1.0, 2.0, 3.0]  # mapped tensors still read true when touched
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CnnlabError, match="corrupt, truncated or not a PyTorch file"):
+        load_tensors(path, "training state", records_only=True)
 
 
 def test_mismatched_weights_are_a_clear_error(tmp_path: Path) -> None:

@@ -350,6 +350,22 @@ def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, o
 
 
 
+def test_imagenet_weights_for_other_classes_are_refused_before_they_are_fetched(
+        cli, outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop 64: the 45 MB file was downloaded (offline: a fix saying to download it) before the class check refused
+    a 1000-class teacher for a 4-class dataset."""
+    import cnnlab.models.weights as hub_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))  # no cached file: reading it would fetch it
+    fetched: list[str] = []
+    monkeypatch.setattr(hub_weights, "_download", lambda url, path, role: fetched.append(url))
+    data = [arg for arg in TINY if arg.startswith("dataset")]
+    line = error_line(cli("distill", "teacher=resnet18", "teacher.weights=imagenet", "student=lenet5", *data))
+    assert "teacher.weights=imagenet is a 1000-class ImageNet classifier, not a teacher for dataset" in line, line
+    assert "(4 classes)" in line and "`cnnlab finetune model=resnet18 finetune.mode=full" in line, line
+    assert fetched == [] and not run_dirs(outputs, "distill")
+
+
 def test_a_teacher_without_imagenet_weights_is_told_how_to_train_one_and_that_works(cli, outputs: Path) -> None:
     """It was told "use teacher.weights=none to train it from scratch", which distill then refused."""
     data = [arg for arg in TINY if arg.startswith("dataset")]
