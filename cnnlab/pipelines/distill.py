@@ -55,7 +55,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     taught = teacher_and_data(cfg, ctx, runtime, settings)
     teacher, data = taught.teacher, taught.data
     runtime = runtime.for_input(data.spec.size)
-    student = resolve_role(cfg, ctx, "student")
+    student = resolve_role(cfg, ctx, "student", data)
     check_student_fits(student, data)
     ctx.log.info("distill %s (%s) → %s (%s) on %s: %s", teacher.name, teacher.weights.description, student.name,
                  student.weights.description, data.name, data.sizes_line())

@@ -58,14 +58,18 @@ def imagenet_teacher_error(n_imagenet: int, name: str, data: DataBundle) -> Cnnl
 
 
 @found_before_work()  # it only resolves: a missing or wrong run leaves no `failed` run behind (probe 121)
-def resolve_role(cfg: DictConfig, ctx: RunContext, role: str) -> DistillRole:
+def resolve_role(cfg: DictConfig, ctx: RunContext, role: str, data: DataBundle | None = None) -> DistillRole:
     """`cfg[role]` (name, weights) resolved: the zoo name (an unknown one is reported first, with the choices),
-    the weights it starts from, and the architecture those weights were trained as. Raises CnnlabError."""
+    the weights it starts from, and the architecture those weights were trained as. `data`: the student's data,
+    whose channels an ImageNet student is checked against before its file is read (or fetched). Raises
+    CnnlabError."""
     node = cfg[role]
     spec = str(node.weights)
     name = canonical_name(str(node.name), role=role)
     if role == "teacher":
         require_latest_run(spec, name, ctx)
+    if data is not None and spec.strip().lower() == "imagenet":
+        refuse_student_channels(name, data)
     weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node)
     name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
     return DistillRole(role=role, name=name, weights=weights)
@@ -125,6 +129,17 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
     return weights
 
 
+def refuse_student_channels(name: str, data: DataBundle) -> None:
+    """A new student `name` (random or ImageNet weights) for data of other than 3 channels must be a network built
+    for any channels. Raises CnnlabError."""
+    channels = data.spec.channels
+    if channels != 3 and not get_entry(name).any_channels:
+        raise CnnlabError(f"the teacher reads {data.name} as {channels}-channel images and student={name} takes 3 "
+                          "channels", fix="use a student built for any channels (student=lenet5 or student=searched), "
+                                          "or a teacher trained on 3 channels (a torchvision network, e.g. `cnnlab "
+                                          f"pretrain model=resnet18 dataset={data.name}`)")
+
+
 @found_before_work()  # probe 121: a student of other channels or size left a `failed` run
 def check_student_fits(student: DistillRole, data: DataBundle) -> None:
     """A student that starts from a cnnlab run must have been trained for the teacher's classes, input size and
@@ -132,12 +147,8 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
     must be a network built for any channels. Raises CnnlabError."""
     weights = student.weights
     channels = data.spec.channels
-    if channels != 3 and weights.kind != "run" and not get_entry(student.name).any_channels:
-        raise CnnlabError(f"the teacher reads {data.name} as {channels}-channel images and student={student.name} "
-                          "takes 3 channels", fix="use a student built for any channels (student=lenet5 or "
-                                                  "student=searched), or a teacher trained on 3 channels (a "
-                                                  f"torchvision network, e.g. `cnnlab pretrain model=resnet18 dataset={data.name}`)")
     if weights.kind != "run":
+        refuse_student_channels(student.name, data)
         return
     # a fresh start that works for this student: ImageNet weights only where the network has them
     fresh = "student.weights=none or imagenet" if get_entry(student.name).tv_weights else "student.weights=none"

@@ -338,11 +338,18 @@ def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outpu
     assert read_run(run_dirs(outputs, "distill")[-1])["distill"]["feature_stages"]
 
 
-def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(cli, outputs: Path,
-                                                                           grayscale_teacher: list[str]) -> None:
+def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(
+        cli, outputs: Path, grayscale_teacher: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     line = error_line(cli("distill", *grayscale_teacher, "student=mobilenet_v3_small", "student.weights=none"))
     assert "1-channel images" in line and "student=lenet5" in line and "student=searched" in line
     assert not run_dirs(outputs, "distill")
+    import cnnlab.models.weights as hub_weights  # stop 65: an ImageNet student was fetched (45 MB) before the refusal
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    fetched: list[str] = []
+    monkeypatch.setattr(hub_weights, "_download", lambda url, path, role: fetched.append(url))
+    imagenet = error_line(cli("distill", *grayscale_teacher, "student=resnet18", "student.weights=imagenet"))
+    assert "1-channel images and student=resnet18 takes 3 channels" in imagenet and fetched == [], imagenet
     followed = cli("distill", *grayscale_teacher, "student=searched")  # the other student the line names
     assert followed.code == 0, followed.output
     student, _ = load_model(resolve_source("latest:distill", outputs, want=("checkpoint",)).path)
