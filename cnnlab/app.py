@@ -43,12 +43,12 @@ from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_thread
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
-from cnnlab.hydra_args import hydra_value
+from cnnlab.hydra_args import hydra_value, recorded_groups, resumes_a_run
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
+from cnnlab.launch_checks import check_launcher_has_a_sweep
 from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
                          no_checkpoint_reason, started_from)
-from cnnlab.settings import (START_FROM_RUN, check_config, check_experiment_is_read, check_nothing_deleted,
-                             dataset_is_the_sources)
+from cnnlab.settings import START_FROM_RUN, check_config, check_experiment_is_read, check_nothing_deleted
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, SWEPT_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size, swept_keys)
@@ -231,11 +231,12 @@ def check_val_fraction_is_used(cfg: DictConfig, overrides: list[str], command: s
     """A typed `dataset.val_fraction` on data whose val split is not carved from the training images (a folder with
     train/ and val/ of its own) would change nothing yet be recorded as used: refused (steps/sources.py
     refuse_unused_val_fraction; commands that read a source's data — a teacher's for distill — check the data they
-    rebuild, in source_data and distill_teacher)."""
+    rebuild, in source_data and distill_teacher; a resume, the run's data: steps/resume.apply_resume)."""
     info = COMMANDS[command]
     role = info.source_dataset_role
     weights = OmegaConf.select(cfg, f"{role}.weights", default=None) if role else None
     if cfg.get("source") not in (None, "") or info.reads_source_data(weights) or cfg.get("dataset") is None or \
+            resumes_a_run(overrides) or \
             not any(o.split("=", 1)[0].lstrip("~+") == "dataset.val_fraction" for o in overrides):
         return
     from cnnlab.steps.sources import refuse_unused_val_fraction  # torchvision: imported only when the key was typed
@@ -374,6 +375,11 @@ def _named_list_file(argv: Sequence[str], exc: BaseException) -> CnnlabError | N
     except (Exception, SystemExit):  # noqa: BLE001 - Hydra's own error then stands
         return None
     folders = [Path(args.config_dir).expanduser()] if args.config_dir else []
+    typed = max(((o, conftree.value_depth(o)) for o in args.overrides), key=lambda found: found[1], default=None)
+    if isinstance(exc, RecursionError) and typed is not None and typed[1] > 50:  # probe 147: a traceback
+        return CnnlabError(f"the value of {typed[0].partition('=')[0]}= nests lists and mappings {typed[1]} levels "
+                           f"deep, more than the config reader can follow (it recurses for every level, up to Python's "
+                           f"limit of {sys.getrecursionlimit()} calls)", fix=conftree.NESTING_FIX)
     choices = [o.lstrip("+").replace("=", "/", 1) for o in args.overrides if "." not in o.partition("=")[0]]
     deep = conftree.nested_too_deep(folders, choices) if isinstance(exc, RecursionError) else None
     if deep is not None:
@@ -467,6 +473,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
             with found_before_work():
                 check_config_files(hydra_cfg)
+                check_launcher_has_a_sweep(list(hydra_cfg.overrides.hydra), multirun)
                 check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
                 # a recipe first: its `pipeline:` is no setting of this command (probe 137: `pipeline: null` read
                 # "pipeline is not a setting cnnlab reads — did you mean pipeline?")
@@ -475,7 +482,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                     set(cfg), command)
                 composed = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
                 check_config(composed, command,  # type: ignore[arg-type]
-                             dataset_is_sources=dataset_is_the_sources(command, overrides), typed=overrides)
+                             recorded=recorded_groups(command, overrides), typed=overrides)
                 check_source_is_read(cfg.get("source"), command)
                 check_model_is_read(cfg.get("source"), overrides, command)
                 check_val_fraction_is_used(cfg, overrides, command)

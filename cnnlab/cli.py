@@ -393,8 +393,23 @@ for _name in COMMANDS:
     _hydra_command(_name)
 
 
-@app.command("list")
+# list and report are no Hydra commands: a `key=value` (outputs=out2, as every other command takes) reaches them as
+# an extra argument, refused in one line (probe 147: Typer's error box, "unexpected extra argument(s)").
+_EXTRA_WORDS = {"allow_extra_args": True}
+
+
+def _refuse_extra_words(ctx: typer.Context, command: str, options: str) -> None:
+    """UserError for words `cnnlab {command}` does not take (ctx.args), naming the options it does."""
+    if ctx.args:
+        word = ctx.args[0]
+        hydra = " (it is no Hydra command: key=value settings are not read here)" if "=" in word else ""
+        raise UserError(f"`cnnlab {command}` takes no {word}{hydra} — use {options}; `cnnlab {command} --help` lists "
+                        "them")
+
+
+@app.command("list", context_settings=_EXTRA_WORDS)
 def list_(
+    ctx: typer.Context,
     what: str = typer.Argument(..., help="models | datasets | runs"),
     outputs: Optional[Path] = typer.Option(None, "--outputs", help="Outputs folder to scan for runs; "
                                            "default: $CNNLAB_OUTPUTS or ./outputs."),
@@ -403,6 +418,7 @@ def list_(
     from cnnlab import listing
 
     try:
+        _refuse_extra_words(ctx, "list", "--outputs DIR for the folder of runs")
         if what == "models":
             listing.print_models()
         elif what == "datasets":
@@ -415,8 +431,9 @@ def list_(
         raise typer.Exit(_show_error(exc))
 
 
-@app.command("report")
+@app.command("report", context_settings=_EXTRA_WORDS)
 def report_(
+    ctx: typer.Context,
     outputs_dir: Optional[Path] = typer.Argument(None, help="Folder to read run records from (a sweep or pipeline "
                                                 "folder works too); default: $CNNLAB_OUTPUTS or ./outputs."),
     runs: Optional[str] = typer.Option(None, "--runs", help="Only runs whose folder, relative to OUTPUTS_DIR, "
@@ -446,6 +463,8 @@ def report_(
     from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
 
     try:
+        _refuse_extra_words(ctx, "report", "OUTPUTS_DIR as its one argument, and --runs, --backend, --batch, "
+                                           "--device, --machine, --out")
         folder = outputs_dir or conftree.outputs_folder()
         target = report_folder(folder, out_dir) if write else None  # refused before any work: never into a run
         report = build_report(folder, pattern=runs, comparison=Comparison(backend=backend, batch=batch, device=device,

@@ -293,6 +293,10 @@ def commands_where(**facts: bool) -> tuple[str, ...]:
                  if all(getattr(info, fact) == value for fact, value in facts.items()))
 
 
+# The commands that read runs and write none (cli.py's own, not Hydra's): `latest:report` names a command, one with
+# no runs (probe 149: "`report` is not a cnnlab command").
+RUNLESS_COMMANDS = ("list", "report")
+
 HYDRA_FLAGS_HELP = (
     "key=value overrides any setting (groups and settings above); group=choice picks a config file.\n"
     "-m/--multirun sweeps comma-separated values (model=resnet18,mobilenet_v2) as separate runs.\n"

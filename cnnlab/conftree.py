@@ -250,18 +250,47 @@ NESTING_FIX = "write it with fewer levels of lists and mappings inside each othe
 
 
 def nesting_depth(path: Path) -> int:
-    """How many lists and mappings `path`'s YAML nests inside each other, read as parser events (no recursion, so any
-    depth is measured); 0 for a file that cannot be read or parsed."""
-    depth = deepest = 0
+    """How many lists and mappings `path`'s YAML nests inside each other once its aliases are expanded (`*a` stands
+    for the whole node anchored `&a`: probe 147, 100 lines of `lN: &lN [*lN-1]` read as 2 levels and nested 101),
+    read as parser events (no recursion, so any depth is measured); 0 for a file that cannot be read or parsed."""
+    heights: dict[str, int] = {}  # anchor → how many levels its node nests
+    open_nodes: list[list[Any]] = []  # [anchor, levels nested so far] of each collection not closed yet
+    deepest = 0
     try:
         for event in yaml.parse(path.read_text()):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                deepest = max(deepest, depth)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
+                open_nodes.append([event.anchor, 1])
+                deepest = max(deepest, len(open_nodes))
+            elif isinstance(event, yaml.AliasEvent) and open_nodes:
+                levels = heights.get(event.anchor, 0)
+                open_nodes[-1][1] = max(open_nodes[-1][1], 1 + levels)
+                deepest = max(deepest, len(open_nodes) + levels)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and open_nodes:
+                anchor, levels = open_nodes.pop()
+                if anchor is not None:
+                    heights[anchor] = levels
+                if open_nodes:
+                    open_nodes[-1][1] = max(open_nodes[-1][1], 1 + levels)
     except (OSError, ValueError, yaml.YAMLError):
         return 0
+    return deepest
+
+
+def value_depth(override: str) -> int:
+    """How many lists and mappings a command-line override's value (`key=[[1]]`) nests inside each other: its
+    brackets and braces, outside quotes."""
+    depth = deepest = 0
+    quote = None
+    for char in override.partition("=")[2]:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
     return deepest
 
 

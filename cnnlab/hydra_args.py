@@ -23,8 +23,8 @@ def hydra_overrides(command: str, overrides: Sequence[str], device: str | None =
     the user's overrides as Hydra can read them (quote_plain_value; `dataset.KEY=` onto a source's recorded data)."""
     overrides = [quote_plain_value(o) for o in overrides]
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if edits_source_data(command, overrides):
-        overrides = [_onto_source_dataset(o) for o in overrides]
+    recorded = recorded_groups(command, overrides)
+    overrides = [_onto_recorded(o, recorded) for o in overrides]
     defaults = [d for d in COMMANDS[command].default_overrides if d.split("=", 1)[0] not in typed]
     return [f"command={command}", *defaults, *([f"device={device}"] if device else []), *overrides]
 
@@ -62,11 +62,39 @@ def quote_plain_value(override: str) -> str:
     return quoted if reads(quoted) else override
 
 
-def _onto_source_dataset(override: str) -> str:
-    """`dataset.KEY=V` as `++dataset.KEY=V` for a command that rebuilds its source's recorded data: Hydra checks a
-    plain override against the default dataset (synthetic, without `root`), not the one the source recorded."""
+# values of resume= that resume nothing: the same run as leaving resume out (the default, null)
+NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
+# The groups whose options hold keys the others lack (dataset.val_fraction, method.temperature, sched.step_epochs,
+# optim.betas) and whose composed choice a resumed run's saved one replaces (steps/resume.resumed_config).
+RESUMED_GROUPS = ("dataset", "method", "optim", "sched")
+
+
+def recorded_groups(command: str, overrides: Sequence[str]) -> tuple[str, ...]:
+    """The groups whose composed node stands for one a run recorded, so that their `GROUP.KEY=`s edit that one,
+    whatever the composed choice: a resumed run's RESUMED_GROUPS (its saved config replaces the composed one), or the
+    dataset of a source the command rebuilds (edits_source_data)."""
+    if resumes_a_run(overrides):
+        return RESUMED_GROUPS
+    return ("dataset",) if edits_source_data(command, overrides) else ()
+
+
+def resumes_a_run(overrides: Sequence[str]) -> bool:
+    """Whether the (last) `resume=` among `overrides` continues a run: not one of NO_RESUME, nor absent."""
+    spec = None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        spec = value if sep and key.lstrip("+~") == "resume" else spec
+    return spec is not None and spec.strip().lower() not in NO_RESUME
+
+
+def _onto_recorded(override: str, groups: Sequence[str]) -> str:
+    """`GROUP.KEY=V` as `++GROUP.KEY=V` for a GROUP in `groups` (recorded_groups): Hydra checks a plain override
+    against the composed choice (dataset=synthetic, without `root`; method=supervised, without `temperature`), not the
+    one the run recorded — whose keys cnnlab checks against the recorded choice instead (probe 147: `resume=RUN
+    dataset.val_fraction=0.2` of a digits run, its own value, was refused as "not of the dataset the resumed run
+    uses")."""
     key = override.split("=", 1)[0]
-    return f"++{override}" if key.startswith("dataset.") and "=" in override else override
+    return f"++{override}" if "=" in override and key.split(".", 1)[0] in groups and "." in key else override
 
 
 def edits_source_data(command: str, overrides: Sequence[str]) -> bool:

@@ -181,6 +181,17 @@ def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
 
 
 
+def check_launcher_has_a_sweep(hydra_overrides: Sequence[str], multirun: bool) -> None:
+    """A launcher typed (`hydra/launcher=NAME` among Hydra's `hydra_overrides`, as composed: an unknown one is
+    Hydra's to refuse first) without -m: Hydra uses no launcher for one run, so it would run here (probe 148:
+    `hydra/launcher=slurm_gpu` trained on the login node, exit 0, without a word). Raises CnnlabError."""
+    launcher = _launcher(hydra_overrides)
+    if not multirun and launcher not in ("", "basic"):
+        raise CnnlabError(f"hydra/launcher={launcher} launches the jobs of a sweep (-m), and without -m Hydra runs "
+                          "this one here, on this machine", fix="add -m (a sweep with one value per key is one job), "
+                                                               "or drop hydra/launcher=")
+
+
 def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -> None:
     """After a Ctrl-C of a submitit_local sweep: wait (at most `timeout_s`) for this process's children, submitit's
     job controllers. They take the same Ctrl-C, stop their jobs (each keeps its last.pt) and print

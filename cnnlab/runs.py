@@ -533,12 +533,14 @@ def latest_makers(want: tuple[str, ...] = ("checkpoint", "onnx")) -> list[str]:
 def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoint", "onnx")) -> None:
     """`latest:<command>` whose <command> is no cnnlab command, or one whose runs never hold a model (evaluate,
     bench, ...): a CnnlabError listing the latest:<command> forms that work for `want`."""
-    from cnnlab.commands import COMMANDS
+    from cnnlab.commands import COMMANDS, RUNLESS_COMMANDS
 
     command = spec.partition(":")[2] if spec.startswith("latest:") else ""
     if not command:
         return
     choices = f"use one of {', '.join(latest_makers(want))}, or latest (the newest run with a model)"
+    if command in RUNLESS_COMMANDS:
+        raise CnnlabError(f"{key}={spec}: `cnnlab {command}` reads runs and writes none", fix=choices)
     if command not in COMMANDS:
         raise CnnlabError(f"{key}={spec}: `{command}` is not a cnnlab command", fix=choices)
     if not any(command in makers for makers in MODEL_MAKERS.values()):

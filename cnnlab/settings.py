@@ -28,7 +28,7 @@ import yaml
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR, default_choices
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import edits_source_data, path_argument
+from cnnlab.hydra_args import NO_RESUME, path_argument
 from cnnlab.wording import listed
 
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
@@ -500,8 +500,9 @@ def check_nothing_deleted(overrides: list[str], command: str) -> None:
                               "lists the settings)")
 
 
-def check_known(key: str, command: str = "CMD") -> None:
-    """A CnnlabError for a key outside _OPEN_SECTIONS that cnnlab does not know, with the closest known key."""
+def check_known(key: str, command: str = "CMD", typed: Sequence[str] = ()) -> None:
+    """A CnnlabError for a key outside _OPEN_SECTIONS that cnnlab does not know, with the closest known key. `typed`:
+    the command line's overrides (a key typed there is said to be, not guessed at)."""
     group, _, rest = key.partition(".")
     if may_add(key) or is_known(key):
         return
@@ -510,10 +511,14 @@ def check_known(key: str, command: str = "CMD") -> None:
                           fix="make the file's first line `# @package _global_` (as in cnnlab/conf/experiment/*.yaml), "
                               f"so that they set the whole config (`{rest}`)")
     close = closest_setting(key)
+    close = f"did you mean {close}? " if close and close != key else ""  # never the key itself
+    if any(o.lstrip("+~").partition("=")[0] == key for o in typed):  # probe 147: a resume's plain typo read "typed
+        # with +" (cnnlab adds the `++` itself: hydra_args.recorded_groups)
+        raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored",
+                          fix=f"{close}rename or remove it (`cnnlab {command} --help` lists the settings)")
     raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored (typed with +{key}=, or set in "
                       "a --config-dir file or an experiment?)",
-                      fix=(f"did you mean {close}? " if close and close != key else "")  # never the key itself
-                          + f"rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
+                      fix=f"{close}rename or remove it; `cnnlab {command} --cfg job` shows the composed config")
 
 
 # Group folders whose options differ in keys: a key spelled right may belong to another choice than the one a run
@@ -675,27 +680,21 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
                                     for arg in typed))
 
 
-def dataset_is_the_sources(command: str, overrides: Sequence[str]) -> bool:
-    """Whether the composed `dataset` node stands for data a run recorded: the command's source's
-    (hydra_args.edits_source_data), or the resumed run's own (`resume=`, resumed_by: its config replaces the composed
-    one, and `resume=true ++dataset.root=DIR` moves its pictures). Its `dataset.KEY=`s edit that data, whatever the
-    composed dataset.name says."""
-    return resumed_by(command, overrides) is not None or edits_source_data(command, overrides)
-
-
-def check_settings(config: Mapping[str, Any], command: str | None = None, *, dataset_is_sources: bool = False,
+def check_settings(config: Mapping[str, Any], command: str | None = None, *, recorded: Collection[str] = (),
                    typed: Sequence[str] = ()) -> None:
     """Check every leaf of a composed, resolved config (plain dicts and lists, e.g. from
     OmegaConf.to_container(cfg, resolve=True)). Raises the first CnnlabError, keys in config order.
-    `dataset_is_sources`: the dataset node stands for data a run recorded (dataset_is_the_sources), so its composed
-    name is not the data's and its keys are not judged by it."""
+    `recorded`: the groups whose node stands for one a run recorded (hydra_args.recorded_groups: a source's data, a
+    resumed run's sections), so their composed choice is not the run's and their keys are not judged by it (nor the
+    optimizer's: steps/resume checks the resumed run's)."""
     for key, value in _leaves(config, ""):
-        check_known(key, command or "CMD")
-        if not (dataset_is_sources and key.startswith("dataset.")):
+        check_known(key, command or "CMD", typed)
+        if key.split(".", 1)[0] not in recorded:
             check_chosen(key, config)
         if not within(key, ("space.params", "space.fixed")):  # a space's values: steps/search_trials checks them
             check_setting(key, value, command)
-    if isinstance(config.get("optim"), Mapping):  # the keys against the class: before the data is read, not after
+    if isinstance(config.get("optim"), Mapping) and "optim" not in recorded:  # the keys against the class: before
+        # the data is read, not after
         from cnnlab.engine.optim import check_optimizer_config  # torch: imported only where a config is composed
 
         check_optimizer_config(config["optim"], typed)
@@ -712,8 +711,6 @@ START_FROM_RUN = {"finetune": "model.weights", "distill": "teacher.weights", "pr
                   "quantize": "source", "export": "source", "bench": "source"}
 
 
-# values of resume= that resume nothing: the same run as leaving resume out (the default, null)
-NO_RESUME = ("", "false", "null", "none", "no", "off", "0", "~")
 # Settings that say where and how visibly a run runs, not what it trains: a resume that changes only these continues
 # the same course (cnnlab report groups it with the run it continued; distill's baseline stays like-for-like).
 HOW_IT_RUNS = ("device", "trainer.workers", "trainer.log_every", "trainer.checkpoint_every", "logger", "paths")
@@ -825,11 +822,11 @@ def _refuse_another_commands_run(run: Any, spec: str, command: str) -> None:
     raise CnnlabError(f"resume={spec}{named} is a `cnnlab {run.command}` run ({run.status}), but {takes}", fix=instead)
 
 
-def check_config(config: Mapping[str, Any], command: str, *, dataset_is_sources: bool = False,
+def check_config(config: Mapping[str, Any], command: str, *, recorded: Collection[str] = (),
                  typed: Sequence[str] = ()) -> None:
     """Everything `execute` checks before a command runs: every setting's type and range, and resume=. `typed`: the
-    overrides as the user typed them (a fix drops what they added)."""
-    check_settings(config, command, dataset_is_sources=dataset_is_sources, typed=typed)
+    overrides as the user typed them (a fix drops what they added); `recorded`: as check_settings takes it."""
+    check_settings(config, command, recorded=recorded, typed=typed)
     check_named(config)
     outputs = (config.get("paths") or {}).get("outputs")
     check_resume(config.get("resume"), command, Path(str(outputs)) if outputs else None)

@@ -577,6 +577,18 @@ def test_a_slurm_launcher_without_slurm_is_one_line_with_the_local_launcher_name
     assert "no SLURM (no srun on the PATH)" in result.stderr and "hydra/launcher=submitit_local" in result.stderr
 
 
+@pytest.mark.parametrize("launcher", ["slurm_gpu", "joblib", "submitit_local"])
+def test_a_launcher_without_a_sweep_is_refused_not_ignored(cli, outputs, launcher: str) -> None:
+    """Probe 148: `hydra/launcher=slurm_gpu` without -m trained on the machine it was typed on (Hydra uses no launcher
+    for one run), exit 0, without a word."""
+    result = cli("pretrain", f"hydra/launcher={launcher}", "model=lenet5", "dataset=digits", "trainer.epochs=1")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and f"hydra/launcher={launcher} launches the jobs of a sweep (-m), and without -m Hydra " \
+        "runs this one here" in said and "add -m" in said, result.output
+    assert not outputs.exists() or not list(outputs.rglob("run.json"))
+    assert cli("pretrain", "hydra/launcher=basic", "--cfg", "job").code == 0  # Hydra's own single-run launcher
+
+
 def test_under_torchrun_only_rank_0_says_what_to_continue_from(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM under torchrun: rank 1 (which writes no checkpoint) said "no epoch had completed, so there is no
     checkpoint", beside rank 0's "the checkpoint is kept; continue with `cnnlab pretrain resume=true`"."""

@@ -251,8 +251,8 @@ def test_a_resumes_setting_of_another_dataset_names_only_the_fix_that_works(cli,
     run = next(outputs.rglob("run.json")).parent
     result = cli("pretrain", f"resume={run}", "dataset.root=/tmp", "trainer.epochs=2")
     said = " ".join(result.stderr.split())
-    assert result.code == 2 and "not of the dataset the resumed run uses — drop dataset.root= (a resume continues " \
-        "the run with its own dataset)" in said, result.output
+    assert result.code == 2 and "not of the dataset this run uses (dataset.name=digits), so it would be ignored — " \
+        "drop dataset.root= (resume continues the run with its own dataset)" in said, result.output
     assert "--cfg job" not in said and "or use that dataset" not in said, said
     typed = cli("pretrain", f"resume={run}", "dataset.num_classes=3", "trainer.epochs=2")
     said = " ".join(typed.stderr.split())

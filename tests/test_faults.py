@@ -148,7 +148,8 @@ def test_a_plus_key_cnnlab_never_reads_is_refused_not_ignored(cli: Cli, outputs:
     line = one_error_line(cli(command, added, "source=latest:pretrain" if command in ("export", "bench") else
                               "experiment=quickstart" if command == "pipeline" else "trainer.epochs=1"), key)
     assert f"{key} is not a setting cnnlab reads, so it would be ignored" in line, line
-    assert f"`cnnlab {command} --cfg job`" in line
+    # typed on the command line, it is said to be (not "typed with +, or set in a --config-dir file?")
+    assert f"`cnnlab {command} --help` lists the settings" in line and "--config-dir" not in line, line
     if key == "bench.warmpu":
         assert "did you mean bench.warmup?" in line
 
@@ -231,6 +232,28 @@ def test_a_config_file_nested_past_the_recursion_limit_is_named(cli: Cli, tmp_pa
     shallow = conf / "experiment" / "d200.yaml"  # probe 145: 200 levels failed in OmegaConf (still a traceback)
     shallow.write_text(GLOBAL + "x: " + "[" * 200 + "]" * 200 + "\n")
     one_error_line(cli("finetune", "--config-dir", str(conf), *TINY, "+experiment=d200"), str(shallow))
+
+
+def test_nesting_through_yaml_aliases_and_on_the_command_line_is_named(cli: Cli, tmp_path: Path) -> None:
+    """Probe 147: 100 lines of `lN: &lN [*lN-1]` nest 101 levels once the aliases expand, but measured 2 (parser
+    events): a RecursionError traceback, or a deeper file beside it named instead; a value typed 300 levels deep on
+    the command line: a traceback."""
+    conf = tmp_path / "myconf"
+    (conf / "model").mkdir(parents=True)
+    lines = ["name: lenet5", "weights: none", "stem: null", "l0: &l0 [1]"] + [f"l{i}: &l{i} [*l{i - 1}]"
+                                                                             for i in range(1, 300)]
+    (conf / "model" / "aliased.yaml").write_text("\n".join(lines) + "\n")
+    (conf / "model" / "deeplist.yaml").write_text("x: " + "[" * 3000 + "]" * 3000 + "\n")  # not the one picked
+    from cnnlab.conftree import nesting_depth
+
+    assert nesting_depth(conf / "model" / "aliased.yaml") == 301
+    line = one_error_line(cli("inspect", "--config-dir", str(conf), "model=aliased", "dataset=digits"),
+                          str(conf / "model" / "aliased.yaml"))
+    assert "nests lists and mappings 301 levels deep" in line and "deeplist" not in line, line
+    typed = cli("inspect", "model=lenet5", "dataset=digits", "+model.x=" + "[" * 1200 + "1" + "]" * 1200)
+    said = " ".join(typed.stderr.split())
+    assert typed.code == 2 and "Traceback" not in typed.output and "the value of +model.x= nests lists and mappings " \
+        "1200 levels deep" in said and "fewer levels" in said, typed.output
 
 
 # A list file that another file's defaults list pulls in, with a setting into it (`dataset.x=v`): Hydra failed while

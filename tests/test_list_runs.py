@@ -16,6 +16,18 @@ def test_list_runs_of_a_folder_that_does_not_exist_is_one_error_line(cli, output
     assert fresh.code == 0 and "no runs in" in fresh.stdout and "does not exist yet" in fresh.stdout
 
 
+def test_a_key_value_word_to_list_or_report_is_one_line_naming_the_option(cli, outputs: Path) -> None:
+    """Probe 147: `cnnlab list runs outputs=out2` (every other command takes key=value) was Typer's error box."""
+    for args, option in ((("list", "runs", "outputs=out2"), "use --outputs DIR"),
+                         (("report", str(outputs), "runs=x"), "use OUTPUTS_DIR as its one argument, and --runs")):
+        result = cli(*args)
+        [line] = result.stderr.splitlines()
+        assert result.code == 2 and line.startswith(f"error: `cnnlab {args[0]}` takes no {args[-1]} (it is no Hydra "
+                                                    "command") and option in line, result.output
+    outputs.mkdir(parents=True, exist_ok=True)
+    assert cli("list", "runs", "--outputs", str(outputs)).code == 0  # the fix, followed
+
+
 def test_a_run_whose_model_file_was_deleted_says_so(cli, outputs: Path) -> None:
     """Probe 57: a run whose model.pt was deleted read `completed` alone; export of it then said "holds no model
     file"."""

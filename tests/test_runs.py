@@ -369,6 +369,10 @@ def test_a_dead_run_is_resumable_and_listed_as_dead(cli, outputs: Path) -> None:
     ("latest:bogus", ("checkpoint", "onnx"), "source=latest:bogus: `bogus` is not a cnnlab command",
      "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune, latest:quantize, "
      "latest:export, or latest (the newest run with a model)"),
+    # probe 149: "`report` is not a cnnlab command"
+    ("latest:report", ("checkpoint", "onnx"), "source=latest:report: `cnnlab report` reads runs and writes none",
+     "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune, latest:quantize, "
+     "latest:export, or latest (the newest run with a model)"),
     # was "run `cnnlab evaluate` first": an evaluate run never holds a model
     ("latest:evaluate", ("checkpoint",), "`cnnlab evaluate` runs hold no model to start from",
      "use one of latest:pretrain, latest:finetune, latest:distill, latest:search, latest:prune, or latest (the "

@@ -161,7 +161,8 @@ def check_optimizer_config(optim_cfg: Mapping[str, Any], typed: Sequence[str] = 
     cls = _optimizer_class(target)
     refused = _refused_keys(cls, cfg)
     if refused:
-        added = [o for o in typed if o.startswith("+") and o.lstrip("+").partition("=")[0] in
+        # `++` is also cnnlab's own spelling of a key typed for a resumed run (hydra_args.recorded_groups)
+        added = [o.removeprefix("++") for o in typed if o.startswith("+") and o.lstrip("+").partition("=")[0] in
                  {f"optim.{key}" for key in refused}]
         # probe 130: `+optim.amsgrad=true` was told to add `~optim.amsgrad` after it, not to drop what it typed
         fix = f"drop {' '.join(added)} from the command" if len(added) == len(refused) else \

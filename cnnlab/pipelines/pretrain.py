@@ -29,6 +29,7 @@ from cnnlab.models.projection import SiameseNetwork, feature_dim, prediction_hea
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.resume import apply_resume
 from cnnlab.steps.augment_on import augmentation_place, classifier_loaders, training_loaders
+from cnnlab.wording import counted
 from cnnlab.steps.zoo_model import scratch_spec
 from cnnlab.steps.training import (Checkpointing, Loaders, Trainable, classification_objective, eval_loader,
                                    loader_workers, setup_runtime, train_model)
@@ -107,9 +108,12 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     images = pretraining_images(data, unlabeled=settings.unlabeled)
     if len(images) < recipe.batch_size:  # before any work: no failed run left behind (probe 83)
         with found_before_work():
-            raise CnnlabError(f"dataset {data.name} has {len(images)} training images, fewer than one batch "
-                              f"(trainer.batch_size={recipe.batch_size}): {settings.batch_need}",
-                              fix=f"use trainer.batch_size={max(2, min(256, len(images)))} or more images")
+            raise CnnlabError(f"dataset {data.name} has {counted(len(images), 'training image')}, fewer than one "
+                              f"batch (trainer.batch_size={recipe.batch_size}): {settings.batch_need}",
+                              # probe 147: 1 image was told to use batch 2, which it had
+                              fix=f"use trainer.batch_size={min(256, len(images))} or more images" if len(images) >= 2
+                              else f"add images: {settings.name} needs at least 2 a batch (and thousands to learn "
+                                   "features worth fine-tuning)")
     ctx.log.info("pretrain %s with %s on %s: %d images (labels unused), two views at %d px (%s)", name,
                  settings.name, data.name, len(images), data.spec.size,
                  ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size).items()))

@@ -100,7 +100,7 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
 def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
     """The teacher's weights, checked to be trained for exactly the data's classes (a plain state dict, which has
     no class names, gets the data's: the same order is assumed). Raises CnnlabError."""
-    from cnnlab.models import MODELS
+    from cnnlab.models import MODELS, create_model
 
     weights, n = teacher.weights, len(data.classes)
     if weights.untrained_head is not None:  # its soft targets would be noise
@@ -109,6 +109,13 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
     if weights.kind == "file":  # a plain state dict: its head must already have one output per class
         key = f"{MODELS[teacher.name].head}.weight"
         head = weights.state_dict.get(key) if weights.state_dict else None
+        if head is None and weights.state_dict and set(weights.state_dict) < set(create_model(
+                teacher.name, n, data.spec.size, **weights.arch_kwargs).state_dict()):  # probe 147: "not a lenet5
+            # state dict, name the network with teacher=lenet5" of lenet5's own backbone, saved without its head
+            raise CnnlabError(f"teacher.weights: {weights.description} holds {teacher.name}'s layers but not its "
+                              f"classifier head ({key}): a backbone alone has no class outputs to teach",
+                              fix="save the trained classifier whole (torch.save(model.state_dict(), 'teacher.pth')) "
+                                  "or pass its cnnlab run (teacher.weights=RUN)")
         if head is None:  # probe 142: another network's state dict read "a None-way head"
             keys = ", ".join(list(weights.state_dict or {})[:3]) or "none"
             raise CnnlabError(f"teacher.weights: {weights.description} holds no {key}, so it is not a "

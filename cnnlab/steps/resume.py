@@ -14,12 +14,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnlab import conftree
 from cnnlab.context import RunContext
 from cnnlab.engine.checkpoint import STATE_FIX, load_tensors
+from cnnlab.engine.optim import check_optimizer_config
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import UNREADABLE_YAML, read_yaml_mapping, write_text
 from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, check_chosen, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
+from cnnlab.steps.sources import check_resumed_split
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
                          iter_runs, load_run, hydra_runtime, no_checkpoint_reason, process_alive)
 from cnnlab.wording import counted, listed
@@ -90,7 +92,11 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     if changed:
         raise CnnlabError(f"resume={run.path}: {changed}, so its training and val splits are not the ones it trained "
                           "on", fix="start a new run on the folder as it is (drop resume=), or resume with "
-                                    "++dataset.root=DIR, DIR holding the pictures it trained on (moved or copied)")
+                                    "dataset.root=DIR, DIR holding the pictures it trained on (moved or copied)")
+    try:  # probe 147: dataset.seed=3 carved another val split, 80 % of it images the run had trained on
+        check_resumed_split(run, effective.dataset, ctx.explicitly_set("dataset.val_fraction"))
+    except CnnlabError as other:
+        raise CnnlabError(f"resume={run.path}: {other.message}", fix=other.fix) from None
     if point.same_settings is not None:
         point.same_settings(run, effective)
     check_work_left(run, effective, ctx.command, point)
@@ -344,14 +350,20 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             # the new run's mode named too: without it a new run is a linear probe (the default)
             mode = value if key == "finetune.mode" else OmegaConf.select(old, "finetune.mode")
             start = f"finetune.mode={mode}" + (f" {key}={value}" if key != "finetune.mode" else "")
+            # probe 147: an interrupted run has no model.pt for model.weights= (its continuation will have one)
+            new_run = f"start a new run from its weights (model.weights={run.path} {start}, without resume=)" \
+                if run.artifact("model") is not None else f"finish it first (`cnnlab {ctx.command} " \
+                f"resume={run.path}`), then start a new run from the run that completes it " \
+                f"(model.weights=latest:{ctx.command} {start})"
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change which "
                               f"parameters train (saved: {setting_text(before)}), and its optimizer state holds those "
-                              "it trained", fix=f"drop {key}=, or start a new run from its weights "
-                                                f"(model.weights={run.path} {start}, without resume=)")
+                              "it trained", fix=f"drop {key}=, or {new_run}")
         if before != after:
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):
             OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
+    if isinstance(old.get("optim"), DictConfig):  # the run's optimizer: check_settings left the composed one alone
+        check_optimizer_config(old.optim, ctx.overrides)  # (hydra_args.RESUMED_GROUPS)
     with open_dict(old):
         old.resume = str(run.path)
         old.paths = cfg.paths

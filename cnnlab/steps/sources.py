@@ -352,6 +352,33 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                               "are kept), or pick other data with dataset=NAME")
     if not carves_val(recorded):
         return
+    _refuse_unsaid_carve(recorded)
+    changed = data_changed(source.run) if source.run is not None else None
+    if changed:
+        raise CnnlabError(f"{changed}: its val split, carved from the folder by dataset.seed, would now hold images "
+                          "the model trained on (and read high)",
+                          fix="train again on the folder as it is, or give the pictures it trained on with "
+                              "dataset.root=DIR (a copy of the folder as it was)")
+    _refuse_another_carve(recorded, used, source.origin)
+
+
+def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool) -> None:
+    """CnnlabError when a resume's dataset settings (`dataset_cfg`: the run's saved ones, with the command line's)
+    would give the run another val split: a `dataset.val_fraction` (`val_fraction_typed`) that carves nothing, or
+    another carve (dataset.seed, val_fraction) than the one it trained beside — that split would hold images it
+    trained on (probe 147: dataset.seed=3, 80 % of the new val images). Its folder's pictures are checked by the
+    resume itself (freshness.data_changed, against the digest it recorded)."""
+    used = _plain(dataset_cfg)
+    if val_fraction_typed:
+        refuse_unused_val_fraction(used)
+    recorded = dataset_config_of(run) or {}
+    if recorded and isinstance(used, Mapping) and carves_val(recorded):
+        _refuse_unsaid_carve(recorded)
+        _refuse_another_carve(recorded, used, run.path)
+
+
+def _refuse_unsaid_carve(recorded: Mapping[str, Any]) -> None:
+    """CnnlabError when the recorded dataset config lacks a setting of its carve (a hand-edited run.json)."""
     unsaid = [key for key in _CARVE_KEYS if recorded.get(key) is None]
     if unsaid:
         raise CnnlabError(f"the source's run.json does not record dataset.{unsaid[0]}, so the val split it trained "
@@ -359,13 +386,11 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                           fix="restore the run's run.json (its model.pt records the settings too: "
                               "`python -c \"import torch; print(torch.load('model.pt', weights_only=True)['extra']"
                               "['dataset']['config'])\"`)")
-    changed = data_changed(source.run) if source.run is not None else None
-    if changed:
-        raise CnnlabError(f"{changed}: its val split, carved from the folder by dataset.seed, would now hold images "
-                          "the model trained on (and read high)",
-                          fix="train again on the folder as it is, or give the pictures it trained on with "
-                              "dataset.root=DIR (a copy of the folder as it was)")
-    where = source.origin
+
+
+def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], where: Path) -> None:
+    """CnnlabError when `used` carves val with another dataset.seed or val_fraction than `recorded`, the run at
+    `where` trained beside."""
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             # probe 60: the fix also offered `cnnlab evaluate split=test`, which digits and folders refuse (no test)

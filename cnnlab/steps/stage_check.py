@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import hydra_overrides
-from cnnlab.settings import check_added_keys, check_settings, dataset_is_the_sources, setting_facts
+from cnnlab.hydra_args import hydra_overrides, recorded_groups
+from cnnlab.settings import check_added_keys, check_settings, setting_facts
 from cnnlab.steps.plan import REFERENCE, Stage
 
 
@@ -46,7 +46,7 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             composed[stage.name] = config
             _check_input_size(stage, [*common, *stage.overrides], composed)
             check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command,
-                           dataset_is_sources=dataset_is_the_sources(stage.command, overrides))
+                           recorded=recorded_groups(stage.command, overrides))
             pipeline = importlib.import_module(COMMANDS[stage.command].pipeline)
             if hasattr(pipeline, "check"):  # what the stage's command parses itself (prune.method=nosuch)
                 pipeline.check(config)

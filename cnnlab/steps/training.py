@@ -64,18 +64,21 @@ def check_batch(recipe: Recipe, runtime: Runtime, images: int) -> None:
     """CnnlabError for a batch larger than the `images` of the training set or one that does not split over the
     ranks: what make_loaders refuses, for a command to refuse before its work (a linear probe's feature cache:
     probe 91)."""
-    batch = recipe.batch_size
+    batch, world = recipe.batch_size, runtime.world_size
     if batch < 1:
         raise CnnlabError(f"trainer.batch_size={batch} must be at least 1")
+    if 0 < images < world:  # probe 148: no batch splits over the ranks, and the batch fix offered one above `images`
+        raise CnnlabError(f"the training set ({counted(images, 'image')}) is smaller than the {world} processes: "
+                          "each needs at least one image a step",
+                          fix=f"start at most {images} (torchrun --nproc_per_node={images}), or add training images")
     if 0 < images < batch:  # refused, not clamped: a whole-set batch is what runs out of memory
-        world = runtime.world_size  # a fix that splits over the ranks (probe 92: 51 offered to 2 ranks)
-        fits = max(world, min(64, images) // world * world)
+        fits = min(64, images) // world * world  # one that splits over the ranks (probe 92: 51 offered to 2 ranks)
         raise CnnlabError(f"trainer.batch_size={batch} is larger than the training set ({images} images)",
                           fix=f"use trainer.batch_size={fits} (at most {images}"
                               + (f", a multiple of the {world} ranks)" if world > 1 else ")"))
-    if batch % runtime.world_size:
-        raise CnnlabError(f"trainer.batch_size={batch} does not split over {runtime.world_size} ranks",
-                          fix=f"use a multiple of {runtime.world_size}")
+    if batch % world:
+        raise CnnlabError(f"trainer.batch_size={batch} does not split over {world} ranks",
+                          fix=f"use a multiple of {world}")
 
 
 @found_before_work()

@@ -273,6 +273,24 @@ def test_a_resume_reads_the_mode_the_run_saved_not_the_default(cli, outputs: Pat
     assert wrong.code == 2 and "finetune.mode=linear trains the head alone" in " ".join(wrong.stderr.split())
 
 
+def test_a_trainable_change_on_resume_of_an_interrupted_run_names_a_fix_that_works(
+        cli, outputs: Path, ctrl_c_after_the_first_checkpoint) -> None:
+    """Probe 147: the fix said model.weights=RUN, which an interrupted run (no model.pt yet) refuses."""
+    assert cli("finetune", *TINY, "model.weights=none", "finetune.mode=partial", "finetune.unfreeze=2",
+               "trainer.epochs=2").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    stopped = run_dirs(outputs, "finetune")[0]
+    refused = cli("finetune", f"resume={stopped}", "finetune.unfreeze=1")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and f"drop finetune.unfreeze=, or finish it first (`cnnlab finetune resume={stopped}`), " \
+        "then start a new run from the run that completes it (model.weights=latest:finetune finetune.mode=partial " \
+        "finetune.unfreeze=1)" in said, refused.output
+    assert cli("finetune", f"resume={stopped}").code == 0  # the fix, followed
+    followed = cli("finetune", "model.weights=latest:finetune", "finetune.mode=partial", "finetune.unfreeze=1",
+                   *[a for a in TINY if a.startswith("trainer")])
+    assert followed.code == 0, followed.output
+
+
 def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, outputs: Path, tmp_path: Path) -> None:
     """Probe 138: a model.pt whose kernel was another size than its recorded architecture's made finetune (and
     distill) print "this is a bug in cnnlab" with a traceback, where export and evaluate said one line."""

@@ -507,6 +507,9 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
 @pytest.mark.parametrize("args, message, fix", [
     (["trainer.batch_size=1"], "no negatives", "trainer.batch_size="),
     (["dataset.train_size=8", "trainer.batch_size=16"], "fewer than one batch", "trainer.batch_size=8"),
+    # probe 147: one image at batch 2 was told "use trainer.batch_size=2 or more images"
+    (["dataset.train_size=1", "trainer.batch_size=2"], "has 1 training image, fewer than one batch",
+     "add images: simclr needs at least 2 a batch"),
     (["dataset.train_size=8", "trainer.batch_size=16"], "simclr contrasts each image with the others of its batch",
      "trainer.batch_size=8"),
     # probe 124: SimSiam was said to learn "from the other images of a batch": SimCLR's negatives, it has none

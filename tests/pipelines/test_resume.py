@@ -285,7 +285,7 @@ def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Pat
     said = " ".join(refused.stderr.split())
     assert refused.code == 2 and f"the images in {data} changed since it ran" in said, refused.output
     assert "drop resume=" in said and "Traceback" not in refused.stderr
-    elsewhere = cli("pretrain", "resume=true", f"++dataset.root={as_it_was}")  # the fix that names the folder
+    elsewhere = cli("pretrain", "resume=true", f"dataset.root={as_it_was}")  # the fix that names the folder
     assert elsewhere.code == 0, elsewhere.output
 
 
@@ -325,6 +325,33 @@ def test_a_section_saved_with_another_choice_is_filled_from_that_choice(cli, out
     assert again["sched"]["name"] == "step" and again["sched"]["step_epochs"] == 3, again["sched"]
     # where the continued training took over, for `cnnlab report` (a resume that changed settings: another course)
     assert read_run(run_dirs(outputs, "finetune")[-1])["resumed_after_epoch"] == 1
+
+
+def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cli, outputs: Path) -> None:
+    """Probe 147: `dataset.seed=3` on resume carved another val split — 80 % of it images the run had trained on —
+    and the run completed, its val top-1 in the report; the run's own `dataset.val_fraction=0.2` (digits: not a key
+    of the default dataset) was refused as "not of the dataset the resumed run uses". Keys of the run's choices
+    (its dataset, its sched, its optimizer) are judged against those choices now, a new split is refused."""
+    digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.epochs=1",
+              "trainer.max_steps_per_epoch=2", "sched=step"]
+    assert cli("pretrain", *digits).code == 0
+    run = run_dirs(outputs, "pretrain")[0]
+    for key in ("dataset.seed=3", "dataset.val_fraction=0.3"):
+        refused = cli("pretrain", f"resume={run}", "trainer.epochs=2", key)
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"resume={run}: {key}: the model's run" in said and "another carve would hold " \
+            "images the model trained on" in said and f"drop {key.split('=')[0]}=" in said, refused.output
+    typo = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fractoin=0.2")
+    said = " ".join(typo.stderr.split())
+    assert typo.code == 2 and "dataset.val_fractoin is not a setting cnnlab reads" in said, typo.output
+    assert "did you mean dataset.val_fraction?" in said and "typed with +" not in said, said
+    betas = cli("pretrain", f"resume={run}", "trainer.epochs=2", "optim.betas=[0.9,0.99]")  # the run's SGD has none
+    assert betas.code == 2 and "torch.optim.SGD takes no betas argument — drop optim.betas=[0.9,0.99] from the " \
+        "command" in " ".join(betas.stderr.split()), betas.output
+    assert len(run_dirs(outputs, "pretrain")) == 1  # every refusal before any work
+    own = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fraction=0.2", "sched.step_epochs=2")
+    assert own.code == 0, own.output
+    assert "sched.step_epochs=2 (saved: 3)" in own.output and "dataset.val_fraction" not in own.stderr, own.output
 
 
 def test_a_damaged_hydra_record_is_said_on_resume(cli, outputs: Path) -> None:

@@ -37,6 +37,13 @@ def test_a_state_dict_teacher_takes_the_data_classes_when_its_head_fits() -> Non
     assert "holds no classifier.4.weight, so it is not a lenet5 state dict (its first keys: conv1.weight, " \
            "bn1.weight, fc.weight)" in caught.value.message and "teacher=NAME" in caught.value.fix
     assert "None" not in str(caught.value)
+    from cnnlab.models import create_model
+
+    backbone = {k: v for k, v in create_model("lenet5", 3, 16).state_dict().items() if not k.startswith("classifier.4")}
+    with pytest.raises(CnnlabError) as caught:  # probe 147: "not a lenet5 state dict — name it with teacher=lenet5"
+        trained_teacher_weights(role("file", state_dict=backbone), DATA)  # type: ignore[arg-type]
+    assert "holds lenet5's layers but not its classifier head (classifier.4.weight): a backbone alone has no class " \
+        "outputs to teach" in caught.value.message and "teacher=NAME" not in (caught.value.fix or "")
 
 
 def test_a_teacher_for_other_classes_is_refused() -> None:

@@ -135,6 +135,23 @@ def test_a_batch_larger_than_the_set_is_offered_one_that_splits_over_the_ranks()
     assert caught.value.fix == "use trainer.batch_size=51 (at most 51)"
 
 
+@pytest.mark.parametrize("batch", [64, 5, 4])
+def test_fewer_training_images_than_ranks_are_refused_with_a_fix_that_can_work(batch: int) -> None:
+    """Probe 148: 5 ranks, 4 images: "use trainer.batch_size=5 (at most 4, a multiple of the 5 ranks)", which looped;
+    a batch of 4 was told to use a multiple of 5. No batch splits 4 images over 5 ranks."""
+    from types import SimpleNamespace
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.steps.training import check_batch
+
+    with pytest.raises(CnnlabError) as caught:
+        check_batch(SimpleNamespace(batch_size=batch), SimpleNamespace(world_size=5), 4)  # type: ignore[arg-type]
+    assert caught.value.message == "the training set (4 images) is smaller than the 5 processes: each needs at " \
+        "least one image a step"
+    assert caught.value.fix == "start at most 4 (torchrun --nproc_per_node=4), or add training images"
+    check_batch(SimpleNamespace(batch_size=4), SimpleNamespace(world_size=4), 4)  # type: ignore[arg-type]
+
+
 def test_images_that_sit_out_every_epoch_under_torchrun_are_a_recorded_warning(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 94: 193 images, batch 64, 2 ranks: the last batch's one image sat out every epoch (counted 192, the
