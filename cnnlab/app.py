@@ -473,7 +473,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # Settings are checked once, here, where they enter: lower layers never see a wrong type or range.
             with found_before_work():
                 check_config_files(hydra_cfg)
-                check_launcher_has_a_sweep(list(hydra_cfg.overrides.hydra), multirun)
+                check_launcher_has_a_sweep(hydra_cfg.runtime.choices.get("hydra/launcher"), multirun)
                 check_nothing_deleted(overrides, command)  # first: a deleted key is missing from what check_config sees
                 # a recipe first: its `pipeline:` is no setting of this command (probe 137: `pipeline: null` read
                 # "pipeline is not a setting cnnlab reads — did you mean pipeline?")

@@ -27,7 +27,7 @@ from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.fileio import NOT_A_REGULAR_FILE
 from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
-from cnnlab.launch_checks import (UserError, check_run_dir_is_new, check_sweep_dir_is_free,
+from cnnlab.launch_checks import (UserError, check_config_sizes, check_run_dir_is_new, check_sweep_dir_is_free,
                                    check_sweep_flags, check_sweep_latest, check_sweep_subdir, check_sweep_values,
                                    check_typed_choices_read, check_typed_folders, is_task_override,
                                    wait_for_submitit_controllers)
@@ -296,6 +296,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         check_overrides(command, args)
         named_run_dir = check_run_dir_is_new(typed, multirun)
         check_typed_folders(typed)
+        check_config_sizes(_config_dirs(args))  # before Hydra composes: an alias bomb would hang it
         check_typed_choices_read(typed, _config_dirs(args))
         check_sweep_dir_is_free(typed, [o for o in overrides if is_task_override(o)], multirun)
         check_sweep_flags(args, multirun)
@@ -418,7 +419,8 @@ def list_(
     from cnnlab import listing
 
     try:
-        _refuse_extra_words(ctx, "list", "--outputs DIR for the folder of runs")
+        _refuse_extra_words(ctx, "list", "--outputs DIR for the folder of runs" if what == "runs" else
+                            f"`cnnlab list {what}` alone")  # probe 150: `list models x=1` was told --outputs
         if what == "models":
             listing.print_models()
         elif what == "datasets":

@@ -253,27 +253,47 @@ def nesting_depth(path: Path) -> int:
     """How many lists and mappings `path`'s YAML nests inside each other once its aliases are expanded (`*a` stands
     for the whole node anchored `&a`: probe 147, 100 lines of `lN: &lN [*lN-1]` read as 2 levels and nested 101),
     read as parser events (no recursion, so any depth is measured); 0 for a file that cannot be read or parsed."""
-    heights: dict[str, int] = {}  # anchor → how many levels its node nests
-    open_nodes: list[list[Any]] = []  # [anchor, levels nested so far] of each collection not closed yet
-    deepest = 0
+    return yaml_shape(path)[0]
+
+
+def yaml_shape(path: Path) -> tuple[int, int]:
+    """(nesting depth, values) of `path`'s YAML once its aliases are expanded — the depth as nesting_depth says it,
+    the values as many as OmegaConf would build, each alias counting its node's whole size (probe 150: a 300-byte
+    file of 6 levels of ten aliases each, "billion laughs", composed for minutes into gigabytes); read as parser
+    events, without expanding anything. (0, 0) for a file that cannot be read or parsed."""
+    heights: dict[str, tuple[int, int]] = {}  # anchor → (levels its node nests, values it holds)
+    open_nodes: list[list[Any]] = []  # [anchor, levels nested so far, values so far] of each open collection
+    deepest = total = 0
+
+    def add(levels: int, values: int) -> None:  # a child node of `levels` and `values` into the open collection
+        nonlocal total
+        if open_nodes:
+            open_nodes[-1][1] = max(open_nodes[-1][1], 1 + levels)
+            open_nodes[-1][2] += values
+        else:
+            total += values
+
     try:
         for event in yaml.parse(path.read_text()):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                open_nodes.append([event.anchor, 1])
+                open_nodes.append([event.anchor, 1, 1])
                 deepest = max(deepest, len(open_nodes))
-            elif isinstance(event, yaml.AliasEvent) and open_nodes:
-                levels = heights.get(event.anchor, 0)
-                open_nodes[-1][1] = max(open_nodes[-1][1], 1 + levels)
+            elif isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    heights[event.anchor] = (0, 1)
+                add(0, 1)
+            elif isinstance(event, yaml.AliasEvent):
+                levels, values = heights.get(event.anchor, (0, 1))
                 deepest = max(deepest, len(open_nodes) + levels)
+                add(levels, values)
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and open_nodes:
-                anchor, levels = open_nodes.pop()
+                anchor, levels, values = open_nodes.pop()
                 if anchor is not None:
-                    heights[anchor] = levels
-                if open_nodes:
-                    open_nodes[-1][1] = max(open_nodes[-1][1], 1 + levels)
+                    heights[anchor] = (levels, values)
+                add(levels, values)
     except (OSError, ValueError, yaml.YAMLError):
-        return 0
-    return deepest
+        return 0, 0
+    return deepest, total
 
 
 def value_depth(override: str) -> int:

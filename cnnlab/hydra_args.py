@@ -78,12 +78,18 @@ def recorded_groups(command: str, overrides: Sequence[str]) -> tuple[str, ...]:
     return ("dataset",) if edits_source_data(command, overrides) else ()
 
 
-def resumes_a_run(overrides: Sequence[str]) -> bool:
-    """Whether the (last) `resume=` among `overrides` continues a run: not one of NO_RESUME, nor absent."""
+def resume_spec(overrides: Sequence[str]) -> str | None:
+    """The value of the (last) `resume=` among `overrides` (a command line's words), or None without one."""
     spec = None
     for override in overrides:
         key, sep, value = override.partition("=")
         spec = value if sep and key.lstrip("+~") == "resume" else spec
+    return spec
+
+
+def resumes_a_run(overrides: Sequence[str]) -> bool:
+    """Whether the `resume=` among `overrides` continues a run: not one of NO_RESUME, nor absent."""
+    spec = resume_spec(overrides)
     return spec is not None and spec.strip().lower() not in NO_RESUME
 
 

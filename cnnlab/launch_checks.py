@@ -7,6 +7,7 @@ imports it at start-up."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sys
@@ -181,15 +182,33 @@ def check_sweep_flags(args: Sequence[str], multirun: bool) -> None:
 
 
 
-def check_launcher_has_a_sweep(hydra_overrides: Sequence[str], multirun: bool) -> None:
-    """A launcher typed (`hydra/launcher=NAME` among Hydra's `hydra_overrides`, as composed: an unknown one is
-    Hydra's to refuse first) without -m: Hydra uses no launcher for one run, so it would run here (probe 148:
+# More values than any config of cnnlab's holds by far (its largest composed config has a few hundred): a file past
+# it expands aliases into a "billion laughs" (probe 150: 300 bytes, minutes of composing, gigabytes).
+MAX_CONFIG_VALUES = 1_000_000
+
+
+def check_config_sizes(config_dirs: Sequence[Path], most: int = 2000) -> None:
+    """A UserError naming the YAML file under a user's `config_dirs` (the first `most`) that expands, through its
+    aliases, to more than MAX_CONFIG_VALUES values: composing it would take minutes and gigabytes (conftree.yaml_shape
+    counts them without expanding)."""
+    files = itertools.islice((path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml"))), most)
+    for path in files:
+        values = conftree.yaml_shape(path)[1]
+        if values > MAX_CONFIG_VALUES:
+            raise UserError(f"{path} expands, through its aliases (*name), to {values:,} values, more than a config "
+                            f"holds (at most {MAX_CONFIG_VALUES:,} here): reading it would take minutes and "
+                            "gigabytes — write the values it needs without aliases of aliases")
+
+
+def check_launcher_has_a_sweep(launcher: str | None, multirun: bool) -> None:
+    """A launcher chosen (the composed `hydra/launcher` choice: typed, or a --config-dir experiment's `override
+    /hydra/launcher`, probe 150) without -m: Hydra uses no launcher for one run, so it would run here (probe 148:
     `hydra/launcher=slurm_gpu` trained on the login node, exit 0, without a word). Raises CnnlabError."""
-    launcher = _launcher(hydra_overrides)
-    if not multirun and launcher not in ("", "basic"):
+    if not multirun and launcher not in (None, "", "basic"):
         raise CnnlabError(f"hydra/launcher={launcher} launches the jobs of a sweep (-m), and without -m Hydra runs "
                           "this one here, on this machine", fix="add -m (a sweep with one value per key is one job), "
-                                                               "or drop hydra/launcher=")
+                                                               "or drop the launcher (hydra/launcher=, or an "
+                                                               "experiment file's override of it)")
 
 
 def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -> None:

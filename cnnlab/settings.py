@@ -28,7 +28,7 @@ import yaml
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR, default_choices
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import NO_RESUME, path_argument
+from cnnlab.hydra_args import NO_RESUME, path_argument, resume_spec
 from cnnlab.wording import listed
 
 MIN_IMAGE_SIZE = 8      # a dataset's native size (sklearn's digits are 8 px): the smallest image there is
@@ -736,10 +736,7 @@ def resumes_latest(spec: Any, command: str) -> bool:
 def resumed_by(command: str, args: Sequence[str]) -> str | None:
     """What a `resume=` among `args` (a command line's words) continues — the run folder it names, or "the latest
     run" — or None when it resumes nothing (resume=false, or none given)."""
-    spec = None
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        spec = value if sep and key.lstrip("+~") == "resume" else spec
+    spec = resume_spec(args)
     if spec is None or resumes_nothing(spec):
         return None
     return "the latest run" if resumes_latest(spec, command) else spec

@@ -589,6 +589,18 @@ def test_a_launcher_without_a_sweep_is_refused_not_ignored(cli, outputs, launche
     assert cli("pretrain", "hydra/launcher=basic", "--cfg", "job").code == 0  # Hydra's own single-run launcher
 
 
+def test_a_launcher_an_experiment_file_chooses_without_a_sweep_is_refused(cli, outputs, tmp_path) -> None:
+    """Probe 150: `override /hydra/launcher: slurm_gpu` in a --config-dir experiment ran here without -m, unsaid."""
+    (tmp_path / "myconf" / "experiment").mkdir(parents=True)
+    (tmp_path / "myconf" / "experiment" / "far.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/launcher: joblib\n  - override /model: lenet5\n"
+        "  - override /dataset: digits\ntrainer: {epochs: 1, max_steps_per_epoch: 1}\n")
+    result = cli("pretrain", "--config-dir", str(tmp_path / "myconf"), "experiment=far")
+    assert result.code == 2 and "hydra/launcher=joblib launches the jobs of a sweep (-m)" in result.stderr, \
+        result.output
+    assert not outputs.exists() or not list(outputs.rglob("run.json"))
+
+
 def test_under_torchrun_only_rank_0_says_what_to_continue_from(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM under torchrun: rank 1 (which writes no checkpoint) said "no epoch had completed, so there is no
     checkpoint", beside rank 0's "the checkpoint is kept; continue with `cnnlab pretrain resume=true`"."""

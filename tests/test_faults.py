@@ -256,6 +256,19 @@ def test_nesting_through_yaml_aliases_and_on_the_command_line_is_named(cli: Cli,
         "1200 levels deep" in said and "fewer levels" in said, typed.output
 
 
+def test_a_config_file_whose_aliases_expand_past_reason_is_named_before_composing(cli: Cli, tmp_path: Path) -> None:
+    """Probe 150: 300 bytes of aliases of aliases ("billion laughs", 10 per level) composed for minutes into
+    gigabytes; its depth (9) passes the nesting check. Named before Hydra reads it."""
+    conf = tmp_path / "myconf" / "experiment"
+    conf.mkdir(parents=True)
+    lines = [GLOBAL.strip(), "l0: &l0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (conf / "lol.yaml").write_text("\n".join(lines) + "\n")
+    line = one_error_line(cli("pretrain", "--config-dir", str(tmp_path / "myconf"), "experiment=lol"),
+                          str(conf / "lol.yaml"))
+    assert "expands, through its aliases (*name), to 1,234,567,909 values" in line, line
+
+
 # A list file that another file's defaults list pulls in, with a setting into it (`dataset.x=v`): Hydra failed while
 # composing, naming no file (a ValueError traceback, or "Error merging override"); without one it merged it silently.
 OVERRIDES_DATASET = {"experiment/mine.yaml": GLOBAL + "defaults:\n  - override /dataset: mine\n",

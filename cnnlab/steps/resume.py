@@ -29,7 +29,14 @@ from cnnlab.wording import counted, listed
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
 # Settings that change a network's architecture: last.pt holds the original one, so a new value is refused like
 # another model= (it failed later as "last.pt does not match this model").
-_ARCHITECTURE_KEYS = tuple(f"{role}.{key}" for role in ("model", "teacher", "student") for key in ("name", "arch", "stem"))
+_ARCHITECTURE_KEYS = (*(f"{role}.{key}" for role in ("model", "teacher", "student")
+                        for key in ("name", "arch", "stem")),
+                      # the head's and the input's shapes (probe 150: "put the run's own last.pt back", a failed run)
+                      "dataset.num_classes", "dataset.channels", "method.projection_dim", "method.hidden_dim",
+                      "method.projection_layers", "method.predictor_hidden_dim")
+# Optimizer settings whose saved state has no buffers for a new value (probe 150: amsgrad=true of an AdamW run, a
+# KeyError in its first step); optim.momentum too, but for SGD, whose step makes a missing momentum buffer.
+_OPTIMIZER_STATE_KEYS = ("optim._target_", "optim.amsgrad", "optim.centered", "optim.momentum")
 # which parameters train: the saved optimizer holds their groups (probe 145: "last.pt does not hold this run's network")
 _TRAINABLE_KEYS = ("finetune.mode", "finetune.unfreeze")
 
@@ -92,7 +99,9 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
     if changed:
         raise CnnlabError(f"resume={run.path}: {changed}, so its training and val splits are not the ones it trained "
                           "on", fix="start a new run on the folder as it is (drop resume=), or resume with "
-                                    "dataset.root=DIR, DIR holding the pictures it trained on (moved or copied)")
+                                    "dataset.root=DIR, DIR holding the pictures it trained on (moved, or copied "
+                                    "with their file times: cp -a — a plain cp gives them new times, which read as "
+                                    "changed)")
     try:  # probe 147: dataset.seed=3 carved another val split, 80 % of it images the run had trained on
         check_resumed_split(run, effective.dataset, ctx.explicitly_set("dataset.val_fraction"))
     except CnnlabError as other:
@@ -345,6 +354,11 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
+        if before != after and key in _OPTIMIZER_STATE_KEYS and not (
+                key == "optim.momentum" and OmegaConf.select(old, "optim._target_") == "torch.optim.SGD"):
+            raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
+                              f"optimizer whose state its {STATE_FILE} holds (saved: {setting_text(before)})",
+                              fix=f"drop {key}= (or start a new run with it, without resume=)")
         if before != after and key in _TRAINABLE_KEYS and (key == "finetune.mode" or OmegaConf.select(
                 old, "finetune.mode") == "partial"):  # unfreeze moves only a partial fine-tune's trained stages
             # the new run's mode named too: without it a new run is a linear probe (the default)
@@ -476,8 +490,10 @@ def defaults_of_saved_choices(saved: DictConfig, run: RunInfo, ctx: RunContext) 
                 groups.append(f"{group}={chosen}")
     if not groups:
         return None
-    mine = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~") not in
-            {g.partition("=")[0] for g in groups}]
+    # the settings typed into those sections are the run's to judge (resumed_config), not today's composition's
+    # (probe 150: `+method.temperature=0.3` of a SimCLR run warned "could not be composed … An item is already there")
+    chosen = {g.partition("=")[0] for g in groups}
+    mine = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~").split(".", 1)[0] not in chosen]
     try:
         return compose(config_name=hydra_cfg.job.config_name, overrides=[*mine, *groups])
     except (HydraException, OmegaConfBaseException) as exc:  # e.g. an option file gone from a --config-dir

@@ -342,7 +342,11 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     if not recorded or not isinstance(used, Mapping):
         return
     if not same_data(recorded, used):
-        _refuse_a_changed_copy(source, recorded, used)
+        # the run's pictures elsewhere carve the run's split only with its seed and fraction (probe 150: a `cp -a`
+        # copy or a moved folder with dataset.seed=3 scored 9 trained-on images of 12 as val, unchecked)
+        if _refuse_a_changed_copy(source, recorded, used) and carves_val(used):
+            _refuse_unsaid_carve(recorded)
+            _refuse_another_carve(recorded, used, source.origin)
         return
     root = _folder(recorded.get("root"))
     if recorded.get("name") in FOLDER_DATASETS and root is not None and not Path(root).is_dir():
@@ -372,7 +376,8 @@ def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool
     if val_fraction_typed:
         refuse_unused_val_fraction(used)
     recorded = dataset_config_of(run) or {}
-    if recorded and isinstance(used, Mapping) and carves_val(recorded):
+    if recorded and isinstance(used, Mapping) and carves_val(used):  # the folder it reads (probe 150: the recorded
+        # one, moved away, was a FileNotFoundError; a new train/ + val/ there let dataset.seed=3 through)
         _refuse_unsaid_carve(recorded)
         _refuse_another_carve(recorded, used, run.path)
 
@@ -486,29 +491,41 @@ def refuse_unused_val_fraction(dataset: Any) -> None:
                           "out without its val/ folder)")
 
 
-def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Mapping[str, Any]) -> None:
+def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Mapping[str, Any]) -> bool:
     """CnnlabError when `dataset.root=OTHER` names a folder that holds some of the pictures the source trained or
     was validated on (their bytes) without being that folder as it was (the same pictures under the same names):
     its val split, carved by dataset.seed, would hold images the model trained on. Probe 60: the trained folder as
     it is now, 30 pictures added, scored 8 of its 18 val images from the model's training set, exit 0. A copy as it
     was, and a folder of new pictures, pass; so does everything when the trained folder is gone (nothing to compare:
-    unverified_folder says so instead)."""
+    unverified_folder says so instead). True when OTHER is the run's pictures as they were: a copy, or the folder
+    moved (its digest the one the run recorded)."""
     other = _folder(used.get("root"))
     if used.get("name") not in FOLDER_DATASETS or other is None or not Path(other).is_dir():
-        return
+        return False
+    if source.run is not None and _recorded_content(source.run) and data_changed(source.run, root=other) is None:
+        return True  # moved (or copied with its file times): the very pictures it recorded
     own_val = split_dir(Path(other), VAL_DIR_NAMES) if split_dir(Path(other), TRAIN_DIR_NAMES) else None
     if own_val is not None:  # a val/ of its own, not carved (probe 61): only the pictures in it matter
         shared, trained = training_pictures_in(own_val, recorded, validation=False)
     else:
         shared, trained = training_pictures_in(Path(other), recorded)
-    if not shared or (own_val is None and same_pictures(Path(other), Path(trained))):  # as it was: the same carve
-        return
+    if not shared:
+        return False
+    if own_val is None and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
+        return True
     where = source.origin
     raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (copies of "
                       f"pictures in {trained}, by bytes or pixels), but is not that folder as it was: its val split "
                       "would hold images the model trained on (and read high)",
                       fix=f"give a copy of {trained} as it was with dataset.root=DIR, or a folder of pictures the "
                           "model has not seen")
+
+
+def _recorded_content(run: RunInfo) -> bool:
+    """Whether `run` recorded its folder's digest (run.json dataset.content or train_content: freshness.py)."""
+    dataset = run.data.get("dataset")
+    return isinstance(dataset, Mapping) and any(isinstance(dataset.get(key), str)
+                                                for key in ("content", "train_content"))
 
 
 def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *,
@@ -580,7 +597,7 @@ def carves_val(recorded: Mapping[str, Any]) -> bool:
         return False  # a set with its own fixed val split (flowers): its config has nothing to carve with
     root = _folder(recorded.get("root"))
     # as data/folder.py reads a folder: a train/ and a val/ (any case, any accepted spelling) are fixed splits
-    return not (recorded.get("name") in FOLDER_DATASETS and root is not None
+    return not (recorded.get("name") in FOLDER_DATASETS and root is not None and Path(root).is_dir()
                 and split_dir(Path(root), TRAIN_DIR_NAMES) is not None
                 and split_dir(Path(root), VAL_DIR_NAMES) is not None)
 

@@ -414,6 +414,32 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
         assert "Traceback" not in refused.stderr
 
 
+def test_the_runs_pictures_under_another_root_keep_its_carve(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 150: `dataset.root=COPY dataset.seed=3` (a `cp -a` copy, or the folder moved) was never compared with the
+    run's carve: 9 of 12 "val" images were training images, 75 % for a model at chance, exit 0."""
+    import shutil
+
+    from helpers import random_image_folder
+
+    trained = tmp_path / "photos"
+    random_image_folder(trained, per_class=6)
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={trained}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
+    shutil.copytree(trained, tmp_path / "copy")  # file times kept
+    for root in (tmp_path / "copy", tmp_path / "moved"):
+        if root.name == "moved":
+            trained.rename(root)
+        for carve in ("dataset.seed=3", "dataset.val_fraction=0.5"):
+            refused = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={root}", carve)
+            said = " ".join(refused.stderr.split())
+            assert refused.code == 2 and "another carve would hold images the model trained on" in said, \
+                refused.output
+        same = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={root}")  # its own carve
+        assert same.code == 0, same.output
+    assert not run_dirs(outputs, "evaluate") or all(read_run(d)["status"] == "completed"
+                                                    for d in run_dirs(outputs, "evaluate"))
+
+
 def _error_line(result) -> str:
     """The one error line of a refused command (exit 2, no traceback)."""
     assert result.code == 2 and "Traceback" not in result.stderr, result.output

@@ -285,6 +285,9 @@ def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Pat
     said = " ".join(refused.stderr.split())
     assert refused.code == 2 and f"the images in {data} changed since it ran" in said, refused.output
     assert "drop resume=" in said and "Traceback" not in refused.stderr
+    reseeded = cli("pretrain", "resume=true", f"dataset.root={as_it_was}", "dataset.seed=3")  # probe 150
+    assert reseeded.code == 2 and "another carve would hold images" in " ".join(reseeded.stderr.split())
+    data.rename(tmp_path / "gone")  # probe 150: the recorded folder gone, carves_val read it: FileNotFoundError
     elsewhere = cli("pretrain", "resume=true", f"dataset.root={as_it_was}")  # the fix that names the folder
     assert elsewhere.code == 0, elsewhere.output
 
@@ -348,10 +351,20 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
     betas = cli("pretrain", f"resume={run}", "trainer.epochs=2", "optim.betas=[0.9,0.99]")  # the run's SGD has none
     assert betas.code == 2 and "torch.optim.SGD takes no betas argument — drop optim.betas=[0.9,0.99] from the " \
         "command" in " ".join(betas.stderr.split()), betas.output
+    # probe 150: a new shape (KeyError on amsgrad=true of an AdamW run; "put the run's own last.pt back" on another
+    # projection_dim), each a failed run: refused before any work
+    for key, what in (("optim._target_=torch.optim.Adam", "would change the optimizer whose state its last.pt holds"),
+                      ("dataset.channels=1", "would change the network it trains")):
+        changed = cli("pretrain", f"resume={run}", "trainer.epochs=2", key)
+        assert changed.code == 2 and what in " ".join(changed.stderr.split()), changed.output
     assert len(run_dirs(outputs, "pretrain")) == 1  # every refusal before any work
-    own = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fraction=0.2", "sched.step_epochs=2")
+    own = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fraction=0.2", "sched.step_epochs=2",
+              "optim.momentum=0.8")  # SGD makes a missing momentum buffer itself
     assert own.code == 0, own.output
     assert "sched.step_epochs=2 (saved: 3)" in own.output and "dataset.val_fraction" not in own.stderr, own.output
+    added = cli("pretrain", f"resume={run_dirs(outputs, 'pretrain')[-1]}", "trainer.epochs=3", "+sched.step_epochs=1")
+    # probe 150: a `+` on a key of the run's own choice warned "could not be composed … An item is already there"
+    assert added.code == 0 and "could not be composed" not in added.output, added.output
 
 
 def test_a_damaged_hydra_record_is_said_on_resume(cli, outputs: Path) -> None:
