@@ -180,12 +180,22 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
     having = facts.choices_with(key)
     if having:  # `sched=cosine sched.gamma=0.5`: a key of another choice of the group, not a typo
         return _another_choices_setting(key, command, facts, having)
+    if key.startswith("space.params.") and key.count(".") >= 4:  # probe 151: space=hparams' optim.lr, say
+        return (f"unknown setting '{key}': a space parameter named with dots (space=hparams' optim.lr) cannot be set "
+                "on the command line — write the space to a file: copy what `cnnlab search --cfg job` shows under "
+                "`space:` into DIR/space/mine.yaml, change it there, and run with --config-dir DIR space=mine")
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
     fix += f"`cnnlab {command} --help` lists the settings)"
     if facts.may_add(key):
         fix += f"; +{key}=VALUE adds a new key on purpose"
     return f"unknown setting '{key}' — {fix}"
+
+
+# Hydra's plugins of the options a user names most (docs/configuration.md): a missing one is a pip install away.
+_HYDRA_PLUGINS = {"hydra/sweeper/optuna": "hydra-optuna-sweeper", "hydra/launcher/joblib": "hydra-joblib-launcher",
+                  "hydra/launcher/submitit_local": "hydra-submitit-launcher",
+                  "hydra/launcher/submitit_slurm": "hydra-submitit-launcher"}
 
 
 def _another_choices_setting(key: str, command: str, facts: SettingFacts, having: tuple[str, ...]) -> str:
@@ -316,7 +326,10 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         # Hydra lists the group's options below its first line (probe 86: `--help` names no launcher)
         options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
         if options:
-            return f"{first} — choose one of {', '.join(o.strip() for o in options.group(2).splitlines())}", False
+            plugin = next((pip for name, pip in _HYDRA_PLUGINS.items() if f"'{name}'" in first), None)
+            install = f" (`pip install {plugin}` adds it)" if plugin else ""  # probe 151: no hint for optuna
+            return f"{first} — choose one of {', '.join(o.strip() for o in options.group(2).splitlines())}" \
+                + install, False
         return first + f" — see `cnnlab {command} --help` for the choices", False
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         cause = exc.__cause__

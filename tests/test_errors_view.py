@@ -193,6 +193,12 @@ def test_an_unknown_launcher_lists_the_launchers(cli) -> None:
     line = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")][-1]
     assert result.code == 2 and "Could not find 'hydra/launcher/ray' — choose one of basic, joblib" in line
     assert "submitit_local" in line and "--help" not in line
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:  # probe 151: no install hint
+        sweeper = cli("search", "-m", "hydra/sweeper=optuna", "model=lenet5")
+        assert sweeper.code == 2 and "Could not find 'hydra/sweeper/optuna'" in sweeper.stderr and \
+            "`pip install hydra-optuna-sweeper` adds it" in " ".join(sweeper.stderr.split()), sweeper.output
 
 
 def test_a_path_too_long_is_one_line_however_deep_it_is_wrapped() -> None:

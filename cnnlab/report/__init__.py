@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
@@ -53,7 +53,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     replaced = {old.resolve(): new for old, new in replaced_stage_runs(matched).items()}
     everything = [run for run in matched if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
-    attachable = _attachable_around(outputs, everything, pattern)
+    attachable = _attachable_around(outputs, everything, pattern, left=set(replaced))
     links = RunLinks([*everything, *attachable])  # copied, moved or renamed runs are found where they are now
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
                                             attachable=attachable, links=links)
@@ -72,24 +72,27 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                   seed_groups=_by_dataset(seeded))
 
 
-def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | None) -> list[RunInfo]:
+def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | None,
+                       left: Collection[Path] = ()) -> list[RunInfo]:
     """The completed export, bench and evaluate runs in the outputs folders the `selected` runs live in, but not
     among them: `cnnlab report SWEEP_FOLDER` (or `--runs GLOB`) said "not benchmarked" of models that bench runs
     beside the folder had timed, and dropped their test top-1 (probe 63). A run's outputs folder is the one above its
     `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs). Without `pattern`, every run under
-    `outputs` is selected already: only folders above it are read."""
+    `outputs` is selected already: only folders above it are read. Nor the runs `left` out, or replaced by a newer
+    run of their pipeline stage (probe 151: a replaced export's damaged file gave its model's row a 1.0 kB size)."""
     roots = {outputs} if pattern is not None else set()
     for run in selected:
         above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
         if above is not None and above != outputs and outputs.is_relative_to(above):
             roots.add(above)
-    chosen = {run.path.resolve() for run in selected}
+    chosen = {run.path.resolve() for run in selected} | set(left)
     found: dict[Path, RunInfo] = {}
     for root in roots:
         for run in iter_runs(root):
             if run.command in ATTACHED and run.status == "completed" and run.path.resolve() not in chosen:
                 found.setdefault(run.path.resolve(), run)
-    return list(found.values())
+    replaced = {old.resolve() for old in replaced_stage_runs(sorted(found.values(), key=lambda r: r.started_at))}
+    return [run for path, run in found.items() if path not in replaced]
 
 
 def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo]) -> CnnlabError:

@@ -283,7 +283,10 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
     outside the runs reported on (a sweep folder's models timed and scored by runs in the outputs folder around it),
     which attach to their rows as those in `runs` do; they make no row of their own. `links`: where the runs that
     records name are now (cnnlab/links.py; default: among these runs)."""
-    context = [*runs, *(run for run in attachable if run.command in ATTACHED)]
+    # oldest first, as model_file and the latencies read them (probe 151: the attachable runs came after the
+    # reported ones, so a replaced export's file read as the newest)
+    context = sorted([*runs, *(run for run in attachable if run.command in ATTACHED)],
+                     key=lambda run: (run.started_at, str(run.path)))
     links = links or RunLinks(context)
     origins = _origins(context, links)
 

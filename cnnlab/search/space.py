@@ -100,6 +100,7 @@ class SearchSpace:
         if not isinstance(params, Mapping) or not params:
             raise CnnlabError(f"space {name} is empty: it names no parameter to search",
                               fix="add params: {NAME: {type: float, low: ..., high: ...}} (docs/search.md)")
+        _refuse_a_dotted_name_split(name, params)
         parsed = tuple(_param(name, str(key), value) for key, value in params.items())
         base = None
         if kind != "hparams":
@@ -145,6 +146,23 @@ class SearchSpace:
         """run.json's search.space: name, kind, base and every parameter's range in words."""
         return {"name": self.name, "kind": self.kind, "base": None if self.base is None else format_arch(self.base),
                 "params": {p.name: p.describe() for p in self.params}, "fixed": dict(self.fixed)}
+
+
+# How a space whose parameters are named with dots (optim.lr) is changed: Hydra's command line cannot address them.
+OWN_SPACE_FIX = ("write the space to a file: copy what `cnnlab search space=NAME --cfg job` shows under `space:` "
+                 "into DIR/space/mine.yaml, change it there, and run with --config-dir DIR space=mine "
+                 "(docs/search.md, \"A space of your own\")")
+
+
+def _refuse_a_dotted_name_split(space: str, params: Mapping[str, Any]) -> None:
+    """CnnlabError for a parameter a command-line key made by splitting a dotted name (`+space.params.optim.lr.low=
+    0.01` adds params.optim.lr.low beside params['optim.lr']): probe 151, "params.optim: type=(missing) is unknown"."""
+    for key, value in params.items():
+        dotted = sorted(other for other in params if str(other).startswith(f"{key}."))
+        if dotted and isinstance(value, Mapping) and "type" not in value:
+            raise CnnlabError(f"space {space}: params.{key} was added by a command-line key, but the parameter is "
+                              f"named {dotted[0]!r} — a name with dots, which the command line cannot address",
+                              fix=OWN_SPACE_FIX.replace("space=NAME", f"space={space}"))
 
 
 def _param(space: str, name: str, value: Any) -> Param:

@@ -730,6 +730,27 @@ def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) ->
     assert (row.file_bytes, row.file_kind) == (2_000, "onnx")
 
 
+def test_a_pipeline_stages_replaced_export_gives_no_size(tmp_path: Path) -> None:
+    """Probe 151: a pipeline re-exported a stage whose model.onnx was damaged (1,000 bytes), and the report of the
+    workspace showed the damaged file's size: the replaced export run came back as "attachable" (found through the
+    pipeline run's own folder) after the newer one, and the last export read was taken as the newest."""
+    out = tmp_path / "outputs"
+    workspace = out / "pipeline" / "srch"
+    RunRecord.start(workspace, "pipeline").finish("completed")
+    model = model_run(workspace / "runs", "search", "s", 0.30)
+    for name, size, started in (("old", 1_000, "2026-11-28T10:00:00"), ("new", 1_393_907, "2026-11-28T11:00:00")):
+        export = workspace / "runs" / "export" / "2026-11-28" / name
+        rec = RunRecord.start(export, "export")
+        rec.update(source={"run": str(model)}, started=started, pipeline={"stage": "search.export", "fingerprint": "f"})
+        (export / "model.onnx").write_bytes(b"\0" * size)
+        rec.add_artifact("onnx", export / "model.onnx")
+        rec.finish("completed", metrics={"val_acc": 0.30})
+    report = build_report(workspace)
+    [row] = report.rows
+    assert (row.file_bytes, row.file_kind) == (1_393_907, "onnx")
+    assert any("replaced by" in why for _, why in report.left_out)
+
+
 def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_readable(tmp_path: Path) -> None:
     """Probe 73: a `quantize quantize.runtime=openvino` run's val top-1 (66.67 %) is OpenVINO's — the same INT8 file
     read 63.33 % on onnxruntime, the runtime the report's latencies use — and its row looked like any other

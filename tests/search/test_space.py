@@ -130,3 +130,22 @@ def test_settings_that_build_the_same_network_train_the_same_candidate() -> None
         Candidate("lenet5", 16, overrides={"optim.lr": 0.05}).identity
     assert Candidate("lenet5", 16, overrides={"a": 1, "b": 2}).identity == \
         Candidate("lenet5", 16, overrides={"b": 2, "a": 1}).identity
+
+
+def test_a_dotted_parameter_split_by_a_command_line_key_names_the_space_file_way() -> None:
+    """Probe 151: `+space.params.optim.lr.low=0.01` (the unknown-setting fix) added params.optim beside
+    params['optim.lr'] and read "params.optim: type=(missing) is unknown"."""
+    data = {"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.3},
+                                          "optim": {"lr": {"low": 0.01}}}}
+    with pytest.raises(CnnlabError) as caught:
+        SearchSpace.from_mapping("hparams", data)
+    assert "params.optim was added by a command-line key, but the parameter is named 'optim.lr'" in \
+        caught.value.message
+    assert "`cnnlab search space=hparams --cfg job` shows under `space:`" in (caught.value.fix or "")
+
+
+def test_a_dotted_space_parameter_on_the_command_line_names_the_space_file_way(cli) -> None:
+    result = cli("search", "space=hparams", "model=lenet5", "space.params.optim.lr.low=0.01")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "a space parameter named with dots (space=hparams' optim.lr) cannot be set on the " \
+        "command line" in said and "--config-dir DIR space=mine" in said, result.output
