@@ -256,14 +256,15 @@ def nesting_depth(path: Path) -> int:
     return yaml_shape(path)[0]
 
 
-def yaml_shape(path: Path) -> tuple[int, int]:
-    """(nesting depth, values) of `path`'s YAML once its aliases are expanded — the depth as nesting_depth says it,
-    the values as many as OmegaConf would build, each alias counting its node's whole size (probe 150: a 300-byte
-    file of 6 levels of ten aliases each, "billion laughs", composed for minutes into gigabytes); read as parser
-    events, without expanding anything. (0, 0) for a file that cannot be read or parsed."""
+def yaml_shape(path: Path) -> tuple[int, int, int]:
+    """(nesting depth, values, values written) of `path`'s YAML once its aliases are expanded — the depth as
+    nesting_depth says it, the values as many as OmegaConf would build, each alias counting its node's whole size
+    (probe 150: a 300-byte file of 6 levels of ten aliases each, "billion laughs", composed for minutes into
+    gigabytes), and the values the file writes (an alias one); read as parser events, without expanding anything.
+    (0, 0, 0) for a file that cannot be read or parsed."""
     heights: dict[str, tuple[int, int]] = {}  # anchor → (levels its node nests, values it holds)
     open_nodes: list[list[Any]] = []  # [anchor, levels nested so far, values so far] of each open collection
-    deepest = total = 0
+    deepest = total = written = 0
 
     def add(levels: int, values: int) -> None:  # a child node of `levels` and `values` into the open collection
         nonlocal total
@@ -275,6 +276,8 @@ def yaml_shape(path: Path) -> tuple[int, int]:
 
     try:
         for event in yaml.parse(path.read_text()):
+            written += isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent,
+                                          yaml.AliasEvent))
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 open_nodes.append([event.anchor, 1, 1])
                 deepest = max(deepest, len(open_nodes))
@@ -292,8 +295,8 @@ def yaml_shape(path: Path) -> tuple[int, int]:
                     heights[anchor] = (levels, values)
                 add(levels, values)
     except (OSError, ValueError, yaml.YAMLError):
-        return 0, 0
-    return deepest, total
+        return 0, 0, 0
+    return deepest, total, written
 
 
 def value_depth(override: str) -> int:

@@ -267,6 +267,11 @@ def test_a_config_file_whose_aliases_expand_past_reason_is_named_before_composin
     line = one_error_line(cli("pretrain", "--config-dir", str(tmp_path / "myconf"), "experiment=lol"),
                           str(conf / "lol.yaml"))
     assert "expands, through its aliases (*name), to 1,234,567,909 values" in line, line
+    from cnnlab.launch_checks import check_config_sizes
+
+    (conf / "lol.yaml").write_text(GLOBAL + "\n".join(lines[1:5]) + "\n")  # 3 levels: 1,111 values, no refusal
+    (conf / "long.yaml").write_text(GLOBAL + "names: [" + ", ".join(f"c{i}" for i in range(30_000)) + "]\n")
+    check_config_sizes([tmp_path / "myconf"])  # 30,000 values written out: its author's, not refused
 
 
 # A list file that another file's defaults list pulls in, with a setting into it (`dataset.x=v`): Hydra failed while
