@@ -321,6 +321,11 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         return (f"malformed override{named}: {_first_line(text)} — write key=value (a list as key=[a,b]); to pass a "
                 "value as plain text, quote it for Hydra inside the shell's quotes: 'key=\"text\"' (in a sweep, each "
                 "item: 'key=\"a\",\"b\"')"), False
+    if isinstance(exc, RuntimeError) and 'Could not detect "srun"' in text:  # probe 152: an experiment file's
+        # SLURM launcher, which launch_checks cannot see before Hydra composes, on a machine without SLURM
+        return ("the sweep's launcher submits the jobs to SLURM, and this machine has no SLURM (no srun on the PATH) — "
+                "run the command on the cluster's login node, or try the sweep here with "
+                "hydra/launcher=submitit_local"), False
     if isinstance(exc, MissingConfigException):
         first = re.sub(r"^In '[^']*': ", "", _first_line(text))
         # Hydra lists the group's options below its first line (probe 86: `--help` names no launcher)

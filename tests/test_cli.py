@@ -589,7 +589,7 @@ def test_a_launcher_without_a_sweep_is_refused_not_ignored(cli, outputs, launche
     assert cli("pretrain", "hydra/launcher=basic", "--cfg", "job").code == 0  # Hydra's own single-run launcher
 
 
-def test_a_launcher_an_experiment_file_chooses_without_a_sweep_is_refused(cli, outputs, tmp_path) -> None:
+def test_a_launcher_an_experiment_file_chooses_without_a_sweep_is_refused(cli, outputs, tmp_path, monkeypatch) -> None:
     """Probe 150: `override /hydra/launcher: slurm_gpu` in a --config-dir experiment ran here without -m, unsaid."""
     (tmp_path / "myconf" / "experiment").mkdir(parents=True)
     (tmp_path / "myconf" / "experiment" / "far.yaml").write_text(
@@ -599,6 +599,15 @@ def test_a_launcher_an_experiment_file_chooses_without_a_sweep_is_refused(cli, o
     assert result.code == 2 and "hydra/launcher=joblib launches the jobs of a sweep (-m)" in result.stderr, \
         result.output
     assert not outputs.exists() or not list(outputs.rglob("run.json"))
+    import shutil  # probe 152: its fix (-m) with a SLURM launcher the file chooses, no SLURM here: a traceback
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    far = tmp_path / "myconf" / "experiment" / "far.yaml"
+    far.write_text(far.read_text().replace("joblib", "slurm_cpu"))
+    swept = cli("pretrain", "-m", "--config-dir", str(tmp_path / "myconf"), "experiment=far")
+    said = " ".join(swept.stderr.split())
+    assert swept.code == 2 and "Traceback" not in swept.output and "this machine has no SLURM (no srun on the PATH)" \
+        in said and "hydra/launcher=submitit_local" in said, swept.output
 
 
 def test_under_torchrun_only_rank_0_says_what_to_continue_from(cli, monkeypatch: pytest.MonkeyPatch) -> None:

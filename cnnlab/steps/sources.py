@@ -344,7 +344,10 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     if not same_data(recorded, used):
         # the run's pictures elsewhere carve the run's split only with its seed and fraction (probe 150: a `cp -a`
         # copy or a moved folder with dataset.seed=3 scored 9 trained-on images of 12 as val, unchecked)
-        if _refuse_a_changed_copy(source, recorded, used) and carves_val(used):
+        # … and so do pictures that cannot be told from them, the run's folder gone (probe 152: a plain `cp -r`
+        # copy, dataset.seed=3, only warned, and 9 of 12 val images were training images)
+        same = _refuse_a_changed_copy(source, recorded, used)
+        if (same or unverified_folder(source, dataset_cfg) is not None) and carves_val(used):
             _refuse_unsaid_carve(recorded)
             _refuse_another_carve(recorded, used, source.origin)
         return
