@@ -317,6 +317,11 @@ def value_depth(override: str) -> int:
     return deepest
 
 
+def user_config_files(config_dirs: Sequence[Path], most: int = 2000) -> Iterator[Path]:
+    """The YAML files under a user's --config-dir folders (untrusted, small), in name order: the first `most`."""
+    return itertools.islice((path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml"))), most)
+
+
 def nested_too_deep(config_dirs: Sequence[Path], choices: Iterable[str] = (), most: int = 2000
                     ) -> tuple[Path, int] | None:
     """(file, depth) of the YAML file that composing recursed past Python's limit on (probe 144: a traceback): the
@@ -324,7 +329,7 @@ def nested_too_deep(config_dirs: Sequence[Path], choices: Iterable[str] = (), mo
     user's --config-dir: untrusted, small) — OmegaConf recurses several frames a level, so ~200 levels already fail
     (probe 145); None when no file nests more than 50."""
     named = [path for choice in choices if (path := config_file(choice, config_dirs)) is not None]
-    others = itertools.islice((path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml"))), most)
+    others = user_config_files(config_dirs, most)
     for candidates in (named, list(others)):
         deepest = max(((path, nesting_depth(path)) for path in candidates), key=lambda found: found[1], default=None)
         if deepest is not None and deepest[1] > 50:

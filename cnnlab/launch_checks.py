@@ -7,7 +7,6 @@ imports it at start-up."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import sys
@@ -191,8 +190,7 @@ def check_config_sizes(config_dirs: Sequence[Path], most: int = 2000) -> None:
     """A UserError naming the YAML file under a user's `config_dirs` (the first `most`) whose aliases expand it to
     more than MAX_CONFIG_VALUES values, ten times those it writes: composing it would take minutes and gigabytes
     (conftree.yaml_shape counts them without expanding). A file that writes its many values out is its author's."""
-    files = itertools.islice((path for folder in config_dirs for path in sorted(Path(folder).rglob("*.yaml"))), most)
-    for path in files:
+    for path in conftree.user_config_files(config_dirs, most):
         with contextlib.suppress(OSError):
             if "*" not in path.read_text(errors="replace"):  # no alias: nothing expands (and PyYAML's parser takes
                 continue  # seconds over a deep file, which the recursion check names if it is too deep)
