@@ -492,10 +492,7 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     if val is None and not carve:
         splits = (train, Subset(train, []))
     elif val is None:  # one level of class folders (or a train/ without a val split): split it ourselves
-        train_idx, val_idx = stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
-                                              what=f"imagefolder {dirs[0]}", classes=train.classes, folder=dirs[0],
-                                              layout_fix=_VAL_LAYOUT_FIX.format(root=root),
-                                              skipped=scan.skipped_text())
+        train_idx, val_idx = _carve(train, cfg, root, dirs[0], scan)
         if test is not None:
             log.info("imagefolder %s: no val/ folder, so val is %g of %s/ (dataset.val_fraction, seeded); %s/ "
                      "stays the test split, read only by `cnnlab evaluate`", root, cfg.get("val_fraction", 0.2),
@@ -507,6 +504,29 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary, content=content,
                      train_content=train_content)
+
+
+def _carve(train: ImageFolder, cfg: Mapping[str, Any], root: Path, folder: Path,
+           scan: FolderScan) -> tuple[list[int], list[int]]:
+    """Indices (train, val) of the val split carved out of `train` (the pictures of `folder`, in `root`) by
+    dataset.val_fraction and dataset.seed: data/splits.stratified_split."""
+    return stratified_split(train.targets, cfg.get("val_fraction", 0.2), cfg.get("seed", 0),
+                            what=f"imagefolder {folder}", classes=train.classes, folder=folder,
+                            layout_fix=_VAL_LAYOUT_FIX.format(root=root), skipped=scan.skipped_text())
+
+
+def carved_training_files(cfg: Mapping[str, Any]) -> list[str] | None:
+    """The files of the training part of the image folder `cfg` (an imagefolder dataset config) names, when its val
+    split is carved out of them (one level of class folders, or a train/ without val/): the pictures a run with
+    that config trained on, as build_imagefolder carves them. None when the folder has a val/ of its own.
+    CnnlabError as build_imagefolder's for a folder it cannot read."""
+    root = checked_root(cfg)
+    dirs = _split_dirs(root)
+    if dirs[1] is not None:
+        return None
+    scan = FolderScan()
+    train = _open_splits(root, dirs, scan)[0]
+    return [train.samples[i][0] for i in _carve(train, cfg, root, dirs[0], scan)[0]]
 
 
 def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Path) -> Dataset:

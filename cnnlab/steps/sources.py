@@ -22,7 +22,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
 from cnnlab.data.class_folders import with_model_classes
 from cnnlab.data.content import copies_of, folder_digest, pictures, same_pictures
-from cnnlab.data.folder import is_flat_folder, split_files
+from cnnlab.data.folder import carved_training_files, is_flat_folder, split_files
 from cnnlab.data.layout import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
 from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
@@ -509,7 +509,7 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
         return True  # moved (or copied with its file times): the very pictures it recorded
     own_val = split_dir(Path(other), VAL_DIR_NAMES) if split_dir(Path(other), TRAIN_DIR_NAMES) else None
     if own_val is not None:  # a val/ of its own, not carved (probe 61): only the pictures in it matter
-        shared, trained = training_pictures_in(own_val, recorded, validation=False)
+        shared, trained = training_pictures_in(own_val, recorded, validation=False, run=source.run)
     else:
         shared, trained = training_pictures_in(Path(other), recorded)
     if not shared:
@@ -531,23 +531,30 @@ def _recorded_content(run: RunInfo) -> bool:
                                                 for key in ("content", "train_content"))
 
 
-def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *,
-                         validation: bool = True) -> tuple[list[str], str]:
+def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *, validation: bool = True,
+                         run: RunInfo | None = None) -> tuple[list[str], str]:
     """The pictures under `folder` that copy (bytes or pixels) a training or validation picture of the folder
     `recorded` (a run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder,
     or that folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
-    val/ folder when `validation` is False (a carved val split cannot be told from train: all of it counts)."""
-    files, trained = _training_files(recorded, validation=validation)
+    val split when `validation` is False: its val/ folder, or the val split it carved when `run` (the run that trained
+    on it) says the folder has not changed since (else the carve cannot be rebuilt: all of it counts)."""
+    files, trained = _training_files(recorded, validation=validation, run=run)
     return sorted(copies_of(list(pictures(folder)), files)), trained
 
 
-def _training_files(recorded: Mapping[str, Any], *, validation: bool = True) -> tuple[list[str], str]:
+def _training_files(recorded: Mapping[str, Any], *, validation: bool = True,
+                    run: RunInfo | None = None) -> tuple[list[str], str]:
     """The training (and, with `validation`, validation) pictures of the folder `recorded` trained on, and that
-    folder: all of it but its test split. ([], "") when it was no folder, or the folder is gone."""
+    folder: all of it but its test split. ([], "") when it was no folder, or the folder is gone. A carved val split
+    is told apart from train only as `training_pictures_in` says."""
     trained = _folder(recorded.get("root"))
     if recorded.get("name") not in FOLDER_DATASETS or trained is None or not Path(trained).is_dir():
         return [], ""
     train = split_dir(Path(trained), TRAIN_DIR_NAMES)
+    if not validation and carves_val(recorded) and run is not None and data_changed(run) is None:
+        # probe 152: a train/ + val/ copy whose val/ is exactly the run's carved val split was refused as one whose
+        # val split "would hold images the model trained on" — its carve, rebuilt, says which pictures it trained on
+        return carved_training_files(recorded) or [], trained
     if train is not None and not validation:
         return list(pictures(train)), trained
     test = split_dir(Path(trained), TEST_DIR_NAMES) if train is not None else None

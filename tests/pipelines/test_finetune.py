@@ -559,6 +559,37 @@ def test_a_folder_with_its_own_val_split_and_a_moved_folder_are_judged_by_what_c
     assert any("may read high" in w for w in read_run(run_dirs(outputs, "evaluate")[-1])["warnings"])
 
 
+def test_a_train_val_copy_whose_val_is_the_runs_carved_split_is_scored(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 152: the run's flat folder copied as train/ + val/, val/ exactly the val split the run carved, was
+    refused as a folder whose "val split would hold images the model trained on" (it held none). One of its training
+    pictures moved into that val/ is still refused."""
+    import shutil
+
+    from torchvision.datasets import ImageFolder
+
+    from cnnlab.data.splits import stratified_split
+
+    flat = random_image_folder(tmp_path / "flat", per_class=8)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={flat}", *tiny).code == 0
+    folder = ImageFolder(str(flat))  # the run's carve (dataset.val_fraction 0.2, dataset.seed 0), drawn again
+    train_idx, val_idx = stratified_split(folder.targets, 0.2, 0, what="the run's folder")
+    split = tmp_path / "split"
+    for part, indices in (("train", train_idx), ("val", val_idx)):
+        for i in indices:
+            path = Path(folder.samples[i][0])
+            (split / part / path.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, split / part / path.parent.name / path.name)
+    scored = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={split}")
+    assert scored.code == 0, scored.output
+    outcomes = (run_dirs(outputs, "evaluate")[-1] / "outcomes.csv").read_text().splitlines()
+    assert len(outcomes) - 1 == len(val_idx)  # every val picture scored (a header, then one row each)
+    trained = Path(folder.samples[train_idx[0]][0])
+    shutil.move(split / "train" / trained.parent.name / trained.name, split / "val" / trained.parent.name / "t.png")
+    refused = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={split}")
+    assert refused.code == 2 and "holds 1 of the pictures" in " ".join(refused.stderr.split()), refused.output
+
+
 def test_a_linear_probe_refuses_a_batch_larger_than_its_labels_before_computing_features(cli, outputs: Path) -> None:
     """Probe 91: `label_fraction=0.2` left 20 images for batch 64: refused only after the features were cached, though
     docs/runs.md says such a run is refused before any work."""
