@@ -56,6 +56,8 @@ STATE_DICT_TO_SOURCE = ("`cnnlab finetune model=NAME {weights} dataset=...` (NAM
 
 # The fix for a training state (last.pt) that cannot be read: resume= names a run, not a file to pick (probe 139)
 STATE_FIX = "put the run's own last.pt back, or start a new run without resume="
+STATE_MISMATCH_FIX = ("put the run's own last.pt and its .hydra/config.yaml back as they were, or start a new run "
+                      "without resume=")
 
 
 def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | None = None,

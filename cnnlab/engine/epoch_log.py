@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,9 @@ class EpochLog:
     """Collects the epoch entries of one training and writes its logs; use as a context manager
     (`with EpochLog(files, settings, history=restored) as epochs: ... epochs.add(entry)`). Entering writes the
     restored history of a resumed run; leaving draws the final curves and closes the event files, also when
-    training stopped with an error or Ctrl-C (then a failure to draw is logged, not raised over the real error)."""
+    training stopped with an error or Ctrl-C (then a failure to draw is logged, not raised over the real error) —
+    except a refusal found before the first new epoch (CnnlabError.before_work: a last.pt that does not fit the
+    network), which takes back what entering wrote, so that the run leaves no folder (cnnlab.app)."""
 
     def __init__(self, files: EpochLogFiles, settings: EpochLogSettings = EpochLogSettings(), *,
                  history: Iterable[Mapping[str, Any]] = (), title: str = "") -> None:
@@ -158,6 +161,8 @@ class EpochLog:
         self.settings = settings
         self.title = title
         self.entries: list[dict[str, Any]] = [dict(e) for e in history]
+        self._restored = len(self.entries)
+        self._written = False
         self._writer: Any = None
         self._plotted_at = time.monotonic()
         self._plotted = False
@@ -194,6 +199,9 @@ class EpochLog:
         if kind is None:
             self.close()
             return
+        if getattr(error, "before_work", False) and len(self.entries) == self._restored:
+            self._take_back()
+            return
         try:
             self.close()
         except Exception as exc:  # noqa: BLE001 - the error that stopped training is the one to report
@@ -201,12 +209,22 @@ class EpochLog:
 
     def written(self) -> dict[str, Path]:
         """What exists so far, by kind: csv, png, tensorboard."""
-        found = {"csv": self.files.csv if self.entries else None, "png": self.files.png if self._plotted else None,
+        found = {"csv": self.files.csv if self._written else None, "png": self.files.png if self._plotted else None,
                  "tensorboard": self.files.tensorboard if self.settings.tensorboard else None}
         return {kind: path for kind, path in found.items() if path is not None}
 
     def _write_csv(self) -> None:
         write_text(self.files.csv, csv_text(self.entries))
+        self._written = True
+
+    def _take_back(self) -> None:
+        """Remove what entering wrote (the restored history's CSV and event files)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            shutil.rmtree(self.files.tensorboard, ignore_errors=True)
+        self.files.csv.unlink(missing_ok=True)
+        self._written = False
 
     def _write_scalars(self, entry: Mapping[str, Any]) -> None:
         step = entry.get("epoch")

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 from cnnlab.data.loaders import EpochSampler
 from cnnlab.engine.batchnorm import (recompute_bn_stats, refuse_batch_of_one, set_train_mode,
                                      training_batchnorms)
-from cnnlab.engine.checkpoint import (NON_FINITE_FIX, STATE_FIX, TRAIN_STATE_FORMAT, first_non_finite, load_tensors,
-                                     save_tensors, state_dict_mismatch, unwrap)
+from cnnlab.engine.checkpoint import (NON_FINITE_FIX, STATE_FIX, STATE_MISMATCH_FIX, TRAIN_STATE_FORMAT,
+                                     first_non_finite, load_tensors, save_tensors, state_dict_mismatch, unwrap)
 from cnnlab.engine import conv_guard
 from cnnlab.engine.conv_guard import narrow_convs_in_float32
 from cnnlab.engine.metrics import ClassificationMeter
@@ -410,8 +410,10 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             with found_before_work():  # before the first step: nothing trained, no failed run is left
-                raise CnnlabError(f"{path} does not hold this run's network and optimizer "
-                                  f"({state_dict_mismatch(exc)})", fix=STATE_FIX) from exc
+                # the network is built from the run's saved settings: a hand-edited .hydra/config.yaml (another
+                # model) reads as a foreign last.pt too
+                raise CnnlabError(f"{path} does not hold the network and optimizer this run's settings build "
+                                  f"({state_dict_mismatch(exc)})", fix=STATE_MISMATCH_FIX) from exc
         overridden = reapply_hyperparameters(optimizer, chosen)
         if overridden:
             log.info("resume: this run's optimizer settings replace the saved ones: %s", ", ".join(

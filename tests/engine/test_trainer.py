@@ -301,7 +301,7 @@ def test_a_training_state_of_another_network_is_one_line_naming_the_weights_refu
     """Probe 139: a ResNet's last.pt resumed into a LeNet read "does not match this model/optimizer (Error(s) in
     loading state_dict for LeNet5:)" — torch's first line only — with a fix blaming the settings, raised inside
     training, so a failed run was left."""
-    from cnnlab.engine.checkpoint import STATE_FIX, TRAIN_STATE_FORMAT
+    from cnnlab.engine.checkpoint import STATE_MISMATCH_FIX, TRAIN_STATE_FORMAT
     from cnnlab.errors import CnnlabError
 
     state = tmp_path / "last.pt"
@@ -311,6 +311,7 @@ def test_a_training_state_of_another_network_is_one_line_naming_the_weights_refu
     with pytest.raises(CnnlabError) as caught:
         fit(make_job(few, epochs=2), resume_from=state)
     message = caught.value.message
-    assert message == (f"{state} does not hold this run's network and optimizer (missing key(s): 10, e.g. "
-                       "features.0.weight; unexpected key(s): 2, e.g. weight)") and caught.value.fix == STATE_FIX
+    assert message == (f"{state} does not hold the network and optimizer this run's settings build (missing key(s): "
+                       "10, e.g. features.0.weight; unexpected key(s): 2, e.g. weight)")
+    assert caught.value.fix == STATE_MISMATCH_FIX
     assert caught.value.before_work  # a refusal: no failed run left

@@ -416,6 +416,25 @@ def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, conte
 
 
 
+def test_a_hand_edited_saved_config_is_named_and_leaves_no_run(cli, outputs: Path,
+                                                                ctrl_c_after_the_first_checkpoint) -> None:
+    """The saved .hydra/config.yaml edited to another model (lenet5 → resnet18): the resume failed as "put the run's
+    own last.pt back" (it was the run's own), and left a `failed` run holding the restored metrics.csv."""
+    assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130
+    ctrl_c_after_the_first_checkpoint()
+    interrupted = run_dirs(outputs, "pretrain")[0]
+    saved = interrupted / ".hydra" / "config.yaml"
+    saved_text = saved.read_text()
+    saved.write_text(saved_text.replace("name: lenet5", "name: resnet18"))
+    refused = cli("pretrain", f"resume={interrupted}")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "does not hold the network and optimizer this run's settings build" in said, said
+    assert "put the run's own last.pt and its .hydra/config.yaml back as they were" in said
+    assert run_dirs(outputs, "pretrain") == [interrupted]  # refused before any work: no run left
+    saved.write_text(saved_text)  # the fix, followed
+    assert cli("pretrain", f"resume={interrupted}").code == 0
+
+
 def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C in epoch 2: run.json said `metrics: {}`, epoch 1's scores only in metrics.csv (probe 67). The record
