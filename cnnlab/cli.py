@@ -433,7 +433,19 @@ def list_(
         raise typer.Exit(_show_error(exc))
 
 
-@app.command("report", context_settings=_EXTRA_WORDS)
+# one string per paragraph: Typer's rich help keeps a docstring's line breaks (probe 154: broken mid-sentence)
+_REPORT_HELP = (
+    "Accuracy × size × latency of every trained model, from run records only (nothing is re-run).\n\n"
+    "One row per model run (pretrain, finetune, distill, prune, quantize) with the latency its bench runs measured; "
+    "runs that differ only in `seed` (a `-m seed=0,1,2` sweep) form one group row with mean ± std, its runs listed "
+    "under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds (\"not significant\" when it "
+    "contains zero). Only like is compared with like (same dataset, backend, batch, device, threads, machine), the "
+    "Pareto front is marked, and what was left out is listed. Writes report.md, report.csv, report.json and a plot "
+    "per dataset table (report.png, or report-<dataset>.png each where there are several; error bars for seed "
+    "groups) into OUTPUTS_DIR (or --out).")
+
+
+@app.command("report", context_settings=_EXTRA_WORDS, help=_REPORT_HELP)
 def report_(
     ctx: typer.Context,
     outputs_dir: Optional[Path] = typer.Argument(None, help="Folder to read run records from (a sweep or pipeline "
@@ -452,16 +464,7 @@ def report_(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Write the files into this folder instead of "
                                            "OUTPUTS_DIR (never into a run folder: source runs are never modified)."),
 ) -> None:
-    """Accuracy × size × latency of every trained model, from run records only (nothing is re-run).
-
-    One row per model run (pretrain, finetune, distill, prune, quantize) with the latency its bench runs
-    measured; runs that differ only in `seed` (a `-m seed=0,1,2` sweep) form one group row with mean ± std,
-    its runs listed under it. KD gain, pruning and INT8 top-1 changes get a 95 % CI paired over seeds
-    ("not significant" when it contains zero). Only like is compared with like (same dataset, backend,
-    batch, device, threads, machine), the Pareto front is marked, and what was left out is listed. Writes report.md,
-    report.csv, report.json and a plot per dataset table (report.png, or report-<dataset>.png each where there are
-    several; error bars for seed groups) into OUTPUTS_DIR (or --out).
-    """
+    """`cnnlab report`: what it does is _REPORT_HELP (the --help text)."""
     from cnnlab.report import Comparison, build_report, print_report, report_folder, write_report
 
     try:

@@ -70,6 +70,21 @@ def test_top_level_help_and_version(cli) -> None:
     assert version.code == 0 and version.stdout.startswith("cnnlab ")
 
 
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "prune", "quantize", "search", "distill", "export",
+                                     "bench", "evaluate", "predict", "inspect", "pipeline", "report", "list"])
+def test_every_commands_help_text_flows_as_paragraphs(cli, command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 154: `cnnlab report --help` kept its docstring's line breaks ("with the latency its bench runs" /
+    "measured; …"), mid-sentence, at any width: a line of the description shorter than half the width is a
+    paragraph's last."""
+    monkeypatch.setenv("COLUMNS", "100")
+    result = cli(command, "--help")
+    assert result.code == 0, result.output
+    described = result.stdout.split("╭", 1)[0].splitlines()
+    text = [line.strip() for line in described if not line.strip().startswith("Usage:")]
+    for line, following in zip(text, text[1:]):
+        assert not (line and following and len(line) < 50), f"{line!r} then {following!r}"
+
+
 @pytest.mark.parametrize("args, expected", [
     (["model=nosuchnet"], "unknown model 'nosuchnet' — choose one of: alexnet"),
     (["dataset=imagenet21k"], "unknown dataset 'imagenet21k'"),

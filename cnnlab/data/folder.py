@@ -19,7 +19,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
@@ -560,7 +560,10 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
 def split_files(split: Dataset) -> list[str] | None:
     """The file behind each item of an image-folder split, in item order: through Subsets and the wrappers that keep
     the items' order (a transform, a relabelling, seeded items: their `base`). None for a split not read from files
-    (a torchvision set, digits)."""
+    (a torchvision set, digits); a ConcatDataset's (`split=all`) are its parts' in turn, None unless all are known."""
+    if isinstance(split, ConcatDataset):
+        parts = [split_files(part) for part in split.datasets]
+        return None if any(part is None for part in parts) else [path for part in parts for path in part or []]
     if isinstance(split, Subset):
         paths = split_files(split.dataset)  # once: a 60,000-image carve asked it once per image
         return None if paths is None else [paths[i] for i in split.indices]

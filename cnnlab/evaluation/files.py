@@ -26,12 +26,15 @@ def write_confusion_csv(path: Path, confusion: torch.Tensor, classes: Sequence[s
 
 
 def write_outcomes_csv(path: Path, targets: torch.Tensor, predicted: torch.Tensor, confidence: torch.Tensor,
-                       classes: Sequence[str]) -> Path:
+                       classes: Sequence[str], files: Sequence[str] | None = None) -> Path:
     """One row per image in the split's order: `index, true, predicted, correct (0/1), confidence` (top-1
-    probability). Two evaluate runs of one split list the same images in the same order, so their `correct`
-    columns pair up image by image (report/stats.py `paired_bootstrap`, `mcnemar_p`)."""
-    rows: list[list[object]] = [["index", "true", "predicted", "correct", "confidence"]]
-    rows += [[i, classes[t], classes[p], int(t == p), f"{c:.6f}"]
+    probability), and `file` where the images were read from files (`files`, one per image: an image folder; probe
+    154: which of a folder's photos were wrong could not be told). Two evaluate runs of one split list the same
+    images in the same order, so their `correct` columns pair up image by image (report/stats.py
+    `paired_bootstrap`, `mcnemar_p`)."""
+    named = files is not None and len(files) == len(targets)
+    rows: list[list[object]] = [["index", "true", "predicted", "correct", "confidence", *(["file"] if named else [])]]
+    rows += [[i, classes[t], classes[p], int(t == p), f"{c:.6f}", *([files[i]] if named else [])]  # type: ignore
              for i, (t, p, c) in enumerate(zip(targets.tolist(), predicted.tolist(), confidence.tolist()))]
     write_text(path, csv_text(rows))
     return path

@@ -25,6 +25,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
+from cnnlab.data.folder import split_files
 from cnnlab.deploy.export import model_file_bytes
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
@@ -67,7 +68,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  model.spec.size)
 
     scores = score(model, eval_loader(recipe, images, workers=loader_workers(recipe, data)), desc=f"evaluate {split}")
-    files = write_outputs(ctx, scores, model.classes, f"{model.arch or source.path.name} on {data.name}/{split}")
+    files = write_outputs(ctx, scores, model.classes, f"{model.arch or source.path.name} on {data.name}/{split}",
+                          split_files(images))
     # with 5 classes or fewer every class is in the top 5: 100 % by construction, which says nothing (probe 88)
     top5 = f", top-5 {100 * scores.top5:.2f}%" if len(model.classes) > 5 else ""
     ctx.log.info("%s: top-1 %.2f%%%s, ECE %.4f on %s", split, 100 * scores.top1, top5, scores.ece,
@@ -127,9 +129,10 @@ def score(model: InferenceModel, loader: Any, *, desc: str = "evaluate") -> Clas
     return accumulator.compute()
 
 
-def write_outputs(ctx: RunContext, scores: ClassificationScores, classes: list[str], title: str) -> dict[str, str]:
-    """confusion.csv, confusion.png, per_class.csv and outcomes.csv (per image) in the run folder, recorded as
-    artifacts."""
+def write_outputs(ctx: RunContext, scores: ClassificationScores, classes: list[str], title: str,
+                  files: list[str] | None = None) -> dict[str, str]:
+    """confusion.csv, confusion.png, per_class.csv and outcomes.csv (per image; `files`: the file of each, where the
+    split was read from files) in the run folder, recorded as artifacts."""
     if not ctx.is_main:
         return {}
     paths = {"confusion_csv": write_confusion_csv(ctx.path("confusion.csv"), scores.confusion, classes),
@@ -138,7 +141,7 @@ def write_outputs(ctx: RunContext, scores: ClassificationScores, classes: list[s
              "per_class_csv": write_per_class_csv(ctx.path("per_class.csv"), scores.confusion, classes)}
     if scores.targets is not None and scores.predicted is not None and scores.confidence is not None:
         paths["outcomes_csv"] = write_outcomes_csv(ctx.path(OUTCOMES_FILE), scores.targets, scores.predicted,
-                                                   scores.confidence, classes)
+                                                   scores.confidence, classes, files)
     for name, path in paths.items():
         ctx.record.add_artifact(name, path)
     return {name: path.name for name, path in paths.items()}

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.wording import counted, human_bytes, ratio_text, visible
+from cnnlab.deploy.names import TORCH_BACKENDS  # names only: the report loads no runtime
 from cnnlab.hydra_args import path_argument
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row
@@ -413,14 +414,24 @@ def _markdown_table(shown: Sequence[str], lines: Sequence[Sequence[str]]) -> lis
             *("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)]
 
 
-def sessions_note(rows: Sequence[Row]) -> str | None:
-    """When the rows' p50 figures come from more than one bench session: how far such figures drift apart, that the
-    Pareto front compares them, and the command that times every row side by side (probe 58: one LeNet-5 read 0.059,
-    0.074 and 0.076 ms in three sessions, and a pruned one was starred by the luckier session's figure)."""
-    timed = [row for row in rows if row.latency is not None and row.bench_run is not None]
+def sessions_note(tables: dict[str, list[SeedGroup]], backend: str) -> str | None:
+    """When the p50 figures of one dataset's table (`tables`: the report's tables, by title) come from more than one
+    bench session: how far such figures drift apart, that the table's Pareto front compares them, and the command
+    that times its rows side by side (probe 58: one LeNet-5 read 0.059, 0.074 and 0.076 ms in three sessions, and a
+    pruned one was starred by the luckier session's figure). Rows of two tables are never compared (probe 154: the
+    note counted them). A paired session times ONNX files only: under a PyTorch `backend` the note says so, with no
+    command (followed, it came back word for word)."""
+    timed = []
+    for members in tables.values():
+        rows = [row for group in members for row in group.rows
+                if row.latency is not None and row.bench_run is not None]
+        if len({row.bench_run for row in rows}) > 1:
+            timed += rows
     sessions = {row.bench_run for row in timed}
-    if len(sessions) < 2:
+    if not timed:
         return None
+    drift = (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
+             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures")
     # a session times each model once per round: past a dozen, the rows on the Pareto front are the ones it decides
     # (probe 111: 320 runs made an 18,177-character command)
     chosen, what = timed, "every row"
@@ -433,10 +444,11 @@ def sessions_note(rows: Sequence[Row]) -> str | None:
             return (f"p50 comes from {len(sessions)} bench sessions: {what} were timed in one; the other "
                     f"{len(timed) - len(chosen)} rows' figures come from other sessions, which read up to 35 % apart "
                     "on a 2-core machine (docs/benchmarks.md)")
-    return (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
-            "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures; to time "
-            f"{what} side by side, in one session: cnnlab bench "
-            + path_argument("source", [r.run.path for r in chosen]))
+    command = "cnnlab bench " + path_argument("source", [r.run.path for r in chosen])
+    if backend in TORCH_BACKENDS:
+        return (f"{drift}; a side-by-side session times ONNX files only, so --backend {backend} has no such figure: "
+                f"read the report with --backend onnxruntime after timing {what} in one session: {command}")
+    return f"{drift}; to time {what} side by side, in one session: {command}"
 
 
 SESSION_ROWS = 12  # the most rows sessions_note names for one paired session
@@ -470,7 +482,7 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
     rows_timed = [row for members in groups.values() for group in members for row in group.rows]
-    for note in (sessions_note(rows_timed), few_runs_note(rows_timed)):
+    for note in (sessions_note(groups, comparison.backend), few_runs_note(rows_timed)):
         if note is not None:  # the command it ends with, as code (a note that names none ends in a plain stop)
             lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".",
                       ""]

@@ -388,6 +388,12 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
     assert result.code == 0, result.output
     record = next(r for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed")
     assert record["metrics"]["n"] == 8 and record["metrics"]["split"] == "all" and "all_acc" in record["metrics"]
+    # probe 154: outcomes.csv did not say which photo each row scored
+    import csv
+
+    rows = list(csv.DictReader((Path(record["run_dir"]) / "outcomes.csv").open()))
+    assert sorted(row["file"] for row in rows) == sorted(str(f) for f in new.glob("*/*.png"))
+    assert all(Path(row["file"]).parent.name == row["true"] for row in rows)
     # one picture per class: nothing to carve, and none needed (it was refused: "a split by class needs 2 per class")
     random_image_folder(tmp_path / "one_each", per_class=1, seed=7)
     single = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={tmp_path / 'one_each'}",

@@ -651,14 +651,38 @@ def test_figures_from_several_bench_sessions_are_said_with_the_command_that_time
     b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
     bench_run(out, "b1", a, 10.0)
     report = build_report(out)
-    assert sessions_note(report.rows) is None  # one session (b has none): nothing to say
+    assert sessions_note(report.seed_groups, report.comparison.backend) is None  # one session (b has none)
     bench_run(out, "b2", b, 5.0)
     report = build_report(out)
-    note = sessions_note(report.rows)
+    note = sessions_note(report.seed_groups, report.comparison.backend)
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and \
         note.endswith(f"cnnlab bench 'source=[{a},{b}]'")
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 comes from 2 bench sessions" in markdown
+
+
+def test_the_sessions_note_counts_a_tables_sessions_and_under_torch_names_what_can_be_timed(tmp_path: Path) -> None:
+    """Probe 154: two models of two datasets, each benched alone, drew "p50 comes from 2 bench sessions … the Pareto
+    front compares these figures" (it compares rows of one dataset only); under --backend torch its command,
+    followed, skipped torch ("a paired session times ONNX files only") and the note came back word for word."""
+    from cnnlab.report.formats import sessions_note
+
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    other = model_run(out, "finetune", "other", 0.7, dataset={"name": "fashion_mnist", "num_classes": 10,
+                                                                 "image_size": 28})
+    for name, run in (("b1", a), ("b2", other)):
+        bench_run(out, name, run, 10.0)
+        bench_run(out, f"t{name}", run, 20.0, backend="torch")
+    report = build_report(out)
+    assert len(report.seed_groups) == 2 and sessions_note(report.seed_groups, "onnxruntime") is None
+    b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
+    bench_run(out, "b3", b, 5.0, backend="torch")
+    torch_report = build_report(out, comparison=Comparison(backend="torch"))
+    note = sessions_note(torch_report.seed_groups, "torch")
+    assert note is not None and note.startswith("p50 comes from 2 bench sessions") and "times ONNX files only" in \
+        note and "read the report with --backend onnxruntime" in note, note
+    assert note.endswith(f"cnnlab bench 'source=[{a},{b}]'") and str(other) not in note, note
 
 
 def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(tmp_path: Path) -> None:
@@ -673,12 +697,13 @@ def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(
     report = build_report(out)
     front = [row.run.path for row in report.rows if row.pareto]
     assert len(report.rows) > SESSION_ROWS and 0 < len(front) < len(report.rows)
-    note = sessions_note(report.rows)
+    note = sessions_note(report.seed_groups, report.comparison.backend)
     assert note is not None and "to time the 1 row on the Pareto front and the 11 next most accurate" in note, note
     named = note.split("cnnlab bench 'source=[", 1)[1].rstrip("]'").split(",")
     assert named == [str(runs[i].resolve()) for i in range(14, 2, -1)] and front == [runs[14].resolve()], note
     paired_run(out, "p", [Path(n) for n in named], [[1.0 + i] * 3 for i in range(len(named))])  # the fix, followed
-    followed = sessions_note(build_report(out).rows)
+    followed = build_report(out)
+    followed = sessions_note(followed.seed_groups, followed.comparison.backend)
     assert followed is not None and "were timed in one; the other 3 rows' figures come from other sessions" in \
         followed and "cnnlab bench" not in followed, followed
 
