@@ -29,10 +29,10 @@ from cnnlab.engine.seeding import seed_everything
 from cnnlab.engine.trainer import evaluate
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.distill_record import checkpoint_extra, comparison_metrics, role_sections, settings_section
-from cnnlab.steps.distill_roles import check_student_fits, keep_resumed_teacher, resolve_role
+from cnnlab.steps.distill_roles import check_student_fits, resolve_role
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
-from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.resume import apply_resume, keep_resumed_source
 from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    setup_runtime, train_model)
@@ -48,7 +48,7 @@ def check(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     refuse_unused_settings(cfg, ctx)
     cfg, resume_from = apply_resume(cfg, ctx)
-    cfg = keep_resumed_teacher(cfg, resume_from)
+    cfg = keep_resumed_source(cfg, resume_from, "teacher.weights")
     settings, recipe = DistillSettings.from_config(cfg.distill), Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
 

@@ -30,7 +30,7 @@ from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
-from cnnlab.steps.resume import apply_resume
+from cnnlab.steps.resume import apply_resume, keep_resumed_source
 from cnnlab.runs import NO_CHECKPOINT
 from cnnlab.settings import packaged_defaults, resumes_nothing
 from cnnlab.weights import check_weights_arch, initial_model, keeps_head, resolve_weights
@@ -109,6 +109,7 @@ def _unread_by_every_job(settings: FinetuneSettings, section: Any) -> list[Cnnla
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
+    cfg = keep_resumed_source(cfg, resume_from, "model.weights")
     settings = FinetuneSettings.from_config(cfg.finetune)
     refused = _unread_by_every_job(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
     if refused:
@@ -121,6 +122,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
     weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
+    if weights.source:  # at the start: a resume continues from these (keep_resumed_source)
+        ctx.record.update(source=weights.source)
     if not weights.pretrained:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
@@ -167,8 +170,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     training_seconds = time.perf_counter() - started  # caching included: the cost a user waits for
     trained = TrainedModel(model=model, name=name, arch_kwargs=weights.arch_kwargs, data=data,
                            dataset_config=dataset_cfg, weights=weights.description)
-    if weights.source:
-        ctx.record.update(source=weights.source)
     scale = None if settings.mode == "linear" else settings.backbone_lr_scale  # no backbone trained (probe 103: 1.0)
     metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": scale,
                                      "standardize_features": standardize, "training_seconds": training_seconds}

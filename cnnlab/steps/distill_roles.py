@@ -2,16 +2,15 @@
 
 `resolve_role` turns `teacher=` / `student=` (a zoo name and `.weights`) into a `DistillRole`;
 `trained_teacher_weights` and `check_student_fits` check them against the data (the same classes, the same input
-size); `keep_resumed_teacher` makes a resumed run keep the teacher it started with. Every refusal is a
+size); a resumed run keeps the teacher it started with (steps/resume.keep_resumed_source). Every refusal is a
 CnnlabError that names the setting and the fix.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch import nn
 
 from cnnlab.compress.distill import Network
@@ -22,7 +21,7 @@ from cnnlab.engine.checkpoint import untrained_head_error
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.wording import class_difference
 from cnnlab.models import canonical_name, get_entry
-from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run, load_run
+from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run
 from cnnlab.weights import InitialWeights, check_weights_arch, class_order, resolve_weights
 
 def train_a_teacher(name: str, dataset: str | None = None) -> str:
@@ -172,15 +171,3 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "
                           f"takes {data.spec.size} px", fix=f"use {fresh}, or a student run trained at the "
                                                              "teacher's input size")
-
-
-def keep_resumed_teacher(cfg: DictConfig, resume_from: Path | None) -> DictConfig:
-    """A resumed run keeps the teacher it started with (the file its run.json's `source` names), even if
-    latest:finetune now names a newer run. Without resume (`resume_from` None) `cfg` is returned as is."""
-    if resume_from is None:
-        return cfg
-    recorded = (load_run(resume_from.parent).data.get("source") or {}).get("path")
-    if recorded:
-        with open_dict(cfg):
-            cfg.teacher.weights = recorded
-    return cfg

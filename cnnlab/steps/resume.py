@@ -39,6 +39,9 @@ _ARCHITECTURE_KEYS = (*(f"{role}.{key}" for role in ("model", "teacher", "studen
 _OPTIMIZER_STATE_KEYS = ("optim._target_", "optim.amsgrad", "optim.centered", "optim.momentum")
 # which parameters train: the saved optimizer holds their groups (probe 145: "last.pt does not hold this run's network")
 _TRAINABLE_KEYS = ("finetune.mode", "finetune.unfreeze")
+# the weights a run started from: its last.pt continues them, and a finetune's data is the weights run's (probe 153:
+# `model.weights=OTHER` on resume trained on the other run's folder, recorded as if it were the run's own)
+_STARTING_WEIGHTS_KEYS = ("model.weights", "teacher.weights", "student.weights")
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,20 @@ def _same_epoch(mine: dict[str, Any], kept: dict[str, Any]) -> bool:
                 not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
             return False
     return True
+
+
+def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str) -> DictConfig:
+    """`cfg` with `key` (model.weights, teacher.weights) set to the file the resumed run started from — its run.json's
+    `source` — so that `latest:CMD` keeps naming the run it named then, not a newer one (probe 153: a fine-tune's
+    `resume=true` after another pretrain trained its last epochs on that run's folder, from its record). `cfg` as it
+    is without resume (`resume_from` None) or a recorded source."""
+    if resume_from is None:
+        return cfg
+    recorded = (load_run(resume_from.parent).data.get("source") or {}).get("path")
+    if recorded:
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, recorded, force_add=True)
+    return cfg
 
 
 def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
@@ -345,7 +362,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             if (saved := _delete(old, key[1:])) is not _ABSENT:
                 replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
-        if _is_group(key, cfg) and OmegaConf.to_container(cfg[key]) != OmegaConf.to_container(old.get(key, {})):
+        if _is_group(key, cfg) and not _the_runs_own_choice(key, cfg, old, run):
             raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
                               "it", fix=f"drop {key}= (or start a new run without resume=)")
     for key, value in _plain_overrides(ctx.overrides, cfg):
@@ -354,6 +371,10 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
+        if before != after and key in _STARTING_WEIGHTS_KEYS:
+            raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
+                              f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "
+                              "continues", fix=f"drop {key}= (or start a new run from {value}, without resume=)")
         if before != after and key in _OPTIMIZER_STATE_KEYS and not (
                 key == "optim.momentum" and OmegaConf.select(old, "optim._target_") == "torch.optim.SGD"):
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
@@ -390,6 +411,38 @@ def _plain_overrides(overrides: list[str], cfg: DictConfig) -> list[tuple[str, s
     pairs = [(key.lstrip("+"), value) for key, _, value in (o.partition("=") for o in overrides)]
     return [(key, value) for key, value in pairs if not key.startswith(("~", "hydra"))
             and key not in _NOT_OVERRIDABLE_ON_RESUME and not _is_group(key, cfg)]
+
+
+def _the_runs_own_choice(group: str, cfg: DictConfig, saved: DictConfig, run: RunInfo) -> bool:
+    """Whether `group`'s section as composed here (`cfg`: its option, with the keys typed now) is the one `run` saved
+    once the keys the run's own command line set in it (e.g. dataset.root, sched.step_epochs) are taken as saved:
+    `resume=RUN dataset=imagefolder` names the run's own choice (probe 153: refused as "would change it")."""
+    composed = OmegaConf.create(OmegaConf.to_container(cfg[group]))
+    section = saved.get(group)
+    if not isinstance(section, DictConfig):
+        return False
+    for override in _typed_along(run):
+        name = str(override).partition("=")[0].lstrip("+")
+        if name.startswith(f"{group}.") and (value := OmegaConf.select(section, name[len(group) + 1:])) is not None:
+            OmegaConf.update(composed, name[len(group) + 1:], value, force_add=True)
+    return OmegaConf.to_container(composed) == OmegaConf.to_container(section)
+
+
+def _typed_along(run: RunInfo, most: int = 100) -> list[str]:
+    """The overrides typed for `run` and for each run it resumed, back to the first (run.json `overrides`,
+    `resumed_from`; a damaged or missing record ends the chain)."""
+    typed: list[str] = []
+    seen: set[Path] = set()
+    current: RunInfo | None = run
+    while current is not None and current.path not in seen and len(seen) < most:
+        seen.add(current.path)
+        typed += [str(o) for o in current.data.get("overrides") or [] if isinstance(o, str)]
+        earlier = current.data.get("resumed_from")
+        try:
+            current = load_run(Path(earlier)) if isinstance(earlier, str) else None
+        except (CnnlabError, OSError):
+            current = None
+    return typed
 
 
 def _is_group(key: str, cfg: DictConfig) -> bool:

@@ -187,7 +187,7 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
 def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWeights,
                            role: str = "model") -> DictConfig:
     """The data a command that trains from `role`.weights= (finetune, search space=hparams) uses: the composed
-    dataset when the weights are not a cnnlab run's or `dataset=` is typed; otherwise the data the weights' run
+    dataset when the weights are not a cnnlab run's or `dataset=` names other data; otherwise the data the weights' run
     recorded (run.json, else the checkpoint's own record), with the typed `dataset.KEY=` on top, as
     source_dataset_config gives a source's. The documented `cnnlab finetune model.weights=latest:pretrain
     finetune.mode=linear` after a pretrain on digits probed the default synthetic shapes instead, exit 0 (probe
@@ -199,9 +199,10 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     key = f"{role}.weights"
     source = with_file_dataset(resolve_source(str(OmegaConf.select(cfg, key)), ctx.outputs, want=("checkpoint",),
                                               key=key))
-    dataset_cfg = cfg.dataset
-    if not ctx.explicitly_set("dataset"):
-        dataset_cfg = source_dataset_config(cfg, ctx, source)
+    # dataset=NAME of the run's own data keeps its recorded settings too (probe 153: `dataset=digits` after a run at
+    # dataset.val_fraction=0.3 was refused with "drop dataset.val_fraction=", a key nobody typed)
+    dataset_cfg = source_dataset_config(cfg, ctx, source)
+    if dataset_cfg is not cfg.dataset:
         if _unlabeled_folder(dataset_cfg):  # probe 83: the folder's refusal named the pretraining just run as fix
             with found_before_work():
                 raise CnnlabError(f"the {key} run learned from {dataset_cfg.get('root')}, a flat folder of pictures "
@@ -209,11 +210,10 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
                                   fix="name it: dataset=imagefolder dataset.root=DIR with DIR/<class>/*.jpg (or "
                                       "DIR/train/<class>/ and DIR/val/<class>/), or another dataset= (cnnlab list "
                                       "datasets)")
-        if dataset_cfg is not cfg.dataset:
-            if "label_fraction" in dataset_cfg and not ctx.explicitly_set("dataset.label_fraction"):
-                dataset_cfg.label_fraction = cfg.dataset.get("label_fraction", 1.0)
-            ctx.log.info("dataset=%s: the data the %s run trained on (dataset=NAME picks other data)",
-                         dataset_cfg.get("name"), key)
+        if "label_fraction" in dataset_cfg and not ctx.explicitly_set("dataset.label_fraction"):
+            dataset_cfg.label_fraction = cfg.dataset.get("label_fraction", 1.0)
+        ctx.log.info("dataset=%s: the data the %s run trained on, with its settings (dataset=NAME of other data "
+                     "picks that)", dataset_cfg.get("name"), key)
     check_val_settings(ctx, source, dataset_cfg)
     return dataset_cfg
 
@@ -514,9 +514,18 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
         shared, trained = training_pictures_in(Path(other), recorded)
     if not shared:
         return False
-    if own_val is None and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
+    changed = data_changed(source.run) if source.run is not None else None
+    if own_val is None and not changed and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
         return True
     where = source.origin
+    if changed:  # probe 153: a copy of the folder as it is now, not as the run read it, carved 9 trained-on images
+        # of 14 into val; a faithful copy cannot be told apart from it but by the run's record of names, sizes, times
+        raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on, but is "
+                          f"not that folder as the run recorded it (names, sizes and file times), and {changed}: "
+                          "its val split may hold images the model trained on (and read high)",
+                          fix="give the pictures as the run read them with dataset.root=DIR — the folder as it was, "
+                              "or a copy made with their file times (cp -a) — or a folder of pictures the model has "
+                              "not seen")
     raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (copies of "
                       f"pictures in {trained}, by bytes or pixels), but is not that folder as it was: its val split "
                       "would hold images the model trained on (and read high)",

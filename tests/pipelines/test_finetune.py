@@ -590,6 +590,41 @@ def test_a_train_val_copy_whose_val_is_the_runs_carved_split_is_scored(cli, outp
     assert refused.code == 2 and "holds 1 of the pictures" in " ".join(refused.stderr.split()), refused.output
 
 
+def test_a_copy_of_the_training_folder_taken_after_it_changed_is_refused(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 153: once the run's flat folder changed, a copy of it as it is now (`cp -r`) was scored: its carve put 9
+    of 14 images the model had trained on in "val" (64 % for a model at chance). A copy made with the file times
+    before the change (`cp -a`) is the run's pictures as it read them, and is scored."""
+    import shutil
+
+    flat = random_image_folder(tmp_path / "flat", per_class=8)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={flat}", *tiny).code == 0
+    before = shutil.copytree(flat, tmp_path / "before")  # copy2: file times kept, as cp -a
+    extra = random_image_folder(tmp_path / "extra", per_class=3, seed=5)
+    for picture in extra.glob("*/*.png"):
+        shutil.copy(picture, flat / picture.parent.name / f"new_{picture.name}")
+    after = tmp_path / "after"
+    shutil.copytree(flat, after, copy_function=shutil.copy)  # cp -r: new file times
+    for command in (["evaluate", "source=latest:pretrain", "split=val"], ["finetune", "model.weights=latest:pretrain",
+                                                                          *tiny]):
+        refused = cli(*command, f"dataset.root={after}")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and "is not that folder as the run recorded it" in said and "cp -a" in said, said
+    assert cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={before}").code == 0
+
+
+def test_naming_the_weights_runs_own_data_keeps_its_split(cli, outputs: Path) -> None:
+    """Probe 153: `finetune model.weights=RUN dataset=digits` (the README's form) after a run at
+    dataset.val_fraction=0.3 was refused with "drop dataset.val_fraction=" — a key nobody typed."""
+    digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.epochs=1",
+              "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", *digits, "dataset.val_fraction=0.3").code == 0
+    result = cli("finetune", "model.weights=latest:pretrain", *digits, "finetune.mode=full")
+    assert result.code == 0, result.output
+    record = read_run(run_dirs(outputs, "finetune")[0])
+    assert record["dataset"]["config"]["val_fraction"] == 0.3 and record["dataset"]["val_size"] == 540, record
+
+
 def test_a_linear_probe_refuses_a_batch_larger_than_its_labels_before_computing_features(cli, outputs: Path) -> None:
     """Probe 91: `label_fraction=0.2` left 20 images for batch 64: refused only after the features were cached, though
     docs/runs.md says such a run is refused before any work."""

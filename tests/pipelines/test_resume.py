@@ -365,6 +365,12 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
     added = cli("pretrain", f"resume={run_dirs(outputs, 'pretrain')[-1]}", "trainer.epochs=3", "+sched.step_epochs=1")
     # probe 150: a `+` on a key of the run's own choice warned "could not be composed … An item is already there"
     assert added.code == 0 and "could not be composed" not in added.output, added.output
+    # probe 153: the run's own choices, typed again, were refused as "would change it" (the run had set keys in them)
+    last = run_dirs(outputs, "pretrain")[-1]
+    again = cli("pretrain", f"resume={last}", "trainer.epochs=4", "dataset=digits", "sched=step", "optim=sgd")
+    assert again.code == 0, again.output
+    other = cli("pretrain", f"resume={run_dirs(outputs, 'pretrain')[-1]}", "trainer.epochs=5", "sched=cosine")
+    assert other.code == 2 and "sched=cosine would change it" in " ".join(other.stderr.split()), other.output
 
 
 def test_a_damaged_hydra_record_is_said_on_resume(cli, outputs: Path) -> None:
@@ -433,6 +439,39 @@ def test_a_hand_edited_saved_config_is_named_and_leaves_no_run(cli, outputs: Pat
     assert run_dirs(outputs, "pretrain") == [interrupted]  # refused before any work: no run left
     saved.write_text(saved_text)  # the fix, followed
     assert cli("pretrain", f"resume={interrupted}").code == 0
+
+
+def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, outputs: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 153: `cnnlab finetune resume=true` of a run started from `model.weights=latest:pretrain` resolved
+    `latest` again: after a newer pretrain on other data it trained its last epochs on that run's data and recorded
+    its weights, exit 0; `model.weights=OTHER` typed on a resume did the same."""
+    assert cli("pretrain", *TINY).code == 0
+    first = run_dirs(outputs, "pretrain")[0]
+    tune = ["model.weights=latest:pretrain", "finetune.mode=full", "trainer.epochs=3", "trainer.batch_size=16"]
+    save_state = Trainer._save_state
+
+    def save_then_interrupt(self, *args, **kwargs):  # as conftest's ctrl_c_after_the_first_checkpoint, for one run
+        save_state(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli("finetune", *tune).code == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        monkeypatch.setattr(Trainer, "_save_state", save_state)
+    interrupted = run_dirs(outputs, "finetune")[0]
+    other = [a for a in TINY if not a.startswith("dataset.train_size")] + ["dataset.train_size=48"]
+    assert cli("pretrain", *other).code == 0  # a newer pretrain, on other data
+    typed = cli("finetune", f"resume={interrupted}", f"model.weights={run_dirs(outputs, 'pretrain')[-1]}")
+    said = " ".join(typed.stderr.split())
+    assert typed.code == 2 and "would change the weights it started from" in said, typed.output
+    resumed = cli("finetune", "resume=true")
+    assert resumed.code == 0, resumed.output
+    record = read_run(run_dirs(outputs, "finetune")[-1])
+    assert record["source"]["run"] == str(first.resolve()) and record["dataset"]["train_size"] == 64, record
 
 
 def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,

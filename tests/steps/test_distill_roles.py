@@ -11,8 +11,7 @@ from omegaconf import OmegaConf
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.steps.distill_roles import (DistillRole, check_student_fits, keep_resumed_teacher,
-                                        trained_teacher_weights)
+from cnnlab.steps.distill_roles import DistillRole, check_student_fits, trained_teacher_weights
 from cnnlab.weights import InitialWeights
 
 DATA = SimpleNamespace(name="mine", classes=["a", "b", "c"], spec=InputSpec(16))
@@ -75,11 +74,13 @@ def test_a_role_is_a_network_for_the_kd_math() -> None:
 
 def test_a_resumed_run_keeps_the_teacher_it_recorded(tmp_path: Path) -> None:
     from cnnlab.runs import RunRecord
+    from cnnlab.steps.resume import keep_resumed_source
 
     cfg = OmegaConf.create({"teacher": {"name": "lenet5", "weights": "latest:finetune"}})
-    assert keep_resumed_teacher(cfg, None) is cfg and cfg.teacher.weights == "latest:finetune"
+    assert keep_resumed_source(cfg, None, "teacher.weights") is cfg and cfg.teacher.weights == "latest:finetune"
     RunRecord.start(tmp_path, "distill").update(source={"path": "/runs/teacher/model.pt"})
-    assert keep_resumed_teacher(cfg, tmp_path / "last.pt").teacher.weights == "/runs/teacher/model.pt"
+    kept = keep_resumed_source(cfg, tmp_path / "last.pt", "teacher.weights")
+    assert kept.teacher.weights == "/runs/teacher/model.pt"
 
 
 def test_a_student_is_offered_imagenet_weights_only_when_its_network_has_them() -> None:
