@@ -108,11 +108,30 @@ class InputSpec:
         scale = data.get("scale", 1 / 255)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or abs(scale - 1 / 255) > 1e-9:
             raise ValueError(f"scale is {scale!r}, expected 1/255 (8-bit pictures)")
+        resize_to = None if data.get("resize_to") is None else _side(data["resize_to"], "resize_to")
+        crop = None if data.get("crop") is None else _side(data["crop"], "crop")
+        _check_geometry(size, resize, resize_to, crop)
         return cls(size=size, mean=_triple(data.get("mean"), "mean"), std=_triple(data.get("std"), "std", positive=True),
-                   channels=int(channels), resize=resize,
-                   resize_to=None if data.get("resize_to") is None else _side(data["resize_to"], "resize_to"),
-                   crop=None if data.get("crop") is None else _side(data["crop"], "crop"),
+                   channels=int(channels), resize=resize, resize_to=resize_to, crop=crop,
                    interpolation=str(interpolation), antialias=bool(data.get("antialias", True)), scale=float(scale))
+
+
+def _check_geometry(size: int, resize: str | None, resize_to: int | None, crop: int | None) -> None:
+    """ValueError when steps 2-3 cannot make a `size` × `size` picture (probe 155: a hand-edited crop of 40 on a 32 px
+    model was an onnxruntime traceback; shorter_side without a crop, a torch.stack one on a picture that was not
+    square; a crop larger than the resize padded the picture with zeros, scored without a word)."""
+    if resize is None:  # unrecorded: read as a square resize to size
+        return
+    side = resize_to or size
+    if crop is None and resize == SHORTER_SIDE:
+        raise ValueError(f"resize is {SHORTER_SIDE} without a crop: a picture that is not square would not come out "
+                         f"{size} × {size} px (crop: {size})")
+    if crop is None and side != size:
+        raise ValueError(f"resize_to is {side} without a crop: pictures would come out {side} px, not size {size}")
+    if crop is not None and crop != size:
+        raise ValueError(f"crop is {crop}: pictures would come out {crop} px, not size {size}")
+    if crop is not None and crop > side:
+        raise ValueError(f"crop is {crop}, larger than resize_to {side}: the crop would pad pictures with zeros")
 
 
 def _side(value: Any, where: str) -> int:

@@ -94,8 +94,9 @@ class ModelIdentity:
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> "ModelIdentity | None":
         """The identity in decoded metadata entries; None for a file without cnnlab's input metadata."""
-        if "input_size" not in props or "input_mean" not in props:
-            return None
+        older = "input_size" in props and "input_mean" in props
+        if not isinstance(props.get("input_spec"), Mapping) and not older:
+            return None  # input_spec alone is enough (probe 155: refused as "records no input spec")
         # input_spec carries the whole preprocessing (resize, crop, interpolation); files written before it
         # existed have the input_* entries alone, which mean a square resize to input_size.
         recorded = props["input_spec"] if isinstance(props.get("input_spec"), Mapping) else {
@@ -334,6 +335,10 @@ def load_onnx(path: Path) -> onnx.ModelProto:
             raise CnnlabError(f"{path} keeps its weights in {missing[0].name} beside it (ONNX external data), and "
                               f"{missing[0]} is missing", fix=f"put {missing[0].name} next to {path.name}, as the "
                                                               "model was saved, or save the model as one file") from exc
+        if path.read_bytes()[:4] == b"PK\x03\x04":  # torch.save's zip archive (probe 155: "not readable", no more)
+            raise CnnlabError(f"{path} is a PyTorch file (torch.save's zip archive), not an ONNX model",
+                              fix=f"name it {path.stem}.pt, or point to a model.onnx written by `cnnlab export`") \
+                from exc
         raise CnnlabError(f"{path} is not a readable ONNX model ({type(exc).__name__})",
                           fix="point to a model.onnx written by `cnnlab export`, or re-export it") from exc
 

@@ -30,6 +30,7 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import OUTPUT_NAME, load_onnx, read_onnx_metadata
 from cnnlab.deploy.onnx_elementwise import Squash, dequantize, unit_squash
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import listed
 
 # Nodes that compute a layer of a network, in float and quantized graphs (QDQ keeps Conv; QOperator and
 # dynamic quantization use the integer ops; onnxruntime's fused ops appear in pre-optimised files).
@@ -571,6 +572,11 @@ def check_onnx_file(path: Path) -> OnnxModel:
     classes = meta.get("classes")
     if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
         raise CnnlabError(f"{path} has unreadable cnnlab metadata (classes is not a list of names)", fix=_FIX)
+    if classes is not None and len(set(classes)) != len(classes):  # as read_checkpoint refuses (probe 155: "a 67.6 %
+        # | a 19.8 %", two outputs that could not be told apart)
+        twice = sorted({name for name in classes if classes.count(name) > 1})
+        raise CnnlabError(f"{path} has invalid cnnlab metadata (classes names {listed(twice)} more than once)",
+                          fix=_FIX)
     spec = meta.get("spec")
     proto = load_onnx(path)
     if not proto.graph.node:  # an empty or truncated file parses as an empty model: nothing to check against

@@ -99,6 +99,11 @@ def execution_providers(device: str = "cpu", *, runtime: str = "onnxruntime", th
     return [(name, {"device_id": index}) for name in wanted] + [CPU]
 
 
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU: to PyTorch, or through the NVIDIA driver (a CPU build of torch)."""
+    return torch.cuda.is_available() or Path("/proc/driver/nvidia").exists()
+
+
 def require_runtime(runtime: str, device: str = "cpu", keys: RuntimeKeys = BENCH_KEYS) -> None:
     """Nothing when `runtime` (onnxruntime | tensorrt | openvino) can run on `device` (cpu | cuda[:N]) here; else a
     CnnlabError with what is missing and how to get it (a wrong device; the openvino package not installed; an
@@ -113,6 +118,11 @@ def require_runtime(runtime: str, device: str = "cpu", keys: RuntimeKeys = BENCH
     wanted = {"onnxruntime": [CUDA], "tensorrt": [TENSORRT, CUDA]}[runtime]
     installed = available_providers()
     missing = [name for name in wanted if name not in installed]
+    if missing and not gpu_visible():
+        # probe 155: "install onnxruntime-gpu" on a machine without any GPU, a fix that cannot work
+        raise CnnlabError(f"{keys.device}{device} but no CUDA GPU is visible on this machine",
+                          fix=f"use {keys.device}cpu" if runtime == "onnxruntime" else "run it on a machine with "
+                          f"an NVIDIA GPU, or use {keys.device}cpu with onnxruntime")
     if missing:
         raise CnnlabError(f"onnxruntime {ort.__version__} has no {' or '.join(missing)} "
                           f"(it offers {', '.join(installed)})",

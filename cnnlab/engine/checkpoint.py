@@ -90,11 +90,24 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
                     if what == "checkpoint" else unreadable_fix
             raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
                               "model?), not just tensors", fix=pickled_fix) from exc
+        if _is_onnx(path):  # probe 155: an exported model.onnx renamed .pt read as "corrupt"
+            raise CnnlabError(f"{what} {path} is an ONNX model, not a PyTorch file",
+                              fix=f"name it {path.stem}.onnx") from exc
         raise CnnlabError(f"{what} {path} cannot be read safely: it is corrupt, truncated or not a PyTorch file "
                           f"({type(exc).__name__})", fix=unreadable_fix) from exc
     if not isinstance(payload, dict):
         raise CnnlabError(f"{what} {path} holds a {type(payload).__name__}, not a checkpoint dictionary")
     return payload
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether `path` parses as an ONNX model with a graph (read only when torch.load could not read it)."""
+    import onnx  # only on this error path
+
+    try:
+        return bool(onnx.load(str(path), load_external_data=False).graph.node)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends: not ONNX either
+        return False
 
 
 # Bounds of what a checkpoint may ask to be built: beyond them a hand-made file could allocate gigabytes.

@@ -71,6 +71,23 @@ def test_spec_round_trips_and_old_records_load_with_the_old_behaviour() -> None:
             InputSpec.from_dict({**spec.to_dict(), **bad})
 
 
+@pytest.mark.parametrize("geometry, said", [
+    ({"crop": 40}, "crop is 40: pictures would come out 40 px"),
+    ({"resize": "shorter_side", "crop": None}, "shorter_side without a crop"),
+    ({"resize": "square", "resize_to": 16, "crop": 32}, "larger than resize_to 16: the crop would pad"),
+    ({"resize": "square", "resize_to": 20, "crop": None}, "resize_to is 20 without a crop"),
+])
+def test_a_geometry_that_cannot_make_the_input_size_is_refused(geometry: dict, said: str) -> None:
+    """Probe 155: a hand-edited crop of 40 on a 32 px model was an onnxruntime traceback in predict and evaluate,
+    shorter_side without a crop a torch.stack one; a crop past the resize scored zero-padded pictures, exit 0."""
+    spec = InputSpec(32).for_stored_size(None).to_dict()
+    with pytest.raises(ValueError, match=said):
+        InputSpec.from_dict({**spec, **geometry})
+    for fine in (InputSpec(32).for_stored_size(None), InputSpec(32).for_stored_size(28),
+                 InputSpec(1).for_stored_size(None)):
+        assert InputSpec.from_dict(fine.to_dict()) == fine
+
+
 def test_a_one_channel_spec_records_one_mean_and_std() -> None:
     """Probe 80: a 1-channel model's metadata held three means and stds, so a client that normalises per channel
     as docs/predict.md writes it built a 3-channel tensor, which the model refused. Older files (three) still load."""

@@ -236,3 +236,6 @@ def test_a_one_channel_models_metadata_holds_one_mean_and_std_everywhere() -> No
     assert props["input_std"] == props["input_spec"]["std"] == [0.353]
     alone = ModelIdentity.from_props({**props, "input_spec": None}).spec  # the input_* entries alone read back
     assert (alone.channels, alone.mean, alone.std) == (1, spec.mean, spec.std)
+    # probe 155: input_spec without the older input_* entries was "records no input spec or class names"
+    spec_only = {key: value for key, value in props.items() if not key.startswith("input_") or key == "input_spec"}
+    assert ModelIdentity.from_props(spec_only).spec == spec

@@ -618,6 +618,23 @@ def test_a_graph_of_another_size_than_its_metadata_says_is_refused(lenet_onnx_on
         check_onnx_file(tmp_path / "other.onnx")
 
 
+def test_metadata_naming_a_class_twice_is_refused(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 155: classes ["a"] * 4 were accepted, and predict's table read "a 67.6 % | a 19.8 %" (read_checkpoint
+    refuses the same in a model.pt)."""
+    import json
+
+    import onnx
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "classes":
+            entry.value = json.dumps(["a", "b", "a", "b"])
+    onnx.save(proto, str(tmp_path / "twice.onnx"))
+    with pytest.raises(CnnlabError, match=r"classes names a and b more than once"):
+        check_onnx_file(tmp_path / "twice.onnx")
+
+
 def test_a_file_with_external_data_is_sized_whole_and_a_missing_data_file_is_named(lenet_onnx_once,
                                                                                   tmp_path: Path) -> None:
     """Probe 90: a 93 kB stub of a 44.7 MB model was recorded as the FP32 size (INT8 "122x larger"); without its

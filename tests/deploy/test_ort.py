@@ -118,10 +118,19 @@ def test_device_strings() -> None:
 
 
 @pytest.mark.skipif(HAS_ORT_CUDA, reason="this onnxruntime has the CUDA provider")
-def test_cuda_without_the_cuda_provider_names_the_fix(lenet_onnx) -> None:
+def test_cuda_without_the_cuda_provider_names_the_fix(lenet_onnx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a GPU, the missing provider and onnxruntime-gpu; without one (probe 155: "install onnxruntime-gpu" on a
+    machine with no GPU at all), that there is none, and device=cpu."""
+    from cnnlab.deploy import ort as ort_module
+
+    monkeypatch.setattr(ort_module, "gpu_visible", lambda: True)
     with pytest.raises(CnnlabError) as caught:
         onnx_session(lenet_onnx[1], device="cuda")
     assert "CUDAExecutionProvider" in caught.value.message and "onnxruntime-gpu" in str(caught.value.fix)
+    monkeypatch.setattr(ort_module, "gpu_visible", lambda: False)
+    with pytest.raises(CnnlabError) as caught:
+        onnx_session(lenet_onnx[1], device="cuda")
+    assert "no CUDA GPU is visible" in caught.value.message and "onnxruntime-gpu" not in str(caught.value.fix)
 
 
 @pytest.mark.cuda

@@ -638,3 +638,19 @@ def test_a_test_evaluation_records_no_train_and_val_sizes_it_did_not_carve(cli, 
     assert recorded["evaluate"]["n"] == 4 and recorded["dataset"]["test_size"] == 4
     assert recorded["dataset"]["train_size"] is None and recorded["dataset"]["val_size"] is None
     assert (trained["train_size"], trained["val_size"]) != (16, 0)
+
+
+def test_a_model_file_named_for_the_other_format_is_told_to_be_renamed(cli, outputs: Path, tiny_export: Path,
+                                                                      tmp_path: Path) -> None:
+    """Probe 155: an exported model.onnx named .pt read as "corrupt, truncated or not a PyTorch file", a model.pt named
+    .onnx as "not a readable ONNX model"; each is fine under its own name."""
+    import shutil
+
+    pt = run_dirs(outputs, "pretrain")[0] / "model.pt"
+    for original, misnamed, right in ((tiny_export, "m.pt", "m.onnx"), (pt, "c.onnx", "c.pt")):
+        shutil.copy(original, tmp_path / misnamed)
+        refused = cli("evaluate", f"source={tmp_path / misnamed}", "split=val")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"name it {right}" in said and "corrupt" not in said, refused.output
+        (tmp_path / misnamed).rename(tmp_path / right)  # the fix, followed
+        assert cli("evaluate", f"source={tmp_path / right}", "split=val").code == 0
