@@ -360,7 +360,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
     if not carves_val(recorded):
         return
     _refuse_unsaid_carve(recorded)
-    changed = data_changed(source.run) if source.run is not None else None
+    changed = data_changed(source.run) if source.run is not None else None  # (None too when it recorded no digest)
     if changed:
         raise CnnlabError(f"{changed}: its val split, carved from the folder by dataset.seed, would now hold images "
                           "the model trained on (and read high)",
@@ -514,7 +514,7 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
         shared, trained = training_pictures_in(Path(other), recorded)
     if not shared:
         return False
-    changed = data_changed(source.run) if source.run is not None else None
+    changed = data_changed(source.run) if source.run is not None else None  # (None too when it recorded no digest)
     if own_val is None and not changed and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
         return True
     where = source.origin
@@ -560,7 +560,8 @@ def _training_files(recorded: Mapping[str, Any], *, validation: bool = True,
     if recorded.get("name") not in FOLDER_DATASETS or trained is None or not Path(trained).is_dir():
         return [], ""
     train = split_dir(Path(trained), TRAIN_DIR_NAMES)
-    if not validation and carves_val(recorded) and run is not None and data_changed(run) is None:
+    if not validation and carves_val(recorded) and run is not None and _recorded_content(run) \
+            and data_changed(run) is None:
         # probe 152: a train/ + val/ copy whose val/ is exactly the run's carved val split was refused as one whose
         # val split "would hold images the model trained on" — its carve, rebuilt, says which pictures it trained on
         return carved_training_files(recorded) or [], trained
