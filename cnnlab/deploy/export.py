@@ -335,7 +335,9 @@ def load_onnx(path: Path) -> onnx.ModelProto:
             raise CnnlabError(f"{path} keeps its weights in {missing[0].name} beside it (ONNX external data), and "
                               f"{missing[0]} is missing", fix=f"put {missing[0].name} next to {path.name}, as the "
                                                               "model was saved, or save the model as one file") from exc
-        if path.read_bytes()[:4] == b"PK\x03\x04":  # torch.save's zip archive (probe 155: "not readable", no more)
+        with path.open("rb") as head:
+            zipped = head.read(4) == b"PK\x03\x04"
+        if zipped:  # torch.save's zip archive (probe 155: "not a readable ONNX model", no more)
             raise CnnlabError(f"{path} is a PyTorch file (torch.save's zip archive), not an ONNX model",
                               fix=f"name it {path.stem}.pt, or point to a model.onnx written by `cnnlab export`") \
                 from exc
