@@ -48,7 +48,8 @@ def check(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     refuse_unused_settings(cfg, ctx)
     cfg, resume_from = apply_resume(cfg, ctx)
-    cfg = keep_resumed_source(cfg, resume_from, "teacher.weights")
+    for role in ("teacher", "student"):  # a resume keeps the weights each started from (probe 156: the student's)
+        cfg = keep_resumed_source(cfg, resume_from, f"{role}.weights")
     settings, recipe = DistillSettings.from_config(cfg.distill), Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
 

@@ -421,17 +421,19 @@ def sessions_note(tables: dict[str, list[SeedGroup]], backend: str) -> str | Non
     pruned one was starred by the luckier session's figure). Rows of two tables are never compared (probe 154: the
     note counted them). A paired session times ONNX files only: under a PyTorch `backend` the note says so, with no
     command (followed, it came back word for word)."""
-    timed = []
+    timed, most = [], 0
     for members in tables.values():
         rows = [row for group in members for row in group.rows
                 if row.latency is not None and row.bench_run is not None]
         if len({row.bench_run for row in rows}) > 1:
             timed += rows
-    sessions = {row.bench_run for row in timed}
+            most = max(most, len({row.bench_run for row in rows}))
     if not timed:
         return None
-    drift = (f"p50 comes from {len(sessions)} bench sessions: one network timed in separate sessions read up to 35 % "
-             "apart on a 2-core machine (docs/benchmarks.md), and the Pareto front compares these figures")
+    # a table's count: rows of two tables are never compared (probe 156: "3 sessions" where each table had 2)
+    sessions = f"{most} bench sessions" + (" within one dataset table" if len(tables) > 1 else "")
+    drift = (f"p50 comes from {sessions}: one network timed in separate sessions read up to 35 % apart on a 2-core "
+             "machine (docs/benchmarks.md), and the Pareto front compares these figures")
     # a session times each model once per round: past a dozen, the rows on the Pareto front are the ones it decides
     # (probe 111: 320 runs made an 18,177-character command)
     chosen, what = timed, "every row"
@@ -441,7 +443,7 @@ def sessions_note(tables: dict[str, list[SeedGroup]], backend: str) -> str | Non
         chosen = front + others
         what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(others)} next most accurate"
         if len({row.bench_run for row in chosen}) == 1:  # probe 114: followed, the note came back unchanged
-            return (f"p50 comes from {len(sessions)} bench sessions: {what} were timed in one; the other "
+            return (f"p50 comes from {sessions} bench sessions: {what} were timed in one; the other "
                     f"{len(timed) - len(chosen)} rows' figures come from other sessions, which read up to 35 % apart "
                     "on a 2-core machine (docs/benchmarks.md)")
     command = "cnnlab bench " + path_argument("source", [r.run.path for r in chosen])

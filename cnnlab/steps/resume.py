@@ -23,7 +23,7 @@ from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
 from cnnlab.steps.sources import check_resumed_split
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
-                         iter_runs, load_run, hydra_runtime, no_checkpoint_reason, process_alive)
+                         iter_runs, load_run, hydra_runtime, no_checkpoint_reason, process_alive, resolve_source)
 from cnnlab.wording import counted, listed
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
@@ -169,17 +169,41 @@ def _same_epoch(mine: dict[str, Any], kept: dict[str, Any]) -> bool:
     return True
 
 
+# where run.json records the file each role's weights came from (at the run's start)
+_RECORDED_SOURCE = {"model.weights": ("source",), "teacher.weights": ("source",),
+                    "student.weights": ("distill", "student", "source")}
+
+
+def recorded_source(record: dict[str, Any], key: str) -> str | None:
+    """The file `key` (model.weights, teacher.weights, student.weights) named when the run of `record` (its run.json)
+    started: the `path` of its recorded source; None when it recorded none (random or ImageNet weights, or a run from
+    before cnnlab recorded it at the start)."""
+    found: Any = record
+    for part in _RECORDED_SOURCE[key]:
+        found = found.get(part) if isinstance(found, dict) else None
+    path = found.get("path") if isinstance(found, dict) else None
+    return path if isinstance(path, str) and path else None
+
+
+@found_before_work()
 def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str) -> DictConfig:
-    """`cfg` with `key` (model.weights, teacher.weights) set to the file the resumed run started from — its run.json's
-    `source` — so that `latest:CMD` keeps naming the run it named then, not a newer one (probe 153: a fine-tune's
-    `resume=true` after another pretrain trained its last epochs on that run's folder, from its record). `cfg` as it
-    is without resume (`resume_from` None) or a recorded source."""
+    """`cfg` with `key` (model.weights, teacher.weights, student.weights) set to the file the resumed run started
+    from (recorded_source), so that `latest:CMD` keeps naming the run it named then, not a newer one (probe 153: a
+    fine-tune's `resume=true` after another pretrain trained its last epochs on that run's folder, from its record).
+    `cfg` as it is without resume (`resume_from` None). CnnlabError for a `latest` spec whose run was not recorded
+    (probe 156: a fine-tune interrupted before the record was written at the start)."""
     if resume_from is None:
         return cfg
-    recorded = (load_run(resume_from.parent).data.get("source") or {}).get("path")
+    run = load_run(resume_from.parent)
+    recorded = recorded_source(run.data, key)
+    spec = str(OmegaConf.select(cfg, key) or "").strip()
     if recorded:
         with open_dict(cfg):
             OmegaConf.update(cfg, key, recorded, force_add=True)
+    elif spec == "latest" or spec.startswith("latest:"):
+        raise CnnlabError(f"resume={run.path}: it started from {key}={spec}, and its run.json does not record which "
+                          f"run that was (a run from before cnnlab recorded it at the start): {spec} may name a newer "
+                          "run now, with other weights and data", fix="start a new run (without resume=)")
     return cfg
 
 
@@ -362,6 +386,12 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             if (saved := _delete(old, key[1:])) is not _ABSENT:
                 replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
+        if key == "dataset" and (trained := _data_from_elsewhere(old, run)) is not None:
+            # probe 156: a fine-tune on its weights run's data saved the default dataset section: `dataset=synthetic`
+            # on resume matched it and trained the rest on synthetic shapes, exit 0
+            raise CnnlabError(f"resume continues {run.path} on the data it trained on (dataset {trained}, the data of "
+                              "the run its weights came from); dataset= does not choose it on a resume",
+                              fix="drop dataset= (the run's data is used; dataset.root=DIR says where it moved)")
         if _is_group(key, cfg) and not _the_runs_own_choice(key, cfg, old, run):
             raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
                               "it", fix=f"drop {key}= (or start a new run without resume=)")
@@ -371,7 +401,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
-        if before != after and key in _STARTING_WEIGHTS_KEYS:
+        if before != after and key in _STARTING_WEIGHTS_KEYS and not _names_the_recorded_source(key, after, run, ctx):
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "
                               "continues", fix=f"drop {key}= (or start a new run from {value}, without resume=)")
@@ -405,6 +435,19 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     return old, replaced
 
 
+def _names_the_recorded_source(key: str, value: Any, run: RunInfo, ctx: RunContext) -> bool:
+    """Whether `value`, typed for `key` on resume, names the very file the run started from (probe 156: its own
+    weights, by their run folder, were refused as "would change the weights it started from")."""
+    recorded = recorded_source(run.data, key)
+    if recorded is None:
+        return False
+    try:
+        return resolve_source(str(value), ctx.outputs, want=("checkpoint",), key=key).path.resolve() \
+            == Path(recorded).resolve()
+    except (CnnlabError, OSError):
+        return False
+
+
 def _plain_overrides(overrides: list[str], cfg: DictConfig) -> list[tuple[str, str]]:
     """(key, value) of the overrides among `overrides` that set one setting: not a deletion (~KEY), a group choice
     (optim=adamw), hydra's own or one resume never takes from the command line (_NOT_OVERRIDABLE_ON_RESUME)."""
@@ -426,6 +469,16 @@ def _the_runs_own_choice(group: str, cfg: DictConfig, saved: DictConfig, run: Ru
         if name.startswith(f"{group}.") and (value := OmegaConf.select(section, name[len(group) + 1:])) is not None:
             OmegaConf.update(composed, name[len(group) + 1:], value, force_add=True)
     return OmegaConf.to_container(composed) == OmegaConf.to_container(section)
+
+
+def _data_from_elsewhere(saved: DictConfig, run: RunInfo) -> str | None:
+    """The name of the data `run` trained on when its saved dataset section is not that data (a fine-tune that took
+    its weights run's data: the section is the composed default), else None."""
+    recorded = (run.data.get("dataset") or {}).get("config") if isinstance(run.data.get("dataset"), dict) else None
+    section = saved.get("dataset")
+    if not isinstance(recorded, dict) or not isinstance(section, DictConfig):
+        return None
+    return str(recorded.get("name")) if recorded.get("name") != section.get("name") else None
 
 
 def _typed_along(run: RunInfo, most: int = 100) -> list[str]:

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -321,7 +321,7 @@ def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> Non
     (refuse_unused_val_fraction), or a carve other than the one the source trained beside (check_same_val_split)."""
     if ctx.explicitly_set("dataset.val_fraction"):
         refuse_unused_val_fraction(_plain(dataset_cfg))
-    check_same_val_split(source, dataset_cfg)
+    check_same_val_split(source, dataset_cfg, typed=ctx.explicitly_set)
     if (warning := unverified_folder(source, dataset_cfg)) is not None and ctx.is_main:
         record_warning(ctx, warning)
 
@@ -330,13 +330,13 @@ def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> Non
 _CARVE_KEYS = ("seed", "val_fraction")
 
 
-def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
+def check_same_val_split(source: Source, dataset_cfg: Any, typed: Callable[[str], bool] | None = None) -> None:
     """CnnlabError when `dataset_cfg` (this command's) carves the source's data into another val split than the
     one its run trained beside: another dataset.seed or val_fraction, a record that does not say them (a hand-edited
     run.json), or a user folder whose images changed since (the same seed then carves other files). That split holds
     images the model trained on, and an accuracy on it would read high. Passes for other data, a source that records
     none, and data whose val split is not carved from train (synthetic draws each split from its own stream; a
-    folder with val/)."""
+    folder with val/). `typed(KEY)`: whether the command line set KEY (a fix names only keys it typed)."""
     recorded = dataset_config_of(source.run) or {}
     used = _plain(dataset_cfg)
     if not recorded or not isinstance(used, Mapping):
@@ -349,7 +349,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
         same = _refuse_a_changed_copy(source, recorded, used)
         if (same or unverified_folder(source, dataset_cfg) is not None) and carves_val(used):
             _refuse_unsaid_carve(recorded)
-            _refuse_another_carve(recorded, used, source.origin)
+            _refuse_another_carve(recorded, used, source.origin, typed)
         return
     root = _folder(recorded.get("root"))
     if recorded.get("name") in FOLDER_DATASETS and root is not None and not Path(root).is_dir():
@@ -366,7 +366,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any) -> None:
                           "the model trained on (and read high)",
                           fix="train again on the folder as it is, or give the pictures it trained on with "
                               "dataset.root=DIR (a copy of the folder as it was)")
-    _refuse_another_carve(recorded, used, source.origin)
+    _refuse_another_carve(recorded, used, source.origin, typed)
 
 
 def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool) -> None:
@@ -396,9 +396,11 @@ def _refuse_unsaid_carve(recorded: Mapping[str, Any]) -> None:
                               "['dataset']['config'])\"`)")
 
 
-def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], where: Path) -> None:
+def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], where: Path,
+                          typed: Callable[[str], bool] | None = None) -> None:
     """CnnlabError when `used` carves val with another dataset.seed or val_fraction than `recorded`, the run at
-    `where` trained beside."""
+    `where` trained beside. `typed(KEY)`: whether the command line set KEY; one it did not (a default that came with
+    `dataset=NAME`) is fixed by typing the run's value (probe 156: "drop dataset.seed=", which nobody typed)."""
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             # probe 60: the fix also offered `cnnlab evaluate split=test`, which digits and folders refuse (no test)
@@ -407,7 +409,10 @@ def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], 
             raise CnnlabError(f"dataset.{key}={used.get(key)}: the model's run ({where}) set its val split apart "
                               f"with dataset.{key}={recorded.get(key)}, so another carve would hold images the model "
                               "trained on (and read high)",
-                              fix=f"drop dataset.{key}= (the val split the model was trained beside is used){subset}")
+                              fix=f"drop dataset.{key}= (the val split the model was trained beside is used){subset}"
+                              if typed is None or typed(f"dataset.{key}") else
+                              f"add dataset.{key}={recorded.get(key)}, the run's (its val split is then the one the "
+                              "model was trained beside)")
 
 
 def _plain(dataset_cfg: Any) -> Any:

@@ -625,6 +625,24 @@ def test_naming_the_weights_runs_own_data_keeps_its_split(cli, outputs: Path) ->
     assert record["dataset"]["config"]["val_fraction"] == 0.3 and record["dataset"]["val_size"] == 540, record
 
 
+
+def test_a_copy_of_the_weights_runs_folder_is_told_which_carve_to_type(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 156: `finetune model.weights=RUN dataset=imagefolder dataset.root=COPY` (a cp -a copy of RUN's folder,
+    RUN at dataset.seed=5) was refused with "drop dataset.seed=", a key nobody typed; typing the run's works."""
+    import shutil
+
+    flat = random_image_folder(tmp_path / "flat", per_class=8)
+    tiny = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={flat}", "dataset.seed=5", *tiny).code == 0
+    copy = shutil.copytree(flat, tmp_path / "copy")
+    named = ["finetune", "model.weights=latest:pretrain", "dataset=imagefolder", f"dataset.root={copy}",
+             "finetune.mode=full", *tiny]
+    refused = cli(*named)
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "add dataset.seed=5, the run's" in said and "drop dataset.seed=" not in said, said
+    assert cli(*named, "dataset.seed=5").code == 0  # the fix, followed
+
+
 def test_a_linear_probe_refuses_a_batch_larger_than_its_labels_before_computing_features(cli, outputs: Path) -> None:
     """Probe 91: `label_fraction=0.2` left 20 images for batch 64: refused only after the features were cached, though
     docs/runs.md says such a run is refused before any work."""

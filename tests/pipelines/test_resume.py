@@ -441,37 +441,70 @@ def test_a_hand_edited_saved_config_is_named_and_leaves_no_run(cli, outputs: Pat
     assert cli("pretrain", f"resume={interrupted}").code == 0
 
 
-def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, outputs: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Probe 153: `cnnlab finetune resume=true` of a run started from `model.weights=latest:pretrain` resolved
-    `latest` again: after a newer pretrain on other data it trained its last epochs on that run's data and recorded
-    its weights, exit 0; `model.weights=OTHER` typed on a resume did the same."""
-    assert cli("pretrain", *TINY).code == 0
-    first = run_dirs(outputs, "pretrain")[0]
-    tune = ["model.weights=latest:pretrain", "finetune.mode=full", "trainer.epochs=3", "trainer.batch_size=16"]
+def _interrupted(cli, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """`cnnlab ARGS` stopped by Ctrl-C once its first last.pt is saved (conftest's ctrl_c_after_the_first_checkpoint,
+    for this one command)."""
     save_state = Trainer._save_state
 
-    def save_then_interrupt(self, *args, **kwargs):  # as conftest's ctrl_c_after_the_first_checkpoint, for one run
+    def save_then_interrupt(self, *args, **kwargs):
         save_state(self, *args, **kwargs)
         signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        assert cli("finetune", *tune).code == 130
+        assert cli(*args).code == 130
     finally:
         signal.signal(signal.SIGINT, previous)
         monkeypatch.setattr(Trainer, "_save_state", save_state)
+
+
+def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, outputs: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 153: `cnnlab finetune resume=true` of a run started from `model.weights=latest:pretrain` resolved
+    `latest` again: after a newer pretrain on other data it trained its last epochs on that run's data and recorded
+    its weights, exit 0; `model.weights=OTHER` typed on a resume did the same. Probe 156: a run that recorded no
+    source did it still; its own weights, typed by their run folder, were refused."""
+    import json
+    import shutil
+
+    assert cli("pretrain", *TINY).code == 0
+    first = run_dirs(outputs, "pretrain")[0]
+    _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "finetune.mode=full",
+                 "trainer.epochs=3", "trainer.batch_size=16")
     interrupted = run_dirs(outputs, "finetune")[0]
     other = [a for a in TINY if not a.startswith("dataset.train_size")] + ["dataset.train_size=48"]
     assert cli("pretrain", *other).code == 0  # a newer pretrain, on other data
     typed = cli("finetune", f"resume={interrupted}", f"model.weights={run_dirs(outputs, 'pretrain')[-1]}")
     said = " ".join(typed.stderr.split())
     assert typed.code == 2 and "would change the weights it started from" in said, typed.output
-    resumed = cli("finetune", "resume=true")
+    legacy = shutil.copytree(interrupted, tmp_path / "legacy")  # as recorded before the source was kept at the start
+    record = json.loads((legacy / "run.json").read_text())
+    del record["source"]
+    (legacy / "run.json").write_text(json.dumps(record))
+    unknown = cli("finetune", f"resume={legacy}")
+    said = " ".join(unknown.stderr.split())
+    assert unknown.code == 2 and "does not record which run that was" in said, unknown.output
+    resumed = cli("finetune", f"resume={interrupted}", f"model.weights={first}")  # its own, by its run folder
     assert resumed.code == 0, resumed.output
     record = read_run(run_dirs(outputs, "finetune")[-1])
     assert record["source"]["run"] == str(first.resolve()) and record["dataset"]["train_size"] == 64, record
+
+
+def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(cli, outputs: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 156: a fine-tune on digits (its weights run's data) saved the default dataset section (synthetic), so
+    `resume=RUN dataset=synthetic` matched it and trained its last epochs on synthetic shapes, exit 0."""
+    digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", *digits, "trainer.epochs=1").code == 0
+    _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "finetune.mode=full",
+                 "trainer.epochs=3", "trainer.max_steps_per_epoch=2")
+    interrupted = run_dirs(outputs, "finetune")[0]
+    refused = cli("finetune", f"resume={interrupted}", "dataset=synthetic")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "on the data it trained on (dataset digits" in said, refused.output
+    assert cli("finetune", f"resume={interrupted}").code == 0  # the fix: drop dataset=
+    assert read_run(run_dirs(outputs, "finetune")[-1])["dataset"]["name"] == "digits"
 
 
 def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,

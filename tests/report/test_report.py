@@ -669,8 +669,8 @@ def test_the_sessions_note_counts_a_tables_sessions_and_under_torch_names_what_c
 
     out = tmp_path / "outputs"
     a = model_run(out, "finetune", "a", 0.9)
-    other = model_run(out, "finetune", "other", 0.7, dataset={"name": "fashion_mnist", "num_classes": 10,
-                                                                 "image_size": 28})
+    fashion = {"name": "fashion_mnist", "num_classes": 10, "image_size": 28}
+    other = model_run(out, "finetune", "other", 0.7, dataset=fashion)
     for name, run in (("b1", a), ("b2", other)):
         bench_run(out, name, run, 10.0)
         bench_run(out, f"t{name}", run, 20.0, backend="torch")
@@ -683,6 +683,11 @@ def test_the_sessions_note_counts_a_tables_sessions_and_under_torch_names_what_c
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and "times ONNX files only" in \
         note and "read the report with --backend onnxruntime" in note, note
     assert note.endswith(f"cnnlab bench 'source=[{a},{b}]'") and str(other) not in note, note
+    # probe 156: each table's rows from 2 sessions, 3 in all, read "3 bench sessions"
+    c = model_run(out, "prune", "c", 0.6, source=other, params=500_000, dataset=fashion)
+    bench_run(out, "b4", c, 5.0, backend="torch")
+    both = sessions_note(build_report(out, comparison=Comparison(backend="torch")).seed_groups, "torch")
+    assert both is not None and both.startswith("p50 comes from 2 bench sessions within one dataset table"), both
 
 
 def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(tmp_path: Path) -> None:

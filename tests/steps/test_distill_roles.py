@@ -81,6 +81,17 @@ def test_a_resumed_run_keeps_the_teacher_it_recorded(tmp_path: Path) -> None:
     RunRecord.start(tmp_path, "distill").update(source={"path": "/runs/teacher/model.pt"})
     kept = keep_resumed_source(cfg, tmp_path / "last.pt", "teacher.weights")
     assert kept.teacher.weights == "/runs/teacher/model.pt"
+    # probe 156: the student's weights (recorded under distill.student.source) were resolved again
+    cfg = OmegaConf.create({"student": {"name": "lenet5", "weights": "latest:pretrain"}})
+    student, bare = tmp_path / "student", tmp_path / "bare"
+    RunRecord.start(student, "distill").update(distill={"student": {"source": {"path": "/runs/s/model.pt"}}})
+    assert keep_resumed_source(cfg, student / "last.pt", "student.weights").student.weights == "/runs/s/model.pt"
+    RunRecord.start(bare, "distill")  # recorded none: `latest` cannot be told
+    with pytest.raises(CnnlabError, match="does not record which run that was"):
+        keep_resumed_source(OmegaConf.create({"student": {"weights": "latest:pretrain"}}), bare / "last.pt",
+                            "student.weights")
+    assert keep_resumed_source(OmegaConf.create({"student": {"weights": "none"}}), bare / "last.pt",
+                               "student.weights").student.weights == "none"
 
 
 def test_a_student_is_offered_imagenet_weights_only_when_its_network_has_them() -> None:
