@@ -491,8 +491,8 @@ def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, out
     assert record["source"]["run"] == str(first.resolve()) and record["dataset"]["train_size"] == 64, record
 
 
-def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(cli, outputs: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(
+        cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 156: a fine-tune on digits (its weights run's data) saved the default dataset section (synthetic), so
     `resume=RUN dataset=synthetic` matched it and trained its last epochs on synthetic shapes, exit 0."""
     digits = ["model=lenet5", "dataset=digits", "dataset.image_size=16", "trainer.max_steps_per_epoch=2"]
