@@ -164,6 +164,8 @@ def check_overrides(command: str, args: list[str]) -> None:
         owners = conftree.commands_using(key)
         if owners and command not in owners:  # Hydra would say "No match in the defaults list"
             then = f"start from its run (e.g. source= or model.weights=latest:{owners[0]})"
+            if command == "finetune":  # it takes no source= (probe 157: the fix named one)
+                then = f"start from its run (model.weights=latest:{owners[0]})"
             if key == "method" and command != "finetune":  # a backbone whose head no step trained (probe 143)
                 then = ("fine-tune its backbone (`cnnlab finetune model.weights=latest:pretrain`), and start from "
                         "that run (latest:finetune)")

@@ -101,6 +101,8 @@ def test_every_commands_help_text_flows_as_paragraphs(cli, command: str, monkeyp
     (["model.weights=latest:pretrain"], "matches no completed `cnnlab pretrain` run"),
     # A group only another command selects (Hydra: "Could not override ... No match in the defaults list").
     (["method=simclr"], "method=simclr is a setting of `cnnlab pretrain`; `cnnlab finetune` has no method"),
+    # probe 157: its fix offered source=, which finetune refuses
+    (["method=simclr"], "first and start from its run (model.weights=latest:pretrain)"),
     (["teacher=resnet18"], "run `cnnlab distill teacher=resnet18` first"),
     (["-m", "seed=0,1", "--cfg", "hydra"], "--cfg shows one run's configuration and cannot be combined with -m"),
     # finetune trained from random weights, exit 0, when given another command's source= (a silent wrong start)
