@@ -49,11 +49,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     refuse_unused_settings(cfg, ctx)
     cfg, resume_from = apply_resume(cfg, ctx)
     for role in ("teacher", "student"):  # a resume keeps the weights each started from (probe 156: the student's)
-        cfg = keep_resumed_source(cfg, resume_from, f"{role}.weights")
+        cfg = keep_resumed_source(cfg, resume_from, f"{role}.weights", ctx)
     settings, recipe = DistillSettings.from_config(cfg.distill), Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
 
-    taught = teacher_and_data(cfg, ctx, runtime, settings)
+    taught = teacher_and_data(cfg, ctx, runtime, settings, resume_from)
     teacher, data = taught.teacher, taught.data
     runtime = runtime.for_input(data.spec.size)
     student = resolve_role(cfg, ctx, "student", data)

@@ -109,7 +109,7 @@ def _unread_by_every_job(settings: FinetuneSettings, section: Any) -> list[Cnnla
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     cfg, resume_from = apply_resume(cfg, ctx)
-    cfg = keep_resumed_source(cfg, resume_from, "model.weights")
+    cfg = keep_resumed_source(cfg, resume_from, "model.weights", ctx)
     settings = FinetuneSettings.from_config(cfg.finetune)
     refused = _unread_by_every_job(settings, cfg.finetune)  # in the resumed run's mode (probe 144)
     if refused:
@@ -128,7 +128,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.log.warning("model.weights=none: the backbone starts from random weights (this is pretraining)")
     settings = settings.resolved(pretrained=weights.pretrained, log=ctx.log)
 
-    dataset_cfg = weights_dataset_config(cfg, ctx, weights)  # a cnnlab run's weights: its data, unless dataset=
+    # a cnnlab run's weights: its data, unless dataset=; a resume: its own run's data
+    dataset_cfg = weights_dataset_config(cfg, ctx, weights, resume_from=resume_from)
     # from scratch, a network that takes any channels is built for the data's (LeNet-5: 1 for grayscale), as pretrain
     spec = resolve_input_spec(dataset_cfg, weights.spec,
                               any_channels=not weights.pretrained and get_entry(name).any_channels)

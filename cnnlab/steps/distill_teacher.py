@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from omegaconf import DictConfig
 from torch import nn
@@ -22,7 +23,8 @@ from cnnlab.steps.distill_roles import (DistillRole, imagenet_teacher_error, res
                                       trained_teacher_weights)
 from cnnlab.weights import class_order
 from cnnlab.steps.recording import at_chance, record_warning
-from cnnlab.steps.sources import check_val_settings, dataset_config_of, source_dataset_config, with_file_dataset
+from cnnlab.steps.sources import (check_val_settings, dataset_config_of, resumed_dataset_config, source_dataset_config,
+                                   with_file_dataset)
 from cnnlab.steps.switches import optimisation_on
 
 
@@ -38,9 +40,11 @@ class TeacherData:
 
 
 @found_before_work()  # it only reads: a refusal leaves no `failed` run (probe 121: "there is no completed … run")
-def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, settings: DistillSettings) -> TeacherData:
-    """The teacher and its data: the dataset its run recorded (unless dataset=/dataset.* is given here) at its
-    input size and normalisation. Raises CnnlabError for a random teacher, another input size, other classes."""
+def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, settings: DistillSettings,
+                     resume_from: Path | None = None) -> TeacherData:
+    """The teacher and its data: the dataset its run recorded (unless dataset=/dataset.* is given here; a resume's:
+    the data its own run trained on, `resumed_dataset_config`) at its input size and normalisation. Raises
+    CnnlabError for a random teacher, another input size, other classes."""
     if str(cfg.teacher.weights).strip().lower() == "imagenet":
         return _imagenet_teacher_and_data(cfg, ctx, runtime, settings)
     teacher = resolve_role(cfg, ctx, "teacher")
@@ -52,7 +56,9 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
         # a run.json that lost its dataset: the teacher's model.pt records it too (as prune, quantize and export read)
         source = with_file_dataset(resolve_source(str(cfg.teacher.weights), ctx.outputs, want=("checkpoint",),
                                                   key="teacher.weights"))
-    dataset_cfg = source_dataset_config(cfg, ctx, source) if source else cfg.dataset
+    resumed = resumed_dataset_config(cfg, ctx, resume_from)
+    dataset_cfg = resumed if resumed is not None else source_dataset_config(cfg, ctx, source) if source \
+        else cfg.dataset
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
         check_val_settings(ctx, source, dataset_cfg)
     spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)

@@ -23,7 +23,8 @@ from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
 from cnnlab.steps.sources import check_resumed_split
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
-                         iter_runs, load_run, hydra_runtime, no_checkpoint_reason, process_alive, resolve_source)
+                         iter_runs, load_run, hydra_runtime, model_sha256, no_checkpoint_reason, process_alive,
+                         resolve_source)
 from cnnlab.wording import counted, listed
 
 _NOT_OVERRIDABLE_ON_RESUME = ("resume",)
@@ -178,25 +179,34 @@ def recorded_source(record: dict[str, Any], key: str) -> str | None:
     """The file `key` (model.weights, teacher.weights, student.weights) named when the run of `record` (its run.json)
     started: the `path` of its recorded source; None when it recorded none (random or ImageNet weights, or a run from
     before cnnlab recorded it at the start)."""
-    found: Any = record
-    for part in _RECORDED_SOURCE[key]:
-        found = found.get(part) if isinstance(found, dict) else None
-    path = found.get("path") if isinstance(found, dict) else None
+    path = _recorded_entry(record, key).get("path")
     return path if isinstance(path, str) and path else None
 
 
+def _recorded_entry(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """The source entry run.json (`record`) keeps for `key`'s weights ({} when none)."""
+    found: Any = record
+    for part in _RECORDED_SOURCE[key]:
+        found = found.get(part) if isinstance(found, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 @found_before_work()
-def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str) -> DictConfig:
+def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str,
+                        ctx: RunContext | None = None) -> DictConfig:
     """`cfg` with `key` (model.weights, teacher.weights, student.weights) set to the file the resumed run started
     from (recorded_source), so that `latest:CMD` keeps naming the run it named then, not a newer one (probe 153: a
     fine-tune's `resume=true` after another pretrain trained its last epochs on that run's folder, from its record).
-    `cfg` as it is without resume (`resume_from` None). CnnlabError for a `latest` spec whose run was not recorded
+    `cfg` as it is without resume (`resume_from` None), or where this command line (`ctx`) typed the same file by
+    another path (probe 158: the weights run moved). CnnlabError for a `latest` spec whose run was not recorded
     (probe 156: a fine-tune interrupted before the record was written at the start)."""
     if resume_from is None:
         return cfg
     run = load_run(resume_from.parent)
     recorded = recorded_source(run.data, key)
     spec = str(OmegaConf.select(cfg, key) or "").strip()
+    if recorded and ctx is not None and ctx.explicitly_set(key) and _names_the_recorded_source(key, spec, run, ctx):
+        return cfg
     if recorded:
         with open_dict(cfg):
             OmegaConf.update(cfg, key, recorded, force_add=True)
@@ -442,8 +452,11 @@ def _names_the_recorded_source(key: str, value: Any, run: RunInfo, ctx: RunConte
     if recorded is None:
         return False
     try:
-        return resolve_source(str(value), ctx.outputs, want=("checkpoint",), key=key).path.resolve() \
-            == Path(recorded).resolve()
+        named = resolve_source(str(value), ctx.outputs, want=("checkpoint",), key=key).path
+        if named.resolve() == Path(recorded).resolve():
+            return True
+        digest = _recorded_entry(run.data, key).get("sha256")  # moved or copied (probe 158): the same bytes
+        return isinstance(digest, str) and model_sha256(named) == digest
     except (CnnlabError, OSError):
         return False
 

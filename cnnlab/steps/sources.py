@@ -29,7 +29,7 @@ from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoin
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import FileVersion, file_version
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
-from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, Source, iter_runs, resolve_source
+from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, Source, iter_runs, load_run, resolve_source
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.recording import record_warning
@@ -183,9 +183,23 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
     return config
 
 
+def resumed_dataset_config(cfg: DictConfig, ctx: RunContext, resume_from: Path | None) -> DictConfig | None:
+    """The data the run a command resumes (`resume_from`: its last.pt) trained on: its run.json's dataset config with
+    this command line's `dataset.KEY=` on top, as source_dataset_config gives a source's; None without resume or such
+    a record. Probe 158: a fine-tune started with `dataset=digits` from weights trained on synthetic shapes resumed
+    on the weights run's data (the start's typed dataset= is not on the resume's command line), and a distill lost
+    its `dataset.label_fraction=0.5`, exit 0."""
+    if resume_from is None:
+        return None
+    run = load_run(resume_from.parent)
+    if dataset_config_of(run) is None:
+        return None
+    return source_dataset_config(cfg, ctx, Source(spec=str(run.path), kind="checkpoint", path=resume_from, run=run))
+
+
 @found_before_work()
 def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWeights,
-                           role: str = "model") -> DictConfig:
+                           role: str = "model", resume_from: Path | None = None) -> DictConfig:
     """The data a command that trains from `role`.weights= (finetune, search space=hparams) uses: the composed
     dataset when the weights are not a cnnlab run's or `dataset=` names other data; otherwise the data the weights' run
     recorded (run.json, else the checkpoint's own record), with the typed `dataset.KEY=` on top, as
@@ -193,12 +207,17 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     finetune.mode=linear` after a pretrain on digits probed the default synthetic shapes instead, exit 0 (probe
     59). The label fraction stays this run's own (the composed one unless typed): a fine-tune's labels are its
     choice. A val split carved otherwise than the one the weights trained beside is refused (check_val_settings): it
-    would hold images the backbone trained on."""
+    would hold images the backbone trained on. A resume (`resume_from`) keeps the data its run trained on
+    (resumed_dataset_config)."""
     if weights.kind != "run":
         return cfg.dataset
     key = f"{role}.weights"
     source = with_file_dataset(resolve_source(str(OmegaConf.select(cfg, key)), ctx.outputs, want=("checkpoint",),
                                               key=key))
+    resumed = resumed_dataset_config(cfg, ctx, resume_from)
+    if resumed is not None:
+        check_val_settings(ctx, source, resumed)
+        return resumed
     # dataset=NAME of the run's own data keeps its recorded settings too (probe 153: `dataset=digits` after a run at
     # dataset.val_fraction=0.3 was refused with "drop dataset.val_fraction=", a key nobody typed)
     dataset_cfg = source_dataset_config(cfg, ctx, source)

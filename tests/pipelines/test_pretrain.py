@@ -464,10 +464,14 @@ def test_a_flat_folder_of_unlabeled_images_pretrains_without_the_monitor(cli, ou
     assert record["dataset"]["train_size"] == 20 and "knn_acc" not in record["metrics"]
     _, checkpoint = load_model(run_dirs(outputs, "pretrain")[0] / "model.pt")
     assert checkpoint.classes == ["unlabeled_0", "unlabeled_1"]  # a placeholder head: finetune replaces it
-    # the same folder is refused where labels are needed, with the way to use it
+    # the same folder is refused where labels are needed, with the way to use it (named again, it is the weights
+    # run's own data: the same line as without dataset=, below)
     refused = cli("finetune", f"dataset.root={folder}", "dataset=imagefolder", "model.weights=latest:pretrain",
                   "dataset.image_size=16")
-    assert refused.code == 2 and "no class folders" in refused.stderr and "method=simclr" in refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "a flat folder of pictures without labels" in said, refused.output
+    other = cli("finetune", f"dataset.root={folder}", "dataset=imagefolder", "model=lenet5", "dataset.image_size=16")
+    assert other.code == 2 and "no class folders" in other.stderr and "method=simclr" in other.stderr, other.output
     # probe 83: with the run's own data (no dataset=), the fix offered was the pretraining just run
     inherited = cli("finetune", "model.weights=latest:pretrain", "model=lenet5")
     said = " ".join(inherited.stderr.split())

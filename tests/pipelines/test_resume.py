@@ -485,10 +485,11 @@ def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, out
     unknown = cli("finetune", f"resume={legacy}")
     said = " ".join(unknown.stderr.split())
     assert unknown.code == 2 and "does not record which run that was" in said, unknown.output
-    resumed = cli("finetune", f"resume={interrupted}", f"model.weights={first}")  # its own, by its run folder
+    moved = first.rename(tmp_path / "moved")  # probe 158: the weights run moved, named where it is now
+    resumed = cli("finetune", f"resume={interrupted}", f"model.weights={moved}")  # its own, by its run folder
     assert resumed.code == 0, resumed.output
     record = read_run(run_dirs(outputs, "finetune")[-1])
-    assert record["source"]["run"] == str(first.resolve()) and record["dataset"]["train_size"] == 64, record
+    assert record["source"]["run"] == str(moved.resolve()) and record["dataset"]["train_size"] == 64, record
 
 
 def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(
@@ -583,3 +584,20 @@ def test_a_last_pt_that_is_not_the_runs_own_is_refused_before_any_work(cli, outp
     assert cli("pretrain", f"resume={interrupted}").code == 0
     again = cli("pretrain", f"resume={interrupted}")  # named again, after a run continued it to completion
     assert again.code == 0 and "continued that run already" in " ".join(again.stderr.split()), again.output
+
+
+def test_a_resume_keeps_the_data_its_run_trained_on_not_its_weights_runs(cli, outputs: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 158: a fine-tune started with `dataset=digits dataset.label_fraction=0.5` from weights trained on
+    synthetic shapes resumed (`resume=true`, the interrupt's own line) on the weights run's data — synthetic, all
+    labels — and recorded it, exit 0: the start's typed dataset settings are not on the resume's command line."""
+    assert cli("pretrain", *TINY).code == 0
+    _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "dataset=digits",
+                 "dataset.label_fraction=0.5", "finetune.mode=full", "trainer.epochs=2",
+                 "trainer.max_steps_per_epoch=2")
+    started = read_run(run_dirs(outputs, "finetune")[0])["dataset"]
+    assert cli("finetune", "resume=true").code == 0
+    resumed = read_run(run_dirs(outputs, "finetune")[-1])["dataset"]
+    assert (resumed["name"], resumed["train_size"], resumed["val_size"]) == \
+        ("digits", started["train_size"], started["val_size"]), (started, resumed)
+    assert resumed["config"]["label_fraction"] == 0.5
