@@ -54,10 +54,28 @@ def cli(outputs: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # launch() rewrites argv for Hydra
 
     def invoke(*args: str) -> CliResult:
-        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        try:
+            result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        finally:
+            _drop_closed_log_streams()
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+def _drop_closed_log_streams() -> None:
+    """Remove the log handlers that write to a stream CliRunner has closed. In one process (these tests) a handler
+    Hydra attached to one command's captured stderr outlived it, and a later command's first log record, written
+    before Hydra configured its logging again, printed "--- Logging error --- … I/O operation on closed file" into
+    that command's stderr (a CI run of 2026-12-06). A real `cnnlab` command is a process of its own."""
+    import logging
+
+    loggers = [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -374,6 +374,11 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                           f"{STATE_FILE} cannot be continued without them",
                           fix="start a new run without resume= (its last.pt stays where it is)")
     given = ctx.given_keys()
+    elsewhere = _data_from_elsewhere(old, run)
+    if elsewhere is not None:  # judged and continued as the data it trained on (probe 159: `dataset.root=MOVED` of
+        # a fine-tune on its weights run's folder was "a setting of … not of the dataset this run uses (synthetic)")
+        with open_dict(old):
+            old.dataset = OmegaConf.create(run.data["dataset"]["config"])
     for key, _ in _plain_overrides(ctx.overrides, cfg):  # before composing, where Hydra's own refusal was logged first
         try:  # probe 144: dataset.num_classes=5 for a digits run was "replaced" and never read
             check_chosen(key, old)
@@ -396,7 +401,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             if (saved := _delete(old, key[1:])) is not _ABSENT:
                 replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
-        if key == "dataset" and (trained := _data_from_elsewhere(old, run)) is not None:
+        if key == "dataset" and (trained := elsewhere) is not None:
             # probe 156: a fine-tune on its weights run's data saved the default dataset section: `dataset=synthetic`
             # on resume matched it and trained the rest on synthetic shapes, exit 0
             raise CnnlabError(f"resume continues {run.path} on the data it trained on (dataset {trained}, the data of "

@@ -601,3 +601,25 @@ def test_a_resume_keeps_the_data_its_run_trained_on_not_its_weights_runs(cli, ou
     assert (resumed["name"], resumed["train_size"], resumed["val_size"]) == \
         ("digits", started["train_size"], started["val_size"]), (started, resumed)
     assert resumed["config"]["label_fraction"] == 0.5
+
+
+def test_a_fine_tune_on_its_weights_runs_moved_folder_resumes_with_dataset_root(
+        cli, outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 159: the resume's own fix (`dataset.root=DIR` where the pictures moved) was refused as "a setting of …
+    not of the dataset this run uses (dataset.name=synthetic)" — its saved section was the default one."""
+    from helpers import random_image_folder
+
+    folder = random_image_folder(tmp_path / "pics", per_class=8)
+    tiny = ["model=lenet5", "trainer.batch_size=4", "trainer.max_steps_per_epoch=2"]
+    assert cli("pretrain", "dataset=imagefolder", f"dataset.root={folder}", *tiny, "trainer.epochs=1").code == 0
+    _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "finetune.mode=full", *tiny,
+                 "trainer.epochs=2")
+    started = read_run(run_dirs(outputs, "finetune")[0])["dataset"]
+    moved = folder.rename(tmp_path / "moved")
+    gone = cli("finetune", "resume=true")
+    assert gone.code == 2 and "dataset.root=DIR" in " ".join(gone.stderr.split()), gone.output
+    resumed = cli("finetune", "resume=true", f"dataset.root={moved}")  # the fix, followed
+    assert resumed.code == 0, resumed.output
+    record = read_run(run_dirs(outputs, "finetune")[-1])["dataset"]
+    assert (record["config"]["root"], record["train_size"], record["val_size"]) == \
+        (str(moved), started["train_size"], started["val_size"]), record
