@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from cnnlab.engine.trainer import Trainer
-from helpers import CliResult
+from helpers import CliResult, ctrl_c_after_first_checkpoint
 
 # Wide, unwrapped tables and log lines whatever the runner says (pytest-xdist sets COLUMNS=80).
 os.environ["COLUMNS"] = "200"
@@ -113,17 +111,8 @@ def fake_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
     """Ctrl-C while the first epoch's last.pt is written (the epoch's save and record finish first, then the run
     stops: probe 139); yields a function that stops it."""
-    save_state = Trainer._save_state
-
-    def save_then_interrupt(self, *args, **kwargs):
-        save_state(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
-    # a shell starts a background job (`pytest … &`) with Ctrl-C ignored, which cnnlab keeps: the run takes it here
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
-    signal.signal(signal.SIGINT, previous)
+    with ctrl_c_after_first_checkpoint(monkeypatch) as stop:
+        yield stop
 
 
 @pytest.fixture

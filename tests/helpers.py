@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import re
 import shlex
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from cnnlab.deploy.ort import runtime_missing
 
@@ -135,3 +138,24 @@ def saved_model_val_scores(run_dir: Path, record: dict) -> tuple[float, float, i
             hits += int((logits.argmax(1) == y).sum())
             loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
     return hits / len(data.val), loss / len(data.val), len(data.val)
+
+
+@contextmanager
+def ctrl_c_after_first_checkpoint(monkeypatch) -> Iterator[Callable[[], None]]:
+    """Inside: Ctrl-C while a training's first last.pt is written (the epoch's save and record finish first, then the
+    run stops: probe 139); yields a function that stops it (conftest's fixture, and one command of a test)."""
+    from cnnlab.engine.trainer import Trainer
+
+    save_state = Trainer._save_state
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save_state(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
+    # a shell starts a background job (`pytest … &`) with Ctrl-C ignored, which cnnlab keeps: the run takes it here
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield lambda: monkeypatch.setattr(Trainer, "_save_state", save_state)
+    finally:
+        signal.signal(signal.SIGINT, previous)

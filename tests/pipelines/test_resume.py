@@ -18,7 +18,7 @@ import torch
 from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.trainer import Trainer
 from cnnlab.runs import RunRecord, load_run
-from helpers import TINY, hinted_command, only_run, read_run, run_dirs
+from helpers import TINY, ctrl_c_after_first_checkpoint, hinted_command, only_run, read_run, run_dirs
 
 
 def _lrs(run_dir: Path) -> list[float]:
@@ -444,19 +444,11 @@ def test_a_hand_edited_saved_config_is_named_and_leaves_no_run(cli, outputs: Pat
 def _interrupted(cli, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
     """`cnnlab ARGS` stopped by Ctrl-C once its first last.pt is saved (conftest's ctrl_c_after_the_first_checkpoint,
     for this one command)."""
-    save_state = Trainer._save_state
-
-    def save_then_interrupt(self, *args, **kwargs):
-        save_state(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(Trainer, "_save_state", save_then_interrupt)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        assert cli(*args).code == 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        monkeypatch.setattr(Trainer, "_save_state", save_state)
+    with ctrl_c_after_first_checkpoint(monkeypatch) as stop:
+        try:
+            assert cli(*args).code == 130
+        finally:
+            stop()
 
 
 def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, outputs: Path, tmp_path: Path,
