@@ -21,7 +21,7 @@ from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, check_chosen, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
-from cnnlab.steps.sources import check_resumed_split
+from cnnlab.steps.sources import check_resumed_split, dataset_config_of
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
                          iter_runs, load_run, hydra_runtime, model_sha256, no_checkpoint_reason, process_alive,
                          resolve_source)
@@ -378,7 +378,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     if elsewhere is not None:  # judged and continued as the data it trained on (probe 159: `dataset.root=MOVED` of
         # a fine-tune on its weights run's folder was "a setting of … not of the dataset this run uses (synthetic)")
         with open_dict(old):
-            old.dataset = OmegaConf.create(run.data["dataset"]["config"])
+            old.dataset = OmegaConf.create(elsewhere)
     for key, _ in _plain_overrides(ctx.overrides, cfg):  # before composing, where Hydra's own refusal was logged first
         try:  # probe 144: dataset.num_classes=5 for a digits run was "replaced" and never read
             check_chosen(key, old)
@@ -401,11 +401,12 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             if (saved := _delete(old, key[1:])) is not _ABSENT:
                 replaced.append(f"{key} (saved: {setting_text(_plain(saved))})")
             continue
-        if key == "dataset" and (trained := elsewhere) is not None:
+        if key == "dataset" and elsewhere is not None:
             # probe 156: a fine-tune on its weights run's data saved the default dataset section: `dataset=synthetic`
             # on resume matched it and trained the rest on synthetic shapes, exit 0
-            raise CnnlabError(f"resume continues {run.path} on the data it trained on (dataset {trained}, the data of "
-                              "the run its weights came from); dataset= does not choose it on a resume",
+            raise CnnlabError(f"resume continues {run.path} on the data it trained on (dataset "
+                              f"{elsewhere.get('name')}, the data of the run its weights came from); dataset= does "
+                              "not choose it on a resume",
                               fix="drop dataset= (the run's data is used; dataset.root=DIR says where it moved)")
         if _is_group(key, cfg) and not _the_runs_own_choice(key, cfg, old, run):
             raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
@@ -489,14 +490,14 @@ def _the_runs_own_choice(group: str, cfg: DictConfig, saved: DictConfig, run: Ru
     return OmegaConf.to_container(composed) == OmegaConf.to_container(section)
 
 
-def _data_from_elsewhere(saved: DictConfig, run: RunInfo) -> str | None:
-    """The name of the data `run` trained on when its saved dataset section is not that data (a fine-tune that took
-    its weights run's data: the section is the composed default), else None."""
-    recorded = (run.data.get("dataset") or {}).get("config") if isinstance(run.data.get("dataset"), dict) else None
-    section = saved.get("dataset")
-    if not isinstance(recorded, dict) or not isinstance(section, DictConfig):
+def _data_from_elsewhere(saved: DictConfig, run: RunInfo) -> dict[str, Any] | None:
+    """The dataset config `run` trained on (sources.dataset_config_of: run.json's, its split settings checked) when
+    its saved dataset section is not that data (a fine-tune that took its weights run's data: the section is the
+    composed default), else None."""
+    recorded, section = dataset_config_of(run), saved.get("dataset")
+    if recorded is None or not isinstance(section, DictConfig):
         return None
-    return str(recorded.get("name")) if recorded.get("name") != section.get("name") else None
+    return recorded if recorded.get("name") != section.get("name") else None
 
 
 def _typed_along(run: RunInfo, most: int = 100) -> list[str]:
