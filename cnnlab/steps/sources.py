@@ -531,21 +531,23 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
         return False
     if source.run is not None and _recorded_content(source.run) and data_changed(source.run, root=other) is None:
         return True  # moved (or copied with its file times): the very pictures it recorded
+    # why the trained folder is not as the run recorded it (None too when it recorded no digest): one walk of it
+    changed = functools.cache(lambda: data_changed(source.run) if source.run is not None else None)
     own_val = split_dir(Path(other), VAL_DIR_NAMES) if split_dir(Path(other), TRAIN_DIR_NAMES) else None
     if own_val is not None:  # a val/ of its own, not carved (probe 61): only the pictures in it matter
-        shared, trained = training_pictures_in(own_val, recorded, validation=False, run=source.run)
+        known_carve = source.run is not None and _recorded_content(source.run) and changed() is None
+        shared, trained = training_pictures_in(own_val, recorded, validation=False, carve_known=known_carve)
     else:
         shared, trained = training_pictures_in(Path(other), recorded)
     if not shared:
         return False
-    changed = data_changed(source.run) if source.run is not None else None  # (None too when it recorded no digest)
-    if own_val is None and not changed and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
+    if own_val is None and not changed() and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
         return True
     where = source.origin
-    if changed:  # probe 153: a copy of the folder as it is now, not as the run read it, carved 9 trained-on images
+    if changed():  # probe 153: a copy of the folder as it is now, not as the run read it, carved 9 trained-on images
         # of 14 into val; a faithful copy cannot be told apart from it but by the run's record of names, sizes, times
         raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on, but is "
-                          f"not that folder as the run recorded it (names, sizes and file times), and {changed}: "
+                          f"not that folder as the run recorded it (names, sizes and file times), and {changed()}: "
                           "its val split may hold images the model trained on (and read high)",
                           fix="give the pictures as the run read them with dataset.root=DIR — the folder as it was, "
                               "or a copy made with their file times (cp -a) — or a folder of pictures the model has "
@@ -565,18 +567,19 @@ def _recorded_content(run: RunInfo) -> bool:
 
 
 def training_pictures_in(folder: Path, recorded: Mapping[str, Any], *, validation: bool = True,
-                         run: RunInfo | None = None) -> tuple[list[str], str]:
+                         carve_known: bool = False) -> tuple[list[str], str]:
     """The pictures under `folder` that copy (bytes or pixels) a training or validation picture of the folder
     `recorded` (a run's dataset config) trained on, and that folder; ([], "") when the run did not train on a folder,
     or that folder is gone (nothing to compare). Its test split holds no training picture, so it is left out; so is its
-    val split when `validation` is False: its val/ folder, or the val split it carved when `run` (the run that trained
-    on it) says the folder has not changed since (else the carve cannot be rebuilt: all of it counts)."""
-    files, trained = _training_files(recorded, validation=validation, run=run)
+    val split when `validation` is False: its val/ folder, or the val split it carved when `carve_known` (the run that
+    trained on it recorded the folder's digest, and it has not changed since; else the carve cannot be rebuilt: all of
+    it counts)."""
+    files, trained = _training_files(recorded, validation=validation, carve_known=carve_known)
     return sorted(copies_of(list(pictures(folder)), files)), trained
 
 
 def _training_files(recorded: Mapping[str, Any], *, validation: bool = True,
-                    run: RunInfo | None = None) -> tuple[list[str], str]:
+                    carve_known: bool = False) -> tuple[list[str], str]:
     """The training (and, with `validation`, validation) pictures of the folder `recorded` trained on, and that
     folder: all of it but its test split. ([], "") when it was no folder, or the folder is gone. A carved val split
     is told apart from train only as `training_pictures_in` says."""
@@ -584,8 +587,7 @@ def _training_files(recorded: Mapping[str, Any], *, validation: bool = True,
     if recorded.get("name") not in FOLDER_DATASETS or trained is None or not Path(trained).is_dir():
         return [], ""
     train = split_dir(Path(trained), TRAIN_DIR_NAMES)
-    if not validation and carves_val(recorded) and run is not None and _recorded_content(run) \
-            and data_changed(run) is None:
+    if not validation and carve_known and carves_val(recorded):
         # probe 152: a train/ + val/ copy whose val/ is exactly the run's carved val split was refused as one whose
         # val split "would hold images the model trained on" — its carve, rebuilt, says which pictures it trained on
         return carved_training_files(recorded) or [], trained
