@@ -39,7 +39,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
-                                launched_ranks, lost_peer)
+                                launched_ranks, lost_peer, lost_workers)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
@@ -269,6 +269,24 @@ def peer_gone_error(exc: BaseException, command: str, record: RunRecord) -> Cnnl
                            + (f"continue from the last epoch: `torchrun <the same options> -m cnnlab {command} "
                               "resume=true`" if resumable else f"start the same torchrun launch of `cnnlab {command}` "
                               "again"))
+
+
+def workers_gone_error(exc: BaseException, command: str, record: RunRecord) -> CnnlabError | None:
+    """The one line for DataLoader worker processes that failed mid-run (environment.lost_workers): a worker the
+    OOM killer took, a container's /dev/shm too small, the socket under /tmp that a clean-up removed (a 15-epoch
+    ResNet-18 run died so after 2 epochs, "FileNotFoundError ... this is a bug in cnnlab"). None for any other
+    exception. What continues the run, and what reads the images without workers should it happen again."""
+    cause = lost_workers(exc)
+    if cause is None:
+        return None
+    resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
+    again = "run the same `cnnlab pipeline` again (it continues this stage)" if os.environ.get(PIPELINE_TAG_ENV) \
+        else f"continue from the last epoch: `cnnlab {command} resume=true`" if resumable \
+        else f"run the same `cnnlab {command}` again"
+    return CnnlabError(f"the DataLoader's worker processes failed ({cause})",
+                       fix=f"{again}; should it recur, trainer.workers=0 reads the images in the main process (a "
+                           "worker killed by a signal most often ran out of memory: see `dmesg`; in a container, "
+                           "a larger --shm-size)")
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:
@@ -515,7 +533,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
                 disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
-                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record)  # type: ignore
+                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record) \
+                or workers_gone_error(exc, command, record)  # type: ignore
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

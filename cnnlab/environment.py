@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import subprocess
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -113,6 +114,32 @@ def lost_peer(exc: BaseException) -> str | None:
                 isinstance(error, RuntimeError) and ("gloo" in text or "NCCL" in text)
                 and any(phrase in text.lower() for phrase in _PEER_GONE)):
             return text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return None
+
+
+# what torch's DataLoader says when a worker process is gone (killed by the OOM killer or a signal, a bus error
+# for a container's too-small /dev/shm), and what passing a batch between processes meets when the files it uses
+# are (too many open, the socket under /tmp removed by a clean-up)
+_WORKERS_GONE = ("dataloader worker", "received 0 items of ancdata", "too many open files")
+_SHARING_FILES = ("multiprocessing/resource_sharer.py", "torch/multiprocessing/reductions.py")
+
+
+def lost_workers(exc: BaseException) -> str | None:
+    """The first line of a DataLoader failure that no image caused: a worker process gone ("DataLoader worker (pid
+    123) is killed by signal: Killed.", "... exited unexpectedly", a timeout), or a batch that could not travel
+    from a worker (torch shares its tensors through file descriptors and a socket under /tmp); None for anything
+    else, including an exception a worker's dataset raised, which torch re-raises as "Caught X in DataLoader worker
+    process N" and which is the data's own error."""
+    for error in (exc, *(e for e in (exc.__cause__, exc.__context__) if e is not None)):
+        text = str(error).strip()
+        first = text.splitlines()[0][:200] if text else type(error).__name__
+        if "caught " in text.lower()[:80]:
+            continue
+        if isinstance(error, (RuntimeError, OSError)) and any(phrase in text.lower() for phrase in _WORKERS_GONE):
+            return first
+        frames = traceback.extract_tb(error.__traceback__)
+        if isinstance(error, OSError) and any(frame.filename.endswith(_SHARING_FILES) for frame in frames):
+            return f"{type(error).__name__}: {first}, passing a batch from a worker"
     return None
 
 

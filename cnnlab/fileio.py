@@ -282,6 +282,27 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 NOT_A_REGULAR_FILE = "not a regular file (a named pipe, device or socket)"
 
 
+def why_missing(path: str | os.PathLike[str]) -> str:
+    """Why nothing can be read at `path`, which does not exist as far as os.stat can tell: "does not exist", or, for
+    a symbolic link that leads nowhere (its target gone, or a loop back to itself, which Path.exists() reads as
+    absent), what the link names — "no such file" sent the user looking for a file that the link hid."""
+    if not os.path.islink(path):
+        return "does not exist"
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return f"is a link that leads nowhere (to {target}, which does not exist, or back to itself)"
+
+
+def why_not_a_file(path: str | os.PathLike[str]) -> str:
+    """Why `path`, where a file is to be read, is none: "is a folder, not a file", "is not a regular file (...)", or
+    why_missing's words."""
+    if os.path.isdir(path):
+        return "is a folder, not a file"
+    return f"is {NOT_A_REGULAR_FILE}" if os.path.exists(path) else why_missing(path)
+
+
 class NotARegularFile(OSError):
     """A named pipe, device or socket where a file is read: its open may never return (probes 112, 114)."""
 

@@ -26,7 +26,7 @@ from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import (NOT_A_REGULAR_FILE, NotARegularFile, claim, file_sha256, file_version, is_regular_file,
-                           read_json, read_yaml_mapping, write_json)
+                           read_json, read_yaml_mapping, why_missing, write_json)
 from cnnlab.hydra_args import path_argument
 from cnnlab.records import (SECTIONS, DatasetSection, MetricsSection, ModelSection, RecordProblem, Section,
                             SourceSection, artifact_escape, artifacts_from_dict, type_problem)
@@ -614,7 +614,8 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise CnnlabError(f"{key}={spec}: no such file or folder", fix=_how_to_name(want))
+        gone = "no such file or folder" if not path.is_symlink() else why_missing(path)  # a loop: exists() is False
+        raise CnnlabError(f"{key}={spec}: {gone}", fix=_how_to_name(want))
     if not is_regular_file(path) and not path.is_dir():  # probe 114: a named pipe's open waited forever
         raise CnnlabError(f"{key}={spec}: {NOT_A_REGULAR_FILE}", fix=_how_to_name(want))
     if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)

@@ -781,3 +781,18 @@ def test_help_lists_as_experiments_only_those_the_command_reads(cli, tmp_path: P
     monkeypatch.setattr(sys, "argv", ["cnnlab", "pretrain", "--help"])
     shipped = " ".join(cli("pretrain", "--help").stdout.split())  # none of its own: the row says why
     assert "experiment (none: flowers_resnet50, quickstart, ssl_quickstart are `cnnlab pipeline` recipes)" in shipped
+
+
+@pytest.mark.parametrize("command, key", [
+    ("evaluate", "source"), ("finetune", "model.weights"), ("bench", "source"), ("export", "source"),
+    ("pretrain", "dataset.root"),
+])
+def test_a_link_loop_given_as_an_input_is_named_as_one(cli, outputs: Path, command: str, key: str) -> None:
+    """`source=best.pt` where best.pt is a link back to itself (or to a file since deleted) read "no such file or
+    folder" — the file is there, as a link; what is wrong is where it leads."""
+    loop = outputs.parent / "best.pt"
+    loop.symlink_to(loop.name)
+    extra = ["dataset=imagefolder"] if key == "dataset.root" else []
+    result = cli(command, *extra, f"{key}={loop}", *(TINY[5:] if command in ("pretrain", "finetune") else []))
+    assert result.code == 2 and "Traceback" not in result.output, result.output
+    assert "is a link that leads nowhere (to best.pt, which does not exist, or back to itself)" in result.stderr

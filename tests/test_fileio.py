@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.fileio import write_text
+from cnnlab.fileio import why_missing, why_not_a_file, write_text
 
 # A class or file name a spreadsheet would run as a formula (CSV injection), one for each starting character.
 FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-1+cmd|' /C calc'!A0", "@SUM(A1)", "\t=1", "\r=1"]
@@ -122,3 +122,16 @@ def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path: Path, u
     for name in ("table.csv", "run.json", "model.pt", "run.log"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "run.json", "run.log", "table.csv"]
+
+
+def test_a_link_that_leads_nowhere_is_named_as_one(tmp_path: Path) -> None:
+    """A link loop reads as absent to Path.exists(): "does not exist" sent the user looking for a file the link hid."""
+    loop = tmp_path / "model.pt"
+    loop.symlink_to(loop.name)  # back to itself
+    dangling = tmp_path / "best"
+    dangling.symlink_to(tmp_path / "gone")
+    assert why_missing(tmp_path / "absent.pt") == "does not exist"
+    assert why_missing(loop) == "is a link that leads nowhere (to model.pt, which does not exist, or back to itself)"
+    assert f"to {tmp_path / 'gone'}," in why_missing(dangling)
+    assert why_not_a_file(tmp_path) == "is a folder, not a file"  # was "does not exist" for an ONNX path
+    assert why_not_a_file(loop) == why_missing(loop)

@@ -30,6 +30,7 @@ from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason
 from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import why_missing
 from cnnlab.wording import counted
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def checked_root(cfg: Mapping[str, Any]) -> Path:
         raise CnnlabError("imagefolder needs dataset.root=DIR", fix=FIX)
     root = Path(str(cfg["root"])).expanduser()
     if not root.exists():
-        raise CnnlabError(f"imagefolder: dataset.root {root} does not exist", fix=FIX)
+        raise CnnlabError(f"imagefolder: dataset.root {root} {why_missing(root)}", fix=FIX)
     if not root.is_dir():
         raise CnnlabError(f"imagefolder: dataset.root {root} is a file, not a folder", fix=FIX)
     return root

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from cnnlab import __version__
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.fileio import atomic_path
+from cnnlab.fileio import atomic_path, why_not_a_file
 from cnnlab.models import count_flops, count_params
 
 # The dynamo exporter writes opset 18 natively and silently raises any lower request to 18; onnxruntime
@@ -326,7 +326,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     """onnx.load with one clear line for a missing, truncated or foreign file, or a missing external-data file."""
     path = Path(path)
     if not path.is_file():
-        raise CnnlabError(f"ONNX file {path} does not exist")
+        raise CnnlabError(f"ONNX file {path} {why_not_a_file(path)}")
     try:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from cnnlab.errors import CnnlabError, ModelLoadError
+from cnnlab.fileio import why_not_a_file
 
 INSTALL_FIX = 'pip install "cnnlab[openvino]" (the openvino package installs beside onnxruntime)'
 PRECISIONS = ("f32", "bf16")
@@ -172,7 +173,7 @@ class OpenVinoSession:
         ov = load_openvino()
         precision = check_precision(precision)
         if not path.is_file():
-            raise CnnlabError(f"ONNX file {path} does not exist")
+            raise CnnlabError(f"ONNX file {path} {why_not_a_file(path)}")
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = int(threads)

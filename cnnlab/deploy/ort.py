@@ -28,6 +28,7 @@ from cnnlab.deploy.openvino_runtime import (OUT_OF_MEMORY_FIX, PRECISIONS, OpenV
 from cnnlab.engine.metrics import ClassificationMeter
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError, ModelLoadError, found_before_work
+from cnnlab.fileio import why_not_a_file
 
 log = logging.getLogger("cnnlab")
 
@@ -175,7 +176,7 @@ def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu",
         options.inter_op_num_threads = 1
     path = Path(path)
     if not path.is_file():
-        raise CnnlabError(f"ONNX file {path} does not exist")
+        raise CnnlabError(f"ONNX file {path} {why_not_a_file(path)}")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail / InvalidGraph / InvalidProtobuf / ...

@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import NOT_A_REGULAR_FILE, atomic_path
+from cnnlab.fileio import atomic_path, why_not_a_file
 from cnnlab.hydra_args import path_argument
 
 FORMAT = "cnnlab.checkpoint/1"
@@ -71,7 +71,7 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
     (torch.load(mmap=True)), so its tensors are not read (a resume read a ResNet-18's 90 MB last.pt three times)."""
     path = Path(path)
     if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
-        raise CnnlabError(f"{what} {path} " + (f"is {NOT_A_REGULAR_FILE}" if path.exists() else "does not exist"))
+        raise CnnlabError(f"{what} {path} {why_not_a_file(path)}")
     try:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True, mmap=records_only or None)

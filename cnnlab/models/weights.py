@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import file_sha256
+from cnnlab.fileio import file_sha256, why_not_a_file
 from cnnlab.models.registry import get_entry
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     is removed (and logged), as is torch.compile's `_orig_mod.`."""
     path = Path(path)
     if not path.is_file():
-        raise CnnlabError(f"weights file {path} does not exist", fix="check the path")
+        raise CnnlabError(f"weights file {path} {why_not_a_file(path)}", fix="check the path")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle, non-allowlisted objects: all mean "unreadable"

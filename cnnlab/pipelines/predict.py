@@ -32,6 +32,7 @@ from cnnlab.engine.metrics import top_k
 from cnnlab.engine.progress import make_progress
 from cnnlab.wording import counted, visible
 from cnnlab.errors import CnnlabError, found_before_work
+from cnnlab.fileio import why_missing
 from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.data.content import visible_files
 from cnnlab.steps.sources import refuse_dataset_settings, require_source
@@ -100,7 +101,8 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            raise CnnlabError(f"{path}: no such file or folder", fix="give image files or folders that exist")
+            gone = "no such file or folder" if not path.is_symlink() else why_missing(path)
+            raise CnnlabError(f"{path}: {gone}", fix="give image files or folders that exist")
     if not files:
         raise CnnlabError(f"no image files in {', '.join(str(i) for i in inputs)}",
                           fix=f"give pictures ({_SOME_FORMATS}, ...; a file without an extension is read when its "

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.data.loaders import SeededItems
 from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.trainer import Trainer
 from cnnlab.runs import RunRecord, load_run
@@ -80,6 +81,29 @@ def test_a_ddp_peer_that_dies_is_one_line_that_says_to_resume(cli, outputs: Path
     monkeypatch.setattr(ClassificationObjective, "__call__", real)
     resumed = cli(*hinted_command(result.stderr.replace("torchrun <the same options> -m cnnlab", "cnnlab")))
     assert resumed.code == 0, resumed.output
+
+
+def test_a_loader_worker_killed_mid_run_is_one_line_that_says_to_resume(cli, outputs: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DataLoader worker killed in the second epoch (the OOM killer, a container's /dev/shm, the socket under /tmp
+    a clean-up removed) was a traceback and "a bug in cnnlab", and said nothing of resume=true, which works."""
+    real = SeededItems.__getitem__
+
+    def killed_in_epoch_two(self, key):  # type: ignore[no-untyped-def]
+        if key[0] == 1 and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, key)
+
+    monkeypatch.setattr(SeededItems, "__getitem__", killed_in_epoch_two)
+    result = cli("pretrain", *TINY, "trainer.epochs=2", "trainer.workers=1")
+    assert result.code == 2 and "Traceback" not in result.output and "bug in cnnlab" not in result.output
+    assert "the DataLoader's worker processes failed (DataLoader worker (pid" in result.stderr
+    assert "trainer.workers=0" in result.stderr
+    assert only_run(outputs, "pretrain")["status"] == "failed"
+    monkeypatch.setattr(SeededItems, "__getitem__", real)
+    resumed = cli(*hinted_command(result.stderr))
+    assert resumed.code == 0, resumed.output
+    assert "resuming after epoch 1" in resumed.output
 
 
 def test_a_full_disk_while_saving_a_checkpoint_fails_the_run_and_keeps_the_last_one(
