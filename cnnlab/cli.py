@@ -13,13 +13,13 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 import typer
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
@@ -33,8 +33,56 @@ from cnnlab.launch_checks import (UserError, check_config_sizes, check_run_dir_i
                                    wait_for_submitit_controllers)
 from cnnlab.settings import check_added_keys, check_nothing_deleted, check_sections_read, resumed_by, setting_facts
 
+# Click's UsageError, whichever Click Typer runs on (a copy of its own since Typer 0.2x, the click package before)
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class CnnlabGroup(TyperGroup):
+    """The `cnnlab` group: Click's usage errors (an unknown command or option, a missing argument or value — of
+    `cnnlab` itself here, of `list` and `report` in CnnlabCommand) are one line with the way on, as cnnlab's own
+    errors are: Typer drew each in a box under a usage block, and "No such command" named none."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERROR as error:
+            _usage_error(error, ctx)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except _USAGE_ERROR as error:
+            _usage_error(error, ctx, commands=self.list_commands(ctx))
+
+
+class CnnlabCommand(TyperCommand):
+    """A command whose options Typer parses (`list`, `report`; HydraCommand's own flags such as --device): its usage
+    errors are one line (CnnlabGroup)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERROR as error:
+            _usage_error(error, ctx)
+
+
+def _usage_error(error: Any, ctx: typer.Context, commands: Sequence[str] = ()) -> NoReturn:
+    """Print Click's usage `error`, met parsing `ctx`'s command, as cnnlab's one line: for an unknown command, the
+    one meant (Typer's guess) or the `commands` there are; else the help that lists what the command takes."""
+    message = error.format_message().rstrip(".")
+    message = message[:1].lower() + message[1:]
+    if commands:
+        unknown, _, guess = message.partition(". Did you mean ")
+        way = f"did you mean {guess}" if guess else f"choose one of {', '.join(commands)}"
+        print_error(f"{unknown} — {way} (see `cnnlab --help`)")
+    else:
+        print_error(f"{message} — see `{ctx.command_path} --help`")
+    raise typer.Exit(error.exit_code)
+
+
 app = typer.Typer(
     name="cnnlab",
+    cls=CnnlabGroup,
     help="Transfer learning and CNN compression from the command line: train, fine-tune, prune, quantize, "
          "distill, export to ONNX and measure latency — one honest table of accuracy x size x latency.",
     no_args_is_help=True,
@@ -57,7 +105,7 @@ _AFTER_DASHES, _SPLIT_WORDS = "cnnlab.after_dashes", "cnnlab.split_words"
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w./@-]+)(?:=(?P<value>.*))?$", re.S)
 
 
-class HydraCommand(TyperCommand):
+class HydraCommand(CnnlabCommand):
     """Typer's help, followed by the config groups with their choices and the command's own settings."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -410,7 +458,7 @@ def _refuse_extra_words(ctx: typer.Context, command: str, options: str) -> None:
                         "them")
 
 
-@app.command("list", context_settings=_EXTRA_WORDS)
+@app.command("list", cls=CnnlabCommand, context_settings=_EXTRA_WORDS)
 def list_(
     ctx: typer.Context,
     what: str = typer.Argument(..., help="models | datasets | runs"),
@@ -447,7 +495,7 @@ _REPORT_HELP = (
     "groups) into OUTPUTS_DIR (or --out).")
 
 
-@app.command("report", context_settings=_EXTRA_WORDS, help=_REPORT_HELP)
+@app.command("report", cls=CnnlabCommand, context_settings=_EXTRA_WORDS, help=_REPORT_HELP)
 def report_(
     ctx: typer.Context,
     outputs_dir: Optional[Path] = typer.Argument(None, help="Folder to read run records from (a sweep or pipeline "

@@ -796,3 +796,21 @@ def test_a_link_loop_given_as_an_input_is_named_as_one(cli, outputs: Path, comma
     result = cli(command, *extra, f"{key}={loop}", *(TINY[5:] if command in ("pretrain", "finetune") else []))
     assert result.code == 2 and "Traceback" not in result.output, result.output
     assert "is a link that leads nowhere (to best.pt, which does not exist, or back to itself)" in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["nosuchcmd"], "error: no such command 'nosuchcmd' — choose one of pretrain, finetune,"),
+    (["pretrian"], "error: no such command 'pretrian' — did you mean 'pretrain'? (see `cnnlab --help`)"),
+    (["--foo"], "error: no such option: --foo — see `cnnlab --help`"),
+    (["list"], "error: missing argument 'what' — see `cnnlab list --help`"),
+    (["list", "--foo", "runs"], "error: no such option: --foo — see `cnnlab list --help`"),
+    (["report", "--backend"], "error: option '--backend' requires an argument — see `cnnlab report --help`"),
+    (["report", "--batch", "x"], "error: invalid value for '--batch': "),
+    (["bench", "--device"], "error: option '--device' requires an argument — see `cnnlab bench --help`"),
+])
+def test_a_usage_error_of_the_command_line_is_one_line(cli, args: list[str], expected: str) -> None:
+    """Typer drew these in a box under a usage block; `cnnlab nosuchcmd` named no command."""
+    result = cli(*args)
+    assert result.code == 2 and "╭" not in result.output and "Usage:" not in result.output, result.output
+    assert result.stderr.startswith(expected) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "report" in cli("nosuchcmd").stderr  # every command, those Typer parses too
