@@ -262,6 +262,20 @@ def refuse_taken_run_dir(override: str, folder: Path) -> None:
     if held is not None:
         raise UserError(f"{override}: that folder holds {held}, and a run's folder is its own — give a new folder, "
                         "or leave hydra.run.dir out (each run gets its own)")
+    yours = _visible_names(folder)
+    if yours:  # probe 161: `predict … hydra.run.dir=results` replaced the user's own predictions.csv without a word
+        shown = ", ".join(yours[:3]) + (f" and {len(yours) - 3} more" if len(yours) > 3 else "")
+        raise UserError(f"{override}: that folder already holds {shown}, and a run writes its files (run.json, "
+                        "model.pt, predictions.csv, …) into its own folder, replacing any of the same name — give a "
+                        "new or empty folder, or leave hydra.run.dir out (each run gets its own)")
+
+
+def _visible_names(folder: Path) -> list[str]:
+    """The sorted names in `folder` that are not hidden (a leading dot: .gitkeep, .DS_Store); [] for no folder."""
+    try:
+        return sorted(entry.name for entry in os.scandir(folder) if not entry.name.startswith("."))
+    except OSError:
+        return []
 
 
 def refuse_unmakeable_folder(override: str, folder: Path) -> None:

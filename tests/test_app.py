@@ -97,13 +97,25 @@ def test_ctrl_c_before_a_run_begins_leaves_no_run_folder(cli, outputs, monkeypat
     assert [str(p.relative_to(outputs)) for p in outputs.rglob("*")] == []
 
 
-def test_a_refused_run_keeps_a_folder_it_did_not_make(cli, outputs, tmp_path) -> None:
+def test_a_folder_holding_files_of_yours_is_no_run_folder(cli, outputs, tmp_path) -> None:
+    """Probe 161: `predict … hydra.run.dir=results` replaced the user's own predictions.csv and .json, exit 0, without
+    a word; any run writes files of fixed names (run.json, model.pt, metrics.csv, …) into its folder. Hidden files
+    (.gitkeep) are no one's work."""
     mine = tmp_path / "mine"
     mine.mkdir()
+    (mine / "predictions.csv").write_text("file,label\nx.png,cat\n")
     (mine / "notes.txt").write_text("keep me")
-    result = cli("prune", "prune.ratio=1.5", f"hydra.run.dir={mine}")
-    assert result.code == 2 and "prune.ratio=1.5 is not allowed" in result.stderr, result.output
-    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "run.json").is_file()
+    for command in (["prune", "prune.ratio=1.5"], ["pretrain", *TINY]):
+        result = cli(*command, f"hydra.run.dir={mine}")
+        assert result.code == 2 and "Traceback" not in result.output, result.output
+        assert f"hydra.run.dir={mine}: that folder already holds notes.txt, predictions.csv" in result.stderr
+        assert "give a new or empty folder" in result.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "predictions.csv"]
+    assert (mine / "predictions.csv").read_text() == "file,label\nx.png,cat\n"
+    (mine / "notes.txt").unlink()
+    (mine / "predictions.csv").unlink()
+    (mine / ".gitkeep").write_text("")
+    assert cli("pretrain", *TINY, f"hydra.run.dir={mine}").code == 0  # the fix, followed
 
 
 

@@ -243,16 +243,44 @@ def same_pictures(folder: Path, other: Path) -> bool:
 
 
 def visible_files(root: Path) -> Iterator[str]:
-    """The paths of the files under `root`, folder by folder in sorted order; hidden files and folders (`is_hidden`)
-    left out; folder links followed, each folder once: a link back to `root` or any folder above it is not entered
-    (probe 126: `photos/sub/loop -> ..` walked all of photos/ as photos/sub/loop/…; a link to / the whole disk), as
-    the imagefolder scan skips it."""
+    """The paths of the files under `root`, folder by folder in sorted order (os.walk's, top-down); hidden files and
+    folders (`is_hidden`) left out; folder links followed, each folder once: a link back to `root` or any folder
+    above it is not entered (probe 126: `photos/sub/loop -> ..` walked all of photos/ as photos/sub/loop/…; a link
+    to / the whole disk), as the imagefolder scan skips it. Every folder reached without a link is walked before any
+    folder link is entered, so a folder is listed under its own path, never a link's (probe 161: `photos/alink ->
+    sub` listed sub/'s pictures as photos/alink/…); a link entered keeps its place in the order."""
     seen = {(info.st_dev, info.st_ino) for info in map(os.stat, Path(os.path.realpath(root)).parents)}
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    deferred: list[str] = []
+    walked = list(_visible_walk(str(root), seen, deferred))
+    entered = [list(_visible_walk(link, seen, None)) for link in deferred]
+    for item in walked:
+        yield from entered[item] if isinstance(item, int) else (item,)
+
+
+def _visible_walk(folder: str, seen: set[tuple[int, int]], deferred: list[str] | None) -> Iterator[str | int]:
+    """visible_files of `folder`, not entering a folder in `seen` (by device and inode; each one entered is added).
+    `deferred`: where a folder link is put off to, its index yielded in its place (None: links are entered)."""
+    try:
         info = os.stat(folder)
-        if (info.st_dev, info.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
-        yield from (os.path.join(folder, name) for name in sorted(files) if not is_hidden(name))
+        entries = list(os.scandir(folder))
+    except OSError:  # gone, unreadable, or no folder: nothing in it to list (os.walk's silence)
+        return
+    if (info.st_dev, info.st_ino) in seen:
+        return
+    seen.add((info.st_dev, info.st_ino))
+    visible = sorted((entry for entry in entries if not is_hidden(entry.name)), key=lambda entry: entry.name)
+    folders = [entry for entry in visible if _is_folder(entry)]
+    yield from (entry.path for entry in visible if not _is_folder(entry))
+    for entry in folders:
+        if deferred is not None and entry.is_symlink():
+            deferred.append(entry.path)
+            yield len(deferred) - 1
+        else:
+            yield from _visible_walk(entry.path, seen, deferred)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # a link to a folder too
+    except OSError:
+        return False

@@ -76,9 +76,18 @@ class FolderScan:
         """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order."""
         for directory, classes in splits:  # every split's class folders first: a folder link never enters one
             self._folders.update(os.path.realpath(directory / name) for name in classes)
-        found = [(split, path, label, via_link) for split, (directory, classes) in enumerate(splits)
-                 for label, name in enumerate(classes)
-                 for path, via_link in self._walk(directory / name, via_link=(directory / name).is_symlink())]
+        # Every folder reached without a link is walked before any folder link is entered: a link sorted before the
+        # folder it leads to took that folder's pictures into its own class and split (probe 161: test pictures
+        # trained on, labelled as the link's class), and the real folder was skipped as "already scanned". A link
+        # entered keeps its place in the order.
+        deferred: list[tuple[str, str]] = []  # (folder link, real path of the folder holding it)
+        walked = [(split, label, item) for split, (directory, classes) in enumerate(splits)
+                  for label, name in enumerate(classes)
+                  for item in self._walk(directory / name, via_link=(directory / name).is_symlink(), deferred=deferred)]
+        entered = [list(self._walk(Path(link), via_link=True)) if self._claim(link, parent) else []
+                   for link, parent in deferred]
+        found = [(split, path, label, via_link) for split, label, item in walked
+                 for path, via_link in (entered[item] if isinstance(item, int) else [item])]
         # files reached without a link, in every split, are checked first: a link never takes a file away from the
         # folder it lives in (sorted() is stable: the order stays ImageFolder's otherwise)
         kept = {index for index in sorted(range(len(found)), key=lambda i: found[i][3])
@@ -89,8 +98,10 @@ class FolderScan:
                 result[split].append((path, label))
         return result
 
-    def _walk(self, folder: Path, *, via_link: bool) -> Iterator[tuple[str, bool]]:
-        """(file path, reached through a symlink) for every visible non-folder entry under `folder`, sorted."""
+    def _walk(self, folder: Path, *, via_link: bool,
+              deferred: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, bool] | int]:
+        """(file path, reached through a symlink) for every visible non-folder entry under `folder`, sorted. A folder
+        reached through a link is put off: appended to `deferred` (where given), its index yielded in its place."""
         real = os.path.realpath(folder)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
@@ -102,14 +113,21 @@ class FolderScan:
             link = via_link or entry.is_symlink()
             if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
                 yield entry.path, link
-                continue
-            target = os.path.realpath(entry.path)
-            # already walked, a class folder of its own, or one of our parents (a loop): not again
-            if target in self._folders or os.path.commonpath([target, real]) == target:
-                self.summary.add_skipped(FOLDER_ALREADY_SCANNED, entry.path)
-                continue
-            self._folders.add(target)
-            yield from self._walk(Path(entry.path), via_link=link)
+            elif deferred is not None and link:  # a folder link, or a folder in a class folder that is one
+                deferred.append((entry.path, real))
+                yield len(deferred) - 1
+            elif self._claim(entry.path, real):
+                yield from self._walk(Path(entry.path), via_link=link, deferred=deferred)
+
+    def _claim(self, folder: str, parent: str) -> bool:
+        """Whether `folder` (in the folder whose real path is `parent`) is to be walked: not when its real path was
+        walked already, is a class folder of its own, or is one of its parents (a loop) — then counted as skipped."""
+        target = os.path.realpath(folder)
+        if target in self._folders or os.path.commonpath([target, parent]) == target:
+            self.summary.add_skipped(FOLDER_ALREADY_SCANNED, folder)
+            return False
+        self._folders.add(target)
+        return True
 
     def _accept(self, path: str) -> bool:
         reason = extension_reason(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cnnlab.data.content import copies_of, folder_digest
+from cnnlab.data.content import copies_of, folder_digest, visible_files
 
 
 def _folder(root: Path) -> Path:
@@ -45,6 +45,21 @@ def test_links_are_followed_once_and_a_missing_folder_has_no_digest(tmp_path: Pa
     assert folder_digest(root) is not None
     assert folder_digest(tmp_path / "missing") is None
     assert folder_digest(root / "cat" / "0.png") is None
+
+
+def test_a_folder_is_listed_under_its_own_path_even_when_a_link_to_it_sorts_first(tmp_path: Path) -> None:
+    """Probe 161: `photos/alink -> sub` listed sub/'s picture as photos/alink/deep.bmp, never as photos/sub/deep.bmp;
+    a link to a folder nothing else reaches is walked where it sorts, as os.walk did."""
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / "sub" / "deep.bmp").write_bytes(b"x")
+    (photos / "alink").symlink_to("sub", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "far.png").write_bytes(b"y")
+    (photos / "b_far").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (photos / "c.png").write_bytes(b"z")
+    assert [os.path.relpath(path, photos) for path in visible_files(photos)] == \
+        ["c.png", "b_far/far.png", "sub/deep.bmp"]
 
 
 def test_files_that_are_no_pictures_do_not_count(tmp_path: Path) -> None:

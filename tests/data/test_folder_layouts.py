@@ -240,6 +240,37 @@ def test_folder_link_from_train_into_val_is_not_entered(tmp_path: Path) -> None:
     assert raw.decode is not None and raw.decode.skipped == {FOLDER_ALREADY_SCANNED: 1}
 
 
+@pytest.mark.parametrize("link_name", ["alink", "zlink"])  # sorted before and after the class it leads into
+def test_a_folder_link_never_takes_the_folder_it_leads_to_into_its_class_or_split(
+        tmp_path: Path, link_name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 161: `train/cat/alink -> ../../val/dog/sub`, walked before val/ (and, in one split, `cat/alink ->
+    ../dog/zsub`, before dog/), took the real folder's pictures into cat and the training split; the real folder was
+    the one skipped as "already scanned" — 3 dog pictures scored as "cat", 72.73 % for a model at 100 %."""
+    classes(tmp_path / "train", {"cat": 2, "dog": 2})
+    classes(tmp_path / "val", {"cat": 1, "dog": 1}, first_shade=100)
+    for i in range(3):
+        png(tmp_path / "val" / "dog" / "sub" / f"{i}.png", 200 + i)
+    link = tmp_path / "train" / "cat" / link_name
+    os.symlink("../../val/dog/sub", link)
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        raw = build(tmp_path)
+    val = dict(zip(paths_of(raw.val), (label for _, label in raw.val.samples)))
+    assert len(raw.val) == 5 and all(val[str(tmp_path / "val" / "dog" / "sub" / f"{i}.png")] == 1 for i in range(3))
+    assert len(raw.train) == 4 and not any(path.startswith(str(link)) for path in paths_of(raw.train))
+    assert raw.decode is not None and raw.decode.skipped == {FOLDER_ALREADY_SCANNED: 1}
+    assert f"{FOLDER_ALREADY_SCANNED}: 1, first: {link}" in caplog.text  # the link is named, not the real folder
+
+
+def test_a_folder_link_to_a_folder_nothing_else_reaches_keeps_its_place(tmp_path: Path) -> None:
+    classes(tmp_path / "train", {"a": 2, "b": 2})
+    classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
+    png(tmp_path / "elsewhere" / "x.png", 50)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "train" / "a" / "0b_more")
+    raw = build(tmp_path)
+    assert [Path(p).relative_to(tmp_path).as_posix() for p in paths_of(raw.train)[:3]] == \
+        ["train/a/0.png", "train/a/0b_more/x.png", "train/a/1.png"]  # ImageFolder's sorted walk, as before
+
+
 # 7. hidden files
 
 
