@@ -594,7 +594,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
             other = newest_holding(kind for kind in _ARTIFACT_OF_KIND if kind not in want)
             if other is not None:
                 raise _wrong_kind(f"{key}={spec}: the newest completed `cnnlab {other.command}` run, {other.path},",
-                                  other.path, want, runtime_key)
+                                  other.path, want, runtime_key, other)
             what = f"completed `cnnlab {command}` run" if command else "completed run"
             if command and f"latest:{command}" not in latest_makers(want):  # its runs hold the other kind
                 files = " or ".join(_FILE_OF_KIND[kind] for kind in want)
@@ -624,7 +624,8 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         return _from_run(spec, load_run(path.resolve()), want, key, runtime_key)
     kind = _KINDS.get(path.suffix.lower())
     if kind is not None and kind not in want:
-        raise _wrong_kind(f"{key}={spec}:", path, want, runtime_key)
+        beside = _run_beside(path, path.parent) if (path.parent / RUN_FILE).is_file() and kind == "onnx" else None
+        raise _wrong_kind(f"{key}={spec}:", path, want, runtime_key, beside)
     if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")
@@ -755,19 +756,27 @@ def _from_run(spec: str, run: RunInfo, want: tuple[str, ...], key: str, runtime_
         if file is not None:
             return check_intact(Source(spec, kind, file.resolve(), run))
     if any(run.artifact(_ARTIFACT_OF_KIND[k]) is not None for k in _ARTIFACT_OF_KIND if k not in want):
-        raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want, runtime_key)
+        raise _wrong_kind(f"{key}={spec}: run {run.path} ({run.command})", run.path, want, runtime_key, run)
     names = " or ".join(_ARTIFACT_OF_KIND[k] for k in want)
     raise CnnlabError(f"{key}={spec}: run {run.path} ({run.command}, {run.status}) holds no {names} file",
                       fix="pick a completed run that produced one (see `cnnlab list runs`)")
 
 
-def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str | None = None) -> CnnlabError:
+def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str | None = None,
+                run: RunInfo | None = None) -> CnnlabError:
     """A source that holds a model of another kind than the command (or its runtime) runs: how to convert it, or
-    (`runtime_key`) the setting that runs it as it is."""
+    (`runtime_key`) the setting that runs it as it is. `run`: the run that holds it, where known."""
     if want == ("onnx",):
         on_pytorch = f", or run the model.pt on PyTorch with {runtime_key}=pytorch" if runtime_key else ""
         return CnnlabError(f"{what} holds a model.pt (PyTorch checkpoint), and this runs ONNX files",
                            fix=f"export it first (`cnnlab export {path_argument('source', [where])}`) and pass that "
                                f"run{on_pytorch}")
+    quantized = run is not None and not run.damaged and run.command == "quantize"
+    if quantized and run.model.extra.get("precision") == "int8":  # probe 162: "exported from" said of an INT8 file
+        origin = run.source.run or run.source.path
+        return CnnlabError(f"{what} holds the INT8 ONNX file `cnnlab quantize` wrote, and this needs a model.pt "
+                           "(PyTorch checkpoint): an INT8 graph is not pruned, fine-tuned or exported again",
+                           fix=f"pass the run it was quantized from{f' ({origin})' if origin else ''}, then quantize "
+                               "the result again")
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from")

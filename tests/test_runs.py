@@ -612,3 +612,19 @@ def test_an_onnx_files_external_data_is_part_of_its_identity_and_of_what_a_run_c
         check_reads_unchanged()
     forget_reads()
     assert resolve_source(str(first), tmp_path / "outputs").describe()["sha256"] != before
+
+
+def test_an_int8_file_where_a_model_pt_is_needed_says_what_it_is_and_which_run_to_pass(tmp_path: Path) -> None:
+    """Probe 162: `cnnlab prune source=QUANTIZE_RUN` said to pass "the run the ONNX file was exported from" — it was
+    quantized, and an INT8 graph cannot be pruned: the run it was quantized from is the one to pass."""
+    pruned = make_run(tmp_path, "prune", "p")
+    quantized = make_run(tmp_path, "quantize", "q", model=False, onnx=True)
+    record = json.loads((quantized / "run.json").read_text())
+    record.update(model={"name": "resnet18", "precision": "int8"}, source={"run": str(pruned)})
+    (quantized / "run.json").write_text(json.dumps(record))
+    for spec in (str(quantized), str(quantized / "model.onnx"), "latest:quantize"):
+        with pytest.raises(CnnlabError) as refused:
+            resolve_source(spec, tmp_path, want=("checkpoint",))
+        assert "holds the INT8 ONNX file `cnnlab quantize` wrote" in refused.value.message, spec
+        assert refused.value.fix == f"pass the run it was quantized from ({pruned}), then quantize the result again"
+    assert resolve_source(str(pruned), tmp_path, want=("checkpoint",)).kind == "checkpoint"  # the fix, followed

@@ -207,11 +207,20 @@ class ModelFile:
 
 def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
     gone = run.deleted_files()
+    its_exports = exports.get(run.path.resolve(), [])
     # its own ONNX, else the newest export's (exports come oldest first), as before the ModelFile change
-    onnx = run.artifact("onnx") or next((path for e in reversed(exports.get(run.path.resolve(), []))
-                                         if (path := e.artifact("onnx")) is not None), None)
+    writer, onnx = next(((r, path) for r in (run, *reversed(its_exports)) if (path := r.artifact("onnx")) is not None),
+                        (run, None))
+    if onnx is not None and writer.artifact_changed("onnx"):
+        # probe 162: an INT8 model.onnx replaced by an FP32 one read "11.28 MB onnx" beside the INT8 file's top-1,
+        # latency and speed-up, no note. The size recorded is the ONNX file's where it is the run's model file
+        # (export, quantize); a prune run's records its model.pt's.
+        recorded = None if "model" in (writer.data.get("artifacts") or {}) else writer.model.file_bytes
+        return ModelFile(recorded, "onnx", f"{onnx.name} changed since it ran ({human_bytes(onnx.stat().st_size)} "
+                                           "now): the row's figures are those of the file it wrote", recorded="changed")
     if onnx is not None:  # the deployable graph is there: a deleted checkpoint changes nothing shown
         return ModelFile(onnx.stat().st_size, "onnx")
+    gone += [f"its export's {name}" for e in its_exports for name in e.deleted_files(("onnx",))]  # the timed file
     model = run.artifact("model")
     recorded = run.model.file_bytes
     if model is not None and recorded is not None and model.stat().st_size != recorded:

@@ -176,6 +176,8 @@ def test_two_benches_at_different_times_give_no_speedup(tmp_path: Path) -> None:
     md = (out / "report.md").read_text()
     line = next(ln for ln in md.splitlines() if ln.startswith("| quantize/"))
     assert "×" not in line and "31.89" not in md and "(no speed-up): no paired timing" in md
+    # in the table, its speed-up alone held back: not "left out of the comparison" (probe 162)
+    assert "## Left out of the comparison" not in md and "## Figures held back or as recorded" in md
     assert json.loads((out / "report.json").read_text())["rows"][0]["speedup_vs_source"] is None
 
 
@@ -916,3 +918,24 @@ def test_a_report_replaces_nothing_when_a_file_cannot_go_in_and_drops_its_own_ea
     write_report(build_report(out), tmp_path / "rep")
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["report.csv", "report.json", "report.md",
                                                                     "report.png"]
+
+
+def test_a_replaced_onnx_file_or_a_deleted_export_is_said_beside_the_size(tmp_path: Path) -> None:
+    """Probe 162: an INT8 model.onnx replaced by an FP32 one read "11.28 MB onnx", no note, beside the INT8 file's
+    top-1, latency, speed-up and ★; with the export's model.onnx deleted, "11.27 MB pt" beside the deleted file's
+    latency, no note."""
+    from cnnlab.report import build_report
+
+    out = tmp_path / "outputs"
+    quantized = model_run(out, "quantize", "q", 0.87, onnx_bytes=2927)
+    kept = model_run(out, "quantize", "q2", 0.86, onnx_bytes=3000)
+    trained = model_run(out, "finetune", "ft", 0.91)
+    export = model_run(out, "export", "ex", 0.91, source=trained, onnx_bytes=11283)
+    (quantized / "model.onnx").write_bytes(b"\1" * 11284)  # another model's file, put in its place
+    (export / "model.onnx").unlink()
+    rows = {row.run.path: row for row in build_report(out).rows}
+    assert rows[quantized].file_recorded == "changed" and rows[quantized].file_bytes != 11284
+    assert rows[quantized].file_note == ("model.onnx changed since it ran (11.3 kB now): the row's figures are those "
+                                         "of the file it wrote")
+    assert rows[kept].file_note is None and rows[kept].file_bytes == 3000  # untouched: as before
+    assert rows[trained].file_note == "its export's model.onnx deleted since it ran: the size shown is its model.pt's"
