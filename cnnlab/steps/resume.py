@@ -208,6 +208,7 @@ def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str,
     if recorded and ctx is not None and ctx.explicitly_set(key) and _names_the_recorded_source(key, spec, run, ctx):
         return cfg
     if recorded:
+        _refuse_a_changed_source(run, key, recorded)
         with open_dict(cfg):
             OmegaConf.update(cfg, key, recorded, force_add=True)
     elif spec == "latest" or spec.startswith("latest:"):
@@ -215,6 +216,26 @@ def keep_resumed_source(cfg: DictConfig, resume_from: Path | None, key: str,
                           f"run that was (a run from before cnnlab recorded it at the start): {spec} may name a newer "
                           "run now, with other weights and data", fix="start a new run (without resume=)")
     return cfg
+
+
+def _refuse_a_changed_source(run: RunInfo, key: str, recorded: str) -> None:
+    """CnnlabError when the file `key`'s weights came from (`recorded`) is gone, or holds other bytes than the SHA-256
+    the run recorded at its start (probe 160: its folder deleted and trained into again, a resumed distill learned its
+    last epochs from a 35 % teacher after a 93 % one, and trained its "same start" baseline from another student — a
+    KD gain of -33.06 points recorded for a true -76.67; a fine-tune recorded the new model as its source). Its file
+    copied elsewhere and typed on the command line is the same bytes (_names_the_recorded_source)."""
+    digest = _recorded_entry(run.data, key).get("sha256")
+    if not isinstance(digest, str):
+        return  # a record from before cnnlab kept it: nothing to compare
+    now = model_sha256(Path(recorded)) if Path(recorded).is_file() else None
+    if now == digest:
+        return
+    state = "is gone" if not Path(recorded).exists() else \
+        "holds other weights now (its SHA-256 is not the one the run recorded at its start)"
+    raise CnnlabError(f"resume={run.path}: it started from {key}={recorded}, which {state}: resumed, it would go on "
+                      "from other weights than those its first epochs started from, and record them as its source",
+                      fix=f"put that file back as it was, or give its copy ({key}=COPY: the same bytes are "
+                          "accepted), or start a new run (without resume=)")
 
 
 def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
@@ -459,10 +480,10 @@ def _names_the_recorded_source(key: str, value: Any, run: RunInfo, ctx: RunConte
         return False
     try:
         named = resolve_source(str(value), ctx.outputs, want=("checkpoint",), key=key).path
-        if named.resolve() == Path(recorded).resolve():
-            return True
         digest = _recorded_entry(run.data, key).get("sha256")  # moved or copied (probe 158): the same bytes
-        return isinstance(digest, str) and model_sha256(named) == digest
+        if not isinstance(digest, str):  # a record from before the digest: the same path is all there is to compare
+            return named.resolve() == Path(recorded).resolve()
+        return model_sha256(named) == digest
     except (CnnlabError, OSError):
         return False
 

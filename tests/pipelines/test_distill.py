@@ -248,6 +248,29 @@ def test_resume_continues_the_kd_training_with_the_same_teacher(cli, outputs: Pa
     assert resumed["metrics"]["history"][0] == read_run(first)["metrics"]["history"][0]
 
 
+def test_a_resume_whose_teacher_was_replaced_is_refused_and_its_copy_accepted(cli, outputs: Path, tmp_path: Path,
+                                                                               teacher_run: Path) -> None:
+    """Probe 160: the teacher's run folder deleted and trained into again; `resume=` learned its last epochs from the
+    new teacher (35 % after 93 %), trained its "same start" baseline from it, recorded it as its source, exit 0."""
+    import shutil
+
+    assert cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false").code == 0
+    first = run_dirs(outputs, "distill")[0]
+    kept = shutil.copy(teacher_run / "model.pt", tmp_path / "teacher.pt")
+    shutil.rmtree(teacher_run)
+    assert cli("pretrain", *TINY, "seed=5", f"hydra.run.dir={teacher_run}").code == 0  # another teacher, same folder
+    refused = cli("distill", f"resume={first}", "trainer.epochs=2")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "Traceback" not in refused.output, refused.output
+    assert f"it started from teacher.weights={teacher_run / 'model.pt'}, which holds other weights now" in said
+    assert len(run_dirs(outputs, "distill")) == 1  # refused before any work
+    resumed = cli("distill", f"resume={first}", "trainer.epochs=2", f"teacher.weights={kept}")  # the fix: its copy
+    assert resumed.code == 0, resumed.output
+    (teacher_run / "model.pt").unlink()
+    gone = " ".join(cli("distill", f"resume={first}", "trainer.epochs=2").stderr.split())
+    assert f"teacher.weights={teacher_run / 'model.pt'}, which is gone" in gone
+
+
 def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Path, tmp_path: Path,
                                                                teacher_run: Path) -> None:
     data = [arg for arg in TINY if arg.startswith("dataset")]  # no run: the data comes from the command line
