@@ -19,7 +19,7 @@ from cnnlab.data.archives import (CIFAR10_FILES, CIFAR100_FILES, FASHION_MNIST_F
                                   MNIST_FILES, STL10_FILES, SVHN_FILES, OnDisk)
 from cnnlab.data.torchvision_sets import (build_cifar10, build_cifar100, build_fashion_mnist, build_flowers,
                                           build_kmnist, build_mnist, build_stl10, build_svhn, check_downloadable)
-from cnnlab.data.transforms import Augment, eval_transform, train_transform
+from cnnlab.data.transforms import Augment, check_crop_scale, eval_transform, train_transform
 from cnnlab.errors import CnnlabError, found_before_work
 
 log = logging.getLogger("cnnlab")
@@ -150,6 +150,9 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
         keep = label_subset(labels_of(raw.train), fraction, int(dataset_cfg.get("seed") or 0), what=f"dataset {name}")
         train_raw = Subset(raw.train, keep)
     augment = Augment.from_config(dataset_cfg.get("augment")) if train_augment else Augment()
+    if augment.random_crop:
+        with found_before_work():
+            check_crop_scale(augment.crop_scale, spec.size, "dataset.augment.crop_scale", "[0.08,1.0]")
     evaluate = eval_transform(spec)
     train = TransformedDataset(train_raw, train_transform(spec, raw.stored_size, augment))
     return DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),

@@ -17,6 +17,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from cnnlab.data.spec import EVAL_CROP_RATIO, SHORTER_SIDE, InputSpec
+from cnnlab.errors import CnnlabError
 
 __all__ = ["EVAL_CROP_RATIO", "Augment", "eval_transform", "train_transform"]
 
@@ -42,6 +43,22 @@ class Augment:
     @property
     def is_random(self) -> bool:
         return self.hflip or self.random_crop or self.randaugment
+
+
+MIN_CROP_PIXELS = 16  # the largest random crop must hold 4 x 4 pixels
+
+
+def check_crop_scale(scale: tuple[float, float], size: int, key: str, usual: str) -> None:
+    """CnnlabError when RandomResizedCrop's largest crop of a `size`-px image, scale[1] × size², is under
+    MIN_CROP_PIXELS pixels (probe 163: [0.002,0.002] at 16 px drew views of one pixel, a flat colour each; at
+    [1e-6,1e-6] torchvision, finding no crop of a pixel in 10 tries, fell back to the whole image — no crop at all,
+    recorded as 1e-06). `key`: the setting, `usual`: the range its fix offers."""
+    largest = scale[1] * size * size
+    if largest < MIN_CROP_PIXELS:
+        raise CnnlabError(f"{key}=[{scale[0]:g}, {scale[1]:g}] at {size} px gives crops of at most {largest:.2g} "
+                          "pixels: views of a flat colour, or (under one pixel) the whole image, as "
+                          "RandomResizedCrop falls back to it",
+                          fix=f"use {key}={usual} (a maximum of at least {MIN_CROP_PIXELS / size ** 2:.2g} at {size} px)")
 
 
 _LUMA_16BIT = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 × 2**16, summing to 2**16

@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 
 from cnnlab.data.bundle import DataBundle, RelabeledDataset, TransformedDataset
 from cnnlab.data.spec import InputSpec
-from cnnlab.data.transforms import ToChannels, _interpolation, _to_normalised_tensor
+from cnnlab.data.transforms import ToChannels, _interpolation, _to_normalised_tensor, check_crop_scale
 from cnnlab.errors import CnnlabError
 
 BLUR_MIN_SIZE = 64   # blur=auto: on from this side (STL-10's 96 px, ImageNet), off for 32-px CIFAR-like images
@@ -78,6 +78,10 @@ class ViewSettings:
                               fix="use method.views.grayscale_p=0.2 (a value in [0, 1])")
         return cls(crop_scale=(low, high), hflip=bool(node.get("hflip", cls.hflip)), color_jitter=jitter,
                    grayscale_p=grayscale, blur=_auto_flag(node.get("blur", "auto"), "method.views.blur"))
+
+    def check_size(self, size: int) -> None:
+        """CnnlabError when the crops of `size`-px views are too small to mean anything (check_crop_scale)."""
+        check_crop_scale(self.crop_scale, size, "method.views.crop_scale", "[0.2,1.0]")
 
     def blur_on(self, size: int) -> bool:
         """Whether the views of `size`-px images are blurred: `blur`, or for auto, size >= BLUR_MIN_SIZE."""

@@ -99,6 +99,8 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
                         else "the loss barely depends on the projections and the backbone learns little")
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = scratch_spec(cfg, name)
+    with found_before_work():
+        views.check_size(spec.size)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
         data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)

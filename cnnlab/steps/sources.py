@@ -552,11 +552,17 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
                           fix="give the pictures as the run read them with dataset.root=DIR — the folder as it was, "
                               "or a copy made with their file times (cp -a) — or a folder of pictures the model has "
                               "not seen")
+    unseen = "a folder of pictures the model has not seen"
+    if is_flat_folder({**recorded, "root": trained}):  # probe 163: a copy of an unlabeled folder has no labels to tune on
+        raise CnnlabError(f"{other} holds {len(shared)} of the unlabeled pictures {where} was pretrained on (copies "
+                          f"of pictures in {trained}, by bytes or pixels): its val split would hold images the "
+                          "backbone has seen (and read high)",
+                          fix=f"give {unseen}, or lay them out as DIR/train/<class>/ (these may be pictures it "
+                              "saw) and DIR/val/<class>/ (new ones)")
     raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on (copies of "
                       f"pictures in {trained}, by bytes or pixels), but is not that folder as it was: its val split "
                       "would hold images the model trained on (and read high)",
-                      fix=f"give a copy of {trained} as it was with dataset.root=DIR, or a folder of pictures the "
-                          "model has not seen")
+                      fix=f"give a copy of {trained} as it was with dataset.root=DIR, or {unseen}")
 
 
 def _recorded_content(run: RunInfo) -> bool:
@@ -642,6 +648,9 @@ def carves_val(recorded: Mapping[str, Any]) -> bool:
     if recorded.get("name") not in FOLDER_DATASETS and "val_fraction" not in recorded:
         return False  # a set with its own fixed val split (flowers): its config has nothing to carve with
     root = _folder(recorded.get("root"))
+    if recorded.get("name") in FOLDER_DATASETS and root is not None and Path(root).is_dir() \
+            and is_flat_folder(recorded):  # unlabeled: every picture trained, none carved (probe 163: the carve
+        return False  # rebuilt for a fine-tune's check raised "holds images but no class folders")
     # as data/folder.py reads a folder: a train/ and a val/ (any case, any accepted spelling) are fixed splits
     return not (recorded.get("name") in FOLDER_DATASETS and root is not None and Path(root).is_dir()
                 and split_dir(Path(root), TRAIN_DIR_NAMES) is not None

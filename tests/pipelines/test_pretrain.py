@@ -480,6 +480,41 @@ def test_a_flat_folder_of_unlabeled_images_pretrains_without_the_monitor(cli, ou
     assert not (outputs / "finetune").exists()
 
 
+
+def test_a_backbone_pretrained_on_a_flat_folder_fine_tunes_on_labelled_pictures(cli, outputs: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Probe 163: after `pretrain method=simclr` on a flat folder, a fine-tune on any train/ + val/ folder — one that
+    shares no picture with it, or one whose train/ holds its pictures labelled and val/ new ones — was refused with
+    "flat holds images but no class folders" (the check rebuilt a carve of the flat folder); a one-level folder that
+    holds its pictures was told to "give a copy of flat as it was", which has no labels."""
+    import numpy as np
+    from PIL import Image
+
+    def picture(path: Path, seed: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+
+    flat = tmp_path / "flat"
+    for i in range(16):
+        picture(flat / f"{i}.png", i)
+    for i in range(24):  # disjoint: new pictures in both splits; labelled: flat's pictures in train/, new ones in val/
+        picture(tmp_path / "disjoint" / ("train" if i < 16 else "val") / "ab"[i % 2] / f"{i}.png", 100 + i)
+        picture(tmp_path / "labelled" / ("train" if i < 16 else "val") / "ab"[i % 2] / f"{i}.png",
+                i if i < 16 else 200 + i)
+        picture(tmp_path / "one_level" / "ab"[i % 2] / f"{i}.png", i if i < 16 else 300 + i)
+    assert cli("pretrain", "method=simclr", "dataset=imagefolder", f"dataset.root={flat}", "dataset.image_size=16",
+               "model=lenet5", "trainer.epochs=1", "trainer.batch_size=8").code == 0
+    tune = ["finetune", "model.weights=latest:pretrain", "finetune.mode=linear", "dataset=imagefolder",
+            "dataset.image_size=16", "trainer.epochs=1", "trainer.batch_size=8"]
+    for folder in ("disjoint", "labelled"):
+        result = cli(*tune, f"dataset.root={tmp_path / folder}")
+        assert result.code == 0, result.output
+    refused = cli(*tune, f"dataset.root={tmp_path / 'one_level'}")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "holds 16 of the unlabeled pictures" in said, refused.output
+    assert "copy of" not in said and "DIR/val/<class>/ (new ones)" in said
+
+
 def test_a_simclr_temperature_far_below_the_published_ones_is_named_by_the_warning_and_the_nan_fix(cli) -> None:
     """method.temperature=1e-9 diverged with a fix that named optim.lr and trainer.grad_clip, never the temperature
     (probe 65: following grad_clip "completed" with a loss of 3.5e8); 1e-4 and 1e6 ran without a word."""
@@ -522,6 +557,14 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
     # refused by the settings' rule for it (a two-number range in (0, 1]) before the views are built
     (["method.views.crop_scale=[0.5,0.2]"], "the smaller first", "method.views.crop_scale=[0.08,1.0]"),
     (["method.views.crop_scale=[0,1]"], "a list of 2 numbers in (0, 1]", "method.views.crop_scale=[0.08,1.0]"),
+    # probe 163: one-pixel views at 16 px; under a pixel, RandomResizedCrop fell back to the whole image (no crop)
+    (["method.views.crop_scale=[0.002,0.002]"], "at 16 px gives crops of at most 0.51 pixels",
+     "method.views.crop_scale=[0.2,1.0] (a maximum of at least 0.062 at 16 px)"),
+    (["method.views.crop_scale=[1e-6,0.05]"], "gives crops of at most 13 pixels", "method.views.crop_scale=[0.2,1.0]"),
+    # the same for supervised training's random crop (dataset.augment): taken at once, before the first epoch
+    (["method=supervised", "dataset.augment.random_crop=true", "dataset.augment.crop_scale=[1e-6,1e-6]"],
+     "dataset.augment.crop_scale=[1e-06, 1e-06] at 16 px gives crops of at most 0.00026 pixels",
+     "dataset.augment.crop_scale=[0.08,1.0]"),
     # probe 143: SimSiam's fix named SimCLR's 128, not its own paper's 2048
     (["method=simsiam", "method.projection_dim=0"], "method.projection_dim=0", "method.projection_dim=2048"),
     (["method.projection_dim=0"], "method.projection_dim=0", "method.projection_dim=128"),
