@@ -118,9 +118,9 @@ def lost_peer(exc: BaseException) -> str | None:
 
 
 # what torch's DataLoader says when a worker process is gone (killed by the OOM killer or a signal, a bus error
-# for a container's too-small /dev/shm), and what passing a batch between processes meets when the files it uses
-# are (too many open, the socket under /tmp removed by a clean-up)
-_WORKERS_GONE = ("dataloader worker", "received 0 items of ancdata", "too many open files")
+# for a container's too-small /dev/shm) or a batch's file descriptors could not be passed; and the modules that pass
+# them, where an OSError (too many open files, the socket under /tmp removed by a clean-up) is the passing's
+_WORKERS_GONE = ("dataloader worker", "received 0 items of ancdata")
 _SHARING_FILES = ("multiprocessing/resource_sharer.py", "torch/multiprocessing/reductions.py")
 
 

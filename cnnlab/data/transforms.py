@@ -58,7 +58,8 @@ def check_crop_scale(scale: tuple[float, float], size: int, key: str, usual: str
         raise CnnlabError(f"{key}=[{scale[0]:g}, {scale[1]:g}] at {size} px gives crops of at most {largest:.2g} "
                           "pixels: views of a flat colour, or (under one pixel) the whole image, as "
                           "RandomResizedCrop falls back to it",
-                          fix=f"use {key}={usual} (a maximum of at least {MIN_CROP_PIXELS / size ** 2:.2g} at {size} px)")
+                          fix=f"use {key}={usual} (a maximum of at least {MIN_CROP_PIXELS / size ** 2:.2g} at "
+                              f"{size} px)")
 
 
 _LUMA_16BIT = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 × 2**16, summing to 2**16

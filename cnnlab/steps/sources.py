@@ -553,7 +553,7 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
                               "or a copy made with their file times (cp -a) — or a folder of pictures the model has "
                               "not seen")
     unseen = "a folder of pictures the model has not seen"
-    if is_flat_folder({**recorded, "root": trained}):  # probe 163: a copy of an unlabeled folder has no labels to tune on
+    if is_flat_folder({**recorded, "root": trained}):  # probe 163: a copy of an unlabeled folder has no labels
         raise CnnlabError(f"{other} holds {len(shared)} of the unlabeled pictures {where} was pretrained on (copies "
                           f"of pictures in {trained}, by bytes or pixels): its val split would hold images the "
                           "backbone has seen (and read high)",
