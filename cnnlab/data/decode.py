@@ -6,6 +6,7 @@ whose pixels match what a viewer (a browser, macOS Preview, GIMP's default view)
 | Pillow mode | what a viewer shows, and so what we return | kind in the summary |
 | --- | --- | --- |
 | RGB, RGBX | unchanged | - |
+| RGB, RGBA of 16 bits a channel (48/64-bit PNG) | Pillow's 8-bit read: each value's high byte (v >> 8) | 16-bit colour (high byte kept) |
 | L | grey copied into R, G and B | 8-bit grayscale |
 | 1 | 0 -> black, 1 -> white | 1-bit |
 | I;16, I;16L, I;16B, I;16N | value / 257, rounded: 0..65535 -> 0..255 | 16-bit grayscale |
@@ -78,6 +79,7 @@ IMAGE_LOOKING_EXTENSIONS = frozenset(
 GRAY = "8-bit grayscale"
 BILEVEL = "1-bit"
 GRAY16 = "16-bit grayscale"
+COLOUR16 = "16-bit colour (high byte kept)"
 INT32 = "32-bit integer grayscale"
 FLOAT32 = "32-bit float grayscale"
 PALETTE = "palette"
@@ -198,6 +200,8 @@ def _header_kinds(path: str, image: Image.Image) -> list[str]:
     if image.size[0] * image.size[1] > REFUSE_FACTOR * MAX_PIXELS:
         raise UndecodableImage(path, too_large_reason(), f"{image.size[0]}x{image.size[1]}")
     kinds = list(_MODE_KINDS[image.mode])
+    if image.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in getattr(image, "tile", None) or ()):
+        kinds.append(COLOUR16)  # probe 161: a 48-bit PNG, which Pillow reads as 8-bit RGB, was listed as plain RGB
     if _has_alpha(image):
         kinds.append(ALPHA)
     if getattr(image, "is_animated", False):  # before load(): GIF checks by seeking to frame 1 and back

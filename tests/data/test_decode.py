@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.data import decode
-from cnnlab.data.decode import (ALPHA, BACKGROUND, EXIF_ROTATED, FIRST_FRAME, GRAY16, PALETTE, DecodeSummary,
+from cnnlab.data.decode import (ALPHA, BACKGROUND, COLOUR16, EXIF_ROTATED, FIRST_FRAME, GRAY16, PALETTE, DecodeSummary,
                                 UndecodableImage, decode_image, inspect_image, load_rgb)
 from cnnlab.data.folder import DUPLICATE, FOLDER_ALREADY_SCANNED, build_imagefolder
 from cnnlab.data.spec import InputSpec
@@ -260,3 +260,23 @@ def test_summary_line_and_record() -> None:
     assert summary.as_record() == {"read": 3, "converted": {GRAY16: 2, EXIF_ROTATED: 1}, "skipped": {"unreadable": 2}}
     assert not summary.clean and DecodeSummary(read=5).clean
     assert DecodeSummary(read=1).line() == "read 1 image" and DecodeSummary(read=1200).line() == "read 1,200 images"
+
+
+def test_a_48_bit_png_is_listed_as_16_bit_colour_with_its_high_bytes(tmp_path: Path) -> None:
+    """Probe 161: a PNG of 16 bits per colour channel, which Pillow reads as 8-bit RGB (each value's high byte), was
+    listed as a plain RGB file: no conversion counted."""
+    import struct
+    import zlib
+
+    values = np.random.default_rng(0).integers(0, 65536, (4, 5, 3)).astype(">u2")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + row.tobytes() for row in values)  # filter 0 per row
+    path = tmp_path / "deep.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    decoded = decode_image(str(path))
+    assert decoded.kinds == (COLOUR16,)
+    assert np.array_equal(np.asarray(decoded.image), values >> 8)
