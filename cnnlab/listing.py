@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
+import re
 from pathlib import Path
 
 import yaml
@@ -49,7 +51,11 @@ def print_datasets() -> None:
     for name in conftree.choices("dataset"):
         path = conftree.CONF_DIR / "dataset" / f"{name}.yaml"
         text = path.read_text()
-        first_comment = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        # the first sentence of the comment block the file opens with (probe 165: its first line alone stopped
+        # mid-sentence, "…/val/<class>/*.jpg,")
+        lines = text.lstrip("\n").splitlines()
+        opening = " ".join(ln.lstrip("# ").strip() for ln in itertools.takewhile(lambda ln: ln.startswith("#"), lines))
+        first_comment = re.split(r"(?<=\.)\s", opening, maxsplit=1)[0]
         data = yaml.safe_load(text) or {}
         offline = "downloads once" if "download" in data else ("your files" if "root" in data else "built in")
         if "download" in data:

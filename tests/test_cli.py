@@ -404,6 +404,15 @@ def test_list_datasets_says_where_a_system_package_put_a_set(cli, tmp_path: Path
     assert "here, in" in rows["fashion_mnist"] and "downloads once" in rows["mnist"], rows
 
 
+
+def test_list_datasets_describes_each_in_a_whole_sentence(cli) -> None:
+    """Probe 165: imagefolder's description stopped mid-sentence ("…/val/<class>/*.jpg,"): its YAML comment's first
+    line; the one-level layout on the next line was lost."""
+    text = " ".join(cell.strip() for line in cli("list", "datasets").stdout.splitlines() if line.count("│") > 2
+                    for cell in line.split("│")[2:3])
+    assert "DIR/val/<class>/*.jpg, or DIR/<class>/*.jpg, split by val_fraction." in text, text
+
+
 def test_list_models_shows_the_zoo(cli) -> None:
     result = cli("list", "models")
     assert result.code == 0

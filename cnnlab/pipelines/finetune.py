@@ -59,6 +59,10 @@ class FinetuneSettings:
     def resolved(self, *, pretrained: bool, log: Any = None) -> "FinetuneSettings":
         """backbone_lr_scale=auto made a number: PRETRAINED_BACKBONE_LR_SCALE for pretrained weights in partial or
         full mode (logged), else 1 (a random backbone has nothing to keep; linear mode freezes it)."""
+        if self.backbone_lr_scale == 0 and self.mode != "linear" and log is not None:  # probe 166: "frozen", it was not
+            log.warning("finetune.backbone_lr_scale=0 keeps the backbone's weights, but its BatchNorm layers still "
+                        "update their running statistics as it trains: for a frozen backbone use "
+                        "finetune.mode=linear (or mode=partial with fewer stages unfrozen)")
         if self.backbone_lr_scale is not None:
             return self
         scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained and self.mode != "linear" else 1.0

@@ -654,3 +654,14 @@ def test_a_linear_probe_refuses_a_batch_larger_than_its_labels_before_computing_
     assert result.code == 2 and "is larger than the training set" in result.stderr, result.output
     assert not any("-dim features for" in line for line in result.output.splitlines())  # the cache's line
     assert not (outputs / "finetune").exists()  # refused before work: no failed run left
+
+
+def test_a_backbone_at_learning_rate_zero_is_said_not_to_be_frozen(cli, outputs: Path) -> None:
+    """Probe 166: `finetune.backbone_lr_scale=0` kept the backbone's weights, but its BatchNorm running statistics
+    still moved — not the frozen backbone it reads as, and nothing said so."""
+    assert cli("pretrain", *TINY, "model=resnet18").code == 0
+    result = cli("finetune", "model.weights=latest:pretrain", "finetune.mode=full", "finetune.backbone_lr_scale=0",
+                 *TINY[:5], "model=resnet18", "trainer.epochs=1", "trainer.batch_size=16")
+    said = " ".join(result.stderr.split())
+    assert result.code == 0 and "BatchNorm layers still update their running statistics" in said, result.output
+    assert "finetune.mode=linear" in said
