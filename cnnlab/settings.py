@@ -211,7 +211,7 @@ RULES: dict[str, Rule] = {
     "prune.bench_seconds": _num(0),
     "prune.ignore": Rule("list", item=Rule("str")),
     "quantize.percentile": _num(0, low_open=True, high=100),
-    "quantize.calib_batches": _int(0),                           # 0: fine for dynamic/qat; ptq says why not
+    "quantize.calib_batches": _int(0, example=8),                # 0: fine for dynamic/qat; ptq says why not
     "quantize.calib_batch_size": _COUNT,
     "quantize.reduce_range": _TRISTATE,
     "quantize.max_acc_drop": _num(0),

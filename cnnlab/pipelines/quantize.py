@@ -18,10 +18,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig
 
@@ -104,65 +105,85 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  fp32.source.path, settings.mode, ", ".join(f.name for f in settings.formats))
 
     prepared = prepared_for_qat(settings, fp32) if settings.mode == "qat" and settings.precision != "bf16" else None
-    work = ctx.path(WORK_DIR)
-    work.mkdir(exist_ok=True)
-    identity = ModelIdentity(arch=fp32.name, classes=tuple(fp32.classes), spec=fp32.spec,
-                             source=fp32.source.describe(), dataset=dataset_record(data, dataset_cfg))
-    fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx", identity=identity)  # type: ignore[arg-type]
-    fp32_meta = read_onnx_metadata(fp32_path)
-    report: dict[str, Any] = settings.describe()
-    if settings.precision == "bf16":
-        candidates: tuple[CandidateResult, ...] = (CandidateResult(BF16, fp32_path),)
-    elif settings.mode == "qat":
-        built, report["qat"] = train_qat_candidate(cfg, ctx, recipe, settings, fp32, prepared, data, work)
-        candidates = (built,)
-    else:
-        control = (nncf_accuracy_control(eval_loader(recipe, data.val, workers=workers), settings.max_acc_drop)
-                   if settings.builds_nncf and settings.nncf_accuracy_control else None)
-        candidates = build_onnx_candidates(fp32_path, settings.formats, settings.ptq, work, calibration=calibration,
-                                           searching=settings.searching, accuracy_control=control)
-        if calibration is not None:
-            report["calibration"] = calibration.describe()
-            if calibration.cache.exists():
-                ctx.record.add_artifact("calibration", calibration.cache)
-    if not ctx.is_main:
-        return {}
+    with _candidates_folder(ctx, keep=settings.keep_candidates) as work:
+        identity = ModelIdentity(arch=fp32.name, classes=tuple(fp32.classes), spec=fp32.spec,
+                                 source=fp32.source.describe(), dataset=dataset_record(data, dataset_cfg))
+        fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx",  # type: ignore[arg-type]
+                                             identity=identity)
+        fp32_meta = read_onnx_metadata(fp32_path)
+        report: dict[str, Any] = settings.describe()
+        if settings.precision == "bf16":
+            candidates: tuple[CandidateResult, ...] = (CandidateResult(BF16, fp32_path),)
+        elif settings.mode == "qat":
+            built, report["qat"] = train_qat_candidate(cfg, ctx, recipe, settings, fp32, prepared, data, work)
+            candidates = (built,)
+        else:
+            control = (nncf_accuracy_control(eval_loader(recipe, data.val, workers=workers), settings.max_acc_drop)
+                       if settings.builds_nncf and settings.nncf_accuracy_control else None)
+            candidates = build_onnx_candidates(fp32_path, settings.formats, settings.ptq, work, calibration=calibration,
+                                               searching=settings.searching, accuracy_control=control)
+            if calibration is not None:
+                report["calibration"] = calibration.describe()
+                if calibration.cache.exists():
+                    ctx.record.add_artifact("calibration", calibration.cache)
+        if not ctx.is_main:
+            return {}
 
-    result = search_formats(fp32_path, candidates, eval_loader(recipe, data.val, workers=workers),
-                            timing=settings.timing, max_acc_drop=settings.max_acc_drop, no_search=settings.no_search,
-                            flops=fp32_meta.get("flops"), deploy_runtimes=settings.deploy_runtimes,
-                            keep_fp32_if_slower=settings.keeps_fp32_if_slower)
-    if "qat" in report:  # the QAT-trained weights' float accuracy: what of the INT8 file's change is training
-        result = replace(result, qat_fp32_acc=report["qat"]["trained_fp32_val_acc"])
-    if result.threads != settings.timing.threads:
-        record_warning(ctx, f"{settings.timing.runtime} ran {counted(result.threads, 'inference thread')}, not the "
-                            f"{settings.timing.threads} of quantize.bench_threads (it takes no more than the cores "
-                            f"this process may use); the timings are recorded at {result.threads}")
-    target = write_model(ctx, identity, fp32_meta, result, settings)
-    metrics = result.metrics(target)
-    described = result.describe()
-    described["fp32"].update(file=str(fp32_path) if fp32.onnx else None,
-                             origin=("the source's ONNX file" if fp32.onnx else "exported from the source for this run")
-                             + (", before QAT training (what ships when FP32 is kept)" if "qat" in report else ""))
-    report.update(described)
-    if settings.mode == "dynamic":
-        report["note"] = DYNAMIC_NOTE
-    ctx.record.update(
-        quantize=report, metrics=metrics, dataset=identity.dataset,
-        model={"name": fp32.name, "format": "onnx",
-               "precision": "fp32" if result.fp32_kept else "bf16" if settings.precision == "bf16" else "int8",
-               "quantization": result.shipped,
-               "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
-               "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
-    out.print(result.table(settings.mode))
-    out.print(f"chosen: {result.reason}", soft_wrap=True)
-    if not settings.keep_candidates:
-        shutil.rmtree(work, ignore_errors=True)
+        result = search_formats(fp32_path, candidates, eval_loader(recipe, data.val, workers=workers),
+                                timing=settings.timing, max_acc_drop=settings.max_acc_drop,
+                                no_search=settings.no_search,
+                                flops=fp32_meta.get("flops"), deploy_runtimes=settings.deploy_runtimes,
+                                keep_fp32_if_slower=settings.keeps_fp32_if_slower)
+        if "qat" in report:  # the QAT-trained weights' float accuracy: what of the INT8 file's change is training
+            result = replace(result, qat_fp32_acc=report["qat"]["trained_fp32_val_acc"])
+        if result.threads != settings.timing.threads:
+            record_warning(ctx, f"{settings.timing.runtime} ran {counted(result.threads, 'inference thread')}, not the "
+                                f"{settings.timing.threads} of quantize.bench_threads (it takes no more than the cores "
+                                f"this process may use); the timings are recorded at {result.threads}")
+        target = write_model(ctx, identity, fp32_meta, result, settings)
+        metrics = result.metrics(target)
+        described = result.describe()
+        described["fp32"].update(file=str(fp32_path) if fp32.onnx else None,
+                                 origin=("the source's ONNX file" if fp32.onnx
+                                         else "exported from the source for this run")
+                                 + (", before QAT training (what ships when FP32 is kept)" if "qat" in report else ""))
+        report.update(described)
+        if settings.mode == "dynamic":
+            report["note"] = DYNAMIC_NOTE
+        ctx.record.update(
+            quantize=report, metrics=metrics, dataset=identity.dataset,
+            model={"name": fp32.name, "format": "onnx",
+                   "precision": "fp32" if result.fp32_kept else "bf16" if settings.precision == "bf16" else "int8",
+                   "quantization": result.shipped,
+                   "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
+                   "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
+        out.print(result.table(settings.mode))
+        out.print(f"chosen: {result.reason}", soft_wrap=True)
     if settings.mode == "dynamic":
         ctx.log.info(DYNAMIC_NOTE)
     if not result.selection.within_budget:
         raise result.over_budget()
     return metrics
+
+
+@contextlib.contextmanager
+def _candidates_folder(ctx: RunContext, *, keep: bool) -> Iterator[Path]:
+    """The run's candidates/ folder for every intermediate file, removed at the end unless `keep` — also when the run
+    fails (probe 168: a typo in quantize.exclude, refused once fp32.onnx was written, left 86 MB of candidates in a
+    `failed` run). A refusal of the settings (CnnlabError.before_work) takes the calibration cache too, so the run
+    leaves no folder (cnnlab.app)."""
+    work = ctx.path(WORK_DIR)
+    work.mkdir(exist_ok=True)
+    try:
+        yield work
+    except BaseException as exc:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, CnnlabError) and exc.before_work:
+            ctx.path(CALIBRATION_FILE).unlink(missing_ok=True)
+        raise
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def nncf_accuracy_control(val_loader: Any, max_acc_drop: float) -> AccuracyControl:

@@ -340,6 +340,24 @@ def test_a_qat_exclude_typo_is_refused_before_any_work(cli, outputs: Path, sourc
     assert run_dirs(outputs, "quantize") == []
 
 
+def test_a_ptq_exclude_typo_leaves_no_run_and_a_failed_run_no_candidates(cli, outputs: Path, source: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 168: `quantize.exclude=[nope]` in PTQ, refused once fp32.onnx and its pre-processed copy were written,
+    left a `failed` run holding candidates/ (86 MB for a 32 px ResNet-18), keep_candidates=false notwithstanding."""
+    result = cli("quantize", f"source={source}", *FAST, "quantize.exclude=[nope]")
+    assert result.code == 2 and "no node called nope" in result.stderr, result.output
+    assert run_dirs(outputs, "quantize") == []  # a refusal of the settings: no run at all
+    import cnnlab.pipelines.quantize as quantize
+
+    def broken(*args, **kwargs):  # any failure once the candidates are written
+        raise RuntimeError("the search failed")
+
+    monkeypatch.setattr(quantize, "search_formats", broken)
+    assert cli("quantize", f"source={source}", *FAST).code == 1
+    [failed] = run_dirs(outputs, "quantize")
+    assert not (failed / "candidates").exists() and read_run(failed)["status"] == "failed"
+
+
 def test_a_missing_source_is_a_clear_error(cli, outputs: Path) -> None:
     result = cli("quantize")
     assert result.code == 2 and "needs a model to work on" in result.stderr

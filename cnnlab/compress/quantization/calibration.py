@@ -83,8 +83,7 @@ def calibration_shortfall(images: int, *, batches: int, batch_size: int, num_cla
     problems = []
     if images < asked:
         problems.append(f"fewer than the {asked} asked for (quantize.calib_batches={batches} x "
-                        f"quantize.calib_batch_size={batch_size}; the training split gives no more in whole "
-                        f"batches of {batch_size})")
+                        f"quantize.calib_batch_size={batch_size}): the training split holds no more")
     if images < num_classes:
         problems.append(f"fewer than the {num_classes} classes (some classes are not represented)")
     if not problems:
