@@ -332,15 +332,21 @@ def _holds_runs(folder: Path, depth: int = 4, budget: int = 20_000) -> bool:
 
 
 def refuse_taken_sweep_dir(override: str, folder: Path, task: Sequence[str]) -> None:
-    """A UserError for a sweep folder that holds a run, lies inside one, or holds another sweep (one of other fixed
-    settings: Hydra would replace its multirun.yaml and mix the two experiments' jobs). `task`: this sweep's task
-    overrides, as Hydra records them."""
+    """A UserError for a sweep folder that holds a run, lies inside one, holds another sweep (one of other fixed
+    settings: Hydra would replace its multirun.yaml and mix the two experiments' jobs), or holds files of yours and no
+    sweep. `task`: this sweep's task overrides, as Hydra records them."""
     if (folder / "run.json").exists():  # the jobs' folders would land inside that run's, changing it
         raise UserError(f"{override}: that folder holds a run (its run.json), not a sweep, and a run's folder is "
                         "never written into — give a new folder, or leave hydra.sweep.dir out (each sweep "
                         "gets its own)")
     _refuse_inside_a_run(override, folder, "hydra.sweep.dir")
     earlier = _sweep_task(folder) if folder.is_dir() else None
+    yours = _visible_names(folder) if earlier is None and not (folder / "multirun.yaml").exists() else []
+    if yours:  # probe 167: `predict -m … hydra.sweep.dir=s3` replaced the user's own s3/0/predictions.csv
+        shown = ", ".join(yours[:3]) + (f" and {len(yours) - 3} more" if len(yours) > 3 else "")
+        raise UserError(f"{override}: that folder already holds {shown}, and a sweep writes its jobs' folders (0/, "
+                        "1/, …) and their files into it, replacing any of the same name — give a new or empty "
+                        "folder, or leave hydra.sweep.dir out (each sweep gets its own)")
     if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):
         shown = " ".join(t for t in earlier if not t.startswith("command="))
         raise UserError(f"{override}: that folder holds another sweep ({shown}), whose record (multirun.yaml) "

@@ -601,3 +601,17 @@ def test_a_typed_sweep_subdir_is_refused(cli, outputs: Path) -> None:
         result = cli("pretrain", "-m", *TINY, "seed=0,1", f"hydra.sweep.subdir={subdir}")
         assert result.code == 2 and "cnnlab names each job's folder" in result.stderr, result.output
     assert not (outputs / "pretrain").exists()
+
+
+def test_a_sweep_folder_holding_files_of_yours_is_refused(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 167: `-m … hydra.sweep.dir=s3`, s3/0/predictions.csv the user's own: replaced, exit 0 (a run folder
+    holding files of yours was refused; a sweep folder was not)."""
+    mine = tmp_path / "s3"
+    (mine / "0").mkdir(parents=True)
+    (mine / "0" / "predictions.csv").write_text("file,label\nx.png,cat\n")
+    result = cli("pretrain", "-m", *TINY, "seed=0,1", f"hydra.sweep.dir={mine}")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "Traceback" not in result.output, result.output
+    assert f"hydra.sweep.dir={mine}: that folder already holds 0" in said and "give a new or empty folder" in said
+    assert (mine / "0" / "predictions.csv").read_text() == "file,label\nx.png,cat\n"
+    assert sorted(p.name for p in mine.rglob("*")) == ["0", "predictions.csv"]

@@ -65,6 +65,13 @@ class DataBundle:
                 f"{self.spec.size} px")
 
     @property
+    def picture_side(self) -> int:
+        """The side, in pixels, of the pictures a random crop is cut from: the stored square's, else the median
+        shorter side of the files read, else the spec's size."""
+        typical = self.decode.typical_side() if self.decode is not None else None
+        return self.stored_size or typical or self.spec.size
+
+    @property
     def random_train_transform(self) -> bool:
         """True if train items are randomly augmented (feature caching is then invalid)."""
         return self.train_augment.is_random

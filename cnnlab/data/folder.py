@@ -101,7 +101,7 @@ class FolderScan:
     def _walk(self, folder: Path, *, via_link: bool,
               deferred: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, bool] | int]:
         """(file path, reached through a symlink) for every visible non-folder entry under `folder`, sorted. A folder
-        reached through a link is put off: appended to `deferred` (where given), its index yielded in its place."""
+        link is put off: appended to `deferred` (where given), its index yielded in its place."""
         real = os.path.realpath(folder)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
@@ -113,7 +113,9 @@ class FolderScan:
             link = via_link or entry.is_symlink()
             if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
                 yield entry.path, link
-            elif deferred is not None and link:  # a folder link, or a folder in a class folder that is one
+            elif deferred is not None and entry.is_symlink():  # a folder link (a class folder that is a link is
+                # the class's own: its sub-folders are walked with it — probe 167: deferred, a link sorted first took
+                # them into its class)
                 deferred.append((entry.path, real))
                 yield len(deferred) - 1
             elif self._claim(entry.path, real):

@@ -150,15 +150,16 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
         keep = label_subset(labels_of(raw.train), fraction, int(dataset_cfg.get("seed") or 0), what=f"dataset {name}")
         train_raw = Subset(raw.train, keep)
     augment = Augment.from_config(dataset_cfg.get("augment")) if train_augment else Augment()
-    if augment.random_crop:
-        with found_before_work():
-            check_crop_scale(augment.crop_scale, spec.size, "dataset.augment.crop_scale", "[0.08,1.0]")
     evaluate = eval_transform(spec)
     train = TransformedDataset(train_raw, train_transform(spec, raw.stored_size, augment))
-    return DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),
-                      test=None if raw.test is None else TransformedDataset(raw.test, evaluate),
-                      classes=raw.classes, spec=spec,
-                      in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
-                      unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate),
-                      content=raw.content, train_content=raw.train_content, stored_size=raw.stored_size,
-                      train_augment=augment)
+    bundle = DataBundle(name=name, train=train, val=TransformedDataset(raw.val, evaluate),
+                        test=None if raw.test is None else TransformedDataset(raw.test, evaluate),
+                        classes=raw.classes, spec=spec,
+                        in_memory=raw.in_memory, decode=raw.decode, label_fraction=float(fraction),
+                        unlabeled=None if raw.unlabeled is None else TransformedDataset(raw.unlabeled, evaluate),
+                        content=raw.content, train_content=raw.train_content, stored_size=raw.stored_size,
+                        train_augment=augment)
+    if augment.random_crop:
+        with found_before_work():
+            check_crop_scale(augment.crop_scale, bundle.picture_side, "dataset.augment.crop_scale", "[0.08,1.0]")
+    return bundle

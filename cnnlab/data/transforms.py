@@ -8,6 +8,7 @@ The eval pipeline is the spec's own preprocessing (cnnlab.data.spec), step by st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -48,18 +49,21 @@ class Augment:
 MIN_CROP_PIXELS = 16  # the largest random crop must hold 4 x 4 pixels
 
 
-def check_crop_scale(scale: tuple[float, float], size: int, key: str, usual: str) -> None:
-    """CnnlabError when RandomResizedCrop's largest crop of a `size`-px image, scale[1] × size², is under
-    MIN_CROP_PIXELS pixels (probe 163: [0.002,0.002] at 16 px drew views of one pixel, a flat colour each; at
-    [1e-6,1e-6] torchvision, finding no crop of a pixel in 10 tries, fell back to the whole image — no crop at all,
-    recorded as 1e-06). `key`: the setting, `usual`: the range its fix offers."""
-    largest = scale[1] * size * size
+def check_crop_scale(scale: tuple[float, float], side: int, key: str, usual: str) -> None:
+    """CnnlabError when RandomResizedCrop's largest crop of a picture of `side` px (as read, before the resize: the
+    crop is cut from it), scale[1] × side², is under MIN_CROP_PIXELS pixels (probe 163: [0.002,0.002] of 16-px
+    pictures drew views of one pixel, a flat colour each; at [1e-6,1e-6] torchvision, finding no crop of a pixel in
+    10 tries, fell back to the whole image — no crop at all, recorded as 1e-06). `key`: the setting, `usual`: the
+    range its fix offers, with the least maximum that passes (rounded up: probe 167, "0.062" for 0.0625 failed)."""
+    largest = scale[1] * side * side
     if largest < MIN_CROP_PIXELS:
-        raise CnnlabError(f"{key}=[{scale[0]:g}, {scale[1]:g}] at {size} px gives crops of at most {largest:.2g} "
-                          "pixels: views of a flat colour, or (under one pixel) the whole image, as "
+        least = MIN_CROP_PIXELS / side ** 2
+        step = 10.0 ** (math.floor(math.log10(least)) - 1)  # two significant digits, rounded up
+        raise CnnlabError(f"{key}=[{scale[0]:g}, {scale[1]:g}] on pictures of {side} px gives crops of at most "
+                          f"{largest:.2g} pixels: views of a flat colour, or (under one pixel) the whole image, as "
                           "RandomResizedCrop falls back to it",
-                          fix=f"use {key}={usual} (a maximum of at least {MIN_CROP_PIXELS / size ** 2:.2g} at "
-                              f"{size} px)")
+                          fix=f"use {key}={usual} (a maximum of at least {math.ceil(least / step) * step:.2g} on "
+                              f"{side}-px pictures)")
 
 
 _LUMA_16BIT = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 × 2**16, summing to 2**16

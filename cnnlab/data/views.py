@@ -79,9 +79,10 @@ class ViewSettings:
         return cls(crop_scale=(low, high), hflip=bool(node.get("hflip", cls.hflip)), color_jitter=jitter,
                    grayscale_p=grayscale, blur=_auto_flag(node.get("blur", "auto"), "method.views.blur"))
 
-    def check_size(self, size: int) -> None:
-        """CnnlabError when the crops of `size`-px views are too small to mean anything (check_crop_scale)."""
-        check_crop_scale(self.crop_scale, size, "method.views.crop_scale", "[0.2,1.0]")
+    def check_size(self, side: int) -> None:
+        """CnnlabError when the crops of pictures of `side` px (as read: DataBundle.picture_side) are too small to
+        mean anything (check_crop_scale)."""
+        check_crop_scale(self.crop_scale, side, "method.views.crop_scale", "[0.2,1.0]")
 
     def blur_on(self, size: int) -> bool:
         """Whether the views of `size`-px images are blurred: `blur`, or for auto, size >= BLUR_MIN_SIZE."""

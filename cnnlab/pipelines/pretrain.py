@@ -99,11 +99,11 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
                         else "the loss barely depends on the projections and the backbone learns little")
     name = canonical_name(cfg.model.name)
     spec, arch_kwargs = scratch_spec(cfg, name)
-    with found_before_work():
-        views.check_size(spec.size)
     runtime = setup_runtime(cfg, recipe).for_input(spec.size)
     with main_process_first(runtime):  # train_augment=False: the kNN bank reads the training images as they are
         data = build_datasets(cfg.dataset, spec, train_augment=False, allow_unlabeled=True)
+    with found_before_work():
+        views.check_size(data.picture_side)  # the crops are cut from the pictures as read, before the resize
     as_read = data  # one class (a flat folder, a single class folder): nothing for the kNN monitor to tell apart
     if len(data.classes) < 2:  # a flat folder: a zoo classifier has 2 outputs at least; fine-tuning replaces the head
         data = replace(data, classes=list(PLACEHOLDER_CLASSES))

@@ -261,6 +261,25 @@ def test_a_folder_link_never_takes_the_folder_it_leads_to_into_its_class_or_spli
     assert f"{FOLDER_ALREADY_SCANNED}: 1, first: {link}" in caplog.text  # the link is named, not the real folder
 
 
+def test_a_class_folder_that_is_a_link_keeps_its_own_sub_folders(tmp_path: Path) -> None:
+    """Probe 167: `test/cat -> ext/testcats` (a class folder that is a link) and `train/ant/x -> ext/testcats/sub`:
+    the class folder's own sub-folder was put off as if it were a link, and the link sorted first took its 3 test cat
+    pictures into training as "ant"."""
+    for i in range(2):
+        png(tmp_path / "ext" / "testcats" / f"t{i}.png", 100 + i)
+    for i in range(3):
+        png(tmp_path / "ext" / "testcats" / "sub" / f"s{i}.png", 200 + i)
+    classes(tmp_path / "ds" / "train", {"ant": 2, "cat": 2})
+    classes(tmp_path / "ds" / "val", {"ant": 1, "cat": 1}, first_shade=50)
+    png(tmp_path / "ds" / "test" / "ant" / "0.png", 60)
+    os.symlink("../../../ext/testcats/sub", tmp_path / "ds" / "train" / "ant" / "x")
+    os.symlink("../../ext/testcats", tmp_path / "ds" / "test" / "cat")
+    raw = build(tmp_path / "ds")
+    assert len(raw.train) == 4 and not any("/x/" in path for path in paths_of(raw.train))
+    test = dict(zip(paths_of(raw.test), (label for _, label in raw.test.samples)))
+    assert len(test) == 6 and sum(label == 1 for label in test.values()) == 5  # cat: t0, t1 and sub/s0..s2
+
+
 def test_a_folder_link_to_a_folder_nothing_else_reaches_keeps_its_place(tmp_path: Path) -> None:
     classes(tmp_path / "train", {"a": 2, "b": 2})
     classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)

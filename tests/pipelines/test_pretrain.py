@@ -558,12 +558,12 @@ def test_self_supervised_resume_continues_the_heads(cli, outputs: Path, ctrl_c_a
     (["method.views.crop_scale=[0.5,0.2]"], "the smaller first", "method.views.crop_scale=[0.08,1.0]"),
     (["method.views.crop_scale=[0,1]"], "a list of 2 numbers in (0, 1]", "method.views.crop_scale=[0.08,1.0]"),
     # probe 163: one-pixel views at 16 px; under a pixel, RandomResizedCrop fell back to the whole image (no crop)
-    (["method.views.crop_scale=[0.002,0.002]"], "at 16 px gives crops of at most 0.51 pixels",
-     "method.views.crop_scale=[0.2,1.0] (a maximum of at least 0.062 at 16 px)"),
+    (["method.views.crop_scale=[0.002,0.002]"], "on pictures of 16 px gives crops of at most 0.51 pixels",
+     "method.views.crop_scale=[0.2,1.0] (a maximum of at least 0.063 on 16-px pictures)"),
     (["method.views.crop_scale=[1e-6,0.05]"], "gives crops of at most 13 pixels", "method.views.crop_scale=[0.2,1.0]"),
     # the same for supervised training's random crop (dataset.augment): taken at once, before the first epoch
     (["method=supervised", "dataset.augment.random_crop=true", "dataset.augment.crop_scale=[1e-6,1e-6]"],
-     "dataset.augment.crop_scale=[1e-06, 1e-06] at 16 px gives crops of at most 0.00026 pixels",
+     "dataset.augment.crop_scale=[1e-06, 1e-06] on pictures of 16 px gives crops of at most 0.00026 pixels",
      "dataset.augment.crop_scale=[0.08,1.0]"),
     # probe 143: SimSiam's fix named SimCLR's 128, not its own paper's 2048
     (["method=simsiam", "method.projection_dim=0"], "method.projection_dim=0", "method.projection_dim=2048"),
@@ -577,6 +577,28 @@ def test_bad_self_supervised_settings_are_one_line(cli, outputs: Path, args: lis
     assert message in result.stderr and fix in result.stderr and "Traceback" not in result.output
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert not (outputs / "pretrain").exists()  # probe 83: the batch refusal left a `failed` run folder
+
+
+def test_a_crop_scale_is_judged_on_the_pictures_as_read_not_the_size_they_are_resized_to(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 167: the crop is cut from the picture before its resize, so its pixels are the picture's: 64-px pictures
+    read at 16 px were refused at crop_scale=[0.01,0.01] (41-pixel crops, taken for 2.6), and the fix it named,
+    followed at its rounded value (0.062 for 0.0625), was refused again."""
+    import numpy as np
+    from PIL import Image
+
+    for i in range(8):
+        path = tmp_path / "pics" / "ab"[i % 2] / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    ssl = ["pretrain", "method=simclr", "model=lenet5", "dataset=imagefolder", f"dataset.root={tmp_path / 'pics'}",
+           "dataset.image_size=16", "trainer.epochs=1", "trainer.batch_size=4"]
+    assert cli(*ssl, "method.views.crop_scale=[0.01,0.01]").code == 0  # 41 pixels of a 64-px picture
+    refused = cli(*ssl, "method.views.crop_scale=[0.001,0.001]")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "on pictures of 64 px gives crops of at most 4.1 pixels" in said, refused.output
+    least = said.split("a maximum of at least ")[1].split()[0]
+    assert cli(*ssl, f"method.views.crop_scale=[{least},{least}]").code == 0  # the fix's value, as printed
 
 
 def test_a_label_fraction_says_it_only_shrinks_the_images_where_no_label_is_used(cli, outputs: Path) -> None:
