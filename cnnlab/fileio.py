@@ -282,12 +282,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 NOT_A_REGULAR_FILE = "not a regular file (a named pipe, device or socket)"
 
 
-def why_missing(path: str | os.PathLike[str]) -> str:
-    """Why nothing can be read at `path`, which does not exist as far as os.stat can tell: "does not exist", or, for
-    a symbolic link that leads nowhere (its target gone, or a loop back to itself, which Path.exists() reads as
+def why_missing(path: str | os.PathLike[str], absent: str = "does not exist") -> str:
+    """Why nothing can be read at `path`, which does not exist as far as os.stat can tell: `absent`, or, for a
+    symbolic link that leads nowhere (its target gone, or a loop back to itself, which Path.exists() reads as
     absent), what the link names — "no such file" sent the user looking for a file that the link hid."""
     if not os.path.islink(path):
-        return "does not exist"
+        return absent
     try:
         target = os.readlink(path)
     except OSError:

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 
 from cnnlab import conftree
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import why_missing
 from cnnlab.hydra_args import override_parser, quote_plain_value
 from cnnlab.settings import check_setting
 
@@ -264,10 +265,14 @@ def refuse_taken_run_dir(override: str, folder: Path) -> None:
                         "or leave hydra.run.dir out (each run gets its own)")
     yours = _visible_names(folder)
     if yours:  # probe 161: `predict … hydra.run.dir=results` replaced the user's own predictions.csv without a word
-        shown = ", ".join(yours[:3]) + (f" and {len(yours) - 3} more" if len(yours) > 3 else "")
-        raise UserError(f"{override}: that folder already holds {shown}, and a run writes its files (run.json, "
-                        "model.pt, predictions.csv, …) into its own folder, replacing any of the same name — give a "
-                        "new or empty folder, or leave hydra.run.dir out (each run gets its own)")
+        raise UserError(f"{override}: that folder already holds {_first_names(yours)}, and a run writes its files "
+                        "(run.json, model.pt, predictions.csv, …) into its own folder, replacing any of the same "
+                        "name — give a new or empty folder, or leave hydra.run.dir out (each run gets its own)")
+
+
+def _first_names(names: Sequence[str]) -> str:
+    """'a, b, c' or 'a, b, c and 4 more'."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _visible_names(folder: Path) -> list[str]:
@@ -290,9 +295,8 @@ def refuse_unmakeable_folder(override: str, folder: Path) -> None:
     if existing is None:
         return
     if existing.is_symlink() and not existing.exists():
-        raise UserError(f"{override}: cannot create that folder: {existing} is a link that leads nowhere (to "
-                        f"{_link_target(existing)}, which does not exist, or back to itself) — mend or remove the "
-                        f"link, or give {key} another folder")
+        raise UserError(f"{override}: cannot create that folder: {existing} {why_missing(existing)} — mend or "
+                        f"remove the link, or give {key} another folder")
     if not existing.is_dir():
         raise UserError(f"{override}: cannot create that folder: {existing} is a file, not a folder — move or rename "
                         f"it, or give {key} another folder")
@@ -302,13 +306,6 @@ def refuse_unmakeable_folder(override: str, folder: Path) -> None:
         why = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc)).lower()
         raise UserError(f"{override}: cannot write in {existing} ({why}) — give {key} a folder you can "
                         "write") from None
-
-
-def _link_target(link: Path) -> str:
-    try:
-        return os.readlink(link)
-    except OSError:
-        return "?"
 
 
 def _holds_runs(folder: Path, depth: int = 4, budget: int = 20_000) -> bool:
@@ -343,8 +340,8 @@ def refuse_taken_sweep_dir(override: str, folder: Path, task: Sequence[str]) -> 
     earlier = _sweep_task(folder) if folder.is_dir() else None
     yours = _visible_names(folder) if earlier is None and not (folder / "multirun.yaml").exists() else []
     if yours:  # probe 167: `predict -m … hydra.sweep.dir=s3` replaced the user's own s3/0/predictions.csv
-        shown = ", ".join(yours[:3]) + (f" and {len(yours) - 3} more" if len(yours) > 3 else "")
-        raise UserError(f"{override}: that folder already holds {shown}, and a sweep writes its jobs' folders (0/, "
+        raise UserError(f"{override}: that folder already holds {_first_names(yours)}, and a sweep writes its "
+                        "jobs' folders (0/, "
                         "1/, …) and their files into it, replacing any of the same name — give a new or empty "
                         "folder, or leave hydra.sweep.dir out (each sweep gets its own)")
     if earlier is not None and not _same_experiment(_settings_of(earlier), _settings_of(task)):

@@ -614,8 +614,8 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
         return _from_run(spec, run, want, key, runtime_key)
     path = Path(spec).expanduser()
     if not path.exists():
-        gone = "no such file or folder" if not path.is_symlink() else why_missing(path)  # a loop: exists() is False
-        raise CnnlabError(f"{key}={spec}: {gone}", fix=_how_to_name(want))
+        raise CnnlabError(f"{key}={spec}: {why_missing(path, absent='no such file or folder')}",
+                          fix=_how_to_name(want))
     if not is_regular_file(path) and not path.is_dir():  # probe 114: a named pipe's open waited forever
         raise CnnlabError(f"{key}={spec}: {NOT_A_REGULAR_FILE}", fix=_how_to_name(want))
     if path.is_dir():  # resolved: a link to a run ("best") records the run it named then (probe 72)

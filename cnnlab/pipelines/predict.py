@@ -101,8 +101,8 @@ def list_images(inputs: Sequence[Any]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            gone = "no such file or folder" if not path.is_symlink() else why_missing(path)
-            raise CnnlabError(f"{path}: {gone}", fix="give image files or folders that exist")
+            raise CnnlabError(f"{path}: {why_missing(path, absent='no such file or folder')}",
+                              fix="give image files or folders that exist")
     if not files:
         raise CnnlabError(f"no image files in {', '.join(str(i) for i in inputs)}",
                           fix=f"give pictures ({_SOME_FORMATS}, ...; a file without an extension is read when its "
