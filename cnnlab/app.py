@@ -43,7 +43,7 @@ from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_thread
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
-from cnnlab.hydra_args import hydra_value, recorded_groups, resumes_a_run
+from cnnlab.hydra_args import hydra_value, recorded_groups, resume_argument, resumes_a_run
 from cnnlab.interrupts import interruption_behind, signals_as_interrupt
 from cnnlab.launch_checks import check_launcher_has_a_sweep
 from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
@@ -256,7 +256,7 @@ def _too_long(exc: BaseException) -> CnnlabError | None:
     return error
 
 
-def peer_gone_error(exc: BaseException, command: str, record: RunRecord) -> CnnlabError | None:
+def peer_gone_error(exc: BaseException, command: str, record: RunRecord, ctx: RunContext) -> CnnlabError | None:
     """The one line for a DDP rank whose peer went away mid-run (environment.lost_peer; probe 74: `kill -9` of rank 1
     gave rank 0 a 40-line traceback and gloo's "Connection reset by peer"), with the fix that continues the run;
     None for any other exception."""
@@ -264,14 +264,13 @@ def peer_gone_error(exc: BaseException, command: str, record: RunRecord) -> Cnnl
     if cause is None:
         return None
     resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
+    then = f"continue from the last epoch: `torchrun <the same options> -m cnnlab {command} {_resume_word(ctx)}`" \
+        if resumable else f"start the same torchrun launch of `cnnlab {command}` again"
     return CnnlabError(f"another rank of this torchrun job stopped, and this one cannot go on without it ({cause})",
-                       fix="torchrun names the rank that failed and why; then "
-                           + (f"continue from the last epoch: `torchrun <the same options> -m cnnlab {command} "
-                              "resume=true`" if resumable else f"start the same torchrun launch of `cnnlab {command}` "
-                              "again"))
+                       fix=f"torchrun names the rank that failed and why; then {then}")
 
 
-def workers_gone_error(exc: BaseException, command: str, record: RunRecord) -> CnnlabError | None:
+def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx: RunContext) -> CnnlabError | None:
     """The one line for DataLoader worker processes that failed mid-run (environment.lost_workers): a worker the
     OOM killer took, a container's /dev/shm too small, the socket under /tmp that a clean-up removed (a 15-epoch
     ResNet-18 run died so after 2 epochs, "FileNotFoundError ... this is a bug in cnnlab"). None for any other
@@ -281,12 +280,18 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord) -> C
         return None
     resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
     again = "run the same `cnnlab pipeline` again (it continues this stage)" if os.environ.get(PIPELINE_TAG_ENV) \
-        else f"continue from the last epoch: `cnnlab {command} resume=true`" if resumable \
+        else f"run the same `cnnlab {command} -m ...` sweep again (it skips the completed jobs and continues this " \
+             "one)" if ctx.multirun and resumable \
+        else f"continue from the last epoch: `cnnlab {command} {_resume_word(ctx)}`" if resumable \
         else f"run the same `cnnlab {command}` again"
     return CnnlabError(f"the DataLoader's worker processes failed ({cause})",
                        fix=f"{again}; should it recur, trainer.workers=0 reads the images in the main process (a "
                            "worker killed by a signal most often ran out of memory: see `dmesg`; in a container, "
                            "a larger --shm-size)")
+
+
+def _resume_word(ctx: RunContext) -> str:
+    return resume_argument(ctx.command, ctx.run_dir, ctx.outputs)
 
 
 def _checkpoint_kept(record: RunRecord) -> bool:
@@ -401,8 +406,8 @@ def _named_list_file(argv: Sequence[str], exc: BaseException) -> CnnlabError | N
     choices = [o.lstrip("+").replace("=", "/", 1) for o in args.overrides if "." not in o.partition("=")[0]]
     deep = conftree.nested_too_deep(folders, choices) if isinstance(exc, RecursionError) else None
     if deep is not None:
-        return CnnlabError(f"{deep[0]} nests lists and mappings {deep[1]} levels deep, more than the config reader "
-                           f"can follow (it recurses for every level, up to Python's limit of "
+        return CnnlabError(f"{deep[0]} nests lists and mappings {conftree.levels_text(deep[1])} deep, more than the "
+                           f"config reader can follow (it recurses for every level, up to Python's limit of "
                            f"{sys.getrecursionlimit()} calls)", fix=conftree.NESTING_FIX)
     return next(filter(None, (list_file_error(job, folders, args.config_name or "config") for job in jobs)), None)
 
@@ -525,6 +530,7 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                     _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
                 interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
                 interrupted.no_checkpoint = no_checkpoint_reason(record.data)
+                interrupted.resume = resume_argument(command, run_dir, Path(cfg.paths.outputs))
                 if interrupted is exc:
                     raise
                 raise interrupted from exc
@@ -533,8 +539,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
             error = exc if isinstance(exc, CnnlabError) else \
                 disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
-                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record) \
-                or workers_gone_error(exc, command, record)  # type: ignore
+                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record, ctx) \
+                or workers_gone_error(exc, command, record, ctx)  # type: ignore
             if error is None:  # a bug: the traceback is shown
                 _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise

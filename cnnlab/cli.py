@@ -97,6 +97,13 @@ _HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "
 # `--info` takes one of these or none (Hydra's nargs="?", "all" then): bare, it took the `command=` cnnlab puts after
 # the flags as its value, "invalid choice: 'command=pretrain'" (probe 99)
 _INFO_FLAGS, _INFO_CHOICES = {"--info", "-i"}, ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+# `--cfg` takes one of these; argparse said so in a page of usage text
+_CFG_FLAGS, _CFG_CHOICES = {"--cfg", "-c"}, ("job", "hydra", "all")
+# what each value flag's one-line refusal shows as its value when none follows (probe 167: the `command=` cnnlab puts
+# after the flags became it — "Additional config directory '.../command=pretrain' not found")
+_VALUE_EXAMPLES = {"--cfg": "job", "-c": "job", "--package": "_global_", "-p": "_global_", "--config-dir": "myconf",
+                   "-cd": "myconf", "--config-name": "config", "-cn": "config", "--config-path": "myconf",
+                   "-cp": "myconf", "--experimental-rerun": "outputs/RUN/.hydra/config.pickle"}
 # Every flag Hydra's argparse knows (hydra._internal.utils.get_args_parser); any other would print its usage page.
 _HYDRA_FLAGS = _HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r",
                                     "--multirun", "-m", "--shell-completion", "-sc"}
@@ -297,7 +304,18 @@ def positional_inputs(args: list[str], after_dashes: Sequence[str] = ()) -> list
     return [*kept, f"predict.inputs=[{quoted}]"]
 
 
-def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+def _check_flag_value(command: str, flag: str, value: str | None) -> None:
+    """Refuse a Hydra value flag given no value (nothing follows, or another flag does) and `--cfg` given a value
+    it does not take, in one line each."""
+    if value is None or (value.startswith("-") and value.split("=", 1)[0] in _HYDRA_FLAGS):
+        raise UserError(f"{flag} takes a value — e.g. {flag} {_VALUE_EXAMPLES[flag]} (see `cnnlab {command} --help`, "
+                        f"Examples and Hydra)")
+    if flag in _CFG_FLAGS and value not in _CFG_CHOICES:
+        raise UserError(f"{flag} {value}: {flag} takes one of {', '.join(_CFG_CHOICES)} — e.g. {flag} job prints the "
+                        f"composed config")
+
+
+def split_flags(command: str, args: list[str]) -> tuple[list[str], list[str]]:
     """Separate Hydra flags (with their values) from key=value overrides, keeping their order."""
     flags, overrides = [], []
     expects_value = False
@@ -308,6 +326,8 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
         elif arg.startswith("-"):
             flags.append(arg)
             expects_value = _takes_value(args, index)
+            if expects_value:
+                _check_flag_value(command, arg, args[index + 1] if index + 1 < len(args) else None)
             if arg in _INFO_FLAGS and not expects_value:
                 following = args[index + 1] if index + 1 < len(args) else ""
                 if following and "=" not in following and not following.startswith(("-", "~", "+")):  # --info nosuch
@@ -331,7 +351,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         raise typer.Exit(_show_error(UserError(no_such_option(command, split_words[0])), command))
     args = positional_inputs(args, after_dashes) if command == "predict" else [*args, *after_dashes]
     try:
-        flags, typed = split_flags(args)
+        flags, typed = split_flags(command, args)
     except UserError as refused:
         raise typer.Exit(_show_error(refused, command))
     if multirun:
@@ -381,7 +401,7 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         else:
             hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
                                   no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun,
-                                  resumed=resumed_by(command, args))
+                                  resumed=resumed_by(command, args), resume=getattr(stop, "resume", "resume=true"))
             print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:

@@ -306,12 +306,14 @@ HYDRA_FLAGS_HELP = (
 
 
 def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
-                   no_checkpoint: str | None = None, multirun: bool = False, resumed: str | None = None) -> str:
+                   no_checkpoint: str | None = None, multirun: bool = False, resumed: str | None = None,
+                   resume: str = "resume=true") -> str:
     """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
     works: for a sweep (`multirun`), the same sweep again (it skips the completed jobs and continues the
     interrupted one); `resume=true` only for a resumable command whose run already wrote its checkpoint
     (last.pt); otherwise the same command line again (`args`: what followed `cnnlab COMMAND`). `resumed`: what
-    the run's resume= continued (settings.resumed_by), which a stop before its first new epoch left as it was."""
+    the run's resume= continued (settings.resumed_by), which a stop before its first new epoch left as it was.
+    `resume`: the word that continues this run (hydra_args.resume_argument)."""
     info = COMMANDS[command]
     if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
         again = shlex.join(["cnnlab", command, *args])
@@ -319,7 +321,7 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
         return f"interrupted ({how}) — run the sweep again with `{again}`: it skips the completed jobs and {what}"
     if info.resumable and checkpoint_kept:
         return (f"interrupted ({how}) — {info.kept_note}; "
-                f"continue with `cnnlab {command} resume=true`")
+                f"continue with `cnnlab {command} {resume}`")
     again = shlex.join(["cnnlab", command, *args])
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"

@@ -251,6 +251,9 @@ def text_for(target: str | os.PathLike[str], text: str) -> str:
 # its text (YAMLError), and nesting past Python's recursion limit — PyYAML's pure-Python loader and OmegaConf recurse
 # once per level (probe 137: `[[[…]]]` in a run's .hydra/config.yaml or a --config-dir file was a traceback)
 UNREADABLE_YAML = (OSError, ValueError, yaml.YAMLError, RecursionError)
+# libyaml's loader where PyYAML was built with it: the same safe constructor as yaml.safe_load, many times faster
+# (benchmarks/report_yaml.py), and it refuses nesting past 1,000 levels with a YAMLError instead of recursing
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -261,7 +264,7 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not is_regular_file(path):
         return None
     try:
-        data = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        data = yaml.load(Path(path).read_text(), Loader=YAML_LOADER)  # noqa: S506
     except UNREADABLE_YAML:
         return None
     return data if isinstance(data, dict) else None

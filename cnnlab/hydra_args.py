@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import shlex
+from pathlib import Path
 from typing import Any, Sequence
 
 from cnnlab.commands import COMMANDS
@@ -140,3 +141,16 @@ def path_argument(key: str, paths: Sequence[Any]) -> str:
     items = [hydra_value(p) for p in paths]
     value = items[0] if len(items) == 1 else f"[{','.join(items)}]"
     return shlex.quote(f"{key}={value}")
+
+
+def resume_argument(command: str, run_dir: Path | None, outputs: Path | None) -> str:
+    """The `resume=` word that continues the run in `run_dir`: `resume=true` where that finds it (a run folder under
+    `outputs`/COMMAND/), else the folder itself, shell-ready — `resume=true` looks only there (probe 167: the hint
+    after a run given `hydra.run.dir=` found no run to continue)."""
+    if run_dir is None or outputs is None:
+        return "resume=true"
+    try:
+        found = Path(run_dir).resolve().is_relative_to((Path(outputs) / command).resolve())
+    except OSError:
+        found = False
+    return "resume=true" if found else path_argument("resume", [run_dir])

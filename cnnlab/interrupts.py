@@ -31,6 +31,7 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = exit_code
         self.checkpoint_kept = False
         self.no_checkpoint: str | None = None  # why the run keeps none by design (run.json `no_checkpoint`)
+        self.resume = "resume=true"  # the word that continues this run (hydra_args.resume_argument)
 
 
 # (how, exit code) of the signal received inside `signals_as_interrupt`, until the block ends

@@ -7,7 +7,7 @@ A leaf module: the standard library only (no torch, no cnnlab imports), safe for
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 def counted(count: int, noun: str) -> str:
@@ -56,15 +56,18 @@ def ratio_range_text(low: float, high: float, better: str = "faster", worse: str
     return f"{worst} to {best}"
 
 
-def class_difference(known: list[str], found: list[str]) -> str:
+def class_difference(known: list[str], found: list[str], written: Callable[[str], str] | None = None) -> str:
     """How two class lists differ, for a message: the names only one has, names that differ only in their Unicode
-    form (a folder name from macOS is decomposed, NFD: "café" twice, as bytes unequal), or the order."""
+    form (a folder name from macOS is decomposed, NFD: "café" twice, as bytes unequal), or the order. `written`: how
+    a class name of `known` is written as one of `found` (a class folder's name: T-shirt/top → T-shirt_top), so that
+    names differing only in case once so written are said to (probe 161: t-shirt_top for T-shirt/top was not)."""
     only_known, only_found = [c for c in known if c not in found], [c for c in found if c not in known]
     if only_known or only_found:
         nfc = [unicodedata.normalize("NFC", c) for c in only_known]
         if sorted(nfc) == sorted(unicodedata.normalize("NFC", c) for c in only_found):
             return f"{', '.join(only_known[:4])} differ only in their Unicode form (NFC vs NFD), not on screen"
-        if sorted(c.casefold() for c in nfc) == sorted(unicodedata.normalize("NFC", c).casefold() for c in only_found):
+        as_found = [(written or str)(c).casefold() for c in nfc]
+        if sorted(as_found) == sorted(unicodedata.normalize("NFC", c).casefold() for c in only_found):
             return (f"the names differ only in case (the model's {_names(only_known)}; the data's "
                     f"{_names(only_found)}): class names are compared exactly")
         if sorted(" ".join(c.split()) for c in only_known) == sorted(" ".join(c.split()) for c in only_found):

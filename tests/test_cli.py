@@ -208,6 +208,19 @@ def test_info_with_or_without_its_value(cli, outputs: Path, args: list[str], sho
     assert wrong.code == 2 and "--info takes one of all, config" in wrong.stderr and wrong.stdout == "", wrong.output
 
 
+@pytest.mark.parametrize("args, says", [(["--config-dir"], "--config-dir takes a value — e.g. --config-dir myconf"),
+                                        (["--cfg"], "--cfg takes a value"), (["-cn", "-m"], "-cn takes a value"),
+                                        (["--package"], "--package takes a value"),
+                                        (["--cfg", "nosuch"], "--cfg takes one of job, hydra, all")])
+def test_a_value_flag_without_its_value(cli, outputs: Path, args: list[str], says: str) -> None:
+    """Probe 167: a value flag given last took the `command=pretrain` cnnlab puts after the flags as its value
+    ("Additional config directory '.../command=pretrain' not found"; `--cfg` printed argparse's usage page)."""
+    result = cli("pretrain", "model=lenet5", *args)
+    assert result.code == 2 and says in result.stderr and "command=" not in result.output, result.output
+    assert result.stderr.count("\n") == 1 and "`cnnlab pretrain --help`" in result.stderr or "nosuch" in args
+    assert not run_dirs(outputs, "pretrain")
+
+
 @pytest.mark.parametrize("multirun", [[], ["-m"]])
 def test_an_interval_sweep_names_what_samples_a_range(cli, outputs: Path, multirun: list[str]) -> None:
     """Probe 99: `optim.lr=interval(1e-4,1e-2)` was told to add -m, and with -m Hydra's basic sweeper refused it

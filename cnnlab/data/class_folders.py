@@ -96,7 +96,7 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
     mapping = model_class_of_folders(classes, data.classes) if folder_data else _named_by_folders(classes, data.classes)
     if mapping is None:
         found = _as_class_names(classes, data.classes) if folder_data else list(data.classes)
-        raise CnnlabError(class_mismatch(list(classes), found, data.name, what),
+        raise CnnlabError(class_mismatch(list(classes), found, data.name, what, folders=folder_data),
                           fix=_folder_fix(list(classes), found) if folder_data else
                           f"{_BACK}, or a folder of labelled images: dataset=imagefolder dataset.root=DIR")
     renamed = {folder: classes[index] for folder, index in zip(data.classes, mapping) if folder != classes[index]}
@@ -112,17 +112,20 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
                    classes=list(classes))
 
 
-def class_mismatch(known: list[str], found: list[str], dataset: str, what: str = "the model") -> str:
+def class_mismatch(known: list[str], found: list[str], dataset: str, what: str = "the model",
+                   folders: bool = False) -> str:
     """'the model knows 10 classes but dataset X has 9: ...', or with as many classes 'the model and dataset X both
-    have 10 classes, but the names differ: ...' (never "knows 10 classes but ... has 10")."""
+    have 10 classes, but the names differ: ...' (never "knows 10 classes but ... has 10"). `folders`: `found` are
+    class folders' names (folder_name)."""
+    written = folder_name if folders else None
     if len(known) != len(found):
         return f"{what} knows {len(known)} classes but dataset {dataset} has {len(found)}: " \
-               f"{class_difference(known, found)}"
+               f"{class_difference(known, found, written)}"
     if sorted(known) == sorted(found):
         return f"dataset {dataset} has {what}'s {len(known)} classes in another order, so its labels mean other " \
                "classes"
     return f"{what} and dataset {dataset} both have {len(known)} classes, but the names differ: " \
-           f"{class_difference(known, found)}"
+           f"{class_difference(known, found, written)}"
 
 
 _BACK = "use the data the model was trained on (its run records it: drop dataset=... if you gave one)"

@@ -35,6 +35,7 @@ def test_a_slash_is_written_as_an_underscore_and_the_folder_order_is_renumbered_
     ("T-shirt∕top", "T-shirt_top"),  # a Unicode division slash: looks like "/", is not the rule
     ("T-shirt:top", "T-shirt_top"),  # what macOS Finder stores for a typed "/"
     ("Trousers", "Trouser"),
+    ("t-shirt_top", "T-shirt_top"),  # probe 161: in case alone, once "/" is written "_" — and said so
 ])
 def test_another_spelling_is_refused_with_the_rule_and_the_folder_to_rename(wrong: str, right: str) -> None:
     folders = sorted({"Pullover", "T-shirt_top", "Trouser", wrong} - {right})
@@ -44,6 +45,7 @@ def test_another_spelling_is_refused_with_the_rule_and_the_folder_to_rename(wron
     assert "both have 3 classes, but the names differ" in text and "knows 3 classes" not in text
     assert f"rename the class folder {wrong} to {right}" in text
     assert "name the folder T-shirt_top for T-shirt/top" in text and "\n" not in text
+    assert ("differ only in case" in text) == (wrong == "t-shirt_top")
 
 
 def test_a_missing_folder_is_named_without_counting_a_rule_named_one_as_a_difference() -> None:

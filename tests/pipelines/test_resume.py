@@ -83,10 +83,12 @@ def test_a_ddp_peer_that_dies_is_one_line_that_says_to_resume(cli, outputs: Path
     assert resumed.code == 0, resumed.output
 
 
-def test_a_loader_worker_killed_mid_run_is_one_line_that_says_to_resume(cli, outputs: Path,
+@pytest.mark.parametrize("sweep", [[], ["-m"]])
+def test_a_loader_worker_killed_mid_run_is_one_line_that_says_to_resume(cli, outputs: Path, sweep: list[str],
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A DataLoader worker killed in the second epoch (the OOM killer, a container's /dev/shm, the socket under /tmp
-    a clean-up removed) was a traceback and "a bug in cnnlab", and said nothing of resume=true, which works."""
+    a clean-up removed) was a traceback and "a bug in cnnlab", and said nothing of resume=true, which works. A sweep
+    job's is continued by the sweep typed again (its resume=true continued the job outside the sweep)."""
     real = SeededItems.__getitem__
 
     def killed_in_epoch_two(self, key):  # type: ignore[no-untyped-def]
@@ -95,13 +97,15 @@ def test_a_loader_worker_killed_mid_run_is_one_line_that_says_to_resume(cli, out
         return real(self, key)
 
     monkeypatch.setattr(SeededItems, "__getitem__", killed_in_epoch_two)
-    result = cli("pretrain", *TINY, "trainer.epochs=2", "trainer.workers=1")
+    typed = ("pretrain", *sweep, *TINY, "trainer.epochs=2", "trainer.workers=1")
+    result = cli(*typed)
     assert result.code == 2 and "Traceback" not in result.output and "bug in cnnlab" not in result.output
     assert "the DataLoader's worker processes failed (DataLoader worker (pid" in result.stderr
     assert "trainer.workers=0" in result.stderr
     assert only_run(outputs, "pretrain")["status"] == "failed"
     monkeypatch.setattr(SeededItems, "__getitem__", real)
-    resumed = cli(*hinted_command(result.stderr))
+    assert ("sweep again (it skips the completed jobs and continues this one)" in result.stderr) == bool(sweep)
+    resumed = cli(*typed) if sweep else cli(*hinted_command(result.stderr))
     assert resumed.code == 0, resumed.output
     assert "resuming after epoch 1" in resumed.output
 
@@ -554,6 +558,28 @@ def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
     resumed = next(d for d in run_dirs(outputs, "pretrain") if d != run)
     history = read_run(resumed)["metrics"]["history"]
     assert [e["epoch"] for e in history] == [1, 2, 3] and history[0] == epoch
+
+
+def test_the_resume_hint_of_a_run_in_a_folder_of_its_own_names_that_folder(cli, outputs: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 167: a run given `hydra.run.dir=` and stopped said `cnnlab pretrain resume=true`, which looks in
+    outputs/pretrain/ only and found no run to continue."""
+    save_state, saves = Trainer._save_state, []
+
+    def interrupted_at_the_second(self, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        save_state(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_save_state", interrupted_at_the_second)
+    mine = tmp_path / "my run"
+    result = cli("pretrain", *TINY, "trainer.epochs=2", f"hydra.run.dir='{mine}'")
+    assert result.code == 130 and "continue with `cnnlab pretrain 'resume=" in result.stderr, result.output
+    monkeypatch.setattr(Trainer, "_save_state", save_state)
+    resumed = cli(*hinted_command(result.stderr))
+    assert resumed.code == 0 and "resuming after epoch 1" in resumed.output, resumed.output
+    assert read_run(run_dirs(outputs, "pretrain")[-1])["resumed_from"] == str(mine.resolve())
 
 
 def test_sigterm_to_the_process_group_with_loader_workers_is_one_line(outputs: Path, tmp_path: Path) -> None:
