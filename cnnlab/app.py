@@ -283,11 +283,17 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx:
         else f"run the same `cnnlab {command} -m ...` sweep again (it skips the completed jobs and continues this " \
              "one)" if ctx.multirun and resumable \
         else f"continue from the last epoch: `cnnlab {command} {_resume_word(ctx)}`" if resumable \
-        else f"run the same `cnnlab {command}` again"
+        else f"run the same `cnnlab {command}` again" + (" without hydra.run.dir= (its folder holds this run's "
+                                                         "record now)" if _run_dir_typed() else "")
     return CnnlabError(f"the DataLoader's worker processes failed ({cause})",
                        fix=f"{again}; should it recur, trainer.workers=0 reads the images in the main process (a "
                            "worker killed by a signal most often ran out of memory: see `dmesg`; in a container, "
                            "a larger --shm-size)")
+
+
+def _run_dir_typed() -> bool:
+    """Whether the run's folder was typed (`hydra.run.dir=`): the same command typed again is refused there."""
+    return any(str(o).lstrip("+").startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.hydra)
 
 
 def _resume_word(ctx: RunContext) -> str:

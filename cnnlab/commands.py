@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 
@@ -322,12 +323,26 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     if info.resumable and checkpoint_kept:
         return (f"interrupted ({how}) — {info.kept_note}; "
                 f"continue with `cnnlab {command} {resume}`")
+    args, kept_in = without_a_used_run_dir(args)
     again = shlex.join(["cnnlab", command, *args])
+    where = f" (in a new run folder: {kept_in} holds this run's record)" if kept_in is not None else ""
     if info.rerun_note:
-        return f"interrupted ({how}) — run `{again}` again: {info.rerun_note}"
+        return f"interrupted ({how}) — run `{again}` again{where}: {info.rerun_note}"
     why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
            else f"no checkpoint was written since resuming {resumed}, which is as it was" if info.resumable and resumed
            # not "no epoch had completed": a stop just after an epoch's line, before its last.pt (probe 88)
            else "no checkpoint had been written yet, so there is none to resume" if info.resumable
            else f"`cnnlab {command}` does not resume")
-    return f"interrupted ({how}) — {why}; start it again with `{again}`"
+    return f"interrupted ({how}) — {why}; start it again with `{again}`{where}"
+
+
+def without_a_used_run_dir(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """A command line's words (`args`) without its `hydra.run.dir=DIR` where DIR now holds a run's record (run.json),
+    and that DIR (else None): typed again, the command is refused there — the folder is that run's now (probe 169:
+    the hint to start again named the folder it then refused)."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        value = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+        if sep and key.lstrip("+") == "hydra.run.dir" and (Path(value).expanduser() / "run.json").is_file():
+            return [a for a in args if a != arg], value
+    return list(args), None

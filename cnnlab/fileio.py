@@ -287,15 +287,32 @@ NOT_A_REGULAR_FILE = "not a regular file (a named pipe, device or socket)"
 
 def why_missing(path: str | os.PathLike[str], absent: str = "does not exist") -> str:
     """Why nothing can be read at `path`, which does not exist as far as os.stat can tell: `absent`, or, for a
-    symbolic link that leads nowhere (its target gone, or a loop back to itself, which Path.exists() reads as
-    absent), what the link names — "no such file" sent the user looking for a file that the link hid."""
+    symbolic link that leads nowhere, which way: "is a link back to itself", "is a link in a loop (to b, a link to
+    a)", "is a link to gone.pt, which does not exist", "is a link to b.pt, a link to gone.pt, which does not exist"
+    ("no such file" sent the user looking for a file that the link hid; probe 169: one sentence for all three cases
+    left the user to work out which)."""
     if not os.path.islink(path):
         return absent
-    try:
-        target = os.readlink(path)
-    except OSError:
-        target = "?"
-    return f"is a link that leads nowhere (to {target}, which does not exist, or back to itself)"
+    chain, seen, here = [], {os.path.abspath(path)}, os.fspath(path)
+    while os.path.islink(here) and len(chain) < 8:
+        try:
+            target = os.readlink(here)
+        except OSError:
+            return "is a link that cannot be read"
+        chain.append(target)
+        here = os.path.join(os.path.dirname(here), target)
+        if os.path.abspath(here) in seen:
+            return "is a link back to itself" if len(chain) == 1 else \
+                f"is a link in a loop ({_links_to(chain)})"
+        seen.add(os.path.abspath(here))
+    if os.path.islink(here):  # eight links on, or a loop through a folder link on the way
+        return f"is a link that leads nowhere ({_links_to(chain)}, …: a loop, or too long a chain of links)"
+    return f"is a link {_links_to(chain)}, which does not exist"
+
+
+def _links_to(chain: Sequence[str]) -> str:
+    """'to b' or 'to b, a link to c' for the targets of a chain of links."""
+    return "to " + ", a link to ".join(chain)
 
 
 def why_not_a_file(path: str | os.PathLike[str]) -> str:

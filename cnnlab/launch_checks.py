@@ -263,7 +263,7 @@ def refuse_taken_run_dir(override: str, folder: Path) -> None:
     if held is not None:
         raise UserError(f"{override}: that folder holds {held}, and a run's folder is its own — give a new folder, "
                         "or leave hydra.run.dir out (each run gets its own)")
-    yours = _visible_names(folder)
+    yours = _visible_names(folder, written=(".hydra",))
     if yours:  # probe 161: `predict … hydra.run.dir=results` replaced the user's own predictions.csv without a word
         raise UserError(f"{override}: that folder already holds {_first_names(yours)}, and a run writes its files "
                         "(run.json, model.pt, predictions.csv, …) into its own folder, replacing any of the same "
@@ -275,12 +275,24 @@ def _first_names(names: Sequence[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _visible_names(folder: Path) -> list[str]:
-    """The sorted names in `folder` that are not hidden (a leading dot: .gitkeep, .DS_Store); [] for no folder."""
+def _visible_names(folder: Path, *, written: Sequence[str] = ()) -> list[str]:
+    """The sorted names in `folder` that are not hidden (a leading dot: .gitkeep, .DS_Store) and hold something — a
+    file, or a folder with a file somewhere below it (probe 169: empty folders `a/b/c` were refused, and nothing of
+    them could be lost) — with those of the hidden `written` (names Hydra writes: a run's `.hydra/`, probe 169:
+    another Hydra app's .hydra/config.yaml was replaced) that exist; [] for no folder."""
     try:
-        return sorted(entry.name for entry in os.scandir(folder) if not entry.name.startswith("."))
+        entries = list(os.scandir(folder))
     except OSError:
         return []
+    return sorted(entry.name for entry in entries
+                  if (not entry.name.startswith(".") or entry.name in written) and _holds_a_file(entry.path))
+
+
+def _holds_a_file(path: str) -> bool:
+    """Whether `path` is a file (or a link: what it leads to is not looked into), or a folder with one below it."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        return True
+    return any(files for _, _, files in os.walk(path))
 
 
 def refuse_unmakeable_folder(override: str, folder: Path) -> None:

@@ -47,6 +47,12 @@ class InitialWeights:
     def pretrained(self) -> bool:
         return self.state_dict is not None
 
+    @property
+    def size_recorded(self) -> bool:
+        """Whether `spec.size` is the size the weights were trained at: a plain state dict records none (its spec
+        carries ImageNet's normalisation, as torchvision's files expect, and a placeholder size)."""
+        return self.spec is not None and self.kind != "file"
+
 
 def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, Any] | None,
                      path: Path) -> InitialWeights:

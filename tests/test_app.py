@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import sys
 import tempfile
@@ -114,7 +115,15 @@ def test_a_folder_holding_files_of_yours_is_no_run_folder(cli, outputs, tmp_path
     assert (mine / "predictions.csv").read_text() == "file,label\nx.png,cat\n"
     (mine / "notes.txt").unlink()
     (mine / "predictions.csv").unlink()
+    # probe 169: another Hydra app's .hydra/ (hidden, yet Hydra's own files go there) was replaced without a word
+    (mine / ".hydra").mkdir()
+    (mine / ".hydra" / "config.yaml").write_text("mine: 1\n")
+    hydras = cli("pretrain", *TINY, f"hydra.run.dir={mine}")
+    assert hydras.code == 2 and "that folder already holds .hydra," in hydras.stderr, hydras.output
+    assert (mine / ".hydra" / "config.yaml").read_text() == "mine: 1\n"
+    shutil.rmtree(mine / ".hydra")
     (mine / ".gitkeep").write_text("")
+    (mine / "a" / "b").mkdir(parents=True)  # probe 169: empty folders were refused, and nothing there could be lost
     assert cli("pretrain", *TINY, f"hydra.run.dir={mine}").code == 0  # the fix, followed
 
 
@@ -215,10 +224,11 @@ def test_a_run_or_sweep_folder_that_cannot_be_made_is_one_line(cli, outputs: Pat
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
-    for link in ("loop1", "dangling"):
+    for link, said in (("loop1", f"is a link in a loop (to {tmp_path / 'loop2'}, a link to {tmp_path / 'loop1'})"),
+                       ("dangling", f"is a link to {tmp_path / 'gone'}, which does not exist")):
         result = cli("evaluate", "model=lenet5", f"hydra.run.dir={tmp_path / link}/run")
         assert result.code == 2 and "Traceback" not in result.output, result.output
-        assert f"{tmp_path / link} is a link that leads nowhere" in result.stderr, result.output
+        assert f"{tmp_path / link} {said}" in " ".join(result.stderr.split()), result.output
     locked = tmp_path / "locked"
     locked.mkdir()
     real_mkdtemp = tempfile.mkdtemp

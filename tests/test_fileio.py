@@ -131,7 +131,13 @@ def test_a_link_that_leads_nowhere_is_named_as_one(tmp_path: Path) -> None:
     dangling = tmp_path / "best"
     dangling.symlink_to(tmp_path / "gone")
     assert why_missing(tmp_path / "absent.pt") == "does not exist"
-    assert why_missing(loop) == "is a link that leads nowhere (to model.pt, which does not exist, or back to itself)"
-    assert f"to {tmp_path / 'gone'}," in why_missing(dangling)
+    assert why_missing(loop) == "is a link back to itself"
+    assert why_missing(dangling) == f"is a link to {tmp_path / 'gone'}, which does not exist"
+    # probe 169: a chain and a loop of two read alike, "to X, which does not exist, or back to itself"
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    (tmp_path / "chain").symlink_to("best")
+    assert why_missing(tmp_path / "a") == "is a link in a loop (to b, a link to a)"
+    assert why_missing(tmp_path / "chain") == f"is a link to best, a link to {tmp_path / 'gone'}, which does not exist"
     assert why_not_a_file(tmp_path) == "is a folder, not a file"  # was "does not exist" for an ONNX path
     assert why_not_a_file(loop) == why_missing(loop)

@@ -269,8 +269,8 @@ def _visible_walk(folder: str, seen: set[tuple[int, int]], deferred: list[str] |
         return
     seen.add((info.st_dev, info.st_ino))
     visible = sorted((entry for entry in entries if not is_hidden(entry.name)), key=lambda entry: entry.name)
-    folders = [entry for entry in visible if _is_folder(entry)]
-    yield from (entry.path for entry in visible if not _is_folder(entry))
+    folders = [entry for entry in visible if is_folder_entry(entry)]
+    yield from (entry.path for entry in visible if not is_folder_entry(entry))
     for entry in folders:
         if deferred is not None and entry.is_symlink():
             deferred.append(entry.path)
@@ -279,7 +279,9 @@ def _visible_walk(folder: str, seen: set[tuple[int, int]], deferred: list[str] |
             yield from _visible_walk(entry.path, seen, deferred)
 
 
-def _is_folder(entry: os.DirEntry[str]) -> bool:
+def is_folder_entry(entry: os.DirEntry[str]) -> bool:
+    """Whether a scandir entry is a folder or a link to one; False for a link that leads nowhere or back to itself
+    (DirEntry.is_dir raises OSError ELOOP for a looping link, where Path.is_dir says False: probe 169, a traceback)."""
     try:
         return entry.is_dir()  # a link to a folder too
     except OSError:

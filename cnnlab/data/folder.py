@@ -23,7 +23,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest, pixels_of, remember_pixels, visible_files
+from cnnlab.data.content import copies_of, folder_digest, is_folder_entry, pixels_of, remember_pixels, visible_files
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
                                 folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
@@ -111,7 +111,7 @@ class FolderScan:
             if is_hidden(entry.name):
                 continue
             link = via_link or entry.is_symlink()
-            if not entry.is_dir():  # follows links; a dangling link is a file that will fail to decode
+            if not is_folder_entry(entry):  # follows links; a link to nothing is a file that will fail to decode
                 yield entry.path, link
             elif deferred is not None and entry.is_symlink():  # a folder link (a class folder that is a link is
                 # the class's own: its sub-folders are walked with it — probe 167: deferred, a link sorted first took
@@ -597,12 +597,12 @@ def split_files(split: Dataset) -> list[str] | None:
 def _loose_images(directory: Path) -> list[str]:
     """The visible files directly in `directory` whose extension is an image's (sorted), not yet decoded."""
     return sorted(entry.path for entry in os.scandir(directory)
-                  if not entry.is_dir() and not is_hidden(entry.name) and extension_reason(entry.path) is None)
+                  if not is_folder_entry(entry) and not is_hidden(entry.name) and extension_reason(entry.path) is None)
 
 
 def _has_loose_image(directory: Path) -> bool:
     """Whether `directory` holds a visible file with an image's extension directly (stops at the first)."""
-    return any(not entry.is_dir() and not is_hidden(entry.name) and extension_reason(entry.path) is None
+    return any(not is_folder_entry(entry) and not is_hidden(entry.name) and extension_reason(entry.path) is None
                for entry in os.scandir(directory))
 
 

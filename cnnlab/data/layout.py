@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from cnnlab.data.content import folder_digest, folder_digests, is_hidden
+from cnnlab.data.content import folder_digest, folder_digests, is_folder_entry, is_hidden
 
 # split folder names, lower case; a folder matches ignoring case (Train/, VALID/). Of several present, the first in
 # the tuple's order is the split (val/ before valid/ before validation/), the others are not read (a warning says so)
@@ -34,7 +34,7 @@ def split_named(name: str) -> str | None:
 
 def class_dirs(directory: Path) -> list[str]:
     """The sorted names of the visible (no leading dot) folders in `directory`, links to folders included."""
-    return sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not is_hidden(entry.name))
+    return sorted(entry.name for entry in os.scandir(directory) if is_folder_entry(entry) and not is_hidden(entry.name))
 
 
 def split_candidates(root: Path, names: Sequence[str]) -> list[Path]:

@@ -62,8 +62,9 @@ def _triple(values: Any, default: tuple[float, float, float], key: str) -> tuple
 
 
 def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec | None, *,
-                       any_channels: bool = False) -> InputSpec:
-    """Size: dataset.image_size if set, else the pretrained weights' size, else dataset.native_size.
+                       any_channels: bool = False, size_recorded: bool = True) -> InputSpec:
+    """Size: dataset.image_size if set, else the pretrained weights' size (where they record one: `size_recorded`;
+    probe 171, a LeNet-5 state dict fed 224-px digits scored 11 %, at chance), else dataset.native_size.
     Mean/std: the weights' when given (they were trained with them), else dataset.mean/std.
     Channels: the weights'; else the data's own (`dataset.channels`, 3 when unset) when the model is built for
     them (`any_channels`: a LeNet-5 from scratch takes 1-channel digits natively); else 3 — ImageNet-shaped
@@ -71,7 +72,7 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
     The resize/crop geometry is left unrecorded: `build_datasets` gives it the data's (cnnlab.data.spec)."""
     size = dataset_cfg.get("image_size")
     if size is None:
-        size = weights_spec.size if weights_spec is not None else dataset_cfg.get("native_size")
+        size = weights_spec.size if weights_spec is not None and size_recorded else dataset_cfg.get("native_size")
     if size is None or int(size) < 1:
         raise CnnlabError(f"dataset {dataset_cfg.get('name')}: no valid image size (image_size={size})",
                           fix="set dataset.image_size=64 (for example)")
@@ -161,5 +162,6 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
                         train_augment=augment)
     if augment.random_crop:
         with found_before_work():
-            check_crop_scale(augment.crop_scale, bundle.picture_side, "dataset.augment.crop_scale", "[0.08,1.0]")
+            check_crop_scale(augment.crop_scale, bundle.picture_side, "dataset.augment.crop_scale", "[0.08,1.0]",
+                             off="dataset.augment.random_crop=false draws no crop")
     return bundle

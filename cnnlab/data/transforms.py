@@ -49,21 +49,24 @@ class Augment:
 MIN_CROP_PIXELS = 16  # the largest random crop must hold 4 x 4 pixels
 
 
-def check_crop_scale(scale: tuple[float, float], side: int, key: str, usual: str) -> None:
+def check_crop_scale(scale: tuple[float, float], side: int, key: str, usual: str, off: str | None = None) -> None:
     """CnnlabError when RandomResizedCrop's largest crop of a picture of `side` px (as read, before the resize: the
     crop is cut from it), scale[1] × side², is under MIN_CROP_PIXELS pixels (probe 163: [0.002,0.002] of 16-px
     pictures drew views of one pixel, a flat colour each; at [1e-6,1e-6] torchvision, finding no crop of a pixel in
     10 tries, fell back to the whole image — no crop at all, recorded as 1e-06). `key`: the setting, `usual`: the
-    range its fix offers, with the least maximum that passes (rounded up: probe 167, "0.062" for 0.0625 failed)."""
+    range its fix offers, with the least maximum that passes (rounded up: probe 167, "0.062" for 0.0625 failed).
+    Pictures under 4 × 4 px pass at no scale (probe 169: the fix offered "a maximum of at least 1.8"): then the fix is
+    `off`, the setting that draws no crop, or larger pictures."""
     largest = scale[1] * side * side
     if largest < MIN_CROP_PIXELS:
         least = MIN_CROP_PIXELS / side ** 2
         step = 10.0 ** (math.floor(math.log10(least)) - 1)  # two significant digits, rounded up
+        larger = f"pictures of at least {math.isqrt(MIN_CROP_PIXELS)} × {math.isqrt(MIN_CROP_PIXELS)} pixels"
+        fix = (f"use {key}={usual} (a maximum of at least {math.ceil(least / step) * step:.2g} on {side}-px "
+               f"pictures)" if least <= 1 else f"{off}, or use {larger}" if off else f"use {larger}")
         raise CnnlabError(f"{key}=[{scale[0]:g}, {scale[1]:g}] on pictures of {side} px gives crops of at most "
                           f"{largest:.2g} pixels: views of a flat colour, or (under one pixel) the whole image, as "
-                          "RandomResizedCrop falls back to it",
-                          fix=f"use {key}={usual} (a maximum of at least {math.ceil(least / step) * step:.2g} on "
-                              f"{side}-px pictures)")
+                          "RandomResizedCrop falls back to it", fix=fix)
 
 
 _LUMA_16BIT = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 × 2**16, summing to 2**16

@@ -144,8 +144,9 @@ def peak_lines(document: dict[str, Any]) -> list[str]:
     if int8:
         return [f"% peak above 100 % ({cells}): INT8 arithmetic is not bounded by the FP32 peak; the fraction is "
                 "not a figure for an INT8 file"]
-    return [f"% peak above 100 % ({cells}): the estimated FP32 peak ({basis}) is below what this machine did, so "
-            "its fractions are not figures — give the data sheet's peak with bench.peak_gflops=N"]
+    return [f"% peak above 100 % ({cells}): the FP32 peak ({basis}) is below what this machine did, so its fractions "
+            "are not figures — give the peak of the cores the threads occupy with bench.peak_gflops=N (the estimate's "
+            "formula at the boost clock, or a data sheet's whole-chip figure × those cores / the chip's cores)"]
 
 
 def threads_lines(document: dict[str, Any]) -> list[str]:

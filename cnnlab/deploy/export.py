@@ -233,15 +233,31 @@ def _reused_torchlib_registry() -> Iterator[None]:
         registry_class.from_torchlib = original
 
 
+class _ConverterFallback(logging.Filter):
+    """onnxscript's WARNING that its version converter hands an opset it has no rules for (28) to onnx's C API one
+    (probe 170: a third-party "fallback" warning on a correct export, opset and outputs checked as always), said as
+    what it is, at INFO under cnnlab's name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "fallback is enabled" not in record.getMessage():
+            return True
+        logging.getLogger(__name__).info("the opset is converted by onnx's own version converter (onnxscript's has no "
+                                         "rules for it); the file is checked against PyTorch as every export is")
+        return False
+
+
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    converter, fallback = logging.getLogger("onnxscript.version_converter"), _ConverterFallback()
+    converter.addFilter(fallback)
     try:
         yield
     finally:
+        converter.removeFilter(fallback)
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.environment import cpu_info
+from cnnlab.wording import counted
 
 _FMA_UNITS = 2
 _CPUINFO_MHZ = "/proc/cpuinfo cpu MHz"
@@ -143,9 +144,14 @@ def cuda_peak(index: int = 0) -> PeakEstimate:
 
 
 def peak_estimate(device: str, threads: int, override: float | None = None) -> PeakEstimate:
-    if override is not None:
-        return PeakEstimate(float(override), "bench.peak_gflops")
+    """The FP32 peak a run's "% peak" divides by: `override` (bench.peak_gflops) as given — on a CPU, the peak of the
+    cores the run's threads occupy, which the basis says (probe 170: a whole chip's figure given at one thread of two
+    cores halved every fraction, recorded as plain "bench.peak_gflops") — else the device's estimate."""
     kind, _, index = str(device).partition(":")
+    if override is not None:
+        cores = max(1, min(int(threads), physical_cores()))
+        return PeakEstimate(float(override), "bench.peak_gflops" if kind == "cuda" else
+                            f"bench.peak_gflops, given for the {counted(cores, 'core')} the run's threads occupy")
     if kind == "cuda":
         return cuda_peak(int(index or 0))
     return cpu_peak(threads)

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models.measure import smallest_conv_input
 from cnnlab.models.registry import MODELS, ModelEntry, get_entry
 from cnnlab.models.small_input import STEM_CHOICES, StemStride
@@ -54,6 +54,7 @@ def create_model(name: str, num_classes: int, image_size: int, *, size_key: str 
     return model
 
 
+@found_before_work()  # a size the network cannot take: a refusal of the settings (probe 170: bench left a failed run)
 def small_input_adaptation(name: str, image_size: int, *, size_key: str = "dataset.image_size",
                            **arch_kwargs: Any) -> StemStride | None:
     """The adaptation `create_model` applies at `image_size` (None: the stock network fits).

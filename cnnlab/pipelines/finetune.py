@@ -135,7 +135,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # a cnnlab run's weights: its data, unless dataset=; a resume: its own run's data
     dataset_cfg = weights_dataset_config(cfg, ctx, weights, resume_from=resume_from)
     # from scratch, a network that takes any channels is built for the data's (LeNet-5: 1 for grayscale), as pretrain
-    spec = resolve_input_spec(dataset_cfg, weights.spec,
+    spec = resolve_input_spec(dataset_cfg, weights.spec, size_recorded=weights.size_recorded,
                               any_channels=not weights.pretrained and get_entry(name).any_channels)
     if weights.spec is not None:  # the weights' normalisation applies; the size is the user's to pick
         refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained weights", keys=("mean", "std"))

@@ -220,7 +220,7 @@ def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
                                            "now): the row's figures are those of the file it wrote", recorded="changed")
     if onnx is not None:  # the deployable graph is there: a deleted checkpoint changes nothing shown
         return ModelFile(onnx.stat().st_size, "onnx")
-    gone += [f"its export's {name}" for e in its_exports for name in e.deleted_files(("onnx",))]  # the timed file
+    gone += _exports_deleted(its_exports)  # the timed file
     model = run.artifact("model")
     recorded = run.model.file_bytes
     if model is not None and recorded is not None and model.stat().st_size != recorded:
@@ -235,6 +235,14 @@ def model_file(run: RunInfo, exports: dict[Path, list[RunInfo]]) -> ModelFile:
     # the file the recorded size is of: a quantize run writes no model.pt (probe 104: "78.1 kB pt" of its ONNX)
     kind = "pt" if "model" in (run.data.get("artifacts") or {}) else "onnx"
     return ModelFile(run.model.file_bytes, kind, note, recorded="deleted" if gone else "")
+
+
+def _exports_deleted(exports: Sequence[RunInfo]) -> list[str]:
+    """The deleted ONNX files of a run's exports, as a note says them: "its export's model.onnx", "the model.onnx of
+    its 4 exports" (probe 169: "its export's model.onnx, its export's model.onnx, … and 1 more")."""
+    names = [name for e in exports for name in e.deleted_files(("onnx",))]
+    return [f"the {name} of its {counted(names.count(name), 'export')}" if names.count(name) > 1
+            else f"its export's {name}" for name in dict.fromkeys(names)]
 
 
 def replaced_stage_runs(runs: Iterable[RunInfo]) -> dict[Path, Path]:
@@ -375,12 +383,25 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         timed = next(((s, t) for s in paired if (t := s.timing(path, matches)) is not None), None)
         if timed is not None:  # the newest paired session that timed it
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
+            timed_run = links.subject(timed[0].run.data["paired"]["subjects"][timed[1].record["subject"]])
         else:
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
+            timed_run = next((links.source_path(b) for b in benches.get(path, []) if b.path == row.bench_run), None)
+        _size_of_the_file_timed(row, timed_run, exports.get(path, []))
         row.speedup = _speedup_of(row, links, in_rows=row.source in by_path,
                                   versus=lambda source: speedup(path, source, paired, matches, same_network),
                                   timed_both=any(path in s.subjects and row.source in s.subjects for s in paired))
     return rows, left_out, comparison
+
+
+def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[RunInfo]) -> None:
+    """The row's size, that of the export whose file its latency timed (model_file alone shows the newest export's:
+    probe 170, the size of an opset-28 export beside the latency of the opset-18 one)."""
+    timed = next((e for e in exports if timed_run is not None and e.path.resolve() == timed_run.resolve()), None)
+    if timed is None:
+        return
+    file = model_file(row.run, {row.run.path.resolve(): [timed]})
+    row.file_bytes, row.file_kind, row.file_note, row.file_recorded = file.bytes, file.kind, file.note, file.recorded
 
 
 def _speedup_of(row: Row, links: RunLinks, *, in_rows: bool, versus: Any, timed_both: bool) -> SpeedUp | None:

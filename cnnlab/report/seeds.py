@@ -28,7 +28,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from cnnlab.evaluation.files import OUTCOMES_FILE, read_outcomes_csv
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity
@@ -237,9 +237,16 @@ class SeedKeys:
         path = run.path.resolve()
         if path not in self._lineages:
             self._lineages[path] = (self.seed(run),)  # a loop of sources ends here
-            parent = self.source_of(run)
-            self._lineages[path] = (*(self.lineage(parent) if parent else ()), self.seed(run))
+            parent, student = self.source_of(run), self._student_start(run)
+            self._lineages[path] = (*(self.lineage(parent) if parent else ()),
+                                    *(self.lineage(student) if student else ()), self.seed(run))
         return self._lineages[path]
+
+    def _student_start(self, run: RunInfo) -> RunInfo | None:
+        """The run a distill run's student started from (run.json distill.student.source; its `source` is the
+        teacher's), where its folder holds that model still."""
+        link = self.links.source(_recorded_student(run), reader=run.path)
+        return None if link is None or link.path is None else self.links.run(link.path)
 
     def source_of(self, run: RunInfo) -> RunInfo | None:
         """The run the run was made from, when its folder (where it is now) holds a sound record of the model that
@@ -259,7 +266,19 @@ class SeedKeys:
         settings = self._settings(run)
         if settings is None:
             return None
-        return run.command, settings, self._source_key(run)
+        return run.command, settings, self._source_key(run), self._student_key(run)
+
+    def _student_key(self, run: RunInfo) -> Hashable | None:
+        """What a distill run's student started from, as _source_key says a source (probe 171: a sweep over
+        `student.weights=A,B` — two students of 86.67 % and 55.00 % — was one "2 runs, 1 seed" row of 70.83 %: the
+        reference is set aside in the config and a distill's `source` is its teacher): the key of the run it names,
+        else the model file's SHA-256; None for a student of random weights."""
+        recorded = _recorded_student(run)
+        if recorded is None:
+            return None
+        start = self._student_start(run)
+        start_key = None if start is None else self.key(start)
+        return start_key if start_key is not None else ("file", recorded.get("sha256") or recorded.get("path"))
 
     def _origin(self, run: RunInfo) -> tuple[RunInfo, list[Resumption]] | None:
         """The run a resumed run continued (followed to the first), with each resumption after it, oldest first;
@@ -358,6 +377,14 @@ class SeedKeys:
         """A file the run named, resolved; a relative name whose folder is unknown stays the run's own (equal to
         no other run's: it cannot be told which file it was)."""
         return resolved_path(text, self.cwd(run)) or f"{text} (relative to where {run.path} started)"
+
+
+def _recorded_student(run: RunInfo) -> Mapping[str, Any] | None:
+    """A distill run's record of the model its student started from (run.json distill.student.source), or None."""
+    distill = run.data.get("distill") if run.command == "distill" else None
+    student = distill.get("student") if isinstance(distill, Mapping) else None
+    source = student.get("source") if isinstance(student, Mapping) else None
+    return source if isinstance(source, Mapping) else None
 
 
 @dataclass
@@ -549,7 +576,8 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     unlike = command == "distill" and any(row.run.data.get("resume_changed") for row in group.rows)
     caveat = "resumed with changed settings: unlike courses, see the run's warnings" if unlike else ""
     own = {lineage[-1] for lineage in group.lineages if lineage}
-    if command == "distill" and not caveat and len(group.lineages) > 1 and len(own) == 1 and None not in own:
+    # distinct lineages: two runs of one teacher and one seed (a run and its resumed twin) are no spread of teachers
+    if command == "distill" and not caveat and len(set(group.lineages)) > 1 and len(own) == 1 and None not in own:
         # probe 88: a sweep over teacher.weights of three seeds, each distill at seed 0: the students started from
         # one initialisation and data order (the baseline was one run counted three times)
         caveat = (f"every student trained with seed {own.pop()}: the spread is the teachers' alone — give each "

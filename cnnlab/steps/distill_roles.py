@@ -19,7 +19,6 @@ from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
 from cnnlab.engine.checkpoint import untrained_head_error
 from cnnlab.errors import CnnlabError, found_before_work
-from cnnlab.wording import class_difference
 from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run
 from cnnlab.weights import InitialWeights, check_weights_arch, class_order, resolve_weights
@@ -163,9 +162,9 @@ def check_student_fits(student: DistillRole, data: DataBundle) -> None:
                           f"teacher takes {channels}", fix="use student.weights=none, or a student run trained on "
                                                           "the teacher's data")
     if class_order(weights.classes, data.classes) is None:
-        raise CnnlabError(f"student.weights is a run trained on {len(weights.classes or [])} classes, but the teacher "
-                          f"and dataset {data.name} have {len(data.classes)}: "
-                          f"{class_difference(list(weights.classes or []), list(data.classes))}",
+        # probe 171: "trained on 10 classes, but ... have 10" where the names differed
+        mismatch = class_mismatch(list(weights.classes or []), list(data.classes), data.name, "its run")
+        raise CnnlabError(f"student.weights: {mismatch} (the teacher's data)",
                           fix=f"use {fresh}, or a student run trained on the teacher's data")
     if weights.spec is not None and weights.spec.size != data.spec.size:
         raise CnnlabError(f"student.weights is a run trained on {weights.spec.size} px images, but the teacher "

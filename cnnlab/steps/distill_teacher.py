@@ -61,7 +61,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
         else cfg.dataset
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
         check_val_settings(ctx, source, dataset_cfg)
-    spec = resolve_input_spec(dataset_cfg, teacher.weights.spec)
+    spec = resolve_input_spec(dataset_cfg, teacher.weights.spec, size_recorded=teacher.weights.size_recorded)
     trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
     if spec.size != trained_size:
         recorded = (dataset_config_of(source.run) or {}).get("name") if source is not None else None
@@ -113,17 +113,18 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
     order = f"{data.name}'s classes in order ({', '.join(data.classes[:6])}{', ...' if n > 6 else ''})"
     if ordered:  # nor its normalisation: a cnnlab teacher saved as .pth lost 30 points so, unsaid (probe 121)
         imagenet = tuple(data.spec.mean) == IMAGENET_MEAN[:len(data.spec.mean)]
-        ctx.log.info("teacher.weights is a plain state dict, which names no classes and no normalisation: its %d "
-                     "outputs are read as %s, its inputs normalised with mean %s, std %s%s", n, order,
-                     list(data.spec.mean), list(data.spec.std),
+        ctx.log.info("teacher.weights is a plain state dict, which names no classes, input size or normalisation: "
+                     "its %d outputs are read as %s, its inputs at %d px (dataset.image_size), normalised with mean "
+                     "%s, std %s%s", n, order, data.spec.size, list(data.spec.mean), list(data.spec.std),
                      " (ImageNet's, as torchvision's weights expect; pass its cnnlab run where it has one)"
                      if imagenet else "")
     if at_chance(acc, n):
         raise CnnlabError(
             f"the teacher {teacher.name} ({where}) scores {acc:.1%} on the validation images, chance for {n} classes "
             f"(1/{n} = {1 / n:.1%}): it has nothing to teach",
-            fix=(f"if it was trained with another class order than {order}, save it in that order or pass its cnnlab "
-                 "run (teacher.weights=RUN), whose classes are named; otherwise " if ordered else "")
+            fix=(f"if it was trained with another class order than {order}, or at another size than "
+                 f"{data.spec.size} px (dataset.image_size=N), or normalisation, give that (or pass its cnnlab run, "
+                 "teacher.weights=RUN, which records them); otherwise " if ordered else "")
                 + "retrain the teacher and pass the new run as teacher.weights=RUN"
                 + ("; if its training accuracy was high, its BatchNorm statistics lag its weights: train it with "
                    "trainer.precise_bn=true (and/or a lower optim.lr)" if batchnorm else ""))

@@ -294,7 +294,8 @@ class TrialRunner:
 def base_spec(cfg: DictConfig, space: SearchSpace, weights: InitialWeights) -> InputSpec:
     """The input the dataset is read at before a candidate picks its size: the model's (hparams) or the dataset's."""
     model = "searched" if space.is_architecture else canonical_name(str(cfg.model.name))
-    return resolve_input_spec(cfg.dataset, weights.spec, any_channels=get_entry(model).any_channels)
+    return resolve_input_spec(cfg.dataset, weights.spec, any_channels=get_entry(model).any_channels,
+                              size_recorded=weights.size_recorded)
 
 
 def sized_data(built: dict[str, DataBundle], cfg: DictConfig, spec: InputSpec, size: int) -> DataBundle:

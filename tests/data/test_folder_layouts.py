@@ -290,6 +290,21 @@ def test_a_folder_link_to_a_folder_nothing_else_reaches_keeps_its_place(tmp_path
         ["train/a/0.png", "train/a/0b_more/x.png", "train/a/1.png"]  # ImageFolder's sorted walk, as before
 
 
+@pytest.mark.parametrize("loop", ["train/bird", "val/bird", "train/a/l.png", "bird"])
+def test_a_link_back_to_itself_anywhere_in_the_folder_is_no_class_and_no_picture(tmp_path: Path, loop: str) -> None:
+    """Probe 169: a link to itself (ELOOP) as a split's entry, a picture or a class of a flat layout was a traceback
+    ("Too many levels of symbolic links ... a bug in cnnlab"): os.DirEntry.is_dir raises where Path.is_dir says no."""
+    root = tmp_path / "data"
+    flat = "/" not in loop
+    classes(root if flat else root / "train", {"a": 2, "b": 2})
+    if not flat:
+        classes(root / "val", {"a": 1, "b": 1}, first_shade=100)
+    os.symlink(Path(loop).name, root / loop)
+    raw = build(root)
+    assert raw.classes == ["a", "b"]
+    assert not any(Path(p).name in ("bird", "l.png") for p in paths_of(raw.train))
+
+
 # 7. hidden files
 
 

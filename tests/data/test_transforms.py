@@ -168,3 +168,18 @@ def test_an_extreme_strip_is_cut_to_what_its_resize_can_hold(monkeypatch) -> Non
     photo = Image.new("RGB", (4000, 30))  # 1 : 133 at 256 px: within the cap, resized whole as a client would
     eval_transform(spec)(photo)
     assert resized[-1][-2:] == (30, 4000)
+
+
+@pytest.mark.parametrize("side, fixed", [(8, "a maximum of at least 0.25 on 8-px pictures"),
+                                         (3, "dataset.augment.random_crop=false draws no crop, or use pictures of "
+                                             "at least 4 × 4 pixels")])
+def test_a_crop_scale_fix_names_a_scale_only_where_one_can_pass(side: int, fixed: str) -> None:
+    """Probe 169: 3-px pictures were offered "a maximum of at least 1.8", outside the (0, 1] a scale takes, and a
+    range refused again word for word."""
+    from cnnlab.data.transforms import check_crop_scale
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError) as caught:
+        check_crop_scale((0.1, 0.2), side, "dataset.augment.crop_scale", "[0.08,1.0]",
+                         off="dataset.augment.random_crop=false draws no crop")
+    assert fixed in caught.value.one_line() and "at least 1." not in caught.value.one_line()

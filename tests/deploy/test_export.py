@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,20 @@ def test_opset_outside_the_exporters_range_is_refused(tmp_path: Path, lively_mod
         export_onnx(lively_model("lenet5", 16), tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES,
                     opset=13)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_newest_opset_is_written_without_onnxscripts_fallback_warning(tmp_path: Path, lively_model,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 170: export.opset=28 printed onnxscript's WARNING about a "fallback" to onnx's C API converter: a correct
+    file, a third-party warning with no word from cnnlab."""
+    from cnnlab.deploy.export import MAX_OPSET
+
+    caplog.set_level(logging.INFO)
+    path = export_onnx(lively_model("lenet5", 16), tmp_path / "m.onnx", spec=SPEC.with_size(16), classes=CLASSES,
+                       opset=MAX_OPSET)
+    assert next(o.version for o in onnx.load(path).opset_import if o.domain in ("", "ai.onnx")) == MAX_OPSET
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "converted by onnx's own version converter" in caplog.text or "fallback" not in caplog.text
 
 
 def test_a_file_that_is_not_onnx_is_one_clear_error(tmp_path: Path) -> None:

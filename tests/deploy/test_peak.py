@@ -39,7 +39,11 @@ def test_cpu_peak_without_avx512_or_clock(fake_cpu) -> None:
 
 def test_override_wins(fake_cpu) -> None:
     fake_cpu(["avx2", "fma"], 3.0, cores=2)
-    assert peak.peak_estimate("cpu", 2, override=123.0).to_dict() == {"gflops": 123.0, "basis": "bench.peak_gflops"}
+    assert peak.peak_estimate("cuda:0", 2, override=123.0).to_dict() == {"gflops": 123.0, "basis": "bench.peak_gflops"}
+    # probe 170: on a CPU the figure is that of the cores the threads occupy, and the record says so
+    for threads, cores in ((1, "1 core"), (5, "2 cores")):
+        assert peak.peak_estimate("cpu", threads, override=123.0).to_dict() == {
+            "gflops": 123.0, "basis": f"bench.peak_gflops, given for the {cores} the run's threads occupy"}
 
 
 def test_cuda_peak_from_device_properties(monkeypatch: pytest.MonkeyPatch) -> None:

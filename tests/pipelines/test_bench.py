@@ -91,11 +91,14 @@ ZOO = ["model=lenet5", "dataset.image_size=16"]
     ([*ZOO, "bench.threads=0"], "bench.threads=0"),
     (["source=latest:export"], "matches no completed `cnnlab export` run"),
     ([*ZOO, "source=latest:export"], "would be ignored — drop model=lenet5 (or drop source= to use model=)"),
+    # probe 170: refused in one line, but after its run folder was made, which it left `failed`
+    (["model=alexnet", "bench.image_size=31"], "alexnet needs images of at least 32 px, got bench.image_size=31"),
 ])
-def test_bad_input_is_one_line(cli, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line(cli, outputs: Path, args: list[str], message: str) -> None:
     result = cli("bench", *QUICK, *args)
     assert result.code == 2 and message in result.stderr, result.output
     assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+    assert not run_dirs(outputs, "bench")  # refused before any work: no `failed` run left
 
 
 def _one_error_line(result) -> str:

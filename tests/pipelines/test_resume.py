@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -528,20 +529,26 @@ def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(
     assert read_run(run_dirs(outputs, "finetune")[-1])["dataset"]["name"] == "digits"
 
 
-def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C in epoch 2: run.json said `metrics: {}`, epoch 1's scores only in metrics.csv (probe 67). The record
-    now keeps up with each epoch, `cnnlab list runs` shows how far the run got, and a resumed run's record has them
-    all."""
+def ctrl_c_at_the_second_checkpoint(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Ctrl-C where the trainer saves its second checkpoint (epoch 1's is kept); returns the real _save_state."""
     save_state, saves = Trainer._save_state, []
 
-    def interrupted_at_the_second(self, *args, **kwargs):
+    def interrupted_at_the_second(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         saves.append(1)
         if len(saves) == 2:
             raise KeyboardInterrupt
         save_state(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_save_state", interrupted_at_the_second)
+    return save_state
+
+
+def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in epoch 2: run.json said `metrics: {}`, epoch 1's scores only in metrics.csv (probe 67). The record
+    now keeps up with each epoch, `cnnlab list runs` shows how far the run got, and a resumed run's record has them
+    all."""
+    save_state = ctrl_c_at_the_second_checkpoint(monkeypatch)
     assert cli("pretrain", *TINY, "trainer.epochs=3").code == 130
     record = only_run(outputs, "pretrain")
     run = Path(record["run_dir"])
@@ -564,15 +571,7 @@ def test_the_resume_hint_of_a_run_in_a_folder_of_its_own_names_that_folder(cli, 
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 167: a run given `hydra.run.dir=` and stopped said `cnnlab pretrain resume=true`, which looks in
     outputs/pretrain/ only and found no run to continue."""
-    save_state, saves = Trainer._save_state, []
-
-    def interrupted_at_the_second(self, *args, **kwargs):
-        saves.append(1)
-        if len(saves) == 2:
-            raise KeyboardInterrupt
-        save_state(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "_save_state", interrupted_at_the_second)
+    save_state = ctrl_c_at_the_second_checkpoint(monkeypatch)
     mine = tmp_path / "my run"
     result = cli("pretrain", *TINY, "trainer.epochs=2", f"hydra.run.dir='{mine}'")
     assert result.code == 130 and "continue with `cnnlab pretrain 'resume=" in result.stderr, result.output

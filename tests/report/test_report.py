@@ -939,3 +939,27 @@ def test_a_replaced_onnx_file_or_a_deleted_export_is_said_beside_the_size(tmp_pa
                                          "of the file it wrote")
     assert rows[kept].file_note is None and rows[kept].file_bytes == 3000  # untouched: as before
     assert rows[trained].file_note == "its export's model.onnx deleted since it ran: the size shown is its model.pt's"
+    # probe 169: three exports of it deleted read "its export's model.onnx, its export's model.onnx, …"
+    for name in ("ex2", "ex3"):
+        (model_run(out, "export", name, 0.91, source=trained, onnx_bytes=11283) / "model.onnx").unlink()
+    rows = {row.run.path: row for row in build_report(out).rows}
+    assert rows[trained].file_note == "the model.onnx of its 3 exports deleted since it ran: the size shown is its " \
+                                      "model.pt's"
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_size_shown_is_that_of_the_export_whose_file_was_timed(tmp_path: Path, paired: bool) -> None:
+    """Probe 170: a model exported twice (opset 18, then 28) read the newest export's size beside the latency of the
+    older one, which a bench had timed."""
+    from cnnlab.report import build_report
+
+    out = tmp_path / "outputs"
+    trained = model_run(out, "finetune", "ft", 0.91)
+    timed = model_run(out, "export", "ex18", 0.91, source=trained, onnx_bytes=4000)
+    if paired:
+        paired_run(out, "b", [timed], [[1.0, 1.1, 1.2]])
+    else:
+        bench_run(out, "b", timed, 1.0)
+    model_run(out, "export", "ex28", 0.91, source=trained, onnx_bytes=3900)
+    row = next(row for row in build_report(out).rows if row.run.path == trained)
+    assert row.latency is not None and row.file_bytes == 4000 and row.file_kind == "onnx", row

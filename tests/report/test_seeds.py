@@ -15,6 +15,7 @@ from report.fakes import bench_run, evaluate_run, folder_dataset, model_run, pai
 from cnnlab.report import build_report, print_report, write_report
 from cnnlab.report.plot import figure
 from cnnlab.report.seeds import SeedGroup
+from cnnlab.fileio import file_sha256
 from cnnlab.runs import RunRecord
 
 T2 = 4.303  # two-sided 95 % Student t with 2 degrees of freedom (t table)
@@ -876,3 +877,25 @@ def test_two_settings_that_wrote_one_model_file_are_never_ranked_apart_on_the_pa
     report = build_report(out)
     pruned = [g for g in report.all_seed_groups if g.first.command == "prune"]
     assert len(pruned) == 2 and all(g.pareto for g in pruned), [(g.label, g.pareto) for g in pruned]
+
+
+def test_distill_runs_whose_students_started_from_different_models_are_no_seed_group(tmp_path: Path) -> None:
+    """Probe 171: `distill -m student.weights=A,B` (one teacher, seed 0; students of 86.67 % and 55.00 %) read as one
+    "2 runs, 1 seed" row of 70.83 % and one KD gain, with "the spread is the teachers' alone" for a single teacher:
+    the student's start was set aside with the other references, and a distill's source is its teacher."""
+    out = tmp_path / "outputs"
+    teacher = model_run(out, "finetune", "teacher", 0.97, seed=0)
+    starts = [model_run(out, "pretrain", "a", 0.80, seed=0),
+              model_run(out, "pretrain", "b", 0.50, seed=0, settings={"trainer": {"epochs": 3}})]
+    for name, start in (("kd-a", starts[0]), ("kd-b", starts[1]), ("kd-a-again", starts[0])):
+        run = model_run(out, "distill", name, 0.87 if start == starts[0] else 0.55, source=teacher, seed=0,
+                        metrics={"baseline_val_acc": 0.5})
+        record = json.loads((run / "run.json").read_text())
+        record["distill"] = {"student": {"source": {"run": str(start), "kind": "checkpoint",
+                                                    "path": str(start / "model.pt"),
+                                                    "sha256": file_sha256(start / "model.pt")}}}
+        (run / "run.json").write_text(json.dumps(record))
+    groups = {tuple(sorted(row.run.path.name for row in g.rows)): g for g in build_report(out).all_seed_groups
+              if g.first.run.command == "distill"}
+    assert sorted(groups) == [("kd-a", "kd-a-again"), ("kd-b",)], sorted(groups)
+    assert groups[("kd-a", "kd-a-again")].changes[0].caveat == ""  # one teacher, one seed: no spread of teachers
