@@ -87,8 +87,9 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
 # The run folders new_run_dir made in this process (the outputs folder and the folders above it too, where it made
 # them) and the sweep job folders job_subdir named before Hydra made them: the only ones a refusal or skip removes.
 _MADE_HERE: set[Path] = set()
-# Typed hydra.run.dir folders that were empty or missing before this run: a refusal empties them again.
-_CLEARABLE: set[Path] = set()
+# Typed hydra.run.dir folders, with the names they held before this run (none of a run's own): a refusal removes
+# what it wrote there, and only that.
+_CLEARABLE: dict[Path, frozenset[str]] = {}
 # What Hydra and the run record write into a run folder before the command's own work begins.
 _FOLDER_BEFORE_WORK = {"run.json", "run.log", ".hydra"}
 
@@ -99,13 +100,14 @@ def _discard_run_folder(run_dir: Path, outputs: Path) -> bool:
     (one named by hydra.run.dir only where it did not exist), holding nothing beyond what Hydra and run.json wrote at
     its start."""
     run_dir, outputs = run_dir.resolve(), outputs.resolve()
-    if run_dir not in _MADE_HERE | _CLEARABLE or not run_dir.is_dir() \
-            or not {p.name for p in run_dir.iterdir()} <= _FOLDER_BEFORE_WORK:
+    before = _CLEARABLE.get(run_dir, frozenset())
+    if (run_dir not in _MADE_HERE and run_dir not in _CLEARABLE) or not run_dir.is_dir() \
+            or not {p.name for p in run_dir.iterdir()} - before <= _FOLDER_BEFORE_WORK:
         return False
-    if run_dir not in _MADE_HERE:  # a typed folder, there (empty) before: emptied, kept
-        for written in run_dir.iterdir():
+    if run_dir not in _MADE_HERE:  # a typed folder, there before: what the run wrote removed, the rest kept
+        for written in [p for p in run_dir.iterdir() if p.name not in before]:
             shutil.rmtree(written, ignore_errors=True) if written.is_dir() else written.unlink(missing_ok=True)
-        return not any(run_dir.iterdir())
+        return {p.name for p in run_dir.iterdir()} <= before
     shutil.rmtree(run_dir, ignore_errors=True)
     _remove_empty_folders(run_dir.parent, outputs)
     return not run_dir.exists()
@@ -293,6 +295,8 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx:
 
 def _run_dir_typed() -> bool:
     """Whether the run's folder was typed (`hydra.run.dir=`): the same command typed again is refused there."""
+    if not HydraConfig.initialized():  # not inside a Hydra job (a library call): nothing was typed
+        return False
     return any(str(o).lstrip("+").startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.hydra)
 
 
@@ -572,13 +576,13 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return execute(cfg)
 
 
-def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path]] | None = None) -> None:
+def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path], frozenset[str]] | None = None) -> None:
     """Entry used by cnnlab.cli. Runs that keep no record (read-only tools like `inspect`) and DDP
     ranks > 0 get a throw-away folder: the run folder and its log belong to rank 0. `named_run_dir`: a typed
-    hydra.run.dir that was missing or empty, and the folders of it and above it that did not exist
+    hydra.run.dir, the folders of it and above it that did not exist and the names it held
     (launch_checks.check_run_dir_is_new), which a refusal leaves as they were."""
     if named_run_dir is not None:
-        _CLEARABLE.add(named_run_dir[0].resolve())
+        _CLEARABLE[named_run_dir[0].resolve()] = named_run_dir[2]
         _MADE_HERE.update(p.resolve() for p in named_run_dir[1])
     command = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("command=")), None)
     if command:

@@ -231,12 +231,14 @@ def wait_for_submitit_controllers(args: Sequence[str], timeout_s: float = 5.0) -
 
 
 
-def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, list[Path]] | None:
+def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, list[Path], frozenset[str]] | None:
     """`hydra.run.dir=DIR` naming a folder that already holds a run: Hydra would overwrite its .hydra/ and the run
     record its run.json (a completed run's metrics, which source= and the report read), even for a run refused at
-    once (probe 60). A run never writes into another run's folder. Returns the typed folder, when it is empty or
-    missing, and the folders of it and above it that do not exist yet: a run refused before its work leaves them as
-    they were (app.main), so that the same command, its typo mended, may use that folder."""
+    once (probe 60). A run never writes into another run's folder. Returns the typed folder, the folders of it and
+    above it that do not exist yet, and the names the folder holds already (hidden files, empty folders: nothing a
+    run writes, or it is refused above): a run refused before its work leaves them as they were (app.main), so that
+    the same command, its typo mended, may use that folder (a folder holding .gitkeep kept the refused run's record,
+    and the mended command was refused: "that folder already holds a run")."""
     if multirun:
         return None
     named = None
@@ -244,8 +246,9 @@ def check_run_dir_is_new(typed: Sequence[str], multirun: bool) -> tuple[Path, li
         refuse_unmakeable_folder(override, Path(folder))  # before app.main resolves it (a link loop raised there)
         refuse_taken_run_dir(override, Path(folder))
         absolute = Path(os.path.abspath(folder))
-        if not absolute.exists() or (absolute.is_dir() and not any(absolute.iterdir())):
-            named = absolute, [p for p in (absolute, *absolute.parents) if not p.exists()]
+        if not absolute.exists() or absolute.is_dir():
+            before = frozenset(p.name for p in absolute.iterdir()) if absolute.exists() else frozenset()
+            named = absolute, [p for p in (absolute, *absolute.parents) if not p.exists()], before
     return named
 
 

@@ -133,15 +133,19 @@ def test_a_refused_run_leaves_a_named_folder_as_it_found_it_so_the_mended_comman
     """Session 60: a refused typo with `hydra.run.dir=DIR` left its failed run.json there, so the same command, its
     typo mended, was refused in turn: "that folder already holds a run". A folder that was missing is gone again (and
     the folders made above it), one that was empty is empty."""
-    missing, empty = tmp_path / "new" / "deeper" / "run", tmp_path / "empty"
+    missing, empty, kept = tmp_path / "new" / "deeper" / "run", tmp_path / "empty", tmp_path / "kept"
     empty.mkdir()
-    for folder in (missing, empty):
+    (kept / "sub").mkdir(parents=True)  # session 68: a .gitkeep kept the refused run's record there
+    (kept / ".gitkeep").write_text("")
+    for folder in (missing, empty, kept):
         refused = cli("pretrain", *TINY, "trainer.batch_size=128", f"hydra.run.dir={folder}")
         assert refused.code == 2 and "Traceback" not in refused.output, refused.output
     assert not (tmp_path / "new").exists() and empty.is_dir() and not any(empty.iterdir())
-    mended = cli("pretrain", *TINY, f"hydra.run.dir={empty}")
-    assert mended.code == 0, mended.output
-    assert json.loads((empty / "run.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in kept.iterdir()) == [".gitkeep", "sub"]
+    for folder in (empty, kept):
+        mended = cli("pretrain", *TINY, f"hydra.run.dir={folder}")
+        assert mended.code == 0, mended.output
+        assert json.loads((folder / "run.json").read_text())["status"] == "completed"
 
 
 def test_a_model_refused_as_input_leaves_no_run_folder(cli, outputs) -> None:
