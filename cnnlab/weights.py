@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from cnnlab.data import DataBundle
-from cnnlab.data.class_folders import class_mismatch
+from cnnlab.data.class_folders import class_mismatch, model_class_of_folders, named_by_folders
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint,
                                      load_recorded_weights, load_tensors, read_checkpoint, self_supervised_method,
@@ -108,10 +108,14 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
                         models.published_name(model_name))
         # A torchvision-format state dict: assumed to expect ImageNet normalisation, like torchvision's own.
         models.check_stem(model_name, stem, role)
-        return InitialWeights(kind="file", description=f"state dict {path}",
-                              state_dict=models.load_state_dict_file(path),
-                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD), arch_name=model_name,
-                              arch_kwargs=options, file=path,
+        state_dict = models.load_state_dict_file(path)
+        # a network that takes any channels (LeNet-5) is built for the state dict's (probe 174: a 1-channel LeNet-5
+        # of Fashion-MNIST was refused, "has shape (6, 1, 5, 5), the model expects (6, 3, 5, 5)", with no way in)
+        channels = models.state_dict_channels(model_name, state_dict, **options) or 3
+        options = {**options, **models.channel_options(model_name, channels)}
+        return InitialWeights(kind="file", description=f"state dict {path}", state_dict=state_dict,
+                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels=channels),
+                              arch_name=model_name, arch_kwargs=options, file=path,
                               source={"spec": text, "kind": "state_dict", "path": str(path.resolve()),
                                       "sha256": file_sha256(path)})
     source = resolve_source(text, outputs, want=("checkpoint",), key=f"{role}.weights")
@@ -249,9 +253,13 @@ def _same_classes(weights: InitialWeights, data: DataBundle) -> bool:
 
 def class_order(known: Sequence[str] | None, wanted: Sequence[str]) -> list[int] | None:
     """For each of the `wanted` classes, the row of a head trained for the `known` ones that scores it — where both
-    name the same distinct classes, in any order; None otherwise."""
+    name the same distinct classes, in any order, a class folder's name standing for its class by the folder rule
+    (data/class_folders.py: `T-shirt_top` for `T-shirt/top`, either way round, as `cnnlab evaluate` reads them; probe
+    174: a fine-tune on a folder export of Fashion-MNIST replaced its trained head); None otherwise."""
     known, wanted = list(known or ()), list(wanted)
-    if not known or sorted(known) != sorted(wanted) or len(set(known)) != len(known):
+    if not known or len(known) != len(wanted) or len(set(known)) != len(known):
         return None
-    row = {name: index for index, name in enumerate(known)}
-    return [row[name] for name in wanted]
+    if sorted(known) == sorted(wanted):
+        row = {name: index for index, name in enumerate(known)}
+        return [row[name] for name in wanted]
+    return model_class_of_folders(known, wanted) or named_by_folders(known, wanted)

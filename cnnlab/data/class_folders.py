@@ -71,7 +71,7 @@ def _as_class_names(model_classes: Sequence[str], folders: Sequence[str]) -> lis
     return [model_classes[claimed[0]] if len(claimed) == 1 else folder for folder, claimed in zip(folders, named)]
 
 
-def _named_by_folders(model_classes: Sequence[str], data_classes: Sequence[str]) -> list[int] | None:
+def named_by_folders(model_classes: Sequence[str], data_classes: Sequence[str]) -> list[int] | None:
     """The other way round: a model trained on class folders (its classes are folder names: `T-shirt_top`) scoring
     the named data they were made from (`fashion_mnist`: `T-shirt/top`). For each data class, the index of the model
     class that is its folder, or None unless each model class names one data class and each data class has one."""
@@ -93,7 +93,7 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
     otherwise: the labels would mean other classes."""
     if list(data.classes) == list(classes):
         return data
-    mapping = model_class_of_folders(classes, data.classes) if folder_data else _named_by_folders(classes, data.classes)
+    mapping = model_class_of_folders(classes, data.classes) if folder_data else named_by_folders(classes, data.classes)
     if mapping is None:
         found = _as_class_names(classes, data.classes) if folder_data else list(data.classes)
         raise CnnlabError(class_mismatch(list(classes), found, data.name, what, folders=folder_data),

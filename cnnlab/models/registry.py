@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Callable, Collection, Mapping
 
 import torchvision.models as tvm
+import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
@@ -182,6 +183,21 @@ def canonical_name(name: str, *, role: str = "model", refused: Collection[str] =
 
 def get_entry(name: str) -> ModelEntry:
     return MODELS[canonical_name(name)]
+
+
+def state_dict_channels(name: str, state_dict: Mapping[str, Any], **arch_kwargs: Any) -> int | None:
+    """The input channels a state dict of network `name` was trained on — its first convolution's weight's second
+    dimension — for a network that takes any channel count (LeNet-5); None for the others (ImageNet-shaped: 3) or a
+    state dict without that tensor (loading it then says what is missing)."""
+    entry = get_entry(name)
+    if not entry.any_channels:
+        return None
+    from cnnlab.models.factory import create_model  # the registry is below the factory
+
+    reference = create_model(entry.name, num_classes=2, image_size=max(32, entry.min_size), **arch_kwargs)
+    first = next((key for key, value in reference.state_dict().items() if value.dim() == 4), None)
+    tensor = state_dict.get(first) if first is not None else None
+    return int(tensor.shape[1]) if isinstance(tensor, torch.Tensor) and tensor.dim() == 4 else None
 
 
 def channel_options(name: str, channels: int) -> dict[str, int]:

@@ -299,6 +299,27 @@ def test_weights_for_as_many_classes_with_other_names_say_the_names_differ() -> 
         initial_model("lenet5", weights, data, new_head=False)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("model_classes, data_classes", [
+    (["T-shirt/top", "Trouser", "Bag"], ["Bag", "T-shirt_top", "Trouser"]),
+    (["T-shirt_top", "Trouser", "Bag"], ["Bag", "T-shirt/top", "Trouser"]),
+])
+def test_a_class_folders_name_keeps_the_head_of_its_class(model_classes: list[str], data_classes: list[str]) -> None:
+    """Probe 174: a fine-tune of a Fashion-MNIST model on a folder export (`T-shirt_top/`, the folder rule for
+    `T-shirt/top`) — or the other way round — replaced the trained head with a random one, exit 0, where `cnnlab
+    evaluate` scores it by the rule."""
+    from types import SimpleNamespace
+
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.weights import InitialWeights, initial_model
+
+    trained = create_model("lenet5", 3, 16)
+    weights = InitialWeights("run", "a run", state_dict=trained.state_dict(), classes=model_classes)
+    data = SimpleNamespace(name="x", classes=data_classes, spec=InputSpec(16))
+    model = initial_model("lenet5", weights, data, new_head=False)  # type: ignore[arg-type]
+    head, kept = model.classifier[4].weight, trained.classifier[4].weight
+    assert torch.equal(head, kept[[2, 0, 1]])  # Bag, T-shirt, Trouser: the trained rows, in the data's order
+
+
 def _reads_as_published(monkeypatch: pytest.MonkeyPatch, published: Path) -> None:
     """The file at `published` reads as torchvision's bytes: its SHA-256 starts with the hash prefix of the published
     file's name (no test can hold the real file)."""

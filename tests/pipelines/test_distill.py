@@ -367,6 +367,24 @@ def test_a_grayscale_teacher_teaches_a_student_built_for_its_channels(cli, outpu
     assert read_run(run_dirs(outputs, "distill")[-1])["distill"]["feature_stages"]
 
 
+def test_a_grayscale_lenets_state_dict_is_built_in_its_one_channel(cli, outputs: Path, tmp_path: Path,
+                                                                     grayscale_teacher: list[str]) -> None:
+    """Probe 174: a 1-channel LeNet-5 saved as a plain state dict was built for 3 channels and refused ("has shape
+    (6, 1, 5, 5), the model expects (6, 3, 5, 5)"), with no setting to build it otherwise."""
+    plain = tmp_path / "lenet1.pth"
+    torch.save(torch.load(resolve_source("latest:pretrain", outputs, want=("checkpoint",)).path,
+                          weights_only=True)["state_dict"], plain)
+    data = [a for a in read_run(run_dirs(outputs, "pretrain")[-1])["overrides"] if a.startswith("dataset")]
+    tuned = cli("finetune", "model=lenet5", f"model.weights={plain}", *data, "finetune.mode=linear",
+                "trainer.epochs=1", "trainer.batch_size=16")
+    assert tuned.code == 0, tuned.output
+    model, _ = load_model(resolve_source("latest:finetune", outputs, want=("checkpoint",)).path)
+    assert model.features[0].in_channels == 1
+    taught = cli("distill", "teacher=lenet5", f"teacher.weights={plain}", "student=lenet5", *data,
+                 "trainer.epochs=1", "trainer.batch_size=16", "distill.baseline=false")
+    assert taught.code == 0, taught.output
+
+
 def test_a_student_that_takes_only_rgb_is_refused_for_a_grayscale_teacher(
         cli, outputs: Path, grayscale_teacher: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     line = error_line(cli("distill", *grayscale_teacher, "student=mobilenet_v3_small", "student.weights=none"))

@@ -59,7 +59,7 @@ def test_a_teacher_for_other_classes_is_refused() -> None:
 def test_a_student_run_must_know_the_classes_and_the_input_size() -> None:
     check_student_fits(role("none", "student"), DATA)  # type: ignore[arg-type]  # a new head: anything fits
     check_student_fits(role("run", "student", classes=["a", "b", "c"], spec=InputSpec(16)), DATA)  # type: ignore[arg-type]
-    with pytest.raises(CnnlabError, match="trained on 2 classes"):
+    with pytest.raises(CnnlabError, match="its run knows 2 classes but dataset mine has 3"):
         check_student_fits(role("run", "student", classes=["a", "b"]), DATA)  # type: ignore[arg-type]
     with pytest.raises(CnnlabError, match="trained on 32 px images, but the teacher takes 16 px"):
         check_student_fits(role("run", "student", classes=["a", "b", "c"], spec=InputSpec(32)),
@@ -98,7 +98,7 @@ def test_a_student_is_offered_imagenet_weights_only_when_its_network_has_them() 
     """"use student.weights=none or imagenet" to a LeNet-5 student: it has no ImageNet weights."""
     for name, offered in (("lenet5", False), ("resnet18", True)):
         student = DistillRole("student", name, InitialWeights(kind="run", description="run", classes=["a", "b"]))
-        with pytest.raises(CnnlabError, match="trained on 2 classes") as caught:
+        with pytest.raises(CnnlabError, match="its run knows 2 classes but dataset mine has 3") as caught:
             check_student_fits(student, DATA)  # type: ignore[arg-type]
         assert "student.weights=none" in (caught.value.fix or "")
         assert ("imagenet" in (caught.value.fix or "")) is offered, caught.value.fix
