@@ -84,6 +84,22 @@ def _signals_arrive_twice() -> bool:
     return os.environ.get("SUBMITIT_EXECUTOR") == "local"
 
 
+# A file a parent process (`cnnlab pipeline`, running a stage) names: created when this process takes a Ctrl-C or
+# SIGTERM, so that the parent forwards one only to a stage that did not get it itself (a `kill -INT` of the pipeline's
+# pid alone: the stage trained on for a minute and was killed, its run left `running`; probe 173). A second one
+# would cut the stage's clean-up short.
+SIGNAL_NOTE_ENV = "CNNLAB_SIGNAL_NOTE"
+
+
+def _note_signal() -> None:
+    note = os.environ.get(SIGNAL_NOTE_ENV)
+    if note:
+        try:
+            os.close(os.open(note, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # the parent then forwards the signal: a second copy at worst, as a second Ctrl-C
+
+
 def _ignore(signum: int, frame: Any) -> None:
     """A signal handler that does nothing (a pending signal still finds a handler: see signals_as_interrupt)."""
 
@@ -102,6 +118,7 @@ def signals_as_interrupt() -> Iterator[None]:
 
     def stop(signum: int, frame: Any) -> None:
         global _pending
+        _note_signal()
         how, code = ("Ctrl-C", 130) if signum == signal.SIGINT else (signal.Signals(signum).name, 128 + signum)
         if signum == signal.SIGTERM and launched_ranks().world_size > 1:  # probe 122: read as "someone stopped it"
             how += (": under torchrun also what its agent sends every rank once another has failed — its report "

@@ -15,8 +15,10 @@ import functools
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,6 +31,7 @@ from cnnlab.context import RunContext
 from cnnlab.deploy.bench_settings import BenchSettings
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.hydra_args import hydra_value
+from cnnlab.interrupts import SIGNAL_NOTE_ENV
 from cnnlab.links import RunLinks
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
@@ -172,10 +175,13 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
     env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}
     earlier = {run.path for run in iter_runs(runs_root)}
-    returncode = _run_child([sys.executable, "-m", "cnnlab", stage.command, *overrides], env)
-    # This process's run, not an earlier attempt's: a stage refused before any work leaves no folder (cnnlab.app).
+    returncode, pid = _run_child([sys.executable, "-m", "cnnlab", stage.command, *overrides], env, ctx)
+    # The run of the process just run, not an earlier attempt's, nor that of the same pipeline run at the same time
+    # elsewhere (probe 173: "stage ft failed with exit code 0", the other one's unfinished run named): a stage refused
+    # before any work leaves no folder (cnnlab.app).
     attempt = next((run for run in reversed(list(iter_runs(runs_root))) if run.path not in earlier
-                    and (run.data.get("pipeline") or {}).get("fingerprint") == fingerprint), None)
+                    and (run.data.get("pipeline") or {}).get("fingerprint") == fingerprint
+                    and (run.data.get("process") or {}).get("pid") == pid), None)
     if returncode != 0 or attempt is None or attempt.status != "completed":
         where = f" (see {attempt.path / 'run.log'})" if attempt is not None else \
             " before it started any work (its error is the line above; it left no run folder)"
@@ -191,19 +197,29 @@ def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_r
 _STAGE_STOP_SECONDS = 60
 
 
-def _run_child(argv: list[str], env: dict[str, str]) -> int:
-    """Run a stage's process to its end; its exit code. On Ctrl-C (which the terminal sends the stage too) wait
-    for it to stop and record that it was interrupted: subprocess.run killed it 0.25 s after, and the stage's
-    run.json stayed `running`, listed as `dead` (probe 86). Killed after _STAGE_STOP_SECONDS."""
-    with subprocess.Popen(argv, env=env) as child:
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
+def _run_child(argv: list[str], env: dict[str, str], ctx: RunContext) -> tuple[int, int]:
+    """Run a stage's process to its end; its exit code and pid. On Ctrl-C or SIGTERM wait for it to stop and record
+    that it was interrupted: subprocess.run killed it 0.25 s after, and the stage's run.json stayed `running`, listed
+    as `dead` (probe 86). The signal is passed on where the stage did not get it too (the terminal sends Ctrl-C to
+    both; `kill -INT PID` of the pipeline alone reaches the pipeline: probe 173, the stage trained on until killed).
+    Killed after _STAGE_STOP_SECONDS."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-stage-") as folder:
+        note = Path(folder) / "signalled"
+        with subprocess.Popen(argv, env={**env, SIGNAL_NOTE_ENV: str(note)}) as child:
             try:
-                child.wait(timeout=_STAGE_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            raise
+                return child.wait(), child.pid
+            except KeyboardInterrupt as stop:
+                deadline = time.monotonic() + 2.0  # a stage's handler runs between bytecodes: give it a moment
+                while not note.exists() and child.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not note.exists() and child.poll() is None:
+                    child.send_signal(signal.SIGTERM if getattr(stop, "exit_code", 130) == 143 else signal.SIGINT)
+                ctx.log.info("waiting for the stage to record its interruption (at most %d s)", _STAGE_STOP_SECONDS)
+                try:
+                    child.wait(timeout=_STAGE_STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                raise
 
 
 def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:

@@ -417,8 +417,6 @@ def test_a_stage_run_again_replaces_its_earlier_run_and_other_seeds_stay(tmp_pat
 def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_path: Path, monkeypatch) -> None:
     """A stage refused before any work leaves no run folder (cnnlab.app); the failure named the newest earlier attempt
     of the stage (its run.log, from another time and cause) as where to look."""
-    import subprocess
-
     from cnnlab.context import RunContext
     from cnnlab.pipelines import pipeline
 
@@ -426,7 +424,7 @@ def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_pat
     earlier = RunRecord.start(runs_root / "earlier", "prune")
     earlier.update(pipeline={"stage": "pruned", "fingerprint": "f1"})
     earlier.finish("failed", error="an older failure")
-    monkeypatch.setattr(pipeline.subprocess, "run", lambda args, **_: subprocess.CompletedProcess(args, 2))
+    monkeypatch.setattr(pipeline, "_run_child", lambda argv, env, ctx: (2, -1))  # refused: no run of its own
     ctx = RunContext(command="pipeline", run_dir=tmp_path / "p", outputs=tmp_path,
                      record=RunRecord.start(tmp_path / "p", "pipeline"))
     stage = Stage(name="pruned", command="prune", overrides=["prune.ratio=0.5"])
@@ -436,36 +434,69 @@ def test_a_stage_that_left_no_run_is_not_sent_to_an_earlier_attempts_log(tmp_pat
     assert "earlier" not in line and "before it started any work" in line, line
 
 
-def test_a_stage_stopped_by_ctrl_c_is_given_time_to_record_it(tmp_path: Path) -> None:
+def test_a_stage_is_judged_by_its_own_run_not_that_of_the_same_pipeline_run_elsewhere(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    """Probe 173: two pipelines of one name at once — the stage that completed was reported "failed with exit code 0",
+    its newest run of the same fingerprint being the other pipeline's, still running."""
+    from cnnlab.context import RunContext
+    from cnnlab.pipelines import pipeline
+
+    runs_root = tmp_path / "runs"
+
+    def both_ran(argv, env, ctx):  # type: ignore[no-untyped-def]
+        for name, pid, status in (("mine", 4242, "completed"), ("theirs", 4343, "running")):
+            record = RunRecord.start(runs_root / name, "prune")
+            record.update(pipeline={"stage": "pruned", "fingerprint": "f1"}, process={"pid": pid})
+            if status == "completed":
+                record.finish("completed")
+        return 0, 4242
+
+    monkeypatch.setattr(pipeline, "_run_child", both_ran)
+    ctx = RunContext(command="pipeline", run_dir=tmp_path / "p", outputs=tmp_path,
+                     record=RunRecord.start(tmp_path / "p", "pipeline"))
+    stage = Stage(name="pruned", command="prune", overrides=["prune.ratio=0.5"])
+    assert pipeline._run_stage(stage, {}, [], runs_root, "f1", "tiny", None, ctx) == runs_root / "mine"
+
+
+@pytest.mark.parametrize("sent_to", ["the terminal's group", "the pipeline alone"])
+def test_a_stage_stopped_by_ctrl_c_is_given_time_to_record_it(tmp_path: Path, sent_to: str) -> None:
     """Probe 86: Ctrl-C on `cnnlab pipeline` killed the stage 0.25 s after (subprocess.run), before it wrote its
-    record: its run.json stayed `running`, listed as `dead`, not `interrupted`."""
+    record: its run.json stayed `running`, listed as `dead`, not `interrupted`. Probe 173: `kill -INT` of the
+    pipeline's pid alone never reached the stage, which trained on until killed a minute later; the signal is passed
+    on — once: a second Ctrl-C would cut the stage's clean-up short."""
+    import logging
     import os
     import signal
     import sys
     import threading
     import time
+    from types import SimpleNamespace
 
     from cnnlab.pipelines.pipeline import _run_child
 
     pid_file, recorded = tmp_path / "pid", tmp_path / "recorded"
-    script = ("import os, pathlib, signal, sys, time\n"
-              "def stop(*_):\n"
-              "    time.sleep(1.0)  # writing its checkpoint and run.json\n"
-              f"    pathlib.Path({str(recorded)!r}).write_text('interrupted')\n"
-              "    sys.exit(130)\n"
-              "signal.signal(signal.SIGINT, stop)\n"
+    script = ("import os, pathlib, sys, time\n"
+              "from cnnlab.interrupts import signals_as_interrupt\n"
               f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
-              "time.sleep(30)\n")
+              "try:\n"
+              "    with signals_as_interrupt():\n"
+              "        time.sleep(30)\n"
+              "except KeyboardInterrupt:\n"
+              "    time.sleep(1.0)  # writing its checkpoint and run.json; a second Ctrl-C here would stop that\n"
+              f"    pathlib.Path({str(recorded)!r}).write_text('interrupted')\n"
+              "    sys.exit(130)\n")
 
-    def ctrl_c() -> None:  # what a terminal does: SIGINT to the stage and to the pipeline
+    def ctrl_c() -> None:  # a terminal: SIGINT to the stage and to the pipeline; `kill -INT PID`: the pipeline only
         while not pid_file.exists() or not pid_file.read_text():
             time.sleep(0.05)
-        os.kill(int(pid_file.read_text()), signal.SIGINT)
+        time.sleep(0.5)  # the stage's handlers installed
+        if sent_to == "the terminal's group":
+            os.kill(int(pid_file.read_text()), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        _run_child([sys.executable, "-c", script], dict(os.environ))
+        _run_child([sys.executable, "-c", script], dict(os.environ), SimpleNamespace(log=logging.getLogger("t")))
     assert recorded.read_text() == "interrupted"
 
 
