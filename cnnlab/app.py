@@ -44,7 +44,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
 from cnnlab.hydra_args import hydra_value, recorded_groups, resume_argument, resumes_a_run
-from cnnlab.interrupts import interruption_behind, signals_as_interrupt
+from cnnlab.interrupts import interruption_behind, signals_as_interrupt, worker_deaths_quiet
 from cnnlab.launch_checks import check_launcher_has_a_sweep
 from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
                          no_checkpoint_reason, started_from)
@@ -223,6 +223,11 @@ def check_model_is_read(source: Any, overrides: list[str], command: str) -> None
         if not info.reads_source:  # distill, pipeline: their networks come from elsewhere
             raise CnnlabError(f"`cnnlab {command}` has no model= setting: {override} would be ignored",
                               fix=f"drop {override}" + (f"; {info.model_fix}" if info.model_fix else ""))
+        named = Path(str(source)).expanduser() if given_source else None
+        if named is not None and named.suffix.lower() in (".pt", ".pth") and named.is_file():
+            from cnnlab.engine.checkpoint import read_checkpoint
+
+            read_checkpoint(named)  # a plain state dict brings no architecture: its own refusal first (probe 172)
         whose = f"source={source}" if given_source else "its source= run"
         either = " (or drop source= to use model=)" if "model" in info.groups else ""
         raise CnnlabError(f"`cnnlab {command}` uses the model of {whose}, which brings its own architecture "
@@ -534,36 +539,39 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")
             raise
         except BaseException as exc:
-            if (interrupted := interruption_behind(exc)) is not None:  # Ctrl-C, or an error while unwinding one
-                if checked or multirun or not (is_main and records) \
-                        or not _discard_run_folder(run_dir, Path(cfg.paths.outputs)):  # probe 112
-                    _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
-                interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
-                interrupted.no_checkpoint = no_checkpoint_reason(record.data)
-                interrupted.resume = resume_argument(command, run_dir, Path(cfg.paths.outputs))
-                if interrupted is exc:
+            with worker_deaths_quiet():  # a lost worker's signal again, inside this handling, is no news
+                if (interrupted := interruption_behind(exc)) is not None:  # Ctrl-C, or an error while unwinding one
+                    if checked or multirun or not (is_main and records) \
+                            or not _discard_run_folder(run_dir, Path(cfg.paths.outputs)):  # probe 112
+                        _close(record, "interrupted", error=f"interrupted ({interrupted.how})")
+                    interrupted.checkpoint_kept = COMMANDS[command].resumable and _checkpoint_kept(record)
+                    interrupted.no_checkpoint = no_checkpoint_reason(record.data)
+                    interrupted.resume = resume_argument(command, run_dir, Path(cfg.paths.outputs))
+                    if interrupted is exc:
+                        raise
+                    raise interrupted from exc
+                if is_disk_full(exc) or is_disk_full(exc.__cause__):  # type: ignore[arg-type]
+                    logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
+                # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
+                error = exc if isinstance(exc, CnnlabError) else \
+                    disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
+                    out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record, ctx) \
+                    or workers_gone_error(exc, command, record, ctx)  # type: ignore
+                if error is None:  # a bug: the traceback is shown
+                    _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
                     raise
-                raise interrupted from exc
-            if is_disk_full(exc) or is_disk_full(exc.__cause__):  # type: ignore[arg-type]
-                logging.raiseExceptions = False  # the log file's writes fail too: no traceback per log line
-            # A full disk met outside fileio's atomic writes (which map it themselves) is a user error too.
-            error = exc if isinstance(exc, CnnlabError) else \
-                disk_full_error(exc) if is_disk_full(exc) else _too_long(exc) or \
-                out_of_memory_error(exc, overrides) or peer_gone_error(exc, command, record, ctx) \
-                or workers_gone_error(exc, command, record, ctx)  # type: ignore
-            if error is None:  # a bug: the traceback is shown
-                _close(record, "failed", error=f"{type(exc).__name__}: {exc}")
-                raise
-            # A refusal in a sweep stays a failed job (Hydra lists it); a lone run refused before work leaves nothing.
-            if not (error.before_work and not multirun and is_main and records
-                    and _discard_run_folder(run_dir, Path(cfg.paths.outputs))):
-                _close(record, "failed", error=error.one_line())
-            if multirun:  # let Hydra record the failure and carry on with the other jobs; say where its log is
-                log.error("job #%s failed: %s", job.num, error.one_line())  # the job's log says why, too
-                located = CnnlabError(f"{error.message} (job #{job.num}, log: {run_dir / 'run.log'})", fix=error.fix)
-                located.exit_code = error.exit_code
-                raise located from exc
-            raise UserAbort(error) from None
+                # A refusal in a sweep stays a failed job (Hydra lists it); a lone run refused before work leaves
+                # nothing.
+                if not (error.before_work and not multirun and is_main and records
+                        and _discard_run_folder(run_dir, Path(cfg.paths.outputs))):
+                    _close(record, "failed", error=error.one_line())
+                if multirun:  # let Hydra record the failure and carry on with the other jobs; say where its log is
+                    log.error("job #%s failed: %s", job.num, error.one_line())  # the job's log says why, too
+                    located = CnnlabError(f"{error.message} (job #{job.num}, log: {run_dir / 'run.log'})",
+                                          fix=error.fix)
+                    located.exit_code = error.exit_code
+                    raise located from exc
+                raise UserAbort(error) from None
         record.finish("completed", metrics=metrics)
         if is_main and records:
             log.info("cnnlab %s completed: %s", command, run_dir)

@@ -122,6 +122,11 @@ class HydraCommand(CnnlabCommand):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
+        # Hydra's `-p=model`, `-cd=myconf`: Click reads a single-dash word as short options (the `m` of "model" as -m,
+        # -cd=myconf as -c "d=myconf"...: probe 172), so the flag and its value go to it as two words, as argparse
+        # reads them
+        args = [part for arg in args[:end] for part in _flag_and_value(arg)] + args[end:]
+        end = args.index("--") if "--" in args else len(args)
         # Click reads `-name.png` as the short options -n -a -m (multirun!) ...: remember the word as typed
         ctx.meta[_SPLIT_WORDS] = [a for a in args[:end] if a[:1] == "-" and a[:2] != "--" and len(a) > 2
                                   and a.split("=", 1)[0] not in _HYDRA_FLAGS]
@@ -129,6 +134,12 @@ class HydraCommand(CnnlabCommand):
         rest = super().parse_args(ctx, list(args))  # (Click pops from the list it is given)
         ctx.meta[_AFTER_DASHES] = len(after) if after and rest[-len(after):] == after else 0
         return rest
+
+
+def _flag_and_value(arg: str) -> list[str]:
+    """`-p=model` as ["-p", "model"] for a single-dash Hydra flag that takes a value; any other word as it is."""
+    flag, sep, value = arg.partition("=")
+    return [flag, value] if sep and flag[:1] == "-" and flag[:2] != "--" and flag in _HYDRA_VALUE_FLAGS else [arg]
 
 
 def _print_config_help(command: str, extra_dirs: Sequence[Path] = ()) -> None:
@@ -315,6 +326,18 @@ def _check_flag_value(command: str, flag: str, value: str | None) -> None:
                         f"composed config")
 
 
+def _check_flag_pairs(command: str, flags: Sequence[str], overrides: Sequence[str]) -> None:
+    """Hydra's flags that need another: `--resolve` works with --cfg or --help, `--shell-completion` with its
+    subcommand (install=bash, ...) — alone, Hydra raised a ValueError, shown as a bug in cnnlab (probe 172)."""
+    names = {flag.partition("=")[0] for flag in flags}
+    if "--resolve" in names and not names & {"--cfg", "-c", "--help", "-h"}:
+        raise UserError(f"--resolve resolves the config --cfg prints — e.g. `cnnlab {command} --cfg job --resolve`")
+    subcommands = ("install", "uninstall", "query")
+    if names & {"--shell-completion", "-sc"} and not any(o.partition("=")[0] in subcommands for o in overrides):
+        raise UserError(f"--shell-completion takes one of {', '.join(f'{s}=SHELL' for s in subcommands)} — e.g. "
+                        f"`cnnlab {command} --shell-completion install=bash`")
+
+
 def split_flags(command: str, args: list[str]) -> tuple[list[str], list[str]]:
     """Separate Hydra flags (with their values) from key=value overrides, keeping their order."""
     flags, overrides = [], []
@@ -328,6 +351,8 @@ def split_flags(command: str, args: list[str]) -> tuple[list[str], list[str]]:
             expects_value = _takes_value(args, index)
             if expects_value:
                 _check_flag_value(command, arg, args[index + 1] if index + 1 < len(args) else None)
+            elif arg.partition("=")[0] in _HYDRA_VALUE_FLAGS - _INFO_FLAGS:  # --cfg=job: its value in the word
+                _check_flag_value(command, arg.partition("=")[0], arg.partition("=")[2] or None)
             if arg in _INFO_FLAGS and not expects_value:
                 following = args[index + 1] if index + 1 < len(args) else ""
                 if following and "=" not in following and not following.startswith(("-", "~", "+")):  # --info nosuch
@@ -336,6 +361,7 @@ def split_flags(command: str, args: list[str]) -> tuple[list[str], list[str]]:
                 flags.append("all")  # Hydra's own default, said: the argument after the flags is no value of it
         else:
             overrides.append(arg)
+    _check_flag_pairs(command, flags, overrides)
     return flags, overrides
 
 

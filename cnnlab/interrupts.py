@@ -105,6 +105,23 @@ def _ignore(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
+def worker_deaths_quiet() -> Iterator[None]:
+    """Within this block a DataLoader worker's death raises nothing: torch's SIGCHLD handler (which raises "DataLoader
+    worker (pid N) is killed by signal" for a worker of a loader still alive) is set aside. For the handling of a run's
+    failure, whose traceback keeps the loader alive: the handler fired again there, inside cnnlab's own handling
+    (probe 172: `evaluate -m` with a worker killed — a traceback, "a bug in cnnlab", a job left `running`)."""
+    if not hasattr(signal, "SIGCHLD") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGCHLD, _ignore)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGCHLD, previous)
+
+
+@contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are
     remembered for `raise_if_interrupted`. A repeated SIGTERM is ignored, so it cannot cut the clean-up short; a

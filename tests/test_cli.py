@@ -159,6 +159,19 @@ def test_a_model_setting_that_the_source_overrides_is_refused_not_ignored(cli, c
     assert "Traceback" not in result.output
 
 
+def test_a_state_dict_given_as_source_beside_a_model_is_refused_as_a_state_dict(cli, outputs: Path) -> None:
+    """Probe 172: `evaluate source=sd.pth model=lenet5` was told the file "brings its own architecture" — drop model=
+    — and, that followed, that a plain state dict brings none."""
+    from cnnlab.models import create_model
+
+    plain = outputs.parent / "sd.pth"
+    torch.save(create_model("lenet5", 4, 16).state_dict(), plain)
+    result = cli("evaluate", f"source={plain}", "model=lenet5")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "is a plain state dict, not a cnnlab model checkpoint" in said, result.output
+    assert "brings its own architecture" not in said
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only machine's refusal")
 def test_cuda_without_gpu_is_a_clear_error_that_leaves_no_run(cli, outputs: Path) -> None:
@@ -211,14 +224,32 @@ def test_info_with_or_without_its_value(cli, outputs: Path, args: list[str], sho
 @pytest.mark.parametrize("args, says", [(["--config-dir"], "--config-dir takes a value — e.g. --config-dir myconf"),
                                         (["--cfg"], "--cfg takes a value"), (["-cn", "-m"], "-cn takes a value"),
                                         (["--package"], "--package takes a value"),
-                                        (["--cfg", "nosuch"], "--cfg takes one of job, hydra, all")])
+                                        (["--cfg", "nosuch"], "--cfg takes one of job, hydra, all"),
+                                        # probe 172: the `--flag=value` and `-f=value` forms, and flags that need
+                                        # another (Hydra's ValueError, "a bug in cnnlab")
+                                        (["--cfg=nosuch"], "--cfg takes one of job, hydra, all"),
+                                        (["--config-dir="], "--config-dir takes a value"),
+                                        (["-cd=nosuch_folder"], "--config-dir nosuch_folder is not a folder"),
+                                        (["--resolve"], "`cnnlab pretrain --cfg job --resolve`"),
+                                        (["-sc"], "`cnnlab pretrain --shell-completion install=bash`")])
 def test_a_value_flag_without_its_value(cli, outputs: Path, args: list[str], says: str) -> None:
     """Probe 167: a value flag given last took the `command=pretrain` cnnlab puts after the flags as its value
     ("Additional config directory '.../command=pretrain' not found"; `--cfg` printed argparse's usage page)."""
     result = cli("pretrain", "model=lenet5", *args)
-    assert result.code == 2 and says in result.stderr and "command=" not in result.output, result.output
-    assert result.stderr.count("\n") == 1 and "`cnnlab pretrain --help`" in result.stderr or "nosuch" in args
+    assert result.code == 2 and says in " ".join(result.stderr.split()) and "command=" not in result.output, \
+        result.output
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
     assert not run_dirs(outputs, "pretrain")
+    if args == ["-sc"]:  # the fix, followed
+        assert cli("pretrain", "-sc", "install=bash").code == 0
+
+
+def test_hydras_short_flag_with_its_value_in_one_word_is_read_as_hydra_reads_it(cli, outputs: Path) -> None:
+    """Probe 172: Click read `-p=model` as short options, the `m` of "model" as -m: "--cfg ... cannot be combined with
+    -m"; `-c=job` likewise."""
+    result = cli("pretrain", "--cfg", "job", "-p=model", "model=lenet5")
+    assert result.code == 0 and "name: lenet5" in result.stdout, result.output
+    assert cli("pretrain", "-c=job", "model=lenet5").code == 0
 
 
 @pytest.mark.parametrize("multirun", [[], ["-m"]])

@@ -114,8 +114,9 @@ def check_teacher_learned(ctx: RunContext, teacher: DistillRole, source: Source 
     if ordered:  # nor its normalisation: a cnnlab teacher saved as .pth lost 30 points so, unsaid (probe 121)
         imagenet = tuple(data.spec.mean) == IMAGENET_MEAN[:len(data.spec.mean)]
         ctx.log.info("teacher.weights is a plain state dict, which names no classes, input size or normalisation: "
-                     "its %d outputs are read as %s, its inputs at %d px (dataset.image_size), normalised with mean "
-                     "%s, std %s%s", n, order, data.spec.size, list(data.spec.mean), list(data.spec.std),
+                     "its %d outputs are read as %s, its inputs at %d px (dataset.image_size sets another), normalised "
+                     "with mean %s, std %s%s", n, order, data.spec.size, list(data.spec.mean[:data.spec.channels]),
+                     list(data.spec.std[:data.spec.channels]),
                      " (ImageNet's, as torchvision's weights expect; pass its cnnlab run where it has one)"
                      if imagenet else "")
     if at_chance(acc, n):

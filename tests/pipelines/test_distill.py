@@ -283,7 +283,7 @@ def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Pat
     torch.save(create_model("lenet5", 10, 16).state_dict(), other)
     result = cli("distill", *LENET_PAIR, f"teacher.weights={fitting}", *data, "distill.baseline=false")
     assert result.code == 0, result.output
-    assert "its inputs at 16 px (dataset.image_size)" in " ".join(result.output.split())
+    assert "its inputs at 16 px (dataset.image_size sets another)" in " ".join(result.output.split())
     record = only_run(outputs, "distill")
     assert record["distill"]["teacher"]["weights"] == f"state dict {fitting}" and record["dataset"]["image_size"] == 16
     line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={other}", *data))

@@ -111,6 +111,30 @@ def test_a_loader_worker_killed_mid_run_is_one_line_that_says_to_resume(cli, out
     assert "resuming after epoch 1" in resumed.output
 
 
+def test_a_loader_worker_killed_in_an_evaluate_sweep_is_one_line(cli, outputs: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 172: `cnnlab evaluate -m seed=0,1 trainer.workers=1` with a worker killed: torch's SIGCHLD handler fired
+    again inside cnnlab's handling of the failure (the loader kept alive by the traceback) — a traceback, "a bug in
+    cnnlab", and once a job left `running`."""
+    from cnnlab.data.bundle import TransformedDataset
+
+    assert cli("pretrain", *TINY).code == 0
+    real = TransformedDataset.__getitem__
+
+    def killed(self, index):  # type: ignore[no-untyped-def]
+        if index == 20 and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, index)
+
+    monkeypatch.setattr(TransformedDataset, "__getitem__", killed)
+    result = cli("evaluate", "-m", "source=latest:pretrain", "split=val", "seed=0,1", "trainer.workers=1",
+                 "trainer.eval_batch_size=4")
+    assert result.code == 2 and "Traceback" not in result.output and "bug in cnnlab" not in result.output, \
+        result.output
+    assert "the DataLoader's worker processes failed" in result.stderr
+    assert all(read_run(d)["status"] == "failed" for d in run_dirs(outputs, "evaluate"))
+
+
 def test_a_full_disk_while_saving_a_checkpoint_fails_the_run_and_keeps_the_last_one(
         cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = Path.write_bytes
