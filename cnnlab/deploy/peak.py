@@ -123,8 +123,8 @@ def fp32_peak(cores: int, flags: set[str] | list[str], clock: tuple[float | None
     if clock_source == _CPUINFO_MHZ:
         clock_source += ": a VM's base clock, which boost exceeds — % peak can read above 100 %"
     gflops = cores * lanes * fma_units * _FLOPS_PER_FMA * ghz
-    return PeakEstimate(round(gflops, 1), f"{counted(cores, 'core')} × {lanes} FP32 lanes ({isa}) × {fma_units} FMA units × "
-                                          f"{_FLOPS_PER_FMA} FLOPs × {ghz:.2f} GHz ({clock_source})")
+    return PeakEstimate(round(gflops, 1), f"{counted(cores, 'core')} × {lanes} FP32 lanes ({isa}) × {fma_units} FMA "
+                                          f"units × {_FLOPS_PER_FMA} FLOPs × {ghz:.2f} GHz ({clock_source})")
 
 
 def cuda_peak(index: int = 0) -> PeakEstimate:
