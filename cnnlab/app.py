@@ -39,7 +39,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.context import RunContext
 from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
-                                launched_ranks, lost_peer, lost_workers)
+                                launched_ranks, lost_peer, lost_workers, shut_down_loaders)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.errors_view import UserAbort, interpolation_error, out_of_memory_error
 from cnnlab.fileio import disk_full_error, is_disk_full, name_too_long, name_too_long_error
@@ -285,6 +285,7 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx:
     cause = lost_workers(exc)
     if cause is None:
         return None
+    shut_down_loaders()  # else its dead worker is reported again by the next loader of this process
     resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
     again = "run the same `cnnlab pipeline` again (it continues this stage)" if os.environ.get(PIPELINE_TAG_ENV) \
         else f"run the same `cnnlab {command} -m ...` sweep again (it skips the completed jobs and continues this " \

@@ -143,6 +143,27 @@ def lost_workers(exc: BaseException) -> str | None:
     return None
 
 
+def shut_down_loaders() -> None:
+    """Shut down every DataLoader iterator of this process that lost a worker. While the failure's traceback keeps
+    one alive (a frame's loop over it), its dead worker's pid stays registered with torch's SIGCHLD handler, and any
+    later child's exit in this process raised "DataLoader worker (pid N) is killed" for it again — in the next job of
+    a sweep, or the next run in one process (probe 172). Uses torch's own `_shutdown_workers`, what the iterator's
+    `__del__` would call; found among the live objects, as a frame's loop iterator is in no frame's locals."""
+    import gc
+
+    try:
+        from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+    except ImportError:
+        return
+    for value in gc.get_objects():
+        if issubclass(type(value), _MultiProcessingDataLoaderIter) and not all(  # type(): no proxy is asked
+                worker.is_alive() for worker in getattr(value, "_workers", [])):
+            try:
+                value._shutdown_workers()
+            except Exception:  # noqa: BLE001 - a half-dead loader: what could be shut down, was
+                pass
+
+
 def jobs_in_parallel() -> int:
     """How many cnnlab processes run at once on this machine's cores: the launcher's parallel jobs
     (CNNLAB_PARALLEL_JOBS) times the DDP ranks torchrun started on this node (LOCAL_WORLD_SIZE)."""
