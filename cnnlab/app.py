@@ -292,18 +292,11 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx:
              "one)" if ctx.multirun and resumable \
         else f"continue from the last epoch: `cnnlab {command} {_resume_word(ctx)}`" if resumable \
         else f"run the same `cnnlab {command}` again" + (" without hydra.run.dir= (its folder holds this run's "
-                                                         "record now)" if _run_dir_typed() else "")
+                                                         "record now)" if ctx.run_dir.resolve() in _CLEARABLE else "")
     return CnnlabError(f"the DataLoader's worker processes failed ({cause})",
                        fix=f"{again}; should it recur, trainer.workers=0 reads the images in the main process (a "
                            "worker killed by a signal most often ran out of memory: see `dmesg`; in a container, "
                            "a larger --shm-size)")
-
-
-def _run_dir_typed() -> bool:
-    """Whether the run's folder was typed (`hydra.run.dir=`): the same command typed again is refused there."""
-    if not HydraConfig.initialized():  # not inside a Hydra job (a library call): nothing was typed
-        return False
-    return any(str(o).lstrip("+").startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.hydra)
 
 
 def _resume_word(ctx: RunContext) -> str:

@@ -29,7 +29,7 @@ from cnnlab.fileio import NOT_A_REGULAR_FILE
 from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_config_sizes, check_run_dir_is_new, check_sweep_dir_is_free,
                                    check_sweep_flags, check_sweep_latest, check_sweep_subdir, check_sweep_values,
-                                   check_typed_choices_read, check_typed_folders, is_task_override,
+                                   check_typed_choices_read, check_typed_folders, is_task_override, run_dir_in_use,
                                    wait_for_submitit_controllers)
 from cnnlab.settings import check_added_keys, check_nothing_deleted, check_sections_read, resumed_by, setting_facts
 
@@ -427,7 +427,8 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
         else:
             hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
                                   no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun,
-                                  resumed=resumed_by(command, args), resume=getattr(stop, "resume", "resume=true"))
+                                  resumed=resumed_by(command, args), resume=getattr(stop, "resume", "resume=true"),
+                                  taken=run_dir_in_use(args))
             print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
     except SystemExit as exit_:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 
@@ -308,13 +307,15 @@ HYDRA_FLAGS_HELP = (
 
 def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
                    no_checkpoint: str | None = None, multirun: bool = False, resumed: str | None = None,
-                   resume: str = "resume=true") -> str:
+                   resume: str = "resume=true", taken: tuple[str, str] | None = None) -> str:
     """The one line shown when a run stops on Ctrl-C or a termination signal (`how`), naming a command that
     works: for a sweep (`multirun`), the same sweep again (it skips the completed jobs and continues the
     interrupted one); `resume=true` only for a resumable command whose run already wrote its checkpoint
     (last.pt); otherwise the same command line again (`args`: what followed `cnnlab COMMAND`). `resumed`: what
     the run's resume= continued (settings.resumed_by), which a stop before its first new epoch left as it was.
-    `resume`: the word that continues this run (hydra_args.resume_argument)."""
+    `resume`: the word that continues this run (hydra_args.resume_argument). `taken`: the typed `hydra.run.dir=DIR`
+    and DIR, where DIR now holds this run's record (launch_checks.run_dir_in_use): typed again, the command is refused
+    there, so the hint leaves it out and says why (probe 169: it named the folder it then refused)."""
     info = COMMANDS[command]
     if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
         again = shlex.join(["cnnlab", command, *args])
@@ -323,9 +324,9 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     if info.resumable and checkpoint_kept:
         return (f"interrupted ({how}) — {info.kept_note}; "
                 f"continue with `cnnlab {command} {resume}`")
-    args, kept_in = without_a_used_run_dir(args)
+    args = [arg for arg in args if taken is None or arg != taken[0]]
     again = shlex.join(["cnnlab", command, *args])
-    where = f" (in a new run folder: {kept_in} holds this run's record)" if kept_in is not None else ""
+    where = f" (in a new run folder: {taken[1]} holds this run's record)" if taken is not None else ""
     if info.rerun_note:
         return f"interrupted ({how}) — run `{again}` again{where}: {info.rerun_note}"
     why = (f"this run keeps no checkpoint to resume ({no_checkpoint})" if info.resumable and no_checkpoint
@@ -335,14 +336,3 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
            else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`{where}"
 
-
-def without_a_used_run_dir(args: Sequence[str]) -> tuple[list[str], str | None]:
-    """A command line's words (`args`) without its `hydra.run.dir=DIR` where DIR now holds a run's record (run.json),
-    and that DIR (else None): typed again, the command is refused there — the folder is that run's now (probe 169:
-    the hint to start again named the folder it then refused)."""
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        value = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
-        if sep and key.lstrip("+") == "hydra.run.dir" and (Path(value).expanduser() / "run.json").is_file():
-            return [a for a in args if a != arg], value
-    return list(args), None

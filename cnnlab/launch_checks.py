@@ -413,6 +413,13 @@ def _refuse_inside_a_run(override: str, folder: Path, key: str) -> None:
 
 
 
+def run_dir_in_use(typed: Sequence[str]) -> tuple[str, str] | None:
+    """The typed `hydra.run.dir=DIR` and DIR (as Hydra reads it) where DIR holds a run's record now — a stopped run's:
+    the same command typed again is refused there (refuse_taken_run_dir); None otherwise."""
+    return next(((override, folder) for override, folder in _typed_folders(typed, "hydra.run.dir")
+                 if (Path(folder) / "run.json").is_file()), None)
+
+
 def _typed_folders(typed: Sequence[str], key: str) -> Iterator[tuple[str, str]]:
     """(override, the folder Hydra reads from it) for each typed `key=DIR` whose folder can be told before
     composing. UserError for a folder written with ~, which Hydra does not expand: `hydra.run.dir=~/x` is a folder

@@ -524,6 +524,7 @@ def test_the_start_again_hint_leaves_out_a_run_folder_that_holds_the_stopped_run
     """Probe 169: `hydra.run.dir=DIR` repeated in the hint of a stopped quantize, and followed, was refused: DIR holds
     the stopped run's run.json."""
     from cnnlab.commands import interrupt_hint
+    from cnnlab.launch_checks import run_dir_in_use
     from helpers import hinted_command
 
     used, free = tmp_path / "q run", tmp_path / "free"
@@ -531,7 +532,7 @@ def test_the_start_again_hint_leaves_out_a_run_folder_that_holds_the_stopped_run
     (used / "run.json").write_text("{}")
     for folder, kept in ((used, False), (free, True)):
         args = ["source=outputs/r18", f"hydra.run.dir='{folder}'"]
-        hint = interrupt_hint("quantize", args)
+        hint = interrupt_hint("quantize", args, taken=run_dir_in_use(args))
         assert hinted_command(hint) == ["quantize", *(args if kept else args[:1])], hint
         assert (f"in a new run folder: {used} holds this run's record" in hint) != kept, hint
 

@@ -100,10 +100,15 @@ def cores_from(cpuinfo: str, allowed: set[int] | None = None) -> int:
     return len(cores)
 
 
+def occupied_cores(threads: int) -> int:
+    """The physical cores `threads` threads can occupy: min(threads, physical cores), at least one."""
+    return max(1, min(int(threads), physical_cores()))
+
+
 def cpu_peak(threads: int) -> PeakEstimate:
     info = cpu_info()
-    return fp32_peak(max(1, min(int(threads), physical_cores())), info["flags"], cpu_clock_ghz(),
-                     vendor=info.get("vendor"), family=info.get("family"))
+    return fp32_peak(occupied_cores(threads), info["flags"], cpu_clock_ghz(), vendor=info.get("vendor"),
+                     family=info.get("family"))
 
 
 def fp32_peak(cores: int, flags: set[str] | list[str], clock: tuple[float | None, str], *,
@@ -149,9 +154,9 @@ def peak_estimate(device: str, threads: int, override: float | None = None) -> P
     cores halved every fraction, recorded as plain "bench.peak_gflops") — else the device's estimate."""
     kind, _, index = str(device).partition(":")
     if override is not None:
-        cores = max(1, min(int(threads), physical_cores()))
         return PeakEstimate(float(override), "bench.peak_gflops" if kind == "cuda" else
-                            f"bench.peak_gflops, given for the {counted(cores, 'core')} the run's threads occupy")
+                            f"bench.peak_gflops, given for the {counted(occupied_cores(threads), 'core')} the run's "
+                            "threads occupy")
     if kind == "cuda":
         return cuda_peak(int(index or 0))
     return cpu_peak(threads)
