@@ -16,7 +16,9 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Any, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Iterator
 
 from cnnlab.environment import launched_ranks
 
@@ -121,6 +123,25 @@ def worker_deaths_quiet() -> Iterator[None]:
             signal.signal(signal.SIGCHLD, previous)
 
 
+def _in_resource_sharer(traceback: TracebackType | None) -> bool:
+    while traceback is not None:
+        if Path(traceback.tb_frame.f_code.co_filename).parts[-2:] == ("multiprocessing", "resource_sharer.py"):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _quiet_handover_failures(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`threading.excepthook` less a DataLoader worker's death while it handed a batch over: multiprocessing's
+    resource-sharer thread then printed "ConnectionResetError: [Errno 104]" as a traceback beside the one-line
+    message (a SIGTERM to the process group — timeout, scancel — reaches the workers too). The loader says a worker
+    died itself, where that is news; a stopping run has nothing to add."""
+    def quiet(args: Any) -> None:
+        if not (issubclass(args.exc_type, (ConnectionError, EOFError)) and _in_resource_sharer(args.exc_traceback)):
+            hook(args)
+    return quiet
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are
@@ -163,10 +184,12 @@ def signals_as_interrupt() -> Iterator[None]:
     previous = {signum: signal.signal(signum, stop) for signum in signals}
     if hasattr(signal, "SIGCHLD"):
         previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)  # `stop` may change it: put back after
+    hook, threading.excepthook = threading.excepthook, _quiet_handover_failures(threading.excepthook)
     try:
         yield
     finally:
         _pending = None
+        threading.excepthook = hook
         for signum, handler in previous.items():
             if handler is not None:  # None: installed outside Python, which cannot be restored from here
                 signal.signal(signum, handler)

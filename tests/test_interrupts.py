@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import threading
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +183,28 @@ def test_a_ctrl_c_during_a_deferred_block_lets_it_finish_then_stops(capfd: pytes
         signal.raise_signal(signal.SIGINT)
         done.append("never")
     assert "never" not in done
+
+
+def test_a_worker_lost_while_handing_a_batch_over_prints_no_thread_traceback(tmp_path: Path, monkeypatch) -> None:
+    """A SIGTERM to the process group killed a DataLoader worker inside its handover, and multiprocessing's
+    resource-sharer thread printed "ConnectionResetError: [Errno 104]" as a traceback beside the one-line message
+    (seen in test_resume's SIGTERM test on an AVX2-only EPYC). The same error elsewhere is still printed."""
+    printed: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: printed.append(args.exc_type.__name__))
+
+    def raised_in(filename: str) -> None:
+        code = compile("def _serve():\n    raise ConnectionResetError(104, 'Connection reset by peer')\n",
+                       filename, "exec")
+        namespace: dict = {}
+        exec(code, namespace)
+        thread = threading.Thread(target=namespace["_serve"])
+        thread.start()
+        thread.join()
+
+    before = threading.excepthook
+    with signals_as_interrupt():
+        raised_in(str(tmp_path / "multiprocessing" / "resource_sharer.py"))
+        assert printed == []
+        raised_in(str(tmp_path / "elsewhere.py"))
+        assert printed == ["ConnectionResetError"]
+    assert threading.excepthook is before  # put back when the block ends

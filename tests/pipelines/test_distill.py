@@ -219,7 +219,10 @@ def test_a_teacher_for_the_datas_classes_in_another_order_teaches_them_by_name(c
     assert result.code == 0, result.output
     record = read_run(run_dirs(outputs, "distill")[0])
     own = read_run(teacher_run)["metrics"]["val_acc"]
-    assert record["distill"]["teacher"]["val_acc"] == pytest.approx(own, abs=1e-9), (record["distill"], own)
+    # Within two of the 32 images: the folder is read with a folder's eval geometry (resized to 18 px, centre crop
+    # 16) where the synthetic data had none, so a near-tied image may flip (an AVX2-only EPYC: 15 where its own
+    # data gave 16; in the data's order without the reordering, 11).
+    assert record["distill"]["teacher"]["val_acc"] == pytest.approx(own, abs=2 / 32 + 1e-9), (record["distill"], own)
     assert torch.load(run_dirs(outputs, "distill")[0] / "model.pt", weights_only=True)["classes"] == sorted(classes)
 
 
