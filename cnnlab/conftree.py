@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from cnnlab.fileio import UNREADABLE_YAML, YAML_LOADER
+from cnnlab.fileio import UNREADABLE_YAML, YAML_LOADER, load_yaml
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Groups Hydra or the CLI manage; not user-facing choices.
@@ -88,7 +88,7 @@ def _user_defaults(path: Path, group: str) -> list[tuple[str, str]]:
     `- /group: option` / `- override /group: option` (_default_entries); unreadable files give none (Hydra says
     why)."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}
     except UNREADABLE_YAML:
         return []
     entries = data.get("defaults") if isinstance(data, dict) else None
@@ -125,7 +125,7 @@ def _says_the_same(mine: Path, own: Path) -> bool:
     """Whether a --config-dir file holds what cnnlab's own file of that name holds (comments and layout aside): a
     copy of cnnlab's conf/ given as --config-dir hides nothing of the user's, and was refused once per file."""
     try:
-        return yaml.safe_load(mine.read_text(encoding="utf-8")) == yaml.safe_load(own.read_text(encoding="utf-8"))
+        return load_yaml(mine) == load_yaml(own)
     except UNREADABLE_YAML:
         return False
 
@@ -201,7 +201,7 @@ def _choice_file(config_path: str, extra_dirs: Iterable[Path]) -> dict[str, Any]
     no mapping (untrusted: a --config-dir file)."""
     path = config_file(config_path, extra_dirs)
     try:
-        data = yaml.safe_load(path.read_text()) if path is not None else None
+        data = load_yaml(path) if path is not None else None
     except UNREADABLE_YAML:
         return None
     return data if isinstance(data, dict) else None
@@ -236,7 +236,7 @@ def not_a_mapping(path: Path) -> str | None:
     """'{path}: its top level is a list, ...' when the file parses to something other than a mapping; None for a
     mapping, an empty file, or one that does not parse (Hydra reports that YAML error itself)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path)
     except UNREADABLE_YAML:
         return None
     if data is None or isinstance(data, dict):
@@ -366,7 +366,7 @@ def _default_entries(data: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _defaults_of(path: Path) -> dict[str, str | None]:
-    return dict(_default_entries(yaml.safe_load(path.read_text()) or {}))
+    return dict(_default_entries(load_yaml(path) or {}))
 
 
 def default_choices(command: str | None = None) -> dict[str, str | None]:

@@ -17,6 +17,7 @@ are left alone (`spreadsheet_safe`).
 
 from __future__ import annotations
 
+import copy
 import csv
 import errno
 import functools
@@ -254,6 +255,20 @@ UNREADABLE_YAML = (OSError, ValueError, yaml.YAMLError, RecursionError)
 # libyaml's loader where PyYAML was built with it: the same safe constructor as yaml.safe_load, many times faster
 # (benchmarks/report_yaml.py), and it refuses nesting past 1,000 levels with a YAMLError instead of recursing
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Any:
+    """What the YAML file at `path` holds, as yaml.safe_load gives it, parsed by libyaml where PyYAML has it and once
+    per version of the file (its inode, size and modification time) in a process: a command's settings checks read
+    the packaged config files ~25 times, 0.8 s of pure-Python parsing per command (benchmarks/config_reads.py). A
+    copy: callers may change it. Raises what reading and yaml.safe_load raise (UNREADABLE_YAML)."""
+    found = os.stat(path)
+    return copy.deepcopy(_parsed_yaml(os.fspath(path), (found.st_ino, found.st_size, found.st_mtime_ns)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_yaml(path: str, version: tuple[int, int, int]) -> Any:
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YAML_LOADER)  # noqa: S506
 
 
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -7,14 +7,13 @@ import itertools
 import re
 from pathlib import Path
 
-import yaml
 from rich.markup import escape
 from rich.table import Table
 
 from cnnlab import conftree
 from cnnlab.console import out
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import read_yaml_mapping
+from cnnlab.fileio import load_yaml, read_yaml_mapping
 from cnnlab.runs import SAVED_CONFIG, RunInfo, iter_runs
 
 
@@ -56,7 +55,7 @@ def print_datasets() -> None:
         lines = text.lstrip("\n").splitlines()
         opening = " ".join(ln.lstrip("# ").strip() for ln in itertools.takewhile(lambda ln: ln.startswith("#"), lines))
         first_comment = re.split(r"(?<=\.)\s", opening, maxsplit=1)[0]
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(path) or {}
         offline = "downloads once" if "download" in data else ("your files" if "root" in data else "built in")
         if "download" in data:
             from cnnlab.data.archives import system_copy_of  # torch-free: listing stays a fraction of a second

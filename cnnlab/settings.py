@@ -23,10 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
-import yaml
 
 from cnnlab.commands import COMMANDS
 from cnnlab.conftree import CONF_DIR, default_choices
+from cnnlab.fileio import load_yaml
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import NO_RESUME, path_argument, resume_spec
 from cnnlab.wording import listed
@@ -278,7 +278,7 @@ def packaged_defaults() -> dict[str, tuple[Any, ...]]:
     for path in sorted(CONF_DIR.rglob("*.yaml")):
         if path.relative_to(CONF_DIR).parts[0] in _NOT_DERIVED:
             continue
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}
         prefix = _package(path)
         for key, value in _leaves({k: v for k, v in data.items() if k not in ("defaults", "hydra")}, prefix):
             found.setdefault(key, []).append(value)
@@ -462,7 +462,7 @@ def _sections() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
     """(the top-level sections every command has — config.yaml's keys and groups —, command → the sections its
     conf/command file adds: its own, such as `bench:`, and the groups its defaults pull in, such as /method)."""
     def tops(path: Path) -> set[str]:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}
         groups = {str(next(iter(entry))).split("@")[0].removeprefix("override ").strip("/").split("/")[0]
                   for entry in data.get("defaults") or [] if isinstance(entry, dict)}
         return {str(k) for k in data if k not in ("defaults", "hydra")} | groups
@@ -548,7 +548,7 @@ def _choices() -> dict[str, tuple[tuple[str, str, frozenset[str]], ...]]:
     found: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
     for group in _CHOICE_GROUPS:
         for path in sorted((CONF_DIR / group).glob("*.yaml")):
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path) or {}
             # `views.crop_scale` (_leaves passes over the defaults list), and `views` itself
             keys = frozenset(key for key, _ in _leaves(data, "")) | frozenset(str(k) for k in data if k != "defaults")
             found.setdefault(group, []).append((path.stem, str(data.get("name", path.stem)), keys))

@@ -409,10 +409,17 @@ def test_the_openvino_runtime_times_and_evaluates_every_file_on_openvino(cli, ou
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "cnnlab[openvino]"')
 def test_a_named_format_a_deployment_runtime_cannot_load_is_refused(cli, outputs: Path, source: Path) -> None:
-    result = cli("quantize", f"source={source}", "quantize.format=qop_u8s8", *FAST, NO_BUDGET)
-    assert result.code == 2 and "Traceback" not in result.output
-    assert "qop_u8s8: openvino cannot run it" in result.stderr
-    assert "leave openvino out of quantize.deploy_runtimes" in result.stderr
+    """A QOperator file, which OpenVINO does not load, asked for where it must run on OpenVINO (the default: every
+    runtime installed): refused before calibration, where it was built and then refused, and the fix works."""
+    for extra, onnxruntime_only in (([], True), (["quantize.runtime=openvino"], False)):
+        result = cli("quantize", f"source={source}", "quantize.format=qop_u8s8", *FAST, NO_BUDGET, *extra)
+        assert result.code == 2 and "Traceback" not in result.output
+        assert "which OpenVINO does not load" in result.stderr and "quantize.format=qdq_u8s8" in result.stderr
+        assert ("add quantize.deploy_runtimes=[onnxruntime]" in result.stderr) == onnxruntime_only
+        assert run_dirs(outputs, "quantize") == []  # nothing calibrated, no run folder
+    followed = cli("quantize", f"source={source}", "quantize.format=qop_u8s8", *FAST, NO_BUDGET,
+                   "quantize.deploy_runtimes=[onnxruntime]")
+    assert followed.code == 0, followed.output
 
 
 def test_a_model_keeps_its_identity_through_prune_quantize_and_export(cli, outputs: Path, source: Path) -> None:

@@ -44,6 +44,22 @@ def _deploy_runtimes(setting: object, runtime: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([runtime, *named]))
 
 
+def _check_loadable(formats: tuple[Format, ...], requested: str, named: object, runtimes: tuple[str, ...]) -> None:
+    """A QOperator format named by hand where OpenVINO must run it: refused before calibration (it was built, then
+    refused: "openvino cannot load … QGemm"). OpenVINO reads QDQ pairs, not onnxruntime's own QLinear*/QGemm."""
+    if requested == AUTO or formats[0].layout != "qop" or "openvino" not in runtimes:
+        return
+    why = ("quantize.runtime=openvino" if runtimes[0] == "openvino" else
+           "quantize.deploy_runtimes names it" if named is not None and str(named) != AUTO else
+           "quantize.deploy_runtimes=null: every CPU runtime installed here, OpenVINO among them")
+    qdq = requested.replace("qop_", "qdq_")
+    raise CnnlabError(f"quantize.format={requested} writes onnxruntime's own QOperator operators (QLinearConv, QGemm), "
+                      f"which OpenVINO does not load, and the file must run on OpenVINO ({why})",
+                      fix=f"choose the same quantization as QDQ pairs, which both read: quantize.format={qdq}"
+                          + ("" if runtimes[0] == "openvino" else
+                             ", or keep the file to onnxruntime: add quantize.deploy_runtimes=[onnxruntime]"))
+
+
 def _check_bf16(runtime: str, mode: str, requested: str, engine: str, accuracy_control: bool) -> None:
     """quantize.precision=bf16 runs the FP32 graph on OpenVINO in bf16: on a CPU that has it, with no INT8 settings."""
     if runtime != "openvino":
@@ -131,6 +147,7 @@ class QuantizeSettings:
                        keep_fp32=bool(section.get("keep_fp32_if_slower", True)), precision=precision,
                        nncf_accuracy_control=accuracy_control,
                        deploy_runtimes=_deploy_runtimes(section.get("deploy_runtimes"), runtime))
+        _check_loadable(formats, requested, section.get("deploy_runtimes"), settings.deploy_runtimes)
         if settings.max_acc_drop < 0:
             raise CnnlabError(f"quantize.max_acc_drop={settings.max_acc_drop} must be 0 or more (percentage points)")
         if settings.lr_scale <= 0:

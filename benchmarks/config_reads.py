@@ -1,0 +1,87 @@
+"""Benchmark: a whole tiny command (`cnnlab pretrain`, LeNet-5 on 64 synthetic 16-px images, one epoch), run in one
+process, with the settings checks reading the packaged config files as cnnlab does now — fileio.load_yaml: libyaml,
+once per version of a file — against reading them as before, with PyYAML's pure-Python yaml.safe_load on every read
+(~25 reads a command), interleaved round by round in one run. The first command of each kind warms up and is not
+counted.
+
+    python benchmarks/config_reads.py [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from _common import median, print_machine
+
+COMMAND = ["pretrain", "dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
+           "dataset.num_classes=4", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16"]
+READERS = ("cnnlab.settings", "cnnlab.conftree", "cnnlab.listing")  # the modules that read config files
+
+
+def _pure_python(path: Any) -> Any:
+    return yaml.safe_load(Path(path).read_text())
+
+
+@contextlib.contextmanager
+def reading(how: str) -> Iterator[None]:
+    """Every reader module's `load_yaml` as `how` says: "now" (fileio.load_yaml) or "before" (yaml.safe_load)."""
+    import importlib
+
+    from cnnlab.fileio import load_yaml
+
+    modules = [importlib.import_module(name) for name in READERS]
+    for module in modules:
+        module.load_yaml = load_yaml if how == "now" else _pure_python
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.load_yaml = load_yaml
+
+
+def one_command() -> float:
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, COMMAND, catch_exceptions=False)
+    seconds = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    print_machine(None)
+    times: dict[str, list[float]] = {"now": [], "before": []}
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["CNNLAB_OUTPUTS"] = folder
+        for how in times:  # warm-up: imports, and the first read of each file
+            with reading(how):
+                one_command()
+        for _ in range(args.rounds):
+            for how in times:
+                with reading(how):
+                    times[how].append(one_command())
+    now, before = median(times["now"]), median(times["before"])
+    print(f"`cnnlab {' '.join(COMMAND)}` in one process, {args.rounds} interleaved rounds, medians:")
+    for how, label in (("now", "libyaml, read once (fileio.load_yaml)"), ("before", "pure Python, every read")):
+        print(f"  {label:40s} {median(times[how]):.3f} s  (rounds: {', '.join(f'{v:.3f}' for v in times[how])})")
+    print(f"  speed-up: {before / now:.2f}x  ({before - now:.2f} s less per command)")
+
+
+if __name__ == "__main__":
+    main()
