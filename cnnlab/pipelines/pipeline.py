@@ -107,7 +107,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                                   done if how == "resumed" else None, ctx))
         outcome[stage.name] = {"command": stage.command, "run": run_dirs[stage.name], "how": how,
                                "seconds": round(time.perf_counter() - started, 1)}
-        ctx.record.update(pipeline={"name": str(settings.name), "workspace": str(workspace), "stages": outcome})
+        ctx.record.update(pipeline={"name": str(settings.name), "workspace": str(workspace), "stages": outcome,
+                                    "plan": fingerprints})
 
     metrics: dict[str, Any] = {"stages": outcome, "workspace": str(workspace)}
     if settings.report:
@@ -225,7 +226,9 @@ def _run_child(argv: list[str], env: dict[str, str], ctx: RunContext) -> tuple[i
 def _report(workspace: Path, ctx: RunContext) -> dict[str, Any]:
     from cnnlab.report import build_report, print_report, write_report
 
-    report = build_report(workspace)  # a stage run again replaces its earlier run (report.rows.replaced_stage_runs)
+    # a stage run again replaces its earlier run (report.rows.replaced_stage_runs); runs of stages with settings this
+    # plan (run.json pipeline.plan) has no more are marked "earlier plan"
+    report = build_report(workspace)
     print_report(report)
     written = write_report(report)
     for path in written:

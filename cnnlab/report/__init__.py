@@ -12,8 +12,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
 from cnnlab.fileio import atomic_paths, text_for
 from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, few_runs_note,
-                                   gone_source_notes, group_notes, json_text, legend, markdown, rich_differences,
-                                   rich_table, sessions_note, speedup_notes, test_notes)
+                                   gone_source_notes, group_notes, json_text, legend, markdown, plan_note,
+                                   rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -45,7 +45,8 @@ class Report:
 def build_report(outputs: Path, *, pattern: str | None = None, comparison: Comparison = Comparison()) -> Report:
     """The report of the runs under `outputs` (those whose folder matches `pattern`). A pipeline stage's run that a
     newer run of that stage replaced is left out, with the reason, so that a stage's two runs are not read as two
-    seeds of one model (probe 57; probe 104: `cnnlab report outputs/pipeline/NAME` still pooled them)."""
+    seeds of one model (probe 57; probe 104: `cnnlab report outputs/pipeline/NAME` still pooled them). A stage's run
+    with settings the workspace's newest plan has no more is marked "earlier plan" (`current_plan`)."""
     outputs = Path(outputs).resolve()
     if not outputs.is_dir():
         raise CnnlabError(f"{outputs} is not a folder", fix="give the outputs folder (or a run/sweep folder in it)")
@@ -64,12 +65,28 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                         "(moved or deleted)") for link in gone_sweep_links(outputs)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
+    plan = current_plan(matched)
+    if plan is not None:
+        for row in rows:
+            row.earlier_plan = row.stage is not None and (row.run.data.get("pipeline") or {}).get("fingerprint") \
+                not in plan
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
     seeded = group_by_seed(rows, unfinished, SeedKeys(links))
     mark_pareto(seeded)
     return Report(base=outputs, groups=_by_dataset(rows), left_out=left_out, comparison=comparison,
                   seed_groups=_by_dataset(seeded))
+
+
+def current_plan(runs: Collection[RunInfo]) -> set[str] | None:
+    """The stage fingerprints of the newest `cnnlab pipeline` among `runs` (run.json pipeline.plan), None where there
+    is none, or it was a job of a sweep: a sweep's jobs are plans of one comparison, none of them an earlier one."""
+    newest = max((run for run in runs if run.command == "pipeline" and not run.damaged), default=None,
+                 key=lambda run: run.started_at)
+    plan = ((newest.data.get("pipeline") or {}).get("plan") if newest is not None else None)
+    if not isinstance(plan, dict) or any(part.endswith("-multirun") for part in newest.path.parts):  # type: ignore
+        return None
+    return {str(fingerprint) for fingerprint in plan.values()}
 
 
 def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | None,
@@ -275,7 +292,8 @@ def print_report(report: Report) -> None:
         if found is not None:
             out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
-    for note in (sessions_note(report.seed_groups, report.comparison.backend), few_runs_note(report.rows)):
+    for note in (sessions_note(report.seed_groups, report.comparison.backend), few_runs_note(report.rows),
+                 plan_note(report.rows)):
         if note is not None:
             out.print(note, markup=False, highlight=False, soft_wrap=True)
     if any(group.changes for group in report.all_seed_groups):

@@ -104,10 +104,31 @@ def _test_runtime(row: Row) -> str:
     return f" ({runtime})" if runtime else ""
 
 
+EARLIER_PLAN = "earlier plan"
+
+
+def _stage(row: Row) -> str:
+    """" (stage pruned)" after a pipeline stage's run, " (stage pruned, earlier plan)" after one whose settings the
+    plan has no more: an edited recipe's runs stay in its workspace beside the new ones, and read alike."""
+    if row.stage is None:
+        return ""
+    return f" (stage {row.stage}{', ' + EARLIER_PLAN if row.earlier_plan else ''})"
+
+
+def plan_note(rows: Sequence[Row]) -> str | None:
+    """What the rows marked "earlier plan" are, when there are any."""
+    earlier = [row for row in rows if row.earlier_plan]
+    if not earlier:
+        return None
+    return (f"{counted(len(earlier), 'row')} marked \"{EARLIER_PLAN}\": runs of pipeline stages with settings this "
+            "pipeline's plan no longer has (edited since they ran), kept for comparison; each was timed in the bench "
+            "session of its own plan")
+
+
 def _values(row: Row, base: Path) -> dict[str, str]:
     """The row's cell of every column."""
     return {
-        "run": _relative(row.run.path, base), "command": row.command, "model": row.display_model,
+        "run": _relative(row.run.path, base) + _stage(row), "command": row.command, "model": row.display_model,
         "dataset": row.dataset or MISSING, "val top-1": _percent(row.accuracy),
         TEST_COLUMN: _percent(row.test_accuracy) + _test_runtime(row),
         "params": "—" if row.params is None else human_params(row.params),
@@ -281,7 +302,7 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
     verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
     if change.caveat:
         verdict = f"{verdict} ({change.caveat})" if verdict else change.caveat
-    run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base)
+    run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base) + _stage(group.first)
     first = group.first  # the runtime that scored this split's top-1, not always the val top-1's (probe 78)
     model = first.model_scored_on(first.scored_on if change.split == "val" else first.test_scored_on)
     return [run, model, f"{change.what} (vs {change.against})", change.split, str(spread.n),
@@ -309,8 +330,8 @@ def gone_source_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
 def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
-        "run": _relative(row.run.path, base), "command": row.command, "model": row.model, "dataset": row.dataset,
-        "dataset_folder": row.dataset_key.folder, "precision": row.precision, "arch": row.arch,
+        "run": _relative(row.run.path, base), "stage": row.stage, "earlier_plan": row.earlier_plan,
+        "command": row.command, "model": row.model, "dataset": row.dataset, "dataset_folder": row.dataset_key.folder, "precision": row.precision, "arch": row.arch,
         "image_size": row.dataset_key.image_size, "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
         # the runtime that scored each, where not onnxruntime (probe 75: report.md said openvino, the csv/json not)
         "accuracy_runtime": row.scored_on, "test_accuracy_runtime": row.test_scored_on,
@@ -484,7 +505,7 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
     rows_timed = [row for members in groups.values() for group in members for row in group.rows]
-    for note in (sessions_note(groups, comparison.backend), few_runs_note(rows_timed)):
+    for note in (sessions_note(groups, comparison.backend), few_runs_note(rows_timed), plan_note(rows_timed)):
         if note is not None:  # the command it ends with, as code (a note that names none ends in a plain stop)
             lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".",
                       ""]

@@ -111,6 +111,13 @@ class Row:
     arch: str | None = None               # a searched network's arch string (run.json model.arch), or "stem=cifar"
     scored_on: str | None = None          # the runtime that scored the val top-1 where not onnxruntime (openvino)
     test_scored_on: str | None = None     # ... and the test top-1 (`cnnlab evaluate evaluate.runtime=openvino`)
+    earlier_plan: bool = False            # a pipeline stage's run whose settings the pipeline's plan has no more
+
+    @property
+    def stage(self) -> str | None:
+        """The pipeline stage this run was (run.json `pipeline.stage`), None for a run typed by hand."""
+        stage = (self.run.data.get("pipeline") or {}).get("stage")
+        return stage if isinstance(stage, str) else None
 
     @property
     def read_at(self) -> set[str]:

@@ -783,6 +783,38 @@ def test_a_pipeline_stages_replaced_export_gives_no_size(tmp_path: Path) -> None
     assert any("replaced by" in why for _, why in report.left_out)
 
 
+def test_a_pipeline_stage_run_names_its_stage_and_one_of_an_edited_plan_is_marked(tmp_path: Path) -> None:
+    """An edited recipe (prune.ratio 0.5 → 0.3) left the 0.5 run in the workspace beside the 0.3 one: two `prune`
+    rows that read alike, one timed in another bench session. Rows name their stage, and one whose settings the
+    newest pipeline run's plan has no more is marked; a sweep's jobs are all current."""
+    out = tmp_path / "outputs"
+    workspace = out / "pipeline" / "tiny"
+    teacher = model_run(workspace / "runs", "pretrain", "t", 0.60)
+    runs = {"t": teacher, "old": model_run(workspace / "runs", "prune", "old", 0.50, source=teacher),
+            "new": model_run(workspace / "runs", "prune", "new", 0.55, source=teacher)}
+    for name, (stage, fingerprint) in {"t": ("teacher", "a"), "old": ("pruned", "b"), "new": ("pruned", "c")}.items():
+        record = json.loads((runs[name] / "run.json").read_text())
+        (runs[name] / "run.json").write_text(json.dumps({**record, "pipeline": {"stage": stage,
+                                                                                "fingerprint": fingerprint}}))
+    plan = {"teacher": "a", "pruned": "c"}
+    invocation = RunRecord.start(workspace / "2026-11-28" / "12-00-00", "pipeline")
+    invocation.update(pipeline={"name": "tiny", "plan": plan}, started="2026-11-28T12:00:00")
+    invocation.finish("completed")
+    report = build_report(workspace)
+    marked = {row.run.path.name: (row.stage, row.earlier_plan) for row in report.rows}
+    assert marked == {"t": ("teacher", False), "old": ("pruned", True), "new": ("pruned", False)}
+    write_report(report)
+    text = (workspace / "report.md").read_text()
+    assert "(stage pruned, earlier plan)" in text and "1 row marked \"earlier plan\"" in text
+    rows = {row["run"]: row for row in json.loads((workspace / "report.json").read_text())["rows"]}
+    assert rows["runs/prune/2026-11-28/old"]["earlier_plan"] and rows["runs/prune/2026-11-28/old"]["stage"] == "pruned"
+    # the newest pipeline run a job of a sweep: every job's plan is one comparison, none marked
+    job = RunRecord.start(workspace / "2026-11-28" / "13-00-00-multirun" / "0", "pipeline")
+    job.update(pipeline={"name": "tiny", "plan": {"teacher": "a", "pruned": "b"}}, started="2026-11-28T13:00:00")
+    job.finish("completed")
+    assert not any(row.earlier_plan for row in build_report(workspace).rows)
+
+
 def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_readable(tmp_path: Path) -> None:
     """Probe 73: a `quantize quantize.runtime=openvino` run's val top-1 (66.67 %) is OpenVINO's — the same INT8 file
     read 63.33 % on onnxruntime, the runtime the report's latencies use — and its row looked like any other
