@@ -203,6 +203,19 @@ def apply_job_threads() -> dict[str, Any]:
             "usable_cores": cpu_info()["usable_cores"]}
 
 
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have now without swapping (Linux's MemAvailable, /proc/meminfo); None
+    where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def has_cpu_flag(flag: str) -> bool:
     return flag in cpu_info()["flags"]
 

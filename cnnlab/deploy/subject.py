@@ -23,11 +23,13 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
-from cnnlab.errors import CnnlabError
+from cnnlab.environment import available_memory
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_sha256
 from cnnlab.hydra_args import path_argument
 from cnnlab.models import count_flops, count_params
 from cnnlab.runs import Source, check_intact
+from cnnlab.wording import human_bytes
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     return replace(subject, model=model, model_file=path)
 
 
+@found_before_work()  # refused before anything is timed: no failed run left behind
 def require_batch_sizes(subjects: Sequence[TimedModel], batch_sizes: Sequence[int],
                         key: str = "bench.batch_sizes") -> None:
     """Nothing when every subject's own ONNX file takes every batch size of `batch_sizes`; else CnnlabError (one
@@ -141,6 +144,32 @@ def require_batch_sizes(subjects: Sequence[TimedModel], batch_sizes: Sequence[in
                               f"batch {', '.join(str(b) for b in other)}",
                               fix=f"use {key}=[{fixed}], or export the model with a dynamic batch "
                                   "(`cnnlab export source=RUN` does)")
+
+
+@found_before_work()
+def require_batch_memory(specs: Sequence[InputSpec], batch_sizes: Sequence[int], key: str = "bench.batch_sizes",
+                         available: int | None = None) -> None:
+    """Nothing when one batch of the largest size fits in the memory available now (`available`, bytes; read from
+    the system when None); else CnnlabError, before anything is timed, naming the batch size that does. The bound
+    is the batch's float32 input alone, which the timing creates whole (the network's activations come on top): a
+    batch that large can only end in the kernel's out-of-memory kill, which leaves no message and a run recorded
+    `running` (bench.batch_sizes=[10000000] of a 16-px LeNet-5: 30.7 GB of input)."""
+    available = available_memory() if available is None else available
+    if available is None or not batch_sizes:
+        return
+    largest = max(batch_sizes)
+    per_image = max(4 * spec.channels * spec.size * spec.size for spec in specs)
+    if largest * per_image <= available:
+        return
+    fits = max(1, available // per_image)
+    def amount(count: int) -> str:
+        return f"{count / 1e9:.1f} GB" if count >= 1e9 else human_bytes(count)
+
+    raise CnnlabError(f"{key}: one batch of {largest:,} images holds {amount(largest * per_image)} of float32 input "
+                      f"alone ({human_bytes(per_image)} an image), more than the {amount(available)} of memory "
+                      "available here",
+                      fix=f"use batch sizes well under {fits:,} (the network's activations need memory too), "
+                          f"e.g. {key}=[1,32]")
 
 
 def run_model_name(source: Source) -> str | None:

@@ -31,7 +31,8 @@ from cnnlab.deploy.bench_session import BenchTimings, time_backends, time_paired
 from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSettings, bench_device, device_name
 from cnnlab.deploy.hardware import bench_hardware
 from cnnlab.deploy.peak import peak_estimate
-from cnnlab.deploy.subject import TimedModel, exported_onnx, exported_onnx_all, require_batch_sizes
+from cnnlab.deploy.subject import (TimedModel, exported_onnx, exported_onnx_all, require_batch_memory,
+                                   require_batch_sizes)
 from cnnlab.environment import cpu_info, fingerprint, launched_ranks
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json
@@ -68,6 +69,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                           fix="see `cnnlab bench --help` for bench.backends")
     if plan.needs_onnx:  # a fixed-batch ONNX source: one line now, not onnxruntime's error at every batch size
         require_batch_sizes([subject], settings.batch_sizes)
+    require_batch_memory([subject.spec], settings.batch_sizes)
     peak = peak_estimate(device, settings.threads, settings.peak_gflops)
     ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device,
                  settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
@@ -119,6 +121,7 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
                  settings.rounds, device, settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
 
     require_batch_sizes(subjects, settings.batch_sizes)
+    require_batch_memory([subject.spec for subject in subjects], settings.batch_sizes)
     with exported_onnx_all(subjects) as timed:
         timings = time_paired_backends(timed, plan, settings, device)
         described = [{"model": s.describe(), "source": s.describe_source()} for s in timed]

@@ -39,6 +39,7 @@ from cnnlab.deploy.onnx_check import fixed_batch
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.quantize_model import load_fp32_model, prepared_for_qat, train_qat_candidate
+from cnnlab.deploy.subject import require_batch_memory
 from cnnlab.steps.sources import model_labelled, source_data
 from cnnlab.steps.recording import dataset_record, record_warning
 from cnnlab.steps.training import eval_loader, loader_workers
@@ -86,6 +87,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     fixed = fixed_batch(fp32.onnx) if fp32.onnx is not None else None
     if fixed is not None:
         settings = fit_fixed_batch(ctx, settings, fixed, fp32.onnx)
+    require_batch_memory([fp32.spec], settings.timing.batch_sizes, key="quantize.bench_batch_sizes")
     data, dataset_cfg = source_data(cfg, ctx, fp32.source, fp32.spec, train_augment=settings.mode == "qat")
     data = model_labelled(data, fp32.classes)
     if len(data.val) == 0:

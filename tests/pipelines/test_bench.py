@@ -325,6 +325,22 @@ def test_a_fixed_batch_file_is_refused_before_timing_with_the_batch_sizes_that_f
     assert paired.code == 2 and "fixed batch dimension of 3" in paired.stderr, paired.output
 
 
+def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work(cli, outputs: Path,
+                                                                                 tiny_export: Path, monkeypatch) -> None:
+    """bench.batch_sizes=[10000000] of a 16-px model: 30.7 GB of float32 input; the timing would allocate it and the
+    kernel's out-of-memory kill would leave no message and a run recorded `running`. Here 1 MB is available."""
+    from cnnlab.deploy import subject
+
+    monkeypatch.setattr(subject, "available_memory", lambda: 1_000_000)
+    for source in (f"source={tiny_export}", f"source=[{tiny_export},{tiny_export}]"):
+        result = cli("bench", source, "bench.batch_sizes=[1,1000]", *QUICK)
+        said = " ".join(result.stderr.split())
+        assert result.code == 2 and "bench.batch_sizes: one batch of 1,000 images holds 3.07 MB of float32 input " \
+            "alone (3.1 kB an image), more than the 1.00 MB of memory available here" in said, result.output
+        assert "use batch sizes well under 325" in said and run_dirs(outputs, "bench") == [], result.output
+    assert cli("bench", f"source={tiny_export}", "bench.batch_sizes=[1,8]", *QUICK).code == 0  # what fits
+
+
 def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained_as_its_twin(
         cli, outputs: Path, tmp_path: Path) -> None:
     """A pruned model.pt exported from deploy/model.pt, then the dense model.pt copied to that path: bench timed the
