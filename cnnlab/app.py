@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
 from cnnlab import conftree
-from cnnlab.commands import COMMANDS
+from cnnlab.commands import COMMANDS, stage_rerun_note
 from cnnlab.context import RunContext
 from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
@@ -287,7 +287,8 @@ def workers_gone_error(exc: BaseException, command: str, record: RunRecord, ctx:
         return None
     shut_down_loaders()  # else its dead worker is reported again by the next loader of this process
     resumable = COMMANDS[command].resumable and _checkpoint_kept(record)
-    again = "run the same `cnnlab pipeline` again (it continues this stage)" if os.environ.get(PIPELINE_TAG_ENV) \
+    stage = stage_rerun_note(command, _checkpoint_kept(record), bool(record.data.get("resumed_from")))
+    again = f"run the same `cnnlab pipeline` again ({stage})" if os.environ.get(PIPELINE_TAG_ENV) \
         else f"run the same `cnnlab {command} -m ...` sweep again (it skips the completed jobs and continues this " \
              "one)" if ctx.multirun and resumable \
         else f"continue from the last epoch: `cnnlab {command} {_resume_word(ctx)}`" if resumable \

@@ -22,7 +22,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from cnnlab import __version__, conftree
-from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint
+from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint, stage_rerun_note
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.fileio import NOT_A_REGULAR_FILE
@@ -423,7 +423,9 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
             print_error(f"interrupted ({how}) — rank 0's line says what was kept and how to continue")
         elif os.environ.get(PIPELINE_TAG_ENV):  # a pipeline's stage: its own `resume=true` would train it again
             # outside the pipeline's workspace, where the pipeline does not look (probe 87)
-            print_error(f"interrupted ({how}) — run the same `cnnlab pipeline` again: it continues this stage")
+            note = stage_rerun_note(command, getattr(stop, "checkpoint_kept", False),
+                                    resumed_by(command, args) is not None)
+            print_error(f"interrupted ({how}) — run the same `cnnlab pipeline` again: {note}")
         else:
             hint = interrupt_hint(command, typed, how=how, checkpoint_kept=getattr(stop, "checkpoint_kept", False),
                                   no_checkpoint=getattr(stop, "no_checkpoint", None), multirun=multirun,

@@ -336,3 +336,14 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
            else f"`cnnlab {command}` does not resume")
     return f"interrupted ({how}) — {why}; start it again with `{again}`{where}"
 
+
+def stage_rerun_note(command: str, checkpoint_kept: bool, resumed: bool) -> str:
+    """What running the same `cnnlab pipeline` again does with a stage that stopped (a pipeline resumes a training
+    stage from the newest attempt that kept a checkpoint: pipelines/pipeline.py `_find`). Probe 175: "it continues
+    this stage" was said of export and bench stages too, and of a stage stopped before any checkpoint, which start
+    over."""
+    if COMMANDS[command].resumable and (checkpoint_kept or resumed):
+        return ("it continues this stage after its last completed epoch" if checkpoint_kept else
+                "it continues this stage from the checkpoint this attempt started from (it wrote none of its own)")
+    return "it runs this stage again" + (" (it had written no checkpoint)" if COMMANDS[command].resumable else "")
+

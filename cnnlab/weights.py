@@ -17,6 +17,7 @@ import torch
 
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch, model_class_of_folders, named_by_folders
+from cnnlab.data.registry import stated_triple
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint,
                                      load_recorded_weights, load_tensors, read_checkpoint, self_supervised_method,
@@ -64,12 +65,14 @@ def _from_checkpoint(ckpt: ModelCheckpoint, description: str, source: dict[str, 
 
 @found_before_work()
 def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "model",
-                    node: Mapping[str, Any] | None = None) -> InitialWeights:
+                    node: Mapping[str, Any] | None = None,
+                    normalisation: tuple[Any, Any] | None = None) -> InitialWeights:
     """`role` is the setting's name in errors: model (model.weights=), teacher or student. `node`: the config node
     (`cfg.model`, `cfg.teacher`, ...) whose architecture options (models.model_options: model=searched's arch
     string, the stem) are used when the weights do not bring their own (random initialisation, ImageNet, a plain
     state dict); a checkpoint brings its own, and a stem the node asks for that it was not built with is refused.
-    Raises CnnlabError."""
+    `normalisation`: the (mean, std) the user typed (steps/input_settings.typed_normalisation), which a plain state
+    dict is read with instead of ImageNet's. Raises CnnlabError."""
     from cnnlab import models
 
     node = node or {}
@@ -113,8 +116,10 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         # of Fashion-MNIST was refused, "has shape (6, 1, 5, 5), the model expects (6, 3, 5, 5)", with no way in)
         channels = models.state_dict_channels(model_name, state_dict, **options) or 3
         options = {**options, **models.channel_options(model_name, channels)}
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalisation is None else (
+            stated_triple(normalisation[0], IMAGENET_MEAN, "mean"), stated_triple(normalisation[1], IMAGENET_STD, "std"))
         return InitialWeights(kind="file", description=f"state dict {path}", state_dict=state_dict,
-                              spec=InputSpec(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels=channels),
+                              spec=InputSpec(size=224, mean=mean, std=std, channels=channels),
                               arch_name=model_name, arch_kwargs=options, file=path,
                               source={"spec": text, "kind": "state_dict", "path": str(path.resolve()),
                                       "sha256": file_sha256(path)})

@@ -812,8 +812,12 @@ def test_an_interrupted_pipeline_stage_points_to_the_pipeline_not_its_own_resume
     monkeypatch.setattr(cnnlab.app, "main", stopped)
     monkeypatch.setenv(PIPELINE_TAG_ENV, '{"stage": "teacher"}')
     result = cli("pretrain", *TINY)
-    assert result.code == 130 and "run the same `cnnlab pipeline` again: it continues this stage" in result.stderr
+    # stopped before its first checkpoint: the pipeline runs it again, and says so (probe 175: "it continues")
+    assert result.code == 130 and "run the same `cnnlab pipeline` again: it runs this stage again (it had written " \
+        "no checkpoint)" in result.stderr, result.stderr
     assert "resume=" not in result.stderr
+    export = cli("export", "source=latest:pretrain")
+    assert export.code == 130 and "again: it runs this stage again" in export.stderr and "(it had" not in export.stderr
 
 
 def test_help_with_a_config_dir_lists_its_choices(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

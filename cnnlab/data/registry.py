@@ -51,7 +51,8 @@ PRECHECKS: dict[str, Callable[[Mapping[str, Any]], object]] = {
 }
 
 
-def _triple(values: Any, default: tuple[float, float, float], key: str) -> tuple[float, float, float]:
+def stated_triple(values: Any, default: tuple[float, float, float], key: str) -> tuple[float, float, float]:
+    """dataset.`key` (mean or std) as three floats; `default` when unset. Raises CnnlabError for another count."""
     if values is None:
         return default
     triple = tuple(float(v) for v in values)
@@ -83,8 +84,8 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
         raise CnnlabError(f"dataset.channels={channels}: images have 1 (grayscale) or 3 (RGB) channels",
                           fix="set dataset.channels=1 or 3")
     channels = int(channels) if any_channels else 3
-    return InputSpec(size=int(size), mean=_triple(dataset_cfg.get("mean"), IMAGENET_MEAN, "mean"),
-                     std=_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"), channels=channels)
+    return InputSpec(size=int(size), mean=stated_triple(dataset_cfg.get("mean"), IMAGENET_MEAN, "mean"),
+                     std=stated_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"), channels=channels)
 
 
 def _say_upsampled(raw: RawSplits, dataset_cfg: Mapping[str, Any], size: int) -> None:

@@ -72,6 +72,14 @@ class InputSpec:
             return replace(self, resize=SHORTER_SIDE, resize_to=int(self.size / EVAL_CROP_RATIO), crop=self.size)
         return replace(self, resize=SQUARE, resize_to=self.size, crop=None)
 
+    def geometry_words(self) -> str:
+        """Steps 2-3 in words: "a square resize to 32 px" or "the shorter side resized to 36 px, centre crop 32 px"."""
+        spec = self.preprocessing()
+        if spec.crop is None:
+            return f"a square resize to {spec.resize_to} px"
+        side = "the shorter side resized" if spec.resize == SHORTER_SIDE else "a square resize"
+        return f"{side} to {spec.resize_to} px, centre crop {spec.crop} px"
+
     def with_size(self, size: int) -> "InputSpec":
         """Same normalisation and channels at another size; the geometry, which depends on the size and the data,
         is dropped (unrecorded)."""

@@ -26,7 +26,7 @@ from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
 from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
-from cnnlab.steps.input_settings import refuse_ignored_input_settings
+from cnnlab.steps.input_settings import refuse_ignored_input_settings, typed_normalisation
 from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.linear_probe import ProbeFeatures, train_head_on_features
 from cnnlab.steps.sources import weights_dataset_config
@@ -124,7 +124,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     recipe = Recipe.from_config(cfg)
     runtime = setup_runtime(cfg, recipe)
     check_dataset(cfg.dataset)  # a missing folder is reported before a missing weights file
-    weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
+    weights = resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model,
+                              normalisation=typed_normalisation(cfg, ctx))
     name = check_weights_arch(weights, cfg.model.name, model_chosen=ctx.explicitly_set("model", "model.name"))
     if weights.source:  # at the start: a resume continues from these (keep_resumed_source)
         ctx.record.update(source=weights.source)

@@ -158,11 +158,14 @@ def decide(stage: Stage, previous: RunInfo | None) -> str:
 
 
 def _find(runs_root: Path, fingerprint: str, fresh: Callable[[RunInfo], bool] | None = None) -> RunInfo | None:
-    """The newest run of this stage (of those `fresh` accepts): completed if there is one, else the newest attempt."""
+    """The newest run of this stage (of those `fresh` accepts): completed if there is one, else the newest attempt
+    that kept a checkpoint (an attempt stopped before its first epoch, a resume included, wrote none: probe 175, the
+    stage was trained from epoch 1 again and the earlier attempt's epoch lost), else the newest attempt."""
     attempts = [r for r in iter_runs(runs_root) if (r.data.get("pipeline") or {}).get("fingerprint") == fingerprint
                 and (fresh is None or fresh(r))]
     completed = [r for r in attempts if r.status == "completed"]
-    return (completed or attempts or [None])[-1]
+    kept = [r for r in attempts if r.artifact("checkpoint") is not None]
+    return (completed or kept or attempts or [None])[-1]
 
 
 def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_root: Path, fingerprint: str,

@@ -51,6 +51,7 @@ from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import setup_runtime
 from cnnlab.weights import InitialWeights, resolve_weights
 from cnnlab.wording import counted
+from cnnlab.steps.input_settings import typed_normalisation
 
 TRIALS_CSV, PARETO_PNG = "trials.csv", "pareto.png"
 
@@ -157,7 +158,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                               fix="drop model.stem; the space searches the stem's stride (its stem_stride parameter, "
                                   "docs/search.md)")
         weights = InitialWeights(kind="none", description="random initialisation") if space.is_architecture \
-            else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model)
+            else resolve_weights(cfg.model.weights, cfg.model.name, ctx.outputs, node=cfg.model,
+                                 normalisation=typed_normalisation(cfg, ctx))
         if weights.kind == "run" and weights.arch_name and \
                 canonical_name(weights.arch_name) != canonical_name(cfg.model.name):  # every trial builds model=
             raise CnnlabError(f"model.weights is a {weights.arch_name} checkpoint, but the search trains "

@@ -22,6 +22,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import canonical_name, get_entry
 from cnnlab.runs import MODEL_MAKERS, check_latest_command, latest_makers, latest_run
 from cnnlab.weights import InitialWeights, check_weights_arch, class_order, resolve_weights
+from cnnlab.steps.input_settings import typed_normalisation
 
 def train_a_teacher(name: str, dataset: str | None = None) -> str:
     """The fix that makes a teacher: network `name` fine-tuned from ImageNet weights where torchvision has them,
@@ -68,7 +69,7 @@ def resolve_role(cfg: DictConfig, ctx: RunContext, role: str, data: DataBundle |
         require_latest_run(spec, name, ctx)
     if data is not None and spec.strip().lower() == "imagenet":
         refuse_student_channels(name, data)
-    weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node)
+    weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node, normalisation=typed_normalisation(cfg, ctx))
     name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
     return DistillRole(role=role, name=name, weights=weights)
 

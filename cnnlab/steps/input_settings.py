@@ -33,6 +33,15 @@ def _same(typed: Any, applied: Any) -> bool:
     return typed is not None and str(typed) == str(applied)
 
 
+def typed_normalisation(cfg: DictConfig, ctx: RunContext) -> tuple[Any, Any] | None:
+    """(dataset.mean, dataset.std) as composed, when either was typed on this command line: what a plain state dict,
+    which records no normalisation, is then read with in place of ImageNet's (cnnlab.weights.resolve_weights;
+    probe 175: typed, they were ignored without a word, where an at-chance teacher's hint asked for them)."""
+    if not ctx.explicitly_set("dataset.mean", "dataset.std"):
+        return None
+    return OmegaConf.select(cfg, "dataset.mean"), OmegaConf.select(cfg, "dataset.std")
+
+
 @found_before_work()
 def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputSpec, whose: str,
                                   keys: tuple[str, ...] = INPUT_KEYS) -> None:

@@ -185,6 +185,23 @@ def test_an_attempt_made_after_the_change_is_resumed_and_those_before_it_are_not
     assert _find(runs, "f", lambda r: not changed_since(r, {"teacher": "/runs/newer"})) is None  # start over
 
 
+def test_a_stage_stopped_again_before_its_first_checkpoint_resumes_the_attempt_that_kept_one(tmp_path: Path) -> None:
+    """Probe 175: A stopped after epoch 1 (last.pt), B resumed it and was stopped before writing one: the next
+    pipeline found B, the newest attempt, without a checkpoint, and trained the stage from epoch 1 again."""
+    from cnnlab.pipelines.pipeline import _find
+
+    runs = tmp_path / "runs"
+    for minute, (name, checkpoint) in enumerate((("a", True), ("b", False))):
+        record = RunRecord.start(runs / name, "pretrain")
+        record.update(pipeline={"fingerprint": "f"}, started=f"2026-12-06T10:0{minute}")
+        if checkpoint:
+            (runs / name / "last.pt").write_bytes(b"x")
+            record.add_artifact("checkpoint", runs / name / "last.pt")
+        record.finish("interrupted")
+    found = _find(runs, "f")
+    assert found is not None and found.path.name == "a" and decide(Stage("s", "pretrain", []), found) == "resumed"
+
+
 def test_the_stages_a_subset_needs_are_named_through_every_reference() -> None:
     """Probe 56: `pipeline.stages=[quantize]` offered `[finetune,quantize]`; typed, that offered `[pretrain,finetune]`,
     which dropped quantize."""
