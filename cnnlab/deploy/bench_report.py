@@ -134,19 +134,31 @@ def latency_table(document: dict[str, Any]) -> Table:
 def peak_lines(document: dict[str, Any]) -> list[str]:
     """Why a "% peak" above 100 % is not a figure: for an FP32 or FP16 file the estimate is below what the CPU did
     (probe 78: 106.8 % on a VM whose /proc/cpuinfo gives the base clock, which boost exceeds); INT8 arithmetic
-    (VNNI/AMX) is not bounded by the FP32 peak at all."""
+    (VNNI/AMX) is not bounded by the FP32 peak at all. A paired session's records each name their model (probe 177:
+    none was said of its 107.6 %)."""
+    subjects = document.get("subjects") or []
+
+    def model_of(record: dict[str, Any]) -> dict[str, Any]:
+        index = record.get("subject")
+        return (subjects[index].get("model") or {}) if isinstance(index, int) and index < len(subjects) \
+            else document.get("model") or {}
+
+    def cells(records: list[dict[str, Any]]) -> str:
+        return ", ".join((f"{model_of(r).get('name', '?')} (model {r['subject'] + 1}) " if subjects else "")
+                         + f"{r['backend']} at batch {r['batch_size']}: {r['peak_fraction']:.1%}" for r in records)
+
     over = [r for r in document.get("records") or [] if (r.get("peak_fraction") or 0) > 1]
-    if not over:
-        return []
     basis = (document.get("hardware", {}).get("peak") or {}).get("basis", "")
-    int8 = (document.get("model") or {}).get("precision") == "int8"
-    cells = ", ".join(f"{r['backend']} at batch {r['batch_size']}: {r['peak_fraction']:.1%}" for r in over)
-    if int8:
-        return [f"% peak above 100 % ({cells}): INT8 arithmetic is not bounded by the FP32 peak; the fraction is "
-                "not a figure for an INT8 file"]
-    return [f"% peak above 100 % ({cells}): the FP32 peak ({basis}) is below what this machine did, so its fractions "
-            "are not figures — give the peak of the cores the threads occupy with bench.peak_gflops=N (the estimate's "
-            "formula at the boost clock, or a data sheet's whole-chip figure × those cores / the chip's cores)"]
+    int8 = [r for r in over if model_of(r).get("precision") == "int8"]
+    fp = [r for r in over if r not in int8]
+    lines = [f"% peak above 100 % ({cells(int8)}): INT8 arithmetic is not bounded by the FP32 peak; the fraction is "
+             "not a figure for an INT8 file"] if int8 else []
+    if fp:
+        lines.append(f"% peak above 100 % ({cells(fp)}): the FP32 peak ({basis}) is below what this machine did, so "
+                     "its fractions are not figures — give the peak of the cores the threads occupy with "
+                     "bench.peak_gflops=N (the estimate's formula at the boost clock, or a data sheet's whole-chip "
+                     "figure × those cores / the chip's cores)")
+    return lines
 
 
 def threads_lines(document: dict[str, Any]) -> list[str]:

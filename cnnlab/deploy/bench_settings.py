@@ -97,7 +97,7 @@ class BenchSettings:
     def paired(self, runtime: str, device: str) -> PairedSettings:
         """The paired session of source=[A,B,...] on one ONNX `runtime` at `device` (cpu | cuda[:N])."""
         return PairedSettings(batch_sizes=self.batch_sizes, threads=self.threads, rounds=self.rounds, plan=self.plan,
-                              runtime=runtime, device=device)
+                              runtime=runtime, device=device, peak_gflops=self.peak_gflops)
 
 
 def bench_device(spec: str | None) -> torch.device:

@@ -56,6 +56,7 @@ class PairedSettings:
     plan: TimingPlan = field(default_factory=lambda: _bench().TimingPlan())
     runtime: str = "onnxruntime"
     device: str = "cpu"
+    peak_gflops: float | None = None  # bench.peak_gflops: the % peak basis in place of the estimate (deploy/peak.py)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -199,6 +200,7 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
                 rounds[name][batch].append(time_onnx(path, batch, threads=settings.threads, runtime=settings.runtime,
                                                      device=settings.device, plan=plan,
                                                      flops=flops.get(name) if isinstance(flops, Mapping) else flops,
+                                                     peak_gflops=settings.peak_gflops,
                                                      precision=(precisions or {}).get(name, "f32")))
     return PairedTiming(settings, {
         name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},

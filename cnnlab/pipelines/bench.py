@@ -136,7 +136,7 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     ctx.record.update(bench=document["settings"], paired={"rounds": settings.rounds, "subjects": [
         {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"]} for d in described]})
     _show(document, paired_table(document))
-    for line in threads_lines(document):
+    for line in (*threads_lines(document), *peak_lines(document)):
         record_warning(ctx, line)
     for line in unstable_lines(document):
         ctx.log.warning(line)

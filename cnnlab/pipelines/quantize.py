@@ -101,6 +101,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     shortfall = calibration.shortfall(len(data.classes)) if calibration else None
     if shortfall:
         record_warning(ctx, shortfall)
+    saturation = settings.saturation_warning()
+    if saturation:
+        record_warning(ctx, saturation)
     for name, warning in settings.slow_format_warnings():
         ctx.log.warning("quantize.format=%s may not be faster on this CPU: %s", name, warning)
     ctx.log.info("quantize %s (%s, %d px) from %s: mode %s, candidates %s", fp32.name, data.name, fp32.spec.size,

@@ -54,6 +54,24 @@ def test_reduce_range_auto_follows_vnni(monkeypatch: pytest.MonkeyPatch) -> None
         resolve_reduce_range("maybe")
 
 
+def test_full_8_bit_weights_on_an_x86_cpu_without_vnni_are_said_to_saturate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 177: quantize.reduce_range=false on an AVX2-only EPYC moved ResNet-18's logits 7.5 from the file's own
+    arithmetic (36 of 360 classes), and nothing said so; an accuracy check on 360 images moved either way."""
+    from cnnlab.compress.quantization.formats import saturation_warning
+
+    monkeypatch.setattr(formats_module, "is_x86", lambda: True)
+    monkeypatch.setattr(formats_module, "has_cpu_flag", lambda flag: flag == "avx2")
+    everything = candidate_formats("ptq", "auto")
+    said = saturation_warning(False, everything)
+    assert said is not None and "qdq_u8s8, qop_u8s8, nncf_qdq" in said and "qdq_s8s8" not in said
+    assert "quantize.reduce_range=auto" in said
+    assert saturation_warning(True, everything) is None  # 7-bit weights
+    assert saturation_warning(False, [FORMATS["qop_s8s8"]]) is None  # another kernel
+    assert saturation_warning(False, everything, runtime="openvino") is None  # its own kernels
+    monkeypatch.setattr(formats_module, "has_cpu_flag", lambda flag: flag in ("avx2", "avx512_vnni"))
+    assert saturation_warning(False, everything) is None  # 32-bit sums
+
+
 def test_formats_known_to_be_slow_on_x86_come_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(formats_module, "is_x86", lambda: True)
     assert slow_format_warning(FORMATS["qdq_u8s8"]) is None

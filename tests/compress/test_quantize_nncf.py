@@ -168,6 +168,21 @@ def test_default_mode_writes_a_qdq_file_close_to_fp32(graphs: dict[str, Path], t
 
 
 @needs_nncf
+@pytest.mark.parametrize("reduce_range, widest", [(True, 64), (False, 127)])
+def test_every_layers_weights_follow_reduce_range(graphs: dict[str, Path], tmp_path: Path, reduce_range: bool,
+                                                  widest: int) -> None:
+    """Probe 177: NNCF halved the first layer's weights only (its default overflow fix) where quantize.reduce_range
+    asked for 7-bit weights everywhere, and the record said reduce_range true: on an AVX2-only EPYC the other
+    layers saturated onnxruntime's 16-bit sums. Every layer now follows the setting."""
+    target = tmp_path / "nncf.onnx"
+    quantize_with_nncf(graphs["pre"], target, calibration(), reduce_range=reduce_range)
+    model = onnx.load(str(target))
+    kernels = [numpy_helper.to_array(i) for i in model.graph.initializer
+               if i.data_type == onnx.TensorProto.INT8 and len(i.dims) >= 2]
+    assert len(kernels) >= 2 and all(np.abs(k).max() == widest for k in kernels), [np.abs(k).max() for k in kernels]
+
+
+@needs_nncf
 def test_every_calibration_image_counts_the_same(graphs: dict[str, Path], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:

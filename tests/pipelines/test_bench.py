@@ -325,6 +325,25 @@ def test_a_fixed_batch_file_is_refused_before_timing_with_the_batch_sizes_that_f
     assert paired.code == 2 and "fixed batch dimension of 3" in paired.stderr, paired.output
 
 
+def test_a_peak_given_is_the_basis_of_every_percent_of_peak_paired_or_not(cli, outputs: Path,
+                                                                           tiny_export: Path) -> None:
+    """Probe 177: `bench source=[A,B] bench.peak_gflops=100` recorded 100 as the peak and divided every GFLOP/s by
+    the estimate (78.3): 36.42 GFLOP/s read 46.5 % of peak, not 36.4 %. A single source was right."""
+    for source in (f"source={tiny_export}", f"source=[{tiny_export},{tiny_export}]"):
+        result = cli("bench", source, "bench.batch_sizes=[1]", "bench.backends=[onnxruntime]",
+                     "bench.peak_gflops=1000", *QUICK)
+        assert result.code == 0, result.output
+        document = json.loads((run_dirs(outputs, "bench")[-1] / "bench.json").read_text())
+        assert document["hardware"]["peak"]["gflops"] == 1000
+        records = document["records"]
+        assert records and all(r["peak_fraction"] == pytest.approx(r["gflops_per_s"] / 1000) for r in records)
+    # above 100 % in a paired session: said, with the model, as a single source's is (it was not)
+    assert cli("bench", source, "bench.batch_sizes=[1]", "bench.backends=[onnxruntime]", "bench.peak_gflops=0.000001",
+               *QUICK).code == 0
+    warnings = read_run(run_dirs(outputs, "bench")[-1])["warnings"]
+    assert any(w.startswith("% peak above 100 % (lenet5 (model 1) onnxruntime at batch 1: ") for w in warnings), warnings
+
+
 def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work(cli, outputs: Path,
                                                                                  tiny_export: Path, monkeypatch) -> None:
     """bench.batch_sizes=[10000000] of a 16-px model: 30.7 GB of float32 input; the timing would allocate it and the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from typing import Sequence
 
 from cnnlab.environment import has_cpu_flag
 from cnnlab.errors import CnnlabError
@@ -145,6 +146,22 @@ def resolve_reduce_range(setting: object) -> tuple[bool, str]:
     if has_vnni():
         return False, "the CPU has VNNI: 8-bit products sum without saturation, full 8-bit weights"
     return True, "x86 CPU without VNNI: 7-bit weights avoid vpmaddubsw's 16-bit saturation"
+
+
+def saturation_warning(reduce_range: bool, formats: Sequence[Format], runtime: str = "onnxruntime") -> str | None:
+    """Why full 8-bit weights are a risk here, or None: on an x86 CPU without VNNI onnxruntime's U8 x S8 kernels
+    (vpmaddubsw) add pairs of products into saturating 16-bit sums (probe 177, an AVX2-only EPYC: ResNet-18's
+    logits 7.5 away from the file's own arithmetic, 36 of 360 top-1 classes changed, and an accuracy check that
+    missed it, moving either way). S8 x S8 files take another kernel; OpenVINO compiles its own."""
+    if reduce_range or runtime != "onnxruntime" or not is_x86() or has_vnni():
+        return None
+    at_risk = [f.name for f in formats if f.weights == "s8" and f.activations != "s8"]
+    if not at_risk:
+        return None
+    return (f"quantize.reduce_range=false on an x86 CPU without VNNI: onnxruntime's U8 x S8 kernels ({', '.join(at_risk)}) "
+            "add pairs of 8-bit products into saturating 16-bit sums here, so an INT8 file's outputs may differ from "
+            "its own arithmetic beyond rounding, which its accuracy on the validation images need not show — "
+            "quantize.reduce_range=auto gives 7-bit weights on this CPU")
 
 
 def slow_format_warning(fmt: Format, runtime: str = "onnxruntime") -> str | None:

@@ -11,9 +11,12 @@ files it writes — see tests/compress/test_quantize_nncf.py):
   QuantizeLinear/DequantizeLinear pair. Quantize-agnostic ops (MaxPool, Reshape, Flatten, ...) pass the quantized
   tensor through; quantizers are moved up to the producers so that one pair serves every consumer. Network
   outputs stay float.
-* Weights: INT8, symmetric (zero point 0), per output channel (opset >= 13), narrow range [-127, 127]. The
-  first layer's weights use half of that range ([-64, 64]): NNCF's "overflow fix" for the 16-bit accumulators
-  of CPUs without VNNI (AdvancedQuantizationParameters.overflow_fix, default "first_layer").
+* Weights: INT8, symmetric (zero point 0), per output channel (opset >= 13), narrow range [-127, 127]. NNCF's
+  "overflow fix" for the 16-bit accumulators of CPUs without VNNI (AdvancedQuantizationParameters.overflow_fix)
+  halves that range ([-64, 64]) for the first layer only by default; here it follows quantize.reduce_range, as
+  onnxruntime's candidates do: every layer (`enable`) where 7-bit weights are asked for, none (`disable`)
+  otherwise (probe 177: on an AVX2-only EPYC 20 of ResNet-18's 21 weight tensors used the full range, recorded
+  as reduce_range true, and onnxruntime's kernels moved LeNet-5's logits by up to 0.46 from the file's arithmetic).
 * Activations: per tensor. Preset `performance`: symmetric (zero point 0), UINT8 where the calibration saw no
   negative values (after ReLU), INT8 elsewhere (e.g. the image input). Preset `mixed`: asymmetric (a non-zero
   zero point where the range is not centred, e.g. INT8 with zero point 4 on a test model's image input;
@@ -144,7 +147,7 @@ def nncf_available() -> str | None:
 
 def quantize_with_nncf(fp32_file: Path, target: Path, batches: Sequence[np.ndarray], *,
                        exclude: Sequence[str] = (), preset: str = "performance",
-                       accuracy_control: AccuracyControl | None = None) -> NncfResult:
+                       accuracy_control: AccuracyControl | None = None, reduce_range: bool = False) -> NncfResult:
     """Quantize the FP32 ONNX file `fp32_file` with NNCF's ONNX backend and write the QDQ result to `target`
     (atomically: a temporary file in the same folder, then os.replace).
 
@@ -152,7 +155,8 @@ def quantize_with_nncf(fp32_file: Path, target: Path, batches: Sequence[np.ndarr
     `exclude` names mean the same nodes for both engines. batches: calibration images, float32 N x C x H x W
     each (search.Calibration.batches); all are used (see the module docstring on `subset_size`). exclude: node
     names to keep in float (nncf.IgnoredScope(names=...): neither the node's weight nor its inputs are
-    quantized). preset: "performance" (symmetric activations) or "mixed" (asymmetric activations).
+    quantized). preset: "performance" (symmetric activations) or "mixed" (asymmetric activations). reduce_range:
+    7-bit weights in every layer (NNCF's overflow_fix `enable`), else 8-bit in every layer (`disable`).
     accuracy_control: None for nncf.quantize, else nncf.quantize_with_accuracy_control with top-1 (percent) on
     its validation batches and max_drop = its max_drop_points (absolute).
 
@@ -176,7 +180,10 @@ def quantize_with_nncf(fp32_file: Path, target: Path, batches: Sequence[np.ndarr
         check_node_names(fp32_file, exclude)
     model = load_onnx(fp32_file)
     input_name = model.graph.input[0].name
-    advanced = nncf.AdvancedQuantizationParameters(batchwise_statistics=True)  # per-image ranges: see above
+    from nncf.quantization.advanced_parameters import OverflowFix
+
+    advanced = nncf.AdvancedQuantizationParameters(  # per-image ranges, and the overflow fix: see above
+        batchwise_statistics=True, overflow_fix=OverflowFix.ENABLE if reduce_range else OverflowFix.DISABLE)
     settings: dict[str, Any] = {
         "preset": nncf.QuantizationPreset(preset),
         "subset_size": len(batches),

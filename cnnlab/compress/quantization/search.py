@@ -108,7 +108,7 @@ def _nncf_candidate(fmt: Format, preprocessed: Path, target: Path, calibration: 
                  "quantize.calibrate_method=%s applies to onnxruntime's candidates", fmt.name,
                  settings.calibrate_method)
     result = quantize_with_nncf(preprocessed, target, calibration.batches, exclude=settings.exclude,
-                                accuracy_control=accuracy_control)
+                                accuracy_control=accuracy_control, reduce_range=settings.reduce_range)
     float_outputs(result.path)
     return CandidateResult(fmt, result.path, built_by=nncf_describe(result))
 

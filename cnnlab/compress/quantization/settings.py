@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 
 from cnnlab.compress.quantization.formats import (AUTO, BF16, PRECISIONS, Format, candidate_formats, resolve_reduce_range,
-                                                  slow_format_warning)
+                                                  saturation_warning, slow_format_warning)
 from cnnlab.compress.quantization.ptq import PtqSettings
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.ort import RUNTIME_DEVICES, installed_cpu_runtimes, require_runtime
@@ -178,6 +178,11 @@ class QuantizeSettings:
         if self.mode == "qat":
             described["lr_scale"] = self.lr_scale
         return described
+
+    def saturation_warning(self) -> str | None:
+        """Why these settings' INT8 files may saturate this CPU's integer kernels (formats.saturation_warning)."""
+        return None if self.precision != "int8" else saturation_warning(self.ptq.reduce_range, self.formats,
+                                                                         self.timing.runtime)
 
     def slow_format_warnings(self) -> list[tuple[str, str]]:
         """(format, why it may not be faster on this CPU) for each format asked for by name."""
