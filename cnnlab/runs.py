@@ -778,5 +778,15 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
                            "(PyTorch checkpoint): an INT8 graph is not pruned, fine-tuned or exported again",
                            fix=f"pass the run it was quantized from{f' ({origin})' if origin else ''}, then quantize "
                                "the result again")
+    # probe 176: "exported from" said of a quantize run's FP32 file, and neither named the run its record names
+    made = {"quantize": "quantized", "export": "exported"}.get(run.command) if run is not None and not run.damaged \
+        else None
+    origin = (run.source.run or run.source.path) if made else None  # type: ignore[union-attr]
+    if made and origin:
+        kept = "the FP32 ONNX file `cnnlab quantize` kept" if made == "quantized" else "the ONNX file it exported"
+        return CnnlabError(f"{what} holds {kept}, and this needs a model.pt (PyTorch checkpoint)",
+                           fix=f"pass the run it was {made} from: {path_argument(what.partition('=')[0], [origin])}")
+    beside = where.parent / "model.pt" if where.suffix == ".onnx" else where / "model.pt"
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
-                       fix="pass the run or model.pt the ONNX file was exported from")
+                       fix="pass the run or model.pt the ONNX file was exported from"
+                           + (f" — here: {path_argument(what.split('=', 1)[0], [beside])}" if beside.is_file() else ""))

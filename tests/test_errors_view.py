@@ -240,7 +240,11 @@ def test_an_allocation_that_fails_is_one_line_naming_the_sizes_typed() -> None:
     assert not is_bug and message.startswith("out of memory — lower the batch size (trainer.batch_size)")
 
 
-def test_an_allocation_no_machine_holds_is_one_line_at_the_command_line(cli, outputs) -> None:
+def test_an_allocation_no_machine_holds_is_one_line_at_the_command_line(cli, outputs, monkeypatch) -> None:
+    from cnnlab.deploy import subject
+
+    # bench's own memory check refuses this batch first (test_bench); here, an allocation that fails all the same
+    monkeypatch.setattr(subject, "available_memory", lambda: None)
     result = cli("bench", "model=lenet5", "bench.batch_sizes=[100000000000]", "bench.backends=[torch]")
     assert result.code == 2 and "Traceback" not in result.output and "bug in cnnlab" not in result.output
     assert "error: out of memory: one allocation asked for" in result.stderr

@@ -16,7 +16,7 @@ The source run is only read, never written.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, open_dict
 from torch import nn
@@ -146,6 +146,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     report = {**settings.describe(), "source": str(loaded.source.path), "steps_history": steps}
     if isinstance(pruner, ChannelPruner):
         report["channels"] = {path: [widths_before[path], widths_after[path]] for path in widths_before}
+        report["kept_whole"] = kept_whole(ctx, settings, widths_before, widths_after, keep)
     else:
         metrics.update(sparsity=overall_sparsity(pruner.layers),
                        nonzero_params_after=pruned["params"] - zero_weights(pruner.layers))
@@ -196,6 +197,28 @@ def prune_in_steps(settings: PruneSettings, pruner: ChannelPruner | MagnitudePru
             entry.update(val_acc=between.final.get("val_acc"), finetune=between.history)
         steps.append(entry)
     return steps
+
+
+def kept_whole(ctx: RunContext, settings: PruneSettings, before: dict[str, int], after: dict[str, int],
+               keep: Sequence[str]) -> list[str]:
+    """The layers a channel pruning at ratio > 0 left at their width, other than those kept by name (`keep`: the
+    head, prune.ignore), said in the log: probe 176, LeNet-5's first convolution (6 channels, 53 % of its FLOPs at
+    32 px) stayed whole under prune.round_to=8 and ratio 0.5 gave 1.33x fewer FLOPs, with no word of it."""
+    if settings.ratio <= 0:
+        return []
+    whole = [path for path, width in before.items() if after.get(path) == width
+             and not any(path == k or path.startswith(k + ".") for k in keep)]
+    small = [p for p in whole if settings.round_to and before[p] <= settings.round_to]
+    if small:
+        ctx.log.info("kept whole: %s — no wider than prune.round_to=%d, the fewest channels a pruned layer keeps "
+                     "(prune.round_to=null prunes to exact widths)", ", ".join(f"{p} ({before[p]} channels)"
+                                                                      for p in small), settings.round_to)
+    others = [p for p in whole if p not in small]
+    if others:
+        ctx.log.info("kept whole: %s (%s)", ", ".join(f"{p} ({before[p]} channels)" for p in others),
+                     "prune.global=true ranked all of their channels above the cut" if settings.global_ranking else
+                     "coupled to a layer kept whole, or rounded back to their width by prune.round_to")
+    return whole
 
 
 def taylor_gradients(work: RecoveryTraining, model: nn.Module, batches: int) -> None:

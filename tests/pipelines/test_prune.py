@@ -65,6 +65,9 @@ def test_channel_pruning_shrinks_records_and_rebuilds(cli, outputs: Path, source
     assert report["method"] == "channel" and report["importance"] == "l2" and report["round_to"] == 8
     assert report["channels"]["classifier.4"] == [4, 4]  # the head keeps its classes
     assert report["channels"]["classifier.0"] == [120, 64]  # 60 kept, rounded to the nearest multiple of 8
+    # probe 176: the first convolution (6 channels, over half of LeNet-5's FLOPs) stayed whole without a word
+    assert report["kept_whole"] == ["features.0"] and report["channels"]["features.0"] == [6, 6]
+    assert "kept whole: features.0 (6 channels) — no wider than prune.round_to=8" in " ".join(result.output.split())
     assert record["source"]["run"] == str(source)
     assert record["dataset"]["config"]["name"] == "synthetic"  # runs derived from this one find the same data
     assert "latency" not in record and "onnx" not in record["artifacts"]  # prune.measure=false
