@@ -789,4 +789,5 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
     beside = where.parent / "model.pt" if where.suffix == ".onnx" else where / "model.pt"
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from"
-                           + (f" — here: {path_argument(what.split('=', 1)[0], [beside])}" if beside.is_file() else ""))
+                           + (f" — here: {path_argument(what.partition('=')[0], [beside])}" if beside.is_file()
+                              else ""))

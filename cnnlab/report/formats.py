@@ -331,7 +331,8 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
         "run": _relative(row.run.path, base), "stage": row.stage, "earlier_plan": row.earlier_plan,
-        "command": row.command, "model": row.model, "dataset": row.dataset, "dataset_folder": row.dataset_key.folder, "precision": row.precision, "arch": row.arch,
+        "command": row.command, "model": row.model, "dataset": row.dataset, "dataset_folder": row.dataset_key.folder,
+        "precision": row.precision, "arch": row.arch,
         "image_size": row.dataset_key.image_size, "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
         # the runtime that scored each, where not onnxruntime (probe 75: report.md said openvino, the csv/json not)
         "accuracy_runtime": row.scored_on, "test_accuracy_runtime": row.test_scored_on,

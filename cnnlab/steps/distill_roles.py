@@ -69,7 +69,8 @@ def resolve_role(cfg: DictConfig, ctx: RunContext, role: str, data: DataBundle |
         require_latest_run(spec, name, ctx)
     if data is not None and spec.strip().lower() == "imagenet":
         refuse_student_channels(name, data)
-    weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node, normalisation=typed_normalisation(cfg, ctx))
+    weights = resolve_weights(spec, name, ctx.outputs, role=role, node=node,
+                              normalisation=typed_normalisation(cfg, ctx))
     name = check_weights_arch(weights, name, model_chosen=ctx.explicitly_set(role, f"{role}.name"), role=role)
     return DistillRole(role=role, name=name, weights=weights)
 

@@ -341,11 +341,12 @@ def test_a_peak_given_is_the_basis_of_every_percent_of_peak_paired_or_not(cli, o
     assert cli("bench", source, "bench.batch_sizes=[1]", "bench.backends=[onnxruntime]", "bench.peak_gflops=0.000001",
                *QUICK).code == 0
     warnings = read_run(run_dirs(outputs, "bench")[-1])["warnings"]
-    assert any(w.startswith("% peak above 100 % (lenet5 (model 1) onnxruntime at batch 1: ") for w in warnings), warnings
+    said = "% peak above 100 % (lenet5 (model 1) onnxruntime at batch 1: "
+    assert any(w.startswith(said) for w in warnings), warnings
 
 
-def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work(cli, outputs: Path,
-                                                                                 tiny_export: Path, monkeypatch) -> None:
+def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work(cli, outputs: Path, tiny_export: Path,
+                                                                                 monkeypatch) -> None:
     """bench.batch_sizes=[10000000] of a 16-px model: 30.7 GB of float32 input; the timing would allocate it and the
     kernel's out-of-memory kill would leave no message and a run recorded `running`. Here 1 MB is available."""
     from cnnlab.deploy import subject

@@ -158,8 +158,9 @@ def saturation_warning(reduce_range: bool, formats: Sequence[Format], runtime: s
     at_risk = [f.name for f in formats if f.weights == "s8" and f.activations != "s8"]
     if not at_risk:
         return None
-    return (f"quantize.reduce_range=false on an x86 CPU without VNNI: onnxruntime's U8 x S8 kernels ({', '.join(at_risk)}) "
-            "add pairs of 8-bit products into saturating 16-bit sums here, so an INT8 file's outputs may differ from "
+    return ("quantize.reduce_range=false on an x86 CPU without VNNI: onnxruntime's U8 x S8 kernels "
+            f"({', '.join(at_risk)}) add pairs of 8-bit products into saturating 16-bit sums here, so an INT8 "
+            "file's outputs may differ from "
             "its own arithmetic beyond rounding, which its accuracy on the validation images need not show — "
             "quantize.reduce_range=auto gives 7-bit weights on this CPU")
 
