@@ -786,8 +786,6 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
         kept = "the FP32 ONNX file `cnnlab quantize` kept" if made == "quantized" else "the ONNX file it exported"
         return CnnlabError(f"{what} holds {kept}, and this needs a model.pt (PyTorch checkpoint)",
                            fix=f"pass the run it was {made} from: {path_argument(what.partition('=')[0], [origin])}")
-    beside = where.parent / "model.pt" if where.suffix == ".onnx" else where / "model.pt"
+    # not "the model.pt beside it": another network's may lie there (probe 178); the file's own record is deploy's
     return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
-                       fix="pass the run or model.pt the ONNX file was exported from"
-                           + (f" — here: {path_argument(what.partition('=')[0], [beside])}" if beside.is_file()
-                              else ""))
+                       fix="pass the run or model.pt the ONNX file was exported from")

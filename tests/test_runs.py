@@ -632,8 +632,7 @@ def test_an_int8_file_where_a_model_pt_is_needed_says_what_it_is_and_which_run_t
 
 def test_an_fp32_onnx_file_where_a_model_pt_is_needed_names_the_run_it_came_from(tmp_path: Path) -> None:
     """Probe 176: a quantize run that kept FP32, or an export run, as prune's source: "pass the run or model.pt the
-    ONNX file was exported from", naming neither, though each run records its source; a loose ONNX file beside a
-    model.pt: that file, ready to paste."""
+    ONNX file was exported from", naming neither, though each run records its source."""
     trained = make_run(tmp_path, "pretrain", "t")
     for command in ("quantize", "export"):
         made = make_run(tmp_path, command, command[0], model=False, onnx=True)
@@ -645,8 +644,3 @@ def test_an_fp32_onnx_file_where_a_model_pt_is_needed_names_the_run_it_came_from
                 resolve_source(spec, tmp_path, want=("checkpoint",))
             verb = {"quantize": "quantized", "export": "exported"}[command]
             assert refused.value.fix == f"pass the run it was {verb} from: source={trained}", refused.value.fix
-    loose = trained / "copy.onnx"
-    loose.write_bytes((made / "model.onnx").read_bytes())
-    with pytest.raises(CnnlabError) as refused:
-        resolve_source(str(loose), tmp_path, want=("checkpoint",))
-    assert refused.value.fix.endswith(f" — here: source={trained / 'model.pt'}"), refused.value.fix

@@ -163,7 +163,7 @@ def require_batch_memory(specs: Sequence[InputSpec], batch_sizes: Sequence[int],
         return
     fits = max(1, available // per_image)
     def amount(count: int) -> str:
-        return f"{count / 1e9:.1f} GB" if count >= 1e9 else human_bytes(count)
+        return f"{count / 1e9:,.1f} GB" if count >= 1e9 else human_bytes(count)
 
     raise CnnlabError(f"{key}: one batch of {largest:,} images holds {amount(largest * per_image)} of float32 input "
                       f"alone ({human_bytes(per_image)} an image), more than the {amount(available)} of memory "

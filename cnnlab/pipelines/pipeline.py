@@ -62,6 +62,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
 
     fingerprints: dict[str, str] = {}
+    recipes: dict[str, str] = {}  # the same without the seed: what an edit of the plan changes, and a seed does not
     run_dirs: dict[str, str] = {}
     stale: dict[str, str] = {}  # stage → why its earlier runs no longer stand (steps/freshness.py)
     digests: Digests = {}
@@ -69,7 +70,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     outcome: dict[str, dict[str, Any]] = {}
     links = RunLinks(iter_runs(runs_root))  # a workspace copied or moved: its runs record the old folders
     for stage in stages:
-        fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *stage_files(stage, folders)])
+        files = stage_files(stage, folders)
+        fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *files])
+        recipes[stage.name] = stage.fingerprint(recipes, [f"device={cfg.device}", *flags, *files])
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
@@ -103,12 +106,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             run_dirs[stage.name] = str(done.path)  # type: ignore[union-attr]
         else:
             run_dirs[stage.name] = str(_run_stage(stage, run_dirs, [*flags, *common], runs_root,
-                                                  fingerprints[stage.name], settings.name,
+                                                  (fingerprints[stage.name], recipes[stage.name]), settings.name,
                                                   done if how == "resumed" else None, ctx))
         outcome[stage.name] = {"command": stage.command, "run": run_dirs[stage.name], "how": how,
                                "seconds": round(time.perf_counter() - started, 1)}
         ctx.record.update(pipeline={"name": str(settings.name), "workspace": str(workspace), "stages": outcome,
-                                    "plan": fingerprints})
+                                    "plan": recipes})
 
     metrics: dict[str, Any] = {"stages": outcome, "workspace": str(workspace)}
     if settings.report:
@@ -168,14 +171,16 @@ def _find(runs_root: Path, fingerprint: str, fresh: Callable[[RunInfo], bool] | 
     return (completed or kept or attempts or [None])[-1]
 
 
-def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_root: Path, fingerprint: str,
-               name: str, resume: RunInfo | None, ctx: RunContext) -> Path:
-    """Run one stage as `cnnlab <command> <common flags and overrides> <its overrides>`; its completed run."""
+def _run_stage(stage: Stage, run_dirs: dict[str, str], common: list[str], runs_root: Path,
+               prints: tuple[str, str], name: str, resume: RunInfo | None, ctx: RunContext) -> Path:
+    """Run one stage as `cnnlab <command> <common flags and overrides> <its overrides>`; its completed run.
+    `prints`: its fingerprint, and its recipe's (the same without the seed: report.current_plan)."""
+    fingerprint, recipe = prints
     overrides = [*common, *stage.resolved_overrides(run_dirs)]
     if resume is not None:
         overrides.append(f"resume={hydra_value(resume.path)}")
     ctx.log.info("stage %-22s cnnlab %s %s", stage.name, stage.command, shlex.join(overrides))  # pasteable
-    tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint,
+    tag = {"name": name, "stage": stage.name, "fingerprint": fingerprint, "recipe": recipe,
            "inputs": {needed: run_dirs[needed] for needed in stage.inputs}}  # the upstream runs it read
     env = {**os.environ, "CNNLAB_OUTPUTS": str(runs_root), PIPELINE_TAG_ENV: json.dumps(tag)}
     earlier = {run.path for run in iter_runs(runs_root)}

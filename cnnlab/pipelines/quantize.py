@@ -167,7 +167,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.mode == "dynamic":
         ctx.log.info(DYNAMIC_NOTE)
     if not result.selection.within_budget:
-        raise result.over_budget()
+        raise result.over_budget(settings.ptq.calibrate_method)
     return metrics
 
 

@@ -68,8 +68,8 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     plan = current_plan(matched)
     if plan is not None:
         for row in rows:
-            row.earlier_plan = row.stage is not None and (row.run.data.get("pipeline") or {}).get("fingerprint") \
-                not in plan
+            recipe = (row.run.data.get("pipeline") or {}).get("recipe")  # a run from before it was recorded: unknown
+            row.earlier_plan = row.stage is not None and isinstance(recipe, str) and recipe not in plan
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
     seeded = group_by_seed(rows, unfinished, SeedKeys(links))
@@ -79,8 +79,9 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
 
 
 def current_plan(runs: Collection[RunInfo]) -> set[str] | None:
-    """The stage fingerprints of the newest `cnnlab pipeline` among `runs` (run.json pipeline.plan), None where there
-    is none, or it was a job of a sweep: a sweep's jobs are plans of one comparison, none of them an earlier one."""
+    """The stage recipes of the newest `cnnlab pipeline` among `runs` (run.json pipeline.plan: each stage's
+    fingerprint without the seed, so another seed of the same plan is no earlier one — probe 178), None where there is
+    none, or it was a job of a sweep: a sweep's jobs are plans of one comparison, none of them an earlier one."""
     newest = max((run for run in runs if run.command == "pipeline" and not run.damaged), default=None,
                  key=lambda run: run.started_at)
     plan = ((newest.data.get("pipeline") or {}).get("plan") if newest is not None else None)

@@ -115,6 +115,18 @@ def _stage(row: Row) -> str:
     return f" (stage {row.stage}{', ' + EARLIER_PLAN if row.earlier_plan else ''})"
 
 
+def _group_stage(group: SeedGroup) -> str:
+    """_stage of a seed group's line: its stage where its runs share one (probe 178: a group of two seeds lost it),
+    and how many of them are of an earlier plan where not all are."""
+    stages = {row.stage for row in group.rows}
+    if len(stages) != 1 or None in stages:
+        return ""
+    earlier = sum(row.earlier_plan for row in group.rows)
+    mark = "" if not earlier else f", {EARLIER_PLAN}" if earlier == group.n else f", {earlier} of {group.n} " \
+        f"{EARLIER_PLAN}"
+    return f" (stage {stages.pop()}{mark})"
+
+
 def plan_note(rows: Sequence[Row]) -> str | None:
     """What the rows marked "earlier plan" are, when there are any."""
     earlier = [row for row in rows if row.earlier_plan]
@@ -249,7 +261,7 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
     if group.n > 1:
         params, flops = _mean_count([r.params for r in group.rows]), _mean_count([r.flops for r in group.rows])
         values.update({
-            "run": _group_run(group, base), "val top-1": spread_cell(group.val, group.seeds),
+            "run": _group_run(group, base) + _group_stage(group), "val top-1": spread_cell(group.val, group.seeds),
             TEST_COLUMN: spread_cell(group.test, group.seeds),
             "params": "—" if params is None else human_params(params),
             "FLOPs": "—" if flops is None else human_flops(round(flops)),
@@ -276,7 +288,7 @@ def member_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> Iterator
     shared = len({row.run.path.parent for row in group.rows}) == 1  # the group's line names the folder
     for lineage, row in group.members:
         values = _values(row, base)
-        values.update({"run": MEMBER + (row.run.path.name if shared else values["run"]),
+        values.update({"run": MEMBER + (row.run.path.name + _stage(row) if shared else values["run"]),
                        SEEDS_COLUMN: group.seed_label(lineage), "Pareto": ""})
         if SEEDS_COLUMN not in shown:
             values["run"] += f" ({group.seed_label(lineage)})"
@@ -302,7 +314,8 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
     verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
     if change.caveat:
         verdict = f"{verdict} ({change.caveat})" if verdict else change.caveat
-    run = _group_run(group, base) if group.n > 1 else _relative(group.first.run.path, base) + _stage(group.first)
+    run = _group_run(group, base) + _group_stage(group) if group.n > 1 else \
+        _relative(group.first.run.path, base) + _stage(group.first)
     first = group.first  # the runtime that scored this split's top-1, not always the val top-1's (probe 78)
     model = first.model_scored_on(first.scored_on if change.split == "val" else first.test_scored_on)
     return [run, model, f"{change.what} (vs {change.against})", change.split, str(spread.n),

@@ -158,13 +158,18 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
         return {**figures, "acc": 1.0} if "fp32" in desc else {**figures, "acc": figures["acc"] / 2}
 
     monkeypatch.setattr(search, "evaluate_onnx", pessimistic)
-    result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY)
+    result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY, "quantize.calibrate_method=entropy")
+    said = " ".join(result.stderr.split())
     assert result.code == 2, result.output
-    assert "no INT8 candidate is within quantize.max_acc_drop=1 points" in result.stderr
-    assert "Traceback" not in result.output and "chosen" in result.stdout
+    # probe 179: "no INT8 candidate is within …: no candidate is within …", the shipped file marked only "chosen", and
+    # the method just followed (entropy) offered again
+    assert "error: no candidate is within the 1-point accuracy budget; the most accurate is" in said, said
+    assert "(quantize.max_acc_drop=1 points below the FP32 accuracy, 100.00%)" in said and said.count("within") == 1
+    assert "quantize.calibrate_method=percentile," in said and "entropy|" not in said
+    assert "Traceback" not in result.output and "over budget; the most accurate, in model.onnx" in result.stdout
     record = only_run(outputs, "quantize")
     report = record["quantize"]
-    assert record["status"] == "failed" and "no INT8 candidate" in record["error"]
+    assert record["status"] == "failed" and "no candidate is within" in record["error"]
     assert not report["within_budget"] and record["metrics"]["within_budget"] is False
     best = max(report["candidates"], key=lambda c: (c["acc"], c["speedup"]))
     assert report["chosen"] == best["name"] and "the most accurate is" in report["reason"]

@@ -792,17 +792,24 @@ def test_a_pipeline_stage_run_names_its_stage_and_one_of_an_edited_plan_is_marke
     teacher = model_run(workspace / "runs", "pretrain", "t", 0.60)
     runs = {"t": teacher, "old": model_run(workspace / "runs", "prune", "old", 0.50, source=teacher),
             "new": model_run(workspace / "runs", "prune", "new", 0.55, source=teacher)}
-    for name, (stage, fingerprint) in {"t": ("teacher", "a"), "old": ("pruned", "b"), "new": ("pruned", "c")}.items():
+    runs["seed1"] = model_run(workspace / "runs", "prune", "seed1", 0.56, source=teacher)
+    runs["before"] = model_run(workspace / "runs", "prune", "before", 0.40, source=teacher)
+    # a run's recipe is its fingerprint without the seed: seed1 is another seed of the current plan (probe 178:
+    # marked "edited since"); `before` ran before recipes were recorded: not known to be earlier
+    tags = {"t": ("teacher", "a", "a"), "old": ("pruned", "b", "b"), "new": ("pruned", "c", "c"),
+            "seed1": ("pruned", "c1", "c"), "before": ("pruned", "z", None)}
+    for name, (stage, fingerprint, recipe) in tags.items():
         record = json.loads((runs[name] / "run.json").read_text())
-        (runs[name] / "run.json").write_text(json.dumps({**record, "pipeline": {"stage": stage,
-                                                                                "fingerprint": fingerprint}}))
+        tag = {"stage": stage, "fingerprint": fingerprint, **({"recipe": recipe} if recipe else {})}
+        (runs[name] / "run.json").write_text(json.dumps({**record, "pipeline": tag}))
     plan = {"teacher": "a", "pruned": "c"}
     invocation = RunRecord.start(workspace / "2026-11-28" / "12-00-00", "pipeline")
     invocation.update(pipeline={"name": "tiny", "plan": plan}, started="2026-11-28T12:00:00")
     invocation.finish("completed")
     report = build_report(workspace)
     marked = {row.run.path.name: (row.stage, row.earlier_plan) for row in report.rows}
-    assert marked == {"t": ("teacher", False), "old": ("pruned", True), "new": ("pruned", False)}
+    assert marked == {"t": ("teacher", False), "old": ("pruned", True), "new": ("pruned", False),
+                      "seed1": ("pruned", False), "before": ("pruned", False)}
     write_report(report)
     text = (workspace / "report.md").read_text()
     assert "(stage pruned, earlier plan)" in text and "1 row marked \"earlier plan\"" in text
@@ -813,6 +820,27 @@ def test_a_pipeline_stage_run_names_its_stage_and_one_of_an_edited_plan_is_marke
     job.update(pipeline={"name": "tiny", "plan": {"teacher": "a", "pruned": "b"}}, started="2026-11-28T13:00:00")
     job.finish("completed")
     assert not any(row.earlier_plan for row in build_report(workspace).rows)
+
+
+def test_a_seed_group_of_a_stage_keeps_its_stage_and_its_plan_mark(tmp_path: Path) -> None:
+    """Probe 178: two seeds of an edited stage were one group line, and it (and its runs) lost "(stage …)" and the
+    "earlier plan" mark, while the note counted them."""
+    workspace = tmp_path / "outputs" / "pipeline" / "tiny"
+    teacher = model_run(workspace / "runs", "pretrain", "t", 0.60)
+    for seed in (0, 1):
+        run = model_run(workspace / "runs", "prune", f"s{seed}", 0.50 + seed / 100, source=teacher, seed=seed)
+        record = json.loads((run / "run.json").read_text())
+        tag = {"stage": "pruned", "fingerprint": f"f{seed}", "recipe": "old"}
+        (run / "run.json").write_text(json.dumps({**record, "pipeline": tag}))
+    invocation = RunRecord.start(workspace / "2026-11-28" / "12-00-00", "pipeline")
+    invocation.update(pipeline={"name": "tiny", "plan": {"pruned": "new"}})
+    invocation.finish("completed")
+    report = build_report(workspace)
+    [group] = [g for g in report.all_seed_groups if g.n == 2]
+    write_report(report)
+    text = (workspace / "report.md").read_text()
+    assert "{s0,s1} (stage pruned, earlier plan)" in text, text
+    assert text.count("(stage pruned, earlier plan)") == 4  # the group's line, each of its runs, its difference
 
 
 def test_an_accuracy_scored_on_openvino_says_so_and_small_parameter_counts_are_readable(tmp_path: Path) -> None:
