@@ -161,7 +161,7 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
     result = cli("quantize", f"source={source}", *FAST, *ONNXRUNTIME_ONLY, "quantize.calibrate_method=entropy")
     said = " ".join(result.stderr.split())
     assert result.code == 2, result.output
-    # probe 179: "no INT8 candidate is within …: no candidate is within …", the shipped file marked only "chosen", and
+    # probe 179: "no INT8 candidate is within …: no candidate is within …", the shipped file marked "chosen", and
     # the method just followed (entropy) offered again
     assert "error: no candidate is within the 1-point accuracy budget; the most accurate is" in said, said
     assert "(quantize.max_acc_drop=1 points below the FP32 accuracy, 100.00%)" in said and said.count("within") == 1
