@@ -472,7 +472,7 @@ def test_a_stage_is_judged_by_its_own_run_not_that_of_the_same_pipeline_run_else
     ctx = RunContext(command="pipeline", run_dir=tmp_path / "p", outputs=tmp_path,
                      record=RunRecord.start(tmp_path / "p", "pipeline"))
     stage = Stage(name="pruned", command="prune", overrides=["prune.ratio=0.5"])
-    assert pipeline._run_stage(stage, {}, [], runs_root, "f1", "tiny", None, ctx) == runs_root / "mine"
+    assert pipeline._run_stage(stage, {}, [], runs_root, ("f1", "r1"), "tiny", None, ctx) == runs_root / "mine"
 
 
 @pytest.mark.parametrize("sent_to", ["the terminal's group", "the pipeline alone"])
