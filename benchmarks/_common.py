@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,25 @@ def print_machine(threads: int | None) -> None:
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def interleaved(measures: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each named measure, `rounds` times, the measures taking turns within each round (so a slow spell
+    of a shared machine falls on all of them alike)."""
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            start = time.perf_counter()
+            measure()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def print_medians(times: dict[str, list[float]], *, width: int = 30, digits: int = 3) -> None:
+    """Each measure's median and rounds, one line each (`times` as `interleaved` gives them)."""
+    for name, values in times.items():
+        rounds = ", ".join(f"{v:.{digits}f}" for v in values)
+        print(f"  {name:{width}s} {median(values):.{digits}f} s  (rounds: {rounds})")
 
 
 def dump(path: str | None, data: dict) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
-from _common import median, print_machine
+from _common import interleaved, median, print_machine, print_medians
 
 from cnnlab.conftree import DEEPER_THAN_PARSED, nesting_depth
 
@@ -39,16 +38,11 @@ def main() -> None:
         path = Path(folder) / "deep.yaml"
         path.write_text("x: " + "[" * args.levels + "]" * args.levels + "\n")
         assert nesting_depth(path) == DEEPER_THAN_PARSED and pure_python_depth(path) == args.levels + 1
-        times: dict[str, list[float]] = {"libyaml (conftree.nesting_depth)": [], "pure Python (yaml.SafeLoader)": []}
-        for _ in range(args.rounds):
-            for name, measure in zip(times, (nesting_depth, pure_python_depth)):
-                start = time.perf_counter()
-                measure(path)
-                times[name].append(time.perf_counter() - start)
+        times = interleaved({"libyaml (conftree.nesting_depth)": lambda: nesting_depth(path),
+                             "pure Python (yaml.SafeLoader)": lambda: pure_python_depth(path)}, args.rounds)
     fast, slow = (median(t) for t in times.values())
     print(f"a file nested {args.levels} levels deep, {args.rounds} interleaved rounds, medians:")
-    for name, values in times.items():
-        print(f"  {name:34s} {median(values):.4f} s  (rounds: {', '.join(f'{v:.4f}' for v in values)})")
+    print_medians(times, width=34, digits=4)
     print(f"  speed-up: {slow / fast:.0f}x")
 
 

@@ -13,12 +13,11 @@ import argparse
 import contextlib
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
-from _common import median, print_machine
+from _common import interleaved, median, print_machine, print_medians
 
 COMMAND = ["pretrain", "dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
            "dataset.num_classes=4", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16"]
@@ -46,16 +45,18 @@ def reading(how: str) -> Iterator[None]:
             module.load_yaml = load_yaml
 
 
-def one_command() -> float:
+def one_command(how: str) -> None:
+    """The command once, with the config files read as `how` says (the switch itself costs microseconds)."""
     from typer.testing import CliRunner
 
     from cnnlab.cli import app
 
-    start = time.perf_counter()
-    result = CliRunner().invoke(app, COMMAND, catch_exceptions=False)
-    seconds = time.perf_counter() - start
+    with reading(how):
+        result = CliRunner().invoke(app, COMMAND, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return seconds
+
+
+NOW, BEFORE = "libyaml, read once (fileio.load_yaml)", "pure Python, every read"
 
 
 def main() -> None:
@@ -66,20 +67,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     print_machine(None)
-    times: dict[str, list[float]] = {"now": [], "before": []}
+    measures = {NOW: lambda: one_command("now"), BEFORE: lambda: one_command("before")}
     with tempfile.TemporaryDirectory() as folder:
         os.environ["CNNLAB_OUTPUTS"] = folder
-        for how in times:  # warm-up: imports, and the first read of each file
-            with reading(how):
-                one_command()
-        for _ in range(args.rounds):
-            for how in times:
-                with reading(how):
-                    times[how].append(one_command())
-    now, before = median(times["now"]), median(times["before"])
+        interleaved(measures, 1)  # warm-up: imports, and the first read of each file
+        times = interleaved(measures, args.rounds)
+    now, before = median(times[NOW]), median(times[BEFORE])
     print(f"`cnnlab {' '.join(COMMAND)}` in one process, {args.rounds} interleaved rounds, medians:")
-    for how, label in (("now", "libyaml, read once (fileio.load_yaml)"), ("before", "pure Python, every read")):
-        print(f"  {label:40s} {median(times[how]):.3f} s  (rounds: {', '.join(f'{v:.3f}' for v in times[how])})")
+    print_medians(times, width=40)
     print(f"  speed-up: {before / now:.2f}x  ({before - now:.2f} s less per command)")
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
-from _common import median, print_machine
+from _common import interleaved, median, print_machine, print_medians
 
 from cnnlab.fileio import read_yaml_mapping
 
@@ -41,18 +40,11 @@ def main() -> None:
         for path in files:
             path.write_text(text)
         assert all(read_yaml_mapping(p) == pure_python(p) for p in files[:3])  # the same mapping either way
-        times: dict[str, list[float]] = {"libyaml (read_yaml_mapping)": [], "pure Python (yaml.safe_load)": []}
-        for _ in range(args.rounds):
-            for name, read in (("libyaml (read_yaml_mapping)", read_yaml_mapping),
-                               ("pure Python (yaml.safe_load)", pure_python)):
-                start = time.perf_counter()
-                for path in files:
-                    read(path)
-                times[name].append(time.perf_counter() - start)
+        times = interleaved({"libyaml (read_yaml_mapping)": lambda: [read_yaml_mapping(p) for p in files],
+                             "pure Python (yaml.safe_load)": lambda: [pure_python(p) for p in files]}, args.rounds)
     fast, slow = (median(t) for t in times.values())
     print(f"{args.files} config files ({len(text)} bytes each), {args.rounds} interleaved rounds, medians:")
-    for name, values in times.items():
-        print(f"  {name:30s} {median(values):.3f} s  (rounds: {', '.join(f'{v:.3f}' for v in values)})")
+    print_medians(times)
     print(f"  speed-up: {slow / fast:.1f}x")
 
 
