@@ -123,6 +123,18 @@ def quantized_ops(model: onnx.ModelProto | Path | str) -> Counter[str]:
     return Counter(node.op_type for node in _nodes(_proto(model)) if node.op_type in QUANTIZED_OPS)
 
 
+# Operators whose output for one image depends on the other images of its batch: onnxruntime's dynamic quantization
+# sets one activation range per call, over the whole batch (probe 181: a dynamic_u8 MobileNetV2 scored 41.11 % in
+# batches of 128 and 43.06 % one image at a time, 5.6 % of its images in another class).
+BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeMatMul"})
+
+
+def batch_dependent(model: onnx.ModelProto | Path | str) -> bool:
+    """Whether the graph computes an image's output from the whole batch it came in (BATCH_DEPENDENT_OPS), so it is
+    scored one image per run (ort.run_images): what `cnnlab bench` times at batch 1 and a server sends."""
+    return any(node.op_type in BATCH_DEPENDENT_OPS for node in _nodes(_proto(model)))
+
+
 # Where each quantized operator takes its weight: the input index of the INT8 weight tensor.
 _WEIGHT_INPUT = {"QLinearConv": 3, "QGemm": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
 _INTEGER_TYPES = {TensorProto.INT8: "s8", TensorProto.UINT8: "u8"}

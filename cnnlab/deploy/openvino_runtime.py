@@ -119,17 +119,37 @@ def ran_out_of_memory(reason: str) -> bool:
                                                                          "failed to allocate"))
 
 
-def _load_fix(reason: str) -> str:
+def _load_fix(reason: str, path: Path) -> str:
     """What to do about a file OpenVINO cannot load: an INT8 file in onnxruntime's own QOperator operators
-    (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; memory that ran out, memory;
-    anything else, a re-export."""
+    (QLinearConv, QGemm, ConvInteger ...) needs onnxruntime or a QDQ re-quantization; memory that ran out, memory; a
+    file onnxruntime runs, another runtime or image size (probe 181: GoogLeNet's export at 16 px, a 3x3 max-pool over a
+    2x2 map, was told to re-export — a fresh export is what it was); anything else, a re-export."""
     if ran_out_of_memory(reason):
         return OUT_OF_MEMORY_FIX
     if "conversion rule" in reason or "QLinear" in reason or "com.microsoft" in reason:
         return ("it holds onnxruntime-only INT8 operators (QOperator format): run it on onnxruntime, or quantize "
                 "again with a QDQ format (quantize.format=qdq_u8s8, or format=auto with openvino in "
                 "quantize.deploy_runtimes)")
+    if _onnxruntime_runs(path):
+        return ("onnxruntime runs this file, so it is sound; OpenVINO does not take one of its operators or shapes "
+                "(a pooling window wider than the feature map at a small image size, say): time and deploy it on "
+                "onnxruntime (bench.backends=[onnxruntime], quantize.deploy_runtimes=[onnxruntime]), or train at a "
+                "larger dataset.image_size")
     return "point to a valid .onnx file (re-export it with `cnnlab export`)"
+
+
+def _onnxruntime_runs(path: Path) -> bool:
+    """Whether onnxruntime opens `path` and runs it on one image of zeros (a fixed batch: at that batch)."""
+    try:
+        from cnnlab.deploy.ort import example_feed, onnx_session, session_io
+
+        session = onnx_session(path, threads=1)
+        batch = session.get_inputs()[0].shape[0]
+        fixed = isinstance(batch, int) and batch > 0
+        session.run([session_io(session)[1]], example_feed(session, batch if fixed else 1))
+        return True
+    except Exception:  # noqa: BLE001 - any failure: not a file onnxruntime runs
+        return False
 
 
 @dataclass(frozen=True)
@@ -185,7 +205,7 @@ class OpenVinoSession:
             compiled = _core().compile_model(model, _DEVICE, config)
         except Exception as exc:  # noqa: BLE001 - GeneralFailure, OpConversionFailure, RuntimeError, ...
             reason = first_reason(exc)
-            raise ModelLoadError(f"openvino cannot load {path}: {reason}", fix=_load_fix(reason)) from exc
+            raise ModelLoadError(f"openvino cannot load {path}: {reason}", fix=_load_fix(reason, path)) from exc
         self.path = path
         self.threads = threads
         self.precision = precision

@@ -9,6 +9,7 @@ bench's feed (`example_feed`) all read ONNX files this way."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from cnnlab.deploy.names import ONNX_RUNTIMES, RUNTIME_DEVICES
 from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOGITS, PROBABILITIES,
-                                     SIGMOID_PROBABILITIES, UnreadableOutput, integer_output, output_kind)
+                                     SIGMOID_PROBABILITIES, UnreadableOutput, batch_dependent, integer_output,
+                                     output_kind)
 from cnnlab.deploy.openvino_runtime import (OUT_OF_MEMORY_FIX, PRECISIONS, OpenVinoSession, load_openvino,
                                             ran_out_of_memory)
 from cnnlab.engine.metrics import ClassificationMeter
@@ -223,12 +225,16 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
 
     The images are cast to the dtype the graph's input declares (`input_dtype`: float16 for an FP16 file), the
     output read back as float32. A file with a fixed batch of B (onnxsim --overwrite-input-shape 1,...) takes B
-    images at a time: fed in chunks, the last one padded with zeros whose outputs are dropped."""
+    images at a time: fed in chunks, the last one padded with zeros whose outputs are dropped. A file whose output for
+    an image depends on its batch (onnx_check.batch_dependent: dynamic INT8) takes one image at a time, so its
+    scores do not change with the batch size a command reads at."""
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
     input_name, output_name = session_io(session)
     dtype = input_dtype(session)
     batch = session.get_inputs()[0].shape[0]
+    if not (isinstance(batch, int) and batch > 0) and _scored_per_image(session):
+        batch = 1
     if not (isinstance(batch, int) and batch > 0) or batch == len(images):
         return _float_scores(session.run([output_name], {input_name: images.astype(dtype, copy=False)})[0])
     outputs = []
@@ -238,6 +244,20 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
         outputs.append(_float_scores(session.run([output_name], {input_name: padded.astype(dtype, copy=False)})[0])
                        [:len(chunk)])
     return np.concatenate(outputs)
+
+
+def _scored_per_image(session: OnnxSession) -> bool:
+    """Whether the session's file is batch_dependent (read once per file version; False for a session of bytes)."""
+    file = session_file(session)
+    if file is None or not file.is_file():
+        return False
+    stat = file.stat()
+    return _batch_dependent_file(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_dependent_file(path: str, mtime_ns: int, size: int) -> bool:
+    return batch_dependent(Path(path))
 
 
 def _float_scores(output: Any) -> np.ndarray:

@@ -31,6 +31,7 @@ from cnnlab.compress.quantization import (DYNAMIC_NOTE, FP32, Calibration, Candi
 from cnnlab.compress.quantization.formats import BF16
 from cnnlab.compress.quantization.nncf_engine import AccuracyControl
 from cnnlab.compress.quantization.portability import LOADS
+from cnnlab.compress.quantization.search import deployable_runtimes, first_images
 from cnnlab.compress.quantization.settings import QuantizeSettings
 from cnnlab.console import out
 from cnnlab.context import RunContext
@@ -116,6 +117,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx",  # type: ignore[arg-type]
                                              identity=identity)
         fp32_meta = read_onnx_metadata(fp32_path)
+        fp32_fails_on: tuple[str, ...] = ()
+        if settings.precision != "bf16" and len(settings.deploy_runtimes) > 1:
+            with found_before_work():
+                runtimes, dropped = deployable_runtimes(
+                    fp32_path, settings.timing.runtime, settings.deploy_runtimes,
+                    first_images(eval_loader(recipe, data.val, workers=workers)), threads=settings.timing.threads,
+                    named=settings.deploy_runtimes_named)
+            if dropped:
+                record_warning(ctx, dropped)
+                fp32_fails_on = tuple(r for r in settings.deploy_runtimes if r not in runtimes)
+                settings = replace(settings, deploy_runtimes=runtimes)
         report: dict[str, Any] = settings.describe()
         if settings.precision == "bf16":
             candidates: tuple[CandidateResult, ...] = (CandidateResult(BF16, fp32_path),)
@@ -138,7 +150,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                 timing=settings.timing, max_acc_drop=settings.max_acc_drop,
                                 no_search=settings.no_search,
                                 flops=fp32_meta.get("flops"), deploy_runtimes=settings.deploy_runtimes,
-                                keep_fp32_if_slower=settings.keeps_fp32_if_slower)
+                                keep_fp32_if_slower=settings.keeps_fp32_if_slower, fp32_fails_on=fp32_fails_on)
         if "qat" in report:  # the QAT-trained weights' float accuracy: what of the INT8 file's change is training
             result = replace(result, qat_fp32_acc=report["qat"]["trained_fp32_val_acc"])
         if result.threads != settings.timing.threads:

@@ -256,3 +256,40 @@ def test_openvinos_own_batch_1_error_keeps_the_file_from_being_scored_or_chosen(
                        no_search="quantize.format=nncf_qdq", deploy_runtimes=["onnxruntime"])
     assert named.value.message.startswith("nncf_qdq: openvino: outputs at batch 1 disagree")
     assert named.value.fix == "use another quantize.runtime, or choose another quantize.format"
+
+
+def wide_pool_onnx(path: Path) -> Path:
+    """A 3x3 max-pool (ceil mode) over a 2x2 map: onnxruntime runs it, OpenVINO 2026 does not convert it — GoogLeNet's
+    export at 16 px (probe 181), in one node."""
+    node = helper.make_node("MaxPool", ["images"], ["pooled"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    flat = helper.make_node("Flatten", ["pooled"], ["logits"])
+    graph = helper.make_graph([node, flat], "wide_pool",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 2, 2])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), path)
+    return path
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason='needs pip install "cnnlab[openvino]"')
+def test_a_runtime_that_cannot_run_the_fp32_model_is_left_out_or_refused_before_any_candidate(tmp_path: Path) -> None:
+    # Probe 181: every candidate was refused on OpenVINO (the network itself does not convert there), exit 2, and the
+    # fix offered (quantize.mode=dynamic) failed the same way; bench's fix said to re-export a fresh export.
+    from cnnlab.compress.quantization.search import deployable_runtimes
+    from cnnlab.deploy.ort import onnx_session
+    from cnnlab.errors import CnnlabError
+
+    path = wide_pool_onnx(tmp_path / "fp32.onnx")
+    probe = np.random.default_rng(0).standard_normal((4, 3, 2, 2), dtype=np.float32)
+    if check_runtimes(path, ["openvino"], probe)["openvino"] == LOADS:
+        pytest.skip("this OpenVINO converts a pooling window wider than its map")
+    kept, warning = deployable_runtimes(path, "onnxruntime", ["onnxruntime", "openvino"], probe, threads=1,
+                                        named=False)
+    assert kept == ("onnxruntime",) and warning is not None
+    assert warning.startswith("the FP32 model itself does not run on openvino (openvino cannot run it: ")
+    with pytest.raises(CnnlabError) as named:   # named by hand: refused, with the setting that works
+        deployable_runtimes(path, "onnxruntime", ["onnxruntime", "openvino"], probe, threads=1, named=True)
+    assert named.value.fix == "deploy it on onnxruntime: quantize.runtime=onnxruntime " \
+                              "quantize.deploy_runtimes=[onnxruntime]"
+    with pytest.raises(CnnlabError) as loading:
+        onnx_session(path, runtime="openvino")
+    assert (loading.value.fix or "").startswith("onnxruntime runs this file, so it is sound")

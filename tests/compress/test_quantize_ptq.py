@@ -230,3 +230,71 @@ def test_a_fixed_batch_model_is_calibrated_on_full_batches_only() -> None:
     assert [len(b) for b in calibration_batches(data, batches=40, batch_size=4, seed=0)][-1] == 2  # dynamic: all 30
     with pytest.raises(CnnlabError, match="batch is fixed to 32 and the training split holds only 30"):
         calibration_batches(data, batches=1, batch_size=32, seed=0, whole=True)
+
+
+def _input_codes(path: Path, images: np.ndarray) -> np.ndarray:
+    """The INT8 codes the file's own first QuantizeLinear gives `images` (onnxruntime, not a reimplementation)."""
+    proto = onnx.load(str(path))
+    name = proto.graph.input[0].name
+    first = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == name)
+    del proto.graph.output[:]
+    code_type = onnx.TensorProto.UINT8 if "u8" in path.stem else onnx.TensorProto.INT8
+    proto.graph.output.append(onnx.helper.make_tensor_value_info(first.output[0], code_type, None))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {name: images})[0].astype(np.int32)
+
+
+@pytest.mark.parametrize("fmt", ["qdq_u8s8", "qdq_s8s8"])
+def test_pixels_normalised_with_mean_half_do_not_sit_on_rounding_ties(graphs: tuple[Path, Path], tmp_path: Path,
+                                                                    fmt: str) -> None:
+    # Probe 179: (k/255 - 0.5)/0.25 min/max-calibrated put every pixel exactly halfway between two codes, so the
+    # codes (and the top-1) changed with the preprocessing's last float bit: /255 against *(1/255).
+    from cnnlab.compress.quantization.calibration import range_off_ties
+
+    _, pre = graphs
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 8, 3, SIZE, SIZE))
+    pixels[0, 0, 0, 0, :2] = (0, 255)  # the full range, as real images hold it
+    divided = [((p / 255.0).astype(np.float32) - np.float32(0.5)) / np.float32(0.25) for p in pixels]
+    multiplied = [((p * np.float32(1 / 255)).astype(np.float32) - np.float32(0.5)) / np.float32(0.25) for p in pixels]
+    widened = range_off_ties(divided)
+    assert widened is not None and widened[0] < -2 < 2 < widened[1]
+    path = quantize_static_candidate(pre, tmp_path / f"{fmt}.onnx", FORMATS[fmt], PtqSettings(),
+                                     CalibrationReader(graph_input_name(pre), divided), tmp_path / "c.json",
+                                     input_range=widened)
+    a, b = _input_codes(path, divided[0]), _input_codes(path, multiplied[0])
+    assert np.array_equal(a, b)
+    # 255 codes for the 256 pixel values (only the two beside the mean share one); the tied grid's half-to-even
+    # rounding merged 17 to 41 pairs, depending on the float bit
+    assert len(np.unique(a)) == len(np.unique(pixels[0])) - 1 == 255
+    tied = quantize_static_candidate(pre, tmp_path / f"tied_{fmt}.onnx", FORMATS[fmt], PtqSettings(),
+                                     CalibrationReader(graph_input_name(pre), divided), tmp_path / "c.json")
+    assert not np.array_equal(_input_codes(tied, divided[0]), _input_codes(tied, multiplied[0]))  # the bug, shown
+
+
+def test_pixels_already_on_the_int8_grid_keep_their_exact_codes() -> None:
+    from cnnlab.compress.quantization.calibration import range_off_ties
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 3, SIZE, SIZE))
+    pixels[0, 0, 0, 0, :2] = (0, 255)
+    assert range_off_ties([(p / 255.0).astype(np.float32) for p in pixels]) is None   # ToTensor alone: exact codes
+    assert range_off_ties(random_batches(2)) is None                                 # off the grid: nothing to do
+    imagenet = (np.float32(0.485), np.float32(0.229))
+    assert range_off_ties([((p / 255.0).astype(np.float32) - imagenet[0]) / imagenet[1] for p in pixels]) is None
+
+
+def test_a_dynamic_int8_file_scores_each_image_as_it_would_alone(graphs: tuple[Path, Path], tmp_path: Path) -> None:
+    # Probe 181: onnxruntime's dynamic quantization takes one activation range per run, over the whole batch, so a
+    # file scored in batches of 128 read 41.11 % and one image at a time 43.06 %. Every score goes through run_images.
+    from cnnlab.deploy.onnx_check import batch_dependent
+    from cnnlab.deploy.ort import onnx_session, run_images
+
+    _, pre = graphs
+    path = quantize_dynamic_candidate(pre, tmp_path / "dynamic_u8.onnx", FORMATS["dynamic_u8"], PtqSettings())
+    assert batch_dependent(path) and not batch_dependent(pre)
+    images = random_batches(1, batch=8, seed=3)[0]
+    images[0] *= 50  # one bright image widens the batch's range: the others lose resolution when run beside it
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    alone = np.concatenate([session.run(None, {session.get_inputs()[0].name: image[None]})[0] for image in images])
+    together = session.run(None, {session.get_inputs()[0].name: images})[0]
+    assert not np.allclose(alone[1:], together[1:], atol=1e-4)  # the effect is real here
+    assert np.array_equal(run_images(onnx_session(path), images), alone)

@@ -89,7 +89,19 @@ def test_a_more_portable_candidate_within_timing_noise_beats_the_fastest() -> No
     qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.511}, read_by=QDQ_READERS)
     chosen = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0)
     assert chosen.chosen == "qdq_u8s8"
-    assert "within timing noise of the fastest, qop_u8s8" in chosen.reason and "openvino" in chosen.reason
+    assert "0.2% slower than the fastest, qop_u8s8" in chosen.reason and "openvino" in chosen.reason
+    assert "within the timing noise (±2%, the larger per-round spread of the two)" in chosen.reason  # the floor
+
+
+def test_a_tie_through_a_wide_spread_says_the_gap_and_the_spread_it_used() -> None:
+    # Probe 177: a candidate 42 % slower was "within timing noise of the fastest", with no figure to check it by.
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.50}, read_by=QOP_READERS, rounds=(1.2, 2.0, 1.7))
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.70}, read_by=QDQ_READERS, rounds=(1.1, 1.3, 1.2))
+    chosen = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0)
+    noise = max(qop.noise, qdq.noise)
+    assert chosen.chosen == "qdq_u8s8" and noise > 1 - 0.50 / 0.70
+    assert f"{1 - 0.50 / 0.70:.1%} slower than the fastest, qop_u8s8" in chosen.reason
+    assert f"within the timing noise (±{noise:.0%}, the larger per-round spread of the two)" in chosen.reason
 
 
 def test_a_clearly_faster_less_portable_candidate_still_wins() -> None:

@@ -85,8 +85,8 @@ DYNAMIC_NOTE = ("dynamic quantization stores the weights as INT8 and quantizes a
                 "convolutions (ConvInteger) gain little or nothing from it; it helps MatMul/Linear-heavy "
                 "models. Static quantization (quantize.mode=ptq) is the one that makes a CNN faster. Each call takes "
                 "one activation range for its whole batch, so an image's scores depend on its batch-mates: the "
-                "accuracy recorded was scored at trainer.eval_batch_size images per call (run.json: "
-                "quantize.eval_batch_size) and differs a little one image at a time.")
+                "accuracy recorded was scored one image per call, as quantize times it (evaluate and predict score "
+                "such a file so too).")
 
 
 def candidate_formats(mode: str, requested: str, engine: str = AUTO, *, nncf_missing: str | None = None) -> list[Format]:

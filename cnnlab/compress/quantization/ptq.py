@@ -15,7 +15,9 @@ import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+import numpy as np
 
 from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
                                       quantize_dynamic, quantize_static)
@@ -107,14 +109,18 @@ def check_node_names(graph_path: Path, names: Sequence[str]) -> None:
 
 
 def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settings: PtqSettings,
-                              reader: CalibrationReader, calibration_cache: Path) -> Path:
+                              reader: CalibrationReader, calibration_cache: Path, *,
+                              input_range: tuple[float, float] | None = None) -> Path:
     """Static INT8 of `preprocessed` in format `fmt`, its outputs (the logits) in float. The first call
     calibrates on `reader` and saves the tensor ranges to `calibration_cache`; later calls (other formats) load
     them instead of calibrating again (without CALIBRATION_CACHE every call calibrates, and no cache file is
-    written)."""
-    extra = {"CalibStridedMinMax": 1}  # collect one batch at a time: memory stays one batch of activations
+    written). `input_range` (calibration.range_off_ties) replaces the calibrated range of the model's input."""
+    extra: dict[str, Any] = {"CalibStridedMinMax": 1}  # one batch at a time: memory stays one batch of activations
     if settings.calibrate_method == "percentile":
-        extra["CalibPercentile"] = settings.percentile  # type: ignore[assignment]
+        extra["CalibPercentile"] = settings.percentile
+    if input_range is not None:
+        extra["TensorQuantOverrides"] = {reader.input_name: [{"rmin": np.float32(input_range[0]),
+                                                              "rmax": np.float32(input_range[1])}]}
     cache = {"calibration_cache_path": str(calibration_cache)} if CALIBRATION_CACHE else {}
     reader.set_range(0, len(reader))
     try:

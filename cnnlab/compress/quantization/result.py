@@ -179,6 +179,8 @@ class QuantizationResult:
         described.update(acc=accuracy.acc if accuracy else None, top5=accuracy.top5 if accuracy else None,
                          loss=accuracy.loss if accuracy else None, n=accuracy.n if accuracy else None,
                          int8_ops=dict(candidate.int8_ops or {}), loads_on=dict(candidate.loads_on or {}))
+        if candidate.format.mode == "dynamic":  # ort.run_images: one image per call, whatever eval_batch_size says
+            described["scored_batch_size"] = 1
         if candidate.path is not None and candidate.path.exists():
             described["file_bytes"] = candidate.path.stat().st_size
         if candidate.usable:

@@ -21,7 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cnnlab.compress.quantization.calibration import CalibrationReader, calibration_batches, calibration_shortfall
+from cnnlab.compress.quantization.calibration import (CalibrationReader, calibration_batches, calibration_shortfall,
+                                                      range_off_ties)
 from cnnlab.compress.quantization.formats import READ_BY, Format, slow_format_warning
 from cnnlab.compress.quantization.nncf_engine import AccuracyControl, nncf_describe, quantize_with_nncf
 from cnnlab.compress.quantization.outputs import float_outputs
@@ -47,6 +48,7 @@ class Calibration:
     method: str
     cache: Path
     asked: tuple[int, int]            # (batches, batch size) asked for
+    input_range: tuple[float, float] | None = None   # the model input's range, widened off rounding ties
 
     @classmethod
     def draw(cls, dataset: Any, batches: int, batch_size: int, *, seed: int, workers: int, method: str,
@@ -55,7 +57,13 @@ class Calibration:
         batches only with `whole`, for a file whose batch is fixed)."""
         drawn = calibration_batches(dataset, batches=batches, batch_size=batch_size, seed=seed, workers=workers,
                                     whole=whole)
-        return cls(drawn, method, cache, (batches, batch_size))
+        # entropy and percentile clip the range themselves, off the pixel grid
+        widened = range_off_ties(drawn) if method == "minmax" else None
+        if widened is not None:
+            log.info("the input's min/max range puts its pixels halfway between INT8 codes (a mean-0.5 "
+                     "normalisation): widened by half a step at each end to [%.4g, %.4g], so the codes do not "
+                     "hang on the preprocessing's last float bit", *widened)
+        return cls(drawn, method, cache, (batches, batch_size), widened)
 
     def shortfall(self, num_classes: int) -> str | None:
         """A warning when fewer images were drawn than asked for, or than there are classes."""
@@ -66,7 +74,9 @@ class Calibration:
         return {"method": self.method, "batches": len(self.batches), "images": sum(len(b) for b in self.batches),
                 "split": "train (deterministic transforms)",
                 "ranges": f"calibrated once, reused by every format ({self.cache.name})" if CALIBRATION_CACHE
-                else "calibrated for every format (this onnxruntime has no calibration cache)"}
+                else "calibrated for every format (this onnxruntime has no calibration cache)",
+                **({"input_range": [*self.input_range], "input_range_why": "min/max widened by half an INT8 step: "
+                    "the pixels sat on rounding ties"} if self.input_range else {})}
 
 
 def build_onnx_candidates(fp32_file: Path, formats: Sequence[Format], settings: PtqSettings, work: Path, *,
@@ -87,7 +97,8 @@ def build_onnx_candidates(fp32_file: Path, formats: Sequence[Format], settings: 
                 built.append(_nncf_candidate(fmt, preprocessed, target, calibration, settings, accuracy_control))
                 continue
             if reader is not None and calibration is not None:
-                path = quantize_static_candidate(preprocessed, target, fmt, settings, reader, calibration.cache)
+                path = quantize_static_candidate(preprocessed, target, fmt, settings, reader, calibration.cache,
+                                                 input_range=calibration.input_range)
             else:
                 path = quantize_dynamic_candidate(preprocessed, target, fmt, settings)
             built.append(CandidateResult(fmt, path))
@@ -115,13 +126,17 @@ def _nncf_candidate(fmt: Format, preprocessed: Path, target: Path, calibration: 
 
 def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_loader: Any, *, timing: PairedSettings,
                    max_acc_drop: float, no_search: str | None = None, flops: int | None = None,
-                   deploy_runtimes: Sequence[str] = (), keep_fp32_if_slower: bool | None = None) -> QuantizationResult:
+                   deploy_runtimes: Sequence[str] = (), keep_fp32_if_slower: bool | None = None,
+                   fp32_fails_on: Sequence[str] = ()) -> QuantizationResult:
     """Measure FP32 and every built candidate, and choose. `val_loader` yields (images, targets); `timing` is the
     paired session's settings (runtime, threads, batch sizes, rounds); `max_acc_drop` in percentage points;
     `no_search`: why there is no choice to make (one format asked for by name), prefixed to the reason;
     `deploy_runtimes`: runtimes besides `timing.runtime` every candidate must run on, computing onnxruntime's top-1
     classes (portability.check_runtimes, on the first validation batch), to be scored and chosen;
-    `keep_fp32_if_slower` (default: in a search): ship FP32 when the candidate chosen is not measured faster.
+    `keep_fp32_if_slower` (default: in a search): ship FP32 when the candidate chosen is not measured faster;
+    `fp32_fails_on`: runtimes that cannot run the FP32 file itself (deployable_runtimes), so no candidate counts them
+    among the runtimes that read it (probe 181: a QDQ file was chosen over a 35 % faster QOperator one as "read by
+    onnxruntime, openvino, tensorrt" where OpenVINO read neither).
     Raises CnnlabError when no candidate can be run (or runs right on every deployment runtime)."""
     runtime, searching = timing.runtime, no_search is None
     probe = first_images(val_loader)
@@ -141,7 +156,7 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
     timed = {c.format.name: _with_speed_note(replace(c, timing=paired[c.format.name]), fp32, runtime,
                                              warn=not searching) for c in ready}
     figures = [CandidateFigures(name, c.accuracy.acc, c.timing.p50_ms(),  # type: ignore[union-attr]
-                                read_by=READ_BY.get(c.format.layout, ()),
+                                read_by=tuple(r for r in READ_BY.get(c.format.layout, ()) if r not in fp32_fails_on),
                                 rounds=round_speedups(c.timing.p50_per_round,  # type: ignore[union-attr]
                                                       fp32.timing.p50_per_round))
                for name, c in timed.items()]
@@ -157,6 +172,28 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
                     "the FP32 model (small models: quantizing and dequantizing costs more than the integer arithmetic "
                     "saves)")
     return result
+
+
+def deployable_runtimes(fp32_file: Path, scored_on: str, deploy_runtimes: Sequence[str], images: np.ndarray, *,
+                        threads: int, named: bool) -> tuple[tuple[str, ...], str | None]:
+    """The runtimes of `deploy_runtimes` that run the FP32 file itself as onnxruntime does (portability.check_runtimes
+    on the validation `images`), and a warning naming those left out; no INT8 file of a network a runtime cannot run
+    would run there either (probe 181: OpenVINO refused GoogLeNet's 16-px export, so every candidate was refused and
+    the fix offered, quantize.mode=dynamic, failed alike). CnnlabError, before any candidate is built, when the
+    runtime scored on (`scored_on`) cannot run it, or a runtime the user `named` in quantize.deploy_runtimes."""
+    verdicts = check_runtimes(fp32_file, list(deploy_runtimes), images, threads=threads)
+    failing = unreadable(verdicts)
+    if not failing:
+        return tuple(deploy_runtimes), None
+    said = "; ".join(failure(r, verdicts[r]) for r in failing)
+    kept = [r for r in deploy_runtimes if r not in failing]
+    if scored_on in failing or named:
+        raise CnnlabError(f"the FP32 model itself does not run on {', '.join(failing)} ({said}), so no INT8 file of it "
+                          "would", fix=(f"deploy it on {kept[0]}: quantize.runtime={kept[0]} "
+                                        f"quantize.deploy_runtimes=[{','.join(kept)}]") if kept else
+                          "train and export the model at a larger dataset.image_size, or another model")
+    return tuple(kept), (f"the FP32 model itself does not run on {', '.join(failing)} ({said}): the INT8 candidates "
+                         f"are checked on {', '.join(kept)} only, and none is deployable on {', '.join(failing)}")
 
 
 def first_images(val_loader: Any) -> np.ndarray:

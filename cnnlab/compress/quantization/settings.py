@@ -106,6 +106,7 @@ class QuantizeSettings:
     nncf_accuracy_control: bool = False  # NNCF's candidate in its accuracy-controlled mode (budget: max_acc_drop)
     engine: str = AUTO               # auto | onnxruntime | nncf: what builds the candidates
     deploy_runtimes: tuple[str, ...] = ()   # every candidate must load on each (quantize.runtime among them)
+    deploy_runtimes_named: bool = False     # ... named by hand (not null: the runtimes installed here)
 
     @classmethod
     def from_config(cls, section: DictConfig) -> "QuantizeSettings":
@@ -146,7 +147,8 @@ class QuantizeSettings:
                        keep_candidates=bool(section.keep_candidates), engine=engine,
                        keep_fp32=bool(section.get("keep_fp32_if_slower", True)), precision=precision,
                        nncf_accuracy_control=accuracy_control,
-                       deploy_runtimes=_deploy_runtimes(section.get("deploy_runtimes"), runtime))
+                       deploy_runtimes=_deploy_runtimes(section.get("deploy_runtimes"), runtime),
+                       deploy_runtimes_named=section.get("deploy_runtimes") not in (None, AUTO))
         _check_loadable(formats, requested, section.get("deploy_runtimes"), settings.deploy_runtimes)
         if settings.max_acc_drop < 0:
             raise CnnlabError(f"quantize.max_acc_drop={settings.max_acc_drop} must be 0 or more (percentage points)")
