@@ -471,6 +471,25 @@ def gone_sweep_links(outputs: Path) -> list[Path]:
     return found
 
 
+# The files only a run writes into its own folder: one holding them without a run.json lost its record.
+_RUN_ARTIFACTS = ("model.pt", "model.onnx", "last.pt")
+
+
+def records_gone(outputs: Path) -> list[Path]:
+    """The folders under `outputs` that hold a model a run wrote (model.pt, model.onnx, last.pt) but no run.json:
+    its record deleted (probe 180: such a sweep job vanished from the report without a word, where an empty run.json
+    was named). Not below a run's folder (a pipeline keeps its stages' files there), nor in linked folders."""
+    found = []
+    for root, folders, files in os.walk(outputs):
+        if RUN_FILE in files or RUN_FILE in folders:
+            folders[:] = []
+            continue
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        if any(name in files for name in _RUN_ARTIFACTS):
+            found.append(Path(root))
+    return sorted(found)
+
+
 def latest_run(outputs: Path, command: str | None = None, *, artifact: str | None = None,
                statuses: tuple[str, ...] = FINISHED) -> RunInfo | None:
     """The newest run with the given status (default: completed), command and artifact."""

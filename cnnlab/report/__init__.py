@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from fnmatch import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection
@@ -17,9 +18,9 @@ from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT,
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
-                                matching_runs, replaced_stage_runs, usable)
+                                mark_swept, matching_runs, replaced_stage_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
-from cnnlab.runs import RUN_FILE, RunInfo, gone_sweep_links, iter_runs
+from cnnlab.runs import RUN_FILE, RunInfo, gone_sweep_links, iter_runs, records_gone
 from cnnlab.wording import visible
 
 __all__ = ["Comparison", "Report", "SeedGroup", "build_report", "dataset_title", "report_folder", "write_report"]
@@ -63,6 +64,9 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     # probe 145: a skipped sweep job's link whose run was moved or deleted was left out without a word
     left_out += [(link, f"a sweep job's link to the run it stood for, {os.readlink(link)}, which is no longer there "
                         "(moved or deleted)") for link in gone_sweep_links(outputs)]
+    left_out += [(folder, "holds a model but no run.json (deleted?): without its record nothing says what it is or "
+                          "how it scored") for folder in records_gone(outputs)
+                 if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
     plan = current_plan(matched)
@@ -70,6 +74,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
         for row in rows:
             recipe = (row.run.data.get("pipeline") or {}).get("recipe")  # a run from before it was recorded: unknown
             row.earlier_plan = row.stage is not None and isinstance(recipe, str) and recipe not in plan
+    mark_swept(rows, everything)
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
     seeded = group_by_seed(rows, unfinished, SeedKeys(links))

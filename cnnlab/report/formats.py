@@ -140,7 +140,8 @@ def plan_note(rows: Sequence[Row]) -> str | None:
 def _values(row: Row, base: Path) -> dict[str, str]:
     """The row's cell of every column."""
     return {
-        "run": _relative(row.run.path, base) + _stage(row), "command": row.command, "model": row.display_model,
+        "run": _relative(row.run.path, base) + _stage(row) + (f" ({' '.join(row.swept)})" if row.swept else ""),
+        "command": row.command, "model": row.display_model,
         "dataset": row.dataset or MISSING, "val top-1": _percent(row.accuracy),
         TEST_COLUMN: _percent(row.test_accuracy) + _test_runtime(row),
         "params": "—" if row.params is None else human_params(row.params),
@@ -160,7 +161,7 @@ def pareto_cell(row: Row | SeedGroup) -> str:
     apart from it (a dominated source starred and its faster FP32 copy blank read as a wrong front: probe 124)."""
     if row.pareto:
         return "★"
-    return SAME_AS_SOURCE if row.repeats_source and row.p50_ms is not None else ""
+    return SAME_AS_SOURCE if row.source_ranked else ""
 
 
 def cells(row: Row, base: Path, shown: Sequence[str] = COLUMNS) -> list[str]:
@@ -343,7 +344,8 @@ def gone_source_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
 def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
     return {
-        "run": _relative(row.run.path, base), "stage": row.stage, "earlier_plan": row.earlier_plan,
+        "run": _relative(row.run.path, base), "swept": list(row.swept), "stage": row.stage,
+        "earlier_plan": row.earlier_plan,
         "command": row.command, "model": row.model, "dataset": row.dataset, "dataset_folder": row.dataset_key.folder,
         "precision": row.precision, "arch": row.arch,
         "image_size": row.dataset_key.image_size, "accuracy": row.accuracy, "test_accuracy": row.test_accuracy,
@@ -576,7 +578,8 @@ def csv_text(rows: Sequence[Row], base: Path, groups: Sequence[SeedGroup] = ()) 
     membership = _membership(groups)
     for row in rows:
         index, seed = membership.get(row.run.path, (None, None))
-        writer.writerow({**row_fields(row, base), "group": index, "seed": seed})
+        fields = row_fields(row, base)
+        writer.writerow({**fields, "swept": " ".join(fields["swept"]), "group": index, "seed": seed})
     return buffer.getvalue()
 
 

@@ -75,6 +75,11 @@ def check_comparison(comparison: Comparison, runs: Sequence[RunInfo]) -> None:
         raise CnnlabError(f"--backend {comparison.backend} is not a bench backend",
                           fix=f"choose one of {', '.join(BACKENDS)}"
                               + (f" (the bench runs here timed {', '.join(timed)})" if timed else ""))
+    if comparison.device is not None and not comparison.device.strip():  # probe 180: read as no --device at all
+        devices = sorted({str(r.device) for r in held if r.backend == comparison.backend})
+        raise CnnlabError(f"--device {comparison.device!r} names no device",
+                          fix="leave --device out for the most benchmarked one" +
+                              (f", or give one the bench runs here timed on: {', '.join(devices)}" if devices else ""))
     if comparison.batch < 1:
         sizes = sorted({r.batch_size for r in held if r.backend == comparison.backend})
         raise CnnlabError(f"--batch {comparison.batch}: a batch size must be at least 1",
@@ -104,6 +109,7 @@ class Row:
     test_split: tuple[Any, float, str] | None = None  # (data, started_at, whole-folder digest) of its test evaluation
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
+    source_ranked: bool = False           # repeats its source's network, and the source is ranked (pareto.py)
     notes: list[str] = field(default_factory=list)  # why it has no latency
     file_note: str | None = None          # a model file it recorded was deleted or changed since it ran (ModelFile)
     file_recorded: str = ""               # "deleted" / "changed": the size shown is the one run.json recorded
@@ -112,6 +118,7 @@ class Row:
     scored_on: str | None = None          # the runtime that scored the val top-1 where not onnxruntime (openvino)
     test_scored_on: str | None = None     # ... and the test top-1 (`cnnlab evaluate evaluate.runtime=openvino`)
     earlier_plan: bool = False            # a pipeline stage's run whose settings the pipeline's plan has no more
+    swept: tuple[str, ...] = ()           # a sweep job's overrides that its sweep varies (mark_swept)
 
     @property
     def stage(self) -> str | None:
@@ -133,6 +140,14 @@ class Row:
         digests = self.run.data.get("digests") or {}
         named = next((digests[k] for k in ("model", "onnx") if isinstance(digests.get(k), str)), None)
         return frozenset({named}) if named else frozenset()
+
+    @property
+    def run_paths(self) -> frozenset[Path]:
+        return frozenset({self.run.path.resolve()})
+
+    @property
+    def source_paths(self) -> frozenset[Path]:
+        return frozenset({self.source}) if self.source is not None else frozenset()
 
     @property
     def repeats_source(self) -> bool:
@@ -164,6 +179,21 @@ class Row:
     @property
     def p50_ms(self) -> float | None:
         return None if self.latency is None else float(self.latency.p50_ms)
+
+
+def mark_swept(rows: Sequence[Row], runs: Iterable[RunInfo]) -> None:
+    """Set .swept of each sweep job's row: its overrides that not every job of its sweep shares (a sweep folder's rows
+    read `0` and `1`, nothing saying which was optim.lr=0.01: probe 180). A job is a run whose parent folder holds
+    Hydra's multirun.yaml; its sweep's jobs are all of `runs` in that folder, reported or not."""
+    sweeps: dict[Path, list[set[str]]] = {}
+    for run in runs:
+        if (run.path.parent / "multirun.yaml").is_file() and not run.damaged:
+            sweeps.setdefault(run.path.parent.resolve(), []).append(set(run.data.get("overrides") or []))
+    for row in rows:
+        jobs = sweeps.get(row.run.path.parent.resolve())
+        if jobs and len(jobs) > 1:
+            shared = set.intersection(*jobs)
+            row.swept = tuple(o for o in row.run.data.get("overrides") or [] if o not in shared)
 
 
 def matching_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:

@@ -400,6 +400,7 @@ class SeedGroup:
     sources_gone: list[tuple[Path, str]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     pareto: bool = False
+    source_ranked: bool = False     # repeats its source's network, and the source is ranked (pareto.py)
 
     @property
     def rows(self) -> list[Row]:
@@ -475,6 +476,14 @@ class SeedGroup:
     @property
     def repeats_source(self) -> bool:
         return self.first.repeats_source
+
+    @property
+    def run_paths(self) -> frozenset[Path]:
+        return frozenset().union(*(row.run_paths for row in self.rows))
+
+    @property
+    def source_paths(self) -> frozenset[Path]:
+        return frozenset().union(*(row.source_paths for row in self.rows))
 
     @property
     def read_at(self) -> set[str]:

@@ -361,6 +361,8 @@ def _report_cli(*args: str) -> tuple[int, str, str]:
     (["--batch", "-2"], "--batch -2: a batch size must be at least 1", "use one the onnxruntime bench runs here timed"),
     (["--backend", "foo"], "--backend foo is not a bench backend",
      "choose one of torch, torch_compile, onnxruntime, tensorrt, openvino (the bench runs here timed onnxruntime)"),
+    (["--device", ""], "--device '' names no device",  # probe 180: read as no --device
+     "leave --device out for the most benchmarked one, or give one the bench runs here timed on: cpu"),
 ])
 def test_a_batch_below_one_or_an_unknown_backend_is_one_clear_error(study: Path, option: list[str], message: str,
                                                                    fix: str) -> None:
@@ -370,9 +372,9 @@ def test_a_batch_below_one_or_an_unknown_backend_is_one_clear_error(study: Path,
     [line] = stderr.splitlines()
     assert line.startswith(f"error: {message} — ") and fix in line and "Traceback" not in stderr
     assert not (study / "report.md").exists()
-    with pytest.raises(CnnlabError, match="bench backend|batch size"):
+    with pytest.raises(CnnlabError, match="bench backend|batch size|names no device"):
         build_report(study, comparison=Comparison(backend=option[1]) if option[0] == "--backend"
-                     else Comparison(batch=int(option[1])))
+                     else Comparison(device=option[1]) if option[0] == "--device" else Comparison(batch=int(option[1])))
 
 
 def test_only_the_reported_models_timings_set_the_legend_and_the_refusals(study: Path) -> None:
@@ -930,6 +932,28 @@ def test_a_quantize_run_that_kept_fp32_does_not_take_its_sources_pareto_star(tmp
     assert "= source: a quantize run that kept FP32" in legend(report.comparison)
 
 
+@pytest.mark.parametrize("source_absent", ["untimed", "filtered out"])
+def test_a_quantize_run_that_kept_fp32_is_ranked_where_its_source_is_not(tmp_path: Path, source_absent: str) -> None:
+    """Probe 180: with its source not ranked (not timed, or outside `--runs`), the FP32 copy stayed off the front
+    too, and an INT8 file of the same network, slower and less accurate, took the star."""
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.3611, onnx_bytes=1000)
+    kept = model_run(out, "quantize", "kept", 0.3611, source=fp32, onnx_bytes=1000, precision="fp32")
+    int8 = model_run(out, "quantize", "int8", 0.3583, source=fp32, onnx_bytes=300, precision="int8")
+    bench_run(out, "b1", kept, 0.130)
+    bench_run(out, "b2", int8, 0.196)
+    if source_absent == "filtered out":
+        bench_run(out, "b0", fp32, 0.131)
+    report = build_report(out, pattern="quantize/*" if source_absent == "filtered out" else None)
+    rows = {row.run.path: row for row in report.rows}
+    from cnnlab.report.formats import pareto_cell
+
+    assert rows[kept].pareto and not rows[int8].pareto
+    assert pareto_cell(rows[kept]) == "★" and pareto_cell(rows[int8]) == ""
+    [group] = [g for g in report.all_seed_groups if g.first.run.path == kept]
+    assert group.pareto and not group.source_ranked
+
+
 def test_a_prune_run_of_ratio_zero_says_its_change_is_the_recovery_trainings(tmp_path: Path) -> None:
     """Probe 84: `prune.ratio=0` with recovery epochs read "pruning top-1 change +5.68 points": nothing was removed."""
     out = tmp_path / "outputs"
@@ -1023,3 +1047,38 @@ def test_the_size_shown_is_that_of_the_export_whose_file_was_timed(tmp_path: Pat
     model_run(out, "export", "ex28", 0.91, source=trained, onnx_bytes=3900)
     row = next(row for row in build_report(out).rows if row.run.path == trained)
     assert row.latency is not None and row.file_bytes == 4000 and row.file_kind == "onnx", row
+
+
+def test_a_run_folder_whose_record_was_deleted_is_named_among_the_left_out(tmp_path: Path) -> None:
+    """Probe 180: a sweep job's folder holding model.pt without its run.json vanished from the report without a
+    word, where an empty run.json was named."""
+    out = tmp_path / "outputs"
+    kept = model_run(out, "finetune", "kept", 0.7)
+    gone = model_run(out, "finetune", "gone", 0.8)
+    (gone / "model.pt").write_bytes(b"weights")
+    (gone / "run.json").unlink()
+    report = build_report(out)
+    assert [row.run.path for row in report.rows] == [kept]
+    [(path, why)] = report.left_out
+    assert path == gone and why.startswith("holds a model but no run.json (deleted?)")
+    assert build_report(out, pattern="*/*/kept").left_out == []  # outside --runs: not named
+
+
+def test_a_sweeps_rows_say_the_values_their_jobs_ran_with(tmp_path: Path) -> None:
+    """Probe 180: `cnnlab report SWEEP_FOLDER` showed rows `0` and `1`, nothing saying which was optim.lr=0.01."""
+    from cnnlab.report.formats import cells, row_fields
+
+    out = tmp_path / "outputs"
+    sweep = out / "finetune" / "2026-11-28" / "10-00-00-multirun"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for job, lr in enumerate(("0.01", "0.05")):
+        model_run(out, "finetune", f"10-00-00-multirun/{job}", 0.5 + job / 10,
+                  overrides=["model=lenet5", f"optim.lr={lr}", "trainer.epochs=2"])
+    alone = model_run(out, "finetune", "alone", 0.3, overrides=["model=lenet5", "optim.lr=0.01"])
+    report = build_report(out)
+    runs = {row_fields(row, out)["run"]: cells(row, out, ["run"])[0] for row in report.rows}
+    job = "finetune/2026-11-28/10-00-00-multirun"
+    assert runs == {f"{job}/0": f"{job}/0 (optim.lr=0.01)", f"{job}/1": f"{job}/1 (optim.lr=0.05)",
+                    str(alone.relative_to(out)): str(alone.relative_to(out))}
+    assert [row_fields(row, out)["swept"] for row in report.rows if row.run.path == alone] == [[]]
