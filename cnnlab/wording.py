@@ -65,7 +65,9 @@ def class_difference(known: list[str], found: list[str], written: Callable[[str]
     if only_known or only_found:
         nfc = [unicodedata.normalize("NFC", c) for c in only_known]
         if sorted(nfc) == sorted(unicodedata.normalize("NFC", c) for c in only_found):
-            return f"{', '.join(only_known[:4])} differ only in their Unicode form (NFC vs NFD), not on screen"
+            names = ", ".join(only_known[:4])
+            said = f"{names} differs only in its" if len(only_known) == 1 else f"{names} differ only in their"
+            return f"{said} Unicode form (NFC vs NFD), not on screen"
         as_found = [(written or str)(c).casefold() for c in nfc]
         if sorted(as_found) == sorted(unicodedata.normalize("NFC", c).casefold() for c in only_found):
             return (f"the names differ only in case (the model's {_names(only_known)}; the data's "

@@ -12,6 +12,9 @@ keyboard types and every file system accepts (Windows allows no `:`), and a list
 called — a `∕` looks like `/` on screen, so a folder named with it could not be told from one named wrong. One
 spelling also keeps two folders (T-shirt_top/ and T-shirt∕top/) from both claiming one class.
 
+A folder name in another Unicode form than the class (macOS writes `café` decomposed, NFD) names that class: the
+two are one name, canonically equal, and print alike.
+
 The rule works both ways: a model trained on class folders (its classes `T-shirt_top`, ...) scores the named data
 they were made from (`dataset=fashion_mnist`, classes `T-shirt/top`, ...) with its labels renumbered to the model's.
 
@@ -23,6 +26,7 @@ per-class accuracies say `T-shirt/top`, and label k means the model's output k.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -45,10 +49,18 @@ def folder_name(class_name: str) -> str:
 
 def _class_of_folder(model_classes: Sequence[str], folder: str) -> list[int]:
     """The indices of the model classes the folder `folder` names: the class of that exact name, else those whose
-    `folder_name` it is (one, unless two classes are written alike: a/b_c and a_b/c are both a_b_c)."""
+    `folder_name` it is (one, unless two classes are written alike: a/b_c and a_b/c are both a_b_c), else those it
+    writes in another Unicode form (macOS names a folder café decomposed, NFD; Linux and the model composed, NFC:
+    one name, canonically equal, that no one can tell apart on screen — probe 182 was told to rename café to
+    café)."""
     if folder in model_classes:
         return [list(model_classes).index(folder)]
-    return [index for index, name in enumerate(model_classes) if folder_name(name) == folder]
+    written = [index for index, name in enumerate(model_classes) if folder_name(name) == folder]
+    if written:
+        return written
+    composed = unicodedata.normalize("NFC", folder)
+    return [index for index, name in enumerate(model_classes)
+            if unicodedata.normalize("NFC", folder_name(name)) == composed]
 
 
 def model_class_of_folders(model_classes: Sequence[str], folders: Sequence[str]) -> list[int] | None:
@@ -102,7 +114,10 @@ def with_model_classes(data: DataBundle, classes: Sequence[str], what: str = "th
     renamed = {folder: classes[index] for folder, index in zip(data.classes, mapping) if folder != classes[index]}
     if renamed:
         said = "the folder {} holds class {}" if folder_data else "its class {} is the model's class folder {}"
-        log.info("dataset %s: %s (%s)", data.name, ", ".join(said.format(*pair) for pair in renamed.items()), RULE)
+        forms = " (the same name in another Unicode form)"
+        log.info("dataset %s: %s (%s)", data.name, ", ".join(
+            said.format(*pair) + (forms if unicodedata.normalize("NFC", pair[0]) == unicodedata.normalize(
+                "NFC", pair[1]) else "") for pair in renamed.items()), RULE)
 
     def relabeled(split: Dataset | None) -> Any:
         return None if split is None else RelabeledDataset(split, mapping)

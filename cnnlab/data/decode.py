@@ -10,12 +10,17 @@ whose pixels match what a viewer (a browser, macOS Preview, GIMP's default view)
 | L | grey copied into R, G and B | 8-bit grayscale |
 | 1 | 0 -> black, 1 -> white | 1-bit |
 | I;16, I;16L, I;16B, I;16N | value / 257, rounded: 0..65535 -> 0..255 | 16-bit grayscale |
-| I (32-bit int) | all in 0..65535: as 16-bit; else min-max of the image -> 0..255 | 32-bit integer grayscale |
-| F (32-bit float) | all in [0, 1]: x 255; else min-max of the finite values; NaN/inf -> 0 | 32-bit float grayscale |
+| I (32-bit int) | 0..255: as is; 0..65535 or a PGM/PPM: as 16-bit; else min-max (*) | 32-bit integer grayscale |
+| F (32-bit float) | [0, 1]: x 255; [0, 255]: rounded; else min-max; NaN/inf -> 0 (*) | 32-bit float grayscale |
 | P | the palette's colours | palette |
 | RGBA, RGBa, LA, La, PA, and P/L/RGB with a transparent colour | composited on `BACKGROUND` (white) | alpha on white |
 | CMYK | Pillow's CMYK -> RGB conversion (no ICC profile) | CMYK |
 | YCbCr, LAB, HSV | Pillow's conversion to RGB (LAB: CIE L*a*b* D50 -> sRGB) | YCbCr, CIELAB, HSV |
+
+(*) By the range of the values the file holds (all of them within it), one image at a time; a PGM/PPM declares 16
+bits (Pillow scales its maxval to 65535). Values in 0..255 are 8-bit values: what numpy's int32/float32 arrays of
+pictures save as, and what torchvision reads. Min-max: of the image's finite values, to 0..255. The kind names the
+rule that read the file ("32-bit integer grayscale (values 0..255, as 8-bit)").
 
 and for every mode:
 
@@ -223,23 +228,59 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _scaled_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+# How a 32-bit grey plane is read (_value_rule): the words after its kind in the summary.
+AS_8_BIT, AS_16_BIT, TIMES_255, MIN_MAX = "values 0..255, as 8-bit", "values 0..65535, as 16-bit", \
+    "values in [0, 1], x 255", "stretched min-max"
+
+
+def _value_rule(values: np.ndarray, mode: str, declared_16_bit: bool = False) -> str:
+    """Which rule of the module docstring reads a 32-bit plane ("I" or "F"). Probe 182: an int32 TIFF of an 8-bit
+    picture (numpy's int32 array, saved) was read as 16-bit, nearly black, and a float32 one of 0..255 values
+    stretched min-max, so dark read as bright: the model saw another class, exit 0."""
+    if declared_16_bit:
+        return AS_16_BIT
+    finite = values[np.isfinite(values)] if mode == "F" else values
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode == "F" and low >= 0.0 and high <= 1.0:
+        return TIMES_255
+    if low >= 0.0 and high <= 255.0:
+        return AS_8_BIT
+    if mode == "I" and low >= 0 and high <= 65535:
+        return AS_16_BIT
+    return MIN_MAX
+
+
+def _scaled_to_uint8(values: np.ndarray, mode: str, declared_16_bit: bool = False) -> np.ndarray:
     """One grey plane (uint16, int32 or float32) -> uint8 by the rules in the module docstring."""
-    if mode in _SIXTEEN_BIT or (mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535):
+    rule = AS_16_BIT if mode in _SIXTEEN_BIT else _value_rule(values, mode, declared_16_bit)
+    if rule == AS_16_BIT:
         # round(v * 255 / 65535) == round(v / 257) in integer arithmetic
         return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     values = values.astype(np.float64)
     finite = np.isfinite(values)
+    if rule == AS_8_BIT:
+        return np.where(finite, np.rint(values), 0).astype(np.uint8)
     low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
-    if mode == "F" and low >= 0.0 and high <= 1.0:
+    if rule == TIMES_255:
         low, high = 0.0, 1.0
     scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     return np.where(finite, np.rint(np.clip(scaled, 0, 255)), 0).astype(np.uint8)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def _plane_kind(image: Image.Image) -> str | None:
+    """The kind of a loaded 32-bit grey image with the rule that reads it ("32-bit integer grayscale (values 0..255,
+    as 8-bit)"): a folder whose files are read by different rules says so in its summary. None for other modes."""
+    if image.mode not in ("I", "F"):
+        return None
+    rule = _value_rule(np.asarray(image), image.mode, image.format == "PPM")
+    return f"{INT32 if image.mode == 'I' else FLOAT32} ({rule})"
+
+
+def _to_rgb(image: Image.Image, declared_16_bit: bool = False) -> Image.Image:
+    """`declared_16_bit`: a PGM/PPM file (Pillow scales its maxval to 65535), known from the file, not the values."""
     if image.mode in _SIXTEEN_BIT or image.mode in ("I", "F"):
-        return Image.fromarray(_scaled_to_uint8(np.asarray(image), image.mode), "L").convert("RGB")
+        plane = _scaled_to_uint8(np.asarray(image), image.mode, declared_16_bit)
+        return Image.fromarray(plane, "L").convert("RGB")
     if _has_alpha(image):
         # La (premultiplied) has no direct path to RGBA in Pillow; LA does
         rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
@@ -249,10 +290,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def pixel_digest(image: Image.Image) -> str:
+def pixel_digest(image: Image.Image, declared_16_bit: bool = False) -> str:
     """SHA-256 over the size and RGB values of a loaded picture: equal for files that hold the same pixels in other
     bytes (another PNG compression level, BMP or TIFF, a grey or palette file saved as RGB)."""
-    rgb = _to_rgb(image)
+    rgb = _to_rgb(image, declared_16_bit)
     return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}\0".encode() + rgb.tobytes()).hexdigest()
 
 
@@ -298,12 +339,17 @@ def _decode(path: str | os.PathLike[str], *,
                 image.load()
             except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
                 raise UndecodableImage(path, CUT_SHORT, f"{type(exc).__name__}: {exc}") from exc
+            plane = _plane_kind(image)
+            if plane is not None:
+                kinds[kinds.index(INT32 if image.mode == "I" else FLOAT32)] = plane
+            declared_16_bit = image.format == "PPM"  # read before exif_transpose, whose copy has no format
             if rotated:
                 kinds.append(EXIF_ROTATED)
                 rotated = _orientation(image) in _TURNS  # still to do (JPEG, PNG, WebP); done (TIFF)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
-                return tuple(kinds), pixel_digest(ImageOps.exif_transpose(image) if rotated else image), stored
-            picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
+                shown = ImageOps.exif_transpose(image) if rotated else image
+                return tuple(kinds), pixel_digest(shown, declared_16_bit), stored
+            picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image, declared_16_bit)
     factor = math.ceil(_downscale_factor(picture.size))
     if factor > 1:  # draft() only helps JPEG, and only by powers of two
         picture = picture.reduce(factor)

@@ -249,6 +249,7 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
     folder = directory / name
     try:
         if _has_loose_image(folder):
+            _warn_of_class_named_subfolders(folder, classes)
             return
         subs = class_dirs(folder)
     except OSError:  # unreadable: the scan finds no image in it, and says so (`_checked_split`)
@@ -274,6 +275,16 @@ def _check_class_folder(directory: Path, name: str, classes: list[str], *, one_l
                           f"beside it ({_shown(alike)}): a class folder holds the images of one class",
                           fix=f"move the images of {folder}/{alike[0]}/ into {directory}/{alike[0]}/ (and so on), "
                               f"or give the sub-folders of {folder} names that are not class names")
+
+
+def _warn_of_class_named_subfolders(folder: Path, classes: list[str]) -> None:
+    """A class folder of images that also holds folders named like the other classes (a drag-and-drop slip, probe
+    182: 2/cat dog/ trained as class 2, not a word said): nested images belong to their class folder, so say which."""
+    alike = [sub for sub in class_dirs(folder) if sub in classes and sub != folder.name]
+    if alike:
+        log.warning("imagefolder %s: %s/ holds folders named like other classes (%s): their images are read as "
+                    "class %s, the folder they sit in — move them to %s if they are of those classes", folder.parent,
+                    folder.name, _shown(alike), folder.name, f"{folder.parent}/{alike[0]}/")
 
 
 def _split_inside(folder: Path) -> Path:

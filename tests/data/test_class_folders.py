@@ -79,3 +79,18 @@ def test_a_model_trained_on_class_folders_scores_the_named_data_they_were_made_f
     with pytest.raises(CnnlabError, match="the names differ"):  # a folder name that is no class of the data
         with_model_classes(folder_bundle(FASHION, [0], name="fashion_mnist"), ["Pullover", "T-shirt-top", "Trouser"],
                            folder_data=False)
+
+
+def test_a_folder_named_in_another_unicode_form_names_its_class(caplog: pytest.LogCaptureFixture) -> None:
+    # Probe 182: a folder café copied from macOS (decomposed, NFD) was refused for a model's café (composed, NFC)
+    # with "rename the class folder café to café": one name, printed alike, with no way to type the fix.
+    import logging
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert composed != decomposed
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        data = with_model_classes(folder_bundle(["tea", decomposed], [0, 1, 1]), [composed, "tea"], folder_data=True)
+    assert data.classes == [composed, "tea"] and [int(data.train[i][1]) for i in range(3)] == [1, 0, 0]
+    assert "(the same name in another Unicode form)" in caplog.text
+    assert model_class_of_folders(["café", "cafe"], ["cafe", decomposed]) == [1, 0]  # an accent still counts

@@ -57,6 +57,26 @@ def test_32_bit_int_beyond_16_bits_is_min_max_scaled(tmp_path: Path) -> None:
     assert [pixel(path, (x, 0))[0] for x in range(3)] == [0, 128, 255]  # 150000 / 300000 * 255 = 127.5
 
 
+def test_32_bit_planes_of_8_bit_values_are_read_as_they_are(tmp_path: Path) -> None:
+    # Probe 182: numpy's int32 / float32 arrays of 8-bit pictures, saved as TIFF, read nearly black (as 16-bit) and
+    # stretched min-max (a dark picture bright), so the model saw another class; torchvision reads their values.
+    values = np.array([[0, 39, 214, 255]])
+    for dtype, name in ((np.int32, "i.tif"), (np.float32, "f.tif")):
+        path = saved(Image.fromarray(values.astype(dtype)), tmp_path / name)
+        assert [pixel(path, (x, 0))[0] for x in range(4)] == [0, 39, 214, 255]
+        assert decode_image(path).kinds[0].endswith("(values 0..255, as 8-bit)")
+    dark = saved(Image.fromarray(np.array([[30.0, 39.6, 50.0]], np.float32)), tmp_path / "dark.tif")
+    assert [pixel(dark, (x, 0))[0] for x in range(3)] == [30, 40, 50]  # not stretched to 0..255
+
+
+def test_a_16_bit_pgm_is_read_as_16_bit_whatever_its_values(tmp_path: Path) -> None:
+    # Pillow opens a 16-bit PGM as "I", its maxval scaled to 65535: the file says 16 bits, dark values included
+    path = tmp_path / "dark.pgm"
+    path.write_bytes(b"P5\n2 1\n65535\n" + np.array([100, 255], ">u2").tobytes())
+    assert Image.open(path).mode == "I" and [pixel(path, (x, 0))[0] for x in range(2)] == [0, 1]
+    assert decode_image(path).kinds == ("32-bit integer grayscale (values 0..65535, as 16-bit)",)
+
+
 def test_float_in_unit_range_is_times_255(tmp_path: Path) -> None:
     path = saved(Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32)), tmp_path / "f.tif")
     assert Image.open(path).mode == "F"

@@ -113,6 +113,19 @@ def test_class_folder_holding_folders_named_like_the_classes_is_refused(tmp_path
         build(tmp_path)
 
 
+def test_a_class_folder_of_images_holding_a_folder_named_like_another_class_warns(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Probe 182: 2/cat dog/ beside 2/'s own images trained as class 2, and nothing said so.
+    classes(tmp_path, {"2": 3, "cat dog": 3})
+    classes(tmp_path / "2", {"cat dog": 2, "2021": 1}, first_shade=100)
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        raw = build(tmp_path)
+    assert len(raw.train) + len(raw.val) == 9  # read as documented: nested images belong to their class folder
+    [line] = [r.getMessage() for r in caplog.records if "named like other classes" in r.getMessage()]
+    assert "2/ holds folders named like other classes (cat dog)" in line and f"{tmp_path}/cat dog/" in line
+    assert "2021" not in line
+
+
 def test_class_folders_holding_split_folders_are_refused(tmp_path: Path) -> None:
     for name in ("cat", "dog"):
         classes(tmp_path / name, {"train": 2, "val": 1})

@@ -112,5 +112,5 @@ def test_classes_that_differ_only_in_unicode_form_are_named_so() -> None:
 
     decomposed = unicodedata.normalize("NFD", "café")
     assert class_difference(["café", "tea"], [decomposed, "tea"]) == \
-        "café differ only in their Unicode form (NFC vs NFD), not on screen"
+        "café differs only in its Unicode form (NFC vs NFD), not on screen"
     assert class_difference(["a", "b"], ["b", "a"]) == "the same names in another order"
