@@ -138,8 +138,10 @@ def lost_workers(exc: BaseException) -> str | None:
         if isinstance(error, (RuntimeError, OSError)) and any(phrase in text.lower() for phrase in _WORKERS_GONE):
             return first
         frames = traceback.extract_tb(error.__traceback__)
-        if isinstance(error, OSError) and any(frame.filename.endswith(_SHARING_FILES) for frame in frames):
-            return f"{type(error).__name__}: {first}, passing a batch from a worker"
+        # EOFError: the worker died between offering a batch and answering for it (a suite run under load, 2026-12-06)
+        if isinstance(error, (OSError, EOFError)) and any(frame.filename.endswith(_SHARING_FILES) for frame in frames):
+            return f"{type(error).__name__}: {first if text else 'the connection closed'}, passing a batch from a " \
+                   "worker"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from importlib import metadata
 
 import pytest
@@ -85,6 +86,26 @@ def test_a_dataloader_worker_killed_or_a_batch_that_cannot_travel_is_a_lost_work
     gone = _raised_by(lambda: resource_sharer._resource_sharer.get_connection(("/nonexistent/pymp-x/listener", 1)))
     assert isinstance(gone, FileNotFoundError)
     assert "passing a batch from a worker" in (lost_workers(gone) or "")
+
+
+def test_a_worker_gone_before_it_answers_for_its_batch_is_a_lost_worker(tmp_path: Path) -> None:
+    """A worker killed between offering a batch and handing it over: the main process's connection to its resource
+    sharer ends at once, EOFError — in a suite run under load, a traceback and "a bug in cnnlab"."""
+    import socket
+    import threading
+    from multiprocessing import resource_sharer
+
+    address = str(tmp_path / "listener")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(address)
+    server.listen(1)
+    threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+    try:
+        gone = _raised_by(lambda: resource_sharer._resource_sharer.get_connection((address, 1)))
+    finally:
+        server.close()
+    assert isinstance(gone, EOFError)
+    assert lost_workers(gone) == "EOFError: the connection closed, passing a batch from a worker"
 
 
 def test_an_error_the_dataset_raised_in_a_worker_or_any_other_is_no_lost_worker() -> None:
