@@ -78,6 +78,30 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+# A p90 this many times the p50: the timed runs were not alike (probe 179: torch's p90 533 ms beside a p50 of 77 ms,
+# on a machine shared with other work, and the table said nothing).
+DISTURBED_TAIL = 2.0
+
+
+def tail_lines(document: dict[str, Any]) -> list[str]:
+    """A line per row whose p90 is more than DISTURBED_TAIL times its p50: a tenth of its runs took that much longer,
+    so something else ran on these cores or the clock changed: its p50 may stand, its mean and spread do not."""
+    subjects = document.get("subjects") or []
+    rows = [r for r in document.get("records") or [] if r["p50_ms"] > 0 and r["p90_ms"] > DISTURBED_TAIL * r["p50_ms"]]
+    return [f"{_row_name(r, subjects)}: p90 {r['p90_ms']:.3g} ms is {r['p90_ms'] / r['p50_ms']:.1f}× the p50 "
+            f"({r['p50_ms']:.3g} ms) over {r['iterations']} runs — the runs were not alike (another program on these "
+            "cores, or the clock changed); time again with nothing else running, or longer (bench.min_seconds)"
+            for r in rows]
+
+
+def _row_name(record: dict[str, Any], subjects: list[dict[str, Any]]) -> str:
+    """"torch at batch 1", with the model of a paired session's row ("resnet18 (model 2), …")."""
+    index = record.get("subject")
+    model = (f"{subjects[index]['model']['name']} (model {index + 1}), " if isinstance(index, int)
+             and index < len(subjects) else "")
+    return f"{model}{record['backend']} at batch {record['batch_size']}"
+
+
 def _subject_name(subject: dict[str, Any], index: int) -> str:
     """"2. resnet18 (int8)": numbered as the unstable lines name it, with a precision other than FP32 — an INT8
     quantize run and one that kept FP32 read alike as "resnet18 | quantize" (probe 78)."""

@@ -26,7 +26,7 @@ from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.backends import BackendPlan, SkippedBackend, plan_backends, skipped_summary
 from cnnlab.deploy.bench_report import (bench_document, latency_table, paired_table, peak_lines, skipped_lines,
-                                        threads_lines, unstable_lines)
+                                        tail_lines, threads_lines, unstable_lines)
 from cnnlab.deploy.bench_session import BenchTimings, time_backends, time_paired_backends
 from cnnlab.deploy.bench_settings import ONNX_BACKENDS, TORCH_BACKENDS, BenchSettings, bench_device, device_name
 from cnnlab.deploy.hardware import bench_hardware
@@ -90,7 +90,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if subject.source is not None and subject.source.run is not None:
         ctx.record.update(dataset=subject.source.run.data.get("dataset"))
     _show(document, latency_table(document))
-    for line in (*threads_lines(document), *peak_lines(document)):
+    for line in (*threads_lines(document), *peak_lines(document), *tail_lines(document)):
         record_warning(ctx, line)
     return {"latency": [r.metrics() for r in timings.records], "skipped": timings.skipped_dicts(),
             "params": model_info["params"], "flops": model_info["flops"], "onnx_bytes": model_info["onnx_bytes"]}
@@ -136,7 +136,7 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     ctx.record.update(bench=document["settings"], paired={"rounds": settings.rounds, "subjects": [
         {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"]} for d in described]})
     _show(document, paired_table(document))
-    for line in (*threads_lines(document), *peak_lines(document)):
+    for line in (*threads_lines(document), *peak_lines(document), *tail_lines(document)):
         record_warning(ctx, line)
     for line in unstable_lines(document):
         ctx.log.warning(line)

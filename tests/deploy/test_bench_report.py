@@ -131,3 +131,21 @@ def test_a_backend_that_ran_other_threads_says_so_in_its_row_and_a_warning() -> 
     lone = {**document, "settings": {"device": "cpu", "threads": 2}, "records": [record("openvino", 1)]}
     assert "openvino (1 thread)" in _text(latency_table(lone)) and threads_lines(lone)[0].startswith(
         "openvino ran 1 inference thread, not the 2")
+
+
+def test_a_row_whose_p90_is_far_past_its_p50_says_its_runs_were_not_alike() -> None:
+    """Probe 179: torch's p90 of 533 ms beside its p50 of 76.6 ms, on a machine shared with other work, and the
+    unpaired table said nothing (a paired session says "unstable")."""
+    from cnnlab.deploy.bench_report import tail_lines
+
+    def record(backend: str, p50: float, p90: float, subject: int | None = None) -> dict:
+        return {"backend": backend, "batch_size": 1, "p50_ms": p50, "p90_ms": p90, "iterations": 40,
+                **({"subject": subject} if subject is not None else {})}
+
+    [line] = tail_lines({"records": [record("torch", 76.6, 533.0), record("onnxruntime", 1.53, 1.9)]})
+    assert line.startswith("torch at batch 1: p90 533 ms is 7.0× the p50 (76.6 ms) over 40 runs")
+    assert "bench.min_seconds" in line
+    paired = {"subjects": [{"model": {"name": "lenet5"}}, {"model": {"name": "resnet18"}}],
+              "records": [record("onnxruntime", 1.0, 1.1, 0), record("onnxruntime", 2.0, 4.5, 1)]}
+    [line] = tail_lines(paired)
+    assert line.startswith("resnet18 (model 2), onnxruntime at batch 1: p90 4.5 ms is 2.2× the p50")

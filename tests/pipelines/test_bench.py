@@ -414,7 +414,8 @@ def test_more_threads_than_cores_is_said_and_recorded(cli, outputs: Path) -> Non
     assert warning in " ".join(result.stderr.split())
     assert any(warning in w for w in only_run(outputs, "bench")["warnings"])
     assert cli("bench", *ZOO, "bench.batch_sizes=[1]", *QUICK[:-1], f"bench.threads={cores}").code == 0
-    assert "warnings" not in read_run(run_dirs(outputs, "bench")[-1])
+    # (a loaded machine may add a line of its own: a row whose p90 is far past its p50)
+    assert not any("bench.threads" in w for w in read_run(run_dirs(outputs, "bench")[-1]).get("warnings") or [])
 
 
 def test_bench_under_torchrun_is_refused_before_any_timing(monkeypatch: pytest.MonkeyPatch) -> None:
