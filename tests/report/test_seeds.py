@@ -899,3 +899,19 @@ def test_distill_runs_whose_students_started_from_different_models_are_no_seed_g
               if g.first.run.command == "distill"}
     assert sorted(groups) == [("kd-a", "kd-a-again"), ("kd-b",)], sorted(groups)
     assert groups[("kd-a", "kd-a-again")].changes[0].caveat == ""  # one teacher, one seed: no spread of teachers
+
+
+def test_a_groups_p50_says_how_many_of_its_runs_were_timed(tmp_path: Path) -> None:
+    """Probe 180: "2 runs, 1 seed" (the same settings run twice) read `0.131` — one run's p50 — where the size cell
+    beside it said "(1 of 2 runs)"."""
+    from cnnlab.report import build_report
+    from cnnlab.report.formats import COLUMNS, group_cells
+
+    out = tmp_path / "outputs"
+    timed = model_run(out, "finetune", "a", 0.36, seed=0)
+    model_run(out, "finetune", "b", 0.36, seed=0)
+    bench_run(out, "b1", timed, 0.131)
+    [group] = build_report(out).all_seed_groups
+    assert len(group.rows) == 2 and group.seeds == 1
+    cell = group_cells(group, out, COLUMNS)[list(COLUMNS).index("p50 ms")]
+    assert cell == "0.131 (1 of 2 runs)"
