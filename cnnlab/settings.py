@@ -382,9 +382,16 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
     if not rule.accepts(value) and rule.kind == "str" and isinstance(value, list):
         # probe 130: a folder named "[br]" read as a list by Hydra; quoted for Hydra, it is that text
         text = _show(value)
-        raise CnnlabError(f"{key}={text} was read as a list (Hydra reads [ ] as one), and {key} takes "
-                          f"{rule.describe()}", fix=f"quote it for Hydra, within single quotes: "
-                                                    f"{shlex.quote(f'{key}=' + chr(34) + text + chr(34))}")
+        said = f"{key}={text} was read as a list (Hydra reads [ ] as one), and {key} takes {rule.describe()}"
+        if rule.accepts(text):
+            raise CnnlabError(said, fix=f"quote it for Hydra, within single quotes: "
+                                        f"{shlex.quote(f'{key}=' + chr(34) + text + chr(34))}")
+        if value and all(rule.accepts(item) for item in value):
+            # probe 184: split=[test,val] was told to quote it, and the quoted text was refused as no split
+            sweep = f"{key}={','.join(str(item) for item in value)}"
+            raise CnnlabError(said, fix=f"one value a run: run the command once for each, or all of them as one "
+                                        f"sweep — the same command with -m and {sweep}")
+        raise CnnlabError(said, fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
     if not rule.accepts(value):
         # one value where a list goes: the list of it (probe 80: `predict.inputs=a.png` was offered `=[]`, refused)
         one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])

@@ -377,3 +377,19 @@ def test_an_unread_key_is_never_offered_as_its_own_correction() -> None:
     with pytest.raises(CnnlabError) as caught:
         check_known("pipeline", "pretrain")
     assert "did you mean" not in caught.value.fix and "rename or remove it" in caught.value.fix
+
+
+def test_a_list_of_choices_for_a_one_choice_setting_is_told_to_sweep_them() -> None:
+    """Probe 184: `split=[test,val]` was told to quote it ('split="[test,val]"'), and the quoted text was refused
+    in turn: no split is called "[test,val]"."""
+    from cnnlab.settings import _unquoted, check_setting
+
+    with pytest.raises(CnnlabError) as info:
+        check_setting("split", ["test", "val"], "evaluate")
+    assert info.value.message.startswith("split=[test,val] was read as a list")
+    assert info.value.fix.endswith("one sweep — the same command with -m and split=test,val")
+    for value in _unquoted("test"), _unquoted("val"):  # the fix, followed: each of them is a split
+        check_setting("split", value, "evaluate")
+    with pytest.raises(CnnlabError) as other:
+        check_setting("split", ["foo"], "evaluate")
+    assert other.value.fix == "set e.g. split=test"

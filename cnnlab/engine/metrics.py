@@ -90,6 +90,11 @@ class ClassificationScores:
     confidence: torch.Tensor | None = None
 
     @property
+    def correct(self) -> int:
+        """Images whose top-1 class is their label (the confusion matrix's diagonal)."""
+        return int(self.confusion.diagonal().sum())
+
+    @property
     def per_class(self) -> list[float | None]:
         totals = self.confusion.sum(dim=1)
         return [None if int(t) == 0 else float(self.confusion[i, i]) / int(t) for i, t in enumerate(totals.tolist())]

@@ -10,7 +10,8 @@ that reads the official test split.
    on the data the model trained on (steps/sources.py refuse_training_images); an image folder's class folders
    name the model's classes in any order, a `/` in a class name written `_` (data/class_folders.py: the folder
    T-shirt_top holds Fashion-MNIST's T-shirt/top), and its labels are renumbered to the model's;
-3. score `split` batch by batch: top-1, top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
+3. score `split` batch by batch: top-1 with its 95 % Wilson interval over the images (evaluation/intervals.py),
+   top-5, loss, per-class accuracy, confusion matrix, ECE (15 bins);
 4. write confusion.csv, confusion.png, per_class.csv, outcomes.csv (per image) and the run record (metrics
    `<split>_acc`, `<split>_top5`, `<split>_loss`, `ece`, `n`, `split`, `per_class_acc`; `model.precision`,
    `model.outputs`: logits | probabilities | log-probabilities).
@@ -18,6 +19,7 @@ that reads the official test split.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -34,6 +36,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
+from cnnlab.evaluation.intervals import accuracy_interval
 from cnnlab.steps.sources import (model_labelled, refuse_training_images, refuse_training_images_in_test,
                                    require_source, source_data)
 from cnnlab.steps.recording import dataset_record
@@ -56,7 +59,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # train/ was refused for a test score), split=all every image
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
                                     carve_val=split in CARVED_SPLITS)
-    require_split(data, split)  # first: a folder of new images needs split=all, whatever its class folders say
+    require_split(data, split, dataset_cfg.get("root") if data.name == "imagefolder" else None)  # first: a folder
+    # of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)
     if split == "all":
         refuse_training_images(source, dataset_cfg, data)
@@ -72,12 +76,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                           split_files(images))
     # with 5 classes or fewer every class is in the top 5: 100 % by construction, which says nothing (probe 88)
     top5 = f", top-5 {100 * scores.top5:.2f}%" if len(model.classes) > 5 else ""
-    ctx.log.info("%s: top-1 %.2f%%%s, ECE %.4f on %s", split, 100 * scores.top1, top5, scores.ece,
-                 counted(scores.n, "image"))
+    # the test set is finite: the top-1 with its interval over images (probe 184: none was said or recorded)
+    interval = accuracy_interval(scores.correct, scores.n)
+    ctx.log.info("%s: top-1 %.2f%% (%s, Wilson, over the images)%s, ECE %.4f on %s", split, 100 * scores.top1,
+                 interval.text() if interval else "no interval", top5, scores.ece, counted(scores.n, "image"))
     dataset = dataset_record(data, dataset_cfg)
     if split not in CARVED_SPLITS:  # built without carving val: not the train/val sizes the model had (probe 97)
         dataset.update(train_size=None, val_size=None)
-    ctx.record.update(evaluate={"split": split, "n": scores.n, "runtime": model.runtime, "ece_bins": ECE_BINS,
+    ctx.record.update(evaluate={"split": split, "n": scores.n, "correct": scores.correct, "runtime": model.runtime,
+                                "ece_bins": ECE_BINS, "top1_interval": interval.to_dict() if interval else None,
                                 "files": files},
                       model={"name": model.arch, "format": "onnx" if model.kind == "onnx" else "pytorch",
                              "precision": model.precision, "image_size": model.spec.size,
@@ -90,14 +97,18 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 @found_before_work()
-def require_split(data: DataBundle, split: str) -> None:
+def require_split(data: DataBundle, split: str, folder: str | None = None) -> None:
     """CnnlabError for a split (SPLITS) the data lacks: a folder of new labelled images has no test split, and its
-    class folders were judged first, with a fix that then led to this refusal (probe 70)."""
+    class folders were judged first, with a fix that then led to this refusal (probe 70). `folder`: an image
+    folder's root, whose own test split is the first fix (probe 184: it was not offered)."""
     if split != "all" and {"train": data.train, "val": data.val, "test": data.test}[split] is None:
+        # only beside a train/ folder: in a one-level folder a test/ would be read as a class (data/folder.py)
+        own = f"put test images in {folder}/test/<class>/ beside its train/ (a test split of its own); " \
+            if folder and split == "test" and (Path(folder) / "train").is_dir() else ""
         raise CnnlabError(f"dataset {data.name} has no {split} split",
-                          fix="use split=val; split=all to score every image of a folder of new labelled images "
-                              "(dataset=imagefolder dataset.root=DIR); or a dataset with an official test split "
-                              "(cifar10, cifar100, mnist, fashion_mnist, kmnist, svhn, stl10, flowers)")
+                          fix=f"{own}use split=val; split=all to score every image of a folder of new labelled "
+                              "images (dataset=imagefolder dataset.root=DIR); or a dataset with an official test "
+                              "split (cifar10, cifar100, mnist, fashion_mnist, kmnist, svhn, stl10, flowers)")
 
 
 @found_before_work()

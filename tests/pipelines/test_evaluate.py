@@ -56,6 +56,13 @@ def test_checkpoint_and_its_onnx_score_the_same_on_the_test_split(cli, outputs: 
     counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
     assert counts.shape == (10, 10) and counts.sum() == TEST  # every test image once
     assert np.trace(counts) / TEST == pytest.approx(metrics["test_acc"])
+    # probe 184: the finite test set's uncertainty was neither said nor recorded
+    from evaluation.test_intervals import wilson
+
+    assert record["evaluate"]["correct"] == np.trace(counts)
+    interval = record["evaluate"]["top1_interval"]
+    assert (interval["low"], interval["high"]) == pytest.approx(wilson(int(np.trace(counts)), TEST), abs=1e-9)
+    assert "".join(f"(95% CI {100 * interval['low']:.2f}–{100 * interval['high']:.2f}%, Wilson".split()) in said
     assert (run_dir / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert (run_dir / "per_class.csv").is_file()
     outcomes = list(csv.DictReader((run_dir / "outcomes.csv").open()))
@@ -384,6 +391,16 @@ def test_split_all_scores_a_folder_of_new_images_never_the_training_images(cli, 
                "model=lenet5", "trainer.epochs=1", "trainer.batch_size=4").code == 0
     no_test = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}")
     assert no_test.code == 2 and "split=all" in no_test.stderr and "Traceback" not in no_test.stderr
+    # probe 184: the folder's own test split was not among the fixes — where it has a train/ to go beside
+    assert "put test images in" not in no_test.stderr  # one level: a test/ here would read as a class
+    (new / "train").mkdir()
+    for folder in [f for f in new.iterdir() if f.name != "train"]:
+        folder.rename(new / "train" / folder.name)
+    split = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}")
+    assert f"put test images in {new}/test/<class>/ beside its train/" in " ".join(split.stderr.split())
+    for folder in (new / "train").iterdir():
+        folder.rename(new / folder.name)
+    (new / "train").rmdir()
     result = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
     assert result.code == 0, result.output
     record = next(r for r in map(read_run, run_dirs(outputs, "evaluate")) if r["status"] == "completed")
