@@ -140,7 +140,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             candidates = build_onnx_candidates(fp32_path, settings.formats, settings.ptq, work, calibration=calibration,
                                                searching=settings.searching, accuracy_control=control)
             if calibration is not None:
-                report["calibration"] = calibration.describe()
+                report["calibration"] = calibration.describe(candidates)
                 if calibration.cache.exists():
                     ctx.record.add_artifact("calibration", calibration.cache)
         if not ctx.is_main:

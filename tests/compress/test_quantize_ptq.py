@@ -298,3 +298,28 @@ def test_a_dynamic_int8_file_scores_each_image_as_it_would_alone(graphs: tuple[P
     together = session.run(None, {session.get_inputs()[0].name: images})[0]
     assert not np.allclose(alone[1:], together[1:], atol=1e-4)  # the effect is real here
     assert np.array_equal(run_images(onnx_session(path), images), alone)
+
+
+def test_a_widened_input_range_is_recorded_only_where_a_file_quantizes_its_input(graphs: tuple[Path, Path],
+                                                                                 tmp_path: Path) -> None:
+    # Probe 183: with the first convolution kept in float (quantize.exclude) the input has no quantizer, and the
+    # log and run.json still said its range was widened.
+    from cnnlab.compress.quantization import CandidateResult
+    from cnnlab.compress.quantization.calibration import range_off_ties
+    from cnnlab.compress.quantization.ptq import quantizes_input
+    from cnnlab.compress.quantization.search import Calibration
+
+    _, pre = graphs
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 3, SIZE, SIZE))
+    batches = [((p / 255.0).astype(np.float32) - np.float32(0.5)) / np.float32(0.5) for p in pixels]
+    calibration = Calibration(batches, "minmax", tmp_path / "c.json", (2, 8), range_off_ties(batches))
+    reader = CalibrationReader(graph_input_name(pre), batches)
+    first = next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv")
+    made = {}
+    for name, settings in (("all", PtqSettings()), ("first_in_float", PtqSettings(exclude=(first,)))):
+        path = quantize_static_candidate(pre, tmp_path / f"{name}.onnx", FORMATS["qdq_u8s8"], settings, reader,
+                                         tmp_path / f"{name}.json", input_range=calibration.input_range)
+        made[name] = CandidateResult(FORMATS["qdq_u8s8"], path)
+    assert quantizes_input(made["all"].path) and not quantizes_input(made["first_in_float"].path)  # type: ignore
+    assert calibration.describe([made["all"]])["input_range"] == list(calibration.input_range)  # type: ignore
+    assert "input_range" not in calibration.describe([made["first_in_float"]])

@@ -194,3 +194,16 @@ def test_a_stable_speedup_whose_rounds_fall_on_both_sides_of_fp32_is_not_measure
                   keep_fp32_if_slower=True)
     assert kept.fp32_kept and "measured faster than FP32, chosen over" not in kept.reason, kept.reason
     assert "its rounds were both faster and slower than FP32" in kept.reason
+
+
+def test_the_runtimes_a_tie_break_names_say_which_ran_the_file() -> None:
+    # Probe 183: with quantize.deploy_runtimes=[onnxruntime] the reason read "read by more runtimes (onnxruntime,
+    # openvino, tensorrt …)" of a network OpenVINO had just refused: only onnxruntime had run either file.
+    qop = CandidateFigures("qop_u8s8", 0.90, {1: 0.510}, read_by=QOP_READERS, ran_on=("onnxruntime",))
+    qdq = CandidateFigures("qdq_u8s8", 0.90, {1: 0.511}, read_by=QDQ_READERS, ran_on=("onnxruntime",))
+    reason = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).reason
+    assert "read by more runtimes (onnxruntime; openvino, tensorrt by its layout, not run here vs onnxruntime)" \
+        in reason
+    checked = CandidateFigures("qdq_u8s8", 0.90, {1: 0.511}, read_by=QDQ_READERS, ran_on=("onnxruntime", "openvino"))
+    reason = select([qop, checked], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0).reason
+    assert "(onnxruntime, openvino; tensorrt by its layout, not run here vs onnxruntime)" in reason

@@ -157,5 +157,13 @@ def _quantizer_error(fmt: Format, exc: Exception) -> CnnlabError:
                        fix="try another quantize.format, or keep the failing nodes in float with quantize.exclude")
 
 
+def quantizes_input(path: Path) -> bool:
+    """Whether the file quantizes its graph input: a QuantizeLinear takes the input itself (where quantize.exclude
+    keeps the first node in float, nothing does)."""
+    proto = load_onnx(path)
+    name = proto.graph.input[0].name
+    return any(node.op_type == "QuantizeLinear" and node.input and node.input[0] == name for node in proto.graph.node)
+
+
 def graph_input_name(path: Path) -> str:
     return load_onnx(path).graph.input[0].name

@@ -28,9 +28,9 @@ from cnnlab.compress.quantization.nncf_engine import AccuracyControl, nncf_descr
 from cnnlab.compress.quantization.outputs import float_outputs
 from cnnlab.compress.quantization.ptq import (CALIBRATION_CACHE, PtqSettings, check_node_names, graph_input_name,
                                               preprocess, quantize_dynamic_candidate, quantize_static_candidate,
-                                              quantized_ops)
+                                              quantized_ops, quantizes_input)
 from cnnlab.compress.quantization.result import FP32, Accuracy, CandidateResult, Fp32Figures, QuantizationResult
-from cnnlab.compress.quantization.portability import cannot_run, check_runtimes, failure, unreadable
+from cnnlab.compress.quantization.portability import LOADS, cannot_run, check_runtimes, failure, unreadable
 from cnnlab.compress.quantization.selection import CandidateFigures, paired_ratio, round_speedups, select
 from cnnlab.deploy.onnx_check import weight_types
 from cnnlab.deploy.ort import evaluate_onnx, onnx_session
@@ -59,24 +59,31 @@ class Calibration:
                                     whole=whole)
         # entropy and percentile clip the range themselves, off the pixel grid
         widened = range_off_ties(drawn) if method == "minmax" else None
-        if widened is not None:
-            log.info("the input's min/max range puts its pixels halfway between INT8 codes (a mean-0.5 "
-                     "normalisation): widened by half a step at each end to [%.4g, %.4g], so the codes do not "
-                     "hang on the preprocessing's last float bit", *widened)
         return cls(drawn, method, cache, (batches, batch_size), widened)
+
+    def widened_for(self, candidates: Sequence[CandidateResult]) -> tuple[float, float] | None:
+        """`input_range` where one of onnxruntime's static `candidates` quantizes the model's input (quantize.exclude
+        can keep its first node in float: probe 183 read "widened" of a file with no quantizer on its input)."""
+        if self.input_range is None:
+            return None
+        static = [c.path for c in candidates if c.path is not None and c.format.engine == "onnxruntime"
+                  and c.format.mode == "static"]
+        return self.input_range if any(quantizes_input(path) for path in static) else None
 
     def shortfall(self, num_classes: int) -> str | None:
         """A warning when fewer images were drawn than asked for, or than there are classes."""
         return calibration_shortfall(sum(len(b) for b in self.batches), batches=self.asked[0],
                                      batch_size=self.asked[1], num_classes=num_classes)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, candidates: Sequence[CandidateResult] = ()) -> dict[str, Any]:
+        """The record's calibration section; `input_range` where `candidates` used it (widened_for)."""
+        widened = self.widened_for(candidates)
         return {"method": self.method, "batches": len(self.batches), "images": sum(len(b) for b in self.batches),
                 "split": "train (deterministic transforms)",
                 "ranges": f"calibrated once, reused by every format ({self.cache.name})" if CALIBRATION_CACHE
                 else "calibrated for every format (this onnxruntime has no calibration cache)",
-                **({"input_range": [*self.input_range], "input_range_why": "min/max widened by half an INT8 step: "
-                    "the pixels sat on rounding ties"} if self.input_range else {})}
+                **({"input_range": [*widened], "input_range_why": "min/max widened by half an INT8 step: "
+                    "the pixels sat on rounding ties"} if widened else {})}
 
 
 def build_onnx_candidates(fp32_file: Path, formats: Sequence[Format], settings: PtqSettings, work: Path, *,
@@ -107,6 +114,11 @@ def build_onnx_candidates(fp32_file: Path, formats: Sequence[Format], settings: 
                 raise
             built.append(CandidateResult(fmt, error=err.message))
             log.warning("skipping %s: %s", fmt.name, err.message)
+    widened = calibration.widened_for(built) if calibration is not None else None
+    if widened is not None:
+        log.info("the input's min/max range put its pixels halfway between INT8 codes (a mean-0.5 normalisation): "
+                 "widened by half a step at each end to [%.4g, %.4g], so the codes do not hang on the "
+                 "preprocessing's last float bit", *widened)
     return tuple(built)
 
 
@@ -157,6 +169,7 @@ def search_formats(fp32_file: Path, candidates: Sequence[CandidateResult], val_l
                                              warn=not searching) for c in ready}
     figures = [CandidateFigures(name, c.accuracy.acc, c.timing.p50_ms(),  # type: ignore[union-attr]
                                 read_by=tuple(r for r in READ_BY.get(c.format.layout, ()) if r not in fp32_fails_on),
+                                ran_on=tuple(r for r, verdict in (c.loads_on or {}).items() if verdict == LOADS),
                                 rounds=round_speedups(c.timing.p50_per_round,  # type: ignore[union-attr]
                                                       fp32.timing.p50_per_round))
                for name, c in timed.items()]
@@ -185,7 +198,8 @@ def deployable_runtimes(fp32_file: Path, scored_on: str, deploy_runtimes: Sequen
     failing = unreadable(verdicts)
     if not failing:
         return tuple(deploy_runtimes), None
-    said = "; ".join(failure(r, verdicts[r]) for r in failing)
+    # the file is the run's working copy, gone once the run ends (probe 183): named by what it is
+    said = "; ".join(failure(r, verdicts[r]) for r in failing).replace(str(fp32_file), "the FP32 ONNX file")
     kept = [r for r in deploy_runtimes if r not in failing]
     if scored_on in failing or named:
         raise CnnlabError(f"the FP32 model itself does not run on {', '.join(failing)} ({said}), so no INT8 file of it "

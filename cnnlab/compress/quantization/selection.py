@@ -38,6 +38,7 @@ class CandidateFigures:
     latency_ms: Mapping[int, float]    # p50 per batch size
     notes: list[str] = field(default_factory=list)
     read_by: tuple[str, ...] = ()      # runtimes that load its layout (formats.READ_BY)
+    ran_on: tuple[str, ...] = ()       # ... of them, those that ran this very file here (portability.LOADS)
     rounds: tuple[float, ...] = ()     # its speed-up over FP32 in each interleaved round (round_speedups)
 
     @property
@@ -130,8 +131,8 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
         gap = 1.0 - speed[chosen.name] / speed[fastest.name]
         reason = (f"{chosen.name} ({figures(chosen)}): {gap:.1%} slower than the fastest, {fastest.name} "
                   f"({figures(fastest)}), within the timing noise (±{_noise(chosen, fastest):.0%}, the larger "
-                  f"per-round spread of the two), and read by more runtimes ({', '.join(chosen.read_by)} vs "
-                  f"{', '.join(fastest.read_by) or 'unknown'})")
+                  f"per-round spread of the two), and read by more runtimes ({_readers(chosen)} vs "
+                  f"{_readers(fastest) or 'unknown'})")
     faster_over_budget = [c for c in candidates if c not in eligible and speed[c.name] > speed[chosen.name]]
     if faster_over_budget:
         # faster than the choice, not necessarily than FP32 (probe 73: "1.68× slower than FP32" listed as "faster")
@@ -159,6 +160,16 @@ def _more_portable_tie(fastest: CandidateFigures, eligible: Sequence[CandidateFi
     ties = [c for c in eligible if c.portability > fastest.portability
             and speed[c.name] >= speed[fastest.name] * (1.0 - _noise(c, fastest))]
     return max(ties, key=lambda c: (c.portability, speed[c.name], c.acc)) if ties else fastest
+
+
+def _readers(candidate: CandidateFigures) -> str:
+    """"onnxruntime, openvino" where each ran the file; runtimes that read its layout but were not run on it here
+    said so (probe 183: "read by … openvino" of a network OpenVINO had just refused, with deploy_runtimes=[onnxruntime]
+    checking nothing else)."""
+    ran = [r for r in candidate.read_by if r in candidate.ran_on]
+    layout = [r for r in candidate.read_by if r not in candidate.ran_on]
+    return "; ".join(([", ".join(ran)] if ran else []) +
+                     ([f"{', '.join(layout)} by its layout, not run here"] if layout else []))
 
 
 def _noise(a: CandidateFigures, b: CandidateFigures) -> float:
