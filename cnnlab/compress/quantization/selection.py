@@ -164,8 +164,8 @@ def _more_portable_tie(fastest: CandidateFigures, eligible: Sequence[CandidateFi
 
 def _readers(candidate: CandidateFigures) -> str:
     """"onnxruntime, openvino" where each ran the file; runtimes that read its layout but were not run on it here
-    said so (probe 183: "read by … openvino" of a network OpenVINO had just refused, with deploy_runtimes=[onnxruntime]
-    checking nothing else)."""
+    said so (probe 183: "read by … openvino" of a network OpenVINO had just refused, with
+    deploy_runtimes=[onnxruntime] checking nothing else)."""
     ran = [r for r in candidate.read_by if r in candidate.ran_on]
     layout = [r for r in candidate.read_by if r not in candidate.ran_on]
     return "; ".join(([", ".join(ran)] if ran else []) +
