@@ -187,6 +187,21 @@ def no_such_option(command: str, arg: str) -> str:
     return f"no such option: {arg} — settings are key=value, e.g. trainer.epochs=3 (see `cnnlab {command} --help`)"
 
 
+def _closest(typed: str, valid: Sequence[str]) -> str | None:
+    """The one valid choice `typed` most likely meant: the same name but for case, `-`, `_` and spaces (VGG11,
+    resnet-18, "mobilenet_v2 "), else difflib's nearest close match; None when nothing is close."""
+    import difflib
+
+    def squeezed(name: str) -> str:
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+
+    same = [name for name in valid if squeezed(name) == squeezed(typed)]
+    if len(same) == 1:
+        return same[0]
+    close = difflib.get_close_matches(typed.lower(), list(valid), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def _read_as_text(choice: str) -> bool:
     """Whether Hydra's override grammar reads `choice` as a string (`1`, `2.5`, `nan`, `inf`, `true` are not: a
     config group given one fails inside Hydra with a ValueError)."""
@@ -253,8 +268,9 @@ def check_overrides(command: str, args: list[str]) -> None:
                 raise UserError(f"{key}={choice}: {irregular} is {what}, and Hydra reads only files — put the YAML "
                                 f"file itself at {irregular}")
             if choice and choice != "null" and choice not in valid:
-                raise UserError(f"unknown {key} '{choice}' — choose one of: {', '.join(valid)} "
-                                f"(or add {key}/{choice}.yaml in a --config-dir)")
+                near = _closest(choice, valid)  # probe 181: `model=resnet-18` listed all 14 names, none picked out
+                raise UserError(f"unknown {key} '{choice}'{f' (did you mean {key}={near}?)' if near else ''} — "
+                                f"choose one of: {', '.join(valid)} (or add {key}/{choice}.yaml in a --config-dir)")
             if choice and not quoted and not _read_as_text(choice):
                 # The shell strips quotes: the whole override goes inside double quotes, every such name quoted.
                 fixed = ",".join(f"'{c}'" if c and not _read_as_text(c) else c for c in choices)

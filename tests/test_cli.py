@@ -87,6 +87,10 @@ def test_every_commands_help_text_flows_as_paragraphs(cli, command: str, monkeyp
 
 @pytest.mark.parametrize("args, expected", [
     (["model=nosuchnet"], "unknown model 'nosuchnet' — choose one of: alexnet"),
+    # probe 181: a misspelt name was given the whole list, none picked out
+    (["model=resnet-18"], "unknown model 'resnet-18' (did you mean model=resnet18?) — choose one of: alexnet"),
+    (["model=VGG11"], "unknown model 'VGG11' (did you mean model=vgg11?)"),
+    (["optim=adamm"], "unknown optim 'adamm' (did you mean optim=adamw?)"),
     (["dataset=imagenet21k"], "unknown dataset 'imagenet21k'"),
     (["optim=null"], "optim=null leaves the command with no optim — choose one of: adamw"),  # was a traceback
     (["trainer.epochs"], "malformed override 'trainer.epochs'"),
