@@ -125,6 +125,10 @@ class SearchSpace:
         if not isinstance(fixed, Mapping):
             raise CnnlabError(f"space {name}: fixed must map config keys to values",
                               fix="e.g. fixed: {trainer.mixup: 0.2}")
+        both = sorted(set(fixed) & {p.name for p in parsed})
+        if both:  # probe 185: the fixed value was dropped for the sampled one, and run.json recorded both
+            raise CnnlabError(f"space {name}: {', '.join(both)} is both searched (params) and fixed",
+                              fix=f"keep {both[0]} in one of them: under params to search it, under fixed to set it")
         return cls(name=name, kind=kind, params=parsed, base=base, fixed=dict(fixed))
 
     def check_resolution(self, image_size: int) -> None:
@@ -172,9 +176,17 @@ def _param(space: str, name: str, value: Any) -> Param:
     kind = str(value.get("type") or "")
     if kind not in TYPES:
         raise CnnlabError(f"{where}: type={kind or '(missing)'} is unknown", fix=f"use type: {' | '.join(TYPES)}")
+    fields = _FIELDS["categorical" if kind == "categorical" else "range"]
+    unknown = sorted(str(key) for key in value if key not in fields)
+    if unknown:  # probe 185: `lg: true` searched a linear range, nothing said
+        raise CnnlabError(f"{where}: {', '.join(unknown)} is no field of a {kind} parameter",
+                          fix=f"use the fields {', '.join(fields)}")
     per_stage = bool(value.get("per_stage", False))
     if kind == "categorical":
-        choices = tuple(value.get("choices") or ())
+        given = value.get("choices")
+        if given is not None and not isinstance(given, (list, tuple)):  # probe 185: `choices: 32` was a traceback
+            raise CnnlabError(f"{where}: choices is {given!r}, not a list", fix=f"write choices: [{given}]")
+        choices = tuple(given or ())
         if not choices:
             raise CnnlabError(f"{where} has no choices", fix="give choices: [a, b, ...]")
         if any(not isinstance(c, (str, int, float, bool)) and c is not None for c in choices):
@@ -187,8 +199,14 @@ def _param(space: str, name: str, value: Any) -> Param:
                           fix="e.g. {type: float, low: 0.001, high: 0.1}") from exc
     log = bool(value.get("log", False))
     step = value.get("step")
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+    if not (math.isfinite(low) and math.isfinite(high)):  # probe 185: nan and inf were told to swap them
+        raise CnnlabError(f"{where}: low={low:g}, high={high:g} — a range needs finite ends",
+                          fix="give numbers, e.g. {type: float, low: 0.001, high: 0.1}")
+    if low > high:
         raise CnnlabError(f"{where}: low={low:g} is above high={high:g}", fix="swap them: low must be <= high")
+    if step is not None and not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0
+                                 and math.isfinite(step)):  # probe 185: Optuna's own error, after the run began
+        raise CnnlabError(f"{where}: step={step!r} must be a number above 0", fix="e.g. step: 0.01, or drop step")
     if log and low <= 0:
         raise CnnlabError(f"{where}: a log range needs low > 0 (got {low:g})", fix="raise low, or drop log: true")
     if log and step is not None:
@@ -197,6 +215,11 @@ def _param(space: str, name: str, value: Any) -> Param:
         raise CnnlabError(f"{where}: an int range needs whole low and high", fix="use type: float")
     return Param(name, kind, low=low, high=high, log=log, step=None if step is None else float(step),
                  per_stage=per_stage)
+
+
+# The fields a parameter may have (anything else is a typo that would change the search unsaid).
+_FIELDS = {"categorical": ("type", "choices", "per_stage"),
+           "range": ("type", "low", "high", "log", "step", "per_stage")}
 
 
 # Multipliers of the whole network, which no check of the architecture string sees: 0 or below has no network

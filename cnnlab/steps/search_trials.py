@@ -20,8 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from cnnlab.context import RunContext
+from cnnlab.environment import available_memory
 from cnnlab.data import DataBundle, build_datasets, resolve_input_spec
 from cnnlab.data.spec import InputSpec
+from cnnlab.engine.memory import training_batch_bytes
 from cnnlab.engine.objectives import Objective
 from cnnlab.engine.progress import Progress
 from cnnlab.engine.recipe import Recipe
@@ -233,6 +235,7 @@ class TrialRunner:
             self.ctx.log.info("trial %d: %s — the same candidate as trial %d: its val top-1 %.2f%% stands (not "
                               "trained again)", trial.number, what, twin.number, 100 * twin.user_attrs["val_acc"])
             return self.values(float(twin.user_attrs["val_acc"]), cost)
+        require_training_memory(model, data.spec, int(cfg.trainer.batch_size))
         acc = self.proxy_train(trial, cfg, model, data, cost)
         self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s", trial.number, what,
                           100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",
@@ -429,7 +432,25 @@ def check_proxy_batch(space: SearchSpace, batch: int, proxy: int, full: int, fra
     raise CnnlabError(f"{BATCH_KEY}={batch} (space {space.name} {how} it) is larger than {what}", fix=fix)
 
 
-TRIAL_ERRORS = (NonFiniteLoss,)  # a diverging candidate fails its trial, not the search
+class TooLargeToTrain(CnnlabError):
+    """One training batch of a candidate would need more memory than the machine has free: its trial fails (a
+    candidate of a space's largest resolution took all 24 GB and the kernel killed the search: probe 185)."""
+
+
+def require_training_memory(model: nn.Module, spec: InputSpec, batch: int) -> None:
+    """TooLargeToTrain when one training batch of `model` at `spec` would need more than the memory available now
+    (engine.memory.training_batch_bytes); nothing where either cannot be told."""
+    needed = training_batch_bytes(model, spec.channels, spec.size, batch)
+    available = available_memory()
+    if needed is None or available is None or needed <= available:
+        return
+    raise TooLargeToTrain(f"one training batch of {batch} images at {spec.size} px needs about {needed / 1e9:,.1f} GB "
+                          f"of activations, more than the {available / 1e9:,.1f} GB of memory available here",
+                          fix="lower the largest choices of space.params.resolution (or width), or trainer.batch_size")
+
+
+# a diverging candidate, or one too large for this machine's memory, fails its trial, not the search
+TRIAL_ERRORS = (NonFiniteLoss, TooLargeToTrain)
 
 
 def chosen_candidate(space: SearchSpace, row: Mapping[str, Any]) -> Candidate:

@@ -99,6 +99,19 @@ def test_resolution_rounds_to_four_and_has_a_floor() -> None:
         ("kernel", {"type": "int", "low": 3, "high": 7, "log": True}, "4 builds no network"),
         ("kernel", {"type": "float", "low": 3, "high": 7}, "a float range draws fractions"),
         ("stem_stride", {"type": "categorical", "choices": [2, 3.92]}, "3.92 is no whole number"))],
+    # probe 185: a traceback, Optuna's own error after the run began, a typo that changed the search, a false reason
+    ({"kind": "hparams", "params": {"trainer.batch_size": {"type": "categorical", "choices": 32}}},
+     "choices is 32, not a list — write choices: [32]"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1, "step": -0.01}}},
+     "step=-0.01 must be a number above 0"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1, "lg": True}}},
+     "lg is no field of a float parameter — use the fields type, low, high, log, step, per_stage"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.001, "high": float("inf")}}},
+     "a range needs finite ends"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": float("nan"), "high": 0.1}}},
+     "a range needs finite ends"),
+    ({"kind": "hparams", "params": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+      "fixed": {"optim.lr": 0.5}}, "optim.lr is both searched (params) and fixed"),
 ])
 def test_an_empty_or_contradictory_space_is_one_line(data: dict, message: str) -> None:
     with pytest.raises(CnnlabError) as caught:
