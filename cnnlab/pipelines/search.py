@@ -187,12 +187,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  settings.latency.key + (f" vs {settings.reference}" if settings.reference else ""))
     runner = TrialRunner(ctx, cfg, runtime, space, settings, LatencyCache(ctx.path(CACHE_FILE)), study, weights,
                          _data=built)
+    ended = False
     try:
         if done < settings.trials:
             study.optimize(runner, n_trials=settings.trials - done, catch=TRIAL_ERRORS)
+        ended = True
     finally:  # also after Ctrl-C: what finished is on disk and in the files
         rows = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-        summary = write_results(ctx, rows, space.name, settings)
+        summary = write_results(ctx, rows, space.name, settings, ended=ended)
 
     chosen = best_feasible(rows)
     if chosen is None:
@@ -268,9 +270,12 @@ def latency_limit(settings: SearchSettings, rows: list[dict[str, Any]]) -> tuple
                                                          f"search.max_latency_ms={settings.max_latency_ms:g}")
 
 
-def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, settings: SearchSettings) -> dict[str, Any]:
+def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, settings: SearchSettings, *,
+                  ended: bool = True) -> dict[str, Any]:
     """trials.csv, pareto.png and the front's table (a line instead when it is empty); run.json's search summary
-    (counts, the correlation and how many timed candidates it is over)."""
+    (counts, the correlation and how many timed candidates it is over). `ended`: the search ran to its end — after a
+    Ctrl-C the best trial is the best so far, not a choice (probe 185 read "* = chosen" of a search that chose
+    nothing)."""
     states = [r["state"] for r in rows]
     summary = {"finished": sum(s in ("complete", "pruned") for s in states), "pruned": states.count("pruned"),
                "failed": states.count("fail"),
@@ -284,12 +289,14 @@ def write_results(ctx: RunContext, rows: list[dict[str, Any]], space: str, setti
     reference = settings.reference
     chosen = best_feasible(rows)
     if (png := plot_front(rows, ctx.path(PARETO_PNG), title, reference, limit=latency_limit(settings, rows),
-                          chosen=chosen)) is not None:
+                          chosen=chosen, chosen_label="chosen" if ended else "best so far")) is not None:
         ctx.record.add_artifact("pareto_png", png)
     if pareto_front(rows):
         versus = f"; vs {reference}: timed beside it, paired" if reference and relative(rows) else ""
         out.print(front_table(rows, chosen, f"Pareto front ({summary['feasible']} feasible of "
-                                            f"{counted(summary['finished'], 'finished trial')}; * = chosen{versus})",
+                                            f"{counted(summary['finished'], 'finished trial')}; "
+                                            f"* = {'chosen' if ended else 'best so far (stopped: nothing chosen)'}"
+                                            f"{versus})",
                               reference))
     else:  # an empty table says nothing (Ctrl-C before the first trial finished, no trial within the constraints)
         out.print(empty_front_line(rows))

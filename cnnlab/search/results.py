@@ -136,7 +136,8 @@ def empty_front_line(rows: Sequence[Row]) -> str:
 
 
 def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | None = None, *,
-               limit: tuple[float, str] | None = None, chosen: Row | None = None) -> Path | None:
+               limit: tuple[float, str] | None = None, chosen: Row | None = None,
+               chosen_label: str = "chosen") -> Path | None:
     """Latency (x: ms, or candidate ÷ `reference` latency when the trials were timed against one) against
     validation top-1 (y) for every timed trial: feasible ones blue, infeasible red, stopped early hollow, the
     feasible Pareto front as a step line, the latency `limit` (x, label) as a dashed line, the `chosen` trial as
@@ -167,7 +168,7 @@ def plot_front(rows: Sequence[Row], path: Path, title: str, reference: str | Non
                 linewidth=1.2)
     if chosen is not None:
         ax.scatter([cost(chosen)], [100 * chosen["val_acc"]], marker="*", s=220, c="gold", edgecolors="black",
-                   zorder=3, label=f"chosen: trial {chosen['trial']}")
+                   zorder=3, label=f"{chosen_label}: trial {chosen['trial']}")
     if limit is not None:
         ax.axvline(limit[0], color="tab:red", linestyle="--", linewidth=1, label=limit[1])
     ax.set_xlabel(f"latency relative to {reference or 'the reference'} (candidate ÷ reference p50, paired)"

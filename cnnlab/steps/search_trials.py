@@ -237,9 +237,12 @@ class TrialRunner:
             return self.values(float(twin.user_attrs["val_acc"]), cost)
         require_training_memory(model, data.spec, int(cfg.trainer.batch_size))
         acc = self.proxy_train(trial, cfg, model, data, cost)
-        self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s", trial.number, what,
+        # probe 185: trained under search.train_infeasible, the two most accurate trials were passed over unsaid
+        breaks = any(v > 0 for v in constraints.values())
+        self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s%s", trial.number, what,
                           100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",
-                          time.perf_counter() - started)
+                          time.perf_counter() - started,
+                          " — breaks a constraint: trained (search.train_infeasible), never chosen" if breaks else "")
         return self.values(acc, cost)
 
     def latency(self, candidate: Candidate, model: nn.Module, data: DataBundle, flops: int) -> Timed:

@@ -139,6 +139,9 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     before = _study(first).trials
     assert [t.state.name for t in before] == ["COMPLETE", "FAIL"] and before[1].user_attrs["interrupted"]
     assert (first / "trials.csv").is_file() and (first / "pareto.png").is_file()  # written on the way out
+    # probe 185: the table of a search that chose nothing marked its best trial "* = chosen"
+    said = " ".join(stopped.output.split())
+    assert "* = best so far (stopped: nothing chosen)" in said and "* = chosen" not in said
 
     monkeypatch.setattr(TrialRunner, "proxy_train", real)
     refused = cli("search", "resume=true", "search.max_params=1000")  # old verdicts would stand
@@ -574,3 +577,11 @@ def test_an_hparam_search_from_a_runs_weights_searches_on_that_runs_data(cli, ou
     record = read_run(run_dirs(outputs, "search")[-1])
     assert record["dataset"]["name"] == "synthetic" and record["dataset"]["image_size"] == 24
     assert record["dataset"]["train_size"] == 160 and record["dataset"]["num_classes"] == 4
+
+
+def test_a_trial_trained_under_train_infeasible_says_it_breaks_a_constraint(cli, outputs: Path) -> None:
+    """Probe 185: with search.train_infeasible=true the trial lines of the two most accurate trials said nothing of the
+    constraint that kept them from being chosen."""
+    result = cli("search", *FAST, "search.trials=1", "search.max_params=1", "search.train_infeasible=true")
+    said = " ".join(result.output.split())
+    assert "breaks a constraint: trained (search.train_infeasible), never chosen" in said, result.output
