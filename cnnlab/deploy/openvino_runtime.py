@@ -141,12 +141,9 @@ def _load_fix(reason: str, path: Path) -> str:
 def _onnxruntime_runs(path: Path) -> bool:
     """Whether onnxruntime opens `path` and runs it on one image of zeros (a fixed batch: at that batch)."""
     try:
-        from cnnlab.deploy.ort import example_feed, onnx_session, session_io
+        from cnnlab.deploy.ort import onnx_session, run_on_zeros
 
-        session = onnx_session(path, threads=1)
-        batch = session.get_inputs()[0].shape[0]
-        fixed = isinstance(batch, int) and batch > 0
-        session.run([session_io(session)[1]], example_feed(session, batch if fixed else 1))
+        run_on_zeros(onnx_session(path, threads=1))
         return True
     except Exception:  # noqa: BLE001 - any failure: not a file onnxruntime runs
         return False

@@ -233,9 +233,10 @@ def run_images(session: OnnxSession, images: np.ndarray | torch.Tensor) -> np.nd
     input_name, output_name = session_io(session)
     dtype = input_dtype(session)
     batch = session.get_inputs()[0].shape[0]
-    if not (isinstance(batch, int) and batch > 0) and _scored_per_image(session):
-        batch = 1
-    if not (isinstance(batch, int) and batch > 0) or batch == len(images):
+    fixed = isinstance(batch, int) and batch > 0
+    if not fixed and _scored_per_image(session):
+        batch, fixed = 1, True
+    if not fixed or batch == len(images):
         return _float_scores(session.run([output_name], {input_name: images.astype(dtype, copy=False)})[0])
     outputs = []
     for start in range(0, len(images), batch):
@@ -358,6 +359,13 @@ def session_file(session: OnnxSession) -> Path | None:
     for one made from bytes."""
     path = getattr(session, "path", None) or getattr(session, "_model_path", None)
     return Path(path) if isinstance(path, (str, Path)) else None
+
+
+def run_on_zeros(session: OnnxSession) -> None:
+    """One run of the session on zeros: at its file's fixed batch (probe 94: a file fixed to batch 4 runs at 4), else
+    at batch 1. Raises whatever the runtime raises for a file it cannot run."""
+    batch = session.get_inputs()[0].shape[0]
+    session.run([session_io(session)[1]], example_feed(session, batch if isinstance(batch, int) and batch > 0 else 1))
 
 
 def example_feed(session: OnnxSession, batch_size: int, *, seed: int | None = None) -> dict[str, np.ndarray]:

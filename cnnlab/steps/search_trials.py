@@ -224,7 +224,8 @@ class TrialRunner:
         set_constraints(trial, constraints)
         what = candidate.arch or " ".join(f"{k}={v}" for k, v in candidate.overrides.items())
         cost = timed.objective
-        if any(v > 0 for v in constraints.values()) and not self.settings.train_infeasible:
+        breaks = any(v > 0 for v in constraints.values())
+        if breaks and not self.settings.train_infeasible:
             self.ctx.log.info("trial %d: %s — %s, %s params: breaks a constraint, not trained", trial.number,
                               what, describe_latency(timed, self.settings.reference), f"{params:,}")
             return self.values(0.0, cost)
@@ -238,7 +239,6 @@ class TrialRunner:
         require_training_memory(model, data.spec, int(cfg.trainer.batch_size))
         acc = self.proxy_train(trial, cfg, model, data, cost)
         # probe 185: trained under search.train_infeasible, the two most accurate trials were passed over unsaid
-        breaks = any(v > 0 for v in constraints.values())
         self.ctx.log.info("trial %d: %s — val top-1 %.2f%%, %s, %s params, %.0f s%s", trial.number, what,
                           100 * acc, describe_latency(timed, self.settings.reference), f"{params:,}",
                           time.perf_counter() - started,
