@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import CliResult, ctrl_c_after_first_checkpoint
+import prebuilt
+from helpers import TINY, ctrl_c_after_first_checkpoint, run_dirs
 
 # Wide, unwrapped tables and log lines whatever the runner says (pytest-xdist sets COLUMNS=80).
 os.environ["COLUMNS"] = "200"
@@ -34,46 +34,29 @@ def outputs_outside_the_repository(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workspace(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder a test's commands run in, holding its outputs/: tmp_path, or where the test asks for a fixture
+    that starts in a prebuilt workspace (prebuilt.starts_in), that workspace restored."""
+    builds = {prebuilt.BUILDS[name] for name in request.fixturenames if name in prebuilt.BUILDS}
+    if not builds:
+        return tmp_path
+    assert len(builds) == 1, f"{request.node.name} asks for fixtures of {len(builds)} prebuilt workspaces"
+    return prebuilt.restore(builds.pop(), tmp_path_factory.getbasetemp() / "prebuilt")
+
+
+@pytest.fixture
+def outputs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh outputs folder (CNNLAB_OUTPUTS) and working directory per test."""
-    out = tmp_path / "outputs"
+    out = workspace / "outputs"
     monkeypatch.setenv("CNNLAB_OUTPUTS", str(out))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(workspace)
     return out
 
 
 @pytest.fixture
-def cli(outputs: Path, monkeypatch: pytest.MonkeyPatch):
+def cli(outputs: Path):
     """Run `cnnlab ARGS` in this process (fast: torch is imported once per test session)."""
-    from typer.testing import CliRunner
-
-    from cnnlab.cli import app
-
-    monkeypatch.setattr(sys, "argv", list(sys.argv))  # launch() rewrites argv for Hydra
-
-    def invoke(*args: str) -> CliResult:
-        try:
-            result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-        finally:
-            _drop_closed_log_streams()
-        return CliResult(result.exit_code, result.stdout, result.stderr)
-
-    return invoke
-
-
-def _drop_closed_log_streams() -> None:
-    """Remove the log handlers that write to a stream CliRunner has closed. In one process (these tests) a handler
-    Hydra attached to one command's captured stderr outlived it, and a later command's first log record, written
-    before Hydra configured its logging again, printed "--- Logging error --- … I/O operation on closed file" into
-    that command's stderr (a CI run of 2026-12-06). A real `cnnlab` command is a process of its own."""
-    import logging
-
-    loggers = [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values()
-                                      if isinstance(v, logging.Logger))]
-    for logger in loggers:
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
-                logger.removeHandler(handler)
+    return prebuilt.invoke
 
 
 @pytest.fixture
@@ -115,12 +98,25 @@ def ctrl_c_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch):
         yield stop
 
 
-@pytest.fixture
-def tiny_export(cli, outputs: Path) -> Path:
-    """A tiny run's cnnlab export (synthetic data, 4 classes, LeNet-5 at 16 px): model.onnx whose metadata names the
-    run's model.pt."""
-    from helpers import TINY, run_dirs
+@prebuilt.starts_in("tiny_export")
+def tiny_export_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *TINY), ("export", "source=latest:pretrain", "export.evaluate=false"))
 
-    assert cli("pretrain", *TINY).code == 0
-    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
+
+@pytest.fixture
+def tiny_export(outputs: Path) -> Path:
+    """A tiny run's cnnlab export (synthetic data, 4 classes, LeNet-5 at 16 px): model.onnx whose metadata names the
+    run's model.pt (made once per process: prebuilt.py)."""
     return run_dirs(outputs, "export")[0] / "model.onnx"
+
+
+@prebuilt.starts_in("tiny_run")
+def tiny_run_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *TINY))
+
+
+@pytest.fixture
+def tiny_run(outputs: Path) -> Path:
+    """`cnnlab pretrain` of TINY (synthetic data, 4 classes, LeNet-5 at 16 px, one epoch), made once per process
+    (prebuilt.py): its run folder."""
+    return run_dirs(outputs, "pretrain")[0]

@@ -24,9 +24,9 @@ HAS_ORT_CUDA = CUDA in ort.get_available_providers()
 
 
 @pytest.fixture
-def lenet_onnx(tmp_path: Path, lively_model) -> tuple[torch.nn.Module, Path]:
-    model = lively_model("lenet5", 16)
-    return model, export_onnx(model, tmp_path / "m.onnx", spec=InputSpec(16), classes=list("abcd"))
+def lenet_onnx(lenet_onnx_once) -> tuple[torch.nn.Module, Path]:
+    """A lively LeNet-5 (16 px, classes "abcd") and its export, made once for this module: no test changes either."""
+    return lenet_onnx_once
 
 
 def test_evaluate_onnx_measures_the_files_own_accuracy(lenet_onnx) -> None:

@@ -19,7 +19,7 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata, set_metadata
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models import count_params, create_model
-from helpers import HAS_OPENVINO, TINY, only_run, read_run, run_dirs
+from helpers import HAS_OPENVINO, only_run, read_run, run_dirs
 
 QUICK = ["bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0", "bench.threads=1"]
 
@@ -28,8 +28,7 @@ def bench_json(outputs: Path) -> dict:
     return json.loads((run_dirs(outputs, "bench")[0] / "bench.json").read_text())
 
 
-def test_bench_of_an_export_times_the_onnx_file_and_its_pytorch_model(cli, outputs: Path) -> None:
-    assert cli("pretrain", *TINY).code == 0
+def test_bench_of_an_export_times_the_onnx_file_and_its_pytorch_model(cli, outputs: Path, tiny_run: Path) -> None:
     assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
     result = cli("bench", "source=latest:export", "bench.batch_sizes=[1,4]", *QUICK)
     assert result.code == 0, result.output
@@ -236,8 +235,7 @@ def test_openvino_times_the_same_file_beside_onnxruntime(cli, outputs: Path) -> 
     assert all(r["p50_ms"] > 0 and r["threads"] == 1 for r in document["records"])
 
 
-def test_several_sources_are_timed_interleaved_in_one_paired_session(cli, outputs: Path) -> None:
-    assert cli("pretrain", *TINY).code == 0
+def test_several_sources_are_timed_interleaved_in_one_paired_session(cli, outputs: Path, tiny_run: Path) -> None:
     assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
     pretrain_dir, export_dir = run_dirs(outputs, "pretrain")[0], run_dirs(outputs, "export")[0]
     result = cli("bench", f"source=[{pretrain_dir},{export_dir}]", "bench.rounds=2", "bench.batch_sizes=[1]", *QUICK)
@@ -362,12 +360,11 @@ def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work
 
 
 def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained_as_its_twin(
-        cli, outputs: Path, tmp_path: Path) -> None:
+        cli, outputs: Path, tiny_run: Path, tmp_path: Path) -> None:
     """A pruned model.pt exported from deploy/model.pt, then the dense model.pt copied to that path: bench timed the
     dense network's PyTorch latency under the pruned file's parameters and FLOPs, and QAT trained the dense network
     and recorded an INT8 gain no model had, exit 0 (probe 69). The export records the model.pt's SHA-256 now, and
     files exported before it are checked by their parameter count."""
-    assert cli("pretrain", *TINY).code == 0
     dense = run_dirs(outputs, "pretrain")[0] / "model.pt"
     pruned = cli("prune", f"source={dense.parent}", "prune.ratio=0.5", "trainer.epochs=1", "prune.measure=false")
     assert pruned.code == 0, pruned.output

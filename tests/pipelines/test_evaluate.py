@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import prebuilt
 from cnnlab.compress.quantization import (FORMATS, CalibrationReader, PtqSettings, graph_input_name, preprocess,
                                           quantize_static_candidate)
 from cnnlab.deploy.export import copy_with_metadata, read_onnx_metadata
@@ -18,19 +19,31 @@ CLASSES = 4
 TRAIN, TEST = 96, 24
 
 
-@pytest.fixture
-def mnist_args(tmp_path: Path) -> list[str]:
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", TRAIN, seed=0, classes=CLASSES)
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", TEST, seed=1, classes=CLASSES)
-    return ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
+def mnist_in(workspace: Path) -> list[str]:
+    """MNIST-layout files of TRAIN + TEST images under workspace/data (written where missing), and the settings that
+    read them."""
+    raw = workspace / "data" / "MNIST" / "raw"
+    if not raw.is_dir():  # a prebuilt workspace has them: written again, the folder would read as changed
+        write_idx(raw, "train", TRAIN, seed=0, classes=CLASSES)
+        write_idx(raw, "t10k", TEST, seed=1, classes=CLASSES)
+    return ["dataset=mnist", f"dataset.root={workspace / 'data'}", "dataset.download=false", "dataset.image_size=16",
             "dataset.val_fraction=0.25"]
 
 
 @pytest.fixture
-def pretrained(cli, outputs: Path, mnist_args: list[str]) -> dict:
-    result = cli("pretrain", *mnist_args, "model=lenet5", "trainer.epochs=2", "trainer.batch_size=16",
-                 "trainer.amp=none", "optim.lr=0.05")
-    assert result.code == 0, result.output
+def mnist_args(workspace: Path) -> list[str]:
+    return mnist_in(workspace)
+
+
+@prebuilt.starts_in("pretrained")
+def pretrained_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *mnist_in(workspace), "model=lenet5", "trainer.epochs=2",
+                                   "trainer.batch_size=16", "trainer.amp=none", "optim.lr=0.05"))
+
+
+@pytest.fixture
+def pretrained(outputs: Path, mnist_args: list[str]) -> dict:
+    """A LeNet-5 pretrained on the MNIST-layout files (made once per process: prebuilt.py): its record."""
     return only_run(outputs, "pretrain")
 
 
@@ -157,7 +170,7 @@ def test_a_plain_dataset_key_edits_the_source_dataset(cli, outputs: Path, pretra
     import shutil
 
     moved = tmp_path / "moved"
-    shutil.move(str(tmp_path / "data"), moved)
+    shutil.move(str(outputs.parent / "data"), moved)
     result = cli("evaluate", "source=latest:pretrain", f"dataset.root={moved}")
     assert result.code == 0, result.output
     record = read_run(run_dirs(outputs, "evaluate")[0])

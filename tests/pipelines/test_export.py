@@ -9,18 +9,23 @@ import onnx
 import pytest
 import torch
 
+import prebuilt
 from cnnlab.deploy import export as deploy_export
 from cnnlab.deploy.export import read_onnx_metadata
 from cnnlab.deploy.ort import onnx_session
 from helpers import TINY, only_run, random_image_folder, read_run, run_dirs
 
 
+@prebuilt.starts_in("finetuned")
+def finetuned_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *TINY),
+                       ("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=full", "trainer.amp=none"))
+
+
 @pytest.fixture
-def finetuned(cli, outputs: Path) -> dict:
-    """pretrain → finetune (the chain the issue's "done when" starts from); returns the finetune record."""
-    assert cli("pretrain", *TINY).code == 0
-    result = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=full", "trainer.amp=none")
-    assert result.code == 0, result.output
+def finetuned(outputs: Path) -> dict:
+    """pretrain → finetune (the chain the issue's "done when" starts from; made once per process: prebuilt.py);
+    returns the finetune record."""
     return only_run(outputs, "finetune")
 
 
@@ -71,10 +76,10 @@ def test_an_export_scored_on_other_data_does_not_show_the_source_top1_beside_its
     assert again["metrics"]["source_val_acc"] == pretrained and f"(source: {100 * pretrained:.2f}%)" in same.output
 
 
-def test_a_model_file_outside_its_run_shows_no_recorded_source_top1(cli, outputs: Path, tmp_path: Path) -> None:
+def test_a_model_file_outside_its_run_shows_no_recorded_source_top1(
+        cli, outputs: Path, tiny_run: Path, tmp_path: Path) -> None:
     """Probe 96: a model.pt re-saved with other weights (the same dict) read "val acc 15.62% (source: 6.25%)": the
     figure the file carries is of the weights it was saved with, and nothing tells they are still these."""
-    assert cli("pretrain", *TINY).code == 0
     checkpoint = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
     checkpoint["state_dict"] = {k: torch.randn_like(v) if v.is_floating_point() else v
                                 for k, v in checkpoint["state_dict"].items()}
@@ -136,8 +141,7 @@ def test_an_export_of_a_val_folder_that_grew_since_does_not_show_the_source_top1
     assert "source_val_acc" not in read_run(newest)["metrics"]
 
 
-def test_simplified_export_is_verified_too(cli, outputs: Path) -> None:
-    assert cli("pretrain", *TINY).code == 0
+def test_simplified_export_is_verified_too(cli, outputs: Path, tiny_run: Path) -> None:
     result = cli("export", "source=latest:pretrain", "export.simplify=true", "export.evaluate=false")
     assert result.code == 0, result.output
     record = only_run(outputs, "export")
@@ -145,9 +149,8 @@ def test_simplified_export_is_verified_too(cli, outputs: Path) -> None:
     assert record["export"]["verification"]["passed"] and "val_acc" not in record["metrics"]
 
 
-def test_a_mismatch_fails_with_the_numbers_and_leaves_no_model_onnx(cli, outputs: Path,
+def test_a_mismatch_fails_with_the_numbers_and_leaves_no_model_onnx(cli, outputs: Path, tiny_run: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    assert cli("pretrain", *TINY).code == 0
 
     def broken_exporter(model, path, **kwargs):  # an exporter bug: one weight written wrong
         deploy_export.export_onnx(model, path, **kwargs)

@@ -40,8 +40,7 @@ def test_linear_mode_freezes_the_imagenet_backbone_and_caches_features(cli, outp
     assert state[head + ".weight"].shape[0] == 4
 
 
-def test_cached_and_uncached_linear_training_agree(cli, outputs: Path) -> None:
-    assert cli("pretrain", *TINY).code == 0
+def test_cached_and_uncached_linear_training_agree(cli, outputs: Path, tiny_run: Path) -> None:
     for cache in ("true", "false"):
         assert cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2", "trainer.amp=none",
                    "dataset.num_classes=3", f"finetune.cache_features={cache}",
@@ -73,10 +72,10 @@ def test_a_cached_probe_trains_its_head_in_the_precision_amp_auto_gives_the_netw
         assert torch.allclose(a[key], b[key], atol=1e-5), key
 
 
-def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_bf16(cli, outputs: Path) -> None:
+def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_bf16(
+        cli, outputs: Path, tiny_run: Path) -> None:
     """The cached val features were computed under bf16 autocast, so the probe's recorded val accuracy was not the
     saved float32 model's (the same kind as trainer.evaluate's, fixed there first)."""
-    assert cli("pretrain", *TINY).code == 0
     result = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.mode=linear", "trainer.amp=bf16")
     assert result.code == 0 and "cached" in result.stderr, result.output
     record = only_run(outputs, "finetune")
@@ -86,10 +85,10 @@ def test_a_cached_linear_probe_records_the_saved_float32_models_val_loss_under_b
     assert record["metrics"]["backbone_lr_scale"] is None
 
 
-def test_a_standardised_probe_is_folded_into_the_saved_head_and_differs_from_a_raw_one(cli, outputs: Path) -> None:
+def test_a_standardised_probe_is_folded_into_the_saved_head_and_differs_from_a_raw_one(
+        cli, outputs: Path, tiny_run: Path) -> None:
     """The head trains on standardised cached features and is folded back: the saved model.pt, fed raw images,
     scores what the run recorded, and its weights are not the raw-feature probe's."""
-    assert cli("pretrain", *TINY).code == 0
     for standardize in ("auto", "false"):
         result = cli("finetune", "model.weights=latest:pretrain", *TINY, "trainer.epochs=2", "trainer.amp=none",
                      f"finetune.standardize_features={standardize}")
@@ -105,11 +104,10 @@ def test_a_standardised_probe_is_folded_into_the_saved_head_and_differs_from_a_r
     assert not torch.allclose(checkpoint_state(standardized)[head + ".weight"], checkpoint_state(raw)[head + ".weight"])
 
 
-def test_a_kept_head_that_does_not_learn_comes_back_unchanged(cli, outputs: Path) -> None:
+def test_a_kept_head_that_does_not_learn_comes_back_unchanged(cli, outputs: Path, tiny_run: Path) -> None:
     """A head kept from the weights (same classes, finetune.new_head=auto) was read as if it took standardised
     features and folded again: at lr 1e-12 its largest weight went from 0.1 to 34, and each re-probe multiplied it
     by ~316. It is now unfolded first, so a probe that learns nothing gives back the model it started from."""
-    assert cli("pretrain", *TINY).code == 0
     start = checkpoint_state(run_dirs(outputs, "pretrain")[0])
     result = cli("finetune", "model.weights=latest:pretrain", *TINY, "optim.lr=1e-12", "trainer.amp=none")
     assert result.code == 0, result.output
@@ -145,10 +143,10 @@ def test_a_head_for_the_same_classes_in_another_order_is_kept_with_its_rows_reor
         assert torch.allclose(end[key], start[key][rows], atol=1e-5), key
 
 
-def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(cli, outputs: Path, tmp_path: Path) -> None:
+def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(
+        cli, outputs: Path, tiny_run: Path, tmp_path: Path) -> None:
     """Features ~1e5 with a spread of ~0.02: the folded head's float32 arithmetic cancels (recorded 68.75 %, the
     saved model scored 50 %). The run now scores the folded head on the raw features and records that."""
-    assert cli("pretrain", *TINY).code == 0
     payload = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
     payload["state_dict"]["classifier.2.bias"] += 1e5  # the features the head reads: ReLU(1e5 + small)
     shifted = tmp_path / "shifted.pt"
@@ -164,10 +162,9 @@ def test_the_recorded_val_scores_are_the_folded_models_when_float32_cancels(cli,
 
 
 def test_resuming_a_complete_cached_probe_says_it_is_complete_not_that_it_never_finished_an_epoch(
-        cli, outputs: Path) -> None:
+        cli, outputs: Path, tiny_run: Path) -> None:
     """A cached linear probe keeps no last.pt (its head trains from the cache in seconds): resume= said "pick a run
     that completed at least one epoch" of a run that completed all of them."""
-    assert cli("pretrain", *TINY).code == 0
     assert cli("finetune", "model.weights=latest:pretrain", *TINY).code == 0
     probe = run_dirs(outputs, "finetune")[0]
     result = cli("finetune", f"resume={probe}", "trainer.epochs=2")
@@ -291,10 +288,10 @@ def test_a_trainable_change_on_resume_of_an_interrupted_run_names_a_fix_that_wor
     assert followed.code == 0, followed.output
 
 
-def test_weights_that_do_not_fit_their_recorded_network_are_one_line(cli, outputs: Path, tmp_path: Path) -> None:
+def test_weights_that_do_not_fit_their_recorded_network_are_one_line(
+        cli, outputs: Path, tiny_run: Path, tmp_path: Path) -> None:
     """Probe 138: a model.pt whose kernel was another size than its recorded architecture's made finetune (and
     distill) print "this is a bug in cnnlab" with a traceback, where export and evaluate said one line."""
-    assert cli("pretrain", *TINY).code == 0
     payload = torch.load(run_dirs(outputs, "pretrain")[0] / "model.pt", weights_only=True)
     name = next(k for k, v in payload["state_dict"].items() if v.dim() == 4)
     payload["state_dict"][name] = torch.zeros(*payload["state_dict"][name].shape[:2], 1, 1)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import prebuilt
 from helpers import read_run, run_dirs
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
@@ -28,25 +29,31 @@ def photo(path: Path, colour: tuple[int, int, int], size: tuple[int, int], seed:
     Image.fromarray(pixels).convert(mode).save(path)
 
 
-@pytest.fixture
-def trained(cli, outputs: Path, tmp_path: Path) -> Path:
-    """A LeNet-5 trained on coloured photos (imagefolder: resize + centre crop), and its exported model.onnx."""
-    root = tmp_path / "photos_dataset"
+@prebuilt.starts_in("trained")
+def trained_made(workspace: Path) -> None:
+    """A LeNet-5 trained on coloured photos (imagefolder: resize + centre crop), its model.onnx, and new/ photos."""
+    root = workspace / "photos_dataset"
     for index, (name, colour) in enumerate(COLOURS.items()):
         for i in range(12):
             photo(root / ("train" if i < 9 else "val") / name / f"{i}.png", colour, (40 + 3 * i, 26), seed=100 * index + i)
-    result = cli("pretrain", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16", "model=lenet5",
-                 "trainer.epochs=10", "trainer.batch_size=12", "trainer.amp=none", "optim.lr=0.05")
-    assert result.code == 0, result.output
-    assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
-    new = tmp_path / "new"
+    prebuilt.build_run(workspace, ("pretrain", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16",
+                                   "model=lenet5", "trainer.epochs=10", "trainer.batch_size=12", "trainer.amp=none",
+                                   "optim.lr=0.05"),
+                       ("export", "source=latest:pretrain", "export.evaluate=false"))
+    new = workspace / "new"
     for index, (name, colour) in enumerate(COLOURS.items()):
         photo(new / f"{name}_wide.jpg", colour, (60, 30), seed=999 + index)
     photo(new / "nested" / "red_tall.png", COLOURS["red"], (20, 44), seed=5)
     photo(new / "grey_red.png", COLOURS["red"], (30, 30), seed=6, mode="L")
     (new / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (new / "notes.txt").write_text("not an image")
-    return new
+
+
+@pytest.fixture
+def trained(outputs: Path) -> Path:
+    """The folder of new photos beside a LeNet-5 trained on coloured photos and its model.onnx (made once per
+    process: prebuilt.py)."""
+    return outputs.parent / "new"
 
 
 def predictions_of(run_dir: Path) -> dict[str, list[dict]]:

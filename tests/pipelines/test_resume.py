@@ -349,11 +349,10 @@ def test_resume_refuses_a_run_whose_image_folder_changed_since(cli, outputs: Pat
     assert elsewhere.code == 0, elsewhere.output
 
 
-def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(cli, outputs: Path) -> None:
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(cli, outputs: Path, tiny_run: Path) -> None:
     """A run saved by an older cnnlab lacks the settings added since (here finetune.standardize_features); resume
     failed with Hydra's "Missing key standardize_features". Those keys now take today's defaults, and the log says
     so."""
-    assert cli("pretrain", *TINY).code == 0
     first = cli("finetune", "model.weights=latest:pretrain", *TINY, "finetune.cache_features=false")
     assert first.code == 0, first.output
     run_dir = run_dirs(outputs, "finetune")[0]
@@ -465,10 +464,9 @@ def test_an_optimizer_saved_with_another_choice_is_filled_from_that_choice(cli, 
 
 @pytest.mark.parametrize("content", [b"- a\n- b\n", bytes(range(128, 256)) * 2, b"a: [unclosed\n",
                                      b"deep: " + b"[" * 5000 + b"]" * 5000 + b"\n"])  # probe 137: RecursionError
-def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, content: bytes) -> None:
+def test_a_damaged_saved_config_is_refused_in_one_line(cli, outputs: Path, tiny_run: Path, content: bytes) -> None:
     """A list at the top of the saved .hydra/config.yaml failed with `AssertionError — this is a bug`, binary garbage
     with UnicodeDecodeError; the run's last.pt cannot be continued without its settings."""
-    assert cli("pretrain", *TINY).code == 0
     run_dir = run_dirs(outputs, "pretrain")[0]
     (run_dir / ".hydra" / "config.yaml").write_bytes(content)
     result = cli("pretrain", f"resume={run_dir}", "trainer.epochs=2")
@@ -655,12 +653,11 @@ def test_a_last_pt_that_is_not_the_runs_own_is_refused_before_any_work(cli, outp
     assert again.code == 0 and "continued that run already" in " ".join(again.stderr.split()), again.output
 
 
-def test_a_resume_keeps_the_data_its_run_trained_on_not_its_weights_runs(cli, outputs: Path,
+def test_a_resume_keeps_the_data_its_run_trained_on_not_its_weights_runs(cli, outputs: Path, tiny_run: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Probe 158: a fine-tune started with `dataset=digits dataset.label_fraction=0.5` from weights trained on
     synthetic shapes resumed (`resume=true`, the interrupt's own line) on the weights run's data — synthetic, all
     labels — and recorded it, exit 0: the start's typed dataset settings are not on the resume's command line."""
-    assert cli("pretrain", *TINY).code == 0
     _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "dataset=digits",
                  "dataset.label_fraction=0.5", "finetune.mode=full", "trainer.epochs=2",
                  "trainer.max_steps_per_epoch=2")
