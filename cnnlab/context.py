@@ -28,5 +28,11 @@ class RunContext:
         """True when the user typed `key=...` for any of `keys` on the command line."""
         return not self.given_keys().isdisjoint(keys)
 
+    def typed(self, key: str) -> list[str]:
+        """The overrides the user typed for `key` or any key under it, as typed (`dataset=imagefolder`,
+        `dataset.root=abd`): what "drop ..." must name for the fix to work when followed."""
+        typed = [o.lstrip("+") for o in self.overrides]  # cnnlab adds ++ to a source's dataset edits
+        return [o for o in typed if (k := o.split("=", 1)[0].lstrip("~")) == key or k.startswith(key + ".")]
+
     def path(self, name: str) -> Path:
         return self.run_dir / name

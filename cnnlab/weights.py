@@ -200,6 +200,21 @@ def check_weights_arch(weights: InitialWeights, model_name: str, *, model_chosen
     return recorded
 
 
+def _named_network(error: CnnlabError, name: str, weights: InitialWeights, data: DataBundle,
+                   role: str) -> CnnlabError:
+    """`error` (a state dict file that does not fit network `name`) with the fix `role=NAME` where the file fits
+    another zoo network: `teacher.weights=resnet18.pth` alone was refused as "does not fit resnet50", the default
+    the user never typed (probe 186)."""
+    from cnnlab.models.fitting import networks_fitting
+
+    if weights.kind != "file" or not weights.state_dict:
+        return error
+    fitting = [n for n in networks_fitting(weights.state_dict, data.spec.size, data.spec.channels) if n != name]
+    if not fitting:
+        return error
+    return CnnlabError(error.message, fix=f"it holds {' or '.join(fitting)}'s layers: add {role}={fitting[0]}")
+
+
 @found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head: bool | None, *,
                   role: str = "model") -> torch.nn.Module:
@@ -219,7 +234,10 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         load_recorded_weights(model, weights.state_dict, weights.structure, arch_name=name,
                               origin=f"{role}.weights ({weights.description})")
     else:
-        load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
+        try:
+            load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)
+        except CnnlabError as error:
+            raise _named_network(error, name, weights, data, role) from None
     same_classes = _same_classes(weights, data)
     if new_head is False and not same_classes:
         auto = ", or use finetune.new_head=auto" if role == "model" else ""

@@ -26,12 +26,13 @@ from cnnlab.context import RunContext
 from cnnlab.engine.batchnorm import training_batchnorms
 from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.seeding import seed_everything
-from cnnlab.engine.trainer import evaluate
+from cnnlab.engine.trainer import FitResult, evaluate
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.distill_record import checkpoint_extra, comparison_metrics, role_sections, settings_section
 from cnnlab.steps.distill_roles import check_student_fits, resolve_role
 from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data, teacher_logit_cache
-from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
+from cnnlab.steps.recording import (TrainedModel, at_chance, dataset_record, fit_metrics, record_warning,
+                                    save_and_record)
 from cnnlab.steps.resume import apply_resume, keep_resumed_source
 from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
@@ -101,6 +102,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                make_loaders(recipe, runtime, data.train, data.val, workers=workers),
                                classification_objective(recipe, len(data.classes)), Checkpointing(enabled=False))
         warn_unlike_courses(ctx, recipe.epochs)
+    warn_diverged(ctx, kd, baseline, len(data.classes), recipe.grad_clip)
     ctx.record.update(distill=settings_section(settings, kd_setup.stage_names, cache.used, baseline))
     trained = TrainedModel(model=student_model, name=student.name, arch_kwargs=student.weights.arch_kwargs, data=data,
                            dataset_config=taught.dataset_config, weights=student.weights.description)
@@ -121,6 +123,33 @@ def note_student_larger(ctx: RunContext, roles: dict[str, dict[str, Any]]) -> No
         ctx.log.info("the student (%s parameters) is larger than the teacher (%s): this distillation does not "
                      "compress the model (for that, a smaller student=, e.g. student=mobilenet_v3_small)",
                      f"{student:,}", f"{teacher:,}")
+
+
+def warn_diverged(ctx: RunContext, kd: FitResult, baseline: FitResult | None, num_classes: int,
+                  grad_clip: float | None) -> None:
+    """A KD student that ended at chance while its baseline learned, or worse than its baseline with its KD loss
+    rising from the first epoch to the last (without a baseline: at chance with its KD loss rising): the soft term's gradient (up to alpha·T times the cross-entropy's)
+    diverged it — a LeNet-5 student at the default optim.lr ended at exactly 10.00 % beside 58.06 % alone, "completed"
+    without a word (probe 186). Said as a warning (log, run.json `warnings`) with the fix docs/distill.md gives."""
+    student = kd.final.get("val_acc")
+    alone = baseline.final.get("val_acc") if baseline is not None else None
+    losses = [epoch["train_loss"] for epoch in kd.history if epoch.get("train_loss") is not None]
+    rising = len(losses) >= 2 and losses[-1] > losses[0]
+    if student is None or not ctx.is_main:
+        return
+    chance = at_chance(student, num_classes)
+    if alone is None:  # no baseline to compare with: only a rising loss that ended at chance says it
+        diverged = rising and chance
+    else:
+        diverged = (chance and not at_chance(alone, num_classes)) or (rising and student < alone)
+    if not diverged:
+        return
+    how = f"its KD loss rising from {losses[0]:.4f} to {losses[-1]:.4f}" if rising \
+        else f"at chance (1/{num_classes} = {1 / num_classes:.2%})"
+    beside = f" ({alone:.2%} alone)" if alone is not None else ""
+    fix = "lower optim.lr" if grad_clip else "set trainer.grad_clip=2 (or lower optim.lr)"
+    record_warning(ctx, f"the student diverged: val top-1 {student:.2%}{beside}, {how} — the soft term's gradient "
+                        f"is up to alpha·T times the labels': {fix} (docs/distill.md, Stability)")
 
 
 def warn_unlike_courses(ctx: RunContext, epochs: int) -> None:

@@ -9,6 +9,7 @@ CnnlabError that names the setting and the fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 from omegaconf import DictConfig
 from torch import nn
@@ -97,7 +98,13 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
 
 
 @found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
-def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWeights:
+def drop_typed_data(typed: Sequence[str]) -> str:
+    """"drop dataset=imagefolder dataset.root=abd": the data settings the user typed (all of them: the folder can come
+    from `dataset.root=` alone, and "drop dataset=" was repeated after it was followed, probe 186)."""
+    return "drop " + (" ".join(typed) if typed else "dataset=")
+
+
+def trained_teacher_weights(teacher: DistillRole, data: DataBundle, typed: Sequence[str] = ()) -> InitialWeights:
     """The teacher's weights, checked to be trained for exactly the data's classes (a plain state dict, which has
     no class names, gets the data's: the same order is assumed). Raises CnnlabError."""
     from cnnlab.models import MODELS, create_model
@@ -131,8 +138,8 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle) -> InitialWe
         if weights.kind == "imagenet":
             raise imagenet_teacher_error(len(weights.classes or []), teacher.name, data)
         raise CnnlabError(class_mismatch(list(weights.classes or []), list(data.classes), data.name, "the teacher"),
-                          fix="drop dataset= to distill on the teacher's own dataset, or pick a teacher trained on "
-                              "this one")
+                          fix=f"{drop_typed_data(typed)} to distill on the teacher's own dataset, or pick a teacher "
+                              "trained on this one")
     return weights
 
 

@@ -19,8 +19,8 @@ from cnnlab.engine.runtime import Runtime, main_process_first
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.runs import Source, resolve_source
 from cnnlab.models import canonical_name, imagenet_recipe
-from cnnlab.steps.distill_roles import (DistillRole, imagenet_teacher_error, resolve_role, train_a_teacher,
-                                      trained_teacher_weights)
+from cnnlab.steps.distill_roles import (DistillRole, drop_typed_data, imagenet_teacher_error, resolve_role,
+                                      train_a_teacher, trained_teacher_weights)
 from cnnlab.weights import class_order
 from cnnlab.steps.recording import at_chance, record_warning
 from cnnlab.steps.sources import (check_val_settings, dataset_config_of, resumed_dataset_config, source_dataset_config,
@@ -68,7 +68,8 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
         if ctx.explicitly_set("dataset.image_size"):
             fix = f"drop dataset.image_size (or set it to {trained_size})"
         elif recorded and ctx.explicitly_set("dataset", "dataset.name"):  # probe 121: "its records say none"
-            fix = f"drop dataset= to distill on the teacher's own data ({recorded}), or pick a teacher trained on " \
+            drop = drop_typed_data(ctx.typed("dataset"))
+            fix = f"{drop} to distill on the teacher's own data ({recorded}), or pick a teacher trained on " \
                   f"{dataset_cfg.name}: {train_a_teacher(teacher.name, str(dataset_cfg.name))}"
         else:
             fix = "name the data the teacher was trained on with dataset=NAME (its records say none)"
@@ -80,7 +81,8 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
         spec = teacher.weights.spec
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
-    return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), source, data, dataset_cfg)
+    weights = trained_teacher_weights(teacher, data, ctx.typed("dataset"))
+    return TeacherData(replace(teacher, weights=weights), source, data, dataset_cfg)
 
 
 def _imagenet_teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime,
@@ -95,7 +97,8 @@ def _imagenet_teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtim
     if class_order(classes, data.classes) is None:
         raise imagenet_teacher_error(len(classes), name, data)
     teacher = resolve_role(cfg, ctx, "teacher")
-    return TeacherData(replace(teacher, weights=trained_teacher_weights(teacher, data)), None, data, cfg.dataset)
+    weights = trained_teacher_weights(teacher, data, ctx.typed("dataset"))
+    return TeacherData(replace(teacher, weights=weights), None, data, cfg.dataset)
 
 
 @found_before_work()  # a setting or input refused: the run it stops leaves no folder (probe 100)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import prebuilt
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models import create_model
 from cnnlab.runs import resolve_source
@@ -22,10 +23,14 @@ LENET_PAIR = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lene
 TEACHER_TRAINING = ["trainer.epochs=3", "optim=adamw", "optim.lr=0.003"]
 
 
+@prebuilt.starts_in("teacher_run")
+def teacher_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *TINY, *TEACHER_TRAINING))
+
+
 @pytest.fixture
-def teacher_run(cli, outputs: Path) -> Path:
-    result = cli("pretrain", *TINY, *TEACHER_TRAINING)
-    assert result.code == 0, result.output
+def teacher_run(outputs: Path) -> Path:
+    """A TINY teacher's pretrain run (made once per process: prebuilt.py)."""
     return run_dirs(outputs, "pretrain")[0]
 
 
@@ -183,7 +188,8 @@ def test_a_teacher_of_another_size_on_other_data_is_told_to_drop_dataset(cli, ou
     teacher = only_run(outputs, "pretrain")["run_dir"]
     line = error_line(cli("distill", f"teacher.weights={teacher}", "teacher=lenet5", "student=lenet5",
                           "dataset=synthetic"))
-    assert "the data would be 64 px" in line and "drop dataset= to distill on the teacher's own data (digits)" in line
+    assert "the data would be 64 px" in line
+    assert "drop dataset=synthetic to distill on the teacher's own data (digits)" in line
     assert "records say none" not in line and not run_dirs(outputs, "distill")
 
 
@@ -341,14 +347,19 @@ def test_a_teacher_that_cannot_be_checked_is_a_warning(tmp_path: Path) -> None:
     assert "trainer.precise_bn=true" in at_chance.value.one_line()
 
 
-@pytest.fixture
-def grayscale_teacher(cli, outputs: Path, tmp_path: Path) -> list[str]:
-    """A LeNet-5 trained on 1-channel images (MNIST-style files), as `cnnlab pretrain dataset=fashion_mnist` makes."""
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "train", 96, seed=0)
-    write_idx(tmp_path / "data" / "MNIST" / "raw", "t10k", 24, seed=1)
-    data = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "dataset.image_size=16",
+@prebuilt.starts_in("grayscale_teacher")
+def grayscale_teacher_made(workspace: Path) -> None:
+    write_idx(workspace / "data" / "MNIST" / "raw", "train", 96, seed=0)
+    write_idx(workspace / "data" / "MNIST" / "raw", "t10k", 24, seed=1)
+    data = ["dataset=mnist", f"dataset.root={workspace / 'data'}", "dataset.download=false", "dataset.image_size=16",
             "dataset.val_fraction=0.25"]
-    assert cli("pretrain", *data, "model=lenet5", *TEACHER_TRAINING, "trainer.batch_size=16").code == 0
+    prebuilt.build_run(workspace, ("pretrain", *data, "model=lenet5", *TEACHER_TRAINING, "trainer.batch_size=16"))
+
+
+@pytest.fixture
+def grayscale_teacher(outputs: Path) -> list[str]:
+    """A LeNet-5 trained on 1-channel images (MNIST-style files), as `cnnlab pretrain dataset=fashion_mnist` makes
+    (made once per process: prebuilt.py); the settings that distill from it."""
     teacher, _ = load_model(resolve_source("latest:pretrain", outputs, want=("checkpoint",)).path)
     assert teacher.features[0].in_channels == 1
     return ["teacher=lenet5", "teacher.weights=latest:pretrain", "trainer.epochs=1", "trainer.batch_size=16"]
@@ -474,3 +485,67 @@ def test_a_teacher_whose_run_json_lost_its_dataset_teaches_on_the_data_its_model
     assert result.code == 0, result.output
     distilled = next(read_run(d) for d in run_dirs(outputs, "distill") if read_run(d)["status"] == "completed")
     assert distilled["dataset"]["config"] == read_run(teacher_run)["dataset"]["config"]
+
+
+def test_a_class_mismatch_names_the_data_settings_typed_and_dropping_them_works(cli, outputs: Path,
+                                                                               tmp_path: Path) -> None:
+    """Probe 186: a folder teacher (classes a, b, c) given `dataset.root=abd` was told "drop dataset=", and the same
+    line came back once it was dropped: the folder came from dataset.root= alone."""
+    from helpers import random_image_folder
+
+    abc = random_image_folder(tmp_path / "abc", per_class=8, classes=("a", "b", "c"))
+    abd = random_image_folder(tmp_path / "abd", per_class=8, classes=("a", "b", "d"), seed=1)
+    data = ["dataset.image_size=16", "trainer.batch_size=8", "trainer.epochs=1"]
+    assert cli("pretrain", "model=lenet5", "dataset=imagefolder", f"dataset.root={abc}", *data).code == 0
+    run = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lenet5", "distill.baseline=false", *data]
+    line = error_line(cli("distill", *run, f"dataset.root={abd}"))
+    assert f"drop dataset.image_size=16 dataset.root={abd} to distill on the teacher's own dataset" in line, line
+    typed = error_line(cli("distill", *run, "dataset=imagefolder", f"dataset.root={abd}"))
+    assert f"drop dataset.image_size=16 dataset=imagefolder dataset.root={abd} to distill" in typed, typed
+    followed = cli("distill", *run)  # both dropped, as told: the teacher's own folder
+    assert "the names differ" not in followed.output, followed.output
+
+
+def test_a_state_dict_of_another_zoo_network_names_the_teacher_it_fits(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 186: torchvision's resnet18 state_dict() as teacher.weights, no teacher=, was refused as "do not fit
+    resnet50" (the default, never typed) with no word of the network it fits."""
+    import torchvision
+
+    saved = tmp_path / "tv_resnet18.pth"
+    torch.save(torchvision.models.resnet18(num_classes=4).state_dict(), saved)
+    data = [o for o in TINY if o.startswith("dataset")]
+    line = error_line(cli("distill", *data, f"teacher.weights={saved}", "student=lenet5"))
+    assert "do not fit resnet50" in line and "add teacher=resnet18" in line, line
+    followed = cli("distill", *data, f"teacher.weights={saved}", "teacher=resnet18", "student=lenet5")
+    assert "do not fit" not in followed.output, followed.output  # (an untrained teacher: refused for that instead)
+
+
+def test_a_student_that_diverged_under_the_soft_term_is_a_warning_naming_grad_clip(tmp_path: Path) -> None:
+    """Probe 186: a LeNet-5 student ended at exactly 10.00 % (58.06 % alone), its KD loss rising, "completed" without
+    a word; docs/distill.md knows the fix."""
+    from cnnlab.context import RunContext
+    from cnnlab.engine.trainer import FitResult
+    from cnnlab.pipelines.distill import warn_diverged
+    from cnnlab.runs import RunRecord
+
+    def fit(*epochs: tuple[float, float]) -> FitResult:
+        return FitResult([{"train_loss": loss, "val_acc": acc} for loss, acc in epochs])
+
+    def warnings_of(kd: FitResult, baseline: FitResult | None, grad_clip: float | None = None) -> list[str]:
+        run_dir = tmp_path / str(len(list(tmp_path.iterdir())))
+        ctx = RunContext(command="distill", run_dir=run_dir, outputs=tmp_path,
+                         record=RunRecord.start(run_dir, "distill"))
+        warn_diverged(ctx, kd, baseline, 10, grad_clip)
+        return read_run(run_dir).get("warnings") or []
+
+    [said] = warnings_of(fit((8.49, 0.19), (8.88, 0.10)), fit((2.3, 0.3), (1.5, 0.5806)))
+    assert "val top-1 10.00% (58.06% alone)" in said and "rising from 8.4900 to 8.8800" in said
+    assert "set trainer.grad_clip=2" in said
+    [clipped] = warnings_of(fit((2.2, 0.14), (2.2, 0.10)), fit((2.3, 0.3), (1.5, 0.58)), grad_clip=2.0)
+    assert "at chance (1/10 = 10.00%)" in clipped and "lower optim.lr" in clipped and "grad_clip=2" not in clipped
+    assert warnings_of(fit((8.4, 0.2), (6.7, 0.68)), fit((2.3, 0.2), (2.0, 0.58))) == []  # KD helped
+    assert warnings_of(fit((8.4, 0.2), (8.5, 0.60)), fit((2.3, 0.2), (2.0, 0.58))) == []  # above its baseline
+    assert warnings_of(fit((2.3, 0.1), (2.3, 0.1)), fit((2.3, 0.1), (2.3, 0.1))) == []  # nothing learnt at all
+    assert warnings_of(fit((1.4, 0.3), (1.2, 0.1)), None) == []  # no baseline: a weak student whose loss fell
+    [alone] = warnings_of(fit((8.4, 0.2), (8.9, 0.1)), None)
+    assert "val top-1 10.00%, its KD loss rising" in alone
