@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from cnnlab.compress.quantization import (DYNAMIC_NOTE, FP32, Calibration, CandidateResult, QuantizationResult,
                                           build_onnx_candidates, search_formats)
+from cnnlab.compress.quantization.calibration import asked_for
 from cnnlab.compress.quantization.formats import BF16
 from cnnlab.compress.quantization.nncf_engine import AccuracyControl
 from cnnlab.compress.quantization.portability import LOADS
@@ -69,16 +70,22 @@ def fit_fixed_batch(ctx: RunContext, settings: QuantizeSettings, batch: int, pat
             raise CnnlabError(f"{path} has a fixed batch dimension of {batch}, and {key}={','.join(map(str, sizes))} "
                               "would feed it other batches", fix=f"use {key}={batch if 'calib' in key else [batch]}, "
                                                                  "or export the model with a dynamic batch")
-    # as many calibration images as asked (batches x size), not batches of `batch` (probe 131: 8 images, not 256)
-    images = settings.calib_batches * settings.calib_batch_size
-    batches = settings.calib_batches if ctx.explicitly_set("quantize.calib_batches") else max(1, -(-images // batch))
+    # as many calibration images as asked (batches x size), not batches of `batch` (probe 131: 8 images, not 256);
+    # quantize.calib_batches typed counts batches of the file's own batch (calib_batch_size cannot differ from it)
+    asked = (settings.calib_batches,
+             batch if ctx.explicitly_set("quantize.calib_batches") else settings.calib_batch_size)
+    images = asked[0] * asked[1]
+    batches = -(-images // batch) if images > 0 else settings.calib_batches  # 0 or less: refused as typed
     if settings.calib_batch_size != batch or settings.timing.batch_sizes != (batch,):
+        # what is asked and how it is cut, not what the split allows (unknown yet: Calibration.shortfall says it)
+        detail = (f": the {images} images asked for ({asked_for(*asked, fixed_batch=batch)})"
+                  + (f" in {batches} batches of {batch}" if asked[1] != batch else "")
+                  + (f" ({batches * batch} images: whole batches)" if batches * batch != images else ""))
         ctx.log.info("%s has a fixed batch dimension of %d: %s at batch %d%s", path, batch,
                      "calibrated and timed" if settings.calibrates else "timed", batch,
-                     f" ({batches} calibration batches of {batch}: {batches * batch} images, as the training split "
-                     "allows)" if settings.calibrates else "")
+                     detail if settings.calibrates else "")
     return replace(settings, calib_batch_size=batch, calib_batches=batches,
-                   timing=replace(settings.timing, batch_sizes=(batch,)))
+                   timing=replace(settings.timing, batch_sizes=(batch,)), calib_asked=asked)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -97,7 +104,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     calibration = (Calibration.draw(data.train, settings.calib_batches, settings.calib_batch_size, seed=recipe.seed,
                                     workers=workers, method=settings.ptq.calibrate_method,
-                                    cache=ctx.path(CALIBRATION_FILE), whole=fixed is not None)
+                                    cache=ctx.path(CALIBRATION_FILE), whole=fixed is not None,
+                                    asked=settings.calib_asked)
                    if settings.calibrates else None)
     shortfall = calibration.shortfall(len(data.classes)) if calibration else None
     if shortfall:

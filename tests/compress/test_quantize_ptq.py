@@ -196,6 +196,32 @@ def test_a_calibration_set_smaller_than_asked_or_than_the_classes_is_one_warning
     assert "asked" not in tiny  # 1 x 2 were asked for and drawn
 
 
+def test_a_shortfall_cites_the_settings_as_set_and_the_batches_drawn(tmp_path: Path) -> None:
+    """A file fixed to batch 4 with quantize.calib_batches and calib_batch_size left at 8 and 32: the 256 images asked
+    for were re-cut into 64 batches of 4, the 64-image split gave 16 of them, and the warning said "on 64 training
+    images, fewer than the 256 asked for (quantize.calib_batches=64 x quantize.calib_batch_size=4)" — settings the
+    user never set, and not the 16 batches used."""
+    from cnnlab.compress.quantization.search import Calibration
+
+    data = TensorDataset(torch.randn(64, 3, 4, 4), torch.zeros(64, dtype=torch.long))
+    draw = {"seed": 0, "workers": 0, "method": "minmax", "cache": tmp_path / "c.json"}
+    recut = Calibration.draw(data, 64, 4, whole=True, asked=(8, 32), **draw)  # type: ignore[arg-type]
+    assert len(recut.batches) == 16
+    warning = recut.shortfall(4)
+    assert warning is not None and "on 64 training images in 16 batches of 4, fewer than the 256 asked for " \
+        "(quantize.calib_batches=8 × quantize.calib_batch_size=32, drawn in batches of 4: the model's fixed batch)" \
+        in warning and "no more whole batches of 4" in warning and "=64" not in warning
+    # quantize.calib_batches=30 typed on the same file: 30 batches of its 4 asked for, 16 drawn
+    typed = Calibration.draw(data, 30, 4, whole=True, **draw).shortfall(4)  # type: ignore[arg-type]
+    assert typed is not None and "on 64 training images in 16 batches of 4, fewer than the 120 asked for " \
+        "(quantize.calib_batches=30 batches of 4: the model's fixed batch)" in typed
+    # a dynamic batch: the settings as they are, the last batch as the split ends it
+    dynamic = Calibration.draw(data, 4, 32, **draw).shortfall(4)  # type: ignore[arg-type]
+    assert dynamic is not None and "on 64 training images in 2 batches, fewer than the 128 asked for " \
+        "(quantize.calib_batches=4 × quantize.calib_batch_size=32): the training split holds no more:" in dynamic
+    assert Calibration.draw(data, 2, 32, whole=True, asked=(1, 64), **draw).shortfall(4) is None  # type: ignore
+
+
 def test_quantize_records_the_calibration_shortfall(cli, outputs: Path) -> None:
     from helpers import TINY, read_run, run_dirs
 

@@ -23,13 +23,14 @@ def timing(rounds: tuple[float, ...]) -> SubjectTiming:
 
 
 def result(tmp_path: Path, candidate_rounds: tuple[float, ...], *, acc: float = 0.90, fp32_acc: float = 0.90,
-           keep_fp32_if_slower: bool = True, **extra) -> QuantizationResult:  # type: ignore[no-untyped-def]
-    """FP32 at 0.25 ms in every round, one qdq_u8s8 candidate with `candidate_rounds` (ms), selected as the search
+           keep_fp32_if_slower: bool = True, fp32_ms: float = 0.25,
+           **extra) -> QuantizationResult:  # type: ignore[no-untyped-def]
+    """FP32 at `fp32_ms` in every round, one qdq_u8s8 candidate with `candidate_rounds` (ms), selected as the search
     selects."""
     files = {name: tmp_path / f"{name}.onnx" for name in ("fp32", "qdq_u8s8")}
     for path in files.values():
         path.write_bytes(b"0" * 1000)
-    fp32 = Fp32Figures(files["fp32"], Accuracy(fp32_acc, 1.0, 0.5, 100), timing((0.25,) * len(candidate_rounds)))
+    fp32 = Fp32Figures(files["fp32"], Accuracy(fp32_acc, 1.0, 0.5, 100), timing((fp32_ms,) * len(candidate_rounds)))
     candidate = CandidateResult(FORMATS["qdq_u8s8"], files["qdq_u8s8"], Accuracy(acc, 1.0, 0.5, 100), {},
                                 timing(candidate_rounds), loads_on={"onnxruntime": "loads"})
     figures = CandidateFigures("qdq_u8s8", acc, candidate.timing.p50_ms(),  # type: ignore[union-attr]
@@ -63,6 +64,20 @@ def test_an_unstable_speedup_is_said_in_the_table_the_record_and_the_reason(tmp_
     assert kept.metrics(tmp_path / "fp32.onnx")["int8_best_speedup_stable"] is False
     steady = result(tmp_path, (0.125, 0.125, 0.125))
     assert steady.describe()["candidates"][0]["stable"] is True and "(unstable" not in text(steady.table("ptq"))
+
+
+def test_every_p50_in_the_table_has_three_significant_digits(tmp_path: Path) -> None:
+    """An FP32 p50 of 2.003908 ms printed as `2` (`:.3g` drops trailing zeros) beside the candidate's `0.811`."""
+    shown = text(result(tmp_path, (0.811,) * 3, fp32_ms=2.003908).table("ptq"))
+    cells = {row.split("│")[1].strip(): [c.strip() for c in row.split("│")[2:]] for row in shown.splitlines()
+             if row.startswith("│")}
+    column = [c.strip() for c in next(r for r in shown.splitlines() if "p50 ms b1" in r).split("┃")[1:]].index(
+        "p50 ms b1")
+    assert cells["fp32"][column - 1] == "2.00" and cells["qdq_u8s8"][column - 1] == "0.811", shown
+    from cnnlab.compress.quantization.result import p50_text
+
+    assert [p50_text(ms) for ms in (2.003908, 0.811, 0.5, 12.5, 10.0, 99.96, 123.4, 1234.5)] == \
+        ["2.00", "0.811", "0.500", "12.5", "10.0", "100", "123", "1234"]
 
 
 def test_a_qat_result_tells_the_training_from_int8_and_says_which_fp32_ships(tmp_path: Path) -> None:

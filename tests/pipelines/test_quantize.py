@@ -319,6 +319,34 @@ def test_a_fixed_batch_onnx_source_is_calibrated_and_timed_at_its_batch(cli, out
     assert "use quantize.calib_batch_size=1" in typed.stderr
 
 
+def test_a_fixed_batch_source_logs_the_calibration_asked_and_used(cli, outputs: Path, source: Path,
+                                                                   tmp_path: Path) -> None:
+    """A file fixed to batch 4, quantize.calib_batches and calib_batch_size left at 8 and 32 (256 images), 64 training
+    images: the log said "(64 calibration batches of 4: 256 images, as the training split allows)" and the warning
+    "fewer than the 256 asked for (quantize.calib_batches=64 x quantize.calib_batch_size=4)", while 16 batches, 64
+    images, were used."""
+    from onnx_variants import with_fixed_batch
+
+    model, checkpoint = load_model(source / "model.pt")
+    fixed = with_fixed_batch(export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec,
+                                         classes=checkpoint.classes), tmp_path / "t_static4.onnx", 4)
+    dataset = [o for o in TINY if o.startswith("dataset")]
+    default = [o for o in FAST if not o.startswith("quantize.calib_")]
+    result = cli("quantize", f"source={fixed}", "quantize.format=qdq_u8s8", *dataset, *default, NO_BUDGET,
+                 *ONNXRUNTIME_ONLY)
+    assert result.code == 0, result.output
+    said = " ".join(result.output.split())
+    assert ("has a fixed batch dimension of 4: calibrated and timed at batch 4: the 256 images asked for "
+            "(quantize.calib_batches=8 × quantize.calib_batch_size=32) in 64 batches of 4") in said, said
+    assert "as the training split allows" not in said and "calib_batches=64" not in said
+    record = only_run(outputs, "quantize")
+    assert record["quantize"]["calibration"]["batches"] == 16 and record["quantize"]["calibration"]["images"] == 64
+    [warning] = [w for w in record["warnings"] if "calibrates on" in w]
+    assert ("static quantization calibrates on 64 training images in 16 batches of 4, fewer than the 256 asked for "
+            "(quantize.calib_batches=8 × quantize.calib_batch_size=32, drawn in batches of 4") in warning, warning
+    assert warning in said  # the log line says it too
+
+
 @pytest.mark.parametrize("override, message", [
     ("quantize.calib_batches=0", "calib_batches=0: static quantization needs calibration images"),
     ("quantize.format=int4", "quantize.format=int4 is not a format"),

@@ -106,18 +106,37 @@ def range_off_ties(batches: list[np.ndarray], levels: int = 256) -> tuple[float,
     return low - step / 2, high + step / 2
 
 
-def calibration_shortfall(images: int, *, batches: int, batch_size: int, num_classes: int) -> str | None:
-    """A one-line warning when the calibration set drawn (`images`) is smaller than asked for (batches x
-    batch_size: the split is too small) or than the number of classes (some classes cannot be represented, so
-    their activation ranges may be clipped); None when it is neither."""
+def asked_for(batches: int, batch_size: int, fixed_batch: int | None = None) -> str:
+    """The calibration settings in the user's own words: quantize.calib_batches x quantize.calib_batch_size, or — a
+    file whose batch is fixed to `fixed_batch` and a batch size that agrees with it — that many batches of it."""
+    if fixed_batch is not None and batch_size == fixed_batch:
+        return f"quantize.calib_batches={batches} batches of {fixed_batch}"
+    return f"quantize.calib_batches={batches} × quantize.calib_batch_size={batch_size}"
+
+
+def calibration_shortfall(images: int, *, batches: int, batch_size: int, num_classes: int,
+                          drawn_batches: int | None = None, fixed_batch: int | None = None) -> str | None:
+    """A one-line warning when the calibration set drawn (`images`, in `drawn_batches`) is smaller than asked for
+    (`batches` x `batch_size`, the user's settings: the split is too small) or than the number of classes (some
+    classes cannot be represented, so their activation ranges may be clipped); None when it is neither. With
+    `fixed_batch` (a file whose batch is fixed) the images were drawn in whole batches of it, the asked-for images
+    re-cut into them where `batch_size` differs (pipelines/quantize.fit_fixed_batch; probe: the warning cited the
+    re-cut 64 x 4, not the 8 x 32 the user left at their defaults)."""
     asked = batches * batch_size
     problems = []
     if images < asked:
-        problems.append(f"fewer than the {asked} asked for (quantize.calib_batches={batches} x "
-                        f"quantize.calib_batch_size={batch_size}): the training split holds no more")
+        how = asked_for(batches, batch_size, fixed_batch)
+        if fixed_batch is not None and batch_size != fixed_batch:
+            how += f", drawn in batches of {fixed_batch}: the model's fixed batch"
+        elif fixed_batch is not None:
+            how += ": the model's fixed batch"
+        holds = "no more" if fixed_batch is None else f"no more whole batches of {fixed_batch}"
+        problems.append(f"fewer than the {asked} asked for ({how}): the training split holds {holds}")
     if images < num_classes:
         problems.append(f"fewer than the {num_classes} classes (some classes are not represented)")
     if not problems:
         return None
-    return (f"static quantization calibrates on {images} training images, " + " and ".join(problems)
+    drawn = ("" if drawn_batches is None else f" in {drawn_batches} batch{'' if drawn_batches == 1 else 'es'}"
+             + ("" if fixed_batch is None else f" of {fixed_batch}"))
+    return (f"static quantization calibrates on {images} training images{drawn}, " + " and ".join(problems)
             + ": the activation ranges may not cover what the validation images produce")

@@ -20,6 +20,14 @@ from cnnlab.wording import counted
 FP32 = "fp32"
 
 
+def p50_text(ms: float) -> str:
+    """A latency for the table: three significant digits, trailing zeros kept, so every row reads alike (2.003908 ms
+    printed as `2` beside `0.811` with `:.3g`); whole milliseconds from 100 up (`123`, `1234`, never `1.23e+03`)."""
+    if ms >= 99.95:  # 99.96 rounds to three digits as "100."
+        return f"{ms:.0f}"
+    return f"{ms:#.3g}"
+
+
 @dataclass(frozen=True)
 class Accuracy:
     """A file's own figures on the validation split, as the runtime computes them (deploy.ort.evaluate_onnx)."""
@@ -221,7 +229,7 @@ class QuantizationResult:
             table.add_column(column, justify="right")
         table.add_column("")
         table.add_row(FP32 if self.qat_fp32_acc is None else f"{FP32} (source)", f"{fp32.accuracy.acc:.2%}", "",
-                      *(f"{fp32.timing.stats[b].p50_ms:.3g}" for b in sizes), "reference",
+                      *(p50_text(fp32.timing.stats[b].p50_ms) for b in sizes), "reference",
                       f"{model_file_bytes(fp32.path) / 1e6:.3g}",
                       "kept: no INT8 candidate is measured faster" if self.fp32_kept else "")
         if self.qat_fp32_acc is not None:
@@ -244,6 +252,6 @@ class QuantizationResult:
                             "weights"])
             table.add_row(c.format.name, f"{c.accuracy.acc:.2%}",
                           signed_points(-drop_points(c.accuracy.acc, fp32.accuracy.acc)),
-                          *(f"{c.timing.stats[b].p50_ms:.3g}" for b in sizes), self.ratio(c).text(),
+                          *(p50_text(c.timing.stats[b].p50_ms) for b in sizes), self.ratio(c).text(),
                           f"{c.path.stat().st_size / 1e6:.3g}", "; ".join([mark, *int8_itself, *c.notes]).strip("; "))
         return table

@@ -47,19 +47,23 @@ class Calibration:
     batches: Sequence[np.ndarray]
     method: str
     cache: Path
-    asked: tuple[int, int]            # (batches, batch size) asked for
+    asked: tuple[int, int]            # (quantize.calib_batches, quantize.calib_batch_size) asked for, as set
     input_range: tuple[float, float] | None = None   # the model input's range, widened off rounding ties
+    fixed_batch: int | None = None    # the model's fixed batch: drawn in whole batches of it
 
     @classmethod
     def draw(cls, dataset: Any, batches: int, batch_size: int, *, seed: int, workers: int, method: str,
-             cache: Path, whole: bool = False) -> "Calibration":
+             cache: Path, whole: bool = False, asked: tuple[int, int] | None = None) -> "Calibration":
         """`batches` x `batch_size` training images (calibration.calibration_batches: seeded, deterministic; full
-        batches only with `whole`, for a file whose batch is fixed)."""
+        batches only with `whole`, for a file whose batch is fixed to `batch_size`). `asked`: the user's
+        (quantize.calib_batches, quantize.calib_batch_size) where they were re-cut into these batches
+        (pipelines/quantize.fit_fixed_batch); `batches`, `batch_size` when None."""
         drawn = calibration_batches(dataset, batches=batches, batch_size=batch_size, seed=seed, workers=workers,
                                     whole=whole)
         # entropy and percentile clip the range themselves, off the pixel grid
         widened = range_off_ties(drawn) if method == "minmax" else None
-        return cls(drawn, method, cache, (batches, batch_size), widened)
+        return cls(drawn, method, cache, asked or (batches, batch_size), widened,
+                   fixed_batch=batch_size if whole else None)
 
     def widened_for(self, candidates: Sequence[CandidateResult]) -> tuple[float, float] | None:
         """`input_range` where one of onnxruntime's static `candidates` quantizes the model's input (quantize.exclude
@@ -73,7 +77,8 @@ class Calibration:
     def shortfall(self, num_classes: int) -> str | None:
         """A warning when fewer images were drawn than asked for, or than there are classes."""
         return calibration_shortfall(sum(len(b) for b in self.batches), batches=self.asked[0],
-                                     batch_size=self.asked[1], num_classes=num_classes)
+                                     batch_size=self.asked[1], num_classes=num_classes,
+                                     drawn_batches=len(self.batches), fixed_batch=self.fixed_batch)
 
     def describe(self, candidates: Sequence[CandidateResult] = ()) -> dict[str, Any]:
         """The record's calibration section; `input_range` where `candidates` used it (widened_for)."""

@@ -107,6 +107,9 @@ class QuantizeSettings:
     engine: str = AUTO               # auto | onnxruntime | nncf: what builds the candidates
     deploy_runtimes: tuple[str, ...] = ()   # every candidate must load on each (quantize.runtime among them)
     deploy_runtimes_named: bool = False     # ... named by hand (not null: the runtimes installed here)
+    # (quantize.calib_batches, quantize.calib_batch_size) as the user's settings ask, where a model's fixed batch
+    # re-cut them into calib_batches x calib_batch_size (pipelines/quantize.fit_fixed_batch); None: those two
+    calib_asked: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, section: DictConfig) -> "QuantizeSettings":
