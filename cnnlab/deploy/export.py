@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -351,6 +352,12 @@ def load_onnx(path: Path) -> onnx.ModelProto:
             raise CnnlabError(f"{path} keeps its weights in {missing[0].name} beside it (ONNX external data), and "
                               f"{missing[0]} is missing", fix=f"put {missing[0].name} next to {path.name}, as the "
                                                               "model was saved, or save the model as one file") from exc
+        for file, needed in external_data_needs(path).items():  # probe 187: the intact .onnx was blamed
+            if file.is_file() and file.stat().st_size < needed:
+                raise CnnlabError(f"{file} is cut short: {file.stat().st_size:,} of the {needed:,} bytes of weights "
+                                  f"{path.name} reads from it (ONNX external data)",
+                                  fix=f"copy {file.name} whole from where the model was saved, next to {path.name}") \
+                    from exc
         with path.open("rb") as head:
             zipped = head.read(4) == b"PK\x03\x04"
         if zipped:  # torch.save's zip archive (probe 155: "not a readable ONNX model", no more)
@@ -377,6 +384,25 @@ def external_data_files(path: Path) -> list[Path]:
             if file.resolve().is_relative_to(folder) and file not in found:
                 found.append(file)
     return found
+
+
+def external_data_needs(path: Path) -> dict[Path, int]:
+    """Per external-data file of the ONNX model at `path` (as `external_data_files` finds them): how many bytes its
+    tensors reach into it (the largest offset + length; a tensor without a length takes its dims × element size)."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - load_onnx says what is wrong with such a file
+        return {}
+    needs: dict[Path, int] = {}
+    for tensor in proto.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        length = info.length if info.length else \
+            math.prod(tensor.dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        file = path.parent / info.location
+        needs[file] = max(needs.get(file, 0), (info.offset or 0) + length)
+    return needs
 
 
 def model_file_bytes(path: Path) -> int:

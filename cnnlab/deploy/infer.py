@@ -174,7 +174,7 @@ def _checkpoint(path: Path, device: str) -> InferenceModel:
 
 
 def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
-    from cnnlab.deploy.onnx_check import check_onnx_file
+    from cnnlab.deploy.onnx_check import check_onnx_file, no_metadata
     from cnnlab.deploy.ort import onnx_session, run_images
     from cnnlab.engine.checkpoint import require_trained_onnx_head
 
@@ -184,8 +184,7 @@ def _onnx(path: Path, runtime: str, device: str) -> InferenceModel:
     meta = checked.metadata
     require_trained_onnx_head(meta, path, "its scores and predictions")
     if checked.spec is None or not checked.classes:
-        raise CnnlabError(f"{path} records no input spec or class names (not written by cnnlab)",
-                          fix="export it with `cnnlab export`, or pass the run's model.pt")
+        raise no_metadata(path)
     session = onnx_session(path, device=device, runtime=runtime)  # onnxruntime's, or an OpenVinoSession
     if checked.outputs == "probabilities":
         log.info("%s outputs probabilities (its graph ends in Softmax): scored from their log, not softmaxed again",

@@ -75,6 +75,28 @@ log = logging.getLogger(__name__)
 MAX_FIXED_INPUT_BYTES = 2 ** 30  # a fixed batch whose input alone is larger is refused (every run pads up to it)
 _TOLD: set[Path] = set()  # files whose outputs were named in this process
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
+# A file whose metadata names no run it came from (made elsewhere, its metadata copied or written by hand):
+# "re-export it from its run" names a run it does not have (probe 187).
+_FIX_ELSEWHERE = ("make the file as docs/export.md ('The file') describes — one [N, C, H, W] float32 input, the class "
+                  "scores as its first output — with metadata that describes it, or point to a model.onnx written by "
+                  "`cnnlab export`")
+
+
+def _fix_for(meta: dict[str, Any]) -> str:
+    """The fix for a file that contradicts its metadata: re-export from its run where the metadata names one."""
+    source = meta.get("source")
+    return _FIX if isinstance(source, dict) and source.get("run") else _FIX_ELSEWHERE
+
+
+def no_metadata(path: Path) -> CnnlabError:
+    """The one refusal of an ONNX file without cnnlab's metadata (bench, evaluate, predict and quantize each said it
+    otherwise, probe 187), marked found before any work: the refused run leaves no folder."""
+    error = CnnlabError(f"{path} has no cnnlab metadata (input size, mean/std, class names): cnnlab reads how to feed "
+                        "the file and what its outputs are from it",
+                        fix="export the model with `cnnlab export source=RUN` (or pass the run's model.pt); for a file "
+                            "made elsewhere, copy the metadata of the export it came from (docs/export.md, 'The file')")
+    error.before_work = True
+    return error
 
 
 @dataclass(frozen=True)
@@ -595,7 +617,7 @@ def check_onnx_file(path: Path) -> OnnxModel:
         raise CnnlabError(f"{path} holds no ONNX graph (an empty or truncated file)", fix=_FIX)
     problems = graph_problems(proto, spec, len(classes) if classes is not None else None, meta.get("params"))
     if problems:
-        raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_FIX)
+        raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_fix_for(meta))
     batch = fixed_batch(proto)
     fed = batch * spec.channels * spec.size ** 2 * 4 if batch is not None and spec is not None else 0  # float32 bytes
     if fed > MAX_FIXED_INPUT_BYTES:

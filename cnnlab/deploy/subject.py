@@ -21,7 +21,7 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
-from cnnlab.deploy.onnx_check import fixed_batch, graph_precision
+from cnnlab.deploy.onnx_check import fixed_batch, graph_precision, no_metadata
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.environment import available_memory
 from cnnlab.errors import CnnlabError, found_before_work
@@ -105,10 +105,7 @@ def _onnx_timed_model(source: Source, torch_twin: bool) -> TimedModel:
     meta = read_onnx_metadata(source.path)
     spec, classes = meta["spec"], meta["classes"]
     if spec is None:
-        raise CnnlabError(f"{source.path} has no cnnlab input metadata (input_size, mean, std): cnnlab times, scores "
-                          "and quantizes ONNX files its export describes",
-                          fix="export the model with `cnnlab export source=RUN` (or bench its model.pt); for a file "
-                              "made elsewhere, copy the metadata of the export it came from (docs/export.md)")
+        raise no_metadata(source.path)
     proto = load_onnx(source.path)
     subject = TimedModel(name=str(meta.get("arch") or run_model_name(source) or source.path.stem), spec=spec,
                          num_classes=len(classes) if classes else 0, model=None, model_file=None, onnx=source.path,

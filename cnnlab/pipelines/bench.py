@@ -71,8 +71,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         require_batch_sizes([subject], settings.batch_sizes)
     require_batch_memory([subject.spec], settings.batch_sizes)
     peak = peak_estimate(device, settings.threads, settings.peak_gflops)
-    ctx.log.info("bench %s at %d px on %s, %d threads: %s × batch %s", subject.name, subject.spec.size, device,
-                 settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
+    ctx.log.info("bench %s at %d px on %s, %s: %s × batch %s", subject.name, subject.spec.size, device,
+                 counted(settings.threads, "thread"), ", ".join(plan.backends), list(settings.batch_sizes))
 
     with exported_onnx(subject, needed=plan.needs_onnx) as timed:
         timings = time_backends(timed, plan, settings, device, peak.gflops)
@@ -117,8 +117,9 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
     if not plan.backends:
         raise CnnlabError("a paired session (source=[A,B,...]) times ONNX files, and no ONNX backend is left",
                           fix="use bench.backends=[onnxruntime]")
-    ctx.log.info("bench %d models in %d interleaved rounds on %s, %d threads: %s × batch %s", len(subjects),
-                 settings.rounds, device, settings.threads, ", ".join(plan.backends), list(settings.batch_sizes))
+    ctx.log.info("bench %d models in %d interleaved rounds on %s, %s: %s × batch %s", len(subjects),
+                 settings.rounds, device, counted(settings.threads, "thread"), ", ".join(plan.backends),
+                 list(settings.batch_sizes))
 
     require_batch_sizes(subjects, settings.batch_sizes)
     require_batch_memory([subject.spec for subject in subjects], settings.batch_sizes)

@@ -33,6 +33,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
+from cnnlab.wording import counted
 from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.augment_on import classifier_loaders
@@ -159,8 +160,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     save_and_record(ctx, trained, metrics, extra={"prune": settings.describe()})
     ctx.record.update(prune=report)
     if dense_model is not None:
-        ctx.log.info("timing dense and pruned ONNX models: onnxruntime CPU, batch %d, %d threads",
-                     settings.bench_batch, settings.bench_threads)
+        ctx.log.info("timing dense and pruned ONNX models: onnxruntime CPU, batch %d, %s",
+                     settings.bench_batch, counted(settings.bench_threads, "thread"))
         checkpoint_file = ctx.path(MODEL_FILE)  # the pruned file's source is this run's model.pt
         origin = Source(str(checkpoint_file), "checkpoint", checkpoint_file, RunInfo(ctx.run_dir, ctx.record.data))
         latency = measure_pruning(dense_model, model, dense_file=ctx.path(DENSE_ONNX), pruned_file=ctx.path(ONNX_FILE),

@@ -17,6 +17,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import read_onnx_metadata
+from cnnlab.deploy.onnx_check import no_metadata
 from cnnlab.deploy.ort import onnx_session
 from cnnlab.deploy.subject import chained_model, run_model_name
 from cnnlab.engine.checkpoint import load_model, require_trained_head, require_trained_onnx_head
@@ -62,8 +63,7 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
     meta = read_onnx_metadata(source.path)
     require_trained_onnx_head(meta, source.path, "the INT8 model's accuracy")
     if meta["spec"] is None or not meta["classes"]:
-        raise CnnlabError(f"{source.path} has no cnnlab metadata (input size, mean/std, class names)",
-                          fix="export it with `cnnlab export`, or pass the run or model.pt it came from")
+        raise no_metadata(source.path)
     model, head_only = None, False
     if mode == "qat":
         with found_before_work():  # a refusal leaves no `failed` run behind (probe 71)

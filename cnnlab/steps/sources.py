@@ -151,13 +151,20 @@ def same_data(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     return recorded.get("name") not in FOLDER_DATASETS or _folder(config.get("root")) == _folder(recorded.get("root"))
 
 
+# Commands whose figures are about the source's own data (its accuracy, its calibration, its recovery training): the
+# composed default dataset stands in for none (export only compares two files' outputs on it, and says so).
+_SCORED_ON_ITS_DATA = frozenset({"evaluate", "quantize", "prune"})
+
+
+@found_before_work()
 def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> DictConfig:
     """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `dataset.root=DIR`
     for data that moved; cli.py lets such keys through for the commands that read a source's data); `dataset=NAME`
     picks other data instead. Naming the source's own data again (`dataset=imagefolder dataset.root=SAME`) keeps its
     recorded settings: the composed defaults would carve the val split with another `dataset.seed` or
     `val_fraction`, scoring images the model trained on. CnnlabError for a typed key the source's dataset does not
-    have (it would be ignored, yet recorded), or typed keys on a source that records no dataset."""
+    have (it would be ignored, yet recorded), typed keys on a source that records no dataset, or none typed where
+    the command's figures are about the source's data (_SCORED_ON_ITS_DATA)."""
     recorded = dataset_config_of(source.run)
     keys = _dataset_keys(ctx)
     typed = [k for k in keys if k != "dataset"]
@@ -166,6 +173,11 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
             raise CnnlabError(f"{typed[0]}: the source records no dataset for it to change",
                               fix="name the data the model was trained on with dataset=NAME (e.g. dataset=imagefolder "
                                   "dataset.root=DIR)")
+        if not keys and ctx.command in _SCORED_ON_ITS_DATA:  # probe 187: scored on the stand-in, a fix that failed
+            raise CnnlabError(f"source={source.spec} records no dataset (a file made elsewhere, or its records "
+                              f"lost), so {ctx.command} has no images of its classes to work on",
+                              fix="name the data it was trained on with dataset=NAME (`cnnlab list datasets`), or "
+                                  "dataset=imagefolder dataset.root=DIR for a folder of labelled images")
         if not keys:
             ctx.log.warning("the source records no dataset; using dataset=%s (pass dataset=... to choose)",
                             cfg.dataset.name)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab.deploy.bench import TimingPlan, time_onnx
@@ -652,6 +653,12 @@ def test_a_file_with_external_data_is_sized_whole_and_a_missing_data_file_is_nam
     assert model_file_bytes(split) == split.stat().st_size + data.stat().st_size
     assert model_file_bytes(path) == path.stat().st_size
     assert check_onnx_file(split).classes == list("abcd")  # read as the whole model
+    whole = data.read_bytes()
+    data.write_bytes(whole[: len(whole) // 2])  # probe 187: the intact .onnx was "not a readable ONNX model"
+    with pytest.raises(CnnlabError) as short:
+        load_onnx(split)
+    assert f"{data} is cut short: {len(whole) // 2:,} of the {len(whole):,} bytes of weights m.onnx reads" in \
+        str(short.value) and "copy m.onnx.data whole" in (short.value.fix or "")
     data.rename(tmp_path / "elsewhere.data")
     with pytest.raises(CnnlabError, match=r"keeps its weights in m.onnx.data beside it \(ONNX external data\), and "):
         load_onnx(split)
@@ -687,18 +694,30 @@ def test_a_huge_fixed_batch_is_refused_before_one_image_is_padded_up_to_it(lenet
     assert check_onnx_file(with_fixed_batch(path, tmp_path / "b64.onnx", 64)).batch == 64
 
 
-def test_a_file_without_cnnlab_metadata_is_refused_by_bench_with_a_fix_for_a_file_from_elsewhere(
-        cli, lenet_onnx_once, tmp_path: Path) -> None:
-    """Probe 90: the fix ("bench its model.pt") was no use to a user who has only the ONNX file."""
+def test_a_file_without_cnnlab_metadata_is_one_refusal_with_a_fix_for_a_file_from_elsewhere_and_no_run_left(
+        cli, outputs: Path, lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 90: the fix ("bench its model.pt") was no use to a user who has only the ONNX file. Probe 187: bench and
+    quantize left a `failed` run folder for it, and the four commands said it three ways."""
     import onnx
 
     _, path = lenet_onnx_once
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
-    onnx.save(proto, str(tmp_path / "bare.onnx"))
-    result = cli("bench", f"source={tmp_path / 'bare.onnx'}")
-    assert result.code == 2 and "has no cnnlab input metadata" in result.stderr
-    assert "copy the metadata of the export it came from (docs/export.md)" in " ".join(result.stderr.split())
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
+    lines = set()
+    for args in (("bench", f"source={bare}"), ("quantize", f"source={bare}"), ("evaluate", f"source={bare}"),
+                 ("predict", f"source={bare}", str(image))):
+        result = cli(*args)
+        [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error")] or [result.output]
+        assert result.code == 2 and "Traceback" not in result.output, result.output
+        lines.add(" ".join(line.split()))
+    [line] = lines  # one message, whichever command read the file
+    assert f"{bare} has no cnnlab metadata (input size, mean/std, class names)" in line
+    assert "copy the metadata of the export it came from (docs/export.md, 'The file')" in line
+    assert not outputs.exists() or not any(outputs.rglob("run.json")), list(outputs.rglob("run.json"))
 
 
 def test_the_runtime_check_runs_a_fixed_batch_file_at_its_batch(lenet_onnx_once, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ def test_bench_of_an_export_times_the_onnx_file_and_its_pytorch_model(cli, outpu
     assert cli("export", "source=latest:pretrain", "export.evaluate=false").code == 0
     result = cli("bench", "source=latest:export", "bench.batch_sizes=[1,4]", *QUICK)
     assert result.code == 0, result.output
+    assert "on cpu, 1 thread: " in result.output  # not "1 threads" (probe 187)
     document, record = bench_json(outputs), only_run(outputs, "bench")
     export_dir, pretrain_dir = run_dirs(outputs, "export")[0], run_dirs(outputs, "pretrain")[0]
     assert document["schema"] == "cnnlab.bench/1" and document["skipped"] == []

@@ -13,7 +13,7 @@ import prebuilt
 from cnnlab.compress.quantization import (FORMATS, CalibrationReader, PtqSettings, graph_input_name, preprocess,
                                           quantize_static_candidate)
 from cnnlab.deploy.export import copy_with_metadata, read_onnx_metadata
-from helpers import only_run, read_run, run_dirs, write_idx
+from helpers import TINY, only_run, read_run, run_dirs, write_idx
 
 CLASSES = 4
 TRAIN, TEST = 96, 24
@@ -684,3 +684,27 @@ def test_a_model_file_named_for_the_other_format_is_told_to_be_renamed(cli, outp
         assert refused.code == 2 and f"name it {right}" in said and "corrupt" not in said, refused.output
         (tmp_path / misnamed).rename(tmp_path / right)  # the fix, followed
         assert cli("evaluate", f"source={tmp_path / right}", "split=val").code == 0
+
+
+def test_a_file_that_records_no_dataset_is_told_to_name_its_data_not_scored_on_the_default(
+        cli, outputs: Path, tiny_export: Path, tmp_path: Path) -> None:
+    """Probe 187: metadata without a dataset: evaluate warned "using dataset=synthetic", offered split=val, and that
+    fix met a class refusal that said to drop a dataset= never typed. quantize calibrated on the stand-in alike."""
+    import onnx
+
+    proto = onnx.load(str(tiny_export))
+    kept = [p for p in proto.metadata_props if p.key not in ("dataset", "source")]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    bare = tmp_path / "elsewhere.onnx"
+    onnx.save(proto, str(bare))
+    before = sorted(p for p in outputs.rglob("run.json"))
+    for command in ("evaluate", "quantize"):
+        refused = cli(command, f"source={bare}")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"source={bare} records no dataset" in said, refused.output
+        assert "name the data it was trained on with dataset=NAME" in said and "Traceback" not in refused.output
+    assert sorted(p for p in outputs.rglob("run.json")) == before  # refused before any work: no run folder
+    data = [o for o in TINY if o.startswith("dataset")]
+    followed = cli("evaluate", f"source={bare}", *data, "split=val")  # the data named, as told
+    assert followed.code == 0, followed.output
