@@ -298,7 +298,7 @@ def print_report(report: Report) -> None:
         if found is not None:
             out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
-    for note in (sessions_note(report.seed_groups, report.comparison.backend), few_runs_note(report.rows),
+    for note in (sessions_note(report.seed_groups, report.comparison), few_runs_note(report.rows, report.comparison),
                  plan_note(report.rows)):
         if note is not None:
             out.print(note, markup=False, highlight=False, soft_wrap=True)

@@ -18,9 +18,8 @@ from rich.text import Text
 
 from cnnlab.wording import counted, human_bytes, ratio_text, visible
 from cnnlab.deploy.names import TORCH_BACKENDS  # names only: the report loads no runtime
-from cnnlab.hydra_args import path_argument
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
-from cnnlab.report.rows import MISSING, Comparison, Row
+from cnnlab.report.rows import MISSING, Comparison, Row, bench_command
 from cnnlab.report.seeds import SeedGroup
 from cnnlab.report.stats import Change, Spread, ratio_mean
 
@@ -354,6 +353,8 @@ def gone_source_notes(groups: Sequence[SeedGroup], base: Path) -> list[str]:
 
 def row_fields(row: Row, base: Path) -> dict[str, Any]:
     """One machine-readable row (report.json / report.csv)."""
+    # `source`: the run it was derived from, else the model file outside any run (`cnnlab quantize source=FILE.onnx`)
+    source = row.source or row.source_file
     return {
         "run": _relative(row.run.path, base), "swept": list(row.swept), "stage": row.stage,
         "earlier_plan": row.earlier_plan,
@@ -367,7 +368,7 @@ def row_fields(row: Row, base: Path) -> dict[str, Any]:
         "params": row.params, "flops": row.flops, "file_bytes": row.file_bytes, "file_kind": row.file_kind,
         "p50_ms": row.p50_ms, "latency": None if row.latency is None else row.latency.to_dict(),
         "bench_run": None if row.bench_run is None else
-        _relative(row.bench_run, base), "source": None if row.source is None else _relative(row.source, base),
+        _relative(row.bench_run, base), "source": None if source is None else _relative(source, base),
         "speedup_vs_source": None if row.speedup is None else row.speedup.vs_source,
         "speedup_vs_reference": row.speedup.shown if row.speedup and row.speedup.status == REFERENCE else None,
         "reference": None if row.speedup is None else row.speedup.versus,
@@ -462,13 +463,15 @@ def _markdown_table(shown: Sequence[str], lines: Sequence[Sequence[str]]) -> lis
             *("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)]
 
 
-def sessions_note(tables: dict[str, list[SeedGroup]], backend: str) -> str | None:
+def sessions_note(tables: dict[str, list[SeedGroup]], comparison: Comparison) -> str | None:
     """When the p50 figures of one dataset's table (`tables`: the report's tables, by title) come from more than one
     bench session: how far such figures drift apart, that the table's Pareto front compares them, and the command
     that times its rows side by side (probe 58: one LeNet-5 read 0.059, 0.074 and 0.076 ms in three sessions, and a
-    pruned one was starred by the luckier session's figure). Rows of two tables are never compared (probe 154: the
-    note counted them). A paired session times ONNX files only: under a PyTorch `backend` the note says so, with no
-    command (followed, it came back word for word)."""
+    pruned one was starred by the luckier session's figure) in the setting `comparison` compares (rows.bench_command:
+    at bench's defaults it timed every thread and the note came back, figures and all). Rows of two tables are never
+    compared (probe 154: the note counted them). A paired session times ONNX files only: under a PyTorch backend the
+    note says so (followed, its command came back word for word)."""
+    backend = comparison.backend
     timed, most = [], 0
     for members in tables.values():
         rows = [row for group in members for row in group.rows
@@ -491,10 +494,10 @@ def sessions_note(tables: dict[str, list[SeedGroup]], backend: str) -> str | Non
         chosen = front + others
         what = f"the {counted(len(front), 'row')} on the Pareto front and the {len(others)} next most accurate"
         if len({row.bench_run for row in chosen}) == 1:  # probe 114: followed, the note came back unchanged
-            return (f"p50 comes from {sessions} bench sessions: {what} were timed in one; the other "
+            return (f"p50 comes from {sessions}: {what} were timed in one; the other "
                     f"{len(timed) - len(chosen)} rows' figures come from other sessions, which read up to 35 % apart "
                     "on a 2-core machine (docs/benchmarks.md)")
-    command = "cnnlab bench " + path_argument("source", [r.run.path for r in chosen])
+    command = bench_command([r.run.path for r in chosen], comparison)
     if backend in TORCH_BACKENDS:
         return (f"{drift}; a side-by-side session times ONNX files only, so --backend {backend} has no such figure: "
                 f"read the report with --backend onnxruntime after timing {what} in one session: {command}")
@@ -505,9 +508,10 @@ SESSION_ROWS = 12  # the most rows sessions_note names for one paired session
 FEW_RUNS = 10  # a p50 of fewer timed runs is a sample, not a median (bench's default is 30 runs and 1 s)
 
 
-def few_runs_note(rows: Sequence[Row]) -> str | None:
+def few_runs_note(rows: Sequence[Row], comparison: Comparison) -> str | None:
     """When a row's p50 comes from fewer than FEW_RUNS timed runs (bench.min_iters=1 and min_seconds=0): which, and
-    how to time them again (probe 134: a 1-run 12 ms "p50" stood for a model a 591-run bench put at 0.83 ms)."""
+    how to time them again in the setting `comparison` compares (probe 134: a 1-run 12 ms "p50" stood for a model a
+    591-run bench put at 0.83 ms)."""
     few = [row for row in rows if row.latency is not None and row.latency.iterations is not None
            and row.latency.iterations < FEW_RUNS]
     if not few:
@@ -523,8 +527,7 @@ def few_runs_note(rows: Sequence[Row]) -> str | None:
     runs = ", ".join(str(row.latency.iterations) for row in few)  # type: ignore[union-attr]
     return (f"p50 of fewer than {FEW_RUNS} timed runs for {counted(len(few), 'row')} ({runs}): one stall of the "
             "machine decides such a figure; time them again with bench.min_iters and bench.min_seconds at their "
-            "defaults (30 runs, 1 s): cnnlab bench "
-            + path_argument("source", [r.run.path for r in timed]))
+            "defaults (30 runs, 1 s): " + bench_command([r.run.path for r in timed], comparison))
 PLOT_ALT = "accuracy vs latency"  # report.md's text for each plot it shows (report._plots_of finds them by it)
 
 
@@ -532,7 +535,7 @@ def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, 
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
     rows_timed = [row for members in groups.values() for group in members for row in group.rows]
-    for note in (sessions_note(groups, comparison.backend), few_runs_note(rows_timed), plan_note(rows_timed)):
+    for note in (sessions_note(groups, comparison), few_runs_note(rows_timed, comparison), plan_note(rows_timed)):
         if note is not None:  # the command it ends with, as code (a note that names none ends in a plain stop)
             lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".",
                       ""]

@@ -140,8 +140,10 @@ def sessions(runs: Sequence[RunInfo], subject_run: Callable[[Mapping[str, Any]],
 
 
 def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callable[[dict[str, Any]], bool],
-            same_network: Callable[[Path, Path], bool]) -> SpeedUp:
-    """`model` against `source` from the newest session that timed both; see the module docstring."""
+            same_network: Callable[[Path, Path], bool], unpaired: str | None = None) -> SpeedUp:
+    """`model` against `source` from the newest session that timed both; see the module docstring. `unpaired`: the
+    note where no session timed the two (the report's names the setting it compares, and a source file outside any
+    run)."""
     for session in found:
         ours, theirs = session.timing(model, matches), session.timing(source, matches)
         if ours is None or theirs is None:
@@ -167,8 +169,8 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         # timed together, but not at the backend, batch, device and threads the report compares
         return SpeedUp(UNPAIRED, note="no paired timing with its source in the setting compared (its sessions "
                                       "with its source timed another backend, batch, device, thread count or machine)")
-    return SpeedUp(UNPAIRED, note="no paired timing with its source: time both in one session, e.g. "
-                                  f"cnnlab bench {path_argument('source', [source, model])}")
+    return SpeedUp(UNPAIRED, note=unpaired or "no paired timing with its source: time both in one session, e.g. "
+                                              f"cnnlab bench {path_argument('source', [source, model])}")
 
 
 def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shlex
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
@@ -20,10 +22,10 @@ from typing import Any, Iterable, Sequence
 
 from cnnlab.commands import commands_where
 from cnnlab.data.layout import folder_and_training_digests
-from cnnlab.deploy.names import BACKENDS  # names only: the report loads no runtime
+from cnnlab.deploy.names import BACKENDS, TORCH_BACKENDS  # names only: the report loads no runtime
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
-from cnnlab.hydra_args import path_argument
+from cnnlab.hydra_args import hydra_quoted, path_argument
 from cnnlab.links import RunLinks
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import UNPAIRED, SpeedUp, machine_label, reference_speedup, sessions, speedup
@@ -66,6 +68,25 @@ class Comparison:
         return ", ".join(part for part in (self.backend, f"batch {self.batch}", where, unknown) if part)
 
 
+def bench_command(paths: Sequence[Path], comparison: Comparison) -> str:
+    """`cnnlab bench source=...` that times `paths` in the setting `comparison` compares — its backend, batch size,
+    thread count and device, as far as the bench runs recorded them — so that following it gives the report a record
+    it reads: at bench's defaults (every physical core, batch sizes 1, 8, 32, torch and onnxruntime) the session timed
+    another setting, and the report printed the same note and figures again. A paired session (several paths) times
+    ONNX files only: under a PyTorch backend it names onnxruntime. Without bench runs there is no setting to keep."""
+    words = [path_argument("source", paths)]
+    if comparison.timed:
+        backend = "onnxruntime" if len(paths) > 1 and comparison.backend in TORCH_BACKENDS else comparison.backend
+        words += [shlex.quote(f"bench.backends=[{backend}]"), shlex.quote(f"bench.batch_sizes=[{comparison.batch}]")]
+        if comparison.threads is not None:
+            words.append(f"bench.threads={comparison.threads}")
+        if comparison.device not in (None, "cpu"):  # bench times on the CPU unless told (device=auto)
+            device = str(comparison.device)  # cuda:0 as Hydra reads it; anything odd (run.json is untrusted) quoted
+            plain = re.fullmatch(r"[\w.:-]+", device)
+            words.append(shlex.quote(f"device={device if plain else hydra_quoted(device)}"))
+    return "cnnlab bench " + " ".join(words)
+
+
 def check_comparison(comparison: Comparison, runs: Sequence[RunInfo]) -> None:
     """CnnlabError (exit 2) for a backend `cnnlab bench` cannot time or a batch size below 1; the fix names the valid
     values and what the bench runs among `runs` hold."""
@@ -100,6 +121,7 @@ class Row:
     file_bytes: int | None
     file_kind: str                        # "onnx" (deployable graph) or "pt" (checkpoint)
     source: Path | None                   # the model run this one was derived from
+    source_file: Path | None = None       # ... or the model file, where that lies in no run (source=FILE.onnx)
     latency: LatencyRecord | None = None  # the matching bench record
     bench_run: Path | None = None
     test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
@@ -382,7 +404,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
                         dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
                         params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
-                        source=origin(links.source_path(run)),
+                        source=origin(links.source_path(run)), source_file=_file_source(run),
                         test_accuracy=None if test is None else test.metrics.test_acc,
                         evaluate_run=None if test is None else test.path,
                         test_read_at=None if test is None else test.dataset.identity.folder,
@@ -394,7 +416,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
                         file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
     _one_test_split_per_data(rows)
 
-    paired = sessions(context, lambda subject: origin(links.subject(subject)))
+    files = _file_sources(rows)
+    paired = sessions(context, lambda subject: origin(links.subject(subject)) or _file_subject(subject, files))
     # only what timed the models reported: with --runs, another model's bench set the legend and refusals (probe 125)
     reported = {row.run.path.resolve() for row in rows}
     timings = [*(b for path, bs in benches.items() if path in reported for b in bs),
@@ -411,9 +434,10 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
 
     def same_network(a: Path, b: Path) -> bool:  # deploy.paired.NetworkKey: it should time alike
         ra, rb = by_path.get(a), by_path.get(b)
-        return ra is not None and rb is not None and \
-            NetworkKey(ra.model, ra.params, ra.precision, ra.flops).same_as(
-                NetworkKey(rb.model, rb.params, rb.precision, rb.flops))
+        if ra is None or rb is None:  # a model file outside any run: known only to the row it is the source of
+            return _keeps_file(ra, b) or _keeps_file(rb, a)
+        return NetworkKey(ra.model, ra.params, ra.precision, ra.flops).same_as(
+            NetworkKey(rb.model, rb.params, rb.precision, rb.flops))
 
     for row in rows:
         path = row.run.path.resolve()
@@ -426,7 +450,8 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             timed_run = next((links.source_path(b) for b in benches.get(path, []) if b.path == row.bench_run), None)
         _size_of_the_file_timed(row, timed_run, exports.get(path, []))
         row.speedup = _speedup_of(row, links, in_rows=row.source in by_path,
-                                  versus=lambda source: speedup(path, source, paired, matches, same_network),
+                                  versus=lambda source: speedup(path, source, paired, matches, same_network,
+                                                                unpaired=_unpaired_note(row, source, comparison)),
                                   timed_both=any(path in s.subjects and row.source in s.subjects for s in paired))
     return rows, left_out, comparison
 
@@ -444,10 +469,14 @@ def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[
 def _speedup_of(row: Row, links: RunLinks, *, in_rows: bool, versus: Any, timed_both: bool) -> SpeedUp | None:
     """The row's speed-up over its source (`versus(source)`: from the paired sessions), or why there is none: its
     source's folder holds another model now, the source is gone and no session timed the two, or it is not among the
-    runs reported (probes 104, 110: each was "—" unsaid); a search's over its search.reference."""
+    runs reported (probes 104, 110: each was "—" unsaid); a search's over its search.reference; a model made from a
+    file outside any run (`source_file`), over that file as the paired sessions that timed it recorded it (it was
+    "—" unsaid too)."""
     link = links.source_of(row.run)
     if link is not None and link.replaced:  # the folder's timings are another model's
         return SpeedUp(UNPAIRED, note=f"{link.problem}: no speed-up against it")
+    if row.source is None and row.source_file is not None:  # a model file outside any run, timed by its path
+        return versus(row.source_file)
     gone = row.source is not None and links.run(row.source) is None
     if row.source is not None and (in_rows or (gone and timed_both)):  # a gone source's session still counts
         return versus(row.source)
@@ -458,6 +487,69 @@ def _speedup_of(row: Row, links: RunLinks, *, in_rows: bool, versus: Any, timed_
                                       "no speed-up against it")
     return SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (outside this folder, "
                                   "or left out): no speed-up or test difference against it")
+
+
+def _keeps_file(row: Row | None, file: Path) -> bool:
+    """Whether `row` ships the network of `file`, its source outside any run: a quantize run that kept that file in
+    FP32 (Row.repeats_source, for a file) — timed beside it, the difference is noise (`cnnlab bench` itself read the
+    pair "1.00× (same network: noise)" where the report read "1.00× faster")."""
+    return row is not None and row.source_file == file and row.command == "quantize" and row.precision == "fp32"
+
+
+def _unpaired_note(row: Row, source: Path, comparison: Comparison) -> str:
+    """Why `row` has no speed-up over `source` when no session timed the two, with the command that times them in
+    the setting compared; a source that is a file outside any run says so (a `cnnlab quantize source=FILE.onnx` read
+    "—" with no note: docs/report.md has every "—" say why)."""
+    command = bench_command([source, row.run.path], comparison)
+    if row.source is None and row.source_file == source:
+        return f"its source is a file outside any run ({source}), and no bench session timed the two: time both in " \
+               f"one session, e.g. {command}"
+    return f"no paired timing with its source: time both in one session, e.g. {command}"
+
+
+# the kinds of recorded source a bench session can time (a state dict is no model file: model.weights=init.pth)
+_TIMED_KINDS = ("checkpoint", "onnx")
+
+
+def _file_source(run: RunInfo) -> Path | None:
+    """The model file `run` was made from, where its record names no run around it (`cnnlab quantize
+    source=FILE.onnx`: run.json `source.run` null): the file's path as recorded, resolved; None otherwise."""
+    return _loose_file(run.data.get("source"))
+
+
+def _file_sources(rows: Sequence[Row]) -> dict[Path, set[str | None]]:
+    """The model files outside any run that `rows` were made from → the SHA-256s their runs recorded reading."""
+    files: dict[Path, set[str | None]] = {}
+    for row in rows:
+        if row.source_file is not None:
+            digest = (row.run.data.get("source") or {}).get("sha256")
+            files.setdefault(row.source_file, set()).add(digest if isinstance(digest, str) else None)
+    return files
+
+
+def _file_subject(subject: Any, files: dict[Path, set[str | None]]) -> Path | None:
+    """The file among `files` that a paired session's subject timed where it names no run (`cnnlab bench
+    source=[FILE.onnx,RUN]`): matched by its path as the session recorded it, and by its SHA-256 where both records
+    hold one (the same path holding another file since is another model); None otherwise."""
+    source = subject.get("source") if isinstance(subject, dict) else None
+    path = _loose_file(source)
+    if path is None or path not in files:
+        return None
+    digest = source.get("sha256")  # type: ignore[union-attr]
+    read = files[path]
+    return path if not isinstance(digest, str) or None in read or digest in read else None
+
+
+def _loose_file(recorded: Any) -> Path | None:
+    """The model file (resolved) a recorded source ({run, path, kind, sha256}: run.json `source`, a session's
+    subject's) names where it names no run, and is of a kind bench times; None otherwise."""
+    if not isinstance(recorded, dict) or recorded.get("run") or recorded.get("kind") not in _TIMED_KINDS \
+            or not isinstance(recorded.get("path"), str) or not recorded["path"]:
+        return None
+    try:
+        return Path(os.path.realpath(recorded["path"]))
+    except (OSError, ValueError):  # ValueError: a NUL in an untrusted path
+        return None
 
 
 def _arch(run: RunInfo) -> str | None:
@@ -717,4 +809,4 @@ def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *,
     if benches or paired:
         row.notes.append(f"no timing in the setting compared ({comparison.describe()})")
     else:
-        row.notes.append(f"not benchmarked (cnnlab bench {path_argument('source', [row.run.path])})")
+        row.notes.append(f"not benchmarked ({bench_command([row.run.path], comparison)})")

@@ -43,10 +43,12 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
               dataset: dict | None = None, seed: int | None = None, settings: dict[str, Any] | None = None,
               metrics: dict[str, Any] | None = None, overrides: Sequence[str] = (),
               precision: str | None = None, arch: str | None = None, stem: str | None = None,
-              cwd: Path | None = None) -> Path:
+              cwd: Path | None = None, source_file: Path | None = None) -> Path:
     """A model run; with `seed`, its saved config too (`settings` as in `saved_config`), and with `cwd` Hydra's
     record of the folder it was started from (.hydra/hydra.yaml); `metrics` adds to val_acc; `overrides` as run.json
-    records the command line's; a `status` other than completed records no dataset (training records it at the end)."""
+    records the command line's; a `status` other than completed records no dataset (training records it at the end);
+    `source_file`: made from a model file outside any run (`cnnlab quantize source=FILE.onnx`), recorded as the
+    command records it (run null)."""
     run_dir = outputs / command / "2026-11-28" / name
     record = RunRecord.start(run_dir, command, overrides=overrides)
     if seed is not None:
@@ -61,7 +63,7 @@ def model_run(outputs: Path, command: str, name: str, acc: float, *, model: str 
                          **({"precision": precision} if precision else {}), **({"arch": arch} if arch else {}),
                          **({"stem": stem} if stem else {})},
                   dataset=(dataset or DATASET) if status == "completed" else None,
-                  source={"run": str(source)} if source else None)
+                  source={"run": str(source)} if source else _source_record(source_file) if source_file else None)
     # each run's own bytes (1000 of them), as two trained models have: a model is found again by its SHA-256
     (run_dir / "model.pt").write_bytes(str(run_dir).encode().ljust(1000, b"\0")[:1000])
     record.add_artifact("model", run_dir / "model.pt")
@@ -97,6 +99,11 @@ def bench_run(outputs: Path, name: str, source: Path, p50: float, *, backend: st
 
 
 def _source_record(run_dir: Path) -> dict:
+    """A source record as runs.Source.describe writes it: of a run folder's model.pt, or of a model file outside any
+    run (`run` null)."""
+    if run_dir.is_file():
+        return {"spec": str(run_dir), "kind": "onnx" if run_dir.suffix == ".onnx" else "checkpoint",
+                "path": str(run_dir.resolve()), "run": None, "command": None, "sha256": file_sha256(run_dir)}
     model, record = run_dir / "model.pt", run_dir / "run.json"
     command = json.loads(record.read_text()).get("command") if record.is_file() else None
     return {"spec": str(run_dir), "kind": "checkpoint", "path": str(model), "run": str(run_dir), "command": command,
@@ -104,19 +111,22 @@ def _source_record(run_dir: Path) -> dict:
 
 
 def paired_run(outputs: Path, name: str, subjects: list[Path], rounds: list[list[float]], *, threads: int = 2,
-               started: str | None = None, iterations: int | None = None) -> Path:
-    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept).
-    Subjects are recorded as `cnnlab bench` records them: the run and the source record of the model file timed
-    (probe 125: the fake's run alone hid that a gone source's subject was lost)."""
+               started: str | None = None, iterations: int | None = None, batch_sizes: Sequence[int] = (1,),
+               backends: Sequence[str] = ("onnxruntime",), device: str = "cpu") -> Path:
+    """A paired bench session (`cnnlab bench source=[...]`): per subject, every round's p50 (the median is kept), at
+    each of `backends` × `batch_sizes`. Subjects are recorded as `cnnlab bench` records them: the run and the source
+    record of the model file timed (probe 125: the fake's run alone hid that a gone source's subject was lost); a
+    subject that is a file outside any run, with no run."""
     run_dir = outputs / "bench" / "2026-11-28" / name
     record = RunRecord.start(run_dir, "bench")
     if started:
         record.update(started=started)
     record.update(paired={"rounds": len(rounds[0]), "subjects": [
-        {"name": "m", "run": str(s), "source": _source_record(s)} for s in subjects]})
-    latency = [{"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": threads, "subject": i,
+        {"name": "m", "run": None if s.is_file() else str(s), "source": _source_record(s)} for s in subjects]})
+    latency = [{"backend": backend, "batch_size": batch, "device": device, "threads": threads, "subject": i,
                 "p50_ms": sorted(r)[len(r) // 2], "p50_ms_per_round": r, **({"iterations": iterations} if iterations
-                                                                              else {})} for i, r in enumerate(rounds)]
+                                                                              else {})}
+               for backend in backends for batch in batch_sizes for i, r in enumerate(rounds)]
     record.finish("completed", metrics={"latency": latency})
     return run_dir
 

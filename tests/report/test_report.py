@@ -43,6 +43,9 @@ def study(tmp_path: Path) -> Path:
     model_run(out, "finetune", "failed", 0.99, status="failed")
     return out
 
+# The setting the fakes' bench records share, as every printed bench command carries it (probe 187).
+ONE_THREAD = "'bench.backends=[onnxruntime]' 'bench.batch_sizes=[1]' bench.threads=2"
+
 
 def test_rows_latency_speedup_and_pareto(study: Path) -> None:
     report = build_report(study)
@@ -655,12 +658,12 @@ def test_figures_from_several_bench_sessions_are_said_with_the_command_that_time
     b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
     bench_run(out, "b1", a, 10.0)
     report = build_report(out)
-    assert sessions_note(report.seed_groups, report.comparison.backend) is None  # one session (b has none)
+    assert sessions_note(report.seed_groups, report.comparison) is None  # one session (b has none)
     bench_run(out, "b2", b, 5.0)
     report = build_report(out)
-    note = sessions_note(report.seed_groups, report.comparison.backend)
+    note = sessions_note(report.seed_groups, report.comparison)
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and \
-        note.endswith(f"cnnlab bench 'source=[{a},{b}]'")
+        note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD}")
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 comes from 2 bench sessions" in markdown
 
@@ -679,18 +682,19 @@ def test_the_sessions_note_counts_a_tables_sessions_and_under_torch_names_what_c
         bench_run(out, name, run, 10.0)
         bench_run(out, f"t{name}", run, 20.0, backend="torch")
     report = build_report(out)
-    assert len(report.seed_groups) == 2 and sessions_note(report.seed_groups, "onnxruntime") is None
+    assert len(report.seed_groups) == 2 and sessions_note(report.seed_groups, report.comparison) is None
     b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
     bench_run(out, "b3", b, 5.0, backend="torch")
     torch_report = build_report(out, comparison=Comparison(backend="torch"))
-    note = sessions_note(torch_report.seed_groups, "torch")
+    note = sessions_note(torch_report.seed_groups, torch_report.comparison)
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and "times ONNX files only" in \
         note and "read the report with --backend onnxruntime" in note, note
-    assert note.endswith(f"cnnlab bench 'source=[{a},{b}]'") and str(other) not in note, note
+    assert note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD}") and str(other) not in note, note
     # probe 156: each table's rows from 2 sessions, 3 in all, read "3 bench sessions"
     c = model_run(out, "prune", "c", 0.6, source=other, params=500_000, dataset=fashion)
     bench_run(out, "b4", c, 5.0, backend="torch")
-    both = sessions_note(build_report(out, comparison=Comparison(backend="torch")).seed_groups, "torch")
+    both = build_report(out, comparison=Comparison(backend="torch"))
+    both = sessions_note(both.seed_groups, both.comparison)
     assert both is not None and both.startswith("p50 comes from 2 bench sessions within one dataset table"), both
 
 
@@ -706,13 +710,13 @@ def test_the_sessions_note_names_a_session_a_machine_can_time_however_many_rows(
     report = build_report(out)
     front = [row.run.path for row in report.rows if row.pareto]
     assert len(report.rows) > SESSION_ROWS and 0 < len(front) < len(report.rows)
-    note = sessions_note(report.seed_groups, report.comparison.backend)
+    note = sessions_note(report.seed_groups, report.comparison)
     assert note is not None and "to time the 1 row on the Pareto front and the 11 next most accurate" in note, note
-    named = note.split("cnnlab bench 'source=[", 1)[1].rstrip("]'").split(",")
+    named = note.split("cnnlab bench 'source=[", 1)[1].split("]'", 1)[0].split(",")
     assert named == [str(runs[i].resolve()) for i in range(14, 2, -1)] and front == [runs[14].resolve()], note
     paired_run(out, "p", [Path(n) for n in named], [[1.0 + i] * 3 for i in range(len(named))])  # the fix, followed
     followed = build_report(out)
-    followed = sessions_note(followed.seed_groups, followed.comparison.backend)
+    followed = sessions_note(followed.seed_groups, followed.comparison)
     assert followed is not None and "were timed in one; the other 3 rows' figures come from other sessions" in \
         followed and "cnnlab bench" not in followed, followed
 
@@ -726,14 +730,16 @@ def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(
     a = model_run(out, "finetune", "a", 0.9)
     b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
     bench_run(out, "b1", a, 1.0, iterations=591)
-    assert few_runs_note(build_report(out).rows) is None
+    report = build_report(out)
+    assert few_runs_note(report.rows, report.comparison) is None
     bench_run(out, "b2", b, 12.0, iterations=1)
     report = build_report(out)
-    note = few_runs_note(report.rows)
+    note = few_runs_note(report.rows, report.comparison)
     assert note is not None and note.startswith("p50 of fewer than 10 timed runs for 1 row (1): ") and \
-        note.endswith(f"cnnlab bench source={b}"), note
+        note.endswith(f"cnnlab bench source={b} {ONE_THREAD}"), note
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
-    assert "p50 of fewer than 10 timed runs for 1 row (1)" in markdown and f"`cnnlab bench source={b}`." in markdown
+    assert "p50 of fewer than 10 timed runs for 1 row (1)" in markdown
+    assert f"`cnnlab bench source={b} {ONE_THREAD}`." in markdown
     # probe 137: a row timed in a paired session is read from it until a newer paired session times it — a bench of
     # the row alone left the note standing, so the command times that session's rows again, side by side
     out = tmp_path / "paired"
@@ -743,10 +749,13 @@ def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(
     paired_run(out, "p1", [a, c], [[1.0, 1.0], [2.0, 2.0]], iterations=2, started="2026-11-28T12:00:00")
     paired_run(out, "p2", [a, d], [[1.0, 1.0], [0.5, 0.5]], iterations=600, started="2026-11-28T13:00:00")
     bench_run(out, "b3", c, 2.0, iterations=600)  # alone: not read while the paired session stands
-    note = few_runs_note(build_report(out).rows)
-    assert note is not None and note.endswith(f"cnnlab bench 'source=[{c},{a}]'"), note  # beside its source
+    report = build_report(out)
+    note = few_runs_note(report.rows, report.comparison)
+    # beside its source
+    assert note is not None and note.endswith(f"cnnlab bench 'source=[{c},{a}]' {ONE_THREAD}"), note
     paired_run(out, "p3", [c, a], [[2.0] * 2, [1.0] * 2], iterations=600, started="2026-11-28T14:00:00")  # followed
-    assert few_runs_note(build_report(out).rows) is None
+    report = build_report(out)
+    assert few_runs_note(report.rows, report.comparison) is None
 
 
 def test_a_model_exported_twice_shows_its_newest_exports_size(tmp_path: Path) -> None:

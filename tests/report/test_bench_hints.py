@@ -1,0 +1,135 @@
+"""The `cnnlab bench ...` commands the report prints: followed as printed, they clear the note they end."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from report.fakes import bench_run, model_run, paired_run
+
+from cnnlab.hydra_args import override_parser
+from cnnlab.report import Comparison, build_report, write_report
+from cnnlab.report.formats import sessions_note
+
+# what `cnnlab bench` times when a setting is not given (cnnlab/conf/command/bench.yaml): threads null is one per
+# physical core — 4 on the machine these tests stand for, more than the 1 thread the tables below compare
+BENCH_DEFAULTS = {"threads": 4, "batch_sizes": [1, 8, 32], "backends": ["onnxruntime"], "device": "cpu"}
+
+
+def follow(command: str, outputs: Path, name: str, p50s: list[float]) -> Path:
+    """The paired session `command` (a note's `cnnlab bench 'source=[...]' ...`, as the shell splits it) records:
+    its sources timed at the settings it names, bench's defaults for the others (a paired session times the ONNX
+    backends of the default list: onnxruntime on the CPU)."""
+    words = shlex.split(command)
+    assert words[:2] == ["cnnlab", "bench"], command
+    settings, sources = dict(BENCH_DEFAULTS), []
+    for word in words[2:]:
+        override = override_parser().parse_override(word)  # each word one Hydra override
+        key, value = override.key_or_group, override.value()
+        if key == "source":
+            sources = [Path(v) for v in value]
+        else:
+            assert key in ("bench.threads", "bench.batch_sizes", "bench.backends", "device"), word
+            settings[key.removeprefix("bench.")] = value
+    return paired_run(outputs, name, sources, [[p50] * 3 for p50 in p50s], threads=settings["threads"],
+                      batch_sizes=settings["batch_sizes"], backends=settings["backends"], device=settings["device"])
+
+
+def test_the_sessions_note_names_its_tables_setting_so_that_following_it_clears_the_note(tmp_path: Path) -> None:
+    """The note printed `cnnlab bench 'source=[…]'` under a table of "onnxruntime, batch 1, on cpu with 1 thread":
+    run as printed, bench timed every core at batch sizes 1, 8 and 32, and the report came back with the same note
+    and figures. The command carries the table's backend, batch size and threads; followed, the note clears."""
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    b = model_run(out, "prune", "b", 0.88, source=a, params=500_000)
+    c = model_run(out, "prune", "c", 0.86, source=a, params=300_000)
+    bench_run(out, "b0", a, 10.0, threads=1)
+    paired_run(out, "p1", [a, b], [[10.0] * 3, [5.0] * 3], threads=1)
+    bench_run(out, "b3", c, 4.0, threads=1)
+    report = build_report(out)
+    assert report.comparison.describe() == "onnxruntime, batch 1, on cpu with 1 thread"
+    note = sessions_note(report.seed_groups, report.comparison)
+    assert note is not None and note.startswith("p50 comes from 2 bench sessions"), note
+    command = "cnnlab bench " + note.split("cnnlab bench ", 1)[1]
+    markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
+    assert f"`{command}`." in markdown  # the whole command is the code span, settings and all
+
+    follow(command, out, "followed", [9.0, 4.5, 3.5])
+    followed = build_report(out)
+    assert followed.comparison == report.comparison
+    assert sessions_note(followed.seed_groups, followed.comparison) is None, command
+    assert {row.bench_run.name for row in followed.rows} == {"followed"}  # type: ignore[union-attr]
+    assert command == (f"cnnlab bench 'source=[{a},{b},{c}]' 'bench.backends=[onnxruntime]' 'bench.batch_sizes=[1]' "
+                       "bench.threads=1"), command
+
+
+def test_a_bench_hint_carries_the_setting_compared_and_each_word_is_one_override() -> None:
+    """Another batch size, backend and device than bench's defaults are named, each as one shell word Hydra reads;
+    a paired session under a PyTorch backend names onnxruntime (it times ONNX files only); a report with no bench
+    run compares no setting, so its hint names none."""
+    from cnnlab.report.rows import bench_command
+
+    a, b = Path("/w/outputs/finetune/a"), Path("/w/outputs/prune/b")
+    command = bench_command([a, b], Comparison("tensorrt", 8, "cuda:0", 4))
+    assert command == ("cnnlab bench 'source=[/w/outputs/finetune/a,/w/outputs/prune/b]' 'bench.backends=[tensorrt]' "
+                       "'bench.batch_sizes=[8]' bench.threads=4 device=cuda:0")
+    read = {o.key_or_group: o.value() for o in map(override_parser().parse_override, shlex.split(command)[2:])}
+    assert read == {"source": [str(a), str(b)], "bench.backends": ["tensorrt"], "bench.batch_sizes": [8],
+                    "bench.threads": 4, "device": "cuda:0"}
+    assert "'bench.backends=[onnxruntime]'" in bench_command([a, b], Comparison("torch", 1, "cpu", 2))
+    assert "'bench.backends=[torch]'" in bench_command([a], Comparison("torch", 1, "cpu", 2))  # one model: torch too
+    assert bench_command([a], Comparison(threads=None, timed=False)) == f"cnnlab bench source={a}"
+
+
+def test_a_model_made_from_a_file_outside_any_run_gets_its_speedup_from_a_session_that_timed_the_file(
+        tmp_path: Path) -> None:
+    """`cnnlab quantize source=FILE.onnx` of a file no cnnlab run holds: its speed-up read "—" with no note
+    (report.json `speedup: null, notes: []`), though docs/report.md says every "—" comes with its note, and a paired
+    session `cnnlab bench 'source=[FILE.onnx,RUN]'` had timed both. The session's subject records the file's path:
+    the ratio is read from it; before it, the note says the source is a file outside any run and how to time it."""
+    out = tmp_path / "outputs"
+    file = tmp_path / "models" / "net.onnx"
+    file.parent.mkdir()
+    file.write_bytes(b"an fp32 network")
+    int8 = model_run(out, "quantize", "int8", 0.9, source_file=file, onnx_bytes=1_000, precision="int8")
+    bench_run(out, "b1", int8, 1.0)
+    report = build_report(out)
+    [row] = report.rows
+    assert row.speedup is not None and row.speedup.status == "unpaired", row.speedup
+    note = row.speedup.note
+    assert note is not None and note.startswith(f"its source is a file outside any run ({file}), and no bench "
+                                                "session timed the two: time both in one session, e.g. "), note
+    command = "cnnlab bench " + note.split("cnnlab bench ", 1)[1]
+    assert command.startswith(f"cnnlab bench 'source=[{file},{int8}]' "), command
+    write_report(report)
+    md = (out / "report.md").read_text()
+    assert "(no speed-up): its source is a file outside any run" in md
+    saved = json.loads((out / "report.json").read_text())["rows"][0]
+    assert saved["speedup"]["note"] == note and saved["source"] == str(file.resolve())
+
+    follow(command, out, "paired", [4.0, 1.0])
+    [row] = build_report(out).rows
+    assert row.speedup is not None and row.speedup.status == "paired" and row.speedup.shown == pytest.approx(4.0)
+    write_report(build_report(out))
+    saved = json.loads((out / "report.json").read_text())["rows"][0]
+    assert saved["speedup_vs_source"] == pytest.approx(4.0) and "no speed-up" not in (out / "report.md").read_text()
+    # the same path holding another file since: a session that timed that one is no timing of the source read
+    file.write_bytes(b"another network")
+    paired_run(out, "later", [file, int8], [[40.0] * 3, [1.0] * 3])
+    [row] = build_report(out).rows
+    assert row.speedup.shown == pytest.approx(4.0) and row.speedup.bench_run.name == "paired"  # type: ignore
+
+
+def test_a_quantize_that_kept_its_source_file_in_fp32_reads_as_the_same_network_timed_twice(tmp_path: Path) -> None:
+    """A `cnnlab quantize source=FILE.onnx` that kept FP32 ships the file's network: timed beside it, bench read the
+    pair "1.00× (same network: noise)"; the report, matching the file by its path, read it as a ratio like any other
+    ("1.00× faster")."""
+    out = tmp_path / "outputs"
+    file = tmp_path / "net.onnx"
+    file.write_bytes(b"an fp32 network")
+    kept = model_run(out, "quantize", "kept", 0.9, source_file=file, onnx_bytes=1_000, precision="fp32")
+    paired_run(out, "p", [file, kept], [[1.0] * 3, [1.01] * 3])
+    [row] = build_report(out).rows
+    assert row.speedup is not None and row.speedup.status == "same network", row.speedup
