@@ -168,6 +168,44 @@ def _interval_hint(typed: str, command: str, others: Sequence[str]) -> str:
             f"docs/search.md); for a grid of values: {grid}")
 
 
+def _mapping_merged(key: str, detail: str, facts: SettingFacts) -> str | None:
+    """`KEY={…}` where KEY holds a mapping already: Hydra merges the two, and a field the old one lacks ("Key 'low' is
+    not in struct") read as "unknown setting 'KEY'" — a key that exists (probe 185: space.params.width={type:float,
+    low:…}); `+KEY=` merged and kept the old `choices`. The fix replaces the entry: delete it, then add it. None
+    for any other error."""
+    inner = detail.split("'")[1] if detail.startswith("Key '") and detail.count("'") >= 2 else None
+    typed = next((t for t in facts.typed if t.split("=", 1)[0].lstrip("+") == key and "=" in t), None)
+    if inner is None or inner == key or typed is None or not typed.split("=", 1)[1].lstrip().startswith("{"):
+        return None
+    value = typed.split("=", 1)[1]
+    said = (f"{key}={value}: {key} exists, and a mapping given for it is merged into the one it holds, which has no "
+            f"field '{inner}'")
+    if key.startswith("space."):  # cnnlab refuses ~KEY (a deleted setting falls back unsaid): the space's own file
+        return (f"{said} — to replace an entry of the space, write the space to a file: copy what `cnnlab search "
+                "--cfg job` shows under `space:` into DIR/space/mine.yaml, change it there, and run with "
+                "--config-dir DIR space=mine")
+    fields = ", ".join(f"{key}.{field}=…" for field in _fields_of(value))
+    return f"{said} — set its fields one by one ({fields}), each one it has"
+
+
+def _fields_of(mapping: str) -> list[str]:
+    """The top-level field names of a `{a:1,b:{c:2}}` override value (a best effort, for the words of a fix)."""
+    depth, names, current = 0, [], ""
+    for char in mapping.strip()[1:-1] + ",":
+        if char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+        if char == "," and depth == 0:
+            name = current.split(":", 1)[0].strip()
+            if name:
+                names.append(name)
+            current = ""
+        else:
+            current += char
+    return names
+
+
 def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
     """Hydra's "Key 'KEY' is not in struct" as one line whose fix works: another command's setting says whose; `+KEY=`
     is offered only where cnnlab reads what it adds (optim/sched keyword arguments: facts.may_add)."""
@@ -352,7 +390,8 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
             return f"+{plain}: {key} already exists, and '+' only adds what does not — drop the '+': {plain}", False
         if "is not in struct" in text or "is not in struct" in detail:
             key = text.split("'")[1] if "'" in text else "?"
-            return _unknown_setting(key, command, facts), False
+            merged = _mapping_merged(key, detail, facts)
+            return merged or _unknown_setting(key, command, facts), False
         message = _first_line(text)
         if detail and detail not in message:
             message = f"{message} ({detail})"

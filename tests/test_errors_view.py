@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -272,3 +274,26 @@ def test_a_resumes_setting_of_another_dataset_names_only_the_fix_that_works(cli,
     assert "could not be composed" not in typed.output and "+dataset.num_classes" not in typed.output, typed.output
     fresh = cli("pretrain", *digits, "resume=null", "dataset.root=/tmp")  # resume=null: a new run, its usual fix
     assert fresh.code == 2 and "not of the dataset this run uses" in " ".join(fresh.stderr.split()), fresh.output
+
+
+def test_a_mapping_for_a_key_that_holds_one_is_told_it_merges_not_that_the_key_is_unknown(cli, outputs,
+                                                                                          tmp_path: Path) -> None:
+    """Probe 185: `space.params.width={type:float,low:…}` read "unknown setting 'space.params.width'" — a key the
+    space has; its `+` hint merged and kept the old `choices`. The fix the line names works when followed."""
+    base = ["dataset=digits", "dataset.image_size=16", "search.trials=1", "search.proxy_epochs=1",
+            "search.population=2", "trainer.epochs=1", "search.proxy_train_fraction=0.2",
+            "space.base=w1_stem16s2_k3e1c16n1s1_k3e6c24n2s2_head256"]
+    result = cli("search", *base, "space.params.width={type:float,low:0.3,high:0.5}")
+    said = " ".join(result.stderr.split())
+    assert result.code == 2 and "space.params.width exists, and a mapping given for it is merged" in said, said
+    assert "unknown setting" not in said and "no field 'low'" in said and "--config-dir DIR space=mine" in said
+    shown = cli("search", *base, "--cfg", "job")  # followed: the space as shown, one entry replaced, in a file
+    space = yaml.safe_load(shown.stdout)["space"]
+    space["params"]["width"] = {"type": "float", "low": 0.3, "high": 0.5}
+    (tmp_path / "mine" / "space").mkdir(parents=True)
+    (tmp_path / "mine" / "space" / "mine.yaml").write_text(yaml.safe_dump(space))
+    followed = cli("search", *base, "--config-dir", str(tmp_path / "mine"), "space=mine")
+    assert followed.code == 0, followed.output
+    other = cli("pretrain", "optim={lr:0.1,bogus:1}")
+    assert "optim exists, and a mapping given for it is merged" in " ".join(other.stderr.split())
+    assert "(optim.lr=…, optim.bogus=…)" in " ".join(other.stderr.split())  # its fields, one by one

@@ -157,9 +157,13 @@ def _folder_packed_inside(folder: Path, archive: Path) -> bool:
 
 def put_back(files: OnDisk, root: Path, needs: Sequence[tuple[str, str | None]]) -> str:
     """The fix for `needs` that are there but not whole: delete them first (an archive beside a folder that exists is
-    never extracted), with the .gz they were extracted from, then place the official files."""
+    never extracted), with the .gz they were extracted from, then place the official files — or, where a system
+    package holds the set (archives.SYSTEM_COPIES), nothing more: the next run extracts them from it."""
     there = [str(root / path) for path, _ in needs if (root / path).exists()]
     there += [str(root / archive) for path, archive in needs if archive and _packed_inside(root / path, root / archive)]
+    copy = files.system_copy()
+    if there and copy is not None:  # probe 184: "apt-get install" named where the package was installed already
+        return f"delete {', '.join(there)}: the next run puts them back from the copy installed in {copy}/"
     put = files.placement(root, needs)
     return f"delete {', '.join(there)} and put the official files there: {put}" if there else put
 

@@ -598,3 +598,22 @@ def test_an_svhn_root_with_only_the_training_file_names_the_test_file(tmp_path: 
     assert "train_32x32" not in info.value.fix
     write_svhn_split(tmp_path, "test")  # the fix, followed
     assert len(build_svhn({"root": str(tmp_path), "download": download, "val_fraction": 0.5}, SPEC).test) == 4
+
+
+def test_a_damaged_fashion_mnist_file_with_the_system_copy_installed_is_told_to_delete_it_only(
+        tmp_path: Path, offline: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 184: the fix named `apt-get install dataset-fashion-mnist` where the package was installed; deleting the
+    file alone is enough (the next run extracts it again from the installed copy)."""
+    system = tmp_path / "system"
+    write_mnist_style(system)
+    monkeypatch.setitem(archives.SYSTEM_COPIES, "Fashion-MNIST", system)
+    config = {"root": str(tmp_path / "data"), "download": False, "val_fraction": 0.2}
+    build_fashion_mnist(config, SPEC)
+    damaged = tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(CnnlabError, match="incomplete or corrupted") as err:
+        build_fashion_mnist(config, SPEC)
+    assert err.value.fix == f"delete {damaged}: the next run puts them back from the copy installed in {system}/"
+    damaged.unlink()  # followed
+    raw = build_fashion_mnist(config, SPEC)
+    assert len(raw.test) == 6
