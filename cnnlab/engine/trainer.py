@@ -221,9 +221,15 @@ class Trainer:
                                 f"{_what_is_kept(self._saved_epoch)}", fix=self._non_finite_fix())
 
     def _non_finite_fix(self) -> str:
-        """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32; the
-        objective's own hint first (probe 65: SimCLR at method.temperature=1e-9 was told to lower optim.lr)."""
-        fix = "lower optim.lr or set trainer.grad_clip=1.0" if self.runtime.amp_dtype is None else NON_FINITE_FIX
+        """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32 and to clip
+        gradients where trainer.grad_clip is set; the objective's own hint first (probe 65: SimCLR at method.temperature=1e-9 was told to lower optim.lr)."""
+        if self.runtime.amp_dtype is not None and not self.settings.grad_clip:
+            fix = NON_FINITE_FIX
+        else:  # a clip already set is not offered again (probe 185: the hint came back after it was followed)
+            ways = ["lower optim.lr",
+                    *(["set trainer.grad_clip=1.0"] if not self.settings.grad_clip else []),
+                    *(["use trainer.amp=none"] if self.runtime.amp_dtype is not None else [])]
+            fix = ways[0] if len(ways) == 1 else ", ".join(ways[:-1]) + " or " + ways[-1]
         return fix if self._divergence_hint is None else f"{self._divergence_hint}; else {fix}"
 
     def _check_finite_weights(self, model: nn.Module, epoch: int) -> None:

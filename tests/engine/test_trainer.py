@@ -245,7 +245,19 @@ def test_weights_that_become_nan_stop_the_run_even_when_the_loss_stays_finite(da
     with pytest.raises(NonFiniteLoss, match=r"weights hold NaN or infinite values after epoch 1 \(broken\)") as info:
         fit((trainer, model, optimizer, scheduler, train, val))
     # a float32 run is not told to leave mixed precision
-    assert "no checkpoint was written" in str(info.value) and info.value.fix == "lower optim.lr or set trainer.grad_clip=1.0"
+    assert "no checkpoint was written" in str(info.value)
+    assert info.value.fix == "lower optim.lr or set trainer.grad_clip=1.0"
+    # nor one that clips gradients already to clip them (probe 185: the hint came back after it was followed)
+    from dataclasses import replace
+
+    trainer.settings = replace(trainer.settings, grad_clip=1.0)
+    with pytest.raises(NonFiniteLoss) as clipped:
+        fit((trainer, model, optimizer, scheduler, train, val))
+    assert clipped.value.fix == "lower optim.lr"
+    trainer.runtime = Runtime(device=torch.device("cpu"), amp_dtype=torch.bfloat16, channels_last=False)
+    with pytest.raises(NonFiniteLoss) as mixed:
+        fit((trainer, model, optimizer, scheduler, train, val))
+    assert mixed.value.fix == "lower optim.lr or use trainer.amp=none"
 
 
 def test_a_stop_names_the_checkpoint_that_is_really_kept(data, tmp_path: Path) -> None:
