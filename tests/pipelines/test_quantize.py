@@ -291,15 +291,20 @@ def test_an_onnx_source_onnxruntime_cannot_load_is_refused_before_any_candidate(
     assert not folder.exists() and not run_dirs(outputs, "quantize")
 
 
+def fixed_batch_file(source: Path, tmp_path: Path, batch: int) -> Path:
+    """The source run's model exported with its batch dimension fixed to `batch` (as onnxsim writes it)."""
+    from onnx_variants import with_fixed_batch
+
+    model, checkpoint = load_model(source / "model.pt")
+    return with_fixed_batch(export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec,
+                                        classes=checkpoint.classes), tmp_path / f"fixed{batch}.onnx", batch)
+
+
 def test_a_fixed_batch_onnx_source_is_calibrated_and_timed_at_its_batch(cli, outputs: Path, source: Path,
                                                                          tmp_path: Path) -> None:
     """Probe 90: a file fixed to batch 1 (as onnxsim --overwrite-input-shape writes) failed in every candidate with
     onnxruntime's "Got invalid dimensions" cut short, and the fix offered (quantize.mode=dynamic) failed too."""
-    from onnx_variants import with_fixed_batch
-
-    model, checkpoint = load_model(source / "model.pt")
-    fixed = with_fixed_batch(export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec,
-                                         classes=checkpoint.classes), tmp_path / "fixed1.onnx", 1)
+    fixed = fixed_batch_file(source, tmp_path, 1)
     dataset = [o for o in TINY if o.startswith("dataset")]
     fast = [o for o in FAST if not o.startswith("quantize.calib_batch_size")]
     result = cli("quantize", f"source={fixed}", "quantize.format=qdq_u8s8", *dataset, *fast, NO_BUDGET,
@@ -325,11 +330,7 @@ def test_a_fixed_batch_source_logs_the_calibration_asked_and_used(cli, outputs: 
     images: the log said "(64 calibration batches of 4: 256 images, as the training split allows)" and the warning
     "fewer than the 256 asked for (quantize.calib_batches=64 x quantize.calib_batch_size=4)", while 16 batches, 64
     images, were used."""
-    from onnx_variants import with_fixed_batch
-
-    model, checkpoint = load_model(source / "model.pt")
-    fixed = with_fixed_batch(export_onnx(model, tmp_path / "bare.onnx", spec=checkpoint.spec,
-                                         classes=checkpoint.classes), tmp_path / "t_static4.onnx", 4)
+    fixed = fixed_batch_file(source, tmp_path, 4)
     dataset = [o for o in TINY if o.startswith("dataset")]
     default = [o for o in FAST if not o.startswith("quantize.calib_")]
     result = cli("quantize", f"source={fixed}", "quantize.format=qdq_u8s8", *dataset, *default, NO_BUDGET,
