@@ -352,7 +352,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
             raise CnnlabError(f"{path} keeps its weights in {missing[0].name} beside it (ONNX external data), and "
                               f"{missing[0]} is missing", fix=f"put {missing[0].name} next to {path.name}, as the "
                                                               "model was saved, or save the model as one file") from exc
-        for file, needed in external_data_needs(path).items():  # probe 187: the intact .onnx was blamed
+        for file, needed in external_data_needs(Path(path)).items():  # probe 187: the intact .onnx was blamed
             if file.is_file() and file.stat().st_size < needed:
                 raise CnnlabError(f"{file} is cut short: {file.stat().st_size:,} of the {needed:,} bytes of weights "
                                   f"{path.name} reads from it (ONNX external data)",
@@ -373,22 +373,14 @@ def external_data_files(path: Path) -> list[Path]:
     over 2 GB), unique, in order; [] for a self-contained file or one that does not parse. Locations that lead out
     of the model's folder are left out (onnx refuses to read them too)."""
     path = Path(path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - load_onnx says what is wrong with such a file
-        return []
-    folder, found = path.parent.resolve(), []
-    for tensor in proto.graph.initializer:
-        if uses_external_data(tensor):
-            file = (path.parent / ExternalDataInfo(tensor).location)
-            if file.resolve().is_relative_to(folder) and file not in found:
-                found.append(file)
-    return found
+    folder = path.parent.resolve()
+    return [file for file in external_data_needs(path) if file.resolve().is_relative_to(folder)]
 
 
 def external_data_needs(path: Path) -> dict[Path, int]:
-    """Per external-data file of the ONNX model at `path` (as `external_data_files` finds them): how many bytes its
-    tensors reach into it (the largest offset + length; a tensor without a length takes its dims × element size)."""
+    """Per external-data file the ONNX model at `path` names, in order: how many bytes its tensors reach into it (the
+    largest offset + length; a tensor without a length takes its dims × element size). {} for a self-contained file
+    or one that does not parse."""
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # noqa: BLE001 - load_onnx says what is wrong with such a file
