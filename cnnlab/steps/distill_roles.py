@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cnnlab.compress.distill import Network
+from cnnlab.models.fitting import networks_fitting
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
@@ -125,10 +126,11 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle, typed: Seque
                                   "or pass its cnnlab run (teacher.weights=RUN)")
         if head is None:  # probe 142: another network's state dict read "a None-way head"
             keys = ", ".join(list(weights.state_dict or {})[:3]) or "none"
+            fitting = networks_fitting(weights.state_dict or {}, data.spec.size, data.spec.channels)
+            named = f"it holds {' or '.join(fitting)}'s layers: add teacher={fitting[0]}" if fitting else \
+                "name the network it was trained as with teacher=NAME (`cnnlab list models` lists them)"
             raise CnnlabError(f"teacher.weights: {weights.description} holds no {key}, so it is not a "
-                              f"{teacher.name} state dict (its first keys: {keys})",
-                              fix="name the network it was trained as with teacher=NAME (`cnnlab list models` "
-                                  "lists them)")
+                              f"{teacher.name} state dict (its first keys: {keys})", fix=named)
         rows = int(head.shape[0])
         if rows != n:
             raise CnnlabError(f"teacher.weights: {weights.description} has a {rows}-way head but dataset {data.name} "

@@ -151,9 +151,10 @@ def same_data(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     return recorded.get("name") not in FOLDER_DATASETS or _folder(config.get("root")) == _folder(recorded.get("root"))
 
 
-# Commands whose figures are about the source's own data (its accuracy, its calibration, its recovery training): the
-# composed default dataset stands in for none (export only compares two files' outputs on it, and says so).
-_SCORED_ON_ITS_DATA = frozenset({"evaluate", "quantize", "prune"})
+# Commands that read the source's own data (its accuracy, its calibration, its recovery training, the export's check
+# against PyTorch on its images): the composed default dataset stands in for none — its classes are another model's,
+# and export's class refusal then said to drop a dataset= never typed (probe 188).
+_SCORED_ON_ITS_DATA = frozenset({"evaluate", "quantize", "prune", "export"})
 
 
 @found_before_work()

@@ -518,11 +518,17 @@ def test_a_state_dict_of_another_zoo_network_names_the_teacher_it_fits(cli, outp
     assert "do not fit resnet50" in line and "add teacher=resnet18" in line, line
     followed = cli("distill", *data, f"teacher.weights={saved}", "teacher=resnet18", "student=lenet5")
     assert "do not fit" not in followed.output, followed.output  # (an untrained teacher: refused for that instead)
+    # probe 188: a file without the default's head key ("holds no fc.weight") was told "teacher=NAME", unnamed
+    mobile = tmp_path / "tv_mobilenet_v3_small.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=4).state_dict(), mobile)
+    line = error_line(cli("distill", *data, f"teacher.weights={mobile}", "student=lenet5"))
+    assert "holds no fc.weight" in line and "add teacher=mobilenet_v3_small" in line, line
 
 
 def test_a_student_that_diverged_under_the_soft_term_is_a_warning_naming_grad_clip(tmp_path: Path) -> None:
     """Probe 186: a LeNet-5 student ended at exactly 10.00 % (58.06 % alone), its KD loss rising, "completed" without
-    a word; docs/distill.md knows the fix."""
+    a word; docs/distill.md knows the fix. Probe 188: silent where the baseline failed too, and said of a 2-class
+    student at 69 %."""
     from cnnlab.context import RunContext
     from cnnlab.engine.trainer import FitResult
     from cnnlab.pipelines.distill import warn_diverged
@@ -531,21 +537,25 @@ def test_a_student_that_diverged_under_the_soft_term_is_a_warning_naming_grad_cl
     def fit(*epochs: tuple[float, float]) -> FitResult:
         return FitResult([{"train_loss": loss, "val_acc": acc} for loss, acc in epochs])
 
-    def warnings_of(kd: FitResult, baseline: FitResult | None, grad_clip: float | None = None) -> list[str]:
+    def warnings_of(kd: FitResult, baseline: FitResult | None, grad_clip: float | None = None, classes: int = 10,
+                    teacher: float | None = 0.97) -> list[str]:
         run_dir = tmp_path / str(len(list(tmp_path.iterdir())))
         ctx = RunContext(command="distill", run_dir=run_dir, outputs=tmp_path,
                          record=RunRecord.start(run_dir, "distill"))
-        warn_diverged(ctx, kd, baseline, 10, grad_clip)
+        warn_diverged(ctx, kd, baseline, classes, grad_clip, teacher)
         return read_run(run_dir).get("warnings") or []
 
     [said] = warnings_of(fit((8.49, 0.19), (8.88, 0.10)), fit((2.3, 0.3), (1.5, 0.5806)))
-    assert "val top-1 10.00% (58.06% alone)" in said and "rising from 8.4900 to 8.8800" in said
+    assert "val top-1 10.00% (its KD loss rising from 8.4900 to 8.8800; 58.06% alone)" in said
     assert "set trainer.grad_clip=2" in said
     [clipped] = warnings_of(fit((2.2, 0.14), (2.2, 0.10)), fit((2.3, 0.3), (1.5, 0.58)), grad_clip=2.0)
-    assert "at chance (1/10 = 10.00%)" in clipped and "lower optim.lr" in clipped and "grad_clip=2" not in clipped
+    assert "(chance is 1/10 = 10.00%; 58.00% alone)" in clipped and "lower optim.lr" in clipped
+    assert "grad_clip=2" not in clipped
+    [both] = warnings_of(fit((8.4, 0.12), (8.5, 0.1028)), fit((2.35, 0.1), (2.3, 0.10)))  # probe 188: lr 0.15
+    assert "10.28%" in both and "10.00% alone, at chance too" in both
+    [alone] = warnings_of(fit((1.4, 0.3), (1.2, 0.10)), None)  # probe 188: no baseline, its loss falling
+    assert "val top-1 10.00% (chance is 1/10 = 10.00%)" in alone
     assert warnings_of(fit((8.4, 0.2), (6.7, 0.68)), fit((2.3, 0.2), (2.0, 0.58))) == []  # KD helped
     assert warnings_of(fit((8.4, 0.2), (8.5, 0.60)), fit((2.3, 0.2), (2.0, 0.58))) == []  # above its baseline
-    assert warnings_of(fit((2.3, 0.1), (2.3, 0.1)), fit((2.3, 0.1), (2.3, 0.1))) == []  # nothing learnt at all
-    assert warnings_of(fit((1.4, 0.3), (1.2, 0.1)), None) == []  # no baseline: a weak student whose loss fell
-    [alone] = warnings_of(fit((8.4, 0.2), (8.9, 0.1)), None)
-    assert "val top-1 10.00%, its KD loss rising" in alone
+    assert warnings_of(fit((0.7, 0.6), (0.6, 0.6944)), fit((0.7, 0.6), (0.5, 0.8056)), classes=2) == []  # probe 188
+    assert warnings_of(fit((2.3, 0.1), (2.3, 0.1)), None, teacher=0.1) == []  # a teacher at chance: its own check

@@ -201,3 +201,20 @@ def test_latest_says_which_newer_unfinished_run_it_passed_over(cli, outputs: Pat
     said = " ".join(result.output.split())
     assert "which is running: latest takes completed runs" in said
     assert str(newer.run_dir) in "".join(result.output.split())
+
+
+def test_a_checkpoint_that_records_no_dataset_is_told_to_name_its_data(cli, outputs: Path, tiny_run: Path,
+                                                                       tmp_path: Path) -> None:
+    """Probe 188: export fell back to the default dataset, then refused its classes with "drop dataset=... if you gave
+    one", of a dataset= never typed."""
+    checkpoint = torch.load(tiny_run / "model.pt", weights_only=True)
+    checkpoint["extra"].pop("dataset", None)
+    bare = tmp_path / "elsewhere" / "model.pt"
+    bare.parent.mkdir()
+    torch.save(checkpoint, bare)
+    refused = cli("export", f"source={bare}")
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and f"source={bare} records no dataset" in said, refused.output
+    assert "drop dataset=" not in said and not run_dirs(outputs, "export")
+    followed = cli("export", f"source={bare}", *[o for o in TINY if o.startswith("dataset")])
+    assert followed.code == 0, followed.output
