@@ -77,9 +77,9 @@ _TOLD: set[Path] = set()  # files whose outputs were named in this process
 _FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
 # A file whose metadata names no run it came from (made elsewhere, its metadata copied or written by hand):
 # "re-export it from its run" names a run it does not have (probe 187).
-_FIX_ELSEWHERE = ("make the file as docs/export.md ('The file') describes — one [N, C, H, W] float32 input, the class "
-                  "scores as its first output — with metadata that describes it, or point to a model.onnx written by "
-                  "`cnnlab export`")
+_FIX_ELSEWHERE = ("make the file as docs/export.md ('The file') describes — one [N, C, H, W] float32 input, the "
+                  "class scores as its first output — with metadata that describes it, or point to a model.onnx "
+                  "written by `cnnlab export`")
 
 
 def _fix_for(meta: dict[str, Any]) -> str:

@@ -222,7 +222,8 @@ class Trainer:
 
     def _non_finite_fix(self) -> str:
         """NON_FINITE_FIX, less the advice to leave mixed precision where the run is already in float32 and to clip
-        gradients where trainer.grad_clip is set; the objective's own hint first (probe 65: SimCLR at method.temperature=1e-9 was told to lower optim.lr)."""
+        gradients where trainer.grad_clip is set; the objective's own hint first (probe 65: SimCLR at
+        method.temperature=1e-9 was told to lower optim.lr)."""
         if self.runtime.amp_dtype is not None and not self.settings.grad_clip:
             fix = NON_FINITE_FIX
         else:  # a clip already set is not offered again (probe 185: the hint came back after it was followed)
