@@ -231,9 +231,11 @@ def dynamic_int8(source: Path, target: Path) -> Path:
     return target
 
 
-def with_aux_output_first(source: Path, target: Path, *, name: str = "aux", logits: str = "logits") -> Path:
-    """`source` with a second head (a fixed random Linear of its logits, same width) as its first output, the logits
-    second (renamed `logits`): an auxiliary classifier, as GoogLeNet/Inception training graphs keep them."""
+def with_aux_output_first(source: Path, target: Path, *, name: str = "aux", logits: str = "logits",
+                          aux_width: int | None = None) -> Path:
+    """`source` with a second head (a fixed random Linear of its logits, of the same width or `aux_width`) as its
+    first output, the logits second (renamed `logits`): an auxiliary classifier, as GoogLeNet/Inception training
+    graphs keep them, or features ahead of the scores."""
     proto = onnx.load(str(source))
     old = proto.graph.output[0].name
     for node in proto.graph.node:
@@ -242,10 +244,11 @@ def with_aux_output_first(source: Path, target: Path, *, name: str = "aux", logi
     proto.graph.output[0].name = logits
     logits = proto.graph.output[0]
     width = logits.type.tensor_type.shape.dim[-1].dim_value
-    weight = np.random.default_rng(0).standard_normal((width, width)).astype(np.float32)
+    aux_width = aux_width or width
+    weight = np.random.default_rng(0).standard_normal((width, aux_width)).astype(np.float32)
     proto.graph.initializer.append(numpy_helper.from_array(weight, "aux_weight"))
     proto.graph.node.append(helper.make_node("MatMul", [logits.name, "aux_weight"], [name], name="aux_head"))
-    aux = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width])
+    aux = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", aux_width])
     outputs = [aux, *proto.graph.output]
     del proto.graph.output[:]
     proto.graph.output.extend(outputs)

@@ -521,6 +521,21 @@ def fixed_batch(model: onnx.ModelProto | Path | str) -> int | None:
     return dims[0] if dims and dims[0] else None
 
 
+def _output_read(names: list[str]) -> str:
+    """The output cnnlab reads, in words: "its output 'logits'", or "its first output (of 2) 'features'"."""
+    return f"its first output (of {len(names)}) {names[0]!r}" if len(names) > 1 else f"its output {names[0]!r}"
+
+
+def _other_fitting(proto: onnx.ModelProto, num_classes: int) -> str:
+    """', and its output 'scores' has the 4 classes: put it first' where another declared output of the graph has
+    [N, num_classes] (probe 187: features first, scores second, said as "512 classes" alone); '' otherwise."""
+    for value in proto.graph.output[1:]:
+        dims = _dims(value)
+        if dims is not None and len(dims) == 2 and dims[1] == num_classes:
+            return f", and its output {value.name!r} has the {num_classes} classes: cnnlab reads the first output"
+    return ""
+
+
 def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: int | None,
                    params: Any = None) -> list[str]:
     """What in the graph contradicts the metadata (`spec`, `num_classes`, `params`: the network's parameter count;
@@ -557,7 +572,8 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
         if dims is not None and dims and len(dims) != 2:
             problems.append(f"its output has {len(dims)} dimensions, not [N, classes]")
         elif dims is not None and len(dims) == 2 and num_classes is not None and dims[1] not in (None, num_classes):
-            problems.append(f"its output has {dims[1]} classes but the metadata names {num_classes}")
+            problems.append(f"{_output_read(names)} has {dims[1]} classes but the metadata names "
+                            f"{num_classes}{_other_fitting(proto, num_classes)}")
     if not any(node.op_type in COMPUTE_OPS for node in _nodes(proto)):
         ops = sorted({node.op_type for node in _nodes(proto)})
         problems.append(f"it has no convolution or matrix product (its nodes: {', '.join(ops[:6]) or 'none'})")

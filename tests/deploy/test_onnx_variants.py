@@ -599,6 +599,12 @@ def test_an_aux_output_before_the_logits_is_refused_and_two_outputs_are_named(le
     with caplog.at_level("WARNING"):
         check_onnx_file(other)
     assert "has 2 outputs (head_a, head_b): cnnlab reads the first, head_a" in caplog.text
+    # probe 187: features [N, 8] first, the scores second: "its output has 8 classes", no word of the other output
+    features = with_aux_output_first(path, tmp_path / "feat.onnx", name="features", logits="scores", aux_width=8)
+    with pytest.raises(CnnlabError) as refused:
+        check_onnx_file(features)
+    assert ("its first output (of 2) 'features' has 8 classes but the metadata names 4, and its output 'scores' "
+            "has the 4 classes: cnnlab reads the first output") in str(refused.value)
 
 
 def test_a_graph_of_another_size_than_its_metadata_says_is_refused(lenet_onnx_once, tmp_path: Path) -> None:

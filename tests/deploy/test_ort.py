@@ -222,5 +222,5 @@ def test_onnx_check_refuses_a_class_count_the_graph_does_not_have(lively_model, 
         if entry.key == "classes":
             entry.value = '["a", "b", "c", "d", "e", "f", "g"]'
     onnx.save(proto, str(path))
-    with pytest.raises(CnnlabError, match="its output has 4 classes but the metadata names 7"):
+    with pytest.raises(CnnlabError, match="its output 'logits' has 4 classes but the metadata names 7"):
         check_onnx_file(path)
