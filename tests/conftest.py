@@ -120,3 +120,19 @@ def tiny_run(outputs: Path) -> Path:
     """`cnnlab pretrain` of TINY (synthetic data, 4 classes, LeNet-5 at 16 px, one epoch), made once per process
     (prebuilt.py): its run folder."""
     return run_dirs(outputs, "pretrain")[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks (--dist loadgroup, pyproject.toml)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share something made once per process run in one process: those starting in the same prebuilt
+    workspace, and a module's tests that use one of its module-scoped fixtures. Spread over both workers, each was
+    made twice."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        builds = sorted(name for name in names if name in prebuilt.BUILDS)
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        shared = any(defs and defs[-1].scope == "module" for defs in definitions.values())
+        if builds:
+            item.add_marker(pytest.mark.xdist_group(f"prebuilt-{builds[0]}"))
+        elif shared:
+            item.add_marker(pytest.mark.xdist_group(f"module-{item.nodeid.split('::')[0]}"))
