@@ -205,14 +205,12 @@ def _named_network(error: CnnlabError, name: str, weights: InitialWeights, data:
     """`error` (a state dict file that does not fit network `name`) with the fix `role=NAME` where the file fits
     another zoo network: `teacher.weights=resnet18.pth` alone was refused as "does not fit resnet50", the default
     the user never typed (probe 186)."""
-    from cnnlab.models.fitting import networks_fitting
+    from cnnlab.models.fitting import fitting_fix
 
     if weights.kind != "file" or not weights.state_dict:
         return error
-    fitting = [n for n in networks_fitting(weights.state_dict, data.spec.size, data.spec.channels) if n != name]
-    if not fitting:
-        return error
-    return CnnlabError(error.message, fix=f"it holds {' or '.join(fitting)}'s layers: add {role}={fitting[0]}")
+    fix = fitting_fix(weights.state_dict, data.spec.size, data.spec.channels, role, other_than=name)
+    return error if fix is None else CnnlabError(error.message, fix=fix)
 
 
 @found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)

@@ -34,3 +34,11 @@ def networks_fitting(state_dict: Mapping[str, Tensor], image_size: int, channels
                 and all(k in own for k in incoming):
             found.append(name)
     return found
+
+
+def fitting_fix(state_dict: Mapping[str, Tensor], image_size: int, channels: int, role: str,
+                other_than: str | None = None) -> str | None:
+    """"it holds resnet18's layers: add teacher=resnet18": the fix for a state dict refused for one network where it
+    fits others (`networks_fitting`, less `other_than`); None where it fits none."""
+    fitting = [n for n in networks_fitting(state_dict, image_size, channels) if n != other_than]
+    return f"it holds {' or '.join(fitting)}'s layers: add {role}={fitting[0]}" if fitting else None

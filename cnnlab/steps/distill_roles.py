@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cnnlab.compress.distill import Network
-from cnnlab.models.fitting import networks_fitting
+from cnnlab.models.fitting import fitting_fix
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch
@@ -98,13 +98,13 @@ def require_latest_run(spec: str, name: str, ctx: RunContext) -> None:
                                f"{train_a_teacher(name)}, or pass {others}"))
 
 
-@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def drop_typed_data(typed: Sequence[str]) -> str:
     """"drop dataset=imagefolder dataset.root=abd": the data settings the user typed (all of them: the folder can come
     from `dataset.root=` alone, and "drop dataset=" was repeated after it was followed, probe 186)."""
     return "drop " + (" ".join(typed) if typed else "dataset=")
 
 
+@found_before_work()  # a refusal of the inputs leaves no `failed` run behind (probe 68)
 def trained_teacher_weights(teacher: DistillRole, data: DataBundle, typed: Sequence[str] = ()) -> InitialWeights:
     """The teacher's weights, checked to be trained for exactly the data's classes (a plain state dict, which has
     no class names, gets the data's: the same order is assumed). Raises CnnlabError."""
@@ -126,8 +126,7 @@ def trained_teacher_weights(teacher: DistillRole, data: DataBundle, typed: Seque
                                   "or pass its cnnlab run (teacher.weights=RUN)")
         if head is None:  # probe 142: another network's state dict read "a None-way head"
             keys = ", ".join(list(weights.state_dict or {})[:3]) or "none"
-            fitting = networks_fitting(weights.state_dict or {}, data.spec.size, data.spec.channels)
-            named = f"it holds {' or '.join(fitting)}'s layers: add teacher={fitting[0]}" if fitting else \
+            named = fitting_fix(weights.state_dict or {}, data.spec.size, data.spec.channels, "teacher") or \
                 "name the network it was trained as with teacher=NAME (`cnnlab list models` lists them)"
             raise CnnlabError(f"teacher.weights: {weights.description} holds no {key}, so it is not a "
                               f"{teacher.name} state dict (its first keys: {keys})", fix=named)

@@ -502,6 +502,7 @@ def test_a_class_mismatch_names_the_data_settings_typed_and_dropping_them_works(
     assert f"drop dataset.image_size=16 dataset.root={abd} to distill on the teacher's own dataset" in line, line
     typed = error_line(cli("distill", *run, "dataset=imagefolder", f"dataset.root={abd}"))
     assert f"drop dataset.image_size=16 dataset=imagefolder dataset.root={abd} to distill" in typed, typed
+    assert not run_dirs(outputs, "distill")  # refused before any work: no `failed` run folder
     followed = cli("distill", *run)  # both dropped, as told: the teacher's own folder
     assert "the names differ" not in followed.output, followed.output
 
