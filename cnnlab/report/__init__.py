@@ -55,12 +55,15 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     replaced = {old.resolve(): new for old, new in replaced_stage_runs(matched).items()}
     everything = [run for run in matched if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
-    attachable = _attachable_around(outputs, everything, pattern, left=set(replaced))
-    links = RunLinks([*everything, *attachable])  # copied, moved or renamed runs are found where they are now
+    around = _runs_around(outputs, everything, pattern, left=set(replaced))
+    # copied, moved or renamed runs are found where they are now
+    links = RunLinks([*everything, *around.attached, *around.models])
+    replaced_notes = [(old, _replaced_note(new)) for old, new in replaced.items()]
+    around_notes = [(old, _replaced_note(new)) for old, new in around.replaced.items()]
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
-                                            attachable=attachable, links=links)
-    left_out += [(old, f"an earlier run of the same pipeline stage, replaced by {new}")
-                 for old, new in replaced.items()]
+                                            attachable=around.attached, links=links, around=around.models,
+                                            left=[*replaced_notes, *around_notes])
+    left_out += replaced_notes
     # probe 145: a skipped sweep job's link whose run was moved or deleted was left out without a word
     left_out += [(link, f"a sweep job's link to the run it stood for, {os.readlink(link)}, which is no longer there "
                         "(moved or deleted)") for link in gone_sweep_links(outputs)]
@@ -95,14 +98,24 @@ def current_plan(runs: Collection[RunInfo]) -> set[str] | None:
     return {str(fingerprint) for fingerprint in plan.values()}
 
 
-def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | None,
-                       left: Collection[Path] = ()) -> list[RunInfo]:
-    """The completed export, bench and evaluate runs in the outputs folders the `selected` runs live in, but not
-    among them: `cnnlab report SWEEP_FOLDER` (or `--runs GLOB`) said "not benchmarked" of models that bench runs
-    beside the folder had timed, and dropped their test top-1 (probe 63). A run's outputs folder is the one above its
-    `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs). Without `pattern`, every run under
-    `outputs` is selected already: only folders above it are read. Nor the runs `left` out, or replaced by a newer
-    run of their pipeline stage (probe 151: a replaced export's damaged file gave its model's row a 1.0 kB size)."""
+@dataclass(frozen=True)
+class Around:
+    """The runs in the outputs folders around the runs reported, not among them (`_runs_around`)."""
+
+    attached: list[RunInfo]     # completed export, bench and evaluate runs: they attach to the rows they came from
+    models: list[RunInfo]       # completed model runs and damaged records: a row's source among them is compared
+    replaced: dict[Path, Path]  # runs there that a newer run of their pipeline stage replaced → that run
+
+
+def _runs_around(outputs: Path, selected: list[RunInfo], pattern: str | None, left: Collection[Path] = ()) -> Around:
+    """The runs in the outputs folders the `selected` runs live in, but not among them: `cnnlab report SWEEP_FOLDER`
+    (or `--runs GLOB`) said "not benchmarked" of models that bench runs beside the folder had timed, and dropped their
+    test top-1 (probe 63); and the runs they were derived from, which their speed-up and test difference are against
+    (probe 184: "not among the runs reported" of a prune sweep's pretrained sources beside it). A run's outputs folder
+    is the one above its `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs). Without `pattern`,
+    every run under `outputs` is selected already: only folders above it are read. Nor the runs `left` out, or
+    replaced by a newer run of their pipeline stage (probe 151: a replaced export's damaged file gave its model's row a
+    1.0 kB size)."""
     roots = {outputs} if pattern is not None else set()
     for run in selected:
         above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
@@ -112,10 +125,18 @@ def _attachable_around(outputs: Path, selected: list[RunInfo], pattern: str | No
     found: dict[Path, RunInfo] = {}
     for root in roots:
         for run in iter_runs(root):
-            if run.command in ATTACHED and run.status == "completed" and run.path.resolve() not in chosen:
+            if run.path.resolve() not in chosen and (run.damaged or run.status == "completed"
+                                                     and run.command in (*ATTACHED, *MODEL_COMMANDS)):
                 found.setdefault(run.path.resolve(), run)
-    replaced = {old.resolve() for old in replaced_stage_runs(sorted(found.values(), key=lambda r: r.started_at))}
-    return [run for path, run in found.items() if path not in replaced]
+    replaced = {old.resolve(): new for old, new in
+                replaced_stage_runs(sorted(found.values(), key=lambda r: r.started_at)).items()}
+    kept = [run for path, run in found.items() if path not in replaced]
+    return Around(attached=[run for run in kept if run.command in ATTACHED],
+                  models=[run for run in kept if run.command not in ATTACHED], replaced=replaced)
+
+
+def _replaced_note(new: Path) -> str:
+    return f"an earlier run of the same pipeline stage, replaced by {new}"
 
 
 def _nothing_to_report(outputs: Path, pattern: str | None, matched: list[RunInfo]) -> CnnlabError:

@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cnnlab.commands import commands_where
 from cnnlab.data.layout import folder_and_training_digests
@@ -132,6 +132,8 @@ class Row:
     speedup: SpeedUp | None = None        # against `source`, from a paired session only (a search: its reference)
     pareto: bool = False
     source_ranked: bool = False           # repeats its source's network, and the source is ranked (pareto.py)
+    # the row of its `source` run, shown or not (one beside the runs reported: probe 184), for its differences
+    source_row: Row | None = field(default=None, repr=False, compare=False)
     notes: list[str] = field(default_factory=list)  # why it has no latency
     file_note: str | None = None          # a model file it recorded was deleted or changed since it ran (ModelFile)
     file_recorded: str = ""               # "deleted" / "changed": the size shown is the one run.json recorded
@@ -354,11 +356,15 @@ def _copy_note(copy: RunInfo, kept: RunInfo) -> str:
 
 
 def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = (),
-               links: RunLinks | None = None) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
+               links: RunLinks | None = None, around: Sequence[RunInfo] = (),
+               left: Sequence[tuple[Path, str]] = ()) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
     """(rows, left out with the reason, the comparison actually used). `attachable`: export, bench and evaluate runs
     outside the runs reported on (a sweep folder's models timed and scored by runs in the outputs folder around it),
-    which attach to their rows as those in `runs` do; they make no row of their own. `links`: where the runs that
-    records name are now (cnnlab/links.py; default: among these runs)."""
+    which attach to their rows as those in `runs` do; they make no row of their own. `around`: model runs there
+    (damaged records too): a row's source among them is its reference — speed-up, test difference — without a row of
+    its own (probe 184). `left`: runs left out before (replaced pipeline stage runs), whose reasons a row's note names
+    where one is its source. `links`: where the runs that records name are now (cnnlab/links.py; default: among
+    these runs)."""
     # oldest first, as model_file and the latencies read them (probe 151: the attachable runs came after the
     # reported ones, so a replaced export's file read as the newest)
     context = sorted([*runs, *(run for run in attachable if run.command in ATTACHED)],
@@ -376,45 +382,15 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         if target is not None and run.command in attached:
             attached[run.command].setdefault(target, []).append(run)
     exports, benches = attached["export"], attached["bench"]
-    folders_now: dict[str, tuple[str | None, str | None]] = {}  # the user folders' digests, once per report
-
-    rows: list[Row] = []
-    left_out: list[tuple[Path, str]] = []
-    copied = copies(runs)
-    by_folder = {run.path: run for run in runs}
-    for run in runs:
-        if run.damaged:
-            left_out.append((run.path, f"damaged run.json: {run.damaged}"))
-            continue
-        if run.path in copied:
-            left_out.append((run.path, _copy_note(run, by_folder[copied[run.path]])))
-            continue
-        if run.command not in MODEL_COMMANDS:
-            continue
-        if run.metrics.val_acc is None:
-            left_out.append((run.path, _no_top1(run)))
-            continue
-        file = model_file(run, exports)
-        evaluations = attached["evaluate"].get(run.path.resolve(), [])
-        test = _newest_test(evaluations, run.dataset.identity)
-        split = _test_split(test) if test is not None else None
-        outdated = split is not None and _outdated_test(split[0], split[2], folders_now)
-        if outdated:  # probe 77: a seed's score on test/ as it was, averaged with one on test/ as it is
-            test = split = None
-        rows.append(Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
-                        dataset_key=run.dataset.identity, accuracy=float(run.metrics.val_acc),
-                        params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
-                        source=origin(links.source_path(run)), source_file=_file_source(run),
-                        test_accuracy=None if test is None else test.metrics.test_acc,
-                        evaluate_run=None if test is None else test.path,
-                        test_read_at=None if test is None else test.dataset.identity.folder,
-                        test_note=None if test is not None else OUTDATED_TEST if outdated else
-                        _other_data_note(evaluations, run.dataset.identity),
-                        test_scored_on=None if test is None else _scored_on(test, "evaluate"),
-                        test_split=split,
-                        precision=precision_of(run), arch=_arch(run), file_note=file.note,
-                        file_recorded=file.recorded, scored_on=_scored_on(run, "quantize")))
-    _one_test_split_per_data(rows)
+    maker = _RowMaker(exports, attached["evaluate"], origin, links)
+    rows, left_out = maker.rows(runs)
+    # the sources of these rows among the runs around them (only those: a row reads its model files' digests), and
+    # the damaged records there, which a source's note may name (a copy's: _left_out_source)
+    wanted = {origin(links.source_path(run)) for run in runs if not run.damaged}
+    references, unread = maker.rows([run for run in around if run.damaged or run.path.resolve() in wanted])
+    _one_test_split_per_data([*rows, *references])
+    # why each run that is no row is not: a row whose source is one says so (probe 180)
+    not_rows = {path.resolve(): why for path, why in (*left_out, *unread, *left)}
 
     files = _file_sources(rows)
     paired = sessions(context, lambda subject: origin(links.subject(subject)) or _file_subject(subject, files))
@@ -428,8 +404,9 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
     def matches(record: dict[str, Any]) -> bool:  # paired.py hands over the records as run.json holds them
         return comparison.admits(LatencyRecord.from_dict(record))
 
-    by_path = {row.run.path.resolve(): row for row in rows}
+    by_path = {row.run.path.resolve(): row for row in (*references, *rows)}
     for row in rows:
+        row.source_row = by_path.get(row.source) if row.source is not None else None
         row.arch = row.arch or _inherited_arch(row, by_path)
 
     def same_network(a: Path, b: Path) -> bool:  # deploy.paired.NetworkKey: it should time alike
@@ -449,11 +426,63 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
             timed_run = next((links.source_path(b) for b in benches.get(path, []) if b.path == row.bench_run), None)
         _size_of_the_file_timed(row, timed_run, exports.get(path, []))
-        row.speedup = _speedup_of(row, links, in_rows=row.source in by_path,
+        row.speedup = _speedup_of(row, links, not_rows,
                                   versus=lambda source: speedup(path, source, paired, matches, same_network,
                                                                 unpaired=_unpaired_note(row, source, comparison)),
                                   timed_both=any(path in s.subjects and row.source in s.subjects for s in paired))
     return rows, left_out, comparison
+
+
+@dataclass
+class _RowMaker:
+    """Rows of model runs, with the files, test scores and sources their attached runs give them."""
+
+    exports: dict[Path, list[RunInfo]]       # model run → its export runs
+    evaluations: dict[Path, list[RunInfo]]   # model run → its evaluate runs
+    origin: Callable[[Path | None], Path | None]  # a source folder → the model run behind it (an export's source)
+    links: RunLinks
+    folders_now: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # digests, once per folder
+
+    def rows(self, runs: Sequence[RunInfo]) -> tuple[list[Row], list[tuple[Path, str]]]:
+        """(the rows of `runs`, those left out with the reason)."""
+        rows: list[Row] = []
+        left_out: list[tuple[Path, str]] = []
+        copied = copies(runs)
+        by_folder = {run.path: run for run in runs}
+        for run in runs:
+            if run.damaged:
+                left_out.append((run.path, f"damaged run.json: {run.damaged}"))
+            elif run.path in copied:
+                left_out.append((run.path, _copy_note(run, by_folder[copied[run.path]])))
+            elif run.command in MODEL_COMMANDS and run.metrics.val_acc is None:
+                left_out.append((run.path, _no_top1(run)))
+            elif run.command in MODEL_COMMANDS:
+                rows.append(self.row(run))
+        return rows, left_out
+
+    def row(self, run: RunInfo) -> Row:
+        file = model_file(run, self.exports)
+        evaluations = self.evaluations.get(run.path.resolve(), [])
+        test = _newest_test(evaluations, run.dataset.identity)
+        split = _test_split(test) if test is not None else None
+        outdated = split is not None and _outdated_test(split[0], split[2], self.folders_now)
+        if outdated:  # probe 77: a seed's score on test/ as it was, averaged with one on test/ as it is
+            test = split = None
+        accuracy = run.metrics.val_acc
+        assert accuracy is not None  # `rows` leaves a run without one out
+        return Row(run=run, command=run.command, model=run.model.name, dataset=run.dataset.name,
+                   dataset_key=run.dataset.identity, accuracy=float(accuracy),
+                   params=run.model.params, flops=run.model.flops, file_bytes=file.bytes, file_kind=file.kind,
+                   source=self.origin(self.links.source_path(run)), source_file=_file_source(run),
+                   test_accuracy=None if test is None else test.metrics.test_acc,
+                   evaluate_run=None if test is None else test.path,
+                   test_read_at=None if test is None else test.dataset.identity.folder,
+                   test_note=None if test is not None else OUTDATED_TEST if outdated else
+                   _other_data_note(evaluations, run.dataset.identity),
+                   test_scored_on=None if test is None else _scored_on(test, "evaluate"),
+                   test_split=split,
+                   precision=precision_of(run), arch=_arch(run), file_note=file.note,
+                   file_recorded=file.recorded, scored_on=_scored_on(run, "quantize"))
 
 
 def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[RunInfo]) -> None:
@@ -466,27 +495,49 @@ def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[
     row.file_bytes, row.file_kind, row.file_note, row.file_recorded = file.bytes, file.kind, file.note, file.recorded
 
 
-def _speedup_of(row: Row, links: RunLinks, *, in_rows: bool, versus: Any, timed_both: bool) -> SpeedUp | None:
+def _speedup_of(row: Row, links: RunLinks, not_rows: Mapping[Path, str], *, versus: Any, timed_both: bool
+                ) -> SpeedUp | None:
     """The row's speed-up over its source (`versus(source)`: from the paired sessions), or why there is none: its
-    source's folder holds another model now, the source is gone and no session timed the two, or it is not among the
-    runs reported (probes 104, 110: each was "—" unsaid); a search's over its search.reference; a model made from a
-    file outside any run (`source_file`), over that file as the paired sessions that timed it recorded it (it was
-    "—" unsaid too)."""
+    source's folder holds another model now, the source is gone and no session timed the two, it is left out
+    (`not_rows`: why), or it is neither among the runs reported nor beside them (probes 104, 110: each was "—"
+    unsaid); a search's over its search.reference; a model made from a file outside any run (`source_file`), over
+    that file as the paired sessions that timed it recorded it (it was "—" unsaid too)."""
     link = links.source_of(row.run)
     if link is not None and link.replaced:  # the folder's timings are another model's
         return SpeedUp(UNPAIRED, note=f"{link.problem}: no speed-up against it")
     if row.source is None and row.source_file is not None:  # a model file outside any run, timed by its path
         return versus(row.source_file)
     gone = row.source is not None and links.run(row.source) is None
-    if row.source is not None and (in_rows or (gone and timed_both)):  # a gone source's session still counts
-        return versus(row.source)
+    if row.source is not None and (row.source_row is not None or (gone and timed_both)):
+        return versus(row.source)  # a gone source's session still counts
     if row.source is None or row.run.command == "search":
         return reference_speedup(row.run)
+    left = _left_out_source(row, not_rows)
+    if left is not None:
+        return SpeedUp(UNPAIRED, note=f"its source run {left[0]} is left out ({left[1]}): no speed-up or test "
+                                      "difference against it")
     if gone:
         return SpeedUp(UNPAIRED, note=f"its source run {row.source} is gone, and no bench session timed the two: "
                                       "no speed-up against it")
-    return SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (outside this folder, "
-                                  "or left out): no speed-up or test difference against it")
+    return SpeedUp(UNPAIRED, note=f"its source run {row.source} is not among the runs reported (it lies outside this "
+                                  "folder and the outputs folder around it): no speed-up or test difference against it")
+
+
+def _left_out_source(row: Row, not_rows: Mapping[Path, str]) -> tuple[Path, str] | None:
+    """(folder, why) of the run left out that is `row`'s source: at the folder its record names, or at that folder's
+    place where the row's own folder was copied or moved since it ran — a damaged record cannot say where it was
+    written, so cnnlab/links.py follows the source back to the original folder (probe 180: after `cp -a outputs c1`
+    with c1's source damaged, the note named the original's run, which is no run of the report)."""
+    assert row.source is not None
+    places = [row.source]
+    written = row.run.data.get("run_dir")
+    old = Path(os.path.realpath(written)).parts if isinstance(written, str) and written else ()
+    new = row.run.path.resolve().parts
+    # the row's folder's own name (and those above it) kept: the folder above those moved, its source with it
+    kept = next((k for k in range(min(len(old), len(new)), 0, -1) if old[-k:] == new[-k:]), 0)
+    if old != new and 0 < kept < len(old) and row.source.is_relative_to(Path(*old[:-kept])):
+        places.insert(0, Path(*new[:-kept]) / row.source.relative_to(Path(*old[:-kept])))
+    return next(((place, not_rows[place]) for place in places if place in not_rows), None)
 
 
 def _keeps_file(row: Row | None, file: Path) -> bool:

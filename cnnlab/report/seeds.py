@@ -547,9 +547,10 @@ class SeedGroup:
         return None if size is None else size[0]
 
 
-def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
+def _changes(group: SeedGroup) -> list[Change]:
     """The group's highlighted differences, one value per seed: on val top-1 (against the reference the run
-    recorded, else its source's row), and on test top-1 where the run and its source were both evaluated."""
+    recorded, else its source's row), and on test top-1 where the run and its source were both evaluated. The
+    source's row is the one build_rows found, shown or only beside the runs reported (probe 184)."""
     command = group.first.command
     if command not in CHANGES:
         return []
@@ -567,7 +568,7 @@ def _changes(group: SeedGroup, rows_by_path: dict[Path, Row]) -> list[Change]:
     test: list[float | None] = []
     outcomes: dict[Lineage, list[tuple[list[bool], list[bool]] | None]] = {}  # each seed's runs' pairs
     for lineage, row in zip(group.replicates, group.rows):
-        source = rows_by_path.get(row.source) if row.source is not None else None
+        source = row.source_row
         if source is not None and not _same_data(row.dataset_key, source.dataset_key):
             source = None  # scored on other data: no difference of the two means anything
         reference = recorded_fraction(row.run.metrics.extra.get(recorded))
@@ -655,7 +656,6 @@ def group_by_seed(rows: Sequence[Row], unfinished: Sequence[RunInfo] = (), keys:
         for key, group in groups.items():
             if key[0] == settings and lineage not in group.lineages + [m[0] for m in group.missing]:
                 group.missing.append((lineage, run.status, run.path))
-    rows_by_path = {row.run.path.resolve(): row for row in rows}
     for group in groups.values():
-        group.changes = _changes(group, rows_by_path)
+        group.changes = _changes(group)
     return list(groups.values())
