@@ -68,7 +68,12 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
     for r in document.get("records") or []:
         reference = first[(r["backend"], r["batch_size"])]
         ratios = _round_ratios(reference, r)
-        if r is not reference and rounds_disagree(ratios):
+        if r is not reference and len(ratios) == 1:  # probe 192: one round read as a clean ratio
+            lines.append(f"unchecked: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
+                         f"against the first on {r['backend']} at batch {r['batch_size']} was timed in one round "
+                         "(bench.rounds=1): no second round says whether the machine's speed held — time again with "
+                         "bench.rounds=3 or more; cnnlab report shows such a ratio as unstable")
+        elif r is not reference and rounds_disagree(ratios):
             lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
                          f"against the first on {r['backend']} at batch {r['batch_size']} gave "
                          f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "
@@ -137,6 +142,13 @@ def _round_ratios(reference: dict[str, Any], record: dict[str, Any]) -> list[flo
             if b > 0]
 
 
+def _mean_and_std(record: dict[str, Any]) -> str:
+    """'0.412 ± 0.013'; of one timed run, its time alone: its spread is unknown, not 0 (probe 192: "± 0.000")."""
+    if record["iterations"] < 2:
+        return f"{record['mean_ms']:.3f} (one run)"
+    return f"{record['mean_ms']:.3f} ± {record['std_ms']:.3f}"
+
+
 def latency_table(document: dict[str, Any]) -> Table:
     model, settings = document["model"], document["settings"]
     peak = document["hardware"].get("peak") or {}
@@ -150,7 +162,7 @@ def latency_table(document: dict[str, Any]) -> Table:
     for r in document["records"]:
         table.add_row(_backend_cell(r, settings), str(r["batch_size"]), f"{r['p50_ms']:.3f}",
                       f"{r['p90_ms']:.3f}",
-                      f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}", f"{r['throughput']:.1f}",
+                      f"{r['p99_ms']:.3f}", _mean_and_std(r), f"{r['throughput']:.1f}",
                       _maybe(r["gflops_per_s"], "{:.1f}"), _maybe(r["peak_fraction"], "{:.1%}"), str(r["iterations"]))
     return table
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 import onnx
 import onnx.inliner
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import OUTPUT_NAME, load_onnx, read_onnx_metadata
@@ -537,9 +537,9 @@ def _other_fitting(proto: onnx.ModelProto, num_classes: int) -> str:
 
 
 def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: int | None,
-                   params: Any = None) -> list[str]:
-    """What in the graph contradicts the metadata (`spec`, `num_classes`, `params`: the network's parameter count;
-    None: not recorded), in words."""
+                   params: Any = None, flops: Any = None) -> list[str]:
+    """What in the graph contradicts the metadata (`spec`, `num_classes`, `params`: the network's parameter count,
+    `flops`: its FLOPs an image at the spec's size; None: not recorded), in words."""
     problems = []
     initializers = {t.name for t in proto.graph.initializer}
     inputs = [v for v in proto.graph.input if v.name not in initializers]
@@ -582,7 +582,76 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
             WEIGHTS_PER_PARAM[1]:  # probe 90: a ResNet-34 graph under ResNet-18's metadata was timed as ResNet-18
         problems.append(f"its graph holds {weights:,} weights, and the metadata describes a network of {params:,} "
                         "parameters (another network, or one edited since its export)")
+    counted = graph_flops(proto, spec) if isinstance(flops, int) and flops > 0 and spec is not None else None
+    if counted and not WEIGHTS_PER_PARAM[0] <= counted / flops <= WEIGHTS_PER_PARAM[1]:  # type: ignore[operator]
+        # probe 187: FLOPs of 32 px recorded for a file timed at 48 px: bench's GFLOP/s and % of peak 2.25x low
+        size = spec.size  # type: ignore[union-attr]
+        problems.append(f"its graph computes {counted:,} FLOPs an image at {size} px, and the metadata records "
+                        f"{flops:,} (another network or input size, or metadata edited since its export)")
     return problems
+
+
+# Where a compute operator reads its weights (convolutions), or its two factors (matrix products).
+_CONV_WEIGHT = {"Conv": 1, "ConvTranspose": 1, "ConvInteger": 1, "QLinearConv": 3}
+_PRODUCT_FACTORS = {"Gemm": (0, 1), "QGemm": (0, 3), "MatMul": (0, 1), "MatMulInteger": (0, 1),
+                    "QLinearMatMul": (0, 3), "MatMulIntegerToFloat": (0, 1), "DynamicQuantizeMatMul": (0, 1)}
+_SHAPE_VALUES = 64  # initializers up to this many values keep them for shape inference (a Reshape's target shape)
+
+
+def graph_flops(proto: onnx.ModelProto, spec: InputSpec) -> int | None:
+    """FLOPs of one image at `spec`'s size through the graph's convolutions and matrix products, a multiply-add
+    being 2 FLOPs: what `cnnlab.models.count_flops` (torch's FlopCounterMode) counts of the network, to the FLOP on
+    the zoo's exports, FP32, QDQ and dynamic INT8 alike. Shapes come from onnx's shape inference on the graph
+    without its weights (milliseconds, even for VGG); None where they cannot be known (operators onnx cannot
+    infer, such as onnxruntime's QLinearAdd in a QOperator file, or fused ones)."""
+    if proto.functions:
+        proto = onnx.inliner.inline_local_functions(proto)
+    initializers = list(proto.graph.initializer)
+    names = {tensor.name for tensor in initializers}
+    inputs = [value for value in proto.graph.input if value.name not in names]
+    if len(inputs) != 1:
+        return None
+    image = helper.make_tensor_value_info(inputs[0].name, inputs[0].type.tensor_type.elem_type,
+                                          [1, spec.channels, spec.size, spec.size])
+    kept = [tensor for tensor in initializers if math.prod(tensor.dims) <= _SHAPE_VALUES]
+    weights = [helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+               for tensor in initializers if math.prod(tensor.dims) > _SHAPE_VALUES]
+    light = helper.make_model(helper.make_graph(list(proto.graph.node), "shapes", [image, *weights],
+                                                list(proto.graph.output), initializer=kept),
+                              opset_imports=list(proto.opset_import))
+    light.ir_version = proto.ir_version
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light)
+    except Exception:  # noqa: BLE001 - a graph onnx cannot infer is not checked, not refused
+        return None
+    shapes = {value.name: [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+              for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    shapes.update({tensor.name: list(tensor.dims) for tensor in kept})
+    total = 0
+    for node in inferred.graph.node:
+        if node.op_type in _CONV_WEIGHT:
+            weight = shapes.get(node.input[_CONV_WEIGHT[node.op_type]])
+            # the weight's multiply-adds at every output position (a transposed convolution: every input one)
+            positions = shapes.get(node.input[0] if node.op_type == "ConvTranspose" else node.output[0])
+            if not weight or not positions or None in weight or None in positions[2:]:
+                return None
+            total += 2 * math.prod(weight) * math.prod(positions[2:])
+        elif node.op_type in _PRODUCT_FACTORS:
+            first, second = (shapes.get(node.input[i]) for i in _PRODUCT_FACTORS[node.op_type])
+            if not second or None in second or len(second) != 2:
+                return None
+            # the first factor's rows where inferred (onnx does not infer onnxruntime's QGemm, which feeds the next
+            # one); a classifier's product for one image has one row
+            transposed = _attribute(node, "transA")
+            rows = 1 if not first or None in first else math.prod(first) // first[-2 if transposed else -1]
+            total += 2 * rows * math.prod(second)
+        elif node.op_type in ("FusedConv", "FusedGemm", "FusedMatMul", "NhwcConv", "QLinearConvTranspose"):
+            return None
+    return total
+
+
+def _attribute(node: onnx.NodeProto, name: str) -> int:
+    return next((attribute.i for attribute in node.attribute if attribute.name == name), 0)
 
 
 # What a graph's weights may come to against its network's parameters: BatchNorm folded or kept with its running
@@ -631,7 +700,8 @@ def check_onnx_file(path: Path) -> OnnxModel:
     proto = load_onnx(path)
     if not proto.graph.node:  # an empty or truncated file parses as an empty model: nothing to check against
         raise CnnlabError(f"{path} holds no ONNX graph (an empty or truncated file)", fix=_FIX)
-    problems = graph_problems(proto, spec, len(classes) if classes is not None else None, meta.get("params"))
+    problems = graph_problems(proto, spec, len(classes) if classes is not None else None, meta.get("params"),
+                              meta.get("flops"))
     if problems:
         raise CnnlabError(f"{path} does not match its own metadata: {'; '.join(problems)}", fix=_fix_for(meta))
     batch = fixed_batch(proto)

@@ -152,6 +152,17 @@ class PairedRatio:
         return rounds_disagree(self.rounds)
 
     @property
+    def one_round(self) -> bool:
+        """Timed in one round: no second one says whether the machine's speed held (probe 192: four one-round
+        sessions of one pair read 2.68×, 1.20×, 1.51× and 1.50× slower, each a clean figure)."""
+        return len(self.rounds) == 1
+
+    @property
+    def checked(self) -> bool:
+        """A figure: rounds that agree, two at least (a record without rounds is judged by its ratio)."""
+        return not self.unstable and not self.one_round
+
+    @property
     def faster(self) -> bool | None:
         """Whether the subject is measured at least as fast as the reference: by a verdict its ratio and every round
         give alike (all >= 1: True, all < 1: False) — None when they fall on both sides of 1, where the session
@@ -167,11 +178,14 @@ class PairedRatio:
     def text(self, than: str | None = None) -> str:
         """One table cell: "2.50× faster", "4.02× faster (unstable: 3.73–5.47× faster)"; a same-network pair is
         always noise, with its rounds' range when they spread or lean one way ("1.16× slower (same network:
-        noise; rounds 1.03–1.39× slower)"). `than` names the reference: "2.50× faster than FP32 (unstable: …)"."""
+        noise; rounds 1.03–1.39× slower)"); one round: "1.50× slower (one round: unchecked)". `than` names the
+        reference: "2.50× faster than FP32 (unstable: …)"."""
         shown = ratio_text(self.ratio) if than is None else ratio_than(self.ratio, than)
         spanned = ratio_range_text(min(self.rounds), max(self.rounds)) if self.rounds else ""
         if self.same_network:
             return f"{shown} (same network: noise" + (f"; rounds {spanned})" if self.unstable or self.apart else ")")
+        if self.one_round:
+            return f"{shown} (one round: unchecked)"
         return f"{shown} (unstable: {spanned})" if self.unstable else shown
 
 

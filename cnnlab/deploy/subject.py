@@ -28,7 +28,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_sha256
 from cnnlab.hydra_args import path_argument
 from cnnlab.models import count_flops, count_params
-from cnnlab.runs import Source, check_intact
+from cnnlab.runs import Source, check_intact, model_sha256
 from cnnlab.wording import human_bytes
 
 
@@ -174,12 +174,14 @@ def run_model_name(source: Source) -> str | None:
     return ((source.run.data.get("model") or {}).get("name") if source.run is not None else None) or None
 
 
-def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
-    """The model.pt an ONNX file was exported from: named in its metadata, else beside it in its run; None when the
-    chain holds none. Raises CnnlabError when the file there is not the one the ONNX file came from: its SHA-256
-    differs from the one the metadata (or the run's run.json) recorded — another model.pt copied to that path
-    since, whose latency or fine-tuning would be reported under the ONNX file's name, parameters and FLOPs
-    (probe 69: a dense network timed, and QAT-trained, as its pruned ONNX file)."""
+def chain_checkpoint(meta: dict[str, Any], source: Source, *, _followed: int = 0) -> Path | None:
+    """The model.pt an ONNX file was exported from: named in its metadata, or in that of the ONNX file it was made
+    from, unchanged (a quantize run that kept FP32 ships its source's file: probe 192, "the source chain holds no
+    model.pt" of a chain that held one), else beside it in its run; None when the chain holds none. Raises
+    CnnlabError when the file there is not the one the ONNX file came from: its SHA-256 differs from the one the
+    metadata (or the run's run.json) recorded — another model.pt copied to that path since, whose latency or
+    fine-tuning would be reported under the ONNX file's name, parameters and FLOPs (probe 69: a dense network timed,
+    and QAT-trained, as its pruned ONNX file)."""
     origin = meta.get("source")
     if isinstance(origin, dict) and origin.get("kind") == "checkpoint" and origin.get("path"):
         path = Path(origin["path"])
@@ -191,6 +193,14 @@ def chain_checkpoint(meta: dict[str, Any], source: Source) -> Path | None:
                                   fix=f"put back the model.pt {source.path.name} was exported from; for the network "
                                       f"now at {path}, name it instead ({path_argument('source', [path])})")
             return path
+    if isinstance(origin, dict) and origin.get("kind") == "onnx" and origin.get("path") and _followed < 4:
+        path = Path(origin["path"])
+        # the same network only while the file is the one recorded: its SHA-256, as the model.pt's above
+        if path.is_file() and path.resolve() != source.path.resolve() and origin.get("sha256") == model_sha256(path):
+            found = chain_checkpoint(read_onnx_metadata(path), Source(str(path), "onnx", path.resolve(), None),
+                                     _followed=_followed + 1)
+            if found is not None:
+                return found
     if source.run is None or source.run.artifact("model") is None:
         return None
     model = source.run.artifact("model")

@@ -164,6 +164,10 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
             return SpeedUp(UNSTABLE, ratio, rounds, where, f"unstable session: {disagreement}")
         if judged.same_network:
             return SpeedUp(SAME_NETWORK, ratio, rounds, where, "same network: the difference is noise")
+        if judged.one_round:  # probe 192: a one-round ratio shown as a clean speed-up
+            return SpeedUp(UNSTABLE, ratio, rounds, where, "unstable: timed in one round (bench.rounds=1), which "
+                                                           "cannot say whether the machine's speed held; time both "
+                                                           "again with bench.rounds=3 or more")
         return SpeedUp(PAIRED, ratio, rounds, where)
     if any(model in session.subjects and source in session.subjects for session in found):
         # timed together, but not at the backend, batch, device and threads the report compares

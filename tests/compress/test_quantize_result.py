@@ -64,6 +64,8 @@ def test_an_unstable_speedup_is_said_in_the_table_the_record_and_the_reason(tmp_
     assert kept.metrics(tmp_path / "fp32.onnx")["int8_best_speedup_stable"] is False
     steady = result(tmp_path, (0.125, 0.125, 0.125))
     assert steady.describe()["candidates"][0]["stable"] is True and "(unstable" not in text(steady.table("ptq"))
+    once = result(tmp_path, (0.125,))  # probe 192: one round, no second to check it: not a stable figure
+    assert once.describe()["candidates"][0]["stable"] is False and "(one round: unchecked)" in text(once.table("ptq"))
 
 
 def test_every_p50_in_the_table_has_three_significant_digits(tmp_path: Path) -> None:

@@ -149,3 +149,25 @@ def test_a_row_whose_p90_is_far_past_its_p50_says_its_runs_were_not_alike() -> N
               "records": [record("onnxruntime", 1.0, 1.1, 0), record("onnxruntime", 2.0, 4.5, 1)]}
     [line] = tail_lines(paired)
     assert line.startswith("resnet18 (model 2), onnxruntime at batch 1: p90 4.5 ms is 2.2× the p50")
+
+
+def test_a_ratio_of_one_round_is_said_to_be_unchecked() -> None:
+    """Probe 192: four one-round sessions of one INT8 file against its FP32 source read 2.68×, 1.20×, 1.51× and
+    1.50× slower, each printed as a clean ratio: one round has no second to say whether the machine's speed held."""
+    document = _document({0: [1.0], 1: [2.68]})
+    assert "2.68× slower (one round: unchecked)" in _text(paired_table(document))
+    [line] = unstable_lines(document)
+    assert "net1 (model 2)" in line and "timed in one round (bench.rounds=1)" in line and "bench.rounds=3" in line
+
+
+def test_one_timed_run_shows_no_spread_of_zero() -> None:
+    """Probe 192: `bench.min_iters=1` printed "0.412 ± 0.000": the spread of one run is unknown, not zero."""
+    from cnnlab.deploy.bench_report import latency_table
+
+    record = {"backend": "onnxruntime", "batch_size": 1, "p50_ms": 0.412, "p90_ms": 0.412, "p99_ms": 0.412,
+              "mean_ms": 0.412, "std_ms": 0.0, "throughput": 2427.2, "gflops_per_s": None, "peak_fraction": None,
+              "iterations": 1}
+    document = {"model": {"name": "lenet5", "image_size": 16}, "settings": {"device": "cpu", "threads": 1},
+                "hardware": {}, "records": [record, {**record, "iterations": 30, "std_ms": 0.013}]}
+    text = _text(latency_table(document))
+    assert "0.412 (one run)" in text and "± 0.000" not in text and "0.412 ± 0.013" in text

@@ -92,3 +92,19 @@ def test_nothing_timed_is_one_error_with_every_reason() -> None:
     with pytest.raises(CnnlabError, match="every backend was skipped: skipped torch: no model; "
                                           "skipped onnxruntime at batch 1: bad"):
         nothing.require_records()
+
+
+def test_a_file_made_from_an_export_finds_the_model_pt_behind_that_export(tiny_export: Path, tmp_path: Path) -> None:
+    """Probe 192: a quantize run that kept FP32 ships its source's ONNX file, whose metadata names that file as its
+    source: bench said "skipped torch: the source chain holds no model.pt" of a chain that held one."""
+    from cnnlab.deploy.export import read_onnx_metadata
+    from cnnlab.deploy.subject import chain_checkpoint
+    from cnnlab.runs import Source, model_sha256
+
+    exported = read_onnx_metadata(tiny_export)
+    kept = {"source": {"kind": "onnx", "path": str(tiny_export), "sha256": model_sha256(tiny_export)}}
+    copy = tmp_path / "kept.onnx"
+    copy.write_bytes(tiny_export.read_bytes())
+    assert chain_checkpoint(kept, Source(str(copy), "onnx", copy, None)) == Path(exported["source"]["path"])
+    stale = {"source": {**kept["source"], "sha256": "0" * 64}}  # the export's file replaced since: not followed
+    assert chain_checkpoint(stale, Source(str(copy), "onnx", copy, None)) is None

@@ -15,6 +15,7 @@ from cnnlab import __version__
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import (DEFAULT_OPSET, OnnxMismatch, export_onnx, read_onnx_metadata,
                                   strip_default_attributes, verify_onnx)
+from cnnlab.deploy.onnx_check import graph_flops
 from cnnlab.deploy.ort import onnx_session
 from cnnlab.errors import CnnlabError
 from cnnlab.models import MODELS, count_flops, count_params, create_model
@@ -70,6 +71,9 @@ def test_depthwise_and_inception_models_export_exactly(tmp_path: Path, lively_mo
     """MobileNetV3: depthwise convolutions and squeeze-excitation (HardSigmoid); GoogLeNet: Inception branches."""
     result = export_and_check(lively_model(name, 32), tmp_path / f"{name}.onnx", 32)
     assert result["top1_agreement"] == 1.0 and result["n"] == 6
+    # what bench's GFLOP/s divides: the graph's own FLOPs are the metadata's (onnx_check.graph_flops)
+    proto = onnx.load(str(tmp_path / f"{name}.onnx"))
+    assert graph_flops(proto, SPEC.with_size(32)) == read_onnx_metadata(tmp_path / f"{name}.onnx")["flops"] > 0
 
 
 @pytest.mark.slow

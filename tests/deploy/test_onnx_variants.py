@@ -628,6 +628,30 @@ def test_a_graph_of_another_size_than_its_metadata_says_is_refused(lenet_onnx_on
         check_onnx_file(tmp_path / "other.onnx")
 
 
+def test_flops_recorded_at_another_size_than_the_graph_computes_are_refused(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 187: a file whose metadata recorded the FLOPs of 32 px beside an input of 48 px was timed at 48 px and
+    its GFLOP/s and % of peak read 2.25x low, exit 0: nothing checked `flops` against the graph."""
+    import json
+
+    import onnx
+
+    from cnnlab.deploy.export import read_onnx_metadata
+    from cnnlab.deploy.onnx_check import graph_flops
+
+    _, path = lenet_onnx_once
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    spec = read_onnx_metadata(path)["spec"]
+    assert graph_flops(proto, spec) == json.loads(props["flops"])  # an export: torch's own count, to the FLOP
+    for entry in proto.metadata_props:
+        if entry.key == "flops":
+            entry.value = json.dumps(json.loads(props["flops"]) * 4 // 9)  # 32 px of a 48 px network
+    onnx.save(proto, str(tmp_path / "other.onnx"))
+    with pytest.raises(CnnlabError, match=f"its graph computes [0-9,]+ FLOPs an image at {spec.size} px, and the "
+                                          "metadata records [0-9,]+"):
+        check_onnx_file(tmp_path / "other.onnx")
+
+
 def test_metadata_naming_a_class_twice_is_refused(lenet_onnx_once, tmp_path: Path) -> None:
     """Probe 155: classes ["a"] * 4 were accepted, and predict's table read "a 67.6 % | a 19.8 %" (read_checkpoint
     refuses the same in a model.pt)."""

@@ -205,6 +205,19 @@ def test_an_unstable_slowdown_says_its_rounds_in_the_units_of_a_speed_up(tmp_pat
     assert note == "unstable: the rounds gave 2.22× slower to 1.04× faster (more than 15% apart)"
 
 
+def test_a_speed_up_timed_in_one_round_is_no_figure(tmp_path: Path) -> None:
+    """Probe 192: `cnnlab bench source=[FP32,INT8] bench.rounds=1` (four sessions: 2.68×, 1.20×, 1.51×, 1.50×
+    slower) showed its ratio as a clean, paired speed-up: one round cannot say whether the machine's speed held."""
+    out = tmp_path / "outputs"
+    fp32 = model_run(out, "finetune", "fp32", 0.98)
+    int8 = model_run(out, "quantize", "int8", 0.97, source=fp32, onnx_bytes=1000)
+    paired_run(out, "once", [fp32, int8], [[10.0], [26.8]])
+    report = build_report(out)
+    speedup = next(r for r in report.rows if r.run.path == int8).speedup
+    assert speedup.status == "unstable" and "timed in one round (bench.rounds=1)" in speedup.note
+    assert _cell(report, "int8") == "— (unstable)"
+
+
 def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     pretrain = model_run(out, "pretrain", "pre", 0.8)
@@ -941,18 +954,20 @@ def test_a_quantize_run_that_kept_fp32_does_not_take_its_sources_pareto_star(tmp
     assert "= source: a quantize run that kept FP32" in legend(report.comparison)
 
 
-@pytest.mark.parametrize("source_absent", ["untimed", "filtered out"])
+@pytest.mark.parametrize("source_absent", ["untimed", "filtered out", "damaged"])
 def test_a_quantize_run_that_kept_fp32_is_ranked_where_its_source_is_not(tmp_path: Path, source_absent: str) -> None:
-    """Probe 180: with its source not ranked (not timed, or outside `--runs`), the FP32 copy stayed off the front
-    too, and an INT8 file of the same network, slower and less accurate, took the star."""
+    """Probe 180: with its source not ranked (not timed, outside `--runs`, or left out as damaged), the FP32 copy
+    stayed off the front too, and an INT8 file of the same network, slower and less accurate, took the star."""
     out = tmp_path / "outputs"
     fp32 = model_run(out, "finetune", "fp32", 0.3611, onnx_bytes=1000)
     kept = model_run(out, "quantize", "kept", 0.3611, source=fp32, onnx_bytes=1000, precision="fp32")
     int8 = model_run(out, "quantize", "int8", 0.3583, source=fp32, onnx_bytes=300, precision="int8")
     bench_run(out, "b1", kept, 0.130)
     bench_run(out, "b2", int8, 0.196)
-    if source_absent == "filtered out":
+    if source_absent != "untimed":
         bench_run(out, "b0", fp32, 0.131)
+    if source_absent == "damaged":
+        (fp32 / "run.json").write_text("{ damaged")
     report = build_report(out, pattern="quantize/*" if source_absent == "filtered out" else None)
     rows = {row.run.path: row for row in report.rows}
     from cnnlab.report.formats import pareto_cell

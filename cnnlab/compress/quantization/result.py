@@ -145,7 +145,7 @@ class QuantizationResult:
             "val_acc": shipped.acc, "val_top5": shipped.top5, "val_loss": shipped.loss,
             "fp32_val_acc": fp32.accuracy.acc, "acc_drop": fp32.accuracy.acc - shipped.acc,
             "speedup": 1.0 if self.fp32_kept else self.speedup(chosen), "onnx_bytes_fp32": model_file_bytes(fp32.path),
-            "speedup_stable": True if self.fp32_kept else not self.ratio(chosen).unstable,
+            "speedup_stable": True if self.fp32_kept else self.ratio(chosen).checked,
             "onnx_bytes_int8": target.stat().st_size, "format": self.shipped,
             "within_budget": self.selection.within_budget}
         metrics["size_ratio"] = metrics["onnx_bytes_fp32"] / metrics["onnx_bytes_int8"]
@@ -156,7 +156,7 @@ class QuantizationResult:
             del metrics["onnx_bytes_int8"]
             metrics.update(size_ratio=1.0, onnx_bytes=target.stat().st_size, fp32_kept=True,
                            int8_best=chosen.format.name, int8_best_speedup=self.speedup(chosen),
-                           int8_best_speedup_stable=not self.ratio(chosen).unstable,
+                           int8_best_speedup_stable=self.ratio(chosen).checked,
                            int8_best_val_acc=chosen.accuracy.acc)
             return metrics
         for batch, stats in chosen.timing.stats.items():
@@ -195,7 +195,7 @@ class QuantizationResult:
             assert accuracy is not None and candidate.timing is not None
             ratio = self.ratio(candidate)
             described.update(acc_drop_points=drop_points(accuracy.acc, self.fp32.accuracy.acc),
-                             speedup=ratio.ratio, speedup_rounds=list(ratio.rounds), stable=not ratio.unstable,
+                             speedup=ratio.ratio, speedup_rounds=list(ratio.rounds), stable=ratio.checked,
                              latency=candidate.timing.to_dict())
         return described
 
