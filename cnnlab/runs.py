@@ -575,7 +575,7 @@ def _refuse_a_newer_run_with_its_model_deleted(spec: str, newest: RunInfo, chose
         return
     raise CnnlabError(f"{key}={spec}: the newest completed `cnnlab {newest.command}` run, {newest.path}, has its "
                       f"{' and '.join(gone)} deleted, and the next newest with a model file is {chosen.path}",
-                      fix=f"name the run to use ({path_argument('source', [chosen.path])}), restore the file, or "
+                      fix=f"name the run to use ({path_argument(key, [chosen.path])}), restore the file, or "
                           "train again")
 
 

@@ -259,6 +259,8 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
         reorder_head(model, name, order)  # probe 116: the data's classes in another order got a new random head
         log.info("%s: the head of %s is kept, its rows put in the order of the data's classes (the same names)",
                  role, weights.description)
+    elif keeps_head(weights, data, new_head) and weights.untrained_head is None:  # a new head is said: so is this
+        log.info("%s: the head of %s is kept (the same %d classes)", role, weights.description, len(data.classes))
     return model
 
 

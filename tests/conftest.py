@@ -17,6 +17,9 @@ os.environ["COLUMNS"] = "200"
 # One thread per test process: on a shared 2-core machine two threads per op can run 10x slower
 # (oversubscription), and `pytest -n 2` already uses both cores.
 torch.set_num_threads(1)
+# The same for what cnnlab starts itself: its onnxruntime and OpenVINO sessions and a pipeline's stage processes
+# (the user's explicit thread count: cnnlab.environment.job_threads).
+os.environ["CNNLAB_THREADS"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

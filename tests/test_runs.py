@@ -409,6 +409,10 @@ def test_latest_does_not_pass_over_a_newer_run_whose_model_file_was_deleted(tmp_
     assert f"the newest completed `cnnlab finetune` run, {newest}, has its model.pt deleted" in info.value.message
     assert info.value.fix is not None and f"source={older}" in info.value.fix
     resolve_source(f"{older}", tmp_path)  # the fix works
+    # probe 191: finetune's model.weights=latest:pretrain was told to name the run as source=, which it does not read
+    with pytest.raises(CnnlabError) as info:
+        resolve_source("latest:finetune", tmp_path, key="model.weights")
+    assert f"model.weights={older}" in (info.value.fix or "") and "source=" not in (info.value.fix or "")
 
 
 def test_latest_sees_a_deleted_model_past_the_runs_that_keep_none(tmp_path: Path) -> None:

@@ -92,6 +92,9 @@ ALPHA = "alpha on white"
 EXIF_ROTATED = "EXIF-rotated"
 FIRST_FRAME = "first frame of many"
 
+# Kinds of pictures stored without colour (INT32 and FLOAT32 carry the rule that read them after the name).
+GREY_KINDS = (GRAY, BILEVEL, GRAY16, INT32, FLOAT32)
+
 # Kinds whose RGB picture holds exactly the file's values (a grey, black-and-white or palette image, each value copied):
 # worth a line in the summary, not a warning (probe 69: every grayscale folder warned, also for a 1-channel model).
 EXACT_KINDS = frozenset({GRAY, BILEVEL, PALETTE})
@@ -431,6 +434,7 @@ class DecodeSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     first_skipped: dict[str, str] = field(default_factory=dict)
     converted_images: int = 0
+    grey_images: int = 0  # stored without colour (GREY_KINDS)
     shorter_sides: list[int] = field(default_factory=list)
 
     def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None) -> None:
@@ -438,6 +442,7 @@ class DecodeSummary:
         self.read += 1
         self.converted.update(kinds)
         self.converted_images += bool(kinds)
+        self.grey_images += any(kind.startswith(GREY_KINDS) for kind in kinds)
         if size is not None:
             self.shorter_sides.append(min(size))
 
@@ -480,6 +485,16 @@ class DecodeSummary:
         alpha, CMYK, EXIF rotation, ...), info otherwise (plain RGB, or only exact conversions: EXACT_KINDS)."""
         changed = self.skipped or any(kind not in EXACT_KINDS for kind in self.converted)
         logger.log(logging.WARNING if changed else logging.INFO, "%s: %s", what, self.line())
+
+    def log_colour_dropped(self, logger: logging.Logger, what: str, channels: int) -> None:
+        """For a 1-channel model, a warning that the colour pictures read lose their colour (probe 191: a folder of
+        photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its two classes that differ by
+        colour alone scored 0 %)."""
+        colour = self.read - self.grey_images
+        if channels == 1 and colour > 0:
+            logger.warning("%s: %s read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's "
+                           "1-channel input: what tells classes apart by colour alone is lost (a 3-channel model "
+                           "keeps it)", what, counted(colour, "colour picture"))
 
     def as_record(self) -> dict[str, Any]:
         """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""

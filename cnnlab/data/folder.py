@@ -533,6 +533,7 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
     if carve:
         splits = (splits[0], _without_copies_of_training_pictures(splits[1], splits[0], root))
     scan.summary.log(log, f"imagefolder {root}")
+    scan.summary.log_colour_dropped(log, f"imagefolder {root}", spec.channels)
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary, content=content,
                      train_content=train_content)
@@ -649,6 +650,7 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
                           fix="replace the damaged pictures with readable ones (the first is named above), or give "
                               "dataset.root a folder of readable images" if skipped else FLAT_FIX)
     scan.summary.log(log, f"imagefolder {root} (unlabeled)")
+    scan.summary.log_colour_dropped(log, f"imagefolder {root}", spec.channels)
     images = FlatImages(paths)
     return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,
                      in_memory=False, decode=scan.summary, content=content, train_content=content)

@@ -28,6 +28,7 @@ from cnnlab.deploy.onnx_check import (FROM_PROBABILITIES, LOG_PROBABILITIES, LOG
 from cnnlab.deploy.openvino_runtime import (OUT_OF_MEMORY_FIX, PRECISIONS, OpenVinoSession, load_openvino,
                                             ran_out_of_memory)
 from cnnlab.engine.metrics import ClassificationMeter
+from cnnlab.environment import job_threads
 from cnnlab.engine.progress import make_progress
 from cnnlab.errors import CnnlabError, ModelLoadError, found_before_work
 from cnnlab.fileio import why_not_a_file
@@ -150,15 +151,19 @@ def installed_cpu_runtimes() -> tuple[str, ...]:
 def onnx_session(path: Path, *, threads: int | None = None, device: str = "cpu", runtime: str = "onnxruntime",
                  precision: str = "f32") -> OnnxSession:
     """A session running the ONNX file `path` on `device` through `runtime`: onnxruntime's own kernels or
-    TensorRT (an InferenceSession with all graph optimisations, `threads` intra-op threads — None: onnxruntime's
-    default, one per physical core — and one inter-op thread), or OpenVINO on the CPU (an OpenVinoSession with
-    `threads` inference threads, the same run/get_inputs/get_outputs/get_providers API). `precision`: "f32", or
-    "bf16" (openvino only, on a CPU with bf16). Refuses to fall back silently: if the requested provider did
+    TensorRT (an InferenceSession with all graph optimisations, `threads` intra-op threads and one inter-op thread),
+    or OpenVINO on the CPU (an OpenVinoSession with `threads` inference threads, the same
+    run/get_inputs/get_outputs/get_providers API). `threads` None: the job's own count where it has one — the user's
+    CNNLAB_THREADS or OMP_NUM_THREADS, or its share of the cores while jobs run side by side
+    (environment.job_threads), as torch's threads are — else the runtime's default, one per core. `precision`:
+    "f32", or "bf16" (openvino only, on a CPU with bf16). Refuses to fall back silently: if the requested provider did
     not start, that is an error rather than a plain CPU session. Raises CnnlabError for threads < 1, a missing
     file, a runtime not installed here, or a precision the runtime cannot honour; ModelLoadError (a CnnlabError)
     for a file the runtime cannot load."""
     if threads is not None and threads < 1:
         raise CnnlabError(f"threads={threads} must be at least 1")
+    if threads is None:  # two sweep jobs side by side each took every core for inference (evaluate, verification)
+        threads = job_threads()[0]
     if precision not in PRECISIONS:
         raise CnnlabError(f"unknown inference precision {precision!r}", fix=f"use one of {', '.join(PRECISIONS)}")
     if precision != "f32" and runtime != "openvino":

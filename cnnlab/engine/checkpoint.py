@@ -294,8 +294,10 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     if (path.parent / "model.pt").is_file():
         fix = f"give its run folder ({path_argument(key, [path.parent])})"
     elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
-        fix = (f"its run has no model.pt yet: finish it with {path_argument('resume', [path.parent])} (the command "
-               f"that made it), then give the run that completes it ({key}=latest:<command>)")
+        # a run still running writes model.pt as it ends (probe 191: resume= was offered for a live run)
+        fix = (f"its run has no model.pt yet: wait for it to end if it is still running (`cnnlab list runs` says), "
+               f"or, if it stopped, finish it with {path_argument('resume', [path.parent])} (the command that made "
+               f"it); then give the run that completes it ({key}=latest:<command>)")
     else:
         fix = "a training state outside its run folder is no model: give the model.pt its run wrote"
     return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model", fix=fix)

@@ -21,15 +21,18 @@ INPUT_KEYS = ("image_size", "mean", "std")  # the dataset settings an InputSpec 
 
 
 def _applied(spec: InputSpec, key: str) -> Any:
-    return {"image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std)}[key]
+    """What `spec` applies for dataset.KEY, as its model records it (a 1-channel model: one mean, one std)."""
+    return {"image_size": spec.size, "mean": list(spec.mean[:spec.channels]),
+            "std": list(spec.std[:spec.channels])}[key]
 
 
 def _same(typed: Any, applied: Any) -> bool:
-    if isinstance(applied, list):  # a 1-channel spec uses the first entry; compare as recorded (3 values)
+    if isinstance(applied, list):  # one value, or one for each of R, G, B (a dataset's config holds three)
         values = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
-        if not isinstance(values, (list, tuple)) or len(values) != len(applied):
+        if not isinstance(values, (list, tuple)) or len(values) not in (1, 3):
             return False
-        return all(isinstance(v, (int, float)) and abs(float(v) - a) < 1e-6 for v, a in zip(values, applied))
+        triple, wanted = [*values] * (3 // len(values)), [*applied] * (3 // len(applied))
+        return all(isinstance(v, (int, float)) and abs(float(v) - a) < 1e-6 for v, a in zip(triple, wanted))
     return typed is not None and str(typed) == str(applied)
 
 

@@ -130,7 +130,9 @@ def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[
     if config.get("image_size") is not None:  # a model's recorded size overrides the config's (synthetic: drawn at it)
         config["image_size"] = spec.size
     return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
-            "val_size": len(data.val), "image_size": spec.size, "mean": list(spec.mean), "std": list(spec.std),
+            "val_size": len(data.val), "image_size": spec.size,
+            # a 1-channel spec keeps its one value three times (InputSpec): the channels the model takes (probe 191)
+            "mean": list(spec.mean[:spec.channels]), "std": list(spec.std[:spec.channels]),
             "config": config, "decode": None if data.decode is None else data.decode.as_record(),
             "label_fraction": data.label_fraction, "test_size": None if data.test is None else len(data.test),
             "content": data.content, "train_content": data.train_content}

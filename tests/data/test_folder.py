@@ -93,6 +93,26 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest
     assert "notes.txt" not in caplog.text
 
 
+def test_colour_pictures_read_for_a_one_channel_model_are_said_to_lose_their_colour(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 191: a folder of photos fine-tuned from a Fashion-MNIST (1-channel) run was read as grey without a word;
+    its two classes that differ by colour alone scored 0 %. Grey pictures (8-bit, 16-bit) lose nothing: not counted."""
+    make_classes(tmp_path / "train", {"a": 2, "b": 2})  # colour JPEGs
+    write_image(tmp_path / "train" / "a" / "grey.png", seed=7, mode="L", fmt="PNG")
+    write_image(tmp_path / "train" / "b" / "grey16.png", seed=8, mode="I;16", fmt="PNG")
+    make_classes(tmp_path / "val", {"a": 1, "b": 1})
+    one_channel = InputSpec(16, mean=(0.5,) * 3, std=(0.25,) * 3, channels=1)
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        build_imagefolder({"root": str(tmp_path)}, one_channel)
+    said = " ".join(caplog.text.split())
+    assert ("6 colour pictures read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel"
+            in said)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
+        build_imagefolder({"root": str(tmp_path)}, SPEC)  # a 3-channel model keeps the colour: nothing to say
+    assert "luminance" not in caplog.text
+
+
 def test_a_named_pipe_among_the_pictures_is_skipped_not_waited_on(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Probe 112: a FIFO named fifo.png (or with no extension, read by its content) in a class folder hung finetune

@@ -19,6 +19,7 @@ from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.ort import (CPU, CUDA, TENSORRT, evaluate_onnx, example_feed, execution_providers, onnx_session,
                               parse_device, require_runtime)
 from cnnlab.errors import CnnlabError, ModelLoadError
+from helpers import HAS_OPENVINO
 
 HAS_ORT_CUDA = CUDA in ort.get_available_providers()
 
@@ -47,6 +48,26 @@ def test_evaluate_onnx_measures_the_files_own_accuracy(lenet_onnx) -> None:
 def test_session_threads_must_be_positive(lenet_onnx) -> None:
     with pytest.raises(CnnlabError, match="threads=0"):
         onnx_session(lenet_onnx[1], threads=0)
+
+
+def test_a_session_without_threads_takes_the_jobs_count(lenet_onnx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sweep jobs side by side each ran evaluate's and the export check's sessions on every core, and a user's
+    OMP_NUM_THREADS=1 limited torch but not onnxruntime: a session without `threads` takes the job's count
+    (environment.job_threads), as torch does."""
+    from cnnlab import environment
+
+    for name in (environment.THREADS_ENV, environment.PARALLEL_JOBS_ENV, "OMP_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert onnx_session(lenet_onnx[1]).get_session_options().intra_op_num_threads == 0  # onnxruntime's default
+    monkeypatch.setenv(environment.THREADS_ENV, "3")
+    assert onnx_session(lenet_onnx[1]).get_session_options().intra_op_num_threads == 3
+    assert onnx_session(lenet_onnx[1], threads=2).get_session_options().intra_op_num_threads == 2  # asked: kept
+    monkeypatch.delenv(environment.THREADS_ENV)
+    monkeypatch.setenv(environment.PARALLEL_JOBS_ENV, "2")
+    share = environment.core_share()
+    assert onnx_session(lenet_onnx[1]).get_session_options().intra_op_num_threads == share
+    if HAS_OPENVINO:
+        assert onnx_session(lenet_onnx[1], runtime="openvino").inference_threads == share
 
 
 def fake_session(shape: list) -> SimpleNamespace:  # type: ignore[type-arg]

@@ -403,6 +403,7 @@ def test_a_runs_training_state_given_as_weights_or_source_names_the_run_folder(t
     with pytest.raises(CnnlabError) as caught:
         resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
     assert "finish it with resume=" in caught.value.fix and "model.weights=latest:<command>" in caught.value.fix
+    assert "wait for it to end if it is still running" in caught.value.fix  # probe 191: resume= offered a live run
     (run / "model.pt").write_bytes(b"")
     for load, key in ((lambda: resolve_weights(str(run / "last.pt"), "resnet18", tmp_path), "model.weights"),
                       (lambda: read_checkpoint(run / "last.pt"), "source")):

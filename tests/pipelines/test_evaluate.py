@@ -227,7 +227,8 @@ def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Pat
         assert "Traceback" not in refused.stderr
     std = cli("evaluate", "source=latest:pretrain", "dataset.std=[9,9,9]")
     assert std.code == 2 and "drop dataset.std=" in std.stderr, std.output
-    same = cli("evaluate", "source=latest:pretrain", f"dataset.mean=[{','.join(str(v) for v in own)}]")
+    assert len(own) == 1  # probe 191: a 1-channel model's run recorded its one mean three times
+    same = cli("evaluate", "source=latest:pretrain", f"dataset.mean=[{own[0]},{own[0]},{own[0]}]")  # for R, G, B
     assert same.code == 0, same.output  # the model's own values change nothing
     assert cli("evaluate", "source=latest:pretrain", "dataset.image_size=null").code == 0  # null: the model's
 

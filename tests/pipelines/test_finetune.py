@@ -111,6 +111,8 @@ def test_a_kept_head_that_does_not_learn_comes_back_unchanged(cli, outputs: Path
     start = checkpoint_state(run_dirs(outputs, "pretrain")[0])
     result = cli("finetune", "model.weights=latest:pretrain", *TINY, "optim.lr=1e-12", "trainer.amp=none")
     assert result.code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "model: the head of run " in said and "is kept (the same 4 classes)" in said  # probe 191: unsaid
     record = only_run(outputs, "finetune")
     assert record["metrics"]["standardize_features"] is True
     end = checkpoint_state(run_dirs(outputs, "finetune")[0])

@@ -342,6 +342,9 @@ def test_a_fixed_batch_source_logs_the_calibration_asked_and_used(cli, outputs: 
     assert "as the training split allows" not in said and "calib_batches=64" not in said
     record = only_run(outputs, "quantize")
     assert record["quantize"]["calibration"]["batches"] == 16 and record["quantize"]["calibration"]["images"] == 64
+    # probe 188: run.json recorded the re-cut 64 x 4 as the settings, the 8 x 32 asked only in the log
+    assert (record["quantize"]["calib_batches"], record["quantize"]["calib_batch_size"]) == (8, 32)
+    assert record["quantize"]["calib_fixed_batch"] == {"batches": 64, "batch_size": 4}
     [warning] = [w for w in record["warnings"] if "calibrates on" in w]
     assert ("static quantization calibrates on 64 training images in 16 batches of 4, fewer than the 256 asked for "
             "(quantize.calib_batches=8 × quantize.calib_batch_size=32, drawn in batches of 4") in warning, warning

@@ -176,8 +176,13 @@ class QuantizeSettings:
                        "warmup": self.timing.plan.warmup, "min_iters": self.timing.plan.min_iters,
                        "min_seconds": self.timing.plan.min_seconds}}
         if self.mode == "ptq":
-            described.update(calibrate_method=self.ptq.calibrate_method, calib_batches=self.calib_batches,
-                             calib_batch_size=self.calib_batch_size)
+            # the settings as asked (probe 188: a fixed-batch file recorded its re-cut 64 x 4 for the 8 x 32 asked);
+            # the cut the file's batch forced beside them, and calibration.batches/images what was drawn
+            asked = self.calib_asked or (self.calib_batches, self.calib_batch_size)
+            described.update(calibrate_method=self.ptq.calibrate_method, calib_batches=asked[0],
+                             calib_batch_size=asked[1])
+            if asked != (self.calib_batches, self.calib_batch_size):
+                described["calib_fixed_batch"] = {"batches": self.calib_batches, "batch_size": self.calib_batch_size}
             if self.ptq.calibrate_method == "percentile":
                 described["percentile"] = self.ptq.percentile
         if self.mode == "qat":
