@@ -54,6 +54,8 @@ def test_a_typed_hydra_mode_still_sweeps(cli, outputs) -> None:
     ("pretrain", *TINY, "trainer.amp=fp16"),            # session 58: checked by the engine as it picks the precision
     ("bench", "model=lenet5", "bench.backends=[tensorrt]"),  # session 58: a runtime that does not run on the CPU
     ("bench", "source=[/nope,/nope2]"),                 # probe 98: a paired session's sources that are not there
+    ("bench", "source=[/nope]"),                        # session 72: one model listed for a paired session
+    ("bench", "source=[]"),
     ("pretrain", *TINY, "optim.momentum=0"),           # probe 102: SGD's own refusal (Nesterov needs momentum)
     ("export", "source=latest", "export.opset=99999"),  # probe 114: the exporter's upper bound, checked in the command
     ("evaluate", f"source={'w' * 300}"),                # probe 111: a name over 255 bytes (ENAMETOOLONG, a traceback)

@@ -31,10 +31,11 @@ def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
     an ONNX file must be exported for the timing). Raises CnnlabError for fewer than two."""
     _check_source_only(cfg, ctx)
     specs = [str(spec) for spec in cfg.source]
-    if len(specs) < 2:
-        raise CnnlabError(f"source={specs} lists {len(specs)} model(s); a paired session times two or more",
-                          fix="pass source=[A,B,...], or source=A for one model")
-    with found_before_work():  # probe 98: `source=[/nope,/nope2]` left a failed run, where `source=/nope` left none
+    # probe 98: `source=[/nope,/nope2]` left a failed run, where `source=/nope` left none; `source=[A]` too (session 72)
+    with found_before_work():
+        if len(specs) < 2:
+            raise CnnlabError(f"source=[{','.join(specs)}] lists {len(specs)} model(s); a paired session times two "
+                              "or more", fix="pass source=[A,B,...], or source=A for one model")
         sources = [resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")) for spec in specs]
     return [timed_model_of(source, torch_twin=False) for source in sources]
 
