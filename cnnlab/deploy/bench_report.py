@@ -168,9 +168,9 @@ def latency_table(document: dict[str, Any]) -> Table:
 
 
 def peak_lines(document: dict[str, Any]) -> list[str]:
-    """Why a "% peak" above 100 % is not a figure: for an FP32 or FP16 file the estimate is below what the CPU did
-    (probe 78: 106.8 % on a VM whose /proc/cpuinfo gives the base clock, which boost exceeds); INT8 arithmetic
-    (VNNI/AMX) is not bounded by the FP32 peak at all. A paired session's records each name their model (probe 177:
+    """Why a "% peak" is not a figure: above 100 % for an FP32 or FP16 file, the estimate is below what the CPU did
+    (probe 78: 106.8 % on a VM whose /proc/cpuinfo gives the base clock, which boost exceeds); any for an INT8 file,
+    whose arithmetic (VNNI/AMX) the FP32 peak does not bound. A paired session's records each name their model (probe 177:
     none was said of its 107.6 %)."""
     subjects = document.get("subjects") or []
 
@@ -183,12 +183,13 @@ def peak_lines(document: dict[str, Any]) -> list[str]:
         return ", ".join((f"{model_of(r).get('name', '?')} (model {r['subject'] + 1}) " if subjects else "")
                          + f"{r['backend']} at batch {r['batch_size']}: {r['peak_fraction']:.1%}" for r in records)
 
-    over = [r for r in document.get("records") or [] if (r.get("peak_fraction") or 0) > 1]
+    records = document.get("records") or []
     basis = (document.get("hardware", {}).get("peak") or {}).get("basis", "")
-    int8 = [r for r in over if model_of(r).get("precision") == "int8"]
-    fp = [r for r in over if r not in int8]
-    lines = [f"% peak above 100 % ({cells(int8)}): INT8 arithmetic is not bounded by the FP32 peak; the fraction is "
-             "not a figure for an INT8 file"] if int8 else []
+    # any INT8 one, above 100 % or not (probe 192: 30 % of the FP32 peak read as a figure)
+    int8 = [r for r in records if r.get("peak_fraction") is not None and model_of(r).get("precision") == "int8"]
+    fp = [r for r in records if (r.get("peak_fraction") or 0) > 1 and r not in int8]
+    lines = [f"% peak of an INT8 file ({cells(int8)}): its FLOPs against the FP32 peak, which bounds no INT8 "
+             "arithmetic (VNNI, AMX, or AVX2's 8-bit products): not a figure"] if int8 else []
     if fp:
         lines.append(f"% peak above 100 % ({cells(fp)}): the FP32 peak ({basis}) is below what this machine did, so "
                      "its fractions are not figures — give the peak of the cores the threads occupy with "

@@ -95,6 +95,8 @@ def test_percent_peak_above_100_is_called_no_figure() -> None:
     [line] = peak_lines(document("int8", 1.5))
     assert "INT8" in line
     assert peak_lines(document("fp32", 0.9)) == []
+    [line] = peak_lines(document("int8", 0.3))  # probe 192: below 100 %, as much no figure
+    assert "% peak of an INT8 file (onnxruntime at batch 8: 30.0%)" in line and "not a figure" in line
 
 
 def test_the_latency_tables_throughput_column_says_it_comes_from_the_p50() -> None:
