@@ -74,6 +74,10 @@ _BUILDS_MODEL = {"pretrain": "model", "finetune": "model", "search": "model", "d
 def _model_name(run: RunInfo) -> str:
     """The network the run records; for a run that stopped before recording it (interrupted, failed, dead, still
     running), the one its saved config names (model=, or distill's student=), so its row is not blank (probe 70)."""
+    subjects = (run.data.get("paired") or {}).get("subjects") if not run.damaged else None
+    if not run.model.name and isinstance(subjects, list) and subjects:  # a paired bench session (probe 192: blank)
+        return f"{len(subjects)} paired: " + ", ".join(str(s.get("name") or "?") if isinstance(s, dict) else "?"
+                                                      for s in subjects)
     if run.model.name or run.damaged or run.command not in _BUILDS_MODEL:
         return run.model.name or ""  # quantize, prune, ...: the network is their source's, not the config's model=
     config = read_yaml_mapping(run.path / SAVED_CONFIG) or {}

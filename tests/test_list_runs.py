@@ -66,3 +66,13 @@ def test_an_unfinished_architecture_search_is_listed_as_searched_not_as_the_conf
         (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "resnet18"},
                                                                         "space": {"kind": kind}}))
         assert _model_name(RunInfo(run_dir, {"command": "search", "status": "failed"})) == shown
+
+
+def test_a_paired_bench_session_is_listed_by_the_models_it_timed(tmp_path: Path) -> None:
+    """Probe 192: a `cnnlab bench source=[A,B]` session's row had a blank model column."""
+    from cnnlab.listing import _model_name
+    from cnnlab.runs import RunInfo
+
+    session = RunInfo(tmp_path, {"command": "bench", "status": "completed",
+                                 "paired": {"rounds": 3, "subjects": [{"name": "resnet18"}, {"name": "lenet5"}]}})
+    assert _model_name(session) == "2 paired: resnet18, lenet5"
