@@ -490,11 +490,12 @@ class DecodeSummary:
         """For a 1-channel model, a warning that the colour pictures read lose their colour (probe 191: a folder of
         photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its two classes that differ by
         colour alone scored 0 %)."""
-        colour = self.read - self.grey_images
+        colour = self.read - self.grey_images  # by how they are stored: a grey picture saved as RGB counts too
         if channels == 1 and colour > 0:
-            logger.warning("%s: %s read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's "
-                           "1-channel input: what tells classes apart by colour alone is lost (a 3-channel model "
-                           "keeps it)", what, counted(colour, "colour picture"))
+            logger.warning("%s: %s of its %s stored in colour (RGB, palette, ...) %s read as their luminance "
+                           "(L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input: any colour that tells "
+                           "classes apart is lost (a 3-channel model keeps it)", what, colour,
+                           counted(self.read, "picture"), "is" if colour == 1 else "are")
 
     def as_record(self) -> dict[str, Any]:
         """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""

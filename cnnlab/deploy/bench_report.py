@@ -170,8 +170,8 @@ def latency_table(document: dict[str, Any]) -> Table:
 def peak_lines(document: dict[str, Any]) -> list[str]:
     """Why a "% peak" is not a figure: above 100 % for an FP32 or FP16 file, the estimate is below what the CPU did
     (probe 78: 106.8 % on a VM whose /proc/cpuinfo gives the base clock, which boost exceeds); any for an INT8 file,
-    whose arithmetic (VNNI/AMX) the FP32 peak does not bound. A paired session's records each name their model (probe 177:
-    none was said of its 107.6 %)."""
+    whose arithmetic (VNNI/AMX) the FP32 peak does not bound. A paired session's records each name their model (probe
+    177: none was said of its 107.6 %)."""
     subjects = document.get("subjects") or []
 
     def model_of(record: dict[str, Any]) -> dict[str, Any]:

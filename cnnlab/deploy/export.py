@@ -322,6 +322,11 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
     except (ValueError, TypeError, KeyError) as exc:  # metadata is untrusted input like the rest of the file
         raise CnnlabError(f"ONNX file {path} has invalid cnnlab metadata ({exc})",
                           fix="re-export it with `cnnlab export source=RUN`") from exc
+    for key in ("params", "flops"):  # what bench divides by and the report shows (probe 193: "abc" a traceback,
+        value = props.get(key)      # -5 a GFLOP/s of -0.0)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise CnnlabError(f"ONNX file {path} has invalid cnnlab metadata ({key} is {value!r}, not a positive "
+                              "whole number)", fix="re-export it with `cnnlab export source=RUN`")
     return {
         "identity": identity,
         "classes": props.get("classes"),

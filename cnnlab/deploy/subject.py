@@ -195,8 +195,12 @@ def chain_checkpoint(meta: dict[str, Any], source: Source, *, _followed: int = 0
             return path
     if isinstance(origin, dict) and origin.get("kind") == "onnx" and origin.get("path") and _followed < 4:
         path = Path(origin["path"])
-        # the same network only while the file is the one recorded: its SHA-256, as the model.pt's above
-        if path.is_file() and path.resolve() != source.path.resolve() and origin.get("sha256") == model_sha256(path):
+        if path.is_file() and path.resolve() != source.path.resolve():
+            # the same network only while the file is the one recorded: its SHA-256, as the model.pt's above
+            if origin.get("sha256") != model_sha256(path):
+                raise CnnlabError(f"{path}, the ONNX file {source.path.name} was made from, has changed since (its "
+                                  f"SHA-256 differs from the one in {source.path}'s metadata): the model.pt behind it "
+                                  "is another network's", fix=f"put back the file {source.path.name} was made from")
             found = chain_checkpoint(read_onnx_metadata(path), Source(str(path), "onnx", path.resolve(), None),
                                      _followed=_followed + 1)
             if found is not None:

@@ -105,8 +105,8 @@ def test_colour_pictures_read_for_a_one_channel_model_are_said_to_lose_their_col
     with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
         build_imagefolder({"root": str(tmp_path)}, one_channel)
     said = " ".join(caplog.text.split())
-    assert ("6 colour pictures read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel"
-            in said)
+    assert ("6 of its 8 pictures stored in colour (RGB, palette, ...) are read as their luminance (L = 0.299 R + "
+            "0.587 G + 0.114 B) for the model's 1-channel input" in said), said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
         build_imagefolder({"root": str(tmp_path)}, SPEC)  # a 3-channel model keeps the colour: nothing to say

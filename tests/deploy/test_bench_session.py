@@ -106,5 +106,6 @@ def test_a_file_made_from_an_export_finds_the_model_pt_behind_that_export(tiny_e
     copy = tmp_path / "kept.onnx"
     copy.write_bytes(tiny_export.read_bytes())
     assert chain_checkpoint(kept, Source(str(copy), "onnx", copy, None)) == Path(exported["source"]["path"])
-    stale = {"source": {**kept["source"], "sha256": "0" * 64}}  # the export's file replaced since: not followed
-    assert chain_checkpoint(stale, Source(str(copy), "onnx", copy, None)) is None
+    stale = {"source": {**kept["source"], "sha256": "0" * 64}}  # the export's file replaced since: said, not followed
+    with pytest.raises(CnnlabError, match="the ONNX file kept.onnx was made from, has changed since"):
+        chain_checkpoint(stale, Source(str(copy), "onnx", copy, None))  # probe 193: "the chain holds no model.pt"

@@ -650,6 +650,17 @@ def test_flops_recorded_at_another_size_than_the_graph_computes_are_refused(lene
     with pytest.raises(CnnlabError, match=f"its graph computes [0-9,]+ FLOPs an image at {spec.size} px, and the "
                                           "metadata records [0-9,]+"):
         check_onnx_file(tmp_path / "other.onnx")
+    # probe 193: 16 % off (the FLOPs of 26 px beside 28) passed a 0.8-1.25 tolerance; "abc" was a traceback in bench,
+    # -5 a GFLOP/s of -0.0
+    for recorded, said in ((json.loads(props["flops"]) * 84 // 100, "its graph computes"),
+                           ("abc", "flops is 'abc', not a positive whole number"),
+                           (-5, "flops is -5, not a positive whole number")):
+        for entry in proto.metadata_props:
+            if entry.key == "flops":
+                entry.value = json.dumps(recorded)
+        onnx.save(proto, str(tmp_path / "other.onnx"))
+        with pytest.raises(CnnlabError, match=said):
+            check_onnx_file(tmp_path / "other.onnx")
 
 
 def test_metadata_naming_a_class_twice_is_refused(lenet_onnx_once, tmp_path: Path) -> None:
