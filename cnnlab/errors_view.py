@@ -261,7 +261,12 @@ def _another_choices_setting(key: str, command: str, facts: SettingFacts, having
     if group == "dataset":  # other data altogether: dropping the key is the likelier wish — with every other key
         # typed that this dataset lacks too, or the command shown fails on the next one (probe 69)
         typed_keys = [arg.lstrip("+").split("=", 1)[0] for arg in facts.typed]
-        keys = [key, *(k for k in typed_keys if k.startswith("dataset.") and k != key and facts.choices_with(k))]
+        # not those the dataset typed has too (probe 193: `dataset=imagefolder dataset.root=grey dataset.channels=1`
+        # was told to drop dataset.root as well, and the command shown then lacked the folder)
+        current = next((f"dataset={arg.split('=', 1)[1]}" for arg in facts.typed if arg.split("=", 1)[0] == "dataset"),
+                       None)
+        keys = [key, *(k for k in typed_keys if k.startswith("dataset.") and k != key and facts.choices_with(k)
+                       and current not in facts.choices_with(k))]
         without = [arg for arg, typed_key in zip(facts.typed, typed_keys) if typed_key not in keys]
         shown = shlex.join(["cnnlab", command, *without, "--cfg", "job"])
         these = f"{key} is a setting" if len(keys) == 1 else f"{listed(keys)} are settings"

@@ -169,6 +169,11 @@ def test_every_key_the_dataset_lacks_is_dropped_by_the_fix_at_once(cli, outputs)
     shown = bash_words(line.split("(`", 1)[1].split("`", 1)[0])
     assert shown == ["cnnlab", "pretrain", "model=lenet5", "dataset=digits", "--cfg", "job"], line
     assert cli(*shown[1:-2], "trainer.epochs=1", "trainer.max_steps_per_epoch=2").code == 0  # followed, it runs
+    # probe 193: a key the typed dataset has too was named with the one it lacks, and dropped from the command shown
+    line = _error_line(cli("pretrain", "model=lenet5", "dataset=imagefolder", "dataset.root=photos",
+                           "dataset.channels=1"))
+    assert "dataset.channels is a setting of" in line and "dataset.root" not in line.split(" — ", 1)[0], line
+    assert "dataset.root=photos" in line.split("(`", 1)[1].split("`", 1)[0], line
 
 
 def test_in_a_sweep_the_choice_fix_keeps_the_sweep_and_says_which_jobs_read_the_key(cli) -> None:
