@@ -58,11 +58,8 @@ class RunLinks:
         # in a copy beside its original, a source trained into again there was read from the original)
         roots: dict[tuple[Path, Path], int] = {}
         for old, new in self._moved.items():
-            same = next((k for k in range(min(len(old.parts), len(new.parts)), 0, -1)
-                         if old.parts[-k:] == new.parts[-k:]), 0)
-            if same >= 1:  # its own folder's name kept: the folder above moved (a rename keeps none; probe 109:
-                # runs named by hydra.run.dir=outputs/ft, copied to outputs_copy/ft)
-                pair = (Path(*old.parts[:-same]), Path(*new.parts[:-same]))
+            pair = moved_root(old, new)
+            if pair is not None:
                 roots[pair] = roots.get(pair, 0) + 1
         self._roots = sorted(roots, key=lambda pair: -roots[pair])
         # records from before run_dir was kept: a run here whose last folders (command/date/time) are the recorded
@@ -144,6 +141,17 @@ class RunLinks:
         if link is not None:
             return _folder(link)
         return self.where(subject.get("run"))
+
+
+def moved_root(old: Path, new: Path) -> tuple[Path, Path] | None:
+    """(the folder above, where it was; where it is now) for a run folder written at `old` and found at `new` with its
+    own folder's name (and those above it) kept: the folder above them was copied or moved, everything in it too.
+    None where no name was kept (a rename; probe 109: runs named by hydra.run.dir=outputs/ft, copied to
+    outputs_copy/ft, keep `ft`) or nothing moved."""
+    same = next((k for k in range(min(len(old.parts), len(new.parts)), 0, -1) if old.parts[-k:] == new.parts[-k:]), 0)
+    if not 0 < same < len(old.parts):
+        return None
+    return Path(*old.parts[:-same]), Path(*new.parts[:-same])
 
 
 def _folder(link: Link | None) -> Path | None:

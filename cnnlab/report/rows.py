@@ -26,7 +26,7 @@ from cnnlab.deploy.names import BACKENDS, TORCH_BACKENDS  # names only: the repo
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_quoted, path_argument
-from cnnlab.links import RunLinks
+from cnnlab.links import RunLinks, moved_root
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import UNPAIRED, SpeedUp, machine_label, reference_speedup, sessions, speedup
 from cnnlab.runs import RunInfo, iter_runs
@@ -531,12 +531,11 @@ def _left_out_source(row: Row, not_rows: Mapping[Path, str]) -> tuple[Path, str]
     assert row.source is not None
     places = [row.source]
     written = row.run.data.get("run_dir")
-    old = Path(os.path.realpath(written)).parts if isinstance(written, str) and written else ()
-    new = row.run.path.resolve().parts
-    # the row's folder's own name (and those above it) kept: the folder above those moved, its source with it
-    kept = next((k for k in range(min(len(old), len(new)), 0, -1) if old[-k:] == new[-k:]), 0)
-    if old != new and 0 < kept < len(old) and row.source.is_relative_to(Path(*old[:-kept])):
-        places.insert(0, Path(*new[:-kept]) / row.source.relative_to(Path(*old[:-kept])))
+    # the folder above the row's own moved, its source with it
+    moved = moved_root(Path(os.path.realpath(written)), row.run.path.resolve()) \
+        if isinstance(written, str) and written else None
+    if moved is not None and row.source.is_relative_to(moved[0]):
+        places.insert(0, moved[1] / row.source.relative_to(moved[0]))
     return next(((place, not_rows[place]) for place in places if place in not_rows), None)
 
 
