@@ -68,14 +68,14 @@ def unstable_lines(document: dict[str, Any]) -> list[str]:
     for r in document.get("records") or []:
         reference = first[(r["backend"], r["batch_size"])]
         ratios = _round_ratios(reference, r)
+        which = (f"{document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) against the "
+                 f"first on {r['backend']} at batch {r['batch_size']}")
         if r is not reference and len(ratios) == 1:  # probe 192: one round read as a clean ratio
-            lines.append(f"unchecked: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
-                         f"against the first on {r['backend']} at batch {r['batch_size']} was timed in one round "
-                         "(bench.rounds=1): no second round says whether the machine's speed held — time again with "
-                         "bench.rounds=3 or more; cnnlab report shows such a ratio as unstable")
+            lines.append(f"unchecked: {which} was timed in one round (bench.rounds=1): no second round says "
+                         "whether the machine's speed held — time again with bench.rounds=3 or more; cnnlab report "
+                         "shows such a ratio as unstable")
         elif r is not reference and rounds_disagree(ratios):
-            lines.append(f"unstable: {document['subjects'][r['subject']]['model']['name']} (model {r['subject'] + 1}) "
-                         f"against the first on {r['backend']} at batch {r['batch_size']} gave "
+            lines.append(f"unstable: {which} gave "
                          f"{ratio_range_text(min(ratios), max(ratios))} over {len(ratios)} rounds, more than "
                          f"{UNSTABLE_SPREAD:.0%} apart: the machine's speed changed during the session — time again "
                          "with nothing else running, or with more rounds (bench.rounds); cnnlab report compares "
