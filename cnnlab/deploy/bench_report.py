@@ -50,8 +50,9 @@ def paired_table(document: dict[str, Any]) -> Table:
         subject = document["subjects"][r["subject"]]
         reference = first[(r["backend"], r["batch_size"])]
         rounds = r["p50_ms_per_round"]
-        judged = PairedRatio(reference["p50_ms"] / r["p50_ms"], tuple(_round_ratios(reference, r)),
-                             same_network=_key(subject).same_as(_key(document["subjects"][reference["subject"]])))
+        same_network = _key(subject).same_as(_key(document["subjects"][reference["subject"]]))
+        judged = PairedRatio.of_rounds(_round_ratios(reference, r), reference["p50_ms"] / r["p50_ms"],
+                                       same_network=same_network)
         versus = ratio_text(judged.ratio) if r is reference else judged.text()
         table.add_row(_subject_name(subject, r["subject"]), _subject_source(subject),
                       _backend_cell(r, settings), str(r["batch_size"]), f"{r['p50_ms']:.3f}",

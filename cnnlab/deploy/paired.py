@@ -6,7 +6,10 @@ source=[A,B,...]` (and the pipeline's bench stage, which runs it), quantize's FP
 prune's dense-vs-pruned timing — goes through `time_paired`: per round, per batch size, every file once with
 `cnnlab.deploy.bench.time_onnx` (warm-up, then timed runs until a minimum count and time), in the same order
 (A, B, ..., A, B, ...). Per file and batch size the round with the median p50 is kept, and every round's p50
-is kept too: the ratio of two files round by round shows whether the session was stable.
+is kept too. A speed-up is paired round by round: the median of the per-round ratios (`paired_speedup`), never the
+ratio of two medians, whose rounds may come from different phases of the machine's speed (probe 192: one file
+timed twice read 1.45× faster that way, 1.02× slower round by round); how far the rounds spread says whether the
+session was stable.
 
 Threads: one default everywhere, `default_threads()` = the physical cores this process may use. Hyper-threads
 share their core's FMA units, so a second thread per core adds contention, not arithmetic; it is what
@@ -16,6 +19,7 @@ records is then measured at the threads of the bench runs the report reads.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -97,12 +101,28 @@ class PairedTiming:
         return tuple(r / o for r, o in zip(self[reference].p50_per_round[batch], self[other].p50_per_round[batch]))
 
     def speedup(self, reference: str, other: str, batch: int) -> float:
-        """reference p50 / other p50 of their median rounds."""
-        return self[reference].stats[batch].p50_ms / self[other].stats[batch].p50_ms
+        """The paired speed-up of `other` over `reference`: the median of the per-round ratios (paired_speedup)."""
+        return paired_speedup(self.ratios(reference, other, batch),
+                              self[reference].stats[batch].p50_ms / self[other].stats[batch].p50_ms)
 
     def stable(self, reference: str, other: str, batch: int) -> bool:
         """Whether the per-round ratios agree within UNSTABLE_SPREAD (one round: trivially)."""
         return spread(self.ratios(reference, other, batch)) <= UNSTABLE_SPREAD
+
+
+def paired_speedup(rounds: Sequence[float], unpaired: float | None = None) -> float:
+    """The speed-up a paired session measured: the median of its per-round ratios (reference ÷ subject p50 of the
+    same round), of an even count the geometric mean of the middle two — so A over B is exactly 1 / (B over A).
+    Pairing within a round cancels a change of the machine's speed between rounds; the ratio of each file's median
+    round does not. `unpaired`: the ratio of the two p50s, used where no rounds were kept (a record written before
+    they were). Raises ValueError for neither."""
+    ordered = sorted(r for r in rounds if r > 0)
+    if not ordered:
+        if unpaired is None:
+            raise ValueError("a speed-up needs per-round ratios or the two p50s")
+        return unpaired
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else math.sqrt(ordered[middle - 1] * ordered[middle])
 
 
 def spread(values: Sequence[float]) -> float:
@@ -146,6 +166,12 @@ class PairedRatio:
     ratio: float
     rounds: tuple[float, ...] = ()
     same_network: bool = False
+
+    @classmethod
+    def of_rounds(cls, rounds: Sequence[float], unpaired: float, *, same_network: bool = False) -> "PairedRatio":
+        """The ratio of a session from its per-round ratios (paired_speedup; `unpaired`, the two p50s' ratio, where
+        it kept none)."""
+        return cls(paired_speedup(rounds, unpaired), tuple(rounds), same_network=same_network)
 
     @property
     def unstable(self) -> bool:

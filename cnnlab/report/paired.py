@@ -3,7 +3,8 @@
 A latency measured today and one measured yesterday (or a minute later, under another load) do not divide
 into a speed-up: the machine changed in between. `cnnlab bench source=[A,B,...]` (the pipeline's bench
 stage) times its models round by round — A, B, ..., A, B, ... — and records every round's p50; a
-speed-up is source p50 / model p50 from such a session, and it is reported only when it is stable:
+speed-up is the median over those rounds of source p50 / model p50 in the same round (deploy/paired.py's
+paired_speedup), and it is reported only when it is stable:
 
 - the ratio of each round (taken side by side) varies by at most UNSTABLE_SPREAD between rounds (the stability
   rule of cnnlab/deploy/paired.py, the module that timed them), and
@@ -68,9 +69,9 @@ class Session:
 
 @dataclass(frozen=True)
 class SpeedUp:
-    """A model against the one it was derived from. `ratio` = source p50 / this p50 (> 1: faster), from one paired
-    session (`bench_run`); shown only when status is `paired` or `same network` (then the difference is noise).
-    A search run, which derives from no model, is instead shown against its search.reference (`versus`)."""
+    """A model against the one it was derived from. `ratio`: the median of the rounds' source p50 / this p50
+    (> 1: faster), from one paired session (`bench_run`); shown only when status is `paired` or `same network`
+    (then the difference is noise). A search run, which derives from no model, is instead shown against its search.reference (`versus`)."""
 
     status: str                       # paired | same network | unstable | unpaired | vs reference
     ratio: float | None = None
@@ -148,10 +149,10 @@ def speedup(model: Path, source: Path, found: Sequence[Session], matches: Callab
         ours, theirs = session.timing(model, matches), session.timing(source, matches)
         if ours is None or theirs is None:
             continue
-        ratio = theirs.p50_ms / ours.p50_ms
         rounds = tuple(t / o for t, o in zip(theirs.per_round, ours.per_round))
         where = session.run.path
-        judged = PairedRatio(ratio, rounds, same_network=same_network(model, source))
+        judged = PairedRatio.of_rounds(rounds, theirs.p50_ms / ours.p50_ms, same_network=same_network(model, source))
+        ratio = judged.ratio
         if judged.unstable:
             return SpeedUp(UNSTABLE, ratio, rounds, where,
                            f"unstable: the rounds gave {ratio_range_text(min(rounds), max(rounds))} (more than "
@@ -188,8 +189,8 @@ def _disagreement(session: Session, matches: Callable[[dict[str, Any]], bool],
             ta, tb = session.timing(a, matches), session.timing(b, matches)
             if ta is None or tb is None:
                 continue
-            judged = PairedRatio(ta.p50_ms / tb.p50_ms, tuple(x / y for x, y in zip(ta.per_round, tb.per_round)),
-                                 same_network=True)
+            judged = PairedRatio.of_rounds(tuple(x / y for x, y in zip(ta.per_round, tb.per_round)),
+                                           ta.p50_ms / tb.p50_ms, same_network=True)
             if judged.apart:
                 named = ", ".join(f"{run.parent.name}/{run.name}" for run in (a, b))  # a sweep's jobs: 0, 1
                 return f"the same network ({named}) timed {judged.ratio:.2f}× apart"

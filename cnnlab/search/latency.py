@@ -16,7 +16,6 @@ least TIMING_NOISE between sessions — the room a limit suggested from a timing
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from torch import nn
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.ort import RuntimeKeys, execution_providers
-from cnnlab.deploy.paired import spread, time_paired
+from cnnlab.deploy.paired import paired_speedup, spread, time_paired
 from cnnlab.fileio import read_json, write_json
 from cnnlab.search.settings import LatencySettings
 
@@ -143,7 +142,7 @@ def measure(model: nn.Module, spec: InputSpec, classes: list[str], settings: Lat
         return timed
     ratios = timing.ratios("reference", "candidate", batch)
     return Timed(timed.p50_ms, timed.p50_ms_per_round, reference_ms=timing["reference"].stats[batch].p50_ms,
-                 speedup=statistics.median(ratios), speedup_per_round=ratios)
+                 speedup=paired_speedup(ratios), speedup_per_round=ratios)
 
 
 def setting_key(settings: LatencySettings, reference: Reference | None) -> str:

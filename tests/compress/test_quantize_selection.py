@@ -100,7 +100,7 @@ def test_a_tie_through_a_wide_spread_says_the_gap_and_the_spread_it_used() -> No
     chosen = select([qop, qdq], fp32_acc=0.90, fp32_latency_ms={1: 0.85}, max_drop_points=1.0)
     noise = max(qop.noise, qdq.noise)
     assert chosen.chosen == "qdq_u8s8" and noise > 1 - 0.50 / 0.70
-    assert f"{1 - 0.50 / 0.70:.1%} slower than the fastest, qop_u8s8" in chosen.reason
+    assert f"{1 - 1.2 / 1.7:.1%} slower than the fastest, qop_u8s8" in chosen.reason  # the rounds' medians
     assert f"within the timing noise (±{noise:.0%}, the larger per-round spread of the two)" in chosen.reason
 
 

@@ -37,3 +37,42 @@ def test_a_paired_ratio_measures_a_direction_only_when_every_round_agrees() -> N
     assert PairedRatio(0.97, (0.96, 0.97, 0.99)).faster is False
     assert PairedRatio(1.94, (2.04, 0.99, 1.94)).text("FP32") == \
         "1.94× faster than FP32 (unstable: 1.01× slower to 2.04× faster)"
+
+
+def test_a_paired_speed_up_is_the_median_of_its_per_round_ratios() -> None:
+    """Probe 192: the same file timed twice, A rounds 0.654/0.651/0.399 ms and B 0.668/0.450/0.405 ms. Both median
+    rounds were round 2, so the ratio of the medians was that round's 1.45× — the most extreme one — where the rounds
+    taken side by side gave 0.979, 1.447 and 0.985: 1.02× slower. An even count takes the geometric middle, so A over
+    B is exactly the reciprocal of B over A."""
+    from cnnlab.deploy.paired import PairedRatio, paired_speedup
+
+    a, b = (0.654, 0.651, 0.399), (0.668, 0.450, 0.405)
+    rounds = tuple(x / y for x, y in zip(a, b))
+    assert paired_speedup(rounds) == pytest.approx(0.399 / 0.405)
+    assert PairedRatio.of_rounds(rounds, 0.651 / 0.450).ratio == pytest.approx(0.985, abs=1e-3)
+    assert paired_speedup((2.0, 8.0)) == pytest.approx(4.0) and paired_speedup((0.5, 0.125)) == pytest.approx(0.25)
+    assert paired_speedup((), 1.3) == 1.3  # a record that kept no rounds: the ratio of its two p50s
+    with pytest.raises(ValueError):
+        paired_speedup(())
+
+
+def test_a_paired_timing_pairs_its_speed_up_round_by_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_paired's PairedTiming.speedup (prune's recorded speed-up) on the rounds above: 1.02× slower, not 1.45×
+    faster."""
+    from cnnlab.deploy import bench, paired
+
+    p50 = {("a", 0): 0.654, ("b", 0): 0.668, ("a", 1): 0.651, ("b", 1): 0.450, ("a", 2): 0.399, ("b", 2): 0.405}
+    calls: list[str] = []
+
+    def fake_time_onnx(path, batch, **_):  # noqa: ANN001, ANN202 - the stand-in for one timing
+        name = str(path)
+        value = p50[(name, calls.count(name))]
+        calls.append(name)
+        return bench.LatencyStats("onnxruntime", "cpu", batch, 1, 10, value, value, value, value, 0.0, value,
+                                  batch / value, None, None)
+
+    monkeypatch.setattr(bench, "time_onnx", fake_time_onnx)
+    timing = paired.time_paired({"A": "a", "B": "b"}, paired.PairedSettings(batch_sizes=(8,), threads=1))
+    assert timing["A"].stats[8].p50_ms == 0.651 and timing["B"].stats[8].p50_ms == 0.450  # each its median round
+    assert timing.speedup("A", "B", 8) == pytest.approx(0.399 / 0.405)
+    assert timing.speedup("B", "A", 8) == pytest.approx(0.405 / 0.399)

@@ -27,7 +27,7 @@ def summary_table(settings: PruneSettings, metrics: dict[str, Any], rounds: Sequ
     same_network = settings.method == "magnitude" or not removed
 
     def speed(dense_ms: float, pruned_ms: float) -> str:  # judged as `cnnlab report` judges a speed-up
-        return PairedRatio(dense_ms / pruned_ms, tuple(rounds), same_network=same_network).text()
+        return PairedRatio.of_rounds(rounds, dense_ms / pruned_ms, same_network=same_network).text()
 
     rows: list[tuple[str, str, str, Callable[[Any, Any], str]]] = [
         ("parameters", "params_before", "params_after", lambda a, b: ratio_text(a / b, "fewer", "more")),

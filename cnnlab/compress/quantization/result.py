@@ -11,9 +11,8 @@ from rich.table import Table
 
 from cnnlab.compress.quantization.formats import Format
 from cnnlab.deploy.export import model_file_bytes
-from cnnlab.compress.quantization.selection import (Selection, drop_points, paired_ratio, signed_points, speedup,
-                                                    within_budget)
-from cnnlab.deploy.paired import PairedRatio, PairedSettings, SubjectTiming
+from cnnlab.compress.quantization.selection import Selection, drop_points, paired_ratio, signed_points, within_budget
+from cnnlab.deploy.paired import PairedRatio, PairedSettings, SubjectTiming, paired_speedup
 from cnnlab.errors import CnnlabError
 from cnnlab.wording import counted
 
@@ -111,9 +110,9 @@ class QuantizationResult:
         return FP32 if self.fp32_kept else self.selection.chosen
 
     def speedup(self, candidate: CandidateResult) -> float:
-        """FP32 p50 / the candidate's, geometric mean over the batch sizes (selection.speedup)."""
-        assert candidate.timing is not None
-        return speedup(candidate.timing.p50_ms(), self.fp32.timing.p50_ms())
+        """The candidate's paired speed-up over FP32: the median over rounds of each round's FP32 p50 / the
+        candidate's, geometric mean over the batch sizes (selection.paired_ratio)."""
+        return self.ratio(candidate).ratio
 
     def ratio(self, candidate: CandidateResult) -> PairedRatio:
         """The candidate's speed-up with its per-round speed-ups, judged by the rule of every paired timing
@@ -161,8 +160,9 @@ class QuantizationResult:
             return metrics
         for batch, stats in chosen.timing.stats.items():
             reference = fp32.timing.stats[batch].p50_ms
+            rounds = [f / c for f, c in zip(fp32.timing.p50_per_round[batch], chosen.timing.p50_per_round[batch])]
             metrics.update({f"latency_p50_ms_fp32_b{batch}": reference, f"latency_p50_ms_int8_b{batch}": stats.p50_ms,
-                            f"speedup_b{batch}": reference / stats.p50_ms})
+                            f"speedup_b{batch}": paired_speedup(rounds, reference / stats.p50_ms)})
         return metrics
 
     def describe(self) -> dict[str, Any]:

@@ -97,8 +97,8 @@ def round_speedups(candidate_rounds: Mapping[int, Sequence[float]],
 def paired_ratio(candidate: SubjectTiming, fp32: SubjectTiming) -> PairedRatio:
     """A candidate's speed-up over FP32 in one paired session, with its per-round speed-ups, judged by the rule of
     every paired timing (PairedRatio: unstable when the rounds are more than 15 % apart)."""
-    return PairedRatio(speedup(candidate.p50_ms(), fp32.p50_ms()),
-                       round_speedups(candidate.p50_per_round, fp32.p50_per_round))
+    return PairedRatio.of_rounds(round_speedups(candidate.p50_per_round, fp32.p50_per_round),
+                                 speedup(candidate.p50_ms(), fp32.p50_ms()))
 
 
 def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_latency_ms: Mapping[int, float],
@@ -109,7 +109,7 @@ def select(candidates: Sequence[CandidateFigures], *, fp32_acc: float, fp32_late
     fastest one that is, else the selection says to ship FP32 (see the module docstring)."""
     if not candidates:
         raise ValueError("no candidate to select from")
-    judged = {c.name: PairedRatio(speedup(c.latency_ms, fp32_latency_ms), c.rounds) for c in candidates}
+    judged = {c.name: PairedRatio.of_rounds(c.rounds, speedup(c.latency_ms, fp32_latency_ms)) for c in candidates}
     speed = {name: ratio.ratio for name, ratio in judged.items()}
     budget = f"{max_drop_points:g}-point accuracy budget"
 
