@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 from fnmatch import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Collection
 
+from cnnlab import conftree
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
 from cnnlab.fileio import atomic_paths, text_for
@@ -55,6 +56,7 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     replaced = {old.resolve(): new for old, new in replaced_stage_runs(matched).items()}
     everything = [run for run in matched if run.path.resolve() not in replaced]
     check_comparison(comparison, everything)
+    comparison = replace(comparison, bench_outputs=bench_outputs(outputs, everything))
     around = _runs_around(outputs, everything, pattern, left=set(replaced))
     # copied, moved or renamed runs are found where they are now
     links = RunLinks([*everything, *around.attached, *around.models])
@@ -116,11 +118,7 @@ def _runs_around(outputs: Path, selected: list[RunInfo], pattern: str | None, le
     every run under `outputs` is selected already: only folders above it are read. Nor the runs `left` out, or
     replaced by a newer run of their pipeline stage (probe 151: a replaced export's damaged file gave its model's row a
     1.0 kB size)."""
-    roots = {outputs} if pattern is not None else set()
-    for run in selected:
-        above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
-        if above is not None and above != outputs and outputs.is_relative_to(above):
-            roots.add(above)
+    roots = ({outputs} if pattern is not None else set()) | _outputs_above(outputs, selected)
     chosen = {run.path.resolve() for run in selected} | set(left)
     found: dict[Path, RunInfo] = {}
     for root in roots:
@@ -133,6 +131,34 @@ def _runs_around(outputs: Path, selected: list[RunInfo], pattern: str | None, le
     kept = [run for path, run in found.items() if path not in replaced]
     return Around(attached=[run for run in kept if run.command in ATTACHED],
                   models=[run for run in kept if run.command not in ATTACHED], replaced=replaced)
+
+
+def _outputs_above(outputs: Path, selected: list[RunInfo]) -> set[Path]:
+    """The outputs folders of the `selected` runs that hold `outputs` (a sweep, pipeline or date folder in them),
+    other than `outputs` itself: the report reads the runs there too (_runs_around). A run's outputs folder is the one
+    above its `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs)."""
+    roots = set()
+    for run in selected:
+        above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
+        if above is not None and above != outputs and outputs.is_relative_to(above):
+            roots.add(above)
+    return roots
+
+
+def bench_outputs(outputs: Path, selected: list[RunInfo]) -> Path | None:
+    """Where a `cnnlab bench` the report prints must write its run for this report — of `outputs`, resolved, and the
+    `selected` runs there — to read it (the `paths.outputs=` of rows.bench_command): None where bench's default
+    folder ($CNNLAB_OUTPUTS, else ./outputs) is one the report reads (`outputs`, a folder below it, or the outputs
+    folder the runs live in), else the runs' outputs folder around `outputs`, else `outputs` itself. A report of
+    another folder printed `cnnlab bench source=RUN`, which, followed, wrote into ./outputs: the same note again."""
+    above = _outputs_above(outputs, selected)
+    try:
+        default = conftree.outputs_folder().resolve()
+    except CnnlabError:  # a $CNNLAB_OUTPUTS bench refuses: the folder named keeps the hint working
+        default = None
+    if default is not None and (default.is_relative_to(outputs) or default in above):
+        return None
+    return max(above, key=lambda folder: len(folder.parts), default=outputs)  # the one nearest to `outputs`
 
 
 def _replaced_note(new: Path) -> str:

@@ -49,6 +49,9 @@ class Comparison:
     timed: bool = True            # False: no bench run of the models here timed anything (an accuracy-only report)
     # the CPU or GPU that timed them (report.paired.machine_label); None: the benches name one machine (or none)
     machine: str | None = None
+    # not a setting: where a `cnnlab bench` the report prints must write its run for the report to read it (set by
+    # build_report: the `paths.outputs=` of bench_command); None: bench's own default folder is one the report reads
+    bench_outputs: Path | None = field(default=None, compare=False)
 
     def admits(self, record: LatencyRecord) -> bool:
         """Whether `record` was measured in exactly this setting: on this machine, where it names one (a record
@@ -73,7 +76,9 @@ def bench_command(paths: Sequence[Path], comparison: Comparison) -> str:
     thread count and device, as far as the bench runs recorded them — so that following it gives the report a record
     it reads: at bench's defaults (every physical core, batch sizes 1, 8, 32, torch and onnxruntime) the session timed
     another setting, and the report printed the same note and figures again. A paired session (several paths) times
-    ONNX files only: under a PyTorch backend it names onnxruntime. Without bench runs there is no setting to keep."""
+    ONNX files only: under a PyTorch backend it names onnxruntime. Without bench runs there is no setting to keep.
+    Where the report reads runs elsewhere than bench's default folder, `paths.outputs=` that folder
+    (comparison.bench_outputs): else the run landed in ./outputs, unread, and the report printed the note again."""
     words = [path_argument("source", paths)]
     if comparison.timed:
         backend = "onnxruntime" if len(paths) > 1 and comparison.backend in TORCH_BACKENDS else comparison.backend
@@ -84,6 +89,8 @@ def bench_command(paths: Sequence[Path], comparison: Comparison) -> str:
             device = str(comparison.device)  # cuda:0 as Hydra reads it; anything odd (run.json is untrusted) quoted
             plain = re.fullmatch(r"[\w.:-]+", device)
             words.append(shlex.quote(f"device={device if plain else hydra_quoted(device)}"))
+    if comparison.bench_outputs is not None:  # followed, the run went to ./outputs and the note came back
+        words.append(path_argument("paths.outputs", [comparison.bench_outputs]))
     return "cnnlab bench " + " ".join(words)
 
 
@@ -790,8 +797,8 @@ def _settle(comparison: Comparison, benches: list[RunInfo]) -> Comparison:
         here = {this_machine()}
         counts = {m: sum(r.machine == m for r in named) for m in {r.machine for r in named}}
         machine = max(counts, key=lambda m: (counts[m], m in here, str(m)))
-    return Comparison(backend=comparison.backend, batch=comparison.batch, device=device, threads=threads,
-                      timed=any(b.metrics.latency_records for b in benches), machine=machine)
+    return replace(comparison, device=device, threads=threads, timed=any(b.metrics.latency_records for b in benches),
+                   machine=machine)
 
 
 def this_machine() -> str | None:

@@ -194,6 +194,18 @@ def test_paired_slowdown_reads_slower(tmp_path: Path) -> None:
     assert "faster" not in _cell(report, "int8")
 
 
+def test_a_speed_up_is_paired_round_by_round_not_a_ratio_of_medians(tmp_path: Path) -> None:
+    """The dense network's median round is its third (10.5 ms), the pruned one's its second (5.3 ms): their ratio
+    1.98× compares two moments of the machine. Taken side by side the rounds give 2.00×, 2.08× and 1.93×: 2.00×."""
+    out = tmp_path / "outputs"
+    dense = model_run(out, "finetune", "dense", 0.98)
+    pruned = model_run(out, "prune", "pruned", 0.97, source=dense, params=300_000, onnx_bytes=1000)
+    paired_run(out, "p", [dense, pruned], [[10.0, 11.0, 10.5], [5.0, 5.3, 5.45]])
+    report = build_report(out)
+    assert _cell(report, "pruned") == "2.00× faster"
+    assert next(r for r in report.rows if r.run.path == pruned).speedup.ratio == pytest.approx(2.0)
+
+
 def test_an_unstable_slowdown_says_its_rounds_in_the_units_of_a_speed_up(tmp_path: Path) -> None:
     """The note read "unstable: the rounds gave 0.45–1.04": raw ratios (< 1 = slower) where every speed-up cnnlab
     prints is in words ("never 0.97× faster"), and a range that mixed slower and faster without saying so."""
@@ -248,7 +260,7 @@ def test_unstable_rounds_and_a_network_timed_twice_differently_are_flagged(tmp_p
     paired_run(out, "calm", [pretrain, finetune, pruned], [[10.0, 10.2, 9.9], [10.3, 10.4, 10.1], [5.0, 5.1, 4.9]],
                started="2099-01-02T00:00:00+00:00")
     report = build_report(out)
-    assert _cell(report, "fine") == "1.03× slower (same network: noise)"
+    assert _cell(report, "fine") == "1.02× slower (same network: noise)"  # rounds 1.030, 1.020, 1.020× slower
     assert _cell(report, "pruned") == "2.06× faster"
 
 
@@ -511,7 +523,9 @@ def test_a_report_without_bench_runs_is_accuracy_only_and_does_not_say_not_recor
         report = build_report(out, comparison=comparison)
         assert report.rows[0].p50_ms is None and not report.comparison.timed
         assert "not recorded" not in legend(report.comparison) and "no bench runs" in legend(report.comparison)
-    assert report.rows[0].notes == [f"not benchmarked (cnnlab bench source={out / 'finetune' / '2026-11-28' / 'a'})"]
+    # out is not bench's default folder ($CNNLAB_OUTPUTS): the hint names it, for the report to read the run
+    assert report.rows[0].notes == [f"not benchmarked (cnnlab bench source={out / 'finetune' / '2026-11-28' / 'a'} "
+                                    f"paths.outputs={out})"]
 
 
 def test_a_report_folder_that_cannot_be_written_is_one_line_naming_out_and_no_write(tmp_path: Path,
@@ -676,7 +690,7 @@ def test_figures_from_several_bench_sessions_are_said_with_the_command_that_time
     report = build_report(out)
     note = sessions_note(report.seed_groups, report.comparison)
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and \
-        note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD}")
+        note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD} paths.outputs={out}")
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 comes from 2 bench sessions" in markdown
 
@@ -702,7 +716,8 @@ def test_the_sessions_note_counts_a_tables_sessions_and_under_torch_names_what_c
     note = sessions_note(torch_report.seed_groups, torch_report.comparison)
     assert note is not None and note.startswith("p50 comes from 2 bench sessions") and "times ONNX files only" in \
         note and "read the report with --backend onnxruntime" in note, note
-    assert note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD}") and str(other) not in note, note
+    assert note.endswith(f"cnnlab bench 'source=[{a},{b}]' {ONE_THREAD} paths.outputs={out}") and \
+        str(other) not in note, note
     # probe 156: each table's rows from 2 sessions, 3 in all, read "3 bench sessions"
     c = model_run(out, "prune", "c", 0.6, source=other, params=500_000, dataset=fashion)
     bench_run(out, "b4", c, 5.0, backend="torch")
@@ -749,10 +764,10 @@ def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(
     report = build_report(out)
     note = few_runs_note(report.rows, report.comparison)
     assert note is not None and note.startswith("p50 of fewer than 10 timed runs for 1 row (1): ") and \
-        note.endswith(f"cnnlab bench source={b} {ONE_THREAD}"), note
+        note.endswith(f"cnnlab bench source={b} {ONE_THREAD} paths.outputs={out}"), note
     markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
     assert "p50 of fewer than 10 timed runs for 1 row (1)" in markdown
-    assert f"`cnnlab bench source={b} {ONE_THREAD}`." in markdown
+    assert f"`cnnlab bench source={b} {ONE_THREAD} paths.outputs={out}`." in markdown
     # probe 137: a row timed in a paired session is read from it until a newer paired session times it — a bench of
     # the row alone left the note standing, so the command times that session's rows again, side by side
     out = tmp_path / "paired"
@@ -765,7 +780,8 @@ def test_a_p50_of_a_few_timed_runs_is_said_with_the_command_that_times_it_again(
     report = build_report(out)
     note = few_runs_note(report.rows, report.comparison)
     # beside its source
-    assert note is not None and note.endswith(f"cnnlab bench 'source=[{c},{a}]' {ONE_THREAD}"), note
+    assert note is not None and note.endswith(f"cnnlab bench 'source=[{c},{a}]' {ONE_THREAD} paths.outputs={out}"), \
+        note
     paired_run(out, "p3", [c, a], [[2.0] * 2, [1.0] * 2], iterations=600, started="2026-11-28T14:00:00")  # followed
     report = build_report(out)
     assert few_runs_note(report.rows, report.comparison) is None
@@ -1000,8 +1016,10 @@ def test_the_bench_hints_name_paths_as_the_shell_and_hydra_read_them(tmp_path: P
     run = model_run(out, "finetune", "a", 0.9)
     [row] = build_report(out).rows
     hint = row.notes[0].split("cnnlab bench ", 1)[1].removesuffix(")")
-    [word] = shlex.split(hint)  # one shell word
+    [word, folder] = shlex.split(hint)  # one shell word each: the source, and the folder to write the run into
     assert override_parser().parse_override(word).value() == str(run)
+    assert override_parser().parse_override(folder).key_or_group == "paths.outputs"
+    assert override_parser().parse_override(folder).value() == str(out)
 
 
 def test_a_report_replaces_nothing_when_a_file_cannot_go_in_and_drops_its_own_earlier_plots(tmp_path: Path) -> None:
