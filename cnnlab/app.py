@@ -49,6 +49,7 @@ from cnnlab.launch_checks import check_launcher_has_a_sweep
 from cnnlab.runs import (PIPELINE_TAG_ENV, RUN_FILE, RunRecord, check_reads_unchanged, forget_reads,
                          no_checkpoint_reason, started_from)
 from cnnlab.settings import START_FROM_RUN, check_config, check_experiment_is_read, check_nothing_deleted
+from cnnlab.steps.recording import recorded_warnings
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, SWEPT_ENV, JobIdentity, earlier_attempt,
                                launcher_parallelism, remote_job_error, sweep_size, swept_keys)
@@ -528,7 +529,8 @@ def _execute(cfg: DictConfig, hydra_cfg: Any) -> float | None:
                 if threads["source"] == "share":
                     log.info("%d intra-op thread(s): the share of %d usable cores among %d job(s) at once",
                              threads["torch"], threads["usable_cores"], threads["jobs_in_parallel"])
-            metrics = pipeline.run(cfg, ctx) or {}
+            with recorded_warnings(ctx):  # a warning the data builders mark RUN_WARNING lands in run.json too
+                metrics = pipeline.run(cfg, ctx) or {}
             check_reads_unchanged()  # the model files it read are the ones it resolved, checked and recorded
         except SystemExit as stop:  # submitit exits so once it has requeued a job on the scheduler's warning signal
             _close(record, "interrupted", error=f"interrupted (exit {stop.code}, e.g. requeued by submitit)")

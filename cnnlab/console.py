@@ -17,6 +17,11 @@ from rich.text import Text
 
 from cnnlab.wording import visible
 
+# `extra=` of a log call whose line is an entry of run.json's `warnings` too (steps/recording.recorded_warnings keeps
+# it there while a command runs): how a layer that has no run context (the data builders) records a warning that
+# changes what a run's figures mean, as record_warning does with one.
+RUN_WARNING = {"run_warning": True}
+
 
 def _width(stream: object) -> int | None:
     """Let rich size a real terminal; elsewhere (CI logs, pipes) don't wrap log lines at 80 columns."""

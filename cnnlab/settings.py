@@ -52,6 +52,9 @@ class Rule:
     choices: tuple[Any, ...] = ()     # kind "str": the only values; other kinds: extra words allowed (auto)
     item: "Rule | None" = None        # kind "list": each element's rule
     length: int | None = None         # kind "list": exact length
+    # kind "list" with a length: where a list of one value is accepted too, in words ("for pictures read in one
+    # channel"); the layer that knows whether that case holds refuses it otherwise (data/registry.stated_triple)
+    one_too: str = ""
     ascending: bool = False           # kind "list": a [min, max] range, each item <= the next
     example: Any = None               # the fix's value where the lowest one means off (trainer.grad_clip=0)
 
@@ -63,7 +66,8 @@ class Rule:
         if self.kind == "str" and self.choices:
             return False
         if self.kind == "list":
-            if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
+            if not isinstance(value, list) or (self.length is not None and len(value) != self.length
+                                               and not (self.one_too and len(value) == 1)):
                 return False
             if self.item is not None and not all(self.item.accepts(v) for v in value):
                 return False
@@ -86,6 +90,7 @@ class Rule:
         elif self.kind == "list":
             items = _plural(self.item.describe()) if self.item is not None else "values"
             text = f"a list of {self.length} {items}" if self.length is not None else f"a list of {items}"
+            text += f" (or of 1, {self.one_too})" if self.one_too and self.length is not None else ""
             text += ", the smaller first" if self.ascending else ""
         else:
             base = ["true", "false"] if self.kind == "bool" else [
@@ -143,7 +148,10 @@ _COUNT = _int(1)                                          # >= 1
 _OPTIONAL_COUNT = _int(1, nullable=True)
 _OPTIONAL_OFF = _int(0, nullable=True)                   # null or 0: off / every core
 _IMAGE_SIZE = _int(MIN_INPUT_SIZE, high=MAX_IMAGE_SIZE, nullable=True)
-_NORMALISATION = Rule("list", item=_num(), length=3)
+# dataset.mean / std: one value a channel, R, G, B — or the one value of pictures read in one channel (a grey set,
+# dataset.channels=1, a 1-channel model's run): registry.stated_triple and steps/input_settings know the channels
+_ONE_CHANNEL = "for pictures read in one channel"
+_NORMALISATION = Rule("list", item=_num(), length=3, one_too=_ONE_CHANNEL)
 
 # Ranges and choices of the known knobs, and the type of those whose default is null. Knobs with a list
 # of choices owned by a lower layer (finetune.mode, prune.method, quantize.format, bench.backends, ...) keep
@@ -182,7 +190,7 @@ RULES: dict[str, Rule] = {
     "dataset.val_fraction": _num(0, low_open=True, high=1, high_open=True),
     "dataset.seed": _int(0, high=2**32 - 1),
     "dataset.mean": _NORMALISATION,
-    "dataset.std": Rule("list", item=_POSITIVE, length=3),
+    "dataset.std": Rule("list", item=_POSITIVE, length=3, one_too=_ONE_CHANNEL),
     "dataset.root": Rule("str", nullable=True),
     "dataset.label_fraction": _num(0, low_open=True, high=1),
     "dataset.channels": _int(1, high=3),
@@ -330,10 +338,17 @@ def rule_for(key: str, command: str | None = None) -> Rule | None:
     return None
 
 
-def _example(key: str, rule: Rule) -> str:
-    """A value that passes `rule`, for the fix: the packaged default when it does, else a plain one."""
+def _example(key: str, rule: Rule, *, one: bool = False) -> str:
+    """A value that passes `rule`, for the fix: the packaged default when it does, else a plain one. `one`: a list of
+    one value where the rule takes one (`Rule.one_too`) — the one value of a grey set's default (dataset.mean=[0.3]
+    refused for another reason was offered CIFAR's R, G, B mean)."""
     if rule.example is not None:
         return _show(rule.example)
+    if one and rule.one_too:
+        grey = next((value[:1] for value in packaged_defaults().get(key, ()) if isinstance(value, list) and value
+                     and len(set(value)) == 1 and rule.accepts(value[:1])), None)
+        if grey is not None:
+            return _show(grey)
     for value in packaged_defaults().get(key, ()):
         if value is not None and rule.accepts(value):
             return _show(value)
@@ -359,8 +374,10 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def check_setting(key: str, value: Any, command: str | None = None) -> None:
-    """A CnnlabError when `value` does not fit the rule of `key` (keys without a rule are not checked)."""
+def check_setting(key: str, value: Any, command: str | None = None, *, one_channel: bool = False) -> None:
+    """A CnnlabError when `value` does not fit the rule of `key` (keys without a rule are not checked). `one_channel`:
+    the config reads its pictures in one channel (dataset.channels=1), so a fix offers one value where the rule
+    takes one (dataset.mean=[0.25], not an R, G, B triple), as it does for a list of one value typed."""
     rule = rule_for(key, command)
     if rule is None or value == _MISSING:
         return
@@ -394,11 +411,12 @@ def check_setting(key: str, value: Any, command: str | None = None) -> None:
         raise CnnlabError(said, fix=f"set e.g. {shlex.quote(f'{key}={_example(key, rule)}')}")
     if not rule.accepts(value):
         # one value where a list goes: the list of it (probe 80: `predict.inputs=a.png` was offered `=[]`, refused)
-        one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])
+        listed_one = rule.kind == "list" and not isinstance(value, list) and rule.accepts([value])
+        one = one_channel or (isinstance(value, list) and len(value) == 1)  # typed for one channel: so is the fix
+        example = _show([value]) if listed_one else _example(key, rule, one=one)
         raise CnnlabError(f"{key}={_show(value)} is not allowed: {key} takes {rule.describe()}",
                           # quoted as bash passes it on: `${paths.data}/cifar10` bare is "bad substitution"
-                          fix=f"{'write it as a list' if one else 'set e.g.'} "
-                              f"{shlex.quote(f'{key}={_show([value]) if one else _example(key, rule)}')}")
+                          fix=f"{'write it as a list' if listed_one else 'set e.g.'} {shlex.quote(f'{key}={example}')}")
 
 
 def _unquoted(text: str) -> Any:
@@ -694,12 +712,14 @@ def check_settings(config: Mapping[str, Any], command: str | None = None, *, rec
     `recorded`: the groups whose node stands for one a run recorded (hydra_args.recorded_groups: a source's data, a
     resumed run's sections), so their composed choice is not the run's and their keys are not judged by it (nor the
     optimizer's: steps/resume checks the resumed run's)."""
+    dataset = config.get("dataset")
+    one_channel = isinstance(dataset, Mapping) and dataset.get("channels") == 1  # a fix offers one mean, one std
     for key, value in _leaves(config, ""):
         check_known(key, command or "CMD", typed)
         if key.split(".", 1)[0] not in recorded:
             check_chosen(key, config)
         if not within(key, ("space.params", "space.fixed")):  # a space's values: steps/search_trials checks them
-            check_setting(key, value, command)
+            check_setting(key, value, command, one_channel=one_channel)
     if isinstance(config.get("optim"), Mapping) and "optim" not in recorded:  # the keys against the class: before
         # the data is read, not after
         from cnnlab.engine.optim import check_optimizer_config  # torch: imported only where a config is composed

@@ -117,8 +117,8 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         channels = models.state_dict_channels(model_name, state_dict, **options) or 3
         options = {**options, **models.channel_options(model_name, channels)}
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalisation is None else (
-            stated_triple(normalisation[0], IMAGENET_MEAN, "mean"),
-            stated_triple(normalisation[1], IMAGENET_STD, "std"))
+            stated_triple(normalisation[0], IMAGENET_MEAN, "mean", channels),
+            stated_triple(normalisation[1], IMAGENET_STD, "std", channels))
         return InitialWeights(kind="file", description=f"state dict {path}", state_dict=state_dict,
                               spec=InputSpec(size=224, mean=mean, std=std, channels=channels),
                               arch_name=model_name, arch_kwargs=options, file=path,

@@ -92,6 +92,33 @@ def test_one_value_where_a_list_goes_gets_a_fix_that_passes_for_every_list_setti
         check_setting(key, yaml.safe_load(example.partition("=")[2]), "pretrain")
 
 
+def test_one_mean_or_std_passes_and_a_fix_for_one_channel_offers_one_value() -> None:
+    """Probe: `dataset=fashion_mnist 'dataset.mean=[0.3]'` (and `evaluate source=GREY_RUN 'dataset.mean=[0.286]'`)
+    was refused — the rule took its default's length, 3 — with CIFAR's R, G, B mean as the example, for a grey
+    network. One value passes here (the channels are known where the data is read: data/registry.stated_triple);
+    a one-channel refusal for another reason offers one value, not an RGB triple."""
+    for key, value in (("dataset.mean", [0.3]), ("dataset.std", [0.35])):
+        check_setting(key, value, "pretrain")
+        check_setting(key, value, "evaluate")
+    check_config(composed("pretrain", "dataset=fashion_mnist", "model=lenet5", "dataset.mean=[0.3]",
+                          "dataset.std=[0.35]"), "pretrain")
+    for key, value, one_channel in (("dataset.std", [0], False), ("dataset.mean", ["x"], False),
+                                    ("dataset.mean", [0.3, 0.3], True)):
+        with pytest.raises(CnnlabError) as info:
+            check_setting(key, value, "pretrain", one_channel=one_channel)
+        assert "takes a list of 3 numbers" in info.value.message and "or of 1, for pictures read in one channel" \
+            in info.value.message, info.value.message
+        example = yaml.safe_load(bash_words(info.value.fix or "")[-1].partition("=")[2])
+        assert isinstance(example, list) and len(example) == 1, info.value.fix
+        check_setting(key, example, "pretrain")
+    with pytest.raises(CnnlabError) as info:  # the composed config reads one channel: its fix is one value too
+        check_config(composed("pretrain", "dataset=fashion_mnist", "dataset.mean=[0.3,0.3]"), "pretrain")
+    assert len(yaml.safe_load(bash_words(info.value.fix or "")[-1].partition("=")[2])) == 1, info.value.fix
+    with pytest.raises(CnnlabError) as info:  # an RGB set: three, as before
+        check_setting("dataset.mean", [0.3, 0.3], "pretrain")
+    assert "'dataset.mean=[0.4914,0.4822,0.4465]'" in (info.value.fix or "")
+
+
 def test_the_class_count_bound_is_the_one_a_checkpoint_may_hold() -> None:
     from cnnlab.engine import checkpoint
     from cnnlab.settings import MAX_CLASSES

@@ -53,7 +53,7 @@ import statistics
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, features
@@ -426,7 +426,8 @@ class DecodeSummary:
 
     `converted[kind]` counts images (one image may count under several kinds); `skipped[reason]` counts
     files, `first_skipped[reason]` names the first of them; `shorter_sides` the shorter side of each image read
-    whose size was given (pixels, as stored).
+    whose size was given (pixels, as stored); `colour_files` the path, as given, of each image read that is stored
+    in colour (not GREY_KINDS) whose path was given: what a command that reads some splits counts of them.
     """
 
     read: int = 0
@@ -436,15 +437,20 @@ class DecodeSummary:
     converted_images: int = 0
     grey_images: int = 0  # stored without colour (GREY_KINDS)
     shorter_sides: list[int] = field(default_factory=list)
+    colour_files: set[str] = field(default_factory=set)
 
-    def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None) -> None:
+    def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None, path: str | None = None) -> None:
+        """One image read: its conversion `kinds`, its (width, height) `size` in pixels and its `path` when known."""
         kinds = tuple(kinds)
         self.read += 1
         self.converted.update(kinds)
         self.converted_images += bool(kinds)
-        self.grey_images += any(kind.startswith(GREY_KINDS) for kind in kinds)
+        grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
+        self.grey_images += grey
         if size is not None:
             self.shorter_sides.append(min(size))
+        if path is not None and not grey:
+            self.colour_files.add(path)
 
     def typical_side(self) -> int | None:
         """The median shorter side of the images read (pixels), None when no size was given."""
@@ -486,16 +492,22 @@ class DecodeSummary:
         changed = self.skipped or any(kind not in EXACT_KINDS for kind in self.converted)
         logger.log(logging.WARNING if changed else logging.INFO, "%s: %s", what, self.line())
 
-    def log_colour_dropped(self, logger: logging.Logger, what: str, channels: int) -> None:
-        """For a 1-channel model, a warning that the colour pictures read lose their colour (probe 191: a folder of
-        photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its two classes that differ by
-        colour alone scored 0 %)."""
-        colour = self.read - self.grey_images  # by how they are stored: a grey picture saved as RGB counts too
-        if channels == 1 and colour > 0:
-            logger.warning("%s: %s of its %s stored in colour (RGB, palette, ...) %s read as their luminance "
-                           "(L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input: any colour that tells "
-                           "classes apart is lost (a 3-channel model keeps it)", what, colour,
-                           counted(self.read, "picture"), "is" if colour == 1 else "are")
+    def colour_dropped(self, what: str, channels: int, files: Sequence[str] | None = None) -> str | None:
+        """For a 1-channel model (`channels`), the warning that the pictures read that are stored in colour lose their
+        colour (probe 191: a folder of photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its
+        two classes that differ by colour alone scored 0 %); None when there are none, or for 3 channels.
+        `files`: the paths (as given to add_read) of the pictures the command reads — the splits it scores or trains
+        on, not every one scanned (an evaluate of test/ counted train/ too); None: every picture read. `what` names
+        them in the line ("imagefolder DIR, test split")."""
+        if files is None:
+            colour, total = self.read - self.grey_images, self.read  # by how they are stored: grey saved as RGB too
+        else:
+            colour, total = sum(path in self.colour_files for path in files), len(files)
+        if channels != 1 or colour == 0:
+            return None
+        return (f"{what}: {colour} of its {counted(total, 'picture')} stored in colour (RGB, palette, ...) "
+                f"{'is' if colour == 1 else 'are'} read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the "
+                "model's 1-channel input: any colour that tells classes apart is lost (a 3-channel model keeps it)")
 
     def as_record(self) -> dict[str, Any]:
         """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""

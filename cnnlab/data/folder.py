@@ -31,7 +31,8 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import why_missing
-from cnnlab.wording import counted
+from cnnlab.console import RUN_WARNING
+from cnnlab.wording import counted, listed
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class FolderScan:
             return False
         remember_pixels(path, preview.pixels)  # for copies_of: the pictures are not decoded twice
         self._files.add(real)
-        self.summary.add_read(preview.kinds, preview.size)
+        self.summary.add_read(preview.kinds, preview.size, path)
         return True
 
     def skipped_text(self) -> str:
@@ -532,8 +533,8 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
         splits = (Subset(train, train_idx), Subset(train, val_idx))
     if carve:
         splits = (splits[0], _without_copies_of_training_pictures(splits[1], splits[0], root))
+    # the colour a 1-channel model loses is said by say_colour_dropped, where the splits a command reads are known
     scan.summary.log(log, f"imagefolder {root}")
-    scan.summary.log_colour_dropped(log, f"imagefolder {root}", spec.channels)
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
                      stored_size=None, in_memory=False, decode=scan.summary, content=content,
                      train_content=train_content)
@@ -588,6 +589,24 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
                 f"; val now holds no picture of {_shown(lost)}, so its score says nothing of "
                 f"{'that class' if len(lost) == 1 else 'those classes'}" if lost else "")  # probe 72: said nowhere
     return Subset(val, kept)
+
+
+def say_colour_dropped(cfg: Mapping[str, Any], decode: DecodeSummary, channels: int,
+                       splits: Mapping[str, Dataset | None]) -> str | None:
+    """For a 1-channel model (`channels`), the warning that the pictures of an image folder (`cfg`: its dataset config)
+    stored in colour are read as grey (DecodeSummary.colour_dropped), counted over `splits` — name → split, as the
+    command reads it (carved, copies left out, label_fraction applied), the splits it reads only (counted over the
+    whole folder, an evaluate of test/ counted train/ too). Logged, and kept in run.json's `warnings` (RUN_WARNING:
+    it changes what the run's accuracy means); returned. None when nothing is lost. A split whose files are not known
+    (a flat folder's) counts every picture the scan read."""
+    named = [name for name, split in splits.items() if split is not None and len(split)]  # type: ignore[arg-type]
+    files = [split_files(splits[name]) for name in named]  # type: ignore[arg-type]
+    paths = None if any(part is None for part in files) else [path for part in files for path in part or []]
+    which = f"{listed(named)} split{'s' if len(named) > 1 else ''}" if named else "no split"
+    line = decode.colour_dropped(f"imagefolder {checked_root(cfg)}, {which}", channels, paths)
+    if line is not None:
+        log.warning("%s", line, extra=RUN_WARNING)
+    return line
 
 
 def split_files(split: Dataset) -> list[str] | None:
@@ -649,8 +668,7 @@ def build_flat_folder(cfg: Mapping[str, Any], spec: InputSpec) -> RawSplits:
         raise CnnlabError(f"imagefolder: no readable images in {root}{skipped}",
                           fix="replace the damaged pictures with readable ones (the first is named above), or give "
                               "dataset.root a folder of readable images" if skipped else FLAT_FIX)
-    scan.summary.log(log, f"imagefolder {root} (unlabeled)")
-    scan.summary.log_colour_dropped(log, f"imagefolder {root}", spec.channels)
+    scan.summary.log(log, f"imagefolder {root} (unlabeled)")  # the colour lost: said by say_colour_dropped
     images = FlatImages(paths)
     return RawSplits(train=images, val=Subset(images, []), test=None, classes=[UNLABELED], stored_size=None,
                      in_memory=False, decode=scan.summary, content=content, train_content=content)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Mapping
+import shlex
+from typing import Any, Callable, Mapping, Sequence
 
 from torch.utils.data import Subset
 
 from cnnlab.data.bundle import DataBundle, RawSplits, TransformedDataset
 from cnnlab.data.digits import build_digits
-from cnnlab.data.folder import build_flat_folder, build_imagefolder, checked_root, is_flat_folder
+from cnnlab.data.folder import (build_flat_folder, build_imagefolder, checked_root, is_flat_folder,
+                               say_colour_dropped)
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.data.splits import label_subset, labels_of
 from cnnlab.data.synthetic import build_synthetic
@@ -25,6 +27,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 log = logging.getLogger("cnnlab")
 
 Builder = Callable[[Mapping[str, Any], InputSpec], RawSplits]
+TRAINING_SPLITS = ("train", "val")  # what a command reads unless it says otherwise (build_datasets `reads`)
 
 BUILDERS: dict[str, Builder] = {
     "synthetic": build_synthetic,
@@ -51,14 +54,29 @@ PRECHECKS: dict[str, Callable[[Mapping[str, Any]], object]] = {
 }
 
 
-def stated_triple(values: Any, default: tuple[float, float, float], key: str) -> tuple[float, float, float]:
-    """dataset.`key` (mean or std) as three floats; `default` when unset. Raises CnnlabError for another count."""
+@found_before_work()
+def stated_triple(values: Any, default: tuple[float, float, float], key: str,
+                  channels: int = 3) -> tuple[float, float, float]:
+    """dataset.`key` (mean or std) as three floats, as InputSpec keeps them (a 1-channel spec reads the first);
+    `default` when unset. `channels`: how many the model reads the pictures in — where 1, one value is that channel's
+    (held three times here, as three equal values are; InputSpec.to_dict and the run record keep it once).
+    Raises CnnlabError for one value where 3 channels (R, G, B) are read, and for a count neither 1 nor 3."""
     if values is None:
         return default
     triple = tuple(float(v) for v in values)
+    if len(triple) == 1 and channels == 1:
+        return (triple[0],) * 3
+    shown = "[" + ",".join(str(v) for v in values) + "]"
+    if len(triple) == 1:  # the settings rule lets one value by: here the channels are known
+        three = shlex.quote(f"dataset.{key}=[{','.join([str(values[0])] * 3)}]")
+        raise CnnlabError(f"dataset.{key}={shown} is not allowed: dataset.{key} takes a list of 3 numbers where the "
+                          "model reads the pictures in 3 channels (R, G, B; a grey picture is copied into each)",
+                          fix=f"set e.g. {three} (the one value for each channel)")
     if len(triple) != 3:
-        raise CnnlabError(f"dataset.{key} needs 3 values (R, G, B), got {list(values)}",
-                          fix=f"set dataset.{key}=[0.5,0.5,0.5] (for example)")
+        example = "[0.5]" if channels == 1 else "[0.5,0.5,0.5]"
+        raise CnnlabError(f"dataset.{key}={shown} is not allowed: dataset.{key} takes a list of 3 numbers (R, G, B)"
+                          + (" or, for the model's one channel, of 1" if channels == 1 else ""),
+                          fix=f"set e.g. dataset.{key}={example}")
     return triple  # type: ignore[return-value]
 
 
@@ -84,8 +102,8 @@ def resolve_input_spec(dataset_cfg: Mapping[str, Any], weights_spec: InputSpec |
         raise CnnlabError(f"dataset.channels={channels}: images have 1 (grayscale) or 3 (RGB) channels",
                           fix="set dataset.channels=1 or 3")
     channels = int(channels) if any_channels else 3
-    return InputSpec(size=int(size), mean=stated_triple(dataset_cfg.get("mean"), IMAGENET_MEAN, "mean"),
-                     std=stated_triple(dataset_cfg.get("std"), IMAGENET_STD, "std"), channels=channels)
+    return InputSpec(size=int(size), mean=stated_triple(dataset_cfg.get("mean"), IMAGENET_MEAN, "mean", channels),
+                     std=stated_triple(dataset_cfg.get("std"), IMAGENET_STD, "std", channels), channels=channels)
 
 
 def _say_upsampled(raw: RawSplits, dataset_cfg: Mapping[str, Any], size: int) -> None:
@@ -120,7 +138,8 @@ def check_dataset(dataset_cfg: Mapping[str, Any]) -> None:
 
 @found_before_work()
 def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_augment: bool = True,
-                   allow_unlabeled: bool = False, carve_val: bool = True) -> DataBundle:
+                   allow_unlabeled: bool = False, carve_val: bool = True,
+                   reads: Sequence[str] = TRAINING_SPLITS) -> DataBundle:
     """The dataset's splits, transformed for `spec`.
 
     A spec that records its geometry (a model's, from its checkpoint or ONNX file) is performed as it is; one
@@ -133,7 +152,10 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
     allow_unlabeled=True (self-supervised pretraining): `dataset=imagefolder` also takes a flat folder of images
     without class folders — all of them train, with label -1, one class name and an empty val split.
     carve_val=False: an image folder without a val split keeps all its images in train, val empty (what
-    `cnnlab evaluate split=all` reads: no carve to fail on a folder of one picture per class)."""
+    `cnnlab evaluate split=all` reads: no carve to fail on a folder of one picture per class).
+    reads: the splits the command reads (train, val, test) — training, and every command but evaluate and export,
+    reads train and val: a 1-channel model's warning that an image folder's colour pictures lose their colour
+    counts their pictures (folder.say_colour_dropped)."""
     name = _known_name(dataset_cfg)
     flat = allow_unlabeled and name == "imagefolder" and is_flat_folder(dataset_cfg)
     if flat:
@@ -165,4 +187,8 @@ def build_datasets(dataset_cfg: Mapping[str, Any], spec: InputSpec, *, train_aug
         with found_before_work():
             check_crop_scale(augment.crop_scale, bundle.picture_side, "dataset.augment.crop_scale", "[0.08,1.0]",
                              off="dataset.augment.random_crop=false draws no crop")
+    if name == "imagefolder" and raw.decode is not None:  # here, where the splits as read are known (carved, copies
+        # left out, label_fraction applied) — said once for every command that reads a folder
+        parts = {"train": bundle.train, "val": bundle.val, "test": bundle.test}
+        say_colour_dropped(dataset_cfg, raw.decode, spec.channels, {split: parts[split] for split in reads})
     return bundle

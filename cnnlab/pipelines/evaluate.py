@@ -58,7 +58,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # train and val are carved only when scored: split=test reads neither (probe 64: a folder whose val/ copied its
     # train/ was refused for a test score), split=all every image
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
-                                    carve_val=split in CARVED_SPLITS)
+                                    carve_val=split in CARVED_SPLITS,
+                                    reads=("train", "val", "test") if split == "all" else (split,))
     require_split(data, split, dataset_cfg.get("root") if data.name == "imagefolder" else None)  # first: a folder
     # of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)

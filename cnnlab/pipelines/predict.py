@@ -35,6 +35,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import why_missing
 from cnnlab.evaluation.files import Prediction, write_predictions
 from cnnlab.data.content import visible_files
+from cnnlab.steps.recording import record_warning
 from cnnlab.steps.sources import refuse_dataset_settings, require_source
 
 _SHOWN = 50  # rows of the terminal table; the files hold every prediction
@@ -68,6 +69,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         decoding.add_read(prediction.converted)
     if decoding.converted:
         decoding.log(ctx.log, "predict inputs")
+    if (grey := decoding.colour_dropped("predict inputs", model.spec.channels)) is not None:
+        record_warning(ctx, grey)  # a 1-channel model: the colour of colour pictures is lost, as in a dataset read
     show(predictions, unreadable)
     if not predictions:  # nothing predicted is no success: no predictions files, a failed run
         ctx.record.update(predict={"runtime": model.runtime, "topk": topk, "unreadable": unreadable})

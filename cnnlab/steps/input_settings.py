@@ -31,6 +31,8 @@ def _same(typed: Any, applied: Any) -> bool:
         values = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
         if not isinstance(values, (list, tuple)) or len(values) not in (1, 3):
             return False
+        if len(values) < len(applied):  # one value where the model reads R, G and B: refused, as for a new model
+            return False
         triple, wanted = [*values] * (3 // len(values)), [*applied] * (3 // len(applied))
         return all(isinstance(v, (int, float)) and abs(float(v) - a) < 1e-6 for v, a in zip(triple, wanted))
     return typed is not None and str(typed) == str(applied)
@@ -58,6 +60,9 @@ def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputS
         if typed is not None and not _same(typed, applied):  # `dataset.image_size=null`: the model's, as untyped
             shown = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
             what = f"{applied} px images" if key == "image_size" else f"{key} {applied}"
-            raise CnnlabError(f"dataset.{key}={shown}, but {whose} takes {what} (its preprocessing is recorded with "
-                              "it and applied as recorded)",
+            # one value where the model reads R, G and B: refused as the settings rule refuses it for 3 channels
+            one = isinstance(shown, list) and len(shown) == 1 and isinstance(applied, list) and len(applied) == 3
+            said = f"dataset.{key}={shown} is not allowed: dataset.{key} takes a list of 3 numbers for the 3 " \
+                   f"channels (R, G, B) {whose} reads, and it" if one else f"dataset.{key}={shown}, but {whose}"
+            raise CnnlabError(f"{said} takes {what} (its preprocessing is recorded with it and applied as recorded)",
                               fix=f"drop dataset.{key}=, or train a model with that setting and use that one")

@@ -3,9 +3,11 @@ metrics of a fit, and the warning when a model learned nothing (accuracy at chan
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +17,7 @@ from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
 from cnnlab.engine.checkpoint import save_model
 from cnnlab.engine.trainer import FitResult
+from cnnlab.console import RUN_WARNING
 from cnnlab.records import ModelSection
 from cnnlab.runs import (MODEL_FILE)
 
@@ -93,11 +96,42 @@ def model_section(name: str | None, image_size: int, num_classes: int, *, model:
 def record_warning(ctx: RunContext, message: str) -> None:
     """A warning for the user: one log line, and an entry in run.json's `warnings` list — once, where a run meets
     the same thing twice (distill's KD training and its baseline share one schedule)."""
+    if _kept(ctx, message):
+        ctx.log.warning(message)
+
+
+def _kept(ctx: RunContext, message: str) -> bool:
+    """Adds `message` to run.json's `warnings`; False where it is there already."""
     warnings = ctx.record.data.get("warnings") or []
     if message in warnings:
-        return
-    ctx.log.warning(message)
+        return False
     ctx.record.update(warnings=[*warnings, message])
+    return True
+
+
+class _RunWarnings(logging.Handler):
+    """Keeps the text of every log record marked RUN_WARNING (`extra=`) in run.json's `warnings` of `ctx`."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(logging.WARNING)
+        self.ctx = ctx
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if all(getattr(record, key, None) == value for key, value in RUN_WARNING.items()):
+            _kept(self.ctx, record.getMessage())  # the line itself went to the log's own handlers
+
+
+@contextmanager
+def recorded_warnings(ctx: RunContext) -> Iterator[None]:
+    """While open, a warning logged (on cnnlab's loggers) with `extra=RUN_WARNING` is an entry of run.json's `warnings`
+    too, as record_warning makes one: how the data builders, which have no run context, record the warnings that
+    change what a run's figures mean (data/folder.say_colour_dropped). cnnlab.app opens it around every command."""
+    handler, logger = _RunWarnings(ctx), logging.getLogger("cnnlab")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def at_chance(acc: float, num_classes: int) -> bool:

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -320,18 +320,20 @@ def _file_dataset_record(kind: str, path: Path) -> Any:
 
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
-                train_augment: bool = False, uses_val: bool = True,
-                carve_val: bool = True) -> tuple[DataBundle, DictConfig]:
+                train_augment: bool = False, uses_val: bool = True, carve_val: bool = True,
+                reads: Sequence[str] = ("train", "val")) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
     the model is fed as it was trained, and a record saying otherwise would be false. `uses_val`: the command
     scores (or selects on) the val split, so another carve of it is refused (check_same_val_split). carve_val=False:
-    an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image)."""
+    an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image).
+    `reads`: the splits the command reads (build_datasets)."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
     dataset_cfg = source_dataset_config(cfg, ctx, source)
     try:
-        data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val)
+        data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val,
+                              reads=reads)
     except CnnlabError as err:
         root = dataset_cfg.get("root")
         if root in (None, "") or Path(str(root)).expanduser().exists() or user_chose_dataset(ctx):

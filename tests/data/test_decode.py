@@ -282,6 +282,25 @@ def test_summary_line_and_record() -> None:
     assert DecodeSummary(read=1).line() == "read 1 image" and DecodeSummary(read=1200).line() == "read 1,200 images"
 
 
+def test_the_colour_lost_to_one_channel_is_counted_over_the_pictures_read() -> None:
+    """A 1-channel model's colour warning counted every picture scanned (an evaluate of test/ counted train/ too):
+    given the files a command reads, it counts those, by how each is stored."""
+    summary = DecodeSummary()
+    for path, kinds in (("/d/train/a.jpg", ()), ("/d/train/g.png", (GRAY16,)), ("/d/test/b.jpg", ()),
+                        ("/d/test/c.png", (EXIF_ROTATED,)), ("/d/test/g.png", (GRAY16,))):
+        summary.add_read(kinds, path=path)
+    assert summary.colour_files == {"/d/train/a.jpg", "/d/test/b.jpg", "/d/test/c.png"}
+    test = ["/d/test/b.jpg", "/d/test/c.png", "/d/test/g.png"]
+    assert summary.colour_dropped("imagefolder /d, test split", 1, test).startswith(
+        "imagefolder /d, test split: 2 of its 3 pictures stored in colour (RGB, palette, ...) are read as their "
+        "luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input")
+    assert "3 of its 5 pictures" in (summary.colour_dropped("all", 1) or "")  # no files given: every one read
+    assert "1 of its 1 picture stored in colour (RGB, palette, ...) is read" in (
+        summary.colour_dropped("one", 1, ["/d/train/a.jpg"]) or "")
+    assert summary.colour_dropped("grey", 1, ["/d/test/g.png"]) is None  # nothing lost
+    assert summary.colour_dropped("rgb", 3, test) is None  # a 3-channel model keeps the colour
+
+
 def test_a_48_bit_png_is_listed_as_16_bit_colour_with_its_high_bytes(tmp_path: Path) -> None:
     """Probe 161: a PNG of 16 bits per colour channel, which Pillow reads as 8-bit RGB (each value's high byte), was
     listed as a plain RGB file: no conversion counted."""

@@ -96,20 +96,35 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, caplog: pytest
 def test_colour_pictures_read_for_a_one_channel_model_are_said_to_lose_their_colour(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Probe 191: a folder of photos fine-tuned from a Fashion-MNIST (1-channel) run was read as grey without a word;
-    its two classes that differ by colour alone scored 0 %. Grey pictures (8-bit, 16-bit) lose nothing: not counted."""
+    its two classes that differ by colour alone scored 0 %. Grey pictures (8-bit, 16-bit) lose nothing: not counted.
+    Counted over the splits the command reads, not the whole folder (an evaluate of test/ said "48 of its 48
+    pictures" of a folder whose test/ holds 16), and marked for run.json's `warnings` (RUN_WARNING)."""
+    from cnnlab.data.registry import build_datasets
+    from cnnlab.console import RUN_WARNING
+
     make_classes(tmp_path / "train", {"a": 2, "b": 2})  # colour JPEGs
     write_image(tmp_path / "train" / "a" / "grey.png", seed=7, mode="L", fmt="PNG")
     write_image(tmp_path / "train" / "b" / "grey16.png", seed=8, mode="I;16", fmt="PNG")
     make_classes(tmp_path / "val", {"a": 1, "b": 1})
+    make_classes(tmp_path / "test", {"a": 3, "b": 2})  # read by evaluate only
+    cfg = {"name": "imagefolder", "root": str(tmp_path)}
     one_channel = InputSpec(16, mean=(0.5,) * 3, std=(0.25,) * 3, channels=1)
-    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
-        build_imagefolder({"root": str(tmp_path)}, one_channel)
-    said = " ".join(caplog.text.split())
-    assert ("6 of its 8 pictures stored in colour (RGB, palette, ...) are read as their luminance (L = 0.299 R + "
-            "0.587 G + 0.114 B) for the model's 1-channel input" in said), said
+    for reads, said in ((("train", "val"), "train and val splits: 6 of its 8 pictures"),
+                        (("test",), "test split: 5 of its 5 pictures"),
+                        (("train", "val", "test"), "train, val and test splits: 11 of its 13 pictures")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="cnnlab"):
+            build_datasets(cfg, one_channel, reads=reads)
+        lines = [record for record in caplog.records if "luminance" in record.getMessage()]
+        assert len(lines) == 1, caplog.text
+        assert lines[0].getMessage() == (
+            f"imagefolder {tmp_path}, {said} stored in colour (RGB, palette, ...) are read as their luminance (L = "
+            "0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input: any colour that tells classes apart is lost "
+            "(a 3-channel model keeps it)")
+        assert all(getattr(lines[0], key) == value for key, value in RUN_WARNING.items())
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cnnlab.data.folder"):
-        build_imagefolder({"root": str(tmp_path)}, SPEC)  # a 3-channel model keeps the colour: nothing to say
+    with caplog.at_level(logging.WARNING, logger="cnnlab"):
+        build_datasets(cfg, SPEC)  # a 3-channel model keeps the colour: nothing to say
     assert "luminance" not in caplog.text
 
 

@@ -36,8 +36,25 @@ def test_no_size_anywhere_is_a_user_error() -> None:
 
 
 def test_bad_mean_is_a_user_error() -> None:
-    with pytest.raises(CnnlabError, match="3 values"):
+    with pytest.raises(CnnlabError, match="a list of 3 numbers"):
         resolve_input_spec({**SYNTHETIC, "mean": [0.5, 0.5]}, None)
+
+
+def test_one_mean_and_std_are_the_one_channels_where_the_model_reads_one() -> None:
+    """Probe: `dataset.mean=[0.3] dataset.std=[0.35]` of Fashion-MNIST for a LeNet-5 (1 channel) was refused ("takes
+    a list of 3 numbers", CIFAR's R, G, B mean offered): one value is that channel's, held as three equal values are
+    (to_dict keeps it once). Where the model reads 3 channels it is still refused, with a list of 3 as the fix."""
+    grey = {**SYNTHETIC, "channels": 1, "mean": [0.3], "std": [0.35]}
+    spec = resolve_input_spec(grey, None, any_channels=True)
+    assert spec.channels == 1 and spec.mean == (0.3,) * 3 and spec.std == (0.35,) * 3
+    assert spec == resolve_input_spec({**grey, "mean": [0.3] * 3, "std": [0.35] * 3}, None, any_channels=True)
+    assert spec.to_dict()["mean"] == [0.3] and spec.to_dict()["std"] == [0.35]
+    for three in ({**grey, "channels": None}, grey):  # an RGB set; a grey one for a model of 3 channels (ResNet)
+        with pytest.raises(CnnlabError) as info:
+            resolve_input_spec(three, None, any_channels=three["channels"] is None)
+        assert "dataset.mean=[0.3] is not allowed: dataset.mean takes a list of 3 numbers" in info.value.message
+        assert info.value.fix == "set e.g. 'dataset.mean=[0.3,0.3,0.3]' (the one value for each channel)"
+        assert info.value.before_work  # refused before the run does any work: no run folder left
 
 
 def test_bundle_items_are_normalised_float_tensors() -> None:

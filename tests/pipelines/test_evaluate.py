@@ -233,6 +233,85 @@ def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Pat
     assert cli("evaluate", "source=latest:pretrain", "dataset.image_size=null").code == 0  # null: the model's
 
 
+def test_one_mean_and_std_serve_a_one_channel_model_and_are_recorded_once(cli, outputs: Path, pretrained: dict,
+                                                                          mnist_args: list[str]) -> None:
+    """Probe: `pretrain model=lenet5 dataset=fashion_mnist 'dataset.mean=[0.3]' 'dataset.std=[0.35]'` and `evaluate
+    source=GREY_RUN 'dataset.mean=[0.286]'` (the one mean its run records) were refused: "dataset.mean takes a list
+    of 3 numbers — set e.g. 'dataset.mean=[0.4914,0.4822,0.4465]'", CIFAR's RGB mean for a grey network. One value
+    is the one channel's, recorded once everywhere; where 3 channels are read it is still refused."""
+    own = read_run(Path(pretrained["run_dir"]))["dataset"]["mean"]
+    assert len(own) == 1
+    assert cli("evaluate", "source=latest:pretrain", f"dataset.mean=[{own[0]}]").code == 0  # the model's own
+    other = cli("evaluate", "source=latest:pretrain", "dataset.mean=[0.9]")
+    said = " ".join(other.stderr.split())
+    assert other.code == 2 and f"takes mean {own}" in said and "drop dataset.mean=" in said, other.output
+    assert "0.4914" not in said and "a list of 3" not in said  # no RGB triple offered for a grey network
+
+    grey = cli("pretrain", *mnist_args, "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16",
+               "trainer.amp=none", "dataset.mean=[0.3]", "dataset.std=[0.35]")
+    assert grey.code == 0, grey.output
+    from cnnlab.engine.checkpoint import read_checkpoint
+
+    record = next(r for r in map(read_run, run_dirs(outputs, "pretrain")) if "dataset.mean=[0.3]" in r["overrides"])
+    checkpoint = read_checkpoint(Path(record["run_dir"]) / "model.pt")
+    spec = checkpoint.spec
+    assert spec.channels == 1 and spec.to_dict()["mean"] == [0.3] and spec.to_dict()["std"] == [0.35]
+    # the same one value in run.json's dataset section, its config, and the model file's own dataset record
+    for dataset in (record["dataset"], checkpoint.extra["dataset"]):
+        assert dataset["mean"] == dataset["config"]["mean"] == [0.3], dataset
+        assert dataset["std"] == dataset["config"]["std"] == [0.35], dataset
+
+    assert cli("pretrain", *TINY).code == 0  # 3 channels (R, G, B): one value is refused, a list of 3 named
+    for command, extra in (("pretrain", list(TINY)), ("evaluate", ["source=latest:pretrain", "split=val"])):
+        refused = cli(command, *extra, "dataset.mean=[0.5]")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and "dataset.mean=[0.5] is not allowed: dataset.mean takes a list of 3 numbers" \
+            in said, refused.output
+
+
+def test_a_one_channel_model_records_the_colour_it_loses_counted_over_the_splits_read(
+        cli, outputs: Path, pretrained: dict, tmp_path: Path) -> None:
+    """Probe: `evaluate source=GREY_RUN dataset=imagefolder dataset.root=DIR` said "48 of its 48 pictures stored in
+    colour … are read as their luminance" — every picture of DIR, where its test/ holds 16 — and only in run.log:
+    run.json's `warnings` was null. Counted over what the command reads, and recorded, by every command that
+    builds a folder's data (build_datasets): evaluate (test/), finetune (train/ and the val carved from it); and by
+    predict, of the pictures it is given."""
+    from PIL import Image
+    from torchvision.datasets import MNIST
+
+    from helpers import random_image_folder
+
+    folder = tmp_path / "colour"
+    for split, per_class in (("train", 4), ("test", 2)):
+        random_image_folder(folder / split, per_class=per_class, classes=tuple(MNIST.classes[:2]), seed=per_class)
+        for name in MNIST.classes[2:]:
+            (folder / split / name).mkdir()  # no pictures of these: only scored, a folder needs none
+    grey = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(folder / "test" / MNIST.classes[0] / "grey.png")  # grey: nothing lost
+    result = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={folder}")
+    assert result.code == 0, result.output
+    warned = [w for w in read_run(run_dirs(outputs, "evaluate")[0])["warnings"] or [] if "luminance" in w]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"imagefolder {folder}, test split: 4 of its 5 pictures stored in colour (RGB, palette, ...) are read as "
+        "their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input"), warned
+    assert "test split: 4 of its 5 pictures stored in colour" in " ".join(result.output.split())  # and said
+    predicted = cli("predict", "source=latest:pretrain", str(folder / "test"))  # pictures given, not a dataset
+    assert predicted.code == 0, predicted.output
+    warned = [w for w in only_run(outputs, "predict")["warnings"] or [] if "luminance" in w]
+    assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 5 pictures stored in colour"), warned
+
+    photos = tmp_path / "photos"  # classes of its own: a new head; test/ is not read by finetune
+    random_image_folder(photos / "train", per_class=4, classes=("red", "blue"), seed=5)
+    random_image_folder(photos / "test", per_class=3, classes=("red", "blue"), seed=6)
+    tuned = cli("finetune", "model=lenet5", "model.weights=latest:pretrain", "dataset=imagefolder",
+                f"dataset.root={photos}", "dataset.image_size=16", "trainer.epochs=1", "trainer.batch_size=4",
+                "trainer.amp=none", "dataset.val_fraction=0.5")
+    assert tuned.code == 0, tuned.output
+    warned = [w for w in only_run(outputs, "finetune")["warnings"] or [] if "luminance" in w]
+    assert len(warned) == 1 and f"imagefolder {photos}, train and val splits: 8 of its 8 pictures" in warned[0], \
+        warned
+
+
 def test_val_is_refused_once_the_folder_changed_or_the_record_lost_its_carve(cli, outputs: Path,
                                                                              tmp_path: Path) -> None:
     """The val split of a one-level folder is carved by dataset.seed from the files there: after images were added,

@@ -50,3 +50,25 @@ def test_a_warning_met_twice_is_recorded_once(tmp_path) -> None:
     for message in ("a", "b", "a"):
         record_warning(ctx, message)
     assert ctx.record.data["warnings"] == ["a", "b"]
+
+
+def test_a_warning_marked_for_the_run_lands_in_its_warnings_while_the_command_runs(tmp_path) -> None:
+    """The data builders have no run context: a 1-channel model's colour warning reached run.log only, run.json's
+    `warnings` stayed null. Marked RUN_WARNING, a warning is recorded while `recorded_warnings` is open (cnnlab.app
+    opens it around every command) — once; unmarked ones and ones logged after are not."""
+    import logging
+
+    from cnnlab.context import RunContext
+    from cnnlab.console import RUN_WARNING
+    from cnnlab.runs import RunRecord
+    from cnnlab.steps.recording import recorded_warnings
+
+    ctx = RunContext(command="evaluate", run_dir=tmp_path, outputs=tmp_path,
+                     record=RunRecord.start(tmp_path, "evaluate"))
+    log = logging.getLogger("cnnlab.data.folder")
+    with recorded_warnings(ctx):
+        log.warning("%s of its pictures", 4, extra=RUN_WARNING)
+        log.warning("4 of its pictures", extra=RUN_WARNING)  # the same line again
+        log.warning("a layout note")
+    log.warning("after the run", extra=RUN_WARNING)
+    assert ctx.record.data["warnings"] == ["4 of its pictures"]
