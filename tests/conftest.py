@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import export_cache
 import prebuilt
 from helpers import TINY, ctrl_c_after_first_checkpoint, run_dirs
 
@@ -20,6 +21,9 @@ torch.set_num_threads(1)
 # The same for what cnnlab starts itself: its onnxruntime and OpenVINO sessions and a pipeline's stage processes
 # (the user's explicit thread count: cnnlab.environment.job_threads).
 os.environ["CNNLAB_THREADS"] = "1"
+# The same network exported again in this process gets its graph back (checked against PyTorch as every export is):
+# torch's exporter takes ~1 s a call, and most tests export the same few tiny networks (export_cache.py).
+export_cache.install()
 
 
 @pytest.fixture(autouse=True, scope="session")
