@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import torch
@@ -183,14 +183,22 @@ def test_a_full_disk_met_outside_the_atomic_writes_is_one_line_too(cli, outputs:
 
 
 # ---------------------------------------------------------------------------------------------- signals
-def _start(outputs: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
-    """`cnnlab pretrain` in its own process, planned far longer than the test waits; stderr goes to a file."""
-    log = cwd / "stderr.txt"
+@pytest.fixture
+def long_run(outputs: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`cnnlab pretrain` in its own process, planned far longer than the test waits; stderr goes to a file. Killed
+    when the test ends, whatever happened in it: a test that failed before it stopped the run left it training 1,000
+    epochs on one of the machine's two cores (a suite run of session 73)."""
+    log = tmp_path / "stderr.txt"
     env = {**os.environ, "CNNLAB_OUTPUTS": str(outputs), "OMP_NUM_THREADS": "1"}
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "pretrain", *TINY, "trainer.epochs=1000"],
-                                cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    return proc, log
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
 
 
 def _first_checkpoint(outputs: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> Path:
@@ -211,8 +219,8 @@ def _epochs_done(run_dir: Path) -> int:
     return int(torch.load(run_dir / "last.pt", weights_only=True)["epoch"])
 
 
-def test_sigterm_stops_like_ctrl_c_and_the_hint_resumes_it(cli, outputs: Path, tmp_path: Path) -> None:
-    proc, log = _start(outputs, tmp_path)
+def test_sigterm_stops_like_ctrl_c_and_the_hint_resumes_it(cli, outputs: Path, long_run) -> None:
+    proc, log = long_run
     run_dir = _first_checkpoint(outputs, proc, log)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM
@@ -231,8 +239,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_hint_resumes_it(cli, outputs: Path, t
     assert [e["epoch"] for e in record["metrics"]["history"]] == list(range(1, done + 2))
 
 
-def test_a_killed_run_is_listed_as_dead_and_resume_true_finds_it(cli, outputs: Path, tmp_path: Path) -> None:
-    proc, log = _start(outputs, tmp_path)
+def test_a_killed_run_is_listed_as_dead_and_resume_true_finds_it(cli, outputs: Path, long_run) -> None:
+    proc, log = long_run
     run_dir = _first_checkpoint(outputs, proc, log)
     proc.kill()  # SIGKILL: no handler runs, run.json still says running
     proc.wait(timeout=60)
