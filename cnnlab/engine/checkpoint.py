@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import atomic_path, why_not_a_file
+from cnnlab.fileio import atomic_path, read_json, why_not_a_file
 from cnnlab.hydra_args import path_argument
 
 FORMAT = "cnnlab.checkpoint/1"
@@ -294,13 +294,28 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     if (path.parent / "model.pt").is_file():
         fix = f"give its run folder ({path_argument(key, [path.parent])})"
     elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
-        # a run still running writes model.pt as it ends (probe 191: resume= was offered for a live run)
-        fix = (f"its run has no model.pt yet: wait for it to end if it is still running (`cnnlab list runs` says), "
-               f"or, if it stopped, finish it with {path_argument('resume', [path.parent])} (the command that made "
-               f"it); then give the run that completes it ({key}=latest:<command>)")
+        finish = (f"finish it with {path_argument('resume', [path.parent])} (the command that made it); then give "
+                  f"the run that completes it ({key}=latest:<command>)")
+        status = _recorded_status(path.parent / "run.json")
+        if status in ("interrupted", "failed"):  # probe 193: an interrupted run was told to wait if still running
+            fix = f"its run stopped ({status}) before it wrote model.pt: {finish}"
+        else:  # a run still running writes model.pt as it ends (probe 191: resume= was offered for a live run)
+            fix = (f"its run has no model.pt yet: wait for it to end if it is still running (`cnnlab list runs` "
+                   f"says), or, if it stopped, {finish}")
     else:
         fix = "a training state outside its run folder is no model: give the model.pt its run wrote"
     return CnnlabError(f"{path} is a run's training state (what resume= continues), not a model", fix=fix)
+
+
+def _recorded_status(run_json: Path) -> str | None:
+    """The `status` a run.json records (running, interrupted, failed, completed), None where it records none or the
+    file cannot be read: a hint's wording only, so an untrusted file is never an error here (a run killed outright
+    still says running: `cnnlab list runs` tells it apart)."""
+    try:
+        status = read_json(run_json).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
 
 
 def read_checkpoint(path: Path) -> ModelCheckpoint:

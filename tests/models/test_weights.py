@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from urllib.error import URLError
@@ -404,6 +405,16 @@ def test_a_runs_training_state_given_as_weights_or_source_names_the_run_folder(t
         resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
     assert "finish it with resume=" in caught.value.fix and "model.weights=latest:<command>" in caught.value.fix
     assert "wait for it to end if it is still running" in caught.value.fix  # probe 191: resume= offered a live run
+    for status in ("interrupted", "failed"):  # probe 193: a stopped run was told to wait if it was still running
+        (run / "run.json").write_text(json.dumps({"status": status}))
+        with pytest.raises(CnnlabError) as caught:
+            resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
+        assert caught.value.fix.startswith(f"its run stopped ({status}) before it wrote model.pt: finish it with "
+                                           f"resume={run}") and "wait" not in caught.value.fix
+    (run / "run.json").write_text('{"status": ["not", "a", "status"]}')  # untrusted: the hint for any run
+    with pytest.raises(CnnlabError) as caught:
+        resolve_weights(str(run / "last.pt"), "resnet18", tmp_path)
+    assert "wait for it to end if it is still running" in caught.value.fix
     (run / "model.pt").write_bytes(b"")
     for load, key in ((lambda: resolve_weights(str(run / "last.pt"), "resnet18", tmp_path), "model.weights"),
                       (lambda: read_checkpoint(run / "last.pt"), "source")):
