@@ -287,7 +287,8 @@ def test_a_mapping_for_a_key_that_holds_one_is_told_it_merges_not_that_the_key_i
     space has; its `+` hint merged and kept the old `choices`. The fix the line names works when followed."""
     base = ["dataset=digits", "dataset.image_size=16", "search.trials=1", "search.proxy_epochs=1",
             "search.population=2", "trainer.epochs=1", "search.proxy_train_fraction=0.2",
-            "space.base=w1_stem16s2_k3e1c16n1s1_k3e6c24n2s2_head256"]
+            "space.base=w1_stem16s2_k3e1c16n1s1_k3e6c24n2s2_head256", "search.latency.warmup=1",
+            "search.latency.min_iters=3", "search.latency.min_seconds=0"]
     result = cli("search", *base, "space.params.width={type:float,low:0.3,high:0.5}")
     said = " ".join(result.stderr.split())
     assert result.code == 2 and "space.params.width exists, and a mapping given for it is merged" in said, said

@@ -19,7 +19,7 @@ from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.export import export_onnx, read_onnx_metadata, set_metadata
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models import count_params, create_model
-from helpers import HAS_OPENVINO, only_run, read_run, run_dirs
+from helpers import HAS_OPENVINO, QUANTIZE_QUICK_TIMING, only_run, read_run, run_dirs
 
 QUICK = ["bench.warmup=1", "bench.min_iters=3", "bench.min_seconds=0", "bench.threads=1"]
 
@@ -382,11 +382,12 @@ def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained
     assert [r["backend"] for r in document["records"]] == ["onnxruntime"]  # the ONNX file itself is still timed
     assert f"{deploy}, the model.pt model.onnx was exported from, has changed since" in \
         document["skipped"][0]["reason"]
-    qat = cli("quantize", f"source={exported}", "quantize.mode=qat", "trainer.epochs=1")
+    qat = cli("quantize", f"source={exported}", "quantize.mode=qat", "trainer.epochs=1", *QUANTIZE_QUICK_TIMING)
     said = " ".join(qat.stderr.split())
     assert qat.code == 2 and "has changed since" in said and f"name it instead (source={deploy})" in said, said
     assert not (outputs / "quantize").exists()  # probe 71: refused before any work, no `failed` run left
-    assert cli("quantize", f"source={deploy}", "quantize.mode=qat", "trainer.epochs=1").code == 0  # the fix, followed
+    assert cli("quantize", f"source={deploy}", "quantize.mode=qat", "trainer.epochs=1",
+               *QUANTIZE_QUICK_TIMING).code == 0  # the fix, followed
 
     meta = read_onnx_metadata(exported)  # a file exported before the metadata kept the model.pt's SHA-256:
     proto = onnx.load(exported)

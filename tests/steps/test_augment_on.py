@@ -14,7 +14,7 @@ from cnnlab.data.views import ViewSettings
 from cnnlab.engine.recipe import Recipe
 from cnnlab.errors import CnnlabError
 from cnnlab.steps.augment_on import place_augmentation, supervised_views
-from helpers import TINY, read_run, run_dirs
+from helpers import QUANTIZE_QUICK_TIMING, TINY, read_run, run_dirs
 
 CPU, CUDA = (SimpleNamespace(device=torch.device(kind)) for kind in ("cpu", "cuda"))
 BILINEAR, BICUBIC = (SimpleNamespace(interpolation=kind) for kind in ("bilinear", "bicubic"))
@@ -77,7 +77,7 @@ def test_every_classifier_training_augments_where_trainer_augment_on_says(cli, o
     source = run_dirs(outputs, "pretrain")[0]
     for command in (["finetune", f"model.weights={source}", "finetune.mode=full"],
                     ["prune", f"source={source}", "prune.ratio=0.5", "prune.measure=false"],
-                    ["quantize", f"source={source}", "quantize.mode=qat"]):
+                    ["quantize", f"source={source}", "quantize.mode=qat", *QUANTIZE_QUICK_TIMING]):
         result = cli(*command, "trainer.epochs=1", "trainer.augment_on=device")
         assert result.code == 0, (command, result.output)
         record = read_run(run_dirs(outputs, command[0])[-1])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY, run_dirs
+from helpers import QUANTIZE_QUICK_TIMING, TINY, run_dirs
 
 
 def test_qat_of_a_linear_probe_trains_its_head_only(cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +30,7 @@ def test_qat_of_a_linear_probe_trains_its_head_only(cli, outputs: Path, monkeypa
     for mode in ("linear", "full"):
         assert cli("finetune", "model.weights=latest:pretrain", *TINY, f"finetune.mode={mode}").code == 0
         result = cli("quantize", "source=latest:finetune", "quantize.mode=qat", "trainer.epochs=1",
-                     "trainer.batch_size=16", "quantize.max_acc_drop=100")
+                     "trainer.batch_size=16", "quantize.max_acc_drop=100", *QUANTIZE_QUICK_TIMING)
         assert result.code == 0, result.output
         said = " ".join(result.output.split())
         assert ("quantization-aware training of lenet5's head only" in said) == (mode == "linear"), said
