@@ -139,7 +139,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     spec = resolve_input_spec(dataset_cfg, weights.spec, size_recorded=weights.size_recorded,
                               any_channels=not weights.pretrained and get_entry(name).any_channels)
     if weights.spec is not None:  # the weights' normalisation applies; the size is the user's to pick
-        refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained weights", keys=("mean", "std"))
+        refuse_ignored_input_settings(cfg, ctx, spec, "the pretrained model", keys=("mean", "std"))
     runtime = runtime.for_input(spec.size)
     with main_process_first(runtime):
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from fnmatch import fnmatch
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,24 +134,27 @@ def _runs_around(outputs: Path, selected: list[RunInfo], pattern: str | None, le
                   models=[run for run in kept if run.command not in ATTACHED], replaced=replaced)
 
 
+def _outputs_root(run: RunInfo) -> Path | None:
+    """A run's outputs folder: the one above its `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 →
+    outputs), resolved; None for a run outside that layout."""
+    return next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
+
+
 def _outputs_above(outputs: Path, selected: list[RunInfo]) -> set[Path]:
     """The outputs folders of the `selected` runs that hold `outputs` (a sweep, pipeline or date folder in them),
-    other than `outputs` itself: the report reads the runs there too (_runs_around). A run's outputs folder is the one
-    above its `<command>/` folder (outputs/prune/<date>/<time>-multirun/1 → outputs)."""
-    roots = set()
-    for run in selected:
-        above = next((p.parent for p in run.path.resolve().parents if p.name == run.command), None)
-        if above is not None and above != outputs and outputs.is_relative_to(above):
-            roots.add(above)
-    return roots
+    other than `outputs` itself: the report reads the runs there too (_runs_around)."""
+    roots = {_outputs_root(run) for run in selected}
+    return {root for root in roots if root is not None and root != outputs and outputs.is_relative_to(root)}
 
 
 def bench_outputs(outputs: Path, selected: list[RunInfo]) -> Path | None:
     """Where a `cnnlab bench` the report prints must write its run for this report — of `outputs`, resolved, and the
     `selected` runs there — to read it (the `paths.outputs=` of rows.bench_command): None where bench's default
     folder ($CNNLAB_OUTPUTS, else ./outputs) is one the report reads (`outputs`, a folder below it, or the outputs
-    folder the runs live in), else the runs' outputs folder around `outputs`, else `outputs` itself. A report of
-    another folder printed `cnnlab bench source=RUN`, which, followed, wrote into ./outputs: the same note again."""
+    folder the runs live in), else the runs' outputs folder around `outputs`, else the one below it most of the runs
+    live in (a project folder holding outputs/: probe 194's `paths.outputs=PROJECT` made PROJECT/bench/, a second runs
+    folder beside PROJECT/outputs/), else `outputs` itself. A report of another folder printed `cnnlab bench
+    source=RUN`, which, followed, wrote into ./outputs: the same note again."""
     above = _outputs_above(outputs, selected)
     try:
         default = conftree.outputs_folder().resolve()
@@ -158,7 +162,17 @@ def bench_outputs(outputs: Path, selected: list[RunInfo]) -> Path | None:
         default = None
     if default is not None and (default.is_relative_to(outputs) or default in above):
         return None
-    return max(above, key=lambda folder: len(folder.parts), default=outputs)  # the one nearest to `outputs`
+    if above:
+        return max(above, key=lambda folder: len(folder.parts))  # the one nearest to `outputs`
+    below = Counter(root for root in map(_outputs_root, selected)
+                    if root is not None and root.is_relative_to(outputs) and not _stage_runs_folder(root))
+    return max(below, key=lambda root: (below[root], -len(root.parts)), default=outputs)
+
+
+def _stage_runs_folder(folder: Path) -> bool:
+    """Whether `folder` is a pipeline workspace's runs/ (outputs/pipeline/NAME/runs: its stages' runs), where a bench
+    run of the user's does not belong: a hint for the workspace names the workspace."""
+    return folder.name == "runs" and folder.parent.parent.name == "pipeline"
 
 
 def _replaced_note(new: Path) -> str:

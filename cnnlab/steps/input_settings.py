@@ -58,10 +58,12 @@ def refuse_ignored_input_settings(cfg: DictConfig, ctx: RunContext, spec: InputS
             continue
         typed, applied = OmegaConf.select(cfg, f"dataset.{key}"), _applied(spec, key)
         if typed is not None and not _same(typed, applied):  # `dataset.image_size=null`: the model's, as untyped
-            shown = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
+            values = OmegaConf.to_container(typed) if OmegaConf.is_config(typed) else typed
+            # as typed (probe 194: Python's `[0.4, 0.4, 0.4]` for `[0.4,0.4,0.4]`)
+            shown = "[" + ",".join(str(v) for v in values) + "]" if isinstance(values, list) else values
             what = f"{applied} px images" if key == "image_size" else f"{key} {applied}"
             # one value where the model reads R, G and B: refused as the settings rule refuses it for 3 channels
-            one = isinstance(shown, list) and len(shown) == 1 and isinstance(applied, list) and len(applied) == 3
+            one = isinstance(values, list) and len(values) == 1 and isinstance(applied, list) and len(applied) == 3
             said = f"dataset.{key}={shown} is not allowed: dataset.{key} takes a list of 3 numbers for the 3 " \
                    f"channels (R, G, B) {whose} reads, and it" if one else f"dataset.{key}={shown}, but {whose}"
             raise CnnlabError(f"{said} takes {what} (its preprocessing is recorded with it and applied as recorded)",

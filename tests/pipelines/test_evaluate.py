@@ -224,7 +224,8 @@ def test_a_typed_mean_or_std_the_model_does_not_use_is_refused(cli, outputs: Pat
         refused = cli(command, *extra, "dataset.mean=[0.1,0.2,0.3]")
         said = " ".join(refused.stderr.split())
         assert refused.code == 2 and f"takes mean {own}" in said and "drop dataset.mean=" in said, refused.output
-        assert "Traceback" not in refused.stderr
+        assert "Traceback" not in refused.stderr and "dataset.mean=[0.1,0.2,0.3]," in said  # as typed (probe 194)
+        assert "weights takes" not in said
     std = cli("evaluate", "source=latest:pretrain", "dataset.std=[9,9,9]")
     assert std.code == 2 and "drop dataset.std=" in std.stderr, std.output
     assert len(own) == 1  # probe 191: a 1-channel model's run recorded its one mean three times

@@ -208,6 +208,24 @@ def test_a_sweep_or_glob_of_another_folder_names_the_outputs_folder_its_runs_liv
         assert [row.p50_ms for row in sorted(report.rows, key=lambda r: r.accuracy)] == [2.0, None]
 
 
+def test_a_report_of_a_project_folder_names_the_outputs_folder_inside_it(tmp_path: Path, monkeypatch) -> None:
+    """Probe 194: `cnnlab report ../proj` (proj holding outputs/) printed `paths.outputs=/…/proj`; followed, bench
+    made proj/bench/, a second runs folder beside proj/outputs/, and `cnnlab report ../proj/outputs` said "not
+    benchmarked" again. The hint names the outputs folder the runs live in; followed, both reports read the run."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.delenv("CNNLAB_OUTPUTS")
+    project = tmp_path / "proj"
+    a = model_run(project / "outputs", "pretrain", "a", 0.9)
+    [row] = build_report(project).rows
+    assert row.notes == [f"not benchmarked (cnnlab bench source={a} paths.outputs={project / 'outputs'})"], row.notes
+    follow(_hint(row.notes[0]), "followed", [2.0])
+    assert sorted(p.name for p in project.iterdir()) == ["outputs"]  # no second runs folder beside it
+    for folder in (project, project / "outputs"):
+        [row] = build_report(folder).rows
+        assert row.notes == [] and row.p50_ms == 2.0, (folder, row.notes)
+
+
 def test_a_report_of_bench_s_default_folder_prints_bench_commands_without_a_folder(tmp_path: Path,
                                                                                  monkeypatch) -> None:
     """Where bench's default folder is one the report reads — the folder reported ($CNNLAB_OUTPUTS, relative or
