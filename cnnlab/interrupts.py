@@ -139,6 +139,7 @@ def _quiet_handover_failures(hook: Callable[[Any], Any]) -> Callable[[Any], Any]
     def quiet(args: Any) -> None:
         if not (issubclass(args.exc_type, (ConnectionError, EOFError)) and _in_resource_sharer(args.exc_traceback)):
             hook(args)
+    quiet.quiet_handover = True  # type: ignore[attr-defined]
     return quiet
 
 
@@ -184,12 +185,15 @@ def signals_as_interrupt() -> Iterator[None]:
     previous = {signum: signal.signal(signum, stop) for signum in signals}
     if hasattr(signal, "SIGCHLD"):
         previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)  # `stop` may change it: put back after
-    hook, threading.excepthook = threading.excepthook, _quiet_handover_failures(threading.excepthook)
+    # Installed once and kept for the rest of the process: the resource-sharer thread may report a worker's death
+    # after this block has ended — the process stopping, its one-line message about to be printed (a CI run of
+    # session 73 printed the traceback there). The same error from anywhere else is still printed.
+    if not getattr(threading.excepthook, "quiet_handover", False):
+        threading.excepthook = _quiet_handover_failures(threading.excepthook)
     try:
         yield
     finally:
         _pending = None
-        threading.excepthook = hook
         for signum, handler in previous.items():
             if handler is not None:  # None: installed outside Python, which cannot be restored from here
                 signal.signal(signum, handler)

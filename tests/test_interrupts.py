@@ -201,10 +201,15 @@ def test_a_worker_lost_while_handing_a_batch_over_prints_no_thread_traceback(tmp
         thread.start()
         thread.join()
 
-    before = threading.excepthook
     with signals_as_interrupt():
         raised_in(str(tmp_path / "multiprocessing" / "resource_sharer.py"))
         assert printed == []
         raised_in(str(tmp_path / "elsewhere.py"))
         assert printed == ["ConnectionResetError"]
-    assert threading.excepthook is before  # put back when the block ends
+    installed = threading.excepthook
+    # after the block too: the thread may report the worker's death while the stopped process prints its last line
+    # (a CI run of session 73: the traceback came after the block had put the old hook back)
+    raised_in(str(tmp_path / "multiprocessing" / "resource_sharer.py"))
+    assert printed == ["ConnectionResetError"]
+    with signals_as_interrupt():  # installed once: a process running many commands does not wrap it again
+        assert threading.excepthook is installed
