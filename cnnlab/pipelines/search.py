@@ -201,7 +201,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         raise no_candidate_met(rows, max_latency_ms=settings.max_latency_ms, max_params=settings.max_params,
                                min_speedup=settings.min_speedup, reference=settings.reference,
                                architecture=space.is_architecture)
-    speed = "" if chosen.get("speedup") is None else f" ({speedup_text(chosen['speedup'], settings.reference)})"
+    speed = "" if chosen.get("speedup") is None else \
+        f" ({speedup_text(chosen['speedup'], settings.reference, chosen.get('speedup_per_round'))})"
     ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
                  100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")
     candidate = chosen_candidate(space, chosen)
@@ -216,8 +217,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if candidate.arch:
         ctx.record.update(model={"arch": candidate.arch})
     ctx.record.update(search={**summary, "chosen": {k: chosen.get(k) for k in (
-                                  "trial", "arch", "val_acc", "latency_ms", "speedup", "reference_ms", "params",
-                                  "flops", "image_size")},
+                                  "trial", "arch", "val_acc", "latency_ms", "speedup", "speedup_per_round",
+                                  "reference_ms", "params", "flops", "image_size")},
                               "overrides": dict(candidate.overrides)})
     if ctx.is_main:
         out.print(f"chosen: trial {chosen['trial']} {candidate.arch or dict(candidate.overrides)} — "

@@ -71,7 +71,8 @@ class Session:
 class SpeedUp:
     """A model against the one it was derived from. `ratio`: the median of the rounds' source p50 / this p50
     (> 1: faster), from one paired session (`bench_run`); shown only when status is `paired` or `same network`
-    (then the difference is noise). A search run, which derives from no model, is instead shown against its search.reference (`versus`)."""
+    (then the difference is noise). A search run, which derives from no model, is instead shown against its
+    search.reference (`versus`)."""
 
     status: str                       # paired | same network | unstable | unpaired | vs reference
     ratio: float | None = None
@@ -114,7 +115,8 @@ def reference_speedup(run: RunInfo) -> SpeedUp | None:
     """A search run's recorded speed-up over its search.reference (metrics `speedup_vs_reference`: the median of
     the per-round ratios reference ÷ candidate, timed interleaved by the search), or None when it has none or the
     record does not hold a plausible ratio (within PLAUSIBLE_RATIO either way) and the reference's name (run.json is
-    untrusted input)."""
+    untrusted input). Unstable, by the rule of every paired ratio, where the rounds it records (search.chosen
+    `speedup_per_round`) spread by more than UNSTABLE_SPREAD; a record without them is judged by its ratio."""
     if run.command != "search":
         return None
     ratio = run.metrics.extra.get("speedup_vs_reference")
@@ -124,7 +126,22 @@ def reference_speedup(run: RunInfo) -> SpeedUp | None:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
             or not 1 / PLAUSIBLE_RATIO <= ratio <= PLAUSIBLE_RATIO or not isinstance(name, str) or not name:
         return None
-    return SpeedUp(REFERENCE, float(ratio), bench_run=run.path, versus=name,
+    chosen = search.get("chosen") if isinstance(search, dict) else None
+    recorded = chosen.get("speedup_per_round") if isinstance(chosen, dict) else None
+    plausible = isinstance(recorded, list) and all(
+        isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in recorded)
+    rounds = tuple(float(r) for r in recorded) if plausible else ()  # type: ignore[union-attr]
+    judged = PairedRatio(float(ratio), rounds)
+    if judged.unstable:  # probe 194: rounds 3.81 and 5.08 (29 % apart) read "4.40× faster vs mobilenet_v3_small"
+        return SpeedUp(UNSTABLE, float(ratio), rounds, run.path,
+                       f"unstable: the search's rounds against search.reference={name} gave "
+                       f"{ratio_range_text(min(rounds), max(rounds))} (more than {UNSTABLE_SPREAD:.0%} apart)",
+                       versus=name)
+    if judged.one_round:
+        return SpeedUp(UNSTABLE, float(ratio), rounds, run.path, "unstable: the search timed it against "
+                       f"search.reference={name} in one round (search.latency.rounds=1), which cannot say whether the "
+                       "machine's speed held", versus=name)
+    return SpeedUp(REFERENCE, float(ratio), rounds, bench_run=run.path, versus=name,
                    note=f"over search.reference={name}, timed interleaved by the search itself")
 
 

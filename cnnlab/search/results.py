@@ -11,11 +11,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rich.table import Table
 
+from cnnlab.deploy.paired import rounds_disagree
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, csv_text, write_text
 from cnnlab.search.latency import LATENCY_NOISE, TIMING_NOISE, noise_room
 from cnnlab.search.study import latency_objective
-from cnnlab.wording import counted, ratio_text
+from cnnlab.wording import counted, ratio_range_text, ratio_text
 
 CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", "reference_ms", "params", "flops",
               "image_size", "epochs", "seconds", "same_as", "violation", "model", "arch", "params_chosen")
@@ -23,9 +24,14 @@ CSV_FIELDS = ("trial", "state", "feasible", "val_acc", "latency_ms", "speedup", 
 Row = Mapping[str, Any]
 
 
-def speedup_text(speedup: float, reference: str | None) -> str:
-    """A speed-up over the reference as `cnnlab report` says it: '1.63× faster vs lenet5', '2.83× slower vs ...'."""
-    return f"{ratio_text(speedup)} vs {reference or 'the reference'}"
+def speedup_text(speedup: float, reference: str | None, rounds: Sequence[float] | None = None) -> str:
+    """A speed-up over the reference as `cnnlab report` says it: '1.63× faster vs lenet5', '2.83× slower vs ...';
+    with its per-round ratios spread by more than paired.UNSTABLE_SPREAD, their range too ('4.40× faster vs
+    mobilenet_v3_small (unstable: 3.81–5.08× faster)', probe 194), as every paired ratio is told."""
+    shown = f"{ratio_text(speedup)} vs {reference or 'the reference'}"
+    if rounds and rounds_disagree(rounds):
+        shown += f" (unstable: {ratio_range_text(min(rounds), max(rounds))})"
+    return shown
 
 
 def cost(row: Row) -> float:

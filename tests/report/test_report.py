@@ -351,9 +351,38 @@ def test_a_search_row_shows_its_speedup_over_the_search_reference(tmp_path: Path
     assert "speedup_vs_reference" in (out / "report.csv").read_text().splitlines()[0]
 
 
-def _add_search_settings(run_dir: Path, settings: dict) -> None:
+def test_a_search_speedup_whose_rounds_disagree_is_unstable_like_every_paired_ratio(tmp_path: Path) -> None:
+    """Probe 194: a search's rounds against search.reference of 3.81× and 5.08× (29 % apart) read "4.40× faster vs
+    mobilenet_v3_small", report.json `per_round: []`, where every other speed-up that unstable is marked so."""
+    out = tmp_path / "outputs"
+    shaky = model_run(out, "search", "shaky", 0.94, model="searched", metrics={"speedup_vs_reference": 4.3993})
+    steady = model_run(out, "search", "steady", 0.93, model="searched", metrics={"speedup_vs_reference": 3.09})
+    once = model_run(out, "search", "once", 0.92, model="searched", metrics={"speedup_vs_reference": 2.0})
+    for run, rounds in ((shaky, [3.8116, 5.0777]), (steady, [3.0, 3.09, 3.2]), (once, [2.0])):
+        _add_search_settings(run, {"reference": "mobilenet_v3_small"}, chosen={"speedup_per_round": rounds})
+    report = build_report(out)
+    rows = {row.run.path.name: row for row in report.rows}
+    assert _cell(report, "shaky") == "— (unstable)" and rows["shaky"].speedup.per_round == (3.8116, 5.0777)
+    assert rows["shaky"].speedup.note == ("unstable: the search's rounds against search.reference=mobilenet_v3_small "
+                                          "gave 3.81–5.08× faster (more than 15% apart)")
+    assert _cell(report, "steady") == "3.09× faster vs mobilenet_v3_small"
+    assert rows["steady"].speedup.per_round == (3.0, 3.09, 3.2)
+    assert _cell(report, "once") == "— (unstable)" and "in one round" in rows["once"].speedup.note
+
+
+def test_the_search_says_an_unstable_speedup_over_its_reference() -> None:
+    from cnnlab.search.results import speedup_text
+
+    assert speedup_text(4.3993, "mobilenet_v3_small", [3.8116, 5.0777]) == \
+        "4.40× faster vs mobilenet_v3_small (unstable: 3.81–5.08× faster)"
+    assert speedup_text(3.09, "mobilenet_v2", [3.0, 3.2]) == speedup_text(3.09, "mobilenet_v2") == \
+        "3.09× faster vs mobilenet_v2"
+
+
+def _add_search_settings(run_dir: Path, settings: dict, chosen: dict | None = None) -> None:
     record = json.loads((run_dir / "run.json").read_text())
-    (run_dir / "run.json").write_text(json.dumps({**record, "search": {"settings": settings}}))
+    search = {"settings": settings, **({"chosen": chosen} if chosen is not None else {})}
+    (run_dir / "run.json").write_text(json.dumps({**record, "search": search}))
 
 
 def test_text_from_run_json_is_printed_as_written_not_read_as_rich_markup(tmp_path: Path) -> None:
