@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -143,6 +144,16 @@ def _quiet_handover_failures(hook: Callable[[Any], Any]) -> Callable[[Any], Any]
     return quiet
 
 
+def _quiet_handover_failures_sys(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """`sys.excepthook` less the same errors: the resource-sharer thread catches them itself and hands them to
+    sys.excepthook, not to threading.excepthook (this stop's CI: `BrokenPipeError` printed with the first filter on)."""
+    def quiet(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
+        if not (issubclass(kind, (ConnectionError, EOFError)) and _in_resource_sharer(traceback)):
+            hook(kind, error, traceback)
+    quiet.quiet_handover = True  # type: ignore[attr-defined]
+    return quiet
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Within this block Ctrl-C (SIGINT) and SIGTERM raise `Interrupted` (exit codes 130 and 143) and are
@@ -190,6 +201,8 @@ def signals_as_interrupt() -> Iterator[None]:
     # session 73 printed the traceback there). The same error from anywhere else is still printed.
     if not getattr(threading.excepthook, "quiet_handover", False):
         threading.excepthook = _quiet_handover_failures(threading.excepthook)
+    if not getattr(sys.excepthook, "quiet_handover", False):
+        sys.excepthook = _quiet_handover_failures_sys(sys.excepthook)
     try:
         yield
     finally:
