@@ -124,7 +124,13 @@ def worker_deaths_quiet() -> Iterator[None]:
             signal.signal(signal.SIGCHLD, previous)
 
 
-def _in_resource_sharer(traceback: TracebackType | None) -> bool:
+def _handover_failure(kind: type[BaseException], traceback: TracebackType | None) -> bool:
+    """Whether an error is a DataLoader worker's death while it handed a batch over: a connection error raised in
+    multiprocessing's resource-sharer thread. A SIGTERM to the process group (timeout, scancel) reaches the workers
+    too, and that thread printed "ConnectionResetError: [Errno 104]" as a traceback beside the one-line message. The
+    loader says a worker died itself, where that is news; a stopping run has nothing to add."""
+    if not issubclass(kind, (ConnectionError, EOFError)):
+        return False
     while traceback is not None:
         if Path(traceback.tb_frame.f_code.co_filename).parts[-2:] == ("multiprocessing", "resource_sharer.py"):
             return True
@@ -133,22 +139,19 @@ def _in_resource_sharer(traceback: TracebackType | None) -> bool:
 
 
 def _quiet_handover_failures(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`threading.excepthook` less a DataLoader worker's death while it handed a batch over: multiprocessing's
-    resource-sharer thread then printed "ConnectionResetError: [Errno 104]" as a traceback beside the one-line
-    message (a SIGTERM to the process group — timeout, scancel — reaches the workers too). The loader says a worker
-    died itself, where that is news; a stopping run has nothing to add."""
+    """`threading.excepthook` less `_handover_failure`s, which the thread raises."""
     def quiet(args: Any) -> None:
-        if not (issubclass(args.exc_type, (ConnectionError, EOFError)) and _in_resource_sharer(args.exc_traceback)):
+        if not _handover_failure(args.exc_type, args.exc_traceback):
             hook(args)
     quiet.quiet_handover = True  # type: ignore[attr-defined]
     return quiet
 
 
 def _quiet_handover_failures_sys(hook: Callable[..., Any]) -> Callable[..., Any]:
-    """`sys.excepthook` less the same errors: the resource-sharer thread catches them itself and hands them to
-    sys.excepthook, not to threading.excepthook (this stop's CI: `BrokenPipeError` printed with the first filter on)."""
+    """`sys.excepthook` less `_handover_failure`s, which the thread also catches itself and hands to sys.excepthook,
+    not to threading.excepthook (CI of stop 73: `BrokenPipeError` printed with only the thread filter on)."""
     def quiet(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
-        if not (issubclass(kind, (ConnectionError, EOFError)) and _in_resource_sharer(traceback)):
+        if not _handover_failure(kind, traceback):
             hook(kind, error, traceback)
     quiet.quiet_handover = True  # type: ignore[attr-defined]
     return quiet

@@ -185,6 +185,16 @@ def test_a_ctrl_c_during_a_deferred_block_lets_it_finish_then_stops(capfd: pytes
     assert "never" not in done
 
 
+def _thread_running(source: str, filename: str) -> None:
+    """Runs `_serve` of `source`, compiled as if it were the file `filename`, in a thread to its end: the handover
+    filter tells multiprocessing's resource-sharer thread apart by the file its frames come from."""
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    thread = threading.Thread(target=namespace["_serve"])
+    thread.start()
+    thread.join()
+
+
 def test_a_handover_error_the_resource_sharer_hands_to_sys_excepthook_is_not_printed(tmp_path: Path,
                                                                                      monkeypatch) -> None:
     """This stop's CI: multiprocessing's resource-sharer thread catches a worker's BrokenPipeError itself and calls
@@ -195,14 +205,9 @@ def test_a_handover_error_the_resource_sharer_hands_to_sys_excepthook_is_not_pri
     printed: list[str] = []
     monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: printed.append(kind.__name__))
 
-    def served_in(filename: str) -> None:  # resource_sharer._serve's own handling, compiled under its name
-        code = compile("import sys\ndef _serve():\n    try:\n        raise BrokenPipeError(32, 'Broken pipe')\n"
-                       "    except BaseException:\n        sys.excepthook(*sys.exc_info())\n", filename, "exec")
-        namespace: dict = {}
-        exec(code, namespace)
-        thread = threading.Thread(target=namespace["_serve"])
-        thread.start()
-        thread.join()
+    def served_in(filename: str) -> None:  # resource_sharer._serve's own handling
+        _thread_running("import sys\ndef _serve():\n    try:\n        raise BrokenPipeError(32, 'Broken pipe')\n"
+                        "    except BaseException:\n        sys.excepthook(*sys.exc_info())\n", filename)
 
     with signals_as_interrupt():
         served_in(str(tmp_path / "multiprocessing" / "resource_sharer.py"))
@@ -221,13 +226,7 @@ def test_a_worker_lost_while_handing_a_batch_over_prints_no_thread_traceback(tmp
     monkeypatch.setattr(threading, "excepthook", lambda args: printed.append(args.exc_type.__name__))
 
     def raised_in(filename: str) -> None:
-        code = compile("def _serve():\n    raise ConnectionResetError(104, 'Connection reset by peer')\n",
-                       filename, "exec")
-        namespace: dict = {}
-        exec(code, namespace)
-        thread = threading.Thread(target=namespace["_serve"])
-        thread.start()
-        thread.join()
+        _thread_running("def _serve():\n    raise ConnectionResetError(104, 'Connection reset by peer')\n", filename)
 
     with signals_as_interrupt():
         raised_in(str(tmp_path / "multiprocessing" / "resource_sharer.py"))

@@ -599,8 +599,7 @@ def csv_text(rows: Sequence[Row], base: Path, groups: Sequence[SeedGroup] = ()) 
 
 def json_text(rows: Sequence[Row], left_out: Sequence[tuple[Path, str]], base: Path, comparison: Comparison,
               groups: Sequence[SeedGroup] = ()) -> str:
-    setting = {key: value for key, value in comparison.__dict__.items() if key != "bench_outputs"}  # not a setting
-    return json.dumps({"comparison": setting, "rows": [row_fields(r, base) for r in rows],
+    return json.dumps({"comparison": comparison.setting(), "rows": [row_fields(r, base) for r in rows],
                        "groups": [group_fields(g, base) for g in groups],
                        "left_out": [{"run": _relative(p, base), "reason": reason} for p, reason in left_out]},
                       indent=2, default=str) + "\n"

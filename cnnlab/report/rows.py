@@ -15,7 +15,7 @@ import math
 import os
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -52,6 +52,11 @@ class Comparison:
     # not a setting: where a `cnnlab bench` the report prints must write its run for the report to read it (set by
     # build_report: the `paths.outputs=` of bench_command); None: bench's own default folder is one the report reads
     bench_outputs: Path | None = field(default=None, compare=False)
+
+    def setting(self) -> dict[str, Any]:
+        """The fields that make latencies comparable, by name (as report.json writes them): all but
+        `bench_outputs`, which says where a hinted bench writes, not what it measured."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
     def admits(self, record: LatencyRecord) -> bool:
         """Whether `record` was measured in exactly this setting: on this machine, where it names one (a record
