@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import compose_cache
 import export_cache
 import prebuilt
 from helpers import TINY, ctrl_c_after_first_checkpoint, run_dirs
@@ -24,6 +25,9 @@ os.environ["CNNLAB_THREADS"] = "1"
 # The same network exported again in this process gets its graph back (checked against PyTorch as every export is):
 # torch's exporter takes ~1 s a call, and most tests export the same few tiny networks (export_cache.py).
 export_cache.install()
+# The same config composed again in this process is Hydra's kept result (compose_cache.py): composing takes ~0.18 s
+# of every command, a third of the suite's time, and the tests compose the same few configs thousands of times.
+compose_cache.install()
 
 
 @pytest.fixture(autouse=True, scope="session")
