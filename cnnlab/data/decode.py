@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, features
+from PIL import ExifTags, Image, ImageChops, ImageOps, features
 
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import is_regular_file
@@ -296,15 +296,32 @@ def _to_rgb(image: Image.Image, declared_16_bit: bool = False) -> Image.Image:
 def pixel_digest(image: Image.Image, declared_16_bit: bool = False) -> str:
     """SHA-256 over the size and RGB values of a loaded picture: equal for files that hold the same pixels in other
     bytes (another PNG compression level, BMP or TIFF, a grey or palette file saved as RGB)."""
-    rgb = _to_rgb(image, declared_16_bit)
+    return _rgb_digest(_to_rgb(image, declared_16_bit))
+
+
+def _rgb_digest(rgb: Image.Image) -> str:
     return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}\0".encode() + rgb.tobytes()).hexdigest()
 
 
+# The most two channels of a grey pixel may differ by: a grey picture saved as a colour JPEG decodes to R = G = B
+# within the codec's rounding.
+COLOUR_TOLERANCE = 2
+
+
+def holds_colour(picture: Image.Image) -> bool:
+    """Whether an RGB `picture` holds colour: somewhere two of its channels differ by more than COLOUR_TOLERANCE
+    (of 255). A grey picture stored as RGB, a grey palette or a grey JPEG holds none, and loses nothing when read as
+    its luminance."""
+    red, green, blue = picture.convert("RGB").split()
+    return any(ImageChops.difference(a, b).getextrema()[1] > COLOUR_TOLERANCE
+               for a, b in ((red, green), (green, blue)))
+
+
 def _decode(path: str | os.PathLike[str], *,
-            digest: str | None) -> tuple[tuple[str, ...], Image.Image | str, tuple[int, int]]:
+            digest: str | None) -> tuple[tuple[str, ...], Image.Image, tuple[int, int]]:
     """(kinds, RGB picture, (W, H) as stored); digest="preview" stops after a reduced decode (JPEG at 1/8) and
-    digest="exact" after a full-scale one (never reduced, even past MAX_PIXELS), each giving the picture's
-    pixel_digest instead."""
+    digest="exact" after a full-scale one (never reduced, even past MAX_PIXELS), each giving the picture for its
+    pixel_digest, as it is read (rotated), never made smaller."""
     preview = digest == "preview"
     path = str(path)
     if not is_regular_file(path):
@@ -350,8 +367,8 @@ def _decode(path: str | os.PathLike[str], *,
                 kinds.append(EXIF_ROTATED)
                 rotated = _orientation(image) in _TURNS  # still to do (JPEG, PNG, WebP); done (TIFF)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
-                shown = ImageOps.exif_transpose(image) if rotated else image
-                return tuple(kinds), pixel_digest(shown, declared_16_bit), stored
+                return tuple(kinds), _to_rgb(ImageOps.exif_transpose(image) if rotated else image,
+                                             declared_16_bit), stored
             picture = _to_rgb(ImageOps.exif_transpose(image) if rotated else image, declared_16_bit)
     factor = math.ceil(_downscale_factor(picture.size))
     if factor > 1:  # draft() only helps JPEG, and only by powers of two
@@ -367,7 +384,6 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
     decoded, modes with no faithful RGB picture, and images over REFUSE_FACTOR x MAX_PIXELS pixels.
     """
     kinds, picture, _ = _decode(path, digest=None)
-    assert isinstance(picture, Image.Image)
     return Decoded(picture, kinds)
 
 
@@ -375,29 +391,29 @@ def decode_image(path: str | os.PathLike[str]) -> Decoded:
 class Preview:
     """preview_image's result: the conversion kinds decode_image will report, and the pixel_digest of the picture
     decoded at reduced scale (JPEG at 1/8, other formats in full: the whole picture's pixels), and its size as
-    stored, (W, H) in pixels (before any EXIF rotation)."""
+    stored, (W, H) in pixels (before any EXIF rotation); `coloured`: whether it holds colour (holds_colour, on the
+    reduced picture)."""
 
     kinds: tuple[str, ...]
     pixels: str
     size: tuple[int, int]
+    coloured: bool = False
 
 
 def preview_image(path: str | os.PathLike[str]) -> Preview:
     """What decoding `path` at reduced scale shows (JPEG at 1/8; other formats are still decoded in full, which is
     what proves a truncated file bad): the kinds and a digest of the pixels. Raises `UndecodableImage` exactly where
     decode_image would."""
-    kinds, pixels, size = _decode(path, digest="preview")
-    assert isinstance(pixels, str)
-    return Preview(kinds, pixels, size)
+    kinds, picture, size = _decode(path, digest="preview")
+    grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
+    return Preview(kinds, _rgb_digest(picture), size, coloured=not grey and holds_colour(picture))
 
 
 def exact_pixels(path: str | os.PathLike[str]) -> str:
     """pixel_digest of the whole picture `path` holds, decoded at full scale (a JPEG too, where preview_image decodes
     at 1/8: equal for a JPEG and a PNG saved from its pixels) and rotated as read. Raises `UndecodableImage` as
     decode_image does."""
-    pixels = _decode(path, digest="exact")[1]
-    assert isinstance(pixels, str)
-    return pixels
+    return _rgb_digest(_decode(path, digest="exact")[1])
 
 
 def inspect_image(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -426,8 +442,9 @@ class DecodeSummary:
 
     `converted[kind]` counts images (one image may count under several kinds); `skipped[reason]` counts
     files, `first_skipped[reason]` names the first of them; `shorter_sides` the shorter side of each image read
-    whose size was given (pixels, as stored); `colour_files` the path, as given, of each image read that is stored
-    in colour (not GREY_KINDS) whose path was given: what a command that reads some splits counts of them.
+    whose size was given (pixels, as stored); `colour_images` how many hold colour (holds_colour; where not
+    known, stored in colour: not GREY_KINDS), and `colour_files` the path, as given, of each of them whose path was
+    given: what a command that reads some splits counts of them.
     """
 
     read: int = 0
@@ -435,21 +452,24 @@ class DecodeSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     first_skipped: dict[str, str] = field(default_factory=dict)
     converted_images: int = 0
-    grey_images: int = 0  # stored without colour (GREY_KINDS)
     shorter_sides: list[int] = field(default_factory=list)
+    colour_images: int = 0
     colour_files: set[str] = field(default_factory=set)
 
-    def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None, path: str | None = None) -> None:
-        """One image read: its conversion `kinds`, its (width, height) `size` in pixels and its `path` when known."""
+    def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None, path: str | None = None,
+                 coloured: bool | None = None) -> None:
+        """One image read: its conversion `kinds`, its (width, height) `size` in pixels, its `path` and whether it
+        holds colour (`coloured`, holds_colour) when known."""
         kinds = tuple(kinds)
         self.read += 1
         self.converted.update(kinds)
         self.converted_images += bool(kinds)
         grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
-        self.grey_images += grey
         if size is not None:
             self.shorter_sides.append(min(size))
-        if path is not None and not grey:
+        coloured = not grey if coloured is None else coloured
+        self.colour_images += coloured
+        if path is not None and coloured:
             self.colour_files.add(path)
 
     def typical_side(self) -> int | None:
@@ -493,21 +513,23 @@ class DecodeSummary:
         logger.log(logging.WARNING if changed else logging.INFO, "%s: %s", what, self.line())
 
     def colour_dropped(self, what: str, channels: int, files: Sequence[str] | None = None) -> str | None:
-        """For a 1-channel model (`channels`), the warning that the pictures read that are stored in colour lose their
-        colour (probe 191: a folder of photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its
-        two classes that differ by colour alone scored 0 %); None when there are none, or for 3 channels.
+        """For a 1-channel model (`channels`), the warning that the pictures read that hold colour lose it (probe
+        191: a folder of photos fine-tuned from a Fashion-MNIST run trained on grey without a word; its two classes
+        that differ by colour alone scored 0 %); None when there are none, or for 3 channels.
         `files`: the paths (as given to add_read) of the pictures the command reads — the splits it scores or trains
         on, not every one scanned (an evaluate of test/ counted train/ too); None: every picture read. `what` names
         them in the line ("imagefolder DIR, test split")."""
         if files is None:
-            colour, total = self.read - self.grey_images, self.read  # by how they are stored: grey saved as RGB too
+            colour, total = self.colour_images, self.read
         else:
             colour, total = sum(path in self.colour_files for path in files), len(files)
         if channels != 1 or colour == 0:
             return None
-        return (f"{what}: {colour} of its {counted(total, 'picture')} stored in colour (RGB, palette, ...) "
-                f"{'is' if colour == 1 else 'are'} read as their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the "
-                "model's 1-channel input: any colour that tells classes apart is lost (a 3-channel model keeps it)")
+        one = colour == 1
+        return (f"{what}: {colour} of its {counted(total, 'picture')} {'holds' if one else 'hold'} colour and "
+                f"{'is' if one else 'are'} read as {'its' if one else 'their'} luminance (L = 0.299 R + 0.587 G + "
+                "0.114 B) for the model's 1-channel input: any colour that tells classes apart is lost (a 3-channel "
+                "model keeps it)")
 
     def as_record(self) -> dict[str, Any]:
         """For run.json: {"read": N, "converted": {kind: n}, "skipped": {reason: n}}."""

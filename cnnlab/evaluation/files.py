@@ -125,12 +125,15 @@ def _font_glyphs() -> Callable[[str], bool]:
 @dataclass(frozen=True)
 class Prediction:
     """One image's top-k: `labels` and `probabilities` (softmax, in [0, 1]), most likely first; `converted`: what
-    decoding did to the file's picture (data.decode's kinds: "alpha on white", "16-bit", "EXIF-rotated", ...)."""
+    decoding did to the file's picture (data.decode's kinds: "alpha on white", "16-bit", "EXIF-rotated", ...);
+    `coloured`: whether the picture holds colour (data.decode.holds_colour), where a 1-channel model reads it as grey
+    (None: not asked)."""
 
     file: str
     labels: tuple[str, ...]
     probabilities: tuple[float, ...]
     converted: tuple[str, ...] = ()
+    coloured: bool | None = None
 
 
 def write_predictions(folder: Path, predictions: Sequence[Prediction], unreadable: dict[str, str],

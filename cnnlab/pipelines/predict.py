@@ -25,7 +25,7 @@ from rich.text import Text
 from cnnlab.console import console
 from cnnlab.context import RunContext
 from cnnlab.data.decode import (CUT_SHORT, EMPTY, NOT_A_FILE, READ_EXTENSIONS, DecodeSummary, UndecodableImage,
-                                decode_image, extension_reason)
+                                decode_image, extension_reason, holds_colour)
 from cnnlab.data.transforms import eval_transform
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import top_k
@@ -66,7 +66,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         ctx.log.warning("skipped %s: %s", path, reason)
     decoding = DecodeSummary()  # what decoding changed, as a dataset scan says it (probe 80: predict said nothing)
     for prediction in predictions:
-        decoding.add_read(prediction.converted)
+        decoding.add_read(prediction.converted, coloured=prediction.coloured)
     if decoding.converted:
         decoding.log(ctx.log, "predict inputs")
     if (grey := decoding.colour_dropped("predict inputs", model.spec.channels)) is not None:
@@ -143,7 +143,7 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
     with make_progress() as progress:
         task = progress.add_task("predict", total=len(files), status="")
         for start in range(0, len(files), batch_size):
-            read, tensors = [], []  # (file, its conversions), its tensor
+            read, tensors = [], []  # (file, its conversions, whether its colour is lost), its tensor
             for path in files[start:start + batch_size]:
                 if reason := extension_reason(path):  # a picture format this build does not read (.heic)
                     unreadable[str(path)] = reason
@@ -151,16 +151,17 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
                 try:
                     decoded = decode_image(path)
                     tensors.append(transform(decoded.image))
-                    read.append((str(path), decoded.kinds))
+                    read.append((str(path), decoded.kinds,
+                                 holds_colour(decoded.image) if model.spec.channels == 1 else None))
                 except UndecodableImage as exc:
                     unreadable[str(path)] = exc.reason + (f" ({exc.detail})" if exc.detail else "")
             if tensors:
                 probabilities = model.probabilities(torch.stack(tensors))
                 ranked = top_k(probabilities, topk)  # ties in class order, as evaluate ranks them
                 shown = probabilities.gather(-1, ranked)
-                for (name, kinds), values, indices in zip(read, shown.tolist(), ranked.tolist()):
+                for (name, kinds, coloured), values, indices in zip(read, shown.tolist(), ranked.tolist()):
                     predictions.append(Prediction(name, tuple(model.classes[i] for i in indices), tuple(values),
-                                                  converted=kinds))
+                                                  converted=kinds, coloured=coloured))
             progress.advance(task, len(files[start:start + batch_size]))
     return predictions, unreadable
 

@@ -57,7 +57,7 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
         source = with_file_dataset(resolve_source(str(cfg.teacher.weights), ctx.outputs, want=("checkpoint",),
                                                   key="teacher.weights"))
     resumed = resumed_dataset_config(cfg, ctx, resume_from)
-    dataset_cfg = resumed if resumed is not None else source_dataset_config(cfg, ctx, source) if source \
+    dataset_cfg = resumed if resumed is not None else source_dataset_config(cfg, ctx, source, labels="own") if source \
         else cfg.dataset
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
         check_val_settings(ctx, source, dataset_cfg)

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -37,6 +37,9 @@ from cnnlab.weights import InitialWeights
 from cnnlab.wording import counted, listed
 
 log = logging.getLogger("cnnlab")
+
+# whose label fraction a source's data takes: settle_label_fraction
+Labels = Literal["own", "source's", "resumed"]
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
@@ -158,14 +161,16 @@ _SCORED_ON_ITS_DATA = frozenset({"evaluate", "quantize", "prune", "export"})
 
 
 @found_before_work()
-def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> DictConfig:
+def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source,
+                          labels: Labels = "source's") -> DictConfig:
     """The source run's dataset, with this command line's `dataset.KEY=` settings on top (e.g. `dataset.root=DIR`
     for data that moved; cli.py lets such keys through for the commands that read a source's data); `dataset=NAME`
     picks other data instead. Naming the source's own data again (`dataset=imagefolder dataset.root=SAME`) keeps its
     recorded settings: the composed defaults would carve the val split with another `dataset.seed` or
     `val_fraction`, scoring images the model trained on. CnnlabError for a typed key the source's dataset does not
     have (it would be ignored, yet recorded), typed keys on a source that records no dataset, or none typed where
-    the command's figures are about the source's data (_SCORED_ON_ITS_DATA)."""
+    the command's figures are about the source's data (_SCORED_ON_ITS_DATA). `labels`: whose label fraction it takes
+    (settle_label_fraction)."""
     recorded = dataset_config_of(source.run)
     keys = _dataset_keys(ctx)
     typed = [k for k in keys if k != "dataset"]
@@ -193,6 +198,7 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source) -> D
             raise CnnlabError(f"{key}: dataset {recorded.get('name')} (the source's) has no setting {top!r}",
                               fix=f"drop {key}= (its settings: {known}), or pick other data with dataset=NAME")
         OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
+    settle_label_fraction(cfg, ctx, config, source.origin, labels)
     return config
 
 
@@ -207,7 +213,8 @@ def resumed_dataset_config(cfg: DictConfig, ctx: RunContext, resume_from: Path |
     run = load_run(resume_from.parent)
     if dataset_config_of(run) is None:
         return None
-    return source_dataset_config(cfg, ctx, Source(spec=str(run.path), kind="checkpoint", path=resume_from, run=run))
+    return source_dataset_config(cfg, ctx, Source(spec=str(run.path), kind="checkpoint", path=resume_from, run=run),
+                                 labels="resumed")
 
 
 @found_before_work()
@@ -233,7 +240,7 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
         return resumed
     # dataset=NAME of the run's own data keeps its recorded settings too (probe 153: `dataset=digits` after a run at
     # dataset.val_fraction=0.3 was refused with "drop dataset.val_fraction=", a key nobody typed)
-    dataset_cfg = source_dataset_config(cfg, ctx, source)
+    dataset_cfg = source_dataset_config(cfg, ctx, source, labels="own")
     if dataset_cfg is not cfg.dataset:
         if _unlabeled_folder(dataset_cfg):  # probe 83: the folder's refusal named the pretraining just run as fix
             with found_before_work():
@@ -242,12 +249,33 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
                                   fix="name it: dataset=imagefolder dataset.root=DIR with DIR/<class>/*.jpg (or "
                                       "DIR/train/<class>/ and DIR/val/<class>/), or another dataset= (cnnlab list "
                                       "datasets)")
-        if "label_fraction" in dataset_cfg and not ctx.explicitly_set("dataset.label_fraction"):
-            dataset_cfg.label_fraction = cfg.dataset.get("label_fraction", 1.0)
         ctx.log.info("dataset=%s: the data the %s run trained on, with its settings (dataset=NAME of other data "
                      "picks that)", dataset_cfg.get("name"), key)
     check_val_settings(ctx, source, dataset_cfg)
     return dataset_cfg
+
+
+def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictConfig, origin: Any,
+                          labels: Labels) -> None:
+    """Sets `dataset_cfg.label_fraction` (a source's recorded data, `origin` its run) unless typed here, and says so
+    where it is not the composed one (`--cfg job` shows that). `labels`: "own" — a command that trains a new model
+    (finetune, distill, search from weights) — takes the composed fraction, as a training's labels are its choice;
+    "source's" (prune's recovery, QAT, evaluate) keeps the labels the model trained on; "resumed" keeps the run's own
+    start, unsaid. Probe 194: a distill over
+    a teacher fine-tuned at `dataset.label_fraction=0.5` trained its student on that half without a word, while the
+    composed config said 1.0."""
+    if "label_fraction" not in dataset_cfg or ctx.explicitly_set("dataset.label_fraction"):
+        return
+    composed, recorded = cfg.dataset.get("label_fraction", 1.0), dataset_cfg.label_fraction
+    if composed == recorded or labels == "resumed":
+        return
+    if labels == "own":
+        dataset_cfg.label_fraction = composed
+        ctx.log.info("dataset.label_fraction=%s, this run's own: %s trained at %s (dataset.label_fraction=%s "
+                     "trains on its labels)", composed, origin, recorded, recorded)
+    else:
+        ctx.log.info("dataset.label_fraction=%s: the labels %s trained on (dataset.label_fraction=%s to change it)",
+                     recorded, origin, composed)
 
 
 def _unlabeled_folder(dataset_cfg: Any) -> bool:

@@ -284,23 +284,41 @@ def test_summary_line_and_record() -> None:
 
 def test_the_colour_lost_to_one_channel_is_counted_over_the_pictures_read() -> None:
     """A 1-channel model's colour warning counted every picture scanned (an evaluate of test/ counted train/ too):
-    given the files a command reads, it counts those, by how each is stored."""
+    given the files a command reads, it counts those that hold colour (where that is not known: stored in colour)."""
     summary = DecodeSummary()
-    for path, kinds in (("/d/train/a.jpg", ()), ("/d/train/g.png", (GRAY16,)), ("/d/test/b.jpg", ()),
-                        ("/d/test/c.png", (EXIF_ROTATED,)), ("/d/test/g.png", (GRAY16,))):
-        summary.add_read(kinds, path=path)
+    for path, kinds, coloured in (("/d/train/a.jpg", (), True), ("/d/train/g.png", (GRAY16,), None),
+                                  ("/d/test/b.jpg", (), None), ("/d/test/c.png", (EXIF_ROTATED,), True),
+                                  ("/d/test/g.png", (GRAY16,), None), ("/d/test/rgb_grey.png", (), False)):
+        summary.add_read(kinds, path=path, coloured=coloured)
     assert summary.colour_files == {"/d/train/a.jpg", "/d/test/b.jpg", "/d/test/c.png"}
-    test = ["/d/test/b.jpg", "/d/test/c.png", "/d/test/g.png"]
+    test = ["/d/test/b.jpg", "/d/test/c.png", "/d/test/g.png", "/d/test/rgb_grey.png"]
     assert summary.colour_dropped("imagefolder /d, test split", 1, test).startswith(
-        "imagefolder /d, test split: 2 of its 3 pictures stored in colour (RGB, palette, ...) are read as their "
+        "imagefolder /d, test split: 2 of its 4 pictures hold colour and are read as their "
         "luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input")
-    assert "3 of its 5 pictures" in (summary.colour_dropped("all", 1) or "")  # no files given: every one read
-    assert "1 of its 1 picture stored in colour (RGB, palette, ...) is read" in (
+    assert "3 of its 6 pictures" in (summary.colour_dropped("all", 1) or "")  # no files given: every one read
+    assert "1 of its 1 picture holds colour and is read as its luminance" in (
         summary.colour_dropped("one", 1, ["/d/train/a.jpg"]) or "")
-    assert summary.colour_dropped("grey", 1, ["/d/test/g.png"]) is None  # nothing lost
-    assert summary.colour_dropped("rgb", 3, test) is None  # a 3-channel model keeps the colour
+    assert summary.colour_dropped("grey", 1, ["/d/test/g.png", "/d/test/rgb_grey.png"]) is None  # nothing lost
 
 
+@pytest.mark.parametrize("fmt, suffix", [("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp")])
+def test_a_grey_picture_stored_in_colour_holds_no_colour_and_a_colour_one_does(tmp_path: Path, fmt: str,
+                                                                               suffix: str) -> None:
+    """Probe 194: the warning counted pictures by how they are stored, so a grey set saved as RGB JPEGs was said to
+    lose its colour whole. A grey picture stored as RGB holds none (a JPEG's codec rounding included); a picture
+    with one coloured pixel holds some."""
+    from PIL import Image
+
+    from cnnlab.data.decode import holds_colour, preview_image
+
+    grey = np.random.default_rng(1).integers(0, 256, (40, 40), dtype=np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB").save(tmp_path / f"grey.{suffix}", fmt)
+    assert preview_image(tmp_path / f"grey.{suffix}").coloured is False
+    coloured = np.stack([grey] * 3, axis=-1)
+    coloured[8:24, 8:24] = (200, 30, 30)  # a red patch (a JPEG at 1/8 scale keeps a 2x2 of it)
+    Image.fromarray(coloured, "RGB").save(tmp_path / f"red.{suffix}", fmt)
+    assert preview_image(tmp_path / f"red.{suffix}").coloured is True
+    assert holds_colour(Image.fromarray(grey, "L")) is False
 def test_a_48_bit_png_is_listed_as_16_bit_colour_with_its_high_bytes(tmp_path: Path) -> None:
     """Probe 161: a PNG of 16 bits per colour channel, which Pillow reads as 8-bit RGB (each value's high byte), was
     listed as a plain RGB file: no conversion counted."""

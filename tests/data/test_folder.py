@@ -118,7 +118,7 @@ def test_colour_pictures_read_for_a_one_channel_model_are_said_to_lose_their_col
         lines = [record for record in caplog.records if "luminance" in record.getMessage()]
         assert len(lines) == 1, caplog.text
         assert lines[0].getMessage() == (
-            f"imagefolder {tmp_path}, {said} stored in colour (RGB, palette, ...) are read as their luminance (L = "
+            f"imagefolder {tmp_path}, {said} hold colour and are read as their luminance (L = "
             "0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input: any colour that tells classes apart is lost "
             "(a 3-channel model keeps it)")
         assert all(getattr(lines[0], key) == value for key, value in RUN_WARNING.items())

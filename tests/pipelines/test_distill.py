@@ -560,3 +560,27 @@ def test_a_student_that_diverged_under_the_soft_term_is_a_warning_naming_grad_cl
     assert warnings_of(fit((8.4, 0.2), (8.5, 0.60)), fit((2.3, 0.2), (2.0, 0.58))) == []  # above its baseline
     assert warnings_of(fit((0.7, 0.6), (0.6, 0.6944)), fit((0.7, 0.6), (0.5, 0.8056)), classes=2) == []  # probe 188
     assert warnings_of(fit((2.3, 0.1), (2.3, 0.1)), None, teacher=0.1) == []  # a teacher at chance: its own check
+
+
+def test_the_student_trains_on_its_own_label_fraction_not_the_teachers(cli, outputs: Path) -> None:
+    """Probe 194: over a teacher trained on half the labels, `cnnlab distill` trained its student on that half
+    without a word, while `--cfg job` showed dataset.label_fraction 1.0. A training's labels are its own choice (as a
+    fine-tune's are), and the log says where the teacher's differ; prune keeps the labels its model trained on."""
+    assert cli("pretrain", *TINY, *TEACHER_TRAINING, "trainer.epochs=6", "dataset.label_fraction=0.75").code == 0
+    result = cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false")
+    assert result.code == 0, result.output
+    record = only_run(outputs, "distill")
+    assert record["dataset"]["config"]["label_fraction"] == 1.0 and record["dataset"]["train_size"] == 64
+    said = " ".join(result.output.split())
+    assert "dataset.label_fraction=1.0, this run's own:" in said and "trained at 0.75 (dataset.label_fraction=0.75 " \
+        "trains on its labels)" in said, said
+    followed = cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false",
+                   "dataset.label_fraction=0.75")  # as the line says: "(dataset.label_fraction=0.75 trains on …)"
+    assert followed.code == 0, followed.output
+    assert read_run(run_dirs(outputs, "distill")[-1])["dataset"]["train_size"] == 48
+    assert "this run's own" not in followed.output
+    pruned = cli("prune", "source=latest:pretrain", "prune.ratio=0.25", "prune.measure=false", "trainer.epochs=1",
+                 "trainer.batch_size=16")
+    assert pruned.code == 0, pruned.output
+    assert read_run(run_dirs(outputs, "prune")[-1])["dataset"]["config"]["label_fraction"] == 0.75
+    assert "dataset.label_fraction=0.75: the labels" in " ".join(pruned.output.split())

@@ -293,13 +293,13 @@ def test_a_one_channel_model_records_the_colour_it_loses_counted_over_the_splits
     assert result.code == 0, result.output
     warned = [w for w in read_run(run_dirs(outputs, "evaluate")[0])["warnings"] or [] if "luminance" in w]
     assert len(warned) == 1 and warned[0].startswith(
-        f"imagefolder {folder}, test split: 4 of its 5 pictures stored in colour (RGB, palette, ...) are read as "
+        f"imagefolder {folder}, test split: 4 of its 5 pictures hold colour and are read as "
         "their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input"), warned
-    assert "test split: 4 of its 5 pictures stored in colour" in " ".join(result.output.split())  # and said
+    assert "test split: 4 of its 5 pictures hold colour" in " ".join(result.output.split())  # and said
     predicted = cli("predict", "source=latest:pretrain", str(folder / "test"))  # pictures given, not a dataset
     assert predicted.code == 0, predicted.output
     warned = [w for w in only_run(outputs, "predict")["warnings"] or [] if "luminance" in w]
-    assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 5 pictures stored in colour"), warned
+    assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 5 pictures hold colour"), warned
 
     photos = tmp_path / "photos"  # classes of its own: a new head; test/ is not read by finetune
     random_image_folder(photos / "train", per_class=4, classes=("red", "blue"), seed=5)
