@@ -2,16 +2,15 @@
 
 Composing cnnlab's config takes ~0.18 s of every command (Hydra parses each override with its ANTLR grammar, builds
 the defaults tree and loads and merges every YAML file it names), about a third of the suite's CPU time, and the
-tests compose the same few configs thousands of times. Three of Hydra's steps are deterministic in what they are given
+tests compose the same few configs thousands of times. Four of Hydra's steps are deterministic in what they are given
 and are kept here:
 
 - parsing one override string (`OverridesParser.parse_rule(s, "override")`), for strings that call no grammar function;
 - the defaults list (`create_defaults_list`), keyed by the config name, the overrides that pick config groups, the
   flags and the config sources (a `file://` source by the bytes of every file under it, so a test's --config-dir
   edited between two commands is composed again); the value overrides (`trainer.epochs=1`, `dataset.root=...`), which
-  Hydra only passes through this step, are put back for each call as Hydra would sort them;
-- the config merged from a defaults list (`_compose_config_from_defaults_list`), keyed by that list and the sources.
-
+  Hydra only passes through this step, are put back for each call, in its order;
+- the config merged from a defaults list (`_compose_config_from_defaults_list`), keyed by that list and the sources;
 - loading one config file (`ConfigRepository.load_config`), keyed by its name and the sources.
 
 Hydra also deep-copies its whole ConfigStore (every plugin's structured configs) into each composing's repository,
@@ -19,7 +18,7 @@ Hydra also deep-copies its whole ConfigStore (every plugin's structured configs)
 out).
 
 Everything else — checking the overrides, applying the value overrides, the run's Hydra settings — runs as Hydra
-runs it. Each kept value is handed out as a deep copy (Hydra writes into what it gets). A step that raised is not
+runs it. Each kept value is handed out as a fresh copy (Hydra writes into what it gets). A step that raised is not
 kept; one that warned is not kept either and its warnings are raised again, so every call warns as it did.
 CNNLAB_TEST_COMPOSE_CACHE=0 leaves every compose to Hydra; =check composes every config both ways and fails on any
 difference (the cache's own test: run the suite with it once after changing this file).
@@ -90,7 +89,8 @@ def _kept(table: dict, key: tuple, make: Callable[[], Any], stored: Callable[[An
 
 
 def install() -> None:
-    """Wrap Hydra's three steps with the per-process tables (once; CNNLAB_TEST_COMPOSE_CACHE=0: not at all)."""
+    """Wrap Hydra's four steps with the per-process tables and share the ConfigStore (once;
+    CNNLAB_TEST_COMPOSE_CACHE=0: not at all)."""
     import hydra._internal.config_loader_impl as loader_module
     from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
     from hydra.core.config_store import ConfigStore

@@ -317,6 +317,15 @@ def holds_colour(picture: Image.Image) -> bool:
                for a, b in ((red, green), (green, blue)))
 
 
+def _holds_colour_in_full(path: str) -> bool:
+    """holds_colour of the picture `path` holds, decoded at full scale (False for one that no longer decodes): probe
+    195, a JPEG whose one coloured pixel the 1/8 preview averaged away was counted grey, where predict counted it."""
+    try:
+        return holds_colour(decode_image(path).image)
+    except UndecodableImage:
+        return False
+
+
 def _decode(path: str | os.PathLike[str], *,
             digest: str | None) -> tuple[tuple[str, ...], Image.Image, tuple[int, int]]:
     """(kinds, RGB picture, (W, H) as stored); digest="preview" stops after a reduced decode (JPEG at 1/8) and
@@ -392,12 +401,14 @@ class Preview:
     """preview_image's result: the conversion kinds decode_image will report, and the pixel_digest of the picture
     decoded at reduced scale (JPEG at 1/8, other formats in full: the whole picture's pixels), and its size as
     stored, (W, H) in pixels (before any EXIF rotation); `coloured`: whether it holds colour (holds_colour, on the
-    reduced picture)."""
+    picture decoded), and `reduced`: whether that picture is smaller than stored (a JPEG at 1/8, where a small mark of
+    colour may average out)."""
 
     kinds: tuple[str, ...]
     pixels: str
     size: tuple[int, int]
     coloured: bool = False
+    reduced: bool = False
 
 
 def preview_image(path: str | os.PathLike[str]) -> Preview:
@@ -406,7 +417,8 @@ def preview_image(path: str | os.PathLike[str]) -> Preview:
     decode_image would."""
     kinds, picture, size = _decode(path, digest="preview")
     grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
-    return Preview(kinds, _rgb_digest(picture), size, coloured=not grey and holds_colour(picture))
+    return Preview(kinds, _rgb_digest(picture), size, coloured=not grey and holds_colour(picture),
+                   reduced=picture.size not in (size, size[::-1]))
 
 
 def exact_pixels(path: str | os.PathLike[str]) -> str:
@@ -444,7 +456,8 @@ class DecodeSummary:
     files, `first_skipped[reason]` names the first of them; `shorter_sides` the shorter side of each image read
     whose size was given (pixels, as stored); `colour_images` how many hold colour (holds_colour; where not
     known, stored in colour: not GREY_KINDS), and `colour_files` the path, as given, of each of them whose path was
-    given: what a command that reads some splits counts of them.
+    given: what a command that reads some splits counts of them; `unsure_files` those stored in colour that showed
+    none decoded smaller than stored, which colour_dropped decodes in full before it counts them.
     """
 
     read: int = 0
@@ -455,11 +468,12 @@ class DecodeSummary:
     shorter_sides: list[int] = field(default_factory=list)
     colour_images: int = 0
     colour_files: set[str] = field(default_factory=set)
+    unsure_files: set[str] = field(default_factory=set)
 
     def add_read(self, kinds: Iterable[str], size: tuple[int, int] | None = None, path: str | None = None,
-                 coloured: bool | None = None) -> None:
+                 coloured: bool | None = None, reduced: bool = False) -> None:
         """One image read: its conversion `kinds`, its (width, height) `size` in pixels, its `path` and whether it
-        holds colour (`coloured`, holds_colour) when known."""
+        holds colour (`coloured`, holds_colour) when known, judged on a picture decoded smaller (`reduced`)."""
         kinds = tuple(kinds)
         self.read += 1
         self.converted.update(kinds)
@@ -471,6 +485,8 @@ class DecodeSummary:
         self.colour_images += coloured
         if path is not None and coloured:
             self.colour_files.add(path)
+        elif path is not None and reduced and not grey:
+            self.unsure_files.add(path)
 
     def typical_side(self) -> int | None:
         """The median shorter side of the images read (pixels), None when no size was given."""
@@ -519,11 +535,15 @@ class DecodeSummary:
         `files`: the paths (as given to add_read) of the pictures the command reads — the splits it scores or trains
         on, not every one scanned (an evaluate of test/ counted train/ too); None: every picture read. `what` names
         them in the line ("imagefolder DIR, test split")."""
+        if channels != 1:
+            return None
         if files is None:
-            colour, total = self.colour_images, self.read
+            colour, total = self.colour_images + sum(map(_holds_colour_in_full, self.unsure_files)), self.read
         else:
-            colour, total = sum(path in self.colour_files for path in files), len(files)
-        if channels != 1 or colour == 0:
+            colour = sum(path in self.colour_files or (path in self.unsure_files and _holds_colour_in_full(path))
+                         for path in files)
+            total = len(files)
+        if colour == 0:
             return None
         one = colour == 1
         return (f"{what}: {colour} of its {counted(total, 'picture')} {'holds' if one else 'hold'} colour and "

@@ -149,7 +149,7 @@ class FolderScan:
             return False
         remember_pixels(path, preview.pixels)  # for copies_of: the pictures are not decoded twice
         self._files.add(real)
-        self.summary.add_read(preview.kinds, preview.size, path, coloured=preview.coloured)
+        self.summary.add_read(preview.kinds, preview.size, path, coloured=preview.coloured, reduced=preview.reduced)
         return True
 
     def skipped_text(self) -> str:

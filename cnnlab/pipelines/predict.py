@@ -143,7 +143,7 @@ def predict_files(model: InferenceModel, files: Sequence[Path], *, topk: int,
     with make_progress() as progress:
         task = progress.add_task("predict", total=len(files), status="")
         for start in range(0, len(files), batch_size):
-            read, tensors = [], []  # (file, its conversions, whether its colour is lost), its tensor
+            read, tensors = [], []  # (file, its conversions, whether it holds colour a 1-channel model loses), tensor
             for path in files[start:start + batch_size]:
                 if reason := extension_reason(path):  # a picture format this build does not read (.heic)
                     unreadable[str(path)] = reason

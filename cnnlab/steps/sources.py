@@ -39,7 +39,10 @@ from cnnlab.wording import counted, listed
 log = logging.getLogger("cnnlab")
 
 # whose label fraction a source's data takes: settle_label_fraction
-Labels = Literal["own", "source's", "resumed"]
+Labels = Literal["own", "source's", "scored", "resumed"]
+# Commands that only score or check a model on its data: every picture of a split counts, whatever labels it trained on
+# (probe 195: `evaluate split=all` of a run at label_fraction 0.5 scored half the training pictures of a new folder)
+_SCORES_EVERY_PICTURE = frozenset({"evaluate", "export"})
 
 _HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
 
@@ -198,7 +201,7 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source,
             raise CnnlabError(f"{key}: dataset {recorded.get('name')} (the source's) has no setting {top!r}",
                               fix=f"drop {key}= (its settings: {known}), or pick other data with dataset=NAME")
         OmegaConf.update(config, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
-    settle_label_fraction(cfg, ctx, config, source.origin, labels)
+    settle_label_fraction(cfg, ctx, config, source.spec, labels)
     return config
 
 
@@ -255,27 +258,28 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
     return dataset_cfg
 
 
-def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictConfig, origin: Any,
+def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictConfig, source: str,
                           labels: Labels) -> None:
-    """Sets `dataset_cfg.label_fraction` (a source's recorded data, `origin` its run) unless typed here, and says so
-    where it is not the composed one (`--cfg job` shows that). `labels`: "own" — a command that trains a new model
-    (finetune, distill, search from weights) — takes the composed fraction, as a training's labels are its choice;
-    "source's" (prune's recovery, QAT, evaluate) keeps the labels the model trained on; "resumed" keeps the run's own
-    start, unsaid. Probe 194: a distill over
-    a teacher fine-tuned at `dataset.label_fraction=0.5` trained its student on that half without a word, while the
-    composed config said 1.0."""
+    """Sets `dataset_cfg.label_fraction` (a source's recorded data, `source` as typed) unless typed here, and says
+    where it is not the composed one. `labels`: "own" — a command that trains a new model (finetune, distill, search
+    from weights) — takes the composed fraction, as a training's labels are its choice; "source's" (prune's recovery,
+    quantize) keeps the labels the model trained on; "scored" (evaluate, export) takes the composed one unsaid: every
+    picture of a split is scored; "resumed" keeps the run's own start, unsaid. Probe 194: a distill over a teacher
+    fine-tuned at `dataset.label_fraction=0.5` trained its student on that half without a word, while the composed
+    config said 1.0."""
     if "label_fraction" not in dataset_cfg or ctx.explicitly_set("dataset.label_fraction"):
         return
     composed, recorded = cfg.dataset.get("label_fraction", 1.0), dataset_cfg.label_fraction
     if composed == recorded or labels == "resumed":
         return
-    if labels == "own":
+    if labels in ("own", "scored"):
         dataset_cfg.label_fraction = composed
+    if labels == "own":
         ctx.log.info("dataset.label_fraction=%s, this run's own: %s trained at %s (dataset.label_fraction=%s "
-                     "trains on its labels)", composed, origin, recorded, recorded)
-    else:
+                     "trains on its labels)", composed, source, recorded, recorded)
+    elif labels == "source's":
         ctx.log.info("dataset.label_fraction=%s: the labels %s trained on (dataset.label_fraction=%s to change it)",
-                     recorded, origin, composed)
+                     recorded, source, composed)
 
 
 def _unlabeled_folder(dataset_cfg: Any) -> bool:
@@ -358,7 +362,8 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
     `reads`: the splits the command reads (build_datasets)."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
-    dataset_cfg = source_dataset_config(cfg, ctx, source)
+    dataset_cfg = source_dataset_config(cfg, ctx, source,
+                                        labels="scored" if ctx.command in _SCORES_EVERY_PICTURE else "source's")
     try:
         data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val,
                               reads=reads)

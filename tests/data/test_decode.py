@@ -299,14 +299,15 @@ def test_the_colour_lost_to_one_channel_is_counted_over_the_pictures_read() -> N
     assert "1 of its 1 picture holds colour and is read as its luminance" in (
         summary.colour_dropped("one", 1, ["/d/train/a.jpg"]) or "")
     assert summary.colour_dropped("grey", 1, ["/d/test/g.png", "/d/test/rgb_grey.png"]) is None  # nothing lost
+    assert summary.colour_dropped("rgb", 3, test) is None  # a 3-channel model keeps the colour
 
 
 @pytest.mark.parametrize("fmt, suffix", [("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp")])
 def test_a_grey_picture_stored_in_colour_holds_no_colour_and_a_colour_one_does(tmp_path: Path, fmt: str,
                                                                                suffix: str) -> None:
     """Probe 194: the warning counted pictures by how they are stored, so a grey set saved as RGB JPEGs was said to
-    lose its colour whole. A grey picture stored as RGB holds none (a JPEG's codec rounding included); a picture
-    with one coloured pixel holds some."""
+    lose its colour whole. A grey picture stored as RGB holds none (a JPEG's codec rounding included); one with a
+    red patch holds some."""
     from PIL import Image
 
     from cnnlab.data.decode import holds_colour, preview_image
@@ -319,6 +320,29 @@ def test_a_grey_picture_stored_in_colour_holds_no_colour_and_a_colour_one_does(t
     Image.fromarray(coloured, "RGB").save(tmp_path / f"red.{suffix}", fmt)
     assert preview_image(tmp_path / f"red.{suffix}").coloured is True
     assert holds_colour(Image.fromarray(grey, "L")) is False
+
+
+def test_a_jpeg_whose_colour_the_reduced_decode_averages_away_is_decoded_in_full_before_it_is_counted(
+        tmp_path: Path) -> None:
+    """Probe 195: the scan judged a JPEG at 1/8 scale, where one coloured pixel averages away, so finetune and
+    evaluate said nothing while predict (full decode) counted the picture. Such a picture is decoded in full before
+    the colour a 1-channel model loses is counted."""
+    from PIL import Image
+
+    from cnnlab.data.decode import preview_image
+
+    picture = np.full((64, 64, 3), 128, dtype=np.uint8)
+    picture[20, 20] = (170, 100, 128)  # 70 levels apart in full, ~1 averaged over the 8x8 block
+    path = tmp_path / "dot.jpg"
+    Image.fromarray(picture, "RGB").save(path, "JPEG", quality=100, subsampling=0)
+    preview = preview_image(path)
+    assert preview.reduced and not preview.coloured  # the dot is gone at 1/8
+    summary = DecodeSummary()
+    summary.add_read(preview.kinds, preview.size, str(path), coloured=preview.coloured, reduced=preview.reduced)
+    assert "1 of its 1 picture holds colour" in (summary.colour_dropped("dot", 1, [str(path)]) or "")
+    assert "1 of its 1 picture holds colour" in (summary.colour_dropped("dot", 1) or "")
+
+
 def test_a_48_bit_png_is_listed_as_16_bit_colour_with_its_high_bytes(tmp_path: Path) -> None:
     """Probe 161: a PNG of 16 bits per colour channel, which Pillow reads as 8-bit RGB (each value's high byte), was
     listed as a plain RGB file: no conversion counted."""

@@ -584,3 +584,13 @@ def test_the_student_trains_on_its_own_label_fraction_not_the_teachers(cli, outp
     assert pruned.code == 0, pruned.output
     assert read_run(run_dirs(outputs, "prune")[-1])["dataset"]["config"]["label_fraction"] == 0.75
     assert "dataset.label_fraction=0.75: the labels" in " ".join(pruned.output.split())
+
+
+def test_evaluate_scores_every_picture_of_a_split_whatever_labels_its_model_trained_on(cli, outputs: Path) -> None:
+    """Probe 195: `evaluate split=all` of a run trained at dataset.label_fraction=0.5 scored half of the training
+    pictures (and said "the labels RUN trained on"): a score counts every picture of its split."""
+    assert cli("pretrain", *TINY, *TEACHER_TRAINING, "trainer.epochs=1", "dataset.label_fraction=0.5").code == 0
+    result = cli("evaluate", "source=latest:pretrain", "split=train")
+    assert result.code == 0, result.output
+    assert only_run(outputs, "evaluate")["evaluate"]["n"] == 64  # TINY's 64 training pictures, not the 32 labelled
+    assert "label_fraction" not in result.output

@@ -289,17 +289,19 @@ def test_a_one_channel_model_records_the_colour_it_loses_counted_over_the_splits
             (folder / split / name).mkdir()  # no pictures of these: only scored, a folder needs none
     grey = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
     Image.fromarray(grey, "L").save(folder / "test" / MNIST.classes[0] / "grey.png")  # grey: nothing lost
+    grey_as_rgb = np.repeat(np.random.default_rng(1).integers(0, 256, (16, 16, 1), dtype=np.uint8), 3, axis=-1)
+    Image.fromarray(grey_as_rgb, "RGB").save(folder / "test" / MNIST.classes[1] / "grey_rgb.png")  # nothing lost
     result = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={folder}")
     assert result.code == 0, result.output
     warned = [w for w in read_run(run_dirs(outputs, "evaluate")[0])["warnings"] or [] if "luminance" in w]
     assert len(warned) == 1 and warned[0].startswith(
-        f"imagefolder {folder}, test split: 4 of its 5 pictures hold colour and are read as "
+        f"imagefolder {folder}, test split: 4 of its 6 pictures hold colour and are read as "
         "their luminance (L = 0.299 R + 0.587 G + 0.114 B) for the model's 1-channel input"), warned
-    assert "test split: 4 of its 5 pictures hold colour" in " ".join(result.output.split())  # and said
+    assert "test split: 4 of its 6 pictures hold colour" in " ".join(result.output.split())  # and said
     predicted = cli("predict", "source=latest:pretrain", str(folder / "test"))  # pictures given, not a dataset
     assert predicted.code == 0, predicted.output
     warned = [w for w in only_run(outputs, "predict")["warnings"] or [] if "luminance" in w]
-    assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 5 pictures hold colour"), warned
+    assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 6 pictures hold colour"), warned
 
     photos = tmp_path / "photos"  # classes of its own: a new head; test/ is not read by finetune
     random_image_folder(photos / "train", per_class=4, classes=("red", "blue"), seed=5)
