@@ -43,6 +43,12 @@ _MAX_ENTRIES = 512  # per table: a composed config is ~100 kB
 
 
 def _sources_key(repo: Any) -> tuple:
+    """_read_sources_key of `repo`, read once per composing: the repositories one composing uses carry it."""
+    key = getattr(repo, "cnnlab_sources_key", None)
+    return _read_sources_key(repo) if key is None else key
+
+
+def _read_sources_key(repo: Any) -> tuple:
     """The config sources `repo` reads, with the content of each file source (path and bytes of every file under
     it); package and structured sources are what is installed and registered, the same all session."""
     from hydra.core.config_store import ConfigStore
@@ -135,6 +141,9 @@ def install() -> None:
         store = ConfigStore.instance()
         self.delegate = copy.deepcopy(delegate, {id(store): store})
         self.cache = {}
+        # Hydra makes this repository for one composing, whose sources cannot change while it runs: their key (a walk
+        # of the ConfigStore, every file of a --config-dir read) is read once for all its steps
+        self.cnnlab_sources_key = self.delegate.cnnlab_sources_key = _read_sources_key(self.delegate)
 
     if mode == "check":
         parse_rule_kept = _checked(parse_rule, parse_rule_kept, repr)

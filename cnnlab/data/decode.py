@@ -312,7 +312,8 @@ def holds_colour(picture: Image.Image) -> bool:
     """Whether an RGB `picture` holds colour: somewhere two of its channels differ by more than COLOUR_TOLERANCE
     (of 255). A grey picture stored as RGB, a grey palette or a grey JPEG holds none, and loses nothing when read as
     its luminance."""
-    red, green, blue = picture.convert("RGB").split()
+    # an RGB picture (the scan's, predict's) is split as it is: convert would copy it
+    red, green, blue = (picture if picture.mode == "RGB" else picture.convert("RGB")).split()
     return any(ImageChops.difference(a, b).getextrema()[1] > COLOUR_TOLERANCE
                for a, b in ((red, green), (green, blue)))
 
@@ -411,12 +412,17 @@ class Preview:
     reduced: bool = False
 
 
+def _stored_grey(kinds: Iterable[str]) -> bool:
+    """Whether a picture with these conversion `kinds` was stored grey (one of GREY_KINDS): it holds no colour."""
+    return any(kind.startswith(GREY_KINDS) for kind in kinds)
+
+
 def preview_image(path: str | os.PathLike[str]) -> Preview:
     """What decoding `path` at reduced scale shows (JPEG at 1/8; other formats are still decoded in full, which is
     what proves a truncated file bad): the kinds and a digest of the pixels. Raises `UndecodableImage` exactly where
     decode_image would."""
     kinds, picture, size = _decode(path, digest="preview")
-    grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
+    grey = _stored_grey(kinds)
     return Preview(kinds, _rgb_digest(picture), size, coloured=not grey and holds_colour(picture),
                    reduced=picture.size not in (size, size[::-1]))
 
@@ -478,7 +484,7 @@ class DecodeSummary:
         self.read += 1
         self.converted.update(kinds)
         self.converted_images += bool(kinds)
-        grey = any(kind.startswith(GREY_KINDS) for kind in kinds)
+        grey = _stored_grey(kinds)
         if size is not None:
             self.shorter_sides.append(min(size))
         coloured = not grey if coloured is None else coloured
