@@ -626,8 +626,10 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path], fr
             _discard_unstarted_run_folders()
             raise
         except Exception as exc:
-            if name_too_long(exc) is not None:  # Hydra met it before the job (its .hydra/ files under a deep folder)
-                _discard_unstarted_run_folders()
+            # Hydra failed before the job began (composing, its .hydra/ files under a deep folder): the folders its
+            # resolving made hold no run record (probe 197: a typed stage key left two empty ones behind)
+            _discard_unstarted_run_folders()
+            if name_too_long(exc) is not None:
                 raise
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
             if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import re
 import shlex
 import sys
@@ -29,6 +31,7 @@ class SettingFacts:
     closest: Callable[[str], str | None] = lambda key: None
     read_by_others: Callable[[str], tuple[str, ...]] = lambda key: ()  # commands whose section it is, not this one's
     choices_with: Callable[[str], tuple[str, ...]] = lambda key: ()   # `sched.gamma` → ("sched=step",)
+    plan_stages: Callable[[], tuple[str, ...]] = lambda: ()  # the stages of the experiment a pipeline runs
     typed: tuple[str, ...] = ()
     resumes: bool = False  # the line continues a run (resume= not settings.resumes_nothing): its config is saved
     # a pipeline stage's overrides ("pipeline.plan.tune.overrides"): a fix edits them, not a command line (whose
@@ -222,6 +225,14 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
         return (f"unknown setting '{key}': a space parameter named with dots (space=hparams' optim.lr) cannot be set "
                 "on the command line — write the space to a file: copy what `cnnlab search --cfg job` shows under "
                 "`space:` into DIR/space/mine.yaml, change it there, and run with --config-dir DIR space=mine")
+    parts = key.split(".")
+    if parts[:2] == ["pipeline", "plan"] and len(parts) > 3:  # probe 197: "+KEY adds a new key", then "needs a command"
+        stages = facts.plan_stages()
+        near = difflib.get_close_matches(parts[2], stages, n=1)
+        guess = f"did you mean pipeline.plan.{near[0]}.{'.'.join(parts[3:])}? " if near else ""
+        return (f"the experiment's plan has no stage '{parts[2]}' ({key}) — {guess}(its stages: "
+                f"{', '.join(stages) or 'see `cnnlab pipeline --cfg job`'}); a new stage is added whole: "
+                f"'+pipeline.plan.{parts[2]}={{command: CMD, overrides: [\"KEY=VALUE\", ...]}}'")
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
     fix += f"`cnnlab {command} --help` lists the settings)"
@@ -318,13 +329,18 @@ def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError
     return CnnlabError(f"out of memory{amount}", fix=fix)
 
 
+# Hydra's flags whose value is the next argument
+_FLAGS_WITH_A_VALUE = frozenset({"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c",
+                                 "--package", "-p", "--experimental-rerun"})
+
+
 def _malformed_override(typed: Sequence[str]) -> str | None:
     """The first of the `typed` arguments that Hydra's override grammar refuses on its own, None if none does."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    for arg in typed:
-        if arg.startswith("-"):
+    for before, arg in zip(("", *typed), typed):
+        if arg.startswith("-") or before in _FLAGS_WITH_A_VALUE:  # `--config-dir DIR`: DIR is no override (probe 197)
             continue
         try:
             parser.parse_overrides([arg])

@@ -508,15 +508,18 @@ def read_by_others(key: str, command: str) -> tuple[str, ...]:
 
 
 _OPTIMIZER_ARGUMENT = re.compile(r"optim\.(?!lr$|_target_$)\w+")
+_PLAN_STAGE = re.compile(r"pipeline\.plan\.[^.=]+")  # a whole stage of a pipeline's plan: leaves it out, said
 
 
 def check_nothing_deleted(overrides: list[str], command: str) -> None:
     """`~KEY` (Hydra's delete) is refused for every setting cnnlab reads itself: a deleted one fell back to a
     built-in value without a word (`~optim.lr` trained at lr 0, exit 0). Allowed: `~optim.KEY` for an argument of
     the optimizer class (not lr), which then takes the class's own default — how another torch.optim class drops
-    SGD's nesterov (engine/optim.py). A sweep writes a delete as `~KEY=null`."""
+    SGD's nesterov (engine/optim.py); `~pipeline.plan.STAGE`, which leaves a stage out of a pipeline's plan (probe
+    197: the only way to, and `--cfg job` showed it gone). A sweep writes a delete as `~KEY=null`."""
     deleted = next((name for o in overrides if o.startswith("~")
-                    and not _OPTIMIZER_ARGUMENT.fullmatch((name := o.split("=", 1)[0])[1:])), None)
+                    and not _OPTIMIZER_ARGUMENT.fullmatch((name := o.split("=", 1)[0])[1:])
+                    and not _PLAN_STAGE.fullmatch(name[1:])), None)
     if deleted is not None:
         key = deleted[1:]
         raise CnnlabError(f"{deleted} deletes a setting of `cnnlab {command}`; a deleted setting would fall back "
@@ -686,6 +689,25 @@ def check_experiment_is_read(experiment: str | None, sections: Collection[str], 
                                                                    "or drop experiment=")
 
 
+def plan_stages(command: str, typed: Sequence[str]) -> tuple[str, ...]:
+    """The stage names of the experiment a command line picks (`experiment=NAME`, else the command's default), read
+    from its file in a typed --config-dir or the package; () where there is none to read."""
+    picked = [a.partition("=")[2] for a in typed if a.lstrip("+").startswith("experiment=")]
+    defaults = [o.partition("=")[2] for o in COMMANDS[command].default_overrides if o.startswith("experiment=")] \
+        if command in COMMANDS else []
+    name = (picked or defaults or [""])[-1]
+    folders = [Path(b) for a, b in zip(typed, typed[1:]) if a in ("--config-dir", "-cd")] + [CONF_DIR]
+    for folder in folders:
+        path = folder / "experiment" / f"{name}.yaml"
+        if name and path.is_file():
+            try:
+                plan = ((load_yaml(path) or {}).get("pipeline") or {}).get("plan") or {}
+            except Exception:  # a file that does not read: composing says why
+                return ()
+            return tuple(str(stage) for stage in plan) if isinstance(plan, Mapping) else ()
+    return ()
+
+
 def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = None) -> Any:
     """What this layer knows of a key, for the fixes errors_view words (an errors_view.SettingFacts; that leaf may not
     import settings). `typed`: the command line's arguments after the command (a fix repeats them); `stage`: the
@@ -699,6 +721,7 @@ def setting_facts(command: str, typed: Sequence[str] = (), stage: str | None = N
         return rule.kind if rule is not None else "list" if key in _NULL_LISTS else None
 
     return SettingFacts(kind=kind, may_add=may_add, known=is_known, closest=closest_setting,
+                        plan_stages=lambda: plan_stages(command, typed),
                         read_by_others=lambda key: read_by_others(key, command), choices_with=choices_with,
                         typed=tuple(typed), stage=stage,
                         resumes=any(arg.startswith("resume=") and not resumes_nothing(arg.partition("=")[2])

@@ -30,6 +30,16 @@ export_cache.install()
 compose_cache.install()
 
 
+@pytest.fixture(autouse=True)
+def load_of_the_other_test_worker_unseen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run two at once on two cores (`-n 2`): every paired timing would see the other worker as a busy
+    neighbour and warn (deploy/contention.py), or not, as the workers happen to overlap. The kernel's counts read as
+    unknown here; tests/deploy/test_contention.py gives them back to test the check itself."""
+    from cnnlab.deploy import contention
+
+    monkeypatch.setattr(contention, "_STAT", os.devnull)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def outputs_outside_the_repository(tmp_path_factory: pytest.TempPathFactory):
     """Every test without the `outputs` fixture writes its runs — and the run folders Hydra reserves as a config is

@@ -99,6 +99,8 @@ def test_every_commands_help_text_flows_as_paragraphs(cli, command: str, monkeyp
     # probe 142: which of several overrides Hydra could not parse
     (["seed=3", "hydra.run.dir=out/distill.alpha=0.3", "trainer.batch_size=8"],
      "malformed override hydra.run.dir=out/distill.alpha=0.3: mismatched input"),
+    # probe 197: a flag's value (--config-dir DIR) was named as the malformed override
+    (["--config-dir", str(Path(__file__).parent / "data"), "optim.lr=[0.1"], "malformed override optim.lr=[0.1:"),
     (["finetune.mode=sideways", "model=lenet5"], "finetune.mode=sideways is not a mode"),
     (["dataset=imagefolder", "model=lenet5"], "dataset.root"),
     (["model.weights=outputs/nothing/here"], "model.weights=outputs/nothing/here: no such file or folder"),

@@ -19,13 +19,16 @@ records is then measured at the threads of the bench runs the report reads.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from cnnlab.console import RUN_WARNING
+from cnnlab.deploy.contention import CpuWatch, busy_note
 from cnnlab.deploy.peak import physical_cores
-from cnnlab.environment import core_share
+from cnnlab.environment import core_share, cpu_info
 from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
 from cnnlab.wording import ratio_range_text, ratio_text, ratio_than
@@ -92,6 +95,7 @@ class PairedTiming:
 
     settings: PairedSettings
     subjects: Mapping[str, SubjectTiming]
+    others_cores: float | None = None  # cores other processes kept busy meanwhile (contention.CpuWatch); None: unknown
 
     def __getitem__(self, name: str) -> SubjectTiming:
         return self.subjects[name]
@@ -233,6 +237,7 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
     named; bf16 on OpenVINO). Raises CnnlabError when the runtime cannot run a file."""
     time_onnx, plan = _bench().time_onnx, settings.plan
     rounds: dict[str, dict[int, list[LatencyStats]]] = {name: {b: [] for b in settings.batch_sizes} for name in files}
+    watch = CpuWatch.start()
     for _ in range(settings.rounds):
         for batch in settings.batch_sizes:
             for name, path in files.items():
@@ -242,10 +247,14 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
                                                      flops=flops.get(name) if isinstance(flops, Mapping) else flops,
                                                      peak_gflops=settings.peak_gflops,
                                                      precision=(precisions or {}).get(name, "f32")))
+    others = watch.others_cores()
+    note = busy_note(others, int(cpu_info()["usable_cores"] or 1))
+    if note is not None:  # said by every command that times (bench, prune, quantize, search), and kept in run.json
+        logging.getLogger("cnnlab").warning("%s", note, extra=RUN_WARNING)
     return PairedTiming(settings, {
         name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},
                             p50_per_round={b: tuple(s.p50_ms for s in r) for b, r in per_batch.items()})
-        for name, per_batch in rounds.items()})
+        for name, per_batch in rounds.items()}, others_cores=None if others is None else round(others, 3))
 
 
 def _bench():  # type: ignore[no-untyped-def]

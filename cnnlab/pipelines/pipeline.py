@@ -34,7 +34,8 @@ from cnnlab.hydra_args import hydra_value
 from cnnlab.interrupts import SIGNAL_NOTE_ENV
 from cnnlab.links import RunLinks
 from cnnlab.steps.freshness import Digests, changed_since
-from cnnlab.steps.plan import RESUMABLE, Stage, build_plan, select, with_upstream
+from cnnlab.steps.plan import (BENCH_STAGE, RESUMABLE, Stage, bench_of_available, build_plan, select,
+                               with_upstream)
 from cnnlab.steps.stage_check import check_stages
 from cnnlab.runs import PIPELINE_TAG_ENV, RunInfo, iter_runs
 from cnnlab.settings import check_sections_read
@@ -69,10 +70,26 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     hashes: dict[str, str | None] = {}  # SHA-256 of the models stages started from, read once
     outcome: dict[str, dict[str, Any]] = {}
     links = RunLinks(iter_runs(runs_root))  # a workspace copied or moved: its runs record the old folders
-    for stage in stages:
+
+    def fingerprint(stage: Stage) -> None:
         files = stage_files(stage, folders)
         fingerprints[stage.name] = stage.fingerprint(fingerprints, [*common, *flags, *files])
         recipes[stage.name] = stage.fingerprint(recipes, [f"device={cfg.device}", *flags, *files])
+
+    for stage in stages:
+        fingerprint(stage)
+    _refuse_unmet_inputs(stages, wanted, lambda name: _find(runs_root, fingerprints[name]), settings.stages)
+    for stage in stages:
+        if stage.name == BENCH_STAGE and stage.name in wanted:
+            timed = bench_of_available(stage, run_dirs)
+            left_out = [name for name in stage.inputs if timed is None or name not in timed.inputs]
+            if left_out:  # a subset of the plan: its bench times the models it has
+                ctx.log.info("stage %-22s leaves out %s: no run of %s in this workspace (pipeline.stages)",
+                             stage.name, ", ".join(left_out), "it" if len(left_out) == 1 else "them")
+            if timed is None:
+                continue
+            stage = timed
+            fingerprint(stage)
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
         newest = _find(runs_root, fingerprints[stage.name])
         # an attempt made after the change (interrupted, to resume) counts; those before it do not
@@ -91,9 +108,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 why = f"whose run is out of date: {stale[needed]}" if needed in stale else "which has not completed"
                 # every stage it takes as given that has no run to give, not only this one (probe 56)
                 missing = [s.name for s in stages if s.name not in run_dirs]
-                include = with_upstream(stages, stage.name, missing, settings.stages or [stage.name])
-                error = CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
-                                    fix=f"include what it needs: 'pipeline.stages=[{','.join(include)}]'")
+                error = _unmet(stages, stage, needed, why, missing, settings.stages)
                 # a refused plan, when no stage has run yet: the pipeline then leaves no run folder (cnnlab.app)
                 error.before_work = all(done["how"] == "reused" for done in outcome.values())
                 raise error
@@ -117,6 +132,34 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     if settings.report:
         metrics["report"] = _report(workspace, ctx)
     return metrics
+
+
+def _refuse_unmet_inputs(stages: list[Stage], wanted: set[str], newest: Callable[[str], RunInfo | None],
+                         asked: Any) -> None:
+    """CnnlabError, before any stage runs, for a stage to run that needs a stage neither run now nor completed
+    before (`newest(name)`: its newest run in the workspace, _find): probe 197, a subset of the plan trained its first
+    stages for minutes before the one that needed a stage left out was refused. A run that completed but no longer
+    stands (its upstream ran again, its folder changed) is judged as the stages run (changed_since). The bench stage
+    times what is there (bench_of_available)."""
+    def unfinished(name: str) -> bool:
+        run = newest(name)  # a completed run when there is one
+        return run is None or run.status != "completed"
+
+    missing = [s.name for s in stages if s.name not in wanted and unfinished(s.name)]
+    for stage in stages:
+        needed = next((n for n in stage.inputs if n in missing), None)
+        if stage.name in wanted and stage.name != BENCH_STAGE and needed is not None:
+            error = _unmet(stages, stage, needed, "which has not completed", missing, asked)
+            error.before_work = True
+            raise error
+
+
+def _unmet(stages: list[Stage], stage: Stage, needed: str, why: str, missing: list[str], asked: Any) -> CnnlabError:
+    """The refusal of `stage`, which needs stage `needed` (`why` it has no run), with the `pipeline.stages` that
+    includes what it needs (`missing`: the stages without a run to give; `asked`: pipeline.stages as given)."""
+    include = with_upstream(stages, stage.name, missing, asked or [stage.name])
+    return CnnlabError(f"stage {stage.name} needs stage {needed}, {why}",
+                       fix=f"include what it needs: 'pipeline.stages=[{','.join(include)}]'")
 
 
 def stage_files(stage: Stage, folders: Sequence[Path]) -> list[str]:

@@ -76,7 +76,9 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
             raise CnnlabError(f"pipeline.plan.{name}: '{BENCH_STAGE}' is the name of the pipeline's own benchmark "
                               "stage", fix="give the stage another name")
         if not isinstance(spec, Mapping) or "command" not in spec:
-            raise CnnlabError(f"pipeline.plan.{name} needs a command", fix="write {command: CMD, overrides: [...]}")
+            raise CnnlabError(f"pipeline.plan.{name} needs a command",
+                              fix=f"write {{command: CMD, overrides: [...]}}, or leave the stage out with "
+                                  f"~pipeline.plan.{name}")
         command = str(spec["command"])
         if command not in STAGE_COMMANDS:  # `inspect` writes no run folder: nothing for the pipeline to find
             raise CnnlabError(f"pipeline.plan.{name}: command {command!r} cannot be a stage",
@@ -111,9 +113,27 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
         else:
             timed.append(name)
     if timed:  # one session for all: a speed-up divides latencies measured side by side, never at different times
-        sources = f"source=[{','.join('@' + t for t in timed)}]" if len(timed) > 1 else f"source=@{timed[0]}"
-        stages.append(Stage(BENCH_STAGE, "bench", [sources, *bench_overrides], timed, automatic=True))
+        stages.append(bench_stage(timed, bench_overrides))
     return stages
+
+
+def bench_stage(timed: list[str], settings: list[str]) -> Stage:
+    """The automatic stage that times the models of the stages `timed` in one `cnnlab bench` session, with the
+    bench `settings` (overrides)."""
+    sources = f"source=[{','.join('@' + t for t in timed)}]" if len(timed) > 1 else f"source=@{timed[0]}"
+    return Stage(BENCH_STAGE, "bench", [sources, *settings], list(timed), automatic=True)
+
+
+def bench_of_available(bench: Stage, available: Iterable[str]) -> Stage | None:
+    """`bench` (the automatic bench stage) timing only the models of the stages in `available` (those with a run:
+    run this time, or completed before and still standing), None when none has one. A subset of the plan
+    (`pipeline.stages=[...]`) times what it has: probe 197, `pipeline.stages=[pretrain,finetune,prune]` trained for
+    minutes and then failed at the bench, which needed the quantize and distill it had left out."""
+    have = set(available)
+    timed = [name for name in bench.inputs if name in have]
+    if timed == bench.inputs:
+        return bench
+    return bench_stage(timed, bench.overrides[1:]) if timed else None
 
 
 def with_upstream(stages: list[Stage], name: str, missing: Iterable[str], asked: Iterable[str]) -> list[str]:
@@ -134,8 +154,8 @@ def with_upstream(stages: list[Stage], name: str, missing: Iterable[str], asked:
 
 
 def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
-    """Names of the stages to run: all, or the wanted ones with their automatic export and the bench (which
-    then needs every other model stage to have completed before)."""
+    """Names of the stages to run: all, or the wanted ones with their automatic export and the bench (which then
+    times the models that have a run: bench_of_available)."""
     if wanted is None:
         return {s.name for s in stages}
     wanted = [str(w) for w in wanted]

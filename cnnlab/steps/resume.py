@@ -21,7 +21,7 @@ from cnnlab.hydra_args import path_argument
 from cnnlab.settings import changes_the_course, check_chosen, resumes_latest, resumes_nothing
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.recording import record_warning
-from cnnlab.steps.sources import check_resumed_split, dataset_config_of
+from cnnlab.steps.sources import check_resumed_split, dataset_config_of, refuse_another_label_fraction
 from cnnlab.runs import (HYDRA_RECORD, RESUMABLE_STATUSES, RUN_FILE, RUN_ID, SAVED_CONFIG, STATE_FILE, RunInfo,
                          iter_runs, load_run, hydra_runtime, model_sha256, no_checkpoint_reason, process_alive,
                          resolve_source)
@@ -108,6 +108,7 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
                                     "changed)")
     try:  # probe 147: dataset.seed=3 carved another val split, 80 % of it images the run had trained on
         check_resumed_split(run, effective.dataset, ctx.explicitly_set("dataset.val_fraction"))
+        refuse_another_label_fraction(run, effective.dataset)
     except CnnlabError as other:
         raise CnnlabError(f"resume={run.path}: {other.message}", fix=other.fix) from None
     if point.same_settings is not None:

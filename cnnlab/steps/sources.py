@@ -276,7 +276,7 @@ def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictCon
         dataset_cfg.label_fraction = composed
     if labels == "own":
         ctx.log.info("dataset.label_fraction=%s, this run's own: %s trained at %s (dataset.label_fraction=%s "
-                     "trains on its labels)", composed, source, recorded, recorded)
+                     "trains on the same pictures)", composed, source, recorded, recorded)
     elif labels == "source's":
         ctx.log.info("dataset.label_fraction=%s: the labels %s trained on (dataset.label_fraction=%s to change it)",
                      recorded, source, composed)
@@ -450,6 +450,21 @@ def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool
         # one, moved away, was a FileNotFoundError; a new train/ + val/ there let dataset.seed=3 through)
         _refuse_unsaid_carve(recorded)
         _refuse_another_carve(recorded, used, run.path)
+
+
+def refuse_another_label_fraction(run: RunInfo, dataset_cfg: Any) -> None:
+    """CnnlabError when a resume's dataset settings (`dataset_cfg`: the run's saved ones, with the command line's)
+    draw another label subset than the run trained on (its run.json's `dataset.label_fraction`): the epochs after
+    the resume would train on other labels than those before, and the run record one fraction for both (probe 195:
+    the new one was recorded for the whole run). Nothing for a run that records none."""
+    recorded, plain = (dataset_config_of(run) or {}).get("label_fraction"), _plain(dataset_cfg)
+    used = plain.get("label_fraction") if isinstance(plain, Mapping) else None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (recorded, used)) or used == recorded:
+        return  # none recorded, or not a number: label_subset says what a fraction must be
+    raise CnnlabError(f"dataset.label_fraction={used}: the run trained on dataset.label_fraction={recorded}, and a "
+                      "resume goes on with the labels it trained on",
+                      fix=f"drop dataset.label_fraction= (the run goes on at {recorded}), or drop resume= to start a "
+                          f"new run at {used}")
 
 
 def _refuse_unsaid_carve(recorded: Mapping[str, Any]) -> None:

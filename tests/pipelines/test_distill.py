@@ -573,7 +573,7 @@ def test_the_student_trains_on_its_own_label_fraction_not_the_teachers(cli, outp
     assert record["dataset"]["config"]["label_fraction"] == 1.0 and record["dataset"]["train_size"] == 64
     said = " ".join(result.output.split())
     assert "dataset.label_fraction=1.0, this run's own:" in said and "trained at 0.75 (dataset.label_fraction=0.75 " \
-        "trains on its labels)" in said, said
+        "trains on the same pictures)" in said, said
     followed = cli("distill", *LENET_PAIR, "trainer.epochs=1", "distill.baseline=false",
                    "dataset.label_fraction=0.75")  # as the line says: "(dataset.label_fraction=0.75 trains on …)"
     assert followed.code == 0, followed.output

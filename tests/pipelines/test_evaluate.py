@@ -302,6 +302,11 @@ def test_a_one_channel_model_records_the_colour_it_loses_counted_over_the_splits
     assert predicted.code == 0, predicted.output
     warned = [w for w in only_run(outputs, "predict")["warnings"] or [] if "luminance" in w]
     assert len(warned) == 1 and warned[0].startswith("predict inputs: 4 of its 6 pictures hold colour"), warned
+    every = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={folder / 'test'}",
+                "split=all")  # new pictures in class folders, no split folders: named as typed, not "train split"
+    assert every.code == 0, every.output
+    assert f"imagefolder {folder / 'test'}, split=all: 4 of its 6 pictures hold colour" in " ".join(
+        every.output.split()), every.output
 
     photos = tmp_path / "photos"  # classes of its own: a new head; test/ is not read by finetune
     random_image_folder(photos / "train", per_class=4, classes=("red", "blue"), seed=5)

@@ -136,6 +136,25 @@ def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cl
         result = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", typed)
         assert result.code == 2 and said in result.stderr and "Traceback" not in result.output, result.output
     assert not (outputs / "pipeline" / "tiny").exists() or not list((outputs / "pipeline" / "tiny").rglob("run.json"))
+    # probe 197: a stage left out with ~ was refused ("deletes a setting"), though --cfg job showed it gone; a stage
+    # set to null was told to have a command only
+    dropped = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "~pipeline.plan.pruned",
+                  "pipeline.stages=[nosuch]")
+    assert dropped.code == 2 and "the experiment's stages: teacher, bench " in " ".join(dropped.stderr.split()), \
+        dropped.output
+    nulled = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.plan.pruned=null")
+    assert nulled.code == 2 and "or leave the stage out with ~pipeline.plan.pruned" in " ".join(
+        nulled.stderr.split()), nulled.output
+    # a misspelt stage was "unknown setting …; +KEY=VALUE adds a new key on purpose", which then "needs a command",
+    # and its refusal left two empty folders beside the workspace
+    typo = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.plan.prunde.overrides=['a=1']")
+    said = " ".join(typo.stderr.split())
+    assert typo.code == 2 and "the experiment's plan has no stage 'prunde' (pipeline.plan.prunde.overrides) — did " \
+        "you mean pipeline.plan.pruned.overrides? (its stages: teacher, pruned)" in said, typo.output
+    assert not [p for p in outputs.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    added = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[nosuch]",
+                '+pipeline.plan.prunde={command: prune, overrides: ["source=@teacher", "prune.ratio=0.3"]}')
+    assert added.code == 2 and "teacher, pruned, prunde, bench" in " ".join(added.stderr.split()), added.output
 
 
 def test_fingerprints_follow_settings_and_inputs() -> None:
@@ -215,6 +234,45 @@ def test_the_stages_a_subset_needs_are_named_through_every_reference() -> None:
     assert with_upstream(stages, "quantize", done, ["quantize"]) == ["finetune", "quantize"]
     assert with_upstream(stages, "bench", everything, ["prune", "bench"]) == everything[:1] + [
         "finetune", "quantize", "prune", "bench"]
+
+
+def test_a_subset_of_the_plan_is_refused_before_any_stage_when_it_needs_one_left_out() -> None:
+    """Probe 197: `pipeline.stages=[pretrain,...]` trained its first stages for minutes before a later one was refused
+    for a stage left out; the bench (added by the pipeline) then needed every model stage. A stage to run that needs
+    one neither run now nor completed before is refused first; the bench times the models that have a run."""
+    from cnnlab.pipelines.pipeline import _refuse_unmet_inputs
+    from cnnlab.steps.plan import bench_of_available
+
+    stages = build_plan({"pretrain": {"command": "pretrain"},
+                         "finetune": {"command": "finetune", "overrides": ["model.weights=@pretrain"]},
+                         "quantize": {"command": "quantize", "overrides": ["source=@finetune"]}}, export=True,
+                        bench=BENCH)
+    wanted = select(stages, ["pretrain", "quantize"])
+    with pytest.raises(CnnlabError, match=r"stage quantize needs stage finetune, which has not completed") as refused:
+        _refuse_unmet_inputs(stages, wanted, lambda name: None, ["pretrain", "quantize"])
+    assert refused.value.before_work and "'pipeline.stages=[pretrain,finetune,quantize]'" in refused.value.fix
+    completed = RunInfo(Path("x"), {"status": "completed"})
+    _refuse_unmet_inputs(stages, wanted, lambda name: completed if name == "finetune" else None, None)  # done before
+    bench = stages[-1]
+    assert bench.inputs == ["pretrain.export", "finetune.export", "quantize"]
+    timed = bench_of_available(bench, {"pretrain": "a", "pretrain.export": "b", "quantize": "c"})
+    assert timed is not None and timed.inputs == ["pretrain.export", "quantize"]
+    assert timed.overrides[0] == "source=[@pretrain.export,@quantize]" and timed.overrides[1:] == bench.overrides[1:]
+    assert bench_of_available(bench, {"pretrain": "a"}) is None and bench_of_available(bench, bench.inputs) is bench
+
+
+def test_a_subset_of_the_plan_runs_and_its_bench_times_the_models_it_has(cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 197: in a new workspace no `pipeline.stages` subset could end with exit 0: the bench stage the pipeline
+    adds needed every model stage, and its fix named the stages left out."""
+    conf = write_experiment(tmp_path)
+    first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[teacher]")
+    assert first.code == 0, first.output
+    assert "leaves out pruned: no run of it in this workspace" in " ".join(first.output.split()), first.output
+    by_stage = {r.data["pipeline"]["stage"]: r for r in stage_runs(outputs)}
+    assert sorted(by_stage) == ["bench", "teacher", "teacher.export"]
+    assert by_stage["bench"].data["source"]["run"] == str(by_stage["teacher.export"].path)  # the one model it has
+    report = json.loads((outputs / "pipeline" / "tiny" / "report.json").read_text())
+    assert [row["command"] for row in report["rows"]] == ["pretrain"]
 
 
 def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:

@@ -408,6 +408,11 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
         said = " ".join(refused.stderr.split())
         assert refused.code == 2 and f"resume={run}: {key}: the model's run" in said and "another carve would hold " \
             "images the model trained on" in said and f"drop {key.split('=')[0]}=" in said, refused.output
+    # probe 195: another label subset was recorded for the whole run, epochs before the resume included
+    fraction = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.label_fraction=0.5")
+    said = " ".join(fraction.stderr.split())
+    assert fraction.code == 2 and f"resume={run}: dataset.label_fraction=0.5: the run trained on " \
+        "dataset.label_fraction=1.0" in said and "drop dataset.label_fraction= (the run goes on at 1.0)" in said, said
     typo = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fractoin=0.2")
     said = " ".join(typo.stderr.split())
     assert typo.code == 2 and "dataset.val_fractoin is not a setting cnnlab reads" in said, typo.output

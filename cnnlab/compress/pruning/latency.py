@@ -45,7 +45,8 @@ class PruneLatency:
                 **{name: self.timing[name].stats[self.batch].to_dict() for name in (DENSE, PRUNED)},
                 **{f"{name}_p50_ms_per_round": list(self.timing[name].p50_per_round[self.batch])
                    for name in (DENSE, PRUNED)},
-                "stable": self.timing.stable(DENSE, PRUNED, self.batch)}
+                "stable": self.timing.stable(DENSE, PRUNED, self.batch),
+                "others_cores": self.timing.others_cores}  # other processes' use meanwhile (contention.CpuWatch)
 
 
 def dense_copy(model: nn.Module) -> nn.Module:

@@ -1,0 +1,68 @@
+"""How much of the machine other processes used while cnnlab timed: a busy machine biases a speed-up.
+
+Pairing the rounds of a session cancels a change of the machine's speed between rounds, not a neighbour that runs
+during them: on a busy 2-core machine nearly every call of a 2–3 ms dense network is interrupted and few of a pruned
+network's 0.3 ms calls are, so every round favours the shorter call (probe 196: a ResNet-18 pruned at 0.5 read 45×
+faster beside two busy processes, 27× beside ordinary load, 6.7× on the quiet machine) and the rounds agree on the
+wrong figure. What the timing cannot see in its own numbers, the kernel counts: the CPU time every process used
+(/proc/stat: all cores' busy time, a VM's stolen time included) less this process's own (its threads' CPU time),
+over the wall time, is how many cores others kept busy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+# Other processes' average use, in cores, above which a timing is said to be disturbed: a quiet VM's own daemons
+# stay near 0.02; one busy neighbour on a 2-core machine is ~1.
+BUSY_CORES = 0.25
+_STAT = "/proc/stat"
+
+
+def _busy_seconds() -> float | None:
+    """Seconds of CPU time all processes have used since boot, every core together (/proc/stat's `cpu` line: all
+    but idle and iowait, a VM's `steal` included: time the host gave this machine's cores to others); None where the
+    file cannot be read (not Linux)."""
+    try:
+        with open(_STAT, encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 5:
+        return None
+    ticks = [int(value) for value in fields[1:9]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuWatch:
+    """Started before a timing, read after it: `others_cores()` is the cores other processes kept busy meanwhile."""
+
+    wall: float
+    own: float
+    busy: float | None
+
+    @classmethod
+    def start(cls) -> "CpuWatch":
+        return cls(time.perf_counter(), time.process_time(), _busy_seconds())
+
+    def others_cores(self) -> float | None:
+        """Average cores used by other processes since start (0 or more); None where the kernel's counts cannot be
+        read or no time passed."""
+        busy, wall = _busy_seconds(), time.perf_counter() - self.wall
+        if busy is None or self.busy is None or wall <= 0:
+            return None
+        return max(0.0, (busy - self.busy) - (time.process_time() - self.own)) / wall
+
+
+def busy_note(others: float | None, cores: int) -> str | None:
+    """The warning for a timing beside other work (`others`: CpuWatch.others_cores; `cores`: the machine's usable
+    cores), None where the machine was quiet or the load is not known."""
+    if others is None or others <= BUSY_CORES:
+        return None
+    return (f"other processes kept {others:.1f} of the {cores} cores busy while the models were timed: a longer call is "
+            "interrupted more often, so latencies read high and speed-ups favour the faster model — time them again "
+            "on a quiet machine")
