@@ -644,7 +644,9 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     kind = _KINDS.get(path.suffix.lower())
     if kind is not None and kind not in want:
         beside = _run_beside(path, path.parent) if (path.parent / RUN_FILE).is_file() and kind == "onnx" else None
-        raise _wrong_kind(f"{key}={spec}:", path, want, runtime_key, beside)
+        # the subject of "holds …" (probe 196: "source=…/model.onnx: holds the ONNX file it exported")
+        what = f"{key}={spec}: " + (f"its run {beside.path} ({beside.command})" if beside is not None else "the file")
+        raise _wrong_kind(what, path, want, runtime_key, beside)
     if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
         raise CnnlabError(f"{key}={spec}: expected a {accepted} file or a run folder")

@@ -15,6 +15,7 @@ The source run is only read, never written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -23,14 +24,14 @@ from torch import nn
 
 from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePruner, PruneSettings,
                                      accumulate_gradients, dense_copy, layer_widths, measure_pruning, overall_sparsity,
-                                     summary_table, weight_sparsity, zero_weights)
+                                     resolve_layers, summary_table, weight_sparsity, zero_weights)
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity
 from cnnlab.engine.batchnorm import refuse_batch_of_one
 from cnnlab.engine.checkpoint import require_trained_head
 from cnnlab.engine.recipe import Recipe
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import MODELS, count_flops, count_params
 from cnnlab.settings import packaged_defaults
 from cnnlab.wording import counted
@@ -79,6 +80,39 @@ def _unread_setting(cfg: DictConfig, method: str | None = None, importance: str 
     return None
 
 
+@found_before_work()
+def check_ignored_layers(model: nn.Module, name: str, ignore: Sequence[str]) -> None:
+    """CnnlabError for a `prune.ignore` path that names no weight layer of `model` (network `name`: the fix lists its
+    layers with `cnnlab inspect model=NAME`, probe 196), or its classifier head, which pruning always keeps whole
+    (probe 75: accepted, and nothing changed)."""
+    head = MODELS[name].head
+    kept_anyway = next((path for path in ignore if path == head or path.startswith(head + ".")), None)
+    if kept_anyway is not None:
+        raise CnnlabError(f"prune.ignore: {kept_anyway} is the classifier head of {name}, which pruning always keeps "
+                          "whole (its outputs are the classes), so leaving it out would change nothing",
+                          fix=f"drop {kept_anyway} from prune.ignore")
+    resolve_layers(model, ignore, key="prune.ignore", arch=name)
+
+
+def recovery_blew_up(history: Sequence[dict[str, Any]], num_classes: int, acc_before: float, lr_scale: float,
+                     grad_clip: float | None) -> str | None:
+    """The warning for a recovery training whose loss blew up — an epoch's mean train loss above 3 × ln(classes),
+    three times what an even guess over the classes scores — and that ended below the dense network's val top-1;
+    None otherwise. Probe 196: a pruned linear probe of an untrained backbone trained at loss 74 and ended at 58 %
+    against 86 % dense, without a word (docs/prune.md, step 4, says why and what helps)."""
+    guess = math.log(max(num_classes, 2))
+    losses = [(i, e["train_loss"]) for i, e in enumerate(history, 1) if isinstance(e.get("train_loss"), (int, float))]
+    worst = max(losses, key=lambda pair: pair[1], default=None)
+    final = history[-1].get("val_acc") if history else None
+    if worst is None or worst[1] <= 3 * guess or final is None or final >= acc_before:
+        return None
+    fix = f"lower prune.lr_scale (now {lr_scale:g})" + ("" if grad_clip else ", or set trainer.grad_clip=1.0")
+    return (f"the recovery training's loss blew up: train loss {worst[1]:.4g} in epoch {worst[0]}, where an even "
+            f"guess over the {num_classes} classes scores {guess:.3g}; val top-1 {final:.2%} after recovery against "
+            f"{acc_before:.2%} dense — its steps were too large for the pruned network (a probe of an untrained "
+            f"backbone does this: docs/prune.md, step 4): {fix}")
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     unread = _unread_setting(cfg)
     if unread is not None:  # a job of a sweep across methods or importances (check refuses the others)
@@ -89,9 +123,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     loaded = load_source_model(cfg, ctx)
     checkpoint = loaded.checkpoint
     require_trained_head(checkpoint, loaded.source.path, "the dense and pruned accuracies")
+    name, size = checkpoint.name, checkpoint.spec.size
+    check_ignored_layers(loaded.model, name, settings.ignore)  # before the data is read and the dense model scored
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
     data = model_labelled(data, checkpoint.classes)
-    name, size = checkpoint.name, checkpoint.spec.size
     runtime = runtime.for_input(size)
     ctx.log.info("prune %s (%s) by %s, ratio %g in %d step(s), on %s at %d px", name, loaded.source.path,
                  settings.method, settings.ratio, settings.steps, data.name, size)
@@ -110,13 +145,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                              source=loaded.source.describe(), dataset=dataset_record(data, dataset_cfg))
     dense_model = dense_copy(model) if settings.measure and ctx.is_main else None
 
-    head = MODELS[name].head
-    kept_anyway = next((path for path in settings.ignore if path == head or path.startswith(head + ".")), None)
-    if kept_anyway is not None:  # probe 75: accepted, and nothing changed
-        raise CnnlabError(f"prune.ignore: {kept_anyway} is the classifier head of {name}, which pruning always keeps "
-                          "whole (its outputs are the classes), so leaving it out would change nothing",
-                          fix=f"drop {kept_anyway} from prune.ignore")
-    keep = (head, *settings.ignore)  # the classifier never loses outputs: they are the classes
+    keep = (MODELS[name].head, *settings.ignore)  # the classifier never loses outputs: they are the classes
     pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
     steps = prune_in_steps(settings, pruner, work, size)
@@ -134,6 +163,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                      "images", 100 * acc_pruned, f"{recalibrated:,}")
     recovery = work.train(model) if recipe.epochs > 0 else None
     pruner.finish()  # magnitude: the masks (kept on while training) become plain zeros
+    blew_up = recovery_blew_up(recovery.history if recovery is not None else [], len(data.classes), acc_before,
+                               settings.lr_scale, recipe.grad_clip)
+    if blew_up is not None and ctx.is_main:
+        record_warning(ctx, blew_up)
 
     pruned = footprint(model, size)
     acc_after = recovery.final["val_acc"] if recovery is not None else acc_pruned

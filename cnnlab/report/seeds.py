@@ -593,7 +593,10 @@ def _changes(group: SeedGroup) -> list[Change]:
         caveat = (f"every student trained with seed {own.pop()}: the spread is the teachers' alone — give each "
                   "distill run its own seed= for the students'")
     if command == "prune" and any(run_section(row.run, "prune").get("ratio") == 0 for row in group.rows):
-        caveat = "prune.ratio=0: nothing removed, the change is the recovery training's"  # probe 84: +5.68 "pruning"
+        # probe 84: +5.68 "pruning"; probe 196: without recovery epochs, no training made it either
+        trained = any((row.run.data.get("metrics") or {}).get("acc_after_recovery") is not None for row in group.rows)
+        caveat = "prune.ratio=0: nothing removed, the change is the recovery training's" if trained else \
+            "prune.ratio=0: nothing removed and nothing trained: the same network"
     changes = [Change(what, "val", against, tuple(val), caveat=caveat)] if val else []  # type: ignore[arg-type]
     if test:
         pairs = [pair for runs in outcomes.values() for pair in runs if pair is not None]

@@ -193,6 +193,23 @@ def test_removing_a_whole_layer_is_refused_naming_it() -> None:
         pruner.step()
 
 
+def test_every_layer_a_ratio_would_empty_is_named_at_once_and_the_fix_works() -> None:
+    """Probe 196: ResNet-18 at ratio 0.99 was refused for conv1, then (conv1 left out) for layer1.0.conv1, then for
+    layer1.1.conv1: a run per layer. One refusal names them all, with the prune.ignore that passes."""
+    model = _model("resnet18")
+    settings = ChannelSettings(0.99)
+    with pytest.raises(CnnlabError) as refused:
+        ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), settings, keep=["fc", "layer4"],
+                      ignored=["layer4"]).step()
+    emptied = ["conv1", "layer1.0.conv1", "layer1.1.conv1"]  # 64 channels: ⌊64 × 0.01⌋ = 0 kept
+    assert refused.value.message == ("prune.ratio=0.99 would remove every channel of 3 layers: " + ", ".join(
+        f"'{name}' (64)" for name in emptied) + ", i.e. the whole layers")
+    assert refused.value.fix.endswith(f"or leave them out: 'prune.ignore=[layer4,{','.join(emptied)}]'")
+    model = _model("resnet18")  # followed: the wider layers keep one channel each
+    ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), settings, keep=["fc", "layer4", *emptied]).step()
+    assert layer_widths(model)["layer2.0.conv1"] == 1 and layer_widths(model)["conv1"] == 64
+
+
 def test_a_layer_of_one_channel_is_refused_with_exact_widths_not_left_whole() -> None:
     """Probe 96 (Torch-Pruning #179, #126): Torch-Pruning skips the group of a 1-channel layer, so a LeNet-5 pruned to
     features.0 = 1 channel and pruned again at ratio 0.6 kept that channel, exit 0, the ratio recorded."""

@@ -181,6 +181,10 @@ def test_bad_sources_are_one_line_each(cli, outputs: Path) -> None:
     # An export run holds an ONNX file, not a model.pt to export.
     no_model = cli("export", f"source={run_dirs(outputs, 'export')[0]}")
     assert no_model.code == 2 and "needs a model.pt" in no_model.stderr
+    export_dir = run_dirs(outputs, "export")[0]
+    the_file = cli("export", f"source={export_dir / 'model.onnx'}")  # probe 196: "source=…/model.onnx: holds …"
+    assert the_file.code == 2 and f"source={export_dir / 'model.onnx'}: its run {export_dir} (export) holds the " \
+        "ONNX file it exported, and this needs a model.pt" in " ".join(the_file.stderr.split()), the_file.stderr
     old_opset = cli("export", "source=latest:pretrain", "export.opset=11")
     assert old_opset.code == 2 and "export.opset=11" in old_opset.stderr
     for result in (none_yet, no_model, old_opset):

@@ -231,7 +231,9 @@ def test_a_last_training_batch_of_one_image_is_left_out_not_a_traceback(cli, out
     ("prune.importance=hessian", "prune.importance=hessian is not an importance"),
     # exact widths: floor(6 x 0.1) = 0 (with round_to=8, the default, a 6-channel layer stays whole)
     ("prune.round_to=null prune.ratio=0.9", "would remove all 6 channels of layer 'features.0'"),
-    ("prune.ignore=[features.7]", "the model has no layer 'features.7'"),
+    # probe 196: the fix named no model ("cnnlab inspect model=NAME")
+    ("prune.ignore=[features.7]", "the model has no layer 'features.7' — did you mean features.3? list the "
+                                  "layers with `cnnlab inspect model=lenet5`"),
     # probe 73: a pooling layer was offered by "did you mean" and ignoring it pruned as before, without a word
     ("prune.ignore=[features.5]", "layer 'features.5' (MaxPool2d) holds no Conv2d or Linear"),
     ("prune.method=magnitude prune.ignore=[features.2]", "layer 'features.2' (MaxPool2d) holds no Conv2d"),
@@ -294,3 +296,21 @@ def test_a_relative_dataset_root_chains_from_another_folder_and_moved_data_has_a
         fixed = cli("prune", "source=latest:pretrain", override, *small)
         assert fixed.code == 0, fixed.output
 
+
+
+def test_a_recovery_whose_loss_blew_up_is_warned_of() -> None:
+    """Probe 196: a pruned linear probe of an untrained backbone recovered at train loss 74 (an even guess over 10
+    classes scores 2.30) to 58 % against 86 % dense, without a word."""
+    from cnnlab.pipelines.prune import recovery_blew_up
+
+    blown = [{"train_loss": 74.2, "val_acc": 0.5833}]
+    said = recovery_blew_up(blown, 10, 0.8611, 0.1, None)
+    assert said is not None and said.startswith("the recovery training's loss blew up: train loss 74.2 in epoch 1, "
+                                                "where an even guess over the 10 classes scores 2.3; val top-1 "
+                                                "58.33% after recovery against 86.11% dense")
+    assert said.endswith("lower prune.lr_scale (now 0.1), or set trainer.grad_clip=1.0")
+    assert recovery_blew_up(blown, 10, 0.8611, 0.1, 1.0).endswith("lower prune.lr_scale (now 0.1)")  # clipped already
+    assert recovery_blew_up([{"train_loss": 74.2, "val_acc": 0.87}], 10, 0.8611, 0.1, None) is None  # it recovered
+    assert recovery_blew_up([{"train_loss": 5.0, "val_acc": 0.5}], 10, 0.8611, 0.1, None) is None  # a hard start
+    assert recovery_blew_up([], 10, 0.8611, 0.1, None) is None  # trainer.epochs=0: no recovery
+    assert recovery_blew_up([{"train_loss": 3.0, "val_acc": 0.2}], 2, 0.9, 0.1, None) is not None  # 3 × ln 2 = 2.08

@@ -1029,9 +1029,15 @@ def test_a_prune_run_of_ratio_zero_says_its_change_is_the_recovery_trainings(tmp
     dense = model_run(out, "finetune", "dense", 0.80)
     pruned = model_run(out, "prune", "zero", 0.8568, source=dense)
     record = json.loads((pruned / "run.json").read_text())
-    (pruned / "run.json").write_text(json.dumps({**record, "prune": {"ratio": 0}}))
+    recovered = {**record["metrics"], "acc_after_recovery": 0.8568}
+    (pruned / "run.json").write_text(json.dumps({**record, "prune": {"ratio": 0}, "metrics": recovered}))
     [line] = differences(build_report(out).all_seed_groups, out)
     assert "prune.ratio=0: nothing removed, the change is the recovery training's" in line[-1]
+    # probe 196: `trainer.epochs=0` trains nothing: the recovery was not what changed it
+    untrained = {**record["metrics"], "acc_after_recovery": None}
+    (pruned / "run.json").write_text(json.dumps({**record, "prune": {"ratio": 0}, "metrics": untrained}))
+    [line] = differences(build_report(out).all_seed_groups, out)
+    assert "prune.ratio=0: nothing removed and nothing trained: the same network" in line[-1]
 
 
 def test_the_bench_hints_name_paths_as_the_shell_and_hydra_read_them(tmp_path: Path) -> None:

@@ -71,12 +71,13 @@ class ChannelPruner:
     """
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, settings: ChannelSettings, *,
-                 keep: Sequence[str], key: str = "prune.ignore") -> None:
+                 keep: Sequence[str], key: str = "prune.ignore", ignored: Sequence[str] = ()) -> None:
         self.model = model
         self.settings = settings
         self.steps_done = 0
         self._names = {module: path for path, module in model.named_modules()}
         self._example = example_input
+        self._key, self._ignored = key, tuple(ignored)  # the setting, as typed: a refusal's fix adds to it
         if settings.importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                                          for m in model.modules()):
             raise CnnlabError("prune.importance=bn_scale ranks channels by batch-norm scale, but this network "
@@ -93,7 +94,7 @@ class ChannelPruner:
             fix="channel pruning needs a forward pass that autograd can follow; use prune.method=magnitude, "
                 "or leave the layer out with prune.ignore")
         model.train(was_training)
-        refuse_whole_layer_removal(self._pruner, self._refusal)
+        self._emptied = refuse_whole_layer_removal(self._pruner)
         self._refuse_single_channel_layers(kept_layers)
 
     def _refuse_single_channel_layers(self, kept: Sequence[nn.Module]) -> None:
@@ -103,16 +104,26 @@ class ChannelPruner:
         if self.settings.round_to or self.settings.ratio <= 0:
             return  # a layer narrower than round_to stays whole, as documented
         held = {id(m) for layer in kept for m in layer.modules()}
-        for module in self.model.modules():
-            if isinstance(module, WEIGHT_LAYERS) and id(module) not in held and _outputs(module) == 1:
-                raise self._refusal(module, 1)
+        single = [(module, 1) for module in self.model.modules()
+                  if isinstance(module, WEIGHT_LAYERS) and id(module) not in held and _outputs(module) == 1]
+        if single:
+            raise self._refusal(single)
 
-    def _refusal(self, module: nn.Module, channels: int) -> CnnlabError:
+    def _refusal(self, emptied: Sequence[tuple[nn.Module, int]]) -> CnnlabError:
+        """The refusal of a step that would remove every channel of the `emptied` layers ((module, channels)), all of
+        them named, with the `prune.ignore` that leaves them out (probe 196: one per run, three runs to follow)."""
+        names = [self._names.get(module, "?") for module, _ in emptied]
+        if len(emptied) == 1:
+            (module, channels), = emptied
+            what = f"all {channels} channels of layer {names[0]!r} ({type(module).__name__}), i.e. the whole layer"
+        else:
+            what = (f"every channel of {len(emptied)} layers: " + ", ".join(
+                f"{name!r} ({channels})" for name, (_, channels) in zip(names, emptied)) + ", i.e. the whole layers")
+        ignore = ",".join(dict.fromkeys([*self._ignored, *names]))
         error = CnnlabError(
-            f"prune.ratio={self.settings.ratio:g} would remove all {channels} channels of layer "
-            f"{self._names.get(module, '?')!r} ({type(module).__name__}), i.e. the whole layer",
+            f"prune.ratio={self.settings.ratio:g} would remove {what}",
             fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking else "")
-                + "or add the layer to prune.ignore")
+                + f"or leave {'it' if len(emptied) == 1 else 'them'} out: '{self._key}=[{ignore}]'")
         error.before_work = self.steps_done == 0  # a setting's refusal, unless recovery training has run since
         return error
 
@@ -124,7 +135,10 @@ class ChannelPruner:
         if self.settings.needs_gradients and all(p.grad is None for p in self.model.parameters()):
             raise RuntimeError("importance=taylor reads gradients: call accumulate_gradients() before step()")
         was_training = self.model.training
+        self._emptied.clear()
         self._pruner.step()
+        if self._emptied:  # the step skipped each group that would have emptied a layer: refused, all named
+            raise self._refusal(list(self._emptied))
         self.steps_done += 1
         self.model.eval()
         with torch.no_grad():

@@ -29,7 +29,7 @@ def layer_widths(model: nn.Module) -> dict[str, int]:
 
 
 @found_before_work()
-def resolve_layers(model: nn.Module, paths: Sequence[str], *, key: str) -> list[nn.Module]:
+def resolve_layers(model: nn.Module, paths: Sequence[str], *, key: str, arch: str | None = None) -> list[nn.Module]:
     """The modules at `paths`, each a Conv2d or Linear or a block holding one; an unknown path, or one with nothing
     to prune under it (a pooling layer, an activation: leaving it out would change nothing, probe 73), is a user error
     that suggests the closest path that holds a weight layer."""
@@ -44,7 +44,7 @@ def resolve_layers(model: nn.Module, paths: Sequence[str], *, key: str) -> list[
         hint = f"did you mean {close[0]}? " if close else ""
         what = (f"layer {path!r} ({type(known[path]).__name__}) holds no Conv2d or Linear, so leaving it out would "
                 "change nothing") if path and path in known else f"the model has no layer {path!r}"
-        raise CnnlabError(f"{key}: {what}", fix=f"{hint}list the layers with `cnnlab inspect model=NAME`")
+        raise CnnlabError(f"{key}: {what}", fix=f"{hint}list the layers with `cnnlab inspect model={arch or 'NAME'}`")
     return modules
 
 

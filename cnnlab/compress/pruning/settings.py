@@ -115,5 +115,5 @@ class PruneSettings:
         settings = self.pruner_settings()
         if isinstance(settings, ChannelSettings):
             example = torch.zeros(1, spec.channels, spec.size, spec.size, device=next(model.parameters()).device)
-            return ChannelPruner(model, example, settings, keep=keep)
+            return ChannelPruner(model, example, settings, keep=keep, ignored=self.ignore)
         return MagnitudePruner(model, settings, keep=keep)

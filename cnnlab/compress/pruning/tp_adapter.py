@@ -11,7 +11,7 @@ Two needs have no public hook in Torch-Pruning 1.5–1.6:
    `DependencyGraph.check_pruning_group(group)`; when a group would lose every channel of a layer it returns
    False and the group is skipped without a word, leaving the layer whole although the user asked for a
    ratio. `refuse_whole_layer_removal` wraps that check on one pruner's own graph (an instance attribute,
-   not a class patch) so that cnnlab raises an error naming the layer instead.
+   not a class patch) so that cnnlab refuses the step instead, naming every layer it would empty.
 
 tests/compress/test_tp_adapter.py checks that both hooks still exist with the signatures used here and are
 still called by `step()`: an upgrade of Torch-Pruning that changes them fails that test, not a user's run.
@@ -19,7 +19,7 @@ still called by `step()`: an upgrade of Torch-Pruning that changes them fails th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch_pruning as tp
 from torch import nn
@@ -49,22 +49,30 @@ def torch_pruning_ratio(ratio: float) -> float:
     return max(0.0, ratio - _FLOAT_SLACK) if ratio > 0 else ratio
 
 
-def refuse_whole_layer_removal(pruner: tp.pruner.BasePruner,
-                               refusal: Callable[[nn.Module, int], Exception]) -> None:
-    """Make `pruner` raise `refusal(module, channels)` where Torch-Pruning would silently skip a group
-    because it removes all `channels` of `module`."""
+def refuse_whole_layer_removal(pruner: tp.pruner.BasePruner) -> list[tuple[nn.Module, int]]:
+    """Make `pruner` skip, and note, every group that would remove all channels of a layer, where Torch-Pruning
+    skips it without a word: the list returned fills with (module, channels) as `step()` meets them — of each such
+    group the first Conv2d or Linear whose outputs it empties (its first emptied module where none is) — for the caller
+    to refuse after the step, naming them all (probe 196: a refusal per layer took a run per layer to follow)."""
     graph = pruner.DG
     check = graph.check_pruning_group
+    emptied: list[tuple[nn.Module, int]] = []
 
     def refuse(group: Any) -> bool:
         if check(group):
             return True
+        whole: list[tuple[nn.Module, int, bool]] = []
         for dep, idxs in group:
             module = dep.target.module
-            channels = (graph.get_out_channels(module) if graph.is_out_channel_pruning_fn(dep.handler)
-                        else graph.get_in_channels(module))
+            outputs = graph.is_out_channel_pruning_fn(dep.handler)
+            channels = graph.get_out_channels(module) if outputs else graph.get_in_channels(module)
             if channels is not None and len(idxs) >= channels:
-                raise refusal(module, channels)
+                whole.append((module, channels, outputs and isinstance(module, (nn.Conv2d, nn.Linear))))
+        # one per group, its first such layer (the root: ResNet's conv1, not the block outputs added to it)
+        named = ([(module, channels) for module, channels, layer in whole if layer] or [whole[0][:2]])[:1] \
+            if whole else []
+        emptied.extend(entry for entry in named if all(entry[0] is not seen for seen, _ in emptied))
         return False
 
     graph.check_pruning_group = refuse
+    return emptied
