@@ -22,19 +22,27 @@ _STAT = "/proc/stat"
 
 
 def _busy_seconds() -> float | None:
-    """Seconds of CPU time all processes have used since boot, every core together (/proc/stat's `cpu` line: all
-    but idle and iowait, a VM's `steal` included: time the host gave this machine's cores to others); None where the
-    file cannot be read (not Linux)."""
+    """Seconds of CPU time all processes have used since boot on the cores this process may run on (its affinity:
+    a container pinned to 2 of a host's 64 cores is not disturbed by the other 62), from /proc/stat's per-core lines:
+    all but idle and iowait, a VM's `steal` included (time the host gave the core to others); the `cpu` total where
+    the affinity is not known. None where the file cannot be read (not Linux)."""
     try:
         with open(_STAT, encoding="ascii") as stat:
-            fields = stat.readline().split()
+            lines = [line.split() for line in stat if line.startswith("cpu")]
     except OSError:
         return None
-    if not fields or fields[0] != "cpu" or len(fields) < 5:
+    try:
+        mine = {f"cpu{core}" for core in os.sched_getaffinity(0)}
+    except (AttributeError, OSError):
+        mine = set()
+    rows = [fields for fields in lines if fields[0] in mine] or [fields for fields in lines if fields[0] == "cpu"]
+    if not rows or any(len(fields) < 5 for fields in rows):
         return None
-    ticks = [int(value) for value in fields[1:9]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+    busy = 0
+    for fields in rows:
+        ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal (guest in user)
+        busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -20,8 +20,14 @@ def test_the_busy_time_is_every_cores_but_idle_and_iowait_steal_included(tmp_pat
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     stat = tmp_path / "stat"
     #                 user nice system idle iowait irq softirq steal guest guest_nice (guest is in user already)
-    stat.write_text("cpu  100 5 50 800 10 2 3 40 7 0\ncpu0 50 2 25 400 5 1 1 20 3 0\n")
+    stat.write_text("cpu  100 5 50 800 10 2 3 40 7 0\ncpu0 50 2 25 400 5 1 1 20 3 0\ncpu1 50 3 25 400 5 1 2 20 4 0\n"
+                    "intr 5 6\n")
     monkeypatch.setattr(contention, "_STAT", str(stat))
+    monkeypatch.setattr(contention.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert contention._busy_seconds() == pytest.approx(200 / os.sysconf("SC_CLK_TCK"))  # both cores: the total
+    monkeypatch.setattr(contention.os, "sched_getaffinity", lambda pid: {1})  # pinned: another core's work is not
+    assert contention._busy_seconds() == pytest.approx(101 / os.sysconf("SC_CLK_TCK"))  # contention
+    monkeypatch.setattr(contention.os, "sched_getaffinity", lambda pid: {7})  # a core /proc/stat does not list
     assert contention._busy_seconds() == pytest.approx(200 / os.sysconf("SC_CLK_TCK"))
     stat.write_text("intr 1 2 3\n")
     assert contention._busy_seconds() is None  # not the line it reads: unknown, not zero
