@@ -228,6 +228,11 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
     parts = key.split(".")
     if parts[:2] == ["pipeline", "plan"] and len(parts) > 3:  # probe 197: "+KEY adds a new key", then "needs a command"
         stages = facts.plan_stages()
+        if parts[2] in stages:  # a stage's own key misspelt (probe 198: "no stage 'prune'", its stages listing prune)
+            near = difflib.get_close_matches(parts[3], ["command", "overrides"], n=1)
+            guess = f"did you mean pipeline.plan.{parts[2]}.{near[0]}? " if near else ""
+            return (f"stage {parts[2]} has no setting '{'.'.join(parts[3:])}' ({key}) — {guess}a stage has a command "
+                    "and overrides; the command's own settings go in its overrides list (docs/pipeline.md)")
         near = difflib.get_close_matches(parts[2], stages, n=1)
         guess = f"did you mean pipeline.plan.{near[0]}.{'.'.join(parts[3:])}? " if near else ""
         return (f"the experiment's plan has no stage '{parts[2]}' ({key}) — {guess}(its stages: "

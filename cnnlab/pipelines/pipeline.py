@@ -56,8 +56,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         check_sections_read(ctx.overrides, "pipeline", json.dumps(OmegaConf.to_container(settings.plan, resolve=False)))
         stages = build_plan(OmegaConf.to_container(settings.plan, resolve=True), export=bool(settings.export),
                             bench=OmegaConf.to_container(settings.bench, resolve=True))
-        named = settings.stages  # one stage without brackets is one name, not its letters (probe 86: stage 'p')
-        wanted = select(stages, None if named is None else list(named) if isinstance(named, ListConfig) else [named])
+        named = settings.stages  # one stage without brackets is one name, not its letters (probe 86: stage 'p';
+        # probe 198: the fix of `pipeline.stages=prune` was built from its letters too, and left prune out)
+        asked = None if named is None else [str(n) for n in named] if isinstance(named, ListConfig) else [str(named)]
+        wanted = select(stages, asked)
         check_stages(stages, wanted, common, HydraConfig.get().job.config_name or "config")
     ctx.log.info("pipeline %s: %s (%s) in %s", settings.name, counted(len(wanted), "stage"),
                  ", ".join(s.name for s in stages if s.name in wanted), runs_root)
@@ -78,16 +80,20 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     for stage in stages:
         fingerprint(stage)
-    _refuse_unmet_inputs(stages, wanted, lambda name: _find(runs_root, fingerprints[name]), settings.stages)
+    _refuse_unmet_inputs(stages, wanted, lambda name: _find(runs_root, fingerprints[name]), asked)
     for stage in stages:
         if stage.name == BENCH_STAGE and stage.name in wanted:
             timed = bench_of_available(stage, run_dirs)
             left_out = [name for name in stage.inputs if timed is None or name not in timed.inputs]
-            if left_out:  # a subset of the plan: its bench times the models it has
-                ctx.log.info("stage %-22s leaves out %s: no run of %s in this workspace (pipeline.stages)",
-                             stage.name, ", ".join(left_out), "it" if len(left_out) == 1 else "them")
-            if timed is None:
-                continue
+            if timed is None:  # probe 198: `pipeline.stages=[bench]` of a new workspace failed in its report
+                first = stage.inputs[0].split(".")[0]  # a declared stage (select() adds its export back)
+                error = CnnlabError(f"stage {stage.name} has no model to time: no model stage has a run that stands "
+                                    "in this workspace", fix=f"include one: 'pipeline.stages=[{first},{stage.name}]'")
+                error.before_work = all(done["how"] == "reused" for done in outcome.values())
+                raise error
+            for name in left_out:  # a subset of the plan: its bench times the models it has
+                why = f"its run is out of date: {stale[name]}" if name in stale else "no run in this workspace"
+                ctx.log.info("stage %-22s leaves out %s (not in pipeline.stages): %s", stage.name, name, why)
             stage = timed
             fingerprint(stage)
         inputs = {n: run_dirs[n] for n in stage.inputs if n in run_dirs}
@@ -108,7 +114,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 why = f"whose run is out of date: {stale[needed]}" if needed in stale else "which has not completed"
                 # every stage it takes as given that has no run to give, not only this one (probe 56)
                 missing = [s.name for s in stages if s.name not in run_dirs]
-                error = _unmet(stages, stage, needed, why, missing, settings.stages)
+                error = _unmet(stages, stage, needed, why, missing, asked)
                 # a refused plan, when no stage has run yet: the pipeline then leaves no run folder (cnnlab.app)
                 error.before_work = all(done["how"] == "reused" for done in outcome.values())
                 raise error

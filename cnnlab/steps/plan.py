@@ -11,6 +11,7 @@ whose settings changed.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -101,8 +102,10 @@ def build_plan(plan: Mapping[str, Any], *, export: bool, bench: Mapping[str, Any
         known = {s.name for s in stages}
         missing = [ref for ref in inputs if ref not in known]
         if missing:
+            # probe 198: after ~pipeline.plan.finetune, the stages that used it had no fix
             raise CnnlabError(f"pipeline.plan.{name} refers to @{missing[0]}, which is not a stage before it",
-                              fix=f"stages before {name}: {', '.join(sorted(known)) or '(none)'}")
+                              fix=f"stages before {name}: {', '.join(sorted(known)) or '(none)'}; or leave {name} out "
+                                  f"too (~pipeline.plan.{name})")
         stage = Stage(name, command, overrides, inputs)
         stages.append(stage)
         if stage.command not in MODEL_COMMANDS:
@@ -163,10 +166,13 @@ def select(stages: list[Stage], wanted: Iterable[str] | None) -> set[str]:
     if not wanted:  # probe 87: `pipeline.stages=[]` ran nothing, exit 0
         raise CnnlabError("pipeline.stages=[] names no stage", fix=f"name some of {', '.join(declared)}, or drop it")
     unknown = [w for w in wanted if w not in {s.name for s in stages}]
-    if unknown:
+    if unknown:  # probe 198: no nearest name, and the exports it accepts were not said
+        near = difflib.get_close_matches(unknown[0], [s.name for s in stages], n=1)
+        exports = " and their exports (NAME.export)" if any(s.automatic and s.name != BENCH_STAGE for s in stages) \
+            else ""
         raise CnnlabError(f"pipeline.stages names an unknown stage '{unknown[0]}'",
-                          fix=f"the experiment's stages: {', '.join(declared)} (several: "
-                              f"pipeline.stages=[{','.join(declared[:2])}])")
+                          fix=(f"did you mean {near[0]}? " if near else "") + f"the experiment's stages: "
+                              f"{', '.join(declared)}{exports} (several: pipeline.stages=[{','.join(declared[:2])}])")
     chosen = set(wanted)
     chosen |= {s.name for s in stages if s.automatic and s.name.split(".")[0] in chosen}
     chosen |= {s.name for s in stages if s.name == BENCH_STAGE and chosen & set(s.inputs)}

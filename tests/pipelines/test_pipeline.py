@@ -65,8 +65,9 @@ def test_plan_adds_export_and_one_paired_bench_and_checks_references() -> None:
     bench = stages[-1]  # every model in one session: paired timings, the only ones the report divides
     assert bench.overrides[0] == "source=[@a.export,@b]" and bench.inputs == ["a.export", "b"]
     assert "bench.rounds=3" in bench.overrides and stages[2].inputs == ["a"]
-    with pytest.raises(CnnlabError, match="refers to @c"):
+    with pytest.raises(CnnlabError, match="refers to @c") as refused:
         build_plan({"b": {"command": "prune", "overrides": ["source=@c"]}}, export=True, bench=BENCH)
+    assert refused.value.fix.endswith("or leave b out too (~pipeline.plan.b)")  # probe 198: after ~pipeline.plan.c
     with pytest.raises(CnnlabError, match="pipeline's own benchmark"):
         build_plan({"bench": {"command": "pretrain"}}, export=True, bench=BENCH)
     # an unknown command was a KeyError traceback once stages were checked before running; inspect writes no run
@@ -152,6 +153,22 @@ def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cl
     assert typo.code == 2 and "the experiment's plan has no stage 'prunde' (pipeline.plan.prunde.overrides) — did " \
         "you mean pipeline.plan.pruned.overrides? (its stages: teacher, pruned)" in said, typo.output
     assert not [p for p in outputs.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    # probe 198: a stage's own key misspelt was "no stage 'pruned'" with the misspelt key as its "did you mean"
+    key = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.plan.pruned.overides=['a=1']")
+    assert key.code == 2 and "stage pruned has no setting 'overides' (pipeline.plan.pruned.overides) — did you mean " \
+        "pipeline.plan.pruned.overrides?" in " ".join(key.stderr.split()), key.output
+    # one stage without brackets: its fix was built from its letters ('[teacher]', pruned left out)
+    scalar = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=pruned")
+    assert scalar.code == 2 and "'pipeline.stages=[teacher,pruned]'" in scalar.stderr, scalar.output
+    # the bench alone of a new workspace failed in its report and left a failed run
+    bench = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[bench]")
+    assert bench.code == 2 and "stage bench has no model to time" in bench.stderr and \
+        "'pipeline.stages=[teacher,bench]'" in bench.stderr, bench.output
+    near = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[prunde]")
+    assert near.code == 2 and "did you mean pruned? the experiment's stages: teacher, pruned, bench and their " \
+        "exports (NAME.export)" in " ".join(near.stderr.split()), near.output
+    assert not list(outputs.rglob("run.json")) and not [p for p in outputs.rglob("*") if p.is_dir()
+                                                         and not any(p.iterdir())]
     added = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[nosuch]",
                 '+pipeline.plan.prunde={command: prune, overrides: ["source=@teacher", "prune.ratio=0.3"]}')
     assert added.code == 2 and "teacher, pruned, prunde, bench" in " ".join(added.stderr.split()), added.output
@@ -267,7 +284,8 @@ def test_a_subset_of_the_plan_runs_and_its_bench_times_the_models_it_has(cli, ou
     conf = write_experiment(tmp_path)
     first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[teacher]")
     assert first.code == 0, first.output
-    assert "leaves out pruned: no run of it in this workspace" in " ".join(first.output.split()), first.output
+    assert "leaves out pruned (not in pipeline.stages): no run in this workspace" in " ".join(first.output.split()), \
+        first.output
     by_stage = {r.data["pipeline"]["stage"]: r for r in stage_runs(outputs)}
     assert sorted(by_stage) == ["bench", "teacher", "teacher.export"]
     assert by_stage["bench"].data["source"]["run"] == str(by_stage["teacher.export"].path)  # the one model it has
