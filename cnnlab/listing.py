@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import itertools
 import re
@@ -84,6 +85,14 @@ def _model_name(run: RunInfo) -> str:
     space = config.get("space")
     if run.command == "search" and not (isinstance(space, dict) and space.get("kind") == "hparams"):
         return "searched"  # an architecture space's network, not model= (probe 74: "resnet18" for a mobilenet space)
+    source = run.data.get("source")
+    if run.command == "finetune" and isinstance(source, dict) and isinstance(source.get("run"), str):
+        # from a cnnlab run's weights the network is that run's, not the config's default model= (probe 199: an
+        # interrupted fine-tune of a LeNet-5 listed as resnet18)
+        with contextlib.suppress(OSError, ValueError):
+            started = RunInfo.read(Path(source["run"]))
+            if started.model.name:
+                return started.model.name
     node = config.get(_BUILDS_MODEL[run.command])
     name = node.get("name") if isinstance(node, dict) else None
     return str(name) if isinstance(name, str) else ""

@@ -603,8 +603,8 @@ def say_colour_dropped(cfg: Mapping[str, Any], decode: DecodeSummary, channels: 
     files = [split_files(splits[name]) for name in named]  # type: ignore[arg-type]
     paths = None if any(part is None for part in files) else [path for part in files for path in part or []]
     which = f"{listed(named)} split{'s' if len(named) > 1 else ''}" if named else "no split"
-    if set(splits) == {"train", "val", "test"}:  # evaluate split=all: a folder of new pictures, all of them "train"
-        which = "split=all"  # when it has no split folders (probe 195: "train split" of a folder that has none)
+    if set(splits) == {"train", "val", "test"} and named == ["train"]:  # evaluate split=all of a folder without
+        which = "split=all"  # split folders, all its pictures "train" (probe 195: "train split" of a folder of none)
     line = decode.colour_dropped(f"imagefolder {checked_root(cfg)}, {which}", channels, paths)
     if line is not None:
         log.warning("%s", line, extra=RUN_WARNING)

@@ -71,6 +71,6 @@ def busy_note(others: float | None, cores: int) -> str | None:
     cores), None where the machine was quiet or the load is not known."""
     if others is None or others <= BUSY_CORES:
         return None
-    return (f"other processes kept {others:.1f} of the {cores} cores busy while the models were timed: a longer call is "
-            "interrupted more often, so latencies read high and speed-ups favour the faster model — time them again "
-            "on a quiet machine")
+    return (f"other processes kept {others:.1f} of the {cores} cores busy while the models were timed: a longer call "
+            "is interrupted more often, so latencies read high and speed-ups favour the faster model — time them "
+            "again on a quiet machine")

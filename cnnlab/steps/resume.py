@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -276,8 +276,9 @@ def _refuse_fewer_epochs_than_trained(run: RunInfo, cfg: DictConfig, command: st
         return
     raise CnnlabError(f"resume={run.path}: that run was {run.status} after {counted(trained, 'epoch')}, more than "
                       f"trainer.epochs={cfg.trainer.epochs} asks for, so resuming would train nothing",
-                      fix=f"`cnnlab {command} {path_argument('resume', [run.path])}` finishes its "
-                          f"{counted(trained, 'epoch')} or more (trainer.epochs={trained} or more), or start a new run "
+                      # probe 199: it said the plain resume "finishes its 8 epochs"; it trains to the planned 30
+                      fix=f"`cnnlab {command} {path_argument('resume', [run.path])}` trains on to the epochs it "
+                          f"planned, and with trainer.epochs={trained} or more to that many; or start a new run "
                           "without resume=")
 
 
@@ -334,6 +335,11 @@ def resume_target(cfg: DictConfig, ctx: RunContext, point: ResumePoint = TRAININ
         if (reason := no_checkpoint_reason(run.data)) is not None:  # it wrote none by design, whatever it did
             raise CnnlabError(f"resume={spec}: that run keeps no {point.file} to continue from ({reason})",
                               fix="start it again without resume=")
+        epochs = recorded_count(run, "metrics", "epochs") if point is TRAINING_STATE else None
+        if epochs:  # probe 199: "pick a run that completed at least one epoch" of a run 2 epochs in, its file deleted
+            raise CnnlabError(f"resume={spec}: the run's {point.file} is gone, though run.json records "
+                              f"{counted(epochs, 'epoch')} done", fix=f"put its {point.file} back, or start a new run "
+                                                                      "without resume=")
         raise CnnlabError(f"resume={spec}: the run has no {point.file} to resume from",
                           fix=f"pick a run that {point.written}")
     # probe 139: named on purpose (another branch, other settings), so said, not refused
@@ -439,7 +445,13 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
-        if before != after and key in _STARTING_WEIGHTS_KEYS and not _names_the_recorded_source(key, after, run, ctx):
+        if before != after and key == "seed":  # probe 199: recorded as the whole run's seed, its first epochs not
+            raise CnnlabError(f"resume continues {run.path} with its own config; seed={value} would draw the rest of "
+                              f"its data order and augmentation from another seed than its first epochs (saved: "
+                              f"{setting_text(before)}), and run.json records one seed for the run",
+                              fix=f"drop seed= (or start a new run at seed={value}, without resume=)")
+        same_weights = key in _STARTING_WEIGHTS_KEYS and _names_the_recorded_source(key, after, run, ctx)
+        if before != after and key in _STARTING_WEIGHTS_KEYS and not same_weights:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "
                               "continues", fix=f"drop {key}= (or start a new run from {value}, without resume=)")
@@ -456,12 +468,13 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
             # probe 147: an interrupted run has no model.pt for model.weights= (its continuation will have one)
             new_run = f"start a new run from its weights (model.weights={run.path} {start}, without resume=)" \
                 if run.artifact("model") is not None else f"finish it first (`cnnlab {ctx.command} " \
-                f"resume={run.path}`), then start a new run from the run that completes it " \
-                f"(model.weights=latest:{ctx.command} {start})"
+                f"{' '.join([f'resume={run.path}', *_where_its_inputs_are(ctx.overrides)])}`), then start a new run " \
+                f"from the run that completes it (model.weights=latest:{ctx.command} {start})"
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change which "
                               f"parameters train (saved: {setting_text(before)}), and its optimizer state holds those "
                               "it trained", fix=f"drop {key}=, or {new_run}")
-        if before != after:
+        if before != after and not same_weights:  # the same bytes by another name change nothing (probe 199: a
+            # distill resumed with teacher.weights=COPY, as its refusal said, warned of "unlike courses")
             replaced.append(f"{key}={setting_text(after)} (saved: {setting_text(before)})")
         with open_dict(old):
             OmegaConf.update(old, key, OmegaConf.select(cfg, key), force_add=True)
@@ -471,6 +484,13 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old, replaced
+
+
+def _where_its_inputs_are(overrides: Sequence[str]) -> list[str]:
+    """The overrides typed on a resume that say where its inputs are now — a copy of the weights it started from, the
+    folder its data moved to — for a command the refusal names (probe 199: `finish it first (cnnlab finetune
+    resume=RUN)` dropped the `model.weights=COPY` its weights run, deleted, needed)."""
+    return [o for o in overrides if o.partition("=")[0] in (*_STARTING_WEIGHTS_KEYS, "dataset.root")]
 
 
 def _names_the_recorded_source(key: str, value: Any, run: RunInfo, ctx: RunContext) -> bool:

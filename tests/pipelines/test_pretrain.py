@@ -124,8 +124,10 @@ def test_a_resume_asked_for_no_more_epochs_than_done_is_refused(cli, outputs: Pa
     (first / "run.json").write_text(json.dumps(record))
     count = len(run_dirs(outputs, "pretrain"))
     refused = cli("pretrain", f"resume={first}", "trainer.epochs=1")
-    assert refused.code == 2 and "after 2 epochs, more than trainer.epochs=1 asks for" in refused.stderr, \
-        refused.output
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "after 2 epochs, more than trainer.epochs=1 asks for" in said, refused.output
+    assert f"`cnnlab pretrain resume={first}` trains on to the epochs it planned, and with trainer.epochs=2 or more " \
+        "to that many" in said, said  # probe 199: "finishes its 2 epochs" of a plain resume that trains to the plan
     assert len(run_dirs(outputs, "pretrain")) == count  # no run folder left
     assert cli("pretrain", f"resume={first}", "trainer.epochs=2").code == 0  # the fix, followed
 

@@ -408,6 +408,11 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
         said = " ".join(refused.stderr.split())
         assert refused.code == 2 and f"resume={run}: {key}: the model's run" in said and "another carve would hold " \
             "images the model trained on" in said and f"drop {key.split('=')[0]}=" in said, refused.output
+    # probe 199: another seed was recorded as the whole run's, its first epochs drawn with the saved one
+    seed = cli("pretrain", f"resume={run}", "trainer.epochs=2", "seed=9")
+    said = " ".join(seed.stderr.split())
+    assert seed.code == 2 and "seed=9 would draw the rest of its data order and augmentation from another seed than " \
+        "its first epochs (saved: 0)" in said and "drop seed=" in said, said
     # probe 195: another label subset was recorded for the whole run, epochs before the resume included
     fraction = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.label_fraction=0.5")
     said = " ".join(fraction.stderr.split())
@@ -533,6 +538,8 @@ def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, out
     _interrupted(cli, monkeypatch, "finetune", "model.weights=latest:pretrain", "finetune.mode=full",
                  "trainer.epochs=3", "trainer.batch_size=16")
     interrupted = run_dirs(outputs, "finetune")[0]
+    row = next(line for line in cli("list", "runs").stdout.splitlines() if "interrupted" in line)
+    assert "lenet5" in row and "resnet18" not in row, row  # probe 199: the config's default model= was listed
     other = [a for a in TINY if not a.startswith("dataset.train_size")] + ["dataset.train_size=48"]
     assert cli("pretrain", *other).code == 0  # a newer pretrain, on other data
     typed = cli("finetune", f"resume={interrupted}", f"model.weights={run_dirs(outputs, 'pretrain')[-1]}")
@@ -546,10 +553,16 @@ def test_a_fine_tunes_resume_keeps_the_weights_and_data_it_started_from(cli, out
     said = " ".join(unknown.stderr.split())
     assert unknown.code == 2 and "does not record which run that was" in said, unknown.output
     moved = first.rename(tmp_path / "moved")  # probe 158: the weights run moved, named where it is now
+    # probe 199: the fix "finish it first (`cnnlab finetune resume=RUN`)" dropped the model.weights= it needs
+    linear = cli("finetune", f"resume={interrupted}", f"model.weights={moved}", "finetune.mode=linear")
+    said = " ".join(linear.stderr.split())
+    assert linear.code == 2 and f"finish it first (`cnnlab finetune resume={interrupted} model.weights={moved}`)" \
+        in said, said
     resumed = cli("finetune", f"resume={interrupted}", f"model.weights={moved}")  # its own, by its run folder
     assert resumed.code == 0, resumed.output
     record = read_run(run_dirs(outputs, "finetune")[-1])
     assert record["source"]["run"] == str(moved.resolve()) and record["dataset"]["train_size"] == 64, record
+    assert "resume_changed" not in record and "replace the saved" not in resumed.output  # probe 199: the same file
 
 
 def test_a_fine_tune_on_its_weights_runs_data_refuses_another_dataset_on_resume(
@@ -597,6 +610,14 @@ def test_an_interrupted_run_records_the_epochs_it_finished(cli, outputs: Path,
     assert epoch["epoch"] == 1 and f"{epoch['val_acc']:.6g}" in {f"{float(v):.6g}" for v in row[1:] if v}
     listed = cli("list", "runs")
     assert f"{epoch['val_acc']:.2%} (epoch 1)" in listed.stdout, listed.output
+    import shutil  # probe 199: its last.pt deleted, "pick a run that completed at least one epoch" of such a run
+
+    copy = shutil.copytree(run, outputs.parent / "copy")
+    (copy / "last.pt").unlink()
+    gone = cli("pretrain", f"resume={copy}")
+    said = " ".join(gone.stderr.split())
+    assert gone.code == 2 and "the run's last.pt is gone, though run.json records 1 epoch done — put its last.pt " \
+        "back" in said, said
     row = next(line for line in listed.stdout.splitlines() if "(epoch 1)" in line)
     assert "lenet5" in row  # probe 70: the model column was blank until the run recorded its model
     monkeypatch.setattr(Trainer, "_save_state", save_state)
