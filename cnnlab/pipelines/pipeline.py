@@ -141,7 +141,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 def _refuse_unmet_inputs(stages: list[Stage], wanted: set[str], newest: Callable[[str], RunInfo | None],
-                         asked: Any) -> None:
+                         asked: Sequence[str] | None) -> None:
     """CnnlabError, before any stage runs, for a stage to run that needs a stage neither run now nor completed
     before (`newest(name)`: its newest run in the workspace, _find): probe 197, a subset of the plan trained its first
     stages for minutes before the one that needed a stage left out was refused. A run that completed but no longer
@@ -160,7 +160,8 @@ def _refuse_unmet_inputs(stages: list[Stage], wanted: set[str], newest: Callable
             raise error
 
 
-def _unmet(stages: list[Stage], stage: Stage, needed: str, why: str, missing: list[str], asked: Any) -> CnnlabError:
+def _unmet(stages: list[Stage], stage: Stage, needed: str, why: str, missing: list[str],
+           asked: Sequence[str] | None) -> CnnlabError:
     """The refusal of `stage`, which needs stage `needed` (`why` it has no run), with the `pipeline.stages` that
     includes what it needs (`missing`: the stages without a run to give; `asked`: pipeline.stages as given)."""
     include = with_upstream(stages, stage.name, missing, asked or [stage.name])

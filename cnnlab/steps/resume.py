@@ -446,11 +446,12 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume=)")
         if before != after and key == "seed":  # probe 199: recorded as the whole run's seed, its first epochs not
-            raise CnnlabError(f"resume continues {run.path} with its own config; seed={value} would draw the rest of "
-                              f"its data order and augmentation from another seed than its first epochs (saved: "
-                              f"{setting_text(before)}), and run.json records one seed for the run",
+            raise CnnlabError(f"resume continues {run.path} with its own config; seed={value} (saved: "
+                              f"{setting_text(before)}) would draw the rest of its data order and augmentation from "
+                              "another seed than its first epochs, and run.json records one seed for the run",
                               fix=f"drop seed= (or start a new run at seed={value}, without resume=)")
-        same_weights = key in _STARTING_WEIGHTS_KEYS and _names_the_recorded_source(key, after, run, ctx)
+        same_weights = before != after and key in _STARTING_WEIGHTS_KEYS and \
+            _names_the_recorded_source(key, after, run, ctx)  # read (a file hashed) only where it was typed otherwise
         if before != after and key in _STARTING_WEIGHTS_KEYS and not same_weights:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "

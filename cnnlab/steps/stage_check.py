@@ -47,6 +47,11 @@ def check_stages(stages: Sequence[Stage], wanted: Collection[str], common: Seque
             _check_input_size(stage, [*common, *stage.overrides], composed)
             check_settings(OmegaConf.to_container(config, resolve=True, throw_on_missing=False), stage.command,
                            recorded=recorded_groups(stage.command, overrides))
+            if COMMANDS[stage.command].reads_source and config.get("source") in (None, "", "null"):
+                # probe 198: a stage added without source= started, after the stages before it, and failed there
+                raise CnnlabError(f"`cnnlab {stage.command}` needs a model to work on",
+                                  fix=f"add source=@STAGE (a model stage before it) to pipeline.plan.{stage.name}"
+                                      ".overrides")
             pipeline = importlib.import_module(COMMANDS[stage.command].pipeline)
             if hasattr(pipeline, "check"):  # what the stage's command parses itself (prune.method=nosuch)
                 pipeline.check(config)
