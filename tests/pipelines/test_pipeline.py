@@ -167,9 +167,9 @@ def test_a_bench_setting_is_refused_by_its_pipeline_key_before_any_stage_runs(cl
     # a stage added without source= started after the stages before it had run, and failed there
     sourceless = cli("pipeline", "--config-dir", str(conf), "experiment=tiny",
                      '+pipeline.plan.p2={command: prune, overrides: ["prune.ratio=0.3"]}')
+    said = " ".join(sourceless.stderr.split())
     assert sourceless.code == 2 and "pipeline.plan.p2 (cnnlab prune): `cnnlab prune` needs a model to work on — add " \
-        "source=@STAGE (a model stage before it) to pipeline.plan.p2.overrides" in " ".join(sourceless.stderr.split()), \
-        sourceless.output
+        "source=@STAGE (a model stage before it) to pipeline.plan.p2.overrides" in said, sourceless.output
     near = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[prunde]")
     assert near.code == 2 and "did you mean pruned? the experiment's stages: teacher, pruned, bench and their " \
         "exports (NAME.export)" in " ".join(near.stderr.split()), near.output
