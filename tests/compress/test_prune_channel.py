@@ -208,6 +208,13 @@ def test_every_layer_a_ratio_would_empty_is_named_at_once_and_the_fix_works() ->
     model = _model("resnet18")  # followed: the wider layers keep one channel each
     ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), settings, keep=["fc", "layer4", *emptied]).step()
     assert layer_widths(model)["layer2.0.conv1"] == 1 and layer_widths(model)["conv1"] == 64
+    # probe 200: a global ranking moves its cut onto other layers when these are left out (six refusals in a row):
+    # its fix is per-layer ranking, not prune.ignore
+    with pytest.raises(CnnlabError) as refused:
+        ChannelPruner(_model("resnet18"), torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.99, global_ranking=True),
+                      keep=["fc"]).step()
+    assert "would remove" in refused.value.message and "prune.ignore" not in refused.value.fix
+    assert refused.value.fix.startswith("lower prune.ratio, or use prune.global=false"), refused.value.fix
 
 
 def test_a_layer_of_one_channel_is_refused_with_exact_widths_not_left_whole() -> None:

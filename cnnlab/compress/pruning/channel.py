@@ -120,10 +120,13 @@ class ChannelPruner:
             what = (f"every channel of {len(emptied)} layers: " + ", ".join(
                 f"{name!r} ({channels})" for name, (_, channels) in zip(names, emptied)) + ", i.e. the whole layers")
         ignore = ",".join(dict.fromkeys([*self._ignored, *names]))
-        error = CnnlabError(
-            f"prune.ratio={self.settings.ratio:g} would remove {what}",
-            fix="lower prune.ratio, " + ("use prune.global=false, " if self.settings.global_ranking else "")
-                + f"or leave {'it' if len(emptied) == 1 else 'them'} out: '{self._key}=[{ignore}]'")
+        # a global ranking moves its cut onto other layers when these are left out (probe 200: six refusals in a row,
+        # the last run removing nothing): its fix is per-layer ranking, whose refusal names what to leave out
+        leave = "or use prune.global=false (each layer then keeps its share, and a layer too narrow for it is named)" \
+            if self.settings.global_ranking else \
+            f"or leave {'it' if len(emptied) == 1 else 'them'} out: '{self._key}=[{ignore}]'"
+        error = CnnlabError(f"prune.ratio={self.settings.ratio:g} would remove {what}",
+                            fix=f"lower prune.ratio, {leave}")
         error.before_work = self.steps_done == 0  # a setting's refusal, unless recovery training has run since
         return error
 
