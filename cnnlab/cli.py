@@ -26,7 +26,7 @@ from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint, stage_re
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
 from cnnlab.fileio import NOT_A_REGULAR_FILE
-from cnnlab.hydra_args import hydra_overrides, hydra_quoted, override_parser
+from cnnlab.hydra_args import HYDRA_VALUE_FLAGS, hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_config_sizes, check_run_dir_is_new, check_sweep_dir_is_free,
                                    check_sweep_flags, check_sweep_latest, check_sweep_subdir, check_sweep_values,
                                    check_typed_choices_read, check_typed_folders, is_task_override, run_dir_in_use,
@@ -91,9 +91,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# Hydra flags that take a value: `--cfg job`, `--config-dir DIR`, ...
-_HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
-                      "--config-path", "-cp", "--info", "-i", "--experimental-rerun"}
 # `--info` takes one of these or none (Hydra's nargs="?", "all" then): bare, it took the `command=` cnnlab puts after
 # the flags as its value, "invalid choice: 'command=pretrain'" (probe 99)
 _INFO_FLAGS, _INFO_CHOICES = {"--info", "-i"}, ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
@@ -105,7 +102,7 @@ _VALUE_EXAMPLES = {"--cfg": "job", "-c": "job", "--package": "_global_", "-p": "
                    "-cd": "myconf", "--config-name": "config", "-cn": "config", "--config-path": "myconf",
                    "-cp": "myconf", "--experimental-rerun": "outputs/RUN/.hydra/config.pickle"}
 # Every flag Hydra's argparse knows (hydra._internal.utils.get_args_parser); any other would print its usage page.
-_HYDRA_FLAGS = _HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r",
+_HYDRA_FLAGS = HYDRA_VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r",
                                     "--multirun", "-m", "--shell-completion", "-sc"}
 # ctx.meta keys HydraCommand.parse_args fills: how many trailing args followed `--`; single-dash words Click splits
 _AFTER_DASHES, _SPLIT_WORDS = "cnnlab.after_dashes", "cnnlab.split_words"
@@ -139,7 +136,7 @@ class HydraCommand(CnnlabCommand):
 def _flag_and_value(arg: str) -> list[str]:
     """`-p=model` as ["-p", "model"] for a single-dash Hydra flag that takes a value; any other word as it is."""
     flag, sep, value = arg.partition("=")
-    return [flag, value] if sep and flag[:1] == "-" and flag[:2] != "--" and flag in _HYDRA_VALUE_FLAGS else [arg]
+    return [flag, value] if sep and flag[:1] == "-" and flag[:2] != "--" and flag in HYDRA_VALUE_FLAGS else [arg]
 
 
 def _print_config_help(command: str, extra_dirs: Sequence[Path] = ()) -> None:
@@ -231,7 +228,7 @@ def check_overrides(command: str, args: list[str]) -> None:
         if arg.startswith("-"):
             if arg.split("=", 1)[0] not in _HYDRA_FLAGS:  # else Hydra's argparse prints its usage page
                 raise UserError(no_such_option(command, arg))
-            skip_next = arg in _HYDRA_VALUE_FLAGS
+            skip_next = arg in HYDRA_VALUE_FLAGS
             continue
         match = _OVERRIDE.match(arg)
         if not match or (match["value"] is None and not match["prefix"].startswith("~")):
@@ -287,7 +284,7 @@ def _takes_value(args: Sequence[str], index: int) -> bool:
     """Whether the flag `args[index]` takes the argument after it as its value."""
     if args[index] in _INFO_FLAGS:
         return index + 1 < len(args) and args[index + 1] in _INFO_CHOICES
-    return args[index] in _HYDRA_VALUE_FLAGS
+    return args[index] in HYDRA_VALUE_FLAGS
 
 
 def _names_a_path(arg: str) -> bool:
@@ -367,7 +364,7 @@ def split_flags(command: str, args: list[str]) -> tuple[list[str], list[str]]:
             expects_value = _takes_value(args, index)
             if expects_value:
                 _check_flag_value(command, arg, args[index + 1] if index + 1 < len(args) else None)
-            elif arg.partition("=")[0] in _HYDRA_VALUE_FLAGS - _INFO_FLAGS:  # --cfg=job: its value in the word
+            elif arg.partition("=")[0] in HYDRA_VALUE_FLAGS - _INFO_FLAGS:  # --cfg=job: its value in the word
                 _check_flag_value(command, arg.partition("=")[0], arg.partition("=")[2] or None)
             if arg in _INFO_FLAGS and not expects_value:
                 following = args[index + 1] if index + 1 < len(args) else ""

@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import name_too_long, name_too_long_error
+from cnnlab.hydra_args import HYDRA_VALUE_FLAGS
 from cnnlab.wording import listed
 
 
@@ -334,18 +335,13 @@ def out_of_memory_error(exc: BaseException, typed: Sequence[str]) -> CnnlabError
     return CnnlabError(f"out of memory{amount}", fix=fix)
 
 
-# Hydra's flags whose value is the next argument
-_FLAGS_WITH_A_VALUE = frozenset({"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c",
-                                 "--package", "-p", "--experimental-rerun"})
-
-
 def _malformed_override(typed: Sequence[str]) -> str | None:
     """The first of the `typed` arguments that Hydra's override grammar refuses on its own, None if none does."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     for before, arg in zip(("", *typed), typed):
-        if arg.startswith("-") or before in _FLAGS_WITH_A_VALUE:  # `--config-dir DIR`: DIR is no override (probe 197)
+        if arg.startswith("-") or before in HYDRA_VALUE_FLAGS:  # `--config-dir DIR`: DIR is no override (probe 197)
             continue
         try:
             parser.parse_overrides([arg])

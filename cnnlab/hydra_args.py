@@ -14,6 +14,11 @@ from typing import Any, Sequence
 
 from cnnlab.commands import COMMANDS
 
+# Hydra's flags whose value is the next argument (`--cfg job`, `--config-dir DIR`, ...): the CLI's parsing and the
+# error view's search for a malformed override both read them
+HYDRA_VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-dir", "-cd", "--config-name", "-cn",
+                               "--config-path", "-cp", "--info", "-i", "--experimental-rerun"})
+
 # Characters that give a value structure in Hydra's override grammar (sweeps, lists, dicts, functions, quotes,
 # interpolations, escapes): a value holding one is never quoted for the user — a typo there must stay an error.
 _STRUCTURE = set(",[]{}()'\"$=\\")

@@ -623,11 +623,12 @@ def test_the_flags_cnnlab_lets_through_are_exactly_hydras() -> None:
     a flag Hydra added would otherwise be refused as unknown, a removed one would reach Hydra's usage page."""
     from hydra._internal.utils import get_args_parser
 
-    from cnnlab.cli import _HYDRA_FLAGS, _HYDRA_VALUE_FLAGS
+    from cnnlab.cli import _HYDRA_FLAGS
+    from cnnlab.hydra_args import HYDRA_VALUE_FLAGS
 
     actions = [a for a in get_args_parser()._actions if a.option_strings]
     assert _HYDRA_FLAGS == {flag for a in actions for flag in a.option_strings}
-    assert _HYDRA_VALUE_FLAGS == {flag for a in actions if a.nargs != 0 for flag in a.option_strings}
+    assert HYDRA_VALUE_FLAGS == {flag for a in actions if a.nargs != 0 for flag in a.option_strings}
 
 
 @pytest.mark.parametrize("name", ["1", "nan"])

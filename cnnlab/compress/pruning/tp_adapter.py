@@ -24,6 +24,8 @@ from typing import Any
 import torch_pruning as tp
 from torch import nn
 
+from cnnlab.compress.pruning.layers import WEIGHT_LAYERS
+
 
 class NearestMultiplePruner(tp.pruner.BasePruner):
     """A Torch-Pruning `BasePruner` whose `round_to` keeps the nearest multiple of channels (halves up)."""
@@ -67,7 +69,7 @@ def refuse_whole_layer_removal(pruner: tp.pruner.BasePruner) -> list[tuple[nn.Mo
             outputs = graph.is_out_channel_pruning_fn(dep.handler)
             channels = graph.get_out_channels(module) if outputs else graph.get_in_channels(module)
             if channels is not None and len(idxs) >= channels:
-                whole.append((module, channels, outputs and isinstance(module, (nn.Conv2d, nn.Linear))))
+                whole.append((module, channels, outputs and isinstance(module, WEIGHT_LAYERS)))
         # one per group, its first such layer (the root: ResNet's conv1, not the block outputs added to it)
         named = ([(module, channels) for module, channels, layer in whole if layer] or [whole[0][:2]])[:1] \
             if whole else []
