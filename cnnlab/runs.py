@@ -307,6 +307,9 @@ class RunInfo:
     path: Path
     data: dict[str, Any]
     damaged: str | None = None
+    # A model file's own record of its data standing in for a run's (steps/sources.with_file_dataset): the folder
+    # holding the file is no run, and records and messages must not name it as one (probe 199: `"command": "?"`).
+    file_record: bool = False
 
     @classmethod
     def read(cls, path: Path) -> "RunInfo":
@@ -515,14 +518,21 @@ class Source:
     @property
     def origin(self) -> Path:
         """Where the model comes from, for messages: its run folder, else the file itself."""
-        return self.run.path if self.run else self.path
+        return self.writer.path if self.writer else self.path
+
+    @property
+    def writer(self) -> RunInfo | None:
+        """The run that wrote the file; None for a file outside a run, even where the file's own record of its data
+        stands in for a run's (`RunInfo.file_record`)."""
+        return self.run if self.run is not None and not self.run.file_record else None
 
     def describe(self) -> dict[str, Any]:
         """The source for records (run.json `source`, a model file's metadata): with the file's SHA-256, so that a
         later command that follows the record back to the file can tell it is the same (deploy/subject.py)."""
+        writer = self.writer
         return {"spec": self.spec, "kind": self.kind, "path": str(self.path),
-                "run": str(self.run.path) if self.run else None,
-                "command": self.run.command if self.run else None, "sha256": model_sha256(self.path)}
+                "run": str(writer.path) if writer else None,
+                "command": writer.command if writer else None, "sha256": model_sha256(self.path)}
 
 
 _KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".onnx": "onnx"}

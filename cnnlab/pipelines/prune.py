@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from omegaconf import DictConfig, open_dict
 from torch import nn
@@ -125,6 +125,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     require_trained_head(checkpoint, loaded.source.path, "the dense and pruned accuracies")
     name, size = checkpoint.name, checkpoint.spec.size
     check_ignored_layers(loaded.model, name, settings.ignore)  # before the data is read and the dense model scored
+    keep = (MODELS[name].head, *settings.ignore)  # the classifier never loses outputs: they are the classes
+    # made on the CPU before the data is read, so that a ratio that empties a layer is refused before any work
+    # (probe 200); runtime.prepare_model then moves the same modules to the device, in place
+    pruner = settings.make_pruner(loaded.model, keep, checkpoint.spec)
     data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, train_augment=True)
     data = model_labelled(data, checkpoint.classes)
     runtime = runtime.for_input(size)
@@ -145,8 +149,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                              source=loaded.source.describe(), dataset=dataset_record(data, dataset_cfg))
     dense_model = dense_copy(model) if settings.measure and ctx.is_main else None
 
-    keep = (MODELS[name].head, *settings.ignore)  # the classifier never loses outputs: they are the classes
-    pruner = settings.make_pruner(model, keep, checkpoint.spec)
     widths_before = layer_widths(model)
     steps = prune_in_steps(settings, pruner, work, size)
     widths_after = layer_widths(model)  # recovery training keeps the shapes
@@ -180,7 +182,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     report = {**settings.describe(), "source": str(loaded.source.path), "steps_history": steps}
     if isinstance(pruner, ChannelPruner):
         report["channels"] = {path: [widths_before[path], widths_after[path]] for path in widths_before}
-        report["kept_whole"] = kept_whole(ctx, settings, widths_before, widths_after, keep)
+        report["kept_whole"] = kept_whole(ctx, settings, widths_before, widths_after, keep,
+                                          coupled=pruner.coupled_to_kept)
     else:
         metrics.update(sparsity=overall_sparsity(pruner.layers),
                        nonzero_params_after=pruned["params"] - zero_weights(pruner.layers))
@@ -234,10 +237,11 @@ def prune_in_steps(settings: PruneSettings, pruner: ChannelPruner | MagnitudePru
 
 
 def kept_whole(ctx: RunContext, settings: PruneSettings, before: dict[str, int], after: dict[str, int],
-               keep: Sequence[str]) -> list[str]:
+               keep: Sequence[str], coupled: Collection[str] = ()) -> list[str]:
     """The layers a channel pruning at ratio > 0 left at their width, other than those kept by name (`keep`: the
-    head, prune.ignore), said in the log: probe 176, LeNet-5's first convolution (6 channels, 53 % of its FLOPs at
-    32 px) stayed whole under prune.round_to=8 and ratio 0.5 gave 1.33x fewer FLOPs, with no word of it."""
+    head, prune.ignore), said in the log with why: probe 176, LeNet-5's first convolution (6 channels, 53 % of its
+    FLOPs at 32 px) stayed whole under prune.round_to=8 and ratio 0.5 gave 1.33x fewer FLOPs, with no word of it.
+    `coupled`: the layers whose channels are tied to a kept layer's (ChannelPruner.coupled_to_kept)."""
     if settings.ratio <= 0:
         return []
     whole = [path for path, width in before.items() if after.get(path) == width
@@ -247,11 +251,15 @@ def kept_whole(ctx: RunContext, settings: PruneSettings, before: dict[str, int],
         ctx.log.info("kept whole: %s — no wider than prune.round_to=%d, the fewest channels a pruned layer keeps "
                      "(prune.round_to=null prunes to exact widths)", ", ".join(f"{p} ({before[p]} channels)"
                                                                       for p in small), settings.round_to)
-    others = [p for p in whole if p not in small]
-    if others:
-        ctx.log.info("kept whole: %s (%s)", ", ".join(f"{p} ({before[p]} channels)" for p in others),
-                     "prune.global=true ranked all of their channels above the cut" if settings.global_ranking else
-                     "coupled to a layer kept whole, or rounded back to their width by prune.round_to")
+    tied = [p for p in whole if p not in small and p in coupled]
+    others = [p for p in whole if p not in small and p not in coupled]
+    for layers, why in ((tied, f"their channels are tied to those of a layer kept whole ({', '.join(keep)}), by a "
+                               "residual sum or a depthwise convolution"),
+                        (others, "prune.global=true ranked all of their channels above the cut"
+                         if settings.global_ranking else "rounded back to their width by prune.round_to"
+                         if settings.round_to else "the ratio removes less than one of their channels")):
+        if layers:
+            ctx.log.info("kept whole: %s (%s)", ", ".join(f"{p} ({before[p]} channels)" for p in layers), why)
     return whole
 
 

@@ -79,7 +79,8 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     if plan is not None:
         for row in rows:
             recipe = (row.run.data.get("pipeline") or {}).get("recipe")  # a run from before it was recorded: unknown
-            row.earlier_plan = row.stage is not None and isinstance(recipe, str) and recipe not in plan
+            row.earlier_plan = row.stage is not None and isinstance(recipe, str) and recipe not in plan.values()
+            row.stage_removed = row.earlier_plan and row.stage not in plan  # `~pipeline.plan.NAME`, not an edit
     mark_swept(rows, everything)
     mark_pareto(rows)
     unfinished = [run for run in everything if run.status in UNFINISHED and run.command in MODEL_COMMANDS]
@@ -89,8 +90,8 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                   seed_groups=_by_dataset(seeded))
 
 
-def current_plan(runs: Collection[RunInfo]) -> set[str] | None:
-    """The stage recipes of the newest `cnnlab pipeline` among `runs` (run.json pipeline.plan: each stage's
+def current_plan(runs: Collection[RunInfo]) -> dict[str, str] | None:
+    """The stage recipes, by stage, of the newest `cnnlab pipeline` among `runs` (run.json pipeline.plan: each stage's
     fingerprint without the seed, so another seed of the same plan is no earlier one — probe 178), None where there is
     none, or it was a job of a sweep: a sweep's jobs are plans of one comparison, none of them an earlier one."""
     newest = max((run for run in runs if run.command == "pipeline" and not run.damaged), default=None,
@@ -98,7 +99,7 @@ def current_plan(runs: Collection[RunInfo]) -> set[str] | None:
     plan = ((newest.data.get("pipeline") or {}).get("plan") if newest is not None else None)
     if not isinstance(plan, dict) or any(part.endswith("-multirun") for part in newest.path.parts):  # type: ignore
         return None
-    return {str(fingerprint) for fingerprint in plan.values()}
+    return {str(stage): str(fingerprint) for stage, fingerprint in plan.items()}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.wording import counted, human_bytes, ratio_text, visible
+from cnnlab.wording import counted, human_bytes, listed, ratio_text, visible
 from cnnlab.deploy.names import TORCH_BACKENDS  # names only: the report loads no runtime
 from cnnlab.report.paired import REFERENCE, SAME_NETWORK, UNPAIRED, UNSTABLE
 from cnnlab.report.rows import MISSING, Comparison, Row, bench_command
@@ -131,8 +131,11 @@ def plan_note(rows: Sequence[Row]) -> str | None:
     earlier = [row for row in rows if row.earlier_plan]
     if not earlier:
         return None
+    removed = sorted({str(row.stage) for row in earlier if row.stage_removed})
+    why = [*(["edited since they ran"] if any(not row.stage_removed for row in earlier) else []),
+           *([f"{listed(removed)} removed from the plan since"] if removed else [])]
     return (f"{counted(len(earlier), 'row')} marked \"{EARLIER_PLAN}\": runs of pipeline stages with settings this "
-            "pipeline's plan no longer has (edited since they ran), kept for comparison; each was timed in the bench "
+            f"pipeline's plan no longer has ({'; '.join(why)}), kept for comparison; each was timed in the bench "
             "session of its own plan")
 
 

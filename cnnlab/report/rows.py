@@ -154,6 +154,7 @@ class Row:
     scored_on: str | None = None          # the runtime that scored the val top-1 where not onnxruntime (openvino)
     test_scored_on: str | None = None     # ... and the test top-1 (`cnnlab evaluate evaluate.runtime=openvino`)
     earlier_plan: bool = False            # a pipeline stage's run whose settings the pipeline's plan has no more
+    stage_removed: bool = False           # ... because its stage is gone from the plan (not edited)
     swept: tuple[str, ...] = ()           # a sweep job's overrides that its sweep varies (mark_swept)
 
     @property

@@ -5,6 +5,7 @@ resuming."""
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -108,7 +109,8 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
                                     "changed)")
     try:  # probe 147: dataset.seed=3 carved another val split, 80 % of it images the run had trained on
         check_resumed_split(run, effective.dataset, ctx.explicitly_set("dataset.val_fraction"))
-        refuse_another_label_fraction(run, effective.dataset)
+        refuse_another_label_fraction(run, effective.dataset,
+                                      new_run=lambda setting: _as_command(new_run_command(run, ctx, setting)))
     except CnnlabError as other:
         raise CnnlabError(f"resume={run.path}: {other.message}", fix=other.fix) from None
     if point.same_settings is not None:
@@ -438,29 +440,34 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                               fix="drop dataset= (the run's data is used; dataset.root=DIR says where it moved)")
         if _is_group(key, cfg) and not _the_runs_own_choice(key, cfg, old, run):
             raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
-                              "it", fix=f"drop {key}= (or start a new run without resume=)")
+                              "it", fix=f"drop {key}= (or start a new run without resume="
+                                         f"{_as_command(new_run_command(run, ctx, override.lstrip('+')))})")
     for key, value in _plain_overrides(ctx.overrides, cfg):
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
         if before != after and key in _ARCHITECTURE_KEYS:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
-                              fix=f"drop {key}= (or start a new run without resume=)")
+                              fix=f"drop {key}= (or start a new run without resume="
+                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
         if before != after and key == "seed":  # probe 199: recorded as the whole run's seed, its first epochs not
             raise CnnlabError(f"resume continues {run.path} with its own config; seed={value} (saved: "
                               f"{setting_text(before)}) would draw the rest of its data order and augmentation from "
                               "another seed than its first epochs, and run.json records one seed for the run",
-                              fix=f"drop seed= (or start a new run at seed={value}, without resume=)")
+                              fix=f"drop seed= (or start a new run at seed={value}, without resume="
+                                  f"{_as_command(new_run_command(run, ctx, f'seed={value}'))})")
         same_weights = before != after and key in _STARTING_WEIGHTS_KEYS and \
             _names_the_recorded_source(key, after, run, ctx)  # read (a file hashed) only where it was typed otherwise
         if before != after and key in _STARTING_WEIGHTS_KEYS and not same_weights:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "
-                              "continues", fix=f"drop {key}= (or start a new run from {value}, without resume=)")
+                              "continues", fix=f"drop {key}= (or start a new run from {value}, without resume="
+                                                 f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
         if before != after and key in _OPTIMIZER_STATE_KEYS and not (
                 key == "optim.momentum" and OmegaConf.select(old, "optim._target_") == "torch.optim.SGD"):
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"optimizer whose state its {STATE_FILE} holds (saved: {setting_text(before)})",
-                              fix=f"drop {key}= (or start a new run with it, without resume=)")
+                              fix=f"drop {key}= (or start a new run with it, without resume="
+                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
         if before != after and key in _TRAINABLE_KEYS and (key == "finetune.mode" or OmegaConf.select(
                 old, "finetune.mode") == "partial"):  # unfreeze moves only a partial fine-tune's trained stages
             # the new run's mode named too: without it a new run is a linear probe (the default)
@@ -485,6 +492,24 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         old.resume = str(run.path)
         old.paths = cfg.paths
     return old, replaced
+
+
+def new_run_command(run: RunInfo, ctx: RunContext, setting: str) -> str | None:
+    """The command that starts `run` afresh with `setting` (KEY=VALUE) in place of its own: the overrides it was
+    started with, less `resume=` and where Hydra put it, with those typed now that say where its inputs are
+    (`_where_its_inputs_are`). None for a run that was itself a resume: its record holds the resume's overrides, not
+    all of its settings (probe 200: "start a new run … without resume=" gave nothing to copy)."""
+    if run.data.get("resumed_from"):
+        return None
+    typed = [setting, *_where_its_inputs_are(ctx.overrides)]
+    replaced = {o.partition("=")[0].lstrip("+~") for o in typed}
+    kept = [o for o in run.data.get("overrides") or [] if o.partition("=")[0].lstrip("+~") not in
+            (*replaced, "resume", "command") and not o.lstrip("+~").startswith(("hydra.run.", "hydra.sweep."))]
+    return shlex.join(["cnnlab", ctx.command, *kept, *typed])
+
+
+def _as_command(command: str | None) -> str:
+    return f": `{command}`" if command else ""
 
 
 def _where_its_inputs_are(overrides: Sequence[str]) -> list[str]:

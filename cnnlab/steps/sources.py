@@ -301,7 +301,7 @@ def with_file_dataset(source: Source) -> Source:
         return source
     if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
         return source
-    return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(recorded)}))
+    return replace(source, run=RunInfo(path=source.path.parent, data={"dataset": dict(recorded)}, file_record=True))
 
 
 @found_before_work()
@@ -452,11 +452,12 @@ def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool
         _refuse_another_carve(recorded, used, run.path)
 
 
-def refuse_another_label_fraction(run: RunInfo, dataset_cfg: Any) -> None:
+def refuse_another_label_fraction(run: RunInfo, dataset_cfg: Any, new_run: Callable[[str], str] = lambda _: "") -> None:
     """CnnlabError when a resume's dataset settings (`dataset_cfg`: the run's saved ones, with the command line's)
     draw another label subset than the run trained on (its run.json's `dataset.label_fraction`): the epochs after
     the resume would train on other labels than those before, and the run record one fraction for both (probe 195:
-    the new one was recorded for the whole run). Nothing for a run that records none."""
+    the new one was recorded for the whole run). Nothing for a run that records none. `new_run(SETTING)`: text for
+    the fix that names the command starting such a run afresh (steps/resume.new_run_command)."""
     recorded, plain = (dataset_config_of(run) or {}).get("label_fraction"), _plain(dataset_cfg)
     used = plain.get("label_fraction") if isinstance(plain, Mapping) else None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (recorded, used)) or used == recorded:
@@ -464,7 +465,7 @@ def refuse_another_label_fraction(run: RunInfo, dataset_cfg: Any) -> None:
     raise CnnlabError(f"dataset.label_fraction={used}: the run trained on dataset.label_fraction={recorded}, and a "
                       "resume goes on with the labels it trained on",
                       fix=f"drop dataset.label_fraction= (the run goes on at {recorded}), or drop resume= to start a "
-                          f"new run at {used}")
+                          f"new run at {used}{new_run(f'dataset.label_fraction={used}')}")
 
 
 def _refuse_unsaid_carve(recorded: Mapping[str, Any]) -> None:

@@ -185,11 +185,19 @@ def test_unknown_ignored_layer_is_named() -> None:
                       keep=["fc", "layer9"])
 
 
-def test_removing_a_whole_layer_is_refused_naming_it() -> None:
+def test_removing_a_whole_layer_is_refused_naming_it_before_any_step() -> None:
+    """Probe 200: under per-layer ranking the widths tell it before the data is read; it was refused at the step
+    (after the steps and recovery training before it)."""
     model = _model("lenet5")
-    pruner = ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.9),
+    with pytest.raises(CnnlabError, match=r"remove all 6 channels of layer 'features.0'") as refused:
+        ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.9, steps=3),
+                      keep=[MODELS["lenet5"].head])
+    assert refused.value.before_work
+    assert layer_widths(model)["features.0"] == 6
+    # global: the ranking decides where the cut falls, known only at the step
+    pruner = ChannelPruner(model, torch.zeros(1, 3, SIZE, SIZE), ChannelSettings(0.9, global_ranking=True),
                            keep=[MODELS["lenet5"].head])
-    with pytest.raises(CnnlabError, match=r"remove all 6 channels of layer 'features.0'"):
+    with pytest.raises(CnnlabError, match=r"would remove"):
         pruner.step()
 
 

@@ -282,6 +282,21 @@ def test_a_resume_whose_teacher_was_replaced_is_refused_and_its_copy_accepted(cl
     assert f"teacher.weights={teacher_run / 'model.pt'}, which is gone" in gone
 
 
+def test_a_teacher_file_outside_a_run_is_recorded_as_no_run(cli, outputs: Path, tmp_path: Path,
+                                                           teacher_run: Path) -> None:
+    """Probe 199: a model.pt copied out of its run read `"source": {"run": "<its folder>", "command": "?"}` at the
+    top level (the file's own data record stood in for a run's), while `distill.teacher.source` said no run."""
+    import shutil
+
+    kept = Path(shutil.copy(teacher_run / "model.pt", tmp_path / "teacher.pt"))
+    args = [arg for arg in LENET_PAIR if not arg.startswith("teacher.weights=")]
+    assert cli("distill", *args, f"teacher.weights={kept}", "trainer.epochs=1", "distill.baseline=false").code == 0
+    record = read_run(run_dirs(outputs, "distill")[0])
+    assert record["source"]["path"] == str(kept.resolve())
+    assert record["source"]["run"] is None and record["source"]["command"] is None, record["source"]
+    assert record["distill"]["teacher"]["source"]["run"] is None
+
+
 def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Path, tmp_path: Path,
                                                                teacher_run: Path) -> None:
     # no run: the data comes from the command line. Its size unset, a state dict (which records none) reads it at the

@@ -251,6 +251,15 @@ def test_bad_input_is_one_line_and_leaves_the_source_alone(cli, outputs: Path, s
     assert not any((d / "model.pt").exists() for d in run_dirs(outputs, "prune"))
 
 
+def test_a_ratio_that_empties_a_layer_is_refused_before_the_data_is_read(cli, outputs: Path, source: Path) -> None:
+    """Probe 200: with per-layer ranking the widths say it up front; in two steps it was refused after step 1 and its
+    recovery training."""
+    result = cli("prune", f"source={source}", "prune.round_to=null", "prune.ratio=0.9", "prune.steps=2", *FAST)
+    assert result.code == 2 and "would remove all 6 channels of layer 'features.0'" in result.stderr, result.output
+    assert "dense:" not in result.output and "step 1/2" not in result.output and "epoch" not in result.output
+    assert run_dirs(outputs, "prune") == []  # a setting's refusal leaves no run folder
+
+
 def test_missing_source_is_a_clear_error(cli) -> None:
     result = cli("prune", *FAST)
     assert result.code == 2 and "needs a model to work on" in result.stderr
@@ -314,3 +323,39 @@ def test_a_recovery_whose_loss_blew_up_is_warned_of() -> None:
     assert recovery_blew_up([{"train_loss": 5.0, "val_acc": 0.5}], 10, 0.8611, 0.1, None) is None  # a hard start
     assert recovery_blew_up([], 10, 0.8611, 0.1, None) is None  # trainer.epochs=0: no recovery
     assert recovery_blew_up([{"train_loss": 3.0, "val_acc": 0.2}], 2, 0.9, 0.1, None) is not None  # 3 × ln 2 = 2.08
+
+
+def test_a_layer_kept_whole_by_its_coupling_is_said_so_under_either_ranking(caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 200: ResNet-18's block outputs, tied by the residual sums to conv1 (left out), were kept whole "because
+    prune.global=true ranked all of their channels above the cut"; the coupling kept them."""
+    import logging
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from cnnlab.compress.pruning import layer_widths
+    from cnnlab.compress.pruning.settings import PruneSettings
+    from cnnlab.conftree import CONF_DIR
+    from cnnlab.data.spec import InputSpec
+    from cnnlab.pipelines.prune import kept_whole
+
+    section = OmegaConf.load(CONF_DIR / "command" / "prune.yaml").prune
+    for global_ranking in (True, False):
+        settings = replace(PruneSettings.from_config(section), ratio=0.5, global_ranking=global_ranking,
+                           ignore=("conv1",), round_to=None)
+        model = create_model("resnet18", 4, 16)
+        keep = ("fc", *settings.ignore)
+        pruner = settings.make_pruner(model, keep, InputSpec(size=16))
+        stream = {f"layer1.{block}.conv2" for block in (0, 1)}  # added to conv1's output
+        assert stream <= pruner.coupled_to_kept and "layer1.0.conv1" not in pruner.coupled_to_kept
+        before = layer_widths(model)
+        pruner.step()
+        with caplog.at_level(logging.INFO, logger="test"):
+            caplog.clear()
+            whole = kept_whole(SimpleNamespace(log=logging.getLogger("test")), settings, before, layer_widths(model),
+                               keep, coupled=pruner.coupled_to_kept)
+        assert stream <= set(whole)
+        said = " ".join(caplog.text.split())
+        assert "layer1.0.conv2 (64 channels)" in said and "tied to those of a layer kept whole (fc, conv1)" in said
+        assert "ranked all of their channels above the cut" not in said or global_ranking

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -413,11 +414,18 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
     said = " ".join(seed.stderr.split())
     assert seed.code == 2 and "seed=9 (saved: 0) would draw the rest of its data order and augmentation from " \
         "another seed than its first epochs" in said and "drop seed=" in said, said
+    # probe 200: "start a new run at seed=9, without resume=" gave no command; the one it gives now runs as printed
+    assert hinted_command(said) == ["pretrain", *digits, "seed=9"], said
     # probe 195: another label subset was recorded for the whole run, epochs before the resume included
     fraction = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.label_fraction=0.5")
     said = " ".join(fraction.stderr.split())
     assert fraction.code == 2 and f"resume={run}: dataset.label_fraction=0.5: the run trained on " \
         "dataset.label_fraction=1.0" in said and "drop dataset.label_fraction= (the run goes on at 1.0)" in said, said
+    afresh = hinted_command(said)
+    assert afresh == ["pretrain", *digits, "dataset.label_fraction=0.5"], said
+    assert cli(*afresh).code == 0
+    assert read_run(run_dirs(outputs, "pretrain")[-1])["dataset"]["config"]["label_fraction"] == 0.5
+    shutil.rmtree(run_dirs(outputs, "pretrain")[-1])  # the rest of this test counts the resumed run's folders
     typo = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fractoin=0.2")
     said = " ".join(typo.stderr.split())
     assert typo.code == 2 and "dataset.val_fractoin is not a setting cnnlab reads" in said, typo.output
@@ -431,6 +439,7 @@ def test_a_resumes_settings_are_judged_against_the_runs_own_choices_and_split(cl
                       ("dataset.channels=1", "would change the network it trains")):
         changed = cli("pretrain", f"resume={run}", "trainer.epochs=2", key)
         assert changed.code == 2 and what in " ".join(changed.stderr.split()), changed.output
+        assert hinted_command(" ".join(changed.stderr.split())) == ["pretrain", *digits, key]
     assert len(run_dirs(outputs, "pretrain")) == 1  # every refusal before any work
     own = cli("pretrain", f"resume={run}", "trainer.epochs=2", "dataset.val_fraction=0.2", "sched.step_epochs=2",
               "optim.momentum=0.8")  # SGD makes a missing momentum buffer itself

@@ -884,6 +884,15 @@ def test_a_pipeline_stage_run_names_its_stage_and_one_of_an_edited_plan_is_marke
     assert "(stage pruned, earlier plan)" in text and "1 row marked \"earlier plan\"" in text
     rows = {row["run"]: row for row in json.loads((workspace / "report.json").read_text())["rows"]}
     assert rows["runs/prune/2026-11-28/old"]["earlier_plan"] and rows["runs/prune/2026-11-28/old"]["stage"] == "pruned"
+    assert "(edited since they ran)" in " ".join(text.split())
+    # probe 198: a stage removed with `~pipeline.plan.pruned` was said to be "edited since they ran"
+    removed = RunRecord.start(workspace / "2026-11-28" / "12-30-00", "pipeline")
+    removed.update(pipeline={"name": "tiny", "plan": {"teacher": "a"}}, started="2026-11-28T12:30:00")
+    removed.finish("completed")
+    write_report(build_report(workspace))
+    said = " ".join((workspace / "report.md").read_text().split())
+    assert "3 rows marked \"earlier plan\"" in said and "(pruned removed from the plan since)" in said, said
+    assert "edited since" not in said
     # the newest pipeline run a job of a sweep: every job's plan is one comparison, none marked
     job = RunRecord.start(workspace / "2026-11-28" / "13-00-00-multirun" / "0", "pipeline")
     job.update(pipeline={"name": "tiny", "plan": {"teacher": "a", "pruned": "b"}}, started="2026-11-28T13:00:00")

@@ -95,7 +95,49 @@ class ChannelPruner:
                 "or leave the layer out with prune.ignore")
         model.train(was_training)
         self._emptied = refuse_whole_layer_removal(self._pruner)
+        self.coupled_to_kept = self._coupled_to_kept()
+        if not settings.global_ranking:  # each layer keeps its share: known from the widths before any work
+            emptied = self._emptied_by_the_ratio()
+            if emptied:
+                raise self._refusal(emptied)
         self._refuse_single_channel_layers(kept_layers)
+
+    def _out_channel_layers(self, group: Any) -> list[nn.Module]:
+        """The Conv2d/Linear layers whose outputs a Torch-Pruning group prunes (its coupled layers)."""
+        graph = self._pruner.DG
+        return [dep.target.module for dep, _ in group
+                if graph.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, WEIGHT_LAYERS)]
+
+    def _coupled_to_kept(self) -> frozenset[str]:
+        """The layers outside `keep` whose output channels are tied to a kept layer's — by a residual sum, a
+        depthwise convolution, a concatenation (Torch-Pruning's `DependencyGraph.get_pruning_group`): they stay
+        whole with it (probe 200: the log blamed the global ranking for what the coupling did)."""
+        graph, held = self._pruner.DG, set(self._pruner.ignored_layers)
+        coupled: set[str] = set()
+        for module in held:
+            handler = graph.get_pruner_of_module(module) if isinstance(module, WEIGHT_LAYERS) else None
+            if handler is None or not handler.get_out_channels(module):
+                continue
+            group = graph.get_pruning_group(module, handler.prune_out_channels, [0])
+            coupled.update(self._names[m] for m in self._out_channel_layers(group)
+                           if m not in held and m in self._names)
+        return frozenset(coupled)
+
+    def _emptied_by_the_ratio(self) -> list[tuple[nn.Module, int]]:
+        """Under per-layer ranking, the groups whose last step would keep no channel — ⌊C × (1 − ratio)⌋ = 0, as
+        Torch-Pruning counts, unless prune.round_to leaves a layer narrower than it whole — each by its first layer,
+        as the step's refusal names them. Found before the data is read, not after steps and their training (probe
+        200: ratio 0.99 in two steps was refused after step 1's recovery epoch)."""
+        pruner, keep = self._pruner, 1.0 - torch_pruning_ratio(self.settings.ratio)
+        emptied: list[tuple[nn.Module, int]] = []
+        for group in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                              root_module_types=pruner.root_module_types):
+            channels = len(group[0][1])  # the root's indices: all its output channels
+            if int(channels * keep) > 0 or (self.settings.round_to and channels < self.settings.round_to):
+                continue
+            layers = self._out_channel_layers(group)
+            emptied.append((layers[0] if layers else group[0][0].target.module, channels))
+        return emptied
 
     def _refuse_single_channel_layers(self, kept: Sequence[nn.Module]) -> None:
         """With exact widths, a layer of one output channel would keep ⌊1 × (1 − ratio)⌋ = 0: refused as every such
@@ -145,7 +187,9 @@ class ChannelPruner:
         self.steps_done += 1
         self.model.eval()
         with torch.no_grad():
-            run_naming_layer(self.model, lambda: self.model(self._example),
+            # the pruner may be made before the model moves to its device (pipelines/prune.py: before the data)
+            example = self._example.to(next(self.model.parameters()).device)
+            run_naming_layer(self.model, lambda: self.model(example),
                              what="the pruned network no longer runs: Torch-Pruning misread its graph",
                              fix="leave that layer out with prune.ignore, or use prune.method=magnitude")
         self.model.train(was_training)
