@@ -95,7 +95,7 @@ def check_ignored_layers(model: nn.Module, name: str, ignore: Sequence[str]) -> 
 
 
 def recovery_blew_up(history: Sequence[dict[str, Any]], num_classes: int, acc_before: float, lr_scale: float,
-                     grad_clip: float | None) -> str | None:
+                     grad_clip: float | None, lr: float | None = None) -> str | None:
     """The warning for a recovery training whose loss blew up — an epoch's mean train loss above 3 × ln(classes),
     three times what an even guess over the classes scores — and that ended below the dense network's val top-1;
     None otherwise. Probe 196: a pruned linear probe of an untrained backbone trained at loss 74 and ended at 58 %
@@ -106,7 +106,12 @@ def recovery_blew_up(history: Sequence[dict[str, Any]], num_classes: int, acc_be
     final = history[-1].get("val_acc") if history else None
     if worst is None or worst[1] <= 3 * guess or final is None or final >= acc_before:
         return None
-    fix = f"lower prune.lr_scale (now {lr_scale:g})" + ("" if grad_clip else ", or set trainer.grad_clip=1.0")
+    # a concrete value, ten times lower (probe 200: grad clipping alone did not save a recovery at learning rate 10;
+    # the default scale 0.1 did), with what it trains at where the optimizer's rate is known
+    at = f": it trains at optim.lr × prune.lr_scale = {lr * lr_scale:g}" if lr else ""
+    lower = f"prune.lr_scale={lr_scale / 10:g}" + (f" trains at {lr * lr_scale / 10:g}" if lr else "")
+    fix = f"lower prune.lr_scale (now {lr_scale:g}{at}; {lower})" + \
+        ("" if grad_clip else ", and set trainer.grad_clip=1.0 besides")
     return (f"the recovery training's loss blew up: train loss {worst[1]:.4g} in epoch {worst[0]}, where an even "
             f"guess over the {num_classes} classes scores {guess:.3g}; val top-1 {final:.2%} after recovery against "
             f"{acc_before:.2%} dense — its steps were too large for the pruned network (a probe of an untrained "
@@ -166,7 +171,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     recovery = work.train(model) if recipe.epochs > 0 else None
     pruner.finish()  # magnitude: the masks (kept on while training) become plain zeros
     blew_up = recovery_blew_up(recovery.history if recovery is not None else [], len(data.classes), acc_before,
-                               settings.lr_scale, recipe.grad_clip)
+                               settings.lr_scale, recipe.grad_clip, recipe.lr)
     if blew_up is not None and ctx.is_main:
         record_warning(ctx, blew_up)
 

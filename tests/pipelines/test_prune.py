@@ -317,8 +317,13 @@ def test_a_recovery_whose_loss_blew_up_is_warned_of() -> None:
     assert said is not None and said.startswith("the recovery training's loss blew up: train loss 74.2 in epoch 1, "
                                                 "where an even guess over the 10 classes scores 2.3; val top-1 "
                                                 "58.33% after recovery against 86.11% dense")
-    assert said.endswith("lower prune.lr_scale (now 0.1), or set trainer.grad_clip=1.0")
-    assert recovery_blew_up(blown, 10, 0.8611, 0.1, 1.0).endswith("lower prune.lr_scale (now 0.1)")  # clipped already
+    assert said.endswith("lower prune.lr_scale (now 0.1; prune.lr_scale=0.01), and set trainer.grad_clip=1.0 besides")
+    assert recovery_blew_up(blown, 10, 0.8611, 0.1, 1.0).endswith("lower prune.lr_scale (now 0.1; "
+                                                                  "prune.lr_scale=0.01)")  # clipped already
+    # probe 200: at optim.lr=1 and prune.lr_scale=10 clipping alone still blew up; the scale 0.1 recovered
+    assert recovery_blew_up(blown, 10, 0.8611, 10, None, lr=1.0).endswith(
+        "lower prune.lr_scale (now 10: it trains at optim.lr × prune.lr_scale = 10; prune.lr_scale=1 trains at 1), and "
+        "set trainer.grad_clip=1.0 besides")
     assert recovery_blew_up([{"train_loss": 74.2, "val_acc": 0.87}], 10, 0.8611, 0.1, None) is None  # it recovered
     assert recovery_blew_up([{"train_loss": 5.0, "val_acc": 0.5}], 10, 0.8611, 0.1, None) is None  # a hard start
     assert recovery_blew_up([], 10, 0.8611, 0.1, None) is None  # trainer.epochs=0: no recovery
