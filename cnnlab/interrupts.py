@@ -39,7 +39,7 @@ class Interrupted(KeyboardInterrupt):
 
 # (how, exit code) of the signal received inside `signals_as_interrupt`, until the block ends
 _pending: tuple[str, int] | None = None
-_deferring = 0  # blocks of `interrupts_deferred` open: a signal is remembered there, raised at their end
+_deferring: list[str | None] = []  # the open blocks of `interrupts_deferred`, each what it finishes (for the user)
 
 
 def raise_if_interrupted() -> None:
@@ -50,17 +50,17 @@ def raise_if_interrupted() -> None:
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
+def interrupts_deferred(finishing: str | None = "the epoch's checkpoint") -> Iterator[None]:
     """Within this block a Ctrl-C or SIGTERM is remembered, not raised; it is raised when the block ends. For work
     that must finish once begun: an epoch's last.pt and its record (probe 139: a Ctrl-C during the save lost the
     finished epoch, which the docs promise to keep). Python handles signals between bytecodes of the main thread,
-    so a save in C (torch.save's write) already finished; the save's Python around it did not."""
-    global _deferring
-    _deferring += 1
+    so a save in C (torch.save's write) already finished; the save's Python around it did not. `finishing`: what
+    the user is told is finished first (None: too quick to say)."""
+    _deferring.append(finishing)
     try:
         yield
     finally:
-        _deferring -= 1
+        _deferring.pop()
     raise_if_interrupted()
 
 
@@ -77,6 +77,18 @@ def interruption_behind(exc: BaseException) -> Interrupted | None:
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return None if _pending is None else Interrupted(_pending[0], exit_code=_pending[1])
+
+
+def _quiet_dropped_interrupts(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`sys.unraisablehook` less the `Interrupted` that Python drops inside a finaliser or weakref callback while it is
+    remembered for `raise_if_interrupted`: the run stops at its next step boundary all the same, and Python printed
+    "Exception ignored in: <function WeakIdKeyDictionary…> Traceback …" above the one-line message (probe 201: 4
+    Ctrl-Cs in 11 during a search). Any other dropped exception is still reported."""
+    def quiet(unraisable: Any) -> None:
+        if not (isinstance(unraisable.exc_value, Interrupted) and _pending is not None):
+            hook(unraisable)
+    quiet.quiet_interrupts = True  # type: ignore[attr-defined]
+    return quiet
 
 
 def _signals_arrive_twice() -> bool:
@@ -187,8 +199,8 @@ def signals_as_interrupt() -> Iterator[None]:
             # condition" wherever the clean-up was (a traceback, 1 run in ~10 of the test below)
             signal.signal(signal.SIGCHLD, _ignore)
         if _deferring:  # said once, at once: a save may take a while, and further presses seemed to do nothing
-            if _pending is None:
-                os.write(2, f"{how}: finishing the epoch's checkpoint, then stopping\n".encode())
+            if _pending is None and _deferring[-1]:
+                os.write(2, f"{how}: finishing {_deferring[-1]}, then stopping\n".encode())
             _pending = _pending or (how, code)
             return
         _pending = _pending or (how, code)
@@ -206,6 +218,8 @@ def signals_as_interrupt() -> Iterator[None]:
         threading.excepthook = _quiet_handover_failures(threading.excepthook)
     if not getattr(sys.excepthook, "quiet_handover", False):
         sys.excepthook = _quiet_handover_failures_sys(sys.excepthook)
+    if not getattr(sys.unraisablehook, "quiet_interrupts", False):
+        sys.unraisablehook = _quiet_dropped_interrupts(sys.unraisablehook)
     try:
         yield
     finally:

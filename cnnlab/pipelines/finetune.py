@@ -145,6 +145,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         data = build_datasets(dataset_cfg, spec, train_augment=settings.augment)
     ctx.log.info("finetune %s (%s) on %s: %s, mode=%s", name, weights.description, data.name, data.sizes_line(),
                  settings.mode)
+    if weights.kind == "file":  # probe 202: a SimCLR backbone's state dict read with ImageNet's statistics, unsaid
+        channels = data.spec.channels
+        ctx.log.info("model.weights is a plain state dict, which records no normalisation: inputs normalised with "
+                     "mean %s, std %s%s", list(data.spec.mean[:channels]), list(data.spec.std[:channels]),
+                     "" if typed_normalisation(cfg, ctx) is not None else " (ImageNet's, as torchvision's weights "
+                     "expect: dataset.mean= and dataset.std= set the ones it trained with; its cnnlab run, where it "
+                     "has one, records them)")
 
     model = initial_model(name, weights, data, settings.new_head)
     head_path = MODELS[name].head

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, Subset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle, build_datasets
+from cnnlab.data.splits import labels_of
 from cnnlab.data.views import ViewSettings, pretraining_images, two_view_dataset
 from cnnlab.engine.knn import KnnMonitor
 from cnnlab.engine.recipe import Recipe
@@ -139,6 +140,8 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     # dataset.train_size counts the labelled split alone; probe 66)
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
               "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images)}
+    if monitor is not None:  # what the vote used: k capped at the bank (probe 202: `k: 200` of a 142-image bank)
+        record["knn"] = {**record["knn"], "k_used": monitor.k, "bank_images": len(monitor.bank_loader.dataset)}
     trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,
                            dataset_config=cfg.dataset, weights=f"self-supervised ({settings.name}) from random "
                                                                "initialisation")
@@ -183,10 +186,17 @@ def knn_monitor(ctx: RunContext, recipe: Recipe, runtime: Runtime, data: DataBun
     if size is not None and size < len(bank):  # type: ignore[arg-type]
         generator = torch.Generator().manual_seed(recipe.seed)
         bank = Subset(bank, sorted(torch.randperm(len(bank), generator=generator)[:size].tolist()))  # type: ignore[arg-type]
-    ctx.log.info("kNN monitor: k=%d, temperature %g, %d bank images, %d val images", settings.knn_k,
+        held, classes = len(set(labels_of(bank))), len(data.classes)
+        if held < classes and ctx.is_main:  # probe 202: a bank of 5 images of 4 digits read 9.72 %, unsaid
+            record_warning(ctx, f"the kNN monitor's bank of {counted(size, 'image')} (method.knn.bank_size={size}) "
+                                f"holds {held} of the {classes} classes: it cannot predict the other {classes - held}, "
+                                "so knn acc reads low — raise method.knn.bank_size (null: every training image)")
+    k = min(settings.knn_k, len(bank))  # type: ignore[arg-type]  # the vote's, as knn.py caps it: recorded as used
+    capped = f" (method.knn.k={settings.knn_k}, capped at the bank's size)" if k < settings.knn_k else ""
+    ctx.log.info("kNN monitor: k=%d%s, temperature %g, %d bank images, %d val images", k, capped,
                  settings.knn_temperature, len(bank), len(data.val))  # type: ignore[arg-type]
     return KnnMonitor(eval_loader(recipe, bank, workers=loader_workers(recipe, data)), len(data.classes),
-                      k=settings.knn_k, temperature=settings.knn_temperature)
+                      k=k, temperature=settings.knn_temperature)
 
 
 def self_supervised_metrics(result: FitResult, method: str) -> dict[str, Any]:

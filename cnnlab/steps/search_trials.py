@@ -30,6 +30,7 @@ from cnnlab.engine.recipe import Recipe
 from cnnlab.engine.runtime import Runtime, from_rank_zero
 from cnnlab.engine.trainer import NonFiniteLoss, evaluate
 from cnnlab.errors import CnnlabError
+from cnnlab.interrupts import interrupts_deferred
 from cnnlab.models import (canonical_name, channel_options, count_flops, count_params, create_model, get_entry,
                            small_input_adaptation)
 from cnnlab.search.latency import LatencyCache, Reference, Timed, cached_latency, export_reference
@@ -195,15 +196,20 @@ class TrialRunner:
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)  # a resumed search runs this candidate again
             raise
-        except optuna.TrialPruned as stopped:  # one line per trial, as for completed and failed ones
-            self.ctx.log.info("trial %d: %s", trial.number, stopped)
+        except optuna.TrialPruned as stopped:  # one line per trial, as for completed and failed ones, naming its
+            # candidate as theirs do (probe 201: "trial 2: stopped at epoch 1 …", without its lr or batch size)
+            what = trial.user_attrs.get("arch") or " ".join(f"{k}={v}" for k, v in trial.params.items())
+            self.ctx.log.info("trial %d: %s%s", trial.number, f"{what} — " if what else "", stopped)
             raise
         except TRIAL_ERRORS as err:  # the search goes on without this candidate
             self.ctx.log.warning("trial %d failed: %s", trial.number, err)
             raise
 
     def _run(self, trial: optuna.Trial, started: float) -> float | tuple[float, float]:
-        candidate = self.candidate(trial)
+        # Optuna stores each value as it is drawn: a stop part-way left a trial of some of them, and the resumed
+        # search drew the rest afresh — another network than the uninterrupted search's (probe 201)
+        with interrupts_deferred(finishing=None):
+            candidate = self.candidate(trial)
         cfg = trial_config(self.cfg, candidate.overrides)
         data = self.data(cfg, candidate)
         seed = self.runtime_seed(trial)
@@ -282,8 +288,11 @@ class TrialRunner:
                     latency: float) -> float:
         """search.proxy_epochs on a seeded search.proxy_train_fraction of the training split; the last epoch's
         validation top-1."""
-        recipe = replace(Recipe.from_config(cfg), epochs=self.settings.proxy_epochs)
-        train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)
+        recipe = Recipe.from_config(cfg)
+        train_set = proxy_subset(data.train, self.settings.proxy_train_fraction, recipe.seed)  # every trial's the same
+        # its batches drawn with the trial's own seed, as its weights are: `cnnlab pretrain … seed=SEED` of its network
+        # trains it again (probe 201: the search's seed shuffled them, and the re-run read 54.17 % for 51.94 %)
+        recipe = replace(recipe, epochs=self.settings.proxy_epochs, seed=int(trial.user_attrs["seed"]))
         # checked for the space's largest batch before the first trial (check_proxy_batches); again for this one
         check_proxy_batch(self.space, recipe.batch_size, len(train_set), len(data.train),
                           self.settings.proxy_train_fraction)

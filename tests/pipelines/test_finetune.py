@@ -664,3 +664,20 @@ def test_a_backbone_at_learning_rate_zero_is_said_not_to_be_frozen(cli, outputs:
     said = " ".join(result.stderr.split())
     assert result.code == 0 and "BatchNorm layers still update their running statistics" in said, result.output
     assert "finetune.mode=linear" in said
+
+
+def test_a_plain_state_dict_says_the_normalisation_it_is_read_with(cli, outputs: Path) -> None:
+    """Probe 202: a SimCLR backbone's state dict was fine-tuned with ImageNet's mean and std, not the data's it
+    trained with, and the log said nothing (distill's says it for a teacher)."""
+    from cnnlab.models import create_model
+
+    plain = outputs.parent / "backbone.pth"
+    torch.save(create_model("lenet5", 4, 16).state_dict(), plain)
+    args = ["model=lenet5", f"model.weights={plain}", *TINY, "trainer.epochs=1", "trainer.max_steps_per_epoch=1"]
+    said = " ".join(cli("finetune", *args).output.split())
+    assert "model.weights is a plain state dict, which records no normalisation: inputs normalised with mean " \
+        "[0.485, 0.456, 0.406], std [0.229, 0.224, 0.225] (ImageNet's, as torchvision's weights expect: " \
+        "dataset.mean= and dataset.std= set the ones it trained with" in said, said
+    typed = cli("finetune", *args, "dataset.mean=[0.5,0.5,0.5]", "dataset.std=[0.25,0.25,0.25]")
+    typed = " ".join(typed.output.split())
+    assert "inputs normalised with mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]" in typed and "ImageNet's" not in typed

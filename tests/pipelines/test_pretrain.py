@@ -333,12 +333,15 @@ SSL = [*TINY, "trainer.epochs=2"]
 def test_simclr_pretrain_then_a_linear_probe(cli, outputs: Path) -> None:
     result = cli("pretrain", "method=simclr", *SSL)
     assert result.code == 0, result.output
-    assert "knn acc" in result.stderr and "kNN monitor: k=200" in result.stderr
+    # probe 202: the vote's k is capped at the bank (64 training images here); run.json said k 200
+    assert "knn acc" in result.stderr and "kNN monitor: k=64 (method.knn.k=200, capped at the bank's size)" in \
+        " ".join(result.stderr.split())
     assert "train loss" in result.stderr and "contrastive acc" in result.stderr  # picking partners, not classes
     record = only_run(outputs, "pretrain")
     run_dir = run_dirs(outputs, "pretrain")[0]
     section = record["pretrain"]
     assert section["method"] == "simclr" and section["temperature"] == 0.5 and section["projection_dim"] == 128
+    assert section["knn"] == {"k": 200, "k_used": 64, "bank_images": 64, "temperature": 0.1, "bank_size": None}
     assert section["images"] == record["dataset"]["train_size"] == 64  # what it trained on (+ STL-10's unlabeled)
     assert section["hidden_dim"] == section["feature_dim"] == 84  # auto: LeNet-5's penultimate width
     assert section["views"] == {"crop_scale": [0.08, 1.0], "hflip": True, "color_jitter": 0.5, "grayscale_p": 0.2,
@@ -741,6 +744,18 @@ def test_a_self_supervised_backbone_is_not_scored_as_a_classifier(cli, outputs: 
     assert cli("finetune", f"model.weights={run_dir / 'model.pt'}", "finetune.mode=linear", *TINY).code == 0
     scored = cli("evaluate", "source=latest:finetune", "split=val")
     assert scored.code == 0, scored.output
+
+
+def test_a_knn_bank_that_misses_classes_is_a_warning(cli, outputs: Path) -> None:
+    """Probe 202: `method.knn.bank_size=5` drew 5 images of 4 of the 10 digits, and knn acc read 9.72 % (38.61 % with
+    the whole bank) without a word."""
+    result = cli("pretrain", "method=simclr", *TINY, "trainer.epochs=1", "method.knn.bank_size=2")
+    assert result.code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "the kNN monitor's bank of 2 images (method.knn.bank_size=2) holds " in said and " of the 4 classes: it " \
+        "cannot predict the other " in said and "raise method.knn.bank_size (null: every training image)" in said, said
+    record = only_run(outputs, "pretrain")
+    assert any("kNN monitor's bank" in w for w in record["warnings"]) and record["pretrain"]["knn"]["k_used"] == 2
 
 
 def test_a_single_class_folder_pretrains_self_supervised_without_a_knn_score(cli, outputs: Path,

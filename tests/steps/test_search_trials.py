@@ -82,8 +82,10 @@ def test_a_trial_stopped_at_a_rung_gets_its_line_in_the_log(monkeypatch: pytest.
     runner = TrialRunner(ctx=SimpleNamespace(log=logging.getLogger("cnnlab")), cfg=None, runtime=None,  # type: ignore[arg-type]
                          space=None, settings=None, cache=None, study=None)  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="cnnlab"), pytest.raises(optuna.TrialPruned):
-        runner(SimpleNamespace(number=6))  # type: ignore[arg-type]
-    assert "trial 6: stopped at epoch 1: val top-1 25.00% is dominated at this rung" in caplog.text
+        runner(SimpleNamespace(number=6, user_attrs={}, params={"optim.lr": 0.01, "trainer.batch_size": 16}))
+    # probe 201: completed trials' lines named their candidate, a stopped one's did not
+    assert "trial 6: optim.lr=0.01 trainer.batch_size=16 — stopped at epoch 1: val top-1 25.00% is dominated at " \
+        "this rung" in caplog.text
 
 
 def _search_config(space: str = "hparams"):
