@@ -451,16 +451,31 @@ def _run_files(outputs: Path) -> Iterator[Path]:
     for root, folders, files in os.walk(outputs):
         if RUN_FILE in files or RUN_FILE in folders:
             yield Path(root) / RUN_FILE
-        for name in folders:
-            linked = Path(root) / name
-            if linked.is_symlink() and (linked / RUN_FILE).exists():
-                linked_runs.setdefault(linked.resolve(), []).append(linked)
+        _note_run_links(Path(root), folders, linked_runs)
     # a link to a run in this folder (outputs/best → a run), or a second link to one run, names a run listed already
     # (probe 108: listed twice, the real folder then left out of the report as the link's copy); of several links to
     # one run, the one at a run's place (<command>/<date>/<time>) rather than a short name
     for target, links in linked_runs.items():
         if not target.is_relative_to(inside):
             yield max(links, key=lambda link: (len(link.parts), str(link))) / RUN_FILE
+
+
+def _note_run_links(root: Path, folders: Iterable[str], linked_runs: dict[Path, list[Path]]) -> None:
+    """Add the linked folders among `folders` (of `root`) that are runs to `linked_runs` (run → its links)."""
+    for name in folders:
+        linked = root / name
+        if linked.is_symlink() and (linked / RUN_FILE).exists():
+            linked_runs.setdefault(linked.resolve(), []).append(linked)
+
+
+def run_links(outputs: Path) -> dict[Path, list[Path]]:
+    """Every link under `outputs` to a run folder, by the run it names (resolved): a re-run sweep's skipped jobs
+    (`0-again` → the run of an earlier sweep), `best` → a run. Listings name each run once, by its own folder; a
+    pattern over folders (`cnnlab report --runs`) matches its links too."""
+    linked_runs: dict[Path, list[Path]] = {}
+    for root, folders, _ in os.walk(outputs):
+        _note_run_links(Path(root), folders, linked_runs)
+    return linked_runs
 
 
 def gone_sweep_links(outputs: Path) -> list[Path]:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from omegaconf import DictConfig
@@ -78,10 +79,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     val_loader = make_loaders(recipe, runtime, data.train, data.val, workers=workers).val
     # Checked before anything is spent on it (the logit cache, the student's training).
-    teacher_acc = evaluate(teacher_model, val_loader, runtime, desc="teacher val")["acc"] if len(data.val) else None
+    scored = evaluate(teacher_model, val_loader, runtime, desc="teacher val") if len(data.val) else {}
+    teacher_acc, teacher_loss = scored.get("acc"), scored.get("loss")
     check_teacher_learned(ctx, teacher, taught.source, teacher_acc, data,  # LeNet-5 has no BatchNorm (probe 121)
                           batchnorm=bool(training_batchnorms(teacher_model)))
     roles["teacher"]["val_acc"] = teacher_acc
+    uniform = uniform_teacher(teacher_loss, len(data.classes), settings.alpha)
+    if uniform is not None and ctx.is_main:
+        record_warning(ctx, uniform)
     ctx.record.update(distill=roles)
 
     cache = teacher_logit_cache(ctx, settings, data, teacher_model, runtime, batch_size=recipe.eval_batch,
@@ -102,7 +107,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                make_loaders(recipe, runtime, data.train, data.val, workers=workers),
                                classification_objective(recipe, len(data.classes)), Checkpointing(enabled=False))
         warn_unlike_courses(ctx, recipe.epochs)
-    warn_diverged(ctx, kd, baseline, len(data.classes), recipe.grad_clip, teacher_acc)
+    warn_diverged(ctx, kd, baseline, len(data.classes), recipe.grad_clip, teacher_acc, uniform is not None)
     ctx.record.update(distill=settings_section(settings, kd_setup.stage_names, cache.used, baseline))
     trained = TrainedModel(model=student_model, name=student.name, arch_kwargs=student.weights.arch_kwargs, data=data,
                            dataset_config=taught.dataset_config, weights=student.weights.description)
@@ -125,8 +130,22 @@ def note_student_larger(ctx: RunContext, roles: dict[str, dict[str, Any]]) -> No
                      f"{student:,}", f"{teacher:,}")
 
 
+def uniform_teacher(loss: float | None, num_classes: int, alpha: float) -> str | None:
+    """The warning for a teacher whose outputs are nearly uniform — its val cross-entropy within a tenth of an even
+    guess's, ln(classes) — or None. Its accuracy may pass the chance check (probe 205: 32.78 % on 10 digits, top
+    probability 0.11 on average) while its soft targets carry almost nothing: at distill.alpha=1 the student fell to
+    7.50 % beside 71.11 % alone, and the warning then blamed the soft term's gradient."""
+    guess = math.log(max(num_classes, 2))
+    if loss is None or alpha == 0 or loss < 0.9 * guess:
+        return None
+    return (f"the teacher's outputs are nearly uniform: val loss {loss:.3f}, where an even guess over the "
+            f"{num_classes} classes scores ln {num_classes} = {guess:.3f}, so its soft targets teach little and "
+            f"distill.alpha={alpha:g} gives them {alpha:.0%} of the loss — train the teacher further (more epochs, "
+            "all the labels), or lower distill.alpha")
+
+
 def warn_diverged(ctx: RunContext, kd: FitResult, baseline: FitResult | None, num_classes: int,
-                  grad_clip: float | None, teacher_acc: float | None) -> None:
+                  grad_clip: float | None, teacher_acc: float | None, uniform_teacher: bool = False) -> None:
     """A KD student that ended where guessing would (within a tenth of chance, 1/classes) though its teacher scores
     above chance, or below its baseline with its KD loss rising from the first epoch to the last: its training failed
     — a LeNet-5 student at the default optim.lr ended at exactly 10.00 % beside 58.06 % alone, "completed" without a
@@ -149,6 +168,11 @@ def warn_diverged(ctx: RunContext, kd: FitResult, baseline: FitResult | None, nu
     how = f"its KD loss rising from {losses[0]:.4f} to {losses[-1]:.4f}" if rising \
         else f"chance is 1/{num_classes} = {1 / num_classes:.2%}"
     beside = "" if alone is None else f"; {alone:.2%} alone" + (", at chance too" if guessing(alone) else "")
+    if uniform_teacher:  # its own warning says why: the soft term's gradient is no cause here (probe 205)
+        record_warning(ctx, f"the student's training failed: val top-1 {student:.2%} ({how}{beside}) — its teacher's "
+                            "nearly uniform outputs taught it little: train the teacher further, or lower "
+                            "distill.alpha")
+        return
     fix = "lower optim.lr" if grad_clip else "set trainer.grad_clip=2 (or lower optim.lr)"
     record_warning(ctx, f"the student's training failed: val top-1 {student:.2%} ({how}{beside}) — the soft term's "
                         f"gradient is up to alpha·T times the labels': {fix} (docs/distill.md, Stability)")

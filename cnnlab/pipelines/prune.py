@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Collection, Sequence
+from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig, open_dict
 from torch import nn
@@ -242,29 +242,33 @@ def prune_in_steps(settings: PruneSettings, pruner: ChannelPruner | MagnitudePru
 
 
 def kept_whole(ctx: RunContext, settings: PruneSettings, before: dict[str, int], after: dict[str, int],
-               keep: Sequence[str], coupled: Collection[str] = ()) -> list[str]:
+               keep: Sequence[str], coupled: Mapping[str, str] | None = None) -> list[str]:
     """The layers a channel pruning at ratio > 0 left at their width, other than those kept by name (`keep`: the
     head, prune.ignore), said in the log with why: probe 176, LeNet-5's first convolution (6 channels, 53 % of its
     FLOPs at 32 px) stayed whole under prune.round_to=8 and ratio 0.5 gave 1.33x fewer FLOPs, with no word of it.
-    `coupled`: the layers whose channels are tied to a kept layer's (ChannelPruner.coupled_to_kept)."""
+    `coupled`: each layer whose channels are tied to a kept layer's, with that layer (ChannelPruner.coupled_to_kept):
+    the reason that comes first, whatever the ranking or rounding would have done (probe 204)."""
     if settings.ratio <= 0:
         return []
+    coupled = coupled or {}
     whole = [path for path, width in before.items() if after.get(path) == width
              and not any(path == k or path.startswith(k + ".") for k in keep)]
-    small = [p for p in whole if settings.round_to and before[p] <= settings.round_to]
+    for kept in dict.fromkeys(coupled[p] for p in whole if p in coupled):
+        tied = [p for p in whole if coupled.get(p) == kept]
+        ctx.log.info("kept whole: %s (their channels are tied to those of %s, kept whole, by a residual sum or a "
+                     "depthwise convolution)", ", ".join(f"{p} ({before[p]} channels)" for p in tied), kept)
+    free = [p for p in whole if p not in coupled]
+    small = [p for p in free if settings.round_to and before[p] <= settings.round_to]
     if small:
         ctx.log.info("kept whole: %s — no wider than prune.round_to=%d, the fewest channels a pruned layer keeps "
                      "(prune.round_to=null prunes to exact widths)", ", ".join(f"{p} ({before[p]} channels)"
                                                                       for p in small), settings.round_to)
-    tied = [p for p in whole if p not in small and p in coupled]
-    others = [p for p in whole if p not in small and p not in coupled]
-    for layers, why in ((tied, f"their channels are tied to those of a layer kept whole ({', '.join(keep)}), by a "
-                               "residual sum or a depthwise convolution"),
-                        (others, "prune.global=true ranked all of their channels above the cut"
-                         if settings.global_ranking else "rounded back to their width by prune.round_to"
-                         if settings.round_to else "the ratio removes less than one of their channels")):
-        if layers:
-            ctx.log.info("kept whole: %s (%s)", ", ".join(f"{p} ({before[p]} channels)" for p in layers), why)
+    others = [p for p in free if p not in small]
+    if others:
+        ctx.log.info("kept whole: %s (%s)", ", ".join(f"{p} ({before[p]} channels)" for p in others),
+                     "prune.global=true ranked all of their channels above the cut" if settings.global_ranking
+                     else "rounded back to their width by prune.round_to" if settings.round_to
+                     else "the ratio removes less than one of their channels")
     return whole
 
 

@@ -29,7 +29,7 @@ from cnnlab.hydra_args import hydra_quoted, path_argument
 from cnnlab.links import RunLinks, moved_root
 from cnnlab.records import FOLDER_DATASETS, DatasetIdentity, LatencyRecord
 from cnnlab.report.paired import UNPAIRED, SpeedUp, machine_label, reference_speedup, sessions, speedup
-from cnnlab.runs import RunInfo, iter_runs
+from cnnlab.runs import RunInfo, iter_runs, run_links
 from cnnlab.wording import counted, human_bytes, listed
 
 MODEL_COMMANDS = commands_where(produces_model=True)
@@ -236,9 +236,13 @@ def mark_swept(rows: Sequence[Row], runs: Iterable[RunInfo]) -> None:
 def matching_runs(outputs: Path, pattern: str | None = None) -> list[RunInfo]:
     """Every run under `outputs` (any status), optionally only those whose folder (relative) matches `pattern`."""
     runs = []
+    # a run matches by its own folder or by a link to it: the jobs a re-run sweep skipped are links to the earlier
+    # sweep's runs, and `--runs 'SWEEP/*'` left them out, unsaid, where reporting SWEEP counted them (probe 206)
+    links = run_links(outputs) if pattern is not None else {}
     for run in iter_runs(outputs):
-        relative = str(run.path.relative_to(outputs)) if run.path.is_relative_to(outputs) else str(run.path)
-        if pattern is None or fnmatch(relative, pattern):
+        names = [run.path, *links.get(run.path.resolve(), [])]
+        relative = [str(p.relative_to(outputs)) if p.is_relative_to(outputs) else str(p) for p in names]
+        if pattern is None or any(fnmatch(name, pattern) for name in relative):
             runs.append(run)
     return runs
 

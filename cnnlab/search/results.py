@@ -252,6 +252,9 @@ def no_candidate_met(rows: Sequence[Row], *, max_latency_ms: float | None, max_p
                        f"({near['arch'] or near['model']}, {near['latency_ms']:.3f} ms{speed}, {near['params']:,} "
                        "params); the study and trials.csv are kept",
                        fix="relax the constraint " + (f"({relaxed}) " if need else "")
-                           + ("or search a smaller space (e.g. lower space.params.width)" if architecture else
+                           # probe 201: at the lowest width the head set the floor, which width does not scale
+                           + ("or search a smaller space (e.g. lower space.params.width, or a base network with a "
+                              "narrower head: space.base=…_headN, which the width multiplier leaves as it is)"
+                              if architecture else
                               "or pick a smaller model= (each trial of a hyperparameter space trains the same network; "
                               "`cnnlab list models`)"))

@@ -23,6 +23,7 @@ from cnnlab.steps.distill_roles import (DistillRole, drop_typed_data, imagenet_t
                                       train_a_teacher, trained_teacher_weights)
 from cnnlab.weights import class_order
 from cnnlab.steps.recording import at_chance, record_warning
+from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.sources import (check_val_settings, dataset_config_of, resumed_dataset_config, source_dataset_config,
                                    with_file_dataset)
 from cnnlab.steps.switches import optimisation_on
@@ -62,6 +63,10 @@ def teacher_and_data(cfg: DictConfig, ctx: RunContext, runtime: Runtime, setting
     if source is not None:  # the teacher's val accuracy (and what the students are scored on) on its own val split
         check_val_settings(ctx, source, dataset_cfg)
     spec = resolve_input_spec(dataset_cfg, teacher.weights.spec, size_recorded=teacher.weights.size_recorded)
+    if teacher.weights.spec is not None:  # the teacher's normalisation applies: a typed dataset.mean=/std= was
+        # ignored, unsaid, and recorded in run.json's dataset.config as used — then handed on to runs made from it
+        # (probe 205). A plain state dict's is the one typed (steps/input_settings.typed_normalisation).
+        refuse_ignored_input_settings(cfg, ctx, spec, "the teacher", keys=("mean", "std"))
     trained_size = teacher.weights.spec.size if teacher.weights.spec and source else spec.size
     if spec.size != trained_size:
         recorded = (dataset_config_of(source.run) or {}).get("name") if source is not None else None

@@ -5,6 +5,7 @@ resuming."""
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,33 +442,33 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
         if _is_group(key, cfg) and not _the_runs_own_choice(key, cfg, old, run):
             raise CnnlabError(f"resume continues {run.path} with its own config; {override.lstrip('+')} would change "
                               "it", fix=f"drop {key}= (or start a new run without resume="
-                                         f"{_as_command(new_run_command(run, ctx, override.lstrip('+')))})")
+                                         f"{_as_command(new_run_command(run, ctx, override.lstrip('+'), saved=old))})")
     for key, value in _plain_overrides(ctx.overrides, cfg):
         before, after = _plain(OmegaConf.select(old, key)), _plain(OmegaConf.select(cfg, key))
         if before != after and key in _ARCHITECTURE_KEYS:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"network it trains (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run without resume="
-                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
+                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}', saved=old))})")
         if before != after and key == "seed":  # probe 199: recorded as the whole run's seed, its first epochs not
             raise CnnlabError(f"resume continues {run.path} with its own config; seed={value} (saved: "
                               f"{setting_text(before)}) would draw the rest of its data order and augmentation from "
                               "another seed than its first epochs, and run.json records one seed for the run",
                               fix=f"drop seed= (or start a new run at seed={value}, without resume="
-                                  f"{_as_command(new_run_command(run, ctx, f'seed={value}'))})")
+                                  f"{_as_command(new_run_command(run, ctx, f'seed={value}', saved=old))})")
         same_weights = before != after and key in _STARTING_WEIGHTS_KEYS and \
             _names_the_recorded_source(key, after, run, ctx)  # read (a file hashed) only where it was typed otherwise
         if before != after and key in _STARTING_WEIGHTS_KEYS and not same_weights:
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"weights it started from (saved: {setting_text(before)}), which its {STATE_FILE} "
                               "continues", fix=f"drop {key}= (or start a new run from {value}, without resume="
-                                                 f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
+                                                 f"{_as_command(new_run_command(run, ctx, f'{key}={value}', old))})")
         if before != after and key in _OPTIMIZER_STATE_KEYS and not (
                 key == "optim.momentum" and OmegaConf.select(old, "optim._target_") == "torch.optim.SGD"):
             raise CnnlabError(f"resume continues {run.path} with its own config; {key}={value} would change the "
                               f"optimizer whose state its {STATE_FILE} holds (saved: {setting_text(before)})",
                               fix=f"drop {key}= (or start a new run with it, without resume="
-                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}'))})")
+                                  f"{_as_command(new_run_command(run, ctx, f'{key}={value}', saved=old))})")
         if before != after and key in _TRAINABLE_KEYS and (key == "finetune.mode" or OmegaConf.select(
                 old, "finetune.mode") == "partial"):  # unfreeze moves only a partial fine-tune's trained stages
             # the new run's mode named too: without it a new run is a linear probe (the default)
@@ -494,18 +495,41 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
     return old, replaced
 
 
-def new_run_command(run: RunInfo, ctx: RunContext, setting: str) -> str | None:
+def new_run_command(run: RunInfo, ctx: RunContext, setting: str, saved: DictConfig | None = None) -> str | None:
     """The command that starts `run` afresh with `setting` (KEY=VALUE) in place of its own: the overrides it was
-    started with, less `resume=` and where Hydra put it, with those typed now that say where its inputs are
-    (`_where_its_inputs_are`). None for a run that was itself a resume: its record holds the resume's overrides, not
-    all of its settings (probe 200: "start a new run … without resume=" gave nothing to copy)."""
-    if run.data.get("resumed_from"):
+    started with — relative paths made absolute from the folder it was started in — less `resume=` and where Hydra
+    put it, with those typed now (`dataset.root=` where the data moved, `trainer.epochs=`) in place of theirs. None
+    where no command can be trusted to run as printed: a run that was itself a resume (its record holds the resume's
+    overrides, not all of its settings); a key its saved config (`saved`) does not have (probe 204: `dataset.channels=1`
+    of a digits run, which a fresh run refuses); another optimizer class (its saved arguments may not fit it).
+    Probe 200: "start a new run … without resume=" gave nothing to copy."""
+    key = setting.partition("=")[0].lstrip("+~")
+    absent = saved is not None and OmegaConf.select(saved, key, default=_ABSENT) is _ABSENT
+    if run.data.get("resumed_from") or absent or key == "optim._target_":
         return None
-    typed = [setting, *_where_its_inputs_are(ctx.overrides)]
+    typed = [o.lstrip("+") for o in ctx.overrides if o.partition("=")[0].lstrip("+~") not in ("resume", "command")]
+    typed = [o for o in typed if o.partition("=")[0].lstrip("~") != key] + [setting]
     replaced = {o.partition("=")[0].lstrip("+~") for o in typed}
-    kept = [o for o in run.data.get("overrides") or [] if o.partition("=")[0].lstrip("+~") not in
+    cwd = hydra_runtime(run.path).get("cwd")
+    kept = [_absolute(o, cwd) for o in run.data.get("overrides") or [] if o.partition("=")[0].lstrip("+~") not in
             (*replaced, "resume", "command") and not o.lstrip("+~").startswith(("hydra.run.", "hydra.sweep."))]
     return shlex.join(["cnnlab", ctx.command, *kept, *typed])
+
+
+_ABSENT = object()
+_PATH_KEYS = (*_STARTING_WEIGHTS_KEYS, "dataset.root", "source", "paths.outputs", "paths.data")
+
+
+def _absolute(override: str, cwd: Any) -> str:
+    """`override` with a relative path value made absolute from `cwd` (the folder its run was started in), for a
+    command typed in any folder (probe 204: `dataset.root=imgs` failed from another one); as it is otherwise."""
+    key, _, value = override.partition("=")
+    if key.lstrip("+~") not in _PATH_KEYS or not isinstance(cwd, str) or not Path(cwd).is_absolute():
+        return override
+    path = Path(value).expanduser()
+    if path.is_absolute() or not (Path(cwd) / path).exists():  # `latest`, `imagenet`, `none`: not paths
+        return override
+    return f"{key}={os.path.normpath(Path(cwd) / path)}"
 
 
 def _as_command(command: str | None) -> str:

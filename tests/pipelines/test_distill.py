@@ -160,6 +160,8 @@ def test_no_teacher_run_names_the_command_that_makes_one(cli, outputs: Path) -> 
                                "then use teacher.weights=latest:pretrain"),
     (["dataset=digits"], "the teacher knows 4 classes but dataset digits has 10"),
     (["dataset.image_size=32"], "the teacher was trained on 16 px images but the data would be 32 px"),
+    # probe 205: ignored, unsaid, and recorded in run.json's dataset.config as used
+    (["dataset.mean=[0.4,0.4,0.4]"], "dataset.mean=[0.4,0.4,0.4], but the teacher takes mean"),
     (["teacher=nosuchnet"], "unknown teacher 'nosuchnet' — choose one of: alexnet"),
     (["student.name=nosuchnet"], "unknown student 'nosuchnet' — choose one of: lenet5"),
     (["student=resnet18"], "lenet5 checkpoint but student=resnet18"),
@@ -539,6 +541,22 @@ def test_a_state_dict_of_another_zoo_network_names_the_teacher_it_fits(cli, outp
     torch.save(torchvision.models.mobilenet_v3_small(num_classes=4).state_dict(), mobile)
     line = error_line(cli("distill", *data, f"teacher.weights={mobile}", "student=lenet5"))
     assert "holds no fc.weight" in line and "add teacher=mobilenet_v3_small" in line, line
+
+
+def test_a_teacher_whose_outputs_are_nearly_uniform_is_a_warning() -> None:
+    """Probe 205: a teacher at 32.78 % on 10 digits (top probability 0.11 on average) passed the chance check; at
+    distill.alpha=1 the student fell to 7.50 % beside 71.11 % alone, and the warning blamed the soft term's gradient
+    (grad_clip, then optim.lr: −55 points, no warning at all)."""
+    from cnnlab.pipelines.distill import uniform_teacher
+
+    said = uniform_teacher(2.29, 10, 1.0)
+    assert said is not None and said.startswith("the teacher's outputs are nearly uniform: val loss 2.290, where an "
+                                                "even guess over the 10 classes scores ln 10 = 2.303")
+    assert said.endswith("distill.alpha=1 gives them 100% of the loss — train the teacher further (more epochs, all "
+                         "the labels), or lower distill.alpha")
+    assert uniform_teacher(1.5, 10, 1.0) is None  # a teacher that learned something
+    assert uniform_teacher(2.29, 10, 0.0) is None  # alpha=0: its outputs are not read
+    assert uniform_teacher(None, 10, 0.5) is None  # no validation images
 
 
 def test_a_student_that_diverged_under_the_soft_term_is_a_warning_naming_grad_clip(tmp_path: Path) -> None:

@@ -353,7 +353,8 @@ def test_a_layer_kept_whole_by_its_coupling_is_said_so_under_either_ranking(capl
         keep = ("fc", *settings.ignore)
         pruner = settings.make_pruner(model, keep, InputSpec(size=16))
         stream = {f"layer1.{block}.conv2" for block in (0, 1)}  # added to conv1's output
-        assert stream <= pruner.coupled_to_kept and "layer1.0.conv1" not in pruner.coupled_to_kept
+        assert {pruner.coupled_to_kept[layer] for layer in stream} == {"conv1"}
+        assert "layer1.0.conv1" not in pruner.coupled_to_kept
         before = layer_widths(model)
         pruner.step()
         with caplog.at_level(logging.INFO, logger="test"):
@@ -362,5 +363,6 @@ def test_a_layer_kept_whole_by_its_coupling_is_said_so_under_either_ranking(capl
                                keep, coupled=pruner.coupled_to_kept)
         assert stream <= set(whole)
         said = " ".join(caplog.text.split())
-        assert "layer1.0.conv2 (64 channels)" in said and "tied to those of a layer kept whole (fc, conv1)" in said
+        assert "layer1.0.conv2 (64 channels)" in said and "tied to those of conv1, kept whole, by a residual" in said
+        assert "fc" not in said  # probe 204: every kept layer was named, the head too
         assert "ranked all of their channels above the cut" not in said or global_ranking

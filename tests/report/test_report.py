@@ -126,6 +126,20 @@ def test_runs_glob_and_empty_folder(study: Path, tmp_path: Path) -> None:
         build_report(tmp_path / "empty")
 
 
+def test_a_runs_glob_over_a_re_run_sweep_takes_the_jobs_it_links(tmp_path: Path) -> None:
+    """Probe 206: a sweep run again with one more seed links the jobs it skipped to the earlier sweep's runs; the
+    report of its folder counted all four seeds, `--runs 'SWEEP/*'` only the one job that ran, unsaid."""
+    out = tmp_path / "outputs"
+    earlier = [model_run(out, "pretrain", f"first/{seed}", 0.5 + seed / 100, seed=seed) for seed in (0, 1)]
+    model_run(out, "pretrain", "again/2", 0.6, seed=2)
+    for job, run in enumerate(earlier):
+        (out / "pretrain" / "2026-11-28" / "again" / f"{job}-again").symlink_to(run, target_is_directory=True)
+    pattern = "pretrain/2026-11-28/again/*"
+    assert sorted(row.run.path.name for row in build_report(out, pattern=pattern).rows) == ["0", "1", "2"]
+    assert [row.run.path.name for row in build_report(out, pattern=f"{pattern[:-1]}0-again").rows] == ["0"]
+    assert len(build_report(out).rows) == 3  # each run once, by its own folder
+
+
 def test_report_command_line_needs_no_torch(study: Path) -> None:
     code = ("import sys; from typer.testing import CliRunner; from cnnlab.cli import app; "
             f"r = CliRunner().invoke(app, ['report', {str(study)!r}]); print(r.stdout); "

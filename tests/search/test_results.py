@@ -129,6 +129,8 @@ def test_a_hyperparameter_search_is_not_told_to_shrink_an_architecture_it_does_n
     error = no_candidate_met([row], max_latency_ms=0.5, max_params=None, architecture=False)
     assert "space.params.width" not in error.fix and "smaller model=" in error.fix
     assert "space.params.width" in no_candidate_met([row], max_latency_ms=0.5, max_params=None).fix
+    # probe 201: at the lowest width the unscaled head set the floor, and only width was named
+    assert "space.base=…_headN" in no_candidate_met([row], max_latency_ms=0.5, max_params=None).fix
 
 
 def test_a_counted_limit_gets_no_noise_room() -> None:

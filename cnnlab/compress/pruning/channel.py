@@ -108,20 +108,22 @@ class ChannelPruner:
         return [dep.target.module for dep, _ in group
                 if graph.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, WEIGHT_LAYERS)]
 
-    def _coupled_to_kept(self) -> frozenset[str]:
+    def _coupled_to_kept(self) -> dict[str, str]:
         """The layers outside `keep` whose output channels are tied to a kept layer's — by a residual sum, a
-        depthwise convolution, a concatenation (Torch-Pruning's `DependencyGraph.get_pruning_group`): they stay
-        whole with it (probe 200: the log blamed the global ranking for what the coupling did)."""
+        depthwise convolution, a concatenation (Torch-Pruning's `DependencyGraph.get_pruning_group`) — each with
+        that kept layer: they stay whole with it (probe 200: the log blamed the global ranking for what the coupling
+        did)."""
         graph, held = self._pruner.DG, set(self._pruner.ignored_layers)
-        coupled: set[str] = set()
+        coupled: dict[str, str] = {}
         for module in held:
             handler = graph.get_pruner_of_module(module) if isinstance(module, WEIGHT_LAYERS) else None
-            if handler is None or not handler.get_out_channels(module):
+            if handler is None or not handler.get_out_channels(module) or module not in self._names:
                 continue
             group = graph.get_pruning_group(module, handler.prune_out_channels, [0])
-            coupled.update(self._names[m] for m in self._out_channel_layers(group)
-                           if m not in held and m in self._names)
-        return frozenset(coupled)
+            for layer in self._out_channel_layers(group):
+                if layer not in held and layer in self._names:
+                    coupled.setdefault(self._names[layer], self._names[module])
+        return coupled
 
     def _emptied_by_the_ratio(self) -> list[tuple[nn.Module, int]]:
         """Under per-layer ranking, the groups whose last step would keep no channel — ⌊C × (1 − ratio)⌋ = 0, as

@@ -131,16 +131,16 @@ def quantize_static_candidate(preprocessed: Path, out: Path, fmt: Format, settin
     method = CALIBRATION_METHODS[settings.calibrate_method]
     overrides: dict[str, list[dict[str, Any]]] = {}
     try:
+        if settings.calibrate_method == "entropy" and not (cache and calibration_cache.is_file()):
+            ranges = entropy_ranges(preprocessed, reader)
+            if cache:  # quantize_static loads them as its own
+                ort_calibrate.save_tensors_data(ranges, calibration_cache)
+            else:  # an onnxruntime without the cache: the ranges as overrides, its own pass the cheapest one
+                overrides = {name: [{"rmin": np.float32(np.min(data.range_value[0])),
+                                     "rmax": np.float32(np.max(data.range_value[1]))}]
+                             for name, data in ranges.data.items()}
+                method = CalibrationMethod.MinMax
         with _quiet_root_logger():
-            if settings.calibrate_method == "entropy" and not (cache and calibration_cache.is_file()):
-                ranges = entropy_ranges(preprocessed, reader)
-                if cache:  # quantize_static loads them as its own
-                    ort_calibrate.save_tensors_data(ranges, calibration_cache)
-                else:  # an onnxruntime without the cache: the ranges as overrides, its own pass the cheapest one
-                    overrides = {name: [{"rmin": np.float32(np.min(data.range_value[0])),
-                                         "rmax": np.float32(np.max(data.range_value[1]))}]
-                                 for name, data in ranges.data.items()}
-                    method = CalibrationMethod.MinMax
             if input_range is not None:
                 overrides[reader.input_name] = [{"rmin": np.float32(input_range[0]),
                                                  "rmax": np.float32(input_range[1])}]
@@ -165,17 +165,18 @@ def entropy_ranges(preprocessed: Path, reader: CalibrationReader) -> Any:
     with ENTROPY_HISTOGRAM's bin counts: an onnxruntime `TensorsData` of (lowest, highest) per tensor of the ops
     quantize_static quantizes. Raises what onnxruntime's calibrator raises."""
     ops = sorted({*QLinearOpsRegistry, *QDQRegistry})  # what quantize_static calibrates when given no op types
+    # said before the root logger is quieted (probe 204: said within, it reached neither the console nor run.log)
+    logging.getLogger("cnnlab").info(
+        "entropy calibration: the KL-divergence threshold of each tensor over %d-bin histograms (onnxruntime's "
+        "search, in Python: about a second per tensor)", ENTROPY_HISTOGRAM["num_bins"])
     # its calibrator prints its progress to stdout, where a run's output is its log's
     with tempfile.TemporaryDirectory(prefix="cnnlab-calibration-") as folder, \
-            contextlib.redirect_stdout(io.StringIO()):
+            contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
         calibrator = create_calibrator(preprocessed, ops, augmented_model_path=str(Path(folder) / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.Entropy, extra_options=ENTROPY_HISTOGRAM)
         for start in range(len(reader)):
             reader.set_range(start, start + 1)
             calibrator.collect_data(reader)
-        logging.getLogger("cnnlab").info(
-            "entropy calibration: the KL-divergence threshold of each tensor over %d-bin histograms (onnxruntime's "
-            "search, in Python: about a second per tensor)", ENTROPY_HISTOGRAM["num_bins"])
         return calibrator.compute_data()
 
 
