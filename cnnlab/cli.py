@@ -7,6 +7,7 @@ This module must not import torch or onnxruntime: `cnnlab --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -462,6 +463,8 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
     """Print `exc` as the user sees it (cnnlab/errors_view.py); the exit code to leave with. `held`: Hydra's line
     for a failed sweep job, written only above a traceback (cnnlab's own line says more). `typed`: the user's
     arguments after the command."""
+    if _reader_stopped(exc):
+        return _reader_gone()
     from cnnlab.errors_view import describe  # lazy: imports hydra/omegaconf error types
 
     message, is_bug = describe(exc, command, setting_facts(command, typed))
@@ -474,6 +477,29 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
         return 1
     print_error(message)
     return getattr(exc, "exit_code", 2)
+
+
+def _reader_stopped(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a BrokenPipeError: rich's console turns one into SystemExit(1)
+    (Console.on_broken_pipe), with the pipe error as its context."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, BrokenPipeError):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def _reader_gone() -> int:
+    """What a command whose output was piped into a reader that stopped reading (`cnnlab list models | head -3`, a
+    pager quit) exits with: quietly, as `git log | head` does, with 141 (128 + SIGPIPE) — not a traceback and "a bug
+    in cnnlab" (probe 208). Standard output then points at /dev/null, so the interpreter's last flush cannot fail
+    again (Python's documented recipe, "Note on SIGPIPE")."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + 13
 
 
 def _hydra_command(name: str) -> None:

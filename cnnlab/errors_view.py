@@ -241,7 +241,7 @@ def _unknown_setting(key: str, command: str, facts: SettingFacts) -> str:
                 f"'+pipeline.plan.{parts[2]}={{command: CMD, overrides: [\"KEY=VALUE\", ...]}}'")
     close = facts.closest(key)
     fix = f"did you mean {close}? (" if close and close != key else "check the spelling ("
-    fix += f"`cnnlab {command} --help` lists the settings)"
+    fix += f"`cnnlab {command} --cfg job` lists every setting)"
     if facts.may_add(key):
         fix += f"; +{key}=VALUE adds a new key on purpose"
     return f"unknown setting '{key}' — {fix}"
@@ -402,7 +402,7 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
         if text.startswith("Could not delete from config.") and "'" in text:  # Hydra: `~KEY` of a null or absent KEY
             key = text.split("'")[1]
             return (f"~{key}: there is no {key} value to delete (the setting is absent or already null) — drop "
-                    f"~{key}; `cnnlab {command} --help` lists the settings"), False
+                    f"~{key}; `cnnlab {command} --cfg job` lists every setting"), False
         sweep = _sweep_without_multirun(text, command, facts)
         if sweep is not None:
             return sweep, False

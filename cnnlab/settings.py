@@ -543,7 +543,7 @@ def check_known(key: str, command: str = "CMD", typed: Sequence[str] = ()) -> No
     if any(o.lstrip("+~").partition("=")[0] == key for o in typed):  # probe 147: a resume's plain typo read "typed
         # with +" (cnnlab adds the `++` itself: hydra_args.recorded_groups)
         raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored",
-                          fix=f"{close}rename or remove it (`cnnlab {command} --help` lists the settings)")
+                          fix=f"{close}rename or remove it (`cnnlab {command} --cfg job` lists every setting)")
     raise CnnlabError(f"{key} is not a setting cnnlab reads, so it would be ignored (typed with +{key}=, or set in "
                       "a --config-dir file or an experiment?)",
                       fix=f"{close}rename or remove it; `cnnlab {command} --cfg job` shows the composed config")

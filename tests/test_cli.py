@@ -895,3 +895,18 @@ def test_a_usage_error_of_the_command_line_is_one_line(cli, args: list[str], exp
     assert result.code == 2 and "╭" not in result.output and "Usage:" not in result.output, result.output
     assert result.stderr.startswith(expected) and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "report" in cli("nosuchcmd").stderr  # every command, those Typer parses too
+
+
+@pytest.mark.parametrize("words", [["list", "models"], ["list", "datasets"]])
+def test_a_reader_that_stops_reading_is_no_traceback(words: list[str]) -> None:
+    """Probe 208: `cnnlab list models | true` (a pager quit, `| head -3`) printed a BrokenPipeError traceback and
+    "this is a bug in cnnlab", exit 1. Now it stops quietly, as `git log | head` does."""
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.argv = ['cnnlab', *{words!r}]; from cnnlab.cli import run; run()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line
+    said = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and said == "", said

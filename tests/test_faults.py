@@ -149,7 +149,7 @@ def test_a_plus_key_cnnlab_never_reads_is_refused_not_ignored(cli: Cli, outputs:
                               "experiment=quickstart" if command == "pipeline" else "trainer.epochs=1"), key)
     assert f"{key} is not a setting cnnlab reads, so it would be ignored" in line, line
     # typed on the command line, it is said to be (not "typed with +, or set in a --config-dir file?")
-    assert f"`cnnlab {command} --help` lists the settings" in line and "--config-dir" not in line, line
+    assert f"`cnnlab {command} --cfg job` lists every setting" in line and "--config-dir" not in line, line
     if key == "bench.warmpu":
         assert "did you mean bench.warmup?" in line
 

@@ -20,9 +20,10 @@ import copy
 import math
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
-from cnnlab.compress.distill import DistillSettings, kd_training
+from cnnlab.compress.distill import DistillSettings, kd_training, predict_logits
 from cnnlab.context import RunContext
 from cnnlab.engine.batchnorm import training_batchnorms
 from cnnlab.engine.recipe import Recipe
@@ -79,12 +80,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     val_loader = make_loaders(recipe, runtime, data.train, data.val, workers=workers).val
     # Checked before anything is spent on it (the logit cache, the student's training).
-    scored = evaluate(teacher_model, val_loader, runtime, desc="teacher val") if len(data.val) else {}
-    teacher_acc, teacher_loss = scored.get("acc"), scored.get("loss")
+    teacher_acc = evaluate(teacher_model, val_loader, runtime, desc="teacher val")["acc"] if len(data.val) else None
     check_teacher_learned(ctx, teacher, taught.source, teacher_acc, data,  # LeNet-5 has no BatchNorm (probe 121)
                           batchnorm=bool(training_batchnorms(teacher_model)))
     roles["teacher"]["val_acc"] = teacher_acc
-    uniform = uniform_teacher(teacher_loss, len(data.classes), settings.alpha)
+    # what its soft targets hold: the mean entropy of its val outputs (read only where a soft term is trained)
+    entropy = output_entropy(predict_logits(teacher_model, data.val, runtime, batch_size=recipe.eval_batch,
+                                            desc="teacher outputs")) if settings.alpha and len(data.val) else None
+    uniform = uniform_teacher(entropy, len(data.classes), settings.alpha)
     if uniform is not None and ctx.is_main:
         record_warning(ctx, uniform)
     ctx.record.update(distill=roles)
@@ -130,18 +133,26 @@ def note_student_larger(ctx: RunContext, roles: dict[str, dict[str, Any]]) -> No
                      f"{student:,}", f"{teacher:,}")
 
 
-def uniform_teacher(loss: float | None, num_classes: int, alpha: float) -> str | None:
-    """The warning for a teacher whose outputs are nearly uniform — its val cross-entropy within a tenth of an even
-    guess's, ln(classes) — or None. Its accuracy may pass the chance check (probe 205: 32.78 % on 10 digits, top
-    probability 0.11 on average) while its soft targets carry almost nothing: at distill.alpha=1 the student fell to
-    7.50 % beside 71.11 % alone, and the warning then blamed the soft term's gradient."""
-    guess = math.log(max(num_classes, 2))
-    if loss is None or alpha == 0 or loss < 0.9 * guess:
+def output_entropy(logits: torch.Tensor) -> float:
+    """The mean entropy, in nats, of the softmax of `logits` [N, classes] (0: one-hot; ln(classes): uniform)."""
+    log_p = torch.log_softmax(logits.float(), dim=1)
+    return float(-(log_p.exp() * log_p).sum(dim=1).mean())
+
+
+def uniform_teacher(entropy: float | None, num_classes: int, alpha: float) -> str | None:
+    """The warning for a teacher whose outputs are nearly uniform — the mean entropy of its val outputs (nats) within
+    a tenth of ln(classes), the uniform distribution's — or None. Its accuracy may pass the chance check (probe 205:
+    32.78 % on 10 digits, top probability 0.11 on average) while its soft targets carry almost nothing: at
+    distill.alpha=1 the student fell to 7.50 % beside 71.11 % alone, and the warning then blamed the soft term's
+    gradient. The entropy, not the val loss: a confident but wrong teacher has a high loss and peaked outputs (probe
+    207: warned of at loss 7.6, top probability 0.99)."""
+    uniform = math.log(max(num_classes, 2))
+    if entropy is None or alpha == 0 or entropy < 0.9 * uniform:
         return None
-    return (f"the teacher's outputs are nearly uniform: val loss {loss:.3f}, where an even guess over the "
-            f"{num_classes} classes scores ln {num_classes} = {guess:.3f}, so its soft targets teach little and "
-            f"distill.alpha={alpha:g} gives them {alpha:.0%} of the loss — train the teacher further (more epochs, "
-            "all the labels), or lower distill.alpha")
+    return (f"the teacher's outputs are nearly uniform: their mean entropy is {entropy:.3f} nats, where a uniform "
+            f"guess over the {num_classes} classes has ln {num_classes} = {uniform:.3f}, so its soft targets teach "
+            f"little and distill.alpha={alpha:g} gives them {alpha:.0%} of the loss — train the teacher further "
+            "(more epochs, all the labels), or lower distill.alpha")
 
 
 def warn_diverged(ctx: RunContext, kd: FitResult, baseline: FitResult | None, num_classes: int,

@@ -116,7 +116,7 @@ def apply_resume(cfg: DictConfig, ctx: RunContext,
         raise CnnlabError(f"resume={run.path}: {other.message}", fix=other.fix) from None
     if point.same_settings is not None:
         point.same_settings(run, effective)
-    check_work_left(run, effective, ctx.command, point)
+    check_work_left(run, effective, ctx.command, point, where=_where_its_inputs_are(ctx.overrides))
     if replaced:  # said once accepted: they win over the restored state too (the optimizer's lr, the schedule's position)
         ctx.log.info("resume: your overrides replace the saved settings: %s", ", ".join(replaced))
     course = [change for change in replaced if changes_the_course(change)]  # device=cpu moves it, trains the same
@@ -252,7 +252,8 @@ def resume_file(run: RunInfo, point: ResumePoint) -> Path | None:
     return own if own.is_file() else None
 
 
-def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint) -> None:
+def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePoint,
+                    where: Sequence[str] = ()) -> None:
     """A completed run — or a failed one that did all its work (`point.failed_when_done`) — resumes only to do more
     (train longer, search more trials): CnnlabError, naming what it did and the override that asks for more, when
     `cfg` asks for nothing new. Resumed as it is, it would do nothing and
@@ -267,7 +268,9 @@ def check_work_left(run: RunInfo, cfg: DictConfig, command: str, point: ResumePo
     if done is None:
         return
     raise CnnlabError(f"resume={run.path}: that run {state} ({done.did}), so there is nothing to continue",
-                      fix=f"{done.how}: `cnnlab {command} {path_argument('resume', [run.path])} {done.more}`"
+                      # `where`: the typed overrides that say where its inputs are now (probe 207: dropped)
+                      fix=f"{done.how}: `cnnlab {command} {path_argument('resume', [run.path])} "
+                          f"{' '.join([*where, done.more])}`"
                           f"{done.also}, or start a new run without resume=")
 
 
@@ -405,6 +408,7 @@ def resumed_config(cfg: DictConfig, ctx: RunContext, run: RunInfo) -> tuple[Dict
                           f"{STATE_FILE} cannot be continued without them",
                           fix="start a new run without resume= (its last.pt stays where it is)")
     given = ctx.given_keys()
+    _paths_from_where_it_started(old, run, given)
     elsewhere = _data_from_elsewhere(old, run)
     if elsewhere is not None:  # judged and continued as the data it trained on (probe 159: `dataset.root=MOVED` of
         # a fine-tune on its weights run's folder was "a setting of … not of the dataset this run uses (synthetic)")
@@ -516,6 +520,20 @@ def new_run_command(run: RunInfo, ctx: RunContext, setting: str, saved: DictConf
     return shlex.join(["cnnlab", ctx.command, *kept, *typed])
 
 
+def _paths_from_where_it_started(saved: DictConfig, run: RunInfo, given: set[str]) -> None:
+    """The saved config's relative paths (dataset.root, the weights it started from) made absolute from the folder
+    the run was started in, in place, where they name something there and this command line gives no other: a resume
+    from another folder read them from there (probe 207: "its image folder imgs is gone" of a folder in its place)."""
+    cwd = hydra_runtime(run.path).get("cwd")
+    for key in (*_STARTING_WEIGHTS_KEYS, "dataset.root"):
+        value = OmegaConf.select(saved, key, default=None)
+        if key in given or not isinstance(value, str):
+            continue
+        absolute = _absolute(f"{key}={value}", cwd).partition("=")[2]
+        if absolute != value:
+            OmegaConf.update(saved, key, absolute, merge=False)
+
+
 _ABSENT = object()
 _PATH_KEYS = (*_STARTING_WEIGHTS_KEYS, "dataset.root", "source", "paths.outputs", "paths.data")
 
@@ -539,8 +557,10 @@ def _as_command(command: str | None) -> str:
 def _where_its_inputs_are(overrides: Sequence[str]) -> list[str]:
     """The overrides typed on a resume that say where its inputs are now — a copy of the weights it started from, the
     folder its data moved to — for a command the refusal names (probe 199: `finish it first (cnnlab finetune
-    resume=RUN)` dropped the `model.weights=COPY` its weights run, deleted, needed)."""
-    return [o for o in overrides if o.partition("=")[0] in (*_STARTING_WEIGHTS_KEYS, "dataset.root")]
+    resume=RUN)` dropped the `model.weights=COPY` its weights run, deleted, needed). cnnlab may add `++` to a typed
+    dataset key: said as typed."""
+    return [o.lstrip("+") for o in overrides
+            if o.partition("=")[0].lstrip("+") in (*_STARTING_WEIGHTS_KEYS, "dataset.root")]
 
 
 def _names_the_recorded_source(key: str, value: Any, run: RunInfo, ctx: RunContext) -> bool:
@@ -619,9 +639,6 @@ def _is_group(key: str, cfg: DictConfig) -> bool:
 _CHOICE_KEYS = ("name", "_target_", "kind")
 # Sections the user writes as a collection (a search space's parameters): a key left out was left out on purpose.
 _COLLECTIONS = ("space",)
-
-
-_ABSENT = object()
 
 
 def _deletions(overrides: Any) -> set[str]:

@@ -758,4 +758,11 @@ def test_a_new_run_command_printed_from_another_folder_finds_the_pictures(cli, o
     typed = cli("pretrain", f"resume={run}", "seed=3", "dataset.root=../imgs")
     typed = hinted_command(" ".join(typed.stderr.split()))
     assert "dataset.root=../imgs" in typed and not any(a.endswith("/imgs") and "../" not in a for a in typed), typed
+    # probe 207: the resume itself read the saved `imgs` from here ("its image folder imgs is gone"), and the hint for
+    # a complete run dropped the dataset.root= typed
+    nothing = " ".join(cli("pretrain", f"resume={run}", "dataset.root=../imgs").stderr.split())
+    assert "there is nothing to continue" in nothing and hinted_command(nothing) == [
+        "pretrain", f"resume={run}", "dataset.root=../imgs", "trainer.epochs=2"], nothing
+    longer = cli("pretrain", f"resume={run}", "trainer.epochs=2")
+    assert longer.code == 0, longer.output
 
