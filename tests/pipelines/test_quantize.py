@@ -171,6 +171,8 @@ def test_an_unmet_budget_keeps_the_best_candidate_and_the_record_and_fails(
     # probe 204: said while the root logger was quieted, this line reached neither the console nor run.log
     assert "entropy calibration: the KL-divergence threshold of each tensor over 512-bin histograms" in \
         " ".join(result.output.split())
+    histogram = only_run(outputs, "quantize")["quantize"]["entropy_histogram"]
+    assert histogram == {"num_bins": 512, "num_quantized_bins": 128}  # what the KL search ran on, recorded
     assert "Traceback" not in result.output and "over budget; the most accurate, in model.onnx" in result.stdout
     record = only_run(outputs, "quantize")
     report = record["quantize"]

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, ListConfig
 
 from cnnlab.compress.quantization.formats import (AUTO, BF16, PRECISIONS, Format, candidate_formats, resolve_reduce_range,
                                                   saturation_warning, slow_format_warning)
+from cnnlab.compress.quantization import ptq
 from cnnlab.compress.quantization.ptq import PtqSettings
 from cnnlab.deploy.bench import TimingPlan
 from cnnlab.deploy.ort import RUNTIME_DEVICES, installed_cpu_runtimes, require_runtime
@@ -185,6 +186,8 @@ class QuantizeSettings:
                 described["calib_fixed_batch"] = {"batches": self.calib_batches, "batch_size": self.calib_batch_size}
             if self.ptq.calibrate_method == "percentile":
                 described["percentile"] = self.ptq.percentile
+            if self.ptq.calibrate_method == "entropy":  # the histogram its KL search ran on (ptq.ENTROPY_HISTOGRAM)
+                described["entropy_histogram"] = dict(ptq.ENTROPY_HISTOGRAM)
         if self.mode == "qat":
             described["lr_scale"] = self.lr_scale
         return described
