@@ -26,6 +26,7 @@ from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint, stage_rerun_note
 from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
 from cnnlab.environment import launched_ranks
+from cnnlab.errors import exception_chain
 from cnnlab.fileio import NOT_A_REGULAR_FILE
 from cnnlab.hydra_args import HYDRA_VALUE_FLAGS, hydra_overrides, hydra_quoted, override_parser
 from cnnlab.launch_checks import (UserError, check_config_sizes, check_run_dir_is_new, check_sweep_dir_is_free,
@@ -482,14 +483,7 @@ def _show_error(exc: BaseException, command: str = "CMD", held: HeldSweepFailure
 def _reader_stopped(exc: BaseException) -> bool:
     """Whether `exc` is, or was raised while handling, a BrokenPipeError: rich's console turns one into SystemExit(1)
     (Console.on_broken_pipe), with the pipe error as its context."""
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        if isinstance(link, BrokenPipeError):
-            return True
-        seen.add(id(link))
-        link = link.__cause__ or link.__context__
-    return False
+    return any(isinstance(link, BrokenPipeError) for link in exception_chain(exc))
 
 
 def _reader_gone() -> int:

@@ -47,3 +47,13 @@ def found_before_work() -> Iterator[None]:
 class ModelLoadError(CnnlabError):
     """A runtime cannot load a model file at all (read, convert or compile it), so it can run that file at no batch
     size: a benchmark skips the whole backend rather than each batch size (cnnlab/deploy/bench_session.py)."""
+
+
+def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and what it was raised from or while handling (`__cause__`, else `__context__`), in turn, each once."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import yaml
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, exception_chain
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -71,13 +71,8 @@ def name_too_long(exc: BaseException | None) -> OSError | None:
     """The OSError ENAMETOOLONG behind `exc` (itself, or what it wraps: OmegaConf's resolver errors, Hydra's), else
     None. pathlib's exists()/is_file() raise it rather than answer False (probe 111: a 300-character source= or a
     working folder near PATH_MAX stopped every command with a traceback)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((link for link in exception_chain(exc)
+                 if isinstance(link, OSError) and link.errno == errno.ENAMETOOLONG), None)
 
 
 def name_too_long_error(exc: OSError) -> CnnlabError:

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterator
 
 from cnnlab.environment import launched_ranks
+from cnnlab.errors import exception_chain
 
 
 class Interrupted(KeyboardInterrupt):
@@ -69,13 +70,9 @@ def interruption_behind(exc: BaseException) -> Interrupted | None:
     contexts, or a Ctrl-C / SIGTERM received in this block. A second Ctrl-C during a library's clean-up after the
     first leaves that library's own error instead (Optuna's `_run_trial`: "UnboundLocalError: updated_state"),
     which is still the user stopping the run, not a bug."""
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
+    for link in exception_chain(exc):
         if isinstance(link, KeyboardInterrupt):
             return link if isinstance(link, Interrupted) else Interrupted()
-        seen.add(id(link))
-        link = link.__cause__ or link.__context__
     return None if _pending is None else Interrupted(_pending[0], exit_code=_pending[1])
 
 
