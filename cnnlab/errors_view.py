@@ -16,7 +16,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import name_too_long, name_too_long_error
+from cnnlab.fileio import link_loop, link_loop_error, name_too_long, name_too_long_error
 from cnnlab.hydra_args import HYDRA_VALUE_FLAGS
 from cnnlab.wording import listed
 
@@ -364,6 +364,9 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
     too_long = name_too_long(exc)  # wherever a path met the system's limit: pathlib, Hydra, OmegaConf's resolvers
     if too_long is not None:
         return name_too_long_error(too_long).one_line(), False
+    loop = link_loop(exc)
+    if loop is not None:
+        return link_loop_error(loop).one_line(), False
     memory = out_of_memory_error(exc, facts.typed)
     if memory is not None:
         return memory.one_line(), False

@@ -92,6 +92,27 @@ def name_too_long_error(exc: OSError) -> CnnlabError:
                            "(paths.outputs=DIR or CNNLAB_OUTPUTS=DIR)")
 
 
+def link_loop(exc: BaseException | None) -> str | None:
+    """The path of the symbolic link loop behind `exc` (an OSError ELOOP, or pathlib's resolve() RuntimeError
+    "Symlink loop from '…'" of Python 3.11), else None (probe 209: a run's model.pt linked to itself stopped `list
+    runs`, `report` and every `source=` with a traceback)."""
+    for link in exception_chain(exc):
+        if isinstance(link, OSError) and link.errno == errno.ELOOP:
+            return str(link.filename) if link.filename is not None else "a path"
+        if isinstance(link, RuntimeError) and str(link).startswith(_LOOP):
+            return str(link)[len(_LOOP):].strip("'")
+    return None
+
+
+_LOOP = "Symlink loop from "
+
+
+def link_loop_error(path: str) -> CnnlabError:
+    """The one line for a symbolic link loop at `path`."""
+    return CnnlabError(f"{path} is a symbolic link loop: following it leads back to itself, never to a file",
+                       fix="remove the link, or point it at the real file (`ls -l` shows where a link leads)")
+
+
 def _limit(name: str, default: int) -> int:
     try:
         return int(os.pathconf("/", name))

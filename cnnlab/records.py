@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from cnnlab.fileio import link_loop
+
 
 MAX_COUNT = 1e15  # parameters, FLOPs, bytes, classes: far above any network's, far below a float's overflow
 MAX_SIDE = 65_536  # px
@@ -245,12 +247,44 @@ class LatencyRecord(Section):
                    for v in rounds):
             raise RecordProblem(f"{where or cls.NAME}.p50_ms_per_round holds {rounds!r}, expected numbers of at least "
                                 f"{MIN_LATENCY_MS:g} ms")
+        problem = _timing_problem(where or cls.NAME, record)
+        if problem:
+            raise RecordProblem(problem)
         return record
 
     @property
     def setting(self) -> tuple[str, int, str, int | None]:
         """(backend, batch size, device, threads): what must be equal for two latencies to compare."""
         return self.backend, self.batch_size, self.device, self.threads
+
+
+# The order statistics of one timing (cnnlab.deploy.bench.summarize), fastest first: each at most the next.
+_ORDERED_TIMES = ("min_ms", "p50_ms", "p90_ms", "p99_ms")
+
+
+def _timing_problem(where: str, record: LatencyRecord) -> str | None:
+    """Why a latency record's other figures cannot be those of its p50 (probe 209: a p90 below the p50 and a negative
+    throughput were reported as measured), or None: every time a duration, the percentiles in order, and the
+    throughput batch_size / p50."""
+    times = {"p50_ms": record.p50_ms, **{k: record.extra[k] for k in _ORDERED_TIMES + ("mean_ms",)
+                                         if record.extra.get(k) is not None}}
+    for key, value in times.items():
+        problem = type_problem(f"{where}.{key}", value, (int, float)) or \
+            range_problem(f"{where}.{key}", value, (MIN_LATENCY_MS, MAX_COUNT))
+        if problem:
+            return problem
+    ordered = [(k, times[k]) for k in _ORDERED_TIMES if k in times]
+    for (low, a), (high, b) in zip(ordered, ordered[1:]):
+        if a > b:
+            return f"{where}.{high} is {b!r}, below its {low} of {a!r}: not one timing's percentiles"
+    throughput = record.extra.get("throughput")
+    if throughput is not None:
+        expected = record.batch_size / (record.p50_ms / 1e3)
+        if type_problem(f"{where}.throughput", throughput, (int, float)) or not \
+                abs(throughput - expected) <= 1e-6 * expected:  # False for NaN too
+            return (f"{where}.throughput is {throughput!r}, not batch_size / p50 ({expected:.6g} images/s): not "
+                    "the timing's")
+    return None
 
 
 @dataclass(frozen=True)
@@ -263,6 +297,7 @@ class MetricsSection(Section):
     val_acc: float | None = typed(int, float, within=(0.0, 1.0))  # a percentage (97.3) would top every front
     test_acc: float | None = typed(int, float, within=(0.0, 1.0))
     split: str | None = typed(str)
+    n: int | None = typed(int, within=(0, MAX_COUNT))  # images an evaluate scored (probe 209: -360 was taken)
     latency: tuple[LatencyRecord, ...] | None = typed(list)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -290,7 +325,11 @@ def artifact_escape(run_dir: Path, name: str, rel: str) -> str | None:
     rel_path = Path(rel)
     if rel_path.is_absolute() or ".." in rel_path.parts:
         return f"artifact '{name}' ({rel}) points outside the run folder"
-    resolved = (run_dir / rel_path).resolve()
+    try:
+        resolved = (run_dir / rel_path).resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop: Python 3.11's resolve() raises RuntimeError (probe 209)
+        return f"artifact '{name}' ({rel}) is a symbolic link loop" if link_loop(exc) else \
+            f"artifact '{name}' ({rel}) cannot be followed ({exc})"
     if not resolved.is_relative_to(run_dir.resolve()):
         return f"artifact '{name}' ({rel}) leads outside the run folder (to {resolved})"
     return None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
+from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import (NOT_A_REGULAR_FILE, NotARegularFile, claim, file_sha256, file_version, is_regular_file,
                            read_json, read_yaml_mapping, why_missing, write_json)
@@ -242,6 +243,9 @@ def record_problem(data: Any, run_dir: Path) -> str | None:
             problem = type_problem(f"{section}.{key}", (data.get(section) or {}).get(key), types)
             if problem:
                 return problem
+    if data["command"] not in COMMANDS or not COMMANDS[data["command"]].records_run:  # probe 209: "rm -rf" was a
+        # completed run in `list runs`, a source, and a report row dropped without a "left out" line
+        return f"command is {data['command']!r}, not a cnnlab command that records a run"
     if data["status"] not in WRITTEN_STATUSES:  # probe 98: "weird" was in no report row and no "left out" line
         return f"status is {data['status']!r}, expected one of {', '.join(WRITTEN_STATUSES)}"
     schema = data.get("schema")

@@ -19,9 +19,9 @@ from cnnlab.data import DataBundle
 from cnnlab.data.class_folders import class_mismatch, model_class_of_folders, named_by_folders
 from cnnlab.data.registry import stated_triple
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, is_cnnlab_checkpoint,
-                                     load_recorded_weights, load_tensors, read_checkpoint, self_supervised_method,
-                                     train_state_error)
+from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, check_input_channels,
+                                     is_cnnlab_checkpoint, load_recorded_weights, load_tensors, read_checkpoint,
+                                     self_supervised_method, train_state_error)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_sha256
 from cnnlab.runs import resolve_source
@@ -231,6 +231,7 @@ def initial_model(name: str, weights: InitialWeights, data: DataBundle, new_head
     if weights.kind == "run":
         load_recorded_weights(model, weights.state_dict, weights.structure, arch_name=name,
                               origin=f"{role}.weights ({weights.description})")
+        check_input_channels(model, data.spec.channels, f"{role}.weights ({weights.description})")
     else:
         try:
             load_pretrained(model, name, weights.state_dict, role=role, origin=weights.file)

@@ -330,8 +330,10 @@ def test_resume_with_a_run_of_another_command(cli: Cli, outputs: Path, trained: 
 def test_a_model_pt_that_is_not_a_checkpoint(cli: Cli, outputs: Path, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "model.pt"
     path.write_bytes(content)
-    one_error_line(cli("bench", f"source={path}"), str(path), "cannot be read safely")
+    for command in ("bench", "quantize"):  # probe 209: both left a `failed` run of what they refused
+        one_error_line(cli(command, f"source={path}"), str(path), "cannot be read safely")
     assert path.read_bytes() == content
+    assert not outputs.exists() or not any(outputs.iterdir())  # refused before any work: no run folder
 
 
 def _nonsense(payload: dict, change: str) -> None:
@@ -358,6 +360,29 @@ def test_a_checkpoint_holding_nonsense(cli: Cli, outputs: Path, trained: Path, t
     before = path.read_bytes()
     one_error_line(cli("bench", f"source={path}"), str(path), "is invalid")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("change, said", [
+    ("input_channels", "its input record says 1 channel(s), but its network's first layer takes 3"),
+    ("integer_weights", "'features.0.weight' holds int64 values, not floating-point weights")])
+def test_a_checkpoint_whose_record_or_weights_are_not_its_networks_is_refused(
+        cli: Cli, outputs: Path, trained: Path, tmp_path: Path, change: str, said: str) -> None:
+    """Probe 209: `input.channels` 1 on a 3-channel network failed inside conv2d (a traceback in evaluate and predict,
+    "file an issue" in bench and export); a layer stored as integers was cast without a word — evaluate scored 10 %
+    where the file's network scores 41.67 %."""
+    payload = torch.load(trained / "model.pt", weights_only=True)
+    if change == "input_channels":
+        payload["input"]["channels"] = 1
+    else:
+        payload["state_dict"]["features.0.weight"] = (payload["state_dict"]["features.0.weight"] * 100).long()
+    path = tmp_path / "model.pt"
+    torch.save(payload, path)
+    runs = sorted(outputs.rglob("run.json"))
+    for command in ("evaluate", "bench", "export"):
+        one_error_line(cli(command, f"source={path}", "split=val") if command == "evaluate" else
+                       cli(command, f"source={path}"), str(path), said)
+    one_error_line(cli("finetune", f"model.weights={path}", *TINY), said)
+    assert sorted(outputs.rglob("run.json")) == runs  # refused before any work: no run folder
 
 
 DAMAGES = {

@@ -155,6 +155,15 @@ def _damage(run_dir: Path, how: str) -> None:
     elif how == "run-json-a-folder":
         run_file.unlink()
         run_file.mkdir()
+    elif how == "model-link-loop":
+        (run_dir / "model.pt").unlink(missing_ok=True)
+        (run_dir / "model.pt").symlink_to("model.pt")
+        run_file.write_text(json.dumps(record | {"artifacts": {"model": "model.pt"}}))
+    elif how in ("p90-below-p50", "throughput-negative"):
+        latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "p50_ms": 1.0, "p90_ms": 1.2,
+                   "p99_ms": 1.5, "min_ms": 0.9, "throughput": 1000.0}
+        latency.update({"p90-below-p50": {"p90_ms": 0.5}, "throughput-negative": {"throughput": -1}}[how])
+        run_file.write_text(json.dumps(record | {"metrics": {"latency": [latency]}}))
     elif how.startswith(("subject-", "rounds-", "latency-")):
         latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "p50_ms": 1.0, "subject": 0,
                    "p50_ms_per_round": [1.0]}
@@ -179,7 +188,7 @@ _HAND_EDITS = {"params-negative": ("model.params", -5), "params-huge": ("model.p
                "flops-infinite": ("model.flops", float("inf")), "image-size-0": ("model.image_size", 0),
                "status-unknown": ("status", "weird"), "schema-future": ("schema", 99),
                "started-not-a-date": ("started", "not a date"), "paired-no-subjects": ("paired", {"rounds": 3}),
-               "paired-a-list": ("paired", [1]), "schema-text": ("schema", "1")}
+               "paired-a-list": ("paired", [1]), "schema-text": ("schema", "1"), "command-unknown": ("command", "rm -rf")}
 
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
@@ -201,7 +210,13 @@ DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary":
            "rounds-zero": "p50_ms_per_round holds [0.05, 0, 0.05]", "latency-zero": "metrics.latency[0].p50_ms is 0",
            "subject-past-the-list": "metrics.latency[0].subject is 1, but paired.subjects lists 1 model",
            "schema-text": "schema is '1', expected an integer", "run-json-a-folder": "run.json is a folder, not a file",
-           "nested-past-recursion": "nested too deeply to read"}
+           "nested-past-recursion": "nested too deeply to read",
+           # probe 209: a command no cnnlab has was a completed run and a source; a p90 below the p50 and a negative
+           # throughput were reported; a model.pt linked to itself stopped `list runs` and the report (a traceback)
+           "command-unknown": "command is 'rm -rf', not a cnnlab command",
+           "p90-below-p50": "metrics.latency[0].p90_ms is 0.5, below its p50_ms of 1.0",
+           "throughput-negative": "metrics.latency[0].throughput is -1, not batch_size / p50 (1000 images/s)",
+           "model-link-loop": "artifact 'model' (model.pt) is a symbolic link loop"}
 
 
 @pytest.mark.parametrize("how", DAMAGES)

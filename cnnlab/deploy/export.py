@@ -349,6 +349,12 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"ONNX file {path} {why_not_a_file(path)}")
+    outside = next((file for file in external_data_needs(path) if file not in external_data_files(path)), None)
+    if outside is not None:  # probe 209: /etc/passwd was read as weights, and "copy passwd next to the model" said
+        raise CnnlabError(f"{path} names {outside} for its weights (ONNX external data), outside its folder: an ONNX "
+                          "model's external data lies beside it",
+                          fix="use a model file whose weights are inside it or next to it, e.g. re-export it with "
+                              "`cnnlab export source=RUN`")
     try:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,12 +74,14 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
     if not path.is_file():  # a named pipe is there, and no file (probe 114: "does not exist")
         raise CnnlabError(f"{what} {path} {why_not_a_file(path)}")
     try:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=records_only or None)
-        except RuntimeError:  # mmap needs torch.save's zip format; another file is read whole, and judged so
-            if not records_only:
-                raise
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle's "Detected pickle protocol 4 … please file an issue" (probe
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # 209): the error below says it
+            try:
+                payload = torch.load(path, map_location="cpu", weights_only=True, mmap=records_only or None)
+            except RuntimeError:  # mmap needs torch.save's zip format; another file is read whole, and judged so
+                if not records_only:
+                    raise
+                payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - text or random bytes fail anywhere inside torch.load (KeyError, ...)
         # torch says "Unsupported global: GLOBAL x.Y" or, for a blocked module, "unsupported GLOBAL posix.system
         # whose module posix is blocked" (probe 139: the second read as "corrupt")
@@ -90,6 +93,10 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
                     if what == "checkpoint" else unreadable_fix
             raise CnnlabError(f"{what} {path} cannot be read safely: it holds pickled objects (a whole saved "
                               "model?), not just tensors", fix=pickled_fix) from exc
+        if isinstance(exc, pickle.UnpicklingError) and _plain_pickle(path):
+            # pickle.dump's protocol 3+ (torch.save writes a zip archive, or protocol 2): probe 209 read "corrupt"
+            raise CnnlabError(f"{what} {path} cannot be read safely: it was written by pickle.dump, not torch.save, "
+                              "and may hold pickled objects", fix=pickled_fix or unreadable_fix) from exc
         if _is_onnx(path):  # probe 155: an exported model.onnx renamed .pt read as "corrupt"
             raise CnnlabError(f"{what} {path} is an ONNX model, not a PyTorch file",
                               fix=f"name it {path.stem}.onnx") from exc
@@ -98,6 +105,13 @@ def load_tensors(path: Path, what: str = "checkpoint", *, pickled_fix: str | Non
     if not isinstance(payload, dict):
         raise CnnlabError(f"{what} {path} holds a {type(payload).__name__}, not a checkpoint dictionary")
     return payload
+
+
+def _plain_pickle(path: Path) -> bool:
+    """Whether `path` starts as a pickle of protocol 3 or later does (PROTO opcode 0x80, then the protocol)."""
+    with path.open("rb") as head:
+        start = head.read(2)
+    return len(start) == 2 and start[0] == 0x80 and 3 <= start[1] <= pickle.HIGHEST_PROTOCOL
 
 
 def _is_onnx(path: Path) -> bool:
@@ -327,6 +341,12 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
     if not is_cnnlab_checkpoint(payload):
         if payload.get("format") == TRAIN_STATE_FORMAT:
             raise train_state_error(path, "source")
+        marked = payload.get("format")
+        if isinstance(marked, str) and marked.startswith(FORMAT.rsplit("/", 1)[0] + "/"):  # probe 209: a format of
+            # a newer cnnlab was called "a plain state dict … no network, classes or input recorded"
+            raise CnnlabError(f"{path} is a cnnlab model checkpoint of format {marked!r}, which this cnnlab does not "
+                              f"read (it reads '{FORMAT}')",
+                              fix="read it with the cnnlab that wrote it, or re-create it with this one")
         if find_state_dict(payload)[0] is not None:
             # weights alone: the network, classes and input they need are not recorded
             raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
@@ -350,7 +370,19 @@ def build_model(ckpt: ModelCheckpoint) -> nn.Module:
     model = create_model(arch["name"], num_classes=arch["num_classes"], image_size=arch["image_size"],
                          **(arch.get("kwargs") or {}))
     load_recorded_weights(model, ckpt.state_dict, ckpt.structure, origin=ckpt.origin, arch_name=arch["name"])
+    check_input_channels(model, ckpt.spec.channels, ckpt.origin)
     return model
+
+
+def check_input_channels(model: nn.Module, channels: int, origin: Any) -> None:
+    """CnnlabError when the network's first convolution takes other than the `channels` its input record gives
+    (probe 209: `input.channels` 1 on a 3-channel network read its images as one channel and failed inside conv2d
+    with a traceback, in evaluate and predict)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and first.in_channels != channels:
+        raise CnnlabError(f"{origin}: its input record says {channels} channel(s), but its network's first layer "
+                          f"takes {first.in_channels}: the file's record does not match its weights",
+                          fix="re-create the file with cnnlab (export, or the run that wrote it)")
 
 
 def load_recorded_weights(model: nn.Module, state_dict: Mapping[str, Any], structure: Mapping[str, Any] | None, *,
@@ -360,11 +392,17 @@ def load_recorded_weights(model: nn.Module, state_dict: Mapping[str, Any], struc
     architecture was changed (arch.name edited, a kernel of another size) — probe 138: reached through
     model.weights= (finetune, distill), it was a traceback."""
     from cnnlab.models import apply_structure
+    from cnnlab.models.weights import dtype_problem
 
     fix = "the file does not match its recorded architecture; re-create it with cnnlab"
     try:
         if structure:
             apply_structure(model, structure)
+        own = model.state_dict()
+        problem = next((p for key, value in state_dict.items() if key in own
+                        for p in [dtype_problem(key, own[key], value)] if p), None)
+        if problem is not None:
+            raise CnnlabError(f"its weights do not fit a {arch_name} ({problem})")
         model.load_state_dict(state_dict, strict=True)
     except CnnlabError as exc:
         raise CnnlabError(f"{origin}: {exc.message}", fix=fix) from exc

@@ -23,7 +23,8 @@ def bench_model(cfg: DictConfig, ctx: RunContext) -> TimedModel:
                         size_key="bench.image_size")
         return timed_zoo_model(zoo.name, zoo.model, zoo.spec, zoo.num_classes)
     _check_source_only(cfg, ctx)
-    return timed_model_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))
+    with found_before_work():  # a file that cannot be read is a refusal too (probe 209: a zero-byte model.pt left a
+        return timed_model_of(require_source(cfg, ctx, want=("onnx", "checkpoint")))  # `failed` run)
 
 
 def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
@@ -37,7 +38,7 @@ def paired_models(cfg: DictConfig, ctx: RunContext) -> list[TimedModel]:
             raise CnnlabError(f"source=[{','.join(specs)}] lists {len(specs)} model(s); a paired session times two "
                               "or more", fix="pass source=[A,B,...], or source=A for one model")
         sources = [resolve_source(spec, ctx.outputs, want=("onnx", "checkpoint")) for spec in specs]
-    return [timed_model_of(source, torch_twin=False) for source in sources]
+        return [timed_model_of(source, torch_twin=False) for source in sources]
 
 
 @found_before_work()

@@ -44,6 +44,7 @@ class Fp32Model:
     head_only: bool = False          # its model.pt is a linear probe: only its head trained (QAT trains only it)
 
 
+@found_before_work()  # every refusal of the source leaves no `failed` run behind (probes 71, 209)
 def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
     """The source as FP32: an ONNX file (with cnnlab's metadata) and/or a model.pt. PTQ prefers the source's
     own ONNX file; QAT needs the PyTorch model (an ONNX source's chain must hold its model.pt)."""
@@ -58,19 +59,17 @@ def load_fp32_model(cfg: DictConfig, ctx: RunContext, mode: str) -> Fp32Model:
         return Fp32Model(source, checkpoint.name, checkpoint.spec, list(checkpoint.classes), model.eval(), own_onnx,
                          head_only=trained_head_only(checkpoint))
     check_float_graph(source.path)
-    with found_before_work():  # onnxruntime refused a file it cannot load only once every candidate was made
-        onnx_session(source.path, threads=1)
+    onnx_session(source.path, threads=1)  # onnxruntime refused a file it cannot load once every candidate was made
     meta = read_onnx_metadata(source.path)
     require_trained_onnx_head(meta, source.path, "the INT8 model's accuracy")
     if meta["spec"] is None or not meta["classes"]:
         raise no_metadata(source.path)
     model, head_only = None, False
     if mode == "qat":
-        with found_before_work():  # a refusal leaves no `failed` run behind (probe 71)
-            chained = chained_model(meta, source)
-            if isinstance(chained, str):
-                raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model {source.path} was exported from, "
-                                  f"and {chained}", fix="pass the run or model.pt the ONNX file was exported from")
+        chained = chained_model(meta, source)
+        if isinstance(chained, str):
+            raise CnnlabError(f"quantize.mode=qat fine-tunes the PyTorch model {source.path} was exported from, "
+                              f"and {chained}", fix="pass the run or model.pt the ONNX file was exported from")
         model, _, checkpoint = chained
         head_only = trained_head_only(checkpoint)
     # An ONNX file made before its metadata named the architecture: the source run's record still does.

@@ -703,6 +703,23 @@ def test_a_file_with_external_data_is_sized_whole_and_a_missing_data_file_is_nam
     data.rename(tmp_path / "elsewhere.data")
     with pytest.raises(CnnlabError, match=r"keeps its weights in m.onnx.data beside it \(ONNX external data\), and "):
         load_onnx(split)
+    # probe 209: a location outside the model's folder was followed (/etc/passwd, refused only for its size, with
+    # "copy passwd next to the model"); one of the right size was "not a readable ONNX model (ValidationError)"
+    (tmp_path / "elsewhere.data").write_bytes(whole)
+    import onnx
+
+    for location in (str(tmp_path / "elsewhere.data"), "../elsewhere.data"):
+        proto = onnx.load(str(split), load_external_data=False)
+        for tensor in proto.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        onnx.save(proto, str(split))
+        with pytest.raises(CnnlabError) as outside:
+            load_onnx(split)
+        assert outside.value.message.startswith(f"{split} names {tmp_path / 'ext' / location} for its weights (ONNX "
+                                                 "external data), outside its folder"), outside.value.message
+        assert "copy" not in (outside.value.fix or "")
 
 
 def test_a_file_of_dynamic_height_and_width_is_timed_at_the_size_its_metadata_records(lenet_onnx_once,

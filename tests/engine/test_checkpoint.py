@@ -291,3 +291,26 @@ def test_a_file_holding_code_of_a_blocked_module_is_named_as_pickled_with_the_fi
     with pytest.raises(CnnlabError) as caught:
         load_tensors(evil, "training state", unreadable_fix=STATE_FIX)
     assert "corrupt, truncated" in caught.value.message and caught.value.fix == STATE_FIX
+
+
+def test_a_plain_pickle_and_a_newer_checkpoint_format_are_named_as_what_they_are(tmp_path: Path) -> None:
+    """Probe 209: a pickle.dump file printed torch's "Detected pickle protocol 4 … please file an issue" warning and
+    was called "corrupt, truncated or not a PyTorch file"; a checkpoint of format cnnlab.checkpoint/99, holding its
+    network, classes and input, was "a plain state dict … no network, classes or input recorded"."""
+    import pickle
+    import warnings
+
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps(_RunsCode(), protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning of torch's reaches the user
+        with pytest.raises(CnnlabError, match=r"written by pickle.dump, not torch.save, and may hold pickled objects"):
+            load_tensors(plain)
+    model = create_model("lenet5", num_classes=4, image_size=16)
+    save_model(tmp_path / "model.pt", model, arch={"name": "lenet5", "num_classes": 4, "image_size": 16},
+               classes=list("abcd"), spec=InputSpec(size=16))
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.save(payload | {"format": "cnnlab.checkpoint/99"}, tmp_path / "newer.pt")
+    with pytest.raises(CnnlabError, match=r"is a cnnlab model checkpoint of format 'cnnlab.checkpoint/99', which this "
+                                          r"cnnlab does not read \(it reads 'cnnlab.checkpoint/1'\)"):
+        read_checkpoint(tmp_path / "newer.pt")
