@@ -153,6 +153,12 @@ def test_a_row_whose_p90_is_far_past_its_p50_says_its_runs_were_not_alike() -> N
               "records": [record("onnxruntime", 1.0, 1.1, 0), record("onnxruntime", 2.0, 4.5, 1)]}
     [line] = tail_lines(paired)
     assert line.startswith("resnet18 (model 2), onnxruntime at batch 1: p90 4.5 ms is 2.2× the p50")
+    # probe 211: 2 of 30 runs stalled for seconds (threads=1000): the p90 stayed low, the mean did not
+    stalled = record("onnxruntime", 0.224, 0.3) | {"mean_ms": 398.0, "p99_ms": 6070.0, "iterations": 30}
+    steady = record("onnxruntime", 0.224, 0.3) | {"mean_ms": 0.25, "p99_ms": 0.9}
+    [line] = tail_lines({"records": [stalled, steady]})
+    assert line.startswith("onnxruntime at batch 1: a few runs stalled: the mean, 398 ms (p99 6.07e+03 ms), is "
+                           "1776.8× the p50 (0.224 ms) over 30 runs — the runs were not alike"), line
 
 
 def test_a_ratio_of_one_round_is_said_to_be_unchecked() -> None:
