@@ -20,10 +20,13 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class ClassificationMeter:
-    """Sums of loss, top-1 and top-5 hits and sample count; `.compute()` syncs once."""
+    """Sums of loss, top-1 and top-5 hits and sample count; `.compute()` syncs once. With `entropy`, also the sum of
+    each output's softmax entropy (nats), whose mean `compute` returns as `entropy` (0: one-hot; ln(classes):
+    uniform)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, top1, top5, n
+    def __init__(self, device: torch.device, *, entropy: bool = False) -> None:
+        # loss*n, top1, top5, n (and entropy*n)
+        self.sums = torch.zeros(5 if entropy else 4, dtype=torch.float64, device=device)
         self.classes: int | None = None  # the logits' width: top-5 of 5 classes or fewer is 1 by construction
 
     @torch.no_grad()
@@ -32,9 +35,12 @@ class ClassificationMeter:
         self.classes = int(logits.shape[-1])
         k = min(5, logits.shape[-1])
         hits = top_k(logits, k).eq(targets.unsqueeze(-1))
-        self.sums += torch.stack([loss.detach().double() * n, hits[:, 0].sum().double(),
-                                  hits.any(dim=-1).sum().double(), torch.tensor(n, dtype=torch.float64,
-                                                                                 device=self.sums.device)])
+        counts = [loss.detach().double() * n, hits[:, 0].sum().double(), hits.any(dim=-1).sum().double(),
+                  torch.tensor(n, dtype=torch.float64, device=self.sums.device)]
+        if len(self.sums) == 5:
+            log_p = torch.log_softmax(logits.detach().double(), dim=-1)
+            counts.append(-(log_p.exp() * log_p).sum())
+        self.sums += torch.stack(counts)
 
     def loss_is_finite(self, *, across_ranks: bool = False) -> bool:
         """Whether the running loss sum is finite; across_ranks: on every rank, so that all ranks stop together (a
@@ -44,9 +50,10 @@ class ClassificationMeter:
 
     def compute(self, *, across_ranks: bool = False) -> dict[str, float]:
         sums = all_reduce_sum(self.sums) if across_ranks else self.sums
-        loss, top1, top5, n = sums.tolist()
+        loss, top1, top5, n, *entropy = sums.tolist()
         n = max(n, 1.0)
-        return {"loss": loss / n, "acc": top1 / n, "top5": top5 / n, "n": int(n)}
+        return {"loss": loss / n, "acc": top1 / n, "top5": top5 / n, "n": int(n)} | (
+            {"entropy": entropy[0] / n} if entropy else {})
 
 
 ECE_BINS = 15  # Guo et al. 2017, "On Calibration of Modern Neural Networks"

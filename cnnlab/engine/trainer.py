@@ -108,14 +108,15 @@ def _steps(loader: DataLoader, cap: int | None) -> int:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, *, desc: str = "val",
-             progress: Progress | None = None) -> dict[str, Any]:
+             progress: Progress | None = None, entropy: bool = False) -> dict[str, Any]:
     """Mean loss (cross-entropy), top-1 `acc` and `top5` (fractions in [0, 1]) and `n` of `model` over `loader`'s
     (image [B, C, H, W], label [B]) batches, in float32 whatever trainer.amp trains in: the val accuracy recorded
     is the saved float32 model's, the one export, evaluate, quantize and the report compare (under bf16 autocast
     it read 0.27 points off on digits). Summed over ranks when each holds a shard. Leaves the model in eval mode.
-    As torchvision's references' `evaluate` (which runs without autocast too)."""
+    `entropy`: the outputs' mean softmax entropy (nats) too. As torchvision's references' `evaluate` (which runs
+    without autocast too)."""
     model.eval()
-    meter = ClassificationMeter(runtime.device)
+    meter = ClassificationMeter(runtime.device, entropy=entropy)
     progress = progress or make_progress(enabled=False)
     task = progress.add_task(desc, total=len(loader), status="")
     for batch in loader:

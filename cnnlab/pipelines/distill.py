@@ -20,10 +20,9 @@ import copy
 import math
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
-from cnnlab.compress.distill import DistillSettings, kd_training, predict_logits
+from cnnlab.compress.distill import DistillSettings, kd_training
 from cnnlab.context import RunContext
 from cnnlab.engine.batchnorm import training_batchnorms
 from cnnlab.engine.recipe import Recipe
@@ -80,13 +79,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     workers = loader_workers(recipe, data)
     val_loader = make_loaders(recipe, runtime, data.train, data.val, workers=workers).val
     # Checked before anything is spent on it (the logit cache, the student's training).
-    teacher_acc = evaluate(teacher_model, val_loader, runtime, desc="teacher val")["acc"] if len(data.val) else None
+    # one pass gives both: its accuracy, and what its soft targets hold (the mean entropy of its val outputs)
+    scored = evaluate(teacher_model, val_loader, runtime, desc="teacher val", entropy=True) if len(data.val) else {}
+    teacher_acc = scored.get("acc")
     check_teacher_learned(ctx, teacher, taught.source, teacher_acc, data,  # LeNet-5 has no BatchNorm (probe 121)
                           batchnorm=bool(training_batchnorms(teacher_model)))
     roles["teacher"]["val_acc"] = teacher_acc
-    # what its soft targets hold: the mean entropy of its val outputs (read only where a soft term is trained)
-    entropy = output_entropy(predict_logits(teacher_model, data.val, runtime, batch_size=recipe.eval_batch,
-                                            desc="teacher outputs")) if settings.alpha and len(data.val) else None
+    entropy = scored.get("entropy") if settings.alpha else None  # read only where a soft term is trained
     uniform = uniform_teacher(entropy, len(data.classes), settings.alpha)
     if uniform is not None and ctx.is_main:
         record_warning(ctx, uniform)
@@ -131,12 +130,6 @@ def note_student_larger(ctx: RunContext, roles: dict[str, dict[str, Any]]) -> No
         ctx.log.info("the student (%s parameters) is larger than the teacher (%s): this distillation does not "
                      "compress the model (for that, a smaller student=, e.g. student=mobilenet_v3_small)",
                      f"{student:,}", f"{teacher:,}")
-
-
-def output_entropy(logits: torch.Tensor) -> float:
-    """The mean entropy, in nats, of the softmax of `logits` [N, classes] (0: one-hot; ln(classes): uniform)."""
-    log_p = torch.log_softmax(logits.float(), dim=1)
-    return float(-(log_p.exp() * log_p).sum(dim=1).mean())
 
 
 def uniform_teacher(entropy: float | None, num_classes: int, alpha: float) -> str | None:

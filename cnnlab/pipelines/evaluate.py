@@ -57,9 +57,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                        device=model_device(cfg.get("device"), source.kind, runtime))
     # train and val are carved only when scored: split=test reads neither (probe 64: a folder whose val/ copied its
     # train/ was refused for a test score), split=all every image
+    # split=train: the pictures the model trained on, its run's label fraction kept (probe 210: a run at 0.3 was
+    # scored on the whole training split, 85 of its 121 pictures never trained on, recorded as label_fraction 1.0)
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
                                     carve_val=split in CARVED_SPLITS,
-                                    reads=("train", "val", "test") if split == "all" else (split,))
+                                    reads=("train", "val", "test") if split == "all" else (split,),
+                                    labels="source's" if split == "train" else None)
     require_split(data, split, dataset_cfg.get("root") if data.name == "imagefolder" else None)  # first: a folder
     # of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)

@@ -353,17 +353,19 @@ def _file_dataset_record(kind: str, path: Path) -> Any:
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True, carve_val: bool = True,
-                reads: Sequence[str] = ("train", "val")) -> tuple[DataBundle, DictConfig]:
+                reads: Sequence[str] = ("train", "val"), labels: Labels | None = None
+                ) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
     the model is fed as it was trained, and a record saying otherwise would be false. `uses_val`: the command
     scores (or selects on) the val split, so another carve of it is refused (check_same_val_split). carve_val=False:
     an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image).
-    `reads`: the splits the command reads (build_datasets)."""
+    `reads`: the splits the command reads (build_datasets). `labels`: whose label fraction the data takes
+    (settle_label_fraction); by default "scored" for a command that scores every picture, else "source's"."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
-    dataset_cfg = source_dataset_config(cfg, ctx, source,
-                                        labels="scored" if ctx.command in _SCORES_EVERY_PICTURE else "source's")
+    labels = labels or ("scored" if ctx.command in _SCORES_EVERY_PICTURE else "source's")
+    dataset_cfg = source_dataset_config(cfg, ctx, source, labels=labels)
     try:
         data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val,
                               reads=reads)

@@ -550,11 +550,20 @@ def test_a_teacher_whose_outputs_are_nearly_uniform_is_a_warning() -> None:
     distill.alpha=1 the student fell to 7.50 % beside 71.11 % alone, and the warning blamed the soft term's gradient
     (grad_clip, then optim.lr: −55 points, no warning at all). Judged by the outputs' entropy, not the val loss
     (probe 207: a confident teacher, loss 7.6, was called uniform; one at top probability 0.15 was not)."""
-    from cnnlab.pipelines.distill import output_entropy, uniform_teacher
+    from cnnlab.engine.metrics import ClassificationMeter
+    from cnnlab.pipelines.distill import uniform_teacher
+
+    def output_entropy(logits: torch.Tensor) -> float:  # as distill's one pass over the teacher's val images reads it
+        meter = ClassificationMeter(torch.device("cpu"), entropy=True)
+        for chunk in logits.split(64):  # several batches: a mean over images, not over batches
+            meter.update(torch.tensor(0.0), chunk, torch.zeros(len(chunk), dtype=torch.long))
+        return meter.compute()["entropy"]
 
     torch.manual_seed(0)
     logits = torch.randn(200, 10)
     flat, peaked = output_entropy(0.1 * logits), output_entropy(30 * logits)
+    p = torch.softmax(0.1 * logits.double(), dim=1)  # the definition, by hand
+    assert flat == pytest.approx(float(-(p * p.log()).sum(dim=1).mean()), rel=1e-9)
     assert flat > 0.98 * math.log(10) and peaked < 0.1  # uniform-like and one-hot-like outputs
     said = uniform_teacher(flat, 10, 1.0)
     assert said is not None and said.startswith("the teacher's outputs are nearly uniform: their mean entropy is ")
@@ -626,11 +635,29 @@ def test_the_student_trains_on_its_own_label_fraction_not_the_teachers(cli, outp
     assert "dataset.label_fraction=0.75: the labels" in " ".join(pruned.output.split())
 
 
-def test_evaluate_scores_every_picture_of_a_split_whatever_labels_its_model_trained_on(cli, outputs: Path) -> None:
-    """Probe 195: `evaluate split=all` of a run trained at dataset.label_fraction=0.5 scored half of the training
-    pictures (and said "the labels RUN trained on"): a score counts every picture of its split."""
+def test_evaluate_scores_the_training_pictures_a_model_trained_on_and_every_picture_of_new_data(
+        cli, outputs: Path, tmp_path: Path) -> None:
+    """Probe 195: `evaluate split=all` of a run trained at dataset.label_fraction=0.5 scored half of a new folder's
+    pictures (and said "the labels RUN trained on"): new data counts every picture. Probe 210: `split=train` of a run
+    at 0.3 scored the whole training split — 85 of its 121 pictures never trained on — as "train", recorded at
+    label_fraction 1.0: the training pictures are the ones the model trained on, unless typed otherwise."""
+    from cnnlab.data.synthetic import class_table
+    from helpers import random_image_folder
+
     assert cli("pretrain", *TINY, *TEACHER_TRAINING, "trainer.epochs=1", "dataset.label_fraction=0.5").code == 0
-    result = cli("evaluate", "source=latest:pretrain", "split=train")
-    assert result.code == 0, result.output
-    assert only_run(outputs, "evaluate")["evaluate"]["n"] == 64  # TINY's 64 training pictures, not the 32 labelled
-    assert "label_fraction" not in result.output
+    trained = cli("evaluate", "source=latest:pretrain", "split=train")
+    assert trained.code == 0, trained.output
+    record = only_run(outputs, "evaluate")
+    assert record["evaluate"]["n"] == 32 == record["dataset"]["train_size"]  # the 32 labelled of TINY's 64
+    assert record["dataset"]["config"]["label_fraction"] == 0.5
+    said = " ".join(trained.output.split())
+    assert "dataset.label_fraction=0.5: the labels latest:pretrain trained on (dataset.label_fraction=1.0 to change " \
+           "it)" in said, said
+    every = cli("evaluate", "source=latest:pretrain", "split=train", "dataset.label_fraction=1.0")  # as it says
+    assert every.code == 0 and len(run_dirs(outputs, "evaluate")) == 2, every.output
+    assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 64
+    new = random_image_folder(tmp_path / "new", per_class=3, classes=tuple(class_table(4)[1]))
+    scored = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
+    assert scored.code == 0, scored.output
+    assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 12  # every picture of the new folder
+    assert "label_fraction" not in scored.output
