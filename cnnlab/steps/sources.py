@@ -24,7 +24,6 @@ from cnnlab.data.class_folders import with_model_classes
 from cnnlab.data.content import copies_of, folder_digest, pictures, same_pictures
 from cnnlab.data.folder import carved_training_files, is_flat_folder, split_files
 from cnnlab.data.layout import TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, split_dir
-from cnnlab.deploy.onnx_check import check_onnx_file
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoint
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import FileVersion, file_version
@@ -65,6 +64,8 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
         ctx.log.warning("source run %s is %s, not completed: its %s is the one it saved before it stopped",
                         source.run.path, source.run.status, source.path.name)
     if source.kind == "onnx":  # a file from disk: its graph must be the model its metadata describes
+        from cnnlab.deploy.onnx_check import check_onnx_file  # onnx: ~1 s of every command's start otherwise
+
         check_onnx_file(source.path)
     return source
 

@@ -284,21 +284,6 @@ def test_a_subset_of_the_plan_is_refused_before_any_stage_when_it_needs_one_left
     assert bench_of_available(bench, {"pretrain": "a"}) is None and bench_of_available(bench, bench.inputs) is bench
 
 
-def test_a_subset_of_the_plan_runs_and_its_bench_times_the_models_it_has(cli, outputs: Path, tmp_path: Path) -> None:
-    """Probe 197: in a new workspace no `pipeline.stages` subset could end with exit 0: the bench stage the pipeline
-    adds needed every model stage, and its fix named the stages left out."""
-    conf = write_experiment(tmp_path)
-    first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[teacher]")
-    assert first.code == 0, first.output
-    assert "leaves out pruned (not in pipeline.stages): no run in this workspace" in " ".join(first.output.split()), \
-        first.output
-    by_stage = {r.data["pipeline"]["stage"]: r for r in stage_runs(outputs)}
-    assert sorted(by_stage) == ["bench", "teacher", "teacher.export"]
-    assert by_stage["bench"].data["source"]["run"] == str(by_stage["teacher.export"].path)  # the one model it has
-    report = json.loads((outputs / "pipeline" / "tiny" / "report.json").read_text())
-    assert [row["command"] for row in report["rows"]] == ["pretrain"]
-
-
 def test_model_stages_and_resumable_ones_come_from_the_command_table() -> None:
     stages = build_plan({"a": {"command": "distill"}, "b": {"command": "prune", "overrides": ["source=@a"]},
                          "c": {"command": "evaluate", "overrides": ["source=@a"]}}, export=True, bench=BENCH)
@@ -327,11 +312,26 @@ def test_a_distill_stage_resumes_the_way_the_pipeline_runs_it(cli, outputs: Path
     assert resumed.metrics.extra["history"][0] == RunInfo.read(first).metrics.extra["history"][0]
 
 
-def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Path, monkeypatch) -> None:
+def test_pipeline_runs_a_subset_then_every_stage_then_reuses_them(cli, outputs: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """A subset first (probe 197: in a new workspace no `pipeline.stages` subset could end with exit 0: the bench
+    stage the pipeline adds needed every model stage, and its fix named the stages left out), then the whole plan,
+    which reuses the subset's stages, then the same again: every stage reused. (One test: each stage is a process.)"""
     conf = write_experiment(tmp_path)
+    subset = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[teacher]")
+    assert subset.code == 0, subset.output
+    assert "leaves out pruned (not in pipeline.stages): no run in this workspace" in " ".join(subset.output.split()), \
+        subset.output
+    by_stage = {r.data["pipeline"]["stage"]: r for r in stage_runs(outputs)}
+    assert sorted(by_stage) == ["bench", "teacher", "teacher.export"]
+    assert by_stage["bench"].data["source"]["run"] == str(by_stage["teacher.export"].path)  # the one model it has
+    report = json.loads((outputs / "pipeline" / "tiny" / "report.json").read_text())
+    assert [row["command"] for row in report["rows"]] == ["pretrain"]
+    subset_bench = by_stage["bench"].path
+
     first = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert first.code == 0, first.output
-    runs = stage_runs(outputs)
+    runs = [r for r in stage_runs(outputs) if r.path != subset_bench]
     stages = sorted(r.data["pipeline"]["stage"] for r in runs)
     assert stages == ["bench", "pruned", "teacher", "teacher.export"]
     assert all(r.status == "completed" for r in runs)
@@ -344,8 +344,9 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
     latency = bench.data["metrics"]["latency"]
     assert sorted(r["subject"] for r in latency) == [0, 1] and all(len(r["p50_ms_per_round"]) == 2 for r in latency)
     records = pipeline_records(outputs)
-    assert len(records) == 1 and records[0]["status"] == "completed"
-    assert {s["how"] for s in records[0]["pipeline"]["stages"].values()} == {"ran"}
+    assert len(records) == 2 and records[-1]["status"] == "completed"
+    assert {n: s["how"] for n, s in records[-1]["pipeline"]["stages"].items()} == {
+        "teacher": "reused", "teacher.export": "reused", "pruned": "ran", "bench": "ran"}  # the bench: new models
     workspace = outputs / "pipeline" / "tiny"
     assert (workspace / "report.md").is_file() and (workspace / "report.png").is_file()
     report = json.loads((workspace / "report.json").read_text())
@@ -361,7 +362,7 @@ def test_pipeline_runs_then_reuses_every_stage(cli, outputs: Path, tmp_path: Pat
 
     again = cli("pipeline", "--config-dir", str(conf), "experiment=tiny")
     assert again.code == 0, again.output
-    assert len(stage_runs(outputs)) == 4  # nothing ran twice
+    assert len(stage_runs(outputs)) == 5  # nothing ran twice (the subset's bench, and the four stages)
     assert {s["how"] for s in pipeline_records(outputs)[-1]["pipeline"]["stages"].values()} == {"reused"}
     # probe 104: a copied workspace ran every stage after the first again ("stage teacher ran again since"): its
     # runs record the folders they were written to
