@@ -22,6 +22,7 @@ from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
                                 mark_swept, matching_runs, replaced_stage_runs, usable)
 from cnnlab.report.seeds import UNFINISHED, SeedGroup, SeedKeys, group_by_seed
+from cnnlab.report.sweeps import SWEEP_FILE, unstarted_jobs
 from cnnlab.runs import RUN_FILE, RunInfo, gone_sweep_links, iter_runs, records_gone
 from cnnlab.wording import visible
 
@@ -72,6 +73,9 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                         "(moved or deleted)") for link in gone_sweep_links(outputs)]
     left_out += [(folder, "holds a model but no run.json (deleted?): without its record nothing says what it is or "
                           "how it scored") for folder in records_gone(outputs)
+                 if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
+    sweeps = [run.path.parent for run in matched if (run.path.parent / SWEEP_FILE).is_file()]
+    left_out += [(folder, why) for folder, why in unstarted_jobs(sweeps, iter_runs(outputs))
                  if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)

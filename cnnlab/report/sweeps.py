@@ -1,0 +1,56 @@
+"""The jobs of a sweep that never started: a sweep stopped (Ctrl-C, a failed job under the basic launcher) before
+its last jobs leaves no run of theirs, and the report's "2 of 3 seeds" counted only the runs it found (probe 206:
+a sweep over seed=0,1,2 stopped in job #1 read "1 of 2", the unstarted seed 2 unsaid)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from cnnlab.runs import RunInfo
+
+SWEEP_FILE = "multirun.yaml"  # Hydra's record of a sweep, written in its folder before the first job
+
+
+def planned_jobs(sweep: Path) -> list[tuple[list[str], list[str]]] | None:
+    """Each job's overrides, by job number, as Hydra's basic sweeper makes them from the sweep's command line
+    (`seed=0,1 optim.lr=0.1,0.2` → the product, the last key varying fastest; BasicSweeper.split_arguments): (all of
+    them, as its run records them; the ones that vary). None where that cannot be told: another sweeper (Optuna's),
+    or a multirun.yaml that cannot be read (untrusted input)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        hydra = (yaml.safe_load((sweep / SWEEP_FILE).read_text(encoding="utf-8")) or {}).get("hydra") or {}
+        if not str((hydra.get("sweeper") or {}).get("_target_", "")).endswith(".BasicSweeper"):
+            return None
+        task = (hydra.get("overrides") or {}).get("task") or []
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+        lists = [[f"{o.get_key_element()}={value}" for value in o.sweep_string_iterator()] if o.is_sweep_override()
+                 else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+    except Exception:  # noqa: BLE001 - YAML, OS and Hydra's parse errors alike: nothing is said of such a sweep
+        return None
+    varying = [i for i, values in enumerate(lists) if len(values) > 1]
+    return [(list(job), [job[i] for i in varying]) for job in itertools.product(*lists)]
+
+
+def unstarted_jobs(sweeps: Iterable[Path], runs: Iterable[RunInfo]) -> list[tuple[Path, str]]:
+    """(where the job's folder would be, why) for every planned job of `sweeps` (sweep folders holding Hydra's
+    multirun.yaml) that never started: no folder of its own — none named by its number, nor a requeued or repeated
+    attempt of it (`2-requeue1`, `2-again1`: app.job_subdir), nor the link a skipped job leaves — and no run among
+    `runs` with its very overrides (the sweep typed again, which ran it in a folder of its own)."""
+    done = {frozenset(run.data.get("overrides") or []) for run in runs if not run.damaged}
+    notes = []
+    for sweep in sorted(set(sweeps)):
+        jobs = planned_jobs(sweep)
+        if not jobs:
+            continue
+        started = {entry.name.split("-", 1)[0] for entry in sweep.iterdir() if entry.is_dir() or entry.is_symlink()}
+        for num, (overrides, varying) in enumerate(jobs):
+            if str(num) not in started and frozenset(overrides) not in done:
+                notes.append((sweep / str(num), f"job #{num} of its sweep ({' '.join(varying)}) never started: the "
+                                                "sweep stopped before it — the sweep's command again runs it (its "
+                                                "completed jobs are skipped)"))
+    return notes
