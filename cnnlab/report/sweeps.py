@@ -10,7 +10,7 @@ from typing import Iterable
 
 import yaml
 
-from cnnlab.runs import RunInfo
+from cnnlab.runs import RunInfo, process_alive
 
 SWEEP_FILE = "multirun.yaml"  # Hydra's record of a sweep, written in its folder before the first job
 
@@ -40,12 +40,16 @@ def unstarted_jobs(sweeps: Iterable[Path], runs: Iterable[RunInfo]) -> list[tupl
     """(where the job's folder would be, why) for every planned job of `sweeps` (sweep folders holding Hydra's
     multirun.yaml) that never started: no folder of its own — none named by its number, nor a requeued or repeated
     attempt of it (`2-requeue1`, `2-again1`: app.job_subdir), nor the link a skipped job leaves — and no run among
-    `runs` with its very overrides (the sweep typed again, which ran it in a folder of its own)."""
-    done = {frozenset(run.data.get("overrides") or []) for run in runs if not run.damaged}
+    `runs` with its very overrides (the sweep typed again, which ran it in a folder of its own). Nothing is said of a
+    sweep one of whose jobs' processes still runs: its next jobs may yet start."""
+    runs = [run for run in runs if not run.damaged]
+    done = {frozenset(run.data.get("overrides") or []) for run in runs}
     notes = []
     for sweep in sorted(set(sweeps)):
         jobs = planned_jobs(sweep)
-        if not jobs:
+        # a process of one of its jobs still runs: the sweep goes on (the basic launcher runs every job in the
+        # process that ran the first; probe 213: a pipeline sweep's report after job #0 said job #1 "never started")
+        if not jobs or any(process_alive(run.data.get("process")) for run in runs if run.path.parent == sweep):
             continue
         started = {entry.name.split("-", 1)[0] for entry in sweep.iterdir() if entry.is_dir() or entry.is_symlink()}
         for num, (overrides, varying) in enumerate(jobs):
