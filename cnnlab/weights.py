@@ -21,7 +21,7 @@ from cnnlab.data.registry import stated_triple
 from cnnlab.data.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cnnlab.engine.checkpoint import (TRAIN_STATE_FORMAT, ModelCheckpoint, check_input_channels,
                                      is_cnnlab_checkpoint, load_recorded_weights, load_tensors, read_checkpoint,
-                                     self_supervised_method, train_state_error)
+                                     refuse_another_format, self_supervised_method, train_state_error)
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import file_sha256
 from cnnlab.runs import resolve_source
@@ -90,6 +90,7 @@ def resolve_weights(spec: Any, model_name: str, outputs: Path, *, role: str = "m
         payload = load_tensors(path, "weights file", pickled_fix=_save_state_dict(role))
         if payload.get("format") == TRAIN_STATE_FORMAT:
             raise train_state_error(path, f"{role}.weights")
+        refuse_another_format(payload, path)
         if is_cnnlab_checkpoint(payload):
             # recorded as source= records a file (its run when it lies in one, its SHA-256): a sweep job or pipeline
             # stage done before from this path is not reused once another file is there (steps/freshness.py)

@@ -385,6 +385,23 @@ def test_a_checkpoint_whose_record_or_weights_are_not_its_networks_is_refused(
     assert sorted(outputs.rglob("run.json")) == runs  # refused before any work: no run folder
 
 
+def test_a_checkpoint_of_another_format_is_refused_through_every_door(cli: Cli, outputs: Path, trained: Path,
+                                                                      tmp_path: Path) -> None:
+    """Probe 212: a `cnnlab.checkpoint/2` file was refused by name as `source=`, and read as a plain state dict by
+    `model.weights=`, `teacher.weights=` and `student.weights=` — normalised as ImageNet's, not as it records: a
+    teacher at 72.22 % scored 53.33 % and the KD gain was recorded at −14.72 points, exit 0."""
+    payload = torch.load(trained / "model.pt", weights_only=True)
+    path = tmp_path / "model.pt"
+    torch.save({**payload, "format": "cnnlab.checkpoint/2"}, path)
+    said = "is a cnnlab model checkpoint of format 'cnnlab.checkpoint/2', which this cnnlab does not read"
+    runs = sorted(outputs.rglob("run.json"))
+    one_error_line(cli("evaluate", f"source={path}", "split=val"), said)
+    one_error_line(cli("finetune", f"model.weights={path}", *TINY), said)
+    data = [o for o in TINY if not o.startswith("model=")]
+    one_error_line(cli("distill", "teacher=lenet5", f"teacher.weights={path}", "student=lenet5", *data), said)
+    assert sorted(outputs.rglob("run.json")) == runs
+
+
 DAMAGES = {
     "truncated": lambda good: good[: len(good) // 3],
     "a-list": lambda good: b"[1, 2, 3]",

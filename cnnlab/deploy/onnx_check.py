@@ -588,7 +588,35 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
         size = spec.size  # type: ignore[union-attr]
         problems.append(f"its graph computes {counted:,} FLOPs an image at {size} px, and the metadata records "
                         f"{flops:,} (another network or input size, or metadata edited since its export)")
+    scale = _broken_scale(proto)
+    if scale is not None:
+        problems.append(scale)
     return problems
+
+
+# Where quantized operators read their scales (ONNX's QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul;
+# onnxruntime's com.microsoft QLinear* ops): each a positive, finite number per tensor or per channel.
+_SCALE_INPUTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearConv": (1, 4, 6),
+                 "QLinearMatMul": (1, 4, 6), "QLinearAdd": (1, 4, 6), "QLinearMul": (1, 4, 6),
+                 "QLinearGlobalAveragePool": (1, 3), "QLinearAveragePool": (1, 3), "QLinearSigmoid": (1, 3),
+                 "QLinearLeakyRelu": (1, 3)}
+
+
+def _broken_scale(proto: onnx.ModelProto) -> str | None:
+    """Why an INT8 graph's stored quantization scale cannot be one (NaN, infinite, zero or negative: probe 212 — a
+    copied file with such a scale scored 10 % and was timed, unsaid), or None."""
+    stored = {tensor.name: tensor for tensor in proto.graph.initializer}
+    for node in _nodes(proto):
+        for index in _SCALE_INPUTS.get(node.op_type, ()):
+            tensor = stored.get(node.input[index]) if index < len(node.input) else None
+            if tensor is None:
+                continue
+            values = numpy_helper.to_array(tensor).astype(np.float64)
+            if values.size and not (np.isfinite(values).all() and (values > 0).all()):
+                bad = values[~(np.isfinite(values) & (values > 0))].flat[0]
+                return (f"its quantization scale {tensor.name!r} ({node.op_type}) holds {float(bad)!r}, where a "
+                        "scale is a positive, finite number: not a working INT8 model")
+    return None
 
 
 # What a graph's FLOPs may come to against those recorded: equal to the FLOP on every export probed (26 zoo exports at

@@ -332,6 +332,17 @@ def _recorded_status(run_json: Path) -> str | None:
     return status if isinstance(status, str) else None
 
 
+def refuse_another_format(payload: dict[str, Any], path: Path) -> None:
+    """CnnlabError for a cnnlab model checkpoint of a format this cnnlab does not read (`cnnlab.checkpoint/2`): it is
+    no plain state dict (probe 209: called one, "no network, classes or input recorded"; probe 212: read as one by
+    `model.weights=`, with ImageNet's normalisation for its own — a teacher at 72.22 % scored 53.33 %)."""
+    marked = payload.get("format")
+    if marked != FORMAT and isinstance(marked, str) and marked.startswith(FORMAT.rsplit("/", 1)[0] + "/"):
+        raise CnnlabError(f"{path} is a cnnlab model checkpoint of format {marked!r}, which this cnnlab does not "
+                          f"read (it reads '{FORMAT}')",
+                          fix="read it with the cnnlab that wrote it, or re-create it with this one")
+
+
 def read_checkpoint(path: Path) -> ModelCheckpoint:
     """The validated checkpoint in `path` (a cnnlab model.pt). CnnlabError for a missing, unreadable, foreign
     or nonsensical file — checked before anything is built from it."""
@@ -341,12 +352,7 @@ def read_checkpoint(path: Path) -> ModelCheckpoint:
     if not is_cnnlab_checkpoint(payload):
         if payload.get("format") == TRAIN_STATE_FORMAT:
             raise train_state_error(path, "source")
-        marked = payload.get("format")
-        if isinstance(marked, str) and marked.startswith(FORMAT.rsplit("/", 1)[0] + "/"):  # probe 209: a format of
-            # a newer cnnlab was called "a plain state dict … no network, classes or input recorded"
-            raise CnnlabError(f"{path} is a cnnlab model checkpoint of format {marked!r}, which this cnnlab does not "
-                              f"read (it reads '{FORMAT}')",
-                              fix="read it with the cnnlab that wrote it, or re-create it with this one")
+        refuse_another_format(payload, path)
         if find_state_dict(payload)[0] is not None:
             # weights alone: the network, classes and input they need are not recorded
             raise CnnlabError(f"{path} is a plain state dict, not a cnnlab model checkpoint (no '{FORMAT}' marker: "
@@ -392,15 +398,13 @@ def load_recorded_weights(model: nn.Module, state_dict: Mapping[str, Any], struc
     architecture was changed (arch.name edited, a kernel of another size) — probe 138: reached through
     model.weights= (finetune, distill), it was a traceback."""
     from cnnlab.models import apply_structure
-    from cnnlab.models.weights import dtype_problem
+    from cnnlab.models.weights import state_dtype_problem
 
     fix = "the file does not match its recorded architecture; re-create it with cnnlab"
     try:
         if structure:
             apply_structure(model, structure)
-        own = model.state_dict()
-        problem = next((p for key, value in state_dict.items() if key in own
-                        for p in [dtype_problem(key, own[key], value)] if p), None)
+        problem = state_dtype_problem(model, state_dict)
         if problem is not None:
             raise CnnlabError(f"its weights do not fit a {arch_name} ({problem})")
         model.load_state_dict(state_dict, strict=True)

@@ -412,6 +412,8 @@ class Trainer:
         state = load_tensors(path, "training state", unreadable_fix=STATE_FIX)
         if state.get("format") != TRAIN_STATE_FORMAT:
             raise CnnlabError(f"{path} is not a cnnlab training state", fix="resume from a run folder holding last.pt")
+        with found_before_work():
+            _check_train_state(state, unwrap(model), path)
         chosen = hyperparameters(optimizer)
         try:
             unwrap(model).load_state_dict(state["model"])
@@ -440,6 +442,29 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         return epochs, list(state.get("history") or [])
+
+
+def _check_train_state(state: dict[str, Any], model: nn.Module, path: Path) -> None:
+    """CnnlabError (STATE_FIX) for a last.pt that loads but cannot be this run's past (probe 212: weights stored as
+    integers, all zero, trained on and completed, exit 0; a NaN weight or epoch −5 trained and then blamed optim.lr;
+    a `history` of text was an AttributeError): the weights as a checkpoint's are checked (finite, floating where the
+    network's are), the epochs done a whole number ≥ 0 and the history one mapping per epoch."""
+    from cnnlab.models.weights import state_dtype_problem
+
+    weights, epoch, history = state.get("model"), state.get("epoch"), state.get("history")
+    problem = None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        problem = "its `model` is not a state dict of tensors"
+    elif (broken := first_non_finite(weights)) is not None:
+        problem = f"its weight {broken!r} holds NaN or infinite values"
+    elif (wrong := state_dtype_problem(model, weights)) is not None:
+        problem = f"its weights do not fit: {wrong}"
+    elif isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        problem = f"its `epoch` is {epoch!r}, not a count of epochs done"
+    elif history is not None and (not isinstance(history, list) or not all(isinstance(e, dict) for e in history)):
+        problem = f"its `history` is a {type(history).__name__}, not one record per epoch"
+    if problem is not None:
+        raise CnnlabError(f"training state {path} cannot be this run's: {problem}", fix=STATE_FIX)
 
 
 def read_training_extra(path: Path) -> dict[str, Any]:

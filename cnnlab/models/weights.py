@@ -278,6 +278,14 @@ def _mismatch(key: str, target: Tensor, incoming: Mapping[str, Tensor]) -> str |
     return dtype_problem(key, target, incoming[key])
 
 
+def state_dtype_problem(model: nn.Module, state: Mapping[str, Tensor]) -> str | None:
+    """The first of `state`'s tensors that cannot be the floating-point weight `model` keeps under its name
+    (dtype_problem), or None."""
+    own = model.state_dict()
+    return next((problem for key, value in state.items() if key in own
+                 for problem in [dtype_problem(key, own[key], value)] if problem), None)
+
+
 def dtype_problem(key: str, target: Tensor, value: Tensor) -> str | None:
     """Why `value` cannot be the floating-point weight `target` is: integers or booleans, which load_state_dict casts
     without a word (probe 209: a layer stored with `.long()`, truncated to zeros, scored 10 % where the file's network

@@ -829,3 +829,39 @@ def test_a_file_keeping_even_its_shape_tensors_outside_names_a_fix_that_works(tm
     session = onnx_session(tmp_path / "m-inline.onnx")
     out = session.run(None, {"x": np.arange(4, dtype=np.float32)[None]})[0]
     assert out.tolist() == [[[0, 1], [2, 3]]]
+
+
+@pytest.mark.parametrize("scale", [float("nan"), 0.0, -0.5, float("inf")])
+def test_an_int8_file_whose_quantization_scale_is_no_scale_is_refused(lenet_onnx_once, tmp_path: Path,
+                                                                       scale: float) -> None:
+    """Probe 212: a QDQ file copied out of its run (no recorded digest to tell it changed) with a NaN, zero, negative
+    or infinite scale was scored (10 %) and timed without a word."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    _, path = lenet_onnx_once
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"input": np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32)}
+                                 for i in range(2)])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.batches, None)
+
+    int8 = tmp_path / "int8.onnx"
+    quantize_static(str(path), str(int8), Images(), quant_format=QuantFormat.QDQ)
+    check_onnx_file(int8)  # as quantized: its scales are scales
+    proto = onnx.load(str(int8))
+    name = next(node.input[1] for node in proto.graph.node if node.op_type == "DequantizeLinear")
+    tensor = next(t for t in proto.graph.initializer if t.name == name)
+    values = numpy_helper.to_array(tensor).astype(np.float32).copy()
+    values.flat[0] = scale
+    tensor.CopyFrom(numpy_helper.from_array(values, name))
+    onnx.save(proto, str(int8))
+    with pytest.raises(CnnlabError) as refused:
+        check_onnx_file(int8)
+    assert f"its quantization scale {name!r} (DequantizeLinear) holds {scale!r}, where a scale is a positive, " \
+           "finite number" in refused.value.message, refused.value.message

@@ -766,3 +766,27 @@ def test_a_new_run_command_printed_from_another_folder_finds_the_pictures(cli, o
     longer = cli("pretrain", f"resume={run}", "trainer.epochs=2")
     assert longer.code == 0, longer.output
 
+
+
+def test_a_last_pt_that_cannot_be_the_runs_past_is_refused_before_any_step(cli, outputs: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 212: a last.pt whose first layer was stored as int32 (all zeros) was resumed, trained on and completed,
+    exit 0, and reported beside a clean resume as one seed; NaN weights or `epoch` −5 trained and then blamed
+    optim.lr; a `history` of text was an AttributeError traceback."""
+    _interrupted(cli, monkeypatch, "pretrain", *TINY[:-2], "trainer.epochs=3", "trainer.batch_size=16")
+    run = run_dirs(outputs, "pretrain")[0]
+    good = torch.load(run / "last.pt", weights_only=True)
+    weight = good["model"]["features.0.weight"]
+    damages = {"'features.0.weight' holds int32 values, not floating-point weights":
+               {"model": {**good["model"], "features.0.weight": weight.to(torch.int32)}},
+               "its weight 'features.0.weight' holds NaN or infinite values":
+               {"model": {**good["model"], "features.0.weight": torch.full_like(weight, float("nan"))}},
+               "its `epoch` is -5, not a count of epochs done": {"epoch": -5},
+               "its `history` is a str, not one record per epoch": {"history": "garbage"}}
+    for said, damage in damages.items():
+        torch.save({**good, **damage}, run / "last.pt")
+        result = cli("pretrain", f"resume={run}")
+        line = " ".join(result.stderr.split())
+        assert result.code == 2 and said in line and "Traceback" not in result.output, result.output
+        assert "put the run's own last.pt back" in line
+    assert run_dirs(outputs, "pretrain") == [run]  # refused before any step: no run folder left
