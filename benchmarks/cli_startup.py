@@ -3,7 +3,11 @@
 Help paths (and `cnnlab list datasets`) must not import torch; this measures what a user waits for. Both commands are run
 alternately N times in fresh processes; the medians are compared.
 
-A second table times a command's own start in one process (`cnnlab inspect model=lenet5`, invoked as the test
+A second table times what a training command imports before it starts (`import cnnlab.app`, in a fresh process)
+against the same plus the ONNX checker it imported before it was imported only for an ONNX source (onnx and
+ml_dtypes), alternating.
+
+A third table times a command's own start in one process (`cnnlab inspect model=lenet5`, invoked as the test
 suite invokes commands): Hydra composing the config once (cnnlab.app skips Hydra's extra compose that only reads
 `hydra.mode`) against composing it twice as Hydra 1.3 does by itself, alternating, in the same run.
 
@@ -46,17 +50,34 @@ def main() -> None:
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
     }
     print_machine(threads=None)
-    for cmd in commands.values():  # warm the file cache once
+    alternate(commands, runs, "python -c 'import torch'", "command", "ratio vs import torch")
+    command_imports(runs)
+    in_process_commands(runs)
+
+
+def alternate(commands: dict[str, list[str]], runs: int, baseline: str, title: str, ratio: str) -> None:
+    """Each command in a fresh process, in turn, `runs` times (after one warm-up each: the file cache); a table of
+    their medians and each one's ratio to `baseline`'s."""
+    for cmd in commands.values():
         wall(cmd)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():
             times[name].append(wall(cmd))
-    baseline = median(times["python -c 'import torch'"])
-    print(f"\n{'command':28} {'median s':>9} {'ratio vs import torch':>22}")
+    base = median(times[baseline])
+    print(f"\n{title:40} {'median s':>9} {ratio:>22}")
     for name, values in times.items():
-        print(f"{name:28} {median(values):9.3f} {median(values) / baseline:22.2f}")
-    in_process_commands(runs)
+        print(f"{name:40} {median(values):9.3f} {median(values) / base:22.2f}")
+
+
+def command_imports(runs: int) -> None:
+    """`import cnnlab.app` (what `cnnlab pretrain` and every other command imports before it starts) against the
+    same with cnnlab.deploy.onnx_check, which steps/sources imported for every command until it was imported only
+    where a source is an ONNX file; fresh processes, alternating."""
+    before = "+ cnnlab.deploy.onnx_check (before)"
+    alternate({"import cnnlab.app": [sys.executable, "-c", "import cnnlab.app"],
+               before: [sys.executable, "-c", "import cnnlab.deploy.onnx_check, cnnlab.app"]},
+              runs, before, "a command's start imports", "ratio vs before")
 
 
 def in_process_commands(runs: int) -> None:
