@@ -188,7 +188,8 @@ _HAND_EDITS = {"params-negative": ("model.params", -5), "params-huge": ("model.p
                "flops-infinite": ("model.flops", float("inf")), "image-size-0": ("model.image_size", 0),
                "status-unknown": ("status", "weird"), "schema-future": ("schema", 99),
                "started-not-a-date": ("started", "not a date"), "paired-no-subjects": ("paired", {"rounds": 3}),
-               "paired-a-list": ("paired", [1]), "schema-text": ("schema", "1"), "command-unknown": ("command", "rm -rf")}
+               "paired-a-list": ("paired", [1]), "schema-text": ("schema", "1"),
+               "command-unknown": ("command", "rm -rf")}
 
 
 DAMAGES = {"truncated": "not valid JSON", "list": "holds a JSON list", "binary": "not valid JSON",
