@@ -264,8 +264,8 @@ def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictCon
     """Sets `dataset_cfg.label_fraction` (a source's recorded data, `source` as typed) unless typed here, and says
     where it is not the composed one. `labels`: "own" — a command that trains a new model (finetune, distill, search
     from weights) — takes the composed fraction, as a training's labels are its choice; "source's" (prune's recovery,
-    quantize) keeps the labels the model trained on; "scored" (evaluate, export) takes the composed one unsaid: every
-    picture of a split is scored; "resumed" keeps the run's own start, unsaid. Probe 194: a distill over a teacher
+    quantize, evaluate split=train) keeps the labels the model trained on; "scored" (evaluate's other splits, export)
+    takes the composed one unsaid: every picture of a split is scored; "resumed" keeps the run's own start, unsaid. Probe 194: a distill over a teacher
     fine-tuned at `dataset.label_fraction=0.5` trained its student on that half without a word, while the composed
     config said 1.0."""
     if "label_fraction" not in dataset_cfg or ctx.explicitly_set("dataset.label_fraction"):
