@@ -92,7 +92,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                 error.before_work = all(done["how"] == "reused" for done in outcome.values())
                 raise error
             for name in left_out:  # a subset of the plan: its bench times the models it has
-                why = f"its run is out of date: {stale[name]}" if name in stale else "no run in this workspace"
+                # probe 213: "no run in this workspace" was said of a stage with a run at another seed there
+                why = f"its run is out of date: {stale[name]}" if name in stale else \
+                    "no run of its settings (seed included) in this workspace"
                 ctx.log.info("stage %-22s leaves out %s (not in pipeline.stages): %s", stage.name, name, why)
             stage = timed
             fingerprint(stage)

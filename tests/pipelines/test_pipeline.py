@@ -320,8 +320,8 @@ def test_pipeline_runs_a_subset_then_every_stage_then_reuses_them(cli, outputs: 
     conf = write_experiment(tmp_path)
     subset = cli("pipeline", "--config-dir", str(conf), "experiment=tiny", "pipeline.stages=[teacher]")
     assert subset.code == 0, subset.output
-    assert "leaves out pruned (not in pipeline.stages): no run in this workspace" in " ".join(subset.output.split()), \
-        subset.output
+    assert "leaves out pruned (not in pipeline.stages): no run of its settings (seed included) in this workspace" in \
+        " ".join(subset.output.split()), subset.output
     by_stage = {r.data["pipeline"]["stage"]: r for r in stage_runs(outputs)}
     assert sorted(by_stage) == ["bench", "teacher", "teacher.export"]
     assert by_stage["bench"].data["source"]["run"] == str(by_stage["teacher.export"].path)  # the one model it has
