@@ -59,7 +59,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # train/ was refused for a test score), split=all every image
     # split=train: the pictures the model trained on, its run's label fraction kept (probe 210: a run at 0.3 was
     # scored on the whole training split, 85 of its 121 pictures never trained on, recorded as label_fraction 1.0)
-    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split == "val",
+    # and its carve too (probe 214: dataset.seed=0 for the run's 3 scored 434 pictures, 79 of them its val split's)
+    data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split in ("val", "train"),
                                     carve_val=split in CARVED_SPLITS,
                                     reads=("train", "val", "test") if split == "all" else (split,),
                                     labels="source's" if split == "train" else None)

@@ -661,3 +661,9 @@ def test_evaluate_scores_the_training_pictures_a_model_trained_on_and_every_pict
     assert scored.code == 0, scored.output
     assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 12  # every picture of the new folder
     assert "label_fraction" not in scored.output
+    # probe 214: another carve of the run's data (digits: val carved from train by dataset.seed) scored pictures of
+    # its val split as "train", exit 0
+    assert cli("pretrain", "dataset=digits", "dataset.image_size=16", "model=lenet5", "trainer.epochs=1",
+               "dataset.seed=3", "dataset.label_fraction=0.3").code == 0
+    other = cli("evaluate", "source=latest:pretrain", "split=train", "dataset.seed=0")
+    assert other.code == 2 and "dataset.seed=0: the model's run" in " ".join(other.stderr.split()), other.output
