@@ -224,10 +224,21 @@ def _header_kinds(path: str, image: Image.Image) -> list[str]:
 _TURNS = range(2, 9)
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(image: Image.Image, path: str) -> int:
+    """The picture's EXIF Orientation (1: as stored). Raises UndecodableImage where reading it failed to decode the
+    pixels: Pillow's PNG reads its EXIF by loading the whole picture, and a load that fails leaves the picture
+    marked loaded (its tiles consumed), so the real load() after it passed a black picture as read (probe 215: one
+    byte flipped in IDAT, which Pillow itself refuses, predicted at 42.3 %, exit 0)."""
+    pending = bool(image.tile)
     try:
         return int(image.getexif().get(ExifTags.Base.Orientation, 1))
-    except Exception:  # noqa: BLE001 - a corrupt EXIF block is no reason to lose the picture
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block is no reason to lose the picture …
+        if pending and not image.tile:  # … but broken pixel data is: the failed read loaded the picture, or tried
+            try:
+                with Image.open(path) as fresh:
+                    fresh.load()
+            except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on its pixels
+                raise UndecodableImage(path, CUT_SHORT, f"{type(exc).__name__}: {exc}") from exc
         return 1
 
 
@@ -357,7 +368,7 @@ def _decode(path: str | os.PathLike[str], *,
             kinds = _header_kinds(path, image)
             stored = image.size  # before draft() reduces it
             # read before load(): Pillow's TIFF loader applies the Orientation tag itself and drops it
-            rotated = _orientation(image) in _TURNS
+            rotated = _orientation(image, path) in _TURNS
             try:
                 if preview:  # JPEG: decode at 1/8 scale — still reads every byte, so a truncated file fails
                     image.draft(None, (1, 1))
@@ -375,7 +386,7 @@ def _decode(path: str | os.PathLike[str], *,
             declared_16_bit = image.format == "PPM"  # read before exif_transpose, whose copy has no format
             if rotated:
                 kinds.append(EXIF_ROTATED)
-                rotated = _orientation(image) in _TURNS  # still to do (JPEG, PNG, WebP); done (TIFF)
+                rotated = _orientation(image, path) in _TURNS  # still to do (JPEG, PNG, WebP); done (TIFF)
             if digest is not None:  # the picture as it is read: rotated (probe 71: a copy told by its stored pixels)
                 return tuple(kinds), _to_rgb(ImageOps.exif_transpose(image) if rotated else image,
                                              declared_16_bit), stored

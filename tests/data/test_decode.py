@@ -213,6 +213,32 @@ def test_garbage_is_unreadable(tmp_path: Path) -> None:
     assert err.value.reason == decode.UNREADABLE
 
 
+@pytest.mark.parametrize("where", [0.05, 0.5, 0.95])
+def test_a_png_whose_pixel_data_is_corrupt_is_cut_short_not_black(tmp_path: Path, where: float) -> None:
+    """Probe 215: one byte flipped in a PNG's IDAT, which Pillow refuses, was read as a black (or part-black)
+    picture and predicted at 42.3 %, exit 0: reading its EXIF loaded the pixels, and the failed load was swallowed."""
+    rng = np.random.default_rng(0)
+    good = saved(Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)), tmp_path / "good.png")
+    data = bytearray(good.read_bytes())
+    start = data.index(b"IDAT") + 4
+    end = start + int.from_bytes(data[start - 8:start - 4], "big")
+    data[start + int((end - start) * where)] ^= 0xFF
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    for read in (decode_image, inspect_image):
+        with pytest.raises(UndecodableImage) as err:
+            read(tmp_path / "bad.png")
+        assert err.value.reason == decode.CUT_SHORT
+    # a corrupt EXIF block beside good pixels is still the picture, as stored
+    import struct
+    import zlib
+
+    body = b"not-an-exif-block"
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    end = good.read_bytes().index(b"IEND") - 4
+    (tmp_path / "exif.png").write_bytes(good.read_bytes()[:end] + chunk + good.read_bytes()[end:])
+    assert np.array_equal(np.asarray(decode_image(tmp_path / "exif.png").image), np.asarray(Image.open(good)))
+
+
 def test_file_broken_after_the_scan_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"")
     with pytest.raises(CnnlabError, match=r"x.jpg can no longer be read \(empty file \(0 bytes\)\); it was readable"):
