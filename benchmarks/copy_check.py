@@ -4,15 +4,17 @@ An image folder's val (carved or its own val/) and `cnnlab evaluate split=test`'
 training pictures: the same bytes, or the same pixels in other bytes (`cnnlab.data.content.copies_of`). The scan
 (`FolderScan`) decodes every picture once (JPEG at 1/8 scale) and leaves a pixel digest behind; copies_of reads
 picture headers, compares digests among pictures of the same size, and decodes a JPEG in full only to confirm a
-candidate or to compare it with a lossless picture of its size. Each round builds the scan and the check in a fresh
-state (digest caches cleared), so the two times are paired; the ratio is check / scan.
+candidate or to compare it with a lossless picture of its size. Val (and test/) are then checked for pictures they
+hold twice (`content.copies_within`: only files sharing a byte size or a picture size are compared), so that each
+picture counts once. Each round builds the scan and both checks in a fresh state (digest caches cleared), so the
+times are paired; the ratios are check / scan.
 
     python benchmarks/copy_check.py [--pictures 2000] [--rounds 5]
 
 Three folders are written to a temporary directory: JPEG photos of mixed sizes (the common case) with a JPEG copy
 whose metadata differs, the same with a copy converted to PNG (a lossless picture of a JPEG's size: those JPEGs are
 decoded in full), and 28 px PNGs (Fashion-MNIST exported to a folder). Each val holds one planted copy in other bytes,
-which must be found.
+which must be found, and one val picture saved again in val (other bytes), which must be found as a copy within val.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def write_folder(root: Path, pictures: int, *, jpeg: bool, plant: str, seed: int
         else:
             Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{index}.png")
     source = sorted((root / "train" / "a").iterdir())[0]
+    twice = sorted((root / "val" / "b").iterdir())[0]  # a val picture again in val: other bytes, the same pixels
+    if jpeg:
+        data = twice.read_bytes()
+        twice.with_name("again.jpg").write_bytes(data[:2] + b"\xff\xfe\x00\x06copy" + data[2:])
+    else:
+        with Image.open(twice) as image:
+            image.save(twice.with_name("again.bmp"))
     if plant == "comment":
         planted = root / "val" / "a" / "planted.jpg"
         data = source.read_bytes()
@@ -66,15 +75,18 @@ def write_folder(root: Path, pictures: int, *, jpeg: bool, plant: str, seed: int
     return planted
 
 
-def one_round(root: Path) -> tuple[float, float, dict[str, str]]:
-    """(scan seconds, check seconds, copies found) from a fresh state."""
+def one_round(root: Path) -> tuple[float, float, dict[str, str], float, dict[str, str]]:
+    """(scan seconds, check seconds, copies of training pictures found, within-val check seconds, copies within val
+    found) from a fresh state."""
     content._PIXELS.clear()
     content._EXACT_JPEG_PIXELS.clear()
     start = time.perf_counter()
     train, val = FolderScan().samples([(root / split, ["a", "b"]) for split in ("train", "val")])
     scanned = time.perf_counter()
     found = content.copies_of([path for path, _ in val], [path for path, _ in train])
-    return scanned - start, time.perf_counter() - scanned, found
+    checked = time.perf_counter()
+    within = content.copies_within([path for path, _ in val])
+    return scanned - start, checked - scanned, found, time.perf_counter() - checked, within
 
 
 def main() -> None:
@@ -93,10 +105,12 @@ def main() -> None:
             times = [one_round(root) for _ in range(args.rounds)]
             found = times[-1][2]
             assert str(planted) in found, f"the planted copy {planted} was not found"
-            scan, check = median(t[0] for t in times), median(t[1] for t in times)
+            assert any("again" in path for path in times[-1][4]), "the val picture saved twice was not found"
+            scan, check, within = (median(t[i] for t in times) for i in (0, 1, 3))
             print(f"{name}: {args.pictures} pictures ({len(found)} copy found) | scan {scan:.2f} s | check "
                   f"{check:.2f} s | check / scan {check / scan:.3f} (medians of {args.rounds} rounds; per round: "
-                  + ", ".join(f"{t[1] / t[0]:.3f}" for t in times) + ")")
+                  + ", ".join(f"{t[1] / t[0]:.3f}" for t in times) + f") | within val {within:.3f} s | within / scan "
+                  f"{within / scan:.3f} (per round: " + ", ".join(f"{t[3] / t[0]:.3f}" for t in times) + ")")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from PIL import Image
 
@@ -88,16 +89,41 @@ def copies_of(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
     a JPEG is decoded in full against a lossless picture of its size only."""
     found = _byte_copies(paths, others)
     rest = [path for path in paths if path not in found]
-    if not rest:
-        return found
-    headers = {path: _header(path) for path in {*rest, *others}}
+    return {**found, **_pixel_copies(rest, others)} if rest else found
+
+
+def copies_within(paths: Sequence[str]) -> dict[str, str]:
+    """copies_of among the files of `paths` themselves: each file that holds the picture of another one of them,
+    mapped to such a file (a picture saved three times maps each file to another of the three). Only files whose
+    byte size, or picture size, another file shares are hashed or compared."""
+    def shared(key: Callable[[str], Any]) -> list[str]:
+        keys = {path: key(path) for path in paths}
+        counts = Counter(value for value in keys.values() if value is not None)
+        return [path for path in paths if keys[path] is not None and counts[keys[path]] > 1]
+
+    def byte_size(path: str) -> int | None:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return None
+
+    same_size = shared(byte_size)
+    found = _byte_copies(same_size, same_size)
+    same_picture_size = shared(lambda path: None if (header := _header(path)) is None else header.size)
+    return {**found, **_pixel_copies([path for path in same_picture_size if path not in found], same_picture_size)}
+
+
+def _pixel_copies(paths: Sequence[str], others: Sequence[str]) -> dict[str, str]:
+    """copies_of by pixels, for the files of `paths` no byte copy was found for."""
+    found: dict[str, str] = {}
+    headers = {path: _header(path) for path in {*paths, *others}}
     seen_in_others = _sizes_by_kind(others, headers)
-    seen_in_rest = _sizes_by_kind(rest, headers)
+    seen_in_rest = _sizes_by_kind(paths, headers)
     candidates: dict[str, list[str]] = {}
     for path in others:
         for key in _pixel_keys(path, headers[path], seen_in_rest):
             candidates.setdefault(key, []).append(path)
-    for path in rest:
+    for path in paths:
         for key in _pixel_keys(path, headers[path], seen_in_others):
             match = next((other for other in candidates.get(key, ()) if other != path and (
                 not key.startswith("draft:") or exact_pixels_of(path) == exact_pixels_of(other))), None)

@@ -23,7 +23,8 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import ImageFolder
 
 from cnnlab.data.bundle import RawSplits
-from cnnlab.data.content import copies_of, folder_digest, is_folder_entry, pixels_of, remember_pixels, visible_files
+from cnnlab.data.content import (copies_of, copies_within, folder_digest, is_folder_entry, pixels_of, remember_pixels,
+                                 visible_files)
 from cnnlab.data.layout import (SPLIT_DIR_NAMES, TEST_DIR_NAMES, TRAIN_DIR_NAMES, VAL_DIR_NAMES, class_dirs,
                                 folder_and_training_digests, is_hidden, split_candidates, split_named)
 from cnnlab.data.decode import DecodeSummary, UndecodableImage, extension_reason, load_rgb, preview_image
@@ -532,7 +533,9 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
                      dirs[0].name, Path(test.root).name)
         splits = (Subset(train, train_idx), Subset(train, val_idx))
     if carve:
-        splits = (splits[0], _without_copies_of_training_pictures(splits[1], splits[0], root))
+        splits = (splits[0], _one_of_each_picture(_without_copies_of_training_pictures(splits[1], splits[0], root),
+                                                  root, "val"))
+    test = _one_of_each_picture(test, root, "test") if test is not None else None
     # the colour a 1-channel model loses is said by say_colour_dropped, where the splits a command reads are known
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
@@ -589,6 +592,39 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
                 f"; val now holds no picture of {_shown(lost)}, so its score says nothing of "
                 f"{'that class' if len(lost) == 1 else 'those classes'}" if lost else "")  # probe 72: said nowhere
     return Subset(val, kept)
+
+
+def _one_of_each_picture(split: Dataset, root: Path, name: str) -> Dataset:
+    """`split` (val or test) with one file of each picture it holds more than once (the same bytes or pixels:
+    `content.copies_of`), the first in file order: a picture saved twice (`img.jpg`, `img (1).jpg`) counted twice in
+    the split's accuracy (probe 210: both copies scored in val's outcomes.csv). Logged."""
+    paths = split_files(split) or []
+    copies = copies_within(paths)
+    if not copies:
+        return split
+    group: dict[str, str] = {}  # union-find over "is a copy of": a picture saved three times is one group
+
+    def root_of(path: str) -> str:
+        while group.get(path, path) != path:
+            path = group[path]
+        return path
+
+    for path, match in copies.items():
+        a, b = root_of(path), root_of(match)
+        if a != b:
+            group[max(a, b)] = min(a, b)
+    first: dict[str, str] = {}  # group → the file kept
+    kept, dropped = [], []
+    for i, path in enumerate(paths):
+        if root_of(path) in first:
+            dropped.append((path, first[root_of(path)]))
+        else:
+            first[root_of(path)] = path
+            kept.append(i)
+    log.warning("imagefolder %s: %d of the %d %s pictures left out of %s: copies of other %s pictures (first: %s, a "
+                "copy of %s), so that each picture counts once in its accuracy", root, len(dropped), len(paths), name,
+                name, name, *dropped[0])
+    return Subset(split, kept)
 
 
 def say_colour_dropped(cfg: Mapping[str, Any], decode: DecodeSummary, channels: int,
