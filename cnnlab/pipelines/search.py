@@ -206,6 +206,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     ctx.log.info("chosen: trial %d — val top-1 %.2f%% (proxy), %.3f ms%s, %s params", chosen["trial"],
                  100 * chosen["val_acc"], chosen["latency_ms"], speed, f"{chosen['params']:,}")
     candidate = chosen_candidate(space, chosen)
+    # recorded before its training: a run stopped in it says which trial it was training (probe 216)
+    ctx.record.update(search={**summary, "chosen": {k: chosen.get(k) for k in (
+                                  "trial", "arch", "val_acc", "latency_ms", "speedup", "speedup_per_round",
+                                  "reference_ms", "params", "flops", "image_size")},
+                              "overrides": dict(candidate.overrides)})
     continued = final_checkpoint(ctx, resume_from, chosen["trial"])
     result, trained = train_chosen(runner, candidate, chosen["trial"], continued)
     metrics = fit_metrics(result) | {"latency_ms": chosen["latency_ms"], "proxy_val_acc": chosen["val_acc"],
@@ -216,10 +221,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     save_and_record(ctx, trained, metrics, extra={"search": {"trial": chosen["trial"], "arch": candidate.arch}})
     if candidate.arch:
         ctx.record.update(model={"arch": candidate.arch})
-    ctx.record.update(search={**summary, "chosen": {k: chosen.get(k) for k in (
-                                  "trial", "arch", "val_acc", "latency_ms", "speedup", "speedup_per_round",
-                                  "reference_ms", "params", "flops", "image_size")},
-                              "overrides": dict(candidate.overrides)})
     if ctx.is_main:
         out.print(f"chosen: trial {chosen['trial']} {candidate.arch or dict(candidate.overrides)} — "
                   f"val top-1 {metrics.get('val_acc', 0):.2%} after {counted(recipe.epochs, 'epoch')}, "

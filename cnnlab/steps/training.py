@@ -211,12 +211,19 @@ def train_model(ctx: RunContext, runtime: Runtime, recipe: Recipe, trainable: Tr
             ctx.record.update(environment={"loader_workers": loaders.train.num_workers,
                                            "torch_threads_training": threads, "amp": trains_in.describe()["amp"],
                                            "amp_reason": trains_in.precision_reason()})
+        # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists) —
+        # unless the run keeps another state to resume until then (a search's study.db: probe 216, its record named
+        # a last.pt never written, and the stop's hint said there was nothing to resume)
+        kept = (ctx.record.data.get("artifacts") or {}).get("checkpoint")
+        deferred = state_path is not None and kept is not None and (ctx.run_dir / kept).is_file() \
+            and (ctx.run_dir / kept).resolve() != state_path.resolve()
         if ctx.is_main and state_path is not None:
-            # Recorded up front so an interrupted run can be found by resume=true (it counts once the file exists).
-            ctx.record.add_artifact("checkpoint", state_path)
+            if not deferred:
+                ctx.record.add_artifact("checkpoint", state_path)
             if checkpointing.dataset is not None:
                 ctx.record.update(dataset=dict(checkpointing.dataset))
-        with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from) as on_epoch_end:
+        with epoch_logging(ctx, runtime, recipe.epoch_log, checkpointing.resume_from,
+                           state_path if deferred else None) as on_epoch_end:
             # the run's id goes into last.pt: resume= tells this run's file from another's (steps/resume.py)
             extra = {**(checkpointing.extra or {}), RUN_ID: ctx.record.data.get(RUN_ID)}
             result = Trainer(runtime, recipe).fit(trainable.model, objective, loaders, optimizer, scheduler,
@@ -300,12 +307,13 @@ _ARTIFACTS = {"csv": "metrics_csv", "png": "curves_png", "tensorboard": "tensorb
 
 @contextmanager
 def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
-                  resume_from: Path | None) -> Iterator[EpochCallback | None]:
+                  resume_from: Path | None, state_path: Path | None = None) -> Iterator[EpochCallback | None]:
     """The per-epoch logs of one training in the run folder, as the `on_epoch_end` callback of fit (None on DDP
     ranks > 0: rank 0 writes), each file recorded in run.json's artifacts once it exists. The run's first
     training writes metrics.csv, curves.png and tensorboard/ (artifacts metrics_csv, curves_png, tensorboard); a
     later one in the same run (distill's baseline, prune's steps) metrics_2.csv, curves_2.png, tensorboard_2/,
-    and so on. A resumed training starts with the history restored from `resume_from`."""
+    and so on. A resumed training starts with the history restored from `resume_from`. `state_path`: a last.pt
+    recorded as the run's checkpoint once the first epoch has written it (the run kept another state until then)."""
     if not (ctx.is_main and runtime.is_main):
         yield None
         return
@@ -330,6 +338,9 @@ def epoch_logging(ctx: RunContext, runtime: Runtime, settings: EpochLogSettings,
     def on_epoch_end(epoch: int, entry: dict[str, Any]) -> None:
         epochs.add(entry)
         record()
+        if state_path is not None and state_path.is_file() and "state" not in recorded:
+            ctx.record.add_artifact("checkpoint", state_path)
+            recorded.add("state")
         if not suffix:  # the run's own training (whose last.pt resume continues): run.json keeps up with it, so an
             # interrupted or killed run's record says how far it got (probe 67); a completed run's final metrics
             # replace these with the same history

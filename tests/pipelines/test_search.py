@@ -217,6 +217,35 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_the_interrupted_one_again(
     assert [t.user_attrs["seed"] for t in finished] == draws and before[0].user_attrs["seed"] == draws[0]
 
 
+def test_a_stop_in_the_chosen_models_training_keeps_the_study_to_resume(cli, outputs: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 216: every trial finished, then a stop in the chosen model's first epoch: run.json named a last.pt never
+    written and no chosen trial, and the hint said to start the whole search again, where resume= goes straight to
+    the final training with the study it kept."""
+    from cnnlab.engine.trainer import Trainer
+
+    real = Trainer.fit
+
+    def stop_the_final_training(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["state"].path is not None:  # the final training keeps a last.pt; the proxy trainings do not
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", stop_the_final_training)
+    stopped = cli("search", *FAST, "search.trials=1")
+    assert stopped.code == 130, stopped.output
+    assert hinted_command(stopped.stderr) == ["search", "resume=true"], stopped.stderr
+    run = run_dirs(outputs, "search")[0]
+    record = read_run(run)
+    assert record["artifacts"]["checkpoint"] == "study.db" and not (run / "last.pt").exists()
+    assert record["search"]["chosen"]["trial"] == 0
+    monkeypatch.setattr(Trainer, "fit", real)
+    resumed = cli("search", "resume=true")
+    assert resumed.code == 0 and "1 of 1 trial done" in " ".join(resumed.output.split()), resumed.output
+    done = read_run(run_dirs(outputs, "search")[-1])
+    assert done["artifacts"]["checkpoint"] == "last.pt" and done["search"]["finished"] == 1
+
+
 @pytest.mark.slow  # ~25 s: CI time; tests/test_interrupts.py covers interruption_behind
 def test_a_second_ctrl_c_during_optunas_bookkeeping_is_still_an_interrupt(
         cli, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
