@@ -63,7 +63,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split in ("val", "train"),
                                     carve_val=split in CARVED_SPLITS,
                                     reads=("train", "val", "test") if split == "all" else (split,),
-                                    labels="source's" if split == "train" else None)
+                                    labels="source's" if split == "train" else None,
+                                    scored="train" if split == "train" else "val")
     require_split(data, split, dataset_cfg.get("root") if data.name == "imagefolder" else None)  # first: a folder
     # of new images needs split=all, whatever its class folders say
     data = model_labelled(data, model.classes)  # the model's names and order (or CnnlabError)

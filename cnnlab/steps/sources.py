@@ -28,7 +28,8 @@ from cnnlab.engine.checkpoint import ModelCheckpoint, load_model, read_checkpoin
 from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.fileio import FileVersion, file_version
 from cnnlab.records import FOLDER_DATASETS, GENERATED_DATASETS
-from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, Source, iter_runs, load_run, resolve_source
+from cnnlab.runs import (RESUMABLE_STATUSES, RunInfo, Source, iter_runs, load_run, missing_source_fix,
+                         resolve_source)
 from cnnlab.steps.freshness import data_changed
 from cnnlab.steps.input_settings import refuse_ignored_input_settings
 from cnnlab.steps.recording import record_warning
@@ -43,8 +44,6 @@ Labels = Literal["own", "source's", "scored", "resumed"]
 # (probe 195: `evaluate split=all` of a run at label_fraction 0.5 scored half the training pictures of a new folder)
 _SCORES_EVERY_PICTURE = frozenset({"evaluate", "export"})
 
-_HOW = "source=latest:finetune, source=RUN_FOLDER or source=path/to/model.pt"
-
 
 @found_before_work()
 def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = ("checkpoint",)) -> Source:
@@ -52,7 +51,8 @@ def require_source(cfg: DictConfig, ctx: RunContext, *, want: tuple[str, ...] = 
     source is checked against its own metadata (deploy.onnx_check) before any command uses it."""
     spec = cfg.get("source")
     if spec in (None, "", "null"):
-        raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on", fix=f"pass {_HOW}")
+        raise CnnlabError(f"`cnnlab {ctx.command}` needs a model to work on",
+                          fix=missing_source_fix(ctx.outputs, want))
     runtime_key = f"{ctx.command}.runtime"  # evaluate.runtime, predict.runtime: where a command offers one
     source = resolve_source(str(spec), ctx.outputs, want=want,
                             runtime_key=runtime_key if OmegaConf.select(cfg, runtime_key) is not None else None)
@@ -354,7 +354,7 @@ def _file_dataset_record(kind: str, path: Path) -> Any:
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True, carve_val: bool = True,
-                reads: Sequence[str] = ("train", "val"), labels: Labels | None = None
+                reads: Sequence[str] = ("train", "val"), labels: Labels | None = None, scored: str = "val"
                 ) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
@@ -362,7 +362,9 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
     scores (or selects on) the val split, so another carve of it is refused (check_same_val_split). carve_val=False:
     an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image).
     `reads`: the splits the command reads (build_datasets). `labels`: whose label fraction the data takes
-    (settle_label_fraction); by default "scored" for a command that scores every picture, else "source's"."""
+    (settle_label_fraction); by default "scored" for a command that scores every picture, else "source's".
+    `scored`: the carved split the command scores ("train": evaluate split=train, whose pictures must be those the
+    model trained on)."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
     labels = labels or ("scored" if ctx.command in _SCORES_EVERY_PICTURE else "source's")
@@ -379,19 +381,19 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
                           fix="point to where the data is now with dataset.root=DIR (the source's other dataset "
                               "settings are kept)") from err
     if uses_val:
-        check_val_settings(ctx, source, dataset_cfg)
+        check_val_settings(ctx, source, dataset_cfg, scored=scored)
     elif ctx.explicitly_set("dataset.val_fraction"):
         refuse_unused_val_fraction(_plain(dataset_cfg))
     return data, dataset_cfg
 
 
 @found_before_work()
-def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> None:
+def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any, *, scored: str = "val") -> None:
     """The split settings typed for a source's data: a `dataset.val_fraction` that carves nothing
     (refuse_unused_val_fraction), or a carve other than the one the source trained beside (check_same_val_split)."""
     if ctx.explicitly_set("dataset.val_fraction"):
         refuse_unused_val_fraction(_plain(dataset_cfg))
-    check_same_val_split(source, dataset_cfg, typed=ctx.explicitly_set)
+    check_same_val_split(source, dataset_cfg, typed=ctx.explicitly_set, scored=scored)
     if (warning := unverified_folder(source, dataset_cfg)) is not None and ctx.is_main:
         record_warning(ctx, warning)
 
@@ -400,17 +402,22 @@ def check_val_settings(ctx: RunContext, source: Source, dataset_cfg: Any) -> Non
 _CARVE_KEYS = ("seed", "val_fraction")
 
 
-def check_same_val_split(source: Source, dataset_cfg: Any, typed: Callable[[str], bool] | None = None) -> None:
+def check_same_val_split(source: Source, dataset_cfg: Any, typed: Callable[[str], bool] | None = None, *,
+                         scored: str = "val") -> None:
     """CnnlabError when `dataset_cfg` (this command's) carves the source's data into another val split than the
     one its run trained beside: another dataset.seed or val_fraction, a record that does not say them (a hand-edited
     run.json), or a user folder whose images changed since (the same seed then carves other files). That split holds
     images the model trained on, and an accuracy on it would read high. Passes for other data, a source that records
     none, and data whose val split is not carved from train (synthetic draws each split from its own stream; a
-    folder with val/). `typed(KEY)`: whether the command line set KEY (a fix names only keys it typed)."""
+    folder with val/). `typed(KEY)`: whether the command line set KEY (a fix names only keys it typed).
+    `scored="train"`: the training split is scored, and another carve or draw of it holds pictures the model never
+    trained on — generated data included, whose training pictures each of its draw settings changes."""
     recorded = dataset_config_of(source.run) or {}
     used = _plain(dataset_cfg)
     if not recorded or not isinstance(used, Mapping):
         return
+    if scored == "train" and recorded.get("name") in GENERATED_DATASETS and same_data(recorded, used):
+        _refuse_another_draw(recorded, used, source.origin, typed)
     if not same_data(recorded, used):
         # the run's pictures elsewhere carve the run's split only with its seed and fraction (probe 150: a `cp -a`
         # copy or a moved folder with dataset.seed=3 scored 9 trained-on images of 12 as val, unchecked)
@@ -419,7 +426,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any, typed: Callable[[str]
         same = _refuse_a_changed_copy(source, recorded, used)
         if (same or unverified_folder(source, dataset_cfg) is not None) and carves_val(used):
             _refuse_unsaid_carve(recorded)
-            _refuse_another_carve(recorded, used, source.origin, typed)
+            _refuse_another_carve(recorded, used, source.origin, typed, scored=scored)
         return
     root = _folder(recorded.get("root"))
     if recorded.get("name") in FOLDER_DATASETS and root is not None and not Path(root).is_dir():
@@ -436,7 +443,7 @@ def check_same_val_split(source: Source, dataset_cfg: Any, typed: Callable[[str]
                           "the model trained on (and read high)",
                           fix="train again on the folder as it is, or give the pictures it trained on with "
                               "dataset.root=DIR (a copy of the folder as it was)")
-    _refuse_another_carve(recorded, used, source.origin, typed)
+    _refuse_another_carve(recorded, used, source.origin, typed, scored=scored)
 
 
 def check_resumed_split(run: RunInfo, dataset_cfg: Any, val_fraction_typed: bool) -> None:
@@ -483,22 +490,48 @@ def _refuse_unsaid_carve(recorded: Mapping[str, Any]) -> None:
 
 
 def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], where: Path,
-                          typed: Callable[[str], bool] | None = None) -> None:
+                          typed: Callable[[str], bool] | None = None, *, scored: str = "val") -> None:
     """CnnlabError when `used` carves val with another dataset.seed or val_fraction than `recorded`, the run at
     `where` trained beside. `typed(KEY)`: whether the command line set KEY; one it did not (a default that came with
-    `dataset=NAME`) is fixed by typing the run's value (probe 156: "drop dataset.seed=", which nobody typed)."""
+    `dataset=NAME`) is fixed by typing the run's value (probe 156: "drop dataset.seed=", which nobody typed).
+    `scored`: the split scored — val (another carve holds trained-on pictures) or train (it holds others)."""
     for key in _CARVE_KEYS:
         if recorded.get(key) != used.get(key):
             # probe 60: the fix also offered `cnnlab evaluate split=test`, which digits and folders refuse (no test)
             subset = " (it also draws the dataset.label_fraction subset, which stays the one it drew)" \
                 if key == "seed" else ""
-            raise CnnlabError(f"dataset.{key}={used.get(key)}: the model's run ({where}) set its val split apart "
-                              f"with dataset.{key}={recorded.get(key)}, so another carve would hold images the model "
-                              "trained on (and read high)",
-                              fix=f"drop dataset.{key}= (the val split the model was trained beside is used){subset}"
-                              if typed is None or typed(f"dataset.{key}") else
-                              f"add dataset.{key}={recorded.get(key)}, the run's (its val split is then the one the "
-                              "model was trained beside)")
+            why = ("so another carve would hold images the model trained on (and read high)" if scored == "val" else
+                   "so another carve's train split would hold pictures the model never trained on (its val split's)")
+            _raise_other_setting(key, recorded, used, typed,
+                                 f"the model's run ({where}) set its val split apart with dataset.{key}="
+                                 f"{recorded.get(key)}, {why}",
+                                 f"the {scored} split the model was trained beside is used" if scored == "val" else
+                                 "the pictures the model trained on are scored", subset)
+
+
+# What draws a generated set's training pictures (data/synthetic.py): another value draws other pictures.
+_DRAW_KEYS = ("seed", "train_size", "num_classes")
+
+
+def _refuse_another_draw(recorded: Mapping[str, Any], used: Mapping[str, Any], where: Path,
+                         typed: Callable[[str], bool] | None) -> None:
+    """CnnlabError when `used` draws a generated set's training pictures otherwise than `recorded` (the run at
+    `where`): evaluate split=train would score pictures the model never trained on (probe 214: dataset.seed=1)."""
+    for key in _DRAW_KEYS:
+        if recorded.get(key) != used.get(key):
+            _raise_other_setting(key, recorded, used, typed,
+                                 f"the model's run ({where}) trained on {recorded.get('name')} pictures drawn with "
+                                 f"dataset.{key}={recorded.get(key)}, so these training pictures are others, never "
+                                 "trained on", "the pictures the model trained on are scored")
+
+
+def _raise_other_setting(key: str, recorded: Mapping[str, Any], used: Mapping[str, Any],
+                         typed: Callable[[str], bool] | None, why: str, then: str, subset: str = "") -> None:
+    """The refusal of `dataset.KEY` set otherwise than the model's run set it: drop it where the command line typed
+    it, else type the run's value (`then`: what that gives)."""
+    raise CnnlabError(f"dataset.{key}={used.get(key)}: {why}",
+                      fix=f"drop dataset.{key}= ({then}){subset}" if typed is None or typed(f"dataset.{key}") else
+                      f"add dataset.{key}={recorded.get(key)}, the run's ({then})")
 
 
 def _plain(dataset_cfg: Any) -> Any:

@@ -666,4 +666,15 @@ def test_evaluate_scores_the_training_pictures_a_model_trained_on_and_every_pict
     assert cli("pretrain", "dataset=digits", "dataset.image_size=16", "model=lenet5", "trainer.epochs=1",
                "dataset.seed=3", "dataset.label_fraction=0.3").code == 0
     other = cli("evaluate", "source=latest:pretrain", "split=train", "dataset.seed=0")
-    assert other.code == 2 and "dataset.seed=0: the model's run" in " ".join(other.stderr.split()), other.output
+    said = " ".join(other.stderr.split())
+    assert other.code == 2 and "dataset.seed=0: the model's run" in said and "never trained on" in said, said
+    # generated data is drawn, not carved: another seed's training pictures are others, never trained on (probe 214)
+    assert cli("pretrain", "dataset=synthetic", "dataset.image_size=16", "model=lenet5", "trainer.epochs=1",
+               "dataset.train_size=40", "dataset.val_size=20", "dataset.num_classes=4",
+               "trainer.batch_size=20").code == 0
+    for setting in ("dataset.seed=1", "dataset.train_size=30"):
+        drawn = cli("evaluate", "source=latest:pretrain", "split=train", setting)
+        said = " ".join(drawn.stderr.split())
+        assert drawn.code == 2 and f"{setting}: the model's run" in said and "never trained on" in said, said
+    assert cli("evaluate", "source=latest:pretrain", "split=train").code == 0
+    assert cli("evaluate", "source=latest:pretrain", "split=val", "dataset.seed=1").code == 0  # other unseen pictures
