@@ -399,6 +399,11 @@ def test_a_checkpoint_of_another_format_is_refused_through_every_door(cli: Cli, 
     one_error_line(cli("finetune", f"model.weights={path}", *TINY), said)
     data = [o for o in TINY if not o.startswith("model=")]
     one_error_line(cli("distill", "teacher=lenet5", f"teacher.weights={path}", "student=lenet5", *data), said)
+    # … and a model.pt's fields under a format of another name (probe 212: "something", read as a plain state dict)
+    torch.save({**payload, "format": "something"}, path)
+    said = "holds a cnnlab model checkpoint's fields (arch, structure, classes, input, extra) but its format is"
+    one_error_line(cli("finetune", f"model.weights={path}", *TINY), said)
+    one_error_line(cli("evaluate", f"source={path}", "split=val"), said)
     assert sorted(outputs.rglob("run.json")) == runs
 
 

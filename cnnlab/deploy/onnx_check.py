@@ -599,15 +599,22 @@ def graph_problems(proto: onnx.ModelProto, spec: InputSpec | None, num_classes: 
 _SCALE_INPUTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearConv": (1, 4, 6),
                  "QLinearMatMul": (1, 4, 6), "QLinearAdd": (1, 4, 6), "QLinearMul": (1, 4, 6),
                  "QLinearGlobalAveragePool": (1, 3), "QLinearAveragePool": (1, 3), "QLinearSigmoid": (1, 3),
-                 "QLinearLeakyRelu": (1, 3)}
+                 "QLinearLeakyRelu": (1, 3), "MatMulIntegerToFloat": (2, 3), "DynamicQuantizeMatMul": (2,)}
 
 
 def _broken_scale(proto: onnx.ModelProto) -> str | None:
     """Why an INT8 graph's stored quantization scale cannot be one (NaN, infinite, zero or negative: probe 212 — a
     copied file with such a scale scored 10 % and was timed, unsaid), or None."""
     stored = {tensor.name: tensor for tensor in proto.graph.initializer}
-    for node in _nodes(proto):
-        for index in _SCALE_INPUTS.get(node.op_type, ()):
+    nodes = list(_nodes(proto))
+    # dynamic INT8 (onnxruntime's quantize_dynamic): ConvInteger's int32 output is scaled by a Mul of the input's
+    # scale, computed by DynamicQuantizeLinear, and the weight's, stored (probe 212: not checked)
+    dynamic = {node.output[1] for node in nodes if node.op_type == "DynamicQuantizeLinear" and len(node.output) > 1}
+    for node in nodes:
+        scales = _SCALE_INPUTS.get(node.op_type, ())
+        if node.op_type == "Mul" and dynamic & set(node.input):
+            scales = tuple(i for i, name in enumerate(node.input) if name not in dynamic)
+        for index in scales:
             tensor = stored.get(node.input[index]) if index < len(node.input) else None
             if tensor is None:
                 continue

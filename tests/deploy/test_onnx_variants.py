@@ -865,3 +865,26 @@ def test_an_int8_file_whose_quantization_scale_is_no_scale_is_refused(lenet_onnx
         check_onnx_file(int8)
     assert f"its quantization scale {name!r} (DequantizeLinear) holds {scale!r}, where a scale is a positive, " \
            "finite number" in refused.value.message, refused.value.message
+
+
+def test_a_dynamic_int8_file_whose_weight_scale_is_no_scale_is_refused(lenet_onnx_once, tmp_path: Path) -> None:
+    """Probe 212: dynamic INT8 (ConvInteger, then a Mul by the input's and the weight's scales) kept its weight
+    scales unchecked, where QDQ's were refused."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    _, path = lenet_onnx_once
+    int8 = tmp_path / "dynamic.onnx"
+    quantize_dynamic(str(path), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul"])
+    check_onnx_file(int8)  # as quantized: its scales are scales
+    proto = onnx.load(str(int8))
+    assert any(node.op_type == "ConvInteger" for node in proto.graph.node)
+    stored = {t.name: t for t in proto.graph.initializer}
+    name = next(i for node in proto.graph.node if node.op_type == "Mul" for i in node.input if i in stored)
+    stored[name].CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(stored[name]), -0.5), name))
+    onnx.save(proto, str(int8))
+    with pytest.raises(CnnlabError) as refused:
+        check_onnx_file(int8)
+    assert f"its quantization scale {name!r} (Mul) holds -0.5" in refused.value.message, refused.value.message
