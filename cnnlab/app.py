@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
 from cnnlab import conftree
-from cnnlab.commands import COMMANDS, stage_rerun_note
+from cnnlab.commands import COMMANDS, rerun_option, stage_rerun_note
 from cnnlab.context import RunContext
 from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
@@ -662,7 +662,7 @@ def _take_rerun_option() -> bool:
     """Remove `rerun=true|false` from the command line and return it: a launch option (run a sweep's completed
     jobs again), not a setting of the jobs — it must not change their overrides, which identify them."""
     rerun = False
-    for arg in [a for a in sys.argv[1:] if a.lstrip("+").startswith("rerun=")]:
+    for arg in [a for a in sys.argv[1:] if rerun_option(a) is not None]:
         sys.argv.remove(arg)
-        rerun = arg.split("=", 1)[1].strip().lower() in ("true", "1", "yes")
+        rerun = bool(rerun_option(arg))
     return rerun

@@ -305,6 +305,14 @@ HYDRA_FLAGS_HELP = (
 )
 
 
+def rerun_option(arg: str) -> bool | None:
+    """The value of a `rerun=` launch option (`rerun=true`: a sweep runs its completed jobs again), None for any
+    other argument."""
+    if not arg.lstrip("+").startswith("rerun="):
+        return None
+    return arg.split("=", 1)[1].strip().lower() in ("true", "1", "yes")
+
+
 def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", checkpoint_kept: bool = False,
                    no_checkpoint: str | None = None, multirun: bool = False, resumed: str | None = None,
                    resume: str = "resume=true", taken: tuple[str, str] | None = None) -> str:
@@ -320,6 +328,12 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
         again = shlex.join(["cnnlab", command, *args])
         what = "continues the interrupted one from its checkpoint" if info.resumable else "runs the others"
+        if any(rerun_option(arg) for arg in args):
+            # typed again with rerun=true it runs this sweep's completed jobs a third time; without it, it skips
+            # the jobs completed before this sweep too — the very runs rerun=true was typed to redo (probe 214)
+            plain = shlex.join(["cnnlab", command, *(arg for arg in args if rerun_option(arg) is None)])
+            return (f"interrupted ({how}) — `{again}` runs every job again and {what}; `{plain}` (no rerun=) "
+                    "skips every completed job, those completed before this sweep included")
         return f"interrupted ({how}) — run the sweep again with `{again}`: it skips the completed jobs and {what}"
     if info.resumable and checkpoint_kept:
         return (f"interrupted ({how}) — {info.kept_note}; "

@@ -578,6 +578,22 @@ def latest_makers(want: tuple[str, ...] = ("checkpoint", "onnx")) -> list[str]:
     return [f"latest:{command}" for command in COMMANDS if command in makers]
 
 
+def missing_source_fix(outputs: Path, want: tuple[str, ...] = ("checkpoint", "onnx")) -> str:
+    """The fix for a command run without `source=`: `latest:<command>` of the newest completed run under `outputs`
+    that holds a model of a kind in `want`, or, where none does, the command that makes one (probe 214: it named
+    latest:finetune in a workspace without a finetune run)."""
+    newest = None
+    for run in iter_runs(outputs):
+        if run.status == "completed" and any(command == f"latest:{run.command}" for command in latest_makers(want)) \
+                and any(run.artifact(_ARTIFACT_OF_KIND[kind]) is not None for kind in want):
+            newest = run
+    files = "source=path/to/" + "|".join(_FILE_OF_KIND[kind].removeprefix("a ") for kind in want)
+    if newest is None:
+        return (f"no run under {outputs} holds a model yet: train one (`cnnlab finetune dataset=...`) and pass "
+                f"source=latest:finetune, or pass {files}")
+    return f"pass source=latest:{newest.command} (the newest: {newest.path}), source=RUN_FOLDER or {files}"
+
+
 def check_latest_command(spec: str, key: str, want: tuple[str, ...] = ("checkpoint", "onnx")) -> None:
     """`latest:<command>` whose <command> is no cnnlab command, or one whose runs never hold a model (evaluate,
     bench, ...): a CnnlabError listing the latest:<command> forms that work for `want`."""

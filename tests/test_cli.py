@@ -521,6 +521,11 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
     for name in COMMANDS:
         sweep = interrupt_hint(name, ["-m", "seed=0,1"], checkpoint_kept=True, multirun=True)
         assert hinted_command(sweep) == [name, "-m", "seed=0,1"] and "skips the completed jobs" in sweep, sweep
+    # probe 214: a rerun=true sweep typed again as told ran its completed jobs again; without rerun= it skips the
+    # jobs completed before it, which rerun=true was typed to redo: both commands, each with what it does
+    sweep = interrupt_hint("finetune", ["-m", "seed=0,1", "rerun=true"], checkpoint_kept=True, multirun=True)
+    assert "`cnnlab finetune -m seed=0,1 rerun=true` runs every job again" in sweep, sweep
+    assert "`cnnlab finetune -m seed=0,1` (no rerun=) skips every completed job, those completed before" in sweep, sweep
 
 
 def test_the_start_again_hint_leaves_out_a_run_folder_that_holds_the_stopped_run(tmp_path: Path) -> None:

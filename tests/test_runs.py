@@ -664,3 +664,17 @@ def test_an_fp32_onnx_file_where_a_model_pt_is_needed_names_the_run_it_came_from
                 resolve_source(spec, tmp_path, want=("checkpoint",))
             verb = {"quantize": "quantized", "export": "exported"}[command]
             assert refused.value.fix == f"pass the run it was {verb} from: source={trained}", refused.value.fix
+
+
+def test_a_command_without_source_names_the_latest_form_of_a_run_that_exists(tmp_path: Path) -> None:
+    """Probe 214: evaluate without source= named source=latest:finetune in a workspace that held no finetune run."""
+    from cnnlab.runs import missing_source_fix
+
+    assert "no run under" in missing_source_fix(tmp_path) and "train one" in missing_source_fix(tmp_path)
+    make_run(tmp_path, "pretrain", "a", started="2026-01-01T10:00:00")
+    make_run(tmp_path, "quantize", "b", model=False, onnx=True, started="2026-01-01T11:00:00")
+    make_run(tmp_path, "finetune", "c", status="failed", started="2026-01-01T12:00:00")
+    assert "pass source=latest:quantize (the newest: " in missing_source_fix(tmp_path)
+    # prune and export take a model.pt only: the ONNX-only quantize run is not offered
+    fix = missing_source_fix(tmp_path, ("checkpoint",))
+    assert "pass source=latest:pretrain (the newest: " in fix and fix.endswith("source=path/to/model.pt"), fix
