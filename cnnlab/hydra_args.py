@@ -43,6 +43,18 @@ def override_parser() -> Any:
     return OverridesParser.create()
 
 
+def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
+    """Each job's overrides, by job number, as Hydra's basic sweeper makes them (`seed=0,1 optim.lr=0.1,0.2` → the
+    product, the last key varying fastest; BasicSweeper.split_arguments); `hydra.*` overrides are left out.
+    Raises hydra.errors.HydraException on an override Hydra cannot parse."""
+    import itertools
+
+    parsed = override_parser().parse_overrides([str(o) for o in overrides if not str(o).startswith("hydra")])
+    lists = [[f"{o.get_key_element()}={value}" for value in o.sweep_string_iterator()] if o.is_sweep_override()
+             else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+    return [list(job) for job in itertools.product(*lists)]
+
+
 def quote_plain_value(override: str) -> str:
     """`key=value` as Hydra can read it: a plain value its grammar rejects unquoted — a leading `~`
     (`dataset.root=~/photos`, as the docs write it: the shell does not expand it there), a letter outside ASCII

@@ -66,11 +66,14 @@ class CpuWatch:
         return max(0.0, (busy - self.busy) - (time.process_time() - self.own)) / wall
 
 
+BUSY_PREFIX = "other processes kept"  # how busy_note begins: the report finds it among a bench run's warnings
+
+
 def busy_note(others: float | None, cores: int) -> str | None:
     """The warning for a timing beside other work (`others`: CpuWatch.others_cores; `cores`: the machine's usable
     cores), None where the machine was quiet or the load is not known."""
     if others is None or others <= BUSY_CORES:
         return None
-    return (f"other processes kept {others:.1f} of the {cores} cores busy while the models were timed: a longer call "
+    return (f"{BUSY_PREFIX} {others:.1f} of the {cores} cores busy while the models were timed: a longer call "
             "is interrupted more often, so latencies read high and speed-ups favour the faster model — time them "
             "again on a quiet machine")

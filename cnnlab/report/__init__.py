@@ -14,9 +14,9 @@ from cnnlab import conftree
 from cnnlab.errors import CnnlabError
 from cnnlab.links import RunLinks
 from cnnlab.fileio import atomic_paths, text_for
-from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, few_runs_note,
-                                   gone_source_notes, group_notes, json_text, legend, markdown, plan_note,
-                                   rich_differences, rich_table, sessions_note, speedup_notes, test_notes)
+from cnnlab.report.formats import (DIFFERENCES_LEGEND, MARKDOWN_START, PLOT_ALT, csv_text, gone_source_notes,
+                                   group_notes, json_text, legend, markdown, rich_differences, rich_table,
+                                   speedup_notes, test_notes, timing_notes)
 from cnnlab.report.pareto import mark_pareto
 from cnnlab.report.plot import figure
 from cnnlab.report.rows import (ATTACHED, MODEL_COMMANDS, Comparison, Row, build_rows, check_comparison, dataset_title,
@@ -75,7 +75,9 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                           "how it scored") for folder in records_gone(outputs)
                  if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
     sweeps = [run.path.parent for run in matched if (run.path.parent / SWEEP_FILE).is_file()]
-    left_out += [(folder, why) for folder, why in unstarted_jobs(sweeps, iter_runs(outputs))
+    # the runs already read serve where no pattern narrowed them (a big workspace is read once)
+    left_out += [(folder, why) for folder, why in unstarted_jobs(sweeps, matched if pattern is None
+                                                                   else iter_runs(outputs))
                  if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
@@ -364,10 +366,8 @@ def print_report(report: Report) -> None:
         if found is not None:
             out.print(found)
     out.print(legend(report.comparison), soft_wrap=True)
-    for note in (sessions_note(report.seed_groups, report.comparison), few_runs_note(report.rows, report.comparison),
-                 plan_note(report.rows)):
-        if note is not None:
-            out.print(note, markup=False, highlight=False, soft_wrap=True)
+    for note in timing_notes(report.seed_groups, report.comparison):
+        out.print(note, markup=False, highlight=False, soft_wrap=True)
     if any(group.changes for group in report.all_seed_groups):
         out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
     for note in group_notes(report.all_seed_groups, report.base):

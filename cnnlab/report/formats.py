@@ -531,17 +531,34 @@ def few_runs_note(rows: Sequence[Row], comparison: Comparison) -> str | None:
     return (f"p50 of fewer than {FEW_RUNS} timed runs for {counted(len(few), 'row')} ({runs}): one stall of the "
             "machine decides such a figure; time them again with bench.min_iters and bench.min_seconds at their "
             "defaults (30 runs, 1 s): " + bench_command([r.run.path for r in timed], comparison))
+def busy_note(rows: Sequence[Row], comparison: Comparison) -> str | None:
+    """When a row's p50 comes from a bench run that warned other processes kept cores busy while it timed: which
+    rows, the warning, and the command that times them again (probe 213: the bench said so, the report did not)."""
+    busy = [row for row in rows if row.latency is not None and row.bench_busy is not None]
+    if not busy:
+        return None
+    warning = busy[0].bench_busy.split(":", 1)[0]  # type: ignore[union-attr]
+    return (f"p50 of {counted(len(busy), 'row')} comes from bench runs that warned \"{warning}\": latencies read "
+            "high and speed-ups favour the faster model; time them again on a quiet machine: "
+            + bench_command([r.run.path for r in busy[:SESSION_ROWS]], comparison))
+
+
+def timing_notes(groups: dict[str, list[SeedGroup]], comparison: Comparison) -> list[str]:
+    """The notes under the tables on where their p50 figures come from (terminal and report.md alike)."""
+    rows = [row for members in groups.values() for group in members for row in group.rows]
+    notes = (sessions_note(groups, comparison), few_runs_note(rows, comparison), busy_note(rows, comparison),
+             plan_note(rows))
+    return [note for note in notes if note is not None]
+
+
 PLOT_ALT = "accuracy vs latency"  # report.md's text for each plot it shows (report._plots_of finds them by it)
 
 
 def markdown(groups: dict[str, list[SeedGroup]], left_out: Sequence[tuple[Path, str]], base: Path,
              comparison: Comparison, plots: dict[str, str]) -> str:
     lines = [f"{MARKDOWN_START}{base}", "", legend(comparison) + ".", ""]
-    rows_timed = [row for members in groups.values() for group in members for row in group.rows]
-    for note in (sessions_note(groups, comparison), few_runs_note(rows_timed, comparison), plan_note(rows_timed)):
-        if note is not None:  # the command it ends with, as code (a note that names none ends in a plain stop)
-            lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".",
-                      ""]
+    for note in timing_notes(groups, comparison):  # the command it ends with, as code (else a plain stop)
+        lines += [note.replace("cnnlab bench ", "`cnnlab bench ") + "`." if "cnnlab bench " in note else note + ".", ""]
     for title, members in groups.items():
         shown, table = _table_lines(members, base)
         lines += [f"## {title}", "", *_markdown_table(shown, [line for line, _ in table])]

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from cnnlab.commands import commands_where
 from cnnlab.data.layout import folder_and_training_digests
 from cnnlab.deploy.names import BACKENDS, TORCH_BACKENDS  # names only: the report loads no runtime
+from cnnlab.deploy.contention import BUSY_PREFIX
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import hydra_quoted, path_argument
@@ -136,6 +137,7 @@ class Row:
     source_file: Path | None = None       # ... or the model file, where that lies in no run (source=FILE.onnx)
     latency: LatencyRecord | None = None  # the matching bench record
     bench_run: Path | None = None
+    bench_busy: str | None = None         # the bench run's warning that other processes kept cores busy meanwhile
     test_accuracy: float | None = None    # top-1 on the test split, from the newest `cnnlab evaluate split=test`
     evaluate_run: Path | None = None      # ... of the model on its own data
     test_read_at: str | None = None       # ... read at this root (a user folder moved since training: another one)
@@ -438,6 +440,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         timed = next(((s, t) for s in paired if (t := s.timing(path, matches)) is not None), None)
         if timed is not None:  # the newest paired session that timed it
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
+            row.bench_busy = busy_warning(timed[0].run)
             timed_run = links.subject(timed[0].run.data["paired"]["subjects"][timed[1].record["subject"]])
         else:
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
@@ -865,13 +868,21 @@ def _check_timed(comparison: Comparison, benches: list[RunInfo]) -> None:
     raise CnnlabError(f"no bench run here timed the setting asked for ({asked})", fix=fix)
 
 
+def busy_warning(bench: RunInfo) -> str | None:
+    """The warning a bench run recorded that other processes kept cores busy while it timed (contention.busy_note),
+    None where it recorded none (run.json is untrusted: only text entries count)."""
+    warnings = bench.data.get("warnings")
+    return next((w for w in warnings if isinstance(w, str) and w.startswith(BUSY_PREFIX)), None) \
+        if isinstance(warnings, list) else None
+
+
 def _attach_latency(row: Row, benches: list[RunInfo], comparison: Comparison, *, paired: bool = False) -> None:
     """The newest bench record of this model that matches the comparison exactly; else a note saying why there is
     none (`paired`: a paired session timed the model, in another setting)."""
     for bench in sorted(benches, key=lambda b: b.started_at, reverse=True):
         for record in timed_records(bench):
             if comparison.admits(record):
-                row.latency, row.bench_run = record, bench.path
+                row.latency, row.bench_run, row.bench_busy = record, bench.path, busy_warning(bench)
                 return
     if benches or paired:
         row.notes.append(f"no timing in the setting compared ({comparison.describe()})")

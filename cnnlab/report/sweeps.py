@@ -4,12 +4,12 @@ a sweep over seed=0,1,2 stopped in job #1 read "1 of 2", the unstarted seed 2 un
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Iterable
 
 import yaml
 
+from cnnlab.hydra_args import sweep_jobs
 from cnnlab.runs import RunInfo, process_alive
 
 SWEEP_FILE = "multirun.yaml"  # Hydra's record of a sweep, written in its folder before the first job
@@ -20,20 +20,15 @@ def planned_jobs(sweep: Path) -> list[tuple[list[str], list[str]]] | None:
     (`seed=0,1 optim.lr=0.1,0.2` → the product, the last key varying fastest; BasicSweeper.split_arguments): (all of
     them, as its run records them; the ones that vary). None where that cannot be told: another sweeper (Optuna's),
     or a multirun.yaml that cannot be read (untrusted input)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         hydra = (yaml.safe_load((sweep / SWEEP_FILE).read_text(encoding="utf-8")) or {}).get("hydra") or {}
         if not str((hydra.get("sweeper") or {}).get("_target_", "")).endswith(".BasicSweeper"):
             return None
-        task = (hydra.get("overrides") or {}).get("task") or []
-        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
-        lists = [[f"{o.get_key_element()}={value}" for value in o.sweep_string_iterator()] if o.is_sweep_override()
-                 else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in parsed]
+        jobs = sweep_jobs((hydra.get("overrides") or {}).get("task") or [])
     except Exception:  # noqa: BLE001 - YAML, OS and Hydra's parse errors alike: nothing is said of such a sweep
         return None
-    varying = [i for i, values in enumerate(lists) if len(values) > 1]
-    return [(list(job), [job[i] for i in varying]) for job in itertools.product(*lists)]
+    varying = [i for i in range(len(jobs[0]) if jobs else 0) if len({job[i] for job in jobs}) > 1]
+    return [(job, [job[i] for i in varying]) for job in jobs]
 
 
 def unstarted_jobs(sweeps: Iterable[Path], runs: Iterable[RunInfo]) -> list[tuple[Path, str]]:

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
+from cnnlab.hydra_args import sweep_jobs
 from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, iter_runs
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import fingerprint
@@ -62,18 +63,10 @@ def launcher_parallelism(launcher: Mapping[str, Any], sweep_jobs: int | None, co
 def sweep_size(overrides: Iterable[str]) -> int | None:
     """How many jobs the command line's overrides make under Hydra's basic sweeper (`seed=1,2 lr=0.1,0.2`
     → 4); None when that cannot be told here (a glob over config groups, a malformed override)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
-        jobs = 1
-        for override in parsed:
-            if override.is_sweep_override():
-                jobs *= len(list(override.sweep_string_iterator()))
-        return jobs
+        return len(sweep_jobs(list(overrides)))
     except Exception:  # noqa: BLE001 - only a better thread share is lost; Hydra reports real mistakes
         return None
-
 
 # ------------------------------------------------------------------------------------- job identity
 def slurm_job() -> dict[str, Any] | None:

@@ -280,3 +280,30 @@ def test_the_not_benchmarked_hint_run_as_printed_clears_the_note(cli, tiny_run: 
     again = cli(*report)
     assert again.code == 0 and "not benchmarked" not in again.stdout and "no latency for" not in again.stdout, \
         again.output
+
+
+def test_a_bench_that_warned_of_a_busy_machine_is_said_under_the_table(tmp_path: Path) -> None:
+    """Probe 213: bench warned that other processes kept cores busy while it timed; the report showed its figures
+    and Pareto marks without a word. Timed again on a quiet machine, the note clears."""
+    import json as _json
+
+    from cnnlab.report.formats import timing_notes
+
+    out = tmp_path / "outputs"
+    a = model_run(out, "finetune", "a", 0.9)
+    busy = bench_run(out, "busy", a, 10.0, threads=1)
+    record = _json.loads((busy / "run.json").read_text())
+    warning = ("other processes kept 1.4 of the 2 cores busy while the models were timed: a longer call is "
+               "interrupted more often, so latencies read high and speed-ups favour the faster model — time them again "
+               "on a quiet machine")
+    (busy / "run.json").write_text(_json.dumps({**record, "warnings": [7, warning],
+                                                "started": "2026-11-28T10:00:00+00:00"}))  # before the quiet one
+    report = build_report(out)
+    [note] = [n for n in timing_notes(report.seed_groups, report.comparison) if "warned" in n]
+    assert note.startswith('p50 of 1 row comes from bench runs that warned "other processes kept 1.4 of the 2 cores '
+                           'busy while the models were timed"'), note
+    markdown = next(p for p in write_report(report) if p.suffix == ".md").read_text()
+    assert "warned \"other processes kept 1.4" in markdown
+    follow("cnnlab bench " + note.split("cnnlab bench ", 1)[1], "quiet", [9.0])
+    quiet = build_report(out)
+    assert not [n for n in timing_notes(quiet.seed_groups, quiet.comparison) if "warned" in n]
