@@ -88,10 +88,17 @@ class ViewSettings:
         """Whether the views of `size`-px images are blurred: `blur`, or for auto, size >= BLUR_MIN_SIZE."""
         return size >= BLUR_MIN_SIZE if self.blur is None else self.blur
 
-    def describe(self, size: int) -> dict[str, Any]:
-        """The settings as run.json records them, with the blur decision taken for `size`."""
-        return {"crop_scale": list(self.crop_scale), "hflip": self.hflip, "color_jitter": self.color_jitter,
-                "grayscale_p": self.grayscale_p, "blur": self.blur_on(size)}
+    def describe(self, size: int, channels: int = 3) -> dict[str, Any]:
+        """The views as applied, as run.json records them: the blur decision taken for `size`; for one `channels`,
+        the colour jitter's brightness and contrast only and no grayscale step, as simclr_view builds them (probe 217:
+        fashion_mnist's record said grayscale_p 0.2 and colour jitter, neither of which a grey picture gets)."""
+        described = {"crop_scale": list(self.crop_scale), "hflip": self.hflip, "color_jitter": self.color_jitter,
+                     "grayscale_p": self.grayscale_p, "blur": self.blur_on(size)}
+        if channels == 1:
+            described["grayscale_p"] = 0.0
+            if self.color_jitter > 0:
+                described["color_jitter_parts"] = "brightness and contrast (one channel)"
+        return described
 
 
 def blur_kernel(size: int) -> int:

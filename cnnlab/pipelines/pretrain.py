@@ -119,7 +119,7 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
                                    "features worth fine-tuning)")
     ctx.log.info("pretrain %s with %s on %s: %d images (labels unused), two views at %d px (%s)", name,
                  settings.name, data.name, len(images), data.spec.size,
-                 ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size).items()))
+                 ", ".join(f"{k} {v}" for k, v in views.describe(data.spec.size, data.spec.channels).items()))
 
     model = create_model(name, num_classes=len(data.classes), image_size=data.spec.size, **arch_kwargs)
     say_stem_hint(ctx, name, model, data.spec.size, arch_kwargs)
@@ -139,7 +139,8 @@ def self_supervised(cfg: DictConfig, ctx: RunContext, resume_from: Any,
     # images: what it trained on — the training split and, where used, the unlabeled split (STL-10: run.json's
     # dataset.train_size counts the labelled split alone; probe 66)
     record = {**settings.record(), "hidden_dim": settings.hidden_dim or network.feature_dim,
-              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size), "images": len(images)}
+              "feature_dim": network.feature_dim, "views": views.describe(data.spec.size, data.spec.channels),
+              "images": len(images)}
     if monitor is not None:  # what the vote used: k capped at the bank (probe 202: `k: 200` of a 142-image bank)
         record["knn"] = {**record["knn"], "k_used": monitor.k, "bank_images": len(monitor.bank_loader.dataset)}
     trained = TrainedModel(model=network.backbone(), name=name, arch_kwargs=arch_kwargs, data=data,

@@ -58,6 +58,11 @@ def test_settings_from_config_and_the_record() -> None:
     assert views.crop_scale == (0.2, 1.0) and views.blur is None and not views.hflip
     assert views.describe(32) == {"crop_scale": [0.2, 1.0], "hflip": False, "color_jitter": 0.5, "grayscale_p": 0.2,
                                   "blur": False}
+    # probe 217: a grey picture gets no grayscale step and only brightness and contrast of the jitter (view_transform)
+    grey = views.describe(32, channels=1)
+    assert grey["grayscale_p"] == 0.0 and grey["color_jitter_parts"] == "brightness and contrast (one channel)"
+    steps = [type(op).__name__ for op in view_transform(InputSpec(32, channels=1), views).transforms]
+    assert "RandomGrayscale" not in steps
 
 
 @pytest.mark.parametrize("scale, why", [([0.0, 1.0], "no area"), ([0.5, 0.2], "above its maximum"),
