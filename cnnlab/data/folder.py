@@ -533,9 +533,9 @@ def build_imagefolder(cfg: Mapping[str, Any], spec: InputSpec, *, carve: bool = 
                      dirs[0].name, Path(test.root).name)
         splits = (Subset(train, train_idx), Subset(train, val_idx))
     if carve:
-        splits = (splits[0], _one_of_each_picture(_without_copies_of_training_pictures(splits[1], splits[0], root),
-                                                  root, "val"))
-    test = _one_of_each_picture(test, root, "test") if test is not None else None
+        splits = (splits[0], one_of_each_picture(_without_copies_of_training_pictures(splits[1], splits[0], root),
+                                                 f"imagefolder {root}", "val"))
+    test = one_of_each_picture(test, f"imagefolder {root}", "test") if test is not None else None
     # the colour a 1-channel model loses is said by say_colour_dropped, where the splits a command reads are known
     scan.summary.log(log, f"imagefolder {root}")
     return RawSplits(train=splits[0], val=splits[1], test=test, classes=list(train.classes),
@@ -594,10 +594,12 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
     return Subset(val, kept)
 
 
-def _one_of_each_picture(split: Dataset, root: Path, name: str) -> Dataset:
-    """`split` (val or test) with one file of each picture it holds more than once (the same bytes or pixels:
-    `content.copies_of`), the first in file order: a picture saved twice (`img.jpg`, `img (1).jpg`) counted twice in
-    the split's accuracy (probe 210: both copies scored in val's outcomes.csv). Logged."""
+def one_of_each_picture(split: Dataset, where: Path | str, name: str) -> Dataset:
+    """`split` (val, test, or evaluate's split=all: `name`) with one file of each picture it holds more than once (the
+    same bytes or pixels: `content.copies_of`), the first in file order: a picture saved twice (`img.jpg`,
+    `img (1).jpg`) counted twice in the split's accuracy (probe 210: both copies scored in val's outcomes.csv).
+    Logged, beginning with `where` ("imagefolder DIR"). A split whose files are not known (a torchvision set) is
+    returned as it is."""
     paths = split_files(split) or []
     copies = copies_within(paths)
     if not copies:
@@ -621,9 +623,9 @@ def _one_of_each_picture(split: Dataset, root: Path, name: str) -> Dataset:
         else:
             first[root_of(path)] = path
             kept.append(i)
-    log.warning("imagefolder %s: %d of the %d %s pictures left out of %s: copies of other %s pictures (first: %s, a "
-                "copy of %s), so that each picture counts once in its accuracy", root, len(dropped), len(paths), name,
-                name, name, *dropped[0])
+    log.warning("%s: %d of the %d %s pictures left out of %s: copies of other %s pictures (first: %s, a copy of %s), "
+                "so that each picture counts once in its accuracy", where, len(dropped), len(paths), name, name, name,
+                *dropped[0])
     return Subset(split, kept)
 
 

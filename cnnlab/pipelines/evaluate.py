@@ -27,7 +27,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
-from cnnlab.data.folder import split_files
+from cnnlab.data.folder import one_of_each_picture, split_files
 from cnnlab.deploy.export import model_file_bytes
 from cnnlab.deploy.infer import InferenceModel, model_device, open_model, source_kinds
 from cnnlab.engine.metrics import ECE_BINS, ClassificationScores, ScoreAccumulator
@@ -126,7 +126,8 @@ def split_of(data: DataBundle, split: str) -> Dataset:
         present = [part for part in parts.values() if part is not None and len(part)]  # type: ignore[arg-type]
         if not present:
             raise CnnlabError(f"dataset {data.name} holds no images", fix="point dataset.root=DIR to the images")
-        return ConcatDataset(present)
+        # a picture in two splits, or twice in one, is scored once (each split was read so already: data/folder.py)
+        return one_of_each_picture(ConcatDataset(present), f"dataset {data.name}", "split=all")
     images = parts[split]
     assert images is not None, "run() checks the split first (require_split)"
     if len(images) == 0:  # type: ignore[arg-type]

@@ -657,9 +657,12 @@ def test_evaluate_scores_the_training_pictures_a_model_trained_on_and_every_pict
     assert every.code == 0 and len(run_dirs(outputs, "evaluate")) == 2, every.output
     assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 64
     new = random_image_folder(tmp_path / "new", per_class=3, classes=tuple(class_table(4)[1]))
+    first = sorted(new.glob("*/0.png"))[0]
+    (first.parent / "0 (1).png").write_bytes(first.read_bytes())  # a download's copy: one picture, scored once
     scored = cli("evaluate", "source=latest:pretrain", "dataset=imagefolder", f"dataset.root={new}", "split=all")
     assert scored.code == 0, scored.output
     assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 12  # every picture of the new folder
+    assert "1 of the 13 split=all pictures left out of split=all: copies of other" in " ".join(scored.output.split())
     assert "label_fraction" not in scored.output
     # probe 214: another carve of the run's data (digits: val carved from train by dataset.seed) scored pictures of
     # its val split as "train", exit 0
