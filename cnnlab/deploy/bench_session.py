@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from cnnlab.deploy.backends import BackendPlan, SkippedBackend, skipped_summary
 from cnnlab.deploy.bench import LatencyStats, time_onnx, time_torch
+from cnnlab.deploy.contention import CpuWatch, say_if_busy
 from cnnlab.deploy.bench_settings import TORCH_BACKENDS, BenchSettings
 from cnnlab.deploy.paired import time_paired
 from cnnlab.deploy.subject import TimedModel
@@ -78,6 +79,7 @@ def time_backends(subject: TimedModel, plan: BackendPlan, settings: BenchSetting
     fails is skipped; torch_compile failing, or a runtime that cannot load the file (ModelLoadError), skips the
     whole backend."""
     records, skipped = [], list(plan.skipped)
+    watch = CpuWatch.start()
     for backend in plan.backends:
         for batch in settings.batch_sizes:
             try:
@@ -92,6 +94,7 @@ def time_backends(subject: TimedModel, plan: BackendPlan, settings: BenchSetting
                 continue
             log.info("%-13s batch %3d: p50 %.3f ms, %.1f images/s", backend, batch, stats.p50_ms, stats.throughput)
             records.append(TimedRecord(stats, timed_file))
+    say_if_busy(watch)
     return BenchTimings(tuple(records), tuple(skipped))
 
 

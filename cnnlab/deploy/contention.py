@@ -11,9 +11,12 @@ over the wall time, is how many cores others kept busy.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
+
+from cnnlab.console import RUN_WARNING
 
 # Other processes' average use, in cores, above which a timing is said to be disturbed: a quiet VM's own daemons
 # stay near 0.02; one busy neighbour on a 2-core machine is ~1.
@@ -77,3 +80,17 @@ def busy_note(others: float | None, cores: int) -> str | None:
     return (f"{BUSY_PREFIX} {others:.1f} of the {cores} cores busy while the models were timed: a longer call "
             "is interrupted more often, so latencies read high and speed-ups favour the faster model — time them "
             "again on a quiet machine")
+
+
+def say_if_busy(watch: CpuWatch) -> float | None:
+    """The cores other processes kept busy since `watch` started (CpuWatch.others_cores), and busy_note's warning
+    logged where that disturbed the timing — kept in run.json (RUN_WARNING) by every command that times: a paired
+    session, and one model's bench (probe 219: a LeNet-5 read 123 ms beside two busy loops, 0.4 ms on the quiet
+    machine, without a word)."""
+    from cnnlab.environment import cpu_info
+
+    others = watch.others_cores()
+    note = busy_note(others, int(cpu_info()["usable_cores"] or 1))
+    if note is not None:
+        logging.getLogger("cnnlab").warning("%s", note, extra=RUN_WARNING)
+    return others

@@ -9,3 +9,7 @@ ONNX_RUNTIMES = tuple(RUNTIME_DEVICES)
 TORCH_BACKENDS = ("torch", "torch_compile")
 ONNX_BACKENDS = ONNX_RUNTIMES  # onnxruntime, tensorrt (onnxruntime sessions), openvino (its native runtime)
 BACKENDS = TORCH_BACKENDS + ONNX_BACKENDS  # what bench.backends and `cnnlab report --backend` accept
+
+# A bench's record of the ONNX file it timed for a model.pt (run.json `model.onnx_origin`): exported for the timing,
+# then deleted — the report shows that file's size beside its latency (report/rows.py)
+EXPORTED_FOR_BENCH = "exported for this benchmark"

@@ -19,16 +19,14 @@ records is then measured at the threads of the bench runs the report reads.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from cnnlab.console import RUN_WARNING
-from cnnlab.deploy.contention import CpuWatch, busy_note
+from cnnlab.deploy.contention import CpuWatch, say_if_busy
 from cnnlab.deploy.peak import physical_cores
-from cnnlab.environment import core_share, cpu_info
+from cnnlab.environment import core_share
 from cnnlab.errors import CnnlabError
 from cnnlab.interrupts import raise_if_interrupted
 from cnnlab.wording import ratio_range_text, ratio_text, ratio_than
@@ -247,10 +245,7 @@ def time_paired(files: Mapping[str, Path], settings: PairedSettings, *,
                                                      flops=flops.get(name) if isinstance(flops, Mapping) else flops,
                                                      peak_gflops=settings.peak_gflops,
                                                      precision=(precisions or {}).get(name, "f32")))
-    others = watch.others_cores()
-    note = busy_note(others, int(cpu_info()["usable_cores"] or 1))
-    if note is not None:  # said by every command that times (bench, prune, quantize, search), and kept in run.json
-        logging.getLogger("cnnlab").warning("%s", note, extra=RUN_WARNING)
+    others = say_if_busy(watch)  # said by every command that times (bench, prune, quantize, search)
     return PairedTiming(settings, {
         name: SubjectTiming(stats={b: median_round(r) for b, r in per_batch.items()},
                             p50_per_round={b: tuple(s.p50_ms for s in r) for b, r in per_batch.items()})

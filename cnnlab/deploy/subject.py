@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 from torch import nn
 
 from cnnlab.data.spec import InputSpec
+from cnnlab.deploy.names import EXPORTED_FOR_BENCH
 from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision, no_metadata
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
@@ -85,7 +86,7 @@ def timed_zoo_model(name: str, model: nn.Module, spec: InputSpec, num_classes: i
     """A freshly built network `model` (zoo name `name`, `num_classes` outputs) at `spec`'s input: timed as PyTorch,
     and through an ONNX file exported for the benchmark."""
     return TimedModel(name=name, spec=spec, num_classes=num_classes, model=model, model_file=None, onnx=None,
-                      onnx_origin="exported for this benchmark", params=count_params(model),
+                      onnx_origin=EXPORTED_FOR_BENCH, params=count_params(model),
                       flops=count_flops(model, spec.size))
 
 
@@ -95,7 +96,7 @@ def timed_model_of(source: Source, *, torch_twin: bool = True) -> TimedModel:
         model, checkpoint = load_model(source.path)
         return TimedModel(name=checkpoint.name, spec=checkpoint.spec, num_classes=len(checkpoint.classes),
                           model=model.eval(), model_file=source.path, onnx=None,
-                          onnx_origin="exported for this benchmark", params=count_params(model),
+                          onnx_origin=EXPORTED_FOR_BENCH, params=count_params(model),
                           flops=count_flops(model, checkpoint.spec.size), source=source,
                           checkpoint_classes=tuple(checkpoint.classes))
     return _onnx_timed_model(source, torch_twin)

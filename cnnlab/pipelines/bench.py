@@ -134,8 +134,10 @@ def run_paired(cfg: DictConfig, ctx: RunContext, settings: BenchSettings, device
         hardware=bench_hardware(peak_estimate(device, settings.threads, settings.peak_gflops)),
         environment=fingerprint(), records=timings.record_dicts(), skipped=timings.skipped_dicts())
     _write(ctx, document)
+    # the size of the file timed: an ONNX file exported for the timing is gone afterwards (report/rows.py)
     ctx.record.update(bench=document["settings"], paired={"rounds": settings.rounds, "subjects": [
-        {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"]} for d in described]})
+        {"name": d["model"]["name"], "run": (d["source"] or {}).get("run"), "source": d["source"],
+         "onnx_origin": d["model"]["onnx_origin"], "onnx_bytes": d["model"]["onnx_bytes"]} for d in described]})
     _show(document, paired_table(document))
     for line in (*threads_lines(document), *peak_lines(document), *tail_lines(document)):
         record_warning(ctx, line)

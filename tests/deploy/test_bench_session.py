@@ -109,3 +109,21 @@ def test_a_file_made_from_an_export_finds_the_model_pt_behind_that_export(tiny_e
     stale = {"source": {**kept["source"], "sha256": "0" * 64}}  # the export's file replaced since: said, not followed
     with pytest.raises(CnnlabError, match="the ONNX file kept.onnx was made from, has changed since"):
         chain_checkpoint(stale, Source(str(copy), "onnx", copy, None))  # probe 193: "the chain holds no model.pt"
+
+
+def test_one_models_bench_beside_other_work_warns_and_records_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Probe 219: a one-model bench read LeNet-5 at 123 ms beside two busy loops (0.4 ms on the quiet machine),
+    exit 0, without the busy-machine warning a paired session gives."""
+    import logging
+
+    from cnnlab.deploy import contention
+
+    monkeypatch.setattr(bench_session, "time_onnx", lambda path, batch, *, runtime, **_: stats(runtime, batch))
+    for others, said in ((1.4, True), (0.05, False)):
+        monkeypatch.setattr(contention.CpuWatch, "others_cores", lambda self, value=others: value)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="cnnlab"):
+            time_backends(subject(tmp_path), BackendPlan(("onnxruntime",), ()), SETTINGS, "cpu", None)
+        warned = [r for r in caplog.records if r.getMessage().startswith("other processes kept 1.4 of the ")]
+        assert len(warned) == int(said) and all(getattr(r, "run_warning", False) for r in warned), caplog.text
