@@ -64,9 +64,11 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
     links = RunLinks([*everything, *around.attached, *around.models])
     replaced_notes = [(old, _replaced_note(new)) for old, new in replaced.items()]
     around_notes = [(old, _replaced_note(new)) for old, new in around.replaced.items()]
+    plan = current_plan(matched)
     rows, left_out, comparison = build_rows([run for run in everything if usable(run)], comparison,
                                             attachable=around.attached, links=links, around=around.models,
-                                            left=[*replaced_notes, *around_notes])
+                                            left=[*replaced_notes, *around_notes],
+                                            plan=set(plan.values()) if plan is not None else ())
     left_out += replaced_notes
     # probe 145: a skipped sweep job's link whose run was moved or deleted was left out without a word
     left_out += [(link, f"a sweep job's link to the run it stood for, {os.readlink(link)}, which is no longer there "
@@ -81,7 +83,6 @@ def build_report(outputs: Path, *, pattern: str | None = None, comparison: Compa
                  if pattern is None or fnmatch(str(folder.relative_to(outputs)), pattern)]
     if not rows:
         raise _nothing_to_report(outputs, pattern, everything)
-    plan = current_plan(matched)
     if plan is not None:
         for row in rows:
             recipe = (row.run.data.get("pipeline") or {}).get("recipe")  # a run from before it was recorded: unknown

@@ -4,9 +4,10 @@ Reads run.json (and nothing else), through the typed sections of cnnlab/records.
 of a command that produces a model (commands.py: pretrain, finetune, distill, prune, quantize) with a validation
 accuracy. Export runs are the same model in another format, bench runs measurements and evaluate runs scores,
 so all three attach to the model run they came from (following `source` links through exports). A latency comes
-from the newest paired session (`cnnlab bench source=[...]`) that timed the model, else from its newest
-own bench; a speed-up only ever from a paired session (report/paired.py); a test accuracy from the newest
-`cnnlab evaluate split=test` of the model on its own data (the same DatasetIdentity, cnnlab/records.py).
+from the newest paired session (`cnnlab bench source=[...]`) that timed the model (a pipeline's: its newest plan's
+bench stage first), else from its newest own bench; a speed-up only ever from a paired session (report/paired.py); a
+test accuracy from the newest `cnnlab evaluate split=test` of the model on its own data (the same DatasetIdentity,
+cnnlab/records.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import shlex
 from dataclasses import dataclass, field, fields, replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from cnnlab.commands import commands_where
 from cnnlab.data.layout import folder_and_training_digests
-from cnnlab.deploy.names import BACKENDS, TORCH_BACKENDS  # names only: the report loads no runtime
+from cnnlab.deploy.names import BACKENDS, EXPORTED_FOR_BENCH, TORCH_BACKENDS  # names only: no runtime loaded
 from cnnlab.deploy.contention import BUSY_PREFIX
 from cnnlab.deploy.paired import NetworkKey
 from cnnlab.errors import CnnlabError
@@ -376,14 +377,17 @@ def _copy_note(copy: RunInfo, kept: RunInfo) -> str:
 
 def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence[RunInfo] = (),
                links: RunLinks | None = None, around: Sequence[RunInfo] = (),
-               left: Sequence[tuple[Path, str]] = ()) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
+               left: Sequence[tuple[Path, str]] = (), plan: Collection[str] = ()
+               ) -> tuple[list[Row], list[tuple[Path, str]], Comparison]:
     """(rows, left out with the reason, the comparison actually used). `attachable`: export, bench and evaluate runs
     outside the runs reported on (a sweep folder's models timed and scored by runs in the outputs folder around it),
     which attach to their rows as those in `runs` do; they make no row of their own. `around`: model runs there
     (damaged records too): a row's source among them is its reference — speed-up, test difference — without a row of
     its own (probe 184). `left`: runs left out before (replaced pipeline stage runs), whose reasons a row's note names
     where one is its source. `links`: where the runs that records name are now (cnnlab/links.py; default: among
-    these runs)."""
+    these runs). `plan`: the stage recipes of the workspace's newest pipeline plan, whose bench stage's session
+    times a model before any newer session of another plan does (probe 213: a plan restored after an edit read its
+    rows from the edited plan's session, which its pipeline's bench stage had not run)."""
     # oldest first, as model_file and the latencies read them (probe 151: the attachable runs came after the
     # reported ones, so a replaced export's file read as the newest)
     context = sorted([*runs, *(run for run in attachable if run.command in ATTACHED)],
@@ -413,6 +417,7 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
 
     files = _file_sources(rows)
     paired = sessions(context, lambda subject: origin(links.subject(subject)) or _file_subject(subject, files))
+    paired.sort(key=lambda session: (session.run.data.get("pipeline") or {}).get("recipe") not in plan)  # stable
     # only what timed the models reported: with --runs, another model's bench set the legend and refusals (probe 125)
     reported = {row.run.path.resolve() for row in rows}
     timings = [*(b for path, bs in benches.items() if path in reported for b in bs),
@@ -441,11 +446,16 @@ def build_rows(runs: list[RunInfo], comparison: Comparison, attachable: Sequence
         if timed is not None:  # the newest paired session that timed it
             row.bench_run, row.latency = timed[0].run.path, LatencyRecord.from_dict(timed[1].record)
             row.bench_busy = busy_warning(timed[0].run)
-            timed_run = links.subject(timed[0].run.data["paired"]["subjects"][timed[1].record["subject"]])
+            subject = timed[0].run.data["paired"]["subjects"][timed[1].record["subject"]]
+            timed_run, exported = links.subject(subject), _exported_for_the_bench(subject)
         else:
             _attach_latency(row, benches.get(path, []), comparison, paired=any(path in s.subjects for s in paired))
-            timed_run = next((links.source_path(b) for b in benches.get(path, []) if b.path == row.bench_run), None)
-        _size_of_the_file_timed(row, timed_run, exports.get(path, []))
+            bench = next((b for b in benches.get(path, []) if b.path == row.bench_run), None)
+            timed_run = links.source_path(bench) if bench is not None else None
+            exported = _exported_for_the_bench(bench.data.get("model")) if bench is not None else None
+        _size_of_the_file_timed(row, timed_run, exports.get(path, []),
+                                exported if row.latency is not None and row.latency.backend not in TORCH_BACKENDS
+                                else None)
         row.speedup = _speedup_of(row, links, not_rows,
                                   versus=lambda source: speedup(path, source, paired, matches, same_network,
                                                                 unpaired=_unpaired_note(row, source, comparison)),
@@ -505,10 +515,25 @@ class _RowMaker:
                    file_recorded=file.recorded, scored_on=_scored_on(run, "quantize"))
 
 
-def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[RunInfo]) -> None:
+def _exported_for_the_bench(model: Any) -> int | None:
+    """The bytes of the ONNX file a bench exported for its timing, from its record of the model timed (run.json
+    `model`, or a paired subject's entry; untrusted), None where it timed a file that was there already."""
+    if not isinstance(model, Mapping) or model.get("onnx_origin") != EXPORTED_FOR_BENCH:
+        return None
+    size = model.get("onnx_bytes")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def _size_of_the_file_timed(row: Row, timed_run: Path | None, exports: Sequence[RunInfo],
+                            exported: int | None = None) -> None:
     """The row's size, that of the export whose file its latency timed (model_file alone shows the newest export's:
-    probe 170, the size of an opset-28 export beside the latency of the opset-18 one)."""
+    probe 170, the size of an opset-28 export beside the latency of the opset-18 one) — or, where the bench timed
+    the run's model.pt through an ONNX file it exported for the timing (`exported`: its bytes), that file's, not an
+    export's it never timed (probe 219: 0.26 MB of an opset-21 export beside the p50 of a 0.28 MB one)."""
     timed = next((e for e in exports if timed_run is not None and e.path.resolve() == timed_run.resolve()), None)
+    if timed is None and exported is not None and exports and row.run.artifact("onnx") is None \
+            and timed_run is not None and timed_run.resolve() == row.run.path.resolve():
+        row.file_bytes, row.file_kind = exported, "onnx"
     if timed is None:
         return
     file = model_file(row.run, {row.run.path.resolve(): [timed]})

@@ -1148,6 +1148,20 @@ def test_the_size_shown_is_that_of_the_export_whose_file_was_timed(tmp_path: Pat
     row = next(row for row in build_report(out).rows if row.run.path == trained)
     assert row.latency is not None and row.file_bytes == 4000 and row.file_kind == "onnx", row
 
+    # probe 219: a bench of the model.pt itself times an ONNX file it exports for the timing, then deletes — that
+    # file's size, not the 3,900-byte export's it never timed
+    bench = paired_run(out, "c", [trained], [[0.9] * 3]) if paired else bench_run(out, "c", trained, 0.9)
+    record = json.loads((bench / "run.json").read_text())
+    exported = {"onnx_origin": "exported for this benchmark", "onnx_bytes": 4321}
+    if paired:
+        record["paired"]["subjects"][0].update(exported)
+    else:
+        record["model"] = exported
+    (bench / "run.json").write_text(json.dumps({**record, "started": "2099-01-01T10:00:00+00:00"}))  # the newest
+    row = next(row for row in build_report(out).rows if row.run.path == trained)
+    assert row.latency is not None and row.latency.p50_ms == 0.9, row.latency
+    assert (row.file_bytes, row.file_kind) == (4321, "onnx"), row
+
 
 def test_a_run_folder_whose_record_was_deleted_is_named_among_the_left_out(tmp_path: Path) -> None:
     """Probe 180: a sweep job's folder holding model.pt without its run.json vanished from the report without a
@@ -1182,3 +1196,29 @@ def test_a_sweeps_rows_say_the_values_their_jobs_ran_with(tmp_path: Path) -> Non
     assert runs == {f"{job}/0": f"{job}/0 (optim.lr=0.01)", f"{job}/1": f"{job}/1 (optim.lr=0.05)",
                     str(alone.relative_to(out)): str(alone.relative_to(out))}
     assert [row_fields(row, out)["swept"] for row in report.rows if row.run.path == alone] == [[]]
+
+
+def test_a_plan_restored_after_an_edit_reads_its_rows_from_its_own_bench_session(tmp_path: Path) -> None:
+    """Probe 213: the plan run again after an edit (a quantize stage added, then removed) reused its own bench stage,
+    but the report read every row's p50 from the edited plan's newer session (prune 0.143 → 0.202 ms), where the
+    pipeline's log named the plan's own. The current plan's session comes first; a row it did not time (the removed
+    stage's) keeps the session of its own plan."""
+    out = tmp_path / "outputs"
+    workspace = out / "pipeline" / "tiny"
+    teacher = model_run(workspace / "runs", "pretrain", "t", 0.60)
+    pruned = model_run(workspace / "runs", "prune", "p", 0.55, source=teacher, params=500_000)
+    quant = model_run(workspace / "runs", "quantize", "q", 0.54, source=pruned, params=500_000)
+    current = paired_run(workspace / "runs", "current", [teacher, pruned], [[10.0] * 3, [5.0] * 3],
+                         started="2026-11-28T12:00:00")
+    edited = paired_run(workspace / "runs", "edited", [teacher, pruned, quant], [[12.0] * 3, [7.0] * 3, [3.0] * 3],
+                        started="2026-11-28T12:10:00")
+    for run, recipe in ((teacher, "a"), (pruned, "b"), (quant, "q"), (current, "bench-1"), (edited, "bench-2")):
+        record = json.loads((run / "run.json").read_text())
+        (run / "run.json").write_text(json.dumps({**record, "pipeline": {"stage": run.name, "recipe": recipe}}))
+    invocation = RunRecord.start(workspace / "2026-11-28" / "12-20-00", "pipeline")
+    invocation.update(pipeline={"name": "tiny", "plan": {"t": "a", "p": "b", "bench": "bench-1"}},
+                      started="2026-11-28T12:20:00")
+    invocation.finish("completed")
+    timed = {row.run.path.name: (row.bench_run.name, row.latency.p50_ms)  # type: ignore[union-attr]
+             for row in build_report(workspace).rows}
+    assert timed == {"t": ("current", 10.0), "p": ("current", 5.0), "q": ("edited", 3.0)}, timed
