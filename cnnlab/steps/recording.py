@@ -4,6 +4,7 @@ metrics of a fit, and the warning when a model learned nothing (accuracy at chan
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,12 @@ def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[
     spec = data.spec
     if config.get("image_size") is not None:  # a model's recorded size overrides the config's (synthetic: drawn at it)
         config["image_size"] = spec.size
+    # … and so does the normalisation the pictures were fed with (a weights file's, ImageNet's for a plain state dict):
+    # probe 218 — the config said the dataset's 0.25/0.35 where ImageNet's was used, and the report took two runs
+    # normalised otherwise for seeds of one experiment
+    for key, used in (("mean", list(spec.mean[:spec.channels])), ("std", list(spec.std[:spec.channels]))):
+        if not _same_values(config.get(key), used):
+            config[key] = used
     return {"name": data.name, "num_classes": len(data.classes), "train_size": len(data.train),
             "val_size": len(data.val), "image_size": spec.size,
             # a 1-channel spec keeps its one value three times (InputSpec): the channels the model takes (probe 191)
@@ -170,3 +177,18 @@ def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[
             "config": config, "decode": None if data.decode is None else data.decode.as_record(),
             "label_fraction": data.label_fraction, "test_size": None if data.test is None else len(data.test),
             "content": data.content, "train_content": data.train_content}
+
+
+def _same_values(recorded: Any, used: list[float]) -> bool:
+    """Whether a config's per-channel `recorded` values (one value standing for every channel) are `used`; True for
+    a config that records none (nothing to correct)."""
+    if recorded is None:
+        return True
+    values = list(recorded) if isinstance(recorded, (list, tuple)) else [recorded]
+    if len(values) == 1:
+        values = values * len(used)
+    try:
+        return len(values) == len(used) and all(math.isclose(float(a), float(b), abs_tol=1e-6)
+                                                for a, b in zip(values, used))
+    except (TypeError, ValueError):
+        return False

@@ -317,6 +317,11 @@ def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Pat
     assert "dataset.mean= and dataset.std= set others" in said  # ImageNet's is assumed: what sets another
     record = only_run(outputs, "distill")
     assert record["distill"]["teacher"]["weights"] == f"state dict {fitting}" and record["dataset"]["image_size"] == 16
+    # probe 218: the config later runs rebuild the data from (and the report groups by) said the dataset's own
+    # normalisation beside ImageNet's, used: two runs normalised otherwise were reported as seeds of one experiment
+    imagenet = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert (record["dataset"]["mean"], record["dataset"]["std"]) == imagenet
+    assert (record["dataset"]["config"]["mean"], record["dataset"]["config"]["std"]) == imagenet, record["dataset"]
     # probe 175: the normalisation the hint asked for, typed, was ignored (ImageNet's still); now the teacher reads
     # its data exactly as its own run did
     stated = cli("distill", *LENET_PAIR, f"teacher.weights={fitting}", *data, "distill.baseline=false",
@@ -324,6 +329,7 @@ def test_a_state_dict_file_teaches_when_its_head_fits_the_data(cli, outputs: Pat
     assert stated.code == 0, stated.output
     record = read_run(run_dirs(outputs, "distill")[-1])
     assert record["dataset"]["mean"] == [0.5, 0.5, 0.5] and record["dataset"]["std"] == [0.25, 0.25, 0.25]
+    assert record["dataset"]["config"]["mean"] == [0.5, 0.5, 0.5] == record["dataset"]["mean"]
     assert record["distill"]["teacher"]["val_acc"] == pytest.approx(read_run(teacher_run)["metrics"]["val_acc"],
                                                                     abs=1e-9)
     line = error_line(cli("distill", *LENET_PAIR, f"teacher.weights={other}", *data))
