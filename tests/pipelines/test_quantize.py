@@ -558,6 +558,8 @@ def test_auto_keeps_fp32_when_no_int8_candidate_is_faster(cli, outputs: Path, so
     assert metrics["int8_best"] == report["chosen"] and metrics["int8_best_speedup"] < 1.0
     assert record["model"]["precision"] == "fp32"
     model_file = Path(record["run_dir"]) / "model.onnx"
+    # probe 219: 1.0 was recorded beside two byte counts that differ (the file shipped carries the run's metadata)
+    assert metrics["size_ratio"] == metrics["onnx_bytes_fp32"] / model_file.stat().st_size != 1.0
     assert not quantized_ops(model_file)  # the FP32 graph, with the run's identity
     props = read_onnx_metadata(model_file)["props"]
     assert "quantization" not in props and props["fp32_kept"]["reason"].startswith("FP32 kept")
