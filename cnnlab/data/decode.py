@@ -356,6 +356,10 @@ def _decode(path: str | os.PathLike[str], *,
     with warnings.catch_warnings():
         # our MAX_PIXELS policy replaces Pillow's warning; the summary says what happened, once per dataset
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's own lines on stderr beside cnnlab's ("Corrupt EXIF data…", "Tag data larger than file…") said
+        # nothing the user can act on (probe 220): a corrupt EXIF block reads as "not rotated" (_orientation), and
+        # what decoding converted or could not read is in the scan's summary
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             opened = Image.open(path)
         except Image.DecompressionBombError as exc:  # Pillow's global limit, if someone lowered it

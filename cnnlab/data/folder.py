@@ -597,9 +597,11 @@ def _without_copies_of_training_pictures(val: Dataset, train: Dataset, root: Pat
 def one_of_each_picture(split: Dataset, where: Path | str, name: str) -> Dataset:
     """`split` (val, test, or evaluate's split=all: `name`) with one file of each picture it holds more than once (the
     same bytes or pixels: `content.copies_of`), the first in file order: a picture saved twice (`img.jpg`,
-    `img (1).jpg`) counted twice in the split's accuracy (probe 210: both copies scored in val's outcomes.csv).
-    Logged, beginning with `where` ("imagefolder DIR"). A split whose files are not known (a torchvision set) is
-    returned as it is."""
+    `img (1).jpg`) counted twice in the split's accuracy (probe 210: both copies scored in val's outcomes.csv). A
+    picture whose copies lie in the folders of two classes has no label to score it by: every copy is left out (probe
+    220: the first in file order, `green/p001.png` of a red picture, was kept and `red/p001.png` dropped). Logged,
+    beginning with `where` ("imagefolder DIR"). A split whose files are not known (a torchvision set) is returned as
+    it is."""
     paths = split_files(split) or []
     copies = copies_within(paths)
     if not copies:
@@ -615,17 +617,27 @@ def one_of_each_picture(split: Dataset, where: Path | str, name: str) -> Dataset
         a, b = root_of(path), root_of(match)
         if a != b:
             group[max(a, b)] = min(a, b)
+    classes_of: dict[str, set[str]] = {}  # group → the class folders its copies lie in
+    for path in paths:
+        classes_of.setdefault(root_of(path), set()).add(Path(path).parent.name)
     first: dict[str, str] = {}  # group → the file kept
-    kept, dropped = [], []
+    kept, dropped, unlabelled = [], [], []
     for i, path in enumerate(paths):
-        if root_of(path) in first:
+        if len(classes_of[root_of(path)]) > 1:
+            unlabelled.append(path)
+        elif root_of(path) in first:
             dropped.append((path, first[root_of(path)]))
         else:
             first[root_of(path)] = path
             kept.append(i)
-    log.warning("%s: %d of the %d %s pictures left out of %s: copies of other %s pictures (first: %s, a copy of %s), "
-                "so that each picture counts once in its accuracy", where, len(dropped), len(paths), name, name, name,
-                *dropped[0])
+    if dropped:
+        log.warning("%s: %d of the %d %s pictures left out of %s: copies of other %s pictures (first: %s, a copy of "
+                    "%s), so that each picture counts once in its accuracy", where, len(dropped), len(paths), name,
+                    name, name, *dropped[0])
+    if unlabelled:
+        log.warning("%s: %d of the %d %s pictures left out of %s: copies of one picture filed under two or more "
+                    "classes (e.g. %s), whose labels contradict each other — keep each picture in the folder of its "
+                    "class only", where, len(unlabelled), len(paths), name, name, listed(unlabelled[:2]))
     return Subset(split, kept)
 
 

@@ -341,13 +341,17 @@ def refuse_another_format(payload: dict[str, Any], path: Path) -> None:
         raise CnnlabError(f"{path} is a cnnlab model checkpoint of format {marked!r}, which this cnnlab does not "
                           f"read (it reads '{FORMAT}')",
                           fix="read it with the cnnlab that wrote it, or re-create it with this one")
-    # a model.pt's own fields under another `format` (probe 212: "something"): read as a plain state dict, its
-    # recorded normalisation was passed over for ImageNet's, and its accuracy read low
+    # a model.pt's own fields under another `format` (probe 212: "something") or none (probe 220: the key deleted):
+    # read as a plain state dict, its recorded normalisation was passed over for ImageNet's, and its accuracy read
+    # low. A plain state dict's keys are its layers' names; another tool's checkpoint may hold `arch` and `classes`
+    # beside its `state_dict` (timm's, a training script's), but not cnnlab's own `structure` or `input` records
     fields = [key for key in _MODEL_FIELDS if key in payload]
-    if marked not in (FORMAT, TRAIN_STATE_FORMAT) and "format" in payload and len(fields) >= 2:
-        raise CnnlabError(f"{path} holds a cnnlab model checkpoint's fields ({', '.join(fields)}) but its format is "
-                          f"{marked!r}, not '{FORMAT}': changed since it was written, so its weights and the input "
-                          "they need cannot be trusted",
+    own = "structure" in payload or "input" in payload
+    if marked not in (FORMAT, TRAIN_STATE_FORMAT) and (("format" in payload and fields) or (own and len(fields) >= 2)):
+        marker = f"its format is {marked!r}" if "format" in payload else "it has no format marker"
+        raise CnnlabError(f"{path} holds a cnnlab model checkpoint's fields ({', '.join(fields)}) but {marker}, not "
+                          f"'{FORMAT}': changed since it was written, so its weights and the input they need cannot "
+                          "be trusted",
                           fix="use the model.pt as its run wrote it, or re-create it with cnnlab")
 
 

@@ -644,6 +644,8 @@ def _refuse_a_changed_copy(source: Source, recorded: Mapping[str, Any], used: Ma
     if own_val is None and not changed() and same_pictures(Path(other), Path(trained)):  # as it was: the same carve
         return True
     where = source.origin
+    # what was counted: a val/ of its own alone (probe 220: "ds2 holds 1 of the pictures", a copy holding all 84)
+    other = own_val if own_val is not None else other
     if changed():  # probe 153: a copy of the folder as it is now, not as the run read it, carved 9 trained-on images
         # of 14 into val; a faithful copy cannot be told apart from it but by the run's record of names, sizes, times
         raise CnnlabError(f"{other} holds {len(shared)} of the pictures {where} trained or was validated on, but is "

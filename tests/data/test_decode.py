@@ -237,6 +237,14 @@ def test_a_png_whose_pixel_data_is_corrupt_is_cut_short_not_black(tmp_path: Path
     end = good.read_bytes().index(b"IEND") - 4
     (tmp_path / "exif.png").write_bytes(good.read_bytes()[:end] + chunk + good.read_bytes()[end:])
     assert np.array_equal(np.asarray(decode_image(tmp_path / "exif.png").image), np.asarray(Image.open(good)))
+    # … and Pillow's own warning about such a block stays off stderr (probe 220): the picture reads as stored
+    body = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HHHII", 1, 0x010F, 2, 100, 0x1000) + b"\x00" * 4
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    (tmp_path / "warns.png").write_bytes(good.read_bytes()[:end] + chunk + good.read_bytes()[end:])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert decode_image(tmp_path / "warns.png").kinds == ()
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
 
 
 def test_file_broken_after_the_scan_is_a_user_error(tmp_path: Path) -> None:

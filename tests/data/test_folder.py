@@ -350,14 +350,19 @@ def test_a_picture_saved_twice_in_val_or_test_counts_once(tmp_path: Path, caplog
         original = tmp_path / split / "b" / "1.png"
         shutil.copy(original, original.with_name("1 (1).png"))
         Image.open(original).save(original.with_name("1 again.png"), compress_level=0)
+    # probe 220: a val picture filed under two classes kept the copy first in file order, with the wrong label
+    shutil.copy(tmp_path / "val" / "b" / "2.png", tmp_path / "val" / "a" / "2 misfiled.png")
     with caplog.at_level(logging.WARNING, logger="cnnlab"):
         raw = build_imagefolder({"root": str(tmp_path)}, SPEC)
-    for split in (raw.val, raw.test):
-        assert split is not None and sorted(Path(p).name for p in _paths(split)) == ["0.png", "0.png", "1 (1).png",
-                                                                                     "1.png", "2.png", "2.png"]
+    kept = {"val": ["0.png", "0.png", "1 (1).png", "1.png", "2.png"],
+            "test": ["0.png", "0.png", "1 (1).png", "1.png", "2.png", "2.png"]}
+    for name, split in (("val", raw.val), ("test", raw.test)):
+        assert split is not None and sorted(Path(p).name for p in _paths(split)) == kept[name], name
     assert len(raw.train) == 6
-    assert "2 of the 8 val pictures left out of val: copies of other val pictures" in caplog.text
-    assert "2 of the 8 test pictures left out of test" in caplog.text
+    said = " ".join(caplog.text.split())
+    assert "2 of the 9 val pictures left out of val: copies of other val pictures" in said
+    assert "2 of the 9 val pictures left out of val: copies of one picture filed under two or more classes" in said
+    assert "2 of the 8 test pictures left out of test" in said
 
 
 def test_a_class_left_without_val_pictures_by_the_copies_is_named(tmp_path: Path,

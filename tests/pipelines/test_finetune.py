@@ -586,7 +586,9 @@ def test_a_train_val_copy_whose_val_is_the_runs_carved_split_is_scored(cli, outp
     trained = Path(folder.samples[train_idx[0]][0])
     shutil.move(split / "train" / trained.parent.name / trained.name, split / "val" / trained.parent.name / "t.png")
     refused = cli("evaluate", "source=latest:pretrain", "split=val", f"dataset.root={split}")
-    assert refused.code == 2 and "holds 1 of the pictures" in " ".join(refused.stderr.split()), refused.output
+    # the count is of its val/ (probe 220: "DIR holds 1 of the pictures" of a copy holding every one of them)
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and f"{split / 'val'} holds 1 of the pictures" in said, refused.output
 
 
 def test_a_copy_of_the_training_folder_taken_after_it_changed_is_refused(cli, outputs: Path, tmp_path: Path) -> None:
