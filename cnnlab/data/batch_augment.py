@@ -117,6 +117,8 @@ class StoredPixels(Dataset):
     """Items (uint8 image [channels, H, W], label) of a raw (image, label) dataset: its stored pixels with the
     spec's channel rule (data/transforms.ToChannels) and nothing else, for BatchAugment to augment."""
 
+    keeps_labels = True  # splits.labels_of reads them from `base`
+
     def __init__(self, base: Dataset, channels: int) -> None:
         self.base = base
         self.to_tensor = v2.Compose([v2.ToImage(), ToChannels(channels), v2.ToDtype(torch.uint8, scale=True),

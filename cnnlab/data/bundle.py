@@ -80,6 +80,8 @@ class DataBundle:
 class TransformedDataset(Dataset):
     """Applies `transform` to the image of every (image, label) item of `base`; labels become ints."""
 
+    keeps_labels = True  # splits.labels_of reads them from `base`, without decoding an image
+
     def __init__(self, base: Dataset, transform: Callable[[Any], Any]) -> None:
         self.base = base
         self.transform = transform

@@ -103,6 +103,10 @@ def labels_of(dataset: Dataset) -> list[int]:
         return [base[i] for i in dataset.indices]
     if isinstance(dataset, TensorDataset):
         return [int(v) for v in dataset.tensors[1].tolist()]
+    if getattr(dataset, "keeps_labels", False):  # a wrapper that transforms the images only (data/bundle.py)
+        return labels_of(dataset.base)  # type: ignore[attr-defined]
+    if isinstance(getattr(dataset, "mapping", None), list) and hasattr(dataset, "base"):  # RelabeledDataset
+        return [dataset.mapping[label] for label in labels_of(dataset.base)]  # type: ignore[attr-defined]
     for name in ("targets", "labels", "_labels"):
         values = getattr(dataset, name, None)
         if values is not None and len(values) == len(dataset):  # type: ignore[arg-type]

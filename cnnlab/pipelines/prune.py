@@ -23,8 +23,8 @@ from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from cnnlab.compress.pruning import (SPARSITY_NOTE, ChannelPruner, MagnitudePruner, PruneSettings,
-                                     accumulate_gradients, dense_copy, layer_widths, measure_pruning, overall_sparsity,
-                                     resolve_layers, summary_table, weight_sparsity, zero_weights)
+                                     accumulate_gradients, dense_copy, layer_widths, measure_pruning, nonzero_params,
+                                     overall_sparsity, resolve_layers, summary_table, weight_sparsity)
 from cnnlab.console import out
 from cnnlab.context import RunContext
 from cnnlab.deploy.export import ModelIdentity
@@ -191,7 +191,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                           coupled=pruner.coupled_to_kept)
     else:
         metrics.update(sparsity=overall_sparsity(pruner.layers),
-                       nonzero_params_after=pruned["params"] - zero_weights(pruner.layers))
+                       nonzero_params_after=nonzero_params(model, pruner.layers))
         report.update(sparsity=weight_sparsity(pruner.layers), note=SPARSITY_NOTE)
         ctx.log.warning(SPARSITY_NOTE)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -16,11 +17,13 @@ from torch import nn
 
 from cnnlab.context import RunContext
 from cnnlab.data import DataBundle
+from cnnlab.data.splits import labels_of
 from cnnlab.engine.checkpoint import save_model
 from cnnlab.engine.trainer import FitResult
 from cnnlab.console import RUN_WARNING
 from cnnlab.records import ModelSection
 from cnnlab.runs import (MODEL_FILE)
+from cnnlab.wording import counted
 
 
 
@@ -71,7 +74,9 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
                              "source": ctx.record.data.get("source"),
                              "dataset": dataset_record(trained.data, trained.dataset_config), **(extra or {})})
     ctx.record.add_artifact("model", path)
-    check_not_at_chance(ctx, metrics, len(data.classes))
+    check_not_at_chance(ctx, metrics, len(data.classes), val_labels=labels_of(data.val) if len(data.val) else (),
+                        train_images=len(data.train), trains_batchnorm=_trains_batchnorm(model),
+                        class_names=data.classes)
     # a searched network's arch string names it (models/searched.py), and a zoo network's small-image stem
     # (model.stem=cifar): the report shows them beside the stock networks
     shape = {key: str(trained.arch_kwargs[key]) for key in ("arch", "stem") if trained.arch_kwargs.get(key)}
@@ -140,17 +145,43 @@ def at_chance(acc: float, num_classes: int) -> bool:
     return acc < 1.5 / max(num_classes, 1)
 
 
-def check_not_at_chance(ctx: RunContext, metrics: Mapping[str, Any], num_classes: int) -> None:
-    """Warn when training learned (train accuracy > 3 x chance and > 50 %) but validation scores chance: the
-    signature of BatchNorm running statistics that do not match the weights (or of a diverged run)."""
+def check_not_at_chance(ctx: RunContext, metrics: Mapping[str, Any], num_classes: int, *,
+                        val_labels: Sequence[int] = (), train_images: int | None = None,
+                        trains_batchnorm: bool = True, class_names: Sequence[str] = ()) -> None:
+    """Warn when training learned (train accuracy > 3 x chance and > 50 %) but validation scores chance — the cause
+    named from what trained: few training images (`train_images`: memorised), BatchNorm statistics that lag the
+    weights (`trains_batchnorm`), else a diverged run (probe 221: a linear probe of 4 images was told to set
+    trainer.precise_bn=true, which changed nothing) — or when validation scores no better than answering its
+    largest class every time (`val_labels`: probe 221, 43.48 % on a val split 43.5 % circles, 37.5 % being the
+    "chance" it was measured against)."""
     val, train_acc = metrics.get("val_acc"), metrics.get("train_acc")
-    if val is None or train_acc is None or num_classes < 2:
+    if val is None or num_classes < 2:
         return
-    if at_chance(val, num_classes) and train_acc > max(3.0 / num_classes, 0.5):
+    if train_acc is not None and at_chance(val, num_classes) and train_acc > max(3.0 / num_classes, 0.5):
+        few = train_images is not None and train_images < FEW_IMAGES_A_CLASS * num_classes
+        cause = (f"it trained on {counted(train_images or 0, 'image')} for {num_classes} classes, which it "
+                 "memorised; so few say little of the pictures it has not seen — give it more labelled images (a "
+                 "larger dataset.label_fraction, or more pictures)" if few else
+                 "BatchNorm running statistics that lag the weights (short run, small BN momentum) — rerun with "
+                 "trainer.precise_bn=true, and/or a lower optim.lr" if trains_batchnorm else
+                 "a run that diverged or overfit — rerun with a lower optim.lr")
         record_warning(ctx, f"validation accuracy {val:.1%} is at chance (1/{num_classes} = {1 / num_classes:.1%}) "
                             f"while training accuracy is {train_acc:.1%}: the saved model does not work. Likely "
-                            "cause: BatchNorm running statistics that lag the weights (short run, small BN momentum) "
-                            "— rerun with trainer.precise_bn=true, and/or a lower optim.lr")
+                            f"cause: {cause}")
+        return
+    if not val_labels:
+        return
+    label, count = Counter(val_labels).most_common(1)[0]
+    share = count / len(val_labels)
+    # the largest class's share, give or take one picture: an imbalanced split's "chance" is that, not 1/classes
+    if share > 1.0 / num_classes and val <= share + 0.5 / len(val_labels):
+        name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
+        record_warning(ctx, f"validation accuracy {val:.1%} is no better than answering the largest class every "
+                            f"time ({name}: {count} of {len(val_labels)} val images, {share:.1%}): the model has "
+                            "learned little beyond the classes' sizes — train longer, or on more labelled images")
+
+
+FEW_IMAGES_A_CLASS = 10  # fewer training images a class than this: a model at chance on val has memorised them
 
 
 def dataset_record(data: DataBundle, dataset_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,3 +223,9 @@ def _same_values(recorded: Any, used: list[float]) -> bool:
                                                 for a, b in zip(values, used))
     except (TypeError, ValueError):
         return False
+
+
+def _trains_batchnorm(model: nn.Module) -> bool:
+    """Whether `model` holds a BatchNorm layer whose parameters trained (not a frozen backbone's)."""
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) and any(p.requires_grad for p in module.parameters())
+               for module in model.modules())

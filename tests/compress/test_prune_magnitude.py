@@ -134,3 +134,20 @@ def test_taylor_batches_for_an_importance_that_reads_no_gradient_is_refused() ->
         PruneSettings.from_config(section).refuse_channel_settings(section, packaged_defaults())
     assert caught.value.fix == "drop prune.taylor_batches= (or use prune.importance=taylor)"
     PruneSettings.from_config(taylor).refuse_channel_settings(taylor, packaged_defaults())  # read there
+
+
+def test_the_nonzero_count_is_of_every_parameter_as_computed() -> None:
+    """Probe 222: `nonzero_params_after` counted zeros in the pruned layers only: the head's 280 zeros (a source's
+    all-zero columns) were read as non-zero, 13,262 recorded where the file holds 12,982."""
+    from cnnlab.compress.pruning import nonzero_params
+
+    model = _lenet()
+    with torch.no_grad():
+        model.classifier[4].weight[:, :10] = 0  # an unpruned head with zero columns
+    layers = prunable_layers(model, ["classifier.4"])
+    apply_magnitude_masks(layers, 0.6, global_ranking=False)  # masks on: the weight computed with is masked
+    expected = sum(int((p != 0).sum()) for name, p in model.named_parameters() if not name.endswith("_orig")) + \
+        sum(int((module.weight != 0).sum()) for module in layers.values())
+    assert nonzero_params(model, layers) == expected
+    make_permanent(model)
+    assert nonzero_params(model, layers) == expected == sum(int((p != 0).sum()) for p in model.parameters())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.data.splits import stratified_split
+from cnnlab.data.splits import labels_of, stratified_split
 from cnnlab.errors import CnnlabError
 
 
@@ -49,3 +49,20 @@ def test_every_class_of_two_or_more_images_is_in_both_parts(labels: list[int], f
         assert {labels[i] for i in train} == {labels[i] for i in val} == set(labels)
     assert stratified_split(labels, fraction, seed=1, what="t") == stratified_split(labels, fraction, seed=1, what="t")
     assert "one image of each moved there, so val holds" in caplog.text  # probe 84: val grew without a word
+
+
+def test_labels_are_read_through_the_wrappers_that_keep_or_map_them() -> None:
+    """save_and_record reads the val labels (the largest class's share): through a transform wrapper without
+    decoding an image, and through a relabelling with its mapping."""
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    from cnnlab.data.bundle import RelabeledDataset, TransformedDataset
+
+    base = Subset(TensorDataset(torch.zeros(4, 1), torch.tensor([0, 1, 1, 2])), [3, 1, 0])
+
+    def never(image):  # type: ignore[no-untyped-def]
+        raise AssertionError("an image was transformed to read a label")
+
+    assert labels_of(TransformedDataset(base, never)) == [2, 1, 0]
+    assert labels_of(RelabeledDataset(TransformedDataset(base, never), [5, 6, 7])) == [7, 6, 5]

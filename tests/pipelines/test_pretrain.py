@@ -306,6 +306,45 @@ def test_chance_validation_after_learning_is_a_recorded_warning(tmp_path: Path,
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [warning]
 
 
+
+@pytest.mark.parametrize("case, said", [
+    (dict(train_images=4), "it trained on 4 images for 4 classes, which it memorised"),
+    (dict(train_images=400, trains_batchnorm=False), "a run that diverged or overfit — rerun with a lower optim.lr"),
+    (dict(train_images=400), "BatchNorm running statistics that lag the weights")])
+def test_a_model_at_chance_is_told_the_cause_of_what_trained(tmp_path: Path, case: dict, said: str) -> None:
+    """Probe 221: a linear probe of 4 images (one a class), its backbone frozen and its head without BatchNorm, was
+    told to set trainer.precise_bn=true, which changed nothing."""
+    from cnnlab.context import RunContext
+    from cnnlab.runs import RunRecord
+    from cnnlab.steps.recording import check_not_at_chance
+
+    ctx = RunContext(command="finetune", run_dir=tmp_path, outputs=tmp_path,
+                     record=RunRecord.start(tmp_path, "finetune"))
+    check_not_at_chance(ctx, {"val_acc": 0.1957, "train_acc": 1.0}, 4, **case)
+    [warning] = read_run(tmp_path)["warnings"]
+    assert said in warning and ("precise_bn" in warning) == ("BatchNorm" in said), warning
+
+
+def test_a_model_no_better_than_its_largest_class_is_a_warning(tmp_path: Path) -> None:
+    """Probe 221: a model calling every val picture `circle` read 43.48 % on a val split 43.5 % circles, no word:
+    "chance" was 1.5 / 4 classes = 37.5 %."""
+    from cnnlab.context import RunContext
+    from cnnlab.runs import RunRecord
+    from cnnlab.steps.recording import check_not_at_chance
+
+    ctx = RunContext(command="finetune", run_dir=tmp_path, outputs=tmp_path,
+                     record=RunRecord.start(tmp_path, "finetune"))
+    labels = [0] * 20 + [1] * 12 + [2] * 10 + [3] * 4
+    names = ["circle", "square", "star", "tri"]
+    check_not_at_chance(ctx, {"val_acc": 21 / 46, "train_acc": 0.6}, 4, val_labels=labels, class_names=names)
+    assert "warnings" not in read_run(tmp_path)  # one picture past the largest class: it learned something
+    check_not_at_chance(ctx, {"val_acc": 20 / 46, "train_acc": 0.6}, 4, val_labels=labels, class_names=names)
+    [warning] = read_run(tmp_path)["warnings"]
+    assert "43.5% is no better than answering the largest class every time (circle: 20 of 46 val images" in warning
+    check_not_at_chance(ctx, {"val_acc": 0.26, "train_acc": 0.6}, 4, val_labels=[0, 1, 2, 3] * 5)  # balanced: 25 %
+    assert len(read_run(tmp_path)["warnings"]) == 1
+
+
 def test_a_batchnorm_model_saves_the_statistics_its_val_acc_used(cli, outputs: Path) -> None:
     result = cli("pretrain", *TINY, "model=mobilenet_v3_small", "trainer.epochs=2", "trainer.amp=none")
     assert result.code == 0, result.output

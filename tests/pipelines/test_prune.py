@@ -136,6 +136,8 @@ def test_magnitude_pruning_reports_sparsity_and_says_it_is_not_faster(cli, outpu
     assert not any(key.endswith(("_orig", "_mask")) for key in state)  # permanent: plain weights
     assert (state["classifier.0.weight"] == 0).float().mean() == pytest.approx(0.7, abs=0.01)
     assert (state["classifier.4.weight"] != 0).all()
+    # every parameter's non-zero values as saved (LeNet-5 keeps no buffers): probe 222 counted the pruned layers' only
+    assert metrics["nonzero_params_after"] == sum(int((value != 0).sum()) for value in state.values())
 
 
 def test_iterative_steps_train_between_steps(cli, outputs: Path, source: Path) -> None:

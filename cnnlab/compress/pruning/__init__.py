@@ -8,8 +8,8 @@ from cnnlab.compress.pruning.channel import (IMPORTANCES, ChannelPruner, Channel
                                              check_ratio)
 from cnnlab.compress.pruning.layers import layer_widths, resolve_layers, run_naming_layer, weight_layers
 from cnnlab.compress.pruning.magnitude import (MagnitudePruner, MagnitudeSettings, apply_magnitude_masks,
-                                               make_permanent, overall_sparsity, prunable_layers, weight_sparsity,
-                                               zero_weights)
+                                               make_permanent, nonzero_params, overall_sparsity, prunable_layers,
+                                               weight_sparsity, zero_weights)
 from cnnlab.compress.pruning.latency import PruneLatency, dense_copy, measure_pruning
 from cnnlab.compress.pruning.settings import METHODS, PruneSettings
 from cnnlab.compress.pruning.summary import SPARSITY_NOTE, summary_table
@@ -18,6 +18,6 @@ __all__ = [
     "IMPORTANCES", "METHODS", "ChannelPruner", "ChannelSettings", "MagnitudePruner", "MagnitudeSettings",
     "PruneLatency", "PruneSettings", "SPARSITY_NOTE", "dense_copy", "measure_pruning", "summary_table",
     "accumulate_gradients", "apply_magnitude_masks",
-    "check_ratio", "layer_widths", "make_permanent", "overall_sparsity", "prunable_layers", "resolve_layers",
-    "run_naming_layer", "weight_layers", "weight_sparsity", "zero_weights",
+    "check_ratio", "layer_widths", "make_permanent", "nonzero_params", "overall_sparsity", "prunable_layers",
+    "resolve_layers", "run_naming_layer", "weight_layers", "weight_sparsity", "zero_weights",
 ]
