@@ -412,6 +412,9 @@ def test_a_checkpoint_of_another_format_is_refused_through_every_door(cli: Cli, 
                    "format marker")
     torch.save({"format": "x", "state_dict": payload["state_dict"], "input": payload["input"]}, path)
     one_error_line(cli("evaluate", f"source={path}", "split=val"), "fields (input) but its format is 'x'")
+    for kept in (("input",), ("arch", "classes", "extra")):  # probe 223: what is left of one, format deleted
+        torch.save({"state_dict": payload["state_dict"], **{key: payload[key] for key in kept}}, path)
+        one_error_line(cli("finetune", f"model.weights={path}", *TINY), f"fields ({', '.join(kept)}) but it has no")
     # a training script's own checkpoint (arch and classes beside its state_dict) is still a plain state dict
     torch.save({"arch": "lenet5", "classes": ["a"], "state_dict": payload["state_dict"]}, path)
     one_error_line(cli("evaluate", f"source={path}", "split=val"),

@@ -305,8 +305,11 @@ def train_state_error(path: Path, key: str) -> CnnlabError:
     """For a run's last.pt given where a model goes (`key`=source, model.weights, ...): the training state holds the
     network without its classes and input (and an SSL run's projection head); the model is the model.pt beside it
     (probe 83: model.weights=RUN/last.pt was read as a plain state dict, then "'conv1.weight' is missing")."""
-    if (path.parent / "model.pt").is_file():
-        fix = f"give its run folder ({path_argument(key, [path.parent])})"
+    model = path.parent / "model.pt"
+    if model.is_file() and model.resolve() != Path(path).resolve():  # not the file itself (probe 223: a model.pt
+        # marked as a training state, outside any run, was told to give its folder, which is no run)
+        fix = f"give its run folder ({path_argument(key, [path.parent])})" if (path.parent / "run.json").is_file() \
+            else f"give the model.pt beside it ({path_argument(key, [model])})"
     elif (path.parent / "run.json").is_file():  # resume= writes a new run, which then holds the model (probe 84)
         finish = (f"finish it with {path_argument('resume', [path.parent])} (the command that made it); then give "
                   f"the run that completes it ({key}=latest:<command>)")
@@ -346,8 +349,8 @@ def refuse_another_format(payload: dict[str, Any], path: Path) -> None:
     # low. A plain state dict's keys are its layers' names; another tool's checkpoint may hold `arch` and `classes`
     # beside its `state_dict` (timm's, a training script's), but not cnnlab's own `structure` or `input` records
     fields = [key for key in _MODEL_FIELDS if key in payload]
-    own = "structure" in payload or "input" in payload
-    if marked not in (FORMAT, TRAIN_STATE_FORMAT) and (("format" in payload and fields) or (own and len(fields) >= 2)):
+    own = "structure" in payload or "input" in payload  # probe 223: `input` alone, its normalisation passed over
+    if marked not in (FORMAT, TRAIN_STATE_FORMAT) and (("format" in payload and fields) or own or len(fields) >= 3):
         marker = f"its format is {marked!r}" if "format" in payload else "it has no format marker"
         raise CnnlabError(f"{path} holds a cnnlab model checkpoint's fields ({', '.join(fields)}) but {marker}, not "
                           f"'{FORMAT}': changed since it was written, so its weights and the input they need cannot "

@@ -421,3 +421,14 @@ def test_a_runs_training_state_given_as_weights_or_source_names_the_run_folder(t
         with pytest.raises(CnnlabError) as caught:
             load()
         assert caught.value.fix == f"give its run folder ({key}={run})"
+    # probe 223: outside a run folder, the model.pt beside it; a model.pt that is itself a training state, none
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in ("last.pt", "model.pt"):
+        (copied / name).write_bytes((run / "last.pt").read_bytes())
+    with pytest.raises(CnnlabError) as caught:
+        resolve_weights(str(copied / "last.pt"), "resnet18", tmp_path)
+    assert caught.value.fix == f"give the model.pt beside it (model.weights={copied / 'model.pt'})"
+    with pytest.raises(CnnlabError) as caught:
+        read_checkpoint(copied / "model.pt")
+    assert "outside its run folder is no model" in caught.value.fix

@@ -309,18 +309,22 @@ def test_chance_validation_after_learning_is_a_recorded_warning(tmp_path: Path,
 
 @pytest.mark.parametrize("case, said", [
     (dict(train_images=4), "it trained on 4 images for 4 classes, which it memorised"),
-    (dict(train_images=400, trains_batchnorm=False), "a run that diverged or overfit — rerun with a lower optim.lr"),
-    (dict(train_images=400), "BatchNorm running statistics that lag the weights")])
+    (dict(train_images=400, trains_batchnorm=False), "it learned its 400 training images by heart"),
+    (dict(train_images=400), "BatchNorm running statistics that lag the weights"),
+    (dict(train_images=400, history=[{"epoch": 1, "bn_seconds": 0.1}]), "it learned its 400 training images by heart"),
+    (dict(train_images=400, classes=2, val=0.45), "BatchNorm running statistics that lag the weights")])
 def test_a_model_at_chance_is_told_the_cause_of_what_trained(tmp_path: Path, case: dict, said: str) -> None:
     """Probe 221: a linear probe of 4 images (one a class), its backbone frozen and its head without BatchNorm, was
-    told to set trainer.precise_bn=true, which changed nothing."""
+    told to set trainer.precise_bn=true, which changed nothing; probe 223: so was a run whose BatchNorm statistics
+    precise BN had recomputed, and 2 classes were never warned of (100 % train, 45 % val)."""
     from cnnlab.context import RunContext
     from cnnlab.runs import RunRecord
     from cnnlab.steps.recording import check_not_at_chance
 
     ctx = RunContext(command="finetune", run_dir=tmp_path, outputs=tmp_path,
                      record=RunRecord.start(tmp_path, "finetune"))
-    check_not_at_chance(ctx, {"val_acc": 0.1957, "train_acc": 1.0}, 4, **case)
+    classes, val, history = case.pop("classes", 4), case.pop("val", 0.1957), case.pop("history", [])
+    check_not_at_chance(ctx, {"val_acc": val, "train_acc": 1.0, "history": history}, classes, **case)
     [warning] = read_run(tmp_path)["warnings"]
     assert said in warning and ("precise_bn" in warning) == ("BatchNorm" in said), warning
 
