@@ -582,9 +582,9 @@ def missing_source_fix(outputs: Path, want: tuple[str, ...] = ("checkpoint", "on
     """The fix for a command run without `source=`: `latest:<command>` of the newest completed run under `outputs`
     that holds a model of a kind in `want`, or, where none does, the command that makes one (probe 214: it named
     latest:finetune in a workspace without a finetune run)."""
-    newest = None
+    makers, newest = {command for kind in want for command in MODEL_MAKERS[kind]}, None
     for run in iter_runs(outputs):
-        if run.status == "completed" and any(command == f"latest:{run.command}" for command in latest_makers(want)) \
+        if run.status == "completed" and run.command in makers \
                 and any(run.artifact(_ARTIFACT_OF_KIND[kind]) is not None for kind in want):
             newest = run
     files = "source=path/to/" + "|".join(_FILE_OF_KIND[kind].removeprefix("a ") for kind in want)

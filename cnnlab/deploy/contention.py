@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from cnnlab.console import RUN_WARNING
+from cnnlab.environment import cpu_info
 
 # Other processes' average use, in cores, above which a timing is said to be disturbed: a quiet VM's own daemons
 # stay near 0.02; one busy neighbour on a 2-core machine is ~1.
@@ -87,8 +88,6 @@ def say_if_busy(watch: CpuWatch) -> float | None:
     logged where that disturbed the timing — kept in run.json (RUN_WARNING) by every command that times: a paired
     session, and one model's bench (probe 219: a LeNet-5 read 123 ms beside two busy loops, 0.4 ms on the quiet
     machine, without a word)."""
-    from cnnlab.environment import cpu_info
-
     others = watch.others_cores()
     note = busy_note(others, int(cpu_info()["usable_cores"] or 1))
     if note is not None:
