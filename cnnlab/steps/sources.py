@@ -265,9 +265,9 @@ def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictCon
     where it is not the composed one. `labels`: "own" — a command that trains a new model (finetune, distill, search
     from weights) — takes the composed fraction, as a training's labels are its choice; "source's" (prune's recovery,
     quantize, evaluate split=train) keeps the labels the model trained on; "scored" (evaluate's other splits, export)
-    takes the composed one unsaid: every picture of a split is scored; "resumed" keeps the run's own start, unsaid. Probe 194: a distill over a teacher
-    fine-tuned at `dataset.label_fraction=0.5` trained its student on that half without a word, while the composed
-    config said 1.0."""
+    takes the composed one unsaid: every picture of a split is scored; "resumed" keeps the run's own start, unsaid.
+    Probe 194: a distill over a teacher fine-tuned at `dataset.label_fraction=0.5` trained its student on that half
+    without a word, while the composed config said 1.0."""
     if "label_fraction" not in dataset_cfg or ctx.explicitly_set("dataset.label_fraction"):
         return
     composed, recorded = cfg.dataset.get("label_fraction", 1.0), dataset_cfg.label_fraction
@@ -505,7 +505,7 @@ def _refuse_another_carve(recorded: Mapping[str, Any], used: Mapping[str, Any], 
             _raise_other_setting(key, recorded, used, typed,
                                  f"the model's run ({where}) set its val split apart with dataset.{key}="
                                  f"{recorded.get(key)}, {why}",
-                                 f"the {scored} split the model was trained beside is used" if scored == "val" else
+                                 "the val split the model was trained beside is used" if scored == "val" else
                                  "the pictures the model trained on are scored", subset)
 
 
