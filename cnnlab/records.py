@@ -287,6 +287,11 @@ def _timing_problem(where: str, record: LatencyRecord) -> str | None:
     return None
 
 
+# The accuracies a run records of what it started from, which the report measures its change against (the KD
+# baseline, the network before pruning, the FP32 model, the QAT-trained weights in float): fractions, as val_acc.
+REFERENCE_ACCURACIES = ("baseline_val_acc", "acc_before", "fp32_val_acc", "qat_fp32_val_acc", "teacher_val_acc")
+
+
 @dataclass(frozen=True)
 class MetricsSection(Section):
     """run.json `metrics`: val_acc is top-1 on the validation split as a fraction in [0, 1]; test_acc the same on
@@ -304,6 +309,12 @@ class MetricsSection(Section):
     @classmethod
     def from_dict(cls, data: Any, where: str | None = None) -> "MetricsSection":
         section = super().from_dict(data, where)
+        for key in REFERENCE_ACCURACIES:  # probe 225: 1.7 and "high" passed, the report falling back to the source's
+            value = section.extra.get(key)
+            problem = type_problem(f"{cls.NAME}.{key}", value, (int, float)) or \
+                range_problem(f"{cls.NAME}.{key}", value, (0.0, 1.0))
+            if problem:
+                raise RecordProblem(problem)
         if section.latency is None:
             return section
         return replace(section, latency=tuple(LatencyRecord.from_dict(r, f"{cls.NAME}.latency[{i}]")

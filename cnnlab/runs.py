@@ -690,7 +690,7 @@ def resolve_source(spec: str, outputs: Path, *, want: tuple[str, ...] = ("checkp
     if kind is not None and kind not in want:
         beside = _run_beside(path, path.parent) if (path.parent / RUN_FILE).is_file() and kind == "onnx" else None
         # the subject of "holds …" (probe 196: "source=…/model.onnx: holds the ONNX file it exported")
-        what = f"{key}={spec}: " + (f"its run {beside.path} ({beside.command})" if beside is not None else "the file")
+        what = f"{key}={spec}" + (f": its run {beside.path} ({beside.command})" if beside is not None else "")
         raise _wrong_kind(what, path, want, runtime_key, beside)
     if kind is None:
         accepted = ", ".join(sorted(s for s, k in _KINDS.items() if k in want))
@@ -853,5 +853,6 @@ def _wrong_kind(what: str, where: Path, want: tuple[str, ...], runtime_key: str 
         return CnnlabError(f"{what} holds {kept}, and this needs a model.pt (PyTorch checkpoint)",
                            fix=f"pass the run it was {made} from: {path_argument(what.partition('=')[0], [origin])}")
     # not "the model.pt beside it": another network's may lie there (probe 178); the file's own record is deploy's
-    return CnnlabError(f"{what} holds an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
+    held = "is" if run is None and is_regular_file(where) else "holds"  # probe 219: "the file holds an ONNX file"
+    return CnnlabError(f"{what} {held} an ONNX file, and this needs a model.pt (PyTorch checkpoint)",
                        fix="pass the run or model.pt the ONNX file was exported from")

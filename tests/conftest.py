@@ -11,7 +11,7 @@ import torch
 import compose_cache
 import export_cache
 import prebuilt
-from helpers import TINY, ctrl_c_after_first_checkpoint, run_dirs
+from helpers import TEACHER_TRAINING, TINY, ctrl_c_after_first_checkpoint, run_dirs
 
 # Wide, unwrapped tables and log lines whatever the runner says (pytest-xdist sets COLUMNS=80).
 os.environ["COLUMNS"] = "200"
@@ -22,6 +22,11 @@ torch.set_num_threads(1)
 # The same for what cnnlab starts itself: its onnxruntime and OpenVINO sessions and a pipeline's stage processes
 # (the user's explicit thread count: cnnlab.environment.job_threads).
 os.environ["CNNLAB_THREADS"] = "1"
+# And what it is: `pytest -n 2` runs two jobs at once on the cores (environment.jobs_in_parallel), so a training on
+# image files gets its core share less one, no DataLoader worker: each worker is a fork of a test process holding
+# gigabytes, whose copy-on-write page faults cost more system time than its tiny folder takes to decode.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # set in each worker (pytest -n N), never in the controller
+    os.environ["CNNLAB_PARALLEL_JOBS"] = os.environ["PYTEST_XDIST_WORKER_COUNT"]
 # The same network exported again in this process gets its graph back (checked against PyTorch as every export is):
 # torch's exporter takes ~1 s a call, and most tests export the same few tiny networks (export_cache.py).
 export_cache.install()
@@ -140,6 +145,18 @@ def tiny_run_made(workspace: Path) -> None:
 def tiny_run(outputs: Path) -> Path:
     """`cnnlab pretrain` of TINY (synthetic data, 4 classes, LeNet-5 at 16 px, one epoch), made once per process
     (prebuilt.py): its run folder."""
+    return run_dirs(outputs, "pretrain")[0]
+
+
+@prebuilt.starts_in("teacher_run")
+def teacher_made(workspace: Path) -> None:
+    prebuilt.build_run(workspace, ("pretrain", *TINY, *TEACHER_TRAINING))
+
+
+@pytest.fixture
+def teacher_run(outputs: Path) -> Path:
+    """A TINY pretrain run that learned (TEACHER_TRAINING: 56 % on 4 classes, where chance is 25 %): distill's
+    teacher, a classifier to continue (made once per process: prebuilt.py)."""
     return run_dirs(outputs, "pretrain")[0]
 
 

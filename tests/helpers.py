@@ -23,6 +23,8 @@ HAS_OPENVINO = runtime_missing("openvino") is None
 # Small enough that a whole pretrain run takes a couple of seconds on 2 cores.
 TINY = ["dataset=synthetic", "dataset.image_size=16", "dataset.train_size=64", "dataset.val_size=32",
         "dataset.num_classes=4", "model=lenet5", "trainer.epochs=1", "trainer.batch_size=16"]
+# Enough for the TINY teacher to beat chance (56 % on 4 classes): a teacher at chance is refused (conftest.teacher_run).
+TEACHER_TRAINING = ["trainer.epochs=3", "optim=adamw", "optim.lr=0.003"]
 # quantize's latency timing in a few milliseconds (its defaults time each file for at least 0.5 s a round): for tests
 # of what quantize trains, chooses or records, not of its timing
 QUANTIZE_QUICK_TIMING = ["quantize.bench_warmup=1", "quantize.bench_min_iters=3", "quantize.bench_min_seconds=0",

@@ -259,6 +259,20 @@ def test_accuracies_outside_zero_to_one_are_damage() -> None:
             MetricsSection.from_dict({"test_acc": value})
 
 
+@pytest.mark.parametrize("key", ["acc_before", "fp32_val_acc", "qat_fp32_val_acc", "baseline_val_acc",
+                                 "teacher_val_acc"])
+def test_the_accuracies_a_change_is_measured_against_are_checked_as_val_acc_is(key: str) -> None:
+    """Probe 225: `acc_before: 1.7` and `fp32_val_acc: "high"` passed; the report measured the change against the
+    source's accuracy instead, still labelled "vs before pruning" / "vs FP32"."""
+    from cnnlab.records import MetricsSection, RecordProblem
+
+    assert MetricsSection.from_dict({key: 0.5}).extra[key] == 0.5 and MetricsSection.from_dict({key: None})
+    with pytest.raises(RecordProblem, match=rf"metrics.{key} is 1.7, expected a number in \[0, 1\]"):
+        MetricsSection.from_dict({key: 1.7})
+    with pytest.raises(RecordProblem, match=rf"metrics.{key} is str, expected int or float"):
+        MetricsSection.from_dict({key: "high"})
+
+
 def test_typed_sections_read_what_the_record_holds(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path, "bench", "a")
     latency = {"backend": "onnxruntime", "batch_size": 1, "device": "cpu", "threads": 2, "p50_ms": 1.5, "p90_ms": 2.0}

@@ -74,7 +74,11 @@ _LOG_EXP = {(PROBABILITIES, "Log"): LOG_PROBABILITIES, (LOG_PROBABILITIES, "Exp"
 log = logging.getLogger(__name__)
 MAX_FIXED_INPUT_BYTES = 2 ** 30  # a fixed batch whose input alone is larger is refused (every run pads up to it)
 _TOLD: set[Path] = set()  # files whose outputs were named in this process
-_FIX = "re-export it from its run with `cnnlab export source=RUN`, or point to the run's own model.onnx"
+# … and one whose metadata names a run may be another network under metadata copied from that run's export (probe 226:
+# "re-export it from its run" would have exported the run's LeNet-5, not the file's network).
+_FIX = ("if it is the network of the run its metadata names, re-export it from that run with `cnnlab export "
+        "source=RUN` or point to the run's own model.onnx; a file made elsewhere under metadata copied from an export "
+        "needs the metadata of its own network (its params, flops, classes: docs/export.md, 'The file')")
 # A file whose metadata names no run it came from (made elsewhere, its metadata copied or written by hand):
 # "re-export it from its run" names a run it does not have (probe 187).
 _FIX_ELSEWHERE = ("make the file as docs/export.md ('The file') describes — one [N, C, H, W] float32 input, the "

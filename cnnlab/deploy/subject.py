@@ -21,7 +21,8 @@ from torch import nn
 
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.names import EXPORTED_FOR_BENCH
-from cnnlab.deploy.export import ModelIdentity, export_onnx, load_onnx, model_file_bytes, read_onnx_metadata
+from cnnlab.deploy.export import (SHIPPED_ATOL, SHIPPED_RTOL, ModelIdentity, compare_logits, export_onnx, load_onnx,
+                                  model_file_bytes, read_onnx_metadata)
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision, no_metadata
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.environment import available_memory
@@ -228,7 +229,38 @@ def chained_model(meta: dict[str, Any], source: Source) -> tuple[nn.Module, Path
     if isinstance(params, int) and count_params(model) != params:
         return (f"{path} has {count_params(model):,} parameters and the ONNX file's network {params:,}: another "
                 "network (replaced since the export?)")
-    return model.eval(), path, checkpoint
+    differs = other_outputs(model.eval(), source.path, checkpoint.spec)
+    if differs is not None:  # probe 219: another network's file under metadata copied from this export
+        return (f"{path}, which the ONNX file's metadata names, computes other outputs than the file ({differs}): "
+                "the file is not its export")
+    return model, path, checkpoint
+
+
+def other_outputs(model: nn.Module, onnx_file: Path, spec: InputSpec) -> str | None:
+    """None when the FP32 ONNX file computes `model`'s logits on a seeded random batch of `spec`'s shape, within
+    export's shipped tolerance (export.compare_logits: SHIPPED_ATOL + SHIPPED_RTOL x the largest logit, what float32
+    arithmetic of two runtimes needs); else how they differ. The same class count, input size and parameter count
+    do not make a twin: a network of the same architecture with other weights (probe 219: a random-weight
+    MobileNetV3 under metadata copied from a trained one's export, benched beside the trained model.pt)."""
+    import torch
+
+    from cnnlab.deploy.ort import onnx_session
+
+    session = onnx_session(onnx_file, threads=1)
+    declared = session.get_inputs()[0].shape[0]
+    batch = declared if isinstance(declared, int) and declared > 0 else 2
+    images = torch.randn(batch, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
+    reference = next(model.parameters(), None)
+    with torch.no_grad():
+        expected = model(images.to(reference.device if reference is not None else "cpu")).float().cpu()
+    actual = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: images.numpy()})[0])
+    compared = compare_logits(expected, actual, atol=SHIPPED_ATOL, rtol=SHIPPED_RTOL)
+    if compared["passed"]:
+        return None
+    return (f"outputs of shape {list(actual.shape)} where it gives {list(expected.shape)}"
+            if compared.get("shape_mismatch") else
+            f"max |logit difference| {compared['max_abs_diff']:.3g} on a random batch, where float32 arithmetic "
+            f"allows {compared['tolerance']:.3g}")
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from cnnlab.steps.distill_teacher import check_teacher_learned, teacher_and_data
 from cnnlab.steps.recording import (TrainedModel, at_chance, dataset_record, fit_metrics, record_warning,
                                     save_and_record)
 from cnnlab.steps.resume import apply_resume, keep_resumed_source
+from cnnlab.steps.start_score import score_at_start, starts_trained, warn_below_start
 from cnnlab.steps.augment_on import augment_without_device
 from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, loader_workers, make_loaders,
                                    setup_runtime, train_model)
@@ -85,6 +86,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     check_teacher_learned(ctx, teacher, taught.source, teacher_acc, data,  # LeNet-5 has no BatchNorm (probe 121)
                           batchnorm=bool(training_batchnorms(teacher_model)))
     roles["teacher"]["val_acc"] = teacher_acc
+    # a student already trained on these classes: what it scored before, to say so if training loses it (probe 218)
+    start = score_at_start(runtime.prepare_model(student_model), val_loader, runtime, role="student") \
+        if starts_trained(student.weights, data, new_head=None) else None
+    roles["student"]["val_acc_start"] = start.acc if start else None
     entropy = scored.get("entropy") if settings.alpha else None  # read only where a soft term is trained
     uniform = uniform_teacher(entropy, len(data.classes), settings.alpha)
     if uniform is not None and ctx.is_main:
@@ -109,11 +114,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                                make_loaders(recipe, runtime, data.train, data.val, workers=workers),
                                classification_objective(recipe, len(data.classes)), Checkpointing(enabled=False))
         warn_unlike_courses(ctx, recipe.epochs)
-    warn_diverged(ctx, kd, baseline, len(data.classes), recipe.grad_clip, teacher_acc, uniform is not None)
+    below_start = warn_below_start(ctx, start, kd.final.get("val_acc"), role="student", lr=recipe.lr,
+                                   alone=baseline.final.get("val_acc") if baseline is not None else None)
+    if not below_start:  # else that is the cause, and its fix the one that works (probe 226)
+        warn_diverged(ctx, kd, baseline, len(data.classes), recipe.grad_clip, teacher_acc, uniform is not None)
     ctx.record.update(distill=settings_section(settings, kd_setup.stage_names, cache.used, baseline))
     trained = TrainedModel(model=student_model, name=student.name, arch_kwargs=student.weights.arch_kwargs, data=data,
                            dataset_config=taught.dataset_config, weights=student.weights.description)
-    metrics = fit_metrics(kd) | comparison_metrics(kd, baseline, teacher_acc, cache.seconds)
+    metrics = fit_metrics(kd) | comparison_metrics(kd, baseline, teacher_acc, cache.seconds) | \
+        {"ended_below_start": below_start}
     if metrics.get("kd_gain") is not None and ctx.is_main:  # probe 124: the figure distill is for was never said
         ctx.log.info("val top-1: student %.2f%% with the teacher, %.2f%% alone — KD gain %+.2f points (one seed: "
                      "`cnnlab distill -m seed=0,1,2` then `cnnlab report` gives its 95%% interval)",

@@ -52,8 +52,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                              source=loaded.source.describe(), dataset=dataset,
                              untrained_head=untrained_head)  # evaluate/predict refuse such files
     target = ctx.path(ONNX_FILE)
+    # on the CPU whatever device= says: the file is device-independent, the reference logits fp32 CPU kernels' (probe
+    # 219: device=cuda was recorded as the override, and nothing said where the export ran)
     report: dict[str, Any] = {"opset": opset, "exporter": "torch.onnx (dynamo)", "simplify": bool(settings.simplify),
-                              "atol": float(settings.atol), "rtol": float(settings.rtol)}
+                              "atol": float(settings.atol), "rtol": float(settings.rtol), "device": "cpu"}
+    if str(cfg.get("device", "auto")) not in ("auto", "cpu"):
+        ctx.log.info("export runs on the CPU whatever device= says (device=%s not used): the ONNX file runs on any "
+                     "device, and its check compares it with float32 CPU kernels", cfg.get("device"))
     with atomic_path(target) as unverified:  # renamed to model.onnx only if everything below succeeds
         export_onnx(model, unverified, identity=identity, opset=opset)
         if settings.simplify:

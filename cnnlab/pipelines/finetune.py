@@ -24,7 +24,9 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.models import FINETUNE_MODES, MODELS, first_trainable, freeze_before, get_entry
 from cnnlab.steps.switches import optimisation_on, tristate
 from cnnlab.steps.augment_on import augment_without_device, classifier_loaders
-from cnnlab.steps.training import Checkpointing, Trainable, classification_objective, setup_runtime, train_model
+from cnnlab.steps.start_score import score_at_start, starts_trained, warn_below_start
+from cnnlab.steps.training import (Checkpointing, Trainable, classification_objective, setup_runtime, train_model,
+                                   val_loader)
 from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
 from cnnlab.steps.input_settings import refuse_ignored_input_settings, typed_normalisation
 from cnnlab.steps.jobs import swept, swept_values
@@ -157,6 +159,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     head_path = MODELS[name].head
     frozen = freeze(model, name, settings)
     model = runtime.prepare_model(model)
+    # a classifier already trained on these classes: what it scored before, to say so if training loses it (probe 218)
+    start = score_at_start(model, val_loader(recipe, runtime, data.val), runtime, role="model") \
+        if starts_trained(weights, data, settings.new_head) else None
     started = time.perf_counter()
     cache_blockers = feature_cache_blockers(settings, data, runtime, recipe, resume=resume_from is not None)
     with found_before_work():  # refusals of settings: nothing trained yet, no failed run is left (probe 138)
@@ -185,9 +190,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                            dataset_config=dataset_cfg, weights=weights.description)
     scale = None if settings.mode == "linear" else settings.backbone_lr_scale  # no backbone trained (probe 103: 1.0)
     metrics = fit_metrics(result) | {"finetune_mode": settings.mode, "backbone_lr_scale": scale,
-                                     "standardize_features": standardize, "training_seconds": training_seconds}
+                                     "standardize_features": standardize, "training_seconds": training_seconds,
+                                     "val_acc_start": start.acc if start else None}
+    metrics["ended_below_start"] = warn_below_start(ctx, start, result.final.get("val_acc"), role="model",
+                                                    lr=recipe.lr)
     spike = backbone_overwritten(metrics.get("history") or [], settings, pretrained=weights.pretrained)
-    if spike is not None and ctx.is_main:
+    if spike is not None and ctx.is_main and not metrics["ended_below_start"]:
         record_warning(ctx, spike)
     return save_and_record(ctx, trained, metrics,
                            extra={"finetune": {"mode": settings.mode, "weights": weights.description,

@@ -47,9 +47,15 @@ def unstarted_jobs(sweeps: Iterable[Path], runs: Iterable[RunInfo]) -> list[tupl
         if not jobs or any(process_alive(run.data.get("process")) for run in runs if run.path.parent == sweep):
             continue
         started = {entry.name.split("-", 1)[0] for entry in sweep.iterdir() if entry.is_dir() or entry.is_symlink()}
+        numbers = {int(name) for name in started if name.isdigit()}
         for num, (overrides, varying) in enumerate(jobs):
-            if str(num) not in started and frozenset(overrides) not in done:
-                notes.append((sweep / str(num), f"job #{num} of its sweep ({' '.join(varying)}) never started: the "
-                                                "sweep stopped before it — the sweep's command again runs it (its "
-                                                "completed jobs are skipped)"))
+            if str(num) in started or frozenset(overrides) in done:
+                continue
+            # launchers start a sweep's jobs in order: one with a later job's folder beside it started, and its own
+            # folder is gone (probe 225: a deleted job's folder was said to have "never started")
+            later = min((n for n in numbers if n > num), default=None)
+            what = "never started: the sweep stopped before it" if later is None else \
+                f"has no folder, though job #{later} after it ran: its folder was deleted or moved"
+            notes.append((sweep / str(num), f"job #{num} of its sweep ({' '.join(varying)}) {what} — the sweep's "
+                                            "command again runs it (its completed jobs are skipped)"))
     return notes

@@ -155,7 +155,8 @@ def check_not_at_chance(ctx: RunContext, metrics: Mapping[str, Any], num_classes
     largest class every time (`val_labels`: probe 221, 43.48 % on a val split 43.5 % circles, 37.5 % being the
     "chance" it was measured against)."""
     val, train_acc = metrics.get("val_acc"), metrics.get("train_acc")
-    if val is None or num_classes < 2:
+    # a run that lost the trained classifier it started from was told so, with the fix that keeps it (start_score.py)
+    if val is None or num_classes < 2 or metrics.get("ended_below_start"):
         return
     # learned: well above chance in training — 3× chance, at most 90 % (probe 223: 3/2 = 150 % for 2 classes, so a
     # model at 100 % train and 45 % val on 2 classes was never warned of); at chance on val: 1.5× chance, at most

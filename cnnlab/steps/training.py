@@ -92,10 +92,15 @@ def make_loaders(recipe: Recipe, runtime: Runtime, train_set: Dataset, val_set: 
     # traceback at 17 images and batch 16); that last batch sits out the epoch (other images the next, shuffled).
     train_loader = make_loader(train_set, per_rank, shuffle=True, seed=recipe.seed, workers=workers,
                                rank=runtime.rank, world_size=runtime.world_size, min_share=2 if per_rank > 1 else 1)
-    if runtime.distributed:  # exact evaluation: no sample padded or counted twice
+    return Loaders(train_loader, val_loader(recipe, runtime, val_set, workers=workers))
+
+
+def val_loader(recipe: Recipe, runtime: Runtime, val_set: Dataset, *, workers: int = 0) -> DataLoader:
+    """One pass over `val_set` in order at the evaluation batch, each rank a disjoint shard (trainer.evaluate sums
+    them): exact evaluation, no sample padded or counted twice."""
+    if runtime.distributed:
         val_set = Subset(val_set, range(runtime.rank, len(val_set), runtime.world_size))
-    val_loader = make_loader(val_set, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
-    return Loaders(train_loader, val_loader)
+    return make_loader(val_set, recipe.eval_batch, shuffle=False, seed=recipe.seed, workers=workers)
 
 
 def eval_loader(recipe: Recipe, images: Dataset, *, workers: int = 0) -> DataLoader:

@@ -160,6 +160,7 @@ def test_one_default_thread_count_for_every_timing(monkeypatch: pytest.MonkeyPat
     from cnnlab.deploy.bench_settings import BenchSettings
 
     monkeypatch.setattr(paired, "physical_cores", lambda: 3)
+    monkeypatch.delenv("CNNLAB_PARALLEL_JOBS", raising=False)  # one job on the machine (conftest.py sets the suite's 2)
     conf = Path(__file__).parents[2] / "cnnlab" / "conf" / "command"
     sections = {name: OmegaConf.load(conf / f"{name}.yaml")[name] for name in ("bench", "prune", "quantize")}
     assert paired.PairedSettings().threads == 3

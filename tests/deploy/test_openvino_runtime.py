@@ -86,6 +86,7 @@ def test_openvino_computes_what_onnxruntime_does_at_any_batch_size(lenet_onnx) -
 def test_the_precision_is_pinned_to_f32_with_the_latency_hint_and_the_threads(lenet_onnx, compile_spy,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CNNLAB_THREADS", raising=False)  # the job has no thread count of its own: OpenVINO's default
+    monkeypatch.delenv("CNNLAB_PARALLEL_JOBS", raising=False)  # … and no share of the cores (conftest.py sets one)
     session = onnx_session(lenet_onnx[1], threads=1, runtime="openvino")
     [config] = compile_spy.configs
     assert config == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}

@@ -360,6 +360,49 @@ def test_a_batch_whose_input_alone_exceeds_the_memory_is_refused_before_any_work
     assert cli("bench", f"source={tiny_export}", "bench.batch_sizes=[1,8]", *QUICK).code == 0  # what fits
 
 
+def test_another_networks_file_under_an_exports_metadata_is_not_timed_or_trained_as_its_twin(
+        cli, outputs: Path, tiny_export: Path, tmp_path: Path) -> None:
+    """Probe 219: the metadata of an export copied into another network's ONNX file of the same architecture (what a
+    foreign file needs to be benched): the file was timed beside the export's model.pt — a trained network's PyTorch
+    latency under a random one's name — its class count, size and parameter count all agreeing. The two are run on
+    one batch now: other outputs, no twin."""
+    proto = onnx.load(tiny_export)
+    weight = next(t for t in proto.graph.initializer if len(t.dims) == 2)  # another network: one layer's weights
+    values = onnx.numpy_helper.to_array(weight) + 0.5
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(proto, foreign)
+    assert read_onnx_metadata(foreign)["params"] == read_onnx_metadata(tiny_export)["params"]
+
+    result = cli("bench", f"source={foreign}", "bench.batch_sizes=[1]", *QUICK)
+    assert result.code == 0, result.output
+    document = bench_json(outputs)
+    assert [r["backend"] for r in document["records"]] == ["onnxruntime"]  # the file itself is still timed
+    assert "which the ONNX file's metadata names, computes other outputs than the file (max |logit difference|" in \
+        document["skipped"][0]["reason"], document["skipped"]
+    qat = cli("quantize", f"source={foreign}", "quantize.mode=qat", "trainer.epochs=1", *QUANTIZE_QUICK_TIMING)
+    said = " ".join(qat.stderr.split())
+    assert qat.code == 2 and "computes other outputs than the file" in said, said
+    # another architecture under the copied metadata contradicts it: refused whole, the fix covering such a file too
+    # (probe 226: "re-export it from its run" would export the run's LeNet-5, not the file's network)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Flatten", ["input"], ["flat"]),
+         onnx.helper.make_node("MatMul", ["flat", "w"], ["logits"])],
+        "other", [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["N", 4])],
+        [onnx.numpy_helper.from_array(torch.zeros(768, 4).numpy(), "w")])
+    other = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    other.metadata_props.extend(proto.metadata_props)
+    onnx.save(other, tmp_path / "other.onnx")
+    refused = cli("bench", f"source={tmp_path / 'other.onnx'}", "bench.batch_sizes=[1]", *QUICK)
+    said = " ".join(refused.stderr.split())
+    assert refused.code == 2 and "does not match its own metadata" in said, said
+    assert "metadata copied from an export needs the metadata of its own network" in said, said
+    assert cli("bench", f"source={tiny_export}", "bench.batch_sizes=[1]", *QUICK).code == 0  # its own export: a twin
+    assert {r["backend"] for r in json.loads((run_dirs(outputs, "bench")[-1] / "bench.json").read_text())["records"]} \
+        == {"onnxruntime", "torch"}
+
+
 def test_a_model_pt_replaced_where_an_onnx_file_names_it_is_not_timed_or_trained_as_its_twin(
         cli, outputs: Path, tiny_run: Path, tmp_path: Path) -> None:
     """A pruned model.pt exported from deploy/model.pt, then the dense model.pt copied to that path: bench timed the

@@ -13,26 +13,12 @@ import prebuilt
 from cnnlab.engine.checkpoint import load_model
 from cnnlab.models import create_model
 from cnnlab.runs import resolve_source
-from helpers import TINY, only_run, read_run, run_dirs, write_idx
+from helpers import TEACHER_TRAINING, TINY, only_run, read_run, run_dirs, write_idx
 
 # TINY trains the teacher (lenet5, synthetic 4 classes at 16 px); the same data flags keep the distill runs tiny.
 LENET_PAIR = ["teacher=lenet5", "teacher.weights=latest:pretrain", "student=lenet5", "trainer.epochs=2",
               "trainer.batch_size=16", "trainer.amp=none"]
 
-
-# Enough for the TINY teacher to beat chance (56 % on 4 classes): a teacher at chance is refused.
-TEACHER_TRAINING = ["trainer.epochs=3", "optim=adamw", "optim.lr=0.003"]
-
-
-@prebuilt.starts_in("teacher_run")
-def teacher_made(workspace: Path) -> None:
-    prebuilt.build_run(workspace, ("pretrain", *TINY, *TEACHER_TRAINING))
-
-
-@pytest.fixture
-def teacher_run(outputs: Path) -> Path:
-    """A TINY teacher's pretrain run (made once per process: prebuilt.py)."""
-    return run_dirs(outputs, "pretrain")[0]
 
 
 def error_line(result) -> str:

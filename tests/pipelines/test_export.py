@@ -29,6 +29,14 @@ def finetuned(outputs: Path) -> dict:
     return only_run(outputs, "finetune")
 
 
+def test_an_export_asked_for_on_cuda_runs_on_the_cpu_and_says_so(cli, outputs: Path, finetuned: dict) -> None:
+    """Probe 219: `export device=cuda` recorded the override and nothing of where it ran (always the CPU)."""
+    result = cli("export", "source=latest:finetune", "device=cuda", "export.evaluate=false")
+    assert result.code == 0, result.output
+    assert "export runs on the CPU whatever device= says (device=cuda not used)" in " ".join(result.output.split())
+    assert read_run(run_dirs(outputs, "export")[0])["export"]["device"] == "cpu"
+
+
 def test_export_from_finetune_is_verified_and_as_accurate_as_the_model(cli, outputs: Path, finetuned: dict) -> None:
     result = cli("export", "source=latest:finetune")
     assert result.code == 0, result.output
@@ -185,6 +193,11 @@ def test_bad_sources_are_one_line_each(cli, outputs: Path) -> None:
     the_file = cli("export", f"source={export_dir / 'model.onnx'}")  # probe 196: "source=…/model.onnx: holds …"
     assert the_file.code == 2 and f"source={export_dir / 'model.onnx'}: its run {export_dir} (export) holds the " \
         "ONNX file it exported, and this needs a model.pt" in " ".join(the_file.stderr.split()), the_file.stderr
+    alone = outputs.parent / "alone.onnx"  # no run folder around it (probe 219: "the file holds an ONNX file")
+    alone.write_bytes((export_dir / "model.onnx").read_bytes())
+    foreign = cli("export", f"source={alone}")
+    assert foreign.code == 2 and f"source={alone} is an ONNX file, and this needs a model.pt" in \
+        " ".join(foreign.stderr.split()), foreign.stderr
     old_opset = cli("export", "source=latest:pretrain", "export.opset=11")
     assert old_opset.code == 2 and "export.opset=11" in old_opset.stderr
     for result in (none_yet, no_model, old_opset):

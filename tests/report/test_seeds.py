@@ -211,8 +211,10 @@ def test_partial_and_damaged_groups_never_crash_the_report(seeds: Path) -> None:
     garbled = model_run(seeds, "finetune", "garbled", 0.83, seed=1, model="lenet5")
     (garbled / ".hydra" / "config.yaml").write_text("dataset: [unclosed\n  : :")
     # a pruned model whose source run folder is gone
-    model_run(seeds, "prune", "orphan", 0.7, model="lenet5", seed=0, source=seeds / "finetune" / "gone",
-              metrics={"acc_before": "high"})  # and a reference of the wrong type: ignored
+    model_run(seeds, "prune", "orphan", 0.7, model="lenet5", seed=0, source=seeds / "finetune" / "gone")
+    # and a reference of the wrong type: damage (probe 225: ignored, the change measured against the source's
+    # accuracy under the label "vs before pruning")
+    nonsense = model_run(seeds, "prune", "nonsense", 0.7, model="lenet5", seed=1, metrics={"acc_before": "high"})
     report = build_report(seeds)
     lenet = [g for g in report.all_seed_groups if g.first.model == "lenet5" and g.first.command == "finetune"]
     sizes = sorted(g.n for g in lenet)
@@ -222,6 +224,7 @@ def test_partial_and_damaged_groups_never_crash_the_report(seeds: Path) -> None:
     assert [(partial.seed_label(seed), status) for seed, status, _ in partial.missing] == [("seed 2", "failed")]
     assert group_of(report, "prune", model="lenet5").changes == []
     assert any(path == damaged and "damaged" in reason for path, reason in report.left_out)
+    assert "metrics.acc_before is str, expected int or float" in dict(report.left_out)[nonsense]
     print_report(report)
     write_report(report)
     md = (seeds / "report.md").read_text()

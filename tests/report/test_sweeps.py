@@ -72,3 +72,17 @@ def test_a_sweep_stopped_before_its_last_jobs_names_them_in_the_report(tmp_path:
     again = sweep_folder(out, "11-00-00-multirun", task=["command=finetune", "model=lenet5", "seed=0,1,2"])
     model_run(out, "finetune", f"{again.name}/2", 0.45, overrides=["command=finetune", "model=lenet5", "seed=2"])
     assert unstarted_jobs([sweep, again], iter_runs(out)) == []  # its jobs #0 and #1: the first sweep's runs
+
+
+def test_a_job_whose_folder_is_gone_while_a_later_job_ran_is_said_to_be_deleted_not_unstarted(tmp_path: Path) -> None:
+    """Probe 225: seed 1's folder deleted after the sweep completed read "never started: the sweep stopped before it",
+    with job #2 beside it completed (launchers start a sweep's jobs in order)."""
+    out = tmp_path / "outputs"
+    sweep = sweep_folder(out, task=["command=finetune", "model=lenet5", "seed=0,1,2,3"])
+    runs = [model_run(out, "finetune", f"{sweep.name}/{n}", 0.5,
+                      overrides=["command=finetune", "model=lenet5", f"seed={n}"]) for n in (0, 2)]
+    ended(*runs)
+    left = dict(unstarted_jobs([sweep], iter_runs(out)))
+    assert left[sweep / "1"].startswith("job #1 of its sweep (seed=1) has no folder, though job #2 after it ran: its "
+                                        "folder was deleted or moved — the sweep's command again runs it")
+    assert left[sweep / "3"].startswith("job #3 of its sweep (seed=3) never started: the sweep stopped before it")
