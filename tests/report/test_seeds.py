@@ -918,3 +918,14 @@ def test_a_groups_p50_says_how_many_of_its_runs_were_timed(tmp_path: Path) -> No
     assert len(group.rows) == 2 and group.seeds == 1
     cell = group_cells(group, out, COLUMNS)[list(COLUMNS).index("p50 ms")]
     assert cell == "0.131 (1 of 2 runs)"
+
+
+def test_every_accuracy_a_change_is_measured_against_is_checked_on_read() -> None:
+    """The report's reference keys (seeds.CHANGES, QAT_INT8, QAT_WHOLE) and the ones run.json's reader checks
+    (records.REFERENCE_ACCURACIES) are two lists: a reference added to one alone would be read unchecked again
+    (probe 225: `acc_before: 1.7` measured the change against the source's accuracy instead)."""
+    from cnnlab.records import REFERENCE_ACCURACIES
+    from cnnlab.report.seeds import CHANGES, QAT_INT8, QAT_WHOLE
+
+    used = {key for _, key, _ in (*CHANGES.values(), QAT_INT8, QAT_WHOLE)}
+    assert used <= set(REFERENCE_ACCURACIES), used - set(REFERENCE_ACCURACIES)
