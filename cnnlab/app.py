@@ -52,7 +52,8 @@ from cnnlab.settings import START_FROM_RUN, check_config, check_experiment_is_re
 from cnnlab.steps.recording import recorded_warnings
 from cnnlab.steps.resume import save_effective_config
 from cnnlab.steps.jobs import (RERUN_ENV, RERUN_HINT, SWEEP_JOBS_ENV, SWEPT_ENV, JobIdentity, earlier_attempt,
-                               launcher_parallelism, remote_job_error, sweep_size, swept_keys)
+                               launcher_parallelism, remote_job_error, sweep_size, swept_keys,
+                               with_other_failed_jobs)
 
 log = logging.getLogger("cnnlab")
 
@@ -632,6 +633,8 @@ def main(records_run: bool = True, named_run_dir: tuple[Path, Sequence[Path], fr
             if name_too_long(exc) is not None:
                 raise
             remote = remote_job_error(exc)  # submitit's "job failed" page → the job's one line and its log
+            if remote is None and multirun and isinstance(exc, CnnlabError):  # and the sweep's other failed jobs
+                remote = noted if (noted := with_other_failed_jobs(exc)) is not exc else None
             if remote is None and not isinstance(exc, CnnlabError) and not _raised_in_a_job(exc):
                 remote = _named_list_file(sys.argv[1:], exc)  # composing failed: on a file that is not a mapping?
             if remote is None:

@@ -327,7 +327,11 @@ def interrupt_hint(command: str, args: Sequence[str], *, how: str = "Ctrl-C", ch
     info = COMMANDS[command]
     if multirun:  # resume=true would continue one job outside the sweep; the sweep itself knows every job
         again = shlex.join(["cnnlab", command, *args])
-        what = "continues the interrupted one from its checkpoint" if info.resumable else "runs the others"
+        # a job stopped before its first checkpoint starts again (probe 229: "from its checkpoint", and none was);
+        # a launcher's jobs stop in other processes, whose checkpoints this one does not see
+        kept = "continues the interrupted one from its checkpoint" if checkpoint_kept else \
+            "continues an interrupted one from its checkpoint, or starts it again where it saved none"
+        what = kept if info.resumable else "runs the others"
         if any(rerun_option(arg) for arg in args):
             # typed again with rerun=true it runs this sweep's completed jobs a third time; without it, it skips
             # the jobs completed before this sweep too — the very runs rerun=true was typed to redo (probe 214)

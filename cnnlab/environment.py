@@ -234,6 +234,13 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@lru_cache(maxsize=1)
+def _versions_at_start() -> tuple[tuple[str, str | None], ...]:
+    """package_versions(), read once a process: the packages it has imported cannot change while it runs, and reading
+    every distribution's metadata took ~6 ms of each command (a test process runs thousands)."""
+    return tuple(package_versions().items())
+
+
 def _replacement_version(name: str) -> str | None:
     """'1.24.1 (onnxruntime-gpu)' when another distribution provides the module `name` (onnxruntime-gpu, or
     the older onnxruntime-openvino, install in place of onnxruntime), else None."""
@@ -271,7 +278,7 @@ def fingerprint() -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "packages": package_versions(),
+        "packages": dict(_versions_at_start()),
         "cpu": cpu_info(),
         "gpus": gpu_info(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,

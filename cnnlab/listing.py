@@ -7,6 +7,7 @@ import datetime as _dt
 import itertools
 import re
 from pathlib import Path
+from typing import Sequence
 
 from rich.markup import escape
 from rich.table import Table
@@ -120,6 +121,18 @@ def _local_time(run: RunInfo) -> str:
     return _dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _continuations(runs: Sequence[RunInfo]) -> dict[Path, str]:
+    """{resolved run folder: the folder name of the newest run listed that continued it (`resumed_from`)}: a run
+    interrupted and then resumed to the end read just "interrupted", nothing linking it to its continuation (probe
+    228)."""
+    continued: dict[Path, str] = {}
+    for run in runs:
+        origin = None if run.damaged else run.data.get("resumed_from")
+        if isinstance(origin, str) and origin:
+            continued[Path(origin).expanduser().resolve()] = run.path.name
+    return continued
+
+
 def print_runs(outputs: Path, *, named: bool = False) -> None:
     """The runs under `outputs`, oldest first. A folder the user `named` (--outputs DIR) that does not exist is a
     CnnlabError (exit 2): "no runs yet" would hide a mistyped path. The default outputs folder (./outputs,
@@ -137,12 +150,15 @@ def print_runs(outputs: Path, *, named: bool = False) -> None:
                   title_justify="left")
     for column in ("run", "command", "status", "model", "dataset", "val acc", "started"):
         table.add_column(column)
+    continued = _continuations(runs)
     for run in runs:
         # dead: recorded `running`, but its process is gone from this host (killed); resume=true continues it
         # damaged: run.json cannot be used (the reason is shown); latest, resume and report skip it
         gone = [] if run.damaged else run.deleted_files()
+        later = continued.get(run.path.resolve()) if run.status != "completed" else None
         status = escape(run.status + (f" (run.json: {run.damaged})" if run.damaged else "")
-                        + (f" ({' and '.join(gone)} deleted)" if gone else ""))
+                        + (f" ({' and '.join(gone)} deleted)" if gone else "")
+                        + (f" (continued by {later})" if later else ""))
         style = {"completed": "green", "failed": "red", "interrupted": "yellow", "dead": "bold red",
                  "damaged": "red"}.get(run.status, "")
         table.add_row(escape(str(run.path)), escape(run.command), f"[{style}]{status}[/]" if style else status,

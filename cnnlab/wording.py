@@ -11,8 +11,10 @@ from typing import Callable, Sequence
 
 
 def counted(count: int, noun: str) -> str:
-    """'1 epoch', '3 epochs', '1,200 images': a count with its noun, plural when it is not one."""
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+    """'1 epoch', '3 epochs', '1,200 images', '2 classes': a count with its noun, plural when it is not one."""
+    if count == 1:
+        return f"{count:,} {noun}"
+    return f"{count:,} {noun}" + ("es" if noun.endswith(("s", "x", "sh", "tch")) else "s")  # an epoch: epochs
 
 
 def listed(items: Sequence[str], most: int = 3) -> str:

@@ -174,3 +174,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(f"prebuilt-{builds[0]}"))
         elif shared:
             item.add_marker(pytest.mark.xdist_group(f"module-{item.nodeid.split('::')[0]}"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuses a pytest and pytest-xdist that run `-n` with `--dist loadgroup` (addopts) but ignore its groups:
+    pytest 9.2's node ids dropped the suffix pytest-xdist 3.8 writes them (pytest-xdist#1386), and the groups above
+    went unheeded, unsaid, from the day pytest 9.2 was installed."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if config.getvalue("dist") == "loadgroup" and config.getvalue("numprocesses") and \
+            Version(pytest.__version__) >= Version("9.2") and Version(version("pytest-xdist")) <= Version("3.8.0"):
+        raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {version('pytest-xdist')} ignores "
+                                "--dist loadgroup (pytest-xdist#1386): pip install 'pytest<9.2'")

@@ -80,19 +80,6 @@ def bash_words(text: str) -> list[str]:
     return done.stdout.split("\0")[:-1]
 
 
-def loader_order_with_one_worker(n: int) -> list[int]:
-    """The epoch-0 order of make_loader over items 0..n-1 (batch 4, seed 3) read by one DataLoader worker; a
-    module-level function so that a joblib/loky worker can import it (tests/data/test_loaders.py)."""
-    import torch
-    from torch.utils.data import TensorDataset
-
-    from cnnlab.data.loaders import make_loader
-
-    loader = make_loader(TensorDataset(torch.arange(n), torch.arange(n)), 4, shuffle=True, seed=3, workers=1)
-    loader.sampler.set_epoch(0)
-    return [int(i) for batch, _ in loader for i in batch]
-
-
 def random_image_folder(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("cat", "dog"), size: int = 16,
                         seed: int = 0) -> Path:
     """root/<class>/<i>.png: `per_class` random RGB pictures of `size` px per class (an `imagefolder` without val/)."""

@@ -279,10 +279,12 @@ def test_a_failed_sweep_job_is_one_cnnlab_line_without_hydras_own_or_library_war
 
     # a batch larger than the training set: refused by job #1 itself (a value its rule refuses is refused before
     # any job: the next test)
-    result = run_subprocess("pretrain", "-m", *TINY, "trainer.batch_size=16,100000",
+    result = run_subprocess("pretrain", "-m", *TINY, "trainer.batch_size=16,100000,200000",
                             env={"CNNLAB_OUTPUTS": str(tmp_path / "outputs")}, cwd=tmp_path)
     assert result.code == 2, result.output
-    assert "(job #1, log: " in result.stderr.strip().splitlines()[-1]
+    last = result.stderr.strip().splitlines()[-1]
+    # probe 229: the last line named the first failed job alone
+    assert "(job #1, log: " in last and "; 2 of the sweep's 3 jobs failed: #1 and #2, each run.log beside" in last, last
     assert "Error executing job" not in result.output and "Traceback" not in result.output
     assert "cnnlab pretrain completed" in " ".join(result.output.split())  # job #0
     assert not re.findall(r"\w*Warning: .*", result.stdout + result.stderr)
@@ -521,6 +523,10 @@ def test_every_interrupt_hint_names_a_command_of_its_kind() -> None:
     for name in COMMANDS:
         sweep = interrupt_hint(name, ["-m", "seed=0,1"], checkpoint_kept=True, multirun=True)
         assert hinted_command(sweep) == [name, "-m", "seed=0,1"] and "skips the completed jobs" in sweep, sweep
+    # probe 229: a sweep stopped before its job's first checkpoint said "continues the interrupted one from its
+    # checkpoint", and none was there
+    early = interrupt_hint("pretrain", ["-m", "seed=0,1"], checkpoint_kept=False, multirun=True)
+    assert "or starts it again where it saved none" in early and "continues the interrupted one" not in early, early
     # probe 214: a rerun=true sweep typed again as told ran its completed jobs again; without rerun= it skips the
     # jobs completed before it, which rerun=true was typed to redo: both commands, each with what it does
     sweep = interrupt_hint("finetune", ["-m", "seed=0,1", "rerun=true"], checkpoint_kept=True, multirun=True)

@@ -76,3 +76,21 @@ def test_a_paired_bench_session_is_listed_by_the_models_it_timed(tmp_path: Path)
     session = RunInfo(tmp_path, {"command": "bench", "status": "completed",
                                  "paired": {"rounds": 3, "subjects": [{"name": "resnet18"}, {"name": "lenet5"}]}})
     assert _model_name(session) == "2 paired: resnet18, lenet5"
+
+
+def test_an_interrupted_run_resumed_to_its_end_says_which_run_continued_it(cli, outputs: Path) -> None:
+    """Probe 228: the interrupted run still read `interrupted`, nothing linking it to the run that finished it (its
+    `resumed_from` was in the continuation's run.json alone)."""
+    from cnnlab.runs import RunRecord
+
+    first = outputs / "pretrain" / "2026-12-07" / "10-00-00"
+    RunRecord.start(first, "pretrain").finish("interrupted")
+    later = outputs / "pretrain" / "2026-12-07" / "10-05-00"
+    record = RunRecord.start(later, "pretrain")
+    record.update(resumed_from=str(first))
+    record.finish("completed")
+    alone = outputs / "pretrain" / "2026-12-07" / "11-00-00"
+    RunRecord.start(alone, "pretrain").finish("interrupted")
+    listed = " ".join(cli("list", "runs", "--outputs", str(outputs)).stdout.split())
+    assert "interrupted (continued by 10-05-00)" in listed, listed
+    assert listed.count("continued by") == 1  # not the run nothing continued, nor the continuation itself

@@ -4,7 +4,9 @@ from cnnlab.wording import counted, ratio_range_text, ratio_text
 
 
 @pytest.mark.parametrize("count, noun, text", [(1, "epoch", "1 epoch"), (2, "epoch", "2 epochs"),
-                                              (0, "trial", "0 trials"), (1200, "image", "1,200 images")])
+                                              (0, "trial", "0 trials"), (1200, "image", "1,200 images"),
+                                              (1, "class", "1 class"), (2, "class", "2 classes"),  # probe 227
+                                              (3, "batch", "3 batches")])
 def test_counts_agree_with_their_noun(count: int, noun: str, text: str) -> None:
     assert counted(count, noun) == text
 

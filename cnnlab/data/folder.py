@@ -75,7 +75,9 @@ class FolderScan:
         self._folders: set[str] = set()  # real paths of the folders walked or claimed as class folders
 
     def samples(self, splits: Sequence[tuple[Path, Sequence[str]]]) -> list[list[tuple[str, int]]]:
-        """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order."""
+        """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order.
+        CnnlabError for a class folder that is a link to another class folder (`_refuse_class_links_to_classes`)."""
+        _refuse_class_links_to_classes([directory / name for directory, classes in splits for name in classes])
         for directory, classes in splits:  # every split's class folders first: a folder link never enters one
             self._folders.update(os.path.realpath(directory / name) for name in classes)
         # Every folder reached without a link is walked before any folder link is entered: a link sorted before the
@@ -157,6 +159,28 @@ class FolderScan:
         """'' or '; skipped N (reason: n, first: PATH; ...)', to end an error message with."""
         text = self.summary.skipped_text()
         return f"; {text}" if text else ""
+
+
+def _refuse_class_links_to_classes(folders: Sequence[Path]) -> None:
+    """Refuses a class folder that is a link to another class folder of the dataset (any split), or to a folder inside
+    one: its pictures would be labelled as two classes, or be in two splits (probe 227: `alias -> zebra` trained
+    zebra's sub-folders as class `alias`, exit 0, and the fix "add an image to alias/" put it in zebra/). Of two links
+    to one folder, the first in the order keeps it. A class folder linked to a folder outside the dataset is fine."""
+    reals = [Path(os.path.realpath(folder)) for folder in folders]
+    for i, folder in enumerate(folders):
+        if not folder.is_symlink():
+            continue
+        for j, other in enumerate(folders):
+            same = reals[i] == reals[j] and (j < i or not other.is_symlink())
+            if j == i or not (same or reals[i].is_relative_to(reals[j]) and reals[i] != reals[j]):
+                continue
+            where = "" if same else "a folder inside "
+            two = ("two classes" if folder.parent == other.parent else
+                   f"in two splits ({folder.parent.name}/ and {other.parent.name}/)")
+            raise CnnlabError(f"imagefolder: the class folder {folder} is a link to {where}the class folder {other}: "
+                              f"one folder's pictures would be {two}",
+                              fix=f"remove the link (rm {shlex.quote(str(folder))}); a class of its own needs a folder "
+                                  "of its own pictures")
 
 
 class _VisibleImageFolder(ImageFolder):
@@ -382,11 +406,23 @@ def _refuse_folded_twins(directory: Path, classes: list[str], keep: Sequence[str
         first = seen.setdefault(_folded(name), name)
         if first != name:
             into, other = (name, first) if name in keep else (first, name)
+            # probe 227: both held 0.png…3.png, and the move, followed, replaced four pictures with the other four
+            both = sorted(set(_entry_names(directory / other)) & set(_entry_names(directory / into)))
+            clash = (f" — {counted(len(both), 'file name')} ({listed(both, 2)}) are in both: rename those first, or "
+                     "the move replaces them" if both else "")
             raise CnnlabError(f"imagefolder: {directory} holds the class folders {first!r} and {name!r}, one name "
                               f"{_how_names_differ(first, name)}: two classes to Python and torchvision",
                               fix=f"move the images of {shlex.quote(str(directory / other))}/ into "
-                                  f"{shlex.quote(str(directory / into))}/ and remove the empty folder (or rename "
-                                  "one, if they are two classes)")
+                                  f"{shlex.quote(str(directory / into))}/{clash} and remove the empty folder (or "
+                                  "rename one, if they are two classes)")
+
+
+def _entry_names(folder: Path) -> list[str]:
+    """The names in `folder` ([] where it cannot be read)."""
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def _form(name: str) -> str:

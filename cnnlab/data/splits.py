@@ -13,6 +13,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from cnnlab.errors import CnnlabError
+from cnnlab.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ def _every_class_in_both(train: list[int], val: list[int], labels: Sequence[int]
             out_of.remove(moved)
             into.append(moved)
         if missing:  # probe 84: val grew well past val_fraction (12 % → 21.5 %) without a word
-            log.warning("the split by class would leave %d classes out of %s: one image of each moved there, so val "
-                        "holds %d of the %d images (%.1f %%)", len(missing), part, len(val), len(labels),
+            log.warning("the split by class would leave %s out of %s: one image of each moved there, so val holds %d "
+                        "of the %d images (%.1f %%)", counted(len(missing), "class"), part, len(val), len(labels),
                         100 * len(val) / len(labels))
     return train, val
 

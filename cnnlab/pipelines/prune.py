@@ -39,7 +39,8 @@ from cnnlab.steps.jobs import swept, swept_values
 from cnnlab.steps.sources import model_labelled, load_source_model, source_data
 from cnnlab.steps.augment_on import classifier_loaders
 from cnnlab.steps.training import RecoveryTraining, classification_objective, setup_runtime
-from cnnlab.steps.recording import TrainedModel, dataset_record, fit_metrics, record_warning, save_and_record
+from cnnlab.steps.recording import (TrainedModel, dataset_record, fit_metrics, record_subject, record_warning,
+                                    save_and_record)
 from cnnlab.runs import MODEL_FILE, ONNX_FILE, RunInfo, Source
 
 DENSE_ONNX = "dense.onnx"
@@ -139,6 +140,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     runtime = runtime.for_input(size)
     ctx.log.info("prune %s (%s) by %s, ratio %g in %d step(s), on %s at %d px", name, loaded.source.path,
                  settings.method, settings.ratio, settings.steps, data.name, size)
+    if settings.steps == 1 and ctx.explicitly_set("prune.finetune_epochs"):  # probe 228: 4 typed, 5 trained, unsaid
+        record_warning(ctx, f"prune.finetune_epochs={settings.finetune_epochs} is the training between two pruning "
+                            f"steps, and prune.steps=1 has none: the recovery after pruning trains "
+                            f"trainer.epochs={recipe.epochs} — set that instead, or prune.steps=2 or more")
 
     model = runtime.prepare_model(loaded.model)
     work = RecoveryTraining(ctx, runtime, recipe.with_lr_scale(settings.lr_scale),
@@ -152,6 +157,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                  100 * acc_before)
     identity = ModelIdentity(arch=name, classes=tuple(checkpoint.classes), spec=checkpoint.spec,
                              source=loaded.source.describe(), dataset=dataset_record(data, dataset_cfg))
+    record_subject(ctx, name, identity.dataset or {})
     dense_model = dense_copy(model) if settings.measure and ctx.is_main else None
 
     widths_before = layer_widths(model)

@@ -43,7 +43,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.steps.quantize_model import load_fp32_model, prepared_for_qat, train_qat_candidate
 from cnnlab.deploy.subject import require_batch_memory
 from cnnlab.steps.sources import model_labelled, source_data
-from cnnlab.steps.recording import dataset_record, record_warning
+from cnnlab.steps.recording import dataset_record, record_subject, record_warning
 from cnnlab.steps.training import eval_loader, loader_workers
 from cnnlab.runs import ONNX_FILE
 from cnnlab.wording import counted
@@ -122,6 +122,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     with _candidates_folder(ctx, keep=settings.keep_candidates) as work:
         identity = ModelIdentity(arch=fp32.name, classes=tuple(fp32.classes), spec=fp32.spec,
                                  source=fp32.source.describe(), dataset=dataset_record(data, dataset_cfg))
+        record_subject(ctx, fp32.name, identity.dataset or {})
         fp32_path = fp32.onnx or export_onnx(fp32.model, work / f"{FP32}.onnx",  # type: ignore[arg-type]
                                              identity=identity)
         fp32_meta = read_onnx_metadata(fp32_path)

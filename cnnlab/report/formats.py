@@ -183,6 +183,15 @@ def spread_cell(spread: Spread | None, of: int, *, percent: bool = True) -> str:
     return text + unit + (f" ({spread.n} of {of})" if spread.n < of else "")
 
 
+def _group_swept(group: SeedGroup) -> str:
+    """" (optim.lr=0.1)": the swept overrides every run of a seed group shares, what tells two groups of one sweep
+    apart (probe 229: an lr × seed sweep's groups read `./{2,3}` and `./{0,1}`, alike, the learning rate only in
+    report.csv's swept column). "" where they share none."""
+    shared = set.intersection(*(set(row.swept) for row in group.rows))
+    kept = [override for override in group.rows[0].swept if override in shared]
+    return f" ({' '.join(kept)})" if kept else ""
+
+
 def _group_run(group: SeedGroup, base: Path) -> str:
     """The group's run folders: `sweep/{0,1,2}` when they share a folder, else the first and how many more."""
     paths = [_relative(row.run.path, base) for row in group.rows]
@@ -264,7 +273,8 @@ def group_cells(group: SeedGroup, base: Path, shown: Sequence[str]) -> list[str]
     if group.n > 1:
         params, flops = _mean_count([r.params for r in group.rows]), _mean_count([r.flops for r in group.rows])
         values.update({
-            "run": _group_run(group, base) + _group_stage(group), "val top-1": spread_cell(group.val, group.seeds),
+            "run": _group_run(group, base) + _group_swept(group) + _group_stage(group),
+            "val top-1": spread_cell(group.val, group.seeds),
             TEST_COLUMN: spread_cell(group.test, group.seeds),
             "params": "—" if params is None else human_params(params),
             "FLOPs": "—" if flops is None else human_flops(round(flops)),
@@ -328,7 +338,7 @@ def difference_cells(group: SeedGroup, change: Change, base: Path) -> list[str]:
     verdict = "" if change.significant is None else "significant" if change.significant else "not significant"
     if change.caveat:
         verdict = f"{verdict} ({change.caveat})" if verdict else change.caveat
-    run = _group_run(group, base) + _group_stage(group) if group.n > 1 else \
+    run = _group_run(group, base) + _group_swept(group) + _group_stage(group) if group.n > 1 else \
         _relative(group.first.run.path, base) + _stage(group.first)
     first = group.first  # the runtime that scored this split's top-1, not always the val top-1's (probe 78)
     model = first.model_scored_on(first.scored_on if change.split == "val" else first.test_scored_on)

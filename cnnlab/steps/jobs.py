@@ -28,6 +28,7 @@ from cnnlab.commands import COMMANDS
 from cnnlab.errors import CnnlabError
 from cnnlab.hydra_args import sweep_jobs
 from cnnlab.runs import RESUMABLE_STATUSES, RunInfo, iter_runs
+from cnnlab.wording import listed
 from cnnlab.steps.freshness import Digests, changed_since
 from cnnlab.steps.plan import fingerprint
 
@@ -241,6 +242,33 @@ def remote_job_error(exc: BaseException) -> CnnlabError | None:
     return CnnlabError(message + (f" (log: {where})" if where else ""),
                        fix="read that log; fix the cause and run the same command again: completed jobs are "
                            "skipped")
+
+
+_JOB_LOG = re.compile(r"\(job #(?P<num>\d+), log: (?P<log>[^()]+?/run\.log)\)")
+
+
+def with_other_failed_jobs(error: CnnlabError) -> CnnlabError:
+    """A failed sweep job's error ("... (job #2, log: SWEEP/2/run.log)", cnnlab.app) naming the sweep's other failed
+    jobs too: Hydra raises the first failure once every job has run, and the others were said only in the lines
+    above (probe 229: jobs #2 and #3 failed, the last line named #2 alone). `error` itself where none other failed."""
+    found = _JOB_LOG.search(error.message)
+    if found is None:
+        return error
+    sweep = Path(found.group("log")).parent.parent
+    try:
+        jobs = [folder for folder in sweep.iterdir() if folder.name.isdigit() and folder.is_dir()]
+    except OSError:
+        return error
+    others = sorted(int(folder.name) for folder in jobs if folder.name != found.group("num")
+                    and (folder / "run.json").is_file() and RunInfo.read(folder).status == "failed")
+    if not others:
+        return error
+    failed = listed([f"#{num}" for num in sorted([int(found.group("num")), *others])], most=8)
+    note = f"; {len(others) + 1} of the sweep's {len(jobs)} jobs failed: {failed}, each run.log beside this one " \
+        "says why"
+    located = CnnlabError(error.message[:found.end() - 1] + note + error.message[found.end() - 1:], fix=error.fix)
+    located.exit_code = error.exit_code
+    return located
 
 
 def in_a_sweep() -> bool:

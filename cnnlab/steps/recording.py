@@ -87,6 +87,15 @@ def save_and_record(ctx: RunContext, trained: TrainedModel, metrics: dict[str, A
     return metrics
 
 
+def record_subject(ctx: RunContext, name: str, dataset: Mapping[str, Any]) -> None:
+    """run.json's network (`name`) and data (`dataset`: dataset_record's section) of a run made from a source's model
+    (prune, quantize), recorded before its work: one interrupted or killed mid-work said `model: null, dataset:
+    null`, blank cells in `cnnlab list runs` (probe 228), where a training's record names them from its first epoch.
+    The run's end writes the whole model section."""
+    if ctx.is_main:
+        ctx.record.update(model={"name": name}, dataset=dict(dataset))
+
+
 def model_section(name: str | None, image_size: int, num_classes: int, *, model: nn.Module | None = None,
                   file: Path | None = None, **extra: Any) -> ModelSection:
     """run.json's model section — the one place it is built: parameters and FLOPs (at `image_size` px) of a

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -293,6 +294,35 @@ def test_a_class_folder_that_is_a_link_keeps_its_own_sub_folders(tmp_path: Path)
     assert len(test) == 6 and sum(label == 1 for label in test.values()) == 5  # cat: t0, t1 and sub/s0..s2
 
 
+@pytest.mark.parametrize("link, target, said", [
+    ("flat/alias", "zebra", "a link to the class folder {root}/flat/zebra: one folder's pictures would be two classes"),
+    ("flat/alias", "zebra/2021", "a link to a folder inside the class folder {root}/flat/zebra"),
+    ("split/test/zebra", "../train/zebra", "would be in two splits (test/ and train/)"),
+])
+def test_a_class_folder_that_is_a_link_to_another_class_folder_is_refused(tmp_path: Path, link: str, target: str,
+                                                                          said: str) -> None:
+    """Probe 227: `alias -> zebra` beside zebra/ trained zebra's sub-folder 2021/ as class "alias" (exit 0): the link,
+    sorted first, claimed it, and the real 2021/ was skipped as "a folder link already scanned"; its fix, "add an
+    image to alias/", put the image in zebra/. `test/zebra -> ../train/zebra` was "a class folder with no readable
+    image". The fix it names, followed, trains."""
+    for layout in ("flat", "split/train"):
+        classes(tmp_path / layout, {"cat": 3, "zebra": 3})
+        for i in range(2):
+            png(tmp_path / layout / "zebra" / "2021" / f"n{i}.png", 200 + i)
+    classes(tmp_path / "split" / "test", {"cat": 1}, first_shade=100)
+    os.symlink(target, tmp_path / link)
+    root = tmp_path / link.split("/")[0]
+    with pytest.raises(CnnlabError, match=f"class folder {tmp_path / link} is {re.escape(said.format(root=tmp_path))}"
+                       if "{root}" in said else re.escape(said)) as refused:
+        build(root)
+    assert refused.value.fix.startswith(f"remove the link (rm {tmp_path / link})")
+    (tmp_path / link).unlink()
+    if root.name == "split":
+        (root / "test" / "zebra").mkdir()  # as the classes check then says: an empty one is fine
+    raw = build(root)
+    assert raw.classes == ["cat", "zebra"] and len(raw.train) + len(raw.val) == 8  # 2021/'s two pictures are zebra
+
+
 def test_a_folder_link_to_a_folder_nothing_else_reaches_keeps_its_place(tmp_path: Path) -> None:
     classes(tmp_path / "train", {"a": 2, "b": 2})
     classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
@@ -395,6 +425,8 @@ def test_class_folders_whose_names_differ_only_in_case_or_spaces_are_refused(tmp
     with pytest.raises(CnnlabError, match="one name differing only in case or spaces") as err:
         build(tmp_path)
     assert repr(twin) in err.value.message and "move the images of" in (err.value.fix or "")
+    # probe 227: both folders held 0.png and 1.png; the move, followed, replaced one class's pictures with the other's
+    assert "2 file names (0.png and 1.png) are in both: rename those first, or the move replaces them" in err.value.fix
     (tmp_path / "train" / twin / "0.png").rename(tmp_path / "train" / "cat" / "t0.png")
     (tmp_path / "train" / twin / "1.png").rename(tmp_path / "train" / "cat" / "t1.png")
     (tmp_path / "train" / twin).rmdir()

@@ -87,7 +87,7 @@ def test_workers_start_inside_a_joblib_job() -> None:
     from joblib import Parallel, delayed
 
     # loky's own start method is the default there; DataLoader could not start its workers with it
-    from helpers import loader_order_with_one_worker  # importable by the loky worker (tests/ is on its path)
+    from loky_jobs import loader_order_with_one_worker  # importable by the loky worker (tests/ is on its path)
 
     inside = Parallel(n_jobs=2, backend="loky")(delayed(loader_order_with_one_worker)(8) for _ in range(2))
     assert inside[0] == epoch_order(make_loader(index_dataset(8), 4, shuffle=True, seed=3), epoch=0)

@@ -34,6 +34,39 @@ def test_roundtrip_rebuilds_the_same_network(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".model.pt*"))  # atomic write left no temp file
 
 
+def test_a_checkpoint_loads_without_drawing_random_initial_weights(tmp_path: Path) -> None:
+    """Every tensor is read from the file: the network is built on the meta device and given empty storage, so torch's
+    random initialisation (1.3 s of VGG-16's build) is skipped, and loading no longer moves the global random stream
+    (a teacher loaded before the student is initialised changed the student's starting weights)."""
+    original = create_model("resnet18", num_classes=3, image_size=32).eval()
+    original.fc = torch.nn.Linear(512, 3)  # a head of its own values
+    save_model(tmp_path / "model.pt", original, arch={"name": "resnet18", "num_classes": 3, "image_size": 32},
+               classes=["a", "b", "c"], spec=SPEC)
+    torch.manual_seed(7)
+    model, _ = load_model(tmp_path / "model.pt")
+    after_loading = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(after_loading, torch.rand(3))
+    assert all(t.device.type == "cpu" for t in [*model.parameters(), *model.buffers()])
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_a_network_with_a_buffer_no_state_dict_holds_is_built_as_usual() -> None:
+    """A non-persistent buffer is never loaded: given empty storage it would hold whatever memory held."""
+    from cnnlab.engine.checkpoint import built_for_loading
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+            self.register_buffer("scale", torch.arange(2.0), persistent=False)
+
+    assert torch.equal(built_for_loading(Scaled).scale, torch.arange(2.0))
+    plain = built_for_loading(lambda: torch.nn.Linear(2, 2))
+    assert plain.weight.device.type == "cpu" and not plain.weight.is_meta
+
+
 def test_pruned_shapes_are_rebuilt(tmp_path: Path) -> None:
     import torch_pruning as tp
 

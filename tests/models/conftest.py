@@ -24,9 +24,11 @@ def single_intra_op_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def built_model() -> Callable[[str, int], nn.Module]:
-    """create_model(name, 7, image_size) in eval mode, shared across tests: VGG alone costs seconds to build.
+    """create_model(name, 7, image_size) in eval mode, shared across a module's tests: VGG alone costs seconds to
+    build. Not across the session: the VGGs alone held 2 GB of a test process to its end, and each fork of it
+    (a subprocess, a DataLoader worker) then copied their page tables.
 
     The architecture is a pure function of (name, adaptation chosen for the size), so models are cached by
     that pair — VGG16 at 32 and 64 px is built once. Tests must not change the returned models.

@@ -150,10 +150,37 @@ def test_iterative_steps_train_between_steps(cli, outputs: Path, source: Path) -
     assert len(history[0]["finetune"]) == 1 and "finetune" not in history[1]
 
 
+def test_epochs_between_steps_typed_for_a_single_step_are_said_to_do_nothing(cli, outputs: Path,
+                                                                               source: Path) -> None:
+    """Probe 228: prune.finetune_epochs=4 at the default prune.steps=1 trained trainer.epochs, without a word."""
+    result = cli("prune", f"source={source}", "prune.finetune_epochs=4", *FAST)
+    assert result.code == 0, result.output
+    said = "prune.finetune_epochs=4 is the training between two pruning steps, and prune.steps=1 has none: the " \
+           "recovery after pruning trains trainer.epochs=1 — set that instead, or prune.steps=2 or more"
+    assert said in " ".join(result.output.split()) and said in only_run(outputs, "prune")["warnings"]
+    assert only_run(outputs, "prune")["metrics"]["epochs"] == 1
+
+
 def test_no_recovery_with_zero_epochs(cli, outputs: Path, source: Path) -> None:
     assert cli("prune", f"source={source}", "prune.measure=false", "trainer.epochs=0").code == 0
     metrics = only_run(outputs, "prune")["metrics"]
     assert metrics["acc_after_recovery"] is None and metrics["val_acc"] == metrics["acc_after_prune"]
+
+
+def test_a_prune_stopped_mid_work_records_its_network_and_data(cli, outputs: Path, source: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 228: a prune stopped by Ctrl-C during its recovery training recorded `model: null, dataset: null`, and
+    `cnnlab list runs` showed blank cells, where an interrupted training names both."""
+    from cnnlab.pipelines import prune
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prune, "prune_in_steps", stopped)
+    assert cli("prune", f"source={source}", *FAST).code == 130
+    record = only_run(outputs, "prune")
+    assert record["status"] == "interrupted" and record["model"]["name"] == "lenet5"
+    assert record["dataset"] == read_run(source)["dataset"]  # the same images
 
 
 def test_a_sweep_across_importances_says_taylor_batches_in_the_jobs_that_do_not_read_it(

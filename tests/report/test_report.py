@@ -866,6 +866,43 @@ def test_a_pipeline_stages_replaced_export_gives_no_size(tmp_path: Path) -> None
     assert any("replaced by" in why for _, why in report.left_out)
 
 
+def test_a_pipelines_replaced_export_and_bench_are_neither_pooled_nor_timed(tmp_path: Path) -> None:
+    """Probe 57: a pipeline re-ran the export whose model.onnx was deleted, and the bench after it; the report pooled
+    the replaced export and bench runs with the new ones as "2 runs, 1 seed" groups, their latencies averaged over two
+    sessions. (Once an end-to-end scenario of tests/pipelines/test_pipeline.py: two stage processes.)"""
+    out = tmp_path / "outputs"
+    workspace = out / "pipeline" / "tiny"
+    runs = workspace / "runs"
+    RunRecord.start(workspace, "pipeline").finish("completed")
+
+    def stage(run_dir: Path, name: str, started: str) -> Path:  # the stage a finished run stood for, and when
+        data = json.loads((run_dir / "run.json").read_text())
+        (run_dir / "run.json").write_text(json.dumps({**data, "pipeline": {"stage": name, "fingerprint": name},
+                                                      "started": started}))
+        return run_dir
+
+    teacher = stage(model_run(runs, "pretrain", "t", 0.60, seed=0), "teacher", "2026-11-28T09:00:00")
+    pruned = stage(model_run(runs, "prune", "p", 0.55, seed=0, source=teacher), "pruned", "2026-11-28T09:30:00")
+    exports = []
+    for name, started in (("old", "2026-11-28T10:00:00"), ("new", "2026-11-28T11:00:00")):
+        export = runs / "export" / "2026-11-28" / name
+        record = RunRecord.start(export, "export")
+        record.update(source={"run": str(teacher)}, started=started,
+                      pipeline={"stage": "teacher.export", "fingerprint": "f"})
+        (export / "model.onnx").write_bytes(name.encode().ljust(1_000, b"\0"))
+        record.add_artifact("onnx", export / "model.onnx")
+        record.finish("completed", metrics={"val_acc": 0.60})
+        exports.append(export)
+    benches = [stage(paired_run(runs, name, [export, pruned], [[p50, p50], [p50 / 2, p50 / 2]]), "bench", started)
+               for name, export, p50, started in (("b-old", exports[0], 9.0, "2026-11-28T10:30:00"),
+                                                  ("b-new", exports[1], 4.0, "2026-11-28T11:30:00"))]
+    for report in (build_report(workspace), build_report(out)):  # the workspace, and the outputs around it
+        assert all(len(group.rows) == 1 for group in report.all_seed_groups), report.all_seed_groups
+        replaced = {path for path, why in report.left_out if "replaced by" in why}
+        assert {exports[0].resolve(), benches[0].resolve()} <= {Path(p).resolve() for p in replaced}
+        assert sorted(row.p50_ms for row in report.rows) == [2.0, 4.0]  # the newer session's figures alone
+
+
 def test_a_pipeline_stage_run_names_its_stage_and_one_of_an_edited_plan_is_marked(tmp_path: Path) -> None:
     """An edited recipe (prune.ratio 0.5 → 0.3) left the 0.5 run in the workspace beside the 0.3 one: two `prune`
     rows that read alike, one timed in another bench session. Rows name their stage, and one whose settings the
@@ -1196,6 +1233,24 @@ def test_a_sweeps_rows_say_the_values_their_jobs_ran_with(tmp_path: Path) -> Non
     assert runs == {f"{job}/0": f"{job}/0 (optim.lr=0.01)", f"{job}/1": f"{job}/1 (optim.lr=0.05)",
                     str(alone.relative_to(out)): str(alone.relative_to(out))}
     assert [row_fields(row, out)["swept"] for row in report.rows if row.run.path == alone] == [[]]
+
+
+def test_the_seed_groups_of_a_sweep_over_a_setting_and_seeds_say_the_value_they_share(tmp_path: Path) -> None:
+    """Probe 229: an optim.lr × seed sweep reported two groups, `…/{0,1}` and `…/{2,3}`, alike: which was lr=0.1 was
+    only in report.csv's swept column."""
+    from cnnlab.report.formats import group_cells
+
+    out = tmp_path / "outputs"
+    sweep = out / "finetune" / "2026-11-28" / "10-00-00-multirun"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for job, (lr, seed) in enumerate((("0.05", 0), ("0.05", 1), ("0.1", 0), ("0.1", 1))):
+        model_run(out, "finetune", f"10-00-00-multirun/{job}", 0.5 + job / 10, seed=seed,
+                  settings={"optim": {"lr": float(lr)}}, overrides=["model=lenet5", f"optim.lr={lr}", f"seed={seed}"])
+    groups = build_report(out).all_seed_groups
+    runs = sorted(group_cells(group, out, ["run"])[0] for group in groups)
+    job = "finetune/2026-11-28/10-00-00-multirun"
+    assert runs == [f"{job}/{{0,1}} (optim.lr=0.05)", f"{job}/{{2,3}} (optim.lr=0.1)"], runs
 
 
 def test_a_plan_restored_after_an_edit_reads_its_rows_from_its_own_bench_session(tmp_path: Path) -> None:
