@@ -140,6 +140,8 @@ def _sweep_without_multirun(text: str, command: str, facts: SettingFacts) -> str
     key, _, value = bare.partition("=")
     if facts.read_by_others(key.lstrip("+")):  # neither a sweep nor a list of it would be read here
         return _unknown_setting(key.lstrip("+"), command, facts)
+    if not key.startswith(("+", "hydra.")) and not facts.known(key):  # probe 230: `images=a.png,b.png` was told to
+        return _unknown_setting(key, command, facts)                  # quote it, then "unknown setting 'images'"
     value = ",".join(item[1:-1] if len(item) > 1 and item[0] == item[-1] == "'" else item for item in value.split(","))
     typed = f"{key}={value}"
     # the line as typed, with -m; each word as the shell must pass it on (`seed=range(2)` bare is a syntax error)

@@ -812,6 +812,10 @@ def test_a_comma_in_a_single_run_names_fixes_that_work_when_typed(cli, outputs: 
     two = cli("bench", "source=latest:pretrain,latest:pretrain")  # probe 109: the paired session was not named
     fix = two.stderr.split("for one paired session of those models: ", 1)[1].split(";")[0]
     assert two.code == 2 and bash_words(fix) == ["source=[latest:pretrain,latest:pretrain]"], two.stderr
+    # probe 230: a key no command reads, with commas, was told to quote them; quoted, "unknown setting 'images'"
+    unknown = cli("predict", "source=latest:pretrain", "images=a.png,b.png")
+    assert unknown.code == 2 and "comma" not in unknown.stderr and "images" in unknown.stderr, unknown.stderr
+    assert unknown.stderr == cli("predict", "source=latest:pretrain", "images=a.png").stderr  # as for one value
 
 
 def test_an_interrupted_pipeline_stage_points_to_the_pipeline_not_its_own_resume(

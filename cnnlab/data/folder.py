@@ -408,13 +408,23 @@ def _refuse_folded_twins(directory: Path, classes: list[str], keep: Sequence[str
             into, other = (name, first) if name in keep else (first, name)
             # probe 227: both held 0.png…3.png, and the move, followed, replaced four pictures with the other four
             both = sorted(set(_entry_names(directory / other)) & set(_entry_names(directory / into)))
-            clash = (f" — {counted(len(both), 'file name')} ({listed(both, 2)}) are in both: rename those first, or "
-                     "the move replaces them" if both else "")
+            clash = (f"; {counted(len(both), 'file name')} ({listed(both, 2)}) {'is' if len(both) == 1 else 'are'} in "
+                     "both: rename those first, or the move replaces them" if both else "")
+            # names in two Unicode forms print alike: each is named by its form too (probe 230)
+            forms = _unicode_forms(other, into)
             raise CnnlabError(f"imagefolder: {directory} holds the class folders {first!r} and {name!r}, one name "
                               f"{_how_names_differ(first, name)}: two classes to Python and torchvision",
-                              fix=f"move the images of {shlex.quote(str(directory / other))}/ into "
-                                  f"{shlex.quote(str(directory / into))}/{clash} and remove the empty folder (or "
-                                  "rename one, if they are two classes)")
+                              fix=f"move the images of {forms[0]}{shlex.quote(str(directory / other) + '/')} into "
+                                  f"{forms[1]}{shlex.quote(str(directory / into) + '/')} and remove the empty folder "
+                                  f"(or rename one, if they are two classes){clash}")
+
+
+def _unicode_forms(a: str, b: str) -> tuple[str, str]:
+    """("the decomposed (NFD) ", "the composed (NFC) ") for two names that differ only in Unicode form, which print
+    alike; ("", "") otherwise."""
+    if a == b or unicodedata.normalize("NFC", a) != unicodedata.normalize("NFC", b):
+        return "", ""
+    return f"the {_form(a)} ", f"the {_form(b)} "
 
 
 def _entry_names(folder: Path) -> list[str]:
@@ -522,16 +532,21 @@ def _open_splits(root: Path, dirs: Sequence[Path | None], scan: FolderScan, *, t
                           "or more", fix=f"add a folder per class beside it ({source}/<class>/*.jpg); unlabeled "
                           "pictures serve self-supervised pretraining as one flat folder: `cnnlab pretrain "
                           f"method=simclr dataset=imagefolder dataset.root=DIR` with the pictures directly in DIR")
+    listed_classes = {source: classes}
     for other in dirs[1:]:
         if other is not None:
-            others = _split_classes(other, root, (source, classes))
-            # a training class the other split lacks: if it holds no readable picture, that is the fault to name —
-            # "create val/Coat/" would be undone by "remove that class from every split" (probes 127, 132)
-            bare = [name for name in classes if name not in others and not _readable_picture_in(source / name)] \
-                if training else []
-            if bare and len(bare) < len(classes):
-                raise _empty_classes(bare, source)
-            _check_same_classes(classes, others, other)
+            listed_classes[other] = _split_classes(other, root, (source, classes))
+    # before the splits' class lists are compared: "create val/bird/" for a train/bird that links to train/dog was
+    # followed by the link's refusal, then by "remove val/bird/" (probe 230)
+    _refuse_class_links_to_classes([folder / name for folder, names in listed_classes.items() for name in names])
+    for other, others in list(listed_classes.items())[1:]:
+        # a training class the other split lacks: if it holds no readable picture, that is the fault to name —
+        # "create val/Coat/" would be undone by "remove that class from every split" (probes 127, 132)
+        bare = [name for name in classes if name not in others and not _readable_picture_in(source / name)] \
+            if training else []
+        if bare and len(bare) < len(classes):
+            raise _empty_classes(bare, source)
+        _check_same_classes(classes, others, other)
     present = [d for d in dirs if d is not None]
     found = dict(zip(present, scan.samples([(d, classes) for d in present])))
     train, val, test = (None if d is None else _checked_split(_VisibleImageFolder(d, classes, found[d]), d, scan,

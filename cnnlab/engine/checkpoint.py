@@ -7,6 +7,7 @@ arguments, per-layer shapes (so a channel-pruned model rebuilds), class names an
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import warnings
@@ -392,9 +393,8 @@ def build_model(ckpt: ModelCheckpoint) -> nn.Module:
     from cnnlab.models import create_model
 
     arch = ckpt.arch
-    build = lambda: create_model(arch["name"], num_classes=arch["num_classes"],  # noqa: E731
-                                 image_size=arch["image_size"], **(arch.get("kwargs") or {}))
-    model = built_for_loading(build)
+    model = built_for_loading(functools.partial(create_model, arch["name"], num_classes=arch["num_classes"],
+                                                image_size=arch["image_size"], **(arch.get("kwargs") or {})))
     load_recorded_weights(model, ckpt.state_dict, ckpt.structure, origin=ckpt.origin, arch_name=arch["name"])
     check_input_channels(model, ckpt.spec.channels, ckpt.origin)
     return model
@@ -405,8 +405,8 @@ def built_for_loading(build: Callable[[], nn.Module]) -> nn.Module:
     (load_state_dict, strict): built on the meta device, then given empty storage (torch's `to_empty`, the pattern of
     torch.nn.utils.skip_init). torch's random initialisation is the most of building a network, and every value it
     draws is overwritten by the load: a VGG-16 model.pt loads in 1.47 s instead of 2.64 s, a ResNet-50 in 0.22 s
-    instead of 0.36 s on a 2-core EPYC (benchmarks/run_overheads.py). A network
-    with a buffer no state dict holds (registered non-persistent) is built as usual: nothing would fill it."""
+    instead of 0.36 s on a 2-core EPYC (benchmarks/run_overheads.py). A network with a buffer no state dict holds
+    (registered non-persistent) is built as usual: nothing would fill it."""
     with torch.device("meta"):
         model = build()
     if any(module._non_persistent_buffers_set for module in model.modules()):

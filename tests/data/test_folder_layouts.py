@@ -323,6 +323,19 @@ def test_a_class_folder_that_is_a_link_to_another_class_folder_is_refused(tmp_pa
     assert raw.classes == ["cat", "zebra"] and len(raw.train) + len(raw.val) == 8  # 2021/'s two pictures are zebra
 
 
+def test_a_linked_class_missing_from_val_is_refused_as_a_link_not_asked_for_in_val(tmp_path: Path) -> None:
+    """Probe 230: train/bird -> dog with no val/bird/ said "create val/bird/"; followed, the link was refused; removed,
+    "remove val/bird/" came next. The link is the fault to name, first."""
+    classes(tmp_path / "train", {"cat": 2, "dog": 2})
+    classes(tmp_path / "val", {"cat": 1, "dog": 1}, first_shade=100)
+    os.symlink("dog", tmp_path / "train" / "bird")
+    with pytest.raises(CnnlabError, match="class folder .*/train/bird is a link to the class folder") as refused:
+        build(tmp_path)
+    assert "val" not in refused.value.fix
+    (tmp_path / "train" / "bird").unlink()  # the fix, followed
+    assert build(tmp_path).classes == ["cat", "dog"]
+
+
 def test_a_folder_link_to_a_folder_nothing_else_reaches_keeps_its_place(tmp_path: Path) -> None:
     classes(tmp_path / "train", {"a": 2, "b": 2})
     classes(tmp_path / "val", {"a": 1, "b": 1}, first_shade=100)
