@@ -234,8 +234,11 @@ def test_a_calibration_set_smaller_than_asked_or_than_the_classes_is_one_warning
     short = calibration_shortfall(64, batches=8, batch_size=32, num_classes=10)
     assert short is not None and "\n" not in short
     assert "on 64 training images" in short and "256 asked for" in short and "classes" not in short
+    # probe 224: the whole split calibrated, and "may not cover" was said of it
+    assert short.endswith("the training split holds no more: the activation ranges are those of the whole split")
     tiny = calibration_shortfall(2, batches=1, batch_size=2, num_classes=4)
     assert tiny is not None and "on 2 training images" in tiny and "fewer than the 4 classes" in tiny
+    assert tiny.endswith("may not cover what the validation images produce")
     assert "asked" not in tiny  # 1 x 2 were asked for and drawn
 
 

@@ -138,5 +138,9 @@ def calibration_shortfall(images: int, *, batches: int, batch_size: int, num_cla
         return None
     drawn = ("" if drawn_batches is None else f" in {drawn_batches} batch{'' if drawn_batches == 1 else 'es'}"
              + ("" if fixed_batch is None else f" of {fixed_batch}"))
-    return (f"static quantization calibrates on {images} training images{drawn}, " + " and ".join(problems)
-            + ": the activation ranges may not cover what the validation images produce")
+    # every training image calibrated (the split is all there is): no image was left out to say "may not cover" of
+    # (probe 224: said of a calibration that read the whole split)
+    whole = "the whole split" if fixed_batch is None else f"every whole batch of {fixed_batch} the split holds"
+    after = (": the activation ranges may not cover what the validation images produce" if images < num_classes
+             else f": the activation ranges are those of {whole}")
+    return f"static quantization calibrates on {images} training images{drawn}, " + " and ".join(problems) + after
