@@ -75,9 +75,8 @@ class FolderScan:
         self._folders: set[str] = set()  # real paths of the folders walked or claimed as class folders
 
     def samples(self, splits: Sequence[tuple[Path, Sequence[str]]]) -> list[list[tuple[str, int]]]:
-        """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order.
-        CnnlabError for a class folder that is a link to another class folder (`_refuse_class_links_to_classes`)."""
-        _refuse_class_links_to_classes([directory / name for directory, classes in splits for name in classes])
+        """For each (split folder, its sorted class names): [(path, class index)], in ImageFolder's order. A class
+        folder linked to another is refused before (`_open_splits`, its one caller)."""
         for directory, classes in splits:  # every split's class folders first: a folder link never enters one
             self._folders.update(os.path.realpath(directory / name) for name in classes)
         # Every folder reached without a link is walked before any folder link is entered: a link sorted before the
