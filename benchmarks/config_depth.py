@@ -30,9 +30,11 @@ def pure_python_depth(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--levels", type=int, default=5000)
+    parser.add_argument("--levels", type=int, default=5000, help=f"at least {DEEPER_THAN_PARSED}")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.levels < DEEPER_THAN_PARSED:  # libyaml's parser stops at 1,000 levels: the case this times
+        parser.error(f"--levels {args.levels}: use at least {DEEPER_THAN_PARSED} (a file deeper than libyaml parses)")
     print_machine(None)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "deep.yaml"

@@ -75,7 +75,8 @@ def main() -> None:
     now, before = median(times[NOW]), median(times[BEFORE])
     print(f"`cnnlab {' '.join(COMMAND)}` in one process, {args.rounds} interleaved rounds, medians:")
     print_medians(times, width=40)
-    print(f"  speed-up: {before / now:.2f}x  ({before - now:.2f} s less per command)")
+    saved = f"{before - now:.2f} s less" if before >= now else f"{now - before:.2f} s more"
+    print(f"  speed-up: {before / now:.2f}x  ({saved} per command)")
 
 
 if __name__ == "__main__":

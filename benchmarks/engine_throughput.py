@@ -19,7 +19,8 @@ from _common import median, pin_threads, print_machine
 from cnnlab.data import build_datasets, make_loader, resolve_input_spec
 from cnnlab.engine.objectives import ClassificationObjective
 from cnnlab.engine.runtime import Runtime, resolve_amp
-from cnnlab.engine.trainer import Trainer, TrainerSettings
+from cnnlab.engine.recipe import Recipe
+from cnnlab.engine.trainer import Trainer
 from cnnlab.models import create_model
 
 
@@ -70,7 +71,7 @@ def main() -> None:
     model = runtime.prepare_model(create_model(args.model, num_classes=10, image_size=args.size))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = make_loader(data.train, args.batch, shuffle=True, seed=0)
-    trainer = Trainer(runtime, TrainerSettings(epochs=1, log_every=20), show_progress=False)
+    trainer = Trainer(runtime, Recipe(epochs=1, batch_size=args.batch, precise_bn=False), show_progress=False)
     bare_epoch(model, loader, optimizer, runtime)  # warm-up (oneDNN primitive caches, allocator)
     engine, bare = [], []
     for round_ in range(args.rounds):

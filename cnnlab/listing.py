@@ -27,8 +27,10 @@ def print_models() -> None:
     from cnnlab.models import ALIASES, MODELS, model_info, models_with_cifar_stem  # imports torch: not a help path
 
     table = Table(title="Model zoo (model=NAME)", title_justify="left")
-    for column in ("name", "family", "year", "params", "GFLOPs @224", "ImageNet top-1", "ImageNet weights"):
-        table.add_column(column, justify="right" if column in ("params", "GFLOPs @224", "ImageNet top-1", "year") else "left")
+    params = "params (1000 classes)"  # every row with ImageNet's head: the weights' meta counts it so
+    for column in ("name", "family", "year", params, "GFLOPs @224", "ImageNet top-1", "ImageNet weights"):
+        numeric = column in (params, "GFLOPs @224", "ImageNet top-1", "year")
+        table.add_column(column, justify="right" if numeric else "left")
     for name, entry in MODELS.items():
         info = model_info(name)
         acc = info.get("imagenet_acc1")
@@ -40,7 +42,7 @@ def print_models() -> None:
         table.add_row(alias, f"alias of {target}", "", "", "", "", "")
     out.print(table)
     out.print(f"small images (≤ 64 px): model.stem=cifar keeps the first stage at input resolution "
-              f"({', '.join(models_with_cifar_stem())}; 9× the FLOPs at 16 px, 13× at 28, 14–16× at 32–64) — "
+              f"({', '.join(models_with_cifar_stem())}; 8–10× the FLOPs at 16 px, 13× at 28, 14–16× at 32–64) — "
               "docs/models.md")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -58,6 +59,13 @@ def _cause(exc: BaseException) -> str:
     # torchvision's own advice names its keyword argument, not a cnnlab setting (probe 55): the fix says ours
     first_line = first_line.replace(" You can use download=True to download it", "").rstrip()
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+
+
+def _download_cause(exc: BaseException) -> str:
+    """`_cause` of a failed download, less the file torchvision tried first: MNIST's download fetches every file in
+    order, present ones too, so "Error downloading train-images-idx3-ubyte.gz" stood beside a message naming the one
+    missing file (probe 234); what failed is the address."""
+    return re.sub(r"^RuntimeError: Error downloading \S+: ", "", _cause(exc))
 
 
 def check_downloadable(cfg: Mapping[str, Any], files: OnDisk) -> tuple[Path, bool | None, str]:
@@ -159,7 +167,7 @@ def open_downloadable(cfg: Mapping[str, Any], files: OnDisk, make: Callable[[str
     except Exception as exc:  # noqa: BLE001 - URLError, md5 mismatch, bad pickle: all end in one clear message
         if state == "missing":
             _remove_empty_folders_made(root, files, folders_before)
-            raise CnnlabError(f"{_not_there(files, root, absent)} and could not be downloaded ({_cause(exc)})",
+            raise CnnlabError(f"{_not_there(files, root, absent)} and could not be downloaded ({_download_cause(exc)})",
                               fix=f"{files.placement(root, absent)}; or rerun where that address is reachable") \
                 from exc
         faults = file_faults(files, root)

@@ -315,9 +315,21 @@ def test_mnist_offline_download_fails_with_one_clean_message(tmp_path: Path, off
         build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
     assert offline and "MNIST/raw/train-labels-idx1-ubyte" in str(err.value)
     message = err.value.message
-    assert "Error downloading train-images-idx3-ubyte.gz: Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:" \
-           " <urlopen error network is unreachable>" in message and "\n" not in message
+    assert "could not be downloaded (Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got: <urlopen error " \
+           "network is unreachable>" in message and "\n" not in message
     assert err.value.fix.startswith(f"place {tmp_path / 'MNIST/raw/train-images-idx3-ubyte'} (or the archive")
+
+
+def test_a_set_missing_one_file_names_that_file_alone(tmp_path: Path, offline: list[str]) -> None:
+    """Probe 234: with only t10k-labels missing, the cause read "Error downloading train-images-idx3-ubyte.gz" —
+    torchvision's download fetches every file in order, the present ones too — beside the one file named missing."""
+    write_mnist_style(tmp_path / "MNIST" / "raw", gz=False)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(CnnlabError, match="could not be downloaded") as err:
+        build_mnist({"root": str(tmp_path), "download": "auto"}, SPEC)
+    said = f"{err.value.message} {err.value.fix}"
+    assert offline and "t10k-labels-idx1-ubyte" in said
+    assert not any(name in said for name in ("train-images", "train-labels", "t10k-images")), said
 
 
 def test_svhn_official_splits(tmp_path: Path, fake_checksums: None, offline: list[str]) -> None:

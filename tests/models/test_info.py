@@ -19,10 +19,13 @@ def test_info_from_torchvision_meta_without_building(monkeypatch: pytest.MonkeyP
     assert model_info("vgg16")["params"] == 138_357_544
 
 
-def test_lenet5_info_is_computed() -> None:
+def test_info_of_a_network_without_weights_is_counted_with_the_same_head() -> None:
+    """Probe 233: LeNet-5 and `searched` were counted with 10 classes beside torchvision's 1000-class figures, so
+    `searched`, MobileNetV2 by default, read 2.2 M in `cnnlab list models` and mobilenet_v2 3.5 M."""
     info = model_info("lenet5")
-    assert info["params"] == 62_006  # 10-class LeNet-5 with the 3-channel input
+    assert info["params"] == 62_006 - 850 + 85_000  # 3-channel LeNet-5, its last layer 84 x 1000 + 1000
     assert info["weights"] is None and info["imagenet_acc1"] is None and info["gflops"] is None
+    assert model_info("searched")["params"] == model_info("mobilenet_v2")["params"] == 3_504_872
 
 
 def test_alias_info_is_the_target() -> None:
