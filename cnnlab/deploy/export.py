@@ -441,20 +441,8 @@ def verify_onnx(path: Path, model: nn.Module, images: Tensor, *, atol: float, rt
         raise CnnlabError(f"{path} fails onnx.checker: {first}") from exc
     if len(images) == 0:
         raise CnnlabError("no images to verify the ONNX file on", fix="use a dataset with a validation split")
-    session = onnx_session(path)
-    expected, actual = [], []
-    was_training = model.training
-    model.eval()
-    reference = next(model.parameters(), None)
-    device = reference.device if reference is not None else torch.device("cpu")
-    try:
-        with torch.no_grad():
-            for chunk in [images[:1], *images.split(batch_size)]:
-                expected.append(model(chunk.to(device)).float().cpu())
-                actual.append(torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: chunk.numpy()})[0]))
-    finally:
-        model.train(was_training)
-    result = compare_logits(torch.cat(expected), torch.cat(actual), atol=atol, rtol=rtol)
+    expected, actual = logits_side_by_side(model, onnx_session(path), [images[:1], *images.split(batch_size)])
+    result = compare_logits(expected, actual, atol=atol, rtol=rtol)
     result["n"] = len(images)  # the single-image rerun is not counted twice
     if not result["passed"]:
         shipped = SHIPPED_ATOL + SHIPPED_RTOL * (result["logit_scale"] or 0.0)
@@ -468,6 +456,25 @@ def verify_onnx(path: Path, model: nn.Module, images: Tensor, *, atol: float, rt
             f"{result['tolerance']:.3g}, top-1 agreement {result['top1_agreement']:.1%} on {result['n']} images",
             result, fix=fix)
     return result
+
+
+def logits_side_by_side(model: nn.Module, session: Any, chunks: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """`model`'s logits in eval mode (float32, on the CPU) and the ONNX `session`'s first output on the same image
+    `chunks` ([N, C, H, W] float32 each), each concatenated over the chunks; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    reference = next(model.parameters(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    name = session.get_inputs()[0].name
+    expected, actual = [], []
+    try:
+        with torch.no_grad():
+            for chunk in chunks:
+                expected.append(model(chunk.to(device)).float().cpu())
+                actual.append(torch.from_numpy(session.run(None, {name: chunk.numpy()})[0]))
+    finally:
+        model.train(was_training)
+    return torch.cat(expected), torch.cat(actual)
 
 
 def compare_logits(expected: Tensor, actual: Tensor, *, atol: float, rtol: float = 0.0) -> dict[str, Any]:

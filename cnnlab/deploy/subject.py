@@ -22,7 +22,7 @@ from torch import nn
 from cnnlab.data.spec import InputSpec
 from cnnlab.deploy.names import EXPORTED_FOR_BENCH
 from cnnlab.deploy.export import (SHIPPED_ATOL, SHIPPED_RTOL, ModelIdentity, compare_logits, export_onnx, load_onnx,
-                                  model_file_bytes, read_onnx_metadata)
+                                  logits_side_by_side, model_file_bytes, read_onnx_metadata)
 from cnnlab.deploy.onnx_check import fixed_batch, graph_precision, no_metadata
 from cnnlab.engine.checkpoint import ModelCheckpoint, load_model
 from cnnlab.environment import available_memory
@@ -250,10 +250,7 @@ def other_outputs(model: nn.Module, onnx_file: Path, spec: InputSpec) -> str | N
     declared = session.get_inputs()[0].shape[0]
     batch = declared if isinstance(declared, int) and declared > 0 else 2
     images = torch.randn(batch, spec.channels, spec.size, spec.size, generator=torch.Generator().manual_seed(0))
-    reference = next(model.parameters(), None)
-    with torch.no_grad():
-        expected = model(images.to(reference.device if reference is not None else "cpu")).float().cpu()
-    actual = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: images.numpy()})[0])
+    expected, actual = logits_side_by_side(model, session, [images])
     compared = compare_logits(expected, actual, atol=SHIPPED_ATOL, rtol=SHIPPED_RTOL)
     if compared["passed"]:
         return None
