@@ -64,11 +64,17 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     now = _dt.datetime.now()
     parent = Path(outputs) / command / now.strftime("%Y-%m-%d")
     stem = now.strftime("%H-%M-%S") + (f"-{kind}" if kind else "")
+    elsewhere = "write runs elsewhere with paths.outputs=DIR (or CNNLAB_OUTPUTS=DIR)"
+    dangling = next((p for p in (parent, *parent.parents) if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:  # probe 235: mkdir found the link in the way 999 times, and the line said no more
+        target = Path(os.readlink(dangling))
+        raise CnnlabError(f"cannot create the run folder {parent}: {dangling} is a link to {target}, which does not "
+                          "exist", fix=f"create {dangling.parent / target if not target.is_absolute() else target}, "
+                                       f"point the link at a folder that exists, or {elsewhere}")
     blocking = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # a file where a folder of the run tree belongs: mkdir would fail deep in Hydra
         raise CnnlabError(f"cannot create the run folder {parent}: {blocking} is a file, not a folder",
-                          fix=f"move or rename {blocking}, or write runs elsewhere with paths.outputs=DIR "
-                              f"(or CNNLAB_OUTPUTS=DIR)")
+                          fix=f"move or rename {blocking}, or {elsewhere}")
     root = Path(outputs).resolve()
     _MADE_HERE.update(p for p in (root, *root.parents) if not p.exists())  # a refusal removes these too, if empty
     for attempt in range(1, 1000):
@@ -76,14 +82,18 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
         made = [p.resolve() for p in (parent, *parent.parents) if not p.exists()]  # its command and date folders
         try:
             candidate.mkdir(parents=True)  # parents again each time: a refused run removes its empty date folder
-        except FileExistsError:
-            continue
+        except FileExistsError as exc:
+            if candidate.exists() or candidate.is_symlink():  # this name is taken: the next one
+                continue
+            raise CnnlabError(f"cannot create the run folder {candidate}: {exc.filename} is in the way",
+                              fix=elsewhere) from exc
         except OSError as exc:  # probe 98: a read-only outputs folder was Hydra's "OSError raised while resolving"
             raise CnnlabError(f"cannot create the run folder {candidate}: {(exc.strerror or str(exc)).lower()}",
-                              fix="write runs elsewhere with paths.outputs=DIR (or CNNLAB_OUTPUTS=DIR)") from exc
+                              fix=elsewhere) from exc
         _MADE_HERE.update([candidate.resolve(), *made])
         return str(candidate)
-    raise CnnlabError(f"cannot create a run folder under {parent}")
+    raise CnnlabError(f"cannot create a run folder under {parent}: {stem} and 998 names after it are taken",
+                      fix=f"move some of the folders there away, or {elsewhere}")
 
 
 # The run folders new_run_dir made in this process (the outputs folder and the folders above it too, where it made

@@ -63,6 +63,9 @@ def interpolation_error(exc: InterpolationResolutionError, typed: Sequence[str],
     ours = next((e for e in _causes(exc) if isinstance(e, CnnlabError)), None)
     if ours is not None:
         return ours
+    too_long = name_too_long(exc)  # the run-folder resolver met the system's limit: no interpolation to fix (probe 235)
+    if too_long is not None:
+        return name_too_long_error(too_long)
     why = _first_line(str(exc)).replace("KeyError raised while resolving interpolation: ", "").strip('"')
     key = str(getattr(exc, "full_key", "") or "")
     if not key or key.startswith("hydra."):  # met while Hydra's own record of the typed overrides was read

@@ -37,11 +37,15 @@ import yaml
 
 from cnnlab.errors import CnnlabError, exception_chain
 
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# EFBIG: the file outgrew a size limit — the process's (`ulimit -f`; Python ignores SIGXFSZ, so the write fails) or
+# the filesystem's largest file (probe 235: a traceback and "a bug in cnnlab" for the same kind of failed write)
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")  # _create_temp's `.<name>.<random>.tmp`
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True for an OSError saying the disk (ENOSPC) or the user's quota (EDQUOT) is full."""
+    """True for an OSError saying the disk (ENOSPC) or the user's quota (EDQUOT) is full, or that the file outgrew
+    a size limit (EFBIG)."""
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
@@ -52,18 +56,28 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None) -> CnnlabError:
-    """The one-line error for a write that ran out of space: which file, how much is free there."""
+def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None, *, files: int = 1) -> CnnlabError:
+    """The one-line error for a write that ran out of space (or outgrew a file-size limit): which file — the one
+    an atomic write was replacing, not its temporary copy (probe 235 was told of `.model.onnx.e36aead7.tmp`) — or,
+    for `files` written together, which folder; how much is free there."""
     where = Path(target if target is not None else (exc.filename or "."))
+    if (temporary := _TEMP_NAME.match(where.name)) is not None:
+        where = where.with_name(temporary["name"])
     folder = where if where.is_dir() else where.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    unchanged = "the file was not changed" if files == 1 else f"none of the {files} files written together was changed"
+    if exc.errno == errno.EFBIG:
+        return CnnlabError(f"{where} grew past the largest file allowed here ({exc.strerror}); {unchanged}",
+                           fix="raise the file-size limit (`ulimit -f unlimited` in the shell that runs cnnlab) or "
+                               "write to a filesystem that takes larger files (paths.outputs=DIR), then run the "
+                               "command again")
     try:
         free = f"{_bytes(shutil.disk_usage(folder).free)} free there"
     except OSError:
         free = "free space unknown"
     what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
-    return CnnlabError(f"{what} while writing {where} ({free}); the file was not changed",
+    return CnnlabError(f"{what} while writing {where} ({free}); {unchanged}",
                        fix=f"free space on the disk holding {folder}, then run the command again")
 
 
@@ -178,7 +192,7 @@ def atomic_paths(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
         if is_disk_full(exc):
             written = {str(temp): target for temp, target in zip(temporary, paths)}.get(str(exc.filename))
             where = written or (paths[0] if len(paths) == 1 else paths[0].parent)  # a write that named no file
-            raise disk_full_error(exc, where) from exc
+            raise disk_full_error(exc, where, files=len(paths)) from exc
         raise
     finally:
         for temp in temporary:

@@ -445,3 +445,18 @@ def test_a_sigterm_while_hydra_starts_the_run_leaves_no_folder(tmp_path: Path) -
     assert result.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()], list((tmp_path / "outputs").rglob("*"))
+
+
+def test_an_outputs_folder_that_is_a_dangling_link_is_named_with_a_fix_that_works(tmp_path: Path) -> None:
+    """Probe 235: `paths.outputs=o2` with o2 -> /nonexistent was mkdir's FileExistsError 999 times, then "cannot
+    create a run folder under o2/pretrain/<date>" with no reason and no fix."""
+    from cnnlab.app import new_run_dir
+    from cnnlab.errors import CnnlabError
+
+    (tmp_path / "o2").symlink_to("nothere")
+    with pytest.raises(CnnlabError, match=r"o2 is a link to nothere, which does not exist") as info:
+        new_run_dir(str(tmp_path / "o2" / "x"), "pretrain")
+    assert info.value.fix.startswith(f"create {tmp_path / 'nothere'}, point the link")
+    (tmp_path / "nothere").mkdir()  # the fix, followed
+    made = Path(new_run_dir(str(tmp_path / "o2" / "x"), "pretrain"))
+    assert made.is_dir() and made.resolve().is_relative_to(tmp_path / "nothere" / "x" / "pretrain")

@@ -231,6 +231,26 @@ def test_a_path_too_long_is_one_line_however_deep_it_is_wrapped() -> None:
     assert message.startswith(f"the path '/tmp/{'q' * 23}…") and f"({len(deep)} bytes; at most 4096)" in message
 
 
+def test_a_run_folder_name_too_long_is_named_not_read_as_an_interpolation_to_fix() -> None:
+    """Probe 235: `paths.outputs=<a 260-byte name>` reached interpolation_error through the run-folder resolver and
+    was told to "give a value, or interpolate a setting that exists" — no interpolation had been typed."""
+    import errno
+
+    from omegaconf.errors import InterpolationResolutionError
+
+    from cnnlab.errors_view import interpolation_error
+
+    try:
+        try:
+            raise OSError(errno.ENAMETOOLONG, "File name too long", "/tmp/" + "a" * 260 + "/pretrain")
+        except OSError as inner:
+            raise InterpolationResolutionError("OSError raised while resolving interpolation") from inner
+    except InterpolationResolutionError as wrapped:
+        error = interpolation_error(wrapped, ["paths.outputs=/tmp/" + "a" * 260], {})
+    assert "(260 bytes; at most 255) is longer than this system allows" in error.message
+    assert "interpolat" not in error.one_line()
+
+
 def test_an_allocation_that_fails_is_one_line_naming_the_sizes_typed() -> None:
     """Probe 118's kind: a setting that sizes a tensor (a head of 10**12 classes, a batch of 10**11, a synthetic
     set of 10**11 images) failed in torch's allocator: a traceback and "this is a bug in cnnlab". Counts of runs

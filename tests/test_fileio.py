@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import errno
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from cnnlab.fileio import why_missing, why_not_a_file, write_text
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_paths, disk_full_error, why_missing, why_not_a_file, write_text
 
 # A class or file name a spreadsheet would run as a formula (CSV injection), one for each starting character.
 FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-1+cmd|' /C calc'!A0", "@SUM(A1)", "\t=1", "\r=1"]
@@ -141,3 +145,42 @@ def test_a_link_that_leads_nowhere_is_named_as_one(tmp_path: Path) -> None:
     assert why_missing(tmp_path / "chain") == f"is a link to best, a link to {tmp_path / 'gone'}, which does not exist"
     assert why_not_a_file(tmp_path) == "is a folder, not a file"  # was "does not exist" for an ONNX path
     assert why_not_a_file(loop) == why_missing(loop)
+
+
+_OVER_A_SIZE_LIMIT = """
+import resource, sys
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    with atomic_path(sys.argv[1]) as temporary:
+        temporary.write_bytes(b"x" * 100_000)
+except CnnlabError as err:
+    print(err.one_line())
+"""
+
+
+def test_a_write_past_the_file_size_limit_is_the_one_line_and_keeps_the_file(tmp_path: Path) -> None:
+    """Probe 235: under `ulimit -f` (EFBIG; Python ignores SIGXFSZ) pretrain, export, quantize and prune ended in a
+    traceback and "this is a bug in cnnlab"; a full disk already had its one line."""
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"before")
+    done = subprocess.run([sys.executable, "-c", _OVER_A_SIZE_LIMIT, str(target)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.strip()
+    assert said.startswith(f"{target} grew past the largest file allowed here") and "ulimit -f unlimited" in said
+    assert target.read_bytes() == b"before" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_a_full_disk_names_the_file_being_replaced_not_its_temporary_copy(tmp_path: Path) -> None:
+    """Probe 235: a full disk met inside torch's ONNX exporter (outside fileio's own mapping) named
+    `.model.onnx.e36aead7.tmp`, a file that no longer exists; several files written together are said so."""
+    error = disk_full_error(OSError(errno.ENOSPC, "No space left", str(tmp_path / ".model.onnx.e36aead7.tmp")))
+    assert error.message.startswith(f"disk full while writing {tmp_path / 'model.onnx'} (")
+    assert error.message.endswith("the file was not changed")
+    targets = [tmp_path / name for name in ("report.md", "report.csv", "report.json")]
+    with pytest.raises(CnnlabError, match="disk full while writing .*report.md .*none of the 3 files written together"):
+        with atomic_paths(targets) as (markdown, *_):
+            raise OSError(errno.ENOSPC, "No space left on device", str(markdown))
+    assert list(tmp_path.iterdir()) == []
