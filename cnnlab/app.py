@@ -68,9 +68,15 @@ def new_run_dir(outputs: str, command: str, kind: str = "") -> str:
     dangling = next((p for p in (parent, *parent.parents) if p.is_symlink() and not p.exists()), None)
     if dangling is not None:  # probe 235: mkdir found the link in the way 999 times, and the line said no more
         target = Path(os.readlink(dangling))
+        try:  # the end of a chain of links (probe 237: out2 -> out1 -> nowhere was told to create out1)
+            end: Path | None = dangling.resolve(strict=False)
+        except RuntimeError:  # Python 3.11's word for a loop of links
+            end = None
+        if end is None or end.is_symlink():  # a loop: nothing to create
+            raise CnnlabError(f"cannot create the run folder {parent}: {dangling} is a link in a loop",
+                              fix=f"point {dangling} at a folder that exists, or {elsewhere}")
         raise CnnlabError(f"cannot create the run folder {parent}: {dangling} is a link to {target}, which does not "
-                          "exist", fix=f"create {dangling.parent / target if not target.is_absolute() else target}, "
-                                       f"point the link at a folder that exists, or {elsewhere}")
+                          "exist", fix=f"create {end}, point the link at a folder that exists, or {elsewhere}")
     blocking = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # a file where a folder of the run tree belongs: mkdir would fail deep in Hydra
         raise CnnlabError(f"cannot create the run folder {parent}: {blocking} is a file, not a folder",

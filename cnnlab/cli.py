@@ -24,7 +24,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from cnnlab import __version__, conftree
 from cnnlab.commands import COMMANDS, HYDRA_FLAGS_HELP, interrupt_hint, stage_rerun_note
-from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error
+from cnnlab.console import HeldSweepFailureLine, debug_enabled, out, print_error, tolerate_narrow_encodings
 from cnnlab.environment import launched_ranks
 from cnnlab.errors import exception_chain
 from cnnlab.fileio import NOT_A_REGULAR_FILE
@@ -629,6 +629,7 @@ def _main(
 
 def run() -> None:
     """Console-script entry point."""
+    tolerate_narrow_encodings()
     try:
         app()
     finally:

@@ -284,7 +284,7 @@ def yaml_shape(path: Path) -> tuple[int, int, int]:
             total += values
 
     try:
-        for event in yaml.parse(path.read_text(), Loader=YAML_LOADER):
+        for event in yaml.parse(path.read_text(encoding="utf-8"), Loader=YAML_LOADER):
             written += isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent,
                                           yaml.AliasEvent))
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
@@ -390,5 +390,5 @@ def command_settings_text(command: str) -> str:
     path = CONF_DIR / "command" / f"{command}.yaml"
     if not path.is_file():
         return ""
-    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("# @package")]
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("# @package")]
     return "\n".join(lines).strip()

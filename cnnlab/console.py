@@ -6,6 +6,9 @@ tables go to stdout so `cnnlab bench ... > table.txt` captures only the results.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -21,6 +24,40 @@ from cnnlab.wording import visible
 # it there while a command runs): how a layer that has no run context (the data builders) records a warning that
 # changes what a run's figures mean, as record_warning does with one.
 RUN_WARNING = {"run_warning": True}
+
+
+# What the characters cnnlab prints in tables and messages become on a stream whose encoding lacks them (ASCII,
+# Latin-1: `PYTHONIOENCODING=ascii`, a C locale without UTF-8 mode); anything else is written as a \uXXXX escape.
+_PLAIN = {"—": "-", "–": "-", "−": "-", "×": "x", "±": "+/-", "≥": ">=", "≤": "<=", "→": "->", "←": "<-", "↔": "<->",
+          "…": "...", "★": "*", "✓": "yes", "✗": "no", "·": ".", "≈": "~", "µ": "u", "•": "*", "‘": "'", "’": "'",
+          "“": '"', "”": '"', "²": "^2", "°": " deg"}
+_TRANSLITERATE = "cnnlab.transliterate"
+
+
+def _transliterate(error: UnicodeError) -> tuple[str | bytes, int]:
+    """One character its encoding lacks, as plain ASCII (`_PLAIN`, else a \\uXXXX escape); a lone surrogate standing for
+    an undecodable byte (a file name, under surrogateescape: what a C locale's stdout does) as that byte again."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    char = error.object[error.start]
+    if "\udc80" <= char <= "\udcff":
+        return bytes([ord(char) - 0xDC00]), error.start + 1
+    return _PLAIN.get(char, char.encode("ascii", "backslashreplace").decode()), error.start + 1
+
+
+codecs.register_error(_TRANSLITERATE, _transliterate)
+
+
+def tolerate_narrow_encodings() -> None:
+    """Let standard output and error write what their encoding lacks as plain ASCII (× as x, ± as +/-, — as -) instead
+    of raising UnicodeEncodeError: under `PYTHONIOENCODING=ascii` or latin-1, `list models`, `inspect` and `report`
+    ended in a traceback, and `bench` timed everything, then failed printing its table and recorded the run failed
+    (probe 238). A stream that is not a text file of its own (a test's capture) is left as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "backslashreplace", "surrogateescape") \
+                and codecs.lookup(stream.encoding).name != "utf-8":
+            with contextlib.suppress(ValueError, OSError):  # a closed stream: nothing will be written to it
+                stream.reconfigure(errors=_TRANSLITERATE)
 
 
 def _width(stream: object) -> int | None:

@@ -222,7 +222,7 @@ def claim(target: str | os.PathLike[str]) -> bool:
 
 def write_json(target: str | os.PathLike[str], data: Any) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 # Characters that make a spreadsheet read a cell as a formula (tab and CR: some strip them, then see the next one).
@@ -270,7 +270,7 @@ def spreadsheet_safe_csv(text: str) -> str:
 def write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `target` atomically, as `text_for` makes it."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text_for(target, text))
+        tmp.write_text(text_for(target, text), encoding="utf-8")
 
 
 def text_for(target: str | os.PathLike[str], text: str) -> str:
@@ -309,7 +309,7 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not is_regular_file(path):
         return None
     try:
-        data = yaml.load(Path(path).read_text(), Loader=YAML_LOADER)  # noqa: S506
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YAML_LOADER)  # noqa: S506
     except UNREADABLE_YAML:
         return None
     return data if isinstance(data, dict) else None
@@ -320,7 +320,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     ValueError (also for arrays or objects nested past Python's recursion limit: probe 136's `[[[…]]]` run.json
     was a RecursionError that stopped `cnnlab list runs` and the report)."""
     check_regular_file(path)
-    text = Path(path).read_text()
+    text = Path(path).read_text(encoding="utf-8")
     try:
         return json.loads(text)
     except RecursionError:

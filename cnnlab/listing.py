@@ -53,7 +53,7 @@ def print_datasets() -> None:
     table.add_column("offline")
     for name in conftree.choices("dataset"):
         path = conftree.CONF_DIR / "dataset" / f"{name}.yaml"
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         # the first sentence of the comment block the file opens with (probe 165: its first line alone stopped
         # mid-sentence, "…/val/<class>/*.jpg,")
         lines = text.lstrip("\n").splitlines()

@@ -263,7 +263,7 @@ _SCALAR_FOR_LIST = {"prune.ignore", "quantize.exclude", "quantize.bench_batch_si
 
 def _package(path: Path) -> str:
     """The key prefix a YAML file's content lands under: its group folder, or '' for _global_."""
-    header = next((ln for ln in path.read_text().splitlines() if ln.startswith("# @package")), "")
+    header = next((ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("# @package")), "")
     if "_global_" in header or path.parent == CONF_DIR:
         return ""
     return ".".join(path.relative_to(CONF_DIR).parent.parts)

@@ -460,3 +460,14 @@ def test_an_outputs_folder_that_is_a_dangling_link_is_named_with_a_fix_that_work
     (tmp_path / "nothere").mkdir()  # the fix, followed
     made = Path(new_run_dir(str(tmp_path / "o2" / "x"), "pretrain"))
     assert made.is_dir() and made.resolve().is_relative_to(tmp_path / "nothere" / "x" / "pretrain")
+    # probe 237: a chain of links was told to create its first link's target, itself a link; a loop, its other end
+    (tmp_path / "out1").symlink_to("nowhere")
+    (tmp_path / "out2").symlink_to("out1")
+    with pytest.raises(CnnlabError, match="out2 is a link to out1, which does not exist") as info:
+        new_run_dir(str(tmp_path / "out2"), "pretrain")
+    assert info.value.fix.startswith(f"create {tmp_path / 'nowhere'}, point the link")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    with pytest.raises(CnnlabError, match="loop1 is a link in a loop") as info:
+        new_run_dir(str(tmp_path / "loop1"), "pretrain")
+    assert info.value.fix.startswith(f"point {tmp_path / 'loop1'} at a folder that exists")

@@ -42,7 +42,7 @@ def write_outcomes_csv(path: Path, targets: torch.Tensor, predicted: torch.Tenso
 
 def read_outcomes_csv(path: Path) -> list[bool]:
     """The `correct` column of an outcomes file, per image. ValueError for a file not in that layout."""
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "correct" not in reader.fieldnames:
             raise ValueError(f"{path} has no `correct` column")

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.console import console
+from cnnlab.console import console, out
 from cnnlab.context import RunContext
 from cnnlab.data.decode import (CUT_SHORT, EMPTY, NOT_A_FILE, READ_EXTENSIONS, DecodeSummary, UndecodableImage,
                                 decode_image, extension_reason, holds_colour)
@@ -186,7 +186,8 @@ def _unreadable_fix(reason: str) -> str:
 
 
 def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
-    """A rich table: file, then `class probability%` for each rank; the unreadable files after it."""
+    """A rich table on standard output, as every command's results (probe 238: predict's went to standard error):
+    file, then `class probability%` for each rank; the unreadable files after it, on standard error."""
     table = Table(title=f"top-{len(predictions[0].labels) if predictions else 0} predictions", show_lines=False)
     table.add_column("file", overflow="fold")
     for rank in range(len(predictions[0].labels) if predictions else 0):
@@ -196,9 +197,9 @@ def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
         table.add_row(Text(visible(p.file)), *(Text(f"{visible(label)} {100 * prob:.1f}%")
                                                for label, prob in zip(p.labels, p.probabilities)))
     if predictions:
-        console.print(table)
+        out.print(table)
     if len(predictions) > _SHOWN:
-        console.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
+        out.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
     for path, reason in unreadable.items():
         # the reason already says what went wrong ("unreadable (...)", "colour mode ... not supported")
         console.print(f"skipped {visible(path)}: {visible(reason)}", markup=False, highlight=False)

@@ -334,7 +334,7 @@ def _write_files(report: Report, folder: Path) -> list[Path]:
             for (_, fig), temp in zip(figures.values(), temporary):
                 fig.savefig(temp, format="png")
             for (name, text), temp in zip(texts.items(), temporary[len(figures):]):
-                temp.write_text(text_for(name, text))
+                temp.write_text(text_for(name, text), encoding="utf-8")
     finally:
         if figures:
             import matplotlib.pyplot as plt  # figure() chose the Agg backend before
