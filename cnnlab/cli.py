@@ -448,8 +448,9 @@ def launch(command: str, args: list[str], *, device: Optional[str], multirun: bo
                                   taken=run_dir_in_use(args))
             print_error(hint + (" (under torchrun, as this run was started)" if ranks.world_size > 1 else ""))
         code = getattr(stop, "exit_code", 130)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except SystemExit as exit_:  # rich's console exits so on a reader gone (probe 238: `inspect ... | head -1`, 1)
+        code = _reader_gone() if _reader_stopped(exit_) else \
+            exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException as exc:  # noqa: BLE001 - the one place that decides how errors look
         code = _show_error(exc, command, held, [*device_option, *(["-m"] if multirun else []), *args])
     finally:

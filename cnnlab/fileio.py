@@ -56,11 +56,23 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+_RAISE_THE_LIMIT = ("raise the file-size limit (`ulimit -f unlimited` in the shell that runs cnnlab) or write to a "
+                    "filesystem that takes larger files (paths.outputs=DIR), then run the command again")
+
+
 def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None, *, files: int = 1) -> CnnlabError:
     """The one-line error for a write that ran out of space (or outgrew a file-size limit): which file — the one
     an atomic write was replacing, not its temporary copy (probe 235 was told of `.model.onnx.e36aead7.tmp`) — or,
     for `files` written together, which folder; how much is free there."""
-    where = Path(target if target is not None else (exc.filename or "."))
+    if target is None and exc.filename is None:  # a write the system named no file for: stdout on a full device
+        what = "a file-size limit reached" if exc.errno == errno.EFBIG else \
+            "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
+        return CnnlabError(f"{what} while writing a file the system did not name (or standard output, where it "
+                           f"goes to a full device): {exc.strerror}",
+                           fix=_RAISE_THE_LIMIT if exc.errno == errno.EFBIG else
+                           "free space on the disk the command writes to (paths.outputs), or send its output "
+                           "elsewhere, then run the command again")
+    where = Path(target if target is not None else exc.filename)
     if (temporary := _TEMP_NAME.match(where.name)) is not None:
         where = where.with_name(temporary["name"])
     folder = where if where.is_dir() else where.parent
@@ -69,9 +81,7 @@ def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None, 
     unchanged = "the file was not changed" if files == 1 else f"none of the {files} files written together was changed"
     if exc.errno == errno.EFBIG:
         return CnnlabError(f"{where} grew past the largest file allowed here ({exc.strerror}); {unchanged}",
-                           fix="raise the file-size limit (`ulimit -f unlimited` in the shell that runs cnnlab) or "
-                               "write to a filesystem that takes larger files (paths.outputs=DIR), then run the "
-                               "command again")
+                           fix=_RAISE_THE_LIMIT)
     try:
         free = f"{_bytes(shutil.disk_usage(folder).free)} free there"
     except OSError:

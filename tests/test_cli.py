@@ -909,10 +909,11 @@ def test_a_usage_error_of_the_command_line_is_one_line(cli, args: list[str], exp
     assert "report" in cli("nosuchcmd").stderr  # every command, those Typer parses too
 
 
-@pytest.mark.parametrize("words", [["list", "models"], ["list", "datasets"]])
+@pytest.mark.parametrize("words", [["list", "models"], ["list", "datasets"], ["inspect", "model=lenet5"]])
 def test_a_reader_that_stops_reading_is_no_traceback(words: list[str]) -> None:
     """Probe 208: `cnnlab list models | true` (a pager quit, `| head -3`) printed a BrokenPipeError traceback and
-    "this is a bug in cnnlab", exit 1. Now it stops quietly, as `git log | head` does."""
+    "this is a bug in cnnlab", exit 1. Now it stops quietly, as `git log | head` does — a command run through Hydra
+    too (probe 238: `inspect ... | head -1` exited 1, rich's exit caught before the pipe was looked at)."""
     import subprocess
     import sys
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -249,6 +251,25 @@ def test_a_run_folder_name_too_long_is_named_not_read_as_an_interpolation_to_fix
         error = interpolation_error(wrapped, ["paths.outputs=/tmp/" + "a" * 260], {})
     assert "(260 bytes; at most 255) is longer than this system allows" in error.message
     assert "interpolat" not in error.one_line()
+
+
+@pytest.mark.parametrize("code, said, fix", [
+    (errno.ENOSPC, "disk full while writing a file the system did not name", "free space on the disk"),
+    (errno.EFBIG, "a file-size limit reached while writing a file the system did not name", "ulimit -f unlimited"),
+])
+def test_a_write_that_fails_outside_cnnlabs_own_writes_is_one_line(code: int, said: str, fix: str) -> None:
+    """Probe 237: under `ulimit -f 2` Hydra's own write of .hydra/hydra.yaml failed before the command began: a
+    traceback and "a bug in cnnlab"; /dev/full as standard output was told of a full disk at "."."""
+    from cnnlab.errors_view import describe
+
+    try:
+        try:
+            raise OSError(code, os.strerror(code))
+        except OSError as inner:
+            raise RuntimeError("Error executing job") from inner
+    except RuntimeError as wrapped:
+        message, is_bug = describe(wrapped)
+    assert not is_bug and message.startswith(said) and fix in message and " . " not in message, message
 
 
 def test_an_allocation_that_fails_is_one_line_naming_the_sizes_typed() -> None:
