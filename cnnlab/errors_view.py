@@ -15,8 +15,9 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from cnnlab.commands import COMMANDS
-from cnnlab.errors import CnnlabError, exception_chain
-from cnnlab.fileio import disk_full_error, is_disk_full, link_loop, link_loop_error, name_too_long, name_too_long_error
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import (disk_full_behind, disk_full_error, link_loop, link_loop_error, name_too_long,
+                           name_too_long_error)
 from cnnlab.hydra_args import HYDRA_VALUE_FLAGS
 from cnnlab.wording import listed
 
@@ -370,9 +371,9 @@ def describe(exc: BaseException, command: str = "CMD", facts: SettingFacts = Set
     if too_long is not None:
         return name_too_long_error(too_long).one_line(), False
     # a full disk or a file-size limit met outside cnnlab's own writes: Hydra's .hydra/ files (probe 237)
-    full = next((link for link in exception_chain(exc) if is_disk_full(link)), None)
+    full = disk_full_behind(exc)
     if full is not None:
-        return disk_full_error(full).one_line(), False  # type: ignore[arg-type]
+        return disk_full_error(full).one_line(), False
     loop = link_loop(exc)
     if loop is not None:
         return link_loop_error(loop).one_line(), False

@@ -64,9 +64,9 @@ def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None, 
     """The one-line error for a write that ran out of space (or outgrew a file-size limit): which file — the one
     an atomic write was replacing, not its temporary copy (probe 235 was told of `.model.onnx.e36aead7.tmp`) — or,
     for `files` written together, which folder; how much is free there."""
+    what = "a file-size limit reached" if exc.errno == errno.EFBIG else \
+        "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
     if target is None and exc.filename is None:  # a write the system named no file for: stdout on a full device
-        what = "a file-size limit reached" if exc.errno == errno.EFBIG else \
-            "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
         return CnnlabError(f"{what} while writing a file the system did not name (or standard output, where it "
                            f"goes to a full device): {exc.strerror}",
                            fix=_RAISE_THE_LIMIT if exc.errno == errno.EFBIG else
@@ -86,9 +86,15 @@ def disk_full_error(exc: OSError, target: str | os.PathLike[str] | None = None, 
         free = f"{_bytes(shutil.disk_usage(folder).free)} free there"
     except OSError:
         free = "free space unknown"
-    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
     return CnnlabError(f"{what} while writing {where} ({free}); {unchanged}",
                        fix=f"free space on the disk holding {folder}, then run the command again")
+
+
+def disk_full_behind(exc: BaseException | None) -> OSError | None:
+    """The OSError of a full disk, quota or file-size limit (is_disk_full) behind `exc` — itself, or what it wraps
+    (Hydra's write of .hydra/, torch's exporter) — else None."""
+    return next((link for link in exception_chain(exc)
+                 if isinstance(link, OSError) and link.errno in DISK_FULL_ERRNOS), None)
 
 
 def name_too_long(exc: BaseException | None) -> OSError | None:
