@@ -36,6 +36,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from cnnlab import conftree
 from cnnlab.commands import COMMANDS, rerun_option, stage_rerun_note
+from cnnlab.console import tolerate_narrow_encodings
 from cnnlab.context import RunContext
 from cnnlab.engine.trainer import forget_notes
 from cnnlab.environment import (PARALLEL_JOBS_ENV, THREADS_ENV, apply_job_threads, cpu_info, fingerprint,
@@ -462,6 +463,7 @@ def check_config_files(hydra_cfg: Any) -> None:
 
 def execute(cfg: DictConfig) -> float | None:
     """Run one job: its share of the cores, then the pipeline of the chosen command, bracketed by its run record."""
+    tolerate_narrow_encodings()  # a launcher's worker (joblib, submitit) is a process cli.run never set up
     hydra_cfg = HydraConfig.get()
     parallel = None
     if hydra_cfg.mode == RunMode.MULTIRUN:  # jobs side by side: each its share (× any enclosing job's count)

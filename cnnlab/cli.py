@@ -630,6 +630,10 @@ def _main(
 
 def run() -> None:
     """Console-script entry point."""
+    if sys.stdout is None:  # `cnnlab list models >&-`: rich wrote the results to a null file and exited 0 (probe 238)
+        print_error("standard output is closed (>&-), where cnnlab writes its tables and results — give it one: "
+                    "`> results.txt` keeps them, `> /dev/null` discards them")
+        raise SystemExit(2)
     tolerate_narrow_encodings()
     try:
         app()

@@ -12,10 +12,13 @@ import io
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich._null_file import NullFile
 from rich.logging import RichHandler
+from rich.table import Table
 from rich.text import Text
 
 from cnnlab.wording import visible
@@ -66,8 +69,59 @@ def _width(stream: object) -> int | None:
     return None if is_tty else int(os.environ.get("COLUMNS", 160))
 
 
+# A width no console reaches: what a table measures when nothing squeezes it.
+_UNBOUNDED = 100_000
+
+
+def whole_cells_width(table: Table, console: Console) -> int:
+    """The narrowest width (columns) at which `table` shows every cell whole: each column as wide as its longest word
+    (rich wraps cells at spaces, but below a word's length it cuts the cell to "76…"), with padding and borders."""
+    options = console.options.update(width=_UNBOUNDED)
+    return table.__rich_measure__(console, options).minimum
+
+
+def expanded(table: Table) -> RenderableType:
+    """`table` one row per block of "column  value" lines (psql's expanded display, `\\x`): what a table too wide for
+    the console shows instead of its numbers cut short (probe 238: val top-1 76.94 % read `76…` on an 80-column
+    terminal). A value longer than the width folds onto the next line rather than being cut; row styles and the footer
+    row are kept; empty cells are left out."""
+    headers = [Text.from_markup(c.header) if isinstance(c.header, str) else c.header for c in table.columns]
+    label_width = max((h.cell_len for h in headers), default=0)
+    blocks: list[RenderableType] = []
+    if table.title:
+        blocks.append(Text(table.title, style="italic") if isinstance(table.title, str) else table.title)
+    records = [([column._cells[i] for column in table.columns], table.rows[i].style) for i in range(table.row_count)]
+    if table.show_footer:
+        records.append(([column.footer for column in table.columns], "bold"))
+    for number, (cells, style) in enumerate(records, start=1):
+        label = "total" if number > table.row_count else f"row {number}"
+        blocks.append(Text(f"-[ {label} ]", style="dim"))
+        for header, cell in zip(headers, cells):
+            value = Text.from_markup(cell) if isinstance(cell, str) else cell
+            if isinstance(value, Text) and not value.plain.strip():
+                continue  # an empty cell (a footer's blank, a mark not set) says nothing here
+            if isinstance(value, Text):
+                blocks.append(Text.assemble((header.plain.ljust(label_width), "bold"), "  ", value, style=style or ""))
+            else:
+                blocks.append(Group(Text(header.plain, style="bold"), value))
+    return Group(*blocks)
+
+
+class ResultsConsole(Console):
+    """Standard output's console (tables and results): a table too wide for the console to show its cells whole is
+    printed expanded (one "column  value" block per row), never with cells cut to "…": a truncated number is a wrong
+    number. Lines of text are soft-wrapped (never broken where the width ends: a `cnnlab bench source=PATH` fix split
+    mid-path could not be copied, probe 238). Where a pipe or file takes the output, the width is COLUMNS or 160."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: D102 - Console.print, tables fitted
+        kwargs.setdefault("soft_wrap", all(isinstance(o, (str, Text)) for o in objects))
+        fitted = tuple(expanded(o) if isinstance(o, Table) and whole_cells_width(o, self) > self.width else o
+                       for o in objects)
+        super().print(*fitted, **kwargs)
+
+
 console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
-out = Console(highlight=False, width=_width(sys.stdout))
+out = ResultsConsole(highlight=False, width=_width(sys.stdout))
 
 
 class TerminalSafeHandler(RichHandler):
@@ -77,6 +131,20 @@ class TerminalSafeHandler(RichHandler):
 
     def render_message(self, record: logging.LogRecord, message: str) -> Any:
         return super().render_message(record, visible(message, lines=True))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """On a terminal, rich's columns; to a pipe or file (CI logs, `2> train.log`), one plain line per record,
+        `[HH:MM:SS] LEVEL    message`, neither wrapped at the width nor padded to it with spaces (probe 238), and
+        its time on every line, for grep."""
+        if self.console.is_terminal or isinstance(self.console.file, NullFile):
+            super().emit(record)
+            return
+        try:
+            prefix = f"[{datetime.fromtimestamp(record.created):%X}] {record.levelname:<8} "
+            message = visible(self.format(record), lines=True).replace("\n", "\n" + " " * len(prefix))
+            self.console.print(Text(prefix + message), soft_wrap=True, highlight=False)
+        except Exception:  # noqa: BLE001 - logging's own contract: a handler's failure is handleError's to report
+            self.handleError(record)
 
 
 def make_log_handler() -> logging.Handler:

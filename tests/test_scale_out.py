@@ -122,9 +122,12 @@ def test_the_sweep_size_is_read_from_the_command_line() -> None:
 
 def test_a_joblib_sweep_gives_each_job_its_share_and_records_it(outputs: Path, tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    # an ASCII-only output: each job is a worker process that cli.run never set up; its log lines wrote the "→" of
+    # "cnnlab pretrain → RUN" as "\u2192" where cnnlab's own process writes "->"
     result = _cnnlab_without_thread_settings("pretrain", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                             *TINY, "seed=1,2", cwd=tmp_path)
+                                             *TINY, "seed=1,2", cwd=tmp_path, PYTHONIOENCODING="ascii")
     assert result.code == 0, result.output
+    assert result.stderr.count("cnnlab pretrain -> ") == 2 and "\\u2192" not in result.stderr, result.stderr
     usable = environment.cpu_info()["usable_cores"]
     assert len(run_dirs(outputs, "pretrain")) == 2
     for run_dir in run_dirs(outputs, "pretrain"):

@@ -161,9 +161,10 @@ class WithTeacherLogits(Dataset):
 # ------------------------------------------------------------------------------------------------ settings, setup
 @dataclass(frozen=True)
 class DistillSettings:
-    """The `distill` section: temperature T (0 < T <= MAX_TEMPERATURE), alpha in [0, 1] (weight of the soft targets), the feature hint
-    (on/off, its weight, the (student stage, teacher stage) indices), the teacher-logit cache (None = auto),
-    augmentation and whether a label-only baseline trains too. Raises CnnlabError for values out of range."""
+    """The `distill` section: temperature T (MIN_TEMPERATURE <= T <= MAX_TEMPERATURE: 0.01 to 100), alpha in
+    [0, 1] (weight of the soft targets), the feature hint (on/off, its weight, the (student stage, teacher stage)
+    indices), the teacher-logit cache (None = auto), augmentation and whether a label-only baseline trains too.
+    Raises CnnlabError for values out of range."""
 
     temperature: float
     alpha: float

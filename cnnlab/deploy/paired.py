@@ -20,6 +20,7 @@ records is then measured at the threads of the bench runs the report reads.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -128,11 +129,12 @@ def paired_speedup(rounds: Sequence[float], unpaired: float | None = None) -> fl
 
 
 def spread(values: Sequence[float]) -> float:
-    """(max - min) / median; 0 for fewer than two values."""
+    """(max - min) / median of per-round figures (ratios or ms: a fraction, 0.15 = 15 %); 0 for fewer than two
+    values. The median of an even count is the mean of its two middle values (probe 239: the upper one was used,
+    so 4 rounds read as steadier than they were)."""
     if len(values) < 2:
         return 0.0
-    ordered = sorted(values)
-    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
+    return (max(values) - min(values)) / statistics.median(values)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Every tensor computed from the input carries a `Field`: one of its elements sees
 of input pixels, and neighbouring elements' windows are `jump` pixels apart. A convolution or pool with
 kernel k, stride s and dilation d maps (r, j) to (r + (k - 1)·d·j, j·s) — the classic arithmetic of
 Dumoulin & Visin and Araujo et al. An adaptive pool's windows are PyTorch's [⌊i·in/out⌋, ⌈(i+1)·in/out⌉): its
-field is that of its widest window (⌈in/out⌉ + 1 positions where out does not divide in), and a layer mixing
+field is that of its widest window (computed, not assumed: ⌈in/out⌉ or ⌈in/out⌉ + 1 positions where out does not
+divide in — 54 → 5 has 12, 3 → 2 has 2), and a layer mixing
 all its positions sees the whole map it pooled.
 
 Other operations pass their inputs' field on. With several inputs (a residual `add`, an Inception `cat`) the
@@ -89,8 +90,8 @@ def adaptive_windows(side_in: int, side_out: int) -> list[range]:
 
 def _adaptive_pool(field: Field, args: tuple, kwargs: dict, source: Tensor, out: Tensor) -> Field:
     side_in, side_out = max(source.shape[-2:]), max(out.shape[-2:])
-    # The widest window is ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120; an
-    # upsampling 4 → 5 reads 2 where in divides out reads 1: probe 123).
+    # The widest window can be ⌈in/out⌉ + 1 where out does not divide in (54 → 5: 12 positions, not 11: probe 120;
+    # an upsampling 4 → 5 reads 2 where in divides out reads 1: probe 123).
     windows = adaptive_windows(side_in, side_out)
     widest = max(len(window) for window in windows)
     whole = field.size + (side_in - 1) * field.jump

@@ -31,7 +31,7 @@ def write_outcomes_csv(path: Path, targets: torch.Tensor, predicted: torch.Tenso
     probability), and `file` where the images were read from files (`files`, one per image: an image folder; probe
     154: which of a folder's photos were wrong could not be told). Two evaluate runs of one split list the same
     images in the same order, so their `correct` columns pair up image by image (report/stats.py
-    `paired_bootstrap`, `mcnemar_p`)."""
+    `paired_bootstrap`)."""
     named = files is not None and len(files) == len(targets)
     rows: list[list[object]] = [["index", "true", "predicted", "correct", "confidence", *(["file"] if named else [])]]
     rows += [[i, classes[t], classes[p], int(t == p), f"{c:.6f}", *([files[i]] if named else [])]  # type: ignore

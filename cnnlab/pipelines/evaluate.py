@@ -37,7 +37,7 @@ from cnnlab.errors import CnnlabError, found_before_work
 from cnnlab.evaluation.files import (OUTCOMES_FILE, plot_confusion_png, write_confusion_csv, write_outcomes_csv,
                                      write_per_class_csv)
 from cnnlab.evaluation.intervals import accuracy_interval
-from cnnlab.steps.sources import (model_labelled, refuse_training_images, refuse_training_images_in_test,
+from cnnlab.steps.sources import (Labels, model_labelled, refuse_training_images, refuse_training_images_in_test,
                                    require_source, source_data)
 from cnnlab.steps.recording import dataset_record
 from cnnlab.steps.training import eval_loader, loader_workers
@@ -45,6 +45,9 @@ from cnnlab.wording import counted
 
 SPLITS = ("train", "val", "test", "all")  # all: every image of the data (new labelled images, no split folders)
 CARVED_SPLITS = ("train", "val")  # read from the data as the model trained on it: val carved as it was
+# Whose label fraction each split's data takes (steps/sources.settle_label_fraction): train, the pictures the model
+# trained on; val and test, which no fraction touches, keep the model's in the record; all, every image scored.
+_LABELS: dict[str, Labels] = {"train": "source's", "val": "kept", "test": "kept", "all": "scored"}
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -63,7 +66,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     data, dataset_cfg = source_data(cfg, ctx, source, model.spec, uses_val=split in ("val", "train"),
                                     carve_val=split in CARVED_SPLITS,
                                     reads=("train", "val", "test") if split == "all" else (split,),
-                                    labels="source's" if split == "train" else None,
+                                    labels=_LABELS[split],
                                     scored="train" if split == "train" else "val")
     require_split(data, split, dataset_cfg.get("root") if data.name == "imagefolder" else None)  # first: a folder
     # of new images needs split=all, whatever its class folders say

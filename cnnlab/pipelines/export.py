@@ -40,7 +40,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         raise CnnlabError(f"export.verify_images={verify_count} must be at least 1")
     loaded = load_source_model(cfg, ctx)
     checkpoint, model = loaded.checkpoint, loaded.model.eval()
-    data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, reads=("val",))  # verified on val
+    # verified on val; the record (run.json, the file's metadata) keeps the labels the model trained on
+    data, dataset_cfg = source_data(cfg, ctx, loaded.source, checkpoint.spec, reads=("val",), labels="kept")
     data = model_labelled(data, checkpoint.classes)
     ctx.log.info("export %s (%s, %d px) from %s to ONNX opset %d", checkpoint.name, data.name,
                  checkpoint.spec.size, loaded.source.path, opset)

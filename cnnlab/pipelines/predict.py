@@ -202,4 +202,4 @@ def show(predictions: Sequence[Prediction], unreadable: dict[str, str]) -> None:
         out.print(f"... and {len(predictions) - _SHOWN} more (predictions.csv holds them all)", markup=False)
     for path, reason in unreadable.items():
         # the reason already says what went wrong ("unreadable (...)", "colour mode ... not supported")
-        console.print(f"skipped {visible(path)}: {visible(reason)}", markup=False, highlight=False)
+        console.print(f"skipped {visible(path)}: {visible(reason)}", markup=False, highlight=False, soft_wrap=True)

@@ -358,8 +358,10 @@ def _plots_of(markdown_file: Path) -> set[str]:
 def print_report(report: Report) -> None:
     from cnnlab.console import out
 
-    def say(line: str) -> None:  # run.json text (paths, names): printed as written, control characters escaped
-        out.print(visible(line), markup=False, highlight=False)
+    def say(line: str) -> None:
+        """run.json text (paths, names) printed as written, control characters escaped, and never broken over lines
+        where the width ends (probe 238: a `cnnlab bench source=PATH` fix split mid-path could not be copied)."""
+        out.print(visible(line), markup=False, highlight=False, soft_wrap=True)
 
     for title, groups in report.seed_groups.items():
         out.print(rich_table(groups, report.base, title))
@@ -383,6 +385,6 @@ def print_report(report: Report) -> None:
         if row.file_note:
             say(f"model file of {row.run.path}: {row.file_note}")
         for note in row.notes:
-            out.print(f"no latency for {row.run.path}: {note}", markup=False, highlight=False)
+            say(f"no latency for {row.run.path}: {note}")
     for row, note in speedup_notes(report.rows):
-        out.print(f"no speed-up for {row.run.path}: {note}", markup=False, highlight=False)
+        say(f"no speed-up for {row.run.path}: {note}")

@@ -39,10 +39,7 @@ from cnnlab.wording import counted, listed
 log = logging.getLogger("cnnlab")
 
 # whose label fraction a source's data takes: settle_label_fraction
-Labels = Literal["own", "source's", "scored", "resumed"]
-# Commands that only score or check a model on its data: every picture of a split counts, whatever labels it trained on
-# (probe 195: `evaluate split=all` of a run at label_fraction 0.5 scored half the training pictures of a new folder)
-_SCORES_EVERY_PICTURE = frozenset({"evaluate", "export"})
+Labels = Literal["own", "source's", "kept", "scored", "resumed"]
 
 
 @found_before_work()
@@ -264,14 +261,18 @@ def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictCon
     """Sets `dataset_cfg.label_fraction` (a source's recorded data, `source` as typed) unless typed here, and says
     where it is not the composed one. `labels`: "own" — a command that trains a new model (finetune, distill, search
     from weights) — takes the composed fraction, as a training's labels are its choice; "source's" (prune's recovery,
-    quantize, evaluate split=train) keeps the labels the model trained on; "scored" (evaluate's other splits, export)
-    takes the composed one unsaid: every picture of a split is scored; "resumed" keeps the run's own start, unsaid.
-    Probe 194: a distill over a teacher fine-tuned at `dataset.label_fraction=0.5` trained its student on that half
-    without a word, while the composed config said 1.0."""
+    quantize, evaluate split=train) keeps the labels the model trained on; "kept" (export, evaluate split=val or
+    test: splits the fraction does not touch) keeps them unsaid, so the record still says what the model trained on
+    (probe 240: an export of a model trained on 5,400 of 54,000 labels recorded 54,000 in its run and ONNX file, and
+    `evaluate split=train` of the file scored all 54,000); "scored" (evaluate split=all: every image of the data is
+    scored) takes the composed one unsaid (probe 195: `evaluate split=all` of a run at 0.5 scored half a new folder's
+    training pictures); "resumed" keeps the run's own start, unsaid. Probe 194: a distill over a teacher fine-tuned
+    at `dataset.label_fraction=0.5` trained its student on that half without a word, while the composed config said
+    1.0."""
     if "label_fraction" not in dataset_cfg or ctx.explicitly_set("dataset.label_fraction"):
         return
     composed, recorded = cfg.dataset.get("label_fraction", 1.0), dataset_cfg.label_fraction
-    if composed == recorded or labels == "resumed":
+    if composed == recorded or labels in ("resumed", "kept"):
         return
     if labels in ("own", "scored"):
         dataset_cfg.label_fraction = composed
@@ -354,7 +355,7 @@ def _file_dataset_record(kind: str, path: Path) -> Any:
 
 def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spec: Any, *,
                 train_augment: bool = False, uses_val: bool = True, carve_val: bool = True,
-                reads: Sequence[str] = ("train", "val"), labels: Labels | None = None, scored: str = "val"
+                reads: Sequence[str] = ("train", "val"), labels: Labels = "source's", scored: str = "val"
                 ) -> tuple[DataBundle, DictConfig]:
     """The source's data at the checkpoint's input spec, and the dataset config that built it. A typed
     `dataset.image_size`, `mean` or `std` other than the model's is refused (steps/input_settings.py):
@@ -362,12 +363,11 @@ def source_data(cfg: DictConfig, ctx: RunContext, source: Source, checkpoint_spe
     scores (or selects on) the val split, so another carve of it is refused (check_same_val_split). carve_val=False:
     an image folder is not carved into train and val (build_datasets; evaluate split=all reads every image).
     `reads`: the splits the command reads (build_datasets). `labels`: whose label fraction the data takes
-    (settle_label_fraction); by default "scored" for a command that scores every picture, else "source's".
+    (settle_label_fraction).
     `scored`: the carved split the command scores ("train": evaluate split=train, whose pictures must be those the
     model trained on)."""
     source = with_file_dataset(source)
     refuse_ignored_input_settings(cfg, ctx, checkpoint_spec, "the model")
-    labels = labels or ("scored" if ctx.command in _SCORES_EVERY_PICTURE else "source's")
     dataset_cfg = source_dataset_config(cfg, ctx, source, labels=labels)
     try:
         data = build_datasets(dataset_cfg, checkpoint_spec, train_augment=train_augment, carve_val=carve_val,

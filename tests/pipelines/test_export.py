@@ -235,3 +235,25 @@ def test_a_checkpoint_that_records_no_dataset_is_told_to_name_its_data(cli, outp
     assert "drop dataset=" not in said and not run_dirs(outputs, "export")
     followed = cli("export", f"source={bare}", *[o for o in TINY if o.startswith("dataset")])
     assert followed.code == 0, followed.output
+
+
+def test_an_export_and_its_scores_record_the_labels_the_model_trained_on(cli, outputs: Path) -> None:
+    """Probe 240: a model trained on 5,400 of Fashion-MNIST's 54,000 training labels (dataset.label_fraction=0.1),
+    exported, recorded train_size 54000 and label_fraction 1.0 in its run.json and its ONNX file, and `evaluate
+    split=train` of the file scored all 54,000 pictures as "train" — 48,600 never trained on; `evaluate split=test`
+    of the model recorded 1.0 too. Splits no fraction touches keep the model's fraction in their record."""
+    assert cli("pretrain", *TINY, "dataset.label_fraction=0.5").code == 0  # 32 of TINY's 64 training labels
+    exported = cli("export", "source=latest:pretrain", "export.evaluate=false")
+    assert exported.code == 0, exported.output
+    export_dir = run_dirs(outputs, "export")[0]
+    for recorded in (read_run(export_dir)["dataset"], read_onnx_metadata(export_dir / "model.onnx")["dataset"]):
+        assert recorded["config"]["label_fraction"] == 0.5 and recorded["train_size"] == 32, recorded
+    assert "label_fraction" not in exported.output  # nothing to say: the fraction reads no picture here
+    for source in (export_dir / "model.onnx", export_dir):
+        scored = cli("evaluate", f"source={source}", "split=train")
+        assert scored.code == 0, scored.output
+        assert read_run(run_dirs(outputs, "evaluate")[-1])["evaluate"]["n"] == 32  # the pictures it trained on
+    scored = cli("evaluate", "source=latest:pretrain", "split=val")  # split=test reads its data alike ("kept")
+    assert scored.code == 0 and "label_fraction" not in scored.output, scored.output
+    record = read_run(run_dirs(outputs, "evaluate")[-1])
+    assert record["dataset"]["config"]["label_fraction"] == 0.5 and record["evaluate"]["n"] == 32  # TINY's val
