@@ -115,9 +115,18 @@ class ResultsConsole(Console):
 
     def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: D102 - Console.print, tables fitted
         kwargs.setdefault("soft_wrap", all(isinstance(o, (str, Text)) for o in objects))
-        fitted = tuple(expanded(o) if isinstance(o, Table) and whole_cells_width(o, self) > self.width else o
-                       for o in objects)
-        super().print(*fitted, **kwargs)
+        super().print(*(self._fitted(o) if isinstance(o, Table) else o for o in objects), **kwargs)
+
+    def _fitted(self, table: Table) -> RenderableType:
+        """`table` expanded where its cells cannot all be whole at this width; else the table, its numbers (the
+        right-justified columns) never wrapped and every cell folded rather than cut where rich narrows a column
+        below its longest word (probe 241: run paths read `prune/2026-…` at 98–142 columns)."""
+        if whole_cells_width(table, self) > self.width:
+            return expanded(table)
+        for column in table.columns:
+            column.overflow = "fold"
+            column.no_wrap = column.no_wrap or column.justify == "right"
+        return table
 
 
 console = Console(stderr=True, highlight=False, width=_width(sys.stderr))

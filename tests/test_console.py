@@ -50,6 +50,18 @@ def test_a_table_too_wide_for_the_console_shows_every_number_whole(width: int) -
     assert all(len(line) <= width for line in printed.splitlines())
 
 
+def test_no_cell_is_cut_at_any_width() -> None:
+    """Probe 241: between the width where a table's cells just fit whole and its natural width, rich narrowed the
+    widest column below its longest word and cut it: the report's run paths read `prune/2026-…` at 98–142 columns,
+    `list models` cut weight names. Cells fold there instead; numbers stay on one line."""
+    for width in range(30, 201):
+        table = _report_like()
+        table.add_row("a note with several words that wrap where the table narrows", *ROW[1:])
+        printed = _printed(table, width)
+        assert "…" not in printed and all(len(line) <= width for line in printed.splitlines()), (width, printed)
+        assert all(value in printed for value in ("76.94%", "0.42 M", "0.031", "1.23×")), (width, printed)
+
+
 def test_a_table_that_fits_is_a_table_and_a_footer_is_kept_when_it_does_not() -> None:
     wide = _report_like(footer=True)
     assert whole_cells_width(wide, Console(width=200)) <= 200

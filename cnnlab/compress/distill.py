@@ -55,6 +55,8 @@ MAX_TEMPERATURE = 100.0
 
 
 def check_kd_settings(temperature: float, alpha: float) -> None:
+    """Raises CnnlabError unless MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE (0.01 to 100) and 0 <= alpha <= 1,
+    each with the fix that works."""
     if not temperature > 0:
         raise CnnlabError(f"distill.temperature={temperature} must be positive",
                           fix="use distill.temperature=4 (1 = the teacher's plain probabilities)")

@@ -54,6 +54,9 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class TimingPlan:
+    """How one model is timed: `warmup` untimed calls, then timed calls until both `min_iters` calls and
+    `min_seconds` seconds have passed. Raises CnnlabError for a negative warm-up or time, or fewer than 1 call."""
+
     warmup: int = WARMUP
     min_iters: int = MIN_ITERS
     min_seconds: float = MIN_SECONDS

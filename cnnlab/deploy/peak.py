@@ -32,6 +32,9 @@ _CUDA_FP32_LANES = {(6, 0): 64, (6, 1): 128, (6, 2): 128, (7, 0): 64, (7, 2): 64
 
 @dataclass(frozen=True)
 class PeakEstimate:
+    """A device's theoretical FP32 peak in GFLOP/s (10^9 floating-point operations a second, a multiply-add counted
+    as 2), or None with the reason in `basis`: what bench divides a model's achieved GFLOP/s by."""
+
     gflops: float | None       # None: cannot be estimated honestly here
     basis: str                 # how it was obtained, in words (or why it is unknown)
 
@@ -106,6 +109,7 @@ def occupied_cores(threads: int) -> int:
 
 
 def cpu_peak(threads: int) -> PeakEstimate:
+    """This CPU's FP32 peak in GFLOP/s over the physical cores `threads` intra-op threads occupy (fp32_peak)."""
     info = cpu_info()
     return fp32_peak(occupied_cores(threads), info["flags"], cpu_clock_ghz(), vendor=info.get("vendor"),
                      family=info.get("family"))
@@ -133,6 +137,8 @@ def fp32_peak(cores: int, flags: set[str] | list[str], clock: tuple[float | None
 
 
 def cuda_peak(index: int = 0) -> PeakEstimate:
+    """CUDA device `index`'s FP32 peak in GFLOP/s: FP32 lanes per SM (by compute capability) × SMs × 2 × clock;
+    None (with why) for an architecture or clock not known here."""
     import torch
 
     props = torch.cuda.get_device_properties(index)

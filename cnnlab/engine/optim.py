@@ -284,6 +284,8 @@ def warmup_plan(sched_cfg: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
 
 def build_scheduler(sched_cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, *,
                     steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step LambdaLR for the `sched` section: linear warm-up (warmup_plan) then cosine, step or constant
+    (lr_factor), over `steps_per_epoch` × `epochs` optimizer steps. Raises CnnlabError for an unknown name now."""
     _, warmup, total = warmup_plan(sched_cfg, steps_per_epoch=steps_per_epoch, epochs=epochs)
     kwargs = {"total_steps": total, "warmup_steps": warmup, "name": str(sched_cfg.get("name", "cosine")),
               "min_lr_ratio": float(sched_cfg.get("min_lr_ratio", 0.0)),

@@ -182,6 +182,8 @@ def canonical_name(name: str, *, role: str = "model", refused: Collection[str] =
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The zoo entry of `name` (any case, aliases resolved: canonical_name). Raises CnnlabError for a name not in
+    the zoo, naming the closest model and every choice."""
     return MODELS[canonical_name(name)]
 
 

@@ -47,6 +47,8 @@ def relative(rows: Sequence[Row]) -> bool:
 
 
 def write_trials_csv(path: Path, rows: Sequence[Row]) -> Path:
+    """trials.csv at `path` (atomically): one row per trial, columns CSV_FIELDS — val_acc a fraction, latency_ms and
+    reference_ms in ms, speedup a ratio, flops per image (a multiply-add = 2), seconds of training; returns `path`."""
     lines: list[list[object]] = [list(CSV_FIELDS)]
     for row in rows:
         chosen = " ".join(f"{k}={v}" for k, v in (row.get("params_chosen") or {}).items())

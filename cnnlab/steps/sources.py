@@ -192,6 +192,8 @@ def source_dataset_config(cfg: DictConfig, ctx: RunContext, source: Source,
     if "dataset" in keys and not same_data(recorded, cfg.dataset):
         return cfg.dataset
     config = OmegaConf.create(recorded)
+    if labels == "kept" and "dataset.label_fraction" in typed:
+        refuse_a_fraction_that_reads_nothing(ctx, source, recorded, OmegaConf.select(cfg, "dataset.label_fraction"))
     for key in typed:  # only the settings typed here: not the composed defaults
         top = key.split(".")[1]
         if top not in recorded and ("dataset" not in keys or top not in cfg.dataset):
@@ -254,6 +256,23 @@ def weights_dataset_config(cfg: DictConfig, ctx: RunContext, weights: InitialWei
                      "picks that)", dataset_cfg.get("name"), key)
     check_val_settings(ctx, source, dataset_cfg)
     return dataset_cfg
+
+
+@found_before_work()
+def refuse_a_fraction_that_reads_nothing(ctx: RunContext, source: Source, recorded: Mapping[str, Any],
+                                         typed: Any) -> None:
+    """CnnlabError for a `dataset.label_fraction` typed for a command that reads no training picture (export,
+    evaluate split=val or test) other than the one the model trained on: it would change nothing but the record,
+    which would then say the model trained on other labels (probe 241: an export typed `dataset.label_fraction=1.0`
+    of a model trained on 359 of 1,437 labels recorded 1,437, and `evaluate split=train` of the file scored them)."""
+    trained = recorded.get("label_fraction", 1.0)
+    if typed == trained:
+        return
+    raise CnnlabError(f"dataset.label_fraction={typed}: `cnnlab {ctx.command}` reads no training picture here, so it "
+                      f"would change only the record — which would then say the model trained on other labels "
+                      f"({source.spec} trained on dataset.label_fraction={trained})",
+                      fix="drop dataset.label_fraction= (`cnnlab evaluate split=train` scores the pictures the model "
+                          "trained on)")
 
 
 def settle_label_fraction(cfg: DictConfig, ctx: RunContext, dataset_cfg: DictConfig, source: str,

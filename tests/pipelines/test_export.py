@@ -257,3 +257,11 @@ def test_an_export_and_its_scores_record_the_labels_the_model_trained_on(cli, ou
     assert scored.code == 0 and "label_fraction" not in scored.output, scored.output
     record = read_run(run_dirs(outputs, "evaluate")[-1])
     assert record["dataset"]["config"]["label_fraction"] == 0.5 and record["evaluate"]["n"] == 32  # TINY's val
+    # probe 241: typed, the fraction changed nothing but the record, which then said all 64 labels trained
+    for command in (("export", "export.evaluate=false"), ("evaluate", "split=val")):
+        refused = cli(*command, "source=latest:pretrain", "dataset.label_fraction=1.0")
+        said = " ".join(refused.stderr.split())
+        assert refused.code == 2 and f"`cnnlab {command[0]}` reads no training picture here" in said, said
+        assert "trained on dataset.label_fraction=0.5" in said and "drop dataset.label_fraction=" in said
+    assert len(run_dirs(outputs, "export")) == 1 and len(run_dirs(outputs, "evaluate")) == 3
+    assert cli("export", "source=latest:pretrain", "export.evaluate=false", "dataset.label_fraction=0.5").code == 0

@@ -33,6 +33,7 @@ IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
 
 
 def check_ratio(ratio: float, key: str = "prune.ratio") -> float:
+    """`ratio` (the fraction of channels to remove) as a float in [0, 1); CnnlabError naming `key` otherwise."""
     ratio = float(ratio)
     if not 0.0 <= ratio < 1.0:
         raise CnnlabError(f"{key}={ratio:g} is outside [0, 1)", fix="give the fraction to remove, e.g. 0.5")
