@@ -33,7 +33,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                             f"{subject.num_classes} classes"))
     out.print("RF: receptive field — the input window (px) one output unit sees; +RF: how much this layer widened "
               "it; jump: input pixels between neighbouring units; * the field includes global context from a "
-              "squeeze-excitation gate (docs/inspect.md).", soft_wrap=True)
+              "squeeze-excitation gate (docs/inspect.md).")
     return {"params": table.total_params, "flops": table.total_flops}
 
 

@@ -184,7 +184,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                    "mode": settings.mode, "params": fp32_meta.get("params"), "flops": fp32_meta.get("flops"),
                    "image_size": fp32.spec.size, "num_classes": len(fp32.classes), "file_bytes": target.stat().st_size})
         out.print(result.table(settings.mode))
-        out.print(f"chosen: {result.reason}", soft_wrap=True)
+        out.print(f"chosen: {result.reason}")
     if settings.mode == "dynamic":
         ctx.log.info(DYNAMIC_NOTE)
     if not result.selection.within_budget:

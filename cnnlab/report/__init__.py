@@ -358,21 +358,19 @@ def _plots_of(markdown_file: Path) -> set[str]:
 def print_report(report: Report) -> None:
     from cnnlab.console import out
 
-    def say(line: str) -> None:
-        """run.json text (paths, names) printed as written, control characters escaped, and never broken over lines
-        where the width ends (probe 238: a `cnnlab bench source=PATH` fix split mid-path could not be copied)."""
-        out.print(visible(line), markup=False, highlight=False, soft_wrap=True)
+    def say(line: str) -> None:  # run.json text (paths, names): printed as written, control characters escaped
+        out.print(visible(line), markup=False, highlight=False)
 
     for title, groups in report.seed_groups.items():
         out.print(rich_table(groups, report.base, title))
         found = rich_differences(groups, report.base, title)
         if found is not None:
             out.print(found)
-    out.print(legend(report.comparison), soft_wrap=True)
+    out.print(legend(report.comparison))
     for note in timing_notes(report.seed_groups, report.comparison):
-        out.print(note, markup=False, highlight=False, soft_wrap=True)
+        out.print(note, markup=False, highlight=False)
     if any(group.changes for group in report.all_seed_groups):
-        out.print(f"differences: {DIFFERENCES_LEGEND}", soft_wrap=True)
+        out.print(f"differences: {DIFFERENCES_LEGEND}")
     for note in group_notes(report.all_seed_groups, report.base):
         say(f"partial seed group {note}")
     for note in gone_source_notes(report.all_seed_groups, report.base):
